@@ -1,0 +1,1 @@
+"""content: courses, their lessons, and the concepts lessons teach. Publishes `content.events`."""

@@ -1,0 +1,1 @@
+"""The content store adapters: `embedded` (SQLite) and `mongo` (MongoDB wire protocol)."""

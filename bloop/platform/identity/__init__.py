@@ -1,0 +1,1 @@
+"""identity: tenants and their users. Publishes `user.events`."""

@@ -1,0 +1,28 @@
+"""The events identity publishes on `user.events`. A user's email stays in identity: the events
+carry what other services need to show and authorise a user, and no more."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from bloop.platform.identity.model import Role
+from bloop.platform.kit.events.types import event_type
+
+TOPIC = "user.events"
+
+
+@event_type("bloop.identity.tenant.created", 1, TOPIC)
+class TenantCreated(BaseModel):
+    tenant_id: str
+    name: str
+    created_at: datetime
+
+
+@event_type("bloop.identity.user.registered", 1, TOPIC)
+class UserRegistered(BaseModel):
+    user_id: str
+    display_name: str
+    roles: list[Role]
+    registered_at: datetime

@@ -1,0 +1,1 @@
+"""The identity store adapters: `embedded` (SQLite) and `mongo` (MongoDB wire protocol)."""

@@ -1,0 +1,1 @@
+"""What every Bloop service shares: settings, the app factory, events, stores, errors."""

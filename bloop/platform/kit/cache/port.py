@@ -1,0 +1,27 @@
+"""The cache port: bytes by key, with optional expiry. Keys are namespaced by the adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+
+class Cache(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
+
+    async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None: ...
+
+    async def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> None: ...
+
+    async def delete(self, *keys: str) -> int:
+        """Removes the keys; returns how many existed."""
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Removes every key starting with `prefix` (invalidating a whole aggregate)."""
+
+    async def incr(self, key: str, by: int = 1, ttl_s: float | None = None) -> int:
+        """Adds to an integer counter, creating it (with `ttl_s`) when absent."""
+
+    async def ping(self) -> None: ...

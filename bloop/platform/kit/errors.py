@@ -1,0 +1,130 @@
+"""RFC 9457 problem+json for every error, and 503 + Retry-After when a store is down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("bloop.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error a caller can act on. `code` is stable and machine-readable."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, status: int | None = None, code: str | None = None,
+                 extra: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
+
+
+class NotFound(Problem):
+    status, code = 404, "not_found"
+
+
+class Conflict(Problem):
+    status, code = 409, "conflict"
+
+
+class StoreUnavailable(Problem):
+    """A store a route needs is down; the rest of the platform keeps serving."""
+
+    status, code = 503, "store_unavailable"
+
+    def __init__(self, store: str, reason: str = "", retry_after_s: int = 5) -> None:
+        super().__init__(
+            f"the {store} store is unavailable, try again shortly"
+            + (f" ({reason})" if reason else ""),
+            extra={"store": store}, headers={"Retry-After": str(retry_after_s)},
+        )
+
+
+def problem_response(status: int, code: str, detail: str, *, instance: str | None = None,
+                     extra: Mapping[str, Any] | None = None,
+                     headers: Mapping[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://bloop.dev/problems/{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
+
+
+def _unavailable_store(exc: BaseException) -> str | None:
+    """Names the store when `exc` means a store cannot be reached."""
+    module = type(exc).__module__.split(".")[0]
+    kinds = {
+        "pymongo": ("ServerSelectionTimeoutError", "AutoReconnect", "NetworkTimeout",
+                    "ConnectionFailure"),
+        "neo4j": ("ServiceUnavailable", "SessionExpired"),
+        "redis": ("ConnectionError", "TimeoutError"),
+        "aiokafka": ("KafkaConnectionError", "KafkaTimeoutError"),
+        "influxdb_client": ("ApiException",),
+    }
+    names = {c.__name__ for c in type(exc).__mro__}
+    stores = {"pymongo": "mongodb", "neo4j": "neo4j", "redis": "redis", "aiokafka": "kafka",
+              "influxdb_client": "influxdb"}
+    if module in kinds and names & set(kinds[module]):
+        return stores[module]
+    if isinstance(exc, (ConnectionRefusedError, TimeoutError)):
+        return "backing"
+    return None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.code, exc.detail, instance=request.url.path,
+                                extra=exc.extra, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        detail = f"{'.'.join(first['loc'])}: {first['msg']}" if first["loc"] else str(first["msg"])
+        return problem_response(422, "validation_failed", detail, instance=request.url.path,
+                                extra={"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        return problem_response(exc.status_code, code, str(exc.detail), instance=request.url.path,
+                                headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        store = _unavailable_store(exc)
+        if store:
+            log.warning("store unavailable", extra={"store": store, "error": repr(exc)})
+            err = StoreUnavailable(store)
+            return problem_response(err.status, err.code, err.detail, instance=request.url.path,
+                                    extra=err.extra, headers=err.headers)
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return problem_response(500, "internal_error", "an unexpected error occurred",
+                                instance=request.url.path)

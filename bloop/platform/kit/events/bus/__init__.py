@@ -1,0 +1,3 @@
+from bloop.platform.kit.events.bus.port import EventBus, Handler, Message, Subscription
+
+__all__ = ["EventBus", "Handler", "Message", "Subscription"]

@@ -1,0 +1,214 @@
+"""The Kafka adapter: an idempotent producer (acks=all) keyed by aggregate id, and consumer
+groups that commit offsets only after the handler (or the dead-letter topic) took the event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from bloop.platform.kit.errors import StoreUnavailable
+from bloop.platform.kit.events.bus.port import DLQ_SUFFIX, Message, Subscription
+from bloop.platform.kit.events.bus.processor import EventProcessor
+from bloop.platform.kit.events.dedupe import ProcessedEvents
+from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.metrics import Metrics
+from bloop.platform.kit.settings import KafkaSettings
+
+log = logging.getLogger("bloop.events.kafka")
+
+
+class KafkaEventBus:
+    def __init__(self, settings: KafkaSettings, registry: EventRegistry,
+                 processed: ProcessedEvents, metrics: Metrics) -> None:
+        self.settings, self.registry, self.processed, self.metrics = (
+            settings, registry, processed, metrics)
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
+        self._subs: list[Subscription] = []
+        self._consumers: dict[str, AIOKafkaConsumer] = {}
+        self._positions: dict[str, dict[TopicPartition, int]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._topics_ready: set[str] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._started = True
+        for sub in self._subs:
+            self._launch(sub)
+
+    def subscribe(self, subscription: Subscription) -> None:
+        self._subs.append(subscription)
+        if self._started:
+            self._launch(subscription)
+
+    def _launch(self, sub: Subscription) -> None:
+        self._tasks.append(asyncio.create_task(self._consume(sub), name=f"consume:{sub.group}"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+
+    async def ping(self) -> None:
+        host, _, port = self.settings.bootstrap.split(",")[0].rpartition(":")
+        _, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        await self.ensure_topics(["bloop.ping"])
+
+    # -- topics -----------------------------------------------------------------------------
+    async def ensure_topics(self, topics: Sequence[str]) -> None:
+        missing = [t for t in topics if t not in self._topics_ready]
+        if not missing:
+            return
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap,
+                                    client_id=f"{self.settings.client_id}-admin",
+                                    request_timeout_ms=self.settings.request_timeout_ms)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            new = [NewTopic(t, num_partitions=self.settings.partitions, replication_factor=1)
+                   for t in missing if t not in existing]
+            if new:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(new)
+        finally:
+            await admin.close()
+        self._topics_ready.update(missing)
+
+    # -- producing --------------------------------------------------------------------------
+    async def _get_producer(self) -> AIOKafkaProducer:
+        async with self._producer_lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.settings.bootstrap, client_id=self.settings.client_id,
+                    enable_idempotence=True, acks="all", linger_ms=2,
+                    request_timeout_ms=self.settings.request_timeout_ms,
+                    max_batch_size=1_048_576,
+                )
+                try:
+                    await producer.start()
+                except Exception as exc:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                    raise StoreUnavailable("kafka", type(exc).__name__) from exc
+                self._producer = producer
+            return self._producer
+
+    async def _reset_producer(self) -> None:
+        async with self._producer_lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        await self.ensure_topics(sorted({m.topic for m in messages}))
+        producer = await self._get_producer()
+        try:
+            futures = [
+                await producer.send(m.topic, m.value, key=m.key, headers=list(m.headers))
+                for m in messages
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            # The idempotent producer's sequence state may be stale after a broker failure;
+            # a fresh producer (new producer id) is the safe way on, duplicates are dropped
+            # by consumers.
+            await self._reset_producer()
+            raise StoreUnavailable("kafka", type(exc).__name__) from exc
+        for m in messages:
+            type_id = dict(m.headers).get("type", b"").decode()
+            self.metrics.events_published.labels(m.topic, type_id).inc()
+
+    # -- consuming --------------------------------------------------------------------------
+    async def drained(self, group: str) -> bool:
+        consumer = self._consumers.get(group)
+        if consumer is None:
+            return False
+        assignment = consumer.assignment()
+        if not assignment:
+            return False
+        ends = await consumer.end_offsets(list(assignment))
+        done = self._positions.get(group, {})
+        return all(done.get(tp, 0) >= end for tp, end in ends.items() if end > 0)
+
+    async def _consume(self, sub: Subscription) -> None:
+        processor = EventProcessor(sub, self.registry, self.processed, self.publish, self.metrics,
+                                   max_attempts=self.settings.max_attempts,
+                                   backoff_s=self.settings.retry_backoff_s)
+        delay = 0.5
+        while True:
+            try:
+                await self.ensure_topics([*sub.topics, *(t + DLQ_SUFFIX for t in sub.topics)])
+                await self._run_consumer(sub, processor)
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer stopped; restarting", extra={
+                    "group": sub.group, "error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _run_consumer(self, sub: Subscription, processor: EventProcessor) -> None:
+        consumer = AIOKafkaConsumer(
+            *sub.topics, bootstrap_servers=self.settings.bootstrap, group_id=sub.group,
+            client_id=f"{self.settings.client_id}-{sub.group}", enable_auto_commit=False,
+            auto_offset_reset="earliest", request_timeout_ms=max(self.settings.request_timeout_ms, 40_000),
+            max_poll_records=500,
+        )
+        await consumer.start()
+        self._consumers[sub.group] = consumer
+        positions = self._positions.setdefault(sub.group, {})
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=500)
+                for tp, records in batches.items():
+                    for r in records:
+                        await processor.process(Message(
+                            topic=r.topic, key=r.key, value=r.value, headers=tuple(r.headers),
+                            partition=r.partition, offset=r.offset))
+                    next_offset = records[-1].offset + 1
+                    await self._commit(consumer, tp, next_offset)
+                    positions[tp] = next_offset
+                    end = consumer.highwater(tp)
+                    if end is not None:
+                        self.metrics.consumer_lag.labels(tp.topic, str(tp.partition), sub.group).set(
+                            max(end - next_offset, 0))
+        finally:
+            self._consumers.pop(sub.group, None)
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+
+    @staticmethod
+    async def _commit(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        delay = 0.2
+        for _ in range(20):
+            try:
+                await consumer.commit({tp: offset})
+                return
+            except KafkaError as exc:
+                if not getattr(exc, "retriable", False) and "Rebalance" not in type(exc).__name__:
+                    raise
+                log.warning("offset commit failed; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise RuntimeError("could not commit offsets")

@@ -1,0 +1,56 @@
+"""The event bus port: ordered publishing, and consumer groups that commit after their handler."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bloop.platform.kit.events.envelope import Envelope
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+    partition: int = 0
+    offset: int = -1
+
+    @classmethod
+    def of(cls, envelope: Envelope, topic: str) -> Message:
+        return cls(topic=topic, key=envelope.key, value=envelope.to_bytes(),
+                   headers=(("type", envelope.type.encode()),))
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A consumer group reading `topics`; only events whose type is in `types` reach the
+    handler (all registered types when `types` is empty), the rest are committed and skipped."""
+
+    group: str
+    topics: tuple[str, ...]
+    handler: Handler
+    types: frozenset[str] = field(default_factory=frozenset)
+
+
+class EventBus(Protocol):
+    async def start(self) -> None:
+        """Connects and starts the consumers of every subscription made so far."""
+
+    async def close(self) -> None: ...
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        """Publishes in order and returns once every message is durably stored; raises if not."""
+
+    def subscribe(self, subscription: Subscription) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def drained(self, group: str) -> bool:
+        """True when `group` has processed everything published to its topics so far."""

@@ -1,0 +1,74 @@
+"""The MongoDB outbox: pending events live in the aggregate's own document (`_outbox`), so the
+state change and its events are one single-document write. Works on MongoDB and FerretDB v1
+(no multi-document transactions needed)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox.port import Pending, entry_of, message_of
+from bloop.platform.kit.events.types import EventRegistry
+
+Doc = dict[str, Any]
+FIELD, FLAG = "_outbox", "_outbox_pending"
+
+
+class MongoOutbox:
+    def __init__(self, collections: Sequence[AsyncCollection[Doc]], registry: EventRegistry,
+                 name: str = "mongo-outbox") -> None:
+        self.collections, self.registry, self.name = list(collections), registry, name
+
+    async def setup(self) -> None:
+        for coll in self.collections:
+            await coll.create_index([(FLAG, ASCENDING)], name="outbox_pending")
+
+    def _entries(self, envelopes: Sequence[Envelope]) -> list[Doc]:
+        now = time.time()
+        return [entry_of(e, self.registry) | {"at": now} for e in envelopes]
+
+    def with_events(self, update: Doc, *envelopes: Envelope) -> Doc:
+        """Adds the events to an update document (`update_one`, `find_one_and_update`)."""
+        out = {op: dict(fields) for op, fields in update.items()}
+        out.setdefault("$push", {})[FIELD] = {"$each": self._entries(envelopes)}
+        out.setdefault("$set", {})[FLAG] = True
+        return out
+
+    def new_document(self, doc: Doc, *envelopes: Envelope) -> Doc:
+        """A document to insert, carrying its creation events."""
+        return {**doc, FIELD: self._entries(envelopes), FLAG: True}
+
+    async def pending(self, limit: int) -> list[Pending]:
+        out: list[Pending] = []
+        for coll in self.collections:
+            cursor = coll.find({FLAG: True}, {FIELD: 1}).limit(limit)
+            async for doc in cursor:
+                for entry in doc.get(FIELD, []):
+                    out.append(Pending(ref=(coll, doc["_id"], entry["id"]), message=message_of(entry)))
+                if len(out) >= limit:
+                    return out
+        return out
+
+    async def mark_sent(self, sent: Sequence[Pending]) -> None:
+        by_doc: dict[tuple[int, Any], tuple[AsyncCollection[Doc], list[str]]] = {}
+        for p in sent:
+            coll, doc_id, event_id = p.ref
+            by_doc.setdefault((id(coll), doc_id), (coll, []))[1].append(event_id)
+        for (_, doc_id), (coll, ids) in by_doc.items():
+            await coll.update_one({"_id": doc_id}, {"$pull": {FIELD: {"id": {"$in": ids}}}})
+            # Only clears the flag when no event was added since we read the document.
+            await coll.update_one({"_id": doc_id, FIELD: {"$size": 0}}, {"$set": {FLAG: False}})
+
+    async def count_pending(self) -> int:
+        total = 0
+        for coll in self.collections:
+            total += await coll.count_documents({FLAG: True})
+        return total
+
+    async def prune(self, older_than_s: float) -> int:
+        return 0

@@ -1,0 +1,70 @@
+"""The Neo4j outbox: `add` writes `:BloopOutbox` nodes in the caller's transaction. A sequence
+node numbers them, so the relay publishes in commit order."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from neo4j import AsyncDriver, AsyncManagedTransaction
+
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox.port import Pending, entry_of, message_of
+from bloop.platform.kit.events.types import EventRegistry
+
+ADD = """
+MERGE (s:BloopOutboxSeq {name: $name})
+SET s.n = coalesce(s.n, 0) + size($events)
+WITH s.n - size($events) AS base
+UNWIND range(0, size($events) - 1) AS i
+WITH base, i, $events[i] AS e
+CREATE (:BloopOutbox {name: $name, seq: base + i + 1, id: e.id, topic: e.topic, key: e.key,
+                      type: e.type, value: e.value, created_at: timestamp()})
+"""
+
+
+class Neo4jOutbox:
+    def __init__(self, driver: AsyncDriver, registry: EventRegistry, database: str = "neo4j",
+                 name: str = "neo4j-outbox") -> None:
+        self.driver, self.registry, self.database, self.name = driver, registry, database, name
+
+    async def setup(self) -> None:
+        for q in (
+            "CREATE CONSTRAINT bloop_outbox_id IF NOT EXISTS FOR (e:BloopOutbox) REQUIRE e.id IS UNIQUE",
+            "CREATE INDEX bloop_outbox_seq IF NOT EXISTS FOR (e:BloopOutbox) ON (e.name, e.seq)",
+            "CREATE INDEX bloop_outbox_sent IF NOT EXISTS FOR (e:BloopOutbox) ON (e.sent_at)",
+            "CREATE CONSTRAINT bloop_outbox_seq_name IF NOT EXISTS FOR (s:BloopOutboxSeq) REQUIRE s.name IS UNIQUE",
+        ):
+            await self.driver.execute_query(q, database_=self.database)
+
+    async def add(self, tx: AsyncManagedTransaction, *envelopes: Envelope) -> None:
+        """Call inside the transaction function that changes the state these events describe."""
+        events = [entry_of(e, self.registry) for e in envelopes]
+        result = await tx.run(ADD, name=self.name, events=events)
+        await result.consume()
+
+    async def pending(self, limit: int) -> list[Pending]:
+        records, _, _ = await self.driver.execute_query(
+            "MATCH (e:BloopOutbox {name: $name}) WHERE e.sent_at IS NULL "
+            "RETURN e.seq AS seq, e.id AS id, e.topic AS topic, e.key AS key, e.type AS type, "
+            "e.value AS value ORDER BY e.seq LIMIT $limit",
+            name=self.name, limit=limit, database_=self.database, routing_="r")
+        return [Pending(ref=r["id"], message=message_of(dict(r))) for r in records]
+
+    async def mark_sent(self, sent: Sequence[Pending]) -> None:
+        await self.driver.execute_query(
+            "MATCH (e:BloopOutbox) WHERE e.id IN $ids SET e.sent_at = $now",
+            ids=[p.ref for p in sent], now=time.time(), database_=self.database)
+
+    async def count_pending(self) -> int:
+        records, _, _ = await self.driver.execute_query(
+            "MATCH (e:BloopOutbox {name: $name}) WHERE e.sent_at IS NULL RETURN count(e) AS n",
+            name=self.name, database_=self.database, routing_="r")
+        return int(records[0]["n"])
+
+    async def prune(self, older_than_s: float) -> int:
+        records, _, _ = await self.driver.execute_query(
+            "MATCH (e:BloopOutbox {name: $name}) WHERE e.sent_at < $cutoff "
+            "WITH e LIMIT 10000 DELETE e RETURN count(*) AS n",
+            name=self.name, cutoff=time.time() - older_than_s, database_=self.database)
+        return int(records[0]["n"])

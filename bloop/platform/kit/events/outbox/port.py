@@ -1,0 +1,51 @@
+"""The outbox: events stored in the same atomic write as the state they describe, published
+later by a relay. Each store has its own way to write them; all expose this port to the relay."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bloop.platform.kit.events.bus.port import Message
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.types import EventRegistry
+
+
+@dataclass(frozen=True)
+class Pending:
+    ref: Any
+    message: Message
+
+
+class OutboxStore(Protocol):
+    name: str
+
+    async def pending(self, limit: int) -> list[Pending]:
+        """Unsent events, oldest first (per aggregate, in the order they were written)."""
+
+    async def mark_sent(self, sent: Sequence[Pending]) -> None: ...
+
+    async def count_pending(self) -> int: ...
+
+    async def prune(self, older_than_s: float) -> int:
+        """Forgets events sent more than `older_than_s` ago; returns how many."""
+
+
+def entry_of(envelope: Envelope, registry: EventRegistry) -> dict[str, Any]:
+    """The stored form of an event: its topic comes from its registered type."""
+    et = registry.get(envelope.type)
+    et.parse(envelope)
+    return {
+        "id": str(envelope.id),
+        "topic": et.topic,
+        "key": envelope.subject,
+        "type": envelope.type,
+        "value": envelope.to_bytes().decode(),
+    }
+
+
+def message_of(entry: dict[str, Any]) -> Message:
+    return Message(topic=entry["topic"], key=str(entry["key"]).encode(),
+                   value=str(entry["value"]).encode(),
+                   headers=(("type", str(entry["type"]).encode()),))

@@ -1,0 +1,78 @@
+"""Publishes an outbox's pending events in order and marks them sent. While the bus is down
+the events wait in the outbox; nothing is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from bloop.platform.kit.events.bus.port import EventBus
+from bloop.platform.kit.events.outbox.port import OutboxStore
+from bloop.platform.kit.metrics import Metrics
+from bloop.platform.kit.settings import OutboxSettings
+
+log = logging.getLogger("bloop.outbox")
+
+
+class OutboxRelay:
+    def __init__(self, outbox: OutboxStore, bus: EventBus, metrics: Metrics,
+                 settings: OutboxSettings) -> None:
+        self.outbox, self.bus, self.metrics, self.settings = outbox, bus, metrics, settings
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_prune = 0.0
+
+    def wake(self) -> None:
+        """Called after a write so the event goes out now rather than at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        batch = await self.outbox.pending(self.settings.batch_size)
+        if batch:
+            await self.bus.publish([p.message for p in batch])
+            await self.outbox.mark_sent(batch)
+        if time.monotonic() - self._last_prune > 60:
+            self._last_prune = time.monotonic()
+            await self.outbox.prune(self.settings.keep_sent_s)
+        return len(batch)
+
+    async def flush(self, timeout_s: float = 30) -> None:
+        """Publishes until nothing is pending (for shutdown, seeding and tests)."""
+        deadline = time.monotonic() + timeout_s
+        while await self.run_once():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"outbox {self.outbox.name} still has pending events")
+
+    async def run(self) -> None:
+        delay = self.settings.poll_interval_s
+        while True:
+            self._wake.clear()
+            try:
+                sent = await self.run_once()
+                self.metrics.outbox_pending.labels(self.outbox.name).set(
+                    await self.outbox.count_pending())
+                delay = self.settings.poll_interval_s
+                if sent == self.settings.batch_size:
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay cannot publish yet; events wait", extra={
+                    "outbox": self.outbox.name, "error": repr(exc)})
+                delay = min(max(delay, 0.2) * 2, 5.0)
+                await asyncio.sleep(delay)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"outbox:{self.outbox.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

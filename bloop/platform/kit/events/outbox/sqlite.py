@@ -1,0 +1,56 @@
+"""The SQLite outbox: `add` runs inside the caller's `SqliteDB.transaction`, beside its writes."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox.port import Pending, entry_of, message_of
+from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.sqlite import SqliteDB
+
+
+class SqliteOutbox:
+    def __init__(self, db: SqliteDB, registry: EventRegistry, name: str = "outbox") -> None:
+        self.db, self.registry, self.name = db, registry, name
+        self.table = name
+
+    async def setup(self) -> None:
+        await self.db.run(lambda c: c.executescript(
+            f"CREATE TABLE IF NOT EXISTS {self.table} ("
+            " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, topic TEXT NOT NULL,"
+            " key TEXT NOT NULL, type TEXT NOT NULL, value TEXT NOT NULL, created_at REAL NOT NULL,"
+            " sent_at REAL);"
+            f"CREATE INDEX IF NOT EXISTS {self.table}_pending ON {self.table} (sent_at, seq);"))
+
+    def add(self, conn: sqlite3.Connection, *envelopes: Envelope) -> None:
+        """Call inside the transaction that changes the state these events describe."""
+        now = time.time()
+        conn.executemany(
+            f"INSERT INTO {self.table} (id, topic, key, type, value, created_at)"
+            " VALUES (:id, :topic, :key, :type, :value, :created_at)",
+            [entry_of(e, self.registry) | {"created_at": now} for e in envelopes])
+
+    async def pending(self, limit: int) -> list[Pending]:
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT seq, id, topic, key, type, value FROM {self.table}"
+            " WHERE sent_at IS NULL ORDER BY seq LIMIT ?", (limit,)).fetchall())
+        return [Pending(ref=r["seq"], message=message_of(dict(r))) for r in rows]
+
+    async def mark_sent(self, sent: Sequence[Pending]) -> None:
+        now = time.time()
+        await self.db.transaction(lambda c: c.executemany(
+            f"UPDATE {self.table} SET sent_at=? WHERE seq=?", [(now, p.ref) for p in sent]))
+
+    async def count_pending(self) -> int:
+        row = await self.db.run(lambda c: c.execute(
+            f"SELECT count(*) FROM {self.table} WHERE sent_at IS NULL").fetchone())
+        return int(row[0])
+
+    async def prune(self, older_than_s: float) -> int:
+        cutoff = time.time() - older_than_s
+        cur = await self.db.run(lambda c: c.execute(
+            f"DELETE FROM {self.table} WHERE sent_at IS NOT NULL AND sent_at < ?", (cutoff,)))
+        return int(cur.rowcount)

@@ -1,0 +1,73 @@
+"""Liveness and readiness: `/healthz` says the process runs, `/readyz` checks each dependency."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from bloop.platform.kit.metrics import CONTENT_TYPE_LATEST
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A dependency to check: `check` raises when it is not usable."""
+
+    name: str
+    check: Callable[[], Awaitable[object]]
+    timeout_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    name: str
+    up: bool
+    latency_ms: float
+    error: str | None = None
+
+
+async def run_probe(probe: Probe) -> ProbeResult:
+    start = time.perf_counter()
+    try:
+        await asyncio.wait_for(probe.check(), probe.timeout_s)
+    except Exception as exc:
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return ProbeResult(probe.name, False, _ms(start), f"{type(exc).__name__}: {detail}")
+    return ProbeResult(probe.name, True, _ms(start))
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 2)
+
+
+def ops_router() -> APIRouter:
+    router = APIRouter(tags=["ops"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        probes: list[Probe] = request.app.state.platform.probes
+        results = await asyncio.gather(*(run_probe(p) for p in probes))
+        ready = all(r.up for r in results)
+        body = {
+            "status": "ready" if ready else "unready",
+            "checks": {
+                r.name: {"state": "up" if r.up else "down", "latency_ms": r.latency_ms}
+                | ({"error": r.error} if r.error else {})
+                for r in results
+            },
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @router.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        return Response(request.app.state.platform.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,172 @@
+"""One settings class per concern, all read from `BLOOP_*` environment variables.
+
+The defaults run every store embedded, so `bloop serve` needs no configuration at all.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+StoreMode = Literal["embedded", "real"]
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True)
+
+
+class RuntimeSettings(BaseSettings):
+    model_config = _config("BLOOP_")
+
+    store: StoreMode = "embedded"
+    data_dir: Path = Path(".bloop")
+    seed_demo: bool = True
+    instance: str = Field(default="bloop", min_length=1)
+
+
+class HttpSettings(BaseSettings):
+    model_config = _config("BLOOP_HTTP_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+
+class LogSettings(BaseSettings):
+    model_config = _config("BLOOP_LOG_")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = Field(default=True, alias="BLOOP_LOG_JSON")
+
+
+class KafkaSettings(BaseSettings):
+    model_config = _config("BLOOP_KAFKA_")
+
+    adapter: StoreMode | None = None
+    bootstrap: str = "127.0.0.1:9092"
+    client_id: str = "bloop"
+    partitions: int = Field(default=3, ge=1)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    retry_backoff_s: float = Field(default=0.2, ge=0)
+    request_timeout_ms: int = Field(default=10_000, ge=1000)
+
+
+class MongoSettings(BaseSettings):
+    model_config = _config("BLOOP_MONGO_")
+
+    adapter: StoreMode | None = None
+    url: str = "mongodb://127.0.0.1:27017"
+    timeout_ms: int = Field(default=2000, ge=100)
+
+
+class Neo4jSettings(BaseSettings):
+    model_config = _config("BLOOP_NEO4J_")
+
+    adapter: StoreMode | None = None
+    url: str = "bolt://127.0.0.1:7687"
+    user: str = "neo4j"
+    password: str = "bloop-neo4j-pass"
+    timeout_s: float = Field(default=2.0, gt=0)
+
+
+class RedisSettings(BaseSettings):
+    model_config = _config("BLOOP_REDIS_")
+
+    adapter: StoreMode | None = None
+    url: str = "redis://127.0.0.1:6379/0"
+    timeout_s: float = Field(default=1.0, gt=0)
+
+
+class InfluxSettings(BaseSettings):
+    model_config = _config("BLOOP_INFLUX_")
+
+    adapter: StoreMode | None = None
+    url: str = "http://127.0.0.1:8086"
+    token: str = "bloop:bloop"
+    org: str = "-"
+    bucket: str = "bloop/autogen"
+    timeout_ms: int = Field(default=2000, ge=100)
+
+
+class OutboxSettings(BaseSettings):
+    model_config = _config("BLOOP_OUTBOX_")
+
+    poll_interval_s: float = Field(default=0.5, gt=0)
+    batch_size: int = Field(default=500, ge=1)
+    keep_sent_s: float = Field(default=86_400, ge=0)
+
+
+class Settings:
+    """Every concern's settings, read once. Invalid values raise `SettingsError`."""
+
+    def __init__(self, **overrides: BaseSettings) -> None:
+        self._overrides = overrides
+        for name in ("runtime", "http", "log", "kafka", "mongo", "neo4j", "redis", "influx",
+                     "outbox"):
+            getattr(self, name)
+
+    def _get(self, name: str, cls: type[BaseSettings]) -> BaseSettings:
+        if name in self._overrides:
+            return self._overrides[name]
+        try:
+            return cls()
+        except ValidationError as exc:
+            raise SettingsError.from_validation(cls, exc) from None
+
+    @cached_property
+    def runtime(self) -> RuntimeSettings:
+        return self._get("runtime", RuntimeSettings)  # type: ignore[return-value]
+
+    @cached_property
+    def http(self) -> HttpSettings:
+        return self._get("http", HttpSettings)  # type: ignore[return-value]
+
+    @cached_property
+    def log(self) -> LogSettings:
+        return self._get("log", LogSettings)  # type: ignore[return-value]
+
+    @cached_property
+    def kafka(self) -> KafkaSettings:
+        return self._get("kafka", KafkaSettings)  # type: ignore[return-value]
+
+    @cached_property
+    def mongo(self) -> MongoSettings:
+        return self._get("mongo", MongoSettings)  # type: ignore[return-value]
+
+    @cached_property
+    def neo4j(self) -> Neo4jSettings:
+        return self._get("neo4j", Neo4jSettings)  # type: ignore[return-value]
+
+    @cached_property
+    def redis(self) -> RedisSettings:
+        return self._get("redis", RedisSettings)  # type: ignore[return-value]
+
+    @cached_property
+    def influx(self) -> InfluxSettings:
+        return self._get("influx", InfluxSettings)  # type: ignore[return-value]
+
+    @cached_property
+    def outbox(self) -> OutboxSettings:
+        return self._get("outbox", OutboxSettings)  # type: ignore[return-value]
+
+    def mode(self, store: Literal["kafka", "mongo", "neo4j", "redis", "influx"]) -> StoreMode:
+        """The adapter for one store: its own `BLOOP_<STORE>_ADAPTER`, else `BLOOP_STORE`."""
+        chosen: StoreMode | None = getattr(self, store).adapter
+        return chosen or self.runtime.store
+
+
+class SettingsError(Exception):
+    """A setting that cannot be used; its message is one line naming the variable."""
+
+    @classmethod
+    def from_validation(cls, settings_cls: type[BaseSettings], exc: ValidationError) -> SettingsError:
+        prefix = str(settings_cls.model_config.get("env_prefix", ""))
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        alias = settings_cls.model_fields[field].alias if field in settings_cls.model_fields else None
+        name = alias or f"{prefix}{field}".upper()
+        return cls(f"invalid setting {name}={err.get('input')!r}: {err['msg']}")

@@ -1,0 +1,134 @@
+"""The one place that picks an adapter for each port and builds every client.
+
+`BLOOP_STORE=embedded` (the default) runs on SQLite files and in-process adapters under
+`BLOOP_DATA_DIR`; `BLOOP_STORE=real` uses the servers at the configured URLs. Each store can be
+switched on its own with `BLOOP_<STORE>_ADAPTER`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from neo4j import AsyncDriver
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from bloop.platform.kit import stores
+from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
+from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
+from bloop.platform.kit.events.bus.kafka import KafkaEventBus
+from bloop.platform.kit.events.bus.port import EventBus
+from bloop.platform.kit.events.dedupe import (
+    ProcessedEvents,
+    RedisProcessedEvents,
+    SqliteProcessedEvents,
+)
+from bloop.platform.kit.events.outbox import OutboxRelay, OutboxStore
+from bloop.platform.kit.events.types import EventRegistry, registry
+from bloop.platform.kit.health import Probe
+from bloop.platform.kit.metrics import Metrics
+from bloop.platform.kit.settings import Settings
+from bloop.platform.kit.sqlite import SqliteDB
+
+
+class StoreMissing(RuntimeError):
+    pass
+
+
+class Platform:
+    """Every client and adapter of one process. Built in the app's lifespan, closed at its end."""
+
+    def __init__(self, settings: Settings, events: EventRegistry = registry) -> None:
+        self.settings = settings
+        self.events = events
+        self.metrics = Metrics()
+        self.probes: list[Probe] = []
+        self.relays: list[OutboxRelay] = []
+        self._sqlite: dict[str, SqliteDB] = {}
+        self._closers: list[Callable[[], Any]] = []
+
+        self.mongo: AsyncMongoClient[dict[str, Any]] | None = None
+        self.neo4j: AsyncDriver | None = None
+        self.redis: Redis | None = None
+        self.influx: InfluxDBClientAsync | None = None
+        if settings.mode("mongo") == "real":
+            self.mongo = stores.mongo_client(settings.mongo)
+            mongo = self.mongo
+            self._probe("mongodb", lambda: stores.ping_mongo(mongo))
+            self._closers.append(mongo.close)
+        if settings.mode("neo4j") == "real":
+            self.neo4j = stores.neo4j_driver(settings.neo4j)
+            neo = self.neo4j
+            self._probe("neo4j", lambda: stores.ping_neo4j(neo))
+            self._closers.append(neo.close)
+        if settings.mode("redis") == "real":
+            self.redis = stores.redis_client(settings.redis)
+            red = self.redis
+            self._probe("redis", lambda: stores.ping_redis(red))
+            self._closers.append(red.aclose)
+        if settings.mode("influx") == "real":
+            self.influx = stores.influx_client(settings.influx)
+            influx = self.influx
+            self._probe("influxdb", lambda: stores.ping_influx(influx))
+            self._closers.append(influx.close)
+
+        self.cache: Cache = RedisCache(self.redis) if self.redis is not None else MemoryCache()
+        self.processed: ProcessedEvents
+        if self.redis is not None:
+            self.processed = RedisProcessedEvents(self.redis)
+        else:
+            self.processed = SqliteProcessedEvents(self.sqlite("events"))
+        self.bus: EventBus
+        if settings.mode("kafka") == "real":
+            self.bus = KafkaEventBus(settings.kafka, events, self.processed, self.metrics)
+            self._probe("kafka", self.bus.ping)
+        else:
+            self.bus = EmbeddedEventBus(
+                self.sqlite("events"), events, self.processed, self.metrics,
+                max_attempts=settings.kafka.max_attempts, backoff_s=settings.kafka.retry_backoff_s,
+                poll_interval_s=settings.outbox.poll_interval_s)
+
+    def _probe(self, name: str, check: Callable[[], Any]) -> None:
+        self.probes.append(Probe(name, check))
+
+    def sqlite(self, name: str) -> SqliteDB:
+        """The embedded database `name` (one file per service under the data dir)."""
+        if name not in self._sqlite:
+            db = SqliteDB(self.settings.runtime.data_dir / f"{name}.sqlite3")
+            self._sqlite[name] = db
+            self._probe(f"sqlite:{name}", db.ping)
+        return self._sqlite[name]
+
+    def require_mongo(self) -> AsyncMongoClient[dict[str, Any]]:
+        if self.mongo is None:
+            raise StoreMissing("this adapter needs BLOOP_STORE=real or BLOOP_MONGO_ADAPTER=real")
+        return self.mongo
+
+    def require_neo4j(self) -> AsyncDriver:
+        if self.neo4j is None:
+            raise StoreMissing("this adapter needs BLOOP_STORE=real or BLOOP_NEO4J_ADAPTER=real")
+        return self.neo4j
+
+    def add_outbox(self, outbox: OutboxStore) -> OutboxRelay:
+        relay = OutboxRelay(outbox, self.bus, self.metrics, self.settings.outbox)
+        self.relays.append(relay)
+        return relay
+
+    async def start(self) -> None:
+        if isinstance(self.processed, SqliteProcessedEvents):
+            await self.processed.setup()
+        await self.bus.start()
+        for relay in self.relays:
+            relay.start()
+
+    async def close(self) -> None:
+        for relay in self.relays:
+            await relay.stop()
+        with contextlib.suppress(Exception):
+            await self.bus.close()
+        await stores.close_all(*(close() for close in reversed(self._closers)))
+        for db in self._sqlite.values():
+            await db.close()

@@ -1,0 +1,45 @@
+"""The services one process can run. `bloop serve` mounts all of them; `bloop serve NAME` one."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter
+
+from bloop.platform.kit.events.bus.port import Subscription
+from bloop.platform.kit.wiring import Platform
+
+
+@dataclass
+class Mounted:
+    """What a service brings to a process once its stores are set up."""
+
+    subscriptions: Sequence[Subscription] = ()
+    seed: Callable[[], Awaitable[None]] | None = None
+    close: Callable[[], Awaitable[None]] | None = None
+    state: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    mount: Callable[[Platform], Awaitable[Mounted]]
+    routers: Callable[[], Sequence[APIRouter]] = tuple
+
+
+def available() -> dict[str, Service]:
+    from bloop.platform.content.wiring import SERVICE as content
+    from bloop.platform.identity.wiring import SERVICE as identity
+
+    return {s.name: s for s in (identity, content)}
+
+
+def select(names: Sequence[str] | None) -> list[Service]:
+    services = available()
+    if not names:
+        return list(services.values())
+    unknown = [n for n in names if n not in services]
+    if unknown:
+        raise ValueError(f"unknown service {unknown[0]!r}; choose from {', '.join(services)}")
+    return [services[n] for n in names]

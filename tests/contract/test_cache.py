@@ -1,0 +1,65 @@
+"""The Cache contract over the in-process cache and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bloop.platform.kit import stores
+from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
+from bloop.platform.kit.settings import RedisSettings
+from tests.support import require_server
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def cache(request: pytest.FixtureRequest) -> AsyncIterator[Cache]:
+    if request.param == "memory":
+        yield MemoryCache()
+        return
+    require_server("redis")
+    client = stores.redis_client(RedisSettings())
+    c = RedisCache(client, namespace=f"test:{uuid.uuid4().hex[:8]}")
+    yield c
+    await c.delete_prefix("")
+    await client.aclose()
+
+
+async def test_set_get_delete(cache: Cache) -> None:
+    assert await cache.get("lesson:1") is None
+    await cache.set("lesson:1", b"\x00body")
+    assert await cache.get("lesson:1") == b"\x00body"
+    assert await cache.delete("lesson:1", "lesson:missing") == 1
+    assert await cache.get("lesson:1") is None
+
+
+async def test_entries_expire(cache: Cache) -> None:
+    await cache.set("short", b"1", ttl_s=0.2)
+    await cache.set("long", b"2", ttl_s=30)
+    await asyncio.sleep(0.35)
+    assert await cache.get("short") is None
+    assert await cache.get("long") == b"2"
+
+
+async def test_many_at_once(cache: Cache) -> None:
+    await cache.set_many({"a": b"1", "b": b"2"})
+    assert await cache.get_many(["a", "nope", "b"]) == [b"1", None, b"2"]
+    assert await cache.get_many([]) == []
+
+
+async def test_delete_by_prefix_takes_only_that_prefix(cache: Cache) -> None:
+    await cache.set_many({"course:c[1]*:v1": b"x", "course:c[1]*:v2": b"y", "course:c2:v1": b"z"})
+    assert await cache.delete_prefix("course:c[1]*:") == 2
+    assert await cache.get("course:c2:v1") == b"z"
+
+
+async def test_counters(cache: Cache) -> None:
+    assert await cache.incr("hits", ttl_s=10) == 1
+    assert await cache.incr("hits", by=4, ttl_s=10) == 5
+    assert await cache.get("hits") == b"5"
+
+
+async def test_ping(cache: Cache) -> None:
+    await cache.ping()

@@ -1,0 +1,186 @@
+"""The EventBus contract, run against the embedded (SQLite) bus and Kafka."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+
+import orjson
+
+from bloop.platform.kit.events.bus.port import Message, Subscription
+from bloop.platform.kit.events.envelope import Envelope
+from tests.contract.conftest import BusHarness, headers_of, unique
+from tests.support import PingSent, eventually
+
+PING = PingSent.event_type  # type: ignore[attr-defined]
+
+
+def ping(run: str, n: int, subject: str = "agg-1", tenant: str = "t1") -> Envelope:
+    return PING.envelope(PingSent(run=run, n=n), tenant=tenant, subject=subject)  # type: ignore[no-any-return]
+
+
+def msg(topic: str, env: Envelope) -> Message:
+    return Message.of(env, topic)
+
+
+async def test_events_reach_the_handler_in_order_per_aggregate(harness: BusHarness, topic: str) -> None:
+    bus = await harness.new_bus()
+    seen: dict[str, list[int]] = defaultdict(list)
+
+    async def handler(env: Envelope) -> None:
+        seen[env.subject].append(env.data["n"])
+
+    bus.subscribe(Subscription(unique("g"), (topic,), handler))
+    await bus.start()
+    run = uuid.uuid4().hex
+    await bus.publish([msg(topic, ping(run, n, subject=f"agg-{n % 3}")) for n in range(60)])
+
+    async def all_seen() -> bool:
+        return sum(len(v) for v in seen.values()) == 60
+
+    await eventually(all_seen, what="60 events")
+    for subject, numbers in seen.items():
+        assert numbers == sorted(numbers), subject
+        assert len(numbers) == 20
+
+
+async def test_malformed_events_are_dead_lettered_with_a_reason(harness: BusHarness, topic: str) -> None:
+    bus = await harness.new_bus()
+    handled: list[int] = []
+
+    async def handler(env: Envelope) -> None:
+        handled.append(env.data["n"])
+
+    group = unique("g")
+    bus.subscribe(Subscription(group, (topic,), handler))
+    await bus.start()
+    run = uuid.uuid4().hex
+    good = ping(run, 1)
+    no_tenant = {k: v for k, v in orjson.loads(good.to_bytes()).items() if k != "tenant"}
+    unknown = orjson.loads(good.to_bytes()) | {"type": "bloop.test.never.declared.v1",
+                                               "id": str(uuid.uuid4())}
+    violating = orjson.loads(good.to_bytes()) | {"data": {"run": run, "n": "many"},
+                                                 "id": str(uuid.uuid4())}
+    bad = [b"{not json", orjson.dumps(no_tenant), orjson.dumps(unknown), orjson.dumps(violating)]
+    await bus.publish([Message(topic, b"agg-1", raw) for raw in bad] + [msg(topic, good)])
+
+    async def good_handled() -> bool:
+        return handled == [1]
+
+    await eventually(good_handled, what="the good event")
+    dead = await harness.read(bus, topic + ".dlq", 4)
+    reasons = [headers_of(m)["dlq.reason"] for m in dead]
+    assert reasons == ["bad_envelope", "bad_envelope", "unknown_type", "schema_violation"]
+    assert all(headers_of(m)["dlq.group"] == group for m in dead)
+    assert "tenant" in headers_of(dead[1])["dlq.detail"]
+    assert dead[0].value == b"{not json"
+    text = harness.metrics.render().decode()
+    assert f'bloop_events_dead_lettered_total{{group="{group}",reason="bad_envelope",topic="{topic}"}} 2.0' in text
+
+
+async def test_a_failing_handler_is_retried_then_dead_lettered(harness: BusHarness, topic: str) -> None:
+    bus = await harness.new_bus()
+    calls: dict[str, int] = defaultdict(int)
+    done: list[str] = []
+
+    async def handler(env: Envelope) -> None:
+        calls[env.subject] += 1
+        if env.subject == "broken" or (env.subject == "flaky" and calls["flaky"] == 1):
+            raise RuntimeError(f"cannot handle {env.subject}")
+        done.append(env.subject)
+
+    bus.subscribe(Subscription(unique("g"), (topic,), handler))
+    await bus.start()
+    run = uuid.uuid4().hex
+    await bus.publish([msg(topic, ping(run, 1, "flaky")), msg(topic, ping(run, 2, "broken")),
+                       msg(topic, ping(run, 3, "after"))])
+
+    async def finished() -> bool:
+        return "after" in done
+
+    await eventually(finished, what="the event after the broken one")
+    assert calls == {"flaky": 2, "broken": 3, "after": 1}
+    dead = await harness.read(bus, topic + ".dlq", 1)
+    assert len(dead) == 1
+    h = headers_of(dead[0])
+    assert h["dlq.reason"] == "handler_failed"
+    assert h["dlq.attempts"] == "3"
+    assert "cannot handle broken" in h["dlq.detail"]
+
+
+async def test_a_redelivered_event_is_handled_once(harness: BusHarness, topic: str) -> None:
+    bus = await harness.new_bus()
+    handled: list[uuid.UUID] = []
+
+    async def handler(env: Envelope) -> None:
+        handled.append(env.id)
+
+    group = unique("g")
+    bus.subscribe(Subscription(group, (topic,), handler))
+    await bus.start()
+    env = ping(uuid.uuid4().hex, 1)
+    await bus.publish([msg(topic, env), msg(topic, env), msg(topic, ping("x", 2))])
+
+    async def both() -> bool:
+        return len(handled) == 2
+
+    await eventually(both, what="two distinct events")
+    assert handled[0] == env.id
+    assert (f'bloop_events_consumed_total{{group="{group}",outcome="duplicate",topic="{topic}"}} 1.0'
+            in harness.metrics.render().decode())
+
+
+async def test_a_group_resumes_after_its_last_commit(harness: BusHarness, topic: str) -> None:
+    group = unique("g")
+    run = uuid.uuid4().hex
+    first: list[int] = []
+
+    async def record_first(env: Envelope) -> None:
+        first.append(env.data["n"])
+
+    bus = await harness.new_bus()
+    bus.subscribe(Subscription(group, (topic,), record_first))
+    await bus.start()
+    await bus.publish([msg(topic, ping(run, n, subject="same")) for n in range(5)])
+
+    async def five() -> bool:
+        return len(first) == 5 and await bus.drained(group)
+
+    await eventually(five, what="the first five")
+    await harness.close(bus)
+
+    second: list[int] = []
+
+    async def record_second(env: Envelope) -> None:
+        second.append(env.data["n"])
+
+    bus2 = await harness.new_bus()
+    await bus2.publish([msg(topic, ping(run, n, subject="same")) for n in range(5, 10)])
+    bus2.subscribe(Subscription(group, (topic,), record_second))
+    await bus2.start()
+
+    async def rest() -> bool:
+        return len(second) >= 5
+
+    await eventually(rest, what="the next five")
+    assert first == [0, 1, 2, 3, 4]
+    assert second == [5, 6, 7, 8, 9]
+
+
+async def test_a_subscription_sees_only_the_types_it_asks_for(harness: BusHarness, topic: str) -> None:
+    bus = await harness.new_bus()
+    handled: list[int] = []
+
+    async def handler(env: Envelope) -> None:
+        handled.append(env.data["n"])
+
+    group = unique("g")
+    bus.subscribe(Subscription(group, (topic,), handler, types=frozenset({"bloop.test.other.v1"})))
+    await bus.start()
+    await bus.publish([msg(topic, ping("r", 1))])
+
+    async def drained() -> bool:
+        return await bus.drained(group)
+
+    await eventually(drained, what="the group to pass the event")
+    assert handled == []

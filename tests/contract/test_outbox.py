@@ -1,0 +1,225 @@
+"""The outbox contract over SQLite, MongoDB (FerretDB) and Neo4j: an event is stored in the same
+atomic write as its state change, and the relay publishes pending events in order, once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from neo4j import AsyncManagedTransaction
+from pymongo.errors import DuplicateKeyError
+
+from bloop.platform.kit import stores
+from bloop.platform.kit.errors import StoreUnavailable
+from bloop.platform.kit.events.bus.port import Message
+from bloop.platform.kit.events.envelope import Envelope, MalformedEvent
+from bloop.platform.kit.events.outbox import OutboxRelay, OutboxStore
+from bloop.platform.kit.events.outbox.mongo import MongoOutbox
+from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
+from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
+from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.metrics import Metrics
+from bloop.platform.kit.settings import MongoSettings, Neo4jSettings, OutboxSettings
+from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import TEST_TOPIC, PingSent, require_server
+
+PING = PingSent.event_type  # type: ignore[attr-defined]
+
+
+class Rollback(Exception):
+    pass
+
+
+class Case(Protocol):
+    outbox: OutboxStore
+
+    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False) -> None:
+        """Stores a thing and its events atomically; with `fail`, the write fails midway."""
+
+    async def things(self) -> int: ...
+
+
+class SqliteCase:
+    def __init__(self, tmp: Path) -> None:
+        self.db = SqliteDB(tmp / "svc.sqlite3")
+        self.outbox = SqliteOutbox(self.db, registry)
+
+    async def setup(self) -> None:
+        await self.outbox.setup()
+        await self.db.run(lambda c: c.execute("CREATE TABLE things (id TEXT PRIMARY KEY)"))
+
+    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False) -> None:
+        def txn(c: Any) -> None:
+            c.execute("INSERT OR IGNORE INTO things (id) VALUES (?)", (thing_id,))
+            self.outbox.add(c, *envelopes)
+            if fail:
+                raise Rollback
+
+        await self.db.transaction(txn)
+
+    async def things(self) -> int:
+        return int((await self.db.run(lambda c: c.execute("SELECT count(*) FROM things").fetchone()))[0])
+
+
+class MongoCase:
+    def __init__(self) -> None:
+        self.client = stores.mongo_client(MongoSettings())
+        self.dbname = f"outbox_test_{uuid.uuid4().hex[:8]}"
+        self.coll = self.client[self.dbname]["things"]
+        self.outbox = MongoOutbox([self.coll], registry)
+
+    async def setup(self) -> None:
+        await self.outbox.setup()
+
+    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False) -> None:
+        if await self.coll.find_one({"_id": thing_id}) is None:
+            doc = self.outbox.new_document({"_id": thing_id, "n": 0}, *envelopes)
+            await self.coll.insert_one(doc)
+            if fail:
+                await self.coll.insert_one(self.outbox.new_document({"_id": thing_id}, *envelopes))
+        else:
+            update = self.outbox.with_events({"$inc": {"n": 1}}, *envelopes)
+            await self.coll.update_one({"_id": thing_id}, update)
+
+    async def things(self) -> int:
+        return await self.coll.count_documents({})
+
+    async def close(self) -> None:
+        await self.client.drop_database(self.dbname)
+        await self.client.close()
+
+
+class Neo4jCase:
+    def __init__(self) -> None:
+        self.driver = stores.neo4j_driver(Neo4jSettings())
+        self.label = f"Thing{uuid.uuid4().hex[:8]}"
+        self.outbox = Neo4jOutbox(self.driver, registry, name=f"outbox-{self.label}")
+
+    async def setup(self) -> None:
+        await self.outbox.setup()
+
+    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False) -> None:
+        async def work(tx: AsyncManagedTransaction) -> None:
+            await tx.run(f"MERGE (t:{self.label} {{id: $id}})", id=thing_id)
+            await self.outbox.add(tx, *envelopes)
+            if fail:
+                raise Rollback
+
+        async with self.driver.session() as session:
+            await session.execute_write(work)
+
+    async def things(self) -> int:
+        records, _, _ = await self.driver.execute_query(f"MATCH (t:{self.label}) RETURN count(t) AS n")
+        return int(records[0]["n"])
+
+    async def close(self) -> None:
+        await self.driver.execute_query(f"MATCH (t:{self.label}) DETACH DELETE t")
+        await self.driver.execute_query("MATCH (e:BloopOutbox {name: $n}) DELETE e", n=self.outbox.name)
+        await self.driver.execute_query("MATCH (s:BloopOutboxSeq {name: $n}) DELETE s", n=self.outbox.name)
+        await self.driver.close()
+
+
+@pytest.fixture(params=["sqlite", "mongo", "neo4j"])
+async def case(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Case]:
+    c: SqliteCase | MongoCase | Neo4jCase
+    if request.param == "sqlite":
+        c = SqliteCase(tmp_path)
+    elif request.param == "mongo":
+        require_server("mongo")
+        c = MongoCase()
+    else:
+        require_server("neo4j")
+        c = Neo4jCase()
+    await c.setup()
+    yield c
+    if isinstance(c, SqliteCase):
+        await c.db.close()
+    else:
+        await c.close()
+
+
+class RecordingBus:
+    """Stands in for the bus: the port under test here is the outbox."""
+
+    def __init__(self) -> None:
+        self.published: list[Message] = []
+        self.down = False
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        if self.down:
+            raise StoreUnavailable("kafka", "broker down")
+        self.published.extend(messages)
+
+
+def relay_for(outbox: OutboxStore, bus: RecordingBus) -> OutboxRelay:
+    return OutboxRelay(outbox, bus, Metrics(), OutboxSettings(batch_size=7))  # type: ignore[arg-type]
+
+
+def ping(n: int, subject: str) -> Envelope:
+    return PING.envelope(PingSent(run="outbox", n=n), tenant="t1", subject=subject)  # type: ignore[no-any-return]
+
+
+async def test_events_are_stored_with_their_state_change(case: Case) -> None:
+    await case.write("a", [ping(1, "a"), ping(2, "a")])
+    assert await case.things() == 1
+    assert await case.outbox.count_pending() >= 1
+    pending = await case.outbox.pending(100)
+    assert [m.message.topic for m in pending] == [TEST_TOPIC, TEST_TOPIC]
+
+
+async def test_a_failed_write_leaves_neither_state_nor_event(case: Case) -> None:
+    with pytest.raises((Rollback, DuplicateKeyError)):
+        await case.write("b", [ping(1, "b")], fail=True)
+    pending = await case.outbox.pending(100)
+    if isinstance(case, MongoCase):
+        # The failed second write is the one that carried no state; the first is whole.
+        assert await case.things() == 1
+        assert len(pending) == 1
+    else:
+        assert await case.things() == 0
+        assert pending == []
+
+
+async def test_an_invalid_event_is_refused_before_anything_is_written(case: Case) -> None:
+    bad = ping(1, "c").model_copy(update={"data": {"run": "outbox", "n": "one"}})
+    with pytest.raises(MalformedEvent):
+        await case.write("c", [bad])
+    assert await case.things() == 0
+
+
+async def test_the_relay_publishes_in_order_and_marks_sent(case: Case) -> None:
+    written: dict[str, list[int]] = {}
+    for n in range(30):
+        subject = f"agg{n % 3}"
+        await case.write(subject, [ping(n, subject)])
+        written.setdefault(subject, []).append(n)
+    bus = RecordingBus()
+    relay = relay_for(case.outbox, bus)
+    await relay.flush()
+    assert await case.outbox.count_pending() == 0
+    assert await case.outbox.pending(100) == []
+    got: dict[str, list[int]] = {}
+    for m in bus.published:
+        env = Envelope.model_validate_json(m.value)
+        assert m.key == env.subject.encode()
+        got.setdefault(env.subject, []).append(env.data["n"])
+    assert got == written
+    await relay.flush()
+    assert len(bus.published) == 30
+
+
+async def test_events_wait_while_the_bus_is_down(case: Case) -> None:
+    await case.write("d", [ping(1, "d"), ping(2, "d")])
+    bus = RecordingBus()
+    bus.down = True
+    relay = relay_for(case.outbox, bus)
+    with pytest.raises(StoreUnavailable):
+        await relay.run_once()
+    assert len(await case.outbox.pending(100)) == 2
+    bus.down = False
+    await relay.flush()
+    assert [Envelope.model_validate_json(m.value).data["n"] for m in bus.published] == [1, 2]
+    assert await case.outbox.pending(100) == []

@@ -1,0 +1,29 @@
+"""Every Bloop event type matches its committed JSON Schema, or only grew compatibly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bloop.platform.kit.events.schemas import check, load_all_types
+from bloop.platform.kit.events.types import EventType, registry
+
+load_all_types()
+BLOOP_TYPES = [et for et in registry if et.model.__module__.startswith("bloop.")]
+
+
+def test_there_are_event_types() -> None:
+    assert BLOOP_TYPES
+
+
+@pytest.mark.parametrize("et", BLOOP_TYPES, ids=lambda et: et.type_id)
+def test_event_type_is_compatible_with_its_committed_schema(et: EventType[object]) -> None:  # type: ignore[type-var]
+    assert et.schema_path.exists(), f"commit {et.schema_path} (bloop events schemas --write)"
+    assert check(et) == []
+
+
+@pytest.mark.parametrize("et", BLOOP_TYPES, ids=lambda et: et.type_id)
+def test_committed_schema_names_its_type(et: EventType[object]) -> None:  # type: ignore[type-var]
+    committed = json.loads(et.schema_path.read_text())
+    assert committed["title"] == et.type_id
