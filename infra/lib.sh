@@ -26,9 +26,13 @@ wait_port() { # host port seconds
   done
 }
 
-is_running() {
-  local pidfile; pidfile="$(run_dir)/pid"
-  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+is_running() { # alive and not a zombie awaiting its parent
+  local pidfile pid state; pidfile="$(run_dir)/pid"
+  [ -f "$pidfile" ] || return 1
+  pid="$(cat "$pidfile")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo Z)"
+  [ "$state" != "Z" ]
 }
 
 start_bg() { # command...  (runs in its own session, output to run_dir/log)
@@ -44,7 +48,7 @@ stop_bg() { # [signal-timeout-seconds]
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     deadline=$((SECONDS + ${1:-30}))
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    while is_running && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$pidfile"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -9,11 +10,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bloop.platform import services as service_registry
-from bloop.platform.kit.errors import install_error_handlers
+from bloop.platform.kit.errors import install_error_handlers, is_store_down
 from bloop.platform.kit.health import ops_router
 from bloop.platform.kit.middleware import RequestContextMiddleware
 from bloop.platform.kit.settings import Settings
 from bloop.platform.kit.wiring import Platform
+from bloop.platform.services import Mounted
 
 log = logging.getLogger("bloop.app")
 
@@ -30,7 +32,8 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform = Platform(settings)
         app.state.platform = platform
-        mounted = []
+        mounted: list[Mounted] = []
+        background: list[asyncio.Task[None]] = []
         try:
             for service in chosen:
                 m = await service.mount(platform)
@@ -39,14 +42,16 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                 for sub in m.subscriptions:
                     platform.bus.subscribe(sub)
             await platform.start()
-            if do_seed:
-                for m in mounted:
-                    if m.seed is not None:
-                        await m.seed()
+            for service, m in zip(chosen, mounted, strict=True):
+                if not await _prepare(service.name, m, do_seed):
+                    background.append(asyncio.create_task(
+                        _prepare_until_ready(service.name, m, do_seed), name=f"setup:{service.name}"))
             log.info("started", extra={"services": [s.name for s in chosen],
                                        "store": settings.runtime.store})
             yield
         finally:
+            for task in background:
+                task.cancel()
             for m in reversed(mounted):
                 if m.close is not None:
                     await m.close()
@@ -60,17 +65,31 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
         for service in chosen:
             for router in service.routers():
                 app.include_router(router)
-    metrics_holder = _LazyMetrics(app)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics_holder,
+    # The platform (and its metrics) is created by the lifespan, after the middleware.
+    app.add_middleware(RequestContextMiddleware, metrics=lambda: app.state.platform.metrics,
                        max_body_bytes=settings.http.max_body_bytes)
     return app
 
 
-class _LazyMetrics:
-    """The middleware is built before the lifespan creates the platform's metrics."""
+async def _prepare(name: str, m: Mounted, seed: bool) -> bool:
+    """Sets a service's stores up (and seeds it); False when a store it needs is down."""
+    try:
+        if m.setup is not None:
+            await m.setup()
+        if seed and m.seed is not None:
+            await m.seed()
+    except Exception as exc:
+        if not is_store_down(exc):
+            raise
+        log.warning("a store is down; the service starts degraded and retries its setup",
+                    extra={"service": name, "error": repr(exc)})
+        return False
+    return True
 
-    def __init__(self, app: FastAPI) -> None:
-        self._app = app
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._app.state.platform.metrics, name)
+async def _prepare_until_ready(name: str, m: Mounted, seed: bool) -> None:
+    delay = 1.0
+    while not await _prepare(name, m, seed):
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30.0)
+    log.info("service ready", extra={"service": name})

@@ -13,8 +13,11 @@ from bloop.platform.kit.wiring import Platform
 
 @dataclass
 class Mounted:
-    """What a service brings to a process once its stores are set up."""
+    """What a service brings to a process. `setup` creates its tables, indexes and constraints;
+    when a store is down at start-up the process starts anyway and keeps retrying `setup` (then
+    `seed`) in the background, while routes needing that store answer 503."""
 
+    setup: Callable[[], Awaitable[None]] | None = None
     subscriptions: Sequence[Subscription] = ()
     seed: Callable[[], Awaitable[None]] | None = None
     close: Callable[[], Awaitable[None]] | None = None

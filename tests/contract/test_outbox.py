@@ -34,7 +34,8 @@ class Rollback(Exception):
 
 
 class Case(Protocol):
-    outbox: OutboxStore
+    @property
+    def outbox(self) -> OutboxStore: ...
 
     async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False) -> None:
         """Stores a thing and its events atomically; with `fail`, the write fails midway."""

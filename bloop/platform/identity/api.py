@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from bloop.platform.identity.model import SLUG_PATTERN, NewTenant, NewUser, Tenant, User
 from bloop.platform.identity.service import IdentityService
+from bloop.platform.kit.pagination import Page
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 
@@ -47,8 +48,9 @@ async def list_users(
     tenant: TenantId, service: Svc,
     after: Annotated[str | None, Query(max_length=254, description="the last email seen")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[User]:
-    return await service.users(tenant, after=after, limit=limit)
+) -> Page[User]:
+    users = await service.users(tenant, after=after, limit=limit)
+    return Page(items=users, next=users[-1].email if len(users) == limit else None)
 
 
 @router.get("/{tenant}/users/{user_id}")

@@ -32,6 +32,8 @@ def _roles(value: list[Role]) -> list[Role]:
     return [r for r in ROLES if r in value]
 
 
+_LEARNER: list[Role] = ["learner"]
+
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email)]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=len(ROLES)), AfterValidator(_roles)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -55,7 +57,7 @@ class NewTenant(_Input):
 class NewUser(_Input):
     email: Email
     display_name: Name
-    roles: Roles = Field(default_factory=lambda: ["learner"])
+    roles: Roles = Field(default_factory=lambda: _LEARNER.copy())
 
 
 class Tenant(BaseModel):

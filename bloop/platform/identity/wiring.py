@@ -30,14 +30,13 @@ def repository(platform: Platform) -> IdentityRepository:
 
 async def mount(platform: Platform) -> Mounted:
     repo = repository(platform)
-    await repo.setup()
     relay = platform.add_outbox(repo.outbox)
     service = IdentityService(repo, on_write=relay.wake)
 
     async def seed() -> None:
         await seed_demo(service)
 
-    return Mounted(seed=seed, state={"service": service})
+    return Mounted(setup=repo.setup, seed=seed, state={"service": service})
 
 
 async def seed_demo(service: IdentityService) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -73,25 +73,36 @@ def problem_response(status: int, code: str, detail: str, *, instance: str | Non
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
 
 
-def _unavailable_store(exc: BaseException) -> str | None:
-    """Names the store when `exc` means a store cannot be reached."""
-    module = type(exc).__module__.split(".")[0]
-    kinds = {
-        "pymongo": ("ServerSelectionTimeoutError", "AutoReconnect", "NetworkTimeout",
-                    "ConnectionFailure"),
-        "neo4j": ("ServiceUnavailable", "SessionExpired"),
-        "redis": ("ConnectionError", "TimeoutError"),
-        "aiokafka": ("KafkaConnectionError", "KafkaTimeoutError"),
-        "influxdb_client": ("ApiException",),
+def store_errors() -> dict[type[Exception], str]:
+    """The drivers' "cannot reach the server" exceptions, and the store each one means."""
+    import aiokafka.errors
+    import neo4j.exceptions
+    import pymongo.errors
+    import redis.exceptions
+
+    return {
+        pymongo.errors.ConnectionFailure: "mongodb",  # AutoReconnect, ServerSelectionTimeout, …
+        neo4j.exceptions.ServiceUnavailable: "neo4j",
+        neo4j.exceptions.SessionExpired: "neo4j",
+        redis.exceptions.ConnectionError: "redis",
+        redis.exceptions.TimeoutError: "redis",
+        aiokafka.errors.KafkaConnectionError: "kafka",
+        aiokafka.errors.KafkaTimeoutError: "kafka",
     }
-    names = {c.__name__ for c in type(exc).__mro__}
-    stores = {"pymongo": "mongodb", "neo4j": "neo4j", "redis": "redis", "aiokafka": "kafka",
-              "influxdb_client": "influxdb"}
-    if module in kinds and names & set(kinds[module]):
-        return stores[module]
-    if isinstance(exc, (ConnectionRefusedError, TimeoutError)):
-        return "backing"
-    return None
+
+
+def is_store_down(exc: BaseException) -> bool:
+    return isinstance(exc, (StoreUnavailable, *store_errors()))
+
+
+def _store_down_handler(store: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("store unavailable", extra={"store": store, "error": repr(exc)})
+        err = StoreUnavailable(store)
+        return problem_response(err.status, err.code, err.detail, instance=request.url.path,
+                                extra=err.extra, headers=err.headers)
+
+    return handle
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -117,14 +128,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(exc.status_code, code, str(exc.detail), instance=request.url.path,
                                 headers=exc.headers)
 
+    for exc_class, store in store_errors().items():
+        app.add_exception_handler(exc_class, _store_down_handler(store))
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        store = _unavailable_store(exc)
-        if store:
-            log.warning("store unavailable", extra={"store": store, "error": repr(exc)})
-            err = StoreUnavailable(store)
-            return problem_response(err.status, err.code, err.detail, instance=request.url.path,
-                                    extra=err.extra, headers=err.headers)
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(500, "internal_error", "an unexpected error occurred",
                                 instance=request.url.path)

@@ -69,7 +69,7 @@ class Neo4jSettings(BaseSettings):
     adapter: StoreMode | None = None
     url: str = "bolt://127.0.0.1:7687"
     user: str = "neo4j"
-    password: str = "bloop-neo4j-pass"
+    password: str = "bloop-neo4j-pass"  # noqa: S105  (the local infra/ server's)
     timeout_s: float = Field(default=2.0, gt=0)
 
 
@@ -86,7 +86,7 @@ class InfluxSettings(BaseSettings):
 
     adapter: StoreMode | None = None
     url: str = "http://127.0.0.1:8086"
-    token: str = "bloop:bloop"
+    token: str = "bloop:bloop"  # noqa: S105  (InfluxDB 1.8 reads user:password)
     org: str = "-"
     bucket: str = "bloop/autogen"
     timeout_ms: int = Field(default=2000, ge=100)

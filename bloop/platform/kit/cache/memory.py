@@ -42,7 +42,12 @@ class MemoryCache:
             await self.set(key, value, ttl_s)
 
     async def delete(self, *keys: str) -> int:
-        return sum(1 for k in keys if self._live(k) is not None and self._data.pop(k, None))
+        removed = 0
+        for key in keys:
+            if self._live(key) is not None:
+                del self._data[key]
+                removed += 1
+        return removed
 
     async def delete_prefix(self, prefix: str) -> int:
         doomed = [k for k in self._data if k.startswith(prefix)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -13,14 +14,12 @@ class RedisCache:
         self.ns = namespace + ":"
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self.redis.get(self.ns + key)
-        return value
+        return cast("bytes | None", await self.redis.get(self.ns + key))
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        values: list[bytes | None] = await self.redis.mget([self.ns + k for k in keys])
-        return values
+        return cast("list[bytes | None]", await self.redis.mget([self.ns + k for k in keys]))
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         await self.redis.set(self.ns + key, value, px=None if ttl_s is None else int(ttl_s * 1000))

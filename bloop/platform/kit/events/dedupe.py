@@ -1,10 +1,12 @@
-"""Processed-event ids per consumer group, so redelivered events are dropped."""
+"""Processed-event ids per consumer group, so redelivered events are dropped. Batched: one
+round trip per fetched batch, not per event."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -13,9 +15,10 @@ from bloop.platform.kit.sqlite import SqliteDB
 
 
 class ProcessedEvents(Protocol):
-    async def seen(self, group: str, event_id: uuid.UUID) -> bool: ...
+    async def seen(self, group: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """The ids among `ids` that `group` has already processed."""
 
-    async def mark(self, group: str, event_id: uuid.UUID) -> None: ...
+    async def mark(self, group: str, ids: Sequence[uuid.UUID]) -> None: ...
 
 
 class SqliteProcessedEvents:
@@ -28,18 +31,31 @@ class SqliteProcessedEvents:
             " grp TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (grp, id))"
             " WITHOUT ROWID"))
 
-    async def seen(self, group: str, event_id: uuid.UUID) -> bool:
-        def q(c: sqlite3.Connection) -> bool:
-            row = c.execute("SELECT 1 FROM processed_events WHERE grp=? AND id=?",
-                            (group, str(event_id))).fetchone()
-            return row is not None
+    async def seen(self, group: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        wanted = {str(i): i for i in ids}
+
+        def q(c: sqlite3.Connection) -> set[uuid.UUID]:
+            found: set[uuid.UUID] = set()
+            keys = list(wanted)
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = c.execute(f"SELECT id FROM processed_events WHERE grp=? AND id IN ({marks})",  # noqa: S608
+                                 (group, *chunk)).fetchall()
+                found.update(wanted[r[0]] for r in rows)
+            return found
 
         return await self.db.run(q)
 
-    async def mark(self, group: str, event_id: uuid.UUID) -> None:
-        await self.db.run(lambda c: c.execute(
+    async def mark(self, group: str, ids: Sequence[uuid.UUID]) -> None:
+        if not ids:
+            return
+        now = time.time()
+        await self.db.transaction(lambda c: c.executemany(
             "INSERT OR IGNORE INTO processed_events (grp, id, at) VALUES (?, ?, ?)",
-            (group, str(event_id), time.time())))
+            [(group, str(i), now) for i in ids]))
 
 
 class RedisProcessedEvents:
@@ -51,8 +67,16 @@ class RedisProcessedEvents:
     def _key(self, group: str, event_id: uuid.UUID) -> str:
         return f"{self.prefix}:{group}:{event_id}"
 
-    async def seen(self, group: str, event_id: uuid.UUID) -> bool:
-        return bool(await self.redis.exists(self._key(group, event_id)))
+    async def seen(self, group: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        values = await self.redis.mget([self._key(group, i) for i in ids])
+        return {i for i, v in zip(ids, values, strict=True) if v is not None}
 
-    async def mark(self, group: str, event_id: uuid.UUID) -> None:
-        await self.redis.set(self._key(group, event_id), b"1", ex=self.ttl_s)
+    async def mark(self, group: str, ids: Sequence[uuid.UUID]) -> None:
+        if not ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.set(self._key(group, i), b"1", ex=self.ttl_s)
+            await pipe.execute()

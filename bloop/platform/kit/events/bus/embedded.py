@@ -125,6 +125,12 @@ class EmbeddedEventBus:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.poll_interval_s)
 
+    async def _commit(self, group: str, topic: str, next_pos: int) -> None:
+        await self.db.run(lambda c: c.execute(
+            "INSERT INTO bus_offsets (grp, topic, next_pos) VALUES (?, ?, ?) "
+            "ON CONFLICT (grp, topic) DO UPDATE SET next_pos=excluded.next_pos",
+            (group, topic, next_pos)))
+
     async def _consume_topic(self, sub: Subscription, topic: str, processor: EventProcessor) -> bool:
         def fetch(c: sqlite3.Connection) -> list[sqlite3.Row]:
             row = c.execute("SELECT next_pos FROM bus_offsets WHERE grp=? AND topic=?",
@@ -135,12 +141,9 @@ class EmbeddedEventBus:
                 "ORDER BY pos LIMIT ?", (topic, start, self.batch)).fetchall()
 
         rows = await self.db.run(fetch)
-        for row in rows:
-            await processor.process(self._message(topic, row))
-            await self.db.run(lambda c, pos=row["pos"]: c.execute(
-                "INSERT INTO bus_offsets (grp, topic, next_pos) VALUES (?, ?, ?) "
-                "ON CONFLICT (grp, topic) DO UPDATE SET next_pos=excluded.next_pos",
-                (sub.group, topic, pos + 1)))
+        if rows:
+            await processor.process([self._message(topic, row) for row in rows])
+            await self._commit(sub.group, topic, rows[-1]["pos"] + 1)
         if rows:
             lag = await self.db.run(lambda c: c.execute(
                 "SELECT count(*) FROM bus_log WHERE topic=? AND pos>?",

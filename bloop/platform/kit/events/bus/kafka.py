@@ -182,10 +182,10 @@ class KafkaEventBus:
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
                 for tp, records in batches.items():
-                    for r in records:
-                        await processor.process(Message(
-                            topic=r.topic, key=r.key, value=r.value, headers=tuple(r.headers),
-                            partition=r.partition, offset=r.offset))
+                    await processor.process([
+                        Message(topic=r.topic, key=r.key, value=r.value, headers=tuple(r.headers),
+                                partition=r.partition, offset=r.offset)
+                        for r in records])
                     next_offset = records[-1].offset + 1
                     await self._commit(consumer, tp, next_offset)
                     positions[tp] = next_offset

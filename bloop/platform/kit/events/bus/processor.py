@@ -1,11 +1,18 @@
-"""What every consumer does with a message, whatever the bus: validate, dedupe, retry,
-dead-letter. `process` never raises, so a bad event can never stop a consumer."""
+"""What every consumer does with a batch of messages, whatever the bus: validate, drop
+duplicates, run the handler with retries, dead-letter what cannot be handled. `process` never
+raises, so a bad event can never stop a consumer.
+
+A batch costs two round trips to the processed-events store (one read, one write) however many
+events it holds. A process that dies after a handler ran but before the batch was marked sees
+those events again: handlers must tolerate a repeat (upserts, or their own check)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from bloop.platform.kit.events.bus.port import DLQ_SUFFIX, Message, Subscription
 from bloop.platform.kit.events.dedupe import ProcessedEvents
@@ -17,6 +24,7 @@ from bloop.platform.kit.metrics import Metrics
 log = logging.getLogger("bloop.events")
 
 Publish = Callable[[Sequence[Message]], Awaitable[None]]
+T = TypeVar("T")
 
 
 class EventProcessor:
@@ -30,31 +38,47 @@ class EventProcessor:
         self.metrics = metrics
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
+        self._counters: dict[tuple[str, str], object] = {}
 
-    async def process(self, msg: Message) -> str:
-        """Handles one message and returns its outcome: ok, duplicate, skipped or dead_lettered."""
-        outcome = await self._process(msg)
-        self.metrics.events_consumed.labels(msg.topic, self.sub.group, outcome).inc()
-        return outcome
-
-    async def _process(self, msg: Message) -> str:
-        try:
-            envelope = parse_envelope(msg.value)
-            event_type = self.registry.get(envelope.type)
-            event_type.parse(envelope)
-        except MalformedEvent as bad:
-            await self.dead_letter(msg, bad.reason, bad.detail, attempts=0)
-            return "dead_lettered"
-        if self.sub.types and envelope.type not in self.sub.types:
-            return "skipped"
-        if await self._retrying(lambda: self.processed.seen(self.sub.group, envelope.id)):
-            return "duplicate"
-        error = await self._handle(envelope)
-        if error is not None:
-            await self.dead_letter(msg, "handler_failed", error, attempts=self.max_attempts)
-            return "dead_lettered"
-        await self._retrying(lambda: self.processed.mark(self.sub.group, envelope.id))
-        return "ok"
+    async def process(self, messages: Sequence[Message]) -> list[str]:
+        """Handles messages in order; returns each one's outcome: ok, duplicate, skipped or
+        dead_lettered. Returns only once every message has its outcome."""
+        outcomes = [""] * len(messages)
+        parsed: list[tuple[int, Envelope]] = []
+        dead: list[tuple[Message, str, str, int]] = []
+        for i, msg in enumerate(messages):
+            try:
+                envelope = parse_envelope(msg.value)
+                self.registry.get(envelope.type).parse(envelope)
+            except MalformedEvent as bad:
+                dead.append((msg, bad.reason, bad.detail, 0))
+                outcomes[i] = "dead_lettered"
+                continue
+            if self.sub.types and envelope.type not in self.sub.types:
+                outcomes[i] = "skipped"
+            else:
+                parsed.append((i, envelope))
+        group = self.sub.group
+        seen = await self._retrying(lambda: self.processed.seen(group, [e.id for _, e in parsed]))
+        handled: list[uuid.UUID] = []
+        for i, envelope in parsed:
+            if envelope.id in seen:
+                outcomes[i] = "duplicate"
+                continue
+            error = await self._handle(envelope)
+            if error is None:
+                outcomes[i] = "ok"
+                handled.append(envelope.id)
+                seen.add(envelope.id)
+            else:
+                outcomes[i] = "dead_lettered"
+                dead.append((messages[i], "handler_failed", error, self.max_attempts))
+        if dead:
+            await self._dead_letter(dead)
+        await self._retrying(lambda: self.processed.mark(group, handled))
+        for msg, outcome in zip(messages, outcomes, strict=True):
+            self.metrics.events_consumed.labels(msg.topic, group, outcome).inc()
+        return outcomes
 
     async def _handle(self, envelope: Envelope) -> str | None:
         token = request_id_var.set(envelope.request_id)
@@ -76,40 +100,34 @@ class EventProcessor:
         finally:
             request_id_var.reset(token)
 
-    async def _retrying(self, op: Callable[[], Awaitable[bool | None]]) -> bool:
-        """Store calls of the dedupe step wait for their store rather than losing the event."""
-        delay = self.backoff_s or 0.1
-        while True:
-            try:
-                return bool(await op())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("processed-events store unavailable", extra={"error": repr(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def dead_letter(self, msg: Message, reason: str, detail: str, *, attempts: int) -> None:
-        log.error("event dead-lettered", extra={
-            "group": self.sub.group, "topic": msg.topic, "offset": msg.offset,
-            "reason": reason, "detail": detail})
-        headers = (
-            ("dlq.reason", reason.encode()), ("dlq.detail", detail[:2000].encode()),
-            ("dlq.group", self.sub.group.encode()), ("dlq.topic", msg.topic.encode()),
-            ("dlq.partition", str(msg.partition).encode()), ("dlq.offset", str(msg.offset).encode()),
-            ("dlq.attempts", str(attempts).encode()),
-        )
-        dlq = Message(topic=msg.topic + DLQ_SUFFIX, key=msg.key, value=msg.value,
-                      headers=msg.headers + headers)
+    async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
+        """A store call the consumer cannot go on without: wait for the store, lose nothing."""
         delay = 0.1
         while True:
             try:
-                await self.publish([dlq])
-                break
+                return await op()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("dead-letter publish failed, retrying", extra={"error": repr(exc)})
+                log.warning("consumer store call failed; retrying", extra={
+                    "group": self.sub.group, "error": repr(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        self.metrics.dead_lettered.labels(msg.topic, self.sub.group, reason).inc()
+
+    async def _dead_letter(self, dead: Sequence[tuple[Message, str, str, int]]) -> None:
+        out = []
+        for msg, reason, detail, attempts in dead:
+            log.error("event dead-lettered", extra={
+                "group": self.sub.group, "topic": msg.topic, "offset": msg.offset,
+                "reason": reason, "detail": detail})
+            headers = (
+                ("dlq.reason", reason.encode()), ("dlq.detail", detail[:2000].encode()),
+                ("dlq.group", self.sub.group.encode()), ("dlq.topic", msg.topic.encode()),
+                ("dlq.partition", str(msg.partition).encode()),
+                ("dlq.offset", str(msg.offset).encode()), ("dlq.attempts", str(attempts).encode()),
+            )
+            out.append(Message(topic=msg.topic + DLQ_SUFFIX, key=msg.key, value=msg.value,
+                               headers=msg.headers + headers))
+        await self._retrying(lambda: self.publish(out))
+        for msg, reason, _, _ in dead:
+            self.metrics.dead_lettered.labels(msg.topic, self.sub.group, reason).inc()

@@ -49,18 +49,19 @@ class MongoOutbox:
             cursor = coll.find({FLAG: True}, {FIELD: 1}).limit(limit)
             async for doc in cursor:
                 for entry in doc.get(FIELD, []):
-                    out.append(Pending(ref=(coll, doc["_id"], entry["id"]), message=message_of(entry)))
+                    out.append(Pending(ref=(coll, doc["_id"], entry), message=message_of(entry)))
                 if len(out) >= limit:
                     return out
         return out
 
     async def mark_sent(self, sent: Sequence[Pending]) -> None:
-        by_doc: dict[tuple[int, Any], tuple[AsyncCollection[Doc], list[str]]] = {}
+        by_doc: dict[tuple[int, Any], tuple[AsyncCollection[Doc], list[Doc]]] = {}
         for p in sent:
-            coll, doc_id, event_id = p.ref
-            by_doc.setdefault((id(coll), doc_id), (coll, []))[1].append(event_id)
-        for (_, doc_id), (coll, ids) in by_doc.items():
-            await coll.update_one({"_id": doc_id}, {"$pull": {FIELD: {"id": {"$in": ids}}}})
+            coll, doc_id, entry = p.ref
+            by_doc.setdefault((id(coll), doc_id), (coll, []))[1].append(entry)
+        for (_, doc_id), (coll, entries) in by_doc.items():
+            # Whole entries, as read: FerretDB v1's $pull takes values, not conditions.
+            await coll.update_one({"_id": doc_id}, {"$pullAll": {FIELD: entries}})
             # Only clears the flag when no event was added since we read the document.
             await coll.update_one({"_id": doc_id, FIELD: {"$size": 0}}, {"$set": {FLAG: False}})
 

@@ -33,7 +33,8 @@ class Neo4jOutbox:
             "CREATE CONSTRAINT bloop_outbox_id IF NOT EXISTS FOR (e:BloopOutbox) REQUIRE e.id IS UNIQUE",
             "CREATE INDEX bloop_outbox_seq IF NOT EXISTS FOR (e:BloopOutbox) ON (e.name, e.seq)",
             "CREATE INDEX bloop_outbox_sent IF NOT EXISTS FOR (e:BloopOutbox) ON (e.sent_at)",
-            "CREATE CONSTRAINT bloop_outbox_seq_name IF NOT EXISTS FOR (s:BloopOutboxSeq) REQUIRE s.name IS UNIQUE",
+            "CREATE CONSTRAINT bloop_outbox_seq_name IF NOT EXISTS "
+            "FOR (s:BloopOutboxSeq) REQUIRE s.name IS UNIQUE",
         ):
             await self.driver.execute_query(q, database_=self.database)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -14,6 +15,8 @@ from bloop.platform.kit.sqlite import SqliteDB
 
 class SqliteOutbox:
     def __init__(self, db: SqliteDB, registry: EventRegistry, name: str = "outbox") -> None:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+            raise ValueError(f"outbox name {name!r} must be a plain SQL identifier")
         self.db, self.registry, self.name = db, registry, name
         self.table = name
 
@@ -29,28 +32,28 @@ class SqliteOutbox:
         """Call inside the transaction that changes the state these events describe."""
         now = time.time()
         conn.executemany(
-            f"INSERT INTO {self.table} (id, topic, key, type, value, created_at)"
+            f"INSERT INTO {self.table} (id, topic, key, type, value, created_at)"  # noqa: S608
             " VALUES (:id, :topic, :key, :type, :value, :created_at)",
             [entry_of(e, self.registry) | {"created_at": now} for e in envelopes])
 
     async def pending(self, limit: int) -> list[Pending]:
         rows = await self.db.run(lambda c: c.execute(
-            f"SELECT seq, id, topic, key, type, value FROM {self.table}"
+            f"SELECT seq, id, topic, key, type, value FROM {self.table}"  # noqa: S608
             " WHERE sent_at IS NULL ORDER BY seq LIMIT ?", (limit,)).fetchall())
         return [Pending(ref=r["seq"], message=message_of(dict(r))) for r in rows]
 
     async def mark_sent(self, sent: Sequence[Pending]) -> None:
         now = time.time()
         await self.db.transaction(lambda c: c.executemany(
-            f"UPDATE {self.table} SET sent_at=? WHERE seq=?", [(now, p.ref) for p in sent]))
+            f"UPDATE {self.table} SET sent_at=? WHERE seq=?", [(now, p.ref) for p in sent]))  # noqa: S608
 
     async def count_pending(self) -> int:
         row = await self.db.run(lambda c: c.execute(
-            f"SELECT count(*) FROM {self.table} WHERE sent_at IS NULL").fetchone())
+            f"SELECT count(*) FROM {self.table} WHERE sent_at IS NULL").fetchone())  # noqa: S608
         return int(row[0])
 
     async def prune(self, older_than_s: float) -> int:
         cutoff = time.time() - older_than_s
         cur = await self.db.run(lambda c: c.execute(
-            f"DELETE FROM {self.table} WHERE sent_at IS NOT NULL AND sent_at < ?", (cutoff,)))
+            f"DELETE FROM {self.table} WHERE sent_at IS NOT NULL AND sent_at < ?", (cutoff,)))  # noqa: S608
         return int(cur.rowcount)

@@ -1,0 +1,40 @@
+# Bloop: `make serve` runs the platform on embedded stores; `make test` runs the whole suite
+# against real servers that infra/ installs and starts.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install serve test lint typecheck bench infra-up infra-down clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+serve: install
+	$(BIN)/bloop serve
+
+test: install
+	bash infra/run-tests.sh
+
+lint: install
+	$(BIN)/ruff check bloop tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/bloop infra up kafka
+	$(BIN)/python bench/events.py
+
+infra-up: install
+	$(BIN)/bloop infra up
+
+infra-down: install
+	$(BIN)/bloop infra down
+
+clean:
+	rm -rf $(VENV) .bloop .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,82 @@
+"""Mounts content in a process: picks its store, sets it up, and registers its outbox."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from fastapi import APIRouter
+
+from bloop.platform.content import events as _events  # noqa: F401  (registers the event types)
+from bloop.platform.content.model import MarkdownBlock, NewConcept, NewCourse, NewLesson
+from bloop.platform.content.ports import ContentRepository
+from bloop.platform.content.service import ContentService
+from bloop.platform.kit.errors import Conflict
+from bloop.platform.kit.wiring import Platform
+from bloop.platform.services import Mounted, Service
+
+log = logging.getLogger("bloop.content")
+
+
+def repository(platform: Platform) -> ContentRepository:
+    if platform.settings.mode("mongo") == "real":
+        from bloop.platform.content.stores.mongo import MongoContentStore
+
+        return MongoContentStore(platform.require_mongo(), platform.events)
+    from bloop.platform.content.stores.embedded import EmbeddedContentStore
+
+    return EmbeddedContentStore(platform.sqlite("content"), platform.events)
+
+
+async def mount(platform: Platform) -> Mounted:
+    repo = repository(platform)
+    relay = platform.add_outbox(repo.outbox)
+    service = ContentService(repo, on_write=relay.wake)
+
+    async def seed() -> None:
+        await seed_demo(service)
+
+    return Mounted(setup=repo.setup, seed=seed, state={"service": service})
+
+
+async def seed_demo(service: ContentService) -> None:
+    """The demo tenant's concepts and published course, on first start only. Nothing happens
+    once the demo course is published, or when the tenant has courses but not the demo one; a
+    seed interrupted before publishing is completed at the next start."""
+    from bloop.platform.demo import data
+
+    tenant = data.TENANT_ID
+    course = await service.repo.get_course(tenant, data.COURSE_ID)
+    if course is not None and course.version > 0:
+        return
+    if course is None and await service.repo.list_courses(tenant, None, limit=1):
+        return
+    for c in data.CONCEPTS:
+        with contextlib.suppress(Conflict):
+            await service.add_concept(tenant, NewConcept(id=c.id, name=c.name,
+                                                         description=c.description))
+    if course is None:
+        try:
+            await service.create_course(tenant, NewCourse(
+                id=data.COURSE_ID, title=data.COURSE_TITLE, summary=data.COURSE_SUMMARY,
+                language="en", level="beginner", tags=list(data.COURSE_TAGS)))
+        except Conflict:
+            return  # another process is seeding it
+    have = len(await service.repo.list_lessons(tenant, data.COURSE_ID))
+    for lesson in data.LESSONS[have:]:
+        await service.add_lesson(tenant, data.COURSE_ID, NewLesson(
+            title=lesson.title, estimated_minutes=lesson.estimated_minutes,
+            teaches=list(lesson.teaches), requires=list(lesson.requires),
+            blocks=[MarkdownBlock(markdown=b) for b in lesson.blocks]))
+    await service.publish(tenant, data.COURSE_ID)
+    log.info("seeded the demo course", extra={"tenant": tenant, "course": data.COURSE_ID})
+
+
+def routers() -> Sequence[APIRouter]:
+    from bloop.platform.content.api import pages, router
+
+    return (router, pages)
+
+
+SERVICE = Service(name="content", mount=mount, routers=routers)

@@ -1,0 +1,1 @@
+"""The demo tenant a newcomer sees on first start: its people, concepts and one course."""

@@ -1,0 +1,107 @@
+"""The landing page at `/`: the demo tenant's published courses and where to go next.
+
+Server-rendered, self-contained HTML; every value from the store is escaped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from urllib.parse import quote
+
+from bloop.platform.content.model import CourseDetail, Lesson
+
+STYLE = """
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+  color:#1d2330;background:#f6f7fb}
+header{background:#1f3a8a;color:#fff;padding:2.2rem 1.5rem}
+header h1{margin:0;font-size:1.9rem}
+header p{margin:.4rem 0 0;opacity:.85}
+main{max-width:52rem;margin:0 auto;padding:1.5rem}
+nav a,footer a{margin-right:1rem}
+a{color:#1f4fd1}
+.course{background:#fff;border:1px solid #dde2ee;border-radius:10px;padding:1.2rem 1.4rem;
+  margin:1.2rem 0}
+.course h2{margin:0 0 .3rem;font-size:1.35rem}
+.meta{color:#5b6477;font-size:.9rem}
+ol{padding-left:1.3rem}
+li{margin:.45rem 0}
+.tag{display:inline-block;background:#eef1fb;color:#33406a;border-radius:999px;
+  padding:0 .55rem;font-size:.8rem;margin-right:.25rem}
+.tag.req{background:#fdf1e4;color:#7a4a12}
+code{background:#eef1fb;padding:.05rem .3rem;border-radius:4px}
+.empty{background:#fff;border:1px dashed #c5cbe0;border-radius:10px;padding:1.2rem}
+footer{color:#5b6477;font-size:.9rem;margin-top:2rem}
+"""
+
+
+def _e(value: object) -> str:
+    return escape(str(value), quote=True)
+
+
+def _path(*segments: str) -> str:
+    return "/" + "/".join(quote(s, safe="") for s in segments)
+
+
+def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = True) -> str:
+    base = ("v1", "tenants", tenant)
+    links = [("API docs", "/docs"), ("Courses (JSON)", _path(*base, "courses")),
+             ("Concepts (JSON)", _path(*base, "concepts"))]
+    if with_users:
+        links.append(("People (JSON)", _path(*base, "users")))
+    links.append(("Readiness", "/readyz"))
+    nav = "".join(f'<a href="{_e(href)}">{_e(label)}</a>' for label, href in links)
+
+    if courses:
+        body = "".join(_course(tenant, c) for c in courses)
+    else:
+        body = ('<p class="empty">No published courses yet. Create one with '
+                f'<code>POST {_e(_path(*base, "courses"))}</code>, add lessons, and publish it.'
+                "</p>")
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Bloop</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<header>
+<h1>Bloop</h1>
+<p>An open-source learning platform. This is the <code>{_e(tenant)}</code> tenant.</p>
+</header>
+<main>
+<nav>{nav}</nav>
+{body}
+<footer>Each course and lesson above links to its JSON resource; the whole API is described at
+<a href="/docs">/docs</a>.</footer>
+</main>
+</body>
+</html>
+"""
+
+
+def _course(tenant: str, course: CourseDetail) -> str:
+    href = _path("v1", "tenants", tenant, "courses", course.id)
+    minutes = sum(lesson.estimated_minutes for lesson in course.lessons)
+    tags = "".join(f'<span class="tag">{_e(t)}</span>' for t in course.tags)
+    lessons = "".join(_lesson(tenant, lesson) for lesson in course.lessons)
+    return f"""<section class="course">
+<h2><a href="{_e(href)}">{_e(course.title)}</a></h2>
+<div class="meta">{_e(course.level)} &middot; {_e(course.language)} &middot;
+{len(course.lessons)} lessons &middot; about {minutes} minutes &middot; version {course.version}
+{tags}</div>
+<p>{_e(course.summary)}</p>
+<ol>{lessons}</ol>
+</section>
+"""
+
+
+def _lesson(tenant: str, lesson: Lesson) -> str:
+    href = _path("v1", "tenants", tenant, "lessons", lesson.id)
+    teaches = "".join(f'<span class="tag">{_e(c)}</span>' for c in lesson.teaches)
+    requires = "".join(f'<span class="tag req">needs {_e(c)}</span>' for c in lesson.requires)
+    return (f'<li><a href="{_e(href)}">{_e(lesson.title)}</a> '
+            f'<span class="meta">{lesson.estimated_minutes} min</span><br>'
+            f"{teaches}{requires}</li>")

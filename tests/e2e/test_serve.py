@@ -1,0 +1,117 @@
+"""`bloop serve` and `bloop worker` as a newcomer runs them: real processes on embedded stores."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    def __init__(self, args: list[str], tmp: Path) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / "stderr.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BLOOP_")}
+        env |= {"BLOOP_DATA_DIR": str(tmp / "data"), "BLOOP_HTTP_PORT": str(self.port)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "bloop.cli", *args], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=self.log.open("wb"))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout=30)
+
+    def log_lines(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Process]:
+    p = Process(["serve"], tmp_path)
+    yield p
+    if p.proc.poll() is None:
+        p.stop()
+
+
+def test_serve_runs_every_service_with_a_seeded_demo(served: Process) -> None:
+    ready = httpx.get(served.base + "/readyz")
+    assert ready.status_code == 200, ready.text
+    assert all(c["state"] == "up" for c in ready.json()["checks"].values())
+    courses = httpx.get(served.base + "/v1/tenants/demo/courses").json()
+    titles = [c["title"] for c in courses["items"]]
+    assert "Thinking in Python" in titles
+    users = httpx.get(served.base + "/v1/tenants/demo/users").json()
+    assert len(users["items"]) == 2
+    page = httpx.get(served.base + "/")
+    assert page.status_code == 200
+    assert "Thinking in Python" in page.text
+
+
+def test_requests_are_logged_and_counted_with_their_request_id(served: Process) -> None:
+    r = httpx.get(served.base + "/v1/tenants/demo/courses", headers={"X-Request-ID": "e2e-check-1"})
+    assert r.headers["x-request-id"] == "e2e-check-1"
+    generated = httpx.get(served.base + "/healthz").headers["x-request-id"]
+    assert len(generated) == 32
+    metrics = httpx.get(served.base + "/metrics").text
+    labels = 'method="GET",route="/v1/tenants/{tenant}/courses",status="200"'
+    assert f"bloop_http_requests_total{{{labels}}}" in metrics
+    assert "bloop_events_published_total" in metrics or "bloop_outbox_pending" in metrics
+    assert served.stop() == 0
+    lines = served.log_lines()
+    assert any(line.get("request_id") == "e2e-check-1" and line.get("status") == 200 for line in lines)
+
+
+def test_bad_input_gets_problem_json(served: Process) -> None:
+    r = httpx.post(served.base + "/v1/tenants", content=b"{not json",
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "validation_failed"
+    big = httpx.post(served.base + "/v1/tenants", content=b"x" * 2_000_000,
+                     headers={"content-type": "application/json"})
+    assert big.status_code == 413
+    assert httpx.get(served.base + "/v1/nowhere").status_code == 404
+
+
+def test_a_worker_serves_only_ops_routes(tmp_path: Path) -> None:
+    worker = Process(["worker", "content"], tmp_path)
+    try:
+        assert httpx.get(worker.base + "/readyz").status_code == 200
+        assert httpx.get(worker.base + "/metrics").status_code == 200
+        assert httpx.get(worker.base + "/v1/tenants/demo/courses").status_code == 404
+    finally:
+        assert worker.stop() == 0
+
+
+def test_an_unknown_service_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "bloop.cli", "serve", "nonesuch"],
+                            capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, "BLOOP_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "bloop: unknown service 'nonesuch'; choose from identity, content")

@@ -1,0 +1,76 @@
+"""content's routes: status codes and problem+json bodies, through the real app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bloop.platform.app import create_app
+from bloop.platform.kit.settings import RuntimeSettings, Settings
+
+
+@pytest.fixture
+async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False))
+    app = create_app(settings, services=["content"])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+            yield c
+
+
+BASE = "/v1/tenants/acme"
+
+
+async def test_author_and_publish_a_course(client: httpx.AsyncClient) -> None:
+    r = await client.post(f"{BASE}/concepts", json={"id": "loops", "name": "Loops"})
+    assert r.status_code == 201, r.text
+    r = await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python", "tags": ["x"]})
+    assert r.status_code == 201, r.text
+    r = await client.post(f"{BASE}/courses/py/lessons", json={
+        "title": "Loops", "estimated_minutes": 5, "teaches": ["loops"],
+        "blocks": [{"type": "markdown", "markdown": "A `for` loop repeats."}]})
+    assert r.status_code == 201, r.text
+    lesson = r.json()
+    assert (await client.get(f"{BASE}/courses")).json()["items"] == []
+
+    r = await client.post(f"{BASE}/courses/py/publish")
+    assert r.status_code == 200
+    assert r.json()["version"] == 1
+    [listed] = (await client.get(f"{BASE}/courses")).json()["items"]
+    assert listed["id"] == "py"
+    detail = (await client.get(f"{BASE}/courses/py")).json()
+    assert [x["id"] for x in detail["lessons"]] == [lesson["id"]]
+    assert (await client.get(f"{BASE}/lessons/{lesson['id']}")).json() == lesson
+    assert [c["id"] for c in (await client.get(f"{BASE}/concepts")).json()["items"]] == ["loops"]
+
+
+async def test_stale_edits_and_bad_input_are_problems(client: httpx.AsyncClient) -> None:
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One"})).json()
+    url = f"{BASE}/lessons/{lesson['id']}"
+    r = await client.patch(url, json={"version": 1, "title": "One, edited"})
+    assert r.status_code == 200
+    assert r.json()["version"] == 2
+    r = await client.patch(url, json={"version": 1, "title": "Late"})
+    assert r.status_code == 409
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "stale_version"
+    assert r.json()["current_version"] == 2
+
+    r = await client.post(f"{BASE}/courses", json={"title": "X", "secret": 1})
+    assert r.status_code == 422
+    assert r.json()["code"] == "validation_failed"
+    r = await client.post(f"{BASE}/courses/py/lessons", json={"title": "L", "teaches": ["nope"]})
+    assert r.status_code == 422
+    assert r.json()["code"] == "unknown_concepts"
+    r = await client.post(f"{BASE}/courses", json={"id": "py", "title": "Again"})
+    assert r.status_code == 409
+    assert (await client.post(f"{BASE}/courses/none/publish")).status_code == 404
+    assert (await client.get(f"{BASE}/courses?status=archived")).status_code == 422
+    assert (await client.get("/v1/tenants/other/courses/py")).status_code == 404

@@ -1,0 +1,68 @@
+"""content's domain rules, without any store."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from bloop.platform.content.model import (
+    Course,
+    Lesson,
+    LessonEdit,
+    MarkdownBlock,
+    NewCourse,
+    NewLesson,
+)
+
+
+def test_a_new_course_is_an_unpublished_draft() -> None:
+    course = Course.create("acme", NewCourse(title=" Python ", tags=["Python", "python", "CS"]))
+    assert (course.status, course.version, course.lesson_count) == ("draft", 0, 0)
+    assert course.title == "Python"
+    assert course.tags == ["python", "cs"]
+    assert course.id
+    assert course.published_at is None
+
+
+def test_publishing_bumps_the_version() -> None:
+    course = Course.create("acme", NewCourse(id="py", title="Python"))
+    once = course.published()
+    twice = once.published()
+    assert (once.status, once.version, twice.version) == ("published", 1, 2)
+    assert once.published_at is not None
+    assert once.updated_at == once.published_at
+    assert course.version == 0  # models are values; publishing returns a new one
+
+
+def test_a_lesson_cannot_teach_what_it_requires() -> None:
+    with pytest.raises(ValidationError, match="both teach and require functions"):
+        NewLesson(title="Loops", teaches=["loops", "functions"], requires=["functions"])
+
+
+def test_concept_lists_are_slugs_kept_once() -> None:
+    new = NewLesson(title="Loops", teaches=["loops", "loops"])
+    assert new.teaches == ["loops"]
+    with pytest.raises(ValidationError):
+        NewLesson(title="Loops", teaches=["Not A Slug"])
+
+
+def test_unknown_fields_and_block_kinds_are_refused() -> None:
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        NewCourse.model_validate({"title": "Python", "price": 10})
+    with pytest.raises(ValidationError):
+        NewLesson.model_validate({"title": "L", "blocks": [{"type": "video", "url": "x"}]})
+    with pytest.raises(ValidationError):
+        NewCourse.model_validate({"title": "Python", "level": "expert"})
+
+
+def test_an_edit_changes_only_what_it_names_and_bumps_the_version() -> None:
+    lesson = Lesson.create("acme", "py", NewLesson(
+        title="Loops", estimated_minutes=5, blocks=[MarkdownBlock(markdown="# Loops")],
+        teaches=["loops"]))
+    edited = lesson.edited(LessonEdit(version=1, title="For loops"))
+    assert edited.title == "For loops"
+    assert edited.version == 2
+    assert (edited.blocks, edited.teaches, edited.id, edited.created_at) == (
+        lesson.blocks, lesson.teaches, lesson.id, lesson.created_at)
+    with pytest.raises(ValidationError, match="both teach and require loops"):
+        lesson.edited(LessonEdit(version=1, requires=["loops"]))

@@ -1,0 +1,162 @@
+"""content's use cases against the embedded store on a temporary path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bloop.platform.content.model import (
+    LessonEdit,
+    MarkdownBlock,
+    NewConcept,
+    NewCourse,
+    NewLesson,
+)
+from bloop.platform.content.service import ContentService
+from bloop.platform.content.stores.embedded import EmbeddedContentStore
+from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.sqlite import SqliteDB
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[ContentService]:
+    db = SqliteDB(tmp_path / "content.sqlite3")
+    store = EmbeddedContentStore(db, registry)
+    await store.setup()
+    svc = ContentService(store)
+    for c in ("variables", "functions", "recursion"):
+        await svc.add_concept("acme", NewConcept(id=c, name=c.title()))
+    yield svc
+    await db.close()
+
+
+async def events(service: ContentService) -> list[dict[str, Any]]:
+    pending = await service.repo.outbox.pending(100)
+    assert all(p.message.topic == "content.events" for p in pending)
+    return [json.loads(p.message.value) for p in pending]
+
+
+async def course_with_lessons(service: ContentService, tenant: str = "acme") -> list[str]:
+    await service.create_course(tenant, NewCourse(id="py", title="Python"))
+    ids = []
+    for title, teaches, requires in (("Functions", ["functions"], ["variables"]),
+                                     ("Recursion", ["recursion"], ["functions"])):
+        lesson = await service.add_lesson(tenant, "py", NewLesson(
+            title=title, teaches=teaches, requires=requires,
+            blocks=[MarkdownBlock(markdown=f"# {title}")]))
+        ids.append(lesson.id)
+    return ids
+
+
+async def test_lessons_keep_the_order_they_were_added_in(service: ContentService) -> None:
+    ids = await course_with_lessons(service)
+    detail = await service.course_detail("acme", "py")
+    assert [lesson.id for lesson in detail.lessons] == ids
+    assert [lesson.position for lesson in detail.lessons] == [0, 1]
+    assert detail.lesson_count == 2
+    assert await events(service) == []  # drafts are not announced
+
+
+async def test_lessons_refer_to_known_concepts_only(service: ContentService) -> None:
+    await service.create_course("acme", NewCourse(id="py", title="Python"))
+    with pytest.raises(Problem) as err:
+        await service.add_lesson("acme", "py", NewLesson(title="Loops", teaches=["loops"]))
+    assert err.value.status == 422
+    assert err.value.extra["concepts"] == ["loops"]
+    # concepts are per tenant: another tenant's `variables` does not count
+    await service.create_course("beta", NewCourse(id="py", title="Python"))
+    with pytest.raises(Problem):
+        await service.add_lesson("beta", "py", NewLesson(title="Names", teaches=["variables"]))
+
+
+async def test_a_concept_id_is_taken_once_per_tenant(service: ContentService) -> None:
+    with pytest.raises(Conflict):
+        await service.add_concept("acme", NewConcept(id="variables", name="Again"))
+    await service.add_concept("beta", NewConcept(id="variables", name="Variables"))
+    assert [c.id for c in await service.concepts("acme")] == ["functions", "recursion",
+                                                              "variables"]
+    assert [c.id for c in await service.concepts("beta")] == ["variables"]
+
+
+async def test_lessons_need_an_existing_course(service: ContentService) -> None:
+    with pytest.raises(NotFound):
+        await service.add_lesson("acme", "nothing", NewLesson(title="L"))
+
+
+async def test_publishing_announces_the_course_and_each_lesson(service: ContentService) -> None:
+    ids = await course_with_lessons(service)
+    published = await service.publish("acme", "py")
+    assert (published.status, published.version) == ("published", 1)
+    course_event, *lesson_events = await events(service)
+    assert course_event["type"] == "bloop.content.course.published.v1"
+    assert course_event["subject"] == "py"
+    assert course_event["tenant"] == "acme"
+    assert course_event["data"]["version"] == 1
+    assert course_event["data"]["lesson_ids"] == ids
+    assert [e["type"] for e in lesson_events] == ["bloop.content.lesson.published.v1"] * 2
+    assert [e["subject"] for e in lesson_events] == ids
+    assert lesson_events[1]["data"]["requires"] == ["functions"]
+    assert lesson_events[1]["data"]["course_version"] == 1
+
+    again = await service.publish("acme", "py")
+    assert again.version == 2
+    assert len(await events(service)) == 6
+
+
+async def test_an_empty_course_cannot_be_published(service: ContentService) -> None:
+    await service.create_course("acme", NewCourse(id="py", title="Python"))
+    with pytest.raises(Conflict) as err:
+        await service.publish("acme", "py")
+    assert err.value.code == "course_empty"
+    assert await events(service) == []
+
+
+async def test_listing_shows_published_courses_by_default(service: ContentService) -> None:
+    await course_with_lessons(service)
+    await service.create_course("acme", NewCourse(id="draft", title="A draft"))
+    assert await service.courses("acme") == []
+    await service.publish("acme", "py")
+    assert [c.id for c in await service.courses("acme")] == ["py"]
+    assert [c.id for c in await service.courses("acme", None)] == ["draft", "py"]
+    assert [c.id for c in await service.courses("acme", "draft")] == ["draft"]
+
+
+async def test_an_edit_against_an_old_version_is_refused(service: ContentService) -> None:
+    lesson_id, _ = await course_with_lessons(service)
+    edited = await service.edit_lesson("acme", lesson_id, LessonEdit(version=1, title="Defs"))
+    assert (edited.version, edited.title) == (2, "Defs")
+    with pytest.raises(Conflict) as err:
+        await service.edit_lesson("acme", lesson_id, LessonEdit(version=1, title="Lost"))
+    assert err.value.code == "stale_version"
+    assert err.value.extra["current_version"] == 2
+    assert (await service.lesson("acme", lesson_id)).title == "Defs"
+
+
+async def test_an_edit_keeps_the_lesson_rules(service: ContentService) -> None:
+    lesson_id, _ = await course_with_lessons(service)
+    with pytest.raises(Problem) as err:
+        await service.edit_lesson("acme", lesson_id, LessonEdit(version=1, teaches=["variables"]))
+    assert err.value.status == 422
+    with pytest.raises(Problem) as err:
+        await service.edit_lesson("acme", lesson_id, LessonEdit(version=1, requires=["nope"]))
+    assert err.value.code == "unknown_concepts"
+    assert (await service.lesson("acme", lesson_id)).version == 1
+
+
+async def test_another_tenant_sees_nothing(service: ContentService) -> None:
+    lesson_id, _ = await course_with_lessons(service)
+    await service.publish("acme", "py")
+    with pytest.raises(NotFound):
+        await service.course("beta", "py")
+    with pytest.raises(NotFound):
+        await service.lesson("beta", lesson_id)
+    with pytest.raises(NotFound):
+        await service.edit_lesson("beta", lesson_id, LessonEdit(version=1, title="x"))
+    with pytest.raises(NotFound):
+        await service.publish("beta", "py")
+    assert await service.courses("beta", None) == []

@@ -1,0 +1,129 @@
+"""End to end: a fresh data dir, the whole app, and the demo tenant seeded on first start."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bloop.platform.app import create_app
+from bloop.platform.content.model import (
+    Course,
+    CourseDetail,
+    MarkdownBlock,
+    NewConcept,
+    NewCourse,
+    NewLesson,
+)
+from bloop.platform.content.service import ContentService
+from bloop.platform.content.stores.embedded import EmbeddedContentStore
+from bloop.platform.content.wiring import seed_demo
+from bloop.platform.demo import data
+from bloop.platform.demo.landing import render
+from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.sqlite import SqliteDB
+
+
+async def _get_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                   *paths: str) -> list[httpx.Response]:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER",
+                "BLOOP_SEED_DEMO"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("BLOOP_DATA_DIR", str(tmp_path))
+    app = create_app()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+            return [await c.get(p) for p in paths]
+
+
+async def test_first_start_seeds_the_demo_and_serves_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home, courses, course, users, tenant, concepts = await _get_all(
+        tmp_path, monkeypatch, "/", "/v1/tenants/demo/courses",
+        "/v1/tenants/demo/courses/thinking-in-python", "/v1/tenants/demo/users",
+        "/v1/tenants/demo", "/v1/tenants/demo/concepts")
+
+    assert tenant.json()["name"] == "Bloop Demo School"
+    assert {(u["email"], tuple(u["roles"])) for u in users.json()["items"]} == {
+        ("ada@demo.bloop.dev", ("educator",)), ("grace@demo.bloop.dev", ("learner",))}
+    assert [c["id"] for c in concepts.json()["items"]] == sorted(c.id for c in data.CONCEPTS)
+
+    [listed] = courses.json()["items"]
+    assert (listed["id"], listed["status"], listed["version"]) == (
+        "thinking-in-python", "published", 1)
+    lessons = course.json()["lessons"]
+    assert [x["title"] for x in lessons] == [x.title for x in data.LESSONS]
+    assert all(x["blocks"] and "```python" in "".join(b["markdown"] for b in x["blocks"])
+               for x in lessons)
+    # every concept a lesson requires is taught by an earlier lesson
+    taught: set[str] = set()
+    for x in lessons:
+        assert set(x["requires"]) <= taught
+        taught |= set(x["teaches"])
+
+    assert home.status_code == 200
+    assert home.headers["content-type"].startswith("text/html")
+    page = home.text
+    assert "Thinking in Python" in page
+    for x in lessons:
+        assert f'/v1/tenants/demo/lessons/{x["id"]}' in page
+    assert 'href="/docs"' in page
+
+
+async def test_the_seed_runs_on_first_start_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    await _get_all(tmp_path, monkeypatch)
+    courses, users = await _get_all(tmp_path, monkeypatch, "/v1/tenants/demo/courses",
+                                    "/v1/tenants/demo/users")
+    assert [(c["id"], c["version"]) for c in courses.json()["items"]] == [("thinking-in-python", 1)]
+    assert len(users.json()["items"]) == 2
+
+
+@pytest.fixture
+async def content(tmp_path: Path) -> AsyncIterator[ContentService]:
+    db = SqliteDB(tmp_path / "content.sqlite3")
+    store = EmbeddedContentStore(db, registry)
+    await store.setup()
+    yield ContentService(store)
+    await db.close()
+
+
+async def test_an_interrupted_seed_is_completed(content: ContentService) -> None:
+    first = data.LESSONS[0]
+    await content.add_concept("demo", NewConcept(id="variables", name="Variables"))
+    await content.create_course("demo", NewCourse(id=data.COURSE_ID, title=data.COURSE_TITLE))
+    await content.add_lesson("demo", data.COURSE_ID, NewLesson(
+        title=first.title, teaches=list(first.teaches),
+        blocks=[MarkdownBlock(markdown=b) for b in first.blocks]))
+    await seed_demo(content)
+    detail = await content.course_detail("demo", data.COURSE_ID)
+    assert detail.version == 1
+    assert [x.title for x in detail.lessons] == [x.title for x in data.LESSONS]
+    await seed_demo(content)
+    assert (await content.course("demo", data.COURSE_ID)).version == 1
+
+
+async def test_the_seed_leaves_a_tenant_with_courses_of_its_own_alone(
+        content: ContentService) -> None:
+    await content.create_course("demo", NewCourse(id="mine", title="Mine"))
+    await seed_demo(content)
+    assert [c.id for c in await content.courses("demo", None)] == ["mine"]
+    assert await content.concepts("demo") == []
+
+
+def test_the_landing_page_escapes_what_it_shows() -> None:
+    course = Course.create("demo", NewCourse(
+        id="xss", title="<script>alert(1)</script>", summary='"quoted" & <b>bold</b>'))
+    page = render("demo", [CourseDetail(**course.model_dump(), lessons=[])])
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&quot;quoted&quot; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
+    assert re.search(r"<style>.*</style>", page, re.S)
+
+
+def test_the_landing_page_says_when_there_is_nothing_yet() -> None:
+    assert "No published courses yet" in render("demo", [], with_users=False)

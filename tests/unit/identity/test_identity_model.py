@@ -1,0 +1,55 @@
+"""identity's domain rules, without any store."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from bloop.platform.identity.model import NewTenant, NewUser, User
+
+
+def test_email_is_normalised_to_lower_case() -> None:
+    new = NewUser(email="  Ada@Demo.BLOOP.dev ", display_name="Ada")
+    assert new.email == "ada@demo.bloop.dev"
+
+
+@pytest.mark.parametrize("email", ["", "ada", "ada@", "@demo.dev", "ada@demo", "a da@demo.dev"])
+def test_malformed_emails_are_refused(email: str) -> None:
+    with pytest.raises(ValidationError):
+        NewUser(email=email, display_name="Ada")
+
+
+def test_roles_default_to_learner_and_are_kept_once_in_canonical_order() -> None:
+    assert NewUser(email="a@b.dev", display_name="A").roles == ["learner"]
+    new = NewUser(email="a@b.dev", display_name="A",
+                  roles=["tenant_admin", "educator", "tenant_admin"])
+    assert new.roles == ["educator", "tenant_admin"]
+
+
+@pytest.mark.parametrize("roles", [[], ["superuser"]])
+def test_roles_must_be_known_and_not_empty(roles: list[str]) -> None:
+    with pytest.raises(ValidationError):
+        NewUser.model_validate({"email": "a@b.dev", "display_name": "A", "roles": roles})
+
+
+def test_unknown_fields_are_refused() -> None:
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        NewUser.model_validate({"email": "a@b.dev", "display_name": "A", "admin": True})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        NewTenant.model_validate({"id": "demo", "name": "Demo", "plan": "gold"})
+
+
+@pytest.mark.parametrize("slug", ["Demo", "-demo", "demo-", "de mo", "de/mo", "", "a" * 64])
+def test_tenant_ids_are_slugs(slug: str) -> None:
+    with pytest.raises(ValidationError):
+        NewTenant(id=slug, name="Demo")
+
+
+def test_registered_users_get_an_id_and_a_millisecond_timestamp() -> None:
+    user = User.register("demo", NewUser(email="a@b.dev", display_name="A"))
+    assert user.id
+    assert user.tenant == "demo"
+    assert user.created_at.microsecond % 1000 == 0
+    assert user.created_at.tzinfo is not None
+    assert user.has_role("learner")
+    assert not user.has_role("educator")

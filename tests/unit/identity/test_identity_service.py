@@ -1,0 +1,115 @@
+"""identity's use cases against the embedded store on a temporary path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bloop.platform.identity.model import NewTenant, NewUser
+from bloop.platform.identity.service import IdentityService
+from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore
+from bloop.platform.kit.errors import Conflict, NotFound
+from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.sqlite import SqliteDB
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[IdentityService]:
+    db = SqliteDB(tmp_path / "identity.sqlite3")
+    store = EmbeddedIdentityStore(db, registry)
+    await store.setup()
+    woken: list[int] = []
+    svc = IdentityService(store, on_write=lambda: woken.append(1))
+    svc.woken = woken  # type: ignore[attr-defined]
+    yield svc
+    await db.close()
+
+
+async def events(service: IdentityService) -> list[dict[str, object]]:
+    pending = await service.repo.outbox.pending(100)
+    assert all(p.message.topic == "user.events" for p in pending)
+    return [json.loads(p.message.value) for p in pending]
+
+
+async def test_creating_a_tenant_stores_it_and_its_event(service: IdentityService) -> None:
+    tenant = await service.create_tenant(NewTenant(id="acme", name="Acme School"))
+    assert await service.tenant("acme") == tenant
+    [event] = await events(service)
+    assert event["type"] == "bloop.identity.tenant.created.v1"
+    assert event["tenant"] == event["subject"] == "acme"
+    assert event["data"] == {"tenant_id": "acme", "name": "Acme School",
+                             "created_at": event["data"]["created_at"]}  # type: ignore[index]
+    assert service.woken == [1]  # type: ignore[attr-defined]
+
+
+async def test_a_tenant_id_is_taken_once(service: IdentityService) -> None:
+    await service.create_tenant(NewTenant(id="acme", name="Acme"))
+    with pytest.raises(Conflict) as err:
+        await service.create_tenant(NewTenant(id="acme", name="Other"))
+    assert err.value.status == 409
+    assert err.value.code == "tenant_exists"
+    assert (await service.tenant("acme")).name == "Acme"
+    assert len(await events(service)) == 1
+
+
+async def test_unknown_tenants_are_not_found(service: IdentityService) -> None:
+    with pytest.raises(NotFound):
+        await service.tenant("nowhere")
+    with pytest.raises(NotFound):
+        await service.register_user("nowhere", NewUser(email="a@b.dev", display_name="A"))
+    with pytest.raises(NotFound):
+        await service.users("nowhere")
+    assert await events(service) == []
+
+
+async def test_registering_a_user_emits_user_registered(service: IdentityService) -> None:
+    await service.create_tenant(NewTenant(id="acme", name="Acme"))
+    user = await service.register_user("acme", NewUser(
+        email="Ada@Acme.dev", display_name="Ada", roles=["educator"]))
+    assert user.email == "ada@acme.dev"
+    assert await service.user("acme", user.id) == user
+    event = (await events(service))[-1]
+    assert event["type"] == "bloop.identity.user.registered.v1"
+    assert event["subject"] == user.id
+    assert event["tenant"] == "acme"
+    data = event["data"]
+    assert isinstance(data, dict)
+    assert data["roles"] == ["educator"]
+    assert data["display_name"] == "Ada"
+    assert "email" not in data
+
+
+async def test_an_email_is_taken_once_per_tenant_whatever_its_case(
+        service: IdentityService) -> None:
+    for t in ("acme", "beta"):
+        await service.create_tenant(NewTenant(id=t, name=t))
+    await service.register_user("acme", NewUser(email="ada@acme.dev", display_name="Ada"))
+    before = len(await events(service))
+    with pytest.raises(Conflict) as err:
+        await service.register_user("acme", NewUser(email="ADA@acme.DEV", display_name="Ada 2"))
+    assert err.value.code == "email_taken"
+    assert len(await events(service)) == before  # the refused write stored no event
+    # the same email in another tenant is another person
+    await service.register_user("beta", NewUser(email="ada@acme.dev", display_name="Ada"))
+
+
+async def test_users_are_only_reachable_through_their_tenant(service: IdentityService) -> None:
+    for t in ("acme", "beta"):
+        await service.create_tenant(NewTenant(id=t, name=t))
+    ada = await service.register_user("acme", NewUser(email="ada@acme.dev", display_name="Ada"))
+    with pytest.raises(NotFound):
+        await service.user("beta", ada.id)
+    assert await service.users("beta") == []
+
+
+async def test_users_are_listed_by_email_in_pages(service: IdentityService) -> None:
+    await service.create_tenant(NewTenant(id="acme", name="Acme"))
+    for name in ("carol", "alice", "bob"):
+        await service.register_user("acme", NewUser(email=f"{name}@acme.dev", display_name=name))
+    first = await service.users("acme", limit=2)
+    assert [u.display_name for u in first] == ["alice", "bob"]
+    rest = await service.users("acme", after=first[-1].email, limit=2)
+    assert [u.display_name for u in rest] == ["carol"]

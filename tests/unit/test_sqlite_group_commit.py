@@ -1,0 +1,63 @@
+"""Concurrent SQLite transactions share a commit yet each stays all-or-nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bloop.platform.kit.sqlite import SqliteDB
+
+
+class Refused(Exception):
+    pass
+
+
+async def test_each_unit_of_a_group_is_atomic_and_answered_on_its_own(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "g.sqlite3")
+    await db.run(lambda c: c.execute("CREATE TABLE t (unit INTEGER, part INTEGER)"))
+
+    def unit(n: int) -> int:
+        def write(c: sqlite3.Connection) -> int:
+            c.execute("INSERT INTO t VALUES (?, 1)", (n,))
+            if n % 3 == 0:
+                raise Refused(n)
+            c.execute("INSERT INTO t VALUES (?, 2)", (n,))
+            return n * 10
+
+        return write  # type: ignore[return-value]
+
+    results = await asyncio.gather(*(db.transaction(unit(n)) for n in range(60)),  # type: ignore[arg-type]
+                                   return_exceptions=True)
+    for n, result in enumerate(results):
+        expected: object = Refused if n % 3 == 0 else n * 10
+        assert (type(result) if n % 3 == 0 else result) == expected
+    rows = await db.run(lambda c: c.execute("SELECT unit, count(*) FROM t GROUP BY unit").fetchall())
+    counts = {r[0]: r[1] for r in rows}
+    assert counts == {n: 2 for n in range(60) if n % 3}
+    await db.close()
+
+
+async def test_reads_see_the_writes_submitted_before_them(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "o.sqlite3")
+    await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+
+    def insert(n: int) -> Callable[[sqlite3.Connection], object]:
+        return lambda c: c.execute("INSERT INTO t VALUES (?)", (n,))
+
+    writes = [db.transaction(insert(n)) for n in range(10)]
+    count = db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0])
+    await asyncio.gather(*writes)
+    assert await count == 10
+    await db.close()
+
+
+async def test_a_closed_database_refuses_work(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "c.sqlite3")
+    await db.ping()
+    await db.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await db.ping()
