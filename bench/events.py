@@ -7,7 +7,10 @@ id, runs the handler and commits.
 Raw: the same payload bytes through an idempotent acks=all aiokafka producer and a consumer group
 that commits per batch. Target: ours >= 50% of raw.
 
-    python bench/events.py [--events 20000]
+Three rounds alternate raw and ours; medians are reported, with each stage of our path measured
+alone (writers, relay, consumer) to show where the time goes.
+
+    python bench/events.py [--events 20000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sqlite3
+import statistics
 import tempfile
 import time
 import uuid
@@ -44,74 +48,127 @@ class LessonViewed(BaseModel):
     learner_id: str
     lesson_id: str
     seconds: int
+    round: int
 
 
 VIEWED: EventType[LessonViewed] = type_of(LessonViewed)
 
 
-def sample(n: int) -> Envelope:
-    return VIEWED.envelope(LessonViewed(learner_id=f"learner-{n % 500}", lesson_id=f"lesson-{n % 80}",
-                                        seconds=n % 900), tenant="bench", subject=f"learner-{n % 500}")
+def sample(n: int, round_: int = 0) -> Envelope:
+    data = LessonViewed(learner_id=f"learner-{n % 500}", lesson_id=f"lesson-{n % 80}",
+                        seconds=n % 900, round=round_)
+    return VIEWED.envelope(data, tenant="bench", subject=data.learner_id)
 
 
-async def ours(count: int, tmp: Path) -> float:
-    metrics = Metrics()
-    db = SqliteDB(tmp / "service.sqlite3")
-    outbox = SqliteOutbox(db, registry)
-    await outbox.setup()
-    processed_db = SqliteDB(tmp / "processed.sqlite3")
-    processed = SqliteProcessedEvents(processed_db)
-    await processed.setup()
-    bus = KafkaEventBus(KafkaSettings(), registry, processed, metrics)
-    await bus.ensure_topics([VIEWED.topic, VIEWED.topic + ".dlq"])
-    done = asyncio.Event()
-    handled = 0
+class Path_:
+    """Our path's parts, built fresh for each measurement."""
 
-    async def handler(env: Envelope) -> None:
-        nonlocal handled
-        handled += 1
-        if handled == count:
-            done.set()
+    def __init__(self, tmp: Path, tag: str, round_: int = -1) -> None:
+        self.round = round_
+        self.metrics = Metrics()
+        self.db = SqliteDB(tmp / f"service-{tag}.sqlite3")
+        self.outbox = SqliteOutbox(self.db, registry)
+        self.processed_db = SqliteDB(tmp / f"processed-{tag}.sqlite3")
+        self.processed = SqliteProcessedEvents(self.processed_db)
+        self.bus = KafkaEventBus(KafkaSettings(), registry, self.processed, self.metrics)
+        self.relay = OutboxRelay(self.outbox, self.bus, self.metrics,
+                                 OutboxSettings(poll_interval_s=0.05, batch_size=500))
+        self.group = f"bench-{RUN}-{tag}"
 
-    bus.subscribe(Subscription(f"bench-{RUN}", (VIEWED.topic,), handler))
-    await bus.start()
-    relay = OutboxRelay(outbox, bus, metrics, OutboxSettings(poll_interval_s=0.05, batch_size=500))
-    relay.start()
-    await asyncio.sleep(3)  # let the group join before timing
+    async def setup(self) -> None:
+        await self.outbox.setup()
+        await self.processed.setup()
+        await self.bus.ensure_topics([VIEWED.topic, VIEWED.topic + ".dlq"])
+
+    async def write(self, first: int, count: int) -> None:
+        async def writer(start: int) -> None:
+            for n in range(first + start, first + count, WRITERS):
+                env = sample(n, self.round)
+
+                def store(c: sqlite3.Connection, e: Envelope = env) -> None:
+                    self.outbox.add(c, e)
+
+                await self.db.transaction(store)
+                self.relay.wake()
+
+        await asyncio.gather(*(writer(w) for w in range(WRITERS)))
+
+    async def consumer(self, count: int) -> asyncio.Event:
+        """Joins the group (before timing starts) and sets the event after `count` events."""
+        done = asyncio.Event()
+        handled = 0
+
+        async def handler(env: Envelope) -> None:
+            nonlocal handled
+            if self.round < 0 or env.data["round"] == self.round:
+                handled += 1
+                if handled == count:
+                    done.set()
+
+        self.bus.subscribe(Subscription(self.group, (VIEWED.topic,), handler))
+        await self.bus.start()
+        for _ in range(100):
+            if self.bus.joined(self.group):
+                break
+            await asyncio.sleep(0.1)
+        return done
+
+    async def close(self) -> None:
+        await self.relay.stop()
+        await self.bus.close()
+        await self.db.close()
+        await self.processed_db.close()
+
+
+async def ours(count: int, tmp: Path, first: int, round_: int) -> float:
+    path = Path_(tmp, f"r{round_}", round_)
+    await path.setup()
+    done = await path.consumer(count)
+    path.relay.start()
     start = time.perf_counter()
-
-    async def writer(first: int) -> None:
-        for n in range(first, count, WRITERS):
-            env = sample(n)
-
-            def store(c: sqlite3.Connection, e: Envelope = env) -> None:
-                outbox.add(c, e)
-
-            await db.transaction(store)
-            relay.wake()
-
-    await asyncio.gather(*(writer(w) for w in range(WRITERS)))
+    await path.write(first, count)
     await asyncio.wait_for(done.wait(), 600)
     elapsed = time.perf_counter() - start
-    await relay.stop()
-    await bus.close()
-    await db.close()
-    await processed_db.close()
+    await path.close()
     return count / elapsed
 
 
-async def raw(count: int) -> float:
+async def stages(count: int, tmp: Path, first: int) -> dict[str, float]:
+    """Each stage alone: outbox writes, relay to Kafka, then the consumer group."""
+    path = Path_(tmp, "stages", round_=10_000)
+    await path.setup()
+    start = time.perf_counter()
+    await path.write(first, count)
+    writers = count / (time.perf_counter() - start)
+    start = time.perf_counter()
+    await path.relay.flush(600)
+    relay = count / (time.perf_counter() - start)
+    await path.close()
+    reader = Path_(tmp, "stages-consumer")
+    await reader.setup()
+    done = await reader.consumer(count + first)
+    start = time.perf_counter()
+    await asyncio.wait_for(done.wait(), 600)
+    consumer = (count + first) / (time.perf_counter() - start)
+    await reader.close()
+    return {"outbox writes": writers, "relay to Kafka": relay, "consumer group": consumer}
+
+
+async def raw(count: int, first: int) -> float:
     bootstrap = KafkaSettings().bootstrap
-    topic = f"bench.raw.{RUN}"
-    payloads = [(sample(n).key, sample(n).to_bytes()) for n in range(count)]
+    topic = f"bench.raw.{RUN}.{first}"
+    payloads = [(sample(n).key, sample(n).to_bytes()) for n in range(first, first + count)]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
                                 linger_ms=2, max_batch_size=1_048_576)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{RUN}",
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{RUN}-{first}",
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await producer.start()
     await producer.send_and_wait(topic, b"warm-up", key=b"warm-up")
     await consumer.start()
-    await asyncio.sleep(3)
+    for _ in range(100):
+        if consumer.assignment():
+            break
+        await asyncio.sleep(0.1)
     received = 0
 
     async def consume() -> None:
@@ -137,14 +194,24 @@ async def raw(count: int) -> float:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    raw_rates: list[float] = []
+    our_rates: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        raw_rate = await raw(args.events)
-        ours_rate = await ours(args.events, Path(tmp))
-    ratio = ours_rate / raw_rate
-    print(f"events: {args.events}")
-    print(f"raw aiokafka produce->consume: {raw_rate:,.0f} events/s")
-    print(f"bloop outbox->relay->bus->consumer: {ours_rate:,.0f} events/s")
+        for r in range(args.rounds):
+            first = r * args.events
+            raw_rates.append(await raw(args.events, first))
+            our_rates.append(await ours(args.events, Path(tmp), first, r))
+        parts = await stages(args.events, Path(tmp), args.rounds * args.events)
+    raw_rate, our_rate = statistics.median(raw_rates), statistics.median(our_rates)
+    ratio = our_rate / raw_rate
+    print(f"events per round: {args.events}, rounds: {args.rounds}")
+    print(f"raw aiokafka produce->consume: {raw_rate:,.0f} events/s "
+          f"(rounds: {', '.join(f'{x:,.0f}' for x in raw_rates)})")
+    print(f"bloop outbox->relay->bus->consumer: {our_rate:,.0f} events/s "
+          f"(rounds: {', '.join(f'{x:,.0f}' for x in our_rates)})")
+    print("our stages alone: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in parts.items()))
     print(f"ratio ours/raw: {ratio:.2f} (target >= 0.50) {'PASS' if ratio >= 0.5 else 'BELOW TARGET'}")
 
 

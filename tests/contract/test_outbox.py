@@ -3,6 +3,7 @@ atomic write as its state change, and the relay publishes pending events in orde
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from bloop.platform.kit import stores
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.port import Message
-from bloop.platform.kit.events.envelope import Envelope, MalformedEvent
+from bloop.platform.kit.events.envelope import Envelope, MalformedEvent, parse_envelope
 from bloop.platform.kit.events.outbox import OutboxRelay, OutboxStore
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
@@ -185,7 +186,7 @@ async def test_a_failed_write_leaves_neither_state_nor_event(case: Case) -> None
 
 
 async def test_an_invalid_event_is_refused_before_anything_is_written(case: Case) -> None:
-    bad = ping(1, "c").model_copy(update={"data": {"run": "outbox", "n": "one"}})
+    bad = dataclasses.replace(ping(1, "c"), data={"run": "outbox", "n": "one"})
     with pytest.raises(MalformedEvent):
         await case.write("c", [bad])
     assert await case.things() == 0
@@ -204,7 +205,7 @@ async def test_the_relay_publishes_in_order_and_marks_sent(case: Case) -> None:
     assert await case.outbox.pending(100) == []
     got: dict[str, list[int]] = {}
     for m in bus.published:
-        env = Envelope.model_validate_json(m.value)
+        env = parse_envelope(m.value)
         assert m.key == env.subject.encode()
         got.setdefault(env.subject, []).append(env.data["n"])
     assert got == written
@@ -222,5 +223,5 @@ async def test_events_wait_while_the_bus_is_down(case: Case) -> None:
     assert len(await case.outbox.pending(100)) == 2
     bus.down = False
     await relay.flush()
-    assert [Envelope.model_validate_json(m.value).data["n"] for m in bus.published] == [1, 2]
+    assert [parse_envelope(m.value).data["n"] for m in bus.published] == [1, 2]
     assert await case.outbox.pending(100) == []

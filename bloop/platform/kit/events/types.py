@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from bloop.platform.kit.events.envelope import Envelope, MalformedEvent, new_envelope
+from bloop.platform.kit.events.envelope import Envelope, MalformedEvent
 from bloop.platform.kit.logging import request_id_var
 
 D = TypeVar("D", bound=BaseModel)
@@ -50,8 +50,10 @@ class EventType(Generic[D]):
 
     def envelope(self, data: D, *, tenant: str, subject: str,
                  time: datetime | None = None) -> Envelope:
-        return new_envelope(
-            self.type_id, source=self.source, tenant=tenant, subject=subject,
+        if not isinstance(data, self.model):
+            raise TypeError(f"{self.type_id} carries {self.model.__name__}, not {type(data).__name__}")
+        return Envelope.trusted(
+            type_id=self.type_id, source=self.source, tenant=tenant, subject=subject,
             data=data.model_dump(mode="json"), request_id=request_id_var.get(), time=time,
         )
 

@@ -139,6 +139,11 @@ class KafkaEventBus:
             self.metrics.events_published.labels(m.topic, type_id).inc()
 
     # -- consuming --------------------------------------------------------------------------
+    def joined(self, group: str) -> bool:
+        """True once `group`'s consumer has partitions assigned."""
+        consumer = self._consumers.get(group)
+        return consumer is not None and bool(consumer.assignment())
+
     async def drained(self, group: str) -> bool:
         consumer = self._consumers.get(group)
         if consumer is None:
@@ -173,7 +178,7 @@ class KafkaEventBus:
             *sub.topics, bootstrap_servers=self.settings.bootstrap, group_id=sub.group,
             client_id=f"{self.settings.client_id}-{sub.group}", enable_auto_commit=False,
             auto_offset_reset="earliest", request_timeout_ms=max(self.settings.request_timeout_ms, 40_000),
-            max_poll_records=500,
+            max_poll_records=2000,
         )
         await consumer.start()
         self._consumers[sub.group] = consumer
@@ -181,14 +186,18 @@ class KafkaEventBus:
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
+                if not batches:
+                    continue
+                offsets: dict[TopicPartition, int] = {}
                 for tp, records in batches.items():
                     await processor.process([
                         Message(topic=r.topic, key=r.key, value=r.value, headers=tuple(r.headers),
                                 partition=r.partition, offset=r.offset)
                         for r in records])
-                    next_offset = records[-1].offset + 1
-                    await self._commit(consumer, tp, next_offset)
-                    positions[tp] = next_offset
+                    offsets[tp] = records[-1].offset + 1
+                await self._commit(consumer, offsets)
+                positions.update(offsets)
+                for tp, next_offset in offsets.items():
                     end = consumer.highwater(tp)
                     if end is not None:
                         self.metrics.consumer_lag.labels(tp.topic, str(tp.partition), sub.group).set(
@@ -199,11 +208,11 @@ class KafkaEventBus:
                 await consumer.stop()
 
     @staticmethod
-    async def _commit(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         delay = 0.2
         for _ in range(20):
             try:
-                await consumer.commit({tp: offset})
+                await consumer.commit(offsets)
                 return
             except KafkaError as exc:
                 if not getattr(exc, "retriable", False) and "Rebalance" not in type(exc).__name__:

@@ -13,7 +13,7 @@ Handler = Callable[[Envelope], Awaitable[None]]
 DLQ_SUFFIX = ".dlq"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     topic: str
     key: bytes | None

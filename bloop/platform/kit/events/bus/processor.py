@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -38,7 +39,6 @@ class EventProcessor:
         self.metrics = metrics
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
-        self._counters: dict[tuple[str, str], object] = {}
 
     async def process(self, messages: Sequence[Message]) -> list[str]:
         """Handles messages in order; returns each one's outcome: ok, duplicate, skipped or
@@ -76,8 +76,9 @@ class EventProcessor:
         if dead:
             await self._dead_letter(dead)
         await self._retrying(lambda: self.processed.mark(group, handled))
-        for msg, outcome in zip(messages, outcomes, strict=True):
-            self.metrics.events_consumed.labels(msg.topic, group, outcome).inc()
+        for (topic, outcome), count in Counter(
+                (m.topic, o) for m, o in zip(messages, outcomes, strict=True)).items():
+            self.metrics.events_consumed.labels(topic, group, outcome).inc(count)
         return outcomes
 
     async def _handle(self, envelope: Envelope) -> str | None:

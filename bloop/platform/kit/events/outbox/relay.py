@@ -23,6 +23,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
+        self._last_count = 0.0
 
     def wake(self) -> None:
         """Called after a write so the event goes out now rather than at the next poll."""
@@ -51,8 +52,10 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 sent = await self.run_once()
-                self.metrics.outbox_pending.labels(self.outbox.name).set(
-                    await self.outbox.count_pending())
+                if time.monotonic() - self._last_count > 1:
+                    self._last_count = time.monotonic()
+                    self.metrics.outbox_pending.labels(self.outbox.name).set(
+                        await self.outbox.count_pending())
                 delay = self.settings.poll_interval_s
                 if sent == self.settings.batch_size:
                     continue

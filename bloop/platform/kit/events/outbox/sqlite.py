@@ -7,8 +7,9 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
+from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
-from bloop.platform.kit.events.outbox.port import Pending, entry_of, message_of
+from bloop.platform.kit.events.outbox.port import Pending, entry_of
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -23,10 +24,11 @@ class SqliteOutbox:
     async def setup(self) -> None:
         await self.db.run(lambda c: c.executescript(
             f"CREATE TABLE IF NOT EXISTS {self.table} ("
-            " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, topic TEXT NOT NULL,"
+            " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, topic TEXT NOT NULL,"
             " key TEXT NOT NULL, type TEXT NOT NULL, value TEXT NOT NULL, created_at REAL NOT NULL,"
             " sent_at REAL);"
-            f"CREATE INDEX IF NOT EXISTS {self.table}_pending ON {self.table} (sent_at, seq);"))
+            f"CREATE INDEX IF NOT EXISTS {self.table}_unsent ON {self.table} (seq)"
+            " WHERE sent_at IS NULL;"))
 
     def add(self, conn: sqlite3.Connection, *envelopes: Envelope) -> None:
         """Call inside the transaction that changes the state these events describe."""
@@ -38,14 +40,20 @@ class SqliteOutbox:
 
     async def pending(self, limit: int) -> list[Pending]:
         rows = await self.db.run(lambda c: c.execute(
-            f"SELECT seq, id, topic, key, type, value FROM {self.table}"  # noqa: S608
+            f"SELECT seq, topic, key, type, value FROM {self.table}"  # noqa: S608
             " WHERE sent_at IS NULL ORDER BY seq LIMIT ?", (limit,)).fetchall())
-        return [Pending(ref=r["seq"], message=message_of(dict(r))) for r in rows]
+        return [Pending(ref=seq, message=Message(topic=topic, key=key.encode(), value=value.encode(),
+                                                 headers=(("type", type_.encode()),)))
+                for seq, topic, key, type_, value in rows]
 
     async def mark_sent(self, sent: Sequence[Pending]) -> None:
+        # Writers commit one at a time, so sequence numbers become visible in order: every
+        # unsent row up to the batch's last one is in the batch.
+        last = max(p.ref for p in sent)
         now = time.time()
-        await self.db.transaction(lambda c: c.executemany(
-            f"UPDATE {self.table} SET sent_at=? WHERE seq=?", [(now, p.ref) for p in sent]))  # noqa: S608
+        await self.db.transaction(lambda c: c.execute(
+            f"UPDATE {self.table} SET sent_at=? WHERE sent_at IS NULL AND seq<=?",  # noqa: S608
+            (now, last)))
 
     async def count_pending(self) -> int:
         row = await self.db.run(lambda c: c.execute(

@@ -1,0 +1,11 @@
+# The image the Helm chart runs: `bloop serve <service>` or `bloop worker <service>`.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY bloop ./bloop
+RUN pip install --no-cache-dir . && useradd --create-home bloop
+USER bloop
+ENV BLOOP_HTTP_HOST=0.0.0.0 BLOOP_DATA_DIR=/home/bloop/data
+EXPOSE 8000
+ENTRYPOINT ["bloop"]
+CMD ["serve"]
