@@ -115,7 +115,7 @@ def infra_status() -> None:
 def events_schemas(write: Annotated[bool, typer.Option(help="Write missing schema files.")] = False,
                    ) -> None:
     """Check each event type against its committed JSON Schema."""
-    from bloop.platform.kit.events.schemas import check_all, load_all_types
+    from bloop.platform.kit.events.schema_files import check_all, load_all_types
 
     load_all_types()
     problems = check_all(write_missing=write)

@@ -13,18 +13,7 @@ if [ -x "$JAVA_HOME_17/bin/java" ]; then JAVA="$JAVA_HOME_17/bin/java"; export J
 
 libs_dir() { printf '%s/libs' "$(cache_dir)"; }
 
-do_install() {
-  local cache stamp
-  cache="$(cache_dir)"
-  stamp="$cache/.installed-$(sha256sum "$POM" | cut -c1-16)"
-  [ -f "$stamp" ] && return 0
-  command -v mvn >/dev/null || apt_install maven
-  log "resolving Kafka jars from Maven Central"
-  rm -rf "$cache/libs" "$cache"/.installed-*
-  mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$cache/libs" >&2
-  touch "$stamp"
-}
+do_install() { maven_libs "$POM" Kafka; }
 
 write_config() { # dir
   local dir="$1"

@@ -61,6 +61,19 @@ apt_install() { # package...  (root on this machine; update the index once per r
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
 
+maven_libs() { # pom label: copies the pom's runtime jars into cache_dir/libs, once per pom content
+  local pom="$1" cache stamp
+  cache="$(cache_dir)"
+  stamp="$cache/.installed-$(sha256sum "$pom" | cut -c1-16)"
+  [ -f "$stamp" ] && return 0
+  command -v mvn >/dev/null || apt_install maven
+  log "resolving $2 jars from Maven Central"
+  rm -rf "$cache/libs" "$cache"/.installed-*
+  mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$cache/libs" >&2
+  touch "$stamp"
+}
+
 # Dispatch: each server script defines do_install, do_start, do_stop (optional), do_status (optional)
 # and calls `main "$@"` last. `start` installs first, is a no-op when already running, and
 # `wipe` removes the data so the next start is fresh.

@@ -24,18 +24,7 @@ JVM_FLAGS=(-XX:+UseG1GC -XX:-OmitStackTraceInFastThrow -XX:+UnlockExperimentalVM
 
 libs_dir() { printf '%s/libs' "$(cache_dir)"; }
 
-do_install() {
-  local cache stamp
-  cache="$(cache_dir)"
-  stamp="$cache/.installed-$(sha256sum "$POM" | cut -c1-16)"
-  [ -f "$stamp" ] && return 0
-  command -v mvn >/dev/null || apt_install maven
-  log "resolving Neo4j jars from Maven Central"
-  rm -rf "$cache/libs" "$cache"/.installed-*
-  mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$cache/libs" >&2
-  touch "$stamp"
-}
+do_install() { maven_libs "$POM" Neo4j; }
 
 write_config() { # home
   local home="$1"

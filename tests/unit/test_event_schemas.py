@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bloop.platform.kit.events.schemas import check, load_all_types
+from bloop.platform.kit.events.schema_files import ENVELOPE_SCHEMA, check, check_envelope, load_all_types
 from bloop.platform.kit.events.types import EventType, registry
 
 load_all_types()
@@ -27,3 +27,11 @@ def test_event_type_is_compatible_with_its_committed_schema(et: EventType[object
 def test_committed_schema_names_its_type(et: EventType[object]) -> None:  # type: ignore[type-var]
     committed = json.loads(et.schema_path.read_text())
     assert committed["title"] == et.type_id
+
+
+def test_the_envelope_is_compatible_with_its_committed_schema() -> None:
+    assert ENVELOPE_SCHEMA.exists()
+    assert check_envelope() == []
+    committed = json.loads(ENVELOPE_SCHEMA.read_text())
+    assert committed["additionalProperties"] is False
+    assert set(committed["required"]) == {"id", "type", "source", "time", "tenant", "subject", "data"}

@@ -18,7 +18,7 @@ header{background:#1f3a8a;color:#fff;padding:2.2rem 1.5rem}
 header h1{margin:0;font-size:1.9rem}
 header p{margin:.4rem 0 0;opacity:.85}
 main{max-width:52rem;margin:0 auto;padding:1.5rem}
-nav a,footer a{margin-right:1rem}
+nav a{margin-right:1rem}
 a{color:#1f4fd1}
 .course{background:#fff;border:1px solid #dde2ee;border-radius:10px;padding:1.2rem 1.4rem;
   margin:1.2rem 0}
@@ -30,6 +30,7 @@ li{margin:.45rem 0}
   padding:0 .55rem;font-size:.8rem;margin-right:.25rem}
 .tag.req{background:#fdf1e4;color:#7a4a12}
 code{background:#eef1fb;padding:.05rem .3rem;border-radius:4px}
+header code{background:rgba(255,255,255,.16);color:#fff}
 .empty{background:#fff;border:1px dashed #c5cbe0;border-radius:10px;padding:1.2rem}
 footer{color:#5b6477;font-size:.9rem;margin-top:2rem}
 """

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from bloop.platform.kit.events.bus.port import Message, Subscription
+from bloop.platform.kit.events.bus.port import Message, Subscription, record_published
 from bloop.platform.kit.events.bus.processor import EventProcessor
 from bloop.platform.kit.events.dedupe import ProcessedEvents
 from bloop.platform.kit.events.types import EventRegistry
@@ -76,6 +76,7 @@ class EmbeddedEventBus:
                 for m in messages]
         await self.db.transaction(lambda c: c.executemany(
             "INSERT INTO bus_log (topic, key, value, headers, at) VALUES (?, ?, ?, ?, ?)", rows))
+        record_published(self.metrics, messages)
         for wake in self._wakeups:
             wake.set()
 

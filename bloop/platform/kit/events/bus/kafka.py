@@ -13,7 +13,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from bloop.platform.kit.errors import StoreUnavailable
-from bloop.platform.kit.events.bus.port import DLQ_SUFFIX, Message, Subscription
+from bloop.platform.kit.events.bus.port import (
+    DLQ_SUFFIX,
+    Message,
+    Subscription,
+    record_published,
+)
 from bloop.platform.kit.events.bus.processor import EventProcessor
 from bloop.platform.kit.events.dedupe import ProcessedEvents
 from bloop.platform.kit.events.types import EventRegistry
@@ -134,9 +139,7 @@ class KafkaEventBus:
             # by consumers.
             await self._reset_producer()
             raise StoreUnavailable("kafka", type(exc).__name__) from exc
-        for m in messages:
-            type_id = dict(m.headers).get("type", b"").decode()
-            self.metrics.events_published.labels(m.topic, type_id).inc()
+        record_published(self.metrics, messages)
 
     # -- consuming --------------------------------------------------------------------------
     def joined(self, group: str) -> bool:

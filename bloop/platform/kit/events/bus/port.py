@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.metrics import Metrics
 
 Handler = Callable[[Envelope], Awaitable[None]]
 
@@ -26,6 +28,12 @@ class Message:
     def of(cls, envelope: Envelope, topic: str) -> Message:
         return cls(topic=topic, key=envelope.key, value=envelope.to_bytes(),
                    headers=(("type", envelope.type.encode()),))
+
+
+def record_published(metrics: Metrics, messages: Sequence[Message]) -> None:
+    counts = Counter((m.topic, dict(m.headers).get("type", b"").decode()) for m in messages)
+    for (topic, type_id), n in counts.items():
+        metrics.events_published.labels(topic, type_id).inc(n)
 
 
 @dataclass(frozen=True)
