@@ -46,7 +46,7 @@ async def test_every_real_store_is_checked(client: httpx.AsyncClient) -> None:
         assert found[CHECK[name]]["latency_ms"] >= 0
 
 
-@pytest.mark.parametrize("name", ["redis", "mongo"])
+@pytest.mark.parametrize("name", SERVERS)
 async def test_a_stopped_store_turns_red_then_green(client: httpx.AsyncClient, name: str) -> None:
     if not infra.servers()[name].managed():
         pytest.fail(f"this test stops {name}, so it needs one started by `bloop infra up {name}`")

@@ -69,12 +69,9 @@ class KafkaEventBus:
             self._producer = None
 
     async def ping(self) -> None:
-        host, _, port = self.settings.bootstrap.split(",")[0].rpartition(":")
-        _, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-        await self.ensure_topics(["bloop.ping"])
+        """A metadata round trip to the cluster through the producer's connection."""
+        producer = await self._get_producer()
+        await producer.client.fetch_all_metadata()
 
     # -- topics -----------------------------------------------------------------------------
     async def ensure_topics(self, topics: Sequence[str]) -> None:
