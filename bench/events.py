@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel, ConfigDict
 
 from bloop.platform.kit.events.bus.kafka import KafkaEventBus
-from bloop.platform.kit.events.bus.port import Subscription
+from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.relay import OutboxRelay
@@ -133,6 +133,21 @@ async def ours(count: int, tmp: Path, first: int, round_: int) -> float:
     return count / elapsed
 
 
+async def bus_only(count: int, tmp: Path, first: int, round_: int) -> float:
+    """The bus without the outbox: envelopes published in batches straight to Kafka."""
+    path = Path_(tmp, f"bus{round_}", round_)
+    await path.setup()
+    done = await path.consumer(count)
+    start = time.perf_counter()
+    for batch in range(first, first + count, 500):
+        await path.bus.publish([Message.of(sample(n, round_), VIEWED.topic)
+                                for n in range(batch, min(batch + 500, first + count))])
+    await asyncio.wait_for(done.wait(), 600)
+    elapsed = time.perf_counter() - start
+    await path.close()
+    return count / elapsed
+
+
 async def stages(count: int, tmp: Path, first: int) -> dict[str, float]:
     """Each stage alone: outbox writes, relay to Kafka, then the consumer group."""
     path = Path_(tmp, "stages", round_=10_000)
@@ -198,11 +213,13 @@ async def main() -> None:
     args = parser.parse_args()
     raw_rates: list[float] = []
     our_rates: list[float] = []
+    bus_rates: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             first = r * args.events
             raw_rates.append(await raw(args.events, first))
             our_rates.append(await ours(args.events, Path(tmp), first, r))
+            bus_rates.append(await bus_only(args.events, Path(tmp), first, 100 + r))
         parts = await stages(args.events, Path(tmp), args.rounds * args.events)
     raw_rate, our_rate = statistics.median(raw_rates), statistics.median(our_rates)
     ratio = our_rate / raw_rate
@@ -211,6 +228,8 @@ async def main() -> None:
           f"(rounds: {', '.join(f'{x:,.0f}' for x in raw_rates)})")
     print(f"bloop outbox->relay->bus->consumer: {our_rate:,.0f} events/s "
           f"(rounds: {', '.join(f'{x:,.0f}' for x in our_rates)})")
+    print(f"bloop bus alone (no outbox): {statistics.median(bus_rates):,.0f} events/s "
+          f"= {statistics.median(bus_rates) / raw_rate:.2f} of raw")
     print("our stages alone: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in parts.items()))
     print(f"ratio ours/raw: {ratio:.2f} (target >= 0.50) {'PASS' if ratio >= 0.5 else 'BELOW TARGET'}")
 

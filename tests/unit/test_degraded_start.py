@@ -1,0 +1,33 @@
+"""A store that is down at start-up degrades the routes that need it, not the process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from bloop.platform.app import create_app
+from bloop.platform.kit.settings import MongoSettings, RuntimeSettings, Settings
+
+
+async def test_the_platform_starts_and_serves_with_mongodb_unreachable(tmp_path: Path) -> None:
+    settings = Settings(
+        runtime=RuntimeSettings(data_dir=tmp_path),
+        mongo=MongoSettings(adapter="real", url="mongodb://127.0.0.1:9", timeout_ms=200),
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bloop") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            checks = ready.json()["checks"]
+            assert checks["mongodb"]["state"] == "down"
+            assert checks["sqlite:events"]["state"] == "up"
+            courses = await client.get("/v1/tenants/demo/courses")
+            assert courses.status_code == 503
+            assert courses.headers["content-type"] == "application/problem+json"
+            assert courses.json()["code"] == "store_unavailable"
+            assert courses.json()["store"] == "mongodb"
+            assert courses.headers["retry-after"] == "5"
