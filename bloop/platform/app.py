@@ -65,6 +65,11 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
         for service in chosen:
             for router in service.routers():
                 app.include_router(router)
+        from bloop.graphql.router import graphql_router
+
+        graphql = graphql_router(chosen)
+        if graphql is not None:
+            app.include_router(graphql)
     # The platform (and its metrics) is created by the lifespan, after the middleware.
     app.add_middleware(RequestContextMiddleware, metrics=lambda: app.state.platform.metrics,
                        max_body_bytes=settings.http.max_body_bytes)

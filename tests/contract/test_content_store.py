@@ -196,3 +196,20 @@ async def test_publishing_is_refused_when_a_lesson_was_added_since_the_read(
     ghost = course(cid="ghost")
     with pytest.raises(Missing):
         await store.publish_course(ghost.published(), ghost, [])
+
+
+async def test_lessons_of_many_courses_come_in_one_read(store: ContentRepository) -> None:
+    a, b, empty = course(cid="a"), course(cid="b"), course(cid="empty")
+    for c in (a, b, empty):
+        await store.add_course(c)
+    in_a = [await store.add_lesson(lesson(a, t)) for t in ("A1", "A2", "A3")]
+    in_b = [await store.add_lesson(lesson(b, t)) for t in ("B1", "B2")]
+    elsewhere = course("beta", cid="a")
+    await store.add_course(elsewhere)
+    await store.add_lesson(lesson(elsewhere, "Beta"))
+
+    found = await store.lessons_of_courses("acme", ["b", "a", "empty", "ghost", "a"])
+    assert found == {"b": in_b, "a": in_a, "empty": [], "ghost": []}
+    assert [x.title for x in (await store.lessons_of_courses("beta", ["a", "b"]))["a"]] == ["Beta"]
+    assert (await store.lessons_of_courses("beta", ["b"])) == {"b": []}
+    assert await store.lessons_of_courses("acme", []) == {}

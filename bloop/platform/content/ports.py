@@ -58,6 +58,11 @@ class ContentRepository(Protocol):
     async def list_lessons(self, tenant: str, course_id: str) -> list[Lesson]:
         """The course's lessons in order."""
 
+    async def lessons_of_courses(self, tenant: str,
+                                 course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
+        """The lessons of each of `course_ids` in order, read at once (one query); every id is
+        a key, with an empty list when the course has no lessons or is not the tenant's."""
+
     async def replace_lesson(self, lesson: Lesson, expected_version: int) -> None:
         """Stores `lesson` if the stored one is still at `expected_version`, else
         `StaleVersion`; `Missing` when there is none."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from pydantic import ValidationError
 
@@ -81,6 +81,10 @@ class ContentService:
         course = await self.course(tenant, course_id)
         lessons = await self.repo.list_lessons(tenant, course_id)
         return CourseDetail(**course.model_dump(), lessons=lessons)
+
+    async def lessons_of_courses(self, tenant: str, course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
+        """Each course's lessons in order, in one read (GraphQL batches through this)."""
+        return await self.repo.lessons_of_courses(tenant, course_ids)
 
     async def courses(self, tenant: str, status: CourseStatus | None = "published", *,
                       limit: int = 100) -> list[Course]:

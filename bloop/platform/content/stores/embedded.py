@@ -141,6 +141,21 @@ class EmbeddedContentStore:
             (tenant, course_id)).fetchall())
         return [Lesson.model_validate_json(r["doc"]) for r in rows]
 
+    async def lessons_of_courses(self, tenant: str,
+                                 course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
+        wanted = list(dict.fromkeys(course_ids))
+        found: dict[str, list[Lesson]] = {c: [] for c in wanted}
+        if not wanted:
+            return found
+        marks = ",".join("?" * len(wanted))
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT doc FROM lessons WHERE tenant = ? AND course IN ({marks})"  # noqa: S608
+            " ORDER BY course, position", (tenant, *wanted)).fetchall())
+        for r in rows:
+            lesson = Lesson.model_validate_json(r["doc"])
+            found[lesson.course].append(lesson)
+        return found
+
     async def replace_lesson(self, lesson: Lesson, expected_version: int) -> None:
         def write(c: sqlite3.Connection) -> None:
             cur = c.execute(

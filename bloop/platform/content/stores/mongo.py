@@ -135,6 +135,19 @@ class MongoContentStore:
             "position", ASCENDING)
         return [Lesson.model_validate(_fields(d)) async for d in cursor]
 
+    async def lessons_of_courses(self, tenant: str,
+                                 course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
+        wanted = list(dict.fromkeys(course_ids))
+        found: dict[str, list[Lesson]] = {c: [] for c in wanted}
+        if not wanted:
+            return found
+        cursor = self.lessons.find({"tenant": tenant, "course": {"$in": wanted}}).sort(
+            [("course", ASCENDING), ("position", ASCENDING)])
+        async for d in cursor:
+            lesson = Lesson.model_validate(_fields(d))
+            found[lesson.course].append(lesson)
+        return found
+
     async def replace_lesson(self, lesson: Lesson, expected_version: int) -> None:
         key = _key(lesson.tenant, lesson.id)
         result = await self.lessons.replace_one(

@@ -1,0 +1,32 @@
+"""What every resolver gets as `info.context`: the services this process runs, and DataLoaders
+made once per request (so a batch never mixes requests and a cache never outlives one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, cast
+
+from strawberry.fastapi import BaseContext
+
+T = TypeVar("T")
+
+
+class Context(BaseContext):
+    def __init__(self, services: Mapping[str, object]) -> None:
+        super().__init__()
+        self.services = dict(services)
+        self._loaders: dict[str, Any] = {}
+
+    def service(self, name: str, kind: type[T]) -> T:
+        """The running service `name`; its fields are in the schema only when it runs."""
+        service = self.services[name]
+        if not isinstance(service, kind):
+            raise TypeError(f"the {name} service is a {type(service).__name__}, "
+                            f"not a {kind.__name__}")
+        return service
+
+    def loader(self, name: str, make: Callable[[], T]) -> T:
+        """This request's DataLoader `name`, made by `make` on first use."""
+        if name not in self._loaders:
+            self._loaders[name] = make()
+        return cast(T, self._loaders[name])

@@ -1,0 +1,44 @@
+"""Resolver errors, shaped like the HTTP API's problems: a `Problem` keeps its detail and gets its
+`code` and `status` as extensions, a store that is down reads `store_unavailable`, and anything
+else is logged and masked. Errors in the query itself (syntax, validation, variables) pass as
+GraphQL reports them."""
+
+from __future__ import annotations
+
+import logging
+
+from graphql.error import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from bloop.platform.kit.errors import Problem, StoreUnavailable, store_errors
+
+log = logging.getLogger("bloop.graphql")
+
+
+def _raised_by_a_resolver(error: GraphQLError) -> bool:
+    return (error.path is not None and error.original_error is not None
+            and not isinstance(error.original_error, GraphQLError))
+
+
+def _problem(exc: BaseException) -> Problem:
+    if isinstance(exc, Problem):
+        return exc
+    for kind, store in store_errors().items():
+        if isinstance(exc, kind):
+            log.warning("store unavailable", extra={"store": store, "error": repr(exc)})
+            return StoreUnavailable(store)
+    log.error("unhandled error in a resolver", exc_info=exc)
+    return Problem("an unexpected error occurred", status=500, code="internal_error")
+
+
+class ProblemErrors(MaskErrors):
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_raised_by_a_resolver)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        assert error.original_error is not None
+        problem = _problem(error.original_error)
+        return GraphQLError(
+            message=problem.detail, nodes=error.nodes, source=error.source,
+            positions=error.positions, path=error.path, original_error=None,
+            extensions={"code": problem.code, "status": problem.status, **problem.extra})

@@ -1,0 +1,30 @@
+"""Scalars the services' GraphQL modules share. A literal that breaks a scalar's rule fails the
+query's validation, before any resolver runs."""
+
+from __future__ import annotations
+
+import re
+from typing import NewType
+
+import strawberry
+from strawberry.types.scalar import ScalarDefinition
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+_SLUG = re.compile(SLUG_PATTERN)
+
+Slug = NewType("Slug", str)
+"""A tenant's or a record's slug: lower-case letters, digits and inner hyphens, at most 63."""
+
+
+def _parse_slug(value: object) -> Slug:
+    if not isinstance(value, str) or not _SLUG.match(value):
+        raise ValueError(f"{value!r} is not a slug (lower-case letters, digits and inner "
+                         "hyphens, at most 63 characters)")
+    return Slug(value)
+
+
+SCALARS: dict[object, ScalarDefinition] = {
+    Slug: strawberry.scalar(name="Slug", serialize=str, parse_value=_parse_slug,
+                            description="lower-case letters, digits and inner hyphens, "
+                                        "at most 63 characters"),
+}

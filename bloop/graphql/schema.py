@@ -1,0 +1,48 @@
+"""The schema of one process: the `Query` types of the services it runs, merged. A service takes
+part by having a `graphql` module (`bloop/platform/<name>/graphql.py`) with a strawberry `Query`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Sequence
+
+import strawberry
+from graphql.error import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from bloop.graphql.errors import ProblemErrors
+from bloop.graphql.scalars import SCALARS
+from bloop.platform.services import Service
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        """Logs nothing: errors in a query are the caller's to read, and resolver errors are
+        logged (once, without the noise of expected ones) by `ProblemErrors`."""
+
+
+def queries(services: Sequence[Service]) -> list[type]:
+    """The `Query` types of those of `services` that have a GraphQL module, in their order."""
+    found: list[type] = []
+    for service in services:
+        name = f"bloop.platform.{service.name}.graphql"
+        if importlib.util.find_spec(name) is None:
+            continue
+        query = getattr(importlib.import_module(name), "Query", None)
+        if isinstance(query, type):
+            found.append(query)
+    return found
+
+
+def build_schema(services: Sequence[Service]) -> Schema | None:
+    """The merged schema; None when no service of `services` has GraphQL fields."""
+    types = queries(services)
+    if not types:
+        return None
+    query = merge_types("Query", tuple(types))
+    return Schema(query=query, config=StrawberryConfig(scalar_map=SCALARS),
+                  extensions=[ProblemErrors])

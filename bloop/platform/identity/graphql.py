@@ -1,0 +1,84 @@
+"""identity's GraphQL fields: a tenant, and its users a page at a time.
+
+Reads only, as open as the HTTP API's for now; once identity issues sessions, users will be
+visible to the tenant's admins only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from graphql.error import GraphQLError
+
+from bloop.graphql.context import Context
+from bloop.graphql.fields import field
+from bloop.graphql.scalars import Slug
+from bloop.platform.identity import model
+from bloop.platform.identity.service import IdentityService
+from bloop.platform.kit.errors import NotFound
+
+Info = strawberry.Info[Context, None]
+MAX_PAGE = 200
+
+
+def _service(info: Info) -> IdentityService:
+    return info.context.service("identity", IdentityService)
+
+
+@strawberry.type
+class Tenant:
+    id: str
+    name: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, tenant: model.Tenant) -> Tenant:
+        return cls(id=tenant.id, name=tenant.name, created_at=tenant.created_at)
+
+
+@strawberry.type
+class User:
+    id: str
+    tenant: str
+    email: str
+    display_name: str
+    roles: list[str]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: model.User) -> User:
+        return cls(id=user.id, tenant=user.tenant, email=user.email,
+                   display_name=user.display_name, roles=list(user.roles),
+                   created_at=user.created_at)
+
+
+@strawberry.type
+class UserPage:
+    items: list[User]
+    next: str | None = strawberry.field(
+        description="the cursor (`after`) of the following page; null on the last")
+
+
+@strawberry.type
+class Query:
+    @field("a tenant; null when there is none")
+    async def tenant(self, info: Info, id: Slug) -> Tenant | None:
+        try:
+            return Tenant.of(await _service(info).tenant(id))
+        except NotFound:
+            return None
+
+    @field("the tenant's users ordered by email, `first` of them after the cursor `after`; "
+           "null when there is no such tenant")
+    async def users(self, info: Info, tenant: Slug, first: int = 50,
+                    after: str | None = None) -> UserPage | None:
+        if not 1 <= first <= MAX_PAGE:
+            raise GraphQLError(f"first must be between 1 and {MAX_PAGE}",
+                               extensions={"code": "validation_failed", "status": 422})
+        try:
+            users = await _service(info).users(tenant, after=after, limit=first)
+        except NotFound:
+            return None
+        return UserPage(items=[User.of(u) for u in users],
+                        next=users[-1].email if len(users) == first else None)

@@ -1,0 +1,221 @@
+"""`/graphql` through the real app: the composed schema, its DataLoader batching, and its errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.platform.app import create_app
+from bloop.platform.content.model import Lesson, MarkdownBlock, NewCourse, NewLesson
+from bloop.platform.content.service import ContentService
+from bloop.platform.demo import data
+from bloop.platform.kit.settings import RuntimeSettings, Settings
+
+Json = dict[str, Any]
+Running = tuple[FastAPI, httpx.AsyncClient]
+Start = Callable[..., AbstractAsyncContextManager[Running]]
+
+
+@pytest.fixture
+def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Start:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+
+    @asynccontextmanager
+    async def running(services: Sequence[str] | None = None,
+                      seed: bool = True) -> AsyncIterator[Running]:
+        settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=seed))
+        app = create_app(settings, services=services)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+                yield app, c
+
+    return running
+
+
+async def query(client: httpx.AsyncClient, text: str, **variables: object) -> Json:
+    r = await client.post("/graphql", json={"query": text, "variables": variables})
+    assert r.status_code == 200, r.text
+    body: Json = r.json()
+    return body
+
+
+def content_service(app: FastAPI) -> ContentService:
+    service: ContentService = app.state.content.state["service"]
+    return service
+
+
+COURSES_WITH_LESSONS = """
+query ($tenant: Slug!) {
+  courses(tenant: $tenant, status: ALL) {
+    id title status lessonCount
+    lessons { id courseId position title estimatedMinutes blocks { markdown } }
+  }
+}"""
+
+
+async def test_the_demo_course_comes_with_its_lessons(start: Start) -> None:
+    async with start() as (_, client):
+        body = await query(client, COURSES_WITH_LESSONS, tenant=data.TENANT_ID)
+        assert "errors" not in body
+        [course] = body["data"]["courses"]
+        assert course["title"] == "Thinking in Python"
+        assert course["status"] == "published"
+        assert course["lessonCount"] == 4
+        assert [x["position"] for x in course["lessons"]] == [0, 1, 2, 3]
+        assert [x["title"] for x in course["lessons"]] == [x.title for x in data.LESSONS]
+        assert all(x["courseId"] == data.COURSE_ID and x["blocks"] for x in course["lessons"])
+
+        lesson_id = course["lessons"][1]["id"]
+        body = await query(client, """query ($t: Slug!, $c: Slug!, $l: String!) {
+            course(tenant: $t, id: $c) { id version lessons { id } }
+            lesson(tenant: $t, id: $l) { id title teaches requires }
+            concepts(tenant: $t) { id name }
+            tenant(id: $t) { id name }
+          }""", t=data.TENANT_ID, c=data.COURSE_ID, l=lesson_id)
+        assert "errors" not in body
+        got = body["data"]
+        assert got["course"]["version"] == 1
+        assert [x["id"] for x in got["course"]["lessons"]] == [x["id"] for x in course["lessons"]]
+        assert got["lesson"]["title"] == data.LESSONS[1].title
+        assert {c["id"] for c in got["concepts"]} == {c.id for c in data.CONCEPTS}
+        assert got["tenant"] == {"id": data.TENANT_ID, "name": data.TENANT_NAME}
+
+
+async def test_lessons_of_many_courses_load_in_one_read(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with start(services=["content"], seed=False) as (app, client):
+        service = content_service(app)
+        made: dict[str, list[str]] = {}
+        for n in range(5):
+            course = await service.create_course("acme", NewCourse(id=f"c{n}", title=f"Course {n}"))
+            made[course.id] = [(await service.add_lesson("acme", course.id, NewLesson(
+                title=f"Lesson {n}.{i}", blocks=[MarkdownBlock(markdown="Text.")]))).id
+                for i in range(n % 3 + 1)]
+        await service.create_course("acme", NewCourse(id="empty", title="Empty"))
+        made["empty"] = []
+
+        repo = service.repo
+        bulk_reads: list[list[str]] = []
+        single_reads: list[str] = []
+        bulk, single = repo.lessons_of_courses, repo.list_lessons
+
+        async def counting_bulk(tenant: str, ids: Sequence[str]) -> dict[str, list[Lesson]]:
+            bulk_reads.append(list(ids))
+            return await bulk(tenant, ids)
+
+        async def counting_single(tenant: str, course_id: str) -> list[Lesson]:
+            single_reads.append(course_id)
+            return await single(tenant, course_id)
+
+        monkeypatch.setattr(repo, "lessons_of_courses", counting_bulk)
+        monkeypatch.setattr(repo, "list_lessons", counting_single)
+
+        body = await query(client, COURSES_WITH_LESSONS, tenant="acme")
+        assert "errors" not in body
+        got = {c["id"]: [x["id"] for x in c["lessons"]] for c in body["data"]["courses"]}
+        assert got == made
+        assert len(bulk_reads) == 1
+        assert sorted(bulk_reads[0]) == sorted(made)
+        assert single_reads == []
+
+        # the loader lives for one request: the next query reads again, once
+        await query(client, COURSES_WITH_LESSONS, tenant="acme")
+        assert len(bulk_reads) == 2
+
+
+async def test_what_is_missing_is_null(start: Start) -> None:
+    async with start() as (_, client):
+        body = await query(client, """{
+            course(tenant: "demo", id: "no-such-course") { id }
+            other: course(tenant: "elsewhere", id: "thinking-in-python") { id }
+            lesson(tenant: "demo", id: "no-such-lesson") { id }
+            tenant(id: "no-such-tenant") { id }
+            users(tenant: "no-such-tenant") { next }
+            courses(tenant: "no-such-tenant") { id }
+          }""")
+        assert "errors" not in body
+        assert body["data"] == {"course": None, "other": None, "lesson": None, "tenant": None,
+                                "users": None, "courses": []}
+
+
+async def test_users_come_a_page_at_a_time(start: Start) -> None:
+    async with start() as (_, client):
+        page = "query ($after: String) { users(tenant: \"demo\", first: 2, after: $after) " \
+               "{ items { email displayName roles } next } }"
+        emails: list[str] = []
+        after: str | None = None
+        for _ in range(len(data.PEOPLE) + 1):
+            got = (await query(client, page, after=after))["data"]["users"]
+            emails += [u["email"] for u in got["items"]]
+            after = got["next"]
+            if after is None:
+                break
+        assert emails == sorted(p.email.lower() for p in data.PEOPLE)
+
+        body = await query(client, '{ users(tenant: "demo", first: 0) { next } }')
+        assert body["data"] == {"users": None}
+        assert body["errors"][0]["extensions"]["code"] == "validation_failed"
+
+
+@pytest.mark.parametrize("text", [
+    "{ courses(tenant: ",                                     # syntax
+    "{ nothing }",                                            # no such field
+    "{ course(tenant: \"demo\") { id } }",                    # a required argument left out
+    "{ courses(tenant: \"Not A Slug!\") { id } }",            # a scalar's rule
+    "{ courses(tenant: \"demo\", status: ARCHIVED) { id } }",  # no such enum value
+])
+async def test_a_bad_query_is_a_graphql_error_not_a_500(start: Start, text: str) -> None:
+    async with start(services=["content"], seed=False) as (_, client):
+        r = await client.post("/graphql", json={"query": text})
+        assert r.status_code in (200, 400), r.text
+        body = r.json()
+        assert body.get("data") is None
+        assert body["errors"][0]["message"]
+
+
+async def test_a_failing_store_is_an_error_in_the_result_not_a_500(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with start(services=["content"], seed=False) as (app, client):
+        async def broken(tenant: str) -> None:
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr(content_service(app).repo, "list_concepts", broken)
+        body = await query(client, '{ concepts(tenant: "demo") { id } }')
+        assert body["data"] is None
+        [error] = body["errors"]
+        assert error["path"] == ["concepts"]
+        assert error["extensions"]["code"] == "internal_error"
+        assert "secret" not in error["message"]
+
+
+INTROSPECT = "{ __schema { queryType { fields { name } } } }"
+
+
+async def query_fields(client: httpx.AsyncClient) -> set[str]:
+    body = await query(client, INTROSPECT)
+    return {f["name"] for f in body["data"]["__schema"]["queryType"]["fields"]}
+
+
+async def test_the_schema_has_the_fields_of_the_services_the_process_runs(start: Start) -> None:
+    async with start(services=["identity"], seed=False) as (_, client):
+        assert await query_fields(client) == {"tenant", "users"}
+        body = (await client.post("/graphql", json={"query": '{ courses(tenant: "demo") { id } }'}))
+        assert body.json()["errors"]
+    async with start(services=["content"], seed=False) as (_, client):
+        assert await query_fields(client) == {"courses", "course", "lesson", "concepts"}
+    async with start(seed=False) as (_, client):
+        assert await query_fields(client) == {"tenant", "users", "courses", "course", "lesson",
+                                              "concepts"}
+
+
+async def test_a_worker_serves_no_graphql(tmp_path: Path) -> None:
+    app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path)), http_routes=False)
+    assert "/graphql" not in {getattr(r, "path", None) for r in app.routes}
