@@ -65,8 +65,10 @@ def worker(service: Annotated[str, typer.Argument(help="The service whose consum
 def seed() -> None:
     """Seed the demo tenant (if absent), publish its events, and exit."""
     from bloop.platform.app import create_app
+    from bloop.platform.kit.logging import configure_logging
 
     settings = _settings()
+    configure_logging(settings.log.level, settings.log.json_format)
     application = create_app(settings, seed=True)
 
     async def go() -> None:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from bloop.platform import services as service_registry
 from bloop.platform.kit.errors import install_error_handlers, is_store_down
+from bloop.platform.kit.events.outbox import OutboxRelay
 from bloop.platform.kit.health import ops_router
 from bloop.platform.kit.middleware import RequestContextMiddleware
 from bloop.platform.kit.settings import Settings
@@ -33,19 +34,23 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
         platform = Platform(settings)
         app.state.platform = platform
         mounted: list[Mounted] = []
+        relays: list[list[OutboxRelay]] = []
         background: list[asyncio.Task[None]] = []
         try:
             for service in chosen:
+                before = len(platform.relays)
                 m = await service.mount(platform)
                 mounted.append(m)
+                relays.append(platform.relays[before:])
                 setattr(app.state, service.name, m)
-                for sub in m.subscriptions:
-                    platform.bus.subscribe(sub)
             await platform.start()
-            for service, m in zip(chosen, mounted, strict=True):
-                if not await _prepare(service.name, m, do_seed):
+            for service, m, own in zip(chosen, mounted, relays, strict=True):
+                if await _prepare(service.name, m, do_seed):
+                    platform.activate(own, m.subscriptions)
+                else:
                     background.append(asyncio.create_task(
-                        _prepare_until_ready(service.name, m, do_seed), name=f"setup:{service.name}"))
+                        _prepare_until_ready(platform, service.name, m, own, do_seed),
+                        name=f"setup:{service.name}"))
             log.info("started", extra={"services": [s.name for s in chosen],
                                        "store": settings.runtime.store})
             yield
@@ -92,9 +97,11 @@ async def _prepare(name: str, m: Mounted, seed: bool) -> bool:
     return True
 
 
-async def _prepare_until_ready(name: str, m: Mounted, seed: bool) -> None:
+async def _prepare_until_ready(platform: Platform, name: str, m: Mounted,
+                               relays: Sequence[OutboxRelay], seed: bool) -> None:
     delay = 1.0
     while not await _prepare(name, m, seed):
         await asyncio.sleep(delay)
         delay = min(delay * 2, 30.0)
+    platform.activate(relays, m.subscriptions)
     log.info("service ready", extra={"service": name})

@@ -8,7 +8,7 @@ switched on its own with `BLOOP_<STORE>_ADAPTER`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
@@ -20,7 +20,7 @@ from bloop.platform.kit import stores
 from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.kafka import KafkaEventBus
-from bloop.platform.kit.events.bus.port import EventBus
+from bloop.platform.kit.events.bus.port import EventBus, Subscription
 from bloop.platform.kit.events.dedupe import (
     ProcessedEvents,
     RedisProcessedEvents,
@@ -118,10 +118,16 @@ class Platform:
         return relay
 
     async def start(self) -> None:
+        """Starts the bus. Each service's relays and consumers are started once its stores are
+        set up (`activate`), so nothing reads a table before it exists."""
         if isinstance(self.processed, SqliteProcessedEvents):
             await self.processed.setup()
         await self.bus.start()
-        for relay in self.relays:
+
+    def activate(self, relays: Sequence[OutboxRelay], subscriptions: Sequence[Subscription]) -> None:
+        for sub in subscriptions:
+            self.bus.subscribe(sub)
+        for relay in relays:
             relay.start()
 
     async def close(self) -> None:
