@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 
+import httpx
 import pytest
-from pydantic import BaseModel, ConfigDict
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from bloop import infra
+from bloop.platform.identity.model import NewTenant, NewUser, Role
+from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit.events.types import event_type
 
 TEST_TOPIC = "bloop.test.events"
@@ -43,3 +48,28 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         await asyncio.sleep(interval_s)
+
+
+PASSWORD = "quiet meadow lantern sings"
+
+
+async def login(client: httpx.AsyncClient, tenant: str, email: str,
+                password: str = PASSWORD) -> dict[str, str]:
+    """Signs in through the token route; returns the `Authorization` header."""
+    r = await client.post("/v1/auth/token", data={
+        "grant_type": "password", "tenant": tenant, "username": email, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+async def member(app: FastAPI, client: httpx.AsyncClient, tenant: str = "acme",
+                 roles: Sequence[Role] = ("learner",), email: str | None = None) -> dict[str, str]:
+    """Creates the tenant (when new) and a user with `roles` in it, signs them in, and returns
+    their `Authorization` header. The app must run identity."""
+    service: IdentityService = app.state.identity.state["service"]
+    if await service.repo.get_tenant(tenant) is None:
+        await service.create_tenant(NewTenant(id=tenant, name=f"{tenant} school"))
+    email = email or f"{'-'.join(roles).replace('_', '-')}-{uuid.uuid4().hex[:8]}@{tenant}.test"
+    await service.register_user(tenant, NewUser(email=email, display_name=email.split("@")[0],
+                                                roles=list(roles), password=SecretStr(PASSWORD)))
+    return await login(client, tenant, email)

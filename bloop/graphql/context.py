@@ -1,21 +1,31 @@
-"""What every resolver gets as `info.context`: the services this process runs, and DataLoaders
-made once per request (so a batch never mixes requests and a cache never outlives one)."""
+"""What every resolver gets as `info.context`: the signed-in caller, the services this process
+runs, and DataLoaders made once per request (so a batch never mixes requests and a cache never
+outlives one)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
 from strawberry.fastapi import BaseContext
+
+from bloop.platform.kit.auth import Principal, authorise
 
 T = TypeVar("T")
 
 
 class Context(BaseContext):
-    def __init__(self, services: Mapping[str, object]) -> None:
+    def __init__(self, services: Mapping[str, object], principal: Principal) -> None:
         super().__init__()
         self.services = dict(services)
+        self.principal = principal
         self._loaders: dict[str, Any] = {}
+
+    def authorise(self, tenant: str, *roles: str, scopes: Iterable[str] = ()) -> Principal:
+        """The same rule as the HTTP route that reads the same thing: the caller must be in
+        `tenant`, hold one of `roles` (any member when none) and every one of `scopes`."""
+        authorise(self.principal, tenant, roles, scopes)
+        return self.principal
 
     def service(self, name: str, kind: type[T]) -> T:
         """The running service `name`; its fields are in the schema only when it runs."""

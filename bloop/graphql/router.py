@@ -4,22 +4,28 @@ context with the running services and fresh DataLoaders."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from strawberry.fastapi import GraphQLRouter
 
 from bloop.graphql.context import Context
 from bloop.graphql.schema import build_schema
+from bloop.platform.kit.auth import Principal, require
 from bloop.platform.services import Service
 
 PATH = "/graphql"
 
 
-def context_getter(names: Sequence[str]) -> Callable[[Request], Awaitable[Context]]:
-    async def get_context(request: Request) -> Context:
+def context_getter(names: Sequence[str]) -> Callable[..., Awaitable[Context]]:
+    """Every GraphQL request needs a signed-in caller (401 otherwise, before any resolver runs);
+    each field then checks tenant, roles and scopes as its HTTP twin does."""
+
+    async def get_context(request: Request,
+                          principal: Annotated[Principal, Depends(require())]) -> Context:
         mounted = {name: getattr(request.app.state, name, None) for name in names}
         return Context({name: m.state["service"] for name, m in mounted.items()
-                        if m is not None and "service" in m.state})
+                        if m is not None and "service" in m.state}, principal)
 
     return get_context
 

@@ -7,17 +7,29 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
-from bloop.platform.identity.events import TenantCreated, UserRegistered
-from bloop.platform.identity.model import NewTenant, NewUser, Tenant, User
-from bloop.platform.identity.ports import Duplicate, IdentityRepository
-from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore
-from bloop.platform.identity.stores.mongo import MongoIdentityStore
+from bloop.platform.identity.events import TenantCreated, UserDeleted, UserRegistered
+from bloop.platform.identity.keys import new_key
+from bloop.platform.identity.model import (
+    Invitation,
+    NewTenant,
+    NewUser,
+    ProfileEdit,
+    RefreshToken,
+    Tenant,
+    TenantSettingsEdit,
+    User,
+    now,
+)
+from bloop.platform.identity.ports import Duplicate, IdentityRepository, Missing, SigningKeyStore
+from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore, EmbeddedSigningKeys
+from bloop.platform.identity.stores.mongo import MongoIdentityStore, MongoSigningKeys
 from bloop.platform.kit import stores
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
@@ -149,3 +161,141 @@ async def test_sent_events_leave_the_outbox(store: IdentityRepository) -> None:
     assert await store.outbox.pending(10) == []
     assert await store.outbox.count_pending() == 0
     assert await store.get_user("acme", ada.id) == ada  # the outbox never leaks into reads
+
+
+@pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
+async def key_store(request: pytest.FixtureRequest,
+                    tmp_path: Path) -> AsyncIterator[SigningKeyStore]:
+    if request.param == "embedded":
+        db = SqliteDB(tmp_path / "identity.sqlite3")
+        embedded = EmbeddedSigningKeys(db)
+        await embedded.setup()
+        yield embedded
+        await db.close()
+        return
+    client = real_mongo()
+    name = f"identity_test_{uuid.uuid4().hex[:12]}"
+    mongo = MongoSigningKeys(client, database=name)
+    try:
+        await mongo.setup()
+        yield mongo
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+async def test_tenant_settings_are_replaced(store: IdentityRepository) -> None:
+    t = tenant()
+    await store.add_tenant(t, [])
+    changed = t.with_settings(TenantSettingsEdit(allowed_signup_domains=["acme.dev"], ai_quota=7))
+    await store.replace_tenant(changed)
+    assert await store.get_tenant("acme") == changed
+    with pytest.raises(Missing):
+        await store.replace_tenant(tenant("ghost"))
+
+
+async def test_password_hashes_stay_out_of_user_reads(store: IdentityRepository) -> None:
+    ada = user("acme", "ada@acme.dev")
+    await store.add_user(ada, [], "$argon2id$first")
+    assert await store.get_login("acme", "ada@acme.dev") == (ada, "$argon2id$first")
+    assert await store.get_login("beta", "ada@acme.dev") is None
+    await store.set_password_hash("acme", ada.id, "$argon2id$second")
+    assert await store.get_login("acme", "ada@acme.dev") == (ada, "$argon2id$second")
+    assert await store.get_user("acme", ada.id) == ada
+    with pytest.raises(Missing):
+        await store.set_password_hash("beta", ada.id, "$argon2id$stolen")
+    assert (await store.get_login("acme", "ada@acme.dev")) == (ada, "$argon2id$second")
+    bob = user("acme", "bob@acme.dev")
+    await store.add_user(bob, [])
+    assert await store.get_login("acme", "bob@acme.dev") == (bob, None)
+
+
+async def test_user_changes_are_stored_with_their_events(store: IdentityRepository) -> None:
+    ada = user("acme", "ada@acme.dev")
+    await store.add_user(ada, [])
+    edited = ada.with_profile(ProfileEdit(bio="Loops.", time_zone="Europe/Paris")).with_roles(
+        ["learner", "tenant_admin"])
+    await store.replace_user(edited, [registered(edited)])
+    assert await store.get_user("acme", ada.id) == edited
+    assert await pending_types(store) == ["bloop.identity.user.registered.v1"]
+    with pytest.raises(Missing):
+        await store.replace_user(edited.model_copy(update={"tenant": "beta"}), [])
+    assert await store.list_users("beta") == []
+
+
+async def test_a_deleted_user_is_gone_and_its_email_free(store: IdentityRepository) -> None:
+    ada = user("acme", "ada@acme.dev")
+    await store.add_user(ada, [], "$argon2id$x")
+    gone = type_of(UserDeleted).envelope(
+        UserDeleted(user_id=ada.id, deleted_by="admin", deleted_at=now()),
+        tenant="acme", subject=ada.id)
+    with pytest.raises(Missing):
+        await store.delete_user("beta", ada.id, [gone])
+    await store.delete_user("acme", ada.id, [gone])
+    assert await store.get_user("acme", ada.id) is None
+    assert await store.get_login("acme", "ada@acme.dev") is None
+    assert await store.list_users("acme") == []
+    assert await pending_types(store) == ["bloop.identity.user.deleted.v1"]
+    with pytest.raises(Missing):
+        await store.delete_user("acme", ada.id, [gone])
+    again = user("acme", "ada@acme.dev")
+    await store.add_user(again, [])
+    assert await store.get_user_by_email("acme", "ada@acme.dev") == again
+
+
+async def test_invitations_are_found_by_tenant_and_hash(store: IdentityRepository) -> None:
+    at = now()
+    inv = Invitation(token_hash="h1", tenant="acme", email="tess@acme.dev", roles=["educator"],
+                     invited_by="admin", created_at=at, expires_at=at + timedelta(days=7))
+    await store.add_invitation(inv)
+    assert await store.get_invitation("acme", "h1") == inv
+    assert await store.get_invitation("beta", "h1") is None
+    await store.delete_invitation("beta", "h1")
+    assert await store.get_invitation("acme", "h1") == inv
+    await store.delete_invitation("acme", "h1")
+    assert await store.get_invitation("acme", "h1") is None
+
+
+def refresh(token_hash: str, family: str, tid: str = "acme") -> RefreshToken:
+    at = now()
+    return RefreshToken(token_hash=token_hash, tenant=tid, user_id="u1", family=family,
+                        scopes=["profile"], created_at=at, expires_at=at + timedelta(days=1))
+
+
+async def test_a_refresh_token_is_spent_once_and_families_revoke_together(
+        store: IdentityRepository) -> None:
+    await store.add_refresh_token(refresh("t1", "f1"))
+    await store.add_refresh_token(refresh("t2", "f1"))
+    await store.add_refresh_token(refresh("t3", "f2"))
+    assert await store.use_refresh_token("beta", "t1") is None
+    first = await store.use_refresh_token("acme", "t1")
+    assert first is not None
+    assert (first.used, first.revoked) == (False, False)
+    second = await store.use_refresh_token("acme", "t1")
+    assert second is not None
+    assert second.used
+    assert await store.revoke_refresh_family("beta", "f1") == 0
+    assert await store.revoke_refresh_family("acme", "f1") == 2
+    t2 = await store.use_refresh_token("acme", "t2")
+    assert t2 is not None
+    assert t2.revoked
+    t3 = await store.use_refresh_token("acme", "t3")
+    assert t3 is not None
+    assert not t3.revoked
+    assert await store.use_refresh_token("acme", "nope") is None
+
+
+async def test_signing_keys_round_trip_newest_first(key_store: SigningKeyStore) -> None:
+    at = now()
+    old = new_key("EdDSA", at - timedelta(hours=30))
+    mid = new_key("ES256", at - timedelta(hours=5))
+    new = new_key("EdDSA", at)
+    for key in (mid, old, new):
+        await key_store.add_signing_key(key)
+    assert [k.kid for k in await key_store.signing_keys()] == [new.kid, mid.kid, old.kid]
+    stored = (await key_store.signing_keys())[0]
+    assert (stored.private_pem, stored.public_jwk, stored.algorithm) == (
+        new.private_pem, new.public_jwk, "EdDSA")
+    assert stored.created_at == new.created_at
+    assert await key_store.delete_signing_keys(at - timedelta(hours=24)) == 1
+    assert [k.kid for k in await key_store.signing_keys()] == [new.kid, mid.kid]

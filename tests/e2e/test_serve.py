@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bloop.platform.demo import data
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -50,6 +52,14 @@ class Process:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
 
 
+def sign_in(base: str, person: data.Person) -> dict[str, str]:
+    r = httpx.post(base + "/v1/auth/token", data={
+        "grant_type": "password", "tenant": data.TENANT_ID, "username": person.email,
+        "password": person.password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Process]:
     p = Process(["serve"], tmp_path)
@@ -62,18 +72,23 @@ def test_serve_runs_every_service_with_a_seeded_demo(served: Process) -> None:
     ready = httpx.get(served.base + "/readyz")
     assert ready.status_code == 200, ready.text
     assert all(c["state"] == "up" for c in ready.json()["checks"].values())
-    courses = httpx.get(served.base + "/v1/tenants/demo/courses").json()
+    assert httpx.get(served.base + "/v1/tenants/demo/courses").status_code == 401
+    ada, grace = (sign_in(served.base, p) for p in data.PEOPLE)
+    courses = httpx.get(served.base + "/v1/tenants/demo/courses", headers=grace).json()
     titles = [c["title"] for c in courses["items"]]
     assert "Thinking in Python" in titles
-    users = httpx.get(served.base + "/v1/tenants/demo/users").json()
+    users = httpx.get(served.base + "/v1/tenants/demo/users", headers=ada).json()
     assert len(users["items"]) == 2
+    assert httpx.get(served.base + "/v1/tenants/demo/users", headers=grace).status_code == 403
     page = httpx.get(served.base + "/")
     assert page.status_code == 200
     assert "Thinking in Python" in page.text
 
 
 def test_requests_are_logged_and_counted_with_their_request_id(served: Process) -> None:
-    r = httpx.get(served.base + "/v1/tenants/demo/courses", headers={"X-Request-ID": "e2e-check-1"})
+    grace = sign_in(served.base, data.PEOPLE[1])
+    r = httpx.get(served.base + "/v1/tenants/demo/courses",
+                  headers={"X-Request-ID": "e2e-check-1", **grace})
     assert r.headers["x-request-id"] == "e2e-check-1"
     generated = httpx.get(served.base + "/healthz").headers["x-request-id"]
     assert len(generated) == 32

@@ -13,8 +13,9 @@ import pytest
 
 from bloop import infra
 from bloop.platform.app import create_app
+from bloop.platform.demo import data
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import eventually, require_server
+from tests.support import eventually, login, require_server
 
 SERVERS = ["redis", "mongo", "neo4j", "kafka", "influxdb"]
 CHECK = {"redis": "redis", "mongo": "mongodb", "neo4j": "neo4j", "kafka": "kafka",
@@ -33,6 +34,13 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
             yield c
 
 
+@pytest.fixture
+async def signed_in(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    grace = data.PEOPLE[1]
+    client.headers.update(await login(client, data.TENANT_ID, grace.email, grace.password))
+    return client
+
+
 async def checks(client: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
     r = await client.get("/readyz")
     return r.status_code, r.json()["checks"]
@@ -47,7 +55,9 @@ async def test_every_real_store_is_checked(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.parametrize("name", SERVERS)
-async def test_a_stopped_store_turns_red_then_green(client: httpx.AsyncClient, name: str) -> None:
+async def test_a_stopped_store_turns_red_then_green(signed_in: httpx.AsyncClient,
+                                                    name: str) -> None:
+    client = signed_in
     if not infra.servers()[name].managed():
         pytest.fail(f"this test stops {name}, so it needs one started by `bloop infra up {name}`")
     await asyncio.to_thread(infra.stop, name)

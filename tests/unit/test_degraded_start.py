@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bloop.platform.app import create_app
 from bloop.platform.kit.settings import MongoSettings, RuntimeSettings, Settings
@@ -25,7 +27,14 @@ async def test_the_platform_starts_and_serves_with_mongodb_unreachable(tmp_path:
             checks = ready.json()["checks"]
             assert checks["mongodb"]["state"] == "down"
             assert checks["sqlite:events"]["state"] == "up"
-            courses = await client.get("/v1/tenants/demo/courses")
+            anonymous = await client.get("/v1/tenants/demo/courses")
+            assert anonymous.status_code == 401
+            # Checking a token reads the signing keys from identity's store: down too.
+            intruder = ed25519.Ed25519PrivateKey.generate()
+            token = jwt.encode({"sub": "someone"}, intruder, algorithm="EdDSA",
+                               headers={"kid": "k1", "typ": "at+jwt"})
+            courses = await client.get("/v1/tenants/demo/courses",
+                                       headers={"Authorization": f"Bearer {token}"})
             assert courses.status_code == 503
             assert courses.headers["content-type"] == "application/problem+json"
             assert courses.json()["code"] == "store_unavailable"

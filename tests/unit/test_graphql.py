@@ -11,11 +11,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from bloop.graphql.schema import build_schema
 from bloop.platform.app import create_app
 from bloop.platform.content.model import Lesson, MarkdownBlock, NewCourse, NewLesson
 from bloop.platform.content.service import ContentService
+from bloop.platform.content.wiring import SERVICE as CONTENT
 from bloop.platform.demo import data
 from bloop.platform.kit.settings import RuntimeSettings, Settings
+from tests.support import member
 
 Json = dict[str, Any]
 Running = tuple[FastAPI, httpx.AsyncClient]
@@ -28,13 +31,17 @@ def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Start:
         monkeypatch.delenv(var, raising=False)
 
     @asynccontextmanager
-    async def running(services: Sequence[str] | None = None,
-                      seed: bool = True) -> AsyncIterator[Running]:
+    async def running(services: Sequence[str] | None = None, seed: bool = True,
+                      signed_in: bool = True) -> AsyncIterator[Running]:
+        """The app, and a client signed in as a platform admin (who may read any tenant,
+        drafts included) unless `signed_in` is False."""
         settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=seed))
         app = create_app(settings, services=services)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+                if signed_in:
+                    c.headers.update(await member(app, c, tenant="ops", roles=("platform_admin",)))
                 yield app, c
 
     return running
@@ -91,7 +98,7 @@ async def test_the_demo_course_comes_with_its_lessons(start: Start) -> None:
 
 async def test_lessons_of_many_courses_load_in_one_read(
         start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with start(services=["content"], seed=False) as (app, client):
+    async with start(seed=False) as (app, client):
         service = content_service(app)
         made: dict[str, list[str]] = {}
         for n in range(5):
@@ -173,7 +180,7 @@ async def test_users_come_a_page_at_a_time(start: Start) -> None:
     "{ courses(tenant: \"demo\", status: ARCHIVED) { id } }",  # no such enum value
 ])
 async def test_a_bad_query_is_a_graphql_error_not_a_500(start: Start, text: str) -> None:
-    async with start(services=["content"], seed=False) as (_, client):
+    async with start(seed=False) as (_, client):
         r = await client.post("/graphql", json={"query": text})
         assert r.status_code in (200, 400), r.text
         body = r.json()
@@ -183,7 +190,7 @@ async def test_a_bad_query_is_a_graphql_error_not_a_500(start: Start, text: str)
 
 async def test_a_failing_store_is_an_error_in_the_result_not_a_500(
         start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
-    async with start(services=["content"], seed=False) as (app, client):
+    async with start(seed=False) as (app, client):
         async def broken(tenant: str) -> None:
             raise RuntimeError("secret internals")
 
@@ -209,8 +216,13 @@ async def test_the_schema_has_the_fields_of_the_services_the_process_runs(start:
         assert await query_fields(client) == {"tenant", "users"}
         body = (await client.post("/graphql", json={"query": '{ courses(tenant: "demo") { id } }'}))
         assert body.json()["errors"]
-    async with start(services=["content"], seed=False) as (_, client):
-        assert await query_fields(client) == {"courses", "course", "lesson", "concepts"}
+    # A content-only process verifies tokens issued elsewhere: its schema is read directly.
+    schema = build_schema([CONTENT])
+    assert schema is not None
+    result = await schema.execute(INTROSPECT)
+    assert result.data is not None
+    assert {f["name"] for f in result.data["__schema"]["queryType"]["fields"]} == {
+        "courses", "course", "lesson", "concepts"}
     async with start(seed=False) as (_, client):
         assert await query_fields(client) == {"tenant", "users", "courses", "course", "lesson",
                                               "concepts"}
@@ -219,3 +231,43 @@ async def test_the_schema_has_the_fields_of_the_services_the_process_runs(start:
 async def test_a_worker_serves_no_graphql(tmp_path: Path) -> None:
     app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path)), http_routes=False)
     assert "/graphql" not in {getattr(r, "path", None) for r in app.routes}
+
+
+async def test_an_anonymous_caller_is_refused_before_any_resolver(start: Start) -> None:
+    async with start(signed_in=False) as (_, client):
+        for method in ("GET", "POST"):
+            r = await client.request(method, "/graphql", params={"query": INTROSPECT}
+                                     if method == "GET" else None,
+                                     json={"query": INTROSPECT} if method == "POST" else None)
+            assert r.status_code == 401, r.text
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.headers["www-authenticate"] == "Bearer"
+
+
+async def test_fields_keep_to_the_callers_tenant_and_roles(start: Start) -> None:
+    async with start(signed_in=False) as (app, client):
+        learner = await member(app, client, tenant="demo", roles=("learner",))
+        stranger = await member(app, client, tenant="acme", roles=("educator", "tenant_admin"))
+
+        async def ask(headers: dict[str, str], text: str) -> Json:
+            r = await client.post("/graphql", json={"query": text}, headers=headers)
+            assert r.status_code == 200, r.text
+            body: Json = r.json()
+            return body
+
+        published = await ask(learner, '{ courses(tenant: "demo") { title } }')
+        assert published["data"]["courses"] == [{"title": "Thinking in Python"}]
+
+        for text in ('{ courses(tenant: "demo", status: ALL) { id } }',
+                     '{ users(tenant: "demo") { next } }'):
+            body = await ask(learner, text)
+            assert not any((body["data"] or {}).values()), text
+            assert body["errors"][0]["extensions"]["code"] == "missing_role", text
+
+        for text in ('{ courses(tenant: "demo") { id } }', '{ tenant(id: "demo") { id } }',
+                     '{ users(tenant: "demo") { next } }', '{ concepts(tenant: "demo") { id } }',
+                     '{ course(tenant: "demo", id: "thinking-in-python") { id } }'):
+            body = await ask(stranger, text)
+            assert not any((body["data"] or {}).values()), text
+            assert body["errors"][0]["extensions"]["code"] == "wrong_tenant", text
+            assert body["errors"][0]["extensions"]["status"] == 403

@@ -1,7 +1,8 @@
 """content's GraphQL fields: courses (with their lessons), lessons and concepts of a tenant.
 
-Reads only, as open as the HTTP API's for now. A course's lessons load through a DataLoader keyed
-by (tenant, course), so a query over many courses reads the lessons of all of them at once.
+Reads only, under the HTTP API's rules: any member of the tenant reads what is published, its
+staff also read drafts. A course's lessons load through a DataLoader keyed by (tenant, course), so
+a query over many courses reads the lessons of all of them at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from bloop.graphql.fields import field
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model
 from bloop.platform.content.service import ContentService
+from bloop.platform.kit.auth import STAFF, Forbidden
 from bloop.platform.kit.errors import NotFound
 
 Info = strawberry.Info[Context, None]
@@ -26,6 +28,11 @@ LessonsKey = tuple[str, str]  # (tenant, course id)
 
 def _service(info: Info) -> ContentService:
     return info.context.service("content", ContentService)
+
+
+def _reader(info: Info, tenant: str) -> bool:
+    """Authorises a content read in `tenant`; True when the caller may also see drafts."""
+    return info.context.authorise(tenant, scopes=["content:read"]).has_any(STAFF)
 
 
 def _lessons_loader(info: Info) -> DataLoader[LessonsKey, list[model.Lesson]]:
@@ -131,6 +138,10 @@ class Query:
     @field("the tenant's courses of `status`, ordered by title")
     async def courses(self, info: Info, tenant: Slug,
                       status: CourseStatusFilter = CourseStatusFilter.PUBLISHED) -> list[Course]:
+        drafts = _reader(info, tenant)
+        if status is not CourseStatusFilter.PUBLISHED and not drafts:
+            raise Forbidden("drafts are visible to the tenant's educators only",
+                            code="missing_role")
         wanted: model.CourseStatus | None = (
             None if status is CourseStatusFilter.ALL
             else "draft" if status is CourseStatusFilter.DRAFT else "published")
@@ -138,18 +149,21 @@ class Query:
 
     @field("a course of the tenant; null when there is none")
     async def course(self, info: Info, tenant: Slug, id: Slug) -> Course | None:
+        drafts = _reader(info, tenant)
         try:
-            return Course.of(await _service(info).course(tenant, id))
+            return Course.of(await _service(info).course_detail(tenant, id, drafts=drafts))
         except NotFound:
             return None
 
     @field("a lesson of the tenant; null when there is none")
     async def lesson(self, info: Info, tenant: Slug, id: str) -> Lesson | None:
+        drafts = _reader(info, tenant)
         try:
-            return Lesson.of(await _service(info).lesson(tenant, id))
+            return Lesson.of(await _service(info).lesson(tenant, id, drafts=drafts))
         except NotFound:
             return None
 
     @field("the tenant's concepts, ordered by id")
     async def concepts(self, info: Info, tenant: Slug) -> list[Concept]:
+        _reader(info, tenant)
         return [Concept.of(c) for c in await _service(info).concepts(tenant)]

@@ -77,8 +77,12 @@ class ContentService:
             raise NotFound(f"no course {course_id!r} in tenant {tenant!r}")
         return course
 
-    async def course_detail(self, tenant: str, course_id: str) -> CourseDetail:
+    async def course_detail(self, tenant: str, course_id: str, *,
+                            drafts: bool = True) -> CourseDetail:
+        """The course and its lessons; a draft is not found when `drafts` is False."""
         course = await self.course(tenant, course_id)
+        if not drafts and course.status != "published":
+            raise NotFound(f"no course {course_id!r} in tenant {tenant!r}")
         lessons = await self.repo.list_lessons(tenant, course_id)
         return CourseDetail(**course.model_dump(), lessons=lessons)
 
@@ -124,10 +128,15 @@ class ContentService:
         except Missing:
             raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
 
-    async def lesson(self, tenant: str, lesson_id: str) -> Lesson:
+    async def lesson(self, tenant: str, lesson_id: str, *, drafts: bool = True) -> Lesson:
+        """The lesson; one of a draft course is not found when `drafts` is False."""
         lesson = await self.repo.get_lesson(tenant, lesson_id)
         if lesson is None:
             raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}")
+        if not drafts:
+            course = await self.repo.get_course(tenant, lesson.course)
+            if course is None or course.status != "published":
+                raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}")
         return lesson
 
     async def edit_lesson(self, tenant: str, lesson_id: str, edit: LessonEdit) -> Lesson:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 TENANT_ID = "demo"
 TENANT_NAME = "Bloop Demo School"
+SIGNUP_DOMAIN = "demo.bloop.dev"
 
 
 @dataclass(frozen=True)
@@ -13,11 +14,13 @@ class Person:
     email: str
     display_name: str
     roles: tuple[str, ...]
+    password: str
 
 
+# Demo accounts on a demo tenant: these passwords are public on purpose.
 PEOPLE = (
-    Person("ada@demo.bloop.dev", "Ada", ("educator",)),
-    Person("grace@demo.bloop.dev", "Grace", ("learner",)),
+    Person("ada@demo.bloop.dev", "Ada", ("educator",), "ada loves the analytical engine"),
+    Person("grace@demo.bloop.dev", "Grace", ("learner",), "grace found the first bug"),
 )
 
 

@@ -1,21 +1,35 @@
-"""identity's HTTP API: tenants and their users.
-
-The next step is authentication: sessions and tokens issued here, and a kit dependency that puts
-the caller's tenant and roles on each request, so these routes can require `tenant_admin` to
-create users and `platform_admin` to create tenants.
-"""
+"""identity's HTTP API: sign-in and tokens, tenants and their settings, users, roles,
+invitations and profiles."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from bloop.platform.identity.model import SLUG_PATTERN, NewTenant, NewUser, Tenant, User
-from bloop.platform.identity.service import IdentityService
+from bloop.platform.identity.model import (
+    SLUG_PATTERN,
+    InvitationAcceptance,
+    NewInvitation,
+    NewTenant,
+    NewUser,
+    ProfileEdit,
+    Role,
+    RoleChange,
+    SignUp,
+    Tenant,
+    TenantSettingsEdit,
+    User,
+)
+from bloop.platform.identity.service import AuthService, IdentityService, TokenGrant
+from bloop.platform.kit.auth import TOKEN_URL, Principal, require
+from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import Page
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
+UserId = Annotated[str, Path(max_length=64)]
 
 
 def get_service(request: Request) -> IdentityService:
@@ -23,29 +37,110 @@ def get_service(request: Request) -> IdentityService:
     return service
 
 
+def get_auth(request: Request) -> AuthService:
+    service: AuthService = request.app.state.identity.state["auth"]
+    return service
+
+
 Svc = Annotated[IdentityService, Depends(get_service)]
+AuthSvc = Annotated[AuthService, Depends(get_auth)]
+
+PlatformAdmin = Annotated[Principal, Depends(require("platform_admin", scopes=["identity:write"]))]
+TenantAdmin = Annotated[Principal, Depends(require("tenant_admin", scopes=["identity:write"]))]
+Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "tenant_admin",
+                                             scopes=["identity:read"]))]
+Member = Annotated[Principal, Depends(require(scopes=["identity:read"]))]
+Self = Annotated[Principal, Depends(require(scopes=["profile"]))]
+Anyone = Annotated[Principal, Depends(require())]
+
+
+class TokenRequest(BaseModel):
+    """The OAuth2 token request (RFC 6749 §4.3 and §6), plus the tenant signed in to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grant_type: Literal["password", "refresh_token"]
+    tenant: Annotated[str, Field(pattern=SLUG_PATTERN)]
+    username: Annotated[str, Field(max_length=254)] | None = None
+    password: Annotated[str, Field(max_length=1024)] | None = None
+    refresh_token: Annotated[str, Field(max_length=200)] | None = None
+    scope: Annotated[str, Field(max_length=500)] = ""
+    client_id: Annotated[str, Field(max_length=200)] | None = None
+    client_secret: Annotated[str, Field(max_length=200)] | None = None
+
+
+class InvitationIssued(BaseModel):
+    email: str
+    roles: list[Role]
+    expires_at: datetime
+    token: str = Field(description="send this to the invitee; it is shown only once")
+
+
+auth_router = APIRouter(tags=["auth"])
+
+
+@auth_router.post(TOKEN_URL)
+async def token(form: Annotated[TokenRequest, Form()], request: Request, response: Response,
+                auth: AuthSvc) -> TokenGrant:
+    """Signs in (`grant_type=password`, username = email) or trades a refresh token for a new
+    pair (`grant_type=refresh_token`; the refresh token is spent)."""
+    response.headers["Cache-Control"] = "no-store"
+    if form.grant_type == "password":
+        if not form.username or form.password is None:
+            raise Problem("the password grant needs a username and a password",
+                          extra={"error": "invalid_request"}, code="invalid_request")
+        ip = request.client.host if request.client else "unknown"
+        return await auth.login(form.tenant, form.username, form.password, form.scope, ip)
+    if not form.refresh_token:
+        raise Problem("the refresh_token grant needs a refresh_token",
+                      extra={"error": "invalid_request"}, code="invalid_request")
+    return await auth.refresh(form.tenant, form.refresh_token, form.scope)
+
+
+@auth_router.get("/.well-known/jwks.json")
+async def jwks(auth: AuthSvc) -> dict[str, Any]:
+    return await auth.keys.jwks()
+
+
+@auth_router.post("/v1/tenants/{tenant}/auth/logout", status_code=204)
+async def logout(tenant: TenantId, me: Anyone, auth: AuthSvc) -> None:
+    """Signs out: this access token is refused from now on, and its session's refresh tokens."""
+    await auth.logout(me)
+
 
 router = APIRouter(prefix="/v1/tenants", tags=["identity"])
 
 
 @router.post("", status_code=201)
-async def create_tenant(body: NewTenant, service: Svc) -> Tenant:
+async def create_tenant(body: NewTenant, service: Svc, _: PlatformAdmin) -> Tenant:
     return await service.create_tenant(body)
 
 
 @router.get("/{tenant}")
-async def get_tenant(tenant: TenantId, service: Svc) -> Tenant:
+async def get_tenant(tenant: TenantId, service: Svc, _: Member) -> Tenant:
     return await service.tenant(tenant)
 
 
+@router.patch("/{tenant}/settings")
+async def update_settings(tenant: TenantId, body: TenantSettingsEdit, service: Svc,
+                          _: TenantAdmin) -> Tenant:
+    return await service.update_settings(tenant, body)
+
+
+@router.post("/{tenant}/signup", status_code=201)
+async def sign_up(tenant: TenantId, body: SignUp, service: Svc) -> User:
+    """Creates a learner account, when the tenant accepts the email's domain."""
+    return await service.sign_up(tenant, body)
+
+
 @router.post("/{tenant}/users", status_code=201)
-async def register_user(tenant: TenantId, body: NewUser, service: Svc) -> User:
-    return await service.register_user(tenant, body)
+async def register_user(tenant: TenantId, body: NewUser, service: Svc, me: TenantAdmin) -> User:
+    return await service.register_user(tenant, body, by=me)
 
 
 @router.get("/{tenant}/users")
 async def list_users(
-    tenant: TenantId, service: Svc,
+    tenant: TenantId, service: Svc, _: Staff,
     after: Annotated[str | None, Query(max_length=254, description="the last email seen")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[User]:
@@ -54,6 +149,46 @@ async def list_users(
 
 
 @router.get("/{tenant}/users/{user_id}")
-async def get_user(tenant: TenantId, user_id: Annotated[str, Path(max_length=64)],
-                   service: Svc) -> User:
+async def get_user(tenant: TenantId, user_id: UserId, service: Svc, _: Staff) -> User:
     return await service.user(tenant, user_id)
+
+
+@router.put("/{tenant}/users/{user_id}/roles")
+async def change_roles(tenant: TenantId, user_id: UserId, body: RoleChange, service: Svc,
+                       me: TenantAdmin) -> User:
+    return await service.change_roles(tenant, user_id, body, by=me)
+
+
+@router.delete("/{tenant}/users/{user_id}", status_code=204)
+async def delete_user(tenant: TenantId, user_id: UserId, service: Svc, me: TenantAdmin) -> None:
+    await service.delete_user(tenant, user_id, by=me)
+
+
+@router.post("/{tenant}/invitations", status_code=201)
+async def invite(tenant: TenantId, body: NewInvitation, service: Svc,
+                 me: TenantAdmin) -> InvitationIssued:
+    invitation, secret = await service.invite(tenant, body, by=me)
+    return InvitationIssued(email=invitation.email, roles=invitation.roles,
+                            expires_at=invitation.expires_at, token=secret)
+
+
+@router.post("/{tenant}/invitations/accept", status_code=201)
+async def accept_invitation(tenant: TenantId, body: InvitationAcceptance, service: Svc) -> User:
+    return await service.accept_invitation(tenant, body)
+
+
+@router.get("/{tenant}/me")
+async def my_profile(tenant: TenantId, service: Svc, me: Self) -> User:
+    return await service.user(tenant, me.user_id)
+
+
+@router.patch("/{tenant}/me")
+async def update_my_profile(tenant: TenantId, body: ProfileEdit, service: Svc, me: Self) -> User:
+    return await service.update_profile(tenant, me.user_id, body)
+
+
+@router.delete("/{tenant}/me", status_code=204)
+async def delete_my_account(tenant: TenantId, service: Svc, me: Self, auth: AuthSvc) -> None:
+    """Deletes the caller's account and signs this session out."""
+    await service.delete_user(tenant, me.user_id, by=me)
+    await auth.logout(me)

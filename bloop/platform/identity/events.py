@@ -26,3 +26,21 @@ class UserRegistered(BaseModel):
     display_name: str
     roles: list[Role]
     registered_at: datetime
+
+
+@event_type("bloop.identity.user.role_changed", 1, TOPIC)
+class UserRoleChanged(BaseModel):
+    user_id: str
+    roles: list[Role]
+    previous_roles: list[Role]
+    changed_by: str
+    changed_at: datetime
+
+
+@event_type("bloop.identity.user.deleted", 1, TOPIC)
+class UserDeleted(BaseModel):
+    """The user is gone: every service erases or anonymises what it holds about them."""
+
+    user_id: str
+    deleted_by: str
+    deleted_at: datetime

@@ -1,7 +1,6 @@
 """identity's GraphQL fields: a tenant, and its users a page at a time.
 
-Reads only, as open as the HTTP API's for now; once identity issues sessions, users will be
-visible to the tenant's admins only.
+Reads only, under the HTTP API's rules: members of a tenant see it; its staff see its users.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from bloop.graphql.fields import field
 from bloop.graphql.scalars import Slug
 from bloop.platform.identity import model
 from bloop.platform.identity.service import IdentityService
+from bloop.platform.kit.auth import STAFF
 from bloop.platform.kit.errors import NotFound
 
 Info = strawberry.Info[Context, None]
@@ -64,6 +64,7 @@ class UserPage:
 class Query:
     @field("a tenant; null when there is none")
     async def tenant(self, info: Info, id: Slug) -> Tenant | None:
+        info.context.authorise(id, scopes=["identity:read"])
         try:
             return Tenant.of(await _service(info).tenant(id))
         except NotFound:
@@ -73,6 +74,7 @@ class Query:
            "null when there is no such tenant")
     async def users(self, info: Info, tenant: Slug, first: int = 50,
                     after: str | None = None) -> UserPage | None:
+        info.context.authorise(tenant, *sorted(STAFF), scopes=["identity:read"])
         if not 1 <= first <= MAX_PAGE:
             raise GraphQLError(f"first must be between 1 and {MAX_PAGE}",
                                extensions={"code": "validation_failed", "status": 422})

@@ -1,20 +1,42 @@
-"""Tenants and users, and the rules they keep. No I/O here."""
+"""Tenants, users, invitations and sign-in records, and the rules they keep. No I/O here."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any
+from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    StringConstraints,
+)
+
+from bloop.platform.kit.auth import ROLES, Role, Scope
+
+__all__ = ["ROLES", "Role", "Scope"]
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+_DOMAIN = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
-Role = Literal["learner", "educator", "teaching_assistant", "tenant_admin", "platform_admin"]
-ROLES: tuple[Role, ...] = ("learner", "educator", "teaching_assistant", "tenant_admin",
-                           "platform_admin")
+
+def _domain(value: str) -> str:
+    domain = value.lower()
+    if not _DOMAIN.match(domain):
+        raise ValueError("is not a domain name such as school.example")
+    return domain
+
+
+Domain = Annotated[str, StringConstraints(strip_whitespace=True, max_length=253),
+                   AfterValidator(_domain)]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -37,6 +59,37 @@ _LEARNER: list[Role] = ["learner"]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email)]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=len(ROLES)), AfterValidator(_roles)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Password = Annotated[SecretStr, Field(min_length=1, max_length=256)]
+Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+Bio = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+
+
+def _time_zone(value: str) -> str:
+    if value not in _zones():
+        raise ValueError("is not an IANA time zone such as Europe/Paris")
+    return value
+
+
+_ZONES: set[str] = set()
+
+
+def _zones() -> set[str]:
+    if not _ZONES:
+        _ZONES.update(available_timezones(), {"UTC"})
+    return _ZONES
+
+
+TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_time_zone)]
+
+
+def _https(value: str) -> str:
+    url = HttpUrl(value)
+    if url.scheme != "https":
+        raise ValueError("must be an https URL")
+    return str(url)
+
+
+AvatarUrl = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_https)]
 
 
 def now() -> datetime:
@@ -49,15 +102,66 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TenantSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_signup_domains: Annotated[list[Domain], Field(max_length=50)] = Field(
+        default_factory=list,
+        description="emails at these domains may sign up on their own; nobody when empty")
+    ai_quota: int = Field(default=1000, ge=0, le=10_000_000,
+                          description="AI generations the tenant may request per month")
+    data_retention_days: int = Field(default=365, ge=1, le=3650)
+
+    def allows_signup(self, email: str) -> bool:
+        return email.rpartition("@")[2] in self.allowed_signup_domains
+
+
+class TenantSettingsEdit(_Input):
+    allowed_signup_domains: Annotated[list[Domain], Field(max_length=50)] | None = None
+    ai_quota: int | None = Field(default=None, ge=0, le=10_000_000)
+    data_retention_days: int | None = Field(default=None, ge=1, le=3650)
+
+
 class NewTenant(_Input):
     id: Slug
     name: Name
+    settings: TenantSettings = Field(default_factory=TenantSettings)
 
 
 class NewUser(_Input):
     email: Email
     display_name: Name
     roles: Roles = Field(default_factory=lambda: _LEARNER.copy())
+    password: Password | None = None
+
+
+class SignUp(_Input):
+    email: Email
+    display_name: Name
+    password: Password
+
+
+class NewInvitation(_Input):
+    email: Email
+    roles: Roles = Field(default_factory=lambda: _LEARNER.copy())
+
+
+class InvitationAcceptance(_Input):
+    token: Annotated[str, StringConstraints(min_length=16, max_length=200)]
+    display_name: Name
+    password: Password
+
+
+class RoleChange(_Input):
+    roles: Roles
+
+
+class ProfileEdit(_Input):
+    display_name: Name | None = None
+    avatar_url: AvatarUrl | None = None
+    locale: Locale | None = None
+    time_zone: TimeZone | None = None
+    bio: Bio | None = None
 
 
 class Tenant(BaseModel):
@@ -65,11 +169,17 @@ class Tenant(BaseModel):
 
     id: Slug
     name: Name
+    settings: TenantSettings = Field(default_factory=TenantSettings)
     created_at: datetime
 
     @classmethod
     def create(cls, new: NewTenant, at: datetime | None = None) -> Tenant:
-        return cls(id=new.id, name=new.name, created_at=at or now())
+        return cls(id=new.id, name=new.name, settings=new.settings, created_at=at or now())
+
+    def with_settings(self, edit: TenantSettingsEdit) -> Tenant:
+        changed = edit.model_dump(exclude_none=True)
+        return self.model_copy(update={
+            "settings": TenantSettings.model_validate(self.settings.model_dump() | changed)})
 
 
 class User(BaseModel):
@@ -80,6 +190,10 @@ class User(BaseModel):
     email: Email
     display_name: Name
     roles: Roles
+    avatar_url: str | None = None
+    locale: Locale = "en"
+    time_zone: TimeZone = "UTC"
+    bio: Bio = ""
     created_at: datetime
 
     @classmethod
@@ -89,3 +203,51 @@ class User(BaseModel):
 
     def has_role(self, role: Role) -> bool:
         return role in self.roles
+
+    def with_profile(self, edit: ProfileEdit) -> User:
+        return self.model_copy(update=edit.model_dump(exclude_none=True, mode="json"))
+
+    def with_roles(self, roles: list[Role]) -> User:
+        return self.model_copy(update={"roles": roles})
+
+
+class Invitation(BaseModel):
+    """An invitation to join a tenant; the store keeps only its token's hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_hash: str
+    tenant: Slug
+    email: Email
+    roles: Roles
+    invited_by: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class RefreshToken(BaseModel):
+    """One refresh token of a session (`family`); each use spends it and issues the next one.
+    The store keeps only the token's hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_hash: str
+    tenant: Slug
+    user_id: str
+    family: str
+    scopes: list[Scope]
+    created_at: datetime
+    expires_at: datetime
+    used: bool = False
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A token-signing key pair. `public_jwk` is what `/.well-known/jwks.json` publishes."""
+
+    kid: str
+    algorithm: str
+    private_pem: str
+    public_jwk: dict[str, Any] = field(hash=False)
+    created_at: datetime

@@ -1,18 +1,24 @@
-"""What identity needs from a store. Every read and write names its tenant; there is no way to
-reach another tenant's users through this port."""
+"""What identity needs from a store. Every read and write of a tenant's records names its tenant;
+there is no way to reach another tenant's users through this port. Signing keys belong to the
+platform, not to a tenant, and have a port of their own."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
-from bloop.platform.identity.model import Tenant, User
+from bloop.platform.identity.model import Invitation, RefreshToken, SigningKey, Tenant, User
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
 
 
 class Duplicate(Exception):
     """The record (a tenant id, a user's email within its tenant) already exists."""
+
+
+class Missing(Exception):
+    """The record to change does not exist (or no longer does)."""
 
 
 class IdentityRepository(Protocol):
@@ -28,15 +34,58 @@ class IdentityRepository(Protocol):
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None: ...
 
-    async def add_user(self, user: User, events: Sequence[Envelope]) -> None:
-        """Stores the user and its events atomically; `Duplicate` when the email is taken in
-        the user's tenant."""
+    async def replace_tenant(self, tenant: Tenant) -> None:
+        """Stores the tenant's new state; `Missing` when it does not exist."""
+
+    async def add_user(self, user: User, events: Sequence[Envelope],
+                       password_hash: str | None = None) -> None:
+        """Stores the user, its password hash and its events atomically; `Duplicate` when the
+        email is taken in the user's tenant."""
 
     async def get_user(self, tenant: str, user_id: str) -> User | None: ...
 
     async def get_user_by_email(self, tenant: str, email: str) -> User | None:
         """`email` is already normalised."""
 
+    async def get_login(self, tenant: str, email: str) -> tuple[User, str | None] | None:
+        """The user with `email` (already normalised) and its password hash."""
+
+    async def set_password_hash(self, tenant: str, user_id: str, password_hash: str) -> None: ...
+
+    async def replace_user(self, user: User, events: Sequence[Envelope]) -> None:
+        """Stores the user's new state and its events atomically; `Missing` when the user
+        does not exist."""
+
+    async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope]) -> None:
+        """Erases the user (email, profile, password) and stores its events atomically; the
+        email is free again afterwards. `Missing` when the user does not exist."""
+
     async def list_users(self, tenant: str, *, after: str | None = None,
                          limit: int = 50) -> list[User]:
         """Users ordered by email, starting after the email `after`."""
+
+    async def add_invitation(self, invitation: Invitation) -> None: ...
+
+    async def get_invitation(self, tenant: str, token_hash: str) -> Invitation | None: ...
+
+    async def delete_invitation(self, tenant: str, token_hash: str) -> None: ...
+
+    async def add_refresh_token(self, token: RefreshToken) -> None: ...
+
+    async def use_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
+        """Marks the token used, atomically, and returns it as it was before: a token returned
+        with `used` set was presented a second time."""
+
+    async def revoke_refresh_family(self, tenant: str, family: str) -> int:
+        """Revokes every token of the session `family`; returns how many there were."""
+
+
+class SigningKeyStore(Protocol):
+    async def setup(self) -> None: ...
+
+    async def add_signing_key(self, key: SigningKey) -> None: ...
+
+    async def signing_keys(self) -> list[SigningKey]:
+        """Every stored key, newest first."""
+
+    async def delete_signing_keys(self, created_before: datetime) -> int: ...

@@ -1,22 +1,72 @@
-"""Identity's use cases. They take a repository (ports.py) and never a driver."""
+"""Identity's use cases. They take ports (a repository, the key ring, the cache) and never a
+driver."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
-from bloop.platform.identity.events import TenantCreated, UserRegistered
-from bloop.platform.identity.model import NewTenant, NewUser, Tenant, User
-from bloop.platform.identity.ports import Duplicate, IdentityRepository
-from bloop.platform.kit.errors import Conflict, NotFound
+from pydantic import BaseModel
+
+from bloop.platform.identity import passwords
+from bloop.platform.identity.events import (
+    TenantCreated,
+    UserDeleted,
+    UserRegistered,
+    UserRoleChanged,
+)
+from bloop.platform.identity.keys import KeyRing
+from bloop.platform.identity.model import (
+    Invitation,
+    InvitationAcceptance,
+    NewInvitation,
+    NewTenant,
+    NewUser,
+    ProfileEdit,
+    RefreshToken,
+    Role,
+    RoleChange,
+    SignUp,
+    Tenant,
+    TenantSettingsEdit,
+    User,
+    normalise_email,
+    now,
+)
+from bloop.platform.identity.ports import Duplicate, IdentityRepository, Missing
+from bloop.platform.kit.auth import SCOPES, Forbidden, Principal, Scope, TokenVerifier
+from bloop.platform.kit.cache import Cache
+from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.settings import AuthSettings
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class IdentityService:
     def __init__(self, repo: IdentityRepository,
-                 on_write: Callable[[], None] = lambda: None) -> None:
+                 on_write: Callable[[], None] = lambda: None, *,
+                 hasher: passwords.Hasher | None = None,
+                 settings: AuthSettings | None = None) -> None:
         """`on_write` runs after each write that stored events (the outbox relay's `wake`)."""
         self.repo = repo
         self._on_write = on_write
+        self._hasher = hasher
+        self.settings = settings or AuthSettings()
+
+    @property
+    def hasher(self) -> passwords.Hasher:
+        if self._hasher is None:
+            self._hasher = passwords.Hasher()
+        return self._hasher
+
+    # tenants
 
     async def create_tenant(self, new: NewTenant) -> Tenant:
         tenant = Tenant.create(new)
@@ -37,20 +87,52 @@ class IdentityService:
             raise NotFound(f"no tenant {tenant_id!r}")
         return tenant
 
-    async def register_user(self, tenant_id: str, new: NewUser) -> User:
+    async def update_settings(self, tenant_id: str, edit: TenantSettingsEdit) -> Tenant:
+        updated = (await self.tenant(tenant_id)).with_settings(edit)
+        try:
+            await self.repo.replace_tenant(updated)
+        except Missing:
+            raise NotFound(f"no tenant {tenant_id!r}") from None
+        return updated
+
+    # users
+
+    async def register_user(self, tenant_id: str, new: NewUser, *,
+                            by: Principal | None = None) -> User:
+        """Adds a user; `by` is the admin doing it (None for the platform itself)."""
+        if by is not None:
+            _may_grant(by, new.roles)
         await self.tenant(tenant_id)
-        user = User.register(tenant_id, new)
+        hashed = None
+        if new.password is not None:
+            password = new.password.get_secret_value()
+            passwords.check(password, email=new.email)
+            hashed = await self.hasher.hash(password)
+        return await self._add_user(User.register(tenant_id, new), hashed)
+
+    async def _add_user(self, user: User, password_hash: str | None) -> User:
         event = type_of(UserRegistered).envelope(
             UserRegistered(user_id=user.id, display_name=user.display_name, roles=user.roles,
                            registered_at=user.created_at),
-            tenant=tenant_id, subject=user.id, time=user.created_at)
+            tenant=user.tenant, subject=user.id, time=user.created_at)
         try:
-            await self.repo.add_user(user, [event])
+            await self.repo.add_user(user, [event], password_hash)
         except Duplicate:
             raise Conflict(f"a user with the email {user.email!r} already exists in this tenant",
                            code="email_taken") from None
         self._on_write()
         return user
+
+    async def sign_up(self, tenant_id: str, body: SignUp) -> User:
+        """Self-service sign-up, open to emails at the domains the tenant allows."""
+        tenant = await self.repo.get_tenant(tenant_id)
+        if tenant is None or not tenant.settings.allows_signup(body.email):
+            raise Forbidden("this tenant does not accept sign-ups from that email domain; ask "
+                            "an administrator for an invitation", code="signup_not_allowed")
+        password = body.password.get_secret_value()
+        passwords.check(password, email=body.email)
+        user = User.register(tenant_id, NewUser(email=body.email, display_name=body.display_name))
+        return await self._add_user(user, await self.hasher.hash(password))
 
     async def user(self, tenant_id: str, user_id: str) -> User:
         user = await self.repo.get_user(tenant_id, user_id)
@@ -62,3 +144,219 @@ class IdentityService:
                     limit: int = 50) -> list[User]:
         await self.tenant(tenant_id)
         return await self.repo.list_users(tenant_id, after=after, limit=limit)
+
+    async def update_profile(self, tenant_id: str, user_id: str, edit: ProfileEdit) -> User:
+        updated = (await self.user(tenant_id, user_id)).with_profile(edit)
+        try:
+            await self.repo.replace_user(updated, [])
+        except Missing:
+            raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
+        return updated
+
+    async def change_roles(self, tenant_id: str, user_id: str, change: RoleChange,
+                           by: Principal) -> User:
+        user = await self.user(tenant_id, user_id)
+        _may_grant(by, [*change.roles, *user.roles])
+        if change.roles == user.roles:
+            return user
+        updated = user.with_roles(change.roles)
+        at = now()
+        event = type_of(UserRoleChanged).envelope(
+            UserRoleChanged(user_id=user.id, roles=updated.roles, previous_roles=user.roles,
+                            changed_by=by.user_id, changed_at=at),
+            tenant=tenant_id, subject=user.id, time=at)
+        try:
+            await self.repo.replace_user(updated, [event])
+        except Missing:
+            raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
+        self._on_write()
+        return updated
+
+    async def delete_user(self, tenant_id: str, user_id: str, by: Principal) -> None:
+        user = await self.user(tenant_id, user_id)
+        _may_grant(by, user.roles)
+        at = now()
+        event = type_of(UserDeleted).envelope(
+            UserDeleted(user_id=user_id, deleted_by=by.user_id, deleted_at=at),
+            tenant=tenant_id, subject=user_id, time=at)
+        try:
+            await self.repo.delete_user(tenant_id, user_id, [event])
+        except Missing:
+            raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
+        self._on_write()
+
+    # invitations
+
+    async def invite(self, tenant_id: str, new: NewInvitation,
+                     by: Principal) -> tuple[Invitation, str]:
+        """An invitation and its token: the token is shown once, and only its hash is kept."""
+        _may_grant(by, new.roles)
+        await self.tenant(tenant_id)
+        if await self.repo.get_user_by_email(tenant_id, new.email) is not None:
+            raise Conflict(f"a user with the email {new.email!r} already exists in this tenant",
+                           code="email_taken")
+        token = secrets.token_urlsafe(32)
+        at = now()
+        invitation = Invitation(
+            token_hash=token_hash(token), tenant=tenant_id, email=new.email, roles=new.roles,
+            invited_by=by.user_id, created_at=at,
+            expires_at=at + timedelta(seconds=self.settings.invitation_ttl_s))
+        await self.repo.add_invitation(invitation)
+        return invitation, token
+
+    async def accept_invitation(self, tenant_id: str, body: InvitationAcceptance) -> User:
+        hashed = token_hash(body.token)
+        invitation = await self.repo.get_invitation(tenant_id, hashed)
+        if invitation is None or invitation.expires_at <= now():
+            raise Problem("the invitation is unknown, used or expired; ask for a new one",
+                          status=404, code="invitation_invalid")
+        password = body.password.get_secret_value()
+        passwords.check(password, email=invitation.email)
+        user = User.register(tenant_id, NewUser(email=invitation.email,
+                                                display_name=body.display_name,
+                                                roles=invitation.roles))
+        created = await self._add_user(user, await self.hasher.hash(password))
+        await self.repo.delete_invitation(tenant_id, hashed)
+        return created
+
+
+def _may_grant(by: Principal, roles: list[Role]) -> None:
+    if "platform_admin" in roles and not by.is_platform_admin:
+        raise Forbidden("only a platform admin may grant, revoke or act on the platform_admin "
+                        "role", code="missing_role")
+
+
+class TokenGrant(BaseModel):
+    """The OAuth2 token response (RFC 6749 §5.1)."""
+
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105  (the OAuth2 token type, not a secret)
+    expires_in: int
+    refresh_token: str
+    scope: str
+
+
+def invalid_grant(detail: str, code: str = "invalid_grant") -> Problem:
+    return Problem(detail, status=400, code=code, extra={"error": "invalid_grant"})
+
+
+class LoginThrottle:
+    """Failed sign-ins counted per account and per client address; past the limit the account
+    (or the address) is refused for `lockout_s`, before any password is checked."""
+
+    def __init__(self, cache: Cache, settings: AuthSettings) -> None:
+        self.cache, self.settings = cache, settings
+
+    def _keys(self, tenant: str, email: str, ip: str) -> tuple[str, str]:
+        return f"auth:fail:acct:{tenant}:{email}", f"auth:fail:ip:{ip}"
+
+    async def check(self, tenant: str, email: str, ip: str) -> None:
+        s = self.settings
+        account, address = await self.cache.get_many(self._keys(tenant, email, ip))
+        retry = {"Retry-After": str(s.lockout_s)}
+        if account is not None and int(account) >= s.account_max_failures:
+            raise Problem(f"too many failed sign-ins for this account: it is locked for "
+                          f"{_minutes(s.lockout_s)}; try again later or reset the password",
+                          status=429, code="account_locked", headers=retry)
+        if address is not None and int(address) >= s.ip_max_failures:
+            raise Problem(f"too many failed sign-ins from this address: try again in "
+                          f"{_minutes(s.lockout_s)}", status=429, code="too_many_attempts",
+                          headers=retry)
+
+    async def failed(self, tenant: str, email: str, ip: str) -> None:
+        for key in self._keys(tenant, email, ip):
+            await self.cache.incr(key, 1, ttl_s=self.settings.lockout_s)
+
+    async def succeeded(self, tenant: str, email: str, ip: str) -> None:
+        await self.cache.delete(self._keys(tenant, email, ip)[0])
+
+
+def _minutes(seconds: int) -> str:
+    return f"{max(1, round(seconds / 60))} minutes" if seconds >= 60 else f"{seconds} seconds"
+
+
+class AuthService:
+    """Sign-in (OAuth2 password grant), refresh with rotation and reuse detection, sign-out."""
+
+    def __init__(self, identity: IdentityService, keys: KeyRing, verifier: TokenVerifier,
+                 cache: Cache, settings: AuthSettings,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.identity = identity
+        self.repo = identity.repo
+        self.keys = keys
+        self.verifier = verifier
+        self.settings = settings
+        self.throttle = LoginThrottle(cache, settings)
+        self.clock = clock
+
+    async def login(self, tenant: str, username: str, password: str, scope: str,
+                    client_ip: str) -> TokenGrant:
+        try:
+            email = normalise_email(username)
+        except ValueError:
+            raise invalid_grant("the username must be the account's email address") from None
+        scopes = _scopes(scope)
+        await self.throttle.check(tenant, email, client_ip)
+        found = await self.repo.get_login(tenant, email)
+        user, hashed = found if found is not None else (None, None)
+        if user is None or not await self.identity.hasher.verify(hashed, password):
+            await self.throttle.failed(tenant, email, client_ip)
+            raise invalid_grant("wrong email or password", code="invalid_credentials")
+        await self.throttle.succeeded(tenant, email, client_ip)
+        if hashed is not None and self.identity.hasher.needs_rehash(hashed):
+            await self.repo.set_password_hash(tenant, user.id,
+                                              await self.identity.hasher.hash(password))
+        return await self._grant(user, uuid.uuid4().hex, scopes)
+
+    async def refresh(self, tenant: str, refresh_token: str, scope: str) -> TokenGrant:
+        record = await self.repo.use_refresh_token(tenant, token_hash(refresh_token))
+        if record is None or record.revoked:
+            raise invalid_grant("the refresh token is unknown or revoked; sign in again")
+        if record.used:
+            await self.repo.revoke_refresh_family(tenant, record.family)
+            await self.verifier.revoke_session(record.family)
+            raise invalid_grant("this refresh token was already used, so it may have been "
+                                "stolen: the whole session is signed out; sign in again",
+                                code="refresh_token_reused")
+        if record.expires_at <= datetime.now(UTC):
+            raise invalid_grant("the refresh token has expired; sign in again")
+        user = await self.repo.get_user(tenant, record.user_id)
+        if user is None:
+            raise invalid_grant("the account no longer exists")
+        scopes = _scopes(scope) if scope else list(record.scopes)
+        if not set(scopes) <= set(record.scopes):
+            raise invalid_grant("a refresh may narrow the scopes, never widen them",
+                                code="invalid_scope")
+        return await self._grant(user, record.family, scopes)
+
+    async def logout(self, principal: Principal) -> None:
+        """Refuses the caller's access token at once, and ends its session's refresh tokens."""
+        await self.verifier.revoke(principal)
+        await self.repo.revoke_refresh_family(principal.tenant, principal.session_id)
+
+    async def _grant(self, user: User, family: str, scopes: list[Scope]) -> TokenGrant:
+        issued = self.clock()
+        principal = Principal(
+            user_id=user.id, tenant=user.tenant, roles=frozenset(user.roles),
+            scopes=frozenset(scopes), token_id=uuid.uuid4().hex, session_id=family,
+            expires_at=int(issued) + self.settings.access_ttl_s)
+        access = await self.keys.mint(principal)
+        refresh = secrets.token_urlsafe(32)
+        at = datetime.fromtimestamp(issued, UTC)
+        await self.repo.add_refresh_token(RefreshToken(
+            token_hash=token_hash(refresh), tenant=user.tenant, user_id=user.id, family=family,
+            scopes=scopes, created_at=at,
+            expires_at=at + timedelta(seconds=self.settings.refresh_ttl_s)))
+        return TokenGrant(access_token=access, expires_in=self.settings.access_ttl_s,
+                          refresh_token=refresh, scope=" ".join(sorted(scopes)))
+
+
+def _scopes(scope: str) -> list[Scope]:
+    asked = scope.split()
+    if not asked:
+        return list(SCOPES)
+    unknown = [s for s in asked if s not in SCOPES]
+    if unknown:
+        raise Problem(f"unknown scope {unknown[0]!r}; choose from {', '.join(SCOPES)}",
+                      status=400, code="invalid_scope", extra={"error": "invalid_scope"})
+    return [s for s in SCOPES if s in asked]

@@ -6,11 +6,13 @@ import logging
 from collections.abc import Sequence
 
 from fastapi import APIRouter
+from pydantic import SecretStr
 
 from bloop.platform.identity import events as _events  # noqa: F401  (registers the event types)
-from bloop.platform.identity.model import NewTenant, NewUser
-from bloop.platform.identity.ports import IdentityRepository
-from bloop.platform.identity.service import IdentityService
+from bloop.platform.identity.keys import KeyRing
+from bloop.platform.identity.model import NewTenant, NewUser, TenantSettings
+from bloop.platform.identity.ports import IdentityRepository, SigningKeyStore
+from bloop.platform.identity.service import AuthService, IdentityService
 from bloop.platform.kit.errors import Conflict
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted, Service
@@ -18,47 +20,66 @@ from bloop.platform.services import Mounted, Service
 log = logging.getLogger("bloop.identity")
 
 
-def repository(platform: Platform) -> IdentityRepository:
+def repository(platform: Platform) -> tuple[IdentityRepository, SigningKeyStore]:
     if platform.settings.mode("mongo") == "real":
-        from bloop.platform.identity.stores.mongo import MongoIdentityStore
+        from bloop.platform.identity.stores.mongo import MongoIdentityStore, MongoSigningKeys
 
-        return MongoIdentityStore(platform.require_mongo(), platform.events)
-    from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore
+        return (MongoIdentityStore(platform.require_mongo(), platform.events),
+                MongoSigningKeys(platform.require_mongo()))
+    from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore, EmbeddedSigningKeys
 
-    return EmbeddedIdentityStore(platform.sqlite("identity"), platform.events)
+    db = platform.sqlite("identity")
+    return EmbeddedIdentityStore(db, platform.events), EmbeddedSigningKeys(db)
 
 
 async def mount(platform: Platform) -> Mounted:
-    repo = repository(platform)
+    repo, key_store = repository(platform)
     relay = platform.add_outbox(repo.outbox)
-    service = IdentityService(repo, on_write=relay.wake)
+    settings = platform.settings.auth
+    service = IdentityService(repo, on_write=relay.wake, settings=settings)
+    keys = KeyRing(key_store, settings)
+    platform.auth.verifier.use_keys(keys)
+    auth = AuthService(service, keys, platform.auth.verifier, platform.cache, settings)
+
+    async def setup() -> None:
+        await repo.setup()
+        await key_store.setup()
 
     async def seed() -> None:
         await seed_demo(service)
 
-    return Mounted(setup=repo.setup, seed=seed, state={"service": service})
+    return Mounted(setup=setup, seed=seed, state={"service": service, "auth": auth})
 
 
 async def seed_demo(service: IdentityService) -> None:
-    """The demo tenant and its people, on first start only: nothing happens when it exists."""
+    """The demo tenant and its people, on first start only: nothing happens when it exists,
+    except that demo people seeded before sign-in existed get their demo password."""
     from bloop.platform.demo import data
 
     if await service.repo.get_tenant(data.TENANT_ID) is not None:
+        for person in data.PEOPLE:
+            found = await service.repo.get_login(data.TENANT_ID, person.email)
+            if found is not None and found[1] is None:
+                await service.repo.set_password_hash(data.TENANT_ID, found[0].id,
+                                                     await service.hasher.hash(person.password))
         return
     try:
-        await service.create_tenant(NewTenant(id=data.TENANT_ID, name=data.TENANT_NAME))
+        await service.create_tenant(NewTenant(
+            id=data.TENANT_ID, name=data.TENANT_NAME,
+            settings=TenantSettings(allowed_signup_domains=[data.SIGNUP_DOMAIN])))
     except Conflict:
         return  # another process seeded it a moment ago
     for person in data.PEOPLE:
         await service.register_user(data.TENANT_ID, NewUser(
-            email=person.email, display_name=person.display_name, roles=list(person.roles)))
+            email=person.email, display_name=person.display_name, roles=list(person.roles),
+            password=SecretStr(person.password)))
     log.info("seeded the demo tenant", extra={"tenant": data.TENANT_ID})
 
 
 def routers() -> Sequence[APIRouter]:
-    from bloop.platform.identity.api import router
+    from bloop.platform.identity.api import auth_router, router
 
-    return (router,)
+    return (auth_router, router)
 
 
 SERVICE = Service(name="identity", mount=mount, routers=routers)

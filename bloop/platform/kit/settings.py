@@ -100,13 +100,31 @@ class OutboxSettings(BaseSettings):
     keep_sent_s: float = Field(default=86_400, ge=0)
 
 
+class AuthSettings(BaseSettings):
+    model_config = _config("BLOOP_AUTH_")
+
+    issuer: str = "bloop"
+    audience: str = "bloop"
+    algorithm: Literal["EdDSA", "ES256"] = "EdDSA"
+    access_ttl_s: int = Field(default=900, ge=30, le=86_400)
+    refresh_ttl_s: int = Field(default=30 * 86_400, ge=60)
+    key_rotation_s: int = Field(default=24 * 3600, ge=60)
+    invitation_ttl_s: int = Field(default=7 * 86_400, ge=60)
+    jwks_url: str | None = None
+    account_max_failures: int = Field(default=5, ge=1)
+    ip_max_failures: int = Field(default=50, ge=1)
+    lockout_s: int = Field(default=900, ge=1)
+    rate_limit: int = Field(default=600, ge=1, description="requests per caller per window")
+    rate_window_s: int = Field(default=60, ge=1)
+
+
 class Settings:
     """Every concern's settings, read once. Invalid values raise `SettingsError`."""
 
     def __init__(self, **overrides: BaseSettings) -> None:
         self._overrides = overrides
         for name in ("runtime", "http", "log", "kafka", "mongo", "neo4j", "redis", "influx",
-                     "outbox"):
+                     "outbox", "auth"):
             getattr(self, name)
 
     def _get(self, name: str, cls: type[BaseSettings]) -> BaseSettings:
@@ -152,6 +170,10 @@ class Settings:
     @cached_property
     def outbox(self) -> OutboxSettings:
         return self._get("outbox", OutboxSettings)  # type: ignore[return-value]
+
+    @cached_property
+    def auth(self) -> AuthSettings:
+        return self._get("auth", AuthSettings)  # type: ignore[return-value]
 
     def mode(self, store: Literal["kafka", "mongo", "neo4j", "redis", "influx"]) -> StoreMode:
         """The adapter for one store: its own `BLOOP_<STORE>_ADAPTER`, else `BLOOP_STORE`."""

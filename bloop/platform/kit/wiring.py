@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from bloop.platform.kit import stores
+from bloop.platform.kit.auth import Auth, RemoteJwks
 from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.kafka import KafkaEventBus
@@ -76,6 +77,9 @@ class Platform:
             self._closers.append(influx.close)
 
         self.cache: Cache = RedisCache(self.redis) if self.redis is not None else MemoryCache()
+        self.auth = Auth(settings.auth, self.cache)
+        if settings.auth.jwks_url:
+            self.auth.verifier.use_keys(RemoteJwks(settings.auth.jwks_url))
         self.processed: ProcessedEvents
         if self.redis is not None:
             self.processed = RedisProcessedEvents(self.redis)

@@ -1,4 +1,5 @@
-"""content's routes: status codes and problem+json bodies, through the real app."""
+"""content's routes: status codes and problem+json bodies, through the real app, signed in as
+an educator of the tenant (and as a learner where drafts are concerned)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from bloop.platform.app import create_app
 from bloop.platform.kit.settings import RuntimeSettings, Settings
+from tests.support import member
 
 
 @pytest.fixture
@@ -17,11 +19,17 @@ async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
         monkeypatch.delenv(var, raising=False)
     settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False))
-    app = create_app(settings, services=["content"])
+    app = create_app(settings, services=["identity", "content"])
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+            c.headers.update(await member(app, c, "acme", ["educator"]))
+            c.headers["X-Learner"] = (await member(app, c, "acme", ["learner"]))["Authorization"]
             yield c
+
+
+def as_learner(client: httpx.AsyncClient) -> dict[str, str]:
+    return {"Authorization": client.headers["X-Learner"]}
 
 
 BASE = "/v1/tenants/acme"
@@ -73,4 +81,29 @@ async def test_stale_edits_and_bad_input_are_problems(client: httpx.AsyncClient)
     assert r.status_code == 409
     assert (await client.post(f"{BASE}/courses/none/publish")).status_code == 404
     assert (await client.get(f"{BASE}/courses?status=archived")).status_code == 422
-    assert (await client.get("/v1/tenants/other/courses/py")).status_code == 404
+    assert (await client.get("/v1/tenants/other/courses/py")).status_code == 403
+
+
+async def test_learners_read_published_content_and_never_drafts(client: httpx.AsyncClient) -> None:
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One"})).json()
+    learner = as_learner(client)
+    assert (await client.get(f"{BASE}/courses/py", headers=learner)).status_code == 404
+    assert (await client.get(f"{BASE}/lessons/{lesson['id']}", headers=learner)).status_code == 404
+    r = await client.get(f"{BASE}/courses?status=draft", headers=learner)
+    assert r.status_code == 403
+    assert r.json()["code"] == "missing_role"
+    assert (await client.get(f"{BASE}/courses?status=all")).json()["items"][0]["id"] == "py"
+
+    r = await client.post(f"{BASE}/courses", json={"title": "Mine"}, headers=learner)
+    assert r.status_code == 403
+    r = await client.patch(f"{BASE}/lessons/{lesson['id']}", json={"version": 1, "title": "X"},
+                           headers=learner)
+    assert r.status_code == 403
+    assert (await client.get(f"{BASE}/lessons/{lesson['id']}")).json()["title"] == "One"
+
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    assert (await client.get(f"{BASE}/courses/py", headers=learner)).status_code == 200
+    assert (await client.get(f"{BASE}/lessons/{lesson['id']}", headers=learner)).status_code == 200
+    [listed] = (await client.get(f"{BASE}/courses", headers=learner)).json()["items"]
+    assert listed["id"] == "py"

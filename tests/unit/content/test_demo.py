@@ -25,6 +25,7 @@ from bloop.platform.demo import data
 from bloop.platform.demo.landing import render
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import login
 
 
 async def _get_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -37,7 +38,9 @@ async def _get_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
-            return [await c.get(p) for p in paths]
+            ada = data.PEOPLE[0]
+            signed_in = await login(c, data.TENANT_ID, ada.email, ada.password)
+            return [await c.get(p, headers=signed_in) for p in paths]
 
 
 async def test_first_start_seeds_the_demo_and_serves_it(

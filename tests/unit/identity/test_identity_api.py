@@ -1,71 +1,240 @@
-"""identity's routes: status codes and problem+json bodies, through the real app."""
+"""identity's routes: status codes and problem+json bodies, through the real app, signed in."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from bloop.platform.app import create_app
+from bloop.platform.identity.service import IdentityService
+from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.settings import RuntimeSettings, Settings
+from tests.support import PASSWORD, login, member
 
 
 @pytest.fixture
-async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
     for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
         monkeypatch.delenv(var, raising=False)
     settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False))
-    app = create_app(settings, services=["identity"])
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
-            yield c
+    application = create_app(settings, services=["identity"])
+    async with application.router.lifespan_context(application):
+        yield application
 
 
-async def test_tenants_and_users_round_trip(client: httpx.AsyncClient) -> None:
-    r = await client.post("/v1/tenants", json={"id": "acme", "name": "Acme School"})
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        yield c
+
+
+async def event_types(app: FastAPI) -> list[str]:
+    """The types of identity's events, waiting in the outbox or already on the bus."""
+    service: IdentityService = app.state.identity.state["service"]
+    bus = app.state.platform.bus
+    assert isinstance(bus, EmbeddedEventBus)
+    values = [p.message.value for p in await service.repo.outbox.pending(500)]
+    values += [m.value for m in await bus.read("user.events")]
+    events = {e["id"]: e["type"] for e in map(json.loads, values)}
+    return list(events.values())
+
+
+async def test_tenants_and_users_round_trip(app: FastAPI, client: httpx.AsyncClient) -> None:
+    root = await member(app, client, "platform", ["platform_admin"])
+    r = await client.post("/v1/tenants", json={"id": "acme", "name": "Acme School"}, headers=root)
     assert r.status_code == 201, r.text
-    assert (await client.get("/v1/tenants/acme")).json()["name"] == "Acme School"
+    admin = await member(app, client, "acme", ["tenant_admin"], email="admin@acme.dev")
+    assert (await client.get("/v1/tenants/acme", headers=admin)).json()["name"] == "Acme School"
 
-    r = await client.post("/v1/tenants/acme/users", json={
+    r = await client.post("/v1/tenants/acme/users", headers=admin, json={
         "email": "Ada@Acme.dev", "display_name": "Ada", "roles": ["educator"]})
     assert r.status_code == 201, r.text
     ada = r.json()
     assert ada["email"] == "ada@acme.dev"
-    assert (await client.get(f"/v1/tenants/acme/users/{ada['id']}")).json() == ada
-    assert (await client.get("/v1/tenants/acme/users")).json() == {"items": [ada], "next": None}
+    assert "password" not in ada
+    assert (await client.get(f"/v1/tenants/acme/users/{ada['id']}", headers=admin)).json() == ada
     for email in ("b@acme.dev", "c@acme.dev"):
-        await client.post("/v1/tenants/acme/users", json={"email": email, "display_name": "X"})
-    first = (await client.get("/v1/tenants/acme/users?limit=2")).json()
-    assert [u["email"] for u in first["items"]] == ["ada@acme.dev", "b@acme.dev"]
-    rest = (await client.get(f"/v1/tenants/acme/users?limit=2&after={first['next']}")).json()
-    assert [u["email"] for u in rest["items"]] == ["c@acme.dev"]
-    assert rest["next"] is None
+        await client.post("/v1/tenants/acme/users", headers=admin,
+                          json={"email": email, "display_name": "X"})
+    first = (await client.get("/v1/tenants/acme/users?limit=2", headers=admin)).json()
+    assert [u["email"] for u in first["items"]] == ["ada@acme.dev", "admin@acme.dev"]
+    rest = (await client.get(f"/v1/tenants/acme/users?limit=2&after={first['next']}",
+                             headers=admin)).json()
+    assert [u["email"] for u in rest["items"]] == ["b@acme.dev", "c@acme.dev"]
 
 
-async def test_errors_are_problems(client: httpx.AsyncClient) -> None:
-    await client.post("/v1/tenants", json={"id": "acme", "name": "Acme"})
-    r = await client.post("/v1/tenants", json={"id": "acme", "name": "Acme"})
+async def test_errors_are_problems(app: FastAPI, client: httpx.AsyncClient) -> None:
+    root = await member(app, client, "platform", ["platform_admin"])
+    await client.post("/v1/tenants", json={"id": "acme", "name": "Acme"}, headers=root)
+    r = await client.post("/v1/tenants", json={"id": "acme", "name": "Acme"}, headers=root)
     assert r.status_code == 409
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.json()["code"] == "tenant_exists"
 
-    await client.post("/v1/tenants/acme/users", json={"email": "a@acme.dev", "display_name": "A"})
-    r = await client.post("/v1/tenants/acme/users", json={"email": "A@ACME.dev", "display_name": "B"})
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    users = "/v1/tenants/acme/users"
+    await client.post(users, json={"email": "a@acme.dev", "display_name": "A"}, headers=admin)
+    r = await client.post(users, json={"email": "A@ACME.dev", "display_name": "B"}, headers=admin)
     assert r.status_code == 409
     assert r.json()["code"] == "email_taken"
-
-    r = await client.post("/v1/tenants/acme/users",
+    r = await client.post(users, headers=admin,
                           json={"email": "b@acme.dev", "display_name": "B", "is_admin": True})
     assert r.status_code == 422
     assert r.json()["code"] == "validation_failed"
-
-    r = await client.post("/v1/tenants/acme/users",
+    r = await client.post(users, headers=admin,
                           json={"email": "c@acme.dev", "display_name": "C", "roles": ["root"]})
     assert r.status_code == 422
+    r = await client.post(users, headers=admin, json={
+        "email": "d@acme.dev", "display_name": "D", "password": "password1234"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "weak_password"
+    r = await client.post(users, headers=admin, json={
+        "email": "e@acme.dev", "display_name": "E", "roles": ["platform_admin"]})
+    assert r.status_code == 403
+    r = await client.post(users, headers=admin, content=b'{"email": ',
+                          )
+    assert r.status_code == 422
+    emails = [u["email"] for u in (await client.get(users, headers=admin)).json()["items"]]
+    assert not {"b@acme.dev", "c@acme.dev", "d@acme.dev", "e@acme.dev"} & set(emails)
 
-    assert (await client.get("/v1/tenants/nowhere")).status_code == 404
-    assert (await client.get("/v1/tenants/acme/users/nobody")).status_code == 404
-    assert (await client.get("/v1/tenants/Not_A_Slug")).status_code == 422
+    assert (await client.get("/v1/tenants/nowhere", headers=root)).status_code == 404
+    assert (await client.get("/v1/tenants/acme/users/nobody", headers=admin)).status_code == 404
+    assert (await client.get("/v1/tenants/Not_A_Slug", headers=root)).status_code == 422
+
+
+async def test_settings_are_the_tenant_admins(app: FastAPI, client: httpx.AsyncClient) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.patch("/v1/tenants/acme/settings", headers=admin, json={
+        "allowed_signup_domains": ["Acme.dev"], "ai_quota": 50})
+    assert r.status_code == 200, r.text
+    assert r.json()["settings"] == {"allowed_signup_domains": ["acme.dev"], "ai_quota": 50,
+                                    "data_retention_days": 365}
+    for bad in ({"data_retention_days": 0}, {"allowed_signup_domains": ["not a domain"]},
+                {"ai_quota": -1}, {"plan": "gold"}):
+        assert (await client.patch("/v1/tenants/acme/settings", headers=admin,
+                                   json=bad)).status_code == 422
+    educator = await member(app, client, "acme", ["educator"])
+    r = await client.patch("/v1/tenants/acme/settings", headers=educator, json={"ai_quota": 9})
+    assert r.status_code == 403
+    tenant = (await client.get("/v1/tenants/acme", headers=educator)).json()
+    assert tenant["settings"]["ai_quota"] == 50
+
+
+async def test_sign_up_needs_an_allowed_domain_and_a_strong_password(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    signup = "/v1/tenants/acme/signup"
+    body = {"email": "Zoe@Acme.dev", "display_name": "Zoe", "password": PASSWORD}
+    r = await client.post(signup, json=body)
+    assert r.status_code == 403
+    assert r.json()["code"] == "signup_not_allowed"
+    await client.patch("/v1/tenants/acme/settings", headers=admin,
+                       json={"allowed_signup_domains": ["acme.dev"]})
+    assert (await client.post(signup, json={**body, "email": "zoe@evil.dev"})).status_code == 403
+    r = await client.post(signup, json={**body, "password": "Password123!"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "weak_password"
+    assert (await client.post(signup, json={**body, "password": "short"})).status_code == 422
+    r = await client.post(signup, json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["roles"] == ["learner"]
+    assert (await client.post(signup, json={**body, "email": "ZOE@acme.DEV"})).status_code == 409
+    assert (await client.post("/v1/tenants/nowhere/signup", json=body)).status_code == 403
+    assert (await client.post(signup, json={**body, "roles": ["tenant_admin"]})).status_code == 422
+    await login(client, "acme", "zoe@acme.dev")
+    assert (await event_types(app)).count("bloop.identity.user.registered.v1") == 2
+
+
+async def test_invitations_carry_roles_and_are_spent_once(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.post("/v1/tenants/acme/invitations", headers=admin,
+                          json={"email": "Tess@acme.dev", "roles": ["teaching_assistant"]})
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
+    accept = "/v1/tenants/acme/invitations/accept"
+    weak = await client.post(accept, json={"token": token, "display_name": "T",
+                                           "password": "qwertyuiop123"})
+    assert weak.status_code == 422
+    assert (await client.post("/v1/tenants/other/invitations/accept", json={
+        "token": token, "display_name": "T", "password": PASSWORD})).status_code == 404
+    r = await client.post(accept, json={"token": token, "display_name": "Tess",
+                                        "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    assert (r.json()["email"], r.json()["roles"]) == ("tess@acme.dev", ["teaching_assistant"])
+    again = await client.post(accept, json={"token": token, "display_name": "Tess",
+                                            "password": PASSWORD})
+    assert again.status_code == 404
+    assert again.json()["code"] == "invitation_invalid"
+    tess = await login(client, "acme", "tess@acme.dev")
+    assert (await client.get("/v1/tenants/acme/users", headers=tess)).status_code == 200
+    r = await client.post("/v1/tenants/acme/invitations", headers=admin,
+                          json={"email": "boss@acme.dev", "roles": ["platform_admin"]})
+    assert r.status_code == 403
+    r = await client.post("/v1/tenants/acme/invitations", headers=admin,
+                          json={"email": "tess@acme.dev"})
+    assert r.status_code == 409
+
+
+async def test_role_changes_are_the_admins_and_announced(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    learner = await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    lee = (await client.get("/v1/tenants/acme/me", headers=learner)).json()
+    url = f"/v1/tenants/acme/users/{lee['id']}/roles"
+    assert (await client.put(url, headers=learner, json={"roles": ["tenant_admin"]})
+            ).status_code == 403
+    assert (await client.put(url, headers=admin, json={"roles": ["platform_admin"]})
+            ).status_code == 403
+    assert (await client.put(url, headers=admin, json={"roles": []})).status_code == 422
+    r = await client.put(url, headers=admin, json={"roles": ["educator", "learner"]})
+    assert r.status_code == 200, r.text
+    assert r.json()["roles"] == ["learner", "educator"]
+    assert (await event_types(app)).count("bloop.identity.user.role_changed.v1") == 1
+    again = await login(client, "acme", "lee@acme.dev")
+    assert (await client.get("/v1/tenants/acme/users", headers=again)).status_code == 200
+
+
+async def test_profiles_are_the_users_own(app: FastAPI, client: httpx.AsyncClient) -> None:
+    me = await member(app, client, "acme", ["learner"])
+    r = await client.patch("/v1/tenants/acme/me", headers=me, json={
+        "display_name": "Lee", "avatar_url": "https://img.acme.dev/lee.png", "locale": "fr-FR",
+        "time_zone": "Europe/Paris", "bio": "I like loops."})
+    assert r.status_code == 200, r.text
+    profile = (await client.get("/v1/tenants/acme/me", headers=me)).json()
+    assert (profile["display_name"], profile["locale"], profile["time_zone"]) == (
+        "Lee", "fr-FR", "Europe/Paris")
+    assert profile["avatar_url"] == "https://img.acme.dev/lee.png"
+    for bad in ({"time_zone": "Mars/Olympus"}, {"avatar_url": "http://img.acme.dev/x.png"},
+                {"avatar_url": "javascript:alert(1)"}, {"locale": "french!"},
+                {"bio": "x" * 2001}, {"roles": ["tenant_admin"]}, {"email": "x@y.dev"}):
+        r = await client.patch("/v1/tenants/acme/me", headers=me, json=bad)
+        assert r.status_code == 422, bad
+    assert (await client.get("/v1/tenants/acme/me", headers=me)).json() == profile
+
+
+async def test_deleting_an_account_announces_it_and_ends_sign_in(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    await member(app, client, "acme", ["learner"], email="gone@acme.dev")
+    users = (await client.get("/v1/tenants/acme/users", headers=admin)).json()["items"]
+    gone = next(u for u in users if u["email"] == "gone@acme.dev")
+    r = await client.delete(f"/v1/tenants/acme/users/{gone['id']}", headers=admin)
+    assert r.status_code == 204
+    assert (await client.get(f"/v1/tenants/acme/users/{gone['id']}", headers=admin)
+            ).status_code == 404
+    assert "bloop.identity.user.deleted.v1" in await event_types(app)
+    r = await client.post("/v1/auth/token", data={
+        "grant_type": "password", "tenant": "acme", "username": "gone@acme.dev",
+        "password": PASSWORD})
+    assert r.status_code == 400
+
+    me = await member(app, client, "acme", ["learner"], email="leaving@acme.dev")
+    assert (await client.delete("/v1/tenants/acme/me", headers=me)).status_code == 204
+    assert (await client.get("/v1/tenants/acme/me", headers=me)).status_code == 401

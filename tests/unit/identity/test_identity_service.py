@@ -113,3 +113,18 @@ async def test_users_are_listed_by_email_in_pages(service: IdentityService) -> N
     assert [u.display_name for u in first] == ["alice", "bob"]
     rest = await service.users("acme", after=first[-1].email, limit=2)
     assert [u.display_name for u in rest] == ["carol"]
+
+
+async def test_the_demo_seed_gives_older_demo_people_their_passwords(
+        service: IdentityService) -> None:
+    from bloop.platform.demo import data
+    from bloop.platform.identity.wiring import seed_demo
+
+    await service.create_tenant(NewTenant(id=data.TENANT_ID, name=data.TENANT_NAME))
+    ada = data.PEOPLE[0]
+    await service.register_user(data.TENANT_ID, NewUser(email=ada.email, display_name="Ada"))
+    await seed_demo(service)
+    found = await service.repo.get_login(data.TENANT_ID, ada.email)
+    assert found is not None
+    assert await service.hasher.verify(found[1], ada.password)
+    assert len(await service.users(data.TENANT_ID)) == 1

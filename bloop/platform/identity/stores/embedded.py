@@ -3,11 +3,13 @@ its events are written in one transaction."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
+from datetime import datetime
 
-from bloop.platform.identity.model import Tenant, User
-from bloop.platform.identity.ports import Duplicate
+from bloop.platform.identity.model import Invitation, RefreshToken, SigningKey, Tenant, User
+from bloop.platform.identity.ports import Duplicate, Missing
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
@@ -19,7 +21,26 @@ CREATE TABLE IF NOT EXISTS tenants (
 CREATE TABLE IF NOT EXISTS users (
   tenant TEXT NOT NULL, id TEXT NOT NULL, email TEXT NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY (tenant, id), UNIQUE (tenant, email));
+CREATE TABLE IF NOT EXISTS invitations (
+  tenant TEXT NOT NULL, token_hash TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (tenant, token_hash));
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+  tenant TEXT NOT NULL, token_hash TEXT NOT NULL, family TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (tenant, token_hash));
+CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (tenant, family);
 """
+
+KEY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS signing_keys (
+  kid TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL);
+"""
+
+
+def _migrate(c: sqlite3.Connection) -> None:
+    c.executescript(SCHEMA)
+    columns = {row["name"] for row in c.execute("PRAGMA table_info(users)")}
+    if "password_hash" not in columns:
+        c.execute("ALTER TABLE users ADD COLUMN password_hash TEXT")
 
 
 class EmbeddedIdentityStore:
@@ -32,7 +53,7 @@ class EmbeddedIdentityStore:
         return self._outbox
 
     async def setup(self) -> None:
-        await self.db.run(lambda c: c.executescript(SCHEMA))
+        await self.db.run(_migrate)
         await self._outbox.setup()
 
     async def add_tenant(self, tenant: Tenant, events: Sequence[Envelope]) -> None:
@@ -51,10 +72,20 @@ class EmbeddedIdentityStore:
             "SELECT doc FROM tenants WHERE id = ?", (tenant_id,)).fetchone())
         return None if row is None else Tenant.model_validate_json(row["doc"])
 
-    async def add_user(self, user: User, events: Sequence[Envelope]) -> None:
+    async def replace_tenant(self, tenant: Tenant) -> None:
+        def write(c: sqlite3.Connection) -> int:
+            return c.execute("UPDATE tenants SET doc = ? WHERE id = ?",
+                             (tenant.model_dump_json(), tenant.id)).rowcount
+
+        if not await self.db.transaction(write):
+            raise Missing(tenant.id)
+
+    async def add_user(self, user: User, events: Sequence[Envelope],
+                       password_hash: str | None = None) -> None:
         def write(c: sqlite3.Connection) -> None:
-            c.execute("INSERT INTO users (tenant, id, email, doc) VALUES (?, ?, ?, ?)",
-                      (user.tenant, user.id, user.email, user.model_dump_json()))
+            c.execute("INSERT INTO users (tenant, id, email, doc, password_hash) "
+                      "VALUES (?, ?, ?, ?, ?)",
+                      (user.tenant, user.id, user.email, user.model_dump_json(), password_hash))
             self._outbox.add(c, *events)
 
         try:
@@ -68,9 +99,46 @@ class EmbeddedIdentityStore:
         return None if row is None else User.model_validate_json(row["doc"])
 
     async def get_user_by_email(self, tenant: str, email: str) -> User | None:
+        found = await self.get_login(tenant, email)
+        return None if found is None else found[0]
+
+    async def get_login(self, tenant: str, email: str) -> tuple[User, str | None] | None:
         row = await self.db.run(lambda c: c.execute(
-            "SELECT doc FROM users WHERE tenant = ? AND email = ?", (tenant, email)).fetchone())
-        return None if row is None else User.model_validate_json(row["doc"])
+            "SELECT doc, password_hash FROM users WHERE tenant = ? AND email = ?",
+            (tenant, email)).fetchone())
+        if row is None:
+            return None
+        return User.model_validate_json(row["doc"]), row["password_hash"]
+
+    async def set_password_hash(self, tenant: str, user_id: str, password_hash: str) -> None:
+        def write(c: sqlite3.Connection) -> int:
+            return c.execute("UPDATE users SET password_hash = ? WHERE tenant = ? AND id = ?",
+                             (password_hash, tenant, user_id)).rowcount
+
+        if not await self.db.transaction(write):
+            raise Missing(user_id)
+
+    async def replace_user(self, user: User, events: Sequence[Envelope]) -> None:
+        def write(c: sqlite3.Connection) -> int:
+            changed = c.execute("UPDATE users SET doc = ? WHERE tenant = ? AND id = ?",
+                                (user.model_dump_json(), user.tenant, user.id)).rowcount
+            if changed:
+                self._outbox.add(c, *events)
+            return changed
+
+        if not await self.db.transaction(write):
+            raise Missing(user.id)
+
+    async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope]) -> None:
+        def write(c: sqlite3.Connection) -> int:
+            removed = c.execute("DELETE FROM users WHERE tenant = ? AND id = ?",
+                                (tenant, user_id)).rowcount
+            if removed:
+                self._outbox.add(c, *events)
+            return removed
+
+        if not await self.db.transaction(write):
+            raise Missing(user_id)
 
     async def list_users(self, tenant: str, *, after: str | None = None,
                          limit: int = 50) -> list[User]:
@@ -78,3 +146,85 @@ class EmbeddedIdentityStore:
             "SELECT doc FROM users WHERE tenant = ? AND email > ? ORDER BY email LIMIT ?",
             (tenant, after or "", limit)).fetchall())
         return [User.model_validate_json(r["doc"]) for r in rows]
+
+    async def add_invitation(self, invitation: Invitation) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO invitations (tenant, token_hash, doc) VALUES (?, ?, ?)",
+                      (invitation.tenant, invitation.token_hash, invitation.model_dump_json()))
+
+        try:
+            await self.db.transaction(write)
+        except sqlite3.IntegrityError:
+            raise Duplicate(invitation.token_hash) from None
+
+    async def get_invitation(self, tenant: str, token_hash: str) -> Invitation | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM invitations WHERE tenant = ? AND token_hash = ?",
+            (tenant, token_hash)).fetchone())
+        return None if row is None else Invitation.model_validate_json(row["doc"])
+
+    async def delete_invitation(self, tenant: str, token_hash: str) -> None:
+        await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM invitations WHERE tenant = ? AND token_hash = ?", (tenant, token_hash)))
+
+    async def add_refresh_token(self, token: RefreshToken) -> None:
+        await self.db.transaction(lambda c: c.execute(
+            "INSERT INTO refresh_tokens (tenant, token_hash, family, doc) VALUES (?, ?, ?, ?)",
+            (token.tenant, token.token_hash, token.family, token.model_dump_json())))
+
+    async def use_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
+        def use(c: sqlite3.Connection) -> RefreshToken | None:
+            row = c.execute("SELECT doc FROM refresh_tokens WHERE tenant = ? AND token_hash = ?",
+                            (tenant, token_hash)).fetchone()
+            if row is None:
+                return None
+            before = RefreshToken.model_validate_json(row["doc"])
+            c.execute("UPDATE refresh_tokens SET doc = ? WHERE tenant = ? AND token_hash = ?",
+                      (before.model_copy(update={"used": True}).model_dump_json(), tenant,
+                       token_hash))
+            return before
+
+        return await self.db.transaction(use)
+
+    async def revoke_refresh_family(self, tenant: str, family: str) -> int:
+        def revoke(c: sqlite3.Connection) -> int:
+            rows = c.execute("SELECT token_hash, doc FROM refresh_tokens "
+                             "WHERE tenant = ? AND family = ?", (tenant, family)).fetchall()
+            for row in rows:
+                doc = json.loads(row["doc"]) | {"revoked": True}
+                c.execute("UPDATE refresh_tokens SET doc = ? WHERE tenant = ? AND token_hash = ?",
+                          (json.dumps(doc), tenant, row["token_hash"]))
+            return len(rows)
+
+        return await self.db.transaction(revoke)
+
+
+class EmbeddedSigningKeys:
+    def __init__(self, db: SqliteDB) -> None:
+        self.db = db
+
+    async def setup(self) -> None:
+        await self.db.run(lambda c: c.executescript(KEY_SCHEMA))
+
+    async def add_signing_key(self, key: SigningKey) -> None:
+        doc = {"kid": key.kid, "algorithm": key.algorithm, "private_pem": key.private_pem,
+               "public_jwk": key.public_jwk, "created_at": key.created_at.isoformat(timespec="microseconds")}
+        await self.db.transaction(lambda c: c.execute(
+            "INSERT INTO signing_keys (kid, created_at, doc) VALUES (?, ?, ?)",
+            (key.kid, key.created_at.isoformat(timespec="microseconds"), json.dumps(doc))))
+
+    async def signing_keys(self) -> list[SigningKey]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM signing_keys ORDER BY created_at DESC").fetchall())
+        out = []
+        for row in rows:
+            doc = json.loads(row["doc"])
+            out.append(SigningKey(kid=doc["kid"], algorithm=doc["algorithm"],
+                                  private_pem=doc["private_pem"], public_jwk=doc["public_jwk"],
+                                  created_at=datetime.fromisoformat(doc["created_at"])))
+        return out
+
+    async def delete_signing_keys(self, created_before: datetime) -> int:
+        return await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM signing_keys WHERE created_at < ?",
+            (created_before.isoformat(timespec="microseconds"),)).rowcount)

@@ -5,20 +5,24 @@ needs no multi-document transaction and runs on FerretDB v1 as well as MongoDB."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from bloop.platform.identity.model import Tenant, User
-from bloop.platform.identity.ports import Duplicate
+from bloop.platform.identity.model import Invitation, RefreshToken, SigningKey, Tenant, User
+from bloop.platform.identity.ports import Duplicate, Missing
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 
 Doc = dict[str, Any]
-# Reads leave out the outbox fields (and any other internal field, all named `_…`).
-HIDE = {"_outbox": 0, "_outbox_pending": 0}
+# Reads leave out the outbox fields and the password hash (internal fields are all named `_…`).
+HIDE = {"_outbox": 0, "_outbox_pending": 0, "_password": 0}
+WITH_PASSWORD = {"_outbox": 0, "_outbox_pending": 0}
+# A deleted user's document stays as a tombstone until its events are sent.
+LIVE = {"_deleted": {"$ne": True}}
 
 
 def _fields(doc: Doc) -> Doc:
@@ -36,6 +40,8 @@ class MongoIdentityStore:
         db = client[database]
         self.tenants = db["tenants"]
         self.users = db["users"]
+        self.invitations = db["invitations"]
+        self.refresh = db["refresh_tokens"]
         self._outbox = MongoOutbox([self.tenants, self.users], registry,
                                    name=f"{database}-outbox")
 
@@ -46,6 +52,8 @@ class MongoIdentityStore:
     async def setup(self) -> None:
         await self.users.create_index([("tenant", ASCENDING), ("email", ASCENDING)],
                                       name="tenant_email", unique=True)
+        await self.refresh.create_index([("tenant", ASCENDING), ("family", ASCENDING)],
+                                        name="tenant_family")
         await self._outbox.setup()
 
     async def add_tenant(self, tenant: Tenant, events: Sequence[Envelope]) -> None:
@@ -59,23 +67,112 @@ class MongoIdentityStore:
         doc = await self.tenants.find_one({"_id": tenant_id}, HIDE)
         return None if doc is None else Tenant.model_validate(_fields(doc))
 
-    async def add_user(self, user: User, events: Sequence[Envelope]) -> None:
-        doc = {"_id": _key(user.tenant, user.id), **user.model_dump(mode="json")}
+    async def replace_tenant(self, tenant: Tenant) -> None:
+        result = await self.tenants.update_one({"_id": tenant.id},
+                                               {"$set": tenant.model_dump(mode="json")})
+        if result.matched_count == 0:
+            raise Missing(tenant.id)
+
+    async def add_user(self, user: User, events: Sequence[Envelope],
+                       password_hash: str | None = None) -> None:
+        doc = {"_id": _key(user.tenant, user.id), **user.model_dump(mode="json"),
+               "_password": password_hash}
         try:
             await self.users.insert_one(self._outbox.new_document(doc, *events))
         except DuplicateKeyError:
             raise Duplicate(user.email) from None
 
     async def get_user(self, tenant: str, user_id: str) -> User | None:
-        doc = await self.users.find_one({"_id": _key(tenant, user_id), "tenant": tenant}, HIDE)
+        doc = await self.users.find_one({"_id": _key(tenant, user_id), "tenant": tenant, **LIVE},
+                                        HIDE)
         return None if doc is None else User.model_validate(_fields(doc))
 
     async def get_user_by_email(self, tenant: str, email: str) -> User | None:
-        doc = await self.users.find_one({"tenant": tenant, "email": email}, HIDE)
+        doc = await self.users.find_one({"tenant": tenant, "email": email, **LIVE}, HIDE)
         return None if doc is None else User.model_validate(_fields(doc))
+
+    async def get_login(self, tenant: str, email: str) -> tuple[User, str | None] | None:
+        doc = await self.users.find_one({"tenant": tenant, "email": email, **LIVE}, WITH_PASSWORD)
+        if doc is None:
+            return None
+        return User.model_validate(_fields(doc)), doc.get("_password")
+
+    async def set_password_hash(self, tenant: str, user_id: str, password_hash: str) -> None:
+        result = await self.users.update_one({"_id": _key(tenant, user_id), **LIVE},
+                                             {"$set": {"_password": password_hash}})
+        if result.matched_count == 0:
+            raise Missing(user_id)
+
+    async def replace_user(self, user: User, events: Sequence[Envelope]) -> None:
+        update = {"$set": user.model_dump(mode="json")}
+        result = await self.users.update_one({"_id": _key(user.tenant, user.id), **LIVE},
+                                             self._outbox.with_events(update, *events))
+        if result.matched_count == 0:
+            raise Missing(user.id)
+
+    async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope]) -> None:
+        erased = {"_deleted": True, "email": f"{user_id}@deleted.invalid", "display_name": "",
+                  "bio": "", "avatar_url": None, "_password": None}
+        result = await self.users.update_one({"_id": _key(tenant, user_id), **LIVE},
+                                             self._outbox.with_events({"$set": erased}, *events))
+        if result.matched_count == 0:
+            raise Missing(user_id)
 
     async def list_users(self, tenant: str, *, after: str | None = None,
                          limit: int = 50) -> list[User]:
-        cursor = (self.users.find({"tenant": tenant, "email": {"$gt": after or ""}}, HIDE)
+        cursor = (self.users.find({"tenant": tenant, "email": {"$gt": after or ""}, **LIVE}, HIDE)
                   .sort("email", ASCENDING).limit(limit))
         return [User.model_validate(_fields(d)) async for d in cursor]
+
+    async def add_invitation(self, invitation: Invitation) -> None:
+        doc = {"_id": _key(invitation.tenant, invitation.token_hash),
+               **invitation.model_dump(mode="json")}
+        try:
+            await self.invitations.insert_one(doc)
+        except DuplicateKeyError:
+            raise Duplicate(invitation.token_hash) from None
+
+    async def get_invitation(self, tenant: str, token_hash: str) -> Invitation | None:
+        doc = await self.invitations.find_one({"_id": _key(tenant, token_hash), "tenant": tenant})
+        return None if doc is None else Invitation.model_validate(_fields(doc))
+
+    async def delete_invitation(self, tenant: str, token_hash: str) -> None:
+        await self.invitations.delete_one({"_id": _key(tenant, token_hash), "tenant": tenant})
+
+    async def add_refresh_token(self, token: RefreshToken) -> None:
+        await self.refresh.insert_one({"_id": _key(token.tenant, token.token_hash),
+                                       **token.model_dump(mode="json")})
+
+    async def use_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
+        doc = await self.refresh.find_one_and_update(
+            {"_id": _key(tenant, token_hash), "tenant": tenant}, {"$set": {"used": True}},
+            return_document=ReturnDocument.BEFORE)
+        return None if doc is None else RefreshToken.model_validate(_fields(doc))
+
+    async def revoke_refresh_family(self, tenant: str, family: str) -> int:
+        result = await self.refresh.update_many({"tenant": tenant, "family": family},
+                                                {"$set": {"revoked": True}})
+        return result.matched_count
+
+
+class MongoSigningKeys:
+    def __init__(self, client: AsyncMongoClient[Doc], database: str = "identity") -> None:
+        self.keys = client[database]["signing_keys"]
+
+    async def setup(self) -> None:
+        await self.keys.create_index([("created_at", DESCENDING)], name="created_at")
+
+    async def add_signing_key(self, key: SigningKey) -> None:
+        await self.keys.insert_one({"_id": key.kid, "algorithm": key.algorithm,
+                                    "private_pem": key.private_pem, "public_jwk": key.public_jwk,
+                                    "created_at": key.created_at})
+
+    async def signing_keys(self) -> list[SigningKey]:
+        cursor = self.keys.find({}).sort("created_at", DESCENDING)
+        return [SigningKey(kid=d["_id"], algorithm=d["algorithm"], private_pem=d["private_pem"],
+                           public_jwk=d["public_jwk"], created_at=d["created_at"])
+                async for d in cursor]
+
+    async def delete_signing_keys(self, created_before: datetime) -> int:
+        result = await self.keys.delete_many({"created_at": {"$lt": created_before}})
+        return result.deleted_count

@@ -1,0 +1,148 @@
+"""Access-token verification: signed JWTs (RFC 9068 `at+jwt`) whose public keys come from a
+`KeySource` (identity's key ring in-process, or its JWKS over HTTP in another process)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any, Protocol
+
+import httpx
+import jwt
+
+from bloop.platform.kit.auth.principal import ROLES, SCOPES, Principal
+from bloop.platform.kit.cache import Cache
+from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.settings import AuthSettings
+
+TOKEN_TYPE = "at+jwt"  # noqa: S105  (RFC 9068 media type, not a secret)
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_REQUIRED = ["exp", "iat", "sub", "jti", "aud", "iss", "tid", "sid"]
+
+
+class KeySource(Protocol):
+    async def public_key(self, kid: str) -> Any | None:
+        """The verification key `kid` names, or None when no such key is published."""
+
+
+class Unauthenticated(Problem):
+    status, code = 401, "unauthenticated"
+
+    def __init__(self, detail: str, *, code: str = "unauthenticated") -> None:
+        value = "Bearer" if code == "unauthenticated" else 'Bearer error="invalid_token"'
+        super().__init__(detail, code=code, headers={"WWW-Authenticate": value})
+
+
+class Forbidden(Problem):
+    status, code = 403, "forbidden"
+
+
+def revoked_token_key(jti: str) -> str:
+    return f"auth:revoked:jti:{jti}"
+
+
+def revoked_session_key(sid: str) -> str:
+    return f"auth:revoked:sid:{sid}"
+
+
+class TokenVerifier:
+    def __init__(self, settings: AuthSettings, cache: Cache) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.keys: KeySource | None = None
+
+    def use_keys(self, keys: KeySource) -> None:
+        self.keys = keys
+
+    async def verify(self, token: str) -> Principal:
+        s = self.settings
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise Unauthenticated("the bearer token is not a JWT", code="invalid_token") from None
+        if header.get("alg") != s.algorithm:
+            raise Unauthenticated(f"tokens must be signed with {s.algorithm}",
+                                  code="invalid_token")
+        if header.get("typ") != TOKEN_TYPE:
+            raise Unauthenticated("the token is not an access token", code="invalid_token")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid or len(kid) > 100:
+            raise Unauthenticated("the token names no signing key", code="invalid_token")
+        if self.keys is None:
+            raise Unauthenticated("this process has no token keys configured",
+                                  code="invalid_token")
+        key = await self.keys.public_key(kid)
+        if key is None:
+            raise Unauthenticated("the token's signing key is unknown", code="invalid_token")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=[s.algorithm], audience=s.audience, issuer=s.issuer,
+                options={"require": _REQUIRED}, leeway=5)
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired", code="token_expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"the token is invalid: {exc}", code="invalid_token") from None
+        principal = _principal(claims)
+        revoked = await self.cache.get_many([revoked_token_key(principal.token_id),
+                                             revoked_session_key(principal.session_id)])
+        if any(r is not None for r in revoked):
+            raise Unauthenticated("the token has been revoked", code="token_revoked")
+        return principal
+
+    async def revoke(self, principal: Principal) -> None:
+        """Refuses the token from now until it expires, and every token of its session."""
+        ttl = max(1.0, principal.expires_at - time.time() + 5)
+        await self.cache.set(revoked_token_key(principal.token_id), b"1", ttl_s=ttl)
+        await self.revoke_session(principal.session_id)
+
+    async def revoke_session(self, session_id: str) -> None:
+        await self.cache.set(revoked_session_key(session_id), b"1",
+                             ttl_s=self.settings.access_ttl_s + 5)
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    roles, scope = claims.get("roles"), claims.get("scope")
+    tenant, sub, jti, sid = (claims.get(k) for k in ("tid", "sub", "jti", "sid"))
+    if (not isinstance(roles, list) or not all(r in ROLES for r in roles)
+            or not isinstance(scope, str) or not all(x in SCOPES for x in scope.split())
+            or not isinstance(tenant, str) or not _SLUG.match(tenant)
+            or not all(isinstance(v, str) and v for v in (sub, jti, sid))):
+        raise Unauthenticated("the token's claims are malformed", code="invalid_token")
+    return Principal(user_id=str(sub), tenant=tenant, roles=frozenset(roles),
+                     scopes=frozenset(scope.split()), token_id=str(jti), session_id=str(sid),
+                     expires_at=int(claims["exp"]))
+
+
+class RemoteJwks:
+    """Keys read from identity's `/.well-known/jwks.json`, for processes that run without
+    identity. An unknown `kid` refetches the set, at most once per `min_interval_s`."""
+
+    def __init__(self, url: str, min_interval_s: float = 30.0, timeout_s: float = 2.0) -> None:
+        self.url = url
+        self.min_interval_s = min_interval_s
+        self.timeout_s = timeout_s
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def public_key(self, kid: str) -> Any | None:
+        if kid in self._keys:
+            return self._keys[kid]
+        async with self._lock:
+            if kid not in self._keys and time.monotonic() - self._fetched_at >= self.min_interval_s:
+                await self._fetch()
+        return self._keys.get(kid)
+
+    async def _fetch(self) -> None:
+        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+            response = await client.get(self.url)
+            response.raise_for_status()
+        self._fetched_at = time.monotonic()
+        keys: dict[str, Any] = {}
+        for jwk in response.json().get("keys", []):
+            try:
+                keys[jwk["kid"]] = jwt.PyJWK(jwk).key
+            except (KeyError, jwt.PyJWKError):
+                continue
+        self._keys = keys

@@ -1,0 +1,248 @@
+"""Sign-in, refresh, sign-out and the attacks on them, through the real app: each attack gets a
+clear 4xx and changes nothing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from fastapi import FastAPI
+
+from bloop.platform.app import create_app
+from bloop.platform.identity.service import AuthService
+from bloop.platform.kit.auth import Principal
+from bloop.platform.kit.settings import AuthSettings, RuntimeSettings, Settings
+from tests.support import PASSWORD, login, member
+
+TOKEN = "/v1/auth/token"
+ME = "/v1/tenants/acme/me"
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False),
+                        auth=AuthSettings(account_max_failures=3, ip_max_failures=8,
+                                          rate_limit=40))
+    application = create_app(settings, services=["identity"])
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        yield c
+
+
+def password_form(email: str, password: str = PASSWORD, tenant: str = "acme") -> dict[str, str]:
+    return {"grant_type": "password", "tenant": tenant, "username": email, "password": password}
+
+
+def refresh_form(token: str, tenant: str = "acme") -> dict[str, str]:
+    return {"grant_type": "refresh_token", "tenant": tenant, "refresh_token": token}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def auth_service(app: FastAPI) -> AuthService:
+    service: AuthService = app.state.identity.state["auth"]
+    return service
+
+
+async def test_sign_in_is_an_oauth2_password_grant(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await member(app, client, "acme", ["educator"], email="ada@acme.dev")
+    r = await client.post(TOKEN, data=password_form("ADA@Acme.DEV"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
+    assert r.headers["cache-control"] == "no-store"
+    header = jwt.get_unverified_header(body["access_token"])
+    assert (header["alg"], header["typ"]) == ("EdDSA", "at+jwt")
+    keys = (await client.get("/.well-known/jwks.json")).json()["keys"]
+    assert header["kid"] in {k["kid"] for k in keys}
+    assert all("d" not in k for k in keys)
+    me = (await client.get(ME, headers=bearer(body["access_token"]))).json()
+    assert me["email"] == "ada@acme.dev"
+
+    narrow = await client.post(TOKEN, data={**password_form("ada@acme.dev"), "scope": "profile"})
+    assert narrow.json()["scope"] == "profile"
+    r = await client.get("/v1/tenants/acme", headers=bearer(narrow.json()["access_token"]))
+    assert r.status_code == 403
+    assert r.json()["code"] == "insufficient_scope"
+    bad_scope = await client.post(TOKEN, data={**password_form("ada@acme.dev"), "scope": "root"})
+    assert bad_scope.status_code == 400
+
+
+async def test_bad_sign_ins_are_refused_alike(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    wrong = await client.post(TOKEN, data=password_form("lee@acme.dev", "not the password!"))
+    unknown = await client.post(TOKEN, data=password_form("nobody@acme.dev"))
+    other_tenant = await client.post(TOKEN, data=password_form("lee@acme.dev", tenant="beta"))
+    for r in (wrong, unknown, other_tenant):
+        assert r.status_code == 400
+        assert r.json()["detail"] == "wrong email or password"
+        assert r.json()["error"] == "invalid_grant"
+    for form in ({"grant_type": "password", "tenant": "acme"},
+                 {**password_form("lee@acme.dev"), "grant_type": "client_credentials"},
+                 {**password_form("lee@acme.dev"), "admin": "1"},
+                 {**password_form("lee@acme.dev"), "tenant": "../etc"},
+                 {**password_form("not-an-email"), "grant_type": "password"},
+                 {"grant_type": "refresh_token", "tenant": "acme"}):
+        r = await client.post(TOKEN, data=form)
+        assert r.status_code in (400, 422), (form, r.text)
+    r = await client.post(TOKEN, json=password_form("lee@acme.dev"))
+    assert r.status_code == 422
+
+
+async def test_repeated_failures_lock_the_account_with_a_clear_message(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    await member(app, client, "acme", ["learner"], email="kim@acme.dev")
+    for _ in range(3):
+        r = await client.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
+        assert r.status_code == 400
+    locked = await client.post(TOKEN, data=password_form("lee@acme.dev"))
+    assert locked.status_code == 429
+    assert locked.json()["code"] == "account_locked"
+    assert "locked for 15 minutes" in locked.json()["detail"]
+    assert int(locked.headers["retry-after"]) > 0
+    assert (await client.post(TOKEN, data=password_form("kim@acme.dev"))).status_code == 200
+    # the address keeps counting across accounts: brute force is cut off too
+    for n in range(5):
+        r = await client.post(TOKEN, data=password_form(f"guess{n}@acme.dev", "guessing wrongly!"))
+    r = await client.post(TOKEN, data=password_form("kim@acme.dev"))
+    assert r.status_code == 429
+    assert r.json()["code"] == "too_many_attempts"
+
+
+async def test_refresh_rotates_and_a_reused_token_ends_the_session(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    first = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    second = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
+    assert second.status_code == 200
+    second_body = second.json()
+    assert second_body["refresh_token"] != first["refresh_token"]
+    assert (await client.get(ME, headers=bearer(second_body["access_token"]))).status_code == 200
+
+    stolen = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
+    assert stolen.status_code == 400
+    assert stolen.json()["code"] == "refresh_token_reused"
+    assert (await client.post(TOKEN, data=refresh_form(second_body["refresh_token"]))
+            ).status_code == 400
+    r = await client.get(ME, headers=bearer(second_body["access_token"]))
+    assert r.status_code == 401
+    assert r.json()["code"] == "token_revoked"
+
+    other = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    assert (await client.get(ME, headers=bearer(other["access_token"]))).status_code == 200
+    assert (await client.post(TOKEN, data=refresh_form(other["refresh_token"], "beta"))
+            ).status_code == 400
+    assert (await client.post(TOKEN, data=refresh_form("made-up-token"))).status_code == 400
+    widen = await client.post(TOKEN, data={**refresh_form(other["refresh_token"])})
+    assert widen.status_code == 200
+
+
+async def test_logout_revokes_at_once(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    grant = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    kept = await login(client, "acme", "lee@acme.dev")
+    access = bearer(grant["access_token"])
+    r = await client.post("/v1/tenants/acme/auth/logout", headers=access)
+    assert r.status_code == 204
+    r = await client.get(ME, headers=access)
+    assert r.status_code == 401
+    assert r.json()["code"] == "token_revoked"
+    assert (await client.post(TOKEN, data=refresh_form(grant["refresh_token"]))).status_code == 400
+    assert (await client.get(ME, headers=kept)).status_code == 200  # other sessions go on
+
+
+async def test_forged_and_stale_tokens_are_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await member(app, client, "acme", ["tenant_admin"], email="ann@acme.dev")
+    good = (await client.post(TOKEN, data=password_form("ann@acme.dev"))).json()["access_token"]
+    header = jwt.get_unverified_header(good)
+    claims = jwt.decode(good, options={"verify_signature": False})
+    kid = header["kid"]
+
+    intruder = ed25519.Ed25519PrivateKey.generate()
+    forged = jwt.encode(claims | {"roles": ["platform_admin"]}, intruder, algorithm="EdDSA",
+                        headers={"kid": kid, "typ": "at+jwt"})
+    unsigned = jwt.encode(claims, "", algorithm="none", headers={"kid": kid, "typ": "at+jwt"})
+    hmac = jwt.encode(claims, "a-guessed-shared-secret-of-32-bytes!", algorithm="HS256",
+                      headers={"kid": kid, "typ": "at+jwt"})
+    head, payload, signature = good.split(".")
+    tampered_claims = jwt.encode(claims | {"tid": "beta"}, intruder, algorithm="EdDSA",
+                                 headers={"kid": kid, "typ": "at+jwt"}).split(".")[1]
+    spliced = ".".join([head, tampered_claims, signature])
+
+    keys = auth_service(app).keys
+    now = int(time.time())
+
+    async def minted(**changes: object) -> str:
+        principal = Principal(user_id=claims["sub"], tenant="acme",
+                              roles=frozenset({"tenant_admin"}), scopes=frozenset({"profile"}),
+                              token_id=uuid.uuid4().hex, session_id=uuid.uuid4().hex,
+                              expires_at=now + 600)
+        token = await keys.mint(principal)
+        if not changes:
+            return token
+        signing, private = await keys.signing_key()
+        body = jwt.decode(token, options={"verify_signature": False}) | changes
+        return jwt.encode(body, private, algorithm="EdDSA",
+                          headers={"kid": signing.kid, "typ": "at+jwt"})
+
+    cases = {
+        "wrong signature": forged,
+        "alg none": unsigned,
+        "alg HS256": hmac,
+        "spliced claims": spliced,
+        "expired": await minted(exp=now - 60, iat=now - 1000),
+        "wrong audience": await minted(aud="someone-else"),
+        "wrong issuer": await minted(iss="https://evil.example"),
+        "not an access token": jwt.encode(claims, intruder, algorithm="EdDSA",
+                                          headers={"kid": kid}),
+        "unknown key": jwt.encode(claims, intruder, algorithm="EdDSA",
+                                  headers={"kid": "nope", "typ": "at+jwt"}),
+        "garbage": "not.a.jwt",
+        "empty roles claim": await minted(roles="tenant_admin"),
+    }
+    for name, token in cases.items():
+        r = await client.get(ME, headers=bearer(token))
+        assert r.status_code == 401, (name, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.headers["www-authenticate"].startswith("Bearer"), name
+    assert (await client.get(ME, headers=bearer(await minted()))).status_code == 200
+    r = await client.get(ME, headers={"Authorization": f"Basic {good}"})
+    assert r.status_code == 401
+    r = await client.get("/v1/tenants/beta/me", headers=bearer(good))
+    assert r.status_code == 403
+    assert r.json()["code"] == "wrong_tenant"
+    assert payload
+
+
+async def test_a_caller_past_the_rate_limit_waits(app: FastAPI, client: httpx.AsyncClient) -> None:
+    me = await member(app, client, "acme", ["learner"])
+    first = await client.get(ME, headers=me)
+    assert first.headers["ratelimit-limit"] == "40"
+    assert int(first.headers["ratelimit-remaining"]) == 39
+    assert first.headers["ratelimit-policy"] == "40;w=60"
+    statuses = [(await client.get(ME, headers=me)).status_code for _ in range(45)]
+    assert statuses.count(200) in (39, 40)  # 40 when the run straddles two windows
+    limited = await client.get(ME, headers=me)
+    assert limited.status_code == 429
+    assert limited.json()["code"] == "rate_limited"
+    assert int(limited.headers["retry-after"]) >= 1
+    other = await member(app, client, "acme", ["learner"])
+    assert (await client.get(ME, headers=other)).status_code == 200

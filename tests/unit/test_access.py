@@ -1,0 +1,134 @@
+"""Every route of the whole app refuses an anonymous caller (401), a caller of another tenant
+(403) and a caller without the role or scope it needs (403), except the public routes listed in
+`kit.auth.PUBLIC_ROUTES`."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import RouteContext, iter_route_contexts
+
+from bloop.platform.app import create_app
+from bloop.platform.identity.service import AuthService
+from bloop.platform.kit.auth import PUBLIC_ROUTES, ROLES, SCOPES, Principal, Requirement
+from bloop.platform.kit.settings import RuntimeSettings, Settings
+
+# Routes any signed-in member of the tenant may call whatever their roles and scopes.
+MEMBER_ROUTES = {("POST", "/v1/tenants/{tenant}/auth/logout")}
+# Any signed-in caller reaches these; each GraphQL field then applies its HTTP twin's tenant, role
+# and scope rule (tests/unit/test_graphql.py), since a query names its tenant in its arguments.
+FIELD_GUARDED = {"/graphql"}
+
+
+def build(data_dir: Path) -> FastAPI:
+    return create_app(Settings(runtime=RuntimeSettings(data_dir=data_dir, seed_demo=False)))
+
+
+def http_routes(app: FastAPI) -> list[RouteContext]:
+    return [r for r in iter_route_contexts(app.routes) if r.methods and r.path]
+
+
+def routes(app: FastAPI) -> list[tuple[str, str]]:
+    return sorted((method, str(route.path)) for route in http_routes(app)
+                  for method in route.methods or () if method != "HEAD")
+
+
+def requirements(dependant: Dependant) -> Iterable[Requirement]:
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, Requirement):
+            yield dep.call
+        yield from requirements(dep)
+
+
+def requirement_of(app: FastAPI, method: str, path: str) -> Requirement | None:
+    for route in http_routes(app):
+        if route.path == path and method in (route.methods or ()):
+            dependant = getattr(route, "dependant", None)
+            found = list(requirements(dependant)) if dependant is not None else []
+            assert len(found) <= 1, f"{method} {path} has several requirements: {found}"
+            return found[0] if found else None
+    raise AssertionError(f"no route {method} {path}")
+
+
+ALL_ROUTES = routes(build(Path("unused")))
+GUARDED = [pytest.param(m, p, id=f"{m} {p}") for m, p in ALL_ROUTES if (m, p) not in PUBLIC_ROUTES]
+
+
+def test_the_walk_sees_every_service() -> None:
+    paths = {p for _, p in ALL_ROUTES}
+    assert {"/v1/tenants/{tenant}/courses", "/v1/tenants/{tenant}/users", "/healthz"} <= paths
+    assert len(GUARDED) >= 20
+
+
+def test_the_public_list_names_real_routes_only() -> None:
+    assert set(ALL_ROUTES) >= PUBLIC_ROUTES
+    app = build(Path("unused"))
+    for method, path in PUBLIC_ROUTES:
+        assert requirement_of(app, method, path) is None, f"{method} {path} is public"
+
+
+@pytest.fixture(scope="module")
+async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[FastAPI]:
+    app = build(tmp_path_factory.mktemp("access"))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def token(app: FastAPI, tenant: str, roles: Iterable[str],
+                scopes: Iterable[str] = SCOPES) -> dict[str, str]:
+    auth: AuthService = app.state.identity.state["auth"]
+    principal = Principal(user_id=str(uuid.uuid4()), tenant=tenant, roles=frozenset(roles),
+                          scopes=frozenset(scopes), token_id=uuid.uuid4().hex,
+                          session_id=uuid.uuid4().hex, expires_at=2**31 - 1)
+    return {"Authorization": f"Bearer {await auth.keys.mint(principal)}"}
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x1", path.replace("{tenant}", "acme"))
+
+
+def lacking(requirement: Requirement | None, method: str,
+            path: str) -> tuple[list[str], list[str]] | None:
+    """Roles and scopes of a member of the right tenant that fall short of `requirement`."""
+    everyone: list[str] = [r for r in ROLES if r != "platform_admin"]
+    if requirement is not None and requirement.roles:
+        return [r for r in everyone if r not in requirement.roles], list(SCOPES)
+    if requirement is not None and requirement.scopes:
+        return everyone, [s for s in SCOPES if s not in requirement.scopes]
+    assert (method, path) in MEMBER_ROUTES, f"{method} {path} needs no role nor scope"
+    return None
+
+
+@pytest.mark.parametrize(("method", "path"), GUARDED)
+async def test_a_guarded_route_refuses_strangers(running: FastAPI, method: str, path: str) -> None:
+    requirement = requirement_of(running, method, path)
+    url = concrete(path)
+    body: dict[str, Any] = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+    transport = httpx.ASGITransport(app=running)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as client:
+        anonymous = await client.request(method, url, **body)
+        assert anonymous.status_code == 401, anonymous.text
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        if path in FIELD_GUARDED:
+            assert requirement is not None
+            return
+
+        stranger = await token(running, "beta", [r for r in ROLES if r != "platform_admin"])
+        r = await client.request(method, url, headers=stranger, **body)
+        assert r.status_code == 403, r.text
+
+        short = lacking(requirement, method, path)
+        if short is not None:
+            roles, scopes = short
+            r = await client.request(method, url, headers=await token(running, "acme", roles,
+                                                                      scopes), **body)
+            assert r.status_code == 403, r.text
+            assert r.json()["code"] in ("missing_role", "insufficient_scope")
