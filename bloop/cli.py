@@ -83,14 +83,17 @@ def seed() -> None:
 Names = Annotated[list[str] | None, typer.Argument(help="redis, kafka, neo4j, mongo, influxdb")]
 
 
+Fresh = Annotated[bool, typer.Option(help="Start the servers started here with empty data.")]
+
+
 @infra_app.command("up")
-def infra_up(names: Names = None) -> None:
+def infra_up(names: Names = None, fresh: Fresh = False) -> None:
     """Install (cached) and start the servers, reusing any already reachable."""
     from bloop import infra
 
     _settings()
     try:
-        infra.up(names)
+        infra.up(names, fresh=fresh)
     except infra.InfraError as exc:
         typer.echo(f"bloop infra: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -71,7 +71,9 @@ def _checked(server: Server, action: str) -> None:
         raise InfraError(f"{server.name}: `{server.script} {action}` failed:\n{tail}")
 
 
-def up(names: list[str] | None = None, report: bool = True) -> dict[str, str]:
+def up(names: list[str] | None = None, report: bool = True, fresh: bool = False) -> dict[str, str]:
+    """Starts the servers not already reachable; with `fresh`, those it starts begin with empty
+    data (a server found running elsewhere is never touched)."""
     chosen = [servers()[n] for n in (names or list(servers()))]
     states: dict[str, str] = {}
     to_start = []
@@ -85,6 +87,9 @@ def up(names: list[str] | None = None, report: bool = True) -> dict[str, str]:
         _checked(server, "install")
         if report:
             print(f"{server.name}: installed ({time.monotonic() - t:.1f}s)", flush=True)
+    if fresh:
+        for server in to_start:
+            _checked(server, "wipe")
     with ThreadPoolExecutor(max_workers=max(len(to_start), 1)) as pool:
         futures = {s.name: pool.submit(_timed_start, s) for s in to_start}
         for name, future in futures.items():

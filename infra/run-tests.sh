@@ -11,6 +11,6 @@ $BIN/bloop events schemas
 
 started=$(mktemp)
 trap '$BIN/bloop infra down $(cat "$started") >/dev/null 2>&1 || true; rm -f "$started"' EXIT
-$BIN/bloop infra up | tee /dev/stderr | awk -F: '/started/ {print $1}' >"$started"
+$BIN/bloop infra up --fresh | tee /dev/stderr | awk -F: '/started/ {print $1}' >"$started"
 
 $BIN/pytest -p no:cacheprovider -q -rfEx tests
