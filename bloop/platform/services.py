@@ -11,6 +11,10 @@ from bloop.platform.kit.events.bus.port import Subscription
 from bloop.platform.kit.wiring import Platform
 
 
+PersonalData = Callable[[str, str], Awaitable[dict[str, object]]]
+"""(tenant, user id) → everything this service holds about that user, as JSON-ready data."""
+
+
 @dataclass
 class Mounted:
     """What a service brings to a process. `setup` creates its tables, indexes and constraints;
@@ -21,6 +25,7 @@ class Mounted:
     subscriptions: Sequence[Subscription] = ()
     seed: Callable[[], Awaitable[None]] | None = None
     close: Callable[[], Awaitable[None]] | None = None
+    personal_data: PersonalData | None = None
     state: dict[str, object] = field(default_factory=dict)
 
 

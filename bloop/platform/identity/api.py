@@ -1,5 +1,5 @@
 """identity's HTTP API: sign-in and tokens, tenants and their settings, users, roles,
-invitations and profiles."""
+invitations, profiles and API keys."""
 
 from __future__ import annotations
 
@@ -11,19 +11,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bloop.platform.identity.model import (
     SLUG_PATTERN,
+    ApiKey,
     InvitationAcceptance,
+    KeyRole,
+    NewApiKey,
     NewInvitation,
     NewTenant,
     NewUser,
     ProfileEdit,
     Role,
     RoleChange,
+    Scope,
     SignUp,
     Tenant,
     TenantSettingsEdit,
     User,
 )
-from bloop.platform.identity.service import AuthService, IdentityService, TokenGrant
+from bloop.platform.identity.service import ApiKeyService, AuthService, IdentityService, TokenGrant
 from bloop.platform.kit.auth import TOKEN_URL, Principal, require
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import Page
@@ -192,3 +196,59 @@ async def delete_my_account(tenant: TenantId, service: Svc, me: Self, auth: Auth
     """Deletes the caller's account and signs this session out."""
     await service.delete_user(tenant, me.user_id, by=me)
     await auth.logout(me)
+
+
+# API keys for third-party apps
+
+def get_api_keys(request: Request) -> ApiKeyService:
+    service: ApiKeyService = request.app.state.identity.state["api_keys"]
+    return service
+
+
+KeySvc = Annotated[ApiKeyService, Depends(get_api_keys)]
+KeyReader = Annotated[Principal, Depends(require("tenant_admin", scopes=["identity:read"]))]
+KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="the key's id")]
+
+
+class ApiKeyView(BaseModel):
+    """An API key as listed: never its secret, nor its hash."""
+
+    id: str
+    prefix: str = Field(description="how the key starts, to tell keys apart")
+    name: str
+    scopes: list[Scope]
+    roles: list[KeyRole]
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyView:
+        return cls(id=key.id, prefix=key.prefix, name=key.name, scopes=key.scopes,
+                   roles=key.roles, created_by=key.created_by, created_at=key.created_at,
+                   revoked_at=key.revoked_at)
+
+
+class ApiKeyIssued(ApiKeyView):
+    key: str = Field(description="the key itself, `bloop_<prefix>_<secret>`: it is shown only "
+                                 "once; send it as `Authorization: Bearer …` or `X-API-Key`")
+
+
+@router.post("/{tenant}/api-keys", status_code=201)
+async def create_api_key(tenant: TenantId, body: NewApiKey, keys: KeySvc, me: TenantAdmin,
+                         response: Response) -> ApiKeyIssued:
+    response.headers["Cache-Control"] = "no-store"
+    key, secret = await keys.create(tenant, body, by=me)
+    return ApiKeyIssued(**ApiKeyView.of(key).model_dump(), key=secret)
+
+
+@router.get("/{tenant}/api-keys")
+async def list_api_keys(tenant: TenantId, keys: KeySvc, _: KeyReader) -> list[ApiKeyView]:
+    """The tenant's keys, newest first, revoked ones included; never their secrets."""
+    return [ApiKeyView.of(k) for k in await keys.keys(tenant)]
+
+
+@router.delete("/{tenant}/api-keys/{key_id}", status_code=204)
+async def revoke_api_key(tenant: TenantId, key_id: KeyId, keys: KeySvc, _: TenantAdmin) -> None:
+    """Revokes the key: it is refused from the next request on."""
+    await keys.revoke(tenant, key_id)

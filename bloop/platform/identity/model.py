@@ -1,4 +1,5 @@
-"""Tenants, users, invitations and sign-in records, and the rules they keep. No I/O here."""
+"""Tenants, users, invitations, sign-in records and API keys, and the rules they keep. No I/O
+here."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -19,7 +20,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from bloop.platform.kit.auth import ROLES, Role, Scope
+from bloop.platform.kit.auth import ROLES, SCOPES, Role, Scope
 
 __all__ = ["ROLES", "Role", "Scope"]
 
@@ -251,3 +252,56 @@ class SigningKey:
     private_pem: str
     public_jwk: dict[str, Any] = field(hash=False)
     created_at: datetime
+
+
+# API keys
+
+KeyRole = Literal["learner", "educator", "teaching_assistant"]
+KEY_ROLES: tuple[KeyRole, ...] = ("learner", "educator", "teaching_assistant")
+
+
+def _key_scopes(value: list[Scope]) -> list[Scope]:
+    """Each scope once, in the canonical order."""
+    return [s for s in SCOPES if s in value]
+
+
+def _key_roles(value: list[KeyRole]) -> list[KeyRole]:
+    return [r for r in KEY_ROLES if r in value]
+
+
+KeyScopes = Annotated[list[Scope], Field(min_length=1, max_length=len(SCOPES)),
+                      AfterValidator(_key_scopes)]
+KeyRoles = Annotated[list[KeyRole], Field(max_length=len(KEY_ROLES)), AfterValidator(_key_roles)]
+
+
+class NewApiKey(_Input):
+    name: Name = Field(description="what the key is for, e.g. the app that holds it")
+    scopes: KeyScopes = Field(description="what the key may do; within the creator's own scopes")
+    roles: KeyRoles = Field(default_factory=list, description=(
+        "roles the key acts with; none by default, so it reaches only routes that need no "
+        "role. Never tenant_admin nor platform_admin: a key cannot manage keys or people"))
+
+
+class ApiKey(BaseModel):
+    """An API key of a tenant. The store keeps the SHA-256 of its secret, never the secret."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{12}$")]
+    tenant: Slug
+    name: Name
+    scopes: list[Scope]
+    roles: list[KeyRole]
+    secret_hash: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def prefix(self) -> str:
+        """What the key starts with: shown in listings so people can tell their keys apart."""
+        return f"bloop_{self.tenant}.{self.id}"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None

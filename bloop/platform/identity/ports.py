@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from bloop.platform.identity.model import Invitation, RefreshToken, SigningKey, Tenant, User
+from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
 
@@ -89,3 +89,24 @@ class SigningKeyStore(Protocol):
         """Every stored key, newest first."""
 
     async def delete_signing_keys(self, created_before: datetime) -> int: ...
+
+
+class ApiKeyStore(Protocol):
+    """A tenant's API keys. Every call names the tenant: a key is found only within its own."""
+
+    async def setup(self) -> None: ...
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        """`Duplicate` when the tenant already has a key with this id."""
+
+    async def get_api_key(self, tenant: str, key_id: str) -> ApiKey | None:
+        """The key, revoked or not."""
+
+    async def list_api_keys(self, tenant: str, *, limit: int = 200) -> list[ApiKey]:
+        """The tenant's keys, revoked ones included, newest first."""
+
+    async def count_live_api_keys(self, tenant: str) -> int: ...
+
+    async def revoke_api_key(self, tenant: str, key_id: str, at: datetime) -> ApiKey | None:
+        """Marks the key revoked at `at` (a key revoked before keeps its first time) and returns
+        it as stored now; None when the tenant has no such key."""

@@ -4,6 +4,7 @@ driver."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 import uuid
@@ -21,8 +22,10 @@ from bloop.platform.identity.events import (
 )
 from bloop.platform.identity.keys import KeyRing
 from bloop.platform.identity.model import (
+    ApiKey,
     Invitation,
     InvitationAcceptance,
+    NewApiKey,
     NewInvitation,
     NewTenant,
     NewUser,
@@ -37,8 +40,17 @@ from bloop.platform.identity.model import (
     normalise_email,
     now,
 )
-from bloop.platform.identity.ports import Duplicate, IdentityRepository, Missing
-from bloop.platform.kit.auth import SCOPES, Forbidden, Principal, Scope, TokenVerifier
+from bloop.platform.identity.ports import ApiKeyStore, Duplicate, IdentityRepository, Missing
+from bloop.platform.kit.auth import (
+    SCOPES,
+    ApiKeyCredential,
+    Forbidden,
+    Principal,
+    Scope,
+    TokenVerifier,
+    Unauthenticated,
+)
+from bloop.platform.kit.auth.apikeys import revoked_key_mark
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.types import type_of
@@ -334,6 +346,10 @@ class AuthService:
         await self.verifier.revoke(principal)
         await self.repo.revoke_refresh_family(principal.tenant, principal.session_id)
 
+    async def issue_tokens(self, user: User, scope: str = "") -> TokenGrant:
+        """A new session for `user`, whom an external identity provider has signed in."""
+        return await self._grant(user, uuid.uuid4().hex, _scopes(scope))
+
     async def _grant(self, user: User, family: str, scopes: list[Scope]) -> TokenGrant:
         issued = self.clock()
         principal = Principal(
@@ -360,3 +376,88 @@ def _scopes(scope: str) -> list[Scope]:
         raise Problem(f"unknown scope {unknown[0]!r}; choose from {', '.join(SCOPES)}",
                       status=400, code="invalid_scope", extra={"error": "invalid_scope"})
     return [s for s in SCOPES if s in asked]
+
+
+class ApiKeyService:
+    """API keys for third-party apps: a tenant admin creates one with a name and scopes, its
+    secret is shown once and only its SHA-256 is stored; keys are listed without secrets and
+    revoked at once.
+
+    It is also the `ApiKeySource` that `require()` asks. A process keeps a key's record for
+    `api_key_cache_s` and checks the key's revocation mark in the cache on every request, so a
+    revoked key is refused at once by every process that shares the cache."""
+
+    RECORDS_KEPT = 10_000
+
+    def __init__(self, identity: IdentityService, store: ApiKeyStore, cache: Cache,
+                 settings: AuthSettings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.identity = identity
+        self.store = store
+        self.cache = cache
+        self.settings = settings
+        self.clock = clock
+        self._records: dict[tuple[str, str], tuple[ApiKey, float]] = {}
+
+    async def create(self, tenant_id: str, new: NewApiKey, by: Principal) -> tuple[ApiKey, str]:
+        """The key and its full text (`bloop_<prefix>_<secret>`), which is shown only once."""
+        if by.kind == "api_key":
+            raise Forbidden("an API key cannot create API keys", code="missing_role")
+        beyond = [s for s in new.scopes if s not in by.scopes]
+        if beyond:
+            raise Forbidden(f"a key cannot hold a scope the creator's token lacks: "
+                            f"{', '.join(beyond)}", code="insufficient_scope")
+        await self.identity.tenant(tenant_id)
+        if await self.store.count_live_api_keys(tenant_id) >= self.settings.max_api_keys:
+            raise Conflict(f"the tenant has {self.settings.max_api_keys} live API keys already; "
+                           "revoke one first", code="too_many_api_keys")
+        credential = ApiKeyCredential.new(tenant_id)
+        key = ApiKey(id=credential.key_id, tenant=tenant_id, name=new.name, scopes=new.scopes,
+                     roles=new.roles, secret_hash=token_hash(credential.secret),
+                     created_by=by.user_id, created_at=now())
+        try:
+            await self.store.add_api_key(key)
+        except Duplicate:
+            raise Conflict("a key with this id exists already; ask again",
+                           code="api_key_collision") from None
+        self._keep(key)
+        return key, str(credential)
+
+    async def keys(self, tenant_id: str) -> list[ApiKey]:
+        await self.identity.tenant(tenant_id)
+        return await self.store.list_api_keys(tenant_id, limit=self.settings.max_api_keys * 2)
+
+    async def revoke(self, tenant_id: str, key_id: str) -> ApiKey:
+        key = await self.store.revoke_api_key(tenant_id, key_id, now())
+        if key is None:
+            raise NotFound(f"no API key {key_id!r} in tenant {tenant_id!r}")
+        await self.cache.set(revoked_key_mark(tenant_id, key_id), b"1",
+                             ttl_s=self.settings.api_key_cache_s + 5)
+        self._records.pop((tenant_id, key_id), None)
+        return key
+
+    async def authenticate(self, key: ApiKeyCredential) -> Principal:
+        record = await self._record(key.tenant, key.key_id)
+        if record is None or not hmac.compare_digest(record.secret_hash, token_hash(key.secret)):
+            raise Unauthenticated("the API key is unknown", code="invalid_token")
+        if record.revoked or await self.cache.get(revoked_key_mark(key.tenant, key.key_id)):
+            raise Unauthenticated("the API key has been revoked", code="token_revoked")
+        name = f"apikey:{record.tenant}.{record.id}"
+        return Principal(user_id=name, tenant=record.tenant, roles=frozenset(record.roles),
+                         scopes=frozenset(record.scopes), token_id=name, session_id=name,
+                         expires_at=int(time.time()) + self.settings.access_ttl_s,
+                         kind="api_key")
+
+    async def _record(self, tenant_id: str, key_id: str) -> ApiKey | None:
+        kept = self._records.get((tenant_id, key_id))
+        if kept is not None and self.clock() - kept[1] < self.settings.api_key_cache_s:
+            return kept[0]
+        record = await self.store.get_api_key(tenant_id, key_id)
+        if record is not None:
+            self._keep(record)
+        return record
+
+    def _keep(self, key: ApiKey) -> None:
+        self._records.pop((key.tenant, key.id), None)
+        if len(self._records) >= self.RECORDS_KEPT:
+            del self._records[next(iter(self._records))]
+        self._records[(key.tenant, key.id)] = (key, self.clock())

@@ -11,8 +11,9 @@ from pydantic import SecretStr
 from bloop.platform.identity import events as _events  # noqa: F401  (registers the event types)
 from bloop.platform.identity.keys import KeyRing
 from bloop.platform.identity.model import NewTenant, NewUser, TenantSettings
-from bloop.platform.identity.ports import IdentityRepository, SigningKeyStore
-from bloop.platform.identity.service import AuthService, IdentityService
+from bloop.platform.identity.oidc import OidcProviderStore, OidcService
+from bloop.platform.identity.ports import ApiKeyStore, IdentityRepository, SigningKeyStore
+from bloop.platform.identity.service import ApiKeyService, AuthService, IdentityService
 from bloop.platform.kit.errors import Conflict
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted, Service
@@ -32,6 +33,26 @@ def repository(platform: Platform) -> tuple[IdentityRepository, SigningKeyStore]
     return EmbeddedIdentityStore(db, platform.events), EmbeddedSigningKeys(db)
 
 
+def api_keys_store(platform: Platform) -> ApiKeyStore:
+    if platform.settings.mode("mongo") == "real":
+        from bloop.platform.identity.stores.mongo import MongoApiKeys
+
+        return MongoApiKeys(platform.require_mongo())
+    from bloop.platform.identity.stores.embedded import EmbeddedApiKeys
+
+    return EmbeddedApiKeys(platform.sqlite("identity"))
+
+
+def oidc_providers_store(platform: Platform) -> OidcProviderStore:
+    if platform.settings.mode("mongo") == "real":
+        from bloop.platform.identity.stores.oidc_mongo import MongoOidcProviders
+
+        return MongoOidcProviders(platform.require_mongo())
+    from bloop.platform.identity.stores.oidc_embedded import EmbeddedOidcProviders
+
+    return EmbeddedOidcProviders(platform.sqlite("identity"))
+
+
 async def mount(platform: Platform) -> Mounted:
     repo, key_store = repository(platform)
     relay = platform.add_outbox(repo.outbox)
@@ -40,15 +61,23 @@ async def mount(platform: Platform) -> Mounted:
     keys = KeyRing(key_store, settings)
     platform.auth.verifier.use_keys(keys)
     auth = AuthService(service, keys, platform.auth.verifier, platform.cache, settings)
+    oidc_store = oidc_providers_store(platform)
+    oidc = OidcService(oidc_store, service, auth, platform.cache, platform.settings.oidc)
+    api_key_store = api_keys_store(platform)
+    api_keys = ApiKeyService(service, api_key_store, platform.cache, settings)
+    platform.auth.use_api_keys(api_keys)
 
     async def setup() -> None:
         await repo.setup()
         await key_store.setup()
+        await oidc_store.setup()
+        await api_key_store.setup()
 
     async def seed() -> None:
         await seed_demo(service)
 
-    return Mounted(setup=setup, seed=seed, state={"service": service, "auth": auth})
+    return Mounted(setup=setup, seed=seed,
+                   state={"service": service, "auth": auth, "oidc": oidc, "api_keys": api_keys})
 
 
 async def seed_demo(service: IdentityService) -> None:
@@ -78,8 +107,9 @@ async def seed_demo(service: IdentityService) -> None:
 
 def routers() -> Sequence[APIRouter]:
     from bloop.platform.identity.api import auth_router, router
+    from bloop.platform.identity.oidc_api import oidc_router
 
-    return (auth_router, router)
+    return (auth_router, router, oidc_router)
 
 
 SERVICE = Service(name="identity", mount=mount, routers=routers)

@@ -116,6 +116,34 @@ class AuthSettings(BaseSettings):
     lockout_s: int = Field(default=900, ge=1)
     rate_limit: int = Field(default=600, ge=1, description="requests per caller per window")
     rate_window_s: int = Field(default=60, ge=1)
+    api_key_rate_limit: int = Field(default=1200, ge=1,
+                                    description="requests per API key per window")
+    api_key_rate_window_s: int = Field(default=60, ge=1)
+    api_key_cache_s: float = Field(default=30.0, ge=0, le=3600, description=(
+        "how long a process keeps an API key's record before reading it again; a revoked key "
+        "is refused at once all the same"))
+    max_api_keys: int = Field(default=100, ge=1, description="live API keys per tenant")
+
+
+class OidcSettings(BaseSettings):
+    """Sign-in through external OpenID Connect (and GitHub OAuth2) providers."""
+
+    model_config = _config("BLOOP_OIDC_")
+
+    public_url: str | None = Field(
+        default=None, description="the API's public base URL, for the callback address given to "
+        "providers; the request's own URL when unset")
+    state_ttl_s: int = Field(default=600, ge=30, le=3600,
+                             description="how long a started sign-in may take to come back")
+    http_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    metadata_ttl_s: int = Field(default=3600, ge=0,
+                                description="how long discovery documents and JWKS are kept")
+    clock_leeway_s: int = Field(default=60, ge=0, le=300)
+    login_rate_limit: int = Field(default=60, ge=1,
+                                  description="sign-ins one client address may start per minute")
+    allow_http_loopback: bool = Field(
+        default=False, description="accept http:// provider URLs on 127.0.0.1 and localhost "
+        "(a provider running on this machine); every other URL must be https")
 
 
 class Settings:
@@ -174,6 +202,10 @@ class Settings:
     @cached_property
     def auth(self) -> AuthSettings:
         return self._get("auth", AuthSettings)  # type: ignore[return-value]
+
+    @cached_property
+    def oidc(self) -> OidcSettings:
+        return self._get("oidc", OidcSettings)  # type: ignore[return-value]
 
     def mode(self, store: Literal["kafka", "mongo", "neo4j", "redis", "influx"]) -> StoreMode:
         """The adapter for one store: its own `BLOOP_<STORE>_ADAPTER`, else `BLOOP_STORE`."""

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from bloop.platform.identity.model import Invitation, RefreshToken, SigningKey, Tenant, User
+from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
 from bloop.platform.identity.ports import Duplicate, Missing
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
@@ -228,3 +228,64 @@ class EmbeddedSigningKeys:
         return await self.db.transaction(lambda c: c.execute(
             "DELETE FROM signing_keys WHERE created_at < ?",
             (created_before.isoformat(timespec="microseconds"),)).rowcount)
+
+
+API_KEY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL, revoked INTEGER NOT NULL,
+  doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+CREATE INDEX IF NOT EXISTS api_keys_created ON api_keys (tenant, created_at);
+"""
+
+
+class EmbeddedApiKeys:
+    def __init__(self, db: SqliteDB) -> None:
+        self.db = db
+
+    async def setup(self) -> None:
+        await self.db.run(lambda c: c.executescript(API_KEY_SCHEMA))
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO api_keys (tenant, id, created_at, revoked, doc) "
+                      "VALUES (?, ?, ?, ?, ?)",
+                      (key.tenant, key.id, key.created_at.isoformat(timespec="microseconds"),
+                       int(key.revoked), key.model_dump_json()))
+
+        try:
+            await self.db.transaction(write)
+        except sqlite3.IntegrityError:
+            raise Duplicate(key.id) from None
+
+    async def get_api_key(self, tenant: str, key_id: str) -> ApiKey | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM api_keys WHERE tenant = ? AND id = ?", (tenant, key_id)).fetchone())
+        return None if row is None else ApiKey.model_validate_json(row["doc"])
+
+    async def list_api_keys(self, tenant: str, *, limit: int = 200) -> list[ApiKey]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM api_keys WHERE tenant = ? ORDER BY created_at DESC, id LIMIT ?",
+            (tenant, limit)).fetchall())
+        return [ApiKey.model_validate_json(r["doc"]) for r in rows]
+
+    async def count_live_api_keys(self, tenant: str) -> int:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT COUNT(*) AS n FROM api_keys WHERE tenant = ? AND revoked = 0",
+            (tenant,)).fetchone())
+        return int(row["n"])
+
+    async def revoke_api_key(self, tenant: str, key_id: str, at: datetime) -> ApiKey | None:
+        def revoke(c: sqlite3.Connection) -> ApiKey | None:
+            row = c.execute("SELECT doc FROM api_keys WHERE tenant = ? AND id = ?",
+                            (tenant, key_id)).fetchone()
+            if row is None:
+                return None
+            key = ApiKey.model_validate_json(row["doc"])
+            if key.revoked:
+                return key
+            key = key.model_copy(update={"revoked_at": at})
+            c.execute("UPDATE api_keys SET revoked = 1, doc = ? WHERE tenant = ? AND id = ?",
+                      (key.model_dump_json(), tenant, key_id))
+            return key
+
+        return await self.db.transaction(revoke)

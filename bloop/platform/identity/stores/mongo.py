@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from bloop.platform.identity.model import Invitation, RefreshToken, SigningKey, Tenant, User
+from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
 from bloop.platform.identity.ports import Duplicate, Missing
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
@@ -176,3 +177,44 @@ class MongoSigningKeys:
     async def delete_signing_keys(self, created_before: datetime) -> int:
         result = await self.keys.delete_many({"created_at": {"$lt": created_before}})
         return result.deleted_count
+
+
+class MongoApiKeys:
+    """API keys, one document each; `_id` carries the tenant, so another tenant's id never
+    matches."""
+
+    def __init__(self, client: AsyncMongoClient[Doc], database: str = "identity") -> None:
+        self.keys = client[database]["api_keys"]
+
+    async def setup(self) -> None:
+        await self.keys.create_index([("tenant", ASCENDING), ("created_at", DESCENDING)],
+                                     name="tenant_created")
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        try:
+            await self.keys.insert_one({"_id": _key(key.tenant, key.id),
+                                        **key.model_dump(mode="json")})
+        except DuplicateKeyError:
+            raise Duplicate(key.id) from None
+
+    async def get_api_key(self, tenant: str, key_id: str) -> ApiKey | None:
+        doc = await self.keys.find_one({"_id": _key(tenant, key_id), "tenant": tenant})
+        return None if doc is None else ApiKey.model_validate(_fields(doc))
+
+    async def list_api_keys(self, tenant: str, *, limit: int = 200) -> list[ApiKey]:
+        cursor = (self.keys.find({"tenant": tenant})
+                  .sort([("created_at", DESCENDING), ("id", ASCENDING)]).limit(limit))
+        return [ApiKey.model_validate(_fields(d)) async for d in cursor]
+
+    async def count_live_api_keys(self, tenant: str) -> int:
+        return await self.keys.count_documents({"tenant": tenant, "revoked_at": None})
+
+    async def revoke_api_key(self, tenant: str, key_id: str, at: datetime) -> ApiKey | None:
+        await self.keys.update_one(
+            {"_id": _key(tenant, key_id), "tenant": tenant, "revoked_at": None},
+            {"$set": {"revoked_at": _TIME.dump_python(at, mode="json")}})
+        return await self.get_api_key(tenant, key_id)
+
+
+# A time as the records' JSON form keeps it (what `model_dump(mode="json")` writes).
+_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)

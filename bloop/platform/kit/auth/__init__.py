@@ -1,3 +1,10 @@
+from bloop.platform.kit.auth.apikeys import (
+    API_KEY_HEADER,
+    ApiKeyCredential,
+    ApiKeySource,
+    is_api_key,
+    parse_api_key,
+)
 from bloop.platform.kit.auth.deps import (
     PUBLIC_ROUTES,
     TOKEN_URL,
@@ -17,7 +24,8 @@ from bloop.platform.kit.auth.tokens import (
     Unauthenticated,
 )
 
-__all__ = ["PUBLIC_ROUTES", "ROLES", "SCOPES", "STAFF", "TOKEN_TYPE", "TOKEN_URL", "Auth",
-           "Forbidden", "KeySource", "Principal", "RateLimited", "RateLimiter", "RateState",
-           "RemoteJwks", "Requirement", "Role", "Scope", "TokenVerifier", "Unauthenticated",
-           "authorise", "require"]
+__all__ = ["API_KEY_HEADER", "PUBLIC_ROUTES", "ROLES", "SCOPES", "STAFF", "TOKEN_TYPE",
+           "TOKEN_URL", "ApiKeyCredential", "ApiKeySource", "Auth", "Forbidden", "KeySource",
+           "Principal", "RateLimited", "RateLimiter", "RateState", "RemoteJwks", "Requirement",
+           "Role", "Scope", "TokenVerifier", "Unauthenticated", "authorise", "is_api_key",
+           "parse_api_key", "require"]

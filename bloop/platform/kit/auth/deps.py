@@ -2,7 +2,9 @@
 
 `require(...)` authenticates the bearer token, keeps the caller inside the `{tenant}` of the path
 (a platform admin may cross tenants), checks roles and scopes, and counts the call against the
-caller's rate limit."""
+caller's rate limit. An API key (`Authorization: Bearer bloop_…` or `X-API-Key`) passes the same
+checks as a service principal of its tenant, and counts against a rate limit of its own
+(see `kit.auth.apikeys`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from fastapi.security import OAuth2PasswordBearer
 
+from bloop.platform.kit.auth.apikeys import (
+    ApiKeySource,
+    api_key_header,
+    is_api_key,
+    parse_api_key,
+)
 from bloop.platform.kit.auth.principal import SCOPES, Principal, Role, Scope
 from bloop.platform.kit.auth.ratelimit import RateLimited, RateLimiter
 from bloop.platform.kit.auth.tokens import Forbidden, TokenVerifier, Unauthenticated
@@ -33,6 +41,8 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({
     ("POST", TOKEN_URL),
     ("POST", "/v1/tenants/{tenant}/signup"),
     ("POST", "/v1/tenants/{tenant}/invitations/accept"),
+    ("GET", "/v1/tenants/{tenant}/oidc/{name}/login"),
+    ("GET", "/v1/tenants/{tenant}/oidc/{name}/callback"),
 })
 
 bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False,
@@ -46,6 +56,23 @@ class Auth:
         self.settings = settings
         self.verifier = TokenVerifier(settings, cache)
         self.limiter = RateLimiter(cache, settings.rate_limit, settings.rate_window_s)
+        self.key_limiter = RateLimiter(cache, settings.api_key_rate_limit,
+                                       settings.api_key_rate_window_s)
+        self.api_keys: ApiKeySource | None = None
+
+    def use_api_keys(self, source: ApiKeySource) -> None:
+        self.api_keys = source
+
+    async def authenticate_key(self, raw: str) -> Principal:
+        """The service principal an API key acts as; 401 when it is malformed or unknown."""
+        key = parse_api_key(raw)
+        if key is None:
+            raise Unauthenticated("the API key is malformed: it reads bloop_<prefix>_<secret>",
+                                  code="invalid_token")
+        if self.api_keys is None:
+            raise Unauthenticated("this process does not accept API keys; call the process "
+                                  "that runs identity", code="invalid_token")
+        return await self.api_keys.authenticate(key)
 
 
 class Requirement:
@@ -59,14 +86,23 @@ class Requirement:
         return f"require(roles={sorted(self.roles)}, scopes={sorted(self.scopes)})"
 
     async def __call__(self, request: Request, response: Response,
-                       token: Annotated[str | None, Depends(bearer)]) -> Principal:
+                       token: Annotated[str | None, Depends(bearer)],
+                       api_key: Annotated[str | None, Depends(api_key_header)]) -> Principal:
         auth: Auth = request.app.state.platform.auth
-        if not token:
+        if api_key is not None or (token and is_api_key(token)):
+            if api_key is not None and token:
+                raise Unauthenticated("send one credential: an `Authorization` header or an "
+                                      "`X-API-Key` header, not both", code="invalid_token")
+            principal = await auth.authenticate_key(api_key or token or "")
+            limiter, who = auth.key_limiter, f"key:{principal.tenant}:{principal.user_id}"
+        elif not token:
             raise Unauthenticated("sign in first: this route needs an `Authorization: Bearer` "
                                   "access token")
-        principal = await auth.verifier.verify(token)
+        else:
+            principal = await auth.verifier.verify(token)
+            limiter, who = auth.limiter, f"user:{principal.tenant}:{principal.user_id}"
         authorise(principal, request.path_params.get("tenant"), self.roles, self.scopes)
-        state = await auth.limiter.hit(f"user:{principal.tenant}:{principal.user_id}")
+        state = await limiter.hit(who)
         if not state.allowed:
             raise RateLimited(state)
         response.headers.update(state.headers())

@@ -1,4 +1,5 @@
-"""Who is calling: the verified content of an access token."""
+"""Who is calling: the verified content of an access token, or an API key's service principal
+(`kind == "api_key"`, see `kit.auth.apikeys`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ Scope = Literal["identity:read", "identity:write", "content:read", "content:writ
 SCOPES: tuple[Scope, ...] = ("identity:read", "identity:write", "content:read", "content:write",
                              "profile")
 
+PrincipalKind = Literal["user", "api_key"]
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -26,6 +29,7 @@ class Principal:
     token_id: str
     session_id: str
     expires_at: int
+    kind: PrincipalKind = "user"
 
     @property
     def is_platform_admin(self) -> bool:

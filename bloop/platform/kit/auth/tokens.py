@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import json
 import re
 import time
 from typing import Any, Protocol
@@ -18,6 +21,8 @@ from bloop.platform.kit.settings import AuthSettings
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105  (RFC 9068 media type, not a secret)
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{2,4096}$")
+_LEEWAY_S = 5
 _REQUIRED = ["exp", "iat", "sub", "jti", "aud", "iss", "tid", "sid"]
 
 
@@ -47,20 +52,50 @@ def revoked_session_key(sid: str) -> str:
 
 
 class TokenVerifier:
+    VERIFIED_KEPT = 10_000
+
     def __init__(self, settings: AuthSettings, cache: Cache) -> None:
         self.settings = settings
         self.cache = cache
         self.keys: KeySource | None = None
+        # Tokens whose signature and claims were checked, with the key that checked them. A
+        # client sends one token for its whole life, so its next requests skip the signature
+        # and claim checks as long as the same key is still published; expiry and revocation
+        # are checked on every request all the same.
+        self._verified: dict[str, tuple[Principal, str, Any]] = {}
 
     def use_keys(self, keys: KeySource) -> None:
         self.keys = keys
 
     async def verify(self, token: str) -> Principal:
+        known = self._verified.get(token)
+        if known is not None and self.keys is not None:
+            principal, kid, key = known
+            if principal.expires_at + _LEEWAY_S <= time.time():
+                del self._verified[token]
+                raise Unauthenticated("the token has expired", code="token_expired")
+            if await self.keys.public_key(kid) is key:
+                await self._refuse_revoked(principal)
+                return principal
+            del self._verified[token]
+        principal, kid, key = await self._check(token)
+        await self._refuse_revoked(principal)
+        if len(self._verified) >= self.VERIFIED_KEPT:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (principal, kid, key)
+        return principal
+
+    async def _refuse_revoked(self, principal: Principal) -> None:
+        revoked = await self.cache.get_many([revoked_token_key(principal.token_id),
+                                             revoked_session_key(principal.session_id)])
+        if any(r is not None for r in revoked):
+            raise Unauthenticated("the token has been revoked", code="token_revoked")
+
+    async def _check(self, token: str) -> tuple[Principal, str, Any]:
+        """The token's principal, and the id of the key that verified its signature and the
+        key."""
         s = self.settings
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
-            raise Unauthenticated("the bearer token is not a JWT", code="invalid_token") from None
+        header = _header(token)
         if header.get("alg") != s.algorithm:
             raise Unauthenticated(f"tokens must be signed with {s.algorithm}",
                                   code="invalid_token")
@@ -78,17 +113,12 @@ class TokenVerifier:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=[s.algorithm], audience=s.audience, issuer=s.issuer,
-                options={"require": _REQUIRED}, leeway=5)
+                options={"require": _REQUIRED}, leeway=_LEEWAY_S)
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the token has expired", code="token_expired") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"the token is invalid: {exc}", code="invalid_token") from None
-        principal = _principal(claims)
-        revoked = await self.cache.get_many([revoked_token_key(principal.token_id),
-                                             revoked_session_key(principal.session_id)])
-        if any(r is not None for r in revoked):
-            raise Unauthenticated("the token has been revoked", code="token_revoked")
-        return principal
+        return _principal(claims), kid, key
 
     async def revoke(self, principal: Principal) -> None:
         """Refuses the token from now until it expires, and every token of its session."""
@@ -99,6 +129,20 @@ class TokenVerifier:
     async def revoke_session(self, session_id: str) -> None:
         await self.cache.set(revoked_session_key(session_id), b"1",
                              ttl_s=self.settings.access_ttl_s + 5)
+
+
+def _header(token: str) -> dict[str, Any]:
+    """The token's JOSE header, unverified (PyJWT checks it again with the signature)."""
+    segment, dot, _ = token.partition(".")
+    if not dot or not _SEGMENT.match(segment):
+        raise Unauthenticated("the bearer token is not a JWT", code="invalid_token")
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error):
+        raise Unauthenticated("the bearer token is not a JWT", code="invalid_token") from None
+    if not isinstance(header, dict):
+        raise Unauthenticated("the bearer token is not a JWT", code="invalid_token")
+    return header
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

@@ -1,0 +1,589 @@
+"""Sign-in through a tenant's external identity providers: OpenID Connect (Google, Microsoft, any
+issuer with a discovery document) and GitHub, which speaks plain OAuth2.
+
+A sign-in goes out with `state`, `nonce` and a PKCE (S256) challenge; the state is kept in the
+cache for a few minutes, bound to the tenant and provider, and spent on its first use. The
+callback trades the code (authlib), checks the ID token (signature against the provider's JWKS,
+issuer, audience, expiry, nonce; joserfc), requires a verified email at an allowed domain, finds
+the tenant's user with that email or creates a learner, and issues Bloop's own tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import json
+import secrets
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import ClaimError, ExpiredTokenError, JoseError
+from joserfc.jwk import KeySet
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+
+from bloop.platform.identity.model import Domain, NewUser, User, normalise_email, now
+from bloop.platform.identity.service import AuthService, IdentityService, TokenGrant
+from bloop.platform.kit.auth import RateLimited, RateLimiter
+from bloop.platform.kit.cache import Cache
+from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.settings import OidcSettings
+
+# authlib's httpx client prefers the httpx2 fork and warns when it runs on httpx, which is the
+# HTTP client of the whole platform (and which authlib supports): the warning is not for us.
+with warnings.catch_warnings():
+    from authlib.deprecate import AuthlibDeprecationWarning  # installs authlib's filter first
+
+    warnings.filterwarnings("ignore", "The httpx module is deprecated", AuthlibDeprecationWarning)
+    from authlib.integrations.base_client import OAuthError
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
+Preset = Literal["google", "microsoft", "github"]
+Kind = Literal["oidc", "github"]
+
+GOOGLE_ISSUER = "https://accounts.google.com"
+MICROSOFT_ISSUER = "https://login.microsoftonline.com/{tenant}/v2.0"
+GITHUB_AUTHORIZE = "https://github.com/login/oauth/authorize"
+GITHUB_TOKEN = "https://github.com/login/oauth/access_token"  # noqa: S105  (a URL)
+GITHUB_API = "https://api.github.com"
+OIDC_SCOPES = ["openid", "email", "profile"]
+GITHUB_SCOPES = ["read:user", "user:email"]
+# Asymmetric algorithms only: an HS256 ID token would be signed with the client secret.
+ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                       "ES512", "EdDSA")
+# `/oidc/providers/...` holds the configuration routes, so no provider may be called that.
+RESERVED_NAMES = frozenset({"providers"})
+
+
+Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2048)]
+ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5B\x5D-\x7E]{1,100}$")]
+AzureTenant = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$")]
+
+
+class ProviderSettings(BaseModel):
+    """A tenant admin's configuration of one provider (the body of the PUT)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    preset: Preset | None = Field(
+        default=None, description="google, microsoft or github fill in the provider's addresses; "
+        "without one, `issuer` or `discovery_url` names an OpenID Connect provider")
+    issuer: Url | None = Field(default=None, description="the OpenID Connect issuer")
+    discovery_url: Url | None = Field(
+        default=None, description="the discovery document; `{issuer}/.well-known/"
+        "openid-configuration` when unset")
+    microsoft_tenant: AzureTenant | None = Field(
+        default=None, description="with the microsoft preset: the directory (tenant id or "
+        "domain), or `organizations` / `common` for any work account")
+    authorization_endpoint: Url | None = Field(
+        default=None, description="with the github preset: GitHub Enterprise Server's address")
+    token_endpoint: Url | None = Field(default=None, description="with the github preset")
+    api_url: Url | None = Field(default=None, description="with the github preset: the REST "
+                                "API root (https://api.github.com)")
+    client_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                max_length=300)]
+    client_secret: Annotated[SecretStr, Field(min_length=1, max_length=500)] | None = Field(
+        default=None, description="stored, never returned; may be left out when replacing a "
+        "configuration that has one")
+    scopes: Annotated[list[ScopeToken], Field(min_length=1, max_length=30)] | None = Field(
+        default=None, description="openid email profile (OpenID Connect) or read:user "
+        "user:email (GitHub) when unset")
+    allowed_email_domains: Annotated[list[Domain], Field(max_length=50)] = Field(
+        default_factory=list, description="only emails at these domains may sign in; any "
+        "domain when empty")
+    create_users: bool = Field(default=False, description="create a learner account on the "
+                               "first sign-in of an email the tenant does not know")
+
+
+class OidcProvider(BaseModel):
+    """A tenant's provider as stored, its secret included."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str
+    name: str
+    kind: Kind
+    preset: Preset | None = None
+    issuer: str | None = None
+    discovery_url: str | None = None
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    api_url: str | None = None
+    client_id: str
+    client_secret: str
+    scopes: list[str]
+    allowed_email_domains: list[str]
+    create_users: bool
+    updated_at: datetime
+
+    def view(self) -> ProviderView:
+        return ProviderView.model_validate(self.model_dump(exclude={"client_secret"}))
+
+    def allows(self, email: str) -> bool:
+        return (not self.allowed_email_domains
+                or email.rpartition("@")[2] in self.allowed_email_domains)
+
+
+class ProviderView(BaseModel):
+    """A provider as the API shows it: everything but the client secret."""
+
+    tenant: str
+    name: str
+    kind: Kind
+    preset: Preset | None = None
+    issuer: str | None = None
+    discovery_url: str | None = None
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    api_url: str | None = None
+    client_id: str
+    scopes: list[str]
+    allowed_email_domains: list[str]
+    create_users: bool
+    updated_at: datetime
+    has_client_secret: bool = True
+
+
+class OidcProviderStore(Protocol):
+    """Where each tenant's provider configurations live; every call names its tenant."""
+
+    async def setup(self) -> None: ...
+
+    async def put_provider(self, provider: OidcProvider) -> None:
+        """Adds the provider, or replaces the tenant's provider of the same name."""
+
+    async def get_provider(self, tenant: str, name: str) -> OidcProvider | None: ...
+
+    async def list_providers(self, tenant: str) -> list[OidcProvider]:
+        """The tenant's providers, ordered by name."""
+
+    async def delete_provider(self, tenant: str, name: str) -> bool:
+        """True when the provider existed."""
+
+
+class CallbackParams(BaseModel):
+    """What the provider sends back to the callback (RFC 6749 §4.1.2 and §4.1.2.1)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    state: Annotated[str, StringConstraints(max_length=200)] | None = None
+    code: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    error: Annotated[str, StringConstraints(max_length=200)] | None = None
+    error_description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+
+class ExternalIdentity(BaseModel):
+    subject: str
+    email: str
+    email_verified: bool
+    name: str | None = None
+
+
+def _refuse(detail: str, code: str, status: int = 400) -> Problem:
+    return Problem(detail, status=status, code=code)
+
+
+def _state_invalid(detail: str) -> Problem:
+    return _refuse(f"{detail}; start the sign-in again", "oidc_state_invalid")
+
+
+def _id_token_invalid(detail: str) -> Problem:
+    return _refuse(f"the provider's ID token was refused: {detail}", "oidc_id_token_invalid", 401)
+
+
+def _unreachable(detail: str) -> Problem:
+    return _refuse(f"the identity provider could not be reached or answered badly: {detail}",
+                   "oidc_provider_unavailable", 502)
+
+
+def state_key(state: str) -> str:
+    return f"oidc:state:{state}"
+
+
+def verify_id_token(id_token: str, jwks: Mapping[str, Any], *, issuer: str, client_id: str,
+                    nonce: str, algorithms: list[str], now_s: int, leeway_s: int) -> dict[str, Any]:
+    """The ID token's claims, once its signature (a key of `jwks`), issuer, audience, expiry and
+    nonce hold (OpenID Connect Core §3.1.3.7). `issuer` may hold Microsoft's `{tenantid}`
+    marker, which the token's own `tid` claim fills in."""
+    try:
+        keys = KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]
+        token = jwt.decode(id_token, keys, algorithms=algorithms)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise _id_token_invalid(f"its signature does not verify ({exc.__class__.__name__})") \
+            from None
+    claims = token.claims
+    expected = issuer
+    if "{tenantid}" in issuer and isinstance(claims.get("tid"), str):
+        expected = issuer.replace("{tenantid}", claims["tid"])
+    registry = jwt.JWTClaimsRegistry(
+        now=now_s, leeway=leeway_s, iss={"essential": True, "value": expected},
+        aud={"essential": True, "value": client_id}, exp={"essential": True},
+        iat={"essential": True}, sub={"essential": True}, nonce={"essential": True, "value": nonce})
+    try:
+        registry.validate(claims)
+    except ExpiredTokenError:
+        raise _id_token_invalid("it has expired") from None
+    except ClaimError as exc:
+        raise _id_token_invalid(f"the claim {exc.claim} is missing or wrong") from None
+    audience = claims["aud"]
+    if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != client_id:
+        raise _id_token_invalid("it names several audiences but is not authorised for this client")
+    return claims
+
+
+class _Fetched:
+    def __init__(self, value: dict[str, Any], until: float) -> None:
+        self.value, self.until = value, until
+
+
+class OidcService:
+    def __init__(self, store: OidcProviderStore, identity: IdentityService, auth: AuthService,
+                 cache: Cache, settings: OidcSettings,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.identity = identity
+        self.auth = auth
+        self.cache = cache
+        self.settings = settings
+        self.clock = clock
+        self.limiter = RateLimiter(cache, settings.login_rate_limit, 60)
+        self._documents: dict[str, _Fetched] = {}
+        self._lock = asyncio.Lock()
+
+    # configuration
+
+    async def configure(self, tenant: str, name: str, body: ProviderSettings) -> ProviderView:
+        if name in RESERVED_NAMES:
+            raise _refuse(f"{name!r} is reserved; name the provider otherwise",
+                          "oidc_config_invalid", 422)
+        await self.identity.tenant(tenant)
+        existing = await self.store.get_provider(tenant, name)
+        if body.client_secret is not None:
+            secret = body.client_secret.get_secret_value()
+        elif existing is not None:
+            secret = existing.client_secret
+        else:
+            raise _refuse("a new provider needs its client_secret", "oidc_secret_missing", 422)
+        provider = self._resolve(tenant, name, body, secret)
+        await self.store.put_provider(provider)
+        return provider.view()
+
+    def _resolve(self, tenant: str, name: str, body: ProviderSettings, secret: str) -> OidcProvider:
+        endpoints: tuple[str | None, str | None, str | None]
+        github_fields = (body.authorization_endpoint, body.token_endpoint, body.api_url)
+        if body.preset == "github":
+            if body.issuer or body.discovery_url or body.microsoft_tenant:
+                raise _refuse("GitHub is not an OpenID Connect provider: it takes no issuer, "
+                              "discovery_url nor microsoft_tenant", "oidc_config_invalid", 422)
+            kind: Kind = "github"
+            issuer, discovery = None, None
+            endpoints = (body.authorization_endpoint or GITHUB_AUTHORIZE,
+                         body.token_endpoint or GITHUB_TOKEN, body.api_url or GITHUB_API)
+        else:
+            if any(github_fields):
+                raise _refuse("authorization_endpoint, token_endpoint and api_url belong to the "
+                              "github preset; OpenID Connect providers publish theirs in their "
+                              "discovery document", "oidc_config_invalid", 422)
+            if body.microsoft_tenant and body.preset != "microsoft":
+                raise _refuse("microsoft_tenant goes with the microsoft preset",
+                              "oidc_config_invalid", 422)
+            kind = "oidc"
+            issuer = body.issuer
+            if issuer is None and body.preset == "google":
+                issuer = GOOGLE_ISSUER
+            if issuer is None and body.preset == "microsoft":
+                issuer = MICROSOFT_ISSUER.format(tenant=body.microsoft_tenant or "organizations")
+            discovery = body.discovery_url
+            if issuer is None and discovery is None:
+                raise _refuse("name the provider: a preset (google, microsoft, github), an "
+                              "issuer or a discovery_url", "oidc_config_invalid", 422)
+            if discovery is None and issuer is not None:
+                discovery = issuer.rstrip("/") + "/.well-known/openid-configuration"
+            endpoints = (None, None, None)
+        for url in (issuer, discovery, *endpoints):
+            if url is not None:
+                self._check_url(url)
+        scopes = body.scopes or (GITHUB_SCOPES if kind == "github" else OIDC_SCOPES)
+        if kind == "oidc" and "openid" not in scopes:
+            scopes = ["openid", *scopes]
+        return OidcProvider(
+            tenant=tenant, name=name, kind=kind, preset=body.preset, issuer=issuer,
+            discovery_url=discovery, authorization_endpoint=endpoints[0],
+            token_endpoint=endpoints[1], api_url=endpoints[2], client_id=body.client_id,
+            client_secret=secret, scopes=list(dict.fromkeys(scopes)),
+            allowed_email_domains=list(dict.fromkeys(body.allowed_email_domains)),
+            create_users=body.create_users, updated_at=now())
+
+    def _check_url(self, url: str) -> None:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme == "https" and host:
+            return
+        if parts.scheme == "http" and self.settings.allow_http_loopback and _loopback(host):
+            return
+        raise _refuse(f"{url!r} is not an https URL", "oidc_config_invalid", 422)
+
+    async def provider(self, tenant: str, name: str) -> OidcProvider:
+        found = await self.store.get_provider(tenant, name)
+        if found is None:
+            raise NotFound(f"the tenant {tenant!r} has no sign-in provider {name!r}",
+                           code="oidc_provider_not_found")
+        return found
+
+    async def providers(self, tenant: str) -> list[ProviderView]:
+        await self.identity.tenant(tenant)
+        return [p.view() for p in await self.store.list_providers(tenant)]
+
+    async def remove(self, tenant: str, name: str) -> None:
+        if not await self.store.delete_provider(tenant, name):
+            raise NotFound(f"the tenant {tenant!r} has no sign-in provider {name!r}",
+                           code="oidc_provider_not_found")
+
+    # the sign-in
+
+    async def begin(self, tenant: str, name: str, redirect_uri: str, client_ip: str) -> str:
+        """The provider's authorization URL for a new sign-in, whose state is now stored."""
+        limit = await self.limiter.hit(f"oidc-login:{client_ip}")
+        if not limit.allowed:
+            raise RateLimited(limit)
+        provider = await self.provider(tenant, name)
+        if provider.kind == "github":
+            authorize = str(provider.authorization_endpoint)
+        else:
+            authorize = _endpoint(await self._metadata(provider), "authorization_endpoint")
+        state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        verifier = secrets.token_urlsafe(64)
+        extra = {"nonce": nonce} if provider.kind == "oidc" else {}
+        async with self._client(provider, redirect_uri) as client:
+            url, _ = client.create_authorization_url(authorize, state=state,
+                                                     code_verifier=verifier, **extra)
+        record = {"tenant": tenant, "provider": name, "nonce": nonce, "verifier": verifier,
+                  "redirect_uri": redirect_uri}
+        await self.cache.set(state_key(state), json.dumps(record).encode(),
+                             ttl_s=self.settings.state_ttl_s)
+        return str(url)
+
+    async def finish(self, tenant: str, name: str, params: CallbackParams) -> TokenGrant:
+        """Completes a sign-in the provider sent back, and issues Bloop's tokens."""
+        if params.error:
+            described = f" ({params.error_description})" if params.error_description else ""
+            raise _refuse(f"the provider did not sign the user in: {params.error}{described}",
+                          "oidc_provider_error")
+        if not params.state:
+            raise _state_invalid("the callback carries no state")
+        record = await self._spend_state(tenant, name, params.state)
+        if not params.code:
+            raise _refuse("the callback carries no code", "oidc_code_missing")
+        provider = await self.provider(tenant, name)
+        if provider.kind == "github":
+            who = await self._github_identity(provider, params.code, record)
+        else:
+            who = await self._oidc_identity(provider, params.code, record)
+        user = await self._user_for(provider, who)
+        return await self.auth.issue_tokens(user)
+
+    async def _spend_state(self, tenant: str, name: str, state: str) -> dict[str, str]:
+        raw = await self.cache.get(state_key(state))
+        if raw is None:
+            raise _state_invalid("the sign-in state is unknown, expired or already used")
+        record: dict[str, str] = json.loads(raw)
+        if record.get("tenant") != tenant or record.get("provider") != name:
+            raise _state_invalid("the sign-in state belongs to another tenant or provider")
+        if await self.cache.delete(state_key(state)) == 0:
+            raise _state_invalid("the sign-in state is unknown, expired or already used")
+        return record
+
+    async def _exchange(self, provider: OidcProvider, token_endpoint: str, code: str,
+                        record: Mapping[str, str], auth_method: str) -> dict[str, Any]:
+        async with self._client(provider, record["redirect_uri"], auth_method) as client:
+            try:
+                token = await client.fetch_token(token_endpoint, code=code,
+                                                 code_verifier=record["verifier"])
+            except OAuthError as exc:
+                raise _refuse(f"the provider refused the code: {exc.error}",
+                              "oidc_code_refused") from None
+            except (httpx.HTTPError, ValueError) as exc:
+                raise _unreachable(f"token endpoint: {exc.__class__.__name__}") from None
+        if not isinstance(token, Mapping) or not isinstance(token.get("access_token"), str):
+            raise _unreachable("the token response holds no access_token")
+        return dict(token)
+
+    async def _oidc_identity(self, provider: OidcProvider, code: str,
+                             record: Mapping[str, str]) -> ExternalIdentity:
+        metadata = await self._metadata(provider)
+        methods = metadata.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+        method = ("client_secret_basic" if "client_secret_basic" in methods
+                  else "client_secret_post")
+        token = await self._exchange(provider, _endpoint(metadata, "token_endpoint"), code,
+                                     record, method)
+        id_token = token.get("id_token")
+        if not isinstance(id_token, str):
+            raise _id_token_invalid("the token response holds no id_token")
+        offered = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
+        algorithms = [a for a in offered if a in ID_TOKEN_ALGORITHMS]
+        if not algorithms:
+            raise _unreachable("the provider signs ID tokens with no asymmetric algorithm")
+        jwks_uri = _endpoint(metadata, "jwks_uri")
+        claims = await self._verify(id_token, jwks_uri, metadata, provider, record, algorithms)
+        email = claims.get("email")
+        if not isinstance(email, str):
+            raise _refuse("the provider shared no email address; the sign-in needs the email "
+                          "scope", "oidc_email_missing", 403)
+        verified = claims.get("email_verified") is True or (
+            provider.preset == "microsoft" and claims.get("xms_edov") is True)
+        return ExternalIdentity(subject=str(claims["sub"]), email=email, email_verified=verified,
+                                name=_display_name(claims))
+
+    async def _verify(self, id_token: str, jwks_uri: str, metadata: Mapping[str, Any],
+                      provider: OidcProvider, record: Mapping[str, str],
+                      algorithms: list[str]) -> dict[str, Any]:
+        issuer = str(metadata.get("issuer") or provider.issuer)
+
+        def check(jwks: Mapping[str, Any]) -> dict[str, Any]:
+            return verify_id_token(id_token, jwks, issuer=issuer, client_id=provider.client_id,
+                                   nonce=record["nonce"], algorithms=algorithms,
+                                   now_s=int(self.clock()), leeway_s=self.settings.clock_leeway_s)
+
+        jwks = await self._document(jwks_uri)
+        if _names_unknown_key(id_token, jwks):
+            jwks = await self._document(jwks_uri, fresh=True)  # the provider rotated its keys
+        return check(jwks)
+
+    async def _github_identity(self, provider: OidcProvider, code: str,
+                               record: Mapping[str, str]) -> ExternalIdentity:
+        token = await self._exchange(provider, str(provider.token_endpoint), code, record,
+                                     "client_secret_post")
+        api = str(provider.api_url).rstrip("/")
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+        async with self._client(provider, record["redirect_uri"], token=token) as client:
+            try:
+                user = await client.get(f"{api}/user", headers=headers)
+                emails = await client.get(f"{api}/user/emails", headers=headers)
+                user.raise_for_status()
+                emails.raise_for_status()
+                profile, addresses = user.json(), emails.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise _unreachable(f"GitHub API: {exc.__class__.__name__}") from None
+        if not isinstance(profile, dict) or not isinstance(addresses, list):
+            raise _unreachable("GitHub API: unexpected response")
+        primary = next((e for e in addresses if isinstance(e, dict) and e.get("primary")), None)
+        if primary is None or not isinstance(primary.get("email"), str):
+            raise _refuse("the GitHub account shares no primary email; the sign-in needs the "
+                          "user:email scope", "oidc_email_missing", 403)
+        name = profile.get("name") or profile.get("login")
+        return ExternalIdentity(subject=str(profile.get("id")), email=primary["email"],
+                                email_verified=primary.get("verified") is True,
+                                name=name if isinstance(name, str) else None)
+
+    async def _user_for(self, provider: OidcProvider, who: ExternalIdentity) -> User:
+        try:
+            email = normalise_email(who.email)
+        except ValueError:
+            raise _refuse("the provider's email address is malformed", "oidc_email_missing",
+                          403) from None
+        if not who.email_verified:
+            raise _refuse(f"the provider has not verified the email {email}; verify it there "
+                          "first", "oidc_email_unverified", 403)
+        if not provider.allows(email):
+            raise _refuse(f"this tenant does not accept sign-ins from {email.rpartition('@')[2]} "
+                          f"through {provider.name}", "oidc_domain_not_allowed", 403)
+        user = await self.identity.repo.get_user_by_email(provider.tenant, email)
+        if user is not None:
+            return user
+        if not provider.create_users:
+            raise _refuse(f"{email} has no account in this tenant; ask an administrator for an "
+                          "invitation", "oidc_no_account", 403)
+        display = (who.name or email.partition("@")[0]).strip()[:200] or email
+        try:
+            return await self.identity.register_user(provider.tenant, NewUser(
+                email=email, display_name=display, roles=["learner"]))
+        except Conflict:
+            again = await self.identity.repo.get_user_by_email(provider.tenant, email)
+            if again is None:
+                raise
+            return again
+
+    # the provider's documents
+
+    def _client(self, provider: OidcProvider, redirect_uri: str,
+                auth_method: str = "client_secret_basic",
+                token: Mapping[str, Any] | None = None) -> Any:
+        return AsyncOAuth2Client(
+            client_id=provider.client_id, client_secret=provider.client_secret,
+            scope=" ".join(provider.scopes), redirect_uri=redirect_uri,
+            code_challenge_method="S256", token_endpoint_auth_method=auth_method,
+            token=dict(token) if token is not None else None,
+            timeout=self.settings.http_timeout_s, follow_redirects=False)
+
+    async def _metadata(self, provider: OidcProvider) -> dict[str, Any]:
+        document = await self._document(str(provider.discovery_url))
+        issuer = document.get("issuer")
+        if not isinstance(issuer, str):
+            raise _unreachable("the discovery document names no issuer")
+        if (provider.issuer is not None and issuer.rstrip("/") != provider.issuer.rstrip("/")
+                and "{tenantid}" not in issuer):
+            raise _unreachable(f"the discovery document is for the issuer {issuer!r}, not "
+                               f"{provider.issuer!r}")
+        return document
+
+    async def _document(self, url: str, *, fresh: bool = False) -> dict[str, Any]:
+        self._check_url(url)
+        cached = self._documents.get(url)
+        if cached is not None and not fresh and cached.until > self.clock():
+            return cached.value
+        async with self._lock:
+            try:
+                async with httpx.AsyncClient(timeout=self.settings.http_timeout_s) as client:
+                    response = await client.get(url, headers={"Accept": "application/json"})
+                    response.raise_for_status()
+                    value = response.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                raise _unreachable(f"{url}: {exc.__class__.__name__}") from None
+            if not isinstance(value, dict):
+                raise _unreachable(f"{url} is not a JSON object")
+            self._documents[url] = _Fetched(value, self.clock() + self.settings.metadata_ttl_s)
+            return value
+
+
+def _endpoint(metadata: Mapping[str, Any], name: str) -> str:
+    value = metadata.get(name)
+    if not isinstance(value, str) or not value:
+        raise _unreachable(f"the discovery document names no {name}")
+    return value
+
+
+def _names_unknown_key(id_token: str, jwks: Mapping[str, Any]) -> bool:
+    try:
+        header = json.loads(_b64(id_token.split(".")[0]))
+    except (ValueError, IndexError):
+        return False
+    kid = header.get("kid") if isinstance(header, dict) else None
+    known = {k.get("kid") for k in jwks.get("keys", []) if isinstance(k, dict)}
+    return kid is not None and kid not in known
+
+
+def _b64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _display_name(claims: Mapping[str, Any]) -> str | None:
+    name = claims.get("name")
+    if isinstance(name, str) and name.strip():
+        return name
+    parts = [claims.get(k) for k in ("given_name", "family_name")]
+    joined = " ".join(p for p in parts if isinstance(p, str) and p.strip())
+    return joined or None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

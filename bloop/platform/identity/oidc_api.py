@@ -1,0 +1,78 @@
+"""identity's HTTP API for external sign-in: a tenant admin configures providers; anyone starts a
+sign-in (302 to the provider) and comes back to the callback, which answers with Bloop's tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import RedirectResponse
+
+from bloop.platform.identity.model import SLUG_PATTERN
+from bloop.platform.identity.oidc import (
+    CallbackParams,
+    OidcService,
+    ProviderSettings,
+    ProviderView,
+)
+from bloop.platform.identity.service import TokenGrant
+from bloop.platform.kit.auth import Principal, require
+
+TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
+Name = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=40, description="the provider's name")]
+AdminWrite = Annotated[Principal, Depends(require("tenant_admin", scopes=["identity:write"]))]
+AdminRead = Annotated[Principal, Depends(require("tenant_admin", scopes=["identity:read"]))]
+
+
+def get_oidc(request: Request) -> OidcService:
+    service: OidcService = request.app.state.identity.state["oidc"]
+    return service
+
+
+Oidc = Annotated[OidcService, Depends(get_oidc)]
+
+oidc_router = APIRouter(prefix="/v1/tenants", tags=["sign-in providers"])
+
+
+@oidc_router.get("/{tenant}/oidc/providers")
+async def list_providers(tenant: TenantId, oidc: Oidc, _: AdminRead) -> list[ProviderView]:
+    return await oidc.providers(tenant)
+
+
+@oidc_router.put("/{tenant}/oidc/providers/{name}")
+async def put_provider(tenant: TenantId, name: Name, body: ProviderSettings, oidc: Oidc,
+                       _: AdminWrite) -> ProviderView:
+    """Adds or replaces a provider. The client secret is stored and never shown again."""
+    return await oidc.configure(tenant, name, body)
+
+
+@oidc_router.get("/{tenant}/oidc/providers/{name}")
+async def get_provider(tenant: TenantId, name: Name, oidc: Oidc, _: AdminRead) -> ProviderView:
+    return (await oidc.provider(tenant, name)).view()
+
+
+@oidc_router.delete("/{tenant}/oidc/providers/{name}", status_code=204)
+async def delete_provider(tenant: TenantId, name: Name, oidc: Oidc, _: AdminWrite) -> None:
+    await oidc.remove(tenant, name)
+
+
+@oidc_router.get("/{tenant}/oidc/{name}/login", status_code=302, response_class=RedirectResponse)
+async def login(tenant: TenantId, name: Name, request: Request, oidc: Oidc) -> RedirectResponse:
+    """Starts a sign-in: redirects to the provider, which sends the browser back to the
+    callback."""
+    public = oidc.settings.public_url
+    callback = f"/v1/tenants/{tenant}/oidc/{name}/callback"
+    redirect_uri = (public.rstrip("/") + callback if public
+                    else str(request.url_for("oidc_callback", tenant=tenant, name=name)))
+    ip = request.client.host if request.client else "unknown"
+    url = await oidc.begin(tenant, name, redirect_uri, ip)
+    return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+@oidc_router.get("/{tenant}/oidc/{name}/callback", name="oidc_callback")
+async def callback(tenant: TenantId, name: Name, params: Annotated[CallbackParams, Query()],
+                   response: Response, oidc: Oidc) -> TokenGrant:
+    """Where the provider sends the browser back: answers with Bloop's access and refresh
+    tokens."""
+    response.headers["Cache-Control"] = "no-store"
+    return await oidc.finish(tenant, name, params)

@@ -1,0 +1,93 @@
+"""The API key store contract, run against the embedded (SQLite) adapter and a real MongoDB-wire
+server (FerretDB v1 from infra/, or MongoDB). Each real case uses a database of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bloop.platform.identity.model import ApiKey, now
+from bloop.platform.identity.ports import ApiKeyStore, Duplicate
+from bloop.platform.identity.stores.embedded import EmbeddedApiKeys
+from bloop.platform.identity.stores.mongo import MongoApiKeys
+from bloop.platform.kit.sqlite import SqliteDB
+from tests.contract.test_identity_store import real_mongo
+
+
+@pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ApiKeyStore]:
+    if request.param == "embedded":
+        db = SqliteDB(tmp_path / "identity.sqlite3")
+        embedded = EmbeddedApiKeys(db)
+        await embedded.setup()
+        yield embedded
+        await db.close()
+        return
+    client = real_mongo()
+    name = f"identity_test_{uuid.uuid4().hex[:12]}"
+    mongo = MongoApiKeys(client, database=name)
+    try:
+        await mongo.setup()
+        yield mongo
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+def key(key_id: str, tenant: str = "acme", minutes_ago: int = 0) -> ApiKey:
+    return ApiKey(id=key_id, tenant=tenant, name=f"app {key_id}", scopes=["content:read"],
+                  roles=["educator"], secret_hash="ab" * 32, created_by="admin",
+                  created_at=now() - timedelta(minutes=minutes_ago))
+
+
+async def test_a_key_round_trips_within_its_tenant(store: ApiKeyStore) -> None:
+    k = key("0123456789ab")
+    await store.add_api_key(k)
+    assert await store.get_api_key("acme", k.id) == k
+    assert await store.get_api_key("beta", k.id) is None
+    assert await store.get_api_key("acme", "ffffffffffff") is None
+    with pytest.raises(Duplicate):
+        await store.add_api_key(k.model_copy(update={"name": "impostor"}))
+    assert await store.get_api_key("acme", k.id) == k
+    elsewhere = key(k.id, tenant="beta")  # ids are unique within a tenant only
+    await store.add_api_key(elsewhere)
+    assert await store.get_api_key("beta", k.id) == elsewhere
+
+
+async def test_keys_list_newest_first_per_tenant(store: ApiKeyStore) -> None:
+    old, mid, new = key("00000000000a", minutes_ago=30), key("00000000000b", minutes_ago=20), \
+        key("00000000000c", minutes_ago=10)
+    for k in (mid, new, old):
+        await store.add_api_key(k)
+    await store.add_api_key(key("00000000000d", tenant="beta"))
+    assert [k.id for k in await store.list_api_keys("acme")] == [new.id, mid.id, old.id]
+    assert [k.id for k in await store.list_api_keys("acme", limit=2)] == [new.id, mid.id]
+    assert [k.id for k in await store.list_api_keys("beta")] == ["00000000000d"]
+    assert await store.list_api_keys("gamma") == []
+    assert await store.count_live_api_keys("acme") == 3
+
+
+async def test_revoking_keeps_the_first_time_and_stays_in_the_tenant(store: ApiKeyStore) -> None:
+    k = key("0123456789ab")
+    other = key("ba9876543210")
+    await store.add_api_key(k)
+    await store.add_api_key(other)
+    assert await store.revoke_api_key("beta", k.id, now()) is None
+    assert not (await store.get_api_key("acme", k.id) or k).revoked
+    first = now()
+    revoked = await store.revoke_api_key("acme", k.id, first)
+    assert revoked is not None
+    assert revoked.revoked_at == first
+    assert revoked.model_copy(update={"revoked_at": None}) == k
+    again = await store.revoke_api_key("acme", k.id, first + timedelta(minutes=5))
+    assert again is not None
+    assert again.revoked_at == first
+    assert await store.get_api_key("acme", k.id) == revoked
+    assert await store.get_api_key("acme", other.id) == other
+    assert await store.count_live_api_keys("acme") == 1
+    assert await store.revoke_api_key("acme", "ffffffffffff", now()) is None
+    assert len(await store.list_api_keys("acme")) == 2

@@ -1,0 +1,89 @@
+"""The store of tenants' sign-in providers, run against the embedded (SQLite) adapter and a real
+MongoDB-wire server (FerretDB v1 from infra/, or MongoDB)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bloop.platform.identity.model import now
+from bloop.platform.identity.oidc import OidcProvider, OidcProviderStore
+from bloop.platform.identity.stores.oidc_embedded import EmbeddedOidcProviders
+from bloop.platform.identity.stores.oidc_mongo import MongoOidcProviders
+from bloop.platform.kit.sqlite import SqliteDB
+from tests.contract.test_identity_store import real_mongo
+
+
+@pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OidcProviderStore]:
+    if request.param == "embedded":
+        db = SqliteDB(tmp_path / "identity.sqlite3")
+        embedded = EmbeddedOidcProviders(db)
+        await embedded.setup()
+        yield embedded
+        await db.close()
+        return
+    client = real_mongo()
+    name = f"oidc_test_{uuid.uuid4().hex[:12]}"
+    mongo = MongoOidcProviders(client, database=name)
+    try:
+        await mongo.setup()
+        await mongo.setup()  # safe to repeat
+        yield mongo
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+def provider(tenant: str, name: str, **changes: Any) -> OidcProvider:
+    return OidcProvider.model_validate({
+        "tenant": tenant, "name": name, "kind": "oidc", "preset": "google",
+        "issuer": "https://accounts.google.com",
+        "discovery_url": "https://accounts.google.com/.well-known/openid-configuration",
+        "client_id": f"{tenant}-client", "client_secret": f"{tenant}-secret",
+        "scopes": ["openid", "email", "profile"], "allowed_email_domains": [f"{tenant}.dev"],
+        "create_users": False, "updated_at": now(), **changes})
+
+
+async def test_a_provider_round_trips_with_its_secret(store: OidcProviderStore) -> None:
+    google = provider("acme", "google")
+    await store.put_provider(google)
+    assert await store.get_provider("acme", "google") == google
+    assert await store.get_provider("acme", "github") is None
+
+
+async def test_a_put_replaces_the_provider_of_that_name(store: OidcProviderStore) -> None:
+    await store.put_provider(provider("acme", "google"))
+    changed = provider("acme", "google", create_users=True, client_secret="rotated")
+    await store.put_provider(changed)
+    assert await store.get_provider("acme", "google") == changed
+    assert len(await store.list_providers("acme")) == 1
+
+
+async def test_tenants_never_see_each_others_providers(store: OidcProviderStore) -> None:
+    github = provider("acme", "github", kind="github", preset="github", issuer=None,
+                      discovery_url=None,
+                      authorization_endpoint="https://github.com/login/oauth/authorize",
+                      token_endpoint="https://github.com/login/oauth/access_token",
+                      api_url="https://api.github.com", scopes=["read:user", "user:email"])
+    await store.put_provider(provider("acme", "google"))
+    await store.put_provider(github)
+    await store.put_provider(provider("beta", "google"))
+    assert [p.name for p in await store.list_providers("acme")] == ["github", "google"]
+    assert [p.client_id for p in await store.list_providers("beta")] == ["beta-client"]
+    assert await store.get_provider("beta", "github") is None
+    assert await store.get_provider("acme", "github") == github
+    assert await store.list_providers("gamma") == []
+
+
+async def test_a_delete_says_whether_there_was_one(store: OidcProviderStore) -> None:
+    await store.put_provider(provider("acme", "google"))
+    await store.put_provider(provider("beta", "google"))
+    assert await store.delete_provider("acme", "google") is True
+    assert await store.delete_provider("acme", "google") is False
+    assert await store.get_provider("acme", "google") is None
+    assert await store.get_provider("beta", "google") is not None

@@ -1,0 +1,488 @@
+"""Sign-in through external providers, end to end: the real app, its real HTTP client code
+(authlib, httpx) and a stand-in provider on 127.0.0.1 (tests/oidc_provider.py). Each refusal is a
+clear 4xx and signs nobody in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.platform.app import create_app
+from bloop.platform.identity.oidc import OidcService, state_key
+from bloop.platform.identity.service import IdentityService
+from bloop.platform.kit.settings import OidcSettings, RuntimeSettings, Settings
+from tests.oidc_provider import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    GITHUB_CLIENT_ID,
+    GITHUB_CLIENT_SECRET,
+    Person,
+    StandInProvider,
+    serve,
+)
+from tests.support import member
+
+PROVIDERS = "/v1/tenants/acme/oidc/providers"
+
+
+@pytest.fixture(scope="module")
+async def idp() -> AsyncIterator[StandInProvider]:
+    async with serve(StandInProvider()) as provider:
+        yield provider
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False),
+                        oidc=OidcSettings(allow_http_loopback=True))
+    application = create_app(settings, services=["identity"])
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def admin(app: FastAPI, client: httpx.AsyncClient) -> dict[str, str]:
+    return await member(app, client, "acme", ["tenant_admin"], email="admin@acme.dev")
+
+
+def oidc_config(idp: StandInProvider, **extra: Any) -> dict[str, Any]:
+    return {"issuer": idp.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+            "create_users": True, **extra}
+
+
+def github_config(idp: StandInProvider, **extra: Any) -> dict[str, Any]:
+    return {"preset": "github", "client_id": GITHUB_CLIENT_ID,
+            "client_secret": GITHUB_CLIENT_SECRET, "create_users": True,
+            "authorization_endpoint": f"{idp.base_url}/login/oauth/authorize",
+            "token_endpoint": f"{idp.base_url}/login/oauth/access_token",
+            "api_url": f"{idp.base_url}/api", **extra}
+
+
+async def configure(client: httpx.AsyncClient, admin: dict[str, str], name: str,
+                    body: dict[str, Any], tenant: str = "acme") -> dict[str, Any]:
+    r = await client.put(f"/v1/tenants/{tenant}/oidc/providers/{name}", json=body, headers=admin)
+    assert r.status_code == 200, r.text
+    result: dict[str, Any] = r.json()
+    return result
+
+
+async def to_provider_and_back(client: httpx.AsyncClient, tenant: str = "acme",
+                               name: str = "google") -> str:
+    """What the browser does: starts the sign-in, follows the redirect to the provider, and
+    returns the callback URL the provider sends it back to."""
+    start = await client.get(f"/v1/tenants/{tenant}/oidc/{name}/login")
+    assert start.status_code == 302, start.text
+    async with httpx.AsyncClient() as browser:
+        at_provider = await browser.get(start.headers["location"])
+    assert at_provider.status_code == 302, at_provider.text
+    back: str = at_provider.headers["location"]
+    assert back.startswith(f"http://bloop.test/v1/tenants/{tenant}/oidc/{name}/callback?")
+    return back
+
+
+async def sign_in(client: httpx.AsyncClient, tenant: str = "acme",
+                  name: str = "google") -> httpx.Response:
+    return await client.get(await to_provider_and_back(client, tenant, name))
+
+
+def bearer(grant: httpx.Response) -> dict[str, str]:
+    return {"Authorization": f"Bearer {grant.json()['access_token']}"}
+
+
+async def user_count(app: FastAPI, tenant: str = "acme") -> int:
+    service: IdentityService = app.state.identity.state["service"]
+    return len(await service.repo.list_users(tenant, limit=200))
+
+
+def refused(r: httpx.Response, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == code, r.text
+    assert "access_token" not in r.json()
+
+
+# configuration
+
+
+async def test_a_tenant_admin_configures_providers_and_the_secret_never_comes_back(
+        client: httpx.AsyncClient, admin: dict[str, str], app: FastAPI) -> None:
+    google = await configure(client, admin, "google", {
+        "preset": "google", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "allowed_email_domains": ["Acme.dev"]})
+    assert google["issuer"] == "https://accounts.google.com"
+    assert google["discovery_url"] == "https://accounts.google.com/.well-known/openid-configuration"
+    assert google["scopes"] == ["openid", "email", "profile"]
+    assert google["allowed_email_domains"] == ["acme.dev"]
+    assert google["create_users"] is False
+    microsoft = await configure(client, admin, "microsoft", {
+        "preset": "microsoft", "microsoft_tenant": "acme.onmicrosoft.com", "client_id": "c1",
+        "client_secret": "s1"})
+    assert microsoft["issuer"] == "https://login.microsoftonline.com/acme.onmicrosoft.com/v2.0"
+    github = await configure(client, admin, "github", {
+        "preset": "github", "client_id": "Iv1.x", "client_secret": "s2"})
+    assert (github["kind"], github["authorization_endpoint"], github["token_endpoint"],
+            github["api_url"], github["scopes"]) == (
+        "github", "https://github.com/login/oauth/authorize",
+        "https://github.com/login/oauth/access_token", "https://api.github.com",
+        ["read:user", "user:email"])
+
+    listed = (await client.get(PROVIDERS, headers=admin)).json()
+    assert [p["name"] for p in listed] == ["github", "google", "microsoft"]
+    shown = await client.get(f"{PROVIDERS}/google", headers=admin)
+    for body in (google, microsoft, github, shown.json(), *listed):
+        assert "client_secret" not in body
+        assert CLIENT_SECRET not in json.dumps(body)
+        assert body["has_client_secret"] is True
+
+    # A replacement may leave the secret out: the stored one stays.
+    again = await configure(client, admin, "google", {"preset": "google", "client_id": CLIENT_ID,
+                                                      "create_users": True})
+    assert again["create_users"] is True
+    oidc: OidcService = app.state.identity.state["oidc"]
+    assert (await oidc.provider("acme", "google")).client_secret == CLIENT_SECRET
+
+    assert (await client.delete(f"{PROVIDERS}/microsoft", headers=admin)).status_code == 204
+    refused(await client.get(f"{PROVIDERS}/microsoft", headers=admin), 404,
+            "oidc_provider_not_found")
+    refused(await client.delete(f"{PROVIDERS}/microsoft", headers=admin), 404,
+            "oidc_provider_not_found")
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"preset": "google", "client_id": "c"}, "oidc_secret_missing"),
+    ({"client_id": "c", "client_secret": "s"}, "oidc_config_invalid"),
+    ({"issuer": "http://idp.example", "client_id": "c", "client_secret": "s"},
+     "oidc_config_invalid"),
+    ({"discovery_url": "ftp://idp.example/x", "client_id": "c", "client_secret": "s"},
+     "oidc_config_invalid"),
+    ({"preset": "github", "issuer": "https://github.com", "client_id": "c",
+      "client_secret": "s"}, "oidc_config_invalid"),
+    ({"preset": "google", "api_url": "https://api.github.com", "client_id": "c",
+      "client_secret": "s"}, "oidc_config_invalid"),
+    ({"preset": "google", "microsoft_tenant": "x", "client_id": "c", "client_secret": "s"},
+     "oidc_config_invalid"),
+    ({"preset": "okta", "client_id": "c", "client_secret": "s"}, "validation_failed"),
+    ({"preset": "google", "client_id": "c", "client_secret": "s", "scopes": ["a b"]},
+     "validation_failed"),
+    ({"preset": "google", "client_id": "c", "client_secret": "s",
+      "allowed_email_domains": ["not a domain"]}, "validation_failed"),
+    ({"preset": "google", "client_id": "c", "client_secret": "s", "admin": True},
+     "validation_failed"),
+])
+async def test_a_bad_configuration_is_refused_and_stores_nothing(
+        client: httpx.AsyncClient, admin: dict[str, str], body: dict[str, Any],
+        code: str) -> None:
+    r = await client.put(f"{PROVIDERS}/google", json=body, headers=admin)
+    refused(r, 422, code)
+    assert (await client.get(f"{PROVIDERS}/google", headers=admin)).status_code == 404
+
+
+async def test_reserved_and_malformed_names_are_refused(
+        client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    body = {"preset": "google", "client_id": "c", "client_secret": "s"}
+    refused(await client.put(f"{PROVIDERS}/providers", json=body, headers=admin), 422,
+            "oidc_config_invalid")
+    refused(await client.put(f"{PROVIDERS}/Google_1", json=body, headers=admin), 422,
+            "validation_failed")
+    assert (await client.get(PROVIDERS, headers=admin)).json() == []
+
+
+async def test_only_a_tenant_admin_of_the_tenant_configures(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    body = {"preset": "google", "client_id": "c", "client_secret": "s"}
+    educator = await member(app, client, "acme", ["educator"])
+    other_admin = await member(app, client, "beta", ["tenant_admin"])
+    refused(await client.put(f"{PROVIDERS}/google", json=body, headers=educator), 403,
+            "missing_role")
+    refused(await client.put(f"{PROVIDERS}/google", json=body, headers=other_admin), 403,
+            "wrong_tenant")
+    refused(await client.put(f"{PROVIDERS}/google", json=body), 401, "unauthenticated")
+    assert (await client.get(PROVIDERS, headers=admin)).json() == []
+
+
+# the sign-in
+
+
+async def test_login_redirects_with_state_nonce_and_pkce(
+        client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    r = await client.get("/v1/tenants/acme/oidc/google/login")
+    assert r.status_code == 302
+    assert r.headers["cache-control"] == "no-store"
+    url = urlsplit(r.headers["location"])
+    assert f"{url.scheme}://{url.netloc}{url.path}" == f"{idp.base_url}/o/oauth2/v2/auth"
+    q = {k: v[0] for k, v in parse_qs(url.query).items()}
+    assert q["response_type"] == "code"
+    assert q["client_id"] == CLIENT_ID
+    assert q["redirect_uri"] == "http://bloop.test/v1/tenants/acme/oidc/google/callback"
+    assert q["scope"] == "openid email profile"
+    assert q["code_challenge_method"] == "S256"
+    assert len(q["code_challenge"]) == 43
+    assert len(q["state"]) >= 32
+    assert len(q["nonce"]) >= 32
+    again = await client.get("/v1/tenants/acme/oidc/google/login")
+    q2 = parse_qs(urlsplit(again.headers["location"]).query)
+    assert q2["state"][0] != q["state"]
+    assert q2["nonce"][0] != q["nonce"]
+    assert q2["code_challenge"][0] != q["code_challenge"]
+    refused(await client.get("/v1/tenants/acme/oidc/nope/login"), 404, "oidc_provider_not_found")
+
+
+async def test_a_first_sign_in_creates_a_learner_whose_tokens_work(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.reset(Person(email="Grace@Acme.dev", name="Grace Hopper"))
+    before = await user_count(app)
+    r = await sign_in(client)
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    grant = r.json()
+    assert grant["token_type"] == "bearer"
+    assert grant["refresh_token"]
+    assert await user_count(app) == before + 1
+    me = await client.get("/v1/tenants/acme/me", headers=bearer(r))
+    assert me.status_code == 200, me.text
+    assert (me.json()["email"], me.json()["display_name"], me.json()["roles"]) == (
+        "grace@acme.dev", "Grace Hopper", ["learner"])
+    # the stand-in checked our client's credentials (basic auth), redirect URI and PKCE verifier
+    last = idp.token_requests[-1]
+    assert last["grant_type"] == "authorization_code"
+    assert 43 <= len(last["code_verifier"]) <= 128
+    assert "client_secret" not in last
+
+    refreshed = await client.post("/v1/auth/token", data={
+        "grant_type": "refresh_token", "tenant": "acme", "refresh_token": grant["refresh_token"]})
+    assert refreshed.status_code == 200, refreshed.text
+
+    # signing in again finds the same account
+    second = await sign_in(client)
+    assert second.status_code == 200, second.text
+    again = await client.get("/v1/tenants/acme/me", headers=bearer(second))
+    assert again.json()["id"] == me.json()["id"]
+    assert await user_count(app) == before + 1
+
+
+async def test_a_sign_in_links_to_the_existing_account_of_that_email(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp, create_users=False))
+    staff = await member(app, client, "acme", ["educator"], email="ada@acme.dev")
+    known = (await client.get("/v1/tenants/acme/me", headers=staff)).json()
+    before = await user_count(app)
+    idp.reset(Person(email="ADA@acme.dev", name="Someone Else"))
+    r = await sign_in(client)
+    assert r.status_code == 200, r.text
+    me = (await client.get("/v1/tenants/acme/me", headers=bearer(r))).json()
+    assert (me["id"], me["roles"], me["display_name"]) == (known["id"], ["educator"],
+                                                          known["display_name"])
+    users = await client.get("/v1/tenants/acme/users", headers=bearer(r))
+    assert users.status_code == 200  # an educator's token, so a staff route answers
+    assert await user_count(app) == before
+
+
+async def test_github_signs_in_with_the_primary_verified_email(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "github", github_config(idp))
+    idp.reset(Person(email="octo@acme.dev", name="Mona Octocat"))
+    r = await sign_in(client, name="github")
+    assert r.status_code == 200, r.text
+    me = (await client.get("/v1/tenants/acme/me", headers=bearer(r))).json()
+    assert (me["email"], me["display_name"], me["roles"]) == (
+        "octo@acme.dev", "Mona Octocat", ["learner"])
+    assert idp.token_requests[-1]["client_id"] == GITHUB_CLIENT_ID  # sent in the body
+
+    idp.reset(Person(email="unverified@acme.dev", verified=False))
+    before = await user_count(app)
+    refused(await sign_in(client, name="github"), 403, "oidc_email_unverified")
+    idp.reset(Person(email="nobody@acme.dev"))
+    idp.github_emails = [{"email": "x@acme.dev", "primary": False, "verified": True,
+                          "visibility": None}]
+    refused(await sign_in(client, name="github"), 403, "oidc_email_missing")
+    assert await user_count(app) == before
+
+
+# refusals: the state
+
+
+async def test_a_replayed_callback_is_refused(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.reset(Person(email="replay@acme.dev"))
+    back = await to_provider_and_back(client)
+    assert (await client.get(back)).status_code == 200
+    before = await user_count(app)
+    refused(await client.get(back), 400, "oidc_state_invalid")
+    assert await user_count(app) == before
+
+
+async def test_unknown_missing_and_expired_states_are_refused(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.reset(Person(email="late@acme.dev"))
+    callback = "/v1/tenants/acme/oidc/google/callback"
+    refused(await client.get(callback, params={"code": "abc", "state": "made-up"}), 400,
+            "oidc_state_invalid")
+    refused(await client.get(callback, params={"code": "abc"}), 400, "oidc_state_invalid")
+
+    back = await to_provider_and_back(client)
+    state = parse_qs(urlsplit(back).query)["state"][0]
+    cache = app.state.platform.cache
+    record = await cache.get(state_key(state))
+    assert record is not None
+    await cache.set(state_key(state), record, ttl_s=0.05)  # as if the user took too long
+    await asyncio.sleep(0.1)
+    refused(await client.get(back), 400, "oidc_state_invalid")
+    assert await user_count(app) == 1  # the admin alone
+
+
+async def test_a_state_of_another_tenant_is_refused_and_stays_usable(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    beta_admin = await member(app, client, "beta", ["tenant_admin"])
+    await configure(client, admin, "google", oidc_config(idp))
+    await configure(client, beta_admin, "google", oidc_config(idp), tenant="beta")
+    idp.reset(Person(email="mallory@acme.dev"))
+    back = await to_provider_and_back(client, "acme")
+    elsewhere = back.replace("/tenants/acme/", "/tenants/beta/")
+    refused(await client.get(elsewhere), 400, "oidc_state_invalid")
+    assert await user_count(app, "beta") == 1
+    other_provider = back.replace("/oidc/google/", "/oidc/github/")
+    refused(await client.get(other_provider), 400, "oidc_state_invalid")
+    assert (await client.get(back)).status_code == 200
+
+
+async def test_a_provider_error_is_refused(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.reset(Person(email="shy@acme.dev"))
+    idp.deny_with = "access_denied"
+    back = await to_provider_and_back(client)
+    assert "error=access_denied" in back
+    r = await client.get(back)
+    refused(r, 400, "oidc_provider_error")
+    assert "access_denied" in r.json()["detail"]
+    assert await user_count(app) == 1
+
+
+async def test_a_code_the_provider_refuses_is_refused(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.reset(Person(email="forged@acme.dev"))
+    back = await to_provider_and_back(client)
+    forged = back.replace("code=", "code=forged")
+    refused(await client.get(forged), 400, "oidc_code_refused")
+    assert await user_count(app) == 1
+
+
+# refusals: the ID token
+
+
+@pytest.mark.parametrize(("tamper", "why"), [
+    ({"sign_with_impostor": True}, "signature"),
+    ({"iss": "https://accounts.google.com"}, "iss"),
+    ({"aud": "someone-else.apps.googleusercontent.com"}, "aud"),
+    ({"aud": [CLIENT_ID, "someone-else"], "azp": "someone-else"}, "audiences"),
+    ({"nonce": "an-old-nonce-replayed-from-another-sign-in"}, "nonce"),
+    ({"exp": 1_700_000_000, "iat": 1_699_996_400}, "expired"),
+    ({"nonce": None}, "nonce"),
+])
+async def test_a_bad_id_token_is_refused(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
+        tamper: dict[str, Any], why: str) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.reset(Person(email="eve@acme.dev"))
+    if tamper.pop("sign_with_impostor", False):
+        idp.sign_with_impostor = True
+    idp.claims_override = tamper
+    r = await sign_in(client)
+    refused(r, 401, "oidc_id_token_invalid")
+    assert why in r.json()["detail"]
+    assert await user_count(app) == 1
+
+
+# refusals: the person
+
+
+async def test_an_unverified_email_is_refused(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    await member(app, client, "acme", ["learner"], email="taken@acme.dev")
+    before = await user_count(app)
+    for email in ("new@acme.dev", "taken@acme.dev"):  # nobody new, and no account takeover
+        idp.reset(Person(email=email, verified=False))
+        refused(await sign_in(client), 403, "oidc_email_unverified")
+    assert await user_count(app) == before
+
+
+async def test_a_domain_the_provider_may_not_bring_is_refused(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp, allowed_email_domains=["acme.dev"]))
+    await member(app, client, "acme", ["learner"], email="outsider@gmail.test")
+    before = await user_count(app)
+    for email in ("someone@gmail.test", "outsider@gmail.test", "x@evil-acme.dev"):
+        idp.reset(Person(email=email))
+        refused(await sign_in(client), 403, "oidc_domain_not_allowed")
+    assert await user_count(app) == before
+    idp.reset(Person(email="insider@acme.dev"))
+    assert (await sign_in(client)).status_code == 200
+
+
+async def test_an_unknown_email_is_refused_when_the_provider_creates_nobody(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp, create_users=False))
+    idp.reset(Person(email="stranger@acme.dev"))
+    refused(await sign_in(client), 403, "oidc_no_account")
+    assert await user_count(app) == 1
+
+
+async def test_a_provider_removed_mid_sign_in_is_refused(
+        client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.reset(Person(email="slow@acme.dev"))
+    back = await to_provider_and_back(client)
+    assert (await client.delete(f"{PROVIDERS}/google", headers=admin)).status_code == 204
+    refused(await client.get(back), 404, "oidc_provider_not_found")
+
+
+async def test_an_unreachable_provider_is_a_502_and_nothing_is_stored(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    await configure(client, admin, "gone", oidc_config_at(f"http://127.0.0.1:{port}"))
+    cache = app.state.platform.cache
+    r = await client.get("/v1/tenants/acme/oidc/gone/login")
+    refused(r, 502, "oidc_provider_unavailable")
+    assert await cache.delete_prefix("oidc:state:") == 0
+
+
+def oidc_config_at(issuer: str) -> dict[str, Any]:
+    return {"issuer": issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
