@@ -14,6 +14,7 @@ from bloop.platform.kit.errors import install_error_handlers, is_store_down
 from bloop.platform.kit.events.outbox import OutboxRelay
 from bloop.platform.kit.health import ops_router
 from bloop.platform.kit.middleware import RequestContextMiddleware
+from bloop.platform.kit.personal_data import PersonalDataSources
 from bloop.platform.kit.settings import Settings
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted
@@ -43,6 +44,11 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                 mounted.append(m)
                 relays.append(platform.relays[before:])
                 setattr(app.state, service.name, m)
+            app.state.personal_data = PersonalDataSources(
+                exporters={s.name: m.personal_data for s, m in zip(chosen, mounted, strict=True)
+                           if m.personal_data is not None},
+                elsewhere=[n for n in service_registry.available()
+                           if n not in {s.name for s in chosen}])
             await platform.start()
             for service, m, own in zip(chosen, mounted, relays, strict=True):
                 if await _prepare(service.name, m, do_seed):

@@ -8,11 +8,8 @@ from dataclasses import dataclass, field
 from fastapi import APIRouter
 
 from bloop.platform.kit.events.bus.port import Subscription
+from bloop.platform.kit.personal_data import PersonalData
 from bloop.platform.kit.wiring import Platform
-
-
-PersonalData = Callable[[str, str], Awaitable[dict[str, object]]]
-"""(tenant, user id) → everything this service holds about that user, as JSON-ready data."""
 
 
 @dataclass

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bloop.platform.identity.model import (
@@ -31,6 +32,7 @@ from bloop.platform.identity.service import ApiKeyService, AuthService, Identity
 from bloop.platform.kit.auth import TOKEN_URL, Principal, require
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import Page
+from bloop.platform.kit.personal_data import PersonalDataSources
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 UserId = Annotated[str, Path(max_length=64)]
@@ -189,6 +191,28 @@ async def my_profile(tenant: TenantId, service: Svc, me: Self) -> User:
 @router.patch("/{tenant}/me")
 async def update_my_profile(tenant: TenantId, body: ProfileEdit, service: Svc, me: Self) -> User:
     return await service.update_profile(tenant, me.user_id, body)
+
+
+async def _export_response(request: Request, tenant: str, user_id: str) -> JSONResponse:
+    sources: PersonalDataSources = request.app.state.personal_data
+    document = await sources.export(tenant, user_id)
+    return JSONResponse(document, headers={
+        "Content-Disposition": f'attachment; filename="bloop-{tenant}-{user_id}.json"',
+        "Cache-Control": "no-store"})
+
+
+@router.get("/{tenant}/me/export", response_class=JSONResponse)
+async def export_my_data(request: Request, tenant: TenantId, me: Self) -> JSONResponse:
+    """Everything the platform holds about the caller, from every service, as one JSON file."""
+    return await _export_response(request, tenant, me.user_id)
+
+
+@router.get("/{tenant}/users/{user_id}/export", response_class=JSONResponse)
+async def export_user_data(request: Request, tenant: TenantId, user_id: UserId, service: Svc,
+                           _: TenantAdmin) -> JSONResponse:
+    """A user's data export, for a tenant admin answering that user's request."""
+    await service.user(tenant, user_id)
+    return await _export_response(request, tenant, user_id)
 
 
 @router.delete("/{tenant}/me", status_code=204)

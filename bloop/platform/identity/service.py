@@ -426,6 +426,9 @@ class ApiKeyService:
         await self.identity.tenant(tenant_id)
         return await self.store.list_api_keys(tenant_id, limit=self.settings.max_api_keys * 2)
 
+    async def created_by(self, tenant_id: str, user_id: str) -> list[ApiKey]:
+        return [k for k in await self.keys(tenant_id) if k.created_by == user_id]
+
     async def revoke(self, tenant_id: str, key_id: str) -> ApiKey:
         key = await self.store.revoke_api_key(tenant_id, key_id, now())
         if key is None:

@@ -76,7 +76,14 @@ async def mount(platform: Platform) -> Mounted:
     async def seed() -> None:
         await seed_demo(service)
 
-    return Mounted(setup=setup, seed=seed,
+    async def personal_data(tenant: str, user_id: str) -> dict[str, object]:
+        user = await service.user(tenant, user_id)
+        keys = await api_keys.created_by(tenant, user_id)
+        return {"profile": user.model_dump(mode="json"),
+                "api_keys_created": [k.model_dump(mode="json", exclude={"secret_hash"})
+                                     for k in keys]}
+
+    return Mounted(setup=setup, seed=seed, personal_data=personal_data,
                    state={"service": service, "auth": auth, "oidc": oidc, "api_keys": api_keys})
 
 

@@ -238,3 +238,46 @@ async def test_deleting_an_account_announces_it_and_ends_sign_in(
     me = await member(app, client, "acme", ["learner"], email="leaving@acme.dev")
     assert (await client.delete("/v1/tenants/acme/me", headers=me)).status_code == 204
     assert (await client.get("/v1/tenants/acme/me", headers=me)).status_code == 401
+
+
+async def test_a_user_exports_everything_held_about_them(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"], email="boss@acme.dev")
+    r = await client.post("/v1/tenants/acme/api-keys", headers=admin,
+                          json={"name": "gradebook sync", "scopes": ["content:read"]})
+    assert r.status_code == 201, r.text
+    secret = r.json()["key"]
+
+    r = await client.get("/v1/tenants/acme/me/export", headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-disposition"].startswith("attachment;")
+    assert r.headers["cache-control"] == "no-store"
+    document = r.json()
+    me = document["services"]["identity"]
+    assert document["tenant"] == "acme"
+    assert document["user_id"] == me["profile"]["id"]
+    assert me["profile"]["email"] == "boss@acme.dev"
+    assert [k["name"] for k in me["api_keys_created"]] == ["gradebook sync"]
+    assert "secret_hash" not in r.text
+    assert secret.rsplit("_", 1)[-1] not in r.text
+    assert "content" in document["not_exported_by_this_process"]
+    assert "identity" not in document["not_exported_by_this_process"]
+
+
+async def test_only_a_tenant_admin_exports_another_users_data(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    learner = await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    stranger = await member(app, client, "globex", ["tenant_admin"])
+    users = (await client.get("/v1/tenants/acme/users", headers=admin)).json()["items"]
+    lee = next(u for u in users if u["email"] == "lee@acme.dev")
+
+    r = await client.get(f"/v1/tenants/acme/users/{lee['id']}/export", headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["services"]["identity"]["profile"]["email"] == "lee@acme.dev"
+    for headers in (learner, stranger):
+        r = await client.get(f"/v1/tenants/acme/users/{lee['id']}/export", headers=headers)
+        assert r.status_code == 403, r.text
+    r = await client.get("/v1/tenants/acme/users/nobody/export", headers=admin)
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,29 @@
+"""A user's data export, assembled from every service that holds something about them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+PersonalData = Callable[[str, str], Awaitable[dict[str, object]]]
+"""(tenant, user id) → everything one service holds about that user, as JSON-ready data."""
+
+
+@dataclass(frozen=True)
+class PersonalDataSources:
+    """The exporters of the services this process runs, and the services it does not run (in a
+    split deployment their data is exported by their own processes)."""
+
+    exporters: Mapping[str, PersonalData] = field(default_factory=dict)
+    elsewhere: Sequence[str] = ()
+
+    async def export(self, tenant: str, user_id: str) -> dict[str, object]:
+        """One document: each service's part under its name. A service whose store is down
+        fails the whole export (a 503) rather than hand out an incomplete one."""
+        services: dict[str, object] = {}
+        for name, exporter in self.exporters.items():
+            services[name] = await exporter(tenant, user_id)
+        return {"tenant": tenant, "user_id": user_id,
+                "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "services": services, "not_exported_by_this_process": list(self.elsewhere)}
