@@ -15,7 +15,10 @@ The client shares the process, so part of each request's time is httpx's and the
 flatters auth; the added time per request (1/rate(auth) - 1/rate(bare)) is printed too, and does
 not depend on the client.
 
-    python bench/auth.py [--requests 4000] [--concurrency 32] [--rounds 5] [--profile]
+With `--redis` the cache is the real Redis (`BLOOP_REDIS_URL`), so each request pays its auth
+round trips to it; without, the cache is in process.
+
+    python bench/auth.py [--requests 4000] [--concurrency 32] [--rounds 5] [--redis] [--profile]
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from bloop.platform.app import create_app
 from bloop.platform.identity.model import NewApiKey, NewTenant, NewUser
 from bloop.platform.identity.service import ApiKeyService, AuthService, IdentityService
 from bloop.platform.kit.auth import Principal, require
-from bloop.platform.kit.settings import AuthSettings, RuntimeSettings, Settings
+from bloop.platform.kit.settings import AuthSettings, RedisSettings, RuntimeSettings, Settings
 
 TARGET = 0.70
 TENANT = "bench"
@@ -48,13 +51,14 @@ PAYLOAD = {"id": "lesson-1", "title": "Loops", "minutes": 12}
 Reader = Annotated[Principal, Depends(require(scopes=["content:read"]))]
 
 
-def build(data_dir: Path) -> FastAPI:
+def build(data_dir: Path, redis: bool) -> FastAPI:
     for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_REDIS_ADAPTER", "BLOOP_KAFKA_ADAPTER"):
         os.environ.pop(var, None)
     unlimited = 1_000_000_000
     app = create_app(Settings(runtime=RuntimeSettings(data_dir=data_dir, seed_demo=False),
                               auth=AuthSettings(rate_limit=unlimited,
-                                                api_key_rate_limit=unlimited)),
+                                                api_key_rate_limit=unlimited),
+                              redis=RedisSettings(adapter="real" if redis else None)),
                      services=["identity"])
 
     @app.get("/bench/{tenant}/bare")
@@ -131,11 +135,14 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--redis", action="store_true",
+                        help="keep the cache (revocation marks, rate-limit counters) in the Redis "
+                             "at BLOOP_REDIS_URL instead of in process")
     parser.add_argument("--profile", action="store_true",
                         help="profile one extra token round and print the top functions")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        app = build(Path(tmp))
+        app = build(Path(tmp), args.redis)
         async with app.router.lifespan_context(app):
             token, key = await credentials(app)
             transport = httpx.ASGITransport(app=app)
@@ -160,7 +167,7 @@ async def main() -> None:
                     pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
     bare, jwt_rate, key_rate = (statistics.median(measured[n]) for n in ("bare", "token", "key"))
     print(f"requests per round: {args.requests}, concurrency: {args.concurrency}, "
-          f"rounds: {args.rounds}")
+          f"rounds: {args.rounds}, cache: {'redis' if args.redis else 'in-process'}")
     print(f"bare endpoint:             {rates(measured['bare'])}")
     print(f"require() with a JWT:      {rates(measured['token'])}")
     print(f"require() with an API key: {rates(measured['key'])}")

@@ -63,3 +63,16 @@ async def test_counters(cache: Cache) -> None:
 
 async def test_ping(cache: Cache) -> None:
     await cache.ping()
+
+
+async def test_a_counter_and_reads_in_one_call(cache: Cache) -> None:
+    await cache.set_many({"mark": b"1", "hits:prev": b"7"})
+    count, values = await cache.incr_and_get_many("hits", ["hits:prev", "nope", "mark", "hits"],
+                                                  ttl_s=0.3)
+    assert count == 1
+    assert values == [b"7", None, b"1", b"1"]  # the reads see the increment
+    count, values = await cache.incr_and_get_many("hits", [], by=4, ttl_s=30)
+    assert (count, values) == (5, [])
+    await asyncio.sleep(0.45)  # the first call's expiry held: a later ttl does not extend it
+    assert await cache.get("hits") is None
+    assert (await cache.incr_and_get_many("hits", ["mark"]))[0] == 1

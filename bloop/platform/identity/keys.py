@@ -72,8 +72,12 @@ class KeyRing:
     async def _load(self) -> None:
         keys = [k for k in await self.store.signing_keys()
                 if k.algorithm == self.settings.algorithm]
+        # A key that has not changed keeps its object: the verifier's memo compares keys by `is`.
+        before = {k.kid: k.public_jwk for k in self._keys}
+        self._public = {k.kid: self._public[k.kid]
+                        if before.get(k.kid) == k.public_jwk and k.kid in self._public
+                        else jwt.PyJWK(k.public_jwk).key for k in keys}
         self._keys = keys
-        self._public = {k.kid: jwt.PyJWK(k.public_jwk).key for k in keys}
         self._loaded_at = self.clock()
 
     async def signing_key(self) -> tuple[SigningKey, Any]:

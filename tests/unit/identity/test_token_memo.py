@@ -86,3 +86,21 @@ async def test_only_verified_tokens_are_remembered_and_the_memo_is_bounded(
     assert len(verifier._verified) == 3
     assert set(verifier._verified) == set(tokens[2:])
     assert forged not in verifier._verified
+
+
+async def test_the_memo_survives_the_key_ring_reloading(
+        ring: KeyRing, monkeypatch: pytest.MonkeyPatch) -> None:
+    ring.refresh_s = 0  # every lookup re-reads the store
+    verifier = TokenVerifier(AuthSettings(), MemoryCache())
+    verifier.use_keys(ring)
+    token = await ring.mint(principal(time.time() + 60))
+    await verifier.verify(token)
+    kid = next(iter(verifier._verified.values()))[1]
+    key = await ring.public_key(kid)
+    assert await ring.public_key(kid) is key
+
+    async def no_second_check(token: str) -> Any:
+        raise AssertionError("the signature was checked again")
+
+    monkeypatch.setattr(verifier, "_check", no_second_check)
+    assert (await verifier.verify(token)).user_id == "u1"

@@ -4,7 +4,10 @@
 (a platform admin may cross tenants), checks roles and scopes, and counts the call against the
 caller's rate limit. An API key (`Authorization: Bearer bloop_…` or `X-API-Key`) passes the same
 checks as a service principal of its tenant, and counts against a rate limit of its own
-(see `kit.auth.apikeys`)."""
+(see `kit.auth.apikeys`).
+
+A token's revocation marks are read in the same cache round trip that counts the call, so a
+call refused as revoked or forbidden still counts against the caller's rate limit."""
 
 from __future__ import annotations
 
@@ -22,7 +25,13 @@ from bloop.platform.kit.auth.apikeys import (
 )
 from bloop.platform.kit.auth.principal import SCOPES, Principal, Role, Scope
 from bloop.platform.kit.auth.ratelimit import RateLimited, RateLimiter
-from bloop.platform.kit.auth.tokens import Forbidden, TokenVerifier, Unauthenticated
+from bloop.platform.kit.auth.tokens import (
+    Forbidden,
+    TokenVerifier,
+    Unauthenticated,
+    refuse_revoked,
+    revocation_keys,
+)
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.settings import AuthSettings
 
@@ -89,6 +98,7 @@ class Requirement:
                        token: Annotated[str | None, Depends(bearer)],
                        api_key: Annotated[str | None, Depends(api_key_header)]) -> Principal:
         auth: Auth = request.app.state.platform.auth
+        revocation: list[str] = []
         if api_key is not None or (token and is_api_key(token)):
             if api_key is not None and token:
                 raise Unauthenticated("send one credential: an `Authorization` header or an "
@@ -99,10 +109,13 @@ class Requirement:
             raise Unauthenticated("sign in first: this route needs an `Authorization: Bearer` "
                                   "access token")
         else:
-            principal = await auth.verifier.verify(token)
+            principal = await auth.verifier.verify_signed(token)
             limiter, who = auth.limiter, f"user:{principal.tenant}:{principal.user_id}"
+            revocation = revocation_keys(principal)
+        # One cache round trip: the call is counted and the token's revocation marks are read.
+        state, marks = await limiter.hit_and_get(who, revocation)
+        refuse_revoked(marks)
         authorise(principal, request.path_params.get("tenant"), self.roles, self.scopes)
-        state = await limiter.hit(who)
         if not state.allowed:
             raise RateLimited(state)
         response.headers.update(state.headers())

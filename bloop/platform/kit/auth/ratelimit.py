@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bloop.platform.kit.cache import Cache
@@ -42,13 +42,22 @@ class RateLimiter:
         self.cache, self.limit, self.window_s, self.clock = cache, limit, window_s, clock
 
     async def hit(self, who: str) -> RateState:
+        state, _ = await self.hit_and_get(who, ())
+        return state
+
+    async def hit_and_get(self, who: str, keys: Sequence[str]
+                          ) -> tuple[RateState, list[bytes | None]]:
+        """Counts a call by `who`, and reads `keys` from the cache in the same round trip
+        (what else the request must check, such as revocation marks)."""
         now = self.clock()
         window = int(now // self.window_s)
         into = now - window * self.window_s
-        current = await self.cache.incr(f"rl:{who}:{window}", 1, ttl_s=2 * self.window_s)
-        previous = await self.cache.get(f"rl:{who}:{window - 1}")
+        current, values = await self.cache.incr_and_get_many(
+            f"rl:{who}:{window}", [f"rl:{who}:{window - 1}", *keys], ttl_s=2 * self.window_s)
+        previous = values[0]
         weight = 1 - into / self.window_s
         estimate = current + int(previous or 0) * weight
-        return RateState(limit=self.limit, remaining=max(0, self.limit - math.ceil(estimate)),
-                         reset_s=max(1, math.ceil(self.window_s - into)),
-                         window_s=self.window_s, allowed=estimate <= self.limit)
+        state = RateState(limit=self.limit, remaining=max(0, self.limit - math.ceil(estimate)),
+                          reset_s=max(1, math.ceil(self.window_s - into)),
+                          window_s=self.window_s, allowed=estimate <= self.limit)
+        return state, values[1:]

@@ -9,6 +9,7 @@ import binascii
 import json
 import re
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import httpx
@@ -51,6 +52,17 @@ def revoked_session_key(sid: str) -> str:
     return f"auth:revoked:sid:{sid}"
 
 
+def revocation_keys(principal: Principal) -> list[str]:
+    """The cache entries that refuse the principal's token: its own mark and its session's."""
+    return [revoked_token_key(principal.token_id), revoked_session_key(principal.session_id)]
+
+
+def refuse_revoked(marks: Sequence[bytes | None]) -> None:
+    """Refuses the token when any of its `revocation_keys` is set."""
+    if any(m is not None for m in marks):
+        raise Unauthenticated("the token has been revoked", code="token_revoked")
+
+
 class TokenVerifier:
     VERIFIED_KEPT = 10_000
 
@@ -68,28 +80,30 @@ class TokenVerifier:
         self.keys = keys
 
     async def verify(self, token: str) -> Principal:
+        """The token's principal; refuses a token that is malformed, forged, expired, signed by
+        a key no longer published, or revoked."""
+        principal = await self.verify_signed(token)
+        refuse_revoked(await self.cache.get_many(revocation_keys(principal)))
+        return principal
+
+    async def verify_signed(self, token: str) -> Principal:
+        """What `verify` checks but revocation, which the caller must check with
+        `revocation_keys` and `refuse_revoked` (`require()` reads the marks in the round trip
+        that counts the call against the rate limit)."""
         known = self._verified.get(token)
         if known is not None and self.keys is not None:
             principal, kid, key = known
             if principal.expires_at + _LEEWAY_S <= time.time():
-                del self._verified[token]
+                self._verified.pop(token, None)  # a concurrent request may have dropped it
                 raise Unauthenticated("the token has expired", code="token_expired")
             if await self.keys.public_key(kid) is key:
-                await self._refuse_revoked(principal)
                 return principal
-            del self._verified[token]
+            self._verified.pop(token, None)  # a concurrent request may have dropped it
         principal, kid, key = await self._check(token)
-        await self._refuse_revoked(principal)
         if len(self._verified) >= self.VERIFIED_KEPT:
             del self._verified[next(iter(self._verified))]
         self._verified[token] = (principal, kid, key)
         return principal
-
-    async def _refuse_revoked(self, principal: Principal) -> None:
-        revoked = await self.cache.get_many([revoked_token_key(principal.token_id),
-                                             revoked_session_key(principal.session_id)])
-        if any(r is not None for r in revoked):
-            raise Unauthenticated("the token has been revoked", code="token_revoked")
 
     async def _check(self, token: str) -> tuple[Principal, str, Any]:
         """The token's principal, and the id of the key that verified its signature and the
@@ -167,6 +181,7 @@ class RemoteJwks:
         self.min_interval_s = min_interval_s
         self.timeout_s = timeout_s
         self._keys: dict[str, Any] = {}
+        self._jwks: dict[str, dict[str, Any]] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -184,9 +199,14 @@ class RemoteJwks:
             response.raise_for_status()
         self._fetched_at = time.monotonic()
         keys: dict[str, Any] = {}
+        jwks: dict[str, dict[str, Any]] = {}
         for jwk in response.json().get("keys", []):
             try:
-                keys[jwk["kid"]] = jwt.PyJWK(jwk).key
-            except (KeyError, jwt.PyJWKError):
+                kid = jwk["kid"]
+                # An unchanged key keeps its object: the verifier's memo compares keys by `is`.
+                same = self._jwks.get(kid) == jwk and kid in self._keys
+                keys[kid] = self._keys[kid] if same else jwt.PyJWK(jwk).key
+                jwks[kid] = jwk
+            except (KeyError, TypeError, jwt.PyJWKError):
                 continue
-        self._keys = keys
+        self._keys, self._jwks = keys, jwks

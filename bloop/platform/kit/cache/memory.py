@@ -64,5 +64,9 @@ class MemoryCache:
         self._data[key] = (str(value).encode(), expires)
         return value
 
+    async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
+                                ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
+        return await self.incr(counter, by, ttl_s), await self.get_many(keys)
+
     async def ping(self) -> None:
         return None

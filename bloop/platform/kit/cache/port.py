@@ -24,4 +24,9 @@ class Cache(Protocol):
     async def incr(self, key: str, by: int = 1, ttl_s: float | None = None) -> int:
         """Adds to an integer counter, creating it (with `ttl_s`) when absent."""
 
+    async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
+                                ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
+        """`incr(counter, by, ttl_s)` and `get_many(keys)` in one round trip, the reads after
+        the increment: what a request pays to be counted and to learn what else it needs."""
+
     async def ping(self) -> None: ...

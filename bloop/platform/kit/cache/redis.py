@@ -52,12 +52,21 @@ class RedisCache:
         return escaped
 
     async def incr(self, key: str, by: int = 1, ttl_s: float | None = None) -> int:
+        count, _ = await self.incr_and_get_many(key, (), by, ttl_s)
+        return count
+
+    async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
+                                ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
+        # One MULTI/EXEC pipeline: sent in one write, answered in one read.
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incrby(self.ns + key, by)
+            pipe.incrby(self.ns + counter, by)
             if ttl_s is not None:
-                pipe.pexpire(self.ns + key, int(ttl_s * 1000), nx=True)
+                pipe.pexpire(self.ns + counter, int(ttl_s * 1000), nx=True)
+            if keys:
+                pipe.mget([self.ns + k for k in keys])
             result = await pipe.execute()
-        return int(result[0])
+        values = cast("list[bytes | None]", result[-1]) if keys else []
+        return int(result[0]), values
 
     async def ping(self) -> None:
         await self.redis.ping()

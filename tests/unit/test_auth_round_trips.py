@@ -1,0 +1,164 @@
+"""`require()` costs one cache round trip per authenticated call: the rate-limit count and the
+token's revocation marks travel together, and a cache that is down still gives 503."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+from redis.asyncio import Redis
+
+from bloop.platform.identity.keys import KeyRing
+from bloop.platform.identity.stores.embedded import EmbeddedSigningKeys
+from bloop.platform.kit.auth import Auth, Principal, require
+from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
+from bloop.platform.kit.errors import install_error_handlers
+from bloop.platform.kit.settings import AuthSettings
+from bloop.platform.kit.sqlite import SqliteDB
+
+
+class CountingCache:
+    """A MemoryCache that records each call, i.e. each round trip a server cache would make."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryCache()
+        self.calls: list[str] = []
+
+    async def get(self, key: str) -> bytes | None:
+        self.calls.append("get")
+        return await self.inner.get(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        self.calls.append("get_many")
+        return await self.inner.get_many(keys)
+
+    async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
+        self.calls.append("set")
+        await self.inner.set(key, value, ttl_s)
+
+    async def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> None:
+        self.calls.append("set_many")
+        await self.inner.set_many(items, ttl_s)
+
+    async def delete(self, *keys: str) -> int:
+        self.calls.append("delete")
+        return await self.inner.delete(*keys)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        self.calls.append("delete_prefix")
+        return await self.inner.delete_prefix(prefix)
+
+    async def incr(self, key: str, by: int = 1, ttl_s: float | None = None) -> int:
+        self.calls.append("incr")
+        return await self.inner.incr(key, by, ttl_s)
+
+    async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
+                                ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
+        self.calls.append("incr_and_get_many")
+        return await self.inner.incr_and_get_many(counter, keys, by, ttl_s)
+
+    async def ping(self) -> None:
+        self.calls.append("ping")
+
+
+class Platform:
+    def __init__(self, auth: Auth) -> None:
+        self.auth = auth
+
+
+@pytest.fixture
+async def ring(tmp_path: Path) -> AsyncIterator[KeyRing]:
+    db = SqliteDB(tmp_path / "keys.sqlite3")
+    store = EmbeddedSigningKeys(db)
+    await store.setup()
+    yield KeyRing(store, AuthSettings())
+    await db.close()
+
+
+def app_with(cache: Cache, ring: KeyRing, rate_limit: int = 100) -> tuple[FastAPI, Auth]:
+    auth = Auth(AuthSettings(rate_limit=rate_limit), cache)
+    auth.verifier.use_keys(ring)
+    app = FastAPI()
+    app.state.platform = Platform(auth)
+    install_error_handlers(app)
+
+    @app.get("/v1/tenants/{tenant}/thing")
+    async def thing(tenant: str,
+                    _: Annotated[Principal, Depends(require(scopes=["content:read"]))]
+                    ) -> dict[str, str]:
+        return {"tenant": tenant}
+
+    return app, auth
+
+
+def reader(tenant: str = "acme") -> Principal:
+    return Principal(user_id=f"u-{uuid.uuid4().hex[:8]}", tenant=tenant,
+                     roles=frozenset({"learner"}), scopes=frozenset({"content:read"}),
+                     token_id=uuid.uuid4().hex, session_id=uuid.uuid4().hex,
+                     expires_at=int(time.time()) + 600)
+
+
+def client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bloop")
+
+
+async def test_an_authenticated_call_makes_one_cache_round_trip(ring: KeyRing) -> None:
+    cache = CountingCache()
+    app, auth = app_with(cache, ring, rate_limit=2)
+    caller = reader()
+    bearer = {"Authorization": f"Bearer {await ring.mint(caller)}"}
+    async with client(app) as c:
+        first = await c.get("/v1/tenants/acme/thing", headers=bearer)
+        assert first.status_code == 200
+        assert cache.calls == ["incr_and_get_many"]
+        assert first.headers["RateLimit-Remaining"] == "1"
+        assert first.headers["RateLimit-Policy"] == "2;w=60"
+        cache.calls.clear()
+        assert (await c.get("/v1/tenants/acme/thing", headers=bearer)).status_code == 200
+        assert cache.calls == ["incr_and_get_many"]
+        refused = await c.get("/v1/tenants/acme/thing", headers=bearer)
+        assert refused.status_code == 429
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert refused.headers["RateLimit-Remaining"] == "0"
+
+        await auth.verifier.revoke(caller)
+        revoked = await c.get("/v1/tenants/acme/thing", headers=bearer)
+        assert revoked.status_code == 401
+        assert revoked.json()["code"] == "token_revoked"
+
+
+async def test_a_revoked_session_is_refused_at_once_and_before_the_tenant_check(
+        ring: KeyRing) -> None:
+    app, auth = app_with(CountingCache(), ring)
+    caller = reader()
+    bearer = {"Authorization": f"Bearer {await ring.mint(caller)}"}
+    async with client(app) as c:
+        assert (await c.get("/v1/tenants/acme/thing", headers=bearer)).status_code == 200
+        other = await c.get("/v1/tenants/other/thing", headers=bearer)
+        assert other.status_code == 403
+        assert other.json()["code"] == "wrong_tenant"
+        await auth.verifier.revoke_session(caller.session_id)
+        for tenant in ("acme", "other"):
+            refused = await c.get(f"/v1/tenants/{tenant}/thing", headers=bearer)
+            assert refused.status_code == 401
+            assert refused.json()["code"] == "token_revoked"
+
+
+async def test_a_cache_that_is_down_gives_503(ring: KeyRing) -> None:
+    down = Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.2)
+    app, _ = app_with(RedisCache(down), ring)
+    bearer = {"Authorization": f"Bearer {await ring.mint(reader())}"}
+    try:
+        async with client(app) as c:
+            refused = await c.get("/v1/tenants/acme/thing", headers=bearer)
+    finally:
+        await down.aclose()
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "store_unavailable"
+    assert refused.json()["store"] == "redis"
