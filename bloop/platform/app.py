@@ -83,7 +83,8 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
             app.include_router(graphql)
     # The platform (and its metrics) is created by the lifespan, after the middleware.
     app.add_middleware(RequestContextMiddleware, metrics=lambda: app.state.platform.metrics,
-                       max_body_bytes=settings.http.max_body_bytes)
+                       max_body_bytes=settings.http.max_body_bytes,
+                       own_limits=[p for s in chosen for p in s.large_bodies] if http_routes else [])
     return app
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -15,8 +15,10 @@ from bloop.platform.content.events import CoursePublished
 from bloop.platform.content.model import (
     Concept,
     Course,
+    CourseSnapshot,
     Lesson,
     LessonEdit,
+    LessonRef,
     MarkdownBlock,
     NewConcept,
     NewCourse,
@@ -64,12 +66,20 @@ def lesson(c: Course, title: str = "One", **fields: list[str]) -> Lesson:
         title=title, blocks=[MarkdownBlock(markdown=f"# {title}\n\nText.")], **fields))
 
 
-def published_event(c: Course) -> Envelope:
+def published_event(c: Course, lessons: Sequence[Lesson] = ()) -> Envelope:
     assert c.published_at is not None
     return type_of(CoursePublished).envelope(CoursePublished(
         course_id=c.id, version=c.version, title=c.title, summary=c.summary,
-        language=c.language, level=c.level, tags=c.tags, lesson_ids=[],
+        language=c.language, level=c.level, tags=c.tags, lesson_ids=[x.id for x in lessons],
         published_at=c.published_at), tenant=c.tenant, subject=c.id)
+
+
+async def publish(store: ContentRepository, c: Course) -> Course:
+    """Publishes the stored draft of `c` (its lessons as they are now) as the next version."""
+    lessons = await store.list_lessons(c.tenant, c.id)
+    v = c.published(lessons=lessons)
+    await store.publish_course(v, c.version, lessons, [published_event(v, lessons)])
+    return v
 
 
 async def test_concepts_are_per_tenant(store: ContentRepository) -> None:
@@ -104,7 +114,7 @@ async def test_courses_list_by_status_then_title(store: ContentRepository) -> No
     await store.add_lesson(lesson(course(cid="b")))
     b = await store.get_course("acme", "b")
     assert b is not None
-    await store.publish_course(b.published(), b, [])
+    await publish(store, b)
     assert [c.id for c in await store.list_courses("acme")] == ["a", "b"]
     assert [c.id for c in await store.list_courses("acme", "published")] == ["b"]
     assert [c.id for c in await store.list_courses("acme", "draft")] == ["a"]
@@ -166,36 +176,145 @@ async def test_publishing_stores_the_course_and_its_events_together(
     await store.add_lesson(lesson(c))
     read = await store.get_course("acme", "py")
     assert read is not None
-    v1 = read.published()
-    await store.publish_course(v1, read, [published_event(v1)])
+    lessons = await store.list_lessons("acme", "py")
+    v1 = read.published(lessons=lessons)
+    await store.publish_course(v1, read.version, lessons, [published_event(v1, lessons)])
     assert await store.get_course("acme", "py") == v1
     [p] = await store.outbox.pending(10)
     assert p.message.topic == "content.events"
     assert p.message.key == b"py"
     assert json.loads(p.message.value)["data"]["version"] == 1
 
-    # a publication made from an old read of the course is refused, and stores no event
+    # a publication made from an old read of the course is refused, stores no event, and
+    # leaves no snapshot behind
+    again = read.published(lessons=lessons)
+    assert again.publication is not None
     with pytest.raises(StaleVersion):
-        await store.publish_course(read.published(), read, [published_event(read.published())])
+        await store.publish_course(again, read.version, lessons, [published_event(again)])
+    assert await store.get_snapshot("acme", "py", again.publication.snapshot) is None
     assert await store.outbox.count_pending() == 1
     await store.outbox.mark_sent([p])
     assert await store.outbox.count_pending() == 0
     assert await store.get_course("acme", "py") == v1
+    ghost = course(cid="ghost")
+    with pytest.raises(Missing):
+        await store.publish_course(ghost.published(), 0, [], [])
 
 
-async def test_publishing_is_refused_when_a_lesson_was_added_since_the_read(
+async def test_a_publication_keeps_its_version_while_the_draft_moves_on(
+        store: ContentRepository) -> None:
+    c = course()
+    await store.add_course(c)
+    one = await store.add_lesson(lesson(c, "One"))
+    v1 = await publish(store, c)
+    assert v1.publication is not None
+    assert await store.get_snapshot("acme", "py", v1.publication.snapshot) == CourseSnapshot(
+        id=v1.publication.snapshot, tenant="acme", course="py", publication=v1.publication)
+    assert await store.get_snapshot("beta", "py", v1.publication.snapshot) is None
+
+    # the draft changes after the publication: learners still read version 1 of the lesson
+    edited = one.edited(LessonEdit(version=1, title="One, edited"))
+    await store.replace_lesson(edited, expected_version=1)
+    two = await store.add_lesson(lesson(c, "Two"))
+    assert await store.lesson_versions("acme", v1.publication.lessons) == [one]
+    assert await store.lesson_versions("beta", v1.publication.lessons) == []
+
+    head = await store.get_course("acme", "py")
+    assert head is not None
+    assert head.lesson_count == 2
+    v2 = await publish(store, head)
+    assert v2.publication is not None
+    assert [(r.id, r.version) for r in v2.publication.lessons] == [(one.id, 2), (two.id, 1)]
+    assert await store.lesson_versions("acme", v2.publication.lessons) == [edited, two]
+    # both versions of the lesson stay readable, in the order asked for
+    refs = [*v2.publication.lessons, *v1.publication.lessons,
+            LessonRef(id="nothing", version=1)]
+    assert await store.lesson_versions("acme", refs) == [edited, two, one]
+    stored = await store.get_course("acme", "py")
+    assert stored is not None
+    assert [h.version for h in stored.history] == [1, 2]
+    assert stored.lesson_count == 2  # publishing leaves the draft's counters alone
+
+
+async def test_a_publication_does_not_undo_a_head_edit_made_meanwhile(
         store: ContentRepository) -> None:
     c = course()
     await store.add_course(c)
     await store.add_lesson(lesson(c))
     read = await store.get_course("acme", "py")
     assert read is not None
+    await store.update_course(read.changed(title="Renamed"), read.revision)
+    await publish(store, read)
+    stored = await store.get_course("acme", "py")
+    assert stored is not None
+    assert (stored.title, stored.version) == ("Renamed", 1)
+    assert stored.publication is not None
+    assert stored.publication.title == "Python"
+
+
+async def test_a_head_update_is_compare_and_set_on_its_revision(
+        store: ContentRepository) -> None:
+    c = course()
+    await store.add_course(c)
+    renamed = c.changed(title="Renamed", co_authors=["ada"])
+    await store.update_course(renamed, expected_revision=0)
+    assert await store.get_course("acme", "py") == renamed
+    with pytest.raises(StaleVersion):
+        await store.update_course(c.changed(title="Late"), expected_revision=0)
+    with pytest.raises(Missing):
+        await store.update_course(course(cid="ghost").changed(title="X"), expected_revision=0)
+    assert [x.id for x in await store.courses_of_author("acme", "ada")] == ["py"]
+    assert await store.courses_of_author("beta", "ada") == []
+
+
+async def test_a_deleted_lesson_is_a_tombstone_a_rollback_can_revive(
+        store: ContentRepository) -> None:
+    c = course()
+    await store.add_course(c)
+    one = await store.add_lesson(lesson(c, "One"))
     await store.add_lesson(lesson(c, "Two"))
     with pytest.raises(StaleVersion):
-        await store.publish_course(read.published(), read, [])
-    ghost = course(cid="ghost")
+        await store.delete_lesson("acme", one.id, expected_version=2)
+    await store.delete_lesson("acme", one.id, expected_version=1)
+    assert await store.get_lesson("acme", one.id) is None
+    assert await store.get_lesson("acme", one.id, deleted=True) == one
+    assert [x.title for x in await store.list_lessons("acme", "py")] == ["Two"]
+    assert (await store.lessons_of_courses("acme", ["py"]))["py"][0].title == "Two"
+    stored = await store.get_course("acme", "py")
+    assert stored is not None
+    assert stored.lesson_count == 1
     with pytest.raises(Missing):
-        await store.publish_course(ghost.published(), ghost, [])
+        await store.delete_lesson("acme", one.id, expected_version=1)
+    with pytest.raises(Missing):
+        await store.replace_lesson(one.restored(one), expected_version=1)
+
+    await store.replace_lesson(one.restored(one), expected_version=1, revive=True)
+    back = await store.get_lesson("acme", one.id)
+    assert back is not None
+    assert (back.version, back.title) == (2, "One")
+    assert [x.title for x in await store.list_lessons("acme", "py")] == ["One", "Two"]
+    stored = await store.get_course("acme", "py")
+    assert stored is not None
+    assert stored.lesson_count == 2
+
+
+async def test_published_courses_of_every_tenant_come_a_page_at_a_time(
+        store: ContentRepository) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    for t in (tenant, f"{tenant}-b"):
+        for cid in ("b", "a", "draft"):
+            c = course(t, cid=cid)
+            await store.add_course(c)
+            await store.add_lesson(lesson(c))
+            if cid != "draft":
+                await publish(store, c)
+    seen: list[tuple[str, str]] = []
+    after: tuple[str, str] | None = (tenant, "")
+    while after is not None:
+        page = await store.list_published(after, limit=2)
+        seen += [(c.tenant, c.id) for c in page if c.tenant.startswith(tenant)]
+        after = (page[-1].tenant, page[-1].id) if len(page) == 2 else None
+    assert seen == [(tenant, "a"), (tenant, "b"), (f"{tenant}-b", "a"), (f"{tenant}-b", "b")]
 
 
 async def test_lessons_of_many_courses_come_in_one_read(store: ContentRepository) -> None:
@@ -213,3 +332,113 @@ async def test_lessons_of_many_courses_come_in_one_read(store: ContentRepository
     assert [x.title for x in (await store.lessons_of_courses("beta", ["a", "b"]))["a"]] == ["Beta"]
     assert (await store.lessons_of_courses("beta", ["b"])) == {"b": []}
     assert await store.lessons_of_courses("acme", []) == {}
+
+
+async def test_learners_read_the_current_publication_of_a_lesson(
+        store: ContentRepository) -> None:
+    c = course()
+    await store.add_course(c)
+    one = await store.add_lesson(lesson(c, "One"))
+    assert await store.published_lesson("acme", one.id) is None  # never published
+    v1 = await publish(store, c)
+    assert await store.published_lesson("acme", one.id) == one
+    assert await store.published_lesson("beta", one.id) is None
+    assert await store.published_lesson("acme", "nothing") is None
+
+    # a draft edit and a new lesson show at the next publication only
+    edited = one.edited(LessonEdit(version=1, title="One, edited"))
+    await store.replace_lesson(edited, expected_version=1)
+    two = await store.add_lesson(lesson(c, "Two"))
+    assert await store.published_lesson("acme", one.id) == one
+    assert await store.published_lesson("acme", two.id) is None
+    await publish(store, v1)
+    assert await store.published_lesson("acme", one.id) == edited
+    assert await store.published_lesson("acme", two.id) == two
+
+    # a deletion hides the lesson at once; a publication without it, then its revival, keep
+    # it hidden until it is published again
+    await store.delete_lesson("acme", two.id, expected_version=1)
+    assert await store.published_lesson("acme", two.id) is None
+    head = await store.get_course("acme", "py")
+    assert head is not None
+    v3 = await publish(store, head)
+    assert v3.version == 3
+    await store.replace_lesson(two.restored(two), expected_version=1, revive=True)
+    assert await store.published_lesson("acme", two.id) is None
+    assert await store.published_lesson("acme", one.id) == edited
+    revived = await store.get_lesson("acme", two.id)
+    assert revived is not None
+    await publish(store, v3)
+    assert await store.published_lesson("acme", two.id) == revived
+
+
+async def test_a_stale_publication_changes_nothing_learners_read(
+        store: ContentRepository) -> None:
+    c = course()
+    await store.add_course(c)
+    one = await store.add_lesson(lesson(c, "One"))
+    read = await store.get_course("acme", "py")
+    assert read is not None
+    v1 = await publish(store, read)
+    edited = one.edited(LessonEdit(version=1, title="Late"))
+    await store.replace_lesson(edited, expected_version=1)
+    late = read.published(lessons=[edited])
+    with pytest.raises(StaleVersion):
+        await store.publish_course(late, read.version, [edited], [published_event(late)])
+    assert await store.published_lesson("acme", one.id) == one
+    assert v1.version == 1
+
+
+@pytest.fixture
+async def mongo_store() -> AsyncIterator[MongoContentStore]:
+    server = require_server("mongo")
+    client = stores.mongo_client(MongoSettings(url=server.url, timeout_ms=2000))
+    name = f"content_test_{uuid.uuid4().hex[:12]}"
+    mongo = MongoContentStore(client, registry, database=name)
+    try:
+        await mongo.setup()
+        yield mongo
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+@pytest.mark.real
+async def test_a_publication_stopped_after_its_commit_still_shows(
+        mongo_store: MongoContentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MongoDB: the lessons' records are written after the course head; a read finding them
+    behind the head reads the head and the snapshot, and writes the record back."""
+    store = mongo_store
+    c = course()
+    await store.add_course(c)
+    one = await store.add_lesson(lesson(c, "One"))
+    v1 = await publish(store, c)
+    edited = one.edited(LessonEdit(version=1, title="One, edited"))
+    await store.replace_lesson(edited, expected_version=1)
+
+    async def stopped(*_: object) -> None:
+        raise RuntimeError("the process stopped")
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "_record", stopped)
+        with pytest.raises(RuntimeError):
+            await publish(store, v1)
+    head = await store.get_course("acme", "py")
+    assert head is not None
+    assert head.version == 2
+    key = f"acme/{one.id}"
+    before = await store.lessons.find_one({"_id": key})
+    assert before is not None
+    assert (before["_publishing"], before["_published"]["version"]) == (2, 1)
+    assert await store.published_lesson("acme", one.id) == edited
+    after = await store.lessons.find_one({"_id": key})
+    assert after is not None
+    assert after["_published"]["version"] == 2  # written back: the next read is one find_one
+
+    # a lesson stored before the records existed is read the long way, then recorded
+    await store.lessons.update_one({"_id": key}, {"$unset": {"_published": "", "_publishing": ""}})
+    assert await store.published_lesson("acme", one.id) == edited
+    again = await store.lessons.find_one({"_id": key})
+    assert again is not None
+    assert again["_published"]["lesson"]["title"] == "One, edited"
+    assert await store.get_lesson("acme", one.id) == edited  # drafts never show the record

@@ -1,34 +1,51 @@
-"""content's HTTP API: courses, lessons and concepts of a tenant, and the landing page at `/`.
+"""content's HTTP API: courses, their modules, lessons, versions and authors, concepts of a
+tenant, and the landing page at `/`.
 
-Every member of a tenant reads its published content; its educators and admins write, and they
-alone see drafts.
+Every member of a tenant reads its published content. Educators and admins write; a course is
+changed, and its drafts, history and old versions are read, by its owner, its co-authors and the
+tenant's admins only (model.py). Lesson edits name the version they were made against, in the
+`version` field or an `If-Match` header (409 when stale). A published lesson is served as
+learners see it from the cache, with an ETag (`If-None-Match` → 304).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from bloop.platform.content.model import (
     SLUG_PATTERN,
+    USER_ID_PATTERN,
     Concept,
     Course,
     CourseDetail,
+    CourseEdit,
+    CourseView,
+    LearnerCourseDetail,
+    LearnerLesson,
     Lesson,
     LessonEdit,
+    Module,
     NewConcept,
     NewCourse,
     NewLesson,
+    Rollback,
+    VersionInfo,
 )
-from bloop.platform.content.service import ContentService
+from bloop.platform.content.service import ContentService, Rendered
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, require
+from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import Page
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 CourseId = Annotated[str, Path(pattern=SLUG_PATTERN)]
 LessonId = Annotated[str, Path(min_length=1, max_length=64)]
+UserPath = Annotated[str, Path(pattern=USER_ID_PATTERN)]
+IfMatch = Annotated[str | None, Header(description='the lesson version, e.g. "3"')]
+IfNoneMatch = Annotated[str | None, Header()]
+JSON = "application/json"
 
 
 def get_service(request: Request) -> ContentService:
@@ -42,8 +59,43 @@ Author = Annotated[Principal, Depends(require("educator", "tenant_admin",
 Reader = Annotated[Principal, Depends(require(scopes=["content:read"]))]
 
 
-def sees_drafts(reader: Principal) -> bool:
-    return reader.has_any(STAFF)
+def _view(course: Course) -> CourseView:
+    return CourseView.draft(course)
+
+
+def _tags(header: str | None) -> list[str]:
+    """The entity tags of an `If-Match` / `If-None-Match` header (weakness ignored)."""
+    if not header:
+        return []
+    return [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
+
+
+def _json(rendered: Rendered, if_none_match: str | None, response: Response) -> Response:
+    headers = {k: v for k, v in response.headers.items() if k != "content-length"}
+    headers |= {"ETag": rendered.etag, "Cache-Control": "private, no-cache",
+                "Vary": "Authorization"}
+    tags = _tags(if_none_match)
+    if rendered.etag in tags or "*" in tags:
+        return Response(status_code=304, headers=headers)
+    return Response(rendered.body, media_type=JSON, headers=headers)
+
+
+def _edited_version(if_match: str | None, version: int | None) -> int:
+    tags = _tags(if_match)
+    if len(tags) > 1 or (tags and not tags[0].strip('"').isdigit()):
+        raise Problem('If-Match names one lesson version, like "3"', status=400,
+                      code="bad_if_match")
+    named = int(tags[0].strip('"')) if tags else None
+    if named is not None and version is not None and named != version:
+        raise Problem(f"If-Match names version {named} and the body version {version}",
+                      status=422, code="version_mismatch")
+    found = named if named is not None else version
+    if found is None:
+        raise Problem("name the lesson version this edit was made against: the `version` "
+                      'field or an If-Match header like "3"', status=428,
+                      code="version_required")
+    return found
+
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["content"])
 
@@ -59,8 +111,10 @@ async def list_concepts(tenant: TenantId, service: Svc, _: Reader) -> Page[Conce
 
 
 @router.post("/courses", status_code=201)
-async def create_course(tenant: TenantId, body: NewCourse, service: Svc, _: Author) -> Course:
-    return await service.create_course(tenant, body)
+async def create_course(tenant: TenantId, body: NewCourse, service: Svc,
+                        me: Author) -> CourseView:
+    """Creates a draft course; its creator owns it."""
+    return _view(await service.create_course(tenant, body, by=me))
 
 
 @router.get("/courses")
@@ -68,41 +122,120 @@ async def list_courses(
     tenant: TenantId, service: Svc, me: Reader,
     status: Annotated[Literal["published", "draft", "all"], Query()] = "published",
     limit: Annotated[int, Query(ge=1, le=200)] = 100,
-) -> Page[Course]:
-    if status != "published" and not sees_drafts(me):
+) -> Page[CourseView]:
+    """Published courses as published; with `status=draft|all`, also the drafts of those the
+    caller authors (the tenant's staff only)."""
+    if status != "published" and not me.has_any(STAFF):
         raise Forbidden("drafts are visible to the tenant's educators only",
                         code="missing_role")
-    return Page(items=await service.courses(tenant, None if status == "all" else status,
-                                            limit=limit))
+    wanted = None if status == "all" else status
+    return Page(items=await service.course_views(tenant, wanted, me, limit=limit))
 
 
-@router.get("/courses/{course}")
+@router.get("/courses/{course}", response_model=CourseDetail | LearnerCourseDetail)
 async def get_course(tenant: TenantId, course: CourseId, service: Svc,
-                     me: Reader) -> CourseDetail:
-    return await service.course_detail(tenant, course, drafts=sees_drafts(me))
+                     me: Reader) -> CourseDetail | LearnerCourseDetail:
+    """The course's draft to its authors, its last publication (quizzes without answers) to
+    everyone else."""
+    detail, draft = await service.course_for(tenant, course, me)
+    return detail if draft else LearnerCourseDetail.of(detail)
+
+
+@router.patch("/courses/{course}")
+async def edit_course(tenant: TenantId, course: CourseId, body: CourseEdit, service: Svc,
+                      me: Author) -> CourseView:
+    """Changes the draft's title, summary, language, level or tags (`revision`, when given,
+    must be current: 409 otherwise)."""
+    return _view(await service.edit_course(tenant, course, body, by=me))
+
+
+@router.post("/courses/{course}/modules", status_code=201)
+async def add_module(tenant: TenantId, course: CourseId, body: Module, service: Svc,
+                     me: Author) -> CourseView:
+    return _view(await service.add_module(tenant, course, body, by=me))
+
+
+@router.put("/courses/{course}/co-authors/{user}")
+async def add_co_author(tenant: TenantId, course: CourseId, user: UserPath, service: Svc,
+                        me: Author) -> CourseView:
+    """Makes a user of the tenant a co-author (the owner or an admin may)."""
+    return _view(await service.set_co_author(tenant, course, user, True, by=me))
+
+
+@router.delete("/courses/{course}/co-authors/{user}")
+async def remove_co_author(tenant: TenantId, course: CourseId, user: UserPath, service: Svc,
+                           me: Author) -> CourseView:
+    return _view(await service.set_co_author(tenant, course, user, False, by=me))
 
 
 @router.post("/courses/{course}/lessons", status_code=201)
 async def add_lesson(tenant: TenantId, course: CourseId, body: NewLesson,
-                     service: Svc, _: Author) -> Lesson:
-    return await service.add_lesson(tenant, course, body)
+                     service: Svc, me: Author) -> Lesson:
+    return await service.add_lesson(tenant, course, body, by=me)
 
 
 @router.post("/courses/{course}/publish")
-async def publish_course(tenant: TenantId, course: CourseId, service: Svc, _: Author) -> Course:
-    return await service.publish(tenant, course)
+async def publish_course(tenant: TenantId, course: CourseId, service: Svc,
+                         me: Author) -> CourseView:
+    """Publishes the draft as the next version; learners see it from then on."""
+    return _view(await service.publish(tenant, course, by=me))
 
 
-@router.get("/lessons/{lesson}")
-async def get_lesson(tenant: TenantId, lesson: LessonId, service: Svc, me: Reader) -> Lesson:
-    return await service.lesson(tenant, lesson, drafts=sees_drafts(me))
+@router.get("/courses/{course}/versions")
+async def list_versions(tenant: TenantId, course: CourseId, service: Svc,
+                        me: Author) -> Page[VersionInfo]:
+    """The course's published versions, newest first."""
+    return Page(items=await service.history(tenant, course, by=me))
+
+
+@router.get("/courses/{course}/versions/{version}")
+async def get_version(tenant: TenantId, course: CourseId,
+                      version: Annotated[int, Path(ge=1)], service: Svc,
+                      me: Author) -> CourseDetail:
+    """A published version as it was published (read-only: versions never change)."""
+    return await service.version(tenant, course, version, by=me)
+
+
+@router.post("/courses/{course}/rollback")
+async def rollback_course(tenant: TenantId, course: CourseId, body: Rollback, service: Svc,
+                          me: Author) -> CourseView:
+    """Makes the draft equal to published version `version` and publishes it as a new
+    version; the history keeps every version."""
+    return _view(await service.rollback(tenant, course, body.version, by=me))
+
+
+@router.get("/lessons/{lesson}", response_model=Lesson | LearnerLesson)
+async def get_lesson(tenant: TenantId, lesson: LessonId, service: Svc, me: Reader,
+                     response: Response, if_none_match: IfNoneMatch = None) -> Response:
+    """The lesson's draft to its course's authors; to everyone else the lesson as last
+    published, quizzes without their answers."""
+    if me.has_any(STAFF):
+        draft = await service.draft_for(tenant, lesson, me)
+        if draft is not None:
+            body = draft.model_dump_json().encode()
+            return _json(Rendered(body, f'"{draft.version}"'), if_none_match, response)
+    return _json(await service.published_lesson(tenant, lesson), if_none_match, response)
 
 
 @router.patch("/lessons/{lesson}")
-async def edit_lesson(tenant: TenantId, lesson: LessonId, body: LessonEdit,
-                      service: Svc, _: Author) -> Lesson:
-    """Edits a lesson. `version` must be the lesson's current version (409 otherwise)."""
-    return await service.edit_lesson(tenant, lesson, body)
+async def edit_lesson(tenant: TenantId, lesson: LessonId, body: LessonEdit, service: Svc,
+                      me: Author, response: Response, if_match: IfMatch = None) -> Lesson:
+    """Edits a lesson's draft, against the version named by `If-Match` or `version` (409 with
+    the current version when it is stale)."""
+    version = _edited_version(if_match, body.version)
+    edited = await service.edit_lesson(tenant, lesson, body.model_copy(
+        update={"version": version}), by=me)
+    response.headers["ETag"] = f'"{edited.version}"'
+    return edited
+
+
+@router.delete("/lessons/{lesson}", status_code=204)
+async def delete_lesson(tenant: TenantId, lesson: LessonId, service: Svc, me: Author,
+                        if_match: IfMatch = None) -> None:
+    """Deletes a lesson from its course's draft and from what learners see (`If-Match`, when
+    sent, must name its current version)."""
+    version = _edited_version(if_match, None) if if_match else None
+    await service.delete_lesson(tenant, lesson, version=version, by=me)
 
 
 pages = APIRouter(include_in_schema=False)

@@ -1,15 +1,18 @@
 """The events content publishes on `content.events`.
 
 Publishing a course emits `course.published` (keyed by the course) and one `lesson.published`
-per lesson (keyed by the lesson). Lesson text stays in content: the events carry what other
-services need to build paths (which concepts a lesson teaches and requires) and to show them.
+per lesson (keyed by the lesson); a rollback is a publication too (`rollback_of` names the
+version it restored). An edit of a lesson's draft emits `lesson.updated`, its deletion
+`lesson.deleted` (both keyed by the lesson). Lesson text stays in content: the events carry what
+other services need to build paths (which concepts a lesson teaches and requires) and to show
+them.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from bloop.platform.content.model import Level
 from bloop.platform.kit.events.types import event_type
@@ -28,6 +31,7 @@ class CoursePublished(BaseModel):
     tags: list[str]
     lesson_ids: list[str]
     published_at: datetime
+    rollback_of: int | None = Field(default=None, description="the version this one restored")
 
 
 @event_type("bloop.content.lesson.published", 1, TOPIC)
@@ -42,3 +46,28 @@ class LessonPublished(BaseModel):
     teaches: list[str]
     requires: list[str]
     published_at: datetime
+    module: str | None = Field(default=None, description="the id of the lesson's module")
+
+
+@event_type("bloop.content.lesson.updated", 1, TOPIC)
+class LessonUpdated(BaseModel):
+    """The draft of a lesson changed; learners see it at the course's next publication."""
+
+    lesson_id: str
+    course_id: str
+    lesson_version: int
+    title: str
+    estimated_minutes: int
+    teaches: list[str]
+    requires: list[str]
+    updated_at: datetime
+
+
+@event_type("bloop.content.lesson.deleted", 1, TOPIC)
+class LessonDeleted(BaseModel):
+    """The lesson is gone from its course: from the draft, and from what learners see."""
+
+    lesson_id: str
+    course_id: str
+    lesson_version: int
+    deleted_at: datetime

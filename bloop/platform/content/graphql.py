@@ -1,8 +1,11 @@
 """content's GraphQL fields: courses (with their lessons), lessons and concepts of a tenant.
 
-Reads only, under the HTTP API's rules: any member of the tenant reads what is published, its
-staff also read drafts. A course's lessons load through a DataLoader keyed by (tenant, course), so
-a query over many courses reads the lessons of all of them at once.
+Reads only, under the HTTP API's rules: any member of the tenant reads what is published; a
+course's owner, its co-authors and the tenant's admins also read its draft. A lesson's blocks are
+a union (`Block`); a quiz is always shown as learners see it (no answers, no feedback), drafts
+included: its answers are edited and read through the HTTP API. A course's lessons load through
+DataLoaders (drafts by (tenant, course), publications by course version), so a query over many
+courses reads the lessons of all of them at once.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -17,9 +21,10 @@ from strawberry.dataloader import DataLoader
 from bloop.graphql.context import Context
 from bloop.graphql.fields import field
 from bloop.graphql.scalars import Slug
-from bloop.platform.content import model
+from bloop.platform.content import model, quiz
+from bloop.platform.content.media.model import media_url
 from bloop.platform.content.service import ContentService
-from bloop.platform.kit.auth import STAFF, Forbidden
+from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.errors import NotFound
 
 Info = strawberry.Info[Context, None]
@@ -30,12 +35,12 @@ def _service(info: Info) -> ContentService:
     return info.context.service("content", ContentService)
 
 
-def _reader(info: Info, tenant: str) -> bool:
-    """Authorises a content read in `tenant`; True when the caller may also see drafts."""
-    return info.context.authorise(tenant, scopes=["content:read"]).has_any(STAFF)
+def _reader(info: Info, tenant: str) -> Principal:
+    """Authorises a content read in `tenant`."""
+    return info.context.authorise(tenant, scopes=["content:read"])
 
 
-def _lessons_loader(info: Info) -> DataLoader[LessonsKey, list[model.Lesson]]:
+def _drafts_loader(info: Info) -> DataLoader[LessonsKey, list[model.Lesson]]:
     service = _service(info)
 
     async def load(keys: list[LessonsKey]) -> list[list[model.Lesson]]:
@@ -49,6 +54,21 @@ def _lessons_loader(info: Info) -> DataLoader[LessonsKey, list[model.Lesson]]:
     return info.context.loader("content.lessons", lambda: DataLoader(load_fn=load))
 
 
+def _published_loader(info: Info) -> DataLoader[model.Course, list[model.Lesson]]:
+    service = _service(info)
+
+    async def load(keys: list[model.Course]) -> list[list[model.Lesson]]:
+        by_tenant: dict[str, list[model.Course]] = defaultdict(list)
+        for course in keys:
+            by_tenant[course.tenant].append(course)
+        found = {tenant: await service.published_lessons_of(tenant, courses)
+                 for tenant, courses in by_tenant.items()}
+        return [found[c.tenant].get(c.id, []) for c in keys]
+
+    return info.context.loader("content.published_lessons", lambda: DataLoader(
+        load_fn=load, cache_key_fn=lambda c: (c.tenant, c.id, c.version)))
+
+
 @strawberry.enum
 class CourseStatusFilter(Enum):
     PUBLISHED = "published"
@@ -56,13 +76,190 @@ class CourseStatusFilter(Enum):
     ALL = "all"
 
 
+# blocks
+
+
 @strawberry.type
 class MarkdownBlock:
     markdown: str
 
+
+@strawberry.type
+class CodeBlock:
+    language: str
+    source: str
+
+
+@strawberry.type
+class ImageBlock:
+    media: str
+    url: str
+    title: str
+    caption: str
+    alt: str
+
+
+@strawberry.type
+class AudioBlock:
+    media: str
+    url: str
+    title: str
+    caption: str
+
+
+@strawberry.type
+class VideoBlock:
+    media: str
+    url: str
+    title: str
+    caption: str
+
+
+@strawberry.type
+class FileBlock:
+    media: str
+    url: str
+    title: str
+    caption: str
+
+
+@strawberry.type
+class QuizChoice:
+    id: str
+    text: str
+
+
+@strawberry.type
+class SingleChoiceQuestion:
+    id: str
+    prompt: str
+    points: float
+    options: list[QuizChoice]
+
+
+@strawberry.type
+class MultipleChoiceQuestion:
+    id: str
+    prompt: str
+    points: float
+    options: list[QuizChoice]
+
+
+@strawberry.type
+class TrueFalseQuestion:
+    id: str
+    prompt: str
+    points: float
+
+
+@strawberry.type
+class NumericQuestion:
+    id: str
+    prompt: str
+    points: float
+    unit: str
+
+
+@strawberry.type
+class ShortTextQuestion:
+    id: str
+    prompt: str
+    points: float
+
+
+@strawberry.type
+class OrderingQuestion:
+    id: str
+    prompt: str
+    points: float
+    items: list[QuizChoice] = strawberry.field(
+        description="the items, never in their correct order")
+
+
+@strawberry.type
+class MatchingQuestion:
+    id: str
+    prompt: str
+    points: float
+    left: list[QuizChoice]
+    right: list[QuizChoice] = strawberry.field(description="shuffled; may hold distractors")
+
+
+QuizQuestion = Annotated[
+    SingleChoiceQuestion | MultipleChoiceQuestion | TrueFalseQuestion | NumericQuestion
+    | ShortTextQuestion | OrderingQuestion | MatchingQuestion,
+    strawberry.union("QuizQuestion")]
+
+
+def _choices(items: list[quiz.LearnerChoice]) -> list[QuizChoice]:
+    return [QuizChoice(id=c.id, text=c.text) for c in items]
+
+
+def _question(q: object) -> QuizQuestion:
+    match q:
+        case quiz.LearnerSingleChoice():
+            return SingleChoiceQuestion(id=q.id, prompt=q.prompt, points=q.points,
+                                        options=_choices(q.options))
+        case quiz.LearnerMultipleChoice():
+            return MultipleChoiceQuestion(id=q.id, prompt=q.prompt, points=q.points,
+                                          options=_choices(q.options))
+        case quiz.LearnerTrueFalse():
+            return TrueFalseQuestion(id=q.id, prompt=q.prompt, points=q.points)
+        case quiz.LearnerNumeric():
+            return NumericQuestion(id=q.id, prompt=q.prompt, points=q.points, unit=q.unit)
+        case quiz.LearnerShortText():
+            return ShortTextQuestion(id=q.id, prompt=q.prompt, points=q.points)
+        case quiz.LearnerOrdering():
+            return OrderingQuestion(id=q.id, prompt=q.prompt, points=q.points,
+                                    items=_choices(q.items))
+        case quiz.LearnerMatching():
+            return MatchingQuestion(id=q.id, prompt=q.prompt, points=q.points,
+                                    left=_choices(q.left), right=_choices(q.right))
+    raise TypeError(f"no GraphQL type for the question {type(q).__name__}")
+
+
+@strawberry.type(description="a quiz as learners see it: its questions without their answers")
+class QuizBlock:
+    id: str
+    title: str
+    max_score: float
+    questions: list[QuizQuestion]
+
     @classmethod
-    def of(cls, block: model.MarkdownBlock) -> MarkdownBlock:
-        return cls(markdown=block.markdown)
+    def of(cls, block: quiz.QuizBlock) -> QuizBlock:
+        seen = quiz.learner_quiz(block)
+        return cls(id=seen.id, title=seen.title, max_score=seen.max_score,
+                   questions=[_question(q) for q in seen.questions])
+
+
+Block = Annotated[
+    MarkdownBlock | CodeBlock | ImageBlock | AudioBlock | VideoBlock | FileBlock | QuizBlock,
+    strawberry.union("Block")]
+
+
+def _block(tenant: str, b: model.BlockType) -> Block:
+    match b:
+        case model.MarkdownBlock():
+            return MarkdownBlock(markdown=b.markdown)
+        case model.CodeBlock():
+            return CodeBlock(language=b.language, source=b.source)
+        case model.ImageBlock():
+            return ImageBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
+                              caption=b.caption, alt=b.alt)
+        case model.AudioBlock():
+            return AudioBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
+                              caption=b.caption)
+        case model.VideoBlock():
+            return VideoBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
+                              caption=b.caption)
+        case model.FileBlock():
+            return FileBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
+                             caption=b.caption)
+        case quiz.QuizBlock():
+            return QuizBlock.of(b)
+
+
+# records
 
 
 @strawberry.type
@@ -70,12 +267,16 @@ class Lesson:
     id: str
     tenant: str
     course_id: str
+    module: str | None
     position: int
     title: str
     estimated_minutes: int
-    blocks: list[MarkdownBlock]
+    blocks: list[Block]
     teaches: list[str]
     requires: list[str]
+    tags: list[str]
+    language: str | None
+    level: str | None
     version: int
     created_at: datetime
     updated_at: datetime
@@ -83,12 +284,20 @@ class Lesson:
     @classmethod
     def of(cls, lesson: model.Lesson) -> Lesson:
         return cls(id=lesson.id, tenant=lesson.tenant, course_id=lesson.course,
-                   position=lesson.position, title=lesson.title,
+                   module=lesson.module, position=lesson.position, title=lesson.title,
                    estimated_minutes=lesson.estimated_minutes,
-                   blocks=[MarkdownBlock.of(b) for b in lesson.blocks],
+                   blocks=[_block(lesson.tenant, b) for b in lesson.blocks],
                    teaches=list(lesson.teaches), requires=list(lesson.requires),
+                   tags=list(lesson.tags), language=lesson.language, level=lesson.level,
                    version=lesson.version, created_at=lesson.created_at,
                    updated_at=lesson.updated_at)
+
+
+@strawberry.type
+class Module:
+    id: str
+    title: str
+    summary: str
 
 
 @strawberry.type
@@ -100,24 +309,41 @@ class Course:
     language: str
     level: str
     tags: list[str]
+    modules: list[Module]
     status: str
     version: int
     lesson_count: int
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None
+    rollback_of: int | None
+    # What `lessons` reads: the draft's lessons (`draft`), or those of the publication of
+    # `stored`; `known` when they were read already.
+    draft: strawberry.Private[bool]
+    stored: strawberry.Private[model.Course | None]
+    known: strawberry.Private[list[model.Lesson] | None]
 
     @classmethod
-    def of(cls, course: model.Course) -> Course:
-        return cls(id=course.id, tenant=course.tenant, title=course.title,
-                   summary=course.summary, language=course.language, level=course.level,
-                   tags=list(course.tags), status=course.status, version=course.version,
-                   lesson_count=course.lesson_count, created_at=course.created_at,
-                   updated_at=course.updated_at, published_at=course.published_at)
+    def of(cls, view: model.CourseView, *, draft: bool, stored: model.Course | None = None,
+           lessons: list[model.Lesson] | None = None) -> Course:
+        return cls(id=view.id, tenant=view.tenant, title=view.title, summary=view.summary,
+                   language=view.language, level=view.level, tags=list(view.tags),
+                   modules=[Module(id=m.id, title=m.title, summary=m.summary)
+                            for m in view.modules],
+                   status=view.status, version=view.version, lesson_count=view.lesson_count,
+                   created_at=view.created_at, updated_at=view.updated_at,
+                   published_at=view.published_at, rollback_of=view.rollback_of,
+                   draft=draft, stored=stored, known=lessons)
 
-    @field("the course's lessons in order")
+    @field("the course's lessons in order: its draft's to its authors, else as last published")
     async def lessons(self, info: Info) -> list[Lesson]:
-        return [Lesson.of(x) for x in await _lessons_loader(info).load((self.tenant, self.id))]
+        if self.known is not None:
+            found = self.known
+        elif self.draft or self.stored is None:
+            found = await _drafts_loader(info).load((self.tenant, self.id))
+        else:
+            found = await _published_loader(info).load(self.stored)
+        return [Lesson.of(x) for x in found]
 
 
 @strawberry.type
@@ -138,28 +364,38 @@ class Query:
     @field("the tenant's courses of `status`, ordered by title")
     async def courses(self, info: Info, tenant: Slug,
                       status: CourseStatusFilter = CourseStatusFilter.PUBLISHED) -> list[Course]:
-        drafts = _reader(info, tenant)
-        if status is not CourseStatusFilter.PUBLISHED and not drafts:
+        me = _reader(info, tenant)
+        if status is not CourseStatusFilter.PUBLISHED and not me.has_any(STAFF):
             raise Forbidden("drafts are visible to the tenant's educators only",
                             code="missing_role")
         wanted: model.CourseStatus | None = (
             None if status is CourseStatusFilter.ALL
             else "draft" if status is CourseStatusFilter.DRAFT else "published")
-        return [Course.of(c) for c in await _service(info).courses(tenant, wanted)]
+        out = []
+        for c, draft in await _service(info).readable_courses(tenant, wanted, me):
+            if draft or c.publication is None:
+                out.append(Course.of(model.CourseView.draft(c), draft=True))
+            else:
+                out.append(Course.of(model.CourseView.published(c, c.publication), draft=False,
+                                     stored=c))
+        return out
 
     @field("a course of the tenant; null when there is none")
     async def course(self, info: Info, tenant: Slug, id: Slug) -> Course | None:
-        drafts = _reader(info, tenant)
+        me = _reader(info, tenant)
         try:
-            return Course.of(await _service(info).course_detail(tenant, id, drafts=drafts))
+            detail, draft = await _service(info).course_for(tenant, id, me)
         except NotFound:
             return None
+        return Course.of(detail, draft=draft, lessons=list(detail.lessons))
 
     @field("a lesson of the tenant; null when there is none")
     async def lesson(self, info: Info, tenant: Slug, id: str) -> Lesson | None:
-        drafts = _reader(info, tenant)
+        me = _reader(info, tenant)
+        service = _service(info)
         try:
-            return Lesson.of(await _service(info).lesson(tenant, id, drafts=drafts))
+            found = await service.draft_for(tenant, id, me) if me.has_any(STAFF) else None
+            return Lesson.of(found or await service.lesson(tenant, id, drafts=False))
         except NotFound:
             return None
 

@@ -1,17 +1,40 @@
-"""Courses, lessons and concepts, and the rules they keep. No I/O here.
+"""Courses, modules, lessons and concepts, and the rules they keep. No I/O here.
 
-A course is a draft until it is published. Each publication bumps its `version` (0 = never
-published). A lesson keeps its own `version`, bumped by each edit; an edit names the version it
-was made against, and loses to any edit stored since (optimistic concurrency).
+A course is edited as a draft: its head (`Course`: title, modules, authors, …) and its lessons.
+Publishing snapshots the draft as a numbered version: a `CourseSnapshot` naming each lesson at
+the version it had (`LessonRef`), and each such lesson kept as it was (lesson snapshots are
+immutable, keyed by lesson id and lesson version). The head remembers its current publication
+(`publication`) and every earlier one (`history`); learners only ever read a publication.
+
+A lesson keeps its own `version`, bumped by each edit; an edit names the version it was made
+against, and loses to any edit stored since (optimistic concurrency). A course keeps a
+`revision` the same way for changes to its head.
+
+Who may change a course: its owner (who created it), its co-authors, and the tenant's admins. A
+course without an owner (seeded, or whose owner's account was deleted) may be changed by any
+educator of the tenant. Those who may change a course also read its draft, its history and its
+old versions; everyone else in the tenant reads its last publication only.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    model_validator,
+)
+
+from bloop.platform.content.quiz import LearnerQuiz, QuizBlock, duplicate_quiz_ids, learner_view
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
@@ -22,6 +45,12 @@ Level = Literal["beginner", "intermediate", "advanced"]
 CourseStatus = Literal["draft", "published"]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1,
                                        max_length=40)]
+USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+MEDIA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+MediaId = Annotated[str, StringConstraints(pattern=MEDIA_ID_PATTERN)]
+MAX_BLOCKS = 200
+MAX_MODULES = 100
+MAX_CO_AUTHORS = 50
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -43,16 +72,125 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Math in Markdown: `$…$` inline (pandoc's rule: no space inside either `$`, the closing one not
+# followed by a digit, so `$5 and $10` is text) and `$$…$$` display. Code is not math.
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[ \t]*$", re.M | re.S)
+_CODE_SPAN = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.S)
+_INLINE = re.compile(r"(?<![$\\])\$(?=[^\s$])((?:[^$\n]|\n(?![ \t]*\n))*?[^\s$\\])\$(?!\d)")
+_ENV = re.compile(r"\\(begin|end)\{([^{}]*)\}")
+
+
+# The validation context of a store reading back its own documents, which were checked when they
+# were written: the validators written in Python (math, lesson rules) are skipped for it; types,
+# patterns and lengths are still checked.
+TRUSTED: dict[str, Any] = {"trusted": True}
+
+
+def trusted(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and info.context.get("trusted") is True
+
+
+def _line(text: str, at: int) -> int:
+    return text.count("\n", 0, at) + 1
+
+
+def _check_tex(tex: str, line: int) -> None:
+    depth = 0
+    for i, ch in enumerate(tex):
+        if ch in "{}" and i > 0 and tex[i - 1] == "\\":
+            continue
+        depth += 1 if ch == "{" else -1 if ch == "}" else 0
+        if depth < 0:
+            break
+    if depth != 0:
+        raise ValueError(f"math on line {line} has unbalanced braces: {tex[:60]!r}")
+    envs: list[str] = []
+    for kind, name in _ENV.findall(tex):
+        if kind == "begin":
+            envs.append(name)
+        elif not envs or envs.pop() != name:
+            raise ValueError(f"math on line {line} has \\end{{{name}}} without its \\begin")
+    if envs:
+        raise ValueError(f"math on line {line} leaves \\begin{{{envs[-1]}}} open")
+
+
+def _blank(m: re.Match[str]) -> str:
+    return re.sub(r"[^\n]", " ", m.group(0))
+
+
+def check_math(markdown: str) -> str:
+    """`markdown` when its math parses: every `$$` closed, braces and environments balanced."""
+    text = _CODE_SPAN.sub(_blank, _FENCE.sub(_blank, markdown)).replace("\\$", "  ")
+    parts = text.split("$$")
+    if len(parts) % 2 == 0:
+        opened = text.rfind("$$")
+        raise ValueError(f"display math opened with $$ on line {_line(text, opened)} is never "
+                         "closed")
+    offset, outside = 0, []
+    for n, part in enumerate(parts):
+        if n % 2:
+            _check_tex(part, _line(text, offset))
+        else:
+            outside.append((offset, part))
+        offset += len(part) + 2
+    for start, part in outside:
+        for m in _INLINE.finditer(part):
+            _check_tex(m.group(1), _line(text, start + m.start()))
+    return markdown
+
+
+def _math(markdown: str, info: ValidationInfo) -> str:
+    return markdown if trusted(info) else check_math(markdown)
+
+
 class MarkdownBlock(_Frozen):
-    """A block of CommonMark text. Other block kinds (media, quiz) join later beside it."""
+    """CommonMark text; math stays as written (`$…$`, `$$…$$`) and must parse."""
 
     type: Literal["markdown"] = "markdown"
-    markdown: Annotated[str, StringConstraints(min_length=1, max_length=50_000)]
+    markdown: Annotated[str, StringConstraints(min_length=1, max_length=50_000),
+                        AfterValidator(_math)]
 
 
-Block = MarkdownBlock
-Blocks = Annotated[list[Block], Field(max_length=200)]
+class CodeBlock(_Frozen):
+    type: Literal["code"] = "code"
+    language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_+#.-]{0,31}$")]
+    source: Annotated[str, StringConstraints(min_length=1, max_length=50_000)]
+
+
+Caption = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+
+
+class _MediaBlock(_Frozen):
+    media: MediaId = Field(description="the id of a media file of the tenant")
+    title: ShortText = ""
+    caption: Caption = ""
+
+
+class ImageBlock(_MediaBlock):
+    type: Literal["image"] = "image"
+    alt: ShortText = Field(default="", description="the text read in place of the image")
+
+
+class AudioBlock(_MediaBlock):
+    type: Literal["audio"] = "audio"
+
+
+class VideoBlock(_MediaBlock):
+    type: Literal["video"] = "video"
+
+
+class FileBlock(_MediaBlock):
+    type: Literal["file"] = "file"
+
+
+BlockType = MarkdownBlock | CodeBlock | ImageBlock | AudioBlock | VideoBlock | FileBlock | QuizBlock
+Block = Annotated[BlockType, Field(discriminator="type")]
+Blocks = Annotated[list[Block], Field(max_length=MAX_BLOCKS)]
 Minutes = Annotated[int, Field(ge=1, le=600)]
+LearnerBlock = Annotated[
+    MarkdownBlock | CodeBlock | ImageBlock | AudioBlock | VideoBlock | FileBlock | LearnerQuiz,
+    Field(discriminator="type")]
 
 
 class NewConcept(_Frozen):
@@ -72,6 +210,14 @@ class Concept(_Frozen):
         return cls(tenant=tenant, **new.model_dump())
 
 
+class Module(_Frozen):
+    """A named part of a course; lessons name the module they belong to."""
+
+    id: Slug
+    title: Title
+    summary: Summary = ""
+
+
 class NewCourse(_Frozen):
     id: Slug | None = Field(default=None, description="a slug; generated when left out")
     title: Title
@@ -79,9 +225,84 @@ class NewCourse(_Frozen):
     language: Language = "en"
     level: Level = "beginner"
     tags: Tags = Field(default_factory=list)
+    modules: Annotated[list[Module], Field(max_length=MAX_MODULES)] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _modules_once(self) -> NewCourse:
+        _check_modules(self.modules)
+        return self
+
+
+def _check_modules(modules: Sequence[Module]) -> None:
+    ids = [m.id for m in modules]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ValueError(f"the module id {twice[0]!r} appears twice")
+
+
+class CourseEdit(_Frozen):
+    """A change to a course's head; fields left out stay as they are. `revision`, when given,
+    must be the course's current revision (409 otherwise)."""
+
+    revision: int | None = Field(default=None, ge=0)
+    title: Title | None = None
+    summary: Summary | None = None
+    language: Language | None = None
+    level: Level | None = None
+    tags: Tags | None = None
+
+
+class LessonRef(_Frozen):
+    """A lesson as a publication holds it: its id and the version it had."""
+
+    id: str
+    version: int = Field(ge=1)
+
+
+class Publication(_Frozen):
+    """What one published version of a course shows: the head as it was, and its lessons."""
+
+    version: int = Field(ge=1)
+    snapshot: str = Field(description="the id of the snapshot holding this version")
+    published_at: datetime
+    title: Title
+    summary: Summary
+    language: Language
+    level: Level
+    tags: Tags
+    modules: list[Module]
+    lessons: list[LessonRef]
+    rollback_of: int | None = Field(default=None, description="the version this one restored")
+
+
+class VersionInfo(_Frozen):
+    """One entry of a course's version history."""
+
+    version: int
+    snapshot: str
+    published_at: datetime
+    title: str
+    lesson_count: int
+    rollback_of: int | None = None
+
+    @classmethod
+    def of(cls, p: Publication) -> VersionInfo:
+        return cls(version=p.version, snapshot=p.snapshot, published_at=p.published_at,
+                   title=p.title, lesson_count=len(p.lessons), rollback_of=p.rollback_of)
+
+
+class CourseSnapshot(_Frozen):
+    """One published version of a course, immutable once stored."""
+
+    id: str
+    tenant: Slug
+    course: Slug
+    publication: Publication
 
 
 class Course(_Frozen):
+    """A course's head, as stored: its draft fields, authors and publications."""
+
     id: Slug
     tenant: Slug
     title: Title
@@ -89,35 +310,78 @@ class Course(_Frozen):
     language: Language
     level: Level
     tags: Tags
+    modules: list[Module] = Field(default_factory=list)
+    owner: str | None = None
+    co_authors: list[str] = Field(default_factory=list)
     status: CourseStatus = "draft"
-    version: int = Field(default=0, ge=0, description="bumped by each publication")
-    lesson_count: int = Field(default=0, ge=0)
+    version: int = Field(default=0, ge=0, description="the last published version (0: none)")
+    revision: int = Field(default=0, ge=0, description="bumped by each change of the head")
+    lesson_count: int = Field(default=0, ge=0, description="the draft's lessons")
+    next_position: int = Field(default=0, ge=0, description="the place of the next lesson")
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None = None
+    publication: Publication | None = None
+    history: list[VersionInfo] = Field(default_factory=list)
 
     @classmethod
-    def create(cls, tenant: str, new: NewCourse, at: datetime | None = None) -> Course:
+    def create(cls, tenant: str, new: NewCourse, at: datetime | None = None, *,
+               owner: str | None = None) -> Course:
         at = at or now()
         fields = new.model_dump(exclude={"id"})
         return cls(id=new.id or uuid.uuid4().hex[:12], tenant=tenant, created_at=at,
-                   updated_at=at, **fields)
+                   updated_at=at, owner=owner, **fields)
 
-    def published(self, at: datetime | None = None) -> Course:
-        """This course as a new publication."""
+    def published(self, at: datetime | None = None, lessons: Sequence[Lesson] = (), *,
+                  rollback_of: int | None = None) -> Course:
+        """This course as a new publication of its draft head and `lessons`."""
         at = at or now()
-        return self.model_copy(update={"status": "published", "version": self.version + 1,
-                                       "published_at": at, "updated_at": at})
+        version = self.version + 1
+        publication = Publication(
+            version=version, snapshot=f"{self.id}@{version}.{uuid.uuid4().hex[:8]}",
+            published_at=at, title=self.title, summary=self.summary, language=self.language,
+            level=self.level, tags=self.tags, modules=self.modules,
+            lessons=[LessonRef(id=x.id, version=x.version) for x in lessons],
+            rollback_of=rollback_of)
+        return self.model_copy(update={
+            "status": "published", "version": version, "published_at": at, "updated_at": at,
+            "publication": publication, "history": [*self.history, VersionInfo.of(publication)]})
+
+    def edited(self, edit: CourseEdit, at: datetime | None = None) -> Course:
+        changes = edit.model_dump(include=edit.model_fields_set - {"revision"})
+        return Course.model_validate(self.model_dump() | changes | {
+            "revision": self.revision + 1, "updated_at": at or now()})
+
+    def changed(self, at: datetime | None = None, **fields: Any) -> Course:
+        """This head with `fields` replaced, one revision on (checked again)."""
+        return Course.model_validate(self.model_dump() | fields | {
+            "revision": self.revision + 1, "updated_at": at or now()})
+
+    def may_edit(self, user_id: str, roles: Iterable[str]) -> bool:
+        held = set(roles)
+        if held & {"tenant_admin", "platform_admin"}:
+            return True
+        if self.owner is None:
+            return "educator" in held
+        return "educator" in held and (user_id == self.owner or user_id in self.co_authors)
+
+    def module_ids(self) -> list[str]:
+        return [m.id for m in self.modules]
 
 
 class _LessonRules(_Frozen):
     @model_validator(mode="after")
-    def _teaches_what_it_does_not_require(self) -> _LessonRules:
+    def _rules(self, info: ValidationInfo) -> _LessonRules:
+        if trusted(info):
+            return self
         teaches: list[str] = getattr(self, "teaches", None) or []
         requires: list[str] = getattr(self, "requires", None) or []
         both = sorted(set(teaches) & set(requires))
         if both:
             raise ValueError(f"a lesson cannot both teach and require {', '.join(both)}")
+        twice = duplicate_quiz_ids(getattr(self, "blocks", None) or [])
+        if twice:
+            raise ValueError(f"the quiz id {twice[0]!r} appears twice in the lesson")
         return self
 
 
@@ -127,17 +391,27 @@ class NewLesson(_LessonRules):
     blocks: Blocks = Field(default_factory=list)
     teaches: ConceptIds = Field(default_factory=list)
     requires: ConceptIds = Field(default_factory=list)
+    tags: Tags = Field(default_factory=list)
+    language: Language | None = Field(default=None, description="null: the course's")
+    level: Level | None = Field(default=None, description="null: the course's")
+    module: Slug | None = Field(default=None, description="the id of one of the course's modules")
 
 
 class LessonEdit(_Frozen):
-    """An edit of a lesson, made against `version`; fields left out stay as they are."""
+    """An edit of a lesson, made against `version` (or the `If-Match` header); fields left out
+    stay as they are."""
 
-    version: int = Field(ge=1, description="the lesson version this edit was made against")
+    version: int | None = Field(default=None, ge=1,
+                                description="the lesson version this edit was made against")
     title: Title | None = None
     estimated_minutes: Minutes | None = None
     blocks: Blocks | None = None
     teaches: ConceptIds | None = None
     requires: ConceptIds | None = None
+    tags: Tags | None = None
+    language: Language | None = None
+    level: Level | None = None
+    module: Slug | None = None
 
 
 class Lesson(_LessonRules):
@@ -150,6 +424,10 @@ class Lesson(_LessonRules):
     blocks: Blocks
     teaches: ConceptIds
     requires: ConceptIds
+    tags: Tags = Field(default_factory=list)
+    language: Language | None = None
+    level: Level | None = None
+    module: Slug | None = None
     version: int = Field(default=1, ge=1, description="bumped by each edit")
     created_at: datetime
     updated_at: datetime
@@ -163,13 +441,117 @@ class Lesson(_LessonRules):
     def edited(self, edit: LessonEdit, at: datetime | None = None) -> Lesson:
         """This lesson with `edit` applied, one version on. Raises `ValueError` when the result
         breaks a rule (checked again on the whole lesson)."""
-        changes = edit.model_dump(exclude={"version"}, exclude_none=True)
+        # The fields the edit set, dumped whole: `exclude_unset` would also drop the defaults
+        # of nested models, such as a block's `type`.
+        changes = edit.model_dump(include=edit.model_fields_set - {"version"})
         merged = self.model_dump() | changes | {
             "version": self.version + 1, "updated_at": at or now()}
         return Lesson.model_validate(merged)
 
+    def restored(self, old: Lesson, at: datetime | None = None) -> Lesson:
+        """This lesson made equal to `old` (an earlier version of it), one version on."""
+        return old.model_copy(update={"version": self.version + 1, "updated_at": at or now()})
 
-class CourseDetail(Course):
-    """A course with its lessons in order."""
+
+class LearnerLesson(_Frozen):
+    """A published lesson as a learner reads it: quizzes without their answers."""
+
+    id: str
+    tenant: str
+    course: str
+    position: int
+    title: str
+    estimated_minutes: int
+    blocks: list[LearnerBlock]
+    teaches: list[str]
+    requires: list[str]
+    tags: list[str]
+    language: str | None
+    level: Level | None
+    module: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, lesson: Lesson) -> LearnerLesson:
+        # `lesson` was checked already; its learner's view needs its types only.
+        return cls.model_validate(
+            lesson.model_dump() | {"blocks": learner_blocks(lesson.blocks)}, context=TRUSTED)
+
+
+def learner_blocks(blocks: Iterable[BaseModel]) -> list[dict[str, Any]]:
+    """The blocks as JSON-ready data, each quiz passed through `quiz.learner_view`."""
+    return [learner_view(b) if isinstance(b, QuizBlock) else b.model_dump(mode="json")
+            for b in blocks]
+
+
+class CourseView(BaseModel):
+    """A course as the API shows it: its draft head to those who may edit it, its last
+    publication to everyone else. A view is a projection: fields of a stored course it does not
+    show (its publications, its position counter) are dropped, never shown."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    tenant: str
+    title: str
+    summary: str
+    language: str
+    level: Level
+    tags: list[str]
+    modules: list[Module]
+    owner: str | None
+    co_authors: list[str]
+    status: CourseStatus
+    version: int
+    revision: int
+    lesson_count: int
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    rollback_of: int | None = None
+
+    @classmethod
+    def draft(cls, c: Course, lesson_count: int | None = None) -> CourseView:
+        return cls(id=c.id, tenant=c.tenant, title=c.title, summary=c.summary,
+                   language=c.language, level=c.level, tags=c.tags, modules=c.modules,
+                   owner=c.owner, co_authors=c.co_authors, status=c.status, version=c.version,
+                   revision=c.revision,
+                   lesson_count=c.lesson_count if lesson_count is None else lesson_count,
+                   created_at=c.created_at, updated_at=c.updated_at,
+                   published_at=c.published_at,
+                   rollback_of=c.publication.rollback_of if c.publication else None)
+
+    @classmethod
+    def published(cls, c: Course, p: Publication) -> CourseView:
+        """`c` as its publication `p` shows it."""
+        return cls(id=c.id, tenant=c.tenant, title=p.title, summary=p.summary,
+                   language=p.language, level=p.level, tags=p.tags, modules=p.modules,
+                   owner=c.owner, co_authors=c.co_authors, status="published",
+                   version=p.version, revision=c.revision, lesson_count=len(p.lessons),
+                   created_at=c.created_at, updated_at=p.published_at,
+                   published_at=p.published_at, rollback_of=p.rollback_of)
+
+
+class CourseDetail(CourseView):
+    """A course with its lessons in order (the draft's, or a publication's)."""
 
     lessons: list[Lesson]
+
+    @classmethod
+    def of(cls, view: CourseView, lessons: Sequence[Lesson]) -> CourseDetail:
+        return cls(**dict(view), lessons=list(lessons))
+
+
+class LearnerCourseDetail(CourseView):
+    lessons: list[LearnerLesson]
+
+    @classmethod
+    def of(cls, detail: CourseDetail) -> LearnerCourseDetail:
+        fields = {k: v for k, v in dict(detail).items() if k != "lessons"}
+        return cls(**fields, lessons=[LearnerLesson.of(x) for x in detail.lessons])
+
+
+class Rollback(_Frozen):
+    version: int = Field(ge=1, description="the published version to restore")

@@ -1,12 +1,23 @@
 """What content needs from a store. Every read and write names its tenant; there is no way to
-reach another tenant's courses through this port."""
+reach another tenant's courses through this port.
+
+Lessons are never removed: a deleted lesson stays as a tombstone that reads leave out (so its
+version numbers keep growing if a rollback brings it back, and lesson snapshots, keyed by lesson
+version, stay immutable)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol
 
-from bloop.platform.content.model import Concept, Course, CourseStatus, Lesson
+from bloop.platform.content.model import (
+    Concept,
+    Course,
+    CourseSnapshot,
+    CourseStatus,
+    Lesson,
+    LessonRef,
+)
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
 
@@ -21,6 +32,14 @@ class Missing(Exception):
 
 class StaleVersion(Exception):
     """The record changed since the version the write was made against."""
+
+
+# The head fields `update_course` writes; a publication writes the PUBLICATION_FIELDS only, so
+# neither undoes the other, nor a lesson added meanwhile (`lesson_count`, `next_position`).
+HEAD_FIELDS = ("title", "summary", "language", "level", "tags", "modules", "owner",
+               "co_authors", "revision", "updated_at")
+PUBLICATION_FIELDS = ("status", "version", "published_at", "updated_at", "publication",
+                      "history")
 
 
 class ContentRepository(Protocol):
@@ -40,6 +59,8 @@ class ContentRepository(Protocol):
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         """Those of `ids` the tenant has, ordered by id."""
 
+    # course heads
+
     async def add_course(self, course: Course) -> None:
         """`Duplicate` when the tenant has a course with this id."""
 
@@ -49,25 +70,67 @@ class ContentRepository(Protocol):
                            limit: int = 100) -> list[Course]:
         """The tenant's courses (of `status`, or all), ordered by title then id."""
 
+    async def list_published(self, after: tuple[str, str] | None = None, *,
+                             limit: int = 100) -> list[Course]:
+        """Every tenant's published courses ordered by (tenant, id), those after the (tenant, id)
+        `after` only: for readers of the whole store (the search index's build), never a
+        request."""
+
+    async def courses_of_author(self, tenant: str, user_id: str) -> list[Course]:
+        """The tenant's courses `user_id` owns or co-authors, ordered by title then id."""
+
+    async def update_course(self, course: Course, expected_revision: int) -> None:
+        """Stores the HEAD_FIELDS of `course` if the stored head is still at
+        `expected_revision`, else `StaleVersion`; `Missing` when there is none."""
+
+    # lessons (the draft)
+
     async def add_lesson(self, lesson: Lesson) -> Lesson:
         """Appends the lesson to its course and returns it with its position; `Missing` when
         the course does not exist in the lesson's tenant."""
 
-    async def get_lesson(self, tenant: str, lesson_id: str) -> Lesson | None: ...
+    async def get_lesson(self, tenant: str, lesson_id: str, *,
+                         deleted: bool = False) -> Lesson | None:
+        """The lesson; a deleted one only when `deleted` is True."""
 
     async def list_lessons(self, tenant: str, course_id: str) -> list[Lesson]:
         """The course's lessons in order."""
+
+    async def published_lesson(self, tenant: str, lesson_id: str) -> Lesson | None:
+        """The lesson as its course's current publication holds it (what learners read); None
+        when the lesson is deleted or that publication does not hold it. One read, normally:
+        the store keeps each lesson's current publication beside it, written with each
+        publication and deletion."""
 
     async def lessons_of_courses(self, tenant: str,
                                  course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
         """The lessons of each of `course_ids` in order, read at once (one query); every id is
         a key, with an empty list when the course has no lessons or is not the tenant's."""
 
-    async def replace_lesson(self, lesson: Lesson, expected_version: int) -> None:
-        """Stores `lesson` if the stored one is still at `expected_version`, else
-        `StaleVersion`; `Missing` when there is none."""
+    async def replace_lesson(self, lesson: Lesson, expected_version: int,
+                             events: Sequence[Envelope] = (), *, revive: bool = False) -> None:
+        """Stores `lesson` and `events` atomically if the stored one is still at
+        `expected_version`, else `StaleVersion`; `Missing` when there is none (or it is
+        deleted, unless `revive`, which brings a deleted lesson back)."""
 
-    async def publish_course(self, course: Course, expected: Course,
-                             events: Sequence[Envelope]) -> None:
-        """Stores `course` and its events atomically if the stored course still has `expected`'s
-        version and lesson count, else `StaleVersion`; `Missing` when there is none."""
+    async def delete_lesson(self, tenant: str, lesson_id: str, expected_version: int,
+                            events: Sequence[Envelope] = ()) -> None:
+        """Deletes the lesson and stores `events` atomically if it is still at
+        `expected_version`, else `StaleVersion`; `Missing` when there is none."""
+
+    # publications
+
+    async def publish_course(self, course: Course, expected_version: int,
+                             lessons: Sequence[Lesson], events: Sequence[Envelope]) -> None:
+        """Stores `course.publication` as a snapshot, each of `lessons` as a lesson snapshot,
+        and the PUBLICATION_FIELDS of `course` with `events`, if the stored course is still at
+        `expected_version`, else `StaleVersion`; `Missing` when there is none. The head and
+        its events are one atomic write, made last: until it is made, nothing shows the new
+        version."""
+
+    async def get_snapshot(self, tenant: str, course_id: str,
+                           snapshot_id: str) -> CourseSnapshot | None: ...
+
+    async def lesson_versions(self, tenant: str, refs: Sequence[LessonRef]) -> list[Lesson]:
+        """The lesson snapshots `refs` name, in their order, read at once; those not stored
+        are left out."""

@@ -1,39 +1,103 @@
-"""Content's use cases. They take a repository (ports.py) and never a driver."""
+"""Content's use cases. They take a repository (ports.py) and a cache, never a driver.
+
+Writes name who makes them (`by`, the caller's principal); `by=None` is a trusted caller inside
+the process (the demo seed, an import already authorised), and skips the authors' check.
+
+Published lessons are read cache-aside: the learner's JSON of each and its ETag are kept in the
+cache until an event of its course or lesson invalidates them (consumers.py), or `cache_ttl_s`
+passes, which bounds how long a fill racing with a publication can serve the older version.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from bloop.platform.content.events import CoursePublished, LessonPublished
+from bloop.platform.content.events import (
+    CoursePublished,
+    LessonDeleted,
+    LessonPublished,
+    LessonUpdated,
+)
 from bloop.platform.content.model import (
+    MAX_CO_AUTHORS,
+    MAX_MODULES,
+    AudioBlock,
     Concept,
     Course,
     CourseDetail,
+    CourseEdit,
     CourseStatus,
+    CourseView,
+    LearnerLesson,
     Lesson,
     LessonEdit,
+    Module,
     NewConcept,
     NewCourse,
     NewLesson,
+    VersionInfo,
+    VideoBlock,
+    now,
 )
 from bloop.platform.content.ports import ContentRepository, Duplicate, Missing, StaleVersion
+from bloop.platform.kit.auth import Forbidden, Principal
+from bloop.platform.kit.cache import Cache, MemoryCache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 
+ADMINS = frozenset({"tenant_admin", "platform_admin"})
+CACHE_PREFIX = "content:v1:lesson:"
 
-def _stale(kind: str, record_id: str, current: int | None) -> Conflict:
-    return Conflict(f"the {kind} {record_id!r} changed since that version; read it again and "
-                    "retry", code="stale_version", extra={"current_version": current})
+
+def _stale(kind: str, record_id: str, current: int | None, field: str = "version") -> Conflict:
+    return Conflict(f"the {kind} {record_id!r} changed since that {field}; read it again and "
+                    "retry", code="stale_version", extra={f"current_{field}": current})
+
+
+def _invalid(exc: ValidationError) -> Problem:
+    return Problem(str(exc.errors()[0]["msg"]), status=422, code="validation_failed")
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A response body and its ETag."""
+
+    body: bytes
+    etag: str
+
+    def pack(self) -> bytes:
+        return self.etag.encode() + b"\n" + self.body
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> Rendered:
+        etag, _, body = raw.partition(b"\n")
+        return cls(body=body, etag=etag.decode())
+
+    @classmethod
+    def of(cls, body: bytes) -> Rendered:
+        return cls(body=body, etag=etag_of(body))
+
+
+def cache_key(tenant: str, lesson_id: str) -> str:
+    return f"{CACHE_PREFIX}{tenant}:{lesson_id}"
 
 
 class ContentService:
-    def __init__(self, repo: ContentRepository,
-                 on_write: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, repo: ContentRepository, on_write: Callable[[], None] = lambda: None,
+                 cache: Cache | None = None, cache_ttl_s: float = 600) -> None:
         """`on_write` runs after each write that stored events (the outbox relay's `wake`)."""
         self.repo = repo
+        self.cache: Cache = cache if cache is not None else MemoryCache()
+        self.cache_ttl_s = cache_ttl_s
         self._on_write = on_write
 
     # concepts
@@ -60,10 +124,24 @@ class ContentService:
             raise Problem(f"unknown concepts: {', '.join(unknown)}; add them first",
                           status=422, code="unknown_concepts", extra={"concepts": unknown})
 
+    # courses: who may do what
+
+    @staticmethod
+    def may_edit(course: Course, by: Principal | None) -> bool:
+        return by is None or course.may_edit(by.user_id, by.roles)
+
+    async def _editable(self, tenant: str, course_id: str, by: Principal | None) -> Course:
+        course = await self.course(tenant, course_id)
+        if not self.may_edit(course, by):
+            raise Forbidden("only the course's owner, its co-authors and the tenant's admins "
+                            "may change it or read its drafts", code="not_an_author")
+        return course
+
     # courses
 
-    async def create_course(self, tenant: str, new: NewCourse) -> Course:
-        course = Course.create(tenant, new)
+    async def create_course(self, tenant: str, new: NewCourse, *,
+                            by: Principal | None = None) -> Course:
+        course = Course.create(tenant, new, owner=by.user_id if by is not None else None)
         try:
             await self.repo.add_course(course)
         except Duplicate:
@@ -77,51 +155,252 @@ class ContentService:
             raise NotFound(f"no course {course_id!r} in tenant {tenant!r}")
         return course
 
+    async def _store_head(self, changed: Course, expected: Course) -> Course:
+        try:
+            await self.repo.update_course(changed, expected.revision)
+        except StaleVersion:
+            current = await self.repo.get_course(changed.tenant, changed.id)
+            raise _stale("course", changed.id, current.revision if current else None,
+                         "revision") from None
+        except Missing:
+            raise NotFound(f"no course {changed.id!r} in tenant {changed.tenant!r}") from None
+        return changed
+
+    async def edit_course(self, tenant: str, course_id: str, edit: CourseEdit, *,
+                          by: Principal | None = None) -> Course:
+        course = await self._editable(tenant, course_id, by)
+        if edit.revision is not None and edit.revision != course.revision:
+            raise _stale("course", course_id, course.revision, "revision")
+        try:
+            changed = course.edited(edit)
+        except ValidationError as exc:
+            raise _invalid(exc) from None
+        return await self._store_head(changed, course)
+
+    async def add_module(self, tenant: str, course_id: str, module: Module, *,
+                         by: Principal | None = None) -> Course:
+        course = await self._editable(tenant, course_id, by)
+        if module.id in course.module_ids():
+            raise Conflict(f"the course {course_id!r} already has a module {module.id!r}",
+                           code="module_exists")
+        if len(course.modules) >= MAX_MODULES:
+            raise Problem(f"a course has at most {MAX_MODULES} modules", status=422,
+                          code="too_many_modules")
+        return await self._store_head(course.changed(modules=[*course.modules, module]), course)
+
+    async def set_co_author(self, tenant: str, course_id: str, user_id: str, present: bool, *,
+                            by: Principal | None = None) -> Course:
+        """Adds (`present`) or removes a co-author; either is idempotent. The owner and the
+        tenant's admins manage co-authors (the admins alone when the course has no owner)."""
+        course = await self.course(tenant, course_id)
+        if by is not None and not ((by.user_id == course.owner and course.owner is not None)
+                                   or by.has_any(ADMINS)):
+            raise Forbidden("only the course's owner and the tenant's admins choose its "
+                            "co-authors", code="not_the_owner")
+        if present and user_id == course.owner:
+            raise Conflict("the owner is an author already", code="already_owner")
+        if (user_id in course.co_authors) == present:
+            return course
+        if present and len(course.co_authors) >= MAX_CO_AUTHORS:
+            raise Problem(f"a course has at most {MAX_CO_AUTHORS} co-authors", status=422,
+                          code="too_many_co_authors")
+        authors = ([*course.co_authors, user_id] if present
+                   else [u for u in course.co_authors if u != user_id])
+        return await self._store_head(course.changed(co_authors=authors), course)
+
+    async def authored(self, tenant: str, user_id: str) -> list[dict[str, object]]:
+        """The courses `user_id` owns or co-authors (their part of a data export)."""
+        return [{"id": c.id, "title": c.title,
+                 "role": "owner" if c.owner == user_id else "co_author"}
+                for c in await self.repo.courses_of_author(tenant, user_id)]
+
+    async def forget_author(self, tenant: str, user_id: str) -> int:
+        """Takes a deleted user out of every course they own or co-author (an owned course is
+        left without owner); how many courses changed. Running it again changes nothing."""
+        changed = 0
+        for _ in range(5):
+            stale = False
+            for course in await self.repo.courses_of_author(tenant, user_id):
+                without = course.changed(
+                    owner=None if course.owner == user_id else course.owner,
+                    co_authors=[u for u in course.co_authors if u != user_id])
+                try:
+                    await self.repo.update_course(without, course.revision)
+                    changed += 1
+                except StaleVersion:
+                    stale = True
+                except Missing:
+                    continue
+            if not stale:
+                return changed
+        raise Conflict(f"the courses of {user_id!r} keep changing; try again",
+                       code="stale_version")
+
     async def course_detail(self, tenant: str, course_id: str, *,
                             drafts: bool = True) -> CourseDetail:
-        """The course and its lessons; a draft is not found when `drafts` is False."""
+        """The course's draft with its lessons, or (`drafts` False) its last publication."""
         course = await self.course(tenant, course_id)
-        if not drafts and course.status != "published":
-            raise NotFound(f"no course {course_id!r} in tenant {tenant!r}")
-        lessons = await self.repo.list_lessons(tenant, course_id)
-        return CourseDetail(**course.model_dump(), lessons=lessons)
+        if drafts:
+            lessons = await self.repo.list_lessons(tenant, course_id)
+            return CourseDetail.of(CourseView.draft(course, len(lessons)), lessons)
+        return await self._published_detail(course)
 
-    async def lessons_of_courses(self, tenant: str, course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
-        """Each course's lessons in order, in one read (GraphQL batches through this)."""
+    async def _published_detail(self, course: Course) -> CourseDetail:
+        p = course.publication
+        if p is None:
+            raise NotFound(f"no course {course.id!r} in tenant {course.tenant!r}")
+        live = {x.id for x in await self.repo.list_lessons(course.tenant, course.id)}
+        lessons = await self.repo.lesson_versions(course.tenant,
+                                                  [r for r in p.lessons if r.id in live])
+        view = CourseView.published(course, p).model_copy(update={"lesson_count": len(lessons)})
+        return CourseDetail.of(view, lessons)
+
+    async def course_for(self, tenant: str, course_id: str,
+                         by: Principal) -> tuple[CourseDetail, bool]:
+        """What `by` reads of the course: its draft when they may edit it (True), else its
+        last publication."""
+        course = await self.course(tenant, course_id)
+        if self.may_edit(course, by):
+            lessons = await self.repo.list_lessons(tenant, course_id)
+            return CourseDetail.of(CourseView.draft(course, len(lessons)), lessons), True
+        return await self._published_detail(course), False
+
+    async def history(self, tenant: str, course_id: str, *,
+                      by: Principal | None = None) -> list[VersionInfo]:
+        """The course's published versions, newest first."""
+        course = await self._editable(tenant, course_id, by)
+        return list(reversed(course.history))
+
+    async def version(self, tenant: str, course_id: str, version: int, *,
+                      by: Principal | None = None) -> CourseDetail:
+        """Published version `version` of the course, as it was published."""
+        course = await self._editable(tenant, course_id, by)
+        entry = next((h for h in course.history if h.version == version), None)
+        snapshot = (None if entry is None
+                    else await self.repo.get_snapshot(tenant, course_id, entry.snapshot))
+        if snapshot is None:
+            raise NotFound(f"the course {course_id!r} has no version {version}",
+                           code="no_such_version")
+        p = snapshot.publication
+        lessons = await self.repo.lesson_versions(tenant, p.lessons)
+        return CourseDetail.of(CourseView.published(course, p), lessons)
+
+    async def lessons_of_courses(self, tenant: str,
+                                 course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
+        """Each course's draft lessons in order, in one read (GraphQL batches through this)."""
         return await self.repo.lessons_of_courses(tenant, course_ids)
+
+    async def published_lessons_of(self, tenant: str,
+                                   courses: Sequence[Course]) -> dict[str, list[Lesson]]:
+        """Each course's lessons as last published (deleted ones left out), in two reads."""
+        drafts = await self.repo.lessons_of_courses(tenant, [c.id for c in courses])
+        live = {x.id for found in drafts.values() for x in found}
+        refs = [r for c in courses if c.publication is not None for r in c.publication.lessons
+                if r.id in live]
+        found = {x.id: x for x in await self.repo.lesson_versions(tenant, refs)}
+        return {c.id: [found[r.id] for r in (c.publication.lessons if c.publication else [])
+                       if r.id in found] for c in courses}
 
     async def courses(self, tenant: str, status: CourseStatus | None = "published", *,
                       limit: int = 100) -> list[Course]:
         return await self.repo.list_courses(tenant, status, limit=limit)
 
+    async def readable_courses(self, tenant: str, status: CourseStatus | None, by: Principal, *,
+                               limit: int = 100) -> list[tuple[Course, bool]]:
+        """The courses `by` sees, each with whether they see its draft (True) or its last
+        publication: published ones as published, and (unless `status` is "published") the
+        drafts of those they may edit."""
+        if status == "published":
+            return [(c, False) for c in await self.courses(tenant, "published", limit=limit)
+                    if c.publication is not None]
+        found: list[tuple[Course, bool]] = []
+        for c in await self.courses(tenant, status, limit=limit):
+            if self.may_edit(c, by):
+                found.append((c, True))
+            elif status is None and c.publication is not None:
+                found.append((c, False))
+        return found
+
+    async def course_views(self, tenant: str, status: CourseStatus | None, by: Principal, *,
+                           limit: int = 100) -> list[CourseView]:
+        """`readable_courses` as the API shows them."""
+        return [CourseView.draft(c) if draft or c.publication is None
+                else CourseView.published(c, c.publication)
+                for c, draft in await self.readable_courses(tenant, status, by, limit=limit)]
+
     async def published_catalogue(self, tenant: str) -> list[CourseDetail]:
         """Every published course of the tenant with its lessons (the landing page)."""
-        return [await self.course_detail(tenant, c.id)
-                for c in await self.courses(tenant, "published")]
+        return [await self._published_detail(c) for c in await self.courses(tenant, "published")]
 
-    async def publish(self, tenant: str, course_id: str) -> Course:
-        """Publishes the course as it is now: its version goes up by one, and the course and
-        each lesson are announced on `content.events`."""
-        course = await self.course(tenant, course_id)
+    # publishing
+
+    async def publish(self, tenant: str, course_id: str, *, by: Principal | None = None,
+                      rollback_of: int | None = None) -> Course:
+        """Publishes the draft as it is now as a new version, announced on `content.events`."""
+        course = await self._editable(tenant, course_id, by)
         lessons = await self.repo.list_lessons(tenant, course_id)
         if not lessons:
             raise Conflict(f"the course {course_id!r} has no lessons to publish",
                            code="course_empty")
-        published = course.published()
+        published = course.published(lessons=lessons, rollback_of=rollback_of)
         try:
-            await self.repo.publish_course(published, course, _publication(published, lessons))
+            await self.repo.publish_course(published, course.version, lessons,
+                                           _publication(published, lessons))
         except StaleVersion:
             current = await self.repo.get_course(tenant, course_id)
             raise _stale("course", course_id, current.version if current else None) from None
         except Missing:
             raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
         self._on_write()
+        before = course.publication.lessons if course.publication else []
+        await self.forget(tenant, [x.id for x in lessons] + [r.id for r in before])
         return published
+
+    async def rollback(self, tenant: str, course_id: str, version: int, *,
+                       by: Principal | None = None) -> Course:
+        """Makes the draft equal to published version `version` and publishes it as a new
+        version (the history keeps every version). Each lesson's restoration is one atomic
+        write; one interrupted midway leaves the draft partly restored, never a publication,
+        and running it again completes it."""
+        course = await self._editable(tenant, course_id, by)
+        entry = next((h for h in course.history if h.version == version), None)
+        snapshot = (None if entry is None
+                    else await self.repo.get_snapshot(tenant, course_id, entry.snapshot))
+        if snapshot is None:
+            raise NotFound(f"the course {course_id!r} has no version {version}",
+                           code="no_such_version")
+        p = snapshot.publication
+        old = await self.repo.lesson_versions(tenant, p.lessons)
+        head = course.changed(title=p.title, summary=p.summary, language=p.language,
+                              level=p.level, tags=p.tags, modules=p.modules)
+        await self._store_head(head, course)
+        keep = {x.id for x in old}
+        for was in old:
+            live = await self.repo.get_lesson(tenant, was.id)
+            current = live or await self.repo.get_lesson(tenant, was.id, deleted=True)
+            if current is None or (live is not None and _same(live, was)):
+                continue
+            try:
+                await self.repo.replace_lesson(current.restored(was), current.version,
+                                               revive=True)
+            except StaleVersion:
+                raise _stale("lesson", was.id, None) from None
+        for extra in await self.repo.list_lessons(tenant, course_id):
+            if extra.id not in keep:
+                await self._delete(extra)
+        return await self.publish(tenant, course_id, by=by, rollback_of=version)
 
     # lessons
 
-    async def add_lesson(self, tenant: str, course_id: str, new: NewLesson) -> Lesson:
-        await self.course(tenant, course_id)
+    async def _check_module(self, course: Course, module: str | None) -> None:
+        if module is not None and module not in course.module_ids():
+            raise Problem(f"the course {course.id!r} has no module {module!r}; add it first",
+                          status=422, code="unknown_module")
+
+    async def add_lesson(self, tenant: str, course_id: str, new: NewLesson, *,
+                         by: Principal | None = None) -> Lesson:
+        course = await self._editable(tenant, course_id, by)
+        await self._check_module(course, new.module)
         await self._check_concepts(tenant, [*new.teaches, *new.requires])
         try:
             return await self.repo.add_lesson(Lesson.create(tenant, course_id, new))
@@ -129,50 +408,141 @@ class ContentService:
             raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
 
     async def lesson(self, tenant: str, lesson_id: str, *, drafts: bool = True) -> Lesson:
-        """The lesson; one of a draft course is not found when `drafts` is False."""
-        lesson = await self.repo.get_lesson(tenant, lesson_id)
+        """The lesson's draft, or (`drafts` False) the lesson as last published."""
+        if drafts:
+            lesson = await self.repo.get_lesson(tenant, lesson_id)
+        else:
+            lesson = await self.repo.published_lesson(tenant, lesson_id)
         if lesson is None:
             raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}")
-        if not drafts:
-            course = await self.repo.get_course(tenant, lesson.course)
-            if course is None or course.status != "published":
-                raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}")
         return lesson
 
-    async def edit_lesson(self, tenant: str, lesson_id: str, edit: LessonEdit) -> Lesson:
-        """Applies `edit` if the lesson is still at `edit.version` (409 otherwise). Published
-        courses announce the change at their next publication."""
+    async def draft_for(self, tenant: str, lesson_id: str, by: Principal) -> Lesson | None:
+        """The lesson's draft when `by` may edit its course; None when they read what learners
+        read (or there is no such lesson)."""
+        lesson = await self.repo.get_lesson(tenant, lesson_id)
+        if lesson is None:
+            return None
+        course = await self.repo.get_course(tenant, lesson.course)
+        return lesson if course is not None and self.may_edit(course, by) else None
+
+    async def published_lesson(self, tenant: str, lesson_id: str) -> Rendered:
+        """The learner's JSON of the published lesson and its ETag, through the cache."""
+        key = cache_key(tenant, lesson_id)
+        raw = await self.cache.get(key)
+        if raw is not None:
+            return Rendered.unpack(raw)
+        lesson = await self.lesson(tenant, lesson_id, drafts=False)
+        rendered = Rendered.of(LearnerLesson.of(lesson).model_dump_json().encode())
+        await self.cache.set(key, rendered.pack(), ttl_s=self.cache_ttl_s)
+        return rendered
+
+    async def forget(self, tenant: str, lesson_ids: Iterable[str]) -> None:
+        """Drops the cached learner's JSON of these lessons."""
+        keys = sorted({cache_key(tenant, i) for i in lesson_ids})
+        if keys:
+            await self.cache.delete(*keys)
+
+    async def edit_lesson(self, tenant: str, lesson_id: str, edit: LessonEdit, *,
+                          by: Principal | None = None) -> Lesson:
+        """Applies `edit` if the lesson is still at `edit.version` (409 otherwise). Learners
+        see the change at the course's next publication."""
         lesson = await self.lesson(tenant, lesson_id)
+        course = await self._editable(tenant, lesson.course, by)
+        if edit.version is None:
+            raise Problem("name the lesson version this edit was made against", status=428,
+                          code="version_required")
         if lesson.version != edit.version:
             raise _stale("lesson", lesson_id, lesson.version)
         try:
             edited = lesson.edited(edit)
         except ValidationError as exc:
-            raise Problem(str(exc.errors()[0]["msg"]), status=422,
-                          code="validation_failed") from None
+            raise _invalid(exc) from None
+        await self._check_module(course, edited.module)
         await self._check_concepts(tenant, [*edited.teaches, *edited.requires])
+        event = type_of(LessonUpdated).envelope(LessonUpdated(
+            lesson_id=edited.id, course_id=edited.course, lesson_version=edited.version,
+            title=edited.title, estimated_minutes=edited.estimated_minutes,
+            teaches=edited.teaches, requires=edited.requires, updated_at=edited.updated_at,
+        ), tenant=tenant, subject=edited.id, time=edited.updated_at)
         try:
-            await self.repo.replace_lesson(edited, expected_version=edit.version)
+            await self.repo.replace_lesson(edited, edit.version, [event])
         except StaleVersion:
             current = await self.repo.get_lesson(tenant, lesson_id)
             raise _stale("lesson", lesson_id, current.version if current else None) from None
         except Missing:
             raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}") from None
+        self._on_write()
         return edited
+
+    async def attach_media(self, tenant: str, lesson_id: str,
+                           blocks: Sequence[AudioBlock | VideoBlock]) -> Lesson | None:
+        """Appends to the lesson's draft those of `blocks` whose media it does not show yet
+        (so attaching again adds nothing), as an edit (`lesson.updated`); learners see them once
+        an author publishes the course. None when nothing was added: every media was there
+        already, or the lesson is gone. Retries when an author's edit lands meanwhile."""
+        for _ in range(5):
+            lesson = await self.repo.get_lesson(tenant, lesson_id)
+            if lesson is None:
+                return None
+            shown = {b.media for b in lesson.blocks if isinstance(b, AudioBlock | VideoBlock)}
+            new = [b for b in dict.fromkeys(blocks) if b.media not in shown]
+            if not new:
+                return None
+            try:
+                return await self.edit_lesson(tenant, lesson_id, LessonEdit(
+                    version=lesson.version, blocks=[*lesson.blocks, *new]))
+            except Conflict as exc:
+                if exc.code != "stale_version":
+                    raise
+        raise Conflict(f"the lesson {lesson_id!r} keeps changing; try again",
+                       code="stale_version")
+
+    async def delete_lesson(self, tenant: str, lesson_id: str, *, version: int | None = None,
+                            by: Principal | None = None) -> None:
+        """Deletes the lesson from its course's draft and from what learners see; `version`,
+        when given, must be its current version."""
+        lesson = await self.lesson(tenant, lesson_id)
+        await self._editable(tenant, lesson.course, by)
+        if version is not None and version != lesson.version:
+            raise _stale("lesson", lesson_id, lesson.version)
+        await self._delete(lesson)
+
+    async def _delete(self, lesson: Lesson) -> None:
+        at = now()
+        event = type_of(LessonDeleted).envelope(LessonDeleted(
+            lesson_id=lesson.id, course_id=lesson.course, lesson_version=lesson.version,
+            deleted_at=at), tenant=lesson.tenant, subject=lesson.id, time=at)
+        try:
+            await self.repo.delete_lesson(lesson.tenant, lesson.id, lesson.version, [event])
+        except StaleVersion:
+            current = await self.repo.get_lesson(lesson.tenant, lesson.id)
+            raise _stale("lesson", lesson.id, current.version if current else None) from None
+        except Missing:
+            raise NotFound(f"no lesson {lesson.id!r} in tenant {lesson.tenant!r}") from None
+        self._on_write()
+        await self.forget(lesson.tenant, [lesson.id])
+
+
+def _same(a: Lesson, b: Lesson) -> bool:
+    ignored = {"version", "updated_at", "created_at"}
+    return a.model_dump(exclude=ignored) == b.model_dump(exclude=ignored)
 
 
 def _publication(course: Course, lessons: list[Lesson]) -> list[Envelope]:
-    at = course.published_at
-    assert at is not None
+    p = course.publication
+    assert p is not None
+    at = p.published_at
     events = [type_of(CoursePublished).envelope(CoursePublished(
-        course_id=course.id, version=course.version, title=course.title, summary=course.summary,
-        language=course.language, level=course.level, tags=course.tags,
+        course_id=course.id, version=p.version, title=p.title, summary=p.summary,
+        language=p.language, level=p.level, tags=p.tags,
         lesson_ids=[lesson.id for lesson in lessons], published_at=at,
+        rollback_of=p.rollback_of,
     ), tenant=course.tenant, subject=course.id, time=at)]
     events += [type_of(LessonPublished).envelope(LessonPublished(
-        lesson_id=lesson.id, course_id=course.id, course_version=course.version,
+        lesson_id=lesson.id, course_id=course.id, course_version=p.version,
         lesson_version=lesson.version, position=lesson.position, title=lesson.title,
         estimated_minutes=lesson.estimated_minutes, teaches=lesson.teaches,
-        requires=lesson.requires, published_at=at,
+        requires=lesson.requires, published_at=at, module=lesson.module,
     ), tenant=course.tenant, subject=lesson.id, time=at) for lesson in lessons]
     return events

@@ -9,8 +9,13 @@ from collections.abc import Sequence
 from fastapi import APIRouter
 
 from bloop.platform.content import events as _events  # noqa: F401  (registers the event types)
+from bloop.platform.content.attempts.wiring import mount_attempts
+from bloop.platform.content.consumers import JobOutputs, ai_media_subscription, subscriptions
+from bloop.platform.content.media.service import MediaService
+from bloop.platform.content.media.wiring import LARGE_BODIES, media_routers, media_setup, media_state
 from bloop.platform.content.model import MarkdownBlock, NewConcept, NewCourse, NewLesson
 from bloop.platform.content.ports import ContentRepository
+from bloop.platform.content.search.wiring import mount_search
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.errors import Conflict
 from bloop.platform.kit.wiring import Platform
@@ -29,15 +34,49 @@ def repository(platform: Platform) -> ContentRepository:
     return EmbeddedContentStore(platform.sqlite("content"), platform.events)
 
 
+def ai_outputs(platform: Platform) -> JobOutputs:
+    """The AI service's output files, read where the AI service keeps them (its wiring's
+    choice: GridFS in its database when MongoDB is real, files under the data dir otherwise)."""
+    database = platform.settings.ai.database
+    if platform.settings.mode("mongo") == "real":
+        from bloop.ai.jobs.stores.mongo import GridFsMediaStore
+
+        return GridFsMediaStore(platform.require_mongo(), database=database)
+    from bloop.ai.jobs.stores.embedded import FileMediaStore
+
+    return FileMediaStore(platform.settings.runtime.data_dir / f"{database}-media")
+
+
 async def mount(platform: Platform) -> Mounted:
     repo = repository(platform)
     relay = platform.add_outbox(repo.outbox)
-    service = ContentService(repo, on_write=relay.wake)
+    service = ContentService(repo, on_write=relay.wake, cache=platform.cache)
+    attempts = mount_attempts(platform, service)
+    media = media_state(platform, service)
+    files = media["media"]
+    assert isinstance(files, MediaService)
+    search = mount_search(platform, service)
+
+    async def setup() -> None:
+        await repo.setup()
+        await attempts.store.setup()
+        await media_setup(media)
+        await search.setup()
 
     async def seed() -> None:
         await seed_demo(service)
 
-    return Mounted(setup=repo.setup, seed=seed, state={"service": service})
+    async def personal_data(tenant: str, user_id: str) -> dict[str, object]:
+        return {"authored_courses": await service.authored(tenant, user_id),
+                **await attempts.service.personal_data(tenant, user_id)}
+
+    return Mounted(setup=setup, seed=seed,
+                   subscriptions=[*subscriptions(service), *attempts.subscriptions,
+                                  *search.subscriptions,
+                                  ai_media_subscription(service, files, ai_outputs(platform))],
+                   close=search.close, personal_data=personal_data,
+                   state={"service": service, "attempts": attempts.service, **media,
+                          "search": search.service})
 
 
 async def seed_demo(service: ContentService) -> None:
@@ -75,8 +114,10 @@ async def seed_demo(service: ContentService) -> None:
 
 def routers() -> Sequence[APIRouter]:
     from bloop.platform.content.api import pages, router
+    from bloop.platform.content.attempts.api import router as attempts_router
+    from bloop.platform.content.search.api import router as search_router
 
-    return (router, pages)
+    return (router, pages, attempts_router, *media_routers(), search_router)
 
 
-SERVICE = Service(name="content", mount=mount, routers=routers)
+SERVICE = Service(name="content", mount=mount, routers=routers, large_bodies=LARGE_BODIES)

@@ -6,7 +6,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,8 +24,13 @@ class BodyTooLarge(Exception):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics], max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics], max_body_bytes: int,
+                 own_limits: Sequence[str] = ()) -> None:
+        """`own_limits`: path templates (`/v1/tenants/{tenant}/media`) whose routes limit their
+        request bodies themselves, so the body-size limit here leaves them alone."""
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+        self.own_limits = re.compile("|".join(
+            re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) for p in own_limits)) if own_limits else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,6 +63,9 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if self.own_limits is not None and self.own_limits.fullmatch(scope.get("path", "")):
+                await self.app(scope, receive, send_with_id)
+                return
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise BodyTooLarge
             await self.app(scope, limited_receive, send_with_id)

@@ -107,3 +107,36 @@ async def test_learners_read_published_content_and_never_drafts(client: httpx.As
     assert (await client.get(f"{BASE}/lessons/{lesson['id']}", headers=learner)).status_code == 200
     [listed] = (await client.get(f"{BASE}/courses", headers=learner)).json()["items"]
     assert listed["id"] == "py"
+
+
+async def test_a_data_export_holds_the_users_courses_and_quiz_attempts(
+        client: httpx.AsyncClient) -> None:
+    quiz = {"type": "quiz", "id": "check", "title": "Check", "questions": [
+        {"type": "true_false", "id": "tf", "prompt": "True?", "answer": True}]}
+    for course in ("py", "go"):
+        r = await client.post(f"{BASE}/courses", json={"id": course, "title": course.upper()})
+        assert r.status_code == 201, r.text
+    me = (await client.get(f"{BASE}/me")).json()["id"]
+    r = await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [quiz]})
+    assert r.status_code == 201, r.text
+    lesson = r.json()["id"]
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    learner = as_learner(client)
+    learner_id = (await client.get(f"{BASE}/me", headers=learner)).json()["id"]
+    assert (await client.put(f"{BASE}/courses/go/co-authors/{learner_id}")).status_code == 200
+    r = await client.post(f"{BASE}/lessons/{lesson}/quizzes/check/attempts",
+                          json={"answers": {"tf": True}}, headers=learner)
+    assert r.status_code == 201, r.text
+
+    r = await client.get(f"{BASE}/me/export", headers=learner)
+    assert r.status_code == 200, r.text
+    mine = r.json()["services"]["content"]
+    assert mine["authored_courses"] == [{"id": "go", "title": "GO", "role": "co_author"}]
+    [attempt] = mine["quiz_attempts"]
+    assert (attempt["lesson_id"], attempt["quiz_id"], attempt["score"]) == (lesson, "check", 1)
+
+    theirs = (await client.get(f"{BASE}/me/export")).json()["services"]["content"]
+    assert theirs == {"authored_courses": [
+        {"id": "go", "title": "GO", "role": "owner"},
+        {"id": "py", "title": "PY", "role": "owner"}], "quiz_attempts": []}
+    assert me != learner_id

@@ -6,7 +6,10 @@ import pytest
 from pydantic import ValidationError
 
 from bloop.platform.content.model import (
+    TRUSTED,
+    CodeBlock,
     Course,
+    CourseEdit,
     Lesson,
     LessonEdit,
     MarkdownBlock,
@@ -66,3 +69,28 @@ def test_an_edit_changes_only_what_it_names_and_bumps_the_version() -> None:
         lesson.blocks, lesson.teaches, lesson.id, lesson.created_at)
     with pytest.raises(ValidationError, match="both teach and require loops"):
         lesson.edited(LessonEdit(version=1, requires=["loops"]))
+
+
+def test_an_edit_made_in_code_keeps_its_blocks_and_fields() -> None:
+    lesson = Lesson.create("acme", "py", NewLesson(
+        title="One", blocks=[MarkdownBlock(markdown="Text.")]))
+    blocks = [*lesson.blocks, CodeBlock(language="python", source="print(1)")]
+    edited = lesson.edited(LessonEdit(version=1, blocks=blocks))
+    assert edited.blocks == blocks
+    assert (edited.version, edited.title) == (2, "One")
+    course = Course.create("acme", NewCourse(id="py", title="Python", tags=["a"]))
+    renamed = course.edited(CourseEdit(revision=0, title="Py"))
+    assert (renamed.title, renamed.tags, renamed.revision) == ("Py", ["a"], 1)
+
+
+def test_a_stores_own_documents_skip_the_checks_made_when_they_were_written() -> None:
+    lesson = Lesson.create("acme", "py", NewLesson(
+        title="One", blocks=[MarkdownBlock(markdown="Text $x^2$.")]))
+    broken = lesson.model_dump() | {"blocks": [{"type": "markdown", "markdown": "$$\\frac{1"}]}
+    with pytest.raises(ValidationError, match="display math"):
+        Lesson.model_validate(broken)
+    read = Lesson.model_validate(broken, context=TRUSTED)
+    assert read.blocks[0] == MarkdownBlock.model_construct(markdown="$$\\frac{1")
+    # types are still checked, trusted or not
+    with pytest.raises(ValidationError):
+        Lesson.model_validate(broken | {"estimated_minutes": "many"}, context=TRUSTED)

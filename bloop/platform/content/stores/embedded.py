@@ -1,13 +1,34 @@
 """The embedded content store: SQLite, with the outbox in the same database. Each change and
-its events are written in one transaction."""
+its events are written in one transaction.
+
+`published_lessons` names, for each lesson of a course's current publication, the lesson version
+it holds; a publication replaces its course's rows in its own transaction. A learner's read of a
+lesson is one query: that row, the lesson snapshot it names, and the draft's row (a deleted
+lesson is not shown)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
-from bloop.platform.content.model import Concept, Course, CourseStatus, Lesson
-from bloop.platform.content.ports import Duplicate, Missing, StaleVersion
+from bloop.platform.content.model import (
+    TRUSTED,
+    Concept,
+    Course,
+    CourseSnapshot,
+    CourseStatus,
+    Lesson,
+    LessonRef,
+)
+from bloop.platform.content.ports import (
+    HEAD_FIELDS,
+    PUBLICATION_FIELDS,
+    Duplicate,
+    Missing,
+    StaleVersion,
+)
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
@@ -24,13 +45,52 @@ CREATE TABLE IF NOT EXISTS lessons (
   tenant TEXT NOT NULL, id TEXT NOT NULL, course TEXT NOT NULL, position INTEGER NOT NULL,
   version INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
 CREATE INDEX IF NOT EXISTS lessons_course ON lessons (tenant, course, position);
+CREATE TABLE IF NOT EXISTS course_snapshots (
+  tenant TEXT NOT NULL, course TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (tenant, course, id));
+CREATE TABLE IF NOT EXISTS lesson_versions (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (tenant, id, version));
 """
+PUBLISHED_LESSONS = """
+CREATE TABLE published_lessons (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, course TEXT NOT NULL, version INTEGER NOT NULL,
+  PRIMARY KEY (tenant, id));
+CREATE INDEX published_lessons_course ON published_lessons (tenant, course);
+INSERT OR REPLACE INTO published_lessons (tenant, id, course, version)
+  SELECT c.tenant, json_extract(r.value, '$.id'), c.id, json_extract(r.value, '$.version')
+  FROM courses c, json_each(c.doc, '$.publication.lessons') r;
+"""
+LIVE = "deleted = 0"
+
+
+def _migrate(c: sqlite3.Connection) -> None:
+    c.executescript(SCHEMA)
+    columns = {r["name"] for r in c.execute("PRAGMA table_info(lessons)").fetchall()}
+    if "deleted" not in columns:
+        c.execute("ALTER TABLE lessons ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0")
+    if c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                 " AND name = 'published_lessons'").fetchone() is None:
+        c.executescript(PUBLISHED_LESSONS)  # filled from the publications stored before it
 
 
 def _course(c: sqlite3.Connection, tenant: str, course_id: str) -> Course | None:
     row = c.execute("SELECT doc FROM courses WHERE tenant = ? AND id = ?",
                     (tenant, course_id)).fetchone()
-    return None if row is None else Course.model_validate_json(row["doc"])
+    return None if row is None else Course.model_validate_json(row["doc"], context=TRUSTED)
+
+
+def _put_course(c: sqlite3.Connection, course: Course) -> None:
+    c.execute("UPDATE courses SET status = ?, title = ?, doc = ? WHERE tenant = ? AND id = ?",
+              (course.status, course.title, course.model_dump_json(), course.tenant, course.id))
+
+
+def _merged(stored: Course, new: Course, fields: Sequence[str]) -> Course:
+    return stored.model_copy(update={f: getattr(new, f) for f in fields})
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
 
 
 class EmbeddedContentStore:
@@ -43,7 +103,7 @@ class EmbeddedContentStore:
         return self._outbox
 
     async def setup(self) -> None:
-        await self.db.run(lambda c: c.executescript(SCHEMA))
+        await self.db.run(_migrate)
         await self._outbox.setup()
 
     # concepts
@@ -59,19 +119,18 @@ class EmbeddedContentStore:
     async def list_concepts(self, tenant: str) -> list[Concept]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM concepts WHERE tenant = ? ORDER BY id", (tenant,)).fetchall())
-        return [Concept.model_validate_json(r["doc"]) for r in rows]
+        return [Concept.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
 
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         wanted = list(ids)
         if not wanted:
             return []
-        marks = ",".join("?" * len(wanted))
         rows = await self.db.run(lambda c: c.execute(
-            f"SELECT doc FROM concepts WHERE tenant = ? AND id IN ({marks}) ORDER BY id",  # noqa: S608
-            (tenant, *wanted)).fetchall())
-        return [Concept.model_validate_json(r["doc"]) for r in rows]
+            f"SELECT doc FROM concepts WHERE tenant = ? AND id IN ({_marks(wanted)})"  # noqa: S608
+            " ORDER BY id", (tenant, *wanted)).fetchall())
+        return [Concept.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
 
-    # courses
+    # course heads
 
     async def add_course(self, course: Course) -> None:
         try:
@@ -94,20 +153,31 @@ class EmbeddedContentStore:
             return c.execute("SELECT doc FROM courses WHERE tenant = ? AND status = ?"
                              " ORDER BY title, id LIMIT ?", (tenant, status, limit)).fetchall()
 
-        return [Course.model_validate_json(r["doc"]) for r in await self.db.run(read)]
+        return [Course.model_validate_json(r["doc"], context=TRUSTED) for r in await self.db.run(read)]
 
-    async def publish_course(self, course: Course, expected: Course,
-                             events: Sequence[Envelope]) -> None:
+    async def list_published(self, after: tuple[str, str] | None = None, *,
+                             limit: int = 100) -> list[Course]:
+        tenant, course_id = after or ("", "")
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM courses WHERE status = 'published' AND (tenant, id) > (?, ?)"
+            " ORDER BY tenant, id LIMIT ?", (tenant, course_id, limit)).fetchall())
+        return [Course.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+
+    async def courses_of_author(self, tenant: str, user_id: str) -> list[Course]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM courses WHERE tenant = ? AND (json_extract(doc, '$.owner') = ? OR"
+            " EXISTS (SELECT 1 FROM json_each(doc, '$.co_authors') WHERE value = ?))"
+            " ORDER BY title, id", (tenant, user_id, user_id)).fetchall())
+        return [Course.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+
+    async def update_course(self, course: Course, expected_revision: int) -> None:
         def write(c: sqlite3.Connection) -> None:
             stored = _course(c, course.tenant, course.id)
             if stored is None:
                 raise Missing(course.id)
-            if (stored.version, stored.lesson_count) != (expected.version, expected.lesson_count):
+            if stored.revision != expected_revision:
                 raise StaleVersion(course.id)
-            c.execute("UPDATE courses SET status = ?, title = ?, doc = ? WHERE tenant = ? AND id = ?",
-                      (course.status, course.title, course.model_dump_json(), course.tenant,
-                       course.id))
-            self._outbox.add(c, *events)
+            _put_course(c, _merged(stored, course, HEAD_FIELDS))
 
         await self.db.transaction(write)
 
@@ -118,10 +188,10 @@ class EmbeddedContentStore:
             course = _course(c, lesson.tenant, lesson.course)
             if course is None:
                 raise Missing(lesson.course)
-            placed = lesson.model_copy(update={"position": course.lesson_count})
-            grown = course.model_copy(update={"lesson_count": course.lesson_count + 1})
-            c.execute("UPDATE courses SET doc = ? WHERE tenant = ? AND id = ?",
-                      (grown.model_dump_json(), course.tenant, course.id))
+            placed = lesson.model_copy(update={"position": course.next_position})
+            _put_course(c, course.model_copy(update={
+                "lesson_count": course.lesson_count + 1,
+                "next_position": course.next_position + 1}))
             c.execute("INSERT INTO lessons (tenant, id, course, position, version, doc)"
                       " VALUES (?, ?, ?, ?, ?, ?)",
                       (placed.tenant, placed.id, placed.course, placed.position, placed.version,
@@ -130,16 +200,28 @@ class EmbeddedContentStore:
 
         return await self.db.transaction(write)
 
-    async def get_lesson(self, tenant: str, lesson_id: str) -> Lesson | None:
+    async def get_lesson(self, tenant: str, lesson_id: str, *,
+                         deleted: bool = False) -> Lesson | None:
+        which = "deleted = 1" if deleted else LIVE
         row = await self.db.run(lambda c: c.execute(
-            "SELECT doc FROM lessons WHERE tenant = ? AND id = ?", (tenant, lesson_id)).fetchone())
-        return None if row is None else Lesson.model_validate_json(row["doc"])
+            f"SELECT doc FROM lessons WHERE tenant = ? AND id = ? AND {which}",  # noqa: S608
+            (tenant, lesson_id)).fetchone())
+        return None if row is None else Lesson.model_validate_json(row["doc"], context=TRUSTED)
 
     async def list_lessons(self, tenant: str, course_id: str) -> list[Lesson]:
         rows = await self.db.run(lambda c: c.execute(
-            "SELECT doc FROM lessons WHERE tenant = ? AND course = ? ORDER BY position",
-            (tenant, course_id)).fetchall())
-        return [Lesson.model_validate_json(r["doc"]) for r in rows]
+            f"SELECT doc FROM lessons WHERE tenant = ? AND course = ? AND {LIVE}"  # noqa: S608
+            " ORDER BY position", (tenant, course_id)).fetchall())
+        return [Lesson.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+
+    async def published_lesson(self, tenant: str, lesson_id: str) -> Lesson | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT v.doc FROM published_lessons p"
+            " JOIN lessons l ON l.tenant = p.tenant AND l.id = p.id AND l.deleted = 0"
+            " JOIN lesson_versions v ON v.tenant = p.tenant AND v.id = p.id"
+            " AND v.version = p.version WHERE p.tenant = ? AND p.id = ?",
+            (tenant, lesson_id)).fetchone())
+        return None if row is None else Lesson.model_validate_json(row["doc"], context=TRUSTED)
 
     async def lessons_of_courses(self, tenant: str,
                                  course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
@@ -147,24 +229,98 @@ class EmbeddedContentStore:
         found: dict[str, list[Lesson]] = {c: [] for c in wanted}
         if not wanted:
             return found
-        marks = ",".join("?" * len(wanted))
         rows = await self.db.run(lambda c: c.execute(
-            f"SELECT doc FROM lessons WHERE tenant = ? AND course IN ({marks})"  # noqa: S608
-            " ORDER BY course, position", (tenant, *wanted)).fetchall())
+            f"SELECT doc FROM lessons WHERE tenant = ? AND course IN ({_marks(wanted)})"  # noqa: S608
+            f" AND {LIVE} ORDER BY course, position", (tenant, *wanted)).fetchall())
         for r in rows:
-            lesson = Lesson.model_validate_json(r["doc"])
+            lesson = Lesson.model_validate_json(r["doc"], context=TRUSTED)
             found[lesson.course].append(lesson)
         return found
 
-    async def replace_lesson(self, lesson: Lesson, expected_version: int) -> None:
+    async def replace_lesson(self, lesson: Lesson, expected_version: int,
+                             events: Sequence[Envelope] = (), *, revive: bool = False) -> None:
         def write(c: sqlite3.Connection) -> None:
-            cur = c.execute(
-                "UPDATE lessons SET version = ?, doc = ? WHERE tenant = ? AND id = ? AND version = ?",
-                (lesson.version, lesson.model_dump_json(), lesson.tenant, lesson.id,
-                 expected_version))
-            if cur.rowcount == 0:
-                exists = c.execute("SELECT 1 FROM lessons WHERE tenant = ? AND id = ?",
-                                   (lesson.tenant, lesson.id)).fetchone()
-                raise StaleVersion(lesson.id) if exists else Missing(lesson.id)
+            row = c.execute("SELECT version, deleted FROM lessons WHERE tenant = ? AND id = ?",
+                            (lesson.tenant, lesson.id)).fetchone()
+            if row is None or (row["deleted"] and not revive):
+                raise Missing(lesson.id)
+            if row["version"] != expected_version:
+                raise StaleVersion(lesson.id)
+            c.execute("UPDATE lessons SET version = ?, position = ?, deleted = 0, doc = ?"
+                      " WHERE tenant = ? AND id = ?",
+                      (lesson.version, lesson.position, lesson.model_dump_json(), lesson.tenant,
+                       lesson.id))
+            if row["deleted"]:
+                c.execute("UPDATE courses SET doc = json_set(doc, '$.lesson_count',"
+                          " json_extract(doc, '$.lesson_count') + 1) WHERE tenant = ? AND id = ?",
+                          (lesson.tenant, lesson.course))
+            self._outbox.add(c, *events)
 
         await self.db.transaction(write)
+
+    async def delete_lesson(self, tenant: str, lesson_id: str, expected_version: int,
+                            events: Sequence[Envelope] = ()) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            row = c.execute(f"SELECT version, course FROM lessons WHERE tenant = ? AND id = ?"  # noqa: S608
+                            f" AND {LIVE}", (tenant, lesson_id)).fetchone()
+            if row is None:
+                raise Missing(lesson_id)
+            if row["version"] != expected_version:
+                raise StaleVersion(lesson_id)
+            c.execute("UPDATE lessons SET deleted = 1 WHERE tenant = ? AND id = ?",
+                      (tenant, lesson_id))
+            c.execute("UPDATE courses SET doc = json_set(doc, '$.lesson_count',"
+                      " max(0, json_extract(doc, '$.lesson_count') - 1))"
+                      " WHERE tenant = ? AND id = ?", (tenant, row["course"]))
+            self._outbox.add(c, *events)
+
+        await self.db.transaction(write)
+
+    # publications
+
+    async def publish_course(self, course: Course, expected_version: int,
+                             lessons: Sequence[Lesson], events: Sequence[Envelope]) -> None:
+        p = course.publication
+        assert p is not None, "a publication to store"
+        snapshot = CourseSnapshot(id=p.snapshot, tenant=course.tenant, course=course.id,
+                                  publication=p)
+
+        def write(c: sqlite3.Connection) -> None:
+            stored = _course(c, course.tenant, course.id)
+            if stored is None:
+                raise Missing(course.id)
+            if stored.version != expected_version:
+                raise StaleVersion(course.id)
+            c.executemany("INSERT OR IGNORE INTO lesson_versions (tenant, id, version, doc)"
+                          " VALUES (?, ?, ?, ?)",
+                          [(x.tenant, x.id, x.version, x.model_dump_json()) for x in lessons])
+            c.execute("INSERT INTO course_snapshots (tenant, course, id, doc) VALUES (?, ?, ?, ?)",
+                      (course.tenant, course.id, p.snapshot, snapshot.model_dump_json()))
+            c.execute("DELETE FROM published_lessons WHERE tenant = ? AND course = ?",
+                      (course.tenant, course.id))
+            c.executemany("INSERT OR REPLACE INTO published_lessons (tenant, id, course, version)"
+                          " VALUES (?, ?, ?, ?)",
+                          [(course.tenant, r.id, course.id, r.version) for r in p.lessons])
+            _put_course(c, _merged(stored, course, PUBLICATION_FIELDS))
+            self._outbox.add(c, *events)
+
+        await self.db.transaction(write)
+
+    async def get_snapshot(self, tenant: str, course_id: str,
+                           snapshot_id: str) -> CourseSnapshot | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM course_snapshots WHERE tenant = ? AND course = ? AND id = ?",
+            (tenant, course_id, snapshot_id)).fetchone())
+        return None if row is None else CourseSnapshot.model_validate_json(row["doc"], context=TRUSTED)
+
+    async def lesson_versions(self, tenant: str, refs: Sequence[LessonRef]) -> list[Lesson]:
+        if not refs:
+            return []
+        keys = json.dumps([[r.id, r.version] for r in refs])
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT v.id, v.version, v.doc FROM lesson_versions v JOIN json_each(?) k"
+            " ON v.id = json_extract(k.value, '$[0]') AND v.version = json_extract(k.value, '$[1]')"
+            " WHERE v.tenant = ?", (keys, tenant)).fetchall())
+        found = {(r["id"], r["version"]): r["doc"] for r in rows}
+        return [Lesson.model_validate_json(found[(r.id, r.version)], context=TRUSTED) for r in refs
+                if (r.id, r.version) in found]

@@ -1,7 +1,22 @@
 """The MongoDB content store (database `content`). Each change and its events are one
-single-document write: a publication's events ride in the course document's outbox field (kit
-MongoOutbox). It needs no multi-document transaction, `$lookup` or text index, so it runs on
-FerretDB v1 as well as MongoDB.
+single-document write: a publication's events ride in the course document's outbox field, a
+lesson edit's or deletion's in the lesson's (kit MongoOutbox). It needs no multi-document
+transaction, `$lookup` or text index, so it runs on FerretDB v1 as well as MongoDB.
+
+Documents stay small: a course head, one document per lesson draft, one per published version
+of a course (`course_versions`: the head as published and its lessons' ids and versions) and one
+per published version of a lesson (`lesson_versions`), shared by every course version that
+published it unchanged.
+
+Each lesson document also keeps what learners read of it (`_published`: the course version it
+was written for and the lesson as that publication holds it, or null), so that a learner's read
+is one `find_one`, and a deletion hides it in the same write. A publication cannot write its
+course and its lessons in one write, so it marks the lessons it changes first (`_publishing`:
+its version), commits the course head with its events, then writes their `_published`. A read
+that finds the mark newer than `_published` (the publication is under way, or stopped midway)
+or no `_published` (written before it existed) reads the course head and the lesson snapshot
+instead, and writes `_published` back when the head's publication is newer. Each of these writes
+only moves `_published` forward, so none undoes a newer one.
 
 Every `_id` starts with the tenant (`demo/thinking-in-python`), so another tenant's key never
 matches, and every query also filters on the `tenant` field.
@@ -12,30 +27,54 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from bloop.platform.content.model import Concept, Course, CourseStatus, Lesson
-from bloop.platform.content.ports import Duplicate, Missing, StaleVersion
+from bloop.platform.content.model import (
+    TRUSTED,
+    Concept,
+    Course,
+    CourseSnapshot,
+    CourseStatus,
+    Lesson,
+    LessonRef,
+)
+from bloop.platform.content.ports import (
+    HEAD_FIELDS,
+    PUBLICATION_FIELDS,
+    Duplicate,
+    Missing,
+    StaleVersion,
+)
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 
 Doc = dict[str, Any]
 # Reads leave out the outbox fields (and any other internal field, all named `_…`).
-HIDE = {"_outbox": 0, "_outbox_pending": 0}
+PUBLISHED = "_published"
+PUBLISHING = "_publishing"
+HIDE = {"_outbox": 0, "_outbox_pending": 0, PUBLISHED: 0, PUBLISHING: 0}
+DELETED = "_deleted"
+LIVE: Doc = {DELETED: {"$ne": True}}
+DUPLICATE_KEY = 11000
 
 
 def _fields(doc: Doc) -> Doc:
     return {k: v for k, v in doc.items() if not k.startswith("_")}
 
 
-def _key(tenant: str, record_id: str) -> str:
-    return f"{tenant}/{record_id}"
+def _key(tenant: str, *parts: object) -> str:
+    return "/".join([tenant, *(str(p) for p in parts)])
 
 
 def _doc(record: Concept | Course | Lesson) -> Doc:
     return {"_id": _key(record.tenant, record.id), **record.model_dump(mode="json")}
+
+
+def _set(record: Course, fields: Sequence[str]) -> Doc:
+    dumped = record.model_dump(mode="json", include=set(fields))
+    return {"$set": dumped}
 
 
 class MongoContentStore:
@@ -45,7 +84,10 @@ class MongoContentStore:
         self.concepts = db["concepts"]
         self.courses = db["courses"]
         self.lessons = db["lessons"]
-        self._outbox = MongoOutbox([self.courses], registry, name=f"{database}-outbox")
+        self.snapshots = db["course_versions"]
+        self.lesson_snapshots = db["lesson_versions"]
+        self._outbox = MongoOutbox([self.courses, self.lessons], registry,
+                                   name=f"{database}-outbox")
 
     @property
     def outbox(self) -> MongoOutbox:
@@ -57,6 +99,10 @@ class MongoContentStore:
         await self.courses.create_index(
             [("tenant", ASCENDING), ("status", ASCENDING), ("title", ASCENDING)],
             name="tenant_status_title")
+        await self.courses.create_index([("tenant", ASCENDING), ("owner", ASCENDING)],
+                                        name="tenant_owner")
+        await self.courses.create_index([("tenant", ASCENDING), ("co_authors", ASCENDING)],
+                                        name="tenant_co_authors")
         await self.lessons.create_index(
             [("tenant", ASCENDING), ("course", ASCENDING), ("position", ASCENDING)],
             name="tenant_course_position")
@@ -72,16 +118,16 @@ class MongoContentStore:
 
     async def list_concepts(self, tenant: str) -> list[Concept]:
         cursor = self.concepts.find({"tenant": tenant}).sort("id", ASCENDING)
-        return [Concept.model_validate(_fields(d)) async for d in cursor]
+        return [Concept.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
 
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         keys = [_key(tenant, i) for i in ids]
         if not keys:
             return []
         cursor = self.concepts.find({"_id": {"$in": keys}, "tenant": tenant}).sort("id", ASCENDING)
-        return [Concept.model_validate(_fields(d)) async for d in cursor]
+        return [Concept.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
 
-    # courses
+    # course heads
 
     async def add_course(self, course: Course) -> None:
         try:
@@ -91,25 +137,42 @@ class MongoContentStore:
 
     async def get_course(self, tenant: str, course_id: str) -> Course | None:
         doc = await self.courses.find_one({"_id": _key(tenant, course_id), "tenant": tenant}, HIDE)
-        return None if doc is None else Course.model_validate(_fields(doc))
+        return None if doc is None else Course.model_validate(_fields(doc), context=TRUSTED)
 
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
                            limit: int = 100) -> list[Course]:
         query: Doc = {"tenant": tenant} | ({"status": status} if status else {})
         cursor = (self.courses.find(query, HIDE)
                   .sort([("title", ASCENDING), ("id", ASCENDING)]).limit(limit))
-        return [Course.model_validate(_fields(d)) async for d in cursor]
+        return [Course.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
 
-    async def publish_course(self, course: Course, expected: Course,
-                             events: Sequence[Envelope]) -> None:
+    async def list_published(self, after: tuple[str, str] | None = None, *,
+                             limit: int = 100) -> list[Course]:
+        query: Doc = {"status": "published"}
+        if after is not None:
+            tenant, course_id = after
+            query["$or"] = [{"tenant": {"$gt": tenant}}, {"tenant": tenant, "id": {"$gt": course_id}}]
+        cursor = (self.courses.find(query, HIDE)
+                  .sort([("tenant", ASCENDING), ("id", ASCENDING)]).limit(limit))
+        return [Course.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
+
+    async def courses_of_author(self, tenant: str, user_id: str) -> list[Course]:
+        cursor = self.courses.find(
+            {"tenant": tenant, "$or": [{"owner": user_id}, {"co_authors": user_id}]}, HIDE,
+        ).sort([("title", ASCENDING), ("id", ASCENDING)])
+        return [Course.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
+
+    async def _missing_or_stale(self, key: str, record_id: str) -> Exception:
+        exists = await self.courses.count_documents({"_id": key}, limit=1)
+        return StaleVersion(record_id) if exists else Missing(record_id)
+
+    async def update_course(self, course: Course, expected_revision: int) -> None:
         key = _key(course.tenant, course.id)
-        update = self._outbox.with_events({"$set": course.model_dump(mode="json")}, *events)
         result = await self.courses.update_one(
-            {"_id": key, "tenant": course.tenant, "version": expected.version,
-             "lesson_count": expected.lesson_count}, update)
+            {"_id": key, "tenant": course.tenant, "revision": expected_revision},
+            _set(course, HEAD_FIELDS))
         if result.matched_count == 0:
-            exists = await self.courses.count_documents({"_id": key}, limit=1)
-            raise StaleVersion(course.id) if exists else Missing(course.id)
+            raise await self._missing_or_stale(key, course.id)
 
     # lessons
 
@@ -119,21 +182,67 @@ class MongoContentStore:
         # findAndModify does not support one.)
         course = await self.courses.find_one_and_update(
             {"_id": _key(lesson.tenant, lesson.course), "tenant": lesson.tenant},
-            {"$inc": {"lesson_count": 1}}, return_document=ReturnDocument.AFTER)
+            {"$inc": {"lesson_count": 1, "next_position": 1}},
+            return_document=ReturnDocument.AFTER)
         if course is None:
             raise Missing(lesson.course)
-        placed = lesson.model_copy(update={"position": int(course["lesson_count"]) - 1})
+        placed = lesson.model_copy(update={"position": int(course["next_position"]) - 1})
         await self.lessons.insert_one(_doc(placed))
         return placed
 
-    async def get_lesson(self, tenant: str, lesson_id: str) -> Lesson | None:
-        doc = await self.lessons.find_one({"_id": _key(tenant, lesson_id), "tenant": tenant})
-        return None if doc is None else Lesson.model_validate(_fields(doc))
+    async def get_lesson(self, tenant: str, lesson_id: str, *,
+                         deleted: bool = False) -> Lesson | None:
+        which: Doc = {DELETED: True} if deleted else LIVE
+        doc = await self.lessons.find_one(
+            {"_id": _key(tenant, lesson_id), "tenant": tenant} | which, HIDE)
+        return None if doc is None else Lesson.model_validate(_fields(doc), context=TRUSTED)
 
     async def list_lessons(self, tenant: str, course_id: str) -> list[Lesson]:
-        cursor = self.lessons.find({"tenant": tenant, "course": course_id}).sort(
+        cursor = self.lessons.find({"tenant": tenant, "course": course_id} | LIVE, HIDE).sort(
             "position", ASCENDING)
-        return [Lesson.model_validate(_fields(d)) async for d in cursor]
+        return [Lesson.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
+
+    async def published_lesson(self, tenant: str, lesson_id: str) -> Lesson | None:
+        # By `_id` alone, the tenant and the tombstone checked here: FerretDB v1 answers a
+        # filter on any other field several times slower, even beside `_id`.
+        doc = await self.lessons.find_one({"_id": _key(tenant, lesson_id)},
+                                          {"tenant": 1, "course": 1, DELETED: 1, PUBLISHED: 1,
+                                           PUBLISHING: 1})
+        if doc is None or doc.get("tenant") != tenant or doc.get(DELETED) is True:
+            return None
+        current = doc.get(PUBLISHED)
+        if current is not None and doc.get(PUBLISHING, 0) <= current["version"]:
+            found = current["lesson"]
+            return None if found is None else Lesson.model_validate(found, context=TRUSTED)
+        return await self._published_from_course(tenant, lesson_id, str(doc["course"]),
+                                                 None if current is None else current["version"])
+
+    async def _published_from_course(self, tenant: str, lesson_id: str, course_id: str,
+                                     recorded: int | None) -> Lesson | None:
+        """The lesson as the course head's publication names it (two more reads); written back
+        as the lesson's `_published` when newer than the one it has (`recorded`)."""
+        course = await self.get_course(tenant, course_id)
+        if course is None:
+            return None
+        p = course.publication
+        ref = None if p is None else next((r for r in p.lessons if r.id == lesson_id), None)
+        found = [] if ref is None else await self.lesson_versions(tenant, [ref])
+        lesson = found[0] if found else None
+        if recorded is None or recorded < course.version:
+            await self._record(tenant, {lesson_id: lesson}, course.version)
+        return lesson
+
+    async def _record(self, tenant: str, lessons: dict[str, Lesson | None], version: int) -> None:
+        """Writes each lesson's `_published` as course version `version` shows it (None: not
+        in it), unless it holds that version or a newer one already."""
+        if not lessons:
+            return
+        await self.lessons.bulk_write([UpdateOne(
+            {"_id": _key(tenant, lesson_id), "tenant": tenant,
+             "$or": [{PUBLISHED: {"$exists": False}}, {f"{PUBLISHED}.version": {"$lt": version}}]},
+            {"$set": {PUBLISHED: {"version": version, "lesson": None if x is None
+                                  else x.model_dump(mode="json")}}})
+            for lesson_id, x in lessons.items()], ordered=False)
 
     async def lessons_of_courses(self, tenant: str,
                                  course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
@@ -141,17 +250,107 @@ class MongoContentStore:
         found: dict[str, list[Lesson]] = {c: [] for c in wanted}
         if not wanted:
             return found
-        cursor = self.lessons.find({"tenant": tenant, "course": {"$in": wanted}}).sort(
-            [("course", ASCENDING), ("position", ASCENDING)])
+        cursor = self.lessons.find({"tenant": tenant, "course": {"$in": wanted}} | LIVE,
+                                   HIDE).sort([("course", ASCENDING), ("position", ASCENDING)])
         async for d in cursor:
-            lesson = Lesson.model_validate(_fields(d))
+            lesson = Lesson.model_validate(_fields(d), context=TRUSTED)
             found[lesson.course].append(lesson)
         return found
 
-    async def replace_lesson(self, lesson: Lesson, expected_version: int) -> None:
+    async def replace_lesson(self, lesson: Lesson, expected_version: int,
+                             events: Sequence[Envelope] = (), *, revive: bool = False) -> None:
         key = _key(lesson.tenant, lesson.id)
-        result = await self.lessons.replace_one(
-            {"_id": key, "tenant": lesson.tenant, "version": expected_version}, _doc(lesson))
-        if result.matched_count == 0:
-            exists = await self.lessons.count_documents({"_id": key}, limit=1)
+        query: Doc = {"_id": key, "tenant": lesson.tenant, "version": expected_version}
+        update: Doc = {"$set": lesson.model_dump(mode="json") | {DELETED: False}}
+        if events:
+            update = self._outbox.with_events(update, *events)
+        before = await self.lessons.find_one_and_update(
+            query if revive else query | LIVE, update, return_document=ReturnDocument.BEFORE)
+        if before is None:
+            exists = await self.lessons.count_documents({"_id": key} | ({} if revive else LIVE),
+                                                        limit=1)
             raise StaleVersion(lesson.id) if exists else Missing(lesson.id)
+        if before.get(DELETED):
+            await self.courses.update_one({"_id": _key(lesson.tenant, lesson.course)},
+                                          {"$inc": {"lesson_count": 1}})
+
+    async def delete_lesson(self, tenant: str, lesson_id: str, expected_version: int,
+                            events: Sequence[Envelope] = ()) -> None:
+        key = _key(tenant, lesson_id)
+        update: Doc = {"$set": {DELETED: True}}
+        if events:
+            update = self._outbox.with_events(update, *events)
+        before = await self.lessons.find_one_and_update(
+            {"_id": key, "tenant": tenant, "version": expected_version} | LIVE, update,
+            return_document=ReturnDocument.BEFORE)
+        if before is None:
+            exists = await self.lessons.count_documents({"_id": key} | LIVE, limit=1)
+            raise StaleVersion(lesson_id) if exists else Missing(lesson_id)
+        # A second write: the count may be one off if the process stops between the two.
+        await self.courses.update_one({"_id": _key(tenant, before["course"]),
+                                       "lesson_count": {"$gt": 0}},
+                                      {"$inc": {"lesson_count": -1}})
+
+    # publications
+
+    async def publish_course(self, course: Course, expected_version: int,
+                             lessons: Sequence[Lesson], events: Sequence[Envelope]) -> None:
+        p = course.publication
+        assert p is not None, "a publication to store"
+        key = _key(course.tenant, course.id)
+        stored = await self.courses.find_one({"_id": key, "tenant": course.tenant},
+                                             {"publication": 1})
+        if stored is None:
+            raise Missing(course.id)
+        before = (stored.get("publication") or {}).get("lessons") or []
+        # what learners read of each lesson of this publication and of the one it replaces
+        shown: dict[str, Lesson | None] = {r["id"]: None for r in before}
+        shown |= {x.id: x for x in lessons}
+        await self._store_lesson_versions(lessons)
+        if shown:
+            await self.lessons.update_many(
+                {"_id": {"$in": [_key(course.tenant, i) for i in shown]}, "tenant": course.tenant},
+                {"$max": {PUBLISHING: p.version}})
+        snapshot = CourseSnapshot(id=p.snapshot, tenant=course.tenant, course=course.id,
+                                  publication=p)
+        snapshot_key = _key(course.tenant, course.id, p.snapshot)
+        await self.snapshots.insert_one({"_id": snapshot_key, **snapshot.model_dump(mode="json")})
+        # The commit: until this write, no head names the snapshot just stored.
+        update = self._outbox.with_events(_set(course, PUBLICATION_FIELDS), *events)
+        result = await self.courses.update_one(
+            {"_id": key, "tenant": course.tenant, "version": expected_version}, update)
+        if result.matched_count == 0:
+            await self.snapshots.delete_one({"_id": snapshot_key})
+            raise await self._missing_or_stale(key, course.id)
+        await self._record(course.tenant, shown, p.version)
+
+    async def _store_lesson_versions(self, lessons: Sequence[Lesson]) -> None:
+        """Lesson snapshots are immutable: one already stored is the same, and is kept."""
+        if not lessons:
+            return
+        keys = [_key(x.tenant, x.id, x.version) for x in lessons]
+        stored = {d["_id"] async for d in self.lesson_snapshots.find({"_id": {"$in": keys}},
+                                                                     {"_id": 1})}
+        new = [{"_id": k, **x.model_dump(mode="json")} for k, x in zip(keys, lessons, strict=True)
+               if k not in stored]
+        if not new:
+            return
+        try:
+            await self.lesson_snapshots.insert_many(new, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != DUPLICATE_KEY for e in exc.details.get("writeErrors", [])):
+                raise
+
+    async def get_snapshot(self, tenant: str, course_id: str,
+                           snapshot_id: str) -> CourseSnapshot | None:
+        doc = await self.snapshots.find_one({"_id": _key(tenant, course_id, snapshot_id),
+                                             "tenant": tenant})
+        return None if doc is None else CourseSnapshot.model_validate(_fields(doc), context=TRUSTED)
+
+    async def lesson_versions(self, tenant: str, refs: Sequence[LessonRef]) -> list[Lesson]:
+        if not refs:
+            return []
+        keys = [_key(tenant, r.id, r.version) for r in refs]
+        found = {d["_id"]: d async for d in self.lesson_snapshots.find(
+            {"_id": {"$in": keys}, "tenant": tenant})}
+        return [Lesson.model_validate(_fields(found[k]), context=TRUSTED) for k in keys if k in found]

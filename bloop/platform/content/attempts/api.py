@@ -1,0 +1,87 @@
+"""Quiz attempts over HTTP. A learner submits answers to a published lesson's quiz and reads
+their own attempts; the tenant's educators, teaching assistants and admins read every attempt
+at a lesson."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from bloop.platform.content.attempts.model import Attempt, AttemptSubmission
+from bloop.platform.content.attempts.service import AttemptService
+from bloop.platform.content.quiz import QUIZ_ID_PATTERN, LearnerQuiz
+from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.pagination import Page
+
+MAX_SUBMISSION_BYTES = 64 * 1024
+
+TenantId = Annotated[str, Path(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
+LessonId = Annotated[str, Path(min_length=1, max_length=64)]
+QuizId = Annotated[str, Path(pattern=QUIZ_ID_PATTERN)]
+Before = Annotated[str | None, Query(max_length=200, description="the `next` of the page before")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+def get_service(request: Request) -> AttemptService:
+    service: AttemptService = request.app.state.content.state["attempts"]
+    return service
+
+
+async def limit_submission(request: Request) -> None:
+    if len(await request.body()) > MAX_SUBMISSION_BYTES:
+        raise Problem(f"an attempt's answers may take up to {MAX_SUBMISSION_BYTES} bytes",
+                      status=413, code="payload_too_large")
+
+
+Svc = Annotated[AttemptService, Depends(get_service)]
+Reader = Annotated[Principal, Depends(require(scopes=["content:read"]))]
+Learner = Annotated[Principal, Depends(require("learner", scopes=["content:read"]))]
+Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "tenant_admin",
+                                             scopes=["content:read"]))]
+
+
+def page(attempts: list[Attempt], limit: int) -> Page[Attempt]:
+    return Page(items=attempts, next=attempts[-1].sort_key if len(attempts) == limit else None)
+
+
+router = APIRouter(prefix="/v1/tenants/{tenant}/lessons/{lesson}", tags=["quizzes"])
+
+
+@router.get("/quizzes/{quiz}")
+async def get_quiz(tenant: TenantId, lesson: LessonId, quiz: QuizId, service: Svc,
+                   _: Reader) -> LearnerQuiz:
+    """The published quiz without its answers, to answer it."""
+    return await service.quiz(tenant, lesson, quiz)
+
+
+@router.post("/quizzes/{quiz}/attempts", status_code=201,
+             dependencies=[Depends(limit_submission)])
+async def submit_attempt(tenant: TenantId, lesson: LessonId, quiz: QuizId,
+                         body: AttemptSubmission, service: Svc, me: Learner) -> Attempt:
+    """Grades the answers against the published quiz and stores the attempt. 404 when the
+    lesson is not published or has no such quiz; 422 naming the question when an answer does
+    not fit it."""
+    return await service.submit(tenant, me.user_id, lesson, quiz, dict(body.answers))
+
+
+@router.get("/quizzes/{quiz}/attempts")
+async def my_attempts(tenant: TenantId, lesson: LessonId, quiz: QuizId, service: Svc,
+                      me: Learner, before: Before = None, limit: Limit = 100) -> Page[Attempt]:
+    """The caller's own attempts at the quiz, newest first."""
+    return page(await service.of_learner(tenant, me.user_id, lesson, quiz, before=before,
+                                         limit=limit), limit)
+
+
+@router.get("/attempts")
+async def lesson_attempts(
+    tenant: TenantId, lesson: LessonId, service: Svc, _: Staff,
+    quiz: Annotated[str | None, Query(pattern=QUIZ_ID_PATTERN)] = None,
+    learner: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    before: Before = None, limit: Limit = 100,
+) -> Page[Attempt]:
+    """Every learner's attempts at the lesson (or one of its quizzes, or one learner's), newest
+    first."""
+    return page(await service.of_lesson(tenant, lesson, quiz_id=quiz, learner=learner,
+                                        before=before, limit=limit), limit)

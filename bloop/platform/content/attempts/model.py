@@ -1,0 +1,79 @@
+"""A quiz attempt: what a learner answered, and how it was graded. No I/O here."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+
+from bloop.platform.content.model import now
+from bloop.platform.content.quiz import (
+    MAX_CHOICES,
+    MAX_QUESTIONS,
+    Grade,
+    ItemId,
+    QuestionResult,
+    QuizBlock,
+    ShortAnswer,
+)
+
+AnswerValue = (StrictBool | StrictInt | StrictFloat | ShortAnswer
+               | Annotated[list[Annotated[str, StringConstraints(max_length=64)]],
+                           Field(max_length=MAX_CHOICES)]
+               | Annotated[dict[str, Annotated[str, StringConstraints(max_length=64)]],
+                           Field(max_length=MAX_CHOICES)])
+"""One answer: an option id or text (str), option or item ids (list), true/false (bool), a
+number, or left ids mapped to right ids (matching)."""
+Answers = Annotated[dict[ItemId, AnswerValue], Field(max_length=MAX_QUESTIONS)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AttemptSubmission(_Frozen):
+    """A learner's answers, by question id. Questions left out score nothing."""
+
+    answers: Answers
+
+
+class PublishedQuiz(_Frozen):
+    """A quiz of a published lesson, with its answers (for grading only), and what the lesson
+    teaches."""
+
+    tenant: str
+    lesson_id: str
+    lesson_version: int
+    course_id: str
+    teaches: list[str]
+    quiz: QuizBlock
+
+
+class Attempt(_Frozen):
+    id: str
+    tenant: str
+    learner: str = Field(description="the user id of the learner who answered")
+    lesson_id: str
+    lesson_version: int
+    quiz_id: str
+    number: int = Field(ge=1, description="1 for the learner's first attempt at this quiz")
+    answers: Answers
+    score: float
+    max_score: float
+    questions: list[QuestionResult]
+    graded_at: datetime
+
+    @classmethod
+    def graded(cls, quiz: PublishedQuiz, learner: str, answers: dict[str, AnswerValue],
+               grade: Grade, number: int, at: datetime | None = None) -> Attempt:
+        return cls(id=uuid.uuid4().hex, tenant=quiz.tenant, learner=learner,
+                   lesson_id=quiz.lesson_id, lesson_version=quiz.lesson_version,
+                   quiz_id=quiz.quiz.id, number=number, answers=answers, score=grade.score,
+                   max_score=grade.max_score, questions=grade.questions, graded_at=at or now())
+
+    @property
+    def sort_key(self) -> str:
+        """Orders attempts by the time they were graded, then by id, as plain text."""
+        return f"{self.graded_at.astimezone(UTC).isoformat(timespec='milliseconds')}|{self.id}"

@@ -1,0 +1,105 @@
+"""Quiz attempts' use cases: grade a learner's answers against the published quiz, store the
+attempt with its event, list attempts, export and erase a learner's attempts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
+from bloop.platform.content.attempts.model import AnswerValue, Attempt, PublishedQuiz
+from bloop.platform.content.attempts.ports import AttemptStore, Duplicate, QuizSource
+from bloop.platform.content.quiz import AnswerError, LearnerQuiz, find_quiz, grade, learner_quiz
+from bloop.platform.content.service import ContentService
+from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.types import type_of
+
+# Two submissions of one learner at one quiz racing for the same number: the loser takes the
+# next one. More than this many losses in a row means something else is wrong.
+NUMBERING_TRIES = 5
+
+
+class ContentQuizzes:
+    """The published quizzes, read through content's own service."""
+
+    def __init__(self, content: ContentService) -> None:
+        self.content = content
+
+    async def published_quiz(self, tenant: str, lesson_id: str, quiz_id: str) -> PublishedQuiz:
+        lesson = await self.content.lesson(tenant, lesson_id, drafts=False)
+        quiz = find_quiz(lesson.blocks, quiz_id)
+        if quiz is None:
+            raise NotFound(f"no quiz {quiz_id!r} in lesson {lesson_id!r}")
+        return PublishedQuiz(tenant=tenant, lesson_id=lesson.id, lesson_version=lesson.version,
+                             course_id=lesson.course, teaches=lesson.teaches, quiz=quiz)
+
+
+def graded_event(attempt: Attempt, quiz: PublishedQuiz) -> Envelope:
+    return type_of(QuizAttemptGraded).envelope(QuizAttemptGraded(
+        attempt_id=attempt.id, user_id=attempt.learner, lesson_id=attempt.lesson_id,
+        lesson_version=attempt.lesson_version, course_id=quiz.course_id, quiz_id=attempt.quiz_id,
+        concepts=quiz.teaches, attempt_number=attempt.number, score=attempt.score,
+        max_score=attempt.max_score,
+        questions=[QuestionGraded(question_id=q.question_id, correct=q.correct,
+                                  outcome=q.outcome, score=q.score, max_score=q.max_score)
+                   for q in attempt.questions],
+        graded_at=attempt.graded_at,
+    ), tenant=attempt.tenant, subject=attempt.lesson_id, time=attempt.graded_at)
+
+
+class AttemptService:
+    def __init__(self, store: AttemptStore, quizzes: QuizSource,
+                 on_write: Callable[[], None] = lambda: None) -> None:
+        """`on_write` runs after each stored attempt (the outbox relay's `wake`)."""
+        self.store = store
+        self.quizzes = quizzes
+        self._on_write = on_write
+
+    async def quiz(self, tenant: str, lesson_id: str, quiz_id: str) -> LearnerQuiz:
+        """The published quiz as a learner sees it: without its answers."""
+        return learner_quiz((await self.quizzes.published_quiz(tenant, lesson_id, quiz_id)).quiz)
+
+    async def submit(self, tenant: str, learner: str, lesson_id: str, quiz_id: str,
+                     answers: dict[str, AnswerValue]) -> Attempt:
+        """Grades `answers` against the published quiz and stores the attempt, numbered after
+        the learner's earlier ones, with its `quiz.attempt.graded` event. 404 when the lesson is
+        not published or has no such quiz, 422 (naming the question) when an answer does not
+        fit its question."""
+        quiz = await self.quizzes.published_quiz(tenant, lesson_id, quiz_id)
+        try:
+            result = grade(quiz.quiz, answers)
+        except AnswerError as exc:
+            raise Problem(str(exc), status=422, code="invalid_answer",
+                          extra={"question": exc.question}) from None
+        for _ in range(NUMBERING_TRIES):
+            number = await self.store.last_number(tenant, learner, lesson_id, quiz_id) + 1
+            attempt = Attempt.graded(quiz, learner, answers, result, number)
+            try:
+                await self.store.add(attempt, [graded_event(attempt, quiz)])
+            except Duplicate:
+                continue
+            self._on_write()
+            return attempt
+        raise Conflict("other attempts at this quiz are being stored; try again",
+                       code="attempt_conflict")
+
+    async def of_learner(self, tenant: str, learner: str, lesson_id: str,
+                         quiz_id: str | None = None, *, before: str | None = None,
+                         limit: int = 100) -> list[Attempt]:
+        return await self.store.of_learner(tenant, learner, lesson_id=lesson_id, quiz_id=quiz_id,
+                                           before=before, limit=limit)
+
+    async def of_lesson(self, tenant: str, lesson_id: str, *, quiz_id: str | None = None,
+                        learner: str | None = None, before: str | None = None,
+                        limit: int = 100) -> list[Attempt]:
+        return await self.store.of_lesson(tenant, lesson_id, quiz_id=quiz_id, learner=learner,
+                                          before=before, limit=limit)
+
+    async def personal_data(self, tenant: str, user_id: str) -> dict[str, object]:
+        """Every quiz attempt of the user, for their data export."""
+        attempts = await self.store.of_learner(tenant, user_id, limit=None)
+        return {"quiz_attempts": [a.model_dump(mode="json") for a in attempts]}
+
+    async def erase_learner(self, tenant: str, user_id: str) -> int:
+        """Deletes the user's attempts (idempotent); returns how many were deleted."""
+        return await self.store.erase_learner(tenant, user_id)

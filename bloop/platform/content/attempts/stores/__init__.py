@@ -1,0 +1,1 @@
+"""The quiz attempt store adapters: `embedded` (SQLite) and `mongo` (MongoDB wire protocol)."""

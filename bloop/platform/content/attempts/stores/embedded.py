@@ -1,0 +1,88 @@
+"""The embedded quiz attempt store: SQLite (content's database), with its own outbox table. An
+attempt and its event are written in one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from bloop.platform.content.attempts.model import Attempt
+from bloop.platform.content.attempts.ports import Duplicate
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
+from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.sqlite import SqliteDB
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS quiz_attempts (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, learner TEXT NOT NULL, lesson_id TEXT NOT NULL,
+  quiz_id TEXT NOT NULL, number INTEGER NOT NULL, sort_key TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (tenant, id), UNIQUE (tenant, lesson_id, quiz_id, learner, number));
+CREATE INDEX IF NOT EXISTS quiz_attempts_learner ON quiz_attempts (tenant, learner, sort_key);
+CREATE INDEX IF NOT EXISTS quiz_attempts_lesson ON quiz_attempts (tenant, lesson_id, sort_key);
+"""
+
+
+class EmbeddedAttemptStore:
+    def __init__(self, db: SqliteDB, registry: EventRegistry) -> None:
+        self.db = db
+        self._outbox = SqliteOutbox(db, registry, name="quiz_attempt_outbox")
+
+    @property
+    def outbox(self) -> SqliteOutbox:
+        return self._outbox
+
+    async def setup(self) -> None:
+        await self.db.run(lambda c: c.executescript(SCHEMA))
+        await self._outbox.setup()
+
+    async def add(self, attempt: Attempt, events: Sequence[Envelope]) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO quiz_attempts (tenant, id, learner, lesson_id, quiz_id, number,"
+                      " sort_key, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      (attempt.tenant, attempt.id, attempt.learner, attempt.lesson_id,
+                       attempt.quiz_id, attempt.number, attempt.sort_key,
+                       attempt.model_dump_json()))
+            self._outbox.add(c, *events)
+
+        try:
+            await self.db.transaction(write)
+        except sqlite3.IntegrityError:
+            raise Duplicate(attempt.id) from None
+
+    async def last_number(self, tenant: str, learner: str, lesson_id: str, quiz_id: str) -> int:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT max(number) FROM quiz_attempts WHERE tenant = ? AND lesson_id = ?"
+            " AND quiz_id = ? AND learner = ?", (tenant, lesson_id, quiz_id, learner)).fetchone())
+        return int(row[0] or 0)
+
+    async def _select(self, where: dict[str, str | None], before: str | None,
+                      limit: int | None) -> list[Attempt]:
+        clauses = [f"{column} = ?" for column, value in where.items() if value is not None]
+        params: list[object] = [value for value in where.values() if value is not None]
+        if before is not None:
+            clauses.append("sort_key < ?")
+            params.append(before)
+        sql = f"SELECT doc FROM quiz_attempts WHERE {' AND '.join(clauses)} ORDER BY sort_key DESC"  # noqa: S608
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = await self.db.run(lambda c: c.execute(sql, params).fetchall())
+        return [Attempt.model_validate_json(r["doc"]) for r in rows]
+
+    async def of_learner(self, tenant: str, learner: str, *, lesson_id: str | None = None,
+                         quiz_id: str | None = None, before: str | None = None,
+                         limit: int | None = 100) -> list[Attempt]:
+        return await self._select({"tenant": tenant, "learner": learner, "lesson_id": lesson_id,
+                                   "quiz_id": quiz_id}, before, limit)
+
+    async def of_lesson(self, tenant: str, lesson_id: str, *, quiz_id: str | None = None,
+                        learner: str | None = None, before: str | None = None,
+                        limit: int = 100) -> list[Attempt]:
+        return await self._select({"tenant": tenant, "lesson_id": lesson_id, "quiz_id": quiz_id,
+                                   "learner": learner}, before, limit)
+
+    async def erase_learner(self, tenant: str, learner: str) -> int:
+        cur = await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM quiz_attempts WHERE tenant = ? AND learner = ?", (tenant, learner)))
+        return int(cur.rowcount)

@@ -1,0 +1,127 @@
+"""What content consumes.
+
+- Its own `content.events`: a lesson's edit, publication or deletion, and a course's
+  publication, drop the cached learner's JSON of the lessons they name, in every process that
+  shares the cache (the writing process also drops them right after its write). Dropping again
+  drops nothing, so a redelivered event is harmless.
+- `user.events`: a deleted user is taken out of the co-authors of every course (and out of the
+  owner's place of those they own). Running it again changes nothing.
+- `video.events`: when an AI job completes with audio or video outputs, their bytes are copied
+  from the AI service's file store into the tenant's media, and each is appended to the
+  lesson's draft as an audio or a video block: its authors review it, and learners see it once
+  they publish. Identical bytes are stored once and a draft already showing a media gets it not
+  again, so a redelivered event adds nothing. An output content refuses (type, size, quota) or a
+  lesson that is gone is logged and skipped: retrying would not change it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from bloop.ai.jobs.events import TOPIC as AI_EVENTS
+from bloop.ai.jobs.events import JobCompleted
+from bloop.platform.content.events import (
+    TOPIC,
+    CoursePublished,
+    LessonDeleted,
+    LessonPublished,
+    LessonUpdated,
+)
+from bloop.platform.content.media.service import MediaService
+from bloop.platform.content.model import AudioBlock, VideoBlock
+from bloop.platform.content.service import ContentService
+from bloop.platform.identity.events import TOPIC as USER_EVENTS
+from bloop.platform.identity.events import UserDeleted
+from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.events.bus.port import Subscription
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.types import type_of
+
+CACHE_GROUP = "content.cache"
+AUTHORS_GROUP = "content.authors"
+AI_MEDIA_GROUP = "content.ai-media"
+LESSON_EVENTS = (LessonUpdated, LessonPublished, LessonDeleted)
+ATTACHED_KINDS: dict[str, type[AudioBlock] | type[VideoBlock]] = {
+    "audio": AudioBlock, "video": VideoBlock}
+log = logging.getLogger("bloop.content")
+
+
+class JobOutputs(Protocol):
+    """Where the AI service keeps its jobs' output files."""
+
+    def read(self, tenant: str, file_id: str) -> AsyncIterator[bytes]:
+        """The file's bytes, in chunks; none when the tenant has no such file."""
+
+
+def ai_media_subscription(service: ContentService, media: MediaService,
+                          outputs: JobOutputs) -> Subscription:
+    completed = type_of(JobCompleted)
+
+    async def attach(envelope: Envelope) -> None:
+        job = completed.parse(envelope)
+        tenant = envelope.tenant
+        wanted = [o for o in job.outputs if o.kind in ATTACHED_KINDS]
+        if not wanted:
+            return
+        if await service.repo.get_lesson(tenant, job.lesson_id) is None:
+            log.warning("an AI job finished for a lesson that is gone", extra={
+                "tenant": tenant, "lesson": job.lesson_id, "job": job.job_id})
+            return
+        blocks: list[AudioBlock | VideoBlock] = []
+        for out in wanted:
+            try:
+                stored = await media.upload(tenant, outputs.read(tenant, out.file_id),
+                                            filename=out.name, declared_size=out.bytes,
+                                            by=job.requested_by)
+            except Problem as exc:
+                if exc.status >= 500:
+                    raise
+                log.warning("an AI output was not kept as media", extra={
+                    "tenant": tenant, "job": job.job_id, "output": out.name, "code": exc.code})
+                continue
+            if stored.info.kind != out.kind:
+                log.warning("an AI output is not what it claims to be", extra={
+                    "tenant": tenant, "job": job.job_id, "output": out.name,
+                    "kind": stored.info.kind})
+                if stored.created:
+                    await media.delete(tenant, stored.info.id)
+                continue
+            blocks.append(ATTACHED_KINDS[out.kind](
+                media=stored.info.id, title=f"{out.kind.title()} made by AI ({job.kind})"))
+        try:
+            await service.attach_media(tenant, job.lesson_id, blocks)
+        except Problem as exc:
+            if exc.status >= 500 or exc.code == "stale_version":
+                raise
+            log.warning("AI media was not attached to its lesson", extra={
+                "tenant": tenant, "lesson": job.lesson_id, "job": job.job_id, "code": exc.code,
+                "detail": str(exc)})
+
+    return Subscription(AI_MEDIA_GROUP, (AI_EVENTS,), attach,
+                        types=frozenset({completed.type_id}))
+
+
+def subscriptions(service: ContentService) -> list[Subscription]:
+    course_published = type_of(CoursePublished)
+    lesson_types: dict[str, Callable[[Envelope], str]] = {
+        type_of(t).type_id: (lambda e, t=t: type_of(t).parse(e).lesson_id)  # type: ignore[misc]
+        for t in LESSON_EVENTS}
+    deleted = type_of(UserDeleted)
+
+    async def invalidate(envelope: Envelope) -> None:
+        if envelope.type == course_published.type_id:
+            await service.forget(envelope.tenant, course_published.parse(envelope).lesson_ids)
+        else:
+            await service.forget(envelope.tenant, [lesson_types[envelope.type](envelope)])
+
+    async def forget_author(envelope: Envelope) -> None:
+        await service.forget_author(envelope.tenant, deleted.parse(envelope).user_id)
+
+    return [
+        Subscription(CACHE_GROUP, (TOPIC,), invalidate,
+                     types=frozenset({course_published.type_id, *lesson_types})),
+        Subscription(AUTHORS_GROUP, (USER_EVENTS,), forget_author,
+                     types=frozenset({deleted.type_id})),
+    ]

@@ -1,0 +1,120 @@
+"""Media's HTTP API. Educators upload a file as the raw request body (its type is sniffed from
+the bytes; `Content-Type` and `?filename=` are checked against them); members read media with
+`Range` requests, so a video player can seek. Staff read every media of their tenant, other
+members what the tenant's published lessons reference."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from bloop.platform.content.api import Author, TenantId
+from bloop.platform.content.media.model import MEDIA_ID_PATTERN, Media, MediaInfo, MediaUsage
+from bloop.platform.content.media.service import MediaService
+from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.pagination import Page
+
+MediaId = Annotated[str, Path(pattern=MEDIA_ID_PATTERN, description="a media id (32 hex digits)")]
+Reader = Annotated[Principal, Depends(require(scopes=["content:read"]))]
+Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "tenant_admin",
+                                             scopes=["content:read"]))]
+UPLOAD_PATH = "/v1/tenants/{tenant}/media"
+# Served SVGs may neither run script nor load anything.
+SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+
+
+def get_media(request: Request) -> MediaService:
+    service: MediaService = request.app.state.content.state["media"]
+    return service
+
+
+Svc = Annotated[MediaService, Depends(get_media)]
+
+
+router = APIRouter(prefix="/v1/tenants/{tenant}/media", tags=["media"])
+
+
+@router.post("", status_code=201, responses={200: {"description": "the tenant already had "
+                                                   "these bytes: that media"}})
+async def upload(
+    tenant: TenantId, request: Request, response: Response, service: Svc, me: Author,
+    filename: Annotated[str | None, Query(max_length=255, description="the file's name")] = None,
+    content_type: Annotated[str | None, Header()] = None,
+    content_length: Annotated[int | None, Header(ge=0)] = None,
+) -> Media:
+    """Stores the request body as media (up to the size limit of its kind; 413 above it or
+    above the tenant's quota, 415 when the bytes are not an accepted type or not the claimed
+    one)."""
+    stored = await service.upload(tenant, request.stream(), filename=filename,
+                                  claimed=content_type, declared_size=content_length,
+                                  by=me.user_id)
+    if not stored.created:
+        response.status_code = 200
+    return Media.of(stored.info)
+
+
+@router.get("")
+async def list_media(tenant: TenantId, service: Svc, _: Staff,
+                     limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Page[Media]:
+    return Page(items=[Media.of(m) for m in await service.media(tenant, limit=limit)])
+
+
+@router.get("/usage")
+async def usage(tenant: TenantId, service: Svc, _: Staff) -> MediaUsage:
+    return await service.usage(tenant)
+
+
+@router.get("/{media}")
+async def get_media_info(tenant: TenantId, media: MediaId, service: Svc, me: Reader) -> Media:
+    return Media.of(await service.readable(me, tenant, media))
+
+
+def _disposition(info: MediaInfo) -> str:
+    how = "attachment" if info.kind in ("archive", "text") else "inline"
+    ascii_name = info.filename.encode("ascii", "replace").decode().replace('"', "'")
+    return f"{how}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(info.filename)}"
+
+
+@router.api_route("/{media}/content", methods=["GET", "HEAD"], response_class=StreamingResponse,
+                  responses={206: {"description": "the requested byte range"},
+                             304: {"description": "the caller's copy is current"},
+                             416: {"description": "the range lies outside the file"}})
+async def content(
+    tenant: TenantId, media: MediaId, request: Request, service: Svc, me: Reader,
+    range_: Annotated[str | None, Header(alias="range")] = None,
+    if_range: Annotated[str | None, Header()] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The media's bytes. `Range: bytes=a-b`, `bytes=a-` and `bytes=-n` get 206 with
+    `Content-Range`; the `ETag` is the SHA-256 of the bytes."""
+    info = await service.readable(me, tenant, media)
+    headers = {"Accept-Ranges": "bytes", "ETag": info.etag, "Cache-Control": "private, max-age=3600",
+               "Content-Disposition": _disposition(info), "X-Content-Type-Options": "nosniff"}
+    if info.content_type == "image/svg+xml":
+        headers["Content-Security-Policy"] = SVG_POLICY
+    if if_none_match is not None and info.etag in {t.strip() for t in if_none_match.split(",")}:
+        return Response(status_code=304, headers=headers)
+    if if_range is not None and if_range.strip() != info.etag:
+        range_ = None
+    opened = await service.open(info, range_)
+    part = opened.range
+    headers["Content-Length"] = str(part.length)
+    status = 200
+    if part.partial:
+        status = 206
+        headers["Content-Range"] = part.content_range
+    if request.method == "HEAD":
+        await opened.body.aclose()
+        return Response(status_code=status, headers=headers, media_type=info.content_type)
+    return StreamingResponse(opened.body, status_code=status, headers=headers,
+                             media_type=info.content_type)
+
+
+@router.delete("/{media}", status_code=204)
+async def delete_media(tenant: TenantId, media: MediaId, service: Svc, _: Author) -> None:
+    """Removes the media; lessons that still reference it then show it as missing."""
+    await service.delete(tenant, media)
+

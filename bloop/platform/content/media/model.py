@@ -1,0 +1,67 @@
+"""A stored media file's record. No I/O here."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from bloop.platform.content.model import Slug
+
+MediaKind = Literal["image", "audio", "video", "pdf", "archive", "text"]
+MEDIA_ID_PATTERN = r"^[0-9a-f]{32}$"
+MediaId = Annotated[str, StringConstraints(pattern=MEDIA_ID_PATTERN)]
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def new_media_id() -> str:
+    return uuid.uuid4().hex
+
+
+def clean_filename(name: str | None, fallback: str = "file") -> str:
+    """The last path segment of `name` without control characters, at most 200 characters."""
+    base = re.split(r"[/\\]", name or "")[-1]
+    base = _UNSAFE.sub("", base).strip().lstrip(".")
+    return base[-200:] or fallback
+
+
+class MediaInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: MediaId
+    tenant: Slug
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    content_type: str = Field(description="sniffed from the bytes, never taken from the client")
+    kind: MediaKind
+    size: int = Field(ge=1, description="bytes")
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    created_by: str | None = None
+    created_at: datetime
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.sha256}"'
+
+
+def media_url(tenant: str, media_id: str) -> str:
+    """Where a media file's bytes are served (the API route)."""
+    return f"/v1/tenants/{tenant}/media/{media_id}/content"
+
+
+class Media(MediaInfo):
+    """A media record as the API shows it, with the URL of its bytes."""
+
+    url: str
+
+    @classmethod
+    def of(cls, info: MediaInfo) -> Media:
+        return cls(**info.model_dump(), url=media_url(info.tenant, info.id))
+
+
+class MediaUsage(BaseModel):
+    tenant: Slug
+    used_bytes: int
+    quota_bytes: int

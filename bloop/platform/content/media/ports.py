@@ -1,0 +1,44 @@
+"""What media needs from a store: a file's bytes and its record, kept together. Every call names
+its tenant; no call reaches another tenant's media."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Protocol
+
+from bloop.platform.content.media.model import MediaInfo
+
+
+class MediaExists(Exception):
+    """The tenant already has media with this id."""
+
+
+class MediaMissing(Exception):
+    """The tenant has no media with this id."""
+
+
+class MediaStore(Protocol):
+    async def setup(self) -> None:
+        """Creates tables, folders or indexes; safe to call on every start."""
+
+    async def put(self, info: MediaInfo, source: Path) -> None:
+        """Stores the bytes of the file at `source` (exactly `info.size` of them) with `info`,
+        both or neither; the store may move `source` away. `MediaExists` when the id is taken."""
+
+    async def get(self, tenant: str, media_id: str) -> MediaInfo | None: ...
+
+    async def find_by_checksum(self, tenant: str, sha256: str) -> MediaInfo | None:
+        """Media of the tenant with these bytes, if any."""
+
+    async def list_media(self, tenant: str, *, limit: int = 100) -> list[MediaInfo]:
+        """The tenant's media, newest first."""
+
+    async def usage(self, tenant: str) -> int:
+        """The bytes the tenant's media take, in all."""
+
+    def read(self, tenant: str, media_id: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes [start, end) of the media, in chunks; `MediaMissing` when there is none."""
+
+    async def delete(self, tenant: str, media_id: str) -> bool:
+        """Removes the media's record and bytes; False when there was none."""

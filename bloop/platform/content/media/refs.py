@@ -1,0 +1,38 @@
+"""Which media a lesson references: the media id of any block field named for media
+(`media`, `media_id`, `poster_media`, …) and every media URL in its Markdown. No I/O here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel
+
+from bloop.platform.content.media.model import media_url
+
+__all__ = ["media_url", "referenced_media"]
+
+_ID = re.compile(r"^[0-9a-f]{32}$")
+_URL = re.compile(r"/media/([0-9a-f]{32})(?![0-9a-f])")
+
+
+def _walk(value: Any, key: str, found: set[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _walk(v, str(k), found)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _walk(v, key, found)
+    elif isinstance(value, str):
+        if "media" in key.lower() and _ID.match(value):
+            found.add(value)
+        found.update(_URL.findall(value))
+
+
+def referenced_media(lessons: Iterable[BaseModel]) -> set[str]:
+    """The media ids the blocks of `lessons` reference."""
+    found: set[str] = set()
+    for lesson in lessons:
+        _walk(lesson.model_dump(mode="json").get("blocks", []), "", found)
+    return found

@@ -1,0 +1,306 @@
+"""Media use cases over a `MediaStore`: streamed uploads (typed from their bytes, hashed, held to
+the size limit of their kind and to the tenant's quota as the bytes arrive), reads of byte ranges,
+and who may read what."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from bloop.platform.content.media import sniff
+from bloop.platform.content.media.model import MediaInfo, MediaUsage, clean_filename, new_media_id
+from bloop.platform.content.media.ports import MediaExists, MediaMissing, MediaStore
+from bloop.platform.content.media.ranges import ByteRange, Unsatisfiable, parse_range
+from bloop.platform.content.media.settings import MediaSettings
+from bloop.platform.content.model import now
+from bloop.platform.kit.auth import STAFF, Principal
+from bloop.platform.kit.errors import NotFound, Problem
+
+FLUSH_BYTES = 1024 * 1024
+FILE_READ_BYTES = 1024 * 1024
+
+PublishedMedia = Callable[[str], Awaitable[set[str]]]
+"""The media ids a tenant's published lessons reference."""
+
+
+class TooLarge(Problem):
+    status, code = 413, "too_large"
+
+
+class QuotaExceeded(Problem):
+    status, code = 413, "quota_exceeded"
+
+
+class UnsupportedType(Problem):
+    status, code = 415, "unsupported_media_type"
+
+
+class RangeNotSatisfiable(Problem):
+    status, code = 416, "range_not_satisfiable"
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
+
+
+@dataclass(frozen=True)
+class Stored:
+    info: MediaInfo
+    created: bool
+    """False when the tenant already had these bytes and `info` is that media."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    info: MediaInfo
+    range: ByteRange
+    body: AsyncGenerator[bytes, None]
+
+
+class _Spool:
+    """A temporary file that hashes and counts what is written to it."""
+
+    def __init__(self, folder: Path) -> None:
+        fd, name = tempfile.mkstemp(dir=folder, prefix="upload-", suffix=".part")
+        self.path = Path(name)
+        self.handle: IO[bytes] = os.fdopen(fd, "wb")
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """The bytes of a local file, in chunks."""
+    handle = await asyncio.to_thread(path.open, "rb")
+    try:
+        while chunk := await asyncio.to_thread(handle.read, FILE_READ_BYTES):
+            yield chunk
+    finally:
+        await asyncio.to_thread(handle.close)
+
+
+class MediaService:
+    def __init__(self, store: MediaStore, settings: MediaSettings, spool: Path,
+                 published_media: PublishedMedia) -> None:
+        self.store = store
+        self.settings = settings
+        self.spool = spool
+        self._published_media = published_media
+        self._published: dict[str, tuple[float, set[str]]] = {}
+
+    async def setup(self) -> None:
+        await asyncio.to_thread(self.spool.mkdir, parents=True, exist_ok=True)
+        await self.store.setup()
+
+    # uploads
+
+    async def usage(self, tenant: str) -> MediaUsage:
+        return MediaUsage(tenant=tenant, used_bytes=await self.store.usage(tenant),
+                          quota_bytes=self.settings.tenant_quota_bytes)
+
+    def _quota_problem(self, usage: MediaUsage, size: int, at_least: bool = False) -> QuotaExceeded:
+        more = "at least " if at_least else ""
+        return QuotaExceeded(
+            f"the tenant's media quota is exceeded: {_mib(usage.used_bytes)} of "
+            f"{_mib(usage.quota_bytes)} are used, and this upload adds {more}{_mib(size)}; "
+            "delete media or ask for a larger quota",
+            extra={"used_bytes": usage.used_bytes, "quota_bytes": usage.quota_bytes,
+                   "upload_bytes": size})
+
+    async def check_quota(self, tenant: str, size: int) -> None:
+        """Raises `QuotaExceeded` when `size` more bytes would not fit the tenant's quota."""
+        usage = await self.usage(tenant)
+        if usage.used_bytes + size > usage.quota_bytes:
+            raise self._quota_problem(usage, size)
+
+    def _too_large(self, found: sniff.Sniffed, size: int, at_least: bool = False) -> TooLarge:
+        limit = self.settings.max_bytes(found.kind)
+        more = "at least " if at_least else ""
+        return TooLarge(f"{found.label} may hold at most {_mib(limit)}; this one has "
+                        f"{more}{_mib(size)}",
+                        extra={"kind": found.kind, "limit_bytes": limit, "upload_bytes": size})
+
+    async def upload(self, tenant: str, body: AsyncIterable[bytes], *, filename: str | None,
+                     claimed: str | None = None, declared_size: int | None = None,
+                     by: str | None = None) -> Stored:
+        """Stores the bytes of `body` as media of the tenant; identical bytes of the same type
+        that the tenant already has are not stored twice. Raises 415 when the bytes are not an
+        accepted type or not the claimed one, 413 above the size limit of their kind or the
+        tenant's quota, 422 for an empty file or an unsafe SVG; nothing is kept then."""
+        usage = await self.usage(tenant)
+        room = max(0, usage.quota_bytes - usage.used_bytes)
+        spool = await asyncio.to_thread(_Spool, self.spool)
+        try:
+            chunks = aiter(body)
+            head = bytearray()
+            ended = False
+            while len(head) < sniff.SNIFF_BYTES:
+                try:
+                    head += await anext(chunks)
+                except StopAsyncIteration:
+                    ended = True
+                    break
+            found = self._identify(bytes(head), filename, claimed, ended)
+            limit = self.settings.max_bytes(found.kind)
+            if declared_size is not None and declared_size > limit:
+                raise self._too_large(found, declared_size)
+            if declared_size is not None and declared_size > room:
+                raise self._quota_problem(usage, declared_size)
+            pending = head
+            async for chunk in chunks:
+                pending += chunk
+                if spool.size + len(pending) > limit:
+                    raise self._too_large(found, spool.size + len(pending), at_least=True)
+                if spool.size + len(pending) > room:
+                    raise self._quota_problem(usage, spool.size + len(pending), at_least=True)
+                if len(pending) >= FLUSH_BYTES:
+                    await asyncio.to_thread(spool.write, bytes(pending))
+                    pending = bytearray()
+            if len(pending) > limit:
+                raise self._too_large(found, len(pending))
+            if len(pending) > room:
+                raise self._quota_problem(usage, len(pending))
+            await asyncio.to_thread(spool.write, bytes(pending))
+            await asyncio.to_thread(spool.handle.close)
+            if found.kind == "text" or found is sniff.SVG:
+                await asyncio.to_thread(self._check_whole_text, spool.path, found)
+            return await self._keep(tenant, spool, found, filename, by)
+        finally:
+            await asyncio.to_thread(spool.discard)
+
+    def _identify(self, head: bytes, filename: str | None, claimed: str | None,
+                  complete: bool) -> sniff.Sniffed:
+        if not head:
+            raise Problem("the file is empty", status=422, code="empty_file")
+        try:
+            found = sniff.sniff(head, filename, claimed, complete=complete)
+            sniff.check_claim(found, claimed, filename)
+        except sniff.Mismatch as exc:
+            raise UnsupportedType(str(exc), code="type_mismatch") from None
+        except sniff.Unrecognised as exc:
+            raise UnsupportedType(str(exc)) from None
+        return found
+
+    @staticmethod
+    def _check_whole_text(path: Path, found: sniff.Sniffed) -> None:
+        data = path.read_bytes()
+        try:
+            sniff.check_text(data)
+            if found is sniff.SVG:
+                sniff.check_svg(data)
+        except sniff.Unrecognised as exc:
+            raise UnsupportedType(str(exc)) from None
+        except sniff.UnsafeSvg as exc:
+            raise Problem(str(exc), status=422, code="unsafe_svg") from None
+
+    async def _keep(self, tenant: str, spool: _Spool, found: sniff.Sniffed,
+                    filename: str | None, by: str | None) -> Stored:
+        checksum = spool.sha256.hexdigest()
+        existing = await self.store.find_by_checksum(tenant, checksum)
+        if existing is not None and existing.content_type == found.content_type:
+            return Stored(existing, created=False)
+        info = MediaInfo(id=new_media_id(), tenant=tenant,
+                         filename=clean_filename(filename, found.kind + found.ext),
+                         content_type=found.content_type, kind=found.kind, size=spool.size,
+                         sha256=checksum, created_by=by, created_at=now())
+        try:
+            await self.store.put(info, spool.path)
+        except MediaExists:  # a fresh random id taken: try once more with another
+            info = info.model_copy(update={"id": new_media_id()})
+            await self.store.put(info, spool.path)
+        return Stored(info, created=True)
+
+    async def inspect(self, path: Path, *, filename: str | None,
+                      claimed: str | None = None) -> sniff.Sniffed:
+        """What the local file at `path` is, under the same checks as `upload` (bar the quota),
+        without storing it."""
+        def check() -> sniff.Sniffed:
+            size = path.stat().st_size
+            with path.open("rb") as handle:
+                head = handle.read(sniff.SNIFF_BYTES)
+            found = self._identify(head, filename, claimed, complete=size <= len(head))
+            if size > self.settings.max_bytes(found.kind):
+                raise self._too_large(found, size)
+            if found.kind == "text" or found is sniff.SVG:
+                self._check_whole_text(path, found)
+            return found
+
+        return await asyncio.to_thread(check)
+
+    async def upload_file(self, tenant: str, path: Path, *, filename: str,
+                          by: str | None = None) -> Stored:
+        """`upload` of a local file (a part of an import)."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        return await self.upload(tenant, file_chunks(path), filename=filename,
+                                 declared_size=size, by=by)
+
+    # reads
+
+    async def info(self, tenant: str, media_id: str) -> MediaInfo:
+        info = await self.store.get(tenant, media_id)
+        if info is None:
+            raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
+        return info
+
+    async def media(self, tenant: str, *, limit: int = 100) -> list[MediaInfo]:
+        return await self.store.list_media(tenant, limit=limit)
+
+    async def readable(self, reader: Principal, tenant: str, media_id: str) -> MediaInfo:
+        """The media, when `reader` may read it: the tenant's staff read all its media, other
+        members what the tenant's published lessons reference. Others get 404, as for media
+        that does not exist."""
+        if not reader.has_any(STAFF) and not await self._published_reference(tenant, media_id):
+            raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
+        return await self.info(tenant, media_id)
+
+    async def _published_reference(self, tenant: str, media_id: str) -> bool:
+        at, ids = self._published.get(tenant, (0.0, set()))
+        age = time.monotonic() - at
+        if media_id in ids and age < self.settings.published_cache_s:
+            return True
+        if media_id not in ids and age < min(1.0, self.settings.published_cache_s):
+            return False
+        ids = await self._published_media(tenant)
+        self._published[tenant] = (time.monotonic(), ids)
+        return media_id in ids
+
+    async def open(self, info: MediaInfo, range_header: str | None) -> Opened:
+        """The bytes of `range_header`'s range (all of them without one). Raises
+        `RangeNotSatisfiable` (416)."""
+        try:
+            wanted = parse_range(range_header, info.size)
+        except Unsatisfiable as exc:
+            raise RangeNotSatisfiable(
+                str(exc), headers={"Content-Range": f"bytes */{exc.size}"}) from None
+        return Opened(info, wanted, self._body(info, wanted))
+
+    async def _body(self, info: MediaInfo, wanted: ByteRange) -> AsyncGenerator[bytes, None]:
+        try:
+            async for chunk in self.store.read(info.tenant, info.id, wanted.start, wanted.end):
+                yield chunk
+        except MediaMissing:
+            return  # deleted while being read: the response ends short
+
+    # removal
+
+    async def delete(self, tenant: str, media_id: str) -> None:
+        if not await self.store.delete(tenant, media_id):
+            raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
+

@@ -1,0 +1,38 @@
+"""Media limits, from `BLOOP_MEDIA_*` variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bloop.platform.content.media.model import MediaKind
+
+MB = 1024 * 1024
+
+
+class MediaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BLOOP_MEDIA_", extra="ignore", frozen=True)
+
+    image_max_bytes: int = Field(default=10 * MB, ge=1)
+    audio_max_bytes: int = Field(default=100 * MB, ge=1)
+    video_max_bytes: int = Field(default=1024 * MB, ge=1)
+    pdf_max_bytes: int = Field(default=50 * MB, ge=1)
+    archive_max_bytes: int = Field(default=200 * MB, ge=1)
+    text_max_bytes: int = Field(default=2 * MB, ge=1)
+    tenant_quota_bytes: int = Field(default=10 * 1024 * MB, ge=0,
+                                    description="the bytes of media one tenant may keep in all")
+    published_cache_s: float = Field(default=15.0, ge=0, description=(
+        "how long a process keeps the set of media a tenant's published lessons reference "
+        "(what learners may read); a miss reads it again once it is a second old"))
+
+    def max_bytes(self, kind: MediaKind) -> int:
+        limits: dict[MediaKind, int] = {
+            "image": self.image_max_bytes, "audio": self.audio_max_bytes,
+            "video": self.video_max_bytes, "pdf": self.pdf_max_bytes,
+            "archive": self.archive_max_bytes, "text": self.text_max_bytes}
+        return limits[kind]
+
+    @property
+    def largest(self) -> int:
+        return max(self.image_max_bytes, self.audio_max_bytes, self.video_max_bytes,
+                   self.pdf_max_bytes, self.archive_max_bytes, self.text_max_bytes)

@@ -1,0 +1,261 @@
+"""What a file is, from its first bytes, for the types media accepts; and whether that agrees with
+what the client claimed (its `Content-Type` and its file name's extension).
+
+Only these types are accepted: PNG, JPEG, GIF, WebP, SVG (text, refused when it can run script or
+load anything), MP3, AAC, Ogg (Opus or Vorbis), WAV, M4A, MP4, WebM, PDF, ZIP, Markdown and plain
+text. Each is recognised by its own signature, so a file renamed `.png` is still what its bytes
+say it is.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from bloop.platform.content.media.model import MediaKind
+
+SNIFF_BYTES = 8192
+"""How many leading bytes `sniff` needs to tell every accepted type apart."""
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    content_type: str
+    kind: MediaKind
+    label: str
+    ext: str
+
+
+class Unrecognised(ValueError):
+    """The bytes are none of the accepted types."""
+
+
+class Mismatch(ValueError):
+    """The bytes are an accepted type, but not the one the client claimed."""
+
+
+class UnsafeSvg(ValueError):
+    """An SVG that could run script or load something from elsewhere."""
+
+
+PNG = Sniffed("image/png", "image", "a PNG image", ".png")
+JPEG = Sniffed("image/jpeg", "image", "a JPEG image", ".jpg")
+GIF = Sniffed("image/gif", "image", "a GIF image", ".gif")
+WEBP = Sniffed("image/webp", "image", "a WebP image", ".webp")
+SVG = Sniffed("image/svg+xml", "image", "an SVG image", ".svg")
+MP3 = Sniffed("audio/mpeg", "audio", "MP3 audio", ".mp3")
+AAC = Sniffed("audio/aac", "audio", "AAC audio", ".aac")
+OGG = Sniffed("audio/ogg", "audio", "Ogg audio", ".ogg")
+WAV = Sniffed("audio/wav", "audio", "WAV audio", ".wav")
+M4A = Sniffed("audio/mp4", "audio", "M4A audio", ".m4a")
+MP4 = Sniffed("video/mp4", "video", "an MP4 video", ".mp4")
+WEBM = Sniffed("video/webm", "video", "a WebM video", ".webm")
+PDF = Sniffed("application/pdf", "pdf", "a PDF document", ".pdf")
+ZIP = Sniffed("application/zip", "archive", "a ZIP archive", ".zip")
+MARKDOWN = Sniffed("text/markdown", "text", "Markdown text", ".md")
+TEXT = Sniffed("text/plain", "text", "plain text", ".txt")
+
+# What a client may call each type (its Content-Type, lower-case, without parameters).
+_ALIASES: dict[Sniffed, frozenset[str]] = {
+    PNG: frozenset({"image/png", "image/x-png"}),
+    JPEG: frozenset({"image/jpeg", "image/jpg", "image/pjpeg"}),
+    GIF: frozenset({"image/gif"}),
+    WEBP: frozenset({"image/webp"}),
+    SVG: frozenset({"image/svg+xml"}),
+    MP3: frozenset({"audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg"}),
+    AAC: frozenset({"audio/aac", "audio/x-aac", "audio/aacp"}),
+    OGG: frozenset({"audio/ogg", "audio/opus", "audio/vorbis", "application/ogg"}),
+    WAV: frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"}),
+    M4A: frozenset({"audio/mp4", "audio/x-m4a", "audio/m4a", "audio/aac", "video/mp4"}),
+    MP4: frozenset({"video/mp4", "audio/mp4", "video/x-m4v", "application/mp4"}),
+    WEBM: frozenset({"video/webm", "audio/webm"}),
+    PDF: frozenset({"application/pdf", "application/x-pdf"}),
+    ZIP: frozenset({"application/zip", "application/x-zip-compressed", "multipart/x-zip"}),
+    MARKDOWN: frozenset({"text/markdown", "text/x-markdown", "text/plain"}),
+    TEXT: frozenset({"text/plain", "text/markdown", "text/x-markdown"}),
+}
+# Claims that say nothing about the type.
+_VAGUE = frozenset({"", "application/octet-stream", "binary/octet-stream",
+                    "application/x-www-form-urlencoded"})
+# The extensions each type may carry.
+_EXTENSIONS: dict[Sniffed, frozenset[str]] = {
+    PNG: frozenset({".png"}),
+    JPEG: frozenset({".jpg", ".jpeg", ".jpe", ".jfif"}),
+    GIF: frozenset({".gif"}),
+    WEBP: frozenset({".webp"}),
+    SVG: frozenset({".svg"}),
+    MP3: frozenset({".mp3"}),
+    AAC: frozenset({".aac"}),
+    OGG: frozenset({".ogg", ".oga", ".opus"}),
+    WAV: frozenset({".wav"}),
+    M4A: frozenset({".m4a", ".m4b", ".mp4", ".aac"}),
+    MP4: frozenset({".mp4", ".m4v", ".m4a"}),
+    WEBM: frozenset({".webm", ".weba"}),
+    PDF: frozenset({".pdf"}),
+    ZIP: frozenset({".zip"}),
+    MARKDOWN: frozenset({".md", ".markdown"}),
+    TEXT: frozenset({".txt", ".text", ".md", ".markdown"}),
+}
+KNOWN_EXTENSIONS = frozenset().union(*_EXTENSIONS.values())
+_MARKDOWN_EXTENSIONS = _EXTENSIONS[MARKDOWN]
+
+_M4A_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
+_MP4_BRANDS = {b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1",
+               b"M4V ", b"M4VH", b"M4VP", b"dash", b"mmp4", b"msnv", b"F4V ", b"F4P ", b"av01"}
+
+
+def extension(filename: str | None) -> str:
+    return PurePosixPath((filename or "").replace("\\", "/")).suffix.lower()
+
+
+def _mp4(head: bytes) -> Sniffed | None:
+    if len(head) < 12 or head[4:8] != b"ftyp":
+        return None
+    box = int.from_bytes(head[0:4], "big")
+    major = head[8:12]
+    compatible = {head[i:i + 4] for i in range(16, min(box, len(head)) - 3, 4)}
+    if major in _M4A_BRANDS:
+        return M4A
+    if major in _MP4_BRANDS or compatible & _MP4_BRANDS:
+        return MP4
+    return None
+
+
+def _ebml_doctype(head: bytes) -> bytes | None:
+    """The DocType of an EBML (Matroska/WebM) header."""
+    at = head.find(b"\x42\x82", 4, 64)
+    if at < 0 or at + 3 > len(head):
+        return None
+    size_byte = head[at + 2]
+    if not size_byte & 0x80:
+        return None
+    size = size_byte & 0x7F
+    return head[at + 3:at + 3 + size]
+
+
+def _mpeg_audio(head: bytes) -> Sniffed | None:
+    if head.startswith(b"ID3"):
+        return MP3
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return None
+    layer = (head[1] >> 1) & 0x3
+    if layer == 0 and head[1] & 0xF6 == 0xF0:
+        return AAC  # ADTS: MPEG version bit, layer 00
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 0x3
+    if layer == 1 and bitrate not in (0, 15) and rate != 3:
+        return MP3
+    return None
+
+
+def _binary(head: bytes) -> Sniffed | None:
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return GIF
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return WEBP
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return WAV
+    if head.startswith(b"%PDF-"):
+        return PDF
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return ZIP
+    if head.startswith(b"OggS"):
+        return OGG if (b"OpusHead" in head[:128] or b"\x01vorbis" in head[:128]) else None
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return WEBM if _ebml_doctype(head) == b"webm" else None
+    return _mp4(head) or _mpeg_audio(head)
+
+
+_SVG_START = re.compile(
+    rb"^\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!DOCTYPE\s+svg[^>\[]*>\s*)?(?:<!--.*?-->\s*)*"
+    rb"<svg[\s>/]", re.DOTALL | re.IGNORECASE)
+
+
+def _text(head: bytes, complete: bool) -> bool:
+    """True when `head` reads as UTF-8 text (a cut at the end of an incomplete head allowed)."""
+    body = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    if b"\x00" in body:
+        return False
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if complete or exc.start < len(body) - 3:
+            return False
+        text = body[:exc.start].decode("utf-8")
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f")
+    return controls == 0
+
+
+def sniff(head: bytes, filename: str | None = None, claimed: str | None = None, *,
+          complete: bool = False) -> Sniffed:
+    """The type of a file from its first bytes (at least `SNIFF_BYTES` of them, unless `complete`
+    says `head` is the whole file). The name and claimed type only tell Markdown from plain text.
+    Raises `Unrecognised`."""
+    if not head:
+        raise Unrecognised("the file is empty")
+    found = _binary(head)
+    if found is not None:
+        return found
+    if _text(head, complete):
+        if _SVG_START.match(head.removeprefix(b"\xef\xbb\xbf")):
+            return SVG
+        markdown = (extension(filename) in _MARKDOWN_EXTENSIONS
+                    or media_type(claimed) in ("text/markdown", "text/x-markdown"))
+        return MARKDOWN if markdown else TEXT
+    raise Unrecognised("the bytes are none of the accepted types (PNG, JPEG, GIF, WebP, SVG, MP3, "
+                       "AAC, Ogg, WAV, M4A, MP4, WebM, PDF, ZIP, Markdown, plain text)")
+
+
+def media_type(value: str | None) -> str:
+    """A `Content-Type` value without its parameters, lower-case."""
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def check_claim(found: Sniffed, claimed: str | None, filename: str | None) -> None:
+    """Raises `Mismatch` when the claimed type or the file name's extension is not `found`'s."""
+    claim = media_type(claimed)
+    if claim not in _VAGUE and claim not in _ALIASES[found]:
+        raise Mismatch(f"the bytes are {found.label} ({found.content_type}), "
+                       f"not {claim} as the request says")
+    ext = extension(filename)
+    if ext and ext not in _EXTENSIONS[found]:
+        what = "an accepted type" if ext not in KNOWN_EXTENSIONS else "what its bytes are"
+        raise Mismatch(f"the file {filename!r} is {found.label} ({found.content_type}), but its "
+                       f"extension {ext} is not {what}")
+
+
+_SVG_DANGERS = (
+    (re.compile(rb"<\s*script", re.IGNORECASE), "a <script> element"),
+    (re.compile(rb"<\s*foreignObject", re.IGNORECASE), "a <foreignObject> element"),
+    (re.compile(rb"<!ENTITY", re.IGNORECASE), "an entity declaration"),
+    (re.compile(rb"\son[a-z]+\s*=", re.IGNORECASE), "an event handler attribute (on…=)"),
+    (re.compile(rb"javascript\s*:", re.IGNORECASE), "a javascript: URL"),
+    (re.compile(rb"(?:href|src)\s*=\s*[\"']\s*(?!#|data:image/)", re.IGNORECASE),
+     "a link to another resource"),
+    (re.compile(rb"@import|url\(\s*[\"']?\s*(?!#|data:image/)", re.IGNORECASE),
+     "a stylesheet that loads another resource"),
+    (re.compile(rb"<\s*(?:iframe|embed|object|handler|listener)\b", re.IGNORECASE),
+     "an embedded document"),
+)
+
+
+def check_svg(data: bytes) -> None:
+    """Refuses an SVG that could run script or load anything else (`UnsafeSvg`); served SVGs
+    also get a Content-Security-Policy that forbids both."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnsafeSvg("the SVG is not UTF-8 text") from None
+    for pattern, what in _SVG_DANGERS:
+        if pattern.search(data):
+            raise UnsafeSvg(f"the SVG holds {what}; only static SVG images are accepted")
+
+
+def check_text(data: bytes) -> None:
+    """Raises `Unrecognised` unless the whole of `data` is UTF-8 text."""
+    if not _text(data, complete=True):
+        raise Unrecognised("the file starts as text but is not UTF-8 text throughout")

@@ -1,0 +1,120 @@
+"""The embedded media store: each file's bytes on disk under `root/<tenant>/`, its record in
+SQLite (table `media`). The bytes are moved into place before the record is written, and the
+record is removed before the bytes, so a record never points at missing bytes; a crash between
+the two leaves at most an unreferenced file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from bloop.platform.content.media.model import MediaInfo
+from bloop.platform.content.media.ports import MediaExists, MediaMissing
+from bloop.platform.kit.sqlite import SqliteDB
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS media (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+  created_at TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+CREATE INDEX IF NOT EXISTS media_sha256 ON media (tenant, sha256);
+CREATE INDEX IF NOT EXISTS media_created ON media (tenant, created_at);
+"""
+CHUNK = 256 * 1024
+
+
+class FileMediaStore:
+    def __init__(self, db: SqliteDB, root: Path) -> None:
+        self.db = db
+        self.root = root
+
+    def _path(self, tenant: str, media_id: str) -> Path:
+        return self.root / tenant / media_id[:2] / media_id
+
+    async def setup(self) -> None:
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        await self.db.run(lambda c: c.executescript(SCHEMA))
+
+    async def put(self, info: MediaInfo, source: Path) -> None:
+        target = self._path(info.tenant, info.id)
+
+        def place() -> None:
+            if target.exists():
+                raise MediaExists(info.id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(source, target)
+            except OSError:  # another file system: copy, then let the caller drop `source`
+                shutil.copyfile(source, target)
+
+        await asyncio.to_thread(place)
+        try:
+            await self.db.transaction(lambda c: c.execute(
+                "INSERT INTO media (tenant, id, sha256, size, created_at, doc)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (info.tenant, info.id, info.sha256, info.size, info.created_at.isoformat(),
+                 info.model_dump_json())))
+        except BaseException as exc:
+            await asyncio.to_thread(target.unlink, missing_ok=True)
+            if isinstance(exc, sqlite3.IntegrityError):
+                raise MediaExists(info.id) from None
+            raise
+
+    async def get(self, tenant: str, media_id: str) -> MediaInfo | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM media WHERE tenant = ? AND id = ?", (tenant, media_id)).fetchone())
+        return None if row is None else MediaInfo.model_validate_json(row["doc"])
+
+    async def find_by_checksum(self, tenant: str, sha256: str) -> MediaInfo | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM media WHERE tenant = ? AND sha256 = ? ORDER BY created_at LIMIT 1",
+            (tenant, sha256)).fetchone())
+        return None if row is None else MediaInfo.model_validate_json(row["doc"])
+
+    async def list_media(self, tenant: str, *, limit: int = 100) -> list[MediaInfo]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM media WHERE tenant = ? ORDER BY created_at DESC, id LIMIT ?",
+            (tenant, limit)).fetchall())
+        return [MediaInfo.model_validate_json(r["doc"]) for r in rows]
+
+    async def usage(self, tenant: str) -> int:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT COALESCE(SUM(size), 0) AS used FROM media WHERE tenant = ?",
+            (tenant,)).fetchone())
+        return int(row["used"])
+
+    async def read(self, tenant: str, media_id: str, start: int,
+                   end: int) -> AsyncIterator[bytes]:
+        if await self.get(tenant, media_id) is None:
+            raise MediaMissing(media_id)
+        path = self._path(tenant, media_id)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except FileNotFoundError:
+            raise MediaMissing(media_id) from None
+        try:
+            await asyncio.to_thread(handle.seek, start)
+            left = end - start
+            while left > 0:
+                chunk = await asyncio.to_thread(handle.read, min(CHUNK, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    async def delete(self, tenant: str, media_id: str) -> bool:
+        deleted: int = await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM media WHERE tenant = ? AND id = ?", (tenant, media_id)).rowcount)
+        if deleted == 0:
+            return False
+        path = self._path(tenant, media_id)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(path.parent.rmdir)
+        return True

@@ -1,0 +1,118 @@
+"""The GridFS media store (bucket `media` of the `content` database: `media.files` and
+`media.chunks`), through PyMongo's async GridFS bucket; it runs on FerretDB v1 as well as MongoDB.
+
+A file's record rides in its GridFS files document (`metadata`), which GridFS writes after the
+last chunk: until then no read finds the file, and an upload that fails is aborted (its chunks
+removed). The `_id` starts with the tenant (`acme/<id>`), and every query also filters on
+`metadata.tenant`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from gridfs import AsyncGridFSBucket, NoFile
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+
+from bloop.platform.content.media.model import MediaInfo
+from bloop.platform.content.media.ports import MediaExists, MediaMissing
+
+Doc = dict[str, Any]
+CHUNK_BYTES = 255 * 1024
+READ_BYTES = 4 * CHUNK_BYTES
+
+
+def _key(tenant: str, media_id: str) -> str:
+    return f"{tenant}/{media_id}"
+
+
+class GridFsMediaStore:
+    def __init__(self, client: AsyncMongoClient[Doc], database: str = "content",
+                 bucket: str = "media") -> None:
+        db = client[database]
+        self.bucket = AsyncGridFSBucket(db, bucket_name=bucket, chunk_size_bytes=CHUNK_BYTES)
+        self.files = db[f"{bucket}.files"]
+        self.chunks = db[f"{bucket}.chunks"]
+
+    async def setup(self) -> None:
+        await self.chunks.create_index([("files_id", ASCENDING), ("n", ASCENDING)], unique=True,
+                                       name="files_id_1_n_1")
+        await self.files.create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)],
+                                      name="filename_1_uploadDate_1")
+        await self.files.create_index([("metadata.tenant", ASCENDING),
+                                       ("metadata.sha256", ASCENDING)], name="tenant_sha256")
+        await self.files.create_index([("metadata.tenant", ASCENDING),
+                                       ("uploadDate", DESCENDING)], name="tenant_uploaded")
+
+    async def put(self, info: MediaInfo, source: Path) -> None:
+        key = _key(info.tenant, info.id)
+        # An upload that collided with a stored file's chunks would, when aborted, remove them.
+        if await self.files.count_documents({"_id": key}, limit=1):
+            raise MediaExists(info.id)
+        stream = self.bucket.open_upload_stream_with_id(
+            key, info.filename, metadata=info.model_dump(mode="json"))
+        try:
+            with source.open("rb") as handle:
+                while chunk := await asyncio.to_thread(handle.read, READ_BYTES):
+                    await stream.write(chunk)
+            await stream.close()
+        except DuplicateKeyError:
+            raise MediaExists(info.id) from None
+        except BaseException:
+            await asyncio.shield(stream.abort())
+            raise
+
+    async def get(self, tenant: str, media_id: str) -> MediaInfo | None:
+        doc = await self.files.find_one({"_id": _key(tenant, media_id),
+                                         "metadata.tenant": tenant})
+        return None if doc is None else MediaInfo.model_validate(doc["metadata"])
+
+    async def find_by_checksum(self, tenant: str, sha256: str) -> MediaInfo | None:
+        doc = await self.files.find_one({"metadata.tenant": tenant, "metadata.sha256": sha256},
+                                        sort=[("uploadDate", ASCENDING)])
+        return None if doc is None else MediaInfo.model_validate(doc["metadata"])
+
+    async def list_media(self, tenant: str, *, limit: int = 100) -> list[MediaInfo]:
+        cursor = (self.files.find({"metadata.tenant": tenant})
+                  .sort([("uploadDate", DESCENDING), ("_id", ASCENDING)]).limit(limit))
+        return [MediaInfo.model_validate(d["metadata"]) async for d in cursor]
+
+    async def usage(self, tenant: str) -> int:
+        cursor = await self.files.aggregate([
+            {"$match": {"metadata.tenant": tenant}},
+            {"$group": {"_id": None, "used": {"$sum": "$length"}}}])
+        found = [d async for d in cursor]
+        return int(found[0]["used"]) if found else 0
+
+    async def read(self, tenant: str, media_id: str, start: int,
+                   end: int) -> AsyncIterator[bytes]:
+        if await self.get(tenant, media_id) is None:
+            raise MediaMissing(media_id)
+        try:
+            stream = await self.bucket.open_download_stream(_key(tenant, media_id))
+        except NoFile:
+            raise MediaMissing(media_id) from None
+        try:
+            await stream.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = await stream.read(min(READ_BYTES, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                yield chunk
+        finally:
+            await stream.close()
+
+    async def delete(self, tenant: str, media_id: str) -> bool:
+        if await self.get(tenant, media_id) is None:
+            return False
+        try:
+            await self.bucket.delete(_key(tenant, media_id))
+        except NoFile:
+            return False
+        return True

@@ -1,0 +1,61 @@
+"""Builds media (and the uploads that use it) for content's mount: GridFS when MongoDB is real,
+files under `BLOOP_DATA_DIR/media` otherwise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter
+
+from bloop.platform.content.media.ports import MediaStore
+from bloop.platform.content.media.refs import referenced_media
+from bloop.platform.content.media.service import MediaService
+from bloop.platform.content.media.settings import MediaSettings
+from bloop.platform.content.service import ContentService
+from bloop.platform.kit.wiring import Platform
+
+MAX_PUBLISHED_COURSES = 10_000
+# Routes that read and limit their own request bodies, beyond BLOOP_HTTP_MAX_BODY_BYTES.
+LARGE_BODIES = ("/v1/tenants/{tenant}/media", "/v1/tenants/{tenant}/courses/{course}/uploads")
+
+
+def media_store(platform: Platform) -> MediaStore:
+    if platform.settings.mode("mongo") == "real":
+        from bloop.platform.content.media.stores.gridfs import GridFsMediaStore
+
+        return GridFsMediaStore(platform.require_mongo())
+    from bloop.platform.content.media.stores.files import FileMediaStore
+
+    return FileMediaStore(platform.sqlite("content"), platform.settings.runtime.data_dir / "media")
+
+
+def media_service(platform: Platform, content: ContentService,
+                  settings: MediaSettings | None = None) -> MediaService:
+    async def published_media(tenant: str) -> set[str]:
+        courses = await content.courses(tenant, "published", limit=MAX_PUBLISHED_COURSES)
+        lessons = await content.published_lessons_of(tenant, courses)
+        return referenced_media(x for found in lessons.values() for x in found)
+
+    return MediaService(media_store(platform), settings or MediaSettings(),
+                        platform.settings.runtime.data_dir / "spool", published_media)
+
+
+def media_state(platform: Platform, content: ContentService) -> dict[str, object]:
+    """What content's `Mounted.state` holds for media and uploads; `media_setup` readies it."""
+    from bloop.platform.content.uploads.service import UploadService
+
+    media = media_service(platform, content)
+    return {"media": media, "uploads": UploadService(media, content)}
+
+
+async def media_setup(state: dict[str, object]) -> None:
+    media = state["media"]
+    assert isinstance(media, MediaService)
+    await media.setup()
+
+
+def media_routers() -> Sequence[APIRouter]:
+    from bloop.platform.content.media.api import router
+    from bloop.platform.content.uploads.api import router as uploads
+
+    return (router, uploads)

@@ -1,0 +1,129 @@
+"""Search's use cases: query the index, and keep it in step with published content."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import logging
+from datetime import datetime, timedelta
+
+import orjson
+
+from bloop.platform.content.model import now
+from bloop.platform.content.search.model import (
+    Filters,
+    SearchDoc,
+    SearchResults,
+    course_doc,
+    doc_key,
+    lesson_doc,
+    newer,
+)
+from bloop.platform.content.search.ports import PublishedContent, SearchIndex
+from bloop.platform.content.search.query import QuerySyntaxError, parse
+from bloop.platform.content.search.settings import SearchSettings
+from bloop.platform.kit.errors import Problem
+
+log = logging.getLogger("bloop.content.search")
+BATCH = 500
+
+
+def _fingerprint(q: str, filters: Filters) -> str:
+    return hashlib.blake2s(orjson.dumps([q, filters.model_dump()]), digest_size=6).hexdigest()
+
+
+def cursor_of(offset: int, q: str, filters: Filters) -> str:
+    raw = orjson.dumps({"o": offset, "f": _fingerprint(q, filters)})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def offset_of(cursor: str, q: str, filters: Filters) -> int:
+    """The offset a cursor of this same search stands for; 422 for any other string."""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        offset, fingerprint = data["o"], data["f"]
+    except (binascii.Error, ValueError, TypeError, KeyError):
+        raise Problem("the cursor is not one this search returned", status=422,
+                      code="bad_cursor") from None
+    if not isinstance(offset, int) or offset < 0 or fingerprint != _fingerprint(q, filters):
+        raise Problem("the cursor belongs to another search; start again without it",
+                      status=422, code="bad_cursor")
+    return offset
+
+
+class SearchService:
+    def __init__(self, index: SearchIndex, content: PublishedContent,
+                 settings: SearchSettings | None = None) -> None:
+        self.index = index
+        self.content = content
+        self.settings = settings or SearchSettings()
+
+    async def search(self, tenant: str, q: str = "", filters: Filters | None = None, *,
+                     limit: int = 10, cursor: str | None = None) -> SearchResults:
+        """The tenant's published courses and lessons matching `q` (every one when `q` is
+        blank) and `filters`, best first, with facet counts over all of them."""
+        filters = filters or Filters()
+        offset = 0 if cursor is None else offset_of(cursor, q, filters)
+        try:
+            parsed = parse(q)
+            found = await self.index.search(tenant, parsed, filters, limit=limit, offset=offset)
+        except QuerySyntaxError as exc:
+            raise Problem(str(exc), status=422, code="bad_query") from None
+        following = offset + len(found.hits)
+        more = following < found.total and following < self.settings.max_offset
+        return SearchResults(**found.model_dump(),
+                             next=cursor_of(following, q, filters) if more else None)
+
+    # keeping the index in step
+
+    async def _put(self, docs: list[SearchDoc]) -> int:
+        """Writes those of `docs` newer than what the index holds; returns how many."""
+        indexed = await self.index.versions([d.key for d in docs])
+        fresh = [d for d in docs if newer(d.versions, indexed.get(d.key))]
+        await self.index.write(fresh)
+        return len(fresh)
+
+    async def _drop(self, key: str) -> None:
+        if await self.index.versions([key]):
+            await self.index.delete([key])
+
+    async def sync_course(self, tenant: str, course_id: str) -> None:
+        """Indexes the course as published now, or drops it when it is not published."""
+        course = await self.content.course(tenant, course_id)
+        if course is None:
+            await self._drop(doc_key(tenant, "course", course_id))
+        else:
+            await self._put([course_doc(course)])
+
+    async def sync_lesson(self, tenant: str, lesson_id: str) -> None:
+        """Indexes the lesson as published now, or drops it when it is gone or unpublished."""
+        found = await self.content.lesson(tenant, lesson_id)
+        if found is None:
+            await self._drop(doc_key(tenant, "lesson", lesson_id))
+        else:
+            await self._put([lesson_doc(*found)])
+
+    def covers(self, at: datetime) -> bool:
+        """True when a change made at `at` is surely in the index already: it happened well
+        before the index's last complete build began (the build read the store after it)."""
+        built = self.index.built_at
+        skew = timedelta(seconds=self.settings.clock_skew_s)
+        return built is not None and at < built - skew
+
+    async def build(self, *, force: bool = False) -> int:
+        """Indexes every published course and lesson of every tenant, unless the index was
+        built before and holds documents (and `force` is off): a new, lost or emptied index is
+        built again. Returns how many documents were written."""
+        if self.index.built_at is not None and not force and await self.index.count() > 0:
+            return 0
+        started, written, batch = now(), 0, list[SearchDoc]()
+        async for course, lessons in self.content.catalogue():
+            batch += [course_doc(course), *(lesson_doc(course, x) for x in lessons)]
+            if len(batch) >= BATCH:
+                written += await self._put(batch)
+                batch = []
+        written += await self._put(batch)
+        await self.index.mark_built(started)
+        log.info("search index built", extra={"documents": written})
+        return written

@@ -1,0 +1,271 @@
+"""Markdown lessons as files: YAML front matter, the body cut into blocks, and the links the body
+makes to files beside it (rewritten to media once those are stored). No I/O here.
+
+A file may open with front matter between `---` lines:
+
+    ---
+    title: Loops
+    summary: Repeating work with for and while
+    tags: [python, basics]
+    language: en
+    level: beginner
+    estimated_minutes: 15
+    teaches: [loops]
+    requires: [variables]
+    ---
+
+Every key is optional and no other key is accepted. Without a title, the first `# heading` of
+the body is the title, else the file's name.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bloop.platform.content.model import (
+    ConceptIds,
+    Language,
+    Level,
+    Minutes,
+    Summary,
+    Tags,
+    Title,
+)
+from bloop.platform.kit.errors import Problem
+
+MAX_BLOCK_CHARS = 50_000
+MAX_BLOCKS = 200
+
+
+class InvalidLessonFile(Problem):
+    status, code = 422, "invalid_lesson_file"
+
+
+class FrontMatter(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: Title | None = None
+    summary: Summary = ""
+    tags: Tags = Field(default_factory=list)
+    language: Language | None = None
+    level: Level | None = None
+    estimated_minutes: Minutes | None = None
+    teaches: ConceptIds = Field(default_factory=list)
+    requires: ConceptIds = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MarkdownFile:
+    source: str
+    front: FrontMatter
+    title: str
+    body: str
+
+
+class _NoAliases(yaml.SafeLoader):
+    """Safe YAML without anchors and aliases (which let a few bytes expand enormously)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.MarkedYAMLError("while reading the front matter", None,
+                                       "aliases (*name) are not accepted", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_H1 = re.compile(r"^ {0,3}#\s+(.+?)\s*#*\s*$")
+_HEADING = re.compile(r"^ {0,3}#{1,2}\s")
+
+
+def _front_matter_problem(source: str, detail: str, field_name: str | None = None,
+                          line: int | None = None) -> InvalidLessonFile:
+    where = f"{source}" + (f", line {line}" if line else "")
+    extra: dict[str, Any] = {"file": source}
+    if field_name:
+        extra["field"] = field_name
+    if line:
+        extra["line"] = line
+    return InvalidLessonFile(f"{where}: {detail}", code="invalid_front_matter", extra=extra)
+
+
+def _split(text: str, source: str) -> tuple[str | None, str, int]:
+    """(front matter text, body, the body's first line number)."""
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].rstrip() != "---":
+        return None, text, 1
+    for i, line in enumerate(lines[1:], start=1):
+        if line.rstrip() in ("---", "..."):
+            return "".join(lines[1:i]), "".join(lines[i + 1:]), i + 2
+    raise _front_matter_problem(source, "the front matter opened on line 1 is never closed "
+                                "with a `---` line", line=1)
+
+
+def parse_front_matter(raw: str, source: str, max_bytes: int = 16 * 1024) -> FrontMatter:
+    if len(raw.encode()) > max_bytes:
+        raise _front_matter_problem(source, f"the front matter is longer than {max_bytes} bytes")
+    try:
+        data = yaml.load(raw, Loader=_NoAliases)  # noqa: S506  (a SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 2 if mark is not None else None
+        raise _front_matter_problem(source, f"the front matter is not valid YAML: "
+                                    f"{exc.problem or exc.context}", line=line) from None
+    except yaml.YAMLError as exc:
+        raise _front_matter_problem(source, f"the front matter is not valid YAML: {exc}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise _front_matter_problem(source, "the front matter must be a mapping of keys to "
+                                    f"values, not a {type(data).__name__}")
+    try:
+        return FrontMatter.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "front matter"
+        raise _front_matter_problem(
+            source, f"front matter field {name!r}: {err['msg']}", field_name=name,
+        ) from None
+
+
+def _check_fences(body: str, source: str, first_line: int) -> None:
+    opened: tuple[str, int] | None = None
+    for n, line in enumerate(body.splitlines(), start=first_line):
+        m = _FENCE.match(line)
+        if not m:
+            continue
+        mark = m.group(1)
+        if opened is None:
+            opened = (mark, n)
+        elif mark[0] == opened[0][0] and len(mark) >= len(opened[0]) and not line.strip()[len(mark):]:
+            opened = None
+    if opened is not None:
+        raise InvalidLessonFile(f"{source}, line {opened[1]}: a code fence ({opened[0]}) is never "
+                                "closed", code="invalid_markdown",
+                                extra={"file": source, "line": opened[1]})
+
+
+def parse_markdown(text: str, source: str, *, max_front_matter: int = 16 * 1024) -> MarkdownFile:
+    """The front matter and body of a Markdown lesson file; 422 naming the file, line and field
+    for what is wrong."""
+    if "\x00" in text:
+        raise InvalidLessonFile(f"{source}: the file holds NUL characters",
+                                code="invalid_markdown", extra={"file": source})
+    raw, body, first_line = _split(text.removeprefix("\ufeff"), source)
+    front = FrontMatter() if raw is None else parse_front_matter(raw, source, max_front_matter)
+    _check_fences(body, source, first_line)
+    title = front.title or _first_heading(body) or _title_from_name(source)
+    return MarkdownFile(source=source, front=front, title=title[:200], body=body.strip("\n"))
+
+
+def _first_heading(body: str) -> str | None:
+    fenced = False
+    for line in body.splitlines():
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and (m := _H1.match(line)):
+            return m.group(1)
+    return None
+
+
+def _title_from_name(source: str) -> str:
+    stem = posixpath.splitext(posixpath.basename(source))[0]
+    return re.sub(r"[-_]+", " ", stem).strip().capitalize() or "Untitled"
+
+
+def to_blocks(body: str, source: str) -> list[str]:
+    """The body cut before each level-1 or level-2 heading (outside code), and where a part is
+    still too long, between paragraphs."""
+    parts: list[list[str]] = [[]]
+    fenced = False
+    for line in body.splitlines(keepends=True):
+        if _FENCE.match(line):
+            fenced = not fenced
+        if not fenced and _HEADING.match(line) and any(x.strip() for x in parts[-1]):
+            parts.append([])
+        parts[-1].append(line)
+    blocks: list[str] = []
+    for part in ("".join(p).strip("\n") for p in parts):
+        blocks += _fit(part, source) if part.strip() else []
+    if len(blocks) > MAX_BLOCKS:
+        raise InvalidLessonFile(f"{source}: the lesson would have {len(blocks)} blocks, more than "
+                                f"{MAX_BLOCKS}; split it into several files",
+                                code="lesson_too_long", extra={"file": source})
+    return blocks
+
+
+def _fit(text: str, source: str) -> list[str]:
+    if len(text) <= MAX_BLOCK_CHARS:
+        return [text]
+    out: list[str] = []
+    current = ""
+    for para in re.split(r"(\n\s*\n)", text):
+        if len(para) > MAX_BLOCK_CHARS:
+            raise InvalidLessonFile(f"{source}: a paragraph is longer than {MAX_BLOCK_CHARS} "
+                                    "characters", code="lesson_too_long", extra={"file": source})
+        if len(current) + len(para) > MAX_BLOCK_CHARS:
+            out.append(current.strip("\n"))
+            current = ""
+        current += para
+    if current.strip():
+        out.append(current.strip("\n"))
+    return [x for x in out if x.strip()]
+
+
+def escape(text: str) -> str:
+    """Plain text made safe to show as Markdown (no accidental emphasis, links or headings)."""
+    return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", text)
+
+
+# Links and images: [text](target "title"), ![alt](<target>), and reference definitions.
+_INLINE = re.compile(r"(!?\[[^\]\n]*\]\(\s*)(<[^>\n]+>|[^\s)\n]+)((?:\s+\"[^\"\n]*\")?\s*\))")
+_DEFINITION = re.compile(r"^( {0,3}\[[^\]\n]+\]:\s*)(<[^>\n]+>|\S+)", re.MULTILINE)
+_HTML_SRC = re.compile(r"(<(?:img|audio|video|source)\b[^>]*?\bsrc\s*=\s*[\"'])([^\"'\n]+)([\"'])",
+                       re.IGNORECASE)
+_EXTERNAL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//|#|/)")
+
+
+def is_local(target: str) -> bool:
+    return not _EXTERNAL.match(target)
+
+
+def local_path(target: str, base: str) -> str | None:
+    """The path a relative link `target` in the file at `base` names (inside the upload), or
+    None when it leaves it. Query and fragment are dropped."""
+    bare = target.strip("<>").split("#", 1)[0].split("?", 1)[0]
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(base), unquote(bare)))
+    if joined.startswith("../") or joined == ".." or joined.startswith("/"):
+        return None
+    return joined
+
+
+def local_links(body: str, base: str) -> dict[str, str | None]:
+    """Each local link target of a body, with the path it names inside the upload (None when it
+    leaves the upload)."""
+    found: dict[str, str | None] = {}
+    for pattern in (_INLINE, _DEFINITION, _HTML_SRC):
+        for m in pattern.finditer(body):
+            target = m.group(2)
+            if is_local(target.strip("<>")):
+                found[target] = local_path(target, base)
+    return found
+
+
+def rewrite_links(body: str, replace: Callable[[str], str | None]) -> str:
+    """`body` with each local link target swapped for `replace(target)` (kept when None)."""
+    def swap(m: re.Match[str]) -> str:
+        target = m.group(2)
+        new = replace(target) if is_local(target.strip("<>")) else None
+        return m.group(0) if new is None else f"{m.group(1)}{new}{m.group(3) if m.lastindex == 3 else ''}"
+
+    for pattern in (_INLINE, _DEFINITION, _HTML_SRC):
+        body = pattern.sub(swap, body)
+    return body

@@ -1,0 +1,317 @@
+"""Importing uploaded files into a course, all or nothing.
+
+First every file is checked and read without writing anything: its type sniffed (and held to
+what it claims and to its kind's size limit), Markdown front matter validated, zips unpacked
+safely, PDFs parsed, links to files checked, each lesson validated as the content service would,
+and the tenant's quota checked for the media in all. Only then are the media stored and the
+lessons created, in that order; when any of that fails, the media stored so far are deleted and
+the lessons created so far removed, so a failed import leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from bloop.platform.content.media import sniff
+from bloop.platform.content.media.model import Media, MediaInfo, MediaKind
+from bloop.platform.content.media.refs import media_url, referenced_media
+from bloop.platform.content.media.service import MediaService, Stored
+from bloop.platform.content.model import Concept, Course, Lesson, NewLesson, now
+from bloop.platform.content.uploads import archive, blocks, markdown, pdf
+from bloop.platform.content.uploads.settings import UploadSettings
+from bloop.platform.kit.auth import Forbidden, Principal
+from bloop.platform.kit.errors import Problem
+
+log = logging.getLogger("bloop.content.uploads")
+WORDS_PER_MINUTE = 200
+_PLACEHOLDER_ID = "0" * 32
+
+
+class Lessons(Protocol):
+    """What an import needs from the content service."""
+
+    async def course(self, tenant: str, course_id: str) -> Course: ...
+
+    def may_edit(self, course: Course, by: Principal | None) -> bool: ...
+
+    async def concepts(self, tenant: str) -> list[Concept]: ...
+
+    async def add_lesson(self, tenant: str, course_id: str, new: NewLesson, *,
+                         by: Principal | None = None) -> Lesson: ...
+
+    async def delete_lesson(self, tenant: str, lesson_id: str, *, version: int | None = None,
+                            by: Principal | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One uploaded file, spooled to `path`."""
+
+    name: str
+    path: Path
+    claimed: str | None = None
+
+
+@dataclass(frozen=True)
+class Asset:
+    key: str
+    """Its path inside the upload (`pack.zip/images/a.png` for a zip's entry)."""
+    filename: str
+    path: Path
+    kind: MediaKind
+    size: int
+
+
+@dataclass
+class Draft:
+    """A lesson to create once its media are stored."""
+
+    source: str
+    front: markdown.FrontMatter
+    title: str
+    body: str = ""
+    links: dict[str, str] = field(default_factory=dict)
+    """Each local link target of `body` and the asset key it names."""
+    pages: list[str] = field(default_factory=list)
+    file_key: str | None = None
+    """The asset shown as a file block first (a PDF the lesson was read from)."""
+
+
+class ImportResult(BaseModel):
+    lessons: list[Lesson]
+    media: list[Media]
+    notes: list[str]
+
+
+def _words(text: str) -> int:
+    return len(re.findall(r"\w+", text))
+
+
+class UploadService:
+    def __init__(self, media: MediaService, lessons: Lessons,
+                 settings: UploadSettings | None = None) -> None:
+        self.media = media
+        self.lessons = lessons
+        self.settings = settings or UploadSettings()
+
+    def workdir(self) -> Path:
+        """A fresh folder for one import's files, beside media's spool (same file system)."""
+        self.media.spool.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=self.media.spool, prefix="import-"))
+
+    async def import_files(self, tenant: str, course_id: str, files: Sequence[Incoming], *,
+                           by: Principal | None = None, work: Path | None = None) -> ImportResult:
+        """Imports `files` into the course (see the module's doc); `work` is a folder the
+        import may write in (made and removed here when not given)."""
+        if not files:
+            raise Problem("send at least one file (multipart field `files`)", status=422,
+                          code="no_files")
+        own = work is None
+        folder = await asyncio.to_thread(self.workdir) if work is None else work
+        try:
+            course = await self.lessons.course(tenant, course_id)
+            if not self.lessons.may_edit(course, by):
+                raise Forbidden("only the course's owner, its co-authors and the tenant's admins "
+                                "may add lessons to it", code="not_an_author")
+            assets, drafts, notes = await self._plan(tenant, files, folder)
+            return await self._apply(tenant, course_id, assets, drafts, notes, by)
+        finally:
+            if own:
+                await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    # planning: reads and checks only
+
+    async def _plan(self, tenant: str, files: Sequence[Incoming],
+                    folder: Path) -> tuple[list[Asset], list[Draft], list[str]]:
+        assets: list[Asset] = []
+        drafts: list[Draft] = []
+        names = [f.name for f in files]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise Problem(f"two files are named {dup!r}", status=422, code="duplicate_file")
+        texts: list[Incoming] = []
+        for n, item in enumerate(files):
+            found = await self.media.inspect(item.path, filename=item.name, claimed=item.claimed)
+            if found.kind == "text":
+                texts.append(item)
+            elif found.kind == "archive":
+                unpacked = await self._archive(item, folder / f"zip-{n}")
+                assets += unpacked[0]
+                drafts += unpacked[1]
+            elif found.kind == "pdf":
+                assets.append(await self._asset(item.name, item.path, found))
+                drafts.append(await self._pdf(item))
+            else:
+                assets.append(await self._asset(item.name, item.path, found))
+        beside = {a.key: a.path for a in assets}
+        drafts += [await self._markdown(t.path, t.name, beside) for t in texts]
+        known = {c.id for c in await self.lessons.concepts(tenant)}
+        notes: list[str] = []
+        for draft in drafts:
+            unknown = sorted({*draft.front.teaches, *draft.front.requires} - known)
+            if unknown:
+                raise Problem(f"{draft.source}: unknown concepts: {', '.join(unknown)}; add "
+                              "them first", status=422, code="unknown_concepts",
+                              extra={"file": draft.source, "concepts": unknown})
+            placeholders = {a.key: _placeholder(a) for a in assets}
+            self._new_lesson(tenant, draft, placeholders)
+            unused = [k for k in ("summary", "tags", "language", "level")
+                      if k in draft.front.model_fields_set and k not in NewLesson.model_fields]
+            if unused:
+                notes.append(f"{draft.source}: {', '.join(unused)} describe a course, not a "
+                             "lesson, and were not kept")
+        size = sum(a.size for a in assets)
+        if size:
+            await self.media.check_quota(tenant, size)
+        return assets, drafts, notes
+
+    async def _asset(self, key: str, path: Path, found: sniff.Sniffed) -> Asset:
+        size = (await asyncio.to_thread(path.stat)).st_size
+        filename = key.rsplit("/", 1)[-1]
+        return Asset(key=key, filename=filename, path=path, kind=found.kind, size=size)
+
+    async def _markdown(self, path: Path, source: str, entries: dict[str, Path],
+                        prefix: str = "") -> Draft:
+        raw = await asyncio.to_thread(path.read_bytes)
+        text = raw.decode("utf-8-sig")
+        parsed = markdown.parse_markdown(text, source,
+                                         max_front_matter=self.settings.front_matter_max_bytes)
+        links: dict[str, str] = {}
+        inside = source[len(prefix):] if prefix else source
+        for target, named in markdown.local_links(parsed.body, inside).items():
+            if named is not None and named in entries:
+                links[target] = prefix + named
+                continue
+            if named is not None and named.lower().endswith((".md", ".markdown")):
+                continue  # a link to another lesson file: left as written
+            where = "the upload" if not prefix else f"the archive {prefix.rstrip('/')}"
+            raise markdown.InvalidLessonFile(
+                f"{source}: the link {target!r} names a file that {where} does not hold",
+                code="missing_file", extra={"file": source, "link": target})
+        return Draft(source=source, front=parsed.front, title=parsed.title, body=parsed.body,
+                     links=links)
+
+    async def _archive(self, item: Incoming, into: Path) -> tuple[list[Asset], list[Draft]]:
+        limits = archive.Limits(max_entries=self.settings.zip_max_entries,
+                                max_unpacked_bytes=self.settings.zip_max_unpacked_bytes,
+                                max_ratio=self.settings.zip_max_ratio)
+        entries = await asyncio.to_thread(archive.unpack, item.path, into, limits, item.name)
+        prefix = f"{item.name}/"
+        by_name = {e.name: e.path for e in entries}
+        assets: list[Asset] = []
+        texts: list[archive.Entry] = []
+        for entry in entries:
+            key = prefix + entry.name
+            found = await self.media.inspect(entry.path, filename=key)
+            if found.kind == "archive":
+                raise archive.UnsafeArchive(f"{key}: an archive inside an archive is not "
+                                            "accepted", extra={"file": item.name, "entry": entry.name})
+            if found.kind == "text" and key.lower().endswith((".md", ".markdown")):
+                texts.append(entry)
+            else:
+                assets.append(await self._asset(key, entry.path, found))
+        media_names = {a.key[len(prefix):]: by_name[a.key[len(prefix):]] for a in assets}
+        drafts = [await self._markdown(e.path, prefix + e.name, media_names, prefix)
+                  for e in sorted(texts, key=lambda e: e.name)]
+        return assets, drafts
+
+    async def _pdf(self, item: Incoming) -> Draft:
+        text = await asyncio.to_thread(pdf.read_pdf, item.path, item.name,
+                                       self.settings.pdf_max_pages)
+        title = text.title or markdown.parse_markdown("", item.name).title
+        return Draft(source=item.name, front=markdown.FrontMatter(), title=title,
+                     pages=[p for p in text.pages if p.strip()], file_key=item.name)
+
+    def _new_lesson(self, tenant: str, draft: Draft, stored: dict[str, MediaInfo]) -> NewLesson:
+        """The lesson `draft` makes once its media are `stored` (asset key → media); 422 naming
+        the file and field when the lesson model refuses it."""
+        found: list[dict[str, Any]] = []
+        if draft.file_key is not None:
+            info = stored[draft.file_key]
+            found.append(blocks.media_block(tenant, info.kind, info.id, info.filename))
+        text = draft.body
+        if draft.links:
+            text = markdown.rewrite_links(text, lambda t: (
+                media_url(tenant, stored[draft.links[t]].id) if t in draft.links else None))
+        parts = markdown.to_blocks(text, draft.source) if text.strip() else []
+        for page in draft.pages:
+            parts += markdown.to_blocks(page, draft.source)
+        found += [blocks.markdown_block(p) for p in parts]
+        words = _words(draft.body) + sum(_words(p) for p in draft.pages)
+        fields: dict[str, Any] = {
+            "title": draft.title, "blocks": found, "teaches": draft.front.teaches,
+            "requires": draft.front.requires,
+            "estimated_minutes": draft.front.estimated_minutes or max(
+                1, min(600, round(words / WORDS_PER_MINUTE)))}
+        for extra in ("summary", "tags", "language", "level"):
+            if extra in NewLesson.model_fields and extra in draft.front.model_fields_set:
+                fields[extra] = getattr(draft.front, extra)
+        try:
+            return NewLesson.model_validate(fields)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = ".".join(str(p) for p in err["loc"]) or "lesson"
+            raise markdown.InvalidLessonFile(f"{draft.source}: {name}: {err['msg']}",
+                                             code="invalid_lesson",
+                                             extra={"file": draft.source, "field": name}) from None
+
+    # applying: writes, undone on failure
+
+    async def _apply(self, tenant: str, course_id: str, assets: list[Asset], drafts: list[Draft],
+                     notes: list[str], by: Principal | None) -> ImportResult:
+        stored: dict[str, MediaInfo] = {}
+        created: list[MediaInfo] = []
+        lessons: list[Lesson] = []
+        try:
+            for asset in assets:
+                kept: Stored = await self.media.upload_file(
+                    tenant, asset.path, filename=asset.filename,
+                    by=by.user_id if by is not None else None)
+                stored[asset.key] = kept.info
+                if kept.created:
+                    created.append(kept.info)
+            for draft in drafts:
+                new = self._new_lesson(tenant, draft, stored)
+                lessons.append(await self.lessons.add_lesson(tenant, course_id, new, by=by))
+        except BaseException:
+            await asyncio.shield(self._undo(tenant, created, lessons))
+            raise
+        media = [Media.of(m) for m in {m.id: m for m in stored.values()}.values()]
+        return ImportResult(lessons=lessons, media=media, notes=notes)
+
+    async def _undo(self, tenant: str, media: list[MediaInfo], lessons: list[Lesson]) -> None:
+        """Removes what a failed import wrote. Lessons the content service cannot take back stay
+        (logged), and so do the media they show, so no lesson is left pointing at nothing."""
+        kept: list[Lesson] = []
+        for lesson in reversed(lessons):
+            try:
+                await self.lessons.delete_lesson(tenant, lesson.id, version=lesson.version)
+            except Exception:
+                kept.append(lesson)
+                log.exception("a lesson of a failed import could not be removed",
+                              extra={"tenant": tenant, "lesson": lesson.id})
+        shown = referenced_media(kept)
+        for info in media:
+            if info.id in shown:
+                continue
+            try:
+                await self.media.store.delete(tenant, info.id)
+            except Exception:
+                log.exception("could not delete a media of a failed import",
+                              extra={"tenant": tenant, "media": info.id})
+
+
+def _placeholder(asset: Asset) -> MediaInfo:
+    return MediaInfo(id=_PLACEHOLDER_ID, tenant="placeholder", filename=asset.filename or "file",
+                     content_type="application/octet-stream", kind=asset.kind, size=asset.size,
+                     sha256="0" * 64, created_at=now())

@@ -1,0 +1,23 @@
+"""Import limits, from `BLOOP_UPLOAD_*` variables. Each file is also held to media's limits
+(`BLOOP_MEDIA_*`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+class UploadSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BLOOP_UPLOAD_", extra="ignore", frozen=True)
+
+    max_request_bytes: int = Field(default=1100 * MB, ge=1024,
+                                   description="the whole multipart request")
+    max_files: int = Field(default=50, ge=1, le=1000)
+    zip_max_entries: int = Field(default=2000, ge=1)
+    zip_max_unpacked_bytes: int = Field(default=1024 * MB, ge=1)
+    zip_max_ratio: float = Field(default=200.0, gt=1,
+                                 description="the most an entry may expand over its packed size")
+    pdf_max_pages: int = Field(default=1000, ge=1)
+    front_matter_max_bytes: int = Field(default=16 * 1024, ge=256)

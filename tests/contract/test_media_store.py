@@ -1,0 +1,136 @@
+"""The media store contract, run against the embedded store (SQLite + files on disk) and GridFS
+on a real MongoDB-wire server (FerretDB v1 from infra/, or MongoDB). Each real case uses a
+database of its own, dropped afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bloop.platform.content.media.model import MediaInfo, new_media_id
+from bloop.platform.content.media.ports import MediaExists, MediaMissing, MediaStore
+from bloop.platform.content.media.stores.files import FileMediaStore
+from bloop.platform.content.media.stores.gridfs import GridFsMediaStore
+from bloop.platform.content.model import now
+from bloop.platform.kit import stores
+from bloop.platform.kit.settings import MongoSettings
+from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import require_server
+
+
+@pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MediaStore]:
+    if request.param == "embedded":
+        db = SqliteDB(tmp_path / "content.sqlite3")
+        files = FileMediaStore(db, tmp_path / "media")
+        await files.setup()
+        yield files
+        await db.close()
+        return
+    server = require_server("mongo")
+    client = stores.mongo_client(MongoSettings(url=server.url, timeout_ms=2000))
+    name = f"media_test_{uuid.uuid4().hex[:12]}"
+    gridfs = GridFsMediaStore(client, database=name)
+    try:
+        await gridfs.setup()
+        yield gridfs
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+def sample(tmp_path: Path, data: bytes, tenant: str = "acme", minutes: int = 0,
+           content_type: str = "video/mp4") -> tuple[MediaInfo, Path]:
+    path = tmp_path / f"src-{uuid.uuid4().hex}"
+    path.write_bytes(data)
+    info = MediaInfo(id=new_media_id(), tenant=tenant, filename="clip.mp4",
+                     content_type=content_type, kind="video", size=len(data),
+                     sha256=hashlib.sha256(data).hexdigest(), created_by="u1",
+                     created_at=now() + timedelta(minutes=minutes))
+    return info, path
+
+
+async def read_all(store: MediaStore, info: MediaInfo, start: int = 0,
+                   end: int | None = None) -> bytes:
+    chunks = [c async for c in store.read(info.tenant, info.id, start,
+                                          info.size if end is None else end)]
+    return b"".join(chunks)
+
+
+async def test_put_get_and_read_ranges(store: MediaStore, tmp_path: Path) -> None:
+    data = os.urandom(1_300_000)  # spans several GridFS chunks
+    info, path = sample(tmp_path, data)
+    await store.put(info, path)
+    assert await store.get("acme", info.id) == info
+    assert await read_all(store, info) == data
+    assert await read_all(store, info, 0, 1) == data[:1]
+    assert await read_all(store, info, 261_000, 1_100_000) == data[261_000:1_100_000]
+    assert await read_all(store, info, len(data) - 7) == data[-7:]
+    assert await store.find_by_checksum("acme", info.sha256) == info
+    assert await store.find_by_checksum("acme", "0" * 64) is None
+
+
+async def test_every_call_keeps_to_its_tenant(store: MediaStore, tmp_path: Path) -> None:
+    info, path = sample(tmp_path, b"acme bytes" * 100)
+    await store.put(info, path)
+    assert await store.get("beta", info.id) is None
+    assert await store.find_by_checksum("beta", info.sha256) is None
+    assert await store.list_media("beta") == []
+    assert await store.usage("beta") == 0
+    with pytest.raises(MediaMissing):
+        await read_all(store, info.model_copy(update={"tenant": "beta"}))
+    assert not await store.delete("beta", info.id)
+    assert await store.get("acme", info.id) == info
+
+
+async def test_list_newest_first_and_usage(store: MediaStore, tmp_path: Path) -> None:
+    assert await store.usage("acme") == 0
+    infos = []
+    for n in range(3):
+        info, path = sample(tmp_path, bytes([n]) * (1000 + n), minutes=n)
+        await store.put(info, path)
+        infos.append(info)
+    listed = await store.list_media("acme")
+    assert [m.id for m in listed] == [m.id for m in reversed(infos)]
+    assert [m.id for m in await store.list_media("acme", limit=2)] == [infos[2].id, infos[1].id]
+    assert await store.usage("acme") == 1000 + 1001 + 1002
+
+
+async def test_a_taken_id_is_refused_and_the_stored_file_kept(store: MediaStore,
+                                                               tmp_path: Path) -> None:
+    info, path = sample(tmp_path, b"first" * 1000)
+    await store.put(info, path)
+    _, other = sample(tmp_path, b"second" * 1000)
+    with pytest.raises(MediaExists):
+        await store.put(info, other)
+    assert await read_all(store, info) == b"first" * 1000
+
+
+async def test_delete_removes_record_and_bytes(store: MediaStore, tmp_path: Path) -> None:
+    info, path = sample(tmp_path, b"x" * 5000)
+    await store.put(info, path)
+    assert await store.delete("acme", info.id)
+    assert await store.get("acme", info.id) is None
+    assert await store.usage("acme") == 0
+    with pytest.raises(MediaMissing):
+        await read_all(store, info)
+    assert not await store.delete("acme", info.id)
+    if isinstance(store, FileMediaStore):
+        assert not any(p.is_file() for p in store.root.rglob("*"))
+    if isinstance(store, GridFsMediaStore):
+        assert await store.chunks.count_documents({}) == 0
+
+
+async def test_a_failed_put_leaves_nothing(store: MediaStore, tmp_path: Path) -> None:
+    info, path = sample(tmp_path, b"y" * 3000)
+    path.unlink()
+    with pytest.raises(OSError):
+        await store.put(info, path)
+    assert await store.get("acme", info.id) is None
+    assert await store.usage("acme") == 0

@@ -1,0 +1,148 @@
+"""Media and imports with every store real: bytes in GridFS on the MongoDB-wire server, lessons in
+its `content` database, events through Kafka. Each test works in a tenant of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.platform.app import create_app
+from bloop.platform.content.media.service import MediaService
+from bloop.platform.content.media.stores.gridfs import GridFsMediaStore
+from bloop.platform.content.model import Lesson, NewLesson
+from bloop.platform.content.service import ContentService
+from bloop.platform.content.uploads.service import UploadService
+from bloop.platform.kit.auth import Principal
+from bloop.platform.kit.settings import RuntimeSettings, Settings
+from tests.support import member, require_server
+from tests.unit.content import media_samples as s
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    for name in ("mongo", "redis", "kafka", "neo4j"):
+        require_server(name)
+    monkeypatch.setenv("BLOOP_MEDIA_PUBLISHED_CACHE_S", "0")
+    settings = Settings(runtime=RuntimeSettings(store="real", data_dir=tmp_path, seed_demo=False))
+    application = create_app(settings, services=["identity", "content"])
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"m-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def client(app: FastAPI, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        c.headers.update(await member(app, c, tenant, ["educator"]))
+        c.headers["X-Learner"] = (await member(app, c, tenant, ["learner"]))["Authorization"]
+        yield c
+    media: MediaService = app.state.content.state["media"]
+    for m in await media.media(tenant, limit=500):
+        await media.store.delete(tenant, m.id)
+
+
+def gridfs(app: FastAPI) -> GridFsMediaStore:
+    store = app.state.content.state["media"].store
+    assert isinstance(store, GridFsMediaStore)
+    return store
+
+
+async def test_a_video_in_gridfs_seeks_like_a_browser_asks(client: httpx.AsyncClient,
+                                                           app: FastAPI, tenant: str) -> None:
+    data = s.mp4(2_000_000)
+    r = await client.post(f"/v1/tenants/{tenant}/media", content=data,
+                          headers={"Content-Type": "video/mp4"}, params={"filename": "clip.mp4"})
+    assert r.status_code == 201, r.text
+    media = r.json()
+    doc = await gridfs(app).files.find_one({"_id": f"{tenant}/{media['id']}"})
+    assert doc is not None
+    assert doc["length"] == len(data)
+    assert doc["metadata"]["sha256"] == media["sha256"]
+    assert await gridfs(app).chunks.count_documents({"files_id": doc["_id"]}) == -(
+        -len(data) // doc["chunkSize"])
+
+    url, size = media["url"], len(data)
+    r = await client.get(url, headers={"Range": "bytes=0-"})
+    assert r.status_code == 206
+    assert r.headers["content-range"] == f"bytes 0-{size - 1}/{size}"
+    assert r.content == data
+    r = await client.get(url, headers={"Range": "bytes=1048570-1048589"})  # across a chunk edge
+    assert (r.status_code, r.content) == (206, data[1048570:1048590])
+    r = await client.get(url, headers={"Range": "bytes=-1000"})
+    assert (r.status_code, r.content) == (206, data[-1000:])
+    r = await client.get(url, headers={"Range": f"bytes={size}-"})
+    assert r.status_code == 416
+    r = await client.get(url, headers={"If-None-Match": f'"{media["sha256"]}"'})
+    assert r.status_code == 304
+
+
+async def test_an_import_lands_in_mongodb_and_learners_read_its_media(
+        client: httpx.AsyncClient, app: FastAPI, tenant: str) -> None:
+    base = f"/v1/tenants/{tenant}"
+    assert (await client.post(f"{base}/courses", json={"id": "py", "title": "Python"})
+            ).status_code == 201
+    pack = s.zip_of({"one.md": b"---\ntitle: One\n---\n![dot](img/dot.png)\n",
+                     "img/dot.png": s.png()})
+    r = await client.post(f"{base}/courses/py/uploads",
+                          files=[("files", ("pack.zip", pack, "application/zip"))])
+    assert r.status_code == 201, r.text
+    [lesson], [media] = r.json()["lessons"], r.json()["media"]
+    assert media["url"] in lesson["blocks"][0]["markdown"]
+    assert await gridfs(app).files.count_documents({"metadata.tenant": tenant}) == 1
+
+    learner = {"Authorization": client.headers["X-Learner"]}
+    assert (await client.get(media["url"], headers=learner)).status_code == 404
+    assert (await client.post(f"{base}/courses/py/publish")).status_code == 200
+    r = await client.get(media["url"], headers={**learner, "Range": "bytes=0-"})
+    assert (r.status_code, r.content) == (206, s.png())
+
+
+async def test_a_failed_import_leaves_gridfs_and_the_course_as_they_were(
+        client: httpx.AsyncClient, app: FastAPI, tenant: str) -> None:
+    base = f"/v1/tenants/{tenant}"
+    await client.post(f"{base}/courses", json={"id": "py", "title": "Python"})
+    uploads: UploadService = app.state.content.state["uploads"]
+    content: ContentService = app.state.content.state["service"]
+    real_add = content.add_lesson
+    calls = 0
+
+    async def add_lesson(t: str, course: str, new: NewLesson, *,
+                         by: Principal | None = None) -> Lesson:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("the store went away")
+        return await real_add(t, course, new, by=by)
+
+    uploads.lessons = _Patched(content, add_lesson)
+    pack = s.zip_of({"a.md": b"# A\n![i](i.png)", "b.md": b"# B", "i.png": s.png(),
+                     "t.wav": s.wav()})
+    with pytest.raises(ConnectionError):
+        await client.post(f"{base}/courses/py/uploads",
+                          files=[("files", ("pack.zip", pack, "application/zip"))])
+    assert calls == 2
+    assert await gridfs(app).files.count_documents({"metadata.tenant": tenant}) == 0
+    assert await gridfs(app).chunks.count_documents(
+        {"files_id": {"$regex": f"^{tenant}/"}}) == 0
+    assert await content.repo.list_lessons(tenant, "py") == []
+
+
+class _Patched:
+    def __init__(self, real: ContentService, add_lesson: Any) -> None:
+        self.real, self.add_lesson = real, add_lesson
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)

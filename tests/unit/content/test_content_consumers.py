@@ -1,0 +1,233 @@
+"""content's consumers against embedded stores: a finished AI job's audio and video land in the
+lesson's draft (once, however often the event comes), and content's own events drop the
+cached learner's JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from bloop.ai.jobs.events import JobCompleted, OutputRef
+from bloop.ai.jobs.stores.embedded import FileMediaStore as AiFiles
+from bloop.platform.app import create_app
+from bloop.platform.content.consumers import (
+    AI_MEDIA_GROUP,
+    CACHE_GROUP,
+    ai_media_subscription,
+    subscriptions,
+)
+from bloop.platform.content.events import LessonUpdated
+from bloop.platform.content.media.service import MediaService
+from bloop.platform.content.media.settings import MediaSettings
+from bloop.platform.content.media.stores.files import FileMediaStore
+from bloop.platform.content.model import (
+    AudioBlock,
+    LessonEdit,
+    MarkdownBlock,
+    NewCourse,
+    NewLesson,
+    VideoBlock,
+)
+from bloop.platform.content.service import ContentService, cache_key
+from bloop.platform.content.stores.embedded import EmbeddedContentStore
+from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
+from bloop.platform.kit.events.bus.port import Message, Subscription
+from bloop.platform.kit.events.envelope import Envelope, parse_envelope
+from bloop.platform.kit.events.types import EventType, registry, type_of
+from bloop.platform.kit.settings import RuntimeSettings, Settings
+from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import eventually
+from tests.unit.content import media_samples
+
+AT = "2025-01-02T03:04:05Z"
+
+
+@dataclass
+class World:
+    content: ContentService
+    media: MediaService
+    ai: AiFiles
+    attach: Subscription
+    tmp: Path
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    db = SqliteDB(tmp_path / "content.sqlite3")
+    store = EmbeddedContentStore(db, registry)
+    await store.setup()
+    content = ContentService(store)
+
+    async def nothing_published(tenant: str) -> set[str]:
+        return set()
+
+    media = MediaService(FileMediaStore(db, tmp_path / "media"), MediaSettings(),
+                         tmp_path / "spool", nothing_published)
+    await media.setup()
+    ai = AiFiles(tmp_path / "ai-media")
+    await ai.setup()
+    yield World(content, media, ai, ai_media_subscription(content, media, ai), tmp_path)
+    await db.close()
+
+
+def checked(et: EventType[Any], envelope: Envelope) -> Envelope:
+    """`envelope` as a consumer receives it, after checking it against its committed schema."""
+    assert envelope.type == et.type_id
+    jsonschema.validate(envelope.data, json.loads(et.schema_path.read_text()))
+    return parse_envelope(envelope.to_bytes())
+
+
+async def output(world: World, tenant: str, job_id: str, name: str, kind: str,
+                 data: bytes, content_type: str) -> OutputRef:
+    path = world.tmp / name
+    path.write_bytes(data)
+    stored = await world.ai.put(tenant, job_id, name, content_type, path)
+    return OutputRef(name=name, kind=kind, content_type=content_type,
+                     url=f"/v1/tenants/{tenant}/ai/jobs/{job_id}/outputs/{name}",
+                     file_id=stored.file_id, bytes=stored.length, duration_s=1.5)
+
+
+def completed(tenant: str, job_id: str, lesson_id: str, outputs: list[OutputRef],
+              kind: str = "video") -> Envelope:
+    return checked(type_of(JobCompleted), type_of(JobCompleted).envelope(JobCompleted(
+        job_id=job_id, kind=kind, lesson_id=lesson_id, lesson_version=1, course_id="py",
+        requested_by="teacher-1", outputs=outputs, result_url=f"/jobs/{job_id}",
+        cost_usd=0.25, finished_at=AT), tenant=tenant, subject=job_id))
+
+
+async def lesson_in(world: World, tenant: str = "acme") -> str:
+    await world.content.create_course(tenant, NewCourse(id="py", title="Python"))
+    lesson = await world.content.add_lesson(tenant, "py", NewLesson(
+        title="Loops", blocks=[MarkdownBlock(markdown="Loops repeat.")]))
+    await world.content.publish(tenant, "py")
+    return lesson.id
+
+
+async def test_a_finished_video_job_lands_in_the_draft_once(world: World) -> None:
+    lesson_id = await lesson_in(world)
+    outputs = [await output(world, "acme", "job1", "lesson.mp4", "video", media_samples.mp4(256),
+                            "video/mp4"),
+               await output(world, "acme", "job1", "narration.wav", "audio",
+                            media_samples.wav(), "audio/wav"),
+               await output(world, "acme", "job1", "lesson.vtt", "subtitles",
+                            b"WEBVTT\n\n00:00.000 --> 00:01.000\nHi\n", "text/vtt")]
+    event = completed("acme", "job1", lesson_id, outputs)
+    await world.content.repo.outbox.mark_sent(await world.content.repo.outbox.pending(100))
+
+    assert world.attach.group == AI_MEDIA_GROUP
+    assert world.attach.topics == ("video.events",)
+    assert type_of(JobCompleted).type_id in world.attach.types
+    await world.attach.handler(event)
+
+    draft = await world.content.lesson("acme", lesson_id)
+    assert draft.version == 2
+    video, audio = draft.blocks[1:]
+    assert isinstance(video, VideoBlock)
+    assert isinstance(audio, AudioBlock)
+    stored = {m.id: m for m in await world.media.media("acme")}
+    assert set(stored) == {video.media, audio.media}  # the subtitles were not kept
+    assert stored[video.media].content_type == "video/mp4"
+    assert stored[video.media].size == outputs[0].bytes
+    assert stored[audio.media].kind == "audio"
+    assert stored[audio.media].created_by == "teacher-1"
+    # learners keep reading the publication until an author publishes the draft
+    published = await world.content.lesson("acme", lesson_id, drafts=False)
+    assert len(published.blocks) == 1
+
+    # the edit was announced like any other
+    [sent] = await world.content.repo.outbox.pending(100)
+    updated = checked(type_of(LessonUpdated), parse_envelope(sent.message.value))
+    assert updated.data["lesson_id"] == lesson_id
+    assert updated.data["lesson_version"] == 2
+
+    # the same event again (a redelivery) adds nothing, stores nothing more
+    await world.attach.handler(event)
+    again = await world.content.lesson("acme", lesson_id)
+    assert again.version == 2
+    assert again.blocks == draft.blocks
+    assert len(await world.media.media("acme")) == 2
+    assert await world.content.repo.outbox.count_pending() == 1
+
+
+async def test_an_author_edit_made_meanwhile_is_kept(world: World) -> None:
+    lesson_id = await lesson_in(world)
+    out = await output(world, "acme", "job2", "voice.wav", "audio", media_samples.wav(),
+                       "audio/wav")
+    edited = await world.content.edit_lesson("acme", lesson_id, LessonEdit(
+        version=1, title="Loops, edited"))
+    await world.attach.handler(completed("acme", "job2", lesson_id, [out], kind="narration"))
+    draft = await world.content.lesson("acme", lesson_id)
+    assert draft.title == "Loops, edited"
+    assert draft.version == edited.version + 1
+    assert [b.type for b in draft.blocks] == ["markdown", "audio"]
+    assert isinstance(draft.blocks[1], AudioBlock)
+    assert draft.blocks[1].title == "Audio made by AI (narration)"
+
+
+async def test_what_cannot_be_attached_is_skipped(world: World) -> None:
+    lesson_id = await lesson_in(world)
+    # bytes that are no audio, a file the AI store does not have, a lesson that is gone, and
+    # another tenant's lesson: nothing is attached, and nothing fails (retrying would not help)
+    fake = await output(world, "acme", "job3", "fake.wav", "audio", b"not audio at all",
+                        "audio/wav")
+    lost = OutputRef(name="lost.mp4", kind="video", content_type="video/mp4", url="/x",
+                     file_id="f" * 32, bytes=10, duration_s=None)
+    await world.attach.handler(completed("acme", "job3", lesson_id, [fake, lost]))
+    await world.attach.handler(completed("acme", "job3", "no-such-lesson", [fake]))
+    elsewhere = await output(world, "beta", "job4", "v.mp4", "video", media_samples.mp4(),
+                             "video/mp4")
+    await world.attach.handler(completed("beta", "job4", lesson_id, [elsewhere]))
+    draft = await world.content.lesson("acme", lesson_id)
+    assert (draft.version, len(draft.blocks)) == (1, 1)
+    assert await world.media.media("acme") == []
+    assert await world.media.media("beta") == []
+
+
+async def test_content_events_drop_the_cached_lesson(world: World) -> None:
+    lesson_id = await lesson_in(world)
+    rendered = await world.content.published_lesson("acme", lesson_id)
+    assert await world.content.cache.get(cache_key("acme", lesson_id)) == rendered.pack()
+    [cache, _] = subscriptions(world.content)
+    assert cache.group == CACHE_GROUP
+    event = type_of(LessonUpdated).envelope(LessonUpdated(
+        lesson_id=lesson_id, course_id="py", lesson_version=2, title="x", estimated_minutes=5,
+        teaches=[], requires=[], updated_at=AT), tenant="acme", subject=lesson_id)
+    await cache.handler(checked(type_of(LessonUpdated), event))
+    assert await world.content.cache.get(cache_key("acme", lesson_id)) is None
+
+
+async def test_the_running_app_attaches_what_its_ai_service_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False))
+    app = create_app(settings, services=["identity", "content", "ai"])
+    async with app.router.lifespan_context(app):
+        content: ContentService = app.state.content.state["service"]
+        lesson_id = (await content.add_lesson("acme", (await content.create_course(
+            "acme", NewCourse(id="py", title="Python"))).id, NewLesson(title="Loops"))).id
+        source = tmp_path / "made.mp4"
+        source.write_bytes(media_samples.mp4(64))
+        stored = await app.state.ai.state["media"].put("acme", "job9", "lesson.mp4",
+                                                       "video/mp4", source)
+        out = OutputRef(name="lesson.mp4", kind="video", content_type="video/mp4", url="/x",
+                        file_id=stored.file_id, bytes=stored.length, duration_s=None)
+        bus = app.state.platform.bus
+        assert isinstance(bus, EmbeddedEventBus)
+        await bus.publish([Message.of(completed("acme", "job9", lesson_id, [out]),
+                                      "video.events")])
+
+        async def attached() -> bool:
+            return len((await content.lesson("acme", lesson_id)).blocks) == 1
+
+        await eventually(attached, timeout_s=15, what="the video in the lesson's draft")
+        [video] = (await content.lesson("acme", lesson_id)).blocks
+        assert isinstance(video, VideoBlock)
+        media: MediaService = app.state.content.state["media"]
+        assert (await media.info("acme", video.media)).size == stored.length

@@ -1,0 +1,263 @@
+"""Media through the real app on the embedded stores: uploads typed from their bytes, limits and
+quota, range requests as a browser's video player makes them, and who may read what. Each
+refused upload leaves the store and the disk as they were."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.platform.app import create_app
+from bloop.platform.content.media.service import MediaService
+from bloop.platform.kit.settings import HttpSettings, RuntimeSettings, Settings
+from tests.support import member
+from tests.unit.content import media_samples as s
+
+BASE = "/v1/tenants/acme"
+QUOTA = 600_000
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("BLOOP_MEDIA_IMAGE_MAX_BYTES", "20000")
+    monkeypatch.setenv("BLOOP_MEDIA_VIDEO_MAX_BYTES", "400000")
+    monkeypatch.setenv("BLOOP_MEDIA_TENANT_QUOTA_BYTES", str(QUOTA))
+    monkeypatch.setenv("BLOOP_MEDIA_PUBLISHED_CACHE_S", "0")
+    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False),
+                        http=HttpSettings(max_body_bytes=64 * 1024))
+    application = create_app(settings, services=["identity", "content"])
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        c.headers.update(await member(app, c, "acme", ["educator"]))
+        c.headers["X-Learner"] = (await member(app, c, "acme", ["learner"]))["Authorization"]
+        yield c
+
+
+def learner(client: httpx.AsyncClient) -> dict[str, str]:
+    return {"Authorization": client.headers["X-Learner"]}
+
+
+async def upload(client: httpx.AsyncClient, data: bytes, content_type: str | None = None,
+                 filename: str | None = None) -> httpx.Response:
+    headers = {"Content-Type": content_type} if content_type else {}
+    params = {"filename": filename} if filename else {}
+    return await client.post(f"{BASE}/media", content=data, headers=headers, params=params)
+
+
+def disk(app: FastAPI) -> set[str]:
+    """Every file under the media folder and the spool."""
+    data_dir: Path = app.state.platform.settings.runtime.data_dir
+    return {str(p.relative_to(data_dir)) for p in data_dir.rglob("*")
+            if p.is_file() and ("media" in p.parts or "spool" in p.parts)}
+
+
+async def snapshot(app: FastAPI) -> tuple[list[Any], set[str]]:
+    media: MediaService = app.state.content.state["media"]
+    return [m.id for m in await media.media("acme")], disk(app)
+
+
+async def test_upload_then_read_back(client: httpx.AsyncClient, app: FastAPI) -> None:
+    data = s.png()
+    r = await upload(client, data, "image/png", "dot.png")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["content_type"] == "image/png"
+    assert body["kind"] == "image"
+    assert body["size"] == len(data)
+    assert body["sha256"] == hashlib.sha256(data).hexdigest()
+    assert body["filename"] == "dot.png"
+    assert body["url"] == f"{BASE}/media/{body['id']}/content"
+
+    r = await client.get(body["url"])
+    assert r.status_code == 200
+    assert r.content == data
+    assert r.headers["content-type"] == "image/png"
+    assert r.headers["etag"] == f'"{body["sha256"]}"'
+    assert r.headers["accept-ranges"] == "bytes"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert (await client.get(f"{BASE}/media/{body['id']}")).json() == body
+    assert [m["id"] for m in (await client.get(f"{BASE}/media")).json()["items"]] == [body["id"]]
+    assert (await client.get(f"{BASE}/media/usage")).json() == {
+        "tenant": "acme", "used_bytes": len(data), "quota_bytes": QUOTA}
+
+    r = await client.get(body["url"], headers={"If-None-Match": r.headers["etag"]})
+    assert r.status_code == 304
+    assert r.content == b""
+
+
+async def test_the_client_type_is_not_trusted(client: httpx.AsyncClient) -> None:
+    r = await upload(client, s.wav(), "application/octet-stream", "tone.wav")
+    assert r.status_code == 201, r.text
+    assert r.json()["content_type"] == "audio/wav"
+    r = await upload(client, s.webm())
+    assert r.status_code == 201
+    assert r.json()["content_type"] == "video/webm"
+    assert r.json()["filename"] == "video.webm"
+
+
+async def test_identical_bytes_are_kept_once(client: httpx.AsyncClient, app: FastAPI) -> None:
+    first = await upload(client, s.gif(), "image/gif", "a.gif")
+    again = await upload(client, s.gif(), "image/gif", "b.gif")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert len((await snapshot(app))[0]) == 1
+
+
+async def test_ranges_as_a_video_player_asks(client: httpx.AsyncClient) -> None:
+    data = s.mp4(300_000)
+    r = await upload(client, data, "video/mp4", "clip.mp4")
+    assert r.status_code == 201, r.text
+    url, size = r.json()["url"], len(data)
+
+    r = await client.get(url, headers={"Range": "bytes=0-"})  # what a browser sends first
+    assert r.status_code == 206
+    assert r.headers["content-range"] == f"bytes 0-{size - 1}/{size}"
+    assert r.headers["content-length"] == str(size)
+    assert r.headers["accept-ranges"] == "bytes"
+    assert r.content == data
+
+    r = await client.get(url, headers={"Range": "bytes=100-199"})
+    assert r.status_code == 206
+    assert r.headers["content-range"] == f"bytes 100-199/{size}"
+    assert r.content == data[100:200]
+
+    r = await client.get(url, headers={"Range": "bytes=250000-"})  # a seek
+    assert (r.status_code, r.content) == (206, data[250000:])
+    r = await client.get(url, headers={"Range": "bytes=-500"})
+    assert (r.status_code, r.content) == (206, data[-500:])
+    r = await client.get(url, headers={"Range": f"bytes={size - 10}-{size + 1000}"})
+    assert (r.status_code, r.content) == (206, data[-10:])
+
+    r = await client.get(url, headers={"Range": f"bytes={size}-"})
+    assert r.status_code == 416
+    assert r.headers["content-range"] == f"bytes */{size}"
+    assert r.json()["code"] == "range_not_satisfiable"
+
+    r = await client.get(url, headers={"Range": "bytes=0-1", "If-Range": '"stale"'})
+    assert (r.status_code, len(r.content)) == (200, size)
+    r = await client.get(url, headers={"Range": "bytes=0-1", "If-Range": r.headers["etag"]})
+    assert (r.status_code, r.content) == (206, data[:2])
+
+    r = await client.head(url, headers={"Range": "bytes=10-19"})
+    assert r.status_code == 206
+    assert r.headers["content-length"] == "10"
+    assert r.content == b""
+
+
+async def test_learners_read_only_media_of_published_lessons(client: httpx.AsyncClient) -> None:
+    used = (await upload(client, s.png(), "image/png", "a.png")).json()
+    unused = (await upload(client, s.jpeg(), "image/jpeg", "b.jpg")).json()
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "markdown", "markdown": f"![a dot]({used['url']})"}]})
+    them = learner(client)
+    assert (await client.get(used["url"], headers=them)).status_code == 404  # draft course
+    assert (await client.get(f"{BASE}/media", headers=them)).status_code == 403
+
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    r = await client.get(used["url"], headers={**them, "Range": "bytes=0-"})
+    assert (r.status_code, r.content) == (206, s.png())
+    assert (await client.get(f"{BASE}/media/{used['id']}", headers=them)).status_code == 200
+    assert (await client.get(unused["url"], headers=them)).status_code == 404
+    assert (await client.get(f"/v1/tenants/beta/media/{used['id']}/content")).status_code == 403
+    r = await client.post(f"{BASE}/media", content=s.png(), headers=them)
+    assert r.status_code == 403
+
+
+@pytest.mark.parametrize(("data", "content_type", "filename", "status", "code"), [
+    (s.png(), "image/jpeg", None, 415, "type_mismatch"),
+    (s.png(), None, "photo.gif", 415, "type_mismatch"),
+    (s.mp3(), "video/mp4", "a.mp4", 415, "type_mismatch"),
+    (b"MZ\x90\x00" + bytes(100), "image/png", "x.png", 415, "unsupported_media_type"),
+    (s.pdf("x"), None, "run.exe", 415, "type_mismatch"),
+    (s.SVG_WITH_SCRIPT, "image/svg+xml", "x.svg", 422, "unsafe_svg"),
+    (b"", "image/png", "x.png", 422, "empty_file"),
+    (s.png(extra=30_000), "image/png", "big.png", 413, "too_large"),
+    (s.mp4(500_000), "video/mp4", "big.mp4", 413, "too_large"),
+])
+async def test_bad_uploads_change_nothing(client: httpx.AsyncClient, app: FastAPI, data: bytes,
+                                          content_type: str | None, filename: str | None,
+                                          status: int, code: str) -> None:
+    before = await snapshot(app)
+    r = await upload(client, data, content_type, filename)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == code
+    assert r.json()["detail"]
+    assert await snapshot(app) == before
+
+
+async def test_the_size_limit_holds_as_bytes_arrive(client: httpx.AsyncClient, app: FastAPI) -> None:
+    """A streamed body without Content-Length is cut off once it passes the limit."""
+    sent = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal sent
+        yield s.mp4(0)
+        for _ in range(200):
+            sent += 64 * 1024
+            yield bytes(64 * 1024)
+
+    async def stream() -> AsyncIterator[bytes]:
+        for c in chunks():
+            yield c
+
+    before = await snapshot(app)
+    r = await client.post(f"{BASE}/media", content=stream(), headers={"Content-Type": "video/mp4"})
+    assert r.status_code == 413
+    assert r.json()["code"] == "too_large"
+    assert r.json()["limit_bytes"] == 400_000
+    assert sent < 200 * 64 * 1024, "the upload was read to its end"
+    assert await snapshot(app) == before
+
+
+async def test_other_routes_keep_the_body_limit(client: httpx.AsyncClient) -> None:
+    r = await client.post(f"{BASE}/courses", json={"title": "x" * 70_000})
+    assert r.status_code == 413
+    assert r.json()["code"] == "payload_too_large"
+
+
+async def test_the_tenant_quota(client: httpx.AsyncClient, app: FastAPI) -> None:
+    assert (await upload(client, s.mp4(350_000), "video/mp4")).status_code == 201
+    before = await snapshot(app)
+    r = await upload(client, s.mp4(300_000), "video/mp4")
+    assert r.status_code == 413
+    problem = r.json()
+    assert problem["code"] == "quota_exceeded"
+    assert problem["quota_bytes"] == QUOTA
+    assert problem["used_bytes"] == len(s.mp4(350_000))
+    assert "quota" in problem["detail"]
+    assert await snapshot(app) == before
+
+
+async def test_delete(client: httpx.AsyncClient, app: FastAPI) -> None:
+    before = await snapshot(app)
+    body = (await upload(client, s.ogg_opus(), "audio/ogg", "a.opus")).json()
+    assert (await client.delete(f"{BASE}/media/{body['id']}",
+                                headers=learner(client))).status_code == 403
+    assert (await client.delete(f"{BASE}/media/{body['id']}")).status_code == 204
+    assert (await client.get(body["url"])).status_code == 404
+    assert (await client.delete(f"{BASE}/media/{body['id']}")).status_code == 404
+    assert await snapshot(app) == before
+
+
+async def test_svg_is_served_under_a_strict_policy(client: httpx.AsyncClient) -> None:
+    body = (await upload(client, s.SVG, "image/svg+xml", "dot.svg")).json()
+    r = await client.get(body["url"])
+    assert r.status_code == 200
+    assert "default-src 'none'" in r.headers["content-security-policy"]
+    assert r.content == s.SVG

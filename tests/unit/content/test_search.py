@@ -1,0 +1,465 @@
+"""Search over an in-memory tantivy index fed from an in-memory catalogue of published content:
+ranking, filters, facets, tenants, pages, odd queries, and keeping the index in step (events,
+updates, deletions, late and repeated events, the build of a new index)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bloop.platform.content.events import CoursePublished, LessonPublished
+from bloop.platform.content.model import (
+    Course,
+    Lesson,
+    Level,
+    MarkdownBlock,
+    NewCourse,
+    NewLesson,
+)
+from bloop.platform.content.search.consumers import subscriptions
+from bloop.platform.content.search.index import TantivyIndex
+from bloop.platform.content.search.model import Filters, SearchResults, lesson_text, newer
+from bloop.platform.content.search.service import SearchService
+from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.events.envelope import Envelope, new_id
+from bloop.platform.kit.events.types import type_of
+
+
+@dataclass
+class Catalogue:
+    """Courses, draft lessons and lesson snapshots in memory, read as `PublishedContent`."""
+
+    heads: dict[tuple[str, str], Course] = field(default_factory=dict)
+    drafts: dict[tuple[str, str], Lesson] = field(default_factory=dict)
+    snapshots: dict[tuple[str, str, int], Lesson] = field(default_factory=dict)
+    reads: int = 0
+
+    async def course(self, tenant: str, course_id: str) -> Course | None:
+        self.reads += 1
+        course = self.heads.get((tenant, course_id))
+        return course if course is not None and course.publication is not None else None
+
+    async def lesson(self, tenant: str, lesson_id: str) -> tuple[Course, Lesson] | None:
+        draft = self.drafts.get((tenant, lesson_id))
+        course = None if draft is None else await self.course(tenant, draft.course)
+        if course is None or course.publication is None:
+            return None
+        for ref in course.publication.lessons:
+            if ref.id == lesson_id:
+                return course, self.snapshots[(tenant, ref.id, ref.version)]
+        return None
+
+    async def catalogue(self) -> AsyncIterator[tuple[Course, list[Lesson]]]:
+        for (tenant, _), course in sorted(self.heads.items()):
+            if course.publication is not None:
+                yield course, [self.snapshots[(tenant, r.id, r.version)]
+                               for r in course.publication.lessons
+                               if (tenant, r.id) in self.drafts]
+
+    def create(self, tenant: str, course_id: str, title: str, *, language: str = "en",
+               level: Level = "beginner", tags: tuple[str, ...] = (),
+               summary: str = "") -> Course:
+        course = Course.create(tenant, NewCourse(id=course_id, title=title, summary=summary,
+                                                 language=language, level=level,
+                                                 tags=list(tags)))
+        self.heads[(tenant, course_id)] = course
+        return course
+
+    def add(self, course: Course, title: str, *texts: str, **fields: object) -> Lesson:
+        lesson = Lesson.create(course.tenant, course.id, NewLesson.model_validate(
+            {"title": title, "blocks": [{"type": "markdown", "markdown": t} for t in texts],
+             **fields}))
+        self.drafts[(course.tenant, lesson.id)] = lesson
+        return lesson
+
+    def edit(self, lesson: Lesson, *texts: str) -> Lesson:
+        edited = lesson.model_copy(update={
+            "version": lesson.version + 1,
+            "blocks": [MarkdownBlock(markdown=t) for t in texts]})
+        self.drafts[(lesson.tenant, lesson.id)] = edited
+        return edited
+
+    def publish(self, course: Course) -> Course:
+        key = (course.tenant, course.id)
+        lessons = [x for (t, _), x in self.drafts.items() if t == course.tenant
+                   and x.course == course.id]
+        published = self.heads[key].published(lessons=lessons)
+        for x in lessons:
+            self.snapshots[(x.tenant, x.id, x.version)] = x
+        self.heads[key] = published
+        return published
+
+    def course_with(self, tenant: str, course_id: str, title: str, *lessons: tuple[str, str],
+                    **head: Any) -> Course:
+        """A published course with `lessons` (title, text)."""
+        course = self.create(tenant, course_id, title, **head)
+        for lesson_title, text in lessons:
+            self.add(course, lesson_title, text)
+        return self.publish(course)
+
+
+@pytest.fixture
+async def search() -> AsyncIterator[SearchService]:
+    index = TantivyIndex()
+    yield SearchService(index, Catalogue())
+    await index.close()
+
+
+def catalogue(service: SearchService) -> Catalogue:
+    assert isinstance(service.content, Catalogue)
+    return service.content
+
+
+async def index_all(service: SearchService) -> None:
+    """What the consumer does on each course's and lesson's event."""
+    for tenant, course_id in catalogue(service).heads:
+        await service.sync_course(tenant, course_id)
+    for tenant, lesson_id in catalogue(service).drafts:
+        await service.sync_lesson(tenant, lesson_id)
+
+
+def titles(results: SearchResults) -> list[str]:
+    return [h.title for h in results.hits]
+
+
+async def test_a_title_match_outranks_matches_in_the_text(search: SearchService) -> None:
+    catalogue(search).course_with(
+        "acme", "py", "Python",
+        ("Recursion", "Recursion is a function calling itself, and recursion needs a base "
+                      "case. Every recursion ends."),
+        ("Iteration", "Loops repeat work. Compared with loops, recursion is sometimes clearer, "
+                      "and recursion can express trees; recursion everywhere."),
+        ("Strings", "Text in quotes."))
+    await index_all(search)
+
+    found = await search.search("acme", "recursion")
+    assert titles(found) == ["Recursion", "Iteration"]
+    assert found.hits[0].score > found.hits[1].score > 0
+    assert found.total == 2
+
+
+async def test_every_word_must_match_somewhere_and_phrases_keep_order(search: SearchService) -> None:
+    catalogue(search).course_with(
+        "acme", "py", "Python", ("Loops", "A for loop walks over a list."),
+        ("Lists", "A list holds items; loop for each."), tags=("programming",))
+    await index_all(search)
+
+    assert set(titles(await search.search("acme", "loop list"))) == {"Loops", "Lists"}
+    assert titles(await search.search("acme", '"for loop"')) == ["Loops"]
+    assert titles(await search.search("acme", "loop -walks")) == ["Lists"]
+    assert titles(await search.search("acme", 'list -"for loop"')) == ["Lists"]
+    # a tag matches like a word of the text; a course is found by its title and summary
+    assert set(titles(await search.search("acme", "programming"))) == {"Python", "Loops", "Lists"}
+    assert titles(await search.search("acme", "loop nowhere")) == []
+
+
+async def test_filters_and_facets_over_the_matching_set(search: SearchService) -> None:
+    cat = catalogue(search)
+    cat.course_with("acme", "algebra", "Algebra", ("Equations", "Solve each equation for x."),
+                    ("Graphs", "Plot the equation as a line."), tags=("maths", "school"))
+    cat.course_with("acme", "algebre", "Algèbre", ("Équations", "Résoudre une equation."),
+                    language="fr", level="advanced", tags=("maths",))
+    cat.course_with("acme", "poetry", "Poetry", ("Metre", "No equations here; only verse."),
+                    tags=("writing",))
+    await index_all(search)
+
+    found = await search.search("acme", "equation")
+    assert set(titles(found)) == {"Equations", "Graphs", "Équations"}
+    assert {(f.value, f.count) for f in found.facets.language} == {("en", 2), ("fr", 1)}
+    assert {(f.value, f.count) for f in found.facets.level} == {("beginner", 2), ("advanced", 1)}
+    assert {(f.value, f.count) for f in found.facets.tag} == {("maths", 3), ("school", 2)}
+
+    only_fr = await search.search("acme", "equation", Filters(language="fr"))
+    assert titles(only_fr) == ["Équations"]
+    assert [(f.value, f.count) for f in only_fr.facets.language] == [("fr", 1)]
+    assert titles(await search.search("acme", "equation", Filters(level="advanced"))) == [
+        "Équations"]
+    assert set(titles(await search.search("acme", "", Filters(tag="school")))) == {
+        "Algebra", "Equations", "Graphs"}
+    assert titles(await search.search("acme", "equation", Filters(tag="writing"))) == []
+    everything = await search.search("acme", "", limit=50)
+    assert everything.total == 7
+    assert {(f.value, f.count) for f in everything.facets.tag} == {
+        ("maths", 5), ("school", 3), ("writing", 2)}
+
+
+async def test_a_lesson_has_its_own_language_level_and_tags_beside_its_courses(
+        search: SearchService) -> None:
+    cat = catalogue(search)
+    course = cat.create("acme", "mixed", "Mixed", tags=("maths",))
+    cat.add(course, "Deutsch", "Gleichungen lösen", language="de", level="advanced",
+            tags=["german"])
+    cat.publish(course)
+    await index_all(search)
+    [hit] = (await search.search("acme", "gleichungen")).hits
+    assert (hit.language, hit.level, hit.tags) == ("de", "advanced", ["german", "maths"])
+
+
+async def test_a_tenant_never_sees_another_tenants_documents(search: SearchService) -> None:
+    cat = catalogue(search)
+    cat.course_with("acme", "py", "Python at Acme", ("Acme loops", "loops"), tags=("secret",))
+    cat.course_with("umbrella", "py", "Python at Umbrella", ("Umbrella loops", "loops"),
+                    tags=("secret",))
+    await index_all(search)
+
+    for q in ("loops", "python", "umbrella", "tenant:umbrella", "", "-acme"):
+        found = await search.search("acme", q, limit=50)
+        assert all("Umbrella" not in t for t in titles(found)), q
+        assert all(c.count <= 2 for c in found.facets.tag), q
+    assert titles(await search.search("acme", "umbrella")) == []
+    assert (await search.search("nobody", "")).total == 0
+
+
+async def test_drafts_are_not_searched_until_published(search: SearchService) -> None:
+    cat = catalogue(search)
+    course = cat.create("acme", "py", "Python")
+    lesson = cat.add(course, "Draft", "unpublished words")
+    await index_all(search)
+    assert (await search.search("acme", "")).total == 0
+
+    cat.publish(course)
+    cat.edit(lesson, "edited draft words")
+    await index_all(search)
+    assert titles(await search.search("acme", "unpublished")) == ["Draft"]
+    assert titles(await search.search("acme", "edited")) == []
+
+
+async def test_snippets_mark_the_matching_words_in_characters(search: SearchService) -> None:
+    catalogue(search).course_with(
+        "acme", "fr", "Français",
+        ("Boucles", "## Répétition\n\nUne **boucle** répète: *encore* et encore la boucle."),
+        language="fr")
+    await index_all(search)
+
+    [hit] = (await search.search("acme", "boucle")).hits
+    assert hit.kind == "lesson"
+    assert [hit.snippet[a:b] for a, b in hit.highlights] == ["boucle", "boucle"]
+    assert "**" not in hit.snippet
+    assert "##" not in hit.snippet
+    [accented] = (await search.search("acme", "repetition")).hits
+    assert [accented.snippet[a:b] for a, b in accented.highlights] == ["Répétition"]
+
+
+@pytest.mark.parametrize("q", ['"', '"open', "((", ":::", "-", "***"])
+async def test_queries_with_nothing_to_search_for_are_422(search: SearchService, q: str) -> None:
+    with pytest.raises(Problem) as raised:
+        await search.search("acme", q)
+    assert (raised.value.status, raised.value.code) == (422, "bad_query")
+
+
+@pytest.mark.parametrize(("q", "total"), [
+    ("c++: (pointers)", 1), ('say "hello world"', 0), ('"hello world"', 1),
+    ("title:x AND y OR z", 0), ("東京", 1), ("naïve CAFÉ", 1), ("a^2 ~ [1 TO 5] {x} \\ / !", 0),
+    ("-loops", 2), ("pointers -東京", 0)])
+async def test_odd_queries_are_plain_text(search: SearchService, q: str, total: int) -> None:
+    catalogue(search).course_with("acme", "x", "Misc",
+                                  ("Odd", "C pointers; hello world; 東京; naive cafe"))
+    await index_all(search)
+    found = await search.search("acme", q)
+    assert found.total == len(found.hits) == total
+
+
+async def test_pages_follow_cursors_to_the_end(search: SearchService) -> None:
+    catalogue(search).course_with(
+        "acme", "big", "Big course", *((f"Part {i}", "shared words " + "filler " * i)
+                                       for i in range(23)))
+    await index_all(search)
+
+    seen: list[str] = []
+    page = await search.search("acme", "shared", limit=10)
+    while True:
+        assert page.total == 23
+        seen += [h.id for h in page.hits]
+        if page.next is None:
+            break
+        page = await search.search("acme", "shared", limit=10, cursor=page.next)
+    assert len(seen) == len(set(seen)) == 23
+
+    first = await search.search("acme", "shared", limit=10)
+    assert first.next is not None
+    for bad, q in (("nonsense!", "shared"), (first.next, "other words"), ("eyJvIjotMX0", "shared")):
+        with pytest.raises(Problem) as raised:
+            await search.search("acme", q, limit=10, cursor=bad)
+        assert (raised.value.status, raised.value.code) == (422, "bad_cursor")
+
+
+async def test_a_publication_replaces_the_text_and_an_older_one_never_comes_back(
+        search: SearchService) -> None:
+    cat = catalogue(search)
+    course = cat.create("acme", "py", "Python")
+    lesson = cat.add(course, "Loops", "The while statement repeats.")
+    first = cat.publish(course)
+    await index_all(search)
+    assert titles(await search.search("acme", "while")) == ["Loops"]
+
+    cat.edit(lesson, "Use range.")
+    cat.publish(first)
+    await search.sync_lesson("acme", lesson.id)
+    assert titles(await search.search("acme", "while")) == []
+    assert titles(await search.search("acme", "range")) == ["Loops"]
+
+    cat.heads[("acme", "py")] = first  # a stale read, e.g. a lagging replica
+    await search.sync_lesson("acme", lesson.id)
+    await search.sync_course("acme", "py")
+    assert titles(await search.search("acme", "range")) == ["Loops"]
+    assert titles(await search.search("acme", "while")) == []
+
+
+def test_a_later_publication_wins_whatever_lesson_version_it_names() -> None:
+    assert newer((1, 1), None)
+    assert newer((2, 1), (1, 1))
+    assert newer((1, 2), (1, 1))
+    assert newer((3, 1), (2, 5))
+    assert not newer((1, 1), (1, 1))
+    assert not newer((1, 3), (2, 1))
+
+
+async def test_a_deleted_lesson_leaves_the_index(search: SearchService) -> None:
+    cat = catalogue(search)
+    cat.course_with("acme", "py", "Python", ("Obsolete", "Deprecated syntax."))
+    await index_all(search)
+    assert titles(await search.search("acme", "deprecated")) == ["Obsolete"]
+
+    [(key, gone)] = cat.drafts.items()
+    del cat.drafts[key]
+    await search.sync_lesson("acme", gone.id)
+    await search.sync_lesson("acme", gone.id)  # again: nothing left to remove
+    assert titles(await search.search("acme", "deprecated")) == []
+    assert await search.index.count("acme") == 1  # the course itself
+
+
+def envelope(type_id: str, tenant: str, subject: str, data: dict[str, object],
+             at: datetime | None = None) -> Envelope:
+    return Envelope(id=new_id(), type=type_id, source="bloop/content",
+                    time=at or datetime.now(UTC), tenant=tenant, subject=subject, data=data)
+
+
+async def test_the_consumer_follows_content_events(search: SearchService) -> None:
+    cat = catalogue(search)
+    draft = cat.create("acme", "py", "Python", summary="Learn the language.")
+    lesson = cat.add(draft, "Generators", "yield produces values lazily.")
+    course = cat.publish(draft)
+    [sub] = subscriptions(search)
+    assert sub.group == f"content.search.{search.index.index_id}"
+    assert sub.topics == ("content.events",)
+    assert {"bloop.content.course.published.v1", "bloop.content.lesson.published.v1",
+            "bloop.content.lesson.updated.v1", "bloop.content.lesson.deleted.v1"} <= sub.types
+
+    at = course.published_at
+    assert at is not None
+    await sub.handler(type_of(CoursePublished).envelope(CoursePublished(
+        course_id="py", version=1, title=course.title, summary=course.summary, language="en",
+        level="beginner", tags=[], lesson_ids=[lesson.id], published_at=at),
+        tenant="acme", subject="py"))
+    published = type_of(LessonPublished).envelope(LessonPublished(
+        lesson_id=lesson.id, course_id="py", course_version=1, lesson_version=1, position=0,
+        title=lesson.title, estimated_minutes=10, teaches=[], requires=[], published_at=at),
+        tenant="acme", subject=lesson.id)
+    await sub.handler(published)
+    await sub.handler(published)  # redelivered
+    assert titles(await search.search("acme", "lazily")) == ["Generators"]
+    assert titles(await search.search("acme", "language")) == ["Python"]
+
+    cat.edit(lesson, "yield, lazily, and send.")  # a draft edit: learners do not see it yet
+    await sub.handler(envelope("bloop.content.lesson.updated.v1", "acme", lesson.id, {}))
+    assert titles(await search.search("acme", "send")) == []
+
+    del cat.drafts[("acme", lesson.id)]
+    await sub.handler(envelope("bloop.content.lesson.deleted.v1", "acme", lesson.id, {}))
+    assert titles(await search.search("acme", "lazily")) == []
+
+
+async def test_a_new_index_is_built_from_the_store_once(search: SearchService) -> None:
+    cat = catalogue(search)
+    for tenant in ("acme", "umbrella"):
+        cat.course_with(tenant, "py", f"Python at {tenant}", ("One", "first lesson"),
+                        ("Two", "second lesson"))
+    cat.create("acme", "draft", "Not yet")
+    assert search.index.built_at is None
+    assert await search.build() == 6
+    built = search.index.built_at
+    assert built is not None
+    assert (await search.search("umbrella", "lesson")).total == 2
+    assert await search.build() == 0
+    assert await search.build(force=True) == 0  # same versions: nothing to write
+
+    # an event from well before the build is skipped without a read
+    [sub] = subscriptions(search)
+    reads = cat.reads
+    old = built - timedelta(seconds=search.settings.clock_skew_s + 1)
+    await sub.handler(envelope("bloop.content.course.published.v1", "acme", "py", {}, at=old))
+    assert cat.reads == reads
+    await sub.handler(envelope("bloop.content.course.published.v1", "acme", "py", {}))
+    assert cat.reads == reads + 1
+
+
+async def test_an_index_directory_is_kept_across_restarts(tmp_path: Path) -> None:
+    cat = Catalogue()
+    cat.course_with("acme", "py", "Python", ("Decorators", "functions wrapping functions"))
+    first = SearchService(TantivyIndex(tmp_path / "search"), cat)
+    await first.build()
+    index_id, built = first.index.index_id, first.index.built_at
+    await first.index.close()
+
+    again = SearchService(TantivyIndex(tmp_path / "search"), cat)
+    try:
+        assert (again.index.index_id, again.index.built_at) == (index_id, built)
+        assert titles(await again.search("acme", "wrapping")) == ["Decorators"]
+        assert await again.build() == 0
+    finally:
+        await again.index.close()
+    other = TantivyIndex(tmp_path / "other")
+    assert other.index_id != index_id
+    await other.close()
+
+    (tmp_path / "stranger").mkdir()
+    (tmp_path / "stranger" / "notes.txt").write_text("mine")
+    with pytest.raises(RuntimeError, match="no search index"):
+        TantivyIndex(tmp_path / "stranger")
+
+
+async def test_an_index_that_lost_its_documents_is_built_again(tmp_path: Path) -> None:
+    cat = Catalogue()
+    cat.course_with("acme", "py", "Python", ("Closures", "functions keeping their scope"))
+    first = SearchService(TantivyIndex(tmp_path / "search"), cat)
+    assert await first.build() == 2
+    await first.index.close()
+    for child in (tmp_path / "search").iterdir():  # tantivy's files go; our meta stays
+        if child.name != "bloop-search.json":
+            child.unlink()
+
+    again = SearchService(TantivyIndex(tmp_path / "search"), cat)
+    try:
+        assert again.index.built_at is not None
+        assert titles(await again.search("acme", "scope")) == []
+        assert await again.build() == 2
+        assert titles(await again.search("acme", "scope")) == ["Closures"]
+        assert await again.build() == 0
+    finally:
+        await again.index.close()
+
+
+def test_lesson_text_reads_blocks_and_never_gives_answers_away() -> None:
+    lesson = Lesson.model_validate({
+        "id": uuid.uuid4().hex, "tenant": "acme", "course": "py", "title": "Quiz",
+        "estimated_minutes": 5, "teaches": [], "requires": [],
+        "created_at": datetime.now(UTC), "updated_at": datetime.now(UTC),
+        "blocks": [
+            {"type": "markdown", "markdown": "See [the docs](https://x.test/a) `now`"},
+            {"type": "image", "media": "m1", "caption": "A diagram", "alt": "arrows"},
+            {"type": "quiz", "id": "q", "title": "Check", "questions": [
+                {"type": "short_text", "id": "s", "prompt": "Capital of France?",
+                 "accepted": ["Paris"]}]}]})
+    text = lesson_text(lesson)
+    assert text.startswith("See the docs now")
+    assert "A diagram" in text
+    assert "arrows" in text
+    assert "Capital of France?" in text
+    assert "Paris" not in text
+    assert "https" not in text

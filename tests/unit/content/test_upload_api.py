@@ -1,0 +1,298 @@
+"""Imports through the real app on the embedded stores: Markdown with front matter, Markdown
+with its images, a zip of lessons and images, a PDF, media alone; every bad input refused with a
+problem naming the file and nothing kept; and an import failing at its last step undone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.platform.app import create_app
+from bloop.platform.content.media.service import MediaService
+from bloop.platform.content.model import Lesson, NewLesson
+from bloop.platform.content.service import ContentService
+from bloop.platform.content.uploads.service import UploadService
+from bloop.platform.kit.auth import Principal
+from bloop.platform.kit.settings import HttpSettings, RuntimeSettings, Settings
+from tests.support import member
+from tests.unit.content import media_samples as s
+
+BASE = "/v1/tenants/acme"
+UPLOAD = f"{BASE}/courses/py/uploads"
+Files = list[tuple[str, tuple[str, bytes, str]]]
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("BLOOP_MEDIA_IMAGE_MAX_BYTES", "20000")
+    monkeypatch.setenv("BLOOP_MEDIA_TENANT_QUOTA_BYTES", "150000")
+    monkeypatch.setenv("BLOOP_MEDIA_PUBLISHED_CACHE_S", "0")
+    monkeypatch.setenv("BLOOP_UPLOAD_ZIP_MAX_UNPACKED_BYTES", "300000")
+    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False),
+                        http=HttpSettings(max_body_bytes=64 * 1024))
+    application = create_app(settings, services=["identity", "content"])
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        c.headers.update(await member(app, c, "acme", ["educator"]))
+        c.headers["X-Learner"] = (await member(app, c, "acme", ["learner"]))["Authorization"]
+        assert (await c.post(f"{BASE}/concepts", json={"id": "loops", "name": "Loops"})
+                ).status_code == 201
+        assert (await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+                ).status_code == 201
+        yield c
+
+
+def files(*items: tuple[str, bytes, str]) -> Files:
+    return [("files", item) for item in items]
+
+
+def disk(app: FastAPI) -> set[str]:
+    """Every file under media/ and spool/."""
+    data_dir: Path = app.state.platform.settings.runtime.data_dir
+    return {str(p.relative_to(data_dir)) for p in data_dir.rglob("*")
+            if p.is_file() and ("media" in p.parts or "spool" in p.parts)}
+
+
+async def state(app: FastAPI) -> tuple[list[str], list[str], set[str]]:
+    """The course's lessons, the tenant's media, and the files on disk."""
+    content: ContentService = app.state.content.state["service"]
+    media: MediaService = app.state.content.state["media"]
+    return ([x.id for x in await content.repo.list_lessons("acme", "py")],
+            [m.id for m in await media.media("acme")], disk(app))
+
+
+async def test_a_markdown_lesson_with_front_matter(client: httpx.AsyncClient) -> None:
+    r = await client.post(UPLOAD, files=files(("loops.md", s.MARKDOWN, "text/markdown")))
+    assert r.status_code == 201, r.text
+    [lesson] = r.json()["lessons"]
+    assert r.json()["media"] == []
+    assert lesson["title"] == "Loops"
+    assert lesson["estimated_minutes"] == 7
+    assert lesson["teaches"] == ["loops"]
+    assert [b["markdown"] for b in lesson["blocks"]] == [
+        "# Loops\n\nA `for` loop repeats.",
+        "## While\n\nA `while` loop repeats until its condition is false."]
+    stored = (await client.get(f"{BASE}/lessons/{lesson['id']}")).json()
+    assert stored == lesson
+
+
+async def test_markdown_with_its_images_links_the_stored_media(client: httpx.AsyncClient,
+                                                               app: FastAPI) -> None:
+    text = b"---\ntitle: Shapes\n---\nA dot: ![dot](dot.png)\n"
+    r = await client.post(UPLOAD, files=files(("shapes.md", text, "text/markdown"),
+                                              ("dot.png", s.png(), "image/png")))
+    assert r.status_code == 201, r.text
+    [lesson], [media] = r.json()["lessons"], r.json()["media"]
+    assert media["content_type"] == "image/png"
+    assert media["url"] == f"{BASE}/media/{media['id']}/content"
+    assert lesson["blocks"][0]["markdown"] == f"A dot: ![dot]({media['url']})"
+
+    learner = {"Authorization": client.headers["X-Learner"]}
+    url = f"{BASE}/media/{media['id']}/content"
+    assert (await client.get(url, headers=learner)).status_code == 404
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    r = await client.get(url, headers=learner)
+    assert (r.status_code, r.content) == (200, s.png())
+
+
+async def test_a_zip_of_lessons_and_images(client: httpx.AsyncClient) -> None:
+    pack = s.zip_of({
+        "course/01-intro.md": b"# Intro\n\n![logo](img/logo.png)\n\nSee [the next one](02-loops.md).",
+        "course/02-loops.md": s.MARKDOWN + b"\n![tone](../media/tone%20one.wav)\n",
+        "course/img/logo.png": s.png(),
+        "media/tone one.wav": s.wav(),
+        "__MACOSX/course/._01-intro.md": b"\x00\x05\x16\x07",
+    })
+    r = await client.post(UPLOAD, files=files(("course.zip", pack, "application/zip")))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert [x["title"] for x in body["lessons"]] == ["Intro", "Loops"]
+    assert [x["position"] for x in body["lessons"]] == [0, 1]
+    by_name = {m["filename"]: m for m in body["media"]}
+    assert set(by_name) == {"logo.png", "tone one.wav"}
+    intro = body["lessons"][0]["blocks"][0]["markdown"]
+    assert f"![logo]({BASE}/media/{by_name['logo.png']['id']}/content)" in intro
+    assert "[the next one](02-loops.md)" in intro
+    loops = "\n".join(b["markdown"] for b in body["lessons"][1]["blocks"])
+    assert f"![tone]({BASE}/media/{by_name['tone one.wav']['id']}/content)" in loops
+    r = await client.get(f"{BASE}/media/{by_name['tone one.wav']['id']}/content")
+    assert r.content == s.wav()
+
+
+async def test_a_pdf_becomes_a_lesson_and_is_kept(client: httpx.AsyncClient) -> None:
+    data = s.pdf("Loops repeat work.", "While loops wait.", title="Loops in PDF")
+    r = await client.post(UPLOAD, files=files(("loops.pdf", data, "application/pdf")))
+    assert r.status_code == 201, r.text
+    [lesson], [media] = r.json()["lessons"], r.json()["media"]
+    assert lesson["title"] == "Loops in PDF"
+    assert media["content_type"] == "application/pdf"
+    text = [b.get("markdown", "") for b in lesson["blocks"]]
+    assert "Loops repeat work." in text
+    assert "While loops wait." in text
+    first = lesson["blocks"][0]
+    assert media["id"] in (first.get("media") or first.get("media_id") or first["markdown"])
+    assert (await client.get(f"{BASE}/media/{media['id']}/content")).content == data
+
+
+async def test_media_alone(client: httpx.AsyncClient, app: FastAPI) -> None:
+    r = await client.post(UPLOAD, files=files(("a.mp3", s.mp3(), "audio/mpeg"),
+                                              ("b.webm", s.webm(), "video/webm")))
+    assert r.status_code == 201, r.text
+    assert r.json()["lessons"] == []
+    assert sorted(m["content_type"] for m in r.json()["media"]) == ["audio/mpeg", "video/webm"]
+    assert (await state(app))[0] == []
+
+
+BAD: list[Any] = [
+    pytest.param(files(("a.md", b"---\ntitle: [oops\n---\n", "text/markdown")),
+                 422, "invalid_front_matter", "a.md", id="invalid-yaml"),
+    pytest.param(files(("a.md", b"---\ntitle: A\nauthor: me\n---\n", "text/markdown")),
+                 422, "invalid_front_matter", "author", id="unknown-key"),
+    pytest.param(files(("a.md", b"---\nestimated_minutes: soon\n---\n", "text/markdown")),
+                 422, "invalid_front_matter", "estimated_minutes", id="wrong-type"),
+    pytest.param(files(("a.md", b"---\nteaches: [loops]\nrequires: [loops]\n---\n",
+                        "text/markdown")), 422, "invalid_lesson", "both teach and require",
+                 id="teaches-and-requires"),
+    pytest.param(files(("a.md", b"---\nteaches: [recursion]\n---\n", "text/markdown")),
+                 422, "unknown_concepts", "recursion", id="unknown-concept"),
+    pytest.param(files(("a.md", b"Text\n\n```\ncode\n", "text/markdown")),
+                 422, "invalid_markdown", "code fence", id="unclosed-fence"),
+    pytest.param(files(("a.md", b"![x](missing.png)", "text/markdown")),
+                 422, "missing_file", "missing.png", id="missing-image"),
+    pytest.param(files(("a.md", b"![x](../../secret.png)", "text/markdown")),
+                 422, "missing_file", "secret.png", id="link-outside"),
+    pytest.param(files(("z.zip", s.zip_of({"../evil.md": b"# x"}), "application/zip")),
+                 422, "unsafe_archive", "outside", id="zip-traversal"),
+    pytest.param(files(("z.zip", s.zip_of({"/etc/evil.md": b"# x"}), "application/zip")),
+                 422, "unsafe_archive", "absolute", id="zip-absolute"),
+    pytest.param(files(("z.zip", s.zip_with_symlink("a.png", "/etc/passwd"), "application/zip")),
+                 422, "unsafe_archive", "symbolic link", id="zip-symlink"),
+    pytest.param(files(("z.zip", s.zip_bomb(2_000_000), "application/zip")),
+                 422, "zip_bomb", "zip bomb", id="zip-bomb-ratio"),
+    pytest.param(files(("z.zip", s.zip_of({f"{n}.txt": bytes(range(256)) * 400 for n in range(4)},
+                                          compression=0), "application/zip")),
+                 413, "archive_too_large", "unpacks", id="zip-bomb-size"),
+    pytest.param(files(("z.zip", s.zip_of({"a.md": b"![i](i.png)", "i.png": s.mp3()}),
+                        "application/zip")), 415, "type_mismatch", "i.png", id="zip-mismatch"),
+    pytest.param(files(("z.zip", s.zip_of({"a.md": b"# A", "in.zip": s.zip_of({"b": b"c"})}),
+                        "application/zip")), 422, "unsafe_archive", "inside an archive",
+                 id="zip-in-zip"),
+    pytest.param(files(("photo.png", s.mp3(), "image/png")), 415, "type_mismatch",
+                 "MP3 audio", id="mismatch"),
+    pytest.param(files(("a.pdf", b"%PDF-1.4\nnot really", "application/pdf")),
+                 422, "unreadable_pdf", "a.pdf", id="broken-pdf"),
+    pytest.param(files(("big.png", s.png(extra=30_000), "image/png")), 413, "too_large",
+                 "at most", id="oversize"),
+    pytest.param(files(("z.zip", s.zip_of({"a.md": b"# A", "big.png": s.png(extra=30_000)}),
+                        "application/zip")), 413, "too_large", "at most", id="oversize-in-zip"),
+    pytest.param(files(*[(f"{n}.wav", s.wav(seconds=1.0) + bytes([n]), "audio/wav")
+                         for n in range(10)]), 413, "quota_exceeded", "quota", id="quota"),
+    pytest.param(files(("a.md", s.MARKDOWN, "text/markdown"), ("a.md", s.MARKDOWN, "text/markdown")),
+                 422, "duplicate_file", "a.md", id="duplicate-name"),
+]
+
+
+@pytest.mark.parametrize(("sent", "status", "code", "says"), BAD)
+async def test_bad_input_is_refused_and_changes_nothing(client: httpx.AsyncClient, app: FastAPI,
+                                                        sent: Files, status: int, code: str,
+                                                        says: str) -> None:
+    # A good file beside the bad one: it must not be kept either.
+    before = await state(app)
+    r = await client.post(UPLOAD, files=[("files", ("good.gif", s.gif(), "image/gif")), *sent])
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == code
+    assert says in r.json()["detail"]
+    assert await state(app) == before
+
+
+async def test_requests_that_are_not_imports(client: httpx.AsyncClient, app: FastAPI) -> None:
+    r = await client.post(UPLOAD, json={"files": []})
+    assert (r.status_code, r.json()["code"]) == (422, "no_files")
+    r = await client.post(UPLOAD, data={"files": "text"})
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_multipart")
+    r = await client.post(f"{BASE}/courses/none/uploads",
+                          files=files(("a.md", s.MARKDOWN, "text/markdown")))
+    assert r.status_code == 404
+    r = await client.post(UPLOAD, files=files(("a.md", s.MARKDOWN, "text/markdown")),
+                          headers={"Authorization": client.headers["X-Learner"]})
+    assert r.status_code == 403
+    assert await state(app) == ([], [], set())
+
+
+class FailingAt:
+    """The content service, failing its `fail_at`-th lesson creation."""
+
+    def __init__(self, real: ContentService, fail_at: int) -> None:
+        self.real, self.fail_at, self.calls = real, fail_at, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def add_lesson(self, tenant: str, course_id: str, new: NewLesson, *,
+                         by: Principal | None = None) -> Lesson:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise ConnectionError("the store went away")
+        return await self.real.add_lesson(tenant, course_id, new, by=by)
+
+
+@pytest.mark.parametrize("fail_at", [2, 1])
+async def test_a_failure_at_the_last_step_undoes_the_import(client: httpx.AsyncClient,
+                                                            app: FastAPI, fail_at: int) -> None:
+    uploads: UploadService = app.state.content.state["uploads"]
+    before = await state(app)
+    pack = s.zip_of({"one.md": b"# One\n\n![a](a.png)", "a.png": s.png(), "b.wav": s.wav()})
+    sent = files(("pack.zip", pack, "application/zip"),
+                 ("doc.pdf", s.pdf("text"), "application/pdf"))
+    # The last step creates the lessons; failing at the second, the first is taken back and
+    # all three media deleted.
+    failing = FailingAt(uploads.lessons, fail_at=fail_at)  # type: ignore[arg-type]
+    uploads.lessons = failing
+    with pytest.raises(ConnectionError):  # a 500 from the app; the transport raises it here
+        await client.post(UPLOAD, files=sent)
+    assert failing.calls == fail_at
+    assert await state(app) == before
+
+    uploads.lessons = failing.real
+    r = await client.post(UPLOAD, files=sent)
+    assert r.status_code == 201, r.text
+    assert len(r.json()["lessons"]) == 2
+    assert len(r.json()["media"]) == 3
+
+
+async def test_a_failure_storing_the_last_media_deletes_the_others(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    media: MediaService = app.state.content.state["media"]
+    before = await state(app)
+    real_put = media.store.put
+    puts = 0
+
+    async def put(info: Any, source: Path) -> None:
+        nonlocal puts
+        puts += 1
+        if puts == 3:
+            raise ConnectionError("disk went away")
+        await real_put(info, source)
+
+    monkeypatch.setattr(media.store, "put", put)
+    with pytest.raises(ConnectionError):
+        await client.post(UPLOAD, files=files(("a.png", s.png(), "image/png"),
+                                              ("b.gif", s.gif(), "image/gif"),
+                                              ("c.wav", s.wav(), "audio/wav"),
+                                              ("d.md", b"# D\n![a](a.png)", "text/markdown")))
+    assert puts == 3
+    assert await state(app) == before

@@ -1,0 +1,176 @@
+"""Reading uploaded lesson files without I/O beyond a temporary folder: front matter, blocks,
+links, zips that try to escape or explode, and PDFs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bloop.platform.content.uploads import archive, markdown, pdf
+from bloop.platform.kit.errors import Problem
+from tests.unit.content import media_samples as s
+
+LIMITS = archive.Limits(max_entries=50, max_unpacked_bytes=200_000, max_ratio=100)
+
+
+def test_front_matter_and_body() -> None:
+    parsed = markdown.parse_markdown(s.MARKDOWN.decode(), "loops.md")
+    assert parsed.title == "Loops"
+    assert parsed.front.estimated_minutes == 7
+    assert parsed.front.teaches == ["loops"]
+    assert parsed.body.startswith("# Loops")
+    assert markdown.to_blocks(parsed.body, "loops.md") == [
+        "# Loops\n\nA `for` loop repeats.",
+        "## While\n\nA `while` loop repeats until its condition is false."]
+
+
+def test_the_title_falls_back_to_the_heading_then_the_name() -> None:
+    assert markdown.parse_markdown("Intro\n\n# Real title\n", "x.md").title == "Real title"
+    assert markdown.parse_markdown("```\n# not a heading\n```\n", "first-steps.md").title == \
+        "First steps"
+
+
+@pytest.mark.parametrize(("text", "field", "says"), [
+    ("---\ntitle: [unclosed\n---\nBody", None, "not valid YAML"),
+    ("---\ntitle: A\ncolour: red\n---\n", "colour", "Extra inputs"),
+    ("---\nestimated_minutes: ten\n---\n", "estimated_minutes", "integer"),
+    ("---\nestimated_minutes: 0\n---\n", "estimated_minutes", "greater than or equal"),
+    ("---\ntags: python\n---\n", "tags", "list"),
+    ("---\nlevel: expert\n---\n", "level", "beginner"),
+    ("---\nteaches: [Not A Slug]\n---\n", "teaches.0", "pattern"),
+    ("---\nlanguage: english!\n---\n", "language", "pattern"),
+    ("---\ntitle: 12\n---\n", "title", "string"),
+    ("---\n- a\n- b\n---\n", None, "mapping"),
+    ("---\ntitle: A\n", None, "never closed"),
+    ("---\na: &x [1]\nb: *x\n---\n", None, "aliases"),
+])
+def test_bad_front_matter_names_the_field(text: str, field: str | None, says: str) -> None:
+    with pytest.raises(Problem) as caught:
+        markdown.parse_markdown(text, "lesson.md")
+    problem = caught.value
+    assert problem.status == 422
+    assert problem.code == "invalid_front_matter"
+    assert says in problem.detail
+    assert problem.extra["file"] == "lesson.md"
+    if field is not None:
+        assert problem.extra["field"] == field
+
+
+def test_an_unclosed_code_fence_is_malformed() -> None:
+    with pytest.raises(Problem) as caught:
+        markdown.parse_markdown("---\ntitle: A\n---\nText\n\n```python\nprint(1)\n", "a.md")
+    assert caught.value.code == "invalid_markdown"
+    assert caught.value.extra["line"] == 6
+
+
+def test_local_links_are_found_and_rewritten() -> None:
+    body = ('![a](img/a.png "A") and [pdf](<../docs/b c.pdf>) and ![ext](https://x.test/y.png)\n'
+            '<img src="img/c.png" alt="c">\n\n[ref]: img/d.png\n[top](#top)')
+    links = markdown.local_links(body, "lessons/one.md")
+    assert links == {"img/a.png": "lessons/img/a.png", "<../docs/b c.pdf>": "docs/b c.pdf",
+                     "img/c.png": "lessons/img/c.png", "img/d.png": "lessons/img/d.png"}
+    assert markdown.local_links("![x](../../etc/passwd)", "one.md") == {"../../etc/passwd": None}
+    out = markdown.rewrite_links(body, lambda t: f"/m/{t.strip('<>').replace(' ', '_')}")
+    assert '![a](/m/img/a.png "A")' in out
+    assert "[pdf](/m/../docs/b_c.pdf)" in out
+    assert "![ext](https://x.test/y.png)" in out
+    assert '<img src="/m/img/c.png"' in out
+    assert "[ref]: /m/img/d.png" in out
+    assert "[top](#top)" in out
+
+
+def test_long_bodies_are_cut_between_paragraphs() -> None:
+    para = "word " * 2000
+    blocks = markdown.to_blocks("\n\n".join([para] * 12), "long.md")
+    assert len(blocks) > 1
+    assert all(len(b) <= markdown.MAX_BLOCK_CHARS for b in blocks)
+
+
+def write(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "upload.zip"
+    path.write_bytes(data)
+    return path
+
+
+def test_a_zip_unpacks_under_names_of_our_own(tmp_path: Path) -> None:
+    data = s.zip_of({"lesson.md": b"# L", "img/a.png": s.png(), "__MACOSX/._a.png": b"junk",
+                     "img/": b""})
+    entries = archive.unpack(write(tmp_path, data), tmp_path / "out", LIMITS, "pack.zip")
+    assert [e.name for e in entries] == ["lesson.md", "img/a.png"]
+    assert [e.path.name for e in entries] == ["entry-00000", "entry-00001"]
+    assert entries[1].path.read_bytes() == s.png()
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("../evil.md", "outside"),
+    ("a/../../evil.md", "outside"),
+    ("/etc/passwd", "absolute"),
+    ("C:/windows/evil.md", "absolute"),
+    ("a\\..\\evil.md", "backslashes"),
+])
+def test_paths_that_leave_the_archive_are_refused(tmp_path: Path, name: str, says: str) -> None:
+    with pytest.raises(archive.UnsafeArchive, match=says):
+        archive.unpack(write(tmp_path, s.zip_of({name: b"x"})), tmp_path / "out", LIMITS, "z")
+    assert not (tmp_path / "out").exists()
+
+
+def test_links_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(archive.UnsafeArchive, match="symbolic link"):
+        archive.unpack(write(tmp_path, s.zip_with_symlink("img.png", "/etc/passwd")),
+                       tmp_path / "out", LIMITS, "z")
+
+
+def test_zip_bombs_stop_early(tmp_path: Path) -> None:
+    with pytest.raises(archive.UnsafeArchive) as ratio:
+        archive.unpack(write(tmp_path, s.zip_bomb(150_000)), tmp_path / "out", LIMITS, "z")
+    assert ratio.value.code == "zip_bomb"
+    many = s.zip_of({f"{n}.md": bytes(range(256)) * 200 for n in range(5)},
+                    compression=0)
+    with pytest.raises(archive.ArchiveTooLarge):
+        archive.unpack(write(tmp_path, many), tmp_path / "out", LIMITS, "z")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_zip_that_lies_about_its_sizes_is_caught_while_unpacking(tmp_path: Path) -> None:
+    data = bytearray(s.zip_of({"a.md": b"A" * 5000}, compression=0))
+    # Make both headers claim 50 bytes: the entry then holds more than it declares.
+    for sig in (b"PK\x03\x04", b"PK\x01\x02"):
+        at = data.find(sig)
+        field = at + (22 if sig == b"PK\x03\x04" else 24)
+        data[field:field + 4] = (50).to_bytes(4, "little")
+    with pytest.raises(archive.UnsafeArchive):
+        archive.unpack(write(tmp_path, bytes(data)), tmp_path / "out", LIMITS, "z")
+
+
+def test_not_a_zip(tmp_path: Path) -> None:
+    with pytest.raises(archive.UnsafeArchive) as caught:
+        archive.unpack(write(tmp_path, b"PK\x03\x04 truncated"), tmp_path / "out", LIMITS, "z")
+    assert caught.value.code == "invalid_archive"
+
+
+def test_pdf_text_by_page(tmp_path: Path) -> None:
+    path = tmp_path / "a.pdf"
+    path.write_bytes(s.pdf("Loops repeat work.\nThey stop *eventually*.", "", "Page three",
+                           title="Loops"))
+    text = pdf.read_pdf(path, "a.pdf", max_pages=10)
+    assert text.title == "Loops"
+    assert text.page_count == 3
+    assert text.pages[0] == "Loops repeat work. They stop \\*eventually\\*."
+    assert text.pages[1] == ""
+    assert text.pages[2] == "Page three"
+    with pytest.raises(Problem) as caught:
+        pdf.read_pdf(path, "a.pdf", max_pages=2)
+    assert caught.value.code == "pdf_too_long"
+
+
+@pytest.mark.parametrize("data", [
+    b"%PDF-1.4\n garbage without objects",
+    s.pdf("Hello")[:60],
+])
+def test_a_broken_pdf_is_unreadable(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "bad.pdf"
+    path.write_bytes(data)
+    with pytest.raises(Problem) as caught:
+        pdf.read_pdf(path, "bad.pdf", max_pages=10)
+    assert (caught.value.status, caught.value.code) == (422, "unreadable_pdf")
