@@ -13,9 +13,10 @@ ROLES: tuple[Role, ...] = ("learner", "educator", "teaching_assistant", "tenant_
 STAFF: frozenset[Role] = frozenset({"educator", "teaching_assistant", "tenant_admin",
                                     "platform_admin"})
 
-Scope = Literal["identity:read", "identity:write", "content:read", "content:write", "profile"]
+Scope = Literal["identity:read", "identity:write", "content:read", "content:write", "profile",
+                "learning:read", "learning:write"]
 SCOPES: tuple[Scope, ...] = ("identity:read", "identity:write", "content:read", "content:write",
-                             "profile")
+                             "profile", "learning:read", "learning:write")
 
 PrincipalKind = Literal["user", "api_key"]
 

@@ -1,0 +1,1 @@
+"""Learning: the prerequisite graph, personal paths, mastery and spaced review."""

@@ -1,0 +1,235 @@
+"""learning's HTTP API: the tenant's prerequisite graph (every member reads it; educators and
+admins edit, import and export it), and the signed-in learner's own enrolments, progress,
+mastery, paths, placement and review cards under `/learning/me`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.pagination import Page
+from bloop.platform.learning.model import (
+    SLUG_PATTERN,
+    BktParams,
+    Card,
+    CardView,
+    Concept,
+    ConceptDetail,
+    Edge,
+    Enrolment,
+    GraphDocument,
+    LearningPath,
+    Mastery,
+    NewCard,
+    NewConcept,
+    NewEnrolment,
+    NewPlacement,
+    NewReview,
+    NextItem,
+    PlacementAnswer,
+    PlacementView,
+    Progress,
+    ProgressReport,
+    ProgressUpdate,
+    ReviewResult,
+    SchedulerParams,
+    now,
+)
+from bloop.platform.learning.service import LearningService
+
+TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
+ConceptId = Annotated[str, Path(pattern=SLUG_PATTERN)]
+RecordId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def get_service(request: Request) -> LearningService:
+    service: LearningService = request.app.state.learning.state["service"]
+    return service
+
+
+Svc = Annotated[LearningService, Depends(get_service)]
+Editor = Annotated[Principal, Depends(require("educator", "tenant_admin",
+                                              scopes=["learning:write"]))]
+Reader = Annotated[Principal, Depends(require(scopes=["learning:read"]))]
+Learner = Annotated[Principal, Depends(require(scopes=["learning:write"]))]
+
+router = APIRouter(prefix="/v1/tenants/{tenant}/learning", tags=["learning"])
+
+# the graph
+
+
+@router.get("/concepts")
+async def list_concepts(tenant: TenantId, service: Svc, _: Reader) -> Page[Concept]:
+    return Page(items=await service.concepts(tenant))
+
+
+@router.post("/concepts", status_code=201)
+async def add_concept(tenant: TenantId, body: NewConcept, service: Svc, _: Editor) -> Concept:
+    return await service.add_concept(tenant, body)
+
+
+@router.get("/concepts/{concept}")
+async def get_concept(tenant: TenantId, concept: ConceptId, service: Svc,
+                      _: Reader) -> ConceptDetail:
+    return await service.concept(tenant, concept)
+
+
+@router.put("/concepts/{concept}/bkt")
+async def set_bkt(tenant: TenantId, concept: ConceptId, body: BktParams, service: Svc,
+                  _: Editor) -> ConceptDetail:
+    """Sets the concept's BKT parameters by hand (a later fit replaces them)."""
+    return await service.set_bkt(tenant, concept, body)
+
+
+@router.post("/concepts/{concept}/bkt/fit")
+async def fit_bkt(tenant: TenantId, concept: ConceptId, service: Svc,
+                  _: Editor) -> ConceptDetail:
+    """Fits the concept's BKT parameters to every learner's graded answers on it."""
+    return await service.fit_bkt(tenant, concept)
+
+
+@router.get("/concepts/{concept}/cards")
+async def list_cards(tenant: TenantId, concept: ConceptId, service: Svc,
+                     _: Reader) -> Page[Card]:
+    return Page(items=await service.cards(tenant, concept))
+
+
+@router.post("/concepts/{concept}/cards", status_code=201)
+async def add_card(tenant: TenantId, concept: ConceptId, body: NewCard, service: Svc,
+                   _: Editor) -> Card:
+    """A review card of the concept, written by an educator or generated (`source: ai`)."""
+    return await service.add_card(tenant, concept, body)
+
+
+@router.get("/edges")
+async def list_edges(tenant: TenantId, service: Svc, _: Reader) -> Page[Edge]:
+    return Page(items=await service.edges(tenant))
+
+
+@router.post("/edges", status_code=201)
+async def add_edge(tenant: TenantId, body: Edge, service: Svc, response: Response,
+                   _: Editor) -> Edge:
+    """`concept` requires `requires`. 409 `cycle` (naming it) when that would close a cycle,
+    422 for a self-edge or an unknown concept; 200 when the edge existed (it takes the kind)."""
+    edge, created = await service.add_edge(tenant, body)
+    if not created:
+        response.status_code = 200
+    return edge
+
+
+@router.delete("/edges/{concept}/{requires}", status_code=204)
+async def remove_edge(tenant: TenantId, concept: ConceptId, requires: ConceptId, service: Svc,
+                      _: Editor) -> None:
+    await service.remove_edge(tenant, concept, requires)
+
+
+@router.get("/graph")
+async def export_graph(tenant: TenantId, service: Svc, _: Editor) -> GraphDocument:
+    """The tenant's concepts and edges as one JSON document (what `PUT /graph` reads)."""
+    return await service.export_graph(tenant)
+
+
+@router.put("/graph")
+async def import_graph(tenant: TenantId, body: GraphDocument, service: Svc,
+                       _: Editor) -> GraphDocument:
+    """Adds the document's concepts and edges, all or nothing; answers the whole graph."""
+    return await service.import_graph(tenant, body)
+
+
+# the signed-in learner
+
+
+@router.post("/me/enrolments", status_code=201)
+async def enrol(tenant: TenantId, body: NewEnrolment, service: Svc, response: Response,
+                me: Learner) -> Enrolment:
+    enrolment, created = await service.enrol(tenant, me.user_id, body)
+    if not created:
+        response.status_code = 200
+    return enrolment
+
+
+@router.get("/me/enrolments")
+async def my_enrolments(tenant: TenantId, service: Svc, me: Learner) -> Page[Enrolment]:
+    return Page(items=await service.enrolments(tenant, me.user_id))
+
+
+@router.post("/me/lessons/{lesson}/progress")
+async def record_progress(tenant: TenantId, lesson: RecordId, body: ProgressUpdate,
+                          service: Svc, me: Learner) -> Progress:
+    """Started or completed, with the seconds spent since the last update."""
+    return await service.record_progress(tenant, me.user_id, lesson, body)
+
+
+@router.get("/me/progress")
+async def my_progress(tenant: TenantId, service: Svc, me: Learner) -> ProgressReport:
+    """Each lesson's progress, and completion per enrolled course and its modules."""
+    return await service.progress_report(tenant, me.user_id)
+
+
+@router.get("/me/mastery")
+async def my_mastery(tenant: TenantId, service: Svc, me: Learner) -> Page[Mastery]:
+    return Page(items=await service.mastery(tenant, me.user_id))
+
+
+@router.get("/me/paths")
+async def my_paths(tenant: TenantId, service: Svc, me: Learner) -> Page[LearningPath]:
+    """The path to each goal the learner enrolled in."""
+    return Page(items=await service.paths(tenant, me.user_id))
+
+
+@router.get("/me/path")
+async def my_path(tenant: TenantId, service: Svc, me: Learner,
+                  course: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
+                  concept: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
+                  ) -> LearningPath:
+    """The path to a course or a concept (exactly one), enrolled or not."""
+    if (course is None) == (concept is None):
+        raise Problem("give either `course` or `concept`", status=422, code="validation_failed")
+    return await service.path(tenant, me.user_id, course_id=course, concept=concept)
+
+
+@router.get("/me/next")
+async def my_next(tenant: TenantId, service: Svc, me: Learner) -> NextItem:
+    """A due review, else the first unblocked lesson on the learner's paths."""
+    return await service.next_item(tenant, me.user_id)
+
+
+@router.post("/me/placements", status_code=201)
+async def start_placement(tenant: TenantId, body: NewPlacement, service: Svc,
+                          me: Learner) -> PlacementView:
+    return await service.start_placement(tenant, me.user_id, body)
+
+
+@router.post("/me/placements/{placement}/answers")
+async def answer_placement(tenant: TenantId, placement: RecordId, body: PlacementAnswer,
+                           service: Svc, me: Learner) -> PlacementView:
+    return await service.answer_placement(tenant, me.user_id, placement, body)
+
+
+@router.post("/me/cards/{card}", status_code=201)
+async def study_card(tenant: TenantId, card: RecordId, service: Svc, me: Learner) -> CardView:
+    """Adds a card to the learner's deck (cards of a lesson join when it is completed)."""
+    return await service.study(tenant, me.user_id, card)
+
+
+@router.get("/me/reviews/due")
+async def due_reviews(tenant: TenantId, service: Svc, me: Learner,
+                      limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                      at: Annotated[datetime | None, Query()] = None) -> Page[CardView]:
+    return Page(items=await service.due(tenant, me.user_id, at or now(), limit))
+
+
+@router.post("/me/reviews")
+async def review(tenant: TenantId, body: NewReview, service: Svc, me: Learner) -> ReviewResult:
+    """Rates a card 1 (again) to 4 (easy); answers when it is due next."""
+    return await service.review(tenant, me.user_id, body)
+
+
+@router.post("/me/reviews/optimise")
+async def optimise(tenant: TenantId, service: Svc, me: Learner) -> SchedulerParams:
+    """Fits the learner's own scheduling parameters to their review history."""
+    return await service.optimise(tenant, me.user_id)

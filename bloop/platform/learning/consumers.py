@@ -1,0 +1,191 @@
+"""What learning consumes: content's lessons and courses (projected into the graph, so learning
+never reads content's store), graded quiz attempts (mastery), the flashcards the AI service
+generates (review cards), and deleted users (erased).
+
+Events are chosen by type name and read tolerantly: fields this service does not know are
+ignored, and fields it needs but an older event lacks take a default. Every handler can run twice
+for one event without harm: projections keep the latest version they saw (older or repeated
+events change nothing), attempts are applied once per attempt id, erasure of nothing is nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# These register the types consumed here (an unregistered type would be dead-lettered).
+from bloop.ai.jobs import events as _ai_events  # noqa: F401
+from bloop.platform.content import events as _content_events  # noqa: F401
+from bloop.platform.content.attempts import events as _attempt_events  # noqa: F401
+from bloop.platform.identity import events as _user_events  # noqa: F401
+from bloop.platform.kit.events.bus.port import Subscription
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.learning.model import CourseNode, LessonNode, ModuleRef
+from bloop.platform.learning.service import LearningService
+
+log = logging.getLogger("bloop.learning")
+
+GROUP = "learning"
+CONTENT_EVENTS = "content.events"
+USER_EVENTS = "user.events"
+AI_EVENTS = "video.events"
+
+LESSON_PUBLISHED = "bloop.content.lesson.published.v1"
+LESSON_UPDATED = "bloop.content.lesson.updated.v1"
+LESSON_DELETED = "bloop.content.lesson.deleted.v1"
+COURSE_PUBLISHED = "bloop.content.course.published.v1"
+ATTEMPT_GRADED = "bloop.content.quiz.attempt.graded.v1"
+USER_DELETED = "bloop.identity.user.deleted.v1"
+FLASHCARDS_GENERATED = "bloop.ai.flashcards.generated.v1"
+
+
+class _Tolerant(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class LessonData(_Tolerant):
+    lesson_id: str
+    course_id: str = ""
+    module: str | None = None
+    module_id: str | None = None  # what `module` was called in early events
+    lesson_version: int = 0
+    version: int | None = None
+    position: int = 0
+    title: str = ""
+    estimated_minutes: int = 10
+    teaches: list[str] = Field(default_factory=list)
+    requires: list[str] = Field(default_factory=list)
+
+    @property
+    def effective_version(self) -> int:
+        return self.lesson_version or self.version or 0
+
+
+class CourseData(_Tolerant):
+    course_id: str
+    version: int = 0
+    title: str = ""
+    lesson_ids: list[str] = Field(default_factory=list)
+    modules: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class QuestionData(_Tolerant):
+    correct: bool = False
+
+
+class AttemptData(_Tolerant):
+    attempt_id: str | None = None
+    user_id: str
+    lesson_id: str = ""
+    concepts: list[str] = Field(default_factory=list)
+    score: float = 0.0
+    max_score: float = 0.0
+    questions: list[QuestionData] = Field(default_factory=list)
+    graded_at: datetime | None = None
+
+
+class UserDeletedData(_Tolerant):
+    user_id: str
+
+
+class GeneratedCard(_Tolerant):
+    front: str
+    back: str
+    concept_id: str | None = None
+
+
+class FlashcardsData(_Tolerant):
+    job_id: str
+    lesson_id: str = ""
+    cards: list[GeneratedCard] = Field(default_factory=list)
+
+
+def _module(raw: dict[str, Any]) -> ModuleRef | None:
+    module_id = raw.get("id") or raw.get("module_id")
+    if not isinstance(module_id, str):
+        return None
+    lessons = raw.get("lesson_ids") or []
+    return ModuleRef(id=module_id, lesson_ids=[x for x in lessons if isinstance(x, str)])
+
+
+class Consumers:
+    def __init__(self, service: LearningService) -> None:
+        self.service = service
+
+    async def handle(self, envelope: Envelope) -> None:
+        handler = {
+            LESSON_PUBLISHED: self.lesson,
+            LESSON_UPDATED: self.lesson,
+            LESSON_DELETED: self.lesson_deleted,
+            COURSE_PUBLISHED: self.course,
+            ATTEMPT_GRADED: self.attempt,
+            USER_DELETED: self.user_deleted,
+            FLASHCARDS_GENERATED: self.flashcards,
+        }.get(envelope.type)
+        if handler is not None:
+            await handler(envelope)
+
+    async def lesson(self, envelope: Envelope) -> None:
+        data = LessonData.model_validate(envelope.data)
+        stored = await self.service.repo.get_lesson(envelope.tenant, data.lesson_id)
+        present = set(envelope.data.keys())
+        if "module" in present:
+            present.add("module_id")
+        # An update may carry only what changed: the rest comes from what is stored.
+        base: dict[str, Any] = stored.model_dump() if stored is not None else {}
+
+        def pick(name: str, value: Any) -> Any:
+            return value if name in present or name not in base else base[name]
+
+        lesson = LessonNode(
+            id=data.lesson_id, tenant=envelope.tenant,
+            course_id=pick("course_id", data.course_id),
+            module_id=pick("module_id", data.module or data.module_id),
+            position=pick("position", data.position), title=pick("title", data.title),
+            estimated_minutes=pick("estimated_minutes", data.estimated_minutes),
+            teaches=pick("teaches", data.teaches), requires=pick("requires", data.requires),
+            version=data.effective_version)
+        if not await self.service.project_lesson(lesson):
+            log.info("older lesson event ignored", extra={"lesson": data.lesson_id})
+
+    async def lesson_deleted(self, envelope: Envelope) -> None:
+        data = LessonData.model_validate(envelope.data)
+        version = data.effective_version or 2**31 - 1
+        await self.service.forget_lesson(envelope.tenant, data.lesson_id, version)
+
+    async def course(self, envelope: Envelope) -> None:
+        data = CourseData.model_validate(envelope.data)
+        modules = [m for m in (_module(raw) for raw in data.modules) if m is not None]
+        await self.service.project_course(CourseNode(
+            id=data.course_id, tenant=envelope.tenant, title=data.title, version=data.version,
+            lesson_ids=data.lesson_ids, modules=modules))
+
+    async def attempt(self, envelope: Envelope) -> None:
+        data = AttemptData.model_validate(envelope.data)
+        answers = [q.correct for q in data.questions]
+        if not answers and data.max_score > 0:
+            answers = [data.score / data.max_score >= 0.6]
+        await self.service.apply_attempt(
+            envelope.tenant, data.user_id, data.attempt_id or str(envelope.id), data.concepts,
+            answers, data.graded_at or envelope.time.astimezone(UTC))
+
+    async def flashcards(self, envelope: Envelope) -> None:
+        data = FlashcardsData.model_validate(envelope.data)
+        await self.service.add_generated_cards(
+            envelope.tenant, data.job_id, data.lesson_id,
+            [(c.front, c.back, c.concept_id) for c in data.cards])
+
+    async def user_deleted(self, envelope: Envelope) -> None:
+        data = UserDeletedData.model_validate(envelope.data)
+        await self.service.erase(envelope.tenant, data.user_id)
+
+
+def subscriptions(service: LearningService) -> list[Subscription]:
+    consumers = Consumers(service)
+    return [Subscription(GROUP, (CONTENT_EVENTS, USER_EVENTS, AI_EVENTS), consumers.handle,
+                         types=frozenset({LESSON_PUBLISHED, LESSON_UPDATED, LESSON_DELETED,
+                                          COURSE_PUBLISHED, ATTEMPT_GRADED, USER_DELETED,
+                                          FLASHCARDS_GENERATED}))]

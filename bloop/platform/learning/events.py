@@ -1,0 +1,60 @@
+"""The events learning publishes on `learning.events`, each keyed by the learner, so one
+learner's events stay in order. They carry ids, not content: names and texts stay where they
+live."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel
+
+from bloop.platform.kit.events.types import event_type
+
+TOPIC = "learning.events"
+
+
+@event_type("bloop.learning.enrolled", 1, TOPIC)
+class Enrolled(BaseModel):
+    learner_id: str
+    course_id: str | None
+    goal_concept: str | None
+    enrolled_at: datetime
+
+
+@event_type("bloop.learning.lesson.completed", 1, TOPIC)
+class LessonCompleted(BaseModel):
+    learner_id: str
+    lesson_id: str
+    course_id: str
+    seconds_spent: int
+    completed_at: datetime
+
+
+@event_type("bloop.learning.concept.mastered", 1, TOPIC)
+class ConceptMastered(BaseModel):
+    learner_id: str
+    concept_id: str
+    p_known: float
+    source: Literal["bkt", "placement"]
+    mastered_at: datetime
+
+
+@event_type("bloop.learning.path.changed", 1, TOPIC)
+class PathChanged(BaseModel):
+    learner_id: str
+    goal: str
+    lesson_ids: list[str]
+    previous_lesson_ids: list[str]
+    changed_at: datetime
+
+
+@event_type("bloop.learning.review.done", 1, TOPIC)
+class ReviewDone(BaseModel):
+    learner_id: str
+    card_id: str
+    concept_id: str
+    rating: int
+    was_due: bool
+    next_due: datetime
+    reviewed_at: datetime

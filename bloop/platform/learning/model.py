@@ -1,0 +1,382 @@
+"""The learning graph, a learner's progress, mastery and review cards, and the rules they keep.
+No I/O here.
+
+Concepts are joined by prerequisite edges (`concept` requires `requires`, `required` or only
+`recommended`). Lessons and courses are projections of content's events: learning never reads
+content's store. Everything a learner does hangs off their id within a tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+CardText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+EdgeKind = Literal["required", "recommended"]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+MASTERED = 0.95
+"""A learner whose probability of knowing a concept reaches this has mastered it."""
+
+
+def now() -> datetime:
+    """The current time, to the millisecond (what every store keeps)."""
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# the graph
+
+
+class BktParams(_Frozen):
+    """Bayesian Knowledge Tracing parameters of one concept: the chance a learner knows it
+    before any practice (`prior`), learns it at each practice (`learn`), answers right without
+    knowing it (`guess`) and answers wrong although knowing it (`slip`)."""
+
+    prior: Annotated[float, Field(ge=0.001, le=0.999)] = 0.2
+    learn: Annotated[float, Field(ge=0.001, le=0.999)] = 0.15
+    guess: Annotated[float, Field(ge=0.0, le=0.5)] = 0.2
+    slip: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
+    fitted_on: int = Field(default=0, ge=0, description="observations the last fit used; 0: defaults")
+
+
+class NewConcept(_Frozen):
+    id: Slug
+    name: Name
+    description: Text = ""
+
+
+class Concept(_Frozen):
+    id: Slug
+    tenant: Slug
+    name: Name
+    description: Text = ""
+    bkt: BktParams = Field(default_factory=BktParams)
+
+    @classmethod
+    def create(cls, tenant: str, new: NewConcept) -> Concept:
+        return cls(tenant=tenant, **new.model_dump())
+
+    @classmethod
+    def placeholder(cls, tenant: str, concept_id: str) -> Concept:
+        """A concept first met in a content event: named after its id until someone names it."""
+        return cls(tenant=tenant, id=concept_id, name=concept_id.replace("-", " ").capitalize())
+
+
+class Edge(_Frozen):
+    """`concept` needs `requires` first."""
+
+    concept: Slug
+    requires: Slug
+    kind: EdgeKind = "required"
+
+    @model_validator(mode="after")
+    def _not_a_self_edge(self) -> Edge:
+        if self.concept == self.requires:
+            raise ValueError(f"a concept cannot require itself ({self.concept})")
+        return self
+
+
+class GraphDocument(_Frozen):
+    """A tenant's graph as JSON: import adds these concepts (new ones; existing names are kept)
+    and edges (an existing edge takes the given kind)."""
+
+    concepts: Annotated[list[NewConcept], Field(max_length=20_000)] = Field(default_factory=list)
+    edges: Annotated[list[Edge], Field(max_length=100_000)] = Field(default_factory=list)
+
+
+class ConceptDetail(Concept):
+    requires: list[Edge]
+    required_by: list[Edge]
+
+
+# projections of content
+
+
+class LessonNode(_Frozen):
+    id: str
+    tenant: Slug
+    course_id: str
+    module_id: str | None = None
+    position: int = 0
+    title: str
+    estimated_minutes: int = Field(ge=0)
+    teaches: list[str]
+    requires: list[str]
+    version: int = 0
+
+
+class ModuleRef(_Frozen):
+    id: str
+    lesson_ids: list[str]
+
+
+class CourseNode(_Frozen):
+    id: str
+    tenant: Slug
+    title: str
+    version: int
+    lesson_ids: list[str]
+    modules: list[ModuleRef] = Field(default_factory=list)
+
+
+# a learner
+
+
+class NewEnrolment(_Frozen):
+    """A course to follow, or a concept to reach: exactly one of them."""
+
+    course_id: Slug | None = None
+    goal_concept: Slug | None = None
+
+    @model_validator(mode="after")
+    def _one_goal(self) -> NewEnrolment:
+        if (self.course_id is None) == (self.goal_concept is None):
+            raise ValueError("give either course_id or goal_concept")
+        return self
+
+
+class Enrolment(_Frozen):
+    learner: str
+    course_id: str | None = None
+    goal_concept: str | None = None
+    enrolled_at: datetime
+
+    @property
+    def goal(self) -> str:
+        return f"course:{self.course_id}" if self.course_id else f"concept:{self.goal_concept}"
+
+
+ProgressStatus = Literal["started", "completed"]
+
+
+class ProgressUpdate(_Frozen):
+    status: ProgressStatus
+    seconds: Annotated[int, Field(ge=0, le=86_400)] = Field(
+        default=0, description="time spent since the last update, added to the total")
+
+
+class Progress(_Frozen):
+    lesson_id: str
+    status: ProgressStatus
+    seconds: int = 0
+    started_at: datetime
+    completed_at: datetime | None = None
+
+    def updated(self, update: ProgressUpdate, at: datetime) -> Progress:
+        """Completion sticks: a lesson once completed stays completed."""
+        completed = self.status == "completed" or update.status == "completed"
+        return self.model_copy(update={
+            "status": "completed" if completed else "started",
+            "seconds": self.seconds + update.seconds,
+            "completed_at": self.completed_at or (at if update.status == "completed" else None)})
+
+
+class Completion(_Frozen):
+    id: str
+    lessons: int
+    completed: int
+
+    @property
+    def ratio(self) -> float:
+        return self.completed / self.lessons if self.lessons else 0.0
+
+
+class CourseCompletion(Completion):
+    modules: list[Completion]
+
+
+class ProgressReport(_Frozen):
+    lessons: list[Progress]
+    courses: list[CourseCompletion]
+
+
+Observation = tuple[str, int]
+"""One graded answer on a concept: (ISO time it was graded at, 1 right / 0 wrong)."""
+
+
+class Mastery(_Frozen):
+    concept: str
+    p_known: Probability
+    mastered: bool
+    source: Literal["bkt", "placement"] = "bkt"
+    baseline: Probability | None = Field(
+        default=None, description="where answers are replayed from, when placement set it")
+    observations: list[Observation] = Field(default_factory=list)
+    attempt_ids: list[str] = Field(default_factory=list)
+    version: int = 0
+    updated_at: datetime
+
+
+# paths
+
+
+class PathStep(_Frozen):
+    lesson_id: str
+    title: str
+    course_id: str
+    estimated_minutes: int
+    concepts: list[str] = Field(description="the concepts of the path this lesson teaches")
+    required: bool = Field(description="false when only recommended prerequisites lead here")
+    status: Literal["todo", "started"] = "todo"
+    blocked_by: list[str] = Field(default_factory=list,
+                                  description="unmastered prerequisites taught earlier on the path")
+
+
+class LearningPath(_Frozen):
+    goal: str
+    steps: list[PathStep]
+    uncovered: list[str] = Field(description="concepts on the way that no lesson teaches yet")
+    concepts: int = Field(description="concepts in the goal's prerequisite closure")
+    mastered: int
+
+
+class NextItem(_Frozen):
+    kind: Literal["lesson", "review", "nothing"]
+    goal: str | None = None
+    lesson: PathStep | None = None
+    card: CardView | None = None
+
+
+# placement
+
+
+class NewPlacement(_Frozen):
+    course_id: Slug | None = None
+    goal_concept: Slug | None = None
+
+    @model_validator(mode="after")
+    def _one_goal(self) -> NewPlacement:
+        if (self.course_id is None) == (self.goal_concept is None):
+            raise ValueError("give either course_id or goal_concept")
+        return self
+
+
+class PlacementAnswer(_Frozen):
+    concept: Slug
+    correct: bool
+
+
+class Placement(_Frozen):
+    id: str
+    learner: str
+    goal: str
+    order: list[str] = Field(description="the goal's closure, prerequisites first")
+    prerequisites: dict[str, list[str]] = Field(description="each concept's direct prerequisites")
+    known: list[str] = Field(default_factory=list)
+    unknown: list[str] = Field(default_factory=list)
+    answers: list[PlacementAnswer] = Field(default_factory=list)
+    max_questions: int
+    question: str | None = None
+    done: bool = False
+    created_at: datetime
+
+    @classmethod
+    def new_id(cls) -> str:
+        return uuid.uuid4().hex
+
+
+class PlacementView(_Frozen):
+    id: str
+    goal: str
+    question: str | None
+    question_name: str | None = None
+    card_front: str | None = None
+    asked: int
+    max_questions: int
+    done: bool
+    known: list[str]
+    unknown: list[str]
+
+
+# spaced review
+
+CardSource = Literal["authored", "ai"]
+
+
+class NewCard(_Frozen):
+    front: CardText
+    back: CardText
+    source: CardSource = "authored"
+
+
+class Card(_Frozen):
+    id: str
+    tenant: Slug
+    concept: str
+    front: str
+    back: str
+    source: CardSource
+    created_at: datetime
+
+    @classmethod
+    def create(cls, tenant: str, concept: str, new: NewCard, at: datetime | None = None,
+               card_id: str | None = None) -> Card:
+        return cls(id=card_id or uuid.uuid4().hex, tenant=tenant, concept=concept,
+                   created_at=at or now(), **new.model_dump())
+
+
+class CardState(_Frozen):
+    """A learner's schedule for one card: the FSRS card, as `fsrs.Card.to_dict()`."""
+
+    card_id: str
+    concept: str
+    fsrs: dict[str, object]
+    due: datetime
+    reps: int = 0
+    version: int = 0
+
+
+class CardView(_Frozen):
+    card_id: str
+    concept: str
+    front: str
+    back: str
+    due: datetime
+    reps: int
+
+
+class NewReview(_Frozen):
+    card_id: str = Field(min_length=1, max_length=64)
+    rating: int = Field(description="1 again, 2 hard, 3 good, 4 easy")
+    duration_ms: Annotated[int, Field(ge=0, le=3_600_000)] | None = None
+
+
+class ReviewLog(_Frozen):
+    id: str
+    card_id: str
+    concept: str
+    rating: int
+    reviewed_at: datetime
+    was_due: datetime
+    next_due: datetime
+    duration_ms: int | None = None
+
+
+class ReviewResult(_Frozen):
+    card_id: str
+    rating: int
+    was_due: bool
+    next_due: datetime
+    interval_days: float
+
+
+class SchedulerParams(_Frozen):
+    parameters: list[float]
+    fitted_on: int
+    loss_before: float
+    loss_after: float
+
+
+NextItem.model_rebuild()

@@ -1,0 +1,198 @@
+"""What learning needs from a store. Every read and write names its tenant; there is no way to
+reach another tenant's graph or learners through this port."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox import OutboxStore
+from bloop.platform.learning.model import (
+    BktParams,
+    Card,
+    CardState,
+    Concept,
+    ConceptDetail,
+    CourseNode,
+    Edge,
+    Enrolment,
+    LessonNode,
+    Mastery,
+    Placement,
+    Progress,
+    ReviewLog,
+)
+from bloop.platform.learning.paths import Subgraph
+
+
+class Duplicate(Exception):
+    """A record with this id already exists in the tenant."""
+
+
+class Missing(Exception):
+    """The record a write depends on does not exist in the tenant."""
+
+
+class StaleVersion(Exception):
+    """The record changed since the version the write was made against."""
+
+
+class UnknownConcepts(Exception):
+    def __init__(self, ids: Sequence[str]) -> None:
+        super().__init__(", ".join(ids))
+        self.ids = sorted(set(ids))
+
+
+class CycleFound(Exception):
+    """The edge would close a cycle: `cycle` names it, `[a, b, …, a]` (a requires b …)."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        super().__init__(" → ".join(cycle))
+        self.cycle = list(cycle)
+
+
+class LearningRepository(Protocol):
+    @property
+    def outbox(self) -> OutboxStore:
+        """Where the events written beside each change wait for the relay."""
+
+    async def setup(self) -> None:
+        """Creates tables, constraints and indexes; safe to call on every start."""
+
+    # the graph
+
+    async def add_concept(self, concept: Concept) -> None:
+        """`Duplicate` when the tenant has a concept with this id."""
+
+    async def ensure_concepts(self, tenant: str, ids: Sequence[str]) -> None:
+        """Adds a placeholder for each of `ids` the tenant lacks; keeps the others as they are."""
+
+    async def get_concept(self, tenant: str, concept_id: str) -> ConceptDetail | None: ...
+
+    async def list_concepts(self, tenant: str) -> list[Concept]:
+        """The tenant's concepts, ordered by id."""
+
+    async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
+        """Those of `ids` the tenant has, ordered by id."""
+
+    async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
+        """`Missing` when the tenant has no such concept."""
+
+    async def add_edge(self, tenant: str, edge: Edge) -> bool:
+        """Adds the edge (or gives an existing one `edge.kind`); True when it is new.
+        `UnknownConcepts` when an end is not the tenant's, `CycleFound` when it would close a
+        cycle. The check and the write are one atomic step, whatever runs beside it."""
+
+    async def remove_edge(self, tenant: str, concept: str, requires: str) -> None:
+        """`Missing` when there is no such edge."""
+
+    async def list_edges(self, tenant: str) -> list[Edge]:
+        """Every edge of the tenant, ordered by concept then prerequisite."""
+
+    async def import_graph(self, tenant: str, concepts: Sequence[Concept],
+                           edges: Sequence[Edge]) -> None:
+        """Adds the concepts the tenant lacks and the edges, all or nothing: `UnknownConcepts`
+        when an edge names a concept in neither, `CycleFound` when the result has a cycle."""
+
+    # projections of content (written by the consumers; older versions are ignored)
+
+    async def upsert_lesson(self, lesson: LessonNode) -> bool:
+        """Stores the lesson unless the store holds a later version (or has deleted it at a
+        later version); its concepts get placeholders when missing. True when stored."""
+
+    async def delete_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
+        """Forgets the lesson unless the store holds a later version; True when deleted."""
+
+    async def upsert_course(self, course: CourseNode) -> bool:
+        """Stores the course unless the store holds a later version; True when stored."""
+
+    async def get_course(self, tenant: str, course_id: str) -> CourseNode | None: ...
+
+    async def get_lesson(self, tenant: str, lesson_id: str) -> LessonNode | None:
+        """The lesson, unless it was deleted."""
+
+    async def lessons_of_course(self, tenant: str, course_id: str) -> list[LessonNode]:
+        """The course's known lessons, in the course's order."""
+
+    # a learner
+
+    async def enrol(self, tenant: str, enrolment: Enrolment, events: Sequence[Envelope]) -> bool:
+        """Stores the enrolment and its events; False (and nothing written) when the learner
+        already has this goal."""
+
+    async def enrolments(self, tenant: str, learner: str) -> list[Enrolment]:
+        """Oldest first."""
+
+    async def save_progress(self, tenant: str, learner: str, progress: Progress,
+                            events: Sequence[Envelope]) -> None: ...
+
+    async def get_progress(self, tenant: str, learner: str) -> list[Progress]:
+        """Every lesson the learner started, by lesson id."""
+
+    async def get_mastery(self, tenant: str, learner: str,
+                          concepts: Sequence[str] | None = None) -> list[Mastery]:
+        """The learner's mastery of `concepts` (all they have one of when None), by concept."""
+
+    async def save_mastery(self, tenant: str, learner: str, changes: Sequence[Mastery],
+                           events: Sequence[Envelope]) -> None:
+        """Stores each change if the stored one is still at the version it was read at
+        (`version` one less; 0 = none stored), else `StaleVersion` and nothing is written."""
+
+    async def mastery_sequences(self, tenant: str, concept: str) -> list[list[int]]:
+        """Every learner's answers on the concept, each in time order (for fitting BKT)."""
+
+    async def path_subgraph(self, tenant: str, learner: str, concepts: Sequence[str],
+                            course: str | None = None) -> Subgraph:
+        """In one round trip: the prerequisite closure of `concepts` and of the concepts the
+        lessons of `course` teach, each with its prerequisites, the lessons teaching it and the
+        learner's mastery and progress. Goals the tenant lacks are left out."""
+
+    async def path_snapshot(self, tenant: str, learner: str, goal: str) -> list[str] | None:
+        """The lesson ids of the learner's path to `goal` when it was last announced."""
+
+    async def save_path_snapshot(self, tenant: str, learner: str, goal: str,
+                                 lesson_ids: Sequence[str], events: Sequence[Envelope]) -> None: ...
+
+    async def save_placement(self, tenant: str, placement: Placement) -> None: ...
+
+    async def get_placement(self, tenant: str, learner: str,
+                            placement_id: str) -> Placement | None: ...
+
+    # review cards
+
+    async def add_card(self, card: Card) -> None:
+        """`Missing` when the tenant has no concept `card.concept`, `Duplicate` when it has a
+        card with this id."""
+
+    async def get_card(self, tenant: str, card_id: str) -> Card | None: ...
+
+    async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
+        """The cards of `concepts`, oldest first."""
+
+    async def card_states(self, tenant: str, learner: str,
+                          card_ids: Sequence[str] | None = None) -> list[CardState]:
+        """The learner's schedule of `card_ids` (all of their deck when None)."""
+
+    async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
+        """Adds cards to the learner's deck; cards already in it keep their schedule."""
+
+    async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
+        """The learner's cards due at `at`, most overdue first."""
+
+    async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
+                          events: Sequence[Envelope]) -> None:
+        """Stores the card's new schedule, its log and events if the stored schedule is still
+        at `state.version - 1`, else `StaleVersion`."""
+
+    async def review_logs(self, tenant: str, learner: str) -> list[ReviewLog]:
+        """Oldest first."""
+
+    async def scheduler_params(self, tenant: str, learner: str) -> list[float] | None: ...
+
+    async def save_scheduler_params(self, tenant: str, learner: str,
+                                    parameters: Sequence[float]) -> None: ...
+
+    async def erase_learner(self, tenant: str, learner: str) -> None:
+        """Forgets everything about the learner; nothing happens when there is nothing."""

@@ -1,0 +1,607 @@
+"""Learning's use cases. They take a repository (ports.py) and never a driver."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.types import type_of
+from bloop.platform.learning import bkt, placement
+from bloop.platform.learning import review as fsrs_review
+from bloop.platform.learning.events import (
+    ConceptMastered,
+    Enrolled,
+    LessonCompleted,
+    PathChanged,
+    ReviewDone,
+)
+from bloop.platform.learning.model import (
+    MASTERED,
+    BktParams,
+    Card,
+    CardState,
+    CardView,
+    Completion,
+    Concept,
+    ConceptDetail,
+    CourseCompletion,
+    CourseNode,
+    Edge,
+    Enrolment,
+    GraphDocument,
+    LearningPath,
+    LessonNode,
+    Mastery,
+    NewCard,
+    NewConcept,
+    NewEnrolment,
+    NewPlacement,
+    NewReview,
+    NextItem,
+    Placement,
+    PlacementAnswer,
+    PlacementView,
+    Progress,
+    ProgressReport,
+    ProgressUpdate,
+    ReviewResult,
+    SchedulerParams,
+    now,
+)
+from bloop.platform.learning.paths import compute_path, concept_order
+from bloop.platform.learning.ports import (
+    CycleFound,
+    Duplicate,
+    LearningRepository,
+    Missing,
+    StaleVersion,
+    UnknownConcepts,
+)
+
+log = logging.getLogger("bloop.learning")
+
+MIN_FIT_OBSERVATIONS = 100
+"""Answers on a concept, across learners, before its BKT parameters are fitted to them."""
+RETRIES = 5
+
+
+def _unknown(exc: UnknownConcepts) -> Problem:
+    return Problem(f"unknown concepts: {', '.join(exc.ids)}; add them first", status=422,
+                   code="unknown_concepts", extra={"concepts": exc.ids})
+
+
+def _cycle(exc: CycleFound) -> Conflict:
+    return Conflict(f"that edge would close the cycle {' → '.join(exc.cycle)}",
+                    code="cycle", extra={"cycle": exc.cycle})
+
+
+def goal_key(course_id: str | None, concept: str | None) -> str:
+    return f"course:{course_id}" if course_id else f"concept:{concept}"
+
+
+class LearningService:
+    def __init__(self, repo: LearningRepository,
+                 on_write: Callable[[], None] = lambda: None) -> None:
+        """`on_write` runs after each write that stored events (the outbox relay's `wake`)."""
+        self.repo = repo
+        self._on_write = on_write
+
+    # the graph
+
+    async def add_concept(self, tenant: str, new: NewConcept) -> Concept:
+        concept = Concept.create(tenant, new)
+        try:
+            await self.repo.add_concept(concept)
+        except Duplicate:
+            raise Conflict(f"the concept {concept.id!r} already exists",
+                           code="concept_exists") from None
+        return concept
+
+    async def concepts(self, tenant: str) -> list[Concept]:
+        return await self.repo.list_concepts(tenant)
+
+    async def concept(self, tenant: str, concept_id: str) -> ConceptDetail:
+        found = await self.repo.get_concept(tenant, concept_id)
+        if found is None:
+            raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}")
+        return found
+
+    async def add_edge(self, tenant: str, edge: Edge) -> tuple[Edge, bool]:
+        """The edge, and True when it is new (an existing edge takes the new kind)."""
+        try:
+            return edge, await self.repo.add_edge(tenant, edge)
+        except UnknownConcepts as exc:
+            raise _unknown(exc) from None
+        except CycleFound as exc:
+            raise _cycle(exc) from None
+
+    async def remove_edge(self, tenant: str, concept: str, requires: str) -> None:
+        try:
+            await self.repo.remove_edge(tenant, concept, requires)
+        except Missing:
+            raise NotFound(f"no edge {concept} → {requires} in tenant {tenant!r}") from None
+
+    async def edges(self, tenant: str) -> list[Edge]:
+        return await self.repo.list_edges(tenant)
+
+    async def export_graph(self, tenant: str) -> GraphDocument:
+        concepts = await self.repo.list_concepts(tenant)
+        return GraphDocument(
+            concepts=[NewConcept(id=c.id, name=c.name, description=c.description) for c in concepts],
+            edges=await self.repo.list_edges(tenant))
+
+    async def import_graph(self, tenant: str, doc: GraphDocument) -> GraphDocument:
+        try:
+            await self.repo.import_graph(tenant, [Concept.create(tenant, c) for c in doc.concepts],
+                                         doc.edges)
+        except UnknownConcepts as exc:
+            raise _unknown(exc) from None
+        except CycleFound as exc:
+            raise Conflict(f"the graph would have the cycle {' → '.join(exc.cycle)}; nothing "
+                           "was imported", code="cycle", extra={"cycle": exc.cycle}) from None
+        return await self.export_graph(tenant)
+
+    async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> ConceptDetail:
+        try:
+            await self.repo.set_bkt(tenant, concept_id, params.model_copy(update={"fitted_on": 0}))
+        except Missing:
+            raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}") from None
+        return await self.concept(tenant, concept_id)
+
+    async def fit_bkt(self, tenant: str, concept_id: str, *,
+                      minimum: int = MIN_FIT_OBSERVATIONS) -> ConceptDetail:
+        """Fits the concept's BKT parameters to every learner's answers on it."""
+        await self.concept(tenant, concept_id)
+        sequences = await self.repo.mastery_sequences(tenant, concept_id)
+        count = sum(len(s) for s in sequences)
+        if count < minimum:
+            raise Problem(f"the concept has {count} answers; a fit needs {minimum}", status=422,
+                          code="too_few_answers", extra={"answers": count, "needed": minimum})
+        fitted = await asyncio.to_thread(bkt.fit, sequences)
+        await self.repo.set_bkt(tenant, concept_id, fitted.params)
+        return await self.concept(tenant, concept_id)
+
+    # projections of content
+
+    async def project_lesson(self, lesson: LessonNode) -> bool:
+        return await self.repo.upsert_lesson(lesson)
+
+    async def forget_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
+        return await self.repo.delete_lesson(tenant, lesson_id, version)
+
+    async def project_course(self, course: CourseNode) -> bool:
+        return await self.repo.upsert_course(course)
+
+    # enrolment and progress
+
+    async def enrol(self, tenant: str, learner: str, new: NewEnrolment) -> tuple[Enrolment, bool]:
+        """The enrolment, and True when it is new."""
+        if new.course_id is not None and await self.repo.get_course(tenant, new.course_id) is None:
+            raise NotFound(f"no published course {new.course_id!r} in tenant {tenant!r}")
+        if new.goal_concept is not None and not await self.repo.get_concepts(tenant, [new.goal_concept]):
+            raise NotFound(f"no concept {new.goal_concept!r} in tenant {tenant!r}")
+        at = now()
+        enrolment = Enrolment(learner=learner, course_id=new.course_id,
+                              goal_concept=new.goal_concept, enrolled_at=at)
+        event = type_of(Enrolled).envelope(Enrolled(
+            learner_id=learner, course_id=new.course_id, goal_concept=new.goal_concept,
+            enrolled_at=at), tenant=tenant, subject=learner, time=at)
+        created = await self.repo.enrol(tenant, enrolment, [event])
+        if not created:
+            existing = [e for e in await self.repo.enrolments(tenant, learner)
+                        if e.goal == enrolment.goal]
+            return (existing[0] if existing else enrolment), False
+        self._on_write()
+        await self.refresh_paths(tenant, learner)
+        return enrolment, True
+
+    async def enrolments(self, tenant: str, learner: str) -> list[Enrolment]:
+        return await self.repo.enrolments(tenant, learner)
+
+    async def record_progress(self, tenant: str, learner: str, lesson_id: str,
+                              update: ProgressUpdate) -> Progress:
+        lesson = await self._lesson(tenant, lesson_id)
+        at = now()
+        current = {p.lesson_id: p for p in await self.repo.get_progress(tenant, learner)}
+        before = current.get(lesson_id)
+        after = (before or Progress(lesson_id=lesson_id, status="started", started_at=at)
+                 ).updated(update, at)
+        events: list[Envelope] = []
+        newly_completed = after.status == "completed" and (before is None or before.status != "completed")
+        if newly_completed:
+            events.append(type_of(LessonCompleted).envelope(LessonCompleted(
+                learner_id=learner, lesson_id=lesson_id, course_id=lesson.course_id,
+                seconds_spent=after.seconds, completed_at=at), tenant=tenant, subject=learner,
+                time=at))
+        await self.repo.save_progress(tenant, learner, after, events)
+        if newly_completed:
+            self._on_write()
+            await self._add_to_deck(tenant, learner, lesson.teaches, at)
+            await self.refresh_paths(tenant, learner)
+        return after
+
+    async def _lesson(self, tenant: str, lesson_id: str) -> LessonNode:
+        lesson = await self.repo.get_lesson(tenant, lesson_id)
+        if lesson is None:
+            raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}")
+        return lesson
+
+    async def progress_report(self, tenant: str, learner: str) -> ProgressReport:
+        progress = await self.repo.get_progress(tenant, learner)
+        done = {p.lesson_id for p in progress if p.status == "completed"}
+        courses: list[CourseCompletion] = []
+        for e in await self.repo.enrolments(tenant, learner):
+            if e.course_id is None:
+                continue
+            course = await self.repo.get_course(tenant, e.course_id)
+            if course is None:
+                continue
+            lessons = await self.repo.lessons_of_course(tenant, course.id)
+            modules: dict[str, list[str]] = defaultdict(list)
+            for m in course.modules:
+                modules[m.id] += m.lesson_ids
+            for lesson in lessons:
+                if lesson.module_id and lesson.id not in modules[lesson.module_id]:
+                    modules[lesson.module_id].append(lesson.id)
+            live = {x.id for x in lessons}
+            courses.append(CourseCompletion(
+                id=course.id, lessons=len(lessons), completed=len(live & done),
+                modules=[Completion(id=m, lessons=len(set(ids) & live),
+                                    completed=len(set(ids) & live & done))
+                         for m, ids in modules.items()]))
+        return ProgressReport(lessons=progress, courses=courses)
+
+    # mastery
+
+    async def mastery(self, tenant: str, learner: str) -> list[Mastery]:
+        return await self.repo.get_mastery(tenant, learner)
+
+    async def apply_attempt(self, tenant: str, learner: str, attempt_id: str,
+                            concepts: Sequence[str], answers: Sequence[bool],
+                            graded_at: datetime) -> list[Mastery]:
+        """Updates the learner's mastery of each concept from one graded attempt. Idempotent
+        (an attempt already applied changes nothing), and order-free: answers are kept in the
+        order they were graded and replayed, so an attempt that arrives late lands in its
+        place."""
+        wanted = sorted(set(concepts))
+        if not wanted or not answers:
+            return []
+        await self.repo.ensure_concepts(tenant, wanted)
+        for _ in range(RETRIES):
+            try:
+                changed = await self._apply(tenant, learner, attempt_id, wanted, answers, graded_at)
+                break
+            except StaleVersion:
+                continue
+        else:
+            raise Conflict("the learner's mastery kept changing; try again", code="busy")
+        if changed:
+            self._on_write()
+            await self.refresh_paths(tenant, learner)
+            await self._maybe_fit(tenant, changed, len(answers))
+        return changed
+
+    async def _apply(self, tenant: str, learner: str, attempt_id: str, concepts: list[str],
+                     answers: Sequence[bool], graded_at: datetime) -> list[Mastery]:
+        params = {c.id: c.bkt for c in await self.repo.get_concepts(tenant, concepts)}
+        stored = {m.concept: m for m in await self.repo.get_mastery(tenant, learner, concepts)}
+        at = now()
+        stamp = graded_at.isoformat()
+        changes: list[Mastery] = []
+        events: list[Envelope] = []
+        for concept in concepts:
+            before = stored.get(concept)
+            if before is not None and attempt_id in before.attempt_ids:
+                continue
+            observations = list(before.observations) if before else []
+            position = bisect.bisect_right([t for t, _ in observations], stamp)
+            observations[position:position] = [(stamp, int(a)) for a in answers]
+            p = params.get(concept, BktParams())
+            baseline = before.baseline if before else None
+            start = p if baseline is None else p.model_copy(update={"prior": max(baseline, 0.001)})
+            p_known = bkt.replay((a for _, a in observations), start)
+            mastered = p_known >= MASTERED
+            changes.append(Mastery(
+                concept=concept, p_known=p_known, mastered=mastered, source="bkt",
+                baseline=baseline, observations=observations,
+                attempt_ids=[*(before.attempt_ids if before else []), attempt_id],
+                version=(before.version if before else 0) + 1, updated_at=at))
+            if mastered and not (before and before.mastered):
+                events.append(self._mastered_event(tenant, learner, concept, p_known, "bkt", at))
+        if changes:
+            await self.repo.save_mastery(tenant, learner, changes, events)
+        return changes
+
+    @staticmethod
+    def _mastered_event(tenant: str, learner: str, concept: str, p: float, source: Any,
+                        at: datetime) -> Envelope:
+        return type_of(ConceptMastered).envelope(ConceptMastered(
+            learner_id=learner, concept_id=concept, p_known=round(p, 6), source=source,
+            mastered_at=at), tenant=tenant, subject=learner, time=at)
+
+    async def _maybe_fit(self, tenant: str, changed: Sequence[Mastery], added: int) -> None:
+        """Refits a concept once its answers, across learners, reach twice those of the last
+        fit (and at least `MIN_FIT_OBSERVATIONS`); checked when a learner's own answers on it
+        pass a multiple of ten, so the count is not read at every attempt."""
+        for m in changed:
+            n = len(m.observations)
+            if n // 10 == (n - added) // 10:
+                continue
+            concept = await self.repo.get_concepts(tenant, [m.concept])
+            sequences = await self.repo.mastery_sequences(tenant, m.concept)
+            count = sum(len(s) for s in sequences)
+            if concept and count >= max(MIN_FIT_OBSERVATIONS, 2 * concept[0].bkt.fitted_on):
+                fitted = await asyncio.to_thread(bkt.fit, sequences)
+                await self.repo.set_bkt(tenant, m.concept, fitted.params)
+
+    # paths
+
+    async def path(self, tenant: str, learner: str, *, course_id: str | None = None,
+                   concept: str | None = None) -> LearningPath:
+        goal = goal_key(course_id, concept)
+        sub = await self.repo.path_subgraph(tenant, learner, [concept] if concept else [],
+                                            course=course_id)
+        if not sub.goals:
+            if course_id is not None and await self.repo.get_course(tenant, course_id) is not None:
+                return LearningPath(goal=goal, steps=[], uncovered=[], concepts=0, mastered=0)
+            raise NotFound(f"no {'course' if course_id else 'concept'} "
+                           f"{course_id or concept!r} in tenant {tenant!r}")
+        return compute_path(goal, sub)
+
+    async def paths(self, tenant: str, learner: str) -> list[LearningPath]:
+        """The learner's path to each goal they enrolled in, announcing the ones that changed
+        since they were last announced (a graph edit shows here, at the next read)."""
+        return await self.refresh_paths(tenant, learner)
+
+    async def refresh_paths(self, tenant: str, learner: str) -> list[LearningPath]:
+        out: list[LearningPath] = []
+        announced = False
+        for e in await self.repo.enrolments(tenant, learner):
+            try:
+                path = await self.path(tenant, learner, course_id=e.course_id,
+                                       concept=e.goal_concept)
+            except NotFound:
+                continue
+            out.append(path)
+            lesson_ids = [s.lesson_id for s in path.steps]
+            before = await self.repo.path_snapshot(tenant, learner, e.goal)
+            if before == lesson_ids:
+                continue
+            at = now()
+            event = type_of(PathChanged).envelope(PathChanged(
+                learner_id=learner, goal=e.goal, lesson_ids=lesson_ids,
+                previous_lesson_ids=before or [], changed_at=at), tenant=tenant,
+                subject=learner, time=at)
+            await self.repo.save_path_snapshot(tenant, learner, e.goal, lesson_ids, [event])
+            announced = True
+        if announced:
+            self._on_write()
+        return out
+
+    async def next_item(self, tenant: str, learner: str, at: datetime | None = None) -> NextItem:
+        """A review that is due comes first (reviews are short and lose value when late);
+        otherwise the first unblocked lesson of the learner's paths, in enrolment order."""
+        due = await self.due(tenant, learner, at or now(), limit=1)
+        if due:
+            return NextItem(kind="review", card=due[0])
+        for path in await self.refresh_paths(tenant, learner):
+            for step in path.steps:
+                if not step.blocked_by:
+                    return NextItem(kind="lesson", goal=path.goal, lesson=step)
+        return NextItem(kind="nothing")
+
+    # placement
+
+    async def start_placement(self, tenant: str, learner: str, new: NewPlacement) -> PlacementView:
+        goal = goal_key(new.course_id, new.goal_concept)
+        sub = await self.repo.path_subgraph(
+            tenant, learner, [new.goal_concept] if new.goal_concept else [], course=new.course_id)
+        if not sub.goals:
+            raise NotFound(f"no {'course' if new.course_id else 'concept'} "
+                           f"{new.course_id or new.goal_concept!r} in tenant {tenant!r}")
+        order = [c for c in concept_order(sub) if not sub.concepts[c].mastered]
+        prereqs = {c: [p for p, _ in sub.concepts[c].prerequisites] for c in order}
+        started = placement.start(Placement.new_id(), learner, goal, order, prereqs, now())
+        await self.repo.save_placement(tenant, started)
+        return await self._placement_view(tenant, started)
+
+    async def answer_placement(self, tenant: str, learner: str, placement_id: str,
+                               given: PlacementAnswer) -> PlacementView:
+        current = await self.repo.get_placement(tenant, learner, placement_id)
+        if current is None:
+            raise NotFound(f"no placement {placement_id!r} of yours")
+        try:
+            after = placement.answer(current, given)
+        except placement.WrongQuestion as exc:
+            raise Conflict(str(exc), code="wrong_question",
+                           extra={"question": current.question}) from None
+        await self.repo.save_placement(tenant, after)
+        if after.done:
+            await self._place(tenant, learner, after.known)
+        return await self._placement_view(tenant, after)
+
+    async def _place(self, tenant: str, learner: str, known: Sequence[str]) -> None:
+        """Marks what placement found known as mastered (answers later replay from there)."""
+        if not known:
+            return
+        for _ in range(RETRIES):
+            stored = {m.concept: m for m in await self.repo.get_mastery(tenant, learner, known)}
+            at = now()
+            changes, events = [], []
+            for c in known:
+                before = stored.get(c)
+                if before is not None and before.mastered:
+                    continue
+                changes.append(Mastery(
+                    concept=c, p_known=MASTERED, mastered=True, source="placement",
+                    baseline=MASTERED, observations=before.observations if before else [],
+                    attempt_ids=before.attempt_ids if before else [],
+                    version=(before.version if before else 0) + 1, updated_at=at))
+                events.append(self._mastered_event(tenant, learner, c, MASTERED, "placement", at))
+            try:
+                await self.repo.save_mastery(tenant, learner, changes, events)
+                break
+            except StaleVersion:
+                continue
+        self._on_write()
+        await self.refresh_paths(tenant, learner)
+
+    async def _placement_view(self, tenant: str, p: Placement) -> PlacementView:
+        name = front = None
+        if p.question is not None:
+            concepts = await self.repo.get_concepts(tenant, [p.question])
+            name = concepts[0].name if concepts else p.question
+            cards = await self.repo.cards_of(tenant, [p.question])
+            front = cards[0].front if cards else None
+        return PlacementView(id=p.id, goal=p.goal, question=p.question, question_name=name,
+                             card_front=front, asked=len(p.answers), max_questions=p.max_questions,
+                             done=p.done, known=p.known, unknown=p.unknown)
+
+    # review cards
+
+    async def add_card(self, tenant: str, concept: str, new: NewCard) -> Card:
+        card = Card.create(tenant, concept, new)
+        try:
+            await self.repo.add_card(card)
+        except Missing:
+            raise NotFound(f"no concept {concept!r} in tenant {tenant!r}") from None
+        return card
+
+    async def add_generated_cards(self, tenant: str, job_id: str, lesson_id: str,
+                                  cards: Sequence[tuple[str, str, str | None]]) -> int:
+        """Stores the (front, back, concept) cards the AI service generated for a lesson; a
+        card without a concept drills the first concept the lesson teaches (skipped when the
+        lesson is unknown). Idempotent: each card's id comes from the job and its place in it.
+        Answers how many cards were new."""
+        lesson = await self.repo.get_lesson(tenant, lesson_id)
+        fallback = lesson.teaches[0] if lesson is not None and lesson.teaches else None
+        wanted: list[tuple[int, str, str, str]] = []
+        for i, (front, back, concept) in enumerate(cards):
+            if concept or fallback:
+                wanted.append((i, front, back, concept or fallback or ""))
+        if not wanted:
+            return 0
+        await self.repo.ensure_concepts(tenant, sorted({c for *_, c in wanted}))
+        added = 0
+        for i, front, back, concept in wanted:
+            card_id = hashlib.sha256(f"{job_id}/{i}".encode()).hexdigest()[:32]
+            try:
+                new = NewCard(front=front, back=back, source="ai")
+                await self.repo.add_card(Card.create(tenant, concept, new, card_id=card_id))
+                added += 1
+            except Duplicate:
+                continue
+            except ValidationError:
+                log.warning("generated card skipped: not a valid card",
+                            extra={"job": job_id, "card": i})
+        return added
+
+    async def cards(self, tenant: str, concept: str) -> list[Card]:
+        await self.concept(tenant, concept)
+        return await self.repo.cards_of(tenant, [concept])
+
+    async def study(self, tenant: str, learner: str, card_id: str) -> CardView:
+        """Adds the card to the learner's deck (due now); a card already there keeps its
+        schedule."""
+        card = await self.repo.get_card(tenant, card_id)
+        if card is None:
+            raise NotFound(f"no card {card_id!r} in tenant {tenant!r}")
+        await self.repo.add_card_states(tenant, learner,
+                                        [fsrs_review.new_state(card.id, card.concept, now())])
+        [state] = await self.repo.card_states(tenant, learner, [card_id])
+        return _view(card, state)
+
+    async def _add_to_deck(self, tenant: str, learner: str, concepts: Sequence[str],
+                           at: datetime) -> None:
+        cards = await self.repo.cards_of(tenant, concepts)
+        if cards:
+            await self.repo.add_card_states(tenant, learner, [
+                fsrs_review.new_state(c.id, c.concept, at) for c in cards])
+
+    async def due(self, tenant: str, learner: str, at: datetime, limit: int = 50) -> list[CardView]:
+        states = await self.repo.due(tenant, learner, at, limit)
+        views = []
+        for s in states:
+            card = await self.repo.get_card(tenant, s.card_id)
+            if card is not None:
+                views.append(_view(card, s))
+        return views
+
+    async def review(self, tenant: str, learner: str, given: NewReview,
+                     at: datetime | None = None) -> ReviewResult:
+        """Schedules the card after the learner's rating. A card reviewed before it is due is
+        scheduled from the time that actually passed (FSRS handles the short interval)."""
+        at = at or now()
+        params = await self.repo.scheduler_params(tenant, learner)
+        for _ in range(RETRIES):
+            states = await self.repo.card_states(tenant, learner, [given.card_id])
+            if not states:
+                raise NotFound(f"the card {given.card_id!r} is not in your deck")
+            try:
+                after, log, result = fsrs_review.review(states[0], given.rating, at, params,
+                                                   given.duration_ms)
+            except fsrs_review.BadRating as exc:
+                raise Problem(str(exc), status=422, code="bad_rating") from None
+            event = type_of(ReviewDone).envelope(ReviewDone(
+                learner_id=learner, card_id=given.card_id, concept_id=after.concept,
+                rating=given.rating, was_due=result.was_due, next_due=result.next_due,
+                reviewed_at=at), tenant=tenant, subject=learner, time=at)
+            try:
+                await self.repo.save_review(tenant, learner, after, log, [event])
+            except StaleVersion:
+                continue
+            self._on_write()
+            return result
+        raise Conflict("the card was reviewed at the same moment elsewhere; try again",
+                       code="busy")
+
+    async def optimise(self, tenant: str, learner: str, *,
+                       minimum: int = fsrs_review.MIN_REVIEWS_TO_OPTIMISE) -> SchedulerParams:
+        """Fits the learner's own FSRS parameters to their review history; they are kept when
+        they predict that history better than the parameters in use."""
+        logs = await self.repo.review_logs(tenant, learner)
+        if len(logs) < minimum:
+            raise Problem(f"you have {len(logs)} reviews; your own schedule needs {minimum}",
+                          status=422, code="too_few_reviews",
+                          extra={"reviews": len(logs), "needed": minimum})
+        histories: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+        for log in logs:
+            histories[log.card_id].append((log.reviewed_at, log.rating))
+        current = await self.repo.scheduler_params(tenant, learner)
+        fitted = await asyncio.to_thread(fsrs_review.optimise, list(histories.values()), current)
+        if fitted.loss_after < fitted.loss_before:
+            await self.repo.save_scheduler_params(tenant, learner, fitted.parameters)
+        return fitted
+
+    # a learner's data
+
+    async def personal_data(self, tenant: str, learner: str) -> dict[str, object]:
+        states = await self.repo.card_states(tenant, learner)
+        return {
+            "enrolments": [e.model_dump(mode="json") for e in await self.repo.enrolments(tenant, learner)],
+            "progress": [p.model_dump(mode="json") for p in await self.repo.get_progress(tenant, learner)],
+            "mastery": [m.model_dump(mode="json") for m in await self.repo.get_mastery(tenant, learner)],
+            "cards": [s.model_dump(mode="json") for s in states],
+            "review_logs": [r.model_dump(mode="json")
+                            for r in await self.repo.review_logs(tenant, learner)],
+            "scheduler_parameters": await self.repo.scheduler_params(tenant, learner),
+        }
+
+    async def erase(self, tenant: str, learner: str) -> None:
+        await self.repo.erase_learner(tenant, learner)
+
+
+def _view(card: Card, state: CardState) -> CardView:
+    return CardView(card_id=card.id, concept=card.concept, front=card.front, back=card.back,
+                    due=state.due, reps=state.reps)
+

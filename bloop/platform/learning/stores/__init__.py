@@ -1,0 +1,1 @@
+"""The learning store adapters: Neo4j (real) and SQLite (embedded)."""

@@ -1,0 +1,579 @@
+"""The embedded learning store: SQLite, with the outbox in the same database. Each change and
+its events are written in one transaction; SQLite runs one writer at a time, so a cycle check
+and the edge it admits are one atomic step. Closures are recursive queries."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
+from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.learning.model import (
+    BktParams,
+    Card,
+    CardState,
+    Concept,
+    ConceptDetail,
+    CourseNode,
+    Edge,
+    Enrolment,
+    LessonNode,
+    Mastery,
+    Placement,
+    Progress,
+    ReviewLog,
+)
+from bloop.platform.learning.paths import ConceptInfo, LessonInfo, Subgraph, find_cycle, first_cycle
+from bloop.platform.learning.ports import CycleFound, Duplicate, Missing, StaleVersion, UnknownConcepts
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS concepts (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+CREATE TABLE IF NOT EXISTS edges (
+  tenant TEXT NOT NULL, concept TEXT NOT NULL, requires TEXT NOT NULL, kind TEXT NOT NULL,
+  PRIMARY KEY (tenant, concept, requires));
+CREATE INDEX IF NOT EXISTS edges_requires ON edges (tenant, requires);
+CREATE TABLE IF NOT EXISTS lessons (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, course TEXT NOT NULL, version INTEGER NOT NULL,
+  deleted INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+CREATE TABLE IF NOT EXISTS teaches (
+  tenant TEXT NOT NULL, lesson TEXT NOT NULL, concept TEXT NOT NULL,
+  PRIMARY KEY (tenant, lesson, concept));
+CREATE INDEX IF NOT EXISTS teaches_concept ON teaches (tenant, concept);
+CREATE TABLE IF NOT EXISTS courses (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (tenant, id));
+CREATE TABLE IF NOT EXISTS enrolments (
+  tenant TEXT NOT NULL, learner TEXT NOT NULL, goal TEXT NOT NULL, at TEXT NOT NULL,
+  doc TEXT NOT NULL, PRIMARY KEY (tenant, learner, goal));
+CREATE TABLE IF NOT EXISTS progress (
+  tenant TEXT NOT NULL, learner TEXT NOT NULL, lesson TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (tenant, learner, lesson));
+CREATE TABLE IF NOT EXISTS mastery (
+  tenant TEXT NOT NULL, learner TEXT NOT NULL, concept TEXT NOT NULL, version INTEGER NOT NULL,
+  mastered INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, learner, concept));
+CREATE INDEX IF NOT EXISTS mastery_concept ON mastery (tenant, concept);
+CREATE TABLE IF NOT EXISTS path_snapshots (
+  tenant TEXT NOT NULL, learner TEXT NOT NULL, goal TEXT NOT NULL, lessons TEXT NOT NULL,
+  PRIMARY KEY (tenant, learner, goal));
+CREATE TABLE IF NOT EXISTS placements (
+  tenant TEXT NOT NULL, learner TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (tenant, learner, id));
+CREATE TABLE IF NOT EXISTS cards (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, concept TEXT NOT NULL, at TEXT NOT NULL,
+  doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+CREATE INDEX IF NOT EXISTS cards_concept ON cards (tenant, concept, at);
+CREATE TABLE IF NOT EXISTS card_states (
+  tenant TEXT NOT NULL, learner TEXT NOT NULL, card TEXT NOT NULL, due TEXT NOT NULL,
+  version INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, learner, card));
+CREATE INDEX IF NOT EXISTS card_states_due ON card_states (tenant, learner, due);
+CREATE TABLE IF NOT EXISTS review_logs (
+  tenant TEXT NOT NULL, learner TEXT NOT NULL, id TEXT NOT NULL, at TEXT NOT NULL,
+  doc TEXT NOT NULL, PRIMARY KEY (tenant, learner, id));
+CREATE INDEX IF NOT EXISTS review_logs_at ON review_logs (tenant, learner, at);
+CREATE TABLE IF NOT EXISTS learners (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, fsrs TEXT, PRIMARY KEY (tenant, id));
+"""
+
+Conn = sqlite3.Connection
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat()
+
+
+def _known(c: Conn, tenant: str, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    wanted = list(dict.fromkeys(ids))
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        found |= {r[0] for r in c.execute(
+            f"SELECT id FROM concepts WHERE tenant = ? AND id IN ({_marks(chunk)})",  # noqa: S608
+            (tenant, *chunk))}
+    return found
+
+
+def _ensure(c: Conn, tenant: str, ids: Sequence[str]) -> None:
+    c.executemany("INSERT OR IGNORE INTO concepts (tenant, id, doc) VALUES (?, ?, ?)",
+                  [(tenant, i, Concept.placeholder(tenant, i).model_dump_json()) for i in ids])
+
+
+class EmbeddedLearningStore:
+    def __init__(self, db: SqliteDB, registry: EventRegistry) -> None:
+        self.db = db
+        self._outbox = SqliteOutbox(db, registry, name="learning_outbox")
+
+    @property
+    def outbox(self) -> SqliteOutbox:
+        return self._outbox
+
+    async def setup(self) -> None:
+        await self.db.run(lambda c: c.executescript(SCHEMA))
+        await self._outbox.setup()
+
+    # the graph
+
+    async def add_concept(self, concept: Concept) -> None:
+        try:
+            await self.db.transaction(lambda c: c.execute(
+                "INSERT INTO concepts (tenant, id, doc) VALUES (?, ?, ?)",
+                (concept.tenant, concept.id, concept.model_dump_json())))
+        except sqlite3.IntegrityError:
+            raise Duplicate(concept.id) from None
+
+    async def ensure_concepts(self, tenant: str, ids: Sequence[str]) -> None:
+        await self.db.transaction(lambda c: _ensure(c, tenant, ids))
+
+    async def get_concept(self, tenant: str, concept_id: str) -> ConceptDetail | None:
+        def read(c: Conn) -> ConceptDetail | None:
+            row = c.execute("SELECT doc FROM concepts WHERE tenant = ? AND id = ?",
+                            (tenant, concept_id)).fetchone()
+            if row is None:
+                return None
+            out = [Edge(concept=r[0], requires=r[1], kind=r[2]) for r in c.execute(
+                "SELECT concept, requires, kind FROM edges WHERE tenant = ? AND concept = ?"
+                " ORDER BY requires", (tenant, concept_id))]
+            into = [Edge(concept=r[0], requires=r[1], kind=r[2]) for r in c.execute(
+                "SELECT concept, requires, kind FROM edges WHERE tenant = ? AND requires = ?"
+                " ORDER BY concept", (tenant, concept_id))]
+            concept = Concept.model_validate_json(row["doc"])
+            return ConceptDetail(**concept.model_dump(), requires=out, required_by=into)
+
+        return await self.db.run(read)
+
+    async def list_concepts(self, tenant: str) -> list[Concept]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM concepts WHERE tenant = ? ORDER BY id", (tenant,)).fetchall())
+        return [Concept.model_validate_json(r["doc"]) for r in rows]
+
+    async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT doc FROM concepts WHERE tenant = ? AND id IN ({_marks(wanted)})"  # noqa: S608
+            " ORDER BY id", (tenant, *wanted)).fetchall())
+        return [Concept.model_validate_json(r["doc"]) for r in rows]
+
+    async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
+        def write(c: Conn) -> None:
+            row = c.execute("SELECT doc FROM concepts WHERE tenant = ? AND id = ?",
+                            (tenant, concept_id)).fetchone()
+            if row is None:
+                raise Missing(concept_id)
+            concept = Concept.model_validate_json(row["doc"]).model_copy(update={"bkt": params})
+            c.execute("UPDATE concepts SET doc = ? WHERE tenant = ? AND id = ?",
+                      (concept.model_dump_json(), tenant, concept_id))
+
+        await self.db.transaction(write)
+
+    async def add_edge(self, tenant: str, edge: Edge) -> bool:
+        def write(c: Conn) -> bool:
+            unknown = {edge.concept, edge.requires} - _known(c, tenant, [edge.concept, edge.requires])
+            if unknown:
+                raise UnknownConcepts(sorted(unknown))
+            existing = c.execute(
+                "SELECT kind FROM edges WHERE tenant = ? AND concept = ? AND requires = ?",
+                (tenant, edge.concept, edge.requires)).fetchone()
+            if existing is not None:
+                c.execute("UPDATE edges SET kind = ? WHERE tenant = ? AND concept = ? AND requires = ?",
+                          (edge.kind, tenant, edge.concept, edge.requires))
+                return False
+            cycle = self._cycle_through(c, tenant, edge)
+            if cycle is not None:
+                raise CycleFound(cycle)
+            c.execute("INSERT INTO edges (tenant, concept, requires, kind) VALUES (?, ?, ?, ?)",
+                      (tenant, edge.concept, edge.requires, edge.kind))
+            return True
+
+        return await self.db.transaction(write)
+
+    @staticmethod
+    def _cycle_through(c: Conn, tenant: str, edge: Edge) -> list[str] | None:
+        """Reads only the prerequisites reachable from the new edge's prerequisite."""
+        rows = c.execute(
+            "WITH RECURSIVE reach(id) AS (SELECT ? UNION SELECT e.requires FROM edges e"
+            " JOIN reach r ON e.concept = r.id WHERE e.tenant = ?)"
+            " SELECT e.concept, e.requires FROM edges e JOIN reach r ON e.concept = r.id"
+            " WHERE e.tenant = ?", (edge.requires, tenant, tenant)).fetchall()
+        return find_cycle([(r[0], r[1]) for r in rows], (edge.concept, edge.requires))
+
+    async def remove_edge(self, tenant: str, concept: str, requires: str) -> None:
+        def write(c: Conn) -> None:
+            cur = c.execute("DELETE FROM edges WHERE tenant = ? AND concept = ? AND requires = ?",
+                            (tenant, concept, requires))
+            if cur.rowcount == 0:
+                raise Missing(f"{concept} → {requires}")
+
+        await self.db.transaction(write)
+
+    async def list_edges(self, tenant: str) -> list[Edge]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT concept, requires, kind FROM edges WHERE tenant = ? ORDER BY concept, requires",
+            (tenant,)).fetchall())
+        return [Edge(concept=r[0], requires=r[1], kind=r[2]) for r in rows]
+
+    async def import_graph(self, tenant: str, concepts: Sequence[Concept],
+                           edges: Sequence[Edge]) -> None:
+        def write(c: Conn) -> None:
+            c.executemany("INSERT OR IGNORE INTO concepts (tenant, id, doc) VALUES (?, ?, ?)",
+                          [(tenant, x.id, x.model_dump_json()) for x in concepts])
+            ends = [i for e in edges for i in (e.concept, e.requires)]
+            unknown = set(ends) - _known(c, tenant, ends)
+            if unknown:
+                raise UnknownConcepts(sorted(unknown))
+            c.executemany(
+                "INSERT INTO edges (tenant, concept, requires, kind) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (tenant, concept, requires) DO UPDATE SET kind = excluded.kind",
+                [(tenant, e.concept, e.requires, e.kind) for e in edges])
+            every = [Edge(concept=r[0], requires=r[1], kind=r[2]) for r in c.execute(
+                "SELECT concept, requires, kind FROM edges WHERE tenant = ?", (tenant,))]
+            cycle = first_cycle(every)
+            if cycle is not None:
+                raise CycleFound(cycle)
+
+        await self.db.transaction(write)
+
+    # projections of content
+
+    async def upsert_lesson(self, lesson: LessonNode) -> bool:
+        def write(c: Conn) -> bool:
+            row = c.execute("SELECT version FROM lessons WHERE tenant = ? AND id = ?",
+                            (lesson.tenant, lesson.id)).fetchone()
+            if row is not None and row[0] > lesson.version:
+                return False
+            _ensure(c, lesson.tenant, [*lesson.teaches, *lesson.requires])
+            c.execute("INSERT INTO lessons (tenant, id, course, version, deleted, doc)"
+                      " VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (tenant, id) DO UPDATE SET"
+                      " course = excluded.course, version = excluded.version, deleted = 0,"
+                      " doc = excluded.doc",
+                      (lesson.tenant, lesson.id, lesson.course_id, lesson.version,
+                       lesson.model_dump_json()))
+            c.execute("DELETE FROM teaches WHERE tenant = ? AND lesson = ?",
+                      (lesson.tenant, lesson.id))
+            c.executemany("INSERT INTO teaches (tenant, lesson, concept) VALUES (?, ?, ?)",
+                          [(lesson.tenant, lesson.id, t) for t in lesson.teaches])
+            return True
+
+        return await self.db.transaction(write)
+
+    async def delete_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
+        def write(c: Conn) -> bool:
+            row = c.execute("SELECT version FROM lessons WHERE tenant = ? AND id = ?",
+                            (tenant, lesson_id)).fetchone()
+            if row is not None and row[0] > version:
+                return False
+            # A tombstone: a late `published` of an older version cannot bring it back.
+            tomb = LessonNode(id=lesson_id, tenant=tenant, course_id="", title="(deleted)",
+                              estimated_minutes=0, teaches=[], requires=[], version=version)
+            c.execute("INSERT INTO lessons (tenant, id, course, version, deleted, doc)"
+                      " VALUES (?, ?, '', ?, 1, ?) ON CONFLICT (tenant, id) DO UPDATE SET"
+                      " version = excluded.version, deleted = 1",
+                      (tenant, lesson_id, version, tomb.model_dump_json()))
+            c.execute("DELETE FROM teaches WHERE tenant = ? AND lesson = ?", (tenant, lesson_id))
+            return True
+
+        return await self.db.transaction(write)
+
+    async def upsert_course(self, course: CourseNode) -> bool:
+        def write(c: Conn) -> bool:
+            row = c.execute("SELECT version FROM courses WHERE tenant = ? AND id = ?",
+                            (course.tenant, course.id)).fetchone()
+            if row is not None and row[0] > course.version:
+                return False
+            c.execute("INSERT INTO courses (tenant, id, version, doc) VALUES (?, ?, ?, ?)"
+                      " ON CONFLICT (tenant, id) DO UPDATE SET version = excluded.version,"
+                      " doc = excluded.doc",
+                      (course.tenant, course.id, course.version, course.model_dump_json()))
+            return True
+
+        return await self.db.transaction(write)
+
+    async def get_course(self, tenant: str, course_id: str) -> CourseNode | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM courses WHERE tenant = ? AND id = ?", (tenant, course_id)).fetchone())
+        return None if row is None else CourseNode.model_validate_json(row["doc"])
+
+    async def get_lesson(self, tenant: str, lesson_id: str) -> LessonNode | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM lessons WHERE tenant = ? AND id = ? AND deleted = 0",
+            (tenant, lesson_id)).fetchone())
+        return None if row is None else LessonNode.model_validate_json(row["doc"])
+
+    async def lessons_of_course(self, tenant: str, course_id: str) -> list[LessonNode]:
+        def read(c: Conn) -> list[LessonNode]:
+            row = c.execute("SELECT doc FROM courses WHERE tenant = ? AND id = ?",
+                            (tenant, course_id)).fetchone()
+            if row is None:
+                return []
+            order = CourseNode.model_validate_json(row["doc"]).lesson_ids
+            return _course_lessons(c, tenant, order)
+
+        return await self.db.run(read)
+
+    # a learner
+
+    async def enrol(self, tenant: str, enrolment: Enrolment, events: Sequence[Envelope]) -> bool:
+        def write(c: Conn) -> bool:
+            cur = c.execute(
+                "INSERT OR IGNORE INTO enrolments (tenant, learner, goal, at, doc) VALUES (?, ?, ?, ?, ?)",
+                (tenant, enrolment.learner, enrolment.goal, _iso(enrolment.enrolled_at),
+                 enrolment.model_dump_json()))
+            if cur.rowcount == 0:
+                return False
+            self._outbox.add(c, *events)
+            return True
+
+        return await self.db.transaction(write)
+
+    async def enrolments(self, tenant: str, learner: str) -> list[Enrolment]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM enrolments WHERE tenant = ? AND learner = ? ORDER BY at, goal",
+            (tenant, learner)).fetchall())
+        return [Enrolment.model_validate_json(r["doc"]) for r in rows]
+
+    async def save_progress(self, tenant: str, learner: str, progress: Progress,
+                            events: Sequence[Envelope]) -> None:
+        def write(c: Conn) -> None:
+            c.execute("INSERT INTO progress (tenant, learner, lesson, doc) VALUES (?, ?, ?, ?)"
+                      " ON CONFLICT (tenant, learner, lesson) DO UPDATE SET doc = excluded.doc",
+                      (tenant, learner, progress.lesson_id, progress.model_dump_json()))
+            self._outbox.add(c, *events)
+
+        await self.db.transaction(write)
+
+    async def get_progress(self, tenant: str, learner: str) -> list[Progress]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM progress WHERE tenant = ? AND learner = ? ORDER BY lesson",
+            (tenant, learner)).fetchall())
+        return [Progress.model_validate_json(r["doc"]) for r in rows]
+
+    async def get_mastery(self, tenant: str, learner: str,
+                          concepts: Sequence[str] | None = None) -> list[Mastery]:
+        def read(c: Conn) -> list[sqlite3.Row]:
+            if concepts is None:
+                return c.execute("SELECT doc FROM mastery WHERE tenant = ? AND learner = ?"
+                                 " ORDER BY concept", (tenant, learner)).fetchall()
+            wanted = list(dict.fromkeys(concepts))
+            return c.execute(
+                f"SELECT doc FROM mastery WHERE tenant = ? AND learner = ? AND concept IN ({_marks(wanted)})"  # noqa: S608
+                " ORDER BY concept", (tenant, learner, *wanted)).fetchall()
+
+        return [Mastery.model_validate_json(r["doc"]) for r in await self.db.run(read)]
+
+    async def save_mastery(self, tenant: str, learner: str, changes: Sequence[Mastery],
+                           events: Sequence[Envelope]) -> None:
+        def write(c: Conn) -> None:
+            for m in changes:
+                if m.version == 1:
+                    cur = c.execute(
+                        "INSERT OR IGNORE INTO mastery (tenant, learner, concept, version, mastered, doc)"
+                        " VALUES (?, ?, ?, 1, ?, ?)",
+                        (tenant, learner, m.concept, int(m.mastered), m.model_dump_json()))
+                else:
+                    cur = c.execute(
+                        "UPDATE mastery SET version = ?, mastered = ?, doc = ? WHERE tenant = ?"
+                        " AND learner = ? AND concept = ? AND version = ?",
+                        (m.version, int(m.mastered), m.model_dump_json(), tenant, learner,
+                         m.concept, m.version - 1))
+                if cur.rowcount == 0:
+                    raise StaleVersion(m.concept)
+            self._outbox.add(c, *events)
+
+        await self.db.transaction(write)
+
+    async def mastery_sequences(self, tenant: str, concept: str) -> list[list[int]]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM mastery WHERE tenant = ? AND concept = ?", (tenant, concept)).fetchall())
+        out = [[a for _, a in Mastery.model_validate_json(r["doc"]).observations] for r in rows]
+        return [s for s in out if s]
+
+    async def path_subgraph(self, tenant: str, learner: str, concepts: Sequence[str],
+                            course: str | None = None) -> Subgraph:
+        def read(c: Conn) -> Subgraph:
+            goals = sorted(_known(c, tenant, concepts))
+            if course is not None:
+                goals = sorted(set(goals) | {r[0] for r in c.execute(
+                    "SELECT t.concept FROM lessons l JOIN teaches t ON t.tenant = l.tenant"
+                    " AND t.lesson = l.id WHERE l.tenant = ? AND l.course = ? AND l.deleted = 0",
+                    (tenant, course))})
+            if not goals:
+                return Subgraph(goals=())
+            closure = [r[0] for r in c.execute(
+                "WITH RECURSIVE closure(id) AS (SELECT value FROM json_each(?)"
+                " UNION SELECT e.requires FROM edges e JOIN closure x ON e.concept = x.id"
+                " WHERE e.tenant = ?) SELECT id FROM closure", (json.dumps(goals), tenant))]
+            ids = json.dumps(closure)
+            prereqs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+            for r in c.execute("SELECT concept, requires, kind FROM edges WHERE tenant = ? AND"
+                               " concept IN (SELECT value FROM json_each(?))", (tenant, ids)):
+                prereqs[r[0]].append((r[1], r[2]))
+            progress = {r[0]: Progress.model_validate_json(r[1]).status for r in c.execute(
+                "SELECT lesson, doc FROM progress WHERE tenant = ? AND learner = ?",
+                (tenant, learner))}
+            lessons: dict[str, list[LessonInfo]] = defaultdict(list)
+            for r in c.execute(
+                    "SELECT t.concept, l.doc FROM teaches t JOIN lessons l ON l.tenant = t.tenant"
+                    " AND l.id = t.lesson WHERE t.tenant = ? AND l.deleted = 0 AND t.concept IN"
+                    " (SELECT value FROM json_each(?))", (tenant, ids)):
+                node = LessonNode.model_validate_json(r[1])
+                lessons[r[0]].append(LessonInfo(
+                    id=node.id, title=node.title, course_id=node.course_id,
+                    minutes=node.estimated_minutes, position=node.position,
+                    status=progress.get(node.id)))
+            mastered = {r[0] for r in c.execute(
+                "SELECT concept FROM mastery WHERE tenant = ? AND learner = ? AND mastered = 1"
+                " AND concept IN (SELECT value FROM json_each(?))", (tenant, learner, ids))}
+            return Subgraph(goals=tuple(goals), concepts={
+                cid: ConceptInfo(id=cid, prerequisites=tuple(sorted(prereqs[cid])),
+                                 lessons=tuple(lessons[cid]), mastered=cid in mastered)
+                for cid in closure})
+
+        return await self.db.run(read)
+
+    async def path_snapshot(self, tenant: str, learner: str, goal: str) -> list[str] | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT lessons FROM path_snapshots WHERE tenant = ? AND learner = ? AND goal = ?",
+            (tenant, learner, goal)).fetchone())
+        return None if row is None else list(json.loads(row[0]))
+
+    async def save_path_snapshot(self, tenant: str, learner: str, goal: str,
+                                 lesson_ids: Sequence[str], events: Sequence[Envelope]) -> None:
+        def write(c: Conn) -> None:
+            c.execute("INSERT INTO path_snapshots (tenant, learner, goal, lessons) VALUES (?, ?, ?, ?)"
+                      " ON CONFLICT (tenant, learner, goal) DO UPDATE SET lessons = excluded.lessons",
+                      (tenant, learner, goal, json.dumps(list(lesson_ids))))
+            self._outbox.add(c, *events)
+
+        await self.db.transaction(write)
+
+    async def save_placement(self, tenant: str, placement: Placement) -> None:
+        await self.db.transaction(lambda c: c.execute(
+            "INSERT INTO placements (tenant, learner, id, doc) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (tenant, learner, id) DO UPDATE SET doc = excluded.doc",
+            (tenant, placement.learner, placement.id, placement.model_dump_json())))
+
+    async def get_placement(self, tenant: str, learner: str, placement_id: str) -> Placement | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM placements WHERE tenant = ? AND learner = ? AND id = ?",
+            (tenant, learner, placement_id)).fetchone())
+        return None if row is None else Placement.model_validate_json(row["doc"])
+
+    # review cards
+
+    async def add_card(self, card: Card) -> None:
+        def write(c: Conn) -> None:
+            if not _known(c, card.tenant, [card.concept]):
+                raise Missing(card.concept)
+            try:
+                c.execute("INSERT INTO cards (tenant, id, concept, at, doc) VALUES (?, ?, ?, ?, ?)",
+                          (card.tenant, card.id, card.concept, _iso(card.created_at),
+                           card.model_dump_json()))
+            except sqlite3.IntegrityError:
+                raise Duplicate(card.id) from None
+
+        await self.db.transaction(write)
+
+    async def get_card(self, tenant: str, card_id: str) -> Card | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM cards WHERE tenant = ? AND id = ?", (tenant, card_id)).fetchone())
+        return None if row is None else Card.model_validate_json(row["doc"])
+
+    async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
+        wanted = list(dict.fromkeys(concepts))
+        if not wanted:
+            return []
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT doc FROM cards WHERE tenant = ? AND concept IN ({_marks(wanted)})"  # noqa: S608
+            " ORDER BY at, id", (tenant, *wanted)).fetchall())
+        return [Card.model_validate_json(r["doc"]) for r in rows]
+
+    async def card_states(self, tenant: str, learner: str,
+                          card_ids: Sequence[str] | None = None) -> list[CardState]:
+        def read(c: Conn) -> list[sqlite3.Row]:
+            if card_ids is None:
+                return c.execute("SELECT doc FROM card_states WHERE tenant = ? AND learner = ?"
+                                 " ORDER BY due, card", (tenant, learner)).fetchall()
+            wanted = list(dict.fromkeys(card_ids))
+            return c.execute(
+                f"SELECT doc FROM card_states WHERE tenant = ? AND learner = ? AND card IN ({_marks(wanted)})"  # noqa: S608
+                " ORDER BY due, card", (tenant, learner, *wanted)).fetchall()
+
+        return [CardState.model_validate_json(r["doc"]) for r in await self.db.run(read)]
+
+    async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
+        await self.db.transaction(lambda c: c.executemany(
+            "INSERT OR IGNORE INTO card_states (tenant, learner, card, due, version, doc)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(tenant, learner, s.card_id, _iso(s.due), s.version, s.model_dump_json())
+             for s in states]))
+
+    async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM card_states WHERE tenant = ? AND learner = ? AND due <= ?"
+            " ORDER BY due, card LIMIT ?", (tenant, learner, _iso(at), limit)).fetchall())
+        return [CardState.model_validate_json(r["doc"]) for r in rows]
+
+    async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
+                          events: Sequence[Envelope]) -> None:
+        def write(c: Conn) -> None:
+            cur = c.execute(
+                "UPDATE card_states SET due = ?, version = ?, doc = ? WHERE tenant = ? AND"
+                " learner = ? AND card = ? AND version = ?",
+                (_iso(state.due), state.version, state.model_dump_json(), tenant, learner,
+                 state.card_id, state.version - 1))
+            if cur.rowcount == 0:
+                raise StaleVersion(state.card_id)
+            c.execute("INSERT INTO review_logs (tenant, learner, id, at, doc) VALUES (?, ?, ?, ?, ?)",
+                      (tenant, learner, log.id, _iso(log.reviewed_at), log.model_dump_json()))
+            self._outbox.add(c, *events)
+
+        await self.db.transaction(write)
+
+    async def review_logs(self, tenant: str, learner: str) -> list[ReviewLog]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM review_logs WHERE tenant = ? AND learner = ? ORDER BY at, id",
+            (tenant, learner)).fetchall())
+        return [ReviewLog.model_validate_json(r["doc"]) for r in rows]
+
+    async def scheduler_params(self, tenant: str, learner: str) -> list[float] | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT fsrs FROM learners WHERE tenant = ? AND id = ?", (tenant, learner)).fetchone())
+        return None if row is None or row[0] is None else [float(x) for x in json.loads(row[0])]
+
+    async def save_scheduler_params(self, tenant: str, learner: str,
+                                    parameters: Sequence[float]) -> None:
+        await self.db.transaction(lambda c: c.execute(
+            "INSERT INTO learners (tenant, id, fsrs) VALUES (?, ?, ?)"
+            " ON CONFLICT (tenant, id) DO UPDATE SET fsrs = excluded.fsrs",
+            (tenant, learner, json.dumps(list(parameters)))))
+
+    async def erase_learner(self, tenant: str, learner: str) -> None:
+        def write(c: Conn) -> None:
+            for table in ("enrolments", "progress", "mastery", "path_snapshots", "placements",
+                          "card_states", "review_logs"):
+                c.execute(f"DELETE FROM {table} WHERE tenant = ? AND learner = ?",  # noqa: S608
+                          (tenant, learner))
+            c.execute("DELETE FROM learners WHERE tenant = ? AND id = ?", (tenant, learner))
+
+        await self.db.transaction(write)
+
+
+def _course_lessons(c: Conn, tenant: str, order: Sequence[str]) -> list[LessonNode]:
+    if not order:
+        return []
+    rows = c.execute(
+        f"SELECT doc FROM lessons WHERE tenant = ? AND deleted = 0 AND id IN ({_marks(order)})",  # noqa: S608
+        (tenant, *order)).fetchall()
+    found = {n.id: n for n in (LessonNode.model_validate_json(r["doc"]) for r in rows)}
+    return [found[i] for i in order if i in found]

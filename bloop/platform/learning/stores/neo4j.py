@@ -1,0 +1,626 @@
+"""The Neo4j learning store (official async driver, parameterised Cypher only).
+
+The graph: `(:Concept)-[:REQUIRES {kind}]->(:Concept)` (the left one needs the right one first),
+`(:Lesson)-[:TEACHES]->(:Concept)`, `(:Course)`. What a learner does lives in nodes keyed by
+(tenant, learner, …): `Enrolment`, `LessonProgress`, `Mastery`, `PathSnapshot`, `Placement`,
+`CardSchedule`, `ReviewLog`, and `Learner` (their FSRS parameters); review cards are
+`ReviewCard` nodes. Every node carries `tenant`, every query filters on it, and every label has a
+uniqueness constraint on its key, created at start-up with the indexes the queries use.
+
+Writes that admit an edge take the tenant's `(:LearningGraph)` node's write lock first, so two
+concurrent edges can never close a cycle together. Version-guarded writes (mastery, schedules)
+lock the record before they read its version. Events go to the Neo4j outbox in the same
+transaction as the change they describe.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from neo4j import AsyncDriver, AsyncManagedTransaction
+from neo4j.exceptions import ConstraintError
+
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
+from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.learning.model import (
+    BktParams,
+    Card,
+    CardState,
+    Concept,
+    ConceptDetail,
+    CourseNode,
+    Edge,
+    Enrolment,
+    LessonNode,
+    Mastery,
+    ModuleRef,
+    Placement,
+    Progress,
+    ReviewLog,
+)
+from bloop.platform.learning.paths import ConceptInfo, LessonInfo, Subgraph, first_cycle
+from bloop.platform.learning.ports import CycleFound, Duplicate, Missing, StaleVersion, UnknownConcepts
+
+T = TypeVar("T")
+Tx = AsyncManagedTransaction
+
+KEYS = {
+    "Concept": ("tenant", "id"),
+    "Lesson": ("tenant", "id"),
+    "Course": ("tenant", "id"),
+    "LearningGraph": ("tenant",),
+    "Learner": ("tenant", "id"),
+    "ReviewCard": ("tenant", "id"),
+    "Enrolment": ("tenant", "learner", "goal"),
+    "LessonProgress": ("tenant", "learner", "lesson"),
+    "Mastery": ("tenant", "learner", "concept"),
+    "PathSnapshot": ("tenant", "learner", "goal"),
+    "Placement": ("tenant", "learner", "id"),
+    "CardSchedule": ("tenant", "learner", "card"),
+    "ReviewLog": ("tenant", "learner", "id"),
+}
+INDEXES = {
+    "learning_lesson_course": ("Lesson", ("tenant", "course_id")),
+    "learning_card_concept": ("ReviewCard", ("tenant", "concept")),
+    "learning_schedule_due": ("CardSchedule", ("tenant", "learner", "due")),
+    "learning_mastery_concept": ("Mastery", ("tenant", "concept")),
+}
+PER_LEARNER = ("Enrolment", "LessonProgress", "Mastery", "PathSnapshot", "Placement",
+               "CardSchedule", "ReviewLog")
+for _label in PER_LEARNER:
+    INDEXES[f"learning_{_label.lower()}_learner"] = (_label, ("tenant", "learner"))
+
+# The goal's closure by breadth-first expansion (the planner's pruning var-length expand visits
+# each concept once, however many paths lead to it), each concept with its prerequisites and the
+# lessons teaching it; beside them the learner's mastered concepts and lesson progress, each read
+# once through its (tenant, learner) index. One round trip, one row. Edges and TEACHES only ever
+# join nodes of one tenant (both ends are matched by tenant when they are made), so the tenant
+# filter sits on the anchors and on the closure.
+PATH = """
+CALL () {
+  MATCH (g:Concept {tenant: $tenant}) WHERE g.id IN $concepts RETURN g
+  UNION
+  MATCH (l:Lesson {tenant: $tenant, course_id: $course})-[:TEACHES]->(g:Concept)
+  WHERE NOT l.deleted RETURN g
+}
+WITH collect(g) AS goals
+UNWIND goals AS g
+MATCH (g)-[:REQUIRES*0..]->(c)
+WHERE c.tenant = $tenant
+WITH goals, collect(DISTINCT c) AS closure
+UNWIND closure AS c
+WITH goals, c,
+  COLLECT { MATCH (c)-[r:REQUIRES]->(p) RETURN [p.id, r.kind] } AS prereqs,
+  COLLECT { MATCH (l:Lesson)-[:TEACHES]->(c) WHERE NOT l.deleted
+            RETURN [l.id, l.title, l.course_id, l.minutes, l.position] } AS lessons
+WITH goals, collect([c.id, prereqs, lessons]) AS concepts
+RETURN [x IN goals | x.id] AS goals, concepts,
+  COLLECT { MATCH (m:Mastery {tenant: $tenant, learner: $learner}) WHERE m.mastered
+            RETURN m.concept } AS mastered,
+  COLLECT { MATCH (pr:LessonProgress {tenant: $tenant, learner: $learner})
+            RETURN [pr.lesson, pr.status] } AS progress
+"""
+
+
+def _concept(props: dict[str, Any]) -> Concept:
+    return Concept(id=props["id"], tenant=props["tenant"], name=props["name"],
+                   description=props.get("description") or "",
+                   bkt=BktParams.model_validate_json(props["bkt"]))
+
+
+def _concept_props(c: Concept) -> dict[str, Any]:
+    return {"id": c.id, "name": c.name, "description": c.description,
+            "bkt": c.bkt.model_dump_json()}
+
+
+def _lesson(props: dict[str, Any]) -> LessonNode:
+    return LessonNode(id=props["id"], tenant=props["tenant"], course_id=props["course_id"],
+                      module_id=props.get("module_id"), position=props["position"],
+                      title=props["title"], estimated_minutes=props["minutes"],
+                      teaches=list(props["teaches"]), requires=list(props["requires"]),
+                      version=props["version"])
+
+
+class Neo4jLearningStore:
+    def __init__(self, driver: AsyncDriver, registry: EventRegistry, database: str = "neo4j",
+                 outbox_name: str = "learning-outbox") -> None:
+        self.driver, self.database = driver, database
+        self._outbox = Neo4jOutbox(driver, registry, database=database, name=outbox_name)
+
+    @property
+    def outbox(self) -> Neo4jOutbox:
+        return self._outbox
+
+    async def _write(self, work: Callable[[Tx], Awaitable[T]]) -> T:
+        async with self.driver.session(database=self.database) as session:
+            return await session.execute_write(work)
+
+    async def _query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        records, _, _ = await self.driver.execute_query(
+            cypher, parameters_=params, database_=self.database, routing_="r")
+        return [r.data() for r in records]
+
+    async def setup(self) -> None:
+        for label, key in KEYS.items():
+            props = ", ".join(f"n.{p}" for p in key)
+            await self.driver.execute_query(
+                f"CREATE CONSTRAINT learning_{label.lower()}_key IF NOT EXISTS "
+                f"FOR (n:{label}) REQUIRE ({props}) IS UNIQUE", database_=self.database)
+        for name, (label, key) in INDEXES.items():
+            props = ", ".join(f"n.{p}" for p in key)
+            await self.driver.execute_query(
+                f"CREATE INDEX {name} IF NOT EXISTS FOR (n:{label}) ON ({props})",
+                database_=self.database)
+        await self._outbox.setup()
+
+    # the graph
+
+    async def add_concept(self, concept: Concept) -> None:
+        try:
+            await self.driver.execute_query(
+                "CREATE (c:Concept {tenant: $tenant}) SET c += $props",
+                tenant=concept.tenant, props=_concept_props(concept), database_=self.database)
+        except ConstraintError:
+            raise Duplicate(concept.id) from None
+
+    @staticmethod
+    async def _ensure(tx: Tx, tenant: str, ids: Sequence[str]) -> None:
+        placeholders = [_concept_props(Concept.placeholder(tenant, i)) for i in dict.fromkeys(ids)]
+        if placeholders:
+            await (await tx.run(
+                "UNWIND $concepts AS x MERGE (c:Concept {tenant: $tenant, id: x.id})"
+                " ON CREATE SET c += x", tenant=tenant, concepts=placeholders)).consume()
+
+    async def ensure_concepts(self, tenant: str, ids: Sequence[str]) -> None:
+        async def work(tx: Tx) -> None:
+            await self._ensure(tx, tenant, ids)
+
+        await self._write(work)
+
+    async def get_concept(self, tenant: str, concept_id: str) -> ConceptDetail | None:
+        rows = await self._query(
+            "MATCH (c:Concept {tenant: $tenant, id: $id}) RETURN c {.*} AS c,"
+            " COLLECT { MATCH (c)-[r:REQUIRES]->(p:Concept {tenant: $tenant})"
+            "           RETURN [p.id, r.kind] ORDER BY p.id } AS out,"
+            " COLLECT { MATCH (d:Concept {tenant: $tenant})-[r:REQUIRES]->(c)"
+            "           RETURN [d.id, r.kind] ORDER BY d.id } AS into",
+            tenant=tenant, id=concept_id)
+        if not rows:
+            return None
+        row = rows[0]
+        return ConceptDetail(
+            **_concept(row["c"]).model_dump(),
+            requires=[Edge(concept=concept_id, requires=p, kind=k) for p, k in row["out"]],
+            required_by=[Edge(concept=d, requires=concept_id, kind=k) for d, k in row["into"]])
+
+    async def list_concepts(self, tenant: str) -> list[Concept]:
+        rows = await self._query("MATCH (c:Concept {tenant: $tenant}) RETURN c {.*} AS c"
+                                 " ORDER BY c.id", tenant=tenant)
+        return [_concept(r["c"]) for r in rows]
+
+    async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
+        rows = await self._query("MATCH (c:Concept {tenant: $tenant}) WHERE c.id IN $ids"
+                                 " RETURN c {.*} AS c ORDER BY c.id", tenant=tenant, ids=list(ids))
+        return [_concept(r["c"]) for r in rows]
+
+    async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
+        records, _, _ = await self.driver.execute_query(
+            "MATCH (c:Concept {tenant: $tenant, id: $id}) SET c.bkt = $bkt RETURN count(c) AS n",
+            tenant=tenant, id=concept_id, bkt=params.model_dump_json(), database_=self.database)
+        if records[0]["n"] == 0:
+            raise Missing(concept_id)
+
+    @staticmethod
+    async def _lock_graph(tx: Tx, tenant: str) -> None:
+        await (await tx.run("MERGE (g:LearningGraph {tenant: $tenant})"
+                            " SET g.version = coalesce(g.version, 0) + 1", tenant=tenant)).consume()
+
+    @staticmethod
+    async def _unknown(tx: Tx, tenant: str, ids: Sequence[str]) -> list[str]:
+        result = await tx.run(
+            "UNWIND $ids AS id OPTIONAL MATCH (c:Concept {tenant: $tenant, id: id})"
+            " WITH id, c WHERE c IS NULL RETURN collect(DISTINCT id) AS missing",
+            tenant=tenant, ids=list(dict.fromkeys(ids)))
+        record = await result.single(strict=True)
+        return sorted(record["missing"])
+
+    async def add_edge(self, tenant: str, edge: Edge) -> bool:
+        async def work(tx: Tx) -> bool:
+            await self._lock_graph(tx, tenant)
+            unknown = await self._unknown(tx, tenant, [edge.concept, edge.requires])
+            if unknown:
+                raise UnknownConcepts(unknown)
+            ends: dict[str, Any] = {"tenant": tenant, "concept": edge.concept,
+                                   "requires": edge.requires}
+            updated = await (await tx.run(
+                "MATCH (:Concept {tenant: $tenant, id: $concept})-[r:REQUIRES]->"
+                "(:Concept {tenant: $tenant, id: $requires}) SET r.kind = $kind"
+                " RETURN count(r) AS n", kind=edge.kind, **ends)).single(strict=True)
+            if updated["n"]:
+                return False
+            found = await (await tx.run(
+                "MATCH (c:Concept {tenant: $tenant, id: $concept}),"
+                " (p:Concept {tenant: $tenant, id: $requires})"
+                " MATCH path = shortestPath((p)-[:REQUIRES*]->(c))"
+                " RETURN [n IN nodes(path) | n.id] AS ids", **ends)).single()
+            if found is not None:
+                raise CycleFound([edge.concept, *found["ids"]])
+            await (await tx.run(
+                "MATCH (c:Concept {tenant: $tenant, id: $concept}),"
+                " (p:Concept {tenant: $tenant, id: $requires})"
+                " CREATE (c)-[:REQUIRES {kind: $kind}]->(p)", kind=edge.kind, **ends)).consume()
+            return True
+
+        return await self._write(work)
+
+    async def remove_edge(self, tenant: str, concept: str, requires: str) -> None:
+        records, _, _ = await self.driver.execute_query(
+            "MATCH (:Concept {tenant: $tenant, id: $concept})-[r:REQUIRES]->"
+            "(:Concept {tenant: $tenant, id: $requires}) DELETE r RETURN count(*) AS n",
+            tenant=tenant, concept=concept, requires=requires, database_=self.database)
+        if records[0]["n"] == 0:
+            raise Missing(f"{concept} → {requires}")
+
+    async def list_edges(self, tenant: str) -> list[Edge]:
+        rows = await self._query(
+            "MATCH (c:Concept {tenant: $tenant})-[r:REQUIRES]->(p:Concept {tenant: $tenant})"
+            " RETURN c.id AS c, p.id AS p, r.kind AS k ORDER BY c, p", tenant=tenant)
+        return [Edge(concept=r["c"], requires=r["p"], kind=r["k"]) for r in rows]
+
+    async def import_graph(self, tenant: str, concepts: Sequence[Concept],
+                           edges: Sequence[Edge]) -> None:
+        async def work(tx: Tx) -> None:
+            await self._lock_graph(tx, tenant)
+            await (await tx.run(
+                "UNWIND $concepts AS x MERGE (c:Concept {tenant: $tenant, id: x.id})"
+                " ON CREATE SET c += x", tenant=tenant,
+                concepts=[_concept_props(c) for c in concepts])).consume()
+            unknown = await self._unknown(tx, tenant, [i for e in edges for i in (e.concept, e.requires)])
+            if unknown:
+                raise UnknownConcepts(unknown)
+            await (await tx.run(
+                "UNWIND $edges AS e MATCH (c:Concept {tenant: $tenant, id: e.concept}),"
+                " (p:Concept {tenant: $tenant, id: e.requires})"
+                " MERGE (c)-[r:REQUIRES]->(p) SET r.kind = e.kind", tenant=tenant,
+                edges=[e.model_dump() for e in edges])).consume()
+            result = await tx.run(
+                "MATCH (c:Concept {tenant: $tenant})-[r:REQUIRES]->(p:Concept {tenant: $tenant})"
+                " RETURN c.id AS c, p.id AS p, r.kind AS k", tenant=tenant)
+            every = [Edge(concept=r["c"], requires=r["p"], kind=r["k"]) async for r in result]
+            cycle = first_cycle(every)
+            if cycle is not None:
+                raise CycleFound(cycle)
+
+        await self._write(work)
+
+    # projections of content
+
+    async def upsert_lesson(self, lesson: LessonNode) -> bool:
+        async def work(tx: Tx) -> bool:
+            stored = await (await tx.run(
+                "MERGE (l:Lesson {tenant: $tenant, id: $id})"
+                " ON CREATE SET l.version = -1, l.deleted = true"
+                " SET l.touched = timestamp() RETURN l.version AS v",
+                tenant=lesson.tenant, id=lesson.id)).single(strict=True)
+            if stored["v"] > lesson.version:
+                return False
+            await self._ensure(tx, lesson.tenant, [*lesson.teaches, *lesson.requires])
+            props = {"course_id": lesson.course_id, "module_id": lesson.module_id,
+                     "position": lesson.position, "title": lesson.title,
+                     "minutes": lesson.estimated_minutes, "teaches": lesson.teaches,
+                     "requires": lesson.requires, "version": lesson.version, "deleted": False}
+            await (await tx.run(
+                "MATCH (l:Lesson {tenant: $tenant, id: $id}) SET l += $props"
+                " WITH l OPTIONAL MATCH (l)-[t:TEACHES]->() DELETE t"
+                " WITH DISTINCT l UNWIND $props.teaches AS cid"
+                " MATCH (c:Concept {tenant: $tenant, id: cid}) MERGE (l)-[:TEACHES]->(c)",
+                tenant=lesson.tenant, id=lesson.id, props=props)).consume()
+            return True
+
+        return await self._write(work)
+
+    async def delete_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
+        async def work(tx: Tx) -> bool:
+            stored = await (await tx.run(
+                "MERGE (l:Lesson {tenant: $tenant, id: $id})"
+                " ON CREATE SET l.version = -1, l.course_id = '', l.title = '(deleted)',"
+                " l.minutes = 0, l.position = 0, l.teaches = [], l.requires = []"
+                " SET l.touched = timestamp() RETURN l.version AS v",
+                tenant=tenant, id=lesson_id)).single(strict=True)
+            if stored["v"] > version:
+                return False
+            await (await tx.run(
+                "MATCH (l:Lesson {tenant: $tenant, id: $id}) SET l.deleted = true,"
+                " l.version = $version WITH l OPTIONAL MATCH (l)-[t:TEACHES]->() DELETE t",
+                tenant=tenant, id=lesson_id, version=version)).consume()
+            return True
+
+        return await self._write(work)
+
+    async def upsert_course(self, course: CourseNode) -> bool:
+        async def work(tx: Tx) -> bool:
+            stored = await (await tx.run(
+                "MERGE (c:Course {tenant: $tenant, id: $id}) ON CREATE SET c.version = -1"
+                " SET c.touched = timestamp() RETURN c.version AS v",
+                tenant=course.tenant, id=course.id)).single(strict=True)
+            if stored["v"] > course.version:
+                return False
+            await (await tx.run(
+                "MATCH (c:Course {tenant: $tenant, id: $id}) SET c.title = $title,"
+                " c.version = $version, c.lesson_ids = $lesson_ids, c.modules = $modules",
+                tenant=course.tenant, id=course.id, title=course.title, version=course.version,
+                lesson_ids=course.lesson_ids,
+                modules=json.dumps([m.model_dump() for m in course.modules]))).consume()
+            return True
+
+        return await self._write(work)
+
+    async def get_course(self, tenant: str, course_id: str) -> CourseNode | None:
+        rows = await self._query("MATCH (c:Course {tenant: $tenant, id: $id})"
+                                 " WHERE c.version >= 0 RETURN c {.*} AS c",
+                                 tenant=tenant, id=course_id)
+        if not rows:
+            return None
+        c = rows[0]["c"]
+        return CourseNode(id=c["id"], tenant=c["tenant"], title=c["title"], version=c["version"],
+                          lesson_ids=list(c["lesson_ids"]),
+                          modules=[ModuleRef.model_validate(m) for m in json.loads(c["modules"])])
+
+    async def get_lesson(self, tenant: str, lesson_id: str) -> LessonNode | None:
+        rows = await self._query("MATCH (l:Lesson {tenant: $tenant, id: $id}) WHERE NOT l.deleted"
+                                 " RETURN l {.*} AS l", tenant=tenant, id=lesson_id)
+        return _lesson(rows[0]["l"]) if rows else None
+
+    async def lessons_of_course(self, tenant: str, course_id: str) -> list[LessonNode]:
+        rows = await self._query(
+            "MATCH (c:Course {tenant: $tenant, id: $id}) WHERE c.version >= 0"
+            " UNWIND range(0, size(c.lesson_ids) - 1) AS i"
+            " MATCH (l:Lesson {tenant: $tenant, id: c.lesson_ids[i]}) WHERE NOT l.deleted"
+            " RETURN l {.*} AS l ORDER BY i", tenant=tenant, id=course_id)
+        return [_lesson(r["l"]) for r in rows]
+
+    # a learner
+
+    async def enrol(self, tenant: str, enrolment: Enrolment, events: Sequence[Envelope]) -> bool:
+        async def work(tx: Tx) -> bool:
+            created = await (await tx.run(
+                "MERGE (e:Enrolment {tenant: $tenant, learner: $learner, goal: $goal})"
+                " ON CREATE SET e.doc = $doc, e.at = $at, e.new = true"
+                " WITH e, coalesce(e.new, false) AS new REMOVE e.new RETURN new",
+                tenant=tenant, learner=enrolment.learner, goal=enrolment.goal,
+                doc=enrolment.model_dump_json(), at=enrolment.enrolled_at.isoformat(),
+            )).single(strict=True)
+            if not created["new"]:
+                return False
+            await self._outbox.add(tx, *events)
+            return True
+
+        return await self._write(work)
+
+    async def enrolments(self, tenant: str, learner: str) -> list[Enrolment]:
+        rows = await self._query(
+            "MATCH (e:Enrolment {tenant: $tenant, learner: $learner}) RETURN e.doc AS doc"
+            " ORDER BY e.at, e.goal", tenant=tenant, learner=learner)
+        return [Enrolment.model_validate_json(r["doc"]) for r in rows]
+
+    async def save_progress(self, tenant: str, learner: str, progress: Progress,
+                            events: Sequence[Envelope]) -> None:
+        async def work(tx: Tx) -> None:
+            await (await tx.run(
+                "MERGE (p:LessonProgress {tenant: $tenant, learner: $learner, lesson: $lesson})"
+                " SET p.status = $status, p.doc = $doc",
+                tenant=tenant, learner=learner, lesson=progress.lesson_id,
+                status=progress.status, doc=progress.model_dump_json())).consume()
+            await self._outbox.add(tx, *events)
+
+        await self._write(work)
+
+    async def get_progress(self, tenant: str, learner: str) -> list[Progress]:
+        rows = await self._query(
+            "MATCH (p:LessonProgress {tenant: $tenant, learner: $learner}) RETURN p.doc AS doc"
+            " ORDER BY p.lesson", tenant=tenant, learner=learner)
+        return [Progress.model_validate_json(r["doc"]) for r in rows]
+
+    async def get_mastery(self, tenant: str, learner: str,
+                          concepts: Sequence[str] | None = None) -> list[Mastery]:
+        rows = await self._query(
+            "MATCH (m:Mastery {tenant: $tenant, learner: $learner})"
+            " WHERE $concepts IS NULL OR m.concept IN $concepts"
+            " RETURN m.doc AS doc ORDER BY m.concept",
+            tenant=tenant, learner=learner,
+            concepts=None if concepts is None else list(concepts))
+        return [Mastery.model_validate_json(r["doc"]) for r in rows]
+
+    async def save_mastery(self, tenant: str, learner: str, changes: Sequence[Mastery],
+                           events: Sequence[Envelope]) -> None:
+        async def work(tx: Tx) -> None:
+            result = await tx.run(
+                "UNWIND $changes AS x"
+                " MERGE (m:Mastery {tenant: $tenant, learner: $learner, concept: x.concept})"
+                " ON CREATE SET m.version = 0 SET m.locked = timestamp()"
+                " RETURN x.concept AS concept, m.version AS v, x.version AS want",
+                tenant=tenant, learner=learner,
+                changes=[{"concept": m.concept, "version": m.version} for m in changes])
+            async for r in result:
+                if r["v"] != r["want"] - 1:
+                    raise StaleVersion(r["concept"])
+            await (await tx.run(
+                "UNWIND $changes AS x"
+                " MATCH (m:Mastery {tenant: $tenant, learner: $learner, concept: x.concept})"
+                " SET m.version = x.version, m.mastered = x.mastered, m.doc = x.doc",
+                tenant=tenant, learner=learner,
+                changes=[{"concept": m.concept, "version": m.version, "mastered": m.mastered,
+                          "doc": m.model_dump_json()} for m in changes])).consume()
+            await self._outbox.add(tx, *events)
+
+        await self._write(work)
+
+    async def mastery_sequences(self, tenant: str, concept: str) -> list[list[int]]:
+        rows = await self._query(
+            "MATCH (m:Mastery {tenant: $tenant, concept: $concept}) RETURN m.doc AS doc",
+            tenant=tenant, concept=concept)
+        out = [[a for _, a in Mastery.model_validate_json(r["doc"]).observations] for r in rows]
+        return [s for s in out if s]
+
+    async def path_subgraph(self, tenant: str, learner: str, concepts: Sequence[str],
+                            course: str | None = None) -> Subgraph:
+        rows = await self._query(PATH, tenant=tenant, learner=learner, concepts=list(concepts),
+                                 course=course)
+        if not rows:
+            return Subgraph(goals=())
+        row = rows[0]
+        mastered = set(row["mastered"])
+        progress = dict(row["progress"])
+        return Subgraph(goals=tuple(sorted(set(row["goals"]))), concepts={
+            cid: ConceptInfo(
+                id=cid, prerequisites=tuple(sorted((p, k) for p, k in prereqs)),
+                lessons=tuple(LessonInfo(id=i, title=t, course_id=co, minutes=m, position=pos,
+                                         status=progress.get(i))
+                              for i, t, co, m, pos in lessons),
+                mastered=cid in mastered)
+            for cid, prereqs, lessons in row["concepts"]})
+
+    async def path_snapshot(self, tenant: str, learner: str, goal: str) -> list[str] | None:
+        rows = await self._query(
+            "MATCH (s:PathSnapshot {tenant: $tenant, learner: $learner, goal: $goal})"
+            " RETURN s.lessons AS lessons", tenant=tenant, learner=learner, goal=goal)
+        return list(rows[0]["lessons"]) if rows else None
+
+    async def save_path_snapshot(self, tenant: str, learner: str, goal: str,
+                                 lesson_ids: Sequence[str], events: Sequence[Envelope]) -> None:
+        async def work(tx: Tx) -> None:
+            await (await tx.run(
+                "MERGE (s:PathSnapshot {tenant: $tenant, learner: $learner, goal: $goal})"
+                " SET s.lessons = $lessons", tenant=tenant, learner=learner, goal=goal,
+                lessons=list(lesson_ids))).consume()
+            await self._outbox.add(tx, *events)
+
+        await self._write(work)
+
+    async def save_placement(self, tenant: str, placement: Placement) -> None:
+        await self.driver.execute_query(
+            "MERGE (p:Placement {tenant: $tenant, learner: $learner, id: $id}) SET p.doc = $doc",
+            tenant=tenant, learner=placement.learner, id=placement.id,
+            doc=placement.model_dump_json(), database_=self.database)
+
+    async def get_placement(self, tenant: str, learner: str, placement_id: str) -> Placement | None:
+        rows = await self._query(
+            "MATCH (p:Placement {tenant: $tenant, learner: $learner, id: $id}) RETURN p.doc AS doc",
+            tenant=tenant, learner=learner, id=placement_id)
+        return Placement.model_validate_json(rows[0]["doc"]) if rows else None
+
+    # review cards
+
+    async def add_card(self, card: Card) -> None:
+        try:
+            records, _, _ = await self.driver.execute_query(
+                "MATCH (c:Concept {tenant: $tenant, id: $concept})"
+                " CREATE (k:ReviewCard {tenant: $tenant, id: $id, concept: $concept, at: $at,"
+                " doc: $doc})-[:DRILLS]->(c) RETURN count(k) AS n",
+                tenant=card.tenant, id=card.id, concept=card.concept,
+                at=card.created_at.isoformat(), doc=card.model_dump_json(),
+                database_=self.database)
+        except ConstraintError:
+            raise Duplicate(card.id) from None
+        if records[0]["n"] == 0:
+            raise Missing(card.concept)
+
+    async def get_card(self, tenant: str, card_id: str) -> Card | None:
+        rows = await self._query("MATCH (k:ReviewCard {tenant: $tenant, id: $id}) RETURN k.doc AS doc",
+                                 tenant=tenant, id=card_id)
+        return Card.model_validate_json(rows[0]["doc"]) if rows else None
+
+    async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
+        rows = await self._query(
+            "MATCH (k:ReviewCard {tenant: $tenant}) WHERE k.concept IN $concepts"
+            " RETURN k.doc AS doc ORDER BY k.at, k.id", tenant=tenant, concepts=list(concepts))
+        return [Card.model_validate_json(r["doc"]) for r in rows]
+
+    async def card_states(self, tenant: str, learner: str,
+                          card_ids: Sequence[str] | None = None) -> list[CardState]:
+        rows = await self._query(
+            "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner})"
+            " WHERE $cards IS NULL OR s.card IN $cards RETURN s.doc AS doc ORDER BY s.due, s.card",
+            tenant=tenant, learner=learner, cards=None if card_ids is None else list(card_ids))
+        return [CardState.model_validate_json(r["doc"]) for r in rows]
+
+    async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
+        await self.driver.execute_query(
+            "UNWIND $states AS x"
+            " MERGE (s:CardSchedule {tenant: $tenant, learner: $learner, card: x.card})"
+            " ON CREATE SET s.due = x.due, s.version = x.version, s.doc = x.doc",
+            tenant=tenant, learner=learner,
+            states=[{"card": s.card_id, "due": s.due.isoformat(), "version": s.version,
+                     "doc": s.model_dump_json()} for s in states], database_=self.database)
+
+    async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
+        rows = await self._query(
+            "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner}) WHERE s.due <= $at"
+            " RETURN s.doc AS doc ORDER BY s.due, s.card LIMIT $limit",
+            tenant=tenant, learner=learner, at=at.isoformat(), limit=limit)
+        return [CardState.model_validate_json(r["doc"]) for r in rows]
+
+    async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
+                          events: Sequence[Envelope]) -> None:
+        async def work(tx: Tx) -> None:
+            found = await (await tx.run(
+                "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: $card})"
+                " SET s.locked = timestamp() RETURN s.version AS v",
+                tenant=tenant, learner=learner, card=state.card_id)).single()
+            if found is None or found["v"] != state.version - 1:
+                raise StaleVersion(state.card_id)
+            await (await tx.run(
+                "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: $card})"
+                " SET s.due = $due, s.version = $version, s.doc = $doc"
+                " CREATE (:ReviewLog {tenant: $tenant, learner: $learner, id: $log_id, at: $at,"
+                " doc: $log})",
+                tenant=tenant, learner=learner, card=state.card_id, due=state.due.isoformat(),
+                version=state.version, doc=state.model_dump_json(), log_id=log.id,
+                at=log.reviewed_at.isoformat(), log=log.model_dump_json())).consume()
+            await self._outbox.add(tx, *events)
+
+        await self._write(work)
+
+    async def review_logs(self, tenant: str, learner: str) -> list[ReviewLog]:
+        rows = await self._query(
+            "MATCH (r:ReviewLog {tenant: $tenant, learner: $learner}) RETURN r.doc AS doc"
+            " ORDER BY r.at, r.id", tenant=tenant, learner=learner)
+        return [ReviewLog.model_validate_json(r["doc"]) for r in rows]
+
+    async def scheduler_params(self, tenant: str, learner: str) -> list[float] | None:
+        rows = await self._query("MATCH (l:Learner {tenant: $tenant, id: $id}) RETURN l.fsrs AS p",
+                                 tenant=tenant, id=learner)
+        if not rows or rows[0]["p"] is None:
+            return None
+        return [float(x) for x in json.loads(rows[0]["p"])]
+
+    async def save_scheduler_params(self, tenant: str, learner: str,
+                                    parameters: Sequence[float]) -> None:
+        await self.driver.execute_query(
+            "MERGE (l:Learner {tenant: $tenant, id: $id}) SET l.fsrs = $p",
+            tenant=tenant, id=learner, p=json.dumps(list(parameters)), database_=self.database)
+
+    async def erase_learner(self, tenant: str, learner: str) -> None:
+        async def work(tx: Tx) -> None:
+            for label in PER_LEARNER:
+                await (await tx.run(
+                    f"MATCH (n:{label} {{tenant: $tenant, learner: $learner}}) DETACH DELETE n",
+                    tenant=tenant, learner=learner)).consume()
+            await (await tx.run("MATCH (n:Learner {tenant: $tenant, id: $learner}) DETACH DELETE n",
+                                tenant=tenant, learner=learner)).consume()
+
+        await self._write(work)
+
+    async def drop_tenant(self, tenant: str) -> None:
+        """Deletes every learning node of the tenant (tests and benchmarks clean up with it)."""
+        for label in KEYS:
+            while True:
+                records, _, _ = await self.driver.execute_query(
+                    f"MATCH (n:{label} {{tenant: $tenant}}) WITH n LIMIT 5000"
+                    " DETACH DELETE n RETURN count(*) AS n", tenant=tenant, database_=self.database)
+                if records[0]["n"] == 0:
+                    break

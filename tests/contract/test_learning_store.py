@@ -1,0 +1,366 @@
+"""The learning store contract, run against the embedded (SQLite) adapter and a real Neo4j.
+Each case works in tenants of its own (every query filters by tenant), deleted afterwards, with
+an outbox of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bloop.platform.kit import stores
+from bloop.platform.kit.events.types import registry, type_of
+from bloop.platform.kit.settings import Neo4jSettings
+from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.learning import review
+from bloop.platform.learning.events import Enrolled
+from bloop.platform.learning.model import (
+    BktParams,
+    Card,
+    Concept,
+    CourseNode,
+    Edge,
+    Enrolment,
+    LessonNode,
+    Mastery,
+    ModuleRef,
+    NewCard,
+    NewConcept,
+    Placement,
+    Progress,
+)
+from bloop.platform.learning.paths import compute_path
+from bloop.platform.learning.ports import (
+    CycleFound,
+    Duplicate,
+    LearningRepository,
+    Missing,
+    StaleVersion,
+    UnknownConcepts,
+)
+from bloop.platform.learning.stores.embedded import EmbeddedLearningStore
+from bloop.platform.learning.stores.neo4j import Neo4jLearningStore
+from tests.support import require_server
+
+T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+
+
+class Case:
+    def __init__(self, store: LearningRepository) -> None:
+        self.store = store
+        self.tenant = f"t{uuid.uuid4().hex[:10]}"
+        self.other = f"o{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(params=["embedded", pytest.param("neo4j", marks=pytest.mark.real)])
+async def case(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Case]:
+    if request.param == "embedded":
+        db = SqliteDB(tmp_path / "learning.sqlite3")
+        embedded = EmbeddedLearningStore(db, registry)
+        await embedded.setup()
+        yield Case(embedded)
+        await db.close()
+        return
+    require_server("neo4j")
+    driver = stores.neo4j_driver(Neo4jSettings())
+    neo = Neo4jLearningStore(driver, registry, outbox_name=f"learning-test-{uuid.uuid4().hex[:8]}")
+    c = Case(neo)
+    try:
+        await neo.setup()
+        yield c
+    finally:
+        await neo.drop_tenant(c.tenant)
+        await neo.drop_tenant(c.other)
+        await driver.execute_query("MATCH (e:BloopOutbox {name: $n}) DELETE e", n=neo.outbox.name)
+        await driver.execute_query("MATCH (s:BloopOutboxSeq {name: $n}) DELETE s",
+                                   n=neo.outbox.name)
+        await driver.close()
+
+
+async def concepts(case: Case, *ids: str, tenant: str | None = None) -> None:
+    for i in ids:
+        await case.store.add_concept(Concept.create(tenant or case.tenant,
+                                                    NewConcept(id=i, name=i.title())))
+
+
+async def chain(case: Case, *ids: str) -> None:
+    """ids[1] requires ids[0], ids[2] requires ids[1], …"""
+    await concepts(case, *ids)
+    for lower, upper in itertools.pairwise(ids):
+        await case.store.add_edge(case.tenant, Edge(concept=upper, requires=lower))
+
+
+def lesson(case: Case, lid: str, teaches: list[str], minutes: int = 10, version: int = 1,
+           course: str = "py", position: int = 0, module: str | None = None) -> LessonNode:
+    return LessonNode(id=lid, tenant=case.tenant, course_id=course, position=position,
+                      title=lid.upper(), estimated_minutes=minutes, teaches=teaches, requires=[],
+                      version=version, module_id=module)
+
+
+async def test_concepts_are_per_tenant(case: Case) -> None:
+    await concepts(case, "loops", "recursion")
+    with pytest.raises(Duplicate):
+        await concepts(case, "loops")
+    await concepts(case, "loops", tenant=case.other)
+    assert [c.id for c in await case.store.list_concepts(case.tenant)] == ["loops", "recursion"]
+    assert [c.id for c in await case.store.get_concepts(case.tenant, ["recursion", "nope"])] == [
+        "recursion"]
+    await case.store.ensure_concepts(case.tenant, ["loops", "sets"])
+    found = {c.id: c for c in await case.store.list_concepts(case.tenant)}
+    assert found["loops"].name == "Loops"  # kept, not replaced by a placeholder
+    assert found["sets"].name == "Sets"
+    await case.store.set_bkt(case.tenant, "loops", BktParams(prior=0.4, fitted_on=12))
+    detail = await case.store.get_concept(case.tenant, "loops")
+    assert detail is not None
+    assert detail.bkt.prior == 0.4
+    assert detail.bkt.fitted_on == 12
+    with pytest.raises(Missing):
+        await case.store.set_bkt(case.tenant, "ghost", BktParams())
+    assert await case.store.get_concept(case.other, "recursion") is None
+
+
+async def test_edges_and_their_kinds(case: Case) -> None:
+    await concepts(case, "a", "b", "c")
+    assert await case.store.add_edge(case.tenant, Edge(concept="b", requires="a"))
+    assert await case.store.add_edge(case.tenant, Edge(concept="c", requires="a",
+                                                       kind="recommended"))
+    assert not await case.store.add_edge(case.tenant, Edge(concept="c", requires="a"))
+    assert await case.store.list_edges(case.tenant) == [
+        Edge(concept="b", requires="a"), Edge(concept="c", requires="a")]
+    detail = await case.store.get_concept(case.tenant, "a")
+    assert detail is not None
+    assert [e.concept for e in detail.required_by] == ["b", "c"]
+    assert detail.requires == []
+    await case.store.remove_edge(case.tenant, "b", "a")
+    with pytest.raises(Missing):
+        await case.store.remove_edge(case.tenant, "b", "a")
+    assert await case.store.list_edges(case.other) == []
+
+
+async def test_an_edge_to_an_unknown_concept_is_refused(case: Case) -> None:
+    await concepts(case, "a")
+    await concepts(case, "b", tenant=case.other)
+    with pytest.raises(UnknownConcepts) as raised:
+        await case.store.add_edge(case.tenant, Edge(concept="a", requires="b"))
+    assert raised.value.ids == ["b"]  # b exists, but in another tenant
+    assert await case.store.list_edges(case.tenant) == []
+
+
+async def test_an_edge_closing_a_cycle_is_refused_and_named(case: Case) -> None:
+    await chain(case, "a", "b", "c", "d")  # d requires c requires b requires a
+    with pytest.raises(CycleFound) as raised:
+        await case.store.add_edge(case.tenant, Edge(concept="a", requires="d"))
+    assert raised.value.cycle == ["a", "d", "c", "b", "a"]
+    with pytest.raises(CycleFound) as raised:
+        await case.store.add_edge(case.tenant, Edge(concept="b", requires="c", kind="recommended"))
+    assert raised.value.cycle == ["b", "c", "b"]
+    assert len(await case.store.list_edges(case.tenant)) == 3
+    # The same ids in another tenant form no cycle with this one's edges.
+    await concepts(case, "a", "d", tenant=case.other)
+    assert await case.store.add_edge(case.other, Edge(concept="a", requires="d"))
+
+
+async def test_concurrent_edges_never_close_a_cycle_together(case: Case) -> None:
+    await chain(case, "a", "b")  # b requires a
+    await concepts(case, "c")
+    await case.store.add_edge(case.tenant, Edge(concept="c", requires="b"))
+    # Either edge alone is fine; both together would make a → c → b → a... or c → a → c.
+    results = await asyncio.gather(
+        case.store.add_edge(case.tenant, Edge(concept="a", requires="c")),
+        case.store.add_edge(case.tenant, Edge(concept="a", requires="b")),
+        return_exceptions=True)
+    assert all(isinstance(r, CycleFound) for r in results)
+    await concepts(case, "x", "y")
+    results = await asyncio.gather(
+        case.store.add_edge(case.tenant, Edge(concept="x", requires="y")),
+        case.store.add_edge(case.tenant, Edge(concept="y", requires="x")),
+        return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["CycleFound", "bool"]
+    assert len([e for e in await case.store.list_edges(case.tenant) if e.concept in "xy"]) == 1
+
+
+async def test_an_import_is_all_or_nothing(case: Case) -> None:
+    await concepts(case, "a")
+    new = [Concept.create(case.tenant, NewConcept(id=i, name=i)) for i in ("b", "c")]
+    with pytest.raises(CycleFound) as raised:
+        await case.store.import_graph(case.tenant, new, [
+            Edge(concept="b", requires="a"), Edge(concept="c", requires="b"),
+            Edge(concept="a", requires="c")])
+    assert set(raised.value.cycle) == {"a", "b", "c"}
+    with pytest.raises(UnknownConcepts):
+        await case.store.import_graph(case.tenant, new, [Edge(concept="b", requires="zed")])
+    assert [c.id for c in await case.store.list_concepts(case.tenant)] == ["a"]
+    assert await case.store.list_edges(case.tenant) == []
+    await case.store.import_graph(case.tenant, new, [
+        Edge(concept="b", requires="a"), Edge(concept="c", requires="b", kind="recommended")])
+    assert len(await case.store.list_edges(case.tenant)) == 2
+    await case.store.import_graph(case.tenant, [], [Edge(concept="c", requires="b")])
+    assert (await case.store.list_edges(case.tenant))[1].kind == "required"
+
+
+async def test_lessons_keep_their_latest_version(case: Case) -> None:
+    assert await case.store.upsert_lesson(lesson(case, "l1", ["loops"], version=2))
+    assert not await case.store.upsert_lesson(lesson(case, "l1", ["sets"], version=1))
+    stored = await case.store.get_lesson(case.tenant, "l1")
+    assert stored is not None
+    assert stored.teaches == ["loops"]
+    assert [c.id for c in await case.store.list_concepts(case.tenant)] == ["loops"]
+    assert not await case.store.delete_lesson(case.tenant, "l1", 1)
+    assert await case.store.delete_lesson(case.tenant, "l1", 3)
+    assert await case.store.get_lesson(case.tenant, "l1") is None
+    assert not await case.store.upsert_lesson(lesson(case, "l1", ["loops"], version=2))
+    assert await case.store.get_lesson(case.tenant, "l1") is None
+    assert await case.store.delete_lesson(case.tenant, "gone", 1)  # deleted before it came
+
+
+async def test_a_course_lists_its_lessons_in_order(case: Case) -> None:
+    for i, lid in enumerate(("l2", "l1", "l3")):
+        await case.store.upsert_lesson(lesson(case, lid, [f"c{lid}"], position=i, module="m1"))
+    course = CourseNode(id="py", tenant=case.tenant, title="Py", version=2,
+                        lesson_ids=["l2", "l1", "l3"], modules=[ModuleRef(id="m1", lesson_ids=["l2"])])
+    assert await case.store.upsert_course(course)
+    assert not await case.store.upsert_course(course.model_copy(update={"version": 1,
+                                                                        "lesson_ids": []}))
+    stored = await case.store.get_course(case.tenant, "py")
+    assert stored == course
+    assert [x.id for x in await case.store.lessons_of_course(case.tenant, "py")] == ["l2", "l1", "l3"]
+    assert await case.store.get_course(case.other, "py") is None
+
+
+async def test_the_path_subgraph_is_the_goal_closure(case: Case) -> None:
+    # recursion requires functions (required) and expressions (recommended); functions requires
+    # variables; sets is unrelated.
+    await chain(case, "variables", "functions", "recursion")
+    await concepts(case, "expressions", "sets")
+    await case.store.add_edge(case.tenant, Edge(concept="recursion", requires="expressions",
+                                                 kind="recommended"))
+    await case.store.upsert_lesson(lesson(case, "intro", ["variables"], minutes=5, position=0))
+    await case.store.upsert_lesson(lesson(case, "fun", ["functions"], minutes=15, position=1))
+    await case.store.upsert_lesson(lesson(case, "fun-short", ["functions"], minutes=8,
+                                          course="other"))
+    await case.store.upsert_lesson(lesson(case, "rec", ["recursion"], minutes=15, position=2))
+    await case.store.upsert_lesson(lesson(case, "sets", ["sets"], position=3))
+    learner = "u1"
+    await case.store.save_progress(case.tenant, learner, Progress(
+        lesson_id="fun", status="started", started_at=T0), [])
+    await case.store.save_mastery(case.tenant, learner, [Mastery(
+        concept="variables", p_known=0.97, mastered=True, version=1, updated_at=T0)], [])
+
+    sub = await case.store.path_subgraph(case.tenant, learner, ["recursion"])
+    assert sub.goals == ("recursion",)
+    assert set(sub.concepts) == {"variables", "functions", "recursion", "expressions"}
+    assert sub.concepts["variables"].mastered
+    assert not sub.concepts["functions"].mastered
+    assert sorted(sub.concepts["recursion"].prerequisites) == [
+        ("expressions", "recommended"), ("functions", "required")]
+    fun = {x.id: x for x in sub.concepts["functions"].lessons}
+    assert set(fun) == {"fun", "fun-short"}
+    assert fun["fun"].status == "started"
+    assert fun["fun-short"].minutes == 8
+    assert sub.concepts["expressions"].lessons == ()
+
+    path = compute_path("concept:recursion", sub)
+    assert [s.lesson_id for s in path.steps] == ["fun-short", "rec"]
+    assert path.uncovered == ["expressions"]
+    assert path.mastered == 1
+
+    by_course = await case.store.path_subgraph(case.tenant, learner, [], course="py")
+    assert set(by_course.goals) == {"variables", "functions", "recursion", "sets"}
+    assert (await case.store.path_subgraph(case.other, learner, ["recursion"])).goals == ()
+    assert (await case.store.path_subgraph(case.tenant, learner, ["ghost"])).goals == ()
+    other_learner = await case.store.path_subgraph(case.tenant, "u2", ["recursion"])
+    assert not other_learner.concepts["variables"].mastered
+
+
+async def test_enrolment_is_once_per_goal_with_its_event(case: Case) -> None:
+    at = T0
+    enrolment = Enrolment(learner="u1", course_id="py", enrolled_at=at)
+    event = type_of(Enrolled).envelope(Enrolled(learner_id="u1", course_id="py",
+                                                goal_concept=None, enrolled_at=at),
+                                       tenant=case.tenant, subject="u1")
+    assert await case.store.enrol(case.tenant, enrolment, [event])
+    assert not await case.store.enrol(case.tenant, enrolment, [event])
+    assert await case.store.enrolments(case.tenant, "u1") == [enrolment]
+    assert await case.store.enrolments(case.other, "u1") == []
+    pending = await case.store.outbox.pending(100)
+    assert [p.message.topic for p in pending] == ["learning.events"]
+
+
+async def test_mastery_writes_are_version_guarded(case: Case) -> None:
+    m = Mastery(concept="loops", p_known=0.3, mastered=False, observations=[("2025", 1)],
+                attempt_ids=["a1"], version=1, updated_at=T0)
+    await case.store.save_mastery(case.tenant, "u1", [m], [])
+    with pytest.raises(StaleVersion):
+        await case.store.save_mastery(case.tenant, "u1", [m], [])
+    both = [m.model_copy(update={"version": 2, "p_known": 0.5}),
+            Mastery(concept="sets", p_known=0.1, mastered=False, version=3, updated_at=T0)]
+    with pytest.raises(StaleVersion):
+        await case.store.save_mastery(case.tenant, "u1", both, [])
+    assert [x.p_known for x in await case.store.get_mastery(case.tenant, "u1")] == [0.3]
+    await case.store.save_mastery(case.tenant, "u1", both[:1], [])
+    assert (await case.store.get_mastery(case.tenant, "u1", ["loops"]))[0].p_known == 0.5
+    assert await case.store.mastery_sequences(case.tenant, "loops") == [[1]]
+    assert await case.store.get_mastery(case.tenant, "u2") == []
+
+
+async def test_cards_schedules_and_review_logs(case: Case) -> None:
+    await concepts(case, "loops")
+    card = Card.create(case.tenant, "loops", NewCard(front="for?", back="repeats"), at=T0)
+    await case.store.add_card(card)
+    with pytest.raises(Missing):
+        await case.store.add_card(Card.create(case.tenant, "ghost", NewCard(front="x", back="y")))
+    with pytest.raises(Duplicate):
+        await case.store.add_card(card.model_copy(update={"front": "again"}))
+    assert await case.store.cards_of(case.tenant, ["loops"]) == [card]
+    assert await case.store.get_card(case.other, card.id) is None
+
+    state = review.new_state(card.id, "loops", T0)
+    await case.store.add_card_states(case.tenant, "u1", [state])
+    assert await case.store.due(case.tenant, "u1", T0 - timedelta(seconds=1), 10) == []
+    assert await case.store.due(case.tenant, "u1", T0, 10) == [state]
+    after, log, _ = review.review(state, 3, T0, None)
+    await case.store.save_review(case.tenant, "u1", after, log, [])
+    with pytest.raises(StaleVersion):
+        await case.store.save_review(case.tenant, "u1", after, log, [])
+    await case.store.add_card_states(case.tenant, "u1", [state])  # already there: kept
+    assert await case.store.card_states(case.tenant, "u1") == [after]
+    assert await case.store.review_logs(case.tenant, "u1") == [log]
+    await case.store.save_scheduler_params(case.tenant, "u1", [0.5] * 21)
+    assert await case.store.scheduler_params(case.tenant, "u1") == [0.5] * 21
+    assert await case.store.scheduler_params(case.tenant, "u2") is None
+
+
+async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:
+    await concepts(case, "loops")
+    card = Card.create(case.tenant, "loops", NewCard(front="f", back="b"))
+    await case.store.add_card(card)
+    for learner in ("gone", "stays"):
+        await case.store.enrol(case.tenant, Enrolment(learner=learner, goal_concept="loops",
+                                                      enrolled_at=T0), [])
+        await case.store.save_progress(case.tenant, learner, Progress(
+            lesson_id="l1", status="completed", started_at=T0, completed_at=T0), [])
+        await case.store.save_mastery(case.tenant, learner, [Mastery(
+            concept="loops", p_known=0.5, mastered=False, version=1, updated_at=T0)], [])
+        await case.store.add_card_states(case.tenant, learner, [review.new_state(card.id, "loops", T0)])
+        await case.store.save_path_snapshot(case.tenant, learner, "concept:loops", ["l1"], [])
+        await case.store.save_scheduler_params(case.tenant, learner, [0.3] * 21)
+        await case.store.save_placement(case.tenant, Placement(
+            id="p1", learner=learner, goal="concept:loops", order=["loops"],
+            prerequisites={"loops": []}, max_questions=1, created_at=T0))
+    await case.store.erase_learner(case.tenant, "gone")
+    await case.store.erase_learner(case.tenant, "gone")  # again: nothing to do
+    for learner, count in (("gone", 0), ("stays", 1)):
+        assert len(await case.store.enrolments(case.tenant, learner)) == count
+        assert len(await case.store.get_progress(case.tenant, learner)) == count
+        assert len(await case.store.get_mastery(case.tenant, learner)) == count
+        assert len(await case.store.card_states(case.tenant, learner)) == count
+        assert (await case.store.path_snapshot(case.tenant, learner, "concept:loops")
+                is not None) == bool(count)
+        assert (await case.store.get_placement(case.tenant, learner, "p1") is not None) == bool(count)
+        assert (await case.store.scheduler_params(case.tenant, learner) is not None) == bool(count)
+    assert await case.store.cards_of(case.tenant, ["loops"]) == [card]

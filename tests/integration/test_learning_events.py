@@ -1,0 +1,170 @@
+"""learning against real servers: content's lesson, course and graded-attempt events arriving on
+Kafka are projected into Neo4j and update the learner's mastery; learning's own events leave
+through the Neo4j outbox onto Kafka's `learning.events`, keyed by the learner; a `user.deleted`
+on `user.events` erases the learner's nodes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
+from bloop.platform.content.events import TOPIC as CONTENT_EVENTS
+from bloop.platform.content.events import CoursePublished, LessonPublished
+from bloop.platform.identity.events import TOPIC as USER_EVENTS
+from bloop.platform.identity.events import UserDeleted
+from bloop.platform.kit import stores
+from bloop.platform.kit.events.bus.kafka import KafkaEventBus
+from bloop.platform.kit.events.bus.port import Message, Subscription
+from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox.relay import OutboxRelay
+from bloop.platform.kit.events.types import registry, type_of
+from bloop.platform.kit.metrics import Metrics
+from bloop.platform.kit.settings import KafkaSettings, Neo4jSettings, OutboxSettings
+from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.learning.consumers import subscriptions
+from bloop.platform.learning.events import TOPIC as LEARNING_EVENTS
+from bloop.platform.learning.model import Edge, NewEnrolment
+from bloop.platform.learning.service import LearningService
+from bloop.platform.learning.stores.neo4j import Neo4jLearningStore
+from tests.support import eventually, require_server
+
+AT = datetime(2025, 5, 1, tzinfo=UTC)
+
+
+@dataclass
+class Running:
+    tenant: str
+    service: LearningService
+    store: Neo4jLearningStore
+    bus: KafkaEventBus
+    seen: list[Envelope]
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[Running]:
+    require_server("neo4j")
+    require_server("kafka")
+    tenant = f"t{uuid.uuid4().hex[:10]}"
+    run = uuid.uuid4().hex[:8]
+    driver = stores.neo4j_driver(Neo4jSettings())
+    store = Neo4jLearningStore(driver, registry, outbox_name=f"learning-it-{run}")
+    await store.setup()
+    processed_db = SqliteDB(tmp_path / "processed.sqlite3")
+    processed = SqliteProcessedEvents(processed_db)
+    await processed.setup()
+    metrics = Metrics()
+    bus = KafkaEventBus(KafkaSettings(request_timeout_ms=5000), registry, processed, metrics)
+    relay = OutboxRelay(store.outbox, bus, metrics, OutboxSettings(poll_interval_s=0.1))
+    service = LearningService(store, on_write=relay.wake)
+    seen: list[Envelope] = []
+
+    async def watch(envelope: Envelope) -> None:
+        if envelope.tenant == tenant:
+            seen.append(envelope)
+
+    bus.subscribe(Subscription(f"learning-watch-it-{run}", (LEARNING_EVENTS,), watch))
+    for sub in subscriptions(service):
+        bus.subscribe(Subscription(f"{sub.group}-it-{run}", sub.topics, sub.handler, sub.types))
+    await bus.start()
+    relay.start()
+    try:
+        yield Running(tenant, service, store, bus, seen)
+    finally:
+        await relay.stop()
+        await bus.close()
+        await processed_db.close()
+        await store.drop_tenant(tenant)
+        await driver.execute_query("MATCH (e:BloopOutbox {name: $n}) DELETE e", n=store.outbox.name)
+        await driver.execute_query("MATCH (s:BloopOutboxSeq {name: $n}) DELETE s",
+                                   n=store.outbox.name)
+        await driver.close()
+
+
+def lesson(tenant: str, lid: str, teaches: str, requires: list[str], position: int) -> Envelope:
+    return type_of(LessonPublished).envelope(LessonPublished(
+        lesson_id=lid, course_id="py", course_version=1, lesson_version=1, position=position,
+        title=lid, estimated_minutes=10, teaches=[teaches], requires=requires, published_at=AT,
+        module="basics"), tenant=tenant, subject=lid)
+
+
+def graded(tenant: str, learner: str, concept: str, attempt_id: str, at: datetime) -> Envelope:
+    return type_of(QuizAttemptGraded).envelope(QuizAttemptGraded(
+        attempt_id=attempt_id, user_id=learner, lesson_id="names", lesson_version=1,
+        course_id="py", quiz_id="q", concepts=[concept], attempt_number=1, score=3, max_score=3,
+        questions=[QuestionGraded(question_id=f"q{i}", correct=True, outcome="correct",
+                                  score=1.0, max_score=1.0) for i in range(3)],
+        graded_at=at), tenant=tenant, subject="names")
+
+
+async def test_content_events_on_kafka_drive_mastery_and_paths(running: Running) -> None:
+    tenant, service = running.tenant, running.service
+    await running.bus.publish([Message.of(e, CONTENT_EVENTS) for e in (
+        lesson(tenant, "names", "variables", [], 0),
+        lesson(tenant, "exprs", "expressions", ["variables"], 1),
+        type_of(CoursePublished).envelope(CoursePublished(
+            course_id="py", version=1, title="Python", summary="", language="en",
+            level="beginner", tags=[], lesson_ids=["names", "exprs"], published_at=AT),
+            tenant=tenant, subject="py"))])
+
+    async def projected() -> bool:
+        return await running.store.get_course(tenant, "py") is not None and len(
+            await running.store.lessons_of_course(tenant, "py")) == 2
+
+    await eventually(projected, timeout_s=60, what="the course projected into Neo4j")
+    await service.add_edge(tenant, Edge(concept="expressions", requires="variables"))
+    _, created = await service.enrol(tenant, "ada", NewEnrolment(course_id="py"))
+    assert created
+    [path] = await service.paths(tenant, "ada")
+    assert [s.lesson_id for s in path.steps] == ["names", "exprs"]
+
+    attempts = [graded(tenant, "ada", "variables", f"a{i}", AT + timedelta(minutes=i))
+                for i in range(4)]
+    # each attempt twice (a redelivery), the last first (out of order)
+    await running.bus.publish([Message.of(e, CONTENT_EVENTS)
+                               for e in [attempts[-1], *attempts, attempts[0]]])
+
+    async def mastered() -> bool:
+        found = await running.store.get_mastery(tenant, "ada", ["variables"])
+        return bool(found) and len(found[0].attempt_ids) == 4
+
+    await eventually(mastered, timeout_s=60, what="ada's mastery of variables")
+    [m] = await running.store.get_mastery(tenant, "ada", ["variables"])
+    assert m.mastered
+    assert len(m.observations) == 12
+    [path] = await service.paths(tenant, "ada")
+    assert [s.lesson_id for s in path.steps] == ["exprs"]
+    report = await service.progress_report(tenant, "ada")
+    assert [(c.id, [(x.id, x.lessons) for x in c.modules]) for c in report.courses] == [
+        ("py", [("basics", 2)])]
+
+    def types() -> list[str]:
+        return [e.type for e in running.seen]
+
+    async def announced() -> bool:
+        return "bloop.learning.concept.mastered.v1" in types()
+
+    await eventually(announced, timeout_s=60, what="learning's events on Kafka")
+    assert "bloop.learning.enrolled.v1" in types()
+    assert types().count("bloop.learning.concept.mastered.v1") == 1
+    assert {e.subject for e in running.seen} == {"ada"}
+    assert all(e.key == b"ada" for e in running.seen)
+    assert await running.store.outbox.count_pending() == 0
+
+    await running.bus.publish([Message.of(type_of(UserDeleted).envelope(
+        UserDeleted(user_id="ada", deleted_by="admin", deleted_at=datetime.now(UTC)),
+        tenant=tenant, subject="ada"), USER_EVENTS)])
+
+    async def erased() -> bool:
+        return await service.personal_data(tenant, "ada") == {
+            "enrolments": [], "progress": [], "mastery": [], "cards": [], "review_logs": [],
+            "scheduler_parameters": None}
+
+    await eventually(erased, timeout_s=60, what="ada's learning nodes erased")
+    assert [c.id for c in await service.concepts(tenant)] == ["expressions", "variables"]

@@ -1,0 +1,435 @@
+"""learning's routes through the real app (embedded stores and bus), as an educator editing the
+graph and a learner following a path. Content's lessons and graded attempts arrive as content's
+events on the bus, exactly as content publishes them."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.ai.jobs.events import Card as AiCard
+from bloop.ai.jobs.events import FlashcardsGenerated
+from bloop.platform.app import create_app
+from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
+from bloop.platform.content.events import CoursePublished, LessonPublished
+from bloop.platform.identity.events import UserDeleted
+from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
+from bloop.platform.kit.events.bus.port import Message
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.settings import RuntimeSettings, Settings
+from bloop.platform.learning.service import LearningService
+from tests.support import eventually, member
+
+BASE = "/v1/tenants/acme/learning"
+Json = dict[str, Any]
+AT = datetime(2025, 5, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
+        tuple[FastAPI, httpx.AsyncClient]]:
+    for var in ("BLOOP_STORE", "BLOOP_NEO4J_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER",
+                "BLOOP_MONGO_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False))
+    app = create_app(settings, services=["identity", "learning"])
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+            c.headers.update(await member(app, c, "acme", ["educator"]))
+            yield app, c
+
+
+async def learner(app: FastAPI, client: httpx.AsyncClient, tenant: str = "acme") -> dict[str, str]:
+    return await member(app, client, tenant, ["learner"])
+
+
+def service(app: FastAPI) -> LearningService:
+    svc: LearningService = app.state.learning.state["service"]
+    return svc
+
+
+async def deliver(app: FastAPI, *envelopes: Envelope, topic: str = "content.events") -> None:
+    bus = app.state.platform.bus
+    assert isinstance(bus, EmbeddedEventBus)
+    await bus.publish([Message.of(e, topic) for e in envelopes])
+
+    async def done() -> bool:
+        return bool(await bus.drained("learning"))
+
+    await eventually(done, timeout_s=15, what="learning consumed its events")
+
+
+def lesson_event(lid: str, teaches: list[str], requires: Sequence[str] = (), minutes: int = 10,
+                 position: int = 0, course: str = "py", version: int = 1,
+                 tenant: str = "acme", module: str | None = None, **extra: Any) -> Envelope:
+    env = type_of(LessonPublished).envelope(LessonPublished(
+        lesson_id=lid, course_id=course, course_version=1, lesson_version=version,
+        position=position, title=lid.replace("-", " ").title(), estimated_minutes=minutes,
+        teaches=teaches, requires=list(requires), published_at=AT, module=module),
+        tenant=tenant, subject=lid)
+    if extra:
+        env = dataclasses.replace(env, data={**env.data, **extra})  # fields added later
+    return env
+
+
+def course_event(lesson_ids: list[str], course: str = "py", tenant: str = "acme") -> Envelope:
+    return type_of(CoursePublished).envelope(CoursePublished(
+        course_id=course, version=1, title="Python", summary="", language="en",
+        level="beginner", tags=[], lesson_ids=lesson_ids, published_at=AT),
+        tenant=tenant, subject=course)
+
+
+def attempt_event(user_id: str, concepts: list[str], answers: list[bool],
+                  at: datetime = AT, attempt_id: str | None = None) -> Envelope:
+    return type_of(QuizAttemptGraded).envelope(QuizAttemptGraded(
+        attempt_id=attempt_id or uuid.uuid4().hex, user_id=user_id, lesson_id="l", lesson_version=1,
+        course_id="py", quiz_id="q", concepts=concepts, attempt_number=1,
+        score=sum(answers), max_score=len(answers),
+        questions=[QuestionGraded(question_id=f"q{i}", correct=a,
+                                  outcome="correct" if a else "incorrect", score=float(a),
+                                  max_score=1.0) for i, a in enumerate(answers)],
+        graded_at=at), tenant="acme", subject="l")
+
+
+async def me(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    r = await client.get("/v1/tenants/acme/me", headers=headers)
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+async def python_course(app: FastAPI, client: httpx.AsyncClient) -> None:
+    """variables ← expressions ← functions ← recursion, one lesson each, published."""
+    await deliver(app,
+                  lesson_event("names", ["variables"], minutes=10, position=0),
+                  lesson_event("exprs", ["expressions"], ["variables"], minutes=12, position=1),
+                  lesson_event("funcs", ["functions"], ["variables", "expressions"], 15, 2),
+                  lesson_event("recur", ["recursion"], ["functions"], minutes=15, position=3),
+                  course_event(["names", "exprs", "funcs", "recur"]))
+    for concept, requires in (("expressions", "variables"), ("functions", "expressions"),
+                              ("recursion", "functions")):
+        r = await client.post(f"{BASE}/edges", json={"concept": concept, "requires": requires})
+        assert r.status_code == 201, r.text
+
+
+async def test_the_graph_is_edited_and_refuses_what_would_corrupt_it(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    for cid in ("a", "b", "c"):
+        assert (await client.post(f"{BASE}/concepts", json={"id": cid, "name": cid})).status_code == 201
+    assert (await client.post(f"{BASE}/concepts", json={"id": "a", "name": "A"})).status_code == 409
+    assert (await client.post(f"{BASE}/edges", json={"concept": "b", "requires": "a"})).status_code == 201
+    assert (await client.post(f"{BASE}/edges", json={"concept": "c", "requires": "b"})).status_code == 201
+    r = await client.post(f"{BASE}/edges", json={"concept": "a", "requires": "c"})
+    assert r.status_code == 409
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "cycle"
+    assert r.json()["cycle"] == ["a", "c", "b", "a"]
+    assert "a → c → b → a" in r.json()["detail"]
+    r = await client.post(f"{BASE}/edges", json={"concept": "a", "requires": "a"})
+    assert r.status_code == 422
+    assert "cannot require itself" in r.text
+    r = await client.post(f"{BASE}/edges", json={"concept": "a", "requires": "ghost"})
+    assert r.status_code == 422
+    assert r.json()["concepts"] == ["ghost"]
+    r = await client.post(f"{BASE}/edges", json={"concept": "c", "requires": "a",
+                                                 "kind": "sometimes"})
+    assert r.status_code == 422
+    r = await client.post(f"{BASE}/edges", json={"concept": "c", "requires": "b",
+                                                 "kind": "recommended"})
+    assert r.status_code == 200  # existed: it takes the new kind
+    edges = (await client.get(f"{BASE}/edges")).json()["items"]
+    assert edges == [{"concept": "b", "requires": "a", "kind": "required"},
+                     {"concept": "c", "requires": "b", "kind": "recommended"}]
+
+    exported = (await client.get(f"{BASE}/graph")).json()
+    assert [c["id"] for c in exported["concepts"]] == ["a", "b", "c"]
+    other = await member(app, client, "beta", ["educator"])
+    r = await client.put("/v1/tenants/beta/learning/graph", json=exported, headers=other)
+    assert r.status_code == 200, r.text
+    assert r.json() == exported
+    bad = {"concepts": [], "edges": [*exported["edges"], {"concept": "a", "requires": "c"}]}
+    r = await client.put("/v1/tenants/beta/learning/graph", json=bad, headers=other)
+    assert r.status_code == 409
+    assert r.json()["code"] == "cycle"
+    assert (await client.get("/v1/tenants/beta/learning/edges", headers=other)).json()[
+        "items"] == exported["edges"]
+    assert (await client.delete(f"{BASE}/edges/c/b")).status_code == 204
+    assert (await client.delete(f"{BASE}/edges/c/b")).status_code == 404
+
+    pupil = await learner(app, client)
+    assert (await client.get(f"{BASE}/edges", headers=pupil)).status_code == 200
+    r = await client.post(f"{BASE}/edges", json={"concept": "c", "requires": "a"}, headers=pupil)
+    assert r.status_code == 403
+
+
+async def test_a_learner_follows_a_path_that_shrinks_with_mastery(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    uid = await me(client, pupil)
+
+    r = await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"}, headers=pupil)
+    assert r.status_code == 201, r.text
+    assert (await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"},
+                              headers=pupil)).status_code == 200
+    [path] = (await client.get(f"{BASE}/me/paths", headers=pupil)).json()["items"]
+    assert path["goal"] == "course:py"
+    assert [s["lesson_id"] for s in path["steps"]] == ["names", "exprs", "funcs", "recur"]
+    assert [s["blocked_by"] for s in path["steps"]] == [[], ["variables"], ["expressions"],
+                                                        ["functions"]]
+    nxt = (await client.get(f"{BASE}/me/next", headers=pupil)).json()
+    assert nxt["kind"] == "lesson"
+    assert nxt["lesson"]["lesson_id"] == "names"
+
+    r = await client.post(f"{BASE}/me/lessons/names/progress",
+                          json={"status": "started", "seconds": 120}, headers=pupil)
+    assert r.status_code == 200
+    r = await client.post(f"{BASE}/me/lessons/names/progress",
+                          json={"status": "completed", "seconds": 300}, headers=pupil)
+    assert r.json()["seconds"] == 420
+    assert r.json()["completed_at"]
+    assert (await client.post(f"{BASE}/me/lessons/ghost/progress", json={"status": "started"},
+                              headers=pupil)).status_code == 404
+    report = (await client.get(f"{BASE}/me/progress", headers=pupil)).json()
+    assert report["courses"][0] == {"id": "py", "lessons": 4, "completed": 1, "modules": []}
+
+    # Graded quiz answers on variables and expressions: both mastered, out of the path.
+    for i in range(4):
+        await deliver(app, attempt_event(uid, ["variables", "expressions"], [True, True, True],
+                                         at=AT + timedelta(minutes=i)))
+    mastery = {m["concept"]: m for m in (await client.get(f"{BASE}/me/mastery",
+                                                          headers=pupil)).json()["items"]}
+    assert mastery["variables"]["mastered"]
+    assert mastery["variables"]["p_known"] >= 0.95
+    [path] = (await client.get(f"{BASE}/me/paths", headers=pupil)).json()["items"]
+    assert [s["lesson_id"] for s in path["steps"]] == ["funcs", "recur"]
+    assert path["mastered"] == 2
+
+    log = await app.state.platform.bus.read("learning.events")
+    types = [dict(m.headers)["type"].decode() for m in log]
+    assert "bloop.learning.enrolled.v1" in types
+    assert "bloop.learning.lesson.completed.v1" in types
+    assert types.count("bloop.learning.concept.mastered.v1") == 2
+    assert types.count("bloop.learning.path.changed.v1") >= 2
+
+
+async def test_graded_attempts_are_idempotent_and_order_free(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    uid = await me(client, pupil)
+    early = attempt_event(uid, ["functions"], [False, False], at=AT, attempt_id="a1")
+    late = attempt_event(uid, ["functions"], [True, True, True], at=AT + timedelta(hours=1),
+                         attempt_id="a2")
+    await deliver(app, late, early)  # out of order
+    in_order = (await client.get(f"{BASE}/me/mastery", headers=pupil)).json()["items"][0]
+    # The same attempt again, under a new event id (a producer retry): nothing changes.
+    again = attempt_event(uid, ["functions"], [True, True, True], at=AT + timedelta(hours=1),
+                          attempt_id="a2")
+    await deliver(app, again)
+    after = (await client.get(f"{BASE}/me/mastery", headers=pupil)).json()["items"][0]
+    assert after == in_order
+    assert [a for _, a in after["observations"]] == [0, 0, 1, 1, 1]
+    assert after["attempt_ids"] == ["a2", "a1"]
+
+    other = await learner(app, client)
+    other_id = await me(client, other)
+    await deliver(app, early, late)
+    await deliver(app, attempt_event(other_id, ["functions"], [False, False], at=AT,
+                                     attempt_id="b1"),
+                  attempt_event(other_id, ["functions"], [True, True, True],
+                                at=AT + timedelta(hours=1), attempt_id="b2"))
+    theirs = (await client.get(f"{BASE}/me/mastery", headers=other)).json()["items"][0]
+    assert theirs["p_known"] == pytest.approx(in_order["p_known"])
+
+
+async def test_placement_skips_what_the_learner_knows(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    chain = [f"step-{i}" for i in range(10)]
+    events = [lesson_event(f"l{i}", [c], minutes=5, position=i) for i, c in enumerate(chain)]
+    await deliver(app, *events, course_event([f"l{i}" for i in range(10)]))
+    for lower, upper in itertools.pairwise(chain):
+        await client.post(f"{BASE}/edges", json={"concept": upper, "requires": lower})
+    pupil = await learner(app, client)
+    knows = set(chain[:6])
+
+    r = await client.post(f"{BASE}/me/placements", json={"goal_concept": "step-9"}, headers=pupil)
+    assert r.status_code == 201, r.text
+    view = r.json()
+    r = await client.post(f"{BASE}/me/placements/{view['id']}/answers",
+                          json={"concept": "step-0", "correct": True}, headers=pupil)
+    assert r.status_code == 409
+    assert r.json()["code"] == "wrong_question"
+    while not view["done"]:
+        r = await client.post(f"{BASE}/me/placements/{view['id']}/answers", headers=pupil,
+                              json={"concept": view["question"],
+                                    "correct": view["question"] in knows})
+        assert r.status_code == 200, r.text
+        view = r.json()
+    assert view["asked"] <= math.ceil(math.log2(10)) + 2
+    assert set(view["known"]) == knows
+    r = await client.get(f"{BASE}/me/path", params={"concept": "step-9"}, headers=pupil)
+    assert [s["lesson_id"] for s in r.json()["steps"]] == ["l6", "l7", "l8", "l9"]
+    assert (await client.post(f"{BASE}/me/placements/nope/answers", headers=pupil,
+                              json={"concept": "step-0", "correct": True})).status_code == 404
+
+
+async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    await python_course(app, client)
+    r = await client.post(f"{BASE}/concepts/variables/cards",
+                          json={"front": "What is a name?", "back": "A reference to a value."})
+    assert r.status_code == 201, r.text
+    card = r.json()
+    assert (await client.post(f"{BASE}/concepts/ghost/cards",
+                              json={"front": "x", "back": "y"})).status_code == 404
+    pupil = await learner(app, client)
+    assert (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"] == []
+    await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
+                      headers=pupil)
+    [due] = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
+    assert due["card_id"] == card["id"]
+    assert due["front"] == "What is a name?"
+    nxt = (await client.get(f"{BASE}/me/next", headers=pupil)).json()
+    assert nxt["kind"] == "review"
+
+    for rating in (0, 5):
+        r = await client.post(f"{BASE}/me/reviews", json={"card_id": card["id"], "rating": rating},
+                              headers=pupil)
+        assert r.status_code == 422
+        assert r.json()["code"] == "bad_rating"
+    r = await client.post(f"{BASE}/me/reviews", json={"card_id": card["id"], "rating": 3},
+                          headers=pupil)
+    assert r.status_code == 200, r.text
+    first = r.json()
+    assert first["was_due"]
+    assert first["interval_days"] > 0
+    # Not due yet: allowed, and scheduled from the little time that passed.
+    r = await client.post(f"{BASE}/me/reviews", json={"card_id": card["id"], "rating": 4},
+                          headers=pupil)
+    assert r.status_code == 200
+    assert not r.json()["was_due"]
+    assert (await client.post(f"{BASE}/me/reviews", json={"card_id": "ghost", "rating": 3},
+                              headers=pupil)).status_code == 404
+    r = await client.post(f"{BASE}/me/reviews/optimise", headers=pupil)
+    assert r.status_code == 422
+    assert r.json()["code"] == "too_few_reviews"
+
+    uid = await me(client, pupil)
+    export = await client.get("/v1/tenants/acme/me/export", headers=pupil)
+    assert export.status_code == 200, export.text
+    mine = export.json()["services"]["learning"]
+    assert len(mine["review_logs"]) == 2
+    assert len(mine["cards"]) == 1
+    assert mine["progress"][0]["lesson_id"] == "names"
+
+    deleted = type_of(UserDeleted).envelope(UserDeleted(user_id=uid, deleted_by="x",
+                                                        deleted_at=AT), tenant="acme", subject=uid)
+    await deliver(app, deleted, topic="user.events")
+    assert await service(app).personal_data("acme", uid) == {
+        "enrolments": [], "progress": [], "mastery": [], "cards": [], "review_logs": [],
+        "scheduler_parameters": None}
+
+
+async def test_goals_and_events_are_kept_inside_their_tenant(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    await deliver(app, lesson_event("b-intro", ["secret"], tenant="beta"),
+                  course_event(["b-intro"], course="bpy", tenant="beta"))
+    pupil = await learner(app, client)
+    for body in ({"course_id": "bpy"}, {"goal_concept": "secret"}):
+        r = await client.post(f"{BASE}/me/enrolments", json=body, headers=pupil)
+        assert r.status_code == 404, r.text
+    assert (await client.get(f"{BASE}/me/path", params={"concept": "secret"},
+                             headers=pupil)).status_code == 404
+    assert (await client.get("/v1/tenants/beta/learning/me/paths", headers=pupil)).status_code == 403
+    assert (await client.post(f"{BASE}/me/enrolments", json={"course_id": "bpy", "goal_concept": "x"},
+                              headers=pupil)).status_code == 422
+    assert await service(app).concepts("acme") == []
+
+
+async def test_content_events_are_read_tolerantly(running: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    newer = lesson_event("l1", ["loops"], module="m1", difficulty="easy", version=3)
+    older = lesson_event("l1", ["sets"], version=2)
+    await deliver(app, newer, older, newer)
+    stored = await service(app).repo.get_lesson("acme", "l1")
+    assert stored is not None
+    assert (stored.teaches, stored.module_id, stored.version) == (["loops"], "m1", 3)
+    await deliver(app, course_event(["l1"]))
+    pupil = await learner(app, client)
+    await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"}, headers=pupil)
+    await client.post(f"{BASE}/me/lessons/l1/progress", json={"status": "completed"}, headers=pupil)
+    report = (await client.get(f"{BASE}/me/progress", headers=pupil)).json()
+    assert report["courses"][0]["modules"] == [{"id": "m1", "lessons": 1, "completed": 1}]
+
+
+async def test_flashcards_the_ai_service_generates_become_review_cards(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    await python_course(app, client)
+    generated = type_of(FlashcardsGenerated).envelope(FlashcardsGenerated(
+        job_id="job-1", lesson_id="funcs", lesson_version=1, course_id="py",
+        concept_ids=["recursion"], source="offline",
+        cards=[AiCard(front="What calls itself?", back="A recursive function.",
+                      concept_id="recursion"),
+               AiCard(front="What does `def` make?", back="A function.", concept_id=None),
+               AiCard(front="What is a closure?", back="A function with its scope.",
+                      concept_id="closures")]), tenant="acme", subject="job-1")
+    await deliver(app, generated, generated, topic="video.events")  # a redelivery adds nothing
+    cards = {}
+    for concept in ("recursion", "functions", "closures"):
+        r = await client.get(f"{BASE}/concepts/{concept}/cards")
+        assert r.status_code == 200, r.text
+        [card] = r.json()["items"]
+        cards[concept] = card
+    assert cards["recursion"]["front"] == "What calls itself?"
+    assert cards["functions"]["back"] == "A function."  # the lesson's concept
+    assert {c["source"] for c in cards.values()} == {"ai"}
+
+    pupil = await learner(app, client)
+    r = await client.post(f"{BASE}/me/cards/{cards['recursion']['id']}", headers=pupil)
+    assert r.status_code == 201, r.text
+    [due] = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
+    assert due["front"] == "What calls itself?"
+
+
+async def test_graphql_reads_the_graph_and_the_learners_path(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"}, headers=pupil)
+    text = """{ prerequisiteGraph(tenant: "acme") { edges { concept requires kind } }
+                myPaths(tenant: "acme") { goal steps { lessonId blockedBy } }
+                myNext(tenant: "acme") { kind lesson { lessonId } }
+                myPath(tenant: "acme", concept: "ghost") { goal } }"""
+    r = await client.post("/graphql", json={"query": text}, headers=pupil)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert {"concept": "recursion", "requires": "functions", "kind": "required"} in data[
+        "prerequisiteGraph"]["edges"]
+    [path] = data["myPaths"]
+    assert path["goal"] == "course:py"
+    assert [s["lessonId"] for s in path["steps"]] == ["names", "exprs", "funcs", "recur"]
+    assert data["myNext"] == {"kind": "lesson", "lesson": {"lessonId": "names"}}
+    assert data["myPath"] is None
+    r = await client.post("/graphql", json={"query": '{ myPaths(tenant: "beta") { goal } }'},
+                          headers=pupil)
+    assert r.json()["errors"]
