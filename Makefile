@@ -14,10 +14,16 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# Narration and video: Debian packages first (pycairo and manimpango build against them), then Manim.
+$(BIN)/.video-installed: pyproject.toml $(BIN)/.installed
+	bash infra/media.sh
+	$(BIN)/pip install -q -e '.[video]'
+	touch $@
+
 serve: install
 	$(BIN)/bloop serve
 
-test: install
+test: install $(BIN)/.video-installed
 	bash infra/run-tests.sh
 
 lint: install
@@ -27,8 +33,10 @@ typecheck: install
 	$(BIN)/mypy
 
 bench: install
-	$(BIN)/bloop infra up kafka
+	$(BIN)/bloop infra up kafka mongo redis neo4j
 	$(BIN)/python bench/events.py
+	$(BIN)/python bench/content.py
+	$(BIN)/python bench/learning.py
 
 infra-up: install
 	$(BIN)/bloop infra up

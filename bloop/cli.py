@@ -57,7 +57,10 @@ def serve(services: Services = None, host: Host = None, port: Port = None) -> No
 @app.command()
 def worker(service: Annotated[str, typer.Argument(help="The service whose consumers to run.")],
            host: Host = None, port: Port = None) -> None:
-    """Run one service's consumers and outbox relay, with only /healthz, /readyz and /metrics."""
+    """Run one service's consumers and outbox relay, with only /healthz, /readyz and /metrics.
+
+    `bloop worker ai` runs AI jobs: it joins the `ai.jobs` consumer group (start more of them
+    for more throughput) and picks up jobs a dead worker left behind."""
     _run([service], host, port, http_routes=False)
 
 

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
+bash infra/media.sh  # ffmpeg, espeak-ng and Manim's build headers for the narration/video tests
 
 $BIN/ruff check bloop tests bench
 $BIN/mypy

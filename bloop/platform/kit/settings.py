@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 StoreMode = Literal["embedded", "real"]
@@ -146,6 +146,38 @@ class OidcSettings(BaseSettings):
         "(a provider running on this machine); every other URL must be https")
 
 
+class AiSettings(BaseSettings):
+    """The AI service: its LLM provider (platform defaults; a tenant may override them), quotas,
+    and its job worker. With no API key and no base URL, text comes from the offline generator."""
+
+    model_config = _config("BLOOP_AI_")
+
+    database: str = Field(default="ai", min_length=1)
+    provider: Literal["auto", "openai", "offline"] = Field(
+        default="auto", description="auto: the OpenAI-compatible API when a key or base URL is "
+        "set, else the offline generator")
+    openai_base_url: str | None = Field(default=None, description="any OpenAI-compatible server "
+                                        "(vLLM, Ollama: http://127.0.0.1:11434/v1)")
+    openai_api_key: SecretStr | None = None
+    model: str = Field(default="gpt-4o-mini", min_length=1)
+    price_input_per_mtok: float = Field(default=0.15, ge=0, description="USD per million tokens")
+    price_output_per_mtok: float = Field(default=0.60, ge=0)
+    llm_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    invalid_output_retries: int = Field(default=2, ge=0, le=10)
+    max_lesson_chars: int = Field(default=60_000, ge=100)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_backoff_s: float = Field(default=2.0, ge=0)
+    lease_s: float = Field(default=30.0, ge=0.5)
+    sweep_interval_s: float = Field(default=10.0, gt=0)
+    monthly_budget_usd: float | None = Field(default=None, ge=0)
+    max_jobs_per_hour: int = Field(default=120, ge=1)
+    content_url: str | None = Field(default=None, description="content's base URL, when this "
+                                    "process does not run content")
+    run_jobs: bool = Field(default=True, description="run jobs in this process (a `bloop serve "
+                           "ai` beside `bloop worker ai` processes may turn it off)")
+    worker_group: str = Field(default="ai-worker", min_length=1)
+
+
 class Settings:
     """Every concern's settings, read once. Invalid values raise `SettingsError`."""
 
@@ -206,6 +238,10 @@ class Settings:
     @cached_property
     def oidc(self) -> OidcSettings:
         return self._get("oidc", OidcSettings)  # type: ignore[return-value]
+
+    @cached_property
+    def ai(self) -> AiSettings:
+        return self._get("ai", AiSettings)  # type: ignore[return-value]
 
     def mode(self, store: Literal["kafka", "mongo", "neo4j", "redis", "influx"]) -> StoreMode:
         """The adapter for one store: its own `BLOOP_<STORE>_ADAPTER`, else `BLOOP_STORE`."""

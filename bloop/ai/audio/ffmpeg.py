@@ -1,0 +1,56 @@
+"""ffmpeg and ffprobe, run as subprocesses. Every failure is a `MediaFailed` carrying the end
+of ffmpeg's own message; a machine without ffmpeg gets `MissingTool`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from bloop.ai.providers.llm import ProviderError
+from bloop.ai.providers.tts import require_tool
+
+AudioFormat = Literal["opus", "mp3"]
+AUDIO = {
+    "opus": (".opus", "audio/ogg; codecs=opus", ["-c:a", "libopus", "-b:a", "48k"]),
+    "mp3": (".mp3", "audio/mpeg", ["-c:a", "libmp3lame", "-q:a", "5"]),
+}
+
+
+class MediaFailed(ProviderError):
+    code = "media_failed"
+
+
+async def ffmpeg(*args: str | Path, what: str, timeout_s: float = 600) -> None:
+    """Runs `ffmpeg args` quietly, overwriting outputs; `what` names the step in errors."""
+    binary = require_tool("ffmpeg")
+    proc = await asyncio.create_subprocess_exec(
+        binary, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *map(str, args),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise MediaFailed(f"ffmpeg took over {timeout_s:.0f}s to {what}") from None
+    if proc.returncode != 0:
+        tail = err.decode(errors="replace").strip().splitlines()[-3:]
+        raise MediaFailed(f"ffmpeg could not {what}: {' / '.join(tail)}")
+
+
+async def ffprobe(path: Path) -> dict[str, Any]:
+    """ffprobe's JSON for `path`: its format and streams."""
+    binary = require_tool("ffprobe")
+    proc = await asyncio.create_subprocess_exec(
+        binary, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise MediaFailed(f"ffprobe could not read {path.name}: {err.decode(errors='replace')[:300]}")
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+async def encode_audio(wav: Path, out: Path, fmt: AudioFormat) -> None:
+    await ffmpeg("-i", wav, "-ac", "1", *AUDIO[fmt][2], out, what=f"encode the narration as {fmt}")

@@ -1,0 +1,230 @@
+"""The AI service's HTTP API, under `/v1/tenants/{tenant}/ai`.
+
+Educators and tenant admins ask for jobs on a lesson (`POST /jobs`; the same request twice, or
+the same `Idempotency-Key`, gives the same job: 201 the first time, 200 after), follow them
+(`GET /jobs/{id}`, or the server-sent event stream at `/jobs/{id}/events`) and cancel them.
+Generated text arrives as a draft on the job (`result`): an educator reviews it and, to publish
+it, adds it to the lesson through content's lesson edit API (a quiz result is a ready content
+quiz block). Media outputs stream from `/jobs/{id}/outputs/{name}`, for every member of the
+tenant, since content attaches them to lessons learners watch. Tenant admins set the provider,
+key, model, prices and quotas (`/settings`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from bloop.ai.jobs.lessons import InProcessLessons
+from bloop.ai.jobs.model import (
+    Cost,
+    IdempotencyKey,
+    Job,
+    JobError,
+    JobKind,
+    JobParams,
+    JobRequest,
+    JobResult,
+    JobStatus,
+    MediaResult,
+    TenantAiConfig,
+    TenantAiView,
+)
+from bloop.ai.jobs.ports import LessonSource, MediaStore
+from bloop.ai.jobs.service import JobService, job_url
+from bloop.platform.content.model import SLUG_PATTERN
+from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.errors import NotFound, StoreUnavailable
+from bloop.platform.kit.pagination import Page
+
+TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
+JobId = Annotated[str, Path(min_length=1, max_length=64)]
+
+Author = Annotated[Principal, Depends(require("educator", "tenant_admin",
+                                              scopes=["content:write"]))]
+Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "tenant_admin",
+                                             scopes=["content:read"]))]
+Member = Annotated[Principal, Depends(require(scopes=["content:read"]))]
+Admin = Annotated[Principal, Depends(require("tenant_admin", scopes=["content:write"]))]
+
+
+def get_service(request: Request) -> JobService:
+    service: JobService = request.app.state.ai.state["service"]
+    return service
+
+
+def get_media(request: Request) -> MediaStore:
+    media: MediaStore = request.app.state.ai.state["media"]
+    return media
+
+
+def get_lessons(request: Request) -> LessonSource:
+    """Content's service object when this process runs content, else its HTTP API."""
+    content = getattr(request.app.state, "content", None)
+    if content is not None:
+        return InProcessLessons(content.state["service"])
+    remote: LessonSource | None = request.app.state.ai.state.get("lessons")
+    if remote is None:
+        raise StoreUnavailable("content", "this process does not run content; set "
+                               "BLOOP_AI_CONTENT_URL")
+    return remote
+
+
+Svc = Annotated[JobService, Depends(get_service)]
+Media = Annotated[MediaStore, Depends(get_media)]
+Lessons = Annotated[LessonSource, Depends(get_lessons)]
+
+
+class JobView(BaseModel):
+    id: str
+    kind: JobKind
+    status: JobStatus
+    progress: int
+    step: str
+    lesson_id: str
+    lesson_version: int
+    lesson_title: str
+    params: JobParams
+    requested_by: str
+    attempts: int
+    max_attempts: int
+    errors: list[JobError]
+    cost: Cost
+    result: JobResult | None
+    cancel_requested: bool
+    retry_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    url: str
+    events_url: str
+
+    @classmethod
+    def of(cls, job: Job) -> JobView:
+        url = job_url(job.tenant, job.id)
+        return cls(id=job.id, kind=job.kind, status=job.status, progress=job.progress,
+                   step=job.step, lesson_id=job.lesson.id, lesson_version=job.lesson.version,
+                   lesson_title=job.lesson.title, params=job.params,
+                   requested_by=job.requested_by, attempts=job.attempts,
+                   max_attempts=job.max_attempts, errors=job.errors, cost=job.cost,
+                   result=job.result, cancel_requested=job.cancel_requested,
+                   retry_at=job.not_before, created_at=job.created_at,
+                   updated_at=job.updated_at, finished_at=job.finished_at, url=url,
+                   events_url=f"{url}/events")
+
+
+router = APIRouter(prefix="/v1/tenants/{tenant}/ai", tags=["ai"])
+
+
+@router.post("/jobs", status_code=201, responses={200: {"description": "the same request "
+                                                       "was made before: its job"}})
+async def request_job(
+    tenant: TenantId, body: JobRequest, request: Request, response: Response, service: Svc,
+    lessons: Lessons, me: Author,
+    idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
+) -> JobView:
+    """Asks for a job on a lesson. Refused before any spend when the lesson is empty or too long,
+    or the tenant is over its budget (402) or its hourly job limit (429)."""
+    lesson = await lessons.lesson(tenant, body.lesson_id, request.headers.get("authorization"))
+    job, created = await service.request(tenant, me.user_id, body, lesson, idempotency_key)
+    if not created:
+        response.status_code = 200
+    response.headers["Location"] = job_url(tenant, job.id)
+    return JobView.of(job)
+
+
+@router.get("/jobs")
+async def list_jobs(
+    tenant: TenantId, service: Svc, _: Staff,
+    lesson_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[JobStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[JobView]:
+    jobs = await service.jobs(tenant, lesson_id=lesson_id, status=status, limit=limit)
+    return Page(items=[JobView.of(j) for j in jobs])
+
+
+@router.get("/jobs/{job}")
+async def get_job(tenant: TenantId, job: JobId, service: Svc, _: Staff) -> JobView:
+    return JobView.of(await service.job(tenant, job))
+
+
+@router.post("/jobs/{job}/cancel")
+async def cancel_job(tenant: TenantId, job: JobId, service: Svc, _: Author) -> JobView:
+    """Ends a queued job at once; a running job stops at its next step (409 once it ended)."""
+    return JobView.of(await service.cancel(tenant, job))
+
+
+def _sse(event: str, data: str, event_id: str | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: {data}\n\n"
+
+
+@router.get("/jobs/{job}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def job_events(tenant: TenantId, job: JobId, request: Request, service: Svc,
+                     _: Staff) -> StreamingResponse:
+    """Server-sent events: `progress` whenever the job moves, then one `end` with its final
+    state, after which the stream closes. Comments keep an idle connection open."""
+    first = await service.job(tenant, job)
+
+    async def stream() -> AsyncIterator[str]:
+        current, seen, delay, quiet = first, None, 0.1, time.monotonic()
+        while True:
+            state = (current.status, current.progress, current.step, current.attempts)
+            if state != seen:
+                seen, delay, quiet = state, 0.1, time.monotonic()
+                body = JobView.of(current).model_dump_json()
+                yield _sse("end" if current.final else "progress", body, str(current.rev))
+            if current.final:
+                return
+            if time.monotonic() - quiet > 15:
+                quiet = time.monotonic()
+                yield ": waiting\n\n"
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+            if await request.is_disconnected():
+                return
+            current = await service.job(tenant, job)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/jobs/{job}/outputs/{name}", response_class=StreamingResponse,
+            responses={200: {"content": {"audio/*": {}, "video/*": {}}}})
+async def job_output(tenant: TenantId, job: JobId,
+                     name: Annotated[str, Path(min_length=1, max_length=200)],
+                     service: Svc, media: Media, _: Member) -> StreamingResponse:
+    """A file a narration or video job made, streamed."""
+    found = await service.job(tenant, job)
+    outputs = found.result.outputs if isinstance(found.result, MediaResult) else []
+    output = next((o for o in outputs if o.name == name), None)
+    stored = None if output is None else await media.info(tenant, output.file_id)
+    if output is None or stored is None:
+        raise NotFound(f"the AI job {job!r} has no output {name!r}")
+    return StreamingResponse(media.read(tenant, stored.file_id), media_type=stored.content_type,
+                             headers={"Content-Length": str(stored.length),
+                                      "Content-Disposition": f'inline; filename="{name}"'})
+
+
+@router.get("/settings")
+async def get_settings(tenant: TenantId, service: Svc, _: Admin) -> TenantAiView:
+    return await service.config_view(tenant)
+
+
+@router.put("/settings")
+async def put_settings(tenant: TenantId, body: TenantAiConfig, service: Svc,
+                       _: Admin) -> TenantAiView:
+    """Sets the tenant's provider, base URL, key (write only: left out, the stored one stays),
+    model, prices and quotas; fields left unset follow the platform's settings."""
+    return await service.configure(tenant, body)
+
+

@@ -1,0 +1,100 @@
+"""The events the AI service publishes.
+
+`ai.jobs` is a command topic: `bloop.ai.job.requested.v1` carries a job's id to the workers (one
+consumer group); the job itself lives in the `ai` database. `video.events` tells everyone else how
+jobs go: progressed, completed (with the outputs content attaches to the lesson), failed,
+cancelled, and the flashcards a job made for the learning service's reviews. All are keyed by the
+job id, so one job's events stay in order.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from bloop.platform.kit.events.types import event_type
+
+JOBS_TOPIC = "ai.jobs"
+TOPIC = "video.events"
+
+
+@event_type("bloop.ai.job.requested", 1, JOBS_TOPIC)
+class JobRequested(BaseModel):
+    job_id: str
+    kind: str
+    lesson_id: str
+    attempt: int
+
+
+@event_type("bloop.ai.job.progressed", 1, TOPIC)
+class JobProgressed(BaseModel):
+    job_id: str
+    kind: str
+    lesson_id: str
+    status: str
+    progress: int
+    step: str
+    attempt: int
+
+
+class OutputRef(BaseModel):
+    name: str
+    kind: str
+    content_type: str
+    url: str
+    file_id: str
+    bytes: int
+    duration_s: float | None
+
+
+@event_type("bloop.ai.job.completed", 1, TOPIC)
+class JobCompleted(BaseModel):
+    job_id: str
+    kind: str
+    lesson_id: str
+    lesson_version: int
+    course_id: str
+    requested_by: str
+    outputs: list[OutputRef]
+    result_url: str
+    cost_usd: float
+    finished_at: datetime
+
+
+@event_type("bloop.ai.job.failed", 1, TOPIC)
+class JobFailed(BaseModel):
+    job_id: str
+    kind: str
+    lesson_id: str
+    requested_by: str
+    code: str
+    message: str
+    attempts: int
+    finished_at: datetime
+
+
+@event_type("bloop.ai.job.cancelled", 1, TOPIC)
+class JobCancelled(BaseModel):
+    job_id: str
+    kind: str
+    lesson_id: str
+    requested_by: str
+    finished_at: datetime
+
+
+class Card(BaseModel):
+    front: str
+    back: str
+    concept_id: str | None
+
+
+@event_type("bloop.ai.flashcards.generated", 1, TOPIC)
+class FlashcardsGenerated(BaseModel):
+    job_id: str
+    lesson_id: str
+    lesson_version: int
+    course_id: str
+    concept_ids: list[str]
+    source: str
+    cards: list[Card]

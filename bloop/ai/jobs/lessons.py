@@ -1,0 +1,64 @@
+"""Where the AI service reads a lesson: never content's store, always content's public surface.
+In one process with content, its service object; otherwise content's HTTP API, forwarding the
+caller's credentials so the caller sees exactly what content lets them see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bloop.ai.text.model import LessonText
+from bloop.platform.content.model import Lesson
+from bloop.platform.content.service import ContentService
+from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
+
+
+def lesson_text(lesson: dict[str, Any]) -> LessonText:
+    """A lesson as content shows it (its JSON) reduced to what the generators read: the text of
+    its markdown blocks (quizzes and media are not narrated)."""
+    blocks = [b.get("markdown", "") for b in lesson.get("blocks", [])
+              if isinstance(b, dict) and b.get("type") == "markdown"]
+    return LessonText(id=str(lesson["id"]), version=int(lesson["version"]),
+                      course=str(lesson.get("course", "")), title=str(lesson["title"]),
+                      text="\n\n".join(b for b in blocks if b.strip()),
+                      concepts=list(lesson.get("teaches", [])))
+
+
+class InProcessLessons:
+    """Content's service object, when this process runs content."""
+
+    def __init__(self, content: ContentService) -> None:
+        self.content = content
+
+    async def lesson(self, tenant: str, lesson_id: str, authorization: str | None) -> LessonText:
+        found: Lesson = await self.content.lesson(tenant, lesson_id, drafts=True)
+        return lesson_text(found.model_dump(mode="json"))
+
+
+class HttpLessons:
+    """Content's REST API at `base_url` (`GET /v1/tenants/{tenant}/lessons/{id}`)."""
+
+    def __init__(self, base_url: str, client: httpx.AsyncClient | None = None,
+                 timeout_s: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.client = client or httpx.AsyncClient(timeout=timeout_s)
+
+    async def lesson(self, tenant: str, lesson_id: str, authorization: str | None) -> LessonText:
+        headers = {"Authorization": authorization} if authorization else {}
+        try:
+            r = await self.client.get(f"{self.base_url}/v1/tenants/{tenant}/lessons/{lesson_id}",
+                                      headers=headers)
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable("content", type(exc).__name__) from None
+        if r.status_code == 404:
+            raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}")
+        if r.status_code in (401, 403):
+            raise Problem("content refused to show this lesson to the caller", status=403,
+                          code="content_forbidden")
+        if r.status_code != 200:
+            raise StoreUnavailable("content", f"HTTP {r.status_code}")
+        return lesson_text(r.json())
+
+    async def close(self) -> None:
+        await self.client.aclose()

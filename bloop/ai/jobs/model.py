@@ -1,0 +1,200 @@
+"""Jobs and the rules they keep. No I/O here.
+
+A job runs one `kind` of generation for one lesson, taken at one version. It is `queued` until a
+worker claims it with a lease (an owner and an expiry the worker keeps renewing), `running`
+while it runs, and ends `succeeded`, `failed` or `cancelled`. A worker that stops renewing loses
+the lease, and another worker may claim the job again. Every failed try is kept in `errors`;
+`attempts` counts the tries begun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+
+from bloop.ai.text.model import FlashcardSet, LessonText, QuizDraft, Simplified, Summary
+from bloop.platform.content.model import Level
+
+JobKind = Literal["summary", "simplify", "quiz", "flashcards", "narration", "video"]
+TEXT_KINDS: frozenset[str] = frozenset({"summary", "simplify", "quiz", "flashcards"})
+MEDIA_KINDS: frozenset[str] = frozenset({"narration", "video"})
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+Instructions = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200,
+                                                  pattern=r"^[\x21-\x7e]+$")]
+
+
+def now() -> datetime:
+    """The current time, to the millisecond (what every store keeps)."""
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobParams(_Model):
+    """What shapes a job's output; each kind reads the fields it needs."""
+
+    level: Level = Field(default="beginner", description="simplify: the reader's level")
+    count: int = Field(default=5, ge=1, le=30, description="quiz questions or flashcards")
+    voice: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+        default=None, description="narration and video: the voice, when the provider has several")
+    instructions: Instructions = Field(default="", description="a note to the generator")
+
+
+class JobRequest(_Model):
+    kind: JobKind
+    lesson_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    params: JobParams = Field(default_factory=JobParams)
+
+
+class JobError(_Model):
+    at: datetime
+    attempt: int
+    code: str
+    message: str
+    transient: bool
+
+
+class Cost(_Model):
+    provider: str = "offline"
+    model: str = "offline"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usd: float = 0.0
+
+    def plus(self, *, provider: str, model: str, prompt_tokens: int, completion_tokens: int,
+             usd: float) -> Cost:
+        return Cost(provider=provider, model=model,
+                    prompt_tokens=self.prompt_tokens + prompt_tokens,
+                    completion_tokens=self.completion_tokens + completion_tokens,
+                    usd=round(self.usd + usd, 8))
+
+
+class MediaOutput(_Model):
+    """A file a job made, kept in the `ai` media store and served by the ai API."""
+
+    name: str
+    kind: Literal["audio", "video", "subtitles", "image", "other"]
+    content_type: str
+    bytes: int = Field(ge=0)
+    duration_s: float | None = None
+    file_id: str
+    url: str = Field(description="the ai route that streams it")
+
+
+class MediaResult(_Model):
+    kind: Literal["media"] = "media"
+    outputs: list[MediaOutput]
+
+
+JobResult = Annotated[Summary | Simplified | QuizDraft | FlashcardSet | MediaResult,
+                      Field(discriminator="kind")]
+
+
+class Lease(_Model):
+    owner: str
+    expires_at: datetime
+
+
+class Job(_Model):
+    id: str
+    tenant: str
+    kind: JobKind
+    lesson: LessonText
+    params: JobParams
+    requested_by: str
+    idempotency_key: str
+    status: JobStatus = "queued"
+    progress: int = Field(default=0, ge=0, le=100)
+    step: str = "queued"
+    attempts: int = Field(default=0, ge=0)
+    max_attempts: int = Field(default=3, ge=1)
+    errors: list[JobError] = Field(default_factory=list)
+    cost: Cost = Field(default_factory=Cost)
+    result: JobResult | None = None
+    cancel_requested: bool = False
+    lease: Lease | None = None
+    rev: int = Field(default=0, ge=0, description="bumped by each write")
+    not_before: datetime | None = Field(default=None, description="a retry waits until then")
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+    @classmethod
+    def create(cls, tenant: str, request: JobRequest, lesson: LessonText, requested_by: str,
+               idempotency_key: str, max_attempts: int, at: datetime | None = None) -> Job:
+        at = at or now()
+        return cls(id=uuid.uuid4().hex, tenant=tenant, kind=request.kind, lesson=lesson,
+                   params=request.params, requested_by=requested_by,
+                   idempotency_key=idempotency_key, max_attempts=max_attempts,
+                   created_at=at, updated_at=at)
+
+    def leased_to(self, owner: str, at: datetime) -> bool:
+        return self.lease is not None and self.lease.owner == owner and self.lease.expires_at > at
+
+    def claimable(self, owner: str, at: datetime) -> bool:
+        """True when `owner` may (re)start the job at `at`: not ended, and no live lease of
+        another worker."""
+        if self.final:
+            return False
+        if self.lease is not None and self.lease.owner != owner and self.lease.expires_at > at:
+            return False
+        return self.not_before is None or self.not_before <= at
+
+    def with_lease(self, owner: str, lease_s: float, at: datetime) -> Job:
+        return self.update(at, lease=Lease(owner=owner,
+                                           expires_at=at + timedelta(seconds=lease_s)))
+
+    def update(self, at: datetime | None = None, **changes: Any) -> Job:
+        """This job with `changes`, one revision on."""
+        return self.model_copy(update={**changes, "updated_at": at or now(), "rev": self.rev + 1})
+
+
+def idempotency_key(tenant: str, request: JobRequest, lesson_version: int) -> str:
+    """The same request for the same lesson version gives the same key, so the same job."""
+    body = json.dumps({"tenant": tenant, "kind": request.kind, "lesson": request.lesson_id,
+                       "version": lesson_version, "params": request.params.model_dump(mode="json")},
+                      sort_keys=True)
+    return "auto:" + hashlib.sha256(body.encode()).hexdigest()
+
+
+class TenantAiConfig(_Model):
+    """A tenant's own provider, model, prices and quotas; unset fields take the platform's."""
+
+    provider: Literal["auto", "openai", "offline"] | None = None
+    base_url: Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://")] | None = None
+    api_key: SecretStr | None = Field(default=None, description="write only; never shown")
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    price_input_per_mtok: float | None = Field(default=None, ge=0, le=10_000)
+    price_output_per_mtok: float | None = Field(default=None, ge=0, le=10_000)
+    monthly_budget_usd: float | None = Field(default=None, ge=0, le=1_000_000)
+    max_jobs_per_hour: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class TenantAiView(_Model):
+    """A tenant's settings as shown: the key reduced to whether there is one."""
+
+    provider: Literal["auto", "openai", "offline"]
+    effective_provider: Literal["openai", "offline"]
+    base_url: str | None
+    model: str
+    has_api_key: bool
+    price_input_per_mtok: float
+    price_output_per_mtok: float
+    monthly_budget_usd: float | None
+    max_jobs_per_hour: int
+    spent_this_month_usd: float
+    jobs_last_hour: int

@@ -1,0 +1,104 @@
+"""What the AI service needs from the world: a job store (jobs and tenant settings, with the
+outbox their events wait in), a media store for the files jobs make, the lesson it works on, and
+renderers for narration and video. Every read and write names its tenant."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
+from bloop.ai.text.model import LessonText
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox import OutboxStore
+
+
+@dataclass(frozen=True)
+class Spend:
+    jobs: int
+    usd: float
+
+
+class JobStore(Protocol):
+    @property
+    def outbox(self) -> OutboxStore: ...
+
+    async def setup(self) -> None: ...
+
+    async def create(self, job: Job, events: list[Envelope]) -> tuple[Job, bool]:
+        """Stores the job and its events atomically and returns it with True; when the tenant
+        already has a job with its idempotency key, returns that one with False and writes
+        nothing."""
+
+    async def get(self, tenant: str, job_id: str) -> Job | None: ...
+
+    async def find_by_key(self, tenant: str, idempotency_key: str) -> Job | None: ...
+
+    async def list_jobs(self, tenant: str, *, lesson_id: str | None = None,
+                   status: JobStatus | None = None, limit: int = 50) -> list[Job]:
+        """The tenant's jobs, newest first."""
+
+    async def by_requester(self, tenant: str, user_id: str) -> list[Job]:
+        """Every job the user asked for in the tenant, oldest first."""
+
+    async def replace(self, job: Job, expected_rev: int, events: list[Envelope]) -> bool:
+        """Stores `job` (its `rev` one past `expected_rev`) and its events atomically if the
+        stored job is still at `expected_rev`; False otherwise (someone wrote first)."""
+
+    async def spend(self, tenant: str, since: datetime) -> Spend:
+        """How many jobs the tenant asked for since `since`, and what they cost."""
+
+    async def stale(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        """(tenant, job id) of unfinished jobs no live worker holds at `at`: a lease that
+        expired, or never claimed and last touched before `at`."""
+
+    async def get_config(self, tenant: str) -> TenantAiConfig | None: ...
+
+    async def put_config(self, tenant: str, config: TenantAiConfig) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    file_id: str
+    name: str
+    content_type: str
+    length: int
+
+
+class MediaStore(Protocol):
+    async def setup(self) -> None: ...
+
+    async def put(self, tenant: str, job_id: str, name: str, content_type: str,
+                  path: Path) -> StoredFile:
+        """Stores the file at `path` as the job's output `name`."""
+
+    async def info(self, tenant: str, file_id: str) -> StoredFile | None: ...
+
+    def read(self, tenant: str, file_id: str, chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
+        """The file's bytes, in chunks; empty when the tenant has no such file."""
+
+
+class LessonSource(Protocol):
+    async def lesson(self, tenant: str, lesson_id: str, authorization: str | None) -> LessonText:
+        """The lesson as the caller may see it (404 Problem when they may not), at its current
+        version."""
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    path: Path
+    name: str
+    kind: str
+    content_type: str
+    duration_s: float | None = None
+
+
+Progress = Callable[[int, str], Awaitable[None]]
+
+
+class MediaRenderer(Protocol):
+    async def render(self, job: Job, workdir: Path, progress: Progress) -> list[RenderedFile]:
+        """Renders the job's media into `workdir`; reports progress (0-100, a step name)."""

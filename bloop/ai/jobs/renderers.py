@@ -1,0 +1,151 @@
+"""Narration and video jobs run the rendering library of `bloop.ai.audio` and `bloop.ai.video`
+(built beside this package). This module is the one place that calls it:
+
+- `bloop.ai.audio.narrate(text, tts, out_dir, *, voice)` and
+- `bloop.ai.video.render_lesson_video(script, tts, out_dir, *, voice, on_progress)`, with the
+  script from `bloop.ai.video.script_from_lesson(title, blocks)`.
+
+Each is given those of `lesson` (the job's `LessonText`), `script`, `title`, `blocks`
+(markdown), `text`, `tts`, `out_dir`, `voice`, `progress` (async, percentage and step) and
+`on_progress` (plain, step and fraction) that it names as parameters. A cancellation or a lost
+lease seen while reporting progress stops the rendering.
+
+Each returns what it made: a path, a list of paths, or objects with `path` and, where known,
+`content_type`, `kind`, `duration_s` and `captions_path` (a WebVTT file). The text-to-speech
+adapter comes from `bloop.ai.providers.tts` (`BLOOP_TTS_*`). Their failures are `ProviderError`s,
+so a job retries the transient ones. A kind whose library is missing is not offered."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import inspect
+import mimetypes
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from bloop.ai.jobs.model import Job
+from bloop.ai.jobs.ports import MediaRenderer, Progress, RenderedFile
+
+LIBRARIES = {"narration": ("bloop.ai.audio", "narrate"),
+             "video": ("bloop.ai.video", "render_lesson_video")}
+
+
+def _kind(content_type: str) -> str:
+    if content_type in ("text/vtt", "application/x-subrip"):
+        return "subtitles"
+    major = content_type.split("/")[0]
+    return major if major in ("audio", "video", "image") else "other"
+
+
+def _file(path: Path, content_type: str | None = None, kind: str | None = None,
+          duration_s: float | None = None) -> RenderedFile:
+    ctype = content_type or mimetypes.guess_type(path.name)[0] or (
+        "text/vtt" if path.suffix == ".vtt" else "application/octet-stream")
+    return RenderedFile(path=path, name=path.name, content_type=ctype,
+                        kind=kind or _kind(ctype), duration_s=duration_s)
+
+
+def rendered(made: Any) -> list[RenderedFile]:
+    """What a rendering function returned, as files."""
+    items: Iterable[Any] = made if isinstance(made, list | tuple) else [made]
+    out = []
+    for item in items:
+        if isinstance(item, str | Path):
+            out.append(_file(Path(item)))
+            continue
+        out.append(_file(Path(item.path), getattr(item, "content_type", None),
+                         getattr(item, "kind", None), getattr(item, "duration_s", None)))
+        captions = getattr(item, "captions_path", None)
+        if captions is not None:
+            out.append(_file(Path(captions), "text/vtt", "subtitles"))
+    return out
+
+
+def _tts() -> Any:
+    from bloop.ai.providers import tts
+
+    return tts.make_tts(tts.TtsSettings())
+
+
+class LibraryRenderer:
+    def __init__(self, kind: str, function: Callable[..., Any] | None = None) -> None:
+        module_name, name = LIBRARIES[kind]
+        module = importlib.import_module(module_name)
+        self.kind = kind
+        self.function = function or getattr(module, name)
+        self.parameters = inspect.signature(self.function).parameters
+        self.script_from = getattr(module, "script_from_lesson", None)
+
+    async def render(self, job: Job, workdir: Path, progress: Progress) -> list[RenderedFile]:
+        lesson = job.lesson
+        blocks = [b for b in lesson.text.split("\n\n") if b.strip()]
+        tts = _tts() if "tts" in self.parameters else None
+        reports: set[asyncio.Future[None]] = set()
+        failures: list[BaseException] = []
+        running: list[asyncio.Future[Any]] = []
+
+        def reported(task: asyncio.Future[None]) -> None:
+            reports.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())  # type: ignore[arg-type]
+                for work in running:
+                    work.cancel()
+
+        def on_progress(step: str, fraction: float) -> None:
+            task: asyncio.Future[None] = asyncio.ensure_future(
+                progress(int(max(0.0, min(fraction, 1.0)) * 100), step))
+            reports.add(task)
+            task.add_done_callback(reported)
+
+        offered: dict[str, Any] = {
+            "lesson": lesson, "title": lesson.title, "blocks": blocks, "text": lesson.text,
+            "tts": tts, "out_dir": workdir, "voice": job.params.voice, "progress": progress,
+            "on_progress": on_progress}
+        if "script" in self.parameters and self.script_from is not None:
+            offered["script"] = self.script_from(lesson.title, blocks)
+        kwargs = {k: v for k, v in offered.items() if k in self.parameters}
+        try:
+            made = self.function(**kwargs)
+            if inspect.isawaitable(made):
+                running.append(asyncio.ensure_future(made))
+                try:
+                    made = await running[0]
+                except asyncio.CancelledError:
+                    if failures:
+                        raise failures[0] from None
+                    raise
+            if reports:
+                await asyncio.gather(*reports, return_exceptions=True)
+            if failures:
+                raise failures[0]
+        finally:
+            if tts is not None:
+                await tts.close()
+        return rendered(made)
+
+
+def narratable(text: str) -> bool:
+    """Whether the narration library would find prose to speak in `text` (not only code, images
+    or markup); without the library, whether there is any text."""
+    if importlib.util.find_spec("bloop.ai.audio") is None:
+        return bool(text.strip())
+    from bloop.ai.audio import spoken_text
+    from bloop.ai.providers.tts import split_sentences
+
+    return bool(split_sentences(spoken_text(text)))
+
+
+def available() -> dict[str, MediaRenderer]:
+    """The renderers this deployment has: a kind whose library is missing is left out."""
+    found: dict[str, MediaRenderer] = {}
+    for kind, (module, _function) in LIBRARIES.items():
+        if importlib.util.find_spec(module) is None:
+            continue
+        try:
+            found[kind] = LibraryRenderer(kind)
+        except (ImportError, AttributeError):
+            continue
+    return found

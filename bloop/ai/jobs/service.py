@@ -1,0 +1,289 @@
+"""The AI service's use cases on the request side: ask for a job (idempotent, within the tenant's
+quota, refused before any spend), read and list jobs, cancel one, and a tenant's provider settings.
+The worker side is in `worker.py`. Both take ports, never a driver."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bloop.ai.jobs.events import JobCancelled, JobRequested
+from bloop.ai.jobs.model import (
+    MEDIA_KINDS,
+    Job,
+    JobRequest,
+    JobStatus,
+    TenantAiConfig,
+    TenantAiView,
+    idempotency_key,
+    now,
+)
+from bloop.ai.jobs.ports import JobStore
+from bloop.ai.providers.llm import OpenAiLlm, Pricing
+from bloop.ai.text.generator import LlmTextGenerator, TextGenerator
+from bloop.ai.text.model import LessonText
+from bloop.ai.text.offline import OfflineTextGenerator
+from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.settings import AiSettings
+
+Mutation = Callable[[Job], tuple[Job, list[Envelope]] | None]
+ERASED_USER = "deleted-user"
+
+
+@dataclass(frozen=True)
+class Effective:
+    """A tenant's provider settings: its own where it set them, the platform's elsewhere."""
+
+    provider: str
+    base_url: str | None
+    api_key: str | None
+    model: str
+    pricing: Pricing
+    monthly_budget_usd: float | None
+    max_jobs_per_hour: int
+    llm_timeout_s: float
+    invalid_retries: int
+
+    def generator(self) -> tuple[TextGenerator, Callable[[], Awaitable[None]]]:
+        """The text generator these settings choose, and how to close it."""
+        if self.provider == "offline":
+            return OfflineTextGenerator(), _nothing
+        llm = OpenAiLlm(model=self.model, api_key=self.api_key, base_url=self.base_url,
+                        timeout_s=self.llm_timeout_s, pricing=self.pricing)
+        return LlmTextGenerator(llm, invalid_retries=self.invalid_retries), llm.close
+
+
+async def _nothing() -> None:
+    return None
+
+
+def effective(settings: AiSettings, config: TenantAiConfig | None) -> Effective:
+    c = config or TenantAiConfig()
+    key = (c.api_key.get_secret_value() if c.api_key else
+           settings.openai_api_key.get_secret_value() if settings.openai_api_key else None)
+    base_url = c.base_url or settings.openai_base_url
+    chosen = c.provider or settings.provider
+    if chosen == "auto":
+        chosen = "openai" if key or base_url else "offline"
+    return Effective(
+        provider=chosen, base_url=base_url, api_key=key, model=c.model or settings.model,
+        pricing=Pricing(
+            c.price_input_per_mtok if c.price_input_per_mtok is not None
+            else settings.price_input_per_mtok,
+            c.price_output_per_mtok if c.price_output_per_mtok is not None
+            else settings.price_output_per_mtok),
+        monthly_budget_usd=(c.monthly_budget_usd if c.monthly_budget_usd is not None
+                            else settings.monthly_budget_usd),
+        max_jobs_per_hour=c.max_jobs_per_hour or settings.max_jobs_per_hour,
+        llm_timeout_s=settings.llm_timeout_s, invalid_retries=settings.invalid_output_retries)
+
+
+def month_start(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def job_url(tenant: str, job_id: str) -> str:
+    return f"/v1/tenants/{tenant}/ai/jobs/{job_id}"
+
+
+def requested(job: Job) -> Envelope:
+    return type_of(JobRequested).envelope(JobRequested(
+        job_id=job.id, kind=job.kind, lesson_id=job.lesson.id, attempt=job.attempts),
+        tenant=job.tenant, subject=job.id)
+
+
+def cancelled(job: Job) -> Envelope:
+    assert job.finished_at is not None
+    return type_of(JobCancelled).envelope(JobCancelled(
+        job_id=job.id, kind=job.kind, lesson_id=job.lesson.id, requested_by=job.requested_by,
+        finished_at=job.finished_at), tenant=job.tenant, subject=job.id)
+
+
+class JobService:
+    def __init__(self, store: JobStore, settings: AiSettings, *,
+                 media_kinds: frozenset[str] = frozenset(),
+                 narratable: Callable[[str], bool] = lambda text: bool(text.strip()),
+                 on_write: Callable[[], None] = lambda: None) -> None:
+        """`media_kinds` are the media kinds this deployment can render (narration, video), and
+        `narratable` tells whether a lesson's text has anything to narrate; `on_write` runs
+        after each write that stored events (the outbox relay's `wake`)."""
+        self.store = store
+        self.settings = settings
+        self.media_kinds = media_kinds
+        self.narratable = narratable
+        self._on_write = on_write
+
+    # settings and quotas
+
+    async def effective(self, tenant: str) -> Effective:
+        return effective(self.settings, await self.store.get_config(tenant))
+
+    async def config_view(self, tenant: str) -> TenantAiView:
+        config = await self.store.get_config(tenant) or TenantAiConfig()
+        eff = effective(self.settings, config)
+        at = now()
+        month = await self.store.spend(tenant, month_start(at))
+        hour = await self.store.spend(tenant, at - timedelta(hours=1))
+        return TenantAiView(
+            provider=config.provider or self.settings.provider,
+            effective_provider="offline" if eff.provider == "offline" else "openai",
+            base_url=eff.base_url, model=eff.model, has_api_key=eff.api_key is not None,
+            price_input_per_mtok=eff.pricing.input_per_mtok,
+            price_output_per_mtok=eff.pricing.output_per_mtok,
+            monthly_budget_usd=eff.monthly_budget_usd, max_jobs_per_hour=eff.max_jobs_per_hour,
+            spent_this_month_usd=round(month.usd, 6), jobs_last_hour=hour.jobs)
+
+    async def configure(self, tenant: str, config: TenantAiConfig) -> TenantAiView:
+        """Replaces the tenant's settings; an API key left out keeps the stored one."""
+        stored = await self.store.get_config(tenant)
+        if config.api_key is None and stored is not None and stored.api_key is not None \
+                and "api_key" not in config.model_fields_set:
+            config = config.model_copy(update={"api_key": stored.api_key})
+        await self.store.put_config(tenant, config)
+        return await self.config_view(tenant)
+
+    async def _check_quota(self, tenant: str, eff: Effective) -> None:
+        at = now()
+        if eff.monthly_budget_usd is not None:
+            month = await self.store.spend(tenant, month_start(at))
+            if month.usd >= eff.monthly_budget_usd:
+                raise Problem(
+                    f"the tenant's AI budget for this month (${eff.monthly_budget_usd:.2f}) is "
+                    f"spent (${month.usd:.2f}); a tenant admin can raise it", status=402,
+                    code="ai_budget_exhausted",
+                    extra={"budget_usd": eff.monthly_budget_usd, "spent_usd": month.usd})
+        hour = await self.store.spend(tenant, at - timedelta(hours=1))
+        if hour.jobs >= eff.max_jobs_per_hour:
+            raise Problem(f"the tenant asked for {hour.jobs} AI jobs in the last hour, its "
+                          f"limit is {eff.max_jobs_per_hour}", status=429,
+                          code="ai_quota_exceeded", headers={"Retry-After": "600"},
+                          extra={"limit": eff.max_jobs_per_hour})
+
+    # jobs
+
+    def _check_request(self, request: JobRequest, lesson: LessonText) -> None:
+        if request.kind in MEDIA_KINDS and request.kind not in self.media_kinds:
+            raise Problem(f"this deployment cannot render {request.kind} yet", status=501,
+                          code="not_available")
+        if lesson.is_blank:
+            what = "narrate" if request.kind in MEDIA_KINDS else "work from"
+            raise Problem(f"the lesson {lesson.title!r} has no text to {what}", status=422,
+                          code="lesson_empty")
+        if request.kind in MEDIA_KINDS and not self.narratable(lesson.text):
+            raise Problem(f"the lesson {lesson.title!r} has nothing to narrate: no prose, only "
+                          "code, images or markup", status=422, code="nothing_to_narrate")
+        size = len(lesson.text) + len(request.params.instructions)
+        if size > self.settings.max_lesson_chars:
+            raise Problem(f"the lesson is too long for one job ({size} characters, the limit is "
+                          f"{self.settings.max_lesson_chars})", status=422,
+                          code="prompt_too_long", extra={"limit": self.settings.max_lesson_chars})
+
+    async def request(self, tenant: str, requested_by: str, request: JobRequest,
+                      lesson: LessonText, client_key: str | None = None) -> tuple[Job, bool]:
+        """The job for this request: a new one (True), or the one an identical earlier request
+        made (False). Refuses a bad request, or one over the tenant's quota, before any spend."""
+        key = f"client:{client_key}" if client_key else idempotency_key(
+            tenant, request, lesson.version)
+        existing = await self.store.find_by_key(tenant, key)
+        if existing is not None:
+            return self._same(existing, request), False
+        self._check_request(request, lesson)
+        await self._check_quota(tenant, await self.effective(tenant))
+        job = Job.create(tenant, request, lesson, requested_by, key, self.settings.max_attempts)
+        stored, created = await self.store.create(job, [requested(job)])
+        if created:
+            self._on_write()
+            return stored, True
+        return self._same(stored, request), False
+
+    @staticmethod
+    def _same(job: Job, request: JobRequest) -> Job:
+        if (job.kind, job.lesson.id, job.params) != (request.kind, request.lesson_id,
+                                                     request.params):
+            raise Problem("this Idempotency-Key was used for a different request", status=422,
+                          code="idempotency_key_reused", extra={"job_id": job.id})
+        return job
+
+    async def job(self, tenant: str, job_id: str) -> Job:
+        job = await self.store.get(tenant, job_id)
+        if job is None:
+            raise NotFound(f"no AI job {job_id!r} in tenant {tenant!r}")
+        return job
+
+    async def jobs(self, tenant: str, *, lesson_id: str | None = None,
+                   status: JobStatus | None = None, limit: int = 50) -> list[Job]:
+        return await self.store.list_jobs(tenant, lesson_id=lesson_id, status=status, limit=limit)
+
+    async def mutate(self, tenant: str, job_id: str, change: Mutation) -> Job:
+        """Applies `change` to the job's latest state (compare-and-set on its revision, retried
+        when another write came first). `change` returns None to leave the job as it is."""
+        for attempt in range(50):
+            job = await self.job(tenant, job_id)
+            outcome = change(job)
+            if outcome is None:
+                return job
+            updated, events = outcome
+            if await self.store.replace(updated, job.rev, events):
+                if events:
+                    self._on_write()
+                return updated
+            await asyncio.sleep(min(0.002 * attempt, 0.05))
+        raise Conflict(f"the AI job {job_id!r} is changing too fast; try again",
+                       code="busy")
+
+    async def cancel(self, tenant: str, job_id: str) -> Job:
+        """A job nobody runs ends at once; a running one is asked to stop, and its worker stops
+        at its next step and publishes the cancellation."""
+
+        def change(job: Job) -> tuple[Job, list[Envelope]] | None:
+            if job.final:
+                raise Conflict(f"the AI job {job_id!r} already ended ({job.status})",
+                               code="job_finished", extra={"status": job.status})
+            at = now()
+            if job.lease is not None and job.lease.expires_at > at:
+                return (None if job.cancel_requested else
+                        (job.update(at, cancel_requested=True), []))
+            done = job.update(at, status="cancelled", cancel_requested=True, step="cancelled",
+                              finished_at=at, lease=None)
+            return done, [cancelled(done)]
+
+        return await self.mutate(tenant, job_id, change)
+
+    # a user's data
+
+    async def personal_data(self, tenant: str, user_id: str) -> dict[str, object]:
+        """The jobs the user asked for, as the data export shows them: what they asked and how
+        it went. Not the generated drafts (they are about the lesson, not the user), nor
+        anything of the tenant's provider settings."""
+        return {"jobs_requested": [{
+            "id": j.id, "kind": j.kind, "lesson_id": j.lesson.id,
+            "lesson_version": j.lesson.version, "lesson_title": j.lesson.title,
+            "params": j.params.model_dump(mode="json"), "status": j.status,
+            "attempts": j.attempts, "errors": [e.model_dump(mode="json") for e in j.errors],
+            "cost": j.cost.model_dump(mode="json"), "created_at": j.created_at.isoformat(),
+            "finished_at": j.finished_at.isoformat() if j.finished_at else None,
+            "url": job_url(tenant, j.id)} for j in await self.store.by_requester(tenant, user_id)]}
+
+    async def forget_requester(self, tenant: str, user_id: str) -> int:
+        """Anonymises the jobs a deleted user asked for: the requester becomes `deleted-user`
+        and their note to the generator is dropped. The jobs stay, since their cost is the
+        tenant's spend. How many jobs changed; running it again changes nothing."""
+
+        def change(job: Job) -> tuple[Job, list[Envelope]] | None:
+            if job.requested_by != user_id:
+                return None
+            params = job.params.model_copy(update={"instructions": ""})
+            # A key that named the user's note, or a key the client chose, no longer matches.
+            key = job.idempotency_key if params == job.params and \
+                job.idempotency_key.startswith("auto:") else f"erased:{job.id}"
+            return job.update(requested_by=ERASED_USER, params=params, idempotency_key=key), []
+
+        changed = 0
+        for job in await self.store.by_requester(tenant, user_id):
+            await self.mutate(tenant, job.id, change)
+            changed += 1
+        return changed

@@ -1,0 +1,202 @@
+"""The embedded AI stores: jobs and tenant settings in SQLite with the outbox in the same
+database (each change and its events in one transaction), and job outputs as files on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
+from bloop.ai.jobs.ports import Spend, StoredFile
+from bloop.ai.jobs.stores.common import config_doc, index_fields
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
+from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.sqlite import SqliteDB
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ai_jobs (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, idempotency_key TEXT NOT NULL, status TEXT NOT NULL,
+  lesson_id TEXT NOT NULL, rev INTEGER NOT NULL, final INTEGER NOT NULL, lease_until REAL,
+  created REAL NOT NULL, updated REAL NOT NULL, usd REAL NOT NULL, doc TEXT NOT NULL,
+  PRIMARY KEY (tenant, id));
+CREATE UNIQUE INDEX IF NOT EXISTS ai_jobs_key ON ai_jobs (tenant, idempotency_key);
+CREATE INDEX IF NOT EXISTS ai_jobs_created ON ai_jobs (tenant, created);
+CREATE INDEX IF NOT EXISTS ai_jobs_open ON ai_jobs (final, lease_until, updated);
+CREATE TABLE IF NOT EXISTS ai_config (tenant TEXT PRIMARY KEY, doc TEXT NOT NULL);
+"""
+
+COLUMNS = ("tenant", "id", "idempotency_key", "status", "lesson_id", "rev", "final",
+           "lease_until", "created", "updated", "usd")
+
+
+def _row(job: Job) -> dict[str, object]:
+    return index_fields(job) | {"doc": job.model_dump_json()}
+
+
+class EmbeddedJobStore:
+    def __init__(self, db: SqliteDB, registry: EventRegistry) -> None:
+        self.db = db
+        self._outbox = SqliteOutbox(db, registry, name="ai_outbox")
+
+    @property
+    def outbox(self) -> SqliteOutbox:
+        return self._outbox
+
+    async def setup(self) -> None:
+        await self.db.run(lambda c: c.executescript(SCHEMA))
+        await self._outbox.setup()
+
+    async def create(self, job: Job, events: list[Envelope]) -> tuple[Job, bool]:
+        def write(c: sqlite3.Connection) -> tuple[Job, bool]:
+            found = c.execute("SELECT doc FROM ai_jobs WHERE tenant = ? AND idempotency_key = ?",
+                              (job.tenant, job.idempotency_key)).fetchone()
+            if found is not None:
+                return Job.model_validate_json(found["doc"]), False
+            names = (*COLUMNS, "doc")
+            c.execute(f"INSERT INTO ai_jobs ({', '.join(names)}) VALUES "  # noqa: S608
+                      f"({', '.join(':' + n for n in names)})", _row(job))
+            self._outbox.add(c, *events)
+            return job, True
+
+        return await self.db.transaction(write)
+
+    async def get(self, tenant: str, job_id: str) -> Job | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM ai_jobs WHERE tenant = ? AND id = ?", (tenant, job_id)).fetchone())
+        return None if row is None else Job.model_validate_json(row["doc"])
+
+    async def find_by_key(self, tenant: str, idempotency_key: str) -> Job | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM ai_jobs WHERE tenant = ? AND idempotency_key = ?",
+            (tenant, idempotency_key)).fetchone())
+        return None if row is None else Job.model_validate_json(row["doc"])
+
+    async def list_jobs(self, tenant: str, *, lesson_id: str | None = None,
+                   status: JobStatus | None = None, limit: int = 50) -> list[Job]:
+        where, args = ["tenant = ?"], [tenant]
+        if lesson_id is not None:
+            where.append("lesson_id = ?")
+            args.append(lesson_id)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = (f"SELECT doc FROM ai_jobs WHERE {' AND '.join(where)}"  # noqa: S608
+               " ORDER BY created DESC, id LIMIT ?")
+        rows = await self.db.run(lambda c: c.execute(sql, (*args, limit)).fetchall())
+        return [Job.model_validate_json(r["doc"]) for r in rows]
+
+    async def by_requester(self, tenant: str, user_id: str) -> list[Job]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM ai_jobs WHERE tenant = ? AND json_extract(doc, '$.requested_by') = ?"
+            " ORDER BY created, id", (tenant, user_id)).fetchall())
+        return [Job.model_validate_json(r["doc"]) for r in rows]
+
+    async def replace(self, job: Job, expected_rev: int, events: list[Envelope]) -> bool:
+        def write(c: sqlite3.Connection) -> bool:
+            sets = ", ".join(f"{n} = :{n}" for n in (*COLUMNS[2:], "doc"))
+            cur = c.execute(f"UPDATE ai_jobs SET {sets} WHERE tenant = :tenant AND id = :id"  # noqa: S608
+                            " AND rev = :expected", _row(job) | {"expected": expected_rev})
+            if cur.rowcount == 0:
+                return False
+            self._outbox.add(c, *events)
+            return True
+
+        return await self.db.transaction(write)
+
+    async def spend(self, tenant: str, since: datetime) -> Spend:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT count(*) AS n, coalesce(sum(usd), 0) AS usd FROM ai_jobs"
+            " WHERE tenant = ? AND created >= ?", (tenant, since.timestamp())).fetchone())
+        return Spend(jobs=int(row["n"]), usd=float(row["usd"]))
+
+    async def stale(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        t = at.timestamp()
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT tenant, id FROM ai_jobs WHERE final = 0 AND ("
+            " (lease_until IS NOT NULL AND lease_until < ?) OR"
+            " (lease_until IS NULL AND updated < ?)) ORDER BY updated LIMIT ?",
+            (t, t, limit)).fetchall())
+        return [(r["tenant"], r["id"]) for r in rows]
+
+    async def get_config(self, tenant: str) -> TenantAiConfig | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM ai_config WHERE tenant = ?", (tenant,)).fetchone())
+        return None if row is None else TenantAiConfig.model_validate_json(row["doc"])
+
+    async def put_config(self, tenant: str, config: TenantAiConfig) -> None:
+        doc = json.dumps(config_doc(config))
+        await self.db.transaction(lambda c: c.execute(
+            "INSERT INTO ai_config (tenant, doc) VALUES (?, ?)"
+            " ON CONFLICT (tenant) DO UPDATE SET doc = excluded.doc", (tenant, doc)))
+
+
+def _safe(part: str) -> str:
+    return hashlib.sha256(part.encode()).hexdigest()[:32]
+
+
+class FileMediaStore:
+    """Job outputs as files under `root/<tenant hash>/<file id>`, with a JSON sidecar."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def setup(self) -> None:
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+
+    def _path(self, tenant: str, file_id: str) -> Path | None:
+        if not file_id.isalnum() or len(file_id) > 64:
+            return None
+        return self.root / _safe(tenant) / file_id
+
+    async def put(self, tenant: str, job_id: str, name: str, content_type: str,
+                  path: Path) -> StoredFile:
+        file_id = hashlib.sha256(f"{tenant}/{job_id}/{name}".encode()).hexdigest()[:32]
+        target = self._path(tenant, file_id)
+        assert target is not None
+
+        def copy() -> int:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".part")
+            shutil.copyfile(path, partial)
+            partial.replace(target)
+            stored = StoredFile(file_id, name, content_type, target.stat().st_size)
+            target.with_suffix(".json").write_text(json.dumps(
+                {"name": name, "content_type": content_type, "job_id": job_id,
+                 "length": stored.length}))
+            return stored.length
+
+        length = await asyncio.to_thread(copy)
+        return StoredFile(file_id, name, content_type, length)
+
+    async def info(self, tenant: str, file_id: str) -> StoredFile | None:
+        target = self._path(tenant, file_id)
+        if target is None:
+            return None
+
+        def read() -> StoredFile | None:
+            sidecar = target.with_suffix(".json")
+            if not sidecar.exists() or not target.exists():
+                return None
+            meta = json.loads(sidecar.read_text())
+            return StoredFile(file_id, meta["name"], meta["content_type"], int(meta["length"]))
+
+        return await asyncio.to_thread(read)
+
+    async def read(self, tenant: str, file_id: str,
+                   chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
+        target = self._path(tenant, file_id)
+        if target is None or not target.exists():
+            return
+        with target.open("rb") as f:
+            while True:
+                data = await asyncio.to_thread(f.read, chunk)
+                if not data:
+                    return
+                yield data

@@ -1,0 +1,283 @@
+"""The MongoDB AI stores (database `ai` by default): jobs with their pending events in the job's
+own document (kit MongoOutbox, one single-document write each), tenant settings, and job outputs
+in GridFS (bucket `media`). Runs on FerretDB v1 as on MongoDB: no transactions, no `$lookup`,
+no projection in `find_one_and_update`.
+
+Every `_id` starts with the tenant, and every query also filters on the `tenant` field.
+
+A filter on `rev` alone is no compare-and-set on FerretDB v1: it applies concurrent updates of
+one document as read-modify-writes, so two writers expecting the same revision can both match and
+one's change is lost (so is a worker's change under the relay's `$pullAll`). Every write to a job
+document therefore first takes a claim on that document at that revision (`claims`, unique `_id`),
+and the relay takes one too to drop sent events; on MongoDB the claims cost one insert and one
+delete per write and change nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from gridfs import AsyncGridFSBucket
+from gridfs.errors import NoFile
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
+from bloop.ai.jobs.ports import Spend, StoredFile
+from bloop.ai.jobs.stores.common import config_doc, index_fields
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox.mongo import FIELD, FLAG, MongoOutbox
+from bloop.platform.kit.events.outbox.port import Pending
+from bloop.platform.kit.events.types import EventRegistry
+
+Doc = dict[str, Any]
+HIDE = {"_outbox": 0, "_outbox_pending": 0}
+
+
+def _key(tenant: str, record_id: str) -> str:
+    return f"{tenant}/{record_id}"
+
+
+def _fields(job: Job) -> Doc:
+    return index_fields(job) | {"job": job.model_dump(mode="json")}
+
+
+def _job(doc: Doc) -> Job:
+    return Job.model_validate(doc["job"])
+
+
+class Claims:
+    """One writer at a time per job document and revision. A claim left by a process that died
+    between taking and releasing it is taken over after `stale_s`."""
+
+    def __init__(self, collection: AsyncCollection[Doc], stale_s: float = 60.0) -> None:
+        self.collection = collection
+        self.stale_s = stale_s
+
+    async def take(self, doc_id: str, rev: int) -> bool:
+        claim = f"{doc_id}@{rev}"
+        for _ in range(2):
+            try:
+                await self.collection.insert_one({"_id": claim, "at": time.time()})
+                return True
+            except DuplicateKeyError:
+                held = await self.collection.find_one({"_id": claim})
+                if held is not None and time.time() - float(held["at"]) < self.stale_s:
+                    return False
+                if held is not None:
+                    await self.collection.delete_one({"_id": claim, "at": held["at"]})
+        return False
+
+    async def release(self, doc_id: str, rev: int) -> None:
+        await self.collection.delete_one({"_id": f"{doc_id}@{rev}"})
+
+
+class JobOutbox(MongoOutbox):
+    """The kit's in-document outbox, with sent events dropped under a claim."""
+
+    def __init__(self, jobs: AsyncCollection[Doc], claims: Claims, registry: EventRegistry,
+                 name: str) -> None:
+        super().__init__([jobs], registry, name=name)
+        self.jobs = jobs
+        self.claims = claims
+
+    async def mark_sent(self, sent: Sequence[Pending]) -> None:
+        by_doc: dict[str, set[str]] = {}
+        for p in sent:
+            _, doc_id, entry = p.ref
+            by_doc.setdefault(doc_id, set()).add(str(entry["id"]))
+        for doc_id, ids in by_doc.items():
+            await self._drop(doc_id, ids)
+
+    async def _drop(self, doc_id: str, ids: set[str]) -> None:
+        for _ in range(100):
+            head = await self.jobs.find_one({"_id": doc_id}, {"rev": 1})
+            if head is None:
+                return
+            rev = int(head["rev"])
+            if not await self.claims.take(doc_id, rev):
+                await asyncio.sleep(0.01)
+                continue
+            try:
+                doc = await self.jobs.find_one({"_id": doc_id, "rev": rev}, {FIELD: 1})
+                if doc is None:
+                    continue
+                left = [e for e in doc.get(FIELD, []) if str(e["id"]) not in ids]
+                await self.jobs.update_one({"_id": doc_id, "rev": rev},
+                                           {"$set": {FIELD: left, FLAG: bool(left)}})
+                return
+            finally:
+                await self.claims.release(doc_id, rev)
+        # Left in the outbox: published again later, and dropped by consumers as a duplicate.
+
+
+class MongoJobStore:
+    def __init__(self, client: AsyncMongoClient[Doc], registry: EventRegistry,
+                 database: str = "ai") -> None:
+        db = client[database]
+        self.jobs = db["jobs"]
+        self.config = db["config"]
+        self.claims = Claims(db["claims"])
+        self._outbox = JobOutbox(self.jobs, self.claims, registry, name=f"{database}-outbox")
+
+    @property
+    def outbox(self) -> MongoOutbox:
+        return self._outbox
+
+    async def setup(self) -> None:
+        await self.jobs.create_index([("tenant", ASCENDING), ("idempotency_key", ASCENDING)],
+                                     name="tenant_key", unique=True)
+        await self.jobs.create_index([("tenant", ASCENDING), ("created", DESCENDING)],
+                                     name="tenant_created")
+        await self.jobs.create_index([("final", ASCENDING), ("lease_until", ASCENDING)],
+                                     name="open_jobs")
+        await self.jobs.create_index([("tenant", ASCENDING), ("job.requested_by", ASCENDING)],
+                                     name="tenant_requester")
+        await self._outbox.setup()
+
+    async def create(self, job: Job, events: list[Envelope]) -> tuple[Job, bool]:
+        doc = {"_id": _key(job.tenant, job.id), **_fields(job)}
+        try:
+            await self.jobs.insert_one(self._outbox.new_document(doc, *events) if events else doc)
+        except DuplicateKeyError:
+            found = await self.jobs.find_one(
+                {"tenant": job.tenant, "idempotency_key": job.idempotency_key}, HIDE)
+            if found is None:
+                raise
+            return _job(found), False
+        return job, True
+
+    async def get(self, tenant: str, job_id: str) -> Job | None:
+        doc = await self.jobs.find_one({"_id": _key(tenant, job_id), "tenant": tenant}, HIDE)
+        return None if doc is None else _job(doc)
+
+    async def find_by_key(self, tenant: str, idempotency_key: str) -> Job | None:
+        doc = await self.jobs.find_one({"tenant": tenant, "idempotency_key": idempotency_key},
+                                       HIDE)
+        return None if doc is None else _job(doc)
+
+    async def list_jobs(self, tenant: str, *, lesson_id: str | None = None,
+                   status: JobStatus | None = None, limit: int = 50) -> list[Job]:
+        query: Doc = {"tenant": tenant}
+        if lesson_id is not None:
+            query["lesson_id"] = lesson_id
+        if status is not None:
+            query["status"] = status
+        cursor = self.jobs.find(query, HIDE).sort([("created", DESCENDING),
+                                                   ("id", ASCENDING)]).limit(limit)
+        return [_job(d) async for d in cursor]
+
+    async def by_requester(self, tenant: str, user_id: str) -> list[Job]:
+        cursor = self.jobs.find({"tenant": tenant, "job.requested_by": user_id}, HIDE).sort(
+            [("created", ASCENDING), ("id", ASCENDING)])
+        return [_job(d) async for d in cursor]
+
+    async def replace(self, job: Job, expected_rev: int, events: list[Envelope]) -> bool:
+        update: Doc = {"$set": _fields(job)}
+        if events:
+            update = self._outbox.with_events(update, *events)
+        doc_id = _key(job.tenant, job.id)
+        if not await self._claim(doc_id, job.tenant, expected_rev):
+            return False
+        try:
+            result = await self.jobs.update_one(
+                {"_id": doc_id, "tenant": job.tenant, "rev": expected_rev}, update)
+        finally:
+            await self.claims.release(doc_id, expected_rev)
+        return result.matched_count == 1
+
+    async def _claim(self, doc_id: str, tenant: str, rev: int) -> bool:
+        """The claim on the job at `rev`; False once the job is past `rev` (or gone). Waits
+        while another writer (the relay, or a writer that is about to lose) holds it."""
+        for _ in range(500):
+            if await self.claims.take(doc_id, rev):
+                return True
+            if await self.jobs.find_one({"_id": doc_id, "tenant": tenant, "rev": rev},
+                                        {"_id": 1}) is None:
+                return False
+            await asyncio.sleep(0.005)
+        return False
+
+    async def spend(self, tenant: str, since: datetime) -> Spend:
+        jobs, usd = 0, 0.0
+        async for d in self.jobs.find({"tenant": tenant, "created": {"$gte": since.timestamp()}},
+                                      {"usd": 1}):
+            jobs += 1
+            usd += float(d.get("usd") or 0)
+        return Spend(jobs=jobs, usd=round(usd, 8))
+
+    async def stale(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        t = at.timestamp()
+        cursor = self.jobs.find(
+            {"final": False, "$or": [{"lease_until": {"$lt": t}},
+                                     {"lease_until": None, "updated": {"$lt": t}}]},
+            {"tenant": 1, "id": 1}).sort("updated", ASCENDING).limit(limit)
+        return [(d["tenant"], d["id"]) async for d in cursor]
+
+    async def get_config(self, tenant: str) -> TenantAiConfig | None:
+        doc = await self.config.find_one({"_id": tenant})
+        if doc is None:
+            return None
+        return TenantAiConfig.model_validate({k: v for k, v in doc.items() if k != "_id"})
+
+    async def put_config(self, tenant: str, config: TenantAiConfig) -> None:
+        await self.config.replace_one({"_id": tenant}, {"_id": tenant, **config_doc(config)},
+                                      upsert=True)
+
+
+class GridFsMediaStore:
+    """Job outputs in GridFS (`media.files`, `media.chunks`); each file's metadata names its
+    tenant, and reads check it."""
+
+    def __init__(self, client: AsyncMongoClient[Doc], database: str = "ai") -> None:
+        db = client[database]
+        self.bucket = AsyncGridFSBucket(db, bucket_name="media")
+        self.files = db["media.files"]
+        self.chunks = db["media.chunks"]
+
+    async def setup(self) -> None:
+        await self.files.create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)],
+                                      name="filename_uploadDate")
+        await self.chunks.create_index([("files_id", ASCENDING), ("n", ASCENDING)],
+                                       name="files_id_n", unique=True)
+
+    async def put(self, tenant: str, job_id: str, name: str, content_type: str,
+                  path: Path) -> StoredFile:
+        file_id = hashlib.sha256(f"{tenant}/{job_id}/{name}".encode()).hexdigest()[:32]
+        with contextlib.suppress(NoFile):
+            await self.bucket.delete(file_id)  # an earlier try that died after uploading
+        with path.open("rb") as source:
+            await self.bucket.upload_from_stream_with_id(
+                file_id, name, source, metadata={"tenant": tenant, "job_id": job_id,
+                                                 "content_type": content_type})
+            length = source.tell()
+        return StoredFile(file_id, name, content_type, length)
+
+    async def info(self, tenant: str, file_id: str) -> StoredFile | None:
+        doc = await self.files.find_one({"_id": file_id, "metadata.tenant": tenant})
+        if doc is None:
+            return None
+        return StoredFile(file_id, str(doc["filename"]), str(doc["metadata"]["content_type"]),
+                          int(doc["length"]))
+
+    async def read(self, tenant: str, file_id: str,
+                   chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
+        if await self.info(tenant, file_id) is None:
+            return
+        stream = await self.bucket.open_download_stream(file_id)
+        try:
+            while True:
+                data = await stream.read(chunk)
+                if not data:
+                    return
+                yield data
+        finally:
+            await stream.close()

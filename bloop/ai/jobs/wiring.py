@@ -1,0 +1,83 @@
+"""Mounts the AI service in a process: picks its stores, registers its outbox, and (unless
+`BLOOP_AI_RUN_JOBS=false`) runs jobs: the `ai.jobs` consumer group and the sweeper. It also
+anonymises a deleted user's jobs, and gives their jobs to the data export."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+
+from fastapi import APIRouter
+
+from bloop.ai.jobs import consumers, renderers
+from bloop.ai.jobs import events as _events  # noqa: F401  (registers the event types)
+from bloop.ai.jobs.events import JOBS_TOPIC, JobRequested
+from bloop.ai.jobs.lessons import HttpLessons
+from bloop.ai.jobs.ports import JobStore, MediaStore
+from bloop.ai.jobs.service import JobService
+from bloop.ai.jobs.worker import JobRunner
+from bloop.platform.kit.events.bus.port import Subscription
+from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.wiring import Platform
+from bloop.platform.services import Mounted, Service
+
+
+def stores(platform: Platform) -> tuple[JobStore, MediaStore]:
+    database = platform.settings.ai.database
+    if platform.settings.mode("mongo") == "real":
+        from bloop.ai.jobs.stores.mongo import GridFsMediaStore, MongoJobStore
+
+        client = platform.require_mongo()
+        return (MongoJobStore(client, platform.events, database=database),
+                GridFsMediaStore(client, database=database))
+    from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
+
+    return (EmbeddedJobStore(platform.sqlite(database), platform.events),
+            FileMediaStore(platform.settings.runtime.data_dir / f"{database}-media"))
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+async def mount(platform: Platform) -> Mounted:
+    settings = platform.settings.ai
+    store, media = stores(platform)
+    relay = platform.add_outbox(store.outbox)
+    found = renderers.available()
+    service = JobService(store, settings, media_kinds=frozenset(found),
+                         narratable=renderers.narratable, on_write=relay.wake)
+    runner = JobRunner(service, media, settings, worker_id(), found,
+                       workdir=platform.settings.runtime.data_dir / "ai-work")
+    lessons = HttpLessons(settings.content_url) if settings.content_url else None
+    subscriptions = [*consumers.subscriptions(service, f"{settings.worker_group}.users"), *([
+        Subscription(settings.worker_group, (JOBS_TOPIC,), runner.handle,
+                     types=frozenset({type_of(JobRequested).type_id}))
+    ] if settings.run_jobs else [])]
+
+    async def setup() -> None:
+        await store.setup()
+        await media.setup()
+        if settings.run_jobs:
+            runner.start_sweeper()
+
+    async def close() -> None:
+        await runner.stop_sweeper()
+        if lessons is not None:
+            await lessons.close()
+
+    return Mounted(setup=setup, subscriptions=subscriptions, close=close,
+                   personal_data=service.personal_data,
+                   state={"service": service, "runner": runner, "media": media,
+                          "lessons": lessons})
+
+
+def routers() -> Sequence[APIRouter]:
+    from bloop.ai.jobs.api import router
+
+    return (router,)
+
+
+SERVICE = Service(name="ai", mount=mount, routers=routers)

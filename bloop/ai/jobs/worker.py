@@ -1,0 +1,420 @@
+"""The job worker: what `bloop worker ai` runs for each job id it takes from `ai.jobs`.
+
+A worker claims a job with a lease (owner and expiry) and renews it while it runs; every write
+it makes is a compare-and-set that also checks it still holds the lease, so a worker that lost
+it (paused, cut off) writes nothing more. The Kafka offset is committed after the handler
+returns, so a worker that dies mid-job leaves its command to be delivered again: whoever gets it
+waits for the dead worker's lease to expire and claims the job. A sweeper in each worker also
+picks up unfinished jobs nobody holds, in case a command was lost. Between steps the worker
+checks for a cancellation. Transient provider errors are retried with exponential back-off (or
+the provider's Retry-After), up to the job's `max_attempts`; the attempts and errors are kept on
+the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from bloop.ai.jobs.events import (
+    Card,
+    FlashcardsGenerated,
+    JobCompleted,
+    JobFailed,
+    JobProgressed,
+    JobRequested,
+    OutputRef,
+)
+from bloop.ai.jobs.model import (
+    TEXT_KINDS,
+    Cost,
+    Job,
+    JobError,
+    JobResult,
+    MediaOutput,
+    MediaResult,
+    now,
+)
+from bloop.ai.jobs.ports import JobStore, MediaRenderer, MediaStore
+from bloop.ai.jobs.service import Effective, JobService, cancelled, job_url
+from bloop.ai.providers.llm import ProviderError, Usage
+from bloop.ai.text.generator import TextGenerator
+from bloop.ai.text.model import FlashcardSet, Generated
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.settings import AiSettings
+
+log = logging.getLogger("bloop.ai.worker")
+
+
+class LeaseLost(Exception):
+    """Another worker holds the job now; this one stops without writing."""
+
+
+class CancelRequested(Exception):
+    pass
+
+
+class JobFailure(Exception):
+    """A failure that is not the provider's: `code` says what, `transient` whether to retry."""
+
+    def __init__(self, code: str, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.transient = transient
+
+
+def progressed(job: Job) -> Envelope:
+    return type_of(JobProgressed).envelope(JobProgressed(
+        job_id=job.id, kind=job.kind, lesson_id=job.lesson.id, status=job.status,
+        progress=job.progress, step=job.step, attempt=job.attempts),
+        tenant=job.tenant, subject=job.id)
+
+
+def completed(job: Job) -> list[Envelope]:
+    assert job.finished_at is not None
+    outputs = job.result.outputs if isinstance(job.result, MediaResult) else []
+    events = [type_of(JobCompleted).envelope(JobCompleted(
+        job_id=job.id, kind=job.kind, lesson_id=job.lesson.id, lesson_version=job.lesson.version,
+        course_id=job.lesson.course, requested_by=job.requested_by,
+        outputs=[OutputRef(name=o.name, kind=o.kind, content_type=o.content_type, url=o.url,
+                           file_id=o.file_id, bytes=o.bytes, duration_s=o.duration_s)
+                 for o in outputs],
+        result_url=job_url(job.tenant, job.id), cost_usd=job.cost.usd,
+        finished_at=job.finished_at), tenant=job.tenant, subject=job.id)]
+    if isinstance(job.result, FlashcardSet):
+        cards = job.result.cards
+        events.append(type_of(FlashcardsGenerated).envelope(FlashcardsGenerated(
+            job_id=job.id, lesson_id=job.lesson.id, lesson_version=job.lesson.version,
+            course_id=job.lesson.course,
+            concept_ids=sorted({c.concept_id for c in cards if c.concept_id}),
+            source=job.result.source,
+            cards=[Card(front=c.front, back=c.back, concept_id=c.concept_id) for c in cards]),
+            tenant=job.tenant, subject=job.id))
+    return events
+
+
+def failed(job: Job, code: str, message: str) -> Envelope:
+    assert job.finished_at is not None
+    return type_of(JobFailed).envelope(JobFailed(
+        job_id=job.id, kind=job.kind, lesson_id=job.lesson.id, requested_by=job.requested_by,
+        code=code, message=message, attempts=job.attempts, finished_at=job.finished_at),
+        tenant=job.tenant, subject=job.id)
+
+
+class JobRunner:
+    def __init__(self, service: JobService, media: MediaStore, settings: AiSettings, owner: str,
+                 renderers: dict[str, MediaRenderer] | None = None,
+                 workdir: Path | None = None) -> None:
+        self.service = service
+        self.store: JobStore = service.store
+        self.media = media
+        self.settings = settings
+        self.owner = owner
+        self.renderers = renderers or {}
+        self.workdir = workdir
+        self._sweeping: asyncio.Task[None] | None = None
+
+    # the consumer and the sweeper
+
+    async def handle(self, envelope: Envelope) -> None:
+        """The `ai.jobs` handler: runs the job to its end (or until another worker has it)."""
+        data = type_of(JobRequested).parse(envelope)
+        await self.run(envelope.tenant, data.job_id)
+
+    def start_sweeper(self) -> None:
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.create_task(self._sweep_forever(), name="ai:sweeper")
+
+    async def stop_sweeper(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeping
+            self._sweeping = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_interval_s)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("sweep failed", extra={"error": repr(exc)})
+
+    async def sweep(self) -> int:
+        """Runs the unfinished jobs nobody holds; returns how many it took up."""
+        grace = now() - timedelta(seconds=self.settings.lease_s)
+        taken = 0
+        for tenant, job_id in await self.store.stale(grace):
+            log.info("picking up an abandoned job", extra={"tenant": tenant, "job": job_id})
+            taken += 1
+            await self.run(tenant, job_id, wait_for_lease=False)
+        return taken
+
+    # running one job
+
+    async def _claim(self, tenant: str, job_id: str, wait_for_lease: bool) -> Job | None:
+        waited = 0.0
+        limit = self.settings.lease_s * 3 + self.settings.retry_backoff_s * 8 + 60
+        while True:
+            job = await self.store.get(tenant, job_id)
+            if job is None:
+                log.warning("no such job", extra={"tenant": tenant, "job": job_id})
+                return None
+            if job.final:
+                return None
+            at = now()
+            if job.claimable(self.owner, at):
+                claimed = job.with_lease(self.owner, self.settings.lease_s, at).update(
+                    at, status="running", attempts=job.attempts + 1, not_before=None,
+                    step="started", progress=max(job.progress, 1))
+                if await self.store.replace(claimed, job.rev, [progressed(claimed)]):
+                    self.service._on_write()
+                    return claimed
+                continue
+            if job.lease is not None and job.lease.owner != self.owner and not wait_for_lease:
+                return None
+            until = job.not_before if job.not_before and job.not_before > at else (
+                job.lease.expires_at if job.lease else at)
+            pause = min(max((until - at).total_seconds(), 0.05) + 0.05, 5.0)
+            if waited + pause > limit:
+                log.info("job still held by another worker; leaving it",
+                         extra={"tenant": tenant, "job": job_id})
+                return None
+            await asyncio.sleep(pause)
+            waited += pause
+
+    async def run(self, tenant: str, job_id: str, *, wait_for_lease: bool = True) -> None:
+        while True:
+            job = await self._claim(tenant, job_id, wait_for_lease)
+            if job is None:
+                return
+            retry = await self._attempt(job)
+            if not retry:
+                return
+
+    async def _attempt(self, job: Job) -> bool:
+        """One try; True when the job should be tried again (after its `not_before`)."""
+        if job.cancel_requested:
+            await self._finish_cancelled(job)
+            return False
+        if job.attempts > job.max_attempts:
+            await self._finish_failed(job, "too_many_attempts", f"the job was started "
+                                      f"{job.attempts - 1} times without finishing")
+            return False
+        keeper = asyncio.create_task(self._keep_lease(job), name=f"ai:lease:{job.id}")
+        work = asyncio.create_task(self._execute(job), name=f"ai:job:{job.id}")
+        try:
+            done, _ = await asyncio.wait({keeper, work}, return_when=asyncio.FIRST_COMPLETED)
+            if keeper in done and not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await work
+                keeper.result()
+                raise LeaseLost
+            result, cost = await work
+        except LeaseLost:
+            log.warning("lost the lease; another worker has the job", extra={"job": job.id})
+            return False
+        except CancelRequested:
+            await self._finish_cancelled(job)
+            return False
+        except ProviderError as exc:
+            return await self._provider_failed(job, exc.code, str(exc), exc.transient,
+                                               exc.retry_after_s, exc.usage)
+        except JobFailure as exc:
+            return await self._provider_failed(job, exc.code, str(exc), exc.transient, None,
+                                               Usage())
+        except Exception as exc:
+            log.exception("job failed", extra={"job": job.id})
+            await self._finish_failed(job, "internal_error", f"{type(exc).__name__}: {exc}")
+            return False
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await keeper
+        await self._finish_succeeded(job, result, cost)
+        return False
+
+    async def _keep_lease(self, job: Job) -> None:
+        """Renews the lease every third of its length; returns (raising LeaseLost) once lost."""
+        while True:
+            await asyncio.sleep(self.settings.lease_s / 3)
+            try:
+                await self._mine(job, lambda j: j.with_lease(self.owner, self.settings.lease_s,
+                                                             now()), events=False)
+            except LeaseLost:
+                raise
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("lease renewal failed", extra={"job": job.id, "error": repr(exc)})
+
+    async def _mine(self, job: Job, change: Callable[[Job], Job], *,
+                    events: bool = True, checkpoint: bool = False) -> Job:
+        """Applies `change` if this worker still holds the job (LeaseLost otherwise); at a
+        checkpoint, stops with CancelRequested when someone asked to cancel."""
+
+        def apply(current: Job) -> tuple[Job, list[Envelope]] | None:
+            if current.final or current.lease is None or current.lease.owner != self.owner:
+                raise LeaseLost
+            if checkpoint and current.cancel_requested:
+                raise CancelRequested
+            updated = change(current)
+            return updated, [progressed(updated)] if events else []
+
+        return await self.service.mutate(job.tenant, job.id, apply)
+
+    async def _progress(self, job: Job, progress: int, step: str) -> None:
+        await self._mine(job, lambda j: j.update(progress=max(j.progress, min(progress, 99)),
+                                                 step=step), checkpoint=True)
+
+    async def _execute(self, job: Job) -> tuple[JobResult, Cost]:
+        if job.kind in TEXT_KINDS:
+            return await self._text(job)
+        return await self._render(job)
+
+    async def _text(self, job: Job) -> tuple[JobResult, Cost]:
+        eff: Effective = await self.service.effective(job.tenant)
+        generator, close = eff.generator()
+        await self._progress(job, 10, f"generating with {eff.provider}")
+        try:
+            generated = await self._generate(generator, job)
+        except ProviderError as exc:
+            if exc.usage.prompt_tokens or exc.usage.completion_tokens:
+                await self._record_cost(job, eff, exc.usage, eff.pricing.cost(exc.usage))
+            raise
+        finally:
+            await close()
+        await self._progress(job, 90, "validated")
+        cost = job.cost.plus(provider=eff.provider, model=generated.model,
+                             prompt_tokens=generated.usage.prompt_tokens,
+                             completion_tokens=generated.usage.completion_tokens,
+                             usd=generated.cost_usd)
+        value: JobResult = generated.value  # type: ignore[assignment]
+        return value, cost
+
+    @staticmethod
+    async def _generate(generator: TextGenerator, job: Job) -> Generated[object]:
+        p = job.params
+        match job.kind:
+            case "summary":
+                return await generator.summary(job.lesson, instructions=p.instructions)  # type: ignore[return-value]
+            case "simplify":
+                return await generator.simpler(job.lesson, p.level, instructions=p.instructions)  # type: ignore[return-value]
+            case "quiz":
+                return await generator.quiz(job.lesson, p.count, instructions=p.instructions)  # type: ignore[return-value]
+            case _:
+                return await generator.flashcards(job.lesson, p.count, instructions=p.instructions)  # type: ignore[return-value]
+
+    async def _record_cost(self, job: Job, eff: Effective, usage: Usage, usd: float) -> None:
+        await self._mine(job, lambda j: j.update(cost=j.cost.plus(
+            provider=eff.provider, model=eff.model, prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens, usd=usd)), events=False)
+
+    async def _render(self, job: Job) -> tuple[JobResult, Cost]:
+        renderer = self.renderers.get(job.kind)
+        if renderer is None:
+            raise JobFailure("not_available", f"this worker cannot render {job.kind}")
+        base = self.workdir
+        if base is not None:
+            base.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"bloop-ai-{job.id[:8]}-", dir=base) as tmp:
+            async def progress(pct: int, step: str) -> None:
+                await self._progress(job, 5 + pct * 80 // 100, step)
+
+            files = await renderer.render(job, Path(tmp), progress)
+            await self._progress(job, 88, "storing outputs")
+            outputs = []
+            for f in files:
+                stored = await self.media.put(job.tenant, job.id, f.name, f.content_type, f.path)
+                outputs.append(MediaOutput(
+                    name=f.name, kind=f.kind if f.kind in ("audio", "video", "subtitles",
+                                                           "image") else "other",
+                    content_type=f.content_type, bytes=stored.length, duration_s=f.duration_s,
+                    file_id=stored.file_id,
+                    url=f"{job_url(job.tenant, job.id)}/outputs/{f.name}"))
+        if not outputs:
+            raise JobFailure("no_output", f"the {job.kind} renderer made no file")
+        return MediaResult(outputs=outputs), job.cost
+
+    # endings
+
+    async def _finish_succeeded(self, job: Job, result: JobResult, cost: Cost) -> None:
+        def change(current: Job) -> tuple[Job, list[Envelope]] | None:
+            if current.final or current.lease is None or current.lease.owner != self.owner:
+                raise LeaseLost
+            at = now()
+            done = current.update(at, status="succeeded", progress=100, step="done",
+                                  result=result, cost=current.cost.plus(
+                                      provider=cost.provider, model=cost.model,
+                                      prompt_tokens=cost.prompt_tokens - job.cost.prompt_tokens,
+                                      completion_tokens=cost.completion_tokens
+                                      - job.cost.completion_tokens,
+                                      usd=cost.usd - job.cost.usd),
+                                  finished_at=at, lease=None)
+            return done, [progressed(done), *completed(done)]
+
+        with contextlib.suppress(LeaseLost):
+            await self.service.mutate(job.tenant, job.id, change)
+
+    async def _finish_cancelled(self, job: Job) -> None:
+        def change(current: Job) -> tuple[Job, list[Envelope]] | None:
+            if current.final:
+                return None
+            at = now()
+            done = current.update(at, status="cancelled", step="cancelled", finished_at=at,
+                                  lease=None)
+            return done, [cancelled(done)]
+
+        await self.service.mutate(job.tenant, job.id, change)
+
+    async def _finish_failed(self, job: Job, code: str, message: str) -> None:
+        def change(current: Job) -> tuple[Job, list[Envelope]] | None:
+            if current.final:
+                return None
+            at = now()
+            errors = [*current.errors, JobError(at=at, attempt=current.attempts, code=code,
+                                                message=message[:2000], transient=False)]
+            done = current.update(at, status="failed", step="failed", errors=errors,
+                                  finished_at=at, lease=None)
+            return done, [failed(done, code, message[:2000])]
+
+        await self.service.mutate(job.tenant, job.id, change)
+
+    async def _provider_failed(self, job: Job, code: str, message: str, transient: bool,
+                               retry_after_s: float | None, usage: Usage) -> bool:
+        if not transient or job.attempts >= job.max_attempts:
+            if transient:
+                message = f"{message} (gave up after {job.attempts} attempts)"
+            await self._finish_failed(job, code, message)
+            return False
+        wait = retry_after_s if retry_after_s is not None else (
+            self.settings.retry_backoff_s * 2 ** (job.attempts - 1))
+        wait = min(wait, 300.0)
+
+        def change(current: Job) -> tuple[Job, list[Envelope]] | None:
+            if current.final or current.lease is None or current.lease.owner != self.owner:
+                raise LeaseLost
+            at = now()
+            errors = [*current.errors, JobError(at=at, attempt=current.attempts, code=code,
+                                                message=message[:2000], transient=True)]
+            retrying = current.update(at, status="queued", step=f"retrying in {wait:.1f}s",
+                                      errors=errors, lease=None,
+                                      not_before=at + timedelta(seconds=wait))
+            return retrying, [progressed(retrying)]
+
+        try:
+            await self.service.mutate(job.tenant, job.id, change)
+        except LeaseLost:
+            return False
+        log.info("transient failure; retrying", extra={"job": job.id, "code": code,
+                                                       "wait_s": wait})
+        return True

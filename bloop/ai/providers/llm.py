@@ -1,0 +1,221 @@
+"""The LLM port and its adapter for any OpenAI-compatible chat API: OpenAI itself, or a local
+vLLM or Ollama server through a base URL. Answers are structured: the request names a JSON
+Schema (`response_format: json_schema`) and the caller validates what comes back.
+
+Provider failures are sorted into transient ones (timeouts, 429 rate limits, 5xx, lost
+connections), which a job retries with back-off, and permanent ones (a refused key, a bad
+request, an exhausted account), which fail the job at once.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, cast
+
+import openai
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
+from openai.types.shared_params import ResponseFormatJSONSchema
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens)
+
+
+@dataclass(frozen=True)
+class LlmReply:
+    text: str
+    model: str
+    usage: Usage
+    finish_reason: str = "stop"
+    refusal: str | None = None
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """USD per million prompt and completion tokens."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+
+    def cost(self, usage: Usage) -> float:
+        return round((usage.prompt_tokens * self.input_per_mtok
+                      + usage.completion_tokens * self.output_per_mtok) / 1_000_000, 8)
+
+
+class ProviderError(Exception):
+    """A provider call that failed. `transient` ones are worth retrying (after
+    `retry_after_s` when the provider said so)."""
+
+    code = "provider_error"
+    transient = False
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.status = status
+        self.usage = Usage()  # tokens spent before it failed (an invalid answer still costs)
+
+
+class ProviderTimeout(ProviderError):
+    code, transient = "provider_timeout", True
+
+
+class ProviderRateLimited(ProviderError):
+    code, transient = "provider_rate_limited", True
+
+
+class ProviderUnavailable(ProviderError):
+    code, transient = "provider_unavailable", True
+
+
+class ProviderRejected(ProviderError):
+    code = "provider_rejected"
+
+
+class Llm(Protocol):
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def pricing(self) -> Pricing: ...
+
+    async def complete_json(self, messages: Sequence[ChatMessage], schema_name: str,
+                            schema: dict[str, Any], *, max_tokens: int = 4000) -> LlmReply:
+        """The model's answer to `messages`, asked to follow `schema`. The text is not checked
+        here. Raises a `ProviderError`."""
+
+    async def close(self) -> None: ...
+
+
+_KEEP = {"type", "properties", "required", "items", "enum", "anyOf", "$defs", "$ref",
+         "additionalProperties", "description", "const"}
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON Schema reduced to what OpenAI's strict structured outputs (and the
+    OpenAI-compatible servers) accept: every object closed with every property required, and
+    no keywords beyond the basic ones. Lengths and bounds are checked on our side after."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: walk(v) if k not in ("properties", "$defs") else
+               {name: walk(sub) for name, sub in v.items()}
+               for k, v in node.items() if k in _KEEP}
+        if out.get("type") == "object" or "properties" in out:
+            out["type"] = "object"
+            out["additionalProperties"] = False
+            out["required"] = list(out.get("properties", {}))
+        return out
+
+    result: dict[str, Any] = walk(copy.deepcopy(schema))
+    return result
+
+
+def _retry_after(response: Any) -> float | None:
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for name in ("retry-after-ms", "retry-after"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            continue
+        return seconds / 1000 if name.endswith("-ms") else seconds
+    return None
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("code") is not None:
+            return str(inner["code"])
+    return None
+
+
+class OpenAiLlm:
+    """Chat completions through the `openai` package. The package's own retries are off: a
+    job decides when to try again, so attempts and waits are recorded on it."""
+
+    def __init__(self, *, model: str, api_key: str | None = None, base_url: str | None = None,
+                 timeout_s: float = 60.0, pricing: Pricing | None = None) -> None:
+        self._model = model
+        self._pricing = pricing or Pricing()
+        # Local servers (vLLM, Ollama) take any key; the client insists on one.
+        self._client = AsyncOpenAI(api_key=api_key or "unused", base_url=base_url,
+                                   timeout=timeout_s, max_retries=0)
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def pricing(self) -> Pricing:
+        return self._pricing
+
+    async def complete_json(self, messages: Sequence[ChatMessage], schema_name: str,
+                            schema: dict[str, Any], *, max_tokens: int = 4000) -> LlmReply:
+        try:
+            response = await self._client.chat.completions.create(
+                model=self._model,
+                messages=cast("list[ChatCompletionMessageParam]",
+                              [{"role": m.role, "content": m.content} for m in messages]),
+                response_format=cast("ResponseFormatJSONSchema", {
+                    "type": "json_schema", "json_schema": {
+                        "name": schema_name, "schema": strict_schema(schema), "strict": True}}),
+                max_completion_tokens=max_tokens,
+                temperature=0.2,
+            )
+        except openai.APITimeoutError as exc:
+            raise ProviderTimeout(f"the model did not answer in time ({exc})") from None
+        except openai.APIConnectionError as exc:
+            raise ProviderUnavailable(f"could not reach the model's server ({exc})") from None
+        except openai.RateLimitError as exc:
+            if _error_code(exc) == "insufficient_quota":
+                raise ProviderRejected("the provider account has no quota left",
+                                       status=429) from None
+            raise ProviderRateLimited("the provider is rate limiting us",
+                                      retry_after_s=_retry_after(exc.response),
+                                      status=429) from None
+        except openai.APIStatusError as exc:
+            if exc.status_code >= 500 or exc.status_code in (408, 409):
+                raise ProviderUnavailable(
+                    f"the provider failed ({exc.status_code})", status=exc.status_code,
+                    retry_after_s=_retry_after(exc.response)) from None
+            raise ProviderRejected(f"the provider refused the request ({exc.status_code}: "
+                                   f"{exc.message})", status=exc.status_code) from None
+        if not response.choices:
+            raise ProviderUnavailable("the provider answered with no choice")
+        choice = response.choices[0]
+        usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens) \
+            if response.usage is not None else Usage()
+        return LlmReply(text=choice.message.content or "", model=response.model or self._model,
+                        usage=usage, finish_reason=str(choice.finish_reason or "stop"),
+                        refusal=getattr(choice.message, "refusal", None))
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,433 @@
+"""The text-to-speech port and its adapters: espeak-ng on this machine (no key, no model to
+download, the default), and OpenAI speech, Azure Speech and ElevenLabs when a key is configured.
+
+Every adapter answers with 16-bit mono WAV audio and the start and end of each sentence in it.
+The local engine and the OpenAI and Azure adapters speak one sentence per call and measure
+each piece, so the sentence timings are exact; ElevenLabs returns character timings itself.
+Failures are the LLM port's `ProviderError`s: timeouts, 429s and 5xx are transient (the job
+retries them), a refused key or request is not. A missing local tool is `MissingTool`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import re
+import shutil
+import wave
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+from xml.sax.saxutils import escape
+
+import httpx
+import openai
+from openai import AsyncOpenAI
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bloop.ai.providers.llm import (
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+
+TtsProvider = Literal["local", "openai", "azure", "elevenlabs"]
+
+
+class MissingTool(ProviderError):
+    """A program a media job needs (ffmpeg, espeak-ng) is not installed on this machine."""
+
+    code = "media_tool_missing"
+
+
+class NothingToSay(ProviderError):
+    code = "nothing_to_say"
+
+
+def require_tool(name: str) -> str:
+    """The path of the program `name`, or `MissingTool` saying how to get it."""
+    path = shutil.which(name)
+    if path is None:
+        raise MissingTool(f"`{name}` is not installed on this machine; run `bash infra/media.sh` "
+                          "(Debian packages ffmpeg, espeak-ng) to make narration and video work")
+    return path
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where a piece of text is spoken, in seconds from the start of the audio."""
+
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Spoken text: 16-bit mono WAV bytes and where each sentence is in them."""
+
+    wav: bytes
+    sample_rate: int
+    duration_s: float
+    sentences: tuple[Timing, ...]
+    provider: str
+    voice: str
+
+
+class Tts(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    async def synthesize(self, text: str, voice: str | None = None) -> Speech:
+        """`text` spoken by `voice` (the adapter's default when None). Raises a
+        `ProviderError`."""
+
+    async def close(self) -> None: ...
+
+
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"')\]]))\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """`text` cut into sentences, whitespace collapsed, empty pieces left out."""
+    flat = " ".join(text.split())
+    return [s.strip() for s in _SENTENCE_END.split(flat) if s.strip()]
+
+
+# WAV helpers shared by the adapters and the narration.
+
+
+def wav_bytes(pcm: bytes, sample_rate: int) -> bytes:
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm)
+    return out.getvalue()
+
+
+def read_wav(data: bytes) -> tuple[bytes, int]:
+    """The 16-bit mono PCM frames and sample rate of a WAV file."""
+    try:
+        with wave.open(io.BytesIO(data), "rb") as w:
+            if w.getsampwidth() != 2 or w.getnchannels() != 1:
+                raise ProviderUnavailable(
+                    f"expected 16-bit mono audio, got {w.getsampwidth() * 8}-bit "
+                    f"{w.getnchannels()}-channel")
+            return w.readframes(w.getnframes()), w.getframerate()
+    except (wave.Error, EOFError) as exc:
+        raise ProviderUnavailable(f"the speech engine returned unreadable audio ({exc})") from None
+
+
+def silence(seconds: float, sample_rate: int) -> bytes:
+    return b"\x00\x00" * max(0, round(seconds * sample_rate))
+
+
+def join_sentences(pieces: Sequence[tuple[str, bytes]], *, provider: str, voice: str,
+                   gap_s: float = 0.15) -> Speech:
+    """One `Speech` from per-sentence WAVs, a short pause between sentences."""
+    if not pieces:
+        raise NothingToSay("there is no text to speak")
+    pcm = bytearray()
+    rate = 0
+    timings: list[Timing] = []
+    for i, (text, data) in enumerate(pieces):
+        frames, piece_rate = read_wav(data)
+        rate = rate or piece_rate
+        if piece_rate != rate:
+            raise ProviderUnavailable("the speech engine changed its sample rate mid-text")
+        if i:
+            pcm += silence(gap_s, rate)
+        start = len(pcm) / 2 / rate
+        pcm += frames
+        timings.append(Timing(round(start, 3), round(len(pcm) / 2 / rate, 3), text))
+    return Speech(wav=wav_bytes(bytes(pcm), rate), sample_rate=rate,
+                  duration_s=round(len(pcm) / 2 / rate, 3), sentences=tuple(timings),
+                  provider=provider, voice=voice)
+
+
+async def per_sentence(text: str, speak: Callable[[str], Awaitable[bytes]], *, provider: str,
+                       voice: str, concurrency: int = 4) -> Speech:
+    """`text` spoken one sentence per call to `speak` (at most `concurrency` at once)."""
+    sentences = split_sentences(text)
+    if not sentences:
+        raise NothingToSay("there is no text to speak")
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(sentence: str) -> bytes:
+        async with gate:
+            return await speak(sentence)
+
+    audio = await asyncio.gather(*(one(s) for s in sentences))
+    return join_sentences(list(zip(sentences, audio, strict=True)), provider=provider,
+                          voice=voice)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    for name in ("retry-after-ms", "retry-after"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            continue
+        return seconds / 1000 if name.endswith("-ms") else seconds
+    return None
+
+
+def status_error(provider: str, status: int, headers: Mapping[str, str], detail: str = "") -> \
+        ProviderError:
+    """The `ProviderError` for an HTTP error status from a speech API."""
+    detail = f": {detail[:300]}" if detail else ""
+    if status == 429:
+        return ProviderRateLimited(f"{provider} is rate limiting us{detail}", status=status,
+                                   retry_after_s=_retry_after(headers))
+    if status >= 500 or status in (408, 409):
+        return ProviderUnavailable(f"{provider} failed ({status}){detail}", status=status,
+                                   retry_after_s=_retry_after(headers))
+    return ProviderRejected(f"{provider} refused the request ({status}){detail}", status=status)
+
+
+async def _post(client: httpx.AsyncClient, provider: str, url: str, **kwargs: object) -> \
+        httpx.Response:
+    try:
+        response = await client.post(url, **kwargs)  # type: ignore[arg-type]
+    except httpx.TimeoutException as exc:
+        raise ProviderTimeout(f"{provider} did not answer in time ({type(exc).__name__})") \
+            from None
+    except httpx.TransportError as exc:
+        raise ProviderUnavailable(f"could not reach {provider} ({exc})") from None
+    if response.status_code >= 400:
+        raise status_error(provider, response.status_code, response.headers, response.text)
+    return response
+
+
+class EspeakTts:
+    """espeak-ng, from Debian's packages: robotic but intelligible, instant, and offline."""
+
+    name = "local"
+
+    def __init__(self, *, voice: str = "en-us", words_per_minute: int = 165,
+                 concurrency: int = 2) -> None:
+        self._voice = voice
+        self._wpm = words_per_minute
+        self._concurrency = concurrency
+
+    async def synthesize(self, text: str, voice: str | None = None) -> Speech:
+        binary = require_tool("espeak-ng")
+        chosen = voice or self._voice
+
+        async def speak(sentence: str) -> bytes:
+            proc = await asyncio.create_subprocess_exec(
+                binary, "-v", chosen, "-s", str(self._wpm), "--stdout", "--", sentence,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            out, err = await proc.communicate()
+            if proc.returncode != 0 or not out:
+                raise ProviderRejected(f"espeak-ng failed for voice {chosen!r}: "
+                                       f"{err.decode(errors='replace').strip()[:300]}")
+            return _fix_stream_wav(out)
+
+        return await per_sentence(text, speak, provider=self.name, voice=chosen,
+                                  concurrency=self._concurrency)
+
+    async def close(self) -> None:
+        return None
+
+
+def _fix_stream_wav(data: bytes) -> bytes:
+    """espeak-ng writing to a pipe cannot go back to fill in the WAV sizes; set them."""
+    if len(data) < 44 or data[:4] != b"RIFF" or data[36:40] != b"data":
+        return data
+    size = len(data) - 44
+    return (data[:4] + (size + 36).to_bytes(4, "little") + data[8:40]
+            + size.to_bytes(4, "little") + data[44:])
+
+
+class OpenAiTts:
+    """OpenAI's speech API (`audio.speech.create`), or any server that speaks it."""
+
+    name = "openai"
+
+    def __init__(self, *, api_key: str | None = None, base_url: str | None = None,
+                 model: str = "gpt-4o-mini-tts", voice: str = "alloy", timeout_s: float = 60.0,
+                 concurrency: int = 4) -> None:
+        self._client = AsyncOpenAI(api_key=api_key or "unused", base_url=base_url,
+                                   timeout=timeout_s, max_retries=0)
+        self._model = model
+        self._voice = voice
+        self._concurrency = concurrency
+
+    async def synthesize(self, text: str, voice: str | None = None) -> Speech:
+        chosen = voice or self._voice
+
+        async def speak(sentence: str) -> bytes:
+            try:
+                response = await self._client.audio.speech.create(
+                    model=self._model, voice=chosen, input=sentence, response_format="wav")
+            except openai.APITimeoutError:
+                raise ProviderTimeout("OpenAI speech did not answer in time") from None
+            except openai.APIConnectionError as exc:
+                raise ProviderUnavailable(f"could not reach OpenAI speech ({exc})") from None
+            except openai.APIStatusError as exc:
+                raise status_error("OpenAI speech", exc.status_code, exc.response.headers,
+                                   exc.message) from None
+            return _fix_stream_wav(response.content)
+
+        return await per_sentence(text, speak, provider=self.name, voice=chosen,
+                                  concurrency=self._concurrency)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+class AzureTts:
+    """Azure AI Speech's REST API (`cognitiveservices/v1`, SSML in, 24 kHz PCM WAV out)."""
+
+    name = "azure"
+
+    def __init__(self, *, api_key: str, region: str = "westeurope", endpoint: str | None = None,
+                 voice: str = "en-US-JennyNeural", timeout_s: float = 60.0,
+                 concurrency: int = 4) -> None:
+        self._url = (endpoint or f"https://{region}.tts.speech.microsoft.com").rstrip("/") \
+            + "/cognitiveservices/v1"
+        self._client = httpx.AsyncClient(timeout=timeout_s, headers={
+            "Ocp-Apim-Subscription-Key": api_key, "User-Agent": "bloop",
+            "Content-Type": "application/ssml+xml",
+            "X-Microsoft-OutputFormat": "riff-24khz-16bit-mono-pcm"})
+        self._voice = voice
+        self._concurrency = concurrency
+
+    def _ssml(self, sentence: str, voice: str) -> str:
+        lang = "-".join(voice.split("-")[:2]) or "en-US"
+        return (f"<speak version='1.0' xml:lang='{escape(lang)}'>"
+                f"<voice name='{escape(voice)}'>{escape(sentence)}</voice></speak>")
+
+    async def synthesize(self, text: str, voice: str | None = None) -> Speech:
+        chosen = voice or self._voice
+
+        async def speak(sentence: str) -> bytes:
+            response = await _post(self._client, "Azure Speech", self._url,
+                                   content=self._ssml(sentence, chosen).encode())
+            return response.content
+
+        return await per_sentence(text, speak, provider=self.name, voice=chosen,
+                                  concurrency=self._concurrency)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class ElevenLabsTts:
+    """ElevenLabs' `text-to-speech/{voice}/with-timestamps`: raw 24 kHz PCM and the start
+    and end of every character, which place the sentences."""
+
+    name = "elevenlabs"
+    rate = 24_000
+
+    def __init__(self, *, api_key: str, base_url: str = "https://api.elevenlabs.io",
+                 voice: str = "21m00Tcm4TlvDq8ikWAM", model: str = "eleven_multilingual_v2",
+                 timeout_s: float = 120.0) -> None:
+        self._base = base_url.rstrip("/")
+        self._client = httpx.AsyncClient(timeout=timeout_s, headers={"xi-api-key": api_key})
+        self._voice = voice
+        self._model = model
+
+    async def synthesize(self, text: str, voice: str | None = None) -> Speech:
+        chosen = voice or self._voice
+        sentences = split_sentences(text)
+        if not sentences:
+            raise NothingToSay("there is no text to speak")
+        spoken = " ".join(sentences)
+        response = await _post(
+            self._client, "ElevenLabs", f"{self._base}/v1/text-to-speech/{chosen}/with-timestamps",
+            params={"output_format": f"pcm_{self.rate}"},
+            json={"text": spoken, "model_id": self._model})
+        try:
+            body = response.json()
+            pcm = base64.b64decode(body["audio_base64"])
+            align = body.get("alignment") or {}
+            starts = [float(t) for t in align.get("character_start_times_seconds", [])]
+            ends = [float(t) for t in align.get("character_end_times_seconds", [])]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProviderUnavailable(f"ElevenLabs answered in an unexpected shape ({exc})") \
+                from None
+        duration = round(len(pcm) / 2 / self.rate, 3)
+        timings: list[Timing] = []
+        offset = 0
+        for sentence in sentences:
+            first, last = offset, offset + len(sentence) - 1
+            offset += len(sentence) + 1
+            if last < len(starts) and last < len(ends):
+                timings.append(Timing(round(starts[first], 3), round(ends[last], 3), sentence))
+            else:  # no alignment: place the sentence by its share of the characters
+                timings.append(Timing(round(duration * first / len(spoken), 3),
+                                      round(duration * (last + 1) / len(spoken), 3), sentence))
+        return Speech(wav=wav_bytes(pcm, self.rate), sample_rate=self.rate, duration_s=duration,
+                      sentences=tuple(timings), provider=self.name, voice=chosen)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class TtsSettings(BaseSettings):
+    """The platform's text-to-speech provider; a tenant's own settings may replace these.
+    `auto` takes the first provider with a key (OpenAI, Azure, ElevenLabs), else espeak-ng."""
+
+    model_config = SettingsConfigDict(env_prefix="BLOOP_TTS_", extra="ignore", frozen=True)
+
+    provider: Literal["auto", "local", "openai", "azure", "elevenlabs"] = "auto"
+    voice: str | None = Field(default=None, max_length=100)
+    timeout_s: float = Field(default=60.0, gt=0, le=600)
+    local_words_per_minute: int = Field(default=165, ge=80, le=400)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini-tts"
+    azure_api_key: SecretStr | None = None
+    azure_region: str = "westeurope"
+    azure_endpoint: str | None = None
+    elevenlabs_api_key: SecretStr | None = None
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_model: str = "eleven_multilingual_v2"
+
+    def chosen(self) -> TtsProvider:
+        if self.provider != "auto":
+            return self.provider
+        if self.openai_api_key is not None:
+            return "openai"
+        if self.azure_api_key is not None:
+            return "azure"
+        if self.elevenlabs_api_key is not None:
+            return "elevenlabs"
+        return "local"
+
+
+def _key(value: SecretStr | None, provider: str) -> str:
+    if value is None:
+        raise ProviderRejected(f"text-to-speech provider {provider} is chosen but has no API key")
+    return value.get_secret_value()
+
+
+def make_tts(settings: TtsSettings) -> Tts:
+    """The adapter `settings` choose."""
+    provider = settings.chosen()
+    if provider == "openai":
+        return OpenAiTts(api_key=_key(settings.openai_api_key, provider),
+                         base_url=settings.openai_base_url, model=settings.openai_model,
+                         voice=settings.voice or "alloy", timeout_s=settings.timeout_s)
+    if provider == "azure":
+        return AzureTts(api_key=_key(settings.azure_api_key, provider),
+                        region=settings.azure_region, endpoint=settings.azure_endpoint,
+                        voice=settings.voice or "en-US-JennyNeural", timeout_s=settings.timeout_s)
+    if provider == "elevenlabs":
+        return ElevenLabsTts(api_key=_key(settings.elevenlabs_api_key, provider),
+                             base_url=settings.elevenlabs_base_url, model=settings.elevenlabs_model,
+                             voice=settings.voice or "21m00Tcm4TlvDq8ikWAM",
+                             timeout_s=settings.timeout_s)
+    return EspeakTts(voice=settings.voice or "en-us",
+                     words_per_minute=settings.local_words_per_minute)

@@ -1,0 +1,140 @@
+"""What the text generators read (a lesson's text) and what they produce. No I/O here.
+
+The `*Answer` models are the JSON the LLM is asked for (flat, so every OpenAI-compatible server
+can follow the schema); the rest are the generated material as Bloop keeps it. A quiz is kept as
+the content service's own `QuizBlock`, so it is valid for content before it is ever saved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from bloop.ai.providers.llm import Usage
+from bloop.platform.content.model import Level
+from bloop.platform.content.quiz import QuizBlock
+
+Source = Literal["llm", "offline"]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+
+OFFLINE_NOTE = ("Made offline from the lesson's own sentences (extractive); no language model "
+                "was used. Review before publishing.")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LessonText(_Model):
+    """A lesson as the generators read it: its title and the text of its blocks, taken at one
+    version."""
+
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    version: int = Field(ge=1)
+    course: str = ""
+    title: str
+    text: str = Field(description="the lesson's markdown blocks, joined by blank lines")
+    concepts: list[str] = Field(default_factory=list, description="the concepts it teaches")
+    language: str = "en"
+
+    @property
+    def is_blank(self) -> bool:
+        return not self.text.strip()
+
+
+# What the LLM is asked to answer.
+
+
+class SummaryAnswer(_Model):
+    summary: LongText
+    key_points: Annotated[list[Line], Field(min_length=1, max_length=12)]
+
+
+class SimplerAnswer(_Model):
+    text: LongText
+
+
+class OptionAnswer(_Model):
+    text: Line
+    correct: bool
+    feedback: str
+
+
+class QuestionAnswer(_Model):
+    type: Literal["single_choice", "multiple_choice", "true_false", "short_text"]
+    prompt: Line
+    options: list[OptionAnswer] = Field(description="choice questions only; empty otherwise")
+    answer: bool | None = Field(description="true_false questions only; null otherwise")
+    accepted: list[str] = Field(description="short_text questions only: accepted answers")
+    feedback_correct: str
+    feedback_incorrect: str
+
+
+class QuizAnswer(_Model):
+    title: Line
+    questions: Annotated[list[QuestionAnswer], Field(min_length=1, max_length=50)]
+
+
+class CardAnswer(_Model):
+    front: Line
+    back: Line
+    concept: str | None = Field(description="the id of the lesson concept it practises, or null")
+
+
+class FlashcardsAnswer(_Model):
+    cards: Annotated[list[CardAnswer], Field(min_length=1, max_length=100)]
+
+
+# What is kept.
+
+
+class Summary(_Model):
+    kind: Literal["summary"] = "summary"
+    summary: str
+    key_points: list[str]
+    source: Source
+    note: str = ""
+
+
+class Simplified(_Model):
+    kind: Literal["simplify"] = "simplify"
+    level: Level
+    text: str
+    source: Source
+    note: str = ""
+
+
+class QuizDraft(_Model):
+    kind: Literal["quiz"] = "quiz"
+    block: QuizBlock = Field(description="a content quiz block, ready for the lesson edit API")
+    source: Source
+    note: str = ""
+
+
+class Flashcard(_Model):
+    front: str
+    back: str
+    concept_id: str | None = None
+
+
+class FlashcardSet(_Model):
+    kind: Literal["flashcards"] = "flashcards"
+    cards: list[Flashcard]
+    source: Source
+    note: str = ""
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Generated(Generic[T]):
+    """Generated material, the tokens it took, and the model that made it."""
+
+    value: T
+    usage: Usage = field(default_factory=Usage)
+    model: str = "offline"
+    cost_usd: float = 0.0

@@ -1,0 +1,252 @@
+"""The offline text generator: no model, no key, no spend. It works from the lesson's own
+sentences (extractive): the best-scoring sentences make the summary, key terms (emphasised words,
+code names, the lesson's concepts, its most frequent words) make fill-in-the-blank, choice and
+true/false questions and flashcards. Everything it makes says so in its `note`."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from bloop.ai.text.generator import InvalidOutput, quiz_id
+from bloop.ai.text.model import (
+    OFFLINE_NOTE,
+    Flashcard,
+    FlashcardSet,
+    Generated,
+    LessonText,
+    QuizDraft,
+    Simplified,
+    Summary,
+)
+from bloop.platform.content.model import Level
+from bloop.platform.content.quiz import QuizBlock
+
+BLANK = "_____"
+_STOPWORDS = """
+a about above after again against all also an and any are as at be because been before being
+below between both but by can could did do does doing down during each either else every few
+for from further had has have having he her here hers him his how however i if in into is it
+its itself just least less let like made make many may me might more most much must my neither
+no nor not now of off often on once one only or other our out over own rather same shall she
+should since so some such than that the their them then there these they this those though
+through thus to too two under until up upon us very was we were what when where whether which
+while who whom whose why will with within without would yet you your
+"""
+STOPWORDS = frozenset(_STOPWORDS.split())
+_FENCE = re.compile(r"```.*?```", re.S)
+_EMPHASIS = re.compile(r"(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1")
+_CODE = re.compile(r"`([^`\n]+)`")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*(\"'])")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str
+    position: int
+    paragraph: int
+    words: tuple[str, ...]
+
+
+def _plain(markdown: str) -> str:
+    codes: list[str] = []
+
+    def keep(m: re.Match[str]) -> str:
+        codes.append(m.group(1))
+        return f"\x00{len(codes) - 1}\x00"
+
+    text = _CODE.sub(keep, markdown)  # code first: `**` in code is not emphasis
+    text = _EMPHASIS.sub(lambda m: m.group(2), text)
+    text = re.sub(r"^\s{0,3}(#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s?)", "", text, flags=re.M)
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    return re.sub("\x00(\\d+)\x00", lambda m: codes[int(m.group(1))], text)
+
+
+def sentences(markdown: str) -> list[Sentence]:
+    """The lesson's prose sentences (code blocks left out), in order."""
+    out: list[Sentence] = []
+    prose = _FENCE.sub("\n\n", markdown)
+    for pi, paragraph in enumerate(re.split(r"\n\s*\n", prose)):
+        flat = " ".join(_plain(paragraph).split())
+        if not flat or (flat.endswith(":") and len(flat) < 40):
+            continue
+        for piece in _SENTENCE_END.split(flat):
+            piece = piece.strip()
+            words = tuple(w.lower() for w in _WORD.findall(piece))
+            if 4 <= len(words) <= 70 and piece[-1:] in ".!?:":
+                out.append(Sentence(piece.rstrip(":") + ("." if piece.endswith(":") else ""),
+                                    len(out), pi, words))
+    return out
+
+
+def _content(words: tuple[str, ...]) -> list[str]:
+    return [w for w in words if len(w) > 3 and w not in STOPWORDS]
+
+
+def key_terms(lesson: LessonText, found: list[Sentence], limit: int = 30) -> list[str]:
+    """Terms worth asking about, most telling first: emphasised words and code names of the
+    prose, the lesson's concepts, then its most frequent content words."""
+    prose = _FENCE.sub(" ", lesson.text)
+    marked = [m.group(2).strip() for m in _EMPHASIS.finditer(_CODE.sub(" ", prose))]
+    marked += [m.group(1).strip() for m in _CODE.finditer(prose)]
+    concepts = [c.replace("-", " ") for c in lesson.concepts]
+    counts = Counter(w for s in found for w in _content(s.words))
+    frequent = [w for w, n in counts.most_common() if n >= 2]
+    text = " ".join(s.text for s in found).lower()
+    terms: list[str] = []
+    for term in [*marked, *concepts, *frequent]:
+        t = term.strip(" .,;:")
+        if 1 < len(t) <= 40 and t.lower() in text and t.lower() not in {x.lower() for x in terms}:
+            terms.append(t)
+    return terms[:limit]
+
+
+def _ranked(found: list[Sentence], terms: list[str]) -> list[Sentence]:
+    counts = Counter(w for s in found for w in _content(s.words))
+    lowered = [t.lower() for t in terms]
+
+    def score(s: Sentence) -> float:
+        words = _content(s.words)
+        base = sum(math.log1p(counts[w]) for w in words) / math.sqrt(len(s.words))
+        bonus = sum(1.0 for t in lowered if t in s.text.lower())
+        return base + bonus - 0.02 * s.position
+
+    return sorted(found, key=score, reverse=True)
+
+
+def _blanked(sentence: str, term: str) -> str | None:
+    pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(term)}(?![A-Za-z0-9_])", re.I)
+    if not pattern.search(sentence):
+        return None
+    return pattern.sub(BLANK, sentence)
+
+
+def _nothing(lesson: LessonText) -> InvalidOutput:
+    return InvalidOutput(f"the lesson {lesson.title!r} has no prose sentences to work from")
+
+
+class OfflineTextGenerator:
+    async def summary(self, lesson: LessonText, *, instructions: str = "") -> Generated[Summary]:
+        found = sentences(lesson.text)
+        if not found:
+            raise _nothing(lesson)
+        ranked = _ranked(found, key_terms(lesson, found))
+        chosen = sorted(ranked[:3], key=lambda s: s.position)
+        best_per_paragraph: dict[int, Sentence] = {}
+        for s in ranked:
+            best_per_paragraph.setdefault(s.paragraph, s)
+        points = sorted(best_per_paragraph.values(), key=lambda s: s.position)[:8]
+        return Generated(Summary(summary=" ".join(s.text for s in chosen),
+                                 key_points=[s.text for s in points], source="offline",
+                                 note=OFFLINE_NOTE))
+
+    async def simpler(self, lesson: LessonText, level: Level, *,
+                      instructions: str = "") -> Generated[Simplified]:
+        found = sentences(lesson.text)
+        if not found:
+            raise _nothing(lesson)
+        longest, most = {"beginner": (20, 8), "intermediate": (30, 12),
+                         "advanced": (70, 16)}[level]
+        short = [s for s in found if len(s.words) <= longest] or found
+        terms = key_terms(lesson, found)
+        chosen = sorted(_ranked(short, terms)[:most], key=lambda s: s.position)
+        lines = [f"- {s.text}" for s in chosen]
+        glossary = []
+        for term in terms[:6]:
+            first = next((s for s in found if term.lower() in s.text.lower()), None)
+            if first is not None and len(first.words) <= longest + 10:
+                glossary.append(f"- **{term}**: {first.text}")
+        text = "\n".join(lines)
+        if glossary and level == "beginner":
+            text += "\n\nKey words:\n" + "\n".join(glossary)
+        return Generated(Simplified(level=level, text=text, source="offline",
+                                    note=OFFLINE_NOTE + " The sentences are the lesson's own, "
+                                    "chosen for length; they are not rewritten."))
+
+    async def quiz(self, lesson: LessonText, count: int, *,
+                   instructions: str = "") -> Generated[QuizDraft]:
+        found = sentences(lesson.text)
+        terms = key_terms(lesson, found)
+        questions: list[dict[str, object]] = []
+        used: set[int] = set()
+        for s in _ranked(found, terms):
+            if len(questions) >= count:
+                break
+            if s.position in used:
+                continue
+            for term in terms:
+                blanked = _blanked(s.text, term)
+                if blanked is None or blanked.count(BLANK) > 2 or len(blanked) < 20:
+                    continue
+                question = self._question(len(questions) + 1, s.text, blanked, term, terms)
+                if question is not None:
+                    questions.append(question)
+                    used.add(s.position)
+                    break
+        if not questions:
+            raise _nothing(lesson)
+        block = QuizBlock.model_validate({"id": quiz_id(lesson), "title": f"Check: {lesson.title}",
+                                          "questions": questions})
+        return Generated(QuizDraft(block=block, source="offline", note=OFFLINE_NOTE))
+
+    @staticmethod
+    def _question(n: int, sentence: str, blanked: str, term: str,
+                  terms: list[str]) -> dict[str, object] | None:
+        feedback = {"correct": f"Right. The lesson says: {sentence}",
+                    "incorrect": f"The lesson says: {sentence}"}
+        others = [t for t in terms if t.lower() != term.lower()
+                  and t.lower() not in sentence.lower()]
+        kind = n % 3
+        if kind == 1 and len(others) >= 1:
+            options = [term, *others[:3]]
+            options.sort(key=lambda t: (len(t) * 7 + n) % 11)
+            return {"id": f"q{n}", "type": "single_choice",
+                    "prompt": f"Which completes the sentence? {blanked}", "feedback": feedback,
+                    "options": [{"id": f"o{i}", "text": t, "correct": t == term}
+                                for i, t in enumerate(options, 1)]}
+        if kind == 2 and others:
+            wrong = n % 2 == 0
+            statement = blanked.replace(BLANK, others[0] if wrong else term)
+            return {"id": f"q{n}", "type": "true_false",
+                    "prompt": f"True or false? {statement}", "answer": not wrong,
+                    "feedback": feedback}
+        return {"id": f"q{n}", "type": "short_text",
+                "prompt": f"Fill in the blank: {blanked}", "accepted": [term],
+                "feedback": feedback}
+
+    async def flashcards(self, lesson: LessonText, count: int, *,
+                         instructions: str = "") -> Generated[FlashcardSet]:
+        found = sentences(lesson.text)
+        terms = key_terms(lesson, found)
+        made: list[Flashcard] = []
+        used: set[int] = set()
+        for term in terms:
+            if len(made) >= count:
+                break
+            for s in found:
+                blanked = _blanked(s.text, term)
+                if s.position in used or blanked is None or blanked.count(BLANK) > 2:
+                    continue
+                defines = re.match(rf"^(an? |the )?{re.escape(term)} (is|are|means) ", s.text,
+                                   re.I)
+                front = (f"What is {term}?" if defines else f"Complete: {blanked}")
+                back = s.text if defines else term
+                made.append(Flashcard(front=front, back=back,
+                                      concept_id=_concept_of(lesson, s.text)))
+                used.add(s.position)
+                break
+        if not made:
+            raise _nothing(lesson)
+        return Generated(FlashcardSet(cards=made, source="offline", note=OFFLINE_NOTE))
+
+
+def _concept_of(lesson: LessonText, sentence: str) -> str | None:
+    lowered = sentence.lower()
+    for concept in lesson.concepts:
+        name = concept.replace("-", " ")
+        if name in lowered or name.rstrip("s") in lowered:
+            return concept
+    return lesson.concepts[0] if len(lesson.concepts) == 1 else None

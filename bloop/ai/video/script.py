@@ -1,0 +1,271 @@
+# ruff: noqa: RUF001  (Unicode maths signs on purpose)
+"""A video script: scenes of a few kinds, each with what is shown and what is said. No I/O.
+
+`script_from_lesson` makes one from a lesson's markdown blocks without a model (extractive and
+deterministic); an LLM may fill the same model. Equations are plain text with Unicode maths
+(x² + y² = r²), set by Pango: the renderer needs no LaTeX.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from bloop.ai.audio.narration import NothingToNarrate, spoken_text
+from bloop.ai.providers.tts import split_sentences
+
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Said = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+
+
+class _Scene(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    narration: Said = Field(default="", description="what the narrator says during the scene; "
+                            "empty: the scene's own text is read")
+
+    def shown_text(self) -> str:
+        raise NotImplementedError
+
+    def spoken(self) -> str:
+        return self.narration or self.shown_text()
+
+
+class TitleScene(_Scene):
+    kind: Literal["title"] = "title"
+    title: Short
+    subtitle: str = Field(default="", max_length=300)
+
+    def shown_text(self) -> str:
+        return ". ".join(t for t in (self.title, self.subtitle) if t)
+
+
+class KeyPointsScene(_Scene):
+    kind: Literal["key_points"] = "key_points"
+    heading: Short
+    points: Annotated[list[Short], Field(min_length=1, max_length=20)]
+
+    def shown_text(self) -> str:
+        return ". ".join([self.heading, *self.points])
+
+
+class EquationScene(_Scene):
+    kind: Literal["equation"] = "equation"
+    heading: Short
+    equation: Short = Field(description="Unicode maths, e.g. E = mc², a² + b² = c²")
+    explanation: str = Field(default="", max_length=600)
+
+    def shown_text(self) -> str:
+        return ". ".join(t for t in (self.heading, self.explanation) if t)
+
+
+class Edge(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Short
+    target: Short
+    label: str = Field(default="", max_length=60)
+
+
+class DiagramScene(_Scene):
+    """Boxes joined by arrows, laid out left to right in the order the boxes are listed."""
+
+    kind: Literal["diagram"] = "diagram"
+    heading: Short
+    boxes: Annotated[list[Short], Field(min_length=1, max_length=12)]
+    arrows: list[Edge] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _arrows_join_boxes(self) -> DiagramScene:
+        unknown = {e.source for e in self.arrows} | {e.target for e in self.arrows}
+        unknown -= set(self.boxes)
+        if unknown:
+            raise ValueError(f"arrows name boxes that are not in the diagram: {sorted(unknown)}")
+        return self
+
+    def shown_text(self) -> str:
+        return ". ".join([self.heading, *(f"{e.source} leads to {e.target}"
+                                          for e in self.arrows)])
+
+
+class CodeScene(_Scene):
+    kind: Literal["code"] = "code"
+    heading: Short
+    code: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+    language: str = Field(default="python", max_length=40)
+
+    def shown_text(self) -> str:
+        return f"{self.heading}. Here is the code."
+
+
+Scene = Annotated[TitleScene | KeyPointsScene | EquationScene | DiagramScene | CodeScene,
+                  Field(discriminator="kind")]
+
+
+class VideoScript(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: Short
+    scenes: Annotated[list[Scene], Field(min_length=1, max_length=60)]
+    source: Literal["extractive", "llm"] = "extractive"
+
+
+# Extractive script from markdown.
+
+_FENCED = re.compile(r"^\s*(```|~~~)\s*([\w+#.-]*)[^\n]*\n(.*?)^\s*\1\s*$", re.S | re.M)
+_MATH = re.compile(r"^\s*\$\$(.+?)\$\$\s*$", re.S)
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$")
+_ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d+[.)])\s+(.+)$")
+_ARROW = re.compile(r"\s*(?:->|→|=>)\s*")
+_LATEX = {r"\cdot": "·", r"\times": "×", r"\pi": "π", r"\alpha": "α", r"\beta": "β",
+          r"\theta": "θ", r"\lambda": "λ", r"\sum": "Σ", r"\int": "∫", r"\infty": "∞",
+          r"\leq": "≤", r"\geq": "≥", r"\neq": "≠", r"\approx": "≈", r"\pm": "±",
+          r"\rightarrow": "→", r"\to": "→", r"\Delta": "Δ", r"\sqrt": "√"}
+_SUPERSCRIPT = str.maketrans("0123456789+-n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻ⁿ")
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def unicode_math(tex: str) -> str:
+    """Simple TeX (x^2, a_1, \\frac{a}{b}, \\pi) as Unicode text; anything else as written."""
+    text = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"(\1)/(\2)", tex)
+    for command, symbol in sorted(_LATEX.items(), key=lambda kv: -len(kv[0])):
+        text = re.sub(re.escape(command) + r"(?![A-Za-z])", symbol, text)
+    text = re.sub(r"\^\{?([0-9+\-n]+)\}?", lambda m: m.group(1).translate(_SUPERSCRIPT), text)
+    text = re.sub(r"_\{?([0-9]+)\}?", lambda m: m.group(1).translate(_SUBSCRIPT), text)
+    text = text.replace("{", "").replace("}", "").replace("\\", "")
+    return " ".join(text.split())
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _say(sentences: Sequence[str], limit: int) -> str:
+    return " ".join(sentences[:limit])
+
+
+def script_from_lesson(title: str, blocks: Sequence[str], *, max_scenes: int = 8,
+                       sentences_per_scene: int = 3) -> VideoScript:
+    """A script from a lesson's markdown blocks: a title card, then per section its key points
+    (each paragraph's first sentence, read out with the ones after it), equations (`$$…$$`
+    blocks), diagrams (list items like `Light -> Leaf -> Sugar`) and code listings. The
+    narration is the lesson's own sentences, at most `sentences_per_scene` a scene."""
+    title = _clip(" ".join(title.split()) or "Lesson", 120)
+    scenes: list[TitleScene | KeyPointsScene | EquationScene | DiagramScene | CodeScene] = []
+    heading = title
+    intro: list[str] = []
+    points: list[str] = []
+    said: list[str] = []
+
+    def flush() -> None:
+        if points:
+            scenes.append(KeyPointsScene(heading=_clip(heading, 80),
+                                         points=[_clip(p, 110) for p in points[:5]],
+                                         narration=_say(said, sentences_per_scene)))
+        points.clear()
+        said.clear()
+
+    for block in blocks:
+        for part in _parts(block):
+            if (m := _HEADING.match(part)) and "\n" not in part.strip():
+                flush()
+                heading = m.group(1)
+                continue
+            if code := _FENCED.match(part):
+                lead = _say(said, sentences_per_scene) if len(points) <= 1 else ""
+                if lead:
+                    points.clear()
+                    said.clear()
+                flush()
+                scenes.append(CodeScene(heading=_clip(heading, 80), code=code.group(3).rstrip(),
+                                        language=code.group(2) or "text",
+                                        narration=lead or f"{heading}: here it is in code."))
+                continue
+            if math := _MATH.match(part):
+                flush()
+                equation = _clip(unicode_math(math.group(1)), 120)
+                scenes.append(EquationScene(heading=_clip(heading, 80), equation=equation,
+                                            narration=f"{heading}. The equation reads: "
+                                            f"{_spoken_equation(equation)}."))
+                continue
+            lines = [m.group(1) for line in part.splitlines() if (m := _ITEM.match(line))]
+            chains = [[b.strip() for b in _ARROW.split(spoken_text(line).rstrip(".")) if b.strip()]
+                      for line in lines if _ARROW.search(line)]
+            if chains and all(len(c) >= 2 for c in chains):
+                flush()
+                scenes.append(_diagram(heading, chains))
+                continue
+            prose = split_sentences(spoken_text(part))
+            if not prose:
+                continue
+            if not scenes and not intro:
+                intro = prose
+                continue
+            if lines:
+                points.extend(spoken_text(line).rstrip(".") for line in lines)
+                said.extend(prose)
+            else:
+                for sentence in prose:
+                    if len(said) >= sentences_per_scene:
+                        flush()
+                    points.append(sentence.rstrip("."))
+                    said.append(sentence)
+            if len(points) >= 4 or len(said) >= sentences_per_scene:
+                flush()
+    flush()
+    scenes.insert(0, TitleScene(title=title, subtitle=_clip(intro[0], 140) if intro else "",
+                                narration=_say([title + ".", *intro], sentences_per_scene)))
+    if len(scenes) == 1 and not intro:
+        raise NothingToNarrate("the lesson has nothing to make a video of: no prose, only "
+                               "code, images or markup (or nothing at all)")
+    return VideoScript(title=title, scenes=scenes[:max_scenes])
+
+
+def _parts(block: str) -> list[str]:
+    """A markdown block cut into paragraphs, each fenced code block whole."""
+    out: list[str] = []
+    pos = 0
+    for m in _FENCED.finditer(block):
+        out += [p for p in re.split(r"\n\s*\n", block[pos:m.start()]) if p.strip()]
+        out.append(m.group(0))
+        pos = m.end()
+    out += [p for p in re.split(r"\n\s*\n", block[pos:]) if p.strip()]
+    return [q for p in out for q in _heading_first(p)]
+
+
+def _heading_first(paragraph: str) -> list[str]:
+    lines = paragraph.strip("\n").splitlines()
+    if len(lines) > 1 and _HEADING.match(lines[0]) and not paragraph.lstrip().startswith("```"):
+        return [lines[0], "\n".join(lines[1:])]
+    return [paragraph]
+
+
+def _spoken_equation(equation: str) -> str:
+    words = {"=": " equals ", "+": " plus ", "−": " minus ", "×": " times ", "·": " times ",
+             "/": " over ", "²": " squared", "³": " cubed", "≈": " is about ", "√": " root of ",
+             "→": " gives "}
+    for sign, word in words.items():
+        equation = equation.replace(sign, word)
+    equation = equation.translate(str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789"))
+    return " ".join(equation.split())
+
+
+def _diagram(heading: str, chains: list[list[str]]) -> DiagramScene:
+    boxes: list[str] = []
+    arrows: list[Edge] = []
+    for chain in chains:
+        names = [_clip(b, 40) for b in chain]
+        for name in names:
+            if name not in boxes:
+                boxes.append(name)
+        arrows += [Edge(source=a, target=b) for a, b in itertools.pairwise(names)]
+    flow = "; ".join(" leads to ".join(c) for c in chains)
+    return DiagramScene(heading=_clip(heading, 80), boxes=boxes[:12],
+                        arrows=[e for e in arrows if e.source in boxes[:12]
+                                and e.target in boxes[:12]],
+                        narration=f"{heading}. {flow}.")

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# What the AI service's narration and video jobs need from Debian, installed only when missing:
+# ffmpeg (encoding, muxing, ffprobe), espeak-ng (the local text-to-speech engine, no key, no
+# model download), and the headers that `pip install manim` builds against (pycairo needs
+# cairo, manimpango needs pango; both through pkg-config). No LaTeX: scenes set equations
+# with Pango text, so MathTex/Tex are never used. `make serve` does not need any of this: a
+# narration or video job on a machine without these tools fails with a clear error.
+NAME=media
+source "$(dirname "$0")/lib.sh"
+
+PACKAGES=(ffmpeg espeak-ng libcairo2-dev libpango1.0-dev pkg-config python3-dev gcc fonts-dejavu-core)
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+do_install() {
+  local missing=() pkg
+  for pkg in "${PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
+  if [ ${#missing[@]} -eq 0 ]; then return 0; fi
+  log "installing ${missing[*]}"
+  apt_install --no-install-recommends "${missing[@]}"
+}
+
+case "${1:-install}" in
+  install) do_install ;;
+  status) for pkg in "${PACKAGES[@]}"; do installed "$pkg" || { echo "missing $pkg"; exit 3; }; done
+          echo "installed" ;;
+  *) echo "usage: $0 [install|status]" >&2; exit 2 ;;
+esac

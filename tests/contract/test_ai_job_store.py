@@ -1,0 +1,208 @@
+"""The AI job store and media store contracts, run against the embedded adapters (SQLite, files)
+and a real MongoDB-wire server (FerretDB v1 from infra/, or MongoDB; GridFS for media). Each real
+case uses a database of its own, dropped afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bloop.ai.jobs.model import Cost, Job, JobRequest, Lease, TenantAiConfig, now
+from bloop.ai.jobs.ports import JobStore, MediaStore
+from bloop.ai.jobs.service import requested
+from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
+from bloop.ai.jobs.stores.mongo import GridFsMediaStore, MongoJobStore
+from bloop.ai.text.model import LessonText
+from bloop.platform.kit import stores
+from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.settings import MongoSettings
+from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import require_server
+
+
+@dataclass
+class Stores:
+    jobs: JobStore
+    media: MediaStore
+
+
+@pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
+async def ai(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    if request.param == "embedded":
+        db = SqliteDB(tmp_path / "ai.sqlite3")
+        embedded = Stores(EmbeddedJobStore(db, registry), FileMediaStore(tmp_path / "media"))
+        await embedded.jobs.setup()
+        await embedded.media.setup()
+        yield embedded
+        await db.close()
+        return
+    server = require_server("mongo")
+    client = stores.mongo_client(MongoSettings(url=server.url, timeout_ms=2000))
+    name = f"ai_test_{uuid.uuid4().hex[:12]}"
+    real = Stores(MongoJobStore(client, registry, database=name),
+                  GridFsMediaStore(client, database=name))
+    try:
+        await real.jobs.setup()
+        await real.media.setup()
+        yield real
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+LESSON = LessonText(id="l1", version=2, title="Names", text="A name refers to a value.")
+
+
+def job(tenant: str = "acme", key: str = "k1", kind: str = "summary", by: str = "u1",
+        at: datetime | None = None) -> Job:
+    return Job.create(tenant, JobRequest(kind=kind, lesson_id="l1"),
+                      LESSON, by, key, 3, at)
+
+
+async def test_create_is_idempotent_per_tenant_and_key(ai: Stores) -> None:
+    first = job()
+    stored, created = await ai.jobs.create(first, [requested(first)])
+    assert created
+    assert stored == first
+    again, created = await ai.jobs.create(job(), [requested(job())])
+    assert not created
+    assert again.id == first.id
+    _, created = await ai.jobs.create(job("beta"), [])
+    assert created, "another tenant's same key is another job"
+    assert await ai.jobs.get("acme", first.id) == first
+    assert await ai.jobs.get("beta", first.id) is None
+    assert await ai.jobs.find_by_key("acme", "k1") == first
+    assert await ai.jobs.find_by_key("beta", "k2") is None
+    pending = await ai.jobs.outbox.pending(100)
+    assert [json.loads(p.message.value)["type"] for p in pending] == ["bloop.ai.job.requested.v1"]
+    assert pending[0].message.topic == "ai.jobs"
+
+
+async def test_replace_is_a_compare_and_set_with_its_events(ai: Stores) -> None:
+    j = job()
+    await ai.jobs.create(j, [])
+    at = now()
+    running = j.update(at, status="running", attempts=1,
+                       lease=Lease(owner="w1", expires_at=at + timedelta(seconds=30)))
+    assert running.rev == j.rev + 1
+    assert await ai.jobs.replace(running, j.rev, [requested(running)])
+    assert not await ai.jobs.replace(j.update(at, step="late"), j.rev, []), "stale revision"
+    assert await ai.jobs.get("acme", j.id) == running
+    assert len(await ai.jobs.outbox.pending(100)) == 1
+    beta = running.model_copy(update={"tenant": "beta"})
+    assert not await ai.jobs.replace(beta.update(at), running.rev, [])
+
+
+async def test_concurrent_writers_at_one_revision_are_one_winner(ai: Stores) -> None:
+    """Two workers (or a worker and a cancel) writing on the same revision at once: exactly one
+    wins, and the stored job is the winner's, every time."""
+    for round_ in range(20):
+        j = job(key=f"race-{round_}")
+        await ai.jobs.create(j, [])
+        mine = [j.update(step=f"writer {n}", progress=n) for n in range(3)]
+        won = await asyncio.gather(*(ai.jobs.replace(m, j.rev, []) for m in mine))
+        assert sum(won) == 1, (round_, won)
+        assert await ai.jobs.get("acme", j.id) == mine[won.index(True)]
+
+
+async def test_the_relay_never_undoes_a_job_write(ai: Stores) -> None:
+    """Marking events sent while a worker writes the job loses neither: the worker's change
+    stays, and the sent event does not come back."""
+    for round_ in range(15):
+        j = job(key=f"relay-{round_}")
+        await ai.jobs.create(j, [requested(j)])
+        pending = [p for p in await ai.jobs.outbox.pending(1000)
+                   if json.loads(p.message.value)["subject"] == j.id]
+        assert len(pending) == 1
+        claimed = j.update(status="running", step="claimed")
+        won, _ = await asyncio.gather(ai.jobs.replace(claimed, j.rev, [requested(claimed)]),
+                                      ai.jobs.outbox.mark_sent(pending))
+        assert won
+        assert await ai.jobs.get("acme", j.id) == claimed, round_
+        left = [json.loads(p.message.value)["id"] for p in await ai.jobs.outbox.pending(1000)
+                if json.loads(p.message.value)["subject"] == j.id]
+        assert json.loads(pending[0].message.value)["id"] not in left
+        assert len(left) == 1, "the worker's new event waits"
+        await ai.jobs.outbox.mark_sent([p for p in await ai.jobs.outbox.pending(1000)
+                                        if json.loads(p.message.value)["subject"] == j.id])
+    assert await ai.jobs.outbox.count_pending() == 0
+
+
+async def test_listing_spend_and_stale_jobs(ai: Stores) -> None:
+    a, b, c = job(key="a"), job(key="b", kind="quiz"), job(key="c")
+    for x in (a, b, c):
+        await ai.jobs.create(x, [])
+    done = c.update(status="succeeded", finished_at=now(),
+                    cost=Cost(provider="openai", model="m", prompt_tokens=10,
+                              completion_tokens=5, usd=0.25))
+    assert await ai.jobs.replace(done, c.rev, [])
+    listed = await ai.jobs.list_jobs("acme")
+    assert {x.id for x in listed} == {a.id, b.id, c.id}
+    assert [x.id for x in await ai.jobs.list_jobs("acme", status="succeeded")] == [c.id]
+    assert len(await ai.jobs.list_jobs("acme", limit=2)) == 2
+    assert await ai.jobs.list_jobs("beta") == []
+    spend = await ai.jobs.spend("acme", now() - timedelta(hours=1))
+    assert (spend.jobs, spend.usd) == (3, 0.25)
+    assert (await ai.jobs.spend("acme", now() + timedelta(seconds=5))).jobs == 0
+
+    assert await ai.jobs.stale(now() - timedelta(seconds=60)) == []
+    later = now() + timedelta(seconds=1)
+    assert {i for _, i in await ai.jobs.stale(later)} == {a.id, b.id}, "finished jobs are not"
+    held = b.update(status="running",
+                    lease=Lease(owner="w1", expires_at=later + timedelta(seconds=30)))
+    assert await ai.jobs.replace(held, b.rev, [])
+    assert [i for _, i in await ai.jobs.stale(later)] == [a.id], "a live lease is held"
+    assert {i for _, i in await ai.jobs.stale(later + timedelta(seconds=31))} == {a.id, b.id}
+
+
+async def test_a_requester_s_jobs(ai: Stores) -> None:
+    first = job(key="a", at=now() - timedelta(seconds=2))
+    second = job(key="b", kind="quiz")
+    for x in (first, second, job(key="c", by="u2"), job("beta", key="a")):
+        await ai.jobs.create(x, [])
+    assert [j.id for j in await ai.jobs.by_requester("acme", "u1")] == [first.id, second.id]
+    renamed = first.update(requested_by="deleted-user")
+    assert await ai.jobs.replace(renamed, first.rev, [])
+    assert [j.id for j in await ai.jobs.by_requester("acme", "u1")] == [second.id]
+    assert [j.id for j in await ai.jobs.by_requester("acme", "deleted-user")] == [first.id]
+    assert await ai.jobs.by_requester("gamma", "u1") == []
+
+
+async def test_tenant_settings_keep_their_key(ai: Stores) -> None:
+    assert await ai.jobs.get_config("acme") is None
+    config = TenantAiConfig.model_validate({"provider": "openai", "api_key": "sk-1",
+                                            "model": "m", "monthly_budget_usd": 5})
+    await ai.jobs.put_config("acme", config)
+    got = await ai.jobs.get_config("acme")
+    assert got is not None
+    assert got.api_key is not None
+    assert got.api_key.get_secret_value() == "sk-1"
+    assert (got.model, got.monthly_budget_usd) == ("m", 5)
+    await ai.jobs.put_config("acme", TenantAiConfig(model="n"))
+    assert (await ai.jobs.get_config("acme")) == TenantAiConfig(model="n")
+    assert await ai.jobs.get_config("beta") is None
+
+
+async def test_media_files_belong_to_their_tenant(ai: Stores, tmp_path: Path) -> None:
+    source = tmp_path / "narration.opus"
+    payload = bytes(range(256)) * 2000  # 512 KB: several chunks
+    source.write_bytes(payload)
+    stored = await ai.media.put("acme", "job1", "narration.opus", "audio/ogg", source)
+    assert stored.length == len(payload)
+    again = await ai.media.put("acme", "job1", "narration.opus", "audio/ogg", source)
+    assert again.file_id == stored.file_id, "a retried upload replaces the file"
+    info = await ai.media.info("acme", stored.file_id)
+    assert info is not None
+    assert (info.name, info.content_type, info.length) == ("narration.opus", "audio/ogg",
+                                                           len(payload))
+    assert b"".join([c async for c in ai.media.read("acme", stored.file_id)]) == payload
+    assert await ai.media.info("beta", stored.file_id) is None
+    assert [c async for c in ai.media.read("beta", stored.file_id)] == []
+    assert await ai.media.info("acme", "nope") is None

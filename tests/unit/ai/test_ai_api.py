@@ -1,0 +1,307 @@
+"""The AI routes through the real app (identity, content and ai on embedded stores, the job
+consumer running in process): ask for jobs on a lesson, follow them to the end over server-sent
+events, read the drafts, and the refusals: idempotent repeats, other tenants, empty lessons,
+quotas, settings that never show a key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import ValidationError
+
+from bloop.platform.app import create_app
+from bloop.platform.content.model import LessonEdit
+from bloop.platform.content.quiz import QuizBlock
+from bloop.platform.kit.settings import AiSettings, RuntimeSettings, Settings
+from tests.support import eventually, member
+from tests.unit.ai.fake_openai import FakeOpenAI
+
+BASE = "/v1/tenants/acme"
+LESSON = """In Python, a *variable* is a name that refers to a value. An assignment statement
+binds the name on its left to the value that the expression on its right evaluates to.
+
+A name does not hold a copy of a value: it refers to an object, and two names can refer to the
+same object. Rebinding a name never changes what another name refers to."""
+
+
+def takes_quizzes() -> bool:
+    try:
+        LessonEdit.model_validate({"version": 1, "blocks": [{"type": "quiz", "id": "q", "title": "Q",
+            "questions": [{"id": "a", "type": "true_false", "prompt": "p", "answer": True}]}]})
+    except ValidationError:
+        return False
+    return True
+
+
+def build(tmp_path: Path, ai: AiSettings) -> FastAPI:
+    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False), ai=ai)
+    return create_app(settings, services=["identity", "content", "ai"])
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    application = build(tmp_path, AiSettings(max_jobs_per_hour=5))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        c.headers.update(await member(app, c, "acme", ["educator"]))
+        yield c
+
+
+async def lesson(client: httpx.AsyncClient, text: str = LESSON) -> dict[str, Any]:
+    return await lesson_at(client, BASE, text)
+
+
+async def lesson_at(client: httpx.AsyncClient, base: str, text: str = LESSON) -> dict[str, Any]:
+    """A new lesson in course `py` of the tenant at `base`, teaching `variables`."""
+    r = await client.post(f"{base}/concepts", json={"id": "variables", "name": "Variables"})
+    assert r.status_code in (201, 409), r.text
+    r = await client.post(f"{base}/courses", json={"id": "py", "title": "Python"})
+    assert r.status_code in (201, 409), r.text
+    blocks = [{"type": "markdown", "markdown": text}] if text else []
+    r = await client.post(f"{base}/courses/py/lessons", json={
+        "title": "Names and values", "teaches": ["variables"], "blocks": blocks})
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def follow(client: httpx.AsyncClient, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return await follow_at(client, BASE, job_id)
+
+
+async def follow_at(client: httpx.AsyncClient, base: str,
+                    job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every event of the job's stream, until the stream ends."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    async with client.stream("GET", f"{base}/ai/jobs/{job_id}/events", timeout=60) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        name = ""
+        async for line in r.aiter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[6:])))
+    return events
+
+
+async def test_a_summary_job_runs_offline_and_streams_to_its_end(client: httpx.AsyncClient) -> None:
+    les = await lesson(client)
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert r.headers["location"] == f"{BASE}/ai/jobs/{job['id']}"
+    assert job["status"] in ("queued", "running", "succeeded")
+    events = await follow(client, job["id"])
+    assert events[-1][0] == "end"
+    assert [n for n, _ in events[:-1]] == ["progress"] * (len(events) - 1)
+    progress = [e["progress"] for _, e in events]
+    assert progress == sorted(progress)
+    final = events[-1][1]
+    assert final["status"] == "succeeded", final
+    assert final["progress"] == 100
+    assert final["result"]["source"] == "offline"
+    assert "no language model" in final["result"]["note"]
+    for point in final["result"]["key_points"]:
+        assert " ".join(point.split()) in " ".join(LESSON.replace("*", "").split())
+    assert final["cost"]["usd"] == 0
+
+    again = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
+    assert again.status_code == 200
+    assert again.json()["id"] == job["id"]
+    listed = (await client.get(f"{BASE}/ai/jobs", params={"lesson_id": les["id"]})).json()
+    assert [j["id"] for j in listed["items"]] == [job["id"]]
+
+
+async def test_a_quiz_job_makes_a_content_quiz_block_with_the_llm(
+        tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    app = build(tmp_path, AiSettings(openai_base_url=fake_openai.base_url, model="gpt-4o-mini",
+                                     price_input_per_mtok=0.15, price_output_per_mtok=0.6))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+            c.headers.update(await member(app, c, "acme", ["educator"]))
+            les = await lesson(c)
+            r = await c.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": les["id"],
+                                                      "params": {"count": 3}})
+            assert r.status_code == 201, r.text
+            final = (await follow(c, r.json()["id"]))[-1][1]
+            assert final["status"] == "succeeded", final
+            block = QuizBlock.model_validate(final["result"]["block"])
+            assert [q.type for q in block.questions] == ["single_choice", "true_false",
+                                                         "short_text"]
+            assert final["cost"]["prompt_tokens"] == 1117
+            assert final["cost"]["usd"] == pytest.approx((1117 * 0.15 + 246 * 0.6) / 1e6)
+            # The educator accepts the draft: the block goes into the lesson through content's
+            # edit API (once content's lessons take quiz blocks).
+            if takes_quizzes():
+                edit = await c.patch(f"{BASE}/lessons/{les['id']}", json={
+                    "version": les["version"],
+                    "blocks": [*les["blocks"], final["result"]["block"]]})
+                assert edit.status_code == 200, edit.text
+    [request] = fake_openai.requests
+    assert request["response_format"]["type"] == "json_schema"
+    assert request["response_format"]["json_schema"]["name"] == "QuizAnswer"
+    assert "Names and values" in request["messages"][-1]["content"]
+
+
+async def test_refusals(client: httpx.AsyncClient, app: FastAPI) -> None:
+    empty = await lesson(client, text="")
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": empty["id"]})
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "lesson_empty"
+
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": "nope"})
+    assert r.status_code == 404
+
+    les = await lesson(client)
+    r = await client.post(f"{BASE}/ai/jobs", json={
+        "kind": "summary", "lesson_id": les["id"], "params": {"instructions": "x" * 2001}})
+    assert r.status_code == 422
+
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "flashcards", "lesson_id": les["id"]},
+                          headers={"Idempotency-Key": "k-1"})
+    assert r.status_code == 201
+    r2 = await client.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": les["id"]},
+                           headers={"Idempotency-Key": "k-1"})
+    assert r2.status_code == 422
+    assert r2.json()["code"] == "idempotency_key_reused"
+
+    other = await member(app, client, "beta", ["educator"])
+    job_id = r.json()["id"]
+    r = await client.get(f"/v1/tenants/beta/ai/jobs/{job_id}", headers=other)
+    assert r.status_code == 404
+    r = await client.post("/v1/tenants/beta/ai/jobs", headers=other,
+                          json={"kind": "summary", "lesson_id": les["id"]})
+    assert r.status_code == 404
+    r = await client.post(f"/v1/tenants/beta/ai/jobs/{job_id}/cancel", headers=other)
+    assert r.status_code == 404
+
+    learner = await member(app, client, "acme", ["learner"])
+    r = await client.post(f"{BASE}/ai/jobs", headers=learner,
+                          json={"kind": "summary", "lesson_id": les["id"]})
+    assert r.status_code == 403
+    r = await client.get(f"{BASE}/ai/jobs/{job_id}", headers=learner)
+    assert r.status_code == 403
+    r = await client.put(f"{BASE}/ai/settings", json={"model": "m"})
+    assert r.status_code == 403, "only a tenant admin sets the provider"
+
+    assert (await follow(client, job_id))[-1][1]["status"] == "succeeded"
+    r = await client.post(f"{BASE}/ai/jobs/{job_id}/cancel")
+    assert r.status_code == 409
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "job_finished"
+
+
+async def test_quotas_refuse_before_any_spend(client: httpx.AsyncClient, app: FastAPI) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.put(f"{BASE}/ai/settings", headers=admin, json={
+        "monthly_budget_usd": 0, "api_key": "sk-secret-1234", "provider": "offline"})
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert view["has_api_key"] is True
+    assert "sk-secret" not in r.text
+    assert view["effective_provider"] == "offline"
+    les = await lesson(client)
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
+    assert r.status_code == 402
+    assert r.json()["code"] == "ai_budget_exhausted"
+    assert (await client.get(f"{BASE}/ai/jobs")).json()["items"] == []
+
+    r = await client.put(f"{BASE}/ai/settings", headers=admin, json={"max_jobs_per_hour": 2})
+    assert r.json()["has_api_key"] is True, "a key left out stays"
+    for kind in ("summary", "flashcards"):
+        r = await client.post(f"{BASE}/ai/jobs", json={"kind": kind, "lesson_id": les["id"]})
+        assert r.status_code == 201, r.text
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": les["id"]})
+    assert r.status_code == 429
+    assert r.json()["code"] == "ai_quota_exceeded"
+    assert "retry-after" in r.headers
+    view = (await client.get(f"{BASE}/ai/settings", headers=admin)).json()
+    assert view["jobs_last_hour"] == 2
+
+
+async def test_a_narration_job_makes_audio_the_tenant_can_play(client: httpx.AsyncClient,
+                                                               app: FastAPI) -> None:
+    if "narration" not in app.state.ai.state["service"].media_kinds:
+        pytest.skip("bloop.ai.audio is not in this tree")
+    les = await lesson(client)
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "narration", "lesson_id": les["id"]})
+    assert r.status_code == 201, r.text
+    final = (await follow(client, r.json()["id"]))[-1][1]
+    assert final["status"] == "succeeded", final["errors"]
+    outputs = {o["kind"]: o for o in final["result"]["outputs"]}
+    audio = outputs["audio"]
+    assert audio["content_type"].startswith("audio/")
+    assert audio["duration_s"] > 3
+    learner = await member(app, client, "acme", ["learner"])
+    got = await client.get(audio["url"], headers=learner)
+    assert got.status_code == 200
+    assert got.headers["content-type"] == audio["content_type"]
+    assert len(got.content) == audio["bytes"] > 1000
+    captions = await client.get(outputs["subtitles"]["url"], headers=learner)
+    assert captions.text.startswith("WEBVTT")
+    other = await member(app, client, "beta", ["learner"])
+    r = await client.get(audio["url"].replace("/acme/", "/beta/"), headers=other)
+    assert r.status_code == 404
+
+
+async def test_the_data_export_has_the_user_s_jobs_and_deleting_the_user_anonymises_them(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    les = await lesson(client)
+    author = await member(app, client, "acme", ["educator"])
+    r = await client.post(f"{BASE}/ai/jobs", headers=author, json={
+        "kind": "quiz", "lesson_id": les["id"],
+        "params": {"count": 3, "instructions": "Mention my cat Tom."}})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    final = (await follow(client, job_id))[-1][1]
+    assert final["status"] == "succeeded", final
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
+    assert r.status_code == 201, r.text
+    someone_else = r.json()["id"]
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    await client.put(f"{BASE}/ai/settings", headers=admin, json={"api_key": "sk-never-exported"})
+
+    export = await client.get(f"{BASE}/me/export", headers=author)
+    assert export.status_code == 200, export.text
+    mine = export.json()["services"]["ai"]["jobs_requested"]
+    assert [(j["id"], j["kind"], j["status"]) for j in mine] == [(job_id, "quiz", "succeeded")]
+    assert mine[0]["params"]["instructions"] == "Mention my cat Tom."
+    assert "sk-never-exported" not in export.text
+
+    user_id = final["requested_by"]
+    r = await client.delete(f"{BASE}/me", headers=author)
+    assert r.status_code == 204, r.text
+    service = app.state.ai.state["service"]
+
+    async def anonymised() -> bool:
+        job = await service.job("acme", job_id)
+        return bool(job.requested_by == "deleted-user")
+
+    await eventually(anonymised, timeout_s=20, interval_s=0.05, what="the job to be anonymised")
+    view = (await client.get(f"{BASE}/ai/jobs/{job_id}")).json()
+    assert (view["requested_by"], view["params"]["instructions"]) == ("deleted-user", "")
+    assert view["status"] == "succeeded"
+    assert view["result"] is not None
+    assert "Tom" not in json.dumps(view)
+    assert user_id not in json.dumps(view)
+    assert (await service.job("acme", someone_else)).requested_by != "deleted-user"
+    assert await service.personal_data("acme", user_id) == {"jobs_requested": []}

@@ -1,0 +1,457 @@
+"""Jobs from request to end on the embedded stores: the runner claims with a lease, reports
+progress, retries transient provider errors with back-off, fails on permanent ones, records the
+spend, honours cancellation, takes over from a worker whose lease expired, gives up a job whose
+lease it lost, and the sweeper picks up jobs whose command never came."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bloop.ai.jobs import consumers, renderers
+from bloop.ai.jobs.model import (
+    Job,
+    JobParams,
+    JobRequest,
+    Lease,
+    MediaResult,
+    TenantAiConfig,
+    now,
+)
+from bloop.ai.jobs.ports import Progress, RenderedFile
+from bloop.ai.jobs.renderers import LibraryRenderer
+from bloop.ai.jobs.service import JobService
+from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
+from bloop.ai.jobs.worker import JobRunner
+from bloop.ai.text.model import LessonText
+from bloop.platform.demo import data
+from bloop.platform.identity.events import UserDeleted
+from bloop.platform.kit.errors import Conflict, Problem
+from bloop.platform.kit.events.types import registry, type_of
+from bloop.platform.kit.settings import AiSettings
+from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import eventually
+from tests.unit.ai.fake_openai import BAD_KEY, RATE_LIMITED, SERVER_ERROR, FakeOpenAI, Reply
+
+LESSON = LessonText(id="lesson-1", version=3, course="py", title=data.LESSONS[0].title,
+                    text="\n\n".join(data.LESSONS[0].blocks), concepts=["variables"])
+
+
+@dataclass
+class Rig:
+    store: EmbeddedJobStore
+    service: JobService
+    media: FileMediaStore
+    settings: AiSettings
+
+    def runner(self, owner: str = "worker-a", **renderers: Any) -> JobRunner:
+        return JobRunner(self.service, self.media, self.settings, owner, renderers)
+
+    async def ask(self, kind: str = "summary", **params: Any) -> Job:
+        job, created = await self.service.request(
+            "acme", "u1", JobRequest(kind=kind, lesson_id=LESSON.id,
+                                     params=JobParams(**params)), LESSON)
+        assert created
+        return job
+
+    async def events(self, job_id: str) -> list[dict[str, Any]]:
+        return [json.loads(p.message.value) for p in await self.store.outbox.pending(10_000)
+                if p.message.key == job_id.encode()]
+
+    async def types(self, job_id: str) -> list[str]:
+        return [e["type"].removeprefix("bloop.ai.") for e in await self.events(job_id)]
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    marker = request.node.get_closest_marker("ai")
+    settings = AiSettings(**({"retry_backoff_s": 0.0, "lease_s": 0.6, "max_attempts": 3}
+                             | (marker.kwargs if marker else {})))
+    db = SqliteDB(tmp_path / "ai.sqlite3")
+    store = EmbeddedJobStore(db, registry)
+    await store.setup()
+    media = FileMediaStore(tmp_path / "media")
+    await media.setup()
+    yield Rig(store, JobService(store, settings, media_kinds=frozenset({"narration"})), media,
+              settings)
+    await db.close()
+
+
+def llm(fake: FakeOpenAI, **more: Any) -> dict[str, Any]:
+    return {"openai_base_url": fake.base_url, "llm_timeout_s": 5.0} | more
+
+
+async def test_an_offline_flashcards_job_runs_to_the_end(rig: Rig) -> None:
+    job = await rig.ask("flashcards", count=3)
+    assert job.status == "queued"
+    await rig.runner().run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.progress, done.attempts, done.lease) == ("succeeded", 100, 1, None)
+    assert done.cost.usd == 0
+    assert done.cost.provider == "offline"
+    types = await rig.types(job.id)
+    assert types[0] == "job.requested.v1"
+    assert types[-2:] == ["job.completed.v1", "flashcards.generated.v1"]
+    assert set(types[1:-2]) == {"job.progressed.v1"}
+    cards = (await rig.events(job.id))[-1]["data"]
+    assert cards["concept_ids"] == ["variables"]
+    assert cards["lesson_version"] == 3
+    assert 1 <= len(cards["cards"]) <= 3
+
+
+async def test_media_kinds_this_deployment_cannot_render_are_refused(rig: Rig) -> None:
+    service = JobService(rig.store, rig.settings, media_kinds=frozenset())
+    with pytest.raises(Problem) as caught:
+        await service.request("acme", "u1", JobRequest(kind="video", lesson_id=LESSON.id), LESSON)
+    assert (caught.value.status, caught.value.code) == (501, "not_available")
+    assert await rig.store.list_jobs("acme") == []
+
+
+async def test_the_same_request_is_the_same_job(rig: Rig) -> None:
+    job = await rig.ask("quiz", count=4)
+    again, created = await rig.service.request(
+        "acme", "u2", JobRequest(kind="quiz", lesson_id=LESSON.id, params=JobParams(count=4)),
+        LESSON)
+    assert (again.id, created) == (job.id, False)
+    newer, created = await rig.service.request(
+        "acme", "u1", JobRequest(kind="quiz", lesson_id=LESSON.id, params=JobParams(count=4)),
+        LESSON.model_copy(update={"version": 4}))
+    assert created, "a new lesson version is a new job"
+    assert newer.id != job.id
+
+
+@pytest.mark.ai(max_attempts=3)
+async def test_transient_errors_are_retried_and_recorded(rig: Rig, fake_openai: FakeOpenAI) -> None:
+    rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    rig.service.settings = rig.settings
+    fake_openai.script(SERVER_ERROR, RATE_LIMITED)
+    job = await rig.ask("summary")
+    started = asyncio.get_running_loop().time()
+    await rig.runner().run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert done.status == "succeeded", done.errors
+    assert done.attempts == 3
+    assert [(e.code, e.transient, e.attempt) for e in done.errors] == [
+        ("provider_unavailable", True, 1), ("provider_rate_limited", True, 2)]
+    assert asyncio.get_running_loop().time() - started >= 0.2, "Retry-After was honoured"
+    assert done.cost.prompt_tokens == 1117, "failed calls cost nothing"
+    assert len(fake_openai.requests) == 3
+
+
+@pytest.mark.ai(max_attempts=2)
+async def test_a_provider_that_keeps_failing_fails_the_job(rig: Rig, fake_openai: FakeOpenAI) -> None:
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.script(SERVER_ERROR, SERVER_ERROR, SERVER_ERROR)
+    job = await rig.ask("summary")
+    await rig.runner().run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.attempts) == ("failed", 2)
+    assert "gave up after 2 attempts" in done.errors[-1].message
+    failed = (await rig.events(job.id))[-1]
+    assert failed["type"] == "bloop.ai.job.failed.v1"
+    assert failed["data"]["code"] == "provider_unavailable"
+
+
+async def test_a_refused_key_fails_at_once(rig: Rig, fake_openai: FakeOpenAI) -> None:
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.script(BAD_KEY)
+    job = await rig.ask("simplify", level="intermediate")
+    await rig.runner().run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.attempts, done.errors[0].code) == ("failed", 1, "provider_rejected")
+    assert len(fake_openai.requests) == 1
+
+
+async def test_invalid_output_fails_and_its_spend_is_recorded(rig: Rig,
+                                                              fake_openai: FakeOpenAI) -> None:
+    rig.service.settings = rig.settings = AiSettings(
+        **rig.settings.model_dump() | llm(fake_openai, invalid_output_retries=1))
+    fake_openai.script(Reply(content="not json"), Reply(content='{"cards": []}'))
+    job = await rig.ask("flashcards")
+    await rig.runner().run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.errors[0].code) == ("failed", "invalid_output")
+    assert done.cost.prompt_tokens == 2 * 1117
+    assert done.cost.usd > 0
+
+
+async def test_cancelling(rig: Rig, fake_openai: FakeOpenAI) -> None:
+    queued = await rig.ask("summary")
+    cancelled = await rig.service.cancel("acme", queued.id)
+    assert cancelled.status == "cancelled"
+    assert (await rig.types(queued.id))[-1] == "job.cancelled.v1"
+    with pytest.raises(Conflict):
+        await rig.service.cancel("acme", queued.id)
+    await rig.runner().run("acme", queued.id)
+    assert (await rig.service.job("acme", queued.id)).status == "cancelled"
+
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.script(Reply(content=json.dumps({"summary": "S", "key_points": ["k"]}),
+                             delay_s=1.0))
+    running = await rig.ask("summary", instructions="slowly")
+    task = asyncio.create_task(rig.runner().run("acme", running.id))
+    await running_now(rig, running.id)
+    asked = await rig.service.cancel("acme", running.id)
+    assert (asked.status, asked.cancel_requested) == ("running", True)
+    await task
+    done = await rig.service.job("acme", running.id)
+    assert (done.status, done.result) == ("cancelled", None)
+    assert (await rig.types(running.id))[-1] == "job.cancelled.v1"
+
+
+async def running_now(rig: Rig, job_id: str) -> None:
+    async def running() -> bool:
+        return (await rig.service.job("acme", job_id)).status == "running"
+
+    await eventually(running, timeout_s=10, interval_s=0.02, what="the job to start")
+
+
+async def hold(rig: Rig, job: Job, owner: str, seconds: float) -> Job:
+    """Makes `owner` the job's runner, as if it had claimed it (a lease `seconds` long)."""
+    current = await rig.service.job(job.tenant, job.id)
+    held = current.update(status="running", attempts=current.attempts + 1,
+                          lease=Lease(owner=owner, expires_at=now() + timedelta(seconds=seconds)))
+    assert await rig.store.replace(held, current.rev, [])
+    return held
+
+
+async def test_a_job_whose_worker_died_is_taken_over(rig: Rig) -> None:
+    job = await rig.ask("summary")
+    await hold(rig, job, "worker-dead", 30)
+    await rig.runner().run("acme", job.id, wait_for_lease=False)
+    assert (await rig.service.job("acme", job.id)).status == "running", "a live lease is kept"
+
+    await hold(rig, job, "worker-dead", 0.3)
+    await rig.runner("worker-b").run("acme", job.id)  # the redelivered command waits it out
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.attempts) == ("succeeded", 3)
+
+
+async def test_a_worker_that_lost_its_lease_writes_nothing(rig: Rig,
+                                                           fake_openai: FakeOpenAI) -> None:
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.script(Reply(content=json.dumps({"summary": "S", "key_points": ["k"]}),
+                             delay_s=1.5))
+    job = await rig.ask("summary")
+    task = asyncio.create_task(rig.runner("worker-a").run("acme", job.id))
+    await running_now(rig, job.id)
+    stolen = await hold(rig, job, "worker-b", 60)
+    await asyncio.wait_for(task, 5)
+    after = await rig.service.job("acme", job.id)
+    assert (after.status, after.lease, after.result) == ("running", stolen.lease, None)
+
+
+@pytest.mark.ai(lease_s=0.5)
+async def test_the_sweeper_runs_jobs_whose_command_never_came(rig: Rig) -> None:
+    job = await rig.ask("summary")
+    assert await rig.runner().sweep() == 0, "a fresh job waits for its command"
+    await asyncio.sleep(0.6)
+    assert await rig.runner().sweep() == 1
+    assert (await rig.service.job("acme", job.id)).status == "succeeded"
+
+
+class ToneRenderer:
+    """A stand-in for the narration library: writes a small WAV file."""
+
+    async def render(self, job: Job, workdir: Path, progress: Progress) -> list[RenderedFile]:
+        await progress(50, "speaking")
+        path = workdir / "narration.wav"
+        path.write_bytes(b"RIFF" + b"\x00" * 4000)
+        return [RenderedFile(path, "narration.wav", "audio", "audio/wav", 1.5)]
+
+
+async def test_a_media_job_stores_its_outputs(rig: Rig) -> None:
+    job = await rig.ask("narration")
+    await rig.runner(narration=ToneRenderer()).run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert done.status == "succeeded", done.errors
+    assert isinstance(done.result, MediaResult)
+    [out] = done.result.outputs
+    assert (out.kind, out.content_type, out.bytes, out.duration_s) == ("audio", "audio/wav",
+                                                                       4004, 1.5)
+    assert out.url == f"/v1/tenants/acme/ai/jobs/{job.id}/outputs/narration.wav"
+    got = b"".join([chunk async for chunk in rig.media.read("acme", out.file_id)])
+    assert got.startswith(b"RIFF")
+    assert len(got) == 4004
+    assert [c async for c in rig.media.read("beta", out.file_id)] == []
+    completed = [e for e in await rig.events(job.id) if e["type"] == "bloop.ai.job.completed.v1"]
+    assert completed[0]["data"]["outputs"][0]["url"] == out.url
+    steps = [e["data"]["step"] for e in await rig.events(job.id)
+             if e["type"] == "bloop.ai.job.progressed.v1"]
+    assert "speaking" in steps
+
+
+@dataclass(frozen=True)
+class Made:
+    path: Path
+    content_type: str
+    duration_s: float
+    captions_path: Path
+
+
+def library_video(script: str, out_dir: Path, *, voice: str | None,
+                  on_progress: Callable[[str, float], None]) -> Any:
+    """Shaped like `bloop.ai.video.render_lesson_video`: plain progress callbacks, an object
+    with the video and its captions."""
+
+    async def render() -> Made:
+        for i in range(4):
+            on_progress(f"render {i + 1}/4", (i + 1) / 5)
+            await asyncio.sleep(0.15)
+        (out_dir / "video.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
+        (out_dir / "video.vtt").write_text("WEBVTT\n")
+        return Made(out_dir / "video.mp4", "video/mp4", 12.5, out_dir / "video.vtt")
+
+    return render()
+
+
+async def test_the_library_bridge_reports_progress_and_keeps_captions(rig: Rig) -> None:
+    job = await rig.ask("narration")
+    renderer = LibraryRenderer("video", function=library_video)
+    await rig.runner(narration=renderer).run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert done.status == "succeeded", done.errors
+    assert isinstance(done.result, MediaResult)
+    assert [(o.name, o.kind, o.content_type) for o in done.result.outputs] == [
+        ("video.mp4", "video", "video/mp4"), ("video.vtt", "subtitles", "text/vtt")]
+    steps = [e["data"]["step"] for e in await rig.events(job.id)
+             if e["type"] == "bloop.ai.job.progressed.v1"]
+    assert "render 4/4" in steps
+
+
+async def test_cancelling_stops_a_render_at_its_next_progress_report(rig: Rig) -> None:
+    job = await rig.ask("narration")
+    renderer = LibraryRenderer("video", function=library_video)
+    task = asyncio.create_task(rig.runner(narration=renderer).run("acme", job.id))
+    await running_now(rig, job.id)
+    await rig.service.cancel("acme", job.id)
+    await asyncio.wait_for(task, 5)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.result) == ("cancelled", None)
+    steps = [e["data"]["step"] for e in await rig.events(job.id)
+             if e["type"] == "bloop.ai.job.progressed.v1"]
+    assert "render 4/4" not in steps, "the render stopped early"
+
+
+async def test_a_tenant_s_own_provider_key_model_and_prices(rig: Rig,
+                                                           fake_openai: FakeOpenAI) -> None:
+    await rig.service.configure("acme", TenantAiConfig.model_validate({
+        "base_url": fake_openai.base_url, "api_key": "sk-acme-own", "model": "acme-model",
+        "price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0}))
+    job = await rig.ask("summary")
+    await rig.runner().run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert done.status == "succeeded", done.errors
+    [sent] = fake_openai.requests
+    assert sent["model"] == "acme-model"
+    assert fake_openai.headers[0]["authorization"] == "Bearer sk-acme-own"
+    assert (done.cost.provider, done.cost.prompt_tokens) == ("openai", 1117)
+    assert done.cost.usd == pytest.approx((1117 * 1.0 + 246 * 2.0) / 1e6)
+    view = await rig.service.config_view("acme")
+    assert (view.has_api_key, view.effective_provider) == (True, "openai")
+    assert view.spent_this_month_usd == pytest.approx(done.cost.usd, abs=1e-6)
+
+    other, _ = await rig.service.request("beta", "u9", JobRequest(kind="summary",
+                                                                  lesson_id=LESSON.id), LESSON)
+    await rig.runner().run("beta", other.id)
+    theirs = await rig.service.job("beta", other.id)
+    assert (theirs.status, theirs.cost.provider) == ("succeeded", "offline")
+    assert len(fake_openai.requests) == 1, "another tenant does not use acme's key"
+
+
+@pytest.mark.ai(max_attempts=2)
+async def test_a_provider_timeout_is_retried(rig: Rig, fake_openai: FakeOpenAI) -> None:
+    rig.service.settings = rig.settings = AiSettings(
+        **rig.settings.model_dump() | llm(fake_openai, llm_timeout_s=0.3))
+    fake_openai.script(Reply(content=json.dumps({"summary": "S", "key_points": ["k"]}),
+                             delay_s=1.0))
+    job = await rig.ask("summary")
+    await rig.runner().run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.attempts) == ("succeeded", 2), done.errors
+    assert [(e.code, e.transient) for e in done.errors] == [("provider_timeout", True)]
+
+
+@pytest.mark.ai(max_lesson_chars=200)
+async def test_a_lesson_over_the_length_limit_is_refused(rig: Rig) -> None:
+    long = LESSON.model_copy(update={"text": "A name refers to a value. " * 10})
+    with pytest.raises(Problem) as caught:
+        await rig.service.request("acme", "u1", JobRequest(kind="quiz", lesson_id=long.id), long)
+    assert (caught.value.status, caught.value.code) == (422, "prompt_too_long")
+    short = LESSON.model_copy(update={"text": "A name refers to a value. " * 7})
+    with pytest.raises(Problem) as caught:
+        await rig.service.request("acme", "u1", JobRequest(
+            kind="quiz", lesson_id=short.id, params=JobParams(instructions="x" * 50)), short)
+    assert caught.value.code == "prompt_too_long", "the educator's note counts too"
+    assert await rig.store.list_jobs("acme") == []
+
+
+async def test_a_lesson_with_nothing_to_narrate_is_refused(rig: Rig) -> None:
+    service = JobService(rig.store, rig.settings, media_kinds=frozenset({"narration", "video"}),
+                         narratable=renderers.narratable)
+    code_only = LESSON.model_copy(update={"text": "```python\nx = 1\n```\n\n![diagram](d.png)"})
+    for kind in ("narration", "video"):
+        with pytest.raises(Problem) as caught:
+            await service.request("acme", "u1", JobRequest(kind=kind, lesson_id=LESSON.id),
+                                  code_only)
+        assert (caught.value.status, caught.value.code) == (422, "nothing_to_narrate")
+    job, created = await service.request("acme", "u1", JobRequest(kind="narration",
+                                                                  lesson_id=LESSON.id), LESSON)
+    assert created
+    assert job.status == "queued"
+
+
+async def test_a_deleted_user_s_jobs_are_exported_then_anonymised(rig: Rig) -> None:
+    plain = await rig.ask("summary")
+    noted = await rig.ask("quiz", instructions="Ask about my dog Rex, as I told the class.")
+    await rig.runner().run("acme", plain.id)
+    theirs, _ = await rig.service.request("acme", "u2", JobRequest(
+        kind="flashcards", lesson_id=LESSON.id), LESSON)
+    elsewhere, _ = await rig.service.request("beta", "u1", JobRequest(
+        kind="summary", lesson_id=LESSON.id), LESSON)
+
+    exported = await rig.service.personal_data("acme", "u1")
+    jobs = exported["jobs_requested"]
+    assert isinstance(jobs, list)
+    by_id = {j["id"]: j for j in jobs}
+    assert set(by_id) == {plain.id, noted.id}
+    assert by_id[plain.id]["status"] == "succeeded"
+    assert by_id[noted.id]["params"]["instructions"].startswith("Ask about my dog")
+    assert "result" not in by_id[plain.id]
+    assert "lease" not in by_id[plain.id]
+    assert json.loads(json.dumps(exported)) == exported
+
+    [sub] = consumers.subscriptions(rig.service)
+    assert sub.topics == ("user.events",)
+    assert sub.types == frozenset({"bloop.identity.user.deleted.v1"})
+    deleted = type_of(UserDeleted).envelope(
+        UserDeleted(user_id="u1", deleted_by="admin", deleted_at=now()),
+        tenant="acme", subject="u1")
+    await sub.handler(deleted)
+    await sub.handler(deleted)  # a redelivery changes nothing
+    assert await rig.service.personal_data("acme", "u1") == {"jobs_requested": []}
+    kept = await rig.service.job("acme", plain.id)
+    assert (kept.requested_by, kept.status) == ("deleted-user", "succeeded")
+    assert kept.result is not None, "the tenant keeps the material and its cost"
+    assert kept.idempotency_key == plain.idempotency_key
+    blanked = await rig.service.job("acme", noted.id)
+    assert (blanked.requested_by, blanked.params.instructions) == ("deleted-user", "")
+    assert "Rex" not in blanked.model_dump_json()
+    assert (await rig.service.job("acme", theirs.id)).requested_by == "u2"
+    assert (await rig.service.job("beta", elsewhere.id)).requested_by == "u1"
+
+    again, created = await rig.service.request("acme", "u3", JobRequest(
+        kind="summary", lesson_id=LESSON.id), LESSON)
+    assert (again.id, created) == (plain.id, False), "an anonymised job is still reused"
+    asked, created = await rig.service.request("acme", "u3", JobRequest(
+        kind="quiz", lesson_id=LESSON.id,
+        params=JobParams(instructions="Ask about my dog Rex, as I told the class.")), LESSON)
+    assert created
+    assert asked.id != noted.id

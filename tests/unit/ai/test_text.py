@@ -1,0 +1,117 @@
+"""The text generators: the LLM's (validated, asked again when invalid, quizzes checked against
+content's quiz model) and the offline one (extractive, from the lesson's own sentences)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from bloop.ai.providers.llm import OpenAiLlm, Pricing
+from bloop.ai.text.generator import InvalidOutput, LlmTextGenerator
+from bloop.ai.text.model import LessonText
+from bloop.ai.text.offline import BLANK, OfflineTextGenerator, _plain, sentences
+from bloop.platform.content.quiz import QuizBlock, ShortText, SingleChoice, TrueFalse
+from bloop.platform.demo import data
+from tests.unit.ai.fake_openai import FakeOpenAI, Reply, valid_answer
+
+DEMO = [LessonText(id=f"l{i}", version=1, title=lesson.title, text="\n\n".join(lesson.blocks),
+                   concepts=list(lesson.teaches)) for i, lesson in enumerate(data.LESSONS)]
+# The lessons' prose as plain text: code blocks out, emphasis and code marks dropped.
+FLAT = [" ".join(" ".join(_plain(paragraph).split()) for paragraph in re.split(
+    r"\n\s*\n", re.sub(r"```.*?```", "\n\n", lesson.text, flags=re.S))) for lesson in DEMO]
+
+
+def inside(sentence: str, flat: str) -> bool:
+    """The lesson has the sentence (whose final colon the generator may have made a stop)."""
+    return sentence.rstrip(".:") in flat
+
+
+def generator(fake: FakeOpenAI, retries: int = 2) -> LlmTextGenerator:
+    return LlmTextGenerator(OpenAiLlm(model="gpt-4o-mini", base_url=fake.base_url,
+                                      pricing=Pricing(0.15, 0.6)), invalid_retries=retries)
+
+
+async def test_each_kind_from_the_llm(fake_openai: FakeOpenAI) -> None:
+    gen = generator(fake_openai)
+    lesson = DEMO[0]
+    summary = await gen.summary(lesson)
+    assert summary.value.source == "llm"
+    assert summary.value.key_points == ["A name refers to a value.", "Assignment rebinds a name."]
+    assert summary.cost_usd == pytest.approx((1117 * 0.15 + 246 * 0.6) / 1e6)
+    simpler = await gen.simpler(lesson, "beginner")
+    assert simpler.value.level == "beginner"
+    quiz = await gen.quiz(lesson, 3)
+    assert isinstance(quiz.value.block, QuizBlock)
+    assert quiz.value.block.questions[0].id == "q1"
+    cards = await gen.flashcards(lesson, 2)
+    assert [c.concept_id for c in cards.value.cards] == ["variables", None]
+    assert "beginner learner" in fake_openai.requests[1]["messages"][-1]["content"]
+
+
+async def test_invalid_json_is_asked_for_again(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(Reply(content="Sure! Here is your summary: {"),
+                       Reply(content=json.dumps(valid_answer("SummaryAnswer", ""))))
+    got = await generator(fake_openai).summary(DEMO[0])
+    assert got.value.summary.startswith("A variable")
+    assert got.usage.prompt_tokens == 2 * 1117, "both tries are paid for"
+    second = fake_openai.requests[1]["messages"]
+    assert second[-2] == {"role": "assistant", "content": "Sure! Here is your summary: {"}
+    assert "not valid" in second[-1]["content"]
+
+
+async def test_a_quiz_content_would_refuse_is_never_accepted(fake_openai: FakeOpenAI) -> None:
+    bad = valid_answer("QuizAnswer", "")
+    bad["questions"][0]["options"][1]["correct"] = True  # two correct options in single_choice
+    fake_openai.script(*[Reply(content=json.dumps(bad))] * 2)
+    with pytest.raises(InvalidOutput) as caught:
+        await generator(fake_openai, retries=1).quiz(DEMO[0], 3)
+    assert "exactly one correct option" in str(caught.value)
+    assert caught.value.usage.completion_tokens == 2 * 246
+    assert not caught.value.transient
+
+
+async def test_a_cut_off_answer_is_invalid(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(Reply(content='{"summary": "S", "key_po', finish_reason="length"))
+    with pytest.raises(InvalidOutput, match="token limit"):
+        await generator(fake_openai, retries=0).summary(DEMO[0])
+
+
+@pytest.mark.parametrize("index", range(len(DEMO)))
+async def test_offline_material_comes_from_the_lesson(index: int) -> None:
+    gen, lesson, flat = OfflineTextGenerator(), DEMO[index], FLAT[index]
+    summary = (await gen.summary(lesson)).value
+    assert summary.source == "offline"
+    assert "no language model" in summary.note
+    for sentence in [*summary.key_points, *(s.text for s in sentences(summary.summary))]:
+        assert inside(sentence, flat)
+    simpler = (await gen.simpler(lesson, "beginner")).value
+    assert simpler.text.startswith("- ")
+
+    quiz = (await gen.quiz(lesson, 5)).value
+    assert quiz.block == QuizBlock.model_validate(quiz.block.model_dump())
+    assert 3 <= len(quiz.block.questions) <= 5
+    for q in quiz.block.questions:
+        if isinstance(q, ShortText):
+            [answer] = q.accepted
+            assert inside(q.prompt.split(": ", 1)[1].replace(BLANK, answer), flat)
+        elif isinstance(q, SingleChoice):
+            [right] = [o for o in q.options if o.correct]
+            assert inside(q.prompt.split("? ", 1)[1].replace(BLANK, right.text), flat)
+        elif isinstance(q, TrueFalse) and q.answer:
+            assert inside(q.prompt.split("? ", 1)[1], flat)
+
+    cards = (await gen.flashcards(lesson, 4)).value
+    assert 1 <= len(cards.cards) <= 4
+    assert {c.concept_id for c in cards.cards} <= {*lesson.concepts, None}
+    for card in cards.cards:
+        assert inside(card.back, flat) or inside(card.front.replace(
+            "Complete: ", "").replace(BLANK, card.back), flat)
+
+
+async def test_offline_refuses_a_lesson_with_only_code() -> None:
+    lesson = LessonText(id="x", version=1, title="Code", text="```python\nprint(1)\n```")
+    assert sentences(lesson.text) == []
+    with pytest.raises(InvalidOutput):
+        await OfflineTextGenerator().quiz(lesson, 3)

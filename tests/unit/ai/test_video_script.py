@@ -1,0 +1,144 @@
+"""The video script model, the extractive script from a lesson, what a narrator reads out of
+markdown, and caption cues. Pure logic."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from bloop.ai.audio import NothingToNarrate, cues_from, speak, spoken_text, webvtt
+from bloop.ai.providers.tts import Speech, Timing, join_sentences, split_sentences, wav_bytes
+from bloop.ai.video import (
+    CodeScene,
+    DiagramScene,
+    Edge,
+    EquationScene,
+    KeyPointsScene,
+    TitleScene,
+    VideoScript,
+    script_from_lesson,
+    unicode_math,
+)
+
+LESSON = [
+    "# Photosynthesis\n\nPhotosynthesis is how green plants make their own food. It happens in "
+    "the leaves.",
+    "## Inputs and outputs\n\nPlants take in carbon dioxide and water. Sunlight drives the "
+    "reaction. The products are glucose and oxygen. Oxygen leaves through the stomata.",
+    "## The reaction\n\n$$6CO_2 + 6H_2O \\rightarrow C_6H_{12}O_6 + 6O_2$$",
+    "## Energy flow\n\n- Sunlight -> Chlorophyll -> Glucose",
+    "## Measuring it\n\nThe rate is oxygen over time.\n\n```python\ndef rate(ml, minutes):\n"
+    "    return ml / minutes\n```",
+]
+
+
+def test_script_from_lesson_makes_one_scene_of_each_kind_in_lesson_order() -> None:
+    script = script_from_lesson("Photosynthesis", LESSON)
+    assert [s.kind for s in script.scenes] == ["title", "key_points", "key_points", "equation",
+                                               "diagram", "code"]
+    title, points, more, equation, diagram, code = script.scenes
+    assert isinstance(title, TitleScene)
+    assert title.subtitle == "Photosynthesis is how green plants make their own food."
+    assert title.narration == ("Photosynthesis. Photosynthesis is how green plants make their "
+                               "own food. It happens in the leaves.")
+    assert isinstance(points, KeyPointsScene)
+    assert points.heading == "Inputs and outputs"
+    assert points.points == ["Plants take in carbon dioxide and water",
+                             "Sunlight drives the reaction", "The products are glucose and oxygen"]
+    assert isinstance(more, KeyPointsScene)
+    assert more.points == ["Oxygen leaves through the stomata"]
+    assert isinstance(equation, EquationScene)
+    assert equation.equation == "6CO₂ + 6H₂O → C₆H₁₂O₆ + 6O₂"
+    assert "6CO2 plus 6H2O gives C6H12O6 plus 6O2" in equation.narration
+    assert isinstance(diagram, DiagramScene)
+    assert diagram.boxes == ["Sunlight", "Chlorophyll", "Glucose"]
+    assert [(e.source, e.target) for e in diagram.arrows] == [("Sunlight", "Chlorophyll"),
+                                                              ("Chlorophyll", "Glucose")]
+    assert isinstance(code, CodeScene)
+    assert code.language == "python"
+    assert code.code == "def rate(ml, minutes):\n    return ml / minutes"
+    assert code.narration == "The rate is oxygen over time."
+    assert script_from_lesson("Photosynthesis", LESSON) == script
+
+
+def test_script_from_lesson_limits_scenes_and_refuses_an_empty_lesson() -> None:
+    assert len(script_from_lesson("P", LESSON, max_scenes=3).scenes) == 3
+    with pytest.raises(NothingToNarrate, match="nothing to make a video of"):
+        script_from_lesson("Empty", ["   ", "![figure](a.png)"])
+
+
+@pytest.mark.parametrize(("tex", "text"), [
+    ("E = mc^2", "E = mc²"),
+    ("a^{2} + b^2 = c^2", "a² + b² = c²"),
+    ("x_1 \\times \\pi", "x₁ × π"),  # noqa: RUF001
+    ("\\frac{a}{b} \\leq 1", "(a)/(b) ≤ 1"),
+])
+def test_unicode_math_sets_simple_tex_without_latex(tex: str, text: str) -> None:
+    assert unicode_math(tex) == text
+
+
+def test_a_diagram_arrow_must_join_boxes_it_has() -> None:
+    with pytest.raises(ValidationError, match="not in the diagram"):
+        DiagramScene(heading="Flow", boxes=["A", "B"], arrows=[Edge(source="A", target="C")])
+
+
+def test_a_script_needs_a_scene_and_scenes_read_their_own_text_when_not_narrated() -> None:
+    with pytest.raises(ValidationError):
+        VideoScript(title="T", scenes=[])
+    scene = KeyPointsScene(heading="Why", points=["Food", "Air"])
+    assert scene.spoken() == "Why. Food. Air"
+    script = VideoScript.model_validate({"title": "T", "scenes": [
+        {"kind": "equation", "heading": "Area", "equation": "A = πr²"}]})
+    assert isinstance(script.scenes[0], EquationScene)
+
+
+def test_spoken_text_reads_prose_and_leaves_code_and_markup_out() -> None:
+    markdown = ("# Cells\n\nA *cell* is the unit of life. See [the atlas](http://x).\n\n"
+                "- nucleus\n- membrane\n\n```python\nprint('no')\n```\n\n![img](a.png)\n\n"
+                "| a | b |\n|---|---|\n\nSteps:\n1. Look\n2. Draw")
+    assert spoken_text(markdown) == ("Cells. A cell is the unit of life. See the atlas. nucleus. "
+                                     "membrane. Steps. Look. Draw.")
+    assert split_sentences("One. Two!  Three? (Four.) Five") == ["One.", "Two!", "Three?",
+                                                                  "(Four.)", "Five"]
+
+
+class NeverCalled:
+    name = "never"
+
+    async def synthesize(self, text: str, voice: str | None = None) -> Speech:
+        raise AssertionError("no text should reach the TTS")
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("text", ["", "   \n ", "```python\nprint(1)\n```", "![x](y.png)\n\n---"])
+async def test_nothing_to_narrate_is_its_own_error(text: str) -> None:
+    with pytest.raises(NothingToNarrate) as raised:
+        await speak(text, NeverCalled())
+    assert raised.value.code == "nothing_to_narrate"
+    assert not raised.value.transient
+
+
+def test_sentence_timings_come_from_each_piece_and_the_pauses() -> None:
+    pieces = [("First one.", wav_bytes(b"\x01\x00" * 8000, 16_000)),
+              ("Second.", wav_bytes(b"\x01\x00" * 4000, 16_000))]
+    speech = join_sentences(pieces, provider="t", voice="v", gap_s=0.25)
+    assert speech.sentences == (Timing(0.0, 0.5, "First one."), Timing(0.75, 1.0, "Second."))
+    assert speech.duration_s == 1.0
+
+
+def test_long_sentences_become_several_cues_and_webvtt_escapes() -> None:
+    long = ("Photosynthesis turns light, water and carbon dioxide into the glucose that feeds "
+            "nearly every living thing on the planet & more.")
+    cues = cues_from([Timing(0.0, 1.0, "Short <one>."), Timing(1.2, 7.2, long)])
+    assert cues[0].text == "Short <one>."
+    assert len(cues) == 3
+    assert cues[1].start_s == 1.2
+    assert cues[-1].end_s == 7.2
+    assert cues[1].end_s == cues[2].start_s
+    assert " ".join(c.text for c in cues[1:]) == long
+    vtt = webvtt(cues)
+    assert vtt.startswith("WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.000\nShort &lt;one&gt;.\n")
+    assert "planet &amp;" in vtt
+    assert all(len(line.replace("&amp;", "&")) <= 42 for line in vtt.splitlines())
