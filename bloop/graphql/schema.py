@@ -29,7 +29,7 @@ def queries(services: Sequence[Service]) -> list[type]:
     """The `Query` types of those of `services` that have a GraphQL module, in their order."""
     found: list[type] = []
     for service in services:
-        name = f"bloop.platform.{service.name}.graphql"
+        name = f"{service.mount.__module__.rpartition('.')[0]}.graphql"
         if importlib.util.find_spec(name) is None:
             continue
         query = getattr(importlib.import_module(name), "Query", None)

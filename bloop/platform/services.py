@@ -31,13 +31,18 @@ class Service:
     name: str
     mount: Callable[[Platform], Awaitable[Mounted]]
     routers: Callable[[], Sequence[APIRouter]] = tuple
+    large_bodies: Sequence[str] = ()
+    """Path templates whose routes read and limit their own request bodies (uploads), exempt
+    from `BLOOP_HTTP_MAX_BODY_BYTES`."""
 
 
 def available() -> dict[str, Service]:
+    from bloop.ai.jobs.wiring import SERVICE as ai
     from bloop.platform.content.wiring import SERVICE as content
     from bloop.platform.identity.wiring import SERVICE as identity
+    from bloop.platform.learning.wiring import SERVICE as learning
 
-    return {s.name: s for s in (identity, content)}
+    return {s.name: s for s in (identity, content, ai, learning)}
 
 
 def select(names: Sequence[str] | None) -> list[Service]:

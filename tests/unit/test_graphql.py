@@ -13,7 +13,19 @@ from fastapi import FastAPI
 
 from bloop.graphql.schema import build_schema
 from bloop.platform.app import create_app
-from bloop.platform.content.model import Lesson, MarkdownBlock, NewCourse, NewLesson
+from bloop.platform.content.model import (
+    AudioBlock,
+    CodeBlock,
+    FileBlock,
+    ImageBlock,
+    Lesson,
+    LessonEdit,
+    MarkdownBlock,
+    NewCourse,
+    NewLesson,
+    VideoBlock,
+)
+from bloop.platform.content.quiz import QuizBlock
 from bloop.platform.content.service import ContentService
 from bloop.platform.content.wiring import SERVICE as CONTENT
 from bloop.platform.demo import data
@@ -63,7 +75,7 @@ COURSES_WITH_LESSONS = """
 query ($tenant: Slug!) {
   courses(tenant: $tenant, status: ALL) {
     id title status lessonCount
-    lessons { id courseId position title estimatedMinutes blocks { markdown } }
+    lessons { id courseId position title estimatedMinutes blocks { ... on MarkdownBlock { markdown } } }
   }
 }"""
 
@@ -203,6 +215,103 @@ async def test_a_failing_store_is_an_error_in_the_result_not_a_500(
         assert "secret" not in error["message"]
 
 
+BLOCKS = """
+query ($t: Slug!, $l: String!) {
+  lesson(tenant: $t, id: $l) {
+    title version
+    blocks {
+      __typename
+      ... on MarkdownBlock { markdown }
+      ... on CodeBlock { language source }
+      ... on ImageBlock { media url alt caption }
+      ... on AudioBlock { media url title }
+      ... on VideoBlock { media url }
+      ... on FileBlock { media url }
+      ... on QuizBlock {
+        id title maxScore
+        questions {
+          __typename
+          ... on SingleChoiceQuestion { id prompt points options { id text } }
+          ... on NumericQuestion { id unit }
+          ... on OrderingQuestion { id items { id } }
+        }
+      }
+    }
+  }
+}"""
+QUIZ = QuizBlock.model_validate({"id": "check", "title": "Check yourself", "questions": [
+    {"type": "single_choice", "id": "one", "prompt": "Pick one", "points": 2,
+     "feedback": {"correct": "SECRET-FEEDBACK"},
+     "options": [{"id": "a", "text": "A", "correct": True, "feedback": "SECRET-A"},
+                 {"id": "b", "text": "B"}]},
+    {"type": "numeric", "id": "pi", "prompt": "Pi", "answer": 3.14159, "tolerance": 0.01,
+     "unit": "rad"},
+    {"type": "ordering", "id": "steps", "prompt": "Order", "items": [
+        {"id": "s1", "text": "first"}, {"id": "s2", "text": "second"},
+        {"id": "s3", "text": "third"}]},
+]})
+
+
+async def test_blocks_of_every_type_and_quizzes_without_their_answers(start: Start) -> None:
+    async with start(seed=False, signed_in=False) as (app, client):
+        service = content_service(app)
+        author = await member(app, client, tenant="acme", roles=("educator",))
+        other = await member(app, client, tenant="acme", roles=("educator",))
+        learner = await member(app, client, tenant="acme", roles=("learner",))
+        r = await client.post("/v1/tenants/acme/courses", json={"id": "py", "title": "Python"},
+                              headers=author)
+        assert r.status_code == 201, r.text
+        blocks = [MarkdownBlock(markdown="Euler: $e^{i\\pi} + 1 = 0$"),
+                  CodeBlock(language="python", source="print(1)"),
+                  ImageBlock(media="img1", alt="a dot", caption="Fig. 1"),
+                  AudioBlock(media="aud1", title="Narration"), VideoBlock(media="vid1"),
+                  FileBlock(media="pdf1"), QUIZ]
+        lesson = await service.add_lesson("acme", "py", NewLesson(title="All", blocks=blocks))
+        await service.publish("acme", "py")
+        await service.edit_lesson("acme", lesson.id, LessonEdit(version=1, title="Draft title"))
+
+        async def ask(headers: dict[str, str]) -> Json:
+            r = await client.post("/graphql", json={"query": BLOCKS, "variables": {
+                "t": "acme", "l": lesson.id}}, headers=headers)
+            assert r.status_code == 200, r.text
+            for secret in ("SECRET", "3.14159", "0.01"):
+                assert secret not in r.text
+            body: Json = r.json()
+            assert "errors" not in body, body
+            got: Json = body["data"]["lesson"]
+            return got
+
+        seen = await ask(learner)
+        assert (seen["title"], seen["version"]) == ("All", 1)  # the publication, not the draft
+        assert [b["__typename"] for b in seen["blocks"]] == [
+            "MarkdownBlock", "CodeBlock", "ImageBlock", "AudioBlock", "VideoBlock", "FileBlock",
+            "QuizBlock"]
+        assert seen["blocks"][1] == {"__typename": "CodeBlock", "language": "python",
+                                     "source": "print(1)"}
+        assert seen["blocks"][2]["url"] == "/v1/tenants/acme/media/img1/content"
+        assert seen["blocks"][2]["alt"] == "a dot"
+        quiz = seen["blocks"][6]
+        assert (quiz["id"], quiz["maxScore"]) == ("check", 4)
+        assert quiz["questions"][0]["options"] == [{"id": "a", "text": "A"},
+                                                   {"id": "b", "text": "B"}]
+        assert quiz["questions"][1] == {"__typename": "NumericQuestion", "id": "pi",
+                                        "unit": "rad"}
+        assert [i["id"] for i in quiz["questions"][2]["items"]] != ["s1", "s2", "s3"]
+
+        # an educator who is not one of the course's authors reads what learners read
+        assert (await ask(other))["title"] == "All"
+        drafted = await ask(author)
+        assert (drafted["title"], drafted["version"]) == ("Draft title", 2)
+        assert drafted["blocks"][6] == quiz  # answers stay out of GraphQL, drafts included
+
+        # so do courses and their lessons: the publication to others, the draft to its authors
+        listing = 'query { courses(tenant: "acme", status: ALL) { id status lessons { title } } }'
+        for headers, title in ((other, "All"), (author, "Draft title")):
+            r = await client.post("/graphql", json={"query": listing}, headers=headers)
+            assert r.json()["data"]["courses"] == [
+                {"id": "py", "status": "published", "lessons": [{"title": title}]}], r.text
+
+
 INTROSPECT = "{ __schema { queryType { fields { name } } } }"
 
 
@@ -223,9 +332,11 @@ async def test_the_schema_has_the_fields_of_the_services_the_process_runs(start:
     assert result.data is not None
     assert {f["name"] for f in result.data["__schema"]["queryType"]["fields"]} == {
         "courses", "course", "lesson", "concepts"}
+    # Every service: identity's, content's and learning's fields (the AI service has none).
     async with start(seed=False) as (_, client):
-        assert await query_fields(client) == {"tenant", "users", "courses", "course", "lesson",
-                                              "concepts"}
+        assert await query_fields(client) == {
+            "tenant", "users", "courses", "course", "lesson", "concepts", "prerequisiteGraph",
+            "myPaths", "myPath", "myNext", "myMastery", "myDueReviews"}
 
 
 async def test_a_worker_serves_no_graphql(tmp_path: Path) -> None:

@@ -26,8 +26,9 @@ def load_all_types() -> None:
     """Imports every service's events module, which registers its types."""
     from bloop.platform import services
 
-    for name in services.available():
-        __import__(f"bloop.platform.{name}.events")
+    for service in services.available().values():
+        # Each service's package holds its wiring and its events (bloop.platform.content, bloop.ai.jobs).
+        __import__(f"{service.mount.__module__.rpartition('.')[0]}.events")
 
 
 def check(et: EventType[Any], write_missing: bool = False) -> list[str]:
