@@ -61,6 +61,13 @@ class MongoSettings(BaseSettings):
     adapter: StoreMode | None = None
     url: str = "mongodb://127.0.0.1:27017"
     timeout_ms: int = Field(default=2000, ge=100)
+    guard: Literal["auto", "on", "off"] = Field(
+        default="auto", description="per-document claims around writes (kit mongo_guard): auto "
+        "takes them on FerretDB only, whose updates are not atomic; on/off forces it")
+    guard_stale_s: float = Field(default=20.0, gt=0, description="a claim older than this was "
+                                 "left by a writer that died, and is taken over")
+    guard_wait_s: float = Field(default=5.0, gt=0, description="how long a write waits for "
+                                "another writer's claim on its document before giving up (503)")
 
 
 class Neo4jSettings(BaseSettings):

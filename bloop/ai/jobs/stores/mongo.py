@@ -8,18 +8,15 @@ Every `_id` starts with the tenant, and every query also filters on the `tenant`
 A filter on `rev` alone is no compare-and-set on FerretDB v1: it applies concurrent updates of
 one document as read-modify-writes, so two writers expecting the same revision can both match and
 one's change is lost (so is a worker's change under the relay's `$pullAll`). Every write to a job
-document therefore first takes a claim on that document at that revision (`claims`, unique `_id`),
-and the relay takes one too to drop sent events; on MongoDB the claims cost one insert and one
-delete per write and change nothing else.
+document therefore holds that document's guard (kit mongo_guard), and so does the relay dropping
+sent events; on MongoDB the guard does nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,16 +24,15 @@ from typing import Any
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
 from bloop.ai.jobs.ports import Spend, StoredFile
 from bloop.ai.jobs.stores.common import config_doc, index_fields
 from bloop.platform.kit.events.envelope import Envelope
-from bloop.platform.kit.events.outbox.mongo import FIELD, FLAG, MongoOutbox
-from bloop.platform.kit.events.outbox.port import Pending
+from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.mongo_guard import DocumentBusy, MongoGuard
 
 Doc = dict[str, Any]
 HIDE = {"_outbox": 0, "_outbox_pending": 0}
@@ -54,79 +50,15 @@ def _job(doc: Doc) -> Job:
     return Job.model_validate(doc["job"])
 
 
-class Claims:
-    """One writer at a time per job document and revision. A claim left by a process that died
-    between taking and releasing it is taken over after `stale_s`."""
-
-    def __init__(self, collection: AsyncCollection[Doc], stale_s: float = 60.0) -> None:
-        self.collection = collection
-        self.stale_s = stale_s
-
-    async def take(self, doc_id: str, rev: int) -> bool:
-        claim = f"{doc_id}@{rev}"
-        for _ in range(2):
-            try:
-                await self.collection.insert_one({"_id": claim, "at": time.time()})
-                return True
-            except DuplicateKeyError:
-                held = await self.collection.find_one({"_id": claim})
-                if held is not None and time.time() - float(held["at"]) < self.stale_s:
-                    return False
-                if held is not None:
-                    await self.collection.delete_one({"_id": claim, "at": held["at"]})
-        return False
-
-    async def release(self, doc_id: str, rev: int) -> None:
-        await self.collection.delete_one({"_id": f"{doc_id}@{rev}"})
-
-
-class JobOutbox(MongoOutbox):
-    """The kit's in-document outbox, with sent events dropped under a claim."""
-
-    def __init__(self, jobs: AsyncCollection[Doc], claims: Claims, registry: EventRegistry,
-                 name: str) -> None:
-        super().__init__([jobs], registry, name=name)
-        self.jobs = jobs
-        self.claims = claims
-
-    async def mark_sent(self, sent: Sequence[Pending]) -> None:
-        by_doc: dict[str, set[str]] = {}
-        for p in sent:
-            _, doc_id, entry = p.ref
-            by_doc.setdefault(doc_id, set()).add(str(entry["id"]))
-        for doc_id, ids in by_doc.items():
-            await self._drop(doc_id, ids)
-
-    async def _drop(self, doc_id: str, ids: set[str]) -> None:
-        for _ in range(100):
-            head = await self.jobs.find_one({"_id": doc_id}, {"rev": 1})
-            if head is None:
-                return
-            rev = int(head["rev"])
-            if not await self.claims.take(doc_id, rev):
-                await asyncio.sleep(0.01)
-                continue
-            try:
-                doc = await self.jobs.find_one({"_id": doc_id, "rev": rev}, {FIELD: 1})
-                if doc is None:
-                    continue
-                left = [e for e in doc.get(FIELD, []) if str(e["id"]) not in ids]
-                await self.jobs.update_one({"_id": doc_id, "rev": rev},
-                                           {"$set": {FIELD: left, FLAG: bool(left)}})
-                return
-            finally:
-                await self.claims.release(doc_id, rev)
-        # Left in the outbox: published again later, and dropped by consumers as a duplicate.
-
-
 class MongoJobStore:
     def __init__(self, client: AsyncMongoClient[Doc], registry: EventRegistry,
-                 database: str = "ai") -> None:
+                 database: str = "ai", guard: MongoGuard | None = None) -> None:
         db = client[database]
         self.jobs = db["jobs"]
         self.config = db["config"]
-        self.claims = Claims(db["claims"])
-        self._outbox = JobOutbox(self.jobs, self.claims, registry, name=f"{database}-outbox")
+        self.guard = guard or MongoGuard.of(db)
+        self._outbox = MongoOutbox([self.jobs], registry, name=f"{database}-outbox",
+                                   guard=self.guard)
 
     @property
     def outbox(self) -> MongoOutbox:
@@ -142,6 +74,7 @@ class MongoJobStore:
         await self.jobs.create_index([("tenant", ASCENDING), ("job.requested_by", ASCENDING)],
                                      name="tenant_requester")
         await self._outbox.setup()
+        await self.guard.setup()
 
     async def create(self, job: Job, events: list[Envelope]) -> tuple[Job, bool]:
         doc = {"_id": _key(job.tenant, job.id), **_fields(job)}
@@ -185,26 +118,13 @@ class MongoJobStore:
         if events:
             update = self._outbox.with_events(update, *events)
         doc_id = _key(job.tenant, job.id)
-        if not await self._claim(doc_id, job.tenant, expected_rev):
-            return False
         try:
-            result = await self.jobs.update_one(
-                {"_id": doc_id, "tenant": job.tenant, "rev": expected_rev}, update)
-        finally:
-            await self.claims.release(doc_id, expected_rev)
+            async with self.guard.hold(self.jobs, doc_id):
+                result = await self.jobs.update_one(
+                    {"_id": doc_id, "tenant": job.tenant, "rev": expected_rev}, update)
+        except DocumentBusy:
+            return False  # as a lost race: the caller reads the job again
         return result.matched_count == 1
-
-    async def _claim(self, doc_id: str, tenant: str, rev: int) -> bool:
-        """The claim on the job at `rev`; False once the job is past `rev` (or gone). Waits
-        while another writer (the relay, or a writer that is about to lose) holds it."""
-        for _ in range(500):
-            if await self.claims.take(doc_id, rev):
-                return True
-            if await self.jobs.find_one({"_id": doc_id, "tenant": tenant, "rev": rev},
-                                        {"_id": 1}) is None:
-                return False
-            await asyncio.sleep(0.005)
-        return False
 
     async def spend(self, tenant: str, since: datetime) -> Spend:
         jobs, usd = 0, 0.0

@@ -18,6 +18,10 @@ or no `_published` (written before it existed) reads the course head and the les
 instead, and writes `_published` back when the head's publication is newer. Each of these writes
 only moves `_published` forward, so none undoes a newer one.
 
+On FerretDB an update is a query and a separate write (not atomic), so every update of a course
+or lesson document holds that document's guard (kit mongo_guard), as the outbox relay does; no
+write holds two guards at once. On MongoDB the guard does nothing.
+
 Every `_id` starts with the tenant (`demo/thinking-in-python`), so another tenant's key never
 matches, and every query also filters on the `tenant` field.
 """
@@ -49,6 +53,7 @@ from bloop.platform.content.ports import (
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.mongo_guard import DocumentBusy, MongoGuard
 
 Doc = dict[str, Any]
 # Reads leave out the outbox fields (and any other internal field, all named `_…`).
@@ -79,15 +84,16 @@ def _set(record: Course, fields: Sequence[str]) -> Doc:
 
 class MongoContentStore:
     def __init__(self, client: AsyncMongoClient[Doc], registry: EventRegistry,
-                 database: str = "content") -> None:
+                 database: str = "content", guard: MongoGuard | None = None) -> None:
         db = client[database]
         self.concepts = db["concepts"]
         self.courses = db["courses"]
         self.lessons = db["lessons"]
         self.snapshots = db["course_versions"]
         self.lesson_snapshots = db["lesson_versions"]
+        self.guard = guard or MongoGuard.of(db)
         self._outbox = MongoOutbox([self.courses, self.lessons], registry,
-                                   name=f"{database}-outbox")
+                                   name=f"{database}-outbox", guard=self.guard)
 
     @property
     def outbox(self) -> MongoOutbox:
@@ -107,6 +113,7 @@ class MongoContentStore:
             [("tenant", ASCENDING), ("course", ASCENDING), ("position", ASCENDING)],
             name="tenant_course_position")
         await self._outbox.setup()
+        await self.guard.setup()
 
     # concepts
 
@@ -168,9 +175,10 @@ class MongoContentStore:
 
     async def update_course(self, course: Course, expected_revision: int) -> None:
         key = _key(course.tenant, course.id)
-        result = await self.courses.update_one(
-            {"_id": key, "tenant": course.tenant, "revision": expected_revision},
-            _set(course, HEAD_FIELDS))
+        async with self.guard.hold(self.courses, key):
+            result = await self.courses.update_one(
+                {"_id": key, "tenant": course.tenant, "revision": expected_revision},
+                _set(course, HEAD_FIELDS))
         if result.matched_count == 0:
             raise await self._missing_or_stale(key, course.id)
 
@@ -180,10 +188,12 @@ class MongoContentStore:
         # The course's counter hands out positions; a lesson insert that fails after it leaves a
         # gap in the positions, never two lessons in one place. (No projection: FerretDB v1's
         # findAndModify does not support one.)
-        course = await self.courses.find_one_and_update(
-            {"_id": _key(lesson.tenant, lesson.course), "tenant": lesson.tenant},
-            {"$inc": {"lesson_count": 1, "next_position": 1}},
-            return_document=ReturnDocument.AFTER)
+        course_key = _key(lesson.tenant, lesson.course)
+        async with self.guard.hold(self.courses, course_key):
+            course = await self.courses.find_one_and_update(
+                {"_id": course_key, "tenant": lesson.tenant},
+                {"$inc": {"lesson_count": 1, "next_position": 1}},
+                return_document=ReturnDocument.AFTER)
         if course is None:
             raise Missing(lesson.course)
         placed = lesson.model_copy(update={"position": int(course["next_position"]) - 1})
@@ -234,15 +244,31 @@ class MongoContentStore:
 
     async def _record(self, tenant: str, lessons: dict[str, Lesson | None], version: int) -> None:
         """Writes each lesson's `_published` as course version `version` shows it (None: not
-        in it), unless it holds that version or a newer one already."""
-        if not lessons:
-            return
-        await self.lessons.bulk_write([UpdateOne(
+        in it), unless it holds that version or a newer one already. A lesson another writer
+        keeps busy is left as it is: its reads find the course head's publication newer."""
+        await self._update_lessons([(
             {"_id": _key(tenant, lesson_id), "tenant": tenant,
              "$or": [{PUBLISHED: {"$exists": False}}, {f"{PUBLISHED}.version": {"$lt": version}}]},
             {"$set": {PUBLISHED: {"version": version, "lesson": None if x is None
                                   else x.model_dump(mode="json")}}})
-            for lesson_id, x in lessons.items()], ordered=False)
+            for lesson_id, x in lessons.items()], skip_busy=True)
+
+    async def _update_lessons(self, updates: Sequence[tuple[Doc, Doc]], *,
+                              skip_busy: bool = False) -> None:
+        """Updates of several lessons (query by `_id`, update): one bulk write, or one write per
+        lesson under its guard where the guard is on."""
+        if not updates:
+            return
+        if not await self.guard.active():
+            await self.lessons.bulk_write([UpdateOne(q, u) for q, u in updates], ordered=False)
+            return
+        for query, update in updates:
+            try:
+                async with self.guard.hold(self.lessons, query["_id"]):
+                    await self.lessons.update_one(query, update)
+            except DocumentBusy:
+                if not skip_busy:
+                    raise
 
     async def lessons_of_courses(self, tenant: str,
                                  course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
@@ -264,15 +290,17 @@ class MongoContentStore:
         update: Doc = {"$set": lesson.model_dump(mode="json") | {DELETED: False}}
         if events:
             update = self._outbox.with_events(update, *events)
-        before = await self.lessons.find_one_and_update(
-            query if revive else query | LIVE, update, return_document=ReturnDocument.BEFORE)
+        async with self.guard.hold(self.lessons, key):
+            before = await self.lessons.find_one_and_update(
+                query if revive else query | LIVE, update, return_document=ReturnDocument.BEFORE)
         if before is None:
             exists = await self.lessons.count_documents({"_id": key} | ({} if revive else LIVE),
                                                         limit=1)
             raise StaleVersion(lesson.id) if exists else Missing(lesson.id)
         if before.get(DELETED):
-            await self.courses.update_one({"_id": _key(lesson.tenant, lesson.course)},
-                                          {"$inc": {"lesson_count": 1}})
+            course_key = _key(lesson.tenant, lesson.course)
+            async with self.guard.hold(self.courses, course_key):
+                await self.courses.update_one({"_id": course_key}, {"$inc": {"lesson_count": 1}})
 
     async def delete_lesson(self, tenant: str, lesson_id: str, expected_version: int,
                             events: Sequence[Envelope] = ()) -> None:
@@ -280,16 +308,18 @@ class MongoContentStore:
         update: Doc = {"$set": {DELETED: True}}
         if events:
             update = self._outbox.with_events(update, *events)
-        before = await self.lessons.find_one_and_update(
-            {"_id": key, "tenant": tenant, "version": expected_version} | LIVE, update,
-            return_document=ReturnDocument.BEFORE)
+        async with self.guard.hold(self.lessons, key):
+            before = await self.lessons.find_one_and_update(
+                {"_id": key, "tenant": tenant, "version": expected_version} | LIVE, update,
+                return_document=ReturnDocument.BEFORE)
         if before is None:
             exists = await self.lessons.count_documents({"_id": key} | LIVE, limit=1)
             raise StaleVersion(lesson_id) if exists else Missing(lesson_id)
         # A second write: the count may be one off if the process stops between the two.
-        await self.courses.update_one({"_id": _key(tenant, before["course"]),
-                                       "lesson_count": {"$gt": 0}},
-                                      {"$inc": {"lesson_count": -1}})
+        course_key = _key(tenant, before["course"])
+        async with self.guard.hold(self.courses, course_key):
+            await self.courses.update_one({"_id": course_key, "lesson_count": {"$gt": 0}},
+                                          {"$inc": {"lesson_count": -1}})
 
     # publications
 
@@ -307,18 +337,18 @@ class MongoContentStore:
         shown: dict[str, Lesson | None] = {r["id"]: None for r in before}
         shown |= {x.id: x for x in lessons}
         await self._store_lesson_versions(lessons)
-        if shown:
-            await self.lessons.update_many(
-                {"_id": {"$in": [_key(course.tenant, i) for i in shown]}, "tenant": course.tenant},
-                {"$max": {PUBLISHING: p.version}})
+        await self._update_lessons([(
+            {"_id": _key(course.tenant, i), "tenant": course.tenant},
+            {"$max": {PUBLISHING: p.version}}) for i in shown])
         snapshot = CourseSnapshot(id=p.snapshot, tenant=course.tenant, course=course.id,
                                   publication=p)
         snapshot_key = _key(course.tenant, course.id, p.snapshot)
         await self.snapshots.insert_one({"_id": snapshot_key, **snapshot.model_dump(mode="json")})
         # The commit: until this write, no head names the snapshot just stored.
         update = self._outbox.with_events(_set(course, PUBLICATION_FIELDS), *events)
-        result = await self.courses.update_one(
-            {"_id": key, "tenant": course.tenant, "version": expected_version}, update)
+        async with self.guard.hold(self.courses, key):
+            result = await self.courses.update_one(
+                {"_id": key, "tenant": course.tenant, "version": expected_version}, update)
         if result.matched_count == 0:
             await self.snapshots.delete_one({"_id": snapshot_key})
             raise await self._missing_or_stale(key, course.id)

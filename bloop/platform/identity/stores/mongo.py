@@ -1,6 +1,8 @@
 """The MongoDB identity store (database `identity`). Each change and its events are one
 single-document write: the events ride in the document's outbox field (kit MongoOutbox), so it
-needs no multi-document transaction and runs on FerretDB v1 as well as MongoDB."""
+needs no multi-document transaction and runs on FerretDB v1 as well as MongoDB. Every update of
+a tenant or user document holds that document's guard (kit mongo_guard; FerretDB's updates are
+not atomic), as the outbox relay does."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from bloop.platform.identity.ports import Duplicate, Missing
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.mongo_guard import MongoGuard
 
 Doc = dict[str, Any]
 # Reads leave out the outbox fields and the password hash (internal fields are all named `_…`).
@@ -37,14 +40,15 @@ def _key(tenant: str, record_id: str) -> str:
 
 class MongoIdentityStore:
     def __init__(self, client: AsyncMongoClient[Doc], registry: EventRegistry,
-                 database: str = "identity") -> None:
+                 database: str = "identity", guard: MongoGuard | None = None) -> None:
         db = client[database]
         self.tenants = db["tenants"]
         self.users = db["users"]
         self.invitations = db["invitations"]
         self.refresh = db["refresh_tokens"]
+        self.guard = guard or MongoGuard.of(db)
         self._outbox = MongoOutbox([self.tenants, self.users], registry,
-                                   name=f"{database}-outbox")
+                                   name=f"{database}-outbox", guard=self.guard)
 
     @property
     def outbox(self) -> MongoOutbox:
@@ -56,6 +60,7 @@ class MongoIdentityStore:
         await self.refresh.create_index([("tenant", ASCENDING), ("family", ASCENDING)],
                                         name="tenant_family")
         await self._outbox.setup()
+        await self.guard.setup()
 
     async def add_tenant(self, tenant: Tenant, events: Sequence[Envelope]) -> None:
         doc = {"_id": tenant.id, **tenant.model_dump(mode="json")}
@@ -69,8 +74,9 @@ class MongoIdentityStore:
         return None if doc is None else Tenant.model_validate(_fields(doc))
 
     async def replace_tenant(self, tenant: Tenant) -> None:
-        result = await self.tenants.update_one({"_id": tenant.id},
-                                               {"$set": tenant.model_dump(mode="json")})
+        async with self.guard.hold(self.tenants, tenant.id):
+            result = await self.tenants.update_one({"_id": tenant.id},
+                                                   {"$set": tenant.model_dump(mode="json")})
         if result.matched_count == 0:
             raise Missing(tenant.id)
 
@@ -99,23 +105,29 @@ class MongoIdentityStore:
         return User.model_validate(_fields(doc)), doc.get("_password")
 
     async def set_password_hash(self, tenant: str, user_id: str, password_hash: str) -> None:
-        result = await self.users.update_one({"_id": _key(tenant, user_id), **LIVE},
-                                             {"$set": {"_password": password_hash}})
+        key = _key(tenant, user_id)
+        async with self.guard.hold(self.users, key):
+            result = await self.users.update_one({"_id": key, **LIVE},
+                                                 {"$set": {"_password": password_hash}})
         if result.matched_count == 0:
             raise Missing(user_id)
 
     async def replace_user(self, user: User, events: Sequence[Envelope]) -> None:
         update = {"$set": user.model_dump(mode="json")}
-        result = await self.users.update_one({"_id": _key(user.tenant, user.id), **LIVE},
-                                             self._outbox.with_events(update, *events))
+        key = _key(user.tenant, user.id)
+        async with self.guard.hold(self.users, key):
+            result = await self.users.update_one({"_id": key, **LIVE},
+                                                 self._outbox.with_events(update, *events))
         if result.matched_count == 0:
             raise Missing(user.id)
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope]) -> None:
         erased = {"_deleted": True, "email": f"{user_id}@deleted.invalid", "display_name": "",
                   "bio": "", "avatar_url": None, "_password": None}
-        result = await self.users.update_one({"_id": _key(tenant, user_id), **LIVE},
-                                             self._outbox.with_events({"$set": erased}, *events))
+        key = _key(tenant, user_id)
+        async with self.guard.hold(self.users, key):
+            result = await self.users.update_one(
+                {"_id": key, **LIVE}, self._outbox.with_events({"$set": erased}, *events))
         if result.matched_count == 0:
             raise Missing(user_id)
 

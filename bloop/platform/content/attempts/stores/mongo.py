@@ -1,6 +1,8 @@
 """The MongoDB quiz attempt store (collection `quiz_attempts` of content's database). An attempt
 and its event are one single-document insert (kit MongoOutbox); a unique index numbers each
-learner's attempts at a quiz. Runs on FerretDB v1 as well as MongoDB.
+learner's attempts at a quiz. Runs on FerretDB v1 as well as MongoDB. An attempt is never
+updated after its insert; only the outbox relay writes it again, under its guard (kit
+mongo_guard), so that two relays never interleave on one document.
 
 Every `_id` starts with the tenant, and every query also filters on the `tenant` field.
 """
@@ -18,6 +20,7 @@ from bloop.platform.content.attempts.ports import Duplicate
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.mongo_guard import MongoGuard
 
 Doc = dict[str, Any]
 
@@ -29,10 +32,11 @@ def _attempt(doc: Doc) -> Attempt:
 
 class MongoAttemptStore:
     def __init__(self, client: AsyncMongoClient[Doc], registry: EventRegistry,
-                 database: str = "content") -> None:
+                 database: str = "content", guard: MongoGuard | None = None) -> None:
         self.attempts = client[database]["quiz_attempts"]
+        self.guard = guard or MongoGuard.of(client[database])
         self._outbox = MongoOutbox([self.attempts], registry,
-                                   name=f"{database}-quiz-attempts-outbox")
+                                   name=f"{database}-quiz-attempts-outbox", guard=self.guard)
 
     @property
     def outbox(self) -> MongoOutbox:
@@ -49,6 +53,7 @@ class MongoAttemptStore:
             [("tenant", ASCENDING), ("lesson_id", ASCENDING), ("sort_key", DESCENDING)],
             name="tenant_lesson_sort")
         await self._outbox.setup()
+        await self.guard.setup()
 
     async def add(self, attempt: Attempt, events: Sequence[Envelope]) -> None:
         doc = {"_id": f"{attempt.tenant}/{attempt.id}", **attempt.model_dump(mode="json"),

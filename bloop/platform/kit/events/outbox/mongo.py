@@ -1,11 +1,13 @@
 """The MongoDB outbox: pending events live in the aggregate's own document (`_outbox`), so the
 state change and its events are one single-document write. Works on MongoDB and FerretDB v1
-(no multi-document transactions needed)."""
+(no multi-document transactions needed). Given a `MongoGuard`, dropping sent events holds the
+document's guard, as every other writer of it must on FerretDB (whose updates are not atomic)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from pymongo import ASCENDING
@@ -14,6 +16,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.port import Pending, entry_of, message_of
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.mongo_guard import DocumentBusy, MongoGuard
 
 Doc = dict[str, Any]
 FIELD, FLAG = "_outbox", "_outbox_pending"
@@ -21,8 +24,17 @@ FIELD, FLAG = "_outbox", "_outbox_pending"
 
 class MongoOutbox:
     def __init__(self, collections: Sequence[AsyncCollection[Doc]], registry: EventRegistry,
-                 name: str = "mongo-outbox") -> None:
+                 name: str = "mongo-outbox", guard: MongoGuard | None = None) -> None:
         self.collections, self.registry, self.name = list(collections), registry, name
+        self.guard = guard
+
+    @asynccontextmanager
+    async def _held(self, coll: AsyncCollection[Doc], doc_id: Any) -> AsyncIterator[None]:
+        if self.guard is None:
+            yield
+            return
+        async with self.guard.hold(coll, doc_id):
+            yield
 
     async def setup(self) -> None:
         for coll in self.collections:
@@ -60,10 +72,15 @@ class MongoOutbox:
             coll, doc_id, entry = p.ref
             by_doc.setdefault((id(coll), doc_id), (coll, []))[1].append(entry)
         for (_, doc_id), (coll, entries) in by_doc.items():
-            # Whole entries, as read: FerretDB v1's $pull takes values, not conditions.
-            await coll.update_one({"_id": doc_id}, {"$pullAll": {FIELD: entries}})
-            # Only clears the flag when no event was added since we read the document.
-            await coll.update_one({"_id": doc_id, FIELD: {"$size": 0}}, {"$set": {FLAG: False}})
+            try:
+                async with self._held(coll, doc_id):
+                    # Whole entries, as read: FerretDB v1's $pull takes values, not conditions.
+                    await coll.update_one({"_id": doc_id}, {"$pullAll": {FIELD: entries}})
+                    # Only clears the flag when no event was added since we read the document.
+                    await coll.update_one({"_id": doc_id, FIELD: {"$size": 0}},
+                                          {"$set": {FLAG: False}})
+            except DocumentBusy:
+                continue  # left pending: sent again later, and dropped by consumers as a duplicate
 
     async def count_pending(self) -> int:
         total = 0
