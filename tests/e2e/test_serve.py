@@ -133,4 +133,4 @@ def test_an_unknown_service_is_refused_in_one_line(tmp_path: Path) -> None:
                             env={**os.environ, "BLOOP_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "bloop: unknown service 'nonesuch'; choose from identity, content")
+        "bloop: unknown service 'nonesuch'; choose from identity, content, ai, learning")

@@ -76,4 +76,4 @@ class Attempt(_Frozen):
     @property
     def sort_key(self) -> str:
         """Orders attempts by the time they were graded, then by id, as plain text."""
-        return f"{self.graded_at.astimezone(UTC).isoformat(timespec='milliseconds')}|{self.id}"
+        return f"{self.graded_at.astimezone(UTC).isoformat(timespec='microseconds')}|{self.id}"
