@@ -79,7 +79,6 @@ def get_lessons(request: Request) -> LessonSource:
 
 Svc = Annotated[JobService, Depends(get_service)]
 Media = Annotated[MediaStore, Depends(get_media)]
-Lessons = Annotated[LessonSource, Depends(get_lessons)]
 
 
 class JobView(BaseModel):
@@ -88,9 +87,9 @@ class JobView(BaseModel):
     status: JobStatus
     progress: int
     step: str
-    lesson_id: str
-    lesson_version: int
-    lesson_title: str
+    lesson_id: str | None
+    lesson_version: int | None
+    lesson_title: str | None
     params: JobParams
     requested_by: str
     attempts: int
@@ -110,8 +109,9 @@ class JobView(BaseModel):
     def of(cls, job: Job) -> JobView:
         url = job_url(job.tenant, job.id)
         return cls(id=job.id, kind=job.kind, status=job.status, progress=job.progress,
-                   step=job.step, lesson_id=job.lesson.id, lesson_version=job.lesson.version,
-                   lesson_title=job.lesson.title, params=job.params,
+                   step=job.step, lesson_id=job.lesson.id if job.lesson else None,
+                   lesson_version=job.lesson.version if job.lesson else None,
+                   lesson_title=job.lesson.title if job.lesson else None, params=job.params,
                    requested_by=job.requested_by, attempts=job.attempts,
                    max_attempts=job.max_attempts, errors=job.errors, cost=job.cost,
                    result=job.result, cancel_requested=job.cancel_requested,
@@ -127,12 +127,16 @@ router = APIRouter(prefix="/v1/tenants/{tenant}/ai", tags=["ai"])
                                                        "was made before: its job"}})
 async def request_job(
     tenant: TenantId, body: JobRequest, request: Request, response: Response, service: Svc,
-    lessons: Lessons, me: Author,
+    me: Author,
     idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
 ) -> JobView:
-    """Asks for a job on a lesson. Refused before any spend when the lesson is empty or too long,
-    or the tenant is over its budget (402) or its hourly job limit (429)."""
-    lesson = await lessons.lesson(tenant, body.lesson_id, request.headers.get("authorization"))
+    """Asks for a job on a lesson, or for a video from an educator's prompt (`params.prompt`,
+    written into a script by the tenant's language model; with a lesson, drawing on it).
+    Refused before any spend when the lesson is empty or too long, the prompt too long (422),
+    a prompt is given and the tenant has no language model (422 `llm_required`), or the
+    tenant is over its budget (402) or its hourly job limit (429)."""
+    lesson = None if body.lesson_id is None else await get_lessons(request).lesson(
+        tenant, body.lesson_id, request.headers.get("authorization"))
     job, created = await service.request(tenant, me.user_id, body, lesson, idempotency_key)
     if not created:
         response.status_code = 200

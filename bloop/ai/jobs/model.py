@@ -26,6 +26,9 @@ MEDIA_KINDS: frozenset[str] = frozenset({"narration", "video"})
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 Instructions = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+MAX_PROMPT_CHARS = 2000
+# Beyond MAX_PROMPT_CHARS the service refuses with `prompt_too_long`; this only bounds the body.
+Prompt = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100_000)]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200,
                                                   pattern=r"^[\x21-\x7e]+$")]
 
@@ -48,11 +51,16 @@ class JobParams(_Model):
     voice: Annotated[str, StringConstraints(max_length=100)] | None = Field(
         default=None, description="narration and video: the voice, when the provider has several")
     instructions: Instructions = Field(default="", description="a note to the generator")
+    prompt: Prompt = Field(default="", description=(
+        f"video: what the video is about, at most {MAX_PROMPT_CHARS} characters; its script "
+        "is written by the tenant's language model (drawing on the lesson, when one is named)"))
 
 
 class JobRequest(_Model):
     kind: JobKind
-    lesson_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    lesson_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, description="the lesson to work on; only a video with a prompt may "
+                                  "go without one")
     params: JobParams = Field(default_factory=JobParams)
 
 
@@ -109,7 +117,7 @@ class Job(_Model):
     id: str
     tenant: str
     kind: JobKind
-    lesson: LessonText
+    lesson: LessonText | None = Field(description="None for a video made from a prompt alone")
     params: JobParams
     requested_by: str
     idempotency_key: str
@@ -133,8 +141,13 @@ class Job(_Model):
     def final(self) -> bool:
         return self.status in FINAL
 
+    @property
+    def lesson_id(self) -> str:
+        """The lesson's id, or "" for a job without one (as its events carry it)."""
+        return self.lesson.id if self.lesson is not None else ""
+
     @classmethod
-    def create(cls, tenant: str, request: JobRequest, lesson: LessonText, requested_by: str,
+    def create(cls, tenant: str, request: JobRequest, lesson: LessonText | None, requested_by: str,
                idempotency_key: str, max_attempts: int, at: datetime | None = None) -> Job:
         at = at or now()
         return cls(id=uuid.uuid4().hex, tenant=tenant, kind=request.kind, lesson=lesson,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
 from bloop.ai.text.model import LessonText
@@ -100,5 +100,8 @@ Progress = Callable[[int, str], Awaitable[None]]
 
 
 class MediaRenderer(Protocol):
-    async def render(self, job: Job, workdir: Path, progress: Progress) -> list[RenderedFile]:
-        """Renders the job's media into `workdir`; reports progress (0-100, a step name)."""
+    async def render(self, job: Job, workdir: Path, progress: Progress, *,
+                     script: Any = None) -> list[RenderedFile]:
+        """Renders the job's media into `workdir`; reports progress (0-100, a step name).
+        A video asked for with a prompt comes with its `script` (a `VideoScript`), written
+        by the tenant's language model."""

@@ -5,7 +5,8 @@
 - `bloop.ai.video.render_lesson_video(script, tts, out_dir, *, voice, on_progress)`, with the
   script from `bloop.ai.video.script_from_lesson(title, blocks)`.
 
-Each is given those of `lesson` (the job's `LessonText`), `script`, `title`, `blocks`
+Each is given those of `lesson` (the job's `LessonText`, None for a video made from a prompt
+alone), `script` (the prompted script the worker hands over, else the lesson's), `title`, `blocks`
 (markdown), `text`, `tts`, `out_dir`, `voice`, `progress` (async, percentage and step) and
 `on_progress` (plain, step and fraction) that it names as parameters. A cancellation or a lost
 lease seen while reporting progress stops the rendering.
@@ -79,9 +80,12 @@ class LibraryRenderer:
         self.parameters = inspect.signature(self.function).parameters
         self.script_from = getattr(module, "script_from_lesson", None)
 
-    async def render(self, job: Job, workdir: Path, progress: Progress) -> list[RenderedFile]:
+    async def render(self, job: Job, workdir: Path, progress: Progress, *,
+                     script: Any = None) -> list[RenderedFile]:
         lesson = job.lesson
-        blocks = [b for b in lesson.text.split("\n\n") if b.strip()]
+        text = lesson.text if lesson is not None else ""
+        title = lesson.title if lesson is not None else getattr(script, "title", "")
+        blocks = [b for b in text.split("\n\n") if b.strip()]
         tts = _tts() if "tts" in self.parameters else None
         reports: set[asyncio.Future[None]] = set()
         failures: list[BaseException] = []
@@ -101,10 +105,12 @@ class LibraryRenderer:
             task.add_done_callback(reported)
 
         offered: dict[str, Any] = {
-            "lesson": lesson, "title": lesson.title, "blocks": blocks, "text": lesson.text,
+            "lesson": lesson, "title": title, "blocks": blocks, "text": text,
             "tts": tts, "out_dir": workdir, "voice": job.params.voice, "progress": progress,
             "on_progress": on_progress}
-        if "script" in self.parameters and self.script_from is not None:
+        if script is not None:
+            offered["script"] = script
+        elif "script" in self.parameters and self.script_from is not None and lesson is not None:
             offered["script"] = self.script_from(lesson.title, blocks)
         kwargs = {k: v for k, v in offered.items() if k in self.parameters}
         try:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from bloop.ai.jobs.events import JobCancelled, JobRequested
 from bloop.ai.jobs.model import (
+    MAX_PROMPT_CHARS,
     MEDIA_KINDS,
     Job,
     JobRequest,
@@ -48,12 +49,18 @@ class Effective:
     llm_timeout_s: float
     invalid_retries: int
 
+    def llm(self) -> OpenAiLlm | None:
+        """The language model these settings choose (the caller closes it); None offline."""
+        if self.provider == "offline":
+            return None
+        return OpenAiLlm(model=self.model, api_key=self.api_key, base_url=self.base_url,
+                         timeout_s=self.llm_timeout_s, pricing=self.pricing)
+
     def generator(self) -> tuple[TextGenerator, Callable[[], Awaitable[None]]]:
         """The text generator these settings choose, and how to close it."""
-        if self.provider == "offline":
+        llm = self.llm()
+        if llm is None:
             return OfflineTextGenerator(), _nothing
-        llm = OpenAiLlm(model=self.model, api_key=self.api_key, base_url=self.base_url,
-                        timeout_s=self.llm_timeout_s, pricing=self.pricing)
         return LlmTextGenerator(llm, invalid_retries=self.invalid_retries), llm.close
 
 
@@ -92,14 +99,14 @@ def job_url(tenant: str, job_id: str) -> str:
 
 def requested(job: Job) -> Envelope:
     return type_of(JobRequested).envelope(JobRequested(
-        job_id=job.id, kind=job.kind, lesson_id=job.lesson.id, attempt=job.attempts),
+        job_id=job.id, kind=job.kind, lesson_id=job.lesson_id, attempt=job.attempts),
         tenant=job.tenant, subject=job.id)
 
 
 def cancelled(job: Job) -> Envelope:
     assert job.finished_at is not None
     return type_of(JobCancelled).envelope(JobCancelled(
-        job_id=job.id, kind=job.kind, lesson_id=job.lesson.id, requested_by=job.requested_by,
+        job_id=job.id, kind=job.kind, lesson_id=job.lesson_id, requested_by=job.requested_by,
         finished_at=job.finished_at), tenant=job.tenant, subject=job.id)
 
 
@@ -165,10 +172,29 @@ class JobService:
 
     # jobs
 
-    def _check_request(self, request: JobRequest, lesson: LessonText) -> None:
+    def _check_request(self, request: JobRequest, lesson: LessonText | None) -> None:
         if request.kind in MEDIA_KINDS and request.kind not in self.media_kinds:
             raise Problem(f"this deployment cannot render {request.kind} yet", status=501,
                           code="not_available")
+        prompt = request.params.prompt
+        if prompt and request.kind != "video":
+            raise Problem(f"a {request.kind} job takes no prompt (only a video does); use "
+                          "`instructions` for a note to the generator", status=422,
+                          code="prompt_not_supported")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise Problem(f"the prompt is too long ({len(prompt)} characters, the limit is "
+                          f"{MAX_PROMPT_CHARS})", status=422, code="prompt_too_long",
+                          extra={"limit": MAX_PROMPT_CHARS})
+        if lesson is None:
+            if not prompt:
+                raise Problem(f"a {request.kind} job needs a lesson (`lesson_id`); only a video "
+                              "with a prompt may go without one", status=422,
+                              code="lesson_required")
+            if len(prompt) + len(request.params.instructions) > self.settings.max_lesson_chars:
+                raise Problem("the prompt is too long for one job", status=422,
+                              code="prompt_too_long",
+                              extra={"limit": self.settings.max_lesson_chars})
+            return
         if lesson.is_blank:
             what = "narrate" if request.kind in MEDIA_KINDS else "work from"
             raise Problem(f"the lesson {lesson.title!r} has no text to {what}", status=422,
@@ -176,23 +202,33 @@ class JobService:
         if request.kind in MEDIA_KINDS and not self.narratable(lesson.text):
             raise Problem(f"the lesson {lesson.title!r} has nothing to narrate: no prose, only "
                           "code, images or markup", status=422, code="nothing_to_narrate")
-        size = len(lesson.text) + len(request.params.instructions)
+        size = len(lesson.text) + len(request.params.instructions) + len(prompt)
         if size > self.settings.max_lesson_chars:
             raise Problem(f"the lesson is too long for one job ({size} characters, the limit is "
                           f"{self.settings.max_lesson_chars})", status=422,
                           code="prompt_too_long", extra={"limit": self.settings.max_lesson_chars})
 
     async def request(self, tenant: str, requested_by: str, request: JobRequest,
-                      lesson: LessonText, client_key: str | None = None) -> tuple[Job, bool]:
+                      lesson: LessonText | None, client_key: str | None = None
+                      ) -> tuple[Job, bool]:
         """The job for this request: a new one (True), or the one an identical earlier request
-        made (False). Refuses a bad request, or one over the tenant's quota, before any spend."""
+        made (False). Refuses a bad request, or one over the tenant's quota, before any spend.
+        `lesson` is None only for a video made from a prompt alone."""
         key = f"client:{client_key}" if client_key else idempotency_key(
-            tenant, request, lesson.version)
+            tenant, request, lesson.version if lesson is not None else 0)
         existing = await self.store.find_by_key(tenant, key)
         if existing is not None:
             return self._same(existing, request), False
         self._check_request(request, lesson)
-        await self._check_quota(tenant, await self.effective(tenant))
+        eff = await self.effective(tenant)
+        if request.params.prompt and eff.provider == "offline":
+            raise Problem(
+                "a video made from a prompt needs a language model, and this tenant has none "
+                "(its AI provider is offline). The offline generator works only from a "
+                "lesson's own text: ask for the video on a lesson without a prompt, or have a "
+                "tenant admin set a provider and key in the AI settings", status=422,
+                code="llm_required", extra={"provider": eff.provider})
+        await self._check_quota(tenant, eff)
         job = Job.create(tenant, request, lesson, requested_by, key, self.settings.max_attempts)
         stored, created = await self.store.create(job, [requested(job)])
         if created:
@@ -202,8 +238,8 @@ class JobService:
 
     @staticmethod
     def _same(job: Job, request: JobRequest) -> Job:
-        if (job.kind, job.lesson.id, job.params) != (request.kind, request.lesson_id,
-                                                     request.params):
+        if (job.kind, job.lesson.id if job.lesson else None, job.params) != (
+                request.kind, request.lesson_id, request.params):
             raise Problem("this Idempotency-Key was used for a different request", status=422,
                           code="idempotency_key_reused", extra={"job_id": job.id})
         return job
@@ -260,8 +296,9 @@ class JobService:
         it went. Not the generated drafts (they are about the lesson, not the user), nor
         anything of the tenant's provider settings."""
         return {"jobs_requested": [{
-            "id": j.id, "kind": j.kind, "lesson_id": j.lesson.id,
-            "lesson_version": j.lesson.version, "lesson_title": j.lesson.title,
+            "id": j.id, "kind": j.kind, "lesson_id": j.lesson.id if j.lesson else None,
+            "lesson_version": j.lesson.version if j.lesson else None,
+            "lesson_title": j.lesson.title if j.lesson else None,
             "params": j.params.model_dump(mode="json"), "status": j.status,
             "attempts": j.attempts, "errors": [e.model_dump(mode="json") for e in j.errors],
             "cost": j.cost.model_dump(mode="json"), "created_at": j.created_at.isoformat(),
@@ -276,7 +313,7 @@ class JobService:
         def change(job: Job) -> tuple[Job, list[Envelope]] | None:
             if job.requested_by != user_id:
                 return None
-            params = job.params.model_copy(update={"instructions": ""})
+            params = job.params.model_copy(update={"instructions": "", "prompt": ""})
             # A key that named the user's note, or a key the client chose, no longer matches.
             key = job.idempotency_key if params == job.params and \
                 job.idempotency_key.startswith("auto:") else f"erased:{job.id}"

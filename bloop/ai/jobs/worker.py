@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bloop.ai.jobs.events import (
     Card,
@@ -49,6 +50,9 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.settings import AiSettings
 
+if TYPE_CHECKING:
+    from bloop.ai.video.script import VideoScript
+
 log = logging.getLogger("bloop.ai.worker")
 
 
@@ -71,7 +75,7 @@ class JobFailure(Exception):
 
 def progressed(job: Job) -> Envelope:
     return type_of(JobProgressed).envelope(JobProgressed(
-        job_id=job.id, kind=job.kind, lesson_id=job.lesson.id, status=job.status,
+        job_id=job.id, kind=job.kind, lesson_id=job.lesson_id, status=job.status,
         progress=job.progress, step=job.step, attempt=job.attempts),
         tenant=job.tenant, subject=job.id)
 
@@ -79,19 +83,23 @@ def progressed(job: Job) -> Envelope:
 def completed(job: Job) -> list[Envelope]:
     assert job.finished_at is not None
     outputs = job.result.outputs if isinstance(job.result, MediaResult) else []
+    lesson = job.lesson
+    # A video made from a prompt alone names no lesson: "" and version 0 (content attaches
+    # nothing then, as it finds no such lesson).
     events = [type_of(JobCompleted).envelope(JobCompleted(
-        job_id=job.id, kind=job.kind, lesson_id=job.lesson.id, lesson_version=job.lesson.version,
-        course_id=job.lesson.course, requested_by=job.requested_by,
+        job_id=job.id, kind=job.kind, lesson_id=job.lesson_id,
+        lesson_version=lesson.version if lesson else 0, course_id=lesson.course if lesson else "",
+        requested_by=job.requested_by,
         outputs=[OutputRef(name=o.name, kind=o.kind, content_type=o.content_type, url=o.url,
                            file_id=o.file_id, bytes=o.bytes, duration_s=o.duration_s)
                  for o in outputs],
         result_url=job_url(job.tenant, job.id), cost_usd=job.cost.usd,
         finished_at=job.finished_at), tenant=job.tenant, subject=job.id)]
-    if isinstance(job.result, FlashcardSet):
+    if isinstance(job.result, FlashcardSet) and lesson is not None:
         cards = job.result.cards
         events.append(type_of(FlashcardsGenerated).envelope(FlashcardsGenerated(
-            job_id=job.id, lesson_id=job.lesson.id, lesson_version=job.lesson.version,
-            course_id=job.lesson.course,
+            job_id=job.id, lesson_id=lesson.id, lesson_version=lesson.version,
+            course_id=lesson.course,
             concept_ids=sorted({c.concept_id for c in cards if c.concept_id}),
             source=job.result.source,
             cards=[Card(front=c.front, back=c.back, concept_id=c.concept_id) for c in cards]),
@@ -102,7 +110,7 @@ def completed(job: Job) -> list[Envelope]:
 def failed(job: Job, code: str, message: str) -> Envelope:
     assert job.finished_at is not None
     return type_of(JobFailed).envelope(JobFailed(
-        job_id=job.id, kind=job.kind, lesson_id=job.lesson.id, requested_by=job.requested_by,
+        job_id=job.id, kind=job.kind, lesson_id=job.lesson_id, requested_by=job.requested_by,
         code=code, message=message, attempts=job.attempts, finished_at=job.finished_at),
         tenant=job.tenant, subject=job.id)
 
@@ -304,20 +312,51 @@ class JobRunner:
     @staticmethod
     async def _generate(generator: TextGenerator, job: Job) -> Generated[object]:
         p = job.params
+        lesson = job.lesson
+        if lesson is None:
+            raise JobFailure("lesson_required", f"a {job.kind} job needs a lesson")
         match job.kind:
             case "summary":
-                return await generator.summary(job.lesson, instructions=p.instructions)  # type: ignore[return-value]
+                return await generator.summary(lesson, instructions=p.instructions)  # type: ignore[return-value]
             case "simplify":
-                return await generator.simpler(job.lesson, p.level, instructions=p.instructions)  # type: ignore[return-value]
+                return await generator.simpler(lesson, p.level, instructions=p.instructions)  # type: ignore[return-value]
             case "quiz":
-                return await generator.quiz(job.lesson, p.count, instructions=p.instructions)  # type: ignore[return-value]
+                return await generator.quiz(lesson, p.count, instructions=p.instructions)  # type: ignore[return-value]
             case _:
-                return await generator.flashcards(job.lesson, p.count, instructions=p.instructions)  # type: ignore[return-value]
+                return await generator.flashcards(lesson, p.count, instructions=p.instructions)  # type: ignore[return-value]
 
-    async def _record_cost(self, job: Job, eff: Effective, usage: Usage, usd: float) -> None:
+    async def _record_cost(self, job: Job, eff: Effective, usage: Usage, usd: float,
+                           model: str | None = None) -> None:
         await self._mine(job, lambda j: j.update(cost=j.cost.plus(
-            provider=eff.provider, model=eff.model, prompt_tokens=usage.prompt_tokens,
+            provider=eff.provider, model=model or eff.model, prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens, usd=usd)), events=False)
+
+    async def _prompted_script(self, job: Job) -> tuple[VideoScript, Cost]:
+        """The script of a video asked for with a prompt, written by the tenant's language
+        model, and the job's cost naming that model; the spend is recorded on the job at once,
+        so a later failure keeps it."""
+        from bloop.ai.video.prompted import script_from_prompt  # only where video renders
+
+        eff = await self.service.effective(job.tenant)
+        llm = eff.llm()
+        if llm is None:
+            raise JobFailure("llm_required", "a video made from a prompt needs a language "
+                             "model, and the tenant's AI provider is now offline")
+        await self._progress(job, 2, f"writing the script with {eff.provider}")
+        try:
+            made = await script_from_prompt(
+                llm, job.params.prompt, source_text=job.lesson.text if job.lesson else "",
+                max_attempts=eff.invalid_retries + 1)
+        except ProviderError as exc:
+            if exc.usage.prompt_tokens or exc.usage.completion_tokens:
+                await self._record_cost(job, eff, exc.usage, eff.pricing.cost(exc.usage))
+            raise
+        finally:
+            await llm.close()
+        await self._record_cost(job, eff, made.usage, eff.pricing.cost(made.usage), made.model)
+        await self._progress(job, 5, f"script written: {len(made.script.scenes)} scenes")
+        return made.script, job.cost.model_copy(update={"provider": eff.provider,
+                                                        "model": made.model})
 
     async def _render(self, job: Job) -> tuple[JobResult, Cost]:
         renderer = self.renderers.get(job.kind)
@@ -326,11 +365,16 @@ class JobRunner:
         base = self.workdir
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
+        cost = job.cost  # the script's spend, if any, is on the job already
         with tempfile.TemporaryDirectory(prefix=f"bloop-ai-{job.id[:8]}-", dir=base) as tmp:
             async def progress(pct: int, step: str) -> None:
                 await self._progress(job, 5 + pct * 80 // 100, step)
 
-            files = await renderer.render(job, Path(tmp), progress)
+            if job.kind == "video" and job.params.prompt:
+                script, cost = await self._prompted_script(job)
+                files = await renderer.render(job, Path(tmp), progress, script=script)
+            else:
+                files = await renderer.render(job, Path(tmp), progress)
             await self._progress(job, 88, "storing outputs")
             outputs = []
             for f in files:
@@ -343,7 +387,7 @@ class JobRunner:
                     url=f"{job_url(job.tenant, job.id)}/outputs/{f.name}"))
         if not outputs:
             raise JobFailure("no_output", f"the {job.kind} renderer made no file")
-        return MediaResult(outputs=outputs), job.cost
+        return MediaResult(outputs=outputs), cost
 
     # endings
 

@@ -81,7 +81,9 @@ async def script_from_prompt(llm: Llm, prompt: str, *, source_text: str = "",
         reply = await llm.complete_json(messages, "VideoScriptAnswer", schema)
         usage += reply.usage
         if reply.refusal:
-            raise ProviderRejected(f"the model refused to write the script: {reply.refusal}")
+            refused = ProviderRejected(f"the model refused to write the script: {reply.refusal}")
+            refused.usage = usage
+            raise refused
         try:
             answer = ScriptAnswer.model_validate_json(reply.text)
         except ValidationError as exc:

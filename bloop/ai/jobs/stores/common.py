@@ -11,7 +11,7 @@ from bloop.ai.jobs.model import Job, TenantAiConfig
 def index_fields(job: Job) -> dict[str, Any]:
     return {
         "tenant": job.tenant, "id": job.id, "idempotency_key": job.idempotency_key,
-        "status": job.status, "lesson_id": job.lesson.id, "rev": job.rev,
+        "status": job.status, "lesson_id": job.lesson_id, "rev": job.rev,
         "final": job.final,
         "lease_until": job.lease.expires_at.timestamp() if job.lease else None,
         "created": job.created_at.timestamp(), "updated": job.updated_at.timestamp(),
