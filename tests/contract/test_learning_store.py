@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -34,7 +35,7 @@ from bloop.platform.learning.model import (
     Placement,
     Progress,
 )
-from bloop.platform.learning.paths import compute_path
+from bloop.platform.learning.paths import PathPlan, ranks, to_path
 from bloop.platform.learning.ports import (
     CycleFound,
     Duplicate,
@@ -264,10 +265,12 @@ async def test_the_path_subgraph_is_the_goal_closure(case: Case) -> None:
     assert fun["fun-short"].minutes == 8
     assert sub.concepts["expressions"].lessons == ()
 
-    path = compute_path("concept:recursion", sub)
+    path = to_path("concept:recursion",
+                   await case.store.learning_path(case.tenant, learner, ["recursion"]))
     assert [s.lesson_id for s in path.steps] == ["fun-short", "rec"]
     assert path.uncovered == ["expressions"]
-    assert path.mastered == 1
+    assert (path.concepts, path.mastered) == (4, 1)
+    assert path.steps[1].blocked_by == ["functions"]
 
     by_course = await case.store.path_subgraph(case.tenant, learner, [], course="py")
     assert set(by_course.goals) == {"variables", "functions", "recursion", "sets"}
@@ -364,3 +367,202 @@ async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:
         assert (await case.store.get_placement(case.tenant, learner, "p1") is not None) == bool(count)
         assert (await case.store.scheduler_params(case.tenant, learner) is not None) == bool(count)
     assert await case.store.cards_of(case.tenant, ["loops"]) == [card]
+
+
+# Paths: the store's one query, the same on both adapters.
+
+
+async def plan(case: Case, *goals: str, learner: str = "u1", course: str | None = None) -> PathPlan:
+    return await case.store.learning_path(case.tenant, learner, list(goals), course=course)
+
+
+def order(p: PathPlan) -> list[str]:
+    return [x.lesson.id for x in p.lessons]
+
+
+async def graph(case: Case, edges: list[tuple[str, str, str]], *alone: str) -> None:
+    """Concepts and edges (concept, requires, kind), imported as one graph."""
+    ids = sorted({i for c, r, _ in edges for i in (c, r)} | set(alone))
+    await case.store.import_graph(
+        case.tenant, [Concept.create(case.tenant, NewConcept(id=i, name=i)) for i in ids],
+        [Edge(concept=c, requires=r, kind=k) for c, r, k in edges])
+
+
+async def teach(case: Case, lid: str, *concepts: str, minutes: int = 10, position: int = 0,
+                course: str = "py") -> None:
+    await case.store.upsert_lesson(lesson(case, lid, list(concepts), minutes=minutes,
+                                          position=position, course=course))
+
+
+async def master(case: Case, learner: str, *ids: str) -> None:
+    await case.store.save_mastery(case.tenant, learner, [
+        Mastery(concept=i, p_known=0.97, mastered=True, version=1, updated_at=T0) for i in ids], [])
+
+
+async def test_a_path_puts_prerequisites_first_then_required_then_shorter(case: Case) -> None:
+    # goal requires long (30 min), short (5), soft (recommended, 1 min) and deep; deep requires
+    # short; tie (10 min, position 1) and tie2 (10 min, position 0) are required by goal too.
+    await graph(case, [("goal", "long", "required"), ("goal", "short", "required"),
+                       ("goal", "soft", "recommended"), ("goal", "deep", "required"),
+                       ("deep", "short", "required"), ("goal", "tie", "required"),
+                       ("goal", "tie2", "required")])
+    await teach(case, "Lgoal", "goal")
+    await teach(case, "Llong", "long", minutes=30)
+    await teach(case, "Lshort", "short", minutes=5)
+    await teach(case, "Lsoft", "soft", minutes=1)
+    await teach(case, "Ldeep", "deep", minutes=1)
+    await teach(case, "Ltie", "tie", position=1)
+    await teach(case, "Ltie2", "tie2", position=0)
+    p = await plan(case, "goal")
+    assert order(p) == ["Lshort", "Ltie2", "Ltie", "Llong", "Lsoft", "Ldeep", "Lgoal"]
+    assert [x.required for x in p.lessons] == [True, True, True, True, False, True, True]
+    path = to_path("concept:goal", p)
+    assert path.steps[5].blocked_by == ["short"]
+    assert path.steps[6].blocked_by == ["deep", "long", "short", "tie", "tie2"]
+
+
+async def test_a_recommended_edge_leads_to_steps_that_are_not_required(case: Case) -> None:
+    # goal recommends r, which requires q; q is also required through goal → m.
+    await graph(case, [("goal", "r", "recommended"), ("r", "q", "required"),
+                       ("r", "only", "required"), ("goal", "m", "required"),
+                       ("m", "q", "required")])
+    for c in ("goal", "r", "q", "only", "m"):
+        await teach(case, f"L{c}", c)
+    p = await plan(case, "goal")
+    required = {x.lesson.id: x.required for x in p.lessons}
+    assert required == {"Lgoal": True, "Lr": False, "Lq": True, "Lonly": False, "Lm": True}
+    assert order(p) == ["Lq", "Lonly", "Lm", "Lr", "Lgoal"]
+
+
+async def test_mastered_concepts_leave_the_path_but_keep_its_order(case: Case) -> None:
+    # d requires c requires b requires a; b is mastered (a middle concept), a is not.
+    await graph(case, [("d", "c", "required"), ("c", "b", "required"), ("b", "a", "required")])
+    for c in "abcd":
+        await teach(case, f"L{c}", c, minutes=140 - ord(c))  # later ones shorter
+    await master(case, "u1", "b")
+    p = await plan(case, "d")
+    assert order(p) == ["La", "Lc", "Ld"]
+    assert (p.concepts, p.mastered) == (4, 1)
+    assert to_path("g", p).steps[1].blocked_by == []  # b, its prerequisite, is mastered
+    assert order(await plan(case, "d", learner="u2")) == ["La", "Lb", "Lc", "Ld"]
+
+
+async def test_a_concept_takes_its_shortest_lesson_not_yet_completed(case: Case) -> None:
+    await graph(case, [("b", "a", "required"), ("c", "b", "required")], "lone")
+    await teach(case, "La-long", "a", minutes=20)
+    await teach(case, "La-short", "a", minutes=5)
+    await teach(case, "La-mid", "a", minutes=10, course="other")
+    await teach(case, "Lb", "b")
+    await teach(case, "Lc-done", "c")
+    for lid, status in (("La-short", "completed"), ("Lb", "started"), ("Lc-done", "completed")):
+        await case.store.save_progress(case.tenant, "u1", Progress(
+            lesson_id=lid, status=status, started_at=T0,
+            completed_at=T0 if status == "completed" else None), [])
+    p = await plan(case, "c")
+    # c's only lesson is completed: no step, and not uncovered either.
+    assert order(p) == ["La-mid", "Lb"]
+    assert p.lessons[0].lesson.course_id == "other"
+    assert [x.lesson.status for x in p.lessons] == [None, "started"]
+    assert p.uncovered == ()
+    assert order(await plan(case, "c", learner="u2")) == ["La-short", "Lb", "Lc-done"]
+
+
+async def test_a_concept_no_lesson_teaches_is_uncovered(case: Case) -> None:
+    await graph(case, [("c", "b", "required"), ("b", "a", "required")])
+    await teach(case, "La", "a")
+    await teach(case, "Lc", "c")
+    p = await plan(case, "c")
+    assert order(p) == ["La", "Lc"]
+    assert p.uncovered == ("b",)
+    assert p.lessons[1].prerequisites == ("b",)
+    assert to_path("g", p).steps[1].blocked_by == []  # nothing on the path teaches b
+
+
+async def test_a_lesson_teaching_two_concepts_is_one_step_after_both_prerequisites(
+        case: Case) -> None:
+    await graph(case, [("x", "a", "required"), ("y", "b", "required"), ("b", "a", "required"),
+                       ("goal", "x", "required"), ("goal", "y", "required")])
+    await teach(case, "La", "a")
+    await teach(case, "Lb", "b")
+    await teach(case, "Lxy", "x", "y")
+    await teach(case, "Lgoal", "goal")
+    p = await plan(case, "goal")
+    assert order(p) == ["La", "Lb", "Lxy", "Lgoal"]
+    assert p.lessons[2].concepts == ("x", "y")
+    assert to_path("g", p).steps[2].blocked_by == ["a", "b"]
+
+
+async def test_a_course_goal_and_an_unknown_goal(case: Case) -> None:
+    await graph(case, [("b", "a", "required")], "z")
+    await teach(case, "Lb", "b", course="py")
+    await teach(case, "La", "a", course="base")
+    await teach(case, "Lz", "z", course="py", minutes=1)
+    p = await plan(case, course="py")
+    assert p.goals == ("b", "z")
+    assert order(p) == ["Lz", "La", "Lb"]
+    assert (await plan(case, "ghost")).goals == ()
+    assert await case.store.learning_path(case.other, "u1", ["b"]) == PathPlan(goals=())
+
+
+async def test_ranks_follow_edges_added_and_removed(case: Case) -> None:
+    await concepts(case, "a", "b", "c", "d")
+    for c in "abcd":
+        await teach(case, f"L{c}", c, minutes={"a": 40, "b": 30, "c": 20, "d": 10}[c])
+    await concepts(case, "goal")
+    for c in "abcd":
+        await case.store.add_edge(case.tenant, Edge(concept="goal", requires=c))
+    assert order(await plan(case, "goal")) == ["Ld", "Lc", "Lb", "La"]
+    # c requires b requires a: a chain now, taken bottom up however long its lessons.
+    await case.store.add_edge(case.tenant, Edge(concept="c", requires="b"))
+    await case.store.add_edge(case.tenant, Edge(concept="b", requires="a"))
+    assert order(await plan(case, "goal")) == ["Ld", "La", "Lb", "Lc"]
+    # d on top of c: the ranks above c rise; then a leaves the chain and b, c, d fall.
+    await case.store.add_edge(case.tenant, Edge(concept="d", requires="c"))
+    assert order(await plan(case, "goal")) == ["La", "Lb", "Lc", "Ld"]
+    await case.store.remove_edge(case.tenant, "b", "a")
+    assert order(await plan(case, "goal")) == ["Lb", "La", "Lc", "Ld"]
+
+
+async def test_random_graphs_give_the_path_by_rank(case: Case) -> None:
+    rng = random.Random(11)
+    n = 40
+    edges = sorted({(f"c{i}", f"c{j}", rng.choice(["required", "required", "recommended"]))
+                    for i in range(1, n) for j in rng.sample(range(i), k=min(i, rng.randint(0, 3)))})
+    await graph(case, edges, *(f"c{i}" for i in range(n)))
+    minutes = {f"c{i}": rng.randint(1, 30) for i in range(n)}
+    for c, m in minutes.items():
+        await teach(case, f"L{c}", c, minutes=m)
+    mastered = {f"c{i}" for i in rng.sample(range(n - 1), k=8)}
+    await master(case, "u1", *sorted(mastered))
+    # Edges added one by one keep the same ranks as the import computed.
+    await case.store.remove_edge(case.tenant, *edges[0][:2])
+    await case.store.add_edge(case.tenant, Edge(concept=edges[0][0], requires=edges[0][1],
+                                                kind=edges[0][2]))
+    goal = f"c{n - 1}"
+    closure, required = {goal}, {goal}
+    for _ in range(n):
+        closure |= {r for c, r, _ in edges if c in closure}
+        required |= {r for c, r, k in edges if c in required and k == "required"}
+    rank = ranks((c, r) for c, r, _ in edges)
+    want = sorted((c for c in closure if c not in mastered),
+                  key=lambda c: (rank.get(c, 0), c not in required, minutes[c], f"L{c}"))
+    p = await plan(case, goal)
+    assert order(p) == [f"L{c}" for c in want]
+    assert (p.concepts, p.mastered) == (len(closure), len(closure & mastered))
+
+
+async def test_the_learners_a_graph_edit_reaches(case: Case) -> None:
+    # c requires b requires a; z stands apart. Enrolled: u-c in c, u-z in z, u-course in a
+    # course whose lesson teaches b, u-other in c of another tenant.
+    await graph(case, [("c", "b", "required"), ("b", "a", "required")], "z")
+    await teach(case, "Lb", "b", course="py")
+    for learner, course, goal in (("u-c", None, "c"), ("u-z", None, "z"),
+                                  ("u-course", "py", None)):
+        assert await case.store.enrol(case.tenant, Enrolment(
+            learner=learner, course_id=course, goal_concept=goal, enrolled_at=T0), [])
+    await case.store.enrol(case.other, Enrolment(learner="u-other", goal_concept="c",
+                                                 enrolled_at=T0), [])
+    assert await case.store.learners_reaching(case.tenant, ["a"]) == ["u-c", "u-course"]
+    assert await case.store.learners_reaching(case.tenant, ["c"]) == ["u-c"]
+    assert await case.store.learners_reaching(case.tenant, ["c", "z"]) == ["u-c", "u-z"]
+    assert await case.store.learners_reaching(case.tenant, ["ghost"]) == []

@@ -1,10 +1,11 @@
-"""Paths through the prerequisite graph, as pure functions over the subgraph a store returns.
+"""Paths through the prerequisite graph: what the stores answer and the pure functions around it.
 
-The store answers one query per path: the goal's prerequisite closure with, for each concept, its
-direct prerequisites, the lessons that teach it and the learner's mastery and progress (one round
-trip, see `stores/neo4j.py`). Ordering that subgraph here is a topological sort with a priority
-queue (Kahn's algorithm), linear in its size: a Cypher `ORDER BY` on a per-node depth would need
-the longest distance of every node, which Cypher cannot compute without enumerating paths.
+A learner's path is computed by the store in one query (see `stores/neo4j.py`): the goal's
+prerequisite closure minus what the learner mastered, each concept's shortest lesson, ordered by
+the concepts' `rank`. A concept's rank is the length of its longest prerequisite chain (0 without
+prerequisites), so it is strictly greater than each prerequisite's: ordering by rank puts every
+prerequisite first. Stores keep ranks in the transaction that changes an edge (`ranks` computes
+them for a whole graph on import). `Subgraph` is the closure as data, which placement walks.
 """
 
 from __future__ import annotations
@@ -44,84 +45,66 @@ class Subgraph:
     concepts: Mapping[str, ConceptInfo] = field(default_factory=dict)
 
 
-def required_closure(sub: Subgraph) -> set[str]:
-    """The concepts the goals reach through required edges only."""
-    seen = {g for g in sub.goals if g in sub.concepts}
-    todo = deque(seen)
+@dataclass(frozen=True)
+class PlannedLesson:
+    """One step of a path as the store ordered it."""
+
+    lesson: LessonInfo
+    concepts: tuple[str, ...]  # the unmastered concepts of the closure it teaches
+    required: bool  # one of them is reached from the goal through required edges only
+    prerequisites: tuple[str, ...] = ()  # the required prerequisites of those concepts
+
+
+@dataclass(frozen=True)
+class PathPlan:
+    goals: tuple[str, ...]
+    lessons: tuple[PlannedLesson, ...] = ()  # in the order to take them
+    uncovered: tuple[str, ...] = ()  # unmastered concepts of the closure that no lesson teaches
+    concepts: int = 0  # concepts in the closure
+    mastered: int = 0  # of them, those the learner mastered
+
+
+def to_path(goal: str, plan: PathPlan) -> LearningPath:
+    """The store's plan as the API shows it; a step is blocked by the prerequisites taught by
+    an earlier step of the same path."""
+    lesson_of = {c: p.lesson.id for p in plan.lessons for c in p.concepts}
+    steps = [PathStep(
+        lesson_id=p.lesson.id, title=p.lesson.title, course_id=p.lesson.course_id,
+        estimated_minutes=p.lesson.minutes, concepts=sorted(p.concepts), required=p.required,
+        status="started" if p.lesson.status == "started" else "todo",
+        blocked_by=sorted({c for c in p.prerequisites
+                           if lesson_of.get(c, p.lesson.id) != p.lesson.id}))
+        for p in plan.lessons]
+    return LearningPath(goal=goal, steps=steps, uncovered=sorted(plan.uncovered),
+                        concepts=plan.concepts, mastered=plan.mastered)
+
+
+def ranks(edges: Iterable[tuple[str, str]]) -> dict[str, int]:
+    """Each concept named by `edges` (concept, requires) with the length of its longest
+    prerequisite chain; linear in the edges. The edges must form no cycle."""
+    out: dict[str, list[str]] = defaultdict(list)
+    into: dict[str, int] = defaultdict(int)
+    nodes: set[str] = set()
+    for c, r in edges:
+        out[r].append(c)
+        into[c] += 1
+        nodes |= {c, r}
+    rank = dict.fromkeys(nodes, 0)
+    todo = deque(n for n in nodes if into[n] == 0)
     while todo:
-        c = sub.concepts[todo.popleft()]
-        for p, kind in c.prerequisites:
-            if kind == "required" and p not in seen and p in sub.concepts:
-                seen.add(p)
-                todo.append(p)
-    return seen
-
-
-def _lesson_key(lesson: LessonInfo) -> tuple[bool, int, int, str]:
-    return (lesson.status == "completed", lesson.minutes, lesson.position, lesson.id)
-
-
-def compute_path(goal: str, sub: Subgraph) -> LearningPath:
-    """The lessons to take towards `goal`: one per unmastered concept of the closure (the
-    shortest of those teaching it that the learner has not completed), ordered so that every
-    prerequisite's lesson comes first; among lessons ready at the same time, those on required
-    edges first, then shorter, then by their place in their course."""
-    pending = {cid: c for cid, c in sub.concepts.items() if not c.mastered}
-    required = required_closure(sub)
-    unit_of: dict[str, str] = {}
-    lessons: dict[str, LessonInfo] = {}
-    taught: dict[str, list[str]] = defaultdict(list)
-    uncovered: list[str] = []
-    for cid in sorted(pending):
-        options = sorted(pending[cid].lessons, key=_lesson_key)
-        if options and options[0].status != "completed":
-            lesson = options[0]
-            unit_of[cid] = lesson.id
-            lessons[lesson.id] = lesson
-            taught[lesson.id].append(cid)
-        else:
-            # Taught by no lesson yet, or only by lessons already completed: nothing to take,
-            # but it still orders what depends on it.
-            unit_of[cid] = "~" + cid
-            if not options:
-                uncovered.append(cid)
-    deps: dict[str, set[str]] = defaultdict(set)
-    for cid in pending:
-        for p, _ in pending[cid].prerequisites:
-            if p in pending and unit_of[p] != unit_of[cid]:
-                deps[unit_of[cid]].add(unit_of[p])
-
-    def key(unit: str) -> tuple[bool, int, int, str]:
-        concepts = taught[unit] if unit in lessons else [unit[1:]]
-        is_required = any(c in required for c in concepts)
-        lesson = lessons.get(unit)
-        return (not is_required, lesson.minutes if lesson else 0,
-                lesson.position if lesson else 0, unit)
-
-    order = _topological(set(unit_of.values()), deps, key)
-    blockers: dict[str, list[str]] = {}
-    for unit in order:
-        if unit not in lessons:
-            continue
-        blocked = sorted({p for c in taught[unit] for p, kind in pending[c].prerequisites
-                          if kind == "required" and p in pending and unit_of[p] in lessons
-                          and unit_of[p] != unit})
-        blockers[unit] = blocked
-    steps = [PathStep(lesson_id=u, title=lessons[u].title, course_id=lessons[u].course_id,
-                      estimated_minutes=lessons[u].minutes, concepts=sorted(taught[u]),
-                      required=any(c in required for c in taught[u]),
-                      status="started" if lessons[u].status == "started" else "todo",
-                      blocked_by=blockers[u])
-             for u in order if u in lessons]
-    mastered = sum(1 for c in sub.concepts.values() if c.mastered)
-    return LearningPath(goal=goal, steps=steps, uncovered=uncovered,
-                        concepts=len(sub.concepts), mastered=mastered)
+        n = todo.popleft()
+        for d in out[n]:
+            rank[d] = max(rank[d], rank[n] + 1)
+            into[d] -= 1
+            if into[d] == 0:
+                todo.append(d)
+    return rank
 
 
 def _topological(units: set[str], deps: Mapping[str, set[str]],
                  key: Callable[[str], Any]) -> list[str]:
     """Kahn's algorithm, taking the smallest `key` among the ready units. Should the units form
-    a cycle (two lessons each teaching a prerequisite of the other), the unit with the fewest
+    a cycle (the stores refuse them, so only in data from elsewhere), the unit with the fewest
     unmet prerequisites goes next, so every unit is placed once."""
     waiting = {u: len(deps.get(u, ())) for u in units}
     dependants: dict[str, list[str]] = defaultdict(list)

@@ -24,7 +24,7 @@ from bloop.platform.learning.model import (
     Progress,
     ReviewLog,
 )
-from bloop.platform.learning.paths import Subgraph
+from bloop.platform.learning.paths import PathPlan, Subgraph
 
 
 class Duplicate(Exception):
@@ -145,9 +145,22 @@ class LearningRepository(Protocol):
 
     async def path_subgraph(self, tenant: str, learner: str, concepts: Sequence[str],
                             course: str | None = None) -> Subgraph:
-        """In one round trip: the prerequisite closure of `concepts` and of the concepts the
-        lessons of `course` teach, each with its prerequisites, the lessons teaching it and the
-        learner's mastery and progress. Goals the tenant lacks are left out."""
+        """In one round trip (placement walks it): the prerequisite closure of `concepts` and of
+        the concepts the lessons of `course` teach, each with its prerequisites, the lessons
+        teaching it and the learner's mastery and progress. Goals the tenant lacks are left out."""
+
+    async def learning_path(self, tenant: str, learner: str, concepts: Sequence[str],
+                            course: str | None = None) -> PathPlan:
+        """In one query: the lessons the learner has to take towards `concepts` and the
+        concepts the lessons of `course` teach. The prerequisite closure of those goals minus
+        what the learner mastered; for each concept left, the shortest lesson teaching it that
+        the learner has not completed (then by place in its course, then id); the lessons
+        ordered by the highest rank among the concepts each teaches, required before only
+        recommended, shorter first, then by place and id. Goals the tenant lacks are left out."""
+
+    async def learners_reaching(self, tenant: str, concepts: Sequence[str]) -> list[str]:
+        """The learners enrolled in a goal whose prerequisite closure holds one of `concepts`
+        (a goal concept, or a course teaching one), by id."""
 
     async def path_snapshot(self, tenant: str, learner: str, goal: str) -> list[str] | None:
         """The lesson ids of the learner's path to `goal` when it was last announced."""

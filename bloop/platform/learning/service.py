@@ -58,7 +58,7 @@ from bloop.platform.learning.model import (
     SchedulerParams,
     now,
 )
-from bloop.platform.learning.paths import compute_path, concept_order
+from bloop.platform.learning.paths import concept_order, to_path
 from bloop.platform.learning.ports import (
     CycleFound,
     Duplicate,
@@ -119,17 +119,26 @@ class LearningService:
     async def add_edge(self, tenant: str, edge: Edge) -> tuple[Edge, bool]:
         """The edge, and True when it is new (an existing edge takes the new kind)."""
         try:
-            return edge, await self.repo.add_edge(tenant, edge)
+            created = await self.repo.add_edge(tenant, edge)
         except UnknownConcepts as exc:
             raise _unknown(exc) from None
         except CycleFound as exc:
             raise _cycle(exc) from None
+        await self._graph_changed(tenant, [edge.concept])
+        return edge, created
 
     async def remove_edge(self, tenant: str, concept: str, requires: str) -> None:
         try:
             await self.repo.remove_edge(tenant, concept, requires)
         except Missing:
             raise NotFound(f"no edge {concept} → {requires} in tenant {tenant!r}") from None
+        await self._graph_changed(tenant, [concept])
+
+    async def _graph_changed(self, tenant: str, concepts: Sequence[str]) -> None:
+        """Announces the paths that changed for the learners whose goals reach `concepts`."""
+        if concepts:
+            for learner in await self.repo.learners_reaching(tenant, concepts):
+                await self.refresh_paths(tenant, learner)
 
     async def edges(self, tenant: str) -> list[Edge]:
         return await self.repo.list_edges(tenant)
@@ -149,6 +158,7 @@ class LearningService:
         except CycleFound as exc:
             raise Conflict(f"the graph would have the cycle {' → '.join(exc.cycle)}; nothing "
                            "was imported", code="cycle", extra={"cycle": exc.cycle}) from None
+        await self._graph_changed(tenant, sorted({e.concept for e in doc.edges}))
         return await self.export_graph(tenant)
 
     async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> ConceptDetail:
@@ -349,18 +359,18 @@ class LearningService:
     async def path(self, tenant: str, learner: str, *, course_id: str | None = None,
                    concept: str | None = None) -> LearningPath:
         goal = goal_key(course_id, concept)
-        sub = await self.repo.path_subgraph(tenant, learner, [concept] if concept else [],
-                                            course=course_id)
-        if not sub.goals:
+        plan = await self.repo.learning_path(tenant, learner, [concept] if concept else [],
+                                             course=course_id)
+        if not plan.goals:
             if course_id is not None and await self.repo.get_course(tenant, course_id) is not None:
                 return LearningPath(goal=goal, steps=[], uncovered=[], concepts=0, mastered=0)
             raise NotFound(f"no {'course' if course_id else 'concept'} "
                            f"{course_id or concept!r} in tenant {tenant!r}")
-        return compute_path(goal, sub)
+        return to_path(goal, plan)
 
     async def paths(self, tenant: str, learner: str) -> list[LearningPath]:
         """The learner's path to each goal they enrolled in, announcing the ones that changed
-        since they were last announced (a graph edit shows here, at the next read)."""
+        since they were last announced (graph edits announce theirs as they are made)."""
         return await self.refresh_paths(tenant, learner)
 
     async def refresh_paths(self, tenant: str, learner: str) -> list[LearningPath]:

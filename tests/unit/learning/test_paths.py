@@ -1,5 +1,5 @@
-"""Paths over a subgraph: prerequisites first, shorter lessons and required edges preferred,
-mastered and completed work left out; cycles named."""
+"""The pure parts of paths: ranks, the store's plan as a path, the concept order placement
+walks, cycles named. The path itself is the stores' (tests/contract/test_learning_store.py)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,15 @@ from bloop.platform.learning.model import Edge
 from bloop.platform.learning.paths import (
     ConceptInfo,
     LessonInfo,
+    PathPlan,
+    PlannedLesson,
     Subgraph,
-    compute_path,
     concept_order,
     find_cycle,
     first_cycle,
+    ranks,
+    to_path,
 )
-
-
-def graph(edges: dict[str, list[tuple[str, str]]], lessons: dict[str, list[LessonInfo]],
-          goals: tuple[str, ...], mastered: frozenset[str] = frozenset()) -> Subgraph:
-    ids = set(edges) | {p for ps in edges.values() for p, _ in ps} | set(lessons)
-    return Subgraph(goals=goals, concepts={
-        c: ConceptInfo(id=c, prerequisites=tuple(edges.get(c, [])),
-                       lessons=tuple(lessons.get(c, [])), mastered=c in mastered) for c in ids})
 
 
 def one(lid: str, minutes: int = 10, position: int = 0, status: str | None = None) -> LessonInfo:
@@ -30,71 +25,57 @@ def one(lid: str, minutes: int = 10, position: int = 0, status: str | None = Non
                       status=status)
 
 
-def test_prerequisites_come_first() -> None:
-    sub = graph({"d": [("b", "required"), ("c", "required")], "b": [("a", "required")],
-                 "c": [("a", "required")]},
-                {x: [one(f"L{x}")] for x in "abcd"}, ("d",))
-    path = compute_path("concept:d", sub)
-    order = [s.lesson_id for s in path.steps]
-    assert order[0] == "La"
-    assert order[-1] == "Ld"
-    assert set(order[1:3]) == {"Lb", "Lc"}
-    assert path.steps[0].blocked_by == []
-    assert path.steps[-1].blocked_by == ["b", "c"]
+def test_a_rank_is_the_longest_prerequisite_chain() -> None:
+    # d requires b and c; c requires b; b requires a; e stands alone with its prerequisite a.
+    edges = [("d", "b"), ("d", "c"), ("c", "b"), ("b", "a"), ("e", "a")]
+    assert ranks(edges) == {"a": 0, "b": 1, "c": 2, "d": 3, "e": 1}
+    assert ranks([]) == {}
 
 
-def test_shorter_lessons_and_required_edges_go_first_among_the_ready() -> None:
-    sub = graph({"goal": [("long", "required"), ("short", "required"), ("soft", "recommended")]},
-                {"goal": [one("Lgoal")], "long": [one("Llong", 30)],
-                 "short": [one("Lshort", 5)], "soft": [one("Lsoft", 1)]}, ("goal",))
-    path = compute_path("g", sub)
-    assert [s.lesson_id for s in path.steps] == ["Lshort", "Llong", "Lsoft", "Lgoal"]
-    assert [s.required for s in path.steps] == [True, True, False, True]
-
-
-def test_the_shortest_lesson_not_yet_completed_teaches_a_concept() -> None:
-    sub = graph({"b": [("a", "required")]},
-                {"a": [one("La-long", 20), one("La-short", 5, status="completed"),
-                       one("La-mid", 10)], "b": [one("Lb", status="started")]}, ("b",))
-    path = compute_path("g", sub)
-    assert [s.lesson_id for s in path.steps] == ["La-mid", "Lb"]
-    assert path.steps[1].status == "started"
-
-
-def test_mastered_concepts_leave_the_path_and_uncovered_ones_are_named() -> None:
-    sub = graph({"c": [("b", "required")], "b": [("a", "required")]},
-                {"a": [one("La")], "c": [one("Lc")]}, ("c",), mastered=frozenset({"a"}))
-    path = compute_path("g", sub)
-    assert [s.lesson_id for s in path.steps] == ["Lc"]
-    assert path.uncovered == ["b"]
-    assert (path.concepts, path.mastered) == (3, 1)
-
-
-def test_a_lesson_teaching_two_concepts_comes_once_after_both_prerequisites() -> None:
-    sub = graph({"x": [("a", "required")], "y": [("b", "required")]},
-                {"a": [one("La")], "b": [one("Lb")], "x": [one("Lxy")], "y": [one("Lxy")]},
-                ("x", "y"))
-    order = [s.lesson_id for s in compute_path("g", sub).steps]
-    assert order.index("Lxy") == 2
-    assert sorted(order) == ["La", "Lb", "Lxy"]
-
-
-def test_random_graphs_always_order_prerequisites_first() -> None:
-    rng = random.Random(5)
+def test_random_ranks_exceed_every_prerequisite() -> None:
+    rng = random.Random(7)
     for _ in range(30):
+        n = rng.randint(2, 60)
+        edges = [(f"c{i}", f"c{j}") for i in range(1, n)
+                 for j in rng.sample(range(i), k=min(i, rng.randint(0, 3)))]
+        rank = ranks(edges)
+        for c, p in edges:
+            assert rank[c] > rank[p]
+        for c in rank:  # and is the least such: a prerequisite sits exactly one below
+            prereqs = [rank[p] for x, p in edges if x == c]
+            assert rank[c] == (max(prereqs) + 1 if prereqs else 0)
+
+
+def test_a_plan_becomes_a_path_blocked_by_earlier_steps() -> None:
+    plan = PathPlan(goals=("d",), lessons=(
+        PlannedLesson(one("La"), ("a",), True),
+        PlannedLesson(one("Lbc", status="started"), ("c", "b"), True, ("a", "b")),
+        PlannedLesson(one("Ld", 5), ("d",), False, ("b", "c", "x"))),
+        uncovered=("z", "x"), concepts=7, mastered=2)
+    path = to_path("concept:d", plan)
+    assert [s.lesson_id for s in path.steps] == ["La", "Lbc", "Ld"]
+    # b is taught by the same step; x by no step (mastered, uncovered or completed).
+    assert [s.blocked_by for s in path.steps] == [[], ["a"], ["b", "c"]]
+    assert [s.status for s in path.steps] == ["todo", "started", "todo"]
+    assert path.steps[1].concepts == ["b", "c"]
+    assert path.steps[2].estimated_minutes == 5
+    assert not path.steps[2].required
+    assert (path.uncovered, path.concepts, path.mastered) == (["x", "z"], 7, 2)
+
+
+def test_the_concept_order_puts_prerequisites_first() -> None:
+    rng = random.Random(5)
+    for _ in range(20):
         n = rng.randint(2, 40)
-        edges: dict[str, list[tuple[str, str]]] = {}
-        for i in range(1, n):
-            for j in rng.sample(range(i), k=min(i, rng.randint(0, 3))):
-                edges.setdefault(f"c{i}", []).append((f"c{j}", rng.choice(["required", "recommended"])))
-        lessons = {f"c{i}": [one(f"L{i}", rng.randint(1, 30))] for i in range(n)}
-        sub = graph(edges, lessons, (f"c{n - 1}",))
-        place = {s.lesson_id: k for k, s in enumerate(compute_path("g", sub).steps)}
-        for c, prereqs in edges.items():
-            for p, _ in prereqs:
-                assert place[f"L{p[1:]}"] < place[f"L{c[1:]}"]
+        prereqs = {f"c{i}": [f"c{j}" for j in rng.sample(range(i), k=min(i, rng.randint(0, 3)))]
+                   for i in range(n)}
+        sub = Subgraph(goals=(f"c{n - 1}",), concepts={
+            c: ConceptInfo(id=c, prerequisites=tuple((p, "required") for p in ps))
+            for c, ps in prereqs.items()})
         order = concept_order(sub)
-        assert len(order) == len(sub.concepts)
+        assert sorted(order) == sorted(prereqs)
+        for c, ps in prereqs.items():
+            assert all(order.index(p) < order.index(c) for p in ps)
 
 
 def test_cycles_are_named_from_the_new_edge() -> None:

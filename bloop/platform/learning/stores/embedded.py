@@ -1,6 +1,8 @@
 """The embedded learning store: SQLite, with the outbox in the same database. Each change and
 its events are written in one transaction; SQLite runs one writer at a time, so a cycle check
-and the edge it admits are one atomic step. Closures are recursive queries."""
+and the edge it admits are one atomic step. Closures are recursive queries. Concepts keep their
+`rank` (see `paths.py`) in the transaction that changes an edge, and a learner's path is one
+query ordering by it, as the Neo4j store's does."""
 
 from __future__ import annotations
 
@@ -29,12 +31,22 @@ from bloop.platform.learning.model import (
     Progress,
     ReviewLog,
 )
-from bloop.platform.learning.paths import ConceptInfo, LessonInfo, Subgraph, find_cycle, first_cycle
+from bloop.platform.learning.paths import (
+    ConceptInfo,
+    LessonInfo,
+    PathPlan,
+    PlannedLesson,
+    Subgraph,
+    find_cycle,
+    first_cycle,
+    ranks,
+)
 from bloop.platform.learning.ports import CycleFound, Duplicate, Missing, StaleVersion, UnknownConcepts
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS concepts (
-  tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+  tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, rank INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (tenant, id));
 CREATE TABLE IF NOT EXISTS edges (
   tenant TEXT NOT NULL, concept TEXT NOT NULL, requires TEXT NOT NULL, kind TEXT NOT NULL,
   PRIMARY KEY (tenant, concept, requires));
@@ -52,6 +64,7 @@ CREATE TABLE IF NOT EXISTS courses (
 CREATE TABLE IF NOT EXISTS enrolments (
   tenant TEXT NOT NULL, learner TEXT NOT NULL, goal TEXT NOT NULL, at TEXT NOT NULL,
   doc TEXT NOT NULL, PRIMARY KEY (tenant, learner, goal));
+CREATE INDEX IF NOT EXISTS enrolments_goal ON enrolments (tenant, goal);
 CREATE TABLE IF NOT EXISTS progress (
   tenant TEXT NOT NULL, learner TEXT NOT NULL, lesson TEXT NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY (tenant, learner, lesson));
@@ -82,6 +95,47 @@ CREATE TABLE IF NOT EXISTS learners (
 """
 
 Conn = sqlite3.Connection
+
+# A learner's path (parameters: goals as JSON, tenant, learner), as `stores/neo4j.py` PLAN: each
+# unmastered concept of the closure with its shortest lesson not completed (`n = 1`), the lessons
+# ordered by the deepest rank among the concepts they teach, required first, shorter, by place.
+PLAN = """
+WITH RECURSIVE
+  closure(id) AS (SELECT value FROM json_each(:goals) UNION SELECT e.requires FROM edges e
+                  JOIN closure x ON e.concept = x.id WHERE e.tenant = :tenant),
+  req(id) AS (SELECT value FROM json_each(:goals) UNION SELECT e.requires FROM edges e
+              JOIN req x ON e.concept = x.id WHERE e.tenant = :tenant AND e.kind = 'required'),
+  concept AS (
+    SELECT k.id, k.rank, k.id IN (SELECT id FROM req) AS required,
+      EXISTS (SELECT 1 FROM mastery m WHERE m.tenant = :tenant AND m.learner = :learner
+              AND m.concept = k.id AND m.mastered = 1) AS done
+    FROM concepts k JOIN closure x ON k.id = x.id WHERE k.tenant = :tenant),
+  option AS (
+    SELECT c.id AS concept, c.rank, c.required, l.id AS lesson,
+      json_extract(l.doc, '$.title') AS title, json_extract(l.doc, '$.course_id') AS course,
+      json_extract(l.doc, '$.estimated_minutes') AS minutes,
+      json_extract(l.doc, '$.position') AS position, json_extract(p.doc, '$.status') AS status,
+      row_number() OVER (PARTITION BY c.id ORDER BY
+        coalesce(json_extract(p.doc, '$.status') = 'completed', 0),
+        json_extract(l.doc, '$.estimated_minutes'), json_extract(l.doc, '$.position'), l.id) AS n
+    FROM concept c JOIN teaches t ON t.tenant = :tenant AND t.concept = c.id
+    JOIN lessons l ON l.tenant = :tenant AND l.id = t.lesson AND l.deleted = 0
+    LEFT JOIN progress p ON p.tenant = :tenant AND p.learner = :learner AND p.lesson = l.id
+    WHERE NOT c.done)
+SELECT 'step' AS part, lesson, title, course, minutes, position, status,
+  json_group_array(concept) AS concepts, max(required) AS required, max(rank) AS rank,
+  (SELECT json_group_array(DISTINCT e.requires) FROM edges e WHERE e.tenant = :tenant
+   AND e.kind = 'required' AND e.concept IN (SELECT o2.concept FROM option o2
+   WHERE o2.n = 1 AND o2.lesson = o.lesson)) AS prerequisites
+FROM option o WHERE n = 1 AND coalesce(status, '') <> 'completed'
+GROUP BY lesson
+UNION ALL
+SELECT 'uncovered', id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM concept c
+WHERE NOT done AND NOT EXISTS (SELECT 1 FROM option o WHERE o.concept = c.id)
+UNION ALL
+SELECT 'count', NULL, NULL, NULL, count(*), coalesce(sum(done), 0), NULL, NULL, NULL, NULL, NULL FROM concept
+ORDER BY part, rank, required DESC, minutes, position, lesson
+"""
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -118,7 +172,16 @@ class EmbeddedLearningStore:
         return self._outbox
 
     async def setup(self) -> None:
+        def migrate(c: Conn) -> None:
+            if "rank" in {r[1] for r in c.execute("PRAGMA table_info(concepts)")}:
+                return
+            # A database from before concepts had ranks: every tenant's graph is ranked once.
+            c.execute("ALTER TABLE concepts ADD COLUMN rank INTEGER NOT NULL DEFAULT 0")
+            for (tenant,) in c.execute("SELECT DISTINCT tenant FROM edges").fetchall():
+                _rank_all(c, tenant)
+
         await self.db.run(lambda c: c.executescript(SCHEMA))
+        await self.db.transaction(migrate)
         await self._outbox.setup()
 
     # the graph
@@ -194,6 +257,7 @@ class EmbeddedLearningStore:
                 raise CycleFound(cycle)
             c.execute("INSERT INTO edges (tenant, concept, requires, kind) VALUES (?, ?, ?, ?)",
                       (tenant, edge.concept, edge.requires, edge.kind))
+            _rerank(c, tenant, [edge.concept])
             return True
 
         return await self.db.transaction(write)
@@ -214,6 +278,7 @@ class EmbeddedLearningStore:
                             (tenant, concept, requires))
             if cur.rowcount == 0:
                 raise Missing(f"{concept} → {requires}")
+            _rerank(c, tenant, [concept])
 
         await self.db.transaction(write)
 
@@ -241,6 +306,7 @@ class EmbeddedLearningStore:
             cycle = first_cycle(every)
             if cycle is not None:
                 raise CycleFound(cycle)
+            _rank_all(c, tenant)
 
         await self.db.transaction(write)
 
@@ -441,6 +507,46 @@ class EmbeddedLearningStore:
 
         return await self.db.run(read)
 
+    async def learning_path(self, tenant: str, learner: str, concepts: Sequence[str],
+                            course: str | None = None) -> PathPlan:
+        def read(c: Conn) -> PathPlan:
+            goals = sorted(_known(c, tenant, concepts))
+            if course is not None:
+                goals = sorted(set(goals) | {r[0] for r in c.execute(
+                    "SELECT t.concept FROM lessons l JOIN teaches t ON t.tenant = l.tenant"
+                    " AND t.lesson = l.id WHERE l.tenant = ? AND l.course = ? AND l.deleted = 0",
+                    (tenant, course))})
+            if not goals:
+                return PathPlan(goals=())
+            rows = c.execute(PLAN, {"goals": json.dumps(goals), "tenant": tenant,
+                                    "learner": learner}).fetchall()
+            [count] = [r for r in rows if r["part"] == "count"]
+            return PathPlan(
+                goals=tuple(goals),
+                lessons=tuple(PlannedLesson(
+                    lesson=LessonInfo(id=r["lesson"], title=r["title"], course_id=r["course"],
+                                      minutes=r["minutes"], position=r["position"],
+                                      status=r["status"]),
+                    concepts=tuple(sorted(json.loads(r["concepts"]))), required=bool(r["required"]),
+                    prerequisites=tuple(sorted(json.loads(r["prerequisites"]))))
+                    for r in rows if r["part"] == "step"),
+                uncovered=tuple(sorted(r["lesson"] for r in rows if r["part"] == "uncovered")),
+                concepts=count["minutes"], mastered=count["position"])
+
+        return await self.db.run(read)
+
+    async def learners_reaching(self, tenant: str, concepts: Sequence[str]) -> list[str]:
+        rows = await self.db.run(lambda c: c.execute(
+            "WITH RECURSIVE up(id) AS (SELECT value FROM json_each(:concepts) UNION"
+            " SELECT e.concept FROM edges e JOIN up u ON e.requires = u.id WHERE e.tenant = :tenant)"
+            " SELECT DISTINCT learner FROM enrolments WHERE tenant = :tenant AND ("
+            " goal IN (SELECT 'concept:' || id FROM up) OR goal IN (SELECT 'course:' || l.course"
+            " FROM lessons l JOIN teaches t ON t.tenant = l.tenant AND t.lesson = l.id"
+            " WHERE l.tenant = :tenant AND l.deleted = 0 AND t.concept IN (SELECT id FROM up)))"
+            " ORDER BY learner", {"concepts": json.dumps(list(concepts)), "tenant": tenant}
+        ).fetchall())
+        return [r[0] for r in rows]
+
     async def path_snapshot(self, tenant: str, learner: str, goal: str) -> list[str] | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT lessons FROM path_snapshots WHERE tenant = ? AND learner = ? AND goal = ?",
@@ -567,6 +673,30 @@ class EmbeddedLearningStore:
             c.execute("DELETE FROM learners WHERE tenant = ? AND id = ?", (tenant, learner))
 
         await self.db.transaction(write)
+
+
+def _rerank(c: Conn, tenant: str, ids: Sequence[str]) -> None:
+    """Brings the ranks of `ids` and of what requires them up to date, one round per level of
+    the concepts whose rank changes."""
+    todo = list(dict.fromkeys(ids))
+    while todo:
+        changed = [r[0] for r in c.execute(
+            "UPDATE concepts AS k SET rank = coalesce((SELECT 1 + max(p.rank) FROM edges e"
+            " JOIN concepts p ON p.tenant = e.tenant AND p.id = e.requires WHERE e.tenant = k.tenant"
+            " AND e.concept = k.id), 0) WHERE k.tenant = ? AND k.id IN (SELECT value FROM"
+            " json_each(?)) AND k.rank <> coalesce((SELECT 1 + max(p.rank) FROM edges e"
+            " JOIN concepts p ON p.tenant = e.tenant AND p.id = e.requires WHERE e.tenant = k.tenant"
+            " AND e.concept = k.id), 0) RETURNING id", (tenant, json.dumps(todo))).fetchall()]
+        todo = [r[0] for r in c.execute(
+            "SELECT DISTINCT concept FROM edges WHERE tenant = ? AND requires IN"
+            " (SELECT value FROM json_each(?)) ORDER BY concept", (tenant, json.dumps(changed)))]
+
+
+def _rank_all(c: Conn, tenant: str) -> None:
+    rank = ranks(c.execute("SELECT concept, requires FROM edges WHERE tenant = ?",
+                           (tenant,)).fetchall())
+    c.executemany("UPDATE concepts SET rank = ? WHERE tenant = ? AND id = ? AND rank <> ?",
+                  [(r, tenant, i, r) for i, r in rank.items()])
 
 
 def _course_lessons(c: Conn, tenant: str, order: Sequence[str]) -> list[LessonNode]:

@@ -7,10 +7,12 @@ The graph: `(:Concept)-[:REQUIRES {kind}]->(:Concept)` (the left one needs the r
 `ReviewCard` nodes. Every node carries `tenant`, every query filters on it, and every label has a
 uniqueness constraint on its key, created at start-up with the indexes the queries use.
 
-Writes that admit an edge take the tenant's `(:LearningGraph)` node's write lock first, so two
-concurrent edges can never close a cycle together. Version-guarded writes (mastery, schedules)
-lock the record before they read its version. Events go to the Neo4j outbox in the same
-transaction as the change they describe.
+Writes that change edges take the tenant's `(:LearningGraph)` node's write lock first, so two
+concurrent edges can never close a cycle together, and keep each concept's `rank` (its longest
+prerequisite chain, see `paths.py`) in the same transaction: the concept whose edges changed is
+recomputed from its prerequisites and, while ranks change, so are the concepts requiring it.
+Version-guarded writes (mastery, schedules) lock the record before they read its version. Events
+go to the Neo4j outbox in the same transaction as the change they describe.
 """
 
 from __future__ import annotations
@@ -42,7 +44,15 @@ from bloop.platform.learning.model import (
     Progress,
     ReviewLog,
 )
-from bloop.platform.learning.paths import ConceptInfo, LessonInfo, Subgraph, first_cycle
+from bloop.platform.learning.paths import (
+    ConceptInfo,
+    LessonInfo,
+    PathPlan,
+    PlannedLesson,
+    Subgraph,
+    first_cycle,
+    ranks,
+)
 from bloop.platform.learning.ports import CycleFound, Duplicate, Missing, StaleVersion, UnknownConcepts
 
 T = TypeVar("T")
@@ -68,6 +78,7 @@ INDEXES = {
     "learning_card_concept": ("ReviewCard", ("tenant", "concept")),
     "learning_schedule_due": ("CardSchedule", ("tenant", "learner", "due")),
     "learning_mastery_concept": ("Mastery", ("tenant", "concept")),
+    "learning_enrolment_goal": ("Enrolment", ("tenant", "goal")),
 }
 PER_LEARNER = ("Enrolment", "LessonProgress", "Mastery", "PathSnapshot", "Placement",
                "CardSchedule", "ReviewLog")
@@ -103,6 +114,76 @@ RETURN [x IN goals | x.id] AS goals, concepts,
             RETURN m.concept } AS mastered,
   COLLECT { MATCH (pr:LessonProgress {tenant: $tenant, learner: $learner})
             RETURN [pr.lesson, pr.status] } AS progress
+"""
+
+
+# A learner's path, in one round trip. The closure is read twice by breadth-first expansion
+# (the planner's pruning var-length expand visits each concept once): through every edge, and
+# through required edges only, which marks the concepts a step is required for. Mastery and
+# progress are read per concept and per lesson through their unique (tenant, learner, …)
+# indexes. Each unmastered concept takes its shortest lesson the learner has not completed;
+# the lessons come ordered by the deepest rank among the concepts they teach, required first,
+# then shorter, then by their place in the course.
+PLAN = """
+CALL () {
+  MATCH (g:Concept {tenant: $tenant}) WHERE g.id IN $concepts RETURN g
+  UNION
+  MATCH (l:Lesson {tenant: $tenant, course_id: $course})-[:TEACHES]->(g:Concept)
+  WHERE NOT l.deleted RETURN g
+}
+WITH collect(g) AS goals
+CALL (goals) {
+  CALL (goals) {
+    UNWIND goals AS g
+    MATCH (g)-[:REQUIRES*0.. {kind: 'required'}]->(c) WHERE c.tenant = $tenant
+    RETURN DISTINCT c, 1 AS req
+    UNION
+    UNWIND goals AS g
+    MATCH (g)-[:REQUIRES*0..]->(c) WHERE c.tenant = $tenant
+    RETURN DISTINCT c, 0 AS req
+  }
+  WITH c, max(req) = 1 AS req
+  WITH c, req, EXISTS { MATCH (m:Mastery {tenant: $tenant, learner: $learner, concept: c.id})
+                        WHERE m.mastered } AS done
+  WITH c, req, done, COLLECT {
+    MATCH (l:Lesson)-[:TEACHES]->(c) WHERE NOT l.deleted
+    OPTIONAL MATCH (pr:LessonProgress {tenant: $tenant, learner: $learner, lesson: l.id})
+    RETURN {id: l.id, title: l.title, course: l.course_id, minutes: l.minutes,
+            position: l.position, status: pr.status}
+    ORDER BY coalesce(pr.status = 'completed', false), l.minutes, l.position, l.id LIMIT 1
+  } AS best
+  RETURN count(c) AS concepts, sum(CASE WHEN done THEN 1 ELSE 0 END) AS mastered,
+    collect(CASE WHEN NOT done AND size(best) = 0 THEN c.id END) AS uncovered,
+    collect(CASE WHEN NOT done AND size(best) > 0 AND coalesce(best[0].status, '') <> 'completed'
+            THEN {c: c, req: req, l: best[0]} END) AS chosen
+}
+CALL (chosen) {
+  UNWIND chosen AS x
+  WITH x.l.id AS lid, collect(x) AS xs
+  WITH xs[0].l AS l, [x IN xs | x.c] AS cs, any(x IN xs WHERE x.req) AS req
+  WITH l, cs, req,
+    reduce(r = 0, x IN cs | CASE WHEN coalesce(x.rank, 0) > r THEN coalesce(x.rank, 0) ELSE r END)
+      AS rank,
+    COLLECT { UNWIND cs AS x MATCH (x)-[:REQUIRES {kind: 'required'}]->(p)
+              RETURN DISTINCT p.id } AS prereqs
+  ORDER BY rank, CASE WHEN req THEN 0 ELSE 1 END, l.minutes, l.position, l.id
+  RETURN collect([l, [x IN cs | x.id], req, prereqs]) AS steps
+}
+RETURN [g IN goals | g.id] AS goals, steps, uncovered, concepts, mastered
+"""
+
+# One round of rank maintenance: the concepts `$ids` recomputed from their prerequisites; those
+# whose rank changed answer the concepts requiring them, which the next round recomputes.
+RERANK = """
+UNWIND $ids AS id
+MATCH (x:Concept {tenant: $tenant, id: id})
+WITH x, reduce(r = 0, k IN COLLECT { MATCH (x)-[:REQUIRES]->(p) RETURN coalesce(p.rank, 0) }
+               | CASE WHEN k + 1 > r THEN k + 1 ELSE r END) AS rank
+WHERE coalesce(x.rank, 0) <> rank
+SET x.rank = rank
+WITH x
+OPTIONAL MATCH (d:Concept)-[:REQUIRES]->(x)
+RETURN collect(DISTINCT d.id) AS up
 """
 
 
@@ -156,6 +237,22 @@ class Neo4jLearningStore:
                 f"CREATE INDEX {name} IF NOT EXISTS FOR (n:{label}) ON ({props})",
                 database_=self.database)
         await self._outbox.setup()
+        await self._rank_unranked()
+
+    async def _rank_unranked(self) -> None:
+        """Ranks the graphs stored before concepts had ranks."""
+        rows = await self._query("MATCH (c:Concept)-[:REQUIRES]->() WHERE c.rank IS NULL"
+                                 " RETURN DISTINCT c.tenant AS tenant")
+        for row in rows:
+            async def work(tx: Tx, tenant: str = row["tenant"]) -> None:
+                await self._lock_graph(tx, tenant)
+                result = await tx.run(
+                    "MATCH (c:Concept {tenant: $tenant})-[:REQUIRES]->(p:Concept {tenant: $tenant})"
+                    " RETURN c.id AS c, p.id AS p", tenant=tenant)
+                await self._rank_all(tx, tenant, [Edge(concept=r["c"], requires=r["p"])
+                                                  async for r in result])
+
+            await self._write(work)
 
     # the graph
 
@@ -253,17 +350,41 @@ class Neo4jLearningStore:
                 "MATCH (c:Concept {tenant: $tenant, id: $concept}),"
                 " (p:Concept {tenant: $tenant, id: $requires})"
                 " CREATE (c)-[:REQUIRES {kind: $kind}]->(p)", kind=edge.kind, **ends)).consume()
+            await self._rerank(tx, tenant, [edge.concept])
             return True
 
         return await self._write(work)
 
     async def remove_edge(self, tenant: str, concept: str, requires: str) -> None:
-        records, _, _ = await self.driver.execute_query(
-            "MATCH (:Concept {tenant: $tenant, id: $concept})-[r:REQUIRES]->"
-            "(:Concept {tenant: $tenant, id: $requires}) DELETE r RETURN count(*) AS n",
-            tenant=tenant, concept=concept, requires=requires, database_=self.database)
-        if records[0]["n"] == 0:
-            raise Missing(f"{concept} → {requires}")
+        async def work(tx: Tx) -> None:
+            await self._lock_graph(tx, tenant)
+            found = await (await tx.run(
+                "MATCH (:Concept {tenant: $tenant, id: $concept})-[r:REQUIRES]->"
+                "(:Concept {tenant: $tenant, id: $requires}) DELETE r RETURN count(*) AS n",
+                tenant=tenant, concept=concept, requires=requires)).single(strict=True)
+            if found["n"] == 0:
+                raise Missing(f"{concept} → {requires}")
+            await self._rerank(tx, tenant, [concept])
+
+        await self._write(work)
+
+    @staticmethod
+    async def _rerank(tx: Tx, tenant: str, ids: Sequence[str]) -> None:
+        """Brings the ranks of `ids` and of what requires them up to date, one round per level
+        of the concepts whose rank changes."""
+        todo = list(ids)
+        while todo:
+            found = await (await tx.run(RERANK, tenant=tenant, ids=todo)).single(strict=True)
+            todo = sorted(set(found["up"]))
+
+    @staticmethod
+    async def _rank_all(tx: Tx, tenant: str, edges: Sequence[Edge]) -> None:
+        """Sets every rank of the tenant from all of its `edges` (at most one write per concept)."""
+        rank = ranks((e.concept, e.requires) for e in edges)
+        await (await tx.run(
+            "MATCH (c:Concept {tenant: $tenant}) WITH c, coalesce($ranks[c.id], 0) AS rank"
+            " WHERE c.rank IS NULL OR c.rank <> rank SET c.rank = rank",
+            tenant=tenant, ranks=rank)).consume()
 
     async def list_edges(self, tenant: str) -> list[Edge]:
         rows = await self._query(
@@ -294,6 +415,7 @@ class Neo4jLearningStore:
             cycle = first_cycle(every)
             if cycle is not None:
                 raise CycleFound(cycle)
+            await self._rank_all(tx, tenant, every)
 
         await self._write(work)
 
@@ -483,6 +605,37 @@ class Neo4jLearningStore:
                               for i, t, co, m, pos in lessons),
                 mastered=cid in mastered)
             for cid, prereqs, lessons in row["concepts"]})
+
+    async def learning_path(self, tenant: str, learner: str, concepts: Sequence[str],
+                            course: str | None = None) -> PathPlan:
+        rows = await self._query(PLAN, tenant=tenant, learner=learner, concepts=list(concepts),
+                                 course=course)
+        row = rows[0]
+        if not row["goals"]:
+            return PathPlan(goals=())
+        return PathPlan(
+            goals=tuple(sorted(set(row["goals"]))),
+            lessons=tuple(PlannedLesson(
+                lesson=LessonInfo(id=le["id"], title=le["title"], course_id=le["course"],
+                                  minutes=le["minutes"], position=le["position"],
+                                  status=le["status"]),
+                concepts=tuple(sorted(cs)), required=req, prerequisites=tuple(sorted(ps)))
+                for le, cs, req, ps in row["steps"]),
+            uncovered=tuple(sorted(row["uncovered"])), concepts=row["concepts"],
+            mastered=row["mastered"])
+
+    async def learners_reaching(self, tenant: str, concepts: Sequence[str]) -> list[str]:
+        rows = await self._query(
+            "MATCH (c:Concept {tenant: $tenant}) WHERE c.id IN $concepts"
+            " MATCH (d:Concept)-[:REQUIRES*0..]->(c) WITH DISTINCT d"
+            " CALL (d) {"
+            "   MATCH (e:Enrolment {tenant: $tenant, goal: 'concept:' + d.id}) RETURN e.learner AS l"
+            "   UNION"
+            "   MATCH (x:Lesson)-[:TEACHES]->(d) WHERE NOT x.deleted"
+            "   MATCH (e:Enrolment {tenant: $tenant, goal: 'course:' + x.course_id})"
+            "   RETURN e.learner AS l"
+            " } RETURN DISTINCT l ORDER BY l", tenant=tenant, concepts=list(concepts))
+        return [r["l"] for r in rows]
 
     async def path_snapshot(self, tenant: str, learner: str, goal: str) -> list[str] | None:
         rows = await self._query(
