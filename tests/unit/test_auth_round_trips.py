@@ -1,11 +1,13 @@
-"""`require()` costs one cache round trip per authenticated call: the rate-limit count and the
-token's revocation marks travel together, and a cache that is down still gives 503."""
+"""`require()` costs one cache round trip per authenticated call, with an access token or an API
+key: the rate-limit count and the credential's revocation marks travel together, and a cache
+that is down still gives 503."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -15,10 +17,17 @@ from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
 from bloop.platform.identity.keys import KeyRing
-from bloop.platform.identity.stores.embedded import EmbeddedSigningKeys
-from bloop.platform.kit.auth import Auth, Principal, require
+from bloop.platform.identity.model import ApiKey
+from bloop.platform.identity.service import ApiKeyService, IdentityService, token_hash
+from bloop.platform.identity.stores.embedded import (
+    EmbeddedApiKeys,
+    EmbeddedIdentityStore,
+    EmbeddedSigningKeys,
+)
+from bloop.platform.kit.auth import ApiKeyCredential, Auth, Principal, require
 from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
 from bloop.platform.kit.errors import install_error_handlers
+from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.settings import AuthSettings
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -81,8 +90,9 @@ async def ring(tmp_path: Path) -> AsyncIterator[KeyRing]:
     await db.close()
 
 
-def app_with(cache: Cache, ring: KeyRing, rate_limit: int = 100) -> tuple[FastAPI, Auth]:
-    auth = Auth(AuthSettings(rate_limit=rate_limit), cache)
+def app_with(cache: Cache, ring: KeyRing, rate_limit: int = 100,
+             key_rate_limit: int = 100) -> tuple[FastAPI, Auth]:
+    auth = Auth(AuthSettings(rate_limit=rate_limit, api_key_rate_limit=key_rate_limit), cache)
     auth.verifier.use_keys(ring)
     app = FastAPI()
     app.state.platform = Platform(auth)
@@ -95,6 +105,24 @@ def app_with(cache: Cache, ring: KeyRing, rate_limit: int = 100) -> tuple[FastAP
         return {"tenant": tenant}
 
     return app, auth
+
+
+async def api_keys(tmp_path: Path, cache: Cache) -> tuple[ApiKeyService, SqliteDB]:
+    """Identity's API-key source on embedded stores, sharing `cache` with the app."""
+    db = SqliteDB(tmp_path / "api-keys.sqlite3")
+    store = EmbeddedApiKeys(db)
+    await store.setup()
+    identity = IdentityService(EmbeddedIdentityStore(db, registry))
+    return ApiKeyService(identity, store, cache, AuthSettings()), db
+
+
+async def key_of(keys: ApiKeyService, tenant: str = "acme") -> ApiKeyCredential:
+    credential = ApiKeyCredential.new(tenant)
+    await keys.store.add_api_key(ApiKey(
+        id=credential.key_id, tenant=tenant, name="sync", scopes=["content:read"], roles=[],
+        secret_hash=token_hash(credential.secret), created_by="u-admin",
+        created_at=datetime.now(UTC)))
+    return credential
 
 
 def reader(tenant: str = "acme") -> Principal:
@@ -159,6 +187,80 @@ async def test_a_cache_that_is_down_gives_503(ring: KeyRing) -> None:
             refused = await c.get("/v1/tenants/acme/thing", headers=bearer)
     finally:
         await down.aclose()
+    assert refused.status_code == 503
+    assert refused.json()["code"] == "store_unavailable"
+    assert refused.json()["store"] == "redis"
+
+
+async def test_an_api_key_call_makes_one_cache_round_trip(ring: KeyRing, tmp_path: Path) -> None:
+    cache = CountingCache()
+    app, auth = app_with(cache, ring, key_rate_limit=2)
+    keys, db = await api_keys(tmp_path, cache)
+    auth.use_api_keys(keys)
+    try:
+        credential = await key_of(keys)
+        async with client(app) as c:
+            for headers in ({"Authorization": f"Bearer {credential}"},
+                            {"X-API-Key": str(credential)}):
+                cache.calls.clear()
+                r = await c.get("/v1/tenants/acme/thing", headers=headers)
+                assert r.status_code == 200, r.text
+                assert cache.calls == ["incr_and_get_many"]
+            assert r.headers["RateLimit-Remaining"] == "0"
+            assert r.headers["RateLimit-Policy"] == "2;w=60"
+            refused = await c.get("/v1/tenants/acme/thing", headers={"X-API-Key": str(credential)})
+            assert refused.status_code == 429
+            assert int(refused.headers["Retry-After"]) >= 1
+            assert refused.json()["code"] == "rate_limited"
+    finally:
+        await db.close()
+
+
+async def test_a_revoked_key_is_refused_at_once_by_a_process_that_remembers_it(
+        ring: KeyRing, tmp_path: Path) -> None:
+    cache = CountingCache()
+    app, auth = app_with(cache, ring)
+    keys, db = await api_keys(tmp_path, cache)
+    auth.use_api_keys(keys)
+    elsewhere = ApiKeyService(keys.identity, keys.store, cache, AuthSettings())
+    try:
+        credential = await key_of(keys)
+        kept = await key_of(keys)
+        headers = {"X-API-Key": str(credential)}
+        async with client(app) as c:
+            assert (await c.get("/v1/tenants/acme/thing", headers=headers)).status_code == 200
+            other = await c.get("/v1/tenants/other/thing", headers=headers)
+            assert other.status_code == 403
+            assert other.json()["code"] == "wrong_tenant"
+            # another process revokes it: this one's copy of the record still says live
+            await elsewhere.revoke("acme", credential.key_id)
+            assert (await keys.authenticate(credential)).kind == "api_key"
+            for tenant in ("acme", "other"):
+                cache.calls.clear()
+                refused = await c.get(f"/v1/tenants/{tenant}/thing", headers=headers)
+                assert refused.status_code == 401
+                assert refused.json()["code"] == "token_revoked"
+                assert "API key" in refused.json()["detail"]
+                assert cache.calls == ["incr_and_get_many"]
+            live = await c.get("/v1/tenants/acme/thing", headers={"X-API-Key": str(kept)})
+            assert live.status_code == 200
+    finally:
+        await db.close()
+
+
+async def test_an_api_key_call_with_the_cache_down_gives_503(ring: KeyRing,
+                                                             tmp_path: Path) -> None:
+    down = Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.2)
+    app, auth = app_with(RedisCache(down), ring)
+    keys, db = await api_keys(tmp_path, MemoryCache())
+    auth.use_api_keys(keys)
+    try:
+        credential = await key_of(keys)
+        async with client(app) as c:
+            refused = await c.get("/v1/tenants/acme/thing", headers={"X-API-Key": str(credential)})
+    finally:
+        await down.aclose()
+        await db.close()
     assert refused.status_code == 503
     assert refused.json()["code"] == "store_unavailable"
     assert refused.json()["store"] == "redis"

@@ -384,8 +384,10 @@ class ApiKeyService:
     revoked at once.
 
     It is also the `ApiKeySource` that `require()` asks. A process keeps a key's record for
-    `api_key_cache_s` and checks the key's revocation mark in the cache on every request, so a
-    revoked key is refused at once by every process that shares the cache."""
+    `api_key_cache_s`; `revoke` also sets the key's revocation mark in the cache, which
+    `require()` reads on every request in the round trip that counts it against the key's rate
+    limit (`revoked` reads it alone), so a revoked key is refused at once by every process that
+    shares the cache."""
 
     RECORDS_KEPT = 10_000
 
@@ -439,16 +441,23 @@ class ApiKeyService:
         return key
 
     async def authenticate(self, key: ApiKeyCredential) -> Principal:
+        """The key's principal, from its record (kept for `api_key_cache_s`): refuses a key
+        that is unknown, whose secret is wrong, or whose record says revoked. The revocation
+        mark in the cache is the caller's to read (see `revoked`)."""
         record = await self._record(key.tenant, key.key_id)
         if record is None or not hmac.compare_digest(record.secret_hash, token_hash(key.secret)):
             raise Unauthenticated("the API key is unknown", code="invalid_token")
-        if record.revoked or await self.cache.get(revoked_key_mark(key.tenant, key.key_id)):
+        if record.revoked:
             raise Unauthenticated("the API key has been revoked", code="token_revoked")
         name = f"apikey:{record.tenant}.{record.id}"
         return Principal(user_id=name, tenant=record.tenant, roles=frozenset(record.roles),
                          scopes=frozenset(record.scopes), token_id=name, session_id=name,
                          expires_at=int(time.time()) + self.settings.access_ttl_s,
                          kind="api_key")
+
+    async def revoked(self, key: ApiKeyCredential) -> bool:
+        """True when the key's revocation mark is in the cache (a revocation by any process)."""
+        return await self.cache.get(revoked_key_mark(key.tenant, key.key_id)) is not None
 
     async def _record(self, tenant_id: str, key_id: str) -> ApiKey | None:
         kept = self._records.get((tenant_id, key_id))

@@ -6,8 +6,9 @@ caller's rate limit. An API key (`Authorization: Bearer bloop_…` or `X-API-Key
 checks as a service principal of its tenant, and counts against a rate limit of its own
 (see `kit.auth.apikeys`).
 
-A token's revocation marks are read in the same cache round trip that counts the call, so a
-call refused as revoked or forbidden still counts against the caller's rate limit."""
+A token's revocation marks (a key's: its revocation mark) are read in the same cache round trip
+that counts the call, so a call refused as revoked or forbidden still counts against the
+caller's rate limit, and an authenticated call costs one round trip whatever its credential."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from bloop.platform.kit.auth.apikeys import (
     api_key_header,
     is_api_key,
     parse_api_key,
+    revoked_key_mark,
 )
 from bloop.platform.kit.auth.principal import SCOPES, Principal, Role, Scope
 from bloop.platform.kit.auth.ratelimit import RateLimited, RateLimiter
@@ -72,8 +74,10 @@ class Auth:
     def use_api_keys(self, source: ApiKeySource) -> None:
         self.api_keys = source
 
-    async def authenticate_key(self, raw: str) -> Principal:
-        """The service principal an API key acts as; 401 when it is malformed or unknown."""
+    async def authenticate_key(self, raw: str) -> tuple[Principal, list[str]]:
+        """The service principal an API key acts as, and the cache entry that marks the key
+        revoked (the caller reads it, with the rate-limit count); 401 when the key is malformed,
+        unknown, or revoked in its record."""
         key = parse_api_key(raw)
         if key is None:
             raise Unauthenticated("the API key is malformed: it reads bloop_<prefix>_<secret>",
@@ -81,7 +85,7 @@ class Auth:
         if self.api_keys is None:
             raise Unauthenticated("this process does not accept API keys; call the process "
                                   "that runs identity", code="invalid_token")
-        return await self.api_keys.authenticate(key)
+        return await self.api_keys.authenticate(key), [revoked_key_mark(key.tenant, key.key_id)]
 
 
 class Requirement:
@@ -98,12 +102,11 @@ class Requirement:
                        token: Annotated[str | None, Depends(bearer)],
                        api_key: Annotated[str | None, Depends(api_key_header)]) -> Principal:
         auth: Auth = request.app.state.platform.auth
-        revocation: list[str] = []
         if api_key is not None or (token and is_api_key(token)):
             if api_key is not None and token:
                 raise Unauthenticated("send one credential: an `Authorization` header or an "
                                       "`X-API-Key` header, not both", code="invalid_token")
-            principal = await auth.authenticate_key(api_key or token or "")
+            principal, revocation = await auth.authenticate_key(api_key or token or "")
             limiter, who = auth.key_limiter, f"key:{principal.tenant}:{principal.user_id}"
         elif not token:
             raise Unauthenticated("sign in first: this route needs an `Authorization: Bearer` "
@@ -112,8 +115,10 @@ class Requirement:
             principal = await auth.verifier.verify_signed(token)
             limiter, who = auth.limiter, f"user:{principal.tenant}:{principal.user_id}"
             revocation = revocation_keys(principal)
-        # One cache round trip: the call is counted and the token's revocation marks are read.
+        # One cache round trip: the call is counted and the credential's revocation marks read.
         state, marks = await limiter.hit_and_get(who, revocation)
+        if principal.kind == "api_key" and any(m is not None for m in marks):
+            raise Unauthenticated("the API key has been revoked", code="token_revoked")
         refuse_revoked(marks)
         authorise(principal, request.path_params.get("tenant"), self.roles, self.scopes)
         if not state.allowed:
