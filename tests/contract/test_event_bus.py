@@ -187,3 +187,25 @@ async def test_a_subscription_sees_only_the_types_it_asks_for(harness: BusHarnes
 
     await eventually(drained, what="the group to pass the event")
     assert handled == []
+
+
+async def test_a_publish_larger_than_a_record_batch_keeps_each_aggregates_order(
+        harness: BusHarness, topic: str) -> None:
+    bus = await harness.new_bus()
+    seen: dict[str, list[int]] = defaultdict(list)
+
+    async def handler(env: Envelope) -> None:
+        seen[env.subject].append(env.data["n"])
+
+    bus.subscribe(Subscription(unique("g"), (topic,), handler))
+    await bus.start()
+    filler = uuid.uuid4().hex * 40  # about 1.3 KB an event: 2,400 events fill several 1 MB batches
+    await bus.publish([msg(topic, ping(filler, n, subject=f"agg-{n % 5}")) for n in range(2400)])
+
+    async def all_seen() -> bool:
+        return sum(len(v) for v in seen.values()) == 2400
+
+    await eventually(all_seen, what="2400 events")
+    assert {s: len(v) for s, v in seen.items()} == {f"agg-{i}": 480 for i in range(5)}
+    for subject, numbers in seen.items():
+        assert numbers == sorted(numbers), subject

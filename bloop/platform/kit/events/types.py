@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -29,11 +30,11 @@ class EventType(Generic[D]):
     topic: str
     model: type[D]
 
-    @property
+    @cached_property
     def type_id(self) -> str:
         return f"{self.name}.v{self.version}"
 
-    @property
+    @cached_property
     def source(self) -> str:
         return "bloop/" + self.name.split(".")[1]
 

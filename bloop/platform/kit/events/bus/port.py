@@ -31,9 +31,8 @@ class Message:
 
 
 def record_published(metrics: Metrics, messages: Sequence[Message]) -> None:
-    counts = Counter((m.topic, dict(m.headers).get("type", b"").decode()) for m in messages)
-    for (topic, type_id), n in counts.items():
-        metrics.events_published.labels(topic, type_id).inc(n)
+    for (topic, headers), n in Counter((m.topic, m.headers) for m in messages).items():
+        metrics.events_published.labels(topic, dict(headers).get("type", b"").decode()).inc(n)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ class SqliteOutbox:
             raise ValueError(f"outbox name {name!r} must be a plain SQL identifier")
         self.db, self.registry, self.name = db, registry, name
         self.table = name
+        self._insert = (f"INSERT INTO {name} (id, topic, key, type, value, created_at)"  # noqa: S608
+                        " VALUES (?, ?, ?, ?, ?, ?)")
 
     async def setup(self) -> None:
         await self.db.run(lambda c: c.executescript(
@@ -33,10 +35,12 @@ class SqliteOutbox:
     def add(self, conn: sqlite3.Connection, *envelopes: Envelope) -> None:
         """Call inside the transaction that changes the state these events describe."""
         now = time.time()
-        conn.executemany(
-            f"INSERT INTO {self.table} (id, topic, key, type, value, created_at)"  # noqa: S608
-            " VALUES (:id, :topic, :key, :type, :value, :created_at)",
-            [entry_of(e, self.registry) | {"created_at": now} for e in envelopes])
+        rows = [(e["id"], e["topic"], e["key"], e["type"], e["value"], now)
+                for e in (entry_of(env, self.registry) for env in envelopes)]
+        if len(rows) == 1:
+            conn.execute(self._insert, rows[0])
+        else:
+            conn.executemany(self._insert, rows)
 
     async def pending(self, limit: int) -> list[Pending]:
         rows = await self.db.run(lambda c: c.execute(
