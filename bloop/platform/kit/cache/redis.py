@@ -7,11 +7,22 @@ from typing import cast
 
 from redis.asyncio import Redis
 
+# INCRBY, PEXPIRE NX and the GETs as one command: atomic like MULTI/EXEC, and half its client
+# cost in redis-py (one command to pack and one reply to parse instead of five).
+INCR_AND_GET = """
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX') end
+local out = {n}
+for i = 2, #KEYS do out[i] = redis.call('GET', KEYS[i]) end
+return out
+"""
+
 
 class RedisCache:
     def __init__(self, redis: Redis, namespace: str = "bloop:cache") -> None:
         self.redis = redis
         self.ns = namespace + ":"
+        self._incr_and_get = redis.register_script(INCR_AND_GET)
 
     async def get(self, key: str) -> bytes | None:
         return cast("bytes | None", await self.redis.get(self.ns + key))
@@ -57,16 +68,11 @@ class RedisCache:
 
     async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
                                 ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
-        # One MULTI/EXEC pipeline: sent in one write, answered in one read.
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incrby(self.ns + counter, by)
-            if ttl_s is not None:
-                pipe.pexpire(self.ns + counter, int(ttl_s * 1000), nx=True)
-            if keys:
-                pipe.mget([self.ns + k for k in keys])
-            result = await pipe.execute()
-        values = cast("list[bytes | None]", result[-1]) if keys else []
-        return int(result[0]), values
+        ttl_ms = 0 if ttl_s is None else max(1, int(ttl_s * 1000))
+        result = cast("list[int | bytes | None]", await self._incr_and_get(
+            keys=[self.ns + counter, *(self.ns + k for k in keys)], args=[by, ttl_ms]))
+        # A missing key's GET is false in Lua, which keeps its place and comes back as nil.
+        return int(cast(int, result[0])), [cast("bytes | None", v) for v in result[1:]]
 
     async def ping(self) -> None:
         await self.redis.ping()
