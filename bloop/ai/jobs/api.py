@@ -55,12 +55,12 @@ Member = Annotated[Principal, Depends(require(scopes=["content:read"]))]
 Admin = Annotated[Principal, Depends(require("tenant_admin", scopes=["content:write"]))]
 
 
-def get_service(request: Request) -> JobService:
+async def get_service(request: Request) -> JobService:
     service: JobService = request.app.state.ai.state["service"]
     return service
 
 
-def get_media(request: Request) -> MediaStore:
+async def get_media(request: Request) -> MediaStore:
     media: MediaStore = request.app.state.ai.state["media"]
     return media
 

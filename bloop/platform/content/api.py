@@ -48,7 +48,7 @@ IfNoneMatch = Annotated[str | None, Header()]
 JSON = "application/json"
 
 
-def get_service(request: Request) -> ContentService:
+async def get_service(request: Request) -> ContentService:
     service: ContentService = request.app.state.content.state["service"]
     return service
 

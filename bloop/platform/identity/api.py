@@ -38,12 +38,12 @@ TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's s
 UserId = Annotated[str, Path(max_length=64)]
 
 
-def get_service(request: Request) -> IdentityService:
+async def get_service(request: Request) -> IdentityService:
     service: IdentityService = request.app.state.identity.state["service"]
     return service
 
 
-def get_auth(request: Request) -> AuthService:
+async def get_auth(request: Request) -> AuthService:
     service: AuthService = request.app.state.identity.state["auth"]
     return service
 
@@ -224,7 +224,7 @@ async def delete_my_account(tenant: TenantId, service: Svc, me: Self, auth: Auth
 
 # API keys for third-party apps
 
-def get_api_keys(request: Request) -> ApiKeyService:
+async def get_api_keys(request: Request) -> ApiKeyService:
     service: ApiKeyService = request.app.state.identity.state["api_keys"]
     return service
 

@@ -24,7 +24,7 @@ AdminWrite = Annotated[Principal, Depends(require("tenant_admin", scopes=["ident
 AdminRead = Annotated[Principal, Depends(require("tenant_admin", scopes=["identity:read"]))]
 
 
-def get_oidc(request: Request) -> OidcService:
+async def get_oidc(request: Request) -> OidcService:
     service: OidcService = request.app.state.identity.state["oidc"]
     return service
 

@@ -46,7 +46,7 @@ ConceptId = Annotated[str, Path(pattern=SLUG_PATTERN)]
 RecordId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def get_service(request: Request) -> LearningService:
+async def get_service(request: Request) -> LearningService:
     service: LearningService = request.app.state.learning.state["service"]
     return service
 

@@ -24,7 +24,7 @@ Before = Annotated[str | None, Query(max_length=200, description="the `next` of 
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
-def get_service(request: Request) -> AttemptService:
+async def get_service(request: Request) -> AttemptService:
     service: AttemptService = request.app.state.content.state["attempts"]
     return service
 

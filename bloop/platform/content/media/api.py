@@ -26,7 +26,7 @@ UPLOAD_PATH = "/v1/tenants/{tenant}/media"
 SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
-def get_media(request: Request) -> MediaService:
+async def get_media(request: Request) -> MediaService:
     service: MediaService = request.app.state.content.state["media"]
     return service
 

@@ -16,7 +16,7 @@ MAX_QUERY_CHARS = 256
 MAX_LIMIT = 50
 
 
-def get_search(request: Request) -> SearchService:
+async def get_search(request: Request) -> SearchService:
     service: SearchService = request.app.state.content.state["search"]
     return service
 

@@ -20,7 +20,7 @@ from bloop.platform.kit.errors import Problem
 COPY_BYTES = 1024 * 1024
 
 
-def get_uploads(request: Request) -> UploadService:
+async def get_uploads(request: Request) -> UploadService:
     service: UploadService = request.app.state.content.state["uploads"]
     return service
 
