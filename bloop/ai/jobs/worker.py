@@ -56,6 +56,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("bloop.ai.worker")
 
 
+async def _stopped(task: asyncio.Task[object]) -> None:
+    """Cancels `task` and waits for its end. Unlike awaiting it under `suppress(CancelledError)`,
+    a cancellation of the caller itself still propagates (a consumer being stopped)."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved: whatever it raised was answered by the cancel
+
+
 class LeaseLost(Exception):
     """Another worker holds the job now; this one stops without writing."""
 
@@ -222,9 +231,7 @@ class JobRunner:
         try:
             done, _ = await asyncio.wait({keeper, work}, return_when=asyncio.FIRST_COMPLETED)
             if keeper in done and not work.done():
-                work.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await work
+                await _stopped(work)
                 keeper.result()
                 raise LeaseLost
             result, cost = await work
@@ -245,9 +252,7 @@ class JobRunner:
             await self._finish_failed(job, "internal_error", f"{type(exc).__name__}: {exc}")
             return False
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await keeper
+            await _stopped(keeper)
         await self._finish_succeeded(job, result, cost)
         return False
 
