@@ -7,6 +7,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import httpx
 import pytest
@@ -36,6 +37,17 @@ def require_server(name: str) -> infra.Server:
         return server
     host, port = server.address
     message = f"{name} is not reachable at {host}:{port}; start it with `bloop infra up {name}`"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.xfail(message)
+
+
+def require_media_kind(app: Any, kind: str) -> None:
+    """The AI service offers `kind` (narration, video): its libraries are installed (`make test`
+    installs them). Under CI their absence fails the test; elsewhere it is reported as not run."""
+    if kind in app.state.ai.state["service"].media_kinds:
+        return
+    message = f"AI {kind} jobs need ffmpeg, espeak-ng and Manim: run `make test` (infra/media.sh)"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.xfail(message)

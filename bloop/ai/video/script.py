@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
@@ -28,8 +29,8 @@ class _Scene(BaseModel):
     narration: Said = Field(default="", description="what the narrator says during the scene; "
                             "empty: the scene's own text is read")
 
-    def shown_text(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def shown_text(self) -> str: ...
 
     def spoken(self) -> str:
         return self.narration or self.shown_text()

@@ -19,7 +19,7 @@ from bloop.platform.app import create_app
 from bloop.platform.content.model import LessonEdit
 from bloop.platform.content.quiz import QuizBlock
 from bloop.platform.kit.settings import AiSettings, RuntimeSettings, Settings
-from tests.support import eventually, member
+from tests.support import eventually, member, require_media_kind
 from tests.unit.ai.fake_openai import FakeOpenAI
 
 BASE = "/v1/tenants/acme"
@@ -240,8 +240,7 @@ async def test_quotas_refuse_before_any_spend(client: httpx.AsyncClient, app: Fa
 
 async def test_a_narration_job_makes_audio_the_tenant_can_play(client: httpx.AsyncClient,
                                                                app: FastAPI) -> None:
-    if "narration" not in app.state.ai.state["service"].media_kinds:
-        pytest.skip("bloop.ai.audio is not in this tree")
+    require_media_kind(app, "narration")
     les = await lesson(client)
     r = await client.post(f"{BASE}/ai/jobs", json={"kind": "narration", "lesson_id": les["id"]})
     assert r.status_code == 201, r.text

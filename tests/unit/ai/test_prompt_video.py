@@ -26,7 +26,7 @@ from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.settings import AiSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import eventually, member
+from tests.support import eventually, member, require_media_kind
 from tests.unit.ai.fake_openai import FakeOpenAI, Reply
 from tests.unit.ai.test_ai_api import BASE, build, follow, lesson
 from tests.unit.ai.test_jobs import LESSON
@@ -188,8 +188,7 @@ async def test_offline_a_prompt_is_refused_and_a_lesson_video_is_still_taken(
         tmp_path: Path) -> None:
     app = build(tmp_path, AiSettings(provider="offline"))
     async with running(app) as c:
-        if "video" not in app.state.ai.state["service"].media_kinds:
-            pytest.skip("bloop.ai.video is not in this tree")
+        require_media_kind(app, "video")
         les = await lesson(c)
         for body in ({"kind": "video", "params": {"prompt": "Why are leaves green?"}},
                      {"kind": "video", "lesson_id": les["id"], "params": {"prompt": "Leaves"}}):
@@ -212,8 +211,7 @@ async def test_a_prompt_video_renders_end_to_end(tmp_path: Path, fake_openai: Fa
     app = build(tmp_path, AiSettings(openai_base_url=fake_openai.base_url, model="gpt-4o-mini",
                                      **PRICES))
     async with running(app) as c:
-        if "video" not in app.state.ai.state["service"].media_kinds:
-            pytest.skip("bloop.ai.video is not in this tree")
+        require_media_kind(app, "video")
         les = await lesson(c)
         for body in ({"kind": "video", "params": {"prompt": "Why are leaves green?"}},
                      {"kind": "video", "lesson_id": les["id"],
