@@ -418,6 +418,19 @@ class EmbeddedLearningStore:
 
         await self.db.transaction(write)
 
+    async def _learner_docs(self, table: str, key: str, order: str, tenant: str, learner: str,
+                            ids: Sequence[str] | None) -> list[str]:
+        """A learner's documents in `table` (a name of ours, never input), all or those whose
+        `key` is one of `ids`."""
+        sql = f"SELECT doc FROM {table} WHERE tenant = ? AND learner = ?"  # noqa: S608
+        args: list[str] = [tenant, learner]
+        if ids is not None:
+            wanted = list(dict.fromkeys(ids))
+            sql += f" AND {key} IN ({_marks(wanted)})"
+            args += wanted
+        rows = await self.db.run(lambda c: c.execute(f"{sql} ORDER BY {order}", args).fetchall())
+        return [r["doc"] for r in rows]
+
     async def get_progress(self, tenant: str, learner: str) -> list[Progress]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM progress WHERE tenant = ? AND learner = ? ORDER BY lesson",
@@ -426,16 +439,8 @@ class EmbeddedLearningStore:
 
     async def get_mastery(self, tenant: str, learner: str,
                           concepts: Sequence[str] | None = None) -> list[Mastery]:
-        def read(c: Conn) -> list[sqlite3.Row]:
-            if concepts is None:
-                return c.execute("SELECT doc FROM mastery WHERE tenant = ? AND learner = ?"
-                                 " ORDER BY concept", (tenant, learner)).fetchall()
-            wanted = list(dict.fromkeys(concepts))
-            return c.execute(
-                f"SELECT doc FROM mastery WHERE tenant = ? AND learner = ? AND concept IN ({_marks(wanted)})"  # noqa: S608
-                " ORDER BY concept", (tenant, learner, *wanted)).fetchall()
-
-        return [Mastery.model_validate_json(r["doc"]) for r in await self.db.run(read)]
+        docs = await self._learner_docs("mastery", "concept", "concept", tenant, learner, concepts)
+        return [Mastery.model_validate_json(d) for d in docs]
 
     async def save_mastery(self, tenant: str, learner: str, changes: Sequence[Mastery],
                            events: Sequence[Envelope]) -> None:
@@ -606,16 +611,9 @@ class EmbeddedLearningStore:
 
     async def card_states(self, tenant: str, learner: str,
                           card_ids: Sequence[str] | None = None) -> list[CardState]:
-        def read(c: Conn) -> list[sqlite3.Row]:
-            if card_ids is None:
-                return c.execute("SELECT doc FROM card_states WHERE tenant = ? AND learner = ?"
-                                 " ORDER BY due, card", (tenant, learner)).fetchall()
-            wanted = list(dict.fromkeys(card_ids))
-            return c.execute(
-                f"SELECT doc FROM card_states WHERE tenant = ? AND learner = ? AND card IN ({_marks(wanted)})"  # noqa: S608
-                " ORDER BY due, card", (tenant, learner, *wanted)).fetchall()
-
-        return [CardState.model_validate_json(r["doc"]) for r in await self.db.run(read)]
+        docs = await self._learner_docs("card_states", "card", "due, card", tenant, learner,
+                                        card_ids)
+        return [CardState.model_validate_json(d) for d in docs]
 
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
         await self.db.transaction(lambda c: c.executemany(
