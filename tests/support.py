@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, SecretStr
+from pymongo import AsyncMongoClient
 
 from bloop import infra
 from bloop.platform.identity.model import NewTenant, NewUser, Role
 from bloop.platform.identity.service import IdentityService
+from bloop.platform.kit import stores
 from bloop.platform.kit.events.types import event_type
+from bloop.platform.kit.settings import MongoSettings
 
 TEST_TOPIC = "bloop.test.events"
 
@@ -40,6 +44,20 @@ def require_server(name: str) -> infra.Server:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.xfail(message)
+
+
+@contextlib.asynccontextmanager
+async def scratch_mongo(prefix: str) -> AsyncIterator[tuple[AsyncMongoClient[dict[str, Any]], str]]:
+    """A client of the real MongoDB-wire server and the name of a database of the test's own
+    (`<prefix>_<random>`), dropped afterwards."""
+    server = require_server("mongo")
+    client = stores.mongo_client(MongoSettings(url=server.url, timeout_ms=2000))
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        yield client, name
+    finally:
+        await client.drop_database(name)
+        await client.close()
 
 
 def require_media_kind(app: Any, kind: str) -> None:

@@ -27,12 +27,10 @@ from bloop.platform.content.model import (
 from bloop.platform.content.ports import ContentRepository, Duplicate, Missing, StaleVersion
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.content.stores.mongo import MongoContentStore
-from bloop.platform.kit import stores
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
-from bloop.platform.kit.settings import MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import require_server
+from tests.support import scratch_mongo
 
 
 @pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
@@ -45,16 +43,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await db.close()
         return
     # Without a server the test fails under CI and is reported as not run (xfail) elsewhere.
-    server = require_server("mongo")
-    client = stores.mongo_client(MongoSettings(url=server.url, timeout_ms=2000))
-    name = f"content_test_{uuid.uuid4().hex[:12]}"
-    mongo = MongoContentStore(client, registry, database=name)
-    try:
+    async with scratch_mongo("content_test") as (client, name):
+        mongo = MongoContentStore(client, registry, database=name)
         await mongo.setup()
         yield mongo
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 def course(tenant: str = "acme", cid: str = "py", title: str = "Python") -> Course:
@@ -391,16 +383,10 @@ async def test_a_stale_publication_changes_nothing_learners_read(
 
 @pytest.fixture
 async def mongo_store() -> AsyncIterator[MongoContentStore]:
-    server = require_server("mongo")
-    client = stores.mongo_client(MongoSettings(url=server.url, timeout_ms=2000))
-    name = f"content_test_{uuid.uuid4().hex[:12]}"
-    mongo = MongoContentStore(client, registry, database=name)
-    try:
+    async with scratch_mongo("content_test") as (client, name):
+        mongo = MongoContentStore(client, registry, database=name)
         await mongo.setup()
         yield mongo
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 @pytest.mark.real

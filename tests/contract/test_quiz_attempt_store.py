@@ -5,7 +5,6 @@ own, dropped afterwards."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,11 +17,9 @@ from bloop.platform.content.attempts.service import graded_event
 from bloop.platform.content.attempts.stores.embedded import EmbeddedAttemptStore
 from bloop.platform.content.attempts.stores.mongo import MongoAttemptStore
 from bloop.platform.content.quiz import QuizBlock, grade
-from bloop.platform.kit import stores
 from bloop.platform.kit.events.types import registry
-from bloop.platform.kit.settings import MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import require_server
+from tests.support import scratch_mongo
 
 
 @pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
@@ -34,16 +31,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield embedded
         await db.close()
         return
-    server = require_server("mongo")
-    client = stores.mongo_client(MongoSettings(url=server.url, timeout_ms=2000))
-    name = f"attempts_test_{uuid.uuid4().hex[:12]}"
-    mongo = MongoAttemptStore(client, registry, database=name)
-    try:
+    async with scratch_mongo("attempts_test") as (client, name):
+        mongo = MongoAttemptStore(client, registry, database=name)
         await mongo.setup()
         yield mongo
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 QUIZ = QuizBlock.model_validate({"id": "check", "title": "Check", "questions": [

@@ -4,7 +4,6 @@ courses in pages, the lesson snapshots their publication names, and deleted less
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,11 +14,9 @@ from bloop.platform.content.ports import ContentRepository
 from bloop.platform.content.search.source import RepositoryContent
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.content.stores.mongo import MongoContentStore
-from bloop.platform.kit import stores
 from bloop.platform.kit.events.types import registry
-from bloop.platform.kit.settings import MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import require_server
+from tests.support import scratch_mongo
 
 
 @pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
@@ -31,16 +28,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield embedded
         await db.close()
         return
-    server = require_server("mongo")
-    client = stores.mongo_client(MongoSettings(url=server.url, timeout_ms=2000))
-    name = f"search_source_{uuid.uuid4().hex[:12]}"
-    mongo = MongoContentStore(client, registry, database=name)
-    try:
+    async with scratch_mongo("search_source") as (client, name):
+        mongo = MongoContentStore(client, registry, database=name)
         await mongo.setup()
         yield mongo
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 async def course_with(store: ContentRepository, tenant: str, course_id: str, *texts: str,
