@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from redis.exceptions import ResponseError
 
 from bloop.platform.kit import stores
 from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
@@ -76,3 +78,32 @@ async def test_a_counter_and_reads_in_one_call(cache: Cache) -> None:
     await asyncio.sleep(0.45)  # the first call's expiry held: a later ttl does not extend it
     assert await cache.get("hits") is None
     assert (await cache.incr_and_get_many("hits", ["mark"]))[0] == 1
+
+
+async def test_redis_commands_of_one_loop_turn_travel_together_and_fail_alone() -> None:
+    require_server("redis")
+    client = stores.redis_client(RedisSettings())
+    c = RedisCache(client, namespace=f"test:{uuid.uuid4().hex[:8]}")
+    sent: list[int] = []
+    real_send = c._batch._send
+
+    async def send(batch: list[Any]) -> None:
+        sent.append(len(batch))
+        await real_send(batch)
+
+    c._batch._send = send  # type: ignore[method-assign]
+    try:
+        await c.set_many({f"k{i}": str(i).encode() for i in range(20)})
+        await client.rpush(c.ns + "a-list", b"x")  # GET on a list is an error of its own
+        got = await asyncio.gather(*(c.get(f"k{i}") for i in range(20)), c.get("a-list"),
+                                   c.incr_and_get_many("n", ["k3"]), return_exceptions=True)
+        assert sent == [22]
+        assert got[:20] == [str(i).encode() for i in range(20)]
+        assert isinstance(got[20], ResponseError)
+        assert got[21] == (1, [b"3"])
+        # a server that lost its scripts (restarted, flushed) gets the script again
+        await client.script_flush()
+        assert await c.incr_and_get_many("n", ["k4"]) == (2, [b"4"])
+    finally:
+        await c.delete_prefix("")
+        await client.aclose()

@@ -6,6 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import cast
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from bloop.platform.kit.cache.batch import CommandBatch
 
 # INCRBY, PEXPIRE NX and the GETs as one command: atomic like MULTI/EXEC, and half its client
 # cost in redis-py (one command to pack and one reply to parse instead of five).
@@ -23,14 +26,16 @@ class RedisCache:
         self.redis = redis
         self.ns = namespace + ":"
         self._incr_and_get = redis.register_script(INCR_AND_GET)
+        self._batch = CommandBatch(redis)
 
     async def get(self, key: str) -> bytes | None:
-        return cast("bytes | None", await self.redis.get(self.ns + key))
+        return cast("bytes | None", await self._batch.call("GET", self.ns + key))
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        return cast("list[bytes | None]", await self.redis.mget([self.ns + k for k in keys]))
+        return cast("list[bytes | None]",
+                    await self._batch.call("MGET", *(self.ns + k for k in keys)))
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         await self.redis.set(self.ns + key, value, px=None if ttl_s is None else int(ttl_s * 1000))
@@ -69,8 +74,13 @@ class RedisCache:
     async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
                                 ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
         ttl_ms = 0 if ttl_s is None else max(1, int(ttl_s * 1000))
-        result = cast("list[int | bytes | None]", await self._incr_and_get(
-            keys=[self.ns + counter, *(self.ns + k for k in keys)], args=[by, ttl_ms]))
+        names = [self.ns + counter, *(self.ns + k for k in keys)]
+        try:
+            reply = await self._batch.call("EVALSHA", self._incr_and_get.sha, len(names),
+                                           *names, by, ttl_ms)
+        except NoScriptError:  # a restarted or flushed server: load the script and run it
+            reply = await self._incr_and_get(keys=names, args=[by, ttl_ms])
+        result = cast("list[int | bytes | None]", reply)
         # A missing key's GET is false in Lua, which keeps its place and comes back as nil.
         return int(cast(int, result[0])), [cast("bytes | None", v) for v in result[1:]]
 
