@@ -15,8 +15,11 @@ The client shares the process, so part of each request's time is httpx's and the
 flatters auth; the added time per request (1/rate(auth) - 1/rate(bare)) is printed too, and does
 not depend on the client.
 
-With `--redis` the cache is the real Redis (`BLOOP_REDIS_URL`), so each request pays its auth
-round trips to it; without, the cache is in process.
+With `--redis` the cache is the real Redis (`BLOOP_REDIS_URL`): revocation marks are checked in
+the process's mirror of them and calls counted in process (the caller is far from its limit),
+added to Redis every `rate_sync_s`; without, the cache is in process.
+
+Both run on uvloop, the event loop `bloop serve` gets from uvicorn.
 
     python bench/auth.py [--requests 4000] [--concurrency 32] [--rounds 5] [--redis] [--profile]
 """
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Annotated
 
 import httpx
+import uvloop
 from fastapi import Depends, FastAPI
 from pydantic import SecretStr
 
@@ -182,4 +186,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())

@@ -1,9 +1,12 @@
-"""`require()` costs one cache round trip per authenticated call, with an access token or an API
-key: the rate-limit count and the credential's revocation marks travel together, and a cache
-that is down still gives 503."""
+"""What `require()` asks of the cache per authenticated call, with an access token or an API
+key. A caller near its limit is counted in the cache on every call; one well under it is
+counted in process after its first call. Revocation marks are read from the cache in process
+(the in-process adapter) and from the process's mirror with Redis, so on Redis a known caller
+well under its limit costs no round trip at all. A cache that is down still gives 503."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -24,12 +27,15 @@ from bloop.platform.identity.stores.embedded import (
     EmbeddedIdentityStore,
     EmbeddedSigningKeys,
 )
+from bloop.platform.kit import stores
 from bloop.platform.kit.auth import ApiKeyCredential, Auth, Principal, require
+from bloop.platform.kit.auth.revocations import MirroredRevocations, Revocations
 from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
 from bloop.platform.kit.errors import install_error_handlers
 from bloop.platform.kit.events.types import registry
-from bloop.platform.kit.settings import AuthSettings
+from bloop.platform.kit.settings import AuthSettings, RedisSettings
 from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import eventually, require_server
 
 
 class CountingCache:
@@ -90,9 +96,10 @@ async def ring(tmp_path: Path) -> AsyncIterator[KeyRing]:
     await db.close()
 
 
-def app_with(cache: Cache, ring: KeyRing, rate_limit: int = 100,
-             key_rate_limit: int = 100) -> tuple[FastAPI, Auth]:
-    auth = Auth(AuthSettings(rate_limit=rate_limit, api_key_rate_limit=key_rate_limit), cache)
+def app_with(cache: Cache, ring: KeyRing, rate_limit: int = 100, key_rate_limit: int = 100,
+             revocations: Revocations | None = None) -> tuple[FastAPI, Auth]:
+    auth = Auth(AuthSettings(rate_limit=rate_limit, api_key_rate_limit=key_rate_limit), cache,
+                revocations)
     auth.verifier.use_keys(ring)
     app = FastAPI()
     app.state.platform = Platform(auth)
@@ -136,7 +143,7 @@ def client(app: FastAPI) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bloop")
 
 
-async def test_an_authenticated_call_makes_one_cache_round_trip(ring: KeyRing) -> None:
+async def test_a_call_near_the_limit_is_counted_in_the_cache(ring: KeyRing) -> None:
     cache = CountingCache()
     app, auth = app_with(cache, ring, rate_limit=2)
     caller = reader()
@@ -144,12 +151,12 @@ async def test_an_authenticated_call_makes_one_cache_round_trip(ring: KeyRing) -
     async with client(app) as c:
         first = await c.get("/v1/tenants/acme/thing", headers=bearer)
         assert first.status_code == 200
-        assert cache.calls == ["incr_and_get_many"]
+        assert cache.calls == ["incr_and_get_many", "get_many"]
         assert first.headers["RateLimit-Remaining"] == "1"
         assert first.headers["RateLimit-Policy"] == "2;w=60"
         cache.calls.clear()
         assert (await c.get("/v1/tenants/acme/thing", headers=bearer)).status_code == 200
-        assert cache.calls == ["incr_and_get_many"]
+        assert cache.calls == ["incr_and_get_many", "get_many"]
         refused = await c.get("/v1/tenants/acme/thing", headers=bearer)
         assert refused.status_code == 429
         assert int(refused.headers["Retry-After"]) >= 1
@@ -178,21 +185,86 @@ async def test_a_revoked_session_is_refused_at_once_and_before_the_tenant_check(
             assert refused.json()["code"] == "token_revoked"
 
 
-async def test_a_cache_that_is_down_gives_503(ring: KeyRing) -> None:
+@pytest.mark.parametrize("mirrored", [False, True])
+async def test_a_cache_that_is_down_gives_503(ring: KeyRing, mirrored: bool) -> None:
     down = Redis(host="127.0.0.1", port=9, socket_connect_timeout=0.2)
-    app, _ = app_with(RedisCache(down), ring)
+    cache = RedisCache(down)
+    app, auth = app_with(cache, ring, rate_limit=1000,
+                         revocations=MirroredRevocations(cache) if mirrored else None)
+    await auth.start()
     bearer = {"Authorization": f"Bearer {await ring.mint(reader())}"}
     try:
         async with client(app) as c:
             refused = await c.get("/v1/tenants/acme/thing", headers=bearer)
     finally:
+        await auth.close()
         await down.aclose()
     assert refused.status_code == 503
     assert refused.json()["code"] == "store_unavailable"
     assert refused.json()["store"] == "redis"
 
 
-async def test_an_api_key_call_makes_one_cache_round_trip(ring: KeyRing, tmp_path: Path) -> None:
+async def test_a_caller_well_under_its_limit_is_counted_in_process(ring: KeyRing) -> None:
+    cache = CountingCache()
+    app, auth = app_with(cache, ring, rate_limit=1000)
+    bearer = {"Authorization": f"Bearer {await ring.mint(reader())}"}
+    async with client(app) as c:
+        assert (await c.get("/v1/tenants/acme/thing", headers=bearer)).status_code == 200
+        assert cache.calls == ["incr_and_get_many", "get_many"]
+        cache.calls.clear()
+        for n in range(10):
+            r = await c.get("/v1/tenants/acme/thing", headers=bearer)
+            assert r.headers["RateLimit-Remaining"] == str(1000 - 2 - n)
+        assert cache.calls == ["get_many"] * 10  # the marks, read from the in-process cache
+    await auth.close()  # adds the calls counted in process
+    assert "incr_and_get_many" in cache.calls
+
+
+async def test_on_redis_a_known_caller_well_under_its_limit_costs_no_round_trip(
+        ring: KeyRing) -> None:
+    require_server("redis")
+    ns = f"test:{uuid.uuid4().hex[:8]}"
+    here, there = (RedisCache(stores.redis_client(RedisSettings()), namespace=ns)
+                   for _ in range(2))
+    mirrors = MirroredRevocations(here), MirroredRevocations(there)
+    app, auth = app_with(here, ring, rate_limit=1000, revocations=mirrors[0])
+    _, elsewhere = app_with(there, ring, revocations=mirrors[1])
+    await auth.start()
+    await elsewhere.start()
+    caller = reader()
+    bearer = {"Authorization": f"Bearer {await ring.mint(caller)}"}
+    try:
+        for mirror in mirrors:
+            await asyncio.wait_for(mirror.in_step_event.wait(), 5)
+        async with client(app) as c:
+            assert (await c.get("/v1/tenants/acme/thing", headers=bearer)).status_code == 200
+            before = await commands_processed(here.redis)
+            for _ in range(20):
+                assert (await c.get("/v1/tenants/acme/thing", headers=bearer)).status_code == 200
+            assert await commands_processed(here.redis) - before == 1  # this INFO
+            # logged out in another process: refused here as soon as Redis delivers the news
+            await elsewhere.verifier.revoke(caller)
+            await eventually(lambda: refused(c, bearer), timeout_s=2, interval_s=0.001,
+                             what="the revocation to reach this process")
+    finally:
+        for a in (auth, elsewhere):
+            await a.close()
+        await here.delete_prefix("")
+        for cache in (here, there):
+            await cache.redis.aclose()
+
+
+async def refused(c: httpx.AsyncClient, headers: dict[str, str]) -> bool:
+    r = await c.get("/v1/tenants/acme/thing", headers=headers)
+    return r.status_code == 401 and r.json()["code"] == "token_revoked"
+
+
+async def commands_processed(redis: Redis) -> int:
+    return int((await redis.info("stats"))["total_commands_processed"])
+
+
+async def test_an_api_key_call_near_its_limit_is_counted_in_the_cache(
+        ring: KeyRing, tmp_path: Path) -> None:
     cache = CountingCache()
     app, auth = app_with(cache, ring, key_rate_limit=2)
     keys, db = await api_keys(tmp_path, cache)
@@ -205,7 +277,7 @@ async def test_an_api_key_call_makes_one_cache_round_trip(ring: KeyRing, tmp_pat
                 cache.calls.clear()
                 r = await c.get("/v1/tenants/acme/thing", headers=headers)
                 assert r.status_code == 200, r.text
-                assert cache.calls == ["incr_and_get_many"]
+                assert cache.calls == ["incr_and_get_many", "get_many"]
             assert r.headers["RateLimit-Remaining"] == "0"
             assert r.headers["RateLimit-Policy"] == "2;w=60"
             refused = await c.get("/v1/tenants/acme/thing", headers={"X-API-Key": str(credential)})
@@ -241,7 +313,7 @@ async def test_a_revoked_key_is_refused_at_once_by_a_process_that_remembers_it(
                 assert refused.status_code == 401
                 assert refused.json()["code"] == "token_revoked"
                 assert "API key" in refused.json()["detail"]
-                assert cache.calls == ["incr_and_get_many"]
+                assert cache.calls == ["get_many"]  # counted in process; the mark is read
             live = await c.get("/v1/tenants/acme/thing", headers={"X-API-Key": str(kept)})
             assert live.status_code == 200
     finally:

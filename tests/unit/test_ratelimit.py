@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import pytest
+
 from bloop.platform.kit.auth import RateLimiter
 from bloop.platform.kit.cache import MemoryCache
 
@@ -34,3 +38,106 @@ async def test_the_previous_window_weighs_in_while_it_overlaps() -> None:
     assert not (await limiter.hit("u")).allowed
     clock.now += 60
     assert (await limiter.hit("u")).allowed
+
+
+class Counting(MemoryCache):
+    """The in-process cache, counting the exchanges a server cache would make."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock=clock)
+        self.exchanges = 0
+        self.down = False
+
+    async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
+                                ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
+        if self.down:
+            raise ConnectionError("the cache is down")
+        self.exchanges += 1
+        return await super().incr_and_get_many(counter, keys, by, ttl_s)
+
+
+async def test_a_caller_far_from_its_limit_is_counted_in_process_then_added() -> None:
+    clock = Clock(6000.0)
+    cache = Counting(clock)
+    limiter = RateLimiter(cache, limit=1000, window_s=60, clock=clock, local_share=0.05)
+    states = [await limiter.hit("u") for _ in range(30)]
+    assert cache.exchanges == 1  # the first call of the window; the rest were counted here
+    assert [s.remaining for s in states] == list(range(999, 969, -1))
+    await limiter.sync()
+    assert cache.exchanges == 2
+    assert await cache.get("rl:u:100") == b"30"
+
+
+async def test_a_process_counts_at_most_its_share_between_exchanges() -> None:
+    clock = Clock(6000.0)
+    cache = Counting(clock)
+    limiter = RateLimiter(cache, limit=100, window_s=60, clock=clock, local_share=0.05)
+    for _ in range(21):
+        await limiter.hit("u")
+    # the first call, then 5 counted here and added with the 7th, and so on
+    assert cache.exchanges == 4
+    assert await cache.get("rl:u:100") == b"19"
+
+
+async def test_near_the_limit_every_call_is_counted_in_the_cache() -> None:
+    clock = Clock(6000.0)
+    cache = Counting(clock)
+    limiter = RateLimiter(cache, limit=100, window_s=60, clock=clock, local_share=0.05)
+    states = [await limiter.hit("u") for _ in range(101)]
+    assert [s.allowed for s in states] == [True] * 100 + [False]
+    exchanges = cache.exchanges
+    await limiter.hit("u")
+    await limiter.hit("u")
+    assert cache.exchanges == exchanges + 2
+
+
+async def test_processes_sharing_a_cache_let_through_at_most_their_share_more() -> None:
+    clock = Clock(6000.0)
+    cache = Counting(clock)
+    limit, share = 100, 0.05
+    processes = [RateLimiter(cache, limit=limit, window_s=60, clock=clock, local_share=share)
+                 for _ in range(3)]
+    allowed = 0
+    for n in range(600):  # round-robin, no sync in between: the worst case for the estimate
+        allowed += (await processes[n % 3].hit("u")).allowed
+    assert limit <= allowed <= limit + (len(processes) - 1) * int(limit * share)
+
+
+async def test_a_failed_exchange_sends_every_call_to_the_cache_until_one_succeeds() -> None:
+    clock = Clock(6000.0)
+    cache = Counting(clock)
+    limiter = RateLimiter(cache, limit=1000, window_s=60, clock=clock, local_share=0.05)
+    for _ in range(5):
+        await limiter.hit("u")
+    cache.down = True
+    await limiter.sync()  # the four calls counted here stay counted here
+    with pytest.raises(ConnectionError):
+        await limiter.hit("u")
+    cache.down = False
+    assert (await limiter.hit("u")).remaining == 1000 - 6
+    assert await cache.get("rl:u:100") == b"6"
+    await limiter.hit("u")
+    assert cache.exchanges == 2  # in step again: counted here
+
+
+async def test_closing_adds_what_was_counted_here() -> None:
+    clock = Clock(6000.0)
+    cache = Counting(clock)
+    limiter = RateLimiter(cache, limit=1000, window_s=60, clock=clock, local_share=0.05)
+    for _ in range(7):
+        await limiter.hit("u")
+    await limiter.close()
+    assert await cache.get("rl:u:100") == b"7"
+
+
+async def test_calls_counted_here_in_a_window_that_ended_are_still_added() -> None:
+    clock = Clock(6000.0)
+    cache = Counting(clock)
+    limiter = RateLimiter(cache, limit=1000, window_s=60, clock=clock, local_share=0.05)
+    for _ in range(4):
+        await limiter.hit("u")
+    clock.now += 60
+    await limiter.hit("u")
+    await limiter.sync()
+    assert await cache.get("rl:u:100") == b"4"
+    assert await cache.get("rl:u:101") == b"1"

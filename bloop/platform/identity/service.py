@@ -51,6 +51,7 @@ from bloop.platform.kit.auth import (
     Unauthenticated,
 )
 from bloop.platform.kit.auth.apikeys import revoked_key_mark
+from bloop.platform.kit.auth.revocations import Revocations
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.types import type_of
@@ -384,18 +385,19 @@ class ApiKeyService:
     revoked at once.
 
     It is also the `ApiKeySource` that `require()` asks. A process keeps a key's record for
-    `api_key_cache_s`; `revoke` also sets the key's revocation mark in the cache, which
-    `require()` reads on every request in the round trip that counts it against the key's rate
-    limit (`revoked` reads it alone), so a revoked key is refused at once by every process that
-    shares the cache."""
+    `api_key_cache_s`; `revoke` also sets the key's revocation mark (`kit.auth.revocations`),
+    which `require()` checks on every request, so a revoked key is refused at once by every
+    process that shares the cache."""
 
     RECORDS_KEPT = 10_000
 
     def __init__(self, identity: IdentityService, store: ApiKeyStore, cache: Cache,
-                 settings: AuthSettings, clock: Callable[[], float] = time.monotonic) -> None:
+                 settings: AuthSettings, clock: Callable[[], float] = time.monotonic,
+                 revocations: Revocations | None = None) -> None:
         self.identity = identity
         self.store = store
         self.cache = cache
+        self.revocations = revocations or Revocations(cache)
         self.settings = settings
         self.clock = clock
         self._records: dict[tuple[str, str], tuple[ApiKey, float]] = {}
@@ -435,8 +437,8 @@ class ApiKeyService:
         key = await self.store.revoke_api_key(tenant_id, key_id, now())
         if key is None:
             raise NotFound(f"no API key {key_id!r} in tenant {tenant_id!r}")
-        await self.cache.set(revoked_key_mark(tenant_id, key_id), b"1",
-                             ttl_s=self.settings.api_key_cache_s + 5)
+        await self.revocations.revoke(revoked_key_mark(tenant_id, key_id),
+                                      self.settings.api_key_cache_s + 5)
         self._records.pop((tenant_id, key_id), None)
         return key
 
@@ -457,7 +459,7 @@ class ApiKeyService:
 
     async def revoked(self, key: ApiKeyCredential) -> bool:
         """True when the key's revocation mark is in the cache (a revocation by any process)."""
-        return await self.cache.get(revoked_key_mark(key.tenant, key.key_id)) is not None
+        return await self.revocations.any_revoked([revoked_key_mark(key.tenant, key.key_id)])
 
     async def _record(self, tenant_id: str, key_id: str) -> ApiKey | None:
         kept = self._records.get((tenant_id, key_id))

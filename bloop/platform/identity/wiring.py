@@ -64,7 +64,8 @@ async def mount(platform: Platform) -> Mounted:
     oidc_store = oidc_providers_store(platform)
     oidc = OidcService(oidc_store, service, auth, platform.cache, platform.settings.oidc)
     api_key_store = api_keys_store(platform)
-    api_keys = ApiKeyService(service, api_key_store, platform.cache, settings)
+    api_keys = ApiKeyService(service, api_key_store, platform.cache, settings,
+                             revocations=platform.auth.revocations)
     platform.auth.use_api_keys(api_keys)
 
     async def setup() -> None:

@@ -126,6 +126,12 @@ class AuthSettings(BaseSettings):
     api_key_rate_limit: int = Field(default=1200, ge=1,
                                     description="requests per API key per window")
     api_key_rate_window_s: int = Field(default=60, ge=1)
+    rate_local_share: float = Field(default=0.05, ge=0, le=0.5, description=(
+        "the share of a caller's limit one process may count on its own between exchanges "
+        "with Redis (every `rate_sync_s`), while the caller is well under the limit: also what "
+        "each extra process may let through beyond it; 0 counts every call in Redis"))
+    rate_sync_s: float = Field(default=0.1, gt=0, le=10, description=(
+        "how often a process adds the calls it counted on its own to Redis"))
     api_key_cache_s: float = Field(default=30.0, ge=0, le=3600, description=(
         "how long a process keeps an API key's record before reading it again; a revoked key "
         "is refused at once all the same"))

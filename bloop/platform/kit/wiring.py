@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from bloop.platform.kit import stores
 from bloop.platform.kit.auth import Auth, RemoteJwks
+from bloop.platform.kit.auth.revocations import MirroredRevocations
 from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.kafka import KafkaEventBus
@@ -76,8 +77,13 @@ class Platform:
             self._probe("influxdb", lambda: stores.ping_influx(influx))
             self._closers.append(influx.close)
 
-        self.cache: Cache = RedisCache(self.redis) if self.redis is not None else MemoryCache()
-        self.auth = Auth(settings.auth, self.cache)
+        self.cache: Cache
+        if self.redis is not None:
+            self.cache = redis_cache = RedisCache(self.redis)
+            self.auth = Auth(settings.auth, redis_cache, MirroredRevocations(redis_cache))
+        else:
+            self.cache = MemoryCache()
+            self.auth = Auth(settings.auth, self.cache)
         if settings.auth.jwks_url:
             self.auth.verifier.use_keys(RemoteJwks(settings.auth.jwks_url))
         self.processed: ProcessedEvents
@@ -126,6 +132,7 @@ class Platform:
         set up (`activate`), so nothing reads a table before it exists."""
         if isinstance(self.processed, SqliteProcessedEvents):
             await self.processed.setup()
+        await self.auth.start()
         await self.bus.start()
 
     def activate(self, relays: Sequence[OutboxRelay], subscriptions: Sequence[Subscription]) -> None:
@@ -139,6 +146,7 @@ class Platform:
             await relay.stop()
         with contextlib.suppress(Exception):
             await self.bus.close()
+        await self.auth.close()
         await stores.close_all(*(close() for close in reversed(self._closers)))
         for db in self._sqlite.values():
             await db.close()

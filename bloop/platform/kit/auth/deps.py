@@ -6,9 +6,11 @@ caller's rate limit. An API key (`Authorization: Bearer bloop_…` or `X-API-Key
 checks as a service principal of its tenant, and counts against a rate limit of its own
 (see `kit.auth.apikeys`).
 
-A token's revocation marks (a key's: its revocation mark) are read in the same cache round trip
-that counts the call, so a call refused as revoked or forbidden still counts against the
-caller's rate limit, and an authenticated call costs one round trip whatever its credential."""
+The call is counted before the credential's revocation marks are checked, so a call refused as
+revoked or forbidden still counts against the caller's rate limit. With the Redis cache, neither
+costs a round trip in the common case: revocations are mirrored in every process and calls are
+counted in process while the caller is well under its limit (`kit.auth.revocations`,
+`kit.auth.ratelimit`)."""
 
 from __future__ import annotations
 
@@ -27,13 +29,8 @@ from bloop.platform.kit.auth.apikeys import (
 )
 from bloop.platform.kit.auth.principal import SCOPES, Principal, Role, Scope
 from bloop.platform.kit.auth.ratelimit import RateLimited, RateLimiter
-from bloop.platform.kit.auth.tokens import (
-    Forbidden,
-    TokenVerifier,
-    Unauthenticated,
-    refuse_revoked,
-    revocation_keys,
-)
+from bloop.platform.kit.auth.revocations import Revocations
+from bloop.platform.kit.auth.tokens import Forbidden, TokenVerifier, Unauthenticated
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.settings import AuthSettings
 
@@ -63,20 +60,33 @@ bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False,
 class Auth:
     """What the dependency needs at request time; one per process, on `Platform.auth`."""
 
-    def __init__(self, settings: AuthSettings, cache: Cache) -> None:
+    def __init__(self, settings: AuthSettings, cache: Cache,
+                 revocations: Revocations | None = None) -> None:
         self.settings = settings
-        self.verifier = TokenVerifier(settings, cache)
-        self.limiter = RateLimiter(cache, settings.rate_limit, settings.rate_window_s)
+        self.revocations = revocations or Revocations(cache)
+        self.verifier = TokenVerifier(settings, cache, self.revocations)
+        share, sync_s = settings.rate_local_share, settings.rate_sync_s
+        self.limiter = RateLimiter(cache, settings.rate_limit, settings.rate_window_s,
+                                   local_share=share, sync_s=sync_s)
         self.key_limiter = RateLimiter(cache, settings.api_key_rate_limit,
-                                       settings.api_key_rate_window_s)
+                                       settings.api_key_rate_window_s, local_share=share,
+                                       sync_s=sync_s)
         self.api_keys: ApiKeySource | None = None
+
+    async def start(self) -> None:
+        await self.revocations.start()
+
+    async def close(self) -> None:
+        await self.limiter.close()
+        await self.key_limiter.close()
+        await self.revocations.close()
 
     def use_api_keys(self, source: ApiKeySource) -> None:
         self.api_keys = source
 
     async def authenticate_key(self, raw: str) -> tuple[Principal, list[str]]:
-        """The service principal an API key acts as, and the cache entry that marks the key
-        revoked (the caller reads it, with the rate-limit count); 401 when the key is malformed,
+        """The service principal an API key acts as, and the mark that refuses the key once
+        revoked (the caller checks it, after counting the call); 401 when the key is malformed,
         unknown, or revoked in its record."""
         key = parse_api_key(raw)
         if key is None:
@@ -107,19 +117,16 @@ class Requirement:
                 raise Unauthenticated("send one credential: an `Authorization` header or an "
                                       "`X-API-Key` header, not both", code="invalid_token")
             principal, revocation = await auth.authenticate_key(api_key or token or "")
-            limiter, who = auth.key_limiter, f"key:{principal.tenant}:{principal.user_id}"
+            state = await auth.key_limiter.hit(f"key:{principal.tenant}:{principal.user_id}")
+            if await auth.revocations.any_revoked(revocation):
+                raise Unauthenticated("the API key has been revoked", code="token_revoked")
         elif not token:
             raise Unauthenticated("sign in first: this route needs an `Authorization: Bearer` "
                                   "access token")
         else:
             principal = await auth.verifier.verify_signed(token)
-            limiter, who = auth.limiter, f"user:{principal.tenant}:{principal.user_id}"
-            revocation = revocation_keys(principal)
-        # One cache round trip: the call is counted and the credential's revocation marks read.
-        state, marks = await limiter.hit_and_get(who, revocation)
-        if principal.kind == "api_key" and any(m is not None for m in marks):
-            raise Unauthenticated("the API key has been revoked", code="token_revoked")
-        refuse_revoked(marks)
+            state = await auth.limiter.hit(f"user:{principal.tenant}:{principal.user_id}")
+            await auth.verifier.refuse_revoked(principal)
         authorise(principal, request.path_params.get("tenant"), self.roles, self.scopes)
         if not state.allowed:
             raise RateLimited(state)

@@ -9,13 +9,13 @@ import binascii
 import json
 import re
 import time
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 import httpx
 import jwt
 
 from bloop.platform.kit.auth.principal import ROLES, SCOPES, Principal
+from bloop.platform.kit.auth.revocations import Revocations
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.settings import AuthSettings
@@ -57,18 +57,14 @@ def revocation_keys(principal: Principal) -> list[str]:
     return [revoked_token_key(principal.token_id), revoked_session_key(principal.session_id)]
 
 
-def refuse_revoked(marks: Sequence[bytes | None]) -> None:
-    """Refuses the token when any of its `revocation_keys` is set."""
-    if any(m is not None for m in marks):
-        raise Unauthenticated("the token has been revoked", code="token_revoked")
-
-
 class TokenVerifier:
     VERIFIED_KEPT = 10_000
 
-    def __init__(self, settings: AuthSettings, cache: Cache) -> None:
+    def __init__(self, settings: AuthSettings, cache: Cache,
+                 revocations: Revocations | None = None) -> None:
         self.settings = settings
         self.cache = cache
+        self.revocations = revocations or Revocations(cache)
         self.keys: KeySource | None = None
         # Tokens whose signature and claims were checked, with the key that checked them. A
         # client sends one token for its whole life, so its next requests skip the signature
@@ -83,13 +79,17 @@ class TokenVerifier:
         """The token's principal; refuses a token that is malformed, forged, expired, signed by
         a key no longer published, or revoked."""
         principal = await self.verify_signed(token)
-        refuse_revoked(await self.cache.get_many(revocation_keys(principal)))
+        await self.refuse_revoked(principal)
         return principal
+
+    async def refuse_revoked(self, principal: Principal) -> None:
+        """Refuses the token when it or its session has been revoked."""
+        if await self.revocations.any_revoked(revocation_keys(principal)):
+            raise Unauthenticated("the token has been revoked", code="token_revoked")
 
     async def verify_signed(self, token: str) -> Principal:
         """What `verify` checks but revocation, which the caller must check with
-        `revocation_keys` and `refuse_revoked` (`require()` reads the marks in the round trip
-        that counts the call against the rate limit)."""
+        `refuse_revoked` (`require()` counts the call against the rate limit in between)."""
         known = self._verified.get(token)
         if known is not None and self.keys is not None:
             principal, kid, key = known
@@ -137,12 +137,12 @@ class TokenVerifier:
     async def revoke(self, principal: Principal) -> None:
         """Refuses the token from now until it expires, and every token of its session."""
         ttl = max(1.0, principal.expires_at - time.time() + 5)
-        await self.cache.set(revoked_token_key(principal.token_id), b"1", ttl_s=ttl)
+        await self.revocations.revoke(revoked_token_key(principal.token_id), ttl)
         await self.revoke_session(principal.session_id)
 
     async def revoke_session(self, session_id: str) -> None:
-        await self.cache.set(revoked_session_key(session_id), b"1",
-                             ttl_s=self.settings.access_ttl_s + 5)
+        await self.revocations.revoke(revoked_session_key(session_id),
+                                      self.settings.access_ttl_s + 5)
 
 
 def _header(token: str) -> dict[str, Any]:
