@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bloop.platform import services as service_registry
+from bloop.platform.kit.auth.deps import document_security
 from bloop.platform.kit.errors import install_error_handlers, is_store_down
 from bloop.platform.kit.events.outbox import OutboxRelay
 from bloop.platform.kit.health import ops_router
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
         graphql = graphql_router(chosen)
         if graphql is not None:
             app.include_router(graphql)
+    document_security(app)
     # The platform (and its metrics) is created by the lifespan, after the middleware.
     app.add_middleware(RequestContextMiddleware, metrics=lambda: app.state.platform.metrics,
                        max_body_bytes=settings.http.max_body_bytes,

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import RouteContext, iter_route_contexts
 
 from bloop.platform.app import create_app
 from bloop.platform.identity.service import AuthService
 from bloop.platform.kit.auth import PUBLIC_ROUTES, ROLES, SCOPES, Principal, Requirement
+from bloop.platform.kit.auth.deps import requirements
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 
 # Routes any signed-in member of the tenant may call whatever their roles and scopes.
@@ -41,13 +41,6 @@ def routes(app: FastAPI) -> list[tuple[str, str]]:
                   for method in route.methods or () if method != "HEAD")
 
 
-def requirements(dependant: Dependant) -> Iterable[Requirement]:
-    for dep in dependant.dependencies:
-        if isinstance(dep.call, Requirement):
-            yield dep.call
-        yield from requirements(dep)
-
-
 def requirement_of(app: FastAPI, method: str, path: str) -> Requirement | None:
     for route in http_routes(app):
         if route.path == path and method in (route.methods or ()):
@@ -66,6 +59,23 @@ def test_the_walk_sees_every_service() -> None:
     paths = {p for _, p in ALL_ROUTES}
     assert {"/v1/tenants/{tenant}/courses", "/v1/tenants/{tenant}/users", "/healthz"} <= paths
     assert len(GUARDED) >= 20
+
+
+def test_the_openapi_document_names_the_credentials_of_guarded_routes_only() -> None:
+    app = build(Path("unused"))
+    schema = app.openapi()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/v1/auth/token"
+    assert schemes["APIKeyHeader"] == {**schemes["APIKeyHeader"], "in": "header",
+                                       "name": "X-API-Key", "type": "apiKey"}
+    for method, path in ALL_ROUTES:
+        operation = schema["paths"].get(path, {}).get(method.lower())
+        if operation is None:
+            continue  # not in the document (the GraphQL route, HEAD twins)
+        guarded = requirement_of(app, method, path) is not None
+        expected: list[dict[str, list[str]]] | None = (
+            [{"OAuth2PasswordBearer": []}, {"APIKeyHeader": []}] if guarded else None)
+        assert operation.get("security") == expected, f"{method} {path}"
 
 
 def test_the_public_list_names_real_routes_only() -> None:
