@@ -53,6 +53,7 @@ class KeyRing:
         self._keys: list[SigningKey] = []
         self._private: dict[str, Any] = {}
         self._public: dict[str, Any] = {}
+        self._trusted_until: dict[str, float] = {}
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -78,6 +79,7 @@ class KeyRing:
                         if before.get(k.kid) == k.public_jwk and k.kid in self._public
                         else jwt.PyJWK(k.public_jwk).key for k in keys}
         self._keys = keys
+        self._trusted_until = {k.kid: self._retired(k) for k in keys}
         self._loaded_at = self.clock()
 
     async def signing_key(self) -> tuple[SigningKey, Any]:
@@ -99,11 +101,14 @@ class KeyRing:
                 key.private_pem.encode(), password=None)
         return key, self._private[key.kid]
 
-    def _published(self, key: SigningKey, now: datetime) -> bool:
-        """A key is trusted while it signs, and for `_trust` after its successor took over."""
+    def _retired(self, key: SigningKey) -> float:
+        """When `key` stops being trusted (epoch s): it is trusted while it signs, and for
+        `_trust` after its successor took over."""
         newer = [k.created_at for k in self._keys if k.created_at > key.created_at]
-        retired = min(newer) if newer else None
-        return retired is None or retired + self._trust > now
+        return (min(newer) + self._trust).timestamp() if newer else float("inf")
+
+    def _published(self, key: SigningKey, now: datetime) -> bool:
+        return self._trusted_until.get(key.kid, float("-inf")) > now.timestamp()
 
     def _stale(self, kid: str) -> bool:
         """An unknown `kid` re-reads the store, at most every `miss_s`: made-up key ids cannot
@@ -116,8 +121,8 @@ class KeyRing:
             async with self._lock:
                 if self._stale(kid):
                     await self._load()
-        key = next((k for k in self._keys if k.kid == kid), None)
-        if key is None or not self._published(key, self._now()):
+        # Whole seconds, as `_now()` counts them for signing and for the JWKS.
+        if self._trusted_until.get(kid, float("-inf")) <= int(self.clock()):
             return None
         return self._public[kid]
 

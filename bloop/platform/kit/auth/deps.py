@@ -139,7 +139,7 @@ class Requirement:
         authorise(principal, request.path_params.get("tenant"), self.roles, self.scopes)
         if not state.allowed:
             raise RateLimited(state)
-        response.headers.update(state.headers())
+        response.raw_headers.extend(state.raw_headers())
         return principal
 
 

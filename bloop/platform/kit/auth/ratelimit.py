@@ -38,6 +38,13 @@ class RateState:
                 "RateLimit-Reset": str(self.reset_s),
                 "RateLimit-Policy": f"{self.limit};w={self.window_s}"}
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """`headers()` as ASGI header pairs, to append to a response's own."""
+        return [(b"ratelimit-limit", b"%d" % self.limit),
+                (b"ratelimit-remaining", b"%d" % self.remaining),
+                (b"ratelimit-reset", b"%d" % self.reset_s),
+                (b"ratelimit-policy", b"%d;w=%d" % (self.limit, self.window_s))]
+
 
 class RateLimited(Problem):
     status, code = 429, "rate_limited"
