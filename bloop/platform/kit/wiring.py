@@ -80,6 +80,7 @@ class Platform:
         self.cache: Cache
         if self.redis is not None:
             self.cache = redis_cache = RedisCache(self.redis)
+            self._closers.append(redis_cache.close)
             self.auth = Auth(settings.auth, redis_cache, MirroredRevocations(redis_cache))
         else:
             self.cache = MemoryCache()

@@ -1,4 +1,6 @@
-"""Redis commands issued during one turn of the event loop, sent together as one pipeline.
+"""Redis commands issued during one turn of the event loop, sent together as one redis-py
+pipeline: the cache's hot path when the client connects over TLS or a Unix socket (plain TCP
+uses `kit.cache.resp`).
 
 Concurrent requests each make a cache read or two; in redis-py every command pays for a
 connection from the pool, a socket write and a wake-up for its reply. Gathered per loop turn,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import cast
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from bloop.platform.kit.cache.batch import CommandBatch
+from bloop.platform.kit.cache.resp import PipelinedConnection
 
 # INCRBY, PEXPIRE NX and the GETs as one command: atomic like MULTI/EXEC, and half its client
 # cost in redis-py (one command to pack and one reply to parse instead of five).
@@ -27,15 +28,18 @@ class RedisCache:
         self.ns = namespace + ":"
         self._incr_and_get = redis.register_script(INCR_AND_GET)
         self._batch = CommandBatch(redis)
+        self._pipe = PipelinedConnection(redis) if PipelinedConnection.supports(redis) else None
+        self._call: Callable[..., Awaitable[Any]] = (
+            self._batch.call if self._pipe is None else self._pipe.call)
 
     async def get(self, key: str) -> bytes | None:
-        return cast("bytes | None", await self._batch.call("GET", self.ns + key))
+        return cast("bytes | None", await self._call("GET", self.ns + key))
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
         return cast("list[bytes | None]",
-                    await self._batch.call("MGET", *(self.ns + k for k in keys)))
+                    await self._call("MGET", *(self.ns + k for k in keys)))
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         await self.redis.set(self.ns + key, value, px=None if ttl_s is None else int(ttl_s * 1000))
@@ -76,7 +80,7 @@ class RedisCache:
         ttl_ms = 0 if ttl_s is None else max(1, int(ttl_s * 1000))
         names = [self.ns + counter, *(self.ns + k for k in keys)]
         try:
-            reply = await self._batch.call("EVALSHA", self._incr_and_get.sha, len(names),
+            reply = await self._call("EVALSHA", self._incr_and_get.sha, len(names),
                                            *names, by, ttl_ms)
         except NoScriptError:  # a restarted or flushed server: load the script and run it
             reply = await self._incr_and_get(keys=names, args=[by, ttl_ms])
@@ -86,3 +90,8 @@ class RedisCache:
 
     async def ping(self) -> None:
         await self.redis.ping()
+
+    def close(self) -> None:
+        """Closes the pipelined connection (the Redis client is its owner's to close)."""
+        if self._pipe is not None:
+            self._pipe.close()
