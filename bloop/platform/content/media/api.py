@@ -5,7 +5,7 @@ members what the tenant's published lessons reference."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -78,10 +78,15 @@ def _disposition(info: MediaInfo) -> str:
     return f"{how}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(info.filename)}"
 
 
-@router.api_route("/{media}/content", methods=["GET", "HEAD"], response_class=StreamingResponse,
-                  responses={206: {"description": "the requested byte range"},
-                             304: {"description": "the caller's copy is current"},
-                             416: {"description": "the range lies outside the file"}})
+CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    206: {"description": "the requested byte range"},
+    304: {"description": "the caller's copy is current"},
+    416: {"description": "the range lies outside the file"}}
+
+
+@router.head("/{media}/content", response_class=StreamingResponse, responses=CONTENT_RESPONSES,
+             operation_id="media_content_head")
+@router.get("/{media}/content", response_class=StreamingResponse, responses=CONTENT_RESPONSES)
 async def content(
     tenant: TenantId, media: MediaId, request: Request, service: Svc, me: Reader,
     range_: Annotated[str | None, Header(alias="range")] = None,
