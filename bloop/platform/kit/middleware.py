@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bloop.platform.kit.errors import problem_response
+from bloop.platform.kit.ids import new_id
 from bloop.platform.kit.logging import request_id_var
 from bloop.platform.kit.metrics import Metrics
 
@@ -38,7 +38,7 @@ class RequestContextMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        rid = given if _VALID_ID.match(given) else uuid.uuid4().hex
+        rid = given if _VALID_ID.match(given) else new_id().hex
         token = request_id_var.set(rid)
         start = time.perf_counter()
         status = 500

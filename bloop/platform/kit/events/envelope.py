@@ -6,8 +6,6 @@ bytes (`parse_envelope`) against the same field constraints.
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +13,8 @@ from typing import Annotated, Any
 
 import orjson
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+
+from bloop.platform.kit.ids import new_id
 
 TYPE_PATTERN = r"^bloop\.[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+\.v[1-9][0-9]*$"
 Tenant = Annotated[str, Field(min_length=1, max_length=200)]
@@ -56,23 +56,6 @@ class Envelope:
 
 
 _ADAPTER = TypeAdapter(Envelope)
-_random = bytearray()
-
-
-def new_id() -> uuid.UUID:
-    """A version 7 UUID: the time in milliseconds, then 74 random bits, so later ids sort later
-    and the processed-events index grows at its end. Randomness is drawn 64 KiB at a time: each
-    draw lets go of the GIL, and getting it back can wait for a busy thread."""
-    global _random
-    if len(_random) < 10:
-        _random = bytearray(os.urandom(65_536))
-    rand = int.from_bytes(_random[:10])
-    del _random[:10]
-    ms = time.time_ns() // 1_000_000
-    return uuid.UUID(int=(ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64
-                     | 0x2 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF)
-
-
 class MalformedEvent(Exception):
     """An event that cannot be consumed; `reason` says why, for the dead-letter topic."""
 
