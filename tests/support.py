@@ -8,6 +8,8 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,10 +19,15 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 from pymongo import AsyncMongoClient
 
 from bloop import infra
+from bloop.ai.jobs.events import JobCompleted
+from bloop.ai.jobs.model import Job, JobParams, MediaOutput, MediaResult
+from bloop.ai.jobs.worker import completed as worker_completed
+from bloop.ai.text.model import LessonText
 from bloop.platform.identity.model import NewTenant, NewUser, Role
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit import stores
-from bloop.platform.kit.events.types import event_type
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.types import event_type, type_of
 from bloop.platform.kit.settings import MongoSettings
 
 TEST_TOPIC = "bloop.test.events"
@@ -103,3 +110,23 @@ async def member(app: FastAPI, client: httpx.AsyncClient, tenant: str = "acme",
     await service.register_user(tenant, NewUser(email=email, display_name=email.split("@")[0],
                                                 roles=list(roles), password=SecretStr(PASSWORD)))
     return await login(client, tenant, email)
+
+
+async def finished_ai_video(app: FastAPI, tenant: str, job_id: str, lesson_id: str,
+                            video: Path) -> Envelope:
+    """A succeeded video job of the app's AI service with `video` as its output, and the
+    `bloop.ai.job.completed.v1` event its worker sends (with the output's signed link)."""
+    ai = app.state.ai.state
+    stored = await ai["media"].put(tenant, job_id, "lesson.mp4", "video/mp4", video)
+    at = datetime.now(UTC)
+    job = Job(id=job_id, tenant=tenant, kind="video", params=JobParams(),
+              lesson=LessonText(id=lesson_id, version=1, course="py", title="Loops", text=""),
+              requested_by="teacher-1", idempotency_key=job_id, status="succeeded",
+              result=MediaResult(outputs=[MediaOutput(
+                  name="lesson.mp4", kind="video", content_type="video/mp4",
+                  bytes=stored.length, file_id=stored.file_id, duration_s=2.0,
+                  url=f"/v1/tenants/{tenant}/ai/jobs/{job_id}/outputs/lesson.mp4")]),
+              created_at=at, updated_at=at, finished_at=at)
+    await ai["service"].store.create(job, [])
+    done = type_of(JobCompleted).type_id
+    return next(e for e in worker_completed(job, ai["links"]) if e.type == done)

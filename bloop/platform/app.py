@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                 mounted.append(m)
                 relays.append(platform.relays[before:])
                 setattr(app.state, service.name, m)
+                platform.services[service.name] = m.state
             app.state.personal_data = PersonalDataSources(
                 exporters={s.name: m.personal_data for s, m in zip(chosen, mounted, strict=True)
                            if m.personal_data is not None},

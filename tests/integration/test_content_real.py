@@ -13,16 +13,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bloop.ai.jobs.events import JobCompleted, OutputRef
 from bloop.platform.app import create_app
 from bloop.platform.content.media.service import MediaService
-from bloop.platform.content.model import VideoBlock, now
+from bloop.platform.content.model import VideoBlock
 from bloop.platform.content.service import ContentService, cache_key
 from bloop.platform.kit.cache import RedisCache
 from bloop.platform.kit.events.bus.port import Message
-from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import eventually, member, require_server
+from tests.support import eventually, finished_ai_video, member, require_server
 from tests.unit.content import media_samples
 
 pytestmark = pytest.mark.real
@@ -101,13 +99,7 @@ async def test_a_finished_ai_video_lands_in_the_lesson_draft(
     job = uuid.uuid4().hex
     source = tmp_path / "lesson.mp4"
     source.write_bytes(media_samples.mp4(4096))
-    stored = await app.state.ai.state["media"].put(tenant, job, "lesson.mp4", "video/mp4", source)
-    event = type_of(JobCompleted).envelope(JobCompleted(
-        job_id=job, kind="video", lesson_id=lesson, lesson_version=1, course_id="py",
-        requested_by="someone", outputs=[OutputRef(
-            name="lesson.mp4", kind="video", content_type="video/mp4", url="/x",
-            file_id=stored.file_id, bytes=stored.length, duration_s=2.0)],
-        result_url="/x", cost_usd=0.0, finished_at=now()), tenant=tenant, subject=job)
+    event = await finished_ai_video(app, tenant, job, lesson, source)
     await app.state.platform.bus.publish([Message.of(event, "video.events")])
 
     async def attached() -> bool:
@@ -119,7 +111,7 @@ async def test_a_finished_ai_video_lands_in_the_lesson_draft(
     assert isinstance(video, VideoBlock)
     media: MediaService = app.state.content.state["media"]
     try:
-        assert (await media.info(tenant, video.media)).size == stored.length
+        assert (await media.info(tenant, video.media)).size == source.stat().st_size
         assert draft.version == 2
         published = await content.lesson(tenant, lesson, drafts=False)
         assert len(published.blocks) == 1

@@ -8,7 +8,7 @@ import uuid
 from aiokafka.partitioner import DefaultPartitioner
 
 from bloop.platform.kit.events.bus.kafka import partition_of
-from bloop.platform.kit.events.envelope import new_id
+from bloop.platform.kit.ids import new_id
 
 
 def test_ids_are_version_7_unique_and_later_ids_sort_later() -> None:

@@ -6,7 +6,9 @@ the same `Idempotency-Key`, gives the same job: 201 the first time, 200 after), 
 Generated text arrives as a draft on the job (`result`): an educator reviews it and, to publish
 it, adds it to the lesson through content's lesson edit API (a quiz result is a ready content
 quiz block). Media outputs stream from `/jobs/{id}/outputs/{name}`, for every member of the
-tenant, since content attaches them to lessons learners watch. Tenant admins set the provider,
+tenant, since content attaches them to lessons learners watch, and from the signed links
+`video.events` carry (`/links/{job}/{name}?expires=…&signature=…`, no credentials: see
+`ai.jobs.links`), which content follows from another process. Tenant admins set the provider,
 key, model, prices and quotas (`/settings`).
 """
 
@@ -16,13 +18,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from bloop.ai.jobs.lessons import InProcessLessons
+from bloop.ai.jobs.links import OutputLinks
 from bloop.ai.jobs.model import (
     Cost,
     IdempotencyKey,
@@ -33,15 +36,15 @@ from bloop.ai.jobs.model import (
     JobRequest,
     JobResult,
     JobStatus,
-    MediaResult,
     TenantAiConfig,
     TenantAiView,
 )
-from bloop.ai.jobs.ports import LessonSource, MediaStore
+from bloop.ai.jobs.outputs import JobOutputs
+from bloop.ai.jobs.ports import LessonSource, StoredFile
 from bloop.ai.jobs.service import JobService, job_url
 from bloop.platform.content.model import SLUG_PATTERN
 from bloop.platform.kit.auth import Principal, require
-from bloop.platform.kit.errors import NotFound, StoreUnavailable
+from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.pagination import Page
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
@@ -60,11 +63,6 @@ async def get_service(request: Request) -> JobService:
     return service
 
 
-async def get_media(request: Request) -> MediaStore:
-    media: MediaStore = request.app.state.ai.state["media"]
-    return media
-
-
 def get_lessons(request: Request) -> LessonSource:
     """Content's service object when this process runs content, else its HTTP API."""
     content = getattr(request.app.state, "content", None)
@@ -77,8 +75,19 @@ def get_lessons(request: Request) -> LessonSource:
     return remote
 
 
+async def get_outputs(request: Request) -> JobOutputs:
+    outputs: JobOutputs = request.app.state.ai.state["outputs"]
+    return outputs
+
+
+async def get_links(request: Request) -> OutputLinks:
+    links: OutputLinks = request.app.state.ai.state["links"]
+    return links
+
+
 Svc = Annotated[JobService, Depends(get_service)]
-Media = Annotated[MediaStore, Depends(get_media)]
+Outputs = Annotated[JobOutputs, Depends(get_outputs)]
+Links = Annotated[OutputLinks, Depends(get_links)]
 
 
 class JobView(BaseModel):
@@ -202,21 +211,34 @@ async def job_events(tenant: TenantId, job: JobId, request: Request, service: Sv
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+OutputName = Annotated[str, Path(min_length=1, max_length=200)]
+OUTPUT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"audio/*": {}, "video/*": {}}}}
+
+
 @router.get("/jobs/{job}/outputs/{name}", response_class=StreamingResponse,
-            responses={200: {"content": {"audio/*": {}, "video/*": {}}}})
-async def job_output(tenant: TenantId, job: JobId,
-                     name: Annotated[str, Path(min_length=1, max_length=200)],
-                     service: Svc, media: Media, _: Member) -> StreamingResponse:
+            responses=OUTPUT_RESPONSES)
+async def job_output(tenant: TenantId, job: JobId, name: OutputName, outputs: Outputs,
+                     _: Member) -> StreamingResponse:
     """A file a narration or video job made, streamed."""
-    found = await service.job(tenant, job)
-    outputs = found.result.outputs if isinstance(found.result, MediaResult) else []
-    output = next((o for o in outputs if o.name == name), None)
-    stored = None if output is None else await media.info(tenant, output.file_id)
-    if output is None or stored is None:
-        raise NotFound(f"the AI job {job!r} has no output {name!r}")
-    return StreamingResponse(media.read(tenant, stored.file_id), media_type=stored.content_type,
-                             headers={"Content-Length": str(stored.length),
-                                      "Content-Disposition": f'inline; filename="{name}"'})
+    return _stream(*await outputs.open(tenant, job, name))
+
+
+@router.get("/links/{job}/{name}", response_class=StreamingResponse, responses=OUTPUT_RESPONSES)
+async def linked_output(tenant: TenantId, job: JobId, name: OutputName, outputs: Outputs,
+                        links: Links, expires: Annotated[int, Query(ge=0)],
+                        signature: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")]
+                        ) -> StreamingResponse:
+    """A job's output through the signed link `video.events` carry (no credentials: the
+    signature is one; 403 when it does not match or has expired)."""
+    links.check(tenant, job, name, expires, signature)
+    return _stream(*await outputs.open(tenant, job, name))
+
+
+def _stream(stored: StoredFile, body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(body, media_type=stored.content_type, headers={
+        "Content-Length": str(stored.length),
+        "Content-Disposition": f'inline; filename="{stored.name}"'})
 
 
 @router.get("/settings")

@@ -15,6 +15,8 @@ from bloop.ai.jobs import consumers, renderers
 from bloop.ai.jobs import events as _events  # noqa: F401  (registers the event types)
 from bloop.ai.jobs.events import JOBS_TOPIC, JobRequested
 from bloop.ai.jobs.lessons import HttpLessons
+from bloop.ai.jobs.links import OutputLinks
+from bloop.ai.jobs.outputs import JobOutputs
 from bloop.ai.jobs.ports import JobStore, MediaStore
 from bloop.ai.jobs.service import JobService
 from bloop.ai.jobs.worker import JobRunner
@@ -49,8 +51,10 @@ async def mount(platform: Platform) -> Mounted:
     found = renderers.available()
     service = JobService(store, settings, media_kinds=frozenset(found),
                          narratable=renderers.narratable, on_write=relay.wake)
+    secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
+    links = OutputLinks(secret, settings.link_ttl_s)
     runner = JobRunner(service, media, settings, worker_id(), found,
-                       workdir=platform.settings.runtime.data_dir / "ai-work")
+                       workdir=platform.settings.runtime.data_dir / "ai-work", links=links)
     lessons = HttpLessons(settings.content_url) if settings.content_url else None
     subscriptions = [*consumers.subscriptions(service, f"{settings.worker_group}.users"), *([
         Subscription(settings.worker_group, (JOBS_TOPIC,), runner.handle,
@@ -71,6 +75,7 @@ async def mount(platform: Platform) -> Mounted:
     return Mounted(setup=setup, subscriptions=subscriptions, close=close,
                    personal_data=service.personal_data,
                    state={"service": service, "runner": runner, "media": media,
+                          "outputs": JobOutputs(service, media), "links": links,
                           "lessons": lessons})
 
 

@@ -31,6 +31,7 @@ from bloop.ai.jobs.events import (
     JobRequested,
     OutputRef,
 )
+from bloop.ai.jobs.links import OutputLinks
 from bloop.ai.jobs.model import (
     TEXT_KINDS,
     Cost,
@@ -89,7 +90,9 @@ def progressed(job: Job) -> Envelope:
         tenant=job.tenant, subject=job.id)
 
 
-def completed(job: Job) -> list[Envelope]:
+def completed(job: Job, links: OutputLinks) -> list[Envelope]:
+    """The events of a finished job; each output's `url` is a signed link to it (for a
+    consumer without a user's credentials, such as content attaching the media)."""
     assert job.finished_at is not None
     outputs = job.result.outputs if isinstance(job.result, MediaResult) else []
     lesson = job.lesson
@@ -99,8 +102,9 @@ def completed(job: Job) -> list[Envelope]:
         job_id=job.id, kind=job.kind, lesson_id=job.lesson_id,
         lesson_version=lesson.version if lesson else 0, course_id=lesson.course if lesson else "",
         requested_by=job.requested_by,
-        outputs=[OutputRef(name=o.name, kind=o.kind, content_type=o.content_type, url=o.url,
-                           file_id=o.file_id, bytes=o.bytes, duration_s=o.duration_s)
+        outputs=[OutputRef(name=o.name, kind=o.kind, content_type=o.content_type,
+                           url=links.signed(job.tenant, job.id, o.name), file_id=o.file_id,
+                           bytes=o.bytes, duration_s=o.duration_s)
                  for o in outputs],
         result_url=job_url(job.tenant, job.id), cost_usd=job.cost.usd,
         finished_at=job.finished_at), tenant=job.tenant, subject=job.id)]
@@ -127,8 +131,9 @@ def failed(job: Job, code: str, message: str) -> Envelope:
 class JobRunner:
     def __init__(self, service: JobService, media: MediaStore, settings: AiSettings, owner: str,
                  renderers: dict[str, MediaRenderer] | None = None,
-                 workdir: Path | None = None) -> None:
+                 workdir: Path | None = None, links: OutputLinks | None = None) -> None:
         self.service = service
+        self.links = links or OutputLinks(None, settings.link_ttl_s)
         self.store: JobStore = service.store
         self.media = media
         self.settings = settings
@@ -409,7 +414,7 @@ class JobRunner:
                                       - job.cost.completion_tokens,
                                       usd=cost.usd - job.cost.usd),
                                   finished_at=at, lease=None)
-            return done, [progressed(done), *completed(done)]
+            return done, [progressed(done), *completed(done, self.links)]
 
         with contextlib.suppress(LeaseLost):
             await self.service.mutate(job.tenant, job.id, change)

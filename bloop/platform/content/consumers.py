@@ -7,7 +7,8 @@
 - `user.events`: a deleted user is taken out of the co-authors of every course (and out of the
   owner's place of those they own). Running it again changes nothing.
 - `video.events`: when an AI job completes with audio or video outputs, their bytes are copied
-  from the AI service's file store into the tenant's media, and each is appended to the
+  from the AI service (its outputs object in this process, else the signed link of each output
+  over its HTTP API) into the tenant's media, and each is appended to the
   lesson's draft as an audio or a video block: its authors review it, and learners see it once
   they publish. Identical bytes are stored once and a draft already showing a media gets it not
   again, so a redelivered event adds nothing. An output content refuses (type, size, quota) or a
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from bloop.ai.jobs.events import TOPIC as AI_EVENTS
-from bloop.ai.jobs.events import JobCompleted
+from bloop.ai.jobs.events import JobCompleted, OutputRef
 from bloop.platform.content.events import (
     TOPIC,
     CoursePublished,
@@ -49,10 +50,11 @@ log = logging.getLogger("bloop.content")
 
 
 class JobOutputs(Protocol):
-    """Where the AI service keeps its jobs' output files."""
+    """The AI service's jobs' output files, through its public surface (`ai_outputs`)."""
 
-    def read(self, tenant: str, file_id: str) -> AsyncIterator[bytes]:
-        """The file's bytes, in chunks; none when the tenant has no such file."""
+    def read(self, tenant: str, job_id: str, output: OutputRef) -> AsyncIterator[bytes]:
+        """The output's bytes, in chunks; a Problem (404 when it is gone, 503 when the AI
+        service cannot be reached) when they cannot be read."""
 
 
 def ai_media_subscription(service: ContentService, media: MediaService,
@@ -72,7 +74,7 @@ def ai_media_subscription(service: ContentService, media: MediaService,
         blocks: list[AudioBlock | VideoBlock] = []
         for out in wanted:
             try:
-                stored = await media.upload(tenant, outputs.read(tenant, out.file_id),
+                stored = await media.upload(tenant, outputs.read(tenant, job.job_id, out),
                                             filename=out.name, declared_size=out.bytes,
                                             by=job.requested_by)
             except Problem as exc:

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from fastapi import APIRouter
 
 from bloop.platform.content import events as _events  # noqa: F401  (registers the event types)
+from bloop.platform.content.ai_outputs import AiOutputs
 from bloop.platform.content.attempts.wiring import mount_attempts
-from bloop.platform.content.consumers import JobOutputs, ai_media_subscription, subscriptions
+from bloop.platform.content.consumers import ai_media_subscription, subscriptions
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.media.wiring import LARGE_BODIES, media_routers, media_setup, media_state
 from bloop.platform.content.model import MarkdownBlock, NewConcept, NewCourse, NewLesson
@@ -34,19 +35,6 @@ def repository(platform: Platform) -> ContentRepository:
     return EmbeddedContentStore(platform.sqlite("content"), platform.events)
 
 
-def ai_outputs(platform: Platform) -> JobOutputs:
-    """The AI service's output files, read where the AI service keeps them (its wiring's
-    choice: GridFS in its database when MongoDB is real, files under the data dir otherwise)."""
-    database = platform.settings.ai.database
-    if platform.settings.mode("mongo") == "real":
-        from bloop.ai.jobs.stores.mongo import GridFsMediaStore
-
-        return GridFsMediaStore(platform.require_mongo(), database=database)
-    from bloop.ai.jobs.stores.embedded import FileMediaStore
-
-    return FileMediaStore(platform.settings.runtime.data_dir / f"{database}-media")
-
-
 async def mount(platform: Platform) -> Mounted:
     repo = repository(platform)
     relay = platform.add_outbox(repo.outbox)
@@ -56,6 +44,7 @@ async def mount(platform: Platform) -> Mounted:
     files = media["media"]
     assert isinstance(files, MediaService)
     search = mount_search(platform, service)
+    ai_outputs = AiOutputs(lambda: platform.services.get("ai"), platform.settings.ai.url)
 
     async def setup() -> None:
         await repo.setup()
@@ -66,6 +55,10 @@ async def mount(platform: Platform) -> Mounted:
     async def seed() -> None:
         await seed_demo(service)
 
+    async def close() -> None:
+        await search.close()
+        await ai_outputs.close()
+
     async def personal_data(tenant: str, user_id: str) -> dict[str, object]:
         return {"authored_courses": await service.authored(tenant, user_id),
                 **await attempts.service.personal_data(tenant, user_id)}
@@ -73,8 +66,8 @@ async def mount(platform: Platform) -> Mounted:
     return Mounted(setup=setup, seed=seed,
                    subscriptions=[*subscriptions(service), *attempts.subscriptions,
                                   *search.subscriptions,
-                                  ai_media_subscription(service, files, ai_outputs(platform))],
-                   close=search.close, personal_data=personal_data,
+                                  ai_media_subscription(service, files, ai_outputs)],
+                   close=close, personal_data=personal_data,
                    state={"service": service, "attempts": attempts.service, **media,
                           "search": search.service})
 

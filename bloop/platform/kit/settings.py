@@ -186,6 +186,14 @@ class AiSettings(BaseSettings):
     max_jobs_per_hour: int = Field(default=120, ge=1)
     content_url: str | None = Field(default=None, description="content's base URL, when this "
                                     "process does not run content")
+    url: str | None = Field(default=None, description=(
+        "the AI service's base URL, for a process that runs content but not AI: content "
+        "follows the output links of video.events there"))
+    link_secret: SecretStr | None = Field(default=None, description=(
+        "signs the output links in video.events; every AI process of a deployment must share "
+        "it (a random one per process when unset, which suits one process)"))
+    link_ttl_s: int = Field(default=7 * 86_400, ge=60, description="how long an output link "
+                            "works: a consumer that is down longer finds it expired")
     run_jobs: bool = Field(default=True, description="run jobs in this process (a `bloop serve "
                            "ai` beside `bloop worker ai` processes may turn it off)")
     worker_group: str = Field(default="ai-worker", min_length=1)

@@ -49,6 +49,9 @@ class Platform:
         self.metrics = Metrics()
         self.probes: list[Probe] = []
         self.relays: list[OutboxRelay] = []
+        # Each service's state (`Mounted.state`) once it is mounted in this process, for the
+        # services beside it that use its public surface in process rather than over HTTP.
+        self.services: dict[str, dict[str, object]] = {}
         self._sqlite: dict[str, SqliteDB] = {}
         self._closers: list[Callable[[], Any]] = []
 

@@ -15,9 +15,12 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from bloop.ai.jobs.events import OutputRef
 from bloop.platform.app import create_app
+from bloop.platform.content.ai_outputs import AiOutputs
 from bloop.platform.content.model import LessonEdit
 from bloop.platform.content.quiz import QuizBlock
+from bloop.platform.kit.errors import Problem, StoreUnavailable
 from bloop.platform.kit.settings import AiSettings, RuntimeSettings, Settings
 from tests.support import eventually, member, require_media_kind
 from tests.unit.ai.fake_openai import FakeOpenAI
@@ -260,6 +263,42 @@ async def test_a_narration_job_makes_audio_the_tenant_can_play(client: httpx.Asy
     other = await member(app, client, "beta", ["learner"])
     r = await client.get(audio["url"].replace("/acme/", "/beta/"), headers=other)
     assert r.status_code == 404
+
+    # content, in this process, attached the audio to the lesson's draft through the AI
+    # service's outputs object
+    async def attached() -> bool:
+        draft = (await client.get(f"{BASE}/lessons/{les['id']}")).json()
+        return any(b["type"] == "audio" for b in draft["blocks"])
+
+    await eventually(attached, timeout_s=20, what="the narration in the lesson's draft")
+
+    # the signed link video.events carry opens the output without credentials, and nothing else
+    link = app.state.ai.state["links"].signed("acme", final["id"], audio["name"])
+    anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                  base_url="http://bloop.test")
+    async with anonymous:
+        got_linked = await anonymous.get(link)
+        assert got_linked.status_code == 200
+        assert got_linked.content == got.content
+        for forged in (link.replace("/acme/", "/beta/"), link[:-4] + "0000",
+                       link.replace(audio["name"], outputs["subtitles"]["name"])):
+            r = await anonymous.get(forged)
+            assert r.status_code == 403, forged
+            assert r.json()["code"] == "bad_signature"
+        r = await anonymous.get(link.split("?")[0])
+        assert r.status_code == 422
+        # content in another process follows the link over HTTP
+        remote = AiOutputs(lambda: None, "http://bloop.test", client=anonymous)
+        ref = OutputRef(name=audio["name"], kind="audio", content_type=audio["content_type"],
+                        url=link, file_id=audio["file_id"], bytes=audio["bytes"],
+                        duration_s=audio["duration_s"])
+        assert b"".join([c async for c in remote.read("acme", final["id"], ref)]) == got.content
+        gone = ref.model_copy(update={"url": link.replace("/acme/", "/beta/")})
+        with pytest.raises(Problem) as refused:
+            _ = [c async for c in remote.read("acme", final["id"], gone)]
+        assert refused.value.status == 403
+    with pytest.raises(StoreUnavailable):
+        AiOutputs(lambda: None, None).read("acme", final["id"], ref)
 
 
 async def test_the_data_export_has_the_user_s_jobs_and_deleting_the_user_anonymises_them(

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from bloop.ai.jobs import consumers, renderers
+from bloop.ai.jobs.links import OutputLinks, link_path
 from bloop.ai.jobs.model import (
     Job,
     JobParams,
@@ -51,8 +53,11 @@ class Rig:
     media: FileMediaStore
     settings: AiSettings
 
+    links = OutputLinks(b"l" * 32, ttl_s=600)
+
     def runner(self, owner: str = "worker-a", **renderers: Any) -> JobRunner:
-        return JobRunner(self.service, self.media, self.settings, owner, renderers)
+        return JobRunner(self.service, self.media, self.settings, owner, renderers,
+                         links=self.links)
 
     async def ask(self, kind: str = "summary", **params: Any) -> Job:
         job, created = await self.service.request(
@@ -282,7 +287,12 @@ async def test_a_media_job_stores_its_outputs(rig: Rig) -> None:
     assert len(got) == 4004
     assert [c async for c in rig.media.read("beta", out.file_id)] == []
     completed = [e for e in await rig.events(job.id) if e["type"] == "bloop.ai.job.completed.v1"]
-    assert completed[0]["data"]["outputs"][0]["url"] == out.url
+    # the event's url is a signed link to the output, for consumers without credentials
+    link = urlsplit(completed[0]["data"]["outputs"][0]["url"])
+    assert link.path == link_path("acme", job.id, "narration.wav")
+    query = parse_qs(link.query)
+    rig.links.check("acme", job.id, "narration.wav", int(query["expires"][0]),
+                    query["signature"][0])
     steps = [e["data"]["step"] for e in await rig.events(job.id)
              if e["type"] == "bloop.ai.job.progressed.v1"]
     assert "speaking" in steps

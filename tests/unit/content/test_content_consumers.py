@@ -42,7 +42,7 @@ from bloop.platform.kit.events.envelope import Envelope, parse_envelope
 from bloop.platform.kit.events.types import EventType, registry, type_of
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import eventually
+from tests.support import eventually, finished_ai_video
 from tests.unit.content import media_samples
 
 AT = "2025-01-02T03:04:05Z"
@@ -55,6 +55,17 @@ class World:
     ai: AiFiles
     attach: Subscription
     tmp: Path
+
+
+class AiFilesOutputs:
+    """Content's port to the AI service's outputs, over the AI file store these tests fill (the
+    real adapters, in process and over HTTP, are tested in tests/unit/ai/test_ai_api.py)."""
+
+    def __init__(self, files: AiFiles) -> None:
+        self.files = files
+
+    def read(self, tenant: str, job_id: str, output: OutputRef) -> AsyncIterator[bytes]:
+        return self.files.read(tenant, output.file_id)
 
 
 @pytest.fixture
@@ -72,7 +83,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     await media.setup()
     ai = AiFiles(tmp_path / "ai-media")
     await ai.setup()
-    yield World(content, media, ai, ai_media_subscription(content, media, ai), tmp_path)
+    yield World(content, media, ai, ai_media_subscription(content, media, AiFilesOutputs(ai)),
+                tmp_path)
     await db.close()
 
 
@@ -214,14 +226,12 @@ async def test_the_running_app_attaches_what_its_ai_service_made(
             "acme", NewCourse(id="py", title="Python"))).id, NewLesson(title="Loops"))).id
         source = tmp_path / "made.mp4"
         source.write_bytes(media_samples.mp4(64))
-        stored = await app.state.ai.state["media"].put("acme", "job9", "lesson.mp4",
-                                                       "video/mp4", source)
-        out = OutputRef(name="lesson.mp4", kind="video", content_type="video/mp4", url="/x",
-                        file_id=stored.file_id, bytes=stored.length, duration_s=None)
+        # content reads the output through the AI service's surface in this process, not its
+        # store
+        event = await finished_ai_video(app, "acme", "job9", lesson_id, source)
         bus = app.state.platform.bus
         assert isinstance(bus, EmbeddedEventBus)
-        await bus.publish([Message.of(completed("acme", "job9", lesson_id, [out]),
-                                      "video.events")])
+        await bus.publish([Message.of(event, "video.events")])
 
         async def attached() -> bool:
             return len((await content.lesson("acme", lesson_id)).blocks) == 1
@@ -230,4 +240,4 @@ async def test_the_running_app_attaches_what_its_ai_service_made(
         [video] = (await content.lesson("acme", lesson_id)).blocks
         assert isinstance(video, VideoBlock)
         media: MediaService = app.state.content.state["media"]
-        assert (await media.info("acme", video.media)).size == stored.length
+        assert (await media.info("acme", video.media)).size == source.stat().st_size

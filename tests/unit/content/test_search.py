@@ -27,8 +27,9 @@ from bloop.platform.content.search.index import TantivyIndex
 from bloop.platform.content.search.model import Filters, SearchResults, lesson_text, newer
 from bloop.platform.content.search.service import SearchService
 from bloop.platform.kit.errors import Problem
-from bloop.platform.kit.events.envelope import Envelope, new_id
+from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.ids import new_id
 
 
 @dataclass

@@ -54,6 +54,7 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({
     ("POST", "/v1/tenants/{tenant}/invitations/accept"),
     ("GET", "/v1/tenants/{tenant}/oidc/{name}/login"),
     ("GET", "/v1/tenants/{tenant}/oidc/{name}/callback"),
+    ("GET", "/v1/tenants/{tenant}/ai/links/{job}/{name}"),  # its signature is the credential
 })
 
 bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False,

@@ -1,0 +1,44 @@
+"""Signed links to a job's output files: what `video.events` carry, so that a consumer in
+another process (content, attaching the media to the lesson) can fetch an output through the
+AI service's API without a user's credentials. A link names one output of one job of one
+tenant and an expiry, signed with HMAC-SHA256 under the AI service's link secret, which every AI
+process of a deployment must share (`BLOOP_AI_LINK_SECRET`)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from urllib.parse import quote
+
+from bloop.platform.kit.auth import Forbidden
+
+
+def link_path(tenant: str, job_id: str, name: str) -> str:
+    return f"/v1/tenants/{tenant}/ai/links/{job_id}/{quote(name, safe='')}"
+
+
+class OutputLinks:
+    def __init__(self, secret: bytes | None, ttl_s: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.secret = secret or secrets.token_bytes(32)
+        self.ttl_s, self.clock = ttl_s, clock
+
+    def signed(self, tenant: str, job_id: str, name: str) -> str:
+        """The link (path and query) to the output, valid for `ttl_s` from now."""
+        expires = int(self.clock()) + self.ttl_s
+        return (f"{link_path(tenant, job_id, name)}?expires={expires}"
+                f"&signature={self._sign(tenant, job_id, name, expires)}")
+
+    def check(self, tenant: str, job_id: str, name: str, expires: int, signature: str) -> None:
+        """Refuses (403) a link whose signature does not match or whose time is up."""
+        if not hmac.compare_digest(signature, self._sign(tenant, job_id, name, expires)):
+            raise Forbidden("the link's signature does not match", code="bad_signature")
+        if expires <= self.clock():
+            raise Forbidden("the link has expired", code="link_expired")
+
+    def _sign(self, tenant: str, job_id: str, name: str, expires: int) -> str:
+        message = "\n".join((tenant, job_id, name, str(expires))).encode()
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()

@@ -1,0 +1,27 @@
+"""A finished job's output files as the AI service shows them, by job and name: what its
+routes stream and what a service in the same process (content) reads instead of the routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from bloop.ai.jobs.model import MediaResult
+from bloop.ai.jobs.ports import MediaStore, StoredFile
+from bloop.ai.jobs.service import JobService
+from bloop.platform.kit.errors import NotFound
+
+
+class JobOutputs:
+    def __init__(self, service: JobService, media: MediaStore) -> None:
+        self.service, self.media = service, media
+
+    async def open(self, tenant: str, job_id: str,
+                   name: str) -> tuple[StoredFile, AsyncIterator[bytes]]:
+        """The output's file and its bytes; 404 when the job has no such output."""
+        found = await self.service.job(tenant, job_id)
+        outputs = found.result.outputs if isinstance(found.result, MediaResult) else []
+        output = next((o for o in outputs if o.name == name), None)
+        stored = None if output is None else await self.media.info(tenant, output.file_id)
+        if output is None or stored is None:
+            raise NotFound(f"the AI job {job_id!r} has no output {name!r}")
+        return stored, self.media.read(tenant, stored.file_id)
