@@ -79,8 +79,9 @@ class RateLimiter:
         self._in_step = True
 
     async def hit(self, who: str) -> RateState:
-        """Counts a call by `who`: in this process while `who` is under `local_share` of the
-        limit (see the module), else in the cache."""
+        """Counts a call by `who`: in this process while `who`'s estimate stays under the
+        limit less `local_share` of it and fewer than that share were counted here since the
+        last exchange (see the module); else in the cache, with what was counted here."""
         now = self.clock()
         window = int(now // self.window_s)
         tally = self._tallies.get(who)
