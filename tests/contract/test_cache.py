@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from redis.exceptions import ResponseError
 
 from bloop.platform.kit import stores
 from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
-from bloop.platform.kit.cache.batch import CommandBatch
+from bloop.platform.kit.cache.resp import PipelinedConnection
 from bloop.platform.kit.settings import RedisSettings
 from tests.support import require_server
 
@@ -81,38 +79,27 @@ async def test_a_counter_and_reads_in_one_call(cache: Cache) -> None:
     assert (await cache.incr_and_get_many("hits", ["mark"]))[0] == 1
 
 
-async def test_redis_commands_of_one_loop_turn_travel_together_and_fail_alone() -> None:
-    require_server("redis")
-    client = stores.redis_client(RedisSettings())
-    c = RedisCache(client, namespace=f"test:{uuid.uuid4().hex[:8]}")
-    batch = CommandBatch(client)
-    sent: list[int] = []
-    real_send = batch._send
-
-    async def send(commands: list[Any]) -> None:
-        sent.append(len(commands))
-        await real_send(commands)
-
-    batch._send = send  # type: ignore[method-assign,assignment]
-    try:
-        await c.set_many({f"k{i}": str(i).encode() for i in range(20)})
-        await client.rpush(c.ns + "a-list", b"x")  # GET on a list is an error of its own
-        got = await asyncio.gather(*(batch.call("GET", c.ns + f"k{i}") for i in range(20)),
-                                   batch.call("GET", c.ns + "a-list"),
-                                   batch.call("MGET", c.ns + "k1", c.ns + "nope"),
-                                   return_exceptions=True)
-        assert sent == [22]
-        assert got[:20] == [str(i).encode() for i in range(20)]
-        assert isinstance(got[20], ResponseError)
-        assert got[21] == [b"1", None]
-    finally:
-        await c.delete_prefix("")
-        await client.aclose()
-
-
 async def test_the_cache_survives_a_server_that_lost_its_script(cache: Cache) -> None:
     assert await cache.incr_and_get_many("n", ["k"]) == (1, [None])
     if isinstance(cache, RedisCache):
         await cache.redis.script_flush()
     await cache.set("k", b"v")
     assert await cache.incr_and_get_many("n", ["k"]) == (2, [b"v"])
+
+
+async def test_over_tls_or_a_unix_socket_the_cache_uses_redis_py_itself(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    require_server("redis")
+    monkeypatch.setattr(PipelinedConnection, "supports", staticmethod(lambda redis: False))
+    client = stores.redis_client(RedisSettings())
+    c = RedisCache(client, namespace=f"test:{uuid.uuid4().hex[:8]}")
+    try:
+        assert c._pipe is None
+        await c.set("k", b"v")
+        assert await c.get("k") == b"v"
+        assert await c.get_many(["k", "none"]) == [b"v", None]
+        await client.script_flush()
+        assert await c.incr_and_get_many("n", ["k"]) == (1, [b"v"])
+    finally:
+        await c.delete_prefix("")
+        await client.aclose()

@@ -8,7 +8,6 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from bloop.platform.kit.cache.batch import CommandBatch
 from bloop.platform.kit.cache.resp import PipelinedConnection
 
 # INCRBY, PEXPIRE NX and the GETs as one command: atomic like MULTI/EXEC, and half its client
@@ -27,10 +26,11 @@ class RedisCache:
         self.redis = redis
         self.ns = namespace + ":"
         self._incr_and_get = redis.register_script(INCR_AND_GET)
-        self._batch = CommandBatch(redis)
+        # The hot reads and counts take the pipelined connection; over TLS or a Unix socket,
+        # redis-py's own.
         self._pipe = PipelinedConnection(redis) if PipelinedConnection.supports(redis) else None
         self._call: Callable[..., Awaitable[Any]] = (
-            self._batch.call if self._pipe is None else self._pipe.call)
+            redis.execute_command if self._pipe is None else self._pipe.call)
 
     async def get(self, key: str) -> bytes | None:
         return cast("bytes | None", await self._call("GET", self.ns + key))
