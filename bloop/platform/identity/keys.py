@@ -107,8 +107,9 @@ class KeyRing:
         newer = [k.created_at for k in self._keys if k.created_at > key.created_at]
         return (min(newer) + self._trust).timestamp() if newer else float("inf")
 
-    def _published(self, key: SigningKey, now: datetime) -> bool:
-        return self._trusted_until.get(key.kid, float("-inf")) > now.timestamp()
+    def _published(self, kid: str) -> bool:
+        # Whole seconds, as `_now()` counts them for signing.
+        return self._trusted_until.get(kid, float("-inf")) > int(self.clock())
 
     def _stale(self, kid: str) -> bool:
         """An unknown `kid` re-reads the store, at most every `miss_s`: made-up key ids cannot
@@ -121,15 +122,11 @@ class KeyRing:
             async with self._lock:
                 if self._stale(kid):
                     await self._load()
-        # Whole seconds, as `_now()` counts them for signing and for the JWKS.
-        if self._trusted_until.get(kid, float("-inf")) <= int(self.clock()):
-            return None
-        return self._public[kid]
+        return self._public[kid] if self._published(kid) else None
 
     async def jwks(self) -> dict[str, list[dict[str, Any]]]:
         await self.signing_key()
-        now = self._now()
-        return {"keys": [k.public_jwk for k in self._keys if self._published(k, now)]}
+        return {"keys": [k.public_jwk for k in self._keys if self._published(k.kid)]}
 
     async def mint(self, principal: Principal) -> str:
         """Signs an access token carrying `principal` (its `expires_at` included)."""
