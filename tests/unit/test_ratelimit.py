@@ -56,10 +56,15 @@ class Counting(MemoryCache):
         return await super().incr_and_get_many(counter, keys, by, ttl_s)
 
 
-async def test_a_caller_far_from_its_limit_is_counted_in_process_then_added() -> None:
-    clock = Clock(6000.0)
+def counting_locally(limit: int, clock: Clock | None = None) -> tuple[Counting, RateLimiter]:
+    """A limiter that counts up to 5% of `limit` in process, over a counting cache."""
+    clock = clock or Clock(6000.0)
     cache = Counting(clock)
-    limiter = RateLimiter(cache, limit=1000, window_s=60, clock=clock, local_share=0.05)
+    return cache, RateLimiter(cache, limit=limit, window_s=60, clock=clock, local_share=0.05)
+
+
+async def test_a_caller_far_from_its_limit_is_counted_in_process_then_added() -> None:
+    cache, limiter = counting_locally(1000)
     states = [await limiter.hit("u") for _ in range(30)]
     assert cache.exchanges == 1  # the first call of the window; the rest were counted here
     assert [s.remaining for s in states] == list(range(999, 969, -1))
@@ -69,9 +74,7 @@ async def test_a_caller_far_from_its_limit_is_counted_in_process_then_added() ->
 
 
 async def test_a_process_counts_at_most_its_share_between_exchanges() -> None:
-    clock = Clock(6000.0)
-    cache = Counting(clock)
-    limiter = RateLimiter(cache, limit=100, window_s=60, clock=clock, local_share=0.05)
+    cache, limiter = counting_locally(100)
     for _ in range(21):
         await limiter.hit("u")
     # the first call, then 5 counted here and added with the 7th, and so on
@@ -80,9 +83,7 @@ async def test_a_process_counts_at_most_its_share_between_exchanges() -> None:
 
 
 async def test_near_the_limit_every_call_is_counted_in_the_cache() -> None:
-    clock = Clock(6000.0)
-    cache = Counting(clock)
-    limiter = RateLimiter(cache, limit=100, window_s=60, clock=clock, local_share=0.05)
+    cache, limiter = counting_locally(100)
     states = [await limiter.hit("u") for _ in range(101)]
     assert [s.allowed for s in states] == [True] * 100 + [False]
     exchanges = cache.exchanges
@@ -104,9 +105,7 @@ async def test_processes_sharing_a_cache_let_through_at_most_their_share_more() 
 
 
 async def test_a_failed_exchange_sends_every_call_to_the_cache_until_one_succeeds() -> None:
-    clock = Clock(6000.0)
-    cache = Counting(clock)
-    limiter = RateLimiter(cache, limit=1000, window_s=60, clock=clock, local_share=0.05)
+    cache, limiter = counting_locally(1000)
     for _ in range(5):
         await limiter.hit("u")
     cache.down = True
@@ -121,9 +120,7 @@ async def test_a_failed_exchange_sends_every_call_to_the_cache_until_one_succeed
 
 
 async def test_closing_adds_what_was_counted_here() -> None:
-    clock = Clock(6000.0)
-    cache = Counting(clock)
-    limiter = RateLimiter(cache, limit=1000, window_s=60, clock=clock, local_share=0.05)
+    cache, limiter = counting_locally(1000)
     for _ in range(7):
         await limiter.hit("u")
     await limiter.close()
@@ -132,8 +129,7 @@ async def test_closing_adds_what_was_counted_here() -> None:
 
 async def test_calls_counted_here_in_a_window_that_ended_are_still_added() -> None:
     clock = Clock(6000.0)
-    cache = Counting(clock)
-    limiter = RateLimiter(cache, limit=1000, window_s=60, clock=clock, local_share=0.05)
+    cache, limiter = counting_locally(1000, clock)
     for _ in range(4):
         await limiter.hit("u")
     clock.now += 60

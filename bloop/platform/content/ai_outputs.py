@@ -26,9 +26,8 @@ class AiOutputs:
 
     def read(self, tenant: str, job_id: str, output: OutputRef) -> AsyncIterator[bytes]:
         state = self.here()
-        if state is not None and isinstance(state.get("outputs"), JobOutputs):
-            outputs = state["outputs"]
-            assert isinstance(outputs, JobOutputs)
+        outputs = None if state is None else state.get("outputs")
+        if isinstance(outputs, JobOutputs):
             return self._in_process(outputs, tenant, job_id, output.name)
         if self.base_url is None:
             raise StoreUnavailable("ai", "this process does not run the AI service; set "

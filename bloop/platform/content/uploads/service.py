@@ -157,13 +157,13 @@ class UploadService:
         drafts += [await self._markdown(t.path, t.name, beside) for t in texts]
         known = {c.id for c in await self.lessons.concepts(tenant)}
         notes: list[str] = []
+        placeholders = {a.key: _placeholder(a) for a in assets}
         for draft in drafts:
             unknown = sorted({*draft.front.teaches, *draft.front.requires} - known)
             if unknown:
                 raise Problem(f"{draft.source}: unknown concepts: {', '.join(unknown)}; add "
                               "them first", status=422, code="unknown_concepts",
                               extra={"file": draft.source, "concepts": unknown})
-            placeholders = {a.key: _placeholder(a) for a in assets}
             self._new_lesson(tenant, draft, placeholders)
             unused = [k for k in ("summary", "tags", "language", "level")
                       if k in draft.front.model_fields_set and k not in NewLesson.model_fields]
@@ -312,6 +312,8 @@ class UploadService:
 
 
 def _placeholder(asset: Asset) -> MediaInfo:
+    """The asset as a stand-in media: the lessons that use it are checked against it before
+    anything is stored, and get the real media once the whole import is known to be valid."""
     return MediaInfo(id=_PLACEHOLDER_ID, tenant="placeholder", filename=asset.filename or "file",
                      content_type="application/octet-stream", kind=asset.kind, size=asset.size,
                      sha256="0" * 64, created_at=now())
