@@ -146,6 +146,17 @@ def _iso(at: datetime) -> str:
     return at.isoformat()
 
 
+def _goals(c: Conn, tenant: str, concepts: Sequence[str], course: str | None) -> list[str]:
+    """The known ones of `concepts`, and every concept the live lessons of `course` teach."""
+    goals = set(_known(c, tenant, concepts))
+    if course is not None:
+        goals |= {r[0] for r in c.execute(
+            "SELECT t.concept FROM lessons l JOIN teaches t ON t.tenant = l.tenant"
+            " AND t.lesson = l.id WHERE l.tenant = ? AND l.course = ? AND l.deleted = 0",
+            (tenant, course))}
+    return sorted(goals)
+
+
 def _known(c: Conn, tenant: str, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     wanted = list(dict.fromkeys(ids))
@@ -472,12 +483,7 @@ class EmbeddedLearningStore:
     async def path_subgraph(self, tenant: str, learner: str, concepts: Sequence[str],
                             course: str | None = None) -> Subgraph:
         def read(c: Conn) -> Subgraph:
-            goals = sorted(_known(c, tenant, concepts))
-            if course is not None:
-                goals = sorted(set(goals) | {r[0] for r in c.execute(
-                    "SELECT t.concept FROM lessons l JOIN teaches t ON t.tenant = l.tenant"
-                    " AND t.lesson = l.id WHERE l.tenant = ? AND l.course = ? AND l.deleted = 0",
-                    (tenant, course))})
+            goals = _goals(c, tenant, concepts, course)
             if not goals:
                 return Subgraph(goals=())
             closure = [r[0] for r in c.execute(
@@ -515,12 +521,7 @@ class EmbeddedLearningStore:
     async def learning_path(self, tenant: str, learner: str, concepts: Sequence[str],
                             course: str | None = None) -> PathPlan:
         def read(c: Conn) -> PathPlan:
-            goals = sorted(_known(c, tenant, concepts))
-            if course is not None:
-                goals = sorted(set(goals) | {r[0] for r in c.execute(
-                    "SELECT t.concept FROM lessons l JOIN teaches t ON t.tenant = l.tenant"
-                    " AND t.lesson = l.id WHERE l.tenant = ? AND l.course = ? AND l.deleted = 0",
-                    (tenant, course))})
+            goals = _goals(c, tenant, concepts, course)
             if not goals:
                 return PathPlan(goals=())
             rows = c.execute(PLAN, {"goals": json.dumps(goals), "tenant": tenant,
