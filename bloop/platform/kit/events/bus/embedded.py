@@ -18,6 +18,7 @@ from bloop.platform.kit.events.dedupe import ProcessedEvents
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.kit.waiting import woken
 
 log = logging.getLogger("bloop.events.embedded")
 
@@ -123,8 +124,7 @@ class EmbeddedEventBus:
                 log.exception("embedded consumer failed; retrying", extra={"group": sub.group})
                 await asyncio.sleep(self.poll_interval_s)
             if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.poll_interval_s)
+                await woken(wake, self.poll_interval_s)
 
     async def _commit(self, group: str, topic: str, next_pos: int) -> None:
         await self.db.run(lambda c: c.execute(

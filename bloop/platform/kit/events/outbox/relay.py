@@ -12,6 +12,7 @@ from bloop.platform.kit.events.bus.port import EventBus
 from bloop.platform.kit.events.outbox.port import OutboxStore
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import OutboxSettings
+from bloop.platform.kit.waiting import woken
 
 log = logging.getLogger("bloop.outbox")
 
@@ -67,8 +68,7 @@ class OutboxRelay:
                 delay = min(max(delay, 0.2) * 2, 5.0)
                 await asyncio.sleep(delay)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            await woken(self._wake, delay)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"outbox:{self.outbox.name}")
