@@ -61,3 +61,27 @@ async def test_a_closed_database_refuses_work(tmp_path: Path) -> None:
     await db.close()
     with pytest.raises(RuntimeError, match="closed"):
         await db.ping()
+
+
+async def test_commit_hooks_run_once_durable_and_never_for_a_unit_rolled_back(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "h.sqlite3")
+    await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+    ran: list[int] = []
+
+    def unit(n: int) -> Callable[[sqlite3.Connection], None]:
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO t VALUES (?)", (n,))
+            assert db.on_commit(lambda: ran.append(n))
+            if n % 2:
+                raise Refused(n)
+
+        return write
+
+    await asyncio.gather(*(db.transaction(unit(n)) for n in range(20)), return_exceptions=True)
+    assert ran == list(range(0, 20, 2))
+    outside: list[bool] = []
+    await db.run(lambda c: outside.append(db.on_commit(lambda: ran.append(-1))))
+    assert outside == [False]
+    assert db.on_commit(lambda: ran.append(-1)) is False
+    assert -1 not in ran
+    await db.close()

@@ -3,13 +3,15 @@
 Transactions submitted while the thread is busy are committed together (group commit): each runs
 inside its own SAVEPOINT, so each is still all-or-nothing on its own, and every caller is
 answered only after the shared COMMIT has succeeded. Under concurrent load this turns N commits
-and N thread hops into one of each.
+and N thread hops into one of each. A transaction can leave hooks (`on_commit`) that run on the
+event loop once it is durable, and never if it rolled back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("bloop.sqlite")
 MAX_GROUP = 256
 
 
@@ -29,6 +32,7 @@ class _Call:
     transactional: bool
     result: Any = None
     error: BaseException | None = None
+    hooks: list[Callable[[], None]] | None = None
 
 
 class SqliteDB:
@@ -40,6 +44,7 @@ class SqliteDB:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._unit: _Call | None = None  # the transaction running on the worker thread
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -71,6 +76,18 @@ class SqliteDB:
         """Runs `fn` atomically: on any exception nothing it wrote is kept. Returns once durable."""
         result: T = await self._submit(fn, transactional=True)
         return result
+
+    def on_commit(self, hook: Callable[[], None]) -> bool:
+        """From inside a transaction's function: runs `hook` on the event loop once that
+        transaction is durable, before its caller is answered. Returns False (and keeps nothing)
+        when called outside a transaction."""
+        unit = self._unit
+        if unit is None or threading.current_thread() is not self._thread:
+            return False
+        if unit.hooks is None:
+            unit.hooks = []
+        unit.hooks.append(hook)
+        return True
 
     def _worker(self) -> None:
         conn = self._connect()
@@ -120,11 +137,15 @@ class SqliteDB:
             return
         for call in group:
             conn.execute("SAVEPOINT unit")
+            self._unit = call
             try:
                 call.result = call.fn(conn)
             except BaseException as exc:
                 call.error = exc
+                call.hooks = None
                 conn.execute("ROLLBACK TO unit")
+            finally:
+                self._unit = None
             conn.execute("RELEASE unit")
         try:
             conn.execute("COMMIT")
@@ -133,6 +154,7 @@ class SqliteDB:
                 conn.execute("ROLLBACK")
             for call in group:
                 call.error = call.error or exc
+                call.hooks = None
         self._answer(group)
 
     def _answer(self, calls: list[_Call]) -> None:
@@ -155,6 +177,12 @@ class SqliteDB:
 
 
 def _resolve(calls: list[_Call]) -> None:
+    for call in calls:
+        for hook in call.hooks or ():
+            try:
+                hook()
+            except Exception:
+                log.exception("a commit hook failed")
     for call in calls:
         if call.future.done():
             continue

@@ -3,9 +3,9 @@ later by a relay. Each store has its own way to write them; all expose this port
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
@@ -30,6 +30,12 @@ class OutboxStore(Protocol):
 
     async def prune(self, older_than_s: float) -> int:
         """Forgets events sent more than `older_than_s` ago; returns how many."""
+
+
+@runtime_checkable
+class Notifying(Protocol):
+    def notify(self, listener: Callable[[], None]) -> None:
+        """Calls `listener` on the event loop whenever newly written events are durable."""
 
 
 def entry_of(envelope: Envelope, registry: EventRegistry) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Publishes an outbox's pending events in order and marks them sent. While the bus is down
-the events wait in the outbox; nothing is dropped."""
+the events wait in the outbox; nothing is dropped. An outbox that can tell when events were
+written (`Notifying`) wakes the relay at once; the others are polled."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import time
 
 from bloop.platform.kit.events.bus.port import EventBus
-from bloop.platform.kit.events.outbox.port import OutboxStore
+from bloop.platform.kit.events.outbox.port import Notifying, OutboxStore
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import OutboxSettings
 from bloop.platform.kit.waiting import woken
@@ -25,6 +26,8 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
         self._last_count = 0.0
+        if isinstance(outbox, Notifying):
+            outbox.notify(self.wake)
 
     def wake(self) -> None:
         """Called after a write so the event goes out now rather than at the next poll."""

@@ -1,17 +1,30 @@
-"""The SQLite outbox: `add` runs inside the caller's `SqliteDB.transaction`, beside its writes."""
+"""The SQLite outbox: `add` runs inside the caller's `SqliteDB.transaction`, beside its writes.
+
+Rows are numbered in commit order (writers take the database's write lock one at a time, and
+AUTOINCREMENT never reuses a number), so what the relay has sent is one number, `sent_seq` in the
+`<name>_relay` table, not a mark on every row.
+
+Rows this object writes are also handed to the relay in memory once their transaction commits.
+The relay reads the table instead whenever memory does not hold every number after `sent_seq`
+(a restart, another process writing to the same file, a write made outside a transaction, a
+backlog beyond `MEMORY_CAP`).
+"""
 
 from __future__ import annotations
 
 import re
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
-from bloop.platform.kit.events.outbox.port import Pending, entry_of
+from bloop.platform.kit.events.outbox.port import Pending
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.sqlite import SqliteDB
+
+MEMORY_CAP = 20_000
 
 
 class SqliteOutbox:
@@ -19,53 +32,103 @@ class SqliteOutbox:
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
             raise ValueError(f"outbox name {name!r} must be a plain SQL identifier")
         self.db, self.registry, self.name = db, registry, name
-        self.table = name
+        self.table, self.mark_table = name, f"{name}_relay"
         self._insert = (f"INSERT INTO {name} (id, topic, key, type, value, created_at)"  # noqa: S608
                         " VALUES (?, ?, ?, ?, ?, ?)")
+        self._fresh: deque[Pending] = deque()  # committed rows, in order, not yet known sent
+        self._sent_seq = 0
+        self._listeners: list[Callable[[], None]] = []
 
     async def setup(self) -> None:
-        await self.db.run(lambda c: c.executescript(
-            f"CREATE TABLE IF NOT EXISTS {self.table} ("
-            " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, topic TEXT NOT NULL,"
-            " key TEXT NOT NULL, type TEXT NOT NULL, value TEXT NOT NULL, created_at REAL NOT NULL,"
-            " sent_at REAL);"
-            f"CREATE INDEX IF NOT EXISTS {self.table}_unsent ON {self.table} (seq)"
-            " WHERE sent_at IS NULL;"))
+        await self.db.transaction(self._create)
+        self._sent_seq = await self._read_sent_seq()
+
+    def _create(self, c: sqlite3.Connection) -> None:
+        t, m = self.table, self.mark_table
+        c.execute(f"CREATE TABLE IF NOT EXISTS {t} ("
+                  " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, topic TEXT NOT NULL,"
+                  " key TEXT NOT NULL, type TEXT NOT NULL, value BLOB NOT NULL,"
+                  " created_at REAL NOT NULL)")
+        c.execute(f"CREATE TABLE IF NOT EXISTS {m} ("
+                  " one INTEGER PRIMARY KEY CHECK (one = 1), sent_seq INTEGER NOT NULL)")
+        if c.execute(f"SELECT 1 FROM {m}").fetchone() is not None:  # noqa: S608
+            return
+        columns = {row[1] for row in c.execute(f"PRAGMA table_info({t})")}
+        # A table from before the relay kept one number marked each row it sent.
+        first_unsent = (f"(SELECT min(seq) - 1 FROM {t} WHERE sent_at IS NULL)"  # noqa: S608
+                        if "sent_at" in columns else "NULL")
+        c.execute(f"INSERT INTO {m} (one, sent_seq) VALUES"  # noqa: S608
+                  f" (1, coalesce({first_unsent}, (SELECT max(seq) FROM {t}), 0))")
+        c.execute(f"DROP INDEX IF EXISTS {t}_unsent")
+
+    async def _read_sent_seq(self) -> int:
+        row = await self.db.run(lambda c: c.execute(
+            f"SELECT sent_seq FROM {self.mark_table}").fetchone())  # noqa: S608
+        return int(row[0])
 
     def add(self, conn: sqlite3.Connection, *envelopes: Envelope) -> None:
         """Call inside the transaction that changes the state these events describe."""
         now = time.time()
-        rows = [(e["id"], e["topic"], e["key"], e["type"], e["value"], now)
-                for e in (entry_of(env, self.registry) for env in envelopes)]
-        if len(rows) == 1:
-            conn.execute(self._insert, rows[0])
-        else:
-            conn.executemany(self._insert, rows)
+        added: list[Pending] = []
+        for envelope in envelopes:
+            et = self.registry.get(envelope.type)
+            et.parse(envelope)
+            value = envelope.to_bytes()
+            seq = conn.execute(self._insert, (str(envelope.id), et.topic, envelope.subject,
+                                              envelope.type, value, now)).lastrowid
+            added.append(Pending(ref=seq, message=Message(
+                topic=et.topic, key=envelope.key, value=value,
+                headers=(("type", envelope.type.encode()),))))
+        self.db.on_commit(lambda: self._committed(added))
+
+    def _committed(self, added: list[Pending]) -> None:
+        if len(self._fresh) + len(added) > MEMORY_CAP:
+            self._fresh.clear()  # the relay reads the table until it is past the gap
+        self._fresh.extend(added)
+        for listener in self._listeners:
+            listener()
+
+    def notify(self, listener: Callable[[], None]) -> None:
+        """Calls `listener` (on the event loop) whenever written events have committed."""
+        self._listeners.append(listener)
 
     async def pending(self, limit: int) -> list[Pending]:
+        last = await self.db.run(lambda c: c.execute(
+            f"SELECT coalesce(max(seq), 0) FROM {self.table}").fetchone()[0])  # noqa: S608
+        fresh = self._fresh
+        while fresh and fresh[0].ref <= self._sent_seq:
+            fresh.popleft()
+        if last <= self._sent_seq:
+            return []
+        if fresh and fresh[0].ref == self._sent_seq + 1 and fresh[-1].ref == last \
+                and len(fresh) == last - self._sent_seq:
+            return [fresh[i] for i in range(min(limit, len(fresh)))]
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT seq, topic, key, type, value FROM {self.table}"  # noqa: S608
-            " WHERE sent_at IS NULL ORDER BY seq LIMIT ?", (limit,)).fetchall())
-        return [Pending(ref=seq, message=Message(topic=topic, key=key.encode(), value=value.encode(),
-                                                 headers=(("type", type_.encode()),)))
+            " WHERE seq > ? ORDER BY seq LIMIT ?", (self._sent_seq, limit)).fetchall())
+        return [Pending(ref=seq, message=Message(
+                    topic=topic, key=key.encode(),
+                    value=value if isinstance(value, bytes) else value.encode(),
+                    headers=(("type", type_.encode()),)))
                 for seq, topic, key, type_, value in rows]
 
     async def mark_sent(self, sent: Sequence[Pending]) -> None:
-        # Writers commit one at a time, so sequence numbers become visible in order: every
-        # unsent row up to the batch's last one is in the batch.
+        # Numbers become visible in commit order, so every row up to the batch's last one has
+        # been read, in the batch or before it.
         last = max(p.ref for p in sent)
-        now = time.time()
         await self.db.transaction(lambda c: c.execute(
-            f"UPDATE {self.table} SET sent_at=? WHERE sent_at IS NULL AND seq<=?",  # noqa: S608
-            (now, last)))
+            f"UPDATE {self.mark_table} SET sent_seq = max(sent_seq, ?)", (last,)))  # noqa: S608
+        self._sent_seq = max(self._sent_seq, last)
 
     async def count_pending(self) -> int:
         row = await self.db.run(lambda c: c.execute(
-            f"SELECT count(*) FROM {self.table} WHERE sent_at IS NULL").fetchone())  # noqa: S608
+            f"SELECT count(*) FROM {self.table} WHERE seq >"  # noqa: S608
+            f" (SELECT sent_seq FROM {self.mark_table})").fetchone())
         return int(row[0])
 
     async def prune(self, older_than_s: float) -> int:
         cutoff = time.time() - older_than_s
-        cur = await self.db.run(lambda c: c.execute(
-            f"DELETE FROM {self.table} WHERE sent_at IS NOT NULL AND sent_at < ?", (cutoff,)))  # noqa: S608
+        cur = await self.db.transaction(lambda c: c.execute(
+            f"DELETE FROM {self.table} WHERE created_at < ?"  # noqa: S608
+            f" AND seq <= (SELECT sent_seq FROM {self.mark_table})", (cutoff,)))
         return int(cur.rowcount)

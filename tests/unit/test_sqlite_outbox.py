@@ -1,0 +1,147 @@
+"""What the SQLite outbox adds to the outbox contract: committed events reach the relay from
+memory, anything memory does not hold is read from the table, and older tables are taken over."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+from bloop.platform.kit.events.bus.port import Message
+from bloop.platform.kit.events.envelope import Envelope, parse_envelope
+from bloop.platform.kit.events.outbox.relay import OutboxRelay
+from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
+from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.metrics import Metrics
+from bloop.platform.kit.settings import OutboxSettings
+from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import PingSent
+
+PING = PingSent.event_type  # type: ignore[attr-defined]
+
+
+def ping(n: int) -> Envelope:
+    return PING.envelope(PingSent(run="sqlite-outbox", n=n), tenant="t1", subject=f"s{n % 4}")  # type: ignore[no-any-return]
+
+
+class Bus:
+    def __init__(self) -> None:
+        self.published: list[Message] = []
+        self.arrived = asyncio.Event()
+
+    async def publish(self, messages: list[Message]) -> None:
+        self.published.extend(messages)
+        self.arrived.set()
+
+    def numbers(self) -> list[int]:
+        return [parse_envelope(m.value).data["n"] for m in self.published]
+
+
+async def write(db: SqliteDB, outbox: SqliteOutbox, *ns: int) -> None:
+    await db.transaction(lambda c: outbox.add(c, *(ping(n) for n in ns)))
+
+
+async def test_committed_events_wake_the_relay_and_need_no_read(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "s.sqlite3")
+    outbox = SqliteOutbox(db, registry)
+    await outbox.setup()
+    bus = Bus()
+    relay = OutboxRelay(outbox, bus, Metrics(), OutboxSettings(poll_interval_s=60))  # type: ignore[arg-type]
+    relay.start()
+    await asyncio.sleep(0.05)
+    reads: list[str] = []
+    await db.run(lambda c: c.set_trace_callback(reads.append))
+    started = time.monotonic()
+    await asyncio.gather(*(write(db, outbox, n) for n in range(40)))
+    while len(bus.published) < 40:
+        await asyncio.wait_for(bus.arrived.wait(), 5)
+        bus.arrived.clear()
+    assert time.monotonic() - started < 5, "a poll interval of 60 s was not waited out"
+    assert sorted(bus.numbers()) == list(range(40))
+    assert not [s for s in reads if s.lstrip().upper().startswith("SELECT SEQ")]
+    await relay.stop()
+    assert await outbox.count_pending() == 0
+    await db.close()
+
+
+async def test_events_memory_does_not_hold_are_read_from_the_table_in_order(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "m.sqlite3")
+    mine, other = SqliteOutbox(db, registry), SqliteOutbox(db, registry)
+    await mine.setup()
+    await other.setup()
+    await write(db, mine, 0, 1)
+    await write(db, other, 2)  # as another process writing to the same file would
+    await db.run(lambda c: mine.add(c, ping(3)))  # outside any transaction
+    await write(db, mine, 4)
+    bus = Bus()
+    relay = OutboxRelay(mine, bus, Metrics(), OutboxSettings(batch_size=2))  # type: ignore[arg-type]
+    await relay.flush()
+    assert bus.numbers() == [0, 1, 2, 3, 4]
+    await write(db, mine, 5, 6)
+    await relay.flush()
+    assert bus.numbers() == [0, 1, 2, 3, 4, 5, 6]
+    assert await mine.count_pending() == 0
+    await db.close()
+
+
+async def test_a_restarted_outbox_sends_only_what_was_not_sent(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite3"
+    db = SqliteDB(path)
+    outbox = SqliteOutbox(db, registry)
+    await outbox.setup()
+    bus = Bus()
+    await write(db, outbox, 0, 1)
+    await OutboxRelay(outbox, bus, Metrics(), OutboxSettings()).flush()  # type: ignore[arg-type]
+    await write(db, outbox, 2)
+    await db.close()
+    db = SqliteDB(path)
+    again = SqliteOutbox(db, registry)
+    await again.setup()
+    assert await again.count_pending() == 1
+    await OutboxRelay(again, bus, Metrics(), OutboxSettings()).flush()  # type: ignore[arg-type]
+    assert bus.numbers() == [0, 1, 2]
+    await db.close()
+
+
+async def test_a_table_from_before_the_relay_mark_is_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL,"
+        " topic TEXT NOT NULL, key TEXT NOT NULL, type TEXT NOT NULL, value TEXT NOT NULL,"
+        " created_at REAL NOT NULL, sent_at REAL);"
+        "CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;")
+    for n in range(3):
+        env = ping(n)
+        conn.execute("INSERT INTO outbox (id, topic, key, type, value, created_at, sent_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (str(env.id), PING.topic, env.subject, env.type, env.to_bytes().decode(),
+                      time.time(), time.time() if n == 0 else None))
+    conn.commit()
+    conn.close()
+    db = SqliteDB(path)
+    outbox = SqliteOutbox(db, registry)
+    await outbox.setup()
+    assert await outbox.count_pending() == 2
+    await write(db, outbox, 3)
+    bus = Bus()
+    await OutboxRelay(outbox, bus, Metrics(), OutboxSettings()).flush()  # type: ignore[arg-type]
+    assert bus.numbers() == [1, 2, 3]
+    indexes = await db.run(lambda c: c.execute(
+        "SELECT name FROM sqlite_master WHERE type='index' AND name='outbox_unsent'").fetchall())
+    assert indexes == []
+    await db.close()
+
+
+async def test_prune_forgets_only_sent_events(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "p.sqlite3")
+    outbox = SqliteOutbox(db, registry)
+    await outbox.setup()
+    await write(db, outbox, 0, 1)
+    await OutboxRelay(outbox, Bus(), Metrics(), OutboxSettings()).flush()  # type: ignore[arg-type]
+    await write(db, outbox, 2)
+    assert await outbox.prune(-1) == 2
+    assert await outbox.count_pending() == 1
+    assert [p.message.topic for p in await outbox.pending(10)] == [PING.topic]
+    await db.close()
