@@ -85,3 +85,53 @@ async def test_commit_hooks_run_once_durable_and_never_for_a_unit_rolled_back(tm
     assert db.on_commit(lambda: ran.append(-1)) is False
     assert -1 not in ran
     await db.close()
+
+
+async def test_rows_left_for_the_commit_are_written_together_in_order(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "a.sqlite3")
+    await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+    flushes: list[list[int]] = []
+    durable: list[int] = []
+
+    def flush(c: sqlite3.Connection, rows: list[int]) -> Callable[[], None]:
+        flushes.append(rows)
+        c.executemany("INSERT INTO t VALUES (?)", [(n,) for n in rows])
+        return lambda: durable.extend(rows)
+
+    def unit(n: int) -> Callable[[sqlite3.Connection], None]:
+        def write(c: sqlite3.Connection) -> None:
+            assert db.append_at_commit("t", [n, n + 100], flush)
+            if n % 4 == 1:
+                raise Refused(n)  # left no statement of its own, and no row either
+            if n % 4 == 2:
+                c.cursor().execute("INSERT INTO t VALUES (?)", (-n,))
+                raise Refused(n)
+
+        return write
+
+    await asyncio.gather(*(db.transaction(unit(n)) for n in range(12)), return_exceptions=True)
+    kept = [n for n in range(12) if n % 4 in (0, 3)]
+    expected = [v for n in kept for v in (n, n + 100)]
+    assert [v for rows in flushes for v in rows] == expected
+    assert durable == expected
+    rows = await db.run(lambda c: c.execute("SELECT n FROM t ORDER BY rowid").fetchall())
+    assert [r[0] for r in rows] == expected
+    assert await db.run(lambda c: db.append_at_commit("t", [1], flush)) is False
+    await db.close()
+
+
+async def test_a_failing_flush_fails_the_whole_group(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "f.sqlite3")
+    await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+
+    def flush(c: sqlite3.Connection, rows: list[int]) -> None:
+        raise sqlite3.OperationalError("disk full")
+
+    def write(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO t VALUES (1)")
+        db.append_at_commit("t", [1], flush)
+
+    with pytest.raises(sqlite3.OperationalError):
+        await db.transaction(write)
+    assert await db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 0
+    await db.close()

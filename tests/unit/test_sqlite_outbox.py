@@ -145,3 +145,18 @@ async def test_prune_forgets_only_sent_events(tmp_path: Path) -> None:
     assert await outbox.count_pending() == 1
     assert [p.message.topic for p in await outbox.pending(10)] == [PING.topic]
     await db.close()
+
+
+async def test_events_in_memory_carry_the_numbers_the_table_gave_them(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "n.sqlite3")
+    outbox = SqliteOutbox(db, registry)
+    await outbox.setup()
+    await asyncio.gather(*(write(db, outbox, *range(n * 200, n * 200 + 200)) for n in range(3)))
+    reads: list[str] = []
+    await db.run(lambda c: c.set_trace_callback(reads.append))
+    held = await outbox.pending(1000)
+    assert not [s for s in reads if s.lstrip().upper().startswith("SELECT SEQ")], "read from memory"
+    rows = await db.run(lambda c: c.execute("SELECT seq, value FROM outbox ORDER BY seq").fetchall())
+    assert [(p.ref, p.message.value) for p in held] == [(r[0], r[1]) for r in rows]
+    assert len(held) == 600
+    await db.close()
