@@ -1,14 +1,19 @@
-"""Event ids (UUIDv7) and the Kafka partition chosen for a key."""
+"""Event ids (UUIDv7), the envelope's bytes, and the Kafka partition chosen for a key."""
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import time
 import uuid
 
+import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
 from bloop.platform.kit.events.bus.kafka import partition_of
+from bloop.platform.kit.events.envelope import Envelope, parse_envelope
 from bloop.platform.kit.ids import new_id
+from tests.support import PingSent
 
 
 def test_ids_are_version_7_unique_and_later_ids_sort_later() -> None:
@@ -20,6 +25,20 @@ def test_ids_are_version_7_unique_and_later_ids_sort_later() -> None:
     assert later > max(first)
     stamp_ms = first[0].int >> 80
     assert abs(stamp_ms - time.time() * 1000) < 60_000
+    made = first[0]
+    assert uuid.UUID(str(made)) == made
+    assert hash(uuid.UUID(str(made))) == hash(made)
+    assert pickle.loads(pickle.dumps(made)) == made
+
+
+def test_an_envelopes_bytes_carry_every_field_as_orjson_writes_the_dataclass() -> None:
+    et = PingSent.event_type  # type: ignore[attr-defined]
+    for request_id in (None, "req-1"):
+        env = dataclasses.replace(et.envelope(PingSent(run="bytes", n=3), tenant="t", subject="s"),
+                                  request_id=request_id)
+        assert env.to_bytes() == orjson.dumps(env)
+        assert list(orjson.loads(env.to_bytes())) == [f.name for f in dataclasses.fields(Envelope)]
+        assert parse_envelope(env.to_bytes()) == env
 
 
 def test_a_key_goes_to_the_partition_aiokafkas_default_partitioner_picks() -> None:

@@ -12,6 +12,7 @@ hooks (`on_commit`) that run on the event loop once it is durable, and never if 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import queue
@@ -75,6 +76,9 @@ class SqliteDB:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._unit: _Call | None = None  # the transaction running on the worker thread
+        # Answers wait here for the loop; one wake-up of the loop carries all that gathered.
+        self._answers: collections.deque[tuple[list[_Call], list[Hook]]] = collections.deque()
+        self._answers_due = False
 
     def _connect(self) -> _Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
@@ -231,7 +235,15 @@ class SqliteDB:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        loop.call_soon_threadsafe(_resolve, calls, after or [])
+        self._answers.append((calls, after or []))
+        if not self._answers_due:
+            self._answers_due = True
+            loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        self._answers_due = False
+        while self._answers:
+            _resolve(*self._answers.popleft())
 
     async def ping(self) -> None:
         await self.run(lambda c: c.execute("SELECT 1").fetchone())

@@ -34,7 +34,10 @@ class Envelope:
     request_id: Annotated[str | None, Field(max_length=200)] = None
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self)
+        # As a dict: orjson serialises a slotted dataclass several times slower.
+        return orjson.dumps({"id": self.id, "type": self.type, "source": self.source,
+                             "time": self.time, "tenant": self.tenant, "subject": self.subject,
+                             "data": self.data, "request_id": self.request_id})
 
     @property
     def key(self) -> bytes:
@@ -46,13 +49,14 @@ class Envelope:
                 data: dict[str, Any], request_id: str | None, time: datetime | None) -> Envelope:
         """An envelope whose type and data come from a registered event type: only the
         caller-given strings are checked here."""
-        for name, value, limit in (("tenant", tenant, 200), ("subject", subject, 500)):
-            if not 0 < len(value) <= limit:
-                raise ValueError(f"envelope {name} must be 1..{limit} characters")
+        if not 0 < len(tenant) <= 200:
+            raise ValueError("envelope tenant must be 1..200 characters")
+        if not 0 < len(subject) <= 500:
+            raise ValueError("envelope subject must be 1..500 characters")
         if request_id is not None and len(request_id) > 200:
             request_id = request_id[:200]
-        return cls(id=new_id(), type=type_id, source=source, time=time or datetime.now(UTC),
-                   tenant=tenant, subject=subject, data=data, request_id=request_id)
+        return cls(new_id(), type_id, source, time or datetime.now(UTC), tenant, subject, data,
+                   request_id)
 
 
 _ADAPTER = TypeAdapter(Envelope)
