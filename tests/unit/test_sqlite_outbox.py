@@ -79,8 +79,9 @@ async def test_events_memory_does_not_hold_are_read_from_the_table_in_order(tmp_
     await relay.flush()
     assert bus.numbers() == [0, 1, 2, 3, 4]
     await write(db, mine, 5, 6)
+    await write(db, other, 7)
     await relay.flush()
-    assert bus.numbers() == [0, 1, 2, 3, 4, 5, 6]
+    assert bus.numbers() == [0, 1, 2, 3, 4, 5, 6, 7]
     assert await mine.count_pending() == 0
     await db.close()
 

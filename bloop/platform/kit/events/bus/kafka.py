@@ -214,8 +214,7 @@ class KafkaEventBus:
                 # One batch for every partition fetched: each partition's records stay in
                 # order, and the dedupe store sees one read and one write for all of them.
                 await processor.process([
-                    Message(topic=r.topic, key=r.key, value=r.value, headers=tuple(r.headers),
-                            partition=r.partition, offset=r.offset)
+                    Message(r.topic, r.key, r.value, tuple(r.headers), r.partition, r.offset)
                     for records in batches.values() for r in records])
                 offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
                 await self._commit(consumer, offsets)
