@@ -11,7 +11,7 @@ Target: ours >= 50% of raw.
 Rounds alternate raw and ours, each on a topic of its own; medians are reported. For context it
 also measures the bus without the outbox, and each stage of our path alone.
 
-    python bench/events.py [--events 20000] [--rounds 3]
+    python bench/events.py [--events 20000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def rates(values: list[float]) -> str:
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     raw_rates: list[float] = []
     our_rates: list[float] = []
