@@ -1,4 +1,5 @@
-"""A loop that sleeps until woken must stop when cancelled, whenever the wake-up lands."""
+"""A loop that sleeps until woken must stop when cancelled, whenever the wake-up lands; a task
+that loses a cancellation is still stopped."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bloop.platform.kit.waiting import woken
+from bloop.platform.kit.waiting import stopped, woken
 
 Wait = Callable[[asyncio.Event, float], Awaitable[object]]
 
@@ -60,3 +61,48 @@ async def test_woken_says_whether_the_event_was_set() -> None:
     assert await woken(event, 0.01) is False
     asyncio.get_running_loop().call_soon(event.set)
     assert await woken(event, 5) is True
+
+
+async def test_stopped_ends_a_task_that_lost_its_first_cancellation() -> None:
+    lost = 0
+
+    async def careless() -> None:
+        nonlocal lost
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                if lost == 0:  # as a library racing wait_for can
+                    lost += 1
+                    asyncio.current_task().uncancel()  # type: ignore[union-attr]
+                    continue
+                raise
+
+    task = asyncio.create_task(careless())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(stopped(task, again_s=0.05), 5)
+    assert task.cancelled()
+    assert lost == 1
+
+
+async def test_stopped_lets_a_task_finish_its_clean_up_and_keeps_the_callers_cancellation() -> None:
+    cleaned = asyncio.Event()
+
+    async def tidy() -> None:
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.sleep(0.05)
+            cleaned.set()
+
+    task = asyncio.create_task(tidy())
+    await asyncio.sleep(0)
+    await stopped(task, again_s=1)
+    assert cleaned.is_set()
+
+    slow = asyncio.create_task(asyncio.sleep(10))
+    caller = asyncio.create_task(stopped(slow, again_s=60))
+    await asyncio.sleep(0)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller

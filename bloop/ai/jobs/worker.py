@@ -50,20 +50,12 @@ from bloop.ai.text.model import FlashcardSet, Generated
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.settings import AiSettings
+from bloop.platform.kit.waiting import stopped
 
 if TYPE_CHECKING:
     from bloop.ai.video.script import VideoScript
 
 log = logging.getLogger("bloop.ai.worker")
-
-
-async def _stopped(task: asyncio.Task[object]) -> None:
-    """Cancels `task` and waits for its end. Unlike awaiting it under `suppress(CancelledError)`,
-    a cancellation of the caller itself still propagates (a consumer being stopped)."""
-    task.cancel()
-    await asyncio.wait({task})
-    if not task.cancelled():
-        task.exception()  # retrieved: whatever it raised was answered by the cancel
 
 
 class LeaseLost(Exception):
@@ -155,9 +147,7 @@ class JobRunner:
 
     async def stop_sweeper(self) -> None:
         if self._sweeping is not None:
-            self._sweeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeping
+            await stopped(self._sweeping)
             self._sweeping = None
 
     async def _sweep_forever(self) -> None:
@@ -236,7 +226,7 @@ class JobRunner:
         try:
             done, _ = await asyncio.wait({keeper, work}, return_when=asyncio.FIRST_COMPLETED)
             if keeper in done and not work.done():
-                await _stopped(work)
+                await stopped(work)
                 keeper.result()
                 raise LeaseLost
             result, cost = await work
@@ -257,7 +247,7 @@ class JobRunner:
             await self._finish_failed(job, "internal_error", f"{type(exc).__name__}: {exc}")
             return False
         finally:
-            await _stopped(keeper)
+            await stopped(keeper)
         await self._finish_succeeded(job, result, cost)
         return False
 

@@ -1,15 +1,18 @@
-"""Waiting on an event with a time limit, without losing a cancellation.
+"""Waiting without losing a cancellation.
 
 On Python 3.11, `asyncio.wait_for` swallows a cancellation that arrives in the same loop turn as
-the awaited future completes (python/cpython#86296): a loop that waits for a wake-up between polls
-then never stops, and whoever awaits its cancellation hangs. `asyncio.timeout` counts its own
-cancellations apart from everyone else's, so it has no such window.
+the awaited future completes (python/cpython#86296). A loop that waits for a wake-up between
+polls then never stops, and whoever awaits its cancellation hangs. `asyncio.timeout` counts its
+own cancellations apart from everyone else's, so `woken` has no such window. Libraries still
+have it (redis-py sends every command under `wait_for` when it has a socket timeout), so
+`stopped` cancels a task again for as long as it keeps running.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 
 async def woken(event: asyncio.Event, timeout_s: float) -> bool:
@@ -18,3 +21,14 @@ async def woken(event: asyncio.Event, timeout_s: float) -> bool:
         async with asyncio.timeout(timeout_s):
             await event.wait()
     return event.is_set()
+
+
+async def stopped(task: asyncio.Task[Any], again_s: float = 5.0) -> None:
+    """Cancels `task` and waits for its end, cancelling it again every `again_s` while it runs
+    (long enough for its own clean-up, short enough that a lost cancellation does not hold up a
+    shutdown for good). A cancellation of the caller itself still propagates."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=again_s)
+    if not task.cancelled():
+        task.exception()  # retrieved: whatever it raised was answered by the cancel

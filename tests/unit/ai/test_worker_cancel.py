@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from bloop.ai.jobs.worker import _stopped
+from bloop.platform.kit.waiting import stopped
 
 
 async def _slow_to_stop() -> None:
@@ -23,7 +23,7 @@ async def test_the_callers_cancellation_is_not_swallowed() -> None:
     async def caller() -> str:
         inner = asyncio.create_task(_slow_to_stop())
         await asyncio.sleep(0)
-        await _stopped(inner)
+        await stopped(inner)
         return "went on"
 
     outer = asyncio.create_task(caller())
@@ -42,6 +42,6 @@ async def test_the_task_ends_and_its_failure_is_retrieved() -> None:
 
     task = asyncio.create_task(fails())
     await asyncio.sleep(0)
-    await _stopped(task)
+    await stopped(task)
     assert task.done()
     assert isinstance(task.exception(), RuntimeError)

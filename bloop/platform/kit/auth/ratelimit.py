@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.waiting import stopped
 
 
 @dataclass(frozen=True)
@@ -166,9 +167,7 @@ class RateLimiter:
     async def close(self) -> None:
         """Adds what is still counted here to the shared counters (best effort)."""
         if self._sync is not None:
-            self._sync.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._sync
+            await stopped(self._sync)
         with contextlib.suppress(Exception):
             await self.sync()
 

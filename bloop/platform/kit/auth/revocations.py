@@ -22,6 +22,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from bloop.platform.kit.cache import Cache, RedisCache
+from bloop.platform.kit.waiting import stopped
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +93,7 @@ class MirroredRevocations(Revocations):
     async def close(self) -> None:
         self._set_in_step(False)
         if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
+            await stopped(self._follower)
             self._follower = None
 
     async def _follow(self) -> None:

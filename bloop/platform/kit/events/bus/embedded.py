@@ -4,7 +4,6 @@ restart. One ordered log per topic; a group's offset moves only after its handle
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import time
@@ -18,7 +17,7 @@ from bloop.platform.kit.events.dedupe import ProcessedEvents
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.sqlite import SqliteDB
-from bloop.platform.kit.waiting import woken
+from bloop.platform.kit.waiting import stopped, woken
 
 log = logging.getLogger("bloop.events.embedded")
 
@@ -61,11 +60,7 @@ class EmbeddedEventBus:
         self._tasks.append(asyncio.create_task(self._consume(sub, wake), name=f"consume:{sub.group}"))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(stopped(task) for task in self._tasks))
         self._tasks.clear()
 
     async def ping(self) -> None:

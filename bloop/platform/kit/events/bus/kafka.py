@@ -26,6 +26,7 @@ from bloop.platform.kit.events.dedupe import ProcessedEvents
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import KafkaSettings
+from bloop.platform.kit.waiting import stopped
 
 log = logging.getLogger("bloop.events.kafka")
 
@@ -59,11 +60,7 @@ class KafkaEventBus:
         self._tasks.append(asyncio.create_task(self._consume(sub), name=f"consume:{sub.group}"))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(stopped(task) for task in self._tasks))
         self._tasks.clear()
         if self._producer is not None:
             with contextlib.suppress(Exception):

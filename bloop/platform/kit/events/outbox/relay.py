@@ -5,7 +5,6 @@ written (`Notifying`) wakes the relay at once; the others are polled."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -13,7 +12,7 @@ from bloop.platform.kit.events.bus.port import EventBus
 from bloop.platform.kit.events.outbox.port import Notifying, OutboxStore
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import OutboxSettings
-from bloop.platform.kit.waiting import woken
+from bloop.platform.kit.waiting import stopped, woken
 
 log = logging.getLogger("bloop.outbox")
 
@@ -78,7 +77,5 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stopped(self._task)
             self._task = None
