@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from bloop.platform.kit.events.dedupe import (
 )
 from bloop.platform.kit.settings import RedisSettings
 from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.kit.waiting import stopped
 from tests.support import require_server
 
 
@@ -55,3 +57,20 @@ async def test_large_batches(processed: ProcessedEvents) -> None:
     ids = [uuid.uuid4() for _ in range(1500)]
     await processed.mark("big", ids[:1000])
     assert await processed.seen("big", ids) == set(ids[:1000])
+
+
+async def test_a_consumer_looping_over_the_store_is_always_stopped(processed: ProcessedEvents) -> None:
+    """redis-py sends under asyncio.wait_for, which loses some cancellations on Python 3.11:
+    `stopped` must end the loop anyway, whenever the cancellation lands."""
+    ids = [uuid.uuid4() for _ in range(5)]
+    for n in range(60):
+        async def consume() -> None:
+            while True:
+                await processed.seen("g", ids)
+                await processed.mark("g", ids[:1])
+
+        task = asyncio.create_task(consume())
+        for _ in range(n % 12 + 1):
+            await asyncio.sleep(0)
+        await asyncio.wait_for(stopped(task, again_s=0.05), 5)
+        assert task.done()
