@@ -26,8 +26,12 @@ class Message:
 
     @classmethod
     def of(cls, envelope: Envelope, topic: str) -> Message:
-        return cls(topic=topic, key=envelope.key, value=envelope.to_bytes(),
-                   headers=(("type", envelope.type.encode()),))
+        return cls.event(topic, envelope.key, envelope.type, envelope.to_bytes())
+
+    @classmethod
+    def event(cls, topic: str, key: bytes, type_id: str, value: bytes) -> Message:
+        """An event's message: its type travels in the `type` header too."""
+        return cls(topic, key, value, (("type", type_id.encode()),))
 
 
 def record_published(metrics: Metrics, messages: Sequence[Message]) -> None:

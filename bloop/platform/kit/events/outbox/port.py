@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
-from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.events.types import EventRegistry, EventType
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,16 @@ class Notifying(Protocol):
         """Calls `listener` on the event loop whenever newly written events are durable."""
 
 
-def entry_of(envelope: Envelope, registry: EventRegistry) -> dict[str, Any]:
-    """The stored form of an event: its topic comes from its registered type."""
+def checked_type(envelope: Envelope, registry: EventRegistry) -> EventType[Any]:
+    """The envelope's registered type, once its data has been checked against it."""
     et = registry.get(envelope.type)
     et.parse(envelope)
+    return et
+
+
+def entry_of(envelope: Envelope, registry: EventRegistry) -> dict[str, Any]:
+    """The stored form of an event: its topic comes from its registered type."""
+    et = checked_type(envelope, registry)
     return {
         "id": str(envelope.id),
         "topic": et.topic,
@@ -52,6 +58,5 @@ def entry_of(envelope: Envelope, registry: EventRegistry) -> dict[str, Any]:
 
 
 def message_of(entry: dict[str, Any]) -> Message:
-    return Message(topic=entry["topic"], key=str(entry["key"]).encode(),
-                   value=str(entry["value"]).encode(),
-                   headers=(("type", str(entry["type"]).encode()),))
+    return Message.event(entry["topic"], str(entry["key"]).encode(), str(entry["type"]),
+                         str(entry["value"]).encode())

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
-from bloop.platform.kit.events.outbox.port import Pending
+from bloop.platform.kit.events.outbox.port import Pending, checked_type
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -74,8 +74,7 @@ class SqliteOutbox:
         now = time.time()
         rows = []
         for envelope in envelopes:
-            et = self.registry.get(envelope.type)
-            et.parse(envelope)
+            et = checked_type(envelope, self.registry)
             rows.append((str(envelope.id), et.topic, envelope.subject, envelope.type,
                          envelope.to_bytes(), now))
         if rows and not self.db.append_at_commit(self, rows, self._write):
@@ -93,9 +92,9 @@ class SqliteOutbox:
             if last is None:
                 raise RuntimeError(f"outbox {self.name}: SQLite gave no row number")
             # One statement's rows take consecutive numbers, in the order they are listed.
-            added.extend(Pending(ref=last - len(chunk) + 1 + i, message=Message(
-                topic=topic, key=key.encode(), value=value, headers=(("type", type_.encode()),)))
-                for i, (_, topic, key, type_, value, _) in enumerate(chunk))
+            added.extend(Pending(ref=last - len(chunk) + 1 + i,
+                                 message=Message.event(topic, key.encode(), type_, value))
+                         for i, (_, topic, key, type_, value, _) in enumerate(chunk))
         return lambda: self._committed(added)
 
     def _committed(self, added: list[Pending]) -> None:
@@ -128,10 +127,8 @@ class SqliteOutbox:
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT seq, topic, key, type, value FROM {self.table}"  # noqa: S608
             " WHERE seq > ? ORDER BY seq LIMIT ?", (self._sent_seq, limit)).fetchall())
-        return [Pending(ref=seq, message=Message(
-                    topic=topic, key=key.encode(),
-                    value=value if isinstance(value, bytes) else value.encode(),
-                    headers=(("type", type_.encode()),)))
+        return [Pending(ref=seq, message=Message.event(
+                    topic, key.encode(), type_, value if isinstance(value, bytes) else value.encode()))
                 for seq, topic, key, type_, value in rows]
 
     async def mark_sent(self, sent: Sequence[Pending]) -> None:
