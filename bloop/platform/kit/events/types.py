@@ -83,6 +83,12 @@ class EventRegistry:
         except KeyError:
             raise MalformedEvent("unknown_type", f"no event type {type_id!r} is registered") from None
 
+    def checked(self, envelope: Envelope) -> EventType[Any]:
+        """The envelope's registered type, once its data has been checked against it."""
+        et = self.get(envelope.type)
+        et.parse(envelope)
+        return et
+
     def __iter__(self) -> Iterator[EventType[Any]]:
         return iter(sorted(self._types.values(), key=lambda t: t.type_id))
 

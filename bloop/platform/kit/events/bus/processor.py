@@ -49,7 +49,7 @@ class EventProcessor:
         for i, msg in enumerate(messages):
             try:
                 envelope = parse_envelope(msg.value)
-                self.registry.get(envelope.type).parse(envelope)
+                self.registry.checked(envelope)
             except MalformedEvent as bad:
                 dead.append((msg, bad.reason, bad.detail, 0))
                 outcomes[i] = "dead_lettered"

@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
-from bloop.platform.kit.events.types import EventRegistry, EventType
+from bloop.platform.kit.events.types import EventRegistry
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,9 @@ class Notifying(Protocol):
         """Calls `listener` on the event loop whenever newly written events are durable."""
 
 
-def checked_type(envelope: Envelope, registry: EventRegistry) -> EventType[Any]:
-    """The envelope's registered type, once its data has been checked against it."""
-    et = registry.get(envelope.type)
-    et.parse(envelope)
-    return et
-
-
 def entry_of(envelope: Envelope, registry: EventRegistry) -> dict[str, Any]:
     """The stored form of an event: its topic comes from its registered type."""
-    et = checked_type(envelope, registry)
+    et = registry.checked(envelope)
     return {
         "id": str(envelope.id),
         "topic": et.topic,

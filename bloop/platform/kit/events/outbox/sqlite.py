@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
-from bloop.platform.kit.events.outbox.port import Pending, checked_type
+from bloop.platform.kit.events.outbox.port import Pending
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -74,7 +74,7 @@ class SqliteOutbox:
         now = time.time()
         rows = []
         for envelope in envelopes:
-            et = checked_type(envelope, self.registry)
+            et = self.registry.checked(envelope)
             rows.append((str(envelope.id), et.topic, envelope.subject, envelope.type,
                          envelope.to_bytes(), now))
         if rows and not self.db.append_at_commit(self, rows, self._write):
