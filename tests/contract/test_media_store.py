@@ -1,9 +1,11 @@
 """The media store contract, run against the embedded store (SQLite + files on disk) and GridFS
 on a real MongoDB-wire server (FerretDB v1 from infra/, or MongoDB). Each real case uses a
-database of its own, dropped afterwards."""
+database of its own, dropped afterwards. The last test runs the media service's quota over each
+store, with uploads side by side."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import uuid
@@ -15,6 +17,8 @@ import pytest
 
 from bloop.platform.content.media.model import MediaInfo, new_media_id
 from bloop.platform.content.media.ports import MediaExists, MediaMissing, MediaStore
+from bloop.platform.content.media.service import MediaService, QuotaExceeded, Stored
+from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.media.stores.files import FileMediaStore
 from bloop.platform.content.media.stores.gridfs import GridFsMediaStore
 from bloop.platform.content.model import now
@@ -22,6 +26,7 @@ from bloop.platform.kit import stores
 from bloop.platform.kit.settings import MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import require_server
+from tests.unit.content import media_samples
 
 
 @pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
@@ -134,3 +139,46 @@ async def test_a_failed_put_leaves_nothing(store: MediaStore, tmp_path: Path) ->
         await store.put(info, path)
     assert await store.get("acme", info.id) is None
     assert await store.usage("acme") == 0
+
+
+async def test_uploads_side_by_side_never_leave_the_tenant_over_quota(store: MediaStore,
+                                                                      tmp_path: Path) -> None:
+    async def nothing_published(tenant: str) -> set[str]:
+        return set()
+
+    quota = 500_000
+    media = MediaService(store, MediaSettings(tenant_quota_bytes=quota), tmp_path / "spool",
+                         nothing_published)
+    await media.setup()
+    gate, all_waiting = asyncio.Event(), asyncio.Event()
+    waiting = 0
+
+    async def body(data: bytes) -> AsyncIterator[bytes]:
+        nonlocal waiting
+        yield data[:8192]
+        waiting += 1
+        if waiting == len(files):
+            all_waiting.set()
+        await gate.wait()
+        yield data[8192:]
+
+    # Each fits alone, any two do not; all three have seen the room before any stores.
+    files = [media_samples.mp4(300_000 + n) for n in range(3)]
+    uploads = [asyncio.create_task(media.upload("acme", body(f), filename=f"clip{n}.mp4"))
+               for n, f in enumerate(files)]
+    await asyncio.wait_for(all_waiting.wait(), 10)
+    gate.set()
+    results = await asyncio.gather(*uploads, return_exceptions=True)
+    kept = [r.info for r in results if isinstance(r, Stored)]
+    refused = [r for r in results if isinstance(r, QuotaExceeded)]
+    assert len(kept) + len(refused) == len(files)
+    assert len(kept) <= 1
+    assert await store.usage("acme") == sum(m.size for m in kept) <= quota
+    assert {m.id for m in await store.list_media("acme")} == {m.id for m in kept}
+
+    # Once the race is over, what fits is taken as before.
+    for m in kept:
+        await store.delete("acme", m.id)
+    stored = await media.upload("acme", body(files[0]), filename="again.mp4")
+    assert stored.created
+    assert await store.usage("acme") == len(files[0])

@@ -225,7 +225,22 @@ class MediaService:
         except MediaExists:  # a fresh random id taken: try once more with another
             info = info.model_copy(update={"id": new_media_id()})
             await self.store.put(info, spool.path)
+        await asyncio.shield(self._within_quota(info))
         return Stored(info, created=True)
+
+    async def _within_quota(self, info: MediaInfo) -> None:
+        """The quota checked again once the file is stored, for uploads that ran side by side
+        (each saw room for itself at the start): a file that left the tenant over quota is
+        removed. Of two that only fit one at a time, the second to finish goes, or both when
+        they finish together; the tenant never stays over quota."""
+        used = await self.store.usage(info.tenant)
+        quota = self.settings.tenant_quota_bytes
+        if used <= quota:
+            return
+        await self.store.delete(info.tenant, info.id)
+        raise self._quota_problem(
+            MediaUsage(tenant=info.tenant, used_bytes=used - info.size, quota_bytes=quota),
+            info.size)
 
     async def inspect(self, path: Path, *, filename: str | None,
                       claimed: str | None = None) -> sniff.Sniffed:
