@@ -29,7 +29,8 @@ async def ffmpeg(*args: str | Path, what: str, timeout_s: float = 600) -> None:
         binary, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *map(str, args),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            _, err = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -118,7 +118,8 @@ class RenderPool:
             try:
                 proc.stdin.write(job.model_dump_json().encode() + b"\n")
                 await proc.stdin.drain()
-                line = await asyncio.wait_for(proc.stdout.readline(), self._timeout_s)
+                async with asyncio.timeout(self._timeout_s):
+                    line = await proc.stdout.readline()
             except (TimeoutError, ConnectionError) as exc:
                 await self._kill(proc)
                 what = f"took over {self._timeout_s:.0f}s" if isinstance(exc, TimeoutError) \
@@ -147,7 +148,8 @@ class RenderPool:
                 proc.stdin.close()
         for proc in list(self._all):
             try:
-                await asyncio.wait_for(proc.wait(), 5)
+                async with asyncio.timeout(5):
+                    await proc.wait()
             except TimeoutError:
                 await self._kill(proc)
         self._all.clear()

@@ -33,7 +33,8 @@ class ProbeResult:
 async def run_probe(probe: Probe) -> ProbeResult:
     start = time.perf_counter()
     try:
-        await asyncio.wait_for(probe.check(), probe.timeout_s)
+        async with asyncio.timeout(probe.timeout_s):
+            await probe.check()
     except Exception as exc:
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return ProbeResult(probe.name, False, _ms(start), f"{type(exc).__name__}: {detail}")

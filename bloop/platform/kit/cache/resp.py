@@ -143,9 +143,9 @@ class PipelinedConnection:
                 return self._protocol
             loop = asyncio.get_running_loop()
             try:
-                _, protocol = await asyncio.wait_for(loop.create_connection(
-                    lambda: _Protocol(self.timeout_s), self.host, self.port),
-                    self.connect_timeout_s)
+                async with asyncio.timeout(self.connect_timeout_s):
+                    _, protocol = await loop.create_connection(
+                        lambda: _Protocol(self.timeout_s), self.host, self.port)
             except (OSError, TimeoutError) as exc:
                 raise RedisConnectionError(
                     f"cannot connect to Redis at {self.host}:{self.port}: {exc}") from exc
