@@ -6,14 +6,11 @@ process of a deployment must share (`BLOOP_AI_LINK_SECRET`)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import time
 from collections.abc import Callable
 from urllib.parse import quote
 
-from bloop.platform.kit.auth import Forbidden
+from bloop.platform.kit.signing import LinkSigner
 
 
 def link_path(tenant: str, job_id: str, name: str) -> str:
@@ -23,22 +20,12 @@ def link_path(tenant: str, job_id: str, name: str) -> str:
 class OutputLinks:
     def __init__(self, secret: bytes | None, ttl_s: int,
                  clock: Callable[[], float] = time.time) -> None:
-        self.secret = secret or secrets.token_bytes(32)
-        self.ttl_s, self.clock = ttl_s, clock
+        self.signer = LinkSigner(secret, ttl_s, clock)
 
     def signed(self, tenant: str, job_id: str, name: str) -> str:
         """The link (path and query) to the output, valid for `ttl_s` from now."""
-        expires = int(self.clock()) + self.ttl_s
-        return (f"{link_path(tenant, job_id, name)}?expires={expires}"
-                f"&signature={self._sign(tenant, job_id, name, expires)}")
+        return self.signer.signed(link_path(tenant, job_id, name), tenant, job_id, name)
 
     def check(self, tenant: str, job_id: str, name: str, expires: int, signature: str) -> None:
         """Refuses (403) a link whose signature does not match or whose time is up."""
-        if not hmac.compare_digest(signature, self._sign(tenant, job_id, name, expires)):
-            raise Forbidden("the link's signature does not match", code="bad_signature")
-        if expires <= self.clock():
-            raise Forbidden("the link has expired", code="link_expired")
-
-    def _sign(self, tenant: str, job_id: str, name: str, expires: int) -> str:
-        message = "\n".join((tenant, job_id, name, str(expires))).encode()
-        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+        self.signer.check((tenant, job_id, name), expires, signature)

@@ -5,7 +5,9 @@ refused upload leaves the store and the disk as they were."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from fastapi import FastAPI
 from bloop.platform.app import create_app
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.kit.settings import HttpSettings, RuntimeSettings, Settings
+from bloop.platform.kit.signing import LinkSigner
 from tests.support import member
 from tests.unit.content import media_samples as s
 
@@ -176,6 +179,57 @@ async def test_learners_read_only_media_of_published_lessons(client: httpx.Async
     assert (await client.get(f"/v1/tenants/beta/media/{used['id']}/content")).status_code == 403
     r = await client.post(f"{BASE}/media", content=s.png(), headers=them)
     assert r.status_code == 403
+
+
+async def test_a_signed_link_serves_the_bytes_without_credentials(client: httpx.AsyncClient,
+                                                                   app: FastAPI) -> None:
+    video = (await upload(client, s.mp4(50_000), "video/mp4", "clip.mp4")).json()
+    other = (await upload(client, s.png(), "image/png", "dot.png")).json()
+    them = learner(client)
+    link_route = f"{BASE}/media/{video['id']}/link"
+    assert (await client.get(link_route, headers=them)).status_code == 404  # nothing published
+    r = await client.get(link_route)
+    assert r.status_code == 200, r.text
+    link = r.json()
+    url = link["url"]
+    expires = int(url.split("expires=")[1].split("&")[0])
+    assert link["expires_at"].startswith(
+        datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", ""))
+    assert 4 * 3600 - 60 <= expires - time.time() <= 4 * 3600
+
+    anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bloop.test")
+    async with anonymous:
+        r = await anonymous.get(url)
+        assert (r.status_code, r.content) == (200, s.mp4(50_000))
+        assert r.headers["content-type"] == "video/mp4"
+        r = await anonymous.get(url, headers={"Range": "bytes=100-199"})
+        assert (r.status_code, r.content) == (206, s.mp4(50_000)[100:200])
+        assert r.headers["content-range"] == f"bytes 100-199/{video['size']}"
+        assert (await anonymous.head(url)).headers["content-length"] == str(video["size"])
+        assert (await anonymous.get(video["url"])).status_code == 401
+
+        signature = url.split("signature=")[1]
+        forged = [
+            url.replace(video["id"], other["id"]),  # another file
+            url.replace("/acme/", "/beta/"),  # another tenant
+            url.replace(f"expires={expires}", f"expires={expires + 3600}"),  # a longer life
+            url.replace(signature, signature[::-1]),
+        ]
+        for bad in forged:
+            r = await anonymous.get(bad)
+            assert r.status_code == 403, bad
+            assert r.headers["content-type"] == "application/problem+json"
+            assert r.json()["code"] == "bad_signature"
+        r = await anonymous.get(url.split("&signature")[0])
+        assert r.status_code == 422
+
+        media: MediaService = app.state.content.state["media"]
+        yesterday = LinkSigner(media.links.secret, ttl_s=3600, clock=lambda: time.time() - 86_400)
+        old_expires, old_signature = yesterday.sign("media", "acme", video["id"])
+        r = await anonymous.get(f"{BASE}/media/{video['id']}/signed?expires={old_expires}"
+                                f"&signature={old_signature}")
+        assert r.status_code == 403
+        assert r.json()["code"] == "link_expired"
 
 
 @pytest.mark.parametrize(("data", "content_type", "filename", "status", "code"), [

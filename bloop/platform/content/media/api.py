@@ -1,7 +1,8 @@
 """Media's HTTP API. Educators upload a file as the raw request body (its type is sniffed from
 the bytes; `Content-Type` and `?filename=` are checked against them); members read media with
 `Range` requests, so a video player can seek. Staff read every media of their tenant, other
-members what the tenant's published lessons reference."""
+members what the tenant's published lessons reference. A member who may read a file can also
+get a link to its bytes that needs no credentials, for `<img>`, `<audio>` and `<video>`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from bloop.platform.content.api import Author, TenantId
-from bloop.platform.content.media.model import MEDIA_ID_PATTERN, Media, MediaInfo, MediaUsage
+from bloop.platform.content.media.model import (
+    MEDIA_ID_PATTERN,
+    Media,
+    MediaInfo,
+    MediaLink,
+    MediaUsage,
+)
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.pagination import Page
@@ -96,6 +103,35 @@ async def content(
     """The media's bytes. `Range: bytes=a-b`, `bytes=a-` and `bytes=-n` get 206 with
     `Content-Range`; the `ETag` is the SHA-256 of the bytes."""
     info = await service.readable(me, tenant, media)
+    return await _serve(info, request, service, range_, if_range, if_none_match)
+
+
+@router.get("/{media}/link")
+async def media_link(tenant: TenantId, media: MediaId, service: Svc, me: Reader) -> MediaLink:
+    """A link to the media's bytes that is its own credential (`BLOOP_MEDIA_LINK_TTL_S`, 4 hours
+    by default), for pages that show the media in `<img>`, `<audio>` or `<video>`."""
+    return await service.link(me, tenant, media)
+
+
+@router.head("/{media}/signed", response_class=StreamingResponse, responses=CONTENT_RESPONSES,
+             operation_id="media_signed_head")
+@router.get("/{media}/signed", response_class=StreamingResponse, responses=CONTENT_RESPONSES)
+async def signed_content(
+    tenant: TenantId, media: MediaId, request: Request, service: Svc,
+    expires: Annotated[int, Query(ge=0)],
+    signature: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")],
+    range_: Annotated[str | None, Header(alias="range")] = None,
+    if_range: Annotated[str | None, Header()] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The media's bytes through a link from `…/link`, as `…/content` serves them, with no
+    credentials (the signature is one): 403 when it does not match or has expired."""
+    info = await service.linked(tenant, media, expires, signature)
+    return await _serve(info, request, service, range_, if_range, if_none_match)
+
+
+async def _serve(info: MediaInfo, request: Request, service: MediaService, range_: str | None,
+                 if_range: str | None, if_none_match: str | None) -> Response:
     headers = {"Accept-Ranges": "bytes", "ETag": info.etag, "Cache-Control": "private, max-age=3600",
                "Content-Disposition": _disposition(info), "X-Content-Type-Options": "nosniff"}
     if info.content_type == "image/svg+xml":

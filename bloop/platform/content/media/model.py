@@ -51,6 +51,19 @@ def media_url(tenant: str, media_id: str) -> str:
     return f"/v1/tenants/{tenant}/media/{media_id}/content"
 
 
+def signed_media_path(tenant: str, media_id: str) -> str:
+    """Where a media file's bytes are served to a signed link, without credentials."""
+    return f"/v1/tenants/{tenant}/media/{media_id}/signed"
+
+
+class MediaLink(BaseModel):
+    """A link to a media file's bytes that is its own credential, for `<img>`, `<audio>` and
+    `<video>` (which cannot send a token): whoever holds it may read the file until it expires."""
+
+    url: str = Field(description="path and query; works until `expires_at`")
+    expires_at: datetime
+
+
 class Media(MediaInfo):
     """A media record as the API shows it, with the URL of its bytes."""
 

@@ -12,17 +12,26 @@ import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 from bloop.platform.content.media import sniff
-from bloop.platform.content.media.model import MediaInfo, MediaUsage, clean_filename, new_media_id
+from bloop.platform.content.media.model import (
+    MediaInfo,
+    MediaLink,
+    MediaUsage,
+    clean_filename,
+    new_media_id,
+    signed_media_path,
+)
 from bloop.platform.content.media.ports import MediaExists, MediaMissing, MediaStore
 from bloop.platform.content.media.ranges import ByteRange, Unsatisfiable, parse_range
 from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.model import now
 from bloop.platform.kit.auth import STAFF, Principal
 from bloop.platform.kit.errors import NotFound, Problem
+from bloop.platform.kit.signing import LinkSigner
 
 FLUSH_BYTES = 1024 * 1024
 FILE_READ_BYTES = 1024 * 1024
@@ -104,6 +113,8 @@ class MediaService:
         self.spool = spool
         self._published_media = published_media
         self._published: dict[str, tuple[float, set[str]]] = {}
+        secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
+        self.links = LinkSigner(secret, settings.link_ttl_s)
 
     async def setup(self) -> None:
         await asyncio.to_thread(self.spool.mkdir, parents=True, exist_ok=True)
@@ -283,6 +294,21 @@ class MediaService:
         that does not exist."""
         if not reader.has_any(STAFF) and not await self._published_reference(tenant, media_id):
             raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
+        return await self.info(tenant, media_id)
+
+    async def link(self, reader: Principal, tenant: str, media_id: str) -> MediaLink:
+        """A link to the media's bytes that needs no credentials, for whoever may read the
+        media now (`readable`). It keeps working until it expires, whatever happens to the
+        lessons that made the media readable."""
+        info = await self.readable(reader, tenant, media_id)
+        expires, signature = self.links.sign("media", info.tenant, info.id)
+        return MediaLink(url=f"{signed_media_path(info.tenant, info.id)}?expires={expires}"
+                             f"&signature={signature}",
+                         expires_at=datetime.fromtimestamp(expires, UTC))
+
+    async def linked(self, tenant: str, media_id: str, expires: int, signature: str) -> MediaInfo:
+        """The media a signed link names; 403 for a forged or expired link."""
+        self.links.check(("media", tenant, media_id), expires, signature)
         return await self.info(tenant, media_id)
 
     async def _published_reference(self, tenant: str, media_id: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bloop.platform.content.media.model import MediaKind
@@ -21,6 +21,13 @@ class MediaSettings(BaseSettings):
     text_max_bytes: int = Field(default=2 * MB, ge=1)
     tenant_quota_bytes: int = Field(default=10 * 1024 * MB, ge=0,
                                     description="the bytes of media one tenant may keep in all")
+    link_secret: SecretStr | None = Field(default=None, description=(
+        "signs the links to media bytes that need no credentials (`…/media/{id}/link`); every "
+        "content process of a deployment must share it (a random one per process when unset, "
+        "which suits one process)"))
+    link_ttl_s: int = Field(default=4 * 3600, ge=60, le=7 * 86_400, description=(
+        "how long such a link works: long enough for a lesson left open, short enough that a "
+        "shared link soon stops"))
     published_cache_s: float = Field(default=15.0, ge=0, description=(
         "how long a process keeps the set of media a tenant's published lessons reference "
         "(what learners may read); a miss reads it again once it is a second old"))

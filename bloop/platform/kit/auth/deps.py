@@ -55,6 +55,7 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/v1/tenants/{tenant}/oidc/{name}/login"),
     ("GET", "/v1/tenants/{tenant}/oidc/{name}/callback"),
     ("GET", "/v1/tenants/{tenant}/ai/links/{job}/{name}"),  # its signature is the credential
+    ("GET", "/v1/tenants/{tenant}/media/{media}/signed"),  # likewise
 })
 
 bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False,
