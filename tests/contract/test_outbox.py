@@ -3,7 +3,6 @@ atomic write as its state change, and the relay publishes pending events in orde
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -39,11 +38,8 @@ class Case(Protocol):
     @property
     def outbox(self) -> OutboxStore: ...
 
-    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False,
-                    pause_s: float = 0) -> None:
-        """Stores a thing and its events atomically; with `fail`, the write fails midway. With
-        `pause_s`, the write takes that long between handing over its events and being durable
-        (where the store lets the write wait)."""
+    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False) -> None:
+        """Stores a thing and its events atomically; with `fail`, the write fails midway."""
 
     async def things(self) -> int: ...
 
@@ -57,8 +53,7 @@ class SqliteCase:
         await self.outbox.setup()
         await self.db.run(lambda c: c.execute("CREATE TABLE things (id TEXT PRIMARY KEY)"))
 
-    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False,
-                    pause_s: float = 0) -> None:
+    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False) -> None:
         def txn(c: Any) -> None:
             c.execute("INSERT OR IGNORE INTO things (id) VALUES (?)", (thing_id,))
             self.outbox.add(c, *envelopes)
@@ -81,17 +76,14 @@ class MongoCase:
     async def setup(self) -> None:
         await self.outbox.setup()
 
-    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False,
-                    pause_s: float = 0) -> None:
+    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False) -> None:
         if await self.coll.find_one({"_id": thing_id}) is None:
             doc = self.outbox.new_document({"_id": thing_id, "n": 0}, *envelopes)
-            await asyncio.sleep(pause_s)
             await self.coll.insert_one(doc)
             if fail:
                 await self.coll.insert_one(self.outbox.new_document({"_id": thing_id}, *envelopes))
         else:
             update = self.outbox.with_events({"$inc": {"n": 1}}, *envelopes)
-            await asyncio.sleep(pause_s)
             await self.coll.update_one({"_id": thing_id}, update)
 
     async def things(self) -> int:
@@ -111,12 +103,10 @@ class Neo4jCase:
     async def setup(self) -> None:
         await self.outbox.setup()
 
-    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False,
-                    pause_s: float = 0) -> None:
+    async def write(self, thing_id: str, envelopes: Sequence[Envelope], fail: bool = False) -> None:
         async def work(tx: AsyncManagedTransaction) -> None:
             await tx.run(f"MERGE (t:{self.label} {{id: $id}})", id=thing_id)
             await self.outbox.add(tx, *envelopes)
-            await asyncio.sleep(pause_s)
             if fail:
                 raise Rollback
 
@@ -158,14 +148,12 @@ class RecordingBus:
 
     def __init__(self) -> None:
         self.published: list[Message] = []
-        self.arrived = asyncio.Event()
         self.down = False
 
     async def publish(self, messages: Sequence[Message]) -> None:
         if self.down:
             raise StoreUnavailable("kafka", "broker down")
         self.published.extend(messages)
-        self.arrived.set()
 
 
 def relay_for(outbox: OutboxStore, bus: RecordingBus) -> OutboxRelay:
@@ -237,19 +225,3 @@ async def test_events_wait_while_the_bus_is_down(case: Case) -> None:
     await relay.flush()
     assert [parse_envelope(m.value).data["n"] for m in bus.published] == [1, 2]
     assert await case.outbox.pending(100) == []
-
-
-async def test_a_running_relay_publishes_a_write_at_once_not_at_the_next_poll(case: Case) -> None:
-    bus = RecordingBus()
-    relay = OutboxRelay(case.outbox, bus, Metrics(),  # type: ignore[arg-type]
-                        OutboxSettings(poll_interval_s=60))
-    relay.start()
-    try:
-        await asyncio.sleep(0.1)  # the relay's first look found nothing: it waits a minute now
-        # Woken as the events are handed over, before they are durable, it looks again soon.
-        await case.write("e", [ping(1, "e")], pause_s=0.2)
-        async with asyncio.timeout(5):
-            await bus.arrived.wait()
-        assert [parse_envelope(m.value).data["n"] for m in bus.published] == [1]
-    finally:
-        await relay.stop()

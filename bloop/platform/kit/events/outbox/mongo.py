@@ -14,7 +14,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from bloop.platform.kit.events.envelope import Envelope
-from bloop.platform.kit.events.outbox.port import Announcing, Pending, entry_of, message_of
+from bloop.platform.kit.events.outbox.port import Pending, entry_of, message_of
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import DocumentBusy, MongoGuard
 
@@ -22,10 +22,9 @@ Doc = dict[str, Any]
 FIELD, FLAG = "_outbox", "_outbox_pending"
 
 
-class MongoOutbox(Announcing):
+class MongoOutbox:
     def __init__(self, collections: Sequence[AsyncCollection[Doc]], registry: EventRegistry,
                  name: str = "mongo-outbox", guard: MongoGuard | None = None) -> None:
-        super().__init__()
         self.collections, self.registry, self.name = list(collections), registry, name
         self.guard = guard
 
@@ -43,9 +42,7 @@ class MongoOutbox(Announcing):
 
     def _entries(self, envelopes: Sequence[Envelope]) -> list[Doc]:
         now = time.time()
-        entries = [entry_of(e, self.registry) | {"at": now} for e in envelopes]
-        self._announce()  # the caller writes them next
-        return entries
+        return [entry_of(e, self.registry) | {"at": now} for e in envelopes]
 
     def with_events(self, update: Doc, *envelopes: Envelope) -> Doc:
         """Adds the events to an update document (`update_one`, `find_one_and_update`)."""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from neo4j import AsyncDriver, AsyncManagedTransaction
 
 from bloop.platform.kit.events.envelope import Envelope
-from bloop.platform.kit.events.outbox.port import Announcing, Pending, entry_of, message_of
+from bloop.platform.kit.events.outbox.port import Pending, entry_of, message_of
 from bloop.platform.kit.events.types import EventRegistry
 
 ADD = """
@@ -23,10 +23,9 @@ CREATE (:BloopOutbox {name: $name, seq: base + i + 1, id: e.id, topic: e.topic, 
 """
 
 
-class Neo4jOutbox(Announcing):
+class Neo4jOutbox:
     def __init__(self, driver: AsyncDriver, registry: EventRegistry, database: str = "neo4j",
                  name: str = "neo4j-outbox") -> None:
-        super().__init__()
         self.driver, self.registry, self.database, self.name = driver, registry, database, name
 
     async def setup(self) -> None:
@@ -44,7 +43,6 @@ class Neo4jOutbox(Announcing):
         events = [entry_of(e, self.registry) for e in envelopes]
         result = await tx.run(ADD, name=self.name, events=events)
         await result.consume()
-        self._announce()  # they are durable once the transaction commits
 
     async def pending(self, limit: int) -> list[Pending]:
         records, _, _ = await self.driver.execute_query(

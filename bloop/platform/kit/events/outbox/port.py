@@ -35,22 +35,7 @@ class OutboxStore(Protocol):
 @runtime_checkable
 class Notifying(Protocol):
     def notify(self, listener: Callable[[], None]) -> None:
-        """Calls `listener` on the event loop whenever events were written in this process, or
-        are being written: a relay woken before they are durable looks again soon after."""
-
-
-class Announcing:
-    """Keeps an outbox's listeners (`Notifying`) and calls them."""
-
-    def __init__(self) -> None:
-        self._listeners: list[Callable[[], None]] = []
-
-    def notify(self, listener: Callable[[], None]) -> None:
-        self._listeners.append(listener)
-
-    def _announce(self) -> None:
-        for listener in self._listeners:
-            listener()
+        """Calls `listener` on the event loop whenever newly written events are durable."""
 
 
 def entry_of(envelope: Envelope, registry: EventRegistry) -> dict[str, Any]:

@@ -1,9 +1,6 @@
 """Publishes an outbox's pending events in order and marks them sent. While the bus is down
-the events wait in the outbox; nothing is dropped. An outbox that can tell when events are
-written (`Notifying`) wakes the relay at once; the others are polled. A wake-up may come before
-the write is durable (MongoDB and Neo4j announce events as they are handed to the write), so a
-relay woken for nothing looks again after `SOON_S`, then twice as long each time, up to the
-poll interval."""
+the events wait in the outbox; nothing is dropped. An outbox that can tell when events were
+written (`Notifying`) wakes the relay at once; the others are polled."""
 
 from __future__ import annotations
 
@@ -18,7 +15,6 @@ from bloop.platform.kit.settings import OutboxSettings
 from bloop.platform.kit.waiting import stopped, woken
 
 log = logging.getLogger("bloop.outbox")
-SOON_S = 0.01
 
 
 class OutboxRelay:
@@ -56,7 +52,6 @@ class OutboxRelay:
     async def run(self) -> None:
         delay = self.settings.poll_interval_s
         while True:
-            woken_for = self._wake.is_set()
             self._wake.clear()
             try:
                 sent = await self.run_once()
@@ -64,9 +59,9 @@ class OutboxRelay:
                     self._last_count = time.monotonic()
                     self.metrics.outbox_pending.labels(self.outbox.name).set(
                         await self.outbox.count_pending())
+                delay = self.settings.poll_interval_s
                 if sent == self.settings.batch_size:
                     continue
-                delay = self._next_delay(sent, woken_for, delay)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -76,14 +71,6 @@ class OutboxRelay:
                 await asyncio.sleep(delay)
                 continue
             await woken(self._wake, delay)
-
-    def _next_delay(self, sent: int, woken_for: bool, delay: float) -> float:
-        poll = self.settings.poll_interval_s
-        if sent:
-            return poll
-        if woken_for:
-            return min(SOON_S, poll)
-        return min(delay * 2, poll)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"outbox:{self.outbox.name}")

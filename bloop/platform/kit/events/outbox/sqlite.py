@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
-from bloop.platform.kit.events.outbox.port import Announcing, Pending
+from bloop.platform.kit.events.outbox.port import Pending
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -29,9 +29,8 @@ ROWS_PER_INSERT = 150  # 900 parameters: under the 999 older SQLite builds allow
 Row = tuple[str, str, str, str, bytes, float]
 
 
-class SqliteOutbox(Announcing):
+class SqliteOutbox:
     def __init__(self, db: SqliteDB, registry: EventRegistry, name: str = "outbox") -> None:
-        super().__init__()
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
             raise ValueError(f"outbox name {name!r} must be a plain SQL identifier")
         self.db, self.registry, self.name = db, registry, name
@@ -40,6 +39,7 @@ class SqliteOutbox(Announcing):
         self._inserts: dict[int, str] = {}
         self._fresh: deque[Pending] = deque()  # committed rows, in order, not yet known sent
         self._sent_seq = 0
+        self._listeners: list[Callable[[], None]] = []
 
     async def setup(self) -> None:
         await self.db.transaction(self._create)
@@ -101,7 +101,12 @@ class SqliteOutbox(Announcing):
         if len(self._fresh) + len(added) > MEMORY_CAP:
             self._fresh.clear()  # the relay reads the table until it is past the gap
         self._fresh.extend(added)
-        self._announce()
+        for listener in self._listeners:
+            listener()
+
+    def notify(self, listener: Callable[[], None]) -> None:
+        """Calls `listener` (on the event loop) whenever written events have committed."""
+        self._listeners.append(listener)
 
     async def pending(self, limit: int) -> list[Pending]:
         fresh = self._fresh
