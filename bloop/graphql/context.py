@@ -28,7 +28,8 @@ class Context(BaseContext):
         return self.principal
 
     def service(self, name: str, kind: type[T]) -> T:
-        """The running service `name`; its fields are in the schema only when it runs."""
+        """The running service `name` (or what it keeps beside its service object, as
+        `<service>.<name>`); its fields are in the schema only when it runs."""
         service = self.services[name]
         if not isinstance(service, kind):
             raise TypeError(f"the {name} service is a {type(service).__name__}, "

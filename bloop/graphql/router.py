@@ -24,8 +24,9 @@ def context_getter(names: Sequence[str]) -> Callable[..., Awaitable[Context]]:
     async def get_context(request: Request,
                           principal: Annotated[Principal, Depends(require())]) -> Context:
         mounted = {name: getattr(request.app.state, name, None) for name in names}
-        return Context({name: m.state["service"] for name, m in mounted.items()
-                        if m is not None and "service" in m.state}, principal)
+        return Context({name if key == "service" else f"{name}.{key}": value
+                        for name, m in mounted.items() if m is not None
+                        for key, value in m.state.items()}, principal)
 
     return get_context
 

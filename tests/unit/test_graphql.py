@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -29,6 +31,7 @@ from bloop.platform.content.quiz import QuizBlock
 from bloop.platform.content.service import ContentService
 from bloop.platform.content.wiring import SERVICE as CONTENT
 from bloop.platform.demo import data
+from bloop.platform.kit.auth import Forbidden
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 from tests.support import member
 
@@ -225,7 +228,7 @@ query ($t: Slug!, $l: String!) {
       ... on CodeBlock { language source }
       ... on ImageBlock { media url alt caption }
       ... on AudioBlock { media url title }
-      ... on VideoBlock { media url }
+      ... on VideoBlock { media url link { url expiresAt } }
       ... on FileBlock { media url }
       ... on QuizBlock {
         id title maxScore
@@ -289,6 +292,15 @@ async def test_blocks_of_every_type_and_quizzes_without_their_answers(start: Sta
         assert seen["blocks"][1] == {"__typename": "CodeBlock", "language": "python",
                                      "source": "print(1)"}
         assert seen["blocks"][2]["url"] == "/v1/tenants/acme/media/img1/content"
+        link = seen["blocks"][4]["link"]
+        assert link["url"].startswith("/v1/tenants/acme/media/vid1/signed?expires=")
+        assert link["expiresAt"] > datetime.now(UTC).isoformat()
+        query = parse_qs(urlsplit(link["url"]).query)
+        expires, signature = int(query["expires"][0]), query["signature"][0]
+        links = app.state.content.state["media"].links
+        links.check(("media", "acme", "vid1"), expires, signature)
+        with pytest.raises(Forbidden):
+            links.check(("media", "acme", "img1"), expires, signature)
         assert seen["blocks"][2]["alt"] == "a dot"
         quiz = seen["blocks"][6]
         assert (quiz["id"], quiz["maxScore"]) == ("check", 4)

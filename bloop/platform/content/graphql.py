@@ -23,6 +23,7 @@ from bloop.graphql.fields import field
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
 from bloop.platform.content.media.model import media_url
+from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.errors import NotFound
@@ -91,36 +92,45 @@ class CodeBlock:
 
 
 @strawberry.type
-class ImageBlock:
+class MediaLink:
+    url: str = strawberry.field(description="path and query; works until `expiresAt`")
+    expires_at: datetime
+
+
+@strawberry.type
+class MediaBlock:
     media: str
-    url: str
+    url: str = strawberry.field(description="the bytes, for a caller that sends its token")
     title: str
     caption: str
+    tenant: strawberry.Private[str]
+
+    @field("a link to the bytes that is its own credential, for `<img>`, `<audio>` and "
+           "`<video>` (which cannot send a token)")
+    def link(self, info: Info) -> MediaLink:
+        # Whoever reads the lesson may read the media its blocks name.
+        made = info.context.service("content.media", MediaService).signed(self.tenant, self.media)
+        return MediaLink(url=made.url, expires_at=made.expires_at)
+
+
+@strawberry.type
+class ImageBlock(MediaBlock):
     alt: str
 
 
 @strawberry.type
-class AudioBlock:
-    media: str
-    url: str
-    title: str
-    caption: str
+class AudioBlock(MediaBlock):
+    pass
 
 
 @strawberry.type
-class VideoBlock:
-    media: str
-    url: str
-    title: str
-    caption: str
+class VideoBlock(MediaBlock):
+    pass
 
 
 @strawberry.type
-class FileBlock:
-    media: str
-    url: str
-    title: str
-    caption: str
+class FileBlock(MediaBlock):
+    pass
 
 
 @strawberry.type
@@ -245,16 +255,16 @@ def _block(tenant: str, b: model.BlockType) -> Block:
             return CodeBlock(language=b.language, source=b.source)
         case model.ImageBlock():
             return ImageBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
-                              caption=b.caption, alt=b.alt)
+                              caption=b.caption, tenant=tenant, alt=b.alt)
         case model.AudioBlock():
             return AudioBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
-                              caption=b.caption)
+                              caption=b.caption, tenant=tenant)
         case model.VideoBlock():
             return VideoBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
-                              caption=b.caption)
+                              caption=b.caption, tenant=tenant)
         case model.FileBlock():
             return FileBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
-                             caption=b.caption)
+                             caption=b.caption, tenant=tenant)
         case quiz.QuizBlock():
             return QuizBlock.of(b)
 

@@ -301,8 +301,12 @@ class MediaService:
         media now (`readable`). It keeps working until it expires, whatever happens to the
         lessons that made the media readable."""
         info = await self.readable(reader, tenant, media_id)
-        expires, signature = self.links.sign("media", info.tenant, info.id)
-        return MediaLink(url=f"{signed_media_path(info.tenant, info.id)}?expires={expires}"
+        return self.signed(info.tenant, info.id)
+
+    def signed(self, tenant: str, media_id: str) -> MediaLink:
+        """The link of `link`, for a caller that has made sure the reader may read the media."""
+        expires, signature = self.links.sign("media", tenant, media_id)
+        return MediaLink(url=f"{signed_media_path(tenant, media_id)}?expires={expires}"
                              f"&signature={signature}",
                          expires_at=datetime.fromtimestamp(expires, UTC))
 
