@@ -8,8 +8,9 @@ Raw: the same messages (key, value and type header) through an idempotent acks=a
 producer, one `send` each, and a consumer group that commits per fetched batch.
 Target: ours >= 50% of raw.
 
-Rounds alternate raw and ours, each on a topic of its own; medians are reported. For context it
-also measures the bus without the outbox, and each stage of our path alone.
+Rounds alternate raw and ours, each on a topic of its own; medians are reported, with this
+process's CPU time an event (all its threads). For context it also measures the bus without the
+outbox, and each stage of our path alone.
 
     python bench/events.py [--events 20000] [--rounds 5]
 """
@@ -24,6 +25,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel, ConfigDict
@@ -124,17 +126,27 @@ class OurPath:
         await self.processed_db.close()
 
 
-async def ours(count: int, tmp: Path, tag: str) -> float:
+class Measured(NamedTuple):
+    rate: float  # events a second
+    cpu_us: float  # this process's CPU time an event, all threads
+
+    @classmethod
+    def of(cls, count: int, start: float, cpu_start: float) -> Measured:
+        elapsed = time.perf_counter() - start
+        return cls(count / elapsed, (time.process_time() - cpu_start) * 1e6 / count)
+
+
+async def ours(count: int, tmp: Path, tag: str) -> Measured:
     path = OurPath(tmp, tag)
     await path.setup()
     done = await path.join(count)
     path.relay.start()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     await path.write(count)
     await asyncio.wait_for(done.wait(), 600)
-    elapsed = time.perf_counter() - start
+    measured = Measured.of(count, start, cpu_start)
     await path.close()
-    return count / elapsed
+    return measured
 
 
 async def bus_only(count: int, tmp: Path, tag: str) -> float:
@@ -170,7 +182,7 @@ async def stages(count: int, tmp: Path) -> dict[str, float]:
     return {"outbox writes": writes, "relay to Kafka": relay, "consumer group": consumer}
 
 
-async def raw(count: int, tag: str) -> float:
+async def raw(count: int, tag: str) -> Measured:
     bootstrap = KafkaSettings().bootstrap
     topic = f"bench.{RUN}.{tag}"
     et = viewed_type(tag)
@@ -197,15 +209,15 @@ async def raw(count: int, tag: str) -> float:
             if batches:
                 await consumer.commit()
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     consuming = asyncio.create_task(consume())
     futures = [await producer.send(topic, m.value, key=m.key, headers=list(m.headers)) for m in payloads]
     await asyncio.gather(*futures)
     await asyncio.wait_for(consuming, 600)
-    elapsed = time.perf_counter() - start
+    measured = Measured.of(count, start, cpu_start)
     await consumer.stop()
     await producer.stop()
-    return count / elapsed
+    return measured
 
 
 def rates(values: list[float]) -> str:
@@ -217,20 +229,23 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    raw_rates: list[float] = []
-    our_rates: list[float] = []
+    raw_runs: list[Measured] = []
+    our_runs: list[Measured] = []
     bus_rates: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            raw_rates.append(await raw(args.events, f"raw{r}"))
-            our_rates.append(await ours(args.events, Path(tmp), f"ours{r}"))
+            raw_runs.append(await raw(args.events, f"raw{r}"))
+            our_runs.append(await ours(args.events, Path(tmp), f"ours{r}"))
             bus_rates.append(await bus_only(args.events, Path(tmp), f"bus{r}"))
         parts = await stages(args.events, Path(tmp))
+    raw_rates, our_rates = [m.rate for m in raw_runs], [m.rate for m in our_runs]
     raw_rate, our_rate = statistics.median(raw_rates), statistics.median(our_rates)
     ratio = our_rate / raw_rate
     print(f"events per round: {args.events}, rounds: {args.rounds}")
-    print(f"raw aiokafka produce->consume: {rates(raw_rates)}")
-    print(f"bloop outbox->relay->bus->consumer: {rates(our_rates)}")
+    print(f"raw aiokafka produce->consume: {rates(raw_rates)}, "
+          f"{statistics.median(m.cpu_us for m in raw_runs):.0f} µs of CPU an event")
+    print(f"bloop outbox->relay->bus->consumer: {rates(our_rates)}, "
+          f"{statistics.median(m.cpu_us for m in our_runs):.0f} µs of CPU an event")
     print(f"bloop bus alone (no outbox): {rates(bus_rates)} "
           f"= {statistics.median(bus_rates) / raw_rate:.2f} of raw")
     print("our stages alone: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in parts.items()))
