@@ -78,7 +78,7 @@ do_start() {
   # The port opens before the broker has caught up with the metadata log: wait for the startup
   # line, then make sure a metadata request (kafka-topics --list) really succeeds.
   deadline=$((SECONDS + 90))
-  until tail -n +"$((log_lines + 1))" "$dir/log" | grep -q 'Kafka Server started'; do
+  until logged_since "$dir/log" "$log_lines" 'Kafka Server started'; do
     is_running || { tail -n 30 "$dir/log" >&2; die "broker exited"; }
     [ $SECONDS -ge $deadline ] && { tail -n 30 "$dir/log" >&2; die "broker not started after 90s"; }
     sleep 0.3

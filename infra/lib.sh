@@ -26,6 +26,13 @@ wait_port() { # host port seconds
   done
 }
 
+logged_since() { # file line-number extended-regex: does a line after line-number match?
+  # One process, no pipe: under pipefail, `tail | grep -q` fails with SIGPIPE when grep stops
+  # reading before tail has written everything, however early the line appears.
+  PATTERN="$3" awk -v n="$2" 'NR > n && $0 ~ ENVIRON["PATTERN"] { found = 1; exit }
+    END { exit !found }' "$1"
+}
+
 is_running() { # alive and not a zombie awaiting its parent
   local pidfile pid state; pidfile="$(run_dir)/pid"
   [ -f "$pidfile" ] || return 1

@@ -74,7 +74,7 @@ do_start() {
   # Bolt opens a moment before the HTTP connector and the databases are all up: wait for the
   # "Started." line the server writes to logs/neo4j.log (its console output goes there too).
   deadline=$((SECONDS + 120))
-  until tail -n +"$((log_lines + 1))" "$home/logs/neo4j.log" | grep -q 'INFO  Started\.$'; do
+  until logged_since "$home/logs/neo4j.log" "$log_lines" 'INFO  Started\.$'; do
     is_running || { tail -n 30 "$home/logs/neo4j.log" >&2; die "neo4j exited"; }
     [ $SECONDS -ge $deadline ] && { tail -n 30 "$home/logs/neo4j.log" >&2; die "neo4j not started after 120s"; }
     sleep 0.3
