@@ -10,8 +10,14 @@ $BIN/ruff check bloop tests bench
 $BIN/mypy
 $BIN/bloop events schemas
 
-started=$(mktemp)
-trap '$BIN/bloop infra down $(cat "$started") >/dev/null 2>&1 || true; rm -f "$started"' EXIT
-$BIN/bloop infra up --fresh | tee /dev/stderr | awk -F: '/started/ {print $1}' >"$started"
+up=$(mktemp)
+stop_started() {  # only those this run started (`infra down` with no name stops them all)
+  local names; names=$(awk -F: '/started/ {print $1}' "$up")
+  [ -z "$names" ] || $BIN/bloop infra down $names >/dev/null 2>&1 || true
+  rm -f "$up"
+}
+trap stop_started EXIT
+# To stderr by its descriptor: `tee /dev/stderr` reopens it, which empties it when it is a file.
+$BIN/bloop infra up --fresh | tee "$up" >&2
 
 $BIN/pytest -p no:cacheprovider -q -rfEx tests
