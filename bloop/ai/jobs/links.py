@@ -24,7 +24,7 @@ class OutputLinks:
 
     def signed(self, tenant: str, job_id: str, name: str) -> str:
         """The link (path and query) to the output, valid for `ttl_s` from now."""
-        return self.signer.signed(link_path(tenant, job_id, name), tenant, job_id, name)
+        return self.signer.signed(link_path(tenant, job_id, name), tenant, job_id, name).url
 
     def check(self, tenant: str, job_id: str, name: str, expires: int, signature: str) -> None:
         """Refuses (403) a link whose signature does not match or whose time is up."""

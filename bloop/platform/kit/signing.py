@@ -9,8 +9,14 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from bloop.platform.kit.auth import Forbidden
+
+
+class SignedLink(NamedTuple):
+    url: str  # path and query
+    expires: int  # Unix seconds
 
 
 class LinkSigner:
@@ -19,11 +25,11 @@ class LinkSigner:
         self.secret = secret or secrets.token_bytes(32)
         self.ttl_s, self.clock = ttl_s, clock
 
-    def signed(self, path: str, *parts: str) -> str:
+    def signed(self, path: str, *parts: str) -> SignedLink:
         """`path` with the query (`expires`, `signature`) that vouches for `parts` until
         `ttl_s` from now."""
         expires, signature = self.sign(*parts)
-        return f"{path}?expires={expires}&signature={signature}"
+        return SignedLink(f"{path}?expires={expires}&signature={signature}", expires)
 
     def sign(self, *parts: str) -> tuple[int, str]:
         """An expiry `ttl_s` from now, and the signature that vouches for `parts` until then."""

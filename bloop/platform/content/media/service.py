@@ -305,10 +305,8 @@ class MediaService:
 
     def signed(self, tenant: str, media_id: str) -> MediaLink:
         """The link of `link`, for a caller that has made sure the reader may read the media."""
-        expires, signature = self.links.sign("media", tenant, media_id)
-        return MediaLink(url=f"{signed_media_path(tenant, media_id)}?expires={expires}"
-                             f"&signature={signature}",
-                         expires_at=datetime.fromtimestamp(expires, UTC))
+        link = self.links.signed(signed_media_path(tenant, media_id), "media", tenant, media_id)
+        return MediaLink(url=link.url, expires_at=datetime.fromtimestamp(link.expires, UTC))
 
     async def linked(self, tenant: str, media_id: str, expires: int, signature: str) -> MediaInfo:
         """The media a signed link names; 403 for a forged or expired link."""
