@@ -1,15 +1,20 @@
-"""Concurrent SQLite transactions share a commit yet each stays all-or-nothing."""
+"""Concurrent SQLite transactions share a commit yet each stays all-or-nothing; reads run beside
+them on a thread of their own."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from bloop.platform.kit import sqlite as sqlite_module
 from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import eventually
 
 
 class Refused(Exception):
@@ -135,3 +140,53 @@ async def test_a_failing_flush_fails_the_whole_group(tmp_path: Path) -> None:
         await db.transaction(write)
     assert await db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 0
     await db.close()
+
+
+async def test_a_long_read_holds_neither_the_loop_nor_the_writer(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "r.sqlite3")
+    await db.transaction(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+    started = threading.Event()
+
+    def slow_count(c: sqlite3.Connection) -> int:
+        snapshot = c.execute("SELECT count(*) FROM t")  # its read begins here
+        started.set()
+        time.sleep(0.5)
+        return int(snapshot.fetchone()[0])
+
+    reading = asyncio.create_task(db.run(slow_count))
+    await asyncio.to_thread(started.wait, 5)
+    began = time.perf_counter()
+    await asyncio.gather(*(db.transaction(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+                           for _ in range(10)))
+    assert time.perf_counter() - began < 0.25, "the writes waited for the read"
+    assert not reading.done()
+    assert await reading == 0, "the read kept the snapshot it began with"
+    assert await db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 10
+    await db.close()
+
+
+async def test_the_reader_thread_checkpoints_what_the_writer_left_in_the_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_ROWS", 50)
+    path = tmp_path / "w.sqlite3"
+    db = SqliteDB(path)
+    await db.transaction(lambda c: c.execute("CREATE TABLE t (n INTEGER, pad TEXT)"))
+    size = path.stat().st_size
+    for n in range(60):
+        await db.transaction(lambda c, n=n: c.execute("INSERT INTO t VALUES (?, ?)", (n, "x" * 500)))
+
+    async def copied_into_the_database() -> bool:
+        return path.stat().st_size > size
+
+    await eventually(copied_into_the_database, timeout_s=5, what="a checkpoint")
+    await db.close()
+
+
+async def test_an_in_memory_database_is_one_connection(tmp_path: Path) -> None:
+    db = SqliteDB(":memory:")
+    await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+    await asyncio.gather(*(db.transaction(lambda c, n=n: c.execute("INSERT INTO t VALUES (?)", (n,)))
+                           for n in range(5)))
+    assert await db.run(lambda c: c.execute("SELECT sum(n) FROM t").fetchone()[0]) == 10
+    await db.close()
+    assert not (tmp_path / ":memory:").exists()

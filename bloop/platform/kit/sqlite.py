@@ -1,12 +1,20 @@
-"""SQLite for the embedded adapters: one connection on one thread, used from asyncio.
+"""SQLite for the embedded adapters, used from asyncio: two connections to one file.
 
-Transactions submitted while the thread is busy are committed together (group commit): each runs
-inside its own SAVEPOINT, so each is still all-or-nothing on its own, and every caller is
-answered only after the shared COMMIT has succeeded. Under concurrent load this turns N commits
-and N thread hops into one of each. A transaction's savepoint is taken just before its first
-statement, so one that only leaves rows for the commit (`append_at_commit`: written for the whole
-group in one go, just before COMMIT) runs no statement of its own. A transaction can also leave
-hooks (`on_commit`) that run on the event loop once it is durable, and never if it rolled back.
+Transactions run on the event loop's thread, on the writer connection. Those submitted in the
+same turn of the loop are committed together (group commit): each runs inside its own SAVEPOINT,
+so each is still all-or-nothing on its own, and every caller is answered only after the shared
+COMMIT has succeeded. A transaction holds the loop while it runs, so a transaction function does
+the writes and the reads they depend on, nothing slow. With WAL and synchronous=NORMAL a COMMIT
+does not wait for the disk; checkpoints, which do, run on the reader thread.
+
+`run` calls go to a thread with a connection of its own, so a long read never holds the loop;
+each sees every transaction committed before it started. (An in-memory database is a single
+connection: its `run` calls take their turn with the transactions, on the loop.)
+
+A transaction's savepoint is taken just before its first statement, so one that only leaves rows
+for the commit (`append_at_commit`: written for the whole group in one go, just before COMMIT)
+runs no statement of its own. A transaction can also leave hooks (`on_commit`) that run on the
+event loop once it is durable, and never if it rolled back.
 """
 
 from __future__ import annotations
@@ -27,10 +35,10 @@ T = TypeVar("T")
 Hook = Callable[[], None]
 Flush = Callable[[sqlite3.Connection, list[Any]], Hook | None]
 log = logging.getLogger("bloop.sqlite")
-MAX_GROUP = 256
+CHECKPOINT_ROWS = 2000
 
 
-@dataclass
+@dataclass(slots=True)
 class _Call:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
@@ -69,53 +77,165 @@ class _Connection(sqlite3.Connection):
 class SqliteDB:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
+        self._memory = self.path == ":memory:"
+        if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._closed = False
+        # The writer, on the loop's thread.
+        self._writer: _Connection | None = None
+        self._due: list[_Call] = []  # submitted this turn of the loop, not yet run
+        self._unit: _Call | None = None  # the transaction running now
+        self._unit_thread = 0
+        self._checkpointed_at = 0  # the writer's total_changes when a checkpoint was last asked
+        self._checkpointing = False
+        # The reader thread; its answers wait here for the loop, one wake-up carrying all that
+        # gathered.
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._closed = False
-        self._unit: _Call | None = None  # the transaction running on the worker thread
-        # Answers wait here for the loop; one wake-up of the loop carries all that gathered.
-        self._answers: collections.deque[tuple[list[_Call], list[Hook]]] = collections.deque()
+        self._answers: collections.deque[_Call] = collections.deque()
         self._answers_due = False
 
     def _connect(self) -> _Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                factory=_Connection)
+        conn.execute("PRAGMA busy_timeout=5000")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
         conn.row_factory = sqlite3.Row
         return conn
 
-    def _submit(self, fn: Callable[[sqlite3.Connection], Any], transactional: bool) -> asyncio.Future[Any]:
-        if self._closed:
-            raise RuntimeError(f"database {self.path} is closed")
-        loop = asyncio.get_running_loop()
-        if self._thread is None:
-            self._loop = loop
-            self._thread = threading.Thread(target=self._worker, name=f"sqlite:{Path(self.path).name}",
-                                            daemon=True)
-            self._thread.start()
-        future = loop.create_future()
-        self._queue.put(_Call(fn, future, transactional))
-        return future
-
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Runs `fn` with the connection, outside any transaction of ours."""
-        result: T = await self._submit(fn, transactional=False)
+        """Runs `fn` with a connection, outside any transaction of ours."""
+        future = self._enqueue(fn, transactional=False) if self._memory else self._submit(fn)
+        result: T = await future
         return result
 
     async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Runs `fn` atomically: on any exception nothing it wrote is kept. Returns once durable."""
-        result: T = await self._submit(fn, transactional=True)
+        result: T = await self._enqueue(fn, transactional=True)
         return result
 
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"database {self.path} is closed")
+
+    # -- the writer, on the loop ------------------------------------------------------------
+    def _enqueue(self, fn: Callable[[sqlite3.Connection], Any], transactional: bool) -> asyncio.Future[Any]:
+        self._refuse_if_closed()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._due.append(_Call(fn, future, transactional))
+        if len(self._due) == 1:
+            loop.call_soon(self._run_due)
+        return future
+
+    def _run_due(self) -> None:
+        due, self._due = self._due, []
+        if not due:
+            return
+        try:
+            conn = self._writer or self._open_writer()
+        except Exception as exc:
+            for call in due:
+                call.error = exc
+            _resolve(due, [])
+            return
+        self._unit_thread = threading.get_ident()
+        group: list[_Call] = []
+        for call in due:
+            if call.transactional:
+                group.append(call)
+                continue
+            self._commit_group(conn, group)
+            group = []
+            try:
+                call.result = call.fn(conn)
+            except BaseException as exc:
+                call.error = exc
+            _resolve([call], [])
+        self._commit_group(conn, group)
+        self._checkpoint_if_due(conn)
+
+    def _open_writer(self) -> _Connection:
+        conn = self._connect()
+        if not self._memory:
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_if_due
+        self._writer = conn
+        return conn
+
+    def _commit_group(self, conn: _Connection, group: list[_Call]) -> None:
+        if not group:
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            for call in group:
+                call.error = exc
+            _resolve(group, [])
+            return
+        for call in group:
+            self._run_unit(conn, call)
+        merged: dict[object, tuple[Flush, list[Any]]] = {}
+        for call in group:
+            for key, (flush, rows) in (call.rows or {}).items():
+                merged.setdefault(key, (flush, []))[1].extend(rows)
+        after: list[Hook] = []
+        try:
+            for flush, rows in merged.values():
+                hook = flush(conn, rows)
+                if hook is not None:
+                    after.append(hook)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            for call in group:
+                call.error = call.error or exc
+                call.hooks = None
+            after = []
+        _resolve(group, after)
+
+    def _run_unit(self, conn: _Connection, call: _Call) -> None:
+        conn.savepoint_due = True
+        self._unit = call
+        try:
+            call.result = call.fn(conn)
+        except BaseException as exc:
+            call.error = exc
+            call.hooks = call.rows = None
+        finally:
+            self._unit = None
+        taken = not conn.savepoint_due
+        conn.savepoint_due = False
+        if taken and call.error is not None:
+            conn.execute("ROLLBACK TO unit")
+        if taken:
+            conn.execute("RELEASE unit")
+
+    def _checkpoint_if_due(self, conn: _Connection) -> None:
+        """Asks the reader thread to copy the WAL into the database once the writer has changed
+        CHECKPOINT_ROWS rows since the last time: a checkpoint waits for the disk, the loop must
+        not. PASSIVE never blocks a writer."""
+        if self._memory or self._checkpointing:
+            return
+        if conn.total_changes - self._checkpointed_at < CHECKPOINT_ROWS:
+            return
+        self._checkpointed_at = conn.total_changes
+        self._checkpointing = True
+        self._submit(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                     ).add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, future: asyncio.Future[Any]) -> None:
+        self._checkpointing = False
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("WAL checkpoint failed", extra={"path": self.path, "error": repr(future.exception())})
+
     def _running_unit(self) -> _Call | None:
-        if threading.current_thread() is not self._thread:
+        unit = self._unit
+        if unit is None or threading.get_ident() != self._unit_thread:
             return None
-        return self._unit
+        return unit
 
     def on_commit(self, hook: Hook) -> bool:
         """From inside a transaction's function: runs `hook` on the event loop once that
@@ -146,6 +266,19 @@ class SqliteDB:
             kept[1].extend(rows)
         return True
 
+    # -- the reader thread ------------------------------------------------------------------
+    def _submit(self, fn: Callable[[sqlite3.Connection], Any]) -> asyncio.Future[Any]:
+        self._refuse_if_closed()
+        loop = asyncio.get_running_loop()
+        if self._thread is None:
+            self._loop = loop
+            self._thread = threading.Thread(target=self._worker, name=f"sqlite:{Path(self.path).name}",
+                                            daemon=True)
+            self._thread.start()
+        future = loop.create_future()
+        self._queue.put(_Call(fn, future, transactional=False))
+        return future
+
     def _worker(self) -> None:
         conn = self._connect()
         try:
@@ -153,97 +286,28 @@ class SqliteDB:
                 call = self._queue.get()
                 if call is None:
                     return
-                batch = [call]
-                while len(batch) < MAX_GROUP:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        self._queue.put(None)
-                        break
-                    batch.append(nxt)
-                self._execute(conn, batch)
+                try:
+                    call.result = call.fn(conn)
+                except BaseException as exc:
+                    call.error = exc
+                self._answer(call)
         finally:
             conn.close()
 
-    def _execute(self, conn: _Connection, batch: list[_Call]) -> None:
-        group: list[_Call] = []
-        for call in batch:
-            if call.transactional:
-                group.append(call)
-                continue
-            self._commit_group(conn, group)
-            group = []
-            try:
-                call.result = call.fn(conn)
-            except BaseException as exc:
-                call.error = exc
-            self._answer([call])
-        self._commit_group(conn, group)
-
-    def _commit_group(self, conn: _Connection, group: list[_Call]) -> None:
-        if not group:
-            return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except BaseException as exc:
-            for call in group:
-                call.error = exc
-            self._answer(group)
-            return
-        for call in group:
-            self._run_unit(conn, call)
-        merged: dict[object, tuple[Flush, list[Any]]] = {}
-        for call in group:
-            for key, (flush, rows) in (call.rows or {}).items():
-                merged.setdefault(key, (flush, []))[1].extend(rows)
-        after: list[Hook] = []
-        try:
-            for flush, rows in merged.values():
-                hook = flush(conn, rows)
-                if hook is not None:
-                    after.append(hook)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            for call in group:
-                call.error = call.error or exc
-                call.hooks = None
-            after = []
-        self._answer(group, after)
-
-    def _run_unit(self, conn: _Connection, call: _Call) -> None:
-        conn.savepoint_due = True
-        self._unit = call
-        try:
-            call.result = call.fn(conn)
-        except BaseException as exc:
-            call.error = exc
-            call.hooks = call.rows = None
-        finally:
-            self._unit = None
-        taken = not conn.savepoint_due
-        conn.savepoint_due = False
-        if taken and call.error is not None:
-            conn.execute("ROLLBACK TO unit")
-        if taken:
-            conn.execute("RELEASE unit")
-
-    def _answer(self, calls: list[_Call], after: list[Hook] | None = None) -> None:
+    def _answer(self, call: _Call) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        self._answers.append((calls, after or []))
+        self._answers.append(call)
         if not self._answers_due:
             self._answers_due = True
             loop.call_soon_threadsafe(self._deliver)
 
     def _deliver(self) -> None:
         self._answers_due = False
-        while self._answers:
-            _resolve(*self._answers.popleft())
+        answers = self._answers
+        calls = [answers.popleft() for _ in range(len(answers))]
+        _resolve(calls, [])
 
     async def ping(self) -> None:
         await self.run(lambda c: c.execute("SELECT 1").fetchone())
@@ -251,7 +315,11 @@ class SqliteDB:
     async def close(self) -> None:
         if self._closed:
             return
+        self._run_due()  # what was submitted before closing is still answered
         self._closed = True
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._thread is not None:
             self._queue.put(None)
             await asyncio.to_thread(self._thread.join)

@@ -219,12 +219,15 @@ async def running_now(rig: Rig, job_id: str) -> None:
 
 
 async def hold(rig: Rig, job: Job, owner: str, seconds: float) -> Job:
-    """Makes `owner` the job's runner, as if it had claimed it (a lease `seconds` long)."""
-    current = await rig.service.job(job.tenant, job.id)
-    held = current.update(status="running", attempts=current.attempts + 1,
-                          lease=Lease(owner=owner, expires_at=now() + timedelta(seconds=seconds)))
-    assert await rig.store.replace(held, current.rev, [])
-    return held
+    """Makes `owner` the job's runner, as if it had claimed it (a lease `seconds` long): like a
+    claim, it reads the job again when a running worker changed it in between."""
+    for _ in range(20):
+        current = await rig.service.job(job.tenant, job.id)
+        held = current.update(status="running", attempts=current.attempts + 1,
+                              lease=Lease(owner=owner, expires_at=now() + timedelta(seconds=seconds)))
+        if await rig.store.replace(held, current.rev, []):
+            return held
+    raise AssertionError(f"{owner} could not take job {job.id}")
 
 
 async def test_a_job_whose_worker_died_is_taken_over(rig: Rig) -> None:
