@@ -21,6 +21,11 @@ class Refused(Exception):
     pass
 
 
+def inserting(*values: object) -> Callable[[sqlite3.Connection], object]:
+    marks = ", ".join("?" * len(values))
+    return lambda c: c.execute(f"INSERT INTO t VALUES ({marks})", values)
+
+
 async def test_each_unit_of_a_group_is_atomic_and_answered_on_its_own(tmp_path: Path) -> None:
     db = SqliteDB(tmp_path / "g.sqlite3")
     await db.run(lambda c: c.execute("CREATE TABLE t (unit INTEGER, part INTEGER)"))
@@ -173,7 +178,7 @@ async def test_the_reader_thread_checkpoints_what_the_writer_left_in_the_log(
     await db.transaction(lambda c: c.execute("CREATE TABLE t (n INTEGER, pad TEXT)"))
     size = path.stat().st_size
     for n in range(60):
-        await db.transaction(lambda c, n=n: c.execute("INSERT INTO t VALUES (?, ?)", (n, "x" * 500)))
+        await db.transaction(inserting(n, "x" * 500))
 
     async def copied_into_the_database() -> bool:
         return path.stat().st_size > size
@@ -185,8 +190,44 @@ async def test_the_reader_thread_checkpoints_what_the_writer_left_in_the_log(
 async def test_an_in_memory_database_is_one_connection(tmp_path: Path) -> None:
     db = SqliteDB(":memory:")
     await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
-    await asyncio.gather(*(db.transaction(lambda c, n=n: c.execute("INSERT INTO t VALUES (?)", (n,)))
-                           for n in range(5)))
+    await asyncio.gather(*(db.transaction(inserting(n)) for n in range(5)))
     assert await db.run(lambda c: c.execute("SELECT sum(n) FROM t").fetchone()[0]) == 10
     await db.close()
     assert not (tmp_path / ":memory:").exists()
+
+
+async def locked_elsewhere(path: Path) -> tuple[SqliteDB, sqlite3.Connection]:
+    """A database with table t, and a connection holding its write lock (as another process
+    would)."""
+    db = SqliteDB(path)
+    await db.transaction(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    return db, other
+
+
+async def test_a_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) -> None:
+    db, other = await locked_elsewhere(tmp_path / "l.sqlite3")
+    writing = asyncio.create_task(db.transaction(lambda c: c.execute("INSERT INTO t VALUES (1)")))
+    began = time.perf_counter()
+    await asyncio.sleep(0.2)
+    assert time.perf_counter() - began < 0.3, "the loop was held while the lock was taken"
+    assert not writing.done()
+    other.execute("COMMIT")
+    await asyncio.wait_for(writing, 1)
+    assert await db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 1
+    other.close()
+    await db.close()
+
+
+async def test_a_write_lock_never_released_fails_the_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_module, "LOCK_WAIT_S", 0.2)
+    db, other = await locked_elsewhere(tmp_path / "n.sqlite3")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await db.transaction(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+    other.execute("ROLLBACK")
+    await db.transaction(lambda c: c.execute("INSERT INTO t VALUES (2)"))
+    assert [r[0] for r in await db.run(lambda c: c.execute("SELECT n FROM t").fetchall())] == [2]
+    other.close()
+    await db.close()

@@ -5,7 +5,8 @@ same turn of the loop are committed together (group commit): each runs inside it
 so each is still all-or-nothing on its own, and every caller is answered only after the shared
 COMMIT has succeeded. A transaction holds the loop while it runs, so a transaction function does
 the writes and the reads they depend on, nothing slow. With WAL and synchronous=NORMAL a COMMIT
-does not wait for the disk; checkpoints, which do, run on the reader thread.
+does not wait for the disk; checkpoints, which do, run on the reader thread. While another
+process holds the write lock, the group tries again a little later instead of holding the loop.
 
 `run` calls go to a thread with a connection of its own, so a long read never holds the loop;
 each sees every transaction committed before it started. (An in-memory database is a single
@@ -36,6 +37,7 @@ Hook = Callable[[], None]
 Flush = Callable[[sqlite3.Connection, list[Any]], Hook | None]
 log = logging.getLogger("bloop.sqlite")
 CHECKPOINT_ROWS = 2000
+LOCK_WAIT_S = 5.0  # how long a commit group waits for another process's write lock
 
 
 @dataclass(slots=True)
@@ -159,17 +161,24 @@ class SqliteDB:
 
     def _open_writer(self) -> _Connection:
         conn = self._connect()
+        conn.execute("PRAGMA busy_timeout=0")  # the loop never waits on a lock: _commit_group
         if not self._memory:
             conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_if_due
         self._writer = conn
         return conn
 
-    def _commit_group(self, conn: _Connection, group: list[_Call]) -> None:
+    def _commit_group(self, conn: _Connection, group: list[_Call], waited_s: float = 0.0) -> None:
         if not group:
             return
         try:
             conn.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
+            if _busy(exc) and waited_s < LOCK_WAIT_S:
+                # Another process holds the write lock: try again later, off the loop's time.
+                delay = min(max(waited_s, 0.001), 0.05)
+                asyncio.get_running_loop().call_later(delay, self._retry_group, group,
+                                                      waited_s + delay)
+                return
             for call in group:
                 call.error = exc
             _resolve(group, [])
@@ -195,6 +204,15 @@ class SqliteDB:
                 call.hooks = None
             after = []
         _resolve(group, after)
+
+    def _retry_group(self, group: list[_Call], waited_s: float) -> None:
+        if self._writer is None:
+            for call in group:
+                call.error = RuntimeError(f"database {self.path} is closed")
+            _resolve(group, [])
+            return
+        self._unit_thread = threading.get_ident()
+        self._commit_group(self._writer, group, waited_s)
 
     def _run_unit(self, conn: _Connection, call: _Call) -> None:
         conn.savepoint_due = True
@@ -324,6 +342,10 @@ class SqliteDB:
             self._queue.put(None)
             await asyncio.to_thread(self._thread.join)
             self._thread = None
+
+
+def _busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode == sqlite3.SQLITE_BUSY
 
 
 def _resolve(calls: list[_Call], after: list[Hook]) -> None:
