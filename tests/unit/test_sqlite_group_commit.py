@@ -73,30 +73,6 @@ async def test_a_closed_database_refuses_work(tmp_path: Path) -> None:
         await db.ping()
 
 
-async def test_commit_hooks_run_once_durable_and_never_for_a_unit_rolled_back(tmp_path: Path) -> None:
-    db = SqliteDB(tmp_path / "h.sqlite3")
-    await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
-    ran: list[int] = []
-
-    def unit(n: int) -> Callable[[sqlite3.Connection], None]:
-        def write(c: sqlite3.Connection) -> None:
-            c.execute("INSERT INTO t VALUES (?)", (n,))
-            assert db.on_commit(lambda: ran.append(n))
-            if n % 2:
-                raise Refused(n)
-
-        return write
-
-    await asyncio.gather(*(db.transaction(unit(n)) for n in range(20)), return_exceptions=True)
-    assert ran == list(range(0, 20, 2))
-    outside: list[bool] = []
-    await db.run(lambda c: outside.append(db.on_commit(lambda: ran.append(-1))))
-    assert outside == [False]
-    assert db.on_commit(lambda: ran.append(-1)) is False
-    assert -1 not in ran
-    await db.close()
-
-
 async def test_rows_left_for_the_commit_are_written_together_in_order(tmp_path: Path) -> None:
     db = SqliteDB(tmp_path / "a.sqlite3")
     await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
@@ -134,16 +110,24 @@ async def test_a_failing_flush_fails_the_whole_group(tmp_path: Path) -> None:
     db = SqliteDB(tmp_path / "f.sqlite3")
     await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
 
+    ran: list[list[int]] = []
+
+    def written(c: sqlite3.Connection, rows: list[int]) -> Callable[[], None]:
+        c.executemany("INSERT INTO t VALUES (?)", [(n,) for n in rows])
+        return lambda: ran.append(rows)
+
     def flush(c: sqlite3.Connection, rows: list[int]) -> None:
         raise sqlite3.OperationalError("disk full")
 
     def write(c: sqlite3.Connection) -> None:
         c.execute("INSERT INTO t VALUES (1)")
+        db.append_at_commit("written first", [2], written)
         db.append_at_commit("t", [1], flush)
 
     with pytest.raises(sqlite3.OperationalError):
         await db.transaction(write)
     assert await db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 0
+    assert ran == [], "the hook of a flush whose group rolled back ran"
     await db.close()
 
 

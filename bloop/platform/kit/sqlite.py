@@ -14,8 +14,7 @@ connection: its `run` calls take their turn with the transactions, on the loop.)
 
 A transaction's savepoint is taken just before its first statement, so one that only leaves rows
 for the commit (`append_at_commit`: written for the whole group in one go, just before COMMIT)
-runs no statement of its own. A transaction can also leave hooks (`on_commit`) that run on the
-event loop once it is durable, and never if it rolled back.
+runs no statement of its own; the hook its `flush` returns runs once those rows are durable.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,7 +46,6 @@ class _Call:
     transactional: bool
     result: Any = None
     error: BaseException | None = None
-    hooks: list[Hook] | None = None
     rows: dict[object, tuple[Flush, list[Any]]] | None = None
 
 
@@ -141,7 +139,7 @@ class SqliteDB:
         except Exception as exc:
             for call in due:
                 call.error = exc
-            _resolve(due, [])
+            _resolve(due)
             return
         self._unit_thread = threading.get_ident()
         group: list[_Call] = []
@@ -155,7 +153,7 @@ class SqliteDB:
                 call.result = call.fn(conn)
             except BaseException as exc:
                 call.error = exc
-            _resolve([call], [])
+            _resolve([call])
         self._commit_group(conn, group)
         self._checkpoint_if_due(conn)
 
@@ -181,7 +179,7 @@ class SqliteDB:
                 return
             for call in group:
                 call.error = exc
-            _resolve(group, [])
+            _resolve(group)
             return
         for call in group:
             self._run_unit(conn, call)
@@ -201,7 +199,6 @@ class SqliteDB:
                 conn.execute("ROLLBACK")
             for call in group:
                 call.error = call.error or exc
-                call.hooks = None
             after = []
         _resolve(group, after)
 
@@ -209,7 +206,7 @@ class SqliteDB:
         if self._writer is None:
             for call in group:
                 call.error = RuntimeError(f"database {self.path} is closed")
-            _resolve(group, [])
+            _resolve(group)
             return
         self._unit_thread = threading.get_ident()
         self._commit_group(self._writer, group, waited_s)
@@ -221,7 +218,7 @@ class SqliteDB:
             call.result = call.fn(conn)
         except BaseException as exc:
             call.error = exc
-            call.hooks = call.rows = None
+            call.rows = None
         finally:
             self._unit = None
         taken = not conn.savepoint_due
@@ -254,18 +251,6 @@ class SqliteDB:
         if unit is None or threading.get_ident() != self._unit_thread:
             return None
         return unit
-
-    def on_commit(self, hook: Hook) -> bool:
-        """From inside a transaction's function: runs `hook` on the event loop once that
-        transaction is durable, before its caller is answered. Returns False (and keeps nothing)
-        when called outside a transaction."""
-        unit = self._running_unit()
-        if unit is None:
-            return False
-        if unit.hooks is None:
-            unit.hooks = []
-        unit.hooks.append(hook)
-        return True
 
     def append_at_commit(self, key: object, rows: list[Any], flush: Flush) -> bool:
         """From inside a transaction's function: `flush(conn, rows)` writes `rows` just before
@@ -325,7 +310,7 @@ class SqliteDB:
         self._answers_due = False
         answers = self._answers
         calls = [answers.popleft() for _ in range(len(answers))]
-        _resolve(calls, [])
+        _resolve(calls)
 
     async def ping(self) -> None:
         await self.run(lambda c: c.execute("SELECT 1").fetchone())
@@ -348,8 +333,8 @@ def _busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode == sqlite3.SQLITE_BUSY
 
 
-def _resolve(calls: list[_Call], after: list[Hook]) -> None:
-    for hook in after + [h for call in calls for h in call.hooks or ()]:
+def _resolve(calls: list[_Call], after: Sequence[Hook] = ()) -> None:
+    for hook in after:
         try:
             hook()
         except Exception:
