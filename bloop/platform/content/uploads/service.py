@@ -34,7 +34,7 @@ from bloop.platform.kit.errors import Problem
 
 log = logging.getLogger("bloop.content.uploads")
 WORDS_PER_MINUTE = 200
-_PLACEHOLDER_ID = "0" * 32
+_STAND_IN_ID = "0" * 32
 
 
 class Lessons(Protocol):
@@ -157,14 +157,14 @@ class UploadService:
         drafts += [await self._markdown(t.path, t.name, beside) for t in texts]
         known = {c.id for c in await self.lessons.concepts(tenant)}
         notes: list[str] = []
-        placeholders = {a.key: _placeholder(a) for a in assets}
+        stand_ins = {a.key: _stand_in(a) for a in assets}
         for draft in drafts:
             unknown = sorted({*draft.front.teaches, *draft.front.requires} - known)
             if unknown:
                 raise Problem(f"{draft.source}: unknown concepts: {', '.join(unknown)}; add "
                               "them first", status=422, code="unknown_concepts",
                               extra={"file": draft.source, "concepts": unknown})
-            self._new_lesson(tenant, draft, placeholders)
+            self._new_lesson(tenant, draft, stand_ins)
             unused = [k for k in ("summary", "tags", "language", "level")
                       if k in draft.front.model_fields_set and k not in NewLesson.model_fields]
             if unused:
@@ -311,9 +311,9 @@ class UploadService:
                               extra={"tenant": tenant, "media": info.id})
 
 
-def _placeholder(asset: Asset) -> MediaInfo:
+def _stand_in(asset: Asset) -> MediaInfo:
     """The asset as a stand-in media: the lessons that use it are checked against it before
     anything is stored, and get the real media once the whole import is known to be valid."""
-    return MediaInfo(id=_PLACEHOLDER_ID, tenant="placeholder", filename=asset.filename or "file",
+    return MediaInfo(id=_STAND_IN_ID, tenant="stand-in", filename=asset.filename or "file",
                      content_type="application/octet-stream", kind=asset.kind, size=asset.size,
                      sha256="0" * 64, created_at=now())
