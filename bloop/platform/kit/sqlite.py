@@ -84,8 +84,8 @@ class SqliteDB:
         # The writer, on the loop's thread.
         self._writer: _Connection | None = None
         self._due: list[_Call] = []  # submitted this turn of the loop, not yet run
+        self._writer_thread = 0  # the loop's, where every transaction runs
         self._unit: _Call | None = None  # the transaction running now
-        self._unit_thread = 0
         self._checkpointed_at = 0  # the writer's total_changes when a checkpoint was last asked
         self._checkpointing = False
         # The reader thread; its answers wait here for the loop, one wake-up carrying all that
@@ -141,7 +141,6 @@ class SqliteDB:
                 call.error = exc
             _resolve(due)
             return
-        self._unit_thread = threading.get_ident()
         group: list[_Call] = []
         for call in due:
             if call.transactional:
@@ -160,6 +159,7 @@ class SqliteDB:
     def _open_writer(self) -> _Connection:
         conn = self._connect()
         conn.execute("PRAGMA busy_timeout=0")  # the loop never waits on a lock: _commit_group
+        self._writer_thread = threading.get_ident()
         if not self._memory:
             conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_if_due
         self._writer = conn
@@ -208,7 +208,6 @@ class SqliteDB:
                 call.error = RuntimeError(f"database {self.path} is closed")
             _resolve(group)
             return
-        self._unit_thread = threading.get_ident()
         self._commit_group(self._writer, group, waited_s)
 
     def _run_unit(self, conn: _Connection, call: _Call) -> None:
@@ -248,7 +247,7 @@ class SqliteDB:
 
     def _running_unit(self) -> _Call | None:
         unit = self._unit
-        if unit is None or threading.get_ident() != self._unit_thread:
+        if unit is None or threading.get_ident() != self._writer_thread:
             return None
         return unit
 
