@@ -66,10 +66,11 @@ do_start() {
   write_config "$dir"
   java_cmd
   if [ ! -f "$dir/data/meta.properties" ]; then
-    # 16 random bytes as unpadded url-safe base64: the cluster id format Kafka expects.
+    # 16 random bytes as unpadded url-safe base64: the cluster id format Kafka expects. One id in
+    # 64 starts with "-", which the option parser takes for a flag unless it is joined by "=".
     cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
     log "formatting storage (cluster id $cluster_id)"
-    "${JAVA_CMD[@]}" -Xmx256m kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
+    "${JAVA_CMD[@]}" -Xmx256m kafka.tools.StorageTool format --ignore-formatted --cluster-id="$cluster_id" \
       -c "$dir/server.properties" >>"$dir/log" 2>&1 || { tail -n 20 "$dir/log" >&2; die "format failed"; }
   fi
   touch "$dir/log"; log_lines="$(wc -l <"$dir/log")"
