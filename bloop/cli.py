@@ -30,6 +30,7 @@ def _run(services: list[str] | None, host: str | None, port: int | None, http_ro
     import uvicorn
 
     from bloop.platform.app import create_app
+    from bloop.platform.kit.gc_tuning import tune_for_serving
     from bloop.platform.kit.logging import configure_logging
 
     settings = _settings()
@@ -39,6 +40,7 @@ def _run(services: list[str] | None, host: str | None, port: int | None, http_ro
     except ValueError as exc:
         typer.echo(f"bloop: {exc}", err=True)
         raise typer.Exit(2) from None
+    tune_for_serving()
     uvicorn.run(application, host=host or settings.http.host, port=port or settings.http.port,
                 log_config=None, access_log=False, lifespan="on")
 
