@@ -55,7 +55,9 @@ class EventType(Generic[D]):
             raise TypeError(f"{self.type_id} carries {self.model.__name__}, not {type(data).__name__}")
         return Envelope.trusted(
             type_id=self.type_id, source=self.source, tenant=tenant, subject=subject,
-            data=data.model_dump(mode="json"), request_id=request_id_var.get(), time=time,
+            # What model_dump(mode="json") does, without its per-call argument handling.
+            data=self.model.__pydantic_serializer__.to_python(data, mode="json"),
+            request_id=request_id_var.get(), time=time,
         )
 
     def parse(self, envelope: Envelope) -> D:
