@@ -19,7 +19,8 @@ With `--redis` the cache is the real Redis (`BLOOP_REDIS_URL`): revocation marks
 the process's mirror of them and calls counted in process (the caller is far from its limit),
 added to Redis every `rate_sync_s`; without, the cache is in process.
 
-Both run on uvloop, the event loop `bloop serve` gets from uvicorn.
+Both run as `bloop serve` runs: on uvloop, the event loop it gets from uvicorn, with the garbage
+collector tuned by `tune_for_serving`.
 
     python bench/auth.py [--requests 4000] [--concurrency 32] [--rounds 5] [--redis] [--profile]
 """
@@ -47,6 +48,7 @@ from bloop.platform.app import create_app
 from bloop.platform.identity.model import NewApiKey, NewTenant, NewUser
 from bloop.platform.identity.service import ApiKeyService, AuthService, IdentityService
 from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.gc_tuning import tune_for_serving
 from bloop.platform.kit.settings import AuthSettings, RedisSettings, RuntimeSettings, Settings
 
 TARGET = 0.70
@@ -147,6 +149,7 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         app = build(Path(tmp), args.redis)
+        tune_for_serving()
         async with app.router.lifespan_context(app):
             token, key = await credentials(app)
             transport = httpx.ASGITransport(app=app)

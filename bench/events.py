@@ -1,17 +1,20 @@
 """Events per second through Bloop's event path against raw aiokafka, in the same run.
 
-Ours: build the envelope, store it in a SQLite outbox (one transaction per event, from 64
-concurrent writers, as concurrent requests would), relay it to Kafka (idempotent, acks=all),
-consume it in a consumer group that validates the envelope and its schema, drops duplicates by
-id, runs the handler and commits.
+Both start from the same event data, made before the clock starts. Raw gets it as finished
+messages; ours gets the data model a service hands to `EventType.envelope`.
+Ours: build the envelope, check and serialise it, store it in a SQLite outbox (one transaction
+per event, from 64 concurrent writers, as concurrent requests would), relay it to Kafka
+(idempotent, acks=all), consume it in a consumer group that validates the envelope and its
+schema, drops duplicates by id, runs the handler and commits.
 Raw: the same messages (key, value and type header) through an idempotent acks=all aiokafka
 producer, one `send` each, and a consumer group that commits per fetched batch.
 Target: ours >= 50% of raw.
 
 Rounds alternate raw and ours, each on a topic of its own; medians are reported, with this
-process's CPU time an event (all its threads). Both run on uvloop, the event loop `bloop serve`
-and `bloop worker` get from uvicorn, where relays and consumers run. For context it also
-measures the bus without the outbox, and each stage of our path alone.
+process's CPU time an event (all its threads). The process runs as `bloop serve` and
+`bloop worker` do, where relays and consumers run: on uvloop, the event loop they get from
+uvicorn, with the garbage collector tuned as `tune_for_serving` tunes theirs. For context it
+also measures the bus without the outbox, and each stage of our path alone.
 
     python bench/events.py [--events 20000] [--rounds 5]
 """
@@ -39,6 +42,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.relay import OutboxRelay
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventType, registry
+from bloop.platform.kit.gc_tuning import tune_for_serving
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import KafkaSettings, OutboxSettings
 from bloop.platform.kit.sqlite import SqliteDB
@@ -62,9 +66,12 @@ def viewed_type(tag: str) -> EventType[LessonViewed]:
     return et
 
 
-def sample(et: EventType[LessonViewed], n: int) -> Envelope:
-    data = LessonViewed(learner_id=f"learner-{n % 500}", lesson_id=f"lesson-{n % 80}",
-                        seconds=n % 900)
+def event_data(count: int) -> list[LessonViewed]:
+    return [LessonViewed(learner_id=f"learner-{n % 500}", lesson_id=f"lesson-{n % 80}",
+                         seconds=n % 900) for n in range(count)]
+
+
+def envelope(et: EventType[LessonViewed], data: LessonViewed) -> Envelope:
     return et.envelope(data, tenant="bench", subject=data.learner_id)
 
 
@@ -88,10 +95,10 @@ class OurPath:
         await self.processed.setup()
         await self.bus.ensure_topics([self.et.topic, self.et.topic + ".dlq"])
 
-    async def write(self, count: int) -> None:
+    async def write(self, data: list[LessonViewed]) -> None:
         async def writer(start: int) -> None:
-            for n in range(start, count, WRITERS):
-                env = sample(self.et, n)
+            for n in range(start, len(data), WRITERS):
+                env = envelope(self.et, data[n])
 
                 def store(c: sqlite3.Connection, e: Envelope = env) -> None:
                     self.outbox.add(c, e)
@@ -140,11 +147,12 @@ class Measured(NamedTuple):
 
 async def ours(count: int, tmp: Path, tag: str) -> Measured:
     path = OurPath(tmp, tag)
+    data = event_data(count)
     await path.setup()
     done = await path.join(count)
     path.relay.start()
     start, cpu_start = time.perf_counter(), time.process_time()
-    await path.write(count)
+    await path.write(data)
     await asyncio.wait_for(done.wait(), 600)
     measured = Measured.of(count, start, cpu_start)
     await path.close()
@@ -154,12 +162,13 @@ async def ours(count: int, tmp: Path, tag: str) -> Measured:
 async def bus_only(count: int, tmp: Path, tag: str) -> float:
     """The bus without the outbox: envelopes published in batches of 500 straight to Kafka."""
     path = OurPath(tmp, tag)
+    data = event_data(count)
     await path.setup()
     done = await path.join(count)
     start = time.perf_counter()
     for first in range(0, count, 500):
-        await path.bus.publish([Message.of(sample(path.et, n), path.et.topic)
-                                for n in range(first, min(first + 500, count))])
+        await path.bus.publish([Message.of(envelope(path.et, d), path.et.topic)
+                                for d in data[first:first + 500]])
     await asyncio.wait_for(done.wait(), 600)
     elapsed = time.perf_counter() - start
     await path.close()
@@ -169,9 +178,10 @@ async def bus_only(count: int, tmp: Path, tag: str) -> float:
 async def stages(count: int, tmp: Path) -> dict[str, float]:
     """Each stage alone: outbox writes, then the relay to Kafka, then the consumer group."""
     path = OurPath(tmp, "stages")
+    data = event_data(count)
     await path.setup()
     start = time.perf_counter()
-    await path.write(count)
+    await path.write(data)
     writes = count / (time.perf_counter() - start)
     start = time.perf_counter()
     await path.relay.flush(600)
@@ -188,7 +198,7 @@ async def raw(count: int, tag: str) -> Measured:
     bootstrap = KafkaSettings().bootstrap
     topic = f"bench.{RUN}.{tag}"
     et = viewed_type(tag)
-    payloads = [Message.of(sample(et, n), topic) for n in range(count)]
+    payloads = [Message.of(envelope(et, d), topic) for d in event_data(count)]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
                                 linger_ms=2, max_batch_size=1_048_576)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{RUN}-{tag}",
@@ -231,6 +241,7 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    tune_for_serving()
     raw_runs: list[Measured] = []
     our_runs: list[Measured] = []
     bus_rates: list[float] = []
