@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.metrics import Metrics
@@ -15,8 +15,10 @@ Handler = Callable[[Envelope], Awaitable[None]]
 DLQ_SUFFIX = ".dlq"
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
+    """Immutable, and a tuple so it is cheap to make: one is made for every event sent and
+    every event received."""
+
     topic: str
     key: bytes | None
     value: bytes
@@ -31,7 +33,13 @@ class Message:
     @classmethod
     def event(cls, topic: str, key: bytes, type_id: str, value: bytes) -> Message:
         """An event's message: its type travels in the `type` header too."""
-        return cls(topic, key, value, (("type", type_id.encode()),))
+        headers = _type_headers.get(type_id)
+        if headers is None:
+            headers = _type_headers[type_id] = (("type", type_id.encode()),)
+        return cls(topic, key, value, headers)
+
+
+_type_headers: dict[str, tuple[tuple[str, bytes], ...]] = {}
 
 
 def record_published(metrics: Metrics, messages: Sequence[Message]) -> None:

@@ -4,16 +4,14 @@ later by a relay. Each store has its own way to write them; all expose this port
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import EventRegistry
 
 
-@dataclass(frozen=True)
-class Pending:
+class Pending(NamedTuple):
     ref: Any
     message: Message
 

@@ -17,6 +17,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import chain
 
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
@@ -88,13 +89,12 @@ class SqliteOutbox:
             if statement is None:
                 statement = self._inserts[len(chunk)] = self._insert + ", ".join(
                     ["(?, ?, ?, ?, ?, ?)"] * len(chunk))
-            last = conn.execute(statement, [v for row in chunk for v in row]).lastrowid
+            last = conn.execute(statement, list(chain.from_iterable(chunk))).lastrowid
             if last is None:
                 raise RuntimeError(f"outbox {self.name}: SQLite gave no row number")
             # One statement's rows take consecutive numbers, in the order they are listed.
-            added.extend(Pending(ref=last - len(chunk) + 1 + i,
-                                 message=Message.event(topic, key.encode(), type_, value))
-                         for i, (_, topic, key, type_, value, _) in enumerate(chunk))
+            added.extend(Pending(seq, Message.event(topic, key.encode(), type_, value))
+                         for seq, (_, topic, key, type_, value, _) in enumerate(chunk, last - len(chunk) + 1))
         return lambda: self._committed(added)
 
     def _committed(self, added: list[Pending]) -> None:
