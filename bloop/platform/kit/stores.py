@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
-from neo4j import AsyncDriver, AsyncGraphDatabase
+from neo4j import AsyncDriver, AsyncGraphDatabase, NotificationDisabledClassification
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
@@ -19,9 +19,13 @@ def mongo_client(s: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
 
 
 def neo4j_driver(s: Neo4jSettings) -> AsyncDriver:
-    return AsyncGraphDatabase.driver(s.url, auth=(s.user, s.password),
-                                     connection_timeout=s.timeout_s,
-                                     connection_acquisition_timeout=s.timeout_s * 2)
+    # UNRECOGNIZED notifications name labels and properties no node has yet (a learner's first
+    # progress, a tenant's first edge): the server would send them, and the driver log them, on
+    # every such query. Performance and deprecation notifications still come.
+    return AsyncGraphDatabase.driver(
+        s.url, auth=(s.user, s.password), connection_timeout=s.timeout_s,
+        connection_acquisition_timeout=s.timeout_s * 2,
+        notifications_disabled_classifications=[NotificationDisabledClassification.UNRECOGNIZED])
 
 
 def redis_client(s: RedisSettings) -> Redis:
