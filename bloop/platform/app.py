@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bloop.platform import services as service_registry
+from bloop.platform.demo import data as demo
 from bloop.platform.kit.auth.deps import document_security
+from bloop.platform.kit.docs import install_docs
 from bloop.platform.kit.errors import install_error_handlers, is_store_down
 from bloop.platform.kit.events.outbox import OutboxRelay
 from bloop.platform.kit.health import ops_router
@@ -71,10 +73,13 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
             await platform.close()
 
     app = FastAPI(title="Bloop", version="0.1.0", lifespan=lifespan,
-                  description="An open-source learning platform.")
+                  description="An open-source learning platform.", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     app.include_router(ops_router())
     if http_routes:
+        signs_in_demo = do_seed and any(s.name == "identity" for s in chosen)
+        install_docs(app, sign_in_tenant=demo.TENANT_ID if signs_in_demo else None)
+        app.state.demo_accounts = demo.PEOPLE if signs_in_demo else ()
         for service in chosen:
             for router in service.routers():
                 app.include_router(router)

@@ -247,5 +247,7 @@ async def landing(request: Request, service: Svc) -> HTMLResponse:
 
     courses = await service.published_catalogue(data.TENANT_ID)
     html = landing.render(data.TENANT_ID, courses,
-                          with_users=hasattr(request.app.state, "identity"))
+                          with_users=hasattr(request.app.state, "identity"),
+                          accounts=getattr(request.app.state, "demo_accounts", ()),
+                          origin=str(request.base_url).rstrip("/"))
     return HTMLResponse(html)

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+from shlex import quote as quote_arg
 from urllib.parse import quote
 
 from bloop.platform.content.model import CourseDetail, Lesson
+from bloop.platform.demo.data import Person
+from bloop.platform.kit.auth import TOKEN_URL
 
 STYLE = """
 *{box-sizing:border-box}
@@ -32,6 +35,11 @@ li{margin:.45rem 0}
 code{background:#eef1fb;padding:.05rem .3rem;border-radius:4px}
 header code{background:rgba(255,255,255,.16);color:#fff}
 .empty{background:#fff;border:1px dashed #c5cbe0;border-radius:10px;padding:1.2rem}
+.signin{background:#fff;border:1px solid #dde2ee;border-left:4px solid #1f3a8a;
+  border-radius:10px;padding:1rem 1.4rem;margin:1.2rem 0}
+.signin h2{margin:0 0 .3rem;font-size:1.15rem}
+pre{background:#eef1fb;border-radius:6px;padding:.6rem .8rem;overflow-x:auto;font-size:.85rem}
+pre code{background:none;padding:0}
 footer{color:#5b6477;font-size:.9rem;margin-top:2rem}
 """
 
@@ -44,7 +52,9 @@ def _path(*segments: str) -> str:
     return "/" + "/".join(quote(s, safe="") for s in segments)
 
 
-def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = True) -> str:
+def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = True,
+           accounts: Sequence[Person] = (), origin: str = "http://127.0.0.1:8000") -> str:
+    """`accounts`: demo people whose passwords the page may show, to sign in with at `origin`."""
     base = ("v1", "tenants", tenant)
     links = [("API docs", "/docs"), ("Courses (JSON)", _path(*base, "courses")),
              ("Concepts (JSON)", _path(*base, "concepts"))]
@@ -74,9 +84,9 @@ def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = T
 </header>
 <main>
 <nav>{nav}</nav>
-{body}
-<footer>Each course and lesson above links to its JSON resource; the whole API is described at
-<a href="/docs">/docs</a>.</footer>
+{_sign_in(tenant, accounts, origin)}{body}
+<footer>Each course and lesson above links to its JSON resource, which needs a bearer token; the
+whole API is described at <a href="/docs">/docs</a>.</footer>
 </main>
 </body>
 </html>
@@ -106,3 +116,26 @@ def _lesson(tenant: str, lesson: Lesson) -> str:
     return (f'<li><a href="{_e(href)}">{_e(lesson.title)}</a> '
             f'<span class="meta">{lesson.estimated_minutes} min</span><br>'
             f"{teaches}{requires}</li>")
+
+
+def _sign_in(tenant: str, accounts: Sequence[Person], origin: str) -> str:
+    if not accounts:
+        return ""
+    people = "".join(
+        f"<li>{_e(p.display_name)} ({_e(', '.join(p.roles))}): <code>{_e(p.email)}</code>, "
+        f"password <code>{_e(p.password)}</code></li>" for p in accounts)
+    first = accounts[0]
+    command = (f"curl -s -X POST {quote_arg(origin + TOKEN_URL)} \\\n"
+               f"     -d grant_type=password -d {quote_arg('tenant=' + tenant)} \\\n"
+               f"     -d {quote_arg('username=' + first.email)}"
+               f" -d {quote_arg('password=' + first.password)}")
+    return f"""<section class="signin">
+<h2>Sign in to try the API</h2>
+<p>The links on this page return JSON to a signed-in caller. The demo people (their passwords
+are public on purpose):</p>
+<ul>{people}</ul>
+<p>Get a token with <b>Authorize</b> in <a href="/docs">/docs</a>, or from a shell:</p>
+<pre><code>{_e(command)}</code></pre>
+<p>and send its <code>access_token</code> as <code>Authorization: Bearer &lt;token&gt;</code>.</p>
+</section>
+"""

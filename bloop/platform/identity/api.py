@@ -61,12 +61,13 @@ Anyone = Annotated[Principal, Depends(require())]
 
 
 class TokenRequest(BaseModel):
-    """The OAuth2 token request (RFC 6749 §4.3 and §6), plus the tenant signed in to."""
+    """The OAuth2 token request (RFC 6749 §4.3 and §6), plus the tenant signed in to (here or
+    in the query string, where Swagger UI's Authorize dialog puts it)."""
 
     model_config = ConfigDict(extra="forbid")
 
     grant_type: Literal["password", "refresh_token"]
-    tenant: Annotated[str, Field(pattern=SLUG_PATTERN)]
+    tenant: Annotated[str, Field(pattern=SLUG_PATTERN)] | None = None
     username: Annotated[str, Field(max_length=254)] | None = None
     password: Annotated[str, Field(max_length=1024)] | None = None
     refresh_token: Annotated[str, Field(max_length=200)] | None = None
@@ -87,20 +88,29 @@ auth_router = APIRouter(tags=["auth"])
 
 @auth_router.post(TOKEN_URL)
 async def token(form: Annotated[TokenRequest, Form()], request: Request, response: Response,
-                auth: AuthSvc) -> TokenGrant:
+                auth: AuthSvc,
+                tenant_in_query: Annotated[str | None, Query(alias="tenant", pattern=SLUG_PATTERN)]
+                = None) -> TokenGrant:
     """Signs in (`grant_type=password`, username = email) or trades a refresh token for a new
     pair (`grant_type=refresh_token`; the refresh token is spent)."""
     response.headers["Cache-Control"] = "no-store"
+    if form.tenant and tenant_in_query and form.tenant != tenant_in_query:
+        raise Problem("the form and the query string name different tenants",
+                      extra={"error": "invalid_request"}, code="invalid_request")
+    tenant = form.tenant or tenant_in_query
+    if tenant is None:
+        raise Problem("name the tenant to sign in to: the `tenant` field",
+                      extra={"error": "invalid_request"}, code="invalid_request")
     if form.grant_type == "password":
         if not form.username or form.password is None:
             raise Problem("the password grant needs a username and a password",
                           extra={"error": "invalid_request"}, code="invalid_request")
         ip = request.client.host if request.client else "unknown"
-        return await auth.login(form.tenant, form.username, form.password, form.scope, ip)
+        return await auth.login(tenant, form.username, form.password, form.scope, ip)
     if not form.refresh_token:
         raise Problem("the refresh_token grant needs a refresh_token",
                       extra={"error": "invalid_request"}, code="invalid_request")
-    return await auth.refresh(form.tenant, form.refresh_token, form.scope)
+    return await auth.refresh(tenant, form.refresh_token, form.scope)
 
 
 @auth_router.get("/.well-known/jwks.json")

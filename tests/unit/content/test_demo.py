@@ -75,6 +75,13 @@ async def test_first_start_seeds_the_demo_and_serves_it(
     for x in lessons:
         assert f'/v1/tenants/demo/lessons/{x["id"]}' in page
     assert 'href="/docs"' in page
+    # how to sign in, with the demo people and a token request to this very server
+    assert "Sign in to try the API" in page
+    for person in data.PEOPLE:
+        assert f"<code>{person.email}</code>" in page
+        assert f"<code>{person.password}</code>" in page
+    assert "curl -s -X POST http://bloop.test/v1/auth/token" in page
+    assert "-d grant_type=password -d tenant=demo" in page
 
 
 async def test_the_seed_runs_on_first_start_only(
@@ -130,3 +137,15 @@ def test_the_landing_page_escapes_what_it_shows() -> None:
 
 def test_the_landing_page_says_when_there_is_nothing_yet() -> None:
     assert "No published courses yet" in render("demo", [], with_users=False)
+
+
+def test_the_landing_page_shows_sign_in_only_with_accounts_to_show() -> None:
+    assert "Sign in" not in render("demo", [])
+    shown = render("demo", [], accounts=[data.Person("o'brien@demo.dev", "<Pat>", ("learner",),
+                                                      "a & b")], origin="https://bloop.example")
+    assert "&lt;Pat&gt; (learner)" in shown
+    assert "<code>a &amp; b</code>" in shown
+    assert "curl -s -X POST https://bloop.example/v1/auth/token" in shown
+    # quoted for a POSIX shell, then escaped for HTML
+    assert ("-d &#x27;username=o&#x27;&quot;&#x27;&quot;&#x27;brien@demo.dev&#x27;"
+            " -d &#x27;password=a &amp; b&#x27;") in shown

@@ -106,6 +106,26 @@ async def test_bad_sign_ins_are_refused_alike(app: FastAPI, client: httpx.AsyncC
     assert r.status_code == 422
 
 
+async def test_the_tenant_may_come_in_the_query_string(app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Where Swagger UI's Authorize dialog puts it (it has no field for a tenant)."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    form = {k: v for k, v in password_form("lee@acme.dev").items() if k != "tenant"}
+    r = await client.post(TOKEN, params={"tenant": "acme"}, data={**form, "scope": ""})
+    assert r.status_code == 200, r.text
+    me = await client.get(ME, headers=bearer(r.json()["access_token"]))
+    assert me.json()["email"] == "lee@acme.dev"
+    both = await client.post(TOKEN, params={"tenant": "acme"}, data=password_form("lee@acme.dev"))
+    assert both.status_code == 200
+    neither = await client.post(TOKEN, data=form)
+    differ = await client.post(TOKEN, params={"tenant": "beta"}, data=password_form("lee@acme.dev"))
+    for r in (neither, differ):
+        assert r.status_code == 400
+        assert (r.json()["code"], r.json()["error"]) == ("invalid_request", "invalid_request")
+    assert "tenant" in neither.json()["detail"]
+    bad = await client.post(TOKEN, params={"tenant": "../etc"}, data=form)
+    assert bad.status_code == 422
+
+
 async def test_repeated_failures_lock_the_account_with_a_clear_message(
         app: FastAPI, client: httpx.AsyncClient) -> None:
     await member(app, client, "acme", ["learner"], email="lee@acme.dev")

@@ -1,0 +1,71 @@
+"""The documentation pages load everything from the app itself (no CDN), and Swagger UI's
+Authorize dialog signs in to the demo tenant when the demo is seeded."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.platform.app import create_app
+from bloop.platform.kit.settings import RuntimeSettings, Settings
+
+
+async def client_of(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with (app.router.lifespan_context(app),
+                httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c):
+        yield c
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path)), services=["identity"],
+                     seed=True)
+    async for c in client_of(app):
+        yield c
+
+
+def assets(page: str) -> list[str]:
+    return re.findall(r'(?:src|href)=["\']([^"\']+)["\']', page)
+
+
+@pytest.mark.parametrize(("path", "kinds"), [
+    ("/docs", {"javascript", "css", "png"}),
+    ("/redoc", {"javascript", "png"}),
+])
+async def test_a_docs_page_loads_only_from_the_app(client: httpx.AsyncClient, path: str,
+                                                   kinds: set[str]) -> None:
+    page = await client.get(path)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    urls = assets(page.text)
+    assert urls
+    assert all(u.startswith("/docs/assets/") for u in urls), urls
+    assert "://" not in page.text.replace("window.location.origin", "")
+    seen = set()
+    for url in urls:
+        r = await client.get(url)
+        assert r.status_code == 200, url
+        assert len(r.content) > 1000, url
+        seen.add(r.headers["content-type"].split(";")[0].split("/")[1])
+    assert seen == kinds
+
+
+async def test_swagger_ui_signs_in_to_the_demo_tenant(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/docs")).text
+    assert re.search(r'ui\.initOAuth\(\{\s*"additionalQueryStringParams":\s*\{\s*"tenant":\s*"demo"',
+                     page), page
+    assert (await client.get("/docs/oauth2-redirect")).status_code == 200
+
+
+async def test_without_the_demo_swagger_ui_names_no_tenant(tmp_path: Path) -> None:
+    app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path)), seed=False)
+    async for c in client_of(app):
+        page = (await c.get("/docs")).text
+        assert "initOAuth" not in page
+        assert "/docs/assets/swagger-ui-bundle.js" in page
