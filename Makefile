@@ -12,7 +12,12 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-install: $(BIN)/.installed
+# GraphiQL's scripts, from the npm registry; without them the IDE loads them from unpkg.com.
+GRAPHIQL := bloop/graphql/ide_assets/.fetched
+$(GRAPHIQL): bloop/graphql/ide.py $(BIN)/.installed
+	$(BIN)/python -m bloop.graphql.ide_fetch && touch $@ || true
+
+install: $(BIN)/.installed $(GRAPHIQL)
 
 # Narration and video: Debian packages first (pycairo and manimpango build against them), then Manim.
 $(BIN)/.video-installed: pyproject.toml $(BIN)/.installed

@@ -1,5 +1,5 @@
-"""`/graphql`: the composed schema over HTTP (GraphiQL on GET from a browser). Each request gets a
-context with the running services and fresh DataLoaders."""
+"""`/graphql`: the composed schema over HTTP. Each request gets a context with the running
+services and fresh DataLoaders. (A browser's GET for the page gets GraphiQL, from `ide`.)"""
 
 from __future__ import annotations
 
@@ -37,4 +37,4 @@ def graphql_router(services: Sequence[Service]) -> GraphQLRouter[Context, None] 
     if schema is None:
         return None
     return GraphQLRouter(schema, path=PATH, context_getter=context_getter(
-        [s.name for s in services]), tags=["graphql"])
+        [s.name for s in services]), tags=["graphql"], graphql_ide=None)

@@ -83,10 +83,12 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
         for service in chosen:
             for router in service.routers():
                 app.include_router(router)
-        from bloop.graphql.router import graphql_router
+        from bloop.graphql.ide import install_graphiql
+        from bloop.graphql.router import PATH, graphql_router
 
         graphql = graphql_router(chosen)
         if graphql is not None:
+            install_graphiql(app, PATH, example_tenant=demo.TENANT_ID if do_seed else None)
             app.include_router(graphql)
     document_security(app)
     # The platform (and its metrics) is created by the lifespan, after the middleware.

@@ -56,7 +56,7 @@ def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = T
            accounts: Sequence[Person] = (), origin: str = "http://127.0.0.1:8000") -> str:
     """`accounts`: demo people whose passwords the page may show, to sign in with at `origin`."""
     base = ("v1", "tenants", tenant)
-    links = [("API docs", "/docs"), ("Courses (JSON)", _path(*base, "courses")),
+    links = [("API docs", "/docs"), ("GraphQL", "/graphql"), ("Courses (JSON)", _path(*base, "courses")),
              ("Concepts (JSON)", _path(*base, "concepts"))]
     if with_users:
         links.append(("People (JSON)", _path(*base, "users")))
@@ -136,6 +136,7 @@ are public on purpose):</p>
 <ul>{people}</ul>
 <p>Get a token with <b>Authorize</b> in <a href="/docs">/docs</a>, or from a shell:</p>
 <pre><code>{_e(command)}</code></pre>
-<p>and send its <code>access_token</code> as <code>Authorization: Bearer &lt;token&gt;</code>.</p>
+<p>and send its <code>access_token</code> as <code>Authorization: Bearer &lt;token&gt;</code>
+(in GraphiQL at <a href="/graphql">/graphql</a>, put it in the Headers tab).</p>
 </section>
 """

@@ -75,6 +75,7 @@ async def test_first_start_seeds_the_demo_and_serves_it(
     for x in lessons:
         assert f'/v1/tenants/demo/lessons/{x["id"]}' in page
     assert 'href="/docs"' in page
+    assert 'href="/graphql"' in page
     # how to sign in, with the demo people and a token request to this very server
     assert "Sign in to try the API" in page
     for person in data.PEOPLE:

@@ -1,0 +1,145 @@
+"""GraphiQL at `/graphql`: the page loads for anyone, from the app's own files when they were
+fetched, while every query still needs a signed-in caller; the fetch keeps only files with their
+known hashes."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tarfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.graphql import ide
+from bloop.graphql.ide import ASSETS, ASSETS_DIR, Asset, install_graphiql
+from bloop.graphql.ide_fetch import IntegrityError, fetch, integrity_of
+from bloop.platform.app import create_app
+from bloop.platform.kit.settings import RuntimeSettings, Settings
+from tests.support import member
+
+HTML = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+@pytest.fixture
+async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path)),
+                     services=["identity", "content"], seed=True)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+            yield app, c
+
+
+def sources(page: str) -> list[str]:
+    return [u for u in re.findall(r'(?:src|href)="([^"]+)"', page) if not u.startswith("data:")]
+
+
+async def test_a_browser_gets_the_page_without_signing_in(
+        client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, c = client
+    page = await c.get("/graphql", headers=HTML)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'courses(tenant: \\"demo\\")' in page.text
+    assert len(re.findall(r'integrity="sha384-', page.text)) == len(ASSETS)
+
+
+async def test_queries_still_need_a_signed_in_caller(
+        client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    app, c = client
+    query = "{ courses(tenant: \"demo\") { title } }"
+    asked = [c.get("/graphql", params={"query": query}, headers=HTML),
+             c.get("/graphql", params={"query": query}),
+             c.get("/graphql", headers={"accept": "application/json"}),
+             c.post("/graphql", json={"query": query}, headers=HTML)]
+    for request in asked:
+        r = await request
+        assert r.status_code == 401, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+    c.headers.update(await member(app, c, tenant="demo", roles=("learner",)))
+    for r in (await c.get("/graphql", params={"query": query}, headers=HTML),
+              await c.post("/graphql", json={"query": query})):
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["courses"][0]["title"]
+
+
+def app_with_page(assets_dir: Path) -> FastAPI:
+    app = FastAPI()
+    install_graphiql(app, "/graphql", assets_dir=assets_dir)
+    return app
+
+
+async def test_the_page_loads_the_apps_own_files_when_they_are_here(tmp_path: Path) -> None:
+    for name in ASSETS:
+        (tmp_path / name).write_text(f"/* {name} */")
+    transport = httpx.ASGITransport(app=app_with_page(tmp_path), root_path="/api")
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        page = (await c.get("/api/graphql", headers=HTML)).text
+        urls = sources(page)
+        assert urls == [f"/api/graphql/ide/{name}" for name in ASSETS]
+        assert "://" not in page
+        for name in ASSETS:
+            r = await c.get(f"/api/graphql/ide/{name}")
+            assert r.status_code == 200
+            assert r.text == f"/* {name} */"
+
+
+async def test_without_its_files_the_page_loads_them_from_unpkg(tmp_path: Path) -> None:
+    transport = httpx.ASGITransport(app=app_with_page(tmp_path / "none"))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        page = (await c.get("/graphql", headers=HTML)).text
+        assert sources(page) == [a.cdn_url for a in ASSETS.values()]
+        assert (await c.get("/graphql/ide/graphiql.js")).status_code == 404
+
+
+def tarball(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as archive:
+        for path, data in files.items():
+            info = tarfile.TarInfo(f"package/{path}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def asset(data: bytes, path: str = "dist/lib.js") -> Asset:
+    return Asset("lib.js", "@scope/lib", "1.2.3", path, integrity_of(data))
+
+
+def test_fetch_keeps_a_file_with_its_hash_and_fetches_it_once(tmp_path: Path) -> None:
+    good = asset(b"console.log(1)")
+    asked: list[str] = []
+
+    def get(url: str) -> bytes:
+        asked.append(url)
+        return tarball({"dist/lib.js": b"console.log(1)", "README.md": b"lib"})
+
+    assert fetch(tmp_path, [good], get) == ["lib.js"]
+    assert (tmp_path / "lib.js").read_bytes() == b"console.log(1)"
+    assert asked == ["https://registry.npmjs.org/@scope/lib/-/lib-1.2.3.tgz"]
+    assert fetch(tmp_path, [good], get) == []
+    assert len(asked) == 1
+
+
+@pytest.mark.parametrize("files", [{"dist/lib.js": b"console.log(2)"}, {"other.js": b"x"}])
+def test_fetch_refuses_a_file_without_its_hash(tmp_path: Path, files: dict[str, bytes]) -> None:
+    with pytest.raises(IntegrityError):
+        fetch(tmp_path, [asset(b"console.log(1)")], lambda url: tarball(files))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_fetched_files_have_their_hashes() -> None:
+    """`make install` fetches them; only a machine that could not reach the npm registry lacks
+    them, and CI is not such a machine."""
+    if not ide.served_locally() and not os.environ.get("CI"):
+        pytest.skip("GraphiQL's files were not fetched here (`make install` fetches them)")
+    for name, known in ASSETS.items():
+        assert integrity_of((ASSETS_DIR / name).read_bytes()) == known.integrity, name
