@@ -4,6 +4,7 @@ refused upload leaves the store and the disk as they were."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -276,6 +277,30 @@ async def test_the_size_limit_holds_as_bytes_arrive(client: httpx.AsyncClient, a
     assert r.json()["code"] == "too_large"
     assert r.json()["limit_bytes"] == 400_000
     assert sent < 200 * 64 * 1024, "the upload was read to its end"
+    assert await snapshot(app) == before
+
+
+@pytest.mark.parametrize(("declared", "code"), [(10**13, "too_large"), (QUOTA + 1, "quota_exceeded")])
+async def test_a_declared_size_over_the_limits_is_refused_before_the_body(
+        client: httpx.AsyncClient, app: FastAPI, declared: int, code: str) -> None:
+    """A Content-Length beyond every kind's limit, or beyond the tenant's room, gets its 413
+    before a byte is read: the body here never arrives."""
+    read = False
+
+    async def never() -> AsyncIterator[bytes]:
+        nonlocal read
+        read = True
+        await asyncio.Event().wait()
+        yield b""
+
+    before = await snapshot(app)
+    r = await asyncio.wait_for(client.post(
+        f"{BASE}/media", content=never(),
+        headers={"Content-Type": "video/mp4", "Content-Length": str(declared)}), 10)
+    assert r.status_code == 413
+    assert r.json()["code"] == code
+    assert r.json()["upload_bytes"] == declared
+    assert not read
     assert await snapshot(app) == before
 
 

@@ -155,8 +155,15 @@ class MediaService:
         that the tenant already has are not stored twice. Raises 415 when the bytes are not an
         accepted type or not the claimed one, 413 above the size limit of their kind or the
         tenant's quota, 422 for an empty file or an unsafe SVG; nothing is kept then."""
+        largest = self.settings.largest
+        if declared_size is not None and declared_size > largest:
+            raise TooLarge(f"media may hold at most {_mib(largest)}; this upload declares "
+                           f"{_mib(declared_size)}",
+                           extra={"limit_bytes": largest, "upload_bytes": declared_size})
         usage = await self.usage(tenant)
         room = max(0, usage.quota_bytes - usage.used_bytes)
+        if declared_size is not None and declared_size > room:
+            raise self._quota_problem(usage, declared_size)
         spool = await asyncio.to_thread(_Spool, self.spool)
         try:
             chunks = aiter(body)
@@ -172,8 +179,6 @@ class MediaService:
             limit = self.settings.max_bytes(found.kind)
             if declared_size is not None and declared_size > limit:
                 raise self._too_large(found, declared_size)
-            if declared_size is not None and declared_size > room:
-                raise self._quota_problem(usage, declared_size)
             pending = head
             async for chunk in chunks:
                 pending += chunk
