@@ -117,6 +117,55 @@ def test_bad_input_gets_problem_json(served: Process) -> None:
     assert httpx.get(served.base + "/v1/nowhere").status_code == 404
 
 
+def exchange(port: int, request: bytes) -> tuple[bytes, bool]:
+    """Sends `request` (headers only: the body it declares never comes) and reads the answer;
+    True when the server then closed the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += conn.recv(65536)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(body) < length:
+            body += conn.recv(65536)
+        conn.settimeout(1)  # well within the server's keep-alive timeout
+        try:
+            closed = conn.recv(1) == b""
+        except TimeoutError:
+            closed = False
+        return head, closed
+
+
+@pytest.mark.parametrize(("path", "auth"), [
+    ("/v1/tenants/demo/media", True),  # limits its own bodies, by the kind of media
+    ("/v1/tenants/demo/media", False),  # refused before the limit is even looked at
+    ("/v1/tenants", False),  # the limit every other route has
+])
+def test_a_refusal_before_the_body_closes_the_connection(served: Process, path: str,
+                                                         auth: bool) -> None:
+    """A client that declared more than it sent gets its answer at once, and its connection is
+    not kept to be misread: the server closes it rather than take what comes next for body."""
+    token = sign_in(served.base, data.PEOPLE[0])["Authorization"] if auth else ""
+    head, closed = exchange(served.port, (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: video/mp4\r\n"
+        f"Content-Length: {10**13}\r\n" + (f"Authorization: {token}\r\n" if token else "")
+        + "\r\n").encode())
+    assert head.split(b" ")[1] == (b"413" if auth or path == "/v1/tenants" else b"401")
+    assert b"\r\nconnection: close" in head.lower()
+    assert closed
+    assert httpx.get(served.base + "/healthz").status_code == 200
+
+
+def test_a_request_read_to_its_end_keeps_its_connection(served: Process) -> None:
+    head, closed = exchange(served.port, b"POST /v1/tenants HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+    assert head.split(b" ")[1] in (b"401", b"422")
+    assert b"connection: close" not in head.lower()
+    assert not closed
+
+
 def test_a_worker_serves_only_ops_routes(tmp_path: Path) -> None:
     worker = Process(["worker", "content"], tmp_path)
     try:

@@ -44,10 +44,21 @@ class RequestContextMiddleware:
         status = 500
         declared = headers.get(b"content-length")
         received = 0
+        # A refusal sent before the body was read closes the connection: the server would
+        # otherwise read and drop the rest of the body (all of a huge upload), or, from a
+        # client that declared more than it sent, take its next request for that body.
+        unread = declared not in (None, b"0") or b"transfer-encoding" in headers
+
+        async def tracked_receive() -> Message:
+            nonlocal unread
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                unread = False
+            return message
 
         async def limited_receive() -> Message:
             nonlocal received
-            message = await receive()
+            message = await tracked_receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
@@ -58,13 +69,15 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+                extra = [(b"x-request-id", rid.encode())]
+                if unread and status >= 400:
+                    extra.append((b"connection", b"close"))
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         try:
             if self.own_limits is not None and self.own_limits.fullmatch(scope.get("path", "")):
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, tracked_receive, send_with_id)
                 return
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
                 raise BodyTooLarge
