@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -22,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.routing import Match
 from starlette.types import Scope
 
+from bloop.platform.demo.data import Person
 from bloop.platform.kit.auth import TOKEN_URL
 
 ASSETS_DIR = Path(__file__).parent / "ide_assets"
@@ -89,14 +91,12 @@ class PageRoute(APIRoute):
 
 
 def example(tenant: str | None) -> str:
-    how = "(the page at / shows how)" if tenant else f"(POST {TOKEN_URL})"
-    return (f"# Bloop's GraphQL API. Every query needs a signed-in\n"
-            f"# caller: get an access token {how}\n"
-            "# and put it after \"Bearer \" in the Headers tab below.\n"
-            "# Then refetch the schema (the arrows at the bottom\n"
-            "# left) for completion, docs and the explorer.\n"
+    return ("# Bloop's GraphQL API. Every query needs a signed-in\n"
+            "# caller: sign in with the person icon on the left,\n"
+            "# which puts an access token in the Headers tab below.\n"
             "#\n"
-            "# Ctrl-Enter runs a query. The courses of a tenant:\n"
+            "# Ctrl-Enter runs a query; Ctrl-Space completes a field.\n"
+            "# The courses of a tenant, with their lessons:\n"
             "{\n"
             f'  courses(tenant: "{tenant or "your-tenant"}") {{\n'
             "    title\n"
@@ -120,24 +120,34 @@ def tags(assets_url: str | None) -> str:
     return "\n".join(lines)
 
 
-def page(assets_url: str | None, tenant: str | None) -> str:
+def page(assets_url: str | None, root_path: str, tenant: str | None,
+         people: Sequence[Person]) -> str:
+    def js(value: object) -> str:
+        return json.dumps(value).replace("<", "\\u003c")
+
     return PAGE.substitute(
         assets=tags(assets_url),
-        example_query=json.dumps(example(tenant)).replace("<", "\\u003c"),
-        default_headers=json.dumps('{\n  "Authorization": "Bearer "\n}'))
+        example_query=js(example(tenant)),
+        default_headers=js('{\n  "Authorization": "Bearer "\n}'),
+        token_url=js(root_path + TOKEN_URL),
+        demo_tenant=js(tenant),
+        demo_people=js([{"name": p.display_name, "roles": ", ".join(p.roles), "email": p.email,
+                         "password": p.password} for p in people]))
 
 
-def install_graphiql(app: FastAPI, path: str, *, example_tenant: str | None = None,
-                     assets_dir: Path = ASSETS_DIR) -> None:
+def install_graphiql(app: FastAPI, path: str, *, demo_tenant: str | None = None,
+                     demo_people: Sequence[Person] = (), assets_dir: Path = ASSETS_DIR) -> None:
     """Before the GraphQL routes are included: the page at `path`, and its files when they are
-    here. Its example query reads the courses of `example_tenant`."""
+    here. With a demo tenant, its example query reads that tenant's courses and its sign-in
+    offers `demo_people` (whose passwords are public)."""
     assets_url = f"{path}/ide" if served_locally(assets_dir) else None
     if assets_url:
         app.mount(assets_url, StaticFiles(directory=assets_dir), name="graphiql-assets")
 
     async def graphiql(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
-        return HTMLResponse(page(root + assets_url if assets_url else None, example_tenant))
+        return HTMLResponse(page(root + assets_url if assets_url else None, root, demo_tenant,
+                                 demo_people))
 
     app.router.add_api_route(path, graphiql, methods=["GET"], include_in_schema=False,
                              route_class_override=PageRoute)

@@ -88,7 +88,8 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
 
         graphql = graphql_router(chosen)
         if graphql is not None:
-            install_graphiql(app, PATH, example_tenant=demo.TENANT_ID if do_seed else None)
+            install_graphiql(app, PATH, demo_tenant=demo.TENANT_ID if do_seed else None,
+                             demo_people=app.state.demo_accounts)
             app.include_router(graphql)
     document_security(app)
     # The platform (and its metrics) is created by the lifespan, after the middleware.

@@ -5,6 +5,7 @@ known hashes."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import tarfile
@@ -19,6 +20,7 @@ from bloop.graphql import ide
 from bloop.graphql.ide import ASSETS, ASSETS_DIR, Asset, install_graphiql
 from bloop.graphql.ide_fetch import IntegrityError, fetch, integrity_of
 from bloop.platform.app import create_app
+from bloop.platform.demo import data
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 from tests.support import member
 
@@ -50,6 +52,21 @@ async def test_a_browser_gets_the_page_without_signing_in(
     assert page.headers["content-type"].startswith("text/html")
     assert 'courses(tenant: \\"demo\\")' in page.text
     assert len(re.findall(r'integrity="sha384-', page.text)) == len(ASSETS)
+    # its sign-in asks the token endpoint, offering the demo people
+    assert 'fetch("/v1/auth/token"' in page.text
+    people = json.loads(re.search(r"const people = (\[.*?\])\.map", page.text).group(1))
+    assert [p["email"] for p in people] == [p.email for p in data.PEOPLE]
+
+
+async def test_without_the_demo_the_page_offers_no_people(tmp_path: Path) -> None:
+    app = FastAPI()
+    install_graphiql(app, "/graphql", assets_dir=tmp_path)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        page = (await c.get("/graphql", headers=HTML)).text
+    assert "const people = [].map" in page
+    assert 'useState(null || "")' in page
+    assert 'courses(tenant: \\"your-tenant\\")' in page
 
 
 async def test_queries_still_need_a_signed_in_caller(

@@ -137,6 +137,6 @@ are public on purpose):</p>
 <p>Get a token with <b>Authorize</b> in <a href="/docs">/docs</a>, or from a shell:</p>
 <pre><code>{_e(command)}</code></pre>
 <p>and send its <code>access_token</code> as <code>Authorization: Bearer &lt;token&gt;</code>
-(in GraphiQL at <a href="/graphql">/graphql</a>, put it in the Headers tab).</p>
+(GraphiQL, at <a href="/graphql">/graphql</a>, signs in by itself).</p>
 </section>
 """
