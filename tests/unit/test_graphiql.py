@@ -54,7 +54,9 @@ async def test_a_browser_gets_the_page_without_signing_in(
     assert len(re.findall(r'integrity="sha384-', page.text)) == len(ASSETS)
     # its sign-in asks the token endpoint, offering the demo people
     assert 'fetch("/v1/auth/token"' in page.text
-    people = json.loads(re.search(r"const people = (\[.*?\])\.map", page.text).group(1))
+    offered = re.search(r"const people = (\[.*?\])\.map", page.text)
+    assert offered is not None
+    people = json.loads(offered.group(1))
     assert [p["email"] for p in people] == [p.email for p in data.PEOPLE]
 
 
