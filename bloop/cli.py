@@ -1,19 +1,29 @@
-"""The `bloop` command: serve, worker, seed, infra, events."""
+"""The `bloop` command: serve, worker, seed, tenant, infra, events."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from bloop.platform.kit.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from bloop.platform.identity.model import Invitation
+    from bloop.platform.identity.service import IdentityService
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Bloop, an open-source learning platform.", no_args_is_help=True,
                   add_completion=False)
 infra_app = typer.Typer(help="Real servers for development and tests (no Docker needed).",
                         no_args_is_help=True)
 events_app = typer.Typer(help="Event types and their committed JSON Schemas.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Open a tenant and invite its admin, before anyone can sign in.",
+                         no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
 app.add_typer(infra_app, name="infra")
 app.add_typer(events_app, name="events")
 
@@ -83,6 +93,103 @@ def seed() -> None:
 
     asyncio.run(go())
     typer.echo("demo tenant ready")
+
+
+def _with_identity(action: Callable[[IdentityService], Awaitable[T]]) -> T:
+    """Runs `action` on the identity service of the configured stores, then publishes the events
+    it stored; a refusal ends the command with its one-line reason."""
+    from bloop.platform.app import create_app
+    from bloop.platform.identity.service import IdentityService
+    from bloop.platform.kit.errors import Problem
+    from bloop.platform.kit.logging import configure_logging
+
+    settings = _settings()
+    configure_logging("WARNING", settings.log.json_format)
+    application = create_app(settings, ["identity"], http_routes=False, seed=False)
+
+    async def go() -> T:
+        async with application.router.lifespan_context(application):
+            identity = application.state.identity.state["service"]
+            assert isinstance(identity, IdentityService)
+            done = await action(identity)
+            for relay in application.state.platform.relays:
+                await relay.flush()
+            return done
+
+    try:
+        return asyncio.run(go())
+    except Problem as exc:
+        typer.echo(f"bloop: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _valid(make: Callable[[], T]) -> T:
+    from pydantic import ValidationError
+
+    try:
+        return make()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        typer.echo(f"bloop: invalid {'.'.join(map(str, err['loc']))} {err.get('input')!r}: "
+                   f"{err['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _show_invitation(invitation: Invitation, token: str) -> None:
+    from shlex import quote
+
+    from bloop.platform.identity.passwords import MIN_LENGTH
+
+    settings = _settings()
+    url = (f"http://{settings.http.host}:{settings.http.port}"
+           f"/v1/tenants/{invitation.tenant}/invitations/accept")
+    body = ('{"token": "' + token + '", "display_name": "<your name>", '
+            f'"password": "<a password of {MIN_LENGTH} or more characters>"}}')
+    typer.echo(f"{invitation.email} is invited to {invitation.tenant} as "
+               f"{', '.join(invitation.roles)}, until {invitation.expires_at:%Y-%m-%d %H:%M} UTC.\n"
+               f"The invitation's token (shown only now): {token}\n"
+               "They accept it, choosing their name and password, with:\n"
+               f"  curl -s -X POST {quote(url)} -H 'content-type: application/json' \\\n"
+               f"       -d {quote(body)}")
+
+
+TenantId = Annotated[str, typer.Argument(help="The tenant's id, a slug such as acme-school.")]
+InviteRoles = Annotated[list[str] | None, typer.Option(
+    "--role", help="A role of the invited person (tenant_admin when none is given); repeat it "
+    "for several. platform_admin lets them create tenants through the API.")]
+
+
+@tenant_app.command("create")
+def tenant_create(
+    tenant: TenantId,
+    name: Annotated[str, typer.Option(help="The tenant's display name.")],
+    admin: Annotated[str, typer.Option(help="The email of its first admin, who is invited.")],
+    role: InviteRoles = None,
+) -> None:
+    """Create a tenant and invite its first admin; prints the invitation to pass on."""
+    from bloop.platform.identity.bootstrap import open_tenant
+    from bloop.platform.identity.model import NewInvitation, NewTenant
+
+    new = _valid(lambda: NewTenant(id=tenant, name=name))
+    person = _valid(lambda: NewInvitation(email=admin, roles=role or ["tenant_admin"]))
+    _, invitation, token = _with_identity(lambda identity: open_tenant(identity, new, person))
+    typer.echo(f"tenant {tenant} created")
+    _show_invitation(invitation, token)
+
+
+@tenant_app.command("invite")
+def tenant_invite(
+    tenant: TenantId,
+    email: Annotated[str, typer.Argument(help="The email of the person to invite.")],
+    role: InviteRoles = None,
+) -> None:
+    """Invite someone into an existing tenant with any roles (say, an admin who lost access)."""
+    from bloop.platform.identity.bootstrap import invite
+    from bloop.platform.identity.model import NewInvitation
+
+    person = _valid(lambda: NewInvitation(email=email, roles=role or ["tenant_admin"]))
+    invitation, token = _with_identity(lambda identity: invite(identity, tenant, person))
+    _show_invitation(invitation, token)
 
 
 Names = Annotated[list[str] | None, typer.Argument(help="redis, kafka, neo4j, mongo, influxdb")]

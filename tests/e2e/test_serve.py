@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -164,6 +165,60 @@ def test_a_request_read_to_its_end_keeps_its_connection(served: Process) -> None
     assert head.split(b" ")[1] in (b"401", b"422")
     assert b"connection: close" not in head.lower()
     assert not closed
+
+
+def bloop(served: Process, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOOP_")}
+    env |= {"BLOOP_DATA_DIR": str(served.log.parent / "data"),
+            "BLOOP_HTTP_PORT": str(served.port)}
+    return subprocess.run([sys.executable, "-m", "bloop.cli", *args], capture_output=True,
+                          text=True, timeout=120, check=False, env=env)
+
+
+def accept(served: Process, tenant: str, printed: str, email: str) -> dict[str, str]:
+    """Accepts the invitation the command printed, as its command says, and signs in."""
+    token = re.search(r"token \(shown only now\): (\S+)", printed)
+    assert token is not None, printed
+    assert f"{served.base}/v1/tenants/{tenant}/invitations/accept" in printed
+    password = "a long and unguessable passphrase"
+    r = httpx.post(f"{served.base}/v1/tenants/{tenant}/invitations/accept", json={
+        "token": token.group(1), "display_name": "First Admin", "password": password})
+    assert r.status_code == 201, r.text
+    r = httpx.post(served.base + "/v1/auth/token", data={
+        "grant_type": "password", "tenant": tenant, "username": email, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def test_an_operator_opens_a_tenant_for_its_first_admin(served: Process) -> None:
+    made = bloop(served, "tenant", "create", "acme", "--name", "Acme School",
+                 "--admin", "Boss@Acme.org")
+    assert made.returncode == 0, made.stderr
+    boss = accept(served, "acme", made.stdout, "boss@acme.org")
+    r = httpx.patch(served.base + "/v1/tenants/acme/settings", headers=boss,
+                    json={"allowed_signup_domains": ["acme.org"]})
+    assert r.status_code == 200, r.text
+    assert httpx.get(served.base + "/v1/tenants/demo/users", headers=boss).status_code == 403
+
+    again = bloop(served, "tenant", "create", "acme", "--name", "Acme", "--admin", "x@acme.org")
+    assert (again.returncode, again.stderr) == (1, "bloop: the tenant 'acme' already exists\n")
+    for bad in (["Not A Slug", "--name", "x", "--admin", "a@b.org"],
+                ["ok", "--name", "x", "--admin", "not-an-email"],
+                ["ok", "--name", "x", "--admin", "a@b.org", "--role", "wizard"]):
+        refused = bloop(served, "tenant", "create", *bad)
+        assert refused.returncode == 2
+        assert refused.stderr.startswith("bloop: invalid ")
+        assert refused.stderr.count("\n") == 1
+    assert bloop(served, "tenant", "invite", "nowhere", "a@b.org").stderr == (
+        "bloop: no tenant 'nowhere'\n")
+
+    ops = bloop(served, "tenant", "create", "ops", "--name", "Operations",
+                "--admin", "root@ops.example", "--role", "platform_admin")
+    assert ops.returncode == 0, ops.stderr
+    root = accept(served, "ops", ops.stdout, "root@ops.example")
+    r = httpx.post(served.base + "/v1/tenants", headers=root,
+                   json={"id": "beta", "name": "Beta College"})
+    assert r.status_code == 201, r.text
 
 
 def test_a_worker_serves_only_ops_routes(tmp_path: Path) -> None:
