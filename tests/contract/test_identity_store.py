@@ -256,9 +256,9 @@ async def test_invitations_are_found_by_tenant_and_hash(store: IdentityRepositor
     assert await store.get_invitation("acme", "h1") is None
 
 
-def refresh(token_hash: str, family: str, tid: str = "acme") -> RefreshToken:
+def refresh(token_hash: str, family: str, tid: str = "acme", user: str = "u1") -> RefreshToken:
     at = now()
-    return RefreshToken(token_hash=token_hash, tenant=tid, user_id="u1", family=family,
+    return RefreshToken(token_hash=token_hash, tenant=tid, user_id=user, family=family,
                         scopes=["profile"], created_at=at, expires_at=at + timedelta(days=1))
 
 
@@ -299,3 +299,18 @@ async def test_signing_keys_round_trip_newest_first(key_store: SigningKeyStore) 
     assert stored.created_at == new.created_at
     assert await key_store.delete_signing_keys(at - timedelta(hours=24)) == 1
     assert [k.kid for k in await key_store.signing_keys()] == [new.kid, mid.kid]
+
+
+async def test_a_users_sessions_revoke_together_but_the_one_kept(store: IdentityRepository) -> None:
+    for token, family, tid, user in [("a1", "fa", "acme", "u1"), ("a2", "fa", "acme", "u1"),
+                                     ("b1", "fb", "acme", "u1"), ("c1", "fc", "acme", "u1"),
+                                     ("d1", "fd", "acme", "u2"), ("e1", "fe", "beta", "u1")]:
+        await store.add_refresh_token(refresh(token, family, tid, user))
+    assert await store.revoke_user_sessions("acme", "u1", keep="fc") == ["fa", "fb"]
+    assert await store.revoke_user_sessions("acme", "u1", keep="fc") == []
+    revoked = {t: (await store.use_refresh_token(tid, t)) for t, tid in
+               [("a1", "acme"), ("a2", "acme"), ("b1", "acme"), ("c1", "acme"), ("d1", "acme"),
+                ("e1", "beta")]}
+    assert {t: r.revoked for t, r in revoked.items() if r is not None} == {
+        "a1": True, "a2": True, "b1": True, "c1": False, "d1": False, "e1": False}
+    assert await store.revoke_user_sessions("acme", "u1") == ["fc"]

@@ -19,6 +19,8 @@ from bloop.platform.identity.model import (
     NewInvitation,
     NewTenant,
     NewUser,
+    PasswordChange,
+    PasswordReset,
     ProfileEdit,
     Role,
     RoleChange,
@@ -175,6 +177,13 @@ async def change_roles(tenant: TenantId, user_id: UserId, body: RoleChange, serv
     return await service.change_roles(tenant, user_id, body, by=me)
 
 
+@router.put("/{tenant}/users/{user_id}/password", status_code=204)
+async def reset_password(tenant: TenantId, user_id: UserId, body: PasswordReset, auth: AuthSvc,
+                         me: TenantAdmin) -> None:
+    """Sets someone's password (one they forgot) and signs out all their sessions."""
+    await auth.reset_password(tenant, user_id, body.new_password.get_secret_value(), by=me)
+
+
 @router.delete("/{tenant}/users/{user_id}", status_code=204)
 async def delete_user(tenant: TenantId, user_id: UserId, service: Svc, me: TenantAdmin) -> None:
     await service.delete_user(tenant, user_id, by=me)
@@ -201,6 +210,16 @@ async def my_profile(tenant: TenantId, service: Svc, me: Self) -> User:
 @router.patch("/{tenant}/me")
 async def update_my_profile(tenant: TenantId, body: ProfileEdit, service: Svc, me: Self) -> User:
     return await service.update_profile(tenant, me.user_id, body)
+
+
+@router.put("/{tenant}/me/password", status_code=204)
+async def change_my_password(tenant: TenantId, body: PasswordChange, request: Request,
+                             auth: AuthSvc, me: Self) -> None:
+    """Changes the caller's password, given the current one; their other sessions are signed
+    out, this one stays."""
+    ip = request.client.host if request.client else "unknown"
+    await auth.change_password(me, body.current_password.get_secret_value(),
+                               body.new_password.get_secret_value(), ip)
 
 
 async def _export_response(request: Request, tenant: str, user_id: str) -> JSONResponse:

@@ -153,6 +153,15 @@ class InvitationAcceptance(_Input):
     password: Password
 
 
+class PasswordChange(_Input):
+    current_password: Password
+    new_password: Password
+
+
+class PasswordReset(_Input):
+    new_password: Password
+
+
 class RoleChange(_Input):
     roles: Roles
 

@@ -79,6 +79,11 @@ class IdentityRepository(Protocol):
     async def revoke_refresh_family(self, tenant: str, family: str) -> int:
         """Revokes every token of the session `family`; returns how many there were."""
 
+    async def revoke_user_sessions(self, tenant: str, user_id: str, *,
+                                   keep: str | None = None) -> list[str]:
+        """Revokes the refresh tokens of every session of the user but `keep`; returns the
+        sessions (families) that had a token not yet revoked."""
+
 
 class SigningKeyStore(Protocol):
     async def setup(self) -> None: ...

@@ -347,6 +347,40 @@ class AuthService:
         await self.verifier.revoke(principal)
         await self.repo.revoke_refresh_family(principal.tenant, principal.session_id)
 
+    async def change_password(self, me: Principal, current: str, new: str,
+                              client_ip: str) -> None:
+        """The caller's own password, once they give the current one (counted like sign-ins,
+        so it cannot be guessed here either); their other sessions are signed out."""
+        if me.kind != "user":
+            raise Forbidden("an API key has no password; sign in as the person",
+                            code="not_a_person")
+        user = await self.identity.user(me.tenant, me.user_id)
+        await self.throttle.check(user.tenant, user.email, client_ip)
+        found = await self.repo.get_login(user.tenant, user.email)
+        hashed = found[1] if found is not None else None
+        if hashed is None:
+            raise Conflict("this account signs in through an external provider and has no "
+                           "password to change", code="no_password")
+        if not await self.identity.hasher.verify(hashed, current):
+            await self.throttle.failed(user.tenant, user.email, client_ip)
+            raise Forbidden("the current password is wrong", code="wrong_password")
+        await self.throttle.succeeded(user.tenant, user.email, client_ip)
+        await self._set_password(user, new, keep=me.session_id)
+
+    async def reset_password(self, tenant: str, user_id: str, new: str, by: Principal) -> None:
+        """An admin sets someone's password (one they forgot); all their sessions are signed
+        out."""
+        user = await self.identity.user(tenant, user_id)
+        _may_grant(by, user.roles)
+        await self._set_password(user, new, keep=None)
+
+    async def _set_password(self, user: User, new: str, keep: str | None) -> None:
+        passwords.check(new, email=user.email)
+        await self.repo.set_password_hash(user.tenant, user.id,
+                                          await self.identity.hasher.hash(new))
+        for family in await self.repo.revoke_user_sessions(user.tenant, user.id, keep=keep):
+            await self.verifier.revoke_session(family)
+
     async def issue_tokens(self, user: User, scope: str = "") -> TokenGrant:
         """A new session for `user`, whom an external identity provider has signed in."""
         return await self._grant(user, uuid.uuid4().hex, _scopes(scope))

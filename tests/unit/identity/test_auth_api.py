@@ -266,3 +266,102 @@ async def test_a_caller_past_the_rate_limit_waits(app: FastAPI, client: httpx.As
     assert int(limited.headers["retry-after"]) >= 1
     other = await member(app, client, "acme", ["learner"])
     assert (await client.get(ME, headers=other)).status_code == 200
+
+
+async def sessions(client: httpx.AsyncClient, email: str, password: str = PASSWORD,
+                   count: int = 2) -> list[dict[str, str]]:
+    grants = []
+    for _ in range(count):
+        r = await client.post(TOKEN, data=password_form(email, password))
+        assert r.status_code == 200, r.text
+        grants.append(r.json())
+    return grants
+
+
+async def signs_in(client: httpx.AsyncClient, email: str, password: str) -> bool:
+    return (await client.post(TOKEN, data=password_form(email, password))).status_code == 200
+
+
+NEW = "a brand new passphrase for ada"
+
+
+async def test_a_person_changes_their_password_and_their_other_sessions_end(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    await member(app, client, "acme", ["learner"], email="ada@acme.dev")
+    this, other = await sessions(client, "ada@acme.dev")
+    url, me = ME + "/password", bearer(this["access_token"])
+
+    refused = [
+        ({"current_password": "not it at all", "new_password": NEW}, 403, "wrong_password"),
+        ({"current_password": PASSWORD, "new_password": "short"}, 422, "weak_password"),
+        ({"current_password": PASSWORD}, 422, "validation_failed"),
+    ]
+    for body, status, code in refused:
+        r = await client.put(url, json=body, headers=me)
+        assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    assert await signs_in(client, "ada@acme.dev", PASSWORD)
+    assert (await client.put(url, json={"current_password": PASSWORD, "new_password": NEW})
+            ).status_code == 401
+
+    r = await client.put(url, json={"current_password": PASSWORD, "new_password": NEW},
+                         headers=me)
+    assert r.status_code == 204, r.text
+    assert not await signs_in(client, "ada@acme.dev", PASSWORD)
+    assert await signs_in(client, "ada@acme.dev", NEW)
+    # this session goes on; the other one is over, its access and its refresh token alike
+    assert (await client.get(ME, headers=me)).status_code == 200
+    assert (await client.post(TOKEN, data=refresh_form(this["refresh_token"]))).status_code == 200
+    assert (await client.get(ME, headers=bearer(other["access_token"]))).status_code == 401
+    r = await client.post(TOKEN, data=refresh_form(other["refresh_token"]))
+    assert r.status_code == 400
+
+
+async def test_guessing_the_current_password_is_throttled_like_sign_in(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    me = await member(app, client, "acme", ["learner"], email="ada@acme.dev")
+    codes = []
+    for _ in range(4):
+        r = await client.put(ME + "/password", headers=me, json={
+            "current_password": "a wrong guess here", "new_password": NEW})
+        codes.append(r.status_code)
+    assert codes == [403, 403, 403, 429]
+    r = await client.put(ME + "/password", headers=me, json={
+        "current_password": PASSWORD, "new_password": NEW})
+    assert r.status_code == 429
+    assert not await signs_in(client, "ada@acme.dev", NEW)
+
+
+async def test_an_admin_resets_a_forgotten_password(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await member(app, client, "acme", ["learner"], email="grace@acme.dev")
+    learner = (await client.get(ME, headers=await login(client, "acme", "grace@acme.dev"))).json()
+    grace = await sessions(client, "grace@acme.dev")
+    url = f"/v1/tenants/acme/users/{learner['id']}/password"
+    body = {"new_password": "a fresh start for grace"}
+
+    educator = await member(app, client, "acme", ["educator"])
+    assert (await client.put(url, json=body, headers=educator)).status_code == 403
+    outsider = await member(app, client, "beta", ["tenant_admin"])
+    assert (await client.put(url, json=body, headers=outsider)).status_code == 403
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.put(url, json={"new_password": "grace"}, headers=admin)
+    assert (r.status_code, r.json()["code"]) == (422, "weak_password")
+    missing = "/v1/tenants/acme/users/" + uuid.uuid4().hex + "/password"
+    assert (await client.put(missing, json=body, headers=admin)).status_code == 404
+    assert await signs_in(client, "grace@acme.dev", PASSWORD)
+
+    assert (await client.put(url, json=body, headers=admin)).status_code == 204
+    assert await signs_in(client, "grace@acme.dev", "a fresh start for grace")
+    assert not await signs_in(client, "grace@acme.dev", PASSWORD)
+    for grant in grace:
+        assert (await client.get(ME, headers=bearer(grant["access_token"]))).status_code == 401
+
+
+async def test_only_a_platform_admin_resets_a_platform_admins_password(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    await member(app, client, "acme", ["platform_admin"], email="root@acme.dev")
+    root = (await client.get(ME, headers=await login(client, "acme", "root@acme.dev"))).json()
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.put(f"/v1/tenants/acme/users/{root['id']}/password",
+                         json={"new_password": "a takeover attempt here"}, headers=admin)
+    assert (r.status_code, r.json()["code"]) == (403, "missing_role")
+    assert await signs_in(client, "root@acme.dev", PASSWORD)

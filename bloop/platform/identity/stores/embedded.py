@@ -198,6 +198,24 @@ class EmbeddedIdentityStore:
 
         return await self.db.transaction(revoke)
 
+    async def revoke_user_sessions(self, tenant: str, user_id: str, *,
+                                   keep: str | None = None) -> list[str]:
+        def revoke(c: sqlite3.Connection) -> list[str]:
+            rows = c.execute("SELECT token_hash, family, doc FROM refresh_tokens WHERE tenant = ?"
+                             " AND json_extract(doc, '$.user_id') = ? AND family IS NOT ?",
+                             (tenant, user_id, keep)).fetchall()
+            families: set[str] = set()
+            for row in rows:
+                doc = json.loads(row["doc"])
+                if doc.get("revoked"):
+                    continue
+                families.add(row["family"])
+                c.execute("UPDATE refresh_tokens SET doc = ? WHERE tenant = ? AND token_hash = ?",
+                          (json.dumps(doc | {"revoked": True}), tenant, row["token_hash"]))
+            return sorted(families)
+
+        return await self.db.transaction(revoke)
+
 
 class EmbeddedSigningKeys:
     def __init__(self, db: SqliteDB) -> None:

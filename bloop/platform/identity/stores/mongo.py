@@ -167,6 +167,15 @@ class MongoIdentityStore:
                                                 {"$set": {"revoked": True}})
         return result.matched_count
 
+    async def revoke_user_sessions(self, tenant: str, user_id: str, *,
+                                   keep: str | None = None) -> list[str]:
+        live: Doc = {"tenant": tenant, "user_id": user_id, "revoked": {"$ne": True}}
+        if keep is not None:
+            live["family"] = {"$ne": keep}
+        families = {doc["family"] async for doc in self.refresh.find(live, {"family": 1})}
+        await self.refresh.update_many(live, {"$set": {"revoked": True}})
+        return sorted(families)
+
 
 class MongoSigningKeys:
     def __init__(self, client: AsyncMongoClient[Doc], database: str = "identity") -> None:
