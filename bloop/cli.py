@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -76,6 +76,20 @@ def worker(service: Annotated[str, typer.Argument(help="The service whose consum
     _run([service], host, port, http_routes=False)
 
 
+def _run_to_end(work: Coroutine[object, object, T]) -> T:
+    """Runs a command's work; a store that is down ends it with one line, not a traceback."""
+    from bloop.platform.kit.errors import is_store_down
+
+    try:
+        return asyncio.run(work)
+    except Exception as exc:
+        if not is_store_down(exc):
+            raise
+        typer.echo(f"bloop: a store is down ({type(exc).__name__}); start it, or check its "
+                   "URL in the settings", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def seed() -> None:
     """Seed the demo tenant (if absent), publish its events, and exit."""
@@ -91,7 +105,7 @@ def seed() -> None:
             for relay in application.state.platform.relays:
                 await relay.flush()
 
-    asyncio.run(go())
+    _run_to_end(go())
     typer.echo("demo tenant ready")
 
 
@@ -104,7 +118,7 @@ def _with_identity(action: Callable[[IdentityService], Awaitable[T]]) -> T:
     from bloop.platform.kit.logging import configure_logging
 
     settings = _settings()
-    configure_logging("WARNING", settings.log.json_format)
+    configure_logging("ERROR", settings.log.json_format)
     application = create_app(settings, ["identity"], http_routes=False, seed=False)
 
     async def go() -> T:
@@ -117,7 +131,7 @@ def _with_identity(action: Callable[[IdentityService], Awaitable[T]]) -> T:
             return done
 
     try:
-        return asyncio.run(go())
+        return _run_to_end(go())
     except Problem as exc:
         typer.echo(f"bloop: {exc.detail}", err=True)
         raise typer.Exit(1) from None
