@@ -159,6 +159,25 @@ def test_a_refusal_before_the_body_closes_the_connection(served: Process, path: 
     assert httpx.get(served.base + "/healthz").status_code == 200
 
 
+def test_a_client_that_leaves_mid_upload_is_no_error(served: Process) -> None:
+    token = sign_in(served.base, data.PEOPLE[0])["Authorization"]
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as conn:
+        conn.sendall((f"POST /v1/tenants/demo/media HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      f"Authorization: {token}\r\nContent-Type: image/png\r\n"
+                      "Content-Length: 100000\r\n\r\n").encode() + b"\x89PNG\r\n\x1a\n")
+        time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while "499" not in (metrics := httpx.get(served.base + "/metrics").text):
+        assert time.monotonic() < deadline, "the request was not counted"
+        time.sleep(0.1)
+    assert 'route="/v1/tenants/{tenant}/media",status="499"' in metrics
+    assert served.stop() == 0
+    lines = served.log_lines()
+    assert not [line for line in lines if line.get("level") == "ERROR"]
+    assert any(line.get("msg") == "the client went away before its request was read"
+               for line in lines)
+
+
 def test_a_request_read_to_its_end_keeps_its_connection(served: Process) -> None:
     head, closed = exchange(served.port, b"POST /v1/tenants HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                             b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")

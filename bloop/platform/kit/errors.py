@@ -11,8 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger("bloop.errors")
+CLIENT_CLOSED = 499
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -62,7 +64,7 @@ def problem_response(status: int, code: str, detail: str, *, instance: str | Non
                      headers: Mapping[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://bloop.dev/problems/{code}",
-        "title": HTTPStatus(status).phrase,
+        "title": "Client Closed Request" if status == CLIENT_CLOSED else HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
         "code": code,
@@ -127,6 +129,16 @@ def install_error_handlers(app: FastAPI) -> None:
         code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
         return problem_response(exc.status_code, code, str(exc.detail), instance=request.url.path,
                                 headers=exc.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        """The client left before its body was read (an upload it gave up): nothing went
+        wrong here, and no one reads the answer, counted under nginx's 499."""
+        log.info("the client went away before its request was read",
+                 extra={"path": request.url.path})
+        return problem_response(CLIENT_CLOSED, "client_closed_request",
+                                "the client closed the connection before its request was read",
+                                instance=request.url.path)
 
     for exc_class, store in store_errors().items():
         app.add_exception_handler(exc_class, _store_down_handler(store))
