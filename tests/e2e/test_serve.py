@@ -241,16 +241,20 @@ def test_an_operator_opens_a_tenant_for_its_first_admin(served: Process) -> None
 
 
 def test_a_store_that_is_down_ends_a_command_in_one_line(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOOP_")}
-    env |= {"BLOOP_DATA_DIR": str(tmp_path), "BLOOP_MONGO_ADAPTER": "real",
-            "BLOOP_MONGO_URL": f"mongodb://127.0.0.1:{free_port()}"}
-    for args in (["tenant", "create", "zeta", "--name", "Zeta", "--admin", "a@zeta.org"],
-                 ["seed"]):
-        result = subprocess.run([sys.executable, "-m", "bloop.cli", *args], capture_output=True,
-                                text=True, timeout=120, check=False, env=env)
-        assert result.returncode == 1, result.stderr
-        assert result.stderr.splitlines()[-1].startswith("bloop: a store is down (")
-        assert "Traceback" not in result.stderr
+    # A port bound here and never listened on refuses every connection, and no other socket
+    # can take it meanwhile.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BLOOP_")}
+        env |= {"BLOOP_DATA_DIR": str(tmp_path), "BLOOP_MONGO_ADAPTER": "real",
+                "BLOOP_MONGO_URL": f"mongodb://127.0.0.1:{held.getsockname()[1]}"}
+        for args in (["tenant", "create", "zeta", "--name", "Zeta", "--admin", "a@zeta.org"],
+                     ["seed"]):
+            result = subprocess.run([sys.executable, "-m", "bloop.cli", *args], env=env,
+                                    capture_output=True, text=True, timeout=120, check=False)
+            assert result.returncode == 1, result.stderr
+            assert result.stderr.splitlines()[-1].startswith("bloop: a store is down (")
+            assert "Traceback" not in result.stderr
 
 
 def test_a_worker_serves_only_ops_routes(tmp_path: Path) -> None:
