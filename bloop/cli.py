@@ -191,6 +191,21 @@ def tenant_create(
     _show_invitation(invitation, token)
 
 
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List the tenants: id and name, a line each."""
+    from bloop.platform.identity.model import Tenant
+
+    async def every(identity: IdentityService) -> list[Tenant]:
+        found: list[Tenant] = []
+        while page := await identity.tenants(after=found[-1].id if found else None, limit=500):
+            found += page
+        return found
+
+    for tenant in _with_identity(every):
+        typer.echo(f"{tenant.id}\t{tenant.name}")
+
+
 @tenant_app.command("invite")
 def tenant_invite(
     tenant: TenantId,

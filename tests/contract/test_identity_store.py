@@ -100,6 +100,17 @@ async def test_a_tenant_round_trips_with_its_event(store: IdentityRepository) ->
     assert await store.outbox.count_pending() == 1
 
 
+async def test_tenants_list_by_id_a_page_at_a_time(store: IdentityRepository) -> None:
+    for tid in ("gamma", "alpha", "beta", "delta"):
+        t = tenant(tid)
+        await store.add_tenant(t, [created(t)])
+    first = await store.list_tenants(limit=3)
+    assert [t.id for t in first] == ["alpha", "beta", "delta"]
+    assert first[0] == tenant("alpha").model_copy(update={"created_at": first[0].created_at})
+    assert [t.id for t in await store.list_tenants(after="delta", limit=3)] == ["gamma"]
+    assert await store.list_tenants(after="gamma") == []
+
+
 async def test_a_duplicate_tenant_is_refused_and_stores_nothing(store: IdentityRepository) -> None:
     t = tenant()
     await store.add_tenant(t, [created(t)])

@@ -234,6 +234,8 @@ def test_an_operator_opens_a_tenant_for_its_first_admin(served: Process) -> None
     ops = bloop(served, "tenant", "create", "ops", "--name", "Operations",
                 "--admin", "root@ops.example", "--role", "platform_admin")
     assert ops.returncode == 0, ops.stderr
+    assert bloop(served, "tenant", "list").stdout.splitlines() == [
+        "acme\tAcme School", f"demo\t{data.TENANT_NAME}", "ops\tOperations"]
     root = accept(served, "ops", ops.stdout, "root@ops.example")
     r = httpx.post(served.base + "/v1/tenants", headers=root,
                    json={"id": "beta", "name": "Beta College"})

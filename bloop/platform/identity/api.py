@@ -54,6 +54,7 @@ Svc = Annotated[IdentityService, Depends(get_service)]
 AuthSvc = Annotated[AuthService, Depends(get_auth)]
 
 PlatformAdmin = Annotated[Principal, Depends(require("platform_admin", scopes=["identity:write"]))]
+PlatformReader = Annotated[Principal, Depends(require("platform_admin", scopes=["identity:read"]))]
 TenantAdmin = Annotated[Principal, Depends(require("tenant_admin", scopes=["identity:write"]))]
 Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "tenant_admin",
                                              scopes=["identity:read"]))]
@@ -132,6 +133,17 @@ router = APIRouter(prefix="/v1/tenants", tags=["identity"])
 @router.post("", status_code=201)
 async def create_tenant(body: NewTenant, service: Svc, _: PlatformAdmin) -> Tenant:
     return await service.create_tenant(body)
+
+
+@router.get("")
+async def list_tenants(
+    service: Svc, _: PlatformReader,
+    after: Annotated[str | None, Query(max_length=63, description="the last id seen")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> Page[Tenant]:
+    """Every tenant of the platform, by id, a page at a time (platform admins only)."""
+    tenants = await service.tenants(after=after, limit=limit)
+    return Page(items=tenants, next=tenants[-1].id if len(tenants) == limit else None)
 
 
 @router.get("/{tenant}")

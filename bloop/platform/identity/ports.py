@@ -34,6 +34,9 @@ class IdentityRepository(Protocol):
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None: ...
 
+    async def list_tenants(self, *, after: str | None = None, limit: int = 50) -> list[Tenant]:
+        """Tenants ordered by id, starting after the id `after`."""
+
     async def replace_tenant(self, tenant: Tenant) -> None:
         """Stores the tenant's new state; `Missing` when it does not exist."""
 

@@ -100,6 +100,9 @@ class IdentityService:
             raise NotFound(f"no tenant {tenant_id!r}")
         return tenant
 
+    async def tenants(self, *, after: str | None = None, limit: int = 50) -> list[Tenant]:
+        return await self.repo.list_tenants(after=after, limit=limit)
+
     async def update_settings(self, tenant_id: str, edit: TenantSettingsEdit) -> Tenant:
         updated = (await self.tenant(tenant_id)).with_settings(edit)
         try:

@@ -69,6 +69,22 @@ async def test_tenants_and_users_round_trip(app: FastAPI, client: httpx.AsyncCli
     assert [u["email"] for u in rest["items"]] == ["b@acme.dev", "c@acme.dev"]
 
 
+async def test_a_platform_admin_lists_the_tenants(app: FastAPI, client: httpx.AsyncClient) -> None:
+    root = await member(app, client, "platform", ["platform_admin"])
+    for tid in ("gamma", "alpha", "beta"):
+        r = await client.post("/v1/tenants", json={"id": tid, "name": tid.title()}, headers=root)
+        assert r.status_code == 201, r.text
+    first = (await client.get("/v1/tenants?limit=2", headers=root)).json()
+    assert [(t["id"], t["name"]) for t in first["items"]] == [("alpha", "Alpha"), ("beta", "Beta")]
+    rest = (await client.get(f"/v1/tenants?limit=2&after={first['next']}", headers=root)).json()
+    assert [t["id"] for t in rest["items"]] == ["gamma", "platform"]
+    assert rest["next"] == "platform"
+    assert (await client.get("/v1/tenants?after=platform", headers=root)).json() == {
+        "items": [], "next": None}
+    admin = await member(app, client, "alpha", ["tenant_admin"])
+    assert (await client.get("/v1/tenants", headers=admin)).status_code == 403
+
+
 async def test_errors_are_problems(app: FastAPI, client: httpx.AsyncClient) -> None:
     root = await member(app, client, "platform", ["platform_admin"])
     await client.post("/v1/tenants", json={"id": "acme", "name": "Acme"}, headers=root)

@@ -72,6 +72,12 @@ class EmbeddedIdentityStore:
             "SELECT doc FROM tenants WHERE id = ?", (tenant_id,)).fetchone())
         return None if row is None else Tenant.model_validate_json(row["doc"])
 
+    async def list_tenants(self, *, after: str | None = None, limit: int = 50) -> list[Tenant]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM tenants WHERE id > ? ORDER BY id LIMIT ?",
+            (after or "", limit)).fetchall())
+        return [Tenant.model_validate_json(r["doc"]) for r in rows]
+
     async def replace_tenant(self, tenant: Tenant) -> None:
         def write(c: sqlite3.Connection) -> int:
             return c.execute("UPDATE tenants SET doc = ? WHERE id = ?",

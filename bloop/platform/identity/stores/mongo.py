@@ -73,6 +73,11 @@ class MongoIdentityStore:
         doc = await self.tenants.find_one({"_id": tenant_id}, HIDE)
         return None if doc is None else Tenant.model_validate(_fields(doc))
 
+    async def list_tenants(self, *, after: str | None = None, limit: int = 50) -> list[Tenant]:
+        cursor = (self.tenants.find({"_id": {"$gt": after or ""}}, HIDE)
+                  .sort("_id", ASCENDING).limit(limit))
+        return [Tenant.model_validate(_fields(d)) async for d in cursor]
+
     async def replace_tenant(self, tenant: Tenant) -> None:
         async with self.guard.hold(self.tenants, tenant.id):
             result = await self.tenants.update_one({"_id": tenant.id},
