@@ -33,6 +33,7 @@ from bloop.platform.identity.model import (
 from bloop.platform.identity.service import ApiKeyService, AuthService, IdentityService, TokenGrant
 from bloop.platform.kit.auth import TOKEN_URL, Principal, require
 from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.middleware import client_ip
 from bloop.platform.kit.pagination import Page
 from bloop.platform.kit.personal_data import PersonalDataSources
 
@@ -108,8 +109,8 @@ async def token(form: Annotated[TokenRequest, Form()], request: Request, respons
         if not form.username or form.password is None:
             raise Problem("the password grant needs a username and a password",
                           extra={"error": "invalid_request"}, code="invalid_request")
-        ip = request.client.host if request.client else "unknown"
-        return await auth.login(tenant, form.username, form.password, form.scope, ip)
+        return await auth.login(tenant, form.username, form.password, form.scope,
+                                client_ip(request))
     if not form.refresh_token:
         raise Problem("the refresh_token grant needs a refresh_token",
                       extra={"error": "invalid_request"}, code="invalid_request")
@@ -229,9 +230,8 @@ async def change_my_password(tenant: TenantId, body: PasswordChange, request: Re
                              auth: AuthSvc, me: Self) -> None:
     """Changes the caller's password, given the current one; their other sessions are signed
     out, this one stays."""
-    ip = request.client.host if request.client else "unknown"
     await auth.change_password(me, body.current_password.get_secret_value(),
-                               body.new_password.get_secret_value(), ip)
+                               body.new_password.get_secret_value(), client_ip(request))
 
 
 async def _export_response(request: Request, tenant: str, user_id: str) -> JSONResponse:

@@ -17,6 +17,7 @@ from bloop.platform.identity.oidc import (
 )
 from bloop.platform.identity.service import TokenGrant
 from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.middleware import client_ip
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 Name = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=40, description="the provider's name")]
@@ -64,8 +65,7 @@ async def login(tenant: TenantId, name: Name, request: Request, oidc: Oidc) -> R
     callback = f"/v1/tenants/{tenant}/oidc/{name}/callback"
     redirect_uri = (public.rstrip("/") + callback if public
                     else str(request.url_for("oidc_callback", tenant=tenant, name=name)))
-    ip = request.client.host if request.client else "unknown"
-    url = await oidc.begin(tenant, name, redirect_uri, ip)
+    url = await oidc.begin(tenant, name, redirect_uri, client_ip(request))
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bloop.platform.kit.errors import problem_response
@@ -21,6 +22,11 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 class BodyTooLarge(Exception):
     pass
+
+
+def client_ip(request: Request) -> str:
+    """The address a request came from, as the sign-in throttles count it."""
+    return request.client.host if request.client else "unknown"
 
 
 class RequestContextMiddleware:
