@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -11,6 +11,8 @@ import typer
 from bloop.platform.kit.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from bloop.platform.identity.model import Invitation
     from bloop.platform.identity.service import IdentityService
 
@@ -76,12 +78,20 @@ def worker(service: Annotated[str, typer.Argument(help="The service whose consum
     _run([service], host, port, http_routes=False)
 
 
-def _run_to_end(work: Coroutine[object, object, T]) -> T:
-    """Runs a command's work; a store that is down ends it with one line, not a traceback."""
+def _run_to_end(application: FastAPI, work: Callable[[FastAPI], Awaitable[T]]) -> T:
+    """Runs `work` within the app's lifespan, then publishes the events it stored; a store that is
+    down ends the command with one line, not a traceback."""
     from bloop.platform.kit.errors import is_store_down
 
+    async def go() -> T:
+        async with application.router.lifespan_context(application):
+            done = await work(application)
+            for relay in application.state.platform.relays:
+                await relay.flush()
+            return done
+
     try:
-        return asyncio.run(work)
+        return asyncio.run(go())
     except Exception as exc:
         if not is_store_down(exc):
             raise
@@ -98,14 +108,11 @@ def seed() -> None:
 
     settings = _settings()
     configure_logging(settings.log.level, settings.log.json_format)
-    application = create_app(settings, seed=True)
 
-    async def go() -> None:
-        async with application.router.lifespan_context(application):
-            for relay in application.state.platform.relays:
-                await relay.flush()
+    async def seeded_at_start(_: FastAPI) -> None:
+        return None
 
-    _run_to_end(go())
+    _run_to_end(create_app(settings, seed=True), seeded_at_start)
     typer.echo("demo tenant ready")
 
 
@@ -119,19 +126,15 @@ def _with_identity(action: Callable[[IdentityService], Awaitable[T]]) -> T:
 
     settings = _settings()
     configure_logging("ERROR", settings.log.json_format)
-    application = create_app(settings, ["identity"], http_routes=False, seed=False)
 
-    async def go() -> T:
-        async with application.router.lifespan_context(application):
-            identity = application.state.identity.state["service"]
-            assert isinstance(identity, IdentityService)
-            done = await action(identity)
-            for relay in application.state.platform.relays:
-                await relay.flush()
-            return done
+    async def on_identity(application: FastAPI) -> T:
+        identity = application.state.identity.state["service"]
+        assert isinstance(identity, IdentityService)
+        return await action(identity)
 
     try:
-        return _run_to_end(go())
+        return _run_to_end(create_app(settings, ["identity"], http_routes=False, seed=False),
+                           on_identity)
     except Problem as exc:
         typer.echo(f"bloop: {exc.detail}", err=True)
         raise typer.Exit(1) from None
