@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
     # The platform (and its metrics) is created by the lifespan, after the middleware.
     app.add_middleware(RequestContextMiddleware, metrics=lambda: app.state.platform.metrics,
                        max_body_bytes=settings.http.max_body_bytes,
+                       body_idle_s=settings.http.body_idle_timeout_s,
                        own_limits=[p for s in chosen for p in s.large_bodies] if http_routes else [])
     return app
 

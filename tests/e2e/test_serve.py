@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,13 +27,14 @@ def free_port() -> int:
 
 
 class Process:
-    def __init__(self, args: list[str], tmp: Path) -> None:
+    def __init__(self, args: list[str], tmp: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tmp / "stderr.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BLOOP_")}
-        env |= {"BLOOP_DATA_DIR": str(tmp / "data"), "BLOOP_HTTP_PORT": str(self.port)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "bloop.cli", *args], env=env,
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("BLOOP_")}
+        environ |= {"BLOOP_DATA_DIR": str(tmp / "data"), "BLOOP_HTTP_PORT": str(self.port),
+                    **(env or {})}
+        self.proc = subprocess.Popen([sys.executable, "-m", "bloop.cli", *args], env=environ,
                                      stdout=subprocess.DEVNULL, stderr=self.log.open("wb"))
         deadline = time.monotonic() + 60
         while True:
@@ -176,6 +178,39 @@ def test_a_client_that_leaves_mid_upload_is_no_error(served: Process) -> None:
     assert not [line for line in lines if line.get("level") == "ERROR"]
     assert any(line.get("msg") == "the client went away before its request was read"
                for line in lines)
+
+
+def test_a_chunked_body_over_the_limit_is_refused_as_too_large(served: Process) -> None:
+    """No Content-Length to refuse up front: the limit is met while the body is read."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as conn:
+        conn.sendall(b"POST /v1/tenants HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        with contextlib.suppress(OSError):  # the server may close before all of it is sent
+            for _ in range(20):
+                conn.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
+        answer = b""
+        while b"}" not in answer and (part := conn.recv(65536)):
+            answer += part
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"413"
+    assert b"\r\nconnection: close" in head.lower()
+    assert json.loads(body)["code"] == "payload_too_large"
+
+
+def test_a_body_that_stops_coming_is_answered_408(tmp_path: Path) -> None:
+    """uvicorn would wait for ever for a body that was declared and never sent."""
+    served = Process(["serve"], tmp_path, env={"BLOOP_HTTP_BODY_IDLE_TIMEOUT_S": "1"})
+    try:
+        started = time.monotonic()
+        head, closed = exchange(served.port, b"POST /v1/tenants HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        assert head.split(b" ")[1] == b"408"
+        assert 1 <= time.monotonic() - started < 8
+        assert closed
+        assert httpx.get(served.base + "/healthz").status_code == 200
+    finally:
+        assert served.stop() == 0
+    assert not [line for line in served.log_lines() if line.get("level") == "ERROR"]
 
 
 def test_a_request_read_to_its_end_keeps_its_connection(served: Process) -> None:

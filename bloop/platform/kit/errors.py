@@ -38,6 +38,15 @@ class Problem(Exception):
         self.headers = dict(headers or {})
 
 
+class BodyRefused(StarletteHTTPException):
+    """A request body refused while it is read: raised from `receive`, where FastAPI's body
+    parsing lets only HTTP exceptions through (anything else becomes a 400)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(status, detail)
+        self.code = code
+
+
 class NotFound(Problem):
     status, code = 404, "not_found"
 
@@ -126,7 +135,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        code = (exc.code if isinstance(exc, BodyRefused)
+                else HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"))
         return problem_response(exc.status_code, code, str(exc.detail), instance=request.url.path,
                                 headers=exc.headers)
 

@@ -1,7 +1,9 @@
-"""Request id, access log, metrics and body-size limit, as one pure ASGI middleware."""
+"""Request id, access log, metrics, body-size limit and body idle timeout, as one pure ASGI
+middleware."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -11,17 +13,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bloop.platform.kit.errors import problem_response
+from bloop.platform.kit.errors import BodyRefused, problem_response
 from bloop.platform.kit.ids import new_id
 from bloop.platform.kit.logging import request_id_var
 from bloop.platform.kit.metrics import Metrics
 
 log = logging.getLogger("bloop.http")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 def client_ip(request: Request) -> str:
@@ -31,12 +29,19 @@ def client_ip(request: Request) -> str:
 
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics], max_body_bytes: int,
-                 own_limits: Sequence[str] = ()) -> None:
+                 own_limits: Sequence[str] = (), body_idle_s: float = 30.0) -> None:
         """`own_limits`: path templates (`/v1/tenants/{tenant}/media`) whose routes limit their
-        request bodies themselves, so the body-size limit here leaves them alone."""
+        request bodies themselves, so the body-size limit here leaves them alone.
+        `body_idle_s`: how long a request body may go without a byte arriving before the
+        request is answered 408 (uvicorn itself waits for ever)."""
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+        self.body_idle_s = body_idle_s
         self.own_limits = re.compile("|".join(
             re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) for p in own_limits)) if own_limits else None
+
+    @property
+    def too_large(self) -> str:
+        return f"the request body is larger than {self.max_body_bytes} bytes"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,7 +62,14 @@ class RequestContextMiddleware:
 
         async def tracked_receive() -> Message:
             nonlocal unread
-            message = await receive()
+            if not unread:
+                return await receive()
+            try:
+                async with asyncio.timeout(self.body_idle_s):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyRefused(408, "request_timeout", "no part of the request body arrived"
+                                  f" for {self.body_idle_s:g} s") from None
             if message["type"] == "http.request" and not message.get("more_body", False):
                 unread = False
             return message
@@ -68,7 +80,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise BodyTooLarge
+                    raise BodyRefused(413, "payload_too_large", self.too_large)
             return message
 
         async def send_with_id(message: Message) -> None:
@@ -86,14 +98,10 @@ class RequestContextMiddleware:
                 await self.app(scope, tracked_receive, send_with_id)
                 return
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-                raise BodyTooLarge
+                await problem_response(413, "payload_too_large", self.too_large,
+                                       instance=scope.get("path"))(scope, receive, send_with_id)
+                return
             await self.app(scope, limited_receive, send_with_id)
-        except BodyTooLarge:
-            response = problem_response(
-                413, "payload_too_large",
-                f"the request body is larger than {self.max_body_bytes} bytes",
-                instance=scope.get("path"))
-            await response(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
             route: Any = scope.get("route")

@@ -34,6 +34,7 @@ class HttpSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    body_idle_timeout_s: float = Field(default=30.0, gt=0, le=3600)
 
 
 class LogSettings(BaseSettings):
