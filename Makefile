@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 
 # GraphiQL's scripts, from the npm registry; without them the IDE loads them from unpkg.com.
 GRAPHIQL := bloop/graphql/ide_assets/.fetched
-$(GRAPHIQL): bloop/graphql/ide.py $(BIN)/.installed
+$(GRAPHIQL): bloop/graphql/ide.py bloop/graphql/ide_fetch.py $(BIN)/.installed
 	$(BIN)/python -m bloop.graphql.ide_fetch && touch $@ || true
 
 install: $(BIN)/.installed $(GRAPHIQL)

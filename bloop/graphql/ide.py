@@ -1,7 +1,8 @@
 """GraphiQL, the in-browser IDE that `/graphql` shows a browser: GraphiQL 3 with its explorer
 plugin. Its scripts and styles are served by the app (under `/graphql/ide/`) from `ASSETS_DIR`,
-which `make install` fills from the npm registry (`python -m bloop.graphql.ide_fetch`); where that
-did not happen the page loads the same files, checked by the same hashes, from unpkg.com.
+which `make install` fills from the npm registry (`python -m bloop.graphql.ide_fetch`), each
+with a gzipped copy for browsers that take gzip (graphiql.js is 3.5 MB, 0.7 MB gzipped); where
+that did not happen the page loads the same files, checked by the same hashes, from unpkg.com.
 
 The page is a route of its own that takes only what a browser asks for the page (a GET without a
 `query` that accepts HTML), so anyone may load it while every query still needs a signed-in
@@ -20,7 +21,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.responses import FileResponse, Response
 from starlette.routing import Match
+from starlette.staticfiles import NotModifiedResponse
 from starlette.types import Scope
 
 from bloop.platform.demo.data import Person
@@ -65,6 +69,25 @@ ASSETS = {a.name: a for a in (
     Asset("explorer.css", "@graphiql/plugin-explorer", "1.0.2", "dist/style.css",
           "sha384-5DFJlDPW2tSATRbM8kzoP1j194jexLswuNmClWoRr2Q0x7R68JIQzPHZ02Faktwi"),
 )}
+
+
+class AssetFiles(StaticFiles):
+    """The asset files, sent gzipped to a client that takes gzip when the copy is there."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code != 200:
+            return response
+        response.headers["vary"] = "accept-encoding"
+        request_headers = Headers(scope=scope)
+        zipped = Path(str(self.directory)) / f"{path}.gz"
+        if "gzip" not in request_headers.get("accept-encoding", "") or not zipped.is_file():
+            return response
+        response = FileResponse(zipped, stat_result=zipped.stat(), media_type=response.media_type,
+                                headers={"content-encoding": "gzip", "vary": "accept-encoding"})
+        if self.is_not_modified(response.headers, request_headers):
+            return NotModifiedResponse(response.headers)
+        return response
 
 
 def served_locally(assets_dir: Path = ASSETS_DIR) -> bool:
@@ -142,7 +165,7 @@ def install_graphiql(app: FastAPI, path: str, *, demo_tenant: str | None = None,
     offers `demo_people` (whose passwords are public)."""
     assets_url = f"{path}/ide" if served_locally(assets_dir) else None
     if assets_url:
-        app.mount(assets_url, StaticFiles(directory=assets_dir), name="graphiql-assets")
+        app.mount(assets_url, AssetFiles(directory=assets_dir), name="graphiql-assets")
 
     async def graphiql(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")

@@ -1,6 +1,7 @@
 """Fetches GraphiQL's files from the npm registry into `ASSETS_DIR`, so the IDE works offline.
 Each file is taken from its package's tarball and kept only when it has its known hash; files
-already here with that hash are left alone.
+already here with that hash are left alone. Beside each is its gzipped copy, which the app sends
+to browsers that take gzip.
 
     python -m bloop.graphql.ide_fetch [--dir DIR]
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import hashlib
 import io
 import sys
@@ -60,16 +62,23 @@ def fetch(target: Path = ASSETS_DIR, assets: Iterable[Asset] = ASSETS.values(),
     written = []
     for asset in assets:
         path = target / asset.name
-        if path.is_file() and integrity_of(path.read_bytes()) == asset.integrity:
-            continue
-        if asset.tarball not in tarballs:
-            tarballs[asset.tarball] = get(asset.tarball)
-        data = extract(tarballs[asset.tarball], asset)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_bytes(data)
-        partial.replace(path)
-        written.append(asset.name)
+        data = path.read_bytes() if path.is_file() else b""
+        if integrity_of(data) != asset.integrity:
+            if asset.tarball not in tarballs:
+                tarballs[asset.tarball] = get(asset.tarball)
+            data = extract(tarballs[asset.tarball], asset)
+            replace(path, data)
+            written.append(asset.name)
+        zipped = path.with_name(path.name + ".gz")
+        if asset.name in written or not zipped.is_file():
+            replace(zipped, gzip.compress(data, 9, mtime=0))
     return written
+
+
+def replace(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    partial.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ known hashes."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -111,6 +112,32 @@ async def test_the_page_loads_the_apps_own_files_when_they_are_here(tmp_path: Pa
             assert r.text == f"/* {name} */"
 
 
+async def test_a_browser_that_takes_gzip_gets_the_gzipped_copy(tmp_path: Path) -> None:
+    script = b"/* graphiql */ " * 1000
+    for name in ASSETS:
+        (tmp_path / name).write_bytes(script)
+    (tmp_path / "graphiql.js.gz").write_bytes(gzip.compress(script))
+    transport = httpx.ASGITransport(app=app_with_page(tmp_path))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        zipped = await c.get("/graphql/ide/graphiql.js", headers={"accept-encoding": "gzip"})
+        assert zipped.headers["content-encoding"] == "gzip"
+        assert int(zipped.headers["content-length"]) < len(script) / 10
+        assert zipped.content == script  # as the browser decodes it, for its integrity check
+        assert zipped.headers["content-type"].startswith("text/javascript")
+        assert zipped.headers["vary"] == "accept-encoding"
+        again = await c.get("/graphql/ide/graphiql.js", headers={
+            "accept-encoding": "gzip", "if-none-match": zipped.headers["etag"]})
+        assert again.status_code == 304
+        plain = await c.get("/graphql/ide/graphiql.js", headers={"accept-encoding": "identity"})
+        assert "content-encoding" not in plain.headers
+        assert plain.content == script
+        assert plain.headers["etag"] != zipped.headers["etag"]
+        assert plain.headers["vary"] == "accept-encoding"
+        unzipped = await c.get("/graphql/ide/react.js", headers={"accept-encoding": "gzip"})
+        assert "content-encoding" not in unzipped.headers  # no copy: the file as it is
+        assert (await c.get("/graphql/ide/graphiql.js.gz.gz")).status_code == 404
+
+
 async def test_without_its_files_the_page_loads_them_from_unpkg(tmp_path: Path) -> None:
     transport = httpx.ASGITransport(app=app_with_page(tmp_path / "none"))
     async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
@@ -143,9 +170,12 @@ def test_fetch_keeps_a_file_with_its_hash_and_fetches_it_once(tmp_path: Path) ->
 
     assert fetch(tmp_path, [good], get) == ["lib.js"]
     assert (tmp_path / "lib.js").read_bytes() == b"console.log(1)"
+    assert gzip.decompress((tmp_path / "lib.js.gz").read_bytes()) == b"console.log(1)"
     assert asked == ["https://registry.npmjs.org/@scope/lib/-/lib-1.2.3.tgz"]
+    (tmp_path / "lib.js.gz").unlink()  # files fetched before there were gzipped copies
     assert fetch(tmp_path, [good], get) == []
     assert len(asked) == 1
+    assert gzip.decompress((tmp_path / "lib.js.gz").read_bytes()) == b"console.log(1)"
 
 
 @pytest.mark.parametrize("files", [{"dist/lib.js": b"console.log(2)"}, {"other.js": b"x"}])
@@ -161,4 +191,6 @@ def test_the_fetched_files_have_their_hashes() -> None:
     if not ide.served_locally() and not os.environ.get("CI"):
         pytest.skip("GraphiQL's files were not fetched here (`make install` fetches them)")
     for name, known in ASSETS.items():
-        assert integrity_of((ASSETS_DIR / name).read_bytes()) == known.integrity, name
+        data = (ASSETS_DIR / name).read_bytes()
+        assert integrity_of(data) == known.integrity, name
+        assert gzip.decompress((ASSETS_DIR / f"{name}.gz").read_bytes()) == data, name
