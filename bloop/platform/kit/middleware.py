@@ -59,10 +59,11 @@ class RequestContextMiddleware:
         # otherwise read and drop the rest of the body (all of a huge upload), or, from a
         # client that declared more than it sent, take its next request for that body.
         unread = declared not in (None, b"0") or b"transfer-encoding" in headers
+        answered = False  # once the response has started, a body is no longer waited for
 
         async def tracked_receive() -> Message:
             nonlocal unread
-            if not unread:
+            if not unread or answered:
                 return await receive()
             try:
                 async with asyncio.timeout(self.body_idle_s):
@@ -84,9 +85,9 @@ class RequestContextMiddleware:
             return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 extra = [(b"x-request-id", rid.encode())]
                 if unread and status >= 400:
                     extra.append((b"connection", b"close"))
