@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install serve test lint typecheck bench infra-up infra-down clean
+.PHONY: install serve test lint typecheck bench notebooks infra-up infra-down clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ serve: install
 
 test: install $(BIN)/.video-installed
 	bash infra/run-tests.sh
+
+# JupyterLab on the notebooks, in the project's environment (the tests run them without it).
+notebooks: install
+	$(BIN)/pip install -q jupyterlab
+	$(BIN)/jupyter lab notebooks/
 
 lint: install
 	$(BIN)/ruff check bloop tests bench
