@@ -1,15 +1,25 @@
-"""The notebooks run top to bottom as a person opens them, on a simulated cohort and throwaway
-embedded stores (each checks its own findings against the simulation), and are committed run."""
+"""The notebooks run top to bottom as a person opens them: on a simulated cohort and throwaway
+embedded stores (each checks its own findings against the simulation), and on a tenant's data in
+the stores the settings name. They are committed run."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
+
+from bloop.analysis import embedded_settings, opened
+from bloop.platform.identity.model import NewTenant, NewUser
+from bloop.platform.identity.service import IdentityService
+from bloop.platform.learning.model import NewCard, NewConcept, NewReview
+from bloop.platform.learning.service import LearningService
 
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 
@@ -31,11 +41,12 @@ def test_a_notebook_is_committed_run_top_to_bottom(path: Path) -> None:
     assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs)
 
 
-@pytest.mark.timeout(600)
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_a_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def run(path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> str:
+    """Runs the notebook in a kernel of its own with `env`; what its cells printed."""
     for var in [v for v in os.environ if v.startswith(("BLOOP_", "NOTEBOOK_"))]:
         monkeypatch.delenv(var)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
     notebook = read(path)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
@@ -44,3 +55,54 @@ def test_a_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Matplotlib's first import on a machine says on stderr that it builds its font cache.
     assert not [o.text for o in outputs if o.output_type == "stream" and o.name == "stderr"
                 and "building the font cache" not in o.text]
+    return "".join(o.text for o in outputs if o.output_type == "stream")
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_notebook_runs_on_its_simulation(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    printed = run(path, monkeypatch, {})
+    assert "again" in printed or "correct it" in printed
+
+
+async def a_school(data_dir: Path) -> None:
+    """A tenant with three learners: answers on a concept from 30 (ids only, as the learning
+    service knows them), and one learner with enough reviews for a fit of their own."""
+    settings = embedded_settings(data_dir)
+    async with opened("identity", IdentityService, settings) as identity:
+        await identity.create_tenant(NewTenant(id="school", name="School"))
+        people = [await identity.register_user("school", NewUser(
+            email=f"learner{n}@school.org", display_name=f"Learner {n}")) for n in range(3)]
+    rng = random.Random(1)
+    start = datetime.now(UTC) + timedelta(hours=1)
+    async with opened("learning", LearningService, settings) as learning:
+        await learning.add_concept("school", NewConcept(id="fractions", name="Fractions"))
+        for n in range(30):
+            for k in range(5):
+                await learning.apply_attempt("school", f"pupil-{n}", f"a-{n}-{k}", ["fractions"],
+                                             [rng.random() < 0.3 + 0.1 * k], start + timedelta(days=k))
+        cards = [await learning.add_card("school", "fractions", NewCard(front=f"{i}/8 + {i}/8?",
+                                                                        back=f"{i}/4"))
+                 for i in range(25)]
+        reviewer = people[0].id
+        for card in cards:
+            await learning.study("school", reviewer, card.id)
+        for day in range(90):
+            for view in await learning.due("school", reviewer, start + timedelta(days=day)):
+                await learning.review("school", reviewer, NewReview(
+                    card_id=view.card_id, rating=1 if rng.random() < 0.3 else 3),
+                    at=start + timedelta(days=day))
+
+
+@pytest.mark.timeout(600)
+def test_the_notebooks_read_a_tenant_on_the_configured_stores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    asyncio.run(a_school(tmp_path))  # nbclient runs its own loop: this test must not be in one
+    env = {"BLOOP_DATA_DIR": str(tmp_path), "NOTEBOOK_TENANT": "school",
+           "NOTEBOOK_CONCEPT": "fractions"}
+    mastery = run(NOTEBOOKS[0], monkeypatch, env)
+    assert "30 learners, 150 answers" in mastery
+    assert "simulated" not in mastery
+    scheduling = run(NOTEBOOKS[1], monkeypatch, env)
+    assert "1 learners with reviews" in scheduling
+    assert "1 learners fitted" in scheduling
