@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from fastapi import FastAPI
+
 from bloop.platform.app import create_app
 from bloop.platform.kit.settings import (
     InfluxSettings,
@@ -33,14 +35,22 @@ def embedded_settings(data_dir: Path) -> Settings:
 
 
 @asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[FastAPI]:
+    """The app's lifespan around some work; the events the work stored are published before
+    it ends."""
+    async with app.router.lifespan_context(app):
+        yield app
+        for relay in app.state.platform.relays:
+            await relay.flush()
+
+
+@asynccontextmanager
 async def opened(name: str, kind: type[S], settings: Settings | None = None) -> AsyncIterator[S]:
     """The use cases of service `name` (a `kind`), with its stores set up and its consumers
     running; the events it stored are published before it closes."""
-    app = create_app(settings or Settings(), [name], http_routes=False, seed=False)
-    async with app.router.lifespan_context(app):
+    async with running(create_app(settings or Settings(), [name], http_routes=False,
+                                  seed=False)) as app:
         service = getattr(app.state, name).state["service"]
         if not isinstance(service, kind):
             raise TypeError(f"the {name} service is a {type(service).__name__}, not {kind.__name__}")
         yield service
-        for relay in app.state.platform.relays:
-            await relay.flush()

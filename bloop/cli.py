@@ -81,14 +81,12 @@ def worker(service: Annotated[str, typer.Argument(help="The service whose consum
 def _run_to_end(application: FastAPI, work: Callable[[FastAPI], Awaitable[T]]) -> T:
     """Runs `work` within the app's lifespan, then publishes the events it stored; a store that is
     down ends the command with one line, not a traceback."""
+    from bloop.analysis import running
     from bloop.platform.kit.errors import is_store_down
 
     async def go() -> T:
-        async with application.router.lifespan_context(application):
-            done = await work(application)
-            for relay in application.state.platform.relays:
-                await relay.flush()
-            return done
+        async with running(application):
+            return await work(application)
 
     try:
         return asyncio.run(go())
