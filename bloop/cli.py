@@ -38,20 +38,28 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+def _create_app(settings: Settings, services: list[str] | None = None, *, http_routes: bool,
+                seed: bool | None = None) -> FastAPI:
+    """The app, or the command's end with one line naming an unknown service or a service's
+    invalid setting."""
+    from bloop.platform.app import create_app
+
+    try:
+        return create_app(settings, services, http_routes=http_routes, seed=seed)
+    except (ValueError, SettingsError) as exc:
+        typer.echo(f"bloop: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _run(services: list[str] | None, host: str | None, port: int | None, http_routes: bool) -> None:
     import uvicorn
 
-    from bloop.platform.app import create_app
     from bloop.platform.kit.gc_tuning import tune_for_serving
     from bloop.platform.kit.logging import configure_logging
 
     settings = _settings()
     configure_logging(settings.log.level, settings.log.json_format)
-    try:
-        application = create_app(settings, services, http_routes=http_routes)
-    except ValueError as exc:
-        typer.echo(f"bloop: {exc}", err=True)
-        raise typer.Exit(2) from None
+    application = _create_app(settings, services, http_routes=http_routes)
     tune_for_serving()
     uvicorn.run(application, host=host or settings.http.host, port=port or settings.http.port,
                 log_config=None, access_log=False, lifespan="on")
@@ -101,7 +109,6 @@ def _run_to_end(application: FastAPI, work: Callable[[FastAPI], Awaitable[T]]) -
 @app.command()
 def seed() -> None:
     """Seed the demo tenant (if absent), publish its events, and exit."""
-    from bloop.platform.app import create_app
     from bloop.platform.kit.logging import configure_logging
 
     settings = _settings()
@@ -110,14 +117,13 @@ def seed() -> None:
     async def seeded_at_start(_: FastAPI) -> None:
         return None
 
-    _run_to_end(create_app(settings, seed=True), seeded_at_start)
+    _run_to_end(_create_app(settings, http_routes=True, seed=True), seeded_at_start)
     typer.echo("demo tenant ready")
 
 
 def _with_identity(action: Callable[[IdentityService], Awaitable[T]]) -> T:
     """Runs `action` on the identity service of the configured stores, then publishes the events
     it stored; a refusal ends the command with its one-line reason."""
-    from bloop.platform.app import create_app
     from bloop.platform.identity.service import IdentityService
     from bloop.platform.kit.errors import Problem
     from bloop.platform.kit.logging import configure_logging
@@ -131,7 +137,7 @@ def _with_identity(action: Callable[[IdentityService], Awaitable[T]]) -> T:
         return await action(identity)
 
     try:
-        return _run_to_end(create_app(settings, ["identity"], http_routes=False, seed=False),
+        return _run_to_end(_create_app(settings, ["identity"], http_routes=False, seed=False),
                            on_identity)
     except Problem as exc:
         typer.echo(f"bloop: {exc.detail}", err=True)

@@ -74,6 +74,7 @@ class StandInProvider:
         self.github_emails: list[dict[str, Any]] | None = None
         self.deny_with: str | None = None
         self.claims_override: dict[str, Any] = {}
+        self.discovery_override: dict[str, Any] = {}
         self.sign_with_impostor = False
         self.codes: dict[str, Grant] = {}
         self.tokens: dict[str, Person] = {}
@@ -98,6 +99,7 @@ class StandInProvider:
         self.github_emails = None
         self.deny_with = None
         self.claims_override = {}
+        self.discovery_override = {}
         self.sign_with_impostor = False
 
     # OpenID Connect, shaped like https://accounts.google.com
@@ -127,6 +129,7 @@ class StandInProvider:
             "grant_types_supported": ["authorization_code", "refresh_token",
                                       "urn:ietf:params:oauth:grant-type:device_code",
                                       "urn:ietf:params:oauth:grant-type:jwt-bearer"],
+            **self.discovery_override,
         })
 
     async def certs(self, request: Request) -> Response:

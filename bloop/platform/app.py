@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
     `http_routes=False` (a worker) only the ops routes are served, beside consumers and relays."""
     settings = settings or Settings()
     chosen = service_registry.select(services)
+    service_registry.check_settings(chosen)
     do_seed = settings.runtime.seed_demo if seed is None else seed
 
     @asynccontextmanager

@@ -6,9 +6,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter
+from pydantic_settings import BaseSettings
 
 from bloop.platform.kit.events.bus.port import Subscription
 from bloop.platform.kit.personal_data import PersonalData
+from bloop.platform.kit.settings import read
 from bloop.platform.kit.wiring import Platform
 
 
@@ -34,6 +36,9 @@ class Service:
     large_bodies: Sequence[str] = ()
     """Path templates whose routes read and limit their own request bodies (uploads), exempt
     from `BLOOP_HTTP_MAX_BODY_BYTES`."""
+    settings: Sequence[type[BaseSettings]] = ()
+    """The service's own settings groups, beside the platform's: read before the process
+    starts, so an invalid value stops it with one line."""
 
 
 def available() -> dict[str, Service]:
@@ -53,3 +58,10 @@ def select(names: Sequence[str] | None) -> list[Service]:
     if unknown:
         raise ValueError(f"unknown service {unknown[0]!r}; choose from {', '.join(services)}")
     return [services[n] for n in names]
+
+
+def check_settings(services: Sequence[Service]) -> None:
+    """Reads every settings group `services` have of their own; raises `SettingsError`."""
+    for service in services:
+        for group in service.settings:
+            read(group)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bloop.platform import services
 from bloop.platform.kit.settings import Settings, SettingsError
 
 
@@ -29,6 +30,10 @@ def test_one_store_can_be_switched_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     ("BLOOP_STORE", "cloud"),
     ("BLOOP_KAFKA_MAX_ATTEMPTS", "0"),
     ("BLOOP_LOG_JSON", "perhaps"),
+    ("BLOOP_OIDC_STATE_TTL_S", "1"),
+    ("BLOOP_AI_OPENAI_BASE_URL", "ftp://models.example"),
+    ("BLOOP_AI_CONTENT_URL", "http://content\x1f.internal"),
+    ("BLOOP_AUTH_JWKS_URL", "https://keys example/jwks.json"),
 ])
 def test_an_invalid_setting_names_itself(monkeypatch: pytest.MonkeyPatch, var: str,
                                          value: str) -> None:
@@ -49,3 +54,36 @@ def test_serve_refuses_to_start_on_an_invalid_setting(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("bloop: invalid setting BLOOP_HTTP_PORT=")
+
+
+@pytest.mark.parametrize(("var", "value"), [
+    ("BLOOP_MEDIA_IMAGE_MAX_BYTES", "ten"),
+    ("BLOOP_UPLOAD_MAX_FILES", "0"),
+    ("BLOOP_SEARCH_WRITER_HEAP_MB", "1"),
+    ("BLOOP_TTS_PROVIDER", "nope"),
+])
+def test_a_services_own_invalid_setting_names_itself(monkeypatch: pytest.MonkeyPatch, var: str,
+                                                     value: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as err:
+        services.check_settings(services.select(None))
+    assert var in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_service_not_run_is_not_held_to_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLOOP_MEDIA_IMAGE_MAX_BYTES", "ten")
+    services.check_settings(services.select(["identity", "learning"]))
+
+
+def test_serve_refuses_to_start_on_a_services_invalid_setting(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bloop.cli", "serve", "content"], capture_output=True, text=True,
+        env={"BLOOP_MEDIA_IMAGE_MAX_BYTES": "ten", "BLOOP_DATA_DIR": str(tmp_path / "data"),
+             "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=60, check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "bloop: invalid setting BLOOP_MEDIA_IMAGE_MAX_BYTES='ten': Input should be a valid "
+        "integer, unable to parse string as an integer"], result.stderr

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from bloop.ai.text.model import FlashcardSet, LessonText, QuizDraft, Simplified, Summary
 from bloop.platform.content.model import Level
+from bloop.platform.kit.urls import WEB_ADDRESS
 
 JobKind = Literal["summary", "simplify", "quiz", "flashcards", "narration", "video"]
 TEXT_KINDS: frozenset[str] = frozenset({"summary", "simplify", "quiz", "flashcards"})
@@ -188,7 +189,7 @@ class TenantAiConfig(_Model):
     """A tenant's own provider, model, prices and quotas; unset fields take the platform's."""
 
     provider: Literal["auto", "openai", "offline"] | None = None
-    base_url: Annotated[str, StringConstraints(max_length=500, pattern=r"^https?://")] | None = None
+    base_url: Annotated[str, StringConstraints(max_length=500), WEB_ADDRESS] | None = None
     api_key: SecretStr | None = Field(default=None, description="write only; never shown")
     model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
     price_input_per_mtok: float | None = Field(default=None, ge=0, le=10_000)

@@ -20,6 +20,7 @@ from bloop.ai.jobs.outputs import JobOutputs
 from bloop.ai.jobs.ports import JobStore, MediaStore
 from bloop.ai.jobs.service import JobService
 from bloop.ai.jobs.worker import JobRunner
+from bloop.ai.providers.tts import TtsSettings
 from bloop.platform.kit.events.bus.port import Subscription
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.wiring import Platform
@@ -85,4 +86,4 @@ def routers() -> Sequence[APIRouter]:
     return (router,)
 
 
-SERVICE = Service(name="ai", mount=mount, routers=routers)
+SERVICE = Service(name="ai", mount=mount, routers=routers, settings=(TtsSettings,))

@@ -13,11 +13,14 @@ from bloop.platform.content.ai_outputs import AiOutputs
 from bloop.platform.content.attempts.wiring import mount_attempts
 from bloop.platform.content.consumers import ai_media_subscription, subscriptions
 from bloop.platform.content.media.service import MediaService
+from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.media.wiring import LARGE_BODIES, media_routers, media_setup, media_state
 from bloop.platform.content.model import MarkdownBlock, NewConcept, NewCourse, NewLesson
 from bloop.platform.content.ports import ContentRepository
+from bloop.platform.content.search.settings import SearchSettings
 from bloop.platform.content.search.wiring import mount_search
 from bloop.platform.content.service import ContentService
+from bloop.platform.content.uploads.settings import UploadSettings
 from bloop.platform.kit.errors import Conflict
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted, Service
@@ -113,4 +116,5 @@ def routers() -> Sequence[APIRouter]:
     return (router, pages, attempts_router, *media_routers(), search_router)
 
 
-SERVICE = Service(name="content", mount=mount, routers=routers, large_bodies=LARGE_BODIES)
+SERVICE = Service(name="content", mount=mount, routers=routers, large_bodies=LARGE_BODIES,
+                  settings=(MediaSettings, UploadSettings, SearchSettings))

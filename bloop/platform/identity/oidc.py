@@ -33,6 +33,7 @@ from bloop.platform.kit.auth import RateLimited, RateLimiter
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.settings import OidcSettings
+from bloop.platform.kit.urls import http_url_problem
 
 # authlib's httpx client prefers the httpx2 fork and warns when it runs on httpx, which is the
 # HTTP client of the whole platform (and which authlib supports): the warning is not for us.
@@ -320,6 +321,9 @@ class OidcService:
             create_users=body.create_users, updated_at=now())
 
     def _check_url(self, url: str) -> None:
+        problem = http_url_problem(url)
+        if problem is not None:
+            raise _refuse(f"{url!r} is not a web address: {problem}", "oidc_config_invalid", 422)
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if parts.scheme == "https" and host:
@@ -554,6 +558,9 @@ def _endpoint(metadata: Mapping[str, Any], name: str) -> str:
     value = metadata.get(name)
     if not isinstance(value, str) or not value:
         raise _unreachable(f"the discovery document names no {name}")
+    problem = http_url_problem(value)
+    if problem is not None:
+        raise _unreachable(f"the discovery document's {name} is not a web address: {problem}")
     return value
 
 

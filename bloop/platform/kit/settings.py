@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bloop.platform.kit.urls import HttpUrlText
 
 StoreMode = Literal["embedded", "real"]
 
@@ -118,7 +120,7 @@ class AuthSettings(BaseSettings):
     refresh_ttl_s: int = Field(default=30 * 86_400, ge=60)
     key_rotation_s: int = Field(default=24 * 3600, ge=60)
     invitation_ttl_s: int = Field(default=7 * 86_400, ge=60)
-    jwks_url: str | None = None
+    jwks_url: HttpUrlText | None = None
     account_max_failures: int = Field(default=5, ge=1)
     ip_max_failures: int = Field(default=50, ge=1)
     lockout_s: int = Field(default=900, ge=1)
@@ -144,7 +146,7 @@ class OidcSettings(BaseSettings):
 
     model_config = _config("BLOOP_OIDC_")
 
-    public_url: str | None = Field(
+    public_url: HttpUrlText | None = Field(
         default=None, description="the API's public base URL, for the callback address given to "
         "providers; the request's own URL when unset")
     state_ttl_s: int = Field(default=600, ge=30, le=3600,
@@ -170,7 +172,7 @@ class AiSettings(BaseSettings):
     provider: Literal["auto", "openai", "offline"] = Field(
         default="auto", description="auto: the OpenAI-compatible API when a key or base URL is "
         "set, else the offline generator")
-    openai_base_url: str | None = Field(default=None, description="any OpenAI-compatible server "
+    openai_base_url: HttpUrlText | None = Field(default=None, description="any OpenAI-compatible server "
                                         "(vLLM, Ollama: http://127.0.0.1:11434/v1)")
     openai_api_key: SecretStr | None = None
     model: str = Field(default="gpt-4o-mini", min_length=1)
@@ -185,9 +187,9 @@ class AiSettings(BaseSettings):
     sweep_interval_s: float = Field(default=10.0, gt=0)
     monthly_budget_usd: float | None = Field(default=None, ge=0)
     max_jobs_per_hour: int = Field(default=120, ge=1)
-    content_url: str | None = Field(default=None, description="content's base URL, when this "
+    content_url: HttpUrlText | None = Field(default=None, description="content's base URL, when this "
                                     "process does not run content")
-    url: str | None = Field(default=None, description=(
+    url: HttpUrlText | None = Field(default=None, description=(
         "the AI service's base URL, for a process that runs content but not AI: content "
         "follows the output links of video.events there"))
     link_secret: SecretStr | None = Field(default=None, description=(
@@ -206,16 +208,13 @@ class Settings:
     def __init__(self, **overrides: BaseSettings) -> None:
         self._overrides = overrides
         for name in ("runtime", "http", "log", "kafka", "mongo", "neo4j", "redis", "influx",
-                     "outbox", "auth"):
+                     "outbox", "auth", "oidc", "ai"):
             getattr(self, name)
 
     def _get(self, name: str, cls: type[BaseSettings]) -> BaseSettings:
         if name in self._overrides:
             return self._overrides[name]
-        try:
-            return cls()
-        except ValidationError as exc:
-            raise SettingsError.from_validation(cls, exc) from None
+        return read(cls)
 
     @cached_property
     def runtime(self) -> RuntimeSettings:
@@ -269,6 +268,17 @@ class Settings:
         """The adapter for one store: its own `BLOOP_<STORE>_ADAPTER`, else `BLOOP_STORE`."""
         chosen: StoreMode | None = getattr(self, store).adapter
         return chosen or self.runtime.store
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def read(cls: type[S]) -> S:
+    """`cls` read from the environment; an invalid value raises `SettingsError`."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        raise SettingsError.from_validation(cls, exc) from None
 
 
 class SettingsError(Exception):

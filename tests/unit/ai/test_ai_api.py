@@ -241,6 +241,23 @@ async def test_quotas_refuse_before_any_spend(client: httpx.AsyncClient, app: Fa
     assert view["jobs_last_hour"] == 2
 
 
+@pytest.mark.parametrize("base_url", [
+    "http://127.0\x1f.0.1/v1", "http://models.internal/v1\n", "ftp://models.internal",
+    "http://models.internal:70000/v1", "http://", "http://models internal/v1"])
+async def test_a_provider_address_that_cannot_be_fetched_is_refused(
+        client: httpx.AsyncClient, app: FastAPI, base_url: str) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.put(f"{BASE}/ai/settings", headers=admin, json={"base_url": base_url})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "validation_failed"
+    view = (await client.get(f"{BASE}/ai/settings", headers=admin)).json()
+    assert view["base_url"] is None, "nothing was kept"
+    r = await client.put(f"{BASE}/ai/settings", headers=admin,
+                         json={"base_url": "http://127.0.0.1:11434/v1"})
+    assert r.json()["base_url"] == "http://127.0.0.1:11434/v1", "a good address is kept as written"
+
+
 async def test_a_narration_job_makes_audio_the_tenant_can_play(client: httpx.AsyncClient,
                                                                app: FastAPI) -> None:
     require_media_kind(app, "narration")

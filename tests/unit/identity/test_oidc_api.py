@@ -173,6 +173,12 @@ async def test_a_tenant_admin_configures_providers_and_the_secret_never_comes_ba
      "oidc_config_invalid"),
     ({"discovery_url": "ftp://idp.example/x", "client_id": "c", "client_secret": "s"},
      "oidc_config_invalid"),
+    ({"issuer": "https://idp\x1f.example", "client_id": "c", "client_secret": "s"},
+     "oidc_config_invalid"),
+    ({"discovery_url": "https://idp.example:70000/x", "client_id": "c", "client_secret": "s"},
+     "oidc_config_invalid"),
+    ({"preset": "github", "api_url": "https://api.git hub.com", "client_id": "c",
+      "client_secret": "s"}, "oidc_config_invalid"),
     ({"preset": "github", "issuer": "https://github.com", "client_id": "c",
       "client_secret": "s"}, "oidc_config_invalid"),
     ({"preset": "google", "api_url": "https://api.github.com", "client_id": "c",
@@ -482,6 +488,33 @@ async def test_an_unreachable_provider_is_a_502_and_nothing_is_stored(
     r = await client.get("/v1/tenants/acme/oidc/gone/login")
     refused(r, 502, "oidc_provider_unavailable")
     assert await cache.delete_prefix("oidc:state:") == 0
+
+
+@pytest.mark.parametrize(("endpoint", "address"), [
+    ("authorization_endpoint", "https://idp.example/auth\x1f"),
+    ("token_endpoint", "https://idp.example:99999/token"),
+    ("jwks_uri", "https://idp example/certs"),
+])
+async def test_a_discovery_document_naming_a_bad_address_is_a_502(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
+        endpoint: str, address: str) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.reset(Person(email="grace@acme.dev"))
+    idp.discovery_override = {endpoint: address}
+    try:
+        if endpoint == "authorization_endpoint":
+            r = await client.get("/v1/tenants/acme/oidc/google/login")
+        else:
+            idp.discovery_override = {}
+            back = await to_provider_and_back(client)
+            idp.discovery_override = {endpoint: address}
+            app.state.identity.state["oidc"]._documents.clear()  # as once the cached copy expires
+            r = await client.get(back)
+    finally:
+        idp.discovery_override = {}
+    refused(r, 502, "oidc_provider_unavailable")
+    assert endpoint in r.json()["detail"]
+    assert await user_count(app, "acme") == 1, "only the admin"
 
 
 def oidc_config_at(issuer: str) -> dict[str, Any]:

@@ -1,0 +1,42 @@
+"""Web addresses that people or other servers hand Bloop, checked before anything fetches them:
+httpx (and the OpenAI client, built on it) refuses some addresses only when asked to fetch them,
+which would surface as a server error long after the address was accepted."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import httpx
+from pydantic import AfterValidator
+
+
+def http_url_problem(value: str) -> str | None:
+    """Why `value` is not an absolute http(s) address that can be fetched as written, or None."""
+    bad = next((c for c in value if c.isspace() or not c.isprintable()), None)
+    if bad is not None:
+        return f"holds the character {bad!r}"
+    try:
+        url = httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        return str(exc)
+    if url.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not url.host:
+        return "names no host"
+    if url.port is not None and not 0 < url.port < 65_536:
+        return f"port {url.port} is out of range"
+    return None
+
+
+def _checked(value: str) -> str:
+    problem = http_url_problem(value)
+    if problem is not None:
+        raise ValueError(f"not a web address: {problem}")
+    return value
+
+
+WEB_ADDRESS = AfterValidator(_checked)
+"""Checks a string is an absolute http(s) address; put it after any `StringConstraints`, so it
+sees the string they leave."""
+HttpUrlText = Annotated[str, WEB_ADDRESS]
+"""An absolute http(s) address, kept as written."""
