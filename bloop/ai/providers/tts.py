@@ -34,6 +34,7 @@ from bloop.ai.providers.llm import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from bloop.platform.kit.urls import HttpUrlText
 
 TtsProvider = Literal["local", "openai", "azure", "elevenlabs"]
 
@@ -386,13 +387,13 @@ class TtsSettings(BaseSettings):
     timeout_s: float = Field(default=60.0, gt=0, le=600)
     local_words_per_minute: int = Field(default=165, ge=80, le=400)
     openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
+    openai_base_url: HttpUrlText | None = None
     openai_model: str = "gpt-4o-mini-tts"
     azure_api_key: SecretStr | None = None
     azure_region: str = "westeurope"
-    azure_endpoint: str | None = None
+    azure_endpoint: HttpUrlText | None = None
     elevenlabs_api_key: SecretStr | None = None
-    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    elevenlabs_base_url: HttpUrlText = "https://api.elevenlabs.io"
     elevenlabs_model: str = "eleven_multilingual_v2"
 
     def chosen(self) -> TtsProvider:

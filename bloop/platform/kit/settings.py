@@ -95,7 +95,7 @@ class InfluxSettings(BaseSettings):
     model_config = _config("BLOOP_INFLUX_")
 
     adapter: StoreMode | None = None
-    url: str = "http://127.0.0.1:8086"
+    url: HttpUrlText = "http://127.0.0.1:8086"
     token: str = "bloop:bloop"  # noqa: S105  (InfluxDB 1.8 reads user:password)
     org: str = "-"
     bucket: str = "bloop/autogen"
