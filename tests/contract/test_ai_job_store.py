@@ -190,6 +190,16 @@ async def test_tenant_settings_keep_their_key(ai: Stores) -> None:
     assert await ai.jobs.get_config("beta") is None
 
 
+async def test_settings_kept_before_addresses_were_checked_still_read(ai: Stores) -> None:
+    """A base URL stored before the web-address check reads back as kept, so the tenant's
+    settings page still opens and an admin can correct it."""
+    unchecked = TenantAiConfig.model_construct(base_url="http://127.0\x1f.0.1/v1", model="m")
+    await ai.jobs.put_config("acme", unchecked)
+    got = await ai.jobs.get_config("acme")
+    assert got is not None
+    assert (got.base_url, got.model) == ("http://127.0\x1f.0.1/v1", "m")
+
+
 async def test_media_files_belong_to_their_tenant(ai: Stores, tmp_path: Path) -> None:
     source = tmp_path / "narration.opus"
     payload = bytes(range(256)) * 2000  # 512 KB: several chunks

@@ -22,7 +22,7 @@ from bloop.ai.jobs.model import (
     now,
 )
 from bloop.ai.jobs.ports import JobStore
-from bloop.ai.providers.llm import OpenAiLlm, Pricing
+from bloop.ai.providers.llm import OpenAiLlm, Pricing, ProviderRejected
 from bloop.ai.text.generator import LlmTextGenerator, TextGenerator
 from bloop.ai.text.model import LessonText
 from bloop.ai.text.offline import OfflineTextGenerator
@@ -30,6 +30,7 @@ from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.settings import AiSettings
+from bloop.platform.kit.urls import http_url_problem
 
 Mutation = Callable[[Job], tuple[Job, list[Envelope]] | None]
 ERASED_USER = "deleted-user"
@@ -53,6 +54,10 @@ class Effective:
         """The language model these settings choose (the caller closes it); None offline."""
         if self.provider == "offline":
             return None
+        problem = None if self.base_url is None else http_url_problem(self.base_url)
+        if problem is not None:
+            raise ProviderRejected(f"the AI settings' base_url is not a web address ({problem});"
+                                   " a tenant admin sets a new one at …/ai/settings")
         return OpenAiLlm(model=self.model, api_key=self.api_key, base_url=self.base_url,
                          timeout_s=self.llm_timeout_s, pricing=self.pricing)
 

@@ -4,10 +4,15 @@ which would surface as a server error long after the address was accepted."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
-from pydantic import AfterValidator
+from pydantic import AfterValidator, ValidationInfo
+
+STORED: dict[str, Any] = {"stored": True}
+"""Validation context for reading back what a store kept: an address stored before it was
+checked (or under an older rule) is read as kept, so the record stays readable and can be
+corrected; whatever would fetch it checks it again."""
 
 
 def http_url_problem(value: str) -> str | None:
@@ -28,7 +33,9 @@ def http_url_problem(value: str) -> str | None:
     return None
 
 
-def _checked(value: str) -> str:
+def _checked(value: str, info: ValidationInfo) -> str:
+    if info.context is not None and info.context.get("stored"):
+        return value
     problem = http_url_problem(value)
     if problem is not None:
         raise ValueError(f"not a web address: {problem}")

@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from bloop.ai.jobs.events import OutputRef
+from bloop.ai.jobs.model import TenantAiConfig
+from bloop.ai.jobs.service import JobService
 from bloop.platform.app import create_app
 from bloop.platform.content.ai_outputs import AiOutputs
 from bloop.platform.content.model import LessonEdit
@@ -256,6 +258,30 @@ async def test_a_provider_address_that_cannot_be_fetched_is_refused(
     r = await client.put(f"{BASE}/ai/settings", headers=admin,
                          json={"base_url": "http://127.0.0.1:11434/v1"})
     assert r.json()["base_url"] == "http://127.0.0.1:11434/v1", "a good address is kept as written"
+
+
+async def test_an_address_stored_before_the_check_fails_jobs_cleanly_until_corrected(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    service: JobService = app.state.ai.state["service"]
+    await service.store.put_config("acme", TenantAiConfig.model_construct(
+        provider="openai", base_url="http://127.0\x1f.0.1/v1"))
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.get(f"{BASE}/ai/settings", headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["base_url"] == "http://127.0\x1f.0.1/v1"
+
+    les = await lesson(client)
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
+    assert r.status_code == 201, r.text
+    final = (await follow(client, r.json()["id"]))[-1][1]
+    assert final["status"] == "failed"
+    assert final["errors"][-1]["code"] == "provider_rejected", final["errors"]
+    assert "base_url" in final["errors"][-1]["message"]
+
+    r = await client.put(f"{BASE}/ai/settings", headers=admin, json={"provider": "offline"})
+    assert r.status_code == 200, r.text
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "flashcards", "lesson_id": les["id"]})
+    assert (await follow(client, r.json()["id"]))[-1][1]["status"] == "succeeded"
 
 
 async def test_a_narration_job_makes_audio_the_tenant_can_play(client: httpx.AsyncClient,

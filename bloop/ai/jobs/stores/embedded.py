@@ -19,6 +19,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.kit.urls import STORED
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ai_jobs (
@@ -128,7 +129,8 @@ class EmbeddedJobStore:
     async def get_config(self, tenant: str) -> TenantAiConfig | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM ai_config WHERE tenant = ?", (tenant,)).fetchone())
-        return None if row is None else TenantAiConfig.model_validate_json(row["doc"])
+        return None if row is None else TenantAiConfig.model_validate_json(row["doc"],
+                                                                            context=STORED)
 
     async def put_config(self, tenant: str, config: TenantAiConfig) -> None:
         doc = json.dumps(config_doc(config))

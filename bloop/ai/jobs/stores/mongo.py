@@ -33,6 +33,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import DocumentBusy, MongoGuard
+from bloop.platform.kit.urls import STORED
 
 Doc = dict[str, Any]
 HIDE = {"_outbox": 0, "_outbox_pending": 0}
@@ -146,7 +147,8 @@ class MongoJobStore:
         doc = await self.config.find_one({"_id": tenant})
         if doc is None:
             return None
-        return TenantAiConfig.model_validate({k: v for k, v in doc.items() if k != "_id"})
+        return TenantAiConfig.model_validate({k: v for k, v in doc.items() if k != "_id"},
+                                             context=STORED)
 
     async def put_config(self, tenant: str, config: TenantAiConfig) -> None:
         await self.config.replace_one({"_id": tenant}, {"_id": tenant, **config_doc(config)},
