@@ -35,6 +35,8 @@ def test_one_store_can_be_switched_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     ("BLOOP_AI_CONTENT_URL", "http://content\x1f.internal"),
     ("BLOOP_AUTH_JWKS_URL", "https://keys example/jwks.json"),
     ("BLOOP_INFLUX_URL", "http://:8086"),
+    ("BLOOP_DATA_DIR", ""),
+    ("BLOOP_DATA_DIR", "  "),
 ])
 def test_an_invalid_setting_names_itself(monkeypatch: pytest.MonkeyPatch, var: str,
                                          value: str) -> None:
@@ -61,6 +63,7 @@ def test_serve_refuses_to_start_on_an_invalid_setting(tmp_path: Path) -> None:
     ("BLOOP_MEDIA_IMAGE_MAX_BYTES", "ten"),
     ("BLOOP_UPLOAD_MAX_FILES", "0"),
     ("BLOOP_SEARCH_WRITER_HEAP_MB", "1"),
+    ("BLOOP_SEARCH_DIRECTORY", ""),
     ("BLOOP_TTS_PROVIDER", "nope"),
     ("BLOOP_TTS_AZURE_ENDPOINT", "https://speech example"),
 ])

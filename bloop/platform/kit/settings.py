@@ -7,14 +7,23 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bloop.platform.kit.urls import HttpUrlText
 
 StoreMode = Literal["embedded", "real"]
+
+
+def _named(value: object) -> object:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must name a directory (an empty value would mean the working directory)")
+    return value
+
+
+NamedPath = Annotated[Path, BeforeValidator(_named)]
 
 
 def _config(prefix: str) -> SettingsConfigDict:
@@ -25,7 +34,7 @@ class RuntimeSettings(BaseSettings):
     model_config = _config("BLOOP_")
 
     store: StoreMode = "embedded"
-    data_dir: Path = Path(".bloop")
+    data_dir: NamedPath = Path(".bloop")
     seed_demo: bool = True
     instance: str = Field(default="bloop", min_length=1)
 

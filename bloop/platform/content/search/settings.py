@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bloop.platform.kit.settings import NamedPath
 
 
 class SearchSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BLOOP_SEARCH_", extra="ignore", frozen=True)
 
-    directory: Path | None = Field(default=None, description=(
+    directory: NamedPath | None = Field(default=None, description=(
         "where this process keeps its index; BLOOP_DATA_DIR/search when unset. One process "
         "per directory."))
     writer_heap_mb: int = Field(default=32, ge=15, le=1024,
