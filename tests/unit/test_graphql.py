@@ -293,14 +293,15 @@ async def test_blocks_of_every_type_and_quizzes_without_their_answers(start: Sta
                                      "source": "print(1)"}
         assert seen["blocks"][2]["url"] == "/v1/tenants/acme/media/img1/content"
         link = seen["blocks"][4]["link"]
-        assert link["url"].startswith("/v1/tenants/acme/media/vid1/signed?expires=")
+        assert link["url"].startswith("/v1/tenants/acme/media/vid1/signed?reach=published&expires=")
         assert link["expiresAt"] > datetime.now(UTC).isoformat()
         query = parse_qs(urlsplit(link["url"]).query)
         expires, signature = int(query["expires"][0]), query["signature"][0]
         links = app.state.content.state["media"].links
-        links.check(("media", "acme", "vid1"), expires, signature)
-        with pytest.raises(Forbidden):
-            links.check(("media", "acme", "img1"), expires, signature)
+        links.check(("media", "acme", "vid1", "published"), expires, signature)
+        for forged in (("media", "acme", "img1", "published"), ("media", "acme", "vid1", "staff")):
+            with pytest.raises(Forbidden):
+                links.check(forged, expires, signature)
         assert seen["blocks"][2]["alt"] == "a dot"
         quiz = seen["blocks"][6]
         assert (quiz["id"], quiz["maxScore"]) == ("check", 4)
@@ -315,6 +316,7 @@ async def test_blocks_of_every_type_and_quizzes_without_their_answers(start: Sta
         drafted = await ask(author)
         assert (drafted["title"], drafted["version"]) == ("Draft title", 2)
         assert drafted["blocks"][6] == quiz  # answers stay out of GraphQL, drafts included
+        assert "/vid1/signed?reach=staff&" in drafted["blocks"][4]["link"]["url"]
 
         # so do courses and their lessons: the publication to others, the draft to its authors
         listing = 'query { courses(tenant: "acme", status: ALL) { id status lessons { title } } }'

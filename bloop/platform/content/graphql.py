@@ -23,7 +23,7 @@ from bloop.graphql.fields import field
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
 from bloop.platform.content.media.model import media_url
-from bloop.platform.content.media.service import MediaService
+from bloop.platform.content.media.service import MediaService, reach_of
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.errors import NotFound
@@ -93,7 +93,9 @@ class CodeBlock:
 
 @strawberry.type
 class MediaLink:
-    url: str = strawberry.field(description="path and query; works until `expiresAt`")
+    url: str = strawberry.field(description="path and query; works until `expiresAt`, and a "
+                                            "learner's only while a published lesson references "
+                                            "the media")
     expires_at: datetime
 
 
@@ -109,7 +111,8 @@ class MediaBlock:
            "`<video>` (which cannot send a token)")
     def link(self, info: Info) -> MediaLink:
         # Whoever reads the lesson may read the media its blocks name.
-        made = info.context.service("content.media", MediaService).signed(self.tenant, self.media)
+        made = info.context.service("content.media", MediaService).signed(
+            self.tenant, self.media, reach_of(info.context.principal))
         return MediaLink(url=made.url, expires_at=made.expires_at)
 
 

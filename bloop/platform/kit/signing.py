@@ -26,10 +26,11 @@ class LinkSigner:
         self.ttl_s, self.clock = ttl_s, clock
 
     def signed(self, path: str, *parts: str) -> SignedLink:
-        """`path` with the query (`expires`, `signature`) that vouches for `parts` until
-        `ttl_s` from now."""
+        """`path` (which may hold a query) with the query parameters (`expires`, `signature`)
+        that vouch for `parts` until `ttl_s` from now."""
         expires, signature = self.sign(*parts)
-        return SignedLink(f"{path}?expires={expires}&signature={signature}", expires)
+        joint = "&" if "?" in path else "?"
+        return SignedLink(f"{path}{joint}expires={expires}&signature={signature}", expires)
 
     def sign(self, *parts: str) -> tuple[int, str]:
         """An expiry `ttl_s` from now, and the signature that vouches for `parts` until then."""

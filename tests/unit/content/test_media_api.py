@@ -193,6 +193,7 @@ async def test_a_signed_link_serves_the_bytes_without_credentials(client: httpx.
     assert r.status_code == 200, r.text
     link = r.json()
     url = link["url"]
+    assert url.startswith(f"{BASE}/media/{video['id']}/signed?reach=staff&expires=")
     expires = int(url.split("expires=")[1].split("&")[0])
     assert link["expires_at"].startswith(
         datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", ""))
@@ -214,6 +215,8 @@ async def test_a_signed_link_serves_the_bytes_without_credentials(client: httpx.
             url.replace(video["id"], other["id"]),  # another file
             url.replace("/acme/", "/beta/"),  # another tenant
             url.replace(f"expires={expires}", f"expires={expires + 3600}"),  # a longer life
+            url.replace("reach=staff", "reach=published"),
+            url.replace("reach=staff&", ""),
             url.replace(signature, signature[::-1]),
         ]
         for bad in forged:
@@ -226,11 +229,55 @@ async def test_a_signed_link_serves_the_bytes_without_credentials(client: httpx.
 
         media: MediaService = app.state.content.state["media"]
         yesterday = LinkSigner(media.links.secret, ttl_s=3600, clock=lambda: time.time() - 86_400)
-        old_expires, old_signature = yesterday.sign("media", "acme", video["id"])
-        r = await anonymous.get(f"{BASE}/media/{video['id']}/signed?expires={old_expires}"
-                                f"&signature={old_signature}")
+        old_expires, old_signature = yesterday.sign("media", "acme", video["id"], "staff")
+        r = await anonymous.get(f"{BASE}/media/{video['id']}/signed?reach=staff"
+                                f"&expires={old_expires}&signature={old_signature}")
         assert r.status_code == 403
         assert r.json()["code"] == "link_expired"
+
+
+async def test_a_learners_link_stops_when_no_published_lesson_references_the_media(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    image = (await upload(client, s.png(), "image/png", "secret.png")).json()
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "image", "media": image["id"], "alt": "the answers"}]})).json()
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    r = await client.get(f"{BASE}/media/{image['id']}/link", headers=learner(client))
+    assert r.status_code == 200, r.text
+    theirs = r.json()["url"]
+    assert theirs.startswith(f"{BASE}/media/{image['id']}/signed?reach=published&expires=")
+    staffs = (await client.get(f"{BASE}/media/{image['id']}/link")).json()["url"]
+    media: MediaService = app.state.content.state["media"]
+    expires, signature = media.links.sign("media", "acme", image["id"])
+    unreached = f"{BASE}/media/{image['id']}/signed?expires={expires}&signature={signature}"
+
+    anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bloop.test")
+    async with anonymous:
+        for url in (theirs, staffs, unreached):
+            r = await anonymous.get(url)
+            assert (r.status_code, r.content) == (200, s.png()), url
+        r = await anonymous.get(theirs.replace("reach=published", "reach=staff"))
+        assert (r.status_code, r.json()["code"]) == (403, "bad_signature")
+        r = await anonymous.get(theirs.replace("reach=published", "reach=everyone"))
+        assert r.status_code == 422
+
+        r = await client.patch(f"{BASE}/lessons/{lesson['id']}", json={
+            "version": lesson["version"], "blocks": [{"type": "markdown", "markdown": "Gone."}]})
+        assert r.status_code == 200, r.text
+        r = await anonymous.get(theirs)  # the draft changed; the publication still shows it
+        assert r.status_code == 200
+        assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+
+        for url in (theirs, unreached):
+            r = await anonymous.get(url)
+            assert r.status_code == 404, url
+            assert r.headers["content-type"] == "application/problem+json"
+            assert (await anonymous.head(url)).status_code == 404
+        r = await anonymous.get(staffs)
+        assert (r.status_code, r.content) == (200, s.png())
+        r = await client.get(f"{BASE}/media/{image['id']}/link", headers=learner(client))
+        assert r.status_code == 404
 
 
 @pytest.mark.parametrize(("data", "content_type", "filename", "status", "code"), [

@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from bloop.platform.content.api import Author, TenantId
 from bloop.platform.content.media.model import (
     MEDIA_ID_PATTERN,
+    LinkReach,
     Media,
     MediaInfo,
     MediaLink,
@@ -109,7 +110,8 @@ async def content(
 @router.get("/{media}/link")
 async def media_link(tenant: TenantId, media: MediaId, service: Svc, me: Reader) -> MediaLink:
     """A link to the media's bytes that is its own credential (`BLOOP_MEDIA_LINK_TTL_S`, 4 hours
-    by default), for pages that show the media in `<img>`, `<audio>` or `<video>`."""
+    by default), for pages that show the media in `<img>`, `<audio>` or `<video>`. A learner's
+    link stops working once no published lesson references the media."""
     return await service.link(me, tenant, media)
 
 
@@ -120,13 +122,15 @@ async def signed_content(
     tenant: TenantId, media: MediaId, request: Request, service: Svc,
     expires: Annotated[int, Query(ge=0)],
     signature: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")],
+    reach: Annotated[LinkReach | None, Query(description="whom the link was made for")] = None,
     range_: Annotated[str | None, Header(alias="range")] = None,
     if_range: Annotated[str | None, Header()] = None,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The media's bytes through a link from `…/link`, as `…/content` serves them, with no
-    credentials (the signature is one): 403 when it does not match or has expired."""
-    info = await service.linked(tenant, media, expires, signature)
+    credentials (the signature is one): 403 when it does not match or has expired, 404 when the
+    media is gone or, for a learner's link, no published lesson references it any more."""
+    info = await service.linked(tenant, media, reach, expires, signature)
     return await _serve(info, request, service, range_, if_range, if_none_match)
 
 

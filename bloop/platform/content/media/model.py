@@ -51,16 +51,23 @@ def media_url(tenant: str, media_id: str) -> str:
     return f"/v1/tenants/{tenant}/media/{media_id}/content"
 
 
-def signed_media_path(tenant: str, media_id: str) -> str:
+LinkReach = Literal["staff", "published"]
+"""What a signed link lets its holder read: a staff member's, the media as long as it exists;
+anyone else's, only while a published lesson of the tenant references it."""
+
+
+def signed_media_path(tenant: str, media_id: str, reach: LinkReach) -> str:
     """Where a media file's bytes are served to a signed link, without credentials."""
-    return f"/v1/tenants/{tenant}/media/{media_id}/signed"
+    return f"/v1/tenants/{tenant}/media/{media_id}/signed?reach={reach}"
 
 
 class MediaLink(BaseModel):
     """A link to a media file's bytes that is its own credential, for `<img>`, `<audio>` and
-    `<video>` (which cannot send a token): whoever holds it may read the file until it expires."""
+    `<video>` (which cannot send a token): whoever holds it may read the file until it expires,
+    or, when a learner got it, until no published lesson references the file any more."""
 
-    url: str = Field(description="path and query; works until `expires_at`")
+    url: str = Field(description="path and query; works until `expires_at`, and a learner's only "
+                                 "while a published lesson references the media")
     expires_at: datetime
 
 

@@ -18,6 +18,7 @@ from typing import IO
 
 from bloop.platform.content.media import sniff
 from bloop.platform.content.media.model import (
+    LinkReach,
     MediaInfo,
     MediaLink,
     MediaUsage,
@@ -35,6 +36,12 @@ from bloop.platform.kit.signing import LinkSigner
 
 FLUSH_BYTES = 1024 * 1024
 FILE_READ_BYTES = 1024 * 1024
+
+
+def reach_of(reader: Principal) -> LinkReach:
+    """The reach of what `reader` may read in their tenant: staff read every media file."""
+    return "staff" if reader.has_any(STAFF) else "published"
+
 
 PublishedMedia = Callable[[str], Awaitable[set[str]]]
 """The media ids a tenant's published lessons reference."""
@@ -297,25 +304,35 @@ class MediaService:
         """The media, when `reader` may read it: the tenant's staff read all its media, other
         members what the tenant's published lessons reference. Others get 404, as for media
         that does not exist."""
-        if not reader.has_any(STAFF) and not await self._published_reference(tenant, media_id):
-            raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
-        return await self.info(tenant, media_id)
+        return await self._reached(reach_of(reader), tenant, media_id)
 
     async def link(self, reader: Principal, tenant: str, media_id: str) -> MediaLink:
         """A link to the media's bytes that needs no credentials, for whoever may read the
-        media now (`readable`). It keeps working until it expires, whatever happens to the
-        lessons that made the media readable."""
+        media now (`readable`). It works until it expires, and a learner's only while the
+        media stays readable to learners."""
         info = await self.readable(reader, tenant, media_id)
-        return self.signed(info.tenant, info.id)
+        return self.signed(info.tenant, info.id, reach_of(reader))
 
-    def signed(self, tenant: str, media_id: str) -> MediaLink:
+    def signed(self, tenant: str, media_id: str, reach: LinkReach) -> MediaLink:
         """The link of `link`, for a caller that has made sure the reader may read the media."""
-        link = self.links.signed(signed_media_path(tenant, media_id), "media", tenant, media_id)
+        link = self.links.signed(signed_media_path(tenant, media_id, reach),
+                                 "media", tenant, media_id, reach)
         return MediaLink(url=link.url, expires_at=datetime.fromtimestamp(link.expires, UTC))
 
-    async def linked(self, tenant: str, media_id: str, expires: int, signature: str) -> MediaInfo:
-        """The media a signed link names; 403 for a forged or expired link."""
-        self.links.check(("media", tenant, media_id), expires, signature)
+    async def linked(self, tenant: str, media_id: str, reach: LinkReach | None, expires: int,
+                     signature: str) -> MediaInfo:
+        """The media a signed link names: 403 for a forged or expired link, 404 when the media
+        is gone or, for a learner's link, no published lesson references it any more."""
+        if reach is None:  # a link made before links said their reach: a learner's
+            self.links.check(("media", tenant, media_id), expires, signature)
+            reach = "published"
+        else:
+            self.links.check(("media", tenant, media_id, reach), expires, signature)
+        return await self._reached(reach, tenant, media_id)
+
+    async def _reached(self, reach: LinkReach, tenant: str, media_id: str) -> MediaInfo:
+        if reach != "staff" and not await self._published_reference(tenant, media_id):
+            raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
         return await self.info(tenant, media_id)
 
     async def _published_reference(self, tenant: str, media_id: str) -> bool:
