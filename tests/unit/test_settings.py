@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bloop.platform import services
+from bloop.platform.content.search.index import TantivyIndex
 from bloop.platform.kit.settings import Settings, SettingsError
 
 
@@ -74,6 +75,39 @@ def test_a_services_own_invalid_setting_names_itself(monkeypatch: pytest.MonkeyP
         services.check_settings(services.select(None))
     assert var in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def read_all_settings() -> None:
+    Settings()
+    services.check_settings(services.select(None))
+
+
+async def test_a_directory_setting_refuses_a_file_or_a_directory_of_other_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("x")
+    for var, value, says in [
+        ("BLOOP_DATA_DIR", a_file, "names a file, not a directory"),
+        ("BLOOP_SEARCH_DIRECTORY", a_file, "names a file, not a directory"),
+        ("BLOOP_SEARCH_DIRECTORY", notes, "holds files but no search index"),
+    ]:
+        with monkeypatch.context() as m:
+            m.setenv(var, str(value))
+            with pytest.raises(SettingsError) as err:
+                read_all_settings()
+        assert str(err.value).startswith(f"invalid setting {var}={str(value)!r}: "), err.value
+        assert says in str(err.value)
+
+    index_dir, empty = tmp_path / "index", tmp_path / "empty"
+    empty.mkdir()
+    await TantivyIndex(index_dir).close()
+    for value in (index_dir, empty, tmp_path / "new" / "search"):
+        monkeypatch.setenv("BLOOP_SEARCH_DIRECTORY", str(value))
+        read_all_settings()
+    assert (notes / "todo.txt").read_text() == "x"
 
 
 def test_a_service_not_run_is_not_held_to_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bloop.platform.kit.urls import HttpUrlText
@@ -23,7 +23,17 @@ def _named(value: object) -> object:
     return value
 
 
-NamedPath = Annotated[Path, BeforeValidator(_named)]
+def _not_a_file(path: Path) -> Path:
+    try:
+        if path.exists() and not path.is_dir():
+            raise ValueError("names a file, not a directory")
+    except OSError as exc:
+        raise ValueError(f"cannot be looked at ({exc.strerror})") from None
+    return path
+
+
+NamedPath = Annotated[Path, BeforeValidator(_named), AfterValidator(_not_a_file)]
+"""A directory setting: a name that is not empty, of a directory that exists or is yet to be."""
 
 
 def _config(prefix: str) -> SettingsConfigDict:

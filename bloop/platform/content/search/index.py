@@ -33,9 +33,9 @@ from bloop.platform.content.search.model import (
     Versions,
 )
 from bloop.platform.content.search.query import ParsedQuery, QuerySyntaxError
+from bloop.platform.content.search.settings import INDEX_META as META
 
 SCHEMA_VERSION = 1
-META = "bloop-search.json"
 ANALYZER = "bloop_text"
 # How much each field's BM25 score counts: a word in the title says more than one in the text.
 BOOSTS = {"title": 3.0, "tags_text": 2.0, "body": 1.0}
