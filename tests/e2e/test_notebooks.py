@@ -1,12 +1,13 @@
 """The notebooks run top to bottom as a person opens them: on a simulated cohort and throwaway
 embedded stores (each checks its own findings against the simulation), and on a tenant's data in
-the stores the settings name. They are committed run."""
+the stores the settings name, embedded or the real servers. They are committed run."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,13 @@ import pytest
 from nbclient import NotebookClient
 
 from bloop.analysis import embedded_settings, opened
+from bloop.infra import servers
 from bloop.platform.identity.model import NewTenant, NewUser
 from bloop.platform.identity.service import IdentityService
+from bloop.platform.kit.settings import RuntimeSettings, Settings
 from bloop.platform.learning.model import NewCard, NewConcept, NewReview
 from bloop.platform.learning.service import LearningService
+from tests.support import require_server
 
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 
@@ -65,41 +69,49 @@ def test_a_notebook_runs_on_its_simulation(path: Path, monkeypatch: pytest.Monke
     assert "again" in printed or "correct it" in printed
 
 
-async def a_school(data_dir: Path) -> None:
+async def a_school(settings: Settings, tenant: str) -> None:
     """A tenant with three learners: answers on a concept from 30 (ids only, as the learning
     service knows them), and one learner with enough reviews for a fit of their own."""
-    settings = embedded_settings(data_dir)
     async with opened("identity", IdentityService, settings) as identity:
-        await identity.create_tenant(NewTenant(id="school", name="School"))
-        people = [await identity.register_user("school", NewUser(
+        await identity.create_tenant(NewTenant(id=tenant, name="School"))
+        people = [await identity.register_user(tenant, NewUser(
             email=f"learner{n}@school.org", display_name=f"Learner {n}")) for n in range(3)]
     rng = random.Random(1)
     start = datetime.now(UTC) + timedelta(hours=1)
     async with opened("learning", LearningService, settings) as learning:
-        await learning.add_concept("school", NewConcept(id="fractions", name="Fractions"))
+        await learning.add_concept(tenant, NewConcept(id="fractions", name="Fractions"))
         for n in range(30):
             for k in range(5):
-                await learning.apply_attempt("school", f"pupil-{n}", f"a-{n}-{k}", ["fractions"],
+                await learning.apply_attempt(tenant, f"pupil-{n}", f"a-{n}-{k}", ["fractions"],
                                              [rng.random() < 0.3 + 0.1 * k], start + timedelta(days=k))
-        cards = [await learning.add_card("school", "fractions", NewCard(front=f"{i}/8 + {i}/8?",
-                                                                        back=f"{i}/4"))
+        cards = [await learning.add_card(tenant, "fractions", NewCard(front=f"{i}/8 + {i}/8?",
+                                                                      back=f"{i}/4"))
                  for i in range(25)]
         reviewer = people[0].id
         for card in cards:
-            await learning.study("school", reviewer, card.id)
+            await learning.study(tenant, reviewer, card.id)
         for day in range(90):
-            for view in await learning.due("school", reviewer, start + timedelta(days=day)):
-                await learning.review("school", reviewer, NewReview(
+            for view in await learning.due(tenant, reviewer, start + timedelta(days=day)):
+                await learning.review(tenant, reviewer, NewReview(
                     card_id=view.card_id, rating=1 if rng.random() < 0.3 else 3),
                     at=start + timedelta(days=day))
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("store", ["embedded", "real"])
 def test_the_notebooks_read_a_tenant_on_the_configured_stores(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    asyncio.run(a_school(tmp_path))  # nbclient runs its own loop: this test must not be in one
-    env = {"BLOOP_DATA_DIR": str(tmp_path), "NOTEBOOK_TENANT": "school",
+        store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tenant = f"school-{uuid.uuid4().hex[:8]}"  # the real servers outlive a test
+    env = {"BLOOP_DATA_DIR": str(tmp_path), "NOTEBOOK_TENANT": tenant,
            "NOTEBOOK_CONCEPT": "fractions"}
+    settings = embedded_settings(tmp_path)
+    if store == "real":
+        for name in servers():
+            require_server(name)
+        env["BLOOP_STORE"] = "real"
+        settings = Settings(runtime=RuntimeSettings(store="real", data_dir=tmp_path,
+                                                    seed_demo=False))
+    asyncio.run(a_school(settings, tenant))  # nbclient runs its own loop: this test must not be in one
     mastery = run(NOTEBOOKS[0], monkeypatch, env)
     assert "30 learners, 150 answers" in mastery
     assert "simulated" not in mastery
