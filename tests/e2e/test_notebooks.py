@@ -26,6 +26,7 @@ from bloop.platform.learning.service import LearningService
 from tests.support import require_server
 
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
+NAMED = {p.stem: p for p in NOTEBOOKS}
 
 
 def read(path: Path) -> Any:
@@ -33,7 +34,7 @@ def read(path: Path) -> Any:
 
 
 def test_there_are_notebooks() -> None:
-    assert [p.name for p in NOTEBOOKS] == ["mastery.ipynb", "scheduling.ipynb"]
+    assert list(NAMED) == ["engagement", "mastery", "scheduling"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -112,9 +113,13 @@ def test_the_notebooks_read_a_tenant_on_the_configured_stores(
         settings = Settings(runtime=RuntimeSettings(store="real", data_dir=tmp_path,
                                                     seed_demo=False))
     asyncio.run(a_school(settings, tenant))  # nbclient runs its own loop: this test must not be in one
-    mastery = run(NOTEBOOKS[0], monkeypatch, env)
+    mastery = run(NAMED["mastery"], monkeypatch, env)
     assert "30 learners, 150 answers" in mastery
     assert "simulated" not in mastery
-    scheduling = run(NOTEBOOKS[1], monkeypatch, env)
+    scheduling = run(NAMED["scheduling"], monkeypatch, env)
     assert "1 learners with reviews" in scheduling
     assert "1 learners fitted" in scheduling
+    engagement = run(NAMED["engagement"], monkeypatch, env)
+    assert "1 learners studied on" in engagement
+    assert "0 have stopped (no review in 14 days), 1 still studying" in engagement
+    assert "simulated" not in engagement
