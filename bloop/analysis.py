@@ -54,3 +54,17 @@ async def opened(name: str, kind: type[S], settings: Settings | None = None) -> 
         if not isinstance(service, kind):
             raise TypeError(f"the {name} service is a {type(service).__name__}, not {kind.__name__}")
         yield service
+
+
+async def user_ids(tenant: str, settings: Settings | None = None) -> list[str]:
+    """The ids of every user of `tenant`, from the identity service on the stores `settings`
+    name (those of the `BLOOP_*` variables by default)."""
+    from bloop.platform.identity.service import IdentityService
+
+    async with opened("identity", IdentityService, settings) as identity:
+        ids: list[str] = []
+        page = await identity.users(tenant, limit=200)
+        while page:
+            ids += [user.id for user in page]
+            page = await identity.users(tenant, after=page[-1].email, limit=200)  # by email
+    return ids
