@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
@@ -11,6 +13,9 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from bloop.platform.kit.settings import InfluxSettings, MongoSettings, Neo4jSettings, RedisSettings
+
+log = logging.getLogger("bloop.stores")
+CLOSE_WAIT_S = 5.0
 
 
 def mongo_client(s: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
@@ -54,5 +59,20 @@ async def ping_influx(client: InfluxDBClientAsync) -> None:
         raise ConnectionError("influxdb did not answer /ping")
 
 
-async def close_all(*closers: Any) -> None:
-    await asyncio.gather(*(c for c in closers if c is not None), return_exceptions=True)
+async def close_all(*closers: Awaitable[Any] | None, wait_s: float = CLOSE_WAIT_S) -> None:
+    """Closes clients together. One that has not closed after `wait_s` is left behind, with a
+    warning, so that shutting down always ends: pymongo's async client can wait forever on its
+    own server monitor when it is closed while its server is unreachable."""
+    tasks = {asyncio.ensure_future(c): getattr(c, "__qualname__", repr(c))
+             for c in closers if c is not None}
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=wait_s)
+    for task in done:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("a store client failed to close", extra={
+                "client": tasks[task], "error": repr(error)})
+    for task in pending:
+        log.warning("a store client did not close in time; left behind", extra={
+            "client": tasks[task], "wait_s": wait_s})
+        task.cancel()
