@@ -10,7 +10,7 @@ request, an exhausted account), which fail the job at once.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
@@ -132,10 +132,8 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _retry_after(response: Any) -> float | None:
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The wait a provider asks for, in seconds, from `retry-after-ms` or `retry-after`."""
     for name in ("retry-after-ms", "retry-after"):
         value = headers.get(name)
         if value is None:
@@ -199,13 +197,13 @@ class OpenAiLlm:
                 raise ProviderRejected("the provider account has no quota left",
                                        status=429) from None
             raise ProviderRateLimited("the provider is rate limiting us",
-                                      retry_after_s=_retry_after(exc.response),
+                                      retry_after_s=retry_after(exc.response.headers),
                                       status=429) from None
         except openai.APIStatusError as exc:
             if exc.status_code >= 500 or exc.status_code in (408, 409):
                 raise ProviderUnavailable(
                     f"the provider failed ({exc.status_code})", status=exc.status_code,
-                    retry_after_s=_retry_after(exc.response)) from None
+                    retry_after_s=retry_after(exc.response.headers)) from None
             raise ProviderRejected(f"the provider refused the request ({exc.status_code}: "
                                    f"{exc.message})", status=exc.status_code) from None
         if not response.choices:

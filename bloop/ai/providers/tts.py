@@ -33,6 +33,7 @@ from bloop.ai.providers.llm import (
     ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
+    retry_after,
 )
 from bloop.platform.kit.urls import HttpUrlText
 
@@ -169,29 +170,16 @@ async def per_sentence(text: str, speak: Callable[[str], Awaitable[bytes]], *, p
                           voice=voice)
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    for name in ("retry-after-ms", "retry-after"):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value)
-        except ValueError:
-            continue
-        return seconds / 1000 if name.endswith("-ms") else seconds
-    return None
-
-
 def status_error(provider: str, status: int, headers: Mapping[str, str], detail: str = "") -> \
         ProviderError:
     """The `ProviderError` for an HTTP error status from a speech API."""
     detail = f": {detail[:300]}" if detail else ""
     if status == 429:
         return ProviderRateLimited(f"{provider} is rate limiting us{detail}", status=status,
-                                   retry_after_s=_retry_after(headers))
+                                   retry_after_s=retry_after(headers))
     if status >= 500 or status in (408, 409):
         return ProviderUnavailable(f"{provider} failed ({status}){detail}", status=status,
-                                   retry_after_s=_retry_after(headers))
+                                   retry_after_s=retry_after(headers))
     return ProviderRejected(f"{provider} refused the request ({status}){detail}", status=status)
 
 
