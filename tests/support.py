@@ -23,12 +23,13 @@ from bloop.ai.jobs.events import JobCompleted
 from bloop.ai.jobs.model import Job, JobParams, MediaOutput, MediaResult
 from bloop.ai.jobs.worker import completed as worker_completed
 from bloop.ai.text.model import LessonText
+from bloop.platform.app import create_app
 from bloop.platform.identity.model import NewTenant, NewUser, Role
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit import stores
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import event_type, type_of
-from bloop.platform.kit.settings import MongoSettings
+from bloop.platform.kit.settings import MongoSettings, RuntimeSettings, Settings
 
 TEST_TOPIC = "bloop.test.events"
 
@@ -88,6 +89,22 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30
 
 
 PASSWORD = "quiet meadow lantern sings"
+
+
+@contextlib.asynccontextmanager
+async def embedded_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, services: Sequence[str]
+                       ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """An app running `services` on embedded stores in `tmp_path`, whatever stores the
+    environment names, without the demo tenant; and a client to it."""
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_NEO4J_ADAPTER", "BLOOP_KAFKA_ADAPTER",
+                "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False)),
+                     services=list(services))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as client:
+            yield app, client
 
 
 async def login(client: httpx.AsyncClient, tenant: str, email: str,

@@ -9,23 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bloop.platform.app import create_app
-from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import member
+from tests.support import embedded_app, member
 
 
 @pytest.fixture
 async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
-        monkeypatch.delenv(var, raising=False)
-    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False))
-    app = create_app(settings, services=["identity", "content"])
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
-            c.headers.update(await member(app, c, "acme", ["educator"]))
-            c.headers["X-Learner"] = (await member(app, c, "acme", ["learner"]))["Authorization"]
-            yield c
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content"]) as (app, c):
+        c.headers.update(await member(app, c, "acme", ["educator"]))
+        c.headers["X-Learner"] = (await member(app, c, "acme", ["learner"]))["Authorization"]
+        yield c
 
 
 def as_learner(client: httpx.AsyncClient) -> dict[str, str]:

@@ -15,7 +15,6 @@ import pytest
 
 from bloop.ai.jobs.events import JobCompleted, OutputRef
 from bloop.ai.jobs.stores.embedded import FileMediaStore as AiFiles
-from bloop.platform.app import create_app
 from bloop.platform.content.consumers import (
     AI_MEDIA_GROUP,
     CACHE_GROUP,
@@ -40,9 +39,8 @@ from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.envelope import Envelope, parse_envelope
 from bloop.platform.kit.events.types import EventType, registry, type_of
-from bloop.platform.kit.settings import RuntimeSettings, Settings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import eventually, finished_ai_video
+from tests.support import embedded_app, eventually, finished_ai_video
 from tests.unit.content import media_samples
 
 AT = "2025-01-02T03:04:05Z"
@@ -216,11 +214,7 @@ async def test_content_events_drop_the_cached_lesson(world: World) -> None:
 
 async def test_the_running_app_attaches_what_its_ai_service_made(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
-        monkeypatch.delenv(var, raising=False)
-    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False))
-    app = create_app(settings, services=["identity", "content", "ai"])
-    async with app.router.lifespan_context(app):
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content", "ai"]) as (app, _):
         content: ContentService = app.state.content.state["service"]
         lesson_id = (await content.add_lesson("acme", (await content.create_course(
             "acme", NewCourse(id="py", title="Python"))).id, NewLesson(title="Loops"))).id

@@ -19,7 +19,6 @@ from fastapi import FastAPI
 
 from bloop.ai.jobs.events import Card as AiCard
 from bloop.ai.jobs.events import FlashcardsGenerated
-from bloop.platform.app import create_app
 from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
 from bloop.platform.content.events import CoursePublished, LessonPublished
 from bloop.platform.identity.events import UserDeleted
@@ -27,9 +26,8 @@ from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
-from bloop.platform.kit.settings import RuntimeSettings, Settings
 from bloop.platform.learning.service import LearningService
-from tests.support import eventually, member
+from tests.support import embedded_app, eventually, member
 
 BASE = "/v1/tenants/acme/learning"
 Json = dict[str, Any]
@@ -39,16 +37,9 @@ AT = datetime(2025, 5, 1, tzinfo=UTC)
 @pytest.fixture
 async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         tuple[FastAPI, httpx.AsyncClient]]:
-    for var in ("BLOOP_STORE", "BLOOP_NEO4J_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER",
-                "BLOOP_MONGO_ADAPTER"):
-        monkeypatch.delenv(var, raising=False)
-    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False))
-    app = create_app(settings, services=["identity", "learning"])
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
-            c.headers.update(await member(app, c, "acme", ["educator"]))
-            yield app, c
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "learning"]) as (app, c):
+        c.headers.update(await member(app, c, "acme", ["educator"]))
+        yield app, c
 
 
 async def learner(app: FastAPI, client: httpx.AsyncClient, tenant: str = "acme") -> dict[str, str]:
