@@ -39,6 +39,7 @@ from bloop.platform.content.model import (
     NewConcept,
     NewCourse,
     NewLesson,
+    Publication,
     VersionInfo,
     VideoBlock,
     now,
@@ -136,6 +137,16 @@ class ContentService:
             raise Forbidden("only the course's owner, its co-authors and the tenant's admins "
                             "may change it or read its drafts", code="not_an_author")
         return course
+
+    async def _publication(self, course: Course, version: int) -> Publication:
+        """What the course published as version `version`."""
+        entry = next((h for h in course.history if h.version == version), None)
+        snapshot = (None if entry is None
+                    else await self.repo.get_snapshot(course.tenant, course.id, entry.snapshot))
+        if snapshot is None:
+            raise NotFound(f"the course {course.id!r} has no version {version}",
+                           code="no_such_version")
+        return snapshot.publication
 
     # courses
 
@@ -275,13 +286,7 @@ class ContentService:
                       by: Principal | None = None) -> CourseDetail:
         """Published version `version` of the course, as it was published."""
         course = await self._editable(tenant, course_id, by)
-        entry = next((h for h in course.history if h.version == version), None)
-        snapshot = (None if entry is None
-                    else await self.repo.get_snapshot(tenant, course_id, entry.snapshot))
-        if snapshot is None:
-            raise NotFound(f"the course {course_id!r} has no version {version}",
-                           code="no_such_version")
-        p = snapshot.publication
+        p = await self._publication(course, version)
         lessons = await self.repo.lesson_versions(tenant, p.lessons)
         return CourseDetail.of(CourseView.published(course, p), lessons)
 
@@ -363,13 +368,7 @@ class ContentService:
         write; one interrupted midway leaves the draft partly restored, never a publication,
         and running it again completes it."""
         course = await self._editable(tenant, course_id, by)
-        entry = next((h for h in course.history if h.version == version), None)
-        snapshot = (None if entry is None
-                    else await self.repo.get_snapshot(tenant, course_id, entry.snapshot))
-        if snapshot is None:
-            raise NotFound(f"the course {course_id!r} has no version {version}",
-                           code="no_such_version")
-        p = snapshot.publication
+        p = await self._publication(course, version)
         old = await self.repo.lesson_versions(tenant, p.lessons)
         head = course.changed(title=p.title, summary=p.summary, language=p.language,
                               level=p.level, tags=p.tags, modules=p.modules)

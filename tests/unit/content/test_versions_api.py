@@ -1,0 +1,209 @@
+"""A course's versions through content's routes: modules, co-authors, the version history, an
+old version as it was published, and rollback (which restores edited and deleted lessons, drops
+lessons added since, and publishes the result as a new version)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import embedded_app, member
+
+BASE = "/v1/tenants/acme"
+COURSE = f"{BASE}/courses/py"
+Json = dict[str, Any]
+
+
+class People:
+    def __init__(self, client: httpx.AsyncClient, owner: dict[str, str], other: dict[str, str],
+                 learner: dict[str, str]) -> None:
+        self.client, self.owner, self.other, self.learner = client, owner, other, learner
+
+    async def id_of(self, headers: dict[str, str]) -> str:
+        user_id: str = (await self.client.get(f"{BASE}/me", headers=headers)).json()["id"]
+        return user_id
+
+
+@pytest.fixture
+async def people(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[People]:
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content"]) as (app, c):
+        yield People(c, await member(app, c, "acme", ["educator"]),
+                     await member(app, c, "acme", ["educator"]),
+                     await member(app, c, "acme", ["learner"]))
+
+
+def ok(r: httpx.Response, status: int = 200) -> Json:
+    assert r.status_code == status, r.text
+    body: Json = r.json()
+    return body
+
+
+def problem(r: httpx.Response, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == code
+
+
+async def two_versions(p: People) -> dict[str, str]:
+    """Version 1: lessons one and two in module basics. Version 2: the course renamed, lesson
+    one edited, lesson two deleted, lesson three added in a new module. Lesson ids by name."""
+    c, me = p.client, p.owner
+    ok(await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"}, headers=me), 201)
+    ok(await c.post(f"{COURSE}/modules", json={"id": "basics", "title": "Basics"}, headers=me),
+       201)
+    ids = {}
+    for name in ("one", "two"):
+        ids[name] = ok(await c.post(f"{COURSE}/lessons", headers=me, json={
+            "title": f"Lesson {name}", "module": "basics",
+            "blocks": [{"type": "markdown", "markdown": f"{name}, as first written"}]}), 201)["id"]
+    assert ok(await c.post(f"{COURSE}/publish", headers=me))["version"] == 1
+
+    ok(await c.patch(COURSE, json={"title": "Python, revised"}, headers=me))
+    ok(await c.patch(f"{BASE}/lessons/{ids['one']}", headers=me, json={
+        "version": 1, "title": "Lesson one, revised",
+        "blocks": [{"type": "markdown", "markdown": "one, rewritten"}]}))
+    assert (await c.delete(f"{BASE}/lessons/{ids['two']}", headers=me)).status_code == 204
+    ok(await c.post(f"{COURSE}/modules", json={"id": "more", "title": "More"}, headers=me), 201)
+    ids["three"] = ok(await c.post(f"{COURSE}/lessons", headers=me, json={
+        "title": "Lesson three", "module": "more"}), 201)["id"]
+    assert ok(await c.post(f"{COURSE}/publish", headers=me))["version"] == 2
+    return ids
+
+
+def titles(detail: Json) -> list[str]:
+    return [lesson["title"] for lesson in detail["lessons"]]
+
+
+async def test_the_history_and_each_version_as_it_was_published(people: People) -> None:
+    c, me = people.client, people.owner
+    ids = await two_versions(people)
+
+    history = ok(await c.get(f"{COURSE}/versions", headers=me))["items"]
+    assert [(h["version"], h["title"], h["lesson_count"], h["rollback_of"]) for h in history] == [
+        (2, "Python, revised", 2, None), (1, "Python", 2, None)]
+    assert history[0]["published_at"] >= history[1]["published_at"]
+
+    first = ok(await c.get(f"{COURSE}/versions/1", headers=me))
+    assert (first["title"], first["version"]) == ("Python", 1)
+    assert titles(first) == ["Lesson one", "Lesson two"]
+    assert first["lessons"][0]["blocks"][0]["markdown"] == "one, as first written"
+    assert [m["id"] for m in first["modules"]] == ["basics"]
+    second = ok(await c.get(f"{COURSE}/versions/2", headers=me))
+    assert titles(second) == ["Lesson one, revised", "Lesson three"]
+    assert [m["id"] for m in second["modules"]] == ["basics", "more"]
+    assert [x["id"] for x in second["lessons"]] == [ids["one"], ids["three"]]
+
+    problem(await c.get(f"{COURSE}/versions/3", headers=me), 404, "no_such_version")
+    problem(await c.get(f"{COURSE}/versions/0", headers=me), 422, "validation_failed")
+    problem(await c.get(f"{COURSE}/versions/two", headers=me), 422, "validation_failed")
+    problem(await c.get(f"{BASE}/courses/none/versions/1", headers=me), 404, "not_found")
+
+
+async def test_only_the_courses_authors_read_its_history(people: People) -> None:
+    c = people.client
+    await two_versions(people)
+    for headers, code in ((people.learner, "missing_role"), (people.other, "not_an_author")):
+        problem(await c.get(f"{COURSE}/versions", headers=headers), 403, code)
+        problem(await c.get(f"{COURSE}/versions/1", headers=headers), 403, code)
+        problem(await c.post(f"{COURSE}/rollback", json={"version": 1}, headers=headers),
+                403, code)
+    assert ok(await c.get(COURSE, headers=people.learner))["version"] == 2
+
+
+async def test_a_rollback_restores_a_version_and_publishes_it_anew(people: People) -> None:
+    c, me = people.client, people.owner
+    ids = await two_versions(people)
+
+    rolled = ok(await c.post(f"{COURSE}/rollback", json={"version": 1}, headers=me))
+    assert (rolled["version"], rolled["title"], rolled["status"]) == (3, "Python", "published")
+    draft = ok(await c.get(COURSE, headers=me))
+    assert titles(draft) == ["Lesson one", "Lesson two"]
+    assert [x["id"] for x in draft["lessons"]] == [ids["one"], ids["two"]]
+    assert draft["lessons"][0]["blocks"][0]["markdown"] == "one, as first written"
+    assert [m["id"] for m in draft["modules"]] == ["basics"]
+    problem(await c.get(f"{BASE}/lessons/{ids['three']}", headers=me), 404, "not_found")
+
+    seen = ok(await c.get(COURSE, headers=people.learner))
+    assert (seen["title"], seen["version"]) == ("Python", 3)
+    assert titles(seen) == ["Lesson one", "Lesson two"]
+    revived = ok(await c.get(f"{BASE}/lessons/{ids['two']}", headers=people.learner))
+    assert revived["blocks"][0]["markdown"] == "two, as first written"
+    problem(await c.get(f"{BASE}/lessons/{ids['three']}", headers=people.learner),
+            404, "not_found")
+
+    history = ok(await c.get(f"{COURSE}/versions", headers=me))["items"]
+    assert [(h["version"], h["rollback_of"]) for h in history] == [(3, 1), (2, None), (1, None)]
+    assert titles(ok(await c.get(f"{COURSE}/versions/2", headers=me))) == [
+        "Lesson one, revised", "Lesson three"]
+
+    again = ok(await c.post(f"{COURSE}/rollback", json={"version": 2}, headers=me))
+    assert (again["version"], again["title"]) == (4, "Python, revised")
+    assert titles(ok(await c.get(COURSE, headers=people.learner))) == [
+        "Lesson one, revised", "Lesson three"]
+
+
+async def test_a_rollback_to_what_cannot_be_restored_changes_nothing(people: People) -> None:
+    c, me = people.client, people.owner
+    await two_versions(people)
+    before = ok(await c.get(COURSE, headers=me))
+    problem(await c.post(f"{COURSE}/rollback", json={"version": 9}, headers=me),
+            404, "no_such_version")
+    for body in ({"version": 0}, {"version": "one"}, {}, {"version": 1, "force": True}):
+        problem(await c.post(f"{COURSE}/rollback", json=body, headers=me),
+                422, "validation_failed")
+    problem(await c.post(f"{BASE}/courses/none/rollback", json={"version": 1}, headers=me),
+            404, "not_found")
+    assert ok(await c.get(COURSE, headers=me)) == before
+    assert len(ok(await c.get(f"{COURSE}/versions", headers=me))["items"]) == 2
+
+
+async def test_modules_are_named_once_and_lessons_name_one_that_exists(people: People) -> None:
+    c, me = people.client, people.owner
+    ok(await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"}, headers=me), 201)
+    course = ok(await c.post(f"{COURSE}/modules", headers=me, json={
+        "id": "basics", "title": "Basics", "summary": "Where to start"}), 201)
+    assert course["modules"] == [{"id": "basics", "title": "Basics", "summary": "Where to start"}]
+    problem(await c.post(f"{COURSE}/modules", json={"id": "basics", "title": "Again"},
+                         headers=me), 409, "module_exists")
+    for bad in ({"id": "Not A Slug", "title": "X"}, {"id": "x"}, {"id": "x", "title": ""},
+                {"id": "x", "title": "X", "extra": 1}):
+        problem(await c.post(f"{COURSE}/modules", json=bad, headers=me), 422, "validation_failed")
+    problem(await c.post(f"{COURSE}/lessons", json={"title": "L", "module": "advanced"},
+                         headers=me), 422, "unknown_module")
+    lesson = ok(await c.post(f"{COURSE}/lessons", json={"title": "L", "module": "basics"},
+                             headers=me), 201)
+    problem(await c.patch(f"{BASE}/lessons/{lesson['id']}", json={"version": 1, "module": "gone"},
+                          headers=me), 422, "unknown_module")
+    problem(await c.post(f"{COURSE}/modules", json={"id": "x", "title": "X"},
+                         headers=people.other), 403, "not_an_author")
+    assert [m["id"] for m in ok(await c.get(COURSE, headers=me))["modules"]] == ["basics"]
+
+
+async def test_the_owner_chooses_co_authors_who_may_then_edit(people: People) -> None:
+    c, me, other = people.client, people.owner, people.other
+    ok(await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"}, headers=me), 201)
+    other_id, owner_id = await people.id_of(other), await people.id_of(me)
+    problem(await c.patch(COURSE, json={"title": "Mine now"}, headers=other), 403, "not_an_author")
+
+    course = ok(await c.put(f"{COURSE}/co-authors/{other_id}", headers=me))
+    assert course["co_authors"] == [other_id]
+    assert ok(await c.put(f"{COURSE}/co-authors/{other_id}", headers=me))["co_authors"] == [
+        other_id]
+    ok(await c.patch(COURSE, json={"title": "Ours"}, headers=other))
+    ok(await c.post(f"{COURSE}/lessons", json={"title": "L"}, headers=other), 201)
+    assert ok(await c.post(f"{COURSE}/publish", headers=other))["version"] == 1
+    assert len(ok(await c.get(f"{COURSE}/versions", headers=other))["items"]) == 1
+
+    learner_id = await people.id_of(people.learner)
+    problem(await c.put(f"{COURSE}/co-authors/{learner_id}", headers=other), 403, "not_the_owner")
+    problem(await c.put(f"{COURSE}/co-authors/{owner_id}", headers=me), 409, "already_owner")
+
+    assert ok(await c.delete(f"{COURSE}/co-authors/{other_id}", headers=me))["co_authors"] == []
+    assert ok(await c.delete(f"{COURSE}/co-authors/{other_id}", headers=me))["co_authors"] == []
+    problem(await c.patch(COURSE, json={"title": "Still ours?"}, headers=other),
+            403, "not_an_author")
+    assert ok(await c.get(COURSE, headers=me))["title"] == "Ours"
