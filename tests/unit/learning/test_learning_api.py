@@ -26,8 +26,11 @@ from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
+from bloop.platform.learning import bkt
+from bloop.platform.learning.model import BktParams
 from bloop.platform.learning.service import LearningService
 from tests.support import embedded_app, eventually, member
+from tests.unit.learning.test_bkt import generate
 
 BASE = "/v1/tenants/acme/learning"
 Json = dict[str, Any]
@@ -424,3 +427,51 @@ async def test_graphql_reads_the_graph_and_the_learners_path(running: tuple[
     r = await client.post("/graphql", json={"query": '{ myPaths(tenant: "beta") { goal } }'},
                           headers=pupil)
     assert r.json()["errors"]
+
+
+async def test_educators_set_a_concepts_bkt_and_it_is_fitted_to_the_answers(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    url = f"{BASE}/concepts/loops"
+    assert (await client.post(f"{BASE}/concepts", json={"id": "loops", "name": "Loops"})
+            ).status_code == 201
+    hand = {"prior": 0.3, "learn": 0.2, "guess": 0.1, "slip": 0.05}
+    r = await client.put(f"{url}/bkt", json={**hand, "fitted_on": 999})
+    assert r.status_code == 200, r.text
+    assert r.json()["bkt"] == {**hand, "fitted_on": 0}
+    assert (await client.get(url)).json()["bkt"] == {**hand, "fitted_on": 0}
+    for bad in ({"prior": 1.5}, {"guess": 0.7}, {"slip": -0.1}, {"prior": "high"},
+                {"prior": 0.3, "decay": 0.1}):
+        r = await client.put(f"{url}/bkt", json=bad)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["code"] == "validation_failed"
+    assert (await client.put(f"{BASE}/concepts/ghost/bkt", json=hand)).status_code == 404
+    assert (await client.post(f"{BASE}/concepts/ghost/bkt/fit")).status_code == 404
+    pupil = await learner(app, client)
+    for r in (await client.put(f"{url}/bkt", json=hand, headers=pupil),
+              await client.post(f"{url}/bkt/fit", headers=pupil)):
+        assert r.status_code == 403, r.text
+    r = await client.post(f"{url}/bkt/fit")
+    assert r.status_code == 422, r.text
+    assert (r.json()["code"], r.json()["answers"], r.json()["needed"]) == ("too_few_answers", 0, 100)
+
+    # Twelve learners answer ten questions each. The service refits by itself once the answers
+    # reach 100 (the tenth learner); an educator's fit then uses all 120.
+    answers = generate(BktParams(prior=0.2, learn=0.25, guess=0.2, slip=0.1), 12, 10, seed=5)
+    for n, seq in enumerate(answers):
+        await deliver(app, attempt_event(f"learner-{n}", ["loops"], [bool(a) for a in seq],
+                                         at=AT + timedelta(minutes=n)))
+    auto = (await client.get(url)).json()["bkt"]
+    expected = bkt.fit(answers[:10]).params
+    assert auto["fitted_on"] == 100
+    for name in hand:
+        assert auto[name] == pytest.approx(getattr(expected, name), abs=1e-6)
+
+    r = await client.post(f"{url}/bkt/fit")
+    assert r.status_code == 200, r.text
+    fitted = r.json()["bkt"]
+    expected = bkt.fit(answers).params
+    assert fitted["fitted_on"] == 120
+    for name in hand:
+        assert fitted[name] == pytest.approx(getattr(expected, name), abs=1e-6)
+    assert fitted != auto
