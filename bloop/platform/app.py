@@ -18,7 +18,7 @@ from bloop.platform.kit.events.outbox import OutboxRelay
 from bloop.platform.kit.health import ops_router
 from bloop.platform.kit.middleware import RequestContextMiddleware
 from bloop.platform.kit.personal_data import PersonalDataSources
-from bloop.platform.kit.settings import Settings
+from bloop.platform.kit.settings import Settings, SettingsError
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted
 
@@ -32,6 +32,11 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
     settings = settings or Settings()
     chosen = service_registry.select(services)
     service_registry.check_settings(chosen)
+    if http_routes and all(s.name != "identity" for s in chosen) and not settings.auth.jwks_url:
+        raise SettingsError(
+            "missing setting BLOOP_AUTH_JWKS_URL: a process that serves routes without identity "
+            "verifies access tokens with the keys identity publishes; set it to identity's "
+            "/.well-known/jwks.json")
     do_seed = settings.runtime.seed_demo if seed is None else seed
 
     @asynccontextmanager

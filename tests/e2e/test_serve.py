@@ -311,3 +311,37 @@ def test_an_unknown_service_is_refused_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "bloop: unknown service 'nonesuch'; choose from identity, content, ai, learning")
+
+
+def test_a_service_apart_from_identity_verifies_tokens_with_its_published_keys(
+        tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOOP_")}
+    refused = subprocess.run([sys.executable, "-m", "bloop.cli", "serve", "content"],
+                             capture_output=True, text=True, timeout=60, check=False,
+                             env={**env, "BLOOP_DATA_DIR": str(tmp_path / "refused")})
+    assert refused.returncode == 2
+    assert refused.stderr.strip().startswith("bloop: missing setting BLOOP_AUTH_JWKS_URL: ")
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+    for part in ("identity", "content"):
+        (tmp_path / part).mkdir()
+    identity = Process(["serve", "identity"], tmp_path / "identity")
+    try:
+        content = Process(["serve", "content"], tmp_path / "content", env={
+            "BLOOP_AUTH_JWKS_URL": identity.base + "/.well-known/jwks.json"})
+        try:
+            ada = sign_in(identity.base, data.PEOPLE[0])
+            r = httpx.get(content.base + "/v1/tenants/demo/courses", headers=ada)
+            assert r.status_code == 200, r.text
+            assert [c["id"] for c in r.json()["items"]] == [data.COURSE_ID]
+            scheme, token = ada["Authorization"].split()
+            forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+            r = httpx.get(content.base + "/v1/tenants/demo/courses",
+                          headers={"Authorization": f"{scheme} {forged}"})
+            assert r.status_code == 401, r.text
+            assert r.headers["content-type"] == "application/problem+json"
+            assert httpx.post(content.base + "/v1/auth/token").status_code == 404
+        finally:
+            assert content.stop() == 0
+    finally:
+        assert identity.stop() == 0

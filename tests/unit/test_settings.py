@@ -126,3 +126,17 @@ def test_serve_refuses_to_start_on_a_services_invalid_setting(tmp_path: Path) ->
     assert lines == [
         "bloop: invalid setting BLOOP_MEDIA_IMAGE_MAX_BYTES='ten': Input should be a valid "
         "integer, unable to parse string as an integer"], result.stderr
+
+
+def test_routes_without_identity_need_its_published_keys(tmp_path: Path) -> None:
+    from bloop.platform.app import create_app
+    from bloop.platform.kit.settings import AuthSettings, RuntimeSettings
+
+    runtime = RuntimeSettings(data_dir=tmp_path)
+    for chosen in (["content"], ["learning", "ai"]):
+        with pytest.raises(SettingsError, match=r"^missing setting BLOOP_AUTH_JWKS_URL: "):
+            create_app(Settings(runtime=runtime), chosen)
+    keys = AuthSettings(jwks_url="http://identity.internal/.well-known/jwks.json")
+    create_app(Settings(runtime=runtime, auth=keys), ["content"])
+    create_app(Settings(runtime=runtime), ["identity", "content"])
+    create_app(Settings(runtime=runtime), ["content"], http_routes=False)
