@@ -328,7 +328,9 @@ def test_a_service_apart_from_identity_verifies_tokens_with_its_published_keys(
     identity = Process(["serve", "identity"], tmp_path / "identity")
     try:
         content = Process(["serve", "content"], tmp_path / "content", env={
-            "BLOOP_AUTH_JWKS_URL": identity.base + "/.well-known/jwks.json"})
+            "BLOOP_AUTH_JWKS_URL": identity.base + "/.well-known/jwks.json",
+            "BLOOP_AUTH_API_KEYS_URL": identity.base + "/v1/auth/principal",
+            "BLOOP_AUTH_API_KEY_CACHE_S": "0"})
         try:
             ada = sign_in(identity.base, data.PEOPLE[0])
             r = httpx.get(content.base + "/v1/tenants/demo/courses", headers=ada)
@@ -341,6 +343,26 @@ def test_a_service_apart_from_identity_verifies_tokens_with_its_published_keys(
             assert r.status_code == 401, r.text
             assert r.headers["content-type"] == "application/problem+json"
             assert httpx.post(content.base + "/v1/auth/token").status_code == 404
+
+            made = bloop(identity, "tenant", "create", "acme", "--name", "Acme School",
+                         "--admin", "boss@acme.org")
+            assert made.returncode == 0, made.stderr
+            boss = accept(identity, "acme", made.stdout, "boss@acme.org")
+            r = httpx.post(identity.base + "/v1/tenants/acme/api-keys", headers=boss,
+                           json={"name": "catalogue sync", "scopes": ["content:read"]})
+            assert r.status_code == 201, r.text
+            key, key_id = {"X-API-Key": r.json()["key"]}, r.json()["id"]
+            r = httpx.get(content.base + "/v1/tenants/acme/courses", headers=key)
+            assert (r.status_code, r.json()) == (200, {"items": [], "next": None}), r.text
+            r = httpx.post(content.base + "/v1/tenants/acme/courses", headers=key,
+                           json={"title": "Not with a key without a role"})
+            assert (r.status_code, r.json()["code"]) == (403, "missing_role"), r.text
+            assert httpx.get(content.base + "/v1/tenants/demo/courses",
+                             headers=key).status_code == 403
+            r = httpx.delete(f"{identity.base}/v1/tenants/acme/api-keys/{key_id}", headers=boss)
+            assert r.status_code == 204, r.text
+            r = httpx.get(content.base + "/v1/tenants/acme/courses", headers=key)
+            assert (r.status_code, r.json()["code"]) == (401, "token_revoked"), r.text
         finally:
             assert content.stop() == 0
     finally:

@@ -27,6 +27,9 @@ MEMBER_ROUTES = {("POST", "/v1/tenants/{tenant}/auth/logout")}
 # Any signed-in caller reaches these; each GraphQL field then applies its HTTP twin's tenant, role
 # and scope rule (tests/unit/test_graphql.py), since a query names its tenant in its arguments.
 FIELD_GUARDED = {"/graphql"}
+# Any signed-in caller of any tenant reaches these; they tell the caller about their own
+# credential only.
+SELF_ROUTES = {("GET", "/v1/auth/principal")}
 
 
 def build(data_dir: Path) -> FastAPI:
@@ -137,6 +140,10 @@ async def test_a_guarded_route_refuses_strangers(running: FastAPI, method: str, 
 
         stranger = await token(running, "beta", [r for r in ROLES if r != "platform_admin"])
         r = await client.request(method, url, headers=stranger, **body)
+        if (method, path) in SELF_ROUTES:
+            assert r.status_code == 200, r.text
+            assert r.json()["tenant"] == "beta"
+            return
         assert r.status_code == 403, r.text
 
         short = lacking(requirement, method, path)

@@ -32,6 +32,7 @@ from bloop.platform.identity.model import (
 )
 from bloop.platform.identity.service import ApiKeyService, AuthService, IdentityService, TokenGrant
 from bloop.platform.kit.auth import TOKEN_URL, Principal, require
+from bloop.platform.kit.auth.principal import PrincipalView
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.middleware import client_ip
 from bloop.platform.kit.pagination import Page
@@ -120,6 +121,13 @@ async def token(form: Annotated[TokenRequest, Form()], request: Request, respons
 @auth_router.get("/.well-known/jwks.json")
 async def jwks(auth: AuthSvc) -> dict[str, Any]:
     return await auth.keys.jwks()
+
+
+@auth_router.get("/v1/auth/principal")
+async def principal(me: Anyone) -> PrincipalView:
+    """Who the presented credential (an access token or an API key) acts as: its tenant, roles
+    and scopes. Processes that run without identity check API keys here."""
+    return PrincipalView.of(me)
 
 
 @auth_router.post("/v1/tenants/{tenant}/auth/logout", status_code=204)

@@ -139,7 +139,11 @@ class AuthSettings(BaseSettings):
     refresh_ttl_s: int = Field(default=30 * 86_400, ge=60)
     key_rotation_s: int = Field(default=24 * 3600, ge=60)
     invitation_ttl_s: int = Field(default=7 * 86_400, ge=60)
-    jwks_url: HttpUrlText | None = None
+    jwks_url: HttpUrlText | None = Field(default=None, description=(
+        "identity's /.well-known/jwks.json, for a process that serves routes without identity"))
+    api_keys_url: HttpUrlText | None = Field(default=None, description=(
+        "identity's /v1/auth/principal, where a process that serves routes without identity "
+        "checks API keys; without it such a process accepts no API keys"))
     account_max_failures: int = Field(default=5, ge=1)
     ip_max_failures: int = Field(default=50, ge=1)
     lockout_s: int = Field(default=900, ge=1)

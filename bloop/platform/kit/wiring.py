@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from bloop.platform.kit import stores
 from bloop.platform.kit.auth import Auth, RemoteJwks
+from bloop.platform.kit.auth.remote_keys import RemoteApiKeys
 from bloop.platform.kit.auth.revocations import MirroredRevocations
 from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
@@ -90,6 +91,10 @@ class Platform:
             self.auth = Auth(settings.auth, self.cache)
         if settings.auth.jwks_url:
             self.auth.verifier.use_keys(RemoteJwks(settings.auth.jwks_url))
+        if settings.auth.api_keys_url:
+            remote_keys = RemoteApiKeys(settings.auth.api_keys_url, settings.auth.api_key_cache_s)
+            self.auth.use_api_keys(remote_keys)
+            self._closers.append(remote_keys.close)
         self.processed: ProcessedEvents
         if self.redis is not None:
             self.processed = RedisProcessedEvents(self.redis)

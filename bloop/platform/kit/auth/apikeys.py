@@ -3,7 +3,8 @@
 A key reads `bloop_<prefix>_<secret>`. The prefix, `<tenant>.<id>`, names the key and its tenant
 (so the store is always read within that tenant) and is not secret; the secret is 32 random bytes
 in hex, of which the store keeps only the SHA-256. Identity owns the keys and plugs its
-`ApiKeySource` into `Auth` when it runs in the process; a process without identity refuses keys.
+`ApiKeySource` into `Auth` when it runs in the process; a process without it asks identity
+(`kit.auth.remote_keys`), or refuses keys when it has not been told where identity is.
 
 A key acts as a service principal of its tenant (`Principal.kind == "api_key"`): it holds the
 scopes chosen at creation and only the roles chosen there (none by default; never tenant_admin

@@ -98,8 +98,8 @@ class Auth:
             raise Unauthenticated("the API key is malformed: it reads bloop_<prefix>_<secret>",
                                   code="invalid_token")
         if self.api_keys is None:
-            raise Unauthenticated("this process does not accept API keys; call the process "
-                                  "that runs identity", code="invalid_token")
+            raise Unauthenticated("this process runs without identity and accepts no API keys "
+                                  "(BLOOP_AUTH_API_KEYS_URL is unset)", code="invalid_token")
         return await self.api_keys.authenticate(key), [revoked_key_mark(key.tenant, key.key_id)]
 
 

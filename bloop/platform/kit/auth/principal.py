@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict
+
 Role = Literal["learner", "educator", "teaching_assistant", "tenant_admin", "platform_admin"]
 ROLES: tuple[Role, ...] = ("learner", "educator", "teaching_assistant", "tenant_admin",
                            "platform_admin")
@@ -42,3 +44,31 @@ class Principal:
 
     def may_enter(self, tenant: str) -> bool:
         return self.tenant == tenant or self.is_platform_admin
+
+
+class PrincipalView(BaseModel):
+    """A principal as identity's `GET /v1/auth/principal` tells it to a process that runs
+    without identity."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    user_id: str
+    tenant: str
+    roles: list[Role]
+    scopes: list[Scope]
+    token_id: str
+    session_id: str
+    expires_at: int
+    kind: PrincipalKind
+
+    @classmethod
+    def of(cls, p: Principal) -> PrincipalView:
+        return cls.model_validate({
+            "user_id": p.user_id, "tenant": p.tenant, "roles": sorted(p.roles),
+            "scopes": sorted(p.scopes), "token_id": p.token_id, "session_id": p.session_id,
+            "expires_at": p.expires_at, "kind": p.kind})
+
+    def principal(self) -> Principal:
+        return Principal(user_id=self.user_id, tenant=self.tenant, roles=frozenset(self.roles),
+                         scopes=frozenset(self.scopes), token_id=self.token_id,
+                         session_id=self.session_id, expires_at=self.expires_at, kind=self.kind)
