@@ -279,12 +279,20 @@ async def test_a_refresh_token_is_spent_once_and_families_revoke_together(
     await store.add_refresh_token(refresh("t2", "f1"))
     await store.add_refresh_token(refresh("t3", "f2"))
     assert await store.use_refresh_token("beta", "t1") is None
+    looked = await store.get_refresh_token("acme", "t1")
+    assert looked is not None
+    assert (looked.family, looked.used, looked.revoked) == ("f1", False, False)
+    assert await store.get_refresh_token("beta", "t1") is None
     first = await store.use_refresh_token("acme", "t1")
     assert first is not None
     assert (first.used, first.revoked) == (False, False)
     second = await store.use_refresh_token("acme", "t1")
     assert second is not None
     assert second.used
+    spent = await store.get_refresh_token("acme", "t1")
+    assert spent is not None
+    assert spent.used
+    assert await store.get_refresh_token("acme", "nope") is None
     assert await store.revoke_refresh_family("beta", "f1") == 0
     assert await store.revoke_refresh_family("acme", "f1") == 2
     t2 = await store.use_refresh_token("acme", "t2")

@@ -75,6 +75,9 @@ class IdentityRepository(Protocol):
 
     async def add_refresh_token(self, token: RefreshToken) -> None: ...
 
+    async def get_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
+        """The token as it is, changing nothing."""
+
     async def use_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
         """Marks the token used, atomically, and returns it as it was before: a token returned
         with `used` set was presented a second time."""

@@ -325,7 +325,15 @@ class AuthService:
         return await self._grant(user, uuid.uuid4().hex, scopes)
 
     async def refresh(self, tenant: str, refresh_token: str, scope: str) -> TokenGrant:
-        record = await self.repo.use_refresh_token(tenant, token_hash(refresh_token))
+        """A new pair for a refresh token, which is spent. A request refused for its scope
+        spends nothing, so the client can ask again with the same token."""
+        hashed = token_hash(refresh_token)
+        found = await self.repo.get_refresh_token(tenant, hashed)
+        scopes = _scopes(scope) if scope and found is not None else []
+        if found is not None and not found.used and not set(scopes) <= set(found.scopes):
+            raise invalid_grant("a refresh may narrow the scopes, never widen them",
+                                code="invalid_scope")
+        record = await self.repo.use_refresh_token(tenant, hashed)
         if record is None or record.revoked:
             raise invalid_grant("the refresh token is unknown or revoked; sign in again")
         if record.used:
@@ -339,11 +347,7 @@ class AuthService:
         user = await self.repo.get_user(tenant, record.user_id)
         if user is None:
             raise invalid_grant("the account no longer exists")
-        scopes = _scopes(scope) if scope else list(record.scopes)
-        if not set(scopes) <= set(record.scopes):
-            raise invalid_grant("a refresh may narrow the scopes, never widen them",
-                                code="invalid_scope")
-        return await self._grant(user, record.family, scopes)
+        return await self._grant(user, record.family, scopes or list(record.scopes))
 
     async def logout(self, principal: Principal) -> None:
         """Refuses the caller's access token at once, and ends its session's refresh tokens."""

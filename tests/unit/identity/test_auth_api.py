@@ -171,8 +171,36 @@ async def test_refresh_rotates_and_a_reused_token_ends_the_session(
     assert (await client.post(TOKEN, data=refresh_form(other["refresh_token"], "beta"))
             ).status_code == 400
     assert (await client.post(TOKEN, data=refresh_form("made-up-token"))).status_code == 400
-    widen = await client.post(TOKEN, data={**refresh_form(other["refresh_token"])})
-    assert widen.status_code == 200
+    again = await client.post(TOKEN, data=refresh_form(other["refresh_token"]))
+    assert again.status_code == 200
+
+
+async def test_a_refresh_may_narrow_the_scopes_never_widen_them(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    narrow = (await client.post(TOKEN, data={**password_form("lee@acme.dev"),
+                                             "scope": "profile content:read"})).json()
+    assert set(narrow["scope"].split()) == {"profile", "content:read"}
+    wider = await client.post(TOKEN, data={**refresh_form(narrow["refresh_token"]),
+                                           "scope": "profile content:read learning:write"})
+    assert wider.status_code == 400, wider.text
+    assert (wider.json()["code"], wider.json()["error"]) == ("invalid_scope", "invalid_grant")
+    # The refused refresh spent nothing: the same token still narrows.
+    narrower = await client.post(TOKEN, data={**refresh_form(narrow["refresh_token"]),
+                                              "scope": "profile"})
+    assert narrower.status_code == 200, narrower.text
+    claims = jwt.decode(narrower.json()["access_token"], options={"verify_signature": False})
+    assert claims["scope"] == "profile"
+
+
+async def test_a_refresh_for_a_deleted_account_is_refused(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    lee = await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    grant = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    assert (await client.delete(ME, headers=lee)).status_code == 204
+    r = await client.post(TOKEN, data=refresh_form(grant["refresh_token"]))
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] in ("invalid_grant", "refresh_token_reused")
 
 
 async def test_logout_revokes_at_once(app: FastAPI, client: httpx.AsyncClient) -> None:

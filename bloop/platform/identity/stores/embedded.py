@@ -178,6 +178,12 @@ class EmbeddedIdentityStore:
             "INSERT INTO refresh_tokens (tenant, token_hash, family, doc) VALUES (?, ?, ?, ?)",
             (token.tenant, token.token_hash, token.family, token.model_dump_json())))
 
+    async def get_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM refresh_tokens WHERE tenant = ? AND token_hash = ?",
+            (tenant, token_hash)).fetchone())
+        return None if row is None else RefreshToken.model_validate_json(row["doc"])
+
     async def use_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
         def use(c: sqlite3.Connection) -> RefreshToken | None:
             row = c.execute("SELECT doc FROM refresh_tokens WHERE tenant = ? AND token_hash = ?",

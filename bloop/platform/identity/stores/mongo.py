@@ -161,6 +161,10 @@ class MongoIdentityStore:
         await self.refresh.insert_one({"_id": _key(token.tenant, token.token_hash),
                                        **token.model_dump(mode="json")})
 
+    async def get_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
+        doc = await self.refresh.find_one({"_id": _key(tenant, token_hash), "tenant": tenant})
+        return None if doc is None else RefreshToken.model_validate(_fields(doc))
+
     async def use_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
         doc = await self.refresh.find_one_and_update(
             {"_id": _key(tenant, token_hash), "tenant": tenant}, {"$set": {"used": True}},
