@@ -76,6 +76,55 @@ async def test_stale_edits_and_bad_input_are_problems(client: httpx.AsyncClient)
     assert (await client.get("/v1/tenants/other/courses/py")).status_code == 403
 
 
+async def test_edits_name_their_version_in_if_match_or_the_body(client: httpx.AsyncClient) -> None:
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One"})).json()
+    url = f"{BASE}/lessons/{lesson['id']}"
+
+    def problem(r: httpx.Response, status: int, code: str) -> None:
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["code"] == code
+
+    r = await client.patch(url, json={"title": "Two"}, headers={"If-Match": '"1"'})
+    assert (r.status_code, r.json()["version"], r.headers["etag"]) == (200, 2, '"2"')
+    problem(await client.patch(url, json={"title": "Late"}, headers={"If-Match": '"1"'}),
+            409, "stale_version")
+    r = await client.patch(url, json={"title": "Three"}, headers={"If-Match": 'W/"2"'})
+    assert (r.status_code, r.json()["version"]) == (200, 3)
+    for bad in ('"3", "4"', '"three"', "*"):
+        problem(await client.patch(url, json={"title": "X"}, headers={"If-Match": bad}),
+                400, "bad_if_match")
+    problem(await client.patch(url, json={"version": 2, "title": "X"}, headers={"If-Match": '"3"'}),
+            422, "version_mismatch")
+    problem(await client.patch(url, json={"title": "X"}), 428, "version_required")
+    problem(await client.delete(url, headers={"If-Match": '"2"'}), 409, "stale_version")
+    assert (await client.get(url)).json()["title"] == "Three"
+    assert (await client.delete(url, headers={"If-Match": '"3"'})).status_code == 204
+
+
+async def test_a_lesson_not_changed_since_the_callers_copy_is_a_304(
+        client: httpx.AsyncClient) -> None:
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One"})).json()
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    url, learner = f"{BASE}/lessons/{lesson['id']}", as_learner(client)
+    first = await client.get(url, headers=learner)
+    etag = first.headers["etag"]
+    for tags in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        r = await client.get(url, headers={**learner, "If-None-Match": tags})
+        assert (r.status_code, r.content, r.headers["etag"]) == (304, b"", etag), tags
+    assert (await client.get(url, headers={**learner, "If-None-Match": '"other"'})).json() == (
+        first.json())
+    draft = await client.get(url)
+    assert (await client.get(url, headers={"If-None-Match": draft.headers["etag"]})
+            ).status_code == 304
+    await client.patch(url, json={"version": 1, "title": "One, edited"})
+    assert (await client.get(url, headers={"If-None-Match": draft.headers["etag"]})
+            ).status_code == 200
+    assert (await client.get(url, headers={**learner, "If-None-Match": etag})).status_code == 304
+
+
 async def test_learners_read_published_content_and_never_drafts(client: httpx.AsyncClient) -> None:
     await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
     lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One"})).json()
