@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 bash infra/media.sh  # ffmpeg, espeak-ng and Manim's build headers for the narration/video tests
+bash infra/helm.sh install  # Helm, built once, for the chart's test
 
 $BIN/ruff check bloop tests bench
 $BIN/mypy

@@ -1,0 +1,92 @@
+"""The Helm chart in helm/, rendered by Helm itself (built by `infra/helm.sh`): each Deployment runs
+a service Bloop has, each served one has its Service, and the processes that run without
+identity are told where its keys are, so they start and accept identity's tokens."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bloop.platform import services
+from bloop.platform.app import create_app
+from bloop.platform.kit.settings import Settings
+
+CHART = Path(__file__).parents[2] / "helm" / "bloop"
+CACHE = Path(os.environ.get("BLOOP_INFRA_CACHE", Path.home() / ".cache" / "bloop-infra"))
+HELM = CACHE / "helm" / "bin" / "helm"
+Doc = dict[str, Any]
+
+
+@pytest.fixture(autouse=True)
+def helm_built() -> None:
+    if not HELM.exists():
+        message = "Helm is not built here: run `bash infra/helm.sh install`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.xfail(message)
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(HELM), *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def render(*overrides: str) -> list[Doc]:
+    done = helm("template", "school", str(CHART), *overrides)
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def of_kind(docs: list[Doc], kind: str) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def test_the_chart_lints() -> None:
+    done = helm("lint", str(CHART))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_each_deployment_runs_a_service_and_each_served_one_has_its_service() -> None:
+    docs = render("--set", "workers.learning.replicas=1")
+    deployments, kube_services = of_kind(docs, "Deployment"), of_kind(docs, "Service")
+    assert set(deployments) == {"school-identity", "school-content", "school-learning-worker"}
+    for name, deployment in deployments.items():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        mode, service = container["args"]
+        assert service in services.available()
+        assert name == f"school-{service}" + ("-worker" if mode == "worker" else "")
+        assert container["envFrom"][0] == {"configMapRef": {"name": "school-settings"}}
+        if mode == "serve":
+            assert kube_services[name]["spec"]["selector"]["bloop.dev/service"] == service
+    assert set(kube_services) == {"school-identity", "school-content"}
+
+
+def test_processes_apart_from_identity_are_told_where_its_keys_are(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    [config] = of_kind(render(), "ConfigMap").values()
+    settings: dict[str, str] = config["data"]
+    assert settings["BLOOP_AUTH_JWKS_URL"] == "http://school-identity/.well-known/jwks.json"
+    assert settings["BLOOP_AUTH_API_KEYS_URL"] == "http://school-identity/v1/auth/principal"
+    # The content Deployment's settings are valid, and enough for it to start without identity.
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("BLOOP_DATA_DIR", str(tmp_path))
+    create_app(Settings(), ["content"])
+
+    [mine] = of_kind(render("--set", "settings.BLOOP_AUTH_JWKS_URL=http://keys.example/jwks"),
+                     "ConfigMap").values()
+    assert mine["data"]["BLOOP_AUTH_JWKS_URL"] == "http://keys.example/jwks"
+
+
+def test_services_without_identity_or_its_keys_do_not_render() -> None:
+    done = helm("template", "school", str(CHART), "--set", "services.identity=null")
+    assert done.returncode == 1
+    assert "services without identity need settings.BLOOP_AUTH_JWKS_URL" in done.stderr
+    docs = render("--set", "services.identity=null",
+                  "--set", "settings.BLOOP_AUTH_JWKS_URL=http://keys.example/jwks")
+    assert set(of_kind(docs, "Deployment")) == {"school-content"}
