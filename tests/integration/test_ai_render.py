@@ -87,6 +87,17 @@ async def test_narration_is_encoded_timed_and_audible(tmp_path: Path, fmt: str, 
     assert files(tmp_path) == sorted([narration.path, narration.captions_path])
 
 
+async def test_espeak_speaks_a_lesson_in_its_language(tmp_path: Path) -> None:
+    tts = EspeakTts()
+    assert [await tts.voice_for(tag) for tag in ("fr", "pt-BR", "de", "en", "en-GB", "tlh")] == [
+        "fr", "pt-br", "de", None, None, None]
+    french = "Les plantes changent la lumière en sucre. Cela se passe dans les feuilles."
+    narration = await narrate(french, tts, tmp_path, voice=await tts.voice_for("fr"))
+    assert (narration.provider, narration.voice) == ("local", "fr")
+    assert narration.duration_s > 2
+    assert await mean_volume_db(narration.path) > -35
+
+
 async def test_a_lesson_of_only_code_has_nothing_to_narrate(tmp_path: Path) -> None:
     with pytest.raises(NothingToNarrate):
         await narrate("```python\nx = 1\n```", EspeakTts(), tmp_path)

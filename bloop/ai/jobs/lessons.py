@@ -14,15 +14,17 @@ from bloop.platform.content.service import ContentService
 from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
 
 
-def lesson_text(lesson: dict[str, Any]) -> LessonText:
+def lesson_text(lesson: dict[str, Any], course_language: str | None = None) -> LessonText:
     """A lesson as content shows it (its JSON) reduced to what the generators read: the text of
-    its markdown blocks (quizzes and media are not narrated)."""
+    its markdown blocks (quizzes and media are not narrated), in the lesson's language, which is
+    its course's unless it names one."""
     blocks = [b.get("markdown", "") for b in lesson.get("blocks", [])
               if isinstance(b, dict) and b.get("type") == "markdown"]
     return LessonText(id=str(lesson["id"]), version=int(lesson["version"]),
                       course=str(lesson.get("course", "")), title=str(lesson["title"]),
                       text="\n\n".join(b for b in blocks if b.strip()),
-                      concepts=list(lesson.get("teaches", [])))
+                      concepts=list(lesson.get("teaches", [])),
+                      language=str(lesson.get("language") or course_language or "en"))
 
 
 class InProcessLessons:
@@ -33,11 +35,13 @@ class InProcessLessons:
 
     async def lesson(self, tenant: str, lesson_id: str, authorization: str | None) -> LessonText:
         found: Lesson = await self.content.lesson(tenant, lesson_id, drafts=True)
-        return lesson_text(found.model_dump(mode="json"))
+        course = None if found.language else await self.content.course(tenant, found.course)
+        return lesson_text(found.model_dump(mode="json"), course.language if course else None)
 
 
 class HttpLessons:
-    """Content's REST API at `base_url` (`GET /v1/tenants/{tenant}/lessons/{id}`)."""
+    """Content's REST API at `base_url` (`GET /v1/tenants/{tenant}/lessons/{id}`, and the
+    lesson's course when the lesson takes its language from it)."""
 
     def __init__(self, base_url: str, client: httpx.AsyncClient | None = None,
                  timeout_s: float = 10.0) -> None:
@@ -46,19 +50,29 @@ class HttpLessons:
 
     async def lesson(self, tenant: str, lesson_id: str, authorization: str | None) -> LessonText:
         headers = {"Authorization": authorization} if authorization else {}
+        base = f"{self.base_url}/v1/tenants/{tenant}"
+        lesson = await self._get(f"{base}/lessons/{lesson_id}", headers,
+                                 f"no lesson {lesson_id!r} in tenant {tenant!r}")
+        course = None
+        if not lesson.get("language"):
+            course = await self._get(f"{base}/courses/{lesson.get('course', '')}", headers,
+                                     f"no course of the lesson {lesson_id!r}")
+        return lesson_text(lesson, str(course.get("language") or "") if course else None)
+
+    async def _get(self, url: str, headers: dict[str, str], missing: str) -> dict[str, Any]:
         try:
-            r = await self.client.get(f"{self.base_url}/v1/tenants/{tenant}/lessons/{lesson_id}",
-                                      headers=headers)
+            r = await self.client.get(url, headers=headers)
         except httpx.HTTPError as exc:
             raise StoreUnavailable("content", type(exc).__name__) from None
         if r.status_code == 404:
-            raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}")
+            raise NotFound(missing)
         if r.status_code in (401, 403):
             raise Problem("content refused to show this lesson to the caller", status=403,
                           code="content_forbidden")
         if r.status_code != 200:
             raise StoreUnavailable("content", f"HTTP {r.status_code}")
-        return lesson_text(r.json())
+        body: dict[str, Any] = r.json()
+        return body
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -87,6 +87,9 @@ class LibraryRenderer:
         title = lesson.title if lesson is not None else getattr(script, "title", "")
         blocks = [b for b in text.split("\n\n") if b.strip()]
         tts = _tts() if "tts" in self.parameters else None
+        voice = job.params.voice
+        if voice is None and tts is not None and lesson is not None:
+            voice = await tts.voice_for(lesson.language)
         reports: set[asyncio.Future[None]] = set()
         failures: list[BaseException] = []
         running: list[asyncio.Future[Any]] = []
@@ -106,7 +109,7 @@ class LibraryRenderer:
 
         offered: dict[str, Any] = {
             "lesson": lesson, "title": title, "blocks": blocks, "text": text,
-            "tts": tts, "out_dir": workdir, "voice": job.params.voice, "progress": progress,
+            "tts": tts, "out_dir": workdir, "voice": voice, "progress": progress,
             "on_progress": on_progress}
         if script is not None:
             offered["script"] = script

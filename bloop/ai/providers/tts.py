@@ -88,6 +88,10 @@ class Tts(Protocol):
         """`text` spoken by `voice` (the adapter's default when None). Raises a
         `ProviderError`."""
 
+    async def voice_for(self, language: str) -> str | None:
+        """The voice that speaks `language` (a BCP 47 tag such as `fr` or `pt-BR`), or None to
+        use the default voice."""
+
     async def close(self) -> None: ...
 
 
@@ -207,6 +211,22 @@ class EspeakTts:
         self._voice = voice
         self._wpm = words_per_minute
         self._concurrency = concurrency
+        self._voices: dict[str, str | None] = {}
+
+    async def voice_for(self, language: str) -> str | None:
+        """espeak-ng's voice for `language` when it has one (it names voices by language), None
+        for English (the default voice) and for a language it does not speak."""
+        tag = language.lower()
+        if tag == "en" or tag.startswith("en-"):
+            return None
+        if tag not in self._voices:
+            proc = await asyncio.create_subprocess_exec(
+                require_tool("espeak-ng"), f"--voices={tag}", stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await proc.communicate()
+            listed = out.decode(errors="replace").splitlines()[1:]  # a header, then a voice a line
+            self._voices[tag] = tag if proc.returncode == 0 and listed else None
+        return self._voices[tag]
 
     async def synthesize(self, text: str, voice: str | None = None) -> Speech:
         binary = require_tool("espeak-ng")
@@ -271,6 +291,9 @@ class OpenAiTts:
         return await per_sentence(text, speak, provider=self.name, voice=chosen,
                                   concurrency=self._concurrency)
 
+    async def voice_for(self, language: str) -> str | None:
+        return None  # its voices speak many languages
+
     async def close(self) -> None:
         await self._client.close()
 
@@ -307,6 +330,9 @@ class AzureTts:
 
         return await per_sentence(text, speak, provider=self.name, voice=chosen,
                                   concurrency=self._concurrency)
+
+    async def voice_for(self, language: str) -> str | None:
+        return None  # a voice per locale: a job names one for a language other than the default's
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -359,6 +385,9 @@ class ElevenLabsTts:
                                       round(duration * (last + 1) / len(spoken), 3), sentence))
         return Speech(wav=wav_bytes(pcm, self.rate), sample_rate=self.rate, duration_s=duration,
                       sentences=tuple(timings), provider=self.name, voice=chosen)
+
+    async def voice_for(self, language: str) -> str | None:
+        return None  # its voices speak many languages
 
     async def close(self) -> None:
         await self._client.aclose()

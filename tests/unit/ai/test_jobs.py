@@ -339,6 +339,37 @@ async def test_the_library_bridge_reports_progress_and_keeps_captions(rig: Rig) 
     assert "render 4/4" in steps
 
 
+class VoicesByLanguage:
+    name = "fake"
+
+    async def voice_for(self, language: str) -> str | None:
+        return None if language == "en" else f"voice-{language}"
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_media_job_is_spoken_in_the_lessons_language_unless_a_voice_is_asked(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(renderers, "_tts", VoicesByLanguage)
+    voices: list[str | None] = []
+
+    async def narration(text: str, tts: VoicesByLanguage, out_dir: Path, *,
+                        voice: str | None) -> Path:
+        voices.append(voice)
+        (out_dir / "narration.opus").write_bytes(b"OggS" + b"\x00" * 60)
+        return out_dir / "narration.opus"
+
+    renderer = LibraryRenderer("narration", function=narration)
+    for n, (language, params) in enumerate((("fr", {}), ("fr", {"voice": "mine"}), ("en", {}))):
+        lesson = LESSON.model_copy(update={"language": language, "version": 10 + n})
+        job, _ = await rig.service.request("acme", "u1", JobRequest(
+            kind="narration", lesson_id=lesson.id, params=JobParams(**params)), lesson)
+        await rig.runner(narration=renderer).run("acme", job.id)
+        assert (await rig.service.job("acme", job.id)).status == "succeeded"
+    assert voices == ["voice-fr", "mine", None]
+
+
 async def test_cancelling_stops_a_render_at_its_next_progress_report(rig: Rig) -> None:
     job = await rig.ask("narration")
     renderer = LibraryRenderer("video", function=library_video)

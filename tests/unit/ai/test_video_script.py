@@ -108,6 +108,9 @@ class NeverCalled:
     async def synthesize(self, text: str, voice: str | None = None) -> Speech:
         raise AssertionError("no text should reach the TTS")
 
+    async def voice_for(self, language: str) -> str | None:
+        return None
+
     async def close(self) -> None:
         return None
 

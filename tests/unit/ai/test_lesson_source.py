@@ -1,0 +1,106 @@
+"""Where the AI service reads a lesson: content's service in one process, content's HTTP API in
+another. Both give the same lesson text, in the lesson's language (its course's unless it names
+one), and that language is what the model is told to write in."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.ai.jobs.lessons import HttpLessons, InProcessLessons
+from bloop.platform.content.service import ContentService
+from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
+from bloop.platform.kit.settings import AiSettings
+from tests.support import embedded_app, member
+from tests.unit.ai.fake_openai import FakeOpenAI
+from tests.unit.ai.test_ai_api import BASE, LESSON, build, follow
+
+
+class Rig:
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient, educator: dict[str, str]) -> None:
+        self.app, self.client, self.educator = app, client, educator
+        content: ContentService = app.state.content.state["service"]
+        self.in_process = InProcessLessons(content)
+        self.over_http = HttpLessons("http://bloop.test", client=client)
+
+    async def lesson(self, course: str, **fields: object) -> str:
+        r = await self.client.post(f"{BASE}/courses/{course}/lessons", headers=self.educator,
+                                   json={"title": "Les noms", "blocks": [
+                                       {"type": "markdown", "markdown": "Un nom désigne une valeur."}],
+                                         **fields})
+        assert r.status_code == 201, r.text
+        lesson_id: str = r.json()["id"]
+        return lesson_id
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Rig]:
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content"]) as (app, client):
+        educator = await member(app, client, "acme", ["educator"])
+        r = await client.post(f"{BASE}/courses", headers=educator,
+                              json={"id": "py-fr", "title": "Python", "language": "fr"})
+        assert r.status_code == 201, r.text
+        yield Rig(app, client, educator)
+
+
+async def test_both_sources_read_the_lesson_in_its_own_or_its_courses_language(rig: Rig) -> None:
+    french = await rig.lesson("py-fr")
+    german = await rig.lesson("py-fr", language="de")
+    for lesson_id, language in ((french, "fr"), (german, "de")):
+        here = await rig.in_process.lesson("acme", lesson_id, None)
+        there = await rig.over_http.lesson("acme", lesson_id, rig.educator["Authorization"])
+        assert here == there
+        assert (there.language, there.course, there.text) == (
+            language, "py-fr", "Un nom désigne une valeur.")
+
+
+async def test_content_over_http_refuses_as_it_refuses_the_caller(rig: Rig) -> None:
+    draft = await rig.lesson("py-fr")
+    learner = await member(rig.app, rig.client, "acme", ["learner"])
+    with pytest.raises(NotFound):
+        await rig.over_http.lesson("acme", "no-such-lesson", rig.educator["Authorization"])
+    with pytest.raises(NotFound):  # a learner is never shown a draft
+        await rig.over_http.lesson("acme", draft, learner["Authorization"])
+    for credential in (None, "Bearer not-a-token"):
+        with pytest.raises(Problem) as refused:
+            await rig.over_http.lesson("acme", draft, credential)
+        assert (refused.value.status, refused.value.code) == (403, "content_forbidden")
+    with socket.socket() as held:  # bound and never listening: every connection is refused
+        held.bind(("127.0.0.1", 0))
+        down = HttpLessons(f"http://127.0.0.1:{held.getsockname()[1]}")
+        try:
+            with pytest.raises(StoreUnavailable):
+                await down.lesson("acme", draft, rig.educator["Authorization"])
+        finally:
+            await down.close()
+
+
+async def test_the_model_is_told_to_write_in_the_lessons_language(
+        tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    app = build(tmp_path, AiSettings(openai_base_url=fake_openai.base_url, model="gpt-4o-mini"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+            c.headers.update(await member(app, c, "acme", ["educator"]))
+            r = await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python",
+                                                       "language": "fr"})
+            assert r.status_code == 201, r.text
+            r = await c.post(f"{BASE}/courses/py/lessons", json={
+                "title": "Noms et valeurs", "blocks": [{"type": "markdown", "markdown": LESSON}]})
+            assert r.status_code == 201, r.text
+            r = await c.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": r.json()["id"],
+                                                      "params": {"count": 3}})
+            assert r.status_code == 201, r.text
+            final = (await follow(c, r.json()["id"]))[-1][1]
+            assert final["status"] == "succeeded", final
+    [request] = fake_openai.requests
+    system = request["messages"][0]
+    assert system["role"] == "system"
+    assert "Write in the lesson's language (fr)." in system["content"]
