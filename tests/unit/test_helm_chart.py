@@ -68,15 +68,19 @@ def test_each_deployment_runs_a_service_and_each_served_one_has_its_service() ->
 
 def test_processes_apart_from_identity_are_told_where_its_keys_are(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    [config] = of_kind(render(), "ConfigMap").values()
+    [config] = of_kind(render("--set", "services.ai.replicas=1"), "ConfigMap").values()
     settings: dict[str, str] = config["data"]
     assert settings["BLOOP_AUTH_JWKS_URL"] == "http://school-identity/.well-known/jwks.json"
     assert settings["BLOOP_AUTH_API_KEYS_URL"] == "http://school-identity/v1/auth/principal"
-    # The content Deployment's settings are valid, and enough for it to start without identity.
+    assert settings["BLOOP_AI_CONTENT_URL"] == "http://school-content"
+    assert settings["BLOOP_AI_URL"] == "http://school-ai"
+    # The Deployments' settings are valid, and enough for each to start without identity.
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("BLOOP_DATA_DIR", str(tmp_path))
-    create_app(Settings(), ["content"])
+    for alone in ("content", "ai", "learning"):
+        create_app(Settings(), [alone])
+    assert "BLOOP_AI_URL" not in of_kind(render(), "ConfigMap")["school-settings"]["data"]
 
     [mine] = of_kind(render("--set", "settings.BLOOP_AUTH_JWKS_URL=http://keys.example/jwks"),
                      "ConfigMap").values()
