@@ -18,7 +18,7 @@ import shutil
 import wave
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 from xml.sax.saxutils import escape
 
 import httpx
@@ -205,13 +205,15 @@ class EspeakTts:
     """espeak-ng, from Debian's packages: robotic but intelligible, instant, and offline."""
 
     name = "local"
+    # Which languages espeak-ng speaks, asked once per process: a renderer makes a new
+    # adapter for each job.
+    _voices: ClassVar[dict[str, str | None]] = {}
 
     def __init__(self, *, voice: str = "en-us", words_per_minute: int = 165,
                  concurrency: int = 2) -> None:
         self._voice = voice
         self._wpm = words_per_minute
         self._concurrency = concurrency
-        self._voices: dict[str, str | None] = {}
 
     async def voice_for(self, language: str) -> str | None:
         """espeak-ng's voice for `language` when it has one (it names voices by language), None
