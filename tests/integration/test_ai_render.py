@@ -120,10 +120,12 @@ async def test_a_lesson_video_has_both_streams_captions_and_real_frames(tmp_path
     script = script.model_copy(update={"scenes": [*script.scenes, broken, crowded]})
     steps: list[tuple[str, float]] = []
     video = await render_lesson_video(script, EspeakTts(), tmp_path, resolution=(W, H), fps=FPS,
+                                      language="pt-BR",
                                       on_progress=lambda step, f: steps.append((step, f)))
     probe = await ffprobe(video.path)
     streams = {s["codec_type"]: s for s in probe["streams"]}
     assert set(streams) == {"video", "audio", "subtitle"}
+    assert [streams[k]["tags"]["language"] for k in ("audio", "subtitle")] == ["por", "por"]
     v, a = streams["video"], streams["audio"]
     assert (v["codec_name"], v["pix_fmt"], v["width"], v["height"]) == ("h264", "yuv420p", W, H)
     assert v["r_frame_rate"] == f"{FPS}/1"

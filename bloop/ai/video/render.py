@@ -34,6 +34,7 @@ from bloop.ai.providers.tts import (
     silence,
     wav_bytes,
 )
+from bloop.ai.video.languages import iso639_2
 from bloop.ai.video.script import VideoScript
 from bloop.ai.video.worker import RenderAnswer, RenderJob
 
@@ -170,10 +171,11 @@ class _Clip:
 async def render_lesson_video(script: VideoScript, tts: Tts, out_dir: Path, *,
                               resolution: tuple[int, int] = (1280, 720), fps: int = 15,
                               captions: Captions = "track", voice: str | None = None,
-                              workers: int = 2, scene_timeout_s: float = 600,
+                              language: str = "en", workers: int = 2, scene_timeout_s: float = 600,
                               name: str = "video",
                               on_progress: Progress | None = None) -> Video:
-    """`script` as a narrated MP4 in `out_dir/<name>.mp4`, captions in `out_dir/<name>.vtt`.
+    """`script` as a narrated MP4 in `out_dir/<name>.mp4`, captions in `out_dir/<name>.vtt`;
+    its sound and subtitle tracks are marked as speaking `language` (a BCP 47 tag).
     Raises `MissingTool` when ffmpeg or Manim is missing, a `ProviderError` from the TTS, and
     `MediaFailed` when a scene cannot be rendered even as a plain card."""
     require_video_tools()
@@ -185,16 +187,16 @@ async def render_lesson_video(script: VideoScript, tts: Tts, out_dir: Path, *,
     await asyncio.to_thread(work.mkdir, 0o777, True, True)
     try:
         return await _render(script, tts, out_dir, work, width=width, height=height, fps=fps,
-                             captions=captions, voice=voice, workers=workers,
-                             scene_timeout_s=scene_timeout_s, name=name,
+                             captions=captions, voice=voice, language=language,
+                             workers=workers, scene_timeout_s=scene_timeout_s, name=name,
                              on_progress=on_progress, started=started)
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
 
 
 async def _render(script: VideoScript, tts: Tts, out_dir: Path, work: Path, *, width: int,
-                  height: int, fps: int, captions: Captions, voice: str | None, workers: int,
-                  scene_timeout_s: float, name: str, on_progress: Progress | None,
+                  height: int, fps: int, captions: Captions, voice: str | None, language: str,
+                  workers: int, scene_timeout_s: float, name: str, on_progress: Progress | None,
                   started: float) -> Video:
     total = len(script.scenes)
     done = {"tts": 0, "render": 0}
@@ -259,7 +261,7 @@ async def _render(script: VideoScript, tts: Tts, out_dir: Path, work: Path, *, w
     if on_progress is not None:
         on_progress("mux", 0.9)
     video = await _assemble(script, clips, out_dir, work, name=name, fps=fps,
-                            subtitles=captions != "burned")
+                            subtitles=captions != "burned", language=iso639_2(language))
     mark("mux", t_mux)
     timings = {stage: round(b - a, 3) for stage, (a, b) in spans.items()}
     timings["total"] = round(time.perf_counter() - started, 3)
@@ -271,7 +273,7 @@ async def _render(script: VideoScript, tts: Tts, out_dir: Path, work: Path, *, w
 
 
 async def _assemble(script: VideoScript, clips: list[_Clip], out_dir: Path, work: Path, *,
-                    name: str, fps: int, subtitles: bool) -> Video:
+                    name: str, fps: int, subtitles: bool, language: str) -> Video:
     rate = next((c.speech.sample_rate for c in clips if c.speech is not None), 24_000)
     pcm = bytearray()
     cues: list[Cue] = []
@@ -299,10 +301,11 @@ async def _assemble(script: VideoScript, clips: list[_Clip], out_dir: Path, work
     await asyncio.to_thread(write_file, captions, webvtt(cues).encode())
     path = out_dir / f"{name}.mp4"
     subtitle_args: list[str | Path] = ["-i", captions, "-map", "2:s", "-c:s", "mov_text",
-                                       "-metadata:s:s:0", "language=eng"] if subtitles and cues \
-        else []
+                                       "-metadata:s:s:0", f"language={language}"] \
+        if subtitles and cues else []
     await ffmpeg("-f", "concat", "-safe", "0", "-i", listing, "-i", audio, *subtitle_args[:2],
                  "-map", "0:v", "-map", "1:a", *subtitle_args[2:], "-c:v", "copy", "-c:a", "aac",
+                 "-metadata:s:a:0", f"language={language}",
                  "-b:a", "96k", "-ac", "1", "-metadata", f"title={script.title}",
                  "-movflags", "+faststart", path, what="join the scenes into one MP4")
     await asyncio.to_thread(audio.unlink, True)

@@ -352,11 +352,11 @@ class VoicesByLanguage:
 async def test_a_media_job_is_spoken_in_the_lessons_language_unless_a_voice_is_asked(
         rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(renderers, "_tts", VoicesByLanguage)
-    voices: list[str | None] = []
+    voices: list[tuple[str | None, str]] = []
 
     async def narration(text: str, tts: VoicesByLanguage, out_dir: Path, *,
-                        voice: str | None) -> Path:
-        voices.append(voice)
+                        voice: str | None, language: str) -> Path:
+        voices.append((voice, language))
         (out_dir / "narration.opus").write_bytes(b"OggS" + b"\x00" * 60)
         return out_dir / "narration.opus"
 
@@ -367,7 +367,7 @@ async def test_a_media_job_is_spoken_in_the_lessons_language_unless_a_voice_is_a
             kind="narration", lesson_id=lesson.id, params=JobParams(**params)), lesson)
         await rig.runner(narration=renderer).run("acme", job.id)
         assert (await rig.service.job("acme", job.id)).status == "succeeded"
-    assert voices == ["voice-fr", "mine", None]
+    assert voices == [("voice-fr", "fr"), ("mine", "fr"), (None, "en")]
 
 
 async def test_cancelling_stops_a_render_at_its_next_progress_report(rig: Rig) -> None:
