@@ -43,7 +43,7 @@ from bloop.ai.jobs.outputs import JobOutputs
 from bloop.ai.jobs.ports import LessonSource, StoredFile
 from bloop.ai.jobs.service import JobService, job_url
 from bloop.platform.content.model import SLUG_PATTERN
-from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.auth import Principal, credentials, require
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.pagination import Page
 
@@ -145,7 +145,7 @@ async def request_job(
     a prompt is given and the tenant has no language model (422 `llm_required`), or the
     tenant is over its budget (402) or its hourly job limit (429)."""
     lesson = None if body.lesson_id is None else await get_lessons(request).lesson(
-        tenant, body.lesson_id, request.headers.get("authorization"))
+        tenant, body.lesson_id, credentials(request.headers))
     job, created = await service.request(tenant, me.user_id, body, lesson, idempotency_key)
     if not created:
         response.status_code = 200

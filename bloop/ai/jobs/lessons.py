@@ -4,6 +4,7 @@ caller's credentials so the caller sees exactly what content lets them see."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -33,7 +34,8 @@ class InProcessLessons:
     def __init__(self, content: ContentService) -> None:
         self.content = content
 
-    async def lesson(self, tenant: str, lesson_id: str, authorization: str | None) -> LessonText:
+    async def lesson(self, tenant: str, lesson_id: str,
+                     credentials: Mapping[str, str]) -> LessonText:
         found: Lesson = await self.content.lesson(tenant, lesson_id, drafts=True)
         course = None if found.language else await self.content.course(tenant, found.course)
         return lesson_text(found.model_dump(mode="json"), course.language if course else None)
@@ -48,8 +50,9 @@ class HttpLessons:
         self.base_url = base_url.rstrip("/")
         self.client = client or httpx.AsyncClient(timeout=timeout_s)
 
-    async def lesson(self, tenant: str, lesson_id: str, authorization: str | None) -> LessonText:
-        headers = {"Authorization": authorization} if authorization else {}
+    async def lesson(self, tenant: str, lesson_id: str,
+                     credentials: Mapping[str, str]) -> LessonText:
+        headers = dict(credentials)
         base = f"{self.base_url}/v1/tenants/{tenant}"
         lesson = await self._get(f"{base}/lessons/{lesson_id}", headers,
                                  f"no lesson {lesson_id!r} in tenant {tenant!r}")

@@ -4,7 +4,7 @@ renderers for narration and video. Every read and write names its tenant."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,9 +82,10 @@ class MediaStore(Protocol):
 
 
 class LessonSource(Protocol):
-    async def lesson(self, tenant: str, lesson_id: str, authorization: str | None) -> LessonText:
-        """The lesson as the caller may see it (404 Problem when they may not), at its current
-        version."""
+    async def lesson(self, tenant: str, lesson_id: str,
+                     credentials: Mapping[str, str]) -> LessonText:
+        """The lesson as the caller (whose credential headers are `credentials`) may see it
+        (404 Problem when they may not), at its current version."""
 
 
 @dataclass(frozen=True)

@@ -52,21 +52,38 @@ async def test_both_sources_read_the_lesson_in_its_own_or_its_courses_language(r
     french = await rig.lesson("py-fr")
     german = await rig.lesson("py-fr", language="de")
     for lesson_id, language in ((french, "fr"), (german, "de")):
-        here = await rig.in_process.lesson("acme", lesson_id, None)
-        there = await rig.over_http.lesson("acme", lesson_id, rig.educator["Authorization"])
+        here = await rig.in_process.lesson("acme", lesson_id, {})
+        there = await rig.over_http.lesson("acme", lesson_id, rig.educator)
         assert here == there
         assert (there.language, there.course, there.text) == (
             language, "py-fr", "Un nom désigne une valeur.")
+
+
+async def test_an_api_key_sent_as_x_api_key_reaches_content_too(rig: Rig) -> None:
+    lesson = await rig.lesson("py-fr")
+    r = await rig.client.post(f"{BASE}/courses/py-fr/publish", headers=rig.educator)
+    assert r.status_code == 200, r.text
+    admin = await member(rig.app, rig.client, "acme", ["tenant_admin"])
+    r = await rig.client.post(f"{BASE}/api-keys", headers=admin, json={
+        "name": "catalogue sync", "scopes": ["content:read"]})
+    assert r.status_code == 201, r.text
+    key = {"X-API-Key": r.json()["key"]}
+    assert (await rig.over_http.lesson("acme", lesson, key)).language == "fr"
+    r = await rig.client.delete(f"{BASE}/api-keys/{r.json()['id']}", headers=admin)
+    assert r.status_code == 204, r.text
+    with pytest.raises(Problem) as refused:
+        await rig.over_http.lesson("acme", lesson, key)
+    assert refused.value.code == "content_forbidden"
 
 
 async def test_content_over_http_refuses_as_it_refuses_the_caller(rig: Rig) -> None:
     draft = await rig.lesson("py-fr")
     learner = await member(rig.app, rig.client, "acme", ["learner"])
     with pytest.raises(NotFound):
-        await rig.over_http.lesson("acme", "no-such-lesson", rig.educator["Authorization"])
+        await rig.over_http.lesson("acme", "no-such-lesson", rig.educator)
     with pytest.raises(NotFound):  # a learner is never shown a draft
-        await rig.over_http.lesson("acme", draft, learner["Authorization"])
-    for credential in (None, "Bearer not-a-token"):
+        await rig.over_http.lesson("acme", draft, learner)
+    for credential in ({}, {"Authorization": "Bearer not-a-token"}):
         with pytest.raises(Problem) as refused:
             await rig.over_http.lesson("acme", draft, credential)
         assert (refused.value.status, refused.value.code) == (403, "content_forbidden")
@@ -75,7 +92,7 @@ async def test_content_over_http_refuses_as_it_refuses_the_caller(rig: Rig) -> N
         down = HttpLessons(f"http://127.0.0.1:{held.getsockname()[1]}")
         try:
             with pytest.raises(StoreUnavailable):
-                await down.lesson("acme", draft, rig.educator["Authorization"])
+                await down.lesson("acme", draft, rig.educator)
         finally:
             await down.close()
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.datastructures import Headers
 
-from bloop.platform.kit.auth import ApiKeyCredential, Unauthenticated, parse_api_key
+from bloop.platform.kit.auth import ApiKeyCredential, Unauthenticated, credentials, parse_api_key
 from bloop.platform.kit.auth.remote_keys import RemoteApiKeys
 from bloop.platform.kit.errors import StoreUnavailable
 from tests.support import embedded_app, member
@@ -148,3 +149,11 @@ async def test_without_identity_or_its_address_keys_are_refused_saying_why(
         r = await client.get("/v1/tenants/acme/courses", headers={"X-API-Key": str(key)})
         assert r.status_code == 401, r.text
         assert "BLOOP_AUTH_API_KEYS_URL is unset" in r.json()["detail"]
+
+
+def test_a_call_made_for_the_caller_carries_its_credential_and_nothing_else() -> None:
+    sent = Headers(raw=[(b"authorization", b"Bearer t"), (b"x-api-key", b"bloop_k"),
+                        (b"cookie", b"session=s"), (b"x-request-id", b"r")])
+    assert credentials(sent) == {"Authorization": "Bearer t", "X-API-Key": "bloop_k"}
+    assert credentials(Headers(raw=[(b"x-api-key", b"bloop_k")])) == {"X-API-Key": "bloop_k"}
+    assert credentials(Headers()) == {}

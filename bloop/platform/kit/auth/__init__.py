@@ -11,6 +11,7 @@ from bloop.platform.kit.auth.deps import (
     Auth,
     Requirement,
     authorise,
+    credentials,
     require,
 )
 from bloop.platform.kit.auth.principal import ROLES, SCOPES, STAFF, Principal, Role, Scope
@@ -27,5 +28,5 @@ from bloop.platform.kit.auth.tokens import (
 __all__ = ["API_KEY_HEADER", "PUBLIC_ROUTES", "ROLES", "SCOPES", "STAFF", "TOKEN_TYPE",
            "TOKEN_URL", "ApiKeyCredential", "ApiKeySource", "Auth", "Forbidden", "KeySource",
            "Principal", "RateLimited", "RateLimiter", "RateState", "RemoteJwks", "Requirement",
-           "Role", "Scope", "TokenVerifier", "Unauthenticated", "authorise", "is_api_key",
+           "Role", "Scope", "TokenVerifier", "Unauthenticated", "authorise", "credentials", "is_api_key",
            "parse_api_key", "require"]

@@ -14,7 +14,7 @@ counted in process while the caller is well under its limit (`kit.auth.revocatio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -163,6 +163,14 @@ def authorise(principal: Principal, tenant: str | None, roles: Iterable[str] = (
 
 def require(*roles: Role, scopes: Iterable[Scope] = ()) -> Requirement:
     return Requirement(roles, scopes)
+
+
+def credentials(headers: Mapping[str, str]) -> dict[str, str]:
+    """The caller's credential headers as it sent them (a bearer token or an API key), for a
+    call made on its behalf to another Bloop service, which then refuses what it would refuse
+    the caller."""
+    return {name: value for name in ("Authorization", API_KEY_HEADER)
+            if (value := headers.get(name)) is not None}
 
 
 def requirements(dependant: Dependant) -> Iterator[Requirement]:
