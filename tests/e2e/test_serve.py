@@ -330,7 +330,7 @@ def test_a_service_apart_from_identity_verifies_tokens_with_its_published_keys(
         content = Process(["serve", "content"], tmp_path / "content", env={
             "BLOOP_AUTH_JWKS_URL": identity.base + "/.well-known/jwks.json",
             "BLOOP_AUTH_API_KEYS_URL": identity.base + "/v1/auth/principal",
-            "BLOOP_AUTH_API_KEY_CACHE_S": "0"})
+            "BLOOP_AUTH_IDENTITY_URL": identity.base, "BLOOP_AUTH_API_KEY_CACHE_S": "0"})
         try:
             ada = sign_in(identity.base, data.PEOPLE[0])
             r = httpx.get(content.base + "/v1/tenants/demo/courses", headers=ada)
@@ -363,6 +363,23 @@ def test_a_service_apart_from_identity_verifies_tokens_with_its_published_keys(
             assert r.status_code == 204, r.text
             r = httpx.get(content.base + "/v1/tenants/acme/courses", headers=key)
             assert (r.status_code, r.json()["code"]) == (401, "token_revoked"), r.text
+
+            course = content.base + "/v1/tenants/acme/courses/algebra"
+            r = httpx.post(content.base + "/v1/tenants/acme/courses", headers=boss,
+                           json={"id": "algebra", "title": "Algebra"})
+            assert r.status_code == 201, r.text
+            people = {}
+            for role in ("educator", "learner"):
+                r = httpx.post(identity.base + "/v1/tenants/acme/users", headers=boss, json={
+                    "email": f"{role}@acme.org", "display_name": role, "roles": [role],
+                    "password": "a long enough password 1"})
+                assert r.status_code == 201, r.text
+                people[role] = r.json()["id"]
+            r = httpx.put(f"{course}/co-authors/{people['educator']}", headers=boss)
+            assert (r.status_code, r.json()["co_authors"]) == (200, [people["educator"]]), r.text
+            for user, code in ((people["learner"], "not_an_educator"), ("nobody", "unknown_user")):
+                r = httpx.put(f"{course}/co-authors/{user}", headers=boss)
+                assert (r.status_code, r.json()["code"]) == (422, code), r.text
         finally:
             assert content.stop() == 0
     finally:

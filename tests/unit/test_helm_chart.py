@@ -72,6 +72,7 @@ def test_processes_apart_from_identity_are_told_where_its_keys_are(
     settings: dict[str, str] = config["data"]
     assert settings["BLOOP_AUTH_JWKS_URL"] == "http://school-identity/.well-known/jwks.json"
     assert settings["BLOOP_AUTH_API_KEYS_URL"] == "http://school-identity/v1/auth/principal"
+    assert settings["BLOOP_AUTH_IDENTITY_URL"] == "http://school-identity"
     assert settings["BLOOP_AI_CONTENT_URL"] == "http://school-content"
     assert settings["BLOOP_AI_URL"] == "http://school-ai"
     # The Deployments' settings are valid, and enough for each to start without identity.

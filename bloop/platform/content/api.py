@@ -35,7 +35,7 @@ from bloop.platform.content.model import (
     VersionInfo,
 )
 from bloop.platform.content.service import ContentService, Rendered
-from bloop.platform.kit.auth import STAFF, Forbidden, Principal, require
+from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import Page
 
@@ -157,9 +157,12 @@ async def add_module(tenant: TenantId, course: CourseId, body: Module, service: 
 
 @router.put("/courses/{course}/co-authors/{user}")
 async def add_co_author(tenant: TenantId, course: CourseId, user: UserPath, service: Svc,
-                        me: Author) -> CourseView:
-    """Makes a user of the tenant a co-author (the owner or an admin may)."""
-    return _view(await service.set_co_author(tenant, course, user, True, by=me))
+                        me: Author, request: Request) -> CourseView:
+    """Makes a user of the tenant a co-author (the owner or an admin may): an educator or an
+    admin of the tenant (422 `unknown_user`, `not_an_educator`), looked up in identity with the
+    caller's credential, which needs the `identity:read` scope (403 `identity_forbidden`)."""
+    return _view(await service.set_co_author(tenant, course, user, True, by=me,
+                                             credentials=credentials(request.headers)))
 
 
 @router.delete("/courses/{course}/co-authors/{user}")

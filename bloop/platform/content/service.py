@@ -11,7 +11,7 @@ passes, which bounds how long a fill racing with a publication can serve the old
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -22,6 +22,7 @@ from bloop.platform.content.events import (
     LessonPublished,
     LessonUpdated,
 )
+from bloop.platform.content.members import Members
 from bloop.platform.content.model import (
     MAX_CO_AUTHORS,
     MAX_MODULES,
@@ -52,6 +53,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 
 ADMINS = frozenset({"tenant_admin", "platform_admin"})
+COURSE_EDITORS = ADMINS | {"educator"}  # the roles a co-author may edit with
 CACHE_PREFIX = "content:v1:lesson:"
 
 
@@ -94,9 +96,12 @@ def cache_key(tenant: str, lesson_id: str) -> str:
 
 class ContentService:
     def __init__(self, repo: ContentRepository, on_write: Callable[[], None] = lambda: None,
-                 cache: Cache | None = None, cache_ttl_s: float = 600) -> None:
-        """`on_write` runs after each write that stored events (the outbox relay's `wake`)."""
+                 cache: Cache | None = None, cache_ttl_s: float = 600,
+                 members: Members | None = None) -> None:
+        """`on_write` runs after each write that stored events (the outbox relay's `wake`);
+        `members` tells who belongs to a tenant (without it, a co-author is taken unchecked)."""
         self.repo = repo
+        self.members = members
         self.cache: Cache = cache if cache is not None else MemoryCache()
         self.cache_ttl_s = cache_ttl_s
         self._on_write = on_write
@@ -200,9 +205,12 @@ class ContentService:
         return await self._store_head(course.changed(modules=[*course.modules, module]), course)
 
     async def set_co_author(self, tenant: str, course_id: str, user_id: str, present: bool, *,
-                            by: Principal | None = None) -> Course:
+                            by: Principal | None = None,
+                            credentials: Mapping[str, str] | None = None) -> Course:
         """Adds (`present`) or removes a co-author; either is idempotent. The owner and the
-        tenant's admins manage co-authors (the admins alone when the course has no owner)."""
+        tenant's admins manage co-authors (the admins alone when the course has no owner). A
+        new co-author is a user of the tenant who may edit courses (an educator or an admin);
+        `credentials` are the caller's, to look the user up in identity."""
         course = await self.course(tenant, course_id)
         if by is not None and not ((by.user_id == course.owner and course.owner is not None)
                                    or by.has_any(ADMINS)):
@@ -215,9 +223,23 @@ class ContentService:
         if present and len(course.co_authors) >= MAX_CO_AUTHORS:
             raise Problem(f"a course has at most {MAX_CO_AUTHORS} co-authors", status=422,
                           code="too_many_co_authors")
+        if present and self.members is not None:
+            await self._check_author(tenant, user_id, by, credentials or {})
         authors = ([*course.co_authors, user_id] if present
                    else [u for u in course.co_authors if u != user_id])
         return await self._store_head(course.changed(co_authors=authors), course)
+
+    async def _check_author(self, tenant: str, user_id: str, by: Principal | None,
+                            credentials: Mapping[str, str]) -> None:
+        assert self.members is not None
+        roles = await self.members.roles(tenant, user_id, by, credentials)
+        if roles is None:
+            raise Problem(f"no user {user_id!r} in tenant {tenant!r}", status=422,
+                          code="unknown_user")
+        if roles.isdisjoint(COURSE_EDITORS):
+            raise Problem(f"a co-author edits the course, which needs the educator role; user "
+                          f"{user_id!r} holds {', '.join(sorted(roles)) or 'no role'}",
+                          status=422, code="not_an_educator")
 
     async def authored(self, tenant: str, user_id: str) -> list[dict[str, object]]:
         """The courses `user_id` owns or co-authors (their part of a data export)."""

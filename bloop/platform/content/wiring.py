@@ -15,6 +15,7 @@ from bloop.platform.content.consumers import ai_media_subscription, subscription
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.media.wiring import LARGE_BODIES, media_routers, media_setup, media_state
+from bloop.platform.content.members import TenantMembers
 from bloop.platform.content.model import MarkdownBlock, NewConcept, NewCourse, NewLesson
 from bloop.platform.content.ports import ContentRepository
 from bloop.platform.content.search.settings import SearchSettings
@@ -41,7 +42,9 @@ def repository(platform: Platform) -> ContentRepository:
 async def mount(platform: Platform) -> Mounted:
     repo = repository(platform)
     relay = platform.add_outbox(repo.outbox)
-    service = ContentService(repo, on_write=relay.wake, cache=platform.cache)
+    members = TenantMembers(lambda: platform.services.get("identity"),
+                            platform.settings.auth.identity_url)
+    service = ContentService(repo, on_write=relay.wake, cache=platform.cache, members=members)
     attempts = mount_attempts(platform, service)
     media = media_state(platform, service)
     files = media["media"]
@@ -61,6 +64,7 @@ async def mount(platform: Platform) -> Mounted:
     async def close() -> None:
         await search.close()
         await ai_outputs.close()
+        await members.close()
 
     async def personal_data(tenant: str, user_id: str) -> dict[str, object]:
         return {"authored_courses": await service.authored(tenant, user_id),

@@ -144,6 +144,9 @@ class AuthSettings(BaseSettings):
     api_keys_url: HttpUrlText | None = Field(default=None, description=(
         "identity's /v1/auth/principal, where a process that serves routes without identity "
         "checks API keys; without it such a process accepts no API keys"))
+    identity_url: HttpUrlText | None = Field(default=None, description=(
+        "identity's base URL, where content looks up a tenant's users (a new co-author) when "
+        "identity runs in another process"))
     account_max_failures: int = Field(default=5, ge=1)
     ip_max_failures: int = Field(default=50, ge=1)
     lockout_s: int = Field(default=900, ge=1)

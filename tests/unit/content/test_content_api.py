@@ -8,16 +8,23 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.support import embedded_app, member
 
 
 @pytest.fixture
-async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+async def app_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                     ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     async with embedded_app(tmp_path, monkeypatch, ["identity", "content"]) as (app, c):
         c.headers.update(await member(app, c, "acme", ["educator"]))
         c.headers["X-Learner"] = (await member(app, c, "acme", ["learner"]))["Authorization"]
-        yield c
+        yield app, c
+
+
+@pytest.fixture
+def client(app_client: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return app_client[1]
 
 
 def as_learner(client: httpx.AsyncClient) -> dict[str, str]:
@@ -151,7 +158,8 @@ async def test_learners_read_published_content_and_never_drafts(client: httpx.As
 
 
 async def test_a_data_export_holds_the_users_courses_and_quiz_attempts(
-        client: httpx.AsyncClient) -> None:
+        app_client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    app, client = app_client
     quiz = {"type": "quiz", "id": "check", "title": "Check", "questions": [
         {"type": "true_false", "id": "tf", "prompt": "True?", "answer": True}]}
     for course in ("py", "go"):
@@ -162,7 +170,7 @@ async def test_a_data_export_holds_the_users_courses_and_quiz_attempts(
     assert r.status_code == 201, r.text
     lesson = r.json()["id"]
     assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
-    learner = as_learner(client)
+    learner = await member(app, client, "acme", ["learner", "educator"])
     learner_id = (await client.get(f"{BASE}/me", headers=learner)).json()["id"]
     assert (await client.put(f"{BASE}/courses/go/co-authors/{learner_id}")).status_code == 200
     r = await client.post(f"{BASE}/lessons/{lesson}/quizzes/check/attempts",

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.support import embedded_app, member
 
@@ -19,9 +20,10 @@ Json = dict[str, Any]
 
 
 class People:
-    def __init__(self, client: httpx.AsyncClient, owner: dict[str, str], other: dict[str, str],
-                 learner: dict[str, str]) -> None:
-        self.client, self.owner, self.other, self.learner = client, owner, other, learner
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient, owner: dict[str, str],
+                 other: dict[str, str], learner: dict[str, str]) -> None:
+        self.app, self.client = app, client
+        self.owner, self.other, self.learner = owner, other, learner
 
     async def id_of(self, headers: dict[str, str]) -> str:
         user_id: str = (await self.client.get(f"{BASE}/me", headers=headers)).json()["id"]
@@ -31,7 +33,7 @@ class People:
 @pytest.fixture
 async def people(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[People]:
     async with embedded_app(tmp_path, monkeypatch, ["identity", "content"]) as (app, c):
-        yield People(c, await member(app, c, "acme", ["educator"]),
+        yield People(app, c, await member(app, c, "acme", ["educator"]),
                      await member(app, c, "acme", ["educator"]),
                      await member(app, c, "acme", ["learner"]))
 
@@ -200,6 +202,8 @@ async def test_the_owner_chooses_co_authors_who_may_then_edit(people: People) ->
 
     learner_id = await people.id_of(people.learner)
     problem(await c.put(f"{COURSE}/co-authors/{learner_id}", headers=other), 403, "not_the_owner")
+    problem(await c.put(f"{COURSE}/co-authors/{learner_id}", headers=me), 422, "not_an_educator")
+    problem(await c.put(f"{COURSE}/co-authors/no-such-user", headers=me), 422, "unknown_user")
     problem(await c.put(f"{COURSE}/co-authors/{owner_id}", headers=me), 409, "already_owner")
 
     assert ok(await c.delete(f"{COURSE}/co-authors/{other_id}", headers=me))["co_authors"] == []
@@ -207,3 +211,26 @@ async def test_the_owner_chooses_co_authors_who_may_then_edit(people: People) ->
     problem(await c.patch(COURSE, json={"title": "Still ours?"}, headers=other),
             403, "not_an_author")
     assert ok(await c.get(COURSE, headers=me))["title"] == "Ours"
+
+
+async def test_a_co_author_is_an_educator_of_the_tenant_looked_up_as_the_caller_may(
+        people: People) -> None:
+    app, c, me = people.app, people.client, people.owner
+    ok(await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"}, headers=me), 201)
+    elsewhere = await member(app, c, "globex", ["educator"])
+    stranger = ok(await c.get("/v1/tenants/globex/me", headers=elsewhere))["id"]
+    problem(await c.put(f"{COURSE}/co-authors/{stranger}", headers=me), 422, "unknown_user")
+    admin = await member(app, c, "acme", ["tenant_admin"])
+    admin_id = ok(await c.get(f"{BASE}/me", headers=admin))["id"]
+    assert ok(await c.put(f"{COURSE}/co-authors/{admin_id}", headers=me))["co_authors"] == [
+        admin_id]
+
+    r = await c.post(f"{BASE}/api-keys", headers=admin, json={
+        "name": "authoring tool", "scopes": ["content:read", "content:write"],
+        "roles": ["educator"]})
+    key = {"X-API-Key": ok(r, 201)["key"]}
+    ok(await c.post(f"{BASE}/courses", json={"id": "go", "title": "Go"}, headers=key), 201)
+    other_id = await people.id_of(people.other)
+    problem(await c.put(f"{BASE}/courses/go/co-authors/{other_id}", headers=key),
+            403, "identity_forbidden")
+    assert ok(await c.get(f"{BASE}/courses/go", headers=key))["co_authors"] == []
