@@ -2,15 +2,15 @@
 (built beside this package). This module is the one place that calls it:
 
 - `bloop.ai.audio.narrate(text, tts, out_dir, *, voice)` and
-- `bloop.ai.video.render_lesson_video(script, tts, out_dir, *, voice, language, on_progress)`, with the
-  script from `bloop.ai.video.script_from_lesson(title, blocks)`.
+- `bloop.ai.video.render_lesson_video(script, tts, out_dir, *, voice, language, on_progress)`,
+  with the script from `bloop.ai.video.script_from_lesson(title, blocks)`.
 
 Each is given those of `lesson` (the job's `LessonText`, None for a video made from a prompt
 alone), `script` (the prompted script the worker hands over, else the lesson's), `title`, `blocks`
 (markdown), `text`, `tts`, `out_dir`, `voice`, `language` (the lesson's BCP 47 tag, `en` without
 a lesson), `progress` (async, percentage and step) and `on_progress` (plain, step and fraction)
-that it names as parameters. A cancellation or a lost
-lease seen while reporting progress stops the rendering.
+that it names as parameters. A cancellation or a lost lease seen while reporting progress stops
+the rendering.
 
 Each returns what it made: a path, a list of paths, or objects with `path` and, where known,
 `content_type`, `kind`, `duration_s` and `captions_path` (a WebVTT file). The text-to-speech

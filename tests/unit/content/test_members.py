@@ -46,7 +46,8 @@ async def test_both_ways_tell_a_users_roles_and_an_unknown_user(rig: Rig) -> Non
     _, headers, me = await rig.person("educator")
     teacher, _, _ = await rig.person("educator", "learner")
     for members in (rig.in_process, rig.over_http):
-        assert await members.roles("acme", teacher, me, headers) == frozenset({"educator", "learner"})
+        roles = await members.roles("acme", teacher, me, headers)
+        assert roles == frozenset({"educator", "learner"})
         assert await members.roles("acme", "no-such-user", me, headers) is None
 
 
