@@ -73,6 +73,8 @@ async def test_narration_is_encoded_timed_and_audible(tmp_path: Path, fmt: str, 
     (stream,) = probe["streams"]
     assert stream["codec_name"] == codec
     assert float(probe["format"]["duration"]) == pytest.approx(narration.duration_s, abs=0.15)
+    tags = stream.get("tags", {}) | probe["format"].get("tags", {})  # Ogg's are the stream's
+    assert tags["language"] == "eng"
     assert [c.text for c in narration.cues] == [
         "Photosynthesis.", "Plants turn light into sugar.", "This happens in the leaves.",
         "Chlorophyll absorbs light.", "Water is split."]
@@ -92,8 +94,11 @@ async def test_espeak_speaks_a_lesson_in_its_language(tmp_path: Path) -> None:
     assert [await tts.voice_for(tag) for tag in ("fr", "pt-BR", "de", "en", "en-GB", "tlh")] == [
         "fr", "pt-br", "de", None, None, None]
     french = "Les plantes changent la lumière en sucre. Cela se passe dans les feuilles."
-    narration = await narrate(french, tts, tmp_path, voice=await tts.voice_for("fr"))
+    narration = await narrate(french, tts, tmp_path, voice=await tts.voice_for("fr"),
+                              language="fr")
     assert (narration.provider, narration.voice) == ("local", "fr")
+    (stream,) = (await ffprobe(narration.path))["streams"]
+    assert stream["tags"]["language"] == "fra"
     assert narration.duration_s > 2
     assert await mean_volume_db(narration.path) > -35
 

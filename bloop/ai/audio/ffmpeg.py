@@ -53,5 +53,7 @@ async def ffprobe(path: Path) -> dict[str, Any]:
     return result
 
 
-async def encode_audio(wav: Path, out: Path, fmt: AudioFormat) -> None:
-    await ffmpeg("-i", wav, "-ac", "1", *AUDIO[fmt][2], out, what=f"encode the narration as {fmt}")
+async def encode_audio(wav: Path, out: Path, fmt: AudioFormat, language: str = "und") -> None:
+    """`wav` as `fmt`, tagged as speaking `language` (an ISO 639-2 code)."""
+    await ffmpeg("-i", wav, "-ac", "1", *AUDIO[fmt][2], "-metadata", f"language={language}", out,
+                 what=f"encode the narration as {fmt}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bloop.ai.audio.captions import Cue, cues_from, webvtt
 from bloop.ai.audio.ffmpeg import AUDIO, AudioFormat, encode_audio
+from bloop.ai.audio.languages import iso639_2
 from bloop.ai.providers.tts import NothingToSay, Speech, Tts, split_sentences
 
 _FENCE = re.compile(r"^\s*(```|~~~).*?^\s*\1[^\n]*$", re.S | re.M)
@@ -85,15 +86,17 @@ async def speak(text: str, tts: Tts, voice: str | None = None) -> Speech:
 
 
 async def narrate(text: str, tts: Tts, out_dir: Path, fmt: AudioFormat = "opus", *,
-                  voice: str | None = None, name: str = "narration") -> Narration:
-    """`text` narrated into `out_dir/<name>.opus|.mp3` with `out_dir/<name>.vtt` captions."""
+                  voice: str | None = None, language: str = "en",
+                  name: str = "narration") -> Narration:
+    """`text` narrated into `out_dir/<name>.opus|.mp3` with `out_dir/<name>.vtt` captions; the
+    audio file is tagged as speaking `language` (a BCP 47 tag)."""
     speech = await speak(text, tts, voice)
     suffix, content_type, _ = AUDIO[fmt]
     path = out_dir / f"{name}{suffix}"
     wav = out_dir / f"{name}.wav"
     await asyncio.to_thread(write_file, wav, speech.wav)
     try:
-        await encode_audio(wav, path, fmt)
+        await encode_audio(wav, path, fmt, iso639_2(language))
     finally:
         await asyncio.to_thread(wav.unlink, True)
     cues = tuple(cues_from(speech.sentences))

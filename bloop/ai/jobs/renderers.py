@@ -1,7 +1,7 @@
 """Narration and video jobs run the rendering library of `bloop.ai.audio` and `bloop.ai.video`
 (built beside this package). This module is the one place that calls it:
 
-- `bloop.ai.audio.narrate(text, tts, out_dir, *, voice)` and
+- `bloop.ai.audio.narrate(text, tts, out_dir, *, voice, language)` and
 - `bloop.ai.video.render_lesson_video(script, tts, out_dir, *, voice, language, on_progress)`,
   with the script from `bloop.ai.video.script_from_lesson(title, blocks)`.
 

@@ -23,6 +23,7 @@ from typing import IO, Literal
 
 from bloop.ai.audio.captions import Cue, cues_from, webvtt
 from bloop.ai.audio.ffmpeg import MediaFailed, ffmpeg, ffprobe
+from bloop.ai.audio.languages import iso639_2
 from bloop.ai.audio.narration import NothingToNarrate, speak, write_file
 from bloop.ai.providers.tts import (
     MissingTool,
@@ -34,7 +35,6 @@ from bloop.ai.providers.tts import (
     silence,
     wav_bytes,
 )
-from bloop.ai.video.languages import iso639_2
 from bloop.ai.video.script import VideoScript
 from bloop.ai.video.worker import RenderAnswer, RenderJob
 

@@ -224,22 +224,10 @@ class ContentService:
             raise Problem(f"a course has at most {MAX_CO_AUTHORS} co-authors", status=422,
                           code="too_many_co_authors")
         if present and self.members is not None:
-            await self._check_author(tenant, user_id, by, credentials or {})
+            await _check_author(self.members, tenant, user_id, by, credentials or {})
         authors = ([*course.co_authors, user_id] if present
                    else [u for u in course.co_authors if u != user_id])
         return await self._store_head(course.changed(co_authors=authors), course)
-
-    async def _check_author(self, tenant: str, user_id: str, by: Principal | None,
-                            credentials: Mapping[str, str]) -> None:
-        assert self.members is not None
-        roles = await self.members.roles(tenant, user_id, by, credentials)
-        if roles is None:
-            raise Problem(f"no user {user_id!r} in tenant {tenant!r}", status=422,
-                          code="unknown_user")
-        if roles.isdisjoint(COURSE_EDITORS):
-            raise Problem(f"a co-author edits the course, which needs the educator role; user "
-                          f"{user_id!r} holds {', '.join(sorted(roles)) or 'no role'}",
-                          status=422, code="not_an_educator")
 
     async def authored(self, tenant: str, user_id: str) -> list[dict[str, object]]:
         """The courses `user_id` owns or co-authors (their part of a data export)."""
@@ -567,3 +555,15 @@ def _publication(course: Course, lessons: list[Lesson]) -> list[Envelope]:
         requires=lesson.requires, published_at=at, module=lesson.module,
     ), tenant=course.tenant, subject=lesson.id, time=at) for lesson in lessons]
     return events
+
+
+async def _check_author(members: Members, tenant: str, user_id: str, by: Principal | None,
+                        credentials: Mapping[str, str]) -> None:
+    """Refuses a co-author who is not a user of the tenant able to edit courses."""
+    roles = await members.roles(tenant, user_id, by, credentials)
+    if roles is None:
+        raise Problem(f"no user {user_id!r} in tenant {tenant!r}", status=422, code="unknown_user")
+    if roles.isdisjoint(COURSE_EDITORS):
+        raise Problem(f"a co-author edits the course, which needs the educator role; user "
+                      f"{user_id!r} holds {', '.join(sorted(roles)) or 'no role'}",
+                      status=422, code="not_an_educator")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bloop.ai.video.languages import iso639_2
+from bloop.ai.audio.languages import iso639_2
 
 
 @pytest.mark.parametrize(("tag", "code"), [

@@ -1,5 +1,5 @@
-"""Media containers name a track's language with an ISO 639-2 code ("fra"); Bloop's lessons
-carry BCP 47 tags ("fr", "pt-BR"). MP4 needs the three-letter terminology code."""
+"""Media files name their language with an ISO 639-2 code ("fra"); Bloop's lessons carry BCP 47
+tags ("fr", "pt-BR"). MP4 tracks need the three-letter terminology code."""
 
 from __future__ import annotations
 
