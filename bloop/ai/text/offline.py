@@ -41,6 +41,7 @@ _EMPHASIS = re.compile(r"(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1")
 _CODE = re.compile(r"`([^`\n]+)`")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*(\"'])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+_CODE_MARK = re.compile(r"[=()\[\]{}<>+*/%:;\"]|\w[._]\w")  # operators, calls, dotted and snake names
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,12 @@ def _ranked(found: list[Sentence], terms: list[str]) -> list[Sentence]:
         return base + bonus - 0.02 * s.position
 
     return sorted(found, key=score, reverse=True)
+
+
+def _code_like(term: str) -> bool:
+    """Whether `term` reads as code (`count = count + 1`, `f(x)`) rather than words: a wrong
+    option of the other kind would give the answer away, and read as nonsense in a sentence."""
+    return _CODE_MARK.search(term) is not None
 
 
 def _blanked(sentence: str, term: str) -> str | None:
@@ -198,7 +205,7 @@ class OfflineTextGenerator:
         feedback = {"correct": f"Right. The lesson says: {sentence}",
                     "incorrect": f"The lesson says: {sentence}"}
         others = [t for t in terms if t.lower() != term.lower()
-                  and t.lower() not in sentence.lower()]
+                  and t.lower() not in sentence.lower() and _code_like(t) == _code_like(term)]
         kind = n % 3
         if kind == 1 and len(others) >= 1:
             options = [term, *others[:3]]

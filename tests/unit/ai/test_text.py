@@ -11,7 +11,14 @@ import pytest
 from bloop.ai.providers.llm import OpenAiLlm, Pricing
 from bloop.ai.text.generator import InvalidOutput, LlmTextGenerator
 from bloop.ai.text.model import LessonText
-from bloop.ai.text.offline import BLANK, OfflineTextGenerator, _plain, sentences
+from bloop.ai.text.offline import (
+    BLANK,
+    OfflineTextGenerator,
+    _code_like,
+    _plain,
+    key_terms,
+    sentences,
+)
 from bloop.platform.content.quiz import QuizBlock, ShortText, SingleChoice, TrueFalse
 from bloop.platform.demo import data
 from tests.unit.ai.fake_openai import FakeOpenAI, Reply, valid_answer
@@ -108,6 +115,22 @@ async def test_offline_material_comes_from_the_lesson(index: int) -> None:
     for card in cards.cards:
         assert inside(card.back, flat) or inside(card.front.replace(
             "Complete: ", "").replace(BLANK, card.back), flat)
+
+
+@pytest.mark.parametrize("index", range(len(DEMO)))
+async def test_offline_wrong_options_are_of_the_right_answers_kind(index: int) -> None:
+    """Code is offered against code and words against words: `count = count + 1` is never a
+    wrong choice for "variable", nor swapped into a sentence to make it false."""
+    lesson = DEMO[index]
+    code = [t for t in key_terms(lesson, sentences(lesson.text)) if _code_like(t)]
+    quiz = (await OfflineTextGenerator().quiz(lesson, 12)).value
+    for q in quiz.block.questions:
+        if isinstance(q, SingleChoice):
+            [right] = [o for o in q.options if o.correct]
+            assert {_code_like(o.text) for o in q.options} == {_code_like(right.text)}, q
+        elif isinstance(q, TrueFalse):
+            said = q.feedback.incorrect
+            assert [t for t in code if t in q.prompt] == [t for t in code if t in said], q
 
 
 async def test_offline_refuses_a_lesson_with_only_code() -> None:
