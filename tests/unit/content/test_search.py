@@ -453,12 +453,17 @@ def test_lesson_text_reads_blocks_and_never_gives_answers_away() -> None:
         "created_at": datetime.now(UTC), "updated_at": datetime.now(UTC),
         "blocks": [
             {"type": "markdown", "markdown": "See [the docs](https://x.test/a) `now`"},
+            {"type": "markdown", "markdown": "Nested:\n\n```python title=total.py\n"
+                                             "def total(items):\n    return 0\n```\n"
+                                             "  ~~~~ haskell\nsum []\n  ~~~~"},
             {"type": "image", "media": "m1", "caption": "A diagram", "alt": "arrows"},
             {"type": "quiz", "id": "q", "title": "Check", "questions": [
                 {"type": "short_text", "id": "s", "prompt": "Capital of France?",
                  "accepted": ["Paris"]}]}]})
     text = lesson_text(lesson)
-    assert text.startswith("See the docs now")
+    assert text.startswith("See the docs now Nested: def total(items): return 0 sum [] A diagram")
+    assert "python" not in text, "a code fence's info string is no text"
+    assert "haskell" not in text
     assert "A diagram" in text
     assert "arrows" in text
     assert "Capital of France?" in text

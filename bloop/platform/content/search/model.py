@@ -25,6 +25,7 @@ Versions = tuple[int, int]
 # a search must not give a quiz away.
 TEXT_KEYS = frozenset({"markdown", "title", "caption", "alt", "transcript", "prompt", "text"})
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*$", re.MULTILINE)  # with its info string
 _MARKUP = re.compile(r"(^|\s)#{1,6}\s|[*_`>|~]+|^\s*[-+]\s", re.MULTILINE)
 _SPACE = re.compile(r"\s+")
 
@@ -67,7 +68,8 @@ def newer(doc: Versions, indexed: Versions | None) -> bool:
 
 def plain(markdown: str) -> str:
     """Markdown as the words a reader sees, on one line (for snippets)."""
-    return _SPACE.sub(" ", _MARKUP.sub(" ", _LINK.sub(r"\1", markdown))).strip()
+    shown = _LINK.sub(r"\1", _FENCE.sub(" ", markdown))
+    return _SPACE.sub(" ", _MARKUP.sub(" ", shown)).strip()
 
 
 def _texts(value: object, key: str = "") -> Iterable[str]:
@@ -84,8 +86,8 @@ def _texts(value: object, key: str = "") -> Iterable[str]:
 
 def lesson_text(lesson: Lesson) -> str:
     """The readable text of a lesson's blocks, whatever their kind."""
-    return " ".join(plain(t) for block in lesson.blocks
-                    for t in _texts(block.model_dump(mode="json")))
+    return " ".join(shown for block in lesson.blocks
+                    for t in _texts(block.model_dump(mode="json")) if (shown := plain(t)))
 
 
 def _publication(course: Course) -> Publication:
