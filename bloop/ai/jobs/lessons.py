@@ -12,7 +12,8 @@ import httpx
 from bloop.ai.text.model import LessonText
 from bloop.platform.content.model import Lesson
 from bloop.platform.content.service import ContentService
-from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
+from bloop.platform.kit import peers
+from bloop.platform.kit.errors import NotFound, Problem
 
 
 def lesson_text(lesson: dict[str, Any], course_language: str | None = None) -> LessonText:
@@ -52,28 +53,22 @@ class HttpLessons:
 
     async def lesson(self, tenant: str, lesson_id: str,
                      credentials: Mapping[str, str]) -> LessonText:
-        headers = dict(credentials)
         base = f"{self.base_url}/v1/tenants/{tenant}"
-        lesson = await self._get(f"{base}/lessons/{lesson_id}", headers,
+        lesson = await self._get(f"{base}/lessons/{lesson_id}", credentials,
                                  f"no lesson {lesson_id!r} in tenant {tenant!r}")
         course = None
         if not lesson.get("language"):
-            course = await self._get(f"{base}/courses/{lesson.get('course', '')}", headers,
+            course = await self._get(f"{base}/courses/{lesson.get('course', '')}", credentials,
                                      f"no course of the lesson {lesson_id!r}")
         return lesson_text(lesson, str(course.get("language") or "") if course else None)
 
-    async def _get(self, url: str, headers: dict[str, str], missing: str) -> dict[str, Any]:
-        try:
-            r = await self.client.get(url, headers=headers)
-        except httpx.HTTPError as exc:
-            raise StoreUnavailable("content", type(exc).__name__) from None
+    async def _get(self, url: str, headers: Mapping[str, str], missing: str) -> dict[str, Any]:
+        r = await peers.get(self.client, "content", url, headers)
         if r.status_code == 404:
             raise NotFound(missing)
         if r.status_code in (401, 403):
             raise Problem("content refused to show this lesson to the caller", status=403,
                           code="content_forbidden")
-        if r.status_code != 200:
-            raise StoreUnavailable("content", f"HTTP {r.status_code}")
         body: dict[str, Any] = r.json()
         return body
 

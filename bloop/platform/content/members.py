@@ -11,6 +11,7 @@ from typing import Protocol
 import httpx
 
 from bloop.platform.identity.service import IdentityService
+from bloop.platform.kit import peers
 from bloop.platform.kit.auth import STAFF, Principal, authorise
 from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
 
@@ -55,16 +56,11 @@ class TenantMembers:
                                      credentials)
 
     async def _over_http(self, url: str, credentials: Mapping[str, str]) -> frozenset[str] | None:
-        try:
-            r = await self.client.get(url, headers=dict(credentials))
-        except httpx.HTTPError as exc:
-            raise StoreUnavailable("identity", type(exc).__name__) from None
+        r = await peers.get(self.client, "identity", url, credentials)
         if r.status_code == 404:
             return None
         if r.status_code in (401, 403):
-            raise _refused(_detail(r))
-        if r.status_code != 200:
-            raise StoreUnavailable("identity", f"HTTP {r.status_code}")
+            raise _refused(str(peers.problem_of(r).get("detail") or f"HTTP {r.status_code}"))
         roles = r.json().get("roles")
         if not isinstance(roles, list):
             raise StoreUnavailable("identity", "a user without roles in its answer")
@@ -78,9 +74,3 @@ def _refused(why: str) -> Problem:
     return Problem(f"naming a co-author needs looking up the tenant's users, which identity "
                    f"refuses this caller: {why}", status=403, code=IDENTITY_REFUSED)
 
-
-def _detail(r: httpx.Response) -> str:
-    try:
-        return str(r.json().get("detail") or f"HTTP {r.status_code}")
-    except ValueError:
-        return f"HTTP {r.status_code}"

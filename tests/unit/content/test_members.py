@@ -82,3 +82,22 @@ async def test_identity_out_of_reach_or_unnamed_is_a_503_naming_the_setting(rig:
         assert "BLOOP_AUTH_IDENTITY_URL" in str(unnamed.value.detail)
     finally:
         await nowhere.close()
+
+
+async def test_identity_limiting_the_caller_is_passed_on_as_429(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLOOP_AUTH_RATE_LIMIT", "3")
+    async with embedded_app(tmp_path, monkeypatch, ["identity"]) as (app, client):
+        rig = Rig(app, client)
+        teacher, headers, me = await rig.person("educator")
+        answers: list[int] = []
+        for _ in range(10):
+            try:
+                await rig.over_http.roles("acme", teacher, me, headers)
+                answers.append(200)
+            except Problem as refused:
+                answers.append(refused.status)
+                limited = refused
+        assert answers[0] == 200
+        assert answers[-1] == 429, answers
+        assert (limited.code, "Retry-After" in limited.headers) == ("rate_limited", True)

@@ -15,10 +15,11 @@ import time
 import httpx
 from pydantic import ValidationError
 
+from bloop.platform.kit import peers
 from bloop.platform.kit.auth.apikeys import API_KEY_HEADER, ApiKeyCredential
 from bloop.platform.kit.auth.principal import Principal, PrincipalView
 from bloop.platform.kit.auth.tokens import Unauthenticated
-from bloop.platform.kit.errors import Problem, StoreUnavailable
+from bloop.platform.kit.errors import StoreUnavailable
 
 Answer = Principal | Unauthenticated
 
@@ -50,10 +51,7 @@ class RemoteApiKeys:
         return answer
 
     async def _ask(self, name: str, key: ApiKeyCredential) -> Answer:
-        try:
-            r = await self.client.get(self.url, headers={API_KEY_HEADER: str(key)})
-        except httpx.HTTPError as exc:
-            raise StoreUnavailable("identity", type(exc).__name__) from None
+        r = await peers.get(self.client, "identity", self.url, {API_KEY_HEADER: str(key)})
         answer: Answer
         if r.status_code == 200:
             try:
@@ -61,13 +59,9 @@ class RemoteApiKeys:
             except ValidationError:
                 raise StoreUnavailable("identity", "an answer that is not a principal") from None
         elif r.status_code == 401:
-            body = _problem(r)
+            body = peers.problem_of(r)
             answer = Unauthenticated(str(body.get("detail", "the API key is refused")),
                                      code=str(body.get("code", "invalid_token")))
-        elif r.status_code == 429:
-            raise Problem(str(_problem(r).get("detail", "slow down")), status=429,
-                          code="rate_limited",
-                          headers={"Retry-After": r.headers.get("retry-after", "1")})
         else:
             raise StoreUnavailable("identity", f"HTTP {r.status_code}")
         if len(self._kept) >= self.KEPT:
@@ -78,10 +72,3 @@ class RemoteApiKeys:
     async def close(self) -> None:
         await self.client.aclose()
 
-
-def _problem(r: httpx.Response) -> dict[str, object]:
-    try:
-        body = r.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
