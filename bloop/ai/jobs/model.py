@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from bloop.ai.text.model import FlashcardSet, LessonText, QuizDraft, Simplified, Summary
-from bloop.platform.content.model import Level
+from bloop.platform.content.model import Language, Level
 from bloop.platform.kit.urls import WEB_ADDRESS
 
 JobKind = Literal["summary", "simplify", "quiz", "flashcards", "narration", "video"]
@@ -55,6 +55,9 @@ class JobParams(_Model):
     prompt: Prompt = Field(default="", description=(
         f"video: what the video is about, at most {MAX_PROMPT_CHARS} characters; its script "
         "is written by the tenant's language model (drawing on the lesson, when one is named)"))
+    language: Language | None = Field(default=None, description=(
+        "video from a prompt: the language to write and speak in (a BCP 47 tag such as `fr`); "
+        "the lesson's when not given, else en. Other jobs work in the lesson's language"))
 
 
 class JobRequest(_Model):
@@ -141,6 +144,11 @@ class Job(_Model):
     @property
     def final(self) -> bool:
         return self.status in FINAL
+
+    @property
+    def language(self) -> str:
+        """The language the job writes and speaks: the one asked for, else its lesson's."""
+        return self.params.language or (self.lesson.language if self.lesson is not None else "en")
 
     @property
     def lesson_id(self) -> str:

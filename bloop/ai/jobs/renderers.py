@@ -7,8 +7,8 @@
 
 Each is given those of `lesson` (the job's `LessonText`, None for a video made from a prompt
 alone), `script` (the prompted script the worker hands over, else the lesson's), `title`, `blocks`
-(markdown), `text`, `tts`, `out_dir`, `voice`, `language` (the lesson's BCP 47 tag, `en` without
-a lesson), `progress` (async, percentage and step) and `on_progress` (plain, step and fraction)
+(markdown), `text`, `tts`, `out_dir`, `voice`, `language` (the job's BCP 47 tag: asked for, else
+the lesson's, else `en`), `progress` (async, percentage and step) and `on_progress` (plain, step and fraction)
 that it names as parameters. A cancellation or a lost lease seen while reporting progress stops
 the rendering.
 
@@ -89,8 +89,8 @@ class LibraryRenderer:
         blocks = [b for b in text.split("\n\n") if b.strip()]
         tts = _tts() if "tts" in self.parameters else None
         voice = job.params.voice
-        if voice is None and tts is not None and lesson is not None:
-            voice = await tts.voice_for(lesson.language)
+        if voice is None and tts is not None:
+            voice = await tts.voice_for(job.language)
         reports: set[asyncio.Future[None]] = set()
         failures: list[BaseException] = []
         running: list[asyncio.Future[Any]] = []
@@ -111,7 +111,7 @@ class LibraryRenderer:
         offered: dict[str, Any] = {
             "lesson": lesson, "title": title, "blocks": blocks, "text": text,
             "tts": tts, "out_dir": workdir, "voice": voice, "progress": progress,
-            "language": lesson.language if lesson is not None else "en",
+            "language": job.language,
             "on_progress": on_progress}
         if script is not None:
             offered["script"] = script

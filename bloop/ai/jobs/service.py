@@ -186,6 +186,9 @@ class JobService:
             raise Problem(f"a {request.kind} job takes no prompt (only a video does); use "
                           "`instructions` for a note to the generator", status=422,
                           code="prompt_not_supported")
+        if request.params.language is not None and not (request.kind == "video" and prompt):
+            raise Problem("only a video made from a prompt takes a `language`; other jobs work "
+                          "in the lesson's language", status=422, code="language_not_supported")
         if len(prompt) > MAX_PROMPT_CHARS:
             raise Problem(f"the prompt is too long ({len(prompt)} characters, the limit is "
                           f"{MAX_PROMPT_CHARS})", status=422, code="prompt_too_long",

@@ -346,7 +346,7 @@ class JobRunner:
         try:
             made = await script_from_prompt(
                 llm, job.params.prompt, source_text=job.lesson.text if job.lesson else "",
-                max_attempts=eff.invalid_retries + 1)
+                language=job.language, max_attempts=eff.invalid_retries + 1)
         except ProviderError as exc:
             if exc.usage.prompt_tokens or exc.usage.completion_tokens:
                 await self._record_cost(job, eff, exc.usage, eff.pricing.cost(exc.usage))

@@ -63,14 +63,17 @@ def _script(answer: ScriptAnswer, max_scenes: int) -> VideoScript:
 
 
 async def script_from_prompt(llm: Llm, prompt: str, *, source_text: str = "",
-                             max_scenes: int = 8, seconds: int = 60,
+                             language: str = "en", max_scenes: int = 8, seconds: int = 60,
                              max_attempts: int = 3) -> PromptedScript:
     """A script for a video of about `seconds` on `prompt` (drawing on `source_text`, a
-    lesson's markdown, when given). Raises `InvalidOutput` when the model's answers never
-    validate, `ProviderRejected` when it refuses, and the port's other `ProviderError`s."""
+    lesson's markdown, when given), written in `language` (a BCP 47 tag), which it is narrated
+    in. Raises `InvalidOutput` when the model's answers never validate, `ProviderRejected` when
+    it refuses, and the port's other `ProviderError`s."""
     words = round(seconds * 2.5)
     ask = (f"Make a video of about {seconds} seconds ({words} spoken words in all, at most "
            f"{max_scenes} scenes) about: {prompt.strip()}")
+    ask += (f"\n\nWrite every title, on-screen text and narration in the language whose BCP 47 "
+            f"tag is `{language}`, whatever the language of this request.")
     if source_text.strip():
         ask += f"\n\nBase it on this lesson, in its own words where you can:\n\n{source_text}"
     messages = [ChatMessage("system", SYSTEM), ChatMessage("user", ask)]

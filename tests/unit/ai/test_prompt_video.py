@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from bloop.ai.jobs import renderers
 from bloop.ai.jobs.model import MAX_PROMPT_CHARS, Job, JobParams, JobRequest, MediaResult
 from bloop.ai.jobs.renderers import LibraryRenderer
 from bloop.ai.jobs.service import JobService
@@ -29,7 +30,7 @@ from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import eventually, member, require_media_kind
 from tests.unit.ai.fake_openai import FakeOpenAI, Reply
 from tests.unit.ai.test_ai_api import BASE, build, follow, lesson
-from tests.unit.ai.test_jobs import LESSON
+from tests.unit.ai.test_jobs import LESSON, VoicesByLanguage
 
 ANSWER: dict[str, Any] = {"title": "Why leaves are green", "scenes": [
     {"kind": "title", "title": "Why leaves are green", "subtitle": "",
@@ -114,11 +115,45 @@ async def test_the_renderer_gets_the_script_the_model_wrote_from_the_prompt_and_
     user = sent["messages"][-1]["content"]
     assert "Why are leaves green?" in user
     assert LESSON.text.split("\n\n")[0].strip() in user, "the lesson is the source text"
+    assert "in the language whose BCP 47 tag is `en`" in user, "the lesson's language"
 
     again, created = await service.request("acme", "u2", ask, LESSON)
     assert (again.id, created) == (job.id, False)
     other = JobRequest(kind="video", lesson_id=LESSON.id, params=JobParams(prompt="Roots?"))
     assert (await service.request("acme", "u1", other, LESSON))[1], "another prompt, another job"
+
+
+@pytest.mark.parametrize(("lesson_language", "asked", "language"), [
+    (None, "fr", "fr"), (None, None, "en"), ("de", None, "de"), ("de", "pt-BR", "pt-BR")])
+async def test_a_prompt_video_is_written_and_spoken_in_the_language_asked_else_the_lesson_s(
+        service: JobService, tmp_path: Path, fake_openai: FakeOpenAI,
+        monkeypatch: pytest.MonkeyPatch, lesson_language: str | None, asked: str | None,
+        language: str) -> None:
+    monkeypatch.setattr(renderers, "_tts", VoicesByLanguage)
+    fake_openai.script(answered())
+    source = None if lesson_language is None else LESSON.model_copy(
+        update={"language": lesson_language})
+    job, _ = await service.request("acme", "u1", JobRequest(
+        kind="video", lesson_id=source.id if source else None,
+        params=JobParams(prompt="Pourquoi les feuilles sont-elles vertes ?", language=asked)),
+        source)
+    seen: Seen = {}
+
+    def render(script: VideoScript, tts: VoicesByLanguage, out_dir: Path, voice: str | None,
+               language: str) -> Path:
+        seen.update(voice=voice, language=language)
+        (out_dir / "video.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
+        return out_dir / "video.mp4"
+
+    media = FileMediaStore(tmp_path / "media")
+    await media.setup()
+    renderer = LibraryRenderer("video", function=render)
+    await JobRunner(service, media, service.settings, "w", {"video": renderer}).run("acme", job.id)
+    assert (await service.job("acme", job.id)).status == "succeeded"
+    [sent] = fake_openai.requests
+    assert f"in the language whose BCP 47 tag is `{language}`" in sent["messages"][-1]["content"]
+    voice = None if language == "en" else f"voice-{language}"
+    assert seen == {"voice": voice, "language": language}
 
 
 async def test_a_lesson_video_without_a_prompt_still_uses_the_lesson_s_own_script(
@@ -157,7 +192,9 @@ async def test_bad_prompt_requests_are_refused_before_any_spend(
         (JobRequest(kind="video", params=JobParams(prompt="x" * (MAX_PROMPT_CHARS + 1))),
          "prompt_too_long"),
         (JobRequest(kind="summary", params=JobParams(prompt="Leaves")), "prompt_not_supported"),
-        (JobRequest(kind="video"), "lesson_required")]
+        (JobRequest(kind="video"), "lesson_required"),
+        (JobRequest(kind="quiz", params=JobParams(language="fr")), "language_not_supported"),
+        (JobRequest(kind="video", params=JobParams(language="fr")), "language_not_supported")]
     for ask, code in cases:
         with pytest.raises(Problem) as caught:
             await service.request("acme", "u1", ask, None)
