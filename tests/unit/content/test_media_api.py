@@ -303,6 +303,90 @@ async def test_bad_uploads_change_nothing(client: httpx.AsyncClient, app: FastAP
     assert await snapshot(app) == before
 
 
+def form(*parts: tuple[str, str | None, str | None, bytes], boundary: str = "b0undary",
+         close: bool = True) -> bytes:
+    """A multipart/form-data body of (field, filename, content type, bytes) parts."""
+    out = b""
+    for name, filename, content_type, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
+        out += (f"Content-Type: {content_type}\r\n" if content_type else "").encode()
+        out += b"\r\n" + data + b"\r\n"
+    return out + (f"--{boundary}--\r\n".encode() if close else b"")
+
+
+FORM = "multipart/form-data; boundary=b0undary"
+
+
+async def test_a_file_sent_as_a_form(client: httpx.AsyncClient, app: FastAPI) -> None:
+    """As an HTML form or `curl -F` sends it: the file's name and type come from its part, the
+    other fields are ignored, and the bytes stored are the file's alone."""
+    data = s.pdf("Photosynthesis")
+    r = await client.post(f"{BASE}/media", files={"file": ("notes.pdf", data, "application/pdf")},
+                          data={"caption": "week 3"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["filename"], body["content_type"], body["size"]) == ("notes.pdf", "application/pdf",
+                                                                       len(data))
+    assert (await client.get(body["url"])).content == data
+
+    markdown = b"# Cells\n\nThe unit of life.\n"
+    r = await client.post(f"{BASE}/media", params={"filename": "cells.md"},
+                          content=form(("note", None, None, b"x"),
+                                       ("upload", "C:/tmp/draft.txt", None, markdown)),
+                          headers={"Content-Type": FORM})
+    assert r.status_code == 201, r.text
+    assert (r.json()["filename"], r.json()["content_type"]) == ("cells.md", "text/markdown")
+    assert (await client.get(r.json()["url"])).content == markdown
+
+    r = await client.post(f"{BASE}/media", content=form(("file", "a/b/tone.wav", None, s.wav())),
+                          headers={"Content-Type": FORM})
+    assert (r.status_code, r.json()["filename"]) == (201, "tone.wav")
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "code"), [
+    (form(("file", "a.png", "image/jpeg", s.png())), FORM, 415, "type_mismatch"),
+    (form(("file", "a.gif", None, s.png())), FORM, 415, "type_mismatch"),
+    (form(("file", "a.png", None, s.png(extra=30_000))), FORM, 413, "too_large"),
+    (form(("caption", None, None, b"no file here")), FORM, 422, "invalid_multipart"),
+    (form(("file", "a.png", None, s.png()), ("more", "b.gif", None, s.gif())), FORM, 422,
+     "one_file_only"),
+    (form(("file", "a.png", None, s.png()), close=False), FORM, 422, "invalid_multipart"),
+    (form(("file", "a.png", None, s.png())), "multipart/form-data", 422, "invalid_multipart"),
+    (form(("file", "x" * 256 + ".png", None, s.png())), FORM, 422, "filename_too_long"),
+    (form(("notes", None, None, bytes(70_000)), ("file", "a.png", None, s.png())), FORM, 413,
+     "form_too_large"),
+    (b"--b0undary\r\nthis is not a part header at all\r\n\r\n", FORM, 422, "invalid_multipart"),
+])
+async def test_bad_forms_change_nothing(client: httpx.AsyncClient, app: FastAPI, body: bytes,
+                                        content_type: str, status: int, code: str) -> None:
+    before = await snapshot(app)
+    r = await client.post(f"{BASE}/media", content=body, headers={"Content-Type": content_type})
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == code
+    assert await snapshot(app) == before
+
+
+async def test_the_size_limit_holds_as_a_forms_bytes_arrive(client: httpx.AsyncClient,
+                                                           app: FastAPI) -> None:
+    sent = 0
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield form(("file", "big.mp4", "video/mp4", s.mp4(0)), close=False)[:-2]
+        for _ in range(200):
+            sent += 64 * 1024
+            yield bytes(64 * 1024)
+        yield b"\r\n--b0undary--\r\n"
+
+    before = await snapshot(app)
+    r = await client.post(f"{BASE}/media", content=stream(), headers={"Content-Type": FORM})
+    assert (r.status_code, r.json()["code"]) == (413, "too_large")
+    assert sent < 200 * 64 * 1024, "the upload was read to its end"
+    assert await snapshot(app) == before
+
+
 async def test_the_size_limit_holds_as_bytes_arrive(client: httpx.AsyncClient, app: FastAPI) -> None:
     """A streamed body without Content-Length is cut off once it passes the limit."""
     sent = 0

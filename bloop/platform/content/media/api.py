@@ -1,11 +1,13 @@
-"""Media's HTTP API. Educators upload a file as the raw request body (its type is sniffed from
-the bytes; `Content-Type` and `?filename=` are checked against them); members read media with
+"""Media's HTTP API. Educators upload a file as the raw request body or as the one file of a
+multipart form (its type is sniffed from the bytes; the claimed type and the file's name are
+checked against them); members read media with
 `Range` requests, so a video player can seek. Staff read every media of their tenant, other
 members what the tenant's published lessons reference. A member who may read a file can also
 get a link to its bytes that needs no credentials, for `<img>`, `<audio>` and `<video>`."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -13,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from bloop.platform.content.api import Author, TenantId
+from bloop.platform.content.media.form import FILENAME_CHARS, form_file, is_form
 from bloop.platform.content.media.model import (
     MEDIA_ID_PATTERN,
     LinkReach,
@@ -46,19 +49,29 @@ router = APIRouter(prefix="/v1/tenants/{tenant}/media", tags=["media"])
 
 
 @router.post("", status_code=201, responses={200: {"description": "the tenant already had "
-                                                   "these bytes: that media"}})
+                                                   "these bytes: that media"}},
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                 "multipart/form-data": {"schema": {"type": "object", "properties": {
+                     "file": {"type": "string", "format": "binary"}}}}}}})
 async def upload(
     tenant: TenantId, request: Request, response: Response, service: Svc, me: Author,
-    filename: Annotated[str | None, Query(max_length=255, description="the file's name")] = None,
+    filename: Annotated[str | None, Query(max_length=FILENAME_CHARS,
+                                          description="the file's name")] = None,
     content_type: Annotated[str | None, Header()] = None,
     content_length: Annotated[int | None, Header(ge=0)] = None,
 ) -> Media:
-    """Stores the request body as media (up to the size limit of its kind; 413 above it or
-    above the tenant's quota, 415 when the bytes are not an accepted type or not the claimed
-    one)."""
-    stored = await service.upload(tenant, request.stream(), filename=filename,
-                                  claimed=content_type, declared_size=content_length,
-                                  by=me.user_id)
+    """Stores the request body, or the one file of a multipart form, as media (up to the size
+    limit of its kind; 413 above it or above the tenant's quota, 415 when the bytes are not an
+    accepted type or not the claimed one, 422 for a malformed form or one with no file or
+    more than one)."""
+    body: AsyncIterable[bytes] = request.stream()
+    if is_form(content_type):
+        form = await form_file(body, content_type or "")
+        body, filename, content_type = form.chunks, filename or form.filename, form.content_type
+        content_length = None  # the form's, not the file's
+    stored = await service.upload(tenant, body, filename=filename, claimed=content_type,
+                                  declared_size=content_length, by=me.user_id)
     if not stored.created:
         response.status_code = 200
     return Media.of(stored.info)
