@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -29,6 +29,7 @@ from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit import stores
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import event_type, type_of
+from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.settings import MongoSettings, RuntimeSettings, Settings
 
 TEST_TOPIC = "bloop.test.events"
@@ -77,6 +78,24 @@ def require_media_kind(app: Any, kind: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.xfail(message)
+
+
+T = TypeVar("T")
+
+
+async def paged(read: Callable[[str | None, int], Awaitable[Slice[T]]], size: int) -> list[T]:
+    """Every item of a list read `size` at a time, checking that each slice but the last is
+    full and has a cursor, and that the last has none."""
+    items: list[T] = []
+    after: str | None = None
+    while True:
+        listed = await read(after, size)
+        assert len(listed.items) <= size
+        items += listed.items
+        if listed.next is None:
+            return items
+        assert len(listed.items) == size, "a slice with a cursor is full"
+        after = listed.next
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30,

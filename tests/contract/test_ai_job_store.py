@@ -22,9 +22,10 @@ from bloop.ai.jobs.stores.mongo import GridFsMediaStore, MongoJobStore
 from bloop.ai.text.model import LessonText
 from bloop.platform.kit import stores
 from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.pagination import BadCursor
 from bloop.platform.kit.settings import MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import require_server
+from tests.support import paged, require_server
 
 
 @dataclass
@@ -143,11 +144,16 @@ async def test_listing_spend_and_stale_jobs(ai: Stores) -> None:
                     cost=Cost(provider="openai", model="m", prompt_tokens=10,
                               completion_tokens=5, usd=0.25))
     assert await ai.jobs.replace(done, c.rev, [])
-    listed = await ai.jobs.list_jobs("acme")
+    listed = (await ai.jobs.list_jobs("acme")).items
     assert {x.id for x in listed} == {a.id, b.id, c.id}
-    assert [x.id for x in await ai.jobs.list_jobs("acme", status="succeeded")] == [c.id]
-    assert len(await ai.jobs.list_jobs("acme", limit=2)) == 2
-    assert await ai.jobs.list_jobs("beta") == []
+    assert [x.id for x in (await ai.jobs.list_jobs("acme", status="succeeded")).items] == [c.id]
+    assert len((await ai.jobs.list_jobs("acme", limit=2)).items) == 2
+    assert (await ai.jobs.list_jobs("beta")).items == []
+    for size in (1, 2):
+        pages = await paged(lambda after, n: ai.jobs.list_jobs("acme", after=after, limit=n), size)
+        assert [x.id for x in pages] == [x.id for x in listed]
+    with pytest.raises(BadCursor):
+        await ai.jobs.list_jobs("acme", after="e30")
     spend = await ai.jobs.spend("acme", now() - timedelta(hours=1))
     assert (spend.jobs, spend.usd) == (3, 0.25)
     assert (await ai.jobs.spend("acme", now() + timedelta(seconds=5))).jobs == 0

@@ -29,8 +29,9 @@ from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.content.stores.mongo import MongoContentStore
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
+from bloop.platform.kit.pagination import BadCursor
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import scratch_mongo
+from tests.support import paged, scratch_mongo
 
 
 @pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
@@ -107,10 +108,29 @@ async def test_courses_list_by_status_then_title(store: ContentRepository) -> No
     b = await store.get_course("acme", "b")
     assert b is not None
     await publish(store, b)
-    assert [c.id for c in await store.list_courses("acme")] == ["a", "b"]
-    assert [c.id for c in await store.list_courses("acme", "published")] == ["b"]
-    assert [c.id for c in await store.list_courses("acme", "draft")] == ["a"]
-    assert [c.id for c in await store.list_courses("acme", limit=1)] == ["a"]
+    assert [c.id for c in (await store.list_courses("acme")).items] == ["a", "b"]
+    assert [c.id for c in (await store.list_courses("acme", "published")).items] == ["b"]
+    assert [c.id for c in (await store.list_courses("acme", "draft")).items] == ["a"]
+    assert [c.id for c in (await store.list_courses("acme", limit=1)).items] == ["a"]
+
+
+async def test_courses_page_by_title_then_id(store: ContentRepository) -> None:
+    """Each slice goes on from its cursor, with no course twice or left out, titles alike or
+    not; a slice has a cursor only when more courses follow it."""
+    titles = ["Zeta", "Alpha", "Mu", "Alpha", "Ärger", "alpha", "Mu", "Beta"]
+    for n, title in enumerate(titles):
+        await store.add_course(course(cid=f"c{n}", title=title))
+    await store.add_course(course("other", cid="x", title="Alpha"))
+    expected = [c.id for c in sorted((course(cid=f"c{n}", title=t) for n, t in enumerate(titles)),
+                                     key=lambda c: (c.title, c.id))]
+    for size in (1, 3, 8):
+        listed = await paged(lambda after, n: store.list_courses("acme", after=after, limit=n),
+                             size)
+        assert [c.id for c in listed] == expected, size
+    last = await store.list_courses("acme", after=None, limit=8)
+    assert (len(last.items), last.next) == (8, None)
+    with pytest.raises(BadCursor):
+        await store.list_courses("acme", after="not-a-cursor")
 
 
 async def test_lessons_get_positions_in_order(store: ContentRepository) -> None:

@@ -23,9 +23,10 @@ from bloop.platform.content.media.stores.files import FileMediaStore
 from bloop.platform.content.media.stores.gridfs import GridFsMediaStore
 from bloop.platform.content.model import now
 from bloop.platform.kit import stores
+from bloop.platform.kit.pagination import BadCursor, cursor
 from bloop.platform.kit.settings import MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import require_server
+from tests.support import paged, require_server
 from tests.unit.content import media_samples
 
 
@@ -86,7 +87,7 @@ async def test_every_call_keeps_to_its_tenant(store: MediaStore, tmp_path: Path)
     await store.put(info, path)
     assert await store.get("beta", info.id) is None
     assert await store.find_by_checksum("beta", info.sha256) is None
-    assert await store.list_media("beta") == []
+    assert (await store.list_media("beta")).items == []
     assert await store.usage("beta") == 0
     with pytest.raises(MediaMissing):
         await read_all(store, info.model_copy(update={"tenant": "beta"}))
@@ -101,10 +102,27 @@ async def test_list_newest_first_and_usage(store: MediaStore, tmp_path: Path) ->
         info, path = sample(tmp_path, bytes([n]) * (1000 + n), minutes=n)
         await store.put(info, path)
         infos.append(info)
-    listed = await store.list_media("acme")
+    listed = (await store.list_media("acme")).items
     assert [m.id for m in listed] == [m.id for m in reversed(infos)]
-    assert [m.id for m in await store.list_media("acme", limit=2)] == [infos[2].id, infos[1].id]
+    assert [m.id for m in (await store.list_media("acme", limit=2)).items] == [infos[2].id, infos[1].id]
     assert await store.usage("acme") == 1000 + 1001 + 1002
+
+
+async def test_list_a_page_at_a_time(store: MediaStore, tmp_path: Path) -> None:
+    """Pages go on from their cursors, none twice or left out, also among media stored within
+    one millisecond; another tenant's are not listed."""
+    for n in range(7):
+        info, path = sample(tmp_path, bytes([n]) * 100, minutes=n // 3)
+        await store.put(info, path)
+    other, path = sample(tmp_path, b"beta" * 10, tenant="beta")
+    await store.put(other, path)
+    whole = [m.id for m in (await store.list_media("acme")).items]
+    assert len(whole) == 7
+    for size in (1, 2, 7):
+        listed = await paged(lambda after, n: store.list_media("acme", after=after, limit=n), size)
+        assert [m.id for m in listed] == whole, size
+    with pytest.raises(BadCursor):
+        await store.list_media("acme", after=cursor("not", "this", "list"))
 
 
 async def test_a_taken_id_is_refused_and_the_stored_file_kept(store: MediaStore,
@@ -174,7 +192,7 @@ async def test_uploads_side_by_side_never_leave_the_tenant_over_quota(store: Med
     assert len(kept) + len(refused) == len(files)
     assert len(kept) <= 1
     assert await store.usage("acme") == sum(m.size for m in kept) <= quota
-    assert {m.id for m in await store.list_media("acme")} == {m.id for m in kept}
+    assert {m.id for m in (await store.list_media("acme")).items} == {m.id for m in kept}
 
     # Once the race is over, what fits is taken as before.
     for m in kept:

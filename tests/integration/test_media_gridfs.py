@@ -50,7 +50,7 @@ async def client(app: FastAPI, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
         c.headers["X-Learner"] = (await member(app, c, tenant, ["learner"]))["Authorization"]
         yield c
     media: MediaService = app.state.content.state["media"]
-    for m in await media.media(tenant, limit=500):
+    for m in (await media.media(tenant, limit=500)).items:
         await media.store.delete(tenant, m.id)
 
 

@@ -45,7 +45,7 @@ from bloop.ai.jobs.service import JobService, job_url
 from bloop.platform.content.model import SLUG_PATTERN
 from bloop.platform.kit.auth import Principal, credentials, require
 from bloop.platform.kit.errors import StoreUnavailable
-from bloop.platform.kit.pagination import Page
+from bloop.platform.kit.pagination import After, Page
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -158,10 +158,13 @@ async def list_jobs(
     tenant: TenantId, service: Svc, _: Staff,
     lesson_id: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[JobStatus | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    after: After = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[JobView]:
-    jobs = await service.jobs(tenant, lesson_id=lesson_id, status=status, limit=limit)
-    return Page(items=[JobView.of(j) for j in jobs])
+    """The tenant's jobs, newest first, a page at a time: `next` is the cursor (`after`) of the
+    following page, null on the last."""
+    jobs = await service.jobs(tenant, lesson_id=lesson_id, status=status, after=after,
+                              limit=limit)
+    return Page(items=[JobView.of(j) for j in jobs.items], next=jobs.next)
 
 
 @router.get("/jobs/{job}")

@@ -14,6 +14,7 @@ from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
 from bloop.ai.text.model import LessonText
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
+from bloop.platform.kit.pagination import Slice
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,9 @@ class JobStore(Protocol):
     async def find_by_key(self, tenant: str, idempotency_key: str) -> Job | None: ...
 
     async def list_jobs(self, tenant: str, *, lesson_id: str | None = None,
-                   status: JobStatus | None = None, limit: int = 50) -> list[Job]:
-        """The tenant's jobs, newest first."""
+                        status: JobStatus | None = None, after: str | None = None,
+                        limit: int = 50) -> Slice[Job]:
+        """The tenant's jobs, newest first (then by id), from the cursor `after` on."""
 
     async def by_requester(self, tenant: str, user_id: str) -> list[Job]:
         """Every job the user asked for in the tenant, oldest first."""

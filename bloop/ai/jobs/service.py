@@ -29,6 +29,7 @@ from bloop.ai.text.offline import OfflineTextGenerator
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.settings import AiSettings
 from bloop.platform.kit.urls import http_url_problem
 
@@ -259,8 +260,10 @@ class JobService:
         return job
 
     async def jobs(self, tenant: str, *, lesson_id: str | None = None,
-                   status: JobStatus | None = None, limit: int = 50) -> list[Job]:
-        return await self.store.list_jobs(tenant, lesson_id=lesson_id, status=status, limit=limit)
+                   status: JobStatus | None = None, after: str | None = None,
+                   limit: int = 50) -> Slice[Job]:
+        return await self.store.list_jobs(tenant, lesson_id=lesson_id, status=status,
+                                          after=after, limit=limit)
 
     async def mutate(self, tenant: str, job_id: str, change: Mutation) -> Job:
         """Applies `change` to the job's latest state (compare-and-set on its revision, retried

@@ -37,7 +37,7 @@ from bloop.platform.content.model import (
 from bloop.platform.content.service import ContentService, Rendered
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
 from bloop.platform.kit.errors import Problem
-from bloop.platform.kit.pagination import Page
+from bloop.platform.kit.pagination import After, Page
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 CourseId = Annotated[str, Path(pattern=SLUG_PATTERN)]
@@ -121,15 +121,17 @@ async def create_course(tenant: TenantId, body: NewCourse, service: Svc,
 async def list_courses(
     tenant: TenantId, service: Svc, me: Reader,
     status: Annotated[Literal["published", "draft", "all"], Query()] = "published",
-    limit: Annotated[int, Query(ge=1, le=200)] = 100,
+    after: After = None, limit: Annotated[int, Query(ge=1, le=200)] = 100,
 ) -> Page[CourseView]:
     """Published courses as published; with `status=draft|all`, also the drafts of those the
-    caller authors (the tenant's staff only)."""
+    caller authors (the tenant's staff only). By title, a page at a time: `next` is the cursor
+    (`after`) of the following page, null on the last."""
     if status != "published" and not me.has_any(STAFF):
         raise Forbidden("drafts are visible to the tenant's educators only",
                         code="missing_role")
     wanted = None if status == "all" else status
-    return Page(items=await service.course_views(tenant, wanted, me, limit=limit))
+    views = await service.course_views(tenant, wanted, me, after=after, limit=limit)
+    return Page(items=views.items, next=views.next)
 
 
 @router.get("/courses/{course}", response_model=CourseDetail | LearnerCourseDetail)

@@ -27,6 +27,7 @@ from bloop.platform.content.media.service import MediaService, reach_of
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.errors import NotFound
+from bloop.platform.kit.pagination import every
 
 Info = strawberry.Info[Context, None]
 LessonsKey = tuple[str, str]  # (tenant, course id)
@@ -374,7 +375,7 @@ class Concept:
 
 @strawberry.type
 class Query:
-    @field("the tenant's courses of `status`, ordered by title")
+    @field("the tenant's courses of `status`, ordered by title: all of them")
     async def courses(self, info: Info, tenant: Slug,
                       status: CourseStatusFilter = CourseStatusFilter.PUBLISHED) -> list[Course]:
         me = _reader(info, tenant)
@@ -385,7 +386,10 @@ class Query:
             None if status is CourseStatusFilter.ALL
             else "draft" if status is CourseStatusFilter.DRAFT else "published")
         out = []
-        for c, draft in await _service(info).readable_courses(tenant, wanted, me):
+        service = _service(info)
+        readable = await every(lambda after: service.readable_courses(tenant, wanted, me,
+                                                                      after=after, limit=500))
+        for c, draft in readable:
             if draft or c.publication is None:
                 out.append(Course.of(model.CourseView.draft(c), draft=True))
             else:

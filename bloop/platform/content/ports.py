@@ -20,7 +20,12 @@ from bloop.platform.content.model import (
 )
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
+from bloop.platform.kit.pagination import Slice
 
+
+def course_key(course: Course) -> tuple[str, str]:
+    """Where a course stands in `list_courses`' order: its cursor is made of this."""
+    return course.title, course.id
 
 class Duplicate(Exception):
     """A record with this id already exists in the tenant."""
@@ -67,8 +72,9 @@ class ContentRepository(Protocol):
     async def get_course(self, tenant: str, course_id: str) -> Course | None: ...
 
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
-                           limit: int = 100) -> list[Course]:
-        """The tenant's courses (of `status`, or all), ordered by title then id."""
+                           after: str | None = None, limit: int = 100) -> Slice[Course]:
+        """The tenant's courses (of `status`, or all), ordered by title then id, from the
+        cursor `after` on."""
 
     async def list_published(self, after: tuple[str, str] | None = None, *,
                              limit: int = 100) -> list[Course]:

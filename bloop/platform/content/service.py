@@ -45,12 +45,19 @@ from bloop.platform.content.model import (
     VideoBlock,
     now,
 )
-from bloop.platform.content.ports import ContentRepository, Duplicate, Missing, StaleVersion
+from bloop.platform.content.ports import (
+    ContentRepository,
+    Duplicate,
+    Missing,
+    StaleVersion,
+    course_key,
+)
 from bloop.platform.kit.auth import Forbidden, Principal
 from bloop.platform.kit.cache import Cache, MemoryCache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.pagination import Slice, cursor, every
 
 ADMINS = frozenset({"tenant_admin", "platform_admin"})
 COURSE_EDITORS = ADMINS | {"educator"}  # the roles a co-author may edit with
@@ -317,35 +324,47 @@ class ContentService:
                        if r.id in found] for c in courses}
 
     async def courses(self, tenant: str, status: CourseStatus | None = "published", *,
-                      limit: int = 100) -> list[Course]:
-        return await self.repo.list_courses(tenant, status, limit=limit)
+                      after: str | None = None, limit: int = 100) -> Slice[Course]:
+        return await self.repo.list_courses(tenant, status, after=after, limit=limit)
+
+    async def every_course(self, tenant: str, status: CourseStatus | None) -> list[Course]:
+        return await every(lambda after: self.courses(tenant, status, after=after, limit=500))
 
     async def readable_courses(self, tenant: str, status: CourseStatus | None, by: Principal, *,
-                               limit: int = 100) -> list[tuple[Course, bool]]:
+                               after: str | None = None,
+                               limit: int = 100) -> Slice[tuple[Course, bool]]:
         """The courses `by` sees, each with whether they see its draft (True) or its last
         publication: published ones as published, and (unless `status` is "published") the
-        drafts of those they may edit."""
-        if status == "published":
-            return [(c, False) for c in await self.courses(tenant, "published", limit=limit)
-                    if c.publication is not None]
+        drafts of those they may edit. Up to `limit` of them, from the cursor `after` on."""
         found: list[tuple[Course, bool]] = []
-        for c in await self.courses(tenant, status, limit=limit):
-            if self.may_edit(c, by):
-                found.append((c, True))
-            elif status is None and c.publication is not None:
-                found.append((c, False))
-        return found
+        while True:
+            listed = await self.courses(tenant, status, after=after, limit=limit + 1)
+            for c in listed.items:
+                if status != "published" and self.may_edit(c, by):
+                    seen = (c, True)
+                elif status != "draft" and c.publication is not None:
+                    seen = (c, False)
+                else:
+                    continue
+                if len(found) == limit:  # one more: the page is full, and the list goes on
+                    return Slice(found, cursor(*course_key(found[-1][0])))
+                found.append(seen)
+            if listed.next is None:
+                return Slice(found)
+            after = listed.next
 
     async def course_views(self, tenant: str, status: CourseStatus | None, by: Principal, *,
-                           limit: int = 100) -> list[CourseView]:
+                           after: str | None = None, limit: int = 100) -> Slice[CourseView]:
         """`readable_courses` as the API shows them."""
-        return [CourseView.draft(c) if draft or c.publication is None
-                else CourseView.published(c, c.publication)
-                for c, draft in await self.readable_courses(tenant, status, by, limit=limit)]
+        readable = await self.readable_courses(tenant, status, by, after=after, limit=limit)
+        return Slice([CourseView.draft(c) if draft or c.publication is None
+                      else CourseView.published(c, c.publication) for c, draft in readable.items],
+                     readable.next)
 
     async def published_catalogue(self, tenant: str) -> list[CourseDetail]:
         """Every published course of the tenant with its lessons (the landing page)."""
-        return [await self._published_detail(c) for c in await self.courses(tenant, "published")]
+        return [await self._published_detail(c)
+                for c in await self.every_course(tenant, "published")]
 
     # publishing
 

@@ -89,7 +89,7 @@ async def seed_demo(service: ContentService) -> None:
     course = await service.repo.get_course(tenant, data.COURSE_ID)
     if course is not None and course.version > 0:
         return
-    if course is None and await service.repo.list_courses(tenant, None, limit=1):
+    if course is None and (await service.repo.list_courses(tenant, None, limit=1)).items:
         return
     for c in data.CONCEPTS:
         with contextlib.suppress(Conflict):

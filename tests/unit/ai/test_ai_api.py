@@ -129,7 +129,15 @@ async def test_a_summary_job_runs_offline_and_streams_to_its_end(client: httpx.A
     assert again.status_code == 200
     assert again.json()["id"] == job["id"]
     listed = (await client.get(f"{BASE}/ai/jobs", params={"lesson_id": les["id"]})).json()
-    assert [j["id"] for j in listed["items"]] == [job["id"]]
+    assert ([j["id"] for j in listed["items"]], listed["next"]) == ([job["id"]], None)
+
+    quiz = (await client.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": les["id"]})).json()
+    first = (await client.get(f"{BASE}/ai/jobs", params={"limit": 1})).json()
+    assert [j["id"] for j in first["items"]] == [quiz["id"]]
+    rest = (await client.get(f"{BASE}/ai/jobs", params={"limit": 1, "after": first["next"]})).json()
+    assert ([j["id"] for j in rest["items"]], rest["next"]) == ([job["id"]], None)
+    r = await client.get(f"{BASE}/ai/jobs", params={"after": "bm9wZQ"})
+    assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
 async def test_a_quiz_job_makes_a_content_quiz_block_with_the_llm(

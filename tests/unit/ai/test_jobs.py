@@ -116,7 +116,7 @@ async def test_media_kinds_this_deployment_cannot_render_are_refused(rig: Rig) -
     with pytest.raises(Problem) as caught:
         await service.request("acme", "u1", JobRequest(kind="video", lesson_id=LESSON.id), LESSON)
     assert (caught.value.status, caught.value.code) == (501, "not_available")
-    assert await rig.store.list_jobs("acme") == []
+    assert (await rig.store.list_jobs("acme")).items == []
 
 
 async def test_the_same_request_is_the_same_job(rig: Rig) -> None:
@@ -434,7 +434,7 @@ async def test_a_lesson_over_the_length_limit_is_refused(rig: Rig) -> None:
         await rig.service.request("acme", "u1", JobRequest(
             kind="quiz", lesson_id=short.id, params=JobParams(instructions="x" * 50)), short)
     assert caught.value.code == "prompt_too_long", "the educator's note counts too"
-    assert await rig.store.list_jobs("acme") == []
+    assert (await rig.store.list_jobs("acme")).items == []
 
 
 async def test_a_lesson_with_nothing_to_narrate_is_refused(rig: Rig) -> None:

@@ -199,7 +199,7 @@ async def test_bad_prompt_requests_are_refused_before_any_spend(
         with pytest.raises(Problem) as caught:
             await service.request("acme", "u1", ask, None)
         assert (caught.value.status, caught.value.code) == (422, code)
-    assert await service.store.list_jobs("acme") == []
+    assert (await service.store.list_jobs("acme")).items == []
     assert fake_openai.requests == []
 
 

@@ -83,6 +83,47 @@ async def test_stale_edits_and_bad_input_are_problems(client: httpx.AsyncClient)
     assert (await client.get("/v1/tenants/other/courses/py")).status_code == 403
 
 
+async def listed(client: httpx.AsyncClient, query: str, size: int,
+                 headers: dict[str, str] | None = None) -> tuple[list[str], int]:
+    """Every course id `GET …/courses` lists, following `next`; and how many pages it took."""
+    ids: list[str] = []
+    url, pages = f"{BASE}/courses?{query}&limit={size}", 0
+    while True:
+        r = await client.get(url, headers=headers)
+        assert r.status_code == 200, r.text
+        pages += 1
+        ids += [c["id"] for c in r.json()["items"]]
+        if r.json()["next"] is None:
+            return ids, pages
+        assert len(r.json()["items"]) == size
+        url = f"{BASE}/courses?{query}&limit={size}&after={r.json()['next']}"
+
+
+async def test_courses_come_a_page_at_a_time(app_client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """Past the first page too (there was none: a tenant's 201st course could not be listed),
+    and full pages even where the caller may not see every course in between."""
+    app, client = app_client
+    other = await member(app, client, "acme", ["educator"])
+    for n in range(7):
+        r = await client.post(f"{BASE}/courses", json={"id": f"c{n}", "title": f"Course {n % 3}"})
+        assert r.status_code == 201, r.text
+        if n % 2 == 0:
+            await client.post(f"{BASE}/courses/c{n}/lessons", json={"title": "One"})
+            assert (await client.post(f"{BASE}/courses/c{n}/publish")).status_code == 200
+    for n in range(3):  # drafts the other educator may not see
+        await client.post(f"{BASE}/courses", json={"id": f"d{n}", "title": "Course 1"})
+    published = ["c0", "c6", "c4", "c2"]  # by title, then id
+    for size in (1, 3, 4, 100):
+        assert (await listed(client, "status=published", size, as_learner(client)))[0] == published
+    assert await listed(client, "status=all", 3) == (
+        ["c0", "c3", "c6", "c1", "c4", "d0", "d1", "d2", "c2", "c5"], 4)
+    assert await listed(client, "status=all", 2, other) == (published, 2)
+    assert await listed(client, "status=draft", 2, other) == ([], 1)
+
+    r = await client.get(f"{BASE}/courses?after=not-a-cursor")
+    assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
+
+
 async def test_edits_name_their_version_in_if_match_or_the_body(client: httpx.AsyncClient) -> None:
     await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
     lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One"})).json()

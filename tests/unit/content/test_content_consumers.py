@@ -140,7 +140,7 @@ async def test_a_finished_video_job_lands_in_the_draft_once(world: World) -> Non
     video, audio = draft.blocks[1:]
     assert isinstance(video, VideoBlock)
     assert isinstance(audio, AudioBlock)
-    stored = {m.id: m for m in await world.media.media("acme")}
+    stored = {m.id: m for m in (await world.media.media("acme")).items}
     assert set(stored) == {video.media, audio.media}  # the subtitles were not kept
     assert stored[video.media].content_type == "video/mp4"
     assert stored[video.media].size == outputs[0].bytes
@@ -161,7 +161,7 @@ async def test_a_finished_video_job_lands_in_the_draft_once(world: World) -> Non
     again = await world.content.lesson("acme", lesson_id)
     assert again.version == 2
     assert again.blocks == draft.blocks
-    assert len(await world.media.media("acme")) == 2
+    assert len((await world.media.media("acme")).items) == 2
     assert await world.content.repo.outbox.count_pending() == 1
 
 
@@ -195,8 +195,8 @@ async def test_what_cannot_be_attached_is_skipped(world: World) -> None:
     await world.attach.handler(completed("beta", "job4", lesson_id, [elsewhere]))
     draft = await world.content.lesson("acme", lesson_id)
     assert (draft.version, len(draft.blocks)) == (1, 1)
-    assert await world.media.media("acme") == []
-    assert await world.media.media("beta") == []
+    assert (await world.media.media("acme")).items == []
+    assert (await world.media.media("beta")).items == []
 
 
 async def test_content_events_drop_the_cached_lesson(world: World) -> None:

@@ -119,11 +119,11 @@ async def test_an_empty_course_cannot_be_published(service: ContentService) -> N
 async def test_listing_shows_published_courses_by_default(service: ContentService) -> None:
     await course_with_lessons(service)
     await service.create_course("acme", NewCourse(id="draft", title="A draft"))
-    assert await service.courses("acme") == []
+    assert (await service.courses("acme")).items == []
     await service.publish("acme", "py")
-    assert [c.id for c in await service.courses("acme")] == ["py"]
-    assert [c.id for c in await service.courses("acme", None)] == ["draft", "py"]
-    assert [c.id for c in await service.courses("acme", "draft")] == ["draft"]
+    assert [c.id for c in (await service.courses("acme")).items] == ["py"]
+    assert [c.id for c in (await service.courses("acme", None)).items] == ["draft", "py"]
+    assert [c.id for c in (await service.courses("acme", "draft")).items] == ["draft"]
 
 
 async def test_an_edit_against_an_old_version_is_refused(service: ContentService) -> None:
@@ -159,4 +159,4 @@ async def test_another_tenant_sees_nothing(service: ContentService) -> None:
         await service.edit_lesson("beta", lesson_id, LessonEdit(version=1, title="x"))
     with pytest.raises(NotFound):
         await service.publish("beta", "py")
-    assert await service.courses("beta", None) == []
+    assert (await service.courses("beta", None)).items == []

@@ -122,7 +122,7 @@ async def test_the_seed_leaves_a_tenant_with_courses_of_its_own_alone(
         content: ContentService) -> None:
     await content.create_course("demo", NewCourse(id="mine", title="Mine"))
     await seed_demo(content)
-    assert [c.id for c in await content.courses("demo", None)] == ["mine"]
+    assert [c.id for c in (await content.courses("demo", None)).items] == ["mine"]
     assert await content.concepts("demo") == []
 
 

@@ -71,7 +71,7 @@ def disk(app: FastAPI) -> set[str]:
 
 async def snapshot(app: FastAPI) -> tuple[list[Any], set[str]]:
     media: MediaService = app.state.content.state["media"]
-    return [m.id for m in await media.media("acme")], disk(app)
+    return [m.id for m in (await media.media("acme")).items], disk(app)
 
 
 async def test_upload_then_read_back(client: httpx.AsyncClient, app: FastAPI) -> None:
@@ -101,6 +101,18 @@ async def test_upload_then_read_back(client: httpx.AsyncClient, app: FastAPI) ->
     r = await client.get(body["url"], headers={"If-None-Match": r.headers["etag"]})
     assert r.status_code == 304
     assert r.content == b""
+
+
+async def test_media_come_a_page_at_a_time(client: httpx.AsyncClient) -> None:
+    ids = [(await upload(client, data)).json()["id"] for data in (s.png(), s.gif(), s.jpeg())]
+    whole = [m["id"] for m in (await client.get(f"{BASE}/media")).json()["items"]]
+    assert sorted(whole) == sorted(ids)
+    first = (await client.get(f"{BASE}/media", params={"limit": 2})).json()
+    rest = (await client.get(f"{BASE}/media", params={"limit": 2, "after": first["next"]})).json()
+    assert [m["id"] for m in first["items"] + rest["items"]] == whole
+    assert (len(first["items"]), rest["next"]) == (2, None)
+    r = await client.get(f"{BASE}/media", params={"after": "not-a-cursor"})
+    assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
 async def test_the_client_type_is_not_trusted(client: httpx.AsyncClient) -> None:

@@ -71,7 +71,7 @@ async def state(app: FastAPI) -> tuple[list[str], list[str], set[str]]:
     content: ContentService = app.state.content.state["service"]
     media: MediaService = app.state.content.state["media"]
     return ([x.id for x in await content.repo.list_lessons("acme", "py")],
-            [m.id for m in await media.media("acme")], disk(app))
+            [m.id for m in (await media.media("acme")).items], disk(app))
 
 
 async def test_a_markdown_lesson_with_front_matter(client: httpx.AsyncClient) -> None:

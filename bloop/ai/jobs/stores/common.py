@@ -19,6 +19,11 @@ def index_fields(job: Job) -> dict[str, Any]:
     }
 
 
+def job_key(job: Job) -> tuple[float, str]:
+    """Where a job stands in `list_jobs`' order (newest first, then by id)."""
+    return job.created_at.timestamp(), job.id
+
+
 def config_doc(config: TenantAiConfig) -> dict[str, Any]:
     """The stored form: the API key kept as it is (the provider needs it back)."""
     doc = config.model_dump(mode="json")

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
 from bloop.ai.jobs.ports import Spend, StoredFile
-from bloop.ai.jobs.stores.common import config_doc, index_fields
+from bloop.ai.jobs.stores.common import config_doc, index_fields, job_key
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.kit.urls import STORED
 
@@ -80,18 +81,25 @@ class EmbeddedJobStore:
         return None if row is None else Job.model_validate_json(row["doc"])
 
     async def list_jobs(self, tenant: str, *, lesson_id: str | None = None,
-                   status: JobStatus | None = None, limit: int = 50) -> list[Job]:
-        where, args = ["tenant = ?"], [tenant]
+                        status: JobStatus | None = None, after: str | None = None,
+                        limit: int = 50) -> Slice[Job]:
+        where: list[str] = ["tenant = ?"]
+        args: list[object] = [tenant]
         if lesson_id is not None:
             where.append("lesson_id = ?")
             args.append(lesson_id)
         if status is not None:
             where.append("status = ?")
             args.append(status)
+        if after:
+            created, job_id = key_of(after, float, str)
+            where.append("(created < ? OR (created = ? AND id > ?))")
+            args += [created, created, job_id]
         sql = (f"SELECT doc FROM ai_jobs WHERE {' AND '.join(where)}"  # noqa: S608
                " ORDER BY created DESC, id LIMIT ?")
-        rows = await self.db.run(lambda c: c.execute(sql, (*args, limit)).fetchall())
-        return [Job.model_validate_json(r["doc"]) for r in rows]
+        rows = await self.db.run(lambda c: c.execute(sql, (*args, limit + 1)).fetchall())
+        jobs = [Job.model_validate_json(r["doc"]) for r in rows]
+        return Slice.of(jobs, limit, job_key)
 
     async def by_requester(self, tenant: str, user_id: str) -> list[Job]:
         rows = await self.db.run(lambda c: c.execute(

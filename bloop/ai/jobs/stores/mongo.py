@@ -28,11 +28,12 @@ from pymongo.errors import DuplicateKeyError
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
 from bloop.ai.jobs.ports import Spend, StoredFile
-from bloop.ai.jobs.stores.common import config_doc, index_fields
+from bloop.ai.jobs.stores.common import config_doc, index_fields, job_key
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import DocumentBusy, MongoGuard
+from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.urls import STORED
 
 Doc = dict[str, Any]
@@ -99,15 +100,20 @@ class MongoJobStore:
         return None if doc is None else _job(doc)
 
     async def list_jobs(self, tenant: str, *, lesson_id: str | None = None,
-                   status: JobStatus | None = None, limit: int = 50) -> list[Job]:
+                        status: JobStatus | None = None, after: str | None = None,
+                        limit: int = 50) -> Slice[Job]:
         query: Doc = {"tenant": tenant}
         if lesson_id is not None:
             query["lesson_id"] = lesson_id
         if status is not None:
             query["status"] = status
+        if after:
+            created, job_id = key_of(after, float, str)
+            query["$or"] = [{"created": {"$lt": created}}, {"created": created, "id": {"$gt": job_id}}]
         cursor = self.jobs.find(query, HIDE).sort([("created", DESCENDING),
-                                                   ("id", ASCENDING)]).limit(limit)
-        return [_job(d) async for d in cursor]
+                                                   ("id", ASCENDING)]).limit(limit + 1)
+        jobs = [_job(d) async for d in cursor]
+        return Slice.of(jobs, limit, job_key)
 
     async def by_requester(self, tenant: str, user_id: str) -> list[Job]:
         cursor = self.jobs.find({"tenant": tenant, "job.requested_by": user_id}, HIDE).sort(

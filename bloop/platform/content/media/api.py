@@ -26,7 +26,7 @@ from bloop.platform.content.media.model import (
 )
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.kit.auth import Principal, require
-from bloop.platform.kit.pagination import Page
+from bloop.platform.kit.pagination import After, Page
 
 MediaId = Annotated[str, Path(pattern=MEDIA_ID_PATTERN, description="a media id (32 hex digits)")]
 Reader = Annotated[Principal, Depends(require(scopes=["content:read"]))]
@@ -79,8 +79,12 @@ async def upload(
 
 @router.get("")
 async def list_media(tenant: TenantId, service: Svc, _: Staff,
+                     after: After = None,
                      limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Page[Media]:
-    return Page(items=[Media.of(m) for m in await service.media(tenant, limit=limit)])
+    """The tenant's media, newest first, a page at a time: `next` is the cursor (`after`) of
+    the following page, null on the last."""
+    listed = await service.media(tenant, after=after, limit=limit)
+    return Page(items=[Media.of(m) for m in listed.items], next=listed.next)
 
 
 @router.get("/usage")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bloop.platform.content.media.model import MediaInfo
+from bloop.platform.kit.pagination import Slice
 
 
 class MediaExists(Exception):
@@ -31,8 +32,9 @@ class MediaStore(Protocol):
     async def find_by_checksum(self, tenant: str, sha256: str) -> MediaInfo | None:
         """Media of the tenant with these bytes, if any."""
 
-    async def list_media(self, tenant: str, *, limit: int = 100) -> list[MediaInfo]:
-        """The tenant's media, newest first."""
+    async def list_media(self, tenant: str, *, after: str | None = None,
+                         limit: int = 100) -> Slice[MediaInfo]:
+        """The tenant's media, newest first, from the cursor `after` on."""
 
     async def usage(self, tenant: str) -> int:
         """The bytes the tenant's media take, in all."""

@@ -32,6 +32,7 @@ from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.model import now
 from bloop.platform.kit.auth import STAFF, Principal
 from bloop.platform.kit.errors import NotFound, Problem
+from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.signing import LinkSigner
 
 FLUSH_BYTES = 1024 * 1024
@@ -297,8 +298,9 @@ class MediaService:
             raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
         return info
 
-    async def media(self, tenant: str, *, limit: int = 100) -> list[MediaInfo]:
-        return await self.store.list_media(tenant, limit=limit)
+    async def media(self, tenant: str, *, after: str | None = None,
+                    limit: int = 100) -> Slice[MediaInfo]:
+        return await self.store.list_media(tenant, after=after, limit=limit)
 
     async def readable(self, reader: Principal, tenant: str, media_id: str) -> MediaInfo:
         """The media, when `reader` may read it: the tenant's staff read all its media, other

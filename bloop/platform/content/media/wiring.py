@@ -14,7 +14,6 @@ from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.wiring import Platform
 
-MAX_PUBLISHED_COURSES = 10_000
 # Routes that read and limit their own request bodies, beyond BLOOP_HTTP_MAX_BODY_BYTES.
 LARGE_BODIES = ("/v1/tenants/{tenant}/media", "/v1/tenants/{tenant}/courses/{course}/uploads")
 
@@ -32,7 +31,7 @@ def media_store(platform: Platform) -> MediaStore:
 def media_service(platform: Platform, content: ContentService,
                   settings: MediaSettings | None = None) -> MediaService:
     async def published_media(tenant: str) -> set[str]:
-        courses = await content.courses(tenant, "published", limit=MAX_PUBLISHED_COURSES)
+        courses = await content.every_course(tenant, "published")
         lessons = await content.published_lessons_of(tenant, courses)
         return referenced_media(x for found in lessons.values() for x in found)
 

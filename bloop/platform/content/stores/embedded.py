@@ -28,10 +28,12 @@ from bloop.platform.content.ports import (
     Duplicate,
     Missing,
     StaleVersion,
+    course_key,
 )
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.sqlite import SqliteDB
 
 SCHEMA = """
@@ -145,15 +147,15 @@ class EmbeddedContentStore:
         return await self.db.run(lambda c: _course(c, tenant, course_id))
 
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
-                           limit: int = 100) -> list[Course]:
-        def read(c: sqlite3.Connection) -> list[sqlite3.Row]:
-            if status is None:
-                return c.execute("SELECT doc FROM courses WHERE tenant = ? ORDER BY title, id"
-                                 " LIMIT ?", (tenant, limit)).fetchall()
-            return c.execute("SELECT doc FROM courses WHERE tenant = ? AND status = ?"
-                             " ORDER BY title, id LIMIT ?", (tenant, status, limit)).fetchall()
-
-        return [Course.model_validate_json(r["doc"], context=TRUSTED) for r in await self.db.run(read)]
+                           after: str | None = None, limit: int = 100) -> Slice[Course]:
+        title, course_id = key_of(after, str, str) if after else ("", "")
+        where = "tenant = ? AND (title, id) > (?, ?)" + (" AND status = ?" if status else "")
+        args = (tenant, title, course_id, *((status,) if status else ()), limit + 1)
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT doc FROM courses WHERE {where} ORDER BY title, id LIMIT ?",  # noqa: S608
+            args).fetchall())
+        courses = [Course.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+        return Slice.of(courses, limit, course_key)
 
     async def list_published(self, after: tuple[str, str] | None = None, *,
                              limit: int = 100) -> list[Course]:

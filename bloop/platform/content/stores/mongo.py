@@ -49,11 +49,13 @@ from bloop.platform.content.ports import (
     Duplicate,
     Missing,
     StaleVersion,
+    course_key,
 )
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import DocumentBusy, MongoGuard
+from bloop.platform.kit.pagination import Slice, key_of
 
 Doc = dict[str, Any]
 # Reads leave out the outbox fields (and any other internal field, all named `_…`).
@@ -147,11 +149,15 @@ class MongoContentStore:
         return None if doc is None else Course.model_validate(_fields(doc), context=TRUSTED)
 
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
-                           limit: int = 100) -> list[Course]:
+                           after: str | None = None, limit: int = 100) -> Slice[Course]:
         query: Doc = {"tenant": tenant} | ({"status": status} if status else {})
+        if after:
+            title, course_id = key_of(after, str, str)
+            query["$or"] = [{"title": {"$gt": title}}, {"title": title, "id": {"$gt": course_id}}]
         cursor = (self.courses.find(query, HIDE)
-                  .sort([("title", ASCENDING), ("id", ASCENDING)]).limit(limit))
-        return [Course.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
+                  .sort([("title", ASCENDING), ("id", ASCENDING)]).limit(limit + 1))
+        courses = [Course.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
+        return Slice.of(courses, limit, course_key)
 
     async def list_published(self, after: tuple[str, str] | None = None, *,
                              limit: int = 100) -> list[Course]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bloop.platform.content.media.model import MediaInfo
 from bloop.platform.content.media.ports import MediaExists, MediaMissing
+from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.sqlite import SqliteDB
 
 SCHEMA = """
@@ -56,7 +57,7 @@ class FileMediaStore:
             await self.db.transaction(lambda c: c.execute(
                 "INSERT INTO media (tenant, id, sha256, size, created_at, doc)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (info.tenant, info.id, info.sha256, info.size, info.created_at.isoformat(),
+                (info.tenant, info.id, info.sha256, info.size, _created(info),
                  info.model_dump_json())))
         except BaseException as exc:
             await asyncio.to_thread(target.unlink, missing_ok=True)
@@ -75,11 +76,18 @@ class FileMediaStore:
             (tenant, sha256)).fetchone())
         return None if row is None else MediaInfo.model_validate_json(row["doc"])
 
-    async def list_media(self, tenant: str, *, limit: int = 100) -> list[MediaInfo]:
+    async def list_media(self, tenant: str, *, after: str | None = None,
+                         limit: int = 100) -> Slice[MediaInfo]:
+        where, args = "tenant = ?", list[object]([tenant])
+        if after:
+            created, media_id = key_of(after, str, str)
+            where += " AND (created_at < ? OR (created_at = ? AND id > ?))"
+            args += [created, created, media_id]
         rows = await self.db.run(lambda c: c.execute(
-            "SELECT doc FROM media WHERE tenant = ? ORDER BY created_at DESC, id LIMIT ?",
-            (tenant, limit)).fetchall())
-        return [MediaInfo.model_validate_json(r["doc"]) for r in rows]
+            f"SELECT doc FROM media WHERE {where} ORDER BY created_at DESC, id LIMIT ?",  # noqa: S608
+            (*args, limit + 1)).fetchall())
+        found = [MediaInfo.model_validate_json(r["doc"]) for r in rows]
+        return Slice.of(found, limit, lambda m: (_created(m), m.id))
 
     async def usage(self, tenant: str) -> int:
         row = await self.db.run(lambda c: c.execute(
@@ -118,3 +126,8 @@ class FileMediaStore:
         with contextlib.suppress(OSError):
             await asyncio.to_thread(path.parent.rmdir)
         return True
+
+
+def _created(info: MediaInfo) -> str:
+    """The `created_at` column, which orders the list."""
+    return info.created_at.isoformat()

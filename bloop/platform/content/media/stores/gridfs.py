@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from bloop.platform.content.media.model import MediaInfo
 from bloop.platform.content.media.ports import MediaExists, MediaMissing
+from bloop.platform.kit.pagination import Slice, key_of
 
 Doc = dict[str, Any]
 CHUNK_BYTES = 255 * 1024
@@ -76,10 +78,18 @@ class GridFsMediaStore:
                                         sort=[("uploadDate", ASCENDING)])
         return None if doc is None else MediaInfo.model_validate(doc["metadata"])
 
-    async def list_media(self, tenant: str, *, limit: int = 100) -> list[MediaInfo]:
-        cursor = (self.files.find({"metadata.tenant": tenant})
-                  .sort([("uploadDate", DESCENDING), ("_id", ASCENDING)]).limit(limit))
-        return [MediaInfo.model_validate(d["metadata"]) async for d in cursor]
+    async def list_media(self, tenant: str, *, after: str | None = None,
+                         limit: int = 100) -> Slice[MediaInfo]:
+        query: dict[str, Any] = {"metadata.tenant": tenant}
+        if after:
+            ms, key = key_of(after, int, str)
+            uploaded = EPOCH + timedelta(milliseconds=int(ms))
+            query["$or"] = [{"uploadDate": {"$lt": uploaded}},
+                            {"uploadDate": uploaded, "_id": {"$gt": key}}]
+        cursor = (self.files.find(query)
+                  .sort([("uploadDate", DESCENDING), ("_id", ASCENDING)]).limit(limit + 1))
+        docs = Slice.of([d async for d in cursor], limit, lambda d: (_ms(d["uploadDate"]), d["_id"]))
+        return docs.map(lambda d: MediaInfo.model_validate(d["metadata"]))
 
     async def usage(self, tenant: str) -> int:
         cursor = await self.files.aggregate([
@@ -116,3 +126,11 @@ class GridFsMediaStore:
         except NoFile:
             return False
         return True
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ms(uploaded: datetime) -> int:
+    """GridFS's upload time (BSON's milliseconds, read back without a time zone) as a number."""
+    return (uploaded.replace(tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
