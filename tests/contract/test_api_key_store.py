@@ -71,6 +71,27 @@ async def test_keys_list_newest_first_per_tenant(store: ApiKeyStore) -> None:
     assert await store.count_live_api_keys("acme") == 3
 
 
+async def test_keys_list_by_state_and_creator(store: ApiKeyStore) -> None:
+    keys = [key(f"00000000000{n}", minutes_ago=10 - n).model_copy(
+        update={"created_by": "ada" if n % 2 else "admin"}) for n in range(6)]
+    for k in keys:
+        await store.add_api_key(k)
+    for k in keys[1:4]:
+        await store.revoke_api_key("acme", k.id, now())
+    newest_first = [k.id for k in reversed(keys)]
+    assert [k.id for k in await store.list_api_keys("acme", limit=None)] == newest_first
+    assert [k.id for k in await store.list_api_keys("acme", revoked=True)] == [
+        keys[3].id, keys[2].id, keys[1].id]
+    assert [k.id for k in await store.list_api_keys("acme", revoked=False)] == [
+        keys[5].id, keys[4].id, keys[0].id]
+    assert [k.id for k in await store.list_api_keys("acme", revoked=True, limit=1)] == [keys[3].id]
+    assert [k.id for k in await store.list_api_keys("acme", created_by="ada")] == [
+        keys[5].id, keys[3].id, keys[1].id]
+    assert [k.id for k in await store.list_api_keys("acme", created_by="ada", revoked=False)] == [
+        keys[5].id]
+    assert await store.list_api_keys("beta", created_by="ada") == []
+
+
 async def test_revoking_keeps_the_first_time_and_stays_in_the_tenant(store: ApiKeyStore) -> None:
     k = key("0123456789ab")
     other = key("ba9876543210")

@@ -263,8 +263,14 @@ async def test_invitations_are_found_by_tenant_and_hash(store: IdentityRepositor
     assert await store.get_invitation("beta", "h1") is None
     await store.delete_invitation("beta", "h1")
     assert await store.get_invitation("acme", "h1") == inv
+    other = inv.model_copy(update={"token_hash": "h2", "email": "max@acme.dev"})
+    await store.add_invitation(other)
+    await store.add_invitation(inv.model_copy(update={"tenant": "beta", "token_hash": "h3"}))
+    assert sorted(await store.list_invitations("acme"), key=lambda i: i.token_hash) == [inv, other]
     await store.delete_invitation("acme", "h1")
     assert await store.get_invitation("acme", "h1") is None
+    assert await store.list_invitations("acme") == [other]
+    assert await store.list_invitations("gamma") == []
 
 
 def refresh(token_hash: str, family: str, tid: str = "acme", user: str = "u1") -> RefreshToken:

@@ -11,8 +11,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bloop.platform.identity.model import (
+    INVITATION_ID_CHARS,
     SLUG_PATTERN,
     ApiKey,
+    Invitation,
     InvitationAcceptance,
     KeyRole,
     NewApiKey,
@@ -40,6 +42,8 @@ from bloop.platform.kit.personal_data import PersonalDataSources
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 UserId = Annotated[str, Path(max_length=64)]
+InvitationId = Annotated[str, Path(pattern=rf"^[0-9a-f]{{{INVITATION_ID_CHARS}}}$",
+                                   description="the invitation's id")]
 
 
 async def get_service(request: Request) -> IdentityService:
@@ -81,10 +85,22 @@ class TokenRequest(BaseModel):
     client_secret: Annotated[str, Field(max_length=200)] | None = None
 
 
-class InvitationIssued(BaseModel):
+class PendingInvitation(BaseModel):
+    id: str = Field(description="names the invitation to withdraw it; not its token")
     email: str
     roles: list[Role]
+    invited_by: str
+    created_at: datetime
     expires_at: datetime
+
+    @classmethod
+    def of(cls, invitation: Invitation) -> PendingInvitation:
+        return cls(id=invitation.id, email=invitation.email, roles=invitation.roles,
+                   invited_by=invitation.invited_by, created_at=invitation.created_at,
+                   expires_at=invitation.expires_at)
+
+
+class InvitationIssued(PendingInvitation):
     token: str = Field(description="send this to the invitee; it is shown only once")
 
 
@@ -213,9 +229,22 @@ async def delete_user(tenant: TenantId, user_id: UserId, service: Svc, me: Tenan
 @router.post("/{tenant}/invitations", status_code=201)
 async def invite(tenant: TenantId, body: NewInvitation, service: Svc,
                  me: TenantAdmin) -> InvitationIssued:
+    """Invites someone by email; an earlier invitation of the same email stops working."""
     invitation, secret = await service.invite(tenant, body, by=me)
-    return InvitationIssued(email=invitation.email, roles=invitation.roles,
-                            expires_at=invitation.expires_at, token=secret)
+    return InvitationIssued(**PendingInvitation.of(invitation).model_dump(), token=secret)
+
+
+@router.get("/{tenant}/invitations")
+async def list_invitations(tenant: TenantId, service: Svc, _: TenantAdmin) -> list[PendingInvitation]:
+    """The invitations not accepted, withdrawn or expired yet, newest first; never their tokens."""
+    return [PendingInvitation.of(i) for i in await service.invitations(tenant)]
+
+
+@router.delete("/{tenant}/invitations/{invitation_id}", status_code=204)
+async def withdraw_invitation(tenant: TenantId, invitation_id: InvitationId, service: Svc,
+                              _: TenantAdmin) -> None:
+    """Withdraws a pending invitation: its token is refused from now on."""
+    await service.withdraw_invitation(tenant, invitation_id)
 
 
 @router.post("/{tenant}/invitations/accept", status_code=201)

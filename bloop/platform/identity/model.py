@@ -221,6 +221,9 @@ class User(BaseModel):
         return self.model_copy(update={"roles": roles})
 
 
+INVITATION_ID_CHARS = 20
+
+
 class Invitation(BaseModel):
     """An invitation to join a tenant; the store keeps only its token's hash."""
 
@@ -233,6 +236,12 @@ class Invitation(BaseModel):
     invited_by: str
     created_at: datetime
     expires_at: datetime
+
+    @property
+    def id(self) -> str:
+        """How admins name it (to withdraw it): the start of its token's hash, which tells
+        nothing of the token."""
+        return self.token_hash[:INVITATION_ID_CHARS]
 
 
 class RefreshToken(BaseModel):

@@ -73,6 +73,9 @@ class IdentityRepository(Protocol):
 
     async def delete_invitation(self, tenant: str, token_hash: str) -> None: ...
 
+    async def list_invitations(self, tenant: str) -> list[Invitation]:
+        """The tenant's invitations not accepted or withdrawn yet, expired ones included."""
+
     async def add_refresh_token(self, token: RefreshToken) -> None: ...
 
     async def get_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
@@ -113,8 +116,11 @@ class ApiKeyStore(Protocol):
     async def get_api_key(self, tenant: str, key_id: str) -> ApiKey | None:
         """The key, revoked or not."""
 
-    async def list_api_keys(self, tenant: str, *, limit: int = 200) -> list[ApiKey]:
-        """The tenant's keys, revoked ones included, newest first."""
+    async def list_api_keys(self, tenant: str, *, revoked: bool | None = None,
+                            created_by: str | None = None,
+                            limit: int | None = 200) -> list[ApiKey]:
+        """The tenant's keys, newest first: revoked or live ones only when `revoked` says,
+        those one user created when `created_by` names them; all of them with no `limit`."""
 
     async def count_live_api_keys(self, tenant: str) -> int: ...
 

@@ -218,7 +218,26 @@ class IdentityService:
             invited_by=by.user_id, created_at=at,
             expires_at=at + timedelta(seconds=self.settings.invitation_ttl_s))
         await self.repo.add_invitation(invitation)
+        for older in await self.repo.list_invitations(tenant_id):  # one invitation per email
+            if older.token_hash != invitation.token_hash and (
+                    older.email == invitation.email or older.expires_at <= at):
+                await self.repo.delete_invitation(tenant_id, older.token_hash)
         return invitation, token
+
+    async def invitations(self, tenant_id: str) -> list[Invitation]:
+        """The tenant's pending invitations, newest first."""
+        await self.tenant(tenant_id)
+        at = now()
+        return sorted((i for i in await self.repo.list_invitations(tenant_id) if i.expires_at > at),
+                      key=lambda i: (i.created_at, i.id), reverse=True)
+
+    async def withdraw_invitation(self, tenant_id: str, invitation_id: str) -> None:
+        """The invitation's token stops working at once."""
+        for invitation in await self.invitations(tenant_id):
+            if invitation.id == invitation_id:
+                await self.repo.delete_invitation(tenant_id, invitation.token_hash)
+                return
+        raise NotFound(f"no pending invitation {invitation_id!r} in tenant {tenant_id!r}")
 
     async def accept_invitation(self, tenant_id: str, body: InvitationAcceptance) -> User:
         hashed = token_hash(body.token)
@@ -468,11 +487,17 @@ class ApiKeyService:
         return key, str(credential)
 
     async def keys(self, tenant_id: str) -> list[ApiKey]:
+        """Every live key of the tenant (there are at most `max_api_keys`) and as many of the
+        revoked ones, newest first."""
         await self.identity.tenant(tenant_id)
-        return await self.store.list_api_keys(tenant_id, limit=self.settings.max_api_keys * 2)
+        live = await self.store.list_api_keys(tenant_id, revoked=False, limit=None)
+        revoked = await self.store.list_api_keys(tenant_id, revoked=True,
+                                                 limit=self.settings.max_api_keys)
+        return sorted(live + revoked, key=lambda k: (-k.created_at.timestamp(), k.id))
 
     async def created_by(self, tenant_id: str, user_id: str) -> list[ApiKey]:
-        return [k for k in await self.keys(tenant_id) if k.created_by == user_id]
+        """Every key the user created in the tenant, revoked ones included."""
+        return await self.store.list_api_keys(tenant_id, created_by=user_id, limit=None)
 
     async def revoke(self, tenant_id: str, key_id: str) -> ApiKey:
         key = await self.store.revoke_api_key(tenant_id, key_id, now())

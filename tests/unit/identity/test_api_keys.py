@@ -257,3 +257,21 @@ async def test_a_tenant_has_a_bounded_number_of_live_keys(
     assert r.json()["code"] == "too_many_api_keys"
     await client.delete(f"{KEYS}/{first['id']}", headers=admin)
     await new_key(client, admin)
+
+
+async def test_a_live_key_stays_listed_however_many_were_revoked_since(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    """The list shows every live key and the newest revoked ones; a creator's export holds all
+    their keys. (Both stopped at twice the live-key limit, newest first, live or not.)"""
+    service: ApiKeyService = app.state.identity.state["api_keys"]
+    service.settings = service.settings.model_copy(update={"max_api_keys": 2})
+    old = await new_key(client, admin)
+    revoked = []
+    for _ in range(5):
+        revoked.append(await new_key(client, admin))
+        assert (await client.delete(f"{KEYS}/{revoked[-1]['id']}", headers=admin)).status_code == 204
+    listed = [k["id"] for k in (await client.get(KEYS, headers=admin)).json()]
+    assert listed == [revoked[4]["id"], revoked[3]["id"], old["id"]]
+    export = (await client.get("/v1/tenants/acme/me/export", headers=admin)).json()
+    created = export["services"]["identity"]["api_keys_created"]
+    assert {k["id"] for k in created} == {old["id"], *(k["id"] for k in revoked)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -196,6 +197,45 @@ async def test_invitations_carry_roles_and_are_spent_once(
     r = await client.post("/v1/tenants/acme/invitations", headers=admin,
                           json={"email": "tess@acme.dev"})
     assert r.status_code == 409
+
+
+async def test_admins_see_pending_invitations_and_withdraw_them(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Before, an invitation sent to a mistyped address, or with the wrong role, stayed good
+    until it expired, with no way to see it; inviting the same email again left both good."""
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    invitations, accept = "/v1/tenants/acme/invitations", "/v1/tenants/acme/invitations/accept"
+
+    async def invite(email: str, roles: list[str]) -> dict[str, Any]:
+        r = await client.post(invitations, headers=admin, json={"email": email, "roles": roles})
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    tess = await invite("tess@acme.dev", ["learner"])
+    typo = await invite("tes@acme.dev", ["educator"])
+    tess_again = await invite("tess@acme.dev", ["educator"])
+    listed = (await client.get(invitations, headers=admin)).json()
+    assert [(i["id"], i["email"], i["roles"]) for i in listed] == [
+        (tess_again["id"], "tess@acme.dev", ["educator"]), (typo["id"], "tes@acme.dev", ["educator"])]
+    assert all("token" not in i for i in listed)
+    join = {"display_name": "Tess", "password": PASSWORD}
+    r = await client.post(accept, json={"token": tess["token"], **join})
+    assert (r.status_code, r.json()["code"]) == (404, "invitation_invalid")
+
+    assert (await client.delete(f"{invitations}/{typo['id']}", headers=admin)).status_code == 204
+    r = await client.post(accept, json={"token": typo["token"], **join})
+    assert (r.status_code, r.json()["code"]) == (404, "invitation_invalid")
+    r = await client.delete(f"{invitations}/{typo['id']}", headers=admin)
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert (await client.delete(f"{invitations}/not-an-id", headers=admin)).status_code == 422
+
+    learner = await member(app, client, "acme", ["learner"])
+    assert (await client.get(invitations, headers=learner)).status_code == 403
+    r = await client.delete(f"{invitations}/{tess_again['id']}", headers=learner)
+    assert r.status_code == 403
+    r = await client.post(accept, json={"token": tess_again["token"], **join})
+    assert (r.status_code, r.json()["roles"]) == (201, ["educator"])
+    assert (await client.get(invitations, headers=admin)).json() == []
 
 
 async def test_role_changes_are_the_admins_and_announced(

@@ -173,6 +173,11 @@ class EmbeddedIdentityStore:
         await self.db.transaction(lambda c: c.execute(
             "DELETE FROM invitations WHERE tenant = ? AND token_hash = ?", (tenant, token_hash)))
 
+    async def list_invitations(self, tenant: str) -> list[Invitation]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM invitations WHERE tenant = ?", (tenant,)).fetchall())
+        return [Invitation.model_validate_json(r["doc"]) for r in rows]
+
     async def add_refresh_token(self, token: RefreshToken) -> None:
         await self.db.transaction(lambda c: c.execute(
             "INSERT INTO refresh_tokens (tenant, token_hash, family, doc) VALUES (?, ?, ?, ?)",
@@ -292,10 +297,19 @@ class EmbeddedApiKeys:
             "SELECT doc FROM api_keys WHERE tenant = ? AND id = ?", (tenant, key_id)).fetchone())
         return None if row is None else ApiKey.model_validate_json(row["doc"])
 
-    async def list_api_keys(self, tenant: str, *, limit: int = 200) -> list[ApiKey]:
-        rows = await self.db.run(lambda c: c.execute(
-            "SELECT doc FROM api_keys WHERE tenant = ? ORDER BY created_at DESC, id LIMIT ?",
-            (tenant, limit)).fetchall())
+    async def list_api_keys(self, tenant: str, *, revoked: bool | None = None,
+                            created_by: str | None = None,
+                            limit: int | None = 200) -> list[ApiKey]:
+        where, args = ["tenant = ?"], list[object]([tenant])
+        if revoked is not None:
+            where.append("revoked = ?")
+            args.append(int(revoked))
+        if created_by is not None:
+            where.append("json_extract(doc, '$.created_by') = ?")
+            args.append(created_by)
+        sql = (f"SELECT doc FROM api_keys WHERE {' AND '.join(where)}"  # noqa: S608
+               " ORDER BY created_at DESC, id LIMIT ?")
+        rows = await self.db.run(lambda c: c.execute(sql, (*args, limit or -1)).fetchall())
         return [ApiKey.model_validate_json(r["doc"]) for r in rows]
 
     async def count_live_api_keys(self, tenant: str) -> int:

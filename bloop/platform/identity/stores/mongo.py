@@ -59,6 +59,7 @@ class MongoIdentityStore:
                                       name="tenant_email", unique=True)
         await self.refresh.create_index([("tenant", ASCENDING), ("family", ASCENDING)],
                                         name="tenant_family")
+        await self.invitations.create_index([("tenant", ASCENDING)], name="tenant")
         await self._outbox.setup()
         await self.guard.setup()
 
@@ -157,6 +158,10 @@ class MongoIdentityStore:
     async def delete_invitation(self, tenant: str, token_hash: str) -> None:
         await self.invitations.delete_one({"_id": _key(tenant, token_hash), "tenant": tenant})
 
+    async def list_invitations(self, tenant: str) -> list[Invitation]:
+        return [Invitation.model_validate(_fields(d))
+                async for d in self.invitations.find({"tenant": tenant})]
+
     async def add_refresh_token(self, token: RefreshToken) -> None:
         await self.refresh.insert_one({"_id": _key(token.tenant, token.token_hash),
                                        **token.model_dump(mode="json")})
@@ -231,9 +236,16 @@ class MongoApiKeys:
         doc = await self.keys.find_one({"_id": _key(tenant, key_id), "tenant": tenant})
         return None if doc is None else ApiKey.model_validate(_fields(doc))
 
-    async def list_api_keys(self, tenant: str, *, limit: int = 200) -> list[ApiKey]:
-        cursor = (self.keys.find({"tenant": tenant})
-                  .sort([("created_at", DESCENDING), ("id", ASCENDING)]).limit(limit))
+    async def list_api_keys(self, tenant: str, *, revoked: bool | None = None,
+                            created_by: str | None = None,
+                            limit: int | None = 200) -> list[ApiKey]:
+        query: Doc = {"tenant": tenant}
+        if revoked is not None:
+            query["revoked_at"] = {"$ne": None} if revoked else None
+        if created_by is not None:
+            query["created_by"] = created_by
+        cursor = (self.keys.find(query)
+                  .sort([("created_at", DESCENDING), ("id", ASCENDING)]).limit(limit or 0))
         return [ApiKey.model_validate(_fields(d)) async for d in cursor]
 
     async def count_live_api_keys(self, tenant: str) -> int:
