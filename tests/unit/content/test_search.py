@@ -279,14 +279,14 @@ async def test_pages_follow_cursors_to_the_end(search: SearchService) -> None:
         seen += [h.id for h in page.hits]
         if page.next is None:
             break
-        page = await search.search("acme", "shared", limit=10, cursor=page.next)
+        page = await search.search("acme", "shared", limit=10, after=page.next)
     assert len(seen) == len(set(seen)) == 23
 
     first = await search.search("acme", "shared", limit=10)
     assert first.next is not None
     for bad, q in (("nonsense!", "shared"), (first.next, "other words"), ("eyJvIjotMX0", "shared")):
         with pytest.raises(Problem) as raised:
-            await search.search("acme", q, limit=10, cursor=bad)
+            await search.search("acme", q, limit=10, after=bad)
         assert (raised.value.status, raised.value.code) == (422, "bad_cursor")
 
 

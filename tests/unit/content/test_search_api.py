@@ -131,6 +131,7 @@ async def test_learners_never_find_drafts_nor_another_tenants_content(
     ({"limit": 0}, "validation_failed"),
     ({"limit": 51}, "validation_failed"),
     ({"level": "wizard"}, "validation_failed"),
+    ({"after": "not-a-cursor"}, "bad_cursor"),
     ({"cursor": "not-a-cursor"}, "bad_cursor"),
 ])
 async def test_bad_input_is_a_422_problem(client: httpx.AsyncClient, params: dict[str, Any],
@@ -155,7 +156,7 @@ async def test_pages_through_cursors_and_filters(client: httpx.AsyncClient) -> N
         seen += titles(body)
         if body["next"] is None:
             break
-        params["cursor"] = body["next"]
+        params["after"] = body["next"]
     assert sorted(seen) == [f"Part {i}" for i in range(7)]
     assert titles(await search(client, q="shared", level="advanced", tag="MATHS", limit=1)) != []
     assert titles(await search(client, q="shared", level="beginner")) == ["Alone"]

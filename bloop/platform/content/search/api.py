@@ -11,6 +11,7 @@ from bloop.platform.content.model import Level
 from bloop.platform.content.search.model import Filters, SearchResults
 from bloop.platform.content.search.service import SearchService
 from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.pagination import After
 
 MAX_QUERY_CHARS = 256
 MAX_LIMIT = 50
@@ -36,9 +37,12 @@ async def search(
     level: Level | None = None,
     tag: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    after: After = None,
+    cursor: Annotated[str | None, Query(max_length=200, deprecated=True,
+                                        description="the former name of `after`")] = None,
 ) -> SearchResults:
     """The tenant's published courses and lessons matching `q` and the filters, best first
-    (BM25, the title counting most), with facet counts over every match."""
+    (BM25, the title counting most), with facet counts over every match; `next` is the cursor
+    (`after`) of the following page."""
     filters = Filters(language=language, level=level, tag=tag.strip().lower() if tag else None)
-    return await service.search(tenant, q, filters, limit=limit, cursor=cursor)
+    return await service.search(tenant, q, filters, limit=limit, after=after or cursor)

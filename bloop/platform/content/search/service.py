@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import logging
 from datetime import datetime, timedelta
@@ -24,6 +22,7 @@ from bloop.platform.content.search.ports import PublishedContent, SearchIndex
 from bloop.platform.content.search.query import QuerySyntaxError, parse
 from bloop.platform.content.search.settings import SearchSettings
 from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.pagination import BadCursor, cursor, key_of
 
 log = logging.getLogger("bloop.content.search")
 BATCH = 500
@@ -34,22 +33,15 @@ def _fingerprint(q: str, filters: Filters) -> str:
 
 
 def cursor_of(offset: int, q: str, filters: Filters) -> str:
-    raw = orjson.dumps({"o": offset, "f": _fingerprint(q, filters)})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursor(offset, _fingerprint(q, filters))
 
 
-def offset_of(cursor: str, q: str, filters: Filters) -> int:
+def offset_of(token: str, q: str, filters: Filters) -> int:
     """The offset a cursor of this same search stands for; 422 for any other string."""
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        offset, fingerprint = data["o"], data["f"]
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        raise Problem("the cursor is not one this search returned", status=422,
-                      code="bad_cursor") from None
-    if not isinstance(offset, int) or offset < 0 or fingerprint != _fingerprint(q, filters):
-        raise Problem("the cursor belongs to another search; start again without it",
-                      status=422, code="bad_cursor")
-    return offset
+    offset, fingerprint = key_of(token, int, str)
+    if int(offset) < 0 or fingerprint != _fingerprint(q, filters):
+        raise BadCursor("the cursor belongs to another search; start again without it")
+    return int(offset)
 
 
 class SearchService:
@@ -60,11 +52,11 @@ class SearchService:
         self.settings = settings or SearchSettings()
 
     async def search(self, tenant: str, q: str = "", filters: Filters | None = None, *,
-                     limit: int = 10, cursor: str | None = None) -> SearchResults:
+                     limit: int = 10, after: str | None = None) -> SearchResults:
         """The tenant's published courses and lessons matching `q` (every one when `q` is
         blank) and `filters`, best first, with facet counts over all of them."""
         filters = filters or Filters()
-        offset = 0 if cursor is None else offset_of(cursor, q, filters)
+        offset = 0 if after is None else offset_of(after, q, filters)
         try:
             parsed = parse(q)
             found = await self.index.search(tenant, parsed, filters, limit=limit, offset=offset)
