@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bloop.platform.content.events import CoursePublished
+from bloop.platform.content.events import CoursePublished, LessonDeleted
 from bloop.platform.content.model import (
     Concept,
     Course,
@@ -23,6 +23,7 @@ from bloop.platform.content.model import (
     NewConcept,
     NewCourse,
     NewLesson,
+    now,
 )
 from bloop.platform.content.ports import ContentRepository, Duplicate, Missing, StaleVersion
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
@@ -277,6 +278,52 @@ async def test_a_head_update_is_compare_and_set_on_its_revision(
         await store.update_course(course(cid="ghost").changed(title="X"), expected_revision=0)
     assert [x.id for x in await store.courses_of_author("acme", "ada")] == ["py"]
     assert await store.courses_of_author("beta", "ada") == []
+
+
+def deleted_event(x: Lesson) -> Envelope:
+    return type_of(LessonDeleted).envelope(LessonDeleted(
+        lesson_id=x.id, course_id=x.course, lesson_version=x.version, deleted_at=now()),
+        tenant=x.tenant, subject=x.id)
+
+
+async def test_a_draft_course_is_deleted_with_its_lessons_and_their_events(
+        store: ContentRepository) -> None:
+    await store.add_course(course())
+    one, two = [await store.add_lesson(lesson(course(), t)) for t in ("One", "Two")]
+    await store.add_course(course(cid="keep"))
+    kept = await store.add_lesson(lesson(course(cid="keep"), "Kept"))
+    read = await store.get_course("acme", "py")
+    assert read is not None
+    await store.outbox.mark_sent(await store.outbox.pending(100))
+
+    three = await store.add_lesson(lesson(course(), "Three"))  # added since `read`
+    with pytest.raises(StaleVersion):
+        await store.delete_draft_course(read, deleted_event)
+    read = await store.get_course("acme", "py")
+    assert read is not None
+    await store.update_course(read.changed(title="Python, edited"), read.revision)
+    with pytest.raises(StaleVersion):
+        await store.delete_draft_course(read, deleted_event)
+    read = await store.get_course("acme", "py")
+    assert read is not None
+
+    await store.delete_draft_course(read, deleted_event)
+    assert await store.get_course("acme", "py") is None
+    assert [await store.get_lesson("acme", x.id) for x in (one, two, three)] == [None] * 3
+    assert await store.list_lessons("acme", "py") == []
+    assert await store.list_lessons("acme", "keep") == [kept]
+    events = [json.loads(p.message.value) for p in await store.outbox.pending(100)]
+    assert sorted((e["type"], e["subject"]) for e in events) == sorted(
+        ("bloop.content.lesson.deleted.v1", x.id) for x in (one, two, three))
+    with pytest.raises(Missing):
+        await store.delete_draft_course(read, deleted_event)
+
+    keep = await store.get_course("acme", "keep")
+    assert keep is not None
+    published = await publish(store, keep)
+    with pytest.raises(StaleVersion):
+        await store.delete_draft_course(published.model_copy(update={"version": 0}), deleted_event)
+    assert await store.get_course("acme", "keep") is not None
 
 
 async def test_a_deleted_lesson_is_a_tombstone_a_rollback_can_revive(

@@ -172,6 +172,12 @@ async def test_events_are_stored_with_their_state_change(case: Case) -> None:
     assert [m.message.topic for m in pending] == [TEST_TOPIC, TEST_TOPIC]
 
 
+async def test_marking_nothing_sent_changes_nothing(case: Case) -> None:
+    await case.write("a", [ping(1, "a")])
+    await case.outbox.mark_sent([])
+    assert len(await case.outbox.pending(100)) == 1
+
+
 async def test_a_failed_write_leaves_neither_state_nor_event(case: Case) -> None:
     with pytest.raises((Rollback, DuplicateKeyError)):
         await case.write("b", [ping(1, "b")], fail=True)

@@ -151,6 +151,15 @@ async def edit_course(tenant: TenantId, course: CourseId, body: CourseEdit, serv
     return _view(await service.edit_course(tenant, course, body, by=me))
 
 
+@router.delete("/courses/{course}", status_code=204)
+async def delete_course(tenant: TenantId, course: CourseId, service: Svc, me: Author,
+                        revision: Annotated[int | None, Query(ge=0)] = None) -> None:
+    """Deletes a course that was never published, with its lessons (its owner or the tenant's
+    admins; `revision`, when given, must be current). A published course stays: 409
+    `course_published`."""
+    await service.delete_course(tenant, course, revision=revision, by=me)
+
+
 @router.post("/courses/{course}/modules", status_code=201)
 async def add_module(tenant: TenantId, course: CourseId, body: Module, service: Svc,
                      me: Author) -> CourseView:

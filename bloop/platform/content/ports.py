@@ -7,7 +7,7 @@ version, stay immutable)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bloop.platform.content.model import (
@@ -84,6 +84,12 @@ class ContentRepository(Protocol):
 
     async def courses_of_author(self, tenant: str, user_id: str) -> list[Course]:
         """The tenant's courses `user_id` owns or co-authors, ordered by title then id."""
+
+    async def delete_draft_course(self, course: Course,
+                                  deleted: Callable[[Lesson], Envelope]) -> None:
+        """Deletes the course if it was never published and is still as `course` has it (its
+        revision, and no lesson added since), else `StaleVersion`; `Missing` when there is
+        none. Its lessons go with it, each stored with its `deleted` event."""
 
     async def update_course(self, course: Course, expected_revision: int) -> None:
         """Stores the HEAD_FIELDS of `course` if the stored head is still at

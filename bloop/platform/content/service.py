@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -200,6 +201,33 @@ class ContentService:
             raise _invalid(exc) from None
         return await self._store_head(changed, course)
 
+    async def delete_course(self, tenant: str, course_id: str, *, revision: int | None = None,
+                            by: Principal | None = None) -> None:
+        """Deletes a course that was never published, with its lessons (its owner or the
+        tenant's admins may). A published one stays: its versions, and its learners'
+        enrolments and progress, refer to it."""
+        course = await self.course(tenant, course_id)
+        _check_owner(course, by, "delete it")
+        if revision is not None and revision != course.revision:
+            raise _stale("course", course_id, course.revision, "revision")
+        at = now()
+        try:
+            if course.version > 0:
+                raise StaleVersion(course_id)
+            await self.repo.delete_draft_course(course, lambda lesson: _deleted(lesson, at))
+        except StaleVersion:
+            current = await self.repo.get_course(tenant, course_id)
+            if current is not None and current.version > 0:
+                raise Conflict(f"the course {course_id!r} has been published, so it stays: "
+                               "its versions, enrolments and progress refer to it; delete its "
+                               "lessons to take them from learners",
+                               code="course_published") from None
+            raise _stale("course", course_id, current.revision if current else None,
+                         "revision") from None
+        except Missing:
+            raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
+        self._on_write()
+
     async def add_module(self, tenant: str, course_id: str, module: Module, *,
                          by: Principal | None = None) -> Course:
         course = await self._editable(tenant, course_id, by)
@@ -219,10 +247,7 @@ class ContentService:
         new co-author is a user of the tenant who may edit courses (an educator or an admin);
         `credentials` are the caller's, to look the user up in identity."""
         course = await self.course(tenant, course_id)
-        if by is not None and not ((by.user_id == course.owner and course.owner is not None)
-                                   or by.has_any(ADMINS)):
-            raise Forbidden("only the course's owner and the tenant's admins choose its "
-                            "co-authors", code="not_the_owner")
+        _check_owner(course, by, "choose its co-authors")
         if present and user_id == course.owner:
             raise Conflict("the owner is an author already", code="already_owner")
         if (user_id in course.co_authors) == present:
@@ -537,12 +562,9 @@ class ContentService:
         await self._delete(lesson)
 
     async def _delete(self, lesson: Lesson) -> None:
-        at = now()
-        event = type_of(LessonDeleted).envelope(LessonDeleted(
-            lesson_id=lesson.id, course_id=lesson.course, lesson_version=lesson.version,
-            deleted_at=at), tenant=lesson.tenant, subject=lesson.id, time=at)
         try:
-            await self.repo.delete_lesson(lesson.tenant, lesson.id, lesson.version, [event])
+            await self.repo.delete_lesson(lesson.tenant, lesson.id, lesson.version,
+                                          [_deleted(lesson, now())])
         except StaleVersion:
             current = await self.repo.get_lesson(lesson.tenant, lesson.id)
             raise _stale("lesson", lesson.id, current.version if current else None) from None
@@ -550,6 +572,20 @@ class ContentService:
             raise NotFound(f"no lesson {lesson.id!r} in tenant {lesson.tenant!r}") from None
         self._on_write()
         await self.forget(lesson.tenant, [lesson.id])
+
+
+def _deleted(lesson: Lesson, at: datetime) -> Envelope:
+    return type_of(LessonDeleted).envelope(LessonDeleted(
+        lesson_id=lesson.id, course_id=lesson.course, lesson_version=lesson.version,
+        deleted_at=at), tenant=lesson.tenant, subject=lesson.id, time=at)
+
+
+def _check_owner(course: Course, by: Principal | None, action: str) -> None:
+    """The owner and the tenant's admins (the admins alone when the course has no owner)."""
+    if by is not None and not ((by.user_id == course.owner and course.owner is not None)
+                               or by.has_any(ADMINS)):
+        raise Forbidden(f"only the course's owner and the tenant's admins {action}",
+                        code="not_the_owner")
 
 
 def _same(a: Lesson, b: Lesson) -> bool:

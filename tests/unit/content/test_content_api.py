@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.support import embedded_app, member
+from tests.support import embedded_app, eventually, member
 
 
 @pytest.fixture
@@ -122,6 +122,65 @@ async def test_courses_come_a_page_at_a_time(app_client: tuple[FastAPI, httpx.As
 
     r = await client.get(f"{BASE}/courses?after=not-a-cursor")
     assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
+
+
+async def test_a_draft_course_can_be_deleted_a_published_one_stays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a course made by mistake stayed for good. Its draft lessons go with it, and
+    learning, which knows draft lessons from their edits, forgets them."""
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content", "learning"]) as (app, c):
+        owner = await member(app, c, "acme", ["educator"])
+        co_author = await member(app, c, "acme", ["educator"])
+        admin = await member(app, c, "acme", ["tenant_admin"])
+        learner = await member(app, c, "acme", ["learner"])
+        await c.post(f"{BASE}/concepts", json={"id": "loops", "name": "Loops"}, headers=owner)
+        for cid in ("oops", "kept", "admins"):
+            r = await c.post(f"{BASE}/courses", json={"id": cid, "title": cid}, headers=owner)
+            assert r.status_code == 201, r.text
+        lessons = []
+        for cid in ("oops", "kept"):
+            r = await c.post(f"{BASE}/courses/{cid}/lessons", headers=owner,
+                             json={"title": "Loops", "teaches": ["loops"]})
+            lessons.append(r.json())
+            r = await c.patch(f"{BASE}/lessons/{r.json()['id']}", headers=owner,
+                              json={"version": 1, "title": "Loops, again"})
+            assert r.status_code == 200, r.text
+        learning = app.state.learning.state["service"]
+
+        async def projected(lesson_id: str) -> bool:
+            return await learning.repo.get_lesson("acme", lesson_id) is not None
+
+        async def both_projected() -> bool:
+            return all([await projected(x["id"]) for x in lessons])
+
+        await eventually(both_projected, timeout_s=15, what="learning saw the draft lessons")
+        co_author_id = (await c.get("/v1/tenants/acme/me", headers=co_author)).json()["id"]
+        r = await c.put(f"{BASE}/courses/oops/co-authors/{co_author_id}", headers=owner)
+        assert r.status_code == 200, r.text
+        assert (await c.post(f"{BASE}/courses/kept/publish", headers=owner)).status_code == 200
+
+        def problem(r: httpx.Response, status: int, code: str) -> None:
+            assert (r.status_code, r.json()["code"]) == (status, code), r.text
+
+        problem(await c.delete(f"{BASE}/courses/oops", headers=co_author), 403, "not_the_owner")
+        problem(await c.delete(f"{BASE}/courses/oops", headers=learner), 403, "missing_role")
+        problem(await c.delete(f"{BASE}/courses/oops?revision=0", headers=owner), 409,
+                "stale_version")
+        problem(await c.delete(f"{BASE}/courses/kept", headers=owner), 409, "course_published")
+        problem(await c.delete(f"{BASE}/courses/none", headers=owner), 404, "not_found")
+
+        assert (await c.delete(f"{BASE}/courses/oops", headers=owner)).status_code == 204
+        assert (await c.delete(f"{BASE}/courses/admins", headers=admin)).status_code == 204
+        problem(await c.get(f"{BASE}/courses/oops", headers=owner), 404, "not_found")
+        problem(await c.get(f"{BASE}/lessons/{lessons[0]['id']}", headers=owner), 404, "not_found")
+        listed = (await c.get(f"{BASE}/courses?status=all", headers=owner)).json()["items"]
+        assert [x["id"] for x in listed] == ["kept"]
+
+        async def forgotten() -> bool:
+            return not await projected(lessons[0]["id"])
+
+        await eventually(forgotten, timeout_s=15, what="learning forgot the deleted lessons")
+        assert await projected(lessons[1]["id"])
 
 
 async def test_edits_name_their_version_in_if_match_or_the_body(client: httpx.AsyncClient) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bloop.platform.content.model import (
@@ -171,6 +171,25 @@ class EmbeddedContentStore:
             " EXISTS (SELECT 1 FROM json_each(doc, '$.co_authors') WHERE value = ?))"
             " ORDER BY title, id", (tenant, user_id, user_id)).fetchall())
         return [Course.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+
+    async def delete_draft_course(self, course: Course,
+                                  deleted: Callable[[Lesson], Envelope]) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            stored = _course(c, course.tenant, course.id)
+            if stored is None:
+                raise Missing(course.id)
+            if (stored.revision, stored.next_position, stored.version) != (
+                    course.revision, course.next_position, 0):
+                raise StaleVersion(course.id)
+            rows = c.execute(f"SELECT doc FROM lessons WHERE tenant = ? AND course = ? AND {LIVE}",  # noqa: S608
+                             (course.tenant, course.id)).fetchall()
+            lessons = [Lesson.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+            c.execute(f"UPDATE lessons SET deleted = 1 WHERE tenant = ? AND course = ? AND {LIVE}",  # noqa: S608
+                      (course.tenant, course.id))
+            c.execute("DELETE FROM courses WHERE tenant = ? AND id = ?", (course.tenant, course.id))
+            self._outbox.add(c, *(deleted(x) for x in lessons))
+
+        await self.db.transaction(write)
 
     async def update_course(self, course: Course, expected_revision: int) -> None:
         def write(c: sqlite3.Connection) -> None:

@@ -28,7 +28,7 @@ matches, and every query also filters on the `tenant` field.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
@@ -178,6 +178,30 @@ class MongoContentStore:
     async def _missing_or_stale(self, key: str, record_id: str) -> Exception:
         exists = await self.courses.count_documents({"_id": key}, limit=1)
         return StaleVersion(record_id) if exists else Missing(record_id)
+
+    async def delete_draft_course(self, course: Course,
+                                  deleted: Callable[[Lesson], Envelope]) -> None:
+        # The course goes first, then its lessons one by one, each with its event (no lesson
+        # can be added to a course that is gone). When the process stops in between, another
+        # try (404 by then) deletes the lessons left.
+        key = _key(course.tenant, course.id)
+        async with self.guard.hold(self.courses, key):
+            result = await self.courses.delete_one(
+                {"_id": key, "tenant": course.tenant, "revision": course.revision,
+                 "next_position": course.next_position, "version": 0})
+        if result.deleted_count == 0:
+            problem = await self._missing_or_stale(key, course.id)
+            if isinstance(problem, StaleVersion):
+                raise problem
+        while lessons := await self.list_lessons(course.tenant, course.id):
+            for lesson in lessons:  # one edited meanwhile is read again on the next round
+                lesson_key = _key(lesson.tenant, lesson.id)
+                async with self.guard.hold(self.lessons, lesson_key):
+                    await self.lessons.update_one(
+                        {"_id": lesson_key, "version": lesson.version} | LIVE,
+                        self._outbox.with_events({"$set": {DELETED: True}}, deleted(lesson)))
+        if result.deleted_count == 0:
+            raise Missing(course.id)
 
     async def update_course(self, course: Course, expected_revision: int) -> None:
         key = _key(course.tenant, course.id)

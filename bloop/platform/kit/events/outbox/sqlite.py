@@ -134,6 +134,8 @@ class SqliteOutbox:
     async def mark_sent(self, sent: Sequence[Pending]) -> None:
         # Numbers become visible in commit order, so every row up to the batch's last one has
         # been read, in the batch or before it.
+        if not sent:
+            return
         last = max(p.ref for p in sent)
         await self.db.transaction(lambda c: c.execute(
             f"UPDATE {self.mark_table} SET sent_seq = max(sent_seq, ?)", (last,)))  # noqa: S608
