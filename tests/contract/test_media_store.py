@@ -121,8 +121,9 @@ async def test_list_a_page_at_a_time(store: MediaStore, tmp_path: Path) -> None:
     for size in (1, 2, 7):
         listed = await paged(lambda after, n: store.list_media("acme", after=after, limit=n), size)
         assert [m.id for m in listed] == whole, size
-    with pytest.raises(BadCursor):
-        await store.list_media("acme", after=cursor("not", "this", "list"))
+    for wrong in (cursor("not", "this", "list"), cursor(10**15, "x")):
+        with pytest.raises(BadCursor):
+            await store.list_media("acme", after=wrong)
 
 
 async def test_a_taken_id_is_refused_and_the_stored_file_kept(store: MediaStore,

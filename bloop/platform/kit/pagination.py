@@ -20,6 +20,7 @@ from bloop.platform.kit.errors import Problem
 T = TypeVar("T")
 U = TypeVar("U")
 Key = tuple[str | int | float, ...]
+MAX_NUMBER = 2**53  # numbers in keys: times and offsets, never beyond what a double holds
 After = Annotated[str | None, Query(max_length=1000,
                                     description="the `next` of the page before")]
 
@@ -86,6 +87,10 @@ def key_of(token: str, *types: type[str] | type[int] | type[float]) -> Key:
 
 
 def _fits(value: object, kind: type) -> bool:
+    if isinstance(value, bool):
+        return False
     if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, kind) and not isinstance(value, bool)
+        return isinstance(value, int | float) and abs(value) < MAX_NUMBER
+    if kind is int:
+        return isinstance(value, int) and abs(value) < MAX_NUMBER
+    return isinstance(value, kind)

@@ -25,11 +25,12 @@ from bloop.platform.content.model import (
 from bloop.platform.content.search.consumers import subscriptions
 from bloop.platform.content.search.index import TantivyIndex
 from bloop.platform.content.search.model import Filters, SearchResults, lesson_text, newer
-from bloop.platform.content.search.service import SearchService
+from bloop.platform.content.search.service import SearchService, cursor_of
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.ids import new_id
+from bloop.platform.kit.pagination import cursor
 
 
 @dataclass
@@ -284,7 +285,9 @@ async def test_pages_follow_cursors_to_the_end(search: SearchService) -> None:
 
     first = await search.search("acme", "shared", limit=10)
     assert first.next is not None
-    for bad, q in (("nonsense!", "shared"), (first.next, "other words"), ("eyJvIjotMX0", "shared")):
+    too_far = cursor_of(search.settings.max_offset + 1, "shared", Filters())
+    for bad, q in (("nonsense!", "shared"), (first.next, "other words"), ("eyJvIjotMX0", "shared"),
+                   (too_far, "shared"), (cursor(-1, "x"), "shared")):
         with pytest.raises(Problem) as raised:
             await search.search("acme", q, limit=10, after=bad)
         assert (raised.value.status, raised.value.code) == (422, "bad_cursor")

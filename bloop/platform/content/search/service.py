@@ -57,6 +57,8 @@ class SearchService:
         blank) and `filters`, best first, with facet counts over all of them."""
         filters = filters or Filters()
         offset = 0 if after is None else offset_of(after, q, filters)
+        if offset > self.settings.max_offset:
+            raise BadCursor("the cursor is past the last page a search gives")
         try:
             parsed = parse(q)
             found = await self.index.search(tenant, parsed, filters, limit=limit, offset=offset)

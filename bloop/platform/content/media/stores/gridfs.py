@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from bloop.platform.content.media.model import MediaInfo
 from bloop.platform.content.media.ports import MediaExists, MediaMissing
-from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.pagination import BadCursor, Slice, key_of
 
 Doc = dict[str, Any]
 CHUNK_BYTES = 255 * 1024
@@ -83,7 +83,10 @@ class GridFsMediaStore:
         query: dict[str, Any] = {"metadata.tenant": tenant}
         if after:
             ms, key = key_of(after, int, str)
-            uploaded = EPOCH + timedelta(milliseconds=int(ms))
+            try:
+                uploaded = EPOCH + timedelta(milliseconds=int(ms))
+            except OverflowError:
+                raise BadCursor("`after` is not a cursor of this list") from None
             query["$or"] = [{"uploadDate": {"$lt": uploaded}},
                             {"uploadDate": uploaded, "_id": {"$gt": key}}]
         cursor = (self.files.find(query)

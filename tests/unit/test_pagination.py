@@ -1,0 +1,46 @@
+"""Cursors: what a store's sort key becomes in a URL, and what is refused on the way back."""
+
+from __future__ import annotations
+
+import pytest
+
+from bloop.platform.kit.pagination import BadCursor, Slice, cursor, key_of
+
+
+@pytest.mark.parametrize("key", [("Python", "py"), ("Ärger & co", "c1"), (1764762000.125, "j1"),
+                                 (1764762000, "media/abc"), (0, "")])
+def test_a_key_comes_back_as_it_went(key: tuple[str | int | float, str]) -> None:
+    token = cursor(*key)
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    assert key_of(token, type(key[0]), str) == key
+
+
+def test_a_float_key_takes_a_whole_number() -> None:
+    assert key_of(cursor(1764762000, "j"), float, str) == (1764762000, "j")
+
+
+@pytest.mark.parametrize("token", [
+    "", "not a cursor", "%%%", "W10", cursor("a"), cursor("a", "b", "c"), cursor(1, "b"),
+    cursor(True, "b"), 'W251bGwsImIiXQ', '["a","b"]', "WyJhIiwiYiJd" + "x",
+])
+def test_anything_else_is_a_bad_cursor(token: str) -> None:
+    with pytest.raises(BadCursor) as raised:
+        key_of(token, str, str)
+    assert (raised.value.status, raised.value.code) == (422, "bad_cursor")
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), 2**53, -(2**53), 10**30])
+def test_numbers_a_double_cannot_hold_are_refused(number: float) -> None:
+    for kind in (float, int):
+        with pytest.raises(BadCursor):
+            key_of(cursor(number, "x"), kind, str)
+
+
+def test_a_slice_goes_on_only_when_more_rows_were_read_than_asked() -> None:
+    def key(n: int) -> tuple[int]:
+        return (n,)
+
+    assert Slice.of([1, 2, 3], 3, key) == Slice([1, 2, 3])
+    assert Slice.of([1, 2, 3, 4], 3, key) == Slice([1, 2, 3], cursor(3))
+    assert Slice.of([], 3, key) == Slice([])
+    assert Slice.of([1, 2, 3, 4], 3, key).map(str) == Slice(["1", "2", "3"], cursor(3))
