@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from bloop.platform.kit.events.types import registry, type_of
 from bloop.platform.kit.settings import Neo4jSettings
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.learning import review
-from bloop.platform.learning.events import Enrolled
+from bloop.platform.learning.events import Enrolled, Unenrolled
 from bloop.platform.learning.model import (
     BktParams,
     Card,
@@ -292,6 +293,29 @@ async def test_enrolment_is_once_per_goal_with_its_event(case: Case) -> None:
     assert await case.store.enrolments(case.other, "u1") == []
     pending = await case.store.outbox.pending(100)
     assert [p.message.topic for p in pending] == ["learning.events"]
+
+
+async def test_leaving_a_goal_removes_it_and_its_path_with_its_event(case: Case) -> None:
+    for goal in ({"course_id": "py"}, {"goal_concept": "loops"}):
+        await case.store.enrol(case.tenant, Enrolment(learner="u1", enrolled_at=T0, **goal), [])
+    await case.store.save_path_snapshot(case.tenant, "u1", "course:py", ["l1", "l2"], [])
+    await case.store.save_path_snapshot(case.tenant, "u1", "concept:loops", ["l1"], [])
+    await case.store.outbox.mark_sent(await case.store.outbox.pending(100))
+    left = type_of(Unenrolled).envelope(Unenrolled(learner_id="u1", course_id="py",
+                                                   goal_concept=None, unenrolled_at=T0),
+                                        tenant=case.tenant, subject="u1")
+    assert not await case.store.unenrol(case.other, "u1", "course:py", [left])
+    assert not await case.store.unenrol(case.tenant, "u2", "course:py", [left])
+    assert await case.store.outbox.pending(100) == []
+    assert await case.store.unenrol(case.tenant, "u1", "course:py", [left])
+    assert [e.goal for e in await case.store.enrolments(case.tenant, "u1")] == ["concept:loops"]
+    assert await case.store.path_snapshot(case.tenant, "u1", "course:py") is None
+    assert await case.store.path_snapshot(case.tenant, "u1", "concept:loops") == ["l1"]
+    assert [json.loads(p.message.value)["type"] for p in await case.store.outbox.pending(100)] == [
+        "bloop.learning.unenrolled.v1"]
+    assert not await case.store.unenrol(case.tenant, "u1", "course:py", [left])
+    assert await case.store.enrol(case.tenant, Enrolment(learner="u1", course_id="py",
+                                                          enrolled_at=T0), [])
 
 
 async def test_mastery_writes_are_version_guarded(case: Case) -> None:

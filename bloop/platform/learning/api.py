@@ -44,6 +44,7 @@ from bloop.platform.learning.service import LearningService
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 ConceptId = Annotated[str, Path(pattern=SLUG_PATTERN)]
 RecordId = Annotated[str, Path(min_length=1, max_length=64)]
+GoalId = Annotated[str | None, Query(pattern=SLUG_PATTERN)]
 
 
 async def get_service(request: Request) -> LearningService:
@@ -155,6 +156,18 @@ async def enrol(tenant: TenantId, body: NewEnrolment, service: Svc, response: Re
 @router.get("/me/enrolments")
 async def my_enrolments(tenant: TenantId, service: Svc, me: Learner) -> Page[Enrolment]:
     return Page(items=await service.enrolments(tenant, me.user_id))
+
+
+@router.delete("/me/enrolments", status_code=204)
+async def unenrol(tenant: TenantId, service: Svc, me: Learner,
+                  course_id: GoalId = None, goal_concept: GoalId = None) -> None:
+    """Leaves a course (`course_id`) or a goal concept (`goal_concept`): it leaves the caller's
+    paths, while their progress, mastery and review cards stay. 404 `not_enrolled`."""
+    if (course_id is None) == (goal_concept is None):
+        raise Problem("give either course_id or goal_concept", status=422,
+                      code="validation_failed")
+    await service.unenrol(tenant, me.user_id,
+                          NewEnrolment(course_id=course_id, goal_concept=goal_concept))
 
 
 @router.post("/me/lessons/{lesson}/progress")

@@ -22,6 +22,14 @@ class Enrolled(BaseModel):
     enrolled_at: datetime
 
 
+@event_type("bloop.learning.unenrolled", 1, TOPIC)
+class Unenrolled(BaseModel):
+    learner_id: str
+    course_id: str | None
+    goal_concept: str | None
+    unenrolled_at: datetime
+
+
 @event_type("bloop.learning.lesson.completed", 1, TOPIC)
 class LessonCompleted(BaseModel):
     learner_id: str

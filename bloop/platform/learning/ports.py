@@ -125,6 +125,11 @@ class LearningRepository(Protocol):
     async def enrolments(self, tenant: str, learner: str) -> list[Enrolment]:
         """Oldest first."""
 
+    async def unenrol(self, tenant: str, learner: str, goal: str,
+                      events: Sequence[Envelope]) -> bool:
+        """Removes the enrolment and the path kept for its goal, storing `events`; False (and
+        nothing written) when the learner has no such goal. Progress and mastery stay."""
+
     async def save_progress(self, tenant: str, learner: str, progress: Progress,
                             events: Sequence[Envelope]) -> None: ...
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -182,6 +183,28 @@ async def test_a_learner_follows_a_path_that_shrinks_with_mastery(running: tuple
     [path] = (await client.get(f"{BASE}/me/paths", headers=pupil)).json()["items"]
     assert path["goal"] == "course:py"
     assert [s["lesson_id"] for s in path["steps"]] == ["names", "exprs", "funcs", "recur"]
+
+    # leaving a goal (before, there was no way to) takes it from the paths, and comes back
+    r = await client.post(f"{BASE}/me/enrolments", json={"goal_concept": "recursion"},
+                          headers=pupil)
+    assert r.status_code == 201, r.text
+    leave = f"{BASE}/me/enrolments"
+    for bad in ({}, {"course_id": "py", "goal_concept": "recursion"}, {"course_id": "Not A Slug"}):
+        r = await client.delete(leave, params=bad, headers=pupil)
+        assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), bad
+    r = await client.delete(leave, params={"goal_concept": "recursion"}, headers=pupil)
+    assert r.status_code == 204, r.text
+    r = await client.delete(leave, params={"goal_concept": "recursion"}, headers=pupil)
+    assert (r.status_code, r.json()["code"]) == (404, "not_enrolled")
+    assert [e["course_id"] for e in (await client.get(leave, headers=pupil)).json()["items"]] == [
+        "py"]
+    assert [p["goal"] for p in (await client.get(f"{BASE}/me/paths", headers=pupil)).json()[
+        "items"]] == ["course:py"]
+    bus = app.state.platform.bus
+    values = [p.message.value for p in await service(app).repo.outbox.pending(500)]
+    values += [m.value for m in await bus.read("learning.events")]
+    assert "bloop.learning.unenrolled.v1" in {
+        json.loads(v)["type"] for v in values}
     assert [s["blocked_by"] for s in path["steps"]] == [[], ["variables"], ["expressions"],
                                                         ["functions"]]
     nxt = (await client.get(f"{BASE}/me/next", headers=pupil)).json()

@@ -419,6 +419,20 @@ class EmbeddedLearningStore:
             (tenant, learner)).fetchall())
         return [Enrolment.model_validate_json(r["doc"]) for r in rows]
 
+    async def unenrol(self, tenant: str, learner: str, goal: str,
+                      events: Sequence[Envelope]) -> bool:
+        def write(c: Conn) -> bool:
+            cur = c.execute("DELETE FROM enrolments WHERE tenant = ? AND learner = ? AND goal = ?",
+                            (tenant, learner, goal))
+            if cur.rowcount == 0:
+                return False
+            c.execute("DELETE FROM path_snapshots WHERE tenant = ? AND learner = ? AND goal = ?",
+                      (tenant, learner, goal))
+            self._outbox.add(c, *events)
+            return True
+
+        return await self.db.transaction(write)
+
     async def save_progress(self, tenant: str, learner: str, progress: Progress,
                             events: Sequence[Envelope]) -> None:
         def write(c: Conn) -> None:

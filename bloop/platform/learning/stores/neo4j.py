@@ -529,6 +529,21 @@ class Neo4jLearningStore:
             " ORDER BY e.at, e.goal", tenant=tenant, learner=learner)
         return [Enrolment.model_validate_json(r["doc"]) for r in rows]
 
+    async def unenrol(self, tenant: str, learner: str, goal: str,
+                      events: Sequence[Envelope]) -> bool:
+        async def work(tx: Tx) -> bool:
+            removed = await (await tx.run(
+                "MATCH (e:Enrolment {tenant: $tenant, learner: $learner, goal: $goal})"
+                " OPTIONAL MATCH (s:PathSnapshot {tenant: $tenant, learner: $learner, goal: $goal})"
+                " DETACH DELETE e, s RETURN count(DISTINCT e) AS n",
+                tenant=tenant, learner=learner, goal=goal)).single(strict=True)
+            if removed["n"] == 0:
+                return False
+            await self._outbox.add(tx, *events)
+            return True
+
+        return await self._write(work)
+
     async def save_progress(self, tenant: str, learner: str, progress: Progress,
                             events: Sequence[Envelope]) -> None:
         async def work(tx: Tx) -> None:
