@@ -146,6 +146,10 @@ class NewEnrolment(_Frozen):
             raise ValueError("give either course_id or goal_concept")
         return self
 
+    @property
+    def goal(self) -> str:
+        return goal_of(self.course_id, self.goal_concept)
+
 
 class Enrolment(_Frozen):
     learner: str
@@ -155,7 +159,12 @@ class Enrolment(_Frozen):
 
     @property
     def goal(self) -> str:
-        return f"course:{self.course_id}" if self.course_id else f"concept:{self.goal_concept}"
+        return goal_of(self.course_id, self.goal_concept)
+
+
+def goal_of(course_id: str | None, goal_concept: str | None) -> str:
+    """How a goal is named where it is stored: `course:<id>` or `concept:<id>`."""
+    return f"course:{course_id}" if course_id else f"concept:{goal_concept}"
 
 
 ProgressStatus = Literal["started", "completed"]

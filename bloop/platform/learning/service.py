@@ -222,13 +222,11 @@ class LearningService:
     async def unenrol(self, tenant: str, learner: str, goal: NewEnrolment) -> None:
         """Leaves a course or a goal concept; what the learner did and mastered stays."""
         at = now()
-        left = Enrolment(learner=learner, course_id=goal.course_id,
-                         goal_concept=goal.goal_concept, enrolled_at=at)
         event = type_of(Unenrolled).envelope(Unenrolled(
             learner_id=learner, course_id=goal.course_id, goal_concept=goal.goal_concept,
             unenrolled_at=at), tenant=tenant, subject=learner, time=at)
-        if not await self.repo.unenrol(tenant, learner, left.goal, [event]):
-            raise NotFound(f"not enrolled in {left.goal!r}", code="not_enrolled")
+        if not await self.repo.unenrol(tenant, learner, goal.goal, [event]):
+            raise NotFound(f"not enrolled in {goal.goal!r}", code="not_enrolled")
         self._on_write()
 
     async def record_progress(self, tenant: str, learner: str, lesson_id: str,
