@@ -210,18 +210,15 @@ class ContentService:
         _check_owner(course, by, "delete it")
         if revision is not None and revision != course.revision:
             raise _stale("course", course_id, course.revision, "revision")
+        if course.version > 0:
+            raise _published(course_id)
         at = now()
         try:
-            if course.version > 0:
-                raise StaleVersion(course_id)
             await self.repo.delete_draft_course(course, lambda lesson: _deleted(lesson, at))
         except StaleVersion:
             current = await self.repo.get_course(tenant, course_id)
             if current is not None and current.version > 0:
-                raise Conflict(f"the course {course_id!r} has been published, so it stays: "
-                               "its versions, enrolments and progress refer to it; delete its "
-                               "lessons to take them from learners",
-                               code="course_published") from None
+                raise _published(course_id) from None
             raise _stale("course", course_id, current.revision if current else None,
                          "revision") from None
         except Missing:
@@ -572,6 +569,12 @@ class ContentService:
             raise NotFound(f"no lesson {lesson.id!r} in tenant {lesson.tenant!r}") from None
         self._on_write()
         await self.forget(lesson.tenant, [lesson.id])
+
+
+def _published(course_id: str) -> Conflict:
+    return Conflict(f"the course {course_id!r} has been published, so it stays: its versions, "
+                    "enrolments and progress refer to it; delete its lessons to take them from "
+                    "learners", code="course_published")
 
 
 def _deleted(lesson: Lesson, at: datetime) -> Envelope:
