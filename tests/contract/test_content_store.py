@@ -326,6 +326,27 @@ async def test_a_draft_course_is_deleted_with_its_lessons_and_their_events(
     assert await store.get_course("acme", "keep") is not None
 
 
+async def test_lessons_are_reordered_all_at_once(store: ContentRepository) -> None:
+    c = course()
+    await store.add_course(c)
+    one, two, three = [await store.add_lesson(lesson(c, t)) for t in ("One", "Two", "Three")]
+    await store.reorder_lessons("acme", "py", [three.id, one.id, two.id])
+    assert [x.title for x in await store.list_lessons("acme", "py")] == ["Three", "One", "Two"]
+    assert (await store.lessons_of_courses("acme", ["py"]))["py"][0].title == "Three"
+    four = await store.add_lesson(lesson(c, "Four"))
+    assert [x.title for x in await store.list_lessons("acme", "py")][-1] == "Four"
+    stored = await store.get_lesson("acme", three.id)
+    assert stored is not None
+    assert stored.model_copy(update={"position": 0}) == three.model_copy(update={"position": 0})
+    for stale in ([one.id, two.id, three.id], [one.id, two.id, three.id, four.id, "ghost"]):
+        with pytest.raises(StaleVersion):
+            await store.reorder_lessons("acme", "py", stale)
+    with pytest.raises(Missing):
+        await store.reorder_lessons("acme", "nope", [])
+    assert [x.title for x in await store.list_lessons("acme", "py")] == [
+        "Three", "One", "Two", "Four"]
+
+
 async def test_a_deleted_lesson_is_a_tombstone_a_rollback_can_revive(
         store: ContentRepository) -> None:
     c = course()

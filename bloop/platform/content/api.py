@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from bloop.platform.content.model import (
     SLUG_PATTERN,
@@ -158,6 +159,21 @@ async def delete_course(tenant: TenantId, course: CourseId, service: Svc, me: Au
     admins; `revision`, when given, must be current). A published course stays: 409
     `course_published`."""
     await service.delete_course(tenant, course, revision=revision, by=me)
+
+
+class LessonOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lessons: list[str] = Field(max_length=1000, description="every lesson id of the course, "
+                                                             "in the order wanted")
+
+
+@router.put("/courses/{course}/lesson-order")
+async def reorder_lessons(tenant: TenantId, course: CourseId, body: LessonOrder, service: Svc,
+                          me: Author) -> LessonOrder:
+    """Puts the draft's lessons in this order (422 `lesson_order_mismatch` unless it names each
+    of them once); learners see it from the next publication."""
+    lessons = await service.reorder_lessons(tenant, course, body.lessons, by=me)
+    return LessonOrder(lessons=[x.id for x in lessons])
 
 
 @router.post("/courses/{course}/modules", status_code=201)

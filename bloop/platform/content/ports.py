@@ -91,6 +91,10 @@ class ContentRepository(Protocol):
         revision, and no lesson added since), else `StaleVersion`; `Missing` when there is
         none. Its lessons go with it, each stored with its `deleted` event."""
 
+    async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str]) -> None:
+        """Places the course's live lessons in `order` (each of them once), after every place
+        used so far; `StaleVersion` when its lessons are not those, `Missing` with no course."""
+
     async def update_course(self, course: Course, expected_revision: int) -> None:
         """Stores the HEAD_FIELDS of `course` if the stored head is still at
         `expected_revision`, else `StaleVersion`; `Missing` when there is none."""

@@ -225,6 +225,30 @@ class ContentService:
             raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
         self._on_write()
 
+    async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str], *,
+                              by: Principal | None = None) -> list[Lesson]:
+        """Puts the draft's lessons in `order`, which names each of them once; learners see the
+        new order from the course's next publication. Returns the lessons in their new order."""
+        await self._editable(tenant, course_id, by)
+        if len(set(order)) != len(order):
+            raise Problem("the order names a lesson more than once", status=422,
+                          code="lesson_order_mismatch")
+        live = {x.id for x in await self.repo.list_lessons(tenant, course_id)}
+        if set(order) != live:
+            raise Problem("the order must name every lesson of the course once, and nothing "
+                          "else", status=422, code="lesson_order_mismatch",
+                          extra={"missing": sorted(live - set(order)),
+                                 "unknown": sorted(set(order) - live)})
+        try:
+            await self.repo.reorder_lessons(tenant, course_id, order)
+        except StaleVersion:
+            raise Conflict("the course's lessons changed meanwhile; read them again and retry",
+                           code="stale_version") from None
+        except Missing:
+            raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
+        self._on_write()
+        return await self.repo.list_lessons(tenant, course_id)
+
     async def add_module(self, tenant: str, course_id: str, module: Module, *,
                          by: Principal | None = None) -> Course:
         course = await self._editable(tenant, course_id, by)

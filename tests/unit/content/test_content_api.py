@@ -183,6 +183,37 @@ async def test_a_draft_course_can_be_deleted_a_published_one_stays(
         assert await projected(lessons[1]["id"])
 
 
+async def test_lessons_can_be_put_in_another_order(client: httpx.AsyncClient) -> None:
+    """Before, lessons kept the order they were added in, for good."""
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    ids = [(await client.post(f"{BASE}/courses/py/lessons", json={"title": t})).json()["id"]
+           for t in ("Loops", "Names", "Values")]
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    order = f"{BASE}/courses/py/lesson-order"
+    wanted = [ids[1], ids[2], ids[0]]
+    r = await client.put(order, json={"lessons": wanted})
+    assert (r.status_code, r.json()) == (200, {"lessons": wanted})
+    draft = (await client.get(f"{BASE}/courses/py")).json()
+    assert [x["title"] for x in draft["lessons"]] == ["Names", "Values", "Loops"]
+    published = (await client.get(f"{BASE}/courses/py", headers=as_learner(client))).json()
+    assert [x["title"] for x in published["lessons"]] == ["Loops", "Names", "Values"]
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    published = (await client.get(f"{BASE}/courses/py", headers=as_learner(client))).json()
+    assert [x["title"] for x in published["lessons"]] == ["Names", "Values", "Loops"]
+
+    for bad in (ids[:2], [*ids, ids[0]], [*ids, "ghost"], []):
+        r = await client.put(order, json={"lessons": bad})
+        assert (r.status_code, r.json()["code"]) == (422, "lesson_order_mismatch"), bad
+    r = await client.put(order, json={"lessons": [*ids, "ghost"]})
+    assert (r.json()["missing"], r.json()["unknown"]) == ([], ["ghost"])
+    r = await client.put(order, json={"lessons": ids}, headers=as_learner(client))
+    assert r.status_code == 403
+    r = await client.put(f"{BASE}/courses/nope/lesson-order", json={"lessons": []})
+    assert r.status_code == 404
+    assert [x["title"] for x in (await client.get(f"{BASE}/courses/py")).json()["lessons"]] == [
+        "Names", "Values", "Loops"]
+
+
 async def test_edits_name_their_version_in_if_match_or_the_body(client: httpx.AsyncClient) -> None:
     await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
     lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One"})).json()

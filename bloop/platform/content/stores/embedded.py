@@ -191,6 +191,24 @@ class EmbeddedContentStore:
 
         await self.db.transaction(write)
 
+    async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str]) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            course = _course(c, tenant, course_id)
+            if course is None:
+                raise Missing(course_id)
+            live = [r["id"] for r in c.execute(
+                f"SELECT id FROM lessons WHERE tenant = ? AND course = ? AND {LIVE}",  # noqa: S608
+                (tenant, course_id))]
+            if sorted(live) != sorted(order):
+                raise StaleVersion(course_id)
+            first = course.next_position
+            c.executemany("UPDATE lessons SET position = ?, doc = json_set(doc, '$.position', ?)"
+                          " WHERE tenant = ? AND id = ?",
+                          [(first + n, first + n, tenant, x) for n, x in enumerate(order)])
+            _put_course(c, course.model_copy(update={"next_position": first + len(order)}))
+
+        await self.db.transaction(write)
+
     async def update_course(self, course: Course, expected_revision: int) -> None:
         def write(c: sqlite3.Connection) -> None:
             stored = _course(c, course.tenant, course.id)

@@ -203,6 +203,27 @@ class MongoContentStore:
         if result.deleted_count == 0:
             raise Missing(course.id)
 
+    async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str]) -> None:
+        # The course's counter hands out a fresh run of places, then each lesson takes its own:
+        # a process stopped midway leaves some lessons moved, never two in one place.
+        live = [x.id for x in await self.list_lessons(tenant, course_id)]
+        if sorted(live) != sorted(order):
+            if await self.get_course(tenant, course_id) is None:
+                raise Missing(course_id)
+            raise StaleVersion(course_id)
+        key = _key(tenant, course_id)
+        async with self.guard.hold(self.courses, key):
+            course = await self.courses.find_one_and_update(
+                {"_id": key, "tenant": tenant}, {"$inc": {"next_position": len(order)}},
+                return_document=ReturnDocument.AFTER)
+        if course is None:
+            raise Missing(course_id)
+        first = int(course["next_position"]) - len(order)
+        for n, lesson_id in enumerate(order):
+            lesson_key = _key(tenant, lesson_id)
+            async with self.guard.hold(self.lessons, lesson_key):
+                await self.lessons.update_one({"_id": lesson_key}, {"$set": {"position": first + n}})
+
     async def update_course(self, course: Course, expected_revision: int) -> None:
         key = _key(course.tenant, course.id)
         async with self.guard.hold(self.courses, key):
