@@ -330,19 +330,31 @@ async def test_lessons_are_reordered_all_at_once(store: ContentRepository) -> No
     c = course()
     await store.add_course(c)
     one, two, three = [await store.add_lesson(lesson(c, t)) for t in ("One", "Two", "Three")]
-    await store.reorder_lessons("acme", "py", [three.id, one.id, two.id])
+    first = await publish(store, c)
+    at = now()
+    await store.reorder_lessons("acme", "py", [three.id, one.id, two.id], at)
     assert [x.title for x in await store.list_lessons("acme", "py")] == ["Three", "One", "Two"]
     assert (await store.lessons_of_courses("acme", ["py"]))["py"][0].title == "Three"
     four = await store.add_lesson(lesson(c, "Four"))
     assert [x.title for x in await store.list_lessons("acme", "py")][-1] == "Four"
     stored = await store.get_lesson("acme", three.id)
     assert stored is not None
-    assert stored.model_copy(update={"position": 0}) == three.model_copy(update={"position": 0})
+    assert stored.version == three.version + 1
+    assert stored.updated_at == at
+    assert stored.model_copy(update={"position": 0, "version": three.version, "updated_at": at}) == (
+        three.model_copy(update={"position": 0, "updated_at": at}))
+    shown = await store.published_lesson("acme", three.id)
+    assert shown is not None
+    assert (shown.version, shown.position) == (three.version, three.position)
+    await publish(store, first)
+    shown = await store.published_lesson("acme", three.id)
+    assert shown is not None
+    assert (shown.version, shown.position) == (stored.version, stored.position)
     for stale in ([one.id, two.id, three.id], [one.id, two.id, three.id, four.id, "ghost"]):
         with pytest.raises(StaleVersion):
-            await store.reorder_lessons("acme", "py", stale)
+            await store.reorder_lessons("acme", "py", stale, at)
     with pytest.raises(Missing):
-        await store.reorder_lessons("acme", "nope", [])
+        await store.reorder_lessons("acme", "nope", [], at)
     assert [x.title for x in await store.list_lessons("acme", "py")] == [
         "Three", "One", "Two", "Four"]
 

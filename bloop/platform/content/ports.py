@@ -8,6 +8,7 @@ version, stay immutable)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from bloop.platform.content.model import (
@@ -91,9 +92,12 @@ class ContentRepository(Protocol):
         revision, and no lesson added since), else `StaleVersion`; `Missing` when there is
         none. Its lessons go with it, each stored with its `deleted` event."""
 
-    async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str]) -> None:
+    async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str],
+                              at: datetime) -> None:
         """Places the course's live lessons in `order` (each of them once), after every place
-        used so far; `StaleVersion` when its lessons are not those, `Missing` with no course."""
+        used so far, each one version on and updated `at` (so an edit made against its earlier
+        place is refused, and its publication shows the new place); `StaleVersion` when its
+        lessons are not those, `Missing` with no course."""
 
     async def update_course(self, course: Course, expected_revision: int) -> None:
         """Stores the HEAD_FIELDS of `course` if the stored head is still at

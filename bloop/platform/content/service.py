@@ -240,7 +240,7 @@ class ContentService:
                           extra={"missing": sorted(live - set(order)),
                                  "unknown": sorted(set(order) - live)})
         try:
-            await self.repo.reorder_lessons(tenant, course_id, order)
+            await self.repo.reorder_lessons(tenant, course_id, order, now())
         except StaleVersion:
             raise Conflict("the course's lessons changed meanwhile; read them again and retry",
                            code="stale_version") from None

@@ -191,15 +191,29 @@ async def test_lessons_can_be_put_in_another_order(client: httpx.AsyncClient) ->
     assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
     order = f"{BASE}/courses/py/lesson-order"
     wanted = [ids[1], ids[2], ids[0]]
+    loops = f"{BASE}/lessons/{ids[0]}"
+    before = await client.get(loops)
+    seen = (await client.get(loops, headers=as_learner(client))).json()["position"]
     r = await client.put(order, json={"lessons": wanted})
     assert (r.status_code, r.json()) == (200, {"lessons": wanted})
+    r = await client.get(loops, headers={"If-None-Match": before.headers["etag"]})
+    assert r.status_code == 200
+    assert (r.json()["version"], r.json()["position"]) == (
+        before.json()["version"] + 1, before.json()["position"] + 5)
+    r = await client.patch(loops, json={"title": "Late"},
+                           headers={"If-Match": before.headers["etag"]})
+    assert (r.status_code, r.json()["code"]) == (409, "stale_version")
     draft = (await client.get(f"{BASE}/courses/py")).json()
     assert [x["title"] for x in draft["lessons"]] == ["Names", "Values", "Loops"]
     published = (await client.get(f"{BASE}/courses/py", headers=as_learner(client))).json()
     assert [x["title"] for x in published["lessons"]] == ["Loops", "Names", "Values"]
+    assert (await client.get(loops, headers=as_learner(client))).json()["position"] == seen
     assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
     published = (await client.get(f"{BASE}/courses/py", headers=as_learner(client))).json()
     assert [x["title"] for x in published["lessons"]] == ["Names", "Values", "Loops"]
+    places = [(await client.get(f"{BASE}/lessons/{x}", headers=as_learner(client))).json()[
+        "position"] for x in wanted]
+    assert places == sorted(places) == [x["position"] for x in published["lessons"]]
 
     for bad in (ids[:2], [*ids, ids[0]], [*ids, "ghost"], []):
         r = await client.put(order, json={"lessons": bad})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from bloop.platform.content.model import (
@@ -191,20 +192,26 @@ class EmbeddedContentStore:
 
         await self.db.transaction(write)
 
-    async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str]) -> None:
+    async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str],
+                              at: datetime) -> None:
         def write(c: sqlite3.Connection) -> None:
             course = _course(c, tenant, course_id)
             if course is None:
                 raise Missing(course_id)
-            live = [r["id"] for r in c.execute(
-                f"SELECT id FROM lessons WHERE tenant = ? AND course = ? AND {LIVE}",  # noqa: S608
-                (tenant, course_id))]
+            live = {r["id"]: Lesson.model_validate_json(r["doc"], context=TRUSTED)
+                    for r in c.execute(
+                        f"SELECT id, doc FROM lessons WHERE tenant = ? AND course = ?"  # noqa: S608
+                        f" AND {LIVE}", (tenant, course_id))}
             if sorted(live) != sorted(order):
                 raise StaleVersion(course_id)
             first = course.next_position
-            c.executemany("UPDATE lessons SET position = ?, doc = json_set(doc, '$.position', ?)"
+            moved = [live[x].model_copy(update={
+                "position": first + n, "version": live[x].version + 1, "updated_at": at})
+                for n, x in enumerate(order)]
+            c.executemany("UPDATE lessons SET position = ?, version = ?, doc = ?"
                           " WHERE tenant = ? AND id = ?",
-                          [(first + n, first + n, tenant, x) for n, x in enumerate(order)])
+                          [(x.position, x.version, x.model_dump_json(), tenant, x.id)
+                           for x in moved])
             _put_course(c, course.model_copy(update={"next_position": first + len(order)}))
 
         await self.db.transaction(write)

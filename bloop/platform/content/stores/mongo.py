@@ -29,8 +29,10 @@ matches, and every query also filters on the `tenant` field.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
+from pydantic import TypeAdapter
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -73,6 +75,9 @@ def _fields(doc: Doc) -> Doc:
 
 def _key(tenant: str, *parts: object) -> str:
     return "/".join([tenant, *(str(p) for p in parts)])
+
+
+_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
 
 def _doc(record: Concept | Course | Lesson) -> Doc:
@@ -203,7 +208,8 @@ class MongoContentStore:
         if result.deleted_count == 0:
             raise Missing(course.id)
 
-    async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str]) -> None:
+    async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str],
+                              at: datetime) -> None:
         # The course's counter hands out a fresh run of places, then each lesson takes its own:
         # a process stopped midway leaves some lessons moved, never two in one place.
         live = [x.id for x in await self.list_lessons(tenant, course_id)]
@@ -219,10 +225,12 @@ class MongoContentStore:
         if course is None:
             raise Missing(course_id)
         first = int(course["next_position"]) - len(order)
+        when = _TIME.dump_python(at, mode="json")
         for n, lesson_id in enumerate(order):
             lesson_key = _key(tenant, lesson_id)
             async with self.guard.hold(self.lessons, lesson_key):
-                await self.lessons.update_one({"_id": lesson_key}, {"$set": {"position": first + n}})
+                await self.lessons.update_one({"_id": lesson_key}, {
+                    "$set": {"position": first + n, "updated_at": when}, "$inc": {"version": 1}})
 
     async def update_course(self, course: Course, expected_revision: int) -> None:
         key = _key(course.tenant, course.id)
