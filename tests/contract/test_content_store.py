@@ -390,6 +390,45 @@ async def test_a_deleted_lesson_is_a_tombstone_a_rollback_can_revive(
     assert stored.lesson_count == 2
 
 
+async def test_archiving_stores_the_status_and_its_event_together(
+        store: ContentRepository) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    c = course(tenant)
+    await store.add_course(c)
+    await store.add_lesson(lesson(c))
+    await publish(store, c)
+    await store.outbox.mark_sent(await store.outbox.pending(100))
+    v1 = await store.get_course(tenant, "py")
+    assert v1 is not None
+    archived = v1.archived(True)
+    await store.set_course_status(archived, v1, [published_event(v1)])
+    assert await store.get_course(tenant, "py") == archived
+    [p] = await store.outbox.pending(10)
+    assert p.message.key == b"py"
+    assert [x.id for x in (await store.list_courses(tenant, "archived")).items] == ["py"]
+    assert (await store.list_courses(tenant, "published")).items == []
+    assert [x.id for x in await store.list_published((tenant, ""), limit=10)
+            if x.tenant == tenant] == []
+
+    # neither a status change from an old read nor a publication while archived is stored
+    for stale in (v1, v1.model_copy(update={"revision": archived.revision, "version": 0})):
+        with pytest.raises(StaleVersion):
+            await store.set_course_status(v1.archived(False), stale, [published_event(v1)])
+    again = v1.published(lessons=await store.list_lessons(tenant, "py"))
+    with pytest.raises(StaleVersion):
+        await store.publish_course(again, v1.version, [], [published_event(again)])
+    assert await store.get_course(tenant, "py") == archived
+    assert await store.outbox.count_pending() == 1
+
+    back = archived.archived(False)
+    await store.set_course_status(back, archived, [])
+    assert await store.get_course(tenant, "py") == back
+    assert [x.id for x in (await store.list_courses(tenant, "published")).items] == ["py"]
+    with pytest.raises(Missing):
+        await store.set_course_status(course(tenant, cid="ghost"), course(tenant, cid="ghost"),
+                                      [])
+
+
 async def test_published_courses_of_every_tenant_come_a_page_at_a_time(
         store: ContentRepository) -> None:
     tenant = f"t{uuid.uuid4().hex[:8]}"

@@ -234,6 +234,27 @@ async def test_a_course_lists_its_lessons_in_order(case: Case) -> None:
     assert await case.store.get_course(case.other, "py") is None
 
 
+async def test_an_archived_course_stays_archived_until_a_later_revision_puts_it_back(
+        case: Case) -> None:
+    course = CourseNode(id="py", tenant=case.tenant, title="Py", version=1, lesson_ids=["l1"])
+    assert not await case.store.archive_course(case.tenant, "py", True, 3)  # not known yet
+    await case.store.upsert_course(course)
+    assert await case.store.archive_course(case.tenant, "py", True, 3)
+    assert not await case.store.archive_course(case.tenant, "py", False, 2)  # an older change
+    assert await case.store.upsert_course(course.model_copy(update={"title": "Python"}))
+    stored = await case.store.get_course(case.tenant, "py")
+    assert stored == course.model_copy(update={
+        "title": "Python", "archived": True, "archived_revision": 3})
+    assert await case.store.archive_course(case.tenant, "py", True, 3)  # once more: the same
+    assert await case.store.archive_course(case.tenant, "py", False, 5)
+    assert await case.store.upsert_course(course.model_copy(update={"version": 2}))
+    stored = await case.store.get_course(case.tenant, "py")
+    assert stored is not None
+    assert (stored.version, stored.archived, stored.archived_revision) == (2, False, 5)
+    assert not await case.store.archive_course(case.other, "py", True, 9)
+    assert (await case.store.get_course(case.tenant, "py")) == stored
+
+
 async def test_the_path_subgraph_is_the_goal_closure(case: Case) -> None:
     # recursion requires functions (required) and expressions (recommended); functions requires
     # variables; sets is unrelated.

@@ -192,7 +192,7 @@ async def test_users_come_a_page_at_a_time(start: Start) -> None:
     "{ nothing }",                                            # no such field
     "{ course(tenant: \"demo\") { id } }",                    # a required argument left out
     "{ courses(tenant: \"Not A Slug!\") { id } }",            # a scalar's rule
-    "{ courses(tenant: \"demo\", status: ARCHIVED) { id } }",  # no such enum value
+    "{ courses(tenant: \"demo\", status: RETIRED) { id } }",  # no such enum value
 ])
 async def test_a_bad_query_is_a_graphql_error_not_a_500(start: Start, text: str) -> None:
     async with start(seed=False) as (_, client):
@@ -367,6 +367,19 @@ async def test_an_anonymous_caller_is_refused_before_any_resolver(start: Start) 
             assert r.status_code == 401, r.text
             assert r.headers["content-type"] == "application/problem+json"
             assert r.headers["www-authenticate"] == "Bearer"
+
+
+async def test_archived_courses_are_listed_on_request_only(start: Start) -> None:
+    async with start(signed_in=False) as (app, client):
+        admin = await member(app, client, tenant="demo", roles=("tenant_admin",))
+        r = await client.post("/v1/tenants/demo/courses/thinking-in-python/archive",
+                              headers=admin)
+        assert r.status_code == 200, r.text
+        for status, found in (("", []), ("status: ARCHIVED", ["archived"]),
+                              ("status: ALL", ["archived"])):
+            text = f'{{ courses(tenant: "demo" {status}) {{ status }} }}'
+            r = await client.post("/graphql", json={"query": text}, headers=admin)
+            assert [c["status"] for c in r.json()["data"]["courses"]] == found, r.text
 
 
 async def test_fields_keep_to_the_callers_tenant_and_roles(start: Start) -> None:

@@ -121,12 +121,12 @@ async def create_course(tenant: TenantId, body: NewCourse, service: Svc,
 @router.get("/courses")
 async def list_courses(
     tenant: TenantId, service: Svc, me: Reader,
-    status: Annotated[Literal["published", "draft", "all"], Query()] = "published",
+    status: Annotated[Literal["published", "draft", "archived", "all"], Query()] = "published",
     after: After = None, limit: Annotated[int, Query(ge=1, le=200)] = 100,
 ) -> Page[CourseView]:
-    """Published courses as published; with `status=draft|all`, also the drafts of those the
-    caller authors (the tenant's staff only). By title, a page at a time: `next` is the cursor
-    (`after`) of the following page, null on the last."""
+    """Published courses as published. The tenant's staff may ask for `status=draft`,
+    `archived` or `all` instead, and see the drafts of the courses they author. By title, a
+    page at a time: `next` is the cursor (`after`) of the following page, null on the last."""
     if status != "published" and not me.has_any(STAFF):
         raise Forbidden("drafts are visible to the tenant's educators only",
                         code="missing_role")
@@ -209,6 +209,23 @@ async def publish_course(tenant: TenantId, course: CourseId, service: Svc,
                          me: Author) -> CourseView:
     """Publishes the draft as the next version; learners see it from then on."""
     return _view(await service.publish(tenant, course, by=me))
+
+
+@router.post("/courses/{course}/archive")
+async def archive_course(tenant: TenantId, course: CourseId, service: Svc, me: Author,
+                         revision: Annotated[int | None, Query(ge=0)] = None) -> CourseView:
+    """Takes a published course out of the catalogue and search and closes it to new
+    enrolments (its owner or the tenant's admins); learners already enrolled keep reading it.
+    It cannot be published while archived (409 `course_archived`); a course never published
+    is deleted instead (409 `course_not_published`)."""
+    return _view(await service.archive(tenant, course, revision=revision, by=me))
+
+
+@router.post("/courses/{course}/unarchive")
+async def unarchive_course(tenant: TenantId, course: CourseId, service: Svc, me: Author,
+                           revision: Annotated[int | None, Query(ge=0)] = None) -> CourseView:
+    """Puts an archived course back in the catalogue and search, open to enrolments."""
+    return _view(await service.archive(tenant, course, False, revision=revision, by=me))
 
 
 @router.get("/courses/{course}/versions")

@@ -2,10 +2,11 @@
 
 Publishing a course emits `course.published` (keyed by the course) and one `lesson.published`
 per lesson (keyed by the lesson); a rollback is a publication too (`rollback_of` names the
-version it restored). An edit of a lesson's draft emits `lesson.updated`, its deletion
-`lesson.deleted` (both keyed by the lesson). Lesson text stays in content: the events carry what
-other services need to build paths (which concepts a lesson teaches and requires) and to show
-them.
+version it restored). Archiving a published course emits `course.archived`, and putting it
+back `course.unarchived` (both keyed by the course, naming its published lessons). An edit of
+a lesson's draft emits `lesson.updated`, its deletion `lesson.deleted` (both keyed by the
+lesson). Lesson text stays in content: the events carry what other services need to build
+paths (which concepts a lesson teaches and requires) and to show them.
 """
 
 from __future__ import annotations
@@ -71,3 +72,24 @@ class LessonDeleted(BaseModel):
     course_id: str
     lesson_version: int
     deleted_at: datetime
+
+
+@event_type("bloop.content.course.archived", 1, TOPIC)
+class CourseArchived(BaseModel):
+    """The course left the catalogue and search, and takes no new enrolments; learners already
+    enrolled keep it, its lessons and their progress."""
+
+    course_id: str
+    revision: int = Field(description="the course head's revision this change made")
+    lesson_ids: list[str] = Field(description="the lessons of its current publication")
+    archived_at: datetime
+
+
+@event_type("bloop.content.course.unarchived", 1, TOPIC)
+class CourseUnarchived(BaseModel):
+    """The archived course is back in the catalogue and search, open to enrolments."""
+
+    course_id: str
+    revision: int = Field(description="the course head's revision this change made")
+    lesson_ids: list[str] = Field(description="the lessons of its current publication")
+    unarchived_at: datetime

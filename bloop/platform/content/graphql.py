@@ -75,6 +75,7 @@ def _published_loader(info: Info) -> DataLoader[model.Course, list[model.Lesson]
 class CourseStatusFilter(Enum):
     PUBLISHED = "published"
     DRAFT = "draft"
+    ARCHIVED = "archived"
     ALL = "all"
 
 
@@ -382,9 +383,9 @@ class Query:
         if status is not CourseStatusFilter.PUBLISHED and not me.has_any(STAFF):
             raise Forbidden("drafts are visible to the tenant's educators only",
                             code="missing_role")
-        wanted: model.CourseStatus | None = (
-            None if status is CourseStatusFilter.ALL
-            else "draft" if status is CourseStatusFilter.DRAFT else "published")
+        wanted: model.CourseStatus | None = {
+            CourseStatusFilter.PUBLISHED: "published", CourseStatusFilter.DRAFT: "draft",
+            CourseStatusFilter.ARCHIVED: "archived", CourseStatusFilter.ALL: None}[status]
         out = []
         service = _service(info)
         readable = await every(lambda after: service.readable_courses(tenant, wanted, me,

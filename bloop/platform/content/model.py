@@ -42,7 +42,7 @@ Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Summary = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 Level = Literal["beginner", "intermediate", "advanced"]
-CourseStatus = Literal["draft", "published"]
+CourseStatus = Literal["draft", "published", "archived"]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1,
                                        max_length=40)]
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
@@ -321,6 +321,7 @@ class Course(_Frozen):
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None = None
+    archived_at: datetime | None = None
     publication: Publication | None = None
     history: list[VersionInfo] = Field(default_factory=list)
 
@@ -351,6 +352,15 @@ class Course(_Frozen):
         changes = edit.model_dump(include=edit.model_fields_set - {"revision"})
         return Course.model_validate(self.model_dump() | changes | {
             "revision": self.revision + 1, "updated_at": at or now()})
+
+    def archived(self, archive: bool, at: datetime | None = None) -> Course:
+        """This published course taken out of the catalogue (`archive`) or put back, one
+        revision on."""
+        at = at or now()
+        return self.model_copy(update={
+            "status": "archived" if archive else "published",
+            "archived_at": at if archive else None, "revision": self.revision + 1,
+            "updated_at": at})
 
     def changed(self, at: datetime | None = None, **fields: Any) -> Course:
         """This head with `fields` replaced, one revision on (checked again)."""
@@ -510,6 +520,7 @@ class CourseView(BaseModel):
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None
+    archived_at: datetime | None = None
     rollback_of: int | None = None
 
     @classmethod
@@ -520,7 +531,7 @@ class CourseView(BaseModel):
                    revision=c.revision,
                    lesson_count=c.lesson_count if lesson_count is None else lesson_count,
                    created_at=c.created_at, updated_at=c.updated_at,
-                   published_at=c.published_at,
+                   published_at=c.published_at, archived_at=c.archived_at,
                    rollback_of=c.publication.rollback_of if c.publication else None)
 
     @classmethod
@@ -528,10 +539,12 @@ class CourseView(BaseModel):
         """`c` as its publication `p` shows it."""
         return cls(id=c.id, tenant=c.tenant, title=p.title, summary=p.summary,
                    language=p.language, level=p.level, tags=p.tags, modules=p.modules,
-                   owner=c.owner, co_authors=c.co_authors, status="published",
+                   owner=c.owner, co_authors=c.co_authors,
+                   status="archived" if c.status == "archived" else "published",
                    version=p.version, revision=c.revision, lesson_count=len(p.lessons),
                    created_at=c.created_at, updated_at=p.published_at,
-                   published_at=p.published_at, rollback_of=p.rollback_of)
+                   published_at=p.published_at, archived_at=c.archived_at,
+                   rollback_of=p.rollback_of)
 
 
 class CourseDetail(CourseView):

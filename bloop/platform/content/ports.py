@@ -46,6 +46,8 @@ HEAD_FIELDS = ("title", "summary", "language", "level", "tags", "modules", "owne
                "co_authors", "revision", "updated_at")
 PUBLICATION_FIELDS = ("status", "version", "published_at", "updated_at", "publication",
                       "history")
+# What archiving a course, or putting it back, writes.
+STATUS_FIELDS = ("status", "archived_at", "revision", "updated_at")
 
 
 class ContentRepository(Protocol):
@@ -99,6 +101,12 @@ class ContentRepository(Protocol):
         place is refused, and its publication shows the new place); `StaleVersion` when its
         lessons are not those, `Missing` with no course."""
 
+    async def set_course_status(self, course: Course, expected: Course,
+                                events: Sequence[Envelope]) -> None:
+        """Stores the STATUS_FIELDS of `course` with `events` if the stored head is still at
+        the revision and the published version of `expected`, else `StaleVersion`; `Missing`
+        when there is none."""
+
     async def update_course(self, course: Course, expected_revision: int) -> None:
         """Stores the HEAD_FIELDS of `course` if the stored head is still at
         `expected_revision`, else `StaleVersion`; `Missing` when there is none."""
@@ -144,7 +152,7 @@ class ContentRepository(Protocol):
                              lessons: Sequence[Lesson], events: Sequence[Envelope]) -> None:
         """Stores `course.publication` as a snapshot, each of `lessons` as a lesson snapshot,
         and the PUBLICATION_FIELDS of `course` with `events`, if the stored course is still at
-        `expected_version`, else `StaleVersion`; `Missing` when there is none. The head and
+        `expected_version` and not archived, else `StaleVersion`; `Missing` when there is none. The head and
         its events are one atomic write, made last: until it is made, nothing shows the new
         version."""
 

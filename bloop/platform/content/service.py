@@ -18,7 +18,9 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from bloop.platform.content.events import (
+    CourseArchived,
     CoursePublished,
+    CourseUnarchived,
     LessonDeleted,
     LessonPublished,
     LessonUpdated,
@@ -225,6 +227,41 @@ class ContentService:
             raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
         self._on_write()
 
+    async def archive(self, tenant: str, course_id: str, archive: bool = True, *,
+                      revision: int | None = None, by: Principal | None = None) -> Course:
+        """Takes a published course out of the catalogue and search, closed to new enrolments
+        (`archive`), or puts it back (its owner or the tenant's admins may). Learners already
+        enrolled keep reading it. Archiving an archived course (or putting back one that is
+        not) changes nothing."""
+        course = await self.course(tenant, course_id)
+        _check_owner(course, by, "archive it or put it back")
+        if revision is not None and revision != course.revision:
+            raise _stale("course", course_id, course.revision, "revision")
+        if course.publication is None:
+            raise Conflict(f"the course {course_id!r} was never published; delete it instead",
+                           code="course_not_published")
+        if (course.status == "archived") == archive:
+            return course
+        changed = course.archived(archive)
+        lesson_ids = [r.id for r in course.publication.lessons]
+        at = changed.updated_at
+        event = (type_of(CourseArchived).envelope(CourseArchived(
+            course_id=course_id, revision=changed.revision, lesson_ids=lesson_ids,
+            archived_at=at), tenant=tenant, subject=course_id, time=at) if archive
+            else type_of(CourseUnarchived).envelope(CourseUnarchived(
+                course_id=course_id, revision=changed.revision, lesson_ids=lesson_ids,
+                unarchived_at=at), tenant=tenant, subject=course_id, time=at))
+        try:
+            await self.repo.set_course_status(changed, course, [event])
+        except StaleVersion:
+            current = await self.repo.get_course(tenant, course_id)
+            raise _stale("course", course_id, current.revision if current else None,
+                         "revision") from None
+        except Missing:
+            raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
+        self._on_write()
+        return changed
+
     async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str], *,
                               by: Principal | None = None) -> list[Lesson]:
         """Puts the draft's lessons in `order`, which names each of them once; learners see the
@@ -418,6 +455,8 @@ class ContentService:
                       rollback_of: int | None = None) -> Course:
         """Publishes the draft as it is now as a new version, announced on `content.events`."""
         course = await self._editable(tenant, course_id, by)
+        if course.status == "archived":
+            raise _archived(course_id)
         lessons = await self.repo.list_lessons(tenant, course_id)
         if not lessons:
             raise Conflict(f"the course {course_id!r} has no lessons to publish",
@@ -428,6 +467,8 @@ class ContentService:
                                            _publication(published, lessons))
         except StaleVersion:
             current = await self.repo.get_course(tenant, course_id)
+            if current is not None and current.status == "archived":
+                raise _archived(course_id) from None
             raise _stale("course", course_id, current.version if current else None) from None
         except Missing:
             raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
@@ -443,6 +484,8 @@ class ContentService:
         write; one interrupted midway leaves the draft partly restored, never a publication,
         and running it again completes it."""
         course = await self._editable(tenant, course_id, by)
+        if course.status == "archived":
+            raise _archived(course_id)
         p = await self._publication(course, version)
         old = await self.repo.lesson_versions(tenant, p.lessons)
         head = course.changed(title=p.title, summary=p.summary, language=p.language,
@@ -599,6 +642,11 @@ def _published(course_id: str) -> Conflict:
     return Conflict(f"the course {course_id!r} has been published, so it stays: its versions, "
                     "enrolments and progress refer to it; delete its lessons to take them from "
                     "learners", code="course_published")
+
+
+def _archived(course_id: str) -> Conflict:
+    return Conflict(f"the course {course_id!r} is archived; put it back (…/unarchive) before "
+                    "publishing it", code="course_archived")
 
 
 def _deleted(lesson: Lesson, at: datetime) -> Envelope:

@@ -1,11 +1,12 @@
 """What learning consumes: content's lessons and courses (projected into the graph, so learning
-never reads content's store), graded quiz attempts (mastery), the flashcards the AI service
-generates (review cards), and deleted users (erased).
+never reads content's store, with whether each course is archived), graded quiz attempts
+(mastery), the flashcards the AI service generates (review cards), and deleted users (erased).
 
 Events are chosen by type name and read tolerantly: fields this service does not know are
 ignored, and fields it needs but an older event lacks take a default. Every handler can run twice
 for one event without harm: projections keep the latest version they saw (older or repeated
-events change nothing), attempts are applied once per attempt id, erasure of nothing is nothing.
+events change nothing), archiving keeps the latest course revision, attempts are applied once
+per attempt id, erasure of nothing is nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ LESSON_PUBLISHED = "bloop.content.lesson.published.v1"
 LESSON_UPDATED = "bloop.content.lesson.updated.v1"
 LESSON_DELETED = "bloop.content.lesson.deleted.v1"
 COURSE_PUBLISHED = "bloop.content.course.published.v1"
+COURSE_ARCHIVED = "bloop.content.course.archived.v1"
+COURSE_UNARCHIVED = "bloop.content.course.unarchived.v1"
 ATTEMPT_GRADED = "bloop.content.quiz.attempt.graded.v1"
 USER_DELETED = "bloop.identity.user.deleted.v1"
 FLASHCARDS_GENERATED = "bloop.ai.flashcards.generated.v1"
@@ -70,6 +73,11 @@ class CourseData(_Tolerant):
     title: str = ""
     lesson_ids: list[str] = Field(default_factory=list)
     modules: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ArchivingData(_Tolerant):
+    course_id: str
+    revision: int = 0
 
 
 class QuestionData(_Tolerant):
@@ -121,6 +129,8 @@ class Consumers:
             LESSON_UPDATED: self.lesson,
             LESSON_DELETED: self.lesson_deleted,
             COURSE_PUBLISHED: self.course,
+            COURSE_ARCHIVED: self.archiving,
+            COURSE_UNARCHIVED: self.archiving,
             ATTEMPT_GRADED: self.attempt,
             USER_DELETED: self.user_deleted,
             FLASHCARDS_GENERATED: self.flashcards,
@@ -163,6 +173,11 @@ class Consumers:
             id=data.course_id, tenant=envelope.tenant, title=data.title, version=data.version,
             lesson_ids=data.lesson_ids, modules=modules))
 
+    async def archiving(self, envelope: Envelope) -> None:
+        data = ArchivingData.model_validate(envelope.data)
+        await self.service.project_archiving(envelope.tenant, data.course_id,
+                                             envelope.type == COURSE_ARCHIVED, data.revision)
+
     async def attempt(self, envelope: Envelope) -> None:
         data = AttemptData.model_validate(envelope.data)
         answers = [q.correct for q in data.questions]
@@ -187,5 +202,5 @@ def subscriptions(service: LearningService) -> list[Subscription]:
     consumers = Consumers(service)
     return [Subscription(GROUP, (CONTENT_EVENTS, USER_EVENTS, AI_EVENTS), consumers.handle,
                          types=frozenset({LESSON_PUBLISHED, LESSON_UPDATED, LESSON_DELETED,
-                                          COURSE_PUBLISHED, ATTEMPT_GRADED, USER_DELETED,
-                                          FLASHCARDS_GENERATED}))]
+                                          COURSE_PUBLISHED, COURSE_ARCHIVED, COURSE_UNARCHIVED,
+                                          ATTEMPT_GRADED, USER_DELETED, FLASHCARDS_GENERATED}))]

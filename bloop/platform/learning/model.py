@@ -129,6 +129,9 @@ class CourseNode(_Frozen):
     version: int
     lesson_ids: list[str]
     modules: list[ModuleRef] = Field(default_factory=list)
+    archived: bool = Field(default=False, description="closed to new enrolments")
+    archived_revision: int = Field(default=0, description="the course head's revision at its "
+                                                          "last archiving or putting back")
 
 
 # a learner

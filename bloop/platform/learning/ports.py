@@ -106,7 +106,13 @@ class LearningRepository(Protocol):
         """Forgets the lesson unless the store holds a later version; True when deleted."""
 
     async def upsert_course(self, course: CourseNode) -> bool:
-        """Stores the course unless the store holds a later version; True when stored."""
+        """Stores the course unless the store holds a later version; True when stored. Whether
+        it is archived stays as stored."""
+
+    async def archive_course(self, tenant: str, course_id: str, archived: bool,
+                             revision: int) -> bool:
+        """Marks the stored course archived or not, unless a change of a later `revision` was
+        applied; True when applied (False too when there is no such course)."""
 
     async def get_course(self, tenant: str, course_id: str) -> CourseNode | None: ...
 

@@ -193,12 +193,24 @@ class LearningService:
     async def project_course(self, course: CourseNode) -> bool:
         return await self.repo.upsert_course(course)
 
+    async def project_archiving(self, tenant: str, course_id: str, archived: bool,
+                                revision: int) -> bool:
+        return await self.repo.archive_course(tenant, course_id, archived, revision)
+
     # enrolment and progress
 
     async def enrol(self, tenant: str, learner: str, new: NewEnrolment) -> tuple[Enrolment, bool]:
-        """The enrolment, and True when it is new."""
-        if new.course_id is not None and await self.repo.get_course(tenant, new.course_id) is None:
-            raise NotFound(f"no published course {new.course_id!r} in tenant {tenant!r}")
+        """The enrolment, and True when it is new. An archived course takes no new ones."""
+        if new.course_id is not None:
+            course = await self.repo.get_course(tenant, new.course_id)
+            if course is None:
+                raise NotFound(f"no published course {new.course_id!r} in tenant {tenant!r}")
+            if course.archived:
+                held = await self._enrolment(tenant, learner, new.goal)
+                if held is None:
+                    raise Conflict(f"the course {new.course_id!r} is archived: it takes no new "
+                                   "enrolments", code="course_archived")
+                return held, False
         if new.goal_concept is not None and not await self.repo.get_concepts(tenant, [new.goal_concept]):
             raise NotFound(f"no concept {new.goal_concept!r} in tenant {tenant!r}")
         at = now()
@@ -209,15 +221,17 @@ class LearningService:
             enrolled_at=at), tenant=tenant, subject=learner, time=at)
         created = await self.repo.enrol(tenant, enrolment, [event])
         if not created:
-            existing = [e for e in await self.repo.enrolments(tenant, learner)
-                        if e.goal == enrolment.goal]
-            return (existing[0] if existing else enrolment), False
+            return (await self._enrolment(tenant, learner, enrolment.goal) or enrolment), False
         self._on_write()
         await self.refresh_paths(tenant, learner)
         return enrolment, True
 
     async def enrolments(self, tenant: str, learner: str) -> list[Enrolment]:
         return await self.repo.enrolments(tenant, learner)
+
+    async def _enrolment(self, tenant: str, learner: str, goal: str) -> Enrolment | None:
+        return next((e for e in await self.repo.enrolments(tenant, learner) if e.goal == goal),
+                    None)
 
     async def unenrol(self, tenant: str, learner: str, goal: NewEnrolment) -> None:
         """Leaves a course or a goal concept; what the learner did and mastered stays."""

@@ -79,7 +79,7 @@ async def test_stale_edits_and_bad_input_are_problems(client: httpx.AsyncClient)
     r = await client.post(f"{BASE}/courses", json={"id": "py", "title": "Again"})
     assert r.status_code == 409
     assert (await client.post(f"{BASE}/courses/none/publish")).status_code == 404
-    assert (await client.get(f"{BASE}/courses?status=archived")).status_code == 422
+    assert (await client.get(f"{BASE}/courses?status=retired")).status_code == 422
     assert (await client.get("/v1/tenants/other/courses/py")).status_code == 403
 
 

@@ -248,6 +248,18 @@ async def test_a_signed_link_serves_the_bytes_without_credentials(client: httpx.
         assert r.json()["code"] == "link_expired"
 
 
+async def test_learners_still_reach_the_media_of_an_archived_course(
+        client: httpx.AsyncClient) -> None:
+    image = (await upload(client, s.png(), "image/png", "kept.png")).json()
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "image", "media": image["id"], "alt": "a figure"}]})
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    assert (await client.post(f"{BASE}/courses/py/archive")).status_code == 200
+    r = await client.get(f"{BASE}/media/{image['id']}/link", headers=learner(client))
+    assert r.status_code == 200, r.text
+
+
 async def test_a_learners_link_stops_when_no_published_lesson_references_the_media(
         client: httpx.AsyncClient, app: FastAPI) -> None:
     image = (await upload(client, s.png(), "image/png", "secret.png")).json()

@@ -31,7 +31,9 @@ def media_store(platform: Platform) -> MediaStore:
 def media_service(platform: Platform, content: ContentService,
                   settings: MediaSettings | None = None) -> MediaService:
     async def published_media(tenant: str) -> set[str]:
-        courses = await content.every_course(tenant, "published")
+        # learners enrolled in an archived course still read it
+        courses = [*await content.every_course(tenant, "published"),
+                   *await content.every_course(tenant, "archived")]
         lessons = await content.published_lessons_of(tenant, courses)
         return referenced_media(x for found in lessons.values() for x in found)
 

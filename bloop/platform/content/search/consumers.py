@@ -20,6 +20,8 @@ from bloop.platform.kit.events.types import EventRegistry, registry
 
 GROUP = "content.search"
 COURSE_EVENTS = frozenset({"bloop.content.course.published"})
+# These change whether a course and its lessons are listed at all.
+LISTING_EVENTS = frozenset({"bloop.content.course.archived", "bloop.content.course.unarchived"})
 LESSON_EVENTS = frozenset({"bloop.content.lesson.published", "bloop.content.lesson.updated",
                            "bloop.content.lesson.deleted"})
 
@@ -31,7 +33,7 @@ def _name(type_id: str) -> str:
 def subscriptions(service: SearchService, events: EventRegistry = registry) -> list[Subscription]:
     """Every version of the event types named above, as registered now (those not yet
     registered are taken at v1)."""
-    names = COURSE_EVENTS | LESSON_EVENTS
+    names = COURSE_EVENTS | LISTING_EVENTS | LESSON_EVENTS
     types = {t.type_id for t in events if t.name in names} | {f"{n}.v1" for n in names}
 
     async def handle(envelope: Envelope) -> None:
@@ -40,6 +42,10 @@ def subscriptions(service: SearchService, events: EventRegistry = registry) -> l
         name = _name(envelope.type)
         if name in COURSE_EVENTS:
             await service.sync_course(envelope.tenant, envelope.subject)
+        elif name in LISTING_EVENTS:
+            await service.sync_course(envelope.tenant, envelope.subject)
+            for lesson_id in envelope.data.get("lesson_ids") or []:
+                await service.sync_lesson(envelope.tenant, lesson_id)
         elif name in LESSON_EVENTS:
             await service.sync_lesson(envelope.tenant, envelope.subject)
 

@@ -1,6 +1,7 @@
 """Published content, read from content's own repository (search is part of content): a
 course's current publication and the lesson snapshots it names, less the lessons deleted since
-(a deletion takes a lesson away from learners at once)."""
+(a deletion takes a lesson away from learners at once). An archived course, and its lessons,
+are not found."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ class RepositoryContent:
 
     async def course(self, tenant: str, course_id: str) -> Course | None:
         course = await self.repo.get_course(tenant, course_id)
-        return course if course is not None and course.publication is not None else None
+        listed = course is not None and course.publication is not None and (
+            course.status != "archived")
+        return course if listed else None
 
     async def lesson(self, tenant: str, lesson_id: str) -> tuple[Course, Lesson] | None:
         draft = await self.repo.get_lesson(tenant, lesson_id)

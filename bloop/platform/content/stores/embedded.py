@@ -26,6 +26,7 @@ from bloop.platform.content.model import (
 from bloop.platform.content.ports import (
     HEAD_FIELDS,
     PUBLICATION_FIELDS,
+    STATUS_FIELDS,
     Duplicate,
     Missing,
     StaleVersion,
@@ -216,6 +217,19 @@ class EmbeddedContentStore:
 
         await self.db.transaction(write)
 
+    async def set_course_status(self, course: Course, expected: Course,
+                                events: Sequence[Envelope]) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            stored = _course(c, course.tenant, course.id)
+            if stored is None:
+                raise Missing(course.id)
+            if (stored.revision, stored.version) != (expected.revision, expected.version):
+                raise StaleVersion(course.id)
+            _put_course(c, _merged(stored, course, STATUS_FIELDS))
+            self._outbox.add(c, *events)
+
+        await self.db.transaction(write)
+
     async def update_course(self, course: Course, expected_revision: int) -> None:
         def write(c: sqlite3.Connection) -> None:
             stored = _course(c, course.tenant, course.id)
@@ -335,7 +349,7 @@ class EmbeddedContentStore:
             stored = _course(c, course.tenant, course.id)
             if stored is None:
                 raise Missing(course.id)
-            if stored.version != expected_version:
+            if stored.version != expected_version or stored.status == "archived":
                 raise StaleVersion(course.id)
             c.executemany("INSERT OR IGNORE INTO lesson_versions (tenant, id, version, doc)"
                           " VALUES (?, ?, ?, ?)",

@@ -48,6 +48,7 @@ from bloop.platform.content.model import (
 from bloop.platform.content.ports import (
     HEAD_FIELDS,
     PUBLICATION_FIELDS,
+    STATUS_FIELDS,
     Duplicate,
     Missing,
     StaleVersion,
@@ -232,6 +233,17 @@ class MongoContentStore:
                 await self.lessons.update_one({"_id": lesson_key}, {
                     "$set": {"position": first + n, "updated_at": when}, "$inc": {"version": 1}})
 
+    async def set_course_status(self, course: Course, expected: Course,
+                                events: Sequence[Envelope]) -> None:
+        key = _key(course.tenant, course.id)
+        update = self._outbox.with_events(_set(course, STATUS_FIELDS), *events)
+        async with self.guard.hold(self.courses, key):
+            result = await self.courses.update_one(
+                {"_id": key, "tenant": course.tenant, "revision": expected.revision,
+                 "version": expected.version}, update)
+        if result.matched_count == 0:
+            raise await self._missing_or_stale(key, course.id)
+
     async def update_course(self, course: Course, expected_revision: int) -> None:
         key = _key(course.tenant, course.id)
         async with self.guard.hold(self.courses, key):
@@ -407,7 +419,8 @@ class MongoContentStore:
         update = self._outbox.with_events(_set(course, PUBLICATION_FIELDS), *events)
         async with self.guard.hold(self.courses, key):
             result = await self.courses.update_one(
-                {"_id": key, "tenant": course.tenant, "version": expected_version}, update)
+                {"_id": key, "tenant": course.tenant, "version": expected_version,
+                 "status": {"$ne": "archived"}}, update)
         if result.matched_count == 0:
             await self.snapshots.delete_one({"_id": snapshot_key})
             raise await self._missing_or_stale(key, course.id)

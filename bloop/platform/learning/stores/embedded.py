@@ -157,6 +157,19 @@ def _goals(c: Conn, tenant: str, concepts: Sequence[str], course: str | None) ->
     return sorted(goals)
 
 
+def _course(c: Conn, tenant: str, course_id: str) -> CourseNode | None:
+    row = c.execute("SELECT doc FROM courses WHERE tenant = ? AND id = ?",
+                    (tenant, course_id)).fetchone()
+    return None if row is None else CourseNode.model_validate_json(row["doc"])
+
+
+def _put_course(c: Conn, course: CourseNode) -> None:
+    c.execute("INSERT INTO courses (tenant, id, version, doc) VALUES (?, ?, ?, ?)"
+              " ON CONFLICT (tenant, id) DO UPDATE SET version = excluded.version,"
+              " doc = excluded.doc",
+              (course.tenant, course.id, course.version, course.model_dump_json()))
+
+
 def _known(c: Conn, tenant: str, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     wanted = list(dict.fromkeys(ids))
@@ -364,22 +377,29 @@ class EmbeddedLearningStore:
 
     async def upsert_course(self, course: CourseNode) -> bool:
         def write(c: Conn) -> bool:
-            row = c.execute("SELECT version FROM courses WHERE tenant = ? AND id = ?",
-                            (course.tenant, course.id)).fetchone()
-            if row is not None and row[0] > course.version:
+            stored = _course(c, course.tenant, course.id)
+            if stored is not None and stored.version > course.version:
                 return False
-            c.execute("INSERT INTO courses (tenant, id, version, doc) VALUES (?, ?, ?, ?)"
-                      " ON CONFLICT (tenant, id) DO UPDATE SET version = excluded.version,"
-                      " doc = excluded.doc",
-                      (course.tenant, course.id, course.version, course.model_dump_json()))
+            _put_course(c, course if stored is None else course.model_copy(update={
+                "archived": stored.archived, "archived_revision": stored.archived_revision}))
+            return True
+
+        return await self.db.transaction(write)
+
+    async def archive_course(self, tenant: str, course_id: str, archived: bool,
+                             revision: int) -> bool:
+        def write(c: Conn) -> bool:
+            stored = _course(c, tenant, course_id)
+            if stored is None or stored.archived_revision > revision:
+                return False
+            _put_course(c, stored.model_copy(update={
+                "archived": archived, "archived_revision": revision}))
             return True
 
         return await self.db.transaction(write)
 
     async def get_course(self, tenant: str, course_id: str) -> CourseNode | None:
-        row = await self.db.run(lambda c: c.execute(
-            "SELECT doc FROM courses WHERE tenant = ? AND id = ?", (tenant, course_id)).fetchone())
-        return None if row is None else CourseNode.model_validate_json(row["doc"])
+        return await self.db.run(lambda c: _course(c, tenant, course_id))
 
     async def get_lesson(self, tenant: str, lesson_id: str) -> LessonNode | None:
         row = await self.db.run(lambda c: c.execute(
@@ -389,12 +409,8 @@ class EmbeddedLearningStore:
 
     async def lessons_of_course(self, tenant: str, course_id: str) -> list[LessonNode]:
         def read(c: Conn) -> list[LessonNode]:
-            row = c.execute("SELECT doc FROM courses WHERE tenant = ? AND id = ?",
-                            (tenant, course_id)).fetchone()
-            if row is None:
-                return []
-            order = CourseNode.model_validate_json(row["doc"]).lesson_ids
-            return _course_lessons(c, tenant, order)
+            course = _course(c, tenant, course_id)
+            return [] if course is None else _course_lessons(c, tenant, course.lesson_ids)
 
         return await self.db.run(read)
 

@@ -481,6 +481,19 @@ class Neo4jLearningStore:
 
         return await self._write(work)
 
+    async def archive_course(self, tenant: str, course_id: str, archived: bool,
+                             revision: int) -> bool:
+        async def work(tx: Tx) -> bool:
+            found = await (await tx.run(
+                "MATCH (c:Course {tenant: $tenant, id: $id}) WHERE c.version >= 0"
+                " AND coalesce(c.archived_revision, 0) <= $revision"
+                " SET c.archived = $archived, c.archived_revision = $revision RETURN count(c) AS n",
+                tenant=tenant, id=course_id, archived=archived,
+                revision=revision)).single(strict=True)
+            return bool(found["n"])
+
+        return await self._write(work)
+
     async def get_course(self, tenant: str, course_id: str) -> CourseNode | None:
         rows = await self._query("MATCH (c:Course {tenant: $tenant, id: $id})"
                                  " WHERE c.version >= 0 RETURN c {.*} AS c",
@@ -490,7 +503,9 @@ class Neo4jLearningStore:
         c = rows[0]["c"]
         return CourseNode(id=c["id"], tenant=c["tenant"], title=c["title"], version=c["version"],
                           lesson_ids=list(c["lesson_ids"]),
-                          modules=[ModuleRef.model_validate(m) for m in json.loads(c["modules"])])
+                          modules=[ModuleRef.model_validate(m) for m in json.loads(c["modules"])],
+                          archived=bool(c.get("archived")),
+                          archived_revision=c.get("archived_revision") or 0)
 
     async def get_lesson(self, tenant: str, lesson_id: str) -> LessonNode | None:
         rows = await self._query("MATCH (l:Lesson {tenant: $tenant, id: $id}) WHERE NOT l.deleted"
