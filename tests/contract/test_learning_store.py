@@ -383,6 +383,60 @@ async def test_cards_schedules_and_review_logs(case: Case) -> None:
     assert await case.store.scheduler_params(case.tenant, "u2") is None
 
 
+async def test_a_learner_takes_a_card_out_of_their_deck_and_back(case: Case) -> None:
+    await concepts(case, "loops")
+    card = Card.create(case.tenant, "loops", NewCard(front="for?", back="repeats"), at=T0)
+    await case.store.add_card(card)
+    state = review.new_state(card.id, "loops", T0)
+    assert not await case.store.keep_in_deck(case.tenant, "u1", card.id, False)  # never had it
+    for learner in ("u1", "u2"):
+        await case.store.add_card_states(case.tenant, learner, [state])
+    after, log, _ = review.review(state, 3, T0, None)
+    await case.store.save_review(case.tenant, "u1", after, log, [])
+
+    assert await case.store.keep_in_deck(case.tenant, "u1", card.id, False)
+    far = T0 + timedelta(days=3650)
+    assert await case.store.card_states(case.tenant, "u1") == []
+    assert await case.store.due(case.tenant, "u1", far, 10) == []
+    with pytest.raises(StaleVersion):
+        await case.store.save_review(case.tenant, "u1", review.review(after, 3, far, None)[0],
+                                     log, [])
+    await case.store.add_card_states(case.tenant, "u1", [state])  # not brought back
+    assert await case.store.card_states(case.tenant, "u1") == []
+    assert await case.store.due(case.tenant, "u2", T0, 10) == [state]  # others keep it
+
+    assert await case.store.keep_in_deck(case.tenant, "u1", card.id, True)
+    assert await case.store.card_states(case.tenant, "u1") == [after]  # with its schedule
+    assert await case.store.review_logs(case.tenant, "u1") == [log]
+
+
+async def test_a_retired_card_leaves_every_deck_and_is_never_added_again(case: Case) -> None:
+    await concepts(case, "loops")
+    card, kept = (Card.create(case.tenant, "loops", NewCard(front=f, back="b"), at=T0)
+                  for f in ("wrong", "right"))
+    for c in (card, kept):
+        await case.store.add_card(c)
+        for learner in ("u1", "u2"):
+            await case.store.add_card_states(case.tenant, learner,
+                                             [review.new_state(c.id, "loops", T0)])
+    fixed = kept.model_copy(update={"back": "better", "updated_at": T0})
+    assert await case.store.replace_card(fixed)
+    assert await case.store.get_card(case.tenant, kept.id) == fixed
+    assert not await case.store.replace_card(fixed.model_copy(update={"id": "ghost"}))
+
+    assert await case.store.retire_card(case.tenant, card.id)
+    assert not await case.store.retire_card(case.tenant, card.id)
+    assert await case.store.get_card(case.tenant, card.id) is None
+    assert await case.store.cards_of(case.tenant, ["loops"]) == [fixed]
+    for learner in ("u1", "u2"):
+        assert [s.card_id for s in await case.store.card_states(case.tenant, learner)] == [
+            kept.id]
+    assert not await case.store.replace_card(card.model_copy(update={"back": "again"}))
+    with pytest.raises(Duplicate):
+        await case.store.add_card(card)
+    assert await case.store.get_card(case.tenant, card.id) is None
+
+
 async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:
     await concepts(case, "loops")
     card = Card.create(case.tenant, "loops", NewCard(front="f", back="b"))
@@ -510,6 +564,23 @@ async def test_a_concept_takes_its_shortest_lesson_not_yet_completed(case: Case)
     assert [x.lesson.status for x in p.lessons] == [None, "started"]
     assert p.uncovered == ()
     assert order(await plan(case, "c", learner="u2")) == ["La-short", "Lb", "Lc-done"]
+
+
+async def test_a_lesson_of_an_archived_course_is_taken_last(case: Case) -> None:
+    await graph(case, [("b", "a", "required")])
+    await teach(case, "La-old", "a", minutes=5, course="old")
+    await teach(case, "La-new", "a", minutes=20, course="new")
+    await teach(case, "Lb-old", "b", course="old")
+    for cid, lessons in (("old", ["La-old", "Lb-old"]), ("new", ["La-new"])):
+        await case.store.upsert_course(CourseNode(id=cid, tenant=case.tenant, title=cid,
+                                                  version=1, lesson_ids=lessons))
+    assert order(await plan(case, "b")) == ["La-old", "Lb-old"]
+    await case.store.archive_course(case.tenant, "old", True, 1)
+    # b has no other lesson; the old course's own learners keep its lessons
+    assert order(await plan(case, "b")) == ["La-new", "Lb-old"]
+    assert order(await plan(case, course="old")) == ["La-old", "Lb-old"]
+    await case.store.archive_course(case.tenant, "old", False, 2)
+    assert order(await plan(case, "b")) == ["La-old", "Lb-old"]
 
 
 async def test_a_concept_no_lesson_teaches_is_uncovered(case: Case) -> None:

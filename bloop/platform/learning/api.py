@@ -16,6 +16,7 @@ from bloop.platform.learning.model import (
     SLUG_PATTERN,
     BktParams,
     Card,
+    CardEdit,
     CardView,
     Concept,
     ConceptDetail,
@@ -104,6 +105,21 @@ async def add_card(tenant: TenantId, concept: ConceptId, body: NewCard, service:
                    _: Editor) -> Card:
     """A review card of the concept, written by an educator or generated (`source: ai`)."""
     return await service.add_card(tenant, concept, body)
+
+
+@router.patch("/concepts/{concept}/cards/{card}")
+async def edit_card(tenant: TenantId, concept: ConceptId, card: RecordId, body: CardEdit,
+                    service: Svc, _: Editor) -> Card:
+    """New text for the card's front or back; learners keep their schedules of it."""
+    return await service.edit_card(tenant, concept, card, body)
+
+
+@router.delete("/concepts/{concept}/cards/{card}", status_code=204)
+async def retire_card(tenant: TenantId, concept: ConceptId, card: RecordId, service: Svc,
+                      _: Editor) -> None:
+    """Retires the card: it leaves every learner's deck (their review history stays), and the
+    AI lesson that generated it does not bring it back."""
+    await service.retire_card(tenant, concept, card)
 
 
 @router.get("/edges")
@@ -227,6 +243,13 @@ async def answer_placement(tenant: TenantId, placement: RecordId, body: Placemen
 async def study_card(tenant: TenantId, card: RecordId, service: Svc, me: Learner) -> CardView:
     """Adds a card to the learner's deck (cards of a lesson join when it is completed)."""
     return await service.study(tenant, me.user_id, card)
+
+
+@router.delete("/me/cards/{card}", status_code=204)
+async def drop_card(tenant: TenantId, card: RecordId, service: Svc, me: Learner) -> None:
+    """Takes a card out of the learner's deck: it is no longer due, and completing its lesson
+    again does not bring it back; `POST` puts it back with its schedule. 404 `not_in_deck`."""
+    await service.drop_card(tenant, me.user_id, card)
 
 
 @router.get("/me/reviews/due")

@@ -323,6 +323,19 @@ class NewCard(_Frozen):
     source: CardSource = "authored"
 
 
+class CardEdit(_Frozen):
+    """New text for a card's front, its back, or both."""
+
+    front: CardText | None = None
+    back: CardText | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> CardEdit:
+        if self.front is None and self.back is None:
+            raise ValueError("give the card's new front, its new back, or both")
+        return self
+
+
 class Card(_Frozen):
     id: str
     tenant: Slug
@@ -331,6 +344,7 @@ class Card(_Frozen):
     back: str
     source: CardSource
     created_at: datetime
+    updated_at: datetime | None = None
 
     @classmethod
     def create(cls, tenant: str, concept: str, new: NewCard, at: datetime | None = None,

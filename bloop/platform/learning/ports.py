@@ -165,7 +165,8 @@ class LearningRepository(Protocol):
         """In one query: the lessons the learner has to take towards `concepts` and the
         concepts the lessons of `course` teach. The prerequisite closure of those goals minus
         what the learner mastered; for each concept left, the shortest lesson teaching it that
-        the learner has not completed (then by place in its course, then id); the lessons
+        the learner has not completed (then by place in its course, then id), one of an
+        archived course other than `course` only when no other lesson teaches it; the lessons
         ordered by the highest rank among the concepts each teaches, required before only
         recommended, shorter first, then by place and id. Goals the tenant lacks are left out."""
 
@@ -190,7 +191,15 @@ class LearningRepository(Protocol):
         """`Missing` when the tenant has no concept `card.concept`, `Duplicate` when it has a
         card with this id."""
 
-    async def get_card(self, tenant: str, card_id: str) -> Card | None: ...
+    async def get_card(self, tenant: str, card_id: str) -> Card | None:
+        """The card, unless it was retired."""
+
+    async def replace_card(self, card: Card) -> bool:
+        """Stores the card's new text; False when there is no such card (or it was retired)."""
+
+    async def retire_card(self, tenant: str, card_id: str) -> bool:
+        """Retires the card: no read finds it, its id is never used again, and it leaves
+        every learner's deck (their review logs stay). False when there was no such card."""
 
     async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
         """The cards of `concepts`, oldest first."""
@@ -200,7 +209,13 @@ class LearningRepository(Protocol):
         """The learner's schedule of `card_ids` (all of their deck when None)."""
 
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
-        """Adds cards to the learner's deck; cards already in it keep their schedule."""
+        """Adds cards to the learner's deck; cards already in it, or taken out of it by the
+        learner, keep their schedule and stay where they are."""
+
+    async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
+        """Takes the card out of the learner's deck (`kept` False: no read of their deck finds
+        it, and adding it does not bring it back) or puts it back with its schedule. False when
+        the learner never had it."""
 
     async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
         """The learner's cards due at `at`, most overdue first."""

@@ -30,6 +30,7 @@ from bloop.platform.learning.model import (
     MASTERED,
     BktParams,
     Card,
+    CardEdit,
     CardState,
     CardView,
     Completion,
@@ -545,16 +546,43 @@ class LearningService:
         await self.concept(tenant, concept)
         return await self.repo.cards_of(tenant, [concept])
 
+    async def _card_of(self, tenant: str, concept: str, card_id: str) -> Card:
+        card = await self.repo.get_card(tenant, card_id)
+        if card is None or card.concept != concept:
+            raise NotFound(f"the concept {concept!r} has no card {card_id!r}")
+        return card
+
+    async def edit_card(self, tenant: str, concept: str, card_id: str, edit: CardEdit) -> Card:
+        """New text for the card; learners' schedules of it stay."""
+        card = await self._card_of(tenant, concept, card_id)
+        edited = card.model_copy(update=edit.model_dump(exclude_none=True) | {
+            "updated_at": now()})
+        if not await self.repo.replace_card(edited):
+            raise NotFound(f"the concept {concept!r} has no card {card_id!r}")
+        return edited
+
+    async def retire_card(self, tenant: str, concept: str, card_id: str) -> None:
+        """Retires the card: it leaves every learner's deck and is never generated again."""
+        await self._card_of(tenant, concept, card_id)
+        await self.repo.retire_card(tenant, card_id)
+
     async def study(self, tenant: str, learner: str, card_id: str) -> CardView:
-        """Adds the card to the learner's deck (due now); a card already there keeps its
-        schedule."""
+        """Adds the card to the learner's deck (due now); a card already there, or taken out
+        of it before, keeps its schedule."""
         card = await self.repo.get_card(tenant, card_id)
         if card is None:
             raise NotFound(f"no card {card_id!r} in tenant {tenant!r}")
         await self.repo.add_card_states(tenant, learner,
                                         [fsrs_review.new_state(card.id, card.concept, now())])
+        await self.repo.keep_in_deck(tenant, learner, card_id, True)
         [state] = await self.repo.card_states(tenant, learner, [card_id])
         return _view(card, state)
+
+    async def drop_card(self, tenant: str, learner: str, card_id: str) -> None:
+        """Takes the card out of the learner's deck: it is no longer due, and completing its
+        lesson again does not bring it back (studying it does, with its schedule)."""
+        if not await self.repo.keep_in_deck(tenant, learner, card_id, False):
+            raise NotFound(f"the card {card_id!r} is not in your deck", code="not_in_deck")
 
     async def _add_to_deck(self, tenant: str, learner: str, concepts: Sequence[str],
                            at: datetime) -> None:

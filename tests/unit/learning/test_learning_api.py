@@ -397,18 +397,22 @@ async def test_content_events_are_read_tolerantly(running: tuple[FastAPI, httpx.
     assert report["courses"][0]["modules"] == [{"id": "m1", "lessons": 1, "completed": 1}]
 
 
+def flashcards(job: str, lesson: str, cards: list[AiCard]) -> Envelope:
+    """What the AI service announces when a job made `cards` for `lesson` of course py."""
+    return type_of(FlashcardsGenerated).envelope(FlashcardsGenerated(
+        job_id=job, lesson_id=lesson, lesson_version=1, course_id="py",
+        concept_ids=["recursion"], source="offline", cards=cards), tenant="acme", subject=job)
+
+
 async def test_flashcards_the_ai_service_generates_become_review_cards(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     app, client = running
     await python_course(app, client)
-    generated = type_of(FlashcardsGenerated).envelope(FlashcardsGenerated(
-        job_id="job-1", lesson_id="funcs", lesson_version=1, course_id="py",
-        concept_ids=["recursion"], source="offline",
-        cards=[AiCard(front="What calls itself?", back="A recursive function.",
-                      concept_id="recursion"),
-               AiCard(front="What does `def` make?", back="A function.", concept_id=None),
-               AiCard(front="What is a closure?", back="A function with its scope.",
-                      concept_id="closures")]), tenant="acme", subject="job-1")
+    generated = flashcards("job-1", "funcs", [
+        AiCard(front="What calls itself?", back="A recursive function.", concept_id="recursion"),
+        AiCard(front="What does `def` make?", back="A function.", concept_id=None),
+        AiCard(front="What is a closure?", back="A function with its scope.",
+               concept_id="closures")])
     await deliver(app, generated, generated, topic="video.events")  # a redelivery adds nothing
     cards = {}
     for concept in ("recursion", "functions", "closures"):
@@ -425,6 +429,68 @@ async def test_flashcards_the_ai_service_generates_become_review_cards(running: 
     assert r.status_code == 201, r.text
     [due] = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
     assert due["front"] == "What calls itself?"
+
+
+async def test_educators_fix_or_retire_cards_and_learners_drop_them(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Before, a wrong card stayed in every deck for good, and a learner could not drop one."""
+    app, client = running
+    await python_course(app, client)
+    generated = flashcards("job-2", "recur", [
+        AiCard(front="What calls itself?", back="A loop.", concept_id="recursion"),
+        AiCard(front="What stops it?", back="A base case.", concept_id="recursion")])
+    await deliver(app, generated, topic="video.events")
+    url = f"{BASE}/concepts/recursion/cards"
+    fronts = {c["front"]: c for c in (await client.get(url)).json()["items"]}
+    wrong, kept = fronts["What calls itself?"], fronts["What stops it?"]
+    pupil, other = await learner(app, client), await learner(app, client)
+    for who in (pupil, other):
+        r = await client.post(f"{BASE}/me/lessons/recur/progress", json={"status": "completed"},
+                              headers=who)
+        assert r.status_code == 200, r.text
+
+    async def due(who: dict[str, str]) -> list[str]:
+        r = await client.get(f"{BASE}/me/reviews/due", headers=who)
+        assert r.status_code == 200, r.text
+        return sorted(x["back"] for x in r.json()["items"])
+
+    assert await due(pupil) == ["A base case.", "A loop."]
+    r = await client.patch(f"{url}/{wrong['id']}", json={"back": "A recursive function."})
+    assert (r.status_code, r.json()["back"], r.json()["front"]) == (
+        200, "A recursive function.", "What calls itself?")
+    assert await due(pupil) == ["A base case.", "A recursive function."]
+    for bad, status in (({}, 422), ({"back": ""}, 422), ({"back": "x", "id": "y"}, 422)):
+        assert (await client.patch(f"{url}/{wrong['id']}", json=bad)).status_code == status, bad
+    r = await client.patch(f"{BASE}/concepts/functions/cards/{wrong['id']}", json={"back": "x"})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert (await client.patch(f"{url}/{wrong['id']}", json={"back": "x"},
+                               headers=pupil)).status_code == 403
+
+    # a learner drops a card: it is not due, completing the lesson again does not bring it back
+    r = await client.delete(f"{BASE}/me/cards/{kept['id']}", headers=pupil)
+    assert r.status_code == 204, r.text
+    assert await due(pupil) == ["A recursive function."]
+    await client.post(f"{BASE}/me/lessons/recur/progress", json={"status": "completed"},
+                      headers=pupil)
+    assert await due(pupil) == ["A recursive function."]
+    assert await due(other) == ["A base case.", "A recursive function."]
+    r = await client.post(f"{BASE}/me/reviews", json={"card_id": kept["id"], "rating": 3},
+                          headers=pupil)
+    assert r.status_code == 404, r.text
+    r = await client.delete(f"{BASE}/me/cards/ghost", headers=pupil)
+    assert (r.status_code, r.json()["code"]) == (404, "not_in_deck")
+    assert (await client.post(f"{BASE}/me/cards/{kept['id']}", headers=pupil)).status_code == 201
+    assert await due(pupil) == ["A base case.", "A recursive function."]
+
+    # an educator retires a card: it leaves every deck, and generating it again adds nothing
+    assert (await client.delete(f"{url}/{wrong['id']}", headers=pupil)).status_code == 403
+    assert (await client.delete(f"{url}/{wrong['id']}")).status_code == 204
+    assert (await client.delete(f"{url}/{wrong['id']}")).status_code == 404
+    await deliver(app, generated, topic="video.events")
+    assert [c["id"] for c in (await client.get(url)).json()["items"]] == [kept["id"]]
+    for who in (pupil, other):
+        assert await due(who) == ["A base case."]
+    assert (await client.post(f"{BASE}/me/cards/{wrong['id']}", headers=pupil)).status_code == 404
 
 
 async def test_graphql_reads_the_graph_and_the_learners_path(running: tuple[

@@ -80,12 +80,14 @@ CREATE TABLE IF NOT EXISTS placements (
   PRIMARY KEY (tenant, learner, id));
 CREATE TABLE IF NOT EXISTS cards (
   tenant TEXT NOT NULL, id TEXT NOT NULL, concept TEXT NOT NULL, at TEXT NOT NULL,
-  doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+  doc TEXT NOT NULL, retired INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tenant, id));
 CREATE INDEX IF NOT EXISTS cards_concept ON cards (tenant, concept, at);
 CREATE TABLE IF NOT EXISTS card_states (
   tenant TEXT NOT NULL, learner TEXT NOT NULL, card TEXT NOT NULL, due TEXT NOT NULL,
-  version INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, learner, card));
+  version INTEGER NOT NULL, doc TEXT NOT NULL, removed INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (tenant, learner, card));
 CREATE INDEX IF NOT EXISTS card_states_due ON card_states (tenant, learner, due);
+CREATE INDEX IF NOT EXISTS card_states_card ON card_states (tenant, card);
 CREATE TABLE IF NOT EXISTS review_logs (
   tenant TEXT NOT NULL, learner TEXT NOT NULL, id TEXT NOT NULL, at TEXT NOT NULL,
   doc TEXT NOT NULL, PRIMARY KEY (tenant, learner, id));
@@ -117,6 +119,8 @@ WITH RECURSIVE
       json_extract(l.doc, '$.position') AS position, json_extract(p.doc, '$.status') AS status,
       row_number() OVER (PARTITION BY c.id ORDER BY
         coalesce(json_extract(p.doc, '$.status') = 'completed', 0),
+        EXISTS (SELECT 1 FROM courses k WHERE k.tenant = :tenant AND k.id = l.course
+                AND k.id IS NOT :course AND json_extract(k.doc, '$.archived')),
         json_extract(l.doc, '$.estimated_minutes'), json_extract(l.doc, '$.position'), l.id) AS n
     FROM concept c JOIN teaches t ON t.tenant = :tenant AND t.concept = c.id
     JOIN lessons l ON l.tenant = :tenant AND l.id = t.lesson AND l.deleted = 0
@@ -197,7 +201,15 @@ class EmbeddedLearningStore:
 
     async def setup(self) -> None:
         def migrate(c: Conn) -> None:
-            if "rank" in {r[1] for r in c.execute("PRAGMA table_info(concepts)")}:
+            def columns(table: str) -> set[str]:
+                return {r[1] for r in c.execute(f"PRAGMA table_info({table})")}
+
+            # databases from before cards could be retired or taken out of a deck
+            for table, column in (("cards", "retired"), ("card_states", "removed")):
+                if column not in columns(table):
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL"
+                              " DEFAULT 0")
+            if "rank" in columns("concepts"):
                 return
             # A database from before concepts had ranks: every tenant's graph is ranked once.
             c.execute("ALTER TABLE concepts ADD COLUMN rank INTEGER NOT NULL DEFAULT 0")
@@ -460,10 +472,10 @@ class EmbeddedLearningStore:
         await self.db.transaction(write)
 
     async def _learner_docs(self, table: str, key: str, order: str, tenant: str, learner: str,
-                            ids: Sequence[str] | None) -> list[str]:
-        """A learner's documents in `table` (a name of ours, never input), all or those whose
-        `key` is one of `ids`."""
-        sql = f"SELECT doc FROM {table} WHERE tenant = ? AND learner = ?"  # noqa: S608
+                            ids: Sequence[str] | None, where: str = "TRUE") -> list[str]:
+        """A learner's documents in `table` (a name of ours, never input) that meet `where`
+        (ours too), all or those whose `key` is one of `ids`."""
+        sql = f"SELECT doc FROM {table} WHERE tenant = ? AND learner = ? AND {where}"  # noqa: S608
         args: list[str] = [tenant, learner]
         if ids is not None:
             wanted = list(dict.fromkeys(ids))
@@ -555,7 +567,7 @@ class EmbeddedLearningStore:
             if not goals:
                 return PathPlan(goals=())
             rows = c.execute(PLAN, {"goals": json.dumps(goals), "tenant": tenant,
-                                    "learner": learner}).fetchall()
+                                    "learner": learner, "course": course}).fetchall()
             [count] = [r for r in rows if r["part"] == "count"]
             return PathPlan(
                 goals=tuple(goals),
@@ -628,8 +640,24 @@ class EmbeddedLearningStore:
 
     async def get_card(self, tenant: str, card_id: str) -> Card | None:
         row = await self.db.run(lambda c: c.execute(
-            "SELECT doc FROM cards WHERE tenant = ? AND id = ?", (tenant, card_id)).fetchone())
+            "SELECT doc FROM cards WHERE tenant = ? AND id = ? AND retired = 0",
+            (tenant, card_id)).fetchone())
         return None if row is None else Card.model_validate_json(row["doc"])
+
+    async def replace_card(self, card: Card) -> bool:
+        changed: int = await self.db.transaction(lambda c: c.execute(
+            "UPDATE cards SET doc = ? WHERE tenant = ? AND id = ? AND retired = 0",
+            (card.model_dump_json(), card.tenant, card.id)).rowcount)
+        return changed > 0
+
+    async def retire_card(self, tenant: str, card_id: str) -> bool:
+        def write(c: Conn) -> bool:
+            cur = c.execute("UPDATE cards SET retired = 1 WHERE tenant = ? AND id = ?"
+                            " AND retired = 0", (tenant, card_id))
+            c.execute("DELETE FROM card_states WHERE tenant = ? AND card = ?", (tenant, card_id))
+            return cur.rowcount > 0
+
+        return await self.db.transaction(write)
 
     async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
         wanted = list(dict.fromkeys(concepts))
@@ -637,14 +665,20 @@ class EmbeddedLearningStore:
             return []
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM cards WHERE tenant = ? AND concept IN ({_marks(wanted)})"  # noqa: S608
-            " ORDER BY at, id", (tenant, *wanted)).fetchall())
+            " AND retired = 0 ORDER BY at, id", (tenant, *wanted)).fetchall())
         return [Card.model_validate_json(r["doc"]) for r in rows]
 
     async def card_states(self, tenant: str, learner: str,
                           card_ids: Sequence[str] | None = None) -> list[CardState]:
         docs = await self._learner_docs("card_states", "card", "due, card", tenant, learner,
-                                        card_ids)
+                                        card_ids, "removed = 0")
         return [CardState.model_validate_json(d) for d in docs]
+
+    async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
+        changed: int = await self.db.transaction(lambda c: c.execute(
+            "UPDATE card_states SET removed = ? WHERE tenant = ? AND learner = ? AND card = ?",
+            (int(not kept), tenant, learner, card_id)).rowcount)
+        return changed > 0
 
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
         await self.db.transaction(lambda c: c.executemany(
@@ -656,7 +690,8 @@ class EmbeddedLearningStore:
     async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM card_states WHERE tenant = ? AND learner = ? AND due <= ?"
-            " ORDER BY due, card LIMIT ?", (tenant, learner, _iso(at), limit)).fetchall())
+            " AND removed = 0 ORDER BY due, card LIMIT ?",
+            (tenant, learner, _iso(at), limit)).fetchall())
         return [CardState.model_validate_json(r["doc"]) for r in rows]
 
     async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
@@ -664,7 +699,7 @@ class EmbeddedLearningStore:
         def write(c: Conn) -> None:
             cur = c.execute(
                 "UPDATE card_states SET due = ?, version = ?, doc = ? WHERE tenant = ? AND"
-                " learner = ? AND card = ? AND version = ?",
+                " learner = ? AND card = ? AND version = ? AND removed = 0",
                 (_iso(state.due), state.version, state.model_dump_json(), tenant, learner,
                  state.card_id, state.version - 1))
             if cur.rowcount == 0:

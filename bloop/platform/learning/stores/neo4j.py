@@ -77,6 +77,7 @@ INDEXES = {
     "learning_lesson_course": ("Lesson", ("tenant", "course_id")),
     "learning_card_concept": ("ReviewCard", ("tenant", "concept")),
     "learning_schedule_due": ("CardSchedule", ("tenant", "learner", "due")),
+    "learning_schedule_card": ("CardSchedule", ("tenant", "card")),
     "learning_mastery_concept": ("Mastery", ("tenant", "concept")),
     "learning_enrolment_goal": ("Enrolment", ("tenant", "goal")),
 }
@@ -150,7 +151,10 @@ CALL (goals) {
     OPTIONAL MATCH (pr:LessonProgress {tenant: $tenant, learner: $learner, lesson: l.id})
     RETURN {id: l.id, title: l.title, course: l.course_id, minutes: l.minutes,
             position: l.position, status: pr.status}
-    ORDER BY coalesce(pr.status = 'completed', false), l.minutes, l.position, l.id LIMIT 1
+    ORDER BY coalesce(pr.status = 'completed', false),
+      EXISTS { MATCH (k:Course {tenant: $tenant, id: l.course_id})
+               WHERE k.archived AND k.id <> coalesce($course, '') },
+      l.minutes, l.position, l.id LIMIT 1
   } AS best
   RETURN count(c) AS concepts, sum(CASE WHEN done THEN 1 ELSE 0 END) AS mastered,
     collect(CASE WHEN NOT done AND size(best) = 0 THEN c.id END) AS uncovered,
@@ -713,23 +717,53 @@ class Neo4jLearningStore:
             raise Missing(card.concept)
 
     async def get_card(self, tenant: str, card_id: str) -> Card | None:
-        rows = await self._query("MATCH (k:ReviewCard {tenant: $tenant, id: $id}) RETURN k.doc AS doc",
+        rows = await self._query("MATCH (k:ReviewCard {tenant: $tenant, id: $id})"
+                                 " WHERE k.retired IS NULL RETURN k.doc AS doc",
                                  tenant=tenant, id=card_id)
         return Card.model_validate_json(rows[0]["doc"]) if rows else None
+
+    async def replace_card(self, card: Card) -> bool:
+        records, _, _ = await self.driver.execute_query(
+            "MATCH (k:ReviewCard {tenant: $tenant, id: $id}) WHERE k.retired IS NULL"
+            " SET k.doc = $doc RETURN count(k) AS n", tenant=card.tenant, id=card.id,
+            doc=card.model_dump_json(), database_=self.database)
+        return bool(records[0]["n"])
+
+    async def retire_card(self, tenant: str, card_id: str) -> bool:
+        async def work(tx: Tx) -> bool:
+            found = await (await tx.run(
+                "MATCH (k:ReviewCard {tenant: $tenant, id: $id}) WHERE k.retired IS NULL"
+                " SET k.retired = true RETURN count(k) AS n", tenant=tenant,
+                id=card_id)).single(strict=True)
+            await (await tx.run(
+                "MATCH (s:CardSchedule {tenant: $tenant, card: $id}) DETACH DELETE s",
+                tenant=tenant, id=card_id)).consume()
+            return bool(found["n"])
+
+        return await self._write(work)
 
     async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
         rows = await self._query(
             "MATCH (k:ReviewCard {tenant: $tenant}) WHERE k.concept IN $concepts"
-            " RETURN k.doc AS doc ORDER BY k.at, k.id", tenant=tenant, concepts=list(concepts))
+            " AND k.retired IS NULL RETURN k.doc AS doc ORDER BY k.at, k.id", tenant=tenant,
+            concepts=list(concepts))
         return [Card.model_validate_json(r["doc"]) for r in rows]
 
     async def card_states(self, tenant: str, learner: str,
                           card_ids: Sequence[str] | None = None) -> list[CardState]:
         rows = await self._query(
             "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner})"
-            " WHERE $cards IS NULL OR s.card IN $cards RETURN s.doc AS doc ORDER BY s.due, s.card",
+            " WHERE ($cards IS NULL OR s.card IN $cards) AND s.removed IS NULL"
+            " RETURN s.doc AS doc ORDER BY s.due, s.card",
             tenant=tenant, learner=learner, cards=None if card_ids is None else list(card_ids))
         return [CardState.model_validate_json(r["doc"]) for r in rows]
+
+    async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
+        records, _, _ = await self.driver.execute_query(
+            "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: $card})"
+            " SET s.removed = CASE WHEN $kept THEN null ELSE true END RETURN count(s) AS n",
+            tenant=tenant, learner=learner, card=card_id, kept=kept, database_=self.database)
+        return bool(records[0]["n"])
 
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
         await self.driver.execute_query(
@@ -743,7 +777,7 @@ class Neo4jLearningStore:
     async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
         rows = await self._query(
             "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner}) WHERE s.due <= $at"
-            " RETURN s.doc AS doc ORDER BY s.due, s.card LIMIT $limit",
+            " AND s.removed IS NULL RETURN s.doc AS doc ORDER BY s.due, s.card LIMIT $limit",
             tenant=tenant, learner=learner, at=at.isoformat(), limit=limit)
         return [CardState.model_validate_json(r["doc"]) for r in rows]
 
@@ -752,7 +786,7 @@ class Neo4jLearningStore:
         async def work(tx: Tx) -> None:
             found = await (await tx.run(
                 "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: $card})"
-                " SET s.locked = timestamp() RETURN s.version AS v",
+                " WHERE s.removed IS NULL SET s.locked = timestamp() RETURN s.version AS v",
                 tenant=tenant, learner=learner, card=state.card_id)).single()
             if found is None or found["v"] != state.version - 1:
                 raise StaleVersion(state.card_id)
