@@ -90,6 +90,15 @@ async def test_concepts_are_per_tenant(store: ContentRepository) -> None:
     assert await store.get_concepts("beta", ["recursion"]) == []
     assert await store.get_concepts("acme", []) == []
 
+    renamed = found[0].model_copy(update={"name": "Functions, renamed", "description": "d"})
+    await store.replace_concept(renamed)
+    assert await store.get_concepts("acme", ["functions"]) == [renamed]
+    assert await store.list_concepts("beta") == [beta]
+    with pytest.raises(Missing):
+        await store.replace_concept(renamed.model_copy(update={"id": "ghost"}))
+    with pytest.raises(Missing):
+        await store.replace_concept(renamed.model_copy(update={"tenant": "gamma"}))
+
 
 async def test_a_course_round_trips(store: ContentRepository) -> None:
     c = course()

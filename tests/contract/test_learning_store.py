@@ -125,6 +125,18 @@ async def test_concepts_are_per_tenant(case: Case) -> None:
         await case.store.set_bkt(case.tenant, "ghost", BktParams())
     assert await case.store.get_concept(case.other, "recursion") is None
 
+    await case.store.describe_concept(case.tenant, "sets", "Sets and maps", "Unordered.")
+    detail = await case.store.get_concept(case.tenant, "sets")
+    assert detail is not None
+    assert (detail.name, detail.description) == ("Sets and maps", "Unordered.")
+    await case.store.describe_concept(case.tenant, "loops", "Loops", "Repeating.")
+    detail = await case.store.get_concept(case.tenant, "loops")
+    assert detail is not None
+    assert (detail.description, detail.bkt.prior) == ("Repeating.", 0.4)  # its BKT stays
+    with pytest.raises(Missing):
+        await case.store.describe_concept(case.tenant, "ghost", "G", "")
+    assert [c.name for c in await case.store.list_concepts(case.other)] == ["Loops"]
+
 
 async def test_edges_and_their_kinds(case: Case) -> None:
     await concepts(case, "a", "b", "c")

@@ -20,6 +20,7 @@ from bloop.platform.content.model import (
     SLUG_PATTERN,
     USER_ID_PATTERN,
     Concept,
+    ConceptEdit,
     Course,
     CourseDetail,
     CourseEdit,
@@ -42,6 +43,7 @@ from bloop.platform.kit.pagination import After, Page
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 CourseId = Annotated[str, Path(pattern=SLUG_PATTERN)]
+ConceptId = Annotated[str, Path(pattern=SLUG_PATTERN)]
 LessonId = Annotated[str, Path(min_length=1, max_length=64)]
 UserPath = Annotated[str, Path(pattern=USER_ID_PATTERN)]
 IfMatch = Annotated[str | None, Header(description='the lesson version, e.g. "3"')]
@@ -109,6 +111,13 @@ async def add_concept(tenant: TenantId, body: NewConcept, service: Svc, _: Autho
 @router.get("/concepts")
 async def list_concepts(tenant: TenantId, service: Svc, _: Reader) -> Page[Concept]:
     return Page(items=await service.concepts(tenant))
+
+
+@router.patch("/concepts/{concept}")
+async def edit_concept(tenant: TenantId, concept: ConceptId, body: ConceptEdit, service: Svc,
+                       _: Author) -> Concept:
+    """A new name or description for the concept; its id, which lessons name, stays."""
+    return await service.edit_concept(tenant, concept, body)
 
 
 @router.post("/courses", status_code=201)

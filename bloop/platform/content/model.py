@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from bloop.platform.content.quiz import LearnerQuiz, QuizBlock, duplicate_quiz_ids, learner_view
+from bloop.platform.kit.edits import Edit
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
@@ -197,6 +198,13 @@ class NewConcept(_Frozen):
     id: Slug
     name: Title
     description: Summary = ""
+
+
+class ConceptEdit(Edit):
+    """A concept's new name, description, or both."""
+
+    name: Title | None = None
+    description: Summary | None = None
 
 
 class Concept(_Frozen):

@@ -61,6 +61,9 @@ class ContentRepository(Protocol):
     async def add_concept(self, concept: Concept) -> None:
         """`Duplicate` when the tenant has a concept with this id."""
 
+    async def replace_concept(self, concept: Concept) -> None:
+        """Stores the concept's name and description; `Missing` when there is none."""
+
     async def list_concepts(self, tenant: str) -> list[Concept]:
         """The tenant's concepts, ordered by id."""
 

@@ -31,6 +31,7 @@ from bloop.platform.content.model import (
     MAX_MODULES,
     AudioBlock,
     Concept,
+    ConceptEdit,
     Course,
     CourseDetail,
     CourseEdit,
@@ -129,6 +130,18 @@ class ContentService:
 
     async def concepts(self, tenant: str) -> list[Concept]:
         return await self.repo.list_concepts(tenant)
+
+    async def edit_concept(self, tenant: str, concept_id: str, edit: ConceptEdit) -> Concept:
+        """A new name or description; its id, which lessons name, stays."""
+        found = await self.repo.get_concepts(tenant, [concept_id])
+        if not found:
+            raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}")
+        edited = found[0].model_copy(update=edit.changes())
+        try:
+            await self.repo.replace_concept(edited)
+        except Missing:
+            raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}") from None
+        return edited
 
     async def _check_concepts(self, tenant: str, ids: Iterable[str]) -> None:
         wanted = sorted(set(ids))

@@ -20,6 +20,7 @@ from bloop.platform.learning.model import (
     CardView,
     Concept,
     ConceptDetail,
+    ConceptEdit,
     Edge,
     Enrolment,
     GraphDocument,
@@ -78,6 +79,13 @@ async def add_concept(tenant: TenantId, body: NewConcept, service: Svc, _: Edito
 async def get_concept(tenant: TenantId, concept: ConceptId, service: Svc,
                       _: Reader) -> ConceptDetail:
     return await service.concept(tenant, concept)
+
+
+@router.patch("/concepts/{concept}")
+async def edit_concept(tenant: TenantId, concept: ConceptId, body: ConceptEdit, service: Svc,
+                       _: Editor) -> ConceptDetail:
+    """A new name or description for the concept (its id stays)."""
+    return await service.edit_concept(tenant, concept, body)
 
 
 @router.put("/concepts/{concept}/bkt")

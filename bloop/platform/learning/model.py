@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from bloop.platform.kit.edits import Edit
+
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -55,6 +57,13 @@ class NewConcept(_Frozen):
     id: Slug
     name: Name
     description: Text = ""
+
+
+class ConceptEdit(Edit):
+    """A concept's new name, description, or both."""
+
+    name: Name | None = None
+    description: Text | None = None
 
 
 class Concept(_Frozen):
@@ -323,17 +332,11 @@ class NewCard(_Frozen):
     source: CardSource = "authored"
 
 
-class CardEdit(_Frozen):
+class CardEdit(Edit):
     """New text for a card's front, its back, or both."""
 
     front: CardText | None = None
     back: CardText | None = None
-
-    @model_validator(mode="after")
-    def _changes_something(self) -> CardEdit:
-        if self.front is None and self.back is None:
-            raise ValueError("give the card's new front, its new back, or both")
-        return self
 
 
 class Card(_Frozen):

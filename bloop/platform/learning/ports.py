@@ -77,6 +77,10 @@ class LearningRepository(Protocol):
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         """Those of `ids` the tenant has, ordered by id."""
 
+    async def describe_concept(self, tenant: str, concept_id: str, name: str,
+                               description: str) -> None:
+        """Stores the concept's name and description; `Missing` when there is none."""
+
     async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
         """`Missing` when the tenant has no such concept."""
 

@@ -36,6 +36,7 @@ from bloop.platform.learning.model import (
     Completion,
     Concept,
     ConceptDetail,
+    ConceptEdit,
     CourseCompletion,
     CourseNode,
     Edge,
@@ -117,6 +118,19 @@ class LearningService:
         if found is None:
             raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}")
         return found
+
+    async def edit_concept(self, tenant: str, concept_id: str,
+                           edit: ConceptEdit) -> ConceptDetail:
+        """A new name or description (a concept first met in a lesson is named after its id
+        until an educator names it here)."""
+        current = await self.concept(tenant, concept_id)
+        try:
+            await self.repo.describe_concept(
+                tenant, concept_id, current.name if edit.name is None else edit.name,
+                current.description if edit.description is None else edit.description)
+        except Missing:
+            raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}") from None
+        return await self.concept(tenant, concept_id)
 
     async def add_edge(self, tenant: str, edge: Edge) -> tuple[Edge, bool]:
         """The edge, and True when it is new (an existing edge takes the new kind)."""
@@ -555,8 +569,7 @@ class LearningService:
     async def edit_card(self, tenant: str, concept: str, card_id: str, edit: CardEdit) -> Card:
         """New text for the card; learners' schedules of it stay."""
         card = await self._card_of(tenant, concept, card_id)
-        edited = card.model_copy(update=edit.model_dump(exclude_none=True) | {
-            "updated_at": now()})
+        edited = card.model_copy(update=edit.changes() | {"updated_at": now()})
         if not await self.repo.replace_card(edited):
             raise NotFound(f"the concept {concept!r} has no card {card_id!r}")
         return edited

@@ -57,6 +57,23 @@ async def test_author_and_publish_a_course(client: httpx.AsyncClient) -> None:
     assert [c["id"] for c in (await client.get(f"{BASE}/concepts")).json()["items"]] == ["loops"]
 
 
+async def test_a_concept_is_renamed_and_keeps_its_id(client: httpx.AsyncClient) -> None:
+    await client.post(f"{BASE}/concepts", json={"id": "loops", "name": "Lopos"})
+    r = await client.patch(f"{BASE}/concepts/loops", json={"name": "Loops"})
+    assert (r.status_code, r.json()) == (200, {
+        "id": "loops", "tenant": "acme", "name": "Loops", "description": ""})
+    r = await client.patch(f"{BASE}/concepts/loops", json={"description": "Repeating."})
+    assert r.json()["name"] == "Loops"
+    assert (await client.get(f"{BASE}/concepts")).json()["items"] == [r.json()]
+    for bad in ({}, {"name": " "}, {"id": "other"}):
+        r = await client.patch(f"{BASE}/concepts/loops", json=bad)
+        assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), bad
+    r = await client.patch(f"{BASE}/concepts/ghost", json={"name": "G"})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    r = await client.patch(f"{BASE}/concepts/loops", json={"name": "X"}, headers=as_learner(client))
+    assert r.status_code == 403
+
+
 async def test_stale_edits_and_bad_input_are_problems(client: httpx.AsyncClient) -> None:
     await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
     lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One"})).json()

@@ -381,6 +381,29 @@ async def test_goals_and_events_are_kept_inside_their_tenant(running: tuple[
     assert await service(app).concepts("acme") == []
 
 
+async def test_a_concept_first_met_in_a_lesson_is_named_later(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Before, a concept named after its id stayed so: nothing could rename it."""
+    app, client = running
+    await deliver(app, lesson_event("l1", ["big-o"]))
+    url = f"{BASE}/concepts/big-o"
+    assert (await client.get(url)).json()["name"] == "Big o"
+    r = await client.patch(url, json={"name": "Big-O notation"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["description"]) == ("Big-O notation", "")
+    r = await client.patch(url, json={"description": "How cost grows with input."})
+    assert (r.json()["name"], r.json()["description"]) == (
+        "Big-O notation", "How cost grows with input.")
+    assert (await client.get(url)).json()["name"] == "Big-O notation"
+    for bad in ({}, {"name": ""}, {"id": "other"}, {"name": "x" * 201}):
+        r = await client.patch(url, json=bad)
+        assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), bad
+    r = await client.patch(f"{BASE}/concepts/ghost", json={"name": "G"})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    pupil = await learner(app, client)
+    assert (await client.patch(url, json={"name": "Mine"}, headers=pupil)).status_code == 403
+
+
 async def test_content_events_are_read_tolerantly(running: tuple[FastAPI, httpx.AsyncClient]) -> None:
     app, client = running
     newer = lesson_event("l1", ["loops"], module="m1", difficulty="easy", version=3)

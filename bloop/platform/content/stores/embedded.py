@@ -120,6 +120,13 @@ class EmbeddedContentStore:
         except sqlite3.IntegrityError:
             raise Duplicate(concept.id) from None
 
+    async def replace_concept(self, concept: Concept) -> None:
+        changed: int = await self.db.transaction(lambda c: c.execute(
+            "UPDATE concepts SET doc = ? WHERE tenant = ? AND id = ?",
+            (concept.model_dump_json(), concept.tenant, concept.id)).rowcount)
+        if not changed:
+            raise Missing(concept.id)
+
     async def list_concepts(self, tenant: str) -> list[Concept]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM concepts WHERE tenant = ? ORDER BY id", (tenant,)).fetchall())

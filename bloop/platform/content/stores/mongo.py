@@ -131,6 +131,12 @@ class MongoContentStore:
         except DuplicateKeyError:
             raise Duplicate(concept.id) from None
 
+    async def replace_concept(self, concept: Concept) -> None:
+        result = await self.concepts.replace_one(
+            {"_id": _key(concept.tenant, concept.id), "tenant": concept.tenant}, _doc(concept))
+        if result.matched_count == 0:
+            raise Missing(concept.id)
+
     async def list_concepts(self, tenant: str) -> list[Concept]:
         cursor = self.concepts.find({"tenant": tenant}).sort("id", ASCENDING)
         return [Concept.model_validate(_fields(d), context=TRUSTED) async for d in cursor]

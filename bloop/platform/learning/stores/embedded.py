@@ -264,17 +264,24 @@ class EmbeddedLearningStore:
             " ORDER BY id", (tenant, *wanted)).fetchall())
         return [Concept.model_validate_json(r["doc"]) for r in rows]
 
-    async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
+    async def _change_concept(self, tenant: str, concept_id: str, **fields: object) -> None:
         def write(c: Conn) -> None:
             row = c.execute("SELECT doc FROM concepts WHERE tenant = ? AND id = ?",
                             (tenant, concept_id)).fetchone()
             if row is None:
                 raise Missing(concept_id)
-            concept = Concept.model_validate_json(row["doc"]).model_copy(update={"bkt": params})
+            concept = Concept.model_validate_json(row["doc"]).model_copy(update=fields)
             c.execute("UPDATE concepts SET doc = ? WHERE tenant = ? AND id = ?",
                       (concept.model_dump_json(), tenant, concept_id))
 
         await self.db.transaction(write)
+
+    async def describe_concept(self, tenant: str, concept_id: str, name: str,
+                               description: str) -> None:
+        await self._change_concept(tenant, concept_id, name=name, description=description)
+
+    async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
+        await self._change_concept(tenant, concept_id, bkt=params)
 
     async def add_edge(self, tenant: str, edge: Edge) -> bool:
         def write(c: Conn) -> bool:

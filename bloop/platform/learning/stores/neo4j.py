@@ -308,12 +308,19 @@ class Neo4jLearningStore:
                                  " RETURN c {.*} AS c ORDER BY c.id", tenant=tenant, ids=list(ids))
         return [_concept(r["c"]) for r in rows]
 
-    async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
+    async def _change_concept(self, tenant: str, concept_id: str, **props: str) -> None:
         records, _, _ = await self.driver.execute_query(
-            "MATCH (c:Concept {tenant: $tenant, id: $id}) SET c.bkt = $bkt RETURN count(c) AS n",
-            tenant=tenant, id=concept_id, bkt=params.model_dump_json(), database_=self.database)
+            "MATCH (c:Concept {tenant: $tenant, id: $id}) SET c += $props RETURN count(c) AS n",
+            tenant=tenant, id=concept_id, props=props, database_=self.database)
         if records[0]["n"] == 0:
             raise Missing(concept_id)
+
+    async def describe_concept(self, tenant: str, concept_id: str, name: str,
+                               description: str) -> None:
+        await self._change_concept(tenant, concept_id, name=name, description=description)
+
+    async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
+        await self._change_concept(tenant, concept_id, bkt=params.model_dump_json())
 
     @staticmethod
     async def _lock_graph(tx: Tx, tenant: str) -> None:
