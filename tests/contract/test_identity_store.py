@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,10 @@ from bloop.platform.identity.stores.mongo import MongoIdentityStore, MongoSignin
 from bloop.platform.kit import stores
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
+from bloop.platform.kit.pagination import BadCursor
 from bloop.platform.kit.settings import MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import require_server
+from tests.support import paged, require_server
 
 
 def real_mongo() -> AsyncMongoClient[dict[str, Any]]:
@@ -266,11 +267,47 @@ async def test_invitations_are_found_by_tenant_and_hash(store: IdentityRepositor
     other = inv.model_copy(update={"token_hash": "h2", "email": "max@acme.dev"})
     await store.add_invitation(other)
     await store.add_invitation(inv.model_copy(update={"tenant": "beta", "token_hash": "h3"}))
-    assert sorted(await store.list_invitations("acme"), key=lambda i: i.token_hash) == [inv, other]
+    assert (await store.pending_invitations("acme", at)).items == [inv, other]
     await store.delete_invitation("acme", "h1")
     assert await store.get_invitation("acme", "h1") is None
-    assert await store.list_invitations("acme") == [other]
-    assert await store.list_invitations("gamma") == []
+    assert (await store.pending_invitations("acme", at)).items == [other]
+    assert (await store.pending_invitations("gamma", at)).items == []
+
+
+async def test_pending_invitations_come_newest_first_a_page_at_a_time(
+        store: IdentityRepository) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    at = now()
+
+    def invitation(n: int, email: str, created: datetime, days: int = 7) -> Invitation:
+        return Invitation(token_hash=f"{n:02x}" * 32, tenant=tenant, email=email,
+                          roles=["learner"], invited_by="admin", created_at=created,
+                          expires_at=created + timedelta(days=days))
+
+    made = [invitation(n, f"p{n}@acme.dev", at - timedelta(minutes=n // 2)) for n in range(9)]
+    expired = invitation(30, "late@acme.dev", at - timedelta(days=8))
+    for i in [*made, expired]:
+        await store.add_invitation(i)
+    newest_first = sorted(made, key=lambda i: (-i.created_at.timestamp(), i.token_hash))
+    for size in (1, 2, 4):
+        assert await paged(lambda after, n: store.pending_invitations(
+            tenant, at, after=after, limit=n), size) == newest_first
+    with pytest.raises(BadCursor):
+        await store.pending_invitations(tenant, at, after="nonsense")
+
+    found = await store.find_invitation(tenant, made[3].id)
+    assert found == made[3]
+    assert await store.find_invitation(tenant, expired.id) == expired
+    assert await store.find_invitation("other", made[3].id) is None
+    assert await store.find_invitation(tenant, "ff" * 10) is None
+
+    again = invitation(40, "p3@acme.dev", at)
+    await store.add_invitation(again)
+    await store.prune_invitations(tenant, "p3@acme.dev", at, again.token_hash)
+    assert await store.get_invitation(tenant, made[3].token_hash) is None  # replaced
+    assert await store.get_invitation(tenant, expired.token_hash) is None  # expired
+    assert await store.get_invitation(tenant, again.token_hash) == again
+    assert len((await store.pending_invitations(tenant, at, limit=50)).items) == 9
 
 
 def refresh(token_hash: str, family: str, tid: str = "acme", user: str = "u1") -> RefreshToken:

@@ -37,7 +37,7 @@ from bloop.platform.kit.auth import TOKEN_URL, Principal, require
 from bloop.platform.kit.auth.principal import PrincipalView
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.middleware import client_ip
-from bloop.platform.kit.pagination import Page
+from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.personal_data import PersonalDataSources
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
@@ -235,9 +235,13 @@ async def invite(tenant: TenantId, body: NewInvitation, service: Svc,
 
 
 @router.get("/{tenant}/invitations")
-async def list_invitations(tenant: TenantId, service: Svc, _: TenantAdmin) -> list[PendingInvitation]:
-    """The invitations not accepted, withdrawn or expired yet, newest first; never their tokens."""
-    return [PendingInvitation.of(i) for i in await service.invitations(tenant)]
+async def list_invitations(tenant: TenantId, service: Svc, _: TenantAdmin, after: After = None,
+                           limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                           ) -> Page[PendingInvitation]:
+    """The invitations not accepted, withdrawn or expired yet, newest first, never with their
+    tokens; a page at a time (`next` is the cursor, `after`, of the following page)."""
+    found = await service.invitations(tenant, after=after, limit=limit)
+    return Page(items=[PendingInvitation.of(i) for i in found.items], next=found.next)
 
 
 @router.delete("/{tenant}/invitations/{invitation_id}", status_code=204)

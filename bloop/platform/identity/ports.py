@@ -11,6 +11,7 @@ from typing import Protocol
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
+from bloop.platform.kit.pagination import Slice
 
 
 class Duplicate(Exception):
@@ -73,8 +74,18 @@ class IdentityRepository(Protocol):
 
     async def delete_invitation(self, tenant: str, token_hash: str) -> None: ...
 
-    async def list_invitations(self, tenant: str) -> list[Invitation]:
-        """The tenant's invitations not accepted or withdrawn yet, expired ones included."""
+    async def pending_invitations(self, tenant: str, at: datetime, *, after: str | None = None,
+                                  limit: int = 100) -> Slice[Invitation]:
+        """The tenant's invitations not accepted, withdrawn or expired at `at`, newest first
+        (then by token hash), up to `limit` of them from the cursor `after` on."""
+
+    async def find_invitation(self, tenant: str, invitation_id: str) -> Invitation | None:
+        """The invitation whose id (the start of its token's hash) is `invitation_id`,
+        expired or not."""
+
+    async def prune_invitations(self, tenant: str, email: str, at: datetime, keep: str) -> None:
+        """Deletes the tenant's other invitations to `email` (all but the one whose token hash
+        is `keep`) and every invitation of the tenant expired at `at`."""
 
     async def add_refresh_token(self, token: RefreshToken) -> None: ...
 

@@ -55,6 +55,7 @@ from bloop.platform.kit.auth.revocations import Revocations
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.settings import AuthSettings
 
 
@@ -218,26 +219,22 @@ class IdentityService:
             invited_by=by.user_id, created_at=at,
             expires_at=at + timedelta(seconds=self.settings.invitation_ttl_s))
         await self.repo.add_invitation(invitation)
-        for older in await self.repo.list_invitations(tenant_id):  # one invitation per email
-            if older.token_hash != invitation.token_hash and (
-                    older.email == invitation.email or older.expires_at <= at):
-                await self.repo.delete_invitation(tenant_id, older.token_hash)
+        # one invitation per email; expired ones are cleared while at it
+        await self.repo.prune_invitations(tenant_id, invitation.email, at, invitation.token_hash)
         return invitation, token
 
-    async def invitations(self, tenant_id: str) -> list[Invitation]:
-        """The tenant's pending invitations, newest first."""
+    async def invitations(self, tenant_id: str, *, after: str | None = None,
+                          limit: int = 100) -> Slice[Invitation]:
+        """The tenant's pending invitations, newest first, a page at a time."""
         await self.tenant(tenant_id)
-        at = now()
-        return sorted((i for i in await self.repo.list_invitations(tenant_id) if i.expires_at > at),
-                      key=lambda i: (i.created_at, i.id), reverse=True)
+        return await self.repo.pending_invitations(tenant_id, now(), after=after, limit=limit)
 
     async def withdraw_invitation(self, tenant_id: str, invitation_id: str) -> None:
         """The invitation's token stops working at once."""
-        for invitation in await self.invitations(tenant_id):
-            if invitation.id == invitation_id:
-                await self.repo.delete_invitation(tenant_id, invitation.token_hash)
-                return
-        raise NotFound(f"no pending invitation {invitation_id!r} in tenant {tenant_id!r}")
+        invitation = await self.repo.find_invitation(tenant_id, invitation_id)
+        if invitation is None or invitation.expires_at <= now():
+            raise NotFound(f"no pending invitation {invitation_id!r} in tenant {tenant_id!r}")
+        await self.repo.delete_invitation(tenant_id, invitation.token_hash)
 
     async def accept_invitation(self, tenant_id: str, body: InvitationAcceptance) -> User:
         hashed = token_hash(body.token)

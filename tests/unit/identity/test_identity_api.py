@@ -215,9 +215,17 @@ async def test_admins_see_pending_invitations_and_withdraw_them(
     typo = await invite("tes@acme.dev", ["educator"])
     tess_again = await invite("tess@acme.dev", ["educator"])
     listed = (await client.get(invitations, headers=admin)).json()
-    assert [(i["id"], i["email"], i["roles"]) for i in listed] == [
+    assert listed["next"] is None
+    assert [(i["id"], i["email"], i["roles"]) for i in listed["items"]] == [
         (tess_again["id"], "tess@acme.dev", ["educator"]), (typo["id"], "tes@acme.dev", ["educator"])]
-    assert all("token" not in i for i in listed)
+    assert all("token" not in i for i in listed["items"])
+    first = (await client.get(invitations, params={"limit": 1}, headers=admin)).json()
+    assert [i["id"] for i in first["items"]] == [tess_again["id"]]
+    rest = (await client.get(invitations, params={"limit": 1, "after": first["next"]},
+                             headers=admin)).json()
+    assert ([i["id"] for i in rest["items"]], rest["next"]) == ([typo["id"]], None)
+    r = await client.get(invitations, params={"after": "nonsense"}, headers=admin)
+    assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
     join = {"display_name": "Tess", "password": PASSWORD}
     r = await client.post(accept, json={"token": tess["token"], **join})
     assert (r.status_code, r.json()["code"]) == (404, "invitation_invalid")
@@ -235,7 +243,7 @@ async def test_admins_see_pending_invitations_and_withdraw_them(
     assert r.status_code == 403
     r = await client.post(accept, json={"token": tess_again["token"], **join})
     assert (r.status_code, r.json()["roles"]) == (201, ["educator"])
-    assert (await client.get(invitations, headers=admin)).json() == []
+    assert (await client.get(invitations, headers=admin)).json() == {"items": [], "next": None}
 
 
 async def test_role_changes_are_the_admins_and_announced(

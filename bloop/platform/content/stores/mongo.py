@@ -32,7 +32,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -59,6 +58,7 @@ from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import DocumentBusy, MongoGuard
 from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.times import json_time
 
 Doc = dict[str, Any]
 # Reads leave out the outbox fields (and any other internal field, all named `_…`).
@@ -76,9 +76,6 @@ def _fields(doc: Doc) -> Doc:
 
 def _key(tenant: str, *parts: object) -> str:
     return "/".join([tenant, *(str(p) for p in parts)])
-
-
-_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
 
 def _doc(record: Concept | Course | Lesson) -> Doc:
@@ -232,7 +229,7 @@ class MongoContentStore:
         if course is None:
             raise Missing(course_id)
         first = int(course["next_position"]) - len(order)
-        when = _TIME.dump_python(at, mode="json")
+        when = json_time(at)
         for n, lesson_id in enumerate(order):
             lesson_key = _key(tenant, lesson_id)
             async with self.guard.hold(self.lessons, lesson_key):

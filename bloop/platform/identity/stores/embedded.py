@@ -13,7 +13,14 @@ from bloop.platform.identity.ports import Duplicate, Missing
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.kit.times import json_time
+
+# The invitation fields lists and clean-ups query, as indexed (times as their JSON keeps them).
+EMAIL = "json_extract(doc, '$.email')"
+CREATED = "json_extract(doc, '$.created_at')"
+EXPIRES = "json_extract(doc, '$.expires_at')"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -24,6 +31,11 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS invitations (
   tenant TEXT NOT NULL, token_hash TEXT NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY (tenant, token_hash));
+CREATE INDEX IF NOT EXISTS invitations_email ON invitations (tenant, json_extract(doc, '$.email'));
+CREATE INDEX IF NOT EXISTS invitations_created
+  ON invitations (tenant, json_extract(doc, '$.created_at'));
+CREATE INDEX IF NOT EXISTS invitations_expiry
+  ON invitations (tenant, json_extract(doc, '$.expires_at'));
 CREATE TABLE IF NOT EXISTS refresh_tokens (
   tenant TEXT NOT NULL, token_hash TEXT NOT NULL, family TEXT NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY (tenant, token_hash));
@@ -173,10 +185,35 @@ class EmbeddedIdentityStore:
         await self.db.transaction(lambda c: c.execute(
             "DELETE FROM invitations WHERE tenant = ? AND token_hash = ?", (tenant, token_hash)))
 
-    async def list_invitations(self, tenant: str) -> list[Invitation]:
+    async def pending_invitations(self, tenant: str, at: datetime, *, after: str | None = None,
+                                  limit: int = 100) -> Slice[Invitation]:
+        where = f"tenant = ? AND {EXPIRES} > ?"
+        args: list[object] = [tenant, json_time(at)]
+        if after:
+            created, hashed = key_of(after, str, str)
+            where += f" AND ({CREATED} < ? OR ({CREATED} = ? AND token_hash > ?))"
+            args += [created, created, hashed]
         rows = await self.db.run(lambda c: c.execute(
-            "SELECT doc FROM invitations WHERE tenant = ?", (tenant,)).fetchall())
-        return [Invitation.model_validate_json(r["doc"]) for r in rows]
+            f"SELECT doc FROM invitations WHERE {where}"  # noqa: S608
+            f" ORDER BY {CREATED} DESC, token_hash LIMIT ?", (*args, limit + 1)).fetchall())
+        found = [Invitation.model_validate_json(r["doc"]) for r in rows]
+        return Slice.of(found, limit, lambda i: (json_time(i.created_at), i.token_hash))
+
+    async def find_invitation(self, tenant: str, invitation_id: str) -> Invitation | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM invitations WHERE tenant = ? AND token_hash >= ?"
+            " AND token_hash < ? ORDER BY token_hash LIMIT 1",
+            (tenant, invitation_id, f"{invitation_id}~")).fetchone())
+        return None if row is None else Invitation.model_validate_json(row["doc"])
+
+    async def prune_invitations(self, tenant: str, email: str, at: datetime, keep: str) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            c.execute(f"DELETE FROM invitations WHERE tenant = ? AND {EMAIL} = ?"  # noqa: S608
+                      " AND token_hash <> ?", (tenant, email, keep))
+            c.execute(f"DELETE FROM invitations WHERE tenant = ? AND {EXPIRES} <= ?",  # noqa: S608
+                      (tenant, json_time(at)))
+
+        await self.db.transaction(write)
 
     async def add_refresh_token(self, token: RefreshToken) -> None:
         await self.db.transaction(lambda c: c.execute(

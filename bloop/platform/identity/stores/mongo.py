@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import TypeAdapter
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -20,6 +19,8 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import MongoGuard
+from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.times import json_time
 
 Doc = dict[str, Any]
 # Reads leave out the outbox fields and the password hash (internal fields are all named `_…`).
@@ -60,6 +61,11 @@ class MongoIdentityStore:
         await self.refresh.create_index([("tenant", ASCENDING), ("family", ASCENDING)],
                                         name="tenant_family")
         await self.invitations.create_index([("tenant", ASCENDING)], name="tenant")
+        await self.invitations.create_index(
+            [("tenant", ASCENDING), ("created_at", DESCENDING), ("token_hash", ASCENDING)],
+            name="tenant_created")
+        await self.invitations.create_index([("tenant", ASCENDING), ("email", ASCENDING)],
+                                            name="tenant_email")
         await self._outbox.setup()
         await self.guard.setup()
 
@@ -158,9 +164,30 @@ class MongoIdentityStore:
     async def delete_invitation(self, tenant: str, token_hash: str) -> None:
         await self.invitations.delete_one({"_id": _key(tenant, token_hash), "tenant": tenant})
 
-    async def list_invitations(self, tenant: str) -> list[Invitation]:
-        return [Invitation.model_validate(_fields(d))
-                async for d in self.invitations.find({"tenant": tenant})]
+    async def pending_invitations(self, tenant: str, at: datetime, *, after: str | None = None,
+                                  limit: int = 100) -> Slice[Invitation]:
+        query: dict[str, Any] = {"tenant": tenant, "expires_at": {"$gt": json_time(at)}}
+        if after:
+            created, hashed = key_of(after, str, str)
+            query["$or"] = [{"created_at": {"$lt": created}},
+                            {"created_at": created, "token_hash": {"$gt": hashed}}]
+        cursor = (self.invitations.find(query)
+                  .sort([("created_at", DESCENDING), ("token_hash", ASCENDING)]).limit(limit + 1))
+        found = [Invitation.model_validate(_fields(d)) async for d in cursor]
+        return Slice.of(found, limit, lambda i: (json_time(i.created_at), i.token_hash))
+
+    async def find_invitation(self, tenant: str, invitation_id: str) -> Invitation | None:
+        start = _key(tenant, invitation_id)
+        cursor = self.invitations.find(
+            {"_id": {"$gte": start, "$lt": f"{start}~"}, "tenant": tenant}).sort(
+            "_id", ASCENDING).limit(1)
+        found = [Invitation.model_validate(_fields(d)) async for d in cursor]
+        return found[0] if found else None
+
+    async def prune_invitations(self, tenant: str, email: str, at: datetime, keep: str) -> None:
+        await self.invitations.delete_many({"tenant": tenant, "$or": [
+            {"email": email, "token_hash": {"$ne": keep}},
+            {"expires_at": {"$lte": json_time(at)}}]})
 
     async def add_refresh_token(self, token: RefreshToken) -> None:
         await self.refresh.insert_one({"_id": _key(token.tenant, token.token_hash),
@@ -254,9 +281,6 @@ class MongoApiKeys:
     async def revoke_api_key(self, tenant: str, key_id: str, at: datetime) -> ApiKey | None:
         await self.keys.update_one(
             {"_id": _key(tenant, key_id), "tenant": tenant, "revoked_at": None},
-            {"$set": {"revoked_at": _TIME.dump_python(at, mode="json")}})
+            {"$set": {"revoked_at": json_time(at)}})
         return await self.get_api_key(tenant, key_id)
 
-
-# A time as the records' JSON form keeps it (what `model_dump(mode="json")` writes).
-_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
