@@ -440,6 +440,9 @@ async def test_a_retired_card_leaves_every_deck_and_is_never_added_again(case: C
     assert not await case.store.retire_card(case.tenant, card.id)
     assert await case.store.get_card(case.tenant, card.id) is None
     assert await case.store.cards_of(case.tenant, ["loops"]) == [fixed]
+    assert await case.store.get_cards(case.tenant, [card.id, kept.id, kept.id, "ghost"]) == [fixed]
+    assert await case.store.get_cards(case.other, [kept.id]) == []
+    assert await case.store.get_cards(case.tenant, []) == []
     for learner in ("u1", "u2"):
         assert [s.card_id for s in await case.store.card_states(case.tenant, learner)] == [
             kept.id]

@@ -198,6 +198,9 @@ class LearningRepository(Protocol):
     async def get_card(self, tenant: str, card_id: str) -> Card | None:
         """The card, unless it was retired."""
 
+    async def get_cards(self, tenant: str, card_ids: Sequence[str]) -> list[Card]:
+        """Those of the cards not retired, in one read, in no particular order."""
+
     async def replace_card(self, card: Card) -> bool:
         """Stores the card's new text; False when there is no such card (or it was retired)."""
 

@@ -606,12 +606,8 @@ class LearningService:
 
     async def due(self, tenant: str, learner: str, at: datetime, limit: int = 50) -> list[CardView]:
         states = await self.repo.due(tenant, learner, at, limit)
-        views = []
-        for s in states:
-            card = await self.repo.get_card(tenant, s.card_id)
-            if card is not None:
-                views.append(_view(card, s))
-        return views
+        cards = {c.id: c for c in await self.repo.get_cards(tenant, [s.card_id for s in states])}
+        return [_view(cards[s.card_id], s) for s in states if s.card_id in cards]
 
     async def review(self, tenant: str, learner: str, given: NewReview,
                      at: datetime | None = None) -> ReviewResult:

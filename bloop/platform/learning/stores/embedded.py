@@ -651,6 +651,15 @@ class EmbeddedLearningStore:
             (tenant, card_id)).fetchone())
         return None if row is None else Card.model_validate_json(row["doc"])
 
+    async def get_cards(self, tenant: str, card_ids: Sequence[str]) -> list[Card]:
+        wanted = list(dict.fromkeys(card_ids))
+        if not wanted:
+            return []
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT doc FROM cards WHERE tenant = ? AND id IN ({_marks(wanted)})"  # noqa: S608
+            " AND retired = 0", (tenant, *wanted)).fetchall())
+        return [Card.model_validate_json(r["doc"]) for r in rows]
+
     async def replace_card(self, card: Card) -> bool:
         changed: int = await self.db.transaction(lambda c: c.execute(
             "UPDATE cards SET doc = ? WHERE tenant = ? AND id = ? AND retired = 0",

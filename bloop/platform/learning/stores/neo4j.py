@@ -729,6 +729,12 @@ class Neo4jLearningStore:
                                  tenant=tenant, id=card_id)
         return Card.model_validate_json(rows[0]["doc"]) if rows else None
 
+    async def get_cards(self, tenant: str, card_ids: Sequence[str]) -> list[Card]:
+        rows = await self._query("MATCH (k:ReviewCard {tenant: $tenant}) WHERE k.id IN $ids"
+                                 " AND k.retired IS NULL RETURN k.doc AS doc",
+                                 tenant=tenant, ids=list(card_ids))
+        return [Card.model_validate_json(r["doc"]) for r in rows]
+
     async def replace_card(self, card: Card) -> bool:
         records, _, _ = await self.driver.execute_query(
             "MATCH (k:ReviewCard {tenant: $tenant, id: $id}) WHERE k.retired IS NULL"
