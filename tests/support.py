@@ -107,6 +107,35 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30
         await asyncio.sleep(interval_s)
 
 
+async def bounded(work: Awaitable[T], timeout_s: float, what: str) -> T:
+    """Awaits `work` for at most `timeout_s`. Past that it is cancelled and left behind, and the
+    test fails naming where it and the tasks it started wait, so the test's own clean-up still
+    runs (a pytest timeout would interrupt the event loop instead, skipping it)."""
+    before = asyncio.all_tasks()
+    task = asyncio.ensure_future(work)
+    await asyncio.wait({task}, timeout=timeout_s)
+    if task.done():
+        return task.result()
+    started = [t for t in asyncio.all_tasks() - before if t is not task and not t.done()]
+    where = "; ".join(_waits_in(t) for t in [task, *started])
+    task.cancel()
+    pytest.fail(f"{what} did not end within {timeout_s:g}s; waiting in: {where}")
+
+
+def _waits_in(task: asyncio.Task[Any]) -> str:
+    """The innermost frames of a suspended task (its `get_stack` gives only the outermost)."""
+    frames = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} "
+                      f"{frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return " > ".join(frames[-3:]) or task.get_name()
+
+
 PASSWORD = "quiet meadow lantern sings"
 
 

@@ -15,7 +15,7 @@ from bloop import infra
 from bloop.platform.app import create_app
 from bloop.platform.demo import data
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import eventually, login, require_server
+from tests.support import bounded, eventually, login, require_server
 
 SERVERS = ["redis", "mongo", "neo4j", "kafka", "influxdb"]
 CHECK = {"redis": "redis", "mongo": "mongodb", "neo4j": "neo4j", "kafka": "kafka",
@@ -62,18 +62,7 @@ async def test_a_stopped_store_turns_red_then_green(signed_in: httpx.AsyncClient
         pytest.fail(f"this test stops {name}, so it needs one started by `bloop infra up {name}`")
     await asyncio.to_thread(infra.stop, name)
     try:
-        status, found = await checks(client)
-        assert status == 503
-        assert found[CHECK[name]]["state"] == "down"
-        assert found[CHECK[name]]["error"]
-        others = [CHECK[n] for n in SERVERS if n != name]
-        assert all(found[o]["state"] == "up" for o in others), found
-        assert (await client.get("/healthz")).status_code == 200
-        if name == "mongo":
-            r = await client.get("/v1/tenants/demo/courses")
-            assert r.status_code == 503
-            assert r.headers["content-type"].startswith("application/problem+json")
-            assert int(r.headers["retry-after"]) > 0
+        await bounded(red(client, name), 60, f"/readyz and routes with {name} stopped")
     finally:
         await asyncio.to_thread(infra.start, name)
 
@@ -81,6 +70,23 @@ async def test_a_stopped_store_turns_red_then_green(signed_in: httpx.AsyncClient
         status, found = await checks(client)
         return status == 200 and found[CHECK[name]]["state"] == "up"
 
-    await eventually(green, timeout_s=60, interval_s=0.5, what=f"{name} to be ready again")
+    await bounded(eventually(green, timeout_s=60, interval_s=0.5, what=f"{name} to be ready"),
+                  90, f"/readyz with {name} started again")
     if name == "mongo":
-        assert (await client.get("/v1/tenants/demo/courses")).status_code == 200
+        r = await bounded(client.get("/v1/tenants/demo/courses"), 30, "the course list")
+        assert r.status_code == 200
+
+
+async def red(client: httpx.AsyncClient, name: str) -> None:
+    status, found = await checks(client)
+    assert status == 503
+    assert found[CHECK[name]]["state"] == "down"
+    assert found[CHECK[name]]["error"]
+    others = [CHECK[n] for n in SERVERS if n != name]
+    assert all(found[o]["state"] == "up" for o in others), found
+    assert (await client.get("/healthz")).status_code == 200
+    if name == "mongo":
+        r = await client.get("/v1/tenants/demo/courses")
+        assert r.status_code == 503
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert int(r.headers["retry-after"]) > 0

@@ -31,14 +31,29 @@ class ProbeResult:
 
 
 async def run_probe(probe: Probe) -> ProbeResult:
+    """Answers within the probe's timeout whatever the check does: a check still running then is
+    cancelled and left behind, not awaited, since a client library that swallows the
+    cancellation (or cleans up against a dead server) would otherwise hold up `/readyz` too."""
     start = time.perf_counter()
+    task = asyncio.ensure_future(probe.check())
     try:
-        async with asyncio.timeout(probe.timeout_s):
-            await probe.check()
-    except Exception as exc:
+        await asyncio.wait({task}, timeout=probe.timeout_s)
+    finally:
+        if not task.done():
+            task.cancel()
+            task.add_done_callback(_forget)
+    if not task.done() or task.cancelled():
+        return ProbeResult(probe.name, False, _ms(start),
+                           f"TimeoutError: no answer within {probe.timeout_s:g}s")
+    if (exc := task.exception()) is not None:
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return ProbeResult(probe.name, False, _ms(start), f"{type(exc).__name__}: {detail}")
     return ProbeResult(probe.name, True, _ms(start))
+
+
+def _forget(task: asyncio.Task[object]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _ms(start: float) -> float:

@@ -1,0 +1,60 @@
+"""`/readyz` probes answer within their timeout, whatever the dependency's client does."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from bloop.platform.kit.health import Probe, run_probe
+
+
+async def test_a_check_that_swallows_its_cancellation_does_not_hold_up_the_answer() -> None:
+    ended = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.5)  # cleans up against a dead server, then ends
+            ended.set()
+
+    started = time.monotonic()
+    result = await run_probe(Probe("mongodb", stubborn, timeout_s=0.1))
+    assert time.monotonic() - started < 0.4
+    assert not result.up
+    assert result.error == "TimeoutError: no answer within 0.1s"
+    async with asyncio.timeout(5):
+        await ended.wait()
+
+
+async def test_a_check_that_fails_is_down_with_its_error_and_one_that_answers_is_up() -> None:
+    async def refused() -> None:
+        raise ConnectionRefusedError("connection refused\nsecond line")
+
+    async def fine() -> None:
+        await asyncio.sleep(0)
+
+    down = await run_probe(Probe("redis", refused))
+    assert (down.up, down.error) == (False, "ConnectionRefusedError: connection refused")
+    up = await run_probe(Probe("redis", fine))
+    assert (up.up, up.error) == (True, None)
+    assert up.latency_ms >= 0
+
+
+async def test_a_cancelled_readiness_request_cancels_its_check() -> None:
+    cancelled = asyncio.Event()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    probe = asyncio.ensure_future(run_probe(Probe("neo4j", slow, timeout_s=30)))
+    await asyncio.sleep(0.05)
+    probe.cancel()
+    await asyncio.wait({probe})
+    assert probe.cancelled()
+    async with asyncio.timeout(1):
+        await cancelled.wait()
