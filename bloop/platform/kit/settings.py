@@ -83,6 +83,9 @@ class MongoSettings(BaseSettings):
     adapter: StoreMode | None = None
     url: str = "mongodb://127.0.0.1:27017"
     timeout_ms: int = Field(default=2000, ge=100)
+    socket_timeout_ms: int = Field(default=10_000, ge=100, description="longest wait for one "
+                                   "answer on an open connection: a server that stalls fails "
+                                   "the operation (503) instead of holding the request")
     guard: Literal["auto", "on", "off"] = Field(
         default="auto", description="per-document claims around writes (kit mongo_guard): auto "
         "takes them on FerretDB only, whose updates are not atomic; on/off forces it")

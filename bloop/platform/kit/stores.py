@@ -20,7 +20,8 @@ CLOSE_WAIT_S = 5.0
 
 def mongo_client(s: MongoSettings) -> AsyncMongoClient[dict[str, Any]]:
     return AsyncMongoClient(s.url, serverSelectionTimeoutMS=s.timeout_ms,
-                            connectTimeoutMS=s.timeout_ms, tz_aware=True, uuidRepresentation="standard")
+                            connectTimeoutMS=s.timeout_ms, socketTimeoutMS=s.socket_timeout_ms,
+                            tz_aware=True, uuidRepresentation="standard")
 
 
 def neo4j_driver(s: Neo4jSettings) -> AsyncDriver:
