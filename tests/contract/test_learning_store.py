@@ -25,6 +25,7 @@ from bloop.platform.learning.model import (
     BktParams,
     Card,
     Concept,
+    ConceptEdit,
     CourseNode,
     Edge,
     Enrolment,
@@ -125,16 +126,21 @@ async def test_concepts_are_per_tenant(case: Case) -> None:
         await case.store.set_bkt(case.tenant, "ghost", BktParams())
     assert await case.store.get_concept(case.other, "recursion") is None
 
-    await case.store.describe_concept(case.tenant, "sets", "Sets and maps", "Unordered.")
+    await case.store.describe_concept(
+        case.tenant, "sets", ConceptEdit(name="Sets and maps", description="Unordered."))
     detail = await case.store.get_concept(case.tenant, "sets")
     assert detail is not None
     assert (detail.name, detail.description) == ("Sets and maps", "Unordered.")
-    await case.store.describe_concept(case.tenant, "loops", "Loops", "Repeating.")
+    await case.store.describe_concept(case.tenant, "loops", ConceptEdit(description="Repeating."))
     detail = await case.store.get_concept(case.tenant, "loops")
     assert detail is not None
-    assert (detail.description, detail.bkt.prior) == ("Repeating.", 0.4)  # its BKT stays
+    assert (detail.name, detail.description, detail.bkt.prior) == ("Loops", "Repeating.", 0.4)
+    await case.store.describe_concept(case.tenant, "loops", ConceptEdit(name="Loops and ranges"))
+    detail = await case.store.get_concept(case.tenant, "loops")
+    assert detail is not None
+    assert (detail.name, detail.description) == ("Loops and ranges", "Repeating.")
     with pytest.raises(Missing):
-        await case.store.describe_concept(case.tenant, "ghost", "G", "")
+        await case.store.describe_concept(case.tenant, "ghost", ConceptEdit(name="G"))
     assert [c.name for c in await case.store.list_concepts(case.other)] == ["Loops"]
 
 

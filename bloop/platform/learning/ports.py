@@ -15,6 +15,7 @@ from bloop.platform.learning.model import (
     CardState,
     Concept,
     ConceptDetail,
+    ConceptEdit,
     CourseNode,
     Edge,
     Enrolment,
@@ -77,9 +78,9 @@ class LearningRepository(Protocol):
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         """Those of `ids` the tenant has, ordered by id."""
 
-    async def describe_concept(self, tenant: str, concept_id: str, name: str,
-                               description: str) -> None:
-        """Stores the concept's name and description; `Missing` when there is none."""
+    async def describe_concept(self, tenant: str, concept_id: str, edit: ConceptEdit) -> None:
+        """Stores the fields the edit gives, in one write that leaves the others as they are
+        then; `Missing` when there is no such concept."""
 
     async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
         """`Missing` when the tenant has no such concept."""

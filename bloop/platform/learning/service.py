@@ -123,11 +123,8 @@ class LearningService:
                            edit: ConceptEdit) -> ConceptDetail:
         """A new name or description (a concept first met in a lesson is named after its id
         until an educator names it here)."""
-        current = await self.concept(tenant, concept_id)
         try:
-            await self.repo.describe_concept(
-                tenant, concept_id, current.name if edit.name is None else edit.name,
-                current.description if edit.description is None else edit.description)
+            await self.repo.describe_concept(tenant, concept_id, edit)
         except Missing:
             raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}") from None
         return await self.concept(tenant, concept_id)

@@ -22,6 +22,7 @@ from bloop.platform.learning.model import (
     CardState,
     Concept,
     ConceptDetail,
+    ConceptEdit,
     CourseNode,
     Edge,
     Enrolment,
@@ -276,9 +277,8 @@ class EmbeddedLearningStore:
 
         await self.db.transaction(write)
 
-    async def describe_concept(self, tenant: str, concept_id: str, name: str,
-                               description: str) -> None:
-        await self._change_concept(tenant, concept_id, name=name, description=description)
+    async def describe_concept(self, tenant: str, concept_id: str, edit: ConceptEdit) -> None:
+        await self._change_concept(tenant, concept_id, **edit.changes())
 
     async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
         await self._change_concept(tenant, concept_id, bkt=params)

@@ -34,6 +34,7 @@ from bloop.platform.learning.model import (
     CardState,
     Concept,
     ConceptDetail,
+    ConceptEdit,
     CourseNode,
     Edge,
     Enrolment,
@@ -315,9 +316,8 @@ class Neo4jLearningStore:
         if records[0]["n"] == 0:
             raise Missing(concept_id)
 
-    async def describe_concept(self, tenant: str, concept_id: str, name: str,
-                               description: str) -> None:
-        await self._change_concept(tenant, concept_id, name=name, description=description)
+    async def describe_concept(self, tenant: str, concept_id: str, edit: ConceptEdit) -> None:
+        await self._change_concept(tenant, concept_id, **edit.changes())
 
     async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
         await self._change_concept(tenant, concept_id, bkt=params.model_dump_json())
