@@ -19,6 +19,7 @@ from bloop.platform.kit.health import ops_router
 from bloop.platform.kit.middleware import RequestContextMiddleware
 from bloop.platform.kit.personal_data import PersonalDataSources
 from bloop.platform.kit.settings import Settings, SettingsError
+from bloop.platform.kit.waiting import stop_all
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted
 
@@ -71,8 +72,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                                        "store": settings.runtime.store})
             yield
         finally:
-            for task in background:
-                task.cancel()
+            await stop_all(background)
             for m in reversed(mounted):
                 if m.close is not None:
                     await m.close()

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 
-from bloop.platform.kit.waiting import stopped, woken
+from bloop.platform.kit.waiting import stop_all, stopped, woken
 
 Wait = Callable[[asyncio.Event, float], Awaitable[object]]
 
@@ -104,3 +107,59 @@ async def test_stopped_lets_a_task_finish_its_clean_up_and_keeps_the_callers_can
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
+
+
+@contextlib.contextmanager
+def unretrieved() -> Iterator[list[dict[str, Any]]]:
+    """What the running loop reports as never retrieved while inside, once tasks are collected."""
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, Any]] = []
+    before = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: seen.append(context))
+    try:
+        yield seen
+        gc.collect()
+    finally:
+        loop.set_exception_handler(before)
+
+
+async def fails_when_cancelled() -> None:
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        raise RuntimeError("Lock is not acquired") from None
+
+
+async def test_the_harness_sees_a_cancelled_task_that_failed_go_unretrieved() -> None:
+    with unretrieved() as seen:
+        task = asyncio.create_task(fails_when_cancelled())
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.sleep(0.01)
+        del task
+    assert [c["message"] for c in seen] == ["Task exception was never retrieved"]
+
+
+async def test_stop_all_retrieves_what_cancelled_tasks_end_with_and_leaves_the_slow_behind() -> None:
+    finished = asyncio.Event()
+
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.3)
+            finished.set()
+            raise RuntimeError("cleaning up failed") from None
+
+    with unretrieved() as seen:
+        tasks = [asyncio.create_task(fails_when_cancelled()), asyncio.create_task(slow_to_stop()),
+                 asyncio.create_task(asyncio.sleep(60))]
+        await asyncio.sleep(0)
+        started = time.monotonic()
+        await stop_all(tasks, wait_s=0.1)
+        assert time.monotonic() - started < 0.25
+        assert [t.done() for t in tasks] == [True, False, True]
+        await finished.wait()
+        await asyncio.sleep(0.01)
+        del tasks
+    assert seen == []

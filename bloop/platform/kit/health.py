@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from bloop.platform.kit.metrics import CONTENT_TYPE_LATEST
+from bloop.platform.kit.waiting import forget
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ async def run_probe(probe: Probe) -> ProbeResult:
     finally:
         if not task.done():
             task.cancel()
-            task.add_done_callback(_forget)
+            forget(task)
     if not task.done() or task.cancelled():
         return ProbeResult(probe.name, False, _ms(start),
                            f"TimeoutError: no answer within {probe.timeout_s:g}s")
@@ -49,11 +50,6 @@ async def run_probe(probe: Probe) -> ProbeResult:
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return ProbeResult(probe.name, False, _ms(start), f"{type(exc).__name__}: {detail}")
     return ProbeResult(probe.name, True, _ms(start))
-
-
-def _forget(task: asyncio.Task[object]) -> None:
-    if not task.cancelled():
-        task.exception()
 
 
 def _ms(start: float) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Collection
 from typing import Any
 
 
@@ -32,3 +33,30 @@ async def stopped(task: asyncio.Task[Any], again_s: float = 5.0) -> None:
         await asyncio.wait({task}, timeout=again_s)
     if not task.cancelled():
         task.exception()  # retrieved: whatever it raised was answered by the cancel
+
+
+def forget(task: asyncio.Task[Any]) -> None:
+    """Lets `task` end unobserved: whatever it ends with is retrieved, so asyncio never logs it
+    as an exception nobody retrieved. For a task already answered by a cancel or a timeout."""
+    if task.done():
+        _retrieve(task)
+    else:
+        task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def stop_all(tasks: Collection[asyncio.Task[Any]], wait_s: float = 5.0) -> None:
+    """Cancels `tasks` and waits up to `wait_s` for them; one still running is left behind.
+    A driver call cancelled mid-way may end in an error of its own instead of the cancellation
+    (pymongo's server selection raises RuntimeError("Lock is not acquired") on Python 3.11):
+    it is the cancel's doing, so it is retrieved here, not logged."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=wait_s)
+    for task in tasks:
+        forget(task)
