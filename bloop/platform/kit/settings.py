@@ -103,6 +103,8 @@ class Neo4jSettings(BaseSettings):
     user: str = "neo4j"
     password: str = "bloop-neo4j-pass"  # noqa: S105  (the local infra/ server's)
     timeout_s: float = Field(default=2.0, gt=0)
+    query_timeout_s: float = Field(default=15.0, gt=0, description="longest wait for one query "
+                                   "or transaction: a server that stalls fails it (503)")
 
 
 class RedisSettings(BaseSettings):

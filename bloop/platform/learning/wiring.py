@@ -33,7 +33,8 @@ def repository(platform: Platform) -> LearningRepository:
     if platform.settings.mode("neo4j") == "real":
         from bloop.platform.learning.stores.neo4j import Neo4jLearningStore
 
-        return Neo4jLearningStore(platform.require_neo4j(), platform.events)
+        return Neo4jLearningStore(platform.require_neo4j(), platform.events,
+                                  deadline_s=platform.settings.neo4j.query_timeout_s)
     from bloop.platform.learning.stores.embedded import EmbeddedLearningStore
 
     return EmbeddedLearningStore(platform.sqlite("learning"), platform.events)

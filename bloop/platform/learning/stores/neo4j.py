@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from neo4j import AsyncDriver, AsyncManagedTransaction
+from neo4j import AsyncDriver, AsyncManagedTransaction, Record
 from neo4j.exceptions import ConstraintError
 
+from bloop.platform.kit.deadline import store_deadline
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
 from bloop.platform.kit.events.types import EventRegistry
@@ -213,21 +214,32 @@ def _lesson(props: dict[str, Any]) -> LessonNode:
 
 class Neo4jLearningStore:
     def __init__(self, driver: AsyncDriver, registry: EventRegistry, database: str = "neo4j",
-                 outbox_name: str = "learning-outbox") -> None:
-        self.driver, self.database = driver, database
+                 outbox_name: str = "learning-outbox", deadline_s: float = 15.0) -> None:
+        self.driver, self.database, self.deadline_s = driver, database, deadline_s
         self._outbox = Neo4jOutbox(driver, registry, database=database, name=outbox_name)
 
     @property
     def outbox(self) -> Neo4jOutbox:
         return self._outbox
 
+    # The driver waits for a silent server as long as the server's own hint says (120 s by
+    # default); operations after setup are bounded by `deadline_s` instead.
+
     async def _write(self, work: Callable[[Tx], Awaitable[T]]) -> T:
-        async with self.driver.session(database=self.database) as session:
+        async with store_deadline("neo4j", self.deadline_s), \
+                self.driver.session(database=self.database) as session:
             return await session.execute_write(work)
 
+    async def _execute(self, cypher: str, **params: Any) -> list[Record]:
+        async with store_deadline("neo4j", self.deadline_s):
+            records, _, _ = await self.driver.execute_query(
+                cypher, parameters_=params, database_=self.database)
+        return records
+
     async def _query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
-        records, _, _ = await self.driver.execute_query(
-            cypher, parameters_=params, database_=self.database, routing_="r")
+        async with store_deadline("neo4j", self.deadline_s):
+            records, _, _ = await self.driver.execute_query(
+                cypher, parameters_=params, database_=self.database, routing_="r")
         return [r.data() for r in records]
 
     async def setup(self) -> None:
@@ -310,9 +322,9 @@ class Neo4jLearningStore:
         return [_concept(r["c"]) for r in rows]
 
     async def _change_concept(self, tenant: str, concept_id: str, **props: str) -> None:
-        records, _, _ = await self.driver.execute_query(
+        records = await self._execute(
             "MATCH (c:Concept {tenant: $tenant, id: $id}) SET c += $props RETURN count(c) AS n",
-            tenant=tenant, id=concept_id, props=props, database_=self.database)
+            tenant=tenant, id=concept_id, props=props)
         if records[0]["n"] == 0:
             raise Missing(concept_id)
 
@@ -696,10 +708,10 @@ class Neo4jLearningStore:
         await self._write(work)
 
     async def save_placement(self, tenant: str, placement: Placement) -> None:
-        await self.driver.execute_query(
+        await self._execute(
             "MERGE (p:Placement {tenant: $tenant, learner: $learner, id: $id}) SET p.doc = $doc",
             tenant=tenant, learner=placement.learner, id=placement.id,
-            doc=placement.model_dump_json(), database_=self.database)
+            doc=placement.model_dump_json())
 
     async def get_placement(self, tenant: str, learner: str, placement_id: str) -> Placement | None:
         rows = await self._query(
@@ -711,13 +723,12 @@ class Neo4jLearningStore:
 
     async def add_card(self, card: Card) -> None:
         try:
-            records, _, _ = await self.driver.execute_query(
+            records = await self._execute(
                 "MATCH (c:Concept {tenant: $tenant, id: $concept})"
                 " CREATE (k:ReviewCard {tenant: $tenant, id: $id, concept: $concept, at: $at,"
                 " doc: $doc})-[:DRILLS]->(c) RETURN count(k) AS n",
                 tenant=card.tenant, id=card.id, concept=card.concept,
-                at=card.created_at.isoformat(), doc=card.model_dump_json(),
-                database_=self.database)
+                at=card.created_at.isoformat(), doc=card.model_dump_json())
         except ConstraintError:
             raise Duplicate(card.id) from None
         if records[0]["n"] == 0:
@@ -736,10 +747,10 @@ class Neo4jLearningStore:
         return [Card.model_validate_json(r["doc"]) for r in rows]
 
     async def replace_card(self, card: Card) -> bool:
-        records, _, _ = await self.driver.execute_query(
+        records = await self._execute(
             "MATCH (k:ReviewCard {tenant: $tenant, id: $id}) WHERE k.retired IS NULL"
             " SET k.doc = $doc RETURN count(k) AS n", tenant=card.tenant, id=card.id,
-            doc=card.model_dump_json(), database_=self.database)
+            doc=card.model_dump_json())
         return bool(records[0]["n"])
 
     async def retire_card(self, tenant: str, card_id: str) -> bool:
@@ -772,20 +783,20 @@ class Neo4jLearningStore:
         return [CardState.model_validate_json(r["doc"]) for r in rows]
 
     async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
-        records, _, _ = await self.driver.execute_query(
+        records = await self._execute(
             "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: $card})"
             " SET s.removed = CASE WHEN $kept THEN null ELSE true END RETURN count(s) AS n",
-            tenant=tenant, learner=learner, card=card_id, kept=kept, database_=self.database)
+            tenant=tenant, learner=learner, card=card_id, kept=kept)
         return bool(records[0]["n"])
 
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
-        await self.driver.execute_query(
+        await self._execute(
             "UNWIND $states AS x"
             " MERGE (s:CardSchedule {tenant: $tenant, learner: $learner, card: x.card})"
             " ON CREATE SET s.due = x.due, s.version = x.version, s.doc = x.doc",
             tenant=tenant, learner=learner,
             states=[{"card": s.card_id, "due": s.due.isoformat(), "version": s.version,
-                     "doc": s.model_dump_json()} for s in states], database_=self.database)
+                     "doc": s.model_dump_json()} for s in states])
 
     async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
         rows = await self._query(
@@ -830,9 +841,9 @@ class Neo4jLearningStore:
 
     async def save_scheduler_params(self, tenant: str, learner: str,
                                     parameters: Sequence[float]) -> None:
-        await self.driver.execute_query(
+        await self._execute(
             "MERGE (l:Learner {tenant: $tenant, id: $id}) SET l.fsrs = $p",
-            tenant=tenant, id=learner, p=json.dumps(list(parameters)), database_=self.database)
+            tenant=tenant, id=learner, p=json.dumps(list(parameters)))
 
     async def erase_learner(self, tenant: str, learner: str) -> None:
         async def work(tx: Tx) -> None:
@@ -849,8 +860,8 @@ class Neo4jLearningStore:
         """Deletes every learning node of the tenant (tests and benchmarks clean up with it)."""
         for label in KEYS:
             while True:
-                records, _, _ = await self.driver.execute_query(
+                records = await self._execute(
                     f"MATCH (n:{label} {{tenant: $tenant}}) WITH n LIMIT 5000"
-                    " DETACH DELETE n RETURN count(*) AS n", tenant=tenant, database_=self.database)
+                    " DETACH DELETE n RETURN count(*) AS n", tenant=tenant)
                 if records[0]["n"] == 0:
                     break
