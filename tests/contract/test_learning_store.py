@@ -24,6 +24,7 @@ from bloop.platform.learning.events import Enrolled, Unenrolled
 from bloop.platform.learning.model import (
     BktParams,
     Card,
+    CardEdit,
     Concept,
     ConceptEdit,
     CourseNode,
@@ -437,10 +438,14 @@ async def test_a_retired_card_leaves_every_deck_and_is_never_added_again(case: C
         for learner in ("u1", "u2"):
             await case.store.add_card_states(case.tenant, learner,
                                              [review.new_state(c.id, "loops", T0)])
-    fixed = kept.model_copy(update={"back": "better", "updated_at": T0})
-    assert await case.store.replace_card(fixed)
+    later = T0 + timedelta(minutes=1)
+    fixed = await case.store.edit_card(case.tenant, kept.id, CardEdit(back="better"), T0)
+    assert fixed == kept.model_copy(update={"back": "better", "updated_at": T0})
+    fixed = await case.store.edit_card(case.tenant, kept.id, CardEdit(front="good"), later)
+    assert fixed == kept.model_copy(update={"front": "good", "back": "better", "updated_at": later})
     assert await case.store.get_card(case.tenant, kept.id) == fixed
-    assert not await case.store.replace_card(fixed.model_copy(update={"id": "ghost"}))
+    assert await case.store.edit_card(case.tenant, "ghost", CardEdit(back="x"), later) is None
+    assert await case.store.edit_card(case.other, kept.id, CardEdit(back="x"), later) is None
 
     assert await case.store.retire_card(case.tenant, card.id)
     assert not await case.store.retire_card(case.tenant, card.id)
@@ -452,7 +457,12 @@ async def test_a_retired_card_leaves_every_deck_and_is_never_added_again(case: C
     for learner in ("u1", "u2"):
         assert [s.card_id for s in await case.store.card_states(case.tenant, learner)] == [
             kept.id]
-    assert not await case.store.replace_card(card.model_copy(update={"back": "again"}))
+    assert await case.store.edit_card(case.tenant, card.id, CardEdit(back="again"), later) is None
+    for learner in ("u1", "u3"):  # a retired card, or one never made, joins no deck
+        await case.store.add_card_states(case.tenant, learner, [
+            review.new_state(i, "loops", T0) for i in (card.id, "ghost", kept.id)])
+        assert [s.card_id for s in await case.store.card_states(case.tenant, learner)] == [
+            kept.id]
     with pytest.raises(Duplicate):
         await case.store.add_card(card)
     assert await case.store.get_card(case.tenant, card.id) is None

@@ -355,6 +355,9 @@ class Card(_Frozen):
         return cls(id=card_id or uuid.uuid4().hex, tenant=tenant, concept=concept,
                    created_at=at or now(), **new.model_dump())
 
+    def edited(self, edit: CardEdit, at: datetime) -> Card:
+        return self.model_copy(update=edit.changes() | {"updated_at": at})
+
 
 class CardState(_Frozen):
     """A learner's schedule for one card: the FSRS card, as `fsrs.Card.to_dict()`."""

@@ -12,6 +12,7 @@ from bloop.platform.kit.events.outbox import OutboxStore
 from bloop.platform.learning.model import (
     BktParams,
     Card,
+    CardEdit,
     CardState,
     Concept,
     ConceptDetail,
@@ -202,8 +203,10 @@ class LearningRepository(Protocol):
     async def get_cards(self, tenant: str, card_ids: Sequence[str]) -> list[Card]:
         """Those of the cards not retired, in one read, in no particular order."""
 
-    async def replace_card(self, card: Card) -> bool:
-        """Stores the card's new text; False when there is no such card (or it was retired)."""
+    async def edit_card(self, tenant: str, card_id: str, edit: CardEdit,
+                        at: datetime) -> Card | None:
+        """Applies the edit to the card as stored, in one atomic step (an edit racing it keeps
+        its own fields); None when there is no such card (or it was retired)."""
 
     async def retire_card(self, tenant: str, card_id: str) -> bool:
         """Retires the card: no read finds it, its id is never used again, and it leaves
@@ -218,7 +221,8 @@ class LearningRepository(Protocol):
 
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
         """Adds cards to the learner's deck; cards already in it, or taken out of it by the
-        learner, keep their schedule and stay where they are."""
+        learner, keep their schedule and stay where they are. A card retired (or unknown) is
+        left out in the same write, so one retired meanwhile leaves no schedule behind."""
 
     async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
         """Takes the card out of the learner's deck (`kept` False: no read of their deck finds

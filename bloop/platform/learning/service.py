@@ -565,9 +565,9 @@ class LearningService:
 
     async def edit_card(self, tenant: str, concept: str, card_id: str, edit: CardEdit) -> Card:
         """New text for the card; learners' schedules of it stay."""
-        card = await self._card_of(tenant, concept, card_id)
-        edited = card.model_copy(update=edit.changes() | {"updated_at": now()})
-        if not await self.repo.replace_card(edited):
+        await self._card_of(tenant, concept, card_id)
+        edited = await self.repo.edit_card(tenant, card_id, edit, now())
+        if edited is None:
             raise NotFound(f"the concept {concept!r} has no card {card_id!r}")
         return edited
 
@@ -585,8 +585,10 @@ class LearningService:
         await self.repo.add_card_states(tenant, learner,
                                         [fsrs_review.new_state(card.id, card.concept, now())])
         await self.repo.keep_in_deck(tenant, learner, card_id, True)
-        [state] = await self.repo.card_states(tenant, learner, [card_id])
-        return _view(card, state)
+        states = await self.repo.card_states(tenant, learner, [card_id])
+        if not states:  # retired since it was read
+            raise NotFound(f"no card {card_id!r} in tenant {tenant!r}")
+        return _view(card, states[0])
 
     async def drop_card(self, tenant: str, learner: str, card_id: str) -> None:
         """Takes the card out of the learner's deck: it is no longer due, and completing its

@@ -4,6 +4,7 @@ events on the bus, exactly as content publishes them."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import json
@@ -482,6 +483,14 @@ async def test_educators_fix_or_retire_cards_and_learners_drop_them(running: tup
     assert (r.status_code, r.json()["back"], r.json()["front"]) == (
         200, "A recursive function.", "What calls itself?")
     assert await due(pupil) == ["A base case.", "A recursive function."]
+    # two fixes at once, each to one side: both stay
+    fixes = await asyncio.gather(
+        client.patch(f"{url}/{wrong['id']}", json={"front": "What calls itself, then?"}),
+        client.patch(f"{url}/{wrong['id']}", json={"back": "A recursive function."}))
+    assert [f.status_code for f in fixes] == [200, 200]
+    r = await client.get(url)
+    assert [(c["front"], c["back"]) for c in r.json()["items"] if c["id"] == wrong["id"]] == [
+        ("What calls itself, then?", "A recursive function.")]
     for bad, status in (({}, 422), ({"back": ""}, 422), ({"back": "x", "id": "y"}, 422)):
         assert (await client.patch(f"{url}/{wrong['id']}", json=bad)).status_code == status, bad
     r = await client.patch(f"{BASE}/concepts/functions/cards/{wrong['id']}", json={"back": "x"})

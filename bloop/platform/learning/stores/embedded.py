@@ -19,6 +19,7 @@ from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.learning.model import (
     BktParams,
     Card,
+    CardEdit,
     CardState,
     Concept,
     ConceptDetail,
@@ -660,11 +661,19 @@ class EmbeddedLearningStore:
             " AND retired = 0", (tenant, *wanted)).fetchall())
         return [Card.model_validate_json(r["doc"]) for r in rows]
 
-    async def replace_card(self, card: Card) -> bool:
-        changed: int = await self.db.transaction(lambda c: c.execute(
-            "UPDATE cards SET doc = ? WHERE tenant = ? AND id = ? AND retired = 0",
-            (card.model_dump_json(), card.tenant, card.id)).rowcount)
-        return changed > 0
+    async def edit_card(self, tenant: str, card_id: str, edit: CardEdit,
+                        at: datetime) -> Card | None:
+        def write(c: Conn) -> Card | None:
+            row = c.execute("SELECT doc FROM cards WHERE tenant = ? AND id = ? AND retired = 0",
+                            (tenant, card_id)).fetchone()
+            if row is None:
+                return None
+            card = Card.model_validate_json(row["doc"]).edited(edit, at)
+            c.execute("UPDATE cards SET doc = ? WHERE tenant = ? AND id = ?",
+                      (card.model_dump_json(), tenant, card_id))
+            return card
+
+        return await self.db.transaction(write)
 
     async def retire_card(self, tenant: str, card_id: str) -> bool:
         def write(c: Conn) -> bool:
@@ -699,7 +708,8 @@ class EmbeddedLearningStore:
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
         await self.db.transaction(lambda c: c.executemany(
             "INSERT OR IGNORE INTO card_states (tenant, learner, card, due, version, doc)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM cards"
+            " WHERE tenant = ?1 AND id = ?3 AND retired = 0)",
             [(tenant, learner, s.card_id, _iso(s.due), s.version, s.model_dump_json())
              for s in states]))
 

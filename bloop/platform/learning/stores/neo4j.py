@@ -32,6 +32,7 @@ from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.learning.model import (
     BktParams,
     Card,
+    CardEdit,
     CardState,
     Concept,
     ConceptDetail,
@@ -746,12 +747,22 @@ class Neo4jLearningStore:
                                  tenant=tenant, ids=list(card_ids))
         return [Card.model_validate_json(r["doc"]) for r in rows]
 
-    async def replace_card(self, card: Card) -> bool:
-        records = await self._execute(
-            "MATCH (k:ReviewCard {tenant: $tenant, id: $id}) WHERE k.retired IS NULL"
-            " SET k.doc = $doc RETURN count(k) AS n", tenant=card.tenant, id=card.id,
-            doc=card.model_dump_json())
-        return bool(records[0]["n"])
+    async def edit_card(self, tenant: str, card_id: str, edit: CardEdit,
+                        at: datetime) -> Card | None:
+        async def work(tx: Tx) -> Card | None:
+            # Read under the card's write lock, so a racing edit or retirement goes first.
+            record = await (await tx.run(
+                "MATCH (k:ReviewCard {tenant: $tenant, id: $id}) SET k._lock = true REMOVE k._lock"
+                " WITH k WHERE k.retired IS NULL RETURN k.doc AS doc",
+                tenant=tenant, id=card_id)).single()
+            if record is None:
+                return None
+            card = Card.model_validate_json(record["doc"]).edited(edit, at)
+            await (await tx.run("MATCH (k:ReviewCard {tenant: $tenant, id: $id}) SET k.doc = $doc",
+                                tenant=tenant, id=card_id, doc=card.model_dump_json())).consume()
+            return card
+
+        return await self._write(work)
 
     async def retire_card(self, tenant: str, card_id: str) -> bool:
         async def work(tx: Tx) -> bool:
@@ -790,8 +801,12 @@ class Neo4jLearningStore:
         return bool(records[0]["n"])
 
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
+        # The card's write lock orders this after a retirement that is committing, whose
+        # deletion of schedules would otherwise miss the one created here.
         await self._execute(
-            "UNWIND $states AS x"
+            "UNWIND $states AS x MATCH (k:ReviewCard {tenant: $tenant, id: x.card})"
+            " SET k._lock = true REMOVE k._lock"
+            " WITH x, k WHERE k.retired IS NULL"
             " MERGE (s:CardSchedule {tenant: $tenant, learner: $learner, card: x.card})"
             " ON CREATE SET s.due = x.due, s.version = x.version, s.doc = x.doc",
             tenant=tenant, learner=learner,
