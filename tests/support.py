@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -191,6 +192,20 @@ class StallingRelay:
             pass
         finally:
             sink.close()
+
+
+@contextlib.contextmanager
+def unretrieved() -> Iterator[list[dict[str, Any]]]:
+    """What the running loop reports as never retrieved while inside, once tasks are collected."""
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, Any]] = []
+    before = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: seen.append(context))
+    try:
+        yield seen
+        gc.collect()
+    finally:
+        loop.set_exception_handler(before)
 
 
 PASSWORD = "quiet meadow lantern sings"

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from bloop.platform.kit.stores import close_all
+from tests.support import unretrieved
 
 
 async def test_a_client_that_never_closes_is_left_behind_with_a_warning(
@@ -32,3 +33,20 @@ async def test_a_client_that_never_closes_is_left_behind_with_a_warning(
                for m, c in messages), messages
     assert any(m == "a store client failed to close" and "failing" in c
                for m, c in messages), messages
+
+
+async def test_a_client_left_behind_that_fails_on_its_cancel_is_not_logged_as_unretrieved() -> None:
+    ended = asyncio.Event()
+
+    async def stuck_then_failing() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            ended.set()
+            raise RuntimeError("Lock is not acquired") from None
+
+    with unretrieved() as seen:
+        await close_all(stuck_then_failing(), wait_s=0.1)
+        await ended.wait()
+        await asyncio.sleep(0.01)
+    assert seen == []

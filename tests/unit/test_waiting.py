@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from bloop.platform.kit.waiting import stop_all, stopped, woken
+from tests.support import unretrieved
 
 Wait = Callable[[asyncio.Event, float], Awaitable[object]]
 
@@ -107,20 +106,6 @@ async def test_stopped_lets_a_task_finish_its_clean_up_and_keeps_the_callers_can
     caller.cancel()
     with pytest.raises(asyncio.CancelledError):
         await caller
-
-
-@contextlib.contextmanager
-def unretrieved() -> Iterator[list[dict[str, Any]]]:
-    """What the running loop reports as never retrieved while inside, once tasks are collected."""
-    loop = asyncio.get_running_loop()
-    seen: list[dict[str, Any]] = []
-    before = loop.get_exception_handler()
-    loop.set_exception_handler(lambda _, context: seen.append(context))
-    try:
-        yield seen
-        gc.collect()
-    finally:
-        loop.set_exception_handler(before)
 
 
 async def fails_when_cancelled() -> None:

@@ -13,6 +13,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from bloop.platform.kit.settings import InfluxSettings, MongoSettings, Neo4jSettings, RedisSettings
+from bloop.platform.kit.waiting import forget
 
 log = logging.getLogger("bloop.stores")
 CLOSE_WAIT_S = 5.0
@@ -77,3 +78,4 @@ async def close_all(*closers: Awaitable[Any] | None, wait_s: float = CLOSE_WAIT_
         log.warning("a store client did not close in time; left behind", extra={
             "client": tasks[task], "wait_s": wait_s})
         task.cancel()
+        forget(task)
