@@ -119,14 +119,18 @@ def example(tenant: str | None) -> str:
             "# which puts an access token in the Headers tab below.\n"
             "#\n"
             "# Ctrl-Enter runs a query; Ctrl-Space completes a field.\n"
-            "# The courses of a tenant, with their lessons:\n"
+            "# The courses of a tenant, with their lessons, a page\n"
+            "# at a time (`next` is the following page's `after`):\n"
             "{\n"
-            f'  courses(tenant: "{tenant or "your-tenant"}") {{\n'
-            "    title\n"
-            "    lessons {\n"
+            f'  courses(tenant: "{tenant or "your-tenant"}", first: 20) {{\n'
+            "    items {\n"
             "      title\n"
-            "      estimatedMinutes\n"
+            "      lessons {\n"
+            "        title\n"
+            "        estimatedMinutes\n"
+            "      }\n"
             "    }\n"
+            "    next\n"
             "  }\n"
             "}\n")
 

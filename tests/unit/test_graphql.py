@@ -77,8 +77,11 @@ def content_service(app: FastAPI) -> ContentService:
 COURSES_WITH_LESSONS = """
 query ($tenant: Slug!) {
   courses(tenant: $tenant, status: ALL) {
-    id title status lessonCount
-    lessons { id courseId position title estimatedMinutes blocks { ... on MarkdownBlock { markdown } } }
+    items {
+      id title status lessonCount
+      lessons { id courseId position title estimatedMinutes blocks { ... on MarkdownBlock { markdown } } }
+    }
+    next
   }
 }"""
 
@@ -87,7 +90,7 @@ async def test_the_demo_course_comes_with_its_lessons(start: Start) -> None:
     async with start() as (_, client):
         body = await query(client, COURSES_WITH_LESSONS, tenant=data.TENANT_ID)
         assert "errors" not in body
-        [course] = body["data"]["courses"]
+        [course] = body["data"]["courses"]["items"]
         assert course["title"] == "Thinking in Python"
         assert course["status"] == "published"
         assert course["lessonCount"] == 4
@@ -142,7 +145,7 @@ async def test_lessons_of_many_courses_load_in_one_read(
 
         body = await query(client, COURSES_WITH_LESSONS, tenant="acme")
         assert "errors" not in body
-        got = {c["id"]: [x["id"] for x in c["lessons"]] for c in body["data"]["courses"]}
+        got = {c["id"]: [x["id"] for x in c["lessons"]] for c in body["data"]["courses"]["items"]}
         assert got == made
         assert len(bulk_reads) == 1
         assert sorted(bulk_reads[0]) == sorted(made)
@@ -161,11 +164,12 @@ async def test_what_is_missing_is_null(start: Start) -> None:
             lesson(tenant: "demo", id: "no-such-lesson") { id }
             tenant(id: "no-such-tenant") { id }
             users(tenant: "no-such-tenant") { next }
-            courses(tenant: "no-such-tenant") { id }
+            courses(tenant: "no-such-tenant") { items { id } next }
           }""")
         assert "errors" not in body
         assert body["data"] == {"course": None, "other": None, "lesson": None, "tenant": None,
-                                "users": None, "courses": []}
+                                "users": None,
+                                "courses": {"items": [], "next": None}}
 
 
 async def test_users_come_a_page_at_a_time(start: Start) -> None:
@@ -187,12 +191,35 @@ async def test_users_come_a_page_at_a_time(start: Start) -> None:
         assert body["errors"][0]["extensions"]["code"] == "validation_failed"
 
 
+async def test_courses_come_a_page_at_a_time_in_title_order(start: Start) -> None:
+    async with start(seed=False) as (app, client):
+        service = content_service(app)
+        titles = [f"Course {n:02}" for n in range(7)]
+        for n, title in enumerate(reversed(titles)):
+            await service.create_course("acme", NewCourse(id=f"c{n}", title=title))
+        text = """query ($after: String) {
+            courses(tenant: "acme", status: ALL, first: 3, after: $after) { items { title } next }
+        }"""
+        pages: list[list[str]] = []
+        after = None
+        while True:
+            body = await query(client, text, after=after)
+            assert "errors" not in body, body
+            page = body["data"]["courses"]
+            pages.append([c["title"] for c in page["items"]])
+            if (after := page["next"]) is None:
+                break
+        assert pages == [titles[:3], titles[3:6], titles[6:]]
+
+
 @pytest.mark.parametrize("text", [
     "{ courses(tenant: ",                                     # syntax
     "{ nothing }",                                            # no such field
     "{ course(tenant: \"demo\") { id } }",                    # a required argument left out
-    "{ courses(tenant: \"Not A Slug!\") { id } }",            # a scalar's rule
-    "{ courses(tenant: \"demo\", status: RETIRED) { id } }",  # no such enum value
+    "{ courses(tenant: \"Not A Slug!\") { next } }",                # a scalar's rule
+    "{ courses(tenant: \"demo\", status: RETIRED) { next } }",      # no such enum value
+    "{ courses(tenant: \"demo\", first: 0) { next } }",             # a page size out of range
+    "{ courses(tenant: \"demo\", after: \"nonsense\") { next } }",  # not a cursor of the list
 ])
 async def test_a_bad_query_is_a_graphql_error_not_a_500(start: Start, text: str) -> None:
     async with start(seed=False) as (_, client):
@@ -319,10 +346,11 @@ async def test_blocks_of_every_type_and_quizzes_without_their_answers(start: Sta
         assert "/vid1/signed?reach=staff&" in drafted["blocks"][4]["link"]["url"]
 
         # so do courses and their lessons: the publication to others, the draft to its authors
-        listing = 'query { courses(tenant: "acme", status: ALL) { id status lessons { title } } }'
+        listing = ('query { courses(tenant: "acme", status: ALL)'
+                   ' { items { id status lessons { title } } } }')
         for headers, title in ((other, "All"), (author, "Draft title")):
             r = await client.post("/graphql", json={"query": listing}, headers=headers)
-            assert r.json()["data"]["courses"] == [
+            assert r.json()["data"]["courses"]["items"] == [
                 {"id": "py", "status": "published", "lessons": [{"title": title}]}], r.text
 
 
@@ -337,7 +365,7 @@ async def query_fields(client: httpx.AsyncClient) -> set[str]:
 async def test_the_schema_has_the_fields_of_the_services_the_process_runs(start: Start) -> None:
     async with start(services=["identity"], seed=False) as (_, client):
         assert await query_fields(client) == {"tenant", "users"}
-        body = (await client.post("/graphql", json={"query": '{ courses(tenant: "demo") { id } }'}))
+        body = (await client.post("/graphql", json={"query": '{ courses(tenant: "demo") { next } }'}))
         assert body.json()["errors"]
     # A content-only process verifies tokens issued elsewhere: its schema is read directly.
     schema = build_schema([CONTENT])
@@ -377,9 +405,9 @@ async def test_archived_courses_are_listed_on_request_only(start: Start) -> None
         assert r.status_code == 200, r.text
         for status, found in (("", []), ("status: ARCHIVED", ["archived"]),
                               ("status: ALL", ["archived"])):
-            text = f'{{ courses(tenant: "demo" {status}) {{ status }} }}'
+            text = f'{{ courses(tenant: "demo" {status}) {{ items {{ status }} }} }}'
             r = await client.post("/graphql", json={"query": text}, headers=admin)
-            assert [c["status"] for c in r.json()["data"]["courses"]] == found, r.text
+            assert [c["status"] for c in r.json()["data"]["courses"]["items"]] == found, r.text
 
 
 async def test_fields_keep_to_the_callers_tenant_and_roles(start: Start) -> None:
@@ -393,16 +421,16 @@ async def test_fields_keep_to_the_callers_tenant_and_roles(start: Start) -> None
             body: Json = r.json()
             return body
 
-        published = await ask(learner, '{ courses(tenant: "demo") { title } }')
-        assert published["data"]["courses"] == [{"title": "Thinking in Python"}]
+        published = await ask(learner, '{ courses(tenant: "demo") { items { title } } }')
+        assert published["data"]["courses"]["items"] == [{"title": "Thinking in Python"}]
 
-        for text in ('{ courses(tenant: "demo", status: ALL) { id } }',
+        for text in ('{ courses(tenant: "demo", status: ALL) { next } }',
                      '{ users(tenant: "demo") { next } }'):
             body = await ask(learner, text)
             assert not any((body["data"] or {}).values()), text
             assert body["errors"][0]["extensions"]["code"] == "missing_role", text
 
-        for text in ('{ courses(tenant: "demo") { id } }', '{ tenant(id: "demo") { id } }',
+        for text in ('{ courses(tenant: "demo") { next } }', '{ tenant(id: "demo") { id } }',
                      '{ users(tenant: "demo") { next } }', '{ concepts(tenant: "demo") { id } }',
                      '{ course(tenant: "demo", id: "thinking-in-python") { id } }'):
             body = await ask(stranger, text)

@@ -19,7 +19,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from bloop.graphql.context import Context
-from bloop.graphql.fields import field
+from bloop.graphql.fields import field, page_size
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
 from bloop.platform.content.media.model import media_url
@@ -27,7 +27,6 @@ from bloop.platform.content.media.service import MediaService, reach_of
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.errors import NotFound
-from bloop.platform.kit.pagination import every
 
 Info = strawberry.Info[Context, None]
 LessonsKey = tuple[str, str]  # (tenant, course id)
@@ -375,10 +374,19 @@ class Concept:
 
 
 @strawberry.type
+class CoursePage:
+    items: list[Course]
+    next: str | None = strawberry.field(
+        description="the cursor (`after`) of the following page; null on the last")
+
+
+@strawberry.type
 class Query:
-    @field("the tenant's courses of `status`, ordered by title: all of them")
+    @field("the tenant's courses of `status` ordered by title, `first` of them after the "
+           "cursor `after`")
     async def courses(self, info: Info, tenant: Slug,
-                      status: CourseStatusFilter = CourseStatusFilter.PUBLISHED) -> list[Course]:
+                      status: CourseStatusFilter = CourseStatusFilter.PUBLISHED, first: int = 50,
+                      after: str | None = None) -> CoursePage:
         me = _reader(info, tenant)
         if status is not CourseStatusFilter.PUBLISHED and not me.has_any(STAFF):
             raise Forbidden("drafts are visible to the tenant's educators only",
@@ -387,16 +395,15 @@ class Query:
             CourseStatusFilter.PUBLISHED: "published", CourseStatusFilter.DRAFT: "draft",
             CourseStatusFilter.ARCHIVED: "archived", CourseStatusFilter.ALL: None}[status]
         out = []
-        service = _service(info)
-        readable = await every(lambda after: service.readable_courses(tenant, wanted, me,
-                                                                      after=after, limit=500))
-        for c, draft in readable:
+        readable = await _service(info).readable_courses(tenant, wanted, me, after=after,
+                                                         limit=page_size(first))
+        for c, draft in readable.items:
             if draft or c.publication is None:
                 out.append(Course.of(model.CourseView.draft(c), draft=True))
             else:
                 out.append(Course.of(model.CourseView.published(c, c.publication), draft=False,
                                      stored=c))
-        return out
+        return CoursePage(items=out, next=readable.next)
 
     @field("a course of the tenant; null when there is none")
     async def course(self, info: Info, tenant: Slug, id: Slug) -> Course | None:

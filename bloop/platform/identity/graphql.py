@@ -8,10 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
-from graphql.error import GraphQLError
 
 from bloop.graphql.context import Context
-from bloop.graphql.fields import field
+from bloop.graphql.fields import field, page_size
 from bloop.graphql.scalars import Slug
 from bloop.platform.identity import model
 from bloop.platform.identity.service import IdentityService
@@ -19,7 +18,6 @@ from bloop.platform.kit.auth import STAFF
 from bloop.platform.kit.errors import NotFound
 
 Info = strawberry.Info[Context, None]
-MAX_PAGE = 200
 
 
 def _service(info: Info) -> IdentityService:
@@ -75,11 +73,8 @@ class Query:
     async def users(self, info: Info, tenant: Slug, first: int = 50,
                     after: str | None = None) -> UserPage | None:
         info.context.authorise(tenant, *sorted(STAFF), scopes=["identity:read"])
-        if not 1 <= first <= MAX_PAGE:
-            raise GraphQLError(f"first must be between 1 and {MAX_PAGE}",
-                               extensions={"code": "validation_failed", "status": 422})
         try:
-            users = await _service(info).users(tenant, after=after, limit=first)
+            users = await _service(info).users(tenant, after=after, limit=page_size(first))
         except NotFound:
             return None
         return UserPage(items=[User.of(u) for u in users],
