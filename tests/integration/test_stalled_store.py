@@ -4,7 +4,8 @@ need it with a 503 within its bound, like one that is down, and they recover wit
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,12 @@ import pytest
 
 from bloop.platform.app import create_app
 from bloop.platform.demo import data
+from bloop.platform.kit import stores
+from bloop.platform.kit.errors import StoreUnavailable
+from bloop.platform.kit.events.bus.port import Message
+from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
+from bloop.platform.kit.events.outbox.port import Pending
+from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.settings import MongoSettings, Neo4jSettings, RuntimeSettings, Settings
 from tests.support import StallingRelay, bounded, eventually, login, require_server
 
@@ -37,6 +44,7 @@ class Case:
             adapter="real", url=f"bolt://127.0.0.1:{port}", query_timeout_s=2.0))
 
 
+PING_MESSAGE = Message.event("bloop.stalled", b"none", "bloop.test.ping.v1", b"{}")
 CASES = [Case("mongo", "mongodb", "/v1/tenants/demo/courses"),
          Case("neo4j", "neo4j", "/v1/tenants/demo/learning/concepts")]
 
@@ -92,3 +100,32 @@ async def test_a_stalled_store_answers_503_in_bounded_time_and_recovers(
         relay.resume()
     await bounded(eventually(served, timeout_s=30, interval_s=0.2, what=case.route), 60,
                   f"{case.route} after {case.server} resumed")
+
+
+async def test_a_stalled_neo4j_fails_the_outbox_relays_reads_within_their_bound() -> None:
+    """The relay of a Neo4j outbox backs off and tries again, as for a store that is down,
+    instead of waiting on the silent server as long as the driver would."""
+    async with StallingRelay(require_server("neo4j").address) as relay:
+        driver = stores.neo4j_driver(Neo4jSettings(url=f"bolt://127.0.0.1:{relay.port}"))
+        outbox = Neo4jOutbox(driver, registry, name=f"stalled-{uuid.uuid4().hex[:8]}",
+                             deadline_s=1.0)
+        try:
+            await bounded(outbox.setup(), 30, "outbox setup")
+            assert await bounded(outbox.pending(10), 10, "pending before the stall") == []
+            relay.stall()
+            calls: dict[str, Callable[[], Awaitable[object]]] = {
+                "pending": lambda: outbox.pending(10),
+                "count_pending": outbox.count_pending,
+                "mark_sent": lambda: outbox.mark_sent([Pending("none", PING_MESSAGE)]),
+                "prune": lambda: outbox.prune(60),
+            }
+            for what, call in calls.items():
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable):
+                    await bounded(call(), 20, f"{what} with neo4j stalled")
+                assert time.monotonic() - started < 5, what
+            relay.resume()
+            assert await bounded(outbox.count_pending(), 20, "count after resume") == 0
+        finally:
+            relay.resume()
+            await driver.close()

@@ -217,7 +217,8 @@ class Neo4jLearningStore:
     def __init__(self, driver: AsyncDriver, registry: EventRegistry, database: str = "neo4j",
                  outbox_name: str = "learning-outbox", deadline_s: float = 15.0) -> None:
         self.driver, self.database, self.deadline_s = driver, database, deadline_s
-        self._outbox = Neo4jOutbox(driver, registry, database=database, name=outbox_name)
+        self._outbox = Neo4jOutbox(driver, registry, database=database, name=outbox_name,
+                                   deadline_s=deadline_s)
 
     @property
     def outbox(self) -> Neo4jOutbox:

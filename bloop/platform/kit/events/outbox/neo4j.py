@@ -1,13 +1,17 @@
 """The Neo4j outbox: `add` writes `:BloopOutbox` nodes in the caller's transaction. A sequence
-node numbers them, so the relay publishes in commit order."""
+node numbers them, so the relay publishes in commit order. The relay's own reads and writes are
+bounded by `deadline_s`: on a server that stalls they fail as the store being unavailable, and
+the relay backs off and tries again, as it does while the server is down."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any, Literal
 
-from neo4j import AsyncDriver, AsyncManagedTransaction
+from neo4j import AsyncDriver, AsyncManagedTransaction, Record
 
+from bloop.platform.kit.deadline import store_deadline
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.port import Pending, entry_of, message_of
 from bloop.platform.kit.events.types import EventRegistry
@@ -25,8 +29,15 @@ CREATE (:BloopOutbox {name: $name, seq: base + i + 1, id: e.id, topic: e.topic, 
 
 class Neo4jOutbox:
     def __init__(self, driver: AsyncDriver, registry: EventRegistry, database: str = "neo4j",
-                 name: str = "neo4j-outbox") -> None:
+                 name: str = "neo4j-outbox", deadline_s: float = 15.0) -> None:
         self.driver, self.registry, self.database, self.name = driver, registry, database, name
+        self.deadline_s = deadline_s
+
+    async def _execute(self, cypher: str, routing: Literal["r", "w"] = "w", **params: Any) -> list[Record]:
+        async with store_deadline("neo4j", self.deadline_s):
+            records, _, _ = await self.driver.execute_query(
+                cypher, parameters_=params, database_=self.database, routing_=routing)
+        return records
 
     async def setup(self) -> None:
         for q in (
@@ -45,27 +56,25 @@ class Neo4jOutbox:
         await result.consume()
 
     async def pending(self, limit: int) -> list[Pending]:
-        records, _, _ = await self.driver.execute_query(
+        records = await self._execute(
             "MATCH (e:BloopOutbox {name: $name}) WHERE e.sent_at IS NULL "
             "RETURN e.seq AS seq, e.id AS id, e.topic AS topic, e.key AS key, e.type AS type, "
-            "e.value AS value ORDER BY e.seq LIMIT $limit",
-            name=self.name, limit=limit, database_=self.database, routing_="r")
+            "e.value AS value ORDER BY e.seq LIMIT $limit", "r", name=self.name, limit=limit)
         return [Pending(ref=r["id"], message=message_of(dict(r))) for r in records]
 
     async def mark_sent(self, sent: Sequence[Pending]) -> None:
-        await self.driver.execute_query(
-            "MATCH (e:BloopOutbox) WHERE e.id IN $ids SET e.sent_at = $now",
-            ids=[p.ref for p in sent], now=time.time(), database_=self.database)
+        await self._execute("MATCH (e:BloopOutbox) WHERE e.id IN $ids SET e.sent_at = $now",
+                            ids=[p.ref for p in sent], now=time.time())
 
     async def count_pending(self) -> int:
-        records, _, _ = await self.driver.execute_query(
+        records = await self._execute(
             "MATCH (e:BloopOutbox {name: $name}) WHERE e.sent_at IS NULL RETURN count(e) AS n",
-            name=self.name, database_=self.database, routing_="r")
+            "r", name=self.name)
         return int(records[0]["n"])
 
     async def prune(self, older_than_s: float) -> int:
-        records, _, _ = await self.driver.execute_query(
+        records = await self._execute(
             "MATCH (e:BloopOutbox {name: $name}) WHERE e.sent_at < $cutoff "
             "WITH e LIMIT 10000 DELETE e RETURN count(*) AS n",
-            name=self.name, cutoff=time.time() - older_than_s, database_=self.database)
+            name=self.name, cutoff=time.time() - older_than_s)
         return int(records[0]["n"])
