@@ -4,12 +4,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install serve test lint typecheck bench notebooks infra-up infra-down clean
+.PHONY: install serve test lint typecheck bench notebooks infra-up infra-down lock clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 # GraphiQL's scripts, from the npm registry; without them the IDE loads them from unpkg.com.
@@ -20,9 +20,9 @@ $(GRAPHIQL): bloop/graphql/ide.py bloop/graphql/ide_fetch.py $(BIN)/.installed
 install: $(BIN)/.installed $(GRAPHIQL)
 
 # Narration and video: Debian packages first (pycairo and manimpango build against them), then Manim.
-$(BIN)/.video-installed: pyproject.toml $(BIN)/.installed
+$(BIN)/.video-installed: pyproject.toml constraints.txt $(BIN)/.installed
 	bash infra/media.sh
-	$(BIN)/pip install -q -e '.[video]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[video]'
 	touch $@
 
 serve: install
@@ -47,6 +47,11 @@ bench: install
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/content.py
 	$(BIN)/python bench/learning.py
+
+# After changing dependencies: install them (without constraints), pass `make test`, then this.
+lock: install $(BIN)/.video-installed
+	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable; } > constraints.new
+	mv constraints.new constraints.txt
 
 infra-up: install
 	$(BIN)/bloop infra up

@@ -109,7 +109,7 @@ class MirroredRevocations(Revocations):
                 self._set_in_step(False)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             await asyncio.sleep(self.retry_s)
 
     async def _listen(self, pubsub: PubSub) -> None:
