@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from fastapi import FastAPI
+from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, SecretStr
 from pymongo import AsyncMongoClient
 
@@ -28,6 +29,7 @@ from bloop.platform.app import create_app
 from bloop.platform.identity.model import NewTenant, NewUser, Role
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit import stores
+from bloop.platform.kit.errors import PROBLEM_JSON
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import event_type, type_of
 from bloop.platform.kit.pagination import Slice
@@ -267,3 +269,13 @@ async def finished_ai_video(app: FastAPI, tenant: str, job_id: str, lesson_id: s
     await ai["service"].store.create(job, [])
     done = type_of(JobCompleted).type_id
     return next(e for e in worker_completed(job, ai["links"]) if e.type == done)
+
+
+def check_fits(doc: dict[str, Any], method: str, path: str, r: httpx.Response) -> None:
+    """`r` is what the document says `method path` answers with its status."""
+    responses = doc["paths"][path][method]["responses"]
+    documented = responses.get(str(r.status_code), responses["default"])
+    assert r.headers["content-type"] == PROBLEM_JSON, r.headers
+    schema = {**documented["content"][PROBLEM_JSON]["schema"], "components": doc["components"]}
+    errors = [e.message for e in Draft202012Validator(schema).iter_errors(r.json())]
+    assert not errors, (r.status_code, r.text, errors)

@@ -18,6 +18,7 @@ from bloop.platform.kit.events.outbox import OutboxRelay
 from bloop.platform.kit.health import ops_router
 from bloop.platform.kit.middleware import RequestContextMiddleware
 from bloop.platform.kit.personal_data import PersonalDataSources
+from bloop.platform.kit.problem_docs import document_problems
 from bloop.platform.kit.settings import Settings, SettingsError
 from bloop.platform.kit.waiting import stop_all
 from bloop.platform.kit.wiring import Platform
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                              demo_people=app.state.demo_accounts)
             app.include_router(graphql)
     document_security(app)
+    document_problems(app)
     # The platform (and its metrics) is created by the lifespan, after the middleware.
     app.add_middleware(RequestContextMiddleware, metrics=lambda: app.state.platform.metrics,
                        max_body_bytes=settings.http.max_body_bytes,

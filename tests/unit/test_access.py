@@ -21,6 +21,7 @@ from bloop.platform.identity.service import AuthService
 from bloop.platform.kit.auth import PUBLIC_ROUTES, ROLES, SCOPES, Principal, Requirement
 from bloop.platform.kit.auth.deps import requirements
 from bloop.platform.kit.settings import RuntimeSettings, Settings
+from tests.support import check_fits
 
 # Routes any signed-in member of the tenant may call whatever their roles and scopes.
 MEMBER_ROUTES = {("POST", "/v1/tenants/{tenant}/auth/logout")}
@@ -129,11 +130,15 @@ async def test_a_guarded_route_refuses_strangers(running: FastAPI, method: str, 
     requirement = requirement_of(running, method, path)
     url = concrete(path) + ("?query={__typename}" if path in FIELD_GUARDED else "")
     body: dict[str, Any] = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+    doc = running.openapi()
+    documented = method.lower() in doc["paths"].get(path, {})
     transport = httpx.ASGITransport(app=running)
     async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as client:
         anonymous = await client.request(method, url, **body)
         assert anonymous.status_code == 401, anonymous.text
         assert anonymous.headers["www-authenticate"] == "Bearer"
+        if documented:
+            check_fits(doc, method.lower(), path, anonymous)
         if path in FIELD_GUARDED:
             assert requirement is not None
             return
@@ -145,6 +150,8 @@ async def test_a_guarded_route_refuses_strangers(running: FastAPI, method: str, 
             assert r.json()["tenant"] == "beta"
             return
         assert r.status_code == 403, r.text
+        if documented:
+            check_fits(doc, method.lower(), path, r)
 
         short = lacking(requirement, method, path)
         if short is not None:

@@ -78,7 +78,9 @@ def ops_router() -> APIRouter:
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=Response, responses={200: {
+        "description": "the Prometheus text exposition format",
+        "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
     async def metrics(request: Request) -> Response:
         return Response(request.app.state.platform.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 

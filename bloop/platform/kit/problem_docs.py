@@ -1,0 +1,103 @@
+"""The errors every route can answer, in the app's OpenAPI document: RFC 9457 problem+json, as
+`errors.install_error_handlers` writes them, so a client generated from the document knows their
+shape. FastAPI documents only a 422 of its own shape, which the handlers never send."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI
+
+from bloop.platform.kit.errors import PROBLEM_JSON
+
+PROBLEM: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem. `code` is stable and machine-readable; some problems "
+                   "carry more members (`errors` on a 422, `store` on a 503).",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+VALIDATION_PROBLEM: dict[str, Any] = {
+    "title": "ValidationProblem",
+    "description": "A request that does not fit the operation. With `code` validation_failed "
+                   "(its fields or body do not fit their schema), `errors` lists each field "
+                   "that does not and `detail` tells the first; other codes (a cursor that is "
+                   "no cursor, an upload that is no archive, ...) are rules past the schema.",
+    "allOf": [
+        {"$ref": "#/components/schemas/Problem"},
+        {"type": "object", "properties": {
+            "status": {"const": 422},
+            "errors": {"type": "array", "items": {
+                "type": "object", "required": ["loc", "msg", "type"], "properties": {
+                    "loc": {"type": "array", "items": {"type": "string"}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                }}},
+        },
+         "if": {"properties": {"code": {"const": "validation_failed"}}},
+         "then": {"required": ["errors"]}},
+    ],
+}
+FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
+# Statuses named on an operation when they apply to it; any other error is its `default`.
+SIGNED_IN = {"401": "no valid credential", "403": "the credential's tenant, roles or scopes "
+             "do not allow this"}
+NOT_FOUND = "no such resource (or one the caller may not see)"
+STORE_DOWN = "a store this operation needs is unavailable; try again after `Retry-After` seconds"
+
+
+def _response(description: str, schema: str = "Problem",
+              headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {
+        PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _document(operation: dict[str, Any], path: str) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    if "422" in responses:
+        responses["422"] = _response("the request does not fit the operation",
+                                     "ValidationProblem")
+    if "security" in operation:
+        for status, description in SIGNED_IN.items():
+            responses.setdefault(status, _response(description))
+    if "{" in path:
+        responses.setdefault("404", _response(NOT_FOUND))
+    if path.startswith("/v1/"):
+        responses.setdefault("503", _response(STORE_DOWN, headers={"Retry-After": {
+            "description": "seconds to wait", "schema": {"type": "integer"}}}))
+    responses.setdefault("default", _response("any other error"))
+
+
+def document_problems(app: FastAPI) -> None:
+    """Call after every route is included and after `document_security`, whose marks this reads."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        if "Problem" in schema.get("components", {}).get("schemas", {}):
+            return schema  # documented on an earlier call: FastAPI keeps the document
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                _document(operation, path)
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"], schemas["ValidationProblem"] = PROBLEM, VALIDATION_PROBLEM
+        for name in FASTAPI_VALIDATION:  # dropped once nothing refers to them
+            body = schemas.pop(name, None)
+            if body is not None and f'"#/components/schemas/{name}"' in json.dumps(schema):
+                schemas[name] = body
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

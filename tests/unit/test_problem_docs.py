@@ -1,0 +1,137 @@
+"""The OpenAPI document tells every error an operation can answer as the problem+json the
+handlers send, and the errors the app sends fit what it tells."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from jsonschema import Draft202012Validator
+
+from bloop.platform.app import create_app
+from bloop.platform.demo import data
+from bloop.platform.kit.errors import PROBLEM_JSON, StoreUnavailable, install_error_handlers
+from bloop.platform.kit.problem_docs import PROBLEM, VALIDATION_PROBLEM, document_problems
+from bloop.platform.kit.settings import RuntimeSettings, Settings
+from tests.support import check_fits, login
+
+METHODS = {"get", "put", "post", "patch", "delete", "head"}
+
+
+def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(method, path, op) for path, ops in doc["paths"].items()
+            for method, op in ops.items() if method in METHODS]
+
+
+def problem_ref(response: dict[str, Any]) -> str:
+    assert list(response["content"]) == [PROBLEM_JSON], response
+    ref: str = response["content"][PROBLEM_JSON]["schema"]["$ref"]
+    return ref.rsplit("/", 1)[1]
+
+
+def whole_app(data_dir: Path) -> FastAPI:
+    return create_app(Settings(runtime=RuntimeSettings(data_dir=data_dir)))
+
+
+def test_the_problem_schemas_are_json_schemas() -> None:
+    Draft202012Validator.check_schema(PROBLEM)
+    Draft202012Validator.check_schema(VALIDATION_PROBLEM)
+
+
+def test_every_operation_documents_its_errors_as_problems() -> None:
+    doc = whole_app(Path("unused")).openapi()
+    ops = operations(doc)
+    assert len(ops) > 80
+    for method, path, op in ops:
+        where = f"{method} {path}"
+        responses = op["responses"]
+        assert problem_ref(responses["default"]) == "Problem", where
+        if "422" in responses:
+            assert problem_ref(responses["422"]) == "ValidationProblem", where
+        if "security" in op:
+            assert problem_ref(responses["401"]) == "Problem", where
+            assert problem_ref(responses["403"]) == "Problem", where
+        if "{" in path:
+            assert "404" in responses, where
+        if path.startswith("/v1/"):
+            assert problem_ref(responses["503"]) == "Problem", where
+            assert "Retry-After" in responses["503"]["headers"], where
+    text = json.dumps(doc)
+    assert "HTTPValidationError" not in text  # FastAPI's 422 shape, which no handler sends
+    assert sum(1 for _, _, op in ops if "422" in op["responses"]) > 50
+    assert doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"].keys() == {
+        "text/plain; version=1.0.0; charset=utf-8"}
+
+
+def test_documenting_twice_changes_nothing() -> None:
+    app = whole_app(Path("unused"))
+    first = json.dumps(app.openapi(), sort_keys=True)
+    assert json.dumps(app.openapi(), sort_keys=True) == first
+
+
+@pytest.fixture(scope="module")
+async def client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[
+        tuple[dict[str, Any], httpx.AsyncClient]]:
+    app = whole_app(tmp_path_factory.mktemp("problems"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+            yield app.openapi(), c
+
+
+async def test_the_errors_the_app_sends_fit_the_document(
+        client: tuple[dict[str, Any], httpx.AsyncClient]) -> None:
+    doc, c = client
+    ada, grace = data.PEOPLE[0], data.PEOPLE[1]
+    educator = await login(c, data.TENANT_ID, ada.email, ada.password)
+    learner = await login(c, data.TENANT_ID, grace.email, grace.password)
+    courses, course = "/v1/tenants/{tenant}/courses", "/v1/tenants/{tenant}/courses/{course}"
+    cases: list[tuple[str, str, str, dict[str, Any], int]] = [
+        ("get", courses, "/v1/tenants/demo/courses", {}, 401),
+        ("post", courses, "/v1/tenants/demo/courses", {"headers": learner, "json": {}}, 403),
+        ("post", courses, "/v1/tenants/demo/courses",
+         {"headers": educator, "json": {"title": ""}}, 422),
+        ("get", courses, "/v1/tenants/demo/courses?after=not-a-cursor", {"headers": learner}, 422),
+        ("get", course, "/v1/tenants/demo/courses/no-such-course", {"headers": learner}, 404),
+        ("post", "/v1/auth/token", "/v1/auth/token", {"data": {"grant_type": "password"}}, 400),
+    ]
+    for method, path, url, kwargs, status in cases:
+        r = await c.request(method.upper(), url, **kwargs)
+        assert r.status_code == status, (url, r.text)
+        check_fits(doc, method, path, r)
+
+
+async def test_a_store_down_problem_fits_the_document() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/v1/things/{thing}")
+    async def thing(thing: str) -> dict[str, str]:
+        raise StoreUnavailable("mongodb")
+
+    document_problems(app)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        r = await c.get("/v1/things/t1")
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "5"
+    check_fits(app.openapi(), "get", "/v1/things/{thing}", r)
+
+
+@pytest.mark.parametrize(("url", "allowed"), [
+    ("/v1/tenants/demo/courses", "GET, POST"),
+    ("/v1/tenants/demo/courses/thinking-in-python", "DELETE, GET, PATCH"),
+    ("/v1/tenants/demo/media/m1/content", "GET, HEAD"),
+])
+async def test_a_405_names_every_method_the_path_serves(
+        client: tuple[dict[str, Any], httpx.AsyncClient], url: str, allowed: str) -> None:
+    _, c = client
+    r = await c.request("PUT", url)
+    assert r.status_code == 405, r.text
+    assert r.headers["allow"] == allowed
+    assert r.json()["code"] == "method_not_allowed"
