@@ -4,14 +4,17 @@ services and fresh DataLoaders. (A browser's GET for the page gets GraphiQL, fro
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from cross_web import HTTPException
+from fastapi import Depends, Request, Response
+from strawberry import UNSET
 from strawberry.fastapi import GraphQLRouter
 
 from bloop.graphql.context import Context
 from bloop.graphql.schema import build_schema
 from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.errors import problem_response, status_code_name
 from bloop.platform.services import Service
 
 PATH = "/graphql"
@@ -31,10 +34,29 @@ def context_getter(names: Sequence[str]) -> Callable[..., Awaitable[Context]]:
     return get_context
 
 
+class ProblemGraphQLRouter(GraphQLRouter[Context, None]):
+    """A request that is no GraphQL request (a body that is not JSON, no query, a mutation over
+    GET) is answered with problem+json, as every other route's errors are, not plain text."""
+
+    # Typed Any: the base's overloads (an HTTP request or a WebSocket) do not carry over.
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as exc:
+            if not isinstance(request, Request):
+                raise
+            return _problem(request, exc)
+
+
+def _problem(request: Request, exc: HTTPException) -> Response:
+    return problem_response(exc.status_code, status_code_name(exc.status_code), exc.reason,
+                            instance=request.url.path)
+
+
 def graphql_router(services: Sequence[Service]) -> GraphQLRouter[Context, None] | None:
     """The router for the schema of `services`; None when none of them has GraphQL fields."""
     schema = build_schema(services)
     if schema is None:
         return None
-    return GraphQLRouter(schema, path=PATH, context_getter=context_getter(
+    return ProblemGraphQLRouter(schema, path=PATH, context_getter=context_getter(
         [s.name for s in services]), tags=["graphql"], graphql_ide=None)

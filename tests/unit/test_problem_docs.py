@@ -135,3 +135,21 @@ async def test_a_405_names_every_method_the_path_serves(
     assert r.status_code == 405, r.text
     assert r.headers["allow"] == allowed
     assert r.json()["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize(("kwargs", "status"), [
+    ({"content": b"{ __typename }", "headers": {"content-type": "text/plain"}}, 400),
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400),
+    ({"json": {"variables": {}}}, 400),
+])
+async def test_a_request_that_is_no_graphql_request_gets_a_problem(
+        client: tuple[dict[str, Any], httpx.AsyncClient], kwargs: dict[str, Any],
+        status: int) -> None:
+    doc, c = client
+    grace = data.PEOPLE[1]
+    signed_in = await login(c, data.TENANT_ID, grace.email, grace.password)
+    headers = {**signed_in, **kwargs.pop("headers", {})}
+    r = await c.post("/graphql", headers=headers, **kwargs)
+    assert r.status_code == status, r.text
+    assert r.json()["code"] == "bad_request"
+    check_fits(doc, "post", "/graphql", r)

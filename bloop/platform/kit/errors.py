@@ -70,6 +70,11 @@ class StoreUnavailable(Problem):
         )
 
 
+def status_code_name(status: int) -> str:
+    """The `code` of a problem that has no code of its own: its status, as in 'not_found'."""
+    return HTTPStatus(status).phrase.lower().replace(" ", "_")
+
+
 def problem_response(status: int, code: str, detail: str, *, instance: str | None = None,
                      extra: Mapping[str, Any] | None = None,
                      headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -147,8 +152,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = (exc.code if isinstance(exc, BodyRefused)
-                else HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"))
+        code = exc.code if isinstance(exc, BodyRefused) else status_code_name(exc.status_code)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request))
