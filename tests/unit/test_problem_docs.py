@@ -153,3 +153,19 @@ async def test_a_request_that_is_no_graphql_request_gets_a_problem(
     assert r.status_code == status, r.text
     assert r.json()["code"] == "bad_request"
     check_fits(doc, "post", "/graphql", r)
+
+
+def test_each_documented_example_fits_its_schema() -> None:
+    doc = whole_app(Path("unused")).openapi()
+    seen = 0
+    for method, path, op in operations(doc):
+        for status, response in op["responses"].items():
+            content = response.get("content", {}).get(PROBLEM_JSON)
+            if content is None:
+                continue
+            schema = {**content["schema"], "components": doc["components"]}
+            example = content["example"]
+            assert not list(Draft202012Validator(schema).iter_errors(example)), (method, path)
+            assert status == "default" or example["status"] == int(status), (method, path)
+            seen += 1
+    assert seen > 300

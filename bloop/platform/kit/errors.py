@@ -75,9 +75,8 @@ def status_code_name(status: int) -> str:
     return HTTPStatus(status).phrase.lower().replace(" ", "_")
 
 
-def problem_response(status: int, code: str, detail: str, *, instance: str | None = None,
-                     extra: Mapping[str, Any] | None = None,
-                     headers: Mapping[str, str] | None = None) -> JSONResponse:
+def problem_body(status: int, code: str, detail: str, *, instance: str | None = None,
+                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"https://bloop.dev/problems/{code}",
         "title": "Client Closed Request" if status == CLIENT_CLOSED else HTTPStatus(status).phrase,
@@ -88,7 +87,14 @@ def problem_response(status: int, code: str, detail: str, *, instance: str | Non
     if instance:
         body["instance"] = instance
     body.update(extra or {})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
+    return body
+
+
+def problem_response(status: int, code: str, detail: str, *, instance: str | None = None,
+                     extra: Mapping[str, Any] | None = None,
+                     headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(problem_body(status, code, detail, instance=instance, extra=extra),
+                        status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
 
 
 def store_errors() -> dict[type[Exception], str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from bloop.platform.kit.errors import PROBLEM_JSON
+from bloop.platform.kit.errors import PROBLEM_JSON, problem_body
 
 PROBLEM: dict[str, Any] = {
     "title": "Problem",
@@ -25,7 +25,6 @@ PROBLEM: dict[str, Any] = {
         "code": {"type": "string"},
         "instance": {"type": "string"},
     },
-    "additionalProperties": True,
 }
 VALIDATION_PROBLEM: dict[str, Any] = {
     "title": "ValidationProblem",
@@ -49,17 +48,35 @@ VALIDATION_PROBLEM: dict[str, Any] = {
     ],
 }
 FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
-# Statuses named on an operation when they apply to it; any other error is its `default`.
-SIGNED_IN = {"401": "no valid credential", "403": "the credential's tenant, roles or scopes "
-             "do not allow this"}
-NOT_FOUND = "no such resource (or one the caller may not see)"
-STORE_DOWN = "a store this operation needs is unavailable; try again after `Retry-After` seconds"
+_AT = "/v1/tenants/demo/courses/intro"
+# Statuses named on an operation when they apply to it, each with an example; any other error
+# is its `default`.
+UNAUTHENTICATED = ("no valid credential", problem_body(
+    401, "unauthenticated", "sign in first: this route needs an `Authorization: Bearer` access "
+    "token", instance=_AT))
+FORBIDDEN = ("the credential's tenant, roles or scopes do not allow this", problem_body(
+    403, "wrong_tenant", "the token belongs to another tenant", instance=_AT))
+NOT_FOUND = ("no such resource (or one the caller may not see)", problem_body(
+    404, "not_found", "no course 'intro' in tenant 'demo'", instance=_AT))
+INVALID = ("the request does not fit the operation", problem_body(
+    422, "validation_failed", "body.title: String should have at least 1 character",
+    instance=_AT, extra={"errors": [{"loc": ["body", "title"], "type": "string_too_short",
+                                     "msg": "String should have at least 1 character"}]}))
+STORE_DOWN = ("a store this operation needs is unavailable; try again after `Retry-After` "
+              "seconds", problem_body(503, "store_unavailable", "the mongodb store is "
+                                      "unavailable, try again shortly", instance=_AT,
+                                      extra={"store": "mongodb"}))
+OTHER = ("any other error", problem_body(
+    409, "stale_version", "the course 'intro' changed since that version; read it again and "
+    "retry", instance=_AT, extra={"current_version": 4}))
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 
 
-def _response(description: str, schema: str = "Problem",
+def _response(documented: tuple[str, dict[str, Any]], schema: str = "Problem",
               headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description, "content": {
-        PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+    description, example = documented
+    response: dict[str, Any] = {"description": description, "content": {PROBLEM_JSON: {
+        "schema": {"$ref": f"#/components/schemas/{schema}"}, "example": example}}}
     if headers:
         response["headers"] = headers
     return response
@@ -68,17 +85,15 @@ def _response(description: str, schema: str = "Problem",
 def _document(operation: dict[str, Any], path: str) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     if "422" in responses:
-        responses["422"] = _response("the request does not fit the operation",
-                                     "ValidationProblem")
+        responses["422"] = _response(INVALID, "ValidationProblem")
     if "security" in operation:
-        for status, description in SIGNED_IN.items():
-            responses.setdefault(status, _response(description))
+        responses.setdefault("401", _response(UNAUTHENTICATED))
+        responses.setdefault("403", _response(FORBIDDEN))
     if "{" in path:
         responses.setdefault("404", _response(NOT_FOUND))
     if path.startswith("/v1/"):
-        responses.setdefault("503", _response(STORE_DOWN, headers={"Retry-After": {
-            "description": "seconds to wait", "schema": {"type": "integer"}}}))
-    responses.setdefault("default", _response("any other error"))
+        responses.setdefault("503", _response(STORE_DOWN, headers=RETRY_AFTER))
+    responses.setdefault("default", _response(OTHER))
 
 
 def document_problems(app: FastAPI) -> None:
