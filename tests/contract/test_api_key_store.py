@@ -14,6 +14,7 @@ from bloop.platform.identity.model import ApiKey, now
 from bloop.platform.identity.ports import ApiKeyStore, Duplicate
 from bloop.platform.identity.stores.embedded import EmbeddedApiKeys
 from bloop.platform.identity.stores.mongo import MongoApiKeys
+from bloop.platform.kit.pagination import BadCursor
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.contract.test_identity_store import real_mongo
 
@@ -90,6 +91,37 @@ async def test_keys_list_by_state_and_creator(store: ApiKeyStore) -> None:
     assert [k.id for k in await store.list_api_keys("acme", created_by="ada", revoked=False)] == [
         keys[5].id]
     assert await store.list_api_keys("beta", created_by="ada") == []
+
+
+async def test_keys_page_newest_first_from_a_cursor(store: ApiKeyStore) -> None:
+    same = now() - timedelta(minutes=5)  # two keys made in the same instant page by id
+    keys = [key(f"00000000000{n}", minutes_ago=10 - n) for n in range(5)] + [
+        key("0000000000ab").model_copy(update={"created_at": same}),
+        key("0000000000aa").model_copy(update={"created_at": same})]
+    for k in keys:
+        await store.add_api_key(k)
+    await store.add_api_key(key("00000000000f", tenant="beta"))
+    await store.revoke_api_key("acme", keys[1].id, now())
+    await store.revoke_api_key("acme", keys[3].id, now())
+    newest_first = ["0000000000aa", "0000000000ab", *(k.id for k in reversed(keys[:5]))]
+
+    async def every_page(revoked: bool | None = None) -> list[list[str]]:
+        pages, after = [], None
+        while True:
+            listed = await store.page_api_keys("acme", revoked=revoked, after=after, limit=2)
+            pages.append([k.id for k in listed.items])
+            if listed.next is None:
+                return pages
+            after = listed.next
+
+    assert await every_page() == [newest_first[:2], newest_first[2:4], newest_first[4:6],
+                                  newest_first[6:]]
+    assert await every_page(revoked=True) == [[keys[3].id, keys[1].id]]
+    assert await every_page(revoked=False) == [
+        ["0000000000aa", "0000000000ab"], [keys[4].id, keys[2].id], [keys[0].id]]
+    assert (await store.page_api_keys("gamma")).items == []
+    with pytest.raises(BadCursor):
+        await store.page_api_keys("acme", after="not-a-cursor")
 
 
 async def test_revoking_keeps_the_first_time_and_stays_in_the_tenant(store: ApiKeyStore) -> None:

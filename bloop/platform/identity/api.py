@@ -348,10 +348,19 @@ async def create_api_key(tenant: TenantId, body: NewApiKey, keys: KeySvc, me: Te
     return ApiKeyIssued(**ApiKeyView.of(key).model_dump(), key=secret)
 
 
+KEY_STATES: dict[str, bool | None] = {"all": None, "live": False, "revoked": True}
+
+
 @router.get("/{tenant}/api-keys")
-async def list_api_keys(tenant: TenantId, keys: KeySvc, _: KeyReader) -> list[ApiKeyView]:
-    """The tenant's keys, newest first, revoked ones included; never their secrets."""
-    return [ApiKeyView.of(k) for k in await keys.keys(tenant)]
+async def list_api_keys(tenant: TenantId, keys: KeySvc, _: KeyReader, after: After = None,
+                        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                        state: Annotated[Literal["all", "live", "revoked"], Query(
+                            description="only the live keys, or only the revoked ones")] = "all",
+                        ) -> Page[ApiKeyView]:
+    """The tenant's keys, newest first, never their secrets; a page at a time (`next` is the
+    cursor, `after`, of the following page)."""
+    found = await keys.keys(tenant, revoked=KEY_STATES[state], after=after, limit=limit)
+    return Page(items=[ApiKeyView.of(k) for k in found.items], next=found.next)
 
 
 @router.delete("/{tenant}/api-keys/{key_id}", status_code=204)

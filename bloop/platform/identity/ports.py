@@ -133,6 +133,11 @@ class ApiKeyStore(Protocol):
         """The tenant's keys, newest first: revoked or live ones only when `revoked` says,
         those one user created when `created_by` names them; all of them with no `limit`."""
 
+    async def page_api_keys(self, tenant: str, *, revoked: bool | None = None,
+                            after: str | None = None, limit: int = 50) -> Slice[ApiKey]:
+        """The tenant's keys, newest first, `limit` at a time from the cursor `after`: revoked
+        or live ones only when `revoked` says. `BadCursor` for a cursor of no such list."""
+
     async def count_live_api_keys(self, tenant: str) -> int: ...
 
     async def revoke_api_key(self, tenant: str, key_id: str, at: datetime) -> ApiKey | None:

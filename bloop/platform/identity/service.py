@@ -483,14 +483,13 @@ class ApiKeyService:
         self._keep(key)
         return key, str(credential)
 
-    async def keys(self, tenant_id: str) -> list[ApiKey]:
-        """Every live key of the tenant (there are at most `max_api_keys`) and as many of the
-        revoked ones, newest first."""
+    async def keys(self, tenant_id: str, *, revoked: bool | None = None, after: str | None = None,
+                   limit: int = 50) -> Slice[ApiKey]:
+        """The tenant's keys, newest first, a page at a time; only the live or the revoked
+        ones when `revoked` says."""
         await self.identity.tenant(tenant_id)
-        live = await self.store.list_api_keys(tenant_id, revoked=False, limit=None)
-        revoked = await self.store.list_api_keys(tenant_id, revoked=True,
-                                                 limit=self.settings.max_api_keys)
-        return sorted(live + revoked, key=lambda k: (-k.created_at.timestamp(), k.id))
+        return await self.store.page_api_keys(tenant_id, revoked=revoked, after=after,
+                                              limit=limit)
 
     async def created_by(self, tenant_id: str, user_id: str) -> list[ApiKey]:
         """Every key the user created in the tenant, revoked ones included."""

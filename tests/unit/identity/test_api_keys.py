@@ -77,7 +77,8 @@ async def test_the_secret_is_shown_once_and_never_listed(
 
     listed = await client.get(KEYS, headers=admin)
     assert listed.status_code == 200
-    [shown] = listed.json()
+    [shown] = listed.json()["items"]
+    assert listed.json()["next"] is None
     assert shown["id"] == issued["id"]
     assert shown["revoked_at"] is None
     assert "key" not in shown
@@ -102,7 +103,7 @@ async def test_a_revoked_key_is_refused_at_once(
     assert r.status_code == 401
     assert r.json()["code"] == "token_revoked"
     assert (await client.get(TENANT, headers=bearer(kept["key"]))).status_code == 200
-    listed = {k["id"]: k for k in (await client.get(KEYS, headers=admin)).json()}
+    listed = {k["id"]: k for k in (await client.get(KEYS, headers=admin)).json()["items"]}
     assert listed[issued["id"]]["revoked_at"] is not None
     assert listed[kept["id"]]["revoked_at"] is None
     # revoking again changes nothing; an unknown key is a 404
@@ -225,7 +226,7 @@ async def test_bad_key_requests_are_refused_and_store_nothing(
     learner = await member(app, client, "acme", ["learner"])
     r = await client.post(KEYS, headers=learner, json={"name": "x", "scopes": ["profile"]})
     assert r.status_code == 403
-    assert (await client.get(KEYS, headers=admin)).json() == []
+    assert (await client.get(KEYS, headers=admin)).json() == {"items": [], "next": None}
     r = await client.post("/v1/tenants/ghost/api-keys", headers=admin,
                           json={"name": "x", "scopes": ["profile"]})
     assert r.status_code == 403  # another tenant's admin route
@@ -241,7 +242,7 @@ async def test_a_key_holds_no_scope_its_creator_lacks(
     r = await client.post(KEYS, headers=narrow, json={"name": "x", "scopes": ["content:write"]})
     assert r.status_code == 403
     assert r.json()["code"] == "insufficient_scope"
-    assert (await client.get(KEYS, headers=narrow)).json() == []
+    assert (await client.get(KEYS, headers=narrow)).json()["items"] == []
     r = await client.post(KEYS, headers=narrow, json={"name": "x", "scopes": ["identity:read"]})
     assert r.status_code == 201
 
@@ -259,10 +260,10 @@ async def test_a_tenant_has_a_bounded_number_of_live_keys(
     await new_key(client, admin)
 
 
-async def test_a_live_key_stays_listed_however_many_were_revoked_since(
+async def test_every_key_is_listed_a_page_at_a_time_live_or_revoked(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]) -> None:
-    """The list shows every live key and the newest revoked ones; a creator's export holds all
-    their keys. (Both stopped at twice the live-key limit, newest first, live or not.)"""
+    """However many keys were revoked, the list pages through all of them, newest first, and
+    `state` picks the live or the revoked ones; a creator's export holds all their keys."""
     service: ApiKeyService = app.state.identity.state["api_keys"]
     service.settings = service.settings.model_copy(update={"max_api_keys": 2})
     old = await new_key(client, admin)
@@ -270,8 +271,24 @@ async def test_a_live_key_stays_listed_however_many_were_revoked_since(
     for _ in range(5):
         revoked.append(await new_key(client, admin))
         assert (await client.delete(f"{KEYS}/{revoked[-1]['id']}", headers=admin)).status_code == 204
-    listed = [k["id"] for k in (await client.get(KEYS, headers=admin)).json()]
-    assert listed == [revoked[4]["id"], revoked[3]["id"], old["id"]]
+    newest_first = [k["id"] for k in reversed(revoked)] + [old["id"]]
+
+    async def pages(query: str) -> list[list[str]]:
+        found, after = [], ""
+        while True:
+            r = await client.get(f"{KEYS}?limit=2&{query}{after}", headers=admin)
+            assert r.status_code == 200, r.text
+            found.append([k["id"] for k in r.json()["items"]])
+            if r.json()["next"] is None:
+                return found
+            after = f"&after={r.json()['next']}"
+
+    assert await pages("") == [newest_first[:2], newest_first[2:4], newest_first[4:]]
+    assert await pages("state=live") == [[old["id"]]]
+    assert await pages("state=revoked") == [newest_first[:2], newest_first[2:4], newest_first[4:5]]
+    for query in ("after=nope", "state=dead", "limit=0", "limit=201"):
+        r = await client.get(f"{KEYS}?{query}", headers=admin)
+        assert r.status_code == 422, (query, r.text)
     export = (await client.get("/v1/tenants/acme/me/export", headers=admin)).json()
     created = export["services"]["identity"]["api_keys_created"]
     assert {k["id"] for k in created} == {old["id"], *(k["id"] for k in revoked)}

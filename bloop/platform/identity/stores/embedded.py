@@ -321,7 +321,7 @@ class EmbeddedApiKeys:
         def write(c: sqlite3.Connection) -> None:
             c.execute("INSERT INTO api_keys (tenant, id, created_at, revoked, doc) "
                       "VALUES (?, ?, ?, ?, ?)",
-                      (key.tenant, key.id, key.created_at.isoformat(timespec="microseconds"),
+                      (key.tenant, key.id, _created(key),
                        int(key.revoked), key.model_dump_json()))
 
         try:
@@ -344,9 +344,26 @@ class EmbeddedApiKeys:
         if created_by is not None:
             where.append("json_extract(doc, '$.created_by') = ?")
             args.append(created_by)
+        return await self._newest_first(where, args, limit or -1)
+
+    async def page_api_keys(self, tenant: str, *, revoked: bool | None = None,
+                            after: str | None = None, limit: int = 50) -> Slice[ApiKey]:
+        where, args = ["tenant = ?"], list[object]([tenant])
+        if revoked is not None:
+            where.append("revoked = ?")
+            args.append(int(revoked))
+        if after:
+            created, key_id = key_of(after, str, str)
+            where.append("(created_at < ? OR (created_at = ? AND id > ?))")
+            args += [created, created, key_id]
+        found = await self._newest_first(where, args, limit + 1)
+        return Slice.of(found, limit, lambda k: (_created(k), k.id))
+
+    async def _newest_first(self, where: list[str], args: list[object],
+                            limit: int) -> list[ApiKey]:
         sql = (f"SELECT doc FROM api_keys WHERE {' AND '.join(where)}"  # noqa: S608
                " ORDER BY created_at DESC, id LIMIT ?")
-        rows = await self.db.run(lambda c: c.execute(sql, (*args, limit or -1)).fetchall())
+        rows = await self.db.run(lambda c: c.execute(sql, (*args, limit)).fetchall())
         return [ApiKey.model_validate_json(r["doc"]) for r in rows]
 
     async def count_live_api_keys(self, tenant: str) -> int:
@@ -370,3 +387,8 @@ class EmbeddedApiKeys:
             return key
 
         return await self.db.transaction(revoke)
+
+
+def _created(key: ApiKey) -> str:
+    """A key's time as its `created_at` column holds it, which orders as the times do."""
+    return key.created_at.isoformat(timespec="microseconds")

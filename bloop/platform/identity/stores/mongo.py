@@ -271,9 +271,25 @@ class MongoApiKeys:
             query["revoked_at"] = {"$ne": None} if revoked else None
         if created_by is not None:
             query["created_by"] = created_by
+        return [ApiKey.model_validate(_fields(d)) for d in await self._newest_first(query, limit or 0)]
+
+    async def page_api_keys(self, tenant: str, *, revoked: bool | None = None,
+                            after: str | None = None, limit: int = 50) -> Slice[ApiKey]:
+        query: Doc = {"tenant": tenant}
+        if revoked is not None:
+            query["revoked_at"] = {"$ne": None} if revoked else None
+        if after:
+            created, key_id = key_of(after, str, str)
+            query["$or"] = [{"created_at": {"$lt": created}},
+                            {"created_at": created, "id": {"$gt": key_id}}]
+        docs = Slice.of(await self._newest_first(query, limit + 1), limit,
+                        lambda d: (d["created_at"], d["id"]))
+        return docs.map(lambda d: ApiKey.model_validate(_fields(d)))
+
+    async def _newest_first(self, query: Doc, limit: int) -> list[Doc]:
         cursor = (self.keys.find(query)
-                  .sort([("created_at", DESCENDING), ("id", ASCENDING)]).limit(limit or 0))
-        return [ApiKey.model_validate(_fields(d)) async for d in cursor]
+                  .sort([("created_at", DESCENDING), ("id", ASCENDING)]).limit(limit))
+        return [d async for d in cursor]
 
     async def count_live_api_keys(self, tenant: str) -> int:
         return await self.keys.count_documents({"tenant": tenant, "revoked_at": None})
