@@ -381,7 +381,9 @@ class CardView(_Frozen):
 
 class NewReview(_Frozen):
     card_id: str = Field(min_length=1, max_length=64)
-    rating: int = Field(description="1 again, 2 hard, 3 good, 4 easy")
+    # The range is documented here and checked by the scheduler, which answers 422 bad_rating.
+    rating: int = Field(description="1 again, 2 hard, 3 good, 4 easy",
+                        json_schema_extra={"minimum": 1, "maximum": 4})
     duration_ms: Annotated[int, Field(ge=0, le=3_600_000)] | None = None
 
 

@@ -332,6 +332,9 @@ async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
                               headers=pupil)
         assert r.status_code == 422
         assert r.json()["code"] == "bad_rating"
+    documented = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    assert documented["NewReview"]["properties"]["rating"] | {"minimum": 1, "maximum": 4} == \
+        documented["NewReview"]["properties"]["rating"]
     r = await client.post(f"{BASE}/me/reviews", json={"card_id": card["id"], "rating": 3},
                           headers=pupil)
     assert r.status_code == 200, r.text
