@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Literal
 
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
-from neo4j import AsyncDriver, AsyncGraphDatabase, NotificationDisabledClassification
+from neo4j import AsyncDriver, AsyncGraphDatabase, NotificationDisabledClassification, Record
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
+from bloop.platform.kit.deadline import store_deadline
 from bloop.platform.kit.settings import InfluxSettings, MongoSettings, Neo4jSettings, RedisSettings
 from bloop.platform.kit.waiting import forget
 
@@ -42,6 +43,16 @@ def redis_client(s: RedisSettings) -> Redis:
 
 def influx_client(s: InfluxSettings) -> InfluxDBClientAsync:
     return InfluxDBClientAsync(url=s.url, token=s.token, org=s.org, timeout=s.timeout_ms)
+
+
+async def neo4j_records(driver: AsyncDriver, database: str, deadline_s: float, cypher: str,
+                        params: dict[str, Any], routing: Literal["r", "w"] = "w") -> list[Record]:
+    """One auto-commit query, bounded by `deadline_s`: the driver would wait for a silent server
+    as long as the server's own hint says (120 s by default)."""
+    async with store_deadline("neo4j", deadline_s):
+        records, _, _ = await driver.execute_query(cypher, parameters_=params, database_=database,
+                                                   routing_=routing)
+    return records
 
 
 async def ping_mongo(client: AsyncMongoClient[dict[str, Any]]) -> None:

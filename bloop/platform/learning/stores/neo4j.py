@@ -29,6 +29,7 @@ from bloop.platform.kit.deadline import store_deadline
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.stores import neo4j_records
 from bloop.platform.learning.model import (
     BktParams,
     Card,
@@ -233,15 +234,11 @@ class Neo4jLearningStore:
             return await session.execute_write(work)
 
     async def _execute(self, cypher: str, **params: Any) -> list[Record]:
-        async with store_deadline("neo4j", self.deadline_s):
-            records, _, _ = await self.driver.execute_query(
-                cypher, parameters_=params, database_=self.database)
-        return records
+        return await neo4j_records(self.driver, self.database, self.deadline_s, cypher, params)
 
     async def _query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
-        async with store_deadline("neo4j", self.deadline_s):
-            records, _, _ = await self.driver.execute_query(
-                cypher, parameters_=params, database_=self.database, routing_="r")
+        records = await neo4j_records(self.driver, self.database, self.deadline_s, cypher,
+                                      params, "r")
         return [r.data() for r in records]
 
     async def setup(self) -> None:

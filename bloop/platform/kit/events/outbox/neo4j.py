@@ -11,10 +11,10 @@ from typing import Any, Literal
 
 from neo4j import AsyncDriver, AsyncManagedTransaction, Record
 
-from bloop.platform.kit.deadline import store_deadline
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.port import Pending, entry_of, message_of
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.stores import neo4j_records
 
 ADD = """
 MERGE (s:BloopOutboxSeq {name: $name})
@@ -34,10 +34,8 @@ class Neo4jOutbox:
         self.deadline_s = deadline_s
 
     async def _execute(self, cypher: str, routing: Literal["r", "w"] = "w", **params: Any) -> list[Record]:
-        async with store_deadline("neo4j", self.deadline_s):
-            records, _, _ = await self.driver.execute_query(
-                cypher, parameters_=params, database_=self.database, routing_=routing)
-        return records
+        return await neo4j_records(self.driver, self.database, self.deadline_s, cypher, params,
+                                   routing)
 
     async def setup(self) -> None:
         for q in (
