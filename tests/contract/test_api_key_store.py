@@ -144,3 +144,14 @@ async def test_revoking_keeps_the_first_time_and_stays_in_the_tenant(store: ApiK
     assert await store.count_live_api_keys("acme") == 1
     assert await store.revoke_api_key("acme", "ffffffffffff", now()) is None
     assert len(await store.list_api_keys("acme")) == 2
+
+
+async def test_keys_made_within_one_second_list_in_time_order(store: ApiKeyStore) -> None:
+    second = now().replace(microsecond=0) - timedelta(minutes=1)
+    offsets = [0, 500_000, 5_000, 999_000]  # a whole second's key among fractions of it
+    for n, micro in enumerate(offsets):
+        await store.add_api_key(key(f"00000000000{n}").model_copy(
+            update={"created_at": second + timedelta(microseconds=micro)}))
+    newest_first = [f"00000000000{n}" for n in sorted(range(4), key=lambda n: -offsets[n])]
+    assert [k.id for k in await store.list_api_keys("acme")] == newest_first
+    assert [k.id for k in (await store.page_api_keys("acme", limit=10)).items] == newest_first

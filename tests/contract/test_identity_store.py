@@ -310,6 +310,30 @@ async def test_pending_invitations_come_newest_first_a_page_at_a_time(
     assert len((await store.pending_invitations(tenant, at, limit=50)).items) == 9
 
 
+async def test_invitations_within_one_second_order_and_expire_by_time(
+        store: IdentityRepository) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    second = now().replace(microsecond=0)
+
+    def invitation(n: int, created_micro: int, expires: datetime) -> Invitation:
+        return Invitation(token_hash=f"{n:02x}" * 32, tenant=tenant, email=f"p{n}@acme.dev",
+                          roles=["learner"], invited_by="admin",
+                          created_at=second + timedelta(microseconds=created_micro),
+                          expires_at=expires)
+
+    later = second + timedelta(days=7)
+    whole, half, early = (invitation(0, 0, later), invitation(1, 500_000, later),
+                          invitation(2, 1_000, later))
+    lapsed = invitation(3, 0, second + timedelta(days=2))  # expires on a whole second
+    for i in (whole, half, early, lapsed):
+        await store.add_invitation(i)
+    at = second + timedelta(days=2, milliseconds=250)
+    assert (await store.pending_invitations(tenant, at)).items == [half, early, whole]
+    await store.prune_invitations(tenant, "nobody@acme.dev", at, keep="")
+    assert await store.get_invitation(tenant, lapsed.token_hash) is None
+    assert await store.get_invitation(tenant, whole.token_hash) == whole
+
+
 def refresh(token_hash: str, family: str, tid: str = "acme", user: str = "u1") -> RefreshToken:
     at = now()
     return RefreshToken(token_hash=token_hash, tenant=tid, user_id=user, family=family,

@@ -36,6 +36,7 @@ from pydantic import (
 
 from bloop.platform.content.quiz import LearnerQuiz, QuizBlock, duplicate_quiz_ids, learner_view
 from bloop.platform.kit.edits import Edit
+from bloop.platform.kit.times import Instant
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
@@ -272,7 +273,7 @@ class Publication(_Frozen):
 
     version: int = Field(ge=1)
     snapshot: str = Field(description="the id of the snapshot holding this version")
-    published_at: datetime
+    published_at: Instant
     title: Title
     summary: Summary
     language: Language
@@ -288,7 +289,7 @@ class VersionInfo(_Frozen):
 
     version: int
     snapshot: str
-    published_at: datetime
+    published_at: Instant
     title: str
     lesson_count: int
     rollback_of: int | None = None
@@ -326,10 +327,10 @@ class Course(_Frozen):
     revision: int = Field(default=0, ge=0, description="bumped by each change of the head")
     lesson_count: int = Field(default=0, ge=0, description="the draft's lessons")
     next_position: int = Field(default=0, ge=0, description="the place of the next lesson")
-    created_at: datetime
-    updated_at: datetime
-    published_at: datetime | None = None
-    archived_at: datetime | None = None
+    created_at: Instant
+    updated_at: Instant
+    published_at: Instant | None = None
+    archived_at: Instant | None = None
     publication: Publication | None = None
     history: list[VersionInfo] = Field(default_factory=list)
 
@@ -447,8 +448,8 @@ class Lesson(_LessonRules):
     level: Level | None = None
     module: Slug | None = None
     version: int = Field(default=1, ge=1, description="bumped by each edit")
-    created_at: datetime
-    updated_at: datetime
+    created_at: Instant
+    updated_at: Instant
 
     @classmethod
     def create(cls, tenant: str, course: str, new: NewLesson, at: datetime | None = None) -> Lesson:

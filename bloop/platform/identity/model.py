@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from bloop.platform.kit.auth import ROLES, SCOPES, Role, Scope
+from bloop.platform.kit.times import Instant
 
 __all__ = ["ROLES", "Role", "Scope"]
 
@@ -234,8 +235,8 @@ class Invitation(BaseModel):
     email: Email
     roles: Roles
     invited_by: str
-    created_at: datetime
-    expires_at: datetime
+    created_at: Instant
+    expires_at: Instant
 
     @property
     def id(self) -> str:
@@ -255,8 +256,8 @@ class RefreshToken(BaseModel):
     user_id: str
     family: str
     scopes: list[Scope]
-    created_at: datetime
-    expires_at: datetime
+    created_at: Instant
+    expires_at: Instant
     used: bool = False
     revoked: bool = False
 
@@ -312,8 +313,8 @@ class ApiKey(BaseModel):
     roles: list[KeyRole]
     secret_hash: str
     created_by: str
-    created_at: datetime
-    revoked_at: datetime | None = None
+    created_at: Instant
+    revoked_at: Instant | None = None
 
     @property
     def prefix(self) -> str:

@@ -1,15 +1,23 @@
-"""Times as records' JSON keeps them (what `model_dump(mode="json")` writes), for stores that
-compare or set them in place."""
+"""Times as records' JSON keeps them, for stores that compare or sort them as text.
+
+pydantic writes a datetime as short as it can ("…:28Z" at a whole second, "…:28.5Z" half a
+second later, "+02:00" in another zone), and "Z" sorts after ".", so text order would not be
+time order. `Instant` fields and `json_time` write every time in UTC with all six digits of the
+fraction, which does order as the times do.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import TypeAdapter
-
-_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+from pydantic import PlainSerializer, WithJsonSchema
 
 
 def json_time(at: datetime) -> str:
-    value: str = _TIME.dump_python(at, mode="json")
-    return value
+    utc = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+Instant = Annotated[datetime, PlainSerializer(json_time, return_type=str, when_used="json"),
+                    WithJsonSchema({"type": "string", "format": "date-time"})]
