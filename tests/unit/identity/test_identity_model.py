@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -17,6 +19,18 @@ def test_email_is_normalised_to_lower_case() -> None:
 def test_malformed_emails_are_refused(email: str) -> None:
     with pytest.raises(ValidationError):
         NewUser(email=email, display_name="Ada")
+
+
+@pytest.mark.parametrize("email", ["", "ada", "ada@", "@demo.dev", "ada@demo", "a da@demo.dev",
+                                   "ada@demo.dev", "  Ada@Demo.dev ", "a+b@x.y.z", "a@@b.dev"])
+def test_the_documented_email_pattern_accepts_what_the_rule_accepts(email: str) -> None:
+    pattern = NewUser.model_json_schema()["properties"]["email"]["pattern"]
+    try:
+        NewUser(email=email, display_name="Ada")
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert bool(re.search(pattern, email)) == accepted
 
 
 def test_roles_default_to_learner_and_are_kept_once_in_canonical_order() -> None:
