@@ -16,9 +16,11 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, ConfigDict, SecretStr
 from pymongo import AsyncMongoClient
+from starlette.routing import Match
 
 from bloop import infra
 from bloop.ai.jobs.events import JobCompleted
@@ -223,10 +225,34 @@ async def embedded_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, services
         monkeypatch.delenv(var, raising=False)
     app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False)),
                      services=list(services))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as client:
-            yield app, client
+    async with app.router.lifespan_context(app), api_client(app) as client:
+        yield app, client
+
+
+def api_client(app: FastAPI) -> httpx.AsyncClient:
+    """A client to `app` that also checks each error it gets fits the OpenAPI document."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bloop.test",
+                             event_hooks={"response": [errors_documented(app)]})
+
+
+def errors_documented(app: FastAPI) -> Callable[[httpx.Response], Awaitable[None]]:
+    """A response hook: each error an operation of the OpenAPI document answers fits what the
+    document says of it."""
+
+    async def check(r: httpx.Response) -> None:
+        if r.status_code < 400 or r.request.method == "HEAD":
+            return
+        await r.aread()
+        scope = {"type": "http", "method": r.request.method, "path": r.request.url.path,
+                 "root_path": "", "headers": [], "query_string": b""}
+        for route in iter_route_contexts(app.router.routes):
+            if route.methods and route.matches(scope)[0] is Match.FULL:
+                method, path = r.request.method.lower(), route.path_format
+                if path is not None and method in app.openapi()["paths"].get(path, {}):
+                    check_fits(app.openapi(), method, path, r)
+                return
+
+    return check
 
 
 async def login(client: httpx.AsyncClient, tenant: str, email: str,

@@ -11,14 +11,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
 from bloop.platform.app import create_app
 from bloop.platform.kit.settings import AiSettings, RuntimeSettings, Settings
 from tests.integration.test_ai_worker import events_of
-from tests.support import eventually, member, require_server
+from tests.support import api_client, eventually, member, require_server
 from tests.unit.ai.test_ai_api import follow_at, lesson_at
 
 
@@ -39,8 +38,7 @@ async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
 
 async def test_flashcards_through_kafka_to_the_learning_service(app: FastAPI) -> None:
     tenant = f"ai-{uuid.uuid4().hex[:8]}"
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as client:
+    async with api_client(app) as client:
         client.headers.update(await member(app, client, tenant, ["educator"]))
         les: dict[str, Any] = await lesson_at(client, f"/v1/tenants/{tenant}")
         r = await client.post(f"/v1/tenants/{tenant}/ai/jobs",
@@ -66,8 +64,7 @@ async def test_flashcards_through_kafka_to_the_learning_service(app: FastAPI) ->
 async def test_export_and_erasure_through_kafka(app: FastAPI) -> None:
     tenant = f"ai-{uuid.uuid4().hex[:8]}"
     base = f"/v1/tenants/{tenant}"
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as client:
+    async with api_client(app) as client:
         client.headers.update(await member(app, client, tenant, ["educator"]))
         les: dict[str, Any] = await lesson_at(client, base)
         r = await client.post(f"{base}/ai/jobs", json={

@@ -20,7 +20,7 @@ from bloop.platform.content.service import ContentService, cache_key
 from bloop.platform.kit.cache import RedisCache
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import eventually, finished_ai_video, member, require_server
+from tests.support import api_client, eventually, finished_ai_video, member, require_server
 from tests.unit.content import media_samples
 
 pytestmark = pytest.mark.real
@@ -44,8 +44,7 @@ def tenant() -> str:
 
 @pytest.fixture
 async def client(app: FastAPI, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+    async with api_client(app) as c:
         c.headers.update(await member(app, c, tenant, ["educator"]))
         yield c
 

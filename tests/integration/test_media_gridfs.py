@@ -20,7 +20,7 @@ from bloop.platform.content.service import ContentService
 from bloop.platform.content.uploads.service import UploadService
 from bloop.platform.kit.auth import Principal
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import member, require_server
+from tests.support import api_client, member, require_server
 from tests.unit.content import media_samples as s
 
 pytestmark = pytest.mark.real
@@ -44,8 +44,7 @@ def tenant() -> str:
 
 @pytest.fixture
 async def client(app: FastAPI, tenant: str) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+    async with api_client(app) as c:
         c.headers.update(await member(app, c, tenant, ["educator"]))
         c.headers["X-Learner"] = (await member(app, c, tenant, ["learner"]))["Authorization"]
         yield c

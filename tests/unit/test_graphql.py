@@ -33,7 +33,7 @@ from bloop.platform.content.wiring import SERVICE as CONTENT
 from bloop.platform.demo import data
 from bloop.platform.kit.auth import Forbidden
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import member
+from tests.support import api_client, member
 
 Json = dict[str, Any]
 Running = tuple[FastAPI, httpx.AsyncClient]
@@ -52,12 +52,10 @@ def start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Start:
         drafts included) unless `signed_in` is False."""
         settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=seed))
         app = create_app(settings, services=services)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
-                if signed_in:
-                    c.headers.update(await member(app, c, tenant="ops", roles=("platform_admin",)))
-                yield app, c
+        async with app.router.lifespan_context(app), api_client(app) as c:
+            if signed_in:
+                c.headers.update(await member(app, c, tenant="ops", roles=("platform_admin",)))
+            yield app, c
 
     return running
 

@@ -289,7 +289,7 @@ class JobService:
         def change(job: Job) -> tuple[Job, list[Envelope]] | None:
             if job.final:
                 raise Conflict(f"the AI job {job_id!r} already ended ({job.status})",
-                               code="job_finished", extra={"status": job.status})
+                               code="job_finished", extra={"job_status": job.status})
             at = now()
             if job.lease is not None and job.lease.expires_at > at:
                 return (None if job.cancel_requested else

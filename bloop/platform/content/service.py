@@ -58,7 +58,7 @@ from bloop.platform.content.ports import (
 )
 from bloop.platform.kit.auth import Forbidden, Principal
 from bloop.platform.kit.cache import Cache, MemoryCache
-from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.errors import Conflict, Invalid, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice, cursor, every
@@ -73,8 +73,8 @@ def _stale(kind: str, record_id: str, current: int | None, field: str = "version
                     "retry", code="stale_version", extra={f"current_{field}": current})
 
 
-def _invalid(exc: ValidationError) -> Problem:
-    return Problem(str(exc.errors()[0]["msg"]), status=422, code="validation_failed")
+def _invalid(exc: ValidationError) -> Invalid:
+    return Invalid({**e, "loc": ("body", *e["loc"])} for e in exc.errors())
 
 
 def etag_of(body: bytes) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +19,7 @@ log = logging.getLogger("bloop.errors")
 CLIENT_CLOSED = 499
 
 PROBLEM_JSON = "application/problem+json"
+STANDARD_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "instance"})
 
 
 class Problem(Exception):
@@ -37,6 +38,8 @@ class Problem(Exception):
         if code is not None:
             self.code = code
         self.extra = dict(extra or {})
+        if clash := STANDARD_MEMBERS & self.extra.keys():
+            raise ValueError(f"a problem's own members cannot be extra: {sorted(clash)}")
         self.headers = dict(headers or {})
 
 
@@ -68,6 +71,26 @@ class StoreUnavailable(Problem):
             + (f" ({reason})" if reason else ""),
             extra={"store": store}, headers={"Retry-After": str(retry_after_s)},
         )
+
+
+class Invalid(Problem):
+    """A request that does not fit: `errors` lists each field that does not (as pydantic's
+    errors, `loc` from the request's root, such as ("query", "course")), and `detail` tells
+    the first. What a request that fails its schema gets, also for rules the schema cannot say."""
+
+    status, code = 422, "validation_failed"
+
+    def __init__(self, errors: Iterable[Mapping[str, Any]]) -> None:
+        listed = [{"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"),
+                   "type": e.get("type")} for e in errors]
+        first = listed[0] if listed else {"loc": [], "msg": "invalid request"}
+        super().__init__(f"{'.'.join(first['loc'])}: {first['msg']}" if first["loc"]
+                         else str(first["msg"]), extra={"errors": listed})
+
+    @classmethod
+    def of(cls, detail: str, *loc: str) -> Invalid:
+        """One rule broken by the fields at `loc` together."""
+        return cls([{"loc": loc, "msg": detail, "type": "value_error"}])
 
 
 def status_code_name(status: int) -> str:
@@ -147,14 +170,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg"), "type": e.get("type")}
-            for e in exc.errors()
-        ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-        detail = f"{'.'.join(first['loc'])}: {first['msg']}" if first["loc"] else str(first["msg"])
-        return problem_response(422, "validation_failed", detail, instance=request.url.path,
-                                extra={"errors": errors})
+        return await _problem(request, Invalid(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

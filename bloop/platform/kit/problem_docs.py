@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from bloop.platform.kit.errors import PROBLEM_JSON, problem_body
+from bloop.platform.kit.errors import PROBLEM_JSON, problem_body, status_code_name
 
 PROBLEM: dict[str, Any] = {
     "title": "Problem",
@@ -82,8 +82,19 @@ def _response(documented: tuple[str, dict[str, Any]], schema: str = "Problem",
     return response
 
 
+def documented_problem(description: str, status: int, code: str, detail: str, *,
+                       instance: str = _AT) -> dict[str, Any]:
+    """An error response a route names itself (FastAPI's `responses`), with an example of it."""
+    return _response((description, problem_body(status, code, detail, instance=instance)))
+
+
 def _document(operation: dict[str, Any], path: str) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
+    for status, response in responses.items():  # an error a route names: still a problem
+        if status[0] in "45" and "content" not in response:
+            example = problem_body(int(status), status_code_name(int(status)),
+                                   response.get("description", ""), instance=path)
+            responses[status] = _response((response.get("description", ""), example))
     if "422" in responses:
         responses["422"] = _response(INVALID, "ValidationProblem")
     if "security" in operation:

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from bloop.platform.kit.auth import Principal, require
-from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.errors import Invalid
 from bloop.platform.kit.pagination import Page
 from bloop.platform.learning.model import (
     SLUG_PATTERN,
@@ -188,8 +188,7 @@ async def unenrol(tenant: TenantId, service: Svc, me: Learner,
     """Leaves a course (`course_id`) or a goal concept (`goal_concept`): it leaves the caller's
     paths, while their progress, mastery and review cards stay. 404 `not_enrolled`."""
     if (course_id is None) == (goal_concept is None):
-        raise Problem("give either course_id or goal_concept", status=422,
-                      code="validation_failed")
+        raise Invalid.of("give either course_id or goal_concept", "query")
     await service.unenrol(tenant, me.user_id,
                           NewEnrolment(course_id=course_id, goal_concept=goal_concept))
 
@@ -225,7 +224,7 @@ async def my_path(tenant: TenantId, service: Svc, me: Learner,
                   ) -> LearningPath:
     """The path to a course or a concept (exactly one), enrolled or not."""
     if (course is None) == (concept is None):
-        raise Problem("give either `course` or `concept`", status=422, code="validation_failed")
+        raise Invalid.of("give either `course` or `concept`", "query")
     return await service.path(tenant, me.user_id, course_id=course, concept=concept)
 
 

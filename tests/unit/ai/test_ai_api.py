@@ -24,7 +24,7 @@ from bloop.platform.content.model import LessonEdit
 from bloop.platform.content.quiz import QuizBlock
 from bloop.platform.kit.errors import Problem, StoreUnavailable
 from bloop.platform.kit.settings import AiSettings, RuntimeSettings, Settings
-from tests.support import eventually, member, require_media_kind
+from tests.support import api_client, eventually, member, require_media_kind
 from tests.unit.ai.fake_openai import FakeOpenAI
 
 BASE = "/v1/tenants/acme"
@@ -60,8 +60,7 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+    async with api_client(app) as c:
         c.headers.update(await member(app, c, "acme", ["educator"]))
         yield c
 
@@ -146,28 +145,26 @@ async def test_a_quiz_job_makes_a_content_quiz_block_with_the_llm(
         monkeypatch.delenv(var, raising=False)
     app = build(tmp_path, AiSettings(openai_base_url=fake_openai.base_url, model="gpt-4o-mini",
                                      price_input_per_mtok=0.15, price_output_per_mtok=0.6))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
-            c.headers.update(await member(app, c, "acme", ["educator"]))
-            les = await lesson(c)
-            r = await c.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": les["id"],
-                                                      "params": {"count": 3}})
-            assert r.status_code == 201, r.text
-            final = (await follow(c, r.json()["id"]))[-1][1]
-            assert final["status"] == "succeeded", final
-            block = QuizBlock.model_validate(final["result"]["block"])
-            assert [q.type for q in block.questions] == ["single_choice", "true_false",
-                                                         "short_text"]
-            assert final["cost"]["prompt_tokens"] == 1117
-            assert final["cost"]["usd"] == pytest.approx((1117 * 0.15 + 246 * 0.6) / 1e6)
-            # The educator accepts the draft: the block goes into the lesson through content's
-            # edit API (once content's lessons take quiz blocks).
-            if takes_quizzes():
-                edit = await c.patch(f"{BASE}/lessons/{les['id']}", json={
-                    "version": les["version"],
-                    "blocks": [*les["blocks"], final["result"]["block"]]})
-                assert edit.status_code == 200, edit.text
+    async with app.router.lifespan_context(app), api_client(app) as c:
+        c.headers.update(await member(app, c, "acme", ["educator"]))
+        les = await lesson(c)
+        r = await c.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": les["id"],
+                                                  "params": {"count": 3}})
+        assert r.status_code == 201, r.text
+        final = (await follow(c, r.json()["id"]))[-1][1]
+        assert final["status"] == "succeeded", final
+        block = QuizBlock.model_validate(final["result"]["block"])
+        assert [q.type for q in block.questions] == ["single_choice", "true_false",
+                                                     "short_text"]
+        assert final["cost"]["prompt_tokens"] == 1117
+        assert final["cost"]["usd"] == pytest.approx((1117 * 0.15 + 246 * 0.6) / 1e6)
+        # The educator accepts the draft: the block goes into the lesson through content's
+        # edit API (once content's lessons take quiz blocks).
+        if takes_quizzes():
+            edit = await c.patch(f"{BASE}/lessons/{les['id']}", json={
+                "version": les["version"],
+                "blocks": [*les["blocks"], final["result"]["block"]]})
+            assert edit.status_code == 200, edit.text
     [request] = fake_openai.requests
     assert request["response_format"]["type"] == "json_schema"
     assert request["response_format"]["json_schema"]["name"] == "QuizAnswer"
@@ -220,7 +217,8 @@ async def test_refusals(client: httpx.AsyncClient, app: FastAPI) -> None:
     r = await client.post(f"{BASE}/ai/jobs/{job_id}/cancel")
     assert r.status_code == 409
     assert r.headers["content-type"] == "application/problem+json"
-    assert r.json()["code"] == "job_finished"
+    assert (r.json()["code"], r.json()["status"], r.json()["job_status"]) == (
+        "job_finished", 409, "succeeded")
 
 
 async def test_quotas_refuse_before_any_spend(client: httpx.AsyncClient, app: FastAPI) -> None:

@@ -20,7 +20,7 @@ from bloop.platform.app import create_app
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.kit.settings import HttpSettings, RuntimeSettings, Settings
 from bloop.platform.kit.signing import LinkSigner
-from tests.support import member
+from tests.support import api_client, member
 from tests.unit.content import media_samples as s
 
 BASE = "/v1/tenants/acme"
@@ -44,8 +44,7 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+    async with api_client(app) as c:
         c.headers.update(await member(app, c, "acme", ["educator"]))
         c.headers["X-Learner"] = (await member(app, c, "acme", ["learner"]))["Authorization"]
         yield c
@@ -211,7 +210,7 @@ async def test_a_signed_link_serves_the_bytes_without_credentials(client: httpx.
         datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", ""))
     assert 4 * 3600 - 60 <= expires - time.time() <= 4 * 3600
 
-    anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bloop.test")
+    anonymous = api_client(app)
     async with anonymous:
         r = await anonymous.get(url)
         assert (r.status_code, r.content) == (200, s.mp4(50_000))
@@ -276,7 +275,7 @@ async def test_a_learners_link_stops_when_no_published_lesson_references_the_med
     expires, signature = media.links.sign("media", "acme", image["id"])
     unreached = f"{BASE}/media/{image['id']}/signed?expires={expires}&signature={signature}"
 
-    anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bloop.test")
+    anonymous = api_client(app)
     async with anonymous:
         for url in (theirs, staffs, unreached):
             r = await anonymous.get(url)

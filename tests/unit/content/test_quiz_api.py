@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from bloop.platform.app import create_app
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import eventually, member
+from tests.support import api_client, eventually, member
 from tests.unit.content.test_quiz import ANSWER_KEYS, keys_of
 
 BASE = "/v1/tenants/acme"
@@ -58,8 +58,7 @@ async def app(tmp_path: Any) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+    async with api_client(app) as c:
         c.headers.update(await member(app, c, "acme", ["educator"]))
         yield c
 

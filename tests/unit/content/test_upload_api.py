@@ -19,7 +19,7 @@ from bloop.platform.content.service import ContentService
 from bloop.platform.content.uploads.service import UploadService
 from bloop.platform.kit.auth import Principal
 from bloop.platform.kit.settings import HttpSettings, RuntimeSettings, Settings
-from tests.support import member
+from tests.support import api_client, member
 from tests.unit.content import media_samples as s
 
 BASE = "/v1/tenants/acme"
@@ -44,8 +44,7 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+    async with api_client(app) as c:
         c.headers.update(await member(app, c, "acme", ["educator"]))
         c.headers["X-Learner"] = (await member(app, c, "acme", ["learner"]))["Authorization"]
         assert (await c.post(f"{BASE}/concepts", json={"id": "loops", "name": "Loops"})

@@ -17,7 +17,7 @@ from bloop.platform.identity.service import ApiKeyService
 from bloop.platform.identity.stores.embedded import EmbeddedApiKeys
 from bloop.platform.kit.auth import ApiKeyCredential, parse_api_key
 from bloop.platform.kit.settings import AuthSettings, RuntimeSettings, Settings
-from tests.support import PASSWORD, member
+from tests.support import PASSWORD, api_client, member
 
 KEYS = "/v1/tenants/acme/api-keys"
 TENANT = "/v1/tenants/acme"
@@ -37,8 +37,7 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+    async with api_client(app) as c:
         yield c
 
 

@@ -18,7 +18,7 @@ from bloop.platform.app import create_app
 from bloop.platform.identity.service import AuthService
 from bloop.platform.kit.auth import Principal
 from bloop.platform.kit.settings import AuthSettings, RuntimeSettings, Settings
-from tests.support import PASSWORD, login, member
+from tests.support import PASSWORD, api_client, login, member
 
 TOKEN = "/v1/auth/token"
 ME = "/v1/tenants/acme/me"
@@ -38,8 +38,7 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+    async with api_client(app) as c:
         yield c
 
 

@@ -15,7 +15,7 @@ from bloop.platform.app import create_app
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import PASSWORD, login, member
+from tests.support import PASSWORD, api_client, login, member
 
 
 @pytest.fixture
@@ -30,8 +30,7 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+    async with api_client(app) as c:
         yield c
 
 

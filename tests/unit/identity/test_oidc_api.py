@@ -29,7 +29,7 @@ from tests.oidc_provider import (
     StandInProvider,
     serve,
 )
-from tests.support import member
+from tests.support import api_client, member
 
 PROVIDERS = "/v1/tenants/acme/oidc/providers"
 
@@ -53,8 +53,7 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+    async with api_client(app) as c:
         yield c
 
 

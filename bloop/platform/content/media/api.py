@@ -24,9 +24,11 @@ from bloop.platform.content.media.model import (
     MediaLink,
     MediaUsage,
 )
-from bloop.platform.content.media.service import MediaService
+from bloop.platform.content.media.ranges import Unsatisfiable
+from bloop.platform.content.media.service import MediaService, RangeNotSatisfiable
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.pagination import After, Page
+from bloop.platform.kit.problem_docs import documented_problem
 
 MediaId = Annotated[str, Path(pattern=MEDIA_ID_PATTERN, description="a media id (32 hex digits)")]
 Reader = Annotated[Principal, Depends(require(scopes=["content:read"]))]
@@ -106,7 +108,9 @@ def _disposition(info: MediaInfo) -> str:
 CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     206: {"description": "the requested byte range"},
     304: {"description": "the caller's copy is current"},
-    416: {"description": "the range lies outside the file"}}
+    416: documented_problem("the range lies outside the file (`Content-Range` gives its size)",
+                            416, RangeNotSatisfiable.code, str(Unsatisfiable(800)),
+                            instance="/v1/tenants/demo/media/8d0c44b1/content")}
 
 
 @router.head("/{media}/content", response_class=StreamingResponse, responses=CONTENT_RESPONSES,
