@@ -20,6 +20,7 @@ from bloop.platform.kit.middleware import RequestContextMiddleware
 from bloop.platform.kit.personal_data import PersonalDataSources
 from bloop.platform.kit.problem_docs import document_problems
 from bloop.platform.kit.settings import Settings, SettingsError
+from bloop.platform.kit.union_tags import document_union_tags
 from bloop.platform.kit.waiting import stop_all
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
             app.include_router(graphql)
     document_security(app)
     document_problems(app)
+    document_union_tags(app)
     # The platform (and its metrics) is created by the lifespan, after the middleware.
     app.add_middleware(RequestContextMiddleware, metrics=lambda: app.state.platform.metrics,
                        max_body_bytes=settings.http.max_body_bytes,
