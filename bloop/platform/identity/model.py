@@ -59,7 +59,7 @@ def _roles(value: list[Role]) -> list[Role]:
 _LEARNER: list[Role] = ["learner"]
 
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email),
-                  Field(json_schema_extra={"format": "email", "pattern": rf"^\s*{_EMAIL.pattern[1:-1]}\s*$"})]
+                  Field(json_schema_extra={"pattern": rf"^\s*{_EMAIL.pattern[1:-1]}\s*$"})]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=len(ROLES)), AfterValidator(_roles)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=256)]
