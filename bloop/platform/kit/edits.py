@@ -7,10 +7,16 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
+def _one_given(schema: dict[str, Any], model: type[Any]) -> None:
+    """The document says what the validator checks: some field is given and not null."""
+    schema["anyOf"] = [{"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                       for name in model.model_fields]
+
+
 class Edit(BaseModel):
     """Fields left out (or null) stay as they are; a body changing nothing is refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_one_given)
 
     @model_validator(mode="after")
     def _changes_something(self) -> Self:
