@@ -15,7 +15,7 @@ from bloop import infra
 from bloop.platform.app import create_app
 from bloop.platform.demo import data
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import bounded, eventually, login, require_server
+from tests.support import api_client, bounded, eventually, login, require_server
 
 SERVERS = ["redis", "mongo", "neo4j", "kafka", "influxdb"]
 CHECK = {"redis": "redis", "mongo": "mongodb", "neo4j": "neo4j", "kafka": "kafka",
@@ -28,10 +28,8 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         require_server(name)
     settings = Settings(runtime=RuntimeSettings(store="real", data_dir=tmp_path, seed_demo=True))
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bloop") as c:
-            yield c
+    async with app.router.lifespan_context(app), api_client(app) as c:
+        yield c
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
 from bloop.platform.kit.events.outbox.port import Pending
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.settings import MongoSettings, Neo4jSettings, RuntimeSettings, Settings
-from tests.support import StallingRelay, bounded, eventually, login, require_server
+from tests.support import StallingRelay, api_client, bounded, eventually, login, require_server
 
 STORE_VARS = ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_NEO4J_ADAPTER", "BLOOP_KAFKA_ADAPTER",
               "BLOOP_REDIS_ADAPTER", "BLOOP_INFLUX_ADAPTER")
@@ -67,12 +67,10 @@ async def client(case: Case, tmp_path: Path, relay: StallingRelay,
     for var in STORE_VARS:
         monkeypatch.delenv(var, raising=False)
     app = create_app(case.settings(relay.port, tmp_path))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bloop") as c:
-            grace = data.PEOPLE[1]
-            c.headers.update(await login(c, data.TENANT_ID, grace.email, grace.password))
-            yield c
+    async with app.router.lifespan_context(app), api_client(app) as c:
+        grace = data.PEOPLE[1]
+        c.headers.update(await login(c, data.TENANT_ID, grace.email, grace.password))
+        yield c
 
 
 async def test_a_stalled_store_answers_503_in_bounded_time_and_recovers(

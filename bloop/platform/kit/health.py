@@ -6,9 +6,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from bloop.platform.kit.metrics import CONTENT_TYPE_LATEST
 from bloop.platform.kit.waiting import forget
@@ -52,6 +54,19 @@ async def run_probe(probe: Probe) -> ProbeResult:
     return ProbeResult(probe.name, True, _ms(start))
 
 
+class Check(BaseModel):
+    state: Literal["up", "down"]
+    latency_ms: float
+    error: str | None = Field(default=None, description="why it is down")
+
+
+class Readiness(BaseModel):
+    """Each dependency's state; 503 while any is down."""
+
+    status: Literal["ready", "unready"]
+    checks: dict[str, Check]
+
+
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
@@ -63,20 +78,16 @@ def ops_router() -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz")
+    @router.get("/readyz", response_model=Readiness, responses={
+        503: {"model": Readiness, "description": "a dependency is down"}})
     async def readyz(request: Request) -> JSONResponse:
         probes: list[Probe] = request.app.state.platform.probes
         results = await asyncio.gather(*(run_probe(p) for p in probes))
         ready = all(r.up for r in results)
-        body = {
-            "status": "ready" if ready else "unready",
-            "checks": {
-                r.name: {"state": "up" if r.up else "down", "latency_ms": r.latency_ms}
-                | ({"error": r.error} if r.error else {})
-                for r in results
-            },
-        }
-        return JSONResponse(body, status_code=200 if ready else 503)
+        body = Readiness(status="ready" if ready else "unready", checks={
+            r.name: Check(state="up" if r.up else "down", latency_ms=r.latency_ms, error=r.error)
+            for r in results})
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ready else 503)
 
     @router.get("/metrics", response_class=Response, responses={200: {
         "description": "the Prometheus text exposition format",

@@ -16,7 +16,7 @@ from bloop.ai.jobs.lessons import HttpLessons, InProcessLessons
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.settings import AiSettings
-from tests.support import embedded_app, member
+from tests.support import api_client, embedded_app, member
 from tests.unit.ai.fake_openai import FakeOpenAI
 from tests.unit.ai.test_ai_api import BASE, LESSON, build, follow
 
@@ -102,21 +102,19 @@ async def test_the_model_is_told_to_write_in_the_lessons_language(
     for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER"):
         monkeypatch.delenv(var, raising=False)
     app = build(tmp_path, AiSettings(openai_base_url=fake_openai.base_url, model="gpt-4o-mini"))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
-            c.headers.update(await member(app, c, "acme", ["educator"]))
-            r = await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python",
-                                                       "language": "fr"})
-            assert r.status_code == 201, r.text
-            r = await c.post(f"{BASE}/courses/py/lessons", json={
-                "title": "Noms et valeurs", "blocks": [{"type": "markdown", "markdown": LESSON}]})
-            assert r.status_code == 201, r.text
-            r = await c.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": r.json()["id"],
-                                                      "params": {"count": 3}})
-            assert r.status_code == 201, r.text
-            final = (await follow(c, r.json()["id"]))[-1][1]
-            assert final["status"] == "succeeded", final
+    async with app.router.lifespan_context(app), api_client(app) as c:
+        c.headers.update(await member(app, c, "acme", ["educator"]))
+        r = await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python",
+                                                   "language": "fr"})
+        assert r.status_code == 201, r.text
+        r = await c.post(f"{BASE}/courses/py/lessons", json={
+            "title": "Noms et valeurs", "blocks": [{"type": "markdown", "markdown": LESSON}]})
+        assert r.status_code == 201, r.text
+        r = await c.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": r.json()["id"],
+                                                  "params": {"count": 3}})
+        assert r.status_code == 201, r.text
+        final = (await follow(c, r.json()["id"]))[-1][1]
+        assert final["status"] == "succeeded", final
     [request] = fake_openai.requests
     system = request["messages"][0]
     assert system["role"] == "system"

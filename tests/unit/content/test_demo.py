@@ -25,7 +25,7 @@ from bloop.platform.demo import data
 from bloop.platform.demo.landing import render
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import login
+from tests.support import api_client, login
 
 
 async def _get_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -35,12 +35,10 @@ async def _get_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("BLOOP_DATA_DIR", str(tmp_path))
     app = create_app()
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
-            ada = data.PEOPLE[0]
-            signed_in = await login(c, data.TENANT_ID, ada.email, ada.password)
-            return [await c.get(p, headers=signed_in) for p in paths]
+    async with app.router.lifespan_context(app), api_client(app) as c:
+        ada = data.PEOPLE[0]
+        signed_in = await login(c, data.TENANT_ID, ada.email, ada.password)
+        return [await c.get(p, headers=signed_in) for p in paths]
 
 
 async def test_first_start_seeds_the_demo_and_serves_it(
