@@ -133,7 +133,7 @@ router = APIRouter(prefix="/v1/tenants/{tenant}/ai", tags=["ai"])
 
 
 @router.post("/jobs", status_code=201, responses={200: {"description": "the same request "
-                                                       "was made before: its job"}})
+                                                       "was made before: its job", "model": JobView}})
 async def request_job(
     tenant: TenantId, body: JobRequest, request: Request, response: Response, service: Svc,
     me: Author,

@@ -135,7 +135,8 @@ async def list_edges(tenant: TenantId, service: Svc, _: Reader) -> Page[Edge]:
     return Page(items=await service.edges(tenant))
 
 
-@router.post("/edges", status_code=201)
+@router.post("/edges", status_code=201, responses={200: {"description": "the edge existed",
+                                                           "model": Edge}})
 async def add_edge(tenant: TenantId, body: Edge, service: Svc, response: Response,
                    _: Editor) -> Edge:
     """`concept` requires `requires`. 409 `cycle` (naming it) when that would close a cycle,
@@ -168,7 +169,8 @@ async def import_graph(tenant: TenantId, body: GraphDocument, service: Svc,
 # the signed-in learner
 
 
-@router.post("/me/enrolments", status_code=201)
+@router.post("/me/enrolments", status_code=201, responses={
+    200: {"description": "the learner was already enrolled", "model": Enrolment}})
 async def enrol(tenant: TenantId, body: NewEnrolment, service: Svc, response: Response,
                 me: Learner) -> Enrolment:
     enrolment, created = await service.enrol(tenant, me.user_id, body)

@@ -51,7 +51,7 @@ router = APIRouter(prefix="/v1/tenants/{tenant}/media", tags=["media"])
 
 
 @router.post("", status_code=201, responses={200: {"description": "the tenant already had "
-                                                   "these bytes: that media"}},
+                                                   "these bytes: that media", "model": Media}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                  "multipart/form-data": {"schema": {"type": "object", "properties": {
