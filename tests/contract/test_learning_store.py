@@ -10,7 +10,7 @@ import json
 import random
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -390,6 +390,11 @@ async def test_cards_schedules_and_review_logs(case: Case) -> None:
     await case.store.add_card_states(case.tenant, "u1", [state])
     assert await case.store.due(case.tenant, "u1", T0 - timedelta(seconds=1), 10) == []
     assert await case.store.due(case.tenant, "u1", T0, 10) == [state]
+    # The same instants in another zone: as text, 13:59+05:00 would sort after 09:00+00:00.
+    east = timezone(timedelta(hours=5))
+    assert await case.store.due(case.tenant, "u1", (T0 - timedelta(minutes=1)).astimezone(east),
+                                10) == []
+    assert await case.store.due(case.tenant, "u1", T0.astimezone(east), 10) == [state]
     after, log, _ = review.review(state, 3, T0, None)
     await case.store.save_review(case.tenant, "u1", after, log, [])
     with pytest.raises(StaleVersion):

@@ -14,9 +14,19 @@ from typing import Annotated
 from pydantic import PlainSerializer, WithJsonSchema
 
 
+def utc(at: datetime) -> datetime:
+    """`at` in UTC; a time without a zone is taken as UTC."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
 def json_time(at: datetime) -> str:
-    utc = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc(at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc_iso(at: datetime) -> str:
+    """`at` as the learning stores keep times ("+00:00", the fraction only when there is one):
+    in UTC, where whole seconds ("+" sorts before ".") still order as the times do."""
+    return utc(at).isoformat()
 
 
 Instant = Annotated[datetime, PlainSerializer(json_time, return_type=str, when_used="json"),

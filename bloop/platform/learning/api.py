@@ -4,10 +4,10 @@ mastery, paths, placement and review cards under `/learning/me`."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import AwareDatetime
 
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.errors import Invalid
@@ -264,7 +264,10 @@ async def drop_card(tenant: TenantId, card: RecordId, service: Svc, me: Learner)
 @router.get("/me/reviews/due")
 async def due_reviews(tenant: TenantId, service: Svc, me: Learner,
                       limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                      at: Annotated[datetime | None, Query()] = None) -> Page[CardView]:
+                      at: Annotated[AwareDatetime | None, Query(
+                          description="when to look from (now when left out), with its zone "
+                                      "offset, such as 2026-12-04T09:00:00+05:00")] = None,
+                      ) -> Page[CardView]:
     return Page(items=await service.due(tenant, me.user_id, at or now(), limit))
 
 

@@ -11,7 +11,7 @@ import json
 import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +324,16 @@ async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
     [due] = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
     assert due["card_id"] == card["id"]
     assert due["front"] == "What is a name?"
+    # `at` names an instant: with its zone offset, any offset; a time without one is refused.
+    later = (datetime.now(UTC) + timedelta(minutes=1)).astimezone(timezone(timedelta(hours=-7)))
+    r = await client.get(f"{BASE}/me/reviews/due", params={"at": later.isoformat()}, headers=pupil)
+    assert [c["card_id"] for c in r.json()["items"]] == [card["id"]]
+    earlier = datetime.now(UTC) - timedelta(days=1)
+    r = await client.get(f"{BASE}/me/reviews/due", params={"at": earlier.isoformat()}, headers=pupil)
+    assert r.json()["items"] == []
+    r = await client.get(f"{BASE}/me/reviews/due", params={"at": "2030-01-01T09:00:00"},
+                         headers=pupil)
+    assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
     nxt = (await client.get(f"{BASE}/me/next", headers=pupil)).json()
     assert nxt["kind"] == "review"
 

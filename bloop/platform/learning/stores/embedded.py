@@ -16,6 +16,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.kit.times import utc_iso
 from bloop.platform.learning.model import (
     BktParams,
     Card,
@@ -148,8 +149,6 @@ def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
 
-def _iso(at: datetime) -> str:
-    return at.isoformat()
 
 
 def _goals(c: Conn, tenant: str, concepts: Sequence[str], course: str | None) -> list[str]:
@@ -440,7 +439,7 @@ class EmbeddedLearningStore:
         def write(c: Conn) -> bool:
             cur = c.execute(
                 "INSERT OR IGNORE INTO enrolments (tenant, learner, goal, at, doc) VALUES (?, ?, ?, ?, ?)",
-                (tenant, enrolment.learner, enrolment.goal, _iso(enrolment.enrolled_at),
+                (tenant, enrolment.learner, enrolment.goal, utc_iso(enrolment.enrolled_at),
                  enrolment.model_dump_json()))
             if cur.rowcount == 0:
                 return False
@@ -639,7 +638,7 @@ class EmbeddedLearningStore:
                 raise Missing(card.concept)
             try:
                 c.execute("INSERT INTO cards (tenant, id, concept, at, doc) VALUES (?, ?, ?, ?, ?)",
-                          (card.tenant, card.id, card.concept, _iso(card.created_at),
+                          (card.tenant, card.id, card.concept, utc_iso(card.created_at),
                            card.model_dump_json()))
             except sqlite3.IntegrityError:
                 raise Duplicate(card.id) from None
@@ -710,14 +709,14 @@ class EmbeddedLearningStore:
             "INSERT OR IGNORE INTO card_states (tenant, learner, card, due, version, doc)"
             " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM cards"
             " WHERE tenant = ?1 AND id = ?3 AND retired = 0)",
-            [(tenant, learner, s.card_id, _iso(s.due), s.version, s.model_dump_json())
+            [(tenant, learner, s.card_id, utc_iso(s.due), s.version, s.model_dump_json())
              for s in states]))
 
     async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM card_states WHERE tenant = ? AND learner = ? AND due <= ?"
             " AND removed = 0 ORDER BY due, card LIMIT ?",
-            (tenant, learner, _iso(at), limit)).fetchall())
+            (tenant, learner, utc_iso(at), limit)).fetchall())
         return [CardState.model_validate_json(r["doc"]) for r in rows]
 
     async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
@@ -726,12 +725,12 @@ class EmbeddedLearningStore:
             cur = c.execute(
                 "UPDATE card_states SET due = ?, version = ?, doc = ? WHERE tenant = ? AND"
                 " learner = ? AND card = ? AND version = ? AND removed = 0",
-                (_iso(state.due), state.version, state.model_dump_json(), tenant, learner,
+                (utc_iso(state.due), state.version, state.model_dump_json(), tenant, learner,
                  state.card_id, state.version - 1))
             if cur.rowcount == 0:
                 raise StaleVersion(state.card_id)
             c.execute("INSERT INTO review_logs (tenant, learner, id, at, doc) VALUES (?, ?, ?, ?, ?)",
-                      (tenant, learner, log.id, _iso(log.reviewed_at), log.model_dump_json()))
+                      (tenant, learner, log.id, utc_iso(log.reviewed_at), log.model_dump_json()))
             self._outbox.add(c, *events)
 
         await self.db.transaction(write)

@@ -30,6 +30,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.stores import neo4j_records
+from bloop.platform.kit.times import utc_iso
 from bloop.platform.learning.model import (
     BktParams,
     Card,
@@ -551,7 +552,7 @@ class Neo4jLearningStore:
                 " ON CREATE SET e.doc = $doc, e.at = $at, e.new = true"
                 " WITH e, coalesce(e.new, false) AS new REMOVE e.new RETURN new",
                 tenant=tenant, learner=enrolment.learner, goal=enrolment.goal,
-                doc=enrolment.model_dump_json(), at=enrolment.enrolled_at.isoformat(),
+                doc=enrolment.model_dump_json(), at=utc_iso(enrolment.enrolled_at),
             )).single(strict=True)
             if not created["new"]:
                 return False
@@ -727,7 +728,7 @@ class Neo4jLearningStore:
                 " CREATE (k:ReviewCard {tenant: $tenant, id: $id, concept: $concept, at: $at,"
                 " doc: $doc})-[:DRILLS]->(c) RETURN count(k) AS n",
                 tenant=card.tenant, id=card.id, concept=card.concept,
-                at=card.created_at.isoformat(), doc=card.model_dump_json())
+                at=utc_iso(card.created_at), doc=card.model_dump_json())
         except ConstraintError:
             raise Duplicate(card.id) from None
         if records[0]["n"] == 0:
@@ -808,14 +809,14 @@ class Neo4jLearningStore:
             " MERGE (s:CardSchedule {tenant: $tenant, learner: $learner, card: x.card})"
             " ON CREATE SET s.due = x.due, s.version = x.version, s.doc = x.doc",
             tenant=tenant, learner=learner,
-            states=[{"card": s.card_id, "due": s.due.isoformat(), "version": s.version,
+            states=[{"card": s.card_id, "due": utc_iso(s.due), "version": s.version,
                      "doc": s.model_dump_json()} for s in states])
 
     async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
         rows = await self._query(
             "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner}) WHERE s.due <= $at"
             " AND s.removed IS NULL RETURN s.doc AS doc ORDER BY s.due, s.card LIMIT $limit",
-            tenant=tenant, learner=learner, at=at.isoformat(), limit=limit)
+            tenant=tenant, learner=learner, at=utc_iso(at), limit=limit)
         return [CardState.model_validate_json(r["doc"]) for r in rows]
 
     async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
@@ -832,9 +833,9 @@ class Neo4jLearningStore:
                 " SET s.due = $due, s.version = $version, s.doc = $doc"
                 " CREATE (:ReviewLog {tenant: $tenant, learner: $learner, id: $log_id, at: $at,"
                 " doc: $log})",
-                tenant=tenant, learner=learner, card=state.card_id, due=state.due.isoformat(),
+                tenant=tenant, learner=learner, card=state.card_id, due=utc_iso(state.due),
                 version=state.version, doc=state.model_dump_json(), log_id=log.id,
-                at=log.reviewed_at.isoformat(), log=log.model_dump_json())).consume()
+                at=utc_iso(log.reviewed_at), log=log.model_dump_json())).consume()
             await self._outbox.add(tx, *events)
 
         await self._write(work)
