@@ -28,6 +28,7 @@ from starlette.staticfiles import NotModifiedResponse
 from starlette.types import Scope
 
 from bloop.platform.demo.data import Person
+from bloop.platform.demo.sign_ins import DemoSignIns
 from bloop.platform.kit.auth import TOKEN_URL
 
 ASSETS_DIR = Path(__file__).parent / "ide_assets"
@@ -163,18 +164,20 @@ def page(assets_url: str | None, root_path: str, tenant: str | None,
 
 
 def install_graphiql(app: FastAPI, path: str, *, demo_tenant: str | None = None,
-                     demo_people: Sequence[Person] = (), assets_dir: Path = ASSETS_DIR) -> None:
+                     demo_people: DemoSignIns | None = None,
+                     assets_dir: Path = ASSETS_DIR) -> None:
     """Before the GraphQL routes are included: the page at `path`, and its files when they are
     here. With a demo tenant, its example query reads that tenant's courses and its sign-in
-    offers `demo_people` (whose passwords are public)."""
+    offers those of `demo_people` who still sign in with their public passwords."""
     assets_url = f"{path}/ide" if served_locally(assets_dir) else None
     if assets_url:
         app.mount(assets_url, AssetFiles(directory=assets_dir), name="graphiql-assets")
 
     async def graphiql(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
+        people = await demo_people.offered() if demo_people else []
         return HTMLResponse(page(root + assets_url if assets_url else None, root, demo_tenant,
-                                 demo_people))
+                                 people))
 
     app.router.add_api_route(path, graphiql, methods=["GET"], include_in_schema=False,
                              route_class_override=PageRoute)

@@ -6,11 +6,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, cast
 
 from fastapi import FastAPI
 
 from bloop.platform import services as service_registry
 from bloop.platform.demo import data as demo
+from bloop.platform.demo.sign_ins import DemoSignIns
 from bloop.platform.kit.auth.deps import document_security
 from bloop.platform.kit.docs import install_docs
 from bloop.platform.kit.errors import install_error_handlers, is_store_down
@@ -24,6 +26,9 @@ from bloop.platform.kit.union_tags import document_union_tags
 from bloop.platform.kit.waiting import stop_all
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted
+
+if TYPE_CHECKING:
+    from bloop.platform.identity.service import IdentityService
 
 log = logging.getLogger("bloop.app")
 
@@ -87,7 +92,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
     if http_routes:
         signs_in_demo = do_seed and any(s.name == "identity" for s in chosen)
         install_docs(app, sign_in_tenant=demo.TENANT_ID if signs_in_demo else None)
-        app.state.demo_accounts = demo.PEOPLE if signs_in_demo else ()
+        app.state.demo_sign_ins = DemoSignIns(lambda: _identity(app)) if signs_in_demo else None
         for service in chosen:
             for router in service.routers():
                 app.include_router(router)
@@ -97,7 +102,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
         graphql = graphql_router(chosen)
         if graphql is not None:
             install_graphiql(app, PATH, demo_tenant=demo.TENANT_ID if do_seed else None,
-                             demo_people=app.state.demo_accounts)
+                             demo_people=app.state.demo_sign_ins)
             app.include_router(graphql)
     document_security(app)
     document_problems(app)
@@ -134,3 +139,8 @@ async def _prepare_until_ready(platform: Platform, name: str, m: Mounted,
         delay = min(delay * 2, 30.0)
     platform.activate(relays, m.subscriptions)
     log.info("service ready", extra={"service": name})
+
+
+def _identity(app: FastAPI) -> IdentityService | None:
+    mounted: Mounted | None = getattr(app.state, "identity", None)
+    return None if mounted is None else cast("IdentityService", mounted.state["service"])

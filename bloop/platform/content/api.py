@@ -302,8 +302,9 @@ async def landing(request: Request, service: Svc) -> HTMLResponse:
     from bloop.platform.demo import data, landing
 
     courses = await service.published_catalogue(data.TENANT_ID)
+    sign_ins = getattr(request.app.state, "demo_sign_ins", None)
     html = landing.render(data.TENANT_ID, courses,
                           with_users=hasattr(request.app.state, "identity"),
-                          accounts=getattr(request.app.state, "demo_accounts", ()),
+                          accounts=await sign_ins.offered() if sign_ins else (),
                           origin=str(request.base_url).rstrip("/"))
     return HTMLResponse(html)

@@ -83,6 +83,35 @@ async def test_first_start_seeds_the_demo_and_serves_it(
     assert "-d grant_type=password -d tenant=demo" in page
 
 
+
+async def test_pages_offer_only_demo_people_who_still_sign_in_that_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER",
+                "BLOOP_SEED_DEMO"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("BLOOP_DATA_DIR", str(tmp_path))
+    app = create_app()
+    ada, grace = data.PEOPLE
+    html = {"accept": "text/html"}
+
+    async def offered() -> tuple[set[str], set[str]]:
+        home = (await c.get("/")).text
+        ide = (await c.get("/graphql", headers=html)).text
+        return ({p.email for p in data.PEOPLE if f"<code>{p.password}</code>" in home},
+                {p.email for p in data.PEOPLE if f'"password": "{p.password}"' in ide})
+
+    async with app.router.lifespan_context(app), api_client(app) as c:
+        assert await offered() == ({ada.email, grace.email},) * 2
+        as_grace = await login(c, data.TENANT_ID, grace.email, grace.password)
+        changed = await c.put("/v1/tenants/demo/me/password", headers=as_grace, json={
+            "current_password": grace.password, "new_password": "a quieter kettle at dawn"})
+        assert changed.status_code == 204
+        assert await offered() == ({ada.email},) * 2
+        as_ada = await login(c, data.TENANT_ID, ada.email, ada.password)
+        assert (await c.delete("/v1/tenants/demo/me", headers=as_ada)).status_code == 204
+        assert await offered() == (set(), set())
+        assert "Sign in to try the API" not in (await c.get("/")).text
+
 async def test_the_seed_runs_on_first_start_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     await _get_all(tmp_path, monkeypatch)
