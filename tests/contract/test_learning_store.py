@@ -434,6 +434,27 @@ async def test_a_learner_takes_a_card_out_of_their_deck_and_back(case: Case) -> 
     assert await case.store.review_logs(case.tenant, "u1") == [log]
 
 
+
+async def test_a_card_edit_made_against_an_older_version_is_refused(case: Case) -> None:
+    await concepts(case, "loops")
+    card = Card.create(case.tenant, "loops", NewCard(front="f", back="b"), at=T0)
+    await case.store.add_card(card)
+    assert card.version == 1
+    rivals = await asyncio.gather(*(
+        case.store.edit_card(case.tenant, card.id, CardEdit(back=text), T0, expected=1)
+        for text in ("mine", "yours")), return_exceptions=True)
+    [won] = [r for r in rivals if isinstance(r, Card)]
+    assert [type(r) for r in rivals if not isinstance(r, Card)] == [StaleVersion]
+    assert won.version == 2
+    assert await case.store.get_card(case.tenant, card.id) == won
+    with pytest.raises(StaleVersion):
+        await case.store.edit_card(case.tenant, card.id, CardEdit(front="x"), T0, expected=1)
+    again = await case.store.edit_card(case.tenant, card.id, CardEdit(front="x"), T0, expected=2)
+    assert again is not None
+    assert (again.front, again.back, again.version) == ("x", won.back, 3)
+    assert await case.store.edit_card(case.tenant, "ghost", CardEdit(back="x"), T0,
+                                      expected=1) is None
+
 async def test_a_retired_card_leaves_every_deck_and_is_never_added_again(case: Case) -> None:
     await concepts(case, "loops")
     card, kept = (Card.create(case.tenant, "loops", NewCard(front=f, back="b"), at=T0)
@@ -445,9 +466,10 @@ async def test_a_retired_card_leaves_every_deck_and_is_never_added_again(case: C
                                              [review.new_state(c.id, "loops", T0)])
     later = T0 + timedelta(minutes=1)
     fixed = await case.store.edit_card(case.tenant, kept.id, CardEdit(back="better"), T0)
-    assert fixed == kept.model_copy(update={"back": "better", "updated_at": T0})
+    assert fixed == kept.model_copy(update={"back": "better", "updated_at": T0, "version": 2})
     fixed = await case.store.edit_card(case.tenant, kept.id, CardEdit(front="good"), later)
-    assert fixed == kept.model_copy(update={"front": "good", "back": "better", "updated_at": later})
+    assert fixed == kept.model_copy(update={"front": "good", "back": "better", "updated_at": later,
+                                            "version": 3})
     assert await case.store.get_card(case.tenant, kept.id) == fixed
     assert await case.store.edit_card(case.tenant, "ghost", CardEdit(back="x"), later) is None
     assert await case.store.edit_card(case.other, kept.id, CardEdit(back="x"), later) is None

@@ -40,6 +40,7 @@ from bloop.platform.content.service import ContentService, Rendered
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import After, Page
+from bloop.platform.kit.preconditions import entity_tags, version_named
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 CourseId = Annotated[str, Path(pattern=SLUG_PATTERN)]
@@ -66,29 +67,18 @@ def _view(course: Course) -> CourseView:
     return CourseView.draft(course)
 
 
-def _tags(header: str | None) -> list[str]:
-    """The entity tags of an `If-Match` / `If-None-Match` header (weakness ignored)."""
-    if not header:
-        return []
-    return [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
-
-
 def _json(rendered: Rendered, if_none_match: str | None, response: Response) -> Response:
     headers = {k: v for k, v in response.headers.items() if k != "content-length"}
     headers |= {"ETag": rendered.etag, "Cache-Control": "private, no-cache",
                 "Vary": "Authorization"}
-    tags = _tags(if_none_match)
+    tags = entity_tags(if_none_match)
     if rendered.etag in tags or "*" in tags:
         return Response(status_code=304, headers=headers)
     return Response(rendered.body, media_type=JSON, headers=headers)
 
 
 def _edited_version(if_match: str | None, version: int | None) -> int:
-    tags = _tags(if_match)
-    if len(tags) > 1 or (tags and not tags[0].strip('"').isdigit()):
-        raise Problem('If-Match names one lesson version, like "3"', status=400,
-                      code="bad_if_match")
-    named = int(tags[0].strip('"')) if tags else None
+    named = version_named(if_match, "lesson")
     if named is not None and version is not None and named != version:
         raise Problem(f"If-Match names version {named} and the body version {version}",
                       status=422, code="version_mismatch")

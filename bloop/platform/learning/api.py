@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import AwareDatetime
 
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.errors import Invalid
 from bloop.platform.kit.pagination import Page
+from bloop.platform.kit.preconditions import version_named
 from bloop.platform.learning.model import (
     SLUG_PATTERN,
     BktParams,
@@ -46,6 +47,7 @@ from bloop.platform.learning.service import LearningService
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 ConceptId = Annotated[str, Path(pattern=SLUG_PATTERN)]
 RecordId = Annotated[str, Path(min_length=1, max_length=64)]
+CardIfMatch = Annotated[str | None, Header(description='the card version, e.g. "3"')]
 GoalId = Annotated[str | None, Query(pattern=SLUG_PATTERN)]
 
 
@@ -117,9 +119,15 @@ async def add_card(tenant: TenantId, concept: ConceptId, body: NewCard, service:
 
 @router.patch("/concepts/{concept}/cards/{card}")
 async def edit_card(tenant: TenantId, concept: ConceptId, card: RecordId, body: CardEdit,
-                    service: Svc, _: Editor) -> Card:
-    """New text for the card's front or back; learners keep their schedules of it."""
-    return await service.edit_card(tenant, concept, card, body)
+                    service: Svc, _: Editor, response: Response,
+                    if_match: CardIfMatch = None) -> Card:
+    """New text for the card's front or back; learners keep their schedules of it. With
+    `If-Match` naming the card's version, the edit is refused (409 stale_version) when someone
+    changed the card since; without it, the last edit of a field wins."""
+    edited = await service.edit_card(tenant, concept, card, body,
+                                     version=version_named(if_match, "card"))
+    response.headers["ETag"] = f'"{edited.version}"'
+    return edited
 
 
 @router.delete("/concepts/{concept}/cards/{card}", status_code=204)

@@ -348,6 +348,8 @@ class Card(_Frozen):
     source: CardSource
     created_at: datetime
     updated_at: datetime | None = None
+    version: int = Field(default=1, ge=1, description="raised by each edit; an edit naming it "
+                         "in `If-Match` is refused (409) when the card changed since")
 
     @classmethod
     def create(cls, tenant: str, concept: str, new: NewCard, at: datetime | None = None,
@@ -356,7 +358,8 @@ class Card(_Frozen):
                    created_at=at or now(), **new.model_dump())
 
     def edited(self, edit: CardEdit, at: datetime) -> Card:
-        return self.model_copy(update=edit.changes() | {"updated_at": at})
+        return self.model_copy(update=edit.changes() | {"updated_at": at,
+                                                        "version": self.version + 1})
 
 
 class CardState(_Frozen):

@@ -41,6 +41,13 @@ class StaleVersion(Exception):
     """The record changed since the version the write was made against."""
 
 
+def edited_card(card: Card, edit: CardEdit, at: datetime, expected: int | None) -> Card:
+    """The card after the edit; StaleVersion when `expected` names another version."""
+    if expected is not None and card.version != expected:
+        raise StaleVersion(card.id)
+    return card.edited(edit, at)
+
+
 class UnknownConcepts(Exception):
     def __init__(self, ids: Sequence[str]) -> None:
         super().__init__(", ".join(ids))
@@ -203,10 +210,11 @@ class LearningRepository(Protocol):
     async def get_cards(self, tenant: str, card_ids: Sequence[str]) -> list[Card]:
         """Those of the cards not retired, in one read, in no particular order."""
 
-    async def edit_card(self, tenant: str, card_id: str, edit: CardEdit,
-                        at: datetime) -> Card | None:
+    async def edit_card(self, tenant: str, card_id: str, edit: CardEdit, at: datetime, *,
+                        expected: int | None = None) -> Card | None:
         """Applies the edit to the card as stored, in one atomic step (an edit racing it keeps
-        its own fields); None when there is no such card (or it was retired)."""
+        its own fields); None when there is no such card (or it was retired). With `expected`,
+        StaleVersion when the card's version is another."""
 
     async def retire_card(self, tenant: str, card_id: str) -> bool:
         """Retires the card: no read finds it, its id is never used again, and it leaves

@@ -563,10 +563,18 @@ class LearningService:
             raise NotFound(f"the concept {concept!r} has no card {card_id!r}")
         return card
 
-    async def edit_card(self, tenant: str, concept: str, card_id: str, edit: CardEdit) -> Card:
-        """New text for the card; learners' schedules of it stay."""
+    async def edit_card(self, tenant: str, concept: str, card_id: str, edit: CardEdit, *,
+                        version: int | None = None) -> Card:
+        """New text for the card; learners' schedules of it stay. With `version`, only when the
+        card is still at that version (409 stale_version)."""
         await self._card_of(tenant, concept, card_id)
-        edited = await self.repo.edit_card(tenant, card_id, edit, now())
+        try:
+            edited = await self.repo.edit_card(tenant, card_id, edit, now(), expected=version)
+        except StaleVersion:
+            current = await self.repo.get_card(tenant, card_id)
+            raise Conflict(f"the card {card_id!r} changed since that version; read it again and "
+                           "retry", code="stale_version",
+                           extra={"current_version": current and current.version}) from None
         if edited is None:
             raise NotFound(f"the concept {concept!r} has no card {card_id!r}")
         return edited

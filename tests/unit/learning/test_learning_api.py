@@ -504,6 +504,24 @@ async def test_educators_fix_or_retire_cards_and_learners_drop_them(running: tup
     r = await client.get(url)
     assert [(c["front"], c["back"]) for c in r.json()["items"] if c["id"] == wrong["id"]] == [
         ("What calls itself, then?", "A recursive function.")]
+    # two editors who read version 4 and each rewrite the back: the second is told, not lost
+    card_url, seen = f"{url}/{wrong['id']}", {"If-Match": '"4"'}
+    assert [c["version"] for c in r.json()["items"] if c["id"] == wrong["id"]] == [4]
+    rivals = await asyncio.gather(*(client.patch(card_url, json={"back": b}, headers=seen)
+                                    for b in ("A function that calls itself.", "Recursion.")))
+    assert sorted(f.status_code for f in rivals) == [200, 409]
+    [won] = [f for f in rivals if f.status_code == 200]
+    [lost] = [f.json() for f in rivals if f.status_code == 409]
+    assert (won.json()["version"], won.headers["ETag"]) == (5, '"5"')
+    assert (lost["code"], lost["current_version"]) == ("stale_version", 5)
+    r = await client.get(url)
+    assert [c["back"] for c in r.json()["items"] if c["id"] == wrong["id"]] == [won.json()["back"]]
+    for tag in ('"4", "5"', "*", "five"):
+        r = await client.patch(card_url, json={"back": "x"}, headers={"If-Match": tag})
+        assert (r.status_code, r.json()["code"]) == (400, "bad_if_match"), tag
+    r = await client.patch(card_url, json={"back": "A recursive function."},
+                           headers={"If-Match": "5"})
+    assert (r.status_code, r.json()["version"]) == (200, 6)
     for bad, status in (({}, 422), ({"back": ""}, 422), ({"back": "x", "id": "y"}, 422)):
         assert (await client.patch(f"{url}/{wrong['id']}", json=bad)).status_code == status, bad
     r = await client.patch(f"{BASE}/concepts/functions/cards/{wrong['id']}", json={"back": "x"})

@@ -44,7 +44,14 @@ from bloop.platform.learning.paths import (
     first_cycle,
     ranks,
 )
-from bloop.platform.learning.ports import CycleFound, Duplicate, Missing, StaleVersion, UnknownConcepts
+from bloop.platform.learning.ports import (
+    CycleFound,
+    Duplicate,
+    Missing,
+    StaleVersion,
+    UnknownConcepts,
+    edited_card,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS concepts (
@@ -660,14 +667,14 @@ class EmbeddedLearningStore:
             " AND retired = 0", (tenant, *wanted)).fetchall())
         return [Card.model_validate_json(r["doc"]) for r in rows]
 
-    async def edit_card(self, tenant: str, card_id: str, edit: CardEdit,
-                        at: datetime) -> Card | None:
+    async def edit_card(self, tenant: str, card_id: str, edit: CardEdit, at: datetime, *,
+                        expected: int | None = None) -> Card | None:
         def write(c: Conn) -> Card | None:
             row = c.execute("SELECT doc FROM cards WHERE tenant = ? AND id = ? AND retired = 0",
                             (tenant, card_id)).fetchone()
             if row is None:
                 return None
-            card = Card.model_validate_json(row["doc"]).edited(edit, at)
+            card = edited_card(Card.model_validate_json(row["doc"]), edit, at, expected)
             c.execute("UPDATE cards SET doc = ? WHERE tenant = ? AND id = ?",
                       (card.model_dump_json(), tenant, card_id))
             return card

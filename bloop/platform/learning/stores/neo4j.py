@@ -58,7 +58,14 @@ from bloop.platform.learning.paths import (
     first_cycle,
     ranks,
 )
-from bloop.platform.learning.ports import CycleFound, Duplicate, Missing, StaleVersion, UnknownConcepts
+from bloop.platform.learning.ports import (
+    CycleFound,
+    Duplicate,
+    Missing,
+    StaleVersion,
+    UnknownConcepts,
+    edited_card,
+)
 
 T = TypeVar("T")
 Tx = AsyncManagedTransaction
@@ -746,8 +753,8 @@ class Neo4jLearningStore:
                                  tenant=tenant, ids=list(card_ids))
         return [Card.model_validate_json(r["doc"]) for r in rows]
 
-    async def edit_card(self, tenant: str, card_id: str, edit: CardEdit,
-                        at: datetime) -> Card | None:
+    async def edit_card(self, tenant: str, card_id: str, edit: CardEdit, at: datetime, *,
+                        expected: int | None = None) -> Card | None:
         async def work(tx: Tx) -> Card | None:
             # Read under the card's write lock, so a racing edit or retirement goes first.
             record = await (await tx.run(
@@ -756,7 +763,7 @@ class Neo4jLearningStore:
                 tenant=tenant, id=card_id)).single()
             if record is None:
                 return None
-            card = Card.model_validate_json(record["doc"]).edited(edit, at)
+            card = edited_card(Card.model_validate_json(record["doc"]), edit, at, expected)
             await (await tx.run("MATCH (k:ReviewCard {tenant: $tenant, id: $id}) SET k.doc = $doc",
                                 tenant=tenant, id=card_id, doc=card.model_dump_json())).consume()
             return card

@@ -1,0 +1,24 @@
+"""Conditional requests (RFC 9110 §13): the entity tags of `If-Match` / `If-None-Match`, and the
+record version an `If-Match` names."""
+
+from __future__ import annotations
+
+from bloop.platform.kit.errors import Problem
+
+
+def entity_tags(header: str | None) -> list[str]:
+    """The entity tags of the header (weakness ignored)."""
+    if not header:
+        return []
+    return [t.strip().removeprefix("W/") for t in header.split(",") if t.strip()]
+
+
+def version_named(if_match: str | None, what: str) -> int | None:
+    """The version of the `what` an `If-Match` names, like "3"; None without the header."""
+    tags = entity_tags(if_match)
+    if not tags:
+        return None
+    if len(tags) > 1 or not tags[0].strip('"').isdigit():
+        raise Problem(f'If-Match names one {what} version, like "3"', status=400,
+                      code="bad_if_match")
+    return int(tags[0].strip('"'))
