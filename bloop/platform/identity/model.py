@@ -40,13 +40,17 @@ def _domain(value: str) -> str:
 Domain = Annotated[str, StringConstraints(strip_whitespace=True, max_length=253),
                    AfterValidator(_domain)]
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Spelled out, not `\s`: the documented pattern must mean what the check means, and `\s` differs
+# between Python, pydantic's Rust regex and JSON Schema's ECMA-262 (U+001C-U+001F, U+0085, U+FEFF).
+_SPACE = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_PART = r"[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+"
+_EMAIL = re.compile(rf"^{_PART}@{_PART}\.{_PART}$")
 
 
 def normalise_email(value: str) -> str:
     """Emails compare without regard to case: `Ada@Demo.Bloop.dev` is `ada@demo.bloop.dev`."""
-    email = value.strip().lower()
-    if not _EMAIL.match(email):
+    email = value.strip().lower()  # str.strip takes exactly the _SPACE characters
+    if not _EMAIL.fullmatch(email):
         raise ValueError("is not an email address")
     return email
 
@@ -59,7 +63,7 @@ def _roles(value: list[Role]) -> list[Role]:
 _LEARNER: list[Role] = ["learner"]
 
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email),
-                  Field(json_schema_extra={"pattern": rf"^\s*{_EMAIL.pattern[1:-1]}\s*$"})]
+                  Field(json_schema_extra={"pattern": rf"^[{_SPACE}]*{_EMAIL.pattern[1:-1]}[{_SPACE}]*$"})]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=len(ROLES)), AfterValidator(_roles)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=256)]

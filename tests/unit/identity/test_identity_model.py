@@ -22,7 +22,10 @@ def test_malformed_emails_are_refused(email: str) -> None:
 
 
 @pytest.mark.parametrize("email", ["", "ada", "ada@", "@demo.dev", "ada@demo", "a da@demo.dev",
-                                   "ada@demo.dev", "  Ada@Demo.dev ", "a+b@x.y.z", "a@@b.dev"])
+                                   "ada@demo.dev", "  Ada@Demo.dev ", "a+b@x.y.z", "a@@b.dev",
+                                   "a\x1eb@c.de", "\x1eab@c.de\x1f", "ab@c.de\x85", "a\x85b@c.de",
+                                   "\ufeffab@c.de", "a\u00a0b@c.de", "\u3000ab@c.de\n",
+                                   "ab@c.de\n\n", "a\x7fb@c.de", "ab@c.de\x00", "ä@b.dé"])
 def test_the_documented_email_pattern_accepts_what_the_rule_accepts(email: str) -> None:
     pattern = NewUser.model_json_schema()["properties"]["email"]["pattern"]
     try:
@@ -31,6 +34,7 @@ def test_the_documented_email_pattern_accepts_what_the_rule_accepts(email: str) 
     except ValidationError:
         accepted = False
     assert bool(re.search(pattern, email)) == accepted
+    assert bool(re.fullmatch(pattern, email)) == accepted  # `$` may not end before a newline
 
 
 def test_roles_default_to_learner_and_are_kept_once_in_canonical_order() -> None:

@@ -1,0 +1,37 @@
+"""Every `pattern` in the OpenAPI document means the same in each regex dialect that reads it:
+ECMA-262 (JSON Schema's), Python's and pydantic's Rust engine disagree on `\\s`, `\\w`, `\\d`
+and `\\b` (Unicode or not, U+001C-U+001F, U+0085, U+FEFF), so a pattern spells its classes out.
+Before, the email pattern's `\\s` let the document accept an address the server refused."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.test_problem_docs import whole_app
+
+SHORTHAND = re.compile(r"(?<!\\)(?:\\\\)*\\[sSwWdDbB]")
+
+
+def patterns(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items()
+                for p in ([v] if k == "pattern" and isinstance(v, str) else patterns(v))]
+    if isinstance(node, list):
+        return [p for v in node for p in patterns(v)]
+    return []
+
+
+def test_no_documented_pattern_uses_a_class_whose_meaning_depends_on_the_dialect() -> None:
+    found = patterns(whole_app(Path("unused")).openapi())
+    assert len(found) >= 10
+    assert [p for p in found if SHORTHAND.search(p)] == []
+
+
+@pytest.mark.parametrize(("pattern", "shorthand"), [
+    (r"^\s$", True), (r"\\\d", True), (r"^[\\s]$", False), (r"\x20", False)])
+def test_the_check_sees_an_escaped_backslash(pattern: str, shorthand: bool) -> None:
+    assert bool(SHORTHAND.search(pattern)) == shorthand
