@@ -58,6 +58,9 @@ def test_every_operation_documents_its_errors_as_problems() -> None:
             assert problem_ref(responses["403"]) == "Problem", where
         if "{" in path:
             assert "404" in responses, where
+        if "requestBody" in op:
+            assert problem_ref(responses["408"]) == "Problem", where
+            assert problem_ref(responses["413"]) == "Problem", where
         if path.startswith("/v1/"):
             assert problem_ref(responses["503"]) == "Problem", where
             assert "Retry-After" in responses["503"]["headers"], where
@@ -99,6 +102,8 @@ async def test_the_errors_the_app_sends_fit_the_document(
         ("get", courses, "/v1/tenants/demo/courses?after=not-a-cursor", {"headers": learner}, 422),
         ("get", course, "/v1/tenants/demo/courses/no-such-course", {"headers": learner}, 404),
         ("post", "/v1/auth/token", "/v1/auth/token", {"data": {"grant_type": "password"}}, 400),
+        ("post", courses, "/v1/tenants/demo/courses",
+         {"headers": educator, "content": b" " * (2 << 20)}, 413),
     ]
     for method, path, url, kwargs, status in cases:
         r = await c.request(method.upper(), url, **kwargs)
@@ -127,6 +132,8 @@ async def test_a_store_down_problem_fits_the_document() -> None:
     ("/v1/tenants/demo/courses", "GET, POST"),
     ("/v1/tenants/demo/courses/thinking-in-python", "DELETE, GET, PATCH"),
     ("/v1/tenants/demo/media/m1/content", "GET, HEAD"),
+    ("/v1/tenants/demo/invitations/accept", "POST"),
+    ("/v1/tenants/demo/media/usage", "GET"),
 ])
 async def test_a_405_names_every_method_the_path_serves(
         client: tuple[dict[str, Any], httpx.AsyncClient], url: str, allowed: str) -> None:

@@ -154,12 +154,14 @@ def _store_down_handler(store: str) -> Callable[[Request, Exception], Awaitable[
 
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at the request's path. Starlette's 405 names only those
-    of the first route whose path matched, where a path's methods are often split over several."""
-    methods: set[str] = set()
-    for route in iter_route_contexts(request.app.router.routes):
-        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= route.methods
-    return sorted(methods)
+    of the first route whose path matched, where a path's methods are often split over several.
+    Only the routes with the fewest path parameters count: `/invitations/accept` is its own
+    resource, not an invitation whose id is "accept"."""
+    matched = [(len(route.param_convertors), route.methods)
+               for route in iter_route_contexts(request.app.router.routes)
+               if route.methods and route.matches(request.scope)[0] is not Match.NONE]
+    fewest = min((n for n, _ in matched), default=0)
+    return sorted({m for n, methods in matched if n == fewest for m in methods})
 
 
 def install_error_handlers(app: FastAPI) -> None:

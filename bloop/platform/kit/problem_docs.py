@@ -66,6 +66,10 @@ STORE_DOWN = ("a store this operation needs is unavailable; try again after `Ret
               "seconds", problem_body(503, "store_unavailable", "the mongodb store is "
                                       "unavailable, try again shortly", instance=_AT,
                                       extra={"store": "mongodb"}))
+TOO_LARGE = ("the request body is larger than the server takes", problem_body(
+    413, "payload_too_large", "the request body is larger than 1048576 bytes", instance=_AT))
+BODY_STALLED = ("the request body stopped arriving", problem_body(
+    408, "request_timeout", "no part of the request body arrived for 30 s", instance=_AT))
 OTHER = ("any other error", problem_body(
     409, "stale_version", "the course 'intro' changed since that version; read it again and "
     "retry", instance=_AT, extra={"current_version": 4}))
@@ -102,6 +106,9 @@ def _document(operation: dict[str, Any], path: str) -> None:
         responses.setdefault("403", _response(FORBIDDEN))
     if "{" in path:
         responses.setdefault("404", _response(NOT_FOUND))
+    if "requestBody" in operation:
+        responses.setdefault("408", _response(BODY_STALLED))
+        responses.setdefault("413", _response(TOO_LARGE))
     if path.startswith("/v1/"):
         responses.setdefault("503", _response(STORE_DOWN, headers=RETRY_AFTER))
     responses.setdefault("default", _response(OTHER))
