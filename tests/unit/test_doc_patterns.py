@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from tests.unit.test_problem_docs import whole_app
 
@@ -35,3 +36,23 @@ def test_no_documented_pattern_uses_a_class_whose_meaning_depends_on_the_dialect
     (r"^\s$", True), (r"\\\d", True), (r"^[\\s]$", False), (r"\x20", False)])
 def test_the_check_sees_an_escaped_backslash(pattern: str, shorthand: bool) -> None:
     assert bool(SHORTHAND.search(pattern)) == shorthand
+
+
+def with_pattern_keys(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        here = [node] if "patternProperties" in node else []
+        return here + [s for v in node.values() for s in with_pattern_keys(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in with_pattern_keys(v)]
+    return []
+
+
+def test_a_map_with_a_key_pattern_documents_that_other_keys_are_refused() -> None:
+    doc = whole_app(Path("unused")).openapi()
+    found = with_pattern_keys(doc)
+    assert found
+    assert all(s.get("additionalProperties") is False for s in found)
+    submission = {"$ref": "#/components/schemas/AttemptSubmission",
+                  "components": doc["components"]}
+    assert Draft202012Validator(submission).is_valid({"answers": {"q1": "a"}})
+    assert not Draft202012Validator(submission).is_valid({"answers": {"": "a"}})

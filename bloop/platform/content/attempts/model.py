@@ -26,7 +26,9 @@ AnswerValue = (StrictBool | StrictInt | StrictFloat | ShortAnswer
                            Field(max_length=MAX_CHOICES)])
 """One answer: an option id or text (str), option or item ids (list), true/false (bool), a
 number, or left ids mapped to right ids (matching)."""
-Answers = Annotated[dict[ItemId, AnswerValue], Field(max_length=MAX_QUESTIONS)]
+# pydantic documents the key pattern as `patternProperties`, which leaves other keys free.
+Answers = Annotated[dict[ItemId, AnswerValue], Field(
+    max_length=MAX_QUESTIONS, json_schema_extra={"additionalProperties": False})]
 
 
 class _Frozen(BaseModel):
