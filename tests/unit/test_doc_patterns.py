@@ -1,7 +1,8 @@
 """Every `pattern` in the OpenAPI document means the same in each regex dialect that reads it:
 ECMA-262 (JSON Schema's), Python's and pydantic's Rust engine disagree on `\\s`, `\\w`, `\\d`
 and `\\b` (Unicode or not, U+001C-U+001F, U+0085, U+FEFF), so a pattern spells its classes out.
-Before, the email pattern's `\\s` let the document accept an address the server refused."""
+Before, the email pattern's `\\s` let the document accept an address the server refused. And a
+map whose keys have a pattern refuses other keys, as the server does."""
 
 from __future__ import annotations
 
