@@ -40,10 +40,12 @@ def _domain(value: str) -> str:
 Domain = Annotated[str, StringConstraints(strip_whitespace=True, max_length=253),
                    AfterValidator(_domain)]
 
-# Spelled out, not `\s`: the documented pattern must mean what the check means, and `\s` differs
-# between Python, pydantic's Rust regex and JSON Schema's ECMA-262 (U+001C-U+001F, U+0085, U+FEFF).
+# Python's whitespace (str.isspace) spelled out, not `\s`: the documented pattern must mean what
+# the check means, and `\s` differs between Python, pydantic's Rust regex and JSON Schema's
+# ECMA-262 (U+001C-U+001F, U+0085, U+FEFF). The set is the one the check always had, so every
+# stored address still reads.
 _SPACE = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-_PART = r"[^@\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]+"
+_PART = rf"[^@{_SPACE}]+"
 _EMAIL = re.compile(rf"^{_PART}@{_PART}\.{_PART}$")
 
 
