@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from bloop.platform.content.quiz import LearnerQuiz, QuizBlock, duplicate_quiz_ids, learner_view
-from bloop.platform.kit.edits import Edit
+from bloop.platform.kit.edits import Edit, NotNull
 from bloop.platform.kit.times import Instant
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
@@ -254,11 +254,11 @@ class CourseEdit(_Frozen):
     must be the course's current revision (409 otherwise)."""
 
     revision: int | None = Field(default=None, ge=0)
-    title: Title | None = None
-    summary: Summary | None = None
-    language: Language | None = None
-    level: Level | None = None
-    tags: Tags | None = None
+    title: Annotated[Title | None, NotNull] = None
+    summary: Annotated[Summary | None, NotNull] = None
+    language: Annotated[Language | None, NotNull] = None
+    level: Annotated[Level | None, NotNull] = None
+    tags: Annotated[Tags | None, NotNull] = None
 
 
 class LessonRef(_Frozen):
@@ -422,15 +422,15 @@ class LessonEdit(_Frozen):
 
     version: int | None = Field(default=None, ge=1,
                                 description="the lesson version this edit was made against")
-    title: Title | None = None
-    estimated_minutes: Minutes | None = None
-    blocks: Blocks | None = None
-    teaches: ConceptIds | None = None
-    requires: ConceptIds | None = None
-    tags: Tags | None = None
-    language: Language | None = None
-    level: Level | None = None
-    module: Slug | None = None
+    title: Annotated[Title | None, NotNull] = None
+    estimated_minutes: Annotated[Minutes | None, NotNull] = None
+    blocks: Annotated[Blocks | None, NotNull] = None
+    teaches: Annotated[ConceptIds | None, NotNull] = None
+    requires: Annotated[ConceptIds | None, NotNull] = None
+    tags: Annotated[Tags | None, NotNull] = None
+    language: Language | None = Field(default=None, description="null: the course's")
+    level: Level | None = Field(default=None, description="null: the course's")
+    module: Slug | None = Field(default=None, description="null: in no module")
 
 
 class Lesson(_LessonRules):

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 def _one_given(schema: dict[str, Any], model: type[Any]) -> None:
     """The document says what the validator checks: some field is given and not null."""
     schema["anyOf"] = [{"required": [name], "properties": {name: {"not": {"type": "null"}}}}
                        for name in model.model_fields]
+
+
+def _not_null(schema: dict[str, Any]) -> None:
+    options = [o for o in schema.pop("anyOf", []) if o != {"type": "null"}]
+    schema.pop("default", None)
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
+
+
+NotNull = Field(json_schema_extra=_not_null)
+"""For an `X | None = None` field that may be left out but not sent as null (the record's field
+is not nullable): the document shows no null, as the server refuses one."""
 
 
 class Edit(BaseModel):
