@@ -5,13 +5,16 @@ own, dropped afterwards."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
+from pydantic import ValidationError
 from pymongo import AsyncMongoClient
 
 from bloop.platform.identity.events import TenantCreated, UserDeleted, UserRegistered
@@ -23,6 +26,7 @@ from bloop.platform.identity.model import (
     ProfileEdit,
     RefreshToken,
     Tenant,
+    TenantSettings,
     TenantSettingsEdit,
     User,
     now,
@@ -400,3 +404,31 @@ async def test_a_users_sessions_revoke_together_but_the_one_kept(store: Identity
     assert {t: r.revoked for t, r in revoked.items() if r is not None} == {
         "a1": True, "a2": True, "b1": True, "c1": False, "d1": False, "e1": False}
     assert await store.revoke_user_sessions("acme", "u1") == ["fc"]
+
+
+async def test_records_written_under_an_older_rule_still_read(store: IdentityRepository) -> None:
+    """A rule may tighten after records were stored under it: they read back as they were (an
+    edit through the API checks them again), rather than breaking every list they are in."""
+    odd = "ops\x7f@acme.dev"  # suppose a later rule refuses control characters
+    settings = TenantSettings.model_construct(allowed_signup_domains=["intranet"])
+    t = tenant().model_copy(update={"settings": settings})
+    await store.add_tenant(t, [])
+    u = user("acme", "ada@acme.dev").model_copy(update={"email": odd})
+    await store.add_user(u, [])
+    at = now()
+    inv = Invitation(token_hash="h1", tenant="acme", email="tess@acme.dev", roles=["educator"],
+                     invited_by="admin", created_at=at, expires_at=at + timedelta(days=7)
+                     ).model_copy(update={"email": odd})
+    await store.add_invitation(inv)
+    with pytest.raises(ValidationError):
+        TenantSettings(allowed_signup_domains=["intranet"])
+    with patch("bloop.platform.identity.model._EMAIL", re.compile(r"^[!-~]+$")):
+        with pytest.raises(ValidationError):
+            NewUser(email=odd, display_name="Ops")
+        assert (await store.get_tenant("acme")) == t
+        assert await store.list_tenants() == [t]
+        assert await store.get_user("acme", u.id) == u
+        assert await store.get_user_by_email("acme", odd) == u
+        assert await store.list_users("acme") == [u]
+        assert await store.get_invitation("acme", "h1") == inv
+        assert (await store.pending_invitations("acme", at)).items == [inv]

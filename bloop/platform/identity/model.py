@@ -18,10 +18,12 @@ from pydantic import (
     HttpUrl,
     SecretStr,
     StringConstraints,
+    ValidationInfo,
 )
 
 from bloop.platform.kit.auth import ROLES, SCOPES, Role, Scope
 from bloop.platform.kit.times import Instant
+from bloop.platform.kit.urls import read_back
 
 __all__ = ["ROLES", "Role", "Scope"]
 
@@ -30,9 +32,9 @@ Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 _DOMAIN = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
-def _domain(value: str) -> str:
+def _domain(value: str, info: ValidationInfo) -> str:
     domain = value.lower()
-    if not _DOMAIN.match(domain):
+    if not _DOMAIN.match(domain) and not read_back(info):
         raise ValueError("is not a domain name such as school.example")
     return domain
 
@@ -57,6 +59,10 @@ def normalise_email(value: str) -> str:
     return email
 
 
+def _email(value: str, info: ValidationInfo) -> str:
+    return value if read_back(info) else normalise_email(value)
+
+
 def _roles(value: list[Role]) -> list[Role]:
     """Each role once, in the canonical order."""
     return [r for r in ROLES if r in value]
@@ -64,7 +70,7 @@ def _roles(value: list[Role]) -> list[Role]:
 
 _LEARNER: list[Role] = ["learner"]
 
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(normalise_email),
+Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email),
                   Field(json_schema_extra={"pattern": rf"^[{_SPACE}]*{_EMAIL.pattern[1:-1]}[{_SPACE}]*$"})]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=len(ROLES)), AfterValidator(_roles)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]

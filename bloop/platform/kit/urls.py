@@ -10,9 +10,14 @@ import httpx
 from pydantic import AfterValidator, ValidationInfo
 
 STORED: dict[str, Any] = {"stored": True}
-"""Validation context for reading back what a store kept: an address stored before it was
-checked (or under an older rule) is read as kept, so the record stays readable and can be
-corrected; whatever would fetch it checks it again."""
+"""Validation context for reading back what a store kept: a value stored before it was checked
+(or under an older rule), such as an address or an email, is read as kept, so the record stays
+readable and can be corrected; whatever would use it checks it again."""
+
+
+def read_back(info: ValidationInfo) -> bool:
+    """Whether the value is being read back from a store (validated with the STORED context)."""
+    return info.context is not None and bool(info.context.get("stored"))
 
 
 def http_url_problem(value: str) -> str | None:
@@ -34,7 +39,7 @@ def http_url_problem(value: str) -> str | None:
 
 
 def _checked(value: str, info: ValidationInfo) -> str:
-    if info.context is not None and info.context.get("stored"):
+    if read_back(info):
         return value
     problem = http_url_problem(value)
     if problem is not None:

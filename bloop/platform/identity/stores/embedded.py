@@ -16,6 +16,7 @@ from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.kit.times import json_time
+from bloop.platform.kit.urls import STORED
 
 # The invitation fields lists and clean-ups query, as indexed (times as their JSON keeps them).
 EMAIL = "json_extract(doc, '$.email')"
@@ -82,13 +83,13 @@ class EmbeddedIdentityStore:
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM tenants WHERE id = ?", (tenant_id,)).fetchone())
-        return None if row is None else Tenant.model_validate_json(row["doc"])
+        return None if row is None else Tenant.model_validate_json(row["doc"], context=STORED)
 
     async def list_tenants(self, *, after: str | None = None, limit: int = 50) -> list[Tenant]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM tenants WHERE id > ? ORDER BY id LIMIT ?",
             (after or "", limit)).fetchall())
-        return [Tenant.model_validate_json(r["doc"]) for r in rows]
+        return [Tenant.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def replace_tenant(self, tenant: Tenant) -> None:
         def write(c: sqlite3.Connection) -> int:
@@ -114,7 +115,7 @@ class EmbeddedIdentityStore:
     async def get_user(self, tenant: str, user_id: str) -> User | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM users WHERE tenant = ? AND id = ?", (tenant, user_id)).fetchone())
-        return None if row is None else User.model_validate_json(row["doc"])
+        return None if row is None else User.model_validate_json(row["doc"], context=STORED)
 
     async def get_user_by_email(self, tenant: str, email: str) -> User | None:
         found = await self.get_login(tenant, email)
@@ -126,7 +127,7 @@ class EmbeddedIdentityStore:
             (tenant, email)).fetchone())
         if row is None:
             return None
-        return User.model_validate_json(row["doc"]), row["password_hash"]
+        return User.model_validate_json(row["doc"], context=STORED), row["password_hash"]
 
     async def set_password_hash(self, tenant: str, user_id: str, password_hash: str) -> None:
         def write(c: sqlite3.Connection) -> int:
@@ -163,7 +164,7 @@ class EmbeddedIdentityStore:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM users WHERE tenant = ? AND email > ? ORDER BY email LIMIT ?",
             (tenant, after or "", limit)).fetchall())
-        return [User.model_validate_json(r["doc"]) for r in rows]
+        return [User.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def add_invitation(self, invitation: Invitation) -> None:
         def write(c: sqlite3.Connection) -> None:
@@ -179,7 +180,7 @@ class EmbeddedIdentityStore:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM invitations WHERE tenant = ? AND token_hash = ?",
             (tenant, token_hash)).fetchone())
-        return None if row is None else Invitation.model_validate_json(row["doc"])
+        return None if row is None else Invitation.model_validate_json(row["doc"], context=STORED)
 
     async def delete_invitation(self, tenant: str, token_hash: str) -> None:
         await self.db.transaction(lambda c: c.execute(
@@ -196,7 +197,7 @@ class EmbeddedIdentityStore:
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM invitations WHERE {where}"  # noqa: S608
             f" ORDER BY {CREATED} DESC, token_hash LIMIT ?", (*args, limit + 1)).fetchall())
-        found = [Invitation.model_validate_json(r["doc"]) for r in rows]
+        found = [Invitation.model_validate_json(r["doc"], context=STORED) for r in rows]
         return Slice.of(found, limit, lambda i: (json_time(i.created_at), i.token_hash))
 
     async def find_invitation(self, tenant: str, invitation_id: str) -> Invitation | None:
@@ -204,7 +205,7 @@ class EmbeddedIdentityStore:
             "SELECT doc FROM invitations WHERE tenant = ? AND token_hash >= ?"
             " AND token_hash < ? ORDER BY token_hash LIMIT 1",
             (tenant, invitation_id, f"{invitation_id}~")).fetchone())
-        return None if row is None else Invitation.model_validate_json(row["doc"])
+        return None if row is None else Invitation.model_validate_json(row["doc"], context=STORED)
 
     async def prune_invitations(self, tenant: str, email: str, at: datetime, keep: str) -> None:
         def write(c: sqlite3.Connection) -> None:

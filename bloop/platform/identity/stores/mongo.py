@@ -21,6 +21,7 @@ from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import MongoGuard
 from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.times import json_time
+from bloop.platform.kit.urls import STORED
 
 Doc = dict[str, Any]
 # Reads leave out the outbox fields and the password hash (internal fields are all named `_…`).
@@ -78,12 +79,12 @@ class MongoIdentityStore:
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:
         doc = await self.tenants.find_one({"_id": tenant_id}, HIDE)
-        return None if doc is None else Tenant.model_validate(_fields(doc))
+        return None if doc is None else Tenant.model_validate(_fields(doc), context=STORED)
 
     async def list_tenants(self, *, after: str | None = None, limit: int = 50) -> list[Tenant]:
         cursor = (self.tenants.find({"_id": {"$gt": after or ""}}, HIDE)
                   .sort("_id", ASCENDING).limit(limit))
-        return [Tenant.model_validate(_fields(d)) async for d in cursor]
+        return [Tenant.model_validate(_fields(d), context=STORED) async for d in cursor]
 
     async def replace_tenant(self, tenant: Tenant) -> None:
         async with self.guard.hold(self.tenants, tenant.id):
@@ -104,17 +105,17 @@ class MongoIdentityStore:
     async def get_user(self, tenant: str, user_id: str) -> User | None:
         doc = await self.users.find_one({"_id": _key(tenant, user_id), "tenant": tenant, **LIVE},
                                         HIDE)
-        return None if doc is None else User.model_validate(_fields(doc))
+        return None if doc is None else User.model_validate(_fields(doc), context=STORED)
 
     async def get_user_by_email(self, tenant: str, email: str) -> User | None:
         doc = await self.users.find_one({"tenant": tenant, "email": email, **LIVE}, HIDE)
-        return None if doc is None else User.model_validate(_fields(doc))
+        return None if doc is None else User.model_validate(_fields(doc), context=STORED)
 
     async def get_login(self, tenant: str, email: str) -> tuple[User, str | None] | None:
         doc = await self.users.find_one({"tenant": tenant, "email": email, **LIVE}, WITH_PASSWORD)
         if doc is None:
             return None
-        return User.model_validate(_fields(doc)), doc.get("_password")
+        return User.model_validate(_fields(doc), context=STORED), doc.get("_password")
 
     async def set_password_hash(self, tenant: str, user_id: str, password_hash: str) -> None:
         key = _key(tenant, user_id)
@@ -147,7 +148,7 @@ class MongoIdentityStore:
                          limit: int = 50) -> list[User]:
         cursor = (self.users.find({"tenant": tenant, "email": {"$gt": after or ""}, **LIVE}, HIDE)
                   .sort("email", ASCENDING).limit(limit))
-        return [User.model_validate(_fields(d)) async for d in cursor]
+        return [User.model_validate(_fields(d), context=STORED) async for d in cursor]
 
     async def add_invitation(self, invitation: Invitation) -> None:
         doc = {"_id": _key(invitation.tenant, invitation.token_hash),
@@ -159,7 +160,7 @@ class MongoIdentityStore:
 
     async def get_invitation(self, tenant: str, token_hash: str) -> Invitation | None:
         doc = await self.invitations.find_one({"_id": _key(tenant, token_hash), "tenant": tenant})
-        return None if doc is None else Invitation.model_validate(_fields(doc))
+        return None if doc is None else Invitation.model_validate(_fields(doc), context=STORED)
 
     async def delete_invitation(self, tenant: str, token_hash: str) -> None:
         await self.invitations.delete_one({"_id": _key(tenant, token_hash), "tenant": tenant})
@@ -173,7 +174,7 @@ class MongoIdentityStore:
                             {"created_at": created, "token_hash": {"$gt": hashed}}]
         cursor = (self.invitations.find(query)
                   .sort([("created_at", DESCENDING), ("token_hash", ASCENDING)]).limit(limit + 1))
-        found = [Invitation.model_validate(_fields(d)) async for d in cursor]
+        found = [Invitation.model_validate(_fields(d), context=STORED) async for d in cursor]
         return Slice.of(found, limit, lambda i: (json_time(i.created_at), i.token_hash))
 
     async def find_invitation(self, tenant: str, invitation_id: str) -> Invitation | None:
@@ -181,7 +182,7 @@ class MongoIdentityStore:
         cursor = self.invitations.find(
             {"_id": {"$gte": start, "$lt": f"{start}~"}, "tenant": tenant}).sort(
             "_id", ASCENDING).limit(1)
-        found = [Invitation.model_validate(_fields(d)) async for d in cursor]
+        found = [Invitation.model_validate(_fields(d), context=STORED) async for d in cursor]
         return found[0] if found else None
 
     async def prune_invitations(self, tenant: str, email: str, at: datetime, keep: str) -> None:
