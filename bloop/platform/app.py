@@ -14,6 +14,7 @@ from bloop.platform import services as service_registry
 from bloop.platform.demo import data as demo
 from bloop.platform.demo.sign_ins import DemoSignIns
 from bloop.platform.kit.auth.deps import document_security
+from bloop.platform.kit.cors import install_cors
 from bloop.platform.kit.docs import install_docs
 from bloop.platform.kit.errors import install_error_handlers, is_store_down
 from bloop.platform.kit.events.outbox import OutboxRelay
@@ -112,6 +113,8 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                        max_body_bytes=settings.http.max_body_bytes,
                        body_idle_s=settings.http.body_idle_timeout_s,
                        own_limits=[p for s in chosen for p in s.large_bodies] if http_routes else [])
+    if settings.http.cors_origins:
+        install_cors(app, settings.http.cors_origins)
     return app
 
 

@@ -38,6 +38,8 @@ def test_one_store_can_be_switched_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     ("BLOOP_INFLUX_URL", "http://:8086"),
     ("BLOOP_DATA_DIR", ""),
     ("BLOOP_DATA_DIR", "  "),
+    ("BLOOP_HTTP_CORS_ORIGINS", "https://app.example/lessons"),
+    ("BLOOP_HTTP_CORS_ORIGINS", "https://app.example,app.example"),
 ])
 def test_an_invalid_setting_names_itself(monkeypatch: pytest.MonkeyPatch, var: str,
                                          value: str) -> None:

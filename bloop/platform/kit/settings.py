@@ -8,11 +8,12 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bloop.platform.kit.urls import HttpUrlText
+from bloop.platform.kit.urls import HttpUrlText, http_url_problem
 
 StoreMode = Literal["embedded", "real"]
 
@@ -49,6 +50,24 @@ class RuntimeSettings(BaseSettings):
     instance: str = Field(default="bloop", min_length=1)
 
 
+def _origins(value: object) -> object:
+    return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
+
+
+def _origin(value: str) -> str:
+    """As a browser sends it in `Origin`: scheme://host[:port], lower case, nothing after."""
+    if value == "*":
+        return value
+    problem = http_url_problem(value)
+    parts = urlsplit(value)
+    if problem is None and (parts.path not in ("", "/") or parts.query or parts.fragment
+                            or "@" in parts.netloc):
+        problem = "an origin is a scheme, a host and maybe a port, with no path"
+    if problem is not None:
+        raise ValueError(f"{value!r} is not an origin such as https://app.example: {problem}")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
 class HttpSettings(BaseSettings):
     model_config = _config("BLOOP_HTTP_")
 
@@ -56,6 +75,10 @@ class HttpSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     body_idle_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    cors_origins: Annotated[list[Annotated[str, AfterValidator(_origin)]], NoDecode,
+                            BeforeValidator(_origins)] = Field(default_factory=list)
+    """Web apps on these origins (comma-separated; `*` for any) may call the API from a
+    browser; none when empty."""
 
 
 class LogSettings(BaseSettings):
