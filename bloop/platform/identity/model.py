@@ -181,8 +181,10 @@ class RoleChange(_Input):
 
 
 class ProfileEdit(_Input):
+    """Fields left out or null stay as they are, except `avatar_url`: null removes the avatar."""
+
     display_name: Name | None = None
-    avatar_url: AvatarUrl | None = None
+    avatar_url: AvatarUrl | None = Field(default=None, description="null: no avatar")
     locale: Locale | None = None
     time_zone: TimeZone | None = None
     bio: Bio | None = None
@@ -229,7 +231,10 @@ class User(BaseModel):
         return role in self.roles
 
     def with_profile(self, edit: ProfileEdit) -> User:
-        return self.model_copy(update=edit.model_dump(exclude_none=True, mode="json"))
+        update = edit.model_dump(exclude_none=True, mode="json")
+        if "avatar_url" in edit.model_fields_set:
+            update["avatar_url"] = edit.avatar_url
+        return self.model_copy(update=update)
 
     def with_roles(self, roles: list[Role]) -> User:
         return self.model_copy(update={"roles": roles})

@@ -280,6 +280,12 @@ async def test_profiles_are_the_users_own(app: FastAPI, client: httpx.AsyncClien
         r = await client.patch("/v1/tenants/acme/me", headers=me, json=bad)
         assert r.status_code == 422, bad
     assert (await client.get("/v1/tenants/acme/me", headers=me)).json() == profile
+    # null leaves a field as it is, but takes the avatar away
+    r = await client.patch("/v1/tenants/acme/me", headers=me,
+                           json={"display_name": None, "avatar_url": None})
+    assert r.status_code == 200, r.text
+    assert r.json() == profile | {"avatar_url": None}
+    assert (await client.get("/v1/tenants/acme/me", headers=me)).json() == r.json()
 
 
 async def test_deleting_an_account_announces_it_and_ends_sign_in(
