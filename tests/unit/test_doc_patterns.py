@@ -2,17 +2,23 @@
 ECMA-262 (JSON Schema's), Python's and pydantic's Rust engine disagree on `\\s`, `\\w`, `\\d`
 and `\\b` (Unicode or not, U+001C-U+001F, U+0085, U+FEFF), so a pattern spells its classes out.
 Before, the email pattern's `\\s` let the document accept an address the server refused. And a
-map whose keys have a pattern refuses other keys, as the server does."""
+map whose keys have a pattern refuses other keys, and a string the server strips and needs
+non-empty has a pattern that refuses blanks, as the server does."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from jsonschema import Draft202012Validator
+from pydantic import BaseModel, StringConstraints, TypeAdapter
 
+import bloop
+from bloop.platform.kit.text import NON_BLANK
 from tests.unit.test_problem_docs import whole_app
 
 SHORTHAND = re.compile(r"(?<!\\)(?:\\\\)*\\[sSwWdDbB]")
@@ -57,3 +63,61 @@ def test_a_map_with_a_key_pattern_documents_that_other_keys_are_refused() -> Non
                   "components": doc["components"]}
     assert Draft202012Validator(submission).is_valid({"answers": {"q1": "a"}})
     assert not Draft202012Validator(submission).is_valid({"answers": {"": "a"}})
+
+
+def test_the_non_blank_pattern_keeps_exactly_what_the_strip_keeps() -> None:
+    stripped = TypeAdapter(Annotated[str, StringConstraints(strip_whitespace=True)])
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        kept = stripped.validate_python(chr(code)) != ""
+        assert bool(re.search(NON_BLANK, chr(code))) == kept, hex(code)
+
+
+def every_model() -> list[type[BaseModel]]:
+    for found in pkgutil.walk_packages(bloop.__path__, "bloop."):
+        importlib.import_module(found.name)
+    seen: list[type[BaseModel]] = []
+    todo: list[type[BaseModel]] = [BaseModel]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in seen:
+                seen.append(sub)
+                todo.append(sub)
+    return [m for m in seen if m.__module__.startswith("bloop.")]
+
+
+FIELDS = {"model-field", "dataclass-field", "typed-dict-field", "arguments-parameter"}
+
+
+def _pattern(node: dict[str, Any]) -> object:
+    extra = node.get("metadata", {}).get("pydantic_js_extra")
+    return extra.get("pattern") if isinstance(extra, dict) else None
+
+
+def unmarked_blank_strings(node: Any, field_pattern: object = None,
+                           mark: str = NON_BLANK) -> list[dict[str, Any]]:
+    """The stripped strings of at least one character in a core schema whose JSON Schema has
+    not the `mark` pattern (on the string, or on the field it is the type of)."""
+    if isinstance(node, list):
+        return [s for v in node for s in unmarked_blank_strings(v, field_pattern, mark)]
+    if not isinstance(node, dict):
+        return []
+    kind = node.get("type")
+    if isinstance(kind, str) and kind in FIELDS:
+        field_pattern = _pattern(node)
+    if (kind == "str" and node.get("strip_whitespace")
+            and node.get("min_length", 0) == 1
+            and mark not in (_pattern(node), field_pattern)):
+        return [node]
+    return [s for v in node.values() for s in unmarked_blank_strings(v, field_pattern, mark)]
+
+
+def test_a_string_that_may_not_be_blank_says_so_in_its_schema() -> None:
+    """Before, a title of spaces fit the document (minLength 1) and was refused."""
+    models = every_model()
+    assert len(models) > 100
+    assert sum(len(unmarked_blank_strings(m.__pydantic_core_schema__, mark="(any)"))
+               for m in models) > 50
+    assert [(m.__name__, s) for m in models
+            for s in unmarked_blank_strings(m.__pydantic_core_schema__)] == []

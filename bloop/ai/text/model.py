@@ -15,10 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from bloop.ai.providers.llm import Usage
 from bloop.platform.content.model import Level
 from bloop.platform.content.quiz import QuizBlock
+from bloop.platform.kit.text import NonBlank
 
 Source = Literal["llm", "offline"]
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                 NonBlank]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000),
+                     NonBlank]
 
 OFFLINE_NOTE = ("Made offline from the lesson's own sentences (extractive); no language model "
                 "was used. Review before publishing.")

@@ -18,8 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from bloop.ai.audio.narration import NothingToNarrate, spoken_text
 from bloop.ai.providers.tts import split_sentences
+from bloop.platform.kit.text import NonBlank
 
-Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
+                  NonBlank]
 Said = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
 
 

@@ -36,17 +36,19 @@ from pydantic import (
 
 from bloop.platform.content.quiz import LearnerQuiz, QuizBlock, duplicate_quiz_ids, learner_view
 from bloop.platform.kit.edits import Edit, NotNull
+from bloop.platform.kit.text import NonBlank
 from bloop.platform.kit.times import Instant
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                  NonBlank]
 Summary = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 Level = Literal["beginner", "intermediate", "advanced"]
 CourseStatus = Literal["draft", "published", "archived"]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1,
-                                       max_length=40)]
+                                       max_length=40), NonBlank]
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 MEDIA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MediaId = Annotated[str, StringConstraints(pattern=MEDIA_ID_PATTERN)]

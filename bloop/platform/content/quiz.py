@@ -41,10 +41,14 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from bloop.platform.kit.text import NonBlank
+
 QUIZ_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ItemId = Annotated[str, StringConstraints(pattern=QUIZ_ID_PATTERN)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+                 NonBlank]
+Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000),
+                   NonBlank]
 FeedbackText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
 Points = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
 ShortAnswer = Annotated[str, StringConstraints(max_length=500)]
@@ -208,7 +212,8 @@ class QuizBlock(_Frozen):
 
     type: Literal["quiz"] = "quiz"
     id: ItemId
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                     NonBlank]
     questions: Annotated[list[Question], Field(max_length=MAX_QUESTIONS)]
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from bloop.platform.kit.auth import ROLES, SCOPES, Role, Scope
+from bloop.platform.kit.text import NonBlank
 from bloop.platform.kit.times import Instant
 from bloop.platform.kit.urls import read_back
 
@@ -73,7 +74,8 @@ _LEARNER: list[Role] = ["learner"]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email),
                   Field(json_schema_extra={"pattern": rf"^[{_SPACE}]*{_EMAIL.pattern[1:-1]}[{_SPACE}]*$"})]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=len(ROLES)), AfterValidator(_roles)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                 NonBlank]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=256)]
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 Bio = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]

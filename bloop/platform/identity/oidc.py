@@ -33,6 +33,7 @@ from bloop.platform.kit.auth import RateLimited, RateLimiter
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.settings import OidcSettings
+from bloop.platform.kit.text import NonBlank
 from bloop.platform.kit.urls import http_url_problem
 
 # authlib's httpx client prefers the httpx2 fork and warns when it runs on httpx, which is the
@@ -87,7 +88,7 @@ class ProviderSettings(BaseModel):
     api_url: Url | None = Field(default=None, description="with the github preset: the REST "
                                 "API root (https://api.github.com)")
     client_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                                max_length=300)]
+                                                max_length=300), NonBlank]
     client_secret: Annotated[SecretStr, Field(min_length=1, max_length=500)] | None = Field(
         default=None, description="stored, never returned; may be left out when replacing a "
         "configuration that has one")

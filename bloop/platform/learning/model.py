@@ -15,12 +15,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from bloop.platform.kit.edits import Edit
+from bloop.platform.kit.text import NonBlank
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                 NonBlank]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-CardText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+CardText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
+                     NonBlank]
 EdgeKind = Literal["required", "recommended"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
