@@ -14,6 +14,7 @@ import pytest
 from bloop.platform.content.events import CoursePublished, LessonDeleted
 from bloop.platform.content.model import (
     Concept,
+    ConceptEdit,
     Course,
     CourseSnapshot,
     Lesson,
@@ -99,6 +100,39 @@ async def test_concepts_are_per_tenant(store: ContentRepository) -> None:
     with pytest.raises(Missing):
         await store.replace_concept(renamed.model_copy(update={"tenant": "gamma"}))
 
+
+async def forget_version(store: ContentRepository, tenant: str, concept_id: str) -> None:
+    """Makes the stored concept look as one written before concepts had versions."""
+    if isinstance(store, EmbeddedContentStore):
+        await store.db.transaction(lambda c: c.execute(
+            "UPDATE concepts SET doc = json_remove(doc, '$.version') WHERE tenant = ? AND id = ?",
+            (tenant, concept_id)))
+    else:
+        assert isinstance(store, MongoContentStore)
+        await store.concepts.update_one({"tenant": tenant, "id": concept_id},
+                                        {"$unset": {"version": ""}})
+
+
+async def test_a_concept_is_replaced_only_at_the_version_it_was_read(
+        store: ContentRepository) -> None:
+    first = Concept.create("acme", NewConcept(id="loops", name="Lopos"))
+    await store.add_concept(first)
+    await forget_version(store, "acme", "loops")
+    [old] = await store.get_concepts("acme", ["loops"])
+    assert old == first
+    assert old.version == 1  # a concept stored before versions is at 1
+    renamed = old.edited(ConceptEdit(name="Loops"))
+    await store.replace_concept(renamed, expected=1)
+    assert await store.get_concepts("acme", ["loops"]) == [renamed]
+    with pytest.raises(StaleVersion):
+        await store.replace_concept(renamed.edited(ConceptEdit(name="Late")), expected=1)
+    assert await store.get_concepts("acme", ["loops"]) == [renamed]
+    with pytest.raises(Missing):
+        await store.replace_concept(renamed.model_copy(update={"id": "ghost"}), expected=2)
+    again = renamed.edited(ConceptEdit(description="Repeating."))
+    await store.replace_concept(again, expected=2)
+    assert await store.get_concepts("acme", ["loops"]) == [again]
+    assert again.version == 3
 
 async def test_a_course_round_trips(store: ContentRepository) -> None:
     c = course()

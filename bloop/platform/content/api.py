@@ -105,9 +105,16 @@ async def list_concepts(tenant: TenantId, service: Svc, _: Reader) -> Page[Conce
 
 @router.patch("/concepts/{concept}")
 async def edit_concept(tenant: TenantId, concept: ConceptId, body: ConceptEdit, service: Svc,
-                       _: Author) -> Concept:
-    """A new name or description for the concept; its id, which lessons name, stays."""
-    return await service.edit_concept(tenant, concept, body)
+                       _: Author, response: Response,
+                       if_match: Annotated[str | None, Header(
+                           description='the concept version, e.g. "3"')] = None) -> Concept:
+    """A new name or description for the concept; its id, which lessons name, stays. With
+    `If-Match` naming the concept's version, the edit is refused (409 stale_version) when
+    someone changed the concept since; without it, the last edit of a field wins."""
+    edited = await service.edit_concept(tenant, concept, body,
+                                        version=version_named(if_match, "concept"))
+    response.headers["ETag"] = f'"{edited.version}"'
+    return edited
 
 
 @router.post("/courses", status_code=201)

@@ -215,10 +215,15 @@ class Concept(_Frozen):
     tenant: Slug
     name: Title
     description: Summary = ""
+    version: int = Field(default=1, ge=1, description="raised by each edit; an edit naming it "
+                         "in `If-Match` is refused (409) when the concept changed since")
 
     @classmethod
     def create(cls, tenant: str, new: NewConcept) -> Concept:
         return cls(tenant=tenant, **new.model_dump())
+
+    def edited(self, edit: ConceptEdit) -> Concept:
+        return self.model_copy(update=edit.changes() | {"version": self.version + 1})
 
 
 class Module(_Frozen):

@@ -61,8 +61,9 @@ class ContentRepository(Protocol):
     async def add_concept(self, concept: Concept) -> None:
         """`Duplicate` when the tenant has a concept with this id."""
 
-    async def replace_concept(self, concept: Concept) -> None:
-        """Stores the concept's name and description; `Missing` when there is none."""
+    async def replace_concept(self, concept: Concept, *, expected: int | None = None) -> None:
+        """Stores the concept's name, description and version; `Missing` when there is none,
+        `StaleVersion` when `expected` is given and the stored version is another."""
 
     async def list_concepts(self, tenant: str) -> list[Concept]:
         """The tenant's concepts, ordered by id."""

@@ -66,6 +66,7 @@ from bloop.platform.kit.pagination import Slice, cursor, every
 ADMINS = frozenset({"tenant_admin", "platform_admin"})
 COURSE_EDITORS = ADMINS | {"educator"}  # the roles a co-author may edit with
 CACHE_PREFIX = "content:v1:lesson:"
+EDIT_ATTEMPTS = 10  # an edit re-applied on top of racing ones before it gives up (409 busy)
 
 
 def _stale(kind: str, record_id: str, current: int | None, field: str = "version") -> Conflict:
@@ -131,17 +132,27 @@ class ContentService:
     async def concepts(self, tenant: str) -> list[Concept]:
         return await self.repo.list_concepts(tenant)
 
-    async def edit_concept(self, tenant: str, concept_id: str, edit: ConceptEdit) -> Concept:
-        """A new name or description; its id, which lessons name, stays."""
-        found = await self.repo.get_concepts(tenant, [concept_id])
-        if not found:
-            raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}")
-        edited = found[0].model_copy(update=edit.changes())
-        try:
-            await self.repo.replace_concept(edited)
-        except Missing:
-            raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}") from None
-        return edited
+    async def edit_concept(self, tenant: str, concept_id: str, edit: ConceptEdit, *,
+                           version: int | None = None) -> Concept:
+        """A new name or description; its id, which lessons name, stays. With `version`, only
+        while the concept is at it (409 stale_version); without, an edit racing another is
+        applied on top of it, so neither loses its fields."""
+        for _ in range(EDIT_ATTEMPTS):
+            found = await self.repo.get_concepts(tenant, [concept_id])
+            if not found:
+                raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}")
+            current = found[0]
+            if version is not None and current.version != version:
+                raise _stale("concept", concept_id, current.version)
+            edited = current.edited(edit)
+            try:
+                await self.repo.replace_concept(edited, expected=current.version)
+            except Missing:
+                raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}") from None
+            except StaleVersion:
+                continue
+            return edited
+        raise Conflict(f"the concept {concept_id!r} kept changing; try again", code="busy")
 
     async def _check_concepts(self, tenant: str, ids: Iterable[str]) -> None:
         wanted = sorted(set(ids))

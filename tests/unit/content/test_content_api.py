@@ -3,6 +3,7 @@ an educator of the tenant (and as a learner where drafts are concerned)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -61,7 +62,8 @@ async def test_a_concept_is_renamed_and_keeps_its_id(client: httpx.AsyncClient) 
     await client.post(f"{BASE}/concepts", json={"id": "loops", "name": "Lopos"})
     r = await client.patch(f"{BASE}/concepts/loops", json={"name": "Loops"})
     assert (r.status_code, r.json()) == (200, {
-        "id": "loops", "tenant": "acme", "name": "Loops", "description": ""})
+        "id": "loops", "tenant": "acme", "name": "Loops", "description": "", "version": 2})
+    assert r.headers["ETag"] == '"2"'
     r = await client.patch(f"{BASE}/concepts/loops", json={"description": "Repeating."})
     assert r.json()["name"] == "Loops"
     assert (await client.get(f"{BASE}/concepts")).json()["items"] == [r.json()]
@@ -72,6 +74,27 @@ async def test_a_concept_is_renamed_and_keeps_its_id(client: httpx.AsyncClient) 
     assert (r.status_code, r.json()["code"]) == (404, "not_found")
     r = await client.patch(f"{BASE}/concepts/loops", json={"name": "X"}, headers=as_learner(client))
     assert r.status_code == 403
+
+
+async def test_concept_edits_racing_each_other_lose_nothing(client: httpx.AsyncClient) -> None:
+    await client.post(f"{BASE}/concepts", json={"id": "loops", "name": "Lopos"})
+    url = f"{BASE}/concepts/loops"
+    # each side of a concept fixed at once: both stay
+    both = await asyncio.gather(*(client.patch(url, json=body) for body in (
+        {"name": "Loops"}, {"description": "Repeating."}) * 3))
+    assert [r.status_code for r in both] == [200] * 6
+    r = await client.get(f"{BASE}/concepts")
+    [concept] = r.json()["items"]
+    assert (concept["name"], concept["description"], concept["version"]) == (
+        "Loops", "Repeating.", 7)
+    # two editors who read version 7 and each rewrite the name: the second is told, not lost
+    rivals = await asyncio.gather(*(client.patch(url, json={"name": n}, headers={
+        "If-Match": '"7"'}) for n in ("Loops and iteration", "Iteration")))
+    assert sorted(r.status_code for r in rivals) == [200, 409]
+    [lost] = [r.json() for r in rivals if r.status_code == 409]
+    assert (lost["code"], lost["current_version"]) == ("stale_version", 8)
+    r = await client.patch(url, json={"name": "x"}, headers={"If-Match": "eight"})
+    assert (r.status_code, r.json()["code"]) == (400, "bad_if_match")
 
 
 async def test_stale_edits_and_bad_input_are_problems(client: httpx.AsyncClient) -> None:

@@ -120,12 +120,18 @@ class EmbeddedContentStore:
         except sqlite3.IntegrityError:
             raise Duplicate(concept.id) from None
 
-    async def replace_concept(self, concept: Concept) -> None:
-        changed: int = await self.db.transaction(lambda c: c.execute(
-            "UPDATE concepts SET doc = ? WHERE tenant = ? AND id = ?",
-            (concept.model_dump_json(), concept.tenant, concept.id)).rowcount)
-        if not changed:
-            raise Missing(concept.id)
+    async def replace_concept(self, concept: Concept, *, expected: int | None = None) -> None:
+        def write(c: sqlite3.Connection) -> None:
+            row = c.execute("SELECT doc FROM concepts WHERE tenant = ? AND id = ?",
+                            (concept.tenant, concept.id)).fetchone()
+            if row is None:
+                raise Missing(concept.id)
+            if expected is not None and json.loads(row["doc"]).get("version", 1) != expected:
+                raise StaleVersion(concept.id)
+            c.execute("UPDATE concepts SET doc = ? WHERE tenant = ? AND id = ?",
+                      (concept.model_dump_json(), concept.tenant, concept.id))
+
+        await self.db.transaction(write)
 
     async def list_concepts(self, tenant: str) -> list[Concept]:
         rows = await self.db.run(lambda c: c.execute(

@@ -82,6 +82,16 @@ def _doc(record: Concept | Course | Lesson) -> Doc:
     return {"_id": _key(record.tenant, record.id), **record.model_dump(mode="json")}
 
 
+def _at_version(expected: int | None) -> Doc:
+    """A filter for the record at version `expected` (one written before it had versions is
+    at 1); none for None."""
+    if expected is None:
+        return {}
+    if expected == 1:
+        return {"$or": [{"version": 1}, {"version": {"$exists": False}}]}
+    return {"version": expected}
+
+
 def _set(record: Course, fields: Sequence[str]) -> Doc:
     dumped = record.model_dump(mode="json", include=set(fields))
     return {"$set": dumped}
@@ -128,11 +138,12 @@ class MongoContentStore:
         except DuplicateKeyError:
             raise Duplicate(concept.id) from None
 
-    async def replace_concept(self, concept: Concept) -> None:
-        result = await self.concepts.replace_one(
-            {"_id": _key(concept.tenant, concept.id), "tenant": concept.tenant}, _doc(concept))
+    async def replace_concept(self, concept: Concept, *, expected: int | None = None) -> None:
+        where: Doc = {"_id": _key(concept.tenant, concept.id), "tenant": concept.tenant}
+        result = await self.concepts.replace_one(where | _at_version(expected), _doc(concept))
         if result.matched_count == 0:
-            raise Missing(concept.id)
+            exists = await self.concepts.count_documents(where, limit=1)
+            raise StaleVersion(concept.id) if exists else Missing(concept.id)
 
     async def list_concepts(self, tenant: str) -> list[Concept]:
         cursor = self.concepts.find({"tenant": tenant}).sort("id", ASCENDING)
