@@ -239,6 +239,24 @@ async def test_user_changes_are_stored_with_their_events(store: IdentityReposito
     assert await store.list_users("beta") == []
 
 
+async def test_writes_of_other_fields_from_the_same_read_both_stay(
+        store: IdentityRepository) -> None:
+    """A profile edit read before a role change does not put the old roles back."""
+    ada = user("acme", "ada@acme.dev")
+    await store.add_user(ada, [], "$argon2id$x")
+    demoted = ada.with_roles(["learner"])
+    await store.replace_user(demoted, [], fields=["roles"])
+    late = ProfileEdit(bio="Loops.", avatar_url="https://img.acme.dev/a.png")
+    await store.replace_user(ada.with_profile(late), [], fields=late.changes().keys())
+    both = demoted.with_profile(late)
+    assert await store.get_user("acme", ada.id) == both
+    assert await store.get_login("acme", "ada@acme.dev") == (both, "$argon2id$x")
+    cleared = ProfileEdit(avatar_url=None)
+    await store.replace_user(both.with_profile(cleared), [], fields=cleared.changes().keys())
+    assert await store.get_user("acme", ada.id) == both.model_copy(update={"avatar_url": None})
+    with pytest.raises(Missing):
+        await store.replace_user(both.model_copy(update={"id": "ghost"}), [], fields=["bio"])
+
 async def test_a_deleted_user_is_gone_and_its_email_free(store: IdentityRepository) -> None:
     ada = user("acme", "ada@acme.dev")
     await store.add_user(ada, [], "$argon2id$x")

@@ -191,6 +191,13 @@ class ProfileEdit(_Input):
     time_zone: TimeZone | None = None
     bio: Bio | None = None
 
+    def changes(self) -> dict[str, Any]:
+        """The fields this edit sets: those given and not null, and `avatar_url` when given."""
+        out = self.model_dump(exclude_none=True, mode="json")
+        if "avatar_url" in self.model_fields_set:
+            out["avatar_url"] = self.avatar_url
+        return out
+
 
 class Tenant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -233,10 +240,7 @@ class User(BaseModel):
         return role in self.roles
 
     def with_profile(self, edit: ProfileEdit) -> User:
-        update = edit.model_dump(exclude_none=True, mode="json")
-        if "avatar_url" in edit.model_fields_set:
-            update["avatar_url"] = edit.avatar_url
-        return self.model_copy(update=update)
+        return self.model_copy(update=edit.changes())
 
     def with_roles(self, roles: list[Role]) -> User:
         return self.model_copy(update={"roles": roles})

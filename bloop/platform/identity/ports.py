@@ -4,7 +4,7 @@ platform, not to a tenant, and have a port of their own."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -56,8 +56,10 @@ class IdentityRepository(Protocol):
 
     async def set_password_hash(self, tenant: str, user_id: str, password_hash: str) -> None: ...
 
-    async def replace_user(self, user: User, events: Sequence[Envelope]) -> None:
-        """Stores the user's new state and its events atomically; `Missing` when the user
+    async def replace_user(self, user: User, events: Sequence[Envelope], *,
+                           fields: Collection[str] | None = None) -> None:
+        """Stores the user's new state (only `fields` of it, when named, so a write racing
+        another of other fields keeps them) and its events atomically; `Missing` when the user
         does not exist."""
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope]) -> None:

@@ -163,9 +163,13 @@ class IdentityService:
         return await self.repo.list_users(tenant_id, after=after, limit=limit)
 
     async def update_profile(self, tenant_id: str, user_id: str, edit: ProfileEdit) -> User:
+        """Writes only the fields the edit sets, so an edit racing a role change (or another
+        edit) does not put back what that one changed."""
         updated = (await self.user(tenant_id, user_id)).with_profile(edit)
+        if not edit.changes():
+            return updated
         try:
-            await self.repo.replace_user(updated, [])
+            await self.repo.replace_user(updated, [], fields=edit.changes().keys())
         except Missing:
             raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
         return updated
@@ -183,7 +187,7 @@ class IdentityService:
                             changed_by=by.user_id, changed_at=at),
             tenant=tenant_id, subject=user.id, time=at)
         try:
-            await self.repo.replace_user(updated, [event])
+            await self.repo.replace_user(updated, [event], fields=["roles"])
         except Missing:
             raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
         self._on_write()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -245,12 +246,17 @@ async def test_admins_see_pending_invitations_and_withdraw_them(
     assert (await client.get(invitations, headers=admin)).json() == {"items": [], "next": None}
 
 
-async def test_role_changes_are_the_admins_and_announced(
-        app: FastAPI, client: httpx.AsyncClient) -> None:
+async def admin_and_learner(app: FastAPI, client: httpx.AsyncClient
+                            ) -> tuple[dict[str, str], dict[str, str], str]:
+    """A tenant admin's and a learner's headers, and the URL of the learner's roles."""
     admin = await member(app, client, "acme", ["tenant_admin"])
     learner = await member(app, client, "acme", ["learner"], email="lee@acme.dev")
     lee = (await client.get("/v1/tenants/acme/me", headers=learner)).json()
-    url = f"/v1/tenants/acme/users/{lee['id']}/roles"
+    return admin, learner, f"/v1/tenants/acme/users/{lee['id']}/roles"
+
+async def test_role_changes_are_the_admins_and_announced(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    admin, learner, url = await admin_and_learner(app, client)
     assert (await client.put(url, headers=learner, json={"roles": ["tenant_admin"]})
             ).status_code == 403
     assert (await client.put(url, headers=admin, json={"roles": ["platform_admin"]})
@@ -287,6 +293,17 @@ async def test_profiles_are_the_users_own(app: FastAPI, client: httpx.AsyncClien
     assert r.json() == profile | {"avatar_url": None}
     assert (await client.get("/v1/tenants/acme/me", headers=me)).json() == r.json()
 
+
+async def test_a_profile_edit_racing_a_role_change_keeps_both(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    admin, learner, url = await admin_and_learner(app, client)
+    for n, roles in enumerate((["learner", "educator"], ["learner"]) * 3):
+        edit, change = await asyncio.gather(
+            client.patch("/v1/tenants/acme/me", headers=learner, json={"bio": f"Bio {n}"}),
+            client.put(url, headers=admin, json={"roles": roles}))
+        assert (edit.status_code, change.status_code) == (200, 200)
+        me = (await client.get("/v1/tenants/acme/me", headers=learner)).json()
+        assert (me["bio"], me["roles"]) == (f"Bio {n}", roles)
 
 async def test_deleting_an_account_announces_it_and_ends_sign_in(
         app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
@@ -137,10 +137,17 @@ class EmbeddedIdentityStore:
         if not await self.db.transaction(write):
             raise Missing(user_id)
 
-    async def replace_user(self, user: User, events: Sequence[Envelope]) -> None:
+    async def replace_user(self, user: User, events: Sequence[Envelope], *,
+                           fields: Collection[str] | None = None) -> None:
+        doc = user.model_dump(mode="json")
+        named = list(doc if fields is None else fields)
+        paths = ", ".join(f"'$.{name}', json(?)" for name in named)
+        values = [json.dumps(doc[name]) for name in named]
+
         def write(c: sqlite3.Connection) -> int:
-            changed = c.execute("UPDATE users SET doc = ? WHERE tenant = ? AND id = ?",
-                                (user.model_dump_json(), user.tenant, user.id)).rowcount
+            changed = c.execute(f"UPDATE users SET doc = json_set(doc, {paths})"  # noqa: S608
+                                " WHERE tenant = ? AND id = ?",
+                                (*values, user.tenant, user.id)).rowcount
             if changed:
                 self._outbox.add(c, *events)
             return changed

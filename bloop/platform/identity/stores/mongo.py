@@ -6,7 +6,7 @@ not atomic), as the outbox relay does."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -125,8 +125,10 @@ class MongoIdentityStore:
         if result.matched_count == 0:
             raise Missing(user_id)
 
-    async def replace_user(self, user: User, events: Sequence[Envelope]) -> None:
-        update = {"$set": user.model_dump(mode="json")}
+    async def replace_user(self, user: User, events: Sequence[Envelope], *,
+                           fields: Collection[str] | None = None) -> None:
+        doc = user.model_dump(mode="json")
+        update = {"$set": doc if fields is None else {name: doc[name] for name in fields}}
         key = _key(user.tenant, user.id)
         async with self.guard.hold(self.users, key):
             result = await self.users.update_one({"_id": key, **LIVE},
