@@ -210,6 +210,18 @@ async def test_tenant_settings_are_replaced(store: IdentityRepository) -> None:
         await store.replace_tenant(tenant("ghost"))
 
 
+async def test_settings_edits_from_the_same_read_both_stay(store: IdentityRepository) -> None:
+    t = tenant()
+    await store.add_tenant(t, [])
+    domains = TenantSettingsEdit(allowed_signup_domains=["acme.dev"])
+    quota = TenantSettingsEdit(ai_quota=7)
+    await store.replace_tenant(t.with_settings(domains), settings=["allowed_signup_domains"])
+    await store.replace_tenant(t.with_settings(quota), settings=["ai_quota"])
+    assert await store.get_tenant("acme") == t.with_settings(domains).with_settings(quota)
+    with pytest.raises(Missing):
+        await store.replace_tenant(tenant("ghost"), settings=["ai_quota"])
+
+
 async def test_password_hashes_stay_out_of_user_reads(store: IdentityRepository) -> None:
     ada = user("acme", "ada@acme.dev")
     await store.add_user(ada, [], "$argon2id$first")

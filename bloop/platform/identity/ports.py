@@ -38,8 +38,10 @@ class IdentityRepository(Protocol):
     async def list_tenants(self, *, after: str | None = None, limit: int = 50) -> list[Tenant]:
         """Tenants ordered by id, starting after the id `after`."""
 
-    async def replace_tenant(self, tenant: Tenant) -> None:
-        """Stores the tenant's new state; `Missing` when it does not exist."""
+    async def replace_tenant(self, tenant: Tenant, *,
+                             settings: Collection[str] | None = None) -> None:
+        """Stores the tenant's new state (only the `settings` named, when given, so an edit
+        racing another of other settings keeps them); `Missing` when it does not exist."""
 
     async def add_user(self, user: User, events: Sequence[Envelope],
                        password_hash: str | None = None) -> None:

@@ -106,8 +106,11 @@ class IdentityService:
 
     async def update_settings(self, tenant_id: str, edit: TenantSettingsEdit) -> Tenant:
         updated = (await self.tenant(tenant_id)).with_settings(edit)
+        changed = edit.model_dump(exclude_none=True).keys()
+        if not changed:
+            return updated
         try:
-            await self.repo.replace_tenant(updated)
+            await self.repo.replace_tenant(updated, settings=changed)
         except Missing:
             raise NotFound(f"no tenant {tenant_id!r}") from None
         return updated

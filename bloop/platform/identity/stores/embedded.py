@@ -91,10 +91,19 @@ class EmbeddedIdentityStore:
             (after or "", limit)).fetchall())
         return [Tenant.model_validate_json(r["doc"], context=STORED) for r in rows]
 
-    async def replace_tenant(self, tenant: Tenant) -> None:
+    async def replace_tenant(self, tenant: Tenant, *,
+                             settings: Collection[str] | None = None) -> None:
+        doc = tenant.model_dump(mode="json")
+        if settings is None:
+            sql, values = "?", [tenant.model_dump_json()]
+        else:
+            sql = "json_set(doc, {})".format(
+                ", ".join(f"'$.settings.{name}', json(?)" for name in settings))
+            values = [json.dumps(doc["settings"][name]) for name in settings]
+
         def write(c: sqlite3.Connection) -> int:
-            return c.execute("UPDATE tenants SET doc = ? WHERE id = ?",
-                             (tenant.model_dump_json(), tenant.id)).rowcount
+            return c.execute(f"UPDATE tenants SET doc = {sql} WHERE id = ?",  # noqa: S608
+                             (*values, tenant.id)).rowcount
 
         if not await self.db.transaction(write):
             raise Missing(tenant.id)

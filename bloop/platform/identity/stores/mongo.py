@@ -86,10 +86,13 @@ class MongoIdentityStore:
                   .sort("_id", ASCENDING).limit(limit))
         return [Tenant.model_validate(_fields(d), context=STORED) async for d in cursor]
 
-    async def replace_tenant(self, tenant: Tenant) -> None:
+    async def replace_tenant(self, tenant: Tenant, *,
+                             settings: Collection[str] | None = None) -> None:
+        doc = tenant.model_dump(mode="json")
+        changed = doc if settings is None else {
+            f"settings.{name}": doc["settings"][name] for name in settings}
         async with self.guard.hold(self.tenants, tenant.id):
-            result = await self.tenants.update_one({"_id": tenant.id},
-                                                   {"$set": tenant.model_dump(mode="json")})
+            result = await self.tenants.update_one({"_id": tenant.id}, {"$set": changed})
         if result.matched_count == 0:
             raise Missing(tenant.id)
 
