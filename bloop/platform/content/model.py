@@ -36,6 +36,7 @@ from pydantic import (
 
 from bloop.platform.content.quiz import LearnerQuiz, QuizBlock, duplicate_quiz_ids, learner_view
 from bloop.platform.kit.edits import Edit, NotNull
+from bloop.platform.kit.read_back import STORED, read_back
 from bloop.platform.kit.text import NonBlank
 from bloop.platform.kit.times import Instant
 
@@ -83,15 +84,6 @@ _CODE_SPAN = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.S)
 _INLINE = re.compile(r"(?<![$\\])\$(?=[^\s$])((?:[^$\n]|\n(?![ \t]*\n))*?[^\s$\\])\$(?!\d)")
 _ENV = re.compile(r"\\(begin|end)\{([^{}]*)\}")
 
-
-# The validation context of a store reading back its own documents, which were checked when they
-# were written: the validators written in Python (math, lesson rules) are skipped for it; types,
-# patterns and lengths are still checked.
-TRUSTED: dict[str, Any] = {"trusted": True}
-
-
-def trusted(info: ValidationInfo) -> bool:
-    return isinstance(info.context, dict) and info.context.get("trusted") is True
 
 
 def _line(text: str, at: int) -> int:
@@ -144,7 +136,7 @@ def check_math(markdown: str) -> str:
 
 
 def _math(markdown: str, info: ValidationInfo) -> str:
-    return markdown if trusted(info) else check_math(markdown)
+    return markdown if read_back(info) else check_math(markdown)
 
 
 class MarkdownBlock(_Frozen):
@@ -398,7 +390,7 @@ class Course(_Frozen):
 class _LessonRules(_Frozen):
     @model_validator(mode="after")
     def _rules(self, info: ValidationInfo) -> _LessonRules:
-        if trusted(info):
+        if read_back(info):
             return self
         teaches: list[str] = getattr(self, "teaches", None) or []
         requires: list[str] = getattr(self, "requires", None) or []
@@ -503,7 +495,7 @@ class LearnerLesson(_Frozen):
     def of(cls, lesson: Lesson) -> LearnerLesson:
         # `lesson` was checked already; its learner's view needs its types only.
         return cls.model_validate(
-            lesson.model_dump() | {"blocks": learner_blocks(lesson.blocks)}, context=TRUSTED)
+            lesson.model_dump() | {"blocks": learner_blocks(lesson.blocks)}, context=STORED)
 
 
 def learner_blocks(blocks: Iterable[BaseModel]) -> list[dict[str, Any]]:

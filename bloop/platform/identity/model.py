@@ -22,9 +22,9 @@ from pydantic import (
 )
 
 from bloop.platform.kit.auth import ROLES, SCOPES, Role, Scope
+from bloop.platform.kit.read_back import read_back
 from bloop.platform.kit.text import NonBlank
 from bloop.platform.kit.times import Instant
-from bloop.platform.kit.urls import read_back
 
 __all__ = ["ROLES", "Role", "Scope"]
 

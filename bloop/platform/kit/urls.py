@@ -4,20 +4,12 @@ which would surface as a server error long after the address was accepted."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 from pydantic import AfterValidator, ValidationInfo
 
-STORED: dict[str, Any] = {"stored": True}
-"""Validation context for reading back what a store kept: a value stored before it was checked
-(or under an older rule), such as an address or an email, is read as kept, so the record stays
-readable and can be corrected; whatever would use it checks it again."""
-
-
-def read_back(info: ValidationInfo) -> bool:
-    """Whether the value is being read back from a store (validated with the STORED context)."""
-    return info.context is not None and bool(info.context.get("stored"))
+from bloop.platform.kit.read_back import read_back
 
 
 def http_url_problem(value: str) -> str | None:

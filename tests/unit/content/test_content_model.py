@@ -6,7 +6,6 @@ import pytest
 from pydantic import ValidationError
 
 from bloop.platform.content.model import (
-    TRUSTED,
     CodeBlock,
     Course,
     CourseEdit,
@@ -16,6 +15,7 @@ from bloop.platform.content.model import (
     NewCourse,
     NewLesson,
 )
+from bloop.platform.kit.read_back import STORED
 
 
 def test_a_new_course_is_an_unpublished_draft() -> None:
@@ -89,8 +89,8 @@ def test_a_stores_own_documents_skip_the_checks_made_when_they_were_written() ->
     broken = lesson.model_dump() | {"blocks": [{"type": "markdown", "markdown": "$$\\frac{1"}]}
     with pytest.raises(ValidationError, match="display math"):
         Lesson.model_validate(broken)
-    read = Lesson.model_validate(broken, context=TRUSTED)
+    read = Lesson.model_validate(broken, context=STORED)
     assert read.blocks[0] == MarkdownBlock.model_construct(markdown="$$\\frac{1")
     # types are still checked, trusted or not
     with pytest.raises(ValidationError):
-        Lesson.model_validate(broken | {"estimated_minutes": "many"}, context=TRUSTED)
+        Lesson.model_validate(broken | {"estimated_minutes": "many"}, context=STORED)

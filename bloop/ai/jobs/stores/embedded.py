@@ -19,8 +19,8 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
-from bloop.platform.kit.urls import STORED
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ai_jobs (

@@ -34,7 +34,7 @@ from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import DocumentBusy, MongoGuard
 from bloop.platform.kit.pagination import Slice, key_of
-from bloop.platform.kit.urls import STORED
+from bloop.platform.kit.read_back import STORED
 
 Doc = dict[str, Any]
 HIDE = {"_outbox": 0, "_outbox_pending": 0}

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any
 
 from bloop.platform.content.model import (
-    TRUSTED,
     Concept,
     Course,
     CourseSnapshot,
@@ -36,6 +35,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
 
 SCHEMA = """
@@ -81,7 +81,7 @@ def _migrate(c: sqlite3.Connection) -> None:
 def _course(c: sqlite3.Connection, tenant: str, course_id: str) -> Course | None:
     row = c.execute("SELECT doc FROM courses WHERE tenant = ? AND id = ?",
                     (tenant, course_id)).fetchone()
-    return None if row is None else Course.model_validate_json(row["doc"], context=TRUSTED)
+    return None if row is None else Course.model_validate_json(row["doc"], context=STORED)
 
 
 def _put_course(c: sqlite3.Connection, course: Course) -> None:
@@ -136,7 +136,7 @@ class EmbeddedContentStore:
     async def list_concepts(self, tenant: str) -> list[Concept]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM concepts WHERE tenant = ? ORDER BY id", (tenant,)).fetchall())
-        return [Concept.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+        return [Concept.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         wanted = list(ids)
@@ -145,7 +145,7 @@ class EmbeddedContentStore:
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM concepts WHERE tenant = ? AND id IN ({_marks(wanted)})"  # noqa: S608
             " ORDER BY id", (tenant, *wanted)).fetchall())
-        return [Concept.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+        return [Concept.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     # course heads
 
@@ -169,7 +169,7 @@ class EmbeddedContentStore:
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM courses WHERE {where} ORDER BY title, id LIMIT ?",  # noqa: S608
             args).fetchall())
-        courses = [Course.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+        courses = [Course.model_validate_json(r["doc"], context=STORED) for r in rows]
         return Slice.of(courses, limit, course_key)
 
     async def list_published(self, after: tuple[str, str] | None = None, *,
@@ -178,14 +178,14 @@ class EmbeddedContentStore:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM courses WHERE status = 'published' AND (tenant, id) > (?, ?)"
             " ORDER BY tenant, id LIMIT ?", (tenant, course_id, limit)).fetchall())
-        return [Course.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+        return [Course.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def courses_of_author(self, tenant: str, user_id: str) -> list[Course]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM courses WHERE tenant = ? AND (json_extract(doc, '$.owner') = ? OR"
             " EXISTS (SELECT 1 FROM json_each(doc, '$.co_authors') WHERE value = ?))"
             " ORDER BY title, id", (tenant, user_id, user_id)).fetchall())
-        return [Course.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+        return [Course.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def delete_draft_course(self, course: Course,
                                   deleted: Callable[[Lesson], Envelope]) -> None:
@@ -198,7 +198,7 @@ class EmbeddedContentStore:
                 raise StaleVersion(course.id)
             rows = c.execute(f"SELECT doc FROM lessons WHERE tenant = ? AND course = ? AND {LIVE}",  # noqa: S608
                              (course.tenant, course.id)).fetchall()
-            lessons = [Lesson.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+            lessons = [Lesson.model_validate_json(r["doc"], context=STORED) for r in rows]
             c.execute(f"UPDATE lessons SET deleted = 1 WHERE tenant = ? AND course = ? AND {LIVE}",  # noqa: S608
                       (course.tenant, course.id))
             c.execute("DELETE FROM courses WHERE tenant = ? AND id = ?", (course.tenant, course.id))
@@ -212,7 +212,7 @@ class EmbeddedContentStore:
             course = _course(c, tenant, course_id)
             if course is None:
                 raise Missing(course_id)
-            live = {r["id"]: Lesson.model_validate_json(r["doc"], context=TRUSTED)
+            live = {r["id"]: Lesson.model_validate_json(r["doc"], context=STORED)
                     for r in c.execute(
                         f"SELECT id, doc FROM lessons WHERE tenant = ? AND course = ?"  # noqa: S608
                         f" AND {LIVE}", (tenant, course_id))}
@@ -279,13 +279,13 @@ class EmbeddedContentStore:
         row = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM lessons WHERE tenant = ? AND id = ? AND {which}",  # noqa: S608
             (tenant, lesson_id)).fetchone())
-        return None if row is None else Lesson.model_validate_json(row["doc"], context=TRUSTED)
+        return None if row is None else Lesson.model_validate_json(row["doc"], context=STORED)
 
     async def list_lessons(self, tenant: str, course_id: str) -> list[Lesson]:
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM lessons WHERE tenant = ? AND course = ? AND {LIVE}"  # noqa: S608
             " ORDER BY position", (tenant, course_id)).fetchall())
-        return [Lesson.model_validate_json(r["doc"], context=TRUSTED) for r in rows]
+        return [Lesson.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def published_lesson(self, tenant: str, lesson_id: str) -> Lesson | None:
         row = await self.db.run(lambda c: c.execute(
@@ -294,7 +294,7 @@ class EmbeddedContentStore:
             " JOIN lesson_versions v ON v.tenant = p.tenant AND v.id = p.id"
             " AND v.version = p.version WHERE p.tenant = ? AND p.id = ?",
             (tenant, lesson_id)).fetchone())
-        return None if row is None else Lesson.model_validate_json(row["doc"], context=TRUSTED)
+        return None if row is None else Lesson.model_validate_json(row["doc"], context=STORED)
 
     async def lessons_of_courses(self, tenant: str,
                                  course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
@@ -306,7 +306,7 @@ class EmbeddedContentStore:
             f"SELECT doc FROM lessons WHERE tenant = ? AND course IN ({_marks(wanted)})"  # noqa: S608
             f" AND {LIVE} ORDER BY course, position", (tenant, *wanted)).fetchall())
         for r in rows:
-            lesson = Lesson.model_validate_json(r["doc"], context=TRUSTED)
+            lesson = Lesson.model_validate_json(r["doc"], context=STORED)
             found[lesson.course].append(lesson)
         return found
 
@@ -384,7 +384,7 @@ class EmbeddedContentStore:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM course_snapshots WHERE tenant = ? AND course = ? AND id = ?",
             (tenant, course_id, snapshot_id)).fetchone())
-        return None if row is None else CourseSnapshot.model_validate_json(row["doc"], context=TRUSTED)
+        return None if row is None else CourseSnapshot.model_validate_json(row["doc"], context=STORED)
 
     async def lesson_versions(self, tenant: str, refs: Sequence[LessonRef]) -> list[Lesson]:
         if not refs:
@@ -395,5 +395,5 @@ class EmbeddedContentStore:
             " ON v.id = json_extract(k.value, '$[0]') AND v.version = json_extract(k.value, '$[1]')"
             " WHERE v.tenant = ?", (keys, tenant)).fetchall())
         found = {(r["id"], r["version"]): r["doc"] for r in rows}
-        return [Lesson.model_validate_json(found[(r.id, r.version)], context=TRUSTED) for r in refs
+        return [Lesson.model_validate_json(found[(r.id, r.version)], context=STORED) for r in refs
                 if (r.id, r.version) in found]

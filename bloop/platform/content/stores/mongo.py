@@ -36,7 +36,6 @@ from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from bloop.platform.content.model import (
-    TRUSTED,
     Concept,
     Course,
     CourseSnapshot,
@@ -58,6 +57,7 @@ from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import DocumentBusy, MongoGuard
 from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.times import json_time
 
 Doc = dict[str, Any]
@@ -147,14 +147,14 @@ class MongoContentStore:
 
     async def list_concepts(self, tenant: str) -> list[Concept]:
         cursor = self.concepts.find({"tenant": tenant}).sort("id", ASCENDING)
-        return [Concept.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
+        return [Concept.model_validate(_fields(d), context=STORED) async for d in cursor]
 
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         keys = [_key(tenant, i) for i in ids]
         if not keys:
             return []
         cursor = self.concepts.find({"_id": {"$in": keys}, "tenant": tenant}).sort("id", ASCENDING)
-        return [Concept.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
+        return [Concept.model_validate(_fields(d), context=STORED) async for d in cursor]
 
     # course heads
 
@@ -166,7 +166,7 @@ class MongoContentStore:
 
     async def get_course(self, tenant: str, course_id: str) -> Course | None:
         doc = await self.courses.find_one({"_id": _key(tenant, course_id), "tenant": tenant}, HIDE)
-        return None if doc is None else Course.model_validate(_fields(doc), context=TRUSTED)
+        return None if doc is None else Course.model_validate(_fields(doc), context=STORED)
 
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
                            after: str | None = None, limit: int = 100) -> Slice[Course]:
@@ -176,7 +176,7 @@ class MongoContentStore:
             query["$or"] = [{"title": {"$gt": title}}, {"title": title, "id": {"$gt": course_id}}]
         cursor = (self.courses.find(query, HIDE)
                   .sort([("title", ASCENDING), ("id", ASCENDING)]).limit(limit + 1))
-        courses = [Course.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
+        courses = [Course.model_validate(_fields(d), context=STORED) async for d in cursor]
         return Slice.of(courses, limit, course_key)
 
     async def list_published(self, after: tuple[str, str] | None = None, *,
@@ -187,13 +187,13 @@ class MongoContentStore:
             query["$or"] = [{"tenant": {"$gt": tenant}}, {"tenant": tenant, "id": {"$gt": course_id}}]
         cursor = (self.courses.find(query, HIDE)
                   .sort([("tenant", ASCENDING), ("id", ASCENDING)]).limit(limit))
-        return [Course.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
+        return [Course.model_validate(_fields(d), context=STORED) async for d in cursor]
 
     async def courses_of_author(self, tenant: str, user_id: str) -> list[Course]:
         cursor = self.courses.find(
             {"tenant": tenant, "$or": [{"owner": user_id}, {"co_authors": user_id}]}, HIDE,
         ).sort([("title", ASCENDING), ("id", ASCENDING)])
-        return [Course.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
+        return [Course.model_validate(_fields(d), context=STORED) async for d in cursor]
 
     async def _missing_or_stale(self, key: str, record_id: str) -> Exception:
         exists = await self.courses.count_documents({"_id": key}, limit=1)
@@ -290,12 +290,12 @@ class MongoContentStore:
         which: Doc = {DELETED: True} if deleted else LIVE
         doc = await self.lessons.find_one(
             {"_id": _key(tenant, lesson_id), "tenant": tenant} | which, HIDE)
-        return None if doc is None else Lesson.model_validate(_fields(doc), context=TRUSTED)
+        return None if doc is None else Lesson.model_validate(_fields(doc), context=STORED)
 
     async def list_lessons(self, tenant: str, course_id: str) -> list[Lesson]:
         cursor = self.lessons.find({"tenant": tenant, "course": course_id} | LIVE, HIDE).sort(
             "position", ASCENDING)
-        return [Lesson.model_validate(_fields(d), context=TRUSTED) async for d in cursor]
+        return [Lesson.model_validate(_fields(d), context=STORED) async for d in cursor]
 
     async def published_lesson(self, tenant: str, lesson_id: str) -> Lesson | None:
         # By `_id` alone, the tenant and the tombstone checked here: FerretDB v1 answers a
@@ -308,7 +308,7 @@ class MongoContentStore:
         current = doc.get(PUBLISHED)
         if current is not None and doc.get(PUBLISHING, 0) <= current["version"]:
             found = current["lesson"]
-            return None if found is None else Lesson.model_validate(found, context=TRUSTED)
+            return None if found is None else Lesson.model_validate(found, context=STORED)
         return await self._published_from_course(tenant, lesson_id, str(doc["course"]),
                                                  None if current is None else current["version"])
 
@@ -364,7 +364,7 @@ class MongoContentStore:
         cursor = self.lessons.find({"tenant": tenant, "course": {"$in": wanted}} | LIVE,
                                    HIDE).sort([("course", ASCENDING), ("position", ASCENDING)])
         async for d in cursor:
-            lesson = Lesson.model_validate(_fields(d), context=TRUSTED)
+            lesson = Lesson.model_validate(_fields(d), context=STORED)
             found[lesson.course].append(lesson)
         return found
 
@@ -461,7 +461,7 @@ class MongoContentStore:
                            snapshot_id: str) -> CourseSnapshot | None:
         doc = await self.snapshots.find_one({"_id": _key(tenant, course_id, snapshot_id),
                                              "tenant": tenant})
-        return None if doc is None else CourseSnapshot.model_validate(_fields(doc), context=TRUSTED)
+        return None if doc is None else CourseSnapshot.model_validate(_fields(doc), context=STORED)
 
     async def lesson_versions(self, tenant: str, refs: Sequence[LessonRef]) -> list[Lesson]:
         if not refs:
@@ -469,4 +469,4 @@ class MongoContentStore:
         keys = [_key(tenant, r.id, r.version) for r in refs]
         found = {d["_id"]: d async for d in self.lesson_snapshots.find(
             {"_id": {"$in": keys}, "tenant": tenant})}
-        return [Lesson.model_validate(_fields(found[k]), context=TRUSTED) for k in keys if k in found]
+        return [Lesson.model_validate(_fields(found[k]), context=STORED) for k in keys if k in found]

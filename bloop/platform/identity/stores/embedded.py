@@ -14,9 +14,9 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.kit.times import json_time
-from bloop.platform.kit.urls import STORED
 
 # The invitation fields lists and clean-ups query, as indexed (times as their JSON keeps them).
 EMAIL = "json_extract(doc, '$.email')"

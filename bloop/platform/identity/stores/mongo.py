@@ -20,8 +20,8 @@ from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import MongoGuard
 from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.times import json_time
-from bloop.platform.kit.urls import STORED
 
 Doc = dict[str, Any]
 # Reads leave out the outbox fields and the password hash (internal fields are all named `_…`).
