@@ -3,7 +3,11 @@ record version an `If-Match` names."""
 
 from __future__ import annotations
 
+import re
+
 from bloop.platform.kit.errors import Problem
+
+_VERSION = re.compile(r"[0-9]{1,18}")  # str.isdigit would pass "²", which int() refuses
 
 
 def entity_tags(header: str | None) -> list[str]:
@@ -18,7 +22,8 @@ def version_named(if_match: str | None, what: str) -> int | None:
     tags = entity_tags(if_match)
     if not tags:
         return None
-    if len(tags) > 1 or not tags[0].strip('"').isdigit():
+    named = tags[0].strip('"')
+    if len(tags) > 1 or not _VERSION.fullmatch(named):
         raise Problem(f'If-Match names one {what} version, like "3"', status=400,
                       code="bad_if_match")
-    return int(tags[0].strip('"'))
+    return int(named)
