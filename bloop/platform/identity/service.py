@@ -169,10 +169,11 @@ class IdentityService:
         """Writes only the fields the edit sets, so an edit racing a role change (or another
         edit) does not put back what that one changed."""
         updated = (await self.user(tenant_id, user_id)).with_profile(edit)
-        if not edit.changes():
+        changed = edit.changes().keys()
+        if not changed:
             return updated
         try:
-            await self.repo.replace_user(updated, [], fields=edit.changes().keys())
+            await self.repo.replace_user(updated, [], fields=changed)
         except Missing:
             raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
         return updated
