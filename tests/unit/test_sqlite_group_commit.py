@@ -215,3 +215,33 @@ async def test_a_write_lock_never_released_fails_the_write(
     assert [r[0] for r in await db.run(lambda c: c.execute("SELECT n FROM t").fetchall())] == [2]
     other.close()
     await db.close()
+
+
+async def test_a_transaction_cancelled_before_it_ran_writes_nothing(tmp_path: Path) -> None:
+    """A caller cancelled while its transaction waited for its turn (or for a lock held
+    elsewhere) may clean up as if nothing was written: nothing is."""
+    db = SqliteDB(tmp_path / "c.sqlite3")
+    await db.transaction(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+    kept = asyncio.create_task(db.transaction(inserting(1)))
+    cancelled = asyncio.create_task(db.transaction(inserting(2)))
+    await asyncio.sleep(0)  # both submitted, neither run yet
+    cancelled.cancel()
+    await kept
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    assert [r[0] for r in await db.run(lambda c: c.execute("SELECT n FROM t").fetchall())] == [1]
+    await db.close()
+
+
+async def test_a_transaction_cancelled_while_waiting_for_a_lock_writes_nothing(
+        tmp_path: Path) -> None:
+    db, other = await locked_elsewhere(tmp_path / "w.sqlite3")
+    waiting = asyncio.create_task(db.transaction(inserting(1)))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    other.execute("COMMIT")
+    await asyncio.sleep(0.2)
+    await db.transaction(inserting(2))
+    assert [r[0] for r in await db.run(lambda c: c.execute("SELECT n FROM t").fetchall())] == [2]
+    other.close()
+    await db.close()

@@ -3,10 +3,12 @@
 Transactions run on the event loop's thread, on the writer connection. Those submitted in the
 same turn of the loop are committed together (group commit): each runs inside its own SAVEPOINT,
 so each is still all-or-nothing on its own, and every caller is answered only after the shared
-COMMIT has succeeded. A transaction holds the loop while it runs, so a transaction function does
-the writes and the reads they depend on, nothing slow. With WAL and synchronous=NORMAL a COMMIT
-does not wait for the disk; checkpoints, which do, run on the reader thread. While another
-process holds the write lock, the group tries again a little later instead of holding the loop.
+COMMIT has succeeded; one whose caller was cancelled before it ran is not run, so a caller that
+cleans up after a cancellation never races its own write. A transaction holds the loop while it
+runs, so a transaction function does the writes and the reads they depend on, nothing slow.
+With WAL and synchronous=NORMAL a COMMIT does not wait for the disk; checkpoints, which do, run
+on the reader thread. While another process holds the write lock, the group tries again a
+little later instead of holding the loop.
 
 `run` calls go to a thread with a connection of its own, so a long read never holds the loop;
 each sees every transaction committed before it started. (An in-memory database is a single
@@ -131,7 +133,8 @@ class SqliteDB:
         return future
 
     def _run_due(self) -> None:
-        due, self._due = self._due, []
+        due = [call for call in self._due if not call.future.cancelled()]
+        self._due = []
         if not due:
             return
         try:
@@ -203,6 +206,7 @@ class SqliteDB:
         _resolve(group, after)
 
     def _retry_group(self, group: list[_Call], waited_s: float) -> None:
+        group = [call for call in group if not call.future.cancelled()]
         if self._writer is None:
             for call in group:
                 call.error = RuntimeError(f"database {self.path} is closed")
