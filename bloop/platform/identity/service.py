@@ -350,28 +350,40 @@ class AuthService:
 
     async def refresh(self, tenant: str, refresh_token: str, scope: str) -> TokenGrant:
         """A new pair for a refresh token, which is spent. A request refused for its scope
-        spends nothing, so the client can ask again with the same token."""
+        spends nothing, so the client can ask again with the same token. The new pair is stored
+        before the old token is spent: a refresh that fails part-way leaves the old token
+        unspent for the client's retry, never a spent token and no successor."""
         hashed = token_hash(refresh_token)
         found = await self.repo.get_refresh_token(tenant, hashed)
-        scopes = _scopes(scope) if scope and found is not None else []
-        if found is not None and not found.used and not set(scopes) <= set(found.scopes):
+        if found is None or found.revoked:
+            raise invalid_grant("the refresh token is unknown or revoked; sign in again")
+        if found.used:
+            raise await self._reused(tenant, found.family)
+        scopes = _scopes(scope) if scope else list(found.scopes)
+        if not set(scopes) <= set(found.scopes):
             raise invalid_grant("a refresh may narrow the scopes, never widen them",
                                 code="invalid_scope")
-        record = await self.repo.use_refresh_token(tenant, hashed)
-        if record is None or record.revoked:
-            raise invalid_grant("the refresh token is unknown or revoked; sign in again")
-        if record.used:
-            await self.repo.revoke_refresh_family(tenant, record.family)
-            await self.verifier.revoke_session(record.family)
-            raise invalid_grant("this refresh token was already used, so it may have been "
-                                "stolen: the whole session is signed out; sign in again",
-                                code="refresh_token_reused")
-        if record.expires_at <= datetime.now(UTC):
+        if found.expires_at <= datetime.now(UTC):
             raise invalid_grant("the refresh token has expired; sign in again")
-        user = await self.repo.get_user(tenant, record.user_id)
+        user = await self.repo.get_user(tenant, found.user_id)
         if user is None:
             raise invalid_grant("the account no longer exists")
-        return await self._grant(user, record.family, scopes or list(record.scopes))
+        grant = await self._grant(user, found.family, scopes)
+        spent = await self.repo.use_refresh_token(tenant, hashed)
+        if spent is None or spent.revoked:
+            # Signed out meanwhile: the successor just stored must not outlive its session.
+            await self.repo.revoke_refresh_family(tenant, found.family)
+            raise invalid_grant("the refresh token is unknown or revoked; sign in again")
+        if spent.used:
+            raise await self._reused(tenant, found.family)
+        return grant
+
+    async def _reused(self, tenant: str, family: str) -> Problem:
+        await self.repo.revoke_refresh_family(tenant, family)
+        await self.verifier.revoke_session(family)
+        return invalid_grant("this refresh token was already used, so it may have been stolen: "
+                             "the whole session is signed out; sign in again",
+                             code="refresh_token_reused")
 
     async def logout(self, principal: Principal) -> None:
         """Refuses the caller's access token at once, and ends its session's refresh tokens."""

@@ -15,8 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi import FastAPI
 
 from bloop.platform.app import create_app
+from bloop.platform.identity.model import RefreshToken
 from bloop.platform.identity.service import AuthService
 from bloop.platform.kit.auth import Principal
+from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.settings import AuthSettings, RuntimeSettings, Settings
 from tests.support import PASSWORD, api_client, login, member
 
@@ -172,6 +174,54 @@ async def test_refresh_rotates_and_a_reused_token_ends_the_session(
     assert (await client.post(TOKEN, data=refresh_form("made-up-token"))).status_code == 400
     again = await client.post(TOKEN, data=refresh_form(other["refresh_token"]))
     assert again.status_code == 200
+
+
+async def test_a_refresh_that_fails_part_way_leaves_the_token_for_the_retry(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store fails while the new pair is saved: the client is not signed out, and the
+    same refresh token works once the store answers again."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    first = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    repo = auth_service(app).repo
+    saving = repo.add_refresh_token
+
+    async def down(token: RefreshToken) -> None:
+        raise StoreUnavailable("sqlite", "the disk went away")
+
+    monkeypatch.setattr(repo, "add_refresh_token", down)
+    failed = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
+    assert failed.status_code == 503, failed.text
+    monkeypatch.setattr(repo, "add_refresh_token", saving)
+    retried = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
+    assert retried.status_code == 200, retried.text
+    assert (await client.get(ME, headers=bearer(retried.json()["access_token"]))).status_code == 200
+
+
+async def test_a_session_signed_out_during_a_refresh_keeps_no_successor(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    grant = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    repo = auth_service(app).repo
+    spending = repo.use_refresh_token
+    stored: list[RefreshToken] = []
+    saving = repo.add_refresh_token
+
+    async def save(token: RefreshToken) -> None:
+        stored.append(token)
+        await saving(token)
+
+    async def signed_out_first(tenant: str, hashed: str) -> RefreshToken | None:
+        await client.post("/v1/tenants/acme/auth/logout", headers=bearer(grant["access_token"]))
+        return await spending(tenant, hashed)
+
+    monkeypatch.setattr(repo, "add_refresh_token", save)
+    monkeypatch.setattr(repo, "use_refresh_token", signed_out_first)
+    r = await client.post(TOKEN, data=refresh_form(grant["refresh_token"]))
+    assert r.status_code == 400, r.text
+    [successor] = stored
+    kept = await repo.get_refresh_token("acme", successor.token_hash)
+    assert kept is not None
+    assert kept.revoked
 
 
 async def test_a_refresh_may_narrow_the_scopes_never_widen_them(
