@@ -8,7 +8,7 @@ import hmac
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
@@ -282,7 +282,12 @@ def invalid_grant(detail: str, code: str = "invalid_grant") -> Problem:
 
 class LoginThrottle:
     """Failed sign-ins counted per account and per client address; past the limit the account
-    (or the address) is refused for `lockout_s`, before any password is checked."""
+    (or the address) is refused for `lockout_s`, before any password is checked.
+
+    An attempt on an account is counted before its password is checked and forgiven when it
+    succeeds, so guesses sent at once cannot all pass the check before any of them has failed.
+    An address counts failures only, once known: a classroom signing in at once behind one
+    address is not taken for an attack."""
 
     def __init__(self, cache: Cache, settings: AuthSettings) -> None:
         self.cache, self.settings = cache, settings
@@ -290,25 +295,34 @@ class LoginThrottle:
     def _keys(self, tenant: str, email: str, ip: str) -> tuple[str, str]:
         return f"auth:fail:acct:{tenant}:{email}", f"auth:fail:ip:{ip}"
 
-    async def check(self, tenant: str, email: str, ip: str) -> None:
+    async def attempt(self, tenant: str, email: str, ip: str,
+                      verify: Callable[[], Awaitable[bool]]) -> bool:
+        """Runs `verify`, a password check, as one counted attempt; refuses it with 429 when the
+        account or the address is locked."""
         s = self.settings
-        account, address = await self.cache.get_many(self._keys(tenant, email, ip))
+        account, address = self._keys(tenant, email, ip)
+        attempts, (failures,) = await self.cache.incr_and_get_many(account, [address],
+                                                                   ttl_s=s.lockout_s)
         retry = {"Retry-After": str(s.lockout_s)}
-        if account is not None and int(account) >= s.account_max_failures:
+        if attempts > s.account_max_failures:
             raise Problem(f"too many failed sign-ins for this account: it is locked for "
                           f"{_minutes(s.lockout_s)}; try again later or reset the password",
                           status=429, code="account_locked", headers=retry)
-        if address is not None and int(address) >= s.ip_max_failures:
+        if failures is not None and int(failures) >= s.ip_max_failures:
+            await self.cache.incr(account, -1, ttl_s=s.lockout_s)
             raise Problem(f"too many failed sign-ins from this address: try again in "
                           f"{_minutes(s.lockout_s)}", status=429, code="too_many_attempts",
                           headers=retry)
-
-    async def failed(self, tenant: str, email: str, ip: str) -> None:
-        for key in self._keys(tenant, email, ip):
-            await self.cache.incr(key, 1, ttl_s=self.settings.lockout_s)
-
-    async def succeeded(self, tenant: str, email: str, ip: str) -> None:
-        await self.cache.delete(self._keys(tenant, email, ip)[0])
+        try:
+            right = await verify()
+        except BaseException:
+            await self.cache.incr(account, -1, ttl_s=s.lockout_s)  # not a guess: forgiven
+            raise
+        if right:
+            await self.cache.delete(account)
+        else:
+            await self.cache.incr(address, 1, ttl_s=s.lockout_s)
+        return right
 
 
 def _minutes(seconds: int) -> str:
@@ -336,13 +350,14 @@ class AuthService:
         except ValueError:
             raise invalid_grant("the username must be the account's email address") from None
         scopes = _scopes(scope)
-        await self.throttle.check(tenant, email, client_ip)
         found = await self.repo.get_login(tenant, email)
         user, hashed = found if found is not None else (None, None)
-        if user is None or not await self.identity.hasher.verify(hashed, password):
-            await self.throttle.failed(tenant, email, client_ip)
+
+        async def verify() -> bool:
+            return await self.identity.hasher.verify(hashed, password)  # None: the dummy hash
+
+        if not await self.throttle.attempt(tenant, email, client_ip, verify) or user is None:
             raise invalid_grant("wrong email or password", code="invalid_credentials")
-        await self.throttle.succeeded(tenant, email, client_ip)
         if hashed is not None and self.identity.hasher.needs_rehash(hashed):
             await self.repo.set_password_hash(tenant, user.id,
                                               await self.identity.hasher.hash(password))
@@ -398,16 +413,17 @@ class AuthService:
             raise Forbidden("an API key has no password; sign in as the person",
                             code="not_a_person")
         user = await self.identity.user(me.tenant, me.user_id)
-        await self.throttle.check(user.tenant, user.email, client_ip)
         found = await self.repo.get_login(user.tenant, user.email)
         hashed = found[1] if found is not None else None
         if hashed is None:
             raise Conflict("this account signs in through an external provider and has no "
                            "password to change", code="no_password")
-        if not await self.identity.hasher.verify(hashed, current):
-            await self.throttle.failed(user.tenant, user.email, client_ip)
+
+        async def verify() -> bool:
+            return await self.identity.hasher.verify(hashed, current)
+
+        if not await self.throttle.attempt(user.tenant, user.email, client_ip, verify):
             raise Forbidden("the current password is wrong", code="wrong_password")
-        await self.throttle.succeeded(user.tenant, user.email, client_ip)
         await self._set_password(user, new, keep=me.session_id)
 
     async def reset_password(self, tenant: str, user_id: str, new: str, by: Principal) -> None:

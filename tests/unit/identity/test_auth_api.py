@@ -3,6 +3,7 @@ clear 4xx and changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -146,6 +147,36 @@ async def test_repeated_failures_lock_the_account_with_a_clear_message(
     r = await client.post(TOKEN, data=password_form("kim@acme.dev"))
     assert r.status_code == 429
     assert r.json()["code"] == "too_many_attempts"
+
+
+async def test_guesses_sent_at_once_are_counted_before_they_are_checked(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Eight wrong passwords at once against a limit of three: three are checked, five are
+    refused unchecked, and the account is locked to the right password too."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    answers = await asyncio.gather(*(
+        client.post(TOKEN, data=password_form("lee@acme.dev", f"guess number {n} wrong!"))
+        for n in range(8)))
+    codes = sorted(r.json()["code"] for r in answers)
+    assert codes == ["account_locked"] * 5 + ["invalid_credentials"] * 3
+    assert (await client.post(TOKEN, data=password_form("lee@acme.dev"))).status_code == 429
+
+
+async def test_an_unknown_email_costs_a_password_check_too(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """So an answer's time does not tell which emails have accounts."""
+    hasher = auth_service(app).identity.hasher
+    checking = hasher.verify
+    checked: list[str | None] = []
+
+    async def verify(hashed: str | None, password: str) -> bool:
+        checked.append(hashed)
+        return await checking(hashed, password)
+
+    monkeypatch.setattr(hasher, "verify", verify)
+    r = await client.post(TOKEN, data=password_form("nobody@acme.dev", "any password at all"))
+    assert r.json()["code"] == "invalid_credentials"
+    assert checked == [None]
 
 
 async def test_refresh_rotates_and_a_reused_token_ends_the_session(
