@@ -238,6 +238,21 @@ async def test_password_hashes_stay_out_of_user_reads(store: IdentityRepository)
     assert await store.get_login("acme", "bob@acme.dev") == (bob, None)
 
 
+async def test_a_password_hash_replaces_only_the_one_it_was_read_as(
+        store: IdentityRepository) -> None:
+    """What a rehash at sign-in and a person's own change rely on: a hash written since they
+    read theirs is never overwritten."""
+    ada = user("acme", "ada@acme.dev")
+    await store.add_user(ada, [], "$argon2id$first")
+    assert await store.set_password_hash("acme", ada.id, "$argon2id$second",
+                                         replacing="$argon2id$first")
+    assert not await store.set_password_hash("acme", ada.id, "$argon2id$stale",
+                                             replacing="$argon2id$first")
+    assert await store.get_login("acme", "ada@acme.dev") == (ada, "$argon2id$second")
+    with pytest.raises(Missing):
+        await store.set_password_hash("acme", "nobody", "$argon2id$x", replacing="$argon2id$first")
+
+
 async def test_user_changes_are_stored_with_their_events(store: IdentityRepository) -> None:
     ada = user("acme", "ada@acme.dev")
     await store.add_user(ada, [])
@@ -434,6 +449,20 @@ async def test_a_users_sessions_revoke_together_but_the_one_kept(store: Identity
     assert {t: r.revoked for t, r in revoked.items() if r is not None} == {
         "a1": True, "a2": True, "b1": True, "c1": False, "d1": False, "e1": False}
     assert await store.revoke_user_sessions("acme", "u1") == ["fc"]
+
+
+
+async def test_sessions_made_since_a_time_are_named_though_already_revoked(
+        store: IdentityRepository) -> None:
+    """A retried sign-out learns again which sessions may still hold live access tokens."""
+    old = refresh("o1", "fo")
+    old = old.model_copy(update={"created_at": old.created_at - timedelta(hours=2)})
+    for token in (old, refresh("n1", "fn"), refresh("k1", "fk")):
+        await store.add_refresh_token(token)
+    since = now() - timedelta(minutes=15)
+    assert await store.revoke_user_sessions("acme", "u1", keep="fk", since=since) == ["fn", "fo"]
+    assert await store.revoke_user_sessions("acme", "u1", keep="fk", since=since) == ["fn"]
+    assert await store.revoke_user_sessions("acme", "u1", keep="fk") == []
 
 
 async def test_records_written_under_an_older_rule_still_read(store: IdentityRepository) -> None:

@@ -56,7 +56,10 @@ class IdentityRepository(Protocol):
     async def get_login(self, tenant: str, email: str) -> tuple[User, str | None] | None:
         """The user with `email` (already normalised) and its password hash."""
 
-    async def set_password_hash(self, tenant: str, user_id: str, password_hash: str) -> None: ...
+    async def set_password_hash(self, tenant: str, user_id: str, password_hash: str, *,
+                                replacing: str | None = None) -> bool:
+        """Stores the user's password hash; with `replacing`, only while the stored hash is
+        still that one (False when another write came first). Missing: no such user."""
 
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
                            fields: Collection[str] | None = None) -> None:
@@ -103,10 +106,11 @@ class IdentityRepository(Protocol):
     async def revoke_refresh_family(self, tenant: str, family: str) -> int:
         """Revokes every token of the session `family`; returns how many there were."""
 
-    async def revoke_user_sessions(self, tenant: str, user_id: str, *,
-                                   keep: str | None = None) -> list[str]:
+    async def revoke_user_sessions(self, tenant: str, user_id: str, *, keep: str | None = None,
+                                   since: datetime | None = None) -> list[str]:
         """Revokes the refresh tokens of every session of the user but `keep`; returns the
-        sessions (families) that had a token not yet revoked."""
+        sessions (families) that had a token not yet revoked, and those with a token made at or
+        after `since` (whose access tokens may still be valid, revoked before or not)."""
 
 
 class SigningKeyStore(Protocol):

@@ -359,9 +359,19 @@ class AuthService:
         if not await self.throttle.attempt(tenant, email, client_ip, verify) or user is None:
             raise invalid_grant("wrong email or password", code="invalid_credentials")
         if hashed is not None and self.identity.hasher.needs_rehash(hashed):
-            await self.repo.set_password_hash(tenant, user.id,
-                                              await self.identity.hasher.hash(password))
-        return await self._grant(user, uuid.uuid4().hex, scopes)
+            rehashed = await self.identity.hasher.hash(password)
+            if await self.repo.set_password_hash(tenant, user.id, rehashed, replacing=hashed):
+                hashed = rehashed
+        family = uuid.uuid4().hex
+        grant = await self._grant(user, family, scopes)
+        # A password change that signed the user's sessions out before this one was stored
+        # must not miss it.
+        now_found = await self.repo.get_login(tenant, email)
+        if now_found is None or now_found[1] != hashed:
+            await self.repo.revoke_refresh_family(tenant, family)
+            raise invalid_grant("the password changed while signing in; sign in again",
+                                code="invalid_credentials")
+        return grant
 
     async def refresh(self, tenant: str, refresh_token: str, scope: str) -> TokenGrant:
         """A new pair for a refresh token, which is spent. A request refused for its scope
@@ -424,7 +434,7 @@ class AuthService:
 
         if not await self.throttle.attempt(user.tenant, user.email, client_ip, verify):
             raise Forbidden("the current password is wrong", code="wrong_password")
-        await self._set_password(user, new, keep=me.session_id)
+        await self._set_password(user, new, keep=me.session_id, replacing=hashed)
 
     async def reset_password(self, tenant: str, user_id: str, new: str, by: Principal) -> None:
         """An admin sets someone's password (one they forgot); all their sessions are signed
@@ -433,11 +443,21 @@ class AuthService:
         _may_grant(by, user.roles)
         await self._set_password(user, new, keep=None)
 
-    async def _set_password(self, user: User, new: str, keep: str | None) -> None:
+    async def _set_password(self, user: User, new: str, keep: str | None,
+                            replacing: str | None = None) -> None:
+        """With `replacing`, only over that hash: 409 when the password changed meanwhile.
+        Sessions whose access tokens may still be valid are marked revoked whether or not an
+        earlier try already revoked their refresh tokens, so an admin's retry after a failure
+        here finishes the sign-out."""
         passwords.check(new, email=user.email)
-        await self.repo.set_password_hash(user.tenant, user.id,
-                                          await self.identity.hasher.hash(new))
-        for family in await self.repo.revoke_user_sessions(user.tenant, user.id, keep=keep):
+        if not await self.repo.set_password_hash(user.tenant, user.id,
+                                                 await self.identity.hasher.hash(new),
+                                                 replacing=replacing):
+            raise Conflict("the password was changed by someone else while this request ran; "
+                           "sign in again", code="password_changed")
+        since = datetime.fromtimestamp(self.clock() - self.settings.access_ttl_s, UTC)
+        for family in await self.repo.revoke_user_sessions(user.tenant, user.id, keep=keep,
+                                                           since=since):
             await self.verifier.revoke_session(family)
 
     async def issue_tokens(self, user: User, scope: str = "") -> TokenGrant:

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi import FastAPI
 
 from bloop.platform.app import create_app
-from bloop.platform.identity.model import RefreshToken
-from bloop.platform.identity.service import AuthService
-from bloop.platform.kit.auth import Principal
+from bloop.platform.identity.model import RefreshToken, User
+from bloop.platform.identity.service import AuthService, TokenGrant
+from bloop.platform.kit.auth import Principal, Scope
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.settings import AuthSettings, RuntimeSettings, Settings
 from tests.support import PASSWORD, api_client, login, member
@@ -473,3 +473,79 @@ async def test_only_a_platform_admin_resets_a_platform_admins_password(
                          json={"new_password": "a takeover attempt here"}, headers=admin)
     assert (r.status_code, r.json()["code"]) == (403, "missing_role")
     assert await signs_in(client, "root@acme.dev", PASSWORD)
+
+
+async def test_a_change_racing_an_admin_reset_is_refused_not_lost(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The admin's reset lands while the person's change checks the current password: the
+    change answers 409 and the admin's password stands."""
+    me = await member(app, client, "acme", ["learner"], email="ada@acme.dev")
+    ada = (await client.get(ME, headers=me)).json()
+    auth = auth_service(app)
+    hasher = auth.identity.hasher
+    checking = hasher.verify
+    admin_password = "the admin chose this one"
+
+    async def verify_while_reset(hashed: str | None, password: str) -> bool:
+        right = await checking(hashed, password)
+        await auth.repo.set_password_hash("acme", ada["id"], await hasher.hash(admin_password))
+        return right
+
+    monkeypatch.setattr(hasher, "verify", verify_while_reset)
+    r = await client.put(ME + "/password", headers=me,
+                         json={"current_password": PASSWORD, "new_password": NEW})
+    assert (r.status_code, r.json()["code"]) == (409, "password_changed"), r.text
+    monkeypatch.setattr(hasher, "verify", checking)
+    assert await signs_in(client, "ada@acme.dev", admin_password)
+    assert not await signs_in(client, "ada@acme.dev", NEW)
+
+
+async def test_a_sign_in_racing_a_password_change_keeps_no_session(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old password was checked, then the change signed every session out before this
+    sign-in's session was stored: the sign-in is refused and its session ends."""
+    await member(app, client, "acme", ["learner"], email="ada@acme.dev")
+    me = await login(client, "acme", "ada@acme.dev")
+    auth = auth_service(app)
+    granting = auth._grant
+    granted: list[str] = []
+
+    async def grant_after_a_change(user: User, family: str, scopes: list[Scope]) -> TokenGrant:
+        r = await client.put(ME + "/password", headers=me,
+                             json={"current_password": PASSWORD, "new_password": NEW})
+        assert r.status_code == 204, r.text
+        grant = await granting(user, family, scopes)
+        granted.append(grant.refresh_token)
+        return grant
+
+    monkeypatch.setattr(auth, "_grant", grant_after_a_change)
+    r = await client.post(TOKEN, data=password_form("ada@acme.dev"))
+    assert r.status_code == 400, r.text
+    monkeypatch.setattr(auth, "_grant", granting)
+    [late] = granted
+    assert (await client.post(TOKEN, data=refresh_form(late))).status_code == 400
+    assert await signs_in(client, "ada@acme.dev", NEW)
+
+
+async def test_a_retried_reset_signs_out_what_the_failed_one_did_not(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reset revoked the refresh tokens, then failed before marking the access tokens:
+    the admin's retry marks them, though their refresh tokens are already revoked."""
+    await member(app, client, "acme", ["learner"], email="grace@acme.dev")
+    grace = (await client.get(ME, headers=await login(client, "acme", "grace@acme.dev"))).json()
+    [session] = await sessions(client, "grace@acme.dev", count=1)
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    verifier = auth_service(app).verifier
+    revoking = verifier.revoke_session
+
+    async def down(session_id: str) -> None:
+        raise StoreUnavailable("redis", "gone for a moment")
+
+    url = f"/v1/tenants/acme/users/{grace['id']}/password"
+    body = {"new_password": "a fresh start for grace"}
+    monkeypatch.setattr(verifier, "revoke_session", down)
+    assert (await client.put(url, json=body, headers=admin)).status_code == 503
+    assert (await client.get(ME, headers=bearer(session["access_token"]))).status_code == 200
+    monkeypatch.setattr(verifier, "revoke_session", revoking)
+    assert (await client.put(url, json=body, headers=admin)).status_code == 204
+    assert (await client.get(ME, headers=bearer(session["access_token"]))).status_code == 401

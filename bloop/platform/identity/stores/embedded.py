@@ -138,13 +138,20 @@ class EmbeddedIdentityStore:
             return None
         return User.model_validate_json(row["doc"], context=STORED), row["password_hash"]
 
-    async def set_password_hash(self, tenant: str, user_id: str, password_hash: str) -> None:
-        def write(c: sqlite3.Connection) -> int:
-            return c.execute("UPDATE users SET password_hash = ? WHERE tenant = ? AND id = ?",
-                             (password_hash, tenant, user_id)).rowcount
+    async def set_password_hash(self, tenant: str, user_id: str, password_hash: str, *,
+                                replacing: str | None = None) -> bool:
+        def write(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT password_hash FROM users WHERE tenant = ? AND id = ?",
+                            (tenant, user_id)).fetchone()
+            if row is None:
+                raise Missing(user_id)
+            if replacing is not None and row["password_hash"] != replacing:
+                return None
+            c.execute("UPDATE users SET password_hash = ? WHERE tenant = ? AND id = ?",
+                      (password_hash, tenant, user_id))
+            return password_hash
 
-        if not await self.db.transaction(write):
-            raise Missing(user_id)
+        return await self.db.transaction(write) is not None
 
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
                            fields: Collection[str] | None = None) -> None:
@@ -269,8 +276,8 @@ class EmbeddedIdentityStore:
 
         return await self.db.transaction(revoke)
 
-    async def revoke_user_sessions(self, tenant: str, user_id: str, *,
-                                   keep: str | None = None) -> list[str]:
+    async def revoke_user_sessions(self, tenant: str, user_id: str, *, keep: str | None = None,
+                                   since: datetime | None = None) -> list[str]:
         def revoke(c: sqlite3.Connection) -> list[str]:
             rows = c.execute("SELECT token_hash, family, doc FROM refresh_tokens WHERE tenant = ?"
                              " AND json_extract(doc, '$.user_id') = ? AND family IS NOT ?",
@@ -278,6 +285,8 @@ class EmbeddedIdentityStore:
             families: set[str] = set()
             for row in rows:
                 doc = json.loads(row["doc"])
+                if since is not None and RefreshToken.model_validate(doc).created_at >= since:
+                    families.add(row["family"])
                 if doc.get("revoked"):
                     continue
                 families.add(row["family"])

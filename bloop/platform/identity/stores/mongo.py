@@ -120,13 +120,19 @@ class MongoIdentityStore:
             return None
         return User.model_validate(_fields(doc), context=STORED), doc.get("_password")
 
-    async def set_password_hash(self, tenant: str, user_id: str, password_hash: str) -> None:
+    async def set_password_hash(self, tenant: str, user_id: str, password_hash: str, *,
+                                replacing: str | None = None) -> bool:
         key = _key(tenant, user_id)
+        match: Doc = {"_id": key, **LIVE}
+        if replacing is not None:
+            match["_password"] = replacing
         async with self.guard.hold(self.users, key):
-            result = await self.users.update_one({"_id": key, **LIVE},
-                                                 {"$set": {"_password": password_hash}})
-        if result.matched_count == 0:
+            result = await self.users.update_one(match, {"$set": {"_password": password_hash}})
+        if result.matched_count:
+            return True
+        if await self.users.count_documents({"_id": key, **LIVE}, limit=1) == 0:
             raise Missing(user_id)
+        return False
 
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
                            fields: Collection[str] | None = None) -> None:
@@ -214,12 +220,15 @@ class MongoIdentityStore:
                                                 {"$set": {"revoked": True}})
         return result.matched_count
 
-    async def revoke_user_sessions(self, tenant: str, user_id: str, *,
-                                   keep: str | None = None) -> list[str]:
-        live: Doc = {"tenant": tenant, "user_id": user_id, "revoked": {"$ne": True}}
+    async def revoke_user_sessions(self, tenant: str, user_id: str, *, keep: str | None = None,
+                                   since: datetime | None = None) -> list[str]:
+        mine: Doc = {"tenant": tenant, "user_id": user_id}
         if keep is not None:
-            live["family"] = {"$ne": keep}
-        families = {doc["family"] async for doc in self.refresh.find(live, {"family": 1})}
+            mine["family"] = {"$ne": keep}
+        live: Doc = {**mine, "revoked": {"$ne": True}}
+        named: Doc = live if since is None else {
+            **mine, "$or": [{"revoked": {"$ne": True}}, {"created_at": {"$gte": json_time(since)}}]}
+        families = {doc["family"] async for doc in self.refresh.find(named, {"family": 1})}
         await self.refresh.update_many(live, {"$set": {"revoked": True}})
         return sorted(families)
 
