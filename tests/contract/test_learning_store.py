@@ -20,7 +20,7 @@ from bloop.platform.kit.events.types import registry, type_of
 from bloop.platform.kit.settings import Neo4jSettings
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.learning import review
-from bloop.platform.learning.events import Enrolled, Unenrolled
+from bloop.platform.learning.events import Enrolled, LessonCompleted, Unenrolled
 from bloop.platform.learning.model import (
     BktParams,
     Card,
@@ -37,6 +37,7 @@ from bloop.platform.learning.model import (
     NewConcept,
     Placement,
     Progress,
+    ProgressUpdate,
 )
 from bloop.platform.learning.paths import PathPlan, ranks, to_path
 from bloop.platform.learning.ports import (
@@ -373,6 +374,30 @@ async def test_mastery_writes_are_version_guarded(case: Case) -> None:
     assert (await case.store.get_mastery(case.tenant, "u1", ["loops"]))[0].p_known == 0.5
     assert await case.store.mastery_sequences(case.tenant, "loops") == [[1]]
     assert await case.store.get_mastery(case.tenant, "u2") == []
+
+
+async def test_progress_writes_are_version_guarded(case: Case) -> None:
+    """Two updates read at one version: the second is refused, and nothing of it (its events
+    included) is written."""
+    first = Progress(lesson_id="l1", status="started", seconds=30, started_at=T0)
+    await case.store.save_progress(case.tenant, "u1", first, [])
+    with pytest.raises(StaleVersion):
+        await case.store.save_progress(case.tenant, "u1", first, [])
+    more = first.updated(ProgressUpdate(status="started", seconds=10), T0)
+    done = first.updated(ProgressUpdate(status="completed"), T0)
+    assert more.version == done.version == 2
+    await case.store.save_progress(case.tenant, "u1", more, [])
+    before = len(await case.store.outbox.pending(100))
+    with pytest.raises(StaleVersion):
+        await case.store.save_progress(case.tenant, "u1", done, [type_of(LessonCompleted).envelope(
+            LessonCompleted(learner_id="u1", lesson_id="l1", course_id="py", seconds_spent=30,
+                            completed_at=T0), tenant=case.tenant, subject="u1")])
+    assert len(await case.store.outbox.pending(100)) == before
+    assert await case.store.get_progress(case.tenant, "u1") == [more]
+    await case.store.save_progress(case.tenant, "u1", more.updated(
+        ProgressUpdate(status="completed"), T0), [])
+    [stored] = await case.store.get_progress(case.tenant, "u1")
+    assert (stored.status, stored.seconds, stored.version) == ("completed", 40, 3)
 
 
 async def test_cards_schedules_and_review_logs(case: Case) -> None:

@@ -197,6 +197,7 @@ class Progress(_Frozen):
     seconds: int = 0
     started_at: datetime
     completed_at: datetime | None = None
+    version: int = Field(default=1, ge=0, description="one more at each update; 0 before any")
 
     def updated(self, update: ProgressUpdate, at: datetime) -> Progress:
         """Completion sticks: a lesson once completed stays completed."""
@@ -204,7 +205,8 @@ class Progress(_Frozen):
         return self.model_copy(update={
             "status": "completed" if completed else "started",
             "seconds": self.seconds + update.seconds,
-            "completed_at": self.completed_at or (at if update.status == "completed" else None)})
+            "completed_at": self.completed_at or (at if update.status == "completed" else None),
+            "version": self.version + 1})
 
 
 class Completion(_Frozen):

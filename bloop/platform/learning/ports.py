@@ -150,7 +150,9 @@ class LearningRepository(Protocol):
         nothing written) when the learner has no such goal. Progress and mastery stay."""
 
     async def save_progress(self, tenant: str, learner: str, progress: Progress,
-                            events: Sequence[Envelope]) -> None: ...
+                            events: Sequence[Envelope]) -> None:
+        """Stores the progress if the stored one is still at the version it was read at
+        (`version` one less; 0 = none stored), else `StaleVersion` and nothing is written."""
 
     async def get_progress(self, tenant: str, learner: str) -> list[Progress]:
         """Every lesson the learner started, by lesson id."""

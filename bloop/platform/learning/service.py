@@ -76,6 +76,9 @@ log = logging.getLogger("bloop.learning")
 MIN_FIT_OBSERVATIONS = 100
 """Answers on a concept, across learners, before its BKT parameters are fitted to them."""
 RETRIES = 5
+PROGRESS_ATTEMPTS = 10
+"""A lesson's progress updates sent at once (heartbeats, a completion, a double click): each
+read-and-write that loses to another is tried again, so up to this many at once all land."""
 
 
 def _unknown(exc: UnknownConcepts) -> Problem:
@@ -257,23 +260,35 @@ class LearningService:
 
     async def record_progress(self, tenant: str, learner: str, lesson_id: str,
                               update: ProgressUpdate) -> Progress:
+        """Adds the update to the lesson's progress. Updates at once all count (one read before
+        another's write is applied again on top); a completion is announced once, and each
+        completion, a retried one too, puts the lesson's cards in the deck."""
         lesson = await self._lesson(tenant, lesson_id)
-        at = now()
-        current = {p.lesson_id: p for p in await self.repo.get_progress(tenant, learner)}
-        before = current.get(lesson_id)
-        after = (before or Progress(lesson_id=lesson_id, status="started", started_at=at)
-                 ).updated(update, at)
-        events: list[Envelope] = []
-        newly_completed = after.status == "completed" and (before is None or before.status != "completed")
-        if newly_completed:
-            events.append(type_of(LessonCompleted).envelope(LessonCompleted(
-                learner_id=learner, lesson_id=lesson_id, course_id=lesson.course_id,
-                seconds_spent=after.seconds, completed_at=at), tenant=tenant, subject=learner,
-                time=at))
-        await self.repo.save_progress(tenant, learner, after, events)
+        for _ in range(PROGRESS_ATTEMPTS):
+            at = now()
+            current = {p.lesson_id: p for p in await self.repo.get_progress(tenant, learner)}
+            before = current.get(lesson_id)
+            after = (before or Progress(lesson_id=lesson_id, status="started", started_at=at,
+                                        version=0)).updated(update, at)
+            newly_completed = after.status == "completed" and (
+                before is None or before.status != "completed")
+            events: list[Envelope] = []
+            if newly_completed:
+                events.append(type_of(LessonCompleted).envelope(LessonCompleted(
+                    learner_id=learner, lesson_id=lesson_id, course_id=lesson.course_id,
+                    seconds_spent=after.seconds, completed_at=at), tenant=tenant,
+                    subject=learner, time=at))
+            try:
+                await self.repo.save_progress(tenant, learner, after, events)
+            except StaleVersion:
+                continue
+            break
+        else:
+            raise Conflict("the lesson's progress kept changing; try again", code="busy")
+        if update.status == "completed":
+            await self._add_to_deck(tenant, learner, lesson.teaches, at)
         if newly_completed:
             self._on_write()
-            await self._add_to_deck(tenant, learner, lesson.teaches, at)
             await self.refresh_paths(tenant, learner)
         return after
 

@@ -24,6 +24,7 @@ from bloop.ai.jobs.events import FlashcardsGenerated
 from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
 from bloop.platform.content.events import CoursePublished, LessonPublished
 from bloop.platform.identity.events import UserDeleted
+from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
@@ -376,6 +377,51 @@ async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
     assert await service(app).personal_data("acme", uid) == {
         "enrolments": [], "progress": [], "mastery": [], "cards": [], "review_logs": [],
         "scheduler_parameters": None}
+
+
+async def test_progress_sent_at_once_all_counts_and_completes_once(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    url = f"{BASE}/me/lessons/names/progress"
+    answers = await asyncio.gather(
+        *(client.post(url, json={"status": "started", "seconds": 10}, headers=pupil)
+          for _ in range(6)),
+        client.post(url, json={"status": "completed", "seconds": 5}, headers=pupil),
+        client.post(url, json={"status": "completed"}, headers=pupil))
+    assert [r.status_code for r in answers] == [200] * 8
+    [names] = (await client.get(f"{BASE}/me/progress", headers=pupil)).json()["lessons"]
+    assert (names["status"], names["seconds"], names["version"]) == ("completed", 65, 8)
+    bus = app.state.platform.bus
+    values = [p.message.value for p in await service(app).repo.outbox.pending(500)]
+    values += [m.value for m in await bus.read("learning.events")]
+    assert [json.loads(v)["type"] for v in values].count("bloop.learning.lesson.completed.v1") == 1
+
+
+async def test_a_completion_retried_after_a_failure_still_fills_the_deck(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The completion was stored, then the deck's write failed: the client's retry adds the
+    lesson's cards though the lesson is already completed."""
+    app, client = running
+    await python_course(app, client)
+    r = await client.post(f"{BASE}/concepts/variables/cards",
+                          json={"front": "What is a name?", "back": "A reference to a value."})
+    pupil = await learner(app, client)
+    repo = service(app).repo
+    adding = repo.add_card_states
+
+    async def down(*args: object) -> None:
+        raise StoreUnavailable("neo4j", "gone for a moment")
+
+    monkeypatch.setattr(repo, "add_card_states", down)
+    url = f"{BASE}/me/lessons/names/progress"
+    assert (await client.post(url, json={"status": "completed"}, headers=pupil)).status_code == 503
+    monkeypatch.setattr(repo, "add_card_states", adding)
+    assert (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"] == []
+    assert (await client.post(url, json={"status": "completed"}, headers=pupil)).status_code == 200
+    [due] = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
+    assert due["card_id"] == r.json()["id"]
 
 
 async def test_goals_and_events_are_kept_inside_their_tenant(running: tuple[

@@ -478,9 +478,17 @@ class EmbeddedLearningStore:
     async def save_progress(self, tenant: str, learner: str, progress: Progress,
                             events: Sequence[Envelope]) -> None:
         def write(c: Conn) -> None:
-            c.execute("INSERT INTO progress (tenant, learner, lesson, doc) VALUES (?, ?, ?, ?)"
-                      " ON CONFLICT (tenant, learner, lesson) DO UPDATE SET doc = excluded.doc",
-                      (tenant, learner, progress.lesson_id, progress.model_dump_json()))
+            doc = progress.model_dump_json()
+            if progress.version == 1:
+                cur = c.execute("INSERT OR IGNORE INTO progress (tenant, learner, lesson, doc)"
+                                " VALUES (?, ?, ?, ?)", (tenant, learner, progress.lesson_id, doc))
+            else:  # a record stored before versions counts as 1
+                cur = c.execute(
+                    "UPDATE progress SET doc = ? WHERE tenant = ? AND learner = ? AND lesson = ?"
+                    " AND coalesce(json_extract(doc, '$.version'), 1) = ?",
+                    (doc, tenant, learner, progress.lesson_id, progress.version - 1))
+            if cur.rowcount != 1:
+                raise StaleVersion(progress.lesson_id)
             self._outbox.add(c, *events)
 
         await self.db.transaction(write)

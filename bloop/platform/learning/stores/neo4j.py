@@ -592,11 +592,20 @@ class Neo4jLearningStore:
     async def save_progress(self, tenant: str, learner: str, progress: Progress,
                             events: Sequence[Envelope]) -> None:
         async def work(tx: Tx) -> None:
-            await (await tx.run(
+            # The lock first, then the version read under it; one stored before versions is 1.
+            found = await (await tx.run(
                 "MERGE (p:LessonProgress {tenant: $tenant, learner: $learner, lesson: $lesson})"
-                " SET p.status = $status, p.doc = $doc",
+                " ON CREATE SET p.version = 0 SET p.locked = timestamp()"
+                " RETURN coalesce(p.version, 1) AS v",
+                tenant=tenant, learner=learner, lesson=progress.lesson_id)).single()
+            if found is None or found["v"] != progress.version - 1:
+                raise StaleVersion(progress.lesson_id)
+            await (await tx.run(
+                "MATCH (p:LessonProgress {tenant: $tenant, learner: $learner, lesson: $lesson})"
+                " SET p.status = $status, p.doc = $doc, p.version = $version",
                 tenant=tenant, learner=learner, lesson=progress.lesson_id,
-                status=progress.status, doc=progress.model_dump_json())).consume()
+                status=progress.status, doc=progress.model_dump_json(),
+                version=progress.version)).consume()
             await self._outbox.add(tx, *events)
 
         await self._write(work)
