@@ -360,6 +360,9 @@ async def test_a_draft_course_is_deleted_with_its_lessons_and_their_events(
         ("bloop.content.lesson.deleted.v1", x.id) for x in (one, two, three))
     with pytest.raises(Missing):
         await store.delete_draft_course(read, deleted_event)
+    assert await store.delete_lessons_left("acme", "py", deleted_event) == 0
+    assert await store.delete_lessons_left("acme", "keep", deleted_event) == 0  # it exists
+    assert await store.list_lessons("acme", "keep") == [kept]
 
     keep = await store.get_course("acme", "keep")
     assert keep is not None
@@ -610,3 +613,23 @@ async def test_a_publication_stopped_after_its_commit_still_shows(
     assert again is not None
     assert again["_published"]["lesson"]["title"] == "One, edited"
     assert await store.get_lesson("acme", one.id) == edited  # drafts never show the record
+
+
+@pytest.mark.real
+async def test_the_lessons_a_stopped_course_deletion_left_are_deleted_later(
+        mongo_store: MongoContentStore) -> None:
+    """MongoDB deletes the course, then its lessons one by one: a process stopped in between
+    leaves lessons whose course is gone, until `delete_lessons_left` (a retried deletion, or
+    the course made again under its id) deletes them with their events."""
+    store = mongo_store
+    await store.add_course(course())
+    one, two = [await store.add_lesson(lesson(course(), t)) for t in ("One", "Two")]
+    await store.outbox.mark_sent(await store.outbox.pending(100))
+    await store.courses.delete_one({"_id": "acme/py"})  # the process stopped here
+    assert await store.delete_lessons_left("acme", "py", deleted_event) == 2
+    assert await store.list_lessons("acme", "py") == []
+    assert [await store.get_lesson("acme", x.id) for x in (one, two)] == [None, None]
+    events = [json.loads(p.message.value) for p in await store.outbox.pending(100)]
+    assert sorted(e["subject"] for e in events) == sorted([one.id, two.id])
+    await store.add_course(course())
+    assert await store.list_lessons("acme", "py") == []

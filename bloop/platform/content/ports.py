@@ -98,6 +98,12 @@ class ContentRepository(Protocol):
         revision, and no lesson added since), else `StaleVersion`; `Missing` when there is
         none. Its lessons go with it, each stored with its `deleted` event."""
 
+    async def delete_lessons_left(self, tenant: str, course_id: str,
+                                  deleted: Callable[[Lesson], Envelope]) -> int:
+        """Deletes the lessons a course deletion stopped part-way left behind (their course is
+        gone), each with its `deleted` event; how many there were. None while the course
+        exists."""
+
     async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str],
                               at: datetime) -> None:
         """Places the course's live lessons in `order` (each of them once), after every place

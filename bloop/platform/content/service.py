@@ -192,6 +192,8 @@ class ContentService:
     async def create_course(self, tenant: str, new: NewCourse, *,
                             by: Principal | None = None) -> Course:
         course = Course.create(tenant, new, owner=by.user_id if by is not None else None)
+        at = now()
+        await self.repo.delete_lessons_left(tenant, course.id, lambda x: _deleted(x, at))
         try:
             await self.repo.add_course(course)
         except Duplicate:
@@ -231,14 +233,19 @@ class ContentService:
                             by: Principal | None = None) -> None:
         """Deletes a course that was never published, with its lessons (its owner or the
         tenant's admins may). A published one stays: its versions, and its learners'
-        enrolments and progress, refer to it."""
-        course = await self.course(tenant, course_id)
+        enrolments and progress, refer to it. Asked again after a deletion stopped part-way,
+        it deletes the lessons left, and answers 404."""
+        at = now()
+        try:
+            course = await self.course(tenant, course_id)
+        except NotFound:
+            await self.repo.delete_lessons_left(tenant, course_id, lambda x: _deleted(x, at))
+            raise
         _check_owner(course, by, "delete it")
         if revision is not None and revision != course.revision:
             raise _stale("course", course_id, course.revision, "revision")
         if course.version > 0:
             raise _published(course_id)
-        at = now()
         try:
             await self.repo.delete_draft_course(course, lambda lesson: _deleted(lesson, at))
         except StaleVersion:

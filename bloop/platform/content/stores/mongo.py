@@ -202,26 +202,35 @@ class MongoContentStore:
     async def delete_draft_course(self, course: Course,
                                   deleted: Callable[[Lesson], Envelope]) -> None:
         # The course goes first, then its lessons one by one, each with its event (no lesson
-        # can be added to a course that is gone). When the process stops in between, another
-        # try (404 by then) deletes the lessons left.
+        # can be added to a course that is gone). When the process stops in between,
+        # `delete_lessons_left` deletes the lessons left.
         key = _key(course.tenant, course.id)
         async with self.guard.hold(self.courses, key):
             result = await self.courses.delete_one(
                 {"_id": key, "tenant": course.tenant, "revision": course.revision,
                  "next_position": course.next_position, "version": 0})
         if result.deleted_count == 0:
-            problem = await self._missing_or_stale(key, course.id)
-            if isinstance(problem, StaleVersion):
-                raise problem
-        while lessons := await self.list_lessons(course.tenant, course.id):
+            raise await self._missing_or_stale(key, course.id)
+        await self._delete_lessons(course.tenant, course.id, deleted)
+
+    async def delete_lessons_left(self, tenant: str, course_id: str,
+                                  deleted: Callable[[Lesson], Envelope]) -> int:
+        if await self.courses.count_documents({"_id": _key(tenant, course_id)}, limit=1):
+            return 0
+        return await self._delete_lessons(tenant, course_id, deleted)
+
+    async def _delete_lessons(self, tenant: str, course_id: str,
+                              deleted: Callable[[Lesson], Envelope]) -> int:
+        count = 0
+        while lessons := await self.list_lessons(tenant, course_id):
             for lesson in lessons:  # one edited meanwhile is read again on the next round
                 lesson_key = _key(lesson.tenant, lesson.id)
                 async with self.guard.hold(self.lessons, lesson_key):
-                    await self.lessons.update_one(
+                    result = await self.lessons.update_one(
                         {"_id": lesson_key, "version": lesson.version} | LIVE,
                         self._outbox.with_events({"$set": {DELETED: True}}, deleted(lesson)))
-        if result.deleted_count == 0:
-            raise Missing(course.id)
+                count += result.modified_count
+        return count
 
     async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str],
                               at: datetime) -> None:
