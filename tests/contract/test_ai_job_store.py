@@ -194,6 +194,16 @@ async def test_tenant_settings_keep_their_key(ai: Stores) -> None:
     await ai.jobs.put_config("acme", TenantAiConfig(model="n"))
     assert (await ai.jobs.get_config("acme")) == TenantAiConfig(model="n")
     assert await ai.jobs.get_config("beta") is None
+    # keeping the key: the one stored at the write stays, a rotated one included
+    await ai.jobs.put_config("acme", TenantAiConfig.model_validate({"api_key": "sk-2"}))
+    await ai.jobs.put_config("acme", TenantAiConfig(model="o", max_jobs_per_hour=3),
+                             keep_api_key=True)
+    got = await ai.jobs.get_config("acme")
+    assert got is not None
+    assert got.api_key is not None
+    assert (got.api_key.get_secret_value(), got.model, got.max_jobs_per_hour) == ("sk-2", "o", 3)
+    await ai.jobs.put_config("beta", TenantAiConfig(model="p"), keep_api_key=True)
+    assert (await ai.jobs.get_config("beta")) == TenantAiConfig(model="p")
 
 
 async def test_settings_kept_before_addresses_were_checked_still_read(ai: Stores) -> None:

@@ -64,6 +64,20 @@ async def test_a_put_replaces_the_provider_of_that_name(store: OidcProviderStore
     assert len(await store.list_providers("acme")) == 1
 
 
+async def test_a_put_keeping_the_secret_keeps_the_one_stored_at_the_write(
+        store: OidcProviderStore) -> None:
+    """An edit without a secret, read before another admin rotated it, does not put the old
+    one back."""
+    assert not await store.put_provider(provider("acme", "google"), keep_secret=True)
+    assert await store.get_provider("acme", "google") is None
+    await store.put_provider(provider("acme", "google", client_secret="rotated"))
+    assert await store.put_provider(provider("acme", "google", create_users=True,
+                                             client_secret="read-before"), keep_secret=True)
+    kept = await store.get_provider("acme", "google")
+    assert kept is not None
+    assert (kept.client_secret, kept.create_users) == ("rotated", True)
+
+
 async def test_tenants_never_see_each_others_providers(store: OidcProviderStore) -> None:
     github = provider("acme", "github", kind="github", preset="github", issuer=None,
                       discovery_url=None,

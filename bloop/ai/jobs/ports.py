@@ -59,7 +59,10 @@ class JobStore(Protocol):
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None: ...
 
-    async def put_config(self, tenant: str, config: TenantAiConfig) -> None: ...
+    async def put_config(self, tenant: str, config: TenantAiConfig, *,
+                         keep_api_key: bool = False) -> None:
+        """Replaces the tenant's settings; with `keep_api_key`, but for the stored API key,
+        which stays as it is at the write (none when none is stored)."""
 
 
 @dataclass(frozen=True)

@@ -151,12 +151,10 @@ class JobService:
             spent_this_month_usd=round(month.usd, 6), jobs_last_hour=hour.jobs)
 
     async def configure(self, tenant: str, config: TenantAiConfig) -> TenantAiView:
-        """Replaces the tenant's settings; an API key left out keeps the stored one."""
-        stored = await self.store.get_config(tenant)
-        if config.api_key is None and stored is not None and stored.api_key is not None \
-                and "api_key" not in config.model_fields_set:
-            config = config.model_copy(update={"api_key": stored.api_key})
-        await self.store.put_config(tenant, config)
+        """Replaces the tenant's settings; an API key left out keeps the stored one (the one
+        stored when this write lands: a key rotated meanwhile is not put back)."""
+        await self.store.put_config(tenant, config,
+                                    keep_api_key="api_key" not in config.model_fields_set)
         return await self.config_view(tenant)
 
     async def _check_quota(self, tenant: str, eff: Effective) -> None:

@@ -156,8 +156,10 @@ class OidcProviderStore(Protocol):
 
     async def setup(self) -> None: ...
 
-    async def put_provider(self, provider: OidcProvider) -> None:
-        """Adds the provider, or replaces the tenant's provider of the same name."""
+    async def put_provider(self, provider: OidcProvider, *, keep_secret: bool = False) -> bool:
+        """Adds the provider, or replaces the tenant's provider of the same name. With
+        `keep_secret`, the stored provider's secret stays as it is at the write, whatever
+        `provider` carries; False (nothing written) when no provider of the name is stored."""
 
     async def get_provider(self, tenant: str, name: str) -> OidcProvider | None: ...
 
@@ -272,7 +274,11 @@ class OidcService:
         else:
             raise _refuse("a new provider needs its client_secret", "oidc_secret_missing", 422)
         provider = self._resolve(tenant, name, body, secret)
-        await self.store.put_provider(provider)
+        # Without a secret in the body, the one stored at the write stays: one rotated while
+        # this request ran is not put back.
+        if not await self.store.put_provider(provider, keep_secret=body.client_secret is None):
+            raise _refuse("the provider was deleted meanwhile; a new provider needs its "
+                          "client_secret", "oidc_secret_missing", 422)
         return provider.view()
 
     def _resolve(self, tenant: str, name: str, body: ProviderSettings, secret: str) -> OidcProvider:

@@ -140,11 +140,19 @@ class EmbeddedJobStore:
         return None if row is None else TenantAiConfig.model_validate_json(row["doc"],
                                                                             context=STORED)
 
-    async def put_config(self, tenant: str, config: TenantAiConfig) -> None:
-        doc = json.dumps(config_doc(config))
-        await self.db.transaction(lambda c: c.execute(
-            "INSERT INTO ai_config (tenant, doc) VALUES (?, ?)"
-            " ON CONFLICT (tenant) DO UPDATE SET doc = excluded.doc", (tenant, doc)))
+    async def put_config(self, tenant: str, config: TenantAiConfig, *,
+                         keep_api_key: bool = False) -> None:
+        doc = config_doc(config)
+
+        def write(c: sqlite3.Connection) -> None:
+            if keep_api_key:
+                row = c.execute("SELECT doc FROM ai_config WHERE tenant = ?", (tenant,)).fetchone()
+                doc["api_key"] = None if row is None else json.loads(row["doc"]).get("api_key")
+            c.execute("INSERT INTO ai_config (tenant, doc) VALUES (?, ?)"
+                      " ON CONFLICT (tenant) DO UPDATE SET doc = excluded.doc",
+                      (tenant, json.dumps(doc)))
+
+        await self.db.transaction(write)
 
 
 def _safe(part: str) -> str:

@@ -156,9 +156,14 @@ class MongoJobStore:
         return TenantAiConfig.model_validate({k: v for k, v in doc.items() if k != "_id"},
                                              context=STORED)
 
-    async def put_config(self, tenant: str, config: TenantAiConfig) -> None:
-        await self.config.replace_one({"_id": tenant}, {"_id": tenant, **config_doc(config)},
-                                      upsert=True)
+    async def put_config(self, tenant: str, config: TenantAiConfig, *,
+                         keep_api_key: bool = False) -> None:
+        doc = config_doc(config)
+        if keep_api_key:
+            del doc["api_key"]
+            await self.config.update_one({"_id": tenant}, {"$set": doc}, upsert=True)
+        else:
+            await self.config.replace_one({"_id": tenant}, {"_id": tenant, **doc}, upsert=True)
 
 
 class GridFsMediaStore:

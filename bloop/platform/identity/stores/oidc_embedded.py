@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from bloop.platform.identity.oidc import OidcProvider
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -18,11 +20,22 @@ class EmbeddedOidcProviders:
     async def setup(self) -> None:
         await self.db.run(lambda c: c.executescript(SCHEMA))
 
-    async def put_provider(self, provider: OidcProvider) -> None:
-        await self.db.transaction(lambda c: c.execute(
-            "INSERT INTO oidc_providers (tenant, name, doc) VALUES (?, ?, ?) "
-            "ON CONFLICT (tenant, name) DO UPDATE SET doc = excluded.doc",
-            (provider.tenant, provider.name, provider.model_dump_json())))
+    async def put_provider(self, provider: OidcProvider, *, keep_secret: bool = False) -> bool:
+        def write(c: sqlite3.Connection) -> bool:
+            written = provider
+            if keep_secret:
+                row = c.execute("SELECT doc FROM oidc_providers WHERE tenant = ? AND name = ?",
+                                (provider.tenant, provider.name)).fetchone()
+                if row is None:
+                    return False
+                stored = OidcProvider.model_validate_json(row["doc"])
+                written = provider.model_copy(update={"client_secret": stored.client_secret})
+            c.execute("INSERT INTO oidc_providers (tenant, name, doc) VALUES (?, ?, ?) "
+                      "ON CONFLICT (tenant, name) DO UPDATE SET doc = excluded.doc",
+                      (written.tenant, written.name, written.model_dump_json()))
+            return True
+
+        return await self.db.transaction(write)
 
     async def get_provider(self, tenant: str, name: str) -> OidcProvider | None:
         row = await self.db.run(lambda c: c.execute(

@@ -29,9 +29,15 @@ class MongoOidcProviders:
         await self.providers.create_index([("tenant", ASCENDING), ("name", ASCENDING)],
                                           name="tenant_name")
 
-    async def put_provider(self, provider: OidcProvider) -> None:
-        await self.providers.replace_one({"_id": _key(provider.tenant, provider.name)},
-                                         provider.model_dump(mode="json"), upsert=True)
+    async def put_provider(self, provider: OidcProvider, *, keep_secret: bool = False) -> bool:
+        key = _key(provider.tenant, provider.name)
+        if not keep_secret:
+            await self.providers.replace_one({"_id": key}, provider.model_dump(mode="json"),
+                                             upsert=True)
+            return True
+        fields = provider.model_dump(mode="json", exclude={"client_secret"})
+        result = await self.providers.update_one({"_id": key}, {"$set": fields})
+        return result.matched_count == 1
 
     async def get_provider(self, tenant: str, name: str) -> OidcProvider | None:
         doc = await self.providers.find_one({"_id": _key(tenant, name), "tenant": tenant})
