@@ -97,11 +97,13 @@ class ReviewCard:
     back: str
     due: datetime
     reps: int
+    version: int = strawberry.field(description="the schedule's version, to send with the "
+                                                "review so that a double tap counts once")
 
     @classmethod
     def of(cls, card: model.CardView) -> ReviewCard:
         return cls(card_id=card.card_id, concept=card.concept, front=card.front, back=card.back,
-                   due=card.due, reps=card.reps)
+                   due=card.due, reps=card.reps, version=card.version)
 
 
 @strawberry.type

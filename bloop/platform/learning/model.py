@@ -385,6 +385,7 @@ class CardView(_Frozen):
     back: str
     due: datetime
     reps: int
+    version: int = Field(description="the schedule's version: one more at each review")
 
 
 class NewReview(_Frozen):
@@ -393,6 +394,10 @@ class NewReview(_Frozen):
     rating: int = Field(description="1 again, 2 hard, 3 good, 4 easy",
                         json_schema_extra={"minimum": 1, "maximum": 4})
     duration_ms: Annotated[int, Field(ge=0, le=3_600_000)] | None = None
+    version: Annotated[int, Field(ge=0)] | None = Field(default=None, description=(
+        "the schedule's version the card was shown at (from the due list): a card reviewed "
+        "since is refused with 409 already_reviewed, so a double tap counts once; without it "
+        "the rating always applies"))
 
 
 class ReviewLog(_Frozen):
@@ -412,6 +417,7 @@ class ReviewResult(_Frozen):
     was_due: bool
     next_due: datetime
     interval_days: float
+    version: int = Field(description="the schedule's version after this review")
 
 
 class SchedulerParams(_Frozen):

@@ -60,7 +60,8 @@ def review(state: CardState, rating: int, at: datetime, parameters: Sequence[flo
                     duration_ms=duration_ms)
     result = ReviewResult(card_id=state.card_id, rating=rating, was_due=state.due <= at,
                           next_due=reviewed.due,
-                          interval_days=round((reviewed.due - at).total_seconds() / 86_400, 4))
+                          interval_days=round((reviewed.due - at).total_seconds() / 86_400, 4),
+                          version=after.version)
     return after, log, result
 
 

@@ -641,6 +641,11 @@ class LearningService:
             states = await self.repo.card_states(tenant, learner, [given.card_id])
             if not states:
                 raise NotFound(f"the card {given.card_id!r} is not in your deck")
+            if given.version is not None and states[0].version != given.version:
+                raise Conflict(f"the card was reviewed since version {given.version}; it is at "
+                               f"{states[0].version}", code="already_reviewed",
+                               extra={"current_version": states[0].version,
+                                      "next_due": states[0].due.isoformat()})
             try:
                 after, log, result = fsrs_review.review(states[0], given.rating, at, params,
                                                    given.duration_ms)
@@ -697,5 +702,5 @@ class LearningService:
 
 def _view(card: Card, state: CardState) -> CardView:
     return CardView(card_id=card.id, concept=card.concept, front=card.front, back=card.back,
-                    due=state.due, reps=state.reps)
+                    due=state.due, reps=state.reps, version=state.version)
 

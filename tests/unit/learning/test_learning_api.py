@@ -357,6 +357,7 @@ async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
                           headers=pupil)
     assert r.status_code == 200
     assert not r.json()["was_due"]
+    assert r.json()["version"] == 2
     assert (await client.post(f"{BASE}/me/reviews", json={"card_id": "ghost", "rating": 3},
                               headers=pupil)).status_code == 404
     r = await client.post(f"{BASE}/me/reviews/optimise", headers=pupil)
@@ -422,6 +423,32 @@ async def test_a_completion_retried_after_a_failure_still_fills_the_deck(
     assert (await client.post(url, json={"status": "completed"}, headers=pupil)).status_code == 200
     [due] = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
     assert due["card_id"] == r.json()["id"]
+
+
+async def test_a_double_tap_on_a_review_counts_once(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Two reviews naming the version the card was shown at, sent at once: one applies, the
+    other is told the card was reviewed since; the schedule moved once."""
+    app, client = running
+    await python_course(app, client)
+    await client.post(f"{BASE}/concepts/variables/cards",
+                      json={"front": "What is a name?", "back": "A reference to a value."})
+    pupil = await learner(app, client)
+    await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
+                      headers=pupil)
+    [shown] = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
+    assert shown["version"] == 0
+    tap = {"card_id": shown["card_id"], "rating": 3, "version": shown["version"]}
+    answers = await asyncio.gather(*(client.post(f"{BASE}/me/reviews", json=tap, headers=pupil)
+                                     for _ in range(2)))
+    assert sorted(r.status_code for r in answers) == [200, 409]
+    refused = next(r for r in answers if r.status_code == 409).json()
+    assert (refused["code"], refused["current_version"]) == ("already_reviewed", 1)
+    export = (await client.get("/v1/tenants/acme/me/export", headers=pupil)).json()
+    assert len(export["services"]["learning"]["review_logs"]) == 1
+    # A later review naming the version it was shown at applies.
+    r = await client.post(f"{BASE}/me/reviews", json=tap | {"version": 1}, headers=pupil)
+    assert (r.status_code, r.json()["version"]) == (200, 2)
 
 
 async def test_goals_and_events_are_kept_inside_their_tenant(running: tuple[
