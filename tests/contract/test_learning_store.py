@@ -36,6 +36,7 @@ from bloop.platform.learning.model import (
     NewCard,
     NewConcept,
     Placement,
+    PlacementAnswer,
     Progress,
     ProgressUpdate,
 )
@@ -359,6 +360,28 @@ async def test_leaving_a_goal_removes_it_and_its_path_with_its_event(case: Case)
                                                           enrolled_at=T0), [])
 
 
+async def test_a_path_snapshot_is_written_over_the_one_read_while_enrolled(case: Case) -> None:
+    """Two refreshes at once announce a change once; a refresh that read the enrolment before
+    the learner left keeps no path for the goal."""
+    assert not await case.store.save_path_snapshot(case.tenant, "u1", "course:py", ["l1"], [])
+    await case.store.enrol(case.tenant, Enrolment(learner="u1", course_id="py", enrolled_at=T0),
+                           [])
+    assert await case.store.save_path_snapshot(case.tenant, "u1", "course:py", ["l1"], [])
+    assert not await case.store.save_path_snapshot(case.tenant, "u1", "course:py", ["l2"], [])
+    assert not await case.store.save_path_snapshot(case.tenant, "u1", "course:py", ["l2"], [],
+                                                   previous=["l0"])
+    assert await case.store.save_path_snapshot(case.tenant, "u1", "course:py", ["l2"], [],
+                                               previous=["l1"])
+    assert await case.store.path_snapshot(case.tenant, "u1", "course:py") == ["l2"]
+    left = type_of(Unenrolled).envelope(Unenrolled(learner_id="u1", course_id="py",
+                                                   goal_concept=None, unenrolled_at=T0),
+                                        tenant=case.tenant, subject="u1")
+    assert await case.store.unenrol(case.tenant, "u1", "course:py", [left])
+    assert not await case.store.save_path_snapshot(case.tenant, "u1", "course:py", ["l3"], [],
+                                                   previous=["l2"])
+    assert await case.store.path_snapshot(case.tenant, "u1", "course:py") is None
+
+
 async def test_mastery_writes_are_version_guarded(case: Case) -> None:
     m = Mastery(concept="loops", p_known=0.3, mastered=False, observations=[("2025", 1)],
                 attempt_ids=["a1"], version=1, updated_at=T0)
@@ -398,6 +421,26 @@ async def test_progress_writes_are_version_guarded(case: Case) -> None:
         ProgressUpdate(status="completed"), T0), [])
     [stored] = await case.store.get_progress(case.tenant, "u1")
     assert (stored.status, stored.seconds, stored.version) == ("completed", 40, 3)
+
+
+async def test_placement_answers_are_stored_one_at_a_time(case: Case) -> None:
+    """Two answers to one question at once: the second is refused, not written over the
+    first."""
+    started = Placement(id="p1", learner="u1", goal="concept:loops", order=["a", "b"],
+                        prerequisites={"a": [], "b": ["a"]}, question="a", max_questions=2,
+                        created_at=T0)
+    await case.store.save_placement(case.tenant, started)
+    with pytest.raises(StaleVersion):
+        await case.store.save_placement(case.tenant, started)
+    knows = started.model_copy(update={"answers": [PlacementAnswer(concept="a", correct=True)],
+                                       "known": ["a"], "question": "b"})
+    not_known = started.model_copy(update={
+        "answers": [PlacementAnswer(concept="a", correct=False)], "unknown": ["a", "b"],
+        "question": None, "done": True})
+    await case.store.save_placement(case.tenant, knows)
+    with pytest.raises(StaleVersion):
+        await case.store.save_placement(case.tenant, not_known)
+    assert await case.store.get_placement(case.tenant, "u1", "p1") == knows
 
 
 async def test_cards_schedules_and_review_logs(case: Case) -> None:

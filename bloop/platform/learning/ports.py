@@ -193,9 +193,16 @@ class LearningRepository(Protocol):
         """The lesson ids of the learner's path to `goal` when it was last announced."""
 
     async def save_path_snapshot(self, tenant: str, learner: str, goal: str,
-                                 lesson_ids: Sequence[str], events: Sequence[Envelope]) -> None: ...
+                                 lesson_ids: Sequence[str], events: Sequence[Envelope], *,
+                                 previous: Sequence[str] | None = None) -> bool:
+        """Stores the lesson ids of the path to `goal` just announced, with `events`, if the
+        learner is still enrolled in `goal` and the stored ids are still `previous` (None:
+        none stored); else False, and nothing written."""
 
-    async def save_placement(self, tenant: str, placement: Placement) -> None: ...
+    async def save_placement(self, tenant: str, placement: Placement) -> None:
+        """Stores the placement: one without answers if none is stored under its id, one with
+        answers over the one stored with an answer fewer; else `StaleVersion` (two answers to
+        one question at once: the second is refused)."""
 
     async def get_placement(self, tenant: str, learner: str,
                             placement_id: str) -> Placement | None: ...

@@ -435,20 +435,29 @@ class LearningService:
             except NotFound:
                 continue
             out.append(path)
-            lesson_ids = [s.lesson_id for s in path.steps]
-            before = await self.repo.path_snapshot(tenant, learner, e.goal)
-            if before == lesson_ids:
-                continue
-            at = now()
-            event = type_of(PathChanged).envelope(PathChanged(
-                learner_id=learner, goal=e.goal, lesson_ids=lesson_ids,
-                previous_lesson_ids=before or [], changed_at=at), tenant=tenant,
-                subject=learner, time=at)
-            await self.repo.save_path_snapshot(tenant, learner, e.goal, lesson_ids, [event])
-            announced = True
+            announced = await self._announce(tenant, learner, e.goal, path) or announced
         if announced:
             self._on_write()
         return out
+
+    async def _announce(self, tenant: str, learner: str, goal: str, path: LearningPath) -> bool:
+        """Announces the path when it differs from the one last announced. Refreshes at once
+        announce a change once: the snapshot is written only over the one read, and a refresh
+        that lost compares again with what the other stored. A goal left meanwhile keeps none."""
+        lesson_ids = [s.lesson_id for s in path.steps]
+        for _ in range(RETRIES):
+            before = await self.repo.path_snapshot(tenant, learner, goal)
+            if before == lesson_ids:
+                return False
+            at = now()
+            event = type_of(PathChanged).envelope(PathChanged(
+                learner_id=learner, goal=goal, lesson_ids=lesson_ids,
+                previous_lesson_ids=before or [], changed_at=at), tenant=tenant,
+                subject=learner, time=at)
+            if await self.repo.save_path_snapshot(tenant, learner, goal, lesson_ids, [event],
+                                                  previous=before):
+                return True
+        return False
 
     async def next_item(self, tenant: str, learner: str, at: datetime | None = None) -> NextItem:
         """A review that is due comes first (reviews are short and lose value when late);
@@ -482,12 +491,20 @@ class LearningService:
         current = await self.repo.get_placement(tenant, learner, placement_id)
         if current is None:
             raise NotFound(f"no placement {placement_id!r} of yours")
+        if current.done:  # what it found reaches mastery though the request finishing it failed
+            await self._place(tenant, learner, current.known)
         try:
             after = placement.answer(current, given)
         except placement.WrongQuestion as exc:
             raise Conflict(str(exc), code="wrong_question",
                            extra={"question": current.question}) from None
-        await self.repo.save_placement(tenant, after)
+        try:
+            await self.repo.save_placement(tenant, after)
+        except StaleVersion:
+            now_at = await self.repo.get_placement(tenant, learner, placement_id)
+            raise Conflict("the question was answered at the same moment elsewhere",
+                           code="wrong_question",
+                           extra={"question": now_at.question if now_at else None}) from None
         if after.done:
             await self._place(tenant, learner, after.known)
         return await self._placement_view(tenant, after)
@@ -510,11 +527,15 @@ class LearningService:
                     attempt_ids=before.attempt_ids if before else [],
                     version=(before.version if before else 0) + 1, updated_at=at))
                 events.append(self._mastered_event(tenant, learner, c, MASTERED, "placement", at))
+            if not changes:
+                return
             try:
                 await self.repo.save_mastery(tenant, learner, changes, events)
                 break
             except StaleVersion:
                 continue
+        else:
+            raise Conflict("the learner's mastery kept changing; try again", code="busy")
         self._on_write()
         await self.refresh_paths(tenant, learner)
 

@@ -308,6 +308,53 @@ async def test_placement_skips_what_the_learner_knows(running: tuple[
                               json={"concept": "step-0", "correct": True})).status_code == 404
 
 
+async def test_one_placement_question_answered_twice_at_once_counts_once(running: tuple[
+        FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A double click (or "know" then "don't know") on one question: one answer stands, the
+    other is told the question moved on. A finished placement whose mastery write failed
+    records it when answered again."""
+    app, client = running
+    chain = [f"step-{i}" for i in range(4)]
+    await deliver(app, *[lesson_event(f"l{i}", [c], minutes=5, position=i)
+                         for i, c in enumerate(chain)], course_event([f"l{i}" for i in range(4)]))
+    for lower, upper in itertools.pairwise(chain):
+        await client.post(f"{BASE}/edges", json={"concept": upper, "requires": lower})
+    pupil = await learner(app, client)
+    view = (await client.post(f"{BASE}/me/placements", json={"goal_concept": "step-3"},
+                              headers=pupil)).json()
+    url = f"{BASE}/me/placements/{view['id']}/answers"
+    answers = await asyncio.gather(*(
+        client.post(url, json={"concept": view["question"], "correct": correct}, headers=pupil)
+        for correct in (True, False)))
+    assert sorted(r.status_code for r in answers) == [200, 409]
+    [kept] = [r.json() for r in answers if r.status_code == 200]
+    refused = next(r.json() for r in answers if r.status_code == 409)
+    assert (refused["code"], refused["question"]) == ("wrong_question", kept["question"])
+
+    repo = service(app).repo
+    saving = repo.save_mastery
+
+    async def down(*args: object) -> None:
+        raise StoreUnavailable("neo4j", "gone for a moment")
+
+    monkeypatch.setattr(repo, "save_mastery", down)
+    view = kept
+    while not view["done"]:
+        r = await client.post(url, json={"concept": view["question"], "correct": True},
+                              headers=pupil)
+        if r.status_code == 503:
+            break
+        view = r.json()
+    assert r.status_code == 503
+    monkeypatch.setattr(repo, "save_mastery", saving)
+    assert (await client.get(f"{BASE}/me/mastery", headers=pupil)).json()["items"] == []
+    again = await client.post(url, json={"concept": "step-0", "correct": True}, headers=pupil)
+    assert again.status_code == 409
+    mastered = (await client.get(f"{BASE}/me/mastery", headers=pupil)).json()["items"]
+    assert mastered
+    assert all(m["mastered"] for m in mastered)
+
+
 async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     app, client = running
@@ -449,6 +496,34 @@ async def test_a_double_tap_on_a_review_counts_once(running: tuple[
     # A later review naming the version it was shown at applies.
     r = await client.post(f"{BASE}/me/reviews", json=tap | {"version": 1}, headers=pupil)
     assert (r.status_code, r.json()["version"]) == (200, 2)
+
+
+async def test_paths_refreshed_at_once_announce_a_change_once(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"}, headers=pupil)
+    bus = app.state.platform.bus
+
+    async def announced() -> int:
+        values = [p.message.value for p in await service(app).repo.outbox.pending(500)]
+        values += [m.value for m in await bus.read("learning.events")]
+        return [json.loads(v)["type"] for v in values].count("bloop.learning.path.changed.v1")
+
+    repo = service(app).repo
+    uid = await me(client, pupil)
+    shown = await repo.path_snapshot("acme", uid, "course:py")
+    assert shown is not None
+    # What was last announced differs from the path now (as after an edit not yet announced):
+    # each refresh below finds the change; one announces it.
+    assert await repo.save_path_snapshot("acme", uid, "course:py", ["gone"], [], previous=shown)
+    before = await announced()
+    answers = await asyncio.gather(*(client.get(f"{BASE}/me/paths", headers=pupil)
+                                     for _ in range(4)))
+    assert {r.status_code for r in answers} == {200}
+    assert await announced() == before + 1
+    assert await repo.path_snapshot("acme", uid, "course:py") == shown
 
 
 async def test_goals_and_events_are_kept_inside_their_tenant(running: tuple[

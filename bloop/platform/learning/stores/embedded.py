@@ -624,20 +624,44 @@ class EmbeddedLearningStore:
         return None if row is None else list(json.loads(row[0]))
 
     async def save_path_snapshot(self, tenant: str, learner: str, goal: str,
-                                 lesson_ids: Sequence[str], events: Sequence[Envelope]) -> None:
-        def write(c: Conn) -> None:
+                                 lesson_ids: Sequence[str], events: Sequence[Envelope], *,
+                                 previous: Sequence[str] | None = None) -> bool:
+        key = (tenant, learner, goal)
+
+        def write(c: Conn) -> bool:
+            if c.execute("SELECT 1 FROM enrolments WHERE tenant = ? AND learner = ? AND goal = ?",
+                         key).fetchone() is None:
+                return False
+            row = c.execute("SELECT lessons FROM path_snapshots WHERE tenant = ? AND learner = ?"
+                            " AND goal = ?", key).fetchone()
+            if (None if row is None else json.loads(row["lessons"])) != (
+                    None if previous is None else list(previous)):
+                return False
             c.execute("INSERT INTO path_snapshots (tenant, learner, goal, lessons) VALUES (?, ?, ?, ?)"
                       " ON CONFLICT (tenant, learner, goal) DO UPDATE SET lessons = excluded.lessons",
-                      (tenant, learner, goal, json.dumps(list(lesson_ids))))
+                      (*key, json.dumps(list(lesson_ids))))
             self._outbox.add(c, *events)
+            return True
 
-        await self.db.transaction(write)
+        return await self.db.transaction(write)
 
     async def save_placement(self, tenant: str, placement: Placement) -> None:
-        await self.db.transaction(lambda c: c.execute(
-            "INSERT INTO placements (tenant, learner, id, doc) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (tenant, learner, id) DO UPDATE SET doc = excluded.doc",
-            (tenant, placement.learner, placement.id, placement.model_dump_json())))
+        answered = len(placement.answers)
+
+        def write(c: Conn) -> None:
+            key = (tenant, placement.learner, placement.id)
+            if answered == 0:
+                cur = c.execute("INSERT OR IGNORE INTO placements (tenant, learner, id, doc)"
+                                " VALUES (?, ?, ?, ?)", (*key, placement.model_dump_json()))
+            else:
+                cur = c.execute(
+                    "UPDATE placements SET doc = ? WHERE tenant = ? AND learner = ? AND id = ?"
+                    " AND json_array_length(doc, '$.answers') = ?",
+                    (placement.model_dump_json(), *key, answered - 1))
+            if cur.rowcount != 1:
+                raise StaleVersion(placement.id)
+
+        await self.db.transaction(write)
 
     async def get_placement(self, tenant: str, learner: str, placement_id: str) -> Placement | None:
         row = await self.db.run(lambda c: c.execute(

@@ -713,21 +713,52 @@ class Neo4jLearningStore:
         return list(rows[0]["lessons"]) if rows else None
 
     async def save_path_snapshot(self, tenant: str, learner: str, goal: str,
-                                 lesson_ids: Sequence[str], events: Sequence[Envelope]) -> None:
+                                 lesson_ids: Sequence[str], events: Sequence[Envelope], *,
+                                 previous: Sequence[str] | None = None) -> bool:
         async def work(tx: Tx) -> None:
+            # The snapshot's lock first, then the ids read under it; a refused write rolls back
+            # the node it made.
+            found = await (await tx.run(
+                "MATCH (:Enrolment {tenant: $tenant, learner: $learner, goal: $goal})"
+                " MERGE (s:PathSnapshot {tenant: $tenant, learner: $learner, goal: $goal})"
+                " ON CREATE SET s.made = true SET s.locked = timestamp()"
+                " RETURN CASE WHEN s.made THEN null ELSE s.lessons END AS stored",
+                tenant=tenant, learner=learner, goal=goal)).single()
+            if found is None or found["stored"] != (None if previous is None else list(previous)):
+                raise StaleVersion(goal)
             await (await tx.run(
-                "MERGE (s:PathSnapshot {tenant: $tenant, learner: $learner, goal: $goal})"
-                " SET s.lessons = $lessons", tenant=tenant, learner=learner, goal=goal,
-                lessons=list(lesson_ids))).consume()
+                "MATCH (s:PathSnapshot {tenant: $tenant, learner: $learner, goal: $goal})"
+                " SET s.lessons = $lessons REMOVE s.made", tenant=tenant, learner=learner,
+                goal=goal, lessons=list(lesson_ids))).consume()
             await self._outbox.add(tx, *events)
 
-        await self._write(work)
+        try:
+            await self._write(work)
+        except StaleVersion:
+            return False
+        return True
 
     async def save_placement(self, tenant: str, placement: Placement) -> None:
-        await self._execute(
-            "MERGE (p:Placement {tenant: $tenant, learner: $learner, id: $id}) SET p.doc = $doc",
-            tenant=tenant, learner=placement.learner, id=placement.id,
-            doc=placement.model_dump_json())
+        answered = len(placement.answers)
+
+        async def work(tx: Tx) -> None:
+            # The lock first, then the count read under it; one stored before counts were kept
+            # takes any write, as it did.
+            found = await (await tx.run(
+                "MERGE (p:Placement {tenant: $tenant, learner: $learner, id: $id})"
+                " ON CREATE SET p.answered = -1 SET p.locked = timestamp()"
+                " RETURN coalesce(p.answered, $answered - 1) AS n",
+                tenant=tenant, learner=placement.learner, id=placement.id,
+                answered=answered)).single()
+            if found is None or found["n"] != answered - 1:
+                raise StaleVersion(placement.id)
+            await (await tx.run(
+                "MATCH (p:Placement {tenant: $tenant, learner: $learner, id: $id})"
+                " SET p.doc = $doc, p.answered = $answered",
+                tenant=tenant, learner=placement.learner, id=placement.id,
+                doc=placement.model_dump_json(), answered=answered)).consume()
+
+        await self._write(work)
 
     async def get_placement(self, tenant: str, learner: str, placement_id: str) -> Placement | None:
         rows = await self._query(
