@@ -4,6 +4,7 @@ own, dropped afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -633,3 +634,18 @@ async def test_the_lessons_a_stopped_course_deletion_left_are_deleted_later(
     assert sorted(e["subject"] for e in events) == sorted([one.id, two.id])
     await store.add_course(course())
     assert await store.list_lessons("acme", "py") == []
+
+
+@pytest.mark.real
+async def test_two_reorders_at_once_leave_one_of_them_whole(
+        mongo_store: MongoContentStore) -> None:
+    """MongoDB moves the lessons one by one: of two reorders at once, the later stands whole
+    (before, their moves mixed into an order neither asked for)."""
+    store = mongo_store
+    await store.add_course(course())
+    ids = [(await store.add_lesson(lesson(course(), f"L{n}"))).id for n in range(6)]
+    forward, backward = ids, ids[::-1]
+    for _ in range(10):
+        await asyncio.gather(store.reorder_lessons("acme", "py", forward, now()),
+                             store.reorder_lessons("acme", "py", backward, now()))
+        assert [x.id for x in await store.list_lessons("acme", "py")] in (forward, backward)

@@ -235,7 +235,9 @@ class MongoContentStore:
     async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str],
                               at: datetime) -> None:
         # The course's counter hands out a fresh run of places, then each lesson takes its own:
-        # a process stopped midway leaves some lessons moved, never two in one place.
+        # a process stopped midway leaves some lessons moved, never two in one place. A lesson
+        # already in a later run (a reorder that began after this one) keeps it, so of two
+        # reorders at once the later one stands whole, never a mix of the two.
         live = [x.id for x in await self.list_lessons(tenant, course_id)]
         if sorted(live) != sorted(order):
             if await self.get_course(tenant, course_id) is None:
@@ -253,7 +255,7 @@ class MongoContentStore:
         for n, lesson_id in enumerate(order):
             lesson_key = _key(tenant, lesson_id)
             async with self.guard.hold(self.lessons, lesson_key):
-                await self.lessons.update_one({"_id": lesson_key}, {
+                await self.lessons.update_one({"_id": lesson_key, "position": {"$lt": first}}, {
                     "$set": {"position": first + n, "updated_at": when}, "$inc": {"version": 1}})
 
     async def set_course_status(self, course: Course, expected: Course,
