@@ -11,6 +11,7 @@ passes, which bounds how long a fill racing with a publication can serve the old
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,7 +59,7 @@ from bloop.platform.content.ports import (
 )
 from bloop.platform.kit.auth import Forbidden, Principal
 from bloop.platform.kit.cache import Cache, MemoryCache
-from bloop.platform.kit.errors import Conflict, Invalid, NotFound, Problem
+from bloop.platform.kit.errors import Conflict, Invalid, NotFound, Problem, is_store_down
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice, cursor, every
@@ -100,6 +101,9 @@ class Rendered:
     @classmethod
     def of(cls, body: bytes) -> Rendered:
         return cls(body=body, etag=etag_of(body))
+
+
+log = logging.getLogger("bloop.content")
 
 
 def cache_key(tenant: str, lesson_id: str) -> str:
@@ -505,7 +509,7 @@ class ContentService:
             raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
         self._on_write()
         before = course.publication.lessons if course.publication else []
-        await self.forget(tenant, [x.id for x in lessons] + [r.id for r in before])
+        await self._forget_after_write(tenant, [x.id for x in lessons] + [r.id for r in before])
         return published
 
     async def rollback(self, tenant: str, course_id: str, version: int, *,
@@ -591,6 +595,18 @@ class ContentService:
         if keys:
             await self.cache.delete(*keys)
 
+    async def _forget_after_write(self, tenant: str, lesson_ids: Sequence[str]) -> None:
+        """`forget`, for a write that is done: with the cache down it is left to the consumer
+        of the write's event (which retries), so the write is not answered 503 and retried
+        into a second one."""
+        try:
+            await self.forget(tenant, lesson_ids)
+        except Exception as exc:
+            if not is_store_down(exc):
+                raise
+            log.warning("the cache is down: the consumer of content.events forgets these "
+                        "lessons", extra={"tenant": tenant, "lessons": len(lesson_ids)})
+
     async def edit_lesson(self, tenant: str, lesson_id: str, edit: LessonEdit, *,
                           by: Principal | None = None) -> Lesson:
         """Applies `edit` if the lesson is still at `edit.version` (409 otherwise). Learners
@@ -666,7 +682,7 @@ class ContentService:
         except Missing:
             raise NotFound(f"no lesson {lesson.id!r} in tenant {lesson.tenant!r}") from None
         self._on_write()
-        await self.forget(lesson.tenant, [lesson.id])
+        await self._forget_after_write(lesson.tenant, [lesson.id])
 
 
 def _published(course_id: str) -> Conflict:

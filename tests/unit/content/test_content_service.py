@@ -18,7 +18,7 @@ from bloop.platform.content.model import (
 )
 from bloop.platform.content.service import ContentService
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
-from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.errors import Conflict, NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -106,6 +106,25 @@ async def test_publishing_announces_the_course_and_each_lesson(service: ContentS
     again = await service.publish("acme", "py")
     assert again.version == 2
     assert len(await events(service)) == 6
+
+
+async def test_a_publication_with_the_cache_down_is_answered_done(
+        service: ContentService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache cannot be told at once: the publication still answers (before, 503 after it
+    was stored, and the client's retry published a second version). Its event's consumer
+    forgets the cached lessons once the cache is back."""
+    await course_with_lessons(service)
+
+    async def down(*keys: str) -> int:
+        raise StoreUnavailable("redis", "gone for a moment")
+
+    monkeypatch.setattr(service.cache, "delete", down)
+    published = await service.publish("acme", "py")
+    assert published.version == 1
+    assert [e["type"] for e in await events(service)].count(
+        "bloop.content.course.published.v1") == 1
+    with pytest.raises(StoreUnavailable):  # the consumer's forget raises, so it is retried
+        await service.forget("acme", ["x"])
 
 
 async def test_an_empty_course_cannot_be_published(service: ContentService) -> None:
