@@ -23,6 +23,7 @@ from bloop.platform.content.media.stores.files import FileMediaStore
 from bloop.platform.content.media.stores.gridfs import GridFsMediaStore
 from bloop.platform.content.model import now
 from bloop.platform.kit import stores
+from bloop.platform.kit.errors import NotFound
 from bloop.platform.kit.pagination import BadCursor, cursor
 from bloop.platform.kit.settings import MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
@@ -151,6 +152,24 @@ async def test_delete_removes_record_and_bytes(store: MediaStore, tmp_path: Path
         assert await store.chunks.count_documents({}) == 0
 
 
+async def test_a_claimed_file_stays_when_its_first_upload_takes_it_back(
+        store: MediaStore, tmp_path: Path) -> None:
+    """An upload deduplicated onto a file claims it; the undo of the upload that stored it
+    (deleting unless claimed) then leaves it, and a plain delete still removes it."""
+    info, path = sample(tmp_path, b"z" * 4000)
+    await store.put(info, path)
+    other, other_path = sample(tmp_path, b"w" * 4000)
+    await store.put(other, other_path)
+    assert await store.delete("acme", other.id, unless_claimed=True)  # unclaimed: it goes
+    assert await store.claim("acme", info.id)
+    assert not await store.claim("beta", info.id)
+    assert not await store.delete("acme", info.id, unless_claimed=True)
+    assert await store.get("acme", info.id) == info
+    assert await read_all(store, info) == b"z" * 4000
+    assert await store.delete("acme", info.id)
+    assert not await store.claim("acme", info.id)  # gone: the deduplicating upload stores anew
+
+
 async def test_a_failed_put_leaves_nothing(store: MediaStore, tmp_path: Path) -> None:
     info, path = sample(tmp_path, b"y" * 3000)
     path.unlink()
@@ -201,3 +220,22 @@ async def test_uploads_side_by_side_never_leave_the_tenant_over_quota(store: Med
     stored = await media.upload("acme", body(files[0]), filename="again.mp4")
     assert stored.created
     assert await store.usage("acme") == len(files[0])
+
+
+async def test_an_upload_deduplicated_onto_a_file_keeps_it_from_the_first_ones_undo(
+        store: MediaStore, tmp_path: Path) -> None:
+    async def nothing_published(tenant: str) -> set[str]:
+        return set()
+
+    async def body(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    media = MediaService(store, MediaSettings(), tmp_path / "spool", nothing_published)
+    await media.setup()
+    data = media_samples.mp4(20_000)
+    first = await media.upload("acme", body(data), filename="first.mp4")
+    second = await media.upload("acme", body(data), filename="second.mp4")
+    assert (first.created, second.created, second.info.id) == (True, False, first.info.id)
+    with pytest.raises(NotFound):  # the first import failed and takes back what it stored
+        await media.delete("acme", first.info.id, unless_claimed=True)
+    assert await store.get("acme", first.info.id) == first.info

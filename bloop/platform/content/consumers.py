@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
@@ -35,7 +36,7 @@ from bloop.platform.content.model import AudioBlock, VideoBlock
 from bloop.platform.content.service import ContentService
 from bloop.platform.identity.events import TOPIC as USER_EVENTS
 from bloop.platform.identity.events import UserDeleted
-from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.errors import NotFound, Problem
 from bloop.platform.kit.events.bus.port import Subscription
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
@@ -88,7 +89,8 @@ def ai_media_subscription(service: ContentService, media: MediaService,
                     "tenant": tenant, "job": job.job_id, "output": out.name,
                     "kind": stored.info.kind})
                 if stored.created:
-                    await media.delete(tenant, stored.info.id)
+                    with contextlib.suppress(NotFound):  # claimed by another upload: it stays
+                        await media.delete(tenant, stored.info.id, unless_claimed=True)
                 continue
             blocks.append(ATTACHED_KINDS[out.kind](
                 media=stored.info.id, title=f"{out.kind.title()} made by AI ({job.kind})"))

@@ -42,5 +42,10 @@ class MediaStore(Protocol):
     def read(self, tenant: str, media_id: str, start: int, end: int) -> AsyncIterator[bytes]:
         """The bytes [start, end) of the media, in chunks; `MediaMissing` when there is none."""
 
-    async def delete(self, tenant: str, media_id: str) -> bool:
-        """Removes the media's record and bytes; False when there was none."""
+    async def claim(self, tenant: str, media_id: str) -> bool:
+        """Marks the media as used by an upload other than the one that stored it (an upload of
+        the same bytes, deduplicated onto it); False when it is gone or going."""
+
+    async def delete(self, tenant: str, media_id: str, *, unless_claimed: bool = False) -> bool:
+        """Removes the media's record and bytes; False when there was none, or, with
+        `unless_claimed`, when another upload has claimed it (it stays)."""

@@ -238,7 +238,10 @@ class MediaService:
                     filename: str | None, by: str | None) -> Stored:
         checksum = spool.sha256.hexdigest()
         existing = await self.store.find_by_checksum(tenant, checksum)
-        if existing is not None and existing.content_type == found.content_type:
+        # Claimed, so that the upload that stored it cannot take it back (a failed import's
+        # undo) from under this one.
+        if existing is not None and existing.content_type == found.content_type \
+                and await self.store.claim(tenant, existing.id):
             return Stored(existing, created=False)
         info = MediaInfo(id=new_media_id(), tenant=tenant,
                          filename=clean_filename(filename, found.kind + found.ext),
@@ -256,12 +259,13 @@ class MediaService:
         """The quota checked again once the file is stored, for uploads that ran side by side
         (each saw room for itself at the start): a file that left the tenant over quota is
         removed. Of two that only fit one at a time, the second to finish goes, or both when
-        they finish together; the tenant never stays over quota."""
+        they finish together; the tenant never stays over quota, unless an upload of the same
+        bytes has claimed the file meanwhile (it stays for that one)."""
         used = await self.store.usage(info.tenant)
         quota = self.settings.tenant_quota_bytes
         if used <= quota:
             return
-        await self.store.delete(info.tenant, info.id)
+        await self.store.delete(info.tenant, info.id, unless_claimed=True)
         raise self._quota_problem(
             MediaUsage(tenant=info.tenant, used_bytes=used - info.size, quota_bytes=quota),
             info.size)
@@ -367,7 +371,7 @@ class MediaService:
 
     # removal
 
-    async def delete(self, tenant: str, media_id: str) -> None:
-        if not await self.store.delete(tenant, media_id):
+    async def delete(self, tenant: str, media_id: str, *, unless_claimed: bool = False) -> None:
+        if not await self.store.delete(tenant, media_id, unless_claimed=unless_claimed):
             raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
 

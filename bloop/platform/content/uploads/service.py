@@ -304,8 +304,8 @@ class UploadService:
         for info in media:
             if info.id in shown:
                 continue
-            try:
-                await self.media.store.delete(tenant, info.id)
+            try:  # one another upload deduplicated onto meanwhile stays, for it
+                await self.media.store.delete(tenant, info.id, unless_claimed=True)
             except Exception:
                 log.exception("could not delete a media of a failed import",
                               extra={"tenant": tenant, "media": info.id})

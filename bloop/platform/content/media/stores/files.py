@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS media (
   created_at TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
 CREATE INDEX IF NOT EXISTS media_sha256 ON media (tenant, sha256);
 CREATE INDEX IF NOT EXISTS media_created ON media (tenant, created_at);
+CREATE TABLE IF NOT EXISTS media_claims (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (tenant, id));
 """
 CHUNK = 256 * 1024
 
@@ -116,10 +118,27 @@ class FileMediaStore:
         finally:
             await asyncio.to_thread(handle.close)
 
-    async def delete(self, tenant: str, media_id: str) -> bool:
-        deleted: int = await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM media WHERE tenant = ? AND id = ?", (tenant, media_id)).rowcount)
-        if deleted == 0:
+    async def claim(self, tenant: str, media_id: str) -> bool:
+        def write(c: sqlite3.Connection) -> bool:
+            if c.execute("SELECT 1 FROM media WHERE tenant = ? AND id = ?",
+                         (tenant, media_id)).fetchone() is None:
+                return False
+            c.execute("INSERT OR IGNORE INTO media_claims (tenant, id) VALUES (?, ?)",
+                      (tenant, media_id))
+            return True
+
+        return await self.db.transaction(write)
+
+    async def delete(self, tenant: str, media_id: str, *, unless_claimed: bool = False) -> bool:
+        def write(c: sqlite3.Connection) -> int:
+            if unless_claimed and c.execute("SELECT 1 FROM media_claims WHERE tenant = ? AND id = ?",
+                                            (tenant, media_id)).fetchone() is not None:
+                return 0
+            c.execute("DELETE FROM media_claims WHERE tenant = ? AND id = ?", (tenant, media_id))
+            return c.execute("DELETE FROM media WHERE tenant = ? AND id = ?",
+                             (tenant, media_id)).rowcount
+
+        if await self.db.transaction(write) == 0:
             return False
         path = self._path(tenant, media_id)
         await asyncio.to_thread(path.unlink, missing_ok=True)

@@ -121,8 +121,20 @@ class GridFsMediaStore:
         finally:
             await stream.close()
 
-    async def delete(self, tenant: str, media_id: str) -> bool:
-        if await self.get(tenant, media_id) is None:
+    async def claim(self, tenant: str, media_id: str) -> bool:
+        result = await self.files.update_one(
+            {"_id": _key(tenant, media_id), "metadata.tenant": tenant, "_deleting": {"$ne": True}},
+            {"$set": {"_claimed": True}})
+        return result.matched_count == 1
+
+    async def delete(self, tenant: str, media_id: str, *, unless_claimed: bool = False) -> bool:
+        # Marked first, under the condition, so that no claim lands between the check and the
+        # removal (a claim skips a file being deleted).
+        match: Doc = {"_id": _key(tenant, media_id), "metadata.tenant": tenant}
+        if unless_claimed:
+            match["_claimed"] = {"$ne": True}
+        marked = await self.files.update_one(match, {"$set": {"_deleting": True}})
+        if marked.matched_count == 0:
             return False
         try:
             await self.bucket.delete(_key(tenant, media_id))
