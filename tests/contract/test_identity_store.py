@@ -311,13 +311,14 @@ async def test_invitations_are_found_by_tenant_and_hash(store: IdentityRepositor
     await store.add_invitation(inv)
     assert await store.get_invitation("acme", "h1") == inv
     assert await store.get_invitation("beta", "h1") is None
-    await store.delete_invitation("beta", "h1")
+    assert not await store.delete_invitation("beta", "h1")
     assert await store.get_invitation("acme", "h1") == inv
     other = inv.model_copy(update={"token_hash": "h2", "email": "max@acme.dev"})
     await store.add_invitation(other)
     await store.add_invitation(inv.model_copy(update={"tenant": "beta", "token_hash": "h3"}))
     assert (await store.pending_invitations("acme", at)).items == [inv, other]
-    await store.delete_invitation("acme", "h1")
+    assert await store.delete_invitation("acme", "h1")
+    assert not await store.delete_invitation("acme", "h1")  # of two deletes, one
     assert await store.get_invitation("acme", "h1") is None
     assert (await store.pending_invitations("acme", at)).items == [other]
     assert (await store.pending_invitations("gamma", at)).items == []

@@ -79,7 +79,8 @@ class IdentityRepository(Protocol):
 
     async def get_invitation(self, tenant: str, token_hash: str) -> Invitation | None: ...
 
-    async def delete_invitation(self, tenant: str, token_hash: str) -> None: ...
+    async def delete_invitation(self, tenant: str, token_hash: str) -> bool:
+        """True when it was there (of two deletes at once, one)."""
 
     async def pending_invitations(self, tenant: str, at: datetime, *, after: str | None = None,
                                   limit: int = 100) -> Slice[Invitation]:

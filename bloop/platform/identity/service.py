@@ -3,6 +3,7 @@ driver."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -245,19 +246,28 @@ class IdentityService:
         await self.repo.delete_invitation(tenant_id, invitation.token_hash)
 
     async def accept_invitation(self, tenant_id: str, body: InvitationAcceptance) -> User:
+        """The invitation is spent before the account is made (of two acceptances at once, one
+        spends it) and put back when the account cannot be made, so neither a failure nor a
+        retry leaves an account beside an invitation still pending."""
         hashed = token_hash(body.token)
         invitation = await self.repo.get_invitation(tenant_id, hashed)
+        unusable = Problem("the invitation is unknown, used or expired; ask for a new one",
+                           status=404, code="invitation_invalid")
         if invitation is None or invitation.expires_at <= now():
-            raise Problem("the invitation is unknown, used or expired; ask for a new one",
-                          status=404, code="invitation_invalid")
+            raise unusable
         password = body.password.get_secret_value()
         passwords.check(password, email=invitation.email)
         user = User.register(tenant_id, NewUser(email=invitation.email,
                                                 display_name=body.display_name,
                                                 roles=invitation.roles))
-        created = await self._add_user(user, await self.hasher.hash(password))
-        await self.repo.delete_invitation(tenant_id, hashed)
-        return created
+        password_hash = await self.hasher.hash(password)
+        if not await self.repo.delete_invitation(tenant_id, hashed):
+            raise unusable
+        try:
+            return await self._add_user(user, password_hash)
+        except Exception:
+            await asyncio.shield(self.repo.add_invitation(invitation))
+            raise
 
 
 def _may_grant(by: Principal, roles: list[Role]) -> None:

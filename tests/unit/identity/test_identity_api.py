@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from bloop.platform.app import create_app
 from bloop.platform.identity.service import IdentityService
+from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 from tests.support import PASSWORD, api_client, login, member
@@ -197,6 +198,32 @@ async def test_invitations_carry_roles_and_are_spent_once(
     r = await client.post("/v1/tenants/acme/invitations", headers=admin,
                           json={"email": "tess@acme.dev"})
     assert r.status_code == 409
+
+
+async def test_an_invitation_accepted_twice_at_once_makes_one_account(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One acceptance spends it, the other is told it is used. An acceptance whose account
+    could not be stored leaves the invitation pending for the retry."""
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.post("/v1/tenants/acme/invitations", headers=admin,
+                          json={"email": "tess@acme.dev"})
+    body = {"token": r.json()["token"], "display_name": "Tess", "password": PASSWORD}
+    accept = "/v1/tenants/acme/invitations/accept"
+    service: IdentityService = app.state.identity.state["service"]
+    repo = service.repo
+    adding = repo.add_user
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("sqlite", "the disk went away")
+
+    monkeypatch.setattr(repo, "add_user", down)
+    assert (await client.post(accept, json=body)).status_code == 503
+    monkeypatch.setattr(repo, "add_user", adding)
+    pending = (await client.get("/v1/tenants/acme/invitations", headers=admin)).json()["items"]
+    assert [i["email"] for i in pending] == ["tess@acme.dev"]
+    answers = await asyncio.gather(*(client.post(accept, json=body) for _ in range(2)))
+    assert sorted(r.status_code for r in answers) == [201, 404]
+    assert (await client.get("/v1/tenants/acme/invitations", headers=admin)).json()["items"] == []
 
 
 async def test_admins_see_pending_invitations_and_withdraw_them(

@@ -205,9 +205,11 @@ class EmbeddedIdentityStore:
             (tenant, token_hash)).fetchone())
         return None if row is None else Invitation.model_validate_json(row["doc"], context=STORED)
 
-    async def delete_invitation(self, tenant: str, token_hash: str) -> None:
-        await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM invitations WHERE tenant = ? AND token_hash = ?", (tenant, token_hash)))
+    async def delete_invitation(self, tenant: str, token_hash: str) -> bool:
+        deleted: int = await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM invitations WHERE tenant = ? AND token_hash = ?",
+            (tenant, token_hash)).rowcount)
+        return deleted == 1
 
     async def pending_invitations(self, tenant: str, at: datetime, *, after: str | None = None,
                                   limit: int = 100) -> Slice[Invitation]:

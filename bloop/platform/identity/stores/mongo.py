@@ -173,8 +173,10 @@ class MongoIdentityStore:
         doc = await self.invitations.find_one({"_id": _key(tenant, token_hash), "tenant": tenant})
         return None if doc is None else Invitation.model_validate(_fields(doc), context=STORED)
 
-    async def delete_invitation(self, tenant: str, token_hash: str) -> None:
-        await self.invitations.delete_one({"_id": _key(tenant, token_hash), "tenant": tenant})
+    async def delete_invitation(self, tenant: str, token_hash: str) -> bool:
+        result = await self.invitations.delete_one({"_id": _key(tenant, token_hash),
+                                                    "tenant": tenant})
+        return result.deleted_count == 1
 
     async def pending_invitations(self, tenant: str, at: datetime, *, after: str | None = None,
                                   limit: int = 100) -> Slice[Invitation]:
