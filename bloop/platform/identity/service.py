@@ -421,9 +421,11 @@ class AuthService:
                              code="refresh_token_reused")
 
     async def logout(self, principal: Principal) -> None:
-        """Refuses the caller's access token at once, and ends its session's refresh tokens."""
-        await self.verifier.revoke(principal)
+        """Ends the session's refresh tokens, and refuses the caller's access token at once.
+        In that order: a logout that fails part-way leaves the access token working for the
+        retry, not a refused token beside a session that can still be refreshed."""
         await self.repo.revoke_refresh_family(principal.tenant, principal.session_id)
+        await self.verifier.revoke(principal)
 
     async def change_password(self, me: Principal, current: str, new: str,
                               client_ip: str) -> None:

@@ -297,6 +297,25 @@ async def test_logout_revokes_at_once(app: FastAPI, client: httpx.AsyncClient) -
     assert (await client.get(ME, headers=kept)).status_code == 200  # other sessions go on
 
 
+async def test_a_logout_that_fails_part_way_can_be_retried(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    grant = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    repo = auth_service(app).repo
+    revoking = repo.revoke_refresh_family
+
+    async def down(tenant: str, family: str) -> int:
+        raise StoreUnavailable("sqlite", "the disk went away")
+
+    logout = "/v1/tenants/acme/auth/logout"
+    monkeypatch.setattr(repo, "revoke_refresh_family", down)
+    assert (await client.post(logout, headers=bearer(grant["access_token"]))).status_code == 503
+    monkeypatch.setattr(repo, "revoke_refresh_family", revoking)
+    assert (await client.post(logout, headers=bearer(grant["access_token"]))).status_code == 204
+    assert (await client.get(ME, headers=bearer(grant["access_token"]))).status_code == 401
+    assert (await client.post(TOKEN, data=refresh_form(grant["refresh_token"]))).status_code == 400
+
+
 async def test_forged_and_stale_tokens_are_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
     await member(app, client, "acme", ["tenant_admin"], email="ann@acme.dev")
     good = (await client.post(TOKEN, data=password_form("ann@acme.dev"))).json()["access_token"]
