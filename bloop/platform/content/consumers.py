@@ -73,6 +73,7 @@ def ai_media_subscription(service: ContentService, media: MediaService,
                 "tenant": tenant, "lesson": job.lesson_id, "job": job.job_id})
             return
         blocks: list[AudioBlock | VideoBlock] = []
+        created: list[str] = []
         for out in wanted:
             try:
                 stored = await media.upload(tenant, outputs.read(tenant, job.job_id, out),
@@ -94,14 +95,21 @@ def ai_media_subscription(service: ContentService, media: MediaService,
                 continue
             blocks.append(ATTACHED_KINDS[out.kind](
                 media=stored.info.id, title=f"{out.kind.title()} made by AI ({job.kind})"))
+            if stored.created:
+                created.append(stored.info.id)
         try:
-            await service.attach_media(tenant, job.lesson_id, blocks)
+            attached = await service.attach_media(tenant, job.lesson_id, blocks)
         except Problem as exc:
             if exc.status >= 500 or exc.code == "stale_version":
                 raise
             log.warning("AI media was not attached to its lesson", extra={
                 "tenant": tenant, "lesson": job.lesson_id, "job": job.job_id, "code": exc.code,
                 "detail": str(exc)})
+            attached = None
+        if attached is None:  # refused, or the lesson went meanwhile: no lesson shows them
+            for media_id in created:
+                with contextlib.suppress(NotFound):  # claimed by another upload: it stays
+                    await media.delete(tenant, media_id, unless_claimed=True)
 
     return Subscription(AI_MEDIA_GROUP, (AI_EVENTS,), attach,
                         types=frozenset({completed.type_id}))

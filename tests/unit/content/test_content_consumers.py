@@ -35,6 +35,7 @@ from bloop.platform.content.model import (
 )
 from bloop.platform.content.service import ContentService, cache_key
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
+from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.envelope import Envelope, parse_envelope
@@ -197,6 +198,22 @@ async def test_what_cannot_be_attached_is_skipped(world: World) -> None:
     assert (draft.version, len(draft.blocks)) == (1, 1)
     assert (await world.media.media("acme")).items == []
     assert (await world.media.media("beta")).items == []
+
+
+async def test_media_a_lesson_refuses_are_not_kept(world: World,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lesson refuses the blocks (full, or gone meanwhile): the media stored for them are
+    removed, not left to fill the tenant's quota with files nothing shows."""
+    lesson_id = await lesson_in(world)
+    out = await output(world, "acme", "job5", "voice.wav", "audio", media_samples.wav(),
+                       "audio/wav")
+
+    async def full(*args: object) -> None:
+        raise Problem("the lesson has 200 blocks already", status=422, code="too_many_blocks")
+
+    monkeypatch.setattr(world.content, "attach_media", full)
+    await world.attach.handler(completed("acme", "job5", lesson_id, [out], kind="narration"))
+    assert (await world.media.media("acme")).items == []
 
 
 async def test_content_events_drop_the_cached_lesson(world: World) -> None:
