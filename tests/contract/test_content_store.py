@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from pymongo.errors import DuplicateKeyError
 
 from bloop.platform.content.events import CoursePublished, LessonDeleted
 from bloop.platform.content.model import (
@@ -649,3 +650,17 @@ async def test_two_reorders_at_once_leave_one_of_them_whole(
         await asyncio.gather(store.reorder_lessons("acme", "py", forward, now()),
                              store.reorder_lessons("acme", "py", backward, now()))
         assert [x.id for x in await store.list_lessons("acme", "py")] in (forward, backward)
+
+
+@pytest.mark.real
+async def test_a_lesson_insert_that_fails_is_not_counted(mongo_store: MongoContentStore) -> None:
+    """MongoDB counts the course's lessons before it inserts one: a failed insert takes the
+    count back (before, course lists showed one lesson more than there was)."""
+    store = mongo_store
+    await store.add_course(course())
+    first = await store.add_lesson(lesson(course(), "One"))
+    with pytest.raises(DuplicateKeyError):
+        await store.add_lesson(first)  # its id is taken
+    stored = await store.get_course("acme", "py")
+    assert stored is not None
+    assert stored.lesson_count == 1

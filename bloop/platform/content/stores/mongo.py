@@ -28,6 +28,7 @@ matches, and every query also filters on the `tenant` field.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -293,8 +294,17 @@ class MongoContentStore:
         if course is None:
             raise Missing(lesson.course)
         placed = lesson.model_copy(update={"position": int(course["next_position"]) - 1})
-        await self.lessons.insert_one(_doc(placed))
+        try:
+            await self.lessons.insert_one(_doc(placed))
+        except BaseException:  # the count taken back, so course lists do not count it
+            await asyncio.shield(self._uncount(course_key))
+            raise
         return placed
+
+    async def _uncount(self, course_key: str) -> None:
+        async with self.guard.hold(self.courses, course_key):
+            await self.courses.update_one({"_id": course_key, "lesson_count": {"$gt": 0}},
+                                          {"$inc": {"lesson_count": -1}})
 
     async def get_lesson(self, tenant: str, lesson_id: str, *,
                          deleted: bool = False) -> Lesson | None:
@@ -412,10 +422,7 @@ class MongoContentStore:
             exists = await self.lessons.count_documents({"_id": key} | LIVE, limit=1)
             raise StaleVersion(lesson_id) if exists else Missing(lesson_id)
         # A second write: the count may be one off if the process stops between the two.
-        course_key = _key(tenant, before["course"])
-        async with self.guard.hold(self.courses, course_key):
-            await self.courses.update_one({"_id": course_key, "lesson_count": {"$gt": 0}},
-                                          {"$inc": {"lesson_count": -1}})
+        await self._uncount(_key(tenant, before["course"]))
 
     # publications
 
