@@ -59,6 +59,9 @@ from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.settings import AuthSettings
 
+HASH_WRITES = 3
+"""Tries of a password change whose hash a sign-in renewed meanwhile (same password)."""
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -375,9 +378,10 @@ class AuthService:
         family = uuid.uuid4().hex
         grant = await self._grant(user, family, scopes)
         # A password change that signed the user's sessions out before this one was stored
-        # must not miss it.
+        # must not miss it. (Another sign-in's rehash changes the hash, not the password.)
         now_found = await self.repo.get_login(tenant, email)
-        if now_found is None or now_found[1] != hashed:
+        now_hash = None if now_found is None else now_found[1]
+        if now_hash != hashed and not await self.identity.hasher.verify(now_hash, password):
             await self.repo.revoke_refresh_family(tenant, family)
             raise invalid_grant("the password changed while signing in; sign in again",
                                 code="invalid_credentials")
@@ -446,7 +450,8 @@ class AuthService:
 
         if not await self.throttle.attempt(user.tenant, user.email, client_ip, verify):
             raise Forbidden("the current password is wrong", code="wrong_password")
-        await self._set_password(user, new, keep=me.session_id, replacing=hashed)
+        await self._set_password(user, new, keep=me.session_id, replacing=hashed,
+                                 current=current)
 
     async def reset_password(self, tenant: str, user_id: str, new: str, by: Principal) -> None:
         """An admin sets someone's password (one they forgot); all their sessions are signed
@@ -456,17 +461,26 @@ class AuthService:
         await self._set_password(user, new, keep=None)
 
     async def _set_password(self, user: User, new: str, keep: str | None,
-                            replacing: str | None = None) -> None:
-        """With `replacing`, only over that hash: 409 when the password changed meanwhile.
+                            replacing: str | None = None, current: str = "") -> None:
+        """With `replacing`, only over that hash, the `current` password's: 409 when the
+        password changed meanwhile (a sign-in's rehash of the same password is written over).
         Sessions whose access tokens may still be valid are marked revoked whether or not an
         earlier try already revoked their refresh tokens, so an admin's retry after a failure
         here finishes the sign-out."""
         passwords.check(new, email=user.email)
-        if not await self.repo.set_password_hash(user.tenant, user.id,
-                                                 await self.identity.hasher.hash(new),
+        new_hash = await self.identity.hasher.hash(new)
+        for _ in range(HASH_WRITES):
+            if await self.repo.set_password_hash(user.tenant, user.id, new_hash,
                                                  replacing=replacing):
-            raise Conflict("the password was changed by someone else while this request ran; "
-                           "sign in again", code="password_changed")
+                break
+            found = await self.repo.get_login(user.tenant, user.email)
+            stored = None if found is None else found[1]
+            if not await self.identity.hasher.verify(stored, current):
+                raise Conflict("the password was changed by someone else while this request "
+                               "ran; sign in again", code="password_changed")
+            replacing = stored  # a new hash of the same password: written over
+        else:
+            raise Conflict("the password's hash kept changing; try again", code="busy")
         since = datetime.fromtimestamp(self.clock() - self.settings.access_ttl_s, UTC)
         for family in await self.repo.revoke_user_sessions(user.tenant, user.id, keep=keep,
                                                            since=since):

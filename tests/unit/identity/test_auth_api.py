@@ -568,3 +568,35 @@ async def test_a_retried_reset_signs_out_what_the_failed_one_did_not(
     monkeypatch.setattr(verifier, "revoke_session", revoking)
     assert (await client.put(url, json=body, headers=admin)).status_code == 204
     assert (await client.get(ME, headers=bearer(session["access_token"]))).status_code == 401
+
+
+async def test_a_rehash_by_another_sign_in_is_not_taken_for_a_password_change(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashes are renewed at sign-in when the hashing settings changed: sign-ins at once, and a
+    change of password meanwhile, see a new hash of the same password and go on."""
+    me = await member(app, client, "acme", ["learner"], email="ada@acme.dev")
+    ada = (await client.get(ME, headers=me)).json()
+    auth = auth_service(app)
+    hasher = auth.identity.hasher
+    monkeypatch.setattr(hasher, "needs_rehash", lambda hashed: True)
+    answers = await asyncio.gather(*(client.post(TOKEN, data=password_form("ada@acme.dev"))
+                                     for _ in range(3)))
+    assert [r.status_code for r in answers] == [200] * 3, [r.text for r in answers]
+
+    checking = hasher.verify
+
+    rehashed: list[str] = []
+
+    async def verify_while_rehashed(hashed: str | None, password: str) -> bool:
+        right = await checking(hashed, password)
+        if not rehashed:  # a sign-in renews the hash while the change checks the password
+            rehashed.append(await hasher.hash(PASSWORD))
+            await auth.repo.set_password_hash("acme", ada["id"], rehashed[0])
+        return right
+
+    monkeypatch.setattr(hasher, "verify", verify_while_rehashed)
+    r = await client.put(ME + "/password", headers=me,
+                         json={"current_password": PASSWORD, "new_password": NEW})
+    assert r.status_code == 204, r.text
+    monkeypatch.setattr(hasher, "verify", checking)
+    assert await signs_in(client, "ada@acme.dev", NEW)
