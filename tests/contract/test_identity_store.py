@@ -31,7 +31,13 @@ from bloop.platform.identity.model import (
     User,
     now,
 )
-from bloop.platform.identity.ports import Duplicate, IdentityRepository, Missing, SigningKeyStore
+from bloop.platform.identity.ports import (
+    Duplicate,
+    HoldsRole,
+    IdentityRepository,
+    Missing,
+    SigningKeyStore,
+)
 from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore, EmbeddedSigningKeys
 from bloop.platform.identity.stores.mongo import MongoIdentityStore, MongoSigningKeys
 from bloop.platform.kit import stores
@@ -236,6 +242,30 @@ async def test_password_hashes_stay_out_of_user_reads(store: IdentityRepository)
     bob = user("acme", "bob@acme.dev")
     await store.add_user(bob, [])
     assert await store.get_login("acme", "bob@acme.dev") == (bob, None)
+
+
+async def test_writes_told_to_leave_a_role_alone_refuse_a_user_holding_it(
+        store: IdentityRepository) -> None:
+    root = user("acme", "root@acme.dev").with_roles(["platform_admin"])
+    await store.add_user(root, [], "$argon2id$root")
+    lee = user("acme", "lee@acme.dev")
+    await store.add_user(lee, [], "$argon2id$lee")
+    with pytest.raises(HoldsRole):
+        await store.replace_user(root.with_roles(["learner"]), [], fields=["roles"],
+                                 unless_role="platform_admin")
+    with pytest.raises(HoldsRole):
+        await store.set_password_hash("acme", root.id, "$argon2id$x", unless_role="platform_admin")
+    with pytest.raises(HoldsRole):
+        await store.delete_user("acme", root.id, [], unless_role="platform_admin")
+    assert await store.get_login("acme", "root@acme.dev") == (root, "$argon2id$root")
+    await store.replace_user(lee.with_roles(["educator"]), [], fields=["roles"],
+                             unless_role="platform_admin")
+    assert await store.set_password_hash("acme", lee.id, "$argon2id$new",
+                                         unless_role="platform_admin")
+    await store.delete_user("acme", lee.id, [], unless_role="platform_admin")
+    assert await store.get_user("acme", lee.id) is None
+    with pytest.raises(Missing):
+        await store.delete_user("acme", lee.id, [], unless_role="platform_admin")
 
 
 async def test_a_password_hash_replaces_only_the_one_it_was_read_as(

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
+from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
 from bloop.platform.kit.pagination import Slice
@@ -20,6 +21,10 @@ class Duplicate(Exception):
 
 class Missing(Exception):
     """The record to change does not exist (or no longer does)."""
+
+
+class HoldsRole(Exception):
+    """The user holds the role a write was told to leave alone (granted since it was read)."""
 
 
 class IdentityRepository(Protocol):
@@ -57,17 +62,21 @@ class IdentityRepository(Protocol):
         """The user with `email` (already normalised) and its password hash."""
 
     async def set_password_hash(self, tenant: str, user_id: str, password_hash: str, *,
-                                replacing: str | None = None) -> bool:
+                                replacing: str | None = None,
+                                unless_role: Role | None = None) -> bool:
         """Stores the user's password hash; with `replacing`, only while the stored hash is
-        still that one (False when another write came first). Missing: no such user."""
+        still that one (False when another write came first). Missing: no such user.
+        HoldsRole: the user holds `unless_role` (this and the writes below)."""
 
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
-                           fields: Collection[str] | None = None) -> None:
+                           fields: Collection[str] | None = None,
+                           unless_role: Role | None = None) -> None:
         """Stores the user's new state (only `fields` of it, when named, so a write racing
         another of other fields keeps them) and its events atomically; `Missing` when the user
         does not exist."""
 
-    async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope]) -> None:
+    async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
+                          unless_role: Role | None = None) -> None:
         """Erases the user (email, profile, password) and stores its events atomically; the
         email is free again afterwards. `Missing` when the user does not exist."""
 

@@ -41,7 +41,13 @@ from bloop.platform.identity.model import (
     normalise_email,
     now,
 )
-from bloop.platform.identity.ports import ApiKeyStore, Duplicate, IdentityRepository, Missing
+from bloop.platform.identity.ports import (
+    ApiKeyStore,
+    Duplicate,
+    HoldsRole,
+    IdentityRepository,
+    Missing,
+)
 from bloop.platform.kit.auth import (
     SCOPES,
     ApiKeyCredential,
@@ -195,9 +201,12 @@ class IdentityService:
                             changed_by=by.user_id, changed_at=at),
             tenant=tenant_id, subject=user.id, time=at)
         try:
-            await self.repo.replace_user(updated, [event], fields=["roles"])
+            await self.repo.replace_user(updated, [event], fields=["roles"],
+                                         unless_role=_guarded(by))
         except Missing:
             raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
+        except HoldsRole:
+            raise _platform_admins_only() from None
         self._on_write()
         return updated
 
@@ -209,9 +218,11 @@ class IdentityService:
             UserDeleted(user_id=user_id, deleted_by=by.user_id, deleted_at=at),
             tenant=tenant_id, subject=user_id, time=at)
         try:
-            await self.repo.delete_user(tenant_id, user_id, [event])
+            await self.repo.delete_user(tenant_id, user_id, [event], unless_role=_guarded(by))
         except Missing:
             raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
+        except HoldsRole:
+            raise _platform_admins_only() from None
         self._on_write()
 
     # invitations
@@ -275,8 +286,18 @@ class IdentityService:
 
 def _may_grant(by: Principal, roles: list[Role]) -> None:
     if "platform_admin" in roles and not by.is_platform_admin:
-        raise Forbidden("only a platform admin may grant, revoke or act on the platform_admin "
-                        "role", code="missing_role")
+        raise _platform_admins_only()
+
+
+def _guarded(by: Principal) -> Role | None:
+    """The role a write by `by` must find its user without, at the write itself: one granted
+    after the user was read and checked is still out of reach."""
+    return None if by.is_platform_admin else "platform_admin"
+
+
+def _platform_admins_only() -> Forbidden:
+    return Forbidden("only a platform admin may grant, revoke or act on the platform_admin role",
+                     code="missing_role")
 
 
 class TokenGrant(BaseModel):
@@ -458,10 +479,11 @@ class AuthService:
         out."""
         user = await self.identity.user(tenant, user_id)
         _may_grant(by, user.roles)
-        await self._set_password(user, new, keep=None)
+        await self._set_password(user, new, keep=None, unless_role=_guarded(by))
 
     async def _set_password(self, user: User, new: str, keep: str | None,
-                            replacing: str | None = None, current: str = "") -> None:
+                            replacing: str | None = None, current: str = "",
+                            unless_role: Role | None = None) -> None:
         """With `replacing`, only over that hash, the `current` password's: 409 when the
         password changed meanwhile (a sign-in's rehash of the same password is written over).
         Sessions whose access tokens may still be valid are marked revoked whether or not an
@@ -470,9 +492,12 @@ class AuthService:
         passwords.check(new, email=user.email)
         new_hash = await self.identity.hasher.hash(new)
         for _ in range(HASH_WRITES):
-            if await self.repo.set_password_hash(user.tenant, user.id, new_hash,
-                                                 replacing=replacing):
-                break
+            try:
+                if await self.repo.set_password_hash(user.tenant, user.id, new_hash,
+                                                     replacing=replacing, unless_role=unless_role):
+                    break
+            except HoldsRole:
+                raise _platform_admins_only() from None
             found = await self.repo.get_login(user.tenant, user.email)
             stored = None if found is None else found[1]
             if not await self.identity.hasher.verify(stored, current):

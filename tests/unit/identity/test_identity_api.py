@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from bloop.platform.app import create_app
+from bloop.platform.identity.model import User
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
@@ -295,6 +296,39 @@ async def test_role_changes_are_the_admins_and_announced(
     assert (await event_types(app)).count("bloop.identity.user.role_changed.v1") == 1
     again = await login(client, "acme", "lee@acme.dev")
     assert (await client.get("/v1/tenants/acme/users", headers=again)).status_code == 200
+
+
+async def test_a_platform_admin_granted_meanwhile_is_out_of_a_tenant_admins_reach(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A platform admin grants the role while a tenant admin's change, reset or deletion of the
+    same person is under way (after it read and checked their roles): each is refused 403,
+    and the person keeps the role, the password and the account."""
+    admin, _learner, url = await admin_and_learner(app, client)
+    service: IdentityService = app.state.identity.state["service"]
+    lee = await service.user("acme", url.split("/")[-2])
+    reading = service.user
+
+    async def granted_after_reading(tenant: str, user_id: str) -> User:
+        read = await reading(tenant, user_id)
+        await service.repo.replace_user(read.with_roles(["platform_admin"]), [],
+                                        fields=["roles"])
+        return read
+
+    monkeypatch.setattr(service, "user", granted_after_reading)
+    user_url = url.removesuffix("/roles")
+    for method, path, body in (("PUT", url, {"roles": ["educator"]}),
+                               ("PUT", f"{user_url}/password",
+                                {"new_password": "a fresh start for lee"}),
+                               ("DELETE", user_url, None)):
+        await service.repo.replace_user(lee, [], fields=["roles"])  # a learner again
+        r = await client.request(method, path, headers=admin, json=body)
+        assert (r.status_code, r.json()["code"]) == (403, "missing_role"), (method, path, r.text)
+    monkeypatch.setattr(service, "user", reading)
+    kept = await service.user("acme", lee.id)
+    assert kept.roles == ["platform_admin"]
+    assert (await client.post("/v1/auth/token", data={
+        "grant_type": "password", "tenant": "acme", "username": "lee@acme.dev",
+        "password": PASSWORD})).status_code == 200
 
 
 async def test_profiles_are_the_users_own(app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -9,7 +9,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
-from bloop.platform.identity.ports import Duplicate, Missing
+from bloop.platform.identity.ports import Duplicate, HoldsRole, Missing
+from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
@@ -139,12 +140,14 @@ class EmbeddedIdentityStore:
         return User.model_validate_json(row["doc"], context=STORED), row["password_hash"]
 
     async def set_password_hash(self, tenant: str, user_id: str, password_hash: str, *,
-                                replacing: str | None = None) -> bool:
+                                replacing: str | None = None,
+                                unless_role: Role | None = None) -> bool:
         def write(c: sqlite3.Connection) -> str | None:
-            row = c.execute("SELECT password_hash FROM users WHERE tenant = ? AND id = ?",
+            row = c.execute("SELECT password_hash, doc FROM users WHERE tenant = ? AND id = ?",
                             (tenant, user_id)).fetchone()
             if row is None:
                 raise Missing(user_id)
+            _refuse_if_holds(row["doc"], unless_role)
             if replacing is not None and row["password_hash"] != replacing:
                 return None
             c.execute("UPDATE users SET password_hash = ? WHERE tenant = ? AND id = ?",
@@ -154,13 +157,15 @@ class EmbeddedIdentityStore:
         return await self.db.transaction(write) is not None
 
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
-                           fields: Collection[str] | None = None) -> None:
+                           fields: Collection[str] | None = None,
+                           unless_role: Role | None = None) -> None:
         doc = user.model_dump(mode="json")
         named = list(doc if fields is None else fields)
         paths = ", ".join(f"'$.{name}', json(?)" for name in named)
         values = [json.dumps(doc[name]) for name in named]
 
         def write(c: sqlite3.Connection) -> int:
+            _refuse_if_holds(_user_doc(c, user.tenant, user.id), unless_role)
             changed = c.execute(f"UPDATE users SET doc = json_set(doc, {paths})"  # noqa: S608
                                 " WHERE tenant = ? AND id = ?",
                                 (*values, user.tenant, user.id)).rowcount
@@ -171,8 +176,10 @@ class EmbeddedIdentityStore:
         if not await self.db.transaction(write):
             raise Missing(user.id)
 
-    async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope]) -> None:
+    async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
+                          unless_role: Role | None = None) -> None:
         def write(c: sqlite3.Connection) -> int:
+            _refuse_if_holds(_user_doc(c, tenant, user_id), unless_role)
             removed = c.execute("DELETE FROM users WHERE tenant = ? AND id = ?",
                                 (tenant, user_id)).rowcount
             if removed:
@@ -420,3 +427,14 @@ class EmbeddedApiKeys:
 def _created(key: ApiKey) -> str:
     """A key's time as its `created_at` column holds it, which orders as the times do."""
     return key.created_at.isoformat(timespec="microseconds")
+
+
+def _user_doc(c: sqlite3.Connection, tenant: str, user_id: str) -> str | None:
+    row = c.execute("SELECT doc FROM users WHERE tenant = ? AND id = ?",
+                    (tenant, user_id)).fetchone()
+    return None if row is None else str(row["doc"])
+
+
+def _refuse_if_holds(doc: str | None, role: Role | None) -> None:
+    if doc is not None and role is not None and role in json.loads(doc).get("roles", []):
+        raise HoldsRole(role)

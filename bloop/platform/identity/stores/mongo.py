@@ -14,7 +14,8 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
-from bloop.platform.identity.ports import Duplicate, Missing
+from bloop.platform.identity.ports import Duplicate, HoldsRole, Missing
+from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
@@ -38,6 +39,11 @@ def _fields(doc: Doc) -> Doc:
 def _key(tenant: str, record_id: str) -> str:
     """A tenant's records carry the tenant in their `_id`: another tenant's key never matches."""
     return f"{tenant}/{record_id}"
+
+
+def _lacking(role: Role | None) -> Doc:
+    """A filter on users not holding `role` (any user when None)."""
+    return {} if role is None else {"roles": {"$ne": role}}
 
 
 class MongoIdentityStore:
@@ -121,39 +127,53 @@ class MongoIdentityStore:
         return User.model_validate(_fields(doc), context=STORED), doc.get("_password")
 
     async def set_password_hash(self, tenant: str, user_id: str, password_hash: str, *,
-                                replacing: str | None = None) -> bool:
+                                replacing: str | None = None,
+                                unless_role: Role | None = None) -> bool:
         key = _key(tenant, user_id)
-        match: Doc = {"_id": key, **LIVE}
+        match: Doc = {"_id": key, **LIVE, **_lacking(unless_role)}
         if replacing is not None:
             match["_password"] = replacing
         async with self.guard.hold(self.users, key):
             result = await self.users.update_one(match, {"$set": {"_password": password_hash}})
         if result.matched_count:
             return True
-        if await self.users.count_documents({"_id": key, **LIVE}, limit=1) == 0:
-            raise Missing(user_id)
+        await self._refused(key, user_id, unless_role)
         return False
 
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
-                           fields: Collection[str] | None = None) -> None:
+                           fields: Collection[str] | None = None,
+                           unless_role: Role | None = None) -> None:
         doc = user.model_dump(mode="json")
         update = {"$set": doc if fields is None else {name: doc[name] for name in fields}}
         key = _key(user.tenant, user.id)
         async with self.guard.hold(self.users, key):
-            result = await self.users.update_one({"_id": key, **LIVE},
+            result = await self.users.update_one({"_id": key, **LIVE, **_lacking(unless_role)},
                                                  self._outbox.with_events(update, *events))
         if result.matched_count == 0:
+            await self._refused(key, user.id, unless_role)
             raise Missing(user.id)
 
-    async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope]) -> None:
+    async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
+                          unless_role: Role | None = None) -> None:
         erased = {"_deleted": True, "email": f"{user_id}@deleted.invalid", "display_name": "",
                   "bio": "", "avatar_url": None, "_password": None}
         key = _key(tenant, user_id)
         async with self.guard.hold(self.users, key):
             result = await self.users.update_one(
-                {"_id": key, **LIVE}, self._outbox.with_events({"$set": erased}, *events))
+                {"_id": key, **LIVE, **_lacking(unless_role)},
+                self._outbox.with_events({"$set": erased}, *events))
         if result.matched_count == 0:
+            await self._refused(key, user_id, unless_role)
             raise Missing(user_id)
+
+    async def _refused(self, key: str, user_id: str, role: Role | None) -> None:
+        """Why a write matched no user: HoldsRole when it holds `role`, Missing when there is
+        none; returns when neither (another condition of the write's)."""
+        doc = await self.users.find_one({"_id": key, **LIVE}, {"roles": 1})
+        if doc is None:
+            raise Missing(user_id)
+        if role is not None and role in doc.get("roles", []):
+            raise HoldsRole(role)
 
     async def list_users(self, tenant: str, *, after: str | None = None,
                          limit: int = 50) -> list[User]:
