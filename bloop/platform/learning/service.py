@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.times import json_time
 from bloop.platform.learning import bkt, placement
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning.events import (
@@ -666,7 +667,7 @@ class LearningService:
                 raise Conflict(f"the card was reviewed since version {given.version}; it is at "
                                f"{states[0].version}", code="already_reviewed",
                                extra={"current_version": states[0].version,
-                                      "next_due": states[0].due.isoformat()})
+                                      "next_due": json_time(states[0].due)})
             try:
                 after, log, result = fsrs_review.review(states[0], given.rating, at, params,
                                                    given.duration_ms)

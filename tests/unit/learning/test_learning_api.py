@@ -491,6 +491,8 @@ async def test_a_double_tap_on_a_review_counts_once(running: tuple[
     assert sorted(r.status_code for r in answers) == [200, 409]
     refused = next(r for r in answers if r.status_code == 409).json()
     assert (refused["code"], refused["current_version"]) == ("already_reviewed", 1)
+    applied = next(r.json() for r in answers if r.status_code == 200)
+    assert refused["next_due"] == applied["next_due"]  # one form of time across the API
     export = (await client.get("/v1/tenants/acme/me/export", headers=pupil)).json()
     assert len(export["services"]["learning"]["review_logs"]) == 1
     # A later review naming the version it was shown at applies.
