@@ -31,6 +31,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.settings import AiSettings
+from bloop.platform.kit.times import json_time
 from bloop.platform.kit.urls import http_url_problem
 
 Mutation = Callable[[Job], tuple[Job, list[Envelope]] | None]
@@ -310,8 +311,8 @@ class JobService:
             "lesson_title": j.lesson.title if j.lesson else None,
             "params": j.params.model_dump(mode="json"), "status": j.status,
             "attempts": j.attempts, "errors": [e.model_dump(mode="json") for e in j.errors],
-            "cost": j.cost.model_dump(mode="json"), "created_at": j.created_at.isoformat(),
-            "finished_at": j.finished_at.isoformat() if j.finished_at else None,
+            "cost": j.cost.model_dump(mode="json"), "created_at": json_time(j.created_at),
+            "finished_at": json_time(j.finished_at) if j.finished_at else None,
             "url": job_url(tenant, j.id)} for j in await self.store.by_requester(tenant, user_id)]}
 
     async def forget_requester(self, tenant: str, user_id: str) -> int:

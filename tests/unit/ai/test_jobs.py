@@ -470,6 +470,7 @@ async def test_a_deleted_user_s_jobs_are_exported_then_anonymised(rig: Rig) -> N
     assert by_id[noted.id]["params"]["instructions"].startswith("Ask about my dog")
     assert "result" not in by_id[plain.id]
     assert "lease" not in by_id[plain.id]
+    assert by_id[plain.id]["created_at"].endswith("Z")  # the API's one form of time
     assert json.loads(json.dumps(exported)) == exported
 
     [sub] = consumers.subscriptions(rig.service)
