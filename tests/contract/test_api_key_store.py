@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bloop.platform.identity.model import ApiKey, now
-from bloop.platform.identity.ports import ApiKeyStore, Duplicate
+from bloop.platform.identity.ports import ApiKeyStore, Duplicate, TooMany
 from bloop.platform.identity.stores.embedded import EmbeddedApiKeys
 from bloop.platform.identity.stores.mongo import MongoApiKeys
 from bloop.platform.kit.pagination import BadCursor
@@ -43,6 +43,18 @@ def key(key_id: str, tenant: str = "acme", minutes_ago: int = 0) -> ApiKey:
     return ApiKey(id=key_id, tenant=tenant, name=f"app {key_id}", scopes=["content:read"],
                   roles=["educator"], secret_hash="ab" * 32, created_by="admin",
                   created_at=now() - timedelta(minutes=minutes_ago))
+
+
+async def test_a_key_past_the_live_limit_is_not_kept(store: ApiKeyStore) -> None:
+    await store.add_api_key(key("a00000000001"), max_live=2)
+    await store.add_api_key(key("a00000000002"), max_live=2)
+    await store.add_api_key(key("b00000000001", tenant="beta"), max_live=2)  # another tenant's own count
+    with pytest.raises(TooMany):
+        await store.add_api_key(key("a00000000003"), max_live=2)
+    assert await store.get_api_key("acme", "a00000000003") is None
+    await store.revoke_api_key("acme", "a00000000001", now())
+    await store.add_api_key(key("a00000000003"), max_live=2)
+    assert await store.count_live_api_keys("acme") == 2
 
 
 async def test_a_key_round_trips_within_its_tenant(store: ApiKeyStore) -> None:

@@ -23,6 +23,10 @@ class Missing(Exception):
     """The record to change does not exist (or no longer does)."""
 
 
+class TooMany(Exception):
+    """A write would take the tenant past a limit on how many it may have."""
+
+
 class HoldsRole(Exception):
     """The user holds the role a write was told to leave alone (granted since it was read)."""
 
@@ -139,8 +143,10 @@ class ApiKeyStore(Protocol):
 
     async def setup(self) -> None: ...
 
-    async def add_api_key(self, key: ApiKey) -> None:
-        """`Duplicate` when the tenant already has a key with this id."""
+    async def add_api_key(self, key: ApiKey, *, max_live: int | None = None) -> None:
+        """`Duplicate` when the tenant already has a key with this id; `TooMany` (nothing kept)
+        when the tenant would have more than `max_live` live keys, keys added at once counted
+        too."""
 
     async def get_api_key(self, tenant: str, key_id: str) -> ApiKey | None:
         """The key, revoked or not."""

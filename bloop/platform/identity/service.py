@@ -47,6 +47,7 @@ from bloop.platform.identity.ports import (
     HoldsRole,
     IdentityRepository,
     Missing,
+    TooMany,
 )
 from bloop.platform.kit.auth import (
     SCOPES,
@@ -575,18 +576,18 @@ class ApiKeyService:
             raise Forbidden(f"a key cannot hold a scope the creator's token lacks: "
                             f"{', '.join(beyond)}", code="insufficient_scope")
         await self.identity.tenant(tenant_id)
-        if await self.store.count_live_api_keys(tenant_id) >= self.settings.max_api_keys:
-            raise Conflict(f"the tenant has {self.settings.max_api_keys} live API keys already; "
-                           "revoke one first", code="too_many_api_keys")
         credential = ApiKeyCredential.new(tenant_id)
         key = ApiKey(id=credential.key_id, tenant=tenant_id, name=new.name, scopes=new.scopes,
                      roles=new.roles, secret_hash=token_hash(credential.secret),
                      created_by=by.user_id, created_at=now())
         try:
-            await self.store.add_api_key(key)
+            await self.store.add_api_key(key, max_live=self.settings.max_api_keys)
         except Duplicate:
             raise Conflict("a key with this id exists already; ask again",
                            code="api_key_collision") from None
+        except TooMany:
+            raise Conflict(f"the tenant has {self.settings.max_api_keys} live API keys already; "
+                           "revoke one first", code="too_many_api_keys") from None
         self._keep(key)
         return key, str(credential)
 

@@ -4,6 +4,7 @@ listed without secrets, revoked at once, and checked by the same `require()` as 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,13 @@ async def test_a_tenant_has_a_bounded_number_of_live_keys(
     assert r.json()["code"] == "too_many_api_keys"
     await client.delete(f"{KEYS}/{first['id']}", headers=admin)
     await new_key(client, admin)
+    # Keys asked for at once are counted against each other, not against what was there.
+    service.settings = service.settings.model_copy(update={"max_api_keys": 4})
+    answers = await asyncio.gather(*(client.post(KEYS, headers=admin, json={
+        "name": f"app {n}", "scopes": ["profile"]}) for n in range(5)))
+    assert sorted(r.status_code for r in answers) == [201, 201, 409, 409, 409]
+    live = (await client.get(KEYS, headers=admin, params={"state": "live"})).json()["items"]
+    assert len(live) == 4
 
 
 async def test_every_key_is_listed_a_page_at_a_time_live_or_revoked(

@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
-from bloop.platform.identity.ports import Duplicate, HoldsRole, Missing
+from bloop.platform.identity.ports import Duplicate, HoldsRole, Missing, TooMany
 from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
@@ -352,8 +352,12 @@ class EmbeddedApiKeys:
     async def setup(self) -> None:
         await self.db.run(lambda c: c.executescript(API_KEY_SCHEMA))
 
-    async def add_api_key(self, key: ApiKey) -> None:
+    async def add_api_key(self, key: ApiKey, *, max_live: int | None = None) -> None:
         def write(c: sqlite3.Connection) -> None:
+            if max_live is not None and c.execute(
+                    "SELECT COUNT(*) FROM api_keys WHERE tenant = ? AND revoked = 0",
+                    (key.tenant,)).fetchone()[0] >= max_live:
+                raise TooMany(key.tenant)
             c.execute("INSERT INTO api_keys (tenant, id, created_at, revoked, doc) "
                       "VALUES (?, ?, ?, ?, ?)",
                       (key.tenant, key.id, _created(key),

@@ -6,6 +6,7 @@ not atomic), as the outbox relay does."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
-from bloop.platform.identity.ports import Duplicate, HoldsRole, Missing
+from bloop.platform.identity.ports import Duplicate, HoldsRole, Missing, TooMany
 from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
@@ -289,12 +290,17 @@ class MongoApiKeys:
         await self.keys.create_index([("tenant", ASCENDING), ("created_at", DESCENDING)],
                                      name="tenant_created")
 
-    async def add_api_key(self, key: ApiKey) -> None:
+    async def add_api_key(self, key: ApiKey, *, max_live: int | None = None) -> None:
+        # Counted after the insert, so that keys added at once see each other: each that finds
+        # the tenant past the limit takes itself back (both may; never one too many).
+        key_id = _key(key.tenant, key.id)
         try:
-            await self.keys.insert_one({"_id": _key(key.tenant, key.id),
-                                        **key.model_dump(mode="json")})
+            await self.keys.insert_one({"_id": key_id, **key.model_dump(mode="json")})
         except DuplicateKeyError:
             raise Duplicate(key.id) from None
+        if max_live is not None and await self.count_live_api_keys(key.tenant) > max_live:
+            await asyncio.shield(self.keys.delete_one({"_id": key_id}))
+            raise TooMany(key.tenant)
 
     async def get_api_key(self, tenant: str, key_id: str) -> ApiKey | None:
         doc = await self.keys.find_one({"_id": _key(tenant, key_id), "tenant": tenant})
