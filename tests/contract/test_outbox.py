@@ -178,6 +178,21 @@ async def test_marking_nothing_sent_changes_nothing(case: Case) -> None:
     assert len(await case.outbox.pending(100)) == 1
 
 
+async def test_writes_without_events_never_hold_back_those_with_them(case: Case) -> None:
+    """Many records changed with no event (profile edits), then one with an event: it is
+    read and relayed, and nothing stays pending (on MongoDB a pending mark set with no event
+    never cleared, and a page of such records hid every event behind them)."""
+    for n in range(12):
+        await case.write(f"quiet{n}", [])
+        await case.write(f"quiet{n}", [])
+    await case.write("loud", [ping(1, "loud")])
+    assert [m.message.topic for m in await case.outbox.pending(5)] == [TEST_TOPIC]
+    bus = RecordingBus()
+    await relay_for(case.outbox, bus).flush()
+    assert len(bus.published) == 1
+    assert await case.outbox.count_pending() == 0
+
+
 async def test_a_failed_write_leaves_neither_state_nor_event(case: Case) -> None:
     with pytest.raises((Rollback, DuplicateKeyError)):
         await case.write("b", [ping(1, "b")], fail=True)

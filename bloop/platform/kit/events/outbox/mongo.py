@@ -45,7 +45,10 @@ class MongoOutbox:
         return [entry_of(e, self.registry) | {"at": now} for e in envelopes]
 
     def with_events(self, update: Doc, *envelopes: Envelope) -> Doc:
-        """Adds the events to an update document (`update_one`, `find_one_and_update`)."""
+        """Adds the events to an update document (`update_one`, `find_one_and_update`); with
+        none, the update as it is (a pending mark with nothing behind it would never clear)."""
+        if not envelopes:
+            return update
         out = {op: dict(fields) for op, fields in update.items()}
         out.setdefault("$push", {})[FIELD] = {"$each": self._entries(envelopes)}
         out.setdefault("$set", {})[FLAG] = True
@@ -53,14 +56,18 @@ class MongoOutbox:
 
     def new_document(self, doc: Doc, *envelopes: Envelope) -> Doc:
         """A document to insert, carrying its creation events."""
-        return {**doc, FIELD: self._entries(envelopes), FLAG: True}
+        return {**doc, FIELD: self._entries(envelopes), FLAG: bool(envelopes)}
 
     async def pending(self, limit: int) -> list[Pending]:
         out: list[Pending] = []
         for coll in self.collections:
             cursor = coll.find({FLAG: True}, {FIELD: 1}).limit(limit)
             async for doc in cursor:
-                for entry in doc.get(FIELD, []):
+                entries = doc.get(FIELD, [])
+                if not entries:  # marked with nothing behind it: cleared, or it blocks the rest
+                    await coll.update_one({"_id": doc["_id"], FIELD: {"$size": 0}},
+                                          {"$set": {FLAG: False}})
+                for entry in entries:
                     out.append(Pending(ref=(coll, doc["_id"], entry), message=message_of(entry)))
                 if len(out) >= limit:
                     return out
