@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import orjson
 
+from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.envelope import Envelope
 from tests.contract.conftest import BusHarness, headers_of, unique
@@ -109,6 +110,31 @@ async def test_a_failing_handler_is_retried_then_dead_lettered(harness: BusHarne
     assert h["dlq.reason"] == "handler_failed"
     assert h["dlq.attempts"] == "3"
     assert "cannot handle broken" in h["dlq.detail"]
+
+
+async def test_a_store_down_is_waited_for_not_dead_lettered(harness: BusHarness, topic: str) -> None:
+    """A handler whose store is down for longer than the attempts would last: the event waits
+    for the store and is handled, in its place, with nothing dead-lettered."""
+    bus = await harness.new_bus()
+    calls: list[int] = []
+    done: list[int] = []
+
+    async def handler(env: Envelope) -> None:
+        calls.append(env.data["n"])
+        if env.data["n"] == 1 and len(calls) <= 5:
+            raise StoreUnavailable("neo4j", "restarting")
+        done.append(env.data["n"])
+
+    bus.subscribe(Subscription(unique("g"), (topic,), handler))
+    await bus.start()
+    run = uuid.uuid4().hex
+    await bus.publish([msg(topic, ping(run, n, "one-aggregate")) for n in (1, 2)])
+
+    async def finished() -> bool:
+        return done == [1, 2]
+
+    await eventually(finished, what="both events, the first once its store is back")
+    assert calls.count(1) == 6  # past the three attempts a failing handler gets
 
 
 async def test_a_redelivered_event_is_handled_once(harness: BusHarness, topic: str) -> None:

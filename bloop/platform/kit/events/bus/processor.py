@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from bloop.platform.kit.errors import is_store_down
 from bloop.platform.kit.events.bus.port import DLQ_SUFFIX, Message, Subscription
 from bloop.platform.kit.events.dedupe import ProcessedEvents
 from bloop.platform.kit.events.envelope import Envelope, MalformedEvent, parse_envelope
@@ -82,22 +83,32 @@ class EventProcessor:
         return outcomes
 
     async def _handle(self, envelope: Envelope) -> str | None:
+        """None once handled; else why it failed `max_attempts` times. A store that is down is
+        waited for (capped backoff), not counted as an attempt: an outage of a few seconds
+        would otherwise dead-letter every event it touched."""
         token = request_id_var.set(envelope.request_id)
+        attempt, waited = 0, 0.1
         try:
-            for attempt in range(1, self.max_attempts + 1):
+            while True:
                 try:
                     await self.sub.handler(envelope)
                     return None
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    down = is_store_down(exc)
+                    attempt += 0 if down else 1
                     log.warning("handler failed", extra={
                         "group": self.sub.group, "event_id": str(envelope.id),
-                        "type": envelope.type, "attempt": attempt, "error": repr(exc)})
-                    if attempt == self.max_attempts:
+                        "type": envelope.type, "attempt": attempt, "store_down": down,
+                        "error": repr(exc)})
+                    if attempt >= self.max_attempts:
                         return f"{type(exc).__name__}: {exc}"
-                    await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
-            return "no attempt made"
+                    if down:
+                        await asyncio.sleep(waited)
+                        waited = min(waited * 2, 5.0)
+                    else:
+                        await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
         finally:
             request_id_var.reset(token)
 
