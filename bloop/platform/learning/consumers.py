@@ -1,6 +1,8 @@
-"""What learning consumes: content's lessons and courses (projected into the graph, so learning
-never reads content's store, with whether each course is archived), graded quiz attempts
-(mastery), the flashcards the AI service generates (review cards), and deleted users (erased).
+"""What learning consumes: content's lessons and courses as published (projected into the graph,
+so learning never reads content's store, with whether each course is archived), graded quiz
+attempts (mastery), the flashcards the AI service generates (review cards), and deleted users
+(erased). Edits of a lesson's draft (`lesson.updated`) are not read: learners' paths change at
+the course's next publication, as content promises its authors.
 
 Events are chosen by type name and read tolerantly: fields this service does not know are
 ignored, and fields it needs but an older event lacks take a default. Every handler can run twice
@@ -35,7 +37,6 @@ USER_EVENTS = "user.events"
 AI_EVENTS = "video.events"
 
 LESSON_PUBLISHED = "bloop.content.lesson.published.v1"
-LESSON_UPDATED = "bloop.content.lesson.updated.v1"
 LESSON_DELETED = "bloop.content.lesson.deleted.v1"
 COURSE_PUBLISHED = "bloop.content.course.published.v1"
 COURSE_ARCHIVED = "bloop.content.course.archived.v1"
@@ -126,7 +127,6 @@ class Consumers:
     async def handle(self, envelope: Envelope) -> None:
         handler = {
             LESSON_PUBLISHED: self.lesson,
-            LESSON_UPDATED: self.lesson,
             LESSON_DELETED: self.lesson_deleted,
             COURSE_PUBLISHED: self.course,
             COURSE_ARCHIVED: self.archiving,
@@ -144,7 +144,7 @@ class Consumers:
         present = set(envelope.data.keys())
         if "module" in present:
             present.add("module_id")
-        # An update may carry only what changed: the rest comes from what is stored.
+        # An older event may lack fields: those come from what is stored.
         base: dict[str, Any] = stored.model_dump() if stored is not None else {}
 
         def pick(name: str, value: Any) -> Any:
@@ -201,6 +201,6 @@ class Consumers:
 def subscriptions(service: LearningService) -> list[Subscription]:
     consumers = Consumers(service)
     return [Subscription(GROUP, (CONTENT_EVENTS, USER_EVENTS, AI_EVENTS), consumers.handle,
-                         types=frozenset({LESSON_PUBLISHED, LESSON_UPDATED, LESSON_DELETED,
+                         types=frozenset({LESSON_PUBLISHED, LESSON_DELETED,
                                           COURSE_PUBLISHED, COURSE_ARCHIVED, COURSE_UNARCHIVED,
                                           ATTEMPT_GRADED, USER_DELETED, FLASHCARDS_GENERATED}))]

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from bloop.ai.jobs.events import Card as AiCard
 from bloop.ai.jobs.events import FlashcardsGenerated
 from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
-from bloop.platform.content.events import CoursePublished, LessonPublished
+from bloop.platform.content.events import CoursePublished, LessonPublished, LessonUpdated
 from bloop.platform.identity.events import UserDeleted
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
@@ -582,6 +582,38 @@ async def test_content_events_are_read_tolerantly(running: tuple[FastAPI, httpx.
     await client.post(f"{BASE}/me/lessons/l1/progress", json={"status": "completed"}, headers=pupil)
     report = (await client.get(f"{BASE}/me/progress", headers=pupil)).json()
     assert report["courses"][0]["modules"] == [{"id": "m1", "lessons": 1, "completed": 1}]
+
+
+async def test_a_draft_edit_reaches_learners_at_the_next_publication(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"}, headers=pupil)
+
+    async def steps() -> list[tuple[str, str, list[str]]]:
+        [path] = (await client.get(f"{BASE}/me/paths", headers=pupil)).json()["items"]
+        return [(s["lesson_id"], s["title"], s["blocked_by"]) for s in path["steps"]]
+
+    before = await steps()
+    # An author rewrites "funcs" in the draft: it now also requires recursion, under a new title.
+    draft = type_of(LessonUpdated).envelope(LessonUpdated(
+        lesson_id="funcs", course_id="py", lesson_version=2, title="Functions, rewritten",
+        estimated_minutes=40, teaches=["functions"], requires=["variables", "recursion"],
+        updated_at=AT), tenant="acme", subject="funcs")
+    await deliver(app, draft)
+    assert await steps() == before
+    stored = await service(app).repo.get_lesson("acme", "funcs")
+    assert stored is not None
+    assert (stored.version, stored.title) == (1, "Funcs")
+
+    await deliver(app, lesson_event("funcs", ["functions"], ["variables", "recursion"], 40, 2,
+                                    version=2, title="Functions, rewritten"))
+    stored = await service(app).repo.get_lesson("acme", "funcs")
+    assert stored is not None
+    assert (stored.version, stored.title, stored.requires) == (
+        2, "Functions, rewritten", ["variables", "recursion"])
+    assert ("funcs", "Functions, rewritten") in [(lid, title) for lid, title, _ in await steps()]
 
 
 def flashcards(job: str, lesson: str, cards: list[AiCard]) -> Envelope:
