@@ -10,6 +10,7 @@ import orjson
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.outbox.port import MAX_EVENT_BYTES
 from tests.contract.conftest import BusHarness, headers_of, unique
 from tests.support import PingSent, eventually
 
@@ -237,3 +238,31 @@ async def test_a_publish_larger_than_a_record_batch_keeps_each_aggregates_order(
     assert {s: len(v) for s, v in seen.items()} == {f"agg-{i}": 480 for i in range(5)}
     for subject, numbers in seen.items():
         assert numbers == sorted(numbers), subject
+
+
+async def test_the_largest_event_an_outbox_takes_is_carried_and_dead_lettered_whole(
+        harness: BusHarness, topic: str) -> None:
+    """Outboxes refuse events past MAX_EVENT_BYTES; one at the limit crosses the bus, and its
+    dead-letter record (the event with the reason's headers) does too."""
+    bus = await harness.new_bus()
+    handled: list[int] = []
+
+    async def handler(env: Envelope) -> None:
+        if env.data["n"] == 1:
+            raise RuntimeError("cannot handle " + "it " * 2000)
+        handled.append(env.data["n"])
+
+    bus.subscribe(Subscription(unique("g"), (topic,), handler))
+    await bus.start()
+    largest = ping("x" * MAX_EVENT_BYTES, 1)
+    largest = ping("x" * (2 * MAX_EVENT_BYTES - len(largest.to_bytes())), 1)
+    assert len(largest.to_bytes()) == MAX_EVENT_BYTES
+    await bus.publish([msg(topic, largest), msg(topic, ping("after", 2))])
+
+    async def after_handled() -> bool:
+        return handled == [2]
+
+    await eventually(after_handled, what="the event after the largest one")
+    [dead] = await harness.read(bus, topic + ".dlq", 1)
+    assert dead.value == largest.to_bytes()
+    assert headers_of(dead)["dlq.reason"] == "handler_failed"

@@ -20,6 +20,7 @@ from bloop.platform.kit.events.envelope import Envelope, MalformedEvent, parse_e
 from bloop.platform.kit.events.outbox import OutboxRelay, OutboxStore
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
+from bloop.platform.kit.events.outbox.port import MAX_EVENT_BYTES, EventTooLarge
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.metrics import Metrics
@@ -211,6 +212,25 @@ async def test_an_invalid_event_is_refused_before_anything_is_written(case: Case
     with pytest.raises(MalformedEvent):
         await case.write("c", [bad])
     assert await case.things() == 0
+
+
+async def test_an_event_too_large_for_the_bus_is_refused_before_anything_is_written(
+        case: Case) -> None:
+    """Stored, it would stop the outbox: the relay sends in order, and Kafka refuses a record
+    past its limit every time."""
+    big = PING.envelope(PingSent(run="x" * MAX_EVENT_BYTES, n=1), tenant="t1", subject="d")
+    with pytest.raises(EventTooLarge) as refused:
+        await case.write("d", [ping(0, "d"), big])
+    assert (refused.value.status, refused.value.code) == (422, "change_too_large")
+    assert refused.value.extra["max_bytes"] == MAX_EVENT_BYTES
+    assert await case.things() == 0
+    assert await case.outbox.pending(100) == []
+    largest = PING.envelope(PingSent(run="x" * (MAX_EVENT_BYTES - 1024), n=2), tenant="t1",
+                            subject="e")
+    await case.write("e", [largest])
+    bus = RecordingBus()
+    await relay_for(case.outbox, bus).flush()
+    assert [parse_envelope(m.value).id for m in bus.published] == [largest.id]
 
 
 async def test_the_relay_publishes_in_order_and_marks_sent(case: Case) -> None:

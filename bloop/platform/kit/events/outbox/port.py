@@ -6,9 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import EventRegistry
+
+MAX_EVENT_BYTES = 900 * 1024  # Kafka's default record limit is 1 MiB; this leaves room for the rest
+
+
+class EventTooLarge(Problem):
+    status, code = 422, "change_too_large"
 
 
 class Pending(NamedTuple):
@@ -36,6 +43,20 @@ class Notifying(Protocol):
         """Calls `listener` on the event loop whenever newly written events are durable."""
 
 
+def value_of(envelope: Envelope) -> bytes:
+    """The event as it is stored and sent. One the bus could not carry is refused here, inside
+    the write, so the change it describes is not made: stored, it would stop its outbox (the
+    relay sends in order and Kafka would refuse it every time)."""
+    value = envelope.to_bytes()
+    if len(value) > MAX_EVENT_BYTES:
+        raise EventTooLarge(
+            f"this change is too large to announce: its {envelope.type} event would take "
+            f"{len(value) // 1024} KiB, and events carry at most {MAX_EVENT_BYTES // 1024} KiB",
+            extra={"event_type": envelope.type, "bytes": len(value),
+                   "max_bytes": MAX_EVENT_BYTES})
+    return value
+
+
 def entry_of(envelope: Envelope, registry: EventRegistry) -> dict[str, Any]:
     """The stored form of an event: its topic comes from its registered type."""
     et = registry.checked(envelope)
@@ -44,7 +65,7 @@ def entry_of(envelope: Envelope, registry: EventRegistry) -> dict[str, Any]:
         "topic": et.topic,
         "key": envelope.subject,
         "type": envelope.type,
-        "value": envelope.to_bytes().decode(),
+        "value": value_of(envelope).decode(),
     }
 
 

@@ -21,7 +21,7 @@ from itertools import chain
 
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
-from bloop.platform.kit.events.outbox.port import Pending
+from bloop.platform.kit.events.outbox.port import Pending, value_of
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -77,7 +77,7 @@ class SqliteOutbox:
         for envelope in envelopes:
             et = self.registry.checked(envelope)
             rows.append((str(envelope.id), et.topic, envelope.subject, envelope.type,
-                         envelope.to_bytes(), now))
+                         value_of(envelope), now))
         if rows and not self.db.append_at_commit(self, rows, self._write):
             self._write(conn, rows)
 
