@@ -80,8 +80,8 @@ class KafkaEventBus:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap,
                                     client_id=f"{self.settings.client_id}-admin",
                                     request_timeout_ms=self.settings.request_timeout_ms)
-        await admin.start()
         try:
+            await admin.start()
             existing = set(await admin.list_topics())
             new = [NewTopic(t, num_partitions=self.settings.partitions, replication_factor=1)
                    for t in missing if t not in existing]
@@ -200,10 +200,10 @@ class KafkaEventBus:
             auto_offset_reset="earliest", request_timeout_ms=max(self.settings.request_timeout_ms, 40_000),
             max_poll_records=2000,
         )
-        await consumer.start()
-        self._consumers[sub.group] = consumer
-        positions = self._positions.setdefault(sub.group, {})
         try:
+            await consumer.start()
+            self._consumers[sub.group] = consumer
+            positions = self._positions.setdefault(sub.group, {})
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
                 if not batches:

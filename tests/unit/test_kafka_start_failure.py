@@ -1,0 +1,54 @@
+"""A Kafka consumer whose start fails is closed there, not left to the garbage collector: the
+bus starts its consumers again and again while the broker is away, and each failed start left
+one behind."""
+
+from __future__ import annotations
+
+import gc
+import socket
+import warnings
+from pathlib import Path
+
+import pytest
+
+from bloop.platform.kit.events.bus.kafka import KafkaEventBus
+from bloop.platform.kit.events.bus.port import Subscription
+from bloop.platform.kit.events.bus.processor import EventProcessor
+from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.metrics import Metrics
+from bloop.platform.kit.settings import KafkaSettings
+from bloop.platform.kit.sqlite import SqliteDB
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_a_consumer_whose_start_fails_is_closed(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "processed.sqlite3")
+    processed = SqliteProcessedEvents(db)
+    await processed.setup()
+    metrics = Metrics()
+    settings = KafkaSettings(bootstrap=f"127.0.0.1:{closed_port()}", request_timeout_ms=1000)
+    bus = KafkaEventBus(settings, registry, processed, metrics)
+
+    async def handler(envelope: Envelope) -> None:
+        del envelope
+
+    sub = Subscription("g", ("nowhere",), handler)
+    processor = EventProcessor(sub, registry, processed, bus.publish, metrics, max_attempts=3,
+                               backoff_s=0.01)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            with pytest.raises(Exception, match="Unable to bootstrap"):
+                await bus._run_consumer(sub, processor)
+        gc.collect()
+    assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
+    assert not bus.joined("g")
+    await bus.close()
+    await db.close()
