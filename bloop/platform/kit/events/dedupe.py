@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -22,8 +22,12 @@ class ProcessedEvents(Protocol):
 
 
 class SqliteProcessedEvents:
-    def __init__(self, db: SqliteDB) -> None:
-        self.db = db
+    """Ids are kept for `ttl_s`, as Redis keeps them; old ones are dropped once an hour."""
+
+    def __init__(self, db: SqliteDB, ttl_s: float = 14 * 86_400,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.db, self.ttl_s, self.clock = db, ttl_s, clock
+        self._pruned_at = clock()
 
     async def setup(self) -> None:
         await self.db.run(lambda c: c.execute(
@@ -52,10 +56,20 @@ class SqliteProcessedEvents:
     async def mark(self, group: str, ids: Sequence[uuid.UUID]) -> None:
         if not ids:
             return
-        now = time.time()
+        now = self.clock()
         await self.db.transaction(lambda c: c.executemany(
             "INSERT OR IGNORE INTO processed_events (grp, id, at) VALUES (?, ?, ?)",
             [(group, str(i), now) for i in ids]))
+        if now - self._pruned_at > 3600:
+            self._pruned_at = now
+            await self.prune()
+
+    async def prune(self) -> int:
+        """Forgets ids processed more than `ttl_s` ago; returns how many."""
+        cutoff = self.clock() - self.ttl_s
+        cur = await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM processed_events WHERE at < ?", (cutoff,)))
+        return int(cur.rowcount)
 
 
 class RedisProcessedEvents:

@@ -1,5 +1,7 @@
 """An in-process event bus whose log and group offsets live in SQLite, so events survive a
-restart. One ordered log per topic; a group's offset moves only after its handler is done."""
+restart. One ordered log per topic; a group's offset moves only after its handler is done.
+Events are kept for `retention_s` (a week, as the Kafka servers infra/ starts keep them), and
+past it only once every group that reads their topic has passed them."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 
@@ -34,10 +36,13 @@ CREATE TABLE IF NOT EXISTS bus_offsets (
 class EmbeddedEventBus:
     def __init__(self, db: SqliteDB, registry: EventRegistry, processed: ProcessedEvents,
                  metrics: Metrics, *, max_attempts: int = 3, backoff_s: float = 0.2,
-                 poll_interval_s: float = 0.5, batch: int = 500) -> None:
+                 poll_interval_s: float = 0.5, batch: int = 500,
+                 retention_s: float = 7 * 86_400, clock: Callable[[], float] = time.time) -> None:
         self.db, self.registry, self.processed, self.metrics = db, registry, processed, metrics
         self.max_attempts, self.backoff_s = max_attempts, backoff_s
         self.poll_interval_s, self.batch = poll_interval_s, batch
+        self.retention_s, self.clock = retention_s, clock
+        self._pruned_at = clock()
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._wakeups: list[asyncio.Event] = []
@@ -67,7 +72,7 @@ class EmbeddedEventBus:
         await self.db.ping()
 
     async def publish(self, messages: Sequence[Message]) -> None:
-        now = time.time()
+        now = self.clock()
         rows = [(m.topic, m.key, m.value, orjson.dumps([[k, v.decode()] for k, v in m.headers]), now)
                 for m in messages]
         await self.db.transaction(lambda c: c.executemany(
@@ -75,6 +80,26 @@ class EmbeddedEventBus:
         record_published(self.metrics, messages)
         for wake in self._wakeups:
             wake.set()
+        if now - self._pruned_at > 3600:
+            self._pruned_at = now
+            await self.prune()
+
+    async def prune(self) -> int:
+        """Forgets events older than the retention that every group reading their topic has
+        processed (those of a topic no group reads, such as a dead-letter topic, by age alone);
+        returns how many."""
+        cutoff = self.clock() - self.retention_s
+
+        def q(c: sqlite3.Connection) -> int:
+            # Positions grow with time: the old events are the ones before the first new one.
+            first_new = c.execute("SELECT pos FROM bus_log WHERE at >= ? ORDER BY pos LIMIT 1",
+                                  (cutoff,)).fetchone()
+            end = first_new[0] if first_new else 2**63 - 1
+            return int(c.execute(
+                "DELETE FROM bus_log WHERE pos < ? AND pos < coalesce((SELECT min(o.next_pos)"
+                " FROM bus_offsets o WHERE o.topic = bus_log.topic), ?)", (end, end)).rowcount)
+
+        return await self.db.transaction(q)
 
     async def drained(self, group: str) -> bool:
         topics = {t for s in self._subs if s.group == group for t in s.topics}
