@@ -580,8 +580,11 @@ async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:
         await case.store.save_placement(case.tenant, Placement(
             id="p1", learner=learner, goal="concept:loops", order=["loops"],
             prerequisites={"loops": []}, max_questions=1, created_at=T0))
+    assert not await case.store.is_erased(case.tenant, "gone")
     await case.store.erase_learner(case.tenant, "gone")
     await case.store.erase_learner(case.tenant, "gone")  # again: nothing to do
+    assert await case.store.is_erased(case.tenant, "gone")
+    assert not await case.store.is_erased(case.tenant, "stays")
     for learner, count in (("gone", 0), ("stays", 1)):
         assert len(await case.store.enrolments(case.tenant, learner)) == count
         assert len(await case.store.get_progress(case.tenant, learner)) == count

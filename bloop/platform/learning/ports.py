@@ -263,4 +263,8 @@ class LearningRepository(Protocol):
                                     parameters: Sequence[float]) -> None: ...
 
     async def erase_learner(self, tenant: str, learner: str) -> None:
-        """Forgets everything about the learner; nothing happens when there is nothing."""
+        """Forgets everything about the learner, and remembers the learner as erased (by id
+        alone); nothing happens when there is nothing."""
+
+    async def is_erased(self, tenant: str, learner: str) -> bool:
+        """True once `erase_learner` ran for the learner."""

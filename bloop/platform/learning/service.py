@@ -337,8 +337,8 @@ class LearningService:
         order they were graded and replayed, so an attempt that arrives late lands in its
         place."""
         wanted = sorted(set(concepts))
-        if not wanted or not answers:
-            return []
+        if not wanted or not answers or await self.repo.is_erased(tenant, learner):
+            return []  # an attempt graded before its learner's erasure may arrive after it
         await self.repo.ensure_concepts(tenant, wanted)
         for _ in range(RETRIES):
             try:
@@ -352,6 +352,9 @@ class LearningService:
             self._on_write()
             await self.refresh_paths(tenant, learner)
             await self._maybe_fit(tenant, changed, len(answers))
+            if await self.repo.is_erased(tenant, learner):
+                await self.repo.erase_learner(tenant, learner)  # erased meanwhile: this too
+                return []
         return changed
 
     async def _apply(self, tenant: str, learner: str, attempt_id: str, concepts: list[str],

@@ -422,9 +422,29 @@ async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
     deleted = type_of(UserDeleted).envelope(UserDeleted(user_id=uid, deleted_by="x",
                                                         deleted_at=AT), tenant="acme", subject=uid)
     await deliver(app, deleted, topic="user.events")
-    assert await service(app).personal_data("acme", uid) == {
-        "enrolments": [], "progress": [], "mastery": [], "cards": [], "review_logs": [],
-        "scheduler_parameters": None}
+    erased: Json = {"enrolments": [], "progress": [], "mastery": [], "cards": [], "review_logs": [],
+                    "scheduler_parameters": None}
+    assert await service(app).personal_data("acme", uid) == erased
+    # A quiz graded before the erasure, whose event comes after it (another topic), brings
+    # nothing back.
+    await deliver(app, attempt_event(uid, ["variables"], [True, True]))
+    assert await service(app).personal_data("acme", uid) == erased
+
+
+async def test_an_attempt_applied_while_its_learner_is_erased_leaves_nothing(running: tuple[
+        FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, client = running
+    await python_course(app, client)
+    svc = service(app)
+    refresh = svc.refresh_paths
+
+    async def erased_meanwhile(tenant: str, learner: str) -> Any:
+        await svc.erase(tenant, learner)  # the user.deleted consumer, between two writes
+        return await refresh(tenant, learner)
+
+    monkeypatch.setattr(svc, "refresh_paths", erased_meanwhile)
+    assert await svc.apply_attempt("acme", "u-gone", "a1", ["variables"], [True, True], AT) == []
+    assert (await svc.personal_data("acme", "u-gone"))["mastery"] == []
 
 
 async def test_progress_sent_at_once_all_counts_and_completes_once(running: tuple[

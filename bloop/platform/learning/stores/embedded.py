@@ -104,6 +104,8 @@ CREATE TABLE IF NOT EXISTS review_logs (
 CREATE INDEX IF NOT EXISTS review_logs_at ON review_logs (tenant, learner, at);
 CREATE TABLE IF NOT EXISTS learners (
   tenant TEXT NOT NULL, id TEXT NOT NULL, fsrs TEXT, PRIMARY KEY (tenant, id));
+CREATE TABLE IF NOT EXISTS erased_learners (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (tenant, id));
 """
 
 Conn = sqlite3.Connection
@@ -799,8 +801,16 @@ class EmbeddedLearningStore:
                 c.execute(f"DELETE FROM {table} WHERE tenant = ? AND learner = ?",  # noqa: S608
                           (tenant, learner))
             c.execute("DELETE FROM learners WHERE tenant = ? AND id = ?", (tenant, learner))
+            c.execute("INSERT OR IGNORE INTO erased_learners (tenant, id) VALUES (?, ?)",
+                      (tenant, learner))
 
         await self.db.transaction(write)
+
+    async def is_erased(self, tenant: str, learner: str) -> bool:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT 1 FROM erased_learners WHERE tenant = ? AND id = ?", (tenant, learner)
+        ).fetchone())
+        return row is not None
 
 
 def _rerank(c: Conn, tenant: str, ids: Sequence[str]) -> None:

@@ -84,6 +84,7 @@ KEYS = {
     "Placement": ("tenant", "learner", "id"),
     "CardSchedule": ("tenant", "learner", "card"),
     "ReviewLog": ("tenant", "learner", "id"),
+    "ErasedLearner": ("tenant", "id"),
 }
 INDEXES = {
     "learning_lesson_course": ("Lesson", ("tenant", "course_id")),
@@ -914,8 +915,16 @@ class Neo4jLearningStore:
                     tenant=tenant, learner=learner)).consume()
             await (await tx.run("MATCH (n:Learner {tenant: $tenant, id: $learner}) DETACH DELETE n",
                                 tenant=tenant, learner=learner)).consume()
+            await (await tx.run("MERGE (:ErasedLearner {tenant: $tenant, id: $learner})",
+                                tenant=tenant, learner=learner)).consume()
 
         await self._write(work)
+
+    async def is_erased(self, tenant: str, learner: str) -> bool:
+        rows = await self._query(
+            "MATCH (e:ErasedLearner {tenant: $tenant, id: $learner}) RETURN count(e) AS n",
+            tenant=tenant, learner=learner)
+        return bool(rows[0]["n"])
 
     async def drop_tenant(self, tenant: str) -> None:
         """Deletes every learning node of the tenant (tests and benchmarks clean up with it)."""
