@@ -22,7 +22,8 @@ app = typer.Typer(help="Bloop, an open-source learning platform.", no_args_is_he
                   add_completion=False)
 infra_app = typer.Typer(help="Real servers for development and tests (no Docker needed).",
                         no_args_is_help=True)
-events_app = typer.Typer(help="Event types and their committed JSON Schemas.", no_args_is_help=True)
+events_app = typer.Typer(help="Event types, their committed JSON Schemas, and dead letters.",
+                         no_args_is_help=True)
 tenant_app = typer.Typer(help="Open a tenant and invite its admin, before anyone can sign in.",
                          no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
@@ -277,6 +278,59 @@ def events_schemas(write: Annotated[bool, typer.Option(help="Write missing schem
     if problems:
         raise typer.Exit(1)
     typer.echo("event schemas compatible")
+
+
+@events_app.command("redrive")
+def events_redrive(
+    topic: Annotated[str, typer.Argument(help="The topic whose dead letters to send back, "
+                                              "such as content.events.")],
+    group: Annotated[list[str] | None, typer.Option(
+        help="Only those this consumer group dead-lettered (repeat for several).")] = None,
+    reason: Annotated[list[str] | None, typer.Option(
+        help="Only those dead-lettered for this reason (default: handler_failed).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="List them, send nothing.")] = False,
+) -> None:
+    """Send dead-lettered events back to their topic once what made them fail is fixed.
+
+    The group that dead-lettered an event handles it again; groups that handled it drop it as
+    a duplicate, by its id. Running it twice is harmless."""
+    from bloop.platform.kit.errors import is_store_down
+    from bloop.platform.kit.events.redrive import HANDLER_FAILED, Redriven, redrive
+    from bloop.platform.kit.events.schema_files import load_all_types
+    from bloop.platform.kit.events.types import registry
+    from bloop.platform.kit.logging import configure_logging
+    from bloop.platform.kit.wiring import Platform
+
+    load_all_types()
+    if topic not in registry.topics():
+        typer.echo(f"bloop: no topic {topic!r}; the topics are "
+                   f"{', '.join(sorted(registry.topics()))}", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    configure_logging("ERROR", settings.log.json_format)
+
+    async def go() -> Redriven:
+        platform = Platform(settings)
+        try:
+            await platform.start()
+            return await redrive(platform.bus, topic, groups=group or (),
+                                 reasons=reason or (HANDLER_FAILED,), dry_run=dry_run)
+        finally:
+            await platform.close()
+
+    try:
+        done = asyncio.run(go())
+    except Exception as exc:
+        if not is_store_down(exc):
+            raise
+        typer.echo(f"bloop: the event bus is down ({type(exc).__name__}); start it, or check "
+                   "its URL in the settings", err=True)
+        raise typer.Exit(1) from None
+    for letter in done.chosen:
+        typer.echo(f"{letter.type}\t{letter.group}\t{letter.reason}\t{letter.detail[:160]}")
+    verb = "would send" if dry_run else "sent"
+    left = ", ".join(f"{n} {r or 'unknown'}" for r, n in sorted(done.left.items()))
+    typer.echo(f"{verb} {len(done.chosen)} back to {topic}" + (f"; left: {left}" if left else ""))
 
 
 def main() -> None:  # pragma: no cover

@@ -11,6 +11,7 @@ from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.port import MAX_EVENT_BYTES
+from bloop.platform.kit.events.redrive import redrive
 from tests.contract.conftest import BusHarness, headers_of, unique
 from tests.support import PingSent, eventually
 
@@ -266,3 +267,53 @@ async def test_the_largest_event_an_outbox_takes_is_carried_and_dead_lettered_wh
     [dead] = await harness.read(bus, topic + ".dlq", 1)
     assert dead.value == largest.to_bytes()
     assert headers_of(dead)["dlq.reason"] == "handler_failed"
+
+
+async def test_dead_letters_are_redriven_once_the_fault_is_fixed(harness: BusHarness,
+                                                                  topic: str) -> None:
+    bus = await harness.new_bus()
+    fixed = False
+    fussy_saw: list[int] = []
+    calm_saw: list[int] = []
+
+    async def fussy(env: Envelope) -> None:
+        if env.data["n"] == 2 and not fixed:
+            raise RuntimeError("a bug, fixed later")
+        fussy_saw.append(env.data["n"])
+
+    async def calm(env: Envelope) -> None:
+        calm_saw.append(env.data["n"])
+
+    fussy_group, calm_group = unique("fussy"), unique("calm")
+    bus.subscribe(Subscription(fussy_group, (topic,), fussy))
+    bus.subscribe(Subscription(calm_group, (topic,), calm))
+    await bus.start()
+    run = uuid.uuid4().hex
+    await bus.publish([msg(topic, ping(run, n)) for n in (1, 2, 3)]
+                      + [Message(topic, b"agg-1", b"{not json")])
+
+    async def dead_lettered() -> bool:
+        return len(await bus.dead_letters(topic)) == 3  # the failure, and the bad one twice
+
+    await eventually(dead_lettered, what="three dead letters")
+    assert (fussy_saw, calm_saw) == ([1, 3], [1, 2, 3])
+
+    listed = await redrive(bus, topic, dry_run=True)
+    assert [(d.group, d.reason, d.type) for d in listed.chosen] == [
+        (fussy_group, "handler_failed", ping(run, 2).type)]
+    assert listed.left == {"bad_envelope": 2}
+    only_calm = await redrive(bus, topic, groups=[calm_group], dry_run=True)
+    assert (only_calm.chosen, only_calm.left) == ([], {"bad_envelope": 2, "handler_failed": 1})
+
+    fixed = True
+    for _ in range(2):  # twice: the second changes nothing
+        sent = await redrive(bus, topic, groups=[fussy_group])
+        assert [d.message.value for d in sent.chosen] == [listed.chosen[0].message.value]
+
+        async def both_drained() -> bool:
+            return await bus.drained(fussy_group) and await bus.drained(calm_group)
+
+        await eventually(both_drained, what="the redriven event")
+    assert fussy_saw == [1, 3, 2]
+    assert calm_saw == [1, 2, 3]  # it handled the event the first time: a duplicate now
+    assert len(await bus.dead_letters(topic)) == 3

@@ -13,7 +13,12 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from bloop.platform.kit.events.bus.port import Message, Subscription, record_published
+from bloop.platform.kit.events.bus.port import (
+    DLQ_SUFFIX,
+    Message,
+    Subscription,
+    record_published,
+)
 from bloop.platform.kit.events.bus.processor import EventProcessor
 from bloop.platform.kit.events.dedupe import ProcessedEvents
 from bloop.platform.kit.events.types import EventRegistry
@@ -122,6 +127,12 @@ class EmbeddedEventBus:
             "SELECT pos, key, value, headers FROM bus_log WHERE topic=? AND pos>? ORDER BY pos LIMIT ?",
             (topic, after, limit)).fetchall())
         return [self._message(topic, r) for r in rows]
+
+    async def dead_letters(self, topic: str) -> list[Message]:
+        found: list[Message] = []
+        while page := await self.read(topic + DLQ_SUFFIX, found[-1].offset if found else 0):
+            found += page
+        return found
 
     @staticmethod
     def _message(topic: str, row: sqlite3.Row) -> Message:

@@ -175,6 +175,36 @@ class KafkaEventBus:
         done = self._positions.get(group, {})
         return all(done.get(tp, 0) >= end for tp, end in ends.items() if end > 0)
 
+    async def dead_letters(self, topic: str) -> list[Message]:
+        dlq = topic + DLQ_SUFFIX
+        cluster = await (await self._get_producer()).client.fetch_all_metadata()
+        wanted = [TopicPartition(dlq, p) for p in sorted(cluster.partitions_for_topic(dlq) or ())]
+        if not wanted:
+            return []
+        reader = AIOKafkaConsumer(bootstrap_servers=self.settings.bootstrap,
+                                  client_id=f"{self.settings.client_id}-dead-letters",
+                                  enable_auto_commit=False,
+                                  request_timeout_ms=max(self.settings.request_timeout_ms, 40_000))
+        found: list[Message] = []
+        try:
+            await reader.start()
+            reader.assign(wanted)
+            await reader.seek_to_beginning(*wanted)
+            ends = await reader.end_offsets(wanted)
+            while True:
+                for tp in list(ends):
+                    if await reader.position(tp) >= ends[tp]:
+                        del ends[tp]
+                if not ends:
+                    break
+                for tp, records in (await reader.getmany(*ends, timeout_ms=1000)).items():
+                    found += [Message(r.topic, r.key, r.value, tuple(r.headers), r.partition,
+                                      r.offset) for r in records if r.offset < ends[tp]]
+        finally:
+            with contextlib.suppress(Exception):
+                await reader.stop()
+        return found
+
     async def _consume(self, sub: Subscription) -> None:
         processor = EventProcessor(sub, self.registry, self.processed, self.publish, self.metrics,
                                    max_attempts=self.settings.max_attempts,

@@ -73,3 +73,6 @@ class EventBus(Protocol):
 
     async def drained(self, group: str) -> bool:
         """True when `group` has processed everything published to its topics so far."""
+
+    async def dead_letters(self, topic: str) -> list[Message]:
+        """Every record still kept on `topic`'s dead-letter topic, in order (per partition)."""

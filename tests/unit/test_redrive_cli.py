@@ -1,0 +1,62 @@
+"""`bloop events redrive` on the embedded stores: lists what it would send, then sends it back
+to its topic as first published."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bloop.platform.content.events import LessonDeleted
+from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
+from bloop.platform.kit.events.bus.port import Message
+from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
+from bloop.platform.kit.events.types import registry, type_of
+from bloop.platform.kit.metrics import Metrics
+from bloop.platform.kit.sqlite import SqliteDB
+
+
+def redrive(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLOOP_")}
+    env |= {"BLOOP_DATA_DIR": str(data)}
+    return subprocess.run([sys.executable, "-m", "bloop.cli", "events", "redrive", *args],
+                          capture_output=True, text=True, timeout=120, check=False, env=env)
+
+
+async def test_an_operator_sends_dead_letters_back(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "events.sqlite3")
+    bus = EmbeddedEventBus(db, registry, SqliteProcessedEvents(db), Metrics())
+    await bus.start()
+    event = Message.of(type_of(LessonDeleted).envelope(LessonDeleted(
+        lesson_id="l1", course_id="c1", lesson_version=2, deleted_at=datetime.now(UTC)),
+        tenant="demo", subject="l1"), "content.events")
+    dlq = (("dlq.reason", b"handler_failed"), ("dlq.detail", b"RuntimeError: a bug"),
+           ("dlq.group", b"learning"), ("dlq.topic", b"content.events"))
+    await bus.publish([
+        event._replace(topic="content.events.dlq", headers=event.headers + dlq),
+        Message("content.events.dlq", b"x", b"{not json",
+                (("dlq.reason", b"bad_envelope"), ("dlq.group", b"search"))),
+    ])
+    await bus.close()
+    await db.close()
+
+    listed = redrive(tmp_path, "content.events", "--dry-run")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        "bloop.content.lesson.deleted.v1\tlearning\thandler_failed\tRuntimeError: a bug",
+        "would send 1 back to content.events; left: 1 bad_envelope"]
+    assert redrive(tmp_path, "content.events", "--group", "search").stdout.splitlines() == [
+        "sent 0 back to content.events; left: 1 bad_envelope, 1 handler_failed"]
+    typo = redrive(tmp_path, "content.event")
+    assert (typo.returncode, typo.stderr.startswith("bloop: no topic 'content.event'; ")) == (2, True)
+    sent = redrive(tmp_path, "content.events", "--group", "learning")
+    assert sent.stdout.splitlines()[-1] == "sent 1 back to content.events; left: 1 bad_envelope"
+
+    db = SqliteDB(tmp_path / "events.sqlite3")
+    bus = EmbeddedEventBus(db, registry, SqliteProcessedEvents(db), Metrics())
+    [back] = await bus.read("content.events")
+    assert (back.key, back.value, back.headers) == (event.key, event.value, event.headers)
+    assert len(await bus.dead_letters("content.events")) == 2
+    await db.close()
