@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bloop.ai.jobs.model import Cost, Job, JobRequest, Lease, TenantAiConfig, now
-from bloop.ai.jobs.ports import JobStore, MediaStore
+from bloop.ai.jobs.ports import JobLimit, JobStore, MediaStore, TooManyJobs
 from bloop.ai.jobs.service import requested
 from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
 from bloop.ai.jobs.stores.mongo import GridFsMediaStore, MongoJobStore
@@ -84,6 +84,25 @@ async def test_create_is_idempotent_per_tenant_and_key(ai: Stores) -> None:
     pending = await ai.jobs.outbox.pending(100)
     assert [json.loads(p.message.value)["type"] for p in pending] == ["bloop.ai.job.requested.v1"]
     assert pending[0].message.topic == "ai.jobs"
+
+
+async def test_jobs_asked_for_at_once_count_against_the_hourly_limit(ai: Stores) -> None:
+    at = now()
+    limit = JobLimit(jobs=3, since=at - timedelta(hours=1))
+    old = job(key="old", at=at - timedelta(hours=2))
+    await ai.jobs.create(old, [requested(old)], limit=limit)  # outside the window
+    asked = [job(key=f"k{i}", at=at) for i in range(8)]
+    results = await asyncio.gather(*(ai.jobs.create(j, [requested(j)], limit=limit)
+                                     for j in asked), return_exceptions=True)
+    made = [r for r in results if not isinstance(r, BaseException)]
+    assert all(isinstance(r, TooManyJobs) for r in results if isinstance(r, BaseException))
+    # Never one too many; on MongoDB two at once may both step back.
+    assert len(made) == 3 if isinstance(ai.jobs, EmbeddedJobStore) else 1 <= len(made) <= 3
+    assert (await ai.jobs.spend("acme", limit.since)).jobs == len(made)
+    refused = {j.id for j, r in zip(asked, results, strict=True) if isinstance(r, TooManyJobs)}
+    assert [await ai.jobs.get("acme", i) for i in refused] == [None] * len(refused)
+    values = [json.loads(p.message.value) for p in await ai.jobs.outbox.pending(100)]
+    assert len(values) == len(made) + 1, "a refused job leaves no event"
 
 
 async def test_replace_is_a_compare_and_set_with_its_events(ai: Stores) -> None:

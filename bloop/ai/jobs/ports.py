@@ -23,16 +23,30 @@ class Spend:
     usd: float
 
 
+@dataclass(frozen=True)
+class JobLimit:
+    """At most `jobs` jobs created since `since` (the tenant's hourly quota)."""
+
+    jobs: int
+    since: datetime
+
+
+class TooManyJobs(Exception):
+    """The tenant already has `JobLimit.jobs` jobs created since `JobLimit.since`."""
+
+
 class JobStore(Protocol):
     @property
     def outbox(self) -> OutboxStore: ...
 
     async def setup(self) -> None: ...
 
-    async def create(self, job: Job, events: list[Envelope]) -> tuple[Job, bool]:
+    async def create(self, job: Job, events: list[Envelope], *,
+                     limit: JobLimit | None = None) -> tuple[Job, bool]:
         """Stores the job and its events atomically and returns it with True; when the tenant
         already has a job with its idempotency key, returns that one with False and writes
-        nothing."""
+        nothing. With `limit`, raises `TooManyJobs` (and keeps nothing) when the tenant's jobs,
+        counted with those stored at the same time, would pass it."""
 
     async def get(self, tenant: str, job_id: str) -> Job | None: ...
 

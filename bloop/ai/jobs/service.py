@@ -21,7 +21,7 @@ from bloop.ai.jobs.model import (
     idempotency_key,
     now,
 )
-from bloop.ai.jobs.ports import JobStore
+from bloop.ai.jobs.ports import JobLimit, JobStore, TooManyJobs
 from bloop.ai.providers.llm import OpenAiLlm, Pricing, ProviderRejected
 from bloop.ai.text.generator import LlmTextGenerator, TextGenerator
 from bloop.ai.text.model import LessonText
@@ -170,10 +170,7 @@ class JobService:
                     extra={"budget_usd": eff.monthly_budget_usd, "spent_usd": month.usd})
         hour = await self.store.spend(tenant, at - timedelta(hours=1))
         if hour.jobs >= eff.max_jobs_per_hour:
-            raise Problem(f"the tenant asked for {hour.jobs} AI jobs in the last hour, its "
-                          f"limit is {eff.max_jobs_per_hour}", status=429,
-                          code="ai_quota_exceeded", headers={"Retry-After": "600"},
-                          extra={"limit": eff.max_jobs_per_hour})
+            raise _over_hourly_quota(eff.max_jobs_per_hour)
 
     # jobs
 
@@ -238,7 +235,11 @@ class JobService:
                 code="llm_required", extra={"provider": eff.provider})
         await self._check_quota(tenant, eff)
         job = Job.create(tenant, request, lesson, requested_by, key, self.settings.max_attempts)
-        stored, created = await self.store.create(job, [requested(job)])
+        try:
+            stored, created = await self.store.create(job, [requested(job)], limit=JobLimit(
+                eff.max_jobs_per_hour, job.created_at - timedelta(hours=1)))
+        except TooManyJobs:
+            raise _over_hourly_quota(eff.max_jobs_per_hour) from None
         if created:
             self._on_write()
             return stored, True
@@ -334,3 +335,10 @@ class JobService:
             await self.mutate(tenant, job.id, change)
             changed += 1
         return changed
+
+
+def _over_hourly_quota(limit: int) -> Problem:
+    return Problem(f"the tenant has asked for its limit of {limit} AI jobs in the last hour; "
+                   "try again later", status=429,
+                   code="ai_quota_exceeded", headers={"Retry-After": "600"},
+                   extra={"limit": limit})

@@ -5,6 +5,7 @@ quotas, settings that never show a key."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -247,6 +248,20 @@ async def test_quotas_refuse_before_any_spend(client: httpx.AsyncClient, app: Fa
     assert "retry-after" in r.headers
     view = (await client.get(f"{BASE}/ai/settings", headers=admin)).json()
     assert view["jobs_last_hour"] == 2
+
+
+async def test_jobs_asked_for_at_once_keep_to_the_hourly_quota(client: httpx.AsyncClient,
+                                                               app: FastAPI) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.put(f"{BASE}/ai/settings", headers=admin, json={"max_jobs_per_hour": 2})
+    assert r.status_code == 200, r.text
+    les = await lesson(client)
+    asked = await asyncio.gather(*(client.post(f"{BASE}/ai/jobs", json={
+        "kind": "summary", "lesson_id": les["id"], "params": {"instructions": f"take {i}"}})
+        for i in range(6)))
+    assert sorted(r.status_code for r in asked) == [201, 201, 429, 429, 429, 429]
+    assert {r.json()["code"] for r in asked if r.status_code == 429} == {"ai_quota_exceeded"}
+    assert len((await client.get(f"{BASE}/ai/jobs")).json()["items"]) == 2
 
 
 @pytest.mark.parametrize("base_url", [

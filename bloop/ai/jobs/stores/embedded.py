@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
-from bloop.ai.jobs.ports import Spend, StoredFile
+from bloop.ai.jobs.ports import JobLimit, Spend, StoredFile, TooManyJobs
 from bloop.ai.jobs.stores.common import config_doc, index_fields, job_key
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
@@ -55,12 +55,17 @@ class EmbeddedJobStore:
         await self.db.run(lambda c: c.executescript(SCHEMA))
         await self._outbox.setup()
 
-    async def create(self, job: Job, events: list[Envelope]) -> tuple[Job, bool]:
+    async def create(self, job: Job, events: list[Envelope], *,
+                     limit: JobLimit | None = None) -> tuple[Job, bool]:
         def write(c: sqlite3.Connection) -> tuple[Job, bool]:
             found = c.execute("SELECT doc FROM ai_jobs WHERE tenant = ? AND idempotency_key = ?",
                               (job.tenant, job.idempotency_key)).fetchone()
             if found is not None:
                 return Job.model_validate_json(found["doc"]), False
+            if limit is not None and c.execute(
+                    "SELECT count(*) FROM ai_jobs WHERE tenant = ? AND created >= ?",
+                    (job.tenant, limit.since.timestamp())).fetchone()[0] >= limit.jobs:
+                raise TooManyJobs(job.tenant)
             names = (*COLUMNS, "doc")
             c.execute(f"INSERT INTO ai_jobs ({', '.join(names)}) VALUES "  # noqa: S608
                       f"({', '.join(':' + n for n in names)})", _row(job))

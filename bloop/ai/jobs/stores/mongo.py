@@ -14,6 +14,7 @@ sent events; on MongoDB the guard does nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
@@ -27,7 +28,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
-from bloop.ai.jobs.ports import Spend, StoredFile
+from bloop.ai.jobs.ports import JobLimit, Spend, StoredFile, TooManyJobs
 from bloop.ai.jobs.stores.common import config_doc, index_fields, job_key
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
@@ -78,7 +79,8 @@ class MongoJobStore:
         await self._outbox.setup()
         await self.guard.setup()
 
-    async def create(self, job: Job, events: list[Envelope]) -> tuple[Job, bool]:
+    async def create(self, job: Job, events: list[Envelope], *,
+                     limit: JobLimit | None = None) -> tuple[Job, bool]:
         doc = {"_id": _key(job.tenant, job.id), **_fields(job)}
         try:
             await self.jobs.insert_one(self._outbox.new_document(doc, *events) if events else doc)
@@ -88,6 +90,15 @@ class MongoJobStore:
             if found is None:
                 raise
             return _job(found), False
+        # Counted after the insert, so that jobs asked for at once see each other: each that
+        # finds the tenant past its limit takes itself back (both may; never one too many),
+        # unless a worker already took it up.
+        if limit is not None and await self.jobs.count_documents(
+                {"tenant": job.tenant, "created": {"$gte": limit.since.timestamp()}}) > limit.jobs:
+            taken_back = await asyncio.shield(self.jobs.delete_one(
+                {"_id": doc["_id"], "status": job.status, "rev": job.rev}))
+            if taken_back.deleted_count:
+                raise TooManyJobs(job.tenant)
         return job, True
 
     async def get(self, tenant: str, job_id: str) -> Job | None:
