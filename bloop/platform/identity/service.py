@@ -78,12 +78,17 @@ class IdentityService:
     def __init__(self, repo: IdentityRepository,
                  on_write: Callable[[], None] = lambda: None, *,
                  hasher: passwords.Hasher | None = None,
-                 settings: AuthSettings | None = None) -> None:
-        """`on_write` runs after each write that stored events (the outbox relay's `wake`)."""
+                 settings: AuthSettings | None = None,
+                 verifier: TokenVerifier | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """`on_write` runs after each write that stored events (the outbox relay's `wake`);
+        `verifier` refuses the access tokens of sessions signed out here."""
         self.repo = repo
         self._on_write = on_write
         self._hasher = hasher
         self.settings = settings or AuthSettings()
+        self.verifier = verifier
+        self.clock = clock
 
     @property
     def hasher(self) -> passwords.Hasher:
@@ -209,6 +214,9 @@ class IdentityService:
         except HoldsRole:
             raise _platform_admins_only() from None
         self._on_write()
+        if set(user.roles) - set(updated.roles):
+            # Their tokens carry the roles taken away: they sign in again to get the new ones.
+            await self.end_sessions(tenant_id, user_id)
         return updated
 
     async def delete_user(self, tenant_id: str, user_id: str, by: Principal) -> None:
@@ -225,6 +233,17 @@ class IdentityService:
         except HoldsRole:
             raise _platform_admins_only() from None
         self._on_write()
+        await self.end_sessions(tenant_id, user_id)
+
+    async def end_sessions(self, tenant_id: str, user_id: str, *, keep: str | None = None) -> None:
+        """Signs the user out everywhere but the session `keep`: their refresh tokens are
+        revoked and their access tokens refused. A retry after a failure part-way finishes it:
+        sessions whose access tokens may still be valid are refused again, revoked or not."""
+        since = datetime.fromtimestamp(self.clock() - self.settings.access_ttl_s, UTC)
+        for family in await self.repo.revoke_user_sessions(tenant_id, user_id, keep=keep,
+                                                           since=since):
+            if self.verifier is not None:
+                await self.verifier.revoke_session(family)
 
     # invitations
 
@@ -507,10 +526,7 @@ class AuthService:
             replacing = stored  # a new hash of the same password: written over
         else:
             raise Conflict("the password's hash kept changing; try again", code="busy")
-        since = datetime.fromtimestamp(self.clock() - self.settings.access_ttl_s, UTC)
-        for family in await self.repo.revoke_user_sessions(user.tenant, user.id, keep=keep,
-                                                           since=since):
-            await self.verifier.revoke_session(family)
+        await self.identity.end_sessions(user.tenant, user.id, keep=keep)
 
     async def issue_tokens(self, user: User, scope: str = "") -> TokenGrant:
         """A new session for `user`, whom an external identity provider has signed in."""

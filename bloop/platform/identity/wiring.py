@@ -57,7 +57,8 @@ async def mount(platform: Platform) -> Mounted:
     repo, key_store = repository(platform)
     relay = platform.add_outbox(repo.outbox)
     settings = platform.settings.auth
-    service = IdentityService(repo, on_write=relay.wake, settings=settings)
+    service = IdentityService(repo, on_write=relay.wake, settings=settings,
+                              verifier=platform.auth.verifier)
     keys = KeyRing(key_store, settings)
     platform.auth.verifier.use_keys(keys)
     auth = AuthService(service, keys, platform.auth.verifier, platform.cache, settings)

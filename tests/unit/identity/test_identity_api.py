@@ -298,6 +298,44 @@ async def test_role_changes_are_the_admins_and_announced(
     assert (await client.get("/v1/tenants/acme/users", headers=again)).status_code == 200
 
 
+async def test_a_demotion_or_a_deletion_signs_the_person_out(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Access tokens carry roles: one kept after a demotion would let the person undo it for
+    as long as it lives (15 minutes), and one kept after a deletion would still act."""
+    admin, _, url = await admin_and_learner(app, client)
+    assert (await client.put(url, headers=admin, json={"roles": ["tenant_admin"]})
+            ).status_code == 200
+    r = await client.post("/v1/auth/token", data={
+        "grant_type": "password", "tenant": "acme", "username": "lee@acme.dev",
+        "password": PASSWORD})
+    lee = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    refresh = r.json()["refresh_token"]
+    assert (await client.put(url, headers=admin, json={"roles": ["learner"]})).status_code == 200
+    r = await client.put(url, headers=lee, json={"roles": ["tenant_admin"]})
+    assert r.status_code == 401, r.text
+    r = await client.post("/v1/tenants/acme/api-keys", headers=lee,
+                          json={"name": "kept", "scopes": ["content:read"]})
+    assert r.status_code == 401, r.text
+    r = await client.post("/v1/auth/token", data={"grant_type": "refresh_token",
+                                                  "tenant": "acme", "refresh_token": refresh})
+    assert r.status_code == 400, r.text
+    again = await login(client, "acme", "lee@acme.dev")
+    assert (await client.put(url, headers=again, json={"roles": ["tenant_admin"]})
+            ).status_code == 403
+    # a grant takes nothing away: the session stays
+    assert (await client.put(url, headers=admin, json={"roles": ["learner", "educator"]})
+            ).status_code == 200
+    assert (await client.get("/v1/tenants/acme/me", headers=again)).status_code == 200
+
+    boss = await member(app, client, "acme", ["tenant_admin"], email="boss2@acme.dev")
+    boss_id = (await client.get("/v1/tenants/acme/me", headers=boss)).json()["id"]
+    r = await client.delete(f"/v1/tenants/acme/users/{boss_id}", headers=admin)
+    assert r.status_code == 204, r.text
+    r = await client.post("/v1/tenants/acme/invitations", headers=boss,
+                          json={"email": "new-admin@acme.dev", "roles": ["tenant_admin"]})
+    assert r.status_code == 401, r.text
+
+
 async def test_a_platform_admin_granted_meanwhile_is_out_of_a_tenant_admins_reach(
         app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """A platform admin grants the role while a tenant admin's change, reset or deletion of the
@@ -357,14 +395,19 @@ async def test_profiles_are_the_users_own(app: FastAPI, client: httpx.AsyncClien
 
 async def test_a_profile_edit_racing_a_role_change_keeps_both(
         app: FastAPI, client: httpx.AsyncClient) -> None:
-    admin, learner, url = await admin_and_learner(app, client)
-    for n, roles in enumerate((["learner", "educator"], ["learner"]) * 3):
+    admin, _, url = await admin_and_learner(app, client)
+    for n, roles in enumerate((["learner", "educator"], ["learner", "teaching_assistant"]) * 3):
+        # A learner again first (a demotion signs lee out), then a grant raced with an edit.
+        assert (await client.put(url, headers=admin, json={"roles": ["learner"]})
+                ).status_code == 200
+        learner = await login(client, "acme", "lee@acme.dev")
         edit, change = await asyncio.gather(
             client.patch("/v1/tenants/acme/me", headers=learner, json={"bio": f"Bio {n}"}),
             client.put(url, headers=admin, json={"roles": roles}))
         assert (edit.status_code, change.status_code) == (200, 200)
         me = (await client.get("/v1/tenants/acme/me", headers=learner)).json()
         assert (me["bio"], me["roles"]) == (f"Bio {n}", roles)
+
 
 async def test_deleting_an_account_announces_it_and_ends_sign_in(
         app: FastAPI, client: httpx.AsyncClient) -> None:
