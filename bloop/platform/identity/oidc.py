@@ -504,6 +504,11 @@ class OidcService:
             raise _refuse(f"this tenant does not accept sign-ins from {email.rpartition('@')[2]} "
                           f"through {provider.name}", "oidc_domain_not_allowed", 403)
         user = await self.identity.repo.get_user_by_email(provider.tenant, email)
+        if user is not None and "platform_admin" in user.roles:
+            # A tenant admin configures the tenant's providers, and a provider vouches for any
+            # address it likes: it must not reach powers no tenant admin may grant.
+            raise _refuse(f"{email} is a platform admin, who signs in with a password, not "
+                          f"through a tenant's provider", "oidc_platform_admin", 403)
         if user is not None:
             return user
         if not provider.create_users:

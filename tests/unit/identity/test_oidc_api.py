@@ -304,6 +304,17 @@ async def test_a_sign_in_links_to_the_existing_account_of_that_email(
     assert await user_count(app) == before
 
 
+async def test_a_provider_cannot_sign_a_platform_admin_in(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    """A tenant admin configures the provider, and the provider vouches for any address: a
+    platform admin's account is out of its reach, as it is out of a tenant admin's."""
+    await configure(client, admin, "google", oidc_config(idp, create_users=False))
+    await member(app, client, "acme", ["platform_admin"], email="root@acme.dev")
+    idp.reset(Person(email="root@acme.dev"))
+    refused(await sign_in(client), 403, "oidc_platform_admin")
+
+
 async def test_github_signs_in_with_the_primary_verified_email(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
         idp: StandInProvider) -> None:
