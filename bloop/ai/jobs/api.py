@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from bloop.ai.jobs.lessons import InProcessLessons
 from bloop.ai.jobs.links import OutputLinks
 from bloop.ai.jobs.model import (
+    MEDIA_KINDS,
     Cost,
     IdempotencyKey,
     Job,
@@ -43,7 +44,7 @@ from bloop.ai.jobs.outputs import JobOutputs
 from bloop.ai.jobs.ports import LessonSource, StoredFile
 from bloop.ai.jobs.service import JobService, job_url
 from bloop.platform.content.model import SLUG_PATTERN
-from bloop.platform.kit.auth import Principal, credentials, require
+from bloop.platform.kit.auth import Forbidden, Principal, credentials, require
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.pagination import After, Page
 
@@ -144,8 +145,15 @@ async def request_job(
     Refused before any spend when the lesson is empty or too long, the prompt too long (422),
     a prompt is given and the tenant has no language model (422 `llm_required`), or the
     tenant is over its budget (402) or its hourly job limit (429)."""
-    lesson = None if body.lesson_id is None else await get_lessons(request).lesson(
-        tenant, body.lesson_id, credentials(request.headers))
+    lesson = None
+    if body.lesson_id is not None:
+        lessons, creds = get_lessons(request), credentials(request.headers)
+        lesson = await lessons.lesson(tenant, body.lesson_id, me, creds)
+        if body.kind in MEDIA_KINDS and not await lessons.may_edit(tenant, body.lesson_id, me,
+                                                                   creds):
+            raise Forbidden("a narration or a video is added to the lesson's draft: only its "
+                            "course's authors and the tenant's admins ask for one",
+                            code="not_an_author")
     job, created = await service.request(tenant, me.user_id, body, lesson, idempotency_key)
     if not created:
         response.status_code = 200

@@ -1,6 +1,7 @@
 """Where the AI service reads a lesson: never content's store, always content's public surface.
-In one process with content, its service object; otherwise content's HTTP API, forwarding the
-caller's credentials so the caller sees exactly what content lets them see."""
+In one process with content, its service object, asked as the caller; otherwise content's HTTP
+API, forwarding the caller's credentials. Either way the caller sees exactly what content lets
+them see: a course's authors its draft, everyone else what was last published."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bloop.ai.text.model import LessonText
 from bloop.platform.content.model import Lesson
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit import peers
+from bloop.platform.kit.auth import STAFF, Principal
 from bloop.platform.kit.errors import NotFound, Problem
 
 
@@ -35,11 +37,17 @@ class InProcessLessons:
     def __init__(self, content: ContentService) -> None:
         self.content = content
 
-    async def lesson(self, tenant: str, lesson_id: str,
+    async def lesson(self, tenant: str, lesson_id: str, caller: Principal,
                      credentials: Mapping[str, str]) -> LessonText:
-        found: Lesson = await self.content.lesson(tenant, lesson_id, drafts=True)
+        draft = (await self.content.draft_for(tenant, lesson_id, caller)
+                 if caller.has_any(STAFF) else None)
+        found: Lesson = draft or await self.content.lesson(tenant, lesson_id, drafts=False)
         course = None if found.language else await self.content.course(tenant, found.course)
         return lesson_text(found.model_dump(mode="json"), course.language if course else None)
+
+    async def may_edit(self, tenant: str, lesson_id: str, caller: Principal,
+                       credentials: Mapping[str, str]) -> bool:
+        return await self.content.draft_for(tenant, lesson_id, caller) is not None
 
 
 class HttpLessons:
@@ -51,7 +59,7 @@ class HttpLessons:
         self.base_url = base_url.rstrip("/")
         self.client = client or httpx.AsyncClient(timeout=timeout_s)
 
-    async def lesson(self, tenant: str, lesson_id: str,
+    async def lesson(self, tenant: str, lesson_id: str, caller: Principal,
                      credentials: Mapping[str, str]) -> LessonText:
         base = f"{self.base_url}/v1/tenants/{tenant}"
         lesson = await self._get(f"{base}/lessons/{lesson_id}", credentials,
@@ -61,6 +69,18 @@ class HttpLessons:
             course = await self._get(f"{base}/courses/{lesson.get('course', '')}", credentials,
                                      f"no course of the lesson {lesson_id!r}")
         return lesson_text(lesson, str(course.get("language") or "") if course else None)
+
+    async def may_edit(self, tenant: str, lesson_id: str, caller: Principal,
+                       credentials: Mapping[str, str]) -> bool:
+        """Asks content for the lesson's course's versions, which it shows its authors alone."""
+        base = f"{self.base_url}/v1/tenants/{tenant}"
+        lesson = await self._get(f"{base}/lessons/{lesson_id}", credentials,
+                                 f"no lesson {lesson_id!r} in tenant {tenant!r}")
+        r = await peers.get(self.client, "content",
+                            f"{base}/courses/{lesson.get('course', '')}/versions", credentials)
+        if r.status_code == 404:
+            raise NotFound(f"no course of the lesson {lesson_id!r}")
+        return r.status_code == 200
 
     async def _get(self, url: str, headers: Mapping[str, str], missing: str) -> dict[str, Any]:
         r = await peers.get(self.client, "content", url, headers)

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
 from bloop.ai.text.model import LessonText
+from bloop.platform.kit.auth import Principal
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
 from bloop.platform.kit.pagination import Slice
@@ -101,10 +102,16 @@ class MediaStore(Protocol):
 
 
 class LessonSource(Protocol):
-    async def lesson(self, tenant: str, lesson_id: str,
+    async def lesson(self, tenant: str, lesson_id: str, caller: Principal,
                      credentials: Mapping[str, str]) -> LessonText:
-        """The lesson as the caller (whose credential headers are `credentials`) may see it
-        (404 Problem when they may not), at its current version."""
+        """The lesson as the caller (whose credential headers are `credentials`) may see it:
+        its draft when they may edit its course, else as last published (404 Problem when they
+        may see neither), at its current version."""
+
+    async def may_edit(self, tenant: str, lesson_id: str, caller: Principal,
+                       credentials: Mapping[str, str]) -> bool:
+        """Whether the caller may change the lesson (its course's authors, the tenant's
+        admins)."""
 
 
 @dataclass(frozen=True)

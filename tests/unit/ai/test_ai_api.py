@@ -305,6 +305,34 @@ async def test_an_address_stored_before_the_check_fails_jobs_cleanly_until_corre
     assert (await follow(client, r.json()["id"]))[-1][1]["status"] == "succeeded"
 
 
+async def test_another_educator_works_from_what_was_published_and_adds_no_media(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """The AI service reads a lesson as the caller may: a course's draft is its authors' alone,
+    and a narration or video (added to the draft) is theirs to ask for."""
+    les = await lesson(client, "The launch code of the unreleased exam is PINEAPPLE.")
+    other = await member(app, client, "acme", ["educator"])
+    r = await client.post(f"{BASE}/ai/jobs", headers=other,
+                          json={"kind": "summary", "lesson_id": les["id"]})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found"), r.text
+    r = await client.post(f"{BASE}/courses/py/publish")
+    assert r.status_code == 200, r.text
+    r = await client.patch(f"{BASE}/lessons/{les['id']}", json={
+        "version": les["version"], "title": "Secret draft",
+        "blocks": [{"type": "markdown", "markdown": "A draft nobody else may read yet."}]})
+    assert r.status_code == 200, r.text
+    r = await client.post(f"{BASE}/ai/jobs", headers=other,
+                          json={"kind": "summary", "lesson_id": les["id"]})
+    assert r.status_code == 201, r.text
+    assert (r.json()["lesson_title"], r.json()["lesson_version"]) == (
+        "Names and values", les["version"])
+    for kind in ("narration", "video"):
+        r = await client.post(f"{BASE}/ai/jobs", headers=other,
+                              json={"kind": kind, "lesson_id": les["id"]})
+        assert (r.status_code, r.json()["code"]) == (403, "not_an_author"), r.text
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
+    assert r.json()["lesson_title"] == "Secret draft"
+
+
 async def test_a_narration_job_makes_audio_the_tenant_can_play(client: httpx.AsyncClient,
                                                                app: FastAPI) -> None:
     require_media_kind(app, "narration")
@@ -368,6 +396,7 @@ async def test_a_narration_job_makes_audio_the_tenant_can_play(client: httpx.Asy
 async def test_the_data_export_has_the_user_s_jobs_and_deleting_the_user_anonymises_them(
         client: httpx.AsyncClient, app: FastAPI) -> None:
     les = await lesson(client)
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200  # for `author`
     author = await member(app, client, "acme", ["educator"])
     r = await client.post(f"{BASE}/ai/jobs", headers=author, json={
         "kind": "quiz", "lesson_id": les["id"],

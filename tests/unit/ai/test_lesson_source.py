@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from bloop.ai.jobs.lessons import HttpLessons, InProcessLessons
 from bloop.platform.content.service import ContentService
+from bloop.platform.kit.auth import SCOPES, Principal
 from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.settings import AiSettings
 from tests.support import api_client, embedded_app, member
@@ -21,9 +22,20 @@ from tests.unit.ai.fake_openai import FakeOpenAI
 from tests.unit.ai.test_ai_api import BASE, LESSON, build, follow
 
 
+def principal(user_id: str, *roles: str) -> Principal:
+    return Principal(user_id=user_id, tenant="acme", roles=frozenset(roles),
+                     scopes=frozenset(SCOPES), token_id="t", session_id="s", expires_at=2**31)
+
+
+async def whoami(client: httpx.AsyncClient, headers: dict[str, str], *roles: str) -> Principal:
+    me = (await client.get("/v1/tenants/acme/me", headers=headers)).json()
+    return principal(me["id"], *roles)
+
+
 class Rig:
-    def __init__(self, app: FastAPI, client: httpx.AsyncClient, educator: dict[str, str]) -> None:
-        self.app, self.client, self.educator = app, client, educator
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient, educator: dict[str, str],
+                 author: Principal) -> None:
+        self.app, self.client, self.educator, self.author = app, client, educator, author
         content: ContentService = app.state.content.state["service"]
         self.in_process = InProcessLessons(content)
         self.over_http = HttpLessons("http://bloop.test", client=client)
@@ -45,15 +57,15 @@ async def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         r = await client.post(f"{BASE}/courses", headers=educator,
                               json={"id": "py-fr", "title": "Python", "language": "fr"})
         assert r.status_code == 201, r.text
-        yield Rig(app, client, educator)
+        yield Rig(app, client, educator, await whoami(client, educator, "educator"))
 
 
 async def test_both_sources_read_the_lesson_in_its_own_or_its_courses_language(rig: Rig) -> None:
     french = await rig.lesson("py-fr")
     german = await rig.lesson("py-fr", language="de")
     for lesson_id, language in ((french, "fr"), (german, "de")):
-        here = await rig.in_process.lesson("acme", lesson_id, {})
-        there = await rig.over_http.lesson("acme", lesson_id, rig.educator)
+        here = await rig.in_process.lesson("acme", lesson_id, rig.author, {})
+        there = await rig.over_http.lesson("acme", lesson_id, rig.author, rig.educator)
         assert here == there
         assert (there.language, there.course, there.text) == (
             language, "py-fr", "Un nom désigne une valeur.")
@@ -68,11 +80,11 @@ async def test_an_api_key_sent_as_x_api_key_reaches_content_too(rig: Rig) -> Non
         "name": "catalogue sync", "scopes": ["content:read"]})
     assert r.status_code == 201, r.text
     key = {"X-API-Key": r.json()["key"]}
-    assert (await rig.over_http.lesson("acme", lesson, key)).language == "fr"
+    assert (await rig.over_http.lesson("acme", lesson, rig.author, key)).language == "fr"
     r = await rig.client.delete(f"{BASE}/api-keys/{r.json()['id']}", headers=admin)
     assert r.status_code == 204, r.text
     with pytest.raises(Problem) as refused:
-        await rig.over_http.lesson("acme", lesson, key)
+        await rig.over_http.lesson("acme", lesson, rig.author, key)
     assert refused.value.code == "content_forbidden"
 
 
@@ -80,21 +92,45 @@ async def test_content_over_http_refuses_as_it_refuses_the_caller(rig: Rig) -> N
     draft = await rig.lesson("py-fr")
     learner = await member(rig.app, rig.client, "acme", ["learner"])
     with pytest.raises(NotFound):
-        await rig.over_http.lesson("acme", "no-such-lesson", rig.educator)
+        await rig.over_http.lesson("acme", "no-such-lesson", rig.author, rig.educator)
     with pytest.raises(NotFound):  # a learner is never shown a draft
-        await rig.over_http.lesson("acme", draft, learner)
+        await rig.over_http.lesson("acme", draft, rig.author, learner)
     for credential in ({}, {"Authorization": "Bearer not-a-token"}):
         with pytest.raises(Problem) as refused:
-            await rig.over_http.lesson("acme", draft, credential)
+            await rig.over_http.lesson("acme", draft, rig.author, credential)
         assert (refused.value.status, refused.value.code) == (403, "content_forbidden")
     with socket.socket() as held:  # bound and never listening: every connection is refused
         held.bind(("127.0.0.1", 0))
         down = HttpLessons(f"http://127.0.0.1:{held.getsockname()[1]}")
         try:
             with pytest.raises(StoreUnavailable):
-                await down.lesson("acme", draft, rig.educator)
+                await down.lesson("acme", draft, rig.author, rig.educator)
         finally:
             await down.close()
+
+
+async def test_another_educator_reads_what_was_published_and_may_not_edit(rig: Rig) -> None:
+    """Both sources show a course's draft to its authors alone: another educator gets the
+    lesson as published (none while it never was), and may not edit it."""
+    lesson = await rig.lesson("py-fr")
+    other_headers = await member(rig.app, rig.client, "acme", ["educator"])
+    other = await whoami(rig.client, other_headers, "educator")
+    for source, headers in ((rig.in_process, {}), (rig.over_http, other_headers)):
+        with pytest.raises(NotFound):
+            await source.lesson("acme", lesson, other, headers)
+    r = await rig.client.post(f"{BASE}/courses/py-fr/publish", headers=rig.educator)
+    assert r.status_code == 200, r.text
+    r = await rig.client.patch(f"{BASE}/lessons/{lesson}", headers=rig.educator, json={
+        "version": 1, "blocks": [{"type": "markdown", "markdown": "Un brouillon secret."}]})
+    assert r.status_code == 200, r.text
+    for source, mine, theirs in ((rig.in_process, {}, {}),
+                                 (rig.over_http, rig.educator, other_headers)):
+        assert (await source.lesson("acme", lesson, rig.author, mine)).text == (
+            "Un brouillon secret.")
+        assert (await source.lesson("acme", lesson, other, theirs)).text == (
+            "Un nom désigne une valeur.")
+        assert await source.may_edit("acme", lesson, rig.author, mine)
+        assert not await source.may_edit("acme", lesson, other, theirs)
 
 
 async def test_the_model_is_told_to_write_in_the_lessons_language(
