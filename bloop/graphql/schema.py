@@ -14,6 +14,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from bloop.graphql.errors import ProblemErrors
+from bloop.graphql.limits import limits
 from bloop.graphql.scalars import SCALARS
 from bloop.platform.services import Service
 
@@ -45,4 +46,4 @@ def build_schema(services: Sequence[Service]) -> Schema | None:
         return None
     query = merge_types("Query", tuple(types))
     return Schema(query=query, config=StrawberryConfig(scalar_map=SCALARS),
-                  extensions=[ProblemErrors])
+                  extensions=[*limits(), ProblemErrors])

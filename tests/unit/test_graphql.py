@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
+from graphql import get_introspection_query
 
 from bloop.graphql.schema import build_schema
 from bloop.platform.app import create_app
@@ -32,6 +34,7 @@ from bloop.platform.content.service import ContentService
 from bloop.platform.content.wiring import SERVICE as CONTENT
 from bloop.platform.demo import data
 from bloop.platform.kit.auth import Forbidden
+from bloop.platform.kit.pagination import cursor
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 from tests.support import api_client, member
 
@@ -226,6 +229,57 @@ async def test_a_bad_query_is_a_graphql_error_not_a_500(start: Start, text: str)
         body = r.json()
         assert body.get("data") is None
         assert body["errors"][0]["message"]
+
+
+def deep_introspection(copies: int) -> str:
+    one = ("__schema { types { name fields { name args { name type { name ofType { name } } } "
+           "type { name ofType { name ofType { name } } } } } }")
+    return "{ " + " ".join(f"a{i}: {one}" for i in range(copies)) + " }"
+
+
+@pytest.mark.parametrize(("text", "refusal"), [
+    # 80 aliases of a fragment of 80 aliases: 6,400 introspections from 3.5 KB (78 s before)
+    ("{ " + " ".join(f"s{i}: __schema {{...S}}" for i in range(80)) + " } fragment S on "
+     "__Schema { " + " ".join(f"t{i}: types {{...T}}" for i in range(80)) + " } fragment T on "
+     "__Type { name fields { name args { name type { name } } type { name } } }",
+     "6480 aliases"),
+    (deep_introspection(18), "the limit is 100000"),  # few aliases, each selecting much
+    ("{ " + " ".join(f"a{i}: concepts(tenant: \"demo\") {{ id }}" for i in range(2000)) + " }",
+     "more than 5000 tokens"),
+])
+async def test_a_query_past_the_limits_is_refused_before_it_runs(start: Start, text: str,
+                                                                  refusal: str) -> None:
+    async with start(seed=False) as (_, client):
+        r = await client.post("/graphql", json={"query": text})
+        assert r.status_code in (200, 400), r.text
+        assert r.json().get("data") is None
+        assert refusal in r.json()["errors"][0]["message"]
+
+
+async def test_the_full_introspection_and_a_deep_one_stay_within_the_limits(start: Start) -> None:
+    async with start(seed=False) as (_, client):
+        for text in (get_introspection_query(descriptions=True), deep_introspection(17)):
+            body = await query(client, text)
+            assert "errors" not in body, body["errors"]
+
+
+async def test_text_with_an_unpaired_surrogate_is_refused_not_a_500(start: Start) -> None:
+    """JSON may escape half a surrogate pair ("\\ud800"), which no store takes."""
+    async with start(seed=False) as (_, client):
+        r = await client.post("/graphql", headers={"Content-Type": "application/json"},
+                              content=json.dumps({  # escaped: httpx would write UTF-8
+                                  "query": "query ($id: String!) { lesson(tenant: \"demo\", "
+                                           "id: $id) { id } }", "variables": {"id": "\ud800"}}))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert [(e["extensions"]["code"], e["extensions"]["status"]) for e in body["errors"]] == [
+            ("invalid_text", 422)]
+        forged = cursor("\ud800", "x")
+        body = await query(client, "query ($after: String!) { courses(tenant: \"demo\", "
+                                   "after: $after) { next } }", after=forged)
+        assert body["errors"][0]["extensions"]["code"] == "bad_cursor"
+        r = await client.get("/v1/tenants/demo/courses", params={"after": forged})
+        assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
 async def test_a_failing_store_is_an_error_in_the_result_not_a_500(

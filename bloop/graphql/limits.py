@@ -1,0 +1,163 @@
+"""What one GraphQL document may ask for, checked before anything runs (graphql-core executes on
+the event loop, so one costly query would hold every other request): at most `MAX_TOKENS`
+tokens (checked as it is parsed), and, once its fragments are expanded, at most `MAX_ALIASES`
+aliases and an estimated cost of at most `MAX_COST`.
+
+The cost counts each field a document selects, times the items of the lists around it: a page
+size given as `first` or `limit` (the largest a variable may hold when it is one), else
+`LIST_ITEMS` for a list. Fragments are measured once each, so a document reusing a fragment many
+times costs its measure many times, not the work of expanding it again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLOutputType,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+    VariableNode,
+    get_named_type,
+)
+from graphql.type.definition import GraphQLInterfaceType, GraphQLObjectType
+from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
+
+MAX_TOKENS = 5_000
+MAX_ALIASES = 100
+MAX_COST = 100_000
+LIST_ITEMS = 10
+PAGE_ARGUMENTS = frozenset({"first", "limit"})
+LARGEST_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Measure:
+    cost: int = 0
+    aliases: int = 0
+
+    def __add__(self, other: Measure) -> Measure:
+        return Measure(self.cost + other.cost, self.aliases + other.aliases)
+
+    def times(self, items: int) -> Measure:
+        """Inside a list of `items`: each item costs again; the aliases are written once."""
+        return Measure(self.cost * items, self.aliases)
+
+
+def _page_size(node: FieldNode) -> int | None:
+    for argument in node.arguments or ():
+        if argument.name.value in PAGE_ARGUMENTS:
+            value = argument.value
+            if isinstance(value, IntValueNode):
+                return max(0, min(int(value.value), LARGEST_PAGE))
+            if isinstance(value, VariableNode):
+                return LARGEST_PAGE
+    return None
+
+
+def _is_list(kind: GraphQLOutputType) -> bool:
+    return isinstance(kind.of_type if isinstance(kind, GraphQLNonNull) else kind, GraphQLList)
+
+
+class QueryCost(ValidationRule):
+    """Refuses a document past `MAX_ALIASES` aliases or `MAX_COST`."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.fragments: dict[str, FragmentDefinitionNode] = {}
+        self.measured: dict[str, Measure] = {}
+
+    def enter_document(self, node: Any, *_: Any) -> None:
+        self.fragments = {d.name.value: d for d in node.definitions
+                          if isinstance(d, FragmentDefinitionNode)}
+        schema = self.context.schema
+        for operation in node.definitions:
+            if not isinstance(operation, OperationDefinitionNode):
+                continue
+            root = (schema.query_type if operation.operation == OperationType.QUERY
+                    else schema.mutation_type)
+            if root is None:
+                continue
+            measure = self._selections(operation.selection_set, root, paged=False)
+            if measure.aliases > MAX_ALIASES:
+                self.report_error(GraphQLError(
+                    f"the query uses {measure.aliases} aliases (with its fragments expanded); "
+                    f"the limit is {MAX_ALIASES}", operation))
+            elif measure.cost > MAX_COST:
+                self.report_error(GraphQLError(
+                    f"the query may select about {measure.cost} values; the limit is "
+                    f"{MAX_COST}: ask for fewer fields, smaller pages or fewer aliases",
+                    operation))
+
+    def _selections(self, selections: SelectionSetNode | None, parent: Any,
+                    paged: bool) -> Measure:
+        total = Measure()
+        for node in selections.selections if selections is not None else ():
+            if isinstance(node, FieldNode):
+                total += self._field(node, parent, paged)
+            elif isinstance(node, InlineFragmentNode):
+                condition = (self.context.schema.get_type(node.type_condition.name.value)
+                             if node.type_condition else parent)
+                total += self._selections(node.selection_set, condition or parent, paged)
+            elif isinstance(node, FragmentSpreadNode):
+                total += self._fragment(node.name.value)
+        return total
+
+    def _fragment(self, name: str) -> Measure:
+        if name not in self.measured:
+            self.measured[name] = Measure()  # a cycle (refused by another rule) counts nothing
+            fragment = self.fragments.get(name)
+            if fragment is not None:
+                condition = self.context.schema.get_type(fragment.type_condition.name.value)
+                self.measured[name] = self._selections(fragment.selection_set, condition,
+                                                       paged=False)
+        return self.measured[name]
+
+    def _field(self, node: FieldNode, parent: Any, paged: bool) -> Measure:
+        name = node.name.value
+        alias = Measure(aliases=1 if node.alias else 0)
+        if name == "__typename":
+            return alias
+        definition = _definition(parent, name)
+        if definition is None:
+            return alias + Measure(cost=1)  # no such field: another rule refuses it
+        page = _page_size(node)
+        if page is not None:
+            items = page
+        elif _is_list(definition.type):
+            items = 1 if paged else LIST_ITEMS  # a page's list: its size is the page's
+        else:
+            items = 1
+        inner = self._selections(node.selection_set, get_named_type(definition.type),
+                                 paged=page is not None)
+        return alias + Measure(cost=1) + inner.times(items)
+
+
+def _definition(parent: Any, name: str) -> Any:
+    if name == "__schema":
+        return SchemaMetaFieldDef
+    if name == "__type":
+        return TypeMetaFieldDef
+    if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+        return parent.fields.get(name)
+    return None
+
+
+def limits() -> list[Callable[[], SchemaExtension]]:
+    """The schema extensions that keep documents within these limits (made for each request:
+    an extension holds the request it works on)."""
+    return [lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: AddValidationRules([QueryCost])]
