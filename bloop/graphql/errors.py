@@ -10,7 +10,7 @@ import logging
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from bloop.platform.kit.errors import Problem, StoreUnavailable, store_errors
+from bloop.platform.kit.errors import Problem, StoreUnavailable, store_errors, unpaired_surrogate
 
 log = logging.getLogger("bloop.graphql")
 
@@ -23,6 +23,8 @@ def _raised_by_a_resolver(error: GraphQLError) -> bool:
 def _problem(exc: BaseException) -> Problem:
     if isinstance(exc, Problem):
         return exc
+    if (refused := unpaired_surrogate(exc)) is not None:
+        return refused
     for kind, store in store_errors().items():
         if isinstance(exc, kind):
             log.warning("store unavailable", extra={"store": store, "error": repr(exc)})

@@ -22,6 +22,7 @@ def test_a_float_key_takes_a_whole_number() -> None:
 @pytest.mark.parametrize("token", [
     "", "not a cursor", "%%%", "W10", cursor("a"), cursor("a", "b", "c"), cursor(1, "b"),
     cursor(True, "b"), 'W251bGwsImIiXQ', '["a","b"]', "WyJhIiwiYiJd" + "x",
+    cursor("\ud800", "b"),  # half a surrogate pair: no store takes it
 ])
 def test_anything_else_is_a_bad_cursor(token: str) -> None:
     with pytest.raises(BadCursor) as raised:

@@ -138,6 +138,24 @@ def store_errors() -> dict[type[Exception], str]:
     }
 
 
+def is_text(value: str) -> bool:
+    """False for a string holding an unpaired UTF-16 surrogate (JSON's "\\ud800"), which is
+    no character: no store takes it."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unpaired_surrogate(exc: BaseException) -> Problem | None:
+    """The problem to answer when a store refused text holding an unpaired surrogate."""
+    if isinstance(exc, UnicodeEncodeError) and exc.reason == "surrogates not allowed":
+        return Problem("a text value holds an unpaired UTF-16 surrogate (\\ud800-\\udfff), "
+                       "which is no character", status=422, code="invalid_text")
+    return None
+
+
 def is_store_down(exc: BaseException) -> bool:
     return isinstance(exc, (StoreUnavailable, *store_errors()))
 
@@ -198,6 +216,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if (refused := unpaired_surrogate(exc)) is not None:
+            return await _problem(request, refused)
         log.exception("unhandled error", extra={"path": request.url.path})
         return problem_response(500, "internal_error", "an unexpected error occurred",
                                 instance=request.url.path)

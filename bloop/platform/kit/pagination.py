@@ -15,7 +15,7 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel
 
-from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.errors import Problem, is_text
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -93,4 +93,4 @@ def _fits(value: object, kind: type) -> bool:
         return isinstance(value, int | float) and abs(value) < MAX_NUMBER
     if kind is int:
         return isinstance(value, int) and abs(value) < MAX_NUMBER
-    return isinstance(value, kind)
+    return isinstance(value, kind) and (not isinstance(value, str) or is_text(value))
