@@ -44,6 +44,12 @@ def test_the_title_falls_back_to_the_heading_then_the_name() -> None:
     ("---\n- a\n- b\n---\n", None, "mapping"),
     ("---\ntitle: A\n", None, "never closed"),
     ("---\na: &x [1]\nb: *x\n---\n", None, "aliases"),
+    ("---\ntitle: 2001-02-30\n---\n", None, "day is out of range"),  # these answered 500
+    ("---\nsummary: 2001-02-30 25:61:61\n---\n", None, "cannot read"),
+    ("---\ntags: [2024-99-99]\n---\n", None, "cannot read"),
+    ("---\ntitle: !!int 0o99\n---\n", None, "invalid literal"),
+    ("---\nestimated_minutes: " + "9" * 5000 + "\n---\n", None, "cannot read"),
+    ("---\ntags: " + "[" * 3000 + "]" * 3000 + "\n---\n", None, "nests too deeply"),
 ])
 def test_bad_front_matter_names_the_field(text: str, field: str | None, says: str) -> None:
     with pytest.raises(Problem) as caught:
@@ -78,6 +84,19 @@ def test_local_links_are_found_and_rewritten() -> None:
     assert '<img src="/m/img/c.png"' in out
     assert "[ref]: /m/img/d.png" in out
     assert "[top](#top)" in out
+
+
+def test_a_target_may_hold_balanced_parentheses() -> None:
+    body = "![d](img/diagram(1).png) and [w](https://en.wikipedia.org/wiki/Ada_(language))"
+    assert markdown.local_links(body, "one.md") == {"img/diagram(1).png": "img/diagram(1).png"}
+
+
+@pytest.mark.timeout(60)  # in time growing with the square of a line, these took hours
+@pytest.mark.parametrize("line", ["[x](", "[", "[x](<", "<img ", "![a](b", "[x](a(", "<img src"])
+def test_link_finding_takes_time_in_proportion_to_the_text(line: str) -> None:
+    body = "# T\n\n" + line * (2_000_000 // len(line))  # a lesson's largest text
+    assert markdown.local_links(body, "one.md") in ({}, {"b": "b"})
+    assert markdown.rewrite_links(body, lambda t: "/m/x") == body
 
 
 def test_long_bodies_are_cut_between_paragraphs() -> None:

@@ -121,6 +121,11 @@ def parse_front_matter(raw: str, source: str, max_bytes: int = 16 * 1024) -> Fro
                                     f"{exc.problem or exc.context}", line=line) from None
     except yaml.YAMLError as exc:
         raise _front_matter_problem(source, f"the front matter is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise _front_matter_problem(source, "the front matter nests too deeply") from None
+    except (ValueError, OverflowError) as exc:  # a value its tag cannot be, such as 2001-02-30
+        raise _front_matter_problem(source, f"the front matter holds a value YAML cannot read: "
+                                    f"{exc}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -225,10 +230,15 @@ def escape(text: str) -> str:
     return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", text)
 
 
-# Links and images: [text](target "title"), ![alt](<target>), and reference definitions.
-_INLINE = re.compile(r"(!?\[[^\]\n]*\]\(\s*)(<[^>\n]+>|[^\s)\n]+)((?:\s+\"[^\"\n]*\")?\s*\))")
+# Links and images: [text](target "title"), ![alt](<target>), and reference definitions. No
+# part may run past the character that would start another match (a "[", a "<", an unmatched
+# "("): a match tried from every start would otherwise scan the rest of the line each time, and
+# a line of "[x](" repeated would take time growing with its length squared. A target may hold
+# one level of balanced parentheses, as CommonMark's do.
+_INLINE = re.compile(r"(!?\[[^\[\]\n]*\]\(\s*)(<[^<>\n]+>|(?:[^\s()<\n]|\([^\s()<\n]*\))+)"
+                     r"((?:\s+\"[^\"\n]*\")?\s*\))")
 _DEFINITION = re.compile(r"^( {0,3}\[[^\]\n]+\]:\s*)(<[^>\n]+>|\S+)", re.MULTILINE)
-_HTML_SRC = re.compile(r"(<(?:img|audio|video|source)\b[^>]*?\bsrc\s*=\s*[\"'])([^\"'\n]+)([\"'])",
+_HTML_SRC = re.compile(r"(<(?:img|audio|video|source)\b[^<>]*?\bsrc\s*=\s*[\"'])([^\"'\n]+)([\"'])",
                        re.IGNORECASE)
 _EXTERNAL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//|#|/)")
 
