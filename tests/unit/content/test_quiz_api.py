@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from bloop.platform.app import create_app
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import api_client, eventually, member
+from tests.support import PASSWORD, api_client, eventually, member
 from tests.unit.content.test_quiz import ANSWER_KEYS, keys_of
 
 BASE = "/v1/tenants/acme"
@@ -153,6 +153,25 @@ async def test_learners_submit_and_read_their_own_staff_read_all(
                               headers=other)).status_code == 404
     assert (await client.post(url, json={"answers": {}}, headers=other)).status_code == 403
     assert (await client.get(url, headers=other)).status_code == 403
+
+
+async def test_submitting_an_attempt_needs_the_learning_write_scope(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """An attempt moves the learner's mastery: a token narrowed to reading may read the quiz
+    and its own attempts, not submit one."""
+    lesson = await lesson_with_quiz(client)
+    await member(app, client, "acme", ["learner"], email="reader@acme.test")
+    r = await client.post("/v1/auth/token", data={
+        "grant_type": "password", "tenant": "acme", "username": "reader@acme.test",
+        "password": PASSWORD, "scope": "content:read learning:read"})
+    assert r.status_code == 200, r.text
+    reader = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    r = await client.post(url, json={"answers": RIGHT}, headers=reader)
+    assert (r.status_code, r.json()["code"]) == (403, "insufficient_scope"), r.text
+    assert (await client.get(url, headers=reader)).json()["items"] == []
+    assert (await client.get(f"{BASE}/lessons/{lesson}/quizzes/check",
+                             headers=reader)).status_code == 200
 
 
 async def test_unpublished_lessons_and_unknown_quizzes_are_not_found(

@@ -38,6 +38,9 @@ async def limit_submission(request: Request) -> None:
 Svc = Annotated[AttemptService, Depends(get_service)]
 Reader = Annotated[Principal, Depends(require(scopes=["content:read"]))]
 Learner = Annotated[Principal, Depends(require("learner", scopes=["content:read"]))]
+# An attempt is the learner's own learning record (it moves their mastery), so a credential
+# narrowed to reading cannot submit one.
+Submitter = Annotated[Principal, Depends(require("learner", scopes=["learning:write"]))]
 Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "tenant_admin",
                                              scopes=["content:read"]))]
 
@@ -59,7 +62,7 @@ async def get_quiz(tenant: TenantId, lesson: LessonId, quiz: QuizId, service: Sv
 @router.post("/quizzes/{quiz}/attempts", status_code=201,
              dependencies=[Depends(limit_submission)])
 async def submit_attempt(tenant: TenantId, lesson: LessonId, quiz: QuizId,
-                         body: AttemptSubmission, service: Svc, me: Learner) -> Attempt:
+                         body: AttemptSubmission, service: Svc, me: Submitter) -> Attempt:
     """Grades the answers against the published quiz and stores the attempt. 404 when the
     lesson is not published or has no such quiz; 422 naming the question when an answer does
     not fit it."""
