@@ -3,6 +3,8 @@ links, zips that try to escape or explode, and PDFs."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -149,6 +151,41 @@ def test_zip_bombs_stop_early(tmp_path: Path) -> None:
     with pytest.raises(archive.ArchiveTooLarge):
         archive.unpack(write(tmp_path, many), tmp_path / "out", LIMITS, "z")
     assert not (tmp_path / "out").exists()
+
+
+def unread(*_: object, **__: object) -> zipfile.ZipFile:
+    raise AssertionError("the archive's directory was read")
+
+
+@pytest.mark.parametrize("entries", [51, 65_600])  # the second needs ZIP64's end record
+def test_too_many_entries_are_refused_before_the_directory_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entries: int) -> None:
+    """zipfile reads a whole directory into memory (440 MB for a million entries)."""
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as zf:
+        for n in range(entries):
+            zf.writestr(f"{n}.md", b"")
+    monkeypatch.setattr(zipfile, "ZipFile", unread)
+    with pytest.raises(archive.ArchiveTooLarge, match=f"holds {entries} entries"):
+        archive.unpack(write(tmp_path, data.getvalue()), tmp_path / "out", LIMITS, "z")
+
+
+def test_a_directory_larger_than_its_entry_count_says_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = bytearray(s.zip_of({f"{n:0200d}.md": b"" for n in range(1200)}))
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8:end + 12] = (1).to_bytes(2, "little") * 2  # "1 entry", over 300 KB
+    monkeypatch.setattr(zipfile, "ZipFile", unread)
+    with pytest.raises(archive.ArchiveTooLarge, match="holds 1 entries in"):
+        archive.unpack(write(tmp_path, bytes(data)), tmp_path / "out", LIMITS, "z")
+
+
+def test_a_name_cut_short_at_a_nul_is_refused(tmp_path: Path) -> None:
+    data = bytearray(s.zip_of({"aXbc.md": b"# A"}))
+    for at in (i for i in range(len(data)) if data[i:i + 7] == b"aXbc.md"):
+        data[at + 1] = 0  # zipfile shows the entry as "a"
+    with pytest.raises(archive.UnsafeArchive):
+        archive.unpack(write(tmp_path, bytes(data)), tmp_path / "out", LIMITS, "z")
 
 
 def test_a_zip_that_lies_about_its_sizes_is_caught_while_unpacking(tmp_path: Path) -> None:

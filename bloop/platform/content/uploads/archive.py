@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import stat
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -64,10 +65,50 @@ def _is_link(info: zipfile.ZipInfo) -> bool:
     return info.create_system == 3 and stat.S_ISLNK(mode)
 
 
+_END = struct.Struct("<4s4H2LH")  # the end of central directory record
+_END64_LOCATOR = struct.Struct("<4sLQL")
+_END64 = struct.Struct("<4sQ2H2L4Q")
+
+
+ENTRY_BYTES = 4096  # a directory entry: 46 bytes, its name, extra field and comment
+
+
+def declared_directory(archive: Path) -> tuple[int, int] | None:
+    """How many entries the archive's end record says it holds, and how many bytes its
+    directory takes (ZIP64's too), read before the directory is: zipfile reads all of that into
+    memory first, whatever the entry count says. None when there is no end record to read
+    (zipfile then refuses the archive)."""
+    with archive.open("rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - (_END.size + 0xFFFF)))
+        tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < _END.size:
+            return None
+        end = _END.unpack_from(tail, at)
+        entries, directory = int(end[4]), int(end[5])
+        locator = at - _END64_LOCATOR.size
+        if (entries != 0xFFFF and directory != 0xFFFFFFFF) or locator < 0 or (
+                tail[locator:locator + 4] != b"PK\x06\x07"):
+            return entries, directory
+        f.seek(_END64_LOCATOR.unpack_from(tail, locator)[2])
+        record = f.read(_END64.size)
+        if len(record) < _END64.size or record[:4] != b"PK\x06\x06":
+            return None
+        end64 = _END64.unpack(record)
+        return int(end64[7]), int(end64[8])
+
+
 def unpack(archive: Path, into: Path, limits: Limits, source: str) -> list[Entry]:
     """The archive's files (directories and OS clutter left out), written under `into`. Raises
     `UnsafeArchive` (422) or `ArchiveTooLarge` (413) before writing anything when the headers
     already tell, and stops as soon as the bytes coming out break a limit."""
+    declared_dir = declared_directory(archive)
+    if declared_dir is not None and (declared_dir[0] > limits.max_entries
+                                     or declared_dir[1] > limits.max_entries * ENTRY_BYTES):
+        raise ArchiveTooLarge(f"{source}: the archive holds {declared_dir[0]} entries in "
+                              f"{declared_dir[1]} bytes of directory, more than "
+                              f"{limits.max_entries} entries", extra={"file": source})
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -83,7 +124,7 @@ def unpack(archive: Path, into: Path, limits: Limits, source: str) -> list[Entry
         declared = 0
         for info in infos:
             name = info.filename
-            check_name(name, source)
+            check_name(info.orig_filename, source)  # zipfile cuts a name at a NUL: `filename` hides it
             if _is_link(info):
                 raise UnsafeArchive(f"{source}: the entry {name!r} is a symbolic link; links "
                                     "are not accepted", extra={"file": source, "entry": name})
