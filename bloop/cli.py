@@ -91,14 +91,20 @@ def _run_to_end(application: FastAPI, work: Callable[[FastAPI], Awaitable[T]]) -
     """Runs `work` within the app's lifespan, then publishes the events it stored; a store that is
     down ends the command with one line, not a traceback."""
     from bloop.analysis import running
-    from bloop.platform.kit.errors import is_store_down
 
     async def go() -> T:
         async with running(application):
             return await work(application)
 
+    return _until_done(go)
+
+
+def _until_done(work: Callable[[], Awaitable[T]]) -> T:
+    """Runs `work` to its end; a store that is down ends the command with one line."""
+    from bloop.platform.kit.errors import is_store_down
+
     try:
-        return asyncio.run(go())
+        return asyncio.run(work())
     except Exception as exc:
         if not is_store_down(exc):
             raise
@@ -294,7 +300,6 @@ def events_redrive(
 
     The group that dead-lettered an event handles it again; groups that handled it drop it as
     a duplicate, by its id. Running it twice is harmless."""
-    from bloop.platform.kit.errors import is_store_down
     from bloop.platform.kit.events.redrive import HANDLER_FAILED, Redriven, redrive
     from bloop.platform.kit.events.schema_files import load_all_types
     from bloop.platform.kit.events.types import registry
@@ -318,14 +323,7 @@ def events_redrive(
         finally:
             await platform.close()
 
-    try:
-        done = asyncio.run(go())
-    except Exception as exc:
-        if not is_store_down(exc):
-            raise
-        typer.echo(f"bloop: the event bus is down ({type(exc).__name__}); start it, or check "
-                   "its URL in the settings", err=True)
-        raise typer.Exit(1) from None
+    done = _until_done(go)
     for letter in done.chosen:
         typer.echo(f"{letter.type}\t{letter.group}\t{letter.reason}\t{letter.detail[:160]}")
     verb = "would send" if dry_run else "sent"
