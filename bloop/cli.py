@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -99,7 +99,7 @@ def _run_to_end(application: FastAPI, work: Callable[[FastAPI], Awaitable[T]]) -
     return _until_done(go)
 
 
-def _until_done(work: Callable[[], Awaitable[T]]) -> T:
+def _until_done(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Runs `work` to its end; a store that is down ends the command with one line."""
     from bloop.platform.kit.errors import is_store_down
 
