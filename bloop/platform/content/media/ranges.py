@@ -35,6 +35,15 @@ class Unsatisfiable(ValueError):
         self.size = size
 
 
+BEYOND_ANY_FILE = 10**18
+
+
+def _position(digits: str) -> int:
+    """A byte position; one too long to convert (Python refuses over 4,300 digits) lies beyond
+    any file, as it would if it were converted."""
+    return int(digits) if len(digits) < 19 else BEYOND_ANY_FILE
+
+
 def parse_range(header: str | None, size: int) -> ByteRange:
     """The part of a `size`-byte file that `header` asks for (the whole file when it asks for
     nothing this server serves partially). Raises `Unsatisfiable`."""
@@ -46,14 +55,14 @@ def parse_range(header: str | None, size: int) -> ByteRange:
     if not first and not last:
         return whole
     if not first:
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise Unsatisfiable(size)
         return ByteRange(max(0, size - suffix), size, size, partial=True)
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _position(last) < start:
         return whole  # invalid syntax: ignored
     if start >= size:
         raise Unsatisfiable(size)
-    end = size if not last else min(int(last) + 1, size)
+    end = size if not last else min(_position(last) + 1, size)
     return ByteRange(start, end, size, partial=True)
