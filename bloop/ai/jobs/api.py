@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -45,7 +46,7 @@ from bloop.ai.jobs.ports import LessonSource, StoredFile
 from bloop.ai.jobs.service import JobService, job_url
 from bloop.platform.content.model import SLUG_PATTERN
 from bloop.platform.kit.auth import Forbidden, Principal, credentials, require
-from bloop.platform.kit.errors import StoreUnavailable
+from bloop.platform.kit.errors import Problem, StoreUnavailable
 from bloop.platform.kit.pagination import After, Page
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
@@ -191,35 +192,61 @@ def _sse(event: str, data: str, event_id: str | None = None) -> str:
     return f"{head}event: {event}\ndata: {data}\n\n"
 
 
+STREAM_LIFETIME_S = 600.0
+STREAMS_PER_CALLER = 10
+
+
 @router.get("/jobs/{job}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def job_events(tenant: TenantId, job: JobId, request: Request, service: Svc,
-                     _: Staff) -> StreamingResponse:
+                     me: Staff) -> StreamingResponse:
     """Server-sent events: `progress` whenever the job moves, then one `end` with its final
-    state, after which the stream closes. Comments keep an idle connection open."""
+    state, after which the stream closes. Comments keep an idle connection open. A stream ends
+    after 10 minutes without its `end` (an EventSource reconnects by itself), and a caller
+    keeps at most 10 open in a process (429 beyond)."""
     first = await service.job(tenant, job)
+    streams: Counter[tuple[str, str]] = request.app.state.ai.state.setdefault(
+        "open_streams", Counter())
+    caller = (me.tenant, me.user_id)
+    if streams[caller] >= STREAMS_PER_CALLER:
+        raise Problem(f"{STREAMS_PER_CALLER} job streams are open for this caller already; "
+                      "close one first", status=429, code="too_many_streams",
+                      headers={"Retry-After": "5"})
 
     async def stream() -> AsyncIterator[str]:
-        current, seen, delay, quiet = first, None, 0.1, time.monotonic()
-        while True:
-            state = (current.status, current.progress, current.step, current.attempts)
-            if state != seen:
-                seen, delay, quiet = state, 0.1, time.monotonic()
-                body = JobView.of(current).model_dump_json()
-                yield _sse("end" if current.final else "progress", body, str(current.rev))
-            if current.final:
-                return
-            if time.monotonic() - quiet > 15:
-                quiet = time.monotonic()
-                yield ": waiting\n\n"
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
-            if await request.is_disconnected():
-                return
-            current = await service.job(tenant, job)
+        streams[caller] += 1  # counted once running: a stream never started never ends
+        try:
+            async for part in _job_stream(first, request, service):
+                yield part
+        finally:
+            streams[caller] -= 1
+            if streams[caller] <= 0:
+                del streams[caller]
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _job_stream(first: Job, request: Request, service: JobService) -> AsyncIterator[str]:
+    current, seen, delay = first, None, 0.1
+    quiet = opened = time.monotonic()
+    yield "retry: 2000\n\n"
+    while True:
+        state = (current.status, current.progress, current.step, current.attempts)
+        if state != seen:
+            seen, delay, quiet = state, 0.1, time.monotonic()
+            body = JobView.of(current).model_dump_json()
+            yield _sse("end" if current.final else "progress", body, str(current.rev))
+        if current.final or time.monotonic() - opened > STREAM_LIFETIME_S:
+            return
+        if time.monotonic() - quiet > 15:
+            quiet = time.monotonic()
+            yield ": waiting\n\n"
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 2.0)
+        if await request.is_disconnected():
+            return
+        current = await service.job(current.tenant, current.id)
 
 
 OutputName = Annotated[str, Path(min_length=1, max_length=200)]

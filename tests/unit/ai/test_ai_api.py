@@ -16,9 +16,11 @@ import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from bloop.ai.jobs import api as ai_api
 from bloop.ai.jobs.events import OutputRef
-from bloop.ai.jobs.model import TenantAiConfig
+from bloop.ai.jobs.model import Job, JobRequest, TenantAiConfig
 from bloop.ai.jobs.service import JobService
+from bloop.ai.text.model import LessonText
 from bloop.platform.app import create_app
 from bloop.platform.content.ai_outputs import AiOutputs
 from bloop.platform.content.model import LessonEdit
@@ -102,6 +104,33 @@ async def follow_at(client: httpx.AsyncClient, base: str,
             elif line.startswith("data: "):
                 events.append((name, json.loads(line[6:])))
     return events
+
+
+async def test_a_stream_of_a_job_that_never_ends_ends_and_a_caller_keeps_few_open(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queued job nobody takes up: its stream used to stay open, read the store every 2 s,
+    for as long as the client liked, and a caller could open any number."""
+    service: JobService = app.state.ai.state["service"]
+    les = await lesson(client)
+    stuck = Job.create("acme", JobRequest(kind="summary", lesson_id=les["id"]), LessonText(
+        id=les["id"], version=1, title="Names", text=LESSON), "u1", "stuck", 3)
+    await service.store.create(stuck, [])  # no event: no worker takes it up
+    monkeypatch.setattr(ai_api, "STREAM_LIFETIME_S", 1.5)
+    url = f"{BASE}/ai/jobs/{stuck.id}/events"
+
+    async def opened(wait_s: float) -> httpx.Response:
+        await asyncio.sleep(wait_s)
+        return await client.get(url, timeout=30)
+
+    answers = await asyncio.gather(*(opened(0) for _ in range(ai_api.STREAMS_PER_CALLER)),
+                                   opened(0.7))
+    assert [r.status_code for r in answers] == [200] * ai_api.STREAMS_PER_CALLER + [429]
+    assert answers[-1].json()["code"] == "too_many_streams"
+    first = answers[0].text
+    assert first.startswith("retry: 2000")
+    assert "event: progress" in first
+    assert "event: end" not in first  # ended by its lifetime: the client reconnects
+    assert (await client.get(url, timeout=30)).status_code == 200  # all closed: room again
 
 
 async def test_a_summary_job_runs_offline_and_streams_to_its_end(client: httpx.AsyncClient) -> None:
