@@ -239,6 +239,9 @@ class Mastery(_Frozen):
     source: Literal["bkt", "placement"] = "bkt"
     baseline: Probability | None = Field(
         default=None, description="where answers are replayed from, when placement set it")
+    baseline_at: str | None = Field(
+        default=None, description="when placement set the baseline: answers graded before it "
+                                  "are not replayed (placement judged them)")
     observations: list[Observation] = Field(default_factory=list)
     attempt_ids: list[str] = Field(default_factory=list)
     version: int = 0

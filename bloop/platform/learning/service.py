@@ -8,7 +8,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -362,7 +362,7 @@ class LearningService:
         params = {c.id: c.bkt for c in await self.repo.get_concepts(tenant, concepts)}
         stored = {m.concept: m for m in await self.repo.get_mastery(tenant, learner, concepts)}
         at = now()
-        stamp = graded_at.isoformat()
+        stamp = _stamp(graded_at)
         changes: list[Mastery] = []
         events: list[Envelope] = []
         for concept in concepts:
@@ -374,12 +374,13 @@ class LearningService:
             observations[position:position] = [(stamp, int(a)) for a in answers]
             p = params.get(concept, BktParams())
             baseline = before.baseline if before else None
+            since = before.baseline_at if before else None
             start = p if baseline is None else p.model_copy(update={"prior": max(baseline, 0.001)})
-            p_known = bkt.replay((a for _, a in observations), start)
+            p_known = bkt.replay((a for t, a in observations if since is None or t >= since), start)
             mastered = p_known >= MASTERED
             changes.append(Mastery(
                 concept=concept, p_known=p_known, mastered=mastered, source="bkt",
-                baseline=baseline, observations=observations,
+                baseline=baseline, baseline_at=since, observations=observations,
                 attempt_ids=[*(before.attempt_ids if before else []), attempt_id],
                 version=(before.version if before else 0) + 1, updated_at=at))
             if mastered and not (before and before.mastered):
@@ -465,14 +466,20 @@ class LearningService:
 
     async def next_item(self, tenant: str, learner: str, at: datetime | None = None) -> NextItem:
         """A review that is due comes first (reviews are short and lose value when late);
-        otherwise the first unblocked lesson of the learner's paths, in enrolment order."""
+        otherwise the first unblocked lesson of the learner's paths, in enrolment order. When
+        every lesson left waits for another (lessons teaching several concepts can need each
+        other), the first of them: some of what it teaches needs nothing else."""
         due = await self.due(tenant, learner, at or now(), limit=1)
         if due:
             return NextItem(kind="review", card=due[0])
-        for path in await self.refresh_paths(tenant, learner):
+        paths = await self.refresh_paths(tenant, learner)
+        for path in paths:
             for step in path.steps:
                 if not step.blocked_by:
                     return NextItem(kind="lesson", goal=path.goal, lesson=step)
+        for path in paths:
+            if path.steps:
+                return NextItem(kind="lesson", goal=path.goal, lesson=path.steps[0])
         return NextItem(kind="nothing")
 
     # placement
@@ -527,7 +534,8 @@ class LearningService:
                     continue
                 changes.append(Mastery(
                     concept=c, p_known=MASTERED, mastered=True, source="placement",
-                    baseline=MASTERED, observations=before.observations if before else [],
+                    baseline=MASTERED, baseline_at=_stamp(at),
+                    observations=before.observations if before else [],
                     attempt_ids=before.attempt_ids if before else [],
                     version=(before.version if before else 0) + 1, updated_at=at))
                 events.append(self._mastered_event(tenant, learner, c, MASTERED, "placement", at))
@@ -729,3 +737,7 @@ def _view(card: Card, state: CardState) -> CardView:
     return CardView(card_id=card.id, concept=card.concept, front=card.front, back=card.back,
                     due=state.due, reps=state.reps, version=state.version)
 
+
+def _stamp(at: datetime) -> str:
+    """A time as answers are ordered by (ISO text in UTC, so that text order is time order)."""
+    return at.astimezone(UTC).isoformat()

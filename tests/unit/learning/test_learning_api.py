@@ -308,6 +308,68 @@ async def test_placement_skips_what_the_learner_knows(running: tuple[
                               json={"concept": "step-0", "correct": True})).status_code == 404
 
 
+async def test_lessons_that_need_each_other_still_give_a_next_lesson(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """x teaches a and c, y teaches b; b requires a, c requires b: each lesson waits for the
+    other, and the learner was told there was nothing to do."""
+    app, client = running
+    await deliver(app, lesson_event("x", ["a", "c"], position=0),
+                  lesson_event("y", ["b"], position=1), course_event(["x", "y"]))
+    for concept, requires in (("b", "a"), ("c", "b")):
+        r = await client.post(f"{BASE}/edges", json={"concept": concept, "requires": requires})
+        assert r.status_code == 201, r.text
+    pupil = await learner(app, client)
+    r = await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"}, headers=pupil)
+    assert r.status_code == 201, r.text
+    [path] = (await client.get(f"{BASE}/me/paths", headers=pupil)).json()["items"]
+    assert all(s["blocked_by"] for s in path["steps"])
+    nxt = (await client.get(f"{BASE}/me/next", headers=pupil)).json()
+    assert nxt["kind"] == "lesson"
+    assert nxt["lesson"]["lesson_id"] == path["steps"][0]["lesson_id"]
+
+
+async def test_answers_before_a_placement_are_not_held_against_the_learner(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Four wrong answers, then a placement finding the concept known, then a right answer:
+    the right answer replayed the four wrong ones from the placement's baseline and took the
+    mastery away."""
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    uid = await me(client, pupil)
+    await deliver(app, attempt_event(uid, ["variables"], [False, False, False, False]))
+    r = await client.post(f"{BASE}/me/placements", json={"goal_concept": "variables"},
+                          headers=pupil)
+    assert r.status_code == 201, r.text
+    view = r.json()
+    while not view["done"]:
+        view = (await client.post(f"{BASE}/me/placements/{view['id']}/answers", headers=pupil,
+                                  json={"concept": view["question"], "correct": True})).json()
+    await deliver(app, attempt_event(uid, ["variables"], [True], at=datetime.now(UTC)))
+    mastery = {m["concept"]: m for m in (await client.get(f"{BASE}/me/mastery",
+                                                          headers=pupil)).json()["items"]}
+    assert mastery["variables"]["mastered"], mastery["variables"]
+
+
+async def test_answers_are_replayed_in_time_order_whatever_their_offset(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """The same two answers, the earlier one's time given in UTC or at +05:30, give the same
+    mastery (they were ordered as text, so 15:30+05:30 came after 11:00+00:00, though it is
+    earlier)."""
+    app, client = running
+    await python_course(app, client)
+    india = timezone(timedelta(hours=5, minutes=30))
+    results = []
+    for zone in (UTC, india):
+        uid = await me(client, await learner(app, client))
+        wrong, right = AT.replace(hour=10), AT.replace(hour=11)
+        await deliver(app, attempt_event(uid, ["variables"], [True, True], at=right),
+                      attempt_event(uid, ["variables"], [False, False], at=wrong.astimezone(zone)))
+        [m] = await service(app).repo.get_mastery("acme", uid, ["variables"])
+        results.append(round(m.p_known, 6))
+    assert results[0] == results[1]
+
+
 async def test_one_placement_question_answered_twice_at_once_counts_once(running: tuple[
         FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
     """A double click (or "know" then "don't know") on one question: one answer stands, the
