@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bloop.platform.learning.model import BktParams
 
 EPS = 1e-9
+MIN_NOISE = 0.01  # the least guess and slip a fit gives
 
 
 def update(p_known: float, correct: bool, params: BktParams) -> float:
@@ -112,8 +113,9 @@ def _em_step(sequences: Sequence[Sequence[int]], p: BktParams) -> tuple[BktParam
     fitted = BktParams(
         prior=_clip(ratio(prior_sum, count, p.prior), 0.001, 0.999),
         learn=_clip(ratio(learn_num, learn_den, p.learn), 0.001, 0.999),
-        guess=_clip(ratio(guess_num, guess_den, p.guess), 0.0, 0.5),
-        slip=_clip(ratio(slip_num, slip_den, p.slip), 0.0, 0.5),
+        # A guess or slip fitted to nothing would make one answer settle mastery for good.
+        guess=_clip(ratio(guess_num, guess_den, p.guess), MIN_NOISE, 0.5),
+        slip=_clip(ratio(slip_num, slip_den, p.slip), MIN_NOISE, 0.5),
     )
     return fitted, ll
 

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
 
 from bloop.platform.kit.edits import Edit
 from bloop.platform.kit.text import NonBlank
@@ -394,8 +394,8 @@ class CardView(_Frozen):
 class NewReview(_Frozen):
     card_id: str = Field(min_length=1, max_length=64)
     # The range is documented here and checked by the scheduler, which answers 422 bad_rating.
-    rating: int = Field(description="1 again, 2 hard, 3 good, 4 easy",
-                        json_schema_extra={"minimum": 1, "maximum": 4})
+    rating: StrictInt = Field(description="1 again, 2 hard, 3 good, 4 easy",
+                              json_schema_extra={"minimum": 1, "maximum": 4})
     duration_ms: Annotated[int, Field(ge=0, le=3_600_000)] | None = None
     version: Annotated[int, Field(ge=0)] | None = Field(default=None, description=(
         "the schedule's version the card was shown at (from the due list): a card reviewed "

@@ -492,7 +492,10 @@ class LearningService:
             raise NotFound(f"no {'course' if new.course_id else 'concept'} "
                            f"{new.course_id or new.goal_concept!r} in tenant {tenant!r}")
         order = [c for c in concept_order(sub) if not sub.concepts[c].mastered]
-        prereqs = {c: [p for p, _ in sub.concepts[c].prerequisites] for c in order}
+        # Placement spreads an answer along required edges only: a recommended prerequisite
+        # is neither known because what recommends it is, nor unknown because it is not.
+        prereqs = {c: [p for p, kind in sub.concepts[c].prerequisites if kind == "required"]
+                   for c in order}
         started = placement.start(Placement.new_id(), learner, goal, order, prereqs, now())
         await self.repo.save_placement(tenant, started)
         return await self._placement_view(tenant, started)

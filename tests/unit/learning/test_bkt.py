@@ -94,6 +94,15 @@ def test_the_fit_matches_pybkt_on_the_same_data(truth: BktParams, seed: int,
         assert getattr(ours.params, name) == pytest.approx(getattr(reference, name), abs=0.03), name
 
 
+def test_a_fit_of_clean_data_keeps_some_noise() -> None:
+    """Wrong until learnt, then right, every time: the likeliest guess and slip are 0, after
+    which one right answer settles mastery for good."""
+    clean = [[0] * k + [1] * (10 - k) for k in range(1, 9) for _ in range(20)]
+    fitted = bkt.fit(clean).params
+    assert (fitted.guess, fitted.slip) >= (bkt.MIN_NOISE, bkt.MIN_NOISE)
+    assert bkt.replay([1], fitted) < 0.95
+
+
 def test_a_fit_of_nothing_keeps_the_defaults() -> None:
     fitted = bkt.fit([[], []], restarts=1)
     assert fitted.params.model_copy(update={"fitted_on": 0}) == BktParams()

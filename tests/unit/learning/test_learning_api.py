@@ -328,6 +328,30 @@ async def test_lessons_that_need_each_other_still_give_a_next_lesson(running: tu
     assert nxt["lesson"]["lesson_id"] == path["steps"][0]["lesson_id"]
 
 
+async def test_placement_spreads_an_answer_along_required_edges_only(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """m recommends a (not requires): knowing m says nothing of a, so a is asked for itself."""
+    app, client = running
+    await deliver(app, *(lesson_event(f"l-{c}", [c], position=i)
+                         for i, c in enumerate(("a", "m", "z"))), course_event(["l-a", "l-m", "l-z"]))
+    for concept, requires, kind in (("m", "a", "recommended"), ("z", "m", "required")):
+        r = await client.post(f"{BASE}/edges", json={"concept": concept, "requires": requires,
+                                                     "kind": kind})
+        assert r.status_code == 201, r.text
+    pupil = await learner(app, client)
+    r = await client.post(f"{BASE}/me/placements", json={"goal_concept": "z"}, headers=pupil)
+    assert r.status_code == 201, r.text
+    view, asked = r.json(), []
+    while not view["done"]:
+        asked.append(view["question"])
+        view = (await client.post(f"{BASE}/me/placements/{view['id']}/answers", headers=pupil,
+                                  json={"concept": view["question"],
+                                        "correct": view["question"] != "a"})).json()
+    assert "a" in asked
+    assert "a" not in view["known"]
+    assert "m" in view["known"]
+
+
 async def test_answers_before_a_placement_are_not_held_against_the_learner(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     """Four wrong answers, then a placement finding the concept known, then a right answer:
@@ -452,6 +476,10 @@ async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
                               headers=pupil)
         assert r.status_code == 422
         assert r.json()["code"] == "bad_rating"
+    for loose in (True, 3.0, "3"):  # true was taken for 1 ("again"), resetting the schedule
+        r = await client.post(f"{BASE}/me/reviews", json={"card_id": card["id"], "rating": loose},
+                              headers=pupil)
+        assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), loose
     documented = (await client.get("/openapi.json")).json()["components"]["schemas"]
     assert documented["NewReview"]["properties"]["rating"] | {"minimum": 1, "maximum": 4} == \
         documented["NewReview"]["properties"]["rating"]
