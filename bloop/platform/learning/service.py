@@ -579,8 +579,9 @@ class LearningService:
                                   cards: Sequence[tuple[str, str, str | None]]) -> int:
         """Stores the (front, back, concept) cards the AI service generated for a lesson; a
         card without a concept drills the first concept the lesson teaches (skipped when the
-        lesson is unknown). Idempotent: each card's id comes from the job and its place in it.
-        Answers how many cards were new."""
+        lesson is unknown). Idempotent: each card's id comes from its lesson (or job), concept
+        and text, so a job run again, or another job making the same card, adds nothing, and a
+        card an educator retired stays retired. Answers how many cards were new."""
         lesson = await self.repo.get_lesson(tenant, lesson_id)
         fallback = lesson.teaches[0] if lesson is not None and lesson.teaches else None
         wanted: list[tuple[int, str, str, str]] = []
@@ -592,7 +593,8 @@ class LearningService:
         await self.repo.ensure_concepts(tenant, sorted({c for *_, c in wanted}))
         added = 0
         for i, front, back, concept in wanted:
-            card_id = hashlib.sha256(f"{job_id}/{i}".encode()).hexdigest()[:32]
+            origin = lesson_id or job_id
+            card_id = hashlib.sha256(f"{origin}\0{concept}\0{front}\0{back}".encode()).hexdigest()[:32]
             try:
                 new = NewCard(front=front, back=back, source="ai")
                 await self.repo.add_card(Card.create(tenant, concept, new, card_id=card_id))

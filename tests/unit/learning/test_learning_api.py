@@ -842,6 +842,10 @@ async def test_educators_fix_or_retire_cards_and_learners_drop_them(running: tup
     assert (await client.delete(f"{url}/{wrong['id']}")).status_code == 204
     assert (await client.delete(f"{url}/{wrong['id']}")).status_code == 404
     await deliver(app, generated, topic="video.events")
+    regenerated = flashcards("job-3", "recur", [  # another job making the same cards
+        AiCard(front="What calls itself?", back="A loop.", concept_id="recursion"),
+        AiCard(front="What stops it?", back="A base case.", concept_id="recursion")])
+    await deliver(app, regenerated, topic="video.events")
     assert [c["id"] for c in (await client.get(url)).json()["items"]] == [kept["id"]]
     for who in (pupil, other):
         assert await due(who) == ["A base case."]
