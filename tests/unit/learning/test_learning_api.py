@@ -9,6 +9,7 @@ import dataclasses
 import itertools
 import json
 import math
+import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -24,13 +25,15 @@ from bloop.ai.jobs.events import FlashcardsGenerated
 from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
 from bloop.platform.content.events import CoursePublished, LessonPublished, LessonUpdated
 from bloop.platform.identity.events import UserDeleted
-from bloop.platform.kit.errors import StoreUnavailable
+from bloop.platform.kit.errors import Conflict, StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.learning import bkt
-from bloop.platform.learning.model import BktParams
+from bloop.platform.learning import review as fsrs_review
+from bloop.platform.learning import service as learning_service
+from bloop.platform.learning.model import BktParams, ReviewLog, SchedulerParams
 from bloop.platform.learning.service import LearningService
 from tests.support import embedded_app, eventually, member
 from tests.unit.learning.test_bkt import generate
@@ -923,3 +926,39 @@ async def test_educators_set_a_concepts_bkt_and_it_is_fitted_to_the_answers(runn
     for name in hand:
         assert fitted[name] == pytest.approx(getattr(expected, name), abs=1e-6)
     assert fitted != auto
+
+
+async def test_a_schedule_fit_reads_the_latest_reviews_one_fit_at_a_time(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A learner may review as often as they like, and a fit's work grows with the reviews:
+    it reads the latest `OPTIMISE_REVIEWS`, and a second fit meanwhile is refused."""
+    app, _ = running
+    svc = service(app)
+    logs = [ReviewLog(id=f"r{i}", card_id=f"c{i % 7}", concept="x", rating=3,
+                      reviewed_at=AT + timedelta(hours=i), was_due=AT, next_due=AT)
+            for i in range(learning_service.OPTIMISE_REVIEWS + 500)]
+
+    async def review_logs(tenant: str, learner: str) -> list[ReviewLog]:
+        return logs
+
+    fitting, release = threading.Event(), threading.Event()
+    fitted: list[int] = []
+
+    def optimise(histories: Sequence[Sequence[object]], start: object) -> SchedulerParams:
+        fitted.append(sum(len(h) for h in histories))
+        fitting.set()
+        release.wait(10)
+        return SchedulerParams(parameters=[0.5] * 21, fitted_on=fitted[-1], loss_before=1.0,
+                               loss_after=2.0)
+
+    monkeypatch.setattr(svc.repo, "review_logs", review_logs)
+    monkeypatch.setattr(fsrs_review, "optimise", optimise)
+    first = asyncio.create_task(svc.optimise("acme", "u1"))
+    assert await asyncio.to_thread(fitting.wait, 10)
+    with pytest.raises(Conflict) as busy:
+        await svc.optimise("acme", "u1")
+    assert busy.value.code == "busy"
+    release.set()
+    assert (await first).fitted_on == learning_service.OPTIMISE_REVIEWS
+    await svc.optimise("acme", "u1")  # done: the next may run
+    assert fitted == [learning_service.OPTIMISE_REVIEWS] * 2
