@@ -335,46 +335,55 @@ def invalid_grant(detail: str, code: str = "invalid_grant") -> Problem:
 
 
 class LoginThrottle:
-    """Failed sign-ins counted per account and per client address; past the limit the account
-    (or the address) is refused for `lockout_s`, before any password is checked.
+    """Failed sign-ins counted per account and address, per account, and per address; past a
+    limit the sign-in is refused for `lockout_s`, before any password is checked.
 
-    An attempt on an account is counted before its password is checked and forgiven when it
-    succeeds, so guesses sent at once cannot all pass the check before any of them has failed.
-    An address counts failures only, once known: a classroom signing in at once behind one
+    An account is locked for an address after `account_max_failures` from that address, and
+    for everyone only after `account_max_failures_anywhere` from all addresses together: one
+    person guessing cannot lock the owner out. An attempt is counted (for its account and
+    address) before its password is checked and forgiven when it succeeds, so guesses sent at
+    once cannot all pass the check before any of them has failed. The account-wide and the
+    address counts are failures only, once known: a classroom signing in at once behind one
     address is not taken for an attack."""
 
     def __init__(self, cache: Cache, settings: AuthSettings) -> None:
         self.cache, self.settings = cache, settings
 
-    def _keys(self, tenant: str, email: str, ip: str) -> tuple[str, str]:
-        return f"auth:fail:acct:{tenant}:{email}", f"auth:fail:ip:{ip}"
+    def _keys(self, tenant: str, email: str, ip: str) -> tuple[str, str, str]:
+        account = f"auth:fail:acct:{tenant}:{email}"
+        return f"{account}:from:{ip}", account, f"auth:fail:ip:{ip}"
 
     async def attempt(self, tenant: str, email: str, ip: str,
                       verify: Callable[[], Awaitable[bool]]) -> bool:
         """Runs `verify`, a password check, as one counted attempt; refuses it with 429 when the
-        account or the address is locked."""
+        account (for this address or for all) or the address is locked."""
         s = self.settings
-        account, address = self._keys(tenant, email, ip)
-        attempts, (failures,) = await self.cache.incr_and_get_many(account, [address],
-                                                                   ttl_s=s.lockout_s)
+        pair, account, address = self._keys(tenant, email, ip)
+        attempts, (account_failures, address_failures) = await self.cache.incr_and_get_many(
+            pair, [account, address], ttl_s=s.lockout_s)
         retry = {"Retry-After": str(s.lockout_s)}
-        if attempts > s.account_max_failures:
+        if attempts > s.account_max_failures or (
+                account_failures is not None
+                and int(account_failures) >= s.account_max_failures_anywhere):
+            if attempts <= s.account_max_failures:
+                await self.cache.incr(pair, -1, ttl_s=s.lockout_s)
             raise Problem(f"too many failed sign-ins for this account: it is locked for "
                           f"{_minutes(s.lockout_s)}; try again later or reset the password",
                           status=429, code="account_locked", headers=retry)
-        if failures is not None and int(failures) >= s.ip_max_failures:
-            await self.cache.incr(account, -1, ttl_s=s.lockout_s)
+        if address_failures is not None and int(address_failures) >= s.ip_max_failures:
+            await self.cache.incr(pair, -1, ttl_s=s.lockout_s)
             raise Problem(f"too many failed sign-ins from this address: try again in "
                           f"{_minutes(s.lockout_s)}", status=429, code="too_many_attempts",
                           headers=retry)
         try:
             right = await verify()
         except BaseException:
-            await self.cache.incr(account, -1, ttl_s=s.lockout_s)  # not a guess: forgiven
+            await self.cache.incr(pair, -1, ttl_s=s.lockout_s)  # not a guess: forgiven
             raise
         if right:
-            await self.cache.delete(account)
+            await self.cache.delete(pair)
         else:
+            await self.cache.incr(account, 1, ttl_s=s.lockout_s)
             await self.cache.incr(address, 1, ttl_s=s.lockout_s)
         return right
 

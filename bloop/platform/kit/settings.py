@@ -175,7 +175,12 @@ class AuthSettings(BaseSettings):
     identity_url: HttpUrlText | None = Field(default=None, description=(
         "identity's base URL, where content looks up a tenant's users (a new co-author) when "
         "identity runs in another process"))
-    account_max_failures: int = Field(default=5, ge=1)
+    account_max_failures: int = Field(default=5, ge=1, description=(
+        "failed sign-ins to one account from one address before that address is refused it"))
+    account_max_failures_anywhere: int = Field(default=50, ge=1, description=(
+        "failed sign-ins to one account from every address together before it is refused to "
+        "all (so that one address cannot lock anyone out, while guesses spread over many "
+        "addresses are still bounded)"))
     ip_max_failures: int = Field(default=50, ge=1)
     lockout_s: int = Field(default=900, ge=1)
     rate_limit: int = Field(default=600, ge=1, description="requests per caller per window")

@@ -33,7 +33,7 @@ async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         monkeypatch.delenv(var, raising=False)
     settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False),
                         auth=AuthSettings(account_max_failures=3, ip_max_failures=8,
-                                          rate_limit=40))
+                                          account_max_failures_anywhere=6, rate_limit=40))
     application = create_app(settings, services=["identity"])
     async with application.router.lifespan_context(application):
         yield application
@@ -147,6 +147,32 @@ async def test_repeated_failures_lock_the_account_with_a_clear_message(
     r = await client.post(TOKEN, data=password_form("kim@acme.dev"))
     assert r.status_code == 429
     assert r.json()["code"] == "too_many_attempts"
+
+
+def from_address(app: FastAPI, host: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(host, 4321)),
+                             base_url="http://bloop.test")
+
+
+async def test_one_address_guessing_cannot_lock_the_owner_out(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Six requests every 15 minutes from anywhere kept any account locked for everyone.
+    Guesses spread over many addresses still lock it, at the higher limit."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    guessers = [from_address(app, f"10.0.0.{n}") for n in range(1, 4)]
+    async with guessers[0] as one, guessers[1] as two, guessers[2] as three, \
+            from_address(app, "192.0.2.7") as owner:
+        for _ in range(3):
+            r = await one.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
+            assert r.json()["code"] == "invalid_credentials"
+        r = await one.post(TOKEN, data=password_form("lee@acme.dev"))
+        assert (r.status_code, r.json()["code"]) == (429, "account_locked")
+        assert (await owner.post(TOKEN, data=password_form("lee@acme.dev"))).status_code == 200
+        for guesser in (two, three):  # 6 failures from all addresses: locked for everyone
+            for _ in range(3):
+                await guesser.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
+        r = await owner.post(TOKEN, data=password_form("lee@acme.dev"))
+        assert (r.status_code, r.json()["code"]) == (429, "account_locked")
 
 
 async def test_guesses_sent_at_once_are_counted_before_they_are_checked(
