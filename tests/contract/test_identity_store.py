@@ -420,6 +420,26 @@ def refresh(token_hash: str, family: str, tid: str = "acme", user: str = "u1") -
                         scopes=["profile"], created_at=at, expires_at=at + timedelta(days=1))
 
 
+async def test_expired_refresh_tokens_are_forgotten(store: IdentityRepository) -> None:
+    """Each grant stores a token: without this the table only grew."""
+    await store.add_refresh_token(refresh("old-acme", "f1"))
+    await store.add_refresh_token(refresh("old-beta", "f2", tid="beta"))
+    await store.add_refresh_token(refresh("live", "f3"))
+    live = await store.get_refresh_token("acme", "live")
+    assert live is not None
+    assert await store.prune_refresh_tokens(live.expires_at - timedelta(hours=1)) == 0
+    for token in ("old-acme", "old-beta"):  # made a day earlier: expired a day earlier
+        tid = "beta" if token.endswith("beta") else "acme"
+        found = await store.get_refresh_token(tid, token)
+        assert found is not None
+        await store.add_refresh_token(found.model_copy(update={
+            "token_hash": f"{token}-2", "expires_at": found.expires_at - timedelta(days=2)}))
+    assert await store.prune_refresh_tokens(now()) == 2
+    assert await store.get_refresh_token("acme", "old-acme-2") is None
+    assert await store.get_refresh_token("beta", "old-beta-2") is None
+    assert await store.get_refresh_token("acme", "live") is not None
+
+
 async def test_a_refresh_token_is_spent_once_and_families_revoke_together(
         store: IdentityRepository) -> None:
     await store.add_refresh_token(refresh("t1", "f1"))

@@ -120,6 +120,10 @@ class IdentityRepository(Protocol):
     async def revoke_refresh_family(self, tenant: str, family: str) -> int:
         """Revokes every token of the session `family`; returns how many there were."""
 
+    async def prune_refresh_tokens(self, at: datetime) -> int:
+        """Forgets the refresh tokens, of every tenant, that expired by `at` (nothing can be
+        done with them, not even telling a reused one); returns how many."""
+
     async def revoke_user_sessions(self, tenant: str, user_id: str, *, keep: str | None = None,
                                    since: datetime | None = None) -> list[str]:
         """Revokes the refresh tokens of every session of the user but `keep`; returns the

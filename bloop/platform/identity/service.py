@@ -405,6 +405,7 @@ class AuthService:
         self.settings = settings
         self.throttle = LoginThrottle(cache, settings)
         self.clock = clock
+        self._pruned_at = 0.0
 
     async def login(self, tenant: str, username: str, password: str, scope: str,
                     client_ip: str) -> TokenGrant:
@@ -554,6 +555,9 @@ class AuthService:
             token_hash=token_hash(refresh), tenant=user.tenant, user_id=user.id, family=family,
             scopes=scopes, created_at=at,
             expires_at=at + timedelta(seconds=self.settings.refresh_ttl_s)))
+        if issued - self._pruned_at > 3600:  # each grant stores a token: expired ones go
+            self._pruned_at = issued
+            await self.repo.prune_refresh_tokens(at)
         return TokenGrant(access_token=access, expires_in=self.settings.access_ttl_s,
                           refresh_token=refresh, scope=" ".join(sorted(scopes)))
 

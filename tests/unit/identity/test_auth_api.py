@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from bloop.platform.app import create_app
 from bloop.platform.identity.model import RefreshToken, User
-from bloop.platform.identity.service import AuthService, TokenGrant
+from bloop.platform.identity.service import AuthService, TokenGrant, token_hash
 from bloop.platform.kit.auth import Principal, Scope
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.settings import AuthSettings, RuntimeSettings, Settings
@@ -173,6 +173,22 @@ async def test_one_address_guessing_cannot_lock_the_owner_out(
                 await guesser.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
         r = await owner.post(TOKEN, data=password_form("lee@acme.dev"))
         assert (r.status_code, r.json()["code"]) == (429, "account_locked")
+
+
+async def test_a_sign_in_forgets_expired_refresh_tokens_once_an_hour(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    auth = auth_service(app)
+    grant = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    live = await auth.repo.get_refresh_token("acme", token_hash(grant["refresh_token"]))
+    assert live is not None
+    expired = live.model_copy(update={"token_hash": "expired", "expires_at": live.created_at})
+    await auth.repo.add_refresh_token(expired)
+    assert (await client.post(TOKEN, data=password_form("lee@acme.dev"))).status_code == 200
+    assert await auth.repo.get_refresh_token("acme", "expired") is not None  # within the hour
+    auth._pruned_at -= 3601
+    assert (await client.post(TOKEN, data=refresh_form(grant["refresh_token"]))).status_code == 200
+    assert await auth.repo.get_refresh_token("acme", "expired") is None
 
 
 async def test_guesses_sent_at_once_are_counted_before_they_are_checked(

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
   tenant TEXT NOT NULL, token_hash TEXT NOT NULL, family TEXT NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY (tenant, token_hash));
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (tenant, family);
+CREATE INDEX IF NOT EXISTS refresh_tokens_expiry ON refresh_tokens (json_extract(doc, '$.expires_at'));
 """
 
 KEY_SCHEMA = """
@@ -284,6 +285,12 @@ class EmbeddedIdentityStore:
             return len(rows)
 
         return await self.db.transaction(revoke)
+
+    async def prune_refresh_tokens(self, at: datetime) -> int:
+        cur = await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM refresh_tokens WHERE json_extract(doc, '$.expires_at') <= ?",
+            (json_time(at),)))
+        return int(cur.rowcount)
 
     async def revoke_user_sessions(self, tenant: str, user_id: str, *, keep: str | None = None,
                                    since: datetime | None = None) -> list[str]:

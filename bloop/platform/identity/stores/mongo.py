@@ -68,6 +68,7 @@ class MongoIdentityStore:
                                       name="tenant_email", unique=True)
         await self.refresh.create_index([("tenant", ASCENDING), ("family", ASCENDING)],
                                         name="tenant_family")
+        await self.refresh.create_index([("expires_at", ASCENDING)], name="expires_at")
         await self.invitations.create_index([("tenant", ASCENDING)], name="tenant")
         await self.invitations.create_index(
             [("tenant", ASCENDING), ("created_at", DESCENDING), ("token_hash", ASCENDING)],
@@ -242,6 +243,10 @@ class MongoIdentityStore:
         result = await self.refresh.update_many({"tenant": tenant, "family": family},
                                                 {"$set": {"revoked": True}})
         return result.matched_count
+
+    async def prune_refresh_tokens(self, at: datetime) -> int:
+        result = await self.refresh.delete_many({"expires_at": {"$lte": json_time(at)}})
+        return result.deleted_count
 
     async def revoke_user_sessions(self, tenant: str, user_id: str, *, keep: str | None = None,
                                    since: datetime | None = None) -> list[str]:
