@@ -66,7 +66,9 @@ class PathPlan:
 
 def to_path(goal: str, plan: PathPlan) -> LearningPath:
     """The store's plan as the API shows it; a step is blocked by the prerequisites taught by
-    an earlier step of the same path."""
+    another step of the same path. A lesson comes after the lessons teaching what it needs: the
+    stores order lessons by their deepest concept, which can put a lesson teaching a shallow
+    and a deep concept after one that needs its shallow one."""
     lesson_of = {c: p.lesson.id for p in plan.lessons for c in p.concepts}
     steps = [PathStep(
         lesson_id=p.lesson.id, title=p.lesson.title, course_id=p.lesson.course_id,
@@ -75,6 +77,12 @@ def to_path(goal: str, plan: PathPlan) -> LearningPath:
         blocked_by=sorted({c for c in p.prerequisites
                            if lesson_of.get(c, p.lesson.id) != p.lesson.id}))
         for p in plan.lessons]
+    place = {step.lesson_id: i for i, step in enumerate(steps)}
+    waiting = {p.lesson.id for p in plan.lessons if p.lesson.status != "completed"}
+    needs = {step.lesson_id: {lesson_of[c] for c in step.blocked_by} & waiting
+             for step in steps}
+    order = _topological(set(place), needs, place.__getitem__)
+    steps = [steps[place[lesson_id]] for lesson_id in order]
     return LearningPath(goal=goal, steps=steps, uncovered=sorted(plan.uncovered),
                         concepts=plan.concepts, mastered=plan.mastered)
 

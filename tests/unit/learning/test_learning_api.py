@@ -311,6 +311,24 @@ async def test_placement_skips_what_the_learner_knows(running: tuple[
                               json={"concept": "step-0", "correct": True})).status_code == 404
 
 
+async def test_a_lesson_comes_after_the_lessons_teaching_what_it_needs(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """x teaches a (nothing before it) and c (deep: c needs d, d needs e); y teaches b, which
+    needs a. Ordered by their deepest concept, y came before x, whose a it needs."""
+    app, client = running
+    await deliver(app, lesson_event("x", ["a", "c"], position=0),
+                  lesson_event("y", ["b"], position=1), lesson_event("w", ["e", "d"], position=2),
+                  course_event(["x", "y", "w"]))
+    for concept, requires in (("b", "a"), ("c", "d"), ("d", "e")):
+        r = await client.post(f"{BASE}/edges", json={"concept": concept, "requires": requires})
+        assert r.status_code == 201, r.text
+    pupil = await learner(app, client)
+    r = await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"}, headers=pupil)
+    assert r.status_code == 201, r.text
+    [path] = (await client.get(f"{BASE}/me/paths", headers=pupil)).json()["items"]
+    assert [s["lesson_id"] for s in path["steps"]] == ["w", "x", "y"]
+
+
 async def test_lessons_that_need_each_other_still_give_a_next_lesson(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     """x teaches a and c, y teaches b; b requires a, c requires b: each lesson waits for the
