@@ -131,7 +131,7 @@ async def token(form: Annotated[TokenRequest, Form()], request: Request, respons
     if not form.refresh_token:
         raise Problem("the refresh_token grant needs a refresh_token",
                       extra={"error": "invalid_request"}, code="invalid_request")
-    return await auth.refresh(tenant, form.refresh_token, form.scope)
+    return await auth.refresh(tenant, form.refresh_token, form.scope, client_ip(request))
 
 
 @auth_router.get("/.well-known/jwks.json")

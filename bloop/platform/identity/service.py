@@ -54,6 +54,8 @@ from bloop.platform.kit.auth import (
     ApiKeyCredential,
     Forbidden,
     Principal,
+    RateLimited,
+    RateLimiter,
     Scope,
     TokenVerifier,
     Unauthenticated,
@@ -404,11 +406,20 @@ class AuthService:
         self.verifier = verifier
         self.settings = settings
         self.throttle = LoginThrottle(cache, settings)
+        self.requests = RateLimiter(cache, settings.token_rate_limit,
+                                    settings.token_rate_window_s, clock)
         self.clock = clock
         self._pruned_at = 0.0
 
+    async def _admit(self, client_ip: str) -> None:
+        """Counts a token request from `client_ip`, right or wrong, before any work."""
+        state = await self.requests.hit(f"token:{client_ip}")
+        if not state.allowed:
+            raise RateLimited(state)
+
     async def login(self, tenant: str, username: str, password: str, scope: str,
                     client_ip: str) -> TokenGrant:
+        await self._admit(client_ip)
         try:
             email = normalise_email(username)
         except ValueError:
@@ -438,11 +449,13 @@ class AuthService:
                                 code="invalid_credentials")
         return grant
 
-    async def refresh(self, tenant: str, refresh_token: str, scope: str) -> TokenGrant:
+    async def refresh(self, tenant: str, refresh_token: str, scope: str,
+                      client_ip: str) -> TokenGrant:
         """A new pair for a refresh token, which is spent. A request refused for its scope
         spends nothing, so the client can ask again with the same token. The new pair is stored
         before the old token is spent: a refresh that fails part-way leaves the old token
         unspent for the client's retry, never a spent token and no successor."""
+        await self._admit(client_ip)
         hashed = token_hash(refresh_token)
         found = await self.repo.get_refresh_token(tenant, hashed)
         if found is None or found.revoked:

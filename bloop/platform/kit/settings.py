@@ -182,6 +182,10 @@ class AuthSettings(BaseSettings):
         "all (so that one address cannot lock anyone out, while guesses spread over many "
         "addresses are still bounded)"))
     ip_max_failures: int = Field(default=50, ge=1)
+    token_rate_limit: int = Field(default=300, ge=1, description=(
+        "token requests (sign-ins and refreshes) one client address may make per "
+        "`token_rate_window_s`, right or wrong: each sign-in costs a password hash check"))
+    token_rate_window_s: int = Field(default=60, ge=1)
     lockout_s: int = Field(default=900, ge=1)
     rate_limit: int = Field(default=600, ge=1, description="requests per caller per window")
     rate_window_s: int = Field(default=60, ge=1)

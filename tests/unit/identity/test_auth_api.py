@@ -4,6 +4,7 @@ clear 4xx and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,15 +28,22 @@ TOKEN = "/v1/auth/token"
 ME = "/v1/tenants/acme/me"
 
 
-@pytest.fixture
-async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+@contextlib.asynccontextmanager
+async def identity_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                       auth: AuthSettings) -> AsyncIterator[FastAPI]:
     for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
         monkeypatch.delenv(var, raising=False)
-    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False),
-                        auth=AuthSettings(account_max_failures=3, ip_max_failures=8,
-                                          account_max_failures_anywhere=6, rate_limit=40))
+    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False), auth=auth)
     application = create_app(settings, services=["identity"])
     async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    async with identity_app(tmp_path, monkeypatch, AuthSettings(
+            account_max_failures=3, ip_max_failures=8, account_max_failures_anywhere=6,
+            rate_limit=40)) as application:
         yield application
 
 
@@ -173,6 +181,27 @@ async def test_one_address_guessing_cannot_lock_the_owner_out(
                 await guesser.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
         r = await owner.post(TOKEN, data=password_form("lee@acme.dev"))
         assert (r.status_code, r.json()["code"]) == (429, "account_locked")
+
+
+async def test_token_requests_from_one_address_are_limited_right_or_wrong(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only wrong passwords were counted, so one address signing in with its own right
+    password, or refreshing, as fast as it liked kept the server hashing (~0.1 s of CPU a
+    sign-in). Every token request now counts; a refused refresh spends nothing."""
+    async with identity_app(tmp_path, monkeypatch, AuthSettings(token_rate_limit=4)) as app, \
+            api_client(app) as client, from_address(app, "192.0.2.7") as elsewhere:
+        await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+        grant = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+        grant = (await client.post(TOKEN, data=refresh_form(grant["refresh_token"]))).json()
+        assert (await client.post(TOKEN, data=password_form("lee@acme.dev", "a wrong one!"))
+                ).json()["code"] == "invalid_credentials"
+        for form in (password_form("lee@acme.dev"), refresh_form(grant["refresh_token"])):
+            r = await client.post(TOKEN, data=form)
+            assert (r.status_code, r.json()["code"]) == (429, "rate_limited")
+            assert r.headers["ratelimit-policy"] == "4;w=60"
+            assert int(r.headers["retry-after"]) >= 1
+        assert (await elsewhere.post(TOKEN, data=refresh_form(grant["refresh_token"]))
+                ).status_code == 200
 
 
 async def test_a_sign_in_forgets_expired_refresh_tokens_once_an_hour(
