@@ -46,7 +46,7 @@ from bloop.ai.jobs.ports import LessonSource, StoredFile
 from bloop.ai.jobs.service import JobService, job_url
 from bloop.platform.content.model import SLUG_PATTERN
 from bloop.platform.kit.auth import Forbidden, Principal, credentials, require
-from bloop.platform.kit.errors import Problem, StoreUnavailable
+from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.pagination import After, Page
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
@@ -182,9 +182,27 @@ async def get_job(tenant: TenantId, job: JobId, service: Svc, _: Staff) -> JobVi
 
 
 @router.post("/jobs/{job}/cancel")
-async def cancel_job(tenant: TenantId, job: JobId, service: Svc, _: Author) -> JobView:
-    """Ends a queued job at once; a running job stops at its next step (409 once it ended)."""
+async def cancel_job(tenant: TenantId, job: JobId, request: Request, service: Svc,
+                     me: Author) -> JobView:
+    """Ends a queued job at once; a running job stops at its next step (409 once it ended).
+    Whoever asked for it, its lesson's course's authors and the tenant's admins may (403
+    `not_an_author` for anyone else)."""
+    found = await service.job(tenant, job)
+    if not (found.requested_by == me.user_id or me.has_any({"tenant_admin"})
+            or await _may_edit_lesson(request, tenant, found.lesson_id, me)):
+        raise Forbidden("only whoever asked for an AI job, the authors of its lesson's course "
+                        "and the tenant's admins cancel it", code="not_an_author")
     return JobView.of(await service.cancel(tenant, job))
+
+
+async def _may_edit_lesson(request: Request, tenant: str, lesson_id: str, me: Principal) -> bool:
+    if not lesson_id:
+        return False
+    try:
+        return await get_lessons(request).may_edit(tenant, lesson_id, me,
+                                                   credentials(request.headers))
+    except NotFound:  # the lesson is gone: its course's authors are no longer known
+        return False
 
 
 def _sse(event: str, data: str, event_id: str | None = None) -> str:

@@ -362,6 +362,30 @@ async def test_another_educator_works_from_what_was_published_and_adds_no_media(
     assert r.json()["lesson_title"] == "Secret draft"
 
 
+async def test_only_the_requester_the_lesson_s_authors_and_admins_cancel_a_job(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Any educator of the tenant could cancel anyone's job. A job ended before its cancel
+    answers 409: allowed all the same."""
+    les = await lesson(client)
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    reader, stranger, admin = [await member(app, client, "acme", [role]) for role in
+                               ("educator", "educator", "tenant_admin")]
+    asked = {}
+    for name, headers in (("author", client.headers), ("reader", reader)):
+        r = await client.post(f"{BASE}/ai/jobs", headers=headers, json={
+            "kind": "summary", "lesson_id": les["id"], "params": {"instructions": name}})
+        assert r.status_code == 201, r.text
+        asked[name] = r.json()["id"]
+    for job_id in asked.values():
+        r = await client.post(f"{BASE}/ai/jobs/{job_id}/cancel", headers=stranger)
+        assert (r.status_code, r.json()["code"]) == (403, "not_an_author"), r.text
+    for headers, job_id in ((reader, asked["reader"]), (client.headers, asked["reader"]),
+                            (admin, asked["author"])):
+        r = await client.post(f"{BASE}/ai/jobs/{job_id}/cancel", headers=headers)
+        assert r.status_code in (200, 409), r.text
+        assert r.json().get("code") in (None, "job_finished")
+
+
 async def test_a_narration_job_makes_audio_the_tenant_can_play(client: httpx.AsyncClient,
                                                                app: FastAPI) -> None:
     require_media_kind(app, "narration")

@@ -498,6 +498,24 @@ async def test_delete(client: httpx.AsyncClient, app: FastAPI) -> None:
     assert await snapshot(app) == before
 
 
+async def test_only_the_first_uploader_and_admins_delete_media(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Any educator could delete any media, and an upload of bytes already kept answers with
+    the file already kept: "deleting my upload" removed a colleague's image from their lessons."""
+    body = (await upload(client, s.ogg_opus(), "audio/ogg", "a.opus")).json()
+    colleague = await member(app, client, "acme", ["educator"])
+    again = await client.post(f"{BASE}/media", content=s.ogg_opus(),
+                              headers={**colleague, "Content-Type": "audio/ogg"})
+    assert again.json()["id"] == body["id"]
+    r = await client.delete(f"{BASE}/media/{body['id']}", headers=colleague)
+    assert (r.status_code, r.json()["code"]) == (403, "not_the_uploader")
+    assert (await client.get(body["url"])).status_code == 200
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    assert (await client.delete(f"{BASE}/media/{body['id']}", headers=admin)).status_code == 204
+    r = await client.delete(f"{BASE}/media/{body['id']}", headers=colleague)
+    assert r.status_code == 404
+
+
 async def test_svg_is_served_under_a_strict_policy(client: httpx.AsyncClient) -> None:
     body = (await upload(client, s.SVG, "image/svg+xml", "dot.svg")).json()
     r = await client.get(body["url"])

@@ -30,7 +30,7 @@ from bloop.platform.content.media.ports import MediaExists, MediaMissing, MediaS
 from bloop.platform.content.media.ranges import ByteRange, Unsatisfiable, parse_range
 from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.model import now
-from bloop.platform.kit.auth import STAFF, Principal
+from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.errors import NotFound, Problem
 from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.signing import LinkSigner
@@ -371,7 +371,16 @@ class MediaService:
 
     # removal
 
-    async def delete(self, tenant: str, media_id: str, *, unless_claimed: bool = False) -> None:
+    async def delete(self, tenant: str, media_id: str, *, unless_claimed: bool = False,
+                     by: Principal | None = None) -> None:
+        """`by`, when given, must have uploaded the file first (an upload of the same bytes
+        gets the file already kept) or be one of the tenant's admins: other lessons than the
+        caller's may show it."""
+        if by is not None and not by.has_any({"tenant_admin"}) \
+                and (await self.info(tenant, media_id)).created_by != by.user_id:
+            raise Forbidden("only whoever uploaded a media file first, and the tenant's admins, "
+                            "remove it (other lessons may show it); take it out of your lesson "
+                            "instead", code="not_the_uploader")
         if not await self.store.delete(tenant, media_id, unless_claimed=unless_claimed):
             raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
 
