@@ -8,6 +8,8 @@ import wave
 import zipfile
 import zlib
 
+from PIL import Image
+
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return (struct.pack(">I", len(data)) + kind + data
@@ -24,10 +26,18 @@ def png(width: int = 2, height: int = 2, extra: int = 0) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunks
 
 
-def jpeg() -> bytes:
-    app0 = b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    return (b"\xff\xd8" + b"\xff\xe0" + struct.pack(">H", len(app0) + 2) + app0
-            + b"\xff\xdb\x00\x43\x00" + bytes(range(1, 65)) + b"\xff\xd9")
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims `width` x `height` pixels, over one row of data."""
+    return (b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(b"\x00" * (1 + 3 * width)))
+            + _png_chunk(b"IEND", b""))
+
+
+def jpeg(width: int = 2, height: int = 2) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (16, 128, 240)).save(out, "JPEG")
+    return out.getvalue()
 
 
 def gif() -> bytes:

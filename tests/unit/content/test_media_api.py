@@ -498,6 +498,23 @@ async def test_delete(client: httpx.AsyncClient, app: FastAPI) -> None:
     assert await snapshot(app) == before
 
 
+async def test_a_truncated_damaged_or_huge_image_is_refused(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Only an image's first bytes were looked at: a PNG cut short was kept as an image."""
+    before = await snapshot(app)
+    whole = s.png(64, 64)
+    damaged = bytearray(whole)
+    damaged[40] ^= 0xFF  # inside IHDR: its checksum no longer holds
+    for data in (whole[:-30], bytes(damaged), s.jpeg(64, 64)[:-200], s.png_claiming(20_000, 20_000)):
+        r = await upload(client, data, "image/png" if data[:4] == whole[:4] else "image/jpeg")
+        assert (r.status_code, r.json()["code"]) == (422, "broken_image"), r.text
+    assert "more than 89,478,485 pixels" in r.json()["detail"]
+    assert await snapshot(app) == before
+    for data, kind in ((whole, "image/png"), (s.jpeg(64, 64), "image/jpeg"),
+                       (s.gif(), "image/gif"), (s.webp(), "image/webp")):
+        assert (await upload(client, data, kind)).status_code == 201
+
+
 async def test_only_the_first_uploader_and_admins_delete_media(
         client: httpx.AsyncClient, app: FastAPI) -> None:
     """Any educator could delete any media, and an upload of bytes already kept answers with

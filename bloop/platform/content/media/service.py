@@ -162,7 +162,8 @@ class MediaService:
         """Stores the bytes of `body` as media of the tenant; identical bytes of the same type
         that the tenant already has are not stored twice. Raises 415 when the bytes are not an
         accepted type or not the claimed one, 413 above the size limit of their kind or the
-        tenant's quota, 422 for an empty file or an unsafe SVG; nothing is kept then."""
+        tenant's quota, 422 for an empty file, an unsafe SVG or a broken image (truncated,
+        damaged, or above 89 megapixels); nothing is kept then."""
         largest = self.settings.largest
         if declared_size is not None and declared_size > largest:
             raise TooLarge(f"media may hold at most {_mib(largest)}; this upload declares "
@@ -205,6 +206,8 @@ class MediaService:
             await asyncio.to_thread(spool.handle.close)
             if found.kind == "text" or found is sniff.SVG:
                 await asyncio.to_thread(self._check_whole_text, spool.path, found)
+            elif found in sniff.RASTER:
+                await asyncio.to_thread(self._check_whole_image, spool.path, found)
             return await self._keep(tenant, spool, found, filename, by)
         finally:
             await asyncio.to_thread(spool.discard)
@@ -233,6 +236,13 @@ class MediaService:
             raise UnsupportedType(str(exc)) from None
         except sniff.UnsafeSvg as exc:
             raise Problem(str(exc), status=422, code="unsafe_svg") from None
+
+    @staticmethod
+    def _check_whole_image(path: Path, found: sniff.Sniffed) -> None:
+        try:
+            sniff.check_image(path, found)
+        except sniff.BrokenImage as exc:
+            raise Problem(str(exc), status=422, code="broken_image") from None
 
     async def _keep(self, tenant: str, spool: _Spool, found: sniff.Sniffed,
                     filename: str | None, by: str | None) -> Stored:

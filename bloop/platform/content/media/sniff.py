@@ -10,8 +10,13 @@ say it is.
 from __future__ import annotations
 
 import re
+import struct
+import warnings
+import zlib
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+
+from PIL import Image
 
 from bloop.platform.content.media.model import MediaKind
 
@@ -259,3 +264,35 @@ def check_text(data: bytes) -> None:
     """Raises `Unrecognised` unless the whole of `data` is UTF-8 text."""
     if not _text(data, complete=True):
         raise Unrecognised("the file starts as text but is not UTF-8 text throughout")
+
+
+class BrokenImage(ValueError):
+    """Bytes that start as an accepted image but are not a whole, readable one."""
+
+
+def check_image(path: Path, found: Sniffed) -> None:
+    """Raises `BrokenImage` unless the raster image at `path` reads to its end: a PNG's chunks
+    and their checksums through IEND; a JPEG's, GIF's or WebP's first frame decoded (a JPEG at
+    an eighth of its size, which still reads all of it). Its size comes from its header, before
+    any decoding, and is refused above Pillow's `MAX_IMAGE_PIXELS` (89 million)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path, formats=[_PILLOW_FORMAT[found]]) as image:
+                if found is PNG:
+                    image.verify()
+                else:
+                    if found is JPEG:
+                        width, height = image.size
+                        image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                    image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BrokenImage(f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels; "
+                          "scale it down") from None
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+        raise BrokenImage(f"the file starts as {found.label} but is not a whole one "
+                          f"(truncated or damaged: {exc})") from None
+
+
+_PILLOW_FORMAT = {PNG: "PNG", JPEG: "JPEG", GIF: "GIF", WEBP: "WEBP"}
+RASTER = frozenset(_PILLOW_FORMAT)
