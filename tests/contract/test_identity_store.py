@@ -35,6 +35,7 @@ from bloop.platform.identity.ports import (
     Duplicate,
     HoldsRole,
     IdentityRepository,
+    LastHolder,
     Missing,
     SigningKeyStore,
 )
@@ -266,6 +267,27 @@ async def test_writes_told_to_leave_a_role_alone_refuse_a_user_holding_it(
     assert await store.get_user("acme", lee.id) is None
     with pytest.raises(Missing):
         await store.delete_user("acme", lee.id, [], unless_role="platform_admin")
+
+
+async def test_writes_keeping_a_role_refuse_to_take_it_from_its_last_holder(
+        store: IdentityRepository) -> None:
+    ada = user("acme", "ada@acme.dev").with_roles(["tenant_admin"])
+    await store.add_user(ada, [])
+    await store.add_user(user("beta", "bo@beta.dev").with_roles(["tenant_admin"]), [])
+    await store.add_user(user("acme", "lee@acme.dev"), [])
+    with pytest.raises(LastHolder):
+        await store.replace_user(ada.with_roles(["learner"]), [], fields=["roles"],
+                                 keeping="tenant_admin")
+    with pytest.raises(LastHolder):
+        await store.delete_user("acme", ada.id, [], keeping="tenant_admin")
+    assert await store.get_user("acme", ada.id) == ada
+    bo = user("acme", "bo@acme.dev").with_roles(["educator", "tenant_admin"])
+    await store.add_user(bo, [])
+    await store.replace_user(ada.with_roles(["learner"]), [], fields=["roles"],
+                             keeping="tenant_admin")
+    with pytest.raises(LastHolder):
+        await store.delete_user("acme", bo.id, [], keeping="tenant_admin")
+    await store.delete_user("acme", ada.id, [], keeping="tenant_admin")  # bo still is one
 
 
 async def test_a_password_hash_replaces_only_the_one_it_was_read_as(

@@ -31,6 +31,10 @@ class HoldsRole(Exception):
     """The user holds the role a write was told to leave alone (granted since it was read)."""
 
 
+class LastHolder(Exception):
+    """A write would leave the tenant with no user holding the role it was told to keep."""
+
+
 class IdentityRepository(Protocol):
     @property
     def outbox(self) -> OutboxStore:
@@ -74,13 +78,17 @@ class IdentityRepository(Protocol):
 
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
                            fields: Collection[str] | None = None,
-                           unless_role: Role | None = None) -> None:
+                           unless_role: Role | None = None,
+                           keeping: Role | None = None) -> None:
         """Stores the user's new state (only `fields` of it, when named, so a write racing
         another of other fields keeps them) and its events atomically; `Missing` when the user
-        does not exist."""
+        does not exist. LastHolder: no other user of the tenant holds `keeping` (this and
+        `delete_user`; checked in the write's transaction on SQLite, just before it on
+        MongoDB)."""
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
-                          unless_role: Role | None = None) -> None:
+                          unless_role: Role | None = None,
+                          keeping: Role | None = None) -> None:
         """Erases the user (email, profile, password) and stores its events atomically; the
         email is free again afterwards. `Missing` when the user does not exist."""
 

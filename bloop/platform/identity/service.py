@@ -46,6 +46,7 @@ from bloop.platform.identity.ports import (
     Duplicate,
     HoldsRole,
     IdentityRepository,
+    LastHolder,
     Missing,
     TooMany,
 )
@@ -208,13 +209,17 @@ class IdentityService:
             UserRoleChanged(user_id=user.id, roles=updated.roles, previous_roles=user.roles,
                             changed_by=by.user_id, changed_at=at),
             tenant=tenant_id, subject=user.id, time=at)
+        keeping: Role | None = ("tenant_admin" if "tenant_admin" in user.roles
+                                and "tenant_admin" not in updated.roles else None)
         try:
             await self.repo.replace_user(updated, [event], fields=["roles"],
-                                         unless_role=_guarded(by))
+                                         unless_role=_guarded(by), keeping=keeping)
         except Missing:
             raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
         except HoldsRole:
             raise _platform_admins_only() from None
+        except LastHolder:
+            raise _last_admin("take the tenant_admin role from") from None
         self._on_write()
         if set(user.roles) - set(updated.roles):
             # Their tokens carry the roles taken away: they sign in again to get the new ones.
@@ -228,12 +233,16 @@ class IdentityService:
         event = type_of(UserDeleted).envelope(
             UserDeleted(user_id=user_id, deleted_by=by.user_id, deleted_at=at),
             tenant=tenant_id, subject=user_id, time=at)
+        keeping: Role | None = "tenant_admin" if "tenant_admin" in user.roles else None
         try:
-            await self.repo.delete_user(tenant_id, user_id, [event], unless_role=_guarded(by))
+            await self.repo.delete_user(tenant_id, user_id, [event], unless_role=_guarded(by),
+                                        keeping=keeping)
         except Missing:
             raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
         except HoldsRole:
             raise _platform_admins_only() from None
+        except LastHolder:
+            raise _last_admin("delete") from None
         self._on_write()
         await self.end_sessions(tenant_id, user_id)
 
@@ -315,6 +324,11 @@ def _guarded(by: Principal) -> Role | None:
     """The role a write by `by` must find its user without, at the write itself: one granted
     after the user was read and checked is still out of reach."""
     return None if by.is_platform_admin else "platform_admin"
+
+
+def _last_admin(act: str) -> Conflict:
+    return Conflict(f"this is the tenant's only admin: make someone else a tenant_admin before "
+                    f"you {act} them (else nobody could manage the tenant)", code="last_admin")
 
 
 def _platform_admins_only() -> Forbidden:

@@ -336,6 +336,22 @@ async def test_a_demotion_or_a_deletion_signs_the_person_out(
     assert r.status_code == 401, r.text
 
 
+async def test_the_tenant_s_last_admin_stays_one(app: FastAPI, client: httpx.AsyncClient) -> None:
+    """An only admin could drop their own role, or delete their account, and nobody could
+    manage the tenant any more (only the operator's command line could bring one back)."""
+    boss = await member(app, client, "acme", ["educator", "tenant_admin"])
+    boss_id = (await client.get("/v1/tenants/acme/me", headers=boss)).json()["id"]
+    roles = f"/v1/tenants/acme/users/{boss_id}/roles"
+    for r in (await client.put(roles, headers=boss, json={"roles": ["educator"]}),
+              await client.delete(f"/v1/tenants/acme/users/{boss_id}", headers=boss),
+              await client.delete("/v1/tenants/acme/me", headers=boss)):
+        assert (r.status_code, r.json()["code"]) == (409, "last_admin"), r.text
+    assert (await client.get("/v1/tenants/acme/users", headers=boss)).status_code == 200
+    await member(app, client, "acme", ["tenant_admin"])
+    r = await client.put(roles, headers=boss, json={"roles": ["educator"]})
+    assert r.status_code == 200, r.text
+
+
 async def test_a_platform_admin_granted_meanwhile_is_out_of_a_tenant_admins_reach(
         app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """A platform admin grants the role while a tenant admin's change, reset or deletion of the

@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
-from bloop.platform.identity.ports import Duplicate, HoldsRole, Missing, TooMany
+from bloop.platform.identity.ports import Duplicate, HoldsRole, LastHolder, Missing, TooMany
 from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
@@ -159,7 +159,8 @@ class EmbeddedIdentityStore:
 
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
                            fields: Collection[str] | None = None,
-                           unless_role: Role | None = None) -> None:
+                           unless_role: Role | None = None,
+                           keeping: Role | None = None) -> None:
         doc = user.model_dump(mode="json")
         named = list(doc if fields is None else fields)
         paths = ", ".join(f"'$.{name}', json(?)" for name in named)
@@ -167,6 +168,7 @@ class EmbeddedIdentityStore:
 
         def write(c: sqlite3.Connection) -> int:
             _refuse_if_holds(_user_doc(c, user.tenant, user.id), unless_role)
+            _refuse_if_last(c, user.tenant, user.id, keeping)
             changed = c.execute(f"UPDATE users SET doc = json_set(doc, {paths})"  # noqa: S608
                                 " WHERE tenant = ? AND id = ?",
                                 (*values, user.tenant, user.id)).rowcount
@@ -178,9 +180,11 @@ class EmbeddedIdentityStore:
             raise Missing(user.id)
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
-                          unless_role: Role | None = None) -> None:
+                          unless_role: Role | None = None,
+                          keeping: Role | None = None) -> None:
         def write(c: sqlite3.Connection) -> int:
             _refuse_if_holds(_user_doc(c, tenant, user_id), unless_role)
+            _refuse_if_last(c, tenant, user_id, keeping)
             removed = c.execute("DELETE FROM users WHERE tenant = ? AND id = ?",
                                 (tenant, user_id)).rowcount
             if removed:
@@ -449,3 +453,11 @@ def _user_doc(c: sqlite3.Connection, tenant: str, user_id: str) -> str | None:
 def _refuse_if_holds(doc: str | None, role: Role | None) -> None:
     if doc is not None and role is not None and role in json.loads(doc).get("roles", []):
         raise HoldsRole(role)
+
+
+def _refuse_if_last(c: sqlite3.Connection, tenant: str, user_id: str, role: Role | None) -> None:
+    if role is not None and c.execute(
+            "SELECT 1 FROM users AS u, json_each(u.doc, '$.roles') AS r"
+            " WHERE u.tenant = ? AND u.id != ? AND r.value = ? LIMIT 1",
+            (tenant, user_id, role)).fetchone() is None:
+        raise LastHolder(role)

@@ -15,7 +15,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
-from bloop.platform.identity.ports import Duplicate, HoldsRole, Missing, TooMany
+from bloop.platform.identity.ports import Duplicate, HoldsRole, LastHolder, Missing, TooMany
 from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
@@ -144,10 +144,12 @@ class MongoIdentityStore:
 
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
                            fields: Collection[str] | None = None,
-                           unless_role: Role | None = None) -> None:
+                           unless_role: Role | None = None,
+                           keeping: Role | None = None) -> None:
         doc = user.model_dump(mode="json")
         update = {"$set": doc if fields is None else {name: doc[name] for name in fields}}
         key = _key(user.tenant, user.id)
+        await self._refuse_if_last(user.tenant, key, keeping)
         async with self.guard.hold(self.users, key):
             result = await self.users.update_one({"_id": key, **LIVE, **_lacking(unless_role)},
                                                  self._outbox.with_events(update, *events))
@@ -156,10 +158,12 @@ class MongoIdentityStore:
             raise Missing(user.id)
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
-                          unless_role: Role | None = None) -> None:
+                          unless_role: Role | None = None,
+                          keeping: Role | None = None) -> None:
         erased = {"_deleted": True, "email": f"{user_id}@deleted.invalid", "display_name": "",
                   "bio": "", "avatar_url": None, "_password": None}
         key = _key(tenant, user_id)
+        await self._refuse_if_last(tenant, key, keeping)
         async with self.guard.hold(self.users, key):
             result = await self.users.update_one(
                 {"_id": key, **LIVE, **_lacking(unless_role)},
@@ -167,6 +171,11 @@ class MongoIdentityStore:
         if result.matched_count == 0:
             await self._refused(key, user_id, unless_role)
             raise Missing(user_id)
+
+    async def _refuse_if_last(self, tenant: str, key: str, role: Role | None) -> None:
+        if role is not None and await self.users.find_one(
+                {"tenant": tenant, "roles": role, "_id": {"$ne": key}, **LIVE}, {"_id": 1}) is None:
+            raise LastHolder(role)
 
     async def _refused(self, key: str, user_id: str, role: Role | None) -> None:
         """Why a write matched no user: HoldsRole when it holds `role`, Missing when there is
