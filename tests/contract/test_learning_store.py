@@ -463,6 +463,10 @@ async def test_cards_schedules_and_review_logs(case: Case) -> None:
     assert await case.store.due(case.tenant, "u1", (T0 - timedelta(minutes=1)).astimezone(east),
                                 10) == []
     assert await case.store.due(case.tenant, "u1", T0.astimezone(east), 10) == [state]
+    assert await case.store.due(case.tenant, "u1", T0, 10, after=(state.due, "")) == [state]
+    assert await case.store.due(case.tenant, "u1", T0, 10, after=(state.due, card.id)) == []
+    assert await case.store.due(case.tenant, "u1", T0, 10,
+                                after=(state.due - timedelta(microseconds=1), "~")) == [state]
     after, log, _ = review.review(state, 3, T0, None)
     await case.store.save_review(case.tenant, "u1", after, log, [])
     with pytest.raises(StaleVersion):

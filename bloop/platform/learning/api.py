@@ -11,7 +11,7 @@ from pydantic import AwareDatetime
 
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.errors import Invalid
-from bloop.platform.kit.pagination import Page
+from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.preconditions import version_named
 from bloop.platform.learning.model import (
     SLUG_PATTERN,
@@ -275,8 +275,11 @@ async def due_reviews(tenant: TenantId, service: Svc, me: Learner,
                       at: Annotated[AwareDatetime | None, Query(
                           description="when to look from (now when left out), with its zone "
                                       "offset, such as 2026-12-04T09:00:00+05:00")] = None,
-                      ) -> Page[CardView]:
-    return Page(items=await service.due(tenant, me.user_id, at or now(), limit))
+                      after: After = None) -> Page[CardView]:
+    """The learner's cards due, most overdue first, a page at a time: `next` is the cursor
+    (`after`) of the following page, null on the last (send the same `at` with it)."""
+    due = await service.due(tenant, me.user_id, at or now(), limit, after)
+    return Page(items=due.items, next=due.next)
 
 
 @router.post("/me/reviews")

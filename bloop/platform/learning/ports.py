@@ -246,8 +246,10 @@ class LearningRepository(Protocol):
         it, and adding it does not bring it back) or puts it back with its schedule. False when
         the learner never had it."""
 
-    async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
-        """The learner's cards due at `at`, most overdue first."""
+    async def due(self, tenant: str, learner: str, at: datetime, limit: int,
+                  after: tuple[datetime, str] | None = None) -> list[CardState]:
+        """The learner's cards due at `at`, most overdue first (by due time, then card id);
+        with `after`, those past that (due time, card id)."""
 
     async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
                           events: Sequence[Envelope]) -> None:

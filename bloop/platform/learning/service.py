@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
-from bloop.platform.kit.times import json_time
+from bloop.platform.kit.pagination import BadCursor, Slice, key_of
+from bloop.platform.kit.times import json_time, utc_iso
 from bloop.platform.learning import bkt, placement
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning.events import (
@@ -473,7 +474,7 @@ class LearningService:
         otherwise the first unblocked lesson of the learner's paths, in enrolment order. When
         every lesson left waits for another (lessons teaching several concepts can need each
         other), the first of them: some of what it teaches needs nothing else."""
-        due = await self.due(tenant, learner, at or now(), limit=1)
+        due = (await self.due(tenant, learner, at or now(), limit=1)).items
         if due:
             return NextItem(kind="review", card=due[0])
         paths = await self.refresh_paths(tenant, learner)
@@ -668,10 +669,22 @@ class LearningService:
             await self.repo.add_card_states(tenant, learner, [
                 fsrs_review.new_state(c.id, c.concept, at) for c in cards])
 
-    async def due(self, tenant: str, learner: str, at: datetime, limit: int = 50) -> list[CardView]:
-        states = await self.repo.due(tenant, learner, at, limit)
-        cards = {c.id: c for c in await self.repo.get_cards(tenant, [s.card_id for s in states])}
-        return [_view(cards[s.card_id], s) for s in states if s.card_id in cards]
+    async def due(self, tenant: str, learner: str, at: datetime, limit: int = 50,
+                  after: str | None = None) -> Slice[CardView]:
+        """The learner's cards due at `at`, most overdue first, a page at a time."""
+        start = None
+        if after is not None:
+            due, card = key_of(after, str, str)
+            try:
+                start = (datetime.fromisoformat(str(due)), str(card))
+            except ValueError:
+                raise BadCursor("`after` is not a cursor of this list") from None
+        states = Slice.of(await self.repo.due(tenant, learner, at, limit + 1, after=start),
+                          limit, lambda s: (utc_iso(s.due), s.card_id))
+        cards = {c.id: c for c in await self.repo.get_cards(
+            tenant, [s.card_id for s in states.items])}
+        return Slice([_view(cards[s.card_id], s) for s in states.items if s.card_id in cards],
+                     states.next)
 
     async def review(self, tenant: str, learner: str, given: NewReview,
                      at: datetime | None = None) -> ReviewResult:

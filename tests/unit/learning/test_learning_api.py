@@ -462,6 +462,34 @@ async def test_one_placement_question_answered_twice_at_once_counts_once(running
     assert all(m["mastered"] for m in mastered)
 
 
+async def test_due_reviews_come_a_page_at_a_time(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """A page short of the cards due said `next: null`, so a client took it for all of them."""
+    app, client = running
+    await python_course(app, client)
+    made = set()
+    for n in range(5):
+        r = await client.post(f"{BASE}/concepts/variables/cards",
+                              json={"front": f"Question {n}?", "back": f"Answer {n}."})
+        made.add(r.json()["id"])
+    pupil = await learner(app, client)
+    await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
+                      headers=pupil)
+    at = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    seen: list[str] = []
+    params: dict[str, str | int] = {"limit": 2, "at": at}
+    while True:
+        page = (await client.get(f"{BASE}/me/reviews/due", params=params, headers=pupil)).json()
+        seen += [c["card_id"] for c in page["items"]]
+        if page["next"] is None:
+            break
+        params["after"] = page["next"]
+    assert sorted(seen) == sorted(made)
+    r = await client.get(f"{BASE}/me/reviews/due", params={"after": "bm90IGEgY3Vyc29y"},
+                         headers=pupil)
+    assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
+
+
 async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     app, client = running

@@ -753,11 +753,14 @@ class EmbeddedLearningStore:
             [(tenant, learner, s.card_id, utc_iso(s.due), s.version, s.model_dump_json())
              for s in states]))
 
-    async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
+    async def due(self, tenant: str, learner: str, at: datetime, limit: int,
+                  after: tuple[datetime, str] | None = None) -> list[CardState]:
+        since, card = (utc_iso(after[0]), after[1]) if after else ("", "")
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM card_states WHERE tenant = ? AND learner = ? AND due <= ?"
+            " AND (due > ? OR (due = ? AND card > ?))"
             " AND removed = 0 ORDER BY due, card LIMIT ?",
-            (tenant, learner, utc_iso(at), limit)).fetchall())
+            (tenant, learner, utc_iso(at), since, since, card, limit)).fetchall())
         return [CardState.model_validate_json(r["doc"]) for r in rows]
 
     async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,

@@ -860,11 +860,15 @@ class Neo4jLearningStore:
             states=[{"card": s.card_id, "due": utc_iso(s.due), "version": s.version,
                      "doc": s.model_dump_json()} for s in states])
 
-    async def due(self, tenant: str, learner: str, at: datetime, limit: int) -> list[CardState]:
+    async def due(self, tenant: str, learner: str, at: datetime, limit: int,
+                  after: tuple[datetime, str] | None = None) -> list[CardState]:
+        since, card = (utc_iso(after[0]), after[1]) if after else ("", "")
         rows = await self._query(
             "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner}) WHERE s.due <= $at"
+            " AND (s.due > $since OR (s.due = $since AND s.card > $card))"
             " AND s.removed IS NULL RETURN s.doc AS doc ORDER BY s.due, s.card LIMIT $limit",
-            tenant=tenant, learner=learner, at=utc_iso(at), limit=limit)
+            tenant=tenant, learner=learner, at=utc_iso(at), since=since, card=card,
+            limit=limit)
         return [CardState.model_validate_json(r["doc"]) for r in rows]
 
     async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
