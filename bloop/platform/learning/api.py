@@ -278,7 +278,7 @@ async def due_reviews(tenant: TenantId, service: Svc, me: Learner,
                       after: After = None) -> Page[CardView]:
     """The learner's cards due, most overdue first, a page at a time: `next` is the cursor
     (`after`) of the following page, null on the last (send the same `at` with it)."""
-    due = await service.due(tenant, me.user_id, at or now(), limit, after)
+    due = await service.due_page(tenant, me.user_id, at or now(), limit, after)
     return Page(items=due.items, next=due.next)
 
 

@@ -169,4 +169,4 @@ class Query:
     @field("the signed-in learner's review cards due now, most overdue first")
     async def my_due_reviews(self, info: Info, tenant: Slug) -> list[ReviewCard]:
         me = _me(info, tenant)
-        return [ReviewCard.of(c) for c in (await _service(info).due(tenant, me, model.now())).items]
+        return [ReviewCard.of(c) for c in await _service(info).due(tenant, me, model.now())]

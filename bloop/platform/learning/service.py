@@ -474,7 +474,7 @@ class LearningService:
         otherwise the first unblocked lesson of the learner's paths, in enrolment order. When
         every lesson left waits for another (lessons teaching several concepts can need each
         other), the first of them: some of what it teaches needs nothing else."""
-        due = (await self.due(tenant, learner, at or now(), limit=1)).items
+        due = await self.due(tenant, learner, at or now(), limit=1)
         if due:
             return NextItem(kind="review", card=due[0])
         paths = await self.refresh_paths(tenant, learner)
@@ -669,8 +669,12 @@ class LearningService:
             await self.repo.add_card_states(tenant, learner, [
                 fsrs_review.new_state(c.id, c.concept, at) for c in cards])
 
-    async def due(self, tenant: str, learner: str, at: datetime, limit: int = 50,
-                  after: str | None = None) -> Slice[CardView]:
+    async def due(self, tenant: str, learner: str, at: datetime, limit: int = 50) -> list[CardView]:
+        """The learner's first `limit` cards due at `at`, most overdue first."""
+        return (await self.due_page(tenant, learner, at, limit)).items
+
+    async def due_page(self, tenant: str, learner: str, at: datetime, limit: int = 50,
+                       after: str | None = None) -> Slice[CardView]:
         """The learner's cards due at `at`, most overdue first, a page at a time."""
         start = None
         if after is not None:
