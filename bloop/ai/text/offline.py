@@ -39,8 +39,15 @@ STOPWORDS = frozenset(_STOPWORDS.split())
 _FENCE = re.compile(r"```.*?```", re.S)
 _EMPHASIS = re.compile(r"(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1")
 _CODE = re.compile(r"`([^`\n]+)`")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`*(\"'])")
-_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+_IDEOGRAPHIC_STOPS = "\u3002\uff01\uff1f"  # full stop, exclamation and question marks
+_BREAK = re.compile(rf"(?<=[.!?])\s+|(?<=[{_IDEOGRAPHIC_STOPS}])\s*")
+_OPENERS = "`*(\"'\u00ab\u201e\u201c\u2018\u00bf\u00a1"  # quotes, guillemets, inverted marks
+# Han and kana are written without spaces: each character is a word of its own.
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(rf"[{_UNSPACED}]|[^\W\d_{_UNSPACED}](?:[^\W\d_{_UNSPACED}]|['\u2019-])+")
+_COLONS = ":\uff1a"
+_ENDS = f".!?{_IDEOGRAPHIC_STOPS}{_COLONS}"
+_UNSPACED_CHAR = re.compile(rf"[{_UNSPACED}]")
 _CODE_MARK = re.compile(r"[=()\[\]{}<>+*/%:;\"]|\w[._]\w")  # operators, calls, dotted and snake names
 
 
@@ -74,13 +81,30 @@ def sentences(markdown: str) -> list[Sentence]:
         flat = " ".join(_plain(paragraph).split())
         if not flat or (flat.endswith(":") and len(flat) < 40):
             continue
-        for piece in _SENTENCE_END.split(flat):
-            piece = piece.strip()
+        for piece in _split(flat):
             words = tuple(w.lower() for w in _WORD.findall(piece))
-            if 4 <= len(words) <= 70 and piece[-1:] in ".!?:":
-                out.append(Sentence(piece.rstrip(":") + ("." if piece.endswith(":") else ""),
+            if 4 <= len(words) <= 70 and piece[-1:] in _ENDS:
+                out.append(Sentence(piece[:-1] + "." if piece[-1] in _COLONS else piece,
                                     len(out), pi, words))
     return out
+
+
+def _split(flat: str) -> list[str]:
+    """`flat` cut after each sentence's end: a stop followed by what can start a sentence (a
+    capital, an opening mark, a letter of a script without case), so "e.g. this" stays whole;
+    after an ideographic stop, always."""
+    pieces: list[str] = []
+    for piece in _BREAK.split(flat):
+        piece = piece.strip()
+        if not piece:
+            continue
+        first = piece[0]
+        starts = first in _OPENERS or (first.isalpha() and not first.islower())
+        if pieces and not starts and pieces[-1][-1:] in ".!?":
+            pieces[-1] += " " + piece
+        else:
+            pieces.append(piece)
+    return pieces
 
 
 def _content(words: tuple[str, ...]) -> list[str]:
@@ -125,7 +149,9 @@ def _code_like(term: str) -> bool:
 
 
 def _blanked(sentence: str, term: str) -> str | None:
-    pattern = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(term)}(?![A-Za-z0-9_])", re.I)
+    before = "" if _UNSPACED_CHAR.match(term[:1]) else r"(?<!\w)"
+    after = "" if _UNSPACED_CHAR.match(term[-1:]) else r"(?!\w)"
+    pattern = re.compile(rf"{before}{re.escape(term)}{after}", re.I)
     if not pattern.search(sentence):
         return None
     return pattern.sub(BLANK, sentence)

@@ -138,3 +138,33 @@ async def test_offline_refuses_a_lesson_with_only_code() -> None:
     assert sentences(lesson.text) == []
     with pytest.raises(InvalidOutput):
         await OfflineTextGenerator().quiz(lesson, 3)
+
+
+RUSSIAN = ("Переменная — это имя, которое ссылается на значение. Присваивание связывает имя со "  # noqa: RUF001
+           "значением справа, а не копирует его. Два имени могут ссылаться на один и тот же "  # noqa: RUF001
+           "объект. Новое присваивание имени никогда не меняет другое имя, которое ссылается на "
+           "тот же объект.")
+CHINESE = ("变量是指向一个值的名字。赋值语句把左边的名字绑定到右边表达式的值。两个名字可以指向同一个"
+           "对象。重新绑定一个名字不会改变另一个名字所指向的对象。")
+
+
+@pytest.mark.parametrize(("text", "language", "concept"), [
+    (RUSSIAN, "ru", "имя"), (CHINESE, "zh", "名字"),
+    ("Une variable désigne une valeur précise. Über alles: l'affectation lie le nom à la "
+     "valeur. Deux noms peuvent désigner le même objet en mémoire.", "fr", "valeur")])
+async def test_offline_reads_lessons_in_any_script(text: str, language: str, concept: str) -> None:
+    """Only ASCII letters made words, so a Russian or Chinese lesson had no sentence at all (its
+    jobs failed after taking the hourly quota), "désigne" read as "signe", and a sentence
+    starting "Über" ran on from the one before."""
+    lesson = LessonText(id="x", version=1, title="t", text=text, concepts=[concept],
+                        language=language)
+    found = sentences(text)
+    assert len(found) >= 3
+    assert all(s.text[-1] in ".。" for s in found)
+    if language == "fr":
+        assert "désigne" in found[0].words
+        assert found[1].text.startswith("Über")
+    summary = (await OfflineTextGenerator().summary(lesson)).value
+    assert all(inside(s, text) for s in summary.key_points)
+    cards = (await OfflineTextGenerator().flashcards(lesson, 3)).value
+    assert any(card.back == concept or concept in card.back for card in cards.cards)
