@@ -18,6 +18,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import BadCursor, Slice, key_of
 from bloop.platform.kit.times import json_time, utc_iso
+from bloop.platform.kit.waiting import stop_all
 from bloop.platform.learning import bkt, placement
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning.events import (
@@ -107,6 +108,8 @@ class LearningService:
         self.repo = repo
         self._on_write = on_write
         self._optimising: set[tuple[str, str]] = set()
+        self._reaching: dict[str, set[str]] = {}  # per tenant, concepts whose learners to tell
+        self._announcing: dict[str, asyncio.Task[None]] = {}
 
     # the graph
 
@@ -157,10 +160,39 @@ class LearningService:
         await self._graph_changed(tenant, [concept])
 
     async def _graph_changed(self, tenant: str, concepts: Sequence[str]) -> None:
-        """Announces the paths that changed for the learners whose goals reach `concepts`."""
-        if concepts:
-            for learner in await self.repo.learners_reaching(tenant, concepts):
-                await self.refresh_paths(tenant, learner)
+        """Announces, after the edit's answer, the paths that changed for the learners whose
+        goals reach `concepts` (0.1 s a learner: many of them would hold the edit for long).
+        Edits meanwhile join the announcing under way. One that stops part-way (a failure, a
+        shutdown) leaves the rest to each learner's next read, which announces a change too."""
+        if not concepts:
+            return
+        self._reaching.setdefault(tenant, set()).update(concepts)
+        if tenant not in self._announcing:
+            self._announcing[tenant] = asyncio.create_task(
+                self._announce_reaching(tenant), name=f"learning-paths-{tenant}")
+
+    async def _announce_reaching(self, tenant: str) -> None:
+        try:
+            while concepts := self._reaching.pop(tenant, None):
+                for learner in await self.repo.learners_reaching(tenant, sorted(concepts)):
+                    await self.refresh_paths(tenant, learner)
+        except Exception:
+            log.exception("announcing the paths a graph edit changed in %s failed; each "
+                          "learner's next read announces theirs", tenant)
+        finally:
+            del self._announcing[tenant]
+
+    async def settled(self) -> None:
+        """Waits until the paths graph edits changed are announced."""
+        while self._announcing:
+            await asyncio.wait(list(self._announcing.values()))
+
+    async def close(self, wait_s: float = 5.0) -> None:
+        """Gives the announcing under way `wait_s` to end, then stops it."""
+        tasks = list(self._announcing.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=wait_s)
+        await stop_all([t for t in tasks if not t.done()])
 
     async def edges(self, tenant: str) -> list[Edge]:
         return await self.repo.list_edges(tenant)

@@ -49,7 +49,8 @@ async def mount(platform: Platform) -> Mounted:
         await seed_demo(service)
 
     return Mounted(setup=repo.setup, seed=seed, subscriptions=subscriptions(service),
-                   personal_data=service.personal_data, state={"service": service})
+                   close=service.close, personal_data=service.personal_data,
+                   state={"service": service})
 
 
 def demo_graph() -> GraphDocument:

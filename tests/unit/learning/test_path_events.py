@@ -3,6 +3,7 @@ is made (not at their next read)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.learning.model import (
     Edge,
     GraphDocument,
+    LearningPath,
     LessonNode,
     NewConcept,
     NewEnrolment,
@@ -55,13 +57,57 @@ async def test_graph_edits_announce_the_paths_they_change(service: LearningServi
     assert await announced(service) == [("ada", ["Lgoal"]), ("bob", ["Lother"])]
 
     await service.add_edge(T, Edge(concept="goal", requires="b"))
+    await service.settled()
     assert (await announced(service))[2:] == [("ada", ["Lb", "Lgoal"])]
     await service.add_edge(T, Edge(concept="goal", requires="b", kind="recommended"))
+    await service.settled()
     assert len(await announced(service)) == 3  # same lessons: nothing to announce
     await service.import_graph(T, GraphDocument(concepts=[], edges=[
         Edge(concept="b", requires="a")]))
+    await service.settled()
     assert (await announced(service))[3:] == [("ada", ["La", "Lb", "Lgoal"])]
     await service.remove_edge(T, "goal", "b")
+    await service.settled()
     assert (await announced(service))[4:] == [("ada", ["Lgoal"])]
     # bob's goal never reached the edits.
     assert [who for who, _ in await announced(service)].count("bob") == 1
+
+
+async def test_a_graph_edit_answers_before_its_learners_paths_are_announced(
+        service: LearningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each learner reached took 0.1 s inside the edit's request (30 learners: 3 s). Edits
+    made while the announcing runs join it; a shutdown stops it, and a learner's next read
+    announces what it left."""
+    for c in ("a", "b", "goal"):
+        await service.add_concept(T, NewConcept(id=c, name=c))
+        await service.project_lesson(LessonNode(
+            id=f"L{c}", tenant=T, course_id="py", position=0, title=c, estimated_minutes=10,
+            teaches=[c], requires=[], version=1))
+    for learner in ("ada", "bob"):
+        await service.enrol(T, learner, NewEnrolment(goal_concept="goal"))
+    release = asyncio.Event()
+    refresh = service.refresh_paths
+    refreshed: list[str] = []
+
+    async def slow(tenant: str, learner: str) -> list[LearningPath]:
+        await release.wait()
+        refreshed.append(learner)
+        return await refresh(tenant, learner)
+
+    monkeypatch.setattr(service, "refresh_paths", slow)
+    await asyncio.wait_for(service.add_edge(T, Edge(concept="goal", requires="b")), 1)
+    await asyncio.wait_for(service.add_edge(T, Edge(concept="b", requires="a")), 1)
+    assert len(await announced(service)) == 2
+    release.set()
+    await service.settled()
+    assert refreshed in (["ada", "bob"], ["ada", "bob", "ada", "bob"])  # one round or two
+    assert (await announced(service))[2:] == [("ada", ["La", "Lb", "Lgoal"]),
+                                              ("bob", ["La", "Lb", "Lgoal"])]
+
+    release.clear()
+    await service.remove_edge(T, "b", "a")
+    await service.close(wait_s=0.1)
+    assert not service._announcing
+    monkeypatch.setattr(service, "refresh_paths", refresh)
+    await service.paths(T, "ada")
+    assert (await announced(service))[-1] == ("ada", ["Lb", "Lgoal"])
