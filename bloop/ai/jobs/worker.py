@@ -5,7 +5,9 @@ it makes is a compare-and-set that also checks it still holds the lease, so a wo
 it (paused, cut off) writes nothing more. The Kafka offset is committed after the handler
 returns, so a worker that dies mid-job leaves its command to be delivered again: whoever gets it
 waits for the dead worker's lease to expire and claims the job. A sweeper in each worker also
-picks up unfinished jobs nobody holds, in case a command was lost. Between steps the worker
+picks up unfinished jobs nobody holds, in case a command was lost; the consumer and the sweeper
+share the worker's lease owner, so the worker keeps the jobs it runs and never starts one twice.
+Between steps the worker
 checks for a cancellation. Transient provider errors are retried with exponential back-off (or
 the provider's Retry-After), up to the job's `max_attempts`; the attempts and errors are kept on
 the job.
@@ -133,6 +135,8 @@ class JobRunner:
         self.renderers = renderers or {}
         self.workdir = workdir
         self._sweeping: asyncio.Task[None] | None = None
+        # The consumer and the sweeper share `owner`, so a lease cannot tell their runs apart.
+        self._running: set[tuple[str, str]] = set()
 
     # the consumer and the sweeper
 
@@ -165,6 +169,8 @@ class JobRunner:
         grace = now() - timedelta(seconds=self.settings.lease_s)
         taken = 0
         for tenant, job_id in await self.store.stale(grace):
+            if (tenant, job_id) in self._running:
+                continue
             log.info("picking up an abandoned job", extra={"tenant": tenant, "job": job_id})
             taken += 1
             await self.run(tenant, job_id, wait_for_lease=False)
@@ -204,13 +210,21 @@ class JobRunner:
             waited += pause
 
     async def run(self, tenant: str, job_id: str, *, wait_for_lease: bool = True) -> None:
-        while True:
-            job = await self._claim(tenant, job_id, wait_for_lease)
-            if job is None:
-                return
-            retry = await self._attempt(job)
-            if not retry:
-                return
+        """Runs the job to its end; does nothing when this runner is running it already."""
+        if (tenant, job_id) in self._running:
+            log.info("job already running here", extra={"tenant": tenant, "job": job_id})
+            return
+        self._running.add((tenant, job_id))
+        try:
+            while True:
+                job = await self._claim(tenant, job_id, wait_for_lease)
+                if job is None:
+                    return
+                retry = await self._attempt(job)
+                if not retry:
+                    return
+        finally:
+            self._running.discard((tenant, job_id))
 
     async def _attempt(self, job: Job) -> bool:
         """One try; True when the job should be tried again (after its `not_before`)."""

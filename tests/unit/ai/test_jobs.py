@@ -265,6 +265,26 @@ async def test_the_sweeper_runs_jobs_whose_command_never_came(rig: Rig) -> None:
     assert (await rig.service.job("acme", job.id)).status == "succeeded"
 
 
+@pytest.mark.ai(lease_s=0.5)
+async def test_a_job_the_sweeper_runs_is_not_run_again_by_its_command(
+        rig: Rig, fake_openai: FakeOpenAI) -> None:
+    """The sweeper and the consumer share one lease owner: the command arriving while the
+    sweeper runs its job used to claim the job again and run it a second time at once."""
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.default_delay_s = 1.5
+    job = await rig.ask("summary")
+    await asyncio.sleep(0.6)  # no command came: the job is the sweeper's
+    runner = rig.runner()
+    sweeping = asyncio.create_task(runner.sweep())
+    await running_now(rig, job.id)
+    await asyncio.wait_for(runner.run("acme", job.id), 10)  # the command, late
+    assert await asyncio.wait_for(sweeping, 10) == 1
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.attempts, done.cost.prompt_tokens) == ("succeeded", 1, 1117)
+    assert len(fake_openai.requests) == 1
+    assert await runner.sweep() == 0
+
+
 class ToneRenderer:
     """A stand-in for the narration library: writes a small WAV file."""
 
