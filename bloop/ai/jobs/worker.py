@@ -2,15 +2,15 @@
 
 A worker claims a job with a lease (owner and expiry) and renews it while it runs; every write
 it makes is a compare-and-set that also checks it still holds the lease, so a worker that lost
-it (paused, cut off) writes nothing more. The Kafka offset is committed after the handler
-returns, so a worker that dies mid-job leaves its command to be delivered again: whoever gets it
-waits for the dead worker's lease to expire and claims the job. A sweeper in each worker also
-picks up unfinished jobs nobody holds, in case a command was lost; the consumer and the sweeper
-share the worker's lease owner, so the worker keeps the jobs it runs and never starts one twice.
-Between steps the worker
-checks for a cancellation. Transient provider errors are retried with exponential back-off (or
-the provider's Retry-After), up to the job's `max_attempts`; the attempts and errors are kept on
-the job.
+it (paused, cut off) writes nothing more but the spend a provider's answer already cost, which
+is added to the job as soon as the answer arrives, whoever holds it by then. The Kafka offset is
+committed after the handler returns, so a worker that dies mid-job leaves its command to be
+delivered again: whoever gets it waits for the dead worker's lease to expire and claims the job.
+A sweeper in each worker also picks up unfinished jobs nobody holds, in case a command was lost;
+the consumer and the sweeper share the worker's lease owner, so the worker keeps the jobs it
+runs and never starts one twice. Between steps the worker checks for a cancellation. Transient
+provider errors are retried with exponential back-off (or the provider's Retry-After), up to the
+job's `max_attempts`; the attempts and errors are kept on the job.
 """
 
 from __future__ import annotations
@@ -315,13 +315,13 @@ class JobRunner:
             raise
         finally:
             await close()
+        if generated.usage.prompt_tokens or generated.usage.completion_tokens:
+            await self._record_cost(job, eff, generated.usage, generated.cost_usd,
+                                    generated.model)
         await self._progress(job, 90, "validated")
-        cost = job.cost.plus(provider=eff.provider, model=generated.model,
-                             prompt_tokens=generated.usage.prompt_tokens,
-                             completion_tokens=generated.usage.completion_tokens,
-                             usd=generated.cost_usd)
         value: JobResult = generated.value  # type: ignore[assignment]
-        return value, cost
+        return value, job.cost.model_copy(update={"provider": eff.provider,
+                                                  "model": generated.model})
 
     @staticmethod
     async def _generate(generator: TextGenerator, job: Job) -> Generated[object]:
@@ -341,9 +341,11 @@ class JobRunner:
 
     async def _record_cost(self, job: Job, eff: Effective, usage: Usage, usd: float,
                            model: str | None = None) -> None:
-        await self._mine(job, lambda j: j.update(cost=j.cost.plus(
+        """Adds a provider's spend to the job (so to the tenant's), even when this worker lost
+        the job or it ended meanwhile: the spend was made either way."""
+        await self.service.mutate(job.tenant, job.id, lambda j: (j.update(cost=j.cost.plus(
             provider=eff.provider, model=model or eff.model, prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens, usd=usd)), events=False)
+            completion_tokens=usage.completion_tokens, usd=usd)), []))
 
     async def _prompted_script(self, job: Job) -> tuple[VideoScript, Cost]:
         """The script of a video asked for with a prompt, written by the tenant's language

@@ -211,6 +211,38 @@ async def test_cancelling(rig: Rig, fake_openai: FakeOpenAI) -> None:
     assert (await rig.types(running.id))[-1] == "job.cancelled.v1"
 
 
+class StopsAfterTheAnswer(JobRunner):
+    """A runner whose job is cancelled, or taken by another worker, once the model answered:
+    just before the step that says the answer is valid."""
+
+    def __init__(self, rig: Rig, stop: str) -> None:
+        super().__init__(rig.service, rig.media, rig.settings, "worker-a", links=rig.links)
+        self.rig, self.stop = rig, stop
+
+    async def _progress(self, job: Job, progress: int, step: str) -> None:
+        if progress == 90:
+            if self.stop == "cancel":
+                await self.rig.service.cancel(job.tenant, job.id)
+            else:
+                await hold(self.rig, job, "worker-b", 60)
+        await super()._progress(job, progress, step)
+
+
+@pytest.mark.parametrize(("stop", "status"), [("cancel", "cancelled"), ("lose", "running")])
+async def test_a_text_job_s_spend_is_kept_when_it_stops_after_the_answer(
+        rig: Rig, fake_openai: FakeOpenAI, stop: str, status: str) -> None:
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(
+        fake_openai, price_input_per_mtok=1.0, price_output_per_mtok=2.0))
+    job = await rig.ask("summary")
+    await StopsAfterTheAnswer(rig, stop).run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.result) == (status, None)
+    assert (done.cost.prompt_tokens, done.cost.completion_tokens) == (1117, 246)
+    assert done.cost.usd == pytest.approx((1117 * 1.0 + 246 * 2.0) / 1e6)
+    view = await rig.service.config_view("acme")
+    assert view.spent_this_month_usd == pytest.approx(done.cost.usd, abs=1e-6)
+
+
 async def running_now(rig: Rig, job_id: str) -> None:
     async def running() -> bool:
         return (await rig.service.job("acme", job_id)).status == "running"
