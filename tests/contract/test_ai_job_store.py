@@ -120,6 +120,21 @@ async def test_replace_is_a_compare_and_set_with_its_events(ai: Stores) -> None:
     assert not await ai.jobs.replace(beta.update(at), running.rev, [])
 
 
+async def test_a_key_a_replace_moves_off_is_free(ai: Stores) -> None:
+    """What asking again after a failed job relies on: the ended job leaves its key, and a new
+    job takes it."""
+    ended = job(key="auto:k")
+    await ai.jobs.create(ended, [])
+    moved = ended.update(status="failed", idempotency_key=f"ended:{ended.id}")
+    assert await ai.jobs.replace(moved, ended.rev, [])
+    assert await ai.jobs.find_by_key("acme", f"ended:{ended.id}") == moved
+    assert await ai.jobs.find_by_key("acme", "auto:k") is None
+    new = job(key="auto:k")
+    stored, created = await ai.jobs.create(new, [])
+    assert (stored.id, created) == (new.id, True)
+    assert await ai.jobs.find_by_key("acme", "auto:k") == new
+
+
 async def test_concurrent_writers_at_one_revision_are_one_winner(ai: Stores) -> None:
     """Two workers (or a worker and a cancel) writing on the same revision at once: exactly one
     wins, and the stored job is the winner's, every time."""

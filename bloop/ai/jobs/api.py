@@ -1,7 +1,8 @@
 """The AI service's HTTP API, under `/v1/tenants/{tenant}/ai`.
 
 Educators and tenant admins ask for jobs on a lesson (`POST /jobs`; the same request twice, or
-the same `Idempotency-Key`, gives the same job: 201 the first time, 200 after), follow them
+the same `Idempotency-Key`, gives the same job: 201 the first time, 200 after; but the same
+request without a key after its job failed or was cancelled makes a new job), follow them
 (`GET /jobs/{id}`, or the server-sent event stream at `/jobs/{id}/events`) and cancel them.
 Generated text arrives as a draft on the job (`result`): an educator reviews it and, to publish
 it, adds it to the lesson through content's lesson edit API (a quiz result is a ready content
@@ -145,7 +146,12 @@ async def request_job(
     written into a script by the tenant's language model; with a lesson, drawing on it).
     Refused before any spend when the lesson is empty or too long, the prompt too long (422),
     a prompt is given and the tenant has no language model (422 `llm_required`), or the
-    tenant is over its budget (402) or its hourly job limit (429)."""
+    tenant is over its budget (402) or its hourly job limit (429).
+
+    The same request again answers 200 with its job while that job is queued, running or
+    succeeded; after it failed or was cancelled, the request makes a new job (201). An
+    `Idempotency-Key` names one job for good: the same key answers 200 with it, however it
+    ended (422 `idempotency_key_reused` for a different request)."""
     lesson = None
     if body.lesson_id is not None:
         lessons, creds = get_lessons(request), credentials(request.headers)

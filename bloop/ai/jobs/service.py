@@ -217,12 +217,14 @@ class JobService:
                       lesson: LessonText | None, client_key: str | None = None
                       ) -> tuple[Job, bool]:
         """The job for this request: a new one (True), or the one an identical earlier request
-        made (False). Refuses a bad request, or one over the tenant's quota, before any spend.
-        `lesson` is None only for a video made from a prompt alone."""
+        made (False), unless that one failed or was cancelled: then the same request makes a
+        new job. The job of a client's `client_key` is its job whatever became of it. Refuses a
+        bad request, or one over the tenant's quota, before any spend. `lesson` is None only
+        for a video made from a prompt alone."""
         key = f"client:{client_key}" if client_key else idempotency_key(
             tenant, request, lesson.version if lesson is not None else 0)
         existing = await self.store.find_by_key(tenant, key)
-        if existing is not None:
+        if existing is not None and not _ended_without_result(existing):
             return self._same(existing, request), False
         self._check_request(request, lesson)
         eff = await self.effective(tenant)
@@ -234,6 +236,8 @@ class JobService:
                 "tenant admin set a provider and key in the AI settings", status=422,
                 code="llm_required", extra={"provider": eff.provider})
         await self._check_quota(tenant, eff)
+        if existing is not None:
+            await self._free_key(existing)
         job = Job.create(tenant, request, lesson, requested_by, key, self.settings.max_attempts)
         try:
             stored, created = await self.store.create(job, [requested(job)], limit=JobLimit(
@@ -244,6 +248,16 @@ class JobService:
             self._on_write()
             return stored, True
         return self._same(stored, request), False
+
+    async def _free_key(self, ended: Job) -> None:
+        """Moves an ended job off its automatic key, so that a new job can take it."""
+
+        def change(job: Job) -> tuple[Job, list[Envelope]] | None:
+            if job.idempotency_key != ended.idempotency_key:
+                return None
+            return job.update(idempotency_key=f"ended:{job.id}"), []
+
+        await self.mutate(ended.tenant, ended.id, change)
 
     @staticmethod
     def _same(job: Job, request: JobRequest) -> Job:
@@ -335,6 +349,12 @@ class JobService:
             await self.mutate(tenant, job.id, change)
             changed += 1
         return changed
+
+
+def _ended_without_result(job: Job) -> bool:
+    """A job asked for without a client's key that failed or was cancelled: asking again
+    makes a new job."""
+    return job.status in ("failed", "cancelled") and job.idempotency_key.startswith("auto:")
 
 
 def _over_hourly_quota(limit: int) -> Problem:

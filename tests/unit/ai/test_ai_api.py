@@ -321,17 +321,30 @@ async def test_an_address_stored_before_the_check_fails_jobs_cleanly_until_corre
     assert r.json()["base_url"] == "http://127.0\x1f.0.1/v1"
 
     les = await lesson(client)
-    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
+    summary = {"kind": "summary", "lesson_id": les["id"]}
+    r = await client.post(f"{BASE}/ai/jobs", json=summary)
     assert r.status_code == 201, r.text
-    final = (await follow(client, r.json()["id"]))[-1][1]
+    failed = r.json()["id"]
+    final = (await follow(client, failed))[-1][1]
     assert final["status"] == "failed"
     assert final["errors"][-1]["code"] == "provider_rejected", final["errors"]
     assert "base_url" in final["errors"][-1]["message"]
+    keyed = await client.post(f"{BASE}/ai/jobs", json=summary, headers={"Idempotency-Key": "s-1"})
+    assert (await follow(client, keyed.json()["id"]))[-1][1]["status"] == "failed"
 
     r = await client.put(f"{BASE}/ai/settings", headers=admin, json={"provider": "offline"})
     assert r.status_code == 200, r.text
     r = await client.post(f"{BASE}/ai/jobs", json={"kind": "flashcards", "lesson_id": les["id"]})
     assert (await follow(client, r.json()["id"]))[-1][1]["status"] == "succeeded"
+    r = await client.post(f"{BASE}/ai/jobs", json=summary)
+    assert r.status_code == 201, "asked again after it failed: a new job"
+    assert r.json()["id"] != failed
+    assert (await follow(client, r.json()["id"]))[-1][1]["status"] == "succeeded"
+    again = await client.post(f"{BASE}/ai/jobs", json=summary)
+    assert (again.status_code, again.json()["id"]) == (200, r.json()["id"])
+    r = await client.post(f"{BASE}/ai/jobs", json=summary, headers={"Idempotency-Key": "s-1"})
+    assert (r.status_code, r.json()["id"], r.json()["status"]) == (
+        200, keyed.json()["id"], "failed"), "a client's key names its one job"
 
 
 async def test_another_educator_works_from_what_was_published_and_adds_no_media(

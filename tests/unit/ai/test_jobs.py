@@ -132,6 +132,39 @@ async def test_the_same_request_is_the_same_job(rig: Rig) -> None:
     assert newer.id != job.id
 
 
+async def test_the_same_request_after_its_job_failed_or_was_cancelled_is_a_new_job(
+        rig: Rig, fake_openai: FakeOpenAI) -> None:
+    asked = JobRequest(kind="quiz", lesson_id=LESSON.id, params=JobParams(count=4))
+    cancelled = await rig.ask("quiz", count=4)
+    await rig.service.cancel("acme", cancelled.id)
+    again = await asyncio.gather(*(rig.service.request("acme", "u2", asked, LESSON)
+                                   for _ in range(3)))
+    [new] = {job.id for job, _ in again}
+    assert new != cancelled.id
+    assert sorted(created for _, created in again) == [False, False, True]
+    assert (await rig.service.job("acme", cancelled.id)).status == "cancelled"
+
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.script(BAD_KEY)
+    failed = await rig.ask("summary")
+    await rig.runner().run("acme", failed.id)
+    assert (await rig.service.job("acme", failed.id)).status == "failed"
+    retried = await rig.ask("summary")  # the key is put right meanwhile
+    assert retried.id != failed.id
+    await rig.runner().run("acme", retried.id)
+    same, created = await rig.service.request("acme", "u1", JobRequest(
+        kind="summary", lesson_id=LESSON.id), LESSON)
+    assert (same.id, same.status, created) == (retried.id, "succeeded", False)
+
+
+async def test_a_client_s_key_names_its_job_however_it_ended(rig: Rig) -> None:
+    asked = JobRequest(kind="summary", lesson_id=LESSON.id)
+    job, _ = await rig.service.request("acme", "u1", asked, LESSON, client_key="k-1")
+    await rig.service.cancel("acme", job.id)
+    again, created = await rig.service.request("acme", "u1", asked, LESSON, client_key="k-1")
+    assert (again.id, again.status, created) == (job.id, "cancelled", False)
+
+
 @pytest.mark.ai(max_attempts=3)
 async def test_transient_errors_are_retried_and_recorded(rig: Rig, fake_openai: FakeOpenAI) -> None:
     rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
