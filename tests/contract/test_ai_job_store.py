@@ -266,3 +266,9 @@ async def test_media_files_belong_to_their_tenant(ai: Stores, tmp_path: Path) ->
     assert await ai.media.info("beta", stored.file_id) is None
     assert [c async for c in ai.media.read("beta", stored.file_id)] == []
     assert await ai.media.info("acme", "nope") is None
+    await ai.media.delete("beta", stored.file_id)
+    assert await ai.media.info("acme", stored.file_id) is not None, "not another tenant's"
+    await ai.media.delete("acme", stored.file_id)
+    assert await ai.media.info("acme", stored.file_id) is None
+    assert [c async for c in ai.media.read("acme", stored.file_id)] == []
+    await ai.media.delete("acme", stored.file_id)  # gone already: nothing to do

@@ -191,6 +191,9 @@ async def get_job(tenant: TenantId, job: JobId, service: Svc, _: Staff) -> JobVi
 async def cancel_job(tenant: TenantId, job: JobId, request: Request, service: Svc,
                      me: Author) -> JobView:
     """Ends a queued job at once; a running job stops at its next step (409 once it ended).
+    A cancel answered 200 always ends the job `cancelled`, even one whose work was done and
+    whose outputs were being stored: its result is dropped, its files removed, and no success
+    is published (content attaches nothing).
     Whoever asked for it, its lesson's course's authors and the tenant's admins may (403
     `not_an_author` for anyone else)."""
     found = await service.job(tenant, job)

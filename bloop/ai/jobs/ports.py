@@ -97,6 +97,9 @@ class MediaStore(Protocol):
 
     async def info(self, tenant: str, file_id: str) -> StoredFile | None: ...
 
+    async def delete(self, tenant: str, file_id: str) -> None:
+        """Removes the tenant's file; nothing when it has no such file."""
+
     def read(self, tenant: str, file_id: str, chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
         """The file's bytes, in chunks; empty when the tenant has no such file."""
 

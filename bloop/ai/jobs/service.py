@@ -298,7 +298,9 @@ class JobService:
 
     async def cancel(self, tenant: str, job_id: str) -> Job:
         """A job nobody runs ends at once; a running one is asked to stop, and its worker stops
-        at its next step and publishes the cancellation."""
+        at its next step and publishes the cancellation. A cancel accepted before the job
+        ended always ends it cancelled: a worker that finished meanwhile drops its result and
+        removes the files it stored."""
 
         def change(job: Job) -> tuple[Job, list[Envelope]] | None:
             if job.final:

@@ -16,7 +16,6 @@ job's `max_attempts`; the attempts and errors are kept on the job.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import tempfile
 from collections.abc import Callable
@@ -408,22 +407,33 @@ class JobRunner:
     # endings
 
     async def _finish_succeeded(self, job: Job, result: JobResult, cost: Cost) -> None:
+        """Ends the job with its result; a cancel asked meanwhile ends it cancelled instead,
+        with what it made removed."""
+
         def change(current: Job) -> tuple[Job, list[Envelope]] | None:
             if current.final or current.lease is None or current.lease.owner != self.owner:
                 raise LeaseLost
             at = now()
+            spent = current.cost.plus(
+                provider=cost.provider, model=cost.model,
+                prompt_tokens=cost.prompt_tokens - job.cost.prompt_tokens,
+                completion_tokens=cost.completion_tokens - job.cost.completion_tokens,
+                usd=cost.usd - job.cost.usd)
+            if current.cancel_requested:
+                halted = current.update(at, status="cancelled", step="cancelled", cost=spent,
+                                        finished_at=at, lease=None)
+                return halted, [cancelled(halted)]
             done = current.update(at, status="succeeded", progress=100, step="done",
-                                  result=result, cost=current.cost.plus(
-                                      provider=cost.provider, model=cost.model,
-                                      prompt_tokens=cost.prompt_tokens - job.cost.prompt_tokens,
-                                      completion_tokens=cost.completion_tokens
-                                      - job.cost.completion_tokens,
-                                      usd=cost.usd - job.cost.usd),
-                                  finished_at=at, lease=None)
+                                  result=result, cost=spent, finished_at=at, lease=None)
             return done, [progressed(done), *completed(done, self.links)]
 
-        with contextlib.suppress(LeaseLost):
-            await self.service.mutate(job.tenant, job.id, change)
+        try:
+            ended = await self.service.mutate(job.tenant, job.id, change)
+        except LeaseLost:
+            return
+        if ended.status == "cancelled" and isinstance(result, MediaResult):
+            for output in result.outputs:
+                await self.media.delete(job.tenant, output.file_id)
 
     async def _finish_cancelled(self, job: Job) -> None:
         def change(current: Job) -> tuple[Job, list[Envelope]] | None:

@@ -27,7 +27,7 @@ from bloop.ai.jobs.model import (
     TenantAiConfig,
     now,
 )
-from bloop.ai.jobs.ports import Progress, RenderedFile
+from bloop.ai.jobs.ports import Progress, RenderedFile, StoredFile
 from bloop.ai.jobs.renderers import LibraryRenderer
 from bloop.ai.jobs.service import JobService
 from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
@@ -467,6 +467,31 @@ async def test_cancelling_stops_a_render_at_its_next_progress_report(rig: Rig) -
     steps = [e["data"]["step"] for e in await rig.events(job.id)
              if e["type"] == "bloop.ai.job.progressed.v1"]
     assert "render 4/4" not in steps, "the render stopped early"
+
+
+async def test_a_cancel_while_outputs_are_stored_ends_the_job_cancelled(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = await rig.ask("narration")
+    put = rig.media.put
+    stored: list[str] = []
+
+    async def cancelled_meanwhile(tenant: str, job_id: str, name: str, content_type: str,
+                                  path: Path) -> StoredFile:
+        asked = await rig.service.cancel(tenant, job_id)
+        assert (asked.status, asked.cancel_requested) == ("running", True)
+        file = await put(tenant, job_id, name, content_type, path)
+        stored.append(file.file_id)
+        return file
+
+    monkeypatch.setattr(rig.media, "put", cancelled_meanwhile)
+    await rig.runner(narration=ToneRenderer()).run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.result) == ("cancelled", None)
+    types = await rig.types(job.id)
+    assert types[-1] == "job.cancelled.v1"
+    assert "job.completed.v1" not in types
+    assert stored
+    assert [await rig.media.info("acme", f) for f in stored] == [None], "its file is removed"
 
 
 async def test_a_tenant_s_own_provider_key_model_and_prices(rig: Rig,

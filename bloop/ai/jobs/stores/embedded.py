@@ -212,6 +212,17 @@ class FileMediaStore:
 
         return await asyncio.to_thread(read)
 
+    async def delete(self, tenant: str, file_id: str) -> None:
+        target = self._path(tenant, file_id)
+        if target is None:
+            return
+
+        def remove() -> None:
+            target.with_suffix(".json").unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)
+
     async def read(self, tenant: str, file_id: str,
                    chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
         target = self._path(tenant, file_id)

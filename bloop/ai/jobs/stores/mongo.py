@@ -212,6 +212,12 @@ class GridFsMediaStore:
         return StoredFile(file_id, str(doc["filename"]), str(doc["metadata"]["content_type"]),
                           int(doc["length"]))
 
+    async def delete(self, tenant: str, file_id: str) -> None:
+        if await self.info(tenant, file_id) is None:
+            return
+        with contextlib.suppress(NoFile):
+            await self.bucket.delete(file_id)
+
     async def read(self, tenant: str, file_id: str,
                    chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
         if await self.info(tenant, file_id) is None:
