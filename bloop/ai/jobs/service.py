@@ -5,6 +5,7 @@ The worker side is in `worker.py`. Both take ports, never a driver."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,7 @@ from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.settings import AiSettings
 from bloop.platform.kit.times import json_time
-from bloop.platform.kit.urls import http_url_problem
+from bloop.platform.kit.urls import http_url_problem, private_address_problem
 
 Mutation = Callable[[Job], tuple[Job, list[Envelope]] | None]
 ERASED_USER = "deleted-user"
@@ -51,6 +52,7 @@ class Effective:
     max_jobs_per_hour: int
     llm_timeout_s: float
     invalid_retries: int
+    refused: str | None = None  # why the tenant's own base_url may not be used
 
     def llm(self) -> OpenAiLlm | None:
         """The language model these settings choose (the caller closes it); None offline."""
@@ -59,6 +61,9 @@ class Effective:
         problem = None if self.base_url is None else http_url_problem(self.base_url)
         if problem is not None:
             raise ProviderRejected(f"the AI settings' base_url is not a web address ({problem});"
+                                   " a tenant admin sets a new one at …/ai/settings")
+        if self.refused is not None:
+            raise ProviderRejected(f"the AI settings' base_url may not be used: {self.refused};"
                                    " a tenant admin sets a new one at …/ai/settings")
         return OpenAiLlm(model=self.model, api_key=self.api_key, base_url=self.base_url,
                          timeout_s=self.llm_timeout_s, pricing=self.pricing)
@@ -134,7 +139,18 @@ class JobService:
     # settings and quotas
 
     async def effective(self, tenant: str) -> Effective:
-        return effective(self.settings, await self.store.get_config(tenant))
+        config = await self.store.get_config(tenant)
+        eff = effective(self.settings, config)
+        own = config.base_url if config is not None else None
+        if own and eff.provider != "offline" and http_url_problem(own) is None:
+            return dataclasses.replace(eff, refused=await self._private(own))
+        return eff
+
+    async def _private(self, base_url: str) -> str | None:
+        """Why a tenant's own `base_url` is refused: one inside the network, unless allowed."""
+        if self.settings.tenant_private_addresses:
+            return None
+        return await private_address_problem(base_url)
 
     async def config_view(self, tenant: str) -> TenantAiView:
         config = await self.store.get_config(tenant) or TenantAiConfig()
@@ -153,7 +169,13 @@ class JobService:
 
     async def configure(self, tenant: str, config: TenantAiConfig) -> TenantAiView:
         """Replaces the tenant's settings; an API key left out keeps the stored one (the one
-        stored when this write lands: a key rotated meanwhile is not put back)."""
+        stored when this write lands: a key rotated meanwhile is not put back). A base_url on
+        this machine or a private network is refused (422 `private_address`) unless the
+        operator allows those (`BLOOP_AI_TENANT_PRIVATE_ADDRESSES`)."""
+        problem = None if config.base_url is None else await self._private(config.base_url)
+        if problem is not None:
+            raise Problem(f"the base_url {config.base_url!r} may not be used: {problem}",
+                          status=422, code="private_address")
         await self.store.put_config(tenant, config,
                                     keep_api_key="api_key" not in config.model_fields_set)
         return await self.config_view(tenant)

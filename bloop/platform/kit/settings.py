@@ -238,6 +238,10 @@ class AiSettings(BaseSettings):
     openai_base_url: HttpUrlText | None = Field(default=None, description="any OpenAI-compatible server "
                                         "(vLLM, Ollama: http://127.0.0.1:11434/v1)")
     openai_api_key: SecretStr | None = None
+    tenant_private_addresses: bool = Field(default=False, description=(
+        "let a tenant admin's own base_url name this machine or a private network (one "
+        "organisation with its own model server); off, such an address is refused, so that no "
+        "tenant admin can make the worker send requests inside the network"))
     model: str = Field(default="gpt-4o-mini", min_length=1)
     price_input_per_mtok: float = Field(default=0.15, ge=0, description="USD per million tokens")
     price_output_per_mtok: float = Field(default=0.60, ge=0)

@@ -4,6 +4,9 @@ which would surface as a server error long after the address was accepted."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import socket
 from typing import Annotated
 
 import httpx
@@ -44,3 +47,21 @@ WEB_ADDRESS = AfterValidator(_checked)
 sees the string they leave."""
 HttpUrlText = Annotated[str, WEB_ADDRESS]
 """An absolute http(s) address, kept as written."""
+
+
+async def private_address_problem(value: str) -> str | None:
+    """Why the http(s) address `value` is not for a server on the public internet (its host
+    is, or resolves to, this machine, a private or link-local network, or an address reserved
+    for no host), or None. Checked when given and again before use, since a name's addresses
+    can change; a name re-pointed between the check and the request itself is not caught."""
+    host = httpx.URL(value).host
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"its host {host!r} cannot be resolved ({exc})"
+    for *_, address in infos:
+        ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])
+        if not ip.is_global:
+            return (f"its host {host!r} is {ip}, an address of this machine or a private "
+                    "network")
+    return None

@@ -307,6 +307,11 @@ async def test_a_provider_address_that_cannot_be_fetched_is_refused(
     assert view["base_url"] is None, "nothing was kept"
     r = await client.put(f"{BASE}/ai/settings", headers=admin,
                          json={"base_url": "http://127.0.0.1:11434/v1"})
+    assert (r.status_code, r.json()["code"]) == (422, "private_address"), "not by default"
+    service: JobService = app.state.ai.state["service"]
+    service.settings = service.settings.model_copy(update={"tenant_private_addresses": True})
+    r = await client.put(f"{BASE}/ai/settings", headers=admin,
+                         json={"base_url": "http://127.0.0.1:11434/v1"})
     assert r.json()["base_url"] == "http://127.0.0.1:11434/v1", "a good address is kept as written"
 
 

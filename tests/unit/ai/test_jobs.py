@@ -494,8 +494,30 @@ async def test_a_cancel_while_outputs_are_stored_ends_the_job_cancelled(
     assert [await rig.media.info("acme", f) for f in stored] == [None], "its file is removed"
 
 
+async def test_a_tenant_admin_s_base_url_inside_the_network_is_refused(
+        rig: Rig, fake_openai: FakeOpenAI) -> None:
+    """Any address was taken, so a tenant admin could have the worker send requests to this
+    machine or the private network (its status codes and timings told what answered)."""
+    own = TenantAiConfig.model_validate({"base_url": fake_openai.base_url, "api_key": "sk-x"})
+    for address in (fake_openai.base_url, "http://10.1.2.3/v1", "https://169.254.169.254/v1",
+                    "http://localhost:11434/v1", "http://[::1]:8000/v1"):
+        with pytest.raises(Problem) as refused:
+            await rig.service.configure("acme", own.model_copy(update={"base_url": address}))
+        assert refused.value.code == "private_address"
+    assert await rig.service.store.get_config("acme") is None
+    await rig.service.store.put_config("acme", own)  # stored before the check
+    job = await rig.ask("summary")
+    await rig.runner().run("acme", job.id)
+    failed = await rig.service.job("acme", job.id)
+    assert failed.status == "failed"
+    assert "private network" in failed.errors[-1].message
+    assert fake_openai.requests == []
+
+
 async def test_a_tenant_s_own_provider_key_model_and_prices(rig: Rig,
                                                            fake_openai: FakeOpenAI) -> None:
+    rig.service.settings = AiSettings(**rig.settings.model_dump() | {
+        "tenant_private_addresses": True})  # the fake provider runs on this machine
     await rig.service.configure("acme", TenantAiConfig.model_validate({
         "base_url": fake_openai.base_url, "api_key": "sk-acme-own", "model": "acme-model",
         "price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0}))
