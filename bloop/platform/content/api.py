@@ -4,7 +4,8 @@ tenant, and the landing page at `/`.
 Every member of a tenant reads its published content. Educators and admins write; a course is
 changed, and its drafts, history and old versions are read, by its owner, its co-authors and the
 tenant's admins only (model.py). Lesson edits name the version they were made against, in the
-`version` field or an `If-Match` header (409 when stale). A published lesson is served as
+`version` field or an `If-Match` header (409 when stale); course edits may name their revision
+the same way, in `revision` or `If-Match`. A published lesson is served as
 learners see it from the cache, with an ETag (`If-None-Match` → 304).
 """
 
@@ -77,12 +78,19 @@ def _json(rendered: Rendered, if_none_match: str | None, response: Response) -> 
     return Response(rendered.body, media_type=JSON, headers=headers)
 
 
-def _edited_version(if_match: str | None, version: int | None) -> int:
-    named = version_named(if_match, "lesson")
-    if named is not None and version is not None and named != version:
-        raise Problem(f"If-Match names version {named} and the body version {version}",
+def _named_version(if_match: str | None, in_body: int | None, what: str,
+                   field: str = "version") -> int | None:
+    """The version an edit was made against: `If-Match`'s or the body's (422 when both are
+    given and differ); None when neither is."""
+    named = version_named(if_match, what)
+    if named is not None and in_body is not None and named != in_body:
+        raise Problem(f"If-Match names {field} {named} and the body {field} {in_body}",
                       status=422, code="version_mismatch")
-    found = named if named is not None else version
+    return named if named is not None else in_body
+
+
+def _edited_version(if_match: str | None, version: int | None) -> int:
+    found = _named_version(if_match, version, "lesson")
     if found is None:
         raise Problem("name the lesson version this edit was made against: the `version` "
                       'field or an If-Match header like "3"', status=428,
@@ -152,10 +160,17 @@ async def get_course(tenant: TenantId, course: CourseId, service: Svc,
 
 @router.patch("/courses/{course}")
 async def edit_course(tenant: TenantId, course: CourseId, body: CourseEdit, service: Svc,
-                      me: Author) -> CourseView:
-    """Changes the draft's title, summary, language, level or tags (`revision`, when given,
-    must be current: 409 otherwise)."""
-    return _view(await service.edit_course(tenant, course, body, by=me))
+                      me: Author, response: Response,
+                      if_match: Annotated[str | None, Header(
+                          description='the course revision, e.g. "6"')] = None) -> CourseView:
+    """Changes the draft's title, summary, language, level or tags. The revision it was made
+    against, named by `If-Match` or `revision` (422 `version_mismatch` when they differ), must
+    be current when given: 409 `stale_version` otherwise."""
+    revision = _named_version(if_match, body.revision, "course", "revision")
+    edited = await service.edit_course(tenant, course, body.model_copy(
+        update={"revision": revision}), by=me)
+    response.headers["ETag"] = f'"{edited.revision}"'
+    return _view(edited)
 
 
 @router.delete("/courses/{course}", status_code=204)

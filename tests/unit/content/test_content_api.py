@@ -295,6 +295,40 @@ async def test_edits_name_their_version_in_if_match_or_the_body(client: httpx.As
     assert (await client.delete(url, headers={"If-Match": '"3"'})).status_code == 204
 
 
+async def test_a_course_edit_names_its_revision_in_if_match_or_the_body(
+        client: httpx.AsyncClient) -> None:
+    """Before, `If-Match` was ignored on a course: an edit made against an old revision
+    silently overwrote the newer one, and a malformed one was taken too."""
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    url = f"{BASE}/courses/py"
+
+    def problem(r: httpx.Response, status: int, code: str) -> None:
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["code"] == code
+
+    r = await client.patch(url, json={"title": "Python 3"}, headers={"If-Match": '"0"'})
+    assert (r.status_code, r.json()["revision"]) == (200, 1)
+    late = await client.patch(url, json={"title": "Late"}, headers={"If-Match": '"0"'})
+    problem(late, 409, "stale_version")
+    assert late.json()["current_revision"] == 1
+    assert r.headers["etag"] == '"1"'
+    r = await client.patch(url, json={"summary": "S"}, headers={"If-Match": 'W/"1"'})
+    assert (r.status_code, r.json()["revision"]) == (200, 2)
+    for bad in ("garbage", '"2", "3"', '"two"', "*"):
+        problem(await client.patch(url, json={"title": "X"}, headers={"If-Match": bad}),
+                400, "bad_if_match")
+    problem(await client.patch(url, json={"revision": 1, "title": "X"},
+                               headers={"If-Match": '"2"'}), 422, "version_mismatch")
+    problem(await client.patch(url, json={"revision": 1, "title": "X"}), 409, "stale_version")
+    r = await client.patch(url, json={"revision": 2, "title": "Python, again"},
+                           headers={"If-Match": '"2"'})
+    assert (r.status_code, r.json()["revision"]) == (200, 3)
+    r = await client.patch(url, json={"level": "advanced"})  # naming none, it is applied
+    assert (r.status_code, r.json()["revision"]) == (200, 4)
+    assert (await client.get(url)).json()["title"] == "Python, again"
+
+
 async def test_a_lesson_not_changed_since_the_callers_copy_is_a_304(
         client: httpx.AsyncClient) -> None:
     await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
