@@ -513,6 +513,25 @@ async def test_lessons_of_many_courses_come_in_one_read(store: ContentRepository
     assert await store.lessons_of_courses("acme", []) == {}
 
 
+async def test_the_live_lessons_of_many_courses_come_in_one_read(
+        store: ContentRepository) -> None:
+    a, b, empty = course(cid="a"), course(cid="b"), course(cid="empty")
+    for c in (a, b, empty):
+        await store.add_course(c)
+    in_a = [await store.add_lesson(lesson(a, t)) for t in ("A1", "A2", "A3")]
+    in_b = await store.add_lesson(lesson(b, "B1"))
+    await store.delete_lesson("acme", in_a[1].id, in_a[1].version)
+    elsewhere = course("beta", cid="a")
+    await store.add_course(elsewhere)
+    in_beta = await store.add_lesson(lesson(elsewhere, "Beta"))
+
+    found = await store.live_lesson_ids("acme", ["b", "a", "empty", "ghost", "a"])
+    assert found == {"a": {in_a[0].id, in_a[2].id}, "b": {in_b.id}, "empty": set(),
+                     "ghost": set()}
+    assert await store.live_lesson_ids("beta", ["a", "b"]) == {"a": {in_beta.id}, "b": set()}
+    assert await store.live_lesson_ids("acme", []) == {}
+
+
 async def test_learners_read_the_current_publication_of_a_lesson(
         store: ContentRepository) -> None:
     c = course()

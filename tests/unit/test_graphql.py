@@ -282,6 +282,27 @@ async def test_text_with_an_unpaired_surrogate_is_refused_not_a_500(start: Start
         assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
+async def test_a_course_list_counts_the_lessons_learners_read(start: Start) -> None:
+    """Before, `lessonCount` in `courses` counted a publication's lessons deleted since, which
+    the course's own `lessons` (and its `course`) leave out."""
+    async with start(seed=False) as (app, client):
+        service = content_service(app)
+        learner = await member(app, client, tenant="acme", roles=("learner",))
+        await service.create_course("acme", NewCourse(id="py", title="Python"))
+        lessons = [await service.add_lesson("acme", "py", NewLesson(title=t))
+                   for t in ("One", "Two", "Three")]
+        await service.publish("acme", "py")
+        await service.delete_lesson("acme", lessons[0].id)
+        text = """{ courses(tenant: "acme") { items { lessonCount lessons { title } } }
+                    course(tenant: "acme", id: "py") { lessonCount } }"""
+        for headers in (learner, {}):  # the publication, and (an admin's) the draft
+            body = (await client.post("/graphql", json={"query": text}, headers=headers)).json()
+            assert "errors" not in body, body
+            [listed] = body["data"]["courses"]["items"]
+            assert listed == {"lessonCount": 2, "lessons": [{"title": "Two"}, {"title": "Three"}]}
+            assert body["data"]["course"] == {"lessonCount": 2}
+
+
 async def test_a_failing_store_is_an_error_in_the_result_not_a_500(
         start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     async with start(seed=False) as (app, client):

@@ -394,15 +394,13 @@ class Query:
         wanted: model.CourseStatus | None = {
             CourseStatusFilter.PUBLISHED: "published", CourseStatusFilter.DRAFT: "draft",
             CourseStatusFilter.ARCHIVED: "archived", CourseStatusFilter.ALL: None}[status]
-        out = []
-        readable = await _service(info).readable_courses(tenant, wanted, me, after=after,
-                                                         limit=page_size(first))
-        for c, draft in readable.items:
-            if draft or c.publication is None:
-                out.append(Course.of(model.CourseView.draft(c), draft=True))
-            else:
-                out.append(Course.of(model.CourseView.published(c, c.publication), draft=False,
-                                     stored=c))
+        service = _service(info)
+        readable = await service.readable_courses(tenant, wanted, me, after=after,
+                                                  limit=page_size(first))
+        views = await service.views_of(tenant, readable.items)
+        out = [Course.of(view, draft=True) if draft or c.publication is None
+               else Course.of(view, draft=False, stored=c)
+               for (c, draft), view in zip(readable.items, views, strict=True)]
         return CoursePage(items=out, next=readable.next)
 
     @field("a course of the tenant; null when there is none")

@@ -543,13 +543,15 @@ class CourseView(BaseModel):
                    rollback_of=c.publication.rollback_of if c.publication else None)
 
     @classmethod
-    def published(cls, c: Course, p: Publication) -> CourseView:
-        """`c` as its publication `p` shows it."""
+    def published(cls, c: Course, p: Publication, lesson_count: int | None = None) -> CourseView:
+        """`c` as its publication `p` shows it; `lesson_count` is how many of its lessons are
+        still there (all of them by default)."""
         return cls(id=c.id, tenant=c.tenant, title=p.title, summary=p.summary,
                    language=p.language, level=p.level, tags=p.tags, modules=p.modules,
                    owner=c.owner, co_authors=c.co_authors,
                    status="archived" if c.status == "archived" else "published",
-                   version=p.version, revision=c.revision, lesson_count=len(p.lessons),
+                   version=p.version, revision=c.revision,
+                   lesson_count=len(p.lessons) if lesson_count is None else lesson_count,
                    created_at=c.created_at, updated_at=p.published_at,
                    published_at=p.published_at, archived_at=c.archived_at,
                    rollback_of=p.rollback_of)

@@ -145,6 +145,12 @@ class ContentRepository(Protocol):
         """The lessons of each of `course_ids` in order, read at once (one query); every id is
         a key, with an empty list when the course has no lessons or is not the tenant's."""
 
+    async def live_lesson_ids(self, tenant: str,
+                              course_ids: Sequence[str]) -> dict[str, set[str]]:
+        """The ids of each of `course_ids`' lessons (deleted ones left out), read at once (one
+        query); every id is a key, with an empty set when the course has no lessons or is not
+        the tenant's."""
+
     async def replace_lesson(self, lesson: Lesson, expected_version: int,
                              events: Sequence[Envelope] = (), *, revive: bool = False) -> None:
         """Stores `lesson` and `events` atomically if the stored one is still at

@@ -475,9 +475,14 @@ class ContentService:
                            after: str | None = None, limit: int = 100) -> Slice[CourseView]:
         """`readable_courses` as the API shows them."""
         readable = await self.readable_courses(tenant, status, by, after=after, limit=limit)
-        return Slice([CourseView.draft(c) if draft or c.publication is None
-                      else CourseView.published(c, c.publication) for c, draft in readable.items],
-                     readable.next)
+        return Slice(await self.views_of(tenant, readable.items), readable.next)
+
+    async def views_of(self, tenant: str,
+                       readable: Sequence[tuple[Course, bool]]) -> list[CourseView]:
+        """Each course as its reader sees it (its draft when True), its lessons counted as its
+        detail counts them: a publication's deleted lessons left out. One read for them all."""
+        live = await self.repo.live_lesson_ids(tenant, [c.id for c, _ in readable])
+        return [_view(c, draft, live[c.id]) for c, draft in readable]
 
     async def published_catalogue(self, tenant: str) -> list[CourseDetail]:
         """Every published course of the tenant with its lessons (the landing page)."""
@@ -683,6 +688,14 @@ class ContentService:
             raise NotFound(f"no lesson {lesson.id!r} in tenant {lesson.tenant!r}") from None
         self._on_write()
         await self._forget_after_write(lesson.tenant, [lesson.id])
+
+
+def _view(course: Course, draft: bool, live: set[str]) -> CourseView:
+    """`course` as a list shows it, `live` the ids of its lessons not deleted."""
+    p = course.publication
+    if draft or p is None:
+        return CourseView.draft(course, len(live))
+    return CourseView.published(course, p, sum(r.id in live for r in p.lessons))
 
 
 def _published(course_id: str) -> Conflict:

@@ -351,6 +351,39 @@ async def test_a_lesson_not_changed_since_the_callers_copy_is_a_304(
     assert (await client.get(url, headers={**learner, "If-None-Match": etag})).status_code == 304
 
 
+async def test_a_course_list_counts_the_lessons_its_detail_shows(
+        app_client: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a published course's list entry counted every lesson of its publication, those
+    deleted since included, while its detail left them out."""
+    app, client = app_client
+    for cid in ("py", "js"):
+        await client.post(f"{BASE}/courses", json={"id": cid, "title": cid})
+        ids = [(await client.post(f"{BASE}/courses/{cid}/lessons", json={"title": t})).json()[
+            "id"] for t in ("One", "Two", "Three")]
+        assert (await client.post(f"{BASE}/courses/{cid}/publish")).status_code == 200
+    assert (await client.delete(f"{BASE}/lessons/{ids[1]}")).status_code == 204
+    details = {}
+    for who, headers in (("learner", as_learner(client)), ("author", {})):
+        for cid in ("py", "js"):
+            detail = (await client.get(f"{BASE}/courses/{cid}", headers=headers)).json()
+            assert detail["lesson_count"] == len(detail["lessons"])
+            details[who, cid] = detail["lesson_count"]
+    assert details == {("learner", "py"): 3, ("learner", "js"): 2,
+                       ("author", "py"): 3, ("author", "js"): 2}
+
+    async def per_course(*_: object) -> None:
+        raise AssertionError("a course list reads no course's lessons on their own")
+
+    service = app.state.content.state["service"]
+    monkeypatch.setattr(service.repo, "list_lessons", per_course)
+    for who, headers, status in (("learner", as_learner(client), "published"),
+                                 ("author", {}, "all")):
+        r = await client.get(f"{BASE}/courses?status={status}", headers=headers)
+        assert r.status_code == 200, r.text
+        listed = {(who, c["id"]): c["lesson_count"] for c in r.json()["items"]}
+        assert listed == {k: v for k, v in details.items() if k[0] == who}
+
+
 async def test_learners_read_published_content_and_never_drafts(client: httpx.AsyncClient) -> None:
     await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
     lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One"})).json()

@@ -314,6 +314,19 @@ class EmbeddedContentStore:
             found[lesson.course].append(lesson)
         return found
 
+    async def live_lesson_ids(self, tenant: str,
+                              course_ids: Sequence[str]) -> dict[str, set[str]]:
+        wanted = list(dict.fromkeys(course_ids))
+        found: dict[str, set[str]] = {c: set() for c in wanted}
+        if not wanted:
+            return found
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT id, course FROM lessons WHERE tenant = ? AND course IN ({_marks(wanted)})"  # noqa: S608
+            f" AND {LIVE}", (tenant, *wanted)).fetchall())
+        for r in rows:
+            found[r["course"]].add(r["id"])
+        return found
+
     async def replace_lesson(self, lesson: Lesson, expected_version: int,
                              events: Sequence[Envelope] = (), *, revive: bool = False) -> None:
         def write(c: sqlite3.Connection) -> None:

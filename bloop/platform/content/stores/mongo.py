@@ -389,6 +389,18 @@ class MongoContentStore:
             found[lesson.course].append(lesson)
         return found
 
+    async def live_lesson_ids(self, tenant: str,
+                              course_ids: Sequence[str]) -> dict[str, set[str]]:
+        wanted = list(dict.fromkeys(course_ids))
+        found: dict[str, set[str]] = {c: set() for c in wanted}
+        if not wanted:
+            return found
+        cursor = self.lessons.find({"tenant": tenant, "course": {"$in": wanted}} | LIVE,
+                                   {"_id": 0, "id": 1, "course": 1})
+        async for d in cursor:
+            found[d["course"]].add(d["id"])
+        return found
+
     async def replace_lesson(self, lesson: Lesson, expected_version: int,
                              events: Sequence[Envelope] = (), *, revive: bool = False) -> None:
         key = _key(lesson.tenant, lesson.id)
