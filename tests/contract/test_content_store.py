@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from bloop.platform.content.model import (
     ConceptEdit,
     Course,
     CourseSnapshot,
+    CourseStatus,
     Lesson,
     LessonEdit,
     LessonRef,
@@ -33,7 +35,7 @@ from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.content.stores.mongo import MongoContentStore
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
-from bloop.platform.kit.pagination import BadCursor
+from bloop.platform.kit.pagination import BadCursor, key_of
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import paged, scratch_mongo
 
@@ -168,7 +170,8 @@ async def test_courses_page_by_title_then_id(store: ContentRepository) -> None:
         await store.add_course(course(cid=f"c{n}", title=title))
     await store.add_course(course("other", cid="x", title="Alpha"))
     expected = [c.id for c in sorted((course(cid=f"c{n}", title=t) for n, t in enumerate(titles)),
-                                     key=lambda c: (c.title, c.id))]
+                                     key=lambda c: (c.title.casefold(), c.id))]
+    assert expected[:4] == ["c1", "c3", "c5", "c7"]  # "Alpha", "Alpha", "alpha", "Beta"
     for size in (1, 3, 8):
         listed = await paged(lambda after, n: store.list_courses("acme", after=after, limit=n),
                              size)
@@ -177,6 +180,85 @@ async def test_courses_page_by_title_then_id(store: ContentRepository) -> None:
     assert (len(last.items), last.next) == (8, None)
     with pytest.raises(BadCursor):
         await store.list_courses("acme", after="not-a-cursor")
+
+
+async def listed_ids(store: ContentRepository, status: CourseStatus | None = None, *,
+                     hidden: str | None = None) -> list[str]:
+    """The ids `list_courses` lists one at a time; none of the cursors it gave on the way holds
+    `hidden`."""
+    ids: list[str] = []
+    after = None
+    while True:
+        page = await store.list_courses("acme", status, after=after, limit=1)
+        ids += [c.id for c in page.items]
+        if (after := page.next) is None:
+            return ids
+        assert hidden is None or hidden not in json.dumps(key_of(after, str, str))
+
+
+async def test_courses_are_listed_by_the_title_learners_read(store: ContentRepository) -> None:
+    """Before, a published course was listed by its draft's title (learners read it in the
+    cursor), with "Zeta" before "alpha"."""
+    for cid, title in (("algo", "Algorithms"), ("bio", "biology"), ("chem", "Chemistry")):
+        await store.add_course(course(cid=cid, title=title))
+    algo = await store.get_course("acme", "algo")
+    assert algo is not None
+    await store.add_lesson(lesson(algo))
+    await publish(store, algo)
+    algo = await store.get_course("acme", "algo")
+    assert algo is not None
+    await store.update_course(algo.changed(title="Aaa unreleased: merger"), algo.revision)
+    chem = await store.get_course("acme", "chem")
+    assert chem is not None
+    await store.update_course(chem.changed(title="alchemy"), chem.revision)
+    assert await listed_ids(store, hidden="unreleased") == ["chem", "algo", "bio"]
+    assert await listed_ids(store, "published") == ["algo"]
+    algo = await store.get_course("acme", "algo")
+    assert algo is not None
+    await publish(store, algo)
+    assert await listed_ids(store) == ["algo", "chem", "bio"]
+
+    # a head edit made against a copy read before a publication keeps the publication's place
+    bio = await store.get_course("acme", "bio")
+    assert bio is not None
+    await store.add_lesson(lesson(bio))
+    await publish(store, bio)
+    await store.update_course(bio.changed(title="Aa secret"), bio.revision)
+    assert await listed_ids(store, hidden="secret") == ["algo", "chem", "bio"]
+    stored = await store.get_course("acme", "bio")
+    assert stored is not None
+    assert stored.title == "Aa secret"
+
+
+async def forget_listed_titles(store: ContentRepository) -> None:
+    """Makes the stored courses look as ones written before they were listed by the title
+    learners read."""
+    if isinstance(store, EmbeddedContentStore):
+        def drop(c: sqlite3.Connection) -> None:
+            c.executescript("DROP INDEX courses_listed; DROP INDEX courses_status_listed;"
+                            " ALTER TABLE courses DROP COLUMN listed_title;")
+
+        await store.db.run(drop)
+    else:
+        assert isinstance(store, MongoContentStore)
+        await store.courses.update_many({}, {"$unset": {"_listed_title": ""}})
+
+
+async def test_courses_stored_before_are_listed_by_the_title_learners_read(
+        store: ContentRepository) -> None:
+    for cid, title in (("algo", "Algorithms"), ("bio", "biology")):
+        await store.add_course(course(cid=cid, title=title))
+    algo = await store.get_course("acme", "algo")
+    assert algo is not None
+    await store.add_lesson(lesson(algo))
+    await publish(store, algo)
+    algo = await store.get_course("acme", "algo")
+    assert algo is not None
+    await store.update_course(algo.changed(title="Zz unreleased"), algo.revision)
+    await forget_listed_titles(store)
+    await store.setup()
+    await store.setup()
+    assert await listed_ids(store, hidden="unreleased") == ["algo", "bio"]
 
 
 async def test_lessons_get_positions_in_order(store: ContentRepository) -> None:

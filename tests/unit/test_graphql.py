@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -20,6 +21,7 @@ from bloop.platform.app import create_app
 from bloop.platform.content.model import (
     AudioBlock,
     CodeBlock,
+    CourseEdit,
     FileBlock,
     ImageBlock,
     Lesson,
@@ -280,6 +282,32 @@ async def test_text_with_an_unpaired_surrogate_is_refused_not_a_500(start: Start
         assert body["errors"][0]["extensions"]["code"] == "bad_cursor"
         r = await client.get("/v1/tenants/demo/courses", params={"after": forged})
         assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
+
+
+async def test_learners_page_courses_by_the_titles_they_read(start: Start) -> None:
+    """Before, `next` held a published course's unpublished draft title, and the order
+    followed it."""
+    async with start(seed=False) as (app, client):
+        service = content_service(app)
+        learner = await member(app, client, tenant="acme", roles=("learner",))
+        for cid, title in (("algo-101", "Algorithms"), ("bio", "biology")):
+            await service.create_course("acme", NewCourse(id=cid, title=title))
+            await service.add_lesson("acme", cid, NewLesson(title="One"))
+            await service.publish("acme", cid)
+        await service.edit_course("acme", "bio", CourseEdit(title="Aaa unreleased: merger"))
+        text = """query ($after: String) {
+            courses(tenant: "acme", first: 1, after: $after) { items { title } next }
+        }"""
+        titles, after = [], None
+        while True:
+            r = await client.post("/graphql", json={"query": text, "variables": {"after": after}},
+                                  headers=learner)
+            page = r.json()["data"]["courses"]
+            titles += [c["title"] for c in page["items"]]
+            if (after := page["next"]) is None:
+                break
+            assert "unreleased" not in base64.urlsafe_b64decode(after + "==").decode()
+        assert titles == ["Algorithms", "biology"]
 
 
 async def test_a_course_list_counts_the_lessons_learners_read(start: Start) -> None:

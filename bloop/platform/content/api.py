@@ -139,8 +139,10 @@ async def list_courses(
     after: After = None, limit: Annotated[int, Query(ge=1, le=200)] = 100,
 ) -> Page[CourseView]:
     """Published courses as published. The tenant's staff may ask for `status=draft`,
-    `archived` or `all` instead, and see the drafts of the courses they author. By title, a
-    page at a time: `next` is the cursor (`after`) of the following page, null on the last."""
+    `archived` or `all` instead, and see the drafts of the courses they author. By the title
+    learners read (a published course's last published title, even to its authors), ignoring
+    case, a page at a time: `next` is the cursor (`after`) of the following page, null on the
+    last."""
     if status != "published" and not me.has_any(STAFF):
         raise Forbidden("drafts are visible to the tenant's educators only",
                         code="missing_role")

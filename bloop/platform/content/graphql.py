@@ -382,8 +382,9 @@ class CoursePage:
 
 @strawberry.type
 class Query:
-    @field("the tenant's courses of `status` ordered by title, `first` of them after the "
-           "cursor `after`")
+    @field("the tenant's courses of `status` ordered by the title learners read (a published "
+           "course's last published title), ignoring case, `first` of them after the cursor "
+           "`after`")
     async def courses(self, info: Info, tenant: Slug,
                       status: CourseStatusFilter = CourseStatusFilter.PUBLISHED, first: int = 50,
                       after: str | None = None) -> CoursePage:

@@ -24,9 +24,18 @@ from bloop.platform.kit.events.outbox import OutboxStore
 from bloop.platform.kit.pagination import Slice
 
 
+def listed_title(course: Course) -> str:
+    """What `list_courses` orders a course by, ignoring case: the title learners read (its last
+    publication's), or its draft's before it is published. A draft title of a published course
+    is never part of its place or its cursor: learners do not see it."""
+    return (course.publication.title if course.publication is not None
+            else course.title).casefold()
+
+
 def course_key(course: Course) -> tuple[str, str]:
     """Where a course stands in `list_courses`' order: its cursor is made of this."""
-    return course.title, course.id
+    return listed_title(course), course.id
+
 
 class Duplicate(Exception):
     """A record with this id already exists in the tenant."""
@@ -80,8 +89,8 @@ class ContentRepository(Protocol):
 
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
                            after: str | None = None, limit: int = 100) -> Slice[Course]:
-        """The tenant's courses (of `status`, or all), ordered by title then id, from the
-        cursor `after` on."""
+        """The tenant's courses (of `status`, or all), ordered by `course_key` (the title
+        learners read, ignoring case, then id) from the cursor `after` on, along an index."""
 
     async def list_published(self, after: tuple[str, str] | None = None, *,
                              limit: int = 100) -> list[Course]:

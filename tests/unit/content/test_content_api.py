@@ -4,6 +4,7 @@ an educator of the tenant (and as a learner where drafts are concerned)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -162,6 +163,31 @@ async def test_courses_come_a_page_at_a_time(app_client: tuple[FastAPI, httpx.As
 
     r = await client.get(f"{BASE}/courses?after=not-a-cursor")
     assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
+
+
+async def test_learners_page_by_the_titles_they_read(client: httpx.AsyncClient) -> None:
+    """Before, courses were listed by their drafts' titles: a learner read an unpublished title
+    in the cursor (base64 of its JSON), and the order followed titles they cannot see, with
+    "Zeta" before "alpha"."""
+    for cid, title in (("algo-101", "Algorithms"), ("zeta", "Zeta"), ("alpha", "alpha")):
+        await client.post(f"{BASE}/courses", json={"id": cid, "title": title})
+        await client.post(f"{BASE}/courses/{cid}/lessons", json={"title": "One"})
+        assert (await client.post(f"{BASE}/courses/{cid}/publish")).status_code == 200
+    r = await client.patch(f"{BASE}/courses/zeta", json={"title": "Aaa unreleased: merger"})
+    assert r.status_code == 200, r.text
+
+    learner = as_learner(client)
+    seen, url = [], f"{BASE}/courses?limit=1"
+    while url:
+        r = await client.get(url, headers=learner)
+        assert r.status_code == 200, r.text
+        seen += [c["title"] for c in r.json()["items"]]
+        after = r.json()["next"]
+        if after is not None:
+            assert "unreleased" not in base64.urlsafe_b64decode(after + "==").decode()
+        url = after and f"{BASE}/courses?limit=1&after={after}"
+    assert seen == ["Algorithms", "alpha", "Zeta"]
+    assert (await listed(client, "status=all", 1))[0] == ["algo-101", "alpha", "zeta"]
 
 
 async def test_a_draft_course_can_be_deleted_a_published_one_stays(

@@ -30,6 +30,7 @@ from bloop.platform.content.ports import (
     Missing,
     StaleVersion,
     course_key,
+    listed_title,
 )
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
@@ -43,8 +44,7 @@ CREATE TABLE IF NOT EXISTS concepts (
   tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
 CREATE TABLE IF NOT EXISTS courses (
   tenant TEXT NOT NULL, id TEXT NOT NULL, status TEXT NOT NULL, title TEXT NOT NULL,
-  doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
-CREATE INDEX IF NOT EXISTS courses_status ON courses (tenant, status, title, id);
+  doc TEXT NOT NULL, listed_title TEXT NOT NULL, PRIMARY KEY (tenant, id));
 CREATE TABLE IF NOT EXISTS lessons (
   tenant TEXT NOT NULL, id TEXT NOT NULL, course TEXT NOT NULL, position INTEGER NOT NULL,
   version INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
@@ -65,6 +65,12 @@ INSERT OR REPLACE INTO published_lessons (tenant, id, course, version)
   SELECT c.tenant, json_extract(r.value, '$.id'), c.id, json_extract(r.value, '$.version')
   FROM courses c, json_each(c.doc, '$.publication.lessons') r;
 """
+# `list_courses`' order (ports.listed_title), with and without a status
+COURSE_ORDER = """
+DROP INDEX IF EXISTS courses_status;
+CREATE INDEX IF NOT EXISTS courses_listed ON courses (tenant, listed_title, id);
+CREATE INDEX IF NOT EXISTS courses_status_listed ON courses (tenant, status, listed_title, id);
+"""
 LIVE = "deleted = 0"
 
 
@@ -76,6 +82,26 @@ def _migrate(c: sqlite3.Connection) -> None:
     if c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
                  " AND name = 'published_lessons'").fetchone() is None:
         c.executescript(PUBLISHED_LESSONS)  # filled from the publications stored before it
+    c.execute("BEGIN IMMEDIATE")  # of processes starting at once, one adds the column
+    try:
+        _add_listed_title(c)
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")
+    c.executescript(COURSE_ORDER)
+
+
+def _add_listed_title(c: sqlite3.Connection) -> None:
+    """The column `list_courses` orders by, filled for the courses stored before it."""
+    columns = {r["name"] for r in c.execute("PRAGMA table_info(courses)").fetchall()}
+    if "listed_title" in columns:
+        return
+    c.execute("ALTER TABLE courses ADD COLUMN listed_title TEXT NOT NULL DEFAULT ''")
+    rows = c.execute("SELECT doc FROM courses").fetchall()
+    c.executemany("UPDATE courses SET listed_title = ? WHERE tenant = ? AND id = ?", [
+        (listed_title(x), x.tenant, x.id)
+        for x in (Course.model_validate_json(r["doc"], context=STORED) for r in rows)])
 
 
 def _course(c: sqlite3.Connection, tenant: str, course_id: str) -> Course | None:
@@ -85,8 +111,10 @@ def _course(c: sqlite3.Connection, tenant: str, course_id: str) -> Course | None
 
 
 def _put_course(c: sqlite3.Connection, course: Course) -> None:
-    c.execute("UPDATE courses SET status = ?, title = ?, doc = ? WHERE tenant = ? AND id = ?",
-              (course.status, course.title, course.model_dump_json(), course.tenant, course.id))
+    c.execute("UPDATE courses SET status = ?, title = ?, listed_title = ?, doc = ?"
+              " WHERE tenant = ? AND id = ?",
+              (course.status, course.title, listed_title(course), course.model_dump_json(),
+               course.tenant, course.id))
 
 
 def _merged(stored: Course, new: Course, fields: Sequence[str]) -> Course:
@@ -152,8 +180,9 @@ class EmbeddedContentStore:
     async def add_course(self, course: Course) -> None:
         try:
             await self.db.transaction(lambda c: c.execute(
-                "INSERT INTO courses (tenant, id, status, title, doc) VALUES (?, ?, ?, ?, ?)",
-                (course.tenant, course.id, course.status, course.title,
+                "INSERT INTO courses (tenant, id, status, title, listed_title, doc)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (course.tenant, course.id, course.status, course.title, listed_title(course),
                  course.model_dump_json())))
         except sqlite3.IntegrityError:
             raise Duplicate(course.id) from None
@@ -164,10 +193,11 @@ class EmbeddedContentStore:
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
                            after: str | None = None, limit: int = 100) -> Slice[Course]:
         title, course_id = key_of(after, str, str) if after else ("", "")
-        where = "tenant = ? AND (title, id) > (?, ?)" + (" AND status = ?" if status else "")
+        where = "tenant = ? AND (listed_title, id) > (?, ?)" + (
+            " AND status = ?" if status else "")
         args = (tenant, title, course_id, *((status,) if status else ()), limit + 1)
         rows = await self.db.run(lambda c: c.execute(
-            f"SELECT doc FROM courses WHERE {where} ORDER BY title, id LIMIT ?",  # noqa: S608
+            f"SELECT doc FROM courses WHERE {where} ORDER BY listed_title, id LIMIT ?",  # noqa: S608
             args).fetchall())
         courses = [Course.model_validate_json(r["doc"], context=STORED) for r in rows]
         return Slice.of(courses, limit, course_key)

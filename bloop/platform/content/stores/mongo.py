@@ -52,6 +52,7 @@ from bloop.platform.content.ports import (
     Missing,
     StaleVersion,
     course_key,
+    listed_title,
 )
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
@@ -65,7 +66,8 @@ Doc = dict[str, Any]
 # Reads leave out the outbox fields (and any other internal field, all named `_…`).
 PUBLISHED = "_published"
 PUBLISHING = "_publishing"
-HIDE = {"_outbox": 0, "_outbox_pending": 0, PUBLISHED: 0, PUBLISHING: 0}
+LISTED = "_listed_title"  # what `list_courses` orders a course by (ports.listed_title)
+HIDE = {"_outbox": 0, "_outbox_pending": 0, PUBLISHED: 0, PUBLISHING: 0, LISTED: 0}
 DELETED = "_deleted"
 LIVE: Doc = {DELETED: {"$ne": True}}
 DUPLICATE_KEY = 11000
@@ -121,6 +123,13 @@ class MongoContentStore:
         await self.courses.create_index(
             [("tenant", ASCENDING), ("status", ASCENDING), ("title", ASCENDING)],
             name="tenant_status_title")
+        await self.courses.create_index(
+            [("tenant", ASCENDING), (LISTED, ASCENDING), ("id", ASCENDING)],
+            name="tenant_listed_title")
+        await self.courses.create_index(
+            [("tenant", ASCENDING), ("status", ASCENDING), (LISTED, ASCENDING),
+             ("id", ASCENDING)], name="tenant_status_listed_title")
+        await self._add_listed_titles()
         await self.courses.create_index([("tenant", ASCENDING), ("owner", ASCENDING)],
                                         name="tenant_owner")
         await self.courses.create_index([("tenant", ASCENDING), ("co_authors", ASCENDING)],
@@ -130,6 +139,15 @@ class MongoContentStore:
             name="tenant_course_position")
         await self._outbox.setup()
         await self.guard.setup()
+
+    async def _add_listed_titles(self) -> None:
+        """Writes `LISTED` into the courses stored before it. A write of the course made since
+        wrote it already, and is kept."""
+        async for doc in self.courses.find({LISTED: {"$exists": False}}, HIDE):
+            course = Course.model_validate(_fields(doc), context=STORED)
+            async with self.guard.hold(self.courses, doc["_id"]):
+                await self.courses.update_one({"_id": doc["_id"], LISTED: {"$exists": False}},
+                                              {"$set": {LISTED: listed_title(course)}})
 
     # concepts
 
@@ -161,7 +179,7 @@ class MongoContentStore:
 
     async def add_course(self, course: Course) -> None:
         try:
-            await self.courses.insert_one(_doc(course))
+            await self.courses.insert_one(_doc(course) | {LISTED: listed_title(course)})
         except DuplicateKeyError:
             raise Duplicate(course.id) from None
 
@@ -174,9 +192,9 @@ class MongoContentStore:
         query: Doc = {"tenant": tenant} | ({"status": status} if status else {})
         if after:
             title, course_id = key_of(after, str, str)
-            query["$or"] = [{"title": {"$gt": title}}, {"title": title, "id": {"$gt": course_id}}]
+            query["$or"] = [{LISTED: {"$gt": title}}, {LISTED: title, "id": {"$gt": course_id}}]
         cursor = (self.courses.find(query, HIDE)
-                  .sort([("title", ASCENDING), ("id", ASCENDING)]).limit(limit + 1))
+                  .sort([(LISTED, ASCENDING), ("id", ASCENDING)]).limit(limit + 1))
         courses = [Course.model_validate(_fields(d), context=STORED) async for d in cursor]
         return Slice.of(courses, limit, course_key)
 
@@ -271,13 +289,19 @@ class MongoContentStore:
             raise await self._missing_or_stale(key, course.id)
 
     async def update_course(self, course: Course, expected_revision: int) -> None:
+        # The draft's title is what the course is listed by only while it was never published
+        # (version 0); once it is, the publication writes `LISTED`, and a head edit leaves it.
         key = _key(course.tenant, course.id)
-        async with self.guard.hold(self.courses, key):
-            result = await self.courses.update_one(
-                {"_id": key, "tenant": course.tenant, "revision": expected_revision},
-                _set(course, HEAD_FIELDS))
-        if result.matched_count == 0:
-            raise await self._missing_or_stale(key, course.id)
+        where: Doc = {"_id": key, "tenant": course.tenant, "revision": expected_revision}
+        update = _set(course, HEAD_FIELDS)
+        draft_listed = {"$set": update["$set"] | {LISTED: listed_title(course)}}
+        attempts = [(where | {"version": 0}, draft_listed)] if course.version == 0 else []
+        for query, change in [*attempts, (where, update)]:
+            async with self.guard.hold(self.courses, key):
+                result = await self.courses.update_one(query, change)
+            if result.matched_count:
+                return
+        raise await self._missing_or_stale(key, course.id)
 
     # lessons
 
@@ -460,7 +484,9 @@ class MongoContentStore:
         snapshot_key = _key(course.tenant, course.id, p.snapshot)
         await self.snapshots.insert_one({"_id": snapshot_key, **snapshot.model_dump(mode="json")})
         # The commit: until this write, no head names the snapshot just stored.
-        update = self._outbox.with_events(_set(course, PUBLICATION_FIELDS), *events)
+        published = _set(course, PUBLICATION_FIELDS)
+        published["$set"][LISTED] = listed_title(course)
+        update = self._outbox.with_events(published, *events)
         async with self.guard.hold(self.courses, key):
             result = await self.courses.update_one(
                 {"_id": key, "tenant": course.tenant, "version": expected_version,
