@@ -753,6 +753,30 @@ async def test_a_course_goal_and_an_unknown_goal(case: Case) -> None:
     assert await case.store.learning_path(case.other, "u1", ["b"]) == PathPlan(goals=())
 
 
+async def test_a_course_goal_has_its_lessons_teaching_nothing(case: Case) -> None:
+    """An introduction or a summing-up teaches no concept: a course's path read none of them,
+    so a course of such lessons had an empty path while its progress counted them."""
+    await concepts(case, "a")
+    await teach(case, "intro", position=0)
+    await teach(case, "La", "a", position=1)
+    await teach(case, "outro", position=3)
+    await teach(case, "recap", position=2)
+    await teach(case, "elsewhere", course="other")
+    assert [x.id for x in (await plan(case, course="py")).loose] == ["intro", "recap", "outro"]
+    assert (await plan(case, "a")).loose == ()
+    await case.store.save_progress(case.tenant, "u1", Progress(
+        lesson_id="recap", status="completed", started_at=T0, completed_at=T0), [])
+    await case.store.save_progress(case.tenant, "u1", Progress(
+        lesson_id="intro", status="started", started_at=T0), [])
+    p = await plan(case, course="py")
+    assert [(x.id, x.status, x.position) for x in p.loose] == [("intro", "started", 0),
+                                                               ("outro", None, 3)]
+    assert order(p) == ["La"]
+    await teach(case, "lone", course="bare")
+    assert [x.id for x in (await plan(case, course="bare")).loose] == ["lone"]
+    assert (await plan(case, course="bare")).goals == ()
+
+
 async def test_ranks_follow_edges_added_and_removed(case: Case) -> None:
     await concepts(case, "a", "b", "c", "d")
     for c in "abcd":

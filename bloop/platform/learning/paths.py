@@ -62,6 +62,7 @@ class PathPlan:
     uncovered: tuple[str, ...] = ()  # unmastered concepts of the closure that no lesson teaches
     concepts: int = 0  # concepts in the closure
     mastered: int = 0  # of them, those the learner mastered
+    loose: tuple[LessonInfo, ...] = ()  # the course's lessons teaching no concept, by place
 
 
 def to_path(goal: str, plan: PathPlan) -> LearningPath:
@@ -82,9 +83,27 @@ def to_path(goal: str, plan: PathPlan) -> LearningPath:
     needs = {step.lesson_id: {lesson_of[c] for c in step.blocked_by} & waiting
              for step in steps}
     order = _topological(set(place), needs, place.__getitem__)
-    steps = [steps[place[lesson_id]] for lesson_id in order]
+    steps = _with_loose([steps[place[lesson_id]] for lesson_id in order],
+                        {p.lesson.id: p.lesson.position for p in plan.lessons}, plan.loose)
     return LearningPath(goal=goal, steps=steps, uncovered=sorted(plan.uncovered),
                         concepts=plan.concepts, mastered=plan.mastered)
+
+
+def _with_loose(steps: list[PathStep], positions: Mapping[str, int],
+                loose: Sequence[LessonInfo]) -> list[PathStep]:
+    """`steps` with the course's lessons that teach no concept (an introduction, a summing-up)
+    among them: each before the first step of its course that comes later in the course, or
+    at the end. Nothing is learned or mastered from them, so nothing skips them."""
+    out = list(steps)
+    for lesson in reversed(loose):
+        at = next((i for i, s in enumerate(out) if s.course_id == lesson.course_id
+                   and positions.get(s.lesson_id, -1) > lesson.position), len(out))
+        out.insert(at, PathStep(
+            lesson_id=lesson.id, title=lesson.title, course_id=lesson.course_id,
+            estimated_minutes=lesson.minutes, concepts=[], required=True,
+            status="started" if lesson.status == "started" else "todo", blocked_by=[]))
+        positions = {**positions, lesson.id: lesson.position}
+    return out
 
 
 def ranks(edges: Iterable[tuple[str, str]]) -> dict[str, int]:

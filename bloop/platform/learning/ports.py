@@ -183,7 +183,9 @@ class LearningRepository(Protocol):
         the learner has not completed (then by place in its course, then id), one of an
         archived course other than `course` only when no other lesson teaches it; the lessons
         ordered by the highest rank among the concepts each teaches, required before only
-        recommended, shorter first, then by place and id. Goals the tenant lacks are left out."""
+        recommended, shorter first, then by place and id. Goals the tenant lacks are left out.
+        With `course`, also the course's live lessons that teach no concept and the learner has
+        not completed, by place in the course then id (`PathPlan.loose`)."""
 
     async def learners_reaching(self, tenant: str, concepts: Sequence[str]) -> list[str]:
         """The learners enrolled in a goal whose prerequisite closure holds one of `concepts`

@@ -455,7 +455,7 @@ class LearningService:
         goal = goal_key(course_id, concept)
         plan = await self.repo.learning_path(tenant, learner, [concept] if concept else [],
                                              course=course_id)
-        if not plan.goals:
+        if not plan.goals and not plan.loose:
             if course_id is not None and await self.repo.get_course(tenant, course_id) is not None:
                 return LearningPath(goal=goal, steps=[], uncovered=[], concepts=0, mastered=0)
             raise NotFound(f"no {'course' if course_id else 'concept'} "

@@ -462,6 +462,31 @@ async def test_one_placement_question_answered_twice_at_once_counts_once(running
     assert all(m["mastered"] for m in mastered)
 
 
+async def test_a_course_of_lessons_teaching_no_concept_has_them_on_its_path(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Paths were made of concepts alone: a course whose lessons teach none had an empty path
+    and "nothing" next, while its progress counted the lessons as not done."""
+    app, client = running
+    await deliver(app, lesson_event("welcome", [], position=0, course="tour"),
+                  lesson_event("pictures", [], position=1, course="tour"),
+                  course_event(["welcome", "pictures"], course="tour"))
+    pupil = await learner(app, client)
+    r = await client.post(f"{BASE}/me/enrolments", json={"course_id": "tour"}, headers=pupil)
+    assert r.status_code == 201, r.text
+    for expected in (["welcome", "pictures"], ["pictures"], []):
+        path = (await client.get(f"{BASE}/me/path", params={"course": "tour"},
+                                 headers=pupil)).json()
+        assert [s["lesson_id"] for s in path["steps"]] == expected
+        nxt = (await client.get(f"{BASE}/me/next", headers=pupil)).json()
+        if not expected:
+            assert nxt["kind"] == "nothing"
+            break
+        assert (nxt["kind"], nxt["lesson"]["lesson_id"]) == ("lesson", expected[0])
+        r = await client.post(f"{BASE}/me/lessons/{expected[0]}/progress",
+                              json={"status": "completed"}, headers=pupil)
+        assert r.status_code == 200, r.text
+
+
 async def test_due_reviews_come_a_page_at_a_time(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     """A page short of the cards due said `next: null`, so a client took it for all of them."""

@@ -63,6 +63,24 @@ def test_a_plan_becomes_a_path_blocked_by_earlier_steps() -> None:
     assert (path.uncovered, path.concepts, path.mastered) == (["x", "z"], 7, 2)
 
 
+def test_a_course_s_lessons_teaching_nothing_sit_by_their_place_in_it() -> None:
+    def at(lesson_id: str, position: int, course: str = "py") -> LessonInfo:
+        return LessonInfo(id=lesson_id, title=lesson_id, course_id=course, minutes=5,
+                          position=position)
+
+    plan = PathPlan(goals=("b",), lessons=(
+        PlannedLesson(at("La", 1), ("a",), True), PlannedLesson(at("Lx", 0, "base"), ("x",), True),
+        PlannedLesson(at("Lb", 4), ("b",), True, ("a",))),
+        loose=(at("intro", 0), at("recap", 2), at("wrap", 3), at("outro", 9)))
+    path = to_path("course:py", plan)
+    assert [s.lesson_id for s in path.steps] == ["intro", "La", "Lx", "recap", "wrap", "Lb",
+                                                 "outro"]
+    assert [s.required for s in path.steps] == [True] * 7
+    assert path.steps[0].concepts == path.steps[0].blocked_by == []
+    alone = to_path("course:py", PathPlan(goals=(), loose=(at("intro", 0),)))
+    assert [s.lesson_id for s in alone.steps] == ["intro"]
+
+
 def test_the_concept_order_puts_prerequisites_first() -> None:
     rng = random.Random(5)
     for _ in range(20):

@@ -154,6 +154,20 @@ ORDER BY part, rank, required DESC, minutes, position, lesson
 """
 
 
+# A course's live lessons that teach no concept, not completed by the learner, by place.
+LOOSE = """
+SELECT l.id, json_extract(l.doc, '$.title') AS title,
+  json_extract(l.doc, '$.estimated_minutes') AS minutes,
+  json_extract(l.doc, '$.position') AS position, json_extract(p.doc, '$.status') AS status
+FROM lessons l
+LEFT JOIN progress p ON p.tenant = :tenant AND p.learner = :learner AND p.lesson = l.id
+WHERE l.tenant = :tenant AND l.course = :course AND l.deleted = 0
+  AND NOT EXISTS (SELECT 1 FROM teaches t WHERE t.tenant = :tenant AND t.lesson = l.id)
+  AND coalesce(json_extract(p.doc, '$.status'), '') <> 'completed'
+ORDER BY position, l.id
+"""
+
+
 def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
@@ -588,12 +602,16 @@ class EmbeddedLearningStore:
                             course: str | None = None) -> PathPlan:
         def read(c: Conn) -> PathPlan:
             goals = _goals(c, tenant, concepts, course)
+            loose = () if course is None else tuple(LessonInfo(
+                id=r["id"], title=r["title"], course_id=course, minutes=r["minutes"],
+                position=r["position"], status=r["status"]) for r in c.execute(
+                    LOOSE, {"tenant": tenant, "learner": learner, "course": course}))
             if not goals:
-                return PathPlan(goals=())
+                return PathPlan(goals=(), loose=loose)
             rows = c.execute(PLAN, {"goals": json.dumps(goals), "tenant": tenant,
                                     "learner": learner, "course": course}).fetchall()
             [count] = [r for r in rows if r["part"] == "count"]
-            return PathPlan(
+            return PathPlan(loose=loose,
                 goals=tuple(goals),
                 lessons=tuple(PlannedLesson(
                     lesson=LessonInfo(id=r["lesson"], title=r["title"], course_id=r["course"],

@@ -186,7 +186,17 @@ CALL (chosen) {
   ORDER BY rank, CASE WHEN req THEN 0 ELSE 1 END, l.minutes, l.position, l.id
   RETURN collect([l, [x IN cs | x.id], req, prereqs]) AS steps
 }
-RETURN [g IN goals | g.id] AS goals, steps, uncovered, concepts, mastered
+CALL () {
+  WITH $course AS course WHERE course IS NOT NULL
+  MATCH (l:Lesson {tenant: $tenant, course_id: course})
+  WHERE NOT l.deleted AND NOT EXISTS { (l)-[:TEACHES]->() }
+  OPTIONAL MATCH (pr:LessonProgress {tenant: $tenant, learner: $learner, lesson: l.id})
+  WITH l, pr WHERE coalesce(pr.status, '') <> 'completed'
+  WITH l, pr ORDER BY l.position, l.id
+  RETURN collect({id: l.id, title: l.title, minutes: l.minutes, position: l.position,
+                  status: pr.status}) AS loose
+}
+RETURN [g IN goals | g.id] AS goals, steps, uncovered, concepts, mastered, loose
 """
 
 # One round of rank maintenance: the concepts `$ids` recomputed from their prerequisites; those
@@ -681,9 +691,12 @@ class Neo4jLearningStore:
         rows = await self._query(PLAN, tenant=tenant, learner=learner, concepts=list(concepts),
                                  course=course)
         row = rows[0]
+        loose = tuple(LessonInfo(id=le["id"], title=le["title"], course_id=course or "",
+                                 minutes=le["minutes"], position=le["position"],
+                                 status=le["status"]) for le in row["loose"])
         if not row["goals"]:
-            return PathPlan(goals=())
-        return PathPlan(
+            return PathPlan(goals=(), loose=loose)
+        return PathPlan(loose=loose,
             goals=tuple(sorted(set(row["goals"]))),
             lessons=tuple(PlannedLesson(
                 lesson=LessonInfo(id=le["id"], title=le["title"], course_id=le["course"],
