@@ -753,6 +753,20 @@ async def test_a_course_goal_and_an_unknown_goal(case: Case) -> None:
     assert await case.store.learning_path(case.other, "u1", ["b"]) == PathPlan(goals=())
 
 
+async def test_a_lesson_brings_the_names_content_gives_its_concepts(case: Case) -> None:
+    await concepts(case, "a")
+    await case.store.describe_concept(case.tenant, "a", ConceptEdit(name="Named here"))
+    stored = await case.store.upsert_lesson(lesson(case, "L1", ["a", "b"]),
+                                            {"a": "Arrays & lists", "b": "Binary search"})
+    assert stored
+    assert {c.id: c.name for c in await case.store.list_concepts(case.tenant)} == {
+        "a": "Arrays & lists", "b": "Binary search"}
+    assert not await case.store.upsert_lesson(lesson(case, "L1", ["a"], version=0),
+                                              {"a": "An older name"})
+    assert (await case.store.get_concepts(case.tenant, ["a"]))[0].name == "Arrays & lists"
+    assert await case.store.list_concepts(case.other) == []
+
+
 async def test_a_course_goal_has_its_lessons_teaching_nothing(case: Case) -> None:
     """An introduction or a summing-up teaches no concept: a course's path read none of them,
     so a course of such lessons had an empty path while its progress counted them."""

@@ -48,6 +48,9 @@ class LessonPublished(BaseModel):
     requires: list[str]
     published_at: datetime
     module: str | None = Field(default=None, description="the id of the lesson's module")
+    concept_names: dict[str, str] = Field(default_factory=dict, description=(
+        "the names of the concepts it teaches and requires, as content named them when it "
+        "was published"))
 
 
 @event_type("bloop.content.lesson.updated", 1, TOPIC)

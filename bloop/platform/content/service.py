@@ -165,8 +165,14 @@ class ContentService:
         known = {c.id for c in await self.repo.get_concepts(tenant, wanted)}
         unknown = [c for c in wanted if c not in known]
         if unknown:
-            raise Problem(f"unknown concepts: {', '.join(unknown)}; add them first",
-                          status=422, code="unknown_concepts", extra={"concepts": unknown})
+            raise Problem(f"unknown concepts: {', '.join(unknown)}; add them first at "
+                          f"POST /v1/tenants/{tenant}/concepts", status=422,
+                          code="unknown_concepts", extra={"concepts": unknown})
+
+    async def _concept_names(self, tenant: str, lessons: Iterable[Lesson]) -> dict[str, str]:
+        """The names of the concepts `lessons` teach and require, read at once."""
+        ids = sorted({c for lesson in lessons for c in (*lesson.teaches, *lesson.requires)})
+        return {c.id: c.name for c in await self.repo.get_concepts(tenant, ids)}
 
     # courses: who may do what
 
@@ -502,9 +508,10 @@ class ContentService:
             raise Conflict(f"the course {course_id!r} has no lessons to publish",
                            code="course_empty")
         published = course.published(lessons=lessons, rollback_of=rollback_of)
+        names = await self._concept_names(tenant, lessons)
         try:
             await self.repo.publish_course(published, course.version, lessons,
-                                           _publication(published, lessons))
+                                           _publication(published, lessons, names))
         except StaleVersion:
             current = await self.repo.get_course(tenant, course_id)
             if current is not None and current.status == "archived":
@@ -728,7 +735,8 @@ def _same(a: Lesson, b: Lesson) -> bool:
     return a.model_dump(exclude=ignored) == b.model_dump(exclude=ignored)
 
 
-def _publication(course: Course, lessons: list[Lesson]) -> list[Envelope]:
+def _publication(course: Course, lessons: list[Lesson],
+                 names: Mapping[str, str]) -> list[Envelope]:
     p = course.publication
     assert p is not None
     at = p.published_at
@@ -743,6 +751,7 @@ def _publication(course: Course, lessons: list[Lesson]) -> list[Envelope]:
         lesson_version=lesson.version, position=lesson.position, title=lesson.title,
         estimated_minutes=lesson.estimated_minutes, teaches=lesson.teaches,
         requires=lesson.requires, published_at=at, module=lesson.module,
+        concept_names={c: names[c] for c in (*lesson.teaches, *lesson.requires) if c in names},
     ), tenant=course.tenant, subject=lesson.id, time=at) for lesson in lessons]
     return events
 

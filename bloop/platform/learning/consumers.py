@@ -62,6 +62,7 @@ class LessonData(_Tolerant):
     estimated_minutes: int = 10
     teaches: list[str] = Field(default_factory=list)
     requires: list[str] = Field(default_factory=list)
+    concept_names: dict[str, str] = Field(default_factory=dict)
 
     @property
     def effective_version(self) -> int:
@@ -158,7 +159,7 @@ class Consumers:
             estimated_minutes=pick("estimated_minutes", data.estimated_minutes),
             teaches=pick("teaches", data.teaches), requires=pick("requires", data.requires),
             version=data.effective_version)
-        if not await self.service.project_lesson(lesson):
+        if not await self.service.project_lesson(lesson, data.concept_names):
             log.info("older lesson event ignored", extra={"lesson": data.lesson_id})
 
     async def lesson_deleted(self, envelope: Envelope) -> None:

@@ -3,7 +3,7 @@ reach another tenant's graph or learners through this port."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -111,9 +111,11 @@ class LearningRepository(Protocol):
 
     # projections of content (written by the consumers; older versions are ignored)
 
-    async def upsert_lesson(self, lesson: LessonNode) -> bool:
+    async def upsert_lesson(self, lesson: LessonNode,
+                            concept_names: Mapping[str, str] | None = None) -> bool:
         """Stores the lesson unless the store holds a later version (or has deleted it at a
-        later version); its concepts get placeholders when missing. True when stored."""
+        later version); its concepts get placeholders when missing, and the names in
+        `concept_names` (in the same write). True when stored."""
 
     async def delete_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
         """Forgets the lesson unless the store holds a later version; True when deleted."""

@@ -7,7 +7,7 @@ import bisect
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -237,8 +237,11 @@ class LearningService:
 
     # projections of content
 
-    async def project_lesson(self, lesson: LessonNode) -> bool:
-        return await self.repo.upsert_lesson(lesson)
+    async def project_lesson(self, lesson: LessonNode,
+                             concept_names: Mapping[str, str] | None = None) -> bool:
+        """Stores the lesson; its concepts take the names content gave them at its publication
+        (a name set here since is replaced)."""
+        return await self.repo.upsert_lesson(lesson, concept_names or {})
 
     async def forget_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
         return await self.repo.delete_lesson(tenant, lesson_id, version)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bloop.platform.content.model import (
+    ConceptEdit,
     LessonEdit,
     MarkdownBlock,
     NewConcept,
@@ -106,6 +107,18 @@ async def test_publishing_announces_the_course_and_each_lesson(service: ContentS
     again = await service.publish("acme", "py")
     assert again.version == 2
     assert len(await events(service)) == 6
+
+
+async def test_a_lesson_s_publication_names_its_concepts(service: ContentService) -> None:
+    """Learning kept the names it first met, or its own: a concept renamed in content kept its
+    old name in paths and in the prerequisite graph."""
+    await course_with_lessons(service)
+    await service.edit_concept("acme", "functions", ConceptEdit(name="Functions & calls"))
+    await service.publish("acme", "py")
+    _, *lessons = await events(service)
+    assert [e["data"]["concept_names"] for e in lessons] == [
+        {"functions": "Functions & calls", "variables": "Variables"},
+        {"recursion": "Recursion", "functions": "Functions & calls"}]
 
 
 async def test_a_publication_with_the_cache_down_is_answered_done(

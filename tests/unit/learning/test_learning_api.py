@@ -462,6 +462,18 @@ async def test_one_placement_question_answered_twice_at_once_counts_once(running
     assert all(m["mastered"] for m in mastered)
 
 
+async def test_concepts_take_the_names_content_published(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    app, client = running
+    await deliver(app, lesson_event("arr", ["arrays"], ["basics"], concept_names={
+        "arrays": "Arrays & lists", "basics": "The basics"}))
+    graph = (await client.get(f"{BASE}/graph")).json()
+    assert {c["id"]: c["name"] for c in graph["concepts"]} == {
+        "arrays": "Arrays & lists", "basics": "The basics"}
+    await deliver(app, lesson_event("arr", ["arrays"], version=2))  # an event of before
+    assert (await client.get(f"{BASE}/concepts/arrays")).json()["name"] == "Arrays & lists"
+
+
 async def test_a_course_of_lessons_teaching_no_concept_has_them_on_its_path(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     """Paths were made of concepts alone: a course whose lessons teach none had an empty path

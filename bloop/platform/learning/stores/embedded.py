@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bloop.platform.kit.events.envelope import Envelope
@@ -378,13 +378,18 @@ class EmbeddedLearningStore:
 
     # projections of content
 
-    async def upsert_lesson(self, lesson: LessonNode) -> bool:
+    async def upsert_lesson(self, lesson: LessonNode,
+                            concept_names: Mapping[str, str] | None = None) -> bool:
         def write(c: Conn) -> bool:
             row = c.execute("SELECT version FROM lessons WHERE tenant = ? AND id = ?",
                             (lesson.tenant, lesson.id)).fetchone()
             if row is not None and row[0] > lesson.version:
                 return False
             _ensure(c, lesson.tenant, [*lesson.teaches, *lesson.requires])
+            c.executemany(
+                "UPDATE concepts SET doc = json_set(doc, '$.name', ?) WHERE tenant = ? AND id = ?"
+                " AND json_extract(doc, '$.name') IS NOT ?",
+                [(name, lesson.tenant, cid, name) for cid, name in (concept_names or {}).items()])
             c.execute("INSERT INTO lessons (tenant, id, course, version, deleted, doc)"
                       " VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (tenant, id) DO UPDATE SET"
                       " course = excluded.course, version = excluded.version, deleted = 0,"

@@ -18,7 +18,7 @@ go to the Neo4j outbox in the same transaction as the change they describe.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -462,7 +462,8 @@ class Neo4jLearningStore:
 
     # projections of content
 
-    async def upsert_lesson(self, lesson: LessonNode) -> bool:
+    async def upsert_lesson(self, lesson: LessonNode,
+                            concept_names: Mapping[str, str] | None = None) -> bool:
         async def work(tx: Tx) -> bool:
             stored = await (await tx.run(
                 "MERGE (l:Lesson {tenant: $tenant, id: $id})"
@@ -472,6 +473,11 @@ class Neo4jLearningStore:
             if stored["v"] > lesson.version:
                 return False
             await self._ensure(tx, lesson.tenant, [*lesson.teaches, *lesson.requires])
+            if concept_names:
+                await (await tx.run(
+                    "UNWIND $names AS n MATCH (c:Concept {tenant: $tenant, id: n[0]})"
+                    " WHERE c.name <> n[1] SET c.name = n[1]", tenant=lesson.tenant,
+                    names=[[cid, name] for cid, name in concept_names.items()])).consume()
             props = {"course_id": lesson.course_id, "module_id": lesson.module_id,
                      "position": lesson.position, "title": lesson.title,
                      "minutes": lesson.estimated_minutes, "teaches": lesson.teaches,
