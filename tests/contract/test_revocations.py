@@ -9,15 +9,21 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bloop.platform.kit import stores
-from bloop.platform.kit.auth.revocations import MirroredRevocations, Revocations
+from bloop.platform.kit.auth.revocations import (
+    MirroredRevocations,
+    Revocations,
+    StoredRevocations,
+)
 from bloop.platform.kit.cache import MemoryCache, RedisCache
 from bloop.platform.kit.settings import RedisSettings
+from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import eventually, require_server
 
 
@@ -50,10 +56,19 @@ async def started(namespace: str, made: list[MirroredRevocations]) -> MirroredRe
     return r
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def revocations(request: pytest.FixtureRequest) -> AsyncIterator[Revocations]:
+@pytest.fixture(params=["memory", "stored", "redis"])
+async def revocations(request: pytest.FixtureRequest,
+                      tmp_path: Path) -> AsyncIterator[Revocations]:
     if request.param == "memory":
         yield Revocations(MemoryCache())
+        return
+    if request.param == "stored":
+        db = SqliteDB(tmp_path / "auth.sqlite3")
+        stored = StoredRevocations(MemoryCache(), db)
+        await stored.start()
+        yield stored
+        await stored.close()
+        await db.close()
         return
     require_server("redis")
     made: list[MirroredRevocations] = []
@@ -126,3 +141,29 @@ async def test_a_copy_not_in_step_reads_the_cache_and_fails_when_it_is_down(
 
 async def commands_processed(redis: Redis) -> int:
     return int((await redis.info("stats"))["total_commands_processed"])
+
+
+async def test_stored_marks_outlive_the_process_and_reach_others_on_the_file(
+        tmp_path: Path) -> None:
+    """The embedded stores' marks: a process started later, or one reading the same file,
+    refuses what another revoked (the latter within its reload interval)."""
+    first_db, second_db = SqliteDB(tmp_path / "auth.sqlite3"), SqliteDB(tmp_path / "auth.sqlite3")
+    first = StoredRevocations(MemoryCache(), first_db)
+    second = StoredRevocations(MemoryCache(), second_db, reload_s=0.05)
+    await first.start()
+    await second.start()
+    await first.revoke("auth:revoked:sid:s1", ttl_s=30)
+    await first.revoke("auth:revoked:jti:brief", ttl_s=0.2)
+    await eventually(lambda: second.any_revoked(["auth:revoked:sid:s1"]), timeout_s=2,
+                     what="the other process to read the revocation")
+    await first.close()
+    await first_db.close()
+    await asyncio.sleep(0.3)
+    later_db = SqliteDB(tmp_path / "auth.sqlite3")
+    later = StoredRevocations(MemoryCache(), later_db)
+    await later.start()
+    assert await later.any_revoked(["auth:revoked:sid:s1"])
+    assert not await later.any_revoked(["auth:revoked:jti:brief"])
+    for r, db in ((second, second_db), (later, later_db)):
+        await r.close()
+        await db.close()

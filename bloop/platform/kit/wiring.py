@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from bloop.platform.kit import stores
 from bloop.platform.kit.auth import Auth, RemoteJwks
 from bloop.platform.kit.auth.remote_keys import RemoteApiKeys
-from bloop.platform.kit.auth.revocations import MirroredRevocations
+from bloop.platform.kit.auth.revocations import MirroredRevocations, StoredRevocations
 from bloop.platform.kit.cache import Cache, MemoryCache, RedisCache
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.kafka import KafkaEventBus
@@ -88,7 +88,8 @@ class Platform:
             self.auth = Auth(settings.auth, redis_cache, MirroredRevocations(redis_cache))
         else:
             self.cache = MemoryCache()
-            self.auth = Auth(settings.auth, self.cache)
+            self.auth = Auth(settings.auth, self.cache,
+                             StoredRevocations(self.cache, self.sqlite("auth")))
         if settings.auth.jwks_url:
             self.auth.verifier.use_keys(RemoteJwks(settings.auth.jwks_url))
         if settings.auth.api_keys_url:

@@ -17,8 +17,9 @@ from bloop.platform.app import create_app
 from bloop.platform.identity.service import ApiKeyService
 from bloop.platform.identity.stores.embedded import EmbeddedApiKeys
 from bloop.platform.kit.auth import ApiKeyCredential, parse_api_key
+from bloop.platform.kit.auth.revocations import StoredRevocations
 from bloop.platform.kit.settings import AuthSettings, RuntimeSettings, Settings
-from tests.support import PASSWORD, api_client, member
+from tests.support import PASSWORD, api_client, eventually, member
 
 KEYS = "/v1/tenants/acme/api-keys"
 TENANT = "/v1/tenants/acme"
@@ -115,20 +116,25 @@ async def test_a_revoked_key_is_refused_at_once(
 
 async def test_another_process_refuses_a_revoked_key_it_still_remembers(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]) -> None:
-    """Two processes share the store and the cache; each keeps its own copy of key records."""
+    """Two processes share the stores and the revocation marks; each keeps its own copy of key
+    records, and of the marks, read again every `reload_s`."""
     here: ApiKeyService = app.state.identity.state["api_keys"]
     platform = app.state.platform
+    marks = StoredRevocations(platform.cache, platform.sqlite("auth"), reload_s=0.05)
+    await marks.start()
     there = ApiKeyService(here.identity, EmbeddedApiKeys(platform.sqlite("identity")),
-                          platform.cache, AuthSettings(api_key_cache_s=3600))
+                          platform.cache, AuthSettings(api_key_cache_s=3600), revocations=marks)
     issued = await new_key(client, admin)
     credential = parse_api_key(issued["key"])
     assert credential is not None
     assert (await there.authenticate(credential)).kind == "api_key"
     assert not await there.revoked(credential)
     assert (await client.delete(f"{KEYS}/{issued['id']}", headers=admin)).status_code == 204
-    # its copy of the record still says live; the mark in the shared cache refuses the key
+    # its copy of the record still says live; the stored mark refuses the key
     assert (await there.authenticate(credential)).kind == "api_key"
-    assert await there.revoked(credential)
+    await eventually(lambda: there.revoked(credential), timeout_s=2,
+                     what="the other process to read the mark")
+    await marks.close()
 
 
 async def test_a_key_of_another_tenant_is_refused(

@@ -204,6 +204,26 @@ async def test_token_requests_from_one_address_are_limited_right_or_wrong(
                 ).status_code == 200
 
 
+async def test_tokens_refused_stay_refused_after_a_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the embedded stores the marks lived in the process's memory: after a restart, the
+    access token of a person deleted (or signed out) minutes before worked again, and what it
+    wrote for an erased id was never erased."""
+    async with identity_app(tmp_path, monkeypatch, AuthSettings()) as app, \
+            api_client(app) as client:
+        gone = await member(app, client, "acme", ["learner"])
+        out = await member(app, client, "acme", ["learner"])
+        kept = await member(app, client, "acme", ["learner"])
+        assert (await client.delete(ME, headers=gone)).status_code == 204
+        assert (await client.post("/v1/tenants/acme/auth/logout", headers=out)).status_code == 204
+    async with identity_app(tmp_path, monkeypatch, AuthSettings()) as app, \
+            api_client(app) as client:
+        for headers in (gone, out):
+            r = await client.get(ME, headers=headers)
+            assert (r.status_code, r.json()["code"]) == (401, "token_revoked"), r.text
+        assert (await client.get(ME, headers=kept)).status_code == 200
+
+
 async def test_a_sign_in_forgets_expired_refresh_tokens_once_an_hour(
         app: FastAPI, client: httpx.AsyncClient) -> None:
     await member(app, client, "acme", ["learner"], email="lee@acme.dev")

@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from bloop.platform.kit.cache import Cache, RedisCache
+from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.kit.waiting import stopped
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,62 @@ class Revocations:
 
     async def close(self) -> None:
         return None
+
+
+class StoredRevocations(Revocations):
+    """The embedded stores' marks, kept in a SQLite file beside them: the in-process cache
+    forgets them at a restart (a deleted person's token worked again) and may evict them among
+    its other entries. Each process checks its own copy, loaded at start and read again every
+    `reload_s` (what other processes on the same files revoked meanwhile)."""
+
+    def __init__(self, cache: Cache, db: SqliteDB, reload_s: float = 30.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(cache)
+        self.db, self.reload_s, self.clock = db, reload_s, clock
+        self._marks: dict[str, float] = {}  # mark -> expiry (epoch s)
+        self._reloader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.db.transaction(lambda c: c.execute(
+            "CREATE TABLE IF NOT EXISTS revocations (mark TEXT PRIMARY KEY, expires REAL NOT NULL)"))
+        await self._load()
+        if self._reloader is None:
+            self._reloader = asyncio.create_task(self._reload(), name="revocations")
+
+    async def close(self) -> None:
+        if self._reloader is not None:
+            await stopped(self._reloader)
+            self._reloader = None
+
+    async def revoke(self, mark: str, ttl_s: float) -> None:
+        now = self.clock()
+        expires = now + ttl_s
+
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO revocations (mark, expires) VALUES (?, ?) ON CONFLICT (mark)"
+                      " DO UPDATE SET expires = max(expires, excluded.expires)", (mark, expires))
+            c.execute("DELETE FROM revocations WHERE expires <= ?", (now,))
+
+        await self.db.transaction(write)
+        self._marks[mark] = max(expires, self._marks.get(mark, 0.0))
+
+    async def any_revoked(self, marks: Sequence[str]) -> bool:
+        now = self.clock()
+        return any(self._marks.get(m, 0.0) > now for m in marks)
+
+    async def _load(self) -> None:
+        now = self.clock()
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT mark, expires FROM revocations WHERE expires > ?", (now,)).fetchall())
+        self._marks = {str(r[0]): float(r[1]) for r in rows}
+
+    async def _reload(self) -> None:
+        while True:
+            await asyncio.sleep(self.reload_s)
+            try:
+                await self._load()
+            except Exception:  # the copy stays as it was; the next round tries again
+                log.exception("reading the revocation marks failed")
 
 
 class MirroredRevocations(Revocations):
