@@ -441,6 +441,12 @@ async def test_placement_answers_are_stored_one_at_a_time(case: Case) -> None:
     with pytest.raises(StaleVersion):
         await case.store.save_placement(case.tenant, not_known)
     assert await case.store.get_placement(case.tenant, "u1", "p1") == knows
+    later = started.model_copy(update={"id": "p0"})
+    await case.store.save_placement(case.tenant, later)
+    await case.store.save_placement(case.tenant, started.model_copy(update={
+        "id": "p2", "learner": "u2"}))
+    assert await case.store.placements(case.tenant, "u1") == [later, knows]
+    assert await case.store.placements(case.other, "u1") == []
 
 
 async def test_cards_schedules_and_review_logs(case: Case) -> None:

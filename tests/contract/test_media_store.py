@@ -109,6 +109,25 @@ async def test_list_newest_first_and_usage(store: MediaStore, tmp_path: Path) ->
     assert await store.usage("acme") == 1000 + 1001 + 1002
 
 
+async def test_a_person_s_uploads_are_listed_and_forgotten(store: MediaStore,
+                                                           tmp_path: Path) -> None:
+    infos = []
+    for n, (tenant, by) in enumerate((("acme", "u1"), ("acme", "u2"), ("acme", "u1"),
+                                      ("beta", "u1"))):
+        info, path = sample(tmp_path, bytes([n]) * 1000, tenant=tenant, minutes=n)
+        info = info.model_copy(update={"created_by": by})
+        await store.put(info, path)
+        infos.append(info)
+    assert await store.uploaded_by("acme", "u1") == [infos[0], infos[2]]
+    assert await store.forget_uploader("acme", "u1") == 2
+    assert await store.forget_uploader("acme", "u1") == 0
+    assert await store.uploaded_by("acme", "u1") == []
+    assert (await store.get("acme", infos[0].id)) == infos[0].model_copy(
+        update={"created_by": None})
+    assert await store.uploaded_by("acme", "u2") == [infos[1]]
+    assert await store.uploaded_by("beta", "u1") == [infos[3]]
+
+
 async def test_list_a_page_at_a_time(store: MediaStore, tmp_path: Path) -> None:
     """Pages go on from their cursors, none twice or left out, also among media stored within
     one millisecond; another tenant's are not listed."""

@@ -115,7 +115,7 @@ def ai_media_subscription(service: ContentService, media: MediaService,
                         types=frozenset({completed.type_id}))
 
 
-def subscriptions(service: ContentService) -> list[Subscription]:
+def subscriptions(service: ContentService, media: MediaService) -> list[Subscription]:
     course_published = type_of(CoursePublished)
     lesson_types: dict[str, Callable[[Envelope], str]] = {
         type_of(t).type_id: (lambda e, t=t: type_of(t).parse(e).lesson_id)  # type: ignore[misc]
@@ -129,7 +129,9 @@ def subscriptions(service: ContentService) -> list[Subscription]:
             await service.forget(envelope.tenant, [lesson_types[envelope.type](envelope)])
 
     async def forget_author(envelope: Envelope) -> None:
-        await service.forget_author(envelope.tenant, deleted.parse(envelope).user_id)
+        user_id = deleted.parse(envelope).user_id
+        await service.forget_author(envelope.tenant, user_id)
+        await media.forget_uploader(envelope.tenant, user_id)
 
     return [
         Subscription(CACHE_GROUP, (TOPIC,), invalidate,

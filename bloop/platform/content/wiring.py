@@ -68,10 +68,12 @@ async def mount(platform: Platform) -> Mounted:
 
     async def personal_data(tenant: str, user_id: str) -> dict[str, object]:
         return {"authored_courses": await service.authored(tenant, user_id),
+                "media_uploaded": [m.model_dump(mode="json")
+                                   for m in await files.uploaded_by(tenant, user_id)],
                 **await attempts.service.personal_data(tenant, user_id)}
 
     return Mounted(setup=setup, seed=seed,
-                   subscriptions=[*subscriptions(service), *attempts.subscriptions,
+                   subscriptions=[*subscriptions(service, files), *attempts.subscriptions,
                                   *search.subscriptions,
                                   ai_media_subscription(service, files, ai_outputs)],
                    close=close, personal_data=personal_data,

@@ -211,6 +211,9 @@ class LearningRepository(Protocol):
     async def get_placement(self, tenant: str, learner: str,
                             placement_id: str) -> Placement | None: ...
 
+    async def placements(self, tenant: str, learner: str) -> list[Placement]:
+        """Every placement of the learner, by id (their export)."""
+
     # review cards
 
     async def add_card(self, card: Card) -> None:

@@ -790,8 +790,13 @@ class LearningService:
 
     async def personal_data(self, tenant: str, learner: str) -> dict[str, object]:
         states = await self.repo.card_states(tenant, learner)
+        enrolments = await self.repo.enrolments(tenant, learner)
         return {
-            "enrolments": [e.model_dump(mode="json") for e in await self.repo.enrolments(tenant, learner)],
+            "enrolments": [e.model_dump(mode="json") for e in enrolments],
+            "paths_last_announced": {e.goal: await self.repo.path_snapshot(tenant, learner, e.goal)
+                                     for e in enrolments},
+            "placements": [p.model_dump(mode="json")
+                           for p in await self.repo.placements(tenant, learner)],
             "progress": [p.model_dump(mode="json") for p in await self.repo.get_progress(tenant, learner)],
             "mastery": [m.model_dump(mode="json") for m in await self.repo.get_mastery(tenant, learner)],
             "cards": [s.model_dump(mode="json") for s in states],

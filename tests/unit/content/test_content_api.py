@@ -465,5 +465,5 @@ async def test_a_data_export_holds_the_users_courses_and_quiz_attempts(
     theirs = (await client.get(f"{BASE}/me/export")).json()["services"]["content"]
     assert theirs == {"authored_courses": [
         {"id": "go", "title": "GO", "role": "owner"},
-        {"id": "py", "title": "PY", "role": "owner"}], "quiz_attempts": []}
+        {"id": "py", "title": "PY", "role": "owner"}], "media_uploaded": [], "quiz_attempts": []}
     assert me != learner_id

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from bloop.platform.content.model import (
 )
 from bloop.platform.content.service import ContentService, cache_key
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
+from bloop.platform.identity.events import UserDeleted
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message, Subscription
@@ -220,7 +222,7 @@ async def test_content_events_drop_the_cached_lesson(world: World) -> None:
     lesson_id = await lesson_in(world)
     rendered = await world.content.published_lesson("acme", lesson_id)
     assert await world.content.cache.get(cache_key("acme", lesson_id)) == rendered.pack()
-    [cache, _] = subscriptions(world.content)
+    [cache, _] = subscriptions(world.content, world.media)
     assert cache.group == CACHE_GROUP
     event = type_of(LessonUpdated).envelope(LessonUpdated(
         lesson_id=lesson_id, course_id="py", lesson_version=2, title="x", estimated_minutes=5,
@@ -252,3 +254,23 @@ async def test_the_running_app_attaches_what_its_ai_service_made(
         assert isinstance(video, VideoBlock)
         media: MediaService = app.state.content.state["media"]
         assert (await media.info("acme", video.media)).size == source.stat().st_size
+
+
+async def test_a_deleted_person_is_no_uploader_any_more(world: World) -> None:
+    """Media kept the deleted person's id as its uploader (and it decided who may delete it)."""
+
+    async def body(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    mine = await world.media.upload("acme", body(media_samples.png()), filename="a.png", by="u1")
+    await world.media.upload("acme", body(media_samples.gif()), filename="b.gif", by="u2")
+    assert [m.id for m in await world.media.uploaded_by("acme", "u1")] == [mine.info.id]
+    [_, authors] = subscriptions(world.content, world.media)
+    gone = type_of(UserDeleted).envelope(UserDeleted(user_id="u1", deleted_by="u1",
+                                                     deleted_at=datetime.now(UTC)),
+                                         tenant="acme", subject="u1")
+    for _ in range(2):  # delivered twice: nothing more changes
+        await authors.handler(gone)
+        assert await world.media.uploaded_by("acme", "u1") == []
+    assert (await world.media.info("acme", mine.info.id)).created_by is None
+    assert [m.created_by for m in (await world.media.media("acme")).items].count("u2") == 1

@@ -515,6 +515,15 @@ async def test_a_truncated_damaged_or_huge_image_is_refused(
         assert (await upload(client, data, kind)).status_code == 201
 
 
+async def test_a_person_s_export_lists_the_media_they_uploaded(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    body = (await upload(client, s.ogg_opus(), "audio/ogg", "a.opus")).json()
+    export = (await client.get(f"{BASE}/me/export")).json()
+    assert [m["id"] for m in export["services"]["content"]["media_uploaded"]] == [body["id"]]
+    other = (await client.get(f"{BASE}/me/export", headers=learner(client))).json()
+    assert other["services"]["content"]["media_uploaded"] == []
+
+
 async def test_only_the_first_uploader_and_admins_delete_media(
         client: httpx.AsyncClient, app: FastAPI) -> None:
     """Any educator could delete any media, and an upload of bytes already kept answers with

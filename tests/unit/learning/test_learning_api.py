@@ -293,6 +293,8 @@ async def test_placement_skips_what_the_learner_knows(running: tuple[
     r = await client.post(f"{BASE}/me/placements", json={"goal_concept": "step-9"}, headers=pupil)
     assert r.status_code == 201, r.text
     view = r.json()
+    export = (await client.get("/v1/tenants/acme/me/export", headers=pupil)).json()
+    assert [p["id"] for p in export["services"]["learning"]["placements"]] == [view["id"]]
     r = await client.post(f"{BASE}/me/placements/{view['id']}/answers",
                           json={"concept": "step-0", "correct": True}, headers=pupil)
     assert r.status_code == 409
@@ -485,6 +487,9 @@ async def test_a_course_of_lessons_teaching_no_concept_has_them_on_its_path(runn
     pupil = await learner(app, client)
     r = await client.post(f"{BASE}/me/enrolments", json={"course_id": "tour"}, headers=pupil)
     assert r.status_code == 201, r.text
+    export = (await client.get("/v1/tenants/acme/me/export", headers=pupil)).json()
+    assert export["services"]["learning"]["paths_last_announced"] == {
+        "course:tour": ["welcome", "pictures"]}
     for expected in (["welcome", "pictures"], ["pictures"], []):
         path = (await client.get(f"{BASE}/me/path", params={"course": "tour"},
                                  headers=pupil)).json()
@@ -598,7 +603,8 @@ async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
     deleted = type_of(UserDeleted).envelope(UserDeleted(user_id=uid, deleted_by="x",
                                                         deleted_at=AT), tenant="acme", subject=uid)
     await deliver(app, deleted, topic="user.events")
-    erased: Json = {"enrolments": [], "progress": [], "mastery": [], "cards": [], "review_logs": [],
+    erased: Json = {"enrolments": [], "paths_last_announced": {}, "placements": [],
+                    "progress": [], "mastery": [], "cards": [], "review_logs": [],
                     "scheduler_parameters": None}
     assert await service(app).personal_data("acme", uid) == erased
     # A quiz graded before the erasure, whose event comes after it (another topic), brings

@@ -36,6 +36,13 @@ class MediaStore(Protocol):
                          limit: int = 100) -> Slice[MediaInfo]:
         """The tenant's media, newest first, from the cursor `after` on."""
 
+    async def uploaded_by(self, tenant: str, user_id: str) -> list[MediaInfo]:
+        """The tenant's media `user_id` uploaded first, oldest first (a person's export)."""
+
+    async def forget_uploader(self, tenant: str, user_id: str) -> int:
+        """Clears `created_by` on the media `user_id` uploaded (a person deleted); how many.
+        Running it again changes nothing."""
+
     async def usage(self, tenant: str) -> int:
         """The bytes the tenant's media take, in all."""
 

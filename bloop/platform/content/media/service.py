@@ -312,6 +312,14 @@ class MediaService:
             raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
         return info
 
+    async def uploaded_by(self, tenant: str, user_id: str) -> list[MediaInfo]:
+        return await self.store.uploaded_by(tenant, user_id)
+
+    async def forget_uploader(self, tenant: str, user_id: str) -> int:
+        """A deleted person is no longer named as anyone's uploader (only admins may then
+        delete what they uploaded)."""
+        return await self.store.forget_uploader(tenant, user_id)
+
     async def media(self, tenant: str, *, after: str | None = None,
                     limit: int = 100) -> Slice[MediaInfo]:
         return await self.store.list_media(tenant, after=after, limit=limit)

@@ -694,6 +694,12 @@ class EmbeddedLearningStore:
             (tenant, learner, placement_id)).fetchone())
         return None if row is None else Placement.model_validate_json(row["doc"])
 
+    async def placements(self, tenant: str, learner: str) -> list[Placement]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM placements WHERE tenant = ? AND learner = ? ORDER BY id",
+            (tenant, learner)).fetchall())
+        return [Placement.model_validate_json(r["doc"]) for r in rows]
+
     # review cards
 
     async def add_card(self, card: Card) -> None:

@@ -786,6 +786,12 @@ class Neo4jLearningStore:
             tenant=tenant, learner=learner, id=placement_id)
         return Placement.model_validate_json(rows[0]["doc"]) if rows else None
 
+    async def placements(self, tenant: str, learner: str) -> list[Placement]:
+        rows = await self._query(
+            "MATCH (p:Placement {tenant: $tenant, learner: $learner}) RETURN p.doc AS doc"
+            " ORDER BY p.id", tenant=tenant, learner=learner)
+        return [Placement.model_validate_json(r["doc"]) for r in rows]
+
     # review cards
 
     async def add_card(self, card: Card) -> None:

@@ -91,6 +91,18 @@ class FileMediaStore:
         found = [MediaInfo.model_validate_json(r["doc"]) for r in rows]
         return Slice.of(found, limit, lambda m: (_created(m), m.id))
 
+    async def uploaded_by(self, tenant: str, user_id: str) -> list[MediaInfo]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM media WHERE tenant = ? AND json_extract(doc, '$.created_by') = ?"
+            " ORDER BY created_at, id", (tenant, user_id)).fetchall())
+        return [MediaInfo.model_validate_json(r["doc"]) for r in rows]
+
+    async def forget_uploader(self, tenant: str, user_id: str) -> int:
+        return await self.db.transaction(lambda c: c.execute(
+            "UPDATE media SET doc = json_set(doc, '$.created_by', json('null'))"
+            " WHERE tenant = ? AND json_extract(doc, '$.created_by') = ?",
+            (tenant, user_id)).rowcount)
+
     async def usage(self, tenant: str) -> int:
         row = await self.db.run(lambda c: c.execute(
             "SELECT COALESCE(SUM(size), 0) AS used FROM media WHERE tenant = ?",

@@ -94,6 +94,17 @@ class GridFsMediaStore:
         docs = Slice.of([d async for d in cursor], limit, lambda d: (_ms(d["uploadDate"]), d["_id"]))
         return docs.map(lambda d: MediaInfo.model_validate(d["metadata"]))
 
+    async def uploaded_by(self, tenant: str, user_id: str) -> list[MediaInfo]:
+        cursor = self.files.find({"metadata.tenant": tenant, "metadata.created_by": user_id}
+                                 ).sort([("uploadDate", ASCENDING), ("_id", ASCENDING)])
+        return [MediaInfo.model_validate(d["metadata"]) async for d in cursor]
+
+    async def forget_uploader(self, tenant: str, user_id: str) -> int:
+        result = await self.files.update_many(
+            {"metadata.tenant": tenant, "metadata.created_by": user_id},
+            {"$set": {"metadata.created_by": None}})
+        return result.modified_count
+
     async def usage(self, tenant: str) -> int:
         cursor = await self.files.aggregate([
             {"$match": {"metadata.tenant": tenant}},
