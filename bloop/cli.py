@@ -46,10 +46,32 @@ def _create_app(settings: Settings, services: list[str] | None = None, *, http_r
     from bloop.platform.app import create_app
 
     try:
+        settings.runtime.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        typer.echo(f"bloop: the data dir {settings.runtime.data_dir} (BLOOP_DATA_DIR) cannot be "
+                   f"made: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        _refuse_a_search_index_in_use(settings, services)
         return create_app(settings, services, http_routes=http_routes, seed=seed)
     except (ValueError, SettingsError) as exc:
         typer.echo(f"bloop: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _refuse_a_search_index_in_use(settings: Settings, services: list[str] | None) -> None:
+    """Content's search index takes one process: a second one on it ends here, in one line."""
+    if services is not None and "content" not in services:
+        return
+    from bloop.platform.content.search.index import in_use
+    from bloop.platform.content.search.settings import SearchSettings
+
+    search = SearchSettings().directory or settings.runtime.data_dir / "search"
+    if in_use(search):
+        typer.echo(f"bloop: another process serves content from {search} (its search index "
+                   "takes one process); give this one its own BLOOP_SEARCH_DIRECTORY, or run it "
+                   "without content", err=True)
+        raise typer.Exit(2)
 
 
 def _run(services: list[str] | None, host: str | None, port: int | None, http_routes: bool) -> None:
@@ -62,13 +84,14 @@ def _run(services: list[str] | None, host: str | None, port: int | None, http_ro
     configure_logging(settings.log.level, settings.log.json_format)
     application = _create_app(settings, services, http_routes=http_routes)
     tune_for_serving()
-    uvicorn.run(application, host=host or settings.http.host, port=port or settings.http.port,
+    uvicorn.run(application, host=host or settings.http.host,
+                port=settings.http.port if port is None else port,
                 log_config=None, access_log=False, lifespan="on")
 
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services to run (default: all).")]
 Host = Annotated[str | None, typer.Option(help="Bind address (BLOOP_HTTP_HOST).")]
-Port = Annotated[int | None, typer.Option(help="Port (BLOOP_HTTP_PORT).")]
+Port = Annotated[int | None, typer.Option(min=1, max=65535, help="Port (BLOOP_HTTP_PORT).")]
 
 
 @app.command()

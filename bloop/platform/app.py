@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
             yield
         finally:
             await stop_all(background)
+            await platform.stop_work()
             for m in reversed(mounted):
                 if m.close is not None:
                     await m.close()

@@ -40,6 +40,8 @@ def test_one_store_can_be_switched_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     ("BLOOP_DATA_DIR", "  "),
     ("BLOOP_HTTP_CORS_ORIGINS", "https://app.example/lessons"),
     ("BLOOP_HTTP_CORS_ORIGINS", "https://app.example,app.example"),
+    ("BLOOP_AI_LINK_SECRET", ""),  # a template's empty value: links broken between processes
+    ("BLOOP_AI_LINK_SECRET", "short"),
 ])
 def test_an_invalid_setting_names_itself(monkeypatch: pytest.MonkeyPatch, var: str,
                                          value: str) -> None:
@@ -69,6 +71,7 @@ def test_serve_refuses_to_start_on_an_invalid_setting(tmp_path: Path) -> None:
     ("BLOOP_SEARCH_DIRECTORY", ""),
     ("BLOOP_TTS_PROVIDER", "nope"),
     ("BLOOP_TTS_AZURE_ENDPOINT", "https://speech example"),
+    ("BLOOP_MEDIA_LINK_SECRET", ""),
 ])
 def test_a_services_own_invalid_setting_names_itself(monkeypatch: pytest.MonkeyPatch, var: str,
                                                      value: str) -> None:
@@ -128,6 +131,38 @@ def test_serve_refuses_to_start_on_a_services_invalid_setting(tmp_path: Path) ->
     assert lines == [
         "bloop: invalid setting BLOOP_MEDIA_IMAGE_MAX_BYTES='ten': Input should be a valid "
         "integer, unable to parse string as an integer"], result.stderr
+
+
+def bloop(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bloop.cli", *args], capture_output=True, text=True,
+        env={"BLOOP_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin",
+             "HOME": str(tmp_path), **env}, timeout=60, check=False)
+
+
+async def test_commands_refuse_what_they_cannot_start_on_in_one_line(tmp_path: Path) -> None:
+    """A port out of range was taken (70000 listened on 4464, 0 fell back to the setting), a
+    data dir that cannot be made and a search index held by a running server ended in
+    tracebacks."""
+    for port in ("70000", "0"):
+        result = bloop(tmp_path, "serve", "--port", port)
+        assert result.returncode == 2
+        assert "--port" in result.stderr
+    result = bloop(tmp_path, "tenant", "list", BLOOP_DATA_DIR="/proc/no-such-dir/data")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "bloop: the data dir /proc/no-such-dir/data (BLOOP_DATA_DIR) cannot be made: "
+        "No such file or directory"], result.stderr
+    held = TantivyIndex(tmp_path / "data" / "search")
+    try:
+        result = bloop(tmp_path, "seed")
+    finally:
+        await held.close()
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"bloop: another process serves content from {tmp_path / 'data' / 'search'} (its "
+        "search index takes one process); give this one its own BLOOP_SEARCH_DIRECTORY, or "
+        "run it without content"], result.stderr
 
 
 def test_routes_without_identity_need_its_published_keys(tmp_path: Path) -> None:

@@ -259,9 +259,10 @@ class AiSettings(BaseSettings):
     url: HttpUrlText | None = Field(default=None, description=(
         "the AI service's base URL, for a process that runs content but not AI: content "
         "follows the output links of video.events there"))
-    link_secret: SecretStr | None = Field(default=None, description=(
-        "signs the output links in video.events; every AI process of a deployment must share "
-        "it (a random one per process when unset, which suits one process)"))
+    link_secret: SecretStr | None = Field(default=None, min_length=16, description=(
+        "signs the output links in video.events (16 characters at least); every AI process "
+        "of a deployment must share it (a random one per process when unset, which suits one "
+        "process)"))
     link_ttl_s: int = Field(default=7 * 86_400, ge=60, description="how long an output link "
                             "works: a consumer that is down longer finds it expired")
     run_jobs: bool = Field(default=True, description="run jobs in this process (a `bloop serve "

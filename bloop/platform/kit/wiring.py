@@ -151,11 +151,16 @@ class Platform:
         for relay in relays:
             relay.start()
 
-    async def close(self) -> None:
+    async def stop_work(self) -> None:
+        """Stops the outbox relays and the consumers, so that no handler runs while the
+        services close what they hold (a search index, clients); `close` does it too."""
         for relay in self.relays:
             await relay.stop()
         with contextlib.suppress(Exception):
             await self.bus.close()
+
+    async def close(self) -> None:
+        await self.stop_work()
         await self.auth.close()
         await stores.close_all(*(close() for close in reversed(self._closers)))
         for db in self._sqlite.values():

@@ -21,8 +21,9 @@ class MediaSettings(BaseSettings):
     text_max_bytes: int = Field(default=2 * MB, ge=1)
     tenant_quota_bytes: int = Field(default=10 * 1024 * MB, ge=0,
                                     description="the bytes of media one tenant may keep in all")
-    link_secret: SecretStr | None = Field(default=None, description=(
-        "signs the links to media bytes that need no credentials (`…/media/{id}/link`); every "
+    link_secret: SecretStr | None = Field(default=None, min_length=16, description=(
+        "signs the links to media bytes that need no credentials (`…/media/{id}/link`; 16 "
+        "characters at least); every "
         "content process of a deployment must share it (a random one per process when unset, "
         "which suits one process)"))
     link_ttl_s: int = Field(default=4 * 3600, ge=60, le=7 * 86_400, description=(

@@ -82,6 +82,18 @@ def _lead(text: str) -> str:
     return text[:cut if cut > 0 else SNIPPET_CHARS] + " …"
 
 
+def in_use(directory: Path) -> bool:
+    """Whether another process holds the index in `directory` (its writer's lock)."""
+    if not (directory / "meta.json").exists():
+        return False
+    try:
+        writer = tantivy.Index.open(str(directory)).writer(heap_size=15_000_000, num_threads=1)
+    except ValueError as exc:
+        return "LockBusy" in str(exc)
+    writer.wait_merging_threads()  # gives the lock back
+    return False
+
+
 class TantivyIndex:
     def __init__(self, directory: Path | None = None, *, writer_heap_mb: int = 32) -> None:
         """An index in `directory` (created, or opened when it holds one), or in memory."""

@@ -17,7 +17,7 @@ import jwt
 from bloop.platform.kit.auth.principal import ROLES, SCOPES, Principal
 from bloop.platform.kit.auth.revocations import Revocations
 from bloop.platform.kit.cache import Cache
-from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.errors import Problem, StoreUnavailable
 from bloop.platform.kit.settings import AuthSettings
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105  (RFC 9068 media type, not a secret)
@@ -174,15 +174,20 @@ def _principal(claims: dict[str, Any]) -> Principal:
 
 class RemoteJwks:
     """Keys read from identity's `/.well-known/jwks.json`, for processes that run without
-    identity. An unknown `kid` refetches the set, at most once per `min_interval_s`."""
+    identity. An unknown `kid` refetches the set, at most once per `min_interval_s`. Identity
+    out of reach is 503 (`StoreUnavailable`) for a token whose key is not known yet, tried
+    again at most once per `retry_s` meanwhile; tokens of keys known go on working."""
 
-    def __init__(self, url: str, min_interval_s: float = 30.0, timeout_s: float = 2.0) -> None:
+    def __init__(self, url: str, min_interval_s: float = 30.0, timeout_s: float = 2.0,
+                 retry_s: float = 1.0) -> None:
         self.url = url
         self.min_interval_s = min_interval_s
         self.timeout_s = timeout_s
+        self.retry_s = retry_s
         self._keys: dict[str, Any] = {}
         self._jwks: dict[str, dict[str, Any]] = {}
         self._fetched_at = float("-inf")
+        self._failed: tuple[float, str] | None = None  # when the last fetch failed, and why
         self._lock = asyncio.Lock()
 
     async def public_key(self, kid: str) -> Any | None:
@@ -190,13 +195,22 @@ class RemoteJwks:
             return self._keys[kid]
         async with self._lock:
             if kid not in self._keys and time.monotonic() - self._fetched_at >= self.min_interval_s:
+                if self._failed is not None and time.monotonic() - self._failed[0] < self.retry_s:
+                    raise StoreUnavailable("identity", self._failed[1], retry_after_s=1)
                 await self._fetch()
         return self._keys.get(kid)
 
     async def _fetch(self) -> None:
-        async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-            response = await client.get(self.url)
-            response.raise_for_status()
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+                response = await client.get(self.url)
+                response.raise_for_status()
+                response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            self._failed = (time.monotonic(), f"its keys at {self.url} could not be read "
+                                              f"({type(exc).__name__})")
+            raise StoreUnavailable("identity", self._failed[1], retry_after_s=1) from None
+        self._failed = None
         self._fetched_at = time.monotonic()
         keys: dict[str, Any] = {}
         jwks: dict[str, dict[str, Any]] = {}
