@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,20 @@ def _lead(text: str) -> str:
         return text
     cut = text.rfind(" ", 0, SNIPPET_CHARS)
     return text[:cut if cut > 0 else SNIPPET_CHARS] + " …"
+
+
+async def _to_the_end(fn: Callable[..., object], *args: object) -> None:
+    """`fn(*args)` on a thread, awaited to its end even when the caller is cancelled (a
+    consumer stopped mid-write): the thread runs on regardless, and the writer it holds must
+    not be taken by the next holder of the lock (a close) meanwhile."""
+    work = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait({work})
+        if not work.cancelled():
+            work.exception()  # retrieved: the cancel is what the caller hears
+        raise
 
 
 def in_use(directory: Path) -> bool:
@@ -183,12 +197,12 @@ class TantivyIndex:
     async def write(self, docs: Sequence[SearchDoc]) -> None:
         if docs:
             async with self._lock:
-                await asyncio.to_thread(self._apply, (), docs)
+                await _to_the_end(self._apply, (), docs)
 
     async def delete(self, keys: Sequence[str]) -> None:
         if keys:
             async with self._lock:
-                await asyncio.to_thread(self._apply, keys, ())
+                await _to_the_end(self._apply, keys, ())
 
     # -- reads ---------------------------------------------------------------------------------
     def _term(self, field: str, value: str) -> tantivy.Query:
