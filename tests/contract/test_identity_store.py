@@ -442,6 +442,24 @@ def refresh(token_hash: str, family: str, tid: str = "acme", user: str = "u1") -
                         scopes=["profile"], created_at=at, expires_at=at + timedelta(days=1))
 
 
+async def test_a_person_s_sign_ins_and_invitations_are_read_for_their_export(
+        store: IdentityRepository) -> None:
+    first, later = refresh("t1", "f1"), refresh("t2", "f2")
+    later = later.model_copy(update={"created_at": first.created_at + timedelta(seconds=1)})
+    for token in (later, first, refresh("t3", "f3", user="u2"), refresh("t4", "f4", tid="beta")):
+        await store.add_refresh_token(token)
+    assert await store.refresh_tokens_of("acme", "u1") == [first, later]
+    at = now()
+    sent = [Invitation(token_hash=f"h{n}", tenant="acme", email=f"p{n}@acme.dev",
+                       roles=["learner"], invited_by="u1", created_at=at + timedelta(seconds=n),
+                       expires_at=at + timedelta(days=7)) for n in range(2)]
+    for inv in (*sent, sent[0].model_copy(update={"token_hash": "h9", "invited_by": "u2",
+                                                  "email": "q@acme.dev"})):
+        await store.add_invitation(inv)
+    assert await store.invitations_by("acme", "u1") == sent[::-1]
+    assert await store.invitations_by("beta", "u1") == []
+
+
 async def test_expired_refresh_tokens_are_forgotten(store: IdentityRepository) -> None:
     """Each grant stores a token: without this the table only grew."""
     await store.add_refresh_token(refresh("old-acme", "f1"))

@@ -116,7 +116,15 @@ class IdentityRepository(Protocol):
         """Deletes the tenant's other invitations to `email` (all but the one whose token hash
         is `keep`) and every invitation of the tenant expired at `at`."""
 
+    async def invitations_by(self, tenant: str, user_id: str) -> list[Invitation]:
+        """The tenant's invitations `user_id` sent and nobody accepted or withdrew yet (expired
+        ones until pruned), newest first (a person's export)."""
+
     async def add_refresh_token(self, token: RefreshToken) -> None: ...
+
+    async def refresh_tokens_of(self, tenant: str, user_id: str) -> list[RefreshToken]:
+        """Every refresh token of the user's sessions (until pruned), oldest first (a
+        person's export)."""
 
     async def get_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
         """The token as it is, changing nothing."""

@@ -246,6 +246,14 @@ class IdentityService:
         self._on_write()
         await self.end_sessions(tenant_id, user_id)
 
+    async def sign_ins(self, tenant_id: str, user_id: str) -> list[RefreshToken]:
+        """The refresh tokens of the user's sessions, oldest first (their export)."""
+        return await self.repo.refresh_tokens_of(tenant_id, user_id)
+
+    async def invitations_sent(self, tenant_id: str, user_id: str) -> list[Invitation]:
+        """The invitations the user sent that are still pending, newest first (their export)."""
+        return await self.repo.invitations_by(tenant_id, user_id)
+
     async def end_sessions(self, tenant_id: str, user_id: str, *, keep: str | None = None) -> None:
         """Signs the user out everywhere but the session `keep`: their refresh tokens are
         revoked and their access tokens refused. A retry after a failure part-way finishes it:

@@ -83,7 +83,12 @@ async def mount(platform: Platform) -> Mounted:
         keys = await api_keys.created_by(tenant, user_id)
         return {"profile": user.model_dump(mode="json"),
                 "api_keys_created": [k.model_dump(mode="json", exclude={"secret_hash"})
-                                     for k in keys]}
+                                     for k in keys],
+                "sign_ins": [t.model_dump(mode="json", exclude={"token_hash"})
+                             for t in await service.sign_ins(tenant, user_id)],
+                "invitations_sent": [{"id": i.id, **i.model_dump(mode="json",
+                                                                 exclude={"token_hash"})}
+                                     for i in await service.invitations_sent(tenant, user_id)]}
 
     return Mounted(setup=setup, seed=seed, personal_data=personal_data,
                    state={"service": service, "auth": auth, "oidc": oidc, "api_keys": api_keys})

@@ -454,8 +454,15 @@ async def test_a_user_exports_everything_held_about_them(
     assert r.status_code == 201, r.text
     secret = r.json()["key"]
 
+    r = await client.post("/v1/tenants/acme/invitations", headers=admin,
+                          json={"email": "new@acme.dev", "roles": ["learner"]})
+    assert r.status_code == 201, r.text
+    invitation = r.json()
     r = await client.get("/v1/tenants/acme/me/export", headers=admin)
     assert r.status_code == 200, r.text
+    assert [(i["id"], i["email"]) for i in r.json()["services"]["identity"][
+        "invitations_sent"]] == [(invitation["id"], "new@acme.dev")]
+    assert invitation["token"] not in r.text
     assert r.headers["content-disposition"].startswith("attachment;")
     assert r.headers["cache-control"] == "no-store"
     document = r.json()
@@ -464,7 +471,9 @@ async def test_a_user_exports_everything_held_about_them(
     assert document["user_id"] == me["profile"]["id"]
     assert me["profile"]["email"] == "boss@acme.dev"
     assert [k["name"] for k in me["api_keys_created"]] == ["gradebook sync"]
-    assert "secret_hash" not in r.text
+    [session] = me["sign_ins"]  # the one `member` made: no token or hash of it
+    assert (session["user_id"], session["revoked"]) == (me["profile"]["id"], False)
+    assert "token_hash" not in r.text
     assert secret.rsplit("_", 1)[-1] not in r.text
     assert "content" in document["not_exported_by_this_process"]
     assert "identity" not in document["not_exported_by_this_process"]

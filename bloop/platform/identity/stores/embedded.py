@@ -258,6 +258,19 @@ class EmbeddedIdentityStore:
             "INSERT INTO refresh_tokens (tenant, token_hash, family, doc) VALUES (?, ?, ?, ?)",
             (token.tenant, token.token_hash, token.family, token.model_dump_json())))
 
+    async def invitations_by(self, tenant: str, user_id: str) -> list[Invitation]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM invitations WHERE tenant = ? AND json_extract(doc, '$.invited_by') = ?"
+            " ORDER BY json_extract(doc, '$.created_at') DESC, token_hash",
+            (tenant, user_id)).fetchall())
+        return [Invitation.model_validate_json(r["doc"], context=STORED) for r in rows]
+
+    async def refresh_tokens_of(self, tenant: str, user_id: str) -> list[RefreshToken]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM refresh_tokens WHERE tenant = ? AND json_extract(doc, '$.user_id') = ?"
+            " ORDER BY json_extract(doc, '$.created_at'), token_hash", (tenant, user_id)).fetchall())
+        return [RefreshToken.model_validate_json(r["doc"]) for r in rows]
+
     async def get_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM refresh_tokens WHERE tenant = ? AND token_hash = ?",

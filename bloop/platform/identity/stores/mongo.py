@@ -238,6 +238,16 @@ class MongoIdentityStore:
         await self.refresh.insert_one({"_id": _key(token.tenant, token.token_hash),
                                        **token.model_dump(mode="json")})
 
+    async def invitations_by(self, tenant: str, user_id: str) -> list[Invitation]:
+        cursor = self.invitations.find({"tenant": tenant, "invited_by": user_id}).sort(
+            [("created_at", DESCENDING), ("token_hash", ASCENDING)])
+        return [Invitation.model_validate(_fields(d), context=STORED) async for d in cursor]
+
+    async def refresh_tokens_of(self, tenant: str, user_id: str) -> list[RefreshToken]:
+        cursor = self.refresh.find({"tenant": tenant, "user_id": user_id}).sort(
+            [("created_at", ASCENDING), ("token_hash", ASCENDING)])
+        return [RefreshToken.model_validate(_fields(d)) async for d in cursor]
+
     async def get_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
         doc = await self.refresh.find_one({"_id": _key(tenant, token_hash), "tenant": tenant})
         return None if doc is None else RefreshToken.model_validate(_fields(doc))
