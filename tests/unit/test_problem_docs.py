@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from fastapi.routing import APIRoute
 from jsonschema import Draft202012Validator
 
 from bloop.platform.app import create_app
@@ -18,6 +19,7 @@ from bloop.platform.demo import data
 from bloop.platform.kit.errors import PROBLEM_JSON, StoreUnavailable, install_error_handlers
 from bloop.platform.kit.problem_docs import PROBLEM, VALIDATION_PROBLEM, document_problems
 from bloop.platform.kit.settings import RuntimeSettings, Settings
+from bloop.platform.services import available
 from tests.support import check_fits, login
 
 METHODS = {"get", "put", "post", "patch", "delete", "head"}
@@ -69,6 +71,14 @@ def test_every_operation_documents_its_errors_as_problems() -> None:
     assert sum(1 for _, _, op in ops if "422" in op["responses"]) > 50
     assert doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"].keys() == {
         "text/plain; version=1.0.0; charset=utf-8"}
+
+
+def test_no_content_answers_carry_no_content_type() -> None:
+    routes = [r for service in available().values() for router in service.routers()
+              for r in router.routes if isinstance(r, APIRoute) and r.status_code == 204]
+    assert len(routes) >= 15
+    for route in routes:
+        assert route.response_class is Response, route.path
 
 
 def test_documenting_twice_changes_nothing() -> None:
