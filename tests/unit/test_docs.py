@@ -69,3 +69,12 @@ async def test_without_the_demo_swagger_ui_names_no_tenant(tmp_path: Path) -> No
         page = (await c.get("/docs")).text
         assert "initOAuth" not in page
         assert "/docs/assets/swagger-ui-bundle.js" in page
+
+
+async def test_the_schema_and_assets_are_counted_under_their_routes(
+        client: httpx.AsyncClient) -> None:
+    for path in ("/openapi.json", "/docs/assets/swagger-ui.css", "/no/such/page"):
+        await client.get(path)
+    counted = (await client.get("/metrics")).text
+    for route, status in (("/openapi.json", 200), ("/docs/assets", 200), ("unmatched", 404)):
+        assert f'route="{route}",status="{status}"' in counted, route

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from starlette.requests import Request
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bloop.platform.kit.errors import BodyRefused, problem_response
@@ -25,6 +26,17 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 def client_ip(request: Request) -> str:
     """The address a request came from, as the sign-in throttles count it."""
     return request.client.host if request.client else "unknown"
+
+
+def plain_route(scope: Scope) -> str | None:
+    """The path of the Starlette route or mount that matches a request (the OpenAPI document,
+    static files), which, unlike FastAPI's own routes, leave no `route` in the scope."""
+    bare = {"type": "http", "path": scope.get("path", ""), "root_path": "",
+            "method": scope.get("method", "GET")}
+    for route in getattr(getattr(scope.get("app"), "router", None), "routes", ()):
+        if isinstance(route, Route | Mount) and route.matches(bare)[0] is Match.FULL:
+            return route.path
+    return None
 
 
 class RequestContextMiddleware:
@@ -106,7 +118,7 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(route, "path", None) or plain_route(scope) or "unmatched"
             method = scope.get("method", "GET")
             metrics = self.metrics()
             metrics.requests.labels(method, template, str(status)).inc()
