@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bloop.platform.kit.errors import install_error_handlers
+from bloop.platform.kit.logging import JsonFormatter
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.middleware import RequestContextMiddleware
 
@@ -73,3 +75,61 @@ async def test_once_the_response_has_started_the_body_is_no_longer_timed() -> No
 
     with pytest.raises(TimeoutError):
         await call(streaming, "/stream", timeout_s=IDLE_S * 6)
+
+
+async def test_an_unexpected_error_is_answered_once_with_the_request_id(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 500 goes out through the middleware, so it carries X-Request-ID and names the id in
+    its body, and the error is logged once, while the id is still known (not raised again for
+    the server to log a second time)."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("kaput")
+
+    lines: list[str] = []
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(JsonFormatter().format(record))  # formatted as logged, as in a server
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [Lines()])
+    metrics = Metrics()
+    app.add_middleware(RequestContextMiddleware, metrics=lambda: metrics, max_body_bytes=1024)
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def no_body() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    asked = {**scope("/boom"), "method": "GET",
+             "headers": [(b"host", b"bloop.test"), (b"x-request-id", b"report-42")]}
+    await app(asked, no_body, send)
+    assert sent[0]["status"] == 500
+    assert (b"x-request-id", b"report-42") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"])["request_id"] == "report-42"
+    errors = [json.loads(line) for line in lines if json.loads(line)["level"] == "ERROR"]
+    assert [e["msg"] for e in errors] == ["unhandled error"]
+    assert errors[0]["request_id"] == "report-42"
+    assert "RuntimeError: kaput" in errors[0]["exc"]
+
+
+async def test_methods_outside_http_are_counted_as_other() -> None:
+    metrics = Metrics()
+    wrapped = RequestContextMiddleware(FastAPI(), lambda: metrics, 1_048_576)
+
+    async def send(message: Message) -> None:
+        return None
+
+    async def no_body() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    for method in ("MKCALENDAR", "PROPFIND", "GET"):
+        await wrapped({**scope("/x"), "method": method, "headers": []}, no_body, send)
+    methods = {s.labels["method"] for m in metrics.registry.collect() for s in m.samples
+               if m.name == "bloop_http_requests"}
+    assert methods == {"other", "GET"}

@@ -15,6 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
+from bloop.platform.kit.logging import request_id_var
+
 log = logging.getLogger("bloop.errors")
 CLIENT_CLOSED = 499
 
@@ -216,8 +218,15 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if (refused := unpaired_surrogate(exc)) is not None:
-            return await _problem(request, refused)
-        log.exception("unhandled error", extra={"path": request.url.path})
-        return problem_response(500, "internal_error", "an unexpected error occurred",
-                                instance=request.url.path)
+        return unexpected_response(exc, request.url.path)
+
+
+def unexpected_response(exc: Exception, path: str) -> JSONResponse:
+    """The answer to an exception no handler took, logged once with its traceback. The 500's
+    body names the request id, so a person's report can be matched with the log."""
+    if (refused := unpaired_surrogate(exc)) is not None:
+        return problem_response(refused.status, refused.code, refused.detail, instance=path)
+    log.exception("unhandled error", extra={"path": path}, exc_info=exc)
+    rid = request_id_var.get()
+    return problem_response(500, "internal_error", "an unexpected error occurred",
+                            instance=path, extra={"request_id": rid} if rid else None)

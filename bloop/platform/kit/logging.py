@@ -17,6 +17,16 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+def fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The request id a record was logged under, then the `extra` it was given."""
+    rid = request_id_var.get()
+    found: dict[str, Any] = {"request_id": rid} if rid else {}
+    for key, value in vars(record).items():
+        if key not in _STANDARD and not key.startswith("_"):
+            found[key] = value
+    return found
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -24,16 +34,23 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
+            **fields(record),
         }
-        rid = request_id_var.get()
-        if rid:
-            line["request_id"] = rid
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                line[key] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
+
+
+class PlainFormatter(logging.Formatter):
+    """One line a record, its fields as key=value after the message, then any traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = " ".join([self.formatTime(record), record.levelname, record.name,
+                         record.getMessage(),
+                         *(f"{key}={value}" for key, value in fields(record).items())])
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 def configure_logging(level: str = "INFO", json_format: bool = True) -> None:
@@ -41,7 +58,7 @@ def configure_logging(level: str = "INFO", json_format: bool = True) -> None:
     if json_format:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(PlainFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

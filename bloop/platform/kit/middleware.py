@@ -14,12 +14,13 @@ from starlette.requests import Request
 from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bloop.platform.kit.errors import BodyRefused, problem_response
+from bloop.platform.kit.errors import BodyRefused, problem_response, unexpected_response
 from bloop.platform.kit.ids import new_id
 from bloop.platform.kit.logging import request_id_var
 from bloop.platform.kit.metrics import Metrics
 
 log = logging.getLogger("bloop.http")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -115,14 +116,19 @@ class RequestContextMiddleware:
                                        instance=scope.get("path"))(scope, receive, send_with_id)
                 return
             await self.app(scope, limited_receive, send_with_id)
+        except Exception as exc:
+            if answered:
+                raise
+            await unexpected_response(exc, scope.get("path", ""))(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or plain_route(scope) or "unmatched"
             method = scope.get("method", "GET")
+            counted = method if method in _METHODS else "other"
             metrics = self.metrics()
-            metrics.requests.labels(method, template, str(status)).inc()
-            metrics.latency.labels(method, template).observe(elapsed)
+            metrics.requests.labels(counted, template, str(status)).inc()
+            metrics.latency.labels(counted, template).observe(elapsed)
             if template not in ("/healthz", "/metrics"):
                 log.info("request", extra={"method": method, "path": scope.get("path"),
                                            "route": template, "status": status,

@@ -14,7 +14,8 @@ from bloop.platform.kit.errors import PROBLEM_JSON, problem_body, status_code_na
 PROBLEM: dict[str, Any] = {
     "title": "Problem",
     "description": "An RFC 9457 problem. `code` is stable and machine-readable; some problems "
-                   "carry more members (`errors` on a 422, `store` on a 503).",
+                   "carry more members (`errors` on a 422, `store` on a 503, `request_id` on a "
+                   "500: the X-Request-ID its log lines carry).",
     "type": "object",
     "required": ["type", "title", "status", "detail", "code"],
     "properties": {
@@ -24,6 +25,7 @@ PROBLEM: dict[str, Any] = {
         "detail": {"type": "string"},
         "code": {"type": "string"},
         "instance": {"type": "string"},
+        "request_id": {"type": "string"},
     },
 }
 VALIDATION_PROBLEM: dict[str, Any] = {
