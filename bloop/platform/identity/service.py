@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 import uuid
@@ -71,6 +72,9 @@ from bloop.platform.kit.settings import AuthSettings
 
 HASH_WRITES = 3
 """Tries of a password change whose hash a sign-in renewed meanwhile (same password)."""
+
+# Sign-in refusals an operator watches for attacks; accounts are named by a digest, not an email.
+security = logging.getLogger("bloop.security")
 
 
 def token_hash(token: str) -> str:
@@ -391,11 +395,15 @@ class LoginThrottle:
                 and int(account_failures) >= s.account_max_failures_anywhere):
             if attempts <= s.account_max_failures:
                 await self.cache.incr(pair, -1, ttl_s=s.lockout_s)
+            security.warning("sign-in refused: account locked", extra={
+                "tenant": tenant, "account": account_digest(tenant, email), "client_ip": ip})
             raise Problem(f"too many failed sign-ins for this account: it is locked for "
                           f"{_minutes(s.lockout_s)}; try again later or reset the password",
                           status=429, code="account_locked", headers=retry)
         if address_failures is not None and int(address_failures) >= s.ip_max_failures:
             await self.cache.incr(pair, -1, ttl_s=s.lockout_s)
+            security.warning("sign-in refused: address locked", extra={
+                "tenant": tenant, "account": account_digest(tenant, email), "client_ip": ip})
             raise Problem(f"too many failed sign-ins from this address: try again in "
                           f"{_minutes(s.lockout_s)}", status=429, code="too_many_attempts",
                           headers=retry)
@@ -409,7 +417,14 @@ class LoginThrottle:
         else:
             await self.cache.incr(account, 1, ttl_s=s.lockout_s)
             await self.cache.incr(address, 1, ttl_s=s.lockout_s)
+            security.info("sign-in refused: wrong password", extra={
+                "tenant": tenant, "account": account_digest(tenant, email), "client_ip": ip})
         return right
+
+
+def account_digest(tenant: str, email: str) -> str:
+    """A stable name for an account in logs that does not give its email away."""
+    return hashlib.sha256(f"{tenant}\0{email}".encode()).hexdigest()[:16]
 
 
 def _minutes(seconds: int) -> str:
@@ -483,7 +498,7 @@ class AuthService:
         if found is None or found.revoked:
             raise invalid_grant("the refresh token is unknown or revoked; sign in again")
         if found.used:
-            raise await self._reused(tenant, found.family)
+            raise await self._reused(tenant, found, client_ip)
         scopes = _scopes(scope) if scope else list(found.scopes)
         if not set(scopes) <= set(found.scopes):
             raise invalid_grant("a refresh may narrow the scopes, never widen them",
@@ -500,12 +515,15 @@ class AuthService:
             await self.repo.revoke_refresh_family(tenant, found.family)
             raise invalid_grant("the refresh token is unknown or revoked; sign in again")
         if spent.used:
-            raise await self._reused(tenant, found.family)
+            raise await self._reused(tenant, found, client_ip)
         return grant
 
-    async def _reused(self, tenant: str, family: str) -> Problem:
-        await self.repo.revoke_refresh_family(tenant, family)
-        await self.verifier.revoke_session(family)
+    async def _reused(self, tenant: str, found: RefreshToken, client_ip: str) -> Problem:
+        security.warning("refresh token reused: session signed out", extra={
+            "tenant": tenant, "user_id": found.user_id, "session": found.family,
+            "client_ip": client_ip})
+        await self.repo.revoke_refresh_family(tenant, found.family)
+        await self.verifier.revoke_session(found.family)
         return invalid_grant("this refresh token was already used, so it may have been stolen: "
                              "the whole session is signed out; sign in again",
                              code="refresh_token_reused")

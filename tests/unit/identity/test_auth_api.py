@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -137,7 +138,8 @@ async def test_the_tenant_may_come_in_the_query_string(app: FastAPI, client: htt
 
 
 async def test_repeated_failures_lock_the_account_with_a_clear_message(
-        app: FastAPI, client: httpx.AsyncClient) -> None:
+        app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "bloop.security")
     await member(app, client, "acme", ["learner"], email="lee@acme.dev")
     await member(app, client, "acme", ["learner"], email="kim@acme.dev")
     for _ in range(3):
@@ -148,6 +150,12 @@ async def test_repeated_failures_lock_the_account_with_a_clear_message(
     assert locked.json()["code"] == "account_locked"
     assert "locked for 15 minutes" in locked.json()["detail"]
     assert int(locked.headers["retry-after"]) > 0
+    seen = [r for r in caplog.records if r.name == "bloop.security"]
+    assert [r.getMessage() for r in seen] == ["sign-in refused: wrong password"] * 3 + [
+        "sign-in refused: account locked"]
+    assert seen[-1].levelname == "WARNING"
+    assert len({r.__dict__["account"] for r in seen}) == 1
+    assert "lee@" not in caplog.text
     assert (await client.post(TOKEN, data=password_form("kim@acme.dev"))).status_code == 200
     # the address keeps counting across accounts: brute force is cut off too
     for n in range(5):
@@ -271,7 +279,7 @@ async def test_an_unknown_email_costs_a_password_check_too(
 
 
 async def test_refresh_rotates_and_a_reused_token_ends_the_session(
-        app: FastAPI, client: httpx.AsyncClient) -> None:
+        app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
     await member(app, client, "acme", ["learner"], email="lee@acme.dev")
     first = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
     second = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
@@ -283,6 +291,9 @@ async def test_refresh_rotates_and_a_reused_token_ends_the_session(
     stolen = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
     assert stolen.status_code == 400
     assert stolen.json()["code"] == "refresh_token_reused"
+    reused = [r for r in caplog.records if r.name == "bloop.security"]
+    assert [(r.levelname, r.getMessage()) for r in reused] == [
+        ("WARNING", "refresh token reused: session signed out")]
     assert (await client.post(TOKEN, data=refresh_form(second_body["refresh_token"]))
             ).status_code == 400
     r = await client.get(ME, headers=bearer(second_body["access_token"]))
