@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 
@@ -317,3 +318,31 @@ async def test_dead_letters_are_redriven_once_the_fault_is_fixed(harness: BusHar
     assert fussy_saw == [1, 3, 2]
     assert calm_saw == [1, 2, 3]  # it handled the event the first time: a duplicate now
     assert len(await bus.dead_letters(topic)) == 3
+
+
+async def test_lag_shows_while_a_handler_waits(harness: BusHarness, topic: str) -> None:
+    bus = await harness.new_bus()
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def handler(env: Envelope) -> None:
+        entered.set()
+        await release.wait()  # as a handler waiting for its store
+
+    group = unique("g")
+    bus.subscribe(Subscription(group, (topic,), handler))
+    await bus.start()
+    run = uuid.uuid4().hex
+    await bus.publish([msg(topic, ping(run, n)) for n in range(3)])
+
+    def lag() -> float:
+        return sum(s.value for m in harness.metrics.registry.collect() for s in m.samples
+                   if s.name == "bloop_consumer_lag" and s.labels["group"] == group)
+
+    await asyncio.wait_for(entered.wait(), 30)
+    assert lag() == 3
+    release.set()
+
+    async def caught_up() -> bool:
+        return lag() == 0
+
+    await eventually(caught_up, what="no lag")

@@ -161,3 +161,27 @@ async def test_events_in_memory_carry_the_numbers_the_table_gave_them(tmp_path: 
     assert [(p.ref, p.message.value) for p in held] == [(r[0], r[1]) for r in rows]
     assert len(held) == 600
     await db.close()
+
+
+async def test_the_backlog_is_counted_while_the_bus_is_down(tmp_path: Path) -> None:
+    class Down(Bus):
+        tries = 0
+
+        async def publish(self, messages: list[Message]) -> None:
+            self.tries += 1
+            if self.tries == 2:  # the first failure has been handled
+                self.arrived.set()
+            raise ConnectionError("the bus is down")
+
+    db = SqliteDB(tmp_path / "s.sqlite3")
+    outbox = SqliteOutbox(db, registry)
+    await outbox.setup()
+    metrics = Metrics()
+    bus = Down()
+    relay = OutboxRelay(outbox, bus, metrics, OutboxSettings())  # type: ignore[arg-type]
+    await write(db, outbox, 1, 2, 3)
+    relay.start()
+    await asyncio.wait_for(bus.arrived.wait(), 5)
+    await relay.stop()
+    await db.close()
+    assert metrics.registry.get_sample_value("bloop_outbox_pending", {"outbox": outbox.name}) == 3

@@ -238,6 +238,8 @@ class KafkaEventBus:
                 batches = await consumer.getmany(timeout_ms=500)
                 if not batches:
                     continue
+                self._count_lag(consumer, sub.group, {
+                    tp: records[0].offset for tp, records in batches.items()})
                 # One batch for every partition fetched: each partition's records stay in
                 # order, and the dedupe store sees one read and one write for all of them.
                 await processor.process([
@@ -246,15 +248,21 @@ class KafkaEventBus:
                 offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
                 await self._commit(consumer, offsets)
                 positions.update(offsets)
-                for tp, next_offset in offsets.items():
-                    end = consumer.highwater(tp)
-                    if end is not None:
-                        self.metrics.consumer_lag.labels(tp.topic, str(tp.partition), sub.group).set(
-                            max(end - next_offset, 0))
+                self._count_lag(consumer, sub.group, offsets)
         finally:
             self._consumers.pop(sub.group, None)
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+    def _count_lag(self, consumer: AIOKafkaConsumer, group: str,
+                   positions: dict[TopicPartition, int]) -> None:
+        """The records from each position to the partition's end: counted before a batch is
+        handled too, so a handler waiting for its store shows as lag."""
+        for tp, position in positions.items():
+            end = consumer.highwater(tp)
+            if end is not None:
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition), group).set(
+                    max(end - position, 0))
 
     @staticmethod
     async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:

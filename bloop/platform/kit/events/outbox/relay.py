@@ -5,6 +5,7 @@ written (`Notifying`) wakes the relay at once; the others are polled."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -55,10 +56,7 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 sent = await self.run_once()
-                if time.monotonic() - self._last_count > 1:
-                    self._last_count = time.monotonic()
-                    self.metrics.outbox_pending.labels(self.outbox.name).set(
-                        await self.outbox.count_pending())
+                await self._count_pending()
                 delay = self.settings.poll_interval_s
                 if sent == self.settings.batch_size:
                     continue
@@ -67,10 +65,19 @@ class OutboxRelay:
             except Exception as exc:
                 log.warning("outbox relay cannot publish yet; events wait", extra={
                     "outbox": self.outbox.name, "error": repr(exc)})
+                with contextlib.suppress(Exception):  # the outbox's own store may be down too
+                    await self._count_pending()
                 delay = min(max(delay, 0.2) * 2, 5.0)
                 await asyncio.sleep(delay)
                 continue
             await woken(self._wake, delay)
+
+    async def _count_pending(self) -> None:
+        """The backlog gauge, at most once a second: it matters most while the bus is down."""
+        if time.monotonic() - self._last_count > 1:
+            self._last_count = time.monotonic()
+            self.metrics.outbox_pending.labels(self.outbox.name).set(
+                await self.outbox.count_pending())
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"outbox:{self.outbox.name}")
