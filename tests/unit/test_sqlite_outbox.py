@@ -105,6 +105,27 @@ async def test_a_restarted_outbox_sends_only_what_was_not_sent(tmp_path: Path) -
     await db.close()
 
 
+async def test_what_another_process_sent_is_not_sent_again(tmp_path: Path) -> None:
+    """A command run beside the server writes and sends its own events; the server's relay,
+    reading the table later for its own, starts after them."""
+    path = tmp_path / "two.sqlite3"
+    server_db, command_db = SqliteDB(path), SqliteDB(path)
+    server, command = SqliteOutbox(server_db, registry), SqliteOutbox(command_db, registry)
+    await server.setup()
+    await command.setup()
+    server_bus, command_bus = Bus(), Bus()
+    await write(command_db, command, 0, 1)
+    await OutboxRelay(command, command_bus, Metrics(), OutboxSettings()).flush()  # type: ignore[arg-type]
+    await server_db.transaction(lambda c: c.execute(  # not through the server's memory
+        "INSERT INTO outbox (id, topic, key, type, value, created_at) SELECT 'x' || id, topic,"
+        " key, type, value, created_at FROM outbox WHERE seq = 2"))
+    await OutboxRelay(server, server_bus, Metrics(), OutboxSettings()).flush()  # type: ignore[arg-type]
+    assert command_bus.numbers() == [0, 1]
+    assert server_bus.numbers() == [1]
+    await server_db.close()
+    await command_db.close()
+
+
 async def test_a_table_from_before_the_relay_mark_is_taken_over(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path)

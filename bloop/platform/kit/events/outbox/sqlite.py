@@ -124,9 +124,17 @@ class SqliteOutbox:
             expected += 1
         if held:
             return held
-        rows = await self.db.run(lambda c: c.execute(
-            f"SELECT seq, topic, key, type, value FROM {self.table}"  # noqa: S608
-            " WHERE seq > ? ORDER BY seq LIMIT ?", (self._sent_seq, limit)).fetchall())
+
+        def read(c: sqlite3.Connection) -> tuple[int, list[sqlite3.Row]]:
+            # Another process on the same file (a command beside the server) may have sent rows
+            # since this one last looked at the mark.
+            mark = max(self._sent_seq, int(c.execute(
+                f"SELECT sent_seq FROM {self.mark_table}").fetchone()[0]))  # noqa: S608
+            return mark, c.execute(
+                f"SELECT seq, topic, key, type, value FROM {self.table}"  # noqa: S608
+                " WHERE seq > ? ORDER BY seq LIMIT ?", (mark, limit)).fetchall()
+
+        self._sent_seq, rows = await self.db.run(read)
         return [Pending(ref=seq, message=Message.event(
                     topic, key.encode(), type_, value if isinstance(value, bytes) else value.encode()))
                 for seq, topic, key, type_, value in rows]
