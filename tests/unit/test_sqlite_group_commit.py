@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bloop.platform.kit import sqlite as sqlite_module
+from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import eventually
 
@@ -204,16 +205,87 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: 
     await db.close()
 
 
-async def test_a_write_lock_never_released_fails_the_write(
+def unavailable(exc: BaseException) -> None:
+    """`exc` is the sqlite store being unavailable (a 503 on a route, a wait in a consumer),
+    caused by SQLite's own busy error."""
+    assert isinstance(exc, StoreUnavailable), repr(exc)
+    assert (exc.status, exc.extra, "Retry-After" in exc.headers) == (503, {"store": "sqlite"}, True)
+    assert isinstance(exc.__cause__, sqlite3.OperationalError)
+    assert exc.__cause__.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+
+
+async def test_a_write_lock_never_released_fails_the_write_as_the_store_unavailable(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the wait, each transaction of the group fails as the store being unavailable, and
+    none of them wrote anything."""
     monkeypatch.setattr(sqlite_module, "LOCK_WAIT_S", 0.2)
     db, other = await locked_elsewhere(tmp_path / "n.sqlite3")
-    with pytest.raises(sqlite3.OperationalError, match="locked"):
-        await db.transaction(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+    failed = await asyncio.gather(*(db.transaction(inserting(n)) for n in range(3)),
+                                  return_exceptions=True)
+    for exc in failed:
+        unavailable(exc)  # type: ignore[arg-type]
     other.execute("ROLLBACK")
-    await db.transaction(lambda c: c.execute("INSERT INTO t VALUES (2)"))
-    assert [r[0] for r in await db.run(lambda c: c.execute("SELECT n FROM t").fetchall())] == [2]
+    await db.transaction(lambda c: c.execute("INSERT INTO t VALUES (7)"))
+    assert [r[0] for r in await db.run(lambda c: c.execute("SELECT n FROM t").fetchall())] == [7]
     other.close()
+    await db.close()
+
+
+async def test_a_read_thread_write_that_outlasts_the_busy_timeout_is_the_store_unavailable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` calls wait for a lock on their thread, up to the busy timeout."""
+    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_MS", 100)
+    db, other = await locked_elsewhere(tmp_path / "b.sqlite3")
+    with pytest.raises(StoreUnavailable) as failed:
+        await db.run(inserting(1))
+    unavailable(failed.value)
+    assert await db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 0
+    other.execute("COMMIT")
+    await db.run(inserting(2))
+    other.close()
+    await db.close()
+
+
+async def test_a_run_call_failing_inside_its_own_transaction_leaves_nothing(
+        tmp_path: Path) -> None:
+    """Rolled back whole, whatever failed it: its rows are gone, and the connection holds no
+    lock (a write elsewhere goes through) and no old snapshot (it sees that write)."""
+    db = SqliteDB(tmp_path / "h.sqlite3")
+    await db.transaction(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+
+    def half_written(c: sqlite3.Connection) -> None:
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("INSERT INTO t VALUES (1)")
+        c.execute("INSERT INTO missing VALUES (2)")
+
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        await db.run(half_written)
+
+    def stale_snapshot(c: sqlite3.Connection) -> None:
+        c.execute("BEGIN")
+        c.execute("SELECT count(*) FROM t").fetchone()  # its snapshot begins here
+        other = sqlite3.connect(db.path, isolation_level=None)
+        other.execute("INSERT INTO t VALUES (3)")  # a write after it: the snapshot is stale
+        other.close()
+        c.execute("INSERT INTO t VALUES (4)")  # SQLITE_BUSY_SNAPSHOT, at once
+
+    with pytest.raises(StoreUnavailable) as failed:
+        await db.run(stale_snapshot)
+    unavailable(failed.value)
+    await asyncio.wait_for(db.transaction(inserting(5)), 1)
+    assert [r[0] for r in await db.run(lambda c: c.execute("SELECT n FROM t").fetchall())] == [3, 5]
+    await db.close()
+
+
+async def test_an_error_other_than_a_lock_is_raised_as_it_was(tmp_path: Path) -> None:
+    """A mistake in a statement is no store being down: it stays a 500."""
+    db = SqliteDB(tmp_path / "e.sqlite3")
+    with pytest.raises(sqlite3.OperationalError, match="no such table") as in_transaction:
+        await db.transaction(lambda c: c.execute("INSERT INTO missing VALUES (1)"))
+    with pytest.raises(sqlite3.OperationalError, match="syntax error") as in_run:
+        await db.run(lambda c: c.execute("SELEC 1"))
+    assert not isinstance(in_transaction.value, StoreUnavailable)
+    assert not isinstance(in_run.value, StoreUnavailable)
     await db.close()
 
 
@@ -244,4 +316,24 @@ async def test_a_transaction_cancelled_while_waiting_for_a_lock_writes_nothing(
     await db.transaction(inserting(2))
     assert [r[0] for r in await db.run(lambda c: c.execute("SELECT n FROM t").fetchall())] == [2]
     other.close()
+    await db.close()
+
+
+async def test_a_file_locked_before_it_could_be_opened_is_the_store_unavailable_until_let_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file not yet in WAL mode under an exclusive lock (readers wait too): the read fails as
+    the store being unavailable rather than never being answered, and the next one, once the
+    lock is let go, opens the file."""
+    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "x.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("CREATE TABLE t (n INTEGER)")
+    other.execute("BEGIN EXCLUSIVE")
+    db = SqliteDB(path)
+    with pytest.raises(StoreUnavailable) as failed:
+        await asyncio.wait_for(db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()), 2)
+    unavailable(failed.value)
+    other.execute("COMMIT")
+    other.close()
+    assert await asyncio.wait_for(db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]), 2) == 0
     await db.close()

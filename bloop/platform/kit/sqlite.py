@@ -10,6 +10,12 @@ With WAL and synchronous=NORMAL a COMMIT does not wait for the disk; checkpoints
 on the reader thread. While another process holds the write lock, the group tries again a
 little later instead of holding the loop.
 
+A lock held elsewhere for longer than that wait (a CLI command or a backup tool beside the
+server) fails the call as StoreUnavailable("sqlite"), whether it met the lock beginning a
+transaction or in a `run` call: a 503 with Retry-After on a route, a wait in a consumer or a
+relay, as any store that is down. What it had written is rolled back whole. Every other SQLite
+error reaches the caller as it was raised.
+
 `run` calls go to a thread with a connection of its own, so a long read never holds the loop;
 each sees every transaction committed before it started. (An in-memory database is a single
 connection: its `run` calls take their turn with the transactions, on the loop.)
@@ -33,12 +39,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bloop.platform.kit.errors import StoreUnavailable
+
 T = TypeVar("T")
 Hook = Callable[[], None]
 Flush = Callable[[sqlite3.Connection, list[Any]], Hook | None]
 log = logging.getLogger("bloop.sqlite")
 CHECKPOINT_ROWS = 2000
 LOCK_WAIT_S = 5.0  # how long a commit group waits for another process's write lock
+BUSY_TIMEOUT_MS = 5000  # how long a `run` call waits for a lock held elsewhere
 
 
 @dataclass(slots=True)
@@ -101,9 +110,13 @@ class SqliteDB:
     def _connect(self) -> _Connection:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                factory=_Connection)
-        conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS:d}")
+            conn.execute("PRAGMA journal_mode=WAL")  # may meet a lock held elsewhere
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
         conn.row_factory = sqlite3.Row
         return conn
 
@@ -142,7 +155,7 @@ class SqliteDB:
         except Exception as exc:
             for call in due:
                 call.error = exc
-            _resolve(due)
+            self._resolve(due)
             return
         group: list[_Call] = []
         for call in due:
@@ -151,20 +164,21 @@ class SqliteDB:
                 continue
             self._commit_group(conn, group)
             group = []
-            try:
-                call.result = call.fn(conn)
-            except BaseException as exc:
-                call.error = exc
-            _resolve([call])
+            _run_outside_transaction(conn, call)
+            self._resolve([call])
         self._commit_group(conn, group)
         self._checkpoint_if_due(conn)
 
     def _open_writer(self) -> _Connection:
         conn = self._connect()
-        conn.execute("PRAGMA busy_timeout=0")  # the loop never waits on a lock: _commit_group
+        try:
+            conn.execute("PRAGMA busy_timeout=0")  # the loop never waits on a lock: _commit_group
+            if not self._memory:
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_if_due
+        except BaseException:
+            conn.close()
+            raise
         self._writer_thread = threading.get_ident()
-        if not self._memory:
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_if_due
         self._writer = conn
         return conn
 
@@ -182,7 +196,7 @@ class SqliteDB:
                 return
             for call in group:
                 call.error = exc
-            _resolve(group)
+            self._resolve(group)
             return
         for call in group:
             self._run_unit(conn, call)
@@ -203,14 +217,14 @@ class SqliteDB:
             for call in group:
                 call.error = call.error or exc
             after = []
-        _resolve(group, after)
+        self._resolve(group, after)
 
     def _retry_group(self, group: list[_Call], waited_s: float) -> None:
         group = [call for call in group if not call.future.cancelled()]
         if self._writer is None:
             for call in group:
                 call.error = RuntimeError(f"database {self.path} is closed")
-            _resolve(group)
+            self._resolve(group)
             return
         self._commit_group(self._writer, group, waited_s)
 
@@ -286,19 +300,24 @@ class SqliteDB:
         return future
 
     def _worker(self) -> None:
-        conn = self._connect()
+        conn: _Connection | None = None
         try:
             while True:
                 call = self._queue.get()
                 if call is None:
                     return
-                try:
-                    call.result = call.fn(conn)
-                except BaseException as exc:
-                    call.error = exc
+                if conn is None:
+                    try:
+                        conn = self._connect()
+                    except Exception as exc:  # the call fails; the next one tries again
+                        call.error = exc
+                        self._answer(call)
+                        continue
+                _run_outside_transaction(conn, call)
                 self._answer(call)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def _answer(self, call: _Call) -> None:
         loop = self._loop
@@ -313,7 +332,7 @@ class SqliteDB:
         self._answers_due = False
         answers = self._answers
         calls = [answers.popleft() for _ in range(len(answers))]
-        _resolve(calls)
+        self._resolve(calls)
 
     async def ping(self) -> None:
         await self.run(lambda c: c.execute("SELECT 1").fetchone())
@@ -331,21 +350,54 @@ class SqliteDB:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
 
+    def _resolve(self, calls: list[_Call], after: Sequence[Hook] = ()) -> None:
+        """Answers each call: its result, or its error, where a lock held elsewhere past the
+        wait is the store being unavailable. Every answer goes through here."""
+        for hook in after:
+            try:
+                hook()
+            except Exception:
+                log.exception("a commit hook failed")
+        logged: set[int] = set()
+        for call in calls:
+            if call.future.done():
+                continue
+            if call.error is None:
+                call.future.set_result(call.result)
+            elif _locked(call.error):
+                if id(call.error) not in logged:  # a group's calls share its error
+                    logged.add(id(call.error))
+                    log.warning("a lock held elsewhere outlasted the wait; the store is "
+                                "unavailable", extra={"path": self.path, "error": repr(call.error)})
+                unavailable = StoreUnavailable("sqlite", "database is locked")
+                unavailable.__cause__ = call.error
+                call.future.set_exception(unavailable)
+            else:
+                call.future.set_exception(call.error)
+
+
+def _run_outside_transaction(conn: sqlite3.Connection, call: _Call) -> None:
+    """Runs a `run` call. One that began a transaction of its own and failed inside it leaves
+    nothing of it: what it wrote is rolled back, and the connection holds no lock or snapshot."""
+    try:
+        call.result = call.fn(conn)
+    except BaseException as exc:
+        call.error = exc
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as failed:
+                log.warning("rolling back a failed call failed", extra={"error": repr(failed)})
+
 
 def _busy(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode == sqlite3.SQLITE_BUSY
+    """SQLITE_BUSY, with any of its extended codes: another connection holds the lock."""
+    return (isinstance(exc, sqlite3.OperationalError)
+            and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY)
 
 
-def _resolve(calls: list[_Call], after: Sequence[Hook] = ()) -> None:
-    for hook in after:
-        try:
-            hook()
-        except Exception:
-            log.exception("a commit hook failed")
-    for call in calls:
-        if call.future.done():
-            continue
-        if call.error is not None:
-            call.future.set_exception(call.error)
-        else:
-            call.future.set_result(call.result)
+def _locked(exc: BaseException) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED (any extended code), once the connection stopped waiting."""
+    return (isinstance(exc, sqlite3.OperationalError)
+            and getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY,
+                                                                 sqlite3.SQLITE_LOCKED))

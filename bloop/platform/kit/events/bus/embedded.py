@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
+from bloop.platform.kit.errors import is_store_down
 from bloop.platform.kit.events.bus.port import (
     DLQ_SUFFIX,
     Message,
@@ -151,8 +152,12 @@ class EmbeddedEventBus:
                     busy |= await self._consume_topic(sub, topic, processor)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("embedded consumer failed; retrying", extra={"group": sub.group})
+            except Exception as exc:
+                if is_store_down(exc):  # the bus's own file, locked elsewhere past the wait
+                    log.warning("embedded consumer waits for its store", extra={
+                        "group": sub.group, "error": repr(exc)})
+                else:
+                    log.exception("embedded consumer failed; retrying", extra={"group": sub.group})
                 await asyncio.sleep(self.poll_interval_s)
             if not busy:
                 await woken(wake, self.poll_interval_s)
