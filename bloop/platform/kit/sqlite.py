@@ -364,7 +364,7 @@ class SqliteDB:
                 continue
             if call.error is None:
                 call.future.set_result(call.result)
-            elif _locked(call.error):
+            elif _busy(call.error):
                 if id(call.error) not in logged:  # a group's calls share its error
                     logged.add(id(call.error))
                     log.warning("a lock held elsewhere outlasted the wait; the store is "
@@ -391,13 +391,9 @@ def _run_outside_transaction(conn: sqlite3.Connection, call: _Call) -> None:
 
 
 def _busy(exc: BaseException) -> bool:
-    """SQLITE_BUSY, with any of its extended codes: another connection holds the lock."""
+    """SQLITE_BUSY, with any of its extended codes: another connection holds the lock. (Not
+    SQLITE_LOCKED: with a connection of its own per thread, that is a conflict within one
+    connection, a bug to answer 500, not a store to wait for.)"""
     return (isinstance(exc, sqlite3.OperationalError)
             and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY)
 
-
-def _locked(exc: BaseException) -> bool:
-    """SQLITE_BUSY or SQLITE_LOCKED (any extended code), once the connection stopped waiting."""
-    return (isinstance(exc, sqlite3.OperationalError)
-            and getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY,
-                                                                 sqlite3.SQLITE_LOCKED))
