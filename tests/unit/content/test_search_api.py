@@ -4,6 +4,7 @@ their own tenant, and bad input is a 4xx problem, never a 500."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
+from bloop.platform.content.search.index import TantivyIndex
+from bloop.platform.content.search.model import SearchDoc
 from tests.support import embedded_app, eventually, member
+
+# A sentence with a full-width comma, as written in Chinese.
+CHINESE = "本课程是中文课程介绍\N{FULLWIDTH COMMA}欢迎大家来学习。"
 
 BASE = "/v1/tenants/acme"
 
@@ -160,3 +166,49 @@ async def test_pages_through_cursors_and_filters(client: httpx.AsyncClient) -> N
     assert sorted(seen) == [f"Part {i}" for i in range(7)]
     assert titles(await search(client, q="shared", level="advanced", tag="MATHS", limit=1)) != []
     assert titles(await search(client, q="shared", level="beginner")) == ["Alone"]
+
+
+async def test_hits_show_no_score_and_a_language_filter_ignores_case(
+        client: httpx.AsyncClient) -> None:
+    """Each hit showed its BM25 score, counted over every tenant's documents: a learner could
+    watch it change when another tenant published a word. `language=EN` found nothing."""
+    await publish(client, "py", "Python", [("Loops", "A for loop repeats.")], language="en")
+    await found(client, "loop", ["Loops"])
+    body = await search(client, q="loop", language="EN")
+    assert titles(body) == ["Loops"]
+    assert "score" not in body["hits"][0]
+    app = client._transport.app  # type: ignore[attr-defined]
+    hit = app.openapi()["components"]["schemas"]["Hit"]
+    assert "score" not in hit["properties"]
+    assert "score" not in hit.get("required", [])
+
+
+async def test_an_index_of_an_older_version_is_built_again_at_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index kept from an older version (other words, quizzes as authored) is emptied and
+    built again from the store when the process starts, under a new consumer group."""
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content"]) as (app, c):
+        c.headers.update(await member(app, c, "acme", ["educator"]))
+        await publish(c, "zh", "中文课程", [("介绍", CHINESE)])
+        first = app.state.content.state["search"].index.index_id
+
+        async def indexed() -> bool:
+            return titles(await search(c, who="Authorization", q="")) != []
+        await eventually(indexed, timeout_s=20, what="the course to be indexed")
+    directory = tmp_path / "search"
+    stale = TantivyIndex(directory)  # a document the store does not hold, as if from before
+    await stale.write([SearchDoc(tenant="acme", kind="lesson", id="ghost", course_id="zh",
+                                 title="Ghost", body="grind boil steep pour", tags=[],
+                                 language="en", level="beginner", course_version=9)])
+    await stale.close()
+    meta = json.loads((directory / "bloop-search.json").read_text())
+    (directory / "bloop-search.json").write_text(json.dumps(meta | {"schema": 1}))
+
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content"]) as (app, c):
+        c.headers.update(await member(app, c, "acme", ["learner"]))
+        index = app.state.content.state["search"].index
+        assert index.index_id != first
+        assert index.built_at is not None  # built before the app served
+        assert titles(await search(c, who="Authorization", q="grind")) == []
+        assert sorted(titles(await search(c, who="Authorization", q="中文"))) == ["中文课程", "介绍"]
+        assert titles(await search(c, who="Authorization", q="课程介绍")) == ["介绍"]

@@ -42,7 +42,8 @@ async def search(
                                         description="the former name of `after`")] = None,
 ) -> SearchResults:
     """The tenant's published courses and lessons matching `q` and the filters, best first
-    (BM25, the title counting most), with facet counts over every match; `next` is the cursor
-    (`after`) of the following page."""
+    (BM25 over the tenant's own documents, the title counting most; a hit carries no score),
+    with facet counts over every match; `next` is the cursor (`after`) of the following page.
+    `language` and `tag` ignore case."""
     filters = Filters(language=language, level=level, tag=tag.strip().lower() if tag else None)
     return await service.search(tenant, q, filters, limit=limit, after=after or cursor)

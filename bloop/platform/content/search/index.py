@@ -6,23 +6,39 @@ facet counts and snippets with highlights, all in a Rust library embedded in thi
 in step. MongoDB text indexes do not exist on FerretDB, and a search server would be one more
 store to operate.
 
-One writer per directory (tantivy holds a lock file), so one process per directory. Writes are
-serialised and committed before they return; queries run on a thread beside them.
+Each tenant has a tantivy index of its own (`tenants/<tenant>/` in the directory): BM25 weighs
+a word by how many documents hold it and a text by the average length, and tantivy counts both
+over the whole index it searches, so in one shared index what other tenants publish would move a
+tenant's ranking (a tenant's educator could learn, from the order of their own results, whether
+other tenants' courses use a word). Many tenants do not mean many writers: writes are serialised
+and each opens the one writer it needs (one thread, one memory budget), commits and closes it;
+at most `OPEN_INDEXES` tenants' indexes stay open for queries (each holds a thread of tantivy's
+that watches its files), the least recently used closed first.
+
+One process per directory: the process holds a lock on the directory (`in_use` tells). Writes
+are committed before they return; queries run on a thread beside them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
 import json
 import os
+import re
+import shutil
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import tantivy
 
+from bloop.platform.content.model import SLUG_PATTERN
 from bloop.platform.content.search.model import (
     FacetCount,
     Facets,
@@ -31,12 +47,19 @@ from bloop.platform.content.search.model import (
     Hit,
     SearchDoc,
     Versions,
+    tenant_of,
 )
 from bloop.platform.content.search.query import ParsedQuery, QuerySyntaxError
 from bloop.platform.content.search.settings import INDEX_META as META
 
-SCHEMA_VERSION = 1
+# 2: an index per tenant; CJK and Thai split into characters, words up to 255 bytes; quizzes as
+# learners see them; language tags in canonical case. An index of another version is emptied
+# and built again from the store when the process starts.
+SCHEMA_VERSION = 2
 ANALYZER = "bloop_text"
+TENANTS = "tenants"
+OPEN_INDEXES = 32
+MAX_WORD_BYTES = 255  # tantivy itself skips a token over 65,530 bytes
 # How much each field's BM25 score counts: a word in the title says more than one in the text.
 BOOSTS = {"title": 3.0, "tags_text": 2.0, "body": 1.0}
 SNIPPET_CHARS = 200
@@ -44,11 +67,21 @@ FACET_SIZES = {"language": 50, "level": 10, "tag": 50}
 Occur = tantivy.Occur
 
 
+# Scripts written without spaces between words. Each of their letters is a word of its own, so
+# a query in them (`中文`, several words) is a phrase of characters and matches inside a sentence
+# (`中文课程介绍`); any other run of letters and digits is one word, as tantivy's simple
+# tokenizer makes it (Unicode's Alphabetic and Numeric, the same set as Rust's is_alphanumeric).
+_UNSPACED = r"\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}\p{Thai}"
+WORDS = (rf"[\p{{Alphabetic}}\p{{N}}&&[{_UNSPACED}]]"
+         rf"|[\p{{Alphabetic}}\p{{N}}--[{_UNSPACED}]]+")
+
+
 def analyzer() -> tantivy.TextAnalyzer:
-    """Words split on anything but letters and digits, lowercased, accents folded (`café`
-    finds `cafe`); no stemming, since courses come in many languages."""
-    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-            .filter(tantivy.Filter.remove_long(40))
+    """Words split on anything but letters and digits, a character each in Chinese, Japanese
+    and Thai, lowercased, accents folded (`café` finds `cafe`); no stemming, since courses come
+    in many languages. A word of more than 255 bytes is left out."""
+    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(WORDS))
+            .filter(tantivy.Filter.remove_long(MAX_WORD_BYTES + 1))
             .filter(tantivy.Filter.lowercase())
             .filter(tantivy.Filter.ascii_fold())
             .build())
@@ -75,6 +108,17 @@ def _char_range(fragment: bytes, start: int, end: int) -> tuple[int, int]:
     return before, before + len(fragment[start:end].decode())
 
 
+def _joined(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Ranges that touch made one: the characters of `中文`, marked one by one, as one mark."""
+    out: list[tuple[int, int]] = []
+    for start, end in ranges:
+        if out and out[-1][1] == start:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
 def _lead(text: str) -> str:
     if len(text) <= SNIPPET_CHARS:
         return text
@@ -96,8 +140,20 @@ async def _to_the_end(fn: Callable[..., object], *args: object) -> None:
         raise
 
 
-def in_use(directory: Path) -> bool:
-    """Whether another process holds the index in `directory` (its writer's lock)."""
+def _try_lock(directory: Path) -> int | None:
+    """A descriptor of `directory` holding its lock, or None when another holds it."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _legacy_in_use(directory: Path) -> bool:
+    """Whether a process holds an index of the first layout (one tantivy index in `directory`,
+    no lock of ours) by its writer's lock."""
     if not (directory / "meta.json").exists():
         return False
     try:
@@ -108,19 +164,60 @@ def in_use(directory: Path) -> bool:
     return False
 
 
+def in_use(directory: Path) -> bool:
+    """Whether another process holds the index in `directory`."""
+    if not (directory / META).exists():
+        return False
+    fd = _try_lock(directory)
+    if fd is None:
+        return True
+    try:
+        return _legacy_in_use(directory)
+    finally:
+        os.close(fd)  # and with it the lock
+
+
+_SLUG = re.compile(SLUG_PATTERN)
+
+
+def tenant_directory(tenant: str) -> str:
+    """The name of `tenant`'s index under `tenants/`: its slug, or a digest of any other id."""
+    if _SLUG.match(tenant):
+        return tenant
+    return "~" + hashlib.blake2s(tenant.encode(), digest_size=16).hexdigest()
+
+
 class TantivyIndex:
-    def __init__(self, directory: Path | None = None, *, writer_heap_mb: int = 32) -> None:
+    def __init__(self, directory: Path | None = None, *, writer_heap_mb: int = 32,
+                 open_indexes: int = OPEN_INDEXES) -> None:
         """An index in `directory` (created, or opened when it holds one), or in memory."""
         self.schema = _schema()
         self._analyzer = analyzer()
-        self._meta_path = directory / META if directory is not None else None
-        self._meta = self._open_meta(directory)
-        self._index = tantivy.Index(self.schema, path=None if directory is None else str(directory),
-                                    reuse=True)
-        self._index.register_tokenizer(ANALYZER, self._analyzer)
-        self._writer: tantivy.IndexWriter | None = self._index.writer(
-            heap_size=writer_heap_mb * 1_000_000, num_threads=1)
+        self._heap = writer_heap_mb * 1_000_000
+        self._directory = directory
+        self._max_open = open_indexes
+        self._held: int | None = None
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._held = _try_lock(directory)
+            if self._held is None:
+                raise RuntimeError(f"another process holds the search index in {directory}")
+        try:
+            self._meta_path = directory / META if directory is not None else None
+            self._meta = self._open_meta(directory)
+        except BaseException:
+            self._release()
+            raise
+        # The tenants' indexes open now, least recently used first; in memory, every one.
+        self._open: OrderedDict[str, tantivy.Index] = OrderedDict()
+        self._opening = threading.Lock()
+        self._closed = False
         self._lock = asyncio.Lock()
+
+    def _release(self) -> None:
+        if self._held is not None:
+            os.close(self._held)
+            self._held = None
 
     # -- meta: the index's id and when it was last built from the store ----------------------
     def _open_meta(self, directory: Path | None) -> dict[str, Any]:
@@ -128,14 +225,22 @@ class TantivyIndex:
                                  "built_at": None}
         if directory is None:
             return fresh
-        directory.mkdir(parents=True, exist_ok=True)
         path = directory / META
         if path.exists():
             meta: dict[str, Any] = json.loads(path.read_text())
             if meta.get("schema") == SCHEMA_VERSION:
                 return meta
-            for child in directory.iterdir():  # an index of an older layout: start again
-                if child.is_file():
+            # An index of another version: emptied (our meta last, so that an interrupted
+            # emptying is taken up again at the next start), then built again from the store;
+            # unless a process of an earlier version serves it still.
+            if _legacy_in_use(directory):
+                raise RuntimeError(f"another process holds the search index in {directory}")
+            for child in directory.iterdir():
+                if child.name == META:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
                     child.unlink()
         elif any(directory.iterdir()):
             raise RuntimeError(f"{directory} holds files but no search index; point "
@@ -165,12 +270,47 @@ class TantivyIndex:
         await asyncio.to_thread(self._save_meta, meta)
         self._meta = meta
 
-    # -- writes --------------------------------------------------------------------------------
-    def _writer_or_fail(self) -> tantivy.IndexWriter:
-        if self._writer is None:
-            raise RuntimeError("the search index is closed")
-        return self._writer
+    # -- the tenants' indexes ----------------------------------------------------------------
+    def _path(self, tenant: str) -> Path | None:
+        if self._directory is None:
+            return None
+        return self._directory / TENANTS / tenant_directory(tenant)
 
+    def _tenant(self, tenant: str, *, create: bool = False) -> tantivy.Index | None:
+        """`tenant`'s index, opened when it is not open; None when it has none (and `create`
+        is off)."""
+        with self._opening:
+            if self._closed:
+                raise RuntimeError("the search index is closed")
+            index = self._open.get(tenant)
+            if index is not None:
+                self._open.move_to_end(tenant)
+                return index
+            path = self._path(tenant)
+            if path is None:
+                if not create:
+                    return None
+            elif not (path / "meta.json").exists():
+                if not create:
+                    return None
+                path.mkdir(parents=True, exist_ok=True)
+            index = tantivy.Index(self.schema, path=None if path is None else str(path),
+                                  reuse=True)
+            index.register_tokenizer(ANALYZER, self._analyzer)
+            self._open[tenant] = index
+            while path is not None and len(self._open) > self._max_open:
+                self._open.popitem(last=False)  # dropped: its reader and its thread end
+            return index
+
+    def _tenants(self) -> list[str]:
+        """The directory names of the tenants with an index (the tenants, in memory)."""
+        if self._directory is None:
+            with self._opening:
+                return list(self._open)
+        root = self._directory / TENANTS
+        return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+    # -- writes --------------------------------------------------------------------------------
     def _document(self, doc: SearchDoc) -> tantivy.Document:
         d = tantivy.Document(key=doc.key, kind=doc.kind, id=doc.id, course_id=doc.course_id,
                              tenant=doc.tenant, title=doc.title, body=doc.body,
@@ -181,8 +321,11 @@ class TantivyIndex:
             d.add_text("tag", tag)
         return d
 
-    def _apply(self, deletes: Sequence[str], docs: Sequence[SearchDoc]) -> None:
-        writer = self._writer_or_fail()
+    def _apply_to(self, tenant: str, deletes: Sequence[str], docs: Sequence[SearchDoc]) -> None:
+        index = self._tenant(tenant, create=bool(docs))
+        if index is None:
+            return  # nothing of the tenant to delete
+        writer = index.writer(heap_size=self._heap, num_threads=1)
         try:
             for key in [*deletes, *(d.key for d in docs)]:
                 writer.delete_documents_by_term("key", key)
@@ -192,7 +335,23 @@ class TantivyIndex:
         except BaseException:
             writer.rollback()
             raise
-        self._index.reload()
+        finally:
+            writer.wait_merging_threads()  # the writer ends: its threads, memory and lock
+        index.reload()
+        with self._opening:  # opened again meanwhile, once evicted: that one reads it too
+            current = self._open.get(tenant)
+        if current is not None and current is not index:
+            current.reload()
+
+    def _apply(self, deletes: Sequence[str], docs: Sequence[SearchDoc]) -> None:
+        """Tenant by tenant, each committed before the next."""
+        by_tenant: dict[str, tuple[list[str], list[SearchDoc]]] = defaultdict(lambda: ([], []))
+        for key in deletes:
+            by_tenant[tenant_of(key)][0].append(key)
+        for doc in docs:
+            by_tenant[doc.tenant][1].append(doc)
+        for tenant, (keys, tenant_docs) in by_tenant.items():
+            self._apply_to(tenant, keys, tenant_docs)
 
     async def write(self, docs: Sequence[SearchDoc]) -> None:
         if docs:
@@ -209,23 +368,38 @@ class TantivyIndex:
         return tantivy.Query.term_query(self.schema, field, value)
 
     def _versions(self, keys: Sequence[str]) -> dict[str, Versions]:
-        searcher = self._index.searcher()
-        found: dict[str, Versions] = {}
+        by_tenant: dict[str, list[str]] = defaultdict(list)
         for key in keys:
-            hits = searcher.search(self._term("key", key), 1).hits
-            if hits:
-                doc = searcher.doc(hits[0][1])
-                found[key] = (int(doc.get_first("course_version") or 0),
-                              int(doc.get_first("lesson_version") or 0))
+            by_tenant[tenant_of(key)].append(key)
+        found: dict[str, Versions] = {}
+        for tenant, tenant_keys in by_tenant.items():
+            index = self._tenant(tenant)
+            if index is None:
+                continue
+            searcher = index.searcher()
+            for key in tenant_keys:
+                hits = searcher.search(self._term("key", key), 1).hits
+                if hits:
+                    doc = searcher.doc(hits[0][1])
+                    found[key] = (int(doc.get_first("course_version") or 0),
+                                  int(doc.get_first("lesson_version") or 0))
         return found
 
     async def versions(self, keys: Sequence[str]) -> dict[str, Versions]:
         return await asyncio.to_thread(self._versions, keys)
 
     def _count(self, tenant: str | None) -> int:
-        query = tantivy.Query.all_query() if tenant is None else self._term("tenant", tenant)
-        result = self._index.searcher().search(query, 1, count=True)
-        return int(result.count)  # type: ignore[attr-defined]  # (missing from the stub)
+        if tenant is not None:
+            index = self._tenant(tenant)
+            return 0 if index is None else index.searcher().num_docs
+        if self._directory is None:
+            return sum(self._count(t) for t in self._tenants())
+        total = 0
+        for name in self._tenants():  # opened one at a time, and closed: not kept open
+            path = self._directory / TENANTS / name
+            if (path / "meta.json").exists():
+                total += tantivy.Index.open(str(path)).searcher().num_docs
+        return total
 
     async def count(self, tenant: str | None = None) -> int:
         return await asyncio.to_thread(self._count, tenant)
@@ -241,7 +415,8 @@ class TantivyIndex:
         return tantivy.Query.boolean_query([(Occur.Should, one(f)) for f in BOOSTS])
 
     def _query(self, tenant: str, parsed: ParsedQuery, filters: Filters) -> tantivy.Query:
-        # Filters select without scoring, so the score is the text's relevance alone.
+        # Filters select without scoring, so the score is the text's relevance alone. The
+        # tenant's index holds the tenant's documents only; its filter is one guard more.
         selected = [self._term("tenant", tenant)] + [
             self._term(name, value) for name, value in (
                 ("language", filters.language), ("level", filters.level), ("tag", filters.tag))
@@ -267,21 +442,24 @@ class TantivyIndex:
     def _search(self, tenant: str, parsed: ParsedQuery, filters: Filters, limit: int,
                 offset: int) -> Found:
         query = self._query(tenant, parsed, filters)
-        searcher = self._index.searcher()
+        index = self._tenant(tenant)
+        if index is None:
+            return Found(hits=[], total=0, facets=Facets())
+        searcher = index.searcher()
         result = searcher.search(query, limit, count=True, offset=offset)
         snippets = tantivy.SnippetGenerator.create(searcher, query, self.schema, "body")
         snippets.set_max_num_chars(SNIPPET_CHARS)
         hits: list[Hit] = []
-        for score, address in result.hits:
+        for _score, address in result.hits:  # best first; the score itself is not shown
             doc = searcher.doc(address)
             snippet = snippets.snippet_from_doc(doc)
             fragment = snippet.fragment().encode()
-            ranges = [_char_range(fragment, r.start, r.end) for r in snippet.highlighted()]
+            ranges = _joined(_char_range(fragment, r.start, r.end) for r in snippet.highlighted())
             text = fragment.decode() if ranges else _lead(str(doc.get_first("body") or ""))
             hits.append(Hit(
                 kind=doc.get_first("kind"), id=doc.get_first("id"),
                 course_id=doc.get_first("course_id"), title=doc.get_first("title"),
-                snippet=text, highlights=ranges, score=round(float(score), 4),
+                snippet=text, highlights=ranges,
                 language=doc.get_first("language"), level=doc.get_first("level"),
                 tags=[str(t) for t in doc.get_all("tag")]))
         total = int(result.count)  # type: ignore[attr-defined]  # (missing from the stub)
@@ -292,7 +470,8 @@ class TantivyIndex:
         return await asyncio.to_thread(self._search, tenant, query, filters, limit, offset)
 
     async def close(self) -> None:
-        async with self._lock:
-            writer, self._writer = self._writer, None
-            if writer is not None:
-                await asyncio.to_thread(writer.wait_merging_threads)
+        async with self._lock:  # after the write under way, whose thread is awaited to its end
+            with self._opening:
+                self._closed = True
+                self._open.clear()
+            self._release()

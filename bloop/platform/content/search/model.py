@@ -1,8 +1,10 @@
 """What the search index holds and what a search returns. No I/O here.
 
 Only what learners see is indexed: a course's current publication (its title, summary,
-language, level and tags as published) and the lesson snapshots it names. A lesson takes its
-course's language and level unless it has its own, and both its own and its course's tags.
+language, level and tags as published) and the lesson snapshots it names, each quiz as a learner
+is shown it before answering (`quiz.learner_quiz`). A lesson takes its course's language and
+level unless it has its own, and both its own and its course's tags. Language tags are kept in
+their canonical case (`pt-BR`), and a filter names one in any case.
 Each document carries the versions it was built from, `(publication version, lesson version)`;
 a document is replaced only by one built from later versions, so a late or repeated event never
 puts older text back.
@@ -14,15 +16,17 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bloop.platform.content.model import Course, Lesson, Level, Publication
+from bloop.platform.content.model import Course, Lesson, Level, Publication, learner_blocks
 
 Kind = Literal["course", "lesson"]
 Versions = tuple[int, int]
 
-# Block fields whose text a learner reads. Answers, accepted responses and feedback are left out:
-# a search must not give a quiz away.
+# Block fields whose text a learner reads, in the learner's view of the blocks: a quiz there has
+# no correct flags, answers, accepted responses or feedback, and its ordering items and the right
+# sides of its matching pairs come shuffled, so a search (its snippets, its phrase matches) cannot
+# give a quiz away.
 TEXT_KEYS = frozenset({"markdown", "title", "caption", "alt", "transcript", "prompt", "text"})
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*$", re.MULTILINE)  # with its info string
@@ -60,6 +64,11 @@ def doc_key(tenant: str, kind: Kind, record_id: str) -> str:
     return f"{tenant}/{kind}/{record_id}"
 
 
+def tenant_of(key: str) -> str:
+    """The tenant a `doc_key` names (a tenant id is a slug: it has no `/`)."""
+    return key.partition("/")[0]
+
+
 def newer(doc: Versions, indexed: Versions | None) -> bool:
     """True when a document built from `doc` versions should replace the indexed one. A later
     publication wins whatever lesson version it names (a rollback may name an older one)."""
@@ -85,9 +94,25 @@ def _texts(value: object, key: str = "") -> Iterable[str]:
 
 
 def lesson_text(lesson: Lesson) -> str:
-    """The readable text of a lesson's blocks, whatever their kind."""
-    return " ".join(shown for block in lesson.blocks
-                    for t in _texts(block.model_dump(mode="json")) if (shown := plain(t)))
+    """The readable text of a lesson's blocks, whatever their kind, as a learner is shown them
+    (each quiz through `quiz.learner_view`)."""
+    return " ".join(shown for block in learner_blocks(lesson.blocks)
+                    for t in _texts(block) if (shown := plain(t)))
+
+
+def language_tag(tag: str) -> str:
+    """A BCP 47 language tag in its canonical case (RFC 5646, 2.1.1): `EN` is `en`, `pt-br`
+    `pt-BR`, `zh-hant-tw` `zh-Hant-TW`; the case of a tag carries no meaning."""
+    parts = tag.strip().lower().split("-")
+    out = parts[:1]
+    for i, part in enumerate(parts[1:], start=1):
+        after_singleton = any(len(p) == 1 for p in parts[:i])
+        if not after_singleton and len(part) == 2 and part.isalpha():
+            part = part.upper()  # a region
+        elif not after_singleton and len(part) == 4 and part.isalpha():
+            part = part.title()  # a script
+        out.append(part)
+    return "-".join(out)
 
 
 def _publication(course: Course) -> Publication:
@@ -101,7 +126,8 @@ def course_doc(course: Course) -> SearchDoc:
     pub = _publication(course)
     return SearchDoc(tenant=course.tenant, kind="course", id=course.id, course_id=course.id,
                      title=pub.title, body=plain(pub.summary), tags=list(pub.tags),
-                     language=pub.language, level=pub.level, course_version=pub.version)
+                     language=language_tag(pub.language), level=pub.level,
+                     course_version=pub.version)
 
 
 def lesson_doc(course: Course, lesson: Lesson) -> SearchDoc:
@@ -110,7 +136,8 @@ def lesson_doc(course: Course, lesson: Lesson) -> SearchDoc:
     return SearchDoc(tenant=lesson.tenant, kind="lesson", id=lesson.id, course_id=course.id,
                      title=lesson.title, body=lesson_text(lesson),
                      tags=list(dict.fromkeys([*lesson.tags, *pub.tags])),
-                     language=lesson.language or pub.language, level=lesson.level or pub.level,
+                     language=language_tag(lesson.language or pub.language),
+                     level=lesson.level or pub.level,
                      course_version=pub.version, lesson_version=lesson.version)
 
 
@@ -118,6 +145,12 @@ class Filters(_Frozen):
     language: str | None = None
     level: Level | None = None
     tag: str | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _canonical(cls, value: str | None) -> str | None:
+        """The tag as the index holds it: `EN` finds what the facets call `en`."""
+        return None if value is None else language_tag(value)
 
 
 class Hit(_Frozen):
@@ -128,7 +161,6 @@ class Hit(_Frozen):
     snippet: str = Field(description="a passage of the text, around the words that matched")
     highlights: list[tuple[int, int]] = Field(
         default_factory=list, description="[start, end) character ranges of `snippet` to mark")
-    score: float = Field(description="BM25 relevance; higher is better")
     language: str
     level: str
     tags: list[str]
