@@ -6,11 +6,18 @@ request without a key after its job failed or was cancelled makes a new job), fo
 (`GET /jobs/{id}`, or the server-sent event stream at `/jobs/{id}/events`) and cancel them.
 Generated text arrives as a draft on the job (`result`): an educator reviews it and, to publish
 it, adds it to the lesson through content's lesson edit API (a quiz result is a ready content
-quiz block). Media outputs stream from `/jobs/{id}/outputs/{name}`, for every member of the
-tenant, since content attaches them to lessons learners watch, and from the signed links
+quiz block). Media outputs stream from `/jobs/{id}/outputs/{name}`, and from the signed links
 `video.events` carry (`/links/{job}/{name}?expires=…&signature=…`, no credentials: see
-`ai.jobs.links`), which content follows from another process. Tenant admins set the provider,
-key, model, prices and quotas (`/settings`).
+`ai.jobs.links`), which content follows from another process to copy them into its own media.
+Tenant admins set the provider, key, model, prices and quotas (`/settings`).
+
+A job shows the lesson as it was when it was asked for (its title, and a result made from its
+text, a draft quiz's answers included), so it is shown (`GET /jobs`, `/jobs/{id}`, its event
+stream, its outputs) only to whoever may read that lesson as it was: whoever asked for it, the
+authors of the lesson's course, the tenant's admins, and anyone content shows the lesson to at
+that same version (it is published as it was). Anyone else is answered as content answers them
+for a draft they may not read: 404, and the job is left out of lists. A job made from a prompt
+alone, with no lesson, is shown to the tenant's staff.
 """
 
 from __future__ import annotations
@@ -44,9 +51,9 @@ from bloop.ai.jobs.model import (
 )
 from bloop.ai.jobs.outputs import JobOutputs
 from bloop.ai.jobs.ports import LessonSource, StoredFile
-from bloop.ai.jobs.service import JobService, job_url
+from bloop.ai.jobs.service import JobService, job_url, shown_errors
 from bloop.platform.content.model import SLUG_PATTERN
-from bloop.platform.kit.auth import Forbidden, Principal, credentials, require
+from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
 from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.pagination import After, Page
 
@@ -125,11 +132,64 @@ class JobView(BaseModel):
                    lesson_version=job.lesson.version if job.lesson else None,
                    lesson_title=job.lesson.title if job.lesson else None, params=job.params,
                    requested_by=job.requested_by, attempts=job.attempts,
-                   max_attempts=job.max_attempts, errors=job.errors, cost=job.cost,
+                   max_attempts=job.max_attempts, errors=shown_errors(job.errors),
+                   cost=job.cost,
                    result=job.result, cancel_requested=job.cancel_requested,
                    retry_at=job.not_before, created_at=job.created_at,
                    updated_at=job.updated_at, finished_at=job.finished_at, url=url,
                    events_url=f"{url}/events")
+
+
+class JobAccess:
+    """Who may see a job and who may act on it, for one caller of one request; what content
+    answered about each lesson is kept for the request (a list asks once per lesson)."""
+
+    def __init__(self, request: Request, tenant: str, me: Principal) -> None:
+        self.request, self.tenant, self.me = request, tenant, me
+        self._edits: dict[str, bool] = {}
+        self._shown: dict[str, int | None] = {}
+
+    async def may_act(self, job: Job) -> bool:
+        """Whoever asked for the job, its lesson's course's authors and the tenant's admins
+        (who cancel it)."""
+        return (job.requested_by == self.me.user_id or self.me.has_any({"tenant_admin"})
+                or await self._may_edit(job.lesson_id))
+
+    async def may_read(self, job: Job) -> bool:
+        """Those of `may_act`, and anyone content shows the job's lesson to at the job's
+        version; for a job with no lesson, the tenant's staff."""
+        if await self.may_act(job):
+            return True
+        if job.lesson is None:
+            return self.me.has_any(STAFF)
+        return await self._shown_version(job.lesson.id) == job.lesson.version
+
+    async def readable(self, job: Job) -> Job:
+        """The job, or 404 as for a job that does not exist when the caller may not see it."""
+        if not await self.may_read(job):
+            raise NotFound(f"no AI job {job.id!r} in tenant {self.tenant!r}")
+        return job
+
+    async def _may_edit(self, lesson_id: str) -> bool:
+        if not lesson_id:
+            return False
+        if lesson_id not in self._edits:
+            self._edits[lesson_id] = await _may_edit_lesson(self.request, self.tenant,
+                                                            lesson_id, self.me)
+        return self._edits[lesson_id]
+
+    async def _shown_version(self, lesson_id: str) -> int | None:
+        """The version of the lesson content shows the caller; None when it shows them none."""
+        if lesson_id not in self._shown:
+            try:
+                shown = await get_lessons(self.request).lesson(
+                    self.tenant, lesson_id, self.me, credentials(self.request.headers))
+                self._shown[lesson_id] = shown.version
+            except Problem as exc:
+                if exc.status not in (403, 404):
+                    raise
+                self._shown[lesson_id] = None
+        return self._shown[lesson_id]
 
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/ai", tags=["ai"])
@@ -163,6 +223,11 @@ async def request_job(
                             code="not_an_author")
     job, created = await service.request(tenant, me.user_id, body, lesson, idempotency_key)
     if not created:
+        if not await JobAccess(request, tenant, me).may_read(job):
+            # another's job under the same client key, on a version of the lesson this caller
+            # may not read: not theirs to see, nor to learn anything of
+            raise Problem("this Idempotency-Key was used for a different request", status=422,
+                          code="idempotency_key_reused")
         response.status_code = 200
     response.headers["Location"] = job_url(tenant, job.id)
     return JobView.of(job)
@@ -170,21 +235,26 @@ async def request_job(
 
 @router.get("/jobs")
 async def list_jobs(
-    tenant: TenantId, service: Svc, _: Staff,
+    tenant: TenantId, request: Request, service: Svc, me: Staff,
     lesson_id: Annotated[str | None, Query(max_length=64)] = None,
     status: Annotated[JobStatus | None, Query()] = None,
     after: After = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[JobView]:
-    """The tenant's jobs, newest first, a page at a time: `next` is the cursor (`after`) of the
-    following page, null on the last."""
-    jobs = await service.jobs(tenant, lesson_id=lesson_id, status=status, after=after,
-                              limit=limit)
+    """The tenant's jobs the caller may see (see the module's notes: a job on a lesson's
+    draft is its authors', its requester's and the admins'), newest first, a page at a time:
+    `next` is the cursor (`after`) of the following page, null on the last."""
+    jobs = await service.readable_jobs(tenant, JobAccess(request, tenant, me).may_read,
+                                       lesson_id=lesson_id, status=status, after=after,
+                                       limit=limit)
     return Page(items=[JobView.of(j) for j in jobs.items], next=jobs.next)
 
 
 @router.get("/jobs/{job}")
-async def get_job(tenant: TenantId, job: JobId, service: Svc, _: Staff) -> JobView:
-    return JobView.of(await service.job(tenant, job))
+async def get_job(tenant: TenantId, job: JobId, request: Request, service: Svc,
+                  me: Staff) -> JobView:
+    """The job, to whoever may read its lesson as it was (404 for anyone else)."""
+    return JobView.of(await JobAccess(request, tenant, me).readable(
+        await service.job(tenant, job)))
 
 
 @router.post("/jobs/{job}/cancel")
@@ -195,10 +265,10 @@ async def cancel_job(tenant: TenantId, job: JobId, request: Request, service: Sv
     whose outputs were being stored: its result is dropped, its files removed, and no success
     is published (content attaches nothing).
     Whoever asked for it, its lesson's course's authors and the tenant's admins may (403
-    `not_an_author` for anyone else)."""
-    found = await service.job(tenant, job)
-    if not (found.requested_by == me.user_id or me.has_any({"tenant_admin"})
-            or await _may_edit_lesson(request, tenant, found.lesson_id, me)):
+    `not_an_author` for anyone else who may see the job, 404 for those who may not)."""
+    rights = JobAccess(request, tenant, me)
+    found = await rights.readable(await service.job(tenant, job))
+    if not await rights.may_act(found):
         raise Forbidden("only whoever asked for an AI job, the authors of its lesson's course "
                         "and the tenant's admins cancel it", code="not_an_author")
     return JobView.of(await service.cancel(tenant, job))
@@ -212,6 +282,10 @@ async def _may_edit_lesson(request: Request, tenant: str, lesson_id: str, me: Pr
                                                    credentials(request.headers))
     except NotFound:  # the lesson is gone: its course's authors are no longer known
         return False
+    except Problem as exc:  # content refused the caller the lesson: not its author
+        if exc.status == 403:
+            return False
+        raise
 
 
 def _sse(event: str, data: str, event_id: str | None = None) -> str:
@@ -230,8 +304,9 @@ async def job_events(tenant: TenantId, job: JobId, request: Request, service: Sv
     """Server-sent events: `progress` whenever the job moves, then one `end` with its final
     state, after which the stream closes. Comments keep an idle connection open. A stream ends
     after 10 minutes without its `end` (an EventSource reconnects by itself), and a caller
-    keeps at most 10 open in a process (429 beyond)."""
-    first = await service.job(tenant, job)
+    keeps at most 10 open in a process (429 beyond). 404 for a caller who may not see the job,
+    as for `GET /jobs/{job}`."""
+    first = await JobAccess(request, tenant, me).readable(await service.job(tenant, job))
     streams: Counter[tuple[str, str]] = request.app.state.ai.state.setdefault(
         "open_streams", Counter())
     caller = (me.tenant, me.user_id)
@@ -283,9 +358,12 @@ OUTPUT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.get("/jobs/{job}/outputs/{name}", response_class=StreamingResponse,
             responses=OUTPUT_RESPONSES)
-async def job_output(tenant: TenantId, job: JobId, name: OutputName, outputs: Outputs,
-                     _: Member) -> StreamingResponse:
-    """A file a narration or video job made, streamed."""
+async def job_output(tenant: TenantId, job: JobId, name: OutputName, request: Request,
+                     service: Svc, outputs: Outputs, me: Member) -> StreamingResponse:
+    """A file a narration or video job made, streamed, to those who may see the job (404 for
+    anyone else: a narration of a draft, its captions the draft's text, is its authors' until
+    they publish it; learners play the copy content attaches to the lesson)."""
+    await JobAccess(request, tenant, me).readable(await service.job(tenant, job))
     return _stream(*await outputs.open(tenant, job, name))
 
 

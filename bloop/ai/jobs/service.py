@@ -15,6 +15,7 @@ from bloop.ai.jobs.model import (
     MAX_PROMPT_CHARS,
     MEDIA_KINDS,
     Job,
+    JobError,
     JobRequest,
     JobStatus,
     TenantAiConfig,
@@ -23,20 +24,29 @@ from bloop.ai.jobs.model import (
     now,
 )
 from bloop.ai.jobs.ports import JobLimit, JobStore, TooManyJobs
-from bloop.ai.providers.llm import OpenAiLlm, Pricing, ProviderRejected
+from bloop.ai.jobs.stores.common import job_key
+from bloop.ai.providers.llm import OpenAiLlm, Pricing, ProviderRejected, redact
 from bloop.ai.text.generator import LlmTextGenerator, TextGenerator
 from bloop.ai.text.model import LessonText
 from bloop.ai.text.offline import OfflineTextGenerator
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
-from bloop.platform.kit.pagination import Slice
+from bloop.platform.kit.pagination import Slice, cursor
 from bloop.platform.kit.settings import AiSettings
 from bloop.platform.kit.times import json_time
-from bloop.platform.kit.urls import http_url_problem, private_address_problem
+from bloop.platform.kit.urls import (
+    has_userinfo,
+    http_url_problem,
+    masked_url,
+    private_address_problem,
+)
 
 Mutation = Callable[[Job], tuple[Job, list[Envelope]] | None]
 ERASED_USER = "deleted-user"
+USERINFO_REFUSED = ("it holds a user name or password (user:password@), which would be sent in "
+                    "every request and logged with it; give the key as `api_key` (never shown) "
+                    "and the address without them")
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,13 @@ def effective(settings: AiSettings, config: TenantAiConfig | None) -> Effective:
         llm_timeout_s=settings.llm_timeout_s, invalid_retries=settings.invalid_output_retries)
 
 
+def shown_errors(errors: list[JobError]) -> list[JobError]:
+    """A job's errors as shown (API, stream, data export): their messages without anything
+    shaped like a credential, for errors a worker stored before it took those out itself."""
+    return [e if (m := redact(e.message)) == e.message else e.model_copy(update={"message": m})
+            for e in errors]
+
+
 def month_start(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
@@ -142,6 +159,8 @@ class JobService:
         config = await self.store.get_config(tenant)
         eff = effective(self.settings, config)
         own = config.base_url if config is not None else None
+        if own and eff.provider != "offline" and has_userinfo(own):
+            return dataclasses.replace(eff, refused=USERINFO_REFUSED)  # stored before the check
         if own and eff.provider != "offline" and http_url_problem(own) is None:
             return dataclasses.replace(eff, refused=await self._private(own))
         return eff
@@ -161,7 +180,8 @@ class JobService:
         return TenantAiView(
             provider=config.provider or self.settings.provider,
             effective_provider="offline" if eff.provider == "offline" else "openai",
-            base_url=eff.base_url, model=eff.model, has_api_key=eff.api_key is not None,
+            base_url=masked_url(eff.base_url) if eff.base_url else None, model=eff.model,
+            has_api_key=eff.api_key is not None,
             price_input_per_mtok=eff.pricing.input_per_mtok,
             price_output_per_mtok=eff.pricing.output_per_mtok,
             monthly_budget_usd=eff.monthly_budget_usd, max_jobs_per_hour=eff.max_jobs_per_hour,
@@ -169,9 +189,14 @@ class JobService:
 
     async def configure(self, tenant: str, config: TenantAiConfig) -> TenantAiView:
         """Replaces the tenant's settings; an API key left out keeps the stored one (the one
-        stored when this write lands: a key rotated meanwhile is not put back). A base_url on
-        this machine or a private network is refused (422 `private_address`) unless the
-        operator allows those (`BLOOP_AI_TENANT_PRIVATE_ADDRESSES`)."""
+        stored when this write lands: a key rotated meanwhile is not put back). A base_url
+        holding a user name or password is refused (422 `credentials_in_url`: the key goes in
+        `api_key`, which is never shown), and one on this machine or a private network too
+        (422 `private_address`) unless the operator allows those
+        (`BLOOP_AI_TENANT_PRIVATE_ADDRESSES`)."""
+        if config.base_url is not None and has_userinfo(config.base_url):
+            raise Problem(f"the base_url may not be used: {USERINFO_REFUSED}", status=422,
+                          code="credentials_in_url", extra={"field": "base_url"})
         problem = None if config.base_url is None else await self._private(config.base_url)
         if problem is not None:
             raise Problem(f"the base_url {config.base_url!r} may not be used: {problem}",
@@ -301,6 +326,25 @@ class JobService:
         return await self.store.list_jobs(tenant, lesson_id=lesson_id, status=status,
                                           after=after, limit=limit)
 
+    async def readable_jobs(self, tenant: str, may_read: Callable[[Job], Awaitable[bool]], *,
+                            lesson_id: str | None = None, status: JobStatus | None = None,
+                            after: str | None = None, limit: int = 50) -> Slice[Job]:
+        """`jobs`, but only those `may_read` lets the caller see: up to `limit` of them from
+        the cursor `after` on (a page is full whatever jobs it passed over)."""
+        found: list[Job] = []
+        while True:
+            listed = await self.jobs(tenant, lesson_id=lesson_id, status=status, after=after,
+                                     limit=limit + 1)
+            for job in listed.items:
+                if not await may_read(job):
+                    continue
+                if len(found) == limit:  # one more: the page is full, and the list goes on
+                    return Slice(found, cursor(*job_key(found[-1])))
+                found.append(job)
+            if listed.next is None:
+                return Slice(found)
+            after = listed.next
+
     async def mutate(self, tenant: str, job_id: str, change: Mutation) -> Job:
         """Applies `change` to the job's latest state (compare-and-set on its revision, retried
         when another write came first). `change` returns None to leave the job as it is."""
@@ -349,7 +393,7 @@ class JobService:
             "lesson_version": j.lesson.version if j.lesson else None,
             "lesson_title": j.lesson.title if j.lesson else None,
             "params": j.params.model_dump(mode="json"), "status": j.status,
-            "attempts": j.attempts, "errors": [e.model_dump(mode="json") for e in j.errors],
+            "attempts": j.attempts, "errors": [e.model_dump(mode="json") for e in shown_errors(j.errors)],
             "cost": j.cost.model_dump(mode="json"), "created_at": json_time(j.created_at),
             "finished_at": json_time(j.finished_at) if j.finished_at else None,
             "url": job_url(tenant, j.id)} for j in await self.store.by_requester(tenant, user_id)]}

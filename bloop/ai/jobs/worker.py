@@ -44,13 +44,14 @@ from bloop.ai.jobs.model import (
     now,
 )
 from bloop.ai.jobs.ports import JobStore, MediaRenderer, MediaStore
-from bloop.ai.jobs.service import Effective, JobService, cancelled, job_url
-from bloop.ai.providers.llm import ProviderError, Usage
+from bloop.ai.jobs.service import Effective, JobService, cancelled, effective, job_url
+from bloop.ai.providers.llm import ProviderError, Usage, redact
 from bloop.ai.text.generator import TextGenerator
 from bloop.ai.text.model import FlashcardSet, Generated
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.settings import AiSettings
+from bloop.platform.kit.urls import url_password
 from bloop.platform.kit.waiting import stopped
 
 if TYPE_CHECKING:
@@ -256,8 +257,8 @@ class JobRunner:
             return await self._provider_failed(job, exc.code, str(exc), exc.transient, None,
                                                Usage())
         except Exception as exc:
-            log.exception("job failed", extra={"job": job.id})
-            await self._finish_failed(job, "internal_error", f"{type(exc).__name__}: {exc}")
+            await self._finish_failed(job, "internal_error", f"{type(exc).__name__}: {exc}",
+                                      error=exc)
             return False
         finally:
             await stopped(keeper)
@@ -446,21 +447,50 @@ class JobRunner:
 
         await self.service.mutate(job.tenant, job.id, change)
 
-    async def _finish_failed(self, job: Job, code: str, message: str) -> None:
+    async def _redacted(self, tenant: str, message: str) -> str:
+        """`message` as a job keeps it (its errors, its `failed` event, the data export, the
+        log): without the tenant's key or the password of its base_url, nor anything shaped
+        like a key or a bearer token, at most 2000 characters. The adapters take credentials
+        out of what providers say; this catches what they did not know was one."""
+        try:
+            eff = effective(self.service.settings, await self.store.get_config(tenant))
+            secrets = (eff.api_key, url_password(eff.base_url) if eff.base_url else None)
+        except Exception as exc:  # the store is down: the patterns still apply
+            log.warning("could not read the tenant's AI settings to redact an error",
+                        extra={"tenant": tenant, "error": type(exc).__name__})
+            secrets = (None, None)
+        return redact(message, secrets)[:2000]
+
+    async def _finish_failed(self, job: Job, code: str, message: str,
+                             error: BaseException | None = None) -> None:
+        """Ends the job failed, and logs it in one line: a warning with its tenant, kind, code
+        and redacted message, or for a fault of ours (`error`) an error with its traceback."""
+        message = await self._redacted(job.tenant, message)
+        ended = False
+
         def change(current: Job) -> tuple[Job, list[Envelope]] | None:
+            nonlocal ended
+            ended = False
             if current.final:
                 return None
             at = now()
             errors = [*current.errors, JobError(at=at, attempt=current.attempts, code=code,
-                                                message=message[:2000], transient=False)]
+                                                message=message, transient=False)]
             done = current.update(at, status="failed", step="failed", errors=errors,
                                   finished_at=at, lease=None)
-            return done, [failed(done, code, message[:2000])]
+            ended = True
+            return done, [failed(done, code, message)]
 
-        await self.service.mutate(job.tenant, job.id, change)
+        done = await self.service.mutate(job.tenant, job.id, change)
+        if ended or error is not None:  # once: a job that had ended already is not logged
+            log.log(logging.ERROR if error is not None else logging.WARNING, "AI job failed",
+                    exc_info=error, extra={
+                        "tenant": job.tenant, "job": job.id, "kind": job.kind, "code": code,
+                        "attempts": done.attempts, "error": message[:500]})
 
     async def _provider_failed(self, job: Job, code: str, message: str, transient: bool,
                                retry_after_s: float | None, usage: Usage) -> bool:
+        message = await self._redacted(job.tenant, message)
         if not transient or job.attempts >= job.max_attempts:
             if transient:
                 message = f"{message} (gave up after {job.attempts} attempts)"
@@ -475,7 +505,7 @@ class JobRunner:
                 raise LeaseLost
             at = now()
             errors = [*current.errors, JobError(at=at, attempt=current.attempts, code=code,
-                                                message=message[:2000], transient=True)]
+                                                message=message, transient=True)]
             retrying = current.update(at, status="queued", step=f"retrying in {wait:.1f}s",
                                       errors=errors, lease=None,
                                       not_before=at + timedelta(seconds=wait))

@@ -4,13 +4,19 @@ Schema (`response_format: json_schema`) and the caller validates what comes back
 
 Provider failures are sorted into transient ones (timeouts, 429 rate limits, 5xx, lost
 connections), which a job retries with back-off, and permanent ones (a refused key, a bad
-request, an exhausted account), which fail the job at once.
+request, an exhausted account), which fail the job at once. What a provider says about a
+failure is kept (its status, its error type and code, its message) with anything shaped like a
+credential taken out first (`redact`): providers echo the key they were given, OpenAI masked
+(`sk-...abcd`), an OpenAI-compatible server sometimes whole, and the message ends up in the
+job's errors, its `failed` event, the data export and the logs.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
@@ -18,6 +24,8 @@ import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 from openai.types.shared_params import ResponseFormatJSONSchema
+
+from bloop.platform.kit.urls import url_password
 
 Role = Literal["system", "user", "assistant"]
 
@@ -146,13 +154,86 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-def _error_code(exc: openai.APIStatusError) -> str | None:
+REDACTED = "[redacted]"
+
+
+def _scheme_value(found: re.Match[str]) -> str:
+    """An Authorization header's value redacted, unless it reads as a word ("Bearer
+    authentication failed"): a token has a digit or a sign, or capitals inside it."""
+    value = found.group(3)
+    if value.isalpha() and value[1:].islower() and len(value) < 20:
+        return found.group(0)
+    return f"{found.group(1)}{found.group(2)}{REDACTED}"
+
+
+_CREDENTIALS: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = (
+    # an Authorization header's value, as servers echo it
+    (re.compile(r"\b(Bearer|bearer|BEARER|Basic|BASIC)(\s+|=)"
+                r"([A-Za-z0-9._~+/=*-]*[A-Za-z0-9_~+/=*-])"), _scheme_value),
+    # keys by their prefixes: OpenAI's and Anthropic's (sk-, sk-proj-, sk-ant-, masked or
+    # not), ElevenLabs' (sk_), Groq's (gsk_)
+    (re.compile(r"\b(?:sk|rk|gsk)[-_][A-Za-z0-9_*.-]*[A-Za-z0-9_*]"), REDACTED),
+    # `api_key=...`, `"password": "..."`, `x-api-key: ...`
+    (re.compile(r"(?i)\b((?:x-)?api[-_ ]?key|access[-_ ]?token|secret|password|passwd"
+                r"|authorization|subscription[-_ ]?key)([\"']?\s*[:=]\s*[\"']?)"
+                r"(?!(?i:bearer|basic)\s|\[redacted\])[^\s\"',;}]+"), rf"\1\2{REDACTED}"),
+    # a user name and password in a web address
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@"), r"\1***@"),
+    # long opaque tokens (32 characters and more, letters and digits mixed)
+    (re.compile(r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{32,}\b"),
+     REDACTED),
+)
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """`text` without the `secrets` given (a configured key, a password; those of fewer than 6
+    characters are too short to tell from words and left alone) nor anything shaped like a key
+    or a bearer token."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    for pattern, replacement in _CREDENTIALS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _error_field(exc: openai.APIStatusError, name: str) -> str | None:
+    """The provider's error `type` or `code`: `{"error": {...}}` or the error itself."""
     body = exc.body
     if isinstance(body, dict):
         inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("code") is not None:
-            return str(inner["code"])
+        if isinstance(inner, dict) and inner.get(name) is not None:
+            return str(inner[name])
     return None
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    return _error_field(exc, "code")
+
+
+def provider_said(exc: openai.APIStatusError, secrets: Iterable[str | None] = (),
+                  limit: int = 300) -> str:
+    """What a provider said with an error status, credentials taken out: its error type and
+    code, then its message (`invalid_request_error/invalid_api_key: Incorrect API key
+    provided: [redacted]. …`); "" when it said nothing."""
+    kinds = "/".join(dict.fromkeys(k for k in (_error_field(exc, "type"), _error_code(exc))
+                                   if k))
+    body = exc.body
+    inner = body.get("error", body) if isinstance(body, dict) else body
+    said: object = (inner.get("message") or inner.get("detail")) if isinstance(inner, dict) \
+        else inner
+    if not isinstance(said, str):
+        said = "" if said is None else json.dumps(said, default=str)
+    said = " ".join(redact(said, secrets).split())
+    if len(said) > limit:
+        said = said[:limit] + "…"
+    kinds = redact(kinds[:200], secrets)
+    return f"{kinds}: {said}" if kinds and said else kinds or said
+
+
+def status_detail(exc: openai.APIStatusError, secrets: Iterable[str | None] = ()) -> str:
+    """The status and what the provider said with it (`401 invalid_api_key: …`)."""
+    said = provider_said(exc, secrets)
+    return f"{exc.status_code} {said}" if said else str(exc.status_code)
 
 
 class OpenAiLlm:
@@ -163,6 +244,7 @@ class OpenAiLlm:
                  timeout_s: float = 60.0, pricing: Pricing | None = None) -> None:
         self._model = model
         self._pricing = pricing or Pricing()
+        self._secrets = (api_key, url_password(base_url) if base_url else None)
         # Local servers (vLLM, Ollama) take any key; the client insists on one.
         self._client = AsyncOpenAI(api_key=api_key or "unused", base_url=base_url,
                                    timeout=timeout_s, max_retries=0)
@@ -189,23 +271,29 @@ class OpenAiLlm:
                 temperature=0.2,
             )
         except openai.APITimeoutError as exc:
-            raise ProviderTimeout(f"the model did not answer in time ({exc})") from None
+            raise ProviderTimeout(f"the model did not answer in time "
+                                  f"({redact(str(exc), self._secrets)})") from None
         except openai.APIConnectionError as exc:
-            raise ProviderUnavailable(f"could not reach the model's server ({exc})") from None
+            raise ProviderUnavailable(f"could not reach the model's server "
+                                      f"({redact(str(exc), self._secrets)})") from None
         except openai.RateLimitError as exc:
             if _error_code(exc) == "insufficient_quota":
-                raise ProviderRejected("the provider account has no quota left",
+                raise ProviderRejected("the provider account has no quota left "
+                                       f"({status_detail(exc, self._secrets)})",
                                        status=429) from None
-            raise ProviderRateLimited("the provider is rate limiting us",
+            raise ProviderRateLimited("the provider is rate limiting us "
+                                      f"({status_detail(exc, self._secrets)})",
                                       retry_after_s=retry_after(exc.response.headers),
                                       status=429) from None
         except openai.APIStatusError as exc:
             if exc.status_code >= 500 or exc.status_code in (408, 409):
                 raise ProviderUnavailable(
-                    f"the provider failed ({exc.status_code})", status=exc.status_code,
+                    f"the provider failed ({status_detail(exc, self._secrets)})",
+                    status=exc.status_code,
                     retry_after_s=retry_after(exc.response.headers)) from None
-            raise ProviderRejected(f"the provider refused the request ({exc.status_code}: "
-                                   f"{exc.message})", status=exc.status_code) from None
+            raise ProviderRejected("the provider refused the request "
+                                   f"({status_detail(exc, self._secrets)})",
+                                   status=exc.status_code) from None
         if not response.choices:
             raise ProviderUnavailable("the provider answered with no choice")
         choice = response.choices[0]

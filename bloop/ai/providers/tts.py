@@ -33,9 +33,11 @@ from bloop.ai.providers.llm import (
     ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
+    provider_said,
+    redact,
     retry_after,
 )
-from bloop.platform.kit.urls import HttpUrlText
+from bloop.platform.kit.urls import HttpUrlText, url_password
 
 TtsProvider = Literal["local", "openai", "azure", "elevenlabs"]
 
@@ -174,9 +176,11 @@ async def per_sentence(text: str, speak: Callable[[str], Awaitable[bytes]], *, p
                           voice=voice)
 
 
-def status_error(provider: str, status: int, headers: Mapping[str, str], detail: str = "") -> \
-        ProviderError:
-    """The `ProviderError` for an HTTP error status from a speech API."""
+def status_error(provider: str, status: int, headers: Mapping[str, str], detail: str = "",
+                 secrets: Sequence[str | None] = ()) -> ProviderError:
+    """The `ProviderError` for an HTTP error status from a speech API; what the provider said
+    (`detail`) is kept without the `secrets` (its key) or anything shaped like a credential."""
+    detail = " ".join(redact(detail, secrets).split())
     detail = f": {detail[:300]}" if detail else ""
     if status == 429:
         return ProviderRateLimited(f"{provider} is rate limiting us{detail}", status=status,
@@ -187,17 +191,19 @@ def status_error(provider: str, status: int, headers: Mapping[str, str], detail:
     return ProviderRejected(f"{provider} refused the request ({status}){detail}", status=status)
 
 
-async def _post(client: httpx.AsyncClient, provider: str, url: str, **kwargs: object) -> \
-        httpx.Response:
+async def _post(client: httpx.AsyncClient, provider: str, url: str, *,
+                secrets: Sequence[str | None] = (), **kwargs: object) -> httpx.Response:
     try:
         response = await client.post(url, **kwargs)  # type: ignore[arg-type]
     except httpx.TimeoutException as exc:
         raise ProviderTimeout(f"{provider} did not answer in time ({type(exc).__name__})") \
             from None
     except httpx.TransportError as exc:
-        raise ProviderUnavailable(f"could not reach {provider} ({exc})") from None
+        raise ProviderUnavailable(f"could not reach {provider} ({redact(str(exc), secrets)})") \
+            from None
     if response.status_code >= 400:
-        raise status_error(provider, response.status_code, response.headers, response.text)
+        raise status_error(provider, response.status_code, response.headers, response.text,
+                           secrets)
     return response
 
 
@@ -270,6 +276,7 @@ class OpenAiTts:
                  concurrency: int = 4) -> None:
         self._client = AsyncOpenAI(api_key=api_key or "unused", base_url=base_url,
                                    timeout=timeout_s, max_retries=0)
+        self._secrets = (api_key, url_password(base_url) if base_url else None)
         self._model = model
         self._voice = voice
         self._concurrency = concurrency
@@ -284,10 +291,11 @@ class OpenAiTts:
             except openai.APITimeoutError:
                 raise ProviderTimeout("OpenAI speech did not answer in time") from None
             except openai.APIConnectionError as exc:
-                raise ProviderUnavailable(f"could not reach OpenAI speech ({exc})") from None
+                raise ProviderUnavailable("could not reach OpenAI speech "
+                                          f"({redact(str(exc), self._secrets)})") from None
             except openai.APIStatusError as exc:
                 raise status_error("OpenAI speech", exc.status_code, exc.response.headers,
-                                   exc.message) from None
+                                   provider_said(exc, self._secrets), self._secrets) from None
             return _fix_stream_wav(response.content)
 
         return await per_sentence(text, speak, provider=self.name, voice=chosen,
@@ -316,6 +324,7 @@ class AzureTts:
             "X-Microsoft-OutputFormat": "riff-24khz-16bit-mono-pcm"})
         self._voice = voice
         self._concurrency = concurrency
+        self._secrets = (api_key,)
 
     def _ssml(self, sentence: str, voice: str) -> str:
         lang = "-".join(voice.split("-")[:2]) or "en-US"
@@ -327,6 +336,7 @@ class AzureTts:
 
         async def speak(sentence: str) -> bytes:
             response = await _post(self._client, "Azure Speech", self._url,
+                                   secrets=self._secrets,
                                    content=self._ssml(sentence, chosen).encode())
             return response.content
 
@@ -352,6 +362,7 @@ class ElevenLabsTts:
                  timeout_s: float = 120.0) -> None:
         self._base = base_url.rstrip("/")
         self._client = httpx.AsyncClient(timeout=timeout_s, headers={"xi-api-key": api_key})
+        self._secrets = (api_key, url_password(base_url))
         self._voice = voice
         self._model = model
 
@@ -363,7 +374,7 @@ class ElevenLabsTts:
         spoken = " ".join(sentences)
         response = await _post(
             self._client, "ElevenLabs", f"{self._base}/v1/text-to-speech/{chosen}/with-timestamps",
-            params={"output_format": f"pcm_{self.rate}"},
+            secrets=self._secrets, params={"output_format": f"pcm_{self.rate}"},
             json={"text": spoken, "model_id": self._model})
         try:
             body = response.json()

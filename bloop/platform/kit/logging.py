@@ -62,5 +62,9 @@ def configure_logging(level: str = "INFO", json_format: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "kafka", "neo4j", "pymongo", "uvicorn.access"):
+    # The HTTP clients log every request at INFO with its full address, a user name and
+    # password in it included ("HTTP Request: POST http://user:secret@…"), and `openai` at
+    # DEBUG its requests' bodies; httpx2 and httpcore2 are the forks the `openai` package uses.
+    for noisy in ("aiokafka", "kafka", "neo4j", "pymongo", "uvicorn.access", "httpx", "httpx2",
+                  "httpcore", "httpcore2", "openai"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from typing import Annotated
 
@@ -31,6 +32,29 @@ def http_url_problem(value: str) -> str | None:
     if url.port is not None and not 0 < url.port < 65_536:
         return f"port {url.port} is out of range"
     return None
+
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
+
+
+def has_userinfo(value: str) -> bool:
+    """Whether the address holds a user name or password (`http://user:secret@host/`)."""
+    return _USERINFO.match(value) is not None
+
+
+def masked_url(value: str) -> str:
+    """The address as shown: its user name and password, if any, as `***`."""
+    return _USERINFO.sub(r"\1***@", value, count=1)
+
+
+def url_password(value: str) -> str | None:
+    """The password (else the user name) an address holds, to take out of what a server says
+    back; None when it holds neither."""
+    found = _USERINFO.match(value)
+    if found is None:
+        return None
+    user, _, password = found.group(2).partition(":")
+    return password or user or None
 
 
 def _checked(value: str, info: ValidationInfo) -> str:

@@ -1,6 +1,8 @@
 """A stand-in for OpenAI's chat completions API on 127.0.0.1, answering with the shapes the real
 API answers with (recorded bodies: a completion with usage, 429 with `retry-after`, the
-`insufficient_quota` 429, 500, 401), optionally after a delay (for timeouts and slow jobs).
+`insufficient_quota` 429, 500, 401 with the key masked), optionally after a delay (for timeouts
+and slow jobs). `KEY` in a scripted body is replaced by the key the request was sent with, as an
+OpenAI-compatible server that echoes it back whole answers (`ECHOED_KEY`).
 
 Scripted replies are used first, in order; after them it answers every request with valid JSON
 for the schema the request names (`response_format.json_schema.name`)."""
@@ -63,6 +65,17 @@ BAD_KEY = Reply(401, body={"error": {
     "message": "Incorrect API key provided: sk-abc. You can find your API key at "
                "https://platform.openai.com/account/api-keys.",
     "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+KEY = "<<the request's key>>"
+MASKED_KEY = Reply(401, body={"error": {  # OpenAI, a longer key: shown masked, with its end
+    "message": "Incorrect API key provided: sk-proj-************************************"
+               "********yZ4A. You can find your API key at "
+               "https://platform.openai.com/account/api-keys.",
+    "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+ECHOED_KEY = Reply(401, body={"error": {  # an OpenAI-compatible server: the key whole
+    "message": f"Authentication Error, Invalid proxy server token passed. Received API Key = "
+               f"{KEY}, Key Hash (Token) = 9f2c1e. Unable to find token in cache or "
+               f"`LiteLLM_VerificationTokenTable` (header was 'Authorization: Bearer {KEY}')",
+    "type": "auth_error", "param": "None", "code": "401"}})
 
 
 def valid_answer(schema_name: str, prompt: str) -> dict[str, Any]:
@@ -126,7 +139,8 @@ class FakeOpenAI:
                 payload = reply.body if reply.body is not None else completion(
                     reply.content or "", finish_reason=reply.finish_reason,
                     prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
-                raw = json.dumps(payload).encode()
+                sent = self.headers.get("authorization", "").removeprefix("Bearer ")
+                raw = json.dumps(payload).replace(KEY, sent).encode()
                 try:
                     self.send_response(reply.status)
                     self.send_header("content-type", "application/json")

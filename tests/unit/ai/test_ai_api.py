@@ -404,8 +404,10 @@ async def test_only_the_requester_the_lesson_s_authors_and_admins_cancel_a_job(
         assert r.json().get("code") in (None, "job_finished")
 
 
-async def test_a_narration_job_makes_audio_the_tenant_can_play(client: httpx.AsyncClient,
-                                                               app: FastAPI) -> None:
+async def test_a_narration_job_makes_audio_its_authors_can_play(client: httpx.AsyncClient,
+                                                                app: FastAPI) -> None:
+    """Its outputs stream to those who may see the job; a narration of a draft (its captions
+    the draft's text) streamed to every member of the tenant."""
     require_media_kind(app, "narration")
     les = await lesson(client)
     r = await client.post(f"{BASE}/ai/jobs", json={"kind": "narration", "lesson_id": les["id"]})
@@ -416,13 +418,17 @@ async def test_a_narration_job_makes_audio_the_tenant_can_play(client: httpx.Asy
     audio = outputs["audio"]
     assert audio["content_type"].startswith("audio/")
     assert audio["duration_s"] > 3
-    learner = await member(app, client, "acme", ["learner"])
-    got = await client.get(audio["url"], headers=learner)
+    got = await client.get(audio["url"])
     assert got.status_code == 200
     assert got.headers["content-type"] == audio["content_type"]
     assert len(got.content) == audio["bytes"] > 1000
-    captions = await client.get(outputs["subtitles"]["url"], headers=learner)
+    captions = await client.get(outputs["subtitles"]["url"])
     assert captions.text.startswith("WEBVTT")
+    for role in ("learner", "educator", "teaching_assistant"):
+        stranger = await member(app, client, "acme", [role])
+        for url in (audio["url"], outputs["subtitles"]["url"]):
+            r = await client.get(url, headers=stranger)
+            assert (r.status_code, r.json()["code"]) == (404, "not_found"), (role, r.text)
     other = await member(app, client, "beta", ["learner"])
     r = await client.get(audio["url"].replace("/acme/", "/beta/"), headers=other)
     assert r.status_code == 404
@@ -507,3 +513,119 @@ async def test_the_data_export_has_the_user_s_jobs_and_deleting_the_user_anonymi
     assert user_id not in json.dumps(view)
     assert (await service.job("acme", someone_else)).requested_by != "deleted-user"
     assert await service.personal_data("acme", user_id) == {"jobs_requested": []}
+
+
+async def test_a_job_on_a_draft_is_shown_only_to_those_who_may_read_the_draft(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Any staff member read every job: a second educator or a teaching assistant, answered
+    404 for a draft lesson, read its title and the quiz made from it, answers included,
+    through the jobs routes. A job now shows only to whoever asked for it, the lesson's
+    authors, the admins, and those content shows the lesson to at the job's version."""
+    les = await lesson(client, LESSON + "\n\nThe launch code of the unreleased exam is "
+                                        "PINEAPPLE.")
+    other, ta, admin = [await member(app, client, "acme", [role]) for role in
+                        ("educator", "teaching_assistant", "tenant_admin")]
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": les["id"]})
+    assert r.status_code == 201, r.text
+    drafted = r.json()["id"]
+    assert (await follow(client, drafted))[-1][1]["status"] == "succeeded"
+    url = f"{BASE}/ai/jobs/{drafted}"
+
+    for stranger in (other, ta):
+        assert (await client.get(f"{BASE}/lessons/{les['id']}", headers=stranger)
+                ).status_code == 404, "content answers 404 for the draft"
+        for path in (url, f"{url}/events"):
+            r = await client.get(path, headers=stranger)
+            assert (r.status_code, r.json()["code"]) == (404, "not_found"), r.text
+            assert "PINEAPPLE" not in r.text
+            assert "Names and values" not in r.text
+        for params in ({}, {"lesson_id": les["id"]}, {"status": "succeeded"}):
+            r = await client.get(f"{BASE}/ai/jobs", headers=stranger, params=params)
+            assert r.json() == {"items": [], "next": None}, r.text
+    r = await client.post(f"{url}/cancel", headers=other)
+    assert (r.status_code, r.json()["code"]) == (404, "not_found"), "as for GET"
+    for reader in (client.headers, admin):
+        r = await client.get(url, headers=reader)
+        assert r.status_code == 200, r.text
+        assert r.json()["lesson_title"] == "Names and values"
+        assert r.json()["result"]["block"]["questions"]
+        listed = (await client.get(f"{BASE}/ai/jobs", headers=reader)).json()
+        assert [j["id"] for j in listed["items"]] == [drafted]
+
+    # published as it was: those who read the published lesson read the job made from it
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    for reader in (other, ta):
+        r = await client.get(url, headers=reader)
+        assert r.status_code == 200, r.text
+        assert (await follow_with(client, drafted, reader))[-1][1]["status"] == "succeeded"
+    r = await client.post(f"{url}/cancel", headers=other)
+    assert (r.status_code, r.json()["code"]) == (403, "not_an_author"), "seen, not theirs"
+
+    # the draft moves on: a job on the new draft is its authors' again
+    r = await client.patch(f"{BASE}/lessons/{les['id']}", json={
+        "version": les["version"], "title": "Secret draft",
+        "blocks": [{"type": "markdown", "markdown": "The new code is MANGO, for authors only."}]})
+    assert r.status_code == 200, r.text
+    quiz = {"kind": "quiz", "lesson_id": les["id"]}
+    r = await client.post(f"{BASE}/ai/jobs", json=quiz, headers={"Idempotency-Key": "quiz-1"})
+    assert r.status_code == 201, r.text
+    redrafted = r.json()["id"]
+    assert (await follow(client, redrafted))[-1][1]["lesson_title"] == "Secret draft"
+    r = await client.get(f"{BASE}/ai/jobs/{redrafted}", headers=other)
+    assert r.status_code == 404
+    r = await client.post(f"{BASE}/ai/jobs", json=quiz,
+                          headers={**other, "Idempotency-Key": "quiz-1"})
+    assert (r.status_code, r.json()["code"]) == (422, "idempotency_key_reused"), r.text
+    for hidden in (redrafted, "Secret draft", "MANGO"):
+        assert hidden not in r.text
+    r = await client.post(f"{BASE}/ai/jobs", json=quiz, headers=other)
+    assert r.status_code == 200, "the published version's quiz, asked for again: that job"
+    assert (r.json()["id"], r.json()["lesson_title"]) == (drafted, "Names and values")
+    r = await client.post(f"{BASE}/ai/jobs", headers=other, json={
+        "kind": "summary", "lesson_id": les["id"]})
+    assert r.status_code == 201, r.text
+    own = r.json()["id"]
+
+    # a page is full whatever it passed over
+    first = (await client.get(f"{BASE}/ai/jobs", headers=other, params={"limit": 1})).json()
+    assert [j["id"] for j in first["items"]] == [own]
+    rest = (await client.get(f"{BASE}/ai/jobs", headers=other,
+                             params={"limit": 1, "after": first["next"]})).json()
+    assert ([j["id"] for j in rest["items"]], rest["next"]) == ([drafted], None)
+    mine = (await client.get(f"{BASE}/ai/jobs", params={"limit": 5})).json()
+    assert [j["id"] for j in mine["items"]] == [own, redrafted, drafted], \
+        "the authors see them all"
+    assert "MANGO" not in (await client.get(f"{BASE}/ai/jobs", headers=ta)).text
+
+
+async def follow_with(client: httpx.AsyncClient, job_id: str,
+                      headers: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    events: list[tuple[str, dict[str, Any]]] = []
+    async with client.stream("GET", f"{BASE}/ai/jobs/{job_id}/events", headers=headers,
+                             timeout=60) as r:
+        assert r.status_code == 200
+        name = ""
+        async for line in r.aiter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[6:])))
+    return events
+
+
+async def test_ai_settings_refuse_and_never_show_a_password_in_the_base_url(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.put(f"{BASE}/ai/settings", headers=admin, json={
+        "base_url": "https://user:hunter22@models.example/v1", "api_key": "k-1234567"})
+    assert (r.status_code, r.json()["code"]) == (422, "credentials_in_url"), r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "hunter22" not in r.text
+    view = (await client.get(f"{BASE}/ai/settings", headers=admin)).json()
+    assert (view["base_url"], view["has_api_key"]) == (None, False), "nothing was kept"
+    service: JobService = app.state.ai.state["service"]
+    await service.store.put_config("acme", TenantAiConfig.model_validate(
+        {"base_url": "https://user:hunter22@models.example/v1"}))  # stored before the check
+    r = await client.get(f"{BASE}/ai/settings", headers=admin)
+    assert r.json()["base_url"] == "https://***@models.example/v1"
+    assert "hunter22" not in r.text

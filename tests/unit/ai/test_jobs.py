@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +41,15 @@ from bloop.platform.kit.events.types import registry, type_of
 from bloop.platform.kit.settings import AiSettings
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import eventually
-from tests.unit.ai.fake_openai import BAD_KEY, RATE_LIMITED, SERVER_ERROR, FakeOpenAI, Reply
+from tests.unit.ai.fake_openai import (
+    BAD_KEY,
+    ECHOED_KEY,
+    MASKED_KEY,
+    RATE_LIMITED,
+    SERVER_ERROR,
+    FakeOpenAI,
+    Reply,
+)
 
 LESSON = LessonText(id="lesson-1", version=3, course="py", title=data.LESSONS[0].title,
                     text="\n\n".join(data.LESSONS[0].blocks), concepts=["variables"])
@@ -632,3 +641,94 @@ async def test_a_deleted_user_s_jobs_are_exported_then_anonymised(rig: Rig) -> N
         params=JobParams(instructions="Ask about my dog Rex, as I told the class.")), LESSON)
     assert created
     assert asked.id != noted.id
+
+
+async def test_a_provider_that_echoes_the_key_leaves_it_nowhere(
+        rig: Rig, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture) -> None:
+    """An OpenAI-compatible server that echoes the key it was given: its error text was kept
+    verbatim in the job's errors (shown to staff), its `failed` event and the data export. Now
+    the status and the provider's error type and code stay, the key does not; and the failure
+    is logged, once, at WARNING (it was logged at no level)."""
+    rig.service.settings = AiSettings(**rig.settings.model_dump() | {
+        "tenant_private_addresses": True})  # the fake provider runs on this machine
+    key = "acme-model-server-key-7731"
+    await rig.service.configure("acme", TenantAiConfig.model_validate({
+        "base_url": fake_openai.base_url, "api_key": key}))
+    fake_openai.script(ECHOED_KEY)
+    job = await rig.ask("summary")
+    with caplog.at_level(logging.INFO, logger="bloop.ai.worker"):
+        await rig.runner().run("acme", job.id)
+    assert fake_openai.headers[0]["authorization"] == f"Bearer {key}"
+    done = await rig.service.job("acme", job.id)
+    assert done.status == "failed"
+    [error] = done.errors
+    assert error.code == "provider_rejected"
+    assert "401 auth_error/401" in error.message
+    assert "Invalid proxy server token passed" in error.message
+    failed = (await rig.events(job.id))[-1]
+    assert failed["type"] == "bloop.ai.job.failed.v1"
+    exported = await rig.service.personal_data("acme", "u1")
+    logged = [r for r in caplog.records if r.name == "bloop.ai.worker"]
+    for text in (done.model_dump_json(), json.dumps(failed), json.dumps(exported),
+                 *(json.dumps(vars(r), default=str) for r in logged)):
+        assert key not in text
+        assert "7731" not in text
+    [line] = [r for r in logged if r.levelno >= logging.WARNING]
+    assert (line.levelname, line.getMessage()) == ("WARNING", "AI job failed")
+    assert (line.job, line.kind, line.tenant, line.code) == (  # type: ignore[attr-defined]
+        job.id, "summary", "acme", "provider_rejected")
+    assert "auth_error" in line.error  # type: ignore[attr-defined]
+
+
+@pytest.mark.ai(max_attempts=2)
+async def test_each_failed_job_is_logged_once_at_warning(
+        rig: Rig, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture) -> None:
+    rig.service.settings = rig.settings = AiSettings(
+        **rig.settings.model_dump() | llm(fake_openai, invalid_output_retries=0))
+    fake_openai.script(Reply(content="not json"), MASKED_KEY, SERVER_ERROR, SERVER_ERROR)
+    jobs = [await rig.ask(kind) for kind in ("flashcards", "quiz", "summary")]
+    with caplog.at_level(logging.INFO, logger="bloop.ai.worker"):
+        for job in jobs:
+            await rig.runner().run("acme", job.id)
+            await rig.runner().run("acme", job.id)  # ended: nothing more
+    warned = [(r.job, r.kind, r.code) for r in caplog.records  # type: ignore[attr-defined]
+              if r.name == "bloop.ai.worker" and r.levelno >= logging.WARNING]
+    assert warned == [(jobs[0].id, "flashcards", "invalid_output"),
+                      (jobs[1].id, "quiz", "provider_rejected"),
+                      (jobs[2].id, "summary", "provider_unavailable")]
+    refused = await rig.service.job("acme", jobs[1].id)
+    assert "yZ4A" not in refused.errors[-1].message
+    assert "401 invalid_request_error/invalid_api_key" in refused.errors[-1].message
+
+
+async def test_a_base_url_with_a_user_name_or_password_is_refused_and_never_shown(
+        rig: Rig, fake_openai: FakeOpenAI) -> None:
+    """`http://user:secret@host/v1` was kept and shown back by `GET …/ai/settings` (the key
+    beside it is write-only), and every provider call logged it at INFO."""
+    rig.service.settings = AiSettings(**rig.settings.model_dump() | {
+        "tenant_private_addresses": True})
+    with_password = fake_openai.base_url.replace("http://", "http://acme:hunter22@")
+    for address in (with_password, fake_openai.base_url.replace("http://", "http://token@")):
+        with pytest.raises(Problem) as refused:
+            await rig.service.configure("acme", TenantAiConfig.model_validate({
+                "base_url": address, "api_key": "k-1234567"}))
+        assert (refused.value.status, refused.value.code) == (422, "credentials_in_url")
+        assert "hunter22" not in str(refused.value)
+        assert "token@" not in str(refused.value)
+    assert await rig.service.store.get_config("acme") is None
+
+    await rig.service.store.put_config("acme", TenantAiConfig.model_validate({
+        "base_url": with_password, "provider": "openai"}))  # stored before the check
+    view = await rig.service.config_view("acme")
+    assert view.base_url == fake_openai.base_url.replace("http://", "http://***@")
+    job = await rig.ask("summary")
+    await rig.runner().run("acme", job.id)
+    failed = await rig.service.job("acme", job.id)
+    assert (failed.status, failed.errors[-1].code) == ("failed", "provider_rejected")
+    assert "user name or password" in failed.errors[-1].message
+    assert "hunter22" not in failed.model_dump_json()
+    assert fake_openai.requests == [], "nothing was sent with it"
+
+    platform = JobService(rig.store, AiSettings(openai_base_url=with_password))
+    assert (await platform.config_view("beta")).base_url == \
+        fake_openai.base_url.replace("http://", "http://***@"), "the operator's, masked too"

@@ -4,6 +4,7 @@ structured output requests, usage and cost, and how each failure is sorted (tran
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from typing import Any
 
@@ -19,11 +20,16 @@ from bloop.ai.providers.llm import (
     ProviderTimeout,
     ProviderUnavailable,
     Usage,
+    redact,
     strict_schema,
 )
 from bloop.ai.text.model import QuizAnswer, SummaryAnswer
+from bloop.platform.kit.logging import configure_logging
 from tests.unit.ai.fake_openai import (
     BAD_KEY,
+    ECHOED_KEY,
+    KEY,
+    MASKED_KEY,
     NO_QUOTA,
     RATE_LIMITED,
     SERVER_ERROR,
@@ -31,6 +37,8 @@ from tests.unit.ai.fake_openai import (
     Reply,
 )
 
+NOISY = ("aiokafka", "kafka", "neo4j", "pymongo", "uvicorn.access", "httpx", "httpx2",
+         "httpcore", "httpcore2", "openai")
 ASK = [ChatMessage("system", "You write study material."), ChatMessage("user", "Summarise.")]
 
 
@@ -118,3 +126,94 @@ async def test_an_unreachable_server_is_unavailable() -> None:
     with pytest.raises(ProviderUnavailable):
         await model.complete_json(ASK, "SummaryAnswer", SummaryAnswer.model_json_schema())
     await model.close()
+
+
+@pytest.mark.parametrize(("reply", "key", "kept"), [
+    (BAD_KEY, "sk-abc", ["401", "invalid_request_error/invalid_api_key",
+                         "Incorrect API key provided", "platform.openai.com"]),
+    (MASKED_KEY, "sk-proj-longer-key-that-ends-in-yZ4A",
+     ["401", "invalid_api_key", "Incorrect API key provided"]),
+    (ECHOED_KEY, "acme-own-model-key-0042", ["401", "auth_error/401",
+                                             "Invalid proxy server token passed"]),
+    (ECHOED_KEY, "sk-acme-proj-0042", ["401", "auth_error/401"]),
+])
+async def test_what_a_provider_says_is_kept_without_the_key(
+        fake_openai: FakeOpenAI, reply: Reply, key: str, kept: list[str]) -> None:
+    """A provider's error text was kept verbatim: OpenAI shows the key masked (`sk-...abcd`),
+    and an OpenAI-compatible server may echo it whole; it went into the job's errors, its
+    `failed` event and the data export. The status and the provider's error type and code
+    stay."""
+    fake_openai.script(reply)
+    model = OpenAiLlm(model="m", api_key=key, base_url=fake_openai.base_url, timeout_s=5)
+    with pytest.raises(ProviderRejected) as caught:
+        await model.complete_json(ASK, "SummaryAnswer", SummaryAnswer.model_json_schema())
+    await model.close()
+    said = str(caught.value)
+    assert fake_openai.headers[0]["authorization"] == f"Bearer {key}"
+    assert key not in said
+    assert KEY not in said
+    assert "sk-" not in said
+    assert "yZ4A" not in said
+    assert "Bearer [redacted]" in said or reply is not ECHOED_KEY
+    for part in kept:
+        assert part in said, said
+    assert caught.value.status == 401
+
+
+def test_redaction_takes_out_what_looks_like_a_credential_and_leaves_the_rest() -> None:
+    kept = ("Rate limit reached for gpt-4o-mini in organization org-abc on tokens per min "
+            "(TPM): Limit 200000, Used 199000, Requested 1500. Please try again in 150ms.")
+    assert redact(kept) == kept
+    assert redact("The model `meta-llama/Meta-Llama-3.1-70B-Instruct` does not exist") == \
+        "The model `meta-llama/Meta-Llama-3.1-70B-Instruct` does not exist"
+    for secret, text in [
+        ("my-own-key", "Invalid key my-own-key for this server"),
+        ("tok3n.value", "Authorization: Bearer tok3n.value"),
+        ("abc123", '{"api_key": "abc123"}'),
+        ("hunter22", "could not reach http://admin:hunter22@models.example/v1"),
+        ("sk-proj-Ab12", "key sk-proj-Ab12******yZ4A refused"),
+        ("sk_3f9a", "ElevenLabs: invalid key sk_3f9a0c1d"),
+        ("0123456789abcdef0123456789abcdef", "token 0123456789abcdef0123456789abcdef expired"),
+    ]:
+        cleaned = redact(text, ["my-own-key"])
+        assert secret not in cleaned, cleaned
+        assert "[redacted]" in cleaned or "***@" in cleaned, cleaned
+    assert redact("short key abc", ["abc"]) == "short key abc", "too short to tell from words"
+
+
+async def test_provider_calls_log_no_address_at_info(fake_openai: FakeOpenAI) -> None:
+    """The HTTP clients logged every provider call at INFO with its full address:
+    `HTTP Request: POST http://user:secret@…/chat/completions`."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level, {
+        name: logging.getLogger(name).level for name in NOISY}
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    try:
+        configure_logging("INFO")
+        root.addHandler(Keep())
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+        configure_logging("DEBUG")
+        root.addHandler(Keep())
+        assert not logging.getLogger("httpcore2.http11").isEnabledFor(logging.DEBUG)
+        fake_openai.script(Reply(content='{"summary": "S", "key_points": ["k"]}'), BAD_KEY)
+        model = OpenAiLlm(model="m", api_key="sk-logged-nowhere",
+                          base_url=fake_openai.base_url.replace("http://", "http://u:hunter22@"))
+        await model.complete_json(ASK, "SummaryAnswer", SummaryAnswer.model_json_schema())
+        with pytest.raises(ProviderRejected):
+            await model.complete_json(ASK, "SummaryAnswer", SummaryAnswer.model_json_schema())
+        await model.close()
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)
+    assert len(fake_openai.requests) == 2
+    for record in seen:
+        text = record.getMessage() + repr(record.args)
+        assert "hunter22" not in text, text
+        assert "sk-logged-nowhere" not in text, text
