@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -58,6 +60,9 @@ if TYPE_CHECKING:
     from bloop.ai.video.script import VideoScript
 
 log = logging.getLogger("bloop.ai.worker")
+SCRATCH_PREFIX = "bloop-ai-"
+# A render touches its scratch files every few seconds; one untouched this long has no process.
+SCRATCH_IDLE_S = 6 * 3600.0
 
 
 class LeaseLost(Exception):
@@ -122,6 +127,19 @@ def failed(job: Job, code: str, message: str) -> Envelope:
         tenant=job.tenant, subject=job.id)
 
 
+def _remove_idle(workdir: Path, before: float) -> int:
+    removed = 0
+    for scratch in workdir.glob(f"{SCRATCH_PREFIX}*"):
+        if not scratch.is_dir() or scratch.is_symlink():
+            continue
+        newest = max((p.lstat().st_mtime for p in scratch.rglob("*")),
+                     default=scratch.lstat().st_mtime)
+        if max(newest, scratch.lstat().st_mtime) < before:
+            shutil.rmtree(scratch, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 class JobRunner:
     def __init__(self, service: JobService, media: MediaStore, settings: AiSettings, owner: str,
                  renderers: dict[str, MediaRenderer] | None = None,
@@ -149,12 +167,29 @@ class JobRunner:
         if self._sweeping is None or self._sweeping.done():
             self._sweeping = asyncio.create_task(self._sweep_forever(), name="ai:sweeper")
 
+    async def sweep_scratch(self, idle_s: float = SCRATCH_IDLE_S) -> int:
+        """Removes the scratch directories of renders that ended without cleaning up (a process
+        stopped mid-render; its job is taken up again elsewhere): those where nothing changed
+        for `idle_s`. Returns how many it removed."""
+        if self.workdir is None:
+            return 0
+        removed = await asyncio.to_thread(_remove_idle, self.workdir, time.time() - idle_s)
+        if removed:
+            log.info("removed scratch directories of renders that ended unfinished",
+                     extra={"count": removed})
+        return removed
+
     async def stop_sweeper(self) -> None:
         if self._sweeping is not None:
             await stopped(self._sweeping)
             self._sweeping = None
 
     async def _sweep_forever(self) -> None:
+        try:
+            await self.sweep_scratch()
+        except OSError as exc:
+            log.warning("could not sweep the render scratch directories",
+                        extra={"error": repr(exc)})
         while True:
             await asyncio.sleep(self.settings.sweep_interval_s)
             try:
@@ -382,7 +417,8 @@ class JobRunner:
         if base is not None:
             base.mkdir(parents=True, exist_ok=True)
         cost = job.cost  # the script's spend, if any, is on the job already
-        with tempfile.TemporaryDirectory(prefix=f"bloop-ai-{job.id[:8]}-", dir=base) as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{job.id[:8]}-",
+                                         dir=base) as tmp:
             async def progress(pct: int, step: str) -> None:
                 await self._progress(job, 5 + pct * 80 // 100, step)
 

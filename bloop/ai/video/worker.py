@@ -56,7 +56,9 @@ def render(job: RenderJob) -> RenderAnswer:
 
     from bloop.ai.video import scenes as s
 
-    media = tempfile.mkdtemp(prefix="bloop-manim-")
+    # Beside the clip, in the job's scratch directory: what a killed render leaves is swept
+    # with it (`JobRunner.sweep_scratch`).
+    media = tempfile.mkdtemp(prefix="bloop-manim-", dir=os.path.dirname(job.out) or None)
     # veryfast x264 and encoding overlapped with drawing: the clips are re-muxed, not kept.
     options = {"video_encoder_options": {"preset": "veryfast", "crf": "23"},
                "max_inflight_encoders": 4, "pixel_width": job.width,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -732,3 +734,19 @@ async def test_a_base_url_with_a_user_name_or_password_is_refused_and_never_show
     platform = JobService(rig.store, AiSettings(openai_base_url=with_password))
     assert (await platform.config_view("beta")).base_url == \
         fake_openai.base_url.replace("http://", "http://***@"), "the operator's, masked too"
+
+
+async def test_scratch_left_by_a_stopped_render_is_swept_and_a_live_one_kept(
+        rig: Rig, tmp_path: Path) -> None:
+    work = tmp_path / "ai-work"
+    left, live, other = work / "bloop-ai-0a1b2c3d-x1", work / "bloop-ai-4e5f6a7b-x2", work / "keep"
+    for d in (left / "bloop-manim-q", live, other):
+        d.mkdir(parents=True)
+    (left / "bloop-manim-q" / "clip.mp4").write_bytes(b"x")
+    (live / "scene-000.mp4").write_bytes(b"x")
+    hours_ago = time.time() - 7 * 3600
+    for p in (left / "bloop-manim-q" / "clip.mp4", left / "bloop-manim-q", left, other):
+        os.utime(p, (hours_ago, hours_ago))
+    runner = JobRunner(rig.service, rig.media, rig.settings, "w", workdir=work)
+    assert await runner.sweep_scratch() == 1
+    assert sorted(p.name for p in work.iterdir()) == ["bloop-ai-4e5f6a7b-x2", "keep"]
