@@ -5,10 +5,11 @@ source "$(dirname "$0")/lib.sh"
 PORT="${BLOOP_REDIS_PORT:-6379}"
 
 do_install() {
-  command -v redis-server >/dev/null || apt_install redis-server
-  # Debian starts a system service on install; we run our own instance.
+  command -v redis-server >/dev/null && return 0  # a Redis of the machine's is left alone
+  apt_install redis-server
+  # Debian starts the service it just installed, on 6379; we run our own instance.
   if command -v systemctl >/dev/null; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
-  pkill -f '^/usr/bin/redis-server .*:6379' 2>/dev/null || true
+  pkill -f '^/usr/bin/redis-server [^ ]*:6379$' 2>/dev/null || true
 }
 
 do_start() {
