@@ -85,6 +85,7 @@ async def test_a_held_document_waits_then_is_busy_and_a_stale_claim_is_taken_ove
                 pass
         assert 0.2 <= time.monotonic() - started < 2
         assert busy.value.status == 503
+        assert busy.value.extra["store"] == "mongodb"  # as /readyz and the other 503s name it
         async with guard.hold(docs, "b"):  # another document is free
             pass
     async with guard.hold(docs, "a"):  # released

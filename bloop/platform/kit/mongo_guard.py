@@ -40,7 +40,7 @@ class DocumentBusy(StoreUnavailable):
     """Another writer held the document for longer than the wait: 503, try again."""
 
     def __init__(self, key: str) -> None:
-        super().__init__("mongo", f"document {key} is being written by another request",
+        super().__init__("mongodb", f"document {key} is being written by another request",
                          retry_after_s=1)
         self.key = key
 
