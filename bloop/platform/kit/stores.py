@@ -32,7 +32,7 @@ def neo4j_driver(s: Neo4jSettings) -> AsyncDriver:
     # every such query. Performance and deprecation notifications still come.
     return AsyncGraphDatabase.driver(
         s.url, auth=(s.user, s.password), connection_timeout=s.timeout_s,
-        connection_acquisition_timeout=s.timeout_s * 2,
+        connection_acquisition_timeout=s.timeout_s * 2, max_transaction_retry_time=s.retry_s,
         notifications_disabled_classifications=[NotificationDisabledClassification.UNRECOGNIZED])
 
 
