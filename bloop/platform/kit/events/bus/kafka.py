@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
+from bloop.platform.kit.deadline import store_deadline
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.port import (
     DLQ_SUFFIX,
@@ -124,7 +125,12 @@ class KafkaEventBus:
         await self.ensure_topics(sorted({m.topic for m in messages}))
         producer = await self._get_producer()
         try:
-            await asyncio.gather(*await self._send(producer, messages))
+            # aiokafka never expires a batch while it knows the partition's leader, however long
+            # the broker is away. A batch cut off here may still be delivered later, before
+            # anything sent after it: this producer keeps each partition's batches in order,
+            # and the outbox sends the events again (consumers drop them by id).
+            async with store_deadline("kafka", self.settings.request_timeout_ms / 1000):
+                await asyncio.gather(*await self._send(producer, messages))
         except KafkaError as exc:
             # The idempotent producer's sequence state may be stale after a broker failure;
             # a fresh producer (new producer id) is the safe way on, duplicates are dropped
