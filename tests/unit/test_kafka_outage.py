@@ -1,12 +1,14 @@
 """While Kafka is away, publishing fails within the producer's request timeout (aiokafka alone
 would wait for the broker it knows as the leader forever), so an outbox relay says it cannot
-publish and counts its backlog."""
+publish and counts its backlog; and a producer whose start is cancelled is closed."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sqlite3
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -107,3 +109,30 @@ async def test_a_relay_says_it_cannot_publish_and_counts_its_backlog(
     assert bus.metrics.registry.get_sample_value(
         "bloop_outbox_pending", {"outbox": outbox.name}) == 3
 
+
+async def test_a_producer_whose_start_is_cancelled_is_closed(tmp_path: Path) -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # takes the request, never answers
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    db = SqliteDB(tmp_path / "processed.sqlite3")
+    processed = SqliteProcessedEvents(db)
+    await processed.setup()
+    bus = KafkaEventBus(KafkaSettings(bootstrap=f"127.0.0.1:{port}", request_timeout_ms=30_000),
+                        registry, processed, Metrics())
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.3):
+                        await bus.ping()
+            await asyncio.sleep(0.1)
+            gc.collect()
+        assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
+    finally:
+        await bus.close()
+        server.close()
+        await db.close()

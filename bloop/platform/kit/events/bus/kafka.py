@@ -27,7 +27,7 @@ from bloop.platform.kit.events.dedupe import ProcessedEvents
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import KafkaSettings
-from bloop.platform.kit.waiting import stopped
+from bloop.platform.kit.waiting import forget, stopped
 
 log = logging.getLogger("bloop.events.kafka")
 
@@ -105,9 +105,15 @@ class KafkaEventBus:
                 )
                 try:
                     await producer.start()
-                except Exception as exc:
+                except BaseException as exc:
+                    # A start cancelled (a /readyz probe's bound) must close what it opened too,
+                    # even if its caller is cancelled again meanwhile.
+                    closing = asyncio.ensure_future(producer.stop())
+                    forget(closing)
                     with contextlib.suppress(Exception):
-                        await producer.stop()
+                        await asyncio.shield(closing)
+                    if not isinstance(exc, Exception):
+                        raise
                     raise StoreUnavailable("kafka", type(exc).__name__) from exc
                 self._producer = producer
             return self._producer
