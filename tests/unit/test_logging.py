@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 import logging
 
-from bloop.platform.kit.logging import JsonFormatter, PlainFormatter, request_id_var
+import pytest
+
+from bloop.platform.kit.logging import (
+    JsonFormatter,
+    OncePer,
+    PlainFormatter,
+    configure_logging,
+    fields,
+    request_id_var,
+)
 
 
 def record() -> logging.LogRecord:
@@ -25,3 +34,47 @@ def test_plain_lines_keep_the_fields_json_lines_have() -> None:
                           "route=/v1/tenants/{tenant}/courses/{course}")
     assert structured["request_id"] == "r-1"
     assert (structured["status"], structured["msg"]) == (404, "request")
+
+
+def aiokafka_error(name: str, node: int, created: float) -> logging.LogRecord:
+    made = logging.LogRecord(name, logging.ERROR, __file__, 1,
+                             "Unable connect to node with id %s: %s", (node, "refused"), None)
+    made.created = created
+    return made
+
+
+def test_aiokafka_repeats_are_let_through_once_per_period_and_counted() -> None:
+    once = OncePer("aiokafka", period_s=10)
+    passed = [once.filter(aiokafka_error("aiokafka.client", n, 100 + n / 100)) for n in range(500)]
+    assert passed == [True] + [False] * 499
+    assert once.filter(aiokafka_error("aiokafka", 1, 101))  # another logger, its own count
+    later = aiokafka_error("aiokafka.client", 7, 110.5)
+    assert once.filter(later)
+    assert later.suppressed == 499  # type: ignore[attr-defined]
+    assert fields(later) == {"suppressed": 499}
+    again = aiokafka_error("aiokafka.client", 7, 121)
+    assert once.filter(again)
+    assert "suppressed" not in vars(again)
+
+
+def test_other_loggers_are_left_alone() -> None:
+    once = OncePer("aiokafka", period_s=10)
+    for name in ("bloop.outbox", "aiokafkaish", "kafka"):
+        assert all(once.filter(aiokafka_error(name, 1, 100)) for _ in range(5))
+
+
+def test_configured_logging_holds_back_aiokafka_repeats(capsys: pytest.CaptureFixture[str]) -> None:
+    root, kafka = logging.getLogger(), logging.getLogger("aiokafka")
+    saved = root.handlers[:], root.level, kafka.level
+    try:
+        configure_logging("INFO", json_format=True)
+        for _ in range(50):
+            logging.getLogger("aiokafka.conn").error("Unable to update metadata from %s", 1)
+            logging.getLogger("bloop.outbox").warning("outbox relay cannot publish yet")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        kafka.setLevel(saved[2])
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["logger"] for line in lines].count("aiokafka.conn") == 1
+    assert [line["logger"] for line in lines].count("bloop.outbox") == 50

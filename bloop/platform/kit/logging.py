@@ -53,8 +53,37 @@ class PlainFormatter(logging.Formatter):
         return line
 
 
+class OncePer(logging.Filter):
+    """Lets each message template of the loggers under `prefix` through at most once every
+    `period_s`; the next one let through carries how many were held back (`suppressed`). While
+    Kafka is away aiokafka logs the same few errors hundreds of times a second."""
+
+    def __init__(self, prefix: str, period_s: float = 10.0, remembered: int = 1000) -> None:
+        super().__init__()
+        self.prefix, self.period_s, self.remembered = prefix, period_s, remembered
+        self._last: dict[tuple[str, int, str], float] = {}
+        self._held: dict[tuple[str, int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (record.name == self.prefix or record.name.startswith(self.prefix + ".")):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        last = self._last.get(key)
+        if last is not None and record.created - last < self.period_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        if len(self._last) >= self.remembered:
+            self._last.clear()
+            self._held.clear()
+        self._last[key] = record.created
+        if held := self._held.pop(key, 0):
+            record.suppressed = held
+        return True
+
+
 def configure_logging(level: str = "INFO", json_format: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(OncePer("aiokafka"))
     if json_format:
         handler.setFormatter(JsonFormatter())
     else:
