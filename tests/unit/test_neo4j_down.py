@@ -1,4 +1,4 @@
-"""A Neo4j that refuses connections fails a query at once, after the driver's one retry,
+"""A Neo4j that refuses connections fails a query in seconds, after the driver's two retries,
 instead of holding every learning request for the whole query deadline."""
 
 from __future__ import annotations
@@ -34,11 +34,14 @@ async def test_a_refused_connection_fails_well_before_the_deadline() -> None:
         started = time.monotonic()
         with pytest.raises(ServiceUnavailable) as query:
             await neo4j_records(driver, "neo4j", DEADLINE_S, "RETURN 1", {})
+        read_s = time.monotonic() - started
+        started = time.monotonic()
         with pytest.raises(ServiceUnavailable):
             async with driver.session(database="neo4j") as session:
                 await session.execute_write(work)
-        took = time.monotonic() - started
+        write_s = time.monotonic() - started
     finally:
         await driver.close()
     assert store_errors()[ServiceUnavailable] == "neo4j", query.value  # answered 503
-    assert took < 5, f"two calls took {took:.1f}s against a {DEADLINE_S:g}s deadline"
+    for took in (read_s, write_s):
+        assert took < DEADLINE_S / 3, f"a call took {took:.1f}s against a {DEADLINE_S:g}s deadline"

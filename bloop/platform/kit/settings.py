@@ -128,10 +128,11 @@ class Neo4jSettings(BaseSettings):
     timeout_s: float = Field(default=2.0, gt=0)
     query_timeout_s: float = Field(default=15.0, gt=0, description="longest wait for one query "
                                    "or transaction: a server that stalls fails it (503)")
-    retry_s: float = Field(default=0.5, ge=0, description="how long the driver goes on retrying "
+    retry_s: float = Field(default=2.0, ge=0, description="how long the driver goes on retrying "
                            "a transaction after a transient failure (a refused connection, a "
-                           "leader switch); its retries come 1 s, 2 s, 4 s … apart, so 0.5 "
-                           "retries once and a server that is down answers 503 in about 1 s")
+                           "leader switch, a deadlock between two writes); its retries come 1 s, "
+                           "2 s, 4 s … apart, so 2 retries twice and a server that is down "
+                           "answers 503 in about 3 s")
 
 
 class RedisSettings(BaseSettings):
