@@ -143,19 +143,21 @@ def _waits_in(task: asyncio.Task[Any]) -> str:
 class StallingRelay:
     """A TCP relay to a real server that can stall: while stalled it passes no byte either way
     but keeps every connection open, as a server that hangs would (one that is down closes
-    them)."""
+    them). `down` is the server stopping (connections cut, new ones refused), `up` it starting
+    again on the same port."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._server: asyncio.Server | None = None
+        self._port = 0
         self._pipes: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._port
 
     def stall(self) -> None:
         self._flowing.clear()
@@ -163,8 +165,20 @@ class StallingRelay:
     def resume(self) -> None:
         self._flowing.set()
 
+    async def down(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    async def up(self) -> None:
+        self._server = await asyncio.start_server(self._accepted, "127.0.0.1", self._port,
+                                                  reuse_address=True)
+        self._port = int(self._server.sockets[0].getsockname()[1])
+
     async def __aenter__(self) -> StallingRelay:
-        self._server = await asyncio.start_server(self._accepted, "127.0.0.1", 0)
+        await self.up()
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -181,6 +195,7 @@ class StallingRelay:
             writer.close()
             return
         for source, sink in ((reader, up_writer), (up_reader, writer)):
+            self._writers.add(sink)
             pipe = asyncio.create_task(self._pipe(source, sink))
             self._pipes.add(pipe)
             pipe.add_done_callback(self._pipes.discard)
@@ -195,6 +210,7 @@ class StallingRelay:
             pass
         finally:
             sink.close()
+            self._writers.discard(sink)
 
 
 @contextlib.contextmanager

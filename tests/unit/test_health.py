@@ -58,3 +58,55 @@ async def test_a_cancelled_readiness_request_cancels_its_check() -> None:
     assert probe.cancelled()
     async with asyncio.timeout(1):
         await cancelled.wait()
+
+
+async def test_a_check_that_must_not_be_cancelled_is_left_to_end_and_not_started_twice() -> None:
+    """A pymongo call cancelled in server selection may keep the client's topology locked for
+    good: the MongoDB probe lets a late ping end by itself and starts no other meanwhile."""
+    started, cancelled = 0, 0
+    release = asyncio.Event()
+
+    async def ping() -> None:
+        nonlocal started, cancelled
+        started += 1
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            cancelled += 1
+            raise
+
+    probe = Probe("mongodb", ping, timeout_s=0.05, cancellable=False)
+    first = await run_probe(probe)
+    second = await run_probe(probe)
+    assert (first.up, second.up) == (False, False)
+    assert second.error == "TimeoutError: no answer within 0.05s"
+    assert (started, cancelled) == (1, 0)
+    release.set()
+    assert (await run_probe(probe)).up  # the late ping answered; the next is a new one
+    assert (await run_probe(probe)).up
+    assert (started, cancelled) == (2, 0)
+
+
+async def test_a_check_that_outlives_its_cancellation_is_not_started_again_meanwhile() -> None:
+    started = 0
+    let_go = asyncio.Event()
+
+    async def stubborn() -> None:
+        nonlocal started
+        started += 1
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await let_go.wait()
+
+    probe = Probe("neo4j", stubborn, timeout_s=0.05)
+    results = [await run_probe(probe) for _ in range(3)]
+    assert not any(r.up for r in results)
+    assert started == 1
+    let_go.set()
+    await asyncio.sleep(0)
+    assert probe.running is not None
+    async with asyncio.timeout(1):
+        await asyncio.wait({probe.running})
+    assert not (await run_probe(probe)).up  # a new check, itself too slow
+    assert started == 2

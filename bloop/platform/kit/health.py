@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response
@@ -16,13 +16,29 @@ from bloop.platform.kit.metrics import CONTENT_TYPE_LATEST
 from bloop.platform.kit.waiting import forget
 
 
-@dataclass(frozen=True)
+@dataclass
 class Probe:
-    """A dependency to check: `check` raises when it is not usable."""
+    """A dependency to check: `check` raises when it is not usable. One check runs at a time:
+    asked again while the last one still runs, the probe waits for that one instead.
+
+    `cancellable=False` for a client that must not be cancelled mid-call: a pymongo
+    operation cancelled while it waits in server selection can leave the topology's lock held
+    (Python 3.11), and the client then never reaches the server again. Such a check must end
+    by itself (the driver's own timeouts), and is left to run past `timeout_s`."""
 
     name: str
     check: Callable[[], Awaitable[object]]
     timeout_s: float = 2.0
+    cancellable: bool = True
+    running: asyncio.Task[object] | None = field(default=None, init=False, repr=False,
+                                                 compare=False)
+
+    def started(self) -> asyncio.Task[object]:
+        """The check in flight, started if none is."""
+        if self.running is None or self.running.done():
+            self.running = asyncio.ensure_future(self.check())
+            forget(self.running)
+        return self.running
 
 
 @dataclass(frozen=True)
@@ -34,17 +50,17 @@ class ProbeResult:
 
 
 async def run_probe(probe: Probe) -> ProbeResult:
-    """Answers within the probe's timeout whatever the check does: a check still running then is
-    cancelled and left behind, not awaited, since a client library that swallows the
-    cancellation (or cleans up against a dead server) would otherwise hold up `/readyz` too."""
+    """Answers within the probe's timeout whatever the check does: a check still running then
+    is cancelled (unless the probe is not `cancellable`) and left behind, not awaited, since a
+    client library that swallows the cancellation (or cleans up against a dead server) would
+    otherwise hold up `/readyz` too. The store is down until a check answers."""
     start = time.perf_counter()
-    task = asyncio.ensure_future(probe.check())
+    task = probe.started()
     try:
         await asyncio.wait({task}, timeout=probe.timeout_s)
     finally:
-        if not task.done():
+        if not task.done() and probe.cancellable:
             task.cancel()
-            forget(task)
     if not task.done() or task.cancelled():
         return ProbeResult(probe.name, False, _ms(start),
                            f"TimeoutError: no answer within {probe.timeout_s:g}s")

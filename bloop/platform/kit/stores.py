@@ -56,6 +56,8 @@ async def neo4j_records(driver: AsyncDriver, database: str, deadline_s: float, c
 
 
 async def ping_mongo(client: AsyncMongoClient[dict[str, Any]]) -> None:
+    """Ends by itself within the client's server selection and socket timeouts: its probe
+    must not cancel it (see `health.Probe`)."""
     await client.admin.command("ping")
 
 

@@ -63,7 +63,7 @@ class Platform:
         if settings.mode("mongo") == "real":
             self.mongo = stores.mongo_client(settings.mongo)
             mongo = self.mongo
-            self._probe("mongodb", lambda: stores.ping_mongo(mongo))
+            self._probe("mongodb", lambda: stores.ping_mongo(mongo), cancellable=False)
             self._closers.append(mongo.close)
         if settings.mode("neo4j") == "real":
             self.neo4j = stores.neo4j_driver(settings.neo4j)
@@ -111,8 +111,8 @@ class Platform:
                 max_attempts=settings.kafka.max_attempts, backoff_s=settings.kafka.retry_backoff_s,
                 poll_interval_s=settings.outbox.poll_interval_s)
 
-    def _probe(self, name: str, check: Callable[[], Any]) -> None:
-        self.probes.append(Probe(name, check))
+    def _probe(self, name: str, check: Callable[[], Any], cancellable: bool = True) -> None:
+        self.probes.append(Probe(name, check, cancellable=cancellable))
 
     def sqlite(self, name: str) -> SqliteDB:
         """The embedded database `name` (one file per service under the data dir)."""
