@@ -2,7 +2,10 @@
 (and trusted) until every token it signed has expired, then it is deleted.
 
 Several processes share the ring through the `SigningKeyStore`; each re-reads it every
-`refresh_s`, and at once when a token names a key it has not seen."""
+`refresh_s`, and at once when a token names a key it has not seen. The due re-read runs behind
+the requests: the keys held go on verifying and signing meanwhile, and, when the store cannot be
+read, until it can (tried again every `retry_s`). One read runs at a time, and none is cancelled
+by a request that gives up (a pymongo call cancelled mid-way can wedge its client)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from bloop.platform.identity.model import SigningKey
 from bloop.platform.identity.ports import SigningKeyStore
 from bloop.platform.kit.auth import TOKEN_TYPE, Principal
 from bloop.platform.kit.settings import AuthSettings
+from bloop.platform.kit.waiting import forget
 
 
 def new_key(algorithm: str, at: datetime) -> SigningKey:
@@ -43,18 +47,21 @@ def new_key(algorithm: str, at: datetime) -> SigningKey:
 
 class KeyRing:
     def __init__(self, store: SigningKeyStore, settings: AuthSettings, *,
-                 refresh_s: float = 60.0, miss_s: float = 2.0,
+                 refresh_s: float = 60.0, miss_s: float = 2.0, retry_s: float = 5.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.settings = settings
         self.refresh_s = refresh_s
         self.miss_s = miss_s
+        self.retry_s = retry_s
         self.clock = clock
         self._keys: list[SigningKey] = []
         self._private: dict[str, Any] = {}
         self._public: dict[str, Any] = {}
         self._trusted_until: dict[str, float] = {}
         self._loaded_at = float("-inf")
+        self._failed_at = float("-inf")
+        self._reading: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
     def _now(self) -> datetime:
@@ -71,8 +78,12 @@ class KeyRing:
         return timedelta(seconds=self.settings.access_ttl_s + 60)
 
     async def _load(self) -> None:
-        keys = [k for k in await self.store.signing_keys()
-                if k.algorithm == self.settings.algorithm]
+        try:
+            keys = [k for k in await self.store.signing_keys()
+                    if k.algorithm == self.settings.algorithm]
+        except Exception:
+            self._failed_at = self.clock()
+            raise
         # A key that has not changed keeps its object: the verifier's memo compares keys by `is`.
         before = {k.kid: k.public_jwk for k in self._keys}
         self._public = {k.kid: self._public[k.kid]
@@ -82,19 +93,43 @@ class KeyRing:
         self._trusted_until = {k.kid: self._retired(k) for k in keys}
         self._loaded_at = self.clock()
 
+    def _read(self) -> asyncio.Task[None]:
+        """The read of the store in flight, started if none is."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self._load())
+            forget(self._reading)
+        return self._reading
+
+    async def _read_now(self) -> None:
+        """Reads the store and waits for it; raises what the read raised."""
+        await asyncio.shield(self._read())
+
+    async def _read_afresh(self) -> None:
+        """Reads the store from now on: a read in flight may have begun before a write."""
+        while self._reading is not None and not self._reading.done():
+            await asyncio.wait({self._reading})
+        await self._read_now()
+
+    def _refresh(self) -> None:
+        """Starts the due re-read, unless the last one failed within `retry_s`."""
+        now = self.clock()
+        if now - self._loaded_at >= self.refresh_s and now - self._failed_at >= self.retry_s:
+            self._read()
+
     async def signing_key(self) -> tuple[SigningKey, Any]:
         """The key to sign with now, and its private key; rotates when the newest is due."""
         now = self._now()
-        if self.clock() - self._loaded_at >= self.refresh_s or not self._keys:
-            async with self._lock:
-                await self._load()
+        if self._keys:
+            self._refresh()
+        else:
+            await self._read_now()
         if not self._keys or self._keys[0].created_at + self._rotation <= now:
             async with self._lock:
-                await self._load()
+                await self._read_afresh()
                 if not self._keys or self._keys[0].created_at + self._rotation <= now:
                     await self.store.add_signing_key(new_key(self.settings.algorithm, now))
                     await self.store.delete_signing_keys(now - self._rotation - self._trust)
-                    await self._load()
+                    await self._read_afresh()
         key = self._keys[0]
         if key.kid not in self._private:
             self._private[key.kid] = serialization.load_pem_private_key(
@@ -111,17 +146,14 @@ class KeyRing:
         # Whole seconds, as `_now()` counts them for signing.
         return self._trusted_until.get(kid, float("-inf")) > int(self.clock())
 
-    def _stale(self, kid: str) -> bool:
-        """An unknown `kid` re-reads the store, at most every `miss_s`: made-up key ids cannot
-        turn every request into a store read."""
-        age = self.clock() - self._loaded_at
-        return age >= self.refresh_s or (kid not in self._public and age >= self.miss_s)
-
     async def public_key(self, kid: str) -> Any | None:
-        if self._stale(kid):
-            async with self._lock:
-                if self._stale(kid):
-                    await self._load()
+        """The public key `kid`, if it is trusted now. An unknown `kid` re-reads the store
+        (503 when it cannot be read), at most every `miss_s`: made-up key ids cannot turn every
+        request into a store read."""
+        if kid in self._public:
+            self._refresh()
+        elif self.clock() - self._loaded_at >= self.miss_s:
+            await self._read_now()
         return self._public[kid] if self._published(kid) else None
 
     async def jwks(self) -> dict[str, list[dict[str, Any]]]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 
 from bloop.platform.identity.keys import KeyRing
+from bloop.platform.identity.model import SigningKey
 from bloop.platform.identity.stores.embedded import EmbeddedSigningKeys
 from bloop.platform.kit.auth import Principal, TokenVerifier, Unauthenticated
 from bloop.platform.kit.cache import MemoryCache
@@ -79,3 +83,76 @@ async def test_two_rings_share_the_store(store: EmbeddedSigningKeys) -> None:
     await verifier.revoke(await verifier.verify(token))
     with pytest.raises(Unauthenticated, match="revoked"):
         await verifier.verify(token)
+
+
+class FailingKeys:
+    """A key store that, once `down`, answers every read with an error after `wait_s`."""
+
+    def __init__(self, inner: EmbeddedSigningKeys, wait_s: float) -> None:
+        self.inner, self.wait_s = inner, wait_s
+        self.down = False
+        self.reads = 0
+
+    async def setup(self) -> None:
+        await self.inner.setup()
+
+    async def add_signing_key(self, key: SigningKey) -> None:
+        await self.inner.add_signing_key(key)
+
+    async def signing_keys(self) -> list[SigningKey]:
+        self.reads += 1
+        if self.down:
+            await asyncio.sleep(self.wait_s)
+            raise ServerSelectionTimeoutError("no server answered")
+        return await self.inner.signing_keys()
+
+    async def delete_signing_keys(self, created_before: datetime) -> int:
+        return await self.inner.delete_signing_keys(created_before)
+
+
+async def test_tokens_go_on_verifying_with_the_keys_held_while_the_store_cannot_be_read(
+        store: EmbeddedSigningKeys, tmp_path: Path) -> None:
+    settings = AuthSettings()
+    keys = FailingKeys(store, wait_s=0.5)
+    clock = Clock()
+    clock.now = time.time() - 300  # the tokens it signs are never dated after now
+    ring = KeyRing(keys, settings, refresh_s=60, retry_s=5, clock=clock)
+    verifier = TokenVerifier(settings, MemoryCache())
+    verifier.use_keys(ring)
+    assert (await verifier.verify(await ring.mint(principal(time.time() + 600)))).user_id == "u1"
+    reads = keys.reads
+
+    keys.down = True
+    for step in range(12):  # two minutes past the due re-read, a request every 10 s
+        clock.now += 10
+        started = time.monotonic()
+        token = await ring.mint(principal(time.time() + 600))
+        assert (await verifier.verify(token)).user_id == "u1"
+        assert time.monotonic() - started < 0.2, step  # no request waits for the store
+        await asyncio.sleep(0.6 if step % 3 == 0 else 0)  # some re-reads end before the next
+    assert (await ring.jwks())["keys"]
+    # Due from 60 s on; tried again 5 s after each failure, one read at a time.
+    assert 1 <= keys.reads - reads <= 6
+
+    reads = keys.reads
+    clock.now += 1
+    for _ in range(20):
+        await verifier.verify(await ring.mint(principal(time.time() + 600)))
+    assert keys.reads - reads <= 1  # at most once per retry interval
+
+    other_db = SqliteDB(tmp_path / "other.sqlite3")
+    other_store = EmbeddedSigningKeys(other_db)
+    await other_store.setup()
+    stranger = await KeyRing(other_store, settings).mint(principal(time.time() + 600))
+    with pytest.raises(ServerSelectionTimeoutError):  # a key not held yet needs the store
+        await verifier.verify(stranger)
+    await other_db.close()
+
+    keys.down = False
+    clock.now += 5
+    await verifier.verify(await ring.mint(principal(time.time() + 600)))
+    await asyncio.sleep(0.1)
+    reads = keys.reads
+    clock.now += 30
+    await verifier.verify(await ring.mint(principal(time.time() + 600)))
+    assert keys.reads == reads  # read again, not due before refresh_s
