@@ -10,6 +10,7 @@ by a request that gives up (a pymongo call cancelled mid-way can wedge its clien
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from bloop.platform.identity.ports import SigningKeyStore
 from bloop.platform.kit.auth import TOKEN_TYPE, Principal
 from bloop.platform.kit.settings import AuthSettings
 from bloop.platform.kit.waiting import forget
+
+log = logging.getLogger("bloop.identity.keys")
 
 
 def new_key(algorithm: str, at: datetime) -> SigningKey:
@@ -81,8 +84,10 @@ class KeyRing:
         try:
             keys = [k for k in await self.store.signing_keys()
                     if k.algorithm == self.settings.algorithm]
-        except Exception:
+        except Exception as exc:
             self._failed_at = self.clock()
+            log.warning("cannot read the signing keys; the keys held go on being used",
+                        extra={"held": len(self._keys), "error": repr(exc)})
             raise
         # A key that has not changed keeps its object: the verifier's memo compares keys by `is`.
         before = {k.kid: k.public_jwk for k in self._keys}

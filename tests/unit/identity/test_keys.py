@@ -111,7 +111,7 @@ class FailingKeys:
 
 
 async def test_tokens_go_on_verifying_with_the_keys_held_while_the_store_cannot_be_read(
-        store: EmbeddedSigningKeys, tmp_path: Path) -> None:
+        store: EmbeddedSigningKeys, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = AuthSettings()
     keys = FailingKeys(store, wait_s=0.5)
     clock = Clock()
@@ -133,6 +133,10 @@ async def test_tokens_go_on_verifying_with_the_keys_held_while_the_store_cannot_
     assert (await ring.jwks())["keys"]
     # Due from 60 s on; tried again 5 s after each failure, one read at a time.
     assert 1 <= keys.reads - reads <= 6
+    failures = [r for r in caplog.records if r.name == "bloop.identity.keys"]
+    assert failures
+    assert failures[0].levelname == "WARNING"
+    assert failures[0].__dict__["held"] == 1
 
     reads = keys.reads
     clock.now += 1
