@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from bloop import infra
+from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.kafka import KafkaEventBus
-from bloop.platform.kit.events.bus.port import Subscription
+from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.relay import OutboxRelay
@@ -24,7 +25,7 @@ from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import KafkaSettings, OutboxSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import TEST_TOPIC, PingSent, eventually, require_server
+from tests.support import TEST_TOPIC, PingSent, bounded, eventually, require_server
 
 PING = PingSent.event_type  # type: ignore[attr-defined]
 
@@ -69,8 +70,14 @@ async def test_a_relay_reports_an_outage_and_delivers_in_order_after_it(
     def arrived() -> int:
         return sum(len(ns) for ns in seen.values())
 
+    # A second process's bus, with a batch queued for the broker when it goes away.
+    leaving = KafkaEventBus(KafkaSettings(request_timeout_ms=2000), registry, processed, metrics)
+    await leaving.start()
+    lone_event = PING.envelope(PingSent(run=f"{run}-lone", n=0), tenant="t1", subject="agg-0")
+    lone = Message(TEST_TOPIC, b"agg-0", lone_event.to_bytes(), ())
     relay.start()
     try:
+        await leaving.publish([lone])
         await write(30)
 
         async def all_arrived() -> bool:
@@ -84,6 +91,11 @@ async def test_a_relay_reports_an_outage_and_delivers_in_order_after_it(
             return any("cannot publish yet" in r.getMessage() for r in caplog.records)
 
         await eventually(reported, timeout_s=15, what="the relay's warning")
+        with pytest.raises(StoreUnavailable):
+            await leaving.publish([lone])
+        # Stopping while the broker is away gives the queued batch up (its outbox still holds
+        # it) instead of waiting for the broker to return.
+        await bounded(leaving.close(), 10, "closing a bus while the broker is away")
         assert (metrics.registry.get_sample_value("bloop_outbox_pending", {"outbox": outbox.name})
                 or 0) > 0
         await asyncio.to_thread(infra.start, "kafka")
@@ -96,6 +108,7 @@ async def test_a_relay_reports_an_outage_and_delivers_in_order_after_it(
         if not server.reachable():  # first: a producer waits for the broker as it closes
             await asyncio.to_thread(infra.start, "kafka")
         await relay.stop()
+        await leaving.close()
         await bus.close()
         await service_db.close()
         await processed_db.close()

@@ -11,7 +11,12 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    TopicAlreadyExistsError,
+)
 from aiokafka.partitioner import murmur2
 
 from bloop.platform.kit.deadline import store_deadline
@@ -64,8 +69,7 @@ class KafkaEventBus:
         await asyncio.gather(*(stopped(task) for task in self._tasks))
         self._tasks.clear()
         if self._producer is not None:
-            with contextlib.suppress(Exception):
-                await self._producer.stop()
+            await self._stop(self._producer)
             self._producer = None
 
     async def ping(self) -> None:
@@ -122,8 +126,22 @@ class KafkaEventBus:
         async with self._producer_lock:
             producer, self._producer = self._producer, None
         if producer is not None:
-            with contextlib.suppress(Exception):
-                await producer.stop()
+            await self._stop(producer)
+
+    async def _stop(self, producer: AIOKafkaProducer) -> None:
+        """Stops `producer`, waiting for its queued batches at most the request timeout: while
+        the broker is away aiokafka would wait for them as long as the outage lasts. Batches
+        given up were never acknowledged, so their events are still pending in an outbox (or a
+        consumer's offset is not committed) and are sent again."""
+        stopping = asyncio.ensure_future(producer.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=self.settings.request_timeout_ms / 1000)
+        if not done:
+            # The one way to end aiokafka's wait for the batches: fail them.
+            producer._message_accumulator.fail_all(
+                KafkaTimeoutError("the producer stopped before the broker took the batch"))
+            log.warning("Kafka producer stopped with batches unsent; they are sent again")
+        with contextlib.suppress(Exception):
+            await stopping
 
     async def publish(self, messages: Sequence[Message]) -> None:
         if not messages:
