@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -133,3 +133,42 @@ async def test_methods_outside_http_are_counted_as_other() -> None:
     methods = {s.labels["method"] for m in metrics.registry.collect() for s in m.samples
                if m.name == "bloop_http_requests"}
     assert methods == {"other", "GET"}
+
+
+async def test_probes_write_access_lines_only_when_not_ready(caplog: pytest.LogCaptureFixture
+                                                              ) -> None:
+    app = FastAPI()
+    ready = True
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        return Response(status_code=200 if ready else 503)
+
+    @app.get("/healthz")
+    async def healthz() -> None:
+        return None
+
+    @app.get("/courses")
+    async def courses() -> None:
+        return None
+
+    caplog.set_level(logging.INFO)
+    metrics = Metrics()
+    app.add_middleware(RequestContextMiddleware, metrics=lambda: metrics, max_body_bytes=1024)
+
+    async def send(message: Message) -> None:
+        return None
+
+    async def no_body() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def get(path: str) -> None:
+        await app({**scope(path), "method": "GET", "headers": []}, no_body, send)
+
+    for path in ("/healthz", "/readyz", "/courses"):
+        await get(path)
+    ready = False
+    await get("/readyz")
+    lines = [(getattr(r, "route", None), getattr(r, "status", None)) for r in caplog.records
+             if r.getMessage() == "request"]
+    assert lines == [("/courses", 200), ("/readyz", 503)]

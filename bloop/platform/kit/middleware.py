@@ -21,6 +21,8 @@ from bloop.platform.kit.metrics import Metrics
 
 log = logging.getLogger("bloop.http")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_UNLOGGED = frozenset({"/healthz", "/metrics"})
+"""Asked every few seconds by probes and scrapers; `/readyz` too, unless it is not ready."""
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -129,7 +131,7 @@ class RequestContextMiddleware:
             metrics = self.metrics()
             metrics.requests.labels(counted, template, str(status)).inc()
             metrics.latency.labels(counted, template).observe(elapsed)
-            if template not in ("/healthz", "/metrics"):
+            if template not in _UNLOGGED and not (template == "/readyz" and status == 200):
                 log.info("request", extra={"method": method, "path": scope.get("path"),
                                            "route": template, "status": status,
                                            "ms": round(elapsed * 1000, 2)})
