@@ -27,6 +27,7 @@ from bloop.platform.kit.union_tags import document_union_tags
 from bloop.platform.kit.waiting import stop_all
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted
+from bloop.platform.setup_watch import watch_stores
 
 if TYPE_CHECKING:
     from bloop.platform.identity.service import IdentityService
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
         mounted: list[Mounted] = []
         relays: list[list[OutboxRelay]] = []
         background: list[asyncio.Task[None]] = []
+        ready: list[tuple[str, Mounted]] = []
         try:
             for service in chosen:
                 before = len(platform.relays)
@@ -72,10 +74,14 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
             for service, m, own in zip(chosen, mounted, relays, strict=True):
                 if await _prepare(service.name, m, do_seed):
                     platform.activate(own, m.subscriptions)
+                    ready.append((service.name, m))
                 else:
                     background.append(asyncio.create_task(
-                        _prepare_until_ready(platform, service.name, m, own, do_seed),
+                        _prepare_until_ready(platform, service.name, m, own, do_seed, ready),
                         name=f"setup:{service.name}"))
+            background.append(asyncio.create_task(
+                watch_stores(platform.probes, ready, settings.runtime.store_watch_s),
+                name="setup:watch"))
             log.info("started", extra={"services": [s.name for s in chosen],
                                        "store": settings.runtime.store})
             yield
@@ -136,12 +142,14 @@ async def _prepare(name: str, m: Mounted, seed: bool) -> bool:
 
 
 async def _prepare_until_ready(platform: Platform, name: str, m: Mounted,
-                               relays: Sequence[OutboxRelay], seed: bool) -> None:
+                               relays: Sequence[OutboxRelay], seed: bool,
+                               ready: list[tuple[str, Mounted]]) -> None:
     delay = 1.0
     while not await _prepare(name, m, seed):
         await asyncio.sleep(delay)
         delay = min(delay * 2, 30.0)
     platform.activate(relays, m.subscriptions)
+    ready.append((name, m))
     log.info("service ready", extra={"service": name})
 
 
