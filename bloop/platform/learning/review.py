@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -63,6 +64,24 @@ def review(state: CardState, rating: int, at: datetime, parameters: Sequence[flo
                           interval_days=round((reviewed.due - at).total_seconds() / 86_400, 4),
                           version=after.version)
     return after, log, result
+
+
+def newest_histories(logs: Sequence[ReviewLog], most: int) -> list[History]:
+    """The whole histories of the cards first reviewed last, `most` reviews in all (the
+    earliest of these cards may keep only its first reviews). A history replayed from part-way
+    would be taken for a new card's; and cards chosen by when they were started, not by how
+    they went since, tell as much of what was forgotten as of what was recalled."""
+    by_card: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+    for log in sorted(logs, key=lambda x: x.reviewed_at):
+        by_card[log.card_id].append((log.reviewed_at, log.rating))
+    chosen: list[History] = []
+    left = most
+    for history in sorted(by_card.values(), key=lambda h: h[0][0], reverse=True):
+        if left <= 0:
+            break
+        chosen.append(history[:left])
+        left -= len(chosen[-1])
+    return chosen
 
 
 def loss(histories: Sequence[History], parameters: Sequence[float]) -> tuple[float, int]:

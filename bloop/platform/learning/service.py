@@ -760,26 +760,24 @@ class LearningService:
 
     async def optimise(self, tenant: str, learner: str, *,
                        minimum: int = fsrs_review.MIN_REVIEWS_TO_OPTIMISE) -> SchedulerParams:
-        """Fits the learner's own FSRS parameters to their latest `OPTIMISE_REVIEWS` reviews
-        (the work grows with them, and a learner may review as often as they like); they are
-        kept when they predict that history better than the parameters in use. One fit at a
-        time per learner in a process (409 busy for another meanwhile)."""
+        """Fits the learner's own FSRS parameters to the whole histories of the cards they
+        started last, `OPTIMISE_REVIEWS` reviews at most (the work grows with them, and a
+        learner may review as often as they like); they are kept when they predict that history
+        better than the parameters in use. One fit at a time per learner in a process (409 busy
+        for another meanwhile)."""
         logs = await self.repo.review_logs(tenant, learner)
         if len(logs) < minimum:
             raise Problem(f"you have {len(logs)} reviews; your own schedule needs {minimum}",
                           status=422, code="too_few_reviews",
                           extra={"reviews": len(logs), "needed": minimum})
-        histories: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-        for log in logs[-OPTIMISE_REVIEWS:]:
-            histories[log.card_id].append((log.reviewed_at, log.rating))
+        histories = fsrs_review.newest_histories(logs, OPTIMISE_REVIEWS)
         if (tenant, learner) in self._optimising:
             raise Conflict("your schedule is being fitted already; try again when it is done",
                            code="busy")
         self._optimising.add((tenant, learner))
         try:
             current = await self.repo.scheduler_params(tenant, learner)
-            fitted = await asyncio.to_thread(fsrs_review.optimise, list(histories.values()),
-                                             current)
+            fitted = await asyncio.to_thread(fsrs_review.optimise, histories, current)
             if fitted.loss_after < fitted.loss_before:
                 await self.repo.save_scheduler_params(tenant, learner, fitted.parameters)
         finally:

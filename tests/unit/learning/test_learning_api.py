@@ -1051,3 +1051,43 @@ async def test_a_schedule_fit_reads_the_latest_reviews_one_fit_at_a_time(
     assert (await first).fitted_on == learning_service.OPTIMISE_REVIEWS
     await svc.optimise("acme", "u1")  # done: the next may run
     assert fitted == [learning_service.OPTIMISE_REVIEWS] * 2
+
+
+async def test_a_schedule_fit_replays_each_card_from_its_first_review(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cut at the latest reviews, a card's history started part-way and was replayed as a new
+    card's: a review a month after the one before looked like a first one, and the fit
+    stretched a new card's first interval from days to weeks. The fit reads whole histories,
+    of the cards started last."""
+    app, _ = running
+    svc = service(app)
+    cards = 40
+    reviews = learning_service.OPTIMISE_REVIEWS * 3
+    logs = sorted((ReviewLog(id=f"r{i}", card_id=f"c{i % cards}", concept="x", rating=3,
+                             reviewed_at=AT + timedelta(days=i // cards, minutes=i % cards),
+                             was_due=AT, next_due=AT) for i in range(reviews)),
+                  key=lambda log: log.reviewed_at)
+    whole: dict[str, list[tuple[datetime, int]]] = {}
+    for log in logs:
+        whole.setdefault(log.card_id, []).append((log.reviewed_at, log.rating))
+    card_at = {log.reviewed_at: log.card_id for log in logs}
+
+    async def review_logs(tenant: str, learner: str) -> list[ReviewLog]:
+        return logs
+
+    seen: list[list[tuple[datetime, int]]] = []
+    fit = fsrs_review.optimise
+
+    def optimise(histories: Sequence[list[tuple[datetime, int]]],
+                 start: object) -> SchedulerParams:
+        seen.extend(histories)
+        return fit(histories, sweeps=0)
+
+    monkeypatch.setattr(svc.repo, "review_logs", review_logs)
+    monkeypatch.setattr(fsrs_review, "optimise", optimise)
+    await svc.optimise("acme", "u1")
+    assert sum(len(h) for h in seen) == learning_service.OPTIMISE_REVIEWS
+    for history in seen:
+        assert history == whole[card_at[history[0][0]]][:len(history)], "replayed from part-way"
+    started = sorted((h[0][0] for h in whole.values()), reverse=True)
+    assert [h[0][0] for h in seen] == started[:len(seen)]
