@@ -4,15 +4,17 @@ mastery, paths, placement and review cards under `/learning/me`."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import AwareDatetime
+from pydantic import AfterValidator, AwareDatetime
 
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.errors import Invalid
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.preconditions import version_named
+from bloop.platform.kit.times import utc
 from bloop.platform.learning.model import (
     SLUG_PATTERN,
     BktParams,
@@ -49,6 +51,16 @@ ConceptId = Annotated[str, Path(pattern=SLUG_PATTERN)]
 RecordId = Annotated[str, Path(min_length=1, max_length=64)]
 CardIfMatch = Annotated[str | None, Header(description='the card version, e.g. "3"')]
 GoalId = Annotated[str | None, Query(pattern=SLUG_PATTERN)]
+
+
+def _in_utc(at: datetime) -> datetime:
+    try:
+        return utc(at)
+    except OverflowError:
+        raise ValueError("the time is out of range in UTC") from None
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 async def get_service(request: Request) -> LearningService:
@@ -272,7 +284,7 @@ async def drop_card(tenant: TenantId, card: RecordId, service: Svc, me: Learner)
 @router.get("/me/reviews/due")
 async def due_reviews(tenant: TenantId, service: Svc, me: Learner,
                       limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                      at: Annotated[AwareDatetime | None, Query(
+                      at: Annotated[UtcTime | None, Query(
                           description="when to look from (now when left out), with its zone "
                                       "offset, such as 2026-12-04T09:00:00+05:00")] = None,
                       after: After = None) -> Page[CardView]:

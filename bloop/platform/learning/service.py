@@ -17,7 +17,7 @@ from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import BadCursor, Slice, key_of
-from bloop.platform.kit.times import json_time, utc_iso
+from bloop.platform.kit.times import json_time, utc, utc_iso
 from bloop.platform.kit.waiting import stop_all
 from bloop.platform.learning import bkt, placement
 from bloop.platform.learning import review as fsrs_review
@@ -715,8 +715,8 @@ class LearningService:
         if after is not None:
             due, card = key_of(after, str, str)
             try:
-                start = (datetime.fromisoformat(str(due)), str(card))
-            except ValueError:
+                start = (utc(datetime.fromisoformat(str(due))), str(card))
+            except (ValueError, OverflowError):
                 raise BadCursor("`after` is not a cursor of this list") from None
         states = Slice.of(await self.repo.due(tenant, learner, at, limit + 1, after=start),
                           limit, lambda s: (utc_iso(s.due), s.card_id))

@@ -30,6 +30,7 @@ from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.pagination import cursor
 from bloop.platform.learning import bkt
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning import service as learning_service
@@ -530,6 +531,24 @@ async def test_due_reviews_come_a_page_at_a_time(running: tuple[
     r = await client.get(f"{BASE}/me/reviews/due", params={"after": "bm90IGEgY3Vyc29y"},
                          headers=pupil)
     assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
+
+
+async def test_a_due_list_time_that_utc_cannot_hold_is_refused(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """The last hour of year 9999 behind UTC, or the first of year 1 ahead of it, as `at` or
+    in a cursor, answered 500."""
+    app, client = running
+    pupil = await learner(app, client)
+    url = f"{BASE}/me/reviews/due"
+    for at in ("9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+05:00"):
+        r = await client.get(url, params={"at": at}, headers=pupil)
+        assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), at
+        r = await client.get(url, params={"after": cursor(at, "c")}, headers=pupil)
+        assert (r.status_code, r.json()["code"]) == (422, "bad_cursor"), at
+    r = await client.get(url, params={"at": "9999-12-31T23:00:00+00:00",
+                                      "after": cursor("9999-12-31T23:00:00+00:00", "c")},
+                         headers=pupil)
+    assert (r.status_code, r.json()["items"]) == (200, [])
 
 
 async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
