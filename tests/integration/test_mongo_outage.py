@@ -19,7 +19,6 @@ from fastapi import FastAPI
 
 from bloop.platform.app import create_app
 from bloop.platform.demo import data
-from bloop.platform.kit import stores
 from bloop.platform.kit.health import Probe, run_probe
 from bloop.platform.kit.settings import MongoSettings, RuntimeSettings, Settings
 from tests.support import StallingRelay, api_client, bounded, eventually, login, require_server
@@ -44,8 +43,7 @@ async def app_and_client(tmp_path: Path, relay: StallingRelay, monkeypatch: pyte
     # while the driver itself ends one of its waits in there, the window where the lock is lost.
     mongo = MongoSettings(adapter="real", url=f"mongodb://127.0.0.1:{relay.port}",
                           timeout_ms=2000, socket_timeout_ms=3000)
-    app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=True,
-                                                      store_watch_s=0.2),
+    app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=True),
                               mongo=mongo))
     async with app.router.lifespan_context(app), api_client(app) as c:
         grace = data.PEOPLE[1]
@@ -94,41 +92,3 @@ async def test_mongodb_is_found_again_after_an_outage_probed_by_readyz(
                   "/readyz after the outage")
     await bounded(eventually(served, timeout_s=15, interval_s=0.2, what=ROUTE), 30,
                   f"{ROUTE} after the outage")
-
-
-async def test_indexes_lost_while_mongodb_was_away_are_made_again(
-        app_and_client: tuple[FastAPI, httpx.AsyncClient], relay: StallingRelay) -> None:
-    """The server came back without the indexes the services made at start (an empty data
-    directory); the running process makes them again, as a restart would."""
-    _, client = app_and_client
-    direct = stores.mongo_client(MongoSettings(url=require_server("mongo").url, timeout_ms=3000))
-    lessons = direct["content"]["lessons"]
-
-    async def mongodb(state: str) -> bool:
-        r = await client.get("/readyz")
-        return bool(r.json()["checks"]["mongodb"]["state"] == state)
-
-    async def indexed() -> bool:
-        return "tenant_course_position" in await lessons.index_information()
-
-    try:
-        await bounded(eventually(lambda: mongodb("up"), timeout_s=30, interval_s=0.2,
-                                 what="mongodb up"), 60, "/readyz before the outage")
-        assert await indexed()
-        await relay.down()
-        try:
-            await bounded(eventually(lambda: mongodb("down"), timeout_s=15, interval_s=0.2,
-                                     what="mongodb down"), 30, "/readyz in the outage")
-            await asyncio.sleep(3)  # the watch's own checks (every 0.2 s) see it down too
-            await lessons.drop_index("tenant_course_position")
-            assert not await indexed()
-        finally:
-            with contextlib.suppress(OSError):
-                await relay.up()
-        await bounded(eventually(indexed, timeout_s=30, interval_s=0.2, what="index made again"),
-                      60, "the index after the outage")
-    finally:
-        if not await indexed():
-            await lessons.create_index([("tenant", 1), ("course", 1), ("position", 1)],
-                                       name="tenant_course_position")
-        await direct.close()

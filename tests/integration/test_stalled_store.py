@@ -1,8 +1,12 @@
 """A store that stalls (its connections stay open, no answer comes) degrades the routes that
-need it with a 503 within its bound, like one that is down, and they recover with it."""
+need it with a 503 within its bound, like one that is down, and they recover with it. One that
+goes away and comes back without what the services' setup made (an empty data directory) has
+it made again by the running process."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,13 +39,53 @@ class Case:
 
     def settings(self, port: int, data_dir: Path) -> Settings:
         """It, through the relay, as the only real store, bounded at a second or two."""
-        runtime = RuntimeSettings(data_dir=data_dir, seed_demo=True)
+        runtime = RuntimeSettings(data_dir=data_dir, seed_demo=True, store_watch_s=0.2)
         if self.server == "mongo":
             return Settings(runtime=runtime, mongo=MongoSettings(
                 adapter="real", url=f"mongodb://127.0.0.1:{port}", timeout_ms=1000,
                 socket_timeout_ms=1000))
         return Settings(runtime=runtime, neo4j=Neo4jSettings(
             adapter="real", url=f"bolt://127.0.0.1:{port}", query_timeout_s=2.0))
+
+
+class MadeAtSetup:
+    """One thing a service's setup makes in the server: an index of content's lessons in
+    MongoDB, the concept key of learning's graph in Neo4j."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        url = require_server(server).url
+        self.mongo = stores.mongo_client(MongoSettings(url=url)) if server == "mongo" else None
+        self.neo4j = stores.neo4j_driver(Neo4jSettings(url=url)) if server == "neo4j" else None
+
+    async def present(self) -> bool:
+        if self.mongo is not None:
+            return "tenant_course_position" in await self.mongo.content.lessons.index_information()
+        assert self.neo4j is not None
+        records, _, _ = await self.neo4j.execute_query("SHOW CONSTRAINTS YIELD name RETURN name")
+        return "learning_concept_key" in {r["name"] for r in records}
+
+    async def drop(self) -> None:
+        if self.mongo is not None:
+            await self.mongo.content.lessons.drop_index("tenant_course_position")
+        else:
+            assert self.neo4j is not None
+            await self.neo4j.execute_query("DROP CONSTRAINT learning_concept_key")
+
+    async def close(self) -> None:
+        """Makes it again if the test could not see it made, and closes the client."""
+        if self.mongo is not None:
+            if not await self.present():
+                await self.mongo.content.lessons.create_index(
+                    [("tenant", 1), ("course", 1), ("position", 1)],
+                    name="tenant_course_position")
+            await self.mongo.close()
+        if self.neo4j is not None:
+            if not await self.present():
+                await self.neo4j.execute_query(
+                    "CREATE CONSTRAINT learning_concept_key IF NOT EXISTS "
+                    "FOR (n:Concept) REQUIRE (n.tenant, n.id) IS UNIQUE")
+            await self.neo4j.close()
 
 
 PING_MESSAGE = Message.event("bloop.stalled", b"none", "bloop.test.ping.v1", b"{}")
@@ -98,6 +142,34 @@ async def test_a_stalled_store_answers_503_in_bounded_time_and_recovers(
         relay.resume()
     await bounded(eventually(served, timeout_s=30, interval_s=0.2, what=case.route), 60,
                   f"{case.route} after {case.server} resumed")
+
+
+async def test_what_setup_made_is_made_again_when_the_store_comes_back(
+        case: Case, client: httpx.AsyncClient, relay: StallingRelay) -> None:
+    made = MadeAtSetup(case.server)
+
+    async def readiness(state: str) -> bool:
+        r = await client.get("/readyz")
+        return bool(r.json()["checks"][case.check]["state"] == state)
+
+    try:
+        await bounded(eventually(lambda: readiness("up"), timeout_s=30, interval_s=0.2,
+                                 what=f"{case.server} up"), 60, "/readyz before the outage")
+        assert await made.present()
+        await relay.down()
+        try:
+            await bounded(eventually(lambda: readiness("down"), timeout_s=15, interval_s=0.2,
+                                     what=f"{case.server} down"), 30, "/readyz in the outage")
+            await asyncio.sleep(1)  # the store watch's own checks (every 0.2 s) see it too
+            await made.drop()
+            assert not await made.present()
+        finally:
+            with contextlib.suppress(OSError):
+                await relay.up()
+        await bounded(eventually(made.present, timeout_s=30, interval_s=0.2,
+                                 what="made again"), 60, f"setup after {case.server} is back")
+    finally:
+        await made.close()
 
 
 async def test_a_stalled_neo4j_fails_the_outbox_relays_reads_within_their_bound() -> None:
