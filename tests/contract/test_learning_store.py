@@ -573,6 +573,73 @@ async def test_a_retired_card_leaves_every_deck_and_is_never_added_again(case: C
     assert await case.store.get_card(case.tenant, card.id) is None
 
 
+async def test_the_learners_who_studied_a_concept(case: Case) -> None:
+    """Those who completed a lesson teaching it now: not started ones, not a deleted lesson's,
+    not another tenant's."""
+    await concepts(case, "loops", "sets", "maps")
+    await concepts(case, "loops", tenant=case.other)
+    for lid, taught in (("L1", ["loops", "sets"]), ("L2", ["sets"]), ("L3", ["maps"])):
+        await case.store.upsert_lesson(lesson(case, lid, taught))
+    await case.store.upsert_lesson(lesson(case, "L1", ["loops"]).model_copy(
+        update={"tenant": case.other}))
+    for tenant, learner, lid, status in ((case.tenant, "ann", "L1", "completed"),
+                                         (case.tenant, "bob", "L2", "completed"),
+                                         (case.tenant, "bob", "L1", "started"),
+                                         (case.tenant, "cy", "L1", "started"),
+                                         (case.tenant, "dee", "L3", "completed"),
+                                         (case.other, "eve", "L1", "completed")):
+        await case.store.save_progress(tenant, learner, Progress(
+            lesson_id=lid, status=status, started_at=T0), [])
+    studied = case.store.learners_who_studied
+    assert await studied(case.tenant, ["sets", "loops", "ghost"]) == {
+        "loops": ["ann"], "sets": ["ann", "bob"]}
+    assert await studied(case.other, ["loops", "sets"]) == {"loops": ["eve"]}
+    assert await studied(case.tenant, []) == {}
+    await case.store.upsert_lesson(lesson(case, "L2", ["maps"], version=2))
+    await case.store.delete_lesson(case.tenant, "L3", 2)
+    assert await studied(case.tenant, ["loops", "sets", "maps"]) == {
+        "loops": ["ann"], "sets": ["ann"], "maps": ["bob"]}
+
+
+async def test_cards_join_many_decks_at_once_as_they_join_one(case: Case) -> None:
+    """A schedule kept, a card dropped, a retired or unknown card, an erased learner: as
+    `add_card_states` leaves them, and another tenant's decks untouched."""
+    await concepts(case, "loops")
+    card, other, retired = (Card.create(case.tenant, "loops", NewCard(front=f, back="b"), at=T0)
+                            for f in ("one", "two", "three"))
+    for c in (card, other, retired):
+        await case.store.add_card(c)
+    first = review.new_state(card.id, "loops", T0)
+    await case.store.add_card_states(case.tenant, "kept", [first])
+    reviewed, log, _ = review.review(first, 3, T0, None)
+    await case.store.save_review(case.tenant, "kept", reviewed, log, [])
+    await case.store.add_card_states(case.tenant, "dropped", [first])
+    assert await case.store.keep_in_deck(case.tenant, "dropped", card.id, False)
+    await case.store.erase_learner(case.tenant, "gone")
+    await case.store.retire_card(case.tenant, retired.id)
+
+    later = T0 + timedelta(days=1)
+    states = [review.new_state(c.id, "loops", later) for c in (card, other, retired)]
+    states.append(review.new_state("ghost", "loops", later))
+    learners = ["kept", "dropped", "gone", "new", "new"]
+    for _ in range(2):  # twice: nothing more
+        await case.store.add_to_decks(case.tenant, learners, states)
+    by_card = {s.card_id: s for s in states}
+    assert await case.store.card_states(case.tenant, "kept") == sorted(
+        [reviewed, by_card[other.id]], key=lambda s: (s.due, s.card_id))
+    assert await case.store.card_states(case.tenant, "dropped") == [by_card[other.id]]
+    assert await case.store.card_states(case.tenant, "new") == sorted(
+        [by_card[card.id], by_card[other.id]], key=lambda s: s.card_id)
+    assert await case.store.card_states(case.tenant, "gone") == []
+    assert await case.store.card_states(case.other, "new") == []
+    await case.store.add_to_decks(case.tenant, [], states)
+    await case.store.add_to_decks(case.tenant, ["late"], [])
+    assert await case.store.card_states(case.tenant, "late") == []
+    assert await case.store.keep_in_deck(case.tenant, "dropped", card.id, True)
+    assert await case.store.card_states(case.tenant, "dropped") == sorted(
+        [first, by_card[other.id]], key=lambda s: (s.due, s.card_id))
+
+
 async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:
     await concepts(case, "loops")
     card = Card.create(case.tenant, "loops", NewCard(front="f", back="b"))

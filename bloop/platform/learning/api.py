@@ -270,7 +270,8 @@ async def answer_placement(tenant: TenantId, placement: RecordId, body: Placemen
 
 @router.post("/me/cards/{card}", status_code=201)
 async def study_card(tenant: TenantId, card: RecordId, service: Svc, me: Learner) -> CardView:
-    """Adds a card to the learner's deck (cards of a lesson join when it is completed)."""
+    """Adds a card to the learner's deck (cards of a lesson join when it is completed, and
+    those added to its concepts later join the decks of the learners who completed it)."""
     return await service.study(tenant, me.user_id, card)
 
 

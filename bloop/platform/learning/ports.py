@@ -248,6 +248,17 @@ class LearningRepository(Protocol):
         learner, keep their schedule and stay where they are. A card retired (or unknown) is
         left out in the same write, so one retired meanwhile leaves no schedule behind."""
 
+    async def learners_who_studied(self, tenant: str,
+                                   concepts: Sequence[str]) -> dict[str, list[str]]:
+        """In one read, for each of `concepts`, the learners who completed a lesson teaching
+        it now, by id; a concept no learner studied is left out."""
+
+    async def add_to_decks(self, tenant: str, learners: Sequence[str],
+                           states: Sequence[CardState]) -> None:
+        """Adds the cards to the deck of each of `learners` in one write, as `add_card_states`
+        does (cards already in a deck or taken out of it stay as they are; a retired or unknown
+        card is left out); a learner who was erased gets nothing."""
+
     async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
         """Takes the card out of the learner's deck (`kept` False: no read of their deck finds
         it, and adding it does not bring it back) or puts it back with its schedule. False when

@@ -79,6 +79,8 @@ log = logging.getLogger("bloop.learning")
 MIN_FIT_OBSERVATIONS = 100
 """Answers on a concept, across learners, before its BKT parameters are fitted to them."""
 RETRIES = 5
+DEAL_ROWS = 5000
+"""About as many schedules as one write of new cards to learners' decks makes at most."""
 PROGRESS_ATTEMPTS = 10
 """A lesson's progress updates sent at once (heartbeats, a completion, a double click): each
 read-and-write that loses to another is tried again, so up to this many at once all land."""
@@ -110,6 +112,8 @@ class LearningService:
         self._optimising: set[tuple[str, str]] = set()
         self._reaching: dict[str, set[str]] = {}  # per tenant, concepts whose learners to tell
         self._announcing: dict[str, asyncio.Task[None]] = {}
+        self._to_deal: dict[str, set[str]] = {}  # per tenant, cards for the decks of their learners
+        self._dealing: dict[str, asyncio.Task[None]] = {}
 
     # the graph
 
@@ -182,14 +186,17 @@ class LearningService:
         finally:
             del self._announcing[tenant]
 
+    def _background(self) -> list[asyncio.Task[None]]:
+        return [*self._announcing.values(), *self._dealing.values()]
+
     async def settled(self) -> None:
-        """Waits until the paths graph edits changed are announced."""
-        while self._announcing:
-            await asyncio.wait(list(self._announcing.values()))
+        """Waits until the paths graph edits changed are announced and new cards are dealt."""
+        while tasks := self._background():
+            await asyncio.wait(tasks)
 
     async def close(self, wait_s: float = 5.0) -> None:
-        """Gives the announcing under way `wait_s` to end, then stops it."""
-        tasks = list(self._announcing.values())
+        """Gives the announcing and dealing under way `wait_s` to end, then stops them."""
+        tasks = self._background()
         if tasks:
             await asyncio.wait(tasks, timeout=wait_s)
         await stop_all([t for t in tasks if not t.done()])
@@ -240,8 +247,16 @@ class LearningService:
     async def project_lesson(self, lesson: LessonNode,
                              concept_names: Mapping[str, str] | None = None) -> bool:
         """Stores the lesson; its concepts take the names content gave them at its publication
-        (a name set here since is replaced)."""
-        return await self.repo.upsert_lesson(lesson, concept_names or {})
+        (a name set here since is replaced). The cards of concepts it did not teach before join
+        the decks of the learners who completed it (after this answers)."""
+        before = await self.repo.get_lesson(lesson.tenant, lesson.id)
+        if not await self.repo.upsert_lesson(lesson, concept_names or {}):
+            return False
+        taught = set(before.teaches) if before is not None else set()
+        new = [c for c in lesson.teaches if c not in taught]
+        if new:
+            self._deal(lesson.tenant, [c.id for c in await self.repo.cards_of(lesson.tenant, new)])
+        return True
 
     async def forget_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
         return await self.repo.delete_lesson(tenant, lesson_id, version)
@@ -613,6 +628,7 @@ class LearningService:
             await self.repo.add_card(card)
         except Missing:
             raise NotFound(f"no concept {concept!r} in tenant {tenant!r}") from None
+        self._deal(tenant, [card.id])
         return card
 
     async def add_generated_cards(self, tenant: str, job_id: str, lesson_id: str,
@@ -621,7 +637,9 @@ class LearningService:
         card without a concept drills the first concept the lesson teaches (skipped when the
         lesson is unknown). Idempotent: each card's id comes from its lesson (or job), concept
         and text, so a job run again, or another job making the same card, adds nothing, and a
-        card an educator retired stays retired. Answers how many cards were new."""
+        card an educator retired stays retired. The cards join the decks of the learners who
+        completed a lesson teaching their concept (after this answers; those of a job run again
+        too, which adds only what a stop left out). Answers how many cards were new."""
         lesson = await self.repo.get_lesson(tenant, lesson_id)
         fallback = lesson.teaches[0] if lesson is not None and lesson.teaches else None
         wanted: list[tuple[int, str, str, str]] = []
@@ -632,6 +650,7 @@ class LearningService:
             return 0
         await self.repo.ensure_concepts(tenant, sorted({c for *_, c in wanted}))
         added = 0
+        stored: list[str] = []
         for i, front, back, concept in wanted:
             origin = lesson_id or job_id
             card_id = hashlib.sha256(f"{origin}\0{concept}\0{front}\0{back}".encode()).hexdigest()[:32]
@@ -640,10 +659,13 @@ class LearningService:
                 await self.repo.add_card(Card.create(tenant, concept, new, card_id=card_id))
                 added += 1
             except Duplicate:
-                continue
+                pass
             except ValidationError:
                 log.warning("generated card skipped: not a valid card",
                             extra={"job": job_id, "card": i})
+                continue
+            stored.append(card_id)
+        self._deal(tenant, stored)
         return added
 
     async def cards(self, tenant: str, concept: str) -> list[Card]:
@@ -703,6 +725,37 @@ class LearningService:
         if cards:
             await self.repo.add_card_states(tenant, learner, [
                 fsrs_review.new_state(c.id, c.concept, at) for c in cards])
+
+    def _deal(self, tenant: str, card_ids: Sequence[str]) -> None:
+        """Adds the cards, after the change's answer, to the decks of the learners who completed
+        a lesson teaching their concept (new, due at once; a card a learner has or dropped stays
+        as it is). Cards added meanwhile join the dealing under way. One that stops part-way (a
+        failure, a shutdown) leaves the rest to each learner's next completion of the lesson."""
+        if not card_ids:
+            return
+        self._to_deal.setdefault(tenant, set()).update(card_ids)
+        if tenant not in self._dealing:
+            self._dealing[tenant] = asyncio.create_task(
+                self._deal_cards(tenant), name=f"learning-cards-{tenant}")
+
+    async def _deal_cards(self, tenant: str) -> None:
+        try:
+            while card_ids := self._to_deal.pop(tenant, None):
+                by_concept: dict[str, list[Card]] = defaultdict(list)
+                for card in await self.repo.get_cards(tenant, sorted(card_ids)):
+                    by_concept[card.concept].append(card)
+                studied = await self.repo.learners_who_studied(tenant, sorted(by_concept))
+                at = now()
+                for concept, learners in studied.items():
+                    states = [fsrs_review.new_state(c.id, concept, at) for c in by_concept[concept]]
+                    step = max(1, DEAL_ROWS // len(states))
+                    for start in range(0, len(learners), step):
+                        await self.repo.add_to_decks(tenant, learners[start:start + step], states)
+        except Exception:
+            log.exception("adding new cards to the decks of %s failed; each learner's next "
+                          "completion of the lesson adds them", tenant)
+        finally:
+            del self._dealing[tenant]
 
     async def due(self, tenant: str, learner: str, at: datetime, limit: int = 50) -> list[CardView]:
         """The learner's first `limit` cards due at `at`, most overdue first."""

@@ -963,6 +963,137 @@ async def test_educators_fix_or_retire_cards_and_learners_drop_them(running: tup
     assert (await client.post(f"{BASE}/me/cards/{wrong['id']}", headers=pupil)).status_code == 404
 
 
+async def deck(app: FastAPI, uid: str) -> dict[str, int]:
+    """The learner's cards (front: version of its schedule)."""
+    svc = service(app)
+    states = await svc.repo.card_states("acme", uid)
+    cards = {c.id: c.front for c in await svc.repo.get_cards("acme", [s.card_id for s in states])}
+    return {cards[s.card_id]: s.version for s in states}
+
+
+async def test_cards_made_later_join_the_decks_of_those_who_completed_the_lesson(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Cards of a concept joined a deck only when its lesson was completed, so an educator's
+    card or flashcards generated afterwards reached no one who had completed it already."""
+    app, client = running
+    await python_course(app, client)
+    done, started, elsewhere, gone = [await learner(app, client) for _ in range(4)]
+    for who, lesson, status in ((done, "names", "completed"), (started, "names", "started"),
+                                (elsewhere, "exprs", "completed"), (gone, "names", "completed")):
+        r = await client.post(f"{BASE}/me/lessons/{lesson}/progress", json={"status": status},
+                              headers=who)
+        assert r.status_code == 200, r.text
+    uid = {name: await me(client, who) for name, who in (
+        ("done", done), ("started", started), ("elsewhere", elsewhere), ("gone", gone))}
+    await service(app).erase("acme", uid["gone"])
+
+    r = await client.post(f"{BASE}/concepts/variables/cards",
+                          json={"front": "What is a name?", "back": "A reference to a value."})
+    assert r.status_code == 201, r.text
+    await service(app).settled()
+    [due] = (await client.get(f"{BASE}/me/reviews/due", headers=done)).json()["items"]
+    assert due["front"] == "What is a name?"
+    generated = flashcards("job-late", "names", [
+        AiCard(front="What does `=` do?", back="Binds a name.", concept_id="variables"),
+        AiCard(front="Can a name change?", back="It can be bound again.", concept_id=None),
+        AiCard(front="What is `1 + 2`?", back="An expression.", concept_id="expressions")])
+    await deliver(app, generated, topic="video.events")
+    await service(app).settled()
+    assert await deck(app, uid["done"]) == {
+        "What is a name?": 0, "What does `=` do?": 0, "Can a name change?": 0}
+    assert await deck(app, uid["elsewhere"]) == {"What is `1 + 2`?": 0}
+    assert await deck(app, uid["started"]) == {}
+    assert await deck(app, uid["gone"]) == {}
+
+    # The event again: a schedule stays, a dropped or retired card does not come back.
+    cards = {c["front"]: c["id"] for c in (await client.get(
+        f"{BASE}/concepts/variables/cards")).json()["items"]}
+    r = await client.post(f"{BASE}/me/reviews", json={
+        "card_id": cards["What does `=` do?"], "rating": 3}, headers=done)
+    assert r.status_code == 200, r.text
+    r = await client.delete(f"{BASE}/me/cards/{cards['Can a name change?']}", headers=done)
+    assert r.status_code == 204, r.text
+    r = await client.delete(f"{BASE}/concepts/variables/cards/{cards['What is a name?']}")
+    assert r.status_code == 204, r.text
+    await deliver(app, generated, topic="video.events")
+    await service(app).settled()
+    assert await deck(app, uid["done"]) == {"What does `=` do?": 1}
+    assert await deck(app, uid["gone"]) == {}
+
+
+async def test_a_republished_lesson_brings_the_cards_of_what_it_now_teaches(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """A lesson republished teaching another concept left that concept's cards out of the
+    decks of the learners who had completed it."""
+    app, client = running
+    await python_course(app, client)
+    for front in ("What does `def` make?", "What does `return` do?"):
+        r = await client.post(f"{BASE}/concepts/functions/cards", json={"front": front,
+                                                                         "back": "..."})
+        assert r.status_code == 201, r.text
+    done, other = await learner(app, client), await learner(app, client)
+    for who, lesson in ((done, "names"), (other, "exprs")):
+        r = await client.post(f"{BASE}/me/lessons/{lesson}/progress",
+                              json={"status": "completed"}, headers=who)
+        assert r.status_code == 200, r.text
+    uid, other_id = await me(client, done), await me(client, other)
+    assert await deck(app, uid) == {}
+
+    republished = lesson_event("names", ["variables", "functions"], version=2)
+    await deliver(app, republished)
+    await service(app).settled()
+    assert await deck(app, uid) == {"What does `def` make?": 0, "What does `return` do?": 0}
+    assert await deck(app, other_id) == {}
+    [first, second] = (await client.get(f"{BASE}/concepts/functions/cards")).json()["items"]
+    r = await client.post(f"{BASE}/me/reviews", json={"card_id": first["id"], "rating": 3},
+                          headers=done)
+    assert r.status_code == 200, r.text
+    await client.delete(f"{BASE}/me/cards/{second['id']}", headers=done)
+    await deliver(app, republished, lesson_event("names", ["functions"], version=3),
+                  lesson_event("names", ["variables", "functions"], version=4))
+    await service(app).settled()
+    assert await deck(app, uid) == {"What does `def` make?": 1}
+
+
+async def test_new_cards_join_decks_after_the_request_answers(running: tuple[
+        FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
+                      headers=pupil)
+    repo = service(app).repo
+    adding = repo.add_to_decks
+    release = asyncio.Event()
+
+    async def slow(*args: Any) -> None:
+        await release.wait()
+        await adding(*args)
+
+    monkeypatch.setattr(repo, "add_to_decks", slow)
+    for n in range(2):  # the second joins the dealing under way
+        r = await asyncio.wait_for(client.post(f"{BASE}/concepts/variables/cards", json={
+            "front": f"Question {n}?", "back": "Answer."}), 1)
+        assert r.status_code == 201, r.text
+    assert (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"] == []
+    release.set()
+    await service(app).settled()
+    items = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
+    assert sorted(c["front"] for c in items) == ["Question 0?", "Question 1?"]
+
+    release.clear()
+    r = await client.post(f"{BASE}/concepts/variables/cards", json={"front": "Late?",
+                                                                    "back": "Yes."})
+    assert r.status_code == 201, r.text
+    await service(app).close(wait_s=0.1)  # a shutdown stops it; the next completion adds it
+    assert not service(app)._dealing
+    monkeypatch.setattr(repo, "add_to_decks", adding)
+    await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
+                      headers=pupil)
+    items = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
+    assert len(items) == 3
+
+
 async def test_graphql_reads_the_graph_and_the_learners_path(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     app, client = running

@@ -78,6 +78,7 @@ CREATE INDEX IF NOT EXISTS enrolments_goal ON enrolments (tenant, goal);
 CREATE TABLE IF NOT EXISTS progress (
   tenant TEXT NOT NULL, learner TEXT NOT NULL, lesson TEXT NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY (tenant, learner, lesson));
+CREATE INDEX IF NOT EXISTS progress_lesson ON progress (tenant, lesson);
 CREATE TABLE IF NOT EXISTS mastery (
   tenant TEXT NOT NULL, learner TEXT NOT NULL, concept TEXT NOT NULL, version INTEGER NOT NULL,
   mastered INTEGER NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant, learner, concept));
@@ -165,6 +166,17 @@ WHERE l.tenant = :tenant AND l.course = :course AND l.deleted = 0
   AND NOT EXISTS (SELECT 1 FROM teaches t WHERE t.tenant = :tenant AND t.lesson = l.id)
   AND coalesce(json_extract(p.doc, '$.status'), '') <> 'completed'
 ORDER BY position, l.id
+"""
+
+
+# A card joining a learner's deck (parameters: tenant, learner, card, due, version, doc, and
+# whether an erased learner is spared): not over a schedule kept or taken out, and only while
+# the card is not retired.
+ADD_STATE = """
+INSERT OR IGNORE INTO card_states (tenant, learner, card, due, version, doc)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM cards
+  WHERE tenant = ?1 AND id = ?3 AND retired = 0)
+  AND NOT (?7 AND EXISTS (SELECT 1 FROM erased_learners WHERE tenant = ?1 AND id = ?2))
 """
 
 
@@ -775,12 +787,28 @@ class EmbeddedLearningStore:
         return changed > 0
 
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
+        await self.db.transaction(lambda c: c.executemany(ADD_STATE, [
+            (tenant, learner, s.card_id, utc_iso(s.due), s.version, s.model_dump_json(), False)
+            for s in states]))
+
+    async def learners_who_studied(self, tenant: str,
+                                   concepts: Sequence[str]) -> dict[str, list[str]]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT DISTINCT t.concept, p.learner FROM teaches t JOIN progress p"
+            " ON p.tenant = t.tenant AND p.lesson = t.lesson WHERE t.tenant = ?"
+            " AND t.concept IN (SELECT value FROM json_each(?))"
+            " AND json_extract(p.doc, '$.status') = 'completed' ORDER BY t.concept, p.learner",
+            (tenant, json.dumps(list(concepts)))).fetchall())
+        out: dict[str, list[str]] = defaultdict(list)
+        for concept, learner in rows:
+            out[concept].append(learner)
+        return dict(out)
+
+    async def add_to_decks(self, tenant: str, learners: Sequence[str],
+                           states: Sequence[CardState]) -> None:
+        rows = [(s.card_id, utc_iso(s.due), s.version, s.model_dump_json()) for s in states]
         await self.db.transaction(lambda c: c.executemany(
-            "INSERT OR IGNORE INTO card_states (tenant, learner, card, due, version, doc)"
-            " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM cards"
-            " WHERE tenant = ?1 AND id = ?3 AND retired = 0)",
-            [(tenant, learner, s.card_id, utc_iso(s.due), s.version, s.model_dump_json())
-             for s in states]))
+            ADD_STATE, [(tenant, learner, *row, True) for learner in learners for row in rows]))
 
     async def due(self, tenant: str, learner: str, at: datetime, limit: int,
                   after: tuple[datetime, str] | None = None) -> list[CardState]:

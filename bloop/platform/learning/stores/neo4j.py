@@ -92,6 +92,7 @@ INDEXES = {
     "learning_schedule_due": ("CardSchedule", ("tenant", "learner", "due")),
     "learning_schedule_card": ("CardSchedule", ("tenant", "card")),
     "learning_mastery_concept": ("Mastery", ("tenant", "concept")),
+    "learning_progress_lesson": ("LessonProgress", ("tenant", "lesson")),
     "learning_enrolment_goal": ("Enrolment", ("tenant", "goal")),
 }
 PER_LEARNER = ("Enrolment", "LessonProgress", "Mastery", "PathSnapshot", "Placement",
@@ -884,6 +885,36 @@ class Neo4jLearningStore:
             tenant=tenant, learner=learner,
             states=[{"card": s.card_id, "due": utc_iso(s.due), "version": s.version,
                      "doc": s.model_dump_json()} for s in states])
+
+    async def learners_who_studied(self, tenant: str,
+                                   concepts: Sequence[str]) -> dict[str, list[str]]:
+        rows = await self._query(
+            "MATCH (c:Concept {tenant: $tenant}) WHERE c.id IN $concepts"
+            " MATCH (l:Lesson)-[:TEACHES]->(c) WHERE NOT l.deleted"
+            " MATCH (p:LessonProgress {tenant: $tenant, lesson: l.id})"
+            " WHERE p.status = 'completed'"
+            " RETURN c.id AS concept, collect(DISTINCT p.learner) AS learners",
+            tenant=tenant, concepts=list(concepts))
+        return {r["concept"]: sorted(r["learners"]) for r in rows}
+
+    async def add_to_decks(self, tenant: str, learners: Sequence[str],
+                           states: Sequence[CardState]) -> None:
+        # The learners' tombstones are read once, then each card's write lock is taken (in card
+        # order) as in `add_card_states`.
+        await self._execute(
+            "UNWIND $learners AS learner"
+            " OPTIONAL MATCH (e:ErasedLearner {tenant: $tenant, id: learner})"
+            " WITH collect(CASE WHEN e IS NULL THEN learner END) AS learners"
+            " UNWIND $states AS x MATCH (k:ReviewCard {tenant: $tenant, id: x.card})"
+            " SET k._lock = true REMOVE k._lock"
+            " WITH learners, x, k WHERE k.retired IS NULL"
+            " UNWIND learners AS learner"
+            " MERGE (s:CardSchedule {tenant: $tenant, learner: learner, card: x.card})"
+            " ON CREATE SET s.due = x.due, s.version = x.version, s.doc = x.doc",
+            tenant=tenant, learners=list(dict.fromkeys(learners)),
+            states=[{"card": s.card_id, "due": utc_iso(s.due), "version": s.version,
+                     "doc": s.model_dump_json()}
+                    for s in sorted(states, key=lambda s: s.card_id)])
 
     async def due(self, tenant: str, learner: str, at: datetime, limit: int,
                   after: tuple[datetime, str] | None = None) -> list[CardState]:
