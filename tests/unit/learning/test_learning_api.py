@@ -505,6 +505,30 @@ async def test_a_course_of_lessons_teaching_no_concept_has_them_on_its_path(runn
         assert r.status_code == 200, r.text
 
 
+async def test_a_placement_in_a_course_teaching_no_concept_is_finished_at_once(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """It answered 404 "no course" while the course's path answered with its lessons."""
+    app, client = running
+    await deliver(app, lesson_event("welcome", [], course="tour"),
+                  course_event(["welcome"], course="tour"))
+    pupil = await learner(app, client)
+    r = await client.post(f"{BASE}/me/placements", json={"course_id": "tour"}, headers=pupil)
+    assert r.status_code == 201, r.text
+    view = r.json()
+    assert view["goal"] == "course:tour"
+    assert (view["done"], view["question"], view["asked"], view["max_questions"]) == (
+        True, None, 0, 0)
+    assert (view["known"], view["unknown"]) == ([], [])
+    r = await client.post(f"{BASE}/me/placements/{view['id']}/answers",
+                          json={"concept": "welcome", "correct": True}, headers=pupil)
+    assert (r.status_code, r.json()["code"]) == (409, "wrong_question")
+    r = await client.get(f"{BASE}/me/path", params={"course": "tour"}, headers=pupil)
+    assert [s["lesson_id"] for s in r.json()["steps"]] == ["welcome"]
+    for body in ({"course_id": "nope"}, {"goal_concept": "nope"}):
+        r = await client.post(f"{BASE}/me/placements", json=body, headers=pupil)
+        assert r.status_code == 404, body
+
+
 async def test_due_reviews_come_a_page_at_a_time(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     """A page short of the cards due said `next: null`, so a client took it for all of them."""
