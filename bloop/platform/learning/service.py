@@ -8,7 +8,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -869,5 +869,6 @@ def _view(card: Card, state: CardState) -> CardView:
 
 
 def _stamp(at: datetime) -> str:
-    """A time as answers are ordered by (ISO text in UTC, so that text order is time order)."""
-    return at.astimezone(UTC).isoformat()
+    """A time as answers are ordered by (ISO text in UTC, so that text order is time order;
+    a time without a zone is UTC)."""
+    return utc_iso(at)
