@@ -13,12 +13,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bloop.platform.kit import backlog
+from bloop.platform.kit.backlog import Backlog
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import BadCursor, Slice, key_of
 from bloop.platform.kit.times import json_time, utc, utc_iso
-from bloop.platform.kit.waiting import stop_all
 from bloop.platform.learning import bkt, placement
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning.events import (
@@ -110,10 +111,17 @@ class LearningService:
         self.repo = repo
         self._on_write = on_write
         self._optimising: set[tuple[str, str]] = set()
-        self._reaching: dict[str, set[str]] = {}  # per tenant, concepts whose learners to tell
-        self._announcing: dict[str, asyncio.Task[None]] = {}
-        self._to_deal: dict[str, set[str]] = {}  # per tenant, cards for the decks of their learners
-        self._dealing: dict[str, asyncio.Task[None]] = {}
+        # After an edit's answer: the paths that changed for the learners whose goals reach
+        # the concepts (0.1 s a learner: many of them would hold the edit for long); new cards
+        # for the decks of the learners who studied their concepts.
+        self._announcing = Backlog(
+            "learning-paths", self._announce_reaching, log=log,
+            failed="announcing the paths a graph edit changed failed; each learner's next read "
+                   "announces theirs")
+        self._dealing = Backlog(
+            "learning-cards", self._deal_cards, log=log,
+            failed="adding new cards to the learners' decks failed; each learner's next "
+                   "completion of the lesson adds them")
 
     # the graph
 
@@ -165,41 +173,21 @@ class LearningService:
 
     async def _graph_changed(self, tenant: str, concepts: Sequence[str]) -> None:
         """Announces, after the edit's answer, the paths that changed for the learners whose
-        goals reach `concepts` (0.1 s a learner: many of them would hold the edit for long).
-        Edits meanwhile join the announcing under way. One that stops part-way (a failure, a
-        shutdown) leaves the rest to each learner's next read, which announces a change too."""
-        if not concepts:
-            return
-        self._reaching.setdefault(tenant, set()).update(concepts)
-        if tenant not in self._announcing:
-            self._announcing[tenant] = asyncio.create_task(
-                self._announce_reaching(tenant), name=f"learning-paths-{tenant}")
+        goals reach `concepts`. One that stops part-way (a failure, a shutdown) leaves the rest
+        to each learner's next read, which announces a change too."""
+        self._announcing.add(tenant, concepts)
 
-    async def _announce_reaching(self, tenant: str) -> None:
-        try:
-            while concepts := self._reaching.pop(tenant, None):
-                for learner in await self.repo.learners_reaching(tenant, sorted(concepts)):
-                    await self.refresh_paths(tenant, learner)
-        except Exception:
-            log.exception("announcing the paths a graph edit changed in %s failed; each "
-                          "learner's next read announces theirs", tenant)
-        finally:
-            del self._announcing[tenant]
-
-    def _background(self) -> list[asyncio.Task[None]]:
-        return [*self._announcing.values(), *self._dealing.values()]
+    async def _announce_reaching(self, tenant: str, concepts: set[str]) -> None:
+        for learner in await self.repo.learners_reaching(tenant, sorted(concepts)):
+            await self.refresh_paths(tenant, learner)
 
     async def settled(self) -> None:
         """Waits until the paths graph edits changed are announced and new cards are dealt."""
-        while tasks := self._background():
-            await asyncio.wait(tasks)
+        await backlog.settled(self._announcing, self._dealing)
 
     async def close(self, wait_s: float = 5.0) -> None:
         """Gives the announcing and dealing under way `wait_s` to end, then stops them."""
-        tasks = self._background()
-        if tasks:
-            await asyncio.wait(tasks, timeout=wait_s)
-        await stop_all([t for t in tasks if not t.done()])
+        await backlog.close(self._announcing, self._dealing, wait_s=wait_s)
 
     async def edges(self, tenant: str) -> list[Edge]:
         return await self.repo.list_edges(tenant)
@@ -732,33 +720,21 @@ class LearningService:
     def _deal(self, tenant: str, card_ids: Sequence[str]) -> None:
         """Adds the cards, after the change's answer, to the decks of the learners who completed
         a lesson teaching their concept (new, due at once; a card a learner has or dropped stays
-        as it is). Cards added meanwhile join the dealing under way. One that stops part-way (a
-        failure, a shutdown) leaves the rest to each learner's next completion of the lesson."""
-        if not card_ids:
-            return
-        self._to_deal.setdefault(tenant, set()).update(card_ids)
-        if tenant not in self._dealing:
-            self._dealing[tenant] = asyncio.create_task(
-                self._deal_cards(tenant), name=f"learning-cards-{tenant}")
+        as it is). One that stops part-way (a failure, a shutdown) leaves the rest to each
+        learner's next completion of the lesson."""
+        self._dealing.add(tenant, card_ids)
 
-    async def _deal_cards(self, tenant: str) -> None:
-        try:
-            while card_ids := self._to_deal.pop(tenant, None):
-                by_concept: dict[str, list[Card]] = defaultdict(list)
-                for card in await self.repo.get_cards(tenant, sorted(card_ids)):
-                    by_concept[card.concept].append(card)
-                studied = await self.repo.learners_who_studied(tenant, sorted(by_concept))
-                at = now()
-                for concept, learners in studied.items():
-                    states = [fsrs_review.new_state(c.id, concept, at) for c in by_concept[concept]]
-                    step = max(1, DEAL_ROWS // len(states))
-                    for start in range(0, len(learners), step):
-                        await self.repo.add_to_decks(tenant, learners[start:start + step], states)
-        except Exception:
-            log.exception("adding new cards to the decks of %s failed; each learner's next "
-                          "completion of the lesson adds them", tenant)
-        finally:
-            del self._dealing[tenant]
+    async def _deal_cards(self, tenant: str, card_ids: set[str]) -> None:
+        by_concept: dict[str, list[Card]] = defaultdict(list)
+        for card in await self.repo.get_cards(tenant, sorted(card_ids)):
+            by_concept[card.concept].append(card)
+        studied = await self.repo.learners_who_studied(tenant, sorted(by_concept))
+        at = now()
+        for concept, learners in studied.items():
+            states = [fsrs_review.new_state(c.id, concept, at) for c in by_concept[concept]]
+            step = max(1, DEAL_ROWS // len(states))
+            for start in range(0, len(learners), step):
+                await self.repo.add_to_decks(tenant, learners[start:start + step], states)
 
     async def due(self, tenant: str, learner: str, at: datetime, limit: int = 50) -> list[CardView]:
         """The learner's first `limit` cards due at `at`, most overdue first."""

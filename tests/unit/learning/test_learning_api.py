@@ -1137,7 +1137,7 @@ async def test_new_cards_join_decks_after_the_request_answers(running: tuple[
                                                                     "back": "Yes."})
     assert r.status_code == 201, r.text
     await service(app).close(wait_s=0.1)  # a shutdown stops it; the next completion adds it
-    assert not service(app)._dealing
+    assert not service(app)._dealing.running()
     monkeypatch.setattr(repo, "add_to_decks", adding)
     await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
                       headers=pupil)

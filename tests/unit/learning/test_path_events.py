@@ -107,7 +107,7 @@ async def test_a_graph_edit_answers_before_its_learners_paths_are_announced(
     release.clear()
     await service.remove_edge(T, "b", "a")
     await service.close(wait_s=0.1)
-    assert not service._announcing
+    assert not service._announcing.running()
     monkeypatch.setattr(service, "refresh_paths", refresh)
     await service.paths(T, "ada")
     assert (await announced(service))[-1] == ("ada", ["Lb", "Lgoal"])
