@@ -30,7 +30,13 @@ from bloop.platform.content.model import (
     NewLesson,
     now,
 )
-from bloop.platform.content.ports import ContentRepository, Duplicate, Missing, StaleVersion
+from bloop.platform.content.ports import (
+    ContentRepository,
+    Duplicate,
+    Missing,
+    ReadableBy,
+    StaleVersion,
+)
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.content.stores.mongo import MongoContentStore
 from bloop.platform.kit.events.envelope import Envelope
@@ -180,6 +186,47 @@ async def test_courses_page_by_title_then_id(store: ContentRepository) -> None:
     assert (len(last.items), last.next) == (8, None)
     with pytest.raises(BadCursor):
         await store.list_courses("acme", after="not-a-cursor")
+
+
+async def test_courses_list_what_a_reader_may_read_in_one_read(
+        store: ContentRepository) -> None:
+    """A reader who is no admin gets the courses published at least once and, an educator,
+    the drafts they own or co-author and those no one owns; a page at a time, each in one
+    read, however many of the tenant's courses they may not read."""
+    made = {"a-own": ("ann", []), "b-co": ("bob", ["ann"]), "c-nobody": (None, []),
+            "d-other": ("bob", []), "e-published": ("bob", []), "f-archived": ("bob", [])}
+    for cid, (owner, co_authors) in made.items():
+        c = Course.create("acme", NewCourse(id=cid, title=cid), owner=owner)
+        await store.add_course(c.model_copy(update={"co_authors": co_authors}))
+        await store.add_lesson(lesson(c))
+        if cid in ("e-published", "f-archived"):
+            published = await publish(store, c)
+            if cid == "f-archived":
+                await store.set_course_status(published.archived(True), published, [])
+    for n in range(20):  # drafts of others, which a page must not stop at
+        await store.add_course(Course.create("acme", NewCourse(id=f"x{n:02}", title=f"x{n:02}"),
+                                             owner="bob"))
+    await store.add_course(Course.create("beta", NewCourse(id="a-own", title="a"), owner="ann"))
+
+    async def listed(status: CourseStatus | None, readable_by: ReadableBy | None,
+                     size: int = 1) -> list[str]:
+        return [c.id for c in await paged(lambda after, n: store.list_courses(
+            "acme", status, after=after, limit=n, readable_by=readable_by), size)]
+
+    ann, learner = ReadableBy(editor="ann"), ReadableBy()
+    assert await listed(None, ann) == ["a-own", "b-co", "c-nobody", "e-published", "f-archived"]
+    assert await listed(None, ann, size=2) == await listed(None, ann)
+    assert await listed("draft", ann) == ["a-own", "b-co", "c-nobody"]
+    assert await listed("archived", ann) == ["f-archived"]
+    assert await listed(None, learner) == ["e-published", "f-archived"]
+    assert await listed("draft", learner) == []
+    assert await listed("published", learner) == ["e-published"]
+    assert len(await listed(None, None, size=7)) == 26
+    first = await store.list_courses("acme", "draft", limit=2, readable_by=ann)
+    assert [c.id for c in first.items] == ["a-own", "b-co"]
+    assert first.next is not None
+    rest = await store.list_courses("acme", "draft", after=first.next, limit=2, readable_by=ann)
+    assert ([c.id for c in rest.items], rest.next) == (["c-nobody"], None)
 
 
 async def listed_ids(store: ContentRepository, status: CourseStatus | None = None, *,

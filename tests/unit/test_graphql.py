@@ -215,6 +215,44 @@ async def test_courses_come_a_page_at_a_time_in_title_order(start: Start) -> Non
         assert pages == [titles[:3], titles[3:6], titles[6:]]
 
 
+async def test_a_course_list_is_one_store_read_however_few_courses_the_caller_may_read(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, the courses were read `first` + 1 at a time until the page was full: an
+    educator who authors none of 30 drafts made 16 reads for an empty page of one."""
+    async with start(seed=False, signed_in=False) as (app, client):
+        author = await member(app, client, tenant="acme", roles=("educator",))
+        other = await member(app, client, tenant="acme", roles=("educator",))
+        for n in range(30):
+            r = await client.post("/v1/tenants/acme/courses",
+                                  json={"id": f"c{n:02}", "title": f"Course {n:02}"},
+                                  headers=author)
+            assert r.status_code == 201, r.text
+        r = await client.post("/v1/tenants/acme/courses", json={"id": "mine", "title": "Zed"},
+                              headers=other)
+        assert r.status_code == 201, r.text
+        repo = content_service(app).repo
+        reads: list[str | None] = []
+        listing = repo.list_courses
+
+        async def counted(tenant: str, status: Any = None, **kwargs: Any) -> Any:
+            reads.append(status)
+            return await listing(tenant, status, **kwargs)
+
+        monkeypatch.setattr(repo, "list_courses", counted)
+        text = """{ drafts: courses(tenant: "acme", status: DRAFT, first: 1) { items { id } next }
+                    all: courses(tenant: "acme", status: ALL, first: 1) { items { id } next } }"""
+        body = (await client.post("/graphql", json={"query": text}, headers=other)).json()
+        assert "errors" not in body, body
+        assert body["data"]["drafts"] == {"items": [{"id": "mine"}], "next": None}
+        assert body["data"]["all"] == {"items": [{"id": "mine"}], "next": None}
+        assert reads == ["draft", None]
+        reads.clear()
+        r = await client.get("/v1/tenants/acme/courses", params={"status": "draft", "limit": 1},
+                             headers=other)
+        assert [c["id"] for c in r.json()["items"]] == ["mine"]
+        assert reads == ["draft"]
+
+
 @pytest.mark.parametrize("text", [
     "{ courses(tenant: ",                                     # syntax
     "{ nothing }",                                            # no such field

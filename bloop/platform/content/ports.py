@@ -8,6 +8,7 @@ version, stay immutable)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -35,6 +36,15 @@ def listed_title(course: Course) -> str:
 def course_key(course: Course) -> tuple[str, str]:
     """Where a course stands in `list_courses`' order: its cursor is made of this."""
     return listed_title(course), course.id
+
+
+@dataclass(frozen=True)
+class ReadableBy:
+    """Which courses `list_courses` keeps for a reader who is no admin of the tenant: those
+    published at least once, and those `editor` (an educator's user id) may edit as
+    `Course.may_edit` has it: that they own or co-author, or that no one owns."""
+
+    editor: str | None = None
 
 
 class Duplicate(Exception):
@@ -88,9 +98,11 @@ class ContentRepository(Protocol):
     async def get_course(self, tenant: str, course_id: str) -> Course | None: ...
 
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
-                           after: str | None = None, limit: int = 100) -> Slice[Course]:
-        """The tenant's courses (of `status`, or all), ordered by `course_key` (the title
-        learners read, ignoring case, then id) from the cursor `after` on, along an index."""
+                           after: str | None = None, limit: int = 100,
+                           readable_by: ReadableBy | None = None) -> Slice[Course]:
+        """The tenant's courses (of `status`, or all; only those `readable_by` keeps when it is
+        given), ordered by `course_key` (the title learners read, ignoring case, then id) from
+        the cursor `after` on, along an index, in one read."""
 
     async def list_published(self, after: tuple[str, str] | None = None, *,
                              limit: int = 100) -> list[Course]:

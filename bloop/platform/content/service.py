@@ -54,15 +54,15 @@ from bloop.platform.content.ports import (
     ContentRepository,
     Duplicate,
     Missing,
+    ReadableBy,
     StaleVersion,
-    course_key,
 )
 from bloop.platform.kit.auth import Forbidden, Principal
 from bloop.platform.kit.cache import Cache, MemoryCache
 from bloop.platform.kit.errors import Conflict, Invalid, NotFound, Problem, is_store_down
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
-from bloop.platform.kit.pagination import Slice, cursor, every
+from bloop.platform.kit.pagination import Slice, every
 
 ADMINS = frozenset({"tenant_admin", "platform_admin"})
 COURSE_EDITORS = ADMINS | {"educator"}  # the roles a co-author may edit with
@@ -448,8 +448,10 @@ class ContentService:
                        if r.id in found] for c in courses}
 
     async def courses(self, tenant: str, status: CourseStatus | None = "published", *,
-                      after: str | None = None, limit: int = 100) -> Slice[Course]:
-        return await self.repo.list_courses(tenant, status, after=after, limit=limit)
+                      after: str | None = None, limit: int = 100,
+                      readable_by: ReadableBy | None = None) -> Slice[Course]:
+        return await self.repo.list_courses(tenant, status, after=after, limit=limit,
+                                            readable_by=readable_by)
 
     async def every_course(self, tenant: str, status: CourseStatus | None) -> list[Course]:
         return await every(lambda after: self.courses(tenant, status, after=after, limit=500))
@@ -459,23 +461,12 @@ class ContentService:
                                limit: int = 100) -> Slice[tuple[Course, bool]]:
         """The courses `by` sees, each with whether they see its draft (True) or its last
         publication: published ones as published, and (unless `status` is "published") the
-        drafts of those they may edit. Up to `limit` of them, from the cursor `after` on."""
-        found: list[tuple[Course, bool]] = []
-        while True:
-            listed = await self.courses(tenant, status, after=after, limit=limit + 1)
-            for c in listed.items:
-                if status != "published" and self.may_edit(c, by):
-                    seen = (c, True)
-                elif status != "draft" and c.publication is not None:
-                    seen = (c, False)
-                else:
-                    continue
-                if len(found) == limit:  # one more: the page is full, and the list goes on
-                    return Slice(found, cursor(*course_key(found[-1][0])))
-                found.append(seen)
-            if listed.next is None:
-                return Slice(found)
-            after = listed.next
+        drafts of those they may edit. Up to `limit` of them, from the cursor `after` on, in
+        one read however few of the tenant's courses they may read."""
+        listed = await self.courses(tenant, status, after=after, limit=limit,
+                                    readable_by=_readable_by(by))
+        return Slice([(c, status != "published" and self.may_edit(c, by))
+                      for c in listed.items], listed.next)
 
     async def course_views(self, tenant: str, status: CourseStatus | None, by: Principal, *,
                            after: str | None = None, limit: int = 100) -> Slice[CourseView]:
@@ -695,6 +686,13 @@ class ContentService:
             raise NotFound(f"no lesson {lesson.id!r} in tenant {lesson.tenant!r}") from None
         self._on_write()
         await self._forget_after_write(lesson.tenant, [lesson.id])
+
+
+def _readable_by(by: Principal) -> ReadableBy | None:
+    """The courses of a list `by` may read (None: all of them, to the tenant's admins)."""
+    if by.has_any(ADMINS):
+        return None
+    return ReadableBy(editor=by.user_id if "educator" in by.roles else None)
 
 
 def _view(course: Course, draft: bool, live: set[str]) -> CourseView:

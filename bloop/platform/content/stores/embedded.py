@@ -28,6 +28,7 @@ from bloop.platform.content.ports import (
     STATUS_FIELDS,
     Duplicate,
     Missing,
+    ReadableBy,
     StaleVersion,
     course_key,
     listed_title,
@@ -191,11 +192,21 @@ class EmbeddedContentStore:
         return await self.db.run(lambda c: _course(c, tenant, course_id))
 
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
-                           after: str | None = None, limit: int = 100) -> Slice[Course]:
+                           after: str | None = None, limit: int = 100,
+                           readable_by: ReadableBy | None = None) -> Slice[Course]:
         title, course_id = key_of(after, str, str) if after else ("", "")
         where = "tenant = ? AND (listed_title, id) > (?, ?)" + (
             " AND status = ?" if status else "")
-        args = (tenant, title, course_id, *((status,) if status else ()), limit + 1)
+        args: tuple[object, ...] = (tenant, title, course_id, *((status,) if status else ()))
+        if readable_by is not None:
+            where += " AND (json_extract(doc, '$.publication') IS NOT NULL"
+            if readable_by.editor is not None:
+                where += (" OR json_extract(doc, '$.owner') IS NULL"
+                          " OR json_extract(doc, '$.owner') = ? OR EXISTS (SELECT 1 FROM"
+                          " json_each(doc, '$.co_authors') WHERE value = ?)")
+                args += (readable_by.editor, readable_by.editor)
+            where += ")"
+        args += (limit + 1,)
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM courses WHERE {where} ORDER BY listed_title, id LIMIT ?",  # noqa: S608
             args).fetchall())

@@ -50,6 +50,7 @@ from bloop.platform.content.ports import (
     STATUS_FIELDS,
     Duplicate,
     Missing,
+    ReadableBy,
     StaleVersion,
     course_key,
     listed_title,
@@ -188,11 +189,22 @@ class MongoContentStore:
         return None if doc is None else Course.model_validate(_fields(doc), context=STORED)
 
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
-                           after: str | None = None, limit: int = 100) -> Slice[Course]:
+                           after: str | None = None, limit: int = 100,
+                           readable_by: ReadableBy | None = None) -> Slice[Course]:
         query: Doc = {"tenant": tenant} | ({"status": status} if status else {})
+        alternatives: list[list[Doc]] = []
         if after:
             title, course_id = key_of(after, str, str)
-            query["$or"] = [{LISTED: {"$gt": title}}, {LISTED: title, "id": {"$gt": course_id}}]
+            alternatives.append([{LISTED: {"$gt": title}},
+                                 {LISTED: title, "id": {"$gt": course_id}}])
+        if readable_by is not None:
+            editor = readable_by.editor
+            readable: list[Doc] = [{"publication": {"$ne": None}}]
+            if editor is not None:
+                readable += [{"owner": None}, {"owner": editor}, {"co_authors": editor}]
+            alternatives.append(readable)
+        if alternatives:
+            query["$and"] = [{"$or": a} for a in alternatives]
         cursor = (self.courses.find(query, HIDE)
                   .sort([(LISTED, ASCENDING), ("id", ASCENDING)]).limit(limit + 1))
         courses = [Course.model_validate(_fields(d), context=STORED) async for d in cursor]
