@@ -154,6 +154,16 @@ async def test_a_course_round_trips(store: ContentRepository) -> None:
     await store.add_course(course("beta"))  # the same id in another tenant is another course
 
 
+async def test_courses_come_by_their_ids_in_one_read(store: ContentRepository) -> None:
+    for cid in ("b", "a", "c"):
+        await store.add_course(course(cid=cid, title=cid.upper()))
+    await store.add_course(course("beta", cid="d"))
+    found = await store.get_courses("acme", ["c", "ghost", "a", "d", "a"])
+    assert found == [await store.get_course("acme", "a"), await store.get_course("acme", "c")]
+    assert await store.get_courses("beta", ["a", "d"]) == [await store.get_course("beta", "d")]
+    assert await store.get_courses("acme", []) == []
+
+
 async def test_courses_list_by_status_then_title(store: ContentRepository) -> None:
     await store.add_course(course(cid="b", title="Beta"))
     await store.add_course(course(cid="a", title="Alpha"))

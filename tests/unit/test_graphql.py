@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from bloop.platform.content.model import (
 )
 from bloop.platform.content.quiz import QuizBlock
 from bloop.platform.content.service import ContentService
+from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.content.wiring import SERVICE as CONTENT
 from bloop.platform.demo import data
 from bloop.platform.kit.auth import Forbidden
@@ -157,6 +159,76 @@ async def test_lessons_of_many_courses_load_in_one_read(
         # the loader lives for one request: the next query reads again, once
         await query(client, COURSES_WITH_LESSONS, tenant="acme")
         assert len(bulk_reads) == 2
+
+
+async def test_the_courses_a_query_names_load_in_one_read(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, each `course` read its head and its lessons on its own: 20 courses, 41 reads
+    (to their author)."""
+    async with start(seed=False, signed_in=False) as (app, client):
+        service = content_service(app)
+        author = await member(app, client, tenant="acme", roles=("educator",))
+        learner = await member(app, client, tenant="acme", roles=("learner",))
+        for n in range(20):
+            r = await client.post("/v1/tenants/acme/courses",
+                                  json={"id": f"c{n:02}", "title": f"Course {n:02}"},
+                                  headers=author)
+            assert r.status_code == 201, r.text
+            for i in range(3):
+                await service.add_lesson("acme", f"c{n:02}", NewLesson(title=f"L{n}.{i}"))
+            if n % 4:
+                await service.publish("acme", f"c{n:02}")
+                await service.edit_course("acme", f"c{n:02}", CourseEdit(title="Draft title"))
+        text = "{ " + " ".join(
+            f'c{n:02}: course(tenant: "acme", id: "c{n:02}") {{ title lessonCount lessons {{ title }} }}'
+            for n in range(20)) + ' ghost: course(tenant: "acme", id: "ghost") { id } }'
+        expected: dict[str, Json | None] = {}
+        for headers in (author, learner):
+            for n in range(20):
+                r = await client.get(f"/v1/tenants/acme/courses/c{n:02}", headers=headers)
+                course = r.json()
+                expected[f"c{n:02}"] = None if r.status_code == 404 else {
+                    "title": course["title"], "lessonCount": course["lesson_count"],
+                    "lessons": [{"title": x["title"]} for x in course["lessons"]]}
+            expected["ghost"] = None
+
+            reads: list[str] = []
+            assert isinstance(service.repo, EmbeddedContentStore)
+            monkeypatch.setattr(service.repo.db, "run", counting(reads, service.repo.db.run))
+            body = await ask(client, text, headers)
+            monkeypatch.undo()
+            assert "errors" not in body, body
+            assert body["data"] == expected
+            # the heads and the drafts' lessons; to a learner, the published lessons too
+            assert len(reads) == (2 if headers is author else 3)
+        assert (expected["c01"] or {})["title"] == "Course 01"  # the learner's: the publication
+        assert expected["c00"] is None  # never published: nothing to learners
+
+
+ASKING: ContextVar[bool] = ContextVar("asking", default=False)
+
+
+def counting(reads: list[str], run: Callable[..., Any]) -> Callable[..., Any]:
+    """An SQLite store's `run`, noting each query a request `ask` sent makes (not those of the
+    app's consumers at work meanwhile)."""
+
+    async def counted(query: Callable[..., Any]) -> Any:
+        if ASKING.get():
+            reads.append(getattr(query, "__qualname__", "query"))
+        return await run(query)
+
+    return counted
+
+
+async def ask(client: httpx.AsyncClient, text: str, headers: dict[str, str]) -> Json:
+    token = ASKING.set(True)
+    try:
+        r = await client.post("/graphql", json={"query": text}, headers=headers)
+    finally:
+        ASKING.reset(token)
+    assert r.status_code == 200, r.text
+    body: Json = r.json()
+    return body
 
 
 async def test_what_is_missing_is_null(start: Start) -> None:

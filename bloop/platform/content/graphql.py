@@ -5,7 +5,7 @@ course's owner, its co-authors and the tenant's admins also read its draft. A le
 a union (`Block`); a quiz is always shown as learners see it (no answers, no feedback), drafts
 included: its answers are edited and read through the HTTP API. A course's lessons load through
 DataLoaders (drafts by (tenant, course), publications by course version), so a query over many
-courses reads the lessons of all of them at once.
+courses reads the lessons of all of them at once; so do the courses a query names (`course`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.errors import NotFound
 
 Info = strawberry.Info[Context, None]
-LessonsKey = tuple[str, str]  # (tenant, course id)
+CourseKey = tuple[str, str]  # (tenant, course id)
 
 
 def _service(info: Info) -> ContentService:
@@ -41,10 +41,10 @@ def _reader(info: Info, tenant: str) -> Principal:
     return info.context.authorise(tenant, scopes=["content:read"])
 
 
-def _drafts_loader(info: Info) -> DataLoader[LessonsKey, list[model.Lesson]]:
+def _drafts_loader(info: Info) -> DataLoader[CourseKey, list[model.Lesson]]:
     service = _service(info)
 
-    async def load(keys: list[LessonsKey]) -> list[list[model.Lesson]]:
+    async def load(keys: list[CourseKey]) -> list[list[model.Lesson]]:
         by_tenant: dict[str, list[str]] = defaultdict(list)
         for tenant, course_id in keys:
             by_tenant[tenant].append(course_id)
@@ -68,6 +68,22 @@ def _published_loader(info: Info) -> DataLoader[model.Course, list[model.Lesson]
 
     return info.context.loader("content.published_lessons", lambda: DataLoader(
         load_fn=load, cache_key_fn=lambda c: (c.tenant, c.id, c.version)))
+
+
+def _courses_loader(info: Info) -> DataLoader[CourseKey, tuple[model.CourseDetail, bool] | None]:
+    """What the caller reads of each course (`ContentService.course_for`); None when nothing.
+    Its results are the caller's own: the loader lives for their request only."""
+    service, me = _service(info), info.context.principal
+
+    async def load(keys: list[CourseKey]) -> list[tuple[model.CourseDetail, bool] | None]:
+        by_tenant: dict[str, list[str]] = defaultdict(list)
+        for tenant, course_id in keys:
+            by_tenant[tenant].append(course_id)
+        found = {tenant: await service.courses_for(tenant, ids, me)
+                 for tenant, ids in by_tenant.items()}
+        return [found[tenant].get(course_id) for tenant, course_id in keys]
+
+    return info.context.loader("content.courses", lambda: DataLoader(load_fn=load))
 
 
 @strawberry.enum
@@ -406,11 +422,11 @@ class Query:
 
     @field("a course of the tenant; null when there is none")
     async def course(self, info: Info, tenant: Slug, id: Slug) -> Course | None:
-        me = _reader(info, tenant)
-        try:
-            detail, draft = await _service(info).course_for(tenant, id, me)
-        except NotFound:
+        _reader(info, tenant)
+        found = await _courses_loader(info).load((tenant, id))
+        if found is None:
             return None
+        detail, draft = found
         return Course.of(detail, draft=draft, lessons=list(detail.lessons))
 
     @field("a lesson of the tenant; null when there is none")

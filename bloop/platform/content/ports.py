@@ -97,6 +97,9 @@ class ContentRepository(Protocol):
 
     async def get_course(self, tenant: str, course_id: str) -> Course | None: ...
 
+    async def get_courses(self, tenant: str, ids: Sequence[str]) -> list[Course]:
+        """Those of `ids` the tenant has, ordered by id, read at once (one query)."""
+
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
                            after: str | None = None, limit: int = 100,
                            readable_by: ReadableBy | None = None) -> Slice[Course]:

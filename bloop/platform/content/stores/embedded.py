@@ -191,6 +191,15 @@ class EmbeddedContentStore:
     async def get_course(self, tenant: str, course_id: str) -> Course | None:
         return await self.db.run(lambda c: _course(c, tenant, course_id))
 
+    async def get_courses(self, tenant: str, ids: Sequence[str]) -> list[Course]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT doc FROM courses WHERE tenant = ? AND id IN ({_marks(wanted)})"  # noqa: S608
+            " ORDER BY id", (tenant, *wanted)).fetchall())
+        return [Course.model_validate_json(r["doc"], context=STORED) for r in rows]
+
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
                            after: str | None = None, limit: int = 100,
                            readable_by: ReadableBy | None = None) -> Slice[Course]:

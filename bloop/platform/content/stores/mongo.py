@@ -188,6 +188,14 @@ class MongoContentStore:
         doc = await self.courses.find_one({"_id": _key(tenant, course_id), "tenant": tenant}, HIDE)
         return None if doc is None else Course.model_validate(_fields(doc), context=STORED)
 
+    async def get_courses(self, tenant: str, ids: Sequence[str]) -> list[Course]:
+        keys = list(dict.fromkeys(_key(tenant, i) for i in ids))
+        if not keys:
+            return []
+        cursor = self.courses.find({"_id": {"$in": keys}, "tenant": tenant}, HIDE).sort(
+            "id", ASCENDING)
+        return [Course.model_validate(_fields(d), context=STORED) async for d in cursor]
+
     async def list_courses(self, tenant: str, status: CourseStatus | None = None, *,
                            after: str | None = None, limit: int = 100,
                            readable_by: ReadableBy | None = None) -> Slice[Course]:
