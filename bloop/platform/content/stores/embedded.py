@@ -457,10 +457,12 @@ class EmbeddedContentStore:
         if not refs:
             return []
         keys = json.dumps([[r.id, r.version] for r in refs])
+        # CROSS JOIN keeps this order: one primary-key search for each ref. Left to the
+        # planner, SQLite scans the tenant's versions and, for each, every ref.
         rows = await self.db.run(lambda c: c.execute(
-            "SELECT v.id, v.version, v.doc FROM lesson_versions v JOIN json_each(?) k"
-            " ON v.id = json_extract(k.value, '$[0]') AND v.version = json_extract(k.value, '$[1]')"
-            " WHERE v.tenant = ?", (keys, tenant)).fetchall())
+            "SELECT v.id, v.version, v.doc FROM json_each(?) k CROSS JOIN lesson_versions v"
+            " ON v.tenant = ? AND v.id = json_extract(k.value, '$[0]')"
+            " AND v.version = json_extract(k.value, '$[1]')", (keys, tenant)).fetchall())
         found = {(r["id"], r["version"]): r["doc"] for r in rows}
         return [Lesson.model_validate_json(found[(r.id, r.version)], context=STORED) for r in refs
                 if (r.id, r.version) in found]
