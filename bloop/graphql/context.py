@@ -4,7 +4,8 @@ outlives one)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
 from strawberry.fastapi import BaseContext
@@ -41,3 +42,8 @@ class Context(BaseContext):
         if name not in self._loaders:
             self._loaders[name] = make()
         return cast(T, self._loaders[name])
+
+    def once(self, name: str, work: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+        """What `work` gives, worked out once in this request: the fields (and aliases) asking
+        for `name` again share it."""
+        return self.loader(f"once:{name}", lambda: asyncio.ensure_future(work()))

@@ -7,6 +7,7 @@ learner's own fields need `learning:write` like their HTTP twins under `/learnin
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 
 import strawberry
@@ -27,6 +28,13 @@ def _service(info: Info) -> LearningService:
 
 def _me(info: Info, tenant: str) -> str:
     return info.context.authorise(tenant, scopes=["learning:write"]).user_id
+
+
+def _paths(info: Info, tenant: str, me: str) -> Awaitable[list[model.LearningPath]]:
+    """The learner's paths, worked out once per request (each is a graph query) however many
+    fields and aliases ask for them."""
+    return info.context.once(f"learning.paths:{tenant}:{me}",
+                             lambda: _service(info).paths(tenant, me))
 
 
 @strawberry.type
@@ -140,7 +148,7 @@ class Query:
     @field("the signed-in learner's path to each goal they enrolled in")
     async def my_paths(self, info: Info, tenant: Slug) -> list[LearningPath]:
         me = _me(info, tenant)
-        return [LearningPath.of(p) for p in await _service(info).paths(tenant, me)]
+        return [LearningPath.of(p) for p in await _paths(info, tenant, me)]
 
     @field("the signed-in learner's path to a course or a concept; null when there is none")
     async def my_path(self, info: Info, tenant: Slug, course: Slug | None = None,
@@ -149,14 +157,17 @@ class Query:
         if (course is None) == (concept is None):
             return None
         try:
-            return LearningPath.of(await _service(info).path(tenant, me, course_id=course,
-                                                             concept=concept))
+            return LearningPath.of(await info.context.once(
+                f"learning.path:{tenant}:{me}:{course}:{concept}",
+                lambda: _service(info).path(tenant, me, course_id=course, concept=concept)))
         except NotFound:
             return None
 
     @field("what the signed-in learner should do next: a due review or a lesson")
     async def my_next(self, info: Info, tenant: Slug) -> NextItem:
-        item = await _service(info).next_item(tenant, _me(info, tenant))
+        me = _me(info, tenant)
+        item = await info.context.once(f"learning.next:{tenant}:{me}", lambda: _service(
+            info).next_item(tenant, me, paths=lambda: _paths(info, tenant, me)))
         return NextItem(kind=item.kind, goal=item.goal,
                         lesson=PathStep.of(item.lesson) if item.lesson else None,
                         card=ReviewCard.of(item.card) if item.card else None)

@@ -7,7 +7,7 @@ import bisect
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -507,20 +507,23 @@ class LearningService:
                 return True
         return False
 
-    async def next_item(self, tenant: str, learner: str, at: datetime | None = None) -> NextItem:
+    async def next_item(self, tenant: str, learner: str, at: datetime | None = None, *,
+                        paths: Callable[[], Awaitable[list[LearningPath]]] | None = None
+                        ) -> NextItem:
         """A review that is due comes first (reviews are short and lose value when late);
-        otherwise the first unblocked lesson of the learner's paths, in enrolment order. When
-        every lesson left waits for another (lessons teaching several concepts can need each
-        other), the first of them: some of what it teaches needs nothing else."""
+        otherwise the first unblocked lesson of the learner's paths (`paths` when the caller
+        has them or will), in enrolment order. When every lesson left waits for another
+        (lessons teaching several concepts can need each other), the first of them: some of
+        what it teaches needs nothing else."""
         due = await self.due(tenant, learner, at or now(), limit=1)
         if due:
             return NextItem(kind="review", card=due[0])
-        paths = await self.refresh_paths(tenant, learner)
-        for path in paths:
+        paths_now = await (paths() if paths else self.refresh_paths(tenant, learner))
+        for path in paths_now:
             for step in path.steps:
                 if not step.blocked_by:
                     return NextItem(kind="lesson", goal=path.goal, lesson=step)
-        for path in paths:
+        for path in paths_now:
             if path.steps:
                 return NextItem(kind="lesson", goal=path.goal, lesson=path.steps[0])
         return NextItem(kind="nothing")

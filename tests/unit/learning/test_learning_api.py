@@ -1170,6 +1170,37 @@ async def test_graphql_reads_the_graph_and_the_learners_path(running: tuple[
     assert r.json()["errors"]
 
 
+async def test_graphql_works_a_learners_paths_out_once_however_many_fields_ask(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"}, headers=pupil)
+    await client.post(f"{BASE}/me/enrolments", json={"goal_concept": "functions"},
+                      headers=pupil)
+    repo = service(app).repo
+    planned = repo.learning_path
+    plans: list[object] = []
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        plans.append(args)
+        return await planned(*args, **kwargs)
+
+    monkeypatch.setattr(repo, "learning_path", counted)
+    aliases = " ".join(f'p{i}: myPaths(tenant: "acme") {{ goal }}' for i in range(20))
+    text = f"""{{ {aliases} myNext(tenant: "acme") {{ kind lesson {{ lessonId }} }}
+                  n2: myNext(tenant: "acme") {{ kind }}
+                  a: myPath(tenant: "acme", course: "py") {{ goal }}
+                  b: myPath(tenant: "acme", course: "py") {{ goal }} }}"""
+    r = await client.post("/graphql", json={"query": text}, headers=pupil)
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert [p["goal"] for p in data["p19"]] == ["course:py", "concept:functions"]
+    assert data["myNext"] == {"kind": "lesson", "lesson": {"lessonId": "names"}}
+    assert data["a"] == data["b"] == {"goal": "course:py"}
+    assert len(plans) == 3  # the two enrolments' paths, and myPath's
+
+
 async def test_educators_set_a_concepts_bkt_and_it_is_fitted_to_the_answers(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     app, client = running
