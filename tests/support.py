@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import gc
+import inspect
 import os
 import time
 import uuid
@@ -85,6 +88,27 @@ def require_media_kind(app: Any, kind: str) -> None:
 
 
 T = TypeVar("T")
+
+
+def count_calls(store: object, monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
+    """Counts, by method name, the calls of each public coroutine method of `store` (a
+    repository) from now on; clear the counter to start again."""
+    calls: collections.Counter[str] = collections.Counter()
+
+    def counted(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(method)
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return await method(*args, **kwargs)
+        return call
+
+    for name in dir(type(store)):
+        if name.startswith("_") or isinstance(getattr(type(store), name), property):
+            continue
+        method = getattr(store, name)
+        if inspect.iscoroutinefunction(method):
+            monkeypatch.setattr(store, name, counted(name, method))
+    return calls
 
 
 async def paged(read: Callable[[str | None, int], Awaitable[Slice[T]]], size: int) -> list[T]:

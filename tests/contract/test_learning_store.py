@@ -360,6 +360,21 @@ async def test_leaving_a_goal_removes_it_and_its_path_with_its_event(case: Case)
                                                           enrolled_at=T0), [])
 
 
+async def test_a_learners_path_snapshots_are_read_at_once(case: Case) -> None:
+    assert await case.store.path_snapshots(case.tenant, "u1") == {}
+    for learner, goal in (("u1", {"course_id": "py"}), ("u1", {"goal_concept": "loops"}),
+                          ("u1", {"goal_concept": "sets"}), ("u2", {"course_id": "py"})):
+        await case.store.enrol(case.tenant, Enrolment(learner=learner, enrolled_at=T0, **goal),
+                               [])
+    await case.store.save_path_snapshot(case.tenant, "u1", "course:py", ["l1", "l2"], [])
+    await case.store.save_path_snapshot(case.tenant, "u1", "concept:loops", [], [])
+    await case.store.save_path_snapshot(case.tenant, "u2", "course:py", ["l2"], [])
+    assert await case.store.path_snapshots(case.tenant, "u1") == {
+        "course:py": ["l1", "l2"], "concept:loops": []}
+    assert await case.store.path_snapshots(case.tenant, "u2") == {"course:py": ["l2"]}
+    assert await case.store.path_snapshots(case.other, "u1") == {}
+
+
 async def test_a_path_snapshot_is_written_over_the_one_read_while_enrolled(case: Case) -> None:
     """Two refreshes at once announce a change once; a refresh that read the enrolment before
     the learner left keeps no path for the goal."""

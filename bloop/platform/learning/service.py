@@ -476,25 +476,31 @@ class LearningService:
     async def refresh_paths(self, tenant: str, learner: str) -> list[LearningPath]:
         out: list[LearningPath] = []
         announced = False
-        for e in await self.repo.enrolments(tenant, learner):
+        enrolments = await self.repo.enrolments(tenant, learner)
+        snapshots = await self.repo.path_snapshots(tenant, learner) if enrolments else {}
+        for e in enrolments:
             try:
                 path = await self.path(tenant, learner, course_id=e.course_id,
                                        concept=e.goal_concept)
             except NotFound:
                 continue
             out.append(path)
-            announced = await self._announce(tenant, learner, e.goal, path) or announced
+            announced = await self._announce(tenant, learner, e.goal, path,
+                                             snapshots.get(e.goal)) or announced
         if announced:
             self._on_write()
         return out
 
-    async def _announce(self, tenant: str, learner: str, goal: str, path: LearningPath) -> bool:
-        """Announces the path when it differs from the one last announced. Refreshes at once
-        announce a change once: the snapshot is written only over the one read, and a refresh
-        that lost compares again with what the other stored. A goal left meanwhile keeps none."""
+    async def _announce(self, tenant: str, learner: str, goal: str, path: LearningPath,
+                        before: list[str] | None) -> bool:
+        """Announces the path when it differs from `before`, the one last announced as read
+        before. Refreshes at once announce a change once: the snapshot is written only over the
+        one read, and a refresh that lost compares again with what the other stored. A goal
+        left meanwhile keeps none."""
         lesson_ids = [s.lesson_id for s in path.steps]
-        for _ in range(RETRIES):
-            before = await self.repo.path_snapshot(tenant, learner, goal)
+        for attempt in range(RETRIES):
+            if attempt:
+                before = await self.repo.path_snapshot(tenant, learner, goal)
             if before == lesson_ids:
                 return False
             at = now()
@@ -824,10 +830,10 @@ class LearningService:
     async def personal_data(self, tenant: str, learner: str) -> dict[str, object]:
         states = await self.repo.card_states(tenant, learner)
         enrolments = await self.repo.enrolments(tenant, learner)
+        snapshots = await self.repo.path_snapshots(tenant, learner)
         return {
             "enrolments": [e.model_dump(mode="json") for e in enrolments],
-            "paths_last_announced": {e.goal: await self.repo.path_snapshot(tenant, learner, e.goal)
-                                     for e in enrolments},
+            "paths_last_announced": {e.goal: snapshots.get(e.goal) for e in enrolments},
             "placements": [p.model_dump(mode="json")
                            for p in await self.repo.placements(tenant, learner)],
             "progress": [p.model_dump(mode="json") for p in await self.repo.get_progress(tenant, learner)],

@@ -38,7 +38,7 @@ from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning import service as learning_service
 from bloop.platform.learning.model import BktParams, ReviewLog, SchedulerParams
 from bloop.platform.learning.service import LearningService
-from tests.support import embedded_app, eventually, member
+from tests.support import count_calls, embedded_app, eventually, member
 from tests.unit.learning.test_bkt import generate
 
 BASE = "/v1/tenants/acme/learning"
@@ -1323,3 +1323,31 @@ async def test_a_schedule_fit_replays_each_card_from_its_first_review(
         assert history == whole[card_at[history[0][0]]][:len(history)], "replayed from part-way"
     started = sorted((h[0][0] for h in whole.values()), reverse=True)
     assert [h[0][0] for h in seen] == started[:len(seen)]
+
+
+async def test_paths_and_exports_read_what_was_announced_at_once(running: tuple[
+        FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A learner's paths (and their export) read the paths last announced in one read, however
+    many goals they have: one path query a goal beside it."""
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    goals = ["variables", "expressions", "functions", "recursion"]
+    for concept in goals:
+        r = await client.post(f"{BASE}/me/enrolments", json={"goal_concept": concept},
+                              headers=pupil)
+        assert r.status_code == 201, r.text
+    calls = count_calls(service(app).repo, monkeypatch)
+    r = await client.get(f"{BASE}/me/paths", headers=pupil)
+    assert r.status_code == 200, r.text
+    assert len(r.json()["items"]) == len(goals)
+    assert calls == {"enrolments": 1, "path_snapshots": 1, "learning_path": len(goals)}
+
+    calls.clear()
+    export = await client.get("/v1/tenants/acme/me/export", headers=pupil)
+    assert export.status_code == 200, export.text
+    announced = export.json()["services"]["learning"]["paths_last_announced"]
+    assert sorted(announced) == [f"concept:{c}" for c in sorted(goals)]
+    assert announced["concept:recursion"] == ["names", "exprs", "funcs", "recur"]
+    assert calls["path_snapshots"] == 1
+    assert calls["path_snapshot"] == 0

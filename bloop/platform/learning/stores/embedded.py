@@ -660,6 +660,12 @@ class EmbeddedLearningStore:
             (tenant, learner, goal)).fetchone())
         return None if row is None else list(json.loads(row[0]))
 
+    async def path_snapshots(self, tenant: str, learner: str) -> dict[str, list[str]]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT goal, lessons FROM path_snapshots WHERE tenant = ? AND learner = ?",
+            (tenant, learner)).fetchall())
+        return {r["goal"]: list(json.loads(r["lessons"])) for r in rows}
+
     async def save_path_snapshot(self, tenant: str, learner: str, goal: str,
                                  lesson_ids: Sequence[str], events: Sequence[Envelope], *,
                                  previous: Sequence[str] | None = None) -> bool:

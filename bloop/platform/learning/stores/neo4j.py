@@ -733,6 +733,12 @@ class Neo4jLearningStore:
             " RETURN s.lessons AS lessons", tenant=tenant, learner=learner, goal=goal)
         return list(rows[0]["lessons"]) if rows else None
 
+    async def path_snapshots(self, tenant: str, learner: str) -> dict[str, list[str]]:
+        rows = await self._query(
+            "MATCH (s:PathSnapshot {tenant: $tenant, learner: $learner})"
+            " RETURN s.goal AS goal, s.lessons AS lessons", tenant=tenant, learner=learner)
+        return {r["goal"]: list(r["lessons"]) for r in rows}
+
     async def save_path_snapshot(self, tenant: str, learner: str, goal: str,
                                  lesson_ids: Sequence[str], events: Sequence[Envelope], *,
                                  previous: Sequence[str] | None = None) -> bool:
