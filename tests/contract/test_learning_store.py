@@ -255,6 +255,26 @@ async def test_a_course_lists_its_lessons_in_order(case: Case) -> None:
     assert await case.store.get_course(case.other, "py") is None
 
 
+async def test_courses_are_read_with_their_lessons_at_once(case: Case) -> None:
+    for i, lid in enumerate(("l2", "l1", "l3")):
+        await case.store.upsert_lesson(lesson(case, lid, ["loops"], position=i, module="m1"))
+    await case.store.upsert_lesson(lesson(case, "g1", ["sets"], course="go"))
+    py = CourseNode(id="py", tenant=case.tenant, title="Py", version=1,
+                    lesson_ids=["l2", "gone", "l1", "l3"],
+                    modules=[ModuleRef(id="m1", lesson_ids=["l2"])])
+    go = CourseNode(id="go", tenant=case.tenant, title="Go", version=1, lesson_ids=["g1"])
+    empty = CourseNode(id="empty", tenant=case.tenant, title="Empty", version=1, lesson_ids=[])
+    for course in (py, go, empty):
+        assert await case.store.upsert_course(course)
+    await case.store.delete_lesson(case.tenant, "l1", 2)
+    found = await case.store.courses_with_lessons(case.tenant, ["py", "none", "empty", "go", "py"])
+    assert {c: (course, [x.id for x in lessons]) for c, (course, lessons) in found.items()} == {
+        "py": (py, ["l2", "l3"]), "go": (go, ["g1"]), "empty": (empty, [])}
+    assert found["py"][1][0] == await case.store.get_lesson(case.tenant, "l2")
+    assert await case.store.courses_with_lessons(case.other, ["py", "go"]) == {}
+    assert await case.store.courses_with_lessons(case.tenant, []) == {}
+
+
 async def test_an_archived_course_stays_archived_until_a_later_revision_puts_it_back(
         case: Case) -> None:
     course = CourseNode(id="py", tenant=case.tenant, title="Py", version=1, lesson_ids=["l1"])

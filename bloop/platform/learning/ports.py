@@ -137,6 +137,11 @@ class LearningRepository(Protocol):
     async def lessons_of_course(self, tenant: str, course_id: str) -> list[LessonNode]:
         """The course's known lessons, in the course's order."""
 
+    async def courses_with_lessons(self, tenant: str, course_ids: Sequence[str]
+                                   ) -> dict[str, tuple[CourseNode, list[LessonNode]]]:
+        """In one read, each of `course_ids` the tenant has, by id, with its known lessons in
+        the course's order (those of `lessons_of_course`)."""
+
     # a learner
 
     async def enrol(self, tenant: str, enrolment: Enrolment, events: Sequence[Envelope]) -> bool:

@@ -346,13 +346,10 @@ class LearningService:
         progress = await self.repo.get_progress(tenant, learner)
         done = {p.lesson_id for p in progress if p.status == "completed"}
         courses: list[CourseCompletion] = []
-        for e in await self.repo.enrolments(tenant, learner):
-            if e.course_id is None:
-                continue
-            course = await self.repo.get_course(tenant, e.course_id)
-            if course is None:
-                continue
-            lessons = await self.repo.lessons_of_course(tenant, course.id)
+        enrolled = [e.course_id for e in await self.repo.enrolments(tenant, learner)
+                    if e.course_id is not None]
+        found = await self.repo.courses_with_lessons(tenant, enrolled) if enrolled else {}
+        for course, lessons in (found[c] for c in enrolled if c in found):
             modules: dict[str, list[str]] = defaultdict(list)
             for m in course.modules:
                 modules[m.id] += m.lesson_ids

@@ -1351,3 +1351,27 @@ async def test_paths_and_exports_read_what_was_announced_at_once(running: tuple[
     assert announced["concept:recursion"] == ["names", "exprs", "funcs", "recur"]
     assert calls["path_snapshots"] == 1
     assert calls["path_snapshot"] == 0
+
+
+async def test_a_progress_report_reads_the_enrolled_courses_at_once(running: tuple[
+        FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, client = running
+    courses = [f"course-{n}" for n in range(4)]
+    for course in courses:
+        lessons = [f"{course}-l{i}" for i in range(3)]
+        await deliver(app, *(lesson_event(lid, [f"{lid}-idea"], position=i, course=course)
+                             for i, lid in enumerate(lessons)),
+                      course_event(lessons, course=course))
+    pupil = await learner(app, client)
+    for course in courses:
+        r = await client.post(f"{BASE}/me/enrolments", json={"course_id": course}, headers=pupil)
+        assert r.status_code == 201, r.text
+    r = await client.post(f"{BASE}/me/lessons/course-2-l1/progress",
+                          json={"status": "completed"}, headers=pupil)
+    assert r.status_code == 200, r.text
+    calls = count_calls(service(app).repo, monkeypatch)
+    report = await client.get(f"{BASE}/me/progress", headers=pupil)
+    assert report.status_code == 200, report.text
+    assert [(c["id"], c["lessons"], c["completed"]) for c in report.json()["courses"]] == [
+        ("course-0", 3, 0), ("course-1", 3, 0), ("course-2", 3, 1), ("course-3", 3, 0)]
+    assert calls == {"get_progress": 1, "enrolments": 1, "courses_with_lessons": 1}

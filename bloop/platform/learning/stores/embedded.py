@@ -473,6 +473,23 @@ class EmbeddedLearningStore:
 
         return await self.db.run(read)
 
+    async def courses_with_lessons(self, tenant: str, course_ids: Sequence[str]
+                                   ) -> dict[str, tuple[CourseNode, list[LessonNode]]]:
+        wanted = list(dict.fromkeys(course_ids))
+
+        def read(c: Conn) -> dict[str, tuple[CourseNode, list[LessonNode]]]:
+            found: dict[str, tuple[CourseNode, list[LessonNode]]] = {}
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                for row in c.execute(
+                        f"SELECT doc FROM courses WHERE tenant = ? AND id IN ({_marks(chunk)})",  # noqa: S608
+                        (tenant, *chunk)):
+                    course = CourseNode.model_validate_json(row["doc"])
+                    found[course.id] = (course, _course_lessons(c, tenant, course.lesson_ids))
+            return found
+
+        return await self.db.run(read)
+
     # a learner
 
     async def enrol(self, tenant: str, enrolment: Enrolment, events: Sequence[Envelope]) -> bool:

@@ -226,6 +226,14 @@ def _concept_props(c: Concept) -> dict[str, Any]:
             "bkt": c.bkt.model_dump_json()}
 
 
+def _course(props: dict[str, Any]) -> CourseNode:
+    return CourseNode(id=props["id"], tenant=props["tenant"], title=props["title"],
+                      version=props["version"], lesson_ids=list(props["lesson_ids"]),
+                      modules=[ModuleRef.model_validate(m) for m in json.loads(props["modules"])],
+                      archived=bool(props.get("archived")),
+                      archived_revision=props.get("archived_revision") or 0)
+
+
 def _lesson(props: dict[str, Any]) -> LessonNode:
     return LessonNode(id=props["id"], tenant=props["tenant"], course_id=props["course_id"],
                       module_id=props.get("module_id"), position=props["position"],
@@ -546,14 +554,7 @@ class Neo4jLearningStore:
         rows = await self._query("MATCH (c:Course {tenant: $tenant, id: $id})"
                                  " WHERE c.version >= 0 RETURN c {.*} AS c",
                                  tenant=tenant, id=course_id)
-        if not rows:
-            return None
-        c = rows[0]["c"]
-        return CourseNode(id=c["id"], tenant=c["tenant"], title=c["title"], version=c["version"],
-                          lesson_ids=list(c["lesson_ids"]),
-                          modules=[ModuleRef.model_validate(m) for m in json.loads(c["modules"])],
-                          archived=bool(c.get("archived")),
-                          archived_revision=c.get("archived_revision") or 0)
+        return _course(rows[0]["c"]) if rows else None
 
     async def get_lesson(self, tenant: str, lesson_id: str) -> LessonNode | None:
         rows = await self._query("MATCH (l:Lesson {tenant: $tenant, id: $id}) WHERE NOT l.deleted"
@@ -567,6 +568,18 @@ class Neo4jLearningStore:
             " MATCH (l:Lesson {tenant: $tenant, id: c.lesson_ids[i]}) WHERE NOT l.deleted"
             " RETURN l {.*} AS l ORDER BY i", tenant=tenant, id=course_id)
         return [_lesson(r["l"]) for r in rows]
+
+    async def courses_with_lessons(self, tenant: str, course_ids: Sequence[str]
+                                   ) -> dict[str, tuple[CourseNode, list[LessonNode]]]:
+        rows = await self._query(
+            "MATCH (c:Course {tenant: $tenant}) WHERE c.id IN $ids AND c.version >= 0"
+            " RETURN c {.*} AS c, COLLECT {"
+            "   UNWIND range(0, size(c.lesson_ids) - 1) AS i"
+            "   MATCH (l:Lesson {tenant: $tenant, id: c.lesson_ids[i]}) WHERE NOT l.deleted"
+            "   WITH l, i ORDER BY i RETURN l {.*} } AS lessons",
+            tenant=tenant, ids=list(dict.fromkeys(course_ids)))
+        return {r["c"]["id"]: (_course(r["c"]), [_lesson(x) for x in r["lessons"]])
+                for r in rows}
 
     # a learner
 
