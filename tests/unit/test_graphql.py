@@ -19,6 +19,7 @@ from graphql import get_introspection_query
 
 from bloop.graphql.schema import build_schema
 from bloop.platform.app import create_app
+from bloop.platform.content import graphql as content_graphql
 from bloop.platform.content.model import (
     AudioBlock,
     CodeBlock,
@@ -117,6 +118,25 @@ async def test_the_demo_course_comes_with_its_lessons(start: Start) -> None:
         assert got["lesson"]["title"] == data.LESSONS[1].title
         assert {c["id"] for c in got["concepts"]} == {c.id for c in data.CONCEPTS}
         assert got["tenant"] == {"id": data.TENANT_ID, "name": data.TENANT_NAME}
+
+
+async def test_a_lesson_builds_its_blocks_only_when_they_are_asked_for(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[str] = []
+    block = content_graphql._block
+
+    def counted(tenant: str, b: Any) -> Any:
+        built.append(b.type)
+        return block(tenant, b)
+
+    monkeypatch.setattr(content_graphql, "_block", counted)
+    async with start() as (_, client):
+        listed = """{ courses(tenant: "demo") { items { lessons { id title } } } }"""
+        assert "errors" not in await query(client, listed)
+        assert built == []
+        body = await query(client, COURSES_WITH_LESSONS, tenant=data.TENANT_ID)
+        assert "errors" not in body
+        assert len(built) == sum(len(x.blocks) for x in data.LESSONS)
 
 
 async def test_lessons_of_many_courses_load_in_one_read(

@@ -301,7 +301,6 @@ class Lesson:
     position: int
     title: str
     estimated_minutes: int
-    blocks: list[Block]
     teaches: list[str]
     requires: list[str]
     tags: list[str]
@@ -310,17 +309,23 @@ class Lesson:
     version: int
     created_at: datetime
     updated_at: datetime
+    # Its blocks are made when a query asks for them: most of a lesson's cost, and lists of
+    # lessons rarely want them.
+    source: strawberry.Private[model.Lesson]
+
+    @strawberry.field
+    def blocks(self) -> list[Block]:
+        return [_block(self.tenant, b) for b in self.source.blocks]
 
     @classmethod
     def of(cls, lesson: model.Lesson) -> Lesson:
         return cls(id=lesson.id, tenant=lesson.tenant, course_id=lesson.course,
                    module=lesson.module, position=lesson.position, title=lesson.title,
                    estimated_minutes=lesson.estimated_minutes,
-                   blocks=[_block(lesson.tenant, b) for b in lesson.blocks],
                    teaches=list(lesson.teaches), requires=list(lesson.requires),
                    tags=list(lesson.tags), language=lesson.language, level=lesson.level,
                    version=lesson.version, created_at=lesson.created_at,
-                   updated_at=lesson.updated_at)
+                   updated_at=lesson.updated_at, source=lesson)
 
 
 @strawberry.type
