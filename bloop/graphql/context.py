@@ -11,6 +11,7 @@ from typing import Any, TypeVar, cast
 from strawberry.fastapi import BaseContext
 
 from bloop.platform.kit.auth import Principal, authorise
+from bloop.platform.kit.errors import Problem
 
 T = TypeVar("T")
 
@@ -21,6 +22,7 @@ class Context(BaseContext):
         self.services = dict(services)
         self.principal = principal
         self._loaders: dict[str, Any] = {}
+        self._counted: dict[str, int] = {}
 
     def authorise(self, tenant: str, *roles: str, scopes: Iterable[str] = ()) -> Principal:
         """The same rule as the HTTP route that reads the same thing: the caller must be in
@@ -43,7 +45,22 @@ class Context(BaseContext):
             self._loaders[name] = make()
         return cast(T, self._loaders[name])
 
-    def once(self, name: str, work: Callable[[], Awaitable[T]]) -> asyncio.Future[T]:
+    def count(self, what: str, items: int, most: int) -> None:
+        """Counts `items` more `what` this request reads; past `most` in all, the field asking
+        fails (422 `query_too_large`), and so does each one after it."""
+        total = self._counted[what] = self._counted.get(what, 0) + items
+        if total > most:
+            raise Problem(f"the query reads more than {most} {what}: ask for fewer or smaller "
+                          "pages, or fewer aliases", status=422, code="query_too_large")
+
+    def once(self, name: str, work: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         """What `work` gives, worked out once in this request: the fields (and aliases) asking
         for `name` again share it."""
-        return self.loader(f"once:{name}", lambda: asyncio.ensure_future(work()))
+        return shared(self.loader(f"once:{name}", lambda: asyncio.ensure_future(work())))
+
+
+def shared(result: Awaitable[T]) -> Awaitable[T]:
+    """`result`, which other fields await too (a DataLoader's batch, a `once`), awaited so that
+    a field cancelled meanwhile does not cancel it for them: graphql-core cancels the other
+    items of a list when one of them fails."""
+    return asyncio.shield(result)

@@ -139,6 +139,39 @@ async def test_a_lesson_builds_its_blocks_only_when_they_are_asked_for(
         assert len(built) == sum(len(x.blocks) for x in data.LESSONS)
 
 
+async def test_a_request_lists_so_many_lessons_and_no_more(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = f'{{ course(tenant: "demo", id: "{data.COURSE_ID}") {{ lessons {{ id }} }} }}'
+    async with start() as (_, client):
+        monkeypatch.setattr(content_graphql, "MAX_LESSONS", len(data.LESSONS))
+        body = await query(client, text)
+        assert len(body["data"]["course"]["lessons"]) == len(data.LESSONS)
+        monkeypatch.setattr(content_graphql, "MAX_LESSONS", len(data.LESSONS) - 1)
+        body = await query(client, text)
+        assert body["data"]["course"] is None
+        [error] = body["errors"]
+        assert (error["extensions"]["code"], error["extensions"]["status"]) == (
+            "query_too_large", 422)
+
+
+async def test_a_failing_item_of_a_list_leaves_the_loads_other_fields_share(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """graphql-core cancels the other items of a list when one fails: their lessons are a batch
+    other aliases wait for too, which must not be cancelled under them."""
+    async with start(seed=False) as (app, client):
+        service = content_service(app)
+        for n in range(3):
+            await service.create_course("acme", NewCourse(id=f"c{n}", title=f"Course {n}"))
+            for i in range(2):
+                await service.add_lesson("acme", f"c{n}", NewLesson(
+                    title=f"Lesson {n}.{i}", blocks=[MarkdownBlock(markdown="Text.")]))
+        monkeypatch.setattr(content_graphql, "MAX_LESSONS", 9)
+        text = " ".join(f'a{i}: courses(tenant: "acme", status: ALL) {{ items {{ lessons {{ id }} }} }}'
+                        for i in range(3))
+        body = await query(client, "{ " + text + " }")
+        assert {e["extensions"]["code"] for e in body["errors"]} == {"query_too_large"}
+
+
 async def test_lessons_of_many_courses_load_in_one_read(
         start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     async with start(seed=False) as (app, client):

@@ -18,8 +18,9 @@ from typing import Annotated
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from bloop.graphql.context import Context
+from bloop.graphql.context import Context, shared
 from bloop.graphql.fields import field, page_size
+from bloop.graphql.limits import MAX_LESSONS
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
 from bloop.platform.content.media.model import media_url
@@ -372,12 +373,14 @@ class Course:
 
     @field("the course's lessons in order: its draft's to its authors, else as last published")
     async def lessons(self, info: Info) -> list[Lesson]:
+        # Counted before they are read, so that the lessons past the limit are never read.
+        info.context.count("lessons", self.lesson_count, MAX_LESSONS)
         if self.known is not None:
             found = self.known
         elif self.draft or self.stored is None:
-            found = await _drafts_loader(info).load((self.tenant, self.id))
+            found = await shared(_drafts_loader(info).load((self.tenant, self.id)))
         else:
-            found = await _published_loader(info).load(self.stored)
+            found = await shared(_published_loader(info).load(self.stored))
         return [Lesson.of(x) for x in found]
 
 
@@ -428,7 +431,7 @@ class Query:
     @field("a course of the tenant; null when there is none")
     async def course(self, info: Info, tenant: Slug, id: Slug) -> Course | None:
         _reader(info, tenant)
-        found = await _courses_loader(info).load((tenant, id))
+        found = await shared(_courses_loader(info).load((tenant, id)))
         if found is None:
             return None
         detail, draft = found
