@@ -548,3 +548,26 @@ async def test_svg_is_served_under_a_strict_policy(client: httpx.AsyncClient) ->
     assert r.status_code == 200
     assert "default-src 'none'" in r.headers["content-security-policy"]
     assert r.content == s.SVG
+
+
+async def test_learners_asking_at_once_share_one_read_of_what_is_published(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each read of what the tenant publishes reads every published lesson: requests asking at
+    once (misses, such as a file no lesson shows) wait for one read instead of each making
+    its own."""
+    media: MediaService = app.state.content.state["media"]
+    read = media._published_media
+    reads = 0
+
+    async def slow(tenant: str) -> set[str]:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.2)
+        return await read(tenant)
+
+    monkeypatch.setattr(media, "_published_media", slow)
+    image = (await upload(client, s.png())).json()
+    answers = await asyncio.gather(*(client.get(f"{BASE}/media/{image['id']}/link",
+                                                headers=learner(client)) for _ in range(20)))
+    assert {r.status_code for r in answers} == {404}
+    assert reads == 1

@@ -121,6 +121,7 @@ class MediaService:
         self.spool = spool
         self._published_media = published_media
         self._published: dict[str, tuple[float, set[str]]] = {}
+        self._reading: dict[str, asyncio.Future[set[str]]] = {}
         secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
         self.links = LinkSigner(secret, settings.link_ttl_s)
 
@@ -366,9 +367,21 @@ class MediaService:
             return True
         if media_id not in ids and age < min(1.0, self.settings.published_cache_s):
             return False
-        ids = await self._published_media(tenant)
-        self._published[tenant] = (time.monotonic(), ids)
-        return media_id in ids
+        return media_id in await self._read_published(tenant)
+
+    async def _read_published(self, tenant: str) -> set[str]:
+        """The media the tenant's publications show, read again (every published lesson): one
+        read at a time per tenant, which the requests asking meanwhile share."""
+        reading = self._reading.get(tenant)
+        if reading is None:
+            reading = self._reading[tenant] = asyncio.ensure_future(self._published_media(tenant))
+            reading.add_done_callback(lambda done: self._read(tenant, done))
+        return await asyncio.shield(reading)
+
+    def _read(self, tenant: str, done: asyncio.Future[set[str]]) -> None:
+        del self._reading[tenant]
+        if not done.cancelled() and done.exception() is None:
+            self._published[tenant] = (time.monotonic(), done.result())
 
     async def open(self, info: MediaInfo, range_header: str | None) -> Opened:
         """The bytes of `range_header`'s range (all of them without one). Raises
