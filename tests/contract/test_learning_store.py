@@ -456,6 +456,12 @@ async def test_progress_writes_are_version_guarded(case: Case) -> None:
         ProgressUpdate(status="completed"), T0), [])
     [stored] = await case.store.get_progress(case.tenant, "u1")
     assert (stored.status, stored.seconds, stored.version) == ("completed", 40, 3)
+    await case.store.save_progress(case.tenant, "u1", Progress(
+        lesson_id="l2", status="started", started_at=T0, version=1), [])
+    assert [p.lesson_id for p in await case.store.get_progress(case.tenant, "u1")] == ["l1", "l2"]
+    assert await case.store.get_progress(case.tenant, "u1", ["l2", "ghost"]) == [
+        Progress(lesson_id="l2", status="started", started_at=T0, version=1)]
+    assert await case.store.get_progress(case.tenant, "u1", []) == []
 
 
 async def test_placement_answers_are_stored_one_at_a_time(case: Case) -> None:

@@ -161,8 +161,10 @@ class LearningRepository(Protocol):
         """Stores the progress if the stored one is still at the version it was read at
         (`version` one less; 0 = none stored), else `StaleVersion` and nothing is written."""
 
-    async def get_progress(self, tenant: str, learner: str) -> list[Progress]:
-        """Every lesson the learner started, by lesson id."""
+    async def get_progress(self, tenant: str, learner: str,
+                           lessons: Sequence[str] | None = None) -> list[Progress]:
+        """The learner's progress in `lessons` (every lesson they started when None), by
+        lesson id."""
 
     async def get_mastery(self, tenant: str, learner: str,
                           concepts: Sequence[str] | None = None) -> list[Mastery]:

@@ -310,8 +310,8 @@ class LearningService:
         lesson = await self._lesson(tenant, lesson_id)
         for _ in range(PROGRESS_ATTEMPTS):
             at = now()
-            current = {p.lesson_id: p for p in await self.repo.get_progress(tenant, learner)}
-            before = current.get(lesson_id)
+            found = await self.repo.get_progress(tenant, learner, [lesson_id])
+            before = found[0] if found else None
             after = (before or Progress(lesson_id=lesson_id, status="started", started_at=at,
                                         version=0)).updated(update, at)
             newly_completed = after.status == "completed" and (

@@ -556,11 +556,10 @@ class EmbeddedLearningStore:
         rows = await self.db.run(lambda c: c.execute(f"{sql} ORDER BY {order}", args).fetchall())
         return [r["doc"] for r in rows]
 
-    async def get_progress(self, tenant: str, learner: str) -> list[Progress]:
-        rows = await self.db.run(lambda c: c.execute(
-            "SELECT doc FROM progress WHERE tenant = ? AND learner = ? ORDER BY lesson",
-            (tenant, learner)).fetchall())
-        return [Progress.model_validate_json(r["doc"]) for r in rows]
+    async def get_progress(self, tenant: str, learner: str,
+                           lessons: Sequence[str] | None = None) -> list[Progress]:
+        docs = await self._learner_docs("progress", "lesson", "lesson", tenant, learner, lessons)
+        return [Progress.model_validate_json(d) for d in docs]
 
     async def get_mastery(self, tenant: str, learner: str,
                           concepts: Sequence[str] | None = None) -> list[Mastery]:

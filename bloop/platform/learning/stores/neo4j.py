@@ -641,10 +641,13 @@ class Neo4jLearningStore:
 
         await self._write(work)
 
-    async def get_progress(self, tenant: str, learner: str) -> list[Progress]:
+    async def get_progress(self, tenant: str, learner: str,
+                           lessons: Sequence[str] | None = None) -> list[Progress]:
         rows = await self._query(
-            "MATCH (p:LessonProgress {tenant: $tenant, learner: $learner}) RETURN p.doc AS doc"
-            " ORDER BY p.lesson", tenant=tenant, learner=learner)
+            "MATCH (p:LessonProgress {tenant: $tenant, learner: $learner})"
+            " WHERE $lessons IS NULL OR p.lesson IN $lessons RETURN p.doc AS doc"
+            " ORDER BY p.lesson", tenant=tenant, learner=learner,
+            lessons=None if lessons is None else list(lessons))
         return [Progress.model_validate_json(r["doc"]) for r in rows]
 
     async def get_mastery(self, tenant: str, learner: str,
