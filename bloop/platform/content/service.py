@@ -506,9 +506,13 @@ class ContentService:
         return [_view(c, draft, live[c.id]) for c, draft in readable]
 
     async def published_catalogue(self, tenant: str) -> list[CourseDetail]:
-        """Every published course of the tenant with its lessons (the landing page)."""
-        return [await self._published_detail(c)
-                for c in await self.every_course(tenant, "published")]
+        """Every published course of the tenant with its lessons (the landing page), in two
+        reads of lessons whatever the number of courses."""
+        courses = [c for c in await self.every_course(tenant, "published")
+                   if c.publication is not None]
+        lessons = await self.published_lessons_of(tenant, courses)
+        return [CourseDetail.of(CourseView.published(c, c.publication, len(lessons[c.id])),
+                                lessons[c.id]) for c in courses if c.publication is not None]
 
     # publishing
 

@@ -22,6 +22,7 @@ from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.kit.errors import Conflict, NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import count_calls
 
 
 @pytest.fixture
@@ -230,3 +231,21 @@ async def test_published_lessons_are_read_by_key_not_by_scanning_the_tenant(
     alone = await steps()
     await publish("big", 500)
     assert await steps() <= alone + 5
+
+
+async def test_the_catalogue_reads_lessons_in_two_reads_whatever_the_courses(
+        service: ContentService, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(6):
+        await service.create_course("acme", NewCourse(id=f"c{n}", title=f"Course {n}"))
+        for i in range(n % 3 + 1):
+            await service.add_lesson("acme", f"c{n}", NewLesson(
+                title=f"Lesson {n}.{i}", blocks=[MarkdownBlock(markdown="Text.")]))
+        if n != 5:
+            await service.publish("acme", f"c{n}")
+    await service.delete_lesson("acme", (await service.course_detail("acme", "c2")).lessons[0].id)
+    calls = count_calls(service.repo, monkeypatch)
+    catalogue = await service.published_catalogue("acme")
+    assert [(c.id, c.lesson_count, len(c.lessons)) for c in catalogue] == [
+        ("c0", 1, 1), ("c1", 2, 2), ("c2", 2, 2), ("c3", 1, 1), ("c4", 2, 2)]
+    assert calls["lessons_of_courses"] + calls["lesson_versions"] == 2
+    assert calls["list_lessons"] == 0
