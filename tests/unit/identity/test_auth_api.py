@@ -375,6 +375,21 @@ async def test_a_refresh_may_narrow_the_scopes_never_widen_them(
     assert claims["scope"] == "profile"
 
 
+async def test_an_expired_refresh_token_is_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Refused as soon as it expires, not only once the hourly sweep has removed it."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    auth = auth_service(app)
+    grant = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    live = await auth.repo.get_refresh_token("acme", token_hash(grant["refresh_token"]))
+    assert live is not None
+    await auth.repo.add_refresh_token(live.model_copy(update={
+        "token_hash": token_hash("an expired refresh token"), "expires_at": live.created_at}))
+    r = await client.post(TOKEN, data=refresh_form("an expired refresh token"))
+    assert r.status_code == 400, r.text
+    assert (r.json()["code"], r.json()["error"]) == ("invalid_grant", "invalid_grant")
+    assert "expired" in r.json()["detail"]
+
+
 async def test_a_refresh_for_a_deleted_account_is_refused(
         app: FastAPI, client: httpx.AsyncClient) -> None:
     lee = await member(app, client, "acme", ["learner"], email="lee@acme.dev")

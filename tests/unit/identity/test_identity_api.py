@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from bloop.platform.app import create_app
 from bloop.platform.identity.model import User
-from bloop.platform.identity.service import IdentityService
+from bloop.platform.identity.service import IdentityService, token_hash
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.settings import RuntimeSettings, Settings
@@ -199,6 +199,25 @@ async def test_invitations_carry_roles_and_are_spent_once(
     r = await client.post("/v1/tenants/acme/invitations", headers=admin,
                           json={"email": "tess@acme.dev"})
     assert r.status_code == 409
+
+
+async def test_an_expired_invitation_can_be_neither_accepted_nor_withdrawn(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.post("/v1/tenants/acme/invitations", headers=admin,
+                          json={"email": "tess@acme.dev"})
+    token, invitation_id = r.json()["token"], r.json()["id"]
+    repo = app.state.identity.state["service"].repo
+    sent = await repo.get_invitation("acme", token_hash(token))
+    assert sent is not None
+    await repo.delete_invitation("acme", sent.token_hash)
+    await repo.add_invitation(sent.model_copy(update={"expires_at": sent.created_at}))
+    r = await client.post("/v1/tenants/acme/invitations/accept", json={
+        "token": token, "display_name": "Tess", "password": PASSWORD})
+    assert (r.status_code, r.json()["code"]) == (404, "invitation_invalid"), r.text
+    r = await client.delete(f"/v1/tenants/acme/invitations/{invitation_id}", headers=admin)
+    assert r.status_code == 404, r.text
+    assert (await client.get("/v1/tenants/acme/invitations", headers=admin)).json()["items"] == []
 
 
 async def test_an_invitation_accepted_twice_at_once_makes_one_account(
