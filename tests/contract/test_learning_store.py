@@ -526,6 +526,33 @@ async def test_cards_schedules_and_review_logs(case: Case) -> None:
     assert await case.store.scheduler_params(case.tenant, "u2") is None
 
 
+async def test_due_cards_come_most_overdue_first_and_page_in_that_order(case: Case) -> None:
+    await concepts(case, "loops")
+    await concepts(case, "loops", tenant=case.other)
+    cards = [Card.create(case.tenant, "loops", NewCard(front=f"Q{n}?", back="A"), at=T0)
+             for n in range(4)]
+    for card in cards:
+        await case.store.add_card(card)
+    # Due in the opposite order to their ids, so neither order passes for the other.
+    by_id = sorted(cards, key=lambda c: c.id)
+    states = [review.new_state(c.id, "loops", T0 - timedelta(days=n))
+              for n, c in enumerate(by_id)]
+    await case.store.add_card_states(case.tenant, "u1", states)
+    overdue_first = [s.card_id for s in reversed(states)]
+    assert [s.card_id for s in await case.store.due(case.tenant, "u1", T0, 10)] == overdue_first
+    first = await case.store.due(case.tenant, "u1", T0, 2)
+    rest = await case.store.due(case.tenant, "u1", T0, 10,
+                                after=(first[-1].due, first[-1].card_id))
+    assert [s.card_id for s in first + rest] == overdue_first
+    # The same learner id in another tenant has a deck of its own.
+    theirs = Card.create(case.other, "loops", NewCard(front="Q?", back="A"), at=T0)
+    await case.store.add_card(theirs)
+    await case.store.add_card_states(case.other, "u1", [
+        review.new_state(theirs.id, "loops", T0 - timedelta(days=30))])
+    assert [s.card_id for s in await case.store.due(case.tenant, "u1", T0, 10)] == overdue_first
+    assert [s.card_id for s in await case.store.due(case.other, "u1", T0, 10)] == [theirs.id]
+
+
 async def test_a_learner_takes_a_card_out_of_their_deck_and_back(case: Case) -> None:
     await concepts(case, "loops")
     card = Card.create(case.tenant, "loops", NewCard(front="for?", back="repeats"), at=T0)

@@ -27,7 +27,7 @@ from bloop.ai.jobs.events import FlashcardsGenerated
 from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
 from bloop.platform.content.events import CoursePublished, LessonPublished, LessonUpdated
 from bloop.platform.identity.events import UserDeleted
-from bloop.platform.kit.errors import Conflict, StoreUnavailable
+from bloop.platform.kit.errors import Conflict, Problem, StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
@@ -490,6 +490,10 @@ async def test_one_placement_question_answered_twice_at_once_counts_once(running
     mastered = (await client.get(f"{BASE}/me/mastery", headers=pupil)).json()["items"]
     assert mastered
     assert all(m["mastered"] for m in mastered)
+    # Once recorded, answering it again changes no mastery.
+    again = await client.post(url, json={"concept": "step-0", "correct": True}, headers=pupil)
+    assert again.status_code == 409
+    assert (await client.get(f"{BASE}/me/mastery", headers=pupil)).json()["items"] == mastered
 
 
 async def test_concepts_take_the_names_content_published(running: tuple[
@@ -1283,6 +1287,8 @@ async def test_a_schedule_fit_reads_the_latest_reviews_one_fit_at_a_time(
     assert (await first).fitted_on == learning_service.OPTIMISE_REVIEWS
     await svc.optimise("acme", "u1")  # done: the next may run
     assert fitted == [learning_service.OPTIMISE_REVIEWS] * 2
+    # Both fits predicted the history worse than the parameters in use: neither is kept.
+    assert await svc.repo.scheduler_params("acme", "u1") is None
 
 
 async def test_a_schedule_fit_replays_each_card_from_its_first_review(
@@ -1375,3 +1381,32 @@ async def test_a_progress_report_reads_the_enrolled_courses_at_once(running: tup
     assert [(c["id"], c["lessons"], c["completed"]) for c in report.json()["courses"]] == [
         ("course-0", 3, 0), ("course-1", 3, 0), ("course-2", 3, 1), ("course-3", 3, 0)]
     assert calls == {"get_progress": 1, "enrolments": 1, "courses_with_lessons": 1}
+
+
+async def test_a_schedule_fit_needs_its_minimum_of_reviews_and_keeps_a_better_fit(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    app, _ = running
+    svc = service(app)
+    needed = fsrs_review.MIN_REVIEWS_TO_OPTIMISE
+    logs = [ReviewLog(id=f"r{i}", card_id=f"c{i % 7}", concept="x", rating=3,
+                      reviewed_at=AT + timedelta(hours=i), was_due=AT, next_due=AT)
+            for i in range(needed)]
+    shown: list[ReviewLog] = []
+
+    async def review_logs(tenant: str, learner: str) -> list[ReviewLog]:
+        return shown
+
+    def optimise(histories: Sequence[Sequence[object]], start: object) -> SchedulerParams:
+        return SchedulerParams(parameters=[0.5] * 21, fitted_on=sum(map(len, histories)),
+                               loss_before=2.0, loss_after=1.0)
+
+    monkeypatch.setattr(svc.repo, "review_logs", review_logs)
+    monkeypatch.setattr(fsrs_review, "optimise", optimise)
+    shown[:] = logs[:-1]
+    with pytest.raises(Problem) as few:
+        await svc.optimise("acme", "u7")
+    assert (few.value.status, few.value.code) == (422, "too_few_reviews")
+    assert few.value.extra == {"reviews": needed - 1, "needed": needed}
+    shown[:] = logs
+    assert (await svc.optimise("acme", "u7")).fitted_on == needed
+    assert await svc.repo.scheduler_params("acme", "u7") == [0.5] * 21

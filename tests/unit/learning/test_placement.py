@@ -58,6 +58,18 @@ def test_on_a_wider_graph_it_stops_at_the_bound_and_stays_on_the_safe_side() -> 
         assert set(p.known) | set(p.unknown) == set(order)
 
 
+@pytest.mark.parametrize("n", [2, 5, 9, 40])
+def test_concepts_that_settle_nothing_else_are_asked_up_to_the_bound(n: int) -> None:
+    """Without prerequisites each answer settles one concept: the diagnostic asks all the
+    questions it may, then counts the rest as unknown."""
+    order = [f"c{i}" for i in range(n)]
+    p = run(order, {c: [] for c in order}, set(order))
+    asked = min(n, math.ceil(math.log2(n)) + 2)
+    assert len(p.answers) == asked
+    assert len(p.known) == asked
+    assert len(p.unknown) == n - asked
+
+
 def test_the_first_question_is_in_the_middle_and_a_wrong_answer_is_refused() -> None:
     order, prereqs = chain(7)
     p = placement.start("p", "u", "g", order, prereqs, AT)

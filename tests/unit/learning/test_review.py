@@ -52,6 +52,15 @@ def test_a_card_reviewed_before_it_is_due_is_scheduled_from_the_time_that_passed
     assert early_result.interval_days > 0
 
 
+def test_a_card_reviewed_at_the_moment_it_falls_due_was_due() -> None:
+    state, _, result = review.review(review.new_state("k", "c", T0), 3, T0, None)
+    assert result.was_due
+    _, _, result = review.review(state, 3, state.due, None)
+    assert result.was_due
+    _, _, result = review.review(state, 3, state.due - timedelta(seconds=1), None)
+    assert not result.was_due
+
+
 def simulate(truth: list[float], cards: int, seed: int) -> list[list[tuple[datetime, int]]]:
     """A learner whose memory follows FSRS with `truth`, reviewing when the default schedule
     says: each review is recalled with the probability `truth` predicts."""
