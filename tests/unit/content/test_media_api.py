@@ -487,6 +487,28 @@ async def test_the_tenant_quota(client: httpx.AsyncClient, app: FastAPI) -> None
     assert await snapshot(app) == before
 
 
+async def test_a_declared_size_over_the_room_left_is_refused_before_the_body(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """The room is what the tenant's media leave of its quota, not the whole quota."""
+    assert (await upload(client, s.mp4(350_000), "video/mp4")).status_code == 201
+    before = await snapshot(app)
+    read = False
+
+    async def never() -> AsyncIterator[bytes]:
+        nonlocal read
+        read = True
+        await asyncio.Event().wait()
+        yield b""
+
+    r = await asyncio.wait_for(client.post(
+        f"{BASE}/media", content=never(),
+        headers={"Content-Type": "video/mp4", "Content-Length": "300000"}), 10)
+    assert (r.status_code, r.json()["code"]) == (413, "quota_exceeded")
+    assert r.json()["used_bytes"] == len(s.mp4(350_000))
+    assert not read
+    assert await snapshot(app) == before
+
+
 async def test_delete(client: httpx.AsyncClient, app: FastAPI) -> None:
     before = await snapshot(app)
     body = (await upload(client, s.ogg_opus(), "audio/ogg", "a.opus")).json()

@@ -234,3 +234,16 @@ async def test_a_co_author_is_an_educator_of_the_tenant_looked_up_as_the_caller_
     problem(await c.put(f"{BASE}/courses/go/co-authors/{other_id}", headers=key),
             403, "identity_forbidden")
     assert ok(await c.get(f"{BASE}/courses/go", headers=key))["co_authors"] == []
+
+
+async def test_the_tenants_admins_edit_any_course(people: People) -> None:
+    """An admin who is no educator and no author of the course changes it, reads its drafts
+    and publishes it."""
+    c, me = people.client, people.owner
+    admin = await member(people.app, c, "acme", ["tenant_admin"])
+    ok(await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"}, headers=me), 201)
+    ok(await c.patch(COURSE, json={"title": "Python, checked"}, headers=admin))
+    lesson = ok(await c.post(f"{COURSE}/lessons", json={"title": "L"}, headers=admin), 201)
+    assert [x["id"] for x in ok(await c.get(COURSE, headers=admin))["lessons"]] == [lesson["id"]]
+    assert ok(await c.post(f"{COURSE}/publish", headers=admin))["version"] == 1
+    assert ok(await c.get(COURSE, headers=me))["title"] == "Python, checked"
