@@ -418,13 +418,14 @@ class ContentService:
 
     async def courses_for(self, tenant: str, course_ids: Sequence[str],
                           by: Principal) -> dict[str, tuple[CourseDetail, bool]]:
-        """`course_for` of each of `course_ids` that `by` may read, in three reads at most
-        (GraphQL batches through this); the others are left out."""
+        """`course_for` of each of `course_ids` that `by` may read, in four reads at most
+        (GraphQL batches through this): the courses, the drafts of those `by` may edit, and
+        the published lessons of the others; the others are left out."""
         courses = await self.repo.get_courses(tenant, course_ids)
-        drafts = await self.repo.lessons_of_courses(tenant, [c.id for c in courses])
         editable = {c.id for c in courses if self.may_edit(c, by)}
-        published = await self._published_lessons(
-            tenant, [c for c in courses if c.id not in editable], drafts)
+        drafts = await self.repo.lessons_of_courses(tenant, list(editable)) if editable else {}
+        published = await self.published_lessons_of(
+            tenant, [c for c in courses if c.id not in editable])
         out: dict[str, tuple[CourseDetail, bool]] = {}
         for c in courses:
             if c.id in editable:
@@ -457,14 +458,12 @@ class ContentService:
 
     async def published_lessons_of(self, tenant: str,
                                    courses: Sequence[Course]) -> dict[str, list[Lesson]]:
-        """Each course's lessons as last published (deleted ones left out), in two reads."""
-        drafts = await self.repo.lessons_of_courses(tenant, [c.id for c in courses])
-        return await self._published_lessons(tenant, courses, drafts)
-
-    async def _published_lessons(self, tenant: str, courses: Sequence[Course],
-                                 drafts: Mapping[str, list[Lesson]]) -> dict[str, list[Lesson]]:
-        """`published_lessons_of`, the courses' `drafts` read already: one read."""
-        live = {x.id for found in drafts.values() for x in found}
+        """Each course's lessons as last published (deleted ones left out), in two reads: the
+        ids of the lessons still there, then their published versions."""
+        if not courses:
+            return {}
+        live = {x for found in (await self.repo.live_lesson_ids(
+            tenant, [c.id for c in courses])).values() for x in found}
         refs = [r for c in courses if c.publication is not None for r in c.publication.lessons
                 if r.id in live]
         found = {x.id: x for x in await self.repo.lesson_versions(tenant, refs)}

@@ -41,7 +41,7 @@ class RepositoryContent:
             for course in page:
                 by_tenant[course.tenant].append(course)
             for tenant, courses in by_tenant.items():
-                alive = {x.id for found in (await self.repo.lessons_of_courses(
+                alive = {x for found in (await self.repo.live_lesson_ids(
                     tenant, [c.id for c in courses])).values() for x in found}
                 refs: list[LessonRef] = [r for c in courses if c.publication is not None
                                          for r in c.publication.lessons if r.id in alive]
