@@ -126,6 +126,26 @@ async def paged(read: Callable[[str | None, int], Awaitable[Slice[T]]], size: in
         after = listed.next
 
 
+async def pages_of(client: httpx.AsyncClient, url: str, size: int,
+                   headers: dict[str, str] | None = None,
+                   after: str | None = None) -> list[list[Any]]:
+    """The items of each page `GET url` answers, `size` a page from the cursor `after` on,
+    following `next`: checking that each page but the last is full, and the last has no
+    `next`."""
+    pages: list[list[Any]] = []
+    while True:
+        params: dict[str, str | int] = {"limit": size} | ({"after": after} if after else {})
+        r = await client.get(url, params=params, headers=headers)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert len(page["items"]) <= size, "a page holds at most `limit` items"
+        pages.append(page["items"])
+        if page["next"] is None:
+            return pages
+        assert len(page["items"]) == size, "a page with a `next` is full"
+        after = page["next"]
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30,
                      interval_s: float = 0.05, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout_s

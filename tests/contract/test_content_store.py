@@ -41,7 +41,7 @@ from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.content.stores.mongo import MongoContentStore
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
-from bloop.platform.kit.pagination import BadCursor, key_of
+from bloop.platform.kit.pagination import BadCursor, cursor, key_of
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import paged, scratch_mongo
 
@@ -176,6 +176,29 @@ async def test_courses_list_by_status_then_title(store: ContentRepository) -> No
     assert [c.id for c in (await store.list_courses("acme", "published")).items] == ["b"]
     assert [c.id for c in (await store.list_courses("acme", "draft")).items] == ["a"]
     assert [c.id for c in (await store.list_courses("acme", limit=1)).items] == ["a"]
+
+
+async def test_concepts_come_a_slice_at_a_time(store: ContentRepository) -> None:
+    """By id, each slice from its cursor on: nothing twice or left out, and a concept added
+    before the cursor between two slices moves nothing after it."""
+    for cid in ("c3", "c0", "c4", "c1", "c2"):
+        await store.add_concept(Concept.create("acme", NewConcept(id=cid, name=cid)))
+    await store.add_concept(Concept.create("beta", NewConcept(id="c1a", name="Beta's")))
+    for size in (1, 2, 5):
+        listed = await paged(lambda after, n: store.page_concepts("acme", after=after, limit=n),
+                             size)
+        assert [c.id for c in listed] == ["c0", "c1", "c2", "c3", "c4"], size
+        assert listed == await store.list_concepts("acme")
+    first = await store.page_concepts("acme", limit=2)
+    for cid in ("c0a", "c5"):
+        await store.add_concept(Concept.create("acme", NewConcept(id=cid, name=cid)))
+    rest = await store.page_concepts("acme", after=first.next, limit=10)
+    assert [c.id for c in [*first.items, *rest.items]] == ["c0", "c1", "c2", "c3", "c4", "c5"]
+    assert rest.next is None
+    assert (await store.page_concepts("gamma")).items == []
+    for bad in ("not-a-cursor", cursor("c1", "x"), cursor(1)):
+        with pytest.raises(BadCursor):
+            await store.page_concepts("acme", after=bad)
 
 
 async def test_courses_page_by_title_then_id(store: ContentRepository) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from bloop.platform.kit import stores
 from bloop.platform.kit.events.types import registry, type_of
+from bloop.platform.kit.pagination import BadCursor, cursor
 from bloop.platform.kit.settings import Neo4jSettings
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.learning import review
@@ -51,7 +52,7 @@ from bloop.platform.learning.ports import (
 )
 from bloop.platform.learning.stores.embedded import EmbeddedLearningStore
 from bloop.platform.learning.stores.neo4j import Neo4jLearningStore
-from tests.support import require_server
+from tests.support import paged, require_server
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 
@@ -994,3 +995,92 @@ async def test_the_learners_a_graph_edit_reaches(case: Case) -> None:
     assert await case.store.learners_reaching(case.tenant, ["c"]) == ["u-c"]
     assert await case.store.learners_reaching(case.tenant, ["c", "z"]) == ["u-c", "u-z"]
     assert await case.store.learners_reaching(case.tenant, ["ghost"]) == []
+
+
+async def test_the_graph_comes_a_slice_at_a_time(case: Case) -> None:
+    """Concepts by id, edges by concept then prerequisite, each slice read from its cursor on:
+    nothing twice or left out, and what is added before the cursor between two slices moves
+    nothing after it."""
+    await chain(case, "e", "c", "a")
+    await concepts(case, "d", "b")
+    for concept, requires in (("b", "e"), ("d", "e"), ("d", "c"), ("a", "b")):
+        await case.store.add_edge(case.tenant, Edge(concept=concept, requires=requires))
+    await concepts(case, "aa", tenant=case.other)
+    edges = await case.store.list_edges(case.tenant)
+    assert [(e.concept, e.requires) for e in edges] == [
+        ("a", "b"), ("a", "c"), ("b", "e"), ("c", "e"), ("d", "c"), ("d", "e")]
+    for size in (1, 2, 5, 6):
+        listed = await paged(lambda after, n: case.store.page_concepts(
+            case.tenant, after=after, limit=n), size)
+        assert [c.id for c in listed] == ["a", "b", "c", "d", "e"], size
+        assert listed == await case.store.list_concepts(case.tenant)
+        assert await paged(lambda after, n: case.store.page_edges(
+            case.tenant, after=after, limit=n), size) == edges, size
+
+    first = await case.store.page_concepts(case.tenant, limit=2)
+    await concepts(case, "aa", "f")
+    rest = await case.store.page_concepts(case.tenant, after=first.next, limit=10)
+    assert [c.id for c in [*first.items, *rest.items]] == ["a", "b", "c", "d", "e", "f"]
+    assert rest.next is None
+    first_edges = await case.store.page_edges(case.tenant, limit=3)
+    await case.store.add_edge(case.tenant, Edge(concept="a", requires="aa"))
+    rest_edges = await case.store.page_edges(case.tenant, after=first_edges.next, limit=10)
+    assert [*first_edges.items, *rest_edges.items] == edges
+    for read in (case.store.page_concepts, case.store.page_edges):
+        for bad in ("nope", cursor(1), cursor("a", "b", "c")):
+            with pytest.raises(BadCursor):
+                await read(case.tenant, after=bad)
+
+
+async def test_a_learners_lists_and_a_concepts_cards_come_a_slice_at_a_time(
+        case: Case) -> None:
+    """Enrolments oldest first and cards oldest first (then by goal, by id), mastery by
+    concept: each slice from its cursor on, with nothing twice or left out."""
+    await concepts(case, "loops", "sets", "maps")
+    goals = [({"goal_concept": "sets"}, T0), ({"course_id": "py"}, T0 + timedelta(minutes=1)),
+             ({"goal_concept": "loops"}, T0 + timedelta(minutes=1)),
+             ({"course_id": "js"}, T0 - timedelta(minutes=1))]
+    for goal, at in goals:
+        await case.store.enrol(case.tenant, Enrolment(learner="u1", enrolled_at=at, **goal), [])
+    await case.store.enrol(case.tenant, Enrolment(learner="u2", course_id="py",
+                                                  enrolled_at=T0), [])
+    await case.store.save_mastery(case.tenant, "u1", [
+        Mastery(concept=c, p_known=0.2, mastered=False, version=1, updated_at=T0)
+        for c in ("sets", "loops", "maps")], [])
+    cards = [Card.create(case.tenant, "loops", NewCard(front=f"q{n}", back="a"),
+                         at=T0 + timedelta(seconds=n % 2)) for n in range(5)]
+    for card in cards:
+        await case.store.add_card(card)
+    await case.store.add_card(Card.create(case.tenant, "sets", NewCard(front="s", back="a")))
+    await case.store.retire_card(case.tenant, cards[0].id)
+
+    enrolments = await case.store.enrolments(case.tenant, "u1")
+    assert [e.goal for e in enrolments] == [
+        "course:js", "concept:sets", "concept:loops", "course:py"]
+    kept = sorted(cards[1:], key=lambda c: (c.created_at, c.id))
+    assert await case.store.cards_of(case.tenant, ["loops"]) == kept
+    for size in (1, 2, 4):
+        assert await paged(lambda after, n: case.store.page_enrolments(
+            case.tenant, "u1", after=after, limit=n), size) == enrolments, size
+        mastery = await paged(lambda after, n: case.store.page_mastery(
+            case.tenant, "u1", after=after, limit=n), size)
+        assert [m.concept for m in mastery] == ["loops", "maps", "sets"], size
+        assert await paged(lambda after, n: case.store.page_cards(
+            case.tenant, "loops", after=after, limit=n), size) == kept, size
+    assert (await case.store.page_enrolments(case.other, "u1")).items == []
+    assert (await case.store.page_mastery(case.tenant, "u2")).items == []
+    assert (await case.store.page_cards(case.tenant, "maps")).items == []
+
+    first = await case.store.page_cards(case.tenant, "loops", limit=2)
+    late = Card.create(case.tenant, "loops", NewCard(front="late", back="a"), at=T0)
+    await case.store.add_card(late)
+    rest = await case.store.page_cards(case.tenant, "loops", after=first.next, limit=10)
+    found = [*first.items, *rest.items]
+    assert [c for c in found if c != late] == kept
+    for bad in ("nope", cursor("a"), cursor(1, "b")):
+        with pytest.raises(BadCursor):
+            await case.store.page_cards(case.tenant, "loops", after=bad)
+        with pytest.raises(BadCursor):
+            await case.store.page_enrolments(case.tenant, "u1", after=bad)
+    with pytest.raises(BadCursor):
+        await case.store.page_mastery(case.tenant, "u1", after=cursor("a", "b"))

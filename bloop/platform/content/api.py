@@ -107,8 +107,12 @@ async def add_concept(tenant: TenantId, body: NewConcept, service: Svc, _: Autho
 
 
 @router.get("/concepts")
-async def list_concepts(tenant: TenantId, service: Svc, _: Reader) -> Page[Concept]:
-    return Page(items=await service.concepts(tenant))
+async def list_concepts(tenant: TenantId, service: Svc, _: Reader, after: After = None,
+                        limit: Annotated[int, Query(ge=1, le=200)] = 100) -> Page[Concept]:
+    """The tenant's concepts by id, a page at a time: `next` is the cursor (`after`) of the
+    following page, null on the last."""
+    found = await service.concept_page(tenant, after, limit)
+    return Page(items=found.items, next=found.next)
 
 
 @router.patch("/concepts/{concept}")

@@ -87,6 +87,11 @@ class ContentRepository(Protocol):
     async def list_concepts(self, tenant: str) -> list[Concept]:
         """The tenant's concepts, ordered by id."""
 
+    async def page_concepts(self, tenant: str, *, after: str | None = None,
+                            limit: int = 100) -> Slice[Concept]:
+        """`list_concepts` `limit` at a time from the cursor `after` on, in one read.
+        `BadCursor` for a cursor of no such list."""
+
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         """Those of `ids` the tenant has, ordered by id."""
 

@@ -136,6 +136,11 @@ class ContentService:
     async def concepts(self, tenant: str) -> list[Concept]:
         return await self.repo.list_concepts(tenant)
 
+    async def concept_page(self, tenant: str, after: str | None = None,
+                           limit: int = 100) -> Slice[Concept]:
+        """The tenant's concepts by id, a page at a time."""
+        return await self.repo.page_concepts(tenant, after=after, limit=limit)
+
     async def edit_concept(self, tenant: str, concept_id: str, edit: ConceptEdit, *,
                            version: int | None = None) -> Concept:
         """A new name or description; its id, which lessons name, stays. With `version`, only

@@ -51,6 +51,7 @@ ConceptId = Annotated[str, Path(pattern=SLUG_PATTERN)]
 RecordId = Annotated[str, Path(min_length=1, max_length=64)]
 CardIfMatch = Annotated[str | None, Header(description='the card version, e.g. "3"')]
 GoalId = Annotated[str | None, Query(pattern=SLUG_PATTERN)]
+Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 def _in_utc(at: datetime) -> datetime:
@@ -80,8 +81,12 @@ router = APIRouter(prefix="/v1/tenants/{tenant}/learning", tags=["learning"])
 
 
 @router.get("/concepts")
-async def list_concepts(tenant: TenantId, service: Svc, _: Reader) -> Page[Concept]:
-    return Page(items=await service.concepts(tenant))
+async def list_concepts(tenant: TenantId, service: Svc, _: Reader, after: After = None,
+                        limit: Limit = 100) -> Page[Concept]:
+    """The tenant's concepts by id, a page at a time: `next` is the cursor (`after`) of the
+    following page, null on the last."""
+    found = await service.concept_page(tenant, after, limit)
+    return Page(items=found.items, next=found.next)
 
 
 @router.post("/concepts", status_code=201)
@@ -117,9 +122,12 @@ async def fit_bkt(tenant: TenantId, concept: ConceptId, service: Svc,
 
 
 @router.get("/concepts/{concept}/cards")
-async def list_cards(tenant: TenantId, concept: ConceptId, service: Svc,
-                     _: Reader) -> Page[Card]:
-    return Page(items=await service.cards(tenant, concept))
+async def list_cards(tenant: TenantId, concept: ConceptId, service: Svc, _: Reader,
+                     after: After = None, limit: Limit = 100) -> Page[Card]:
+    """The concept's cards, oldest first, a page at a time: `next` is the cursor (`after`) of
+    the following page, null on the last."""
+    found = await service.card_page(tenant, concept, after, limit)
+    return Page(items=found.items, next=found.next)
 
 
 @router.post("/concepts/{concept}/cards", status_code=201)
@@ -151,8 +159,12 @@ async def retire_card(tenant: TenantId, concept: ConceptId, card: RecordId, serv
 
 
 @router.get("/edges")
-async def list_edges(tenant: TenantId, service: Svc, _: Reader) -> Page[Edge]:
-    return Page(items=await service.edges(tenant))
+async def list_edges(tenant: TenantId, service: Svc, _: Reader, after: After = None,
+                     limit: Limit = 100) -> Page[Edge]:
+    """The tenant's edges by concept then prerequisite, a page at a time: `next` is the cursor
+    (`after`) of the following page, null on the last."""
+    found = await service.edge_page(tenant, after, limit)
+    return Page(items=found.items, next=found.next)
 
 
 @router.post("/edges", status_code=201, responses={200: {"description": "the edge existed",
@@ -200,8 +212,12 @@ async def enrol(tenant: TenantId, body: NewEnrolment, service: Svc, response: Re
 
 
 @router.get("/me/enrolments")
-async def my_enrolments(tenant: TenantId, service: Svc, me: Learner) -> Page[Enrolment]:
-    return Page(items=await service.enrolments(tenant, me.user_id))
+async def my_enrolments(tenant: TenantId, service: Svc, me: Learner, after: After = None,
+                        limit: Limit = 100) -> Page[Enrolment]:
+    """The learner's enrolments, oldest first, a page at a time: `next` is the cursor
+    (`after`) of the following page, null on the last."""
+    found = await service.enrolment_page(tenant, me.user_id, after, limit)
+    return Page(items=found.items, next=found.next)
 
 
 @router.delete("/me/enrolments", status_code=204, response_class=Response)
@@ -229,8 +245,12 @@ async def my_progress(tenant: TenantId, service: Svc, me: Learner) -> ProgressRe
 
 
 @router.get("/me/mastery")
-async def my_mastery(tenant: TenantId, service: Svc, me: Learner) -> Page[Mastery]:
-    return Page(items=await service.mastery(tenant, me.user_id))
+async def my_mastery(tenant: TenantId, service: Svc, me: Learner, after: After = None,
+                     limit: Limit = 100) -> Page[Mastery]:
+    """The learner's mastery by concept, a page at a time: `next` is the cursor (`after`) of
+    the following page, null on the last."""
+    found = await service.mastery_page(tenant, me.user_id, after, limit)
+    return Page(items=found.items, next=found.next)
 
 
 @router.get("/me/paths")
@@ -284,7 +304,7 @@ async def drop_card(tenant: TenantId, card: RecordId, service: Svc, me: Learner)
 
 @router.get("/me/reviews/due")
 async def due_reviews(tenant: TenantId, service: Svc, me: Learner,
-                      limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                      limit: Limit = 50,
                       at: Annotated[UtcTime | None, Query(
                           description="when to look from (now when left out), with its zone "
                                       "offset, such as 2026-12-04T09:00:00+05:00")] = None,

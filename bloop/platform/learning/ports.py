@@ -9,6 +9,7 @@ from typing import Protocol
 
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
+from bloop.platform.kit.pagination import Slice
 from bloop.platform.learning.model import (
     BktParams,
     Card,
@@ -83,6 +84,11 @@ class LearningRepository(Protocol):
     async def list_concepts(self, tenant: str) -> list[Concept]:
         """The tenant's concepts, ordered by id."""
 
+    async def page_concepts(self, tenant: str, *, after: str | None = None,
+                            limit: int = 100) -> Slice[Concept]:
+        """`list_concepts` `limit` at a time from the cursor `after` on, in one read.
+        `BadCursor` for a cursor of no such list."""
+
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         """Those of `ids` the tenant has, ordered by id."""
 
@@ -103,6 +109,11 @@ class LearningRepository(Protocol):
 
     async def list_edges(self, tenant: str) -> list[Edge]:
         """Every edge of the tenant, ordered by concept then prerequisite."""
+
+    async def page_edges(self, tenant: str, *, after: str | None = None,
+                         limit: int = 100) -> Slice[Edge]:
+        """`list_edges` `limit` at a time from the cursor `after` on, in one read. `BadCursor`
+        for a cursor of no such list."""
 
     async def import_graph(self, tenant: str, concepts: Sequence[Concept],
                            edges: Sequence[Edge]) -> None:
@@ -149,7 +160,12 @@ class LearningRepository(Protocol):
         already has this goal."""
 
     async def enrolments(self, tenant: str, learner: str) -> list[Enrolment]:
-        """Oldest first."""
+        """Oldest first (by the time stored, then goal)."""
+
+    async def page_enrolments(self, tenant: str, learner: str, *, after: str | None = None,
+                              limit: int = 100) -> Slice[Enrolment]:
+        """`enrolments` `limit` at a time from the cursor `after` on, in one read. `BadCursor`
+        for a cursor of no such list."""
 
     async def unenrol(self, tenant: str, learner: str, goal: str,
                       events: Sequence[Envelope]) -> bool:
@@ -169,6 +185,11 @@ class LearningRepository(Protocol):
     async def get_mastery(self, tenant: str, learner: str,
                           concepts: Sequence[str] | None = None) -> list[Mastery]:
         """The learner's mastery of `concepts` (all they have one of when None), by concept."""
+
+    async def page_mastery(self, tenant: str, learner: str, *, after: str | None = None,
+                           limit: int = 100) -> Slice[Mastery]:
+        """All the learner's mastery, by concept, `limit` at a time from the cursor `after` on,
+        in one read. `BadCursor` for a cursor of no such list."""
 
     async def save_mastery(self, tenant: str, learner: str, changes: Sequence[Mastery],
                            events: Sequence[Envelope]) -> None:
@@ -248,7 +269,12 @@ class LearningRepository(Protocol):
         every learner's deck (their review logs stay). False when there was no such card."""
 
     async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
-        """The cards of `concepts`, oldest first."""
+        """The cards of `concepts`, oldest first (by the time stored, then id)."""
+
+    async def page_cards(self, tenant: str, concept: str, *, after: str | None = None,
+                         limit: int = 100) -> Slice[Card]:
+        """The cards of `concept` as `cards_of` orders them, `limit` at a time from the cursor
+        `after` on, in one read. `BadCursor` for a cursor of no such list."""
 
     async def card_states(self, tenant: str, learner: str,
                           card_ids: Sequence[str] | None = None) -> list[CardState]:

@@ -137,6 +137,11 @@ class LearningService:
     async def concepts(self, tenant: str) -> list[Concept]:
         return await self.repo.list_concepts(tenant)
 
+    async def concept_page(self, tenant: str, after: str | None = None,
+                           limit: int = 100) -> Slice[Concept]:
+        """The tenant's concepts by id, a page at a time."""
+        return await self.repo.page_concepts(tenant, after=after, limit=limit)
+
     async def concept(self, tenant: str, concept_id: str) -> ConceptDetail:
         found = await self.repo.get_concept(tenant, concept_id)
         if found is None:
@@ -191,6 +196,11 @@ class LearningService:
 
     async def edges(self, tenant: str) -> list[Edge]:
         return await self.repo.list_edges(tenant)
+
+    async def edge_page(self, tenant: str, after: str | None = None,
+                        limit: int = 100) -> Slice[Edge]:
+        """The tenant's edges by concept then prerequisite, a page at a time."""
+        return await self.repo.page_edges(tenant, after=after, limit=limit)
 
     async def export_graph(self, tenant: str) -> GraphDocument:
         concepts = await self.repo.list_concepts(tenant)
@@ -285,8 +295,10 @@ class LearningService:
         await self.refresh_paths(tenant, learner)
         return enrolment, True
 
-    async def enrolments(self, tenant: str, learner: str) -> list[Enrolment]:
-        return await self.repo.enrolments(tenant, learner)
+    async def enrolment_page(self, tenant: str, learner: str, after: str | None = None,
+                             limit: int = 100) -> Slice[Enrolment]:
+        """The learner's enrolments, oldest first, a page at a time."""
+        return await self.repo.page_enrolments(tenant, learner, after=after, limit=limit)
 
     async def _enrolment(self, tenant: str, learner: str, goal: str) -> Enrolment | None:
         return next((e for e in await self.repo.enrolments(tenant, learner) if e.goal == goal),
@@ -368,6 +380,11 @@ class LearningService:
 
     async def mastery(self, tenant: str, learner: str) -> list[Mastery]:
         return await self.repo.get_mastery(tenant, learner)
+
+    async def mastery_page(self, tenant: str, learner: str, after: str | None = None,
+                           limit: int = 100) -> Slice[Mastery]:
+        """The learner's mastery by concept, a page at a time."""
+        return await self.repo.page_mastery(tenant, learner, after=after, limit=limit)
 
     async def apply_attempt(self, tenant: str, learner: str, attempt_id: str,
                             concepts: Sequence[str], answers: Sequence[bool],
@@ -668,6 +685,12 @@ class LearningService:
     async def cards(self, tenant: str, concept: str) -> list[Card]:
         await self.concept(tenant, concept)
         return await self.repo.cards_of(tenant, [concept])
+
+    async def card_page(self, tenant: str, concept: str, after: str | None = None,
+                        limit: int = 100) -> Slice[Card]:
+        """The concept's cards, oldest first, a page at a time (404 for no such concept)."""
+        await self.concept(tenant, concept)
+        return await self.repo.page_cards(tenant, concept, after=after, limit=limit)
 
     async def _card_of(self, tenant: str, concept: str, card_id: str) -> Card:
         card = await self.repo.get_card(tenant, card_id)

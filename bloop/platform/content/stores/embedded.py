@@ -167,6 +167,15 @@ class EmbeddedContentStore:
             "SELECT doc FROM concepts WHERE tenant = ? ORDER BY id", (tenant,)).fetchall())
         return [Concept.model_validate_json(r["doc"], context=STORED) for r in rows]
 
+    async def page_concepts(self, tenant: str, *, after: str | None = None,
+                            limit: int = 100) -> Slice[Concept]:
+        (start,) = key_of(after, str) if after else ("",)
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT id, doc FROM concepts WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
+            (tenant, start, limit + 1)).fetchall())
+        return Slice.of(rows, limit, lambda r: (r["id"],)).map(
+            lambda r: Concept.model_validate_json(r["doc"], context=STORED))
+
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         wanted = list(ids)
         if not wanted:

@@ -169,6 +169,14 @@ class MongoContentStore:
         cursor = self.concepts.find({"tenant": tenant}).sort("id", ASCENDING)
         return [Concept.model_validate(_fields(d), context=STORED) async for d in cursor]
 
+    async def page_concepts(self, tenant: str, *, after: str | None = None,
+                            limit: int = 100) -> Slice[Concept]:
+        (start,) = key_of(after, str) if after else ("",)
+        cursor = (self.concepts.find({"tenant": tenant, "id": {"$gt": start}})
+                  .sort("id", ASCENDING).limit(limit + 1))
+        found = [Concept.model_validate(_fields(d), context=STORED) async for d in cursor]
+        return Slice.of(found, limit, lambda c: (c.id,))
+
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         keys = [_key(tenant, i) for i in ids]
         if not keys:

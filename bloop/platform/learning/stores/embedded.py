@@ -15,6 +15,7 @@ from datetime import datetime
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.kit.times import utc_iso
 from bloop.platform.learning.model import (
@@ -75,6 +76,7 @@ CREATE TABLE IF NOT EXISTS enrolments (
   tenant TEXT NOT NULL, learner TEXT NOT NULL, goal TEXT NOT NULL, at TEXT NOT NULL,
   doc TEXT NOT NULL, PRIMARY KEY (tenant, learner, goal));
 CREATE INDEX IF NOT EXISTS enrolments_goal ON enrolments (tenant, goal);
+CREATE INDEX IF NOT EXISTS enrolments_at ON enrolments (tenant, learner, at, goal);
 CREATE TABLE IF NOT EXISTS progress (
   tenant TEXT NOT NULL, learner TEXT NOT NULL, lesson TEXT NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY (tenant, learner, lesson));
@@ -291,6 +293,15 @@ class EmbeddedLearningStore:
             "SELECT doc FROM concepts WHERE tenant = ? ORDER BY id", (tenant,)).fetchall())
         return [Concept.model_validate_json(r["doc"]) for r in rows]
 
+    async def page_concepts(self, tenant: str, *, after: str | None = None,
+                            limit: int = 100) -> Slice[Concept]:
+        (start,) = key_of(after, str) if after else ("",)
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT id, doc FROM concepts WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
+            (tenant, start, limit + 1)).fetchall())
+        return Slice.of(rows, limit, lambda r: (r["id"],)).map(
+            lambda r: Concept.model_validate_json(r["doc"]))
+
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         wanted = list(dict.fromkeys(ids))
         if not wanted:
@@ -365,6 +376,16 @@ class EmbeddedLearningStore:
             "SELECT concept, requires, kind FROM edges WHERE tenant = ? ORDER BY concept, requires",
             (tenant,)).fetchall())
         return [Edge(concept=r[0], requires=r[1], kind=r[2]) for r in rows]
+
+    async def page_edges(self, tenant: str, *, after: str | None = None,
+                         limit: int = 100) -> Slice[Edge]:
+        concept, requires = key_of(after, str, str) if after else ("", "")
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT concept, requires, kind FROM edges WHERE tenant = ?"
+            " AND (concept, requires) > (?, ?) ORDER BY concept, requires LIMIT ?",
+            (tenant, concept, requires, limit + 1)).fetchall())
+        return Slice.of(rows, limit, lambda r: (r[0], r[1])).map(
+            lambda r: Edge(concept=r[0], requires=r[1], kind=r[2]))
 
     async def import_graph(self, tenant: str, concepts: Sequence[Concept],
                            edges: Sequence[Edge]) -> None:
@@ -511,6 +532,16 @@ class EmbeddedLearningStore:
             (tenant, learner)).fetchall())
         return [Enrolment.model_validate_json(r["doc"]) for r in rows]
 
+    async def page_enrolments(self, tenant: str, learner: str, *, after: str | None = None,
+                              limit: int = 100) -> Slice[Enrolment]:
+        at, goal = key_of(after, str, str) if after else ("", "")
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT at, goal, doc FROM enrolments WHERE tenant = ? AND learner = ?"
+            " AND (at, goal) > (?, ?) ORDER BY at, goal LIMIT ?",
+            (tenant, learner, at, goal, limit + 1)).fetchall())
+        return Slice.of(rows, limit, lambda r: (r["at"], r["goal"])).map(
+            lambda r: Enrolment.model_validate_json(r["doc"]))
+
     async def unenrol(self, tenant: str, learner: str, goal: str,
                       events: Sequence[Envelope]) -> bool:
         def write(c: Conn) -> bool:
@@ -565,6 +596,15 @@ class EmbeddedLearningStore:
                           concepts: Sequence[str] | None = None) -> list[Mastery]:
         docs = await self._learner_docs("mastery", "concept", "concept", tenant, learner, concepts)
         return [Mastery.model_validate_json(d) for d in docs]
+
+    async def page_mastery(self, tenant: str, learner: str, *, after: str | None = None,
+                           limit: int = 100) -> Slice[Mastery]:
+        (start,) = key_of(after, str) if after else ("",)
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT concept, doc FROM mastery WHERE tenant = ? AND learner = ? AND concept > ?"
+            " ORDER BY concept LIMIT ?", (tenant, learner, start, limit + 1)).fetchall())
+        return Slice.of(rows, limit, lambda r: (r["concept"],)).map(
+            lambda r: Mastery.model_validate_json(r["doc"]))
 
     async def save_mastery(self, tenant: str, learner: str, changes: Sequence[Mastery],
                            events: Sequence[Envelope]) -> None:
@@ -795,6 +835,16 @@ class EmbeddedLearningStore:
             f"SELECT doc FROM cards WHERE tenant = ? AND concept IN ({_marks(wanted)})"  # noqa: S608
             " AND retired = 0 ORDER BY at, id", (tenant, *wanted)).fetchall())
         return [Card.model_validate_json(r["doc"]) for r in rows]
+
+    async def page_cards(self, tenant: str, concept: str, *, after: str | None = None,
+                         limit: int = 100) -> Slice[Card]:
+        at, card = key_of(after, str, str) if after else ("", "")
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT at, id, doc FROM cards WHERE tenant = ? AND concept = ? AND retired = 0"
+            " AND (at, id) > (?, ?) ORDER BY at, id LIMIT ?",
+            (tenant, concept, at, card, limit + 1)).fetchall())
+        return Slice.of(rows, limit, lambda r: (r["at"], r["id"])).map(
+            lambda r: Card.model_validate_json(r["doc"]))
 
     async def card_states(self, tenant: str, learner: str,
                           card_ids: Sequence[str] | None = None) -> list[CardState]:

@@ -29,6 +29,7 @@ from bloop.platform.kit.deadline import store_deadline
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.stores import neo4j_records
 from bloop.platform.kit.times import utc_iso
 from bloop.platform.learning.model import (
@@ -343,6 +344,14 @@ class Neo4jLearningStore:
                                  " ORDER BY c.id", tenant=tenant)
         return [_concept(r["c"]) for r in rows]
 
+    async def page_concepts(self, tenant: str, *, after: str | None = None,
+                            limit: int = 100) -> Slice[Concept]:
+        (start,) = key_of(after, str) if after else ("",)
+        rows = await self._query("MATCH (c:Concept {tenant: $tenant}) WHERE c.id > $start"
+                                 " RETURN c {.*} AS c ORDER BY c.id LIMIT $limit",
+                                 tenant=tenant, start=start, limit=limit + 1)
+        return Slice.of(rows, limit, lambda r: (r["c"]["id"],)).map(lambda r: _concept(r["c"]))
+
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         rows = await self._query("MATCH (c:Concept {tenant: $tenant}) WHERE c.id IN $ids"
                                  " RETURN c {.*} AS c ORDER BY c.id", tenant=tenant, ids=list(ids))
@@ -441,6 +450,17 @@ class Neo4jLearningStore:
             "MATCH (c:Concept {tenant: $tenant})-[r:REQUIRES]->(p:Concept {tenant: $tenant})"
             " RETURN c.id AS c, p.id AS p, r.kind AS k ORDER BY c, p", tenant=tenant)
         return [Edge(concept=r["c"], requires=r["p"], kind=r["k"]) for r in rows]
+
+    async def page_edges(self, tenant: str, *, after: str | None = None,
+                         limit: int = 100) -> Slice[Edge]:
+        concept, requires = key_of(after, str, str) if after else ("", "")
+        rows = await self._query(
+            "MATCH (c:Concept {tenant: $tenant})-[r:REQUIRES]->(p:Concept {tenant: $tenant})"
+            " WHERE c.id >= $concept AND (c.id > $concept OR p.id > $requires)"
+            " RETURN c.id AS c, p.id AS p, r.kind AS k ORDER BY c, p LIMIT $limit",
+            tenant=tenant, concept=concept, requires=requires, limit=limit + 1)
+        return Slice.of(rows, limit, lambda r: (r["c"], r["p"])).map(
+            lambda r: Edge(concept=r["c"], requires=r["p"], kind=r["k"]))
 
     async def import_graph(self, tenant: str, concepts: Sequence[Concept],
                            edges: Sequence[Edge]) -> None:
@@ -605,6 +625,17 @@ class Neo4jLearningStore:
             " ORDER BY e.at, e.goal", tenant=tenant, learner=learner)
         return [Enrolment.model_validate_json(r["doc"]) for r in rows]
 
+    async def page_enrolments(self, tenant: str, learner: str, *, after: str | None = None,
+                              limit: int = 100) -> Slice[Enrolment]:
+        at, goal = key_of(after, str, str) if after else ("", "")
+        rows = await self._query(
+            "MATCH (e:Enrolment {tenant: $tenant, learner: $learner})"
+            " WHERE e.at >= $at AND (e.at > $at OR e.goal > $goal)"
+            " RETURN e.at AS at, e.goal AS goal, e.doc AS doc ORDER BY e.at, e.goal LIMIT $limit",
+            tenant=tenant, learner=learner, at=at, goal=goal, limit=limit + 1)
+        return Slice.of(rows, limit, lambda r: (r["at"], r["goal"])).map(
+            lambda r: Enrolment.model_validate_json(r["doc"]))
+
     async def unenrol(self, tenant: str, learner: str, goal: str,
                       events: Sequence[Envelope]) -> bool:
         async def work(tx: Tx) -> bool:
@@ -659,6 +690,16 @@ class Neo4jLearningStore:
             tenant=tenant, learner=learner,
             concepts=None if concepts is None else list(concepts))
         return [Mastery.model_validate_json(r["doc"]) for r in rows]
+
+    async def page_mastery(self, tenant: str, learner: str, *, after: str | None = None,
+                           limit: int = 100) -> Slice[Mastery]:
+        (start,) = key_of(after, str) if after else ("",)
+        rows = await self._query(
+            "MATCH (m:Mastery {tenant: $tenant, learner: $learner}) WHERE m.concept > $start"
+            " RETURN m.concept AS concept, m.doc AS doc ORDER BY m.concept LIMIT $limit",
+            tenant=tenant, learner=learner, start=start, limit=limit + 1)
+        return Slice.of(rows, limit, lambda r: (r["concept"],)).map(
+            lambda r: Mastery.model_validate_json(r["doc"]))
 
     async def save_mastery(self, tenant: str, learner: str, changes: Sequence[Mastery],
                            events: Sequence[Envelope]) -> None:
@@ -878,6 +919,17 @@ class Neo4jLearningStore:
             " AND k.retired IS NULL RETURN k.doc AS doc ORDER BY k.at, k.id", tenant=tenant,
             concepts=list(concepts))
         return [Card.model_validate_json(r["doc"]) for r in rows]
+
+    async def page_cards(self, tenant: str, concept: str, *, after: str | None = None,
+                         limit: int = 100) -> Slice[Card]:
+        at, card = key_of(after, str, str) if after else ("", "")
+        rows = await self._query(
+            "MATCH (k:ReviewCard {tenant: $tenant, concept: $concept}) WHERE k.retired IS NULL"
+            " AND k.at >= $at AND (k.at > $at OR k.id > $card)"
+            " RETURN k.at AS at, k.id AS id, k.doc AS doc ORDER BY k.at, k.id LIMIT $limit",
+            tenant=tenant, concept=concept, at=at, card=card, limit=limit + 1)
+        return Slice.of(rows, limit, lambda r: (r["at"], r["id"])).map(
+            lambda r: Card.model_validate_json(r["doc"]))
 
     async def card_states(self, tenant: str, learner: str,
                           card_ids: Sequence[str] | None = None) -> list[CardState]:
