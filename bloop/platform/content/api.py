@@ -282,7 +282,8 @@ async def rollback_course(tenant: TenantId, course: CourseId, body: Rollback, se
 async def get_lesson(tenant: TenantId, lesson: LessonId, service: Svc, me: Reader,
                      response: Response, if_none_match: IfNoneMatch = None) -> Response:
     """The lesson's draft to its course's authors; to everyone else the lesson as last
-    published, quizzes without their answers."""
+    published, quizzes without their answers. Links to its media that a page can put in
+    `<img>` (which expire, so they are not part of it) come from `…/media-links`."""
     if me.has_any(STAFF):
         draft = await service.draft_for(tenant, lesson, me)
         if draft is not None:

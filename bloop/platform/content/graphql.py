@@ -23,7 +23,7 @@ from bloop.graphql.fields import field, page_size
 from bloop.graphql.limits import MAX_LESSONS
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
-from bloop.platform.content.media.model import media_url
+from bloop.platform.content.media.refs import media_url, urls_media
 from bloop.platform.content.media.service import MediaService, reach_of
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal
@@ -99,22 +99,44 @@ class CourseStatusFilter(Enum):
 
 
 @strawberry.type
+class MediaLink:
+    url: str = strawberry.field(description="path and query; works until `expiresAt`, and a "
+                                            "learner's only while a published lesson references "
+                                            "the media")
+    expires_at: datetime
+
+
+def _link(info: Info, tenant: str, media_id: str) -> MediaLink:
+    # Whoever reads a lesson may read the media its blocks name.
+    made = info.context.service("content.media", MediaService).signed(
+        tenant, media_id, reach_of(info.context.principal))
+    return MediaLink(url=made.url, expires_at=made.expires_at)
+
+
+@strawberry.type(description="a media file a Markdown block shows through its URL")
+class MarkdownMedia:
+    media: str
+    link: MediaLink = strawberry.field(description="a link to the bytes that is its own "
+                                                   "credential")
+
+
+@strawberry.type
 class MarkdownBlock:
     markdown: str
+    tenant: strawberry.Private[str]
+
+    @field("the media files whose URLs (`…/media/{id}/…`) the Markdown holds, in order, each "
+           "with a link that is its own credential: a page shows them by putting `link.url` "
+           "in place of their URLs")
+    def media_links(self, info: Info) -> list[MarkdownMedia]:
+        return [MarkdownMedia(media=m, link=_link(info, self.tenant, m))
+                for m in urls_media(self.markdown)]
 
 
 @strawberry.type
 class CodeBlock:
     language: str
     source: str
-
-
-@strawberry.type
-class MediaLink:
-    url: str = strawberry.field(description="path and query; works until `expiresAt`, and a "
-                                            "learner's only while a published lesson references "
-                                            "the media")
-    expires_at: datetime
 
 
 @strawberry.type
@@ -128,10 +150,7 @@ class MediaBlock:
     @field("a link to the bytes that is its own credential, for `<img>`, `<audio>` and "
            "`<video>` (which cannot send a token)")
     def link(self, info: Info) -> MediaLink:
-        # Whoever reads the lesson may read the media its blocks name.
-        made = info.context.service("content.media", MediaService).signed(
-            self.tenant, self.media, reach_of(info.context.principal))
-        return MediaLink(url=made.url, expires_at=made.expires_at)
+        return _link(info, self.tenant, self.media)
 
 
 @strawberry.type
@@ -271,7 +290,7 @@ Block = Annotated[
 def _block(tenant: str, b: model.BlockType) -> Block:
     match b:
         case model.MarkdownBlock():
-            return MarkdownBlock(markdown=b.markdown)
+            return MarkdownBlock(markdown=b.markdown, tenant=tenant)
         case model.CodeBlock():
             return CodeBlock(language=b.language, source=b.source)
         case model.ImageBlock():
@@ -440,10 +459,8 @@ class Query:
     @field("a lesson of the tenant; null when there is none")
     async def lesson(self, info: Info, tenant: Slug, id: str) -> Lesson | None:
         me = _reader(info, tenant)
-        service = _service(info)
         try:
-            found = await service.draft_for(tenant, id, me) if me.has_any(STAFF) else None
-            return Lesson.of(found or await service.lesson(tenant, id, drafts=False))
+            return Lesson.of((await _service(info).lesson_for(tenant, id, me))[0])
         except NotFound:
             return None
 

@@ -57,7 +57,7 @@ from bloop.platform.content.ports import (
     ReadableBy,
     StaleVersion,
 )
-from bloop.platform.kit.auth import Forbidden, Principal
+from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.cache import Cache, MemoryCache
 from bloop.platform.kit.errors import Conflict, Invalid, NotFound, Problem, is_store_down
 from bloop.platform.kit.events.envelope import Envelope
@@ -612,6 +612,14 @@ class ContentService:
             return None
         course = await self.repo.get_course(tenant, lesson.course)
         return lesson if course is not None and self.may_edit(course, by) else None
+
+    async def lesson_for(self, tenant: str, lesson_id: str, by: Principal) -> tuple[Lesson, bool]:
+        """The lesson as `by` reads it: its draft when they may edit its course (True), else
+        as last published (False; 404 when it never was)."""
+        draft = await self.draft_for(tenant, lesson_id, by) if by.has_any(STAFF) else None
+        if draft is not None:
+            return draft, True
+        return await self.lesson(tenant, lesson_id, drafts=False), False
 
     async def published_lesson(self, tenant: str, lesson_id: str) -> Rendered:
         """The learner's JSON of the published lesson and its ETag, through the cache."""

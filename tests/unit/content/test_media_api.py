@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -311,6 +312,84 @@ async def test_a_learners_link_stops_when_no_published_lesson_references_the_med
         assert (r.status_code, r.content) == (200, s.png())
         r = await client.get(f"{BASE}/media/{image['id']}/link", headers=learner(client))
         assert r.status_code == 404
+
+
+MARKDOWN_LINKS = """
+query ($l: String!) {
+  lesson(tenant: "acme", id: $l) {
+    blocks { ... on MarkdownBlock { mediaLinks { media link { url expiresAt } } } }
+  }
+}"""
+
+
+async def test_the_links_of_a_lessons_media_are_those_its_reader_may_see(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Before, only media blocks had links (in GraphQL): an image in Markdown written by an
+    educator, which names the media URL that needs a token, showed broken in a page."""
+    shown = (await upload(client, s.png(), "image/png", "shown.png")).json()
+    later = (await upload(client, s.jpeg(), "image/jpeg", "later.jpg")).json()
+    hint = (await upload(client, s.gif(), "image/gif", "hint.gif")).json()
+    clip = (await upload(client, s.mp4(50_000), "video/mp4", "clip.mp4")).json()
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    quiz = {"type": "quiz", "id": "check", "title": "Check", "questions": [
+        {"type": "single_choice", "id": "one", "prompt": "Pick one", "options": [
+            {"id": "a", "text": "A", "correct": True, "feedback": f"![why]({hint['url']})"},
+            {"id": "b", "text": "B"}]}]}
+    text = f"A dot ![dot]({shown['url']}) here."
+    lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "markdown", "markdown": text}, {"type": "video", "media": clip["id"]},
+        quiz]})).json()
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    r = await client.patch(f"{BASE}/lessons/{lesson['id']}", json={
+        "version": lesson["version"], "blocks": [
+            {"type": "markdown", "markdown": f"{text} And ![later]({later['url']})."},
+            {"type": "video", "media": clip["id"]}, quiz]})
+    assert r.status_code == 200, r.text
+    unpublished = (await client.post(f"{BASE}/courses/py/lessons", json={
+        "title": "Two", "blocks": [{"type": "markdown", "markdown": text}]})).json()
+    route = f"{BASE}/lessons/{lesson['id']}/media-links"
+
+    async def markdown_links(headers: dict[str, str] | None = None) -> list[str]:
+        r = await client.post("/graphql", json={"query": MARKDOWN_LINKS, "variables": {
+            "l": lesson["id"]}}, headers=headers)
+        assert r.status_code == 200, r.text
+        assert "errors" not in r.json(), r.text
+        [block, *_] = r.json()["data"]["lesson"]["blocks"]
+        return [x["link"]["url"] for x in block["mediaLinks"]]
+
+    them = learner(client)
+    r = await client.get(route, headers=them)
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    theirs = r.json()
+    assert (theirs["lesson"], theirs["version"]) == (lesson["id"], 1)  # the publication
+    assert sorted(theirs["links"]) == sorted([shown["id"], clip["id"]])  # no draft, no answers
+    assert all("reach=published&" in x["url"] for x in theirs["links"].values())
+    [in_markdown] = await markdown_links(them)
+    assert in_markdown.startswith(f"{BASE}/media/{shown['id']}/signed?reach=published&")
+    r = await client.get(f"{BASE}/lessons/{unpublished['id']}/media-links", headers=them)
+    assert r.status_code == 404
+
+    r = await client.get(route)
+    assert r.status_code == 200, r.text
+    authors = r.json()
+    assert authors["version"] == 2
+    assert sorted(authors["links"]) == sorted([shown["id"], later["id"], clip["id"], hint["id"]])
+    assert all("reach=staff&" in x["url"] for x in authors["links"].values())
+    assert [urlsplit(x).path for x in await markdown_links()] == [
+        f"{BASE}/media/{shown['id']}/signed", f"{BASE}/media/{later['id']}/signed"]
+
+    media: MediaService = app.state.content.state["media"]
+    learners_later = media.signed("acme", later["id"], "published").url
+    anonymous = api_client(app)
+    async with anonymous:
+        for url, data in ((in_markdown, s.png()), (theirs["links"][clip["id"]]["url"],
+                                                   s.mp4(50_000))):
+            r = await anonymous.get(url)
+            assert (r.status_code, r.content) == (200, data), url
+        assert r.headers["content-type"] == "video/mp4"
+        assert (await anonymous.get(learners_later)).status_code == 404
+        assert (await anonymous.get(authors["links"][later["id"]]["url"])).status_code == 200
 
 
 @pytest.mark.parametrize(("data", "content_type", "filename", "status", "code"), [

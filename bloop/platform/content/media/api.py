@@ -3,7 +3,8 @@ multipart form (its type is sniffed from the bytes; the claimed type and the fil
 checked against them); members read media with
 `Range` requests, so a video player can seek. Staff read every media of their tenant, other
 members what the tenant's published lessons reference. A member who may read a file can also
-get a link to its bytes that needs no credentials, for `<img>`, `<audio>` and `<video>`."""
+get a link to its bytes that needs no credentials, for `<img>`, `<audio>` and `<video>`: one
+file's, or those of every file a lesson references at once."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from bloop.platform.content.api import Author, TenantId
+from bloop.platform.content.api import Author, LessonId, TenantId, get_service
 from bloop.platform.content.media.form import FILENAME_CHARS, form_file, is_form
 from bloop.platform.content.media.model import (
     MEDIA_ID_PATTERN,
+    LessonMediaLinks,
     LinkReach,
     Media,
     MediaInfo,
@@ -25,7 +27,10 @@ from bloop.platform.content.media.model import (
     MediaUsage,
 )
 from bloop.platform.content.media.ranges import Unsatisfiable
-from bloop.platform.content.media.service import MediaService, RangeNotSatisfiable
+from bloop.platform.content.media.refs import referenced_media
+from bloop.platform.content.media.service import MediaService, RangeNotSatisfiable, reach_of
+from bloop.platform.content.model import LearnerLesson
+from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.problem_docs import documented_problem
@@ -45,6 +50,7 @@ async def get_media(request: Request) -> MediaService:
 
 
 Svc = Annotated[MediaService, Depends(get_media)]
+Content = Annotated[ContentService, Depends(get_service)]
 
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/media", tags=["media"])
@@ -134,6 +140,24 @@ async def media_link(tenant: TenantId, media: MediaId, service: Svc, me: Reader)
     by default), for pages that show the media in `<img>`, `<audio>` or `<video>`. A learner's
     link stops working once no published lesson references the media."""
     return await service.link(me, tenant, media)
+
+
+lessons = APIRouter(prefix="/v1/tenants/{tenant}/lessons", tags=["media"])
+
+
+@lessons.get("/{lesson}/media-links")
+async def lesson_media_links(tenant: TenantId, lesson: LessonId, service: Svc, content: Content,
+                             me: Reader, response: Response) -> LessonMediaLinks:
+    """A link that is its own credential (as `…/media/{id}/link` gives) to each media file the
+    lesson references, as the caller reads it (`GET …/lessons/{lesson}`): what a page needs to
+    show its images and players, in one call. Never cached, since the links expire (the lesson
+    itself is revalidated with its ETag)."""
+    read, draft = await content.lesson_for(tenant, lesson, me)
+    shown = read if draft else LearnerLesson.of(read)
+    reach = reach_of(me)
+    response.headers["Cache-Control"] = "no-store"
+    return LessonMediaLinks(lesson=read.id, version=read.version, links={
+        m: service.signed(tenant, m, reach) for m in sorted(referenced_media([shown]))})
 
 
 @router.head("/{media}/signed", response_class=StreamingResponse, responses=CONTENT_RESPONSES,

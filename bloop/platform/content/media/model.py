@@ -71,6 +71,16 @@ class MediaLink(BaseModel):
     expires_at: datetime
 
 
+class LessonMediaLinks(BaseModel):
+    """Links that are their own credential to the media a lesson references, by media id."""
+
+    lesson: str
+    version: int = Field(description="the lesson's version these are the media of: its draft's "
+                                     "to its course's authors, else its publication's")
+    links: dict[str, MediaLink] = Field(description="by media id: each media block's, and each "
+                                                    "media URL's (`…/media/{id}/…`) in Markdown")
+
+
 class Media(MediaInfo):
     """A media record as the API shows it, with the URL of its bytes."""
 

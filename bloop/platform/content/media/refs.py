@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from bloop.platform.content.media.model import media_url
 
-__all__ = ["media_url", "referenced_media"]
+__all__ = ["media_url", "referenced_media", "urls_media"]
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _URL = re.compile(r"/media/([0-9a-f]{32})(?![0-9a-f])")
@@ -36,3 +36,9 @@ def referenced_media(lessons: Iterable[BaseModel]) -> set[str]:
     for lesson in lessons:
         _walk(lesson.model_dump(mode="json").get("blocks", []), "", found)
     return found
+
+
+def urls_media(text: str) -> list[str]:
+    """The media ids of the media URLs in `text` (Markdown's), each once, in the order they
+    come."""
+    return list(dict.fromkeys(_URL.findall(text)))

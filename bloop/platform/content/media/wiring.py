@@ -56,7 +56,7 @@ async def media_setup(state: dict[str, object]) -> None:
 
 
 def media_routers() -> Sequence[APIRouter]:
-    from bloop.platform.content.media.api import router
+    from bloop.platform.content.media.api import lessons, router
     from bloop.platform.content.uploads.api import router as uploads
 
-    return (router, uploads)
+    return (router, lessons, uploads)
