@@ -122,13 +122,72 @@ async def test_a_zip_of_lessons_and_images(client: httpx.AsyncClient) -> None:
     assert [x["position"] for x in body["lessons"]] == [0, 1]
     by_name = {m["filename"]: m for m in body["media"]}
     assert set(by_name) == {"logo.png", "tone one.wav"}
-    intro = body["lessons"][0]["blocks"][0]["markdown"]
-    assert f"![logo]({BASE}/media/{by_name['logo.png']['id']}/content)" in intro
-    assert "[the next one](02-loops.md)" in intro
+    assert body["lessons"][0]["blocks"] == [
+        {"type": "markdown", "markdown": "# Intro"},
+        {"type": "image", "media": by_name["logo.png"]["id"], "title": "", "caption": "",
+         "alt": "logo"},
+        {"type": "markdown", "markdown": "See [the next one](02-loops.md)."}]
     loops = "\n".join(b["markdown"] for b in body["lessons"][1]["blocks"])
     assert f"![tone]({BASE}/media/{by_name['tone one.wav']['id']}/content)" in loops
     r = await client.get(f"{BASE}/media/{by_name['tone one.wav']['id']}/content")
     assert r.content == s.wav()
+
+
+SHOW_LESSON = """
+query ($l: String!) {
+  lesson(tenant: "acme", id: $l) {
+    blocks {
+      __typename
+      ... on MarkdownBlock { markdown mediaLinks { media link { url expiresAt } } }
+      ... on ImageBlock { media alt title link { url expiresAt } }
+    }
+  }
+}"""
+
+
+async def test_an_image_alone_in_its_paragraph_becomes_an_image_block_a_page_can_show(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Before, it stayed in the Markdown as the URL that needs a token: a page rendering the
+    lesson showed a broken image."""
+    pack = s.zip_of({
+        "shapes.md": b"# Shapes\n\nA dot: ![dot](img/dot.png) in the text.\n\n"
+                     b"![A \\*big\\* square](img/square.png \"The square\")\n\n"
+                     b"```\n![code](img/dot.png)\n```\n\nThat is all.\n",
+        "img/dot.png": s.png(),
+        "img/square.png": s.png(8, 8),
+    })
+    r = await client.post(UPLOAD, files=files(("shapes.zip", pack, "application/zip")))
+    assert r.status_code == 201, r.text
+    [lesson] = r.json()["lessons"]
+    by_name = {m["filename"]: m["id"] for m in r.json()["media"]}
+    dot, square = by_name["dot.png"], by_name["square.png"]
+    assert lesson["blocks"] == [
+        {"type": "markdown", "markdown": f"# Shapes\n\nA dot: ![dot]({BASE}/media/{dot}/content)"
+                                        " in the text."},
+        {"type": "image", "media": square, "alt": "A *big* square", "title": "The square",
+         "caption": ""},
+        {"type": "markdown", "markdown": f"```\n![code]({BASE}/media/{dot}/content)\n```\n\n"
+                                        "That is all."}]
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+
+    r = await client.post("/graphql", json={"query": SHOW_LESSON, "variables": {
+        "l": lesson["id"]}}, headers={"Authorization": client.headers["X-Learner"]})
+    assert r.status_code == 200, r.text
+    assert "errors" not in r.json(), r.text
+    intro, image, code = r.json()["data"]["lesson"]["blocks"]
+    assert image["__typename"] == "ImageBlock"
+    assert (image["media"], image["alt"], image["title"]) == (square, "A *big* square",
+                                                               "The square")
+    assert [x["media"] for x in intro["mediaLinks"]] == [dot]
+    assert [x["media"] for x in code["mediaLinks"]] == [dot]
+    anonymous = api_client(app)
+    async with anonymous:
+        for url, data in ((image["link"]["url"], s.png(8, 8)),
+                          (intro["mediaLinks"][0]["link"]["url"], s.png())):
+            assert "reach=published" in url
+            r = await anonymous.get(url)
+            assert (r.status_code, r.headers["content-type"], r.content) == (
+                200, "image/png", data), url
 
 
 async def test_a_pdf_becomes_a_lesson_and_is_kept(client: httpx.AsyncClient) -> None:

@@ -99,6 +99,18 @@ def test_link_finding_takes_time_in_proportion_to_the_text(line: str) -> None:
     body = "# T\n\n" + line * (2_000_000 // len(line))  # a lesson's largest text
     assert markdown.local_links(body, "one.md") in ({}, {"b": "b"})
     assert markdown.rewrite_links(body, lambda t: "/m/x") == body
+    assert markdown.figures(body) == [body]
+
+
+def test_an_image_alone_in_its_paragraph_is_a_figure() -> None:
+    body = ('# T\n\n![alone \\_x\\_](<img/a b.png> "Its title")\n\nText ![inline](b.png) here.\n'
+            '![after text](c.png)\n\n```\n\n![code](d.png)\n\n```\n\n<!--\n\n![hidden](e.png)\n\n'
+            '-->\n\n    ![indented](f.png)\n\n- ![listed](g.png)\n\n![a heading](i.png)\n---\n\n'
+            '## Next\n![under a heading](h.png)')
+    pieces = markdown.figures(body)
+    assert "".join(p if isinstance(p, str) else p.text for p in pieces) == body
+    assert [(p.target, p.alt, p.title) for p in pieces if isinstance(p, markdown.Figure)] == [
+        ("<img/a b.png>", "alone _x_", "Its title"), ("h.png", "under a heading", "")]
 
 
 def test_long_bodies_are_cut_between_paragraphs() -> None:

@@ -64,8 +64,8 @@ async def import_files(
     content_length: Annotated[int | None, Header(ge=0)] = None,
 ) -> ImportResult:
     """Imports the files into the course: Markdown with YAML front matter (a lesson), a zip of
-    Markdown and images (a lesson per Markdown file, its images stored as media and its links
-    rewritten to them), a PDF (a lesson of its text, the file kept), images, audio and video
+    Markdown and images (a lesson per Markdown file, its images stored as media, an image alone
+    in its paragraph an image block, and its links rewritten to them), a PDF (a lesson of its text, the file kept), images, audio and video
     (media). All or nothing: 413, 415 or 422 naming the file and what is wrong, and nothing
     stored."""
     limit = service.settings.max_request_bytes

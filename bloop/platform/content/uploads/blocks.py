@@ -38,6 +38,20 @@ def _media_field(block_type: str) -> str | None:
     return None
 
 
+def image_block(media_id: str, alt: str, title: str) -> Block | None:
+    """An image block showing the media with its alt text and title, when the lesson model
+    accepts one (None when not: the image then stays in the Markdown)."""
+    name = _media_field("image")
+    if name is None:
+        return None
+    block: Block = {"type": "image", name: media_id, "alt": alt, "title": title}
+    try:
+        NewLesson.model_validate({"title": "probe", "blocks": [block]})
+    except ValidationError:
+        return None
+    return block
+
+
 def media_block(tenant: str, kind: MediaKind, media_id: str, filename: str) -> Block:
     block_type = _BLOCK_TYPE[kind]
     name = _media_field(block_type)

@@ -225,6 +225,76 @@ def _fit(text: str, source: str) -> list[str]:
     return [x for x in out if x.strip()]
 
 
+@dataclass(frozen=True)
+class Figure:
+    """An image alone in its paragraph: `![alt](target "title")` on a line of its own."""
+
+    text: str
+    """The line as written, with its line break."""
+    target: str
+    alt: str
+    title: str
+
+
+_FIGURE = re.compile(r"!\[(?P<alt>[^\[\]\n]*)\]\(\s*"
+                     r"(?P<target><[^<>\n]+>|(?:[^\s()<\n]|\([^\s()<\n]*\))+)"
+                     r"(?:\s+\"(?P<title>[^\"\n]*)\")?\s*\)[ \t]*")
+_ATX = re.compile(r"^ {0,3}#{1,6}(?:[ \t]|$)")
+_RAW_HTML = re.compile(r"^ {0,3}<(?:!--|pre\b|script\b|style\b|textarea\b)", re.IGNORECASE)
+_RAW_HTML_END = re.compile(r"-->|</(?:pre|script|style|textarea)\s*>", re.IGNORECASE)
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+def _apart(line: str | None) -> bool:
+    """Whether `line`, beside another, leaves that one a paragraph of its own: none (the
+    body's start or end), a blank line or a `#` heading."""
+    return line is None or not line.strip() or _ATX.match(line) is not None
+
+
+def _plain(text: str) -> str:
+    return _ESCAPED.sub(r"\1", text).strip()
+
+
+def figures(body: str) -> list[str | Figure]:
+    """`body` cut around each image that stands alone in its paragraph: a line of just
+    `![alt](target "title")`, unindented, between blank lines or headings, outside code and
+    raw HTML (comments, `<pre>`). Joined, the pieces give back `body`."""
+    lines = body.splitlines(keepends=True)
+    pieces: list[str | Figure] = []
+    text = ""
+    fence: str | None = None
+    raw = False
+    for n, line in enumerate(lines):
+        bare = line.rstrip("\r\n")
+        found: re.Match[str] | None = None
+        if fence is not None:
+            mark = _FENCE.match(bare)
+            if mark and mark.group(1)[0] == fence[0] and len(mark.group(1)) >= len(fence) \
+                    and not bare.strip()[len(mark.group(1)):].strip():
+                fence = None
+        elif raw:
+            raw = _RAW_HTML_END.search(bare) is None
+        elif mark := _FENCE.match(bare):
+            fence = mark.group(1)
+        elif opened := _RAW_HTML.match(bare):
+            raw = _RAW_HTML_END.search(bare, opened.end()) is None
+        elif (_apart(lines[n - 1] if n else None)
+              and _apart(lines[n + 1] if n + 1 < len(lines) else None)):
+            found = _FIGURE.fullmatch(bare)
+        if found is None:
+            text += line
+            continue
+        if text:
+            pieces.append(text)
+            text = ""
+        pieces.append(Figure(text=line, target=found.group("target"),
+                             alt=_plain(found.group("alt")),
+                             title=_plain(found.group("title") or "")))
+    if text:
+        pieces.append(text)
+    return pieces
+
+
 def escape(text: str) -> str:
     """Plain text made safe to show as Markdown (no accidental emphasis, links or headings)."""
     return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", text)

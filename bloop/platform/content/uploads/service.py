@@ -239,14 +239,9 @@ class UploadService:
         if draft.file_key is not None:
             info = stored[draft.file_key]
             found.append(blocks.media_block(tenant, info.kind, info.id, info.filename))
-        text = draft.body
-        if draft.links:
-            text = markdown.rewrite_links(text, lambda t: (
-                media_url(tenant, stored[draft.links[t]].id) if t in draft.links else None))
-        parts = markdown.to_blocks(text, draft.source) if text.strip() else []
+        found += self._body_blocks(tenant, draft, stored)
         for page in draft.pages:
-            parts += markdown.to_blocks(page, draft.source)
-        found += [blocks.markdown_block(p) for p in parts]
+            found += [blocks.markdown_block(p) for p in markdown.to_blocks(page, draft.source)]
         words = _words(draft.body) + sum(_words(p) for p in draft.pages)
         fields: dict[str, Any] = {
             "title": draft.title, "blocks": found, "teaches": draft.front.teaches,
@@ -264,6 +259,42 @@ class UploadService:
             raise markdown.InvalidLessonFile(f"{draft.source}: {name}: {err['msg']}",
                                              code="invalid_lesson",
                                              extra={"file": draft.source, "field": name}) from None
+
+    def _body_blocks(self, tenant: str, draft: Draft,
+                     stored: dict[str, MediaInfo]) -> list[dict[str, Any]]:
+        """The blocks of `draft`'s body: each image of the upload that stands alone in its
+        paragraph an image block, the text around them Markdown blocks linking the stored
+        media."""
+        found: list[dict[str, Any]] = []
+        text = ""
+        for piece in markdown.figures(draft.body):
+            block = self._figure(piece, draft, stored) if isinstance(piece, markdown.Figure) \
+                else None
+            if block is None:
+                text += piece if isinstance(piece, str) else piece.text
+                continue
+            found += self._markdown_blocks(tenant, text, draft, stored)
+            found.append(block)
+            text = ""
+        return found + self._markdown_blocks(tenant, text, draft, stored)
+
+    @staticmethod
+    def _figure(figure: markdown.Figure, draft: Draft,
+                stored: dict[str, MediaInfo]) -> dict[str, Any] | None:
+        key = draft.links.get(figure.target)
+        if key is None or stored[key].kind != "image":
+            return None
+        return blocks.image_block(stored[key].id, figure.alt, figure.title)
+
+    @staticmethod
+    def _markdown_blocks(tenant: str, text: str, draft: Draft,
+                         stored: dict[str, MediaInfo]) -> list[dict[str, Any]]:
+        if not text.strip():
+            return []
+        if draft.links:
+            text = markdown.rewrite_links(text, lambda t: (
+                media_url(tenant, stored[draft.links[t]].id) if t in draft.links else None))
+        return [blocks.markdown_block(p) for p in markdown.to_blocks(text, draft.source)]
 
     # applying: writes, undone on failure
 
