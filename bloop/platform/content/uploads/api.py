@@ -65,9 +65,9 @@ async def import_files(
 ) -> ImportResult:
     """Imports the files into the course: Markdown with YAML front matter (a lesson), a zip of
     Markdown and images (a lesson per Markdown file, its images stored as media, an image alone
-    in its paragraph an image block, and its links rewritten to them), a PDF (a lesson of its text, the file kept), images, audio and video
-    (media). All or nothing: 413, 415 or 422 naming the file and what is wrong, and nothing
-    stored."""
+    in its paragraph an image block, and its links rewritten to them), a PDF (a lesson of its
+    text, the file kept), images, audio and video (media). All or nothing: 413, 415 or 422
+    naming the file and what is wrong, and nothing stored."""
     limit = service.settings.max_request_bytes
     if content_length is not None and content_length > limit:
         raise RequestTooLarge(f"the upload is larger than {limit} bytes in all",
