@@ -8,6 +8,7 @@ import json
 import logging
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI, Response
 from pydantic import BaseModel
@@ -172,3 +173,28 @@ async def test_probes_write_access_lines_only_when_not_ready(caplog: pytest.LogC
     lines = [(getattr(r, "route", None), getattr(r, "status", None)) for r in caplog.records
              if r.getMessage() == "request"]
     assert lines == [("/courses", 200), ("/readyz", 503)]
+
+
+async def test_a_no_content_answer_carries_no_content_type() -> None:
+    """Whether the route declares its 204 or sets it as it answers, and whatever response
+    class it has."""
+    app = FastAPI()
+
+    @app.delete("/courses/{course}", status_code=204)
+    async def delete(course: str) -> None:
+        return None
+
+    @app.put("/courses/{course}/tags")
+    async def tag(course: str, response: Response) -> None:
+        response.status_code = 204
+
+    metrics = Metrics()
+    app.add_middleware(RequestContextMiddleware, metrics=lambda: metrics, max_body_bytes=1024)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://bloop.test") as client:
+        for r in (await client.delete("/courses/c1"), await client.put("/courses/c1/tags")):
+            assert r.status_code == 204
+            assert "content-type" not in r.headers, r.request.url
+            assert "content-length" not in r.headers, r.request.url
+            assert r.content == b""
+            assert "x-request-id" in r.headers

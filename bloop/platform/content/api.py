@@ -179,7 +179,7 @@ async def edit_course(tenant: TenantId, course: CourseId, body: CourseEdit, serv
     return _view(edited)
 
 
-@router.delete("/courses/{course}", status_code=204, response_class=Response)
+@router.delete("/courses/{course}", status_code=204)
 async def delete_course(tenant: TenantId, course: CourseId, service: Svc, me: Author,
                         revision: Annotated[int | None, Query(ge=0)] = None) -> None:
     """Deletes a course that was never published, with its lessons (its owner or the tenant's
@@ -304,7 +304,7 @@ async def edit_lesson(tenant: TenantId, lesson: LessonId, body: LessonEdit, serv
     return edited
 
 
-@router.delete("/lessons/{lesson}", status_code=204, response_class=Response)
+@router.delete("/lessons/{lesson}", status_code=204)
 async def delete_lesson(tenant: TenantId, lesson: LessonId, service: Svc, me: Author,
                         if_match: IfMatch = None) -> None:
     """Deletes a lesson from its course's draft and from what learners see (`If-Match`, when

@@ -146,7 +146,7 @@ async def principal(me: Anyone) -> PrincipalView:
     return PrincipalView.of(me)
 
 
-@auth_router.post("/v1/tenants/{tenant}/auth/logout", status_code=204, response_class=Response)
+@auth_router.post("/v1/tenants/{tenant}/auth/logout", status_code=204)
 async def logout(tenant: TenantId, me: Anyone, auth: AuthSvc) -> None:
     """Signs out: this access token is refused from now on, and its session's refresh tokens."""
     await auth.logout(me)
@@ -214,14 +214,14 @@ async def change_roles(tenant: TenantId, user_id: UserId, body: RoleChange, serv
     return await service.change_roles(tenant, user_id, body, by=me)
 
 
-@router.put("/{tenant}/users/{user_id}/password", status_code=204, response_class=Response)
+@router.put("/{tenant}/users/{user_id}/password", status_code=204)
 async def reset_password(tenant: TenantId, user_id: UserId, body: PasswordReset, auth: AuthSvc,
                          me: TenantAdmin) -> None:
     """Sets someone's password (one they forgot) and signs out all their sessions."""
     await auth.reset_password(tenant, user_id, body.new_password.get_secret_value(), by=me)
 
 
-@router.delete("/{tenant}/users/{user_id}", status_code=204, response_class=Response)
+@router.delete("/{tenant}/users/{user_id}", status_code=204)
 async def delete_user(tenant: TenantId, user_id: UserId, service: Svc, me: TenantAdmin) -> None:
     await service.delete_user(tenant, user_id, by=me)
 
@@ -244,7 +244,7 @@ async def list_invitations(tenant: TenantId, service: Svc, _: TenantAdmin, after
     return Page(items=[PendingInvitation.of(i) for i in found.items], next=found.next)
 
 
-@router.delete("/{tenant}/invitations/{invitation_id}", status_code=204, response_class=Response)
+@router.delete("/{tenant}/invitations/{invitation_id}", status_code=204)
 async def withdraw_invitation(tenant: TenantId, invitation_id: InvitationId, service: Svc,
                               _: TenantAdmin) -> None:
     """Withdraws a pending invitation: its token is refused from now on."""
@@ -266,7 +266,7 @@ async def update_my_profile(tenant: TenantId, body: ProfileEdit, service: Svc, m
     return await service.update_profile(tenant, me.user_id, body)
 
 
-@router.put("/{tenant}/me/password", status_code=204, response_class=Response)
+@router.put("/{tenant}/me/password", status_code=204)
 async def change_my_password(tenant: TenantId, body: PasswordChange, request: Request,
                              auth: AuthSvc, me: Self) -> None:
     """Changes the caller's password, given the current one; their other sessions are signed
@@ -297,7 +297,7 @@ async def export_user_data(request: Request, tenant: TenantId, user_id: UserId, 
     return await _export_response(request, tenant, user_id)
 
 
-@router.delete("/{tenant}/me", status_code=204, response_class=Response)
+@router.delete("/{tenant}/me", status_code=204)
 async def delete_my_account(tenant: TenantId, service: Svc, me: Self, auth: AuthSvc) -> None:
     """Deletes the caller's account and signs this session out."""
     await service.delete_user(tenant, me.user_id, by=me)
@@ -363,7 +363,7 @@ async def list_api_keys(tenant: TenantId, keys: KeySvc, _: KeyReader, after: Aft
     return Page(items=[ApiKeyView.of(k) for k in found.items], next=found.next)
 
 
-@router.delete("/{tenant}/api-keys/{key_id}", status_code=204, response_class=Response)
+@router.delete("/{tenant}/api-keys/{key_id}", status_code=204)
 async def revoke_api_key(tenant: TenantId, key_id: KeyId, keys: KeySvc, _: TenantAdmin) -> None:
     """Revokes the key: it is refused from the next request on."""
     await keys.revoke(tenant, key_id)

@@ -52,7 +52,7 @@ async def get_provider(tenant: TenantId, name: Name, oidc: Oidc, _: AdminRead) -
     return (await oidc.provider(tenant, name)).view()
 
 
-@oidc_router.delete("/{tenant}/oidc/providers/{name}", status_code=204, response_class=Response)
+@oidc_router.delete("/{tenant}/oidc/providers/{name}", status_code=204)
 async def delete_provider(tenant: TenantId, name: Name, oidc: Oidc, _: AdminWrite) -> None:
     await oidc.remove(tenant, name)
 

@@ -1,5 +1,5 @@
-"""Request id, access log, metrics, body-size limit and body idle timeout, as one pure ASGI
-middleware."""
+"""Request id, access log, metrics, body-size limit, body idle timeout and content-free 204s,
+as one pure ASGI middleware."""
 
 from __future__ import annotations
 
@@ -24,6 +24,9 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _UNLOGGED = frozenset({"/healthz", "/metrics"})
 """Asked every few seconds by probes and scrapers; `/readyz` too, unless it is not ready."""
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CONTENT_HEADERS = frozenset({b"content-type", b"content-length"})
+"""What a 204 answer leaves out: it has no content (FastAPI's JSON answers name a type even
+when they have no body)."""
 
 
 def client_ip(request: Request) -> str:
@@ -106,7 +109,10 @@ class RequestContextMiddleware:
                 extra = [(b"x-request-id", rid.encode())]
                 if unread and status >= 400:
                     extra.append((b"connection", b"close"))
-                message["headers"] = [*message.get("headers", ()), *extra]
+                headers = message.get("headers", ())
+                if status == 204:
+                    headers = [(k, v) for k, v in headers if k.lower() not in _CONTENT_HEADERS]
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         try:

@@ -150,7 +150,7 @@ async def edit_card(tenant: TenantId, concept: ConceptId, card: RecordId, body: 
     return edited
 
 
-@router.delete("/concepts/{concept}/cards/{card}", status_code=204, response_class=Response)
+@router.delete("/concepts/{concept}/cards/{card}", status_code=204)
 async def retire_card(tenant: TenantId, concept: ConceptId, card: RecordId, service: Svc,
                       _: Editor) -> None:
     """Retires the card: it leaves every learner's deck (their review history stays), and the
@@ -179,7 +179,7 @@ async def add_edge(tenant: TenantId, body: Edge, service: Svc, response: Respons
     return edge
 
 
-@router.delete("/edges/{concept}/{requires}", status_code=204, response_class=Response)
+@router.delete("/edges/{concept}/{requires}", status_code=204)
 async def remove_edge(tenant: TenantId, concept: ConceptId, requires: ConceptId, service: Svc,
                       _: Editor) -> None:
     await service.remove_edge(tenant, concept, requires)
@@ -220,7 +220,7 @@ async def my_enrolments(tenant: TenantId, service: Svc, me: Learner, after: Afte
     return Page(items=found.items, next=found.next)
 
 
-@router.delete("/me/enrolments", status_code=204, response_class=Response)
+@router.delete("/me/enrolments", status_code=204)
 async def unenrol(tenant: TenantId, service: Svc, me: Learner,
                   course_id: GoalId = None, goal_concept: GoalId = None) -> None:
     """Leaves a course (`course_id`) or a goal concept (`goal_concept`): it leaves the caller's
@@ -295,7 +295,7 @@ async def study_card(tenant: TenantId, card: RecordId, service: Svc, me: Learner
     return await service.study(tenant, me.user_id, card)
 
 
-@router.delete("/me/cards/{card}", status_code=204, response_class=Response)
+@router.delete("/me/cards/{card}", status_code=204)
 async def drop_card(tenant: TenantId, card: RecordId, service: Svc, me: Learner) -> None:
     """Takes a card out of the learner's deck: it is no longer due, and completing its lesson
     again does not bring it back; `POST` puts it back with its schedule. 404 `not_in_deck`."""

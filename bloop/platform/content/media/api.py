@@ -203,7 +203,7 @@ async def _serve(info: MediaInfo, request: Request, service: MediaService, range
                              media_type=info.content_type)
 
 
-@router.delete("/{media}", status_code=204, response_class=Response)
+@router.delete("/{media}", status_code=204)
 async def delete_media(tenant: TenantId, media: MediaId, service: Svc, me: Author) -> None:
     """Removes the media; lessons that still reference it then show it as missing. Whoever
     uploaded it first and the tenant's admins may (403 `not_the_uploader` for anyone else)."""
