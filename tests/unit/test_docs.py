@@ -15,8 +15,8 @@ from bloop.platform.app import create_app
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 
 
-async def client_of(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+async def client_of(app: FastAPI, root_path: str = "") -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, root_path=root_path)
     async with (app.router.lifespan_context(app),
                 httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c):
         yield c
@@ -78,3 +78,20 @@ async def test_the_schema_and_assets_are_counted_under_their_routes(
     counted = (await client.get("/metrics")).text
     for route, status in (("/openapi.json", 200), ("/docs/assets", 200), ("unmatched", 404)):
         assert f'route="{route}",status="{status}"' in counted, route
+
+
+async def test_behind_a_root_path_the_schema_and_assets_are_counted_under_their_routes(
+        tmp_path: Path) -> None:
+    """Served under `/api` (`uvicorn --root-path /api`, or mounted in another app), as every
+    FastAPI route is."""
+    app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path)), services=["identity"],
+                     seed=False)
+    async for c in client_of(app, root_path="/api"):
+        for path in ("/openapi.json", "/docs", "/docs/assets/swagger-ui.css", "/no/such/page"):
+            await c.get("/api" + path)
+        await c.head("/api/openapi.json")
+        counted = (await c.get("/api/metrics")).text
+    for method, route, status in (("GET", "/openapi.json", 200), ("HEAD", "/openapi.json", 200),
+                                  ("GET", "/docs", 200), ("GET", "/docs/assets", 200),
+                                  ("GET", "unmatched", 404)):
+        assert f'method="{method}",route="{route}",status="{status}"' in counted, (method, route)

@@ -34,10 +34,11 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def plain_route(scope: Scope) -> str | None:
+def plain_route(scope: Scope, root_path: str) -> str | None:
     """The path of the Starlette route or mount that matches a request (the OpenAPI document,
-    static files), which, unlike FastAPI's own routes, leave no `route` in the scope."""
-    bare = {"type": "http", "path": scope.get("path", ""), "root_path": "",
+    static files), which, unlike FastAPI's own routes, leave no `route` in the scope.
+    `root_path`: the scope's as the request came in (a mount that matched lengthens it)."""
+    bare = {"type": "http", "path": scope.get("path", ""), "root_path": root_path,
             "method": scope.get("method", "GET")}
     for route in getattr(getattr(scope.get("app"), "router", None), "routes", ()):
         if isinstance(route, Route | Mount) and route.matches(bare)[0] is Match.FULL:
@@ -65,6 +66,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        root_path = scope.get("root_path", "")
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         rid = given if _VALID_ID.match(given) else new_id().hex
@@ -131,7 +133,7 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             route: Any = scope.get("route")
-            template = getattr(route, "path", None) or plain_route(scope) or "unmatched"
+            template = getattr(route, "path", None) or plain_route(scope, root_path) or "unmatched"
             method = scope.get("method", "GET")
             counted = method if method in _METHODS else "other"
             metrics = self.metrics()
