@@ -18,6 +18,7 @@ from bloop.platform.kit.cors import install_cors
 from bloop.platform.kit.docs import install_docs
 from bloop.platform.kit.errors import install_error_handlers, is_store_down
 from bloop.platform.kit.events.outbox import OutboxRelay
+from bloop.platform.kit.fixed_paths import claim_fixed_paths
 from bloop.platform.kit.health import ops_router
 from bloop.platform.kit.middleware import RequestContextMiddleware
 from bloop.platform.kit.personal_data import PersonalDataSources
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
             install_graphiql(app, PATH, demo_tenant=demo.TENANT_ID if do_seed else None,
                              demo_people=app.state.demo_sign_ins)
             app.include_router(graphql)
+        claim_fixed_paths(app)
     document_security(app)
     document_problems(app)
     document_union_tags(app)

@@ -169,6 +169,28 @@ async def test_a_405_names_every_method_the_path_serves(
     assert r.json()["code"] == "method_not_allowed"
 
 
+@pytest.mark.parametrize(("url", "allowed"), [
+    ("/v1/tenants/demo/invitations/accept", "POST"),
+    ("/v1/tenants/demo/media/usage", "GET"),
+])
+async def test_a_fixed_path_refuses_the_methods_of_the_id_route_beside_it(
+        client: tuple[dict[str, Any], httpx.AsyncClient], url: str, allowed: str) -> None:
+    """DELETE is served at `/invitations/{invitation_id}` and `/media/{media}`, whose id
+    is not "accept" or "usage"."""
+    _, c = client
+    ada = data.PEOPLE[0]
+    signed_in = await login(c, data.TENANT_ID, ada.email, ada.password)
+    r = await c.delete(url, headers=signed_in)
+    assert r.status_code == 405, r.text
+    assert r.headers["allow"] == allowed
+    assert r.json()["code"] == "method_not_allowed"
+    beside = await c.delete(url.rsplit("/", 1)[0] + "/m1")
+    assert beside.status_code == 401, beside.text  # an id still reaches its route
+    template = url.replace("/demo/", "/{tenant}/")
+    counted = (await c.get("/metrics")).text
+    assert f'method="DELETE",route="{template}",status="405"' in counted
+
+
 @pytest.mark.parametrize(("kwargs", "status"), [
     ({"content": b"{ __typename }", "headers": {"content-type": "text/plain"}}, 400),
     ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400),
