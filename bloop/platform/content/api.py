@@ -4,9 +4,10 @@ tenant, and the landing page at `/`.
 Every member of a tenant reads its published content. Educators and admins write; a course is
 changed, and its drafts, history and old versions are read, by its owner, its co-authors and the
 tenant's admins only (model.py). Lesson edits name the version they were made against, in the
-`version` field or an `If-Match` header (409 when stale); course edits may name their revision
-the same way, in `revision` or `If-Match`. A published lesson is served as
-learners see it from the cache, with an ETag (`If-None-Match` → 304).
+`version` field or an `If-Match` header (409 when stale); course edits, deletions and archivings
+may name their revision the same way, in `revision` (the body's or the query's) or `If-Match`.
+A published lesson is served as learners see it from the cache, with an ETag (`If-None-Match`
+→ 304).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ ConceptId = Annotated[str, Path(pattern=SLUG_PATTERN)]
 LessonId = Annotated[str, Path(min_length=1, max_length=64)]
 UserPath = Annotated[str, Path(pattern=USER_ID_PATTERN)]
 IfMatch = Annotated[str | None, Header(description='the lesson version, e.g. "3"')]
+CourseIfMatch = Annotated[str | None, Header(description='the course revision, e.g. "6"')]
+RevisionQuery = Annotated[int | None, Query(ge=0, description="the course revision, as If-Match "
+                                                                "names it")]
 IfNoneMatch = Annotated[str | None, Header()]
 JSON = "application/json"
 
@@ -78,15 +82,21 @@ def _json(rendered: Rendered, if_none_match: str | None, response: Response) -> 
     return Response(rendered.body, media_type=JSON, headers=headers)
 
 
-def _named_version(if_match: str | None, in_body: int | None, what: str,
-                   field: str = "version") -> int | None:
-    """The version an edit was made against: `If-Match`'s or the body's (422 when both are
-    given and differ); None when neither is."""
+def _named_version(if_match: str | None, given: int | None, what: str,
+                   field: str = "version", where: str = "body") -> int | None:
+    """The version an edit was made against: `If-Match`'s or the one `given` in the body (or
+    the query: `where`), 422 when both are given and differ; None when neither is."""
     named = version_named(if_match, what)
-    if named is not None and in_body is not None and named != in_body:
-        raise Problem(f"If-Match names {field} {named} and the body {field} {in_body}",
+    if named is not None and given is not None and named != given:
+        raise Problem(f"If-Match names {field} {named} and the {where} {field} {given}",
                       status=422, code="version_mismatch")
-    return named if named is not None else in_body
+    return named if named is not None else given
+
+
+def _course_revision(if_match: str | None, revision: int | None) -> int | None:
+    """The course revision a deletion or an archiving was made against, named by `If-Match`
+    or the `revision` query parameter."""
+    return _named_version(if_match, revision, "course", "revision", where="query")
 
 
 def _edited_version(if_match: str | None, version: int | None) -> int:
@@ -167,8 +177,7 @@ async def get_course(tenant: TenantId, course: CourseId, service: Svc,
 @router.patch("/courses/{course}")
 async def edit_course(tenant: TenantId, course: CourseId, body: CourseEdit, service: Svc,
                       me: Author, response: Response,
-                      if_match: Annotated[str | None, Header(
-                          description='the course revision, e.g. "6"')] = None) -> CourseView:
+                      if_match: CourseIfMatch = None) -> CourseView:
     """Changes the draft's title, summary, language, level or tags. The revision it was made
     against, named by `If-Match` or `revision` (422 `version_mismatch` when they differ), must
     be current when given: 409 `stale_version` otherwise."""
@@ -181,11 +190,13 @@ async def edit_course(tenant: TenantId, course: CourseId, body: CourseEdit, serv
 
 @router.delete("/courses/{course}", status_code=204)
 async def delete_course(tenant: TenantId, course: CourseId, service: Svc, me: Author,
-                        revision: Annotated[int | None, Query(ge=0)] = None) -> None:
+                        revision: RevisionQuery = None, if_match: CourseIfMatch = None) -> None:
     """Deletes a course that was never published, with its lessons (its owner or the tenant's
-    admins; `revision`, when given, must be current). A published course stays: 409
-    `course_published`."""
-    await service.delete_course(tenant, course, revision=revision, by=me)
+    admins). The revision named by `If-Match` or `revision` (422 `version_mismatch` when they
+    differ) must be current when given: 409 `stale_version` otherwise. A published course
+    stays: 409 `course_published`."""
+    await service.delete_course(tenant, course, revision=_course_revision(if_match, revision),
+                                by=me)
 
 
 class LessonOrder(BaseModel):
@@ -240,19 +251,31 @@ async def publish_course(tenant: TenantId, course: CourseId, service: Svc,
 
 @router.post("/courses/{course}/archive")
 async def archive_course(tenant: TenantId, course: CourseId, service: Svc, me: Author,
-                         revision: Annotated[int | None, Query(ge=0)] = None) -> CourseView:
+                         response: Response, revision: RevisionQuery = None,
+                         if_match: CourseIfMatch = None) -> CourseView:
     """Takes a published course out of the catalogue and search and closes it to new
     enrolments (its owner or the tenant's admins); learners already enrolled keep reading it.
     It cannot be published while archived (409 `course_archived`); a course never published
-    is deleted instead (409 `course_not_published`)."""
-    return _view(await service.archive(tenant, course, revision=revision, by=me))
+    is deleted instead (409 `course_not_published`). The revision named by `If-Match` or
+    `revision` (422 `version_mismatch` when they differ) must be current when given: 409
+    `stale_version` otherwise."""
+    archived = await service.archive(tenant, course, revision=_course_revision(
+        if_match, revision), by=me)
+    response.headers["ETag"] = f'"{archived.revision}"'
+    return _view(archived)
 
 
 @router.post("/courses/{course}/unarchive")
 async def unarchive_course(tenant: TenantId, course: CourseId, service: Svc, me: Author,
-                           revision: Annotated[int | None, Query(ge=0)] = None) -> CourseView:
-    """Puts an archived course back in the catalogue and search, open to enrolments."""
-    return _view(await service.archive(tenant, course, False, revision=revision, by=me))
+                           response: Response, revision: RevisionQuery = None,
+                           if_match: CourseIfMatch = None) -> CourseView:
+    """Puts an archived course back in the catalogue and search, open to enrolments. The
+    revision named by `If-Match` or `revision` (422 `version_mismatch` when they differ) must
+    be current when given: 409 `stale_version` otherwise."""
+    back = await service.archive(tenant, course, False, revision=_course_revision(
+        if_match, revision), by=me)
+    response.headers["ETag"] = f'"{back.revision}"'
+    return _view(back)
 
 
 @router.get("/courses/{course}/versions")

@@ -378,6 +378,52 @@ async def test_a_course_edit_names_its_revision_in_if_match_or_the_body(
     assert (await client.get(url)).json()["title"] == "Python, again"
 
 
+async def test_deleting_or_archiving_a_course_names_its_revision_in_if_match_or_the_query(
+        client: httpx.AsyncClient) -> None:
+    """Before, they read `revision` from the query only: an `If-Match` naming an old revision,
+    or a malformed one, was ignored, and the course deleted or archived all the same."""
+    for cid in ("py", "gone"):
+        await client.post(f"{BASE}/courses", json={"id": cid, "title": "Python"})
+    await client.post(f"{BASE}/courses/py/lessons", json={"title": "One"})
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    url = f"{BASE}/courses/py"
+
+    def problem(r: httpx.Response, status: int, code: str) -> None:
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["code"] == code
+
+    revision = (await client.get(url)).json()["revision"]
+    stale = await client.post(f"{url}/archive", headers={"If-Match": f'"{revision + 1}"'})
+    problem(stale, 409, "stale_version")
+    assert stale.json()["current_revision"] == revision
+    problem(await client.post(f"{url}/archive", params={"revision": revision + 1},
+                              headers={"If-Match": f'"{revision}"'}), 422, "version_mismatch")
+    for bad in ("garbage", '"two"', f'"{revision}", "{revision + 1}"', "*"):
+        problem(await client.post(f"{url}/archive", headers={"If-Match": bad}),
+                400, "bad_if_match")
+    r = await client.post(f"{url}/archive", headers={"If-Match": f'W/"{revision}"'})
+    assert (r.status_code, r.json()["status"]) == (200, "archived"), r.text
+    assert r.headers["etag"] == f'"{r.json()["revision"]}"' != f'"{revision}"'
+    problem(await client.post(f"{url}/unarchive", headers={"If-Match": f'"{revision}"'}),
+            409, "stale_version")
+    r = await client.post(f"{url}/unarchive", headers={"If-Match": r.headers["etag"]},
+                          params={"revision": r.json()["revision"]})
+    assert (r.status_code, r.json()["status"]) == (200, "published"), r.text
+
+    gone = f"{BASE}/courses/gone"
+    revision = (await client.get(gone)).json()["revision"]
+    problem(await client.delete(gone, headers={"If-Match": f'"{revision + 1}"'}),
+            409, "stale_version")
+    problem(await client.delete(gone, params={"revision": revision + 1},
+                                headers={"If-Match": f'"{revision}"'}), 422, "version_mismatch")
+    problem(await client.delete(gone, headers={"If-Match": "garbage"}), 400, "bad_if_match")
+    assert (await client.get(gone)).status_code == 200
+    r = await client.delete(gone, headers={"If-Match": f'"{revision}"'})
+    assert r.status_code == 204, r.text
+    assert (await client.get(gone)).status_code == 404
+
+
 async def test_a_lesson_not_changed_since_the_callers_copy_is_a_304(
         client: httpx.AsyncClient) -> None:
     await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
