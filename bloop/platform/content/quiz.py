@@ -422,6 +422,17 @@ def _ids(qid: str, value: object, known: Sequence[str], what: str) -> list[str]:
     return ids
 
 
+def _finite(value: object) -> float | None:
+    """`value` as a float when it is a number a float holds (JSON integers past 1e308 do not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _fraction(q: QuestionType, value: object) -> tuple[float, list[str]]:
     """The share of the question's points `value` earns, and the options it picked (for their
     feedback). Raises `AnswerError` when `value` does not fit the question."""
@@ -442,11 +453,11 @@ def _fraction(q: QuestionType, value: object) -> tuple[float, list[str]]:
                 raise AnswerError(q.id, "the answer must be true or false")
             return float(value == q.answer), []
         case Numeric():
-            if isinstance(value, bool) or not isinstance(value, int | float) \
-                    or not math.isfinite(value):
+            number = _finite(value)
+            if number is None:
                 raise AnswerError(q.id, "the answer must be a finite number")
             slack = 1e-9 * max(1.0, abs(q.answer))
-            return float(abs(value - q.answer) <= q.tolerance + slack), []
+            return float(abs(number - q.answer) <= q.tolerance + slack), []
         case ShortText():
             given = normalise(_text(q.id, value))
             return float(given in {normalise(a) for a in q.accepted}), []

@@ -290,6 +290,7 @@ def test_fractional_points_round_to_four_places() -> None:
     ("num", "3.14", "finite number"),
     ("num", True, "finite number"),
     ("num", float("nan"), "finite number"),
+    ("num", 10**309, "finite number"),
     ("text", 3, "must be a string"),
     ("order", ["i1", "i2", "i3"], "order every item"),
     ("order", ["i1", "i2", "i3", "i3"], "appears twice"),

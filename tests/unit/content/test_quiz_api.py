@@ -194,6 +194,7 @@ async def test_unpublished_lessons_and_unknown_quizzes_are_not_found(
     ({"multi": ["a", "nope"]}, "multi"),
     ({"tf": "yes"}, "tf"),
     ({"num": "0.75"}, "num"),
+    ({"num": 10**309}, "num"),  # past what a float holds: it was a 500
     ({"order": ["i0", "i1"]}, "order"),
     ({"match": {"l0": "r0", "l1": "r0"}}, "match"),
     ({"ghost": "a"}, "ghost"),
