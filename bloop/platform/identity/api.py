@@ -179,6 +179,8 @@ async def get_tenant(tenant: TenantId, service: Svc, _: Member) -> Tenant:
 @router.patch("/{tenant}/settings")
 async def update_settings(tenant: TenantId, body: TenantSettingsEdit, service: Svc,
                           _: TenantAdmin) -> Tenant:
+    """The tenant's own settings: the email domains whose people may sign up on their own.
+    AI spending limits are the AI service's (`…/ai/settings`)."""
     return await service.update_settings(tenant, body)
 
 

@@ -19,6 +19,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     ValidationInfo,
+    model_validator,
 )
 
 from bloop.platform.kit.auth import ROLES, SCOPES, Role, Scope
@@ -119,15 +120,25 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+RETIRED_SETTINGS = frozenset({"ai_quota", "data_retention_days"})
+"""Settings tenants once had that nothing honoured: the AI service's own settings
+(`…/ai/settings`) hold its quota."""
+
+
 class TenantSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     allowed_signup_domains: Annotated[list[Domain], Field(max_length=50)] = Field(
         default_factory=list,
         description="emails at these domains may sign up on their own; nobody when empty")
-    ai_quota: int = Field(default=1000, ge=0, le=10_000_000,
-                          description="AI generations the tenant may request per month")
-    data_retention_days: int = Field(default=365, ge=1, le=3650)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_retired(cls, data: Any, info: ValidationInfo) -> Any:
+        """Records written before `RETIRED_SETTINGS` left keep them; they are dropped on read."""
+        if read_back(info) and isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in RETIRED_SETTINGS}
+        return data
 
     def allows_signup(self, email: str) -> bool:
         return email.rpartition("@")[2] in self.allowed_signup_domains
@@ -135,8 +146,6 @@ class TenantSettings(BaseModel):
 
 class TenantSettingsEdit(_Input):
     allowed_signup_domains: Annotated[list[Domain], Field(max_length=50)] | None = None
-    ai_quota: int | None = Field(default=None, ge=0, le=10_000_000)
-    data_retention_days: int | None = Field(default=None, ge=1, le=3650)
 
 
 class NewTenant(_Input):

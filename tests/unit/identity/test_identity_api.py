@@ -130,19 +130,20 @@ async def test_errors_are_problems(app: FastAPI, client: httpx.AsyncClient) -> N
 async def test_settings_are_the_tenant_admins(app: FastAPI, client: httpx.AsyncClient) -> None:
     admin = await member(app, client, "acme", ["tenant_admin"])
     r = await client.patch("/v1/tenants/acme/settings", headers=admin, json={
-        "allowed_signup_domains": ["Acme.dev"], "ai_quota": 50})
+        "allowed_signup_domains": ["Acme.dev"]})
     assert r.status_code == 200, r.text
-    assert r.json()["settings"] == {"allowed_signup_domains": ["acme.dev"], "ai_quota": 50,
-                                    "data_retention_days": 365}
-    for bad in ({"data_retention_days": 0}, {"allowed_signup_domains": ["not a domain"]},
-                {"ai_quota": -1}, {"plan": "gold"}):
+    assert r.json()["settings"] == {"allowed_signup_domains": ["acme.dev"]}
+    # settings nothing honoured are refused, not kept (the AI quota is the AI service's)
+    for bad in ({"data_retention_days": 30}, {"allowed_signup_domains": ["not a domain"]},
+                {"ai_quota": 50}, {"plan": "gold"}):
         assert (await client.patch("/v1/tenants/acme/settings", headers=admin,
                                    json=bad)).status_code == 422
     educator = await member(app, client, "acme", ["educator"])
-    r = await client.patch("/v1/tenants/acme/settings", headers=educator, json={"ai_quota": 9})
+    r = await client.patch("/v1/tenants/acme/settings", headers=educator,
+                           json={"allowed_signup_domains": ["b.dev"]})
     assert r.status_code == 403
     tenant = (await client.get("/v1/tenants/acme", headers=educator)).json()
-    assert tenant["settings"]["ai_quota"] == 50
+    assert tenant["settings"] == {"allowed_signup_domains": ["acme.dev"]}
 
 
 async def test_sign_up_needs_an_allowed_domain_and_a_strong_password(

@@ -7,7 +7,8 @@ import re
 import pytest
 from pydantic import ValidationError
 
-from bloop.platform.identity.model import NewTenant, NewUser, User, normalise_email
+from bloop.platform.identity.model import NewTenant, NewUser, Tenant, User, normalise_email
+from bloop.platform.kit.read_back import STORED
 
 
 def test_email_is_normalised_to_lower_case() -> None:
@@ -85,3 +86,12 @@ def test_registered_users_get_an_id_and_a_millisecond_timestamp() -> None:
     assert user.created_at.tzinfo is not None
     assert user.has_role("learner")
     assert not user.has_role("educator")
+
+
+def test_a_stored_tenant_with_retired_settings_reads_without_them() -> None:
+    stored = {"id": "acme", "name": "Acme", "created_at": "2026-01-01T00:00:00Z", "settings": {
+        "allowed_signup_domains": ["acme.dev"], "ai_quota": 7, "data_retention_days": 30}}
+    read = Tenant.model_validate(stored, context=STORED)
+    assert read.settings.model_dump() == {"allowed_signup_domains": ["acme.dev"]}
+    with pytest.raises(ValidationError):  # given anew, they are refused
+        Tenant.model_validate(stored)
