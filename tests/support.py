@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import functools
 import gc
 import inspect
@@ -90,15 +91,18 @@ def require_media_kind(app: Any, kind: str) -> None:
 T = TypeVar("T")
 
 
-def count_calls(store: object, monkeypatch: pytest.MonkeyPatch) -> collections.Counter[str]:
+def count_calls(store: object, monkeypatch: pytest.MonkeyPatch,
+                within: contextvars.ContextVar[bool] | None = None) -> collections.Counter[str]:
     """Counts, by method name, the calls of each public coroutine method of `store` (a
-    repository) from now on; clear the counter to start again."""
+    repository) from now on; clear the counter to start again. With `within`, only the calls
+    made where it is set to True (a request, and not the consumers working beside it)."""
     calls: collections.Counter[str] = collections.Counter()
 
     def counted(name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         @functools.wraps(method)
         async def call(*args: Any, **kwargs: Any) -> Any:
-            calls[name] += 1
+            if within is None or within.get():
+                calls[name] += 1
             return await method(*args, **kwargs)
         return call
 

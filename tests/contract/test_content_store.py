@@ -33,6 +33,7 @@ from bloop.platform.content.model import (
 from bloop.platform.content.ports import (
     ContentRepository,
     Duplicate,
+    LessonHead,
     Missing,
     ReadableBy,
     StaleVersion,
@@ -692,6 +693,28 @@ async def test_the_live_lessons_of_many_courses_come_in_one_read(
                      "ghost": set()}
     assert await store.live_lesson_ids("beta", ["a", "b"]) == {"a": {in_beta.id}, "b": set()}
     assert await store.live_lesson_ids("acme", []) == {}
+
+
+async def test_where_many_lessons_stand_comes_in_one_read(store: ContentRepository) -> None:
+    a, b = course(cid="a"), course(cid="b")
+    for c in (a, b):
+        await store.add_course(c)
+    edited, gone = [await store.add_lesson(lesson(a, t)) for t in ("A1", "A2")]
+    await store.replace_lesson(edited.edited(LessonEdit(version=1, title="A1, edited")),
+                               expected_version=1)
+    await store.delete_lesson("acme", gone.id, gone.version)
+    in_b = await store.add_lesson(lesson(b, "B1"))
+    elsewhere = course("beta", cid="a")
+    await store.add_course(elsewhere)
+    in_beta = await store.add_lesson(lesson(elsewhere, "Beta"))
+
+    found = await store.lesson_heads("acme", [in_b.id, edited.id, gone.id, in_beta.id, "ghost",
+                                              in_b.id])
+    assert found == {in_b.id: LessonHead(course="b", version=1),
+                     edited.id: LessonHead(course="a", version=2)}
+    assert await store.lesson_heads("beta", [in_beta.id, in_b.id]) == {
+        in_beta.id: LessonHead(course="a", version=1)}
+    assert await store.lesson_heads("acme", []) == {}
 
 
 async def test_learners_read_the_current_publication_of_a_lesson(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -50,7 +50,7 @@ from bloop.ai.jobs.model import (
     TenantAiView,
 )
 from bloop.ai.jobs.outputs import JobOutputs
-from bloop.ai.jobs.ports import LessonSource, StoredFile
+from bloop.ai.jobs.ports import LessonRights, LessonSource, StoredFile
 from bloop.ai.jobs.service import JobService, job_url, shown_errors
 from bloop.platform.content.model import SLUG_PATTERN
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
@@ -141,19 +141,18 @@ class JobView(BaseModel):
 
 
 class JobAccess:
-    """Who may see a job and who may act on it, for one caller of one request; what content
-    answered about each lesson is kept for the request (a list asks once per lesson)."""
+    """Who may see a job and who may act on it, for one caller of one request. Content is
+    asked about the lessons of a whole list of jobs at once (`readable_of`), and what it
+    answered is kept for the request."""
 
     def __init__(self, request: Request, tenant: str, me: Principal) -> None:
         self.request, self.tenant, self.me = request, tenant, me
-        self._edits: dict[str, bool] = {}
-        self._shown: dict[str, int | None] = {}
+        self._rights: dict[str, LessonRights] = {}
 
     async def may_act(self, job: Job) -> bool:
         """Whoever asked for the job, its lesson's course's authors and the tenant's admins
         (who cancel it)."""
-        return (job.requested_by == self.me.user_id or self.me.has_any({"tenant_admin"})
-                or await self._may_edit(job.lesson_id))
+        return self._acts_alone(job) or await self.may_edit(job.lesson_id)
 
     async def may_read(self, job: Job) -> bool:
         """Those of `may_act`, and anyone content shows the job's lesson to at the job's
@@ -162,7 +161,8 @@ class JobAccess:
             return True
         if job.lesson is None:
             return self.me.has_any(STAFF)
-        return await self._shown_version(job.lesson.id) == job.lesson.version
+        return (await self._rights_of([job.lesson.id]))[job.lesson.id].version == (
+            job.lesson.version)
 
     async def readable(self, job: Job) -> Job:
         """The job, or 404 as for a job that does not exist when the caller may not see it."""
@@ -170,26 +170,28 @@ class JobAccess:
             raise NotFound(f"no AI job {job.id!r} in tenant {self.tenant!r}")
         return job
 
-    async def _may_edit(self, lesson_id: str) -> bool:
-        if not lesson_id:
-            return False
-        if lesson_id not in self._edits:
-            self._edits[lesson_id] = await _may_edit_lesson(self.request, self.tenant,
-                                                            lesson_id, self.me)
-        return self._edits[lesson_id]
+    async def readable_of(self, jobs: Sequence[Job]) -> list[Job]:
+        """Those of `jobs` the caller may see, in their order: content is asked once about
+        all the lessons it must answer for."""
+        await self._rights_of([j.lesson_id for j in jobs
+                               if j.lesson_id and not self._acts_alone(j)])
+        return [j for j in jobs if await self.may_read(j)]
 
-    async def _shown_version(self, lesson_id: str) -> int | None:
-        """The version of the lesson content shows the caller; None when it shows them none."""
-        if lesson_id not in self._shown:
-            try:
-                shown = await get_lessons(self.request).lesson(
-                    self.tenant, lesson_id, self.me, credentials(self.request.headers))
-                self._shown[lesson_id] = shown.version
-            except Problem as exc:
-                if exc.status not in (403, 404):
-                    raise
-                self._shown[lesson_id] = None
-        return self._shown[lesson_id]
+    async def may_edit(self, lesson_id: str) -> bool:
+        """Whether the caller may change the lesson (its course's authors, the tenant's
+        admins), as content answers."""
+        return bool(lesson_id) and (await self._rights_of([lesson_id]))[lesson_id].may_edit
+
+    def _acts_alone(self, job: Job) -> bool:
+        """Whether the caller acts on the job whatever content says of its lesson."""
+        return job.requested_by == self.me.user_id or self.me.has_any({"tenant_admin"})
+
+    async def _rights_of(self, lesson_ids: Sequence[str]) -> dict[str, LessonRights]:
+        asked = [x for x in dict.fromkeys(lesson_ids) if x not in self._rights]
+        if asked:
+            self._rights |= await get_lessons(self.request).rights(
+                self.tenant, asked, self.me, credentials(self.request.headers))
+        return self._rights
 
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/ai", tags=["ai"])
@@ -212,18 +214,17 @@ async def request_job(
     succeeded; after it failed or was cancelled, the request makes a new job (201). An
     `Idempotency-Key` names one job for good: the same key answers 200 with it, however it
     ended (422 `idempotency_key_reused` for a different request)."""
-    lesson = None
+    lesson, access = None, JobAccess(request, tenant, me)
     if body.lesson_id is not None:
-        lessons, creds = get_lessons(request), credentials(request.headers)
-        lesson = await lessons.lesson(tenant, body.lesson_id, me, creds)
-        if body.kind in MEDIA_KINDS and not await lessons.may_edit(tenant, body.lesson_id, me,
-                                                                   creds):
+        lesson = await get_lessons(request).lesson(tenant, body.lesson_id, me,
+                                                   credentials(request.headers))
+        if body.kind in MEDIA_KINDS and not await access.may_edit(body.lesson_id):
             raise Forbidden("a narration or a video is added to the lesson's draft: only its "
                             "course's authors and the tenant's admins ask for one",
                             code="not_an_author")
     job, created = await service.request(tenant, me.user_id, body, lesson, idempotency_key)
     if not created:
-        if not await JobAccess(request, tenant, me).may_read(job):
+        if not await access.may_read(job):
             # another's job under the same client key, on a version of the lesson this caller
             # may not read: not theirs to see, nor to learn anything of
             raise Problem("this Idempotency-Key was used for a different request", status=422,
@@ -243,7 +244,7 @@ async def list_jobs(
     """The tenant's jobs the caller may see (see the module's notes: a job on a lesson's
     draft is its authors', its requester's and the admins'), newest first, a page at a time:
     `next` is the cursor (`after`) of the following page, null on the last."""
-    jobs = await service.readable_jobs(tenant, JobAccess(request, tenant, me).may_read,
+    jobs = await service.readable_jobs(tenant, JobAccess(request, tenant, me).readable_of,
                                        lesson_id=lesson_id, status=status, after=after,
                                        limit=limit)
     return Page(items=[JobView.of(j) for j in jobs.items], next=jobs.next)
@@ -272,20 +273,6 @@ async def cancel_job(tenant: TenantId, job: JobId, request: Request, service: Sv
         raise Forbidden("only whoever asked for an AI job, the authors of its lesson's course "
                         "and the tenant's admins cancel it", code="not_an_author")
     return JobView.of(await service.cancel(tenant, job))
-
-
-async def _may_edit_lesson(request: Request, tenant: str, lesson_id: str, me: Principal) -> bool:
-    if not lesson_id:
-        return False
-    try:
-        return await get_lessons(request).may_edit(tenant, lesson_id, me,
-                                                   credentials(request.headers))
-    except NotFound:  # the lesson is gone: its course's authors are no longer known
-        return False
-    except Problem as exc:  # content refused the caller the lesson: not its author
-        if exc.status == 403:
-            return False
-        raise
 
 
 def _sse(event: str, data: str, event_id: str | None = None) -> str:

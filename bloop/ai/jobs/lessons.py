@@ -5,17 +5,19 @@ them see: a course's authors its draft, everyone else what was last published.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from bloop.ai.jobs.ports import NO_RIGHTS, LessonRights
 from bloop.ai.text.model import LessonText
-from bloop.platform.content.model import Lesson
+from bloop.platform.content.model import MAX_LESSON_IDS, Lesson
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit import peers
 from bloop.platform.kit.auth import STAFF, Principal
-from bloop.platform.kit.errors import NotFound, Problem
+from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
 
 
 def lesson_text(lesson: dict[str, Any], course_language: str | None = None) -> LessonText:
@@ -45,14 +47,17 @@ class InProcessLessons:
         course = None if found.language else await self.content.course(tenant, found.course)
         return lesson_text(found.model_dump(mode="json"), course.language if course else None)
 
-    async def may_edit(self, tenant: str, lesson_id: str, caller: Principal,
-                       credentials: Mapping[str, str]) -> bool:
-        return await self.content.draft_for(tenant, lesson_id, caller) is not None
+    async def rights(self, tenant: str, lesson_ids: Collection[str], caller: Principal,
+                     credentials: Mapping[str, str]) -> dict[str, LessonRights]:
+        found = await self.content.lesson_access(tenant, list(lesson_ids), caller)
+        return {i: LessonRights(found[i].version, found[i].may_edit) if i in found
+                else NO_RIGHTS for i in lesson_ids}
 
 
 class HttpLessons:
     """Content's REST API at `base_url` (`GET /v1/tenants/{tenant}/lessons/{id}`, and the
-    lesson's course when the lesson takes its language from it)."""
+    lesson's course when the lesson takes its language from it; `…/lesson-access` for what
+    the caller may do with many lessons at once)."""
 
     def __init__(self, base_url: str, client: httpx.AsyncClient | None = None,
                  timeout_s: float = 10.0) -> None:
@@ -70,17 +75,25 @@ class HttpLessons:
                                      f"no course of the lesson {lesson_id!r}")
         return lesson_text(lesson, str(course.get("language") or "") if course else None)
 
-    async def may_edit(self, tenant: str, lesson_id: str, caller: Principal,
-                       credentials: Mapping[str, str]) -> bool:
-        """Asks content for the lesson's course's versions, which it shows its authors alone."""
-        base = f"{self.base_url}/v1/tenants/{tenant}"
-        lesson = await self._get(f"{base}/lessons/{lesson_id}", credentials,
-                                 f"no lesson {lesson_id!r} in tenant {tenant!r}")
-        r = await peers.get(self.client, "content",
-                            f"{base}/courses/{lesson.get('course', '')}/versions", credentials)
-        if r.status_code == 404:
-            raise NotFound(f"no course of the lesson {lesson_id!r}")
-        return r.status_code == 200
+    async def rights(self, tenant: str, lesson_ids: Collection[str], caller: Principal,
+                     credentials: Mapping[str, str]) -> dict[str, LessonRights]:
+        """One call for up to MAX_LESSON_IDS lessons, the most content answers at once."""
+        wanted = list(dict.fromkeys(lesson_ids))
+        rights = dict.fromkeys(wanted, NO_RIGHTS)
+        for start in range(0, len(wanted), MAX_LESSON_IDS):
+            ids = quote(",".join(wanted[start:start + MAX_LESSON_IDS]), safe=",")
+            r = await peers.get(self.client, "content",
+                                f"{self.base_url}/v1/tenants/{tenant}/lesson-access?ids={ids}",
+                                credentials)
+            if r.status_code in (401, 403):
+                return dict.fromkeys(wanted, NO_RIGHTS)
+            if r.status_code != 200:
+                raise StoreUnavailable("content", f"HTTP {r.status_code} for lesson-access")
+            for item in r.json()["items"]:
+                if item["id"] in rights:
+                    rights[item["id"]] = LessonRights(int(item["version"]),
+                                                      bool(item["may_edit"]))
+        return rights
 
     async def _get(self, url: str, headers: Mapping[str, str], missing: str) -> dict[str, Any]:
         r = await peers.get(self.client, "content", url, headers)

@@ -4,7 +4,7 @@ renderers for narration and video. Every read and write names its tenant."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -104,6 +104,18 @@ class MediaStore(Protocol):
         """The file's bytes, in chunks; empty when the tenant has no such file."""
 
 
+@dataclass(frozen=True)
+class LessonRights:
+    """What content lets a caller do with a lesson: read it at `version` (None: read none of
+    it), and edit it or not."""
+
+    version: int | None
+    may_edit: bool
+
+
+NO_RIGHTS = LessonRights(version=None, may_edit=False)
+
+
 class LessonSource(Protocol):
     async def lesson(self, tenant: str, lesson_id: str, caller: Principal,
                      credentials: Mapping[str, str]) -> LessonText:
@@ -111,10 +123,12 @@ class LessonSource(Protocol):
         its draft when they may edit its course, else as last published (404 Problem when they
         may see neither), at its current version."""
 
-    async def may_edit(self, tenant: str, lesson_id: str, caller: Principal,
-                       credentials: Mapping[str, str]) -> bool:
-        """Whether the caller may change the lesson (its course's authors, the tenant's
-        admins)."""
+    async def rights(self, tenant: str, lesson_ids: Collection[str], caller: Principal,
+                     credentials: Mapping[str, str]) -> dict[str, LessonRights]:
+        """What the caller may do with each of `lesson_ids` (each one a key), asked of content
+        at once: the version they read (its draft's when they may edit it, as its course's
+        authors and the tenant's admins do, else the one last published), or `NO_RIGHTS` when
+        content shows them none of it (no such lesson, or content refuses the caller)."""
 
 
 @dataclass(frozen=True)

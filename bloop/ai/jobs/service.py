@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -326,18 +326,18 @@ class JobService:
         return await self.store.list_jobs(tenant, lesson_id=lesson_id, status=status,
                                           after=after, limit=limit)
 
-    async def readable_jobs(self, tenant: str, may_read: Callable[[Job], Awaitable[bool]], *,
+    async def readable_jobs(self, tenant: str,
+                            readable: Callable[[Sequence[Job]], Awaitable[list[Job]]], *,
                             lesson_id: str | None = None, status: JobStatus | None = None,
                             after: str | None = None, limit: int = 50) -> Slice[Job]:
-        """`jobs`, but only those `may_read` lets the caller see: up to `limit` of them from
-        the cursor `after` on (a page is full whatever jobs it passed over)."""
+        """`jobs`, but only those `readable` keeps of each page read (in their order): up to
+        `limit` of them from the cursor `after` on (a page is full whatever jobs it passed
+        over)."""
         found: list[Job] = []
         while True:
             listed = await self.jobs(tenant, lesson_id=lesson_id, status=status, after=after,
                                      limit=limit + 1)
-            for job in listed.items:
-                if not await may_read(job):
-                    continue
+            for job in await readable(listed.items):
                 if len(found) == limit:  # one more: the page is full, and the list goes on
                     return Slice(found, cursor(*job_key(found[-1])))
                 found.append(job)

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bloop.platform.content.model import (
+    MAX_LESSON_IDS,
     SLUG_PATTERN,
     USER_ID_PATTERN,
     Concept,
@@ -30,6 +31,7 @@ from bloop.platform.content.model import (
     LearnerCourseDetail,
     LearnerLesson,
     Lesson,
+    LessonAccess,
     LessonEdit,
     Module,
     NewConcept,
@@ -40,7 +42,7 @@ from bloop.platform.content.model import (
 )
 from bloop.platform.content.service import ContentService, Rendered
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
-from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.errors import Invalid, Problem
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.preconditions import entity_tags, version_named
 
@@ -313,6 +315,25 @@ async def get_lesson(tenant: TenantId, lesson: LessonId, service: Svc, me: Reade
             body = draft.model_dump_json().encode()
             return _json(Rendered(body, f'"{draft.version}"'), if_none_match, response)
     return _json(await service.published_lesson(tenant, lesson), if_none_match, response)
+
+
+@router.get("/lesson-access")
+async def lesson_access(
+    tenant: TenantId, service: Svc, me: Reader,
+    ids: Annotated[str, Query(min_length=1, max_length=MAX_LESSON_IDS * 65, description=(
+        f"lesson ids, separated by commas (at most {MAX_LESSON_IDS})"))],
+) -> Page[LessonAccess]:
+    """For each of the lessons `ids` names that the caller may read, as `GET /lessons/{id}`
+    shows it to them: the version they read (the draft's to its course's authors, else the
+    version last published) and whether they may edit it. Lessons they may not read, and ids
+    of no lesson, are left out; the others come in the order asked."""
+    wanted = list(dict.fromkeys(ids.split(",")))
+    if len(wanted) > MAX_LESSON_IDS:
+        raise Invalid.of(f"at most {MAX_LESSON_IDS} lessons at once", "query", "ids")
+    if any(not 0 < len(x) <= 64 for x in wanted):
+        raise Invalid.of("a lesson id has 1 to 64 characters", "query", "ids")
+    found = await service.lesson_access(tenant, wanted, me)
+    return Page(items=[found[x] for x in wanted if x in found])
 
 
 @router.patch("/lessons/{lesson}")

@@ -56,6 +56,7 @@ MediaId = Annotated[str, StringConstraints(pattern=MEDIA_ID_PATTERN)]
 MAX_BLOCKS = 200
 MAX_MODULES = 100
 MAX_CO_AUTHORS = 50
+MAX_LESSON_IDS = 200  # the lessons one question of `GET …/lesson-access` may name
 
 
 def _unique(values: list[str]) -> list[str]:
@@ -281,6 +282,15 @@ class Publication(_Frozen):
     modules: list[Module]
     lessons: list[LessonRef]
     rollback_of: int | None = Field(default=None, description="the version this one restored")
+
+
+class LessonAccess(_Frozen):
+    """What a reader may do with a lesson: read it at `version` (its draft's when they may edit
+    its course, else the version last published), and edit it or not."""
+
+    id: str
+    version: int
+    may_edit: bool
 
 
 class VersionInfo(_Frozen):

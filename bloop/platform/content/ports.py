@@ -47,6 +47,14 @@ class ReadableBy:
     editor: str | None = None
 
 
+@dataclass(frozen=True)
+class LessonHead:
+    """Where a lesson stands: its course, and its draft's version."""
+
+    course: str
+    version: int
+
+
 class Duplicate(Exception):
     """A record with this id already exists in the tenant."""
 
@@ -179,6 +187,12 @@ class ContentRepository(Protocol):
         """The ids of each of `course_ids`' lessons (deleted ones left out), read at once (one
         query); every id is a key, with an empty set when the course has no lessons or is not
         the tenant's."""
+
+    async def lesson_heads(self, tenant: str,
+                           lesson_ids: Sequence[str]) -> dict[str, LessonHead]:
+        """The course and draft version of each of `lesson_ids` the tenant has (deleted ones
+        left out), read at once (one query) without reading the lessons themselves; an id with
+        no such lesson is no key."""
 
     async def replace_lesson(self, lesson: Lesson, expected_version: int,
                              events: Sequence[Envelope] = (), *, revive: bool = False) -> None:

@@ -40,6 +40,7 @@ from bloop.platform.content.model import (
     CourseView,
     LearnerLesson,
     Lesson,
+    LessonAccess,
     LessonEdit,
     Module,
     NewConcept,
@@ -620,6 +621,26 @@ class ContentService:
         if draft is not None:
             return draft, True
         return await self.lesson(tenant, lesson_id, drafts=False), False
+
+    async def lesson_access(self, tenant: str, lesson_ids: Sequence[str],
+                            by: Principal) -> dict[str, LessonAccess]:
+        """What `by` may do with each of `lesson_ids`, as `draft_for` and `lesson` answer them
+        one at a time: the draft's version to its course's authors, the version last published
+        to everyone else; a lesson they may read none of (or that does not exist) is no key.
+        Two reads whatever the number of lessons: where they stand, then their courses."""
+        heads = await self.repo.lesson_heads(tenant, lesson_ids)
+        courses = {c.id: c for c in await self.repo.get_courses(
+            tenant, sorted({h.course for h in heads.values()}))}
+        published = {(c.id, r.id): r.version for c in courses.values()
+                     if c.publication is not None for r in c.publication.lessons}
+        out: dict[str, LessonAccess] = {}
+        for lesson_id, head in heads.items():
+            course = courses.get(head.course)
+            if course is not None and self.may_edit(course, by):
+                out[lesson_id] = LessonAccess(id=lesson_id, version=head.version, may_edit=True)
+            elif (version := published.get((head.course, lesson_id))) is not None:
+                out[lesson_id] = LessonAccess(id=lesson_id, version=version, may_edit=False)
+        return out
 
     async def published_lesson(self, tenant: str, lesson_id: str) -> Rendered:
         """The learner's JSON of the published lesson and its ETag, through the cache."""

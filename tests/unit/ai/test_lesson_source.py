@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 
 from bloop.ai.jobs.lessons import HttpLessons, InProcessLessons
+from bloop.ai.jobs.ports import NO_RIGHTS, LessonRights
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import SCOPES, Principal
 from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
@@ -129,8 +130,43 @@ async def test_another_educator_reads_what_was_published_and_may_not_edit(rig: R
             "Un brouillon secret.")
         assert (await source.lesson("acme", lesson, other, theirs)).text == (
             "Un nom désigne une valeur.")
-        assert await source.may_edit("acme", lesson, rig.author, mine)
-        assert not await source.may_edit("acme", lesson, other, theirs)
+        assert await source.rights("acme", [lesson], rig.author, mine) == {
+            lesson: LessonRights(version=2, may_edit=True)}
+        assert await source.rights("acme", [lesson], other, theirs) == {
+            lesson: LessonRights(version=1, may_edit=False)}
+
+
+async def test_both_sources_answer_for_many_lessons_at_once(rig: Rig) -> None:
+    """What the caller may do with each lesson: one call to content over HTTP for up to 200
+    lessons; nothing of a draft they may not read, of no lesson, or when content refuses
+    them."""
+    published = await rig.lesson("py-fr")
+    r = await rig.client.post(f"{BASE}/courses/py-fr/publish", headers=rig.educator)
+    assert r.status_code == 200, r.text
+    draft = await rig.lesson("py-fr")
+    other_headers = await member(rig.app, rig.client, "acme", ["educator"])
+    other = await whoami(rig.client, other_headers, "educator")
+    asked = [draft, published, "ghost", *(f"l{n}" for n in range(250))]
+    sent: list[httpx.Request] = []
+
+    async def count(request: httpx.Request) -> None:
+        sent.append(request)
+
+    rig.client.event_hooks["request"].append(count)
+    for source, mine, theirs in ((rig.in_process, {}, {}),
+                                 (rig.over_http, rig.educator, other_headers)):
+        sent.clear()
+        assert await source.rights("acme", asked, rig.author, mine) == {
+            draft: LessonRights(version=1, may_edit=True),
+            published: LessonRights(version=1, may_edit=True),
+            **dict.fromkeys(asked[2:], NO_RIGHTS)}
+        assert await source.rights("acme", asked, other, theirs) == {
+            published: LessonRights(version=1, may_edit=False),
+            **dict.fromkeys([draft, *asked[2:]], NO_RIGHTS)}
+        assert len(sent) == (4 if source is rig.over_http else 0)
+    refused = await rig.over_http.rights("acme", [published], rig.author,
+                                         {"Authorization": "Bearer not-a-token"})
+    assert refused == {published: NO_RIGHTS}
 
 
 async def test_the_model_is_told_to_write_in_the_lessons_language(

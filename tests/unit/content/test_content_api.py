@@ -504,6 +504,55 @@ async def test_learners_read_published_content_and_never_drafts(client: httpx.As
     assert listed["id"] == "py"
 
 
+async def test_what_a_caller_may_do_with_many_lessons_is_one_question(
+        app_client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """`GET …/lesson-access` answers for many lessons as `GET …/lessons/{id}` answers for one:
+    the version each caller reads (the draft's to the course's authors and the admins), left
+    out where that answers 404."""
+    app, client = app_client
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    moved, same, gone = [(await client.post(f"{BASE}/courses/py/lessons", json={
+        "title": t})).json()["id"] for t in ("Moved on", "Same", "Gone")]
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    fresh = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "New"})).json()["id"]
+    r = await client.patch(f"{BASE}/lessons/{moved}", json={"version": 1, "title": "Moved"})
+    assert r.status_code == 200, r.text
+    assert (await client.delete(f"{BASE}/lessons/{gone}")).status_code == 204
+    asked = [fresh, moved, "ghost", same, gone, moved]
+    callers = {"author": {}, "learner": as_learner(client),
+               **{role: await member(app, client, "acme", [role])
+                  for role in ("educator", "teaching_assistant", "tenant_admin")}}
+    answers = {}
+    for name, headers in callers.items():
+        r = await client.get(f"{BASE}/lesson-access", params={"ids": ",".join(asked)},
+                             headers=headers)
+        assert r.status_code == 200, r.text
+        answers[name] = [(x["id"], x["version"], x["may_edit"]) for x in r.json()["items"]]
+        one_at_a_time = []
+        for lesson_id in dict.fromkeys(asked):
+            shown = await client.get(f"{BASE}/lessons/{lesson_id}", headers=headers)
+            if shown.status_code == 200:
+                one_at_a_time.append((lesson_id, shown.json()["version"]))
+        assert [x[:2] for x in answers[name]] == one_at_a_time, name
+    assert answers["author"] == answers["tenant_admin"] == [
+        (fresh, 1, True), (moved, 2, True), (same, 1, True)]
+    for name in ("learner", "educator", "teaching_assistant"):
+        assert answers[name] == [(moved, 1, False), (same, 1, False)], name
+
+    for ids, why in ((",".join(f"l{n}" for n in range(201)), "at most 200"),
+                     (f"{same},{'x' * 65}", "1 to 64"), (f"{same},", "1 to 64"), ("", "")):
+        r = await client.get(f"{BASE}/lesson-access", params={"ids": ids})
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert (r.json()["code"], why in r.json()["detail"]) == ("validation_failed", True)
+    r = await client.get(f"{BASE}/lesson-access", params={"ids": same},
+                         headers={"Authorization": ""})
+    assert r.status_code == 401, r.text
+    r = await client.get(f"{BASE}/lesson-access",
+                         params={"ids": ",".join(f"l{n}" for n in range(199)) + f",{same},l0"})
+    assert [x["id"] for x in r.json()["items"]] == [same], "200 different ids are answered"
+
+
 async def test_a_data_export_holds_the_users_courses_and_quiz_attempts(
         app_client: tuple[FastAPI, httpx.AsyncClient]) -> None:
     app, client = app_client

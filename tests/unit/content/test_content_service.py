@@ -19,6 +19,7 @@ from bloop.platform.content.model import (
 )
 from bloop.platform.content.service import ContentService
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
+from bloop.platform.kit.auth import SCOPES, Principal
 from bloop.platform.kit.errors import Conflict, NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
@@ -249,3 +250,49 @@ async def test_the_catalogue_reads_lessons_in_two_reads_whatever_the_courses(
         ("c0", 1, 1), ("c1", 2, 2), ("c2", 2, 2), ("c3", 1, 1), ("c4", 2, 2)]
     assert calls["live_lesson_ids"] + calls["lesson_versions"] == 2
     assert calls["lessons_of_courses"] == calls["list_lessons"] == 0  # no draft is parsed
+
+
+def reader(user_id: str, *roles: str) -> Principal:
+    return Principal(user_id=user_id, tenant="acme", roles=frozenset(roles),
+                     scopes=frozenset(SCOPES), token_id="t", session_id="s", expires_at=2**31)
+
+
+async def test_what_readers_may_do_with_many_lessons_comes_in_two_reads(
+        service: ContentService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lesson_access` answers as `draft_for` and the published `lesson` do one at a time: the
+    draft's version to a course's authors, the published version to everyone else, nothing of
+    a draft never published, of a deleted lesson or of no lesson."""
+    owner, other = reader("owner", "educator"), reader("other", "educator")
+    ids: list[str] = []
+    for n in range(4):
+        await service.create_course("acme", NewCourse(id=f"c{n}", title=f"Course {n}"), by=owner)
+        for i in range(3):
+            ids.append((await service.add_lesson("acme", f"c{n}", NewLesson(
+                title=f"Lesson {n}.{i}", blocks=[MarkdownBlock(markdown="Text.")]), by=owner)).id)
+        if n < 3:
+            await service.publish("acme", f"c{n}", by=owner)
+    await service.edit_lesson("acme", ids[0], LessonEdit(version=1, title="Moved on"), by=owner)
+    await service.delete_lesson("acme", ids[4], by=owner)
+    asked = [*ids, "ghost"]
+    for by in (owner, other, reader("learner", "learner"), reader("admin", "tenant_admin"),
+               reader("ta", "teaching_assistant")):
+        expected: dict[str, tuple[int, bool]] = {}
+        for lesson_id in asked:
+            draft = await service.draft_for("acme", lesson_id, by)
+            if draft is not None:
+                expected[lesson_id] = (draft.version, True)
+                continue
+            try:
+                shown = await service.lesson("acme", lesson_id, drafts=False)
+            except NotFound:
+                continue
+            expected[lesson_id] = (shown.version, False)
+        calls = count_calls(service.repo, monkeypatch)
+        found = await service.lesson_access("acme", asked, by)
+        assert sum(calls.values()) == 2, calls
+        assert {x: (a.version, a.may_edit) for x, a in found.items()} == expected
+        monkeypatch.undo()
+    mine = await service.lesson_access("acme", asked, owner)
+    theirs = await service.lesson_access("acme", asked, other)
+    assert (mine[ids[0]].version, theirs[ids[0]].version) == (2, 1)
+    assert (ids[4] in mine, ids[9] in mine, ids[9] in theirs) == (False, True, False)

@@ -27,6 +27,7 @@ from bloop.platform.content.ports import (
     PUBLICATION_FIELDS,
     STATUS_FIELDS,
     Duplicate,
+    LessonHead,
     Missing,
     ReadableBy,
     StaleVersion,
@@ -385,6 +386,16 @@ class EmbeddedContentStore:
         for r in rows:
             found[r["course"]].add(r["id"])
         return found
+
+    async def lesson_heads(self, tenant: str,
+                           lesson_ids: Sequence[str]) -> dict[str, LessonHead]:
+        wanted = list(dict.fromkeys(lesson_ids))
+        if not wanted:
+            return {}
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT id, course, version FROM lessons WHERE tenant = ?"  # noqa: S608
+            f" AND id IN ({_marks(wanted)}) AND {LIVE}", (tenant, *wanted)).fetchall())
+        return {r["id"]: LessonHead(course=r["course"], version=r["version"]) for r in rows}
 
     async def replace_lesson(self, lesson: Lesson, expected_version: int,
                              events: Sequence[Envelope] = (), *, revive: bool = False) -> None:

@@ -49,6 +49,7 @@ from bloop.platform.content.ports import (
     PUBLICATION_FIELDS,
     STATUS_FIELDS,
     Duplicate,
+    LessonHead,
     Missing,
     ReadableBy,
     StaleVersion,
@@ -452,6 +453,16 @@ class MongoContentStore:
         async for d in cursor:
             found[d["course"]].add(d["id"])
         return found
+
+    async def lesson_heads(self, tenant: str,
+                           lesson_ids: Sequence[str]) -> dict[str, LessonHead]:
+        keys = list(dict.fromkeys(_key(tenant, i) for i in lesson_ids))
+        if not keys:
+            return {}
+        cursor = self.lessons.find({"_id": {"$in": keys}, "tenant": tenant} | LIVE,
+                                   {"_id": 0, "id": 1, "course": 1, "version": 1})
+        return {d["id"]: LessonHead(course=d["course"], version=d.get("version", 1))
+                async for d in cursor}
 
     async def replace_lesson(self, lesson: Lesson, expected_version: int,
                              events: Sequence[Envelope] = (), *, revive: bool = False) -> None:
