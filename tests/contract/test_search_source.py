@@ -85,7 +85,12 @@ async def test_the_catalogue_and_lessons_as_published(store: ContentRepository) 
     assert await source.course("acme", "wip") is None
     assert (await source.course("acme", "py")) is not None
 
+    course = await source.course("acme", "py")
+    assert course is not None
+    assert [(x.id, x.version) for x in await source.course_lessons("acme", course)] == [
+        (first.id, 1), (second.id, 1)]
     await store.delete_lesson("acme", second.id, expected_version=1)
     assert await source.lesson("acme", second.id) is None
+    assert [x.id for x in await source.course_lessons("acme", course)] == [first.id]
     [(_, lessons)] = [(c, x) async for c, x in source.catalogue() if c.tenant == "acme"]
     assert [x.id for x in lessons] == [first.id]

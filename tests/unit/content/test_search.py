@@ -67,6 +67,11 @@ class Catalogue:
                 return course, self.snapshots[(tenant, ref.id, ref.version)]
         return None
 
+    async def course_lessons(self, tenant: str, course: Course) -> list[Lesson]:
+        return [self.snapshots[(tenant, r.id, r.version)]
+                for r in (course.publication.lessons if course.publication else [])
+                if (tenant, r.id) in self.drafts]
+
     async def catalogue(self) -> AsyncIterator[tuple[Course, list[Lesson]]]:
         for (tenant, _), course in sorted(self.heads.items()):
             if course.publication is not None:
@@ -389,6 +394,49 @@ async def test_the_consumer_follows_content_events(search: SearchService) -> Non
     assert titles(await search.search("acme", "lazily")) == []
 
 
+async def test_a_course_is_indexed_and_unlisted_with_its_lessons_in_one_write(
+        search: SearchService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each lesson of a publication was written (and committed) on its own event: a course of
+    300 lessons took half a minute to become searchable, and as long to leave search."""
+    cat = catalogue(search)
+    course = cat.course_with("acme", "big", "Big course",
+                             *((f"Lesson {n}", f"word{n} shared text") for n in range(30)))
+    writes: list[int] = []
+    deletes: list[int] = []
+    write, delete = search.index.write, search.index.delete
+
+    async def counted_write(docs: Any) -> None:
+        if docs:
+            writes.append(len(docs))
+        await write(docs)
+
+    async def counted_delete(keys: Any) -> None:
+        if keys:
+            deletes.append(len(keys))
+        await delete(keys)
+
+    monkeypatch.setattr(search.index, "write", counted_write)
+    monkeypatch.setattr(search.index, "delete", counted_delete)
+    [sub] = subscriptions(search)
+    at = course.published_at
+    assert at is not None
+    lesson_ids = [r.id for r in course.publication.lessons] if course.publication else []
+    await sub.handler(envelope("bloop.content.course.published.v1", "acme", "big",
+                               {"lesson_ids": lesson_ids}))
+    assert writes == [31]
+    assert (await search.search("acme", "shared")).total == 30
+    for lesson_id in lesson_ids:  # each lesson's own event finds it indexed already
+        await sub.handler(envelope("bloop.content.lesson.published.v1", "acme", lesson_id, {}))
+    assert writes == [31]
+
+    archived = cat.heads[("acme", "big")].model_copy(update={"publication": None})
+    cat.heads[("acme", "big")] = archived  # no longer listed, as an archived course
+    await sub.handler(envelope("bloop.content.course.archived.v1", "acme", "big",
+                               {"lesson_ids": lesson_ids}))
+    assert deletes == [1, 30]
+    assert (await search.search("acme", "shared")).total == 0
+
+
 async def test_a_new_index_is_built_from_the_store_once(search: SearchService) -> None:
     cat = catalogue(search)
     for tenant in ("acme", "umbrella"):
@@ -635,8 +683,8 @@ async def test_each_tenant_has_its_own_index_and_few_stay_open(tmp_path: Path) -
         await service.sync_course("school-0", "go")
         await service.search("school-4", "loops")
         assert titles(await service.search("school-0", "go")) == ["Go"]
-        assert await service.index.count() == 11
-        assert await service.index.count("school-0") == 3
+        assert await service.index.count() == 12  # the course came with its lesson
+        assert await service.index.count("school-0") == 4
         assert await service.index.count("nobody") == 0
         assert (await service.search("nobody", "loops")).total == 0
     finally:

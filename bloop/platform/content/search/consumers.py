@@ -44,8 +44,7 @@ def subscriptions(service: SearchService, events: EventRegistry = registry) -> l
             await service.sync_course(envelope.tenant, envelope.subject)
         elif name in LISTING_EVENTS:
             await service.sync_course(envelope.tenant, envelope.subject)
-            for lesson_id in envelope.data.get("lesson_ids") or []:
-                await service.sync_lesson(envelope.tenant, lesson_id)
+            await service.sync_lessons(envelope.tenant, list(envelope.data.get("lesson_ids") or []))
         elif name in LESSON_EVENTS:
             await service.sync_lesson(envelope.tenant, envelope.subject)
 

@@ -52,5 +52,9 @@ class PublishedContent(Protocol):
     async def lesson(self, tenant: str, lesson_id: str) -> tuple[Course, Lesson] | None:
         """The lesson and its course, when the course is published."""
 
+    async def course_lessons(self, tenant: str, course: Course) -> list[Lesson]:
+        """The lessons of `course`'s current publication, as published, in its order (those
+        deleted since left out)."""
+
     def catalogue(self) -> AsyncIterator[tuple[Course, list[Lesson]]]:
         """Every tenant's published courses with their lessons, read in pages."""

@@ -73,30 +73,46 @@ class SearchService:
 
     async def _put(self, docs: list[SearchDoc]) -> int:
         """Writes those of `docs` newer than what the index holds; returns how many."""
+        if not docs:
+            return 0
         indexed = await self.index.versions([d.key for d in docs])
         fresh = [d for d in docs if newer(d.versions, indexed.get(d.key))]
         await self.index.write(fresh)
         return len(fresh)
 
-    async def _drop(self, key: str) -> None:
-        if await self.index.versions([key]):
-            await self.index.delete([key])
+    async def _drop(self, keys: list[str]) -> None:
+        """Deletes those of `keys` the index holds, at once."""
+        if not keys:
+            return
+        held = await self.index.versions(keys)
+        await self.index.delete([k for k in keys if k in held])
 
     async def sync_course(self, tenant: str, course_id: str) -> None:
-        """Indexes the course as published now, or drops it when it is not published."""
+        """Indexes the course and its lessons as published now, in one write (their own
+        events then find them indexed), or drops the course when it is not published."""
         course = await self.content.course(tenant, course_id)
         if course is None:
-            await self._drop(doc_key(tenant, "course", course_id))
+            await self._drop([doc_key(tenant, "course", course_id)])
         else:
-            await self._put([course_doc(course)])
+            lessons = await self.content.course_lessons(tenant, course)
+            await self._put([course_doc(course), *(lesson_doc(course, x) for x in lessons)])
 
     async def sync_lesson(self, tenant: str, lesson_id: str) -> None:
         """Indexes the lesson as published now, or drops it when it is gone or unpublished."""
-        found = await self.content.lesson(tenant, lesson_id)
-        if found is None:
-            await self._drop(doc_key(tenant, "lesson", lesson_id))
-        else:
-            await self._put([lesson_doc(*found)])
+        await self.sync_lessons(tenant, [lesson_id])
+
+    async def sync_lessons(self, tenant: str, lesson_ids: list[str]) -> None:
+        """`sync_lesson` of each, in one write and one deletion."""
+        found: list[SearchDoc] = []
+        gone: list[str] = []
+        for lesson_id in lesson_ids:
+            published = await self.content.lesson(tenant, lesson_id)
+            if published is None:
+                gone.append(doc_key(tenant, "lesson", lesson_id))
+            else:
+                found.append(lesson_doc(*published))
+        await self._drop(gone)
+        await self._put(found)
 
     def covers(self, at: datetime) -> bool:
         """True when a change made at `at` is surely in the index already: it happened well

@@ -34,6 +34,14 @@ class RepositoryContent:
         snapshots = await self.repo.lesson_versions(tenant, refs) if refs else []
         return (course, snapshots[0]) if snapshots else None
 
+    async def course_lessons(self, tenant: str, course: Course) -> list[Lesson]:
+        if course.publication is None:
+            return []
+        alive = (await self.repo.live_lesson_ids(tenant, [course.id]))[course.id]
+        refs = [r for r in course.publication.lessons if r.id in alive]
+        snapshots = {x.id: x for x in await self.repo.lesson_versions(tenant, refs)}
+        return [snapshots[r.id] for r in refs if r.id in snapshots]
+
     async def catalogue(self) -> AsyncIterator[tuple[Course, list[Lesson]]]:
         after: tuple[str, str] | None = None
         while page := await self.repo.list_published(after, limit=self.page_size):
