@@ -245,16 +245,44 @@ class LearningService:
     async def project_lesson(self, lesson: LessonNode,
                              concept_names: Mapping[str, str] | None = None) -> bool:
         """Stores the lesson; its concepts take the names content gave them at its publication
-        (a name set here since is replaced). The cards of concepts it did not teach before join
+        (a name set here since is replaced), and what it requires becomes a prerequisite of
+        what it teaches (`_lesson_edges`). The cards of concepts it did not teach before join
         the decks of the learners who completed it (after this answers)."""
         before = await self.repo.get_lesson(lesson.tenant, lesson.id)
         if not await self.repo.upsert_lesson(lesson, concept_names or {}):
             return False
+        await self._lesson_edges(lesson)
         taught = set(before.teaches) if before is not None else set()
         new = [c for c in lesson.teaches if c not in taught]
         if new:
             self._deal(lesson.tenant, [c.id for c in await self.repo.cards_of(lesson.tenant, new)])
         return True
+
+    async def _lesson_edges(self, lesson: LessonNode) -> None:
+        """Each concept the lesson requires becomes a required prerequisite of each concept it
+        teaches, where no edge joins the two yet (an educator's edge, of either kind, stays as
+        it is, and one they removed comes back only with the lesson's next publication). An
+        edge that would close a cycle is left out and logged: the graph stays a DAG."""
+        tenant, added = lesson.tenant, list[str]()
+        for taught in dict.fromkeys(lesson.teaches):
+            wanted = [r for r in dict.fromkeys(lesson.requires) if r != taught]
+            if not wanted:
+                continue
+            detail = await self.repo.get_concept(tenant, taught)
+            present = {e.requires for e in detail.requires} if detail is not None else set()
+            for required in wanted:
+                if required in present:
+                    continue
+                try:
+                    await self.repo.add_edge(tenant, Edge(concept=taught, requires=required))
+                except (CycleFound, UnknownConcepts) as exc:
+                    log.warning("a lesson's prerequisite was not added to the graph", extra={
+                        "tenant": tenant, "lesson": lesson.id, "concept": taught,
+                        "requires": required, "reason": type(exc).__name__})
+                    continue
+                added.append(taught)
+        if added:
+            await self._graph_changed(tenant, list(dict.fromkeys(added)))
 
     async def forget_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
         return await self.repo.delete_lesson(tenant, lesson_id, version)

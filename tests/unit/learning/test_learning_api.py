@@ -117,13 +117,14 @@ async def python_course(app: FastAPI, client: httpx.AsyncClient) -> None:
     await deliver(app,
                   lesson_event("names", ["variables"], minutes=10, position=0),
                   lesson_event("exprs", ["expressions"], ["variables"], minutes=12, position=1),
-                  lesson_event("funcs", ["functions"], ["variables", "expressions"], 15, 2),
+                  lesson_event("funcs", ["functions"], ["expressions"], 15, 2),
                   lesson_event("recur", ["recursion"], ["functions"], minutes=15, position=3),
                   course_event(["names", "exprs", "funcs", "recur"]))
-    for concept, requires in (("expressions", "variables"), ("functions", "expressions"),
-                              ("recursion", "functions")):
-        r = await client.post(f"{BASE}/edges", json={"concept": concept, "requires": requires})
-        assert r.status_code == 201, r.text
+    # what each lesson requires became the graph's edges
+    edges = (await client.get(f"{BASE}/edges")).json()["items"]
+    assert [(e["concept"], e["requires"], e["kind"]) for e in edges] == [
+        ("expressions", "variables", "required"), ("functions", "expressions", "required"),
+        ("recursion", "functions", "required")]
 
 
 async def test_the_graph_is_edited_and_refuses_what_would_corrupt_it(running: tuple[
@@ -506,6 +507,35 @@ async def test_concepts_take_the_names_content_published(running: tuple[
         "arrays": "Arrays & lists", "basics": "The basics"}
     await deliver(app, lesson_event("arr", ["arrays"], version=2))  # an event of before
     assert (await client.get(f"{BASE}/concepts/arrays")).json()["name"] == "Arrays & lists"
+
+
+async def test_what_a_lesson_requires_comes_first_on_paths(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """A lesson's `requires` was stored and shown, but paths ordered by the graph's edges
+    alone: a course placing calculus (requires algebra) first sent learners there first."""
+    app, client = running
+    editor = await member(app, client, "acme", ["educator"])
+    await deliver(app, lesson_event("calculus", ["calculus"], ["algebra", "limits"], position=0),
+                  lesson_event("algebra", ["algebra"], position=1),
+                  lesson_event("limits", ["limits"], ["calculus"], position=2),
+                  course_event(["calculus", "algebra", "limits"]))
+    pupil = await learner(app, client)
+    r = await client.get(f"{BASE}/me/path", params={"course": "py"}, headers=pupil)
+    assert r.status_code == 200, r.text
+    steps = [(s["lesson_id"], s["blocked_by"]) for s in r.json()["steps"]]
+    assert steps == [("algebra", []), ("limits", []), ("calculus", ["algebra", "limits"])]
+    edges = {(e["concept"], e["requires"], e["kind"])
+             for e in (await client.get(f"{BASE}/edges", headers=pupil)).json()["items"]}
+    # calculus -> limits came first; limits -> calculus would close a cycle and is left out
+    assert edges == {("calculus", "algebra", "required"), ("calculus", "limits", "required")}
+    # an educator's edge keeps its kind; redelivery adds nothing
+    await client.post(f"{BASE}/edges", headers=editor,
+                      json={"concept": "calculus", "requires": "algebra", "kind": "recommended"})
+    await deliver(app, lesson_event("calculus", ["calculus"], ["algebra"], position=0,
+                                    version=2))
+    edges = {(e["concept"], e["requires"], e["kind"])
+             for e in (await client.get(f"{BASE}/edges", headers=pupil)).json()["items"]}
+    assert ("calculus", "algebra", "recommended") in edges
 
 
 async def test_a_course_of_lessons_teaching_no_concept_has_them_on_its_path(running: tuple[
