@@ -31,6 +31,7 @@ from bloop.platform.learning.model import (
     CourseNode,
     Edge,
     Enrolment,
+    HeldUntil,
     LessonNode,
     Mastery,
     ModuleRef,
@@ -707,6 +708,61 @@ async def test_cards_join_many_decks_at_once_as_they_join_one(case: Case) -> Non
     assert await case.store.keep_in_deck(case.tenant, "dropped", card.id, True)
     assert await case.store.card_states(case.tenant, "dropped") == sorted(
         [first, by_card[other.id]], key=lambda s: (s.due, s.card_id))
+
+
+async def test_a_held_card_reaches_no_learner_until_its_lesson_is_released(case: Case) -> None:
+    """A card generated from an unpublished lesson version was stored like any other, so it
+    was listed to learners and dealt into their decks."""
+    await concepts(case, "loops")
+    live = Card.create(case.tenant, "loops", NewCard(front="live", back="b"), at=T0)
+    held, later, retired = (
+        Card.create(case.tenant, "loops", NewCard(front=f, back="b", source="ai"),
+                    at=T0 + timedelta(seconds=n), held_until=HeldUntil(lesson_id=lid,
+                                                                      lesson_version=v))
+        for n, f, lid, v in ((1, "draft", "L1", 2), (2, "later draft", "L1", 4),
+                             (3, "retired", "L1", 2)))
+    elsewhere = Card.create(case.tenant, "loops", NewCard(front="other", back="b"),
+                            at=T0 + timedelta(seconds=4),
+                            held_until=HeldUntil(lesson_id="L2", lesson_version=1))
+    for c in (live, held, later, retired, elsewhere):
+        await case.store.add_card(c)
+    await case.store.retire_card(case.tenant, retired.id)
+    waiting = [held, later, elsewhere]
+    ids = [c.id for c in (live, *waiting)]
+
+    assert await case.store.cards_of(case.tenant, ["loops"]) == [live]
+    assert await case.store.get_cards(case.tenant, ids) == [live]
+    assert await case.store.get_card(case.tenant, held.id) is None
+    assert await case.store.get_card(case.tenant, held.id, held=True) == held
+    assert (await case.store.page_cards(case.tenant, "loops")).items == [live]
+    assert (await case.store.page_cards(case.tenant, "loops", held=True)).items == [
+        live, *waiting]
+    states = [review.new_state(i, "loops", T0) for i in ids]
+    await case.store.add_card_states(case.tenant, "u1", states)
+    await case.store.add_to_decks(case.tenant, ["u2", "u3"], states)
+    for learner in ("u1", "u2", "u3"):
+        assert [s.card_id for s in await case.store.card_states(case.tenant, learner)] == [
+            live.id]
+    edited = await case.store.edit_card(case.tenant, held.id, CardEdit(back="fixed"), T0)
+    assert edited is not None
+    assert edited.held_until == held.held_until
+
+    assert await case.store.release_cards(case.tenant, "L1", 1) == []
+    assert await case.store.release_cards(case.other, "L1", 9) == []
+    assert await case.store.release_cards(case.tenant, "L1", 3) == [held.id]
+    assert await case.store.release_cards(case.tenant, "L1", 3) == []
+    released = edited.released()
+    assert released.held_until is None
+    assert await case.store.get_card(case.tenant, held.id) == released
+    assert await case.store.cards_of(case.tenant, ["loops"]) == [live, released]
+    assert (await case.store.page_cards(case.tenant, "loops")).items == [live, released]
+    await case.store.add_to_decks(case.tenant, ["u2"], states)
+    assert sorted(s.card_id for s in await case.store.card_states(case.tenant, "u2")) == sorted(
+        [live.id, held.id])
+    assert await case.store.get_card(case.tenant, retired.id, held=True) is None
+    assert await case.store.release_cards(case.tenant, "L1", 9) == [later.id]
+    assert await case.store.get_card(case.tenant, later.id) == later.released()
+    assert await case.store.get_card(case.tenant, elsewhere.id) is None
 
 
 async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:

@@ -110,6 +110,7 @@ class GeneratedCard(_Tolerant):
 class FlashcardsData(_Tolerant):
     job_id: str
     lesson_id: str = ""
+    lesson_version: int = 0
     cards: list[GeneratedCard] = Field(default_factory=list)
 
 
@@ -191,7 +192,7 @@ class Consumers:
     async def flashcards(self, envelope: Envelope) -> None:
         data = FlashcardsData.model_validate(envelope.data)
         await self.service.add_generated_cards(
-            envelope.tenant, data.job_id, data.lesson_id,
+            envelope.tenant, data.job_id, data.lesson_id, data.lesson_version,
             [(c.front, c.back, c.concept_id) for c in data.cards])
 
     async def user_deleted(self, envelope: Envelope) -> None:

@@ -347,6 +347,13 @@ class CardEdit(Edit):
     back: CardText | None = None
 
 
+class HeldUntil(_Frozen):
+    """The publication a card generated from an unpublished lesson version waits for."""
+
+    lesson_id: str
+    lesson_version: int
+
+
 class Card(_Frozen):
     id: str
     tenant: Slug
@@ -358,12 +365,19 @@ class Card(_Frozen):
     updated_at: datetime | None = None
     version: int = Field(default=1, ge=1, description="raised by each edit; an edit naming it "
                          "in `If-Match` is refused (409) when the card changed since")
+    held_until: HeldUntil | None = Field(default=None, description=(
+        "set on a card generated from a version of a lesson learners cannot read (a draft): "
+        "until that version of the lesson or a later one is published, the card joins no deck "
+        "and only staff see it"))
 
     @classmethod
     def create(cls, tenant: str, concept: str, new: NewCard, at: datetime | None = None,
-               card_id: str | None = None) -> Card:
+               card_id: str | None = None, held_until: HeldUntil | None = None) -> Card:
         return cls(id=card_id or uuid.uuid4().hex, tenant=tenant, concept=concept,
-                   created_at=at or now(), **new.model_dump())
+                   created_at=at or now(), held_until=held_until, **new.model_dump())
+
+    def released(self) -> Card:
+        return self.model_copy(update={"held_until": None})
 
     def edited(self, edit: CardEdit, at: datetime) -> Card:
         return self.model_copy(update=edit.changes() | {"updated_at": at,

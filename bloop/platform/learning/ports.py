@@ -247,34 +247,45 @@ class LearningRepository(Protocol):
         """Every placement of the learner, by id (their export)."""
 
     # review cards
+    #
+    # A held card (`Card.held_until`) waits for its lesson's publication: no read that feeds a
+    # learner finds it (`get_card` and `page_cards` only when asked for held ones, for staff),
+    # and no write puts it in a deck, until `release_cards` makes it live.
 
     async def add_card(self, card: Card) -> None:
         """`Missing` when the tenant has no concept `card.concept`, `Duplicate` when it has a
         card with this id."""
 
-    async def get_card(self, tenant: str, card_id: str) -> Card | None:
-        """The card, unless it was retired."""
+    async def get_card(self, tenant: str, card_id: str, *, held: bool = False) -> Card | None:
+        """The card, unless it was retired, or is held and `held` is False."""
 
     async def get_cards(self, tenant: str, card_ids: Sequence[str]) -> list[Card]:
-        """Those of the cards not retired, in one read, in no particular order."""
+        """Those of the cards neither retired nor held, in one read, in no particular order."""
 
     async def edit_card(self, tenant: str, card_id: str, edit: CardEdit, at: datetime, *,
                         expected: int | None = None) -> Card | None:
-        """Applies the edit to the card as stored, in one atomic step (an edit racing it keeps
-        its own fields); None when there is no such card (or it was retired). With `expected`,
-        StaleVersion when the card's version is another."""
+        """Applies the edit to the card as stored (held or not), in one atomic step (an edit
+        racing it keeps its own fields); None when there is no such card (or it was retired).
+        With `expected`, StaleVersion when the card's version is another."""
 
     async def retire_card(self, tenant: str, card_id: str) -> bool:
         """Retires the card: no read finds it, its id is never used again, and it leaves
         every learner's deck (their review logs stay). False when there was no such card."""
 
-    async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
-        """The cards of `concepts`, oldest first (by the time stored, then id)."""
+    async def release_cards(self, tenant: str, lesson_id: str, version: int) -> list[str]:
+        """Makes live the cards held until the publication of `version` of the lesson or of
+        an earlier version, in one write; the ids of those not retired, in no particular
+        order."""
 
-    async def page_cards(self, tenant: str, concept: str, *, after: str | None = None,
-                         limit: int = 100) -> Slice[Card]:
-        """The cards of `concept` as `cards_of` orders them, `limit` at a time from the cursor
-        `after` on, in one read. `BadCursor` for a cursor of no such list."""
+    async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
+        """The live cards of `concepts` (neither retired nor held), oldest first (by the time
+        stored, then id)."""
+
+    async def page_cards(self, tenant: str, concept: str, *, held: bool = False,
+                         after: str | None = None, limit: int = 100) -> Slice[Card]:
+        """The cards of `concept` as `cards_of` orders them (with the held ones too when
+        `held`), `limit` at a time from the cursor `after` on, in one read. `BadCursor` for a
+        cursor of no such list."""
 
     async def card_states(self, tenant: str, learner: str,
                           card_ids: Sequence[str] | None = None) -> list[CardState]:
@@ -282,8 +293,8 @@ class LearningRepository(Protocol):
 
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
         """Adds cards to the learner's deck; cards already in it, or taken out of it by the
-        learner, keep their schedule and stay where they are. A card retired (or unknown) is
-        left out in the same write, so one retired meanwhile leaves no schedule behind."""
+        learner, keep their schedule and stay where they are. A card retired, held (or unknown)
+        is left out in the same write, so one retired meanwhile leaves no schedule behind."""
 
     async def learners_who_studied(self, tenant: str,
                                    concepts: Sequence[str]) -> dict[str, list[str]]:
@@ -293,8 +304,8 @@ class LearningRepository(Protocol):
     async def add_to_decks(self, tenant: str, learners: Sequence[str],
                            states: Sequence[CardState]) -> None:
         """Adds the cards to the deck of each of `learners` in one write, as `add_card_states`
-        does (cards already in a deck or taken out of it stay as they are; a retired or unknown
-        card is left out); a learner who was erased gets nothing."""
+        does (cards already in a deck or taken out of it stay as they are; a retired, held or
+        unknown card is left out); a learner who was erased gets nothing."""
 
     async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
         """Takes the card out of the learner's deck (`kept` False: no read of their deck finds

@@ -46,6 +46,7 @@ from bloop.platform.learning.model import (
     Edge,
     Enrolment,
     GraphDocument,
+    HeldUntil,
     LearningPath,
     LessonNode,
     Mastery,
@@ -246,16 +247,21 @@ class LearningService:
                              concept_names: Mapping[str, str] | None = None) -> bool:
         """Stores the lesson; its concepts take the names content gave them at its publication
         (a name set here since is replaced), and what it requires becomes a prerequisite of
-        what it teaches (`_lesson_edges`). The cards of concepts it did not teach before join
-        the decks of the learners who completed it (after this answers)."""
+        what it teaches (`_lesson_edges`). The cards generated from this version of it or an
+        earlier one, held until now, become live; they and the cards of concepts it did not
+        teach before join the decks of the learners who completed a lesson teaching their
+        concept (after this answers)."""
         before = await self.repo.get_lesson(lesson.tenant, lesson.id)
         if not await self.repo.upsert_lesson(lesson, concept_names or {}):
             return False
         await self._lesson_edges(lesson)
+        released = await self.repo.release_cards(lesson.tenant, lesson.id, lesson.version)
         taught = set(before.teaches) if before is not None else set()
         new = [c for c in lesson.teaches if c not in taught]
         if new:
-            self._deal(lesson.tenant, [c.id for c in await self.repo.cards_of(lesson.tenant, new)])
+            released += [c.id for c in await self.repo.cards_of(lesson.tenant, new)]
+        if released:
+            self._deal(lesson.tenant, released)
         return True
 
     async def _lesson_edges(self, lesson: LessonNode) -> None:
@@ -674,16 +680,21 @@ class LearningService:
         return card
 
     async def add_generated_cards(self, tenant: str, job_id: str, lesson_id: str,
+                                  lesson_version: int,
                                   cards: Sequence[tuple[str, str, str | None]]) -> int:
-        """Stores the (front, back, concept) cards the AI service generated for a lesson; a
-        card without a concept drills the first concept the lesson teaches (skipped when the
-        lesson is unknown). Idempotent: each card's id comes from its lesson (or job), concept
-        and text, so a job run again, or another job making the same card, adds nothing, and a
-        card an educator retired stays retired. The cards join the decks of the learners who
-        completed a lesson teaching their concept (after this answers; those of a job run again
-        too, which adds only what a stop left out). Answers how many cards were new."""
+        """Stores the (front, back, concept) cards the AI service generated from a version of
+        a lesson; a card without a concept drills the first concept the lesson teaches (skipped
+        when the lesson is unknown). Idempotent: each card's id comes from its lesson (or job),
+        concept and text, so a job run again, or another job making the same card, adds
+        nothing, and a card an educator retired stays retired. Cards made from a version
+        learners cannot read (one not published yet: a draft) are held until it or a later
+        version is published. The others join the decks of the learners who completed a lesson
+        teaching their concept (after this answers; those of a job run again too, which adds
+        only what a stop left out). Answers how many cards were new."""
         lesson = await self.repo.get_lesson(tenant, lesson_id)
         fallback = lesson.teaches[0] if lesson is not None and lesson.teaches else None
+        held = None if lesson is not None and lesson.version >= lesson_version else HeldUntil(
+            lesson_id=lesson_id, lesson_version=lesson_version)
         wanted: list[tuple[int, str, str, str]] = []
         for i, (front, back, concept) in enumerate(cards):
             if concept or fallback:
@@ -698,7 +709,8 @@ class LearningService:
             card_id = hashlib.sha256(f"{origin}\0{concept}\0{front}\0{back}".encode()).hexdigest()[:32]
             try:
                 new = NewCard(front=front, back=back, source="ai")
-                await self.repo.add_card(Card.create(tenant, concept, new, card_id=card_id))
+                await self.repo.add_card(Card.create(tenant, concept, new, card_id=card_id,
+                                                     held_until=held))
                 added += 1
             except Duplicate:
                 pass
@@ -707,7 +719,11 @@ class LearningService:
                             extra={"job": job_id, "card": i})
                 continue
             stored.append(card_id)
-        self._deal(tenant, stored)
+        if held is not None:  # its publication may have been projected since it was read
+            published = await self.repo.get_lesson(tenant, lesson_id)
+            if published is not None:
+                stored += await self.repo.release_cards(tenant, lesson_id, published.version)
+        self._deal(tenant, stored)  # held cards are left out there
         return added
 
     async def cards(self, tenant: str, concept: str) -> list[Card]:
@@ -715,13 +731,14 @@ class LearningService:
         return await self.repo.cards_of(tenant, [concept])
 
     async def card_page(self, tenant: str, concept: str, after: str | None = None,
-                        limit: int = 100) -> Slice[Card]:
-        """The concept's cards, oldest first, a page at a time (404 for no such concept)."""
+                        limit: int = 100, *, held: bool = False) -> Slice[Card]:
+        """The concept's cards, oldest first, a page at a time (404 for no such concept); the
+        held ones too when `held` (for staff)."""
         await self.concept(tenant, concept)
-        return await self.repo.page_cards(tenant, concept, after=after, limit=limit)
+        return await self.repo.page_cards(tenant, concept, held=held, after=after, limit=limit)
 
     async def _card_of(self, tenant: str, concept: str, card_id: str) -> Card:
-        card = await self.repo.get_card(tenant, card_id)
+        card = await self.repo.get_card(tenant, card_id, held=True)
         if card is None or card.concept != concept:
             raise NotFound(f"the concept {concept!r} has no card {card_id!r}")
         return card
@@ -734,7 +751,7 @@ class LearningService:
         try:
             edited = await self.repo.edit_card(tenant, card_id, edit, now(), expected=version)
         except StaleVersion:
-            current = await self.repo.get_card(tenant, card_id)
+            current = await self.repo.get_card(tenant, card_id, held=True)
             raise Conflict(f"the card {card_id!r} changed since that version; read it again and "
                            "retry", code="stale_version",
                            extra={"current_version": current and current.version}) from None

@@ -922,10 +922,11 @@ async def test_a_draft_edit_reaches_learners_at_the_next_publication(running: tu
     assert ("funcs", "Functions, rewritten") in [(lid, title) for lid, title, _ in await steps()]
 
 
-def flashcards(job: str, lesson: str, cards: list[AiCard]) -> Envelope:
-    """What the AI service announces when a job made `cards` for `lesson` of course py."""
+def flashcards(job: str, lesson: str, cards: list[AiCard], version: int = 1) -> Envelope:
+    """What the AI service announces when a job made `cards` from `version` of `lesson` of
+    course py."""
     return type_of(FlashcardsGenerated).envelope(FlashcardsGenerated(
-        job_id=job, lesson_id=lesson, lesson_version=1, course_id="py",
+        job_id=job, lesson_id=lesson, lesson_version=version, course_id="py",
         concept_ids=["recursion"], source="offline", cards=cards), tenant="acme", subject=job)
 
 
@@ -954,6 +955,58 @@ async def test_flashcards_the_ai_service_generates_become_review_cards(running: 
     assert r.status_code == 201, r.text
     [due] = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
     assert due["front"] == "What calls itself?"
+
+
+async def test_flashcards_of_an_unpublished_lesson_reach_learners_once_it_is_published(
+        running: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """Flashcards generated from a draft (a lesson never published, or a draft of a published
+    one) went straight into the decks of the learners who had studied their concept, and any
+    learner read them in the concept's cards: text content never showed them."""
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    r = await client.post(f"{BASE}/me/lessons/recur/progress", json={"status": "completed"},
+                          headers=pupil)
+    assert r.status_code == 200, r.text
+    secret = flashcards("job-draft", "exam", [
+        AiCard(front="What is the exam password?", back="Swordfish.", concept_id="recursion")])
+    ahead = flashcards("job-ahead", "recur", [
+        AiCard(front="What is tail recursion?", back="A last call to itself.",
+               concept_id="recursion")], version=3)
+    await deliver(app, secret, ahead, topic="video.events")
+    await service(app).settled()
+    url = f"{BASE}/concepts/recursion/cards"
+
+    async def seen(who: dict[str, str]) -> tuple[list[str], list[str]]:
+        """The backs of the concept's cards as `who` lists them, and of their due cards."""
+        listed = (await client.get(url, headers=who)).json()["items"]
+        due = (await client.get(f"{BASE}/me/reviews/due", headers=who)).json()["items"]
+        return sorted(c["back"] for c in listed), sorted(c["back"] for c in due)
+
+    assert await seen(pupil) == ([], [])
+    staff = {c["back"]: c for c in (await client.get(url)).json()["items"]}
+    assert {back: c["held_until"] for back, c in staff.items()} == {
+        "Swordfish.": {"lesson_id": "exam", "lesson_version": 1},
+        "A last call to itself.": {"lesson_id": "recur", "lesson_version": 3}}
+    held = staff["Swordfish."]["id"]
+    r = await client.post(f"{BASE}/me/cards/{held}", headers=pupil)
+    assert r.status_code == 404, r.text
+    assert (await client.get(f"{BASE}/me/next", headers=pupil)).json()["kind"] == "nothing"
+    r = await client.patch(f"{url}/{held}", json={"back": "Swordfish, for now."})
+    assert (r.status_code, r.json()["held_until"]) == (
+        200, {"lesson_id": "exam", "lesson_version": 1})
+
+    await deliver(app, lesson_event("recur", ["recursion"], version=2, position=3))
+    await service(app).settled()
+    assert await seen(pupil) == ([], [])
+    await deliver(app, lesson_event("recur", ["recursion"], version=3, position=3))
+    await service(app).settled()
+    assert await seen(pupil) == (["A last call to itself."], ["A last call to itself."])
+    await deliver(app, lesson_event("exam", ["recursion"], course="prep"))
+    await service(app).settled()
+    both = sorted(["A last call to itself.", "Swordfish, for now."])
+    assert await seen(pupil) == (both, both)
+    assert [c["held_until"] for c in (await client.get(url)).json()["items"]] == [None, None]
 
 
 async def test_educators_fix_or_retire_cards_and_learners_drop_them(running: tuple[

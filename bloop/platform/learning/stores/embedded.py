@@ -93,7 +93,8 @@ CREATE TABLE IF NOT EXISTS placements (
   PRIMARY KEY (tenant, learner, id));
 CREATE TABLE IF NOT EXISTS cards (
   tenant TEXT NOT NULL, id TEXT NOT NULL, concept TEXT NOT NULL, at TEXT NOT NULL,
-  doc TEXT NOT NULL, retired INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (tenant, id));
+  doc TEXT NOT NULL, retired INTEGER NOT NULL DEFAULT 0, held_lesson TEXT, held_version INTEGER,
+  PRIMARY KEY (tenant, id));
 CREATE INDEX IF NOT EXISTS cards_concept ON cards (tenant, concept, at);
 CREATE TABLE IF NOT EXISTS card_states (
   tenant TEXT NOT NULL, learner TEXT NOT NULL, card TEXT NOT NULL, due TEXT NOT NULL,
@@ -173,11 +174,11 @@ ORDER BY position, l.id
 
 # A card joining a learner's deck (parameters: tenant, learner, card, due, version, doc, and
 # whether an erased learner is spared): not over a schedule kept or taken out, and only while
-# the card is not retired.
+# the card is live (neither retired nor held).
 ADD_STATE = """
 INSERT OR IGNORE INTO card_states (tenant, learner, card, due, version, doc)
 SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS (SELECT 1 FROM cards
-  WHERE tenant = ?1 AND id = ?3 AND retired = 0)
+  WHERE tenant = ?1 AND id = ?3 AND retired = 0 AND held_lesson IS NULL)
   AND NOT (?7 AND EXISTS (SELECT 1 FROM erased_learners WHERE tenant = ?1 AND id = ?2))
 """
 
@@ -247,6 +248,12 @@ class EmbeddedLearningStore:
                 if column not in columns(table):
                     c.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL"
                               " DEFAULT 0")
+            # databases from before cards could wait for their lesson's publication
+            if "held_lesson" not in columns("cards"):
+                c.execute("ALTER TABLE cards ADD COLUMN held_lesson TEXT")
+                c.execute("ALTER TABLE cards ADD COLUMN held_version INTEGER")
+            c.execute("CREATE INDEX IF NOT EXISTS cards_held ON cards (tenant, held_lesson)"
+                      " WHERE held_lesson IS NOT NULL")
             if "rank" in columns("concepts"):
                 return
             # A database from before concepts had ranks: every tenant's graph is ranked once.
@@ -780,19 +787,22 @@ class EmbeddedLearningStore:
         def write(c: Conn) -> None:
             if not _known(c, card.tenant, [card.concept]):
                 raise Missing(card.concept)
+            held = card.held_until
             try:
-                c.execute("INSERT INTO cards (tenant, id, concept, at, doc) VALUES (?, ?, ?, ?, ?)",
+                c.execute("INSERT INTO cards (tenant, id, concept, at, doc, held_lesson,"
+                          " held_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
                           (card.tenant, card.id, card.concept, utc_iso(card.created_at),
-                           card.model_dump_json()))
+                           card.model_dump_json(), held and held.lesson_id,
+                           held and held.lesson_version))
             except sqlite3.IntegrityError:
                 raise Duplicate(card.id) from None
 
         await self.db.transaction(write)
 
-    async def get_card(self, tenant: str, card_id: str) -> Card | None:
+    async def get_card(self, tenant: str, card_id: str, *, held: bool = False) -> Card | None:
         row = await self.db.run(lambda c: c.execute(
-            "SELECT doc FROM cards WHERE tenant = ? AND id = ? AND retired = 0",
-            (tenant, card_id)).fetchone())
+            "SELECT doc FROM cards WHERE tenant = ? AND id = ? AND retired = 0"
+            " AND (? OR held_lesson IS NULL)", (tenant, card_id, held)).fetchone())
         return None if row is None else Card.model_validate_json(row["doc"])
 
     async def get_cards(self, tenant: str, card_ids: Sequence[str]) -> list[Card]:
@@ -801,7 +811,7 @@ class EmbeddedLearningStore:
             return []
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM cards WHERE tenant = ? AND id IN ({_marks(wanted)})"  # noqa: S608
-            " AND retired = 0", (tenant, *wanted)).fetchall())
+            " AND retired = 0 AND held_lesson IS NULL", (tenant, *wanted)).fetchall())
         return [Card.model_validate_json(r["doc"]) for r in rows]
 
     async def edit_card(self, tenant: str, card_id: str, edit: CardEdit, at: datetime, *,
@@ -827,22 +837,36 @@ class EmbeddedLearningStore:
 
         return await self.db.transaction(write)
 
+    async def release_cards(self, tenant: str, lesson_id: str, version: int) -> list[str]:
+        def write(c: Conn) -> list[str]:
+            rows = c.execute("SELECT id, doc, retired FROM cards WHERE tenant = ?"
+                             " AND held_lesson = ? AND held_version <= ?",
+                             (tenant, lesson_id, version)).fetchall()
+            c.executemany("UPDATE cards SET doc = ?, held_lesson = NULL, held_version = NULL"
+                          " WHERE tenant = ? AND id = ?",
+                          [(Card.model_validate_json(r["doc"]).released().model_dump_json(),
+                            tenant, r["id"]) for r in rows])
+            return [r["id"] for r in rows if not r["retired"]]
+
+        return await self.db.transaction(write)
+
     async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
         wanted = list(dict.fromkeys(concepts))
         if not wanted:
             return []
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM cards WHERE tenant = ? AND concept IN ({_marks(wanted)})"  # noqa: S608
-            " AND retired = 0 ORDER BY at, id", (tenant, *wanted)).fetchall())
+            " AND retired = 0 AND held_lesson IS NULL ORDER BY at, id",
+            (tenant, *wanted)).fetchall())
         return [Card.model_validate_json(r["doc"]) for r in rows]
 
-    async def page_cards(self, tenant: str, concept: str, *, after: str | None = None,
-                         limit: int = 100) -> Slice[Card]:
+    async def page_cards(self, tenant: str, concept: str, *, held: bool = False,
+                         after: str | None = None, limit: int = 100) -> Slice[Card]:
         at, card = key_of(after, str, str) if after else ("", "")
         rows = await self.db.run(lambda c: c.execute(
             "SELECT at, id, doc FROM cards WHERE tenant = ? AND concept = ? AND retired = 0"
-            " AND (at, id) > (?, ?) ORDER BY at, id LIMIT ?",
-            (tenant, concept, at, card, limit + 1)).fetchall())
+            " AND (? OR held_lesson IS NULL) AND (at, id) > (?, ?) ORDER BY at, id LIMIT ?",
+            (tenant, concept, held, at, card, limit + 1)).fetchall())
         return Slice.of(rows, limit, lambda r: (r["at"], r["id"])).map(
             lambda r: Card.model_validate_json(r["doc"]))
 

@@ -4,8 +4,9 @@ The graph: `(:Concept)-[:REQUIRES {kind}]->(:Concept)` (the left one needs the r
 `(:Lesson)-[:TEACHES]->(:Concept)`, `(:Course)`. What a learner does lives in nodes keyed by
 (tenant, learner, …): `Enrolment`, `LessonProgress`, `Mastery`, `PathSnapshot`, `Placement`,
 `CardSchedule`, `ReviewLog`, and `Learner` (their FSRS parameters); review cards are
-`ReviewCard` nodes. Every node carries `tenant`, every query filters on it, and every label has a
-uniqueness constraint on its key, created at start-up with the indexes the queries use.
+`ReviewCard` nodes (a held one with the `held_lesson` and `held_version` it waits for). Every
+node carries `tenant`, every query filters on it, and every label has a uniqueness constraint
+on its key, created at start-up with the indexes the queries use.
 
 Writes that change edges take the tenant's `(:LearningGraph)` node's write lock first, so two
 concurrent edges can never close a cycle together, and keep each concept's `rank` (its longest
@@ -90,6 +91,7 @@ KEYS = {
 INDEXES = {
     "learning_lesson_course": ("Lesson", ("tenant", "course_id")),
     "learning_card_concept": ("ReviewCard", ("tenant", "concept")),
+    "learning_card_held": ("ReviewCard", ("tenant", "held_lesson")),
     "learning_schedule_due": ("CardSchedule", ("tenant", "learner", "due")),
     "learning_schedule_card": ("CardSchedule", ("tenant", "card")),
     "learning_mastery_concept": ("Mastery", ("tenant", "concept")),
@@ -859,28 +861,31 @@ class Neo4jLearningStore:
     # review cards
 
     async def add_card(self, card: Card) -> None:
+        held = card.held_until
         try:
             records = await self._execute(
                 "MATCH (c:Concept {tenant: $tenant, id: $concept})"
                 " CREATE (k:ReviewCard {tenant: $tenant, id: $id, concept: $concept, at: $at,"
-                " doc: $doc})-[:DRILLS]->(c) RETURN count(k) AS n",
+                " doc: $doc, held_lesson: $held_lesson, held_version: $held_version})"
+                "-[:DRILLS]->(c) RETURN count(k) AS n",
                 tenant=card.tenant, id=card.id, concept=card.concept,
-                at=utc_iso(card.created_at), doc=card.model_dump_json())
+                at=utc_iso(card.created_at), doc=card.model_dump_json(),
+                held_lesson=held and held.lesson_id, held_version=held and held.lesson_version)
         except ConstraintError:
             raise Duplicate(card.id) from None
         if records[0]["n"] == 0:
             raise Missing(card.concept)
 
-    async def get_card(self, tenant: str, card_id: str) -> Card | None:
+    async def get_card(self, tenant: str, card_id: str, *, held: bool = False) -> Card | None:
         rows = await self._query("MATCH (k:ReviewCard {tenant: $tenant, id: $id})"
-                                 " WHERE k.retired IS NULL RETURN k.doc AS doc",
-                                 tenant=tenant, id=card_id)
+                                 " WHERE k.retired IS NULL AND ($held OR k.held_lesson IS NULL)"
+                                 " RETURN k.doc AS doc", tenant=tenant, id=card_id, held=held)
         return Card.model_validate_json(rows[0]["doc"]) if rows else None
 
     async def get_cards(self, tenant: str, card_ids: Sequence[str]) -> list[Card]:
         rows = await self._query("MATCH (k:ReviewCard {tenant: $tenant}) WHERE k.id IN $ids"
-                                 " AND k.retired IS NULL RETURN k.doc AS doc",
-                                 tenant=tenant, ids=list(card_ids))
+                                 " AND k.retired IS NULL AND k.held_lesson IS NULL"
+                                 " RETURN k.doc AS doc", tenant=tenant, ids=list(card_ids))
         return [Card.model_validate_json(r["doc"]) for r in rows]
 
     async def edit_card(self, tenant: str, card_id: str, edit: CardEdit, at: datetime, *,
@@ -913,21 +918,40 @@ class Neo4jLearningStore:
 
         return await self._write(work)
 
+    async def release_cards(self, tenant: str, lesson_id: str, version: int) -> list[str]:
+        async def work(tx: Tx) -> list[str]:
+            # Read under the cards' write locks, so an edit racing this keeps its text.
+            rows = [r.data() async for r in await tx.run(
+                "MATCH (k:ReviewCard {tenant: $tenant, held_lesson: $lesson})"
+                " WHERE k.held_version <= $version SET k._lock = true REMOVE k._lock"
+                " RETURN k.id AS id, k.doc AS doc, k.retired IS NOT NULL AS retired",
+                tenant=tenant, lesson=lesson_id, version=version)]
+            await (await tx.run(
+                "UNWIND $cards AS x MATCH (k:ReviewCard {tenant: $tenant, id: x.id})"
+                " SET k.doc = x.doc, k.held_lesson = null, k.held_version = null",
+                tenant=tenant, cards=[
+                    {"id": r["id"],
+                     "doc": Card.model_validate_json(r["doc"]).released().model_dump_json()}
+                    for r in rows])).consume()
+            return [r["id"] for r in rows if not r["retired"]]
+
+        return await self._write(work)
+
     async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
         rows = await self._query(
             "MATCH (k:ReviewCard {tenant: $tenant}) WHERE k.concept IN $concepts"
-            " AND k.retired IS NULL RETURN k.doc AS doc ORDER BY k.at, k.id", tenant=tenant,
-            concepts=list(concepts))
+            " AND k.retired IS NULL AND k.held_lesson IS NULL RETURN k.doc AS doc"
+            " ORDER BY k.at, k.id", tenant=tenant, concepts=list(concepts))
         return [Card.model_validate_json(r["doc"]) for r in rows]
 
-    async def page_cards(self, tenant: str, concept: str, *, after: str | None = None,
-                         limit: int = 100) -> Slice[Card]:
+    async def page_cards(self, tenant: str, concept: str, *, held: bool = False,
+                         after: str | None = None, limit: int = 100) -> Slice[Card]:
         at, card = key_of(after, str, str) if after else ("", "")
         rows = await self._query(
             "MATCH (k:ReviewCard {tenant: $tenant, concept: $concept}) WHERE k.retired IS NULL"
-            " AND k.at >= $at AND (k.at > $at OR k.id > $card)"
+            " AND ($held OR k.held_lesson IS NULL) AND k.at >= $at AND (k.at > $at OR k.id > $card)"
             " RETURN k.at AS at, k.id AS id, k.doc AS doc ORDER BY k.at, k.id LIMIT $limit",
-            tenant=tenant, concept=concept, at=at, card=card, limit=limit + 1)
+            tenant=tenant, concept=concept, held=held, at=at, card=card, limit=limit + 1)
         return Slice.of(rows, limit, lambda r: (r["at"], r["id"])).map(
             lambda r: Card.model_validate_json(r["doc"]))
 
@@ -953,7 +977,7 @@ class Neo4jLearningStore:
         await self._execute(
             "UNWIND $states AS x MATCH (k:ReviewCard {tenant: $tenant, id: x.card})"
             " SET k._lock = true REMOVE k._lock"
-            " WITH x, k WHERE k.retired IS NULL"
+            " WITH x, k WHERE k.retired IS NULL AND k.held_lesson IS NULL"
             " MERGE (s:CardSchedule {tenant: $tenant, learner: $learner, card: x.card})"
             " ON CREATE SET s.due = x.due, s.version = x.version, s.doc = x.doc",
             tenant=tenant, learner=learner,
@@ -981,7 +1005,7 @@ class Neo4jLearningStore:
             " WITH collect(CASE WHEN e IS NULL THEN learner END) AS learners"
             " UNWIND $states AS x MATCH (k:ReviewCard {tenant: $tenant, id: x.card})"
             " SET k._lock = true REMOVE k._lock"
-            " WITH learners, x, k WHERE k.retired IS NULL"
+            " WITH learners, x, k WHERE k.retired IS NULL AND k.held_lesson IS NULL"
             " UNWIND learners AS learner"
             " MERGE (s:CardSchedule {tenant: $tenant, learner: learner, card: x.card})"
             " ON CREATE SET s.due = x.due, s.version = x.version, s.doc = x.doc",
