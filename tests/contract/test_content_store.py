@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 from pymongo.errors import DuplicateKeyError
 
-from bloop.platform.content.events import CoursePublished, LessonDeleted
+from bloop.platform.content.events import (
+    AiMediaNotAttached,
+    CoursePublished,
+    LessonDeleted,
+    UnattachedOutput,
+)
 from bloop.platform.content.model import (
     Concept,
     ConceptEdit,
@@ -599,6 +604,34 @@ async def test_a_deleted_lesson_is_a_tombstone_a_rollback_can_revive(
     stored = await store.get_course("acme", "py")
     assert stored is not None
     assert stored.lesson_count == 2
+
+
+async def test_events_are_announced_on_a_lesson_deleted_or_not(store: ContentRepository) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    c = course(tenant)
+    await store.add_course(c)
+    one = await store.add_lesson(lesson(c, "One"))
+    gone = await store.add_lesson(lesson(c, "Gone"))
+    await store.delete_lesson(tenant, gone.id, expected_version=1)
+    await store.outbox.mark_sent(await store.outbox.pending(100))
+
+    def refused(lesson_id: str) -> Envelope:
+        return type_of(AiMediaNotAttached).envelope(AiMediaNotAttached(
+            job_id="job-1", lesson_id=lesson_id, outputs=[UnattachedOutput(
+                name="v.mp4", kind="video", code="quota_exceeded", detail="full")],
+            refused_at=now()), tenant=tenant, subject=lesson_id)
+
+    for lid in (one.id, gone.id):
+        assert await store.announce_on_lesson(tenant, lid, [refused(lid)])
+    assert not await store.announce_on_lesson(tenant, "ghost", [refused("ghost")])
+    assert not await store.announce_on_lesson("other", one.id, [refused(one.id)])
+    pending = await store.outbox.pending(10)
+    assert sorted(p.message.key or b"" for p in pending) == sorted(
+        [one.id.encode(), gone.id.encode()])
+    assert await store.get_lesson(tenant, one.id) == one  # nothing else changed
+    assert await store.get_lesson(tenant, gone.id) is None
+    await store.outbox.mark_sent(pending)
+    assert await store.outbox.count_pending() == 0
 
 
 async def test_archiving_stores_the_status_and_its_event_together(

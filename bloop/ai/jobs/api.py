@@ -46,6 +46,7 @@ from bloop.ai.jobs.model import (
     JobRequest,
     JobResult,
     JobStatus,
+    NotAttached,
     TenantAiConfig,
     TenantAiView,
 )
@@ -116,6 +117,7 @@ class JobView(BaseModel):
     errors: list[JobError]
     cost: Cost
     result: JobResult | None
+    not_attached: list[NotAttached]
     cancel_requested: bool
     retry_at: datetime | None
     created_at: datetime
@@ -134,7 +136,8 @@ class JobView(BaseModel):
                    requested_by=job.requested_by, attempts=job.attempts,
                    max_attempts=job.max_attempts, errors=shown_errors(job.errors),
                    cost=job.cost,
-                   result=job.result, cancel_requested=job.cancel_requested,
+                   result=job.result, not_attached=job.not_attached,
+                   cancel_requested=job.cancel_requested,
                    retry_at=job.not_before, created_at=job.created_at,
                    updated_at=job.updated_at, finished_at=job.finished_at, url=url,
                    events_url=f"{url}/events")
@@ -321,7 +324,8 @@ async def _job_stream(first: Job, request: Request, service: JobService) -> Asyn
     quiet = opened = time.monotonic()
     yield "retry: 2000\n\n"
     while True:
-        state = (current.status, current.progress, current.step, current.attempts)
+        state = (current.status, current.progress, current.step, current.attempts,
+                 len(current.not_attached))
         if state != seen:
             seen, delay, quiet = state, 0.1, time.monotonic()
             body = JobView.of(current).model_dump_json()

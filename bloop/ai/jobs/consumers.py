@@ -1,23 +1,48 @@
 """What the AI service consumes besides its own `ai.jobs` commands (those are the worker's):
-`user.events`, where a deleted user's jobs are anonymised. Running it again changes nothing, so a
-redelivered event is harmless."""
+`user.events`, where a deleted user's jobs are anonymised, and content's
+`ai_media.not_attached`, the outputs of a job content did not add to the lesson's draft and
+why, recorded on the job. Running either again changes nothing, so a redelivered event is
+harmless."""
 
 from __future__ import annotations
 
+import logging
+
+from bloop.ai.jobs.model import NotAttached
 from bloop.ai.jobs.service import JobService
+from bloop.platform.content.events import TOPIC as CONTENT_EVENTS
+from bloop.platform.content.events import AiMediaNotAttached
 from bloop.platform.identity.events import TOPIC as USER_EVENTS
 from bloop.platform.identity.events import UserDeleted
+from bloop.platform.kit.errors import NotFound
 from bloop.platform.kit.events.bus.port import Subscription
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 
+log = logging.getLogger("bloop.ai")
 
-def subscriptions(service: JobService, group: str = "ai-worker.users") -> list[Subscription]:
-    """The consumer group is the workers' own (`BLOOP_AI_WORKER_GROUP`) with `.users` after it,
-    so each deployment sharing a Kafka cluster (and each test run) sees every deletion."""
+
+def subscriptions(service: JobService, group: str = "ai-worker") -> list[Subscription]:
+    """The consumer groups are the workers' own (`BLOOP_AI_WORKER_GROUP`) with `.users` and
+    `.content` after it, so each deployment sharing a Kafka cluster (and each test run) sees
+    every event."""
     deleted = type_of(UserDeleted)
+    not_attached = type_of(AiMediaNotAttached)
 
     async def forget(envelope: Envelope) -> None:
         await service.forget_requester(envelope.tenant, deleted.parse(envelope).user_id)
 
-    return [Subscription(group, (USER_EVENTS,), forget, types=frozenset({deleted.type_id}))]
+    async def record(envelope: Envelope) -> None:
+        data = not_attached.parse(envelope)
+        refused = [NotAttached(output=o.name, code=o.code, detail=o.detail, at=data.refused_at)
+                   for o in data.outputs]
+        try:
+            await service.record_not_attached(envelope.tenant, data.job_id, refused)
+        except NotFound:
+            log.warning("content reported outputs of an unknown AI job", extra={
+                "tenant": envelope.tenant, "job": data.job_id})
+
+    return [Subscription(f"{group}.users", (USER_EVENTS,), forget,
+                         types=frozenset({deleted.type_id})),
+            Subscription(f"{group}.content", (CONTENT_EVENTS,), record,
+                         types=frozenset({not_attached.type_id}))]

@@ -76,6 +76,15 @@ class JobError(_Model):
     transient: bool
 
 
+class NotAttached(_Model):
+    """An output of a finished job that content did not add to the lesson's draft."""
+
+    output: str = Field(description="the output's name")
+    code: str = Field(description="content's reason: quota_exceeded, too_large, lesson_gone, …")
+    detail: str
+    at: datetime
+
+
 class Cost(_Model):
     provider: str = "offline"
     model: str = "offline"
@@ -133,6 +142,9 @@ class Job(_Model):
     errors: list[JobError] = Field(default_factory=list)
     cost: Cost = Field(default_factory=Cost)
     result: JobResult | None = None
+    not_attached: list[NotAttached] = Field(default_factory=list, description=(
+        "the outputs content did not attach to the lesson's draft, with its reason (known "
+        "shortly after the job succeeded)"))
     cancel_requested: bool = False
     lease: Lease | None = None
     rev: int = Field(default=0, ge=0, description="bumped by each write")

@@ -18,6 +18,7 @@ from bloop.ai.jobs.model import (
     JobError,
     JobRequest,
     JobStatus,
+    NotAttached,
     TenantAiConfig,
     TenantAiView,
     idempotency_key,
@@ -379,6 +380,20 @@ class JobService:
             done = job.update(at, status="cancelled", cancel_requested=True, step="cancelled",
                               finished_at=at, lease=None)
             return done, [cancelled(done)]
+
+        return await self.mutate(tenant, job_id, change)
+
+    async def record_not_attached(self, tenant: str, job_id: str,
+                                  refused: Sequence[NotAttached]) -> Job:
+        """Records on the job the outputs content did not attach to its lesson, each output
+        once (its latest reason), so a redelivered report changes nothing."""
+
+        def change(job: Job) -> tuple[Job, list[Envelope]] | None:
+            kept = {n.output: n for n in job.not_attached}
+            if all(kept.get(n.output) == n for n in refused):
+                return None
+            kept |= {n.output: n for n in refused}
+            return job.update(not_attached=list(kept.values())), []
 
         return await self.mutate(tenant, job_id, change)
 

@@ -1,6 +1,7 @@
 """Mounts the AI service in a process: picks its stores, registers its outbox, and (unless
 `BLOOP_AI_RUN_JOBS=false`) runs jobs: the `ai.jobs` consumer group and the sweeper. It also
-anonymises a deleted user's jobs, and gives their jobs to the data export."""
+anonymises a deleted user's jobs, records on a job the outputs content did not attach, and
+gives a user's jobs to the data export."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ async def mount(platform: Platform) -> Mounted:
     runner = JobRunner(service, media, settings, worker_id(), found,
                        workdir=platform.settings.runtime.data_dir / "ai-work", links=links)
     lessons = HttpLessons(settings.content_url) if settings.content_url else None
-    subscriptions = [*consumers.subscriptions(service, f"{settings.worker_group}.users"), *([
+    subscriptions = [*consumers.subscriptions(service, settings.worker_group), *([
         Subscription(settings.worker_group, (JOBS_TOPIC,), runner.handle,
                      types=frozenset({type_of(JobRequested).type_id}))
     ] if settings.run_jobs else [])]

@@ -11,8 +11,10 @@
   over its HTTP API) into the tenant's media, and each is appended to the
   lesson's draft as an audio or a video block: its authors review it, and learners see it once
   they publish. Identical bytes are stored once and a draft already showing a media gets it not
-  again, so a redelivered event adds nothing. An output content refuses (type, size, quota) or a
-  lesson that is gone is logged and skipped: retrying would not change it.
+  again, so a redelivered event adds nothing. An output content refuses (type, size, quota, an
+  edit the lesson refuses) or whose lesson is gone is not retried, which would not change it:
+  it is logged and announced in `ai_media.not_attached` with the reason, for the AI service to
+  show on the job.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from bloop.platform.content.events import (
     LessonDeleted,
     LessonPublished,
     LessonUpdated,
+    UnattachedOutput,
 )
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.model import AudioBlock, VideoBlock
@@ -66,13 +69,23 @@ def ai_media_subscription(service: ContentService, media: MediaService,
         job = completed.parse(envelope)
         tenant = envelope.tenant
         wanted = [o for o in job.outputs if o.kind in ATTACHED_KINDS]
-        if not wanted:
+        if not wanted or not job.lesson_id:  # a video from a prompt alone goes to no lesson
             return
+        refused: list[UnattachedOutput] = []
+
+        def refuse(out: OutputRef, code: str, detail: str) -> None:
+            log.warning("an AI output was not attached to its lesson", extra={
+                "tenant": tenant, "lesson": job.lesson_id, "job": job.job_id,
+                "output": out.name, "code": code})
+            refused.append(UnattachedOutput(name=out.name, kind=out.kind, code=code,
+                                            detail=detail))
+
         if await service.repo.get_lesson(tenant, job.lesson_id) is None:
-            log.warning("an AI job finished for a lesson that is gone", extra={
-                "tenant": tenant, "lesson": job.lesson_id, "job": job.job_id})
+            for out in wanted:
+                refuse(out, "lesson_gone", f"the lesson {job.lesson_id!r} was deleted")
+            await _report(service, tenant, job.job_id, job.lesson_id, refused)
             return
-        blocks: list[AudioBlock | VideoBlock] = []
+        blocks: dict[str, AudioBlock | VideoBlock] = {}
         created: list[str] = []
         for out in wanted:
             try:
@@ -82,37 +95,42 @@ def ai_media_subscription(service: ContentService, media: MediaService,
             except Problem as exc:
                 if exc.status >= 500:
                     raise
-                log.warning("an AI output was not kept as media", extra={
-                    "tenant": tenant, "job": job.job_id, "output": out.name, "code": exc.code})
+                refuse(out, exc.code, str(exc))
                 continue
             if stored.info.kind != out.kind:
-                log.warning("an AI output is not what it claims to be", extra={
-                    "tenant": tenant, "job": job.job_id, "output": out.name,
-                    "kind": stored.info.kind})
+                refuse(out, "kind_mismatch", f"the file is {stored.info.kind}, not {out.kind}")
                 if stored.created:
                     with contextlib.suppress(NotFound):  # claimed by another upload: it stays
                         await media.delete(tenant, stored.info.id, unless_claimed=True)
                 continue
-            blocks.append(ATTACHED_KINDS[out.kind](
-                media=stored.info.id, title=f"{out.kind.title()} made by AI ({job.kind})"))
+            blocks[out.name] = ATTACHED_KINDS[out.kind](
+                media=stored.info.id, title=f"{out.kind.title()} made by AI ({job.kind})")
             if stored.created:
                 created.append(stored.info.id)
         try:
-            attached = await service.attach_media(tenant, job.lesson_id, blocks)
+            attached = await service.attach_media(tenant, job.lesson_id, list(blocks.values()))
         except Problem as exc:
             if exc.status >= 500 or exc.code == "stale_version":
                 raise
-            log.warning("AI media was not attached to its lesson", extra={
-                "tenant": tenant, "lesson": job.lesson_id, "job": job.job_id, "code": exc.code,
-                "detail": str(exc)})
+            for out in wanted:
+                if out.name in blocks:
+                    refuse(out, exc.code, str(exc))
             attached = None
         if attached is None:  # refused, or the lesson went meanwhile: no lesson shows them
             for media_id in created:
                 with contextlib.suppress(NotFound):  # claimed by another upload: it stays
                     await media.delete(tenant, media_id, unless_claimed=True)
+        await _report(service, tenant, job.job_id, job.lesson_id, refused)
 
     return Subscription(AI_MEDIA_GROUP, (AI_EVENTS,), attach,
                         types=frozenset({completed.type_id}))
+
+
+async def _report(service: ContentService, tenant: str, job_id: str, lesson_id: str,
+                  refused: list[UnattachedOutput]) -> None:
+    if refused and not await service.report_unattached(tenant, job_id, lesson_id, refused):
+        log.warning("an AI job finished for a lesson that never was", extra={
+            "tenant": tenant, "lesson": lesson_id, "job": job_id})
 
 
 def subscriptions(service: ContentService, media: MediaService) -> list[Subscription]:

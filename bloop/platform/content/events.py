@@ -5,8 +5,11 @@ per lesson (keyed by the lesson); a rollback is a publication too (`rollback_of`
 version it restored). Archiving a published course emits `course.archived`, and putting it
 back `course.unarchived` (both keyed by the course, naming its published lessons). An edit of
 a lesson's draft emits `lesson.updated`, its deletion `lesson.deleted` (both keyed by the
-lesson). Lesson text stays in content: the events carry what other services need to build
-paths (which concepts a lesson teaches and requires) and to show them.
+lesson). When content does not add a finished AI job's narration or video to the lesson's draft
+(refused as media, or the lesson is gone), it says why in `ai_media.not_attached` (keyed by the
+lesson), which the AI service records on the job. Lesson text stays in content: the events
+carry what other services need to build paths (which concepts a lesson teaches and requires)
+and to show them.
 """
 
 from __future__ import annotations
@@ -75,6 +78,26 @@ class LessonDeleted(BaseModel):
     course_id: str
     lesson_version: int
     deleted_at: datetime
+
+
+class UnattachedOutput(BaseModel):
+    name: str = Field(description="the output's name on the AI job")
+    kind: str
+    code: str = Field(description=(
+        "why content did not keep it: the problem code its media answered (quota_exceeded, "
+        "too_large, unsupported_media_type, …) or the lesson edit did, kind_mismatch when the "
+        "file is not the kind the job said, lesson_gone when the lesson was deleted"))
+    detail: str
+
+
+@event_type("bloop.content.ai_media.not_attached", 1, TOPIC)
+class AiMediaNotAttached(BaseModel):
+    """Outputs of a finished AI job that content did not add to its lesson's draft."""
+
+    job_id: str
+    lesson_id: str
+    outputs: list[UnattachedOutput]
+    refused_at: datetime
 
 
 @event_type("bloop.content.course.archived", 1, TOPIC)

@@ -205,6 +205,11 @@ class ContentRepository(Protocol):
         """Deletes the lesson and stores `events` atomically if it is still at
         `expected_version`, else `StaleVersion`; `Missing` when there is none."""
 
+    async def announce_on_lesson(self, tenant: str, lesson_id: str,
+                                 events: Sequence[Envelope]) -> bool:
+        """Stores `events` in the lesson's outbox (a deleted lesson's too), changing nothing
+        else; False, and nothing written, when the tenant has no such lesson."""
+
     # publications
 
     async def publish_course(self, course: Course, expected_version: int,

@@ -19,12 +19,14 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from bloop.platform.content.events import (
+    AiMediaNotAttached,
     CourseArchived,
     CoursePublished,
     CourseUnarchived,
     LessonDeleted,
     LessonPublished,
     LessonUpdated,
+    UnattachedOutput,
 )
 from bloop.platform.content.members import Members
 from bloop.platform.content.model import (
@@ -725,6 +727,19 @@ class ContentService:
                     raise
         raise Conflict(f"the lesson {lesson_id!r} keeps changing; try again",
                        code="stale_version")
+
+    async def report_unattached(self, tenant: str, job_id: str, lesson_id: str,
+                                outputs: Sequence[UnattachedOutput]) -> bool:
+        """Announces (`ai_media.not_attached`) the outputs of the AI job that were not added
+        to the lesson's draft, and why; False when there is no such lesson, deleted or not."""
+        at = now()
+        event = type_of(AiMediaNotAttached).envelope(AiMediaNotAttached(
+            job_id=job_id, lesson_id=lesson_id, outputs=list(outputs), refused_at=at),
+            tenant=tenant, subject=lesson_id, time=at)
+        if not await self.repo.announce_on_lesson(tenant, lesson_id, [event]):
+            return False
+        self._on_write()
+        return True
 
     async def delete_lesson(self, tenant: str, lesson_id: str, *, version: int | None = None,
                             by: Principal | None = None) -> None:

@@ -616,8 +616,8 @@ async def test_a_deleted_user_s_jobs_are_exported_then_anonymised(rig: Rig) -> N
     assert by_id[plain.id]["created_at"].endswith("Z")  # the API's one form of time
     assert json.loads(json.dumps(exported)) == exported
 
-    [sub] = consumers.subscriptions(rig.service)
-    assert sub.topics == ("user.events",)
+    sub, _ = consumers.subscriptions(rig.service)
+    assert (sub.group, sub.topics) == ("ai-worker.users", ("user.events",))
     assert sub.types == frozenset({"bloop.identity.user.deleted.v1"})
     deleted = type_of(UserDeleted).envelope(
         UserDeleted(user_id="u1", deleted_by="admin", deleted_at=now()),

@@ -22,7 +22,7 @@ from bloop.platform.content.consumers import (
     ai_media_subscription,
     subscriptions,
 )
-from bloop.platform.content.events import LessonUpdated
+from bloop.platform.content.events import AiMediaNotAttached, LessonUpdated
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.media.stores.files import FileMediaStore
@@ -43,7 +43,7 @@ from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.envelope import Envelope, parse_envelope
 from bloop.platform.kit.events.types import EventType, registry, type_of
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import embedded_app, eventually, finished_ai_video
+from tests.support import embedded_app, eventually, finished_ai_video, member
 from tests.unit.content import media_samples
 
 AT = "2025-01-02T03:04:05Z"
@@ -69,16 +69,16 @@ class AiFilesOutputs:
         return self.files.read(tenant, output.file_id)
 
 
+async def nothing_published(tenant: str) -> set[str]:
+    return set()
+
+
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     db = SqliteDB(tmp_path / "content.sqlite3")
     store = EmbeddedContentStore(db, registry)
     await store.setup()
     content = ContentService(store)
-
-    async def nothing_published(tenant: str) -> set[str]:
-        return set()
-
     media = MediaService(FileMediaStore(db, tmp_path / "media"), MediaSettings(),
                          tmp_path / "spool", nothing_published)
     await media.setup()
@@ -183,8 +183,24 @@ async def test_an_author_edit_made_meanwhile_is_kept(world: World) -> None:
     assert draft.blocks[1].title == "Audio made by AI (narration)"
 
 
-async def test_what_cannot_be_attached_is_skipped(world: World) -> None:
+async def not_attached(world: World) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """The `ai_media.not_attached` events content announced since the last call: each one's
+    job, lesson, and (output, code) pairs."""
+    outbox = world.content.repo.outbox
+    pending = await outbox.pending(100)
+    await outbox.mark_sent(pending)
+    et = type_of(AiMediaNotAttached)
+    envelopes = [parse_envelope(p.message.value) for p in pending]
+    found = [checked(et, e) for e in envelopes if e.type == et.type_id]
+    return [(e.data["job_id"], e.data["lesson_id"],
+             [(o["name"], o["code"]) for o in e.data["outputs"]]) for e in found]
+
+
+async def test_what_cannot_be_attached_is_skipped_and_announced(world: World) -> None:
+    """An output content could not keep was only logged: its job said it succeeded, and
+    nobody learned why the lesson's draft did not get it."""
     lesson_id = await lesson_in(world)
+    await not_attached(world)
     # bytes that are no audio, a file the AI store does not have, a lesson that is gone, and
     # another tenant's lesson: nothing is attached, and nothing fails (retrying would not help)
     fake = await output(world, "acme", "job3", "fake.wav", "audio", b"not audio at all",
@@ -192,14 +208,45 @@ async def test_what_cannot_be_attached_is_skipped(world: World) -> None:
     lost = OutputRef(name="lost.mp4", kind="video", content_type="video/mp4", url="/x",
                      file_id="f" * 32, bytes=10, duration_s=None)
     await world.attach.handler(completed("acme", "job3", lesson_id, [fake, lost]))
+    assert await not_attached(world) == [("job3", lesson_id, [
+        ("fake.wav", "type_mismatch"), ("lost.mp4", "empty_file")])]
     await world.attach.handler(completed("acme", "job3", "no-such-lesson", [fake]))
     elsewhere = await output(world, "beta", "job4", "v.mp4", "video", media_samples.mp4(),
                              "video/mp4")
     await world.attach.handler(completed("beta", "job4", lesson_id, [elsewhere]))
+    await world.attach.handler(completed("acme", "job4", "", [elsewhere]))  # from a prompt
+    assert await not_attached(world) == []
     draft = await world.content.lesson("acme", lesson_id)
     assert (draft.version, len(draft.blocks)) == (1, 1)
     assert (await world.media.media("acme")).items == []
     assert (await world.media.media("beta")).items == []
+
+    # a deleted lesson: said so, on its own events
+    await world.content.delete_lesson("acme", lesson_id)
+    await not_attached(world)
+    video = await output(world, "acme", "job6", "v.mp4", "video", media_samples.mp4(),
+                         "video/mp4")
+    await world.attach.handler(completed("acme", "job6", lesson_id, [video]))
+    assert await not_attached(world) == [("job6", lesson_id, [("v.mp4", "lesson_gone")])]
+    assert (await world.media.media("acme")).items == []
+
+
+async def test_an_output_over_the_tenant_s_quota_is_announced(world: World) -> None:
+    """The video fits the tenant's media quota, its narration no longer does."""
+    lesson_id = await lesson_in(world)
+    await not_attached(world)
+    video = await output(world, "acme", "job7", "lesson.mp4", "video", media_samples.mp4(),
+                         "video/mp4")
+    voice = await output(world, "acme", "job7", "voice.wav", "audio", media_samples.wav(),
+                         "audio/wav")
+    small = MediaService(world.media.store, MediaSettings(tenant_quota_bytes=video.bytes),
+                         world.tmp / "spool-small", nothing_published)
+    await small.setup()
+    attach = ai_media_subscription(world.content, small, AiFilesOutputs(world.ai))
+    await attach.handler(completed("acme", "job7", lesson_id, [video, voice]))
+    assert await not_attached(world) == [("job7", lesson_id, [("voice.wav", "quota_exceeded")])]
+    assert [b.type for b in (await world.content.lesson("acme", lesson_id)).blocks] == [
+        "markdown", "video"]
 
 
 async def test_media_a_lesson_refuses_are_not_kept(world: World,
@@ -214,8 +261,10 @@ async def test_media_a_lesson_refuses_are_not_kept(world: World,
         raise Problem("the lesson has 200 blocks already", status=422, code="too_many_blocks")
 
     monkeypatch.setattr(world.content, "attach_media", full)
+    await not_attached(world)
     await world.attach.handler(completed("acme", "job5", lesson_id, [out], kind="narration"))
     assert (await world.media.media("acme")).items == []
+    assert await not_attached(world) == [("job5", lesson_id, [("voice.wav", "too_many_blocks")])]
 
 
 async def test_content_events_drop_the_cached_lesson(world: World) -> None:
@@ -254,6 +303,49 @@ async def test_the_running_app_attaches_what_its_ai_service_made(
         assert isinstance(video, VideoBlock)
         media: MediaService = app.state.content.state["media"]
         assert (await media.info("acme", video.media)).size == source.stat().st_size
+
+
+async def test_the_ai_job_says_what_content_did_not_attach(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A video over the tenant's media quota: the job said `succeeded` with no error, the
+    lesson's draft got nothing, and only a log line knew why."""
+    monkeypatch.setenv("BLOOP_MEDIA_TENANT_QUOTA_BYTES", "50")
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content", "ai"]) as (
+            app, client):
+        client.headers.update(await member(app, client, "acme", ["educator"]))
+        content: ContentService = app.state.content.state["service"]
+        lesson_id = (await content.add_lesson("acme", (await content.create_course(
+            "acme", NewCourse(id="py", title="Python"))).id, NewLesson(title="Loops"))).id
+        source = tmp_path / "made.mp4"
+        source.write_bytes(media_samples.mp4(64))
+        event = await finished_ai_video(app, "acme", "job9", lesson_id, source)
+        bus = app.state.platform.bus
+        assert isinstance(bus, EmbeddedEventBus)
+        await bus.publish([Message.of(event, "video.events")])
+        url = "/v1/tenants/acme/ai/jobs/job9"
+
+        async def reported() -> bool:
+            r = await client.get(url)
+            assert r.status_code == 200, r.text
+            return bool(r.json()["not_attached"])
+
+        await eventually(reported, timeout_s=15, what="the job to say what was not attached")
+        job = (await client.get(url)).json()
+        assert job["status"] == "succeeded"
+        [refused] = job["not_attached"]
+        assert (refused["output"], refused["code"]) == ("lesson.mp4", "quota_exceeded")
+        assert "quota" in refused["detail"]
+        assert (await content.lesson("acme", lesson_id)).blocks == []
+        async with client.stream("GET", f"{url}/events") as r:
+            ends = [json.loads(line[6:]) async for line in r.aiter_lines()
+                    if line.startswith("data: ")]
+        assert [e["not_attached"] for e in ends] == [job["not_attached"]]
+
+        # the same report again (a redelivery) changes nothing
+        ai = app.state.ai.state["service"]
+        before = await ai.job("acme", "job9")
+        await ai.record_not_attached("acme", "job9", before.not_attached)
+        assert (await ai.job("acme", "job9")).rev == before.rev
 
 
 async def test_a_deleted_person_is_no_uploader_any_more(world: World) -> None:

@@ -436,6 +436,17 @@ class EmbeddedContentStore:
 
         await self.db.transaction(write)
 
+    async def announce_on_lesson(self, tenant: str, lesson_id: str,
+                                 events: Sequence[Envelope]) -> bool:
+        def write(c: sqlite3.Connection) -> bool:
+            if c.execute("SELECT 1 FROM lessons WHERE tenant = ? AND id = ?",
+                         (tenant, lesson_id)).fetchone() is None:
+                return False
+            self._outbox.add(c, *events)
+            return True
+
+        return await self.db.transaction(write)
+
     # publications
 
     async def publish_course(self, course: Course, expected_version: int,

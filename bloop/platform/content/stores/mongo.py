@@ -499,6 +499,17 @@ class MongoContentStore:
         # A second write: the count may be one off if the process stops between the two.
         await self._uncount(_key(tenant, before["course"]))
 
+    async def announce_on_lesson(self, tenant: str, lesson_id: str,
+                                 events: Sequence[Envelope]) -> bool:
+        key = _key(tenant, lesson_id)
+        if not events:
+            return bool(await self.lessons.count_documents({"_id": key, "tenant": tenant},
+                                                           limit=1))
+        async with self.guard.hold(self.lessons, key):
+            result = await self.lessons.update_one({"_id": key, "tenant": tenant},
+                                                   self._outbox.with_events({}, *events))
+        return result.matched_count > 0
+
     # publications
 
     async def publish_course(self, course: Course, expected_version: int,
