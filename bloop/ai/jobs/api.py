@@ -6,9 +6,10 @@ request without a key after its job failed or was cancelled makes a new job), fo
 (`GET /jobs/{id}`, or the server-sent event stream at `/jobs/{id}/events`) and cancel them.
 Generated text arrives as a draft on the job (`result`): an educator reviews it and, to publish
 it, adds it to the lesson through content's lesson edit API (a quiz result is a ready content
-quiz block). Media outputs stream from `/jobs/{id}/outputs/{name}`, and from the signed links
-`video.events` carry (`/links/{job}/{name}?expires=…&signature=…`, no credentials: see
-`ai.jobs.links`), which content follows from another process to copy them into its own media.
+quiz block, its id its job's own). Media outputs stream from `/jobs/{id}/outputs/{name}`, and
+from the signed links `video.events` carry (`/links/{job}/{name}?expires=…&signature=…`, no
+credentials: see `ai.jobs.links`), which content follows from another process to copy them into
+its own media.
 Tenant admins set the provider, key, model, prices and quotas (`/settings`).
 
 A job shows the lesson as it was when it was asked for (its title, and a result made from its

@@ -163,6 +163,12 @@ class Job(_Model):
         return self.params.language or (self.lesson.language if self.lesson is not None else "en")
 
     @property
+    def quiz_id(self) -> str:
+        """The id of the quiz block a quiz job makes: the job's own, so that quizzes of one
+        lesson version made by several jobs can all go into the lesson."""
+        return "ai-" + hashlib.sha256(self.id.encode()).hexdigest()[:12]
+
+    @property
     def lesson_id(self) -> str:
         """The lesson's id, or "" for a job without one (as its events carry it)."""
         return self.lesson.id if self.lesson is not None else ""

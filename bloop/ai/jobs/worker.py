@@ -370,7 +370,8 @@ class JobRunner:
             case "simplify":
                 return await generator.simpler(lesson, p.level, instructions=p.instructions)  # type: ignore[return-value]
             case "quiz":
-                return await generator.quiz(lesson, p.count, instructions=p.instructions)  # type: ignore[return-value]
+                return await generator.quiz(lesson, p.count, quiz_id=job.quiz_id,  # type: ignore[return-value]
+                                            instructions=p.instructions)
             case _:
                 return await generator.flashcards(lesson, p.count, instructions=p.instructions)  # type: ignore[return-value]
 

@@ -4,7 +4,6 @@ with the validation error when it does not hold, a few times at most."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
@@ -46,16 +45,12 @@ class TextGenerator(Protocol):
     async def simpler(self, lesson: LessonText, level: Level, *,
                       instructions: str = "") -> Generated[Simplified]: ...
 
-    async def quiz(self, lesson: LessonText, count: int, *,
-                   instructions: str = "") -> Generated[QuizDraft]: ...
+    async def quiz(self, lesson: LessonText, count: int, *, quiz_id: str,
+                   instructions: str = "") -> Generated[QuizDraft]:
+        """A quiz block with the id `quiz_id`."""
 
     async def flashcards(self, lesson: LessonText, count: int, *,
                          instructions: str = "") -> Generated[FlashcardSet]: ...
-
-
-def quiz_id(lesson: LessonText) -> str:
-    digest = hashlib.sha256(f"{lesson.id}:{lesson.version}".encode()).hexdigest()[:10]
-    return f"ai-{digest}"
 
 
 def _question(n: int, q: QuestionAnswer) -> dict[str, object]:
@@ -74,11 +69,12 @@ def _question(n: int, q: QuestionAnswer) -> dict[str, object]:
     return out
 
 
-def quiz_block(lesson: LessonText, answer: QuizAnswer) -> QuizBlock:
-    """The answer as content's quiz block, with ids assigned; `ValidationError` or `ValueError`
-    when content's quiz rules refuse it (no correct option, duplicate options, …)."""
+def quiz_block(quiz_id: str, answer: QuizAnswer) -> QuizBlock:
+    """The answer as content's quiz block `quiz_id`, with its questions' ids assigned;
+    `ValidationError` or `ValueError` when content's quiz rules refuse it (no correct option,
+    duplicate options, …)."""
     return QuizBlock.model_validate({
-        "id": quiz_id(lesson), "title": answer.title,
+        "id": quiz_id, "title": answer.title,
         "questions": [_question(n, q) for n, q in enumerate(answer.questions, 1)]})
 
 
@@ -161,7 +157,7 @@ class LlmTextGenerator:
             lambda a: Simplified(level=level, text=a.text, source="llm"))
         return self._generated(value, usage, model)
 
-    async def quiz(self, lesson: LessonText, count: int, *,
+    async def quiz(self, lesson: LessonText, count: int, *, quiz_id: str,
                    instructions: str = "") -> Generated[QuizDraft]:
         task = (f"Write a quiz of {count} questions on the lesson. Types: single_choice (exactly "
                 "one correct option), multiple_choice (at least one), true_false (set answer), "
@@ -169,7 +165,7 @@ class LlmTextGenerator:
                 "for a correct and an incorrect answer. Option texts must differ.")
         value, usage, model = await self._ask(
             self._messages(lesson, task, instructions), QuizAnswer,
-            lambda a: QuizDraft(block=quiz_block(lesson, a), source="llm"))
+            lambda a: QuizDraft(block=quiz_block(quiz_id, a), source="llm"))
         return self._generated(value, usage, model)
 
     async def flashcards(self, lesson: LessonText, count: int, *,

@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from bloop.ai.text.generator import InvalidOutput, quiz_id
+from bloop.ai.text.generator import InvalidOutput
 from bloop.ai.text.model import (
     OFFLINE_NOTE,
     Flashcard,
@@ -199,7 +199,7 @@ class OfflineTextGenerator:
                                     note=OFFLINE_NOTE + " The sentences are the lesson's own, "
                                     "chosen for length; they are not rewritten."))
 
-    async def quiz(self, lesson: LessonText, count: int, *,
+    async def quiz(self, lesson: LessonText, count: int, *, quiz_id: str,
                    instructions: str = "") -> Generated[QuizDraft]:
         found = sentences(lesson.text)
         terms = key_terms(lesson, found)
@@ -221,7 +221,7 @@ class OfflineTextGenerator:
                     break
         if not questions:
             raise _nothing(lesson)
-        block = QuizBlock.model_validate({"id": quiz_id(lesson), "title": f"Check: {lesson.title}",
+        block = QuizBlock.model_validate({"id": quiz_id, "title": f"Check: {lesson.title}",
                                           "questions": questions})
         return Generated(QuizDraft(block=block, source="offline", note=OFFLINE_NOTE))
 

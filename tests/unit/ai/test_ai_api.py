@@ -169,6 +169,27 @@ async def test_a_summary_job_runs_offline_and_streams_to_its_end(client: httpx.A
     assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
+async def test_two_quiz_drafts_of_one_lesson_version_both_go_into_the_lesson(
+        client: httpx.AsyncClient) -> None:
+    """Both quizzes took the id of the lesson's version, so the second could not be added
+    beside the first: 422, the quiz id appears twice."""
+    les = await lesson(client)
+    blocks = []
+    for params in ({"count": 3}, {"count": 5, "instructions": "Ask about rebinding."}):
+        r = await client.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": les["id"],
+                                                       "params": params})
+        assert r.status_code == 201, r.text
+        final = (await follow(client, r.json()["id"]))[-1][1]
+        assert final["status"] == "succeeded", final
+        again = (await client.get(f"{BASE}/ai/jobs/{final['id']}")).json()
+        assert again["result"]["block"]["id"] == final["result"]["block"]["id"]
+        blocks.append(final["result"]["block"])
+    assert blocks[0]["id"] != blocks[1]["id"]
+    edit = await client.patch(f"{BASE}/lessons/{les['id']}", json={
+        "version": les["version"], "blocks": [*les["blocks"], *blocks]})
+    assert edit.status_code == 200, edit.text
+
+
 async def test_a_quiz_job_makes_a_content_quiz_block_with_the_llm(
         tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER"):

@@ -49,9 +49,9 @@ async def test_each_kind_from_the_llm(fake_openai: FakeOpenAI) -> None:
     assert summary.cost_usd == pytest.approx((1117 * 0.15 + 246 * 0.6) / 1e6)
     simpler = await gen.simpler(lesson, "beginner")
     assert simpler.value.level == "beginner"
-    quiz = await gen.quiz(lesson, 3)
+    quiz = await gen.quiz(lesson, 3, quiz_id="check")
     assert isinstance(quiz.value.block, QuizBlock)
-    assert quiz.value.block.questions[0].id == "q1"
+    assert (quiz.value.block.id, quiz.value.block.questions[0].id) == ("check", "q1")
     cards = await gen.flashcards(lesson, 2)
     assert [c.concept_id for c in cards.value.cards] == ["variables", None]
     assert "beginner learner" in fake_openai.requests[1]["messages"][-1]["content"]
@@ -73,7 +73,7 @@ async def test_a_quiz_content_would_refuse_is_never_accepted(fake_openai: FakeOp
     bad["questions"][0]["options"][1]["correct"] = True  # two correct options in single_choice
     fake_openai.script(*[Reply(content=json.dumps(bad))] * 2)
     with pytest.raises(InvalidOutput) as caught:
-        await generator(fake_openai, retries=1).quiz(DEMO[0], 3)
+        await generator(fake_openai, retries=1).quiz(DEMO[0], 3, quiz_id="check")
     assert "exactly one correct option" in str(caught.value)
     assert caught.value.usage.completion_tokens == 2 * 246
     assert not caught.value.transient
@@ -96,7 +96,7 @@ async def test_offline_material_comes_from_the_lesson(index: int) -> None:
     simpler = (await gen.simpler(lesson, "beginner")).value
     assert simpler.text.startswith("- ")
 
-    quiz = (await gen.quiz(lesson, 5)).value
+    quiz = (await gen.quiz(lesson, 5, quiz_id="check")).value
     assert quiz.block == QuizBlock.model_validate(quiz.block.model_dump())
     assert 3 <= len(quiz.block.questions) <= 5
     for q in quiz.block.questions:
@@ -123,7 +123,7 @@ async def test_offline_wrong_options_are_of_the_right_answers_kind(index: int) -
     wrong choice for "variable", nor swapped into a sentence to make it false."""
     lesson = DEMO[index]
     code = [t for t in key_terms(lesson, sentences(lesson.text)) if _code_like(t)]
-    quiz = (await OfflineTextGenerator().quiz(lesson, 12)).value
+    quiz = (await OfflineTextGenerator().quiz(lesson, 12, quiz_id="check")).value
     for q in quiz.block.questions:
         if isinstance(q, SingleChoice):
             [right] = [o for o in q.options if o.correct]
@@ -137,7 +137,7 @@ async def test_offline_refuses_a_lesson_with_only_code() -> None:
     lesson = LessonText(id="x", version=1, title="Code", text="```python\nprint(1)\n```")
     assert sentences(lesson.text) == []
     with pytest.raises(InvalidOutput):
-        await OfflineTextGenerator().quiz(lesson, 3)
+        await OfflineTextGenerator().quiz(lesson, 3, quiz_id="check")
 
 
 RUSSIAN = ("Переменная — это имя, которое ссылается на значение. Присваивание связывает имя со "  # noqa: RUF001
