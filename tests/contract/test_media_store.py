@@ -109,6 +109,22 @@ async def test_list_newest_first_and_usage(store: MediaStore, tmp_path: Path) ->
     assert await store.usage("acme") == 1000 + 1001 + 1002
 
 
+async def test_the_largest_media_of_a_type_and_up_to_a_size(store: MediaStore,
+                                                              tmp_path: Path) -> None:
+    assert await store.largest("acme") == 0
+    for size, content_type, tenant in ((1000, "video/mp4", "acme"), (3000, "video/mp4", "acme"),
+                                       (2000, "audio/wav", "acme"), (9000, "video/mp4", "beta")):
+        info, path = sample(tmp_path, os.urandom(size), tenant=tenant, content_type=content_type)
+        await store.put(info, path)
+    assert await store.largest("acme") == 3000
+    assert await store.largest("acme", content_type="audio/wav") == 2000
+    assert await store.largest("acme", content_type="image/png") == 0
+    assert await store.largest("acme", at_most=2999) == 2000
+    assert await store.largest("acme", content_type="video/mp4", at_most=2999) == 1000
+    assert await store.largest("acme", at_most=999) == 0
+    assert await store.largest("beta", content_type="audio/wav") == 0
+
+
 async def test_a_person_s_uploads_are_listed_and_forgotten(store: MediaStore,
                                                            tmp_path: Path) -> None:
     infos = []

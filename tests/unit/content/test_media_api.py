@@ -588,6 +588,54 @@ async def test_a_declared_size_over_the_room_left_is_refused_before_the_body(
     assert await snapshot(app) == before
 
 
+async def test_near_the_quota_bytes_the_tenant_keeps_are_taken_again(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """The same bytes are one file, so uploading them again adds nothing: with less room left
+    than their size they were refused 413, as a body with or without Content-Length or a form."""
+    data = s.mp4(350_000)
+    first = (await upload(client, data, "video/mp4", "clip.mp4")).json()
+    before = await snapshot(app)
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for at in range(0, len(data), 64 * 1024):
+            yield data[at:at + 64 * 1024]
+
+    for r in (await upload(client, data, "video/mp4", "again.mp4"),
+              await client.post(f"{BASE}/media", content=streamed(),
+                                headers={"Content-Type": "video/mp4"}),
+              await client.post(f"{BASE}/media", files={"file": ("c.mp4", data, "video/mp4")})):
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == first["id"]
+    assert await snapshot(app) == before
+    assert (await client.get(f"{BASE}/media/usage")).json()["used_bytes"] == len(data)
+    r = await upload(client, s.mp4(350_000)[:-1] + b"\x01", "video/mp4")  # same size, new bytes
+    assert (r.status_code, r.json()["code"]) == (413, "quota_exceeded")
+    assert r.json()["upload_bytes"] == len(data)
+    assert await snapshot(app) == before
+
+
+async def test_past_the_room_bytes_are_read_only_as_far_as_a_kept_copy_goes(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Bytes past the room may still be a file the tenant keeps, but none keeps more than its
+    largest file of that type: a longer stream is cut off there, under the kind's limit."""
+    assert (await upload(client, s.mp4(350_000), "video/mp4")).status_code == 201
+    before = await snapshot(app)
+    sent = 0
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield s.mp4(0)
+        for _ in range(95):  # 389,120 bytes in all: under the video limit, past the copy
+            sent += 4096
+            yield bytes(4096)
+
+    r = await client.post(f"{BASE}/media", content=stream(), headers={"Content-Type": "video/mp4"})
+    assert (r.status_code, r.json()["code"]) == (413, "quota_exceeded")
+    assert "at least" in r.json()["detail"]
+    assert sent < 95 * 4096, "the upload was read to its end"
+    assert await snapshot(app) == before
+
+
 async def test_delete(client: httpx.AsyncClient, app: FastAPI) -> None:
     before = await snapshot(app)
     body = (await upload(client, s.ogg_opus(), "audio/ogg", "a.opus")).json()

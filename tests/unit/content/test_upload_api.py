@@ -214,6 +214,33 @@ async def test_media_alone(client: httpx.AsyncClient, app: FastAPI) -> None:
     assert (await state(app))[0] == []
 
 
+async def test_near_the_quota_media_the_tenant_keeps_add_nothing(client: httpx.AsyncClient,
+                                                                 app: FastAPI) -> None:
+    """The same bytes are one file: a zip whose only media the tenant already keeps, or that
+    holds one file twice, fits though the quota has less room left than their sizes summed."""
+    tone = s.wav(seconds=5.0)  # 80,044 bytes of a quota of 150,000
+    kept = await client.post(f"{BASE}/media", content=tone, params={"filename": "tone.wav"})
+    assert kept.status_code == 201
+    pack = s.zip_of({"week1.md": b"# Week 1\n\nListen: [tone](tone.wav)", "tone.wav": tone},
+                     compression=0)
+    r = await client.post(UPLOAD, files=files(("week1.zip", pack, "application/zip")))
+    assert r.status_code == 201, r.text
+    assert [m["id"] for m in r.json()["media"]] == [kept.json()["id"]]
+
+    other = s.wav(seconds=3.0)  # 48,044 new bytes: room for them once, not twice
+    pack = s.zip_of({"week2.md": b"# Week 2\n\n[a](a.wav) [b](b.wav)", "a.wav": other,
+                     "b.wav": other}, compression=0)
+    r = await client.post(UPLOAD, files=files(("week2.zip", pack, "application/zip")))
+    assert r.status_code == 201, r.text
+    assert len(r.json()["media"]) == 1
+    usage = (await client.get(f"{BASE}/media/usage")).json()
+    assert usage["used_bytes"] == len(tone) + len(other)
+
+    r = await client.post(UPLOAD, files=files(("c.wav", s.wav(seconds=1.5), "audio/wav")))
+    assert (r.status_code, r.json()["code"]) == (413, "quota_exceeded")
+    assert r.json()["upload_bytes"] == len(s.wav(seconds=1.5))
+
+
 BAD: list[Any] = [
     pytest.param(files(("a.md", b"---\ntitle: [oops\n---\n", "text/markdown")),
                  422, "invalid_front_matter", "a.md", id="invalid-yaml"),

@@ -46,6 +46,11 @@ class MediaStore(Protocol):
     async def usage(self, tenant: str) -> int:
         """The bytes the tenant's media take, in all."""
 
+    async def largest(self, tenant: str, *, content_type: str | None = None,
+                      at_most: int | None = None) -> int:
+        """The size of the tenant's largest media (of `content_type`, of at most `at_most`
+        bytes, when given); 0 when it has none."""
+
     def read(self, tenant: str, media_id: str, start: int, end: int) -> AsyncIterator[bytes]:
         """The bytes [start, end) of the media, in chunks; `MediaMissing` when there is none."""
 

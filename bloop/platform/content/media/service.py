@@ -10,7 +10,14 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,6 +80,15 @@ class Stored:
     info: MediaInfo
     created: bool
     """False when the tenant already had these bytes and `info` is that media."""
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Bytes about to be stored, as the quota counts them."""
+
+    sha256: str
+    content_type: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -144,10 +160,18 @@ class MediaService:
             extra={"used_bytes": usage.used_bytes, "quota_bytes": usage.quota_bytes,
                    "upload_bytes": size})
 
-    async def check_quota(self, tenant: str, size: int) -> None:
-        """Raises `QuotaExceeded` when `size` more bytes would not fit the tenant's quota."""
+    async def check_room(self, tenant: str, files: Iterable[Digest]) -> None:
+        """Raises `QuotaExceeded` when storing `files` would not fit the tenant's quota: the
+        same bytes count once, and bytes the tenant already keeps not at all (`upload` finds
+        them kept)."""
+        new = {(f.sha256, f.content_type): f.size for f in files}
+        size = 0
+        for (sha256, content_type), n in new.items():
+            existing = await self.store.find_by_checksum(tenant, sha256)
+            if existing is None or existing.content_type != content_type:
+                size += n
         usage = await self.usage(tenant)
-        if usage.used_bytes + size > usage.quota_bytes:
+        if size and usage.used_bytes + size > usage.quota_bytes:
             raise self._quota_problem(usage, size)
 
     def _too_large(self, found: sniff.Sniffed, size: int, at_least: bool = False) -> TooLarge:
@@ -161,10 +185,10 @@ class MediaService:
                      claimed: str | None = None, declared_size: int | None = None,
                      by: str | None = None) -> Stored:
         """Stores the bytes of `body` as media of the tenant; identical bytes of the same type
-        that the tenant already has are not stored twice. Raises 415 when the bytes are not an
-        accepted type or not the claimed one, 413 above the size limit of their kind or the
-        tenant's quota, 422 for an empty file, an unsafe SVG or a broken image (truncated,
-        damaged, or above 89 megapixels); nothing is kept then."""
+        that the tenant already has are not stored twice (and take none of its quota). Raises
+        415 when the bytes are not an accepted type or not the claimed one, 413 above the size
+        limit of their kind or the tenant's quota, 422 for an empty file, an unsafe SVG or a
+        broken image (truncated, damaged, or above 89 megapixels); nothing is kept then."""
         largest = self.settings.largest
         if declared_size is not None and declared_size > largest:
             raise TooLarge(f"media may hold at most {_mib(largest)}; this upload declares "
@@ -172,7 +196,8 @@ class MediaService:
                            extra={"limit_bytes": largest, "upload_bytes": declared_size})
         usage = await self.usage(tenant)
         room = max(0, usage.quota_bytes - usage.used_bytes)
-        if declared_size is not None and declared_size > room:
+        if declared_size is not None and declared_size > room \
+                and await self.store.largest(tenant, at_most=declared_size) != declared_size:
             raise self._quota_problem(usage, declared_size)
         spool = await asyncio.to_thread(_Spool, self.spool)
         try:
@@ -189,26 +214,41 @@ class MediaService:
             limit = self.settings.max_bytes(found.kind)
             if declared_size is not None and declared_size > limit:
                 raise self._too_large(found, declared_size)
+            copies: int | None = None
+
+            async def check(size: int, at_least: bool) -> None:
+                """`size` bytes read so far held to the kind's limit and to the room: past the
+                room, only while they may still be a copy of a file the tenant keeps (which
+                adds nothing to its media)."""
+                nonlocal copies
+                if size > limit:
+                    raise self._too_large(found, size, at_least=at_least)
+                if size > room:
+                    if copies is None:
+                        copies = await self.store.largest(
+                            tenant, content_type=found.content_type, at_most=declared_size)
+                    if size > copies:
+                        raise self._quota_problem(usage, size, at_least=at_least)
+
             pending = head
             async for chunk in chunks:
                 pending += chunk
-                if spool.size + len(pending) > limit:
-                    raise self._too_large(found, spool.size + len(pending), at_least=True)
-                if spool.size + len(pending) > room:
-                    raise self._quota_problem(usage, spool.size + len(pending), at_least=True)
+                await check(spool.size + len(pending), at_least=True)
                 if len(pending) >= FLUSH_BYTES:
                     await asyncio.to_thread(spool.write, bytes(pending))
                     pending = bytearray()
-            if len(pending) > limit:
-                raise self._too_large(found, len(pending))
-            if len(pending) > room:
-                raise self._quota_problem(usage, len(pending))
+            await check(spool.size + len(pending), at_least=False)
             await asyncio.to_thread(spool.write, bytes(pending))
             await asyncio.to_thread(spool.handle.close)
             if found.kind == "text" or found is sniff.SVG:
                 await asyncio.to_thread(self._check_whole_text, spool.path, found)
             elif found in sniff.RASTER:
                 await asyncio.to_thread(self._check_whole_image, spool.path, found)
+            kept = await self._kept(tenant, spool, found)
+            if kept is not None:
+                return Stored(kept, created=False)
+            if spool.size > room:
+                raise self._quota_problem(usage, spool.size)
             return await self._keep(tenant, spool, found, filename, by)
         finally:
             await asyncio.to_thread(spool.discard)
@@ -245,15 +285,19 @@ class MediaService:
         except sniff.BrokenImage as exc:
             raise Problem(str(exc), status=422, code="broken_image") from None
 
+    async def _kept(self, tenant: str, spool: _Spool, found: sniff.Sniffed) -> MediaInfo | None:
+        """The media of the tenant that already holds the spooled bytes, claimed so that the
+        upload that stored it cannot take it back (a failed import's undo) from under this one;
+        None when there is none."""
+        existing = await self.store.find_by_checksum(tenant, spool.sha256.hexdigest())
+        if existing is not None and existing.content_type == found.content_type \
+                and await self.store.claim(tenant, existing.id):
+            return existing
+        return None
+
     async def _keep(self, tenant: str, spool: _Spool, found: sniff.Sniffed,
                     filename: str | None, by: str | None) -> Stored:
         checksum = spool.sha256.hexdigest()
-        existing = await self.store.find_by_checksum(tenant, checksum)
-        # Claimed, so that the upload that stored it cannot take it back (a failed import's
-        # undo) from under this one.
-        if existing is not None and existing.content_type == found.content_type \
-                and await self.store.claim(tenant, existing.id):
-            return Stored(existing, created=False)
         info = MediaInfo(id=new_media_id(), tenant=tenant,
                          filename=clean_filename(filename, found.kind + found.ext),
                          content_type=found.content_type, kind=found.kind, size=spool.size,

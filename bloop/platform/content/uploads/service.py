@@ -3,7 +3,8 @@
 First every file is checked and read without writing anything: its type sniffed (and held to
 what it claims and to its kind's size limit), Markdown front matter validated, zips unpacked
 safely, PDFs parsed, links to files checked, each lesson validated as the content service would,
-and the tenant's quota checked for the media in all. Only then are the media stored and the
+and the tenant's quota checked for the media in all (bytes the tenant already keeps add
+nothing). Only then are the media stored and the
 lessons created, in that order; when any of that fails, the media stored so far are deleted and
 the lessons created so far removed, so a failed import leaves nothing behind.
 """
@@ -11,6 +12,7 @@ the lessons created so far removed, so a failed import leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import shutil
@@ -25,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from bloop.platform.content.media import sniff
 from bloop.platform.content.media.model import Media, MediaInfo, MediaKind
 from bloop.platform.content.media.refs import media_url, referenced_media
-from bloop.platform.content.media.service import MediaService, Stored
+from bloop.platform.content.media.service import Digest, MediaService, Stored
 from bloop.platform.content.model import Concept, Course, Lesson, NewLesson, now
 from bloop.platform.content.uploads import archive, blocks, markdown, pdf
 from bloop.platform.content.uploads.settings import UploadSettings
@@ -69,7 +71,7 @@ class Asset:
     filename: str
     path: Path
     kind: MediaKind
-    size: int
+    digest: Digest
 
 
 @dataclass
@@ -170,15 +172,19 @@ class UploadService:
             if unused:
                 notes.append(f"{draft.source}: {', '.join(unused)} describe a course, not a "
                              "lesson, and were not kept")
-        size = sum(a.size for a in assets)
-        if size:
-            await self.media.check_quota(tenant, size)
+        await self.media.check_room(tenant, [a.digest for a in assets])
         return assets, drafts, notes
 
     async def _asset(self, key: str, path: Path, found: sniff.Sniffed) -> Asset:
-        size = (await asyncio.to_thread(path.stat)).st_size
+        def digest() -> Digest:
+            with path.open("rb") as handle:
+                sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+            return Digest(sha256=sha256, content_type=found.content_type,
+                          size=path.stat().st_size)
+
         filename = key.rsplit("/", 1)[-1]
-        return Asset(key=key, filename=filename, path=path, kind=found.kind, size=size)
+        return Asset(key=key, filename=filename, path=path, kind=found.kind,
+                     digest=await asyncio.to_thread(digest))
 
     async def _markdown(self, path: Path, source: str, entries: dict[str, Path],
                         prefix: str = "") -> Draft:
@@ -346,5 +352,5 @@ def _stand_in(asset: Asset) -> MediaInfo:
     """The asset as a stand-in media: the lessons that use it are checked against it before
     anything is stored, and get the real media once the whole import is known to be valid."""
     return MediaInfo(id=_STAND_IN_ID, tenant="stand-in", filename=asset.filename or "file",
-                     content_type="application/octet-stream", kind=asset.kind, size=asset.size,
+                     content_type="application/octet-stream", kind=asset.kind, size=asset.digest.size,
                      sha256="0" * 64, created_at=now())

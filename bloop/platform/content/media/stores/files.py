@@ -109,6 +109,20 @@ class FileMediaStore:
             (tenant,)).fetchone())
         return int(row["used"])
 
+    async def largest(self, tenant: str, *, content_type: str | None = None,
+                      at_most: int | None = None) -> int:
+        where, args = "tenant = ?", list[object]([tenant])
+        if content_type is not None:
+            where += " AND json_extract(doc, '$.content_type') = ?"
+            args.append(content_type)
+        if at_most is not None:
+            where += " AND size <= ?"
+            args.append(at_most)
+        row = await self.db.run(lambda c: c.execute(
+            f"SELECT COALESCE(MAX(size), 0) AS size FROM media WHERE {where}",  # noqa: S608
+            args).fetchone())
+        return int(row["size"])
+
     async def read(self, tenant: str, media_id: str, start: int,
                    end: int) -> AsyncIterator[bytes]:
         if await self.get(tenant, media_id) is None:

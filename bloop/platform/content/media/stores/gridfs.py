@@ -112,6 +112,17 @@ class GridFsMediaStore:
         found = [d async for d in cursor]
         return int(found[0]["used"]) if found else 0
 
+    async def largest(self, tenant: str, *, content_type: str | None = None,
+                      at_most: int | None = None) -> int:
+        query: Doc = {"metadata.tenant": tenant}
+        if content_type is not None:
+            query["metadata.content_type"] = content_type
+        if at_most is not None:
+            query["length"] = {"$lte": at_most}
+        doc = await self.files.find_one(query, projection={"length": 1},
+                                        sort=[("length", DESCENDING)])
+        return 0 if doc is None else int(doc["length"])
+
     async def read(self, tenant: str, media_id: str, start: int,
                    end: int) -> AsyncIterator[bytes]:
         if await self.get(tenant, media_id) is None:
