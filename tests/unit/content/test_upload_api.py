@@ -205,6 +205,24 @@ async def test_a_pdf_becomes_a_lesson_and_is_kept(client: httpx.AsyncClient) -> 
     assert (await client.get(f"{BASE}/media/{media['id']}/content")).content == data
 
 
+async def test_ordinary_pdfs_become_lessons(client: httpx.AsyncClient) -> None:
+    """Each was refused 422, with nothing the educator could change in the PDF: `$$` in its
+    text (read as display math never closed), a metadata title over 200 characters, and more
+    pages than a lesson has blocks, though the import takes up to 1,000 pages."""
+    pages = [f"Page {n}." for n in range(1, 251)]
+    r = await client.post(UPLOAD, files=files(
+        ("bash.pdf", s.pdf("In bash, echo $$ prints the PID of the shell."), "application/pdf"),
+        ("thesis.pdf", s.pdf("Abstract.", title="A" * 120 + " " + "B" * 100), "application/pdf"),
+        ("book.pdf", s.pdf(*pages), "application/pdf")))
+    assert r.status_code == 201, r.text
+    bash, thesis, book = r.json()["lessons"]
+    assert bash["blocks"][1]["markdown"] == "In bash, echo \\$\\$ prints the PID of the shell."
+    assert thesis["title"] == ("A" * 120 + " " + "B" * 100)[:200]
+    assert book["title"] == "Book"
+    assert len(book["blocks"]) == 1 + 125
+    assert "\n\n".join(b["markdown"] for b in book["blocks"][1:]).split("\n\n") == pages
+
+
 async def test_media_alone(client: httpx.AsyncClient, app: FastAPI) -> None:
     r = await client.post(UPLOAD, files=files(("a.mp3", s.mp3(), "audio/mpeg"),
                                               ("b.webm", s.webm(), "video/webm")))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bloop.platform.content.model import check_math
 from bloop.platform.content.uploads import archive, markdown, pdf
 from bloop.platform.kit.errors import Problem
 from tests.unit.content import media_samples as s
@@ -118,6 +119,31 @@ def test_long_bodies_are_cut_between_paragraphs() -> None:
     blocks = markdown.to_blocks("\n\n".join([para] * 12), "long.md")
     assert len(blocks) > 1
     assert all(len(b) <= markdown.MAX_BLOCK_CHARS for b in blocks)
+
+
+def test_escaped_text_holds_no_math() -> None:
+    """`$` was left as it was: text between two `$$` became display math (refused here for its
+    unbalanced brace), a lone `$$` display math never closed, `$…$` inline math."""
+    for text in ("In bash, echo $$ prints the PID.", "US$$5 {or so, and US$$8 for adults.",
+                 "Between $x{$ and \\$y{$.", "$$"):
+        escaped = markdown.escape(text)
+        assert escaped.count("\\$") == text.count("$")
+        assert check_math(escaped) == escaped
+
+
+def test_pages_fit_the_blocks_a_lesson_has() -> None:
+    pages = [f"Page {n}." for n in range(1, 251)]
+    assert markdown.page_blocks(pages[:199], "a.pdf", 199) == pages[:199]
+    blocks = markdown.page_blocks(pages, "a.pdf", 199)
+    assert len(blocks) == 125  # two pages a block, in order
+    assert "\n\n".join(blocks).split("\n\n") == pages
+    big = ["x" * 20_000] * 10  # two fit a block, not three
+    assert markdown.page_blocks(big, "a.pdf", 5) == ["x" * 20_000 + "\n\n" + "x" * 20_000] * 5
+    with pytest.raises(Problem) as caught:
+        markdown.page_blocks(big, "big.pdf", 4)
+    assert (caught.value.status, caught.value.code) == (422, "lesson_too_long")
+    assert caught.value.extra == {"file": "big.pdf"}
+    assert "4 blocks of at most 50,000 characters" in caught.value.detail
 
 
 def write(tmp_path: Path, data: bytes) -> Path:

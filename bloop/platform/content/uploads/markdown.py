@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bloop.platform.content.model import (
+    MAX_BLOCKS,
     ConceptIds,
     Language,
     Level,
@@ -42,7 +43,7 @@ from bloop.platform.content.model import (
 from bloop.platform.kit.errors import Problem
 
 MAX_BLOCK_CHARS = 50_000
-MAX_BLOCKS = 200
+MAX_TITLE_CHARS = 200
 
 
 class InvalidLessonFile(Problem):
@@ -168,7 +169,8 @@ def parse_markdown(text: str, source: str, *, max_front_matter: int = 16 * 1024)
     front = FrontMatter() if raw is None else parse_front_matter(raw, source, max_front_matter)
     _check_fences(body, source, first_line)
     title = front.title or _first_heading(body) or _title_from_name(source)
-    return MarkdownFile(source=source, front=front, title=title[:200], body=body.strip("\n"))
+    return MarkdownFile(source=source, front=front, title=title[:MAX_TITLE_CHARS],
+                        body=body.strip("\n"))
 
 
 def _first_heading(body: str) -> str | None:
@@ -204,6 +206,43 @@ def to_blocks(body: str, source: str) -> list[str]:
         raise InvalidLessonFile(f"{source}: the lesson would have {len(blocks)} blocks, more than "
                                 f"{MAX_BLOCKS}; split it into several files",
                                 code="lesson_too_long", extra={"file": source})
+    return blocks
+
+
+def page_blocks(pages: Sequence[str], source: str, room: int) -> list[str]:
+    """Pages of text as at most `room` blocks, in order: a page a block when they fit, else the
+    fewest pages a block that do (each block still within `MAX_BLOCK_CHARS`); 422 naming the
+    file when the text cannot fit `room` blocks at all."""
+    parts = [part for page in pages for part in _fit(page, source)]
+    if len(parts) <= room:
+        return parts
+    if room < 1 or len(_joined(parts, len(parts))) > room:
+        raise InvalidLessonFile(
+            f"{source}: the text does not fit in one lesson: it needs more than the {room} "
+            f"blocks of at most {MAX_BLOCK_CHARS:,} characters a lesson has for it; split it "
+            "into several files", code="lesson_too_long", extra={"file": source})
+    low, high = -(-len(parts) // room), len(parts)
+    while low < high:  # fewer blocks for more pages a block: the fewest pages that fit
+        middle = (low + high) // 2
+        if len(_joined(parts, middle)) <= room:
+            high = middle
+        else:
+            low = middle + 1
+    return _joined(parts, low)
+
+
+def _joined(parts: Sequence[str], per_block: int) -> list[str]:
+    """`parts` in order, up to `per_block` of them a block, as long as a block stays within
+    `MAX_BLOCK_CHARS`."""
+    blocks: list[str] = []
+    count = 0
+    for part in parts:
+        if blocks and count < per_block and len(blocks[-1]) + 2 + len(part) <= MAX_BLOCK_CHARS:
+            blocks[-1] += "\n\n" + part
+            count += 1
+        else:
+            blocks.append(part)
+            count = 1
     return blocks
 
 
@@ -296,8 +335,9 @@ def figures(body: str) -> list[str | Figure]:
 
 
 def escape(text: str) -> str:
-    """Plain text made safe to show as Markdown (no accidental emphasis, links or headings)."""
-    return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", text)
+    """Plain text made safe to show as Markdown (no accidental emphasis, links, headings or
+    math)."""
+    return re.sub(r"([\\`*_\[\]<>#|~$])", r"\\\1", text)
 
 
 # Links and images: [text](target "title"), ![alt](<target>), and reference definitions. No

@@ -28,7 +28,7 @@ from bloop.platform.content.media import sniff
 from bloop.platform.content.media.model import Media, MediaInfo, MediaKind
 from bloop.platform.content.media.refs import media_url, referenced_media
 from bloop.platform.content.media.service import Digest, MediaService, Stored
-from bloop.platform.content.model import Concept, Course, Lesson, NewLesson, now
+from bloop.platform.content.model import MAX_BLOCKS, Concept, Course, Lesson, NewLesson, now
 from bloop.platform.content.uploads import archive, blocks, markdown, pdf
 from bloop.platform.content.uploads.settings import UploadSettings
 from bloop.platform.kit.auth import Forbidden, Principal
@@ -235,7 +235,8 @@ class UploadService:
         text = await asyncio.to_thread(pdf.read_pdf, item.path, item.name,
                                        self.settings.pdf_max_pages)
         title = text.title or markdown.parse_markdown("", item.name).title
-        return Draft(source=item.name, front=markdown.FrontMatter(), title=title,
+        return Draft(source=item.name, front=markdown.FrontMatter(),
+                     title=title[:markdown.MAX_TITLE_CHARS],
                      pages=[p for p in text.pages if p.strip()], file_key=item.name)
 
     def _new_lesson(self, tenant: str, draft: Draft, stored: dict[str, MediaInfo]) -> NewLesson:
@@ -246,8 +247,8 @@ class UploadService:
             info = stored[draft.file_key]
             found.append(blocks.media_block(tenant, info.kind, info.id, info.filename))
         found += self._body_blocks(tenant, draft, stored)
-        for page in draft.pages:
-            found += [blocks.markdown_block(p) for p in markdown.to_blocks(page, draft.source)]
+        found += [blocks.markdown_block(p) for p in markdown.page_blocks(
+            draft.pages, draft.source, MAX_BLOCKS - len(found))]
         words = _words(draft.body) + sum(_words(p) for p in draft.pages)
         fields: dict[str, Any] = {
             "title": draft.title, "blocks": found, "teaches": draft.front.teaches,
