@@ -322,6 +322,29 @@ async def test_bad_input_is_refused_and_changes_nothing(client: httpx.AsyncClien
     assert await state(app) == before
 
 
+@pytest.mark.parametrize(("bad", "status", "code", "where"), [
+    (("week6.md", "Café crème".encode("latin-1"), "text/markdown"), 415,
+     "unsupported_media_type", {"file": "week6.md"}),
+    (("week6.md", b"", "text/markdown"), 422, "empty_file", {"file": "week6.md"}),
+    (("week6.md", s.png(), "text/markdown"), 415, "type_mismatch", {"file": "week6.md"}),
+    (("big.png", s.png(extra=30_000), "image/png"), 413, "too_large", {"file": "big.png"}),
+    (("z.zip", s.zip_of({"a.md": b"# A", "i.png": s.mp3()}), "application/zip"), 415,
+     "type_mismatch", {"file": "z.zip", "entry": "i.png"}),
+], ids=["not-utf8", "empty", "claims-another-type", "oversize", "zip-entry"])
+async def test_a_file_of_the_wrong_type_or_size_is_named(
+        client: httpx.AsyncClient, app: FastAPI, bad: tuple[str, bytes, str], status: int,
+        code: str, where: dict[str, str]) -> None:
+    """Among several files, which one was refused went unsaid for these (no `file`, no name in
+    the detail), as the route promises for every refusal."""
+    before = await state(app)
+    good = [(f"week{n}.md", f"# Week {n}\n\nNotes.".encode(), "text/markdown") for n in range(1, 6)]
+    r = await client.post(UPLOAD, files=files(*good[:3], bad, *good[3:]))
+    assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    assert {k: r.json().get(k) for k in where} == where
+    assert r.json()["detail"].startswith(f"{'/'.join(where.values())}: ")
+    assert await state(app) == before
+
+
 async def test_requests_that_are_not_imports(client: httpx.AsyncClient, app: FastAPI) -> None:
     r = await client.post(UPLOAD, json={"files": []})
     assert (r.status_code, r.json()["code"]) == (422, "no_files")

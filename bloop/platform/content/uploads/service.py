@@ -143,7 +143,7 @@ class UploadService:
             raise Problem(f"two files are named {dup!r}", status=422, code="duplicate_file")
         texts: list[Incoming] = []
         for n, item in enumerate(files):
-            found = await self.media.inspect(item.path, filename=item.name, claimed=item.claimed)
+            found = await self._inspect(item.path, item.name, item.claimed, file=item.name)
             if found.kind == "text":
                 texts.append(item)
             elif found.kind == "archive":
@@ -174,6 +174,16 @@ class UploadService:
                              "lesson, and were not kept")
         await self.media.check_room(tenant, [a.digest for a in assets])
         return assets, drafts, notes
+
+    async def _inspect(self, path: Path, key: str, claimed: str | None = None,
+                       **where: str) -> sniff.Sniffed:
+        """`media.inspect` of the file `key` names in the upload, its problems naming it (`where`
+        says which file, and which entry of an archive)."""
+        try:
+            return await self.media.inspect(path, filename=key, claimed=claimed)
+        except Problem as exc:
+            raise Problem(f"{key}: {exc.detail}", status=exc.status, code=exc.code,
+                          extra={**exc.extra, **where}, headers=exc.headers) from None
 
     async def _asset(self, key: str, path: Path, found: sniff.Sniffed) -> Asset:
         def digest() -> Digest:
@@ -218,7 +228,7 @@ class UploadService:
         texts: list[archive.Entry] = []
         for entry in entries:
             key = prefix + entry.name
-            found = await self.media.inspect(entry.path, filename=key)
+            found = await self._inspect(entry.path, key, file=item.name, entry=entry.name)
             if found.kind == "archive":
                 raise archive.UnsafeArchive(f"{key}: an archive inside an archive is not "
                                             "accepted", extra={"file": item.name, "entry": entry.name})
