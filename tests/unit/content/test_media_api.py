@@ -664,6 +664,20 @@ async def test_a_truncated_damaged_or_huge_image_is_refused(
         assert (await upload(client, data, kind)).status_code == 201
 
 
+async def test_a_broken_image_s_problem_names_no_server_path(client: httpx.AsyncClient,
+                                                             app: FastAPI) -> None:
+    """It carried the decoder's message, with the path of the spool file the upload was read
+    into, as a body or as a form."""
+    data_dir = str(app.state.platform.settings.runtime.data_dir)
+    data = s.png(64, 64)[:16] + bytes(200)
+    for r in (await upload(client, data, "image/png", "photo.png"),
+              await client.post(f"{BASE}/media", files={"file": ("photo.png", data, "image/png")})):
+        assert (r.status_code, r.json()["code"]) == (422, "broken_image")
+        assert "truncated or damaged" in r.json()["detail"]
+        assert data_dir not in r.text
+        assert ".part" not in r.text
+
+
 async def test_a_person_s_export_lists_the_media_they_uploaded(
         client: httpx.AsyncClient, app: FastAPI) -> None:
     body = (await upload(client, s.ogg_opus(), "audio/ogg", "a.opus")).json()

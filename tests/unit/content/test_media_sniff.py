@@ -3,6 +3,9 @@ ranges, and which media a lesson references."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
 from bloop.platform.content.media import sniff
@@ -97,6 +100,25 @@ def test_only_static_svg_is_accepted() -> None:
                       (b'<!DOCTYPE svg [<!ENTITY x "y">]><svg>&x;</svg>', "entity")]:
         with pytest.raises(sniff.UnsafeSvg, match=what):
             sniff.check_svg(bad)
+
+
+@pytest.mark.parametrize("data", [s.png(64, 64)[:40], s.png(64, 64)[:16] + bytes(200),
+                                  s.png(64, 64)[:-30], s.jpeg(64, 64)[:-200]],
+                         ids=["cut-in-header", "garbage-after-signature", "cut-short", "jpeg"])
+def test_a_broken_image_is_described_without_the_server_s_paths(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, data: bytes) -> None:
+    """The decoder's message named the spool file it read ("cannot identify image file
+    '/…/spool/upload-….part'"), and went to the client as it was."""
+    path = tmp_path / "upload-x.part"
+    path.write_bytes(data)
+    found = sniff.JPEG if data[:2] == b"\xff\xd8" else sniff.PNG
+    with caplog.at_level(logging.INFO, "bloop.content.media"), \
+            pytest.raises(sniff.BrokenImage) as caught:
+        sniff.check_image(path, found)
+    assert str(caught.value) == (f"the file starts as {found.label} but is not a whole one "
+                                 "(truncated or damaged); save or export it again and upload "
+                                 "the new file")
+    assert [r.message for r in caplog.records] == ["a broken image was refused"]
 
 
 @pytest.mark.parametrize(("header", "expected"), [

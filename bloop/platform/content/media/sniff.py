@@ -9,6 +9,7 @@ say it is.
 
 from __future__ import annotations
 
+import logging
 import re
 import struct
 import warnings
@@ -20,6 +21,7 @@ from PIL import Image
 
 from bloop.platform.content.media.model import MediaKind
 
+log = logging.getLogger("bloop.content.media")
 SNIFF_BYTES = 8192
 """How many leading bytes `sniff` needs to tell every accepted type apart."""
 
@@ -290,8 +292,12 @@ def check_image(path: Path, found: Sniffed) -> None:
         raise BrokenImage(f"the image has more than {Image.MAX_IMAGE_PIXELS:,} pixels; "
                           "scale it down") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as exc:
+        # The decoder's own words name the server's files: they stay in the log.
+        log.info("a broken image was refused", extra={"type": found.content_type,
+                                                      "reason": f"{type(exc).__name__}: {exc}"})
         raise BrokenImage(f"the file starts as {found.label} but is not a whole one "
-                          f"(truncated or damaged: {exc})") from None
+                          "(truncated or damaged); save or export it again and upload the new "
+                          "file") from None
 
 
 _PILLOW_FORMAT = {PNG: "PNG", JPEG: "JPEG", GIF: "GIF", WEBP: "WEBP"}
