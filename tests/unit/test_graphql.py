@@ -29,6 +29,7 @@ from bloop.platform.content.model import (
     Lesson,
     LessonEdit,
     MarkdownBlock,
+    NewConcept,
     NewCourse,
     NewLesson,
     VideoBlock,
@@ -108,7 +109,7 @@ async def test_the_demo_course_comes_with_its_lessons(start: Start) -> None:
         body = await query(client, """query ($t: Slug!, $c: Slug!, $l: String!) {
             course(tenant: $t, id: $c) { id version lessons { id } }
             lesson(tenant: $t, id: $l) { id title teaches requires }
-            concepts(tenant: $t) { id name }
+            concepts(tenant: $t) { items { id name } next }
             tenant(id: $t) { id name }
           }""", t=data.TENANT_ID, c=data.COURSE_ID, l=lesson_id)
         assert "errors" not in body
@@ -116,7 +117,8 @@ async def test_the_demo_course_comes_with_its_lessons(start: Start) -> None:
         assert got["course"]["version"] == 1
         assert [x["id"] for x in got["course"]["lessons"]] == [x["id"] for x in course["lessons"]]
         assert got["lesson"]["title"] == data.LESSONS[1].title
-        assert {c["id"] for c in got["concepts"]} == {c.id for c in data.CONCEPTS}
+        assert {c["id"] for c in got["concepts"]["items"]} == {c.id for c in data.CONCEPTS}
+        assert got["concepts"]["next"] is None
         assert got["tenant"] == {"id": data.TENANT_ID, "name": data.TENANT_NAME}
 
 
@@ -340,6 +342,34 @@ async def test_courses_come_a_page_at_a_time_in_title_order(start: Start) -> Non
         assert pages == [titles[:3], titles[3:6], titles[6:]]
 
 
+async def test_concepts_come_a_page_at_a_time_as_the_http_api_pages_them(start: Start) -> None:
+    """Before, `concepts` answered every concept of the tenant at once."""
+    async with start(seed=False) as (app, client):
+        service = content_service(app)
+        ids = [f"k{n}" for n in range(7)]
+        for cid in reversed(ids):
+            await service.add_concept("acme", NewConcept(id=cid, name=cid.upper()))
+        text = """query ($after: String) {
+            concepts(tenant: "acme", first: 3, after: $after) { items { id name } next }
+        }"""
+        pages: list[list[str]] = []
+        after = None
+        while True:
+            body = await query(client, text, after=after)
+            assert "errors" not in body, body
+            page = body["data"]["concepts"]
+            pages.append([c["id"] for c in page["items"]])
+            r = await client.get("/v1/tenants/acme/concepts", params={
+                "limit": 3, **({"after": after} if after else {})})
+            assert r.json()["next"] == page["next"]
+            if (after := page["next"]) is None:
+                break
+        assert pages == [ids[:3], ids[3:6], ids[6:]]
+        for bad, code in (("first: 201", "validation_failed"), ('after: "nonsense"', "bad_cursor")):
+            body = await query(client, f'{{ concepts(tenant: "acme", {bad}) {{ next }} }}')
+            assert body["errors"][0]["extensions"]["code"] == code, bad
+
+
 async def test_a_course_list_is_one_store_read_however_few_courses_the_caller_may_read(
         start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before, the courses were read `first` + 1 at a time until the page was full: an
@@ -409,7 +439,7 @@ def deep_introspection(copies: int) -> str:
      "__Type { name fields { name args { name type { name } } type { name } } }",
      "6480 aliases"),
     (deep_introspection(18), "the limit is 100000"),  # few aliases, each selecting much
-    ("{ " + " ".join(f"a{i}: concepts(tenant: \"demo\") {{ id }}" for i in range(2000)) + " }",
+    ("{ " + " ".join(f"a{i}: concepts(tenant: \"demo\") {{ next }}" for i in range(2000)) + " }",
      "more than 5000 tokens"),
 ])
 async def test_a_query_past_the_limits_is_refused_before_it_runs(start: Start, text: str,
@@ -497,11 +527,11 @@ async def test_a_course_list_counts_the_lessons_learners_read(start: Start) -> N
 async def test_a_failing_store_is_an_error_in_the_result_not_a_500(
         start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     async with start(seed=False) as (app, client):
-        async def broken(tenant: str) -> None:
+        async def broken(tenant: str, **_: object) -> None:
             raise RuntimeError("secret internals")
 
-        monkeypatch.setattr(content_service(app).repo, "list_concepts", broken)
-        body = await query(client, '{ concepts(tenant: "demo") { id } }')
+        monkeypatch.setattr(content_service(app).repo, "page_concepts", broken)
+        body = await query(client, '{ concepts(tenant: "demo") { items { id } } }')
         assert body["data"] is None
         [error] = body["errors"]
         assert error["path"] == ["concepts"]
@@ -695,7 +725,7 @@ async def test_fields_keep_to_the_callers_tenant_and_roles(start: Start) -> None
             assert body["errors"][0]["extensions"]["code"] == "missing_role", text
 
         for text in ('{ courses(tenant: "demo") { next } }', '{ tenant(id: "demo") { id } }',
-                     '{ users(tenant: "demo") { next } }', '{ concepts(tenant: "demo") { id } }',
+                     '{ users(tenant: "demo") { next } }', '{ concepts(tenant: "demo") { next } }',
                      '{ course(tenant: "demo", id: "thinking-in-python") { id } }'):
             body = await ask(stranger, text)
             assert not any((body["data"] or {}).values()), text

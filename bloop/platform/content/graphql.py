@@ -19,7 +19,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from bloop.graphql.context import Context, shared
-from bloop.graphql.fields import field, page_size
+from bloop.graphql.fields import Page, field, page_size
 from bloop.graphql.limits import MAX_LESSONS
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
@@ -417,20 +417,13 @@ class Concept:
 
 
 @strawberry.type
-class CoursePage:
-    items: list[Course]
-    next: str | None = strawberry.field(
-        description="the cursor (`after`) of the following page; null on the last")
-
-
-@strawberry.type
 class Query:
     @field("the tenant's courses of `status` ordered by the title learners read (a published "
            "course's last published title), ignoring case, `first` of them after the cursor "
            "`after`")
     async def courses(self, info: Info, tenant: Slug,
                       status: CourseStatusFilter = CourseStatusFilter.PUBLISHED, first: int = 50,
-                      after: str | None = None) -> CoursePage:
+                      after: str | None = None) -> Page[Course]:
         me = _reader(info, tenant)
         if status is not CourseStatusFilter.PUBLISHED and not me.has_any(STAFF):
             raise Forbidden("drafts are visible to the tenant's educators only",
@@ -445,7 +438,7 @@ class Query:
         out = [Course.of(view, draft=True) if draft or c.publication is None
                else Course.of(view, draft=False, stored=c)
                for (c, draft), view in zip(readable.items, views, strict=True)]
-        return CoursePage(items=out, next=readable.next)
+        return Page(items=out, next=readable.next)
 
     @field("a course of the tenant; null when there is none")
     async def course(self, info: Info, tenant: Slug, id: Slug) -> Course | None:
@@ -464,7 +457,9 @@ class Query:
         except NotFound:
             return None
 
-    @field("the tenant's concepts, ordered by id")
-    async def concepts(self, info: Info, tenant: Slug) -> list[Concept]:
+    @field("the tenant's concepts ordered by id, `first` of them after the cursor `after`")
+    async def concepts(self, info: Info, tenant: Slug, first: int = 100,
+                       after: str | None = None) -> Page[Concept]:
         _reader(info, tenant)
-        return [Concept.of(c) for c in await _service(info).concepts(tenant)]
+        return Page.of(await _service(info).concept_page(tenant, after, page_size(first)),
+                       Concept.of)

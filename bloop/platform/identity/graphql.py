@@ -10,7 +10,7 @@ from datetime import datetime
 import strawberry
 
 from bloop.graphql.context import Context
-from bloop.graphql.fields import field, page_size
+from bloop.graphql.fields import Page, field, page_size
 from bloop.graphql.scalars import Slug
 from bloop.platform.identity import model
 from bloop.platform.identity.service import IdentityService
@@ -52,13 +52,6 @@ class User:
 
 
 @strawberry.type
-class UserPage:
-    items: list[User]
-    next: str | None = strawberry.field(
-        description="the cursor (`after`) of the following page; null on the last")
-
-
-@strawberry.type
 class Query:
     @field("a tenant; null when there is none")
     async def tenant(self, info: Info, id: Slug) -> Tenant | None:
@@ -71,11 +64,11 @@ class Query:
     @field("the tenant's users ordered by email, `first` of them after the cursor `after`; "
            "null when there is no such tenant")
     async def users(self, info: Info, tenant: Slug, first: int = 50,
-                    after: str | None = None) -> UserPage | None:
+                    after: str | None = None) -> Page[User] | None:
         info.context.authorise(tenant, *sorted(STAFF), scopes=["identity:read"])
         try:
             users = await _service(info).users(tenant, after=after, limit=page_size(first))
         except NotFound:
             return None
-        return UserPage(items=[User.of(u) for u in users],
+        return Page(items=[User.of(u) for u in users],
                         next=users[-1].email if len(users) == first else None)

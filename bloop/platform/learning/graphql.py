@@ -13,7 +13,7 @@ from datetime import datetime
 import strawberry
 
 from bloop.graphql.context import Context
-from bloop.graphql.fields import field
+from bloop.graphql.fields import Page, field, page_size
 from bloop.graphql.scalars import Slug
 from bloop.platform.kit.errors import NotFound
 from bloop.platform.learning import model
@@ -177,7 +177,10 @@ class Query:
         me = _me(info, tenant)
         return [ConceptMastery.of(m) for m in await _service(info).mastery(tenant, me)]
 
-    @field("the signed-in learner's review cards due now, most overdue first")
-    async def my_due_reviews(self, info: Info, tenant: Slug) -> list[ReviewCard]:
+    @field("the signed-in learner's review cards due now, most overdue first, `first` of them "
+           "after the cursor `after`")
+    async def my_due_reviews(self, info: Info, tenant: Slug, first: int = 50,
+                             after: str | None = None) -> Page[ReviewCard]:
         me = _me(info, tenant)
-        return [ReviewCard.of(c) for c in await _service(info).due(tenant, me, model.now())]
+        return Page.of(await _service(info).due_page(tenant, me, model.now(), page_size(first),
+                                                     after), ReviewCard.of)

@@ -618,6 +618,43 @@ async def test_due_reviews_come_a_page_at_a_time(running: tuple[
     assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
+async def test_graphql_due_reviews_come_a_page_at_a_time(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Before, `myDueReviews` answered the 50 most overdue cards and no more, with no cursor."""
+    app, client = running
+    await python_course(app, client)
+    for n in range(7):
+        r = await client.post(f"{BASE}/concepts/variables/cards",
+                              json={"front": f"Question {n}?", "back": f"Answer {n}."})
+        assert r.status_code == 201, r.text
+    pupil = await learner(app, client)
+    await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
+                      headers=pupil)
+    due = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
+    text = """query ($after: String) {
+        myDueReviews(tenant: "acme", first: 3, after: $after) { items { cardId version } next }
+    }"""
+    pages: list[list[str]] = []
+    after = None
+    while True:
+        r = await client.post("/graphql", json={"query": text, "variables": {"after": after}},
+                              headers=pupil)
+        body = r.json()
+        assert "errors" not in body, body
+        page = body["data"]["myDueReviews"]
+        pages.append([c["cardId"] for c in page["items"]])
+        if (after := page["next"]) is None:
+            break
+    ids = [c["card_id"] for c in due]
+    assert len(ids) == 7
+    assert pages == [ids[:3], ids[3:6], ids[6:]]
+    for bad, code in (("first: 0", "validation_failed"), ('after: "bm90IGEgY3Vyc29y"',
+                                                          "bad_cursor")):
+        r = await client.post("/graphql", json={
+            "query": f'{{ myDueReviews(tenant: "acme", {bad}) {{ next }} }}'}, headers=pupil)
+        assert r.json()["errors"][0]["extensions"]["code"] == code, bad
+
+
 async def test_a_due_list_time_that_utc_cannot_hold_is_refused(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     """The last hour of year 9999 behind UTC, or the first of year 1 ahead of it, as `at` or
