@@ -1,5 +1,7 @@
 """The schema of one process: the `Query` types of the services it runs, merged. A service takes
-part by having a `graphql` module (`bloop/platform/<name>/graphql.py`) with a strawberry `Query`."""
+part by having a `graphql` module (`bloop/platform/<name>/graphql.py`) with a strawberry `Query`.
+Its `Query` fields are nullable, so that one failing answers null beside its error and the others
+keep their data (a non-null field's error would null the whole `data`)."""
 
 from __future__ import annotations
 

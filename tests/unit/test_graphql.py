@@ -150,10 +150,66 @@ async def test_a_request_lists_so_many_lessons_and_no_more(
         assert len(body["data"]["course"]["lessons"]) == len(data.LESSONS)
         monkeypatch.setattr(content_graphql, "MAX_LESSONS", len(data.LESSONS) - 1)
         body = await query(client, text)
-        assert body["data"]["course"] is None
+        assert body["data"]["course"] == {"lessons": None}
         [error] = body["errors"]
         assert (error["extensions"]["code"], error["extensions"]["status"]) == (
             "query_too_large", 422)
+
+
+async def test_a_failing_field_leaves_the_other_fields_their_data(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, `courses` and learning's fields were non-null: one of them failing answered
+    `data: null`, losing every field that had worked."""
+    course = f'course(tenant: "demo", id: "{data.COURSE_ID}") {{ title }}'
+    async with start(signed_in=False) as (app, client):
+        learner = await member(app, client, tenant="demo", roles=("learner",))
+        admin = await member(app, client, tenant="demo", roles=("tenant_admin",))
+
+        async def ask(headers: dict[str, str], text: str) -> Json:
+            r = await client.post("/graphql", json={"query": text}, headers=headers)
+            assert r.status_code == 200, r.text
+            body: Json = r.json()
+            return body
+
+        # a learner's page that also asks for the drafts
+        body = await ask(learner, f"""{{ {course} myNext(tenant: "demo") {{ kind }}
+            published: courses(tenant: "demo") {{ items {{ title }} }}
+            drafts: courses(tenant: "demo", status: DRAFT) {{ items {{ id }} }} }}""")
+        assert body["data"] == {"course": {"title": "Thinking in Python"},
+                                "myNext": {"kind": "nothing"},
+                                "published": {"items": [{"title": "Thinking in Python"}]},
+                                "drafts": None}
+        assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+            (["drafts"], "missing_role")]
+
+        # an app's key that reads content only, asking for the learner's fields too
+        r = await client.post("/v1/tenants/demo/api-keys", headers=admin, json={
+            "name": "catalogue", "scopes": ["content:read"]})
+        assert r.status_code == 201, r.text
+        key = {"Authorization": f"Bearer {r.json()['key']}"}
+        learning = ("myNext", "myPaths", "myMastery", "myDueReviews", "prerequisiteGraph")
+        body = await ask(key, "{ courses(tenant: \"demo\") { items { title } } "
+                         "concepts(tenant: \"demo\", first: 1) { items { id } } "
+                         "myNext(tenant: \"demo\") { kind } myPaths(tenant: \"demo\") { goal } "
+                         "myMastery(tenant: \"demo\") { concept } "
+                         "myDueReviews(tenant: \"demo\") { next } "
+                         "prerequisiteGraph(tenant: \"demo\") { edges { concept } } }")
+        assert body["data"]["courses"] == {"items": [{"title": "Thinking in Python"}]}
+        assert len(body["data"]["concepts"]["items"]) == 1
+        assert {name: body["data"][name] for name in learning} == dict.fromkeys(learning)
+        assert sorted((e["path"][0], e["extensions"]["code"]) for e in body["errors"]) == sorted(
+            (name, "insufficient_scope") for name in learning)
+
+        # the lessons past what a request may list: only the lists asking for them are null
+        monkeypatch.setattr(content_graphql, "MAX_LESSONS", len(data.LESSONS))
+        lessons = '{ items { title lessons { id } } }'
+        body = await ask(admin, f'{{ {course} a: courses(tenant: "demo") {lessons} '
+                                f'b: courses(tenant: "demo") {lessons} }}')
+        assert body["data"]["course"] == {"title": "Thinking in Python"}
+        assert len(body["data"]["a"]["items"][0]["lessons"]) == len(data.LESSONS)
+        assert body["data"]["b"] == {"items": [{"title": "Thinking in Python", "lessons": None}]}
+        assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+            (["b", "items", 0, "lessons"], "query_too_large")]
 
 
 async def test_a_failing_item_of_a_list_leaves_the_loads_other_fields_share(
@@ -422,7 +478,7 @@ async def test_a_bad_query_is_a_graphql_error_not_a_500(start: Start, text: str)
         r = await client.post("/graphql", json={"query": text})
         assert r.status_code in (200, 400), r.text
         body = r.json()
-        assert body.get("data") is None
+        assert not any((body.get("data") or {}).values())
         assert body["errors"][0]["message"]
 
 
@@ -532,7 +588,7 @@ async def test_a_failing_store_is_an_error_in_the_result_not_a_500(
 
         monkeypatch.setattr(content_service(app).repo, "page_concepts", broken)
         body = await query(client, '{ concepts(tenant: "demo") { items { id } } }')
-        assert body["data"] is None
+        assert body["data"] == {"concepts": None}
         [error] = body["errors"]
         assert error["path"] == ["concepts"]
         assert error["extensions"]["code"] == "internal_error"
@@ -673,6 +729,10 @@ async def test_the_schema_has_the_fields_of_the_services_the_process_runs(start:
         assert await query_fields(client) == {
             "tenant", "users", "courses", "course", "lesson", "concepts", "prerequisiteGraph",
             "myPaths", "myPath", "myNext", "myMastery", "myDueReviews"}
+        # each may fail on its own: nullable, so that it leaves the others their data
+        types = await query(client, "{ __schema { queryType { fields { name type { kind } } } } }")
+        assert {f["name"]: f["type"]["kind"] for f in types["data"]["__schema"]["queryType"][
+            "fields"] if f["type"]["kind"] == "NON_NULL"} == {}
 
 
 async def test_a_worker_serves_no_graphql(tmp_path: Path) -> None:

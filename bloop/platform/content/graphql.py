@@ -390,8 +390,9 @@ class Course:
                    published_at=view.published_at, rollback_of=view.rollback_of,
                    draft=draft, stored=stored, known=lessons)
 
-    @field("the course's lessons in order: its draft's to its authors, else as last published")
-    async def lessons(self, info: Info) -> list[Lesson]:
+    @field("the course's lessons in order: its draft's to its authors, else as last published; "
+           "null when they could not be read (its error says why)")
+    async def lessons(self, info: Info) -> list[Lesson] | None:
         # Counted before they are read, so that the lessons past the limit are never read.
         info.context.count("lessons", self.lesson_count, MAX_LESSONS)
         if self.known is not None:
@@ -423,7 +424,7 @@ class Query:
            "`after`")
     async def courses(self, info: Info, tenant: Slug,
                       status: CourseStatusFilter = CourseStatusFilter.PUBLISHED, first: int = 50,
-                      after: str | None = None) -> Page[Course]:
+                      after: str | None = None) -> Page[Course] | None:
         me = _reader(info, tenant)
         if status is not CourseStatusFilter.PUBLISHED and not me.has_any(STAFF):
             raise Forbidden("drafts are visible to the tenant's educators only",
@@ -459,7 +460,7 @@ class Query:
 
     @field("the tenant's concepts ordered by id, `first` of them after the cursor `after`")
     async def concepts(self, info: Info, tenant: Slug, first: int = 100,
-                       after: str | None = None) -> Page[Concept]:
+                       after: str | None = None) -> Page[Concept] | None:
         _reader(info, tenant)
         return Page.of(await _service(info).concept_page(tenant, after, page_size(first)),
                        Concept.of)

@@ -139,14 +139,14 @@ class NextItem:
 @strawberry.type
 class Query:
     @field("the tenant's prerequisite graph: its concepts and edges")
-    async def prerequisite_graph(self, info: Info, tenant: Slug) -> PrerequisiteGraph:
+    async def prerequisite_graph(self, info: Info, tenant: Slug) -> PrerequisiteGraph | None:
         info.context.authorise(tenant, scopes=["learning:read"])
         doc = await _service(info).concepts(tenant), await _service(info).edges(tenant)
         return PrerequisiteGraph(concepts=[LearningConcept.of(c) for c in doc[0]],
                                  edges=[Prerequisite.of(e) for e in doc[1]])
 
     @field("the signed-in learner's path to each goal they enrolled in")
-    async def my_paths(self, info: Info, tenant: Slug) -> list[LearningPath]:
+    async def my_paths(self, info: Info, tenant: Slug) -> list[LearningPath] | None:
         me = _me(info, tenant)
         return [LearningPath.of(p) for p in await _paths(info, tenant, me)]
 
@@ -164,7 +164,7 @@ class Query:
             return None
 
     @field("what the signed-in learner should do next: a due review or a lesson")
-    async def my_next(self, info: Info, tenant: Slug) -> NextItem:
+    async def my_next(self, info: Info, tenant: Slug) -> NextItem | None:
         me = _me(info, tenant)
         item = await info.context.once(f"learning.next:{tenant}:{me}", lambda: _service(
             info).next_item(tenant, me, paths=lambda: _paths(info, tenant, me)))
@@ -173,14 +173,14 @@ class Query:
                         card=ReviewCard.of(item.card) if item.card else None)
 
     @field("the signed-in learner's mastery of each concept they were assessed on")
-    async def my_mastery(self, info: Info, tenant: Slug) -> list[ConceptMastery]:
+    async def my_mastery(self, info: Info, tenant: Slug) -> list[ConceptMastery] | None:
         me = _me(info, tenant)
         return [ConceptMastery.of(m) for m in await _service(info).mastery(tenant, me)]
 
     @field("the signed-in learner's review cards due now, most overdue first, `first` of them "
            "after the cursor `after`")
     async def my_due_reviews(self, info: Info, tenant: Slug, first: int = 50,
-                             after: str | None = None) -> Page[ReviewCard]:
+                             after: str | None = None) -> Page[ReviewCard] | None:
         me = _me(info, tenant)
         return Page.of(await _service(info).due_page(tenant, me, model.now(), page_size(first),
                                                      after), ReviewCard.of)
