@@ -15,7 +15,7 @@ import strawberry
 from bloop.graphql.context import Context
 from bloop.graphql.fields import Page, field, page_size
 from bloop.graphql.scalars import Slug
-from bloop.platform.kit.errors import NotFound
+from bloop.platform.kit.errors import Invalid, NotFound
 from bloop.platform.learning import model
 from bloop.platform.learning.service import LearningService
 
@@ -150,12 +150,13 @@ class Query:
         me = _me(info, tenant)
         return [LearningPath.of(p) for p in await _paths(info, tenant, me)]
 
-    @field("the signed-in learner's path to a course or a concept; null when there is none")
+    @field("the signed-in learner's path to a course or a concept (exactly one); null when "
+           "there is none")
     async def my_path(self, info: Info, tenant: Slug, course: Slug | None = None,
                       concept: Slug | None = None) -> LearningPath | None:
         me = _me(info, tenant)
         if (course is None) == (concept is None):
-            return None
+            raise Invalid.of("give either `course` or `concept`")
         try:
             return LearningPath.of(await info.context.once(
                 f"learning.path:{tenant}:{me}:{course}:{concept}",

@@ -1294,6 +1294,25 @@ async def test_graphql_reads_the_graph_and_the_learners_path(running: tuple[
     assert r.json()["errors"]
 
 
+async def test_graphql_path_needs_a_course_or_a_concept(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Before, `myPath` with neither or both answered null, as for a path there is not."""
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    for args, params in (("", {}), (', course: "py", concept: "variables"',
+                                    {"course": "py", "concept": "variables"})):
+        text = (f'{{ myPath(tenant: "acme"{args}) {{ goal }} '
+                'b: myPath(tenant: "acme", course: "py") { goal } }')
+        body = (await client.post("/graphql", json={"query": text}, headers=pupil)).json()
+        assert body["data"] == {"myPath": None, "b": {"goal": "course:py"}}, args
+        [error] = body["errors"]
+        r = await client.get(f"{BASE}/me/path", params=params, headers=pupil)
+        assert (error["path"], error["extensions"]["code"], error["extensions"]["status"]) == (
+            ["myPath"], r.json()["code"], r.status_code) == (
+            ["myPath"], "validation_failed", 422), args
+
+
 async def test_graphql_works_a_learners_paths_out_once_however_many_fields_ask(
         running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
     app, client = running
