@@ -60,11 +60,8 @@ async def user_ids(tenant: str, settings: Settings | None = None) -> list[str]:
     """The ids of every user of `tenant`, from the identity service on the stores `settings`
     name (those of the `BLOOP_*` variables by default)."""
     from bloop.platform.identity.service import IdentityService
+    from bloop.platform.kit.pagination import every
 
     async with opened("identity", IdentityService, settings) as identity:
-        ids: list[str] = []
-        page = await identity.users(tenant, limit=200)
-        while page:
-            ids += [user.id for user in page]
-            page = await identity.users(tenant, after=page[-1].email, limit=200)  # by email
-    return ids
+        users = await every(lambda after: identity.users(tenant, after=after, limit=200))
+    return [user.id for user in users]

@@ -236,14 +236,12 @@ def tenant_create(
 def tenant_list() -> None:
     """List the tenants: id and name, a line each."""
     from bloop.platform.identity.model import Tenant
+    from bloop.platform.kit.pagination import every
 
-    async def every(identity: IdentityService) -> list[Tenant]:
-        found: list[Tenant] = []
-        while page := await identity.tenants(after=found[-1].id if found else None, limit=500):
-            found += page
-        return found
+    async def listed(identity: IdentityService) -> list[Tenant]:
+        return await every(lambda after: identity.tenants(after=after, limit=500))
 
-    for tenant in _with_identity(every):
+    for tenant in _with_identity(listed):
         typer.echo(f"{tenant.id}\t{tenant.name}")
 
 

@@ -168,7 +168,7 @@ async def list_tenants(
 ) -> Page[Tenant]:
     """Every tenant of the platform, by id, a page at a time (platform admins only)."""
     tenants = await service.tenants(after=after, limit=limit)
-    return Page(items=tenants, next=tenants[-1].id if len(tenants) == limit else None)
+    return Page(items=tenants.items, next=tenants.next)
 
 
 @router.get("/{tenant}")
@@ -202,7 +202,7 @@ async def list_users(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[User]:
     users = await service.users(tenant, after=after, limit=limit)
-    return Page(items=users, next=users[-1].email if len(users) == limit else None)
+    return Page(items=users.items, next=users.next)
 
 
 @router.get("/{tenant}/users/{user_id}")

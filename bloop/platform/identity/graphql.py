@@ -70,5 +70,4 @@ class Query:
             users = await _service(info).users(tenant, after=after, limit=page_size(first))
         except NotFound:
             return None
-        return Page(items=[User.of(u) for u in users],
-                        next=users[-1].email if len(users) == first else None)
+        return Page.of(users, User.of)

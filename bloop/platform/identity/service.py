@@ -124,8 +124,10 @@ class IdentityService:
             raise NotFound(f"no tenant {tenant_id!r}")
         return tenant
 
-    async def tenants(self, *, after: str | None = None, limit: int = 50) -> list[Tenant]:
-        return await self.repo.list_tenants(after=after, limit=limit)
+    async def tenants(self, *, after: str | None = None, limit: int = 50) -> Slice[Tenant]:
+        """The tenants by id, `limit` at a time after the id `after`."""
+        found = await self.repo.list_tenants(after=after, limit=limit + 1)
+        return Slice.keyed(found, limit, lambda t: t.id)
 
     async def update_settings(self, tenant_id: str, edit: TenantSettingsEdit) -> Tenant:
         updated = (await self.tenant(tenant_id)).with_settings(edit)
@@ -184,9 +186,11 @@ class IdentityService:
         return user
 
     async def users(self, tenant_id: str, *, after: str | None = None,
-                    limit: int = 50) -> list[User]:
+                    limit: int = 50) -> Slice[User]:
+        """The tenant's users by email, `limit` at a time after the email `after`."""
         await self.tenant(tenant_id)
-        return await self.repo.list_users(tenant_id, after=after, limit=limit)
+        found = await self.repo.list_users(tenant_id, after=after, limit=limit + 1)
+        return Slice.keyed(found, limit, lambda u: u.email)
 
     async def update_profile(self, tenant_id: str, user_id: str, edit: ProfileEdit) -> User:
         """Writes only the fields the edit sets, so an edit racing a role change (or another

@@ -47,6 +47,14 @@ class Slice(Generic[T]):
             return cls(rows)
         return cls(rows[:limit], cursor(*key(rows[limit - 1])))
 
+    @classmethod
+    def keyed(cls, rows: list[T], limit: int, key: Callable[[T], str]) -> Slice[T]:
+        """`of` for a list whose cursor is the last item's own key as it is (an id, an email),
+        which a client may also name itself."""
+        if len(rows) <= limit:
+            return cls(rows)
+        return cls(rows[:limit], key(rows[limit - 1]))
+
     def map(self, fn: Callable[[T], U]) -> Slice[U]:
         return Slice([fn(x) for x in self.items], self.next)
 

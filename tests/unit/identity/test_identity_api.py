@@ -18,7 +18,7 @@ from bloop.platform.identity.service import IdentityService, token_hash
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import PASSWORD, api_client, login, member
+from tests.support import PASSWORD, api_client, login, member, pages_of
 
 
 @pytest.fixture
@@ -70,6 +70,9 @@ async def test_tenants_and_users_round_trip(app: FastAPI, client: httpx.AsyncCli
     rest = (await client.get(f"/v1/tenants/acme/users?limit=2&after={first['next']}",
                              headers=admin)).json()
     assert [u["email"] for u in rest["items"]] == ["b@acme.dev", "c@acme.dev"]
+    assert rest["next"] is None  # the last page, exactly full: before, a `next` to an empty one
+    assert await pages_of(client, "/v1/tenants/acme/users", 4, headers=admin) == [
+        first["items"] + rest["items"]]
 
 
 async def test_a_platform_admin_lists_the_tenants(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -81,7 +84,9 @@ async def test_a_platform_admin_lists_the_tenants(app: FastAPI, client: httpx.As
     assert [(t["id"], t["name"]) for t in first["items"]] == [("alpha", "Alpha"), ("beta", "Beta")]
     rest = (await client.get(f"/v1/tenants?limit=2&after={first['next']}", headers=root)).json()
     assert [t["id"] for t in rest["items"]] == ["gamma", "platform"]
-    assert rest["next"] == "platform"
+    assert rest["next"] is None  # the last page, exactly full: before, "platform" and one more
+    assert (await client.get("/v1/tenants?after=gamma", headers=root)).json()["items"] == [
+        rest["items"][1]]
     assert (await client.get("/v1/tenants?after=platform", headers=root)).json() == {
         "items": [], "next": None}
     admin = await member(app, client, "alpha", ["tenant_admin"])

@@ -102,7 +102,7 @@ async def test_users_are_only_reachable_through_their_tenant(service: IdentitySe
     ada = await service.register_user("acme", NewUser(email="ada@acme.dev", display_name="Ada"))
     with pytest.raises(NotFound):
         await service.user("beta", ada.id)
-    assert await service.users("beta") == []
+    assert (await service.users("beta")).items == []
 
 
 async def test_users_are_listed_by_email_in_pages(service: IdentityService) -> None:
@@ -110,9 +110,13 @@ async def test_users_are_listed_by_email_in_pages(service: IdentityService) -> N
     for name in ("carol", "alice", "bob"):
         await service.register_user("acme", NewUser(email=f"{name}@acme.dev", display_name=name))
     first = await service.users("acme", limit=2)
-    assert [u.display_name for u in first] == ["alice", "bob"]
-    rest = await service.users("acme", after=first[-1].email, limit=2)
-    assert [u.display_name for u in rest] == ["carol"]
+    assert [u.display_name for u in first.items] == ["alice", "bob"]
+    assert first.next == "bob@acme.dev"
+    rest = await service.users("acme", after=first.next, limit=2)
+    assert ([u.display_name for u in rest.items], rest.next) == (["carol"], None)
+    # a page that holds the last user says so, however full it is
+    whole = await service.users("acme", limit=3)
+    assert (len(whole.items), whole.next) == (3, None)
 
 
 async def test_the_demo_seed_gives_older_demo_people_their_passwords(
@@ -127,4 +131,4 @@ async def test_the_demo_seed_gives_older_demo_people_their_passwords(
     found = await service.repo.get_login(data.TENANT_ID, ada.email)
     assert found is not None
     assert await service.hasher.verify(found[1], ada.password)
-    assert len(await service.users(data.TENANT_ID)) == 1
+    assert len((await service.users(data.TENANT_ID)).items) == 1
