@@ -561,6 +561,58 @@ async def test_learners_page_courses_by_the_titles_they_read(start: Start) -> No
         assert titles == ["Algorithms", "biology"]
 
 
+async def test_a_course_says_whether_it_is_the_draft_and_gives_its_revision(
+        start: Start) -> None:
+    """Before, an author got a course's publication from `courses` and its draft from
+    `course`, the same type and id with nothing to tell them apart, and no revision to edit
+    it with."""
+    async with start(seed=False, signed_in=False) as (app, client):
+        service = content_service(app)
+        author = await member(app, client, tenant="acme", roles=("educator",))
+        learner = await member(app, client, tenant="acme", roles=("learner",))
+        r = await client.post("/v1/tenants/acme/courses", json={"id": "py", "title": "Python"},
+                              headers=author)
+        assert r.status_code == 201, r.text
+        lesson = await service.add_lesson("acme", "py", NewLesson(title="One"))
+        await service.publish("acme", "py")
+        await service.edit_course("acme", "py", CourseEdit(title="Python, again"))
+        await service.edit_lesson("acme", lesson.id, LessonEdit(version=1, title="One, again"))
+        text = """query ($l: String!) {
+            courses(tenant: "acme") { items { title draft revision lessons { title draft } } }
+            course(tenant: "acme", id: "py") { title draft revision lessons { title draft } }
+            lesson(tenant: "acme", id: $l) { title draft } }"""
+
+        async def ask(headers: dict[str, str], text: str = text) -> Json:
+            r = await client.post("/graphql", json={"query": text, "variables": {
+                "l": lesson.id}}, headers=headers)
+            body: Json = r.json()
+            assert "errors" not in body, body
+            got: Json = body["data"]
+            return got
+
+        revision = (await client.get("/v1/tenants/acme/courses/py", headers=author)).json()[
+            "revision"]
+        published = {"title": "Python", "draft": False, "revision": revision,
+                     "lessons": [{"title": "One", "draft": False}]}
+        got = await ask(author)
+        assert got["courses"]["items"] == [published]
+        got_all = await ask(author, '{ courses(tenant: "acme", status: ALL) '
+                                    '{ items { title draft lessons { draft } } } }')
+        assert got_all["courses"]["items"] == [
+            {"title": "Python, again", "draft": True, "lessons": [{"draft": True}]}]
+        assert got["course"] == {"title": "Python, again", "draft": True, "revision": revision,
+                                 "lessons": [{"title": "One, again", "draft": True}]}
+        assert got["lesson"] == {"title": "One, again", "draft": True}
+        got = await ask(learner)
+        assert got["courses"]["items"] == [published]
+        assert got["course"] == published
+        assert got["lesson"] == {"title": "One", "draft": False}
+        # the revision is the one an edit names
+        r = await client.patch("/v1/tenants/acme/courses/py", json={"title": "Python 3"},
+                               headers={**author, "If-Match": f'"{revision}"'})
+        assert r.status_code == 200, r.text
+
+
 async def test_a_course_list_counts_the_lessons_learners_read(start: Start) -> None:
     """Before, `lessonCount` in `courses` counted a publication's lessons deleted since, which
     the course's own `lessons` (and its `course`) leave out."""

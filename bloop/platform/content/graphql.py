@@ -329,6 +329,9 @@ class Lesson:
     version: int
     created_at: datetime
     updated_at: datetime
+    draft: bool = strawberry.field(description=(
+        "true when this is the lesson's draft (shown to its course's authors and the tenant's "
+        "admins), false when it is the lesson as last published"))
     # Its blocks are made when a query asks for them: most of a lesson's cost, and lists of
     # lessons rarely want them.
     source: strawberry.Private[model.Lesson]
@@ -338,14 +341,14 @@ class Lesson:
         return [_block(self.tenant, b) for b in self.source.blocks]
 
     @classmethod
-    def of(cls, lesson: model.Lesson) -> Lesson:
+    def of(cls, lesson: model.Lesson, *, draft: bool) -> Lesson:
         return cls(id=lesson.id, tenant=lesson.tenant, course_id=lesson.course,
                    module=lesson.module, position=lesson.position, title=lesson.title,
                    estimated_minutes=lesson.estimated_minutes,
                    teaches=list(lesson.teaches), requires=list(lesson.requires),
                    tags=list(lesson.tags), language=lesson.language, level=lesson.level,
                    version=lesson.version, created_at=lesson.created_at,
-                   updated_at=lesson.updated_at, source=lesson)
+                   updated_at=lesson.updated_at, draft=draft, source=lesson)
 
 
 @strawberry.type
@@ -367,14 +370,20 @@ class Course:
     modules: list[Module]
     status: str
     version: int
+    revision: int = strawberry.field(description=(
+        "bumped by each change of the course's head: the `If-Match` of an edit through the "
+        "HTTP API"))
     lesson_count: int
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None
     rollback_of: int | None
+    draft: bool = strawberry.field(description=(
+        "true when this is the course's draft (what its authors and the tenant's admins get "
+        "from `course`, and from `courses` of a status other than PUBLISHED), false when it is "
+        "the course as last published"))
     # What `lessons` reads: the draft's lessons (`draft`), or those of the publication of
     # `stored`; `known` when they were read already.
-    draft: strawberry.Private[bool]
     stored: strawberry.Private[model.Course | None]
     known: strawberry.Private[list[model.Lesson] | None]
 
@@ -385,13 +394,15 @@ class Course:
                    language=view.language, level=view.level, tags=list(view.tags),
                    modules=[Module(id=m.id, title=m.title, summary=m.summary)
                             for m in view.modules],
-                   status=view.status, version=view.version, lesson_count=view.lesson_count,
+                   status=view.status, version=view.version, revision=view.revision,
+                   lesson_count=view.lesson_count,
                    created_at=view.created_at, updated_at=view.updated_at,
                    published_at=view.published_at, rollback_of=view.rollback_of,
                    draft=draft, stored=stored, known=lessons)
 
-    @field("the course's lessons in order: its draft's to its authors, else as last published; "
-           "null when they could not be read (its error says why)")
+    @field("the course's lessons in order as this object shows the course: its draft's when "
+           "`draft`, else as last published; null when they could not be read (its error says "
+           "why)")
     async def lessons(self, info: Info) -> list[Lesson] | None:
         # Counted before they are read, so that the lessons past the limit are never read.
         info.context.count("lessons", self.lesson_count, MAX_LESSONS)
@@ -401,7 +412,7 @@ class Course:
             found = await shared(_drafts_loader(info).load((self.tenant, self.id)))
         else:
             found = await shared(_published_loader(info).load(self.stored))
-        return [Lesson.of(x) for x in found]
+        return [Lesson.of(x, draft=self.draft) for x in found]
 
 
 @strawberry.type
@@ -454,7 +465,8 @@ class Query:
     async def lesson(self, info: Info, tenant: Slug, id: str) -> Lesson | None:
         me = _reader(info, tenant)
         try:
-            return Lesson.of((await _service(info).lesson_for(tenant, id, me))[0])
+            lesson, draft = await _service(info).lesson_for(tenant, id, me)
+            return Lesson.of(lesson, draft=draft)
         except NotFound:
             return None
 
