@@ -265,10 +265,10 @@ class JobService:
                       lesson: LessonText | None, client_key: str | None = None
                       ) -> tuple[Job, bool]:
         """The job for this request: a new one (True), or the one an identical earlier request
-        made (False), unless that one failed or was cancelled: then the same request makes a
-        new job. The job of a client's `client_key` is its job whatever became of it. Refuses a
-        bad request, or one over the tenant's quota, before any spend. `lesson` is None only
-        for a video made from a prompt alone."""
+        made (False), unless that one failed, was cancelled or had an output content did not
+        attach: then the same request makes a new job. The job of a client's `client_key` is
+        its job whatever became of it. Refuses a bad request, or one over the tenant's quota,
+        before any spend. `lesson` is None only for a video made from a prompt alone."""
         key = f"client:{client_key}" if client_key else idempotency_key(
             tenant, request, lesson.version if lesson is not None else 0)
         existing = await self.store.find_by_key(tenant, key)
@@ -435,9 +435,12 @@ class JobService:
 
 
 def _ended_without_result(job: Job) -> bool:
-    """A job asked for without a client's key that failed or was cancelled: asking again
-    makes a new job."""
-    return job.status in ("failed", "cancelled") and job.idempotency_key.startswith("auto:")
+    """A job asked for without a client's key that failed or was cancelled, or whose outputs
+    content did not all attach to the lesson (over its media quota, say): asking again makes a
+    new job."""
+    ended = job.status in ("failed", "cancelled") or (
+        job.status == "succeeded" and bool(job.not_attached))
+    return ended and job.idempotency_key.startswith("auto:")
 
 
 def _over_hourly_quota(limit: int) -> Problem:

@@ -27,6 +27,7 @@ from bloop.ai.jobs.model import (
     JobRequest,
     Lease,
     MediaResult,
+    NotAttached,
     TenantAiConfig,
     now,
 )
@@ -166,6 +167,23 @@ async def test_the_same_request_after_its_job_failed_or_was_cancelled_is_a_new_j
     same, created = await rig.service.request("acme", "u1", JobRequest(
         kind="summary", lesson_id=LESSON.id), LESSON)
     assert (same.id, same.status, created) == (retried.id, "succeeded", False)
+
+
+async def test_the_same_request_after_content_refused_its_output_is_a_new_job(rig: Rig) -> None:
+    """The job stayed the request's answer: after freeing room, asking again gave the job whose
+    narration content had refused, and nothing was made again."""
+    asked = JobRequest(kind="narration", lesson_id=LESSON.id)
+    job, _ = await rig.service.request("acme", "u1", asked, LESSON)
+    done = (await rig.service.job("acme", job.id)).update(status="succeeded")
+    await rig.service.mutate("acme", job.id, lambda _: (done, []))
+    same, created = await rig.service.request("acme", "u1", asked, LESSON)
+    assert (same.id, created) == (job.id, False)
+    await rig.service.record_not_attached("acme", job.id, [NotAttached(
+        output="narration.wav", code="quota_exceeded", detail="over the quota", at=now())])
+    again, created = await rig.service.request("acme", "u1", asked, LESSON)
+    assert created
+    assert again.id != job.id
+    assert (await rig.service.job("acme", job.id)).not_attached[0].code == "quota_exceeded"
 
 
 async def test_a_client_s_key_names_its_job_however_it_ended(rig: Rig) -> None:
