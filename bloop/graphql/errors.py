@@ -1,11 +1,12 @@
 """Resolver errors, shaped like the HTTP API's problems: a `Problem` keeps its detail and gets its
 `code` and `status` as extensions, a store that is down reads `store_unavailable`, and anything
-else is logged and masked. Errors in the query itself (syntax, validation, variables) pass as
-GraphQL reports them."""
+else is logged and masked. A query refused by the limits (`refusal`) carries its `code` too;
+other errors in the query itself (syntax, validation, variables) pass as GraphQL reports them."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
@@ -31,6 +32,12 @@ def _problem(exc: BaseException) -> Problem:
             return StoreUnavailable(store)
     log.error("unhandled error in a resolver", exc_info=exc)
     return Problem("an unexpected error occurred", status=500, code="internal_error")
+
+
+def refusal(message: str, code: str, limit: int, nodes: Any = None) -> GraphQLError:
+    """A query refused before it runs for going past `limit`: 422 with `code`, as a resolver's
+    `query_too_large` reads."""
+    return GraphQLError(message, nodes, extensions={"code": code, "status": 422, "limit": limit})
 
 
 class ProblemErrors(MaskErrors):

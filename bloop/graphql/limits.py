@@ -1,7 +1,7 @@
 """What one GraphQL document may ask for, checked before anything runs (graphql-core executes on
 the event loop, so one costly query would hold every other request): at most `MAX_TOKENS`
 tokens (checked as it is parsed), and, once its fragments are expanded, at most `MAX_ALIASES`
-aliases and an estimated cost of at most `MAX_COST`.
+aliases and an estimated cost of at most `MAX_COST`. Each refusal carries its own `code`.
 
 The cost counts each field a document selects, times the items of the lists around it: a page
 size given as `first` or `limit` (the largest a variable may hold when it is one), else
@@ -10,7 +10,7 @@ times costs its measure many times, not the work of expanding it again."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,6 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLError,
     GraphQLList,
     GraphQLNonNull,
     GraphQLOutputType,
@@ -31,10 +30,14 @@ from graphql import (
     ValidationRule,
     VariableNode,
     get_named_type,
+    parse,
 )
+from graphql.error import GraphQLSyntaxError
 from graphql.type.definition import GraphQLInterfaceType, GraphQLObjectType
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaExtension
+from strawberry.extensions import AddValidationRules, SchemaExtension
+
+from bloop.graphql.errors import refusal
 
 MAX_TOKENS = 5_000
 MAX_ALIASES = 100
@@ -96,14 +99,14 @@ class QueryCost(ValidationRule):
                 continue
             measure = self._selections(operation.selection_set, root, paged=False)
             if measure.aliases > MAX_ALIASES:
-                self.report_error(GraphQLError(
+                self.report_error(refusal(
                     f"the query uses {measure.aliases} aliases (with its fragments expanded); "
-                    f"the limit is {MAX_ALIASES}", operation))
+                    f"the limit is {MAX_ALIASES}", "too_many_aliases", MAX_ALIASES, operation))
             elif measure.cost > MAX_COST:
-                self.report_error(GraphQLError(
+                self.report_error(refusal(
                     f"the query may select about {measure.cost} values; the limit is "
                     f"{MAX_COST}: ask for fewer fields, smaller pages or fewer aliases",
-                    operation))
+                    "query_too_costly", MAX_COST, operation))
 
     def _selections(self, selections: SelectionSetNode | None, parent: Any,
                     paged: bool) -> Measure:
@@ -159,8 +162,24 @@ def _definition(parent: Any, name: str) -> Any:
     return None
 
 
+class TokenLimit(SchemaExtension):
+    """Parses the document, refusing it (`query_too_long`) once it runs past `MAX_TOKENS`."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None and context.query:
+            try:
+                context.graphql_document = parse(context.query, max_tokens=MAX_TOKENS)
+            except GraphQLSyntaxError as error:
+                if error.description.startswith(f"Document contains more than {MAX_TOKENS} "):
+                    raise refusal(f"the query has more than {MAX_TOKENS} tokens (names, values "
+                                  "and punctuation), the most a query may have: shorten it, with "
+                                  "fragments or variables", "query_too_long", MAX_TOKENS) from None
+                raise
+        yield
+
+
 def limits() -> list[Callable[[], SchemaExtension]]:
     """The schema extensions that keep documents within these limits (made for each request:
     an extension holds the request it works on)."""
-    return [lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-            lambda: AddValidationRules([QueryCost])]
+    return [TokenLimit, lambda: AddValidationRules([QueryCost])]

@@ -490,23 +490,29 @@ def deep_introspection(copies: int) -> str:
     return "{ " + " ".join(f"a{i}: {one}" for i in range(copies)) + " }"
 
 
-@pytest.mark.parametrize(("text", "refusal"), [
+@pytest.mark.parametrize(("text", "code", "limit", "refusal"), [
     # 80 aliases of a fragment of 80 aliases: 6,400 introspections from 3.5 KB (78 s before)
     ("{ " + " ".join(f"s{i}: __schema {{...S}}" for i in range(80)) + " } fragment S on "
      "__Schema { " + " ".join(f"t{i}: types {{...T}}" for i in range(80)) + " } fragment T on "
      "__Type { name fields { name args { name type { name } } type { name } } }",
-     "6480 aliases"),
-    (deep_introspection(18), "the limit is 100000"),  # few aliases, each selecting much
+     "too_many_aliases", 100, "6480 aliases"),
+    # few aliases, each selecting much
+    (deep_introspection(18), "query_too_costly", 100_000, "the limit is 100000"),
     ("{ " + " ".join(f"a{i}: concepts(tenant: \"demo\") {{ next }}" for i in range(2000)) + " }",
-     "more than 5000 tokens"),
+     "query_too_long", 5000, "more than 5000 tokens"),
+    ("{ __typename }" + "\n# a comment" * 5000, "query_too_long", 5000, "more than 5000 tokens"),
 ])
-async def test_a_query_past_the_limits_is_refused_before_it_runs(start: Start, text: str,
-                                                                  refusal: str) -> None:
+async def test_a_query_past_the_limits_is_refused_before_it_runs(
+        start: Start, text: str, code: str, limit: int, refusal: str) -> None:
     async with start(seed=False) as (_, client):
         r = await client.post("/graphql", json={"query": text})
         assert r.status_code in (200, 400), r.text
-        assert r.json().get("data") is None
-        assert refusal in r.json()["errors"][0]["message"]
+        body = r.json()
+        assert body.get("data") is None
+        [error] = body["errors"]
+        assert refusal in error["message"]
+        assert "Syntax Error" not in error["message"]
+        assert error["extensions"] == {"code": code, "status": 422, "limit": limit}
 
 
 async def test_the_full_introspection_and_a_deep_one_stay_within_the_limits(start: Start) -> None:
