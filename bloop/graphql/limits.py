@@ -1,7 +1,9 @@
 """What one GraphQL document may ask for, checked before anything runs (graphql-core executes on
 the event loop, so one costly query would hold every other request): at most `MAX_TOKENS`
-tokens (checked as it is parsed), and, once its fragments are expanded, at most `MAX_ALIASES`
-aliases and an estimated cost of at most `MAX_COST`. Each refusal carries its own `code`.
+tokens (checked as it is parsed); then, before graphql-core validates it, at most
+`MAX_SELECTIONS` selections and `MAX_REPEATS` pairs of repeats (see `repeats`); and, once its
+fragments are expanded, at most `MAX_ALIASES` aliases and an estimated cost of at most
+`MAX_COST`. Each refusal carries its own `code`.
 
 The cost counts each field a document selects, times the items of the lists around it: a page
 size given as `first` or `limit` (the largest a variable may hold when it is one), else
@@ -15,14 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLList,
     GraphQLNonNull,
     GraphQLOutputType,
+    GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    NoFragmentCyclesRule,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
@@ -31,17 +36,26 @@ from graphql import (
     VariableNode,
     get_named_type,
     parse,
+    validate,
 )
-from graphql.error import GraphQLSyntaxError
+from graphql.error import GraphQLError, GraphQLSyntaxError
 from graphql.type.definition import GraphQLInterfaceType, GraphQLObjectType
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.extensions import AddValidationRules, SchemaExtension
 
 from bloop.graphql.errors import refusal
+from bloop.graphql.repeats import repeats
 
 MAX_TOKENS = 5_000
 MAX_ALIASES = 100
 MAX_COST = 100_000
+MAX_SELECTIONS = 1_000
+"""Fields, fragment spreads and inline fragments, fragments expanded: the full introspection
+query makes about 240, a course page with every block and question type about 120."""
+MAX_REPEATS = 1_000
+"""Pairs of selections of one name in one place, and of fragments spread in one place, which
+graphql-core compares (its work grows with their square): at most about 15 ms of its
+validation, where that course page makes about 100."""
 MAX_LESSONS = 20_000
 """Lessons one request may list (by the courses' lesson counts, as their lessons are asked
 for), about 0.3 s of work; past it, the fields listing more fail with `query_too_large`."""
@@ -179,7 +193,43 @@ class TokenLimit(SchemaExtension):
         yield
 
 
+class RepeatLimit(SchemaExtension):
+    """Refuses a document past `MAX_SELECTIONS` or `MAX_REPEATS` before it is validated."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is not None:
+            refused = _repeated(context.schema._schema, context.graphql_document)
+            if refused:
+                context.pre_execution_errors = refused
+        yield
+
+
+def _repeated(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLError]:
+    measured = repeats(document, MAX_SELECTIONS)
+    if measured.selections > MAX_SELECTIONS:
+        # a fragment spreading itself expands without end: graphql's own error says so
+        return validate(schema, document, [NoFragmentCyclesRule]) or [refusal(
+            f"the query has more than {MAX_SELECTIONS} selections (fields, fragment spreads and "
+            f"inline fragments) once its fragments are expanded; the limit is {MAX_SELECTIONS}: "
+            "ask for less, or split it", "too_many_selections", MAX_SELECTIONS)]
+    if measured.pairs > MAX_REPEATS:
+        if measured.name == "...":
+            what, kind = f"{measured.times} fragments are spread", "fragments spread"
+            advice = "spread fewer fragments in one place"
+        else:
+            what = f"`{measured.name}` is selected {measured.times} times"
+            kind = "selections of one name"
+            advice = "select each field once in one place"
+        return [refusal(
+            f"the query repeats itself too much: {what} {measured.place} (through fragments too, "
+            f"and again for each repeat of a field around it), and every two {kind} in one place "
+            f"are compared: {measured.pairs} pairs in all, the limit is "
+            f"{MAX_REPEATS}: {advice}", "query_too_repetitive", MAX_REPEATS)]
+    return []
+
+
 def limits() -> list[Callable[[], SchemaExtension]]:
     """The schema extensions that keep documents within these limits (made for each request:
     an extension holds the request it works on)."""
-    return [TokenLimit, lambda: AddValidationRules([QueryCost])]
+    return [TokenLimit, RepeatLimit, lambda: AddValidationRules([QueryCost])]

@@ -490,12 +490,26 @@ def deep_introspection(copies: int) -> str:
     return "{ " + " ".join(f"a{i}: {one}" for i in range(copies)) + " }"
 
 
+COURSE = 'course(tenant: "demo", id: "x")'
+
+
 @pytest.mark.parametrize(("text", "code", "limit", "refusal"), [
     # 80 aliases of a fragment of 80 aliases: 6,400 introspections from 3.5 KB (78 s before)
     ("{ " + " ".join(f"s{i}: __schema {{...S}}" for i in range(80)) + " } fragment S on "
      "__Schema { " + " ".join(f"t{i}: types {{...T}}" for i in range(80)) + " } fragment T on "
      "__Type { name fields { name args { name type { name } } type { name } } }",
-     "too_many_aliases", 100, "6480 aliases"),
+     "too_many_selections", 1000, "more than 1000 selections"),
+    ("{ " + " ".join(f"a{i}: __typename" for i in range(101)) + " }",
+     "too_many_aliases", 100, "101 aliases"),
+    # graphql-core compares every two of them: 1-2 s of validation each (every request waited)
+    (f"{{ {COURSE} {{ {' lessons { id }' * 400} }} }}", "query_too_repetitive", 1000,
+     "`lessons` is selected 400 times in `course`"),
+    (f"{{ {COURSE} {{ {' lessons { blocks { __typename } }' * 400} }} }}",
+     "too_many_selections", 1000, "more than 1000 selections"),
+    (f"{{ {COURSE} {{ {(' lessons {' + ' blocks { __typename }' * 20 + ' }') * 20} }} }}",
+     "query_too_repetitive", 1000, "`blocks` is selected 400 times in `course.lessons`"),
+    (f"{{ {COURSE} {{ {' ...L' * 2} }} }} fragment L on Course {{ {' lessons { id }' * 30} }}",
+     "query_too_repetitive", 1000, "`lessons` is selected 60 times in `course`"),
     # few aliases, each selecting much
     (deep_introspection(18), "query_too_costly", 100_000, "the limit is 100000"),
     ("{ " + " ".join(f"a{i}: concepts(tenant: \"demo\") {{ next }}" for i in range(2000)) + " }",
@@ -513,6 +527,15 @@ async def test_a_query_past_the_limits_is_refused_before_it_runs(
         assert refusal in error["message"]
         assert "Syntax Error" not in error["message"]
         assert error["extensions"] == {"code": code, "status": 422, "limit": limit}
+
+
+async def test_a_fragment_spreading_itself_is_refused_as_graphql_says(start: Start) -> None:
+    """It would expand without end: the error is graphql's own, not a limit's."""
+    async with start(seed=False) as (_, client):
+        body = await query(client, "{ __schema { types { ...T } } } "
+                                   "fragment T on __Type { name ofType { ...T } }")
+        assert [e["message"] for e in body["errors"]] == [
+            "Cannot spread fragment 'T' within itself."]
 
 
 async def test_the_full_introspection_and_a_deep_one_stay_within_the_limits(start: Start) -> None:
