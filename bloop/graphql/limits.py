@@ -7,8 +7,9 @@ fragments are expanded, at most `MAX_ALIASES` aliases and an estimated cost of a
 
 The cost counts each field a document selects, times the items of the lists around it: a page
 size given as `first` or `limit` (the largest a variable may hold when it is one), else
-`LIST_ITEMS` for a list. Fragments are measured once each, so a document reusing a fragment many
-times costs its measure many times, not the work of expanding it again."""
+`LIST_ITEMS` for a list. An item of a union or an interface is of one type, so it costs what the
+fragments for its costliest type select. Fragments are measured once each, so a document reusing
+a fragment many times costs its measure many times, not the work of expanding it again."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    NamedTypeNode,
     NoFragmentCyclesRule,
     OperationDefinitionNode,
     OperationType,
@@ -35,6 +37,7 @@ from graphql import (
     ValidationRule,
     VariableNode,
     get_named_type,
+    is_abstract_type,
     parse,
     validate,
 )
@@ -124,26 +127,47 @@ class QueryCost(ValidationRule):
 
     def _selections(self, selections: SelectionSetNode | None, parent: Any,
                     paged: bool) -> Measure:
-        total = Measure()
+        fields = Measure()
+        fragments: list[tuple[Any, Measure]] = []
         for node in selections.selections if selections is not None else ():
             if isinstance(node, FieldNode):
-                total += self._field(node, parent, paged)
+                fields += self._field(node, parent, paged)
             elif isinstance(node, InlineFragmentNode):
-                condition = (self.context.schema.get_type(node.type_condition.name.value)
-                             if node.type_condition else parent)
-                total += self._selections(node.selection_set, condition or parent, paged)
+                condition = self._type(node.type_condition) or parent
+                fragments.append((condition, self._selections(node.selection_set, condition,
+                                                              paged)))
             elif isinstance(node, FragmentSpreadNode):
-                total += self._fragment(node.name.value)
-        return total
+                fragment = self.fragments.get(node.name.value)
+                condition = self._type(fragment.type_condition) if fragment else None
+                fragments.append((condition, self._fragment(node.name.value)))
+        return fields + self._costliest(parent, fragments)
+
+    def _costliest(self, parent: Any, fragments: list[tuple[Any, Measure]]) -> Measure:
+        """What `fragments` cost an item of `parent`: an item is of one type, which the
+        fragments on other types cost nothing, so of its costliest type (a union's or an
+        interface's member)."""
+        schema = self.context.schema
+        aliases = sum(measure.aliases for _, measure in fragments)
+        if is_abstract_type(parent):
+            kinds = schema.get_possible_types(parent)
+        elif isinstance(parent, GraphQLObjectType):
+            kinds = [parent]
+        else:  # no such type: another rule refuses it
+            return Measure(sum(measure.cost for _, measure in fragments), aliases)
+        return Measure(max((sum(measure.cost for condition, measure in fragments
+                                if _applies(schema, condition, kind)) for kind in kinds),
+                           default=0), aliases)
+
+    def _type(self, name: NamedTypeNode | None) -> Any:
+        return self.context.schema.get_type(name.name.value) if name is not None else None
 
     def _fragment(self, name: str) -> Measure:
         if name not in self.measured:
             self.measured[name] = Measure()  # a cycle (refused by another rule) counts nothing
             fragment = self.fragments.get(name)
             if fragment is not None:
-                condition = self.context.schema.get_type(fragment.type_condition.name.value)
-                self.measured[name] = self._selections(fragment.selection_set, condition,
-                                                       paged=False)
+                self.measured[name] = self._selections(
+                    fragment.selection_set, self._type(fragment.type_condition), paged=False)
         return self.measured[name]
 
     def _field(self, node: FieldNode, parent: Any, paged: bool) -> Measure:
@@ -164,6 +188,12 @@ class QueryCost(ValidationRule):
         inner = self._selections(node.selection_set, get_named_type(definition.type),
                                  paged=page is not None)
         return alias + Measure(cost=1) + inner.times(items)
+
+
+def _applies(schema: GraphQLSchema, condition: Any, kind: GraphQLObjectType) -> bool:
+    """Whether a fragment on `condition` selects anything of an item of type `kind`."""
+    return (condition is None or condition is kind  # no such type: another rule refuses it
+            or (is_abstract_type(condition) and schema.is_sub_type(condition, kind)))
 
 
 def _definition(parent: Any, name: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
@@ -527,6 +528,66 @@ async def test_a_query_past_the_limits_is_refused_before_it_runs(
         assert refusal in error["message"]
         assert "Syntax Error" not in error["message"]
         assert error["extensions"] == {"code": code, "status": 422, "limit": limit}
+
+
+QUESTION = "id prompt points"
+CHOICES = "{ id text }"
+COURSE_PAGE = f"""query ($t: Slug!, $c: Slug!) {{
+  course(tenant: $t, id: $c) {{
+    id title summary lessonCount modules {{ id title }}
+    lessons {{
+      id title position module estimatedMinutes teaches requires
+      blocks {{
+        __typename
+        ... on MarkdownBlock {{ markdown mediaLinks {{ media link {{ url expiresAt }} }} }}
+        ... on CodeBlock {{ language source }}
+        ... on ImageBlock {{ media alt title caption link {{ url expiresAt }} }}
+        ... on AudioBlock {{ media title caption link {{ url expiresAt }} }}
+        ... on VideoBlock {{ media title caption link {{ url expiresAt }} }}
+        ... on FileBlock {{ media title caption link {{ url expiresAt }} }}
+        ... on QuizBlock {{ id title maxScore questions {{
+          __typename
+          ... on SingleChoiceQuestion {{ {QUESTION} options {CHOICES} }}
+          ... on MultipleChoiceQuestion {{ {QUESTION} options {CHOICES} }}
+          ... on TrueFalseQuestion {{ {QUESTION} }}
+          ... on NumericQuestion {{ {QUESTION} unit }}
+          ... on ShortTextQuestion {{ {QUESTION} }}
+          ... on OrderingQuestion {{ {QUESTION} items {CHOICES} }}
+          ... on MatchingQuestion {{ {QUESTION} left {CHOICES} right {CHOICES} }}
+        }} }}
+      }}
+    }}
+  }}
+}}"""
+
+
+async def test_a_course_page_asking_for_every_block_type_is_within_the_limits(
+        start: Start) -> None:
+    """A block is of one type: the fragments for the others cost it nothing."""
+    async with start() as (_, client):
+        body = await query(client, COURSE_PAGE, t=data.TENANT_ID, c=data.COURSE_ID)
+        assert "errors" not in body, body["errors"]
+        lessons = body["data"]["course"]["lessons"]
+        assert [x["title"] for x in lessons] == [x.title for x in data.LESSONS]
+        assert all(x["blocks"] for x in lessons)
+
+
+async def test_a_union_costs_what_its_costliest_member_does(start: Start) -> None:
+    quiz = ("... on QuizBlock { questions { ... on MatchingQuestion { left { id text } } "
+            "... on NumericQuestion { unit } } }")
+    cheaper = "... on MarkdownBlock { markdown mediaLinks { media } } ... on ImageBlock { alt }"
+    async with start(seed=False) as (_, client):
+
+        async def cost(blocks: str) -> int:
+            body = await query(client, '{ courses(tenant: "demo", first: 200) { items { '
+                                       f"lessons {{ blocks {{ {blocks} }} }} }} }} }}")
+            [error] = body["errors"]
+            assert error["extensions"]["code"] == "query_too_costly"
+            found = re.search(r"about (\d+) values", error["message"])
+            assert found is not None, error
+            return int(found[1])
+
+        assert await cost(f"{cheaper} {quiz}") == await cost(quiz)
 
 
 async def test_a_fragment_spreading_itself_is_refused_as_graphql_says(start: Start) -> None:
