@@ -6,10 +6,11 @@ fragments are expanded, at most `MAX_ALIASES` aliases and an estimated cost of a
 `MAX_COST`. Each refusal carries its own `code`.
 
 The cost counts each field a document selects, times the items of the lists around it: a page
-size given as `first` or `limit` (the largest a variable may hold when it is one), else
-`LIST_ITEMS` for a list. An item of a union or an interface is of one type, so it costs what the
-fragments for its costliest type select. Fragments are measured once each, so a document reusing
-a fragment many times costs its measure many times, not the work of expanding it again."""
+size given as `first` or `limit` (the largest a variable may hold when it is one, the
+argument's default when the query leaves it out), else `LIST_ITEMS` for a list. An item of a
+union or an interface is of one type, so it costs what the fragments for its costliest type
+select. Fragments are measured once each, so a document reusing a fragment many times costs its
+measure many times, not the work of expanding it again."""
 
 from __future__ import annotations
 
@@ -80,14 +81,19 @@ class Measure:
         return Measure(self.cost * items, self.aliases)
 
 
-def _page_size(node: FieldNode) -> int | None:
-    for argument in node.arguments or ():
-        if argument.name.value in PAGE_ARGUMENTS:
-            value = argument.value
-            if isinstance(value, IntValueNode):
-                return max(0, min(int(value.value), LARGEST_PAGE))
-            if isinstance(value, VariableNode):
-                return LARGEST_PAGE
+def _page_size(node: FieldNode, definition: Any) -> int | None:
+    """The page `node` asks for: its `first` or `limit`, else that argument's default."""
+    given = {argument.name.value: argument.value for argument in node.arguments or ()}
+    for name, argument in definition.args.items():
+        if name not in PAGE_ARGUMENTS:
+            continue
+        value = given.get(name)
+        if isinstance(value, VariableNode):
+            return LARGEST_PAGE
+        size = (int(value.value) if isinstance(value, IntValueNode)
+                else argument.default_value if value is None else None)
+        if isinstance(size, int):
+            return max(0, min(size, LARGEST_PAGE))
     return None
 
 
@@ -178,7 +184,7 @@ class QueryCost(ValidationRule):
         definition = _definition(parent, name)
         if definition is None:
             return alias + Measure(cost=1)  # no such field: another rule refuses it
-        page = _page_size(node)
+        page = _page_size(node, definition)
         if page is not None:
             items = page
         elif _is_list(definition.type):

@@ -590,6 +590,22 @@ async def test_a_union_costs_what_its_costliest_member_does(start: Start) -> Non
         assert await cost(f"{cheaper} {quiz}") == await cost(quiz)
 
 
+async def test_a_list_left_without_first_costs_its_default_page(start: Start) -> None:
+    """`courses` gives 50 a page unless `first` says otherwise."""
+    async with start(seed=False) as (_, client):
+
+        async def refusal(page: str) -> str:
+            body = await query(client, "{ " + " ".join(
+                f'a{i}: courses(tenant: "demo"{page}) {{ items {{ lessons {{ blocks '
+                "{ ... on MarkdownBlock { markdown } } } } }" for i in range(20)) + " }")
+            [error] = body["errors"]
+            assert error["extensions"]["code"] == "query_too_costly"
+            message: str = error["message"]
+            return message
+
+        assert await refusal("") == await refusal(", first: 50")
+
+
 async def test_a_fragment_spreading_itself_is_refused_as_graphql_says(start: Start) -> None:
     """It would expand without end: the error is graphql's own, not a limit's."""
     async with start(seed=False) as (_, client):
