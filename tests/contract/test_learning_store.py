@@ -748,9 +748,10 @@ async def test_a_held_card_reaches_no_learner_until_its_lesson_is_released(case:
     assert edited.held_until == held.held_until
 
     assert await case.store.release_cards(case.tenant, "L1", 1) == []
-    assert await case.store.release_cards(case.other, "L1", 9) == []
-    assert await case.store.release_cards(case.tenant, "L1", 3) == [held.id]
-    assert await case.store.release_cards(case.tenant, "L1", 3) == []
+    assert await case.store.release_cards(case.other, "L1", 2) == []
+    assert await case.store.release_cards(case.tenant, "L1", 3) == []  # not the text they drill
+    assert await case.store.release_cards(case.tenant, "L1", 2) == [held.id]
+    assert await case.store.release_cards(case.tenant, "L1", 2) == []
     released = edited.released()
     assert released.held_until is None
     assert await case.store.get_card(case.tenant, held.id) == released
@@ -760,7 +761,8 @@ async def test_a_held_card_reaches_no_learner_until_its_lesson_is_released(case:
     assert sorted(s.card_id for s in await case.store.card_states(case.tenant, "u2")) == sorted(
         [live.id, held.id])
     assert await case.store.get_card(case.tenant, retired.id, held=True) is None
-    assert await case.store.release_cards(case.tenant, "L1", 9) == [later.id]
+    assert await case.store.release_cards(case.tenant, "L1", 9) == []
+    assert await case.store.release_cards(case.tenant, "L1", 4) == [later.id]
     assert await case.store.get_card(case.tenant, later.id) == later.released()
     assert await case.store.get_card(case.tenant, elsewhere.id) is None
 

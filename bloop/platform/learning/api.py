@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import AfterValidator, AwareDatetime
 
-from bloop.platform.kit.auth import STAFF, Principal, require
+from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.errors import Invalid
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.preconditions import version_named
@@ -125,9 +125,10 @@ async def fit_bkt(tenant: TenantId, concept: ConceptId, service: Svc,
 async def list_cards(tenant: TenantId, concept: ConceptId, service: Svc, me: Reader,
                      after: After = None, limit: Limit = 100) -> Page[Card]:
     """The concept's cards, oldest first, a page at a time: `next` is the cursor (`after`) of
-    the following page, null on the last. Staff also see the cards held until a lesson's
-    publication (`held_until`), which learners never do."""
-    found = await service.card_page(tenant, concept, after, limit, held=me.has_any(STAFF))
+    the following page, null on the last. The tenant's admins also see the cards held until a
+    lesson's publication (`held_until`): they may read every draft, which others may not."""
+    found = await service.card_page(tenant, concept, after, limit,
+                                    held=me.has_any({"tenant_admin"}))
     return Page(items=found.items, next=found.next)
 
 

@@ -273,9 +273,9 @@ class LearningRepository(Protocol):
         every learner's deck (their review logs stay). False when there was no such card."""
 
     async def release_cards(self, tenant: str, lesson_id: str, version: int) -> list[str]:
-        """Makes live the cards held until the publication of `version` of the lesson or of
-        an earlier version, in one write; the ids of those not retired, in no particular
-        order."""
+        """Makes live the cards held until the publication of exactly `version` of the lesson
+        (the text they were made from), in one write; the ids of those not retired, in no
+        particular order."""
 
     async def cards_of(self, tenant: str, concepts: Sequence[str]) -> list[Card]:
         """The live cards of `concepts` (neither retired nor held), oldest first (by the time

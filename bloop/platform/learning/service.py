@@ -246,15 +246,13 @@ class LearningService:
     async def project_lesson(self, lesson: LessonNode,
                              concept_names: Mapping[str, str] | None = None) -> bool:
         """Stores the lesson; its concepts take the names content gave them at its publication
-        (a name set here since is replaced), and what it requires becomes a prerequisite of
-        what it teaches (`_lesson_edges`). The cards generated from this version of it or an
-        earlier one, held until now, become live; they and the cards of concepts it did not
-        teach before join the decks of the learners who completed a lesson teaching their
-        concept (after this answers)."""
+        (a name set here since is replaced). The cards generated from this version of it, held
+        until now, become live; they and the cards of concepts it did not teach before join the
+        decks of the learners who completed a lesson teaching their concept (after this
+        answers)."""
         before = await self.repo.get_lesson(lesson.tenant, lesson.id)
         if not await self.repo.upsert_lesson(lesson, concept_names or {}):
             return False
-        await self._lesson_edges(lesson)
         released = await self.repo.release_cards(lesson.tenant, lesson.id, lesson.version)
         taught = set(before.teaches) if before is not None else set()
         new = [c for c in lesson.teaches if c not in taught]
@@ -263,32 +261,6 @@ class LearningService:
         if released:
             self._deal(lesson.tenant, released)
         return True
-
-    async def _lesson_edges(self, lesson: LessonNode) -> None:
-        """Each concept the lesson requires becomes a required prerequisite of each concept it
-        teaches, where no edge joins the two yet (an educator's edge, of either kind, stays as
-        it is, and one they removed comes back only with the lesson's next publication). An
-        edge that would close a cycle is left out and logged: the graph stays a DAG."""
-        tenant, added = lesson.tenant, list[str]()
-        for taught in dict.fromkeys(lesson.teaches):
-            wanted = [r for r in dict.fromkeys(lesson.requires) if r != taught]
-            if not wanted:
-                continue
-            detail = await self.repo.get_concept(tenant, taught)
-            present = {e.requires for e in detail.requires} if detail is not None else set()
-            for required in wanted:
-                if required in present:
-                    continue
-                try:
-                    await self.repo.add_edge(tenant, Edge(concept=taught, requires=required))
-                except (CycleFound, UnknownConcepts) as exc:
-                    log.warning("a lesson's prerequisite was not added to the graph", extra={
-                        "tenant": tenant, "lesson": lesson.id, "concept": taught,
-                        "requires": required, "reason": type(exc).__name__})
-                    continue
-                added.append(taught)
-        if added:
-            await self._graph_changed(tenant, list(dict.fromkeys(added)))
 
     async def forget_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
         return await self.repo.delete_lesson(tenant, lesson_id, version)
@@ -686,14 +658,15 @@ class LearningService:
         a lesson; a card without a concept drills the first concept the lesson teaches (skipped
         when the lesson is unknown). Idempotent: each card's id comes from its lesson (or job),
         concept and text, so a job run again, or another job making the same card, adds
-        nothing, and a card an educator retired stays retired. Cards made from a version
-        learners cannot read (one not published yet: a draft) are held until it or a later
-        version is published. The others join the decks of the learners who completed a lesson
-        teaching their concept (after this answers; those of a job run again too, which adds
-        only what a stop left out). Answers how many cards were new."""
+        nothing, and a card an educator retired stays retired. Cards made from any version but
+        the one published now (a draft, an older text) are held until that very version is
+        published: text learners never read never reaches them. The others join the decks of
+        the learners who completed a lesson teaching their concept (after this answers; those
+        of a job run again too, which adds only what a stop left out). Answers how many cards
+        were new."""
         lesson = await self.repo.get_lesson(tenant, lesson_id)
         fallback = lesson.teaches[0] if lesson is not None and lesson.teaches else None
-        held = None if lesson is not None and lesson.version >= lesson_version else HeldUntil(
+        held = None if lesson is not None and lesson.version == lesson_version else HeldUntil(
             lesson_id=lesson_id, lesson_version=lesson_version)
         wanted: list[tuple[int, str, str, str]] = []
         for i, (front, back, concept) in enumerate(cards):

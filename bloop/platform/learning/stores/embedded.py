@@ -840,7 +840,7 @@ class EmbeddedLearningStore:
     async def release_cards(self, tenant: str, lesson_id: str, version: int) -> list[str]:
         def write(c: Conn) -> list[str]:
             rows = c.execute("SELECT id, doc, retired FROM cards WHERE tenant = ?"
-                             " AND held_lesson = ? AND held_version <= ?",
+                             " AND held_lesson = ? AND held_version = ?",
                              (tenant, lesson_id, version)).fetchall()
             c.executemany("UPDATE cards SET doc = ?, held_lesson = NULL, held_version = NULL"
                           " WHERE tenant = ? AND id = ?",

@@ -923,7 +923,7 @@ class Neo4jLearningStore:
             # Read under the cards' write locks, so an edit racing this keeps its text.
             rows = [r.data() async for r in await tx.run(
                 "MATCH (k:ReviewCard {tenant: $tenant, held_lesson: $lesson})"
-                " WHERE k.held_version <= $version SET k._lock = true REMOVE k._lock"
+                " WHERE k.held_version = $version SET k._lock = true REMOVE k._lock"
                 " RETURN k.id AS id, k.doc AS doc, k.retired IS NOT NULL AS retired",
                 tenant=tenant, lesson=lesson_id, version=version)]
             await (await tx.run(
