@@ -190,6 +190,30 @@ async def test_an_image_alone_in_its_paragraph_becomes_an_image_block_a_page_can
                 200, "image/png", data), url
 
 
+async def test_images_stay_in_the_markdown_when_blocks_would_not_fit_or_links_need_them(
+        client: httpx.AsyncClient) -> None:
+    """An image block for each picture refused a tutorial of 101 screenshots (422 "needs more
+    than the -2 blocks", it imported before), and the split left reference links apart from
+    their definitions, which then resolved nowhere."""
+    steps = b"".join(b"Step %d.\n\n![step](img/dot.png)\n\n" % n for n in range(101))
+    pack = s.zip_of({"steps.md": b"# Steps\n\n" + steps, "img/dot.png": s.png()})
+    r = await client.post(UPLOAD, files=files(("steps.zip", pack, "application/zip")))
+    assert r.status_code == 201, r.text
+    [lesson] = r.json()["lessons"]
+    assert {b["type"] for b in lesson["blocks"]} == {"markdown"}
+    assert "".join(b["markdown"] for b in lesson["blocks"]).count("/content)") == 101
+
+    pack = s.zip_of({"refs.md": b"# Refs\n\nSee [the diagram][d].\n\n![dot](img/dot.png)\n\n"
+                                b"More text.\n\n[d]: img/dot.png\n", "img/dot.png": s.png()})
+    r = await client.post(UPLOAD, files=files(("refs.zip", pack, "application/zip")))
+    assert r.status_code == 201, r.text
+    [lesson] = r.json()["lessons"]
+    [block] = lesson["blocks"]
+    assert block["type"] == "markdown"
+    assert "[the diagram][d]" in block["markdown"]
+    assert "\n[d]: " in block["markdown"]
+
+
 async def test_a_pdf_becomes_a_lesson_and_is_kept(client: httpx.AsyncClient) -> None:
     data = s.pdf("Loops repeat work.", "While loops wait.", title="Loops in PDF")
     r = await client.post(UPLOAD, files=files(("loops.pdf", data, "application/pdf")))

@@ -379,6 +379,12 @@ def local_links(body: str, base: str) -> dict[str, str | None]:
     return found
 
 
+def has_link_definitions(body: str) -> bool:
+    """Whether `body` defines reference links (`[name]: target`), which its references reach
+    only within one Markdown block."""
+    return _DEFINITION.search(body) is not None
+
+
 def rewrite_links(body: str, replace: Callable[[str], str | None]) -> str:
     """`body` with each local link target swapped for `replace(target)` (kept when None)."""
     def swap(m: re.Match[str]) -> str:

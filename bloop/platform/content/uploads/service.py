@@ -256,9 +256,10 @@ class UploadService:
         if draft.file_key is not None:
             info = stored[draft.file_key]
             found.append(blocks.media_block(tenant, info.kind, info.id, info.filename))
-        found += self._body_blocks(tenant, draft, stored)
-        found += [blocks.markdown_block(p) for p in markdown.page_blocks(
-            draft.pages, draft.source, MAX_BLOCKS - len(found))]
+        found += self._body_blocks(tenant, draft, stored, MAX_BLOCKS - len(found))
+        if draft.pages:
+            found += [blocks.markdown_block(p) for p in markdown.page_blocks(
+                draft.pages, draft.source, MAX_BLOCKS - len(found))]
         words = _words(draft.body) + sum(_words(p) for p in draft.pages)
         fields: dict[str, Any] = {
             "title": draft.title, "blocks": found, "teaches": draft.front.teaches,
@@ -277,11 +278,16 @@ class UploadService:
                                              code="invalid_lesson",
                                              extra={"file": draft.source, "field": name}) from None
 
-    def _body_blocks(self, tenant: str, draft: Draft,
-                     stored: dict[str, MediaInfo]) -> list[dict[str, Any]]:
+    def _body_blocks(self, tenant: str, draft: Draft, stored: dict[str, MediaInfo],
+                     room: int) -> list[dict[str, Any]]:
         """The blocks of `draft`'s body: each image of the upload that stands alone in its
         paragraph an image block, the text around them Markdown blocks linking the stored
-        media."""
+        media. Images stay in the Markdown when that would take more than `room` blocks, or
+        when the body defines reference links (a reference reaches its definition only
+        within one block)."""
+        whole = self._markdown_blocks(tenant, draft.body, draft, stored)
+        if markdown.has_link_definitions(draft.body):
+            return whole
         found: list[dict[str, Any]] = []
         text = ""
         for piece in markdown.figures(draft.body):
@@ -293,7 +299,8 @@ class UploadService:
             found += self._markdown_blocks(tenant, text, draft, stored)
             found.append(block)
             text = ""
-        return found + self._markdown_blocks(tenant, text, draft, stored)
+        found += self._markdown_blocks(tenant, text, draft, stored)
+        return found if len(found) <= room else whole
 
     @staticmethod
     def _figure(figure: markdown.Figure, draft: Draft,
