@@ -116,6 +116,12 @@ def ai_media_subscription(service: ContentService, media: MediaService,
                 if out.name in blocks:
                     refuse(out, exc.code, str(exc))
             attached = None
+        else:
+            if attached is None and blocks and \
+                    await service.repo.get_lesson(tenant, job.lesson_id) is None:
+                for out in wanted:  # deleted since the check above
+                    if out.name in blocks:
+                        refuse(out, "lesson_gone", f"the lesson {job.lesson_id!r} was deleted")
         if attached is None:  # refused, or the lesson went meanwhile: no lesson shows them
             for media_id in created:
                 with contextlib.suppress(NotFound):  # claimed by another upload: it stays

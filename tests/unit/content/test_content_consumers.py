@@ -267,6 +267,26 @@ async def test_media_a_lesson_refuses_are_not_kept(world: World,
     assert await not_attached(world) == [("job5", lesson_id, [("voice.wav", "too_many_blocks")])]
 
 
+async def test_a_lesson_deleted_while_its_media_are_stored_is_announced(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleted between the consumer's check and the attaching: the media were removed, but
+    the job said nothing was left out."""
+    lesson_id = await lesson_in(world)
+    out = await output(world, "acme", "job8", "voice.wav", "audio", media_samples.wav(),
+                       "audio/wav")
+    attach = world.content.attach_media
+
+    async def deleted_first(tenant: str, lesson: str, blocks: Any) -> Any:
+        await world.content.delete_lesson(tenant, lesson)
+        return await attach(tenant, lesson, blocks)
+
+    monkeypatch.setattr(world.content, "attach_media", deleted_first)
+    await not_attached(world)
+    await world.attach.handler(completed("acme", "job8", lesson_id, [out], kind="narration"))
+    assert (await world.media.media("acme")).items == []
+    assert await not_attached(world) == [("job8", lesson_id, [("voice.wav", "lesson_gone")])]
+
+
 async def test_content_events_drop_the_cached_lesson(world: World) -> None:
     lesson_id = await lesson_in(world)
     rendered = await world.content.published_lesson("acme", lesson_id)
