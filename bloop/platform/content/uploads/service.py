@@ -285,9 +285,8 @@ class UploadService:
         media. Images stay in the Markdown when that would take more than `room` blocks, or
         when the body defines reference links (a reference reaches its definition only
         within one block)."""
-        whole = self._markdown_blocks(tenant, draft.body, draft, stored)
         if markdown.has_link_definitions(draft.body):
-            return whole
+            return self._markdown_blocks(tenant, draft.body, draft, stored)
         found: list[dict[str, Any]] = []
         text = ""
         for piece in markdown.figures(draft.body):
@@ -300,7 +299,9 @@ class UploadService:
             found.append(block)
             text = ""
         found += self._markdown_blocks(tenant, text, draft, stored)
-        return found if len(found) <= room else whole
+        if len(found) > room:
+            return self._markdown_blocks(tenant, draft.body, draft, stored)
+        return found
 
     @staticmethod
     def _figure(figure: markdown.Figure, draft: Draft,
