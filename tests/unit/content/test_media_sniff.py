@@ -82,6 +82,25 @@ def test_other_bytes_are_unrecognised(data: bytes) -> None:
         sniff.sniff(b"")
 
 
+@pytest.mark.parametrize(("data", "says"), [
+    ("# Café crème\n\nÀ la carte.".encode("cp1252"), "Windows-1252 or Latin-1"),
+    ("# Week 1\n\nNotes.".encode("utf-16"), "UTF-16"),
+    ("# Week 1".encode("utf-32"), "UTF-32"),
+])
+def test_text_in_another_encoding_is_named_as_such(data: bytes, says: str) -> None:
+    with pytest.raises(sniff.Unrecognised, match=f"{says}.*save it as UTF-8"):
+        sniff.sniff(data, "week1.md", "text/markdown", complete=True)
+
+
+def test_text_that_stops_being_utf8_names_the_line() -> None:
+    data = b"# Week 1\n\nNotes.\n" * 1000 + "Café".encode("latin-1")
+    assert sniff.sniff(data[:sniff.SNIFF_BYTES], "w.md").kind == "text"
+    with pytest.raises(sniff.Unrecognised, match="line 3001 is not UTF-8"):
+        sniff.check_text(data)
+    with pytest.raises(sniff.Unrecognised, match="control characters"):
+        sniff.check_text(b"# Week 1\n" * 1000 + b"\x07")
+
+
 def test_a_utf8_character_cut_at_the_end_of_the_head_is_still_text() -> None:
     head = ("é" * 5000).encode()[:sniff.SNIFF_BYTES - 1]
     assert sniff.sniff(head).kind == "text"

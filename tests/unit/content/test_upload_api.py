@@ -366,6 +366,8 @@ async def test_a_file_of_the_wrong_type_or_size_is_named(
     assert (r.status_code, r.json()["code"]) == (status, code), r.text
     assert {k: r.json().get(k) for k in where} == where
     assert r.json()["detail"].startswith(f"{'/'.join(where.values())}: ")
+    if code == "unsupported_media_type":
+        assert "save it as UTF-8" in r.json()["detail"]
     assert await state(app) == before
 
 

@@ -213,8 +213,26 @@ def sniff(head: bytes, filename: str | None = None, claimed: str | None = None, 
         markdown = (extension(filename) in _MARKDOWN_EXTENSIONS
                     or media_type(claimed) in ("text/markdown", "text/x-markdown"))
         return MARKDOWN if markdown else TEXT
+    other = _other_text(head)
+    if other is not None:
+        raise Unrecognised(f"the file is {other}; text is accepted in UTF-8 only: save it as "
+                           "UTF-8 and upload it again")
     raise Unrecognised("the bytes are none of the accepted types (PNG, JPEG, GIF, WebP, SVG, MP3, "
                        "AAC, Ogg, WAV, M4A, MP4, WebM, PDF, ZIP, Markdown, plain text)")
+
+
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32 text"), (b"\x00\x00\xfe\xff", "UTF-32 text"),
+         (b"\xff\xfe", "UTF-16 text"), (b"\xfe\xff", "UTF-16 text"))
+
+
+def _other_text(head: bytes) -> str | None:
+    """What `head`, which is not UTF-8, is when it reads as text in another encoding."""
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            return name
+    if any(b < 32 and b not in b"\t\n\r\f" for b in head):
+        return None
+    return "text in an encoding other than UTF-8 (Windows-1252 or Latin-1, perhaps)"
 
 
 def media_type(value: str | None) -> str:
@@ -264,8 +282,17 @@ def check_svg(data: bytes) -> None:
 
 def check_text(data: bytes) -> None:
     """Raises `Unrecognised` unless the whole of `data` is UTF-8 text."""
-    if not _text(data, complete=True):
-        raise Unrecognised("the file starts as text but is not UTF-8 text throughout")
+    if _text(data, complete=True):
+        return
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = body.count(b"\n", 0, exc.start) + 1
+        raise Unrecognised(f"the file starts as UTF-8 text but line {line} is not UTF-8 (another "
+                           "encoding, perhaps): save it as UTF-8 and upload it again") from None
+    raise Unrecognised("the file starts as text but holds bytes that text does not (control "
+                       "characters)")
 
 
 class BrokenImage(ValueError):
