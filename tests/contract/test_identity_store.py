@@ -403,11 +403,34 @@ async def test_pending_invitations_come_newest_first_a_page_at_a_time(
 
     again = invitation(40, "p3@acme.dev", at)
     await store.add_invitation(again)
-    await store.prune_invitations(tenant, "p3@acme.dev", at, again.token_hash)
+    await store.prune_invitations(tenant, "p3@acme.dev", at)
     assert await store.get_invitation(tenant, made[3].token_hash) is None  # replaced
     assert await store.get_invitation(tenant, expired.token_hash) is None  # expired
     assert await store.get_invitation(tenant, again.token_hash) == again
     assert len((await store.pending_invitations(tenant, at, limit=50)).items) == 9
+
+
+async def test_invitations_to_one_email_made_at_once_end_as_the_newest(
+        store: IdentityRepository) -> None:
+    """Each invitation is pruned after it is added; sent at once, the adds and prunes of
+    several interleave, and each prune deleted every invitation but its own: none was left."""
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    at = now()
+
+    def invitation(n: int, seconds: int) -> Invitation:
+        return Invitation(token_hash=f"{n:02x}" * 32, tenant=tenant, email="same@acme.dev",
+                          roles=["learner"], invited_by="admin",
+                          created_at=at + timedelta(seconds=seconds),
+                          expires_at=at + timedelta(days=7))
+
+    older, newer, late_but_older = invitation(1, 1), invitation(2, 2), invitation(3, 0)
+    await store.add_invitation(older)
+    await store.add_invitation(newer)
+    await store.prune_invitations(tenant, older.email, at)  # older's own prune
+    await store.prune_invitations(tenant, newer.email, at)
+    await store.add_invitation(late_but_older)
+    await store.prune_invitations(tenant, late_but_older.email, at)
+    assert (await store.pending_invitations(tenant, at)).items == [newer]
 
 
 async def test_invitations_within_one_second_order_and_expire_by_time(
@@ -429,7 +452,7 @@ async def test_invitations_within_one_second_order_and_expire_by_time(
         await store.add_invitation(i)
     at = second + timedelta(days=2, milliseconds=250)
     assert (await store.pending_invitations(tenant, at)).items == [half, early, whole]
-    await store.prune_invitations(tenant, "nobody@acme.dev", at, keep="")
+    await store.prune_invitations(tenant, "nobody@acme.dev", at)
     assert await store.get_invitation(tenant, lapsed.token_hash) is None
     assert await store.get_invitation(tenant, whole.token_hash) == whole
 

@@ -112,9 +112,11 @@ class IdentityRepository(Protocol):
         """The invitation whose id (the start of its token's hash) is `invitation_id`,
         expired or not."""
 
-    async def prune_invitations(self, tenant: str, email: str, at: datetime, keep: str) -> None:
-        """Deletes the tenant's other invitations to `email` (all but the one whose token hash
-        is `keep`) and every invitation of the tenant expired at `at`."""
+    async def prune_invitations(self, tenant: str, email: str, at: datetime) -> None:
+        """Deletes the tenant's invitations to `email` but the newest (the first that
+        `pending_invitations` lists), and every invitation of the tenant expired at `at`.
+        Invitations to one email made at once, each pruning after its own was added, so end
+        as exactly one: none deletes an invitation newer than the newest it read."""
 
     async def invitations_by(self, tenant: str, user_id: str) -> list[Invitation]:
         """The tenant's invitations `user_id` sent and nobody accepted or withdrew yet (expired

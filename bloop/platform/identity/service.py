@@ -290,7 +290,7 @@ class IdentityService:
             expires_at=at + timedelta(seconds=self.settings.invitation_ttl_s))
         await self.repo.add_invitation(invitation)
         # one invitation per email; expired ones are cleared while at it
-        await self.repo.prune_invitations(tenant_id, invitation.email, at, invitation.token_hash)
+        await self.repo.prune_invitations(tenant_id, invitation.email, at)
         return invitation, token
 
     async def invitations(self, tenant_id: str, *, after: str | None = None,

@@ -252,6 +252,24 @@ async def test_an_invitation_accepted_twice_at_once_makes_one_account(
     assert (await client.get("/v1/tenants/acme/invitations", headers=admin)).json()["items"] == []
 
 
+async def test_one_email_invited_several_times_at_once_keeps_one_good_invitation(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Each invitation's prune deleted every other one to its email: sent at once (a double
+    click), none was left, while each request had answered 201 with a token."""
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    invitations = "/v1/tenants/acme/invitations"
+    sent = await asyncio.gather(*(client.post(invitations, headers=admin,
+                                              json={"email": "tess@acme.dev"}) for _ in range(5)))
+    assert [r.status_code for r in sent] == [201] * 5
+    pending = (await client.get(invitations, headers=admin)).json()["items"]
+    assert [i["email"] for i in pending] == ["tess@acme.dev"]
+    join = {"display_name": "Tess", "password": PASSWORD}
+    accepted = [await client.post(f"{invitations}/accept", json={"token": r.json()["token"],
+                                                                  **join}) for r in sent]
+    assert sorted(r.status_code for r in accepted) == [201, 404, 404, 404, 404]
+    assert pending[0]["id"] in {r.json()["id"] for r in sent}
+
+
 async def test_admins_see_pending_invitations_and_withdraw_them(
         app: FastAPI, client: httpx.AsyncClient) -> None:
     """Before, an invitation sent to a mistyped address, or with the wrong role, stayed good

@@ -244,10 +244,12 @@ class EmbeddedIdentityStore:
             (tenant, invitation_id, f"{invitation_id}~")).fetchone())
         return None if row is None else Invitation.model_validate_json(row["doc"], context=STORED)
 
-    async def prune_invitations(self, tenant: str, email: str, at: datetime, keep: str) -> None:
+    async def prune_invitations(self, tenant: str, email: str, at: datetime) -> None:
         def write(c: sqlite3.Connection) -> None:
             c.execute(f"DELETE FROM invitations WHERE tenant = ? AND {EMAIL} = ?"  # noqa: S608
-                      " AND token_hash <> ?", (tenant, email, keep))
+                      " AND token_hash <> (SELECT token_hash FROM invitations WHERE tenant = ?"
+                      f" AND {EMAIL} = ? ORDER BY {CREATED} DESC, token_hash LIMIT 1)",
+                      (tenant, email, tenant, email))
             c.execute(f"DELETE FROM invitations WHERE tenant = ? AND {EXPIRES} <= ?",  # noqa: S608
                       (tenant, json_time(at)))
 

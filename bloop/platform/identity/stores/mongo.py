@@ -229,10 +229,17 @@ class MongoIdentityStore:
         found = [Invitation.model_validate(_fields(d), context=STORED) async for d in cursor]
         return found[0] if found else None
 
-    async def prune_invitations(self, tenant: str, email: str, at: datetime, keep: str) -> None:
-        await self.invitations.delete_many({"tenant": tenant, "$or": [
-            {"email": email, "token_hash": {"$ne": keep}},
-            {"expires_at": {"$lte": json_time(at)}}]})
+    async def prune_invitations(self, tenant: str, email: str, at: datetime) -> None:
+        stale: list[dict[str, Any]] = [{"expires_at": {"$lte": json_time(at)}}]
+        newest = await self.invitations.find_one(
+            {"tenant": tenant, "email": email}, {"created_at": 1, "token_hash": 1},
+            sort=[("created_at", DESCENDING), ("token_hash", ASCENDING)])
+        if newest is not None:
+            created, hashed = newest["created_at"], newest["token_hash"]
+            stale.append({"email": email, "$or": [
+                {"created_at": {"$lt": created}},
+                {"created_at": created, "token_hash": {"$gt": hashed}}]})
+        await self.invitations.delete_many({"tenant": tenant, "$or": stale})
 
     async def add_refresh_token(self, token: RefreshToken) -> None:
         await self.refresh.insert_one({"_id": _key(token.tenant, token.token_hash),
