@@ -4,19 +4,21 @@ own, dropped afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bloop.platform.content.attempts.model import Attempt, PublishedQuiz
-from bloop.platform.content.attempts.ports import AttemptStore, Duplicate
+from bloop.platform.content.attempts.ports import AttemptStore
 from bloop.platform.content.attempts.service import graded_event
 from bloop.platform.content.attempts.stores.embedded import EmbeddedAttemptStore
 from bloop.platform.content.attempts.stores.mongo import MongoAttemptStore
 from bloop.platform.content.quiz import QuizBlock, grade
+from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import scratch_mongo
@@ -60,14 +62,24 @@ def attempt(learner: str = "ada", number: int = 1, minutes: int = 0, tenant: str
                           grade(quiz, answers), number, at=T0 + timedelta(minutes=minutes))
 
 
-async def add(store: AttemptStore, a: Attempt) -> Attempt:
-    await store.add(a, [graded_event(a, published(a.tenant, a.lesson_id))])
-    return a
+async def add(store: AttemptStore, learner: str = "ada", minutes: int = 0, tenant: str = "acme",
+              lesson: str = "lesson-1", quiz: QuizBlock = QUIZ) -> Attempt:
+    def make(number: int) -> tuple[Attempt, Sequence[Envelope]]:
+        a = attempt(learner, number, minutes, tenant, lesson, quiz)
+        return a, [graded_event(a, published(tenant, lesson, quiz))]
+
+    return await store.add(tenant, learner, lesson, quiz.id, make)
+
+
+async def numbers(store: AttemptStore, learner: str = "ada", tenant: str = "acme",
+                  lesson: str = "lesson-1", quiz: str = "check") -> list[int]:
+    return sorted(a.number for a in await store.of_learner(
+        tenant, learner, lesson_id=lesson, quiz_id=quiz, limit=None))
 
 
 async def test_an_attempt_reads_back_as_stored_with_its_event_in_the_outbox(
         store: AttemptStore) -> None:
-    a = await add(store, attempt())
+    a = await add(store)
     [back] = await store.of_learner("acme", "ada")
     assert back == a
     assert back.answers == {"tf": True, "mc": ["a", "b"], "m": {"l1": "r1"}}
@@ -85,32 +97,41 @@ async def test_an_attempt_reads_back_as_stored_with_its_event_in_the_outbox(
     assert await store.outbox.count_pending() == 0
 
 
-async def test_numbers_are_unique_per_learner_and_quiz(store: AttemptStore) -> None:
-    assert await store.last_number("acme", "ada", "lesson-1", "check") == 0
-    await add(store, attempt(number=1))
-    await add(store, attempt(number=2, minutes=1))
-    assert await store.last_number("acme", "ada", "lesson-1", "check") == 2
-    with pytest.raises(Duplicate):
-        await add(store, attempt(number=2, minutes=2))
-    assert len(await store.of_learner("acme", "ada")) == 2
-    assert await store.outbox.count_pending() == 2
+async def test_numbers_count_per_learner_and_quiz(store: AttemptStore) -> None:
+    assert [(await add(store, minutes=n)).number for n in range(3)] == [1, 2, 3]
     # other learners, quizzes, lessons and tenants count on their own
     other_quiz = QUIZ.model_copy(update={"id": "other"})
-    await add(store, attempt(learner="grace", number=1))
-    await add(store, attempt(number=1, quiz=other_quiz))
-    await add(store, attempt(number=1, lesson="lesson-2"))
-    await add(store, attempt(number=1, tenant="beta"))
-    assert await store.last_number("acme", "ada", "lesson-1", "check") == 2
-    assert await store.last_number("acme", "grace", "lesson-1", "check") == 1
-    assert await store.last_number("beta", "ada", "lesson-1", "check") == 1
-    assert await store.last_number("beta", "ada", "lesson-1", "other") == 0
+    assert (await add(store, learner="grace")).number == 1
+    assert (await add(store, quiz=other_quiz)).number == 1
+    assert (await add(store, lesson="lesson-2")).number == 1
+    assert (await add(store, tenant="beta")).number == 1
+    assert (await add(store, minutes=5)).number == 4
+    assert await numbers(store) == [1, 2, 3, 4]
+    assert await numbers(store, quiz="other") == [1]
+    assert await store.outbox.count_pending() == 8
+
+
+async def test_attempts_added_at_once_get_consecutive_numbers_each_with_its_event(
+        store: AttemptStore) -> None:
+    added = await asyncio.gather(*(add(store, minutes=n) for n in range(20)),
+                                 add(store, learner="grace"))
+    ada = added[:20]
+    assert sorted(a.number for a in ada) == list(range(1, 21))
+    assert await numbers(store) == list(range(1, 21))
+    assert added[20].number == 1
+    pending = await store.outbox.pending(100)
+    graded = {e["data"]["attempt_id"]: e["data"]["attempt_number"]
+              for e in (json.loads(p.message.value) for p in pending)}
+    assert len(pending) == 21
+    assert graded == {a.id: a.number for a in added}
+    assert (await add(store, minutes=30)).number == 21
 
 
 async def test_lists_run_newest_first_filter_and_page(store: AttemptStore) -> None:
-    ada = [await add(store, attempt("ada", n, minutes=n * 2)) for n in (1, 2, 3)]
-    grace = [await add(store, attempt("grace", n, minutes=n * 2 + 1)) for n in (1, 2)]
-    other = await add(store, attempt("ada", 1, minutes=20, lesson="lesson-2"))
-    await add(store, attempt("ada", 1, minutes=30, tenant="beta"))
+    ada = [await add(store, "ada", minutes=n * 2) for n in (1, 2, 3)]
+    grace = [await add(store, "grace", minutes=n * 2 + 1) for n in (1, 2)]
+    other = await add(store, "ada", minutes=20, lesson="lesson-2")
+    await add(store, "ada", minutes=30, tenant="beta")
 
     assert await store.of_learner("acme", "ada") == [other, *reversed(ada)]
     assert await store.of_learner("acme", "ada", lesson_id="lesson-1") == list(reversed(ada))
@@ -128,7 +149,7 @@ async def test_lists_run_newest_first_filter_and_page(store: AttemptStore) -> No
 
 
 async def test_ties_in_time_are_ordered_by_id_and_paged_without_loss(store: AttemptStore) -> None:
-    same = [await add(store, attempt(f"learner-{n}", 1)) for n in range(5)]
+    same = [await add(store, f"learner-{n}") for n in range(5)]
     listed = await store.of_lesson("acme", "lesson-1")
     assert listed == sorted(same, key=lambda a: a.id, reverse=True)
     first = await store.of_lesson("acme", "lesson-1", limit=3)
@@ -138,13 +159,39 @@ async def test_ties_in_time_are_ordered_by_id_and_paged_without_loss(store: Atte
 
 async def test_erasing_a_learner_deletes_their_attempts_only_and_is_idempotent(
         store: AttemptStore) -> None:
-    await add(store, attempt("ada", 1))
-    await add(store, attempt("ada", 1, lesson="lesson-2"))
-    kept = await add(store, attempt("grace", 1))
-    beta = await add(store, attempt("ada", 1, tenant="beta"))
-    assert await store.erase_learner("acme", "ada") == 2
+    await add(store, "ada")
+    await add(store, "ada", minutes=1)
+    await add(store, "ada", lesson="lesson-2")
+    kept = await add(store, "grace")
+    beta = await add(store, "ada", tenant="beta")
+    assert await store.erase_learner("acme", "ada") == 3
     assert await store.erase_learner("acme", "ada") == 0
     assert await store.of_learner("acme", "ada") == []
-    assert await store.last_number("acme", "ada", "lesson-1", "check") == 0
     assert await store.of_lesson("acme", "lesson-1") == [kept]
     assert await store.of_learner("beta", "ada") == [beta]
+    assert (await add(store, "ada", minutes=2)).number == 1  # numbering starts again
+    assert (await add(store, "ada", tenant="beta", minutes=1)).number == 2
+
+
+async def stored_without_counter(mongo: MongoAttemptStore, number: int) -> None:
+    """Stores an attempt as Bloop did before attempt counters: its number chosen outside."""
+    a = attempt(number=number, minutes=number)
+    doc = {"_id": f"{a.tenant}/{a.id}", **a.model_dump(mode="json"), "sort_key": a.sort_key}
+    await mongo.attempts.insert_one(mongo.outbox.new_document(
+        doc, graded_event(a, published(a.tenant, a.lesson_id))))
+
+
+@pytest.mark.real
+async def test_mongo_numbers_follow_attempts_stored_without_a_counter() -> None:
+    async with scratch_mongo("attempts_test") as (client, name):
+        mongo = MongoAttemptStore(client, registry, database=name)
+        await mongo.setup()
+        for n in (1, 2, 3):
+            await stored_without_counter(mongo, n)
+        added = await asyncio.gather(*(add(mongo, minutes=10 + n) for n in range(5)))
+        assert sorted(a.number for a in added) == [4, 5, 6, 7, 8]
+        # one written by a Bloop before counters while this one runs (an upgrade) takes 9
+        await stored_without_counter(mongo, 9)
+        assert (await add(mongo, minutes=20)).number == 10
+        assert await numbers(mongo) == list(range(1, 11))
+        assert await mongo.outbox.count_pending() == 10

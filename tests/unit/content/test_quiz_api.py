@@ -5,6 +5,7 @@ attempts go."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -153,6 +154,17 @@ async def test_learners_submit_and_read_their_own_staff_read_all(
                               headers=other)).status_code == 404
     assert (await client.post(url, json={"answers": {}}, headers=other)).status_code == 403
     assert (await client.get(url, headers=other)).status_code == 403
+
+
+async def test_attempts_posted_at_once_are_all_created(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    lesson = await lesson_with_quiz(client)
+    ada = await member(app, client, "acme", ["learner"])
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    answers = await asyncio.gather(*(client.post(url, json={"answers": RIGHT}, headers=ada)
+                                     for _ in range(8)))
+    assert [r.status_code for r in answers] == [201] * 8, [r.text for r in answers]
+    assert sorted(r.json()["number"] for r in answers) == list(range(1, 9))
 
 
 async def test_submitting_an_attempt_needs_the_learning_write_scope(

@@ -3,6 +3,7 @@ the outbox, refusals, the data export and erasure (also through the user.deleted
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -83,6 +84,20 @@ async def test_an_attempt_is_graded_numbered_stored_and_announced(service: Attem
         second.id, first.id]
     assert len(await service.of_lesson("acme", "l1")) == 3
     assert [a.learner for a in await service.of_lesson("acme", "l1", learner="grace")] == ["grace"]
+
+
+async def test_attempts_sent_at_once_are_all_stored_with_consecutive_numbers(
+        service: AttemptService) -> None:
+    """A double click, a retry, two tabs: none of the learner's answers is refused."""
+    sent = await asyncio.gather(*(service.submit("acme", "ada", "l1", "check", {"s": "a"})
+                                  for _ in range(10)))
+    assert sorted(a.number for a in sent) == list(range(1, 11))
+    assert service.woken == [1] * 10  # type: ignore[attr-defined]
+    events = [json.loads(p.message.value)["data"]
+              for p in await service.store.outbox.pending(100)]
+    assert {e["attempt_id"]: e["attempt_number"] for e in events} == {
+        a.id: a.number for a in sent}
+    assert len(events) == 10
 
 
 async def test_refusals_change_nothing(service: AttemptService) -> None:

@@ -3,16 +3,15 @@ against. Every read and write names its tenant."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bloop.platform.content.attempts.model import Attempt, PublishedQuiz
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
 
-
-class Duplicate(Exception):
-    """The learner already has an attempt with this number at this quiz."""
+Numbered = Callable[[int], tuple[Attempt, Sequence[Envelope]]]
+"""Makes the attempt that takes the number given, and the events to store beside it."""
 
 
 class AttemptStore(Protocol):
@@ -23,12 +22,11 @@ class AttemptStore(Protocol):
     async def setup(self) -> None:
         """Creates tables or indexes; safe to call on every start."""
 
-    async def add(self, attempt: Attempt, events: Sequence[Envelope]) -> None:
-        """Stores the attempt and its events atomically; `Duplicate` when the learner already
-        has an attempt with its number at its quiz (nothing is written then)."""
-
-    async def last_number(self, tenant: str, learner: str, lesson_id: str, quiz_id: str) -> int:
-        """The number of the learner's latest attempt at the quiz; 0 when there is none."""
+    async def add(self, tenant: str, learner: str, lesson_id: str, quiz_id: str,
+                  make: Numbered) -> Attempt:
+        """Gives the learner's next attempt at the quiz its number (one past their latest; 1
+        for the first), stores the attempt `make` builds with it and its events atomically, and
+        returns the attempt. Attempts added at once all get numbers of their own."""
 
     async def of_learner(self, tenant: str, learner: str, *, lesson_id: str | None = None,
                          quiz_id: str | None = None, before: str | None = None,
@@ -43,7 +41,8 @@ class AttemptStore(Protocol):
         whose `sort_key` is below `before` when given."""
 
     async def erase_learner(self, tenant: str, learner: str) -> int:
-        """Deletes every attempt of the learner in the tenant; returns how many there were."""
+        """Deletes every attempt of the learner in the tenant (their numbering starts again at
+        1); returns how many there were."""
 
 
 class QuizSource(Protocol):

@@ -7,16 +7,12 @@ from collections.abc import Callable
 
 from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
 from bloop.platform.content.attempts.model import AnswerValue, Attempt, PublishedQuiz
-from bloop.platform.content.attempts.ports import AttemptStore, Duplicate, QuizSource
+from bloop.platform.content.attempts.ports import AttemptStore, QuizSource
 from bloop.platform.content.quiz import AnswerError, LearnerQuiz, find_quiz, grade, learner_quiz
 from bloop.platform.content.service import ContentService
-from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.errors import NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
-
-# Two submissions of one learner at one quiz racing for the same number: the loser takes the
-# next one. More than this many losses in a row means something else is wrong.
-NUMBERING_TRIES = 5
 
 
 class ContentQuizzes:
@@ -61,27 +57,25 @@ class AttemptService:
 
     async def submit(self, tenant: str, learner: str, lesson_id: str, quiz_id: str,
                      answers: dict[str, AnswerValue]) -> Attempt:
-        """Grades `answers` against the published quiz and stores the attempt, numbered after
-        the learner's earlier ones, with its `quiz.attempt.graded` event. 404 when the lesson is
-        not published or has no such quiz, 422 (naming the question) when an answer does not
-        fit its question."""
+        """Grades `answers` against the published quiz and stores the attempt, numbered by the
+        store after the learner's earlier ones, with its `quiz.attempt.graded` event. 404 when
+        the lesson is not published or has no such quiz, 422 (naming the question) when an
+        answer does not fit its question."""
         quiz = await self.quizzes.published_quiz(tenant, lesson_id, quiz_id)
         try:
             result = grade(quiz.quiz, answers)
         except AnswerError as exc:
             raise Problem(str(exc), status=422, code="invalid_answer",
                           extra={"question": exc.question}) from None
-        for _ in range(NUMBERING_TRIES):
-            number = await self.store.last_number(tenant, learner, lesson_id, quiz_id) + 1
+
+        def numbered(number: int) -> tuple[Attempt, list[Envelope]]:
             attempt = Attempt.graded(quiz, learner, answers, result, number)
-            try:
-                await self.store.add(attempt, [graded_event(attempt, quiz)])
-            except Duplicate:
-                continue
-            self._on_write()
-            return attempt
-        raise Conflict("other attempts at this quiz are being stored; try again",
-                       code="attempt_conflict")
+            return attempt, [graded_event(attempt, quiz)]
+
+        attempt = await self.store.add(quiz.tenant, learner, quiz.lesson_id, quiz.quiz.id,
+                                       numbered)
+        self._on_write()
+        return attempt
 
     async def of_learner(self, tenant: str, learner: str, lesson_id: str,
                          quiz_id: str | None = None, *, before: str | None = None,

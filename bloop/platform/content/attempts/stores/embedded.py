@@ -1,14 +1,12 @@
 """The embedded quiz attempt store: SQLite (content's database), with its own outbox table. An
-attempt and its event are written in one transaction."""
+attempt takes its number and is written with its event in one transaction."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 
 from bloop.platform.content.attempts.model import Attempt
-from bloop.platform.content.attempts.ports import Duplicate
-from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.content.attempts.ports import Numbered
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.sqlite import SqliteDB
@@ -36,25 +34,22 @@ class EmbeddedAttemptStore:
         await self.db.run(lambda c: c.executescript(SCHEMA))
         await self._outbox.setup()
 
-    async def add(self, attempt: Attempt, events: Sequence[Envelope]) -> None:
-        def write(c: sqlite3.Connection) -> None:
+    async def add(self, tenant: str, learner: str, lesson_id: str, quiz_id: str,
+                  make: Numbered) -> Attempt:
+        def write(c: sqlite3.Connection) -> Attempt:
+            last = c.execute("SELECT max(number) FROM quiz_attempts WHERE tenant = ?"
+                             " AND lesson_id = ? AND quiz_id = ? AND learner = ?",
+                             (tenant, lesson_id, quiz_id, learner)).fetchone()[0]
+            attempt, events = make(int(last or 0) + 1)
             c.execute("INSERT INTO quiz_attempts (tenant, id, learner, lesson_id, quiz_id, number,"
                       " sort_key, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       (attempt.tenant, attempt.id, attempt.learner, attempt.lesson_id,
                        attempt.quiz_id, attempt.number, attempt.sort_key,
                        attempt.model_dump_json()))
             self._outbox.add(c, *events)
+            return attempt
 
-        try:
-            await self.db.transaction(write)
-        except sqlite3.IntegrityError:
-            raise Duplicate(attempt.id) from None
-
-    async def last_number(self, tenant: str, learner: str, lesson_id: str, quiz_id: str) -> int:
-        row = await self.db.run(lambda c: c.execute(
-            "SELECT max(number) FROM quiz_attempts WHERE tenant = ? AND lesson_id = ?"
-            " AND quiz_id = ? AND learner = ?", (tenant, lesson_id, quiz_id, learner)).fetchone())
-        return int(row[0] or 0)
+        return await self.db.transaction(write)
 
     async def _select(self, where: dict[str, str | None], before: str | None,
                       limit: int | None) -> list[Attempt]:

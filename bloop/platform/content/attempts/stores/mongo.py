@@ -1,23 +1,28 @@
 """The MongoDB quiz attempt store (collection `quiz_attempts` of content's database). An attempt
-and its event are one single-document insert (kit MongoOutbox); a unique index numbers each
-learner's attempts at a quiz. Runs on FerretDB v1 as well as MongoDB. An attempt is never
-updated after its insert; only the outbox relay writes it again, under its guard (kit
-mongo_guard), so that two relays never interleave on one document.
+and its event are one single-document insert (kit MongoOutbox). Runs on FerretDB v1 as well as
+MongoDB. An attempt is never updated after its insert; only the outbox relay writes it again,
+under its guard (kit mongo_guard), so that two relays never interleave on one document.
+
+Numbers come from a counter per learner and quiz (collection `quiz_attempt_numbers`), taken
+with `$inc` before the insert (under the counter's guard: FerretDB's updates are not atomic).
+Without transactions the two writes are apart: a process stopped between them, or an insert
+that fails, leaves its number unused. A counter starts from the learner's latest stored attempt
+(attempts stored before counters existed keep their numbers), and a unique index keeps numbers
+unique whatever wrote them.
 
 Every `_id` starts with the tenant, and every query also filters on the `tenant` field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from bloop.platform.content.attempts.model import Attempt
-from bloop.platform.content.attempts.ports import Duplicate
-from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.content.attempts.ports import Numbered
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import MongoGuard
@@ -34,6 +39,7 @@ class MongoAttemptStore:
     def __init__(self, client: AsyncMongoClient[Doc], registry: EventRegistry,
                  database: str = "content", guard: MongoGuard | None = None) -> None:
         self.attempts = client[database]["quiz_attempts"]
+        self.numbers = client[database]["quiz_attempt_numbers"]
         self.guard = guard or MongoGuard.of(client[database])
         self._outbox = MongoOutbox([self.attempts], registry,
                                    name=f"{database}-quiz-attempts-outbox", guard=self.guard)
@@ -52,22 +58,47 @@ class MongoAttemptStore:
         await self.attempts.create_index(
             [("tenant", ASCENDING), ("lesson_id", ASCENDING), ("sort_key", DESCENDING)],
             name="tenant_lesson_sort")
+        await self.numbers.create_index([("tenant", ASCENDING), ("learner", ASCENDING)],
+                                        name="tenant_learner")
         await self._outbox.setup()
         await self.guard.setup()
 
-    async def add(self, attempt: Attempt, events: Sequence[Envelope]) -> None:
-        doc = {"_id": f"{attempt.tenant}/{attempt.id}", **attempt.model_dump(mode="json"),
-               "sort_key": attempt.sort_key}
-        try:
-            await self.attempts.insert_one(self._outbox.new_document(doc, *events))
-        except DuplicateKeyError:
-            raise Duplicate(attempt.id) from None
+    async def add(self, tenant: str, learner: str, lesson_id: str, quiz_id: str,
+                  make: Numbered) -> Attempt:
+        series: Doc = {"tenant": tenant, "lesson_id": lesson_id, "quiz_id": quiz_id,
+                       "learner": learner}
+        counter = f"{tenant}/{json.dumps([lesson_id, quiz_id, learner])}"
+        while True:
+            attempt, events = make(await self._next_number(counter, series))
+            doc = {"_id": f"{attempt.tenant}/{attempt.id}", **attempt.model_dump(mode="json"),
+                   "sort_key": attempt.sort_key}
+            try:
+                await self.attempts.insert_one(self._outbox.new_document(doc, *events))
+            except DuplicateKeyError:
+                # The number was taken without the counter (by a Bloop before it, during an
+                # upgrade): the counter moves past every stored number, and the attempt takes
+                # the next one.
+                await self._catch_up(counter, series)
+                continue
+            return attempt
 
-    async def last_number(self, tenant: str, learner: str, lesson_id: str, quiz_id: str) -> int:
-        doc = await self.attempts.find_one(
-            {"tenant": tenant, "lesson_id": lesson_id, "quiz_id": quiz_id, "learner": learner},
-            {"number": 1}, sort=[("number", DESCENDING)])
-        return 0 if doc is None else int(doc["number"])
+    async def _next_number(self, counter: str, series: Doc) -> int:
+        while True:
+            async with self.guard.hold(self.numbers, counter):
+                doc = await self.numbers.find_one_and_update(
+                    {"_id": counter}, {"$inc": {"last": 1}}, return_document=ReturnDocument.AFTER)
+            if doc is not None:
+                return int(doc["last"])
+            await self._catch_up(counter, series)  # a first attempt, or a learner just erased
+
+    async def _catch_up(self, counter: str, series: Doc) -> None:
+        """Raises the counter (creating it when missing) to the series' latest stored number."""
+        latest = await self.attempts.find_one(series, {"number": 1},
+                                              sort=[("number", DESCENDING)])
+        last = 0 if latest is None else int(latest["number"])
+        async with self.guard.hold(self.numbers, counter):
+            await self.numbers.update_one(
+                {"_id": counter}, {"$max": {"last": last}, "$setOnInsert": series}, upsert=True)
 
     async def _find(self, query: Doc, before: str | None, limit: int | None) -> list[Attempt]:
         query = {k: v for k, v in query.items() if v is not None}
@@ -93,4 +124,5 @@ class MongoAttemptStore:
 
     async def erase_learner(self, tenant: str, learner: str) -> int:
         result = await self.attempts.delete_many({"tenant": tenant, "learner": learner})
+        await self.numbers.delete_many({"tenant": tenant, "learner": learner})
         return int(result.deleted_count)
