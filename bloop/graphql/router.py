@@ -14,7 +14,7 @@ from strawberry.fastapi import GraphQLRouter
 from bloop.graphql.context import Context
 from bloop.graphql.schema import build_schema
 from bloop.platform.kit.auth import Principal, require
-from bloop.platform.kit.errors import problem_response, status_code_name
+from bloop.platform.kit.errors import json_fault, problem_response, status_code_name
 from bloop.platform.services import Service
 
 PATH = "/graphql"
@@ -37,6 +37,12 @@ def context_getter(names: Sequence[str]) -> Callable[..., Awaitable[Context]]:
 class ProblemGraphQLRouter(GraphQLRouter[Context, None]):
     """A request that is no GraphQL request (a body that is not JSON, no query, a mutation over
     GET) is answered with problem+json, as every other route's errors are, not plain text."""
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return super().parse_json(data)
+        except (RecursionError, ValueError) as exc:
+            raise HTTPException(400, json_fault(exc) or str(exc)) from None
 
     # Typed Any: the base's overloads (an HTTP request or a WebSocket) do not carry over.
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:

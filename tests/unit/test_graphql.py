@@ -641,6 +641,27 @@ async def test_text_with_an_unpaired_surrogate_is_refused_not_a_500(start: Start
         assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
+@pytest.mark.parametrize(("body", "says"), [
+    (b'{"query": "{ __typename }", "variables": {"a": ' + b"[" * 3000 + b"]" * 3000 + b"}}",
+     "nests too deeply"),
+    (b'{"query": "{ __typename }", "variables": {"a": ' + b"9" * 5000 + b"}}", "digits"),
+    (b'{"query": "{ __typename }", "variables": {"a": "\xff"}}', "not UTF-8"),
+], ids=["deep", "long-number", "not-utf8"])
+async def test_json_the_parser_cannot_read_is_a_problem_not_a_500(
+        start: Start, body: bytes, says: str) -> None:
+    async with start(seed=False) as (_, client):
+        answers = [await client.post("/graphql", content=body,
+                                     headers={"Content-Type": "application/json"})]
+        if says != "not UTF-8":  # a query string's bytes are always decoded
+            answers.append(await client.get("/graphql", params={
+                "query": "{ __typename }",
+                "variables": body.split(b'"variables": ', 1)[1][:-1].decode()}))
+        for r in answers:
+            assert r.status_code == 400, r.text
+            assert r.headers["content-type"] == "application/problem+json"
+            assert says in r.json()["detail"]
+
+
 async def test_learners_page_courses_by_the_titles_they_read(start: Start) -> None:
     """Before, `next` held a published course's unpublished draft title, and the order
     followed it."""

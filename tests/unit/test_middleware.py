@@ -198,3 +198,55 @@ async def test_a_no_content_answer_carries_no_content_type() -> None:
             assert "content-length" not in r.headers, r.request.url
             assert r.content == b""
             assert "x-request-id" in r.headers
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (b"[" * 3000 + b"]" * 3000, "nests too deeply"),
+    (b'{"title": ' + b"9" * 5000 + b"}", "digits"),
+    (b'{"title": "\xff"}', "not UTF-8"),
+], ids=["deep", "long-number", "not-utf8"])
+async def test_a_body_json_cannot_read_is_told_why(body: bytes, says: str) -> None:
+    """FastAPI answered these 400 "There was an error parsing the body", saying nothing of
+    what was wrong, where a syntax error gets 422 with its place."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/courses")
+    async def create(course: Course) -> dict[str, Any]:
+        raise AssertionError("an unreadable body reached the route")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://bloop.test") as client:
+        r = await client.post("/courses", content=body,
+                              headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert (r.json()["code"], r.json()["errors"][0]["loc"]) == ("validation_failed", ["body"])
+    assert says in r.json()["detail"]
+
+
+@pytest.mark.parametrize("sent", ["text/plain", "application/xml; charset=utf-8",
+                                  "application/x-www-form-urlencoded"])
+async def test_a_body_that_is_not_json_is_told_to_be(sent: str) -> None:
+    """Such a body was refused 422 "body: Input should be a valid dictionary or object", which
+    does not say that the content type was the fault."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/courses")
+    async def create(course: Course) -> dict[str, Any]:
+        return {"title": course.title}
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://bloop.test") as client:
+        r = await client.post("/courses", content=b'{"title": "T"}',
+                              headers={"Content-Type": sent})
+        assert (r.status_code, r.json()["code"]) == (415, "unsupported_media_type"), r.text
+        assert "application/json" in r.json()["detail"]
+        for fine in ("application/json", "application/merge-patch+json"):
+            r = await client.post("/courses", content=b'{"title": "T"}',
+                                  headers={"Content-Type": fine})
+            assert r.status_code == 200, r.text
+        r = await client.post("/courses", content=b'{"name": "T"}',
+                              headers={"Content-Type": "application/json"})
+        assert (r.status_code, r.json()["code"]) == (422, "validation_failed")

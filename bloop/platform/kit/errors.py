@@ -192,10 +192,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        sent = request.headers.get("content-type", "")
+        if _not_json(sent) and any(tuple(e.get("loc", ())) == ("body",) for e in exc.errors()):
+            return await _problem(request, Problem(
+                f"the body is sent as {sent.split(';', 1)[0].strip()}; send it as JSON "
+                "(Content-Type: application/json)", status=415, code="unsupported_media_type"))
         return await _problem(request, Invalid(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if (unread := unreadable_json(exc)) is not None:
+            return await _problem(request, Invalid([{"loc": ("body",), "msg": unread,
+                                                     "type": "json_invalid"}]))
         code = exc.code if isinstance(exc, BodyRefused) else status_code_name(exc.status_code)
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
@@ -219,6 +227,32 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return unexpected_response(exc, request.url.path)
+
+
+def _not_json(content_type: str) -> bool:
+    """A declared media type that is not JSON, which FastAPI hands a JSON route as raw bytes."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return bool(kind) and kind != "application/json" and not kind.endswith("+json")
+
+
+def unreadable_json(exc: StarletteHTTPException) -> str | None:
+    """What made FastAPI's JSON parsing of a body fail, when it did for a reason its own
+    answer (400, "There was an error parsing the body") leaves unsaid."""
+    if exc.status_code != 400 or exc.__cause__ is None:
+        return None
+    return json_fault(exc.__cause__)
+
+
+def json_fault(exc: BaseException) -> str | None:
+    """Why `json.loads` failed, beside a syntax error, for a person to read; None when `exc`
+    is no such failure."""
+    if isinstance(exc, RecursionError):
+        return "the JSON nests too deeply to be read"
+    if isinstance(exc, UnicodeDecodeError):
+        return "the JSON is not UTF-8 text"
+    if isinstance(exc, ValueError):  # e.g. an integer of more digits than Python converts
+        return f"the JSON cannot be read: {exc}"
+    return None
 
 
 def unexpected_response(exc: Exception, path: str) -> JSONResponse:
