@@ -376,6 +376,15 @@ async def test_requests_that_are_not_imports(client: httpx.AsyncClient, app: Fas
     assert (r.status_code, r.json()["code"]) == (422, "no_files")
     r = await client.post(UPLOAD, data={"files": "text"})
     assert (r.status_code, r.json()["code"]) == (422, "invalid_multipart")
+    broken = (b'--XyZ\r\nContent-Disposition: form-data; name="files"; filename="a.md"\r\n'
+              b"X[bad]: 1\r\n\r\nhello\r\n--XyZ--\r\n")
+    for kind in ("multipart/form-data; boundary=XyZ", "multipart/form-data"):
+        r = await client.post(UPLOAD, content=broken, headers={"Content-Type": kind})
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_multipart"), r.text
+        assert r.json()["detail"].startswith("the multipart body cannot be read: ")
+    r = await client.post(UPLOAD, files=files(("empty.zip", s.zip_of({}), "application/zip")))
+    assert (r.status_code, r.json()["code"], r.json()["file"]) == (
+        422, "nothing_to_import", "empty.zip"), r.text
     r = await client.post(f"{BASE}/courses/none/uploads",
                           files=files(("a.md", s.MARKDOWN, "text/markdown")))
     assert r.status_code == 404

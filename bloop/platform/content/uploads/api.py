@@ -10,12 +10,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.types import Message, Receive
 
 from bloop.platform.content.api import Author, CourseId, TenantId
 from bloop.platform.content.uploads.service import ImportResult, Incoming, UploadService
-from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.errors import BodyRefused, Problem
 
 COPY_BYTES = 1024 * 1024
 
@@ -56,6 +57,11 @@ def _copy(upload: UploadFile, to: Path) -> None:
         shutil.copyfileobj(upload.file, out, COPY_BYTES)
 
 
+def _unreadable(why: str) -> Problem:
+    return Problem(f"the multipart body cannot be read: {why}", status=422,
+                   code="invalid_multipart")
+
+
 @router.post("/uploads", status_code=201, openapi_extra={"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {
         "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
@@ -76,8 +82,11 @@ async def import_files(
     try:
         form = await limited.form(max_files=service.settings.max_files, max_fields=20)
     except MultiPartException as exc:
-        raise Problem(f"the multipart body cannot be read: {exc.message}", status=422,
-                      code="invalid_multipart") from None
+        raise _unreadable(exc.message) from None
+    except HTTPException as exc:  # Starlette's own wrapping of a MultiPartException
+        if exc.status_code != 400 or isinstance(exc, BodyRefused):
+            raise
+        raise _unreadable(exc.detail) from None
     work = await asyncio.to_thread(service.workdir)
     try:
         files: list[Incoming] = []

@@ -157,6 +157,10 @@ class UploadService:
                 assets.append(await self._asset(item.name, item.path, found))
         beside = {a.key: a.path for a in assets}
         drafts += [await self._markdown(t.path, t.name, beside) for t in texts]
+        if not assets and not drafts:
+            raise Problem(f"{', '.join(names)}: nothing to import (an archive with no files in "
+                          "it)", status=422, code="nothing_to_import",
+                          extra={"file": names[0]} if len(names) == 1 else None)
         known = {c.id for c in await self.lessons.concepts(tenant)}
         notes: list[str] = []
         stand_ins = {a.key: _stand_in(a) for a in assets}
