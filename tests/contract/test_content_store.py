@@ -805,6 +805,51 @@ async def test_a_stale_publication_changes_nothing_learners_read(
     assert v1.version == 1
 
 
+async def test_a_lesson_deleted_after_the_lessons_were_read_is_not_published(
+        store: ContentRepository) -> None:
+    c = course()
+    await store.add_course(c)
+    one, two = [await store.add_lesson(lesson(c, t)) for t in ("One", "Two")]
+    read = await store.list_lessons("acme", "py")
+    await store.delete_lesson("acme", two.id, expected_version=1, events=[deleted_event(two)])
+    v1 = c.published(lessons=read)
+    assert v1.publication is not None
+    with pytest.raises(StaleVersion):
+        await store.publish_course(v1, 0, read, [published_event(v1, read)])
+    stored = await store.get_course("acme", "py")
+    assert stored is not None
+    assert stored.version == 0
+    assert await store.get_snapshot("acme", "py", v1.publication.snapshot) is None
+    assert [p.message.key for p in await store.outbox.pending(10)] == [two.id.encode()]
+    assert await store.published_lesson("acme", one.id) is None
+    again = await publish(store, c)  # from the draft as it is now
+    assert again.publication is not None
+    assert [r.id for r in again.publication.lessons] == [one.id]
+
+
+async def test_a_publication_of_lessons_edited_or_added_since_they_were_read_is_refused(
+        store: ContentRepository) -> None:
+    c = course()
+    await store.add_course(c)
+    one = await store.add_lesson(lesson(c, "One"))
+    read = await store.list_lessons("acme", "py")
+    await store.replace_lesson(one.edited(LessonEdit(version=1, title="Edited")), 1)
+    stale = c.published(lessons=read)
+    with pytest.raises(StaleVersion):
+        await store.publish_course(stale, 0, read, [published_event(stale, read)])
+    read = await store.list_lessons("acme", "py")
+    await store.add_lesson(lesson(c, "Two"))
+    stale = c.published(lessons=read)
+    with pytest.raises(StaleVersion):
+        await store.publish_course(stale, 0, read, [published_event(stale, read)])
+    assert await store.outbox.count_pending() == 0
+    v1 = await publish(store, c)
+    assert v1.publication is not None
+    assert [r.id for r in v1.publication.lessons] == [x.id for x in
+                                                      await store.list_lessons("acme", "py")]
+    assert v1.publication.lessons[0].version == 2
+
+
 @pytest.fixture
 async def mongo_store() -> AsyncIterator[MongoContentStore]:
     async with scratch_mongo("content_test") as (client, name):
@@ -852,6 +897,69 @@ async def test_a_publication_stopped_after_its_commit_still_shows(
     assert again is not None
     assert again["_published"]["lesson"]["title"] == "One, edited"
     assert await store.get_lesson("acme", one.id) == edited  # drafts never show the record
+
+
+@pytest.mark.real
+async def test_a_deletion_landing_just_before_a_publication_commits_has_it_refused(
+        mongo_store: MongoContentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MongoDB: the deletion lands after the publication read the live lessons again (while it
+    stores its snapshot); it fences the course, so the commit is refused."""
+    store = mongo_store
+    c = course()
+    await store.add_course(c)
+    one, two = [await store.add_lesson(lesson(c, t)) for t in ("One", "Two")]
+    read = await store.list_lessons("acme", "py")
+    insert = store.snapshots.insert_one
+
+    async def deleted_meanwhile(doc: dict[str, object]) -> object:
+        await store.delete_lesson("acme", two.id, expected_version=1, events=[deleted_event(two)])
+        return await insert(doc)
+
+    v1 = c.published(lessons=read)
+    assert v1.publication is not None
+    with monkeypatch.context() as m:
+        m.setattr(store.snapshots, "insert_one", deleted_meanwhile)
+        with pytest.raises(StaleVersion):
+            await store.publish_course(v1, 0, read, [published_event(v1, read)])
+    stored = await store.get_course("acme", "py")
+    assert stored is not None
+    assert stored.version == 0
+    assert await store.get_snapshot("acme", "py", v1.publication.snapshot) is None
+    assert [p.message.key for p in await store.outbox.pending(10)] == [two.id.encode()]
+    assert await store.get_lesson("acme", two.id) is None
+    assert [r.id for r in (await publish(store, c)).publication.lessons] == [one.id]  # type: ignore[union-attr]
+
+
+@pytest.mark.real
+async def test_a_deletion_overtaken_by_a_whole_publication_comes_after_it(
+        mongo_store: MongoContentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MongoDB: a publication marks, checks and commits between the deletion's read of the
+    lesson and its write: the deletion finds the lesson marked anew, starts again, and is
+    stored after the publication that holds the lesson."""
+    store = mongo_store
+    c = course()
+    await store.add_course(c)
+    one, two = [await store.add_lesson(lesson(c, t)) for t in ("One", "Two")]
+    find_one = store.lessons.find_one
+    published: list[Course] = []
+
+    async def then_publication(query: dict[str, object], fields: dict[str, object]) -> object:
+        found = await find_one(query, fields)
+        if "_publish_mark" in fields and not published:  # the deletion's read of the lesson
+            published.append(await publish(store, c))
+        return found
+
+    with monkeypatch.context() as m:
+        m.setattr(store.lessons, "find_one", then_publication)
+        await store.delete_lesson("acme", two.id, expected_version=1, events=[deleted_event(two)])
+    [v1] = published
+    assert v1.publication is not None
+    assert [r.id for r in v1.publication.lessons] == [one.id, two.id]
+    assert await store.get_lesson("acme", two.id) is None
+    assert await store.published_lesson("acme", two.id) is None
+    doc = await store.courses.find_one({"_id": "acme/py"})
+    assert doc is not None
+    assert doc["_fence"] == 2  # fenced, found the lesson marked anew, fenced again
 
 
 @pytest.mark.real

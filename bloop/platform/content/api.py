@@ -247,7 +247,9 @@ async def add_lesson(tenant: TenantId, course: CourseId, body: NewLesson,
 @router.post("/courses/{course}/publish")
 async def publish_course(tenant: TenantId, course: CourseId, service: Svc,
                          me: Author) -> CourseView:
-    """Publishes the draft as the next version; learners see it from then on."""
+    """Publishes the draft as the next version; learners see it from then on. A draft changed
+    while it is published (a lesson added, edited, moved or deleted) gets 409
+    `draft_changed`, and nothing is published: publish again."""
     return _view(await service.publish(tenant, course, by=me))
 
 

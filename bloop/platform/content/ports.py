@@ -216,9 +216,11 @@ class ContentRepository(Protocol):
                              lessons: Sequence[Lesson], events: Sequence[Envelope]) -> None:
         """Stores `course.publication` as a snapshot, each of `lessons` as a lesson snapshot,
         and the PUBLICATION_FIELDS of `course` with `events`, if the stored course is still at
-        `expected_version` and not archived, else `StaleVersion`; `Missing` when there is none. The head and
-        its events are one atomic write, made last: until it is made, nothing shows the new
-        version."""
+        `expected_version` and not archived, and `lessons` are still its live lessons at their
+        versions, else `StaleVersion`; `Missing` when there is none. The head and its events
+        are one atomic write, made last: until it is made, nothing shows the new version. A
+        lesson deleted meanwhile is never published: either the publication is refused, or
+        the deletion comes after it (and its event after the publication's)."""
 
     async def get_snapshot(self, tenant: str, course_id: str,
                            snapshot_id: str) -> CourseSnapshot | None: ...

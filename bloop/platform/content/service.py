@@ -525,7 +525,12 @@ class ContentService:
 
     async def publish(self, tenant: str, course_id: str, *, by: Principal | None = None,
                       rollback_of: int | None = None) -> Course:
-        """Publishes the draft as it is now as a new version, announced on `content.events`."""
+        """Publishes the draft as it is now as a new version, announced on `content.events`.
+        It holds only lessons live at its commit, never one deleted before: when the draft's
+        lessons changed (added, edited, moved, deleted) since they were read here, the store
+        refuses it (409 `draft_changed`) and nothing changes; the store checks them in the
+        commit's transaction, or (MongoDB) just before it, where a later edit shows at the next
+        publication, and a deletion either comes after the commit or has it refused."""
         course = await self._editable(tenant, course_id, by)
         if course.status == "archived":
             raise _archived(course_id)
@@ -542,6 +547,8 @@ class ContentService:
             current = await self.repo.get_course(tenant, course_id)
             if current is not None and current.status == "archived":
                 raise _archived(course_id) from None
+            if current is not None and current.version == course.version:
+                raise _draft_changed(course_id) from None
             raise _stale("course", course_id, current.version if current else None) from None
         except Missing:
             raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
@@ -788,6 +795,12 @@ def _published(course_id: str) -> Conflict:
 def _archived(course_id: str) -> Conflict:
     return Conflict(f"the course {course_id!r} is archived; put it back (…/unarchive) before "
                     "publishing it", code="course_archived")
+
+
+def _draft_changed(course_id: str) -> Conflict:
+    return Conflict(f"the draft of the course {course_id!r} changed while it was being "
+                    "published (a lesson added, edited, moved or deleted); nothing was "
+                    "published: publish it again", code="draft_changed")
 
 
 def _deleted(lesson: Lesson, at: datetime) -> Envelope:

@@ -11,6 +11,7 @@ import pytest
 
 from bloop.platform.content.model import (
     ConceptEdit,
+    Lesson,
     LessonEdit,
     MarkdownBlock,
     NewConcept,
@@ -140,6 +141,28 @@ async def test_a_publication_with_the_cache_down_is_answered_done(
         "bloop.content.course.published.v1") == 1
     with pytest.raises(StoreUnavailable):  # the consumer's forget raises, so it is retried
         await service.forget("acme", ["x"])
+
+
+async def test_a_lesson_deleted_while_the_course_is_published_is_not_published(
+        service: ContentService, monkeypatch: pytest.MonkeyPatch) -> None:
+    functions, recursion = await course_with_lessons(service)
+    list_lessons = service.repo.list_lessons
+
+    async def deleted_after_the_read(tenant: str, course_id: str) -> list[Lesson]:
+        found = await list_lessons(tenant, course_id)
+        monkeypatch.undo()
+        await service.delete_lesson(tenant, recursion)
+        return found
+
+    monkeypatch.setattr(service.repo, "list_lessons", deleted_after_the_read)
+    with pytest.raises(Conflict) as err:
+        await service.publish("acme", "py")
+    assert err.value.code == "draft_changed"
+    assert [e["type"] for e in await events(service)] == ["bloop.content.lesson.deleted.v1"]
+    assert (await service.course("acme", "py")).version == 0
+    again = await service.publish("acme", "py")
+    assert again.publication is not None
+    assert [r.id for r in again.publication.lessons] == [functions]
 
 
 async def test_an_empty_course_cannot_be_published(service: ContentService) -> None:

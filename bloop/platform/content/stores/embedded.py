@@ -462,6 +462,10 @@ class EmbeddedContentStore:
                 raise Missing(course.id)
             if stored.version != expected_version or stored.status == "archived":
                 raise StaleVersion(course.id)
+            live = c.execute(f"SELECT id, version FROM lessons WHERE tenant = ? AND course = ?"  # noqa: S608
+                             f" AND {LIVE}", (course.tenant, course.id)).fetchall()
+            if {(r["id"], r["version"]) for r in live} != {(x.id, x.version) for x in lessons}:
+                raise StaleVersion(course.id)  # the draft changed since `lessons` were read
             c.executemany("INSERT OR IGNORE INTO lesson_versions (tenant, id, version, doc)"
                           " VALUES (?, ?, ?, ?)",
                           [(x.tenant, x.id, x.version, x.model_dump_json()) for x in lessons])

@@ -18,6 +18,16 @@ or no `_published` (written before it existed) reads the course head and the les
 instead, and writes `_published` back when the head's publication is newer. Each of these writes
 only moves `_published` forward, so none undoes a newer one.
 
+A lesson deleted while its course is being published is never published: the publication reads
+the course's `_fence`, marks its lessons (a new `_publish_mark` on each), reads the live lessons
+again (`StaleVersion` unless they are those it publishes, at their versions), then commits only
+if `_fence` is unchanged. A deletion reads the lesson's mark, adds one to its course's `_fence`,
+then deletes the lesson only if the mark is unchanged (else it starts again). So a deletion that
+lands after the publication read the lessons again either finds a new mark (and starts again,
+fencing the publication out) or fenced it out already; one that lands after its commit comes
+after it. An edit landing after that second read shows at the next publication, as one made
+after the commit would.
+
 On FerretDB an update is a query and a separate write (not atomic), so every update of a course
 or lesson document holds that document's guard (kit mongo_guard), as the outbox relay does; no
 write holds two guards at once. On MongoDB the guard does nothing.
@@ -29,6 +39,7 @@ matches, and every query also filters on the `tenant` field.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -68,11 +79,15 @@ Doc = dict[str, Any]
 # Reads leave out the outbox fields (and any other internal field, all named `_…`).
 PUBLISHED = "_published"
 PUBLISHING = "_publishing"
+MARK = "_publish_mark"  # on a lesson: a token new with each publication that marks it
+FENCE = "_fence"  # on a course: counts the deletions of its lessons
 LISTED = "_listed_title"  # what `list_courses` orders a course by (ports.listed_title)
-HIDE = {"_outbox": 0, "_outbox_pending": 0, PUBLISHED: 0, PUBLISHING: 0, LISTED: 0}
+HIDE = {"_outbox": 0, "_outbox_pending": 0, PUBLISHED: 0, PUBLISHING: 0, MARK: 0, FENCE: 0,
+        LISTED: 0}
 DELETED = "_deleted"
 LIVE: Doc = {DELETED: {"$ne": True}}
 DUPLICATE_KEY = 11000
+DELETE_ATTEMPTS = 5  # a deletion tried again while publications keep marking its lesson
 
 
 def _fields(doc: Doc) -> Doc:
@@ -489,15 +504,25 @@ class MongoContentStore:
         update: Doc = {"$set": {DELETED: True}}
         if events:
             update = self._outbox.with_events(update, *events)
-        async with self.guard.hold(self.lessons, key):
-            before = await self.lessons.find_one_and_update(
-                {"_id": key, "tenant": tenant, "version": expected_version} | LIVE, update,
-                return_document=ReturnDocument.BEFORE)
-        if before is None:
-            exists = await self.lessons.count_documents({"_id": key} | LIVE, limit=1)
-            raise StaleVersion(lesson_id) if exists else Missing(lesson_id)
-        # A second write: the count may be one off if the process stops between the two.
-        await self._uncount(_key(tenant, before["course"]))
+        for _ in range(DELETE_ATTEMPTS):
+            found = await self.lessons.find_one({"_id": key, "tenant": tenant} | LIVE,
+                                                {"version": 1, "course": 1, MARK: 1})
+            if found is None:
+                raise Missing(lesson_id)
+            if found.get("version", 1) != expected_version:
+                raise StaleVersion(lesson_id)
+            course_key = _key(tenant, found["course"])
+            async with self.guard.hold(self.courses, course_key):  # fences publications out
+                await self.courses.update_one({"_id": course_key}, {"$inc": {FENCE: 1}})
+            async with self.guard.hold(self.lessons, key):
+                before = await self.lessons.find_one_and_update(
+                    {"_id": key, "tenant": tenant, "version": expected_version,
+                     MARK: found.get(MARK)} | LIVE, update, return_document=ReturnDocument.BEFORE)
+            if before is not None:
+                # A second write: the count may be one off if the process stops between them.
+                await self._uncount(course_key)
+                return
+        raise DocumentBusy(key)  # publications of its course kept marking it
 
     async def announce_on_lesson(self, tenant: str, lesson_id: str,
                                  events: Sequence[Envelope]) -> bool:
@@ -518,7 +543,7 @@ class MongoContentStore:
         assert p is not None, "a publication to store"
         key = _key(course.tenant, course.id)
         stored = await self.courses.find_one({"_id": key, "tenant": course.tenant},
-                                             {"publication": 1})
+                                             {"publication": 1, FENCE: 1})
         if stored is None:
             raise Missing(course.id)
         before = (stored.get("publication") or {}).get("lessons") or []
@@ -526,9 +551,15 @@ class MongoContentStore:
         shown: dict[str, Lesson | None] = {r["id"]: None for r in before}
         shown |= {x.id: x for x in lessons}
         await self._store_lesson_versions(lessons)
+        mark = uuid.uuid4().hex
         await self._update_lessons([(
             {"_id": _key(course.tenant, i), "tenant": course.tenant},
-            {"$max": {PUBLISHING: p.version}}) for i in shown])
+            {"$max": {PUBLISHING: p.version}, "$set": {MARK: mark}}) for i in shown])
+        live = self.lessons.find({"tenant": course.tenant, "course": course.id} | LIVE,
+                                 {"_id": 0, "id": 1, "version": 1})
+        if {(d["id"], d.get("version", 1)) async for d in live} != {
+                (x.id, x.version) for x in lessons}:
+            raise StaleVersion(course.id)  # the draft changed since `lessons` were read
         snapshot = CourseSnapshot(id=p.snapshot, tenant=course.tenant, course=course.id,
                                   publication=p)
         snapshot_key = _key(course.tenant, course.id, p.snapshot)
@@ -540,7 +571,7 @@ class MongoContentStore:
         async with self.guard.hold(self.courses, key):
             result = await self.courses.update_one(
                 {"_id": key, "tenant": course.tenant, "version": expected_version,
-                 "status": {"$ne": "archived"}}, update)
+                 "status": {"$ne": "archived"}, FENCE: stored.get(FENCE)}, update)
         if result.matched_count == 0:
             await self.snapshots.delete_one({"_id": snapshot_key})
             raise await self._missing_or_stale(key, course.id)
