@@ -241,6 +241,11 @@ async def test_lessons_keep_their_latest_version(case: Case) -> None:
     assert not await case.store.upsert_lesson(lesson(case, "l1", ["loops"], version=2))
     assert await case.store.get_lesson(case.tenant, "l1") is None
     assert await case.store.delete_lesson(case.tenant, "gone", 1)  # deleted before it came
+    # a publication of the version deleted, arriving after the deletion, leaves it deleted
+    assert not await case.store.upsert_lesson(lesson(case, "l1", ["loops"], version=3))
+    assert await case.store.get_lesson(case.tenant, "l1") is None
+    assert await case.store.upsert_lesson(lesson(case, "l1", ["loops"], version=4))  # revived
+    assert await case.store.get_lesson(case.tenant, "l1") is not None
 
 
 async def test_a_course_lists_its_lessons_in_order(case: Case) -> None:

@@ -124,8 +124,8 @@ class LearningRepository(Protocol):
 
     async def upsert_lesson(self, lesson: LessonNode,
                             concept_names: Mapping[str, str] | None = None) -> bool:
-        """Stores the lesson unless the store holds a later version (or has deleted it at a
-        later version); its concepts get placeholders when missing, and the names in
+        """Stores the lesson unless the store holds a later version (or has deleted it at this
+        version or a later one); its concepts get placeholders when missing, and the names in
         `concept_names` (in the same write). True when stored."""
 
     async def delete_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:

@@ -421,9 +421,10 @@ class EmbeddedLearningStore:
     async def upsert_lesson(self, lesson: LessonNode,
                             concept_names: Mapping[str, str] | None = None) -> bool:
         def write(c: Conn) -> bool:
-            row = c.execute("SELECT version FROM lessons WHERE tenant = ? AND id = ?",
+            row = c.execute("SELECT version, deleted FROM lessons WHERE tenant = ? AND id = ?",
                             (lesson.tenant, lesson.id)).fetchone()
-            if row is not None and row[0] > lesson.version:
+            if row is not None and (row[0] > lesson.version
+                                    or (row[1] and row[0] >= lesson.version)):
                 return False
             _ensure(c, lesson.tenant, [*lesson.teaches, *lesson.requires])
             c.executemany(

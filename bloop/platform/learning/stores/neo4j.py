@@ -499,9 +499,9 @@ class Neo4jLearningStore:
             stored = await (await tx.run(
                 "MERGE (l:Lesson {tenant: $tenant, id: $id})"
                 " ON CREATE SET l.version = -1, l.deleted = true"
-                " SET l.touched = timestamp() RETURN l.version AS v",
+                " SET l.touched = timestamp() RETURN l.version AS v, l.deleted AS deleted",
                 tenant=lesson.tenant, id=lesson.id)).single(strict=True)
-            if stored["v"] > lesson.version:
+            if stored["v"] > lesson.version or (stored["deleted"] and stored["v"] >= lesson.version):
                 return False
             await self._ensure(tx, lesson.tenant, [*lesson.teaches, *lesson.requires])
             if concept_names:
