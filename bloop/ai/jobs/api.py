@@ -345,7 +345,7 @@ async def _job_stream(first: Job, request: Request, service: JobService) -> Asyn
 
 OutputName = Annotated[str, Path(min_length=1, max_length=200)]
 OUTPUT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"audio/*": {}, "video/*": {}}}}
+    200: {"content": {"audio/*": {}, "video/*": {}, "text/vtt": {}}}}
 
 
 @router.get("/jobs/{job}/outputs/{name}", response_class=StreamingResponse,

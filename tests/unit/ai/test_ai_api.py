@@ -445,6 +445,14 @@ async def test_a_narration_job_makes_audio_its_authors_can_play(client: httpx.As
     assert len(got.content) == audio["bytes"] > 1000
     captions = await client.get(outputs["subtitles"]["url"])
     assert captions.text.startswith("WEBVTT")
+    # what the API's schema says these answers are holds every type they come as
+    spec = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/v1/tenants/{tenant}/ai/jobs/{job}/outputs/{name}",
+                 "/v1/tenants/{tenant}/ai/links/{job}/{name}"):
+        declared = spec[path]["get"]["responses"]["200"]["content"]
+        for got_type in (got.headers["content-type"], captions.headers["content-type"]):
+            kind = got_type.split(";")[0]
+            assert kind in declared or f"{kind.split('/')[0]}/*" in declared, (path, kind)
     for role in ("learner", "educator", "teaching_assistant"):
         stranger = await member(app, client, "acme", [role])
         for url in (audio["url"], outputs["subtitles"]["url"]):
