@@ -20,7 +20,7 @@ from bloop.platform.content.media.ports import MediaExists, MediaMissing, MediaS
 from bloop.platform.content.media.service import MediaService, QuotaExceeded, Stored
 from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.media.stores.files import FileMediaStore
-from bloop.platform.content.media.stores.gridfs import GridFsMediaStore
+from bloop.platform.content.media.stores.gridfs import CHUNK_BYTES, GridFsMediaStore
 from bloop.platform.content.model import now
 from bloop.platform.kit import stores
 from bloop.platform.kit.errors import NotFound
@@ -274,3 +274,142 @@ async def test_an_upload_deduplicated_onto_a_file_keeps_it_from_the_first_ones_u
     with pytest.raises(NotFound):  # the first import failed and takes back what it stored
         await media.delete("acme", first.info.id, unless_claimed=True)
     assert await store.get("acme", first.info.id) == first.info
+
+
+async def test_a_put_of_bytes_the_tenant_keeps_stores_nothing_and_takes_that_file(
+        store: MediaStore, tmp_path: Path) -> None:
+    """The same bytes of the same type are one file of a tenant: a put of them returns the file
+    kept, claimed, so that the undo of the upload that stored it leaves it."""
+    data = b"kept" * 2000
+    first, path = sample(tmp_path, data)
+    assert await store.put(first, path) == first
+    again, again_path = sample(tmp_path, data, minutes=1)
+    assert await store.put(again, again_path) == first
+    assert await store.get("acme", again.id) is None
+    assert [m.id for m in (await store.list_media("acme")).items] == [first.id]
+    assert await store.usage("acme") == len(data)
+    assert not await store.delete("acme", first.id, unless_claimed=True)
+    # Another type, or another tenant, is a file of its own.
+    for other, other_path in (sample(tmp_path, data, content_type="audio/wav"),
+                              sample(tmp_path, data, tenant="beta")):
+        assert await store.put(other, other_path) == other
+    # Once the file is gone, the bytes are stored anew.
+    assert await store.delete("acme", first.id)
+    later, later_path = sample(tmp_path, data, minutes=2)
+    assert await store.put(later, later_path) == later
+    assert await read_all(store, later) == data
+
+
+async def test_puts_of_the_same_bytes_side_by_side_keep_one_file(store: MediaStore,
+                                                                 tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    puts = [sample(tmp_path, data, minutes=n) for n in range(8)]
+    kept = await asyncio.gather(*(store.put(info, path) for info, path in puts))
+    assert len({m.id for m in kept}) == 1
+    assert kept[0].id in {info.id for info, _ in puts}
+    assert [m.id for m in (await store.list_media("acme")).items] == [kept[0].id]
+    assert await store.usage("acme") == len(data)
+    assert await read_all(store, kept[0]) == data
+    assert not await store.delete("acme", kept[0].id, unless_claimed=True)  # claimed
+    if isinstance(store, FileMediaStore):
+        assert [p.name for p in store.root.rglob("*") if p.is_file()] == [kept[0].id]
+    if isinstance(store, GridFsMediaStore):
+        assert await store.chunks.count_documents({}) == -(-len(data) // CHUNK_BYTES)
+
+
+async def test_uploads_of_the_same_new_bytes_side_by_side_are_one_media(
+        store: MediaStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every upload has found the bytes not yet kept before any stores them; there is room for
+    them once. All are answered with the one file, and none is refused for the quota."""
+    async def nothing_published(tenant: str) -> set[str]:
+        return set()
+
+    async def body(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    data = media_samples.mp4(200_000)
+    media = MediaService(store, MediaSettings(tenant_quota_bytes=len(data) + 1000),
+                         tmp_path / "spool", nothing_published)
+    await media.setup()
+    uploads, all_putting = 6, asyncio.Event()
+    putting = 0
+    put = store.put
+
+    async def put_together(info: MediaInfo, source: Path) -> MediaInfo:
+        nonlocal putting
+        putting += 1
+        if putting == uploads:
+            all_putting.set()
+        await asyncio.wait_for(all_putting.wait(), 10)
+        return await put(info, source)
+
+    monkeypatch.setattr(store, "put", put_together)
+    results = await asyncio.gather(*(media.upload("acme", body(data), filename=f"c{n}.mp4")
+                                     for n in range(uploads)))
+    assert len({r.info.id for r in results}) == 1
+    assert sorted(r.created for r in results) == [False] * (uploads - 1) + [True]
+    assert [m.id for m in (await store.list_media("acme")).items] == [results[0].info.id]
+    assert (await media.usage("acme")).used_bytes == len(data)
+    assert not any(p.is_file() for p in (tmp_path / "spool").iterdir())
+
+
+async def stored_before_one_file_a_bytes(store: MediaStore, info: MediaInfo, data: bytes) -> None:
+    """`info` stored as before the same bytes were one file, beside media with its bytes."""
+    if isinstance(store, FileMediaStore):
+        target = store.root / info.tenant / info.id[:2] / info.id
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(target.write_bytes, data)
+        await store.db.transaction(lambda c: c.execute(
+            "INSERT INTO media (tenant, id, sha256, size, created_at, doc)"
+            " VALUES (?, ?, ?, ?, ?, ?)", (info.tenant, info.id, info.sha256, info.size,
+                                           info.created_at.isoformat(), info.model_dump_json())))
+        await store.db.transaction(lambda c: c.execute("DROP TABLE media_bytes"))
+    else:
+        assert isinstance(store, GridFsMediaStore)
+        await store.files.drop_index("bytes_unique")
+        await store.files.update_many({}, {"$unset": {"bytes": ""}})
+        await store.bucket.upload_from_stream_with_id(
+            f"{info.tenant}/{info.id}", info.filename, data,
+            metadata=info.model_dump(mode="json"))
+
+
+async def test_media_stored_before_with_the_same_bytes_are_all_kept(store: MediaStore,
+                                                                    tmp_path: Path) -> None:
+    """A data set of media that share their bytes (stored before the same bytes were one file)
+    starts, keeps each of them, and an upload of those bytes takes the oldest."""
+    async def nothing_published(tenant: str) -> set[str]:
+        return set()
+
+    async def body(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    data = media_samples.mp4(30_000)
+    first, path = sample(tmp_path, data)
+    await store.put(first, path)
+    second, _ = sample(tmp_path, data, minutes=1)
+    await stored_before_one_file_a_bytes(store, second, data)
+    media = MediaService(store, MediaSettings(), tmp_path / "spool", nothing_published)
+    await media.setup()
+    await media.setup()
+    assert {m.id for m in (await store.list_media("acme")).items} == {first.id, second.id}
+    again = await media.upload("acme", body(data), filename="again.mp4")
+    assert (again.created, again.info.id) == (False, first.id)
+    assert await store.usage("acme") == 2 * len(data)
+    assert await store.delete("acme", first.id)
+    again = await media.upload("acme", body(data), filename="again.mp4")
+    assert (again.created, again.info.id) == (False, second.id)
+
+
+async def test_bytes_held_by_a_file_being_deleted_are_stored_anew(store: MediaStore,
+                                                                  tmp_path: Path) -> None:
+    """On GridFS a file is marked before it is removed (and stays marked if its deleter stops
+    there): it cannot be claimed, so it gives up its bytes to the next put of them."""
+    if not isinstance(store, GridFsMediaStore):
+        pytest.skip("the embedded store removes a record in one transaction, never marked")
+    data = b"going" * 1000
+    going, path = sample(tmp_path, data)
+    await store.put(going, path)
+    await store.files.update_one({"_id": f"acme/{going.id}"}, {"$set": {"_deleting": True}})
+    fresh, fresh_path = sample(tmp_path, data, minutes=1)
+    assert await store.put(fresh, fresh_path) == fresh
+    assert await read_all(store, fresh) == data

@@ -133,6 +133,41 @@ async def test_identical_bytes_are_kept_once(client: httpx.AsyncClient, app: Fas
     assert len((await snapshot(app))[0]) == 1
 
 
+async def test_the_same_new_bytes_sent_at_once_are_one_media(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploads of the same new image side by side, each past the check for a kept copy before
+    any stores it, with room left for it once: one media, taking its bytes once, and every
+    answer names it (none is refused for the quota)."""
+    assert (await upload(client, s.mp4(350_000), "video/mp4")).status_code == 201
+    assert (await upload(client, s.mp4(249_700), "video/mp4")).status_code == 201
+    data = s.png(extra=50)
+    used = (await client.get(f"{BASE}/media/usage")).json()["used_bytes"]
+    assert len(data) <= QUOTA - used < 2 * len(data)
+    media: MediaService = app.state.content.state["media"]
+    uploads, all_storing = 10, asyncio.Event()
+    storing = 0
+    put = media.store.put
+
+    async def put_together(info: Any, source: Path) -> Any:
+        nonlocal storing
+        storing += 1
+        if storing == uploads:
+            all_storing.set()
+        await asyncio.wait_for(all_storing.wait(), 10)
+        return await put(info, source)
+
+    monkeypatch.setattr(media.store, "put", put_together)
+    answers = await asyncio.gather(*(upload(client, data, "image/png", f"dot{n}.png")
+                                     for n in range(uploads)))
+    assert sorted(r.status_code for r in answers) == [200] * (uploads - 1) + [201], [
+        r.text for r in answers]
+    assert len({r.json()["id"] for r in answers}) == 1
+    ids, _ = await snapshot(app)
+    assert answers[0].json()["id"] in ids
+    assert len(ids) == 3
+    assert (await client.get(f"{BASE}/media/usage")).json()["used_bytes"] == used + len(data)
+
+
 async def test_ranges_as_a_video_player_asks(client: httpx.AsyncClient) -> None:
     data = s.mp4(300_000)
     r = await upload(client, data, "video/mp4", "clip.mp4")

@@ -442,12 +442,12 @@ async def test_a_failure_storing_the_last_media_deletes_the_others(
     real_put = media.store.put
     puts = 0
 
-    async def put(info: Any, source: Path) -> None:
+    async def put(info: Any, source: Path) -> Any:
         nonlocal puts
         puts += 1
         if puts == 3:
             raise ConnectionError("disk went away")
-        await real_put(info, source)
+        return await real_put(info, source)
 
     monkeypatch.setattr(media.store, "put", put)
     failed = await client.post(UPLOAD, files=files(("a.png", s.png(), "image/png"),

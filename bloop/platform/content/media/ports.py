@@ -23,9 +23,13 @@ class MediaStore(Protocol):
     async def setup(self) -> None:
         """Creates tables, folders or indexes; safe to call on every start."""
 
-    async def put(self, info: MediaInfo, source: Path) -> None:
+    async def put(self, info: MediaInfo, source: Path) -> MediaInfo:
         """Stores the bytes of the file at `source` (exactly `info.size` of them) with `info`,
-        both or neither; the store may move `source` away. `MediaExists` when the id is taken."""
+        both or neither, and returns `info`; the store may move `source` away. `MediaExists`
+        when the id is taken. When the tenant already has media of the same bytes and type
+        (`sha256` and `content_type`), stores nothing and returns that media, claimed (as
+        `claim`): of such puts side by side, the first to commit its record is the one kept.
+        (Media stored before this rule held may share their bytes; `find_by_checksum` finds them.)"""
 
     async def get(self, tenant: str, media_id: str) -> MediaInfo | None: ...
 

@@ -303,10 +303,12 @@ class MediaService:
                          content_type=found.content_type, kind=found.kind, size=spool.size,
                          sha256=checksum, created_by=by, created_at=now())
         try:
-            await self.store.put(info, spool.path)
+            kept = await self.store.put(info, spool.path)
         except MediaExists:  # a fresh random id taken: try once more with another
             info = info.model_copy(update={"id": new_media_id()})
-            await self.store.put(info, spool.path)
+            kept = await self.store.put(info, spool.path)
+        if kept.id != info.id:  # an upload of the same bytes side by side stored them first
+            return Stored(kept, created=False)
         await asyncio.shield(self._within_quota(info))
         return Stored(info, created=True)
 

@@ -1,7 +1,12 @@
 """The embedded media store: each file's bytes on disk under `root/<tenant>/`, its record in
 SQLite (table `media`). The bytes are moved into place before the record is written, and the
 record is removed before the bytes, so a record never points at missing bytes; a crash between
-the two leaves at most an unreferenced file."""
+the two leaves at most an unreferenced file.
+
+Table `media_bytes` names, for each of a tenant's bytes and type (sha256, content type), the one
+media a new upload of them is deduplicated onto; a record is written only when its bytes and type
+have none yet, in the same transaction. (Media stored before the table may share their bytes;
+the table names the oldest, and is filled in for them on every start.)"""
 
 from __future__ import annotations
 
@@ -26,6 +31,13 @@ CREATE INDEX IF NOT EXISTS media_sha256 ON media (tenant, sha256);
 CREATE INDEX IF NOT EXISTS media_created ON media (tenant, created_at);
 CREATE TABLE IF NOT EXISTS media_claims (
   tenant TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (tenant, id));
+CREATE TABLE IF NOT EXISTS media_bytes (
+  tenant TEXT NOT NULL, sha256 TEXT NOT NULL, content_type TEXT NOT NULL, id TEXT NOT NULL,
+  PRIMARY KEY (tenant, sha256, content_type));
+"""
+HOLDERS = """
+INSERT OR IGNORE INTO media_bytes (tenant, sha256, content_type, id)
+SELECT tenant, sha256, json_extract(doc, '$.content_type'), id FROM media
 """
 CHUNK = 256 * 1024
 
@@ -41,8 +53,9 @@ class FileMediaStore:
     async def setup(self) -> None:
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         await self.db.run(lambda c: c.executescript(SCHEMA))
+        await self.db.transaction(lambda c: c.execute(f"{HOLDERS} ORDER BY created_at, id"))
 
-    async def put(self, info: MediaInfo, source: Path) -> None:
+    async def put(self, info: MediaInfo, source: Path) -> MediaInfo:
         target = self._path(info.tenant, info.id)
 
         def place() -> None:
@@ -54,18 +67,36 @@ class FileMediaStore:
             except OSError:  # another file system: copy, then let the caller drop `source`
                 shutil.copyfile(source, target)
 
+        def write(c: sqlite3.Connection) -> MediaInfo:
+            held = c.execute(
+                "SELECT m.doc FROM media_bytes b JOIN media m ON m.tenant = b.tenant AND m.id = b.id"
+                " WHERE b.tenant = ? AND b.sha256 = ? AND b.content_type = ?",
+                (info.tenant, info.sha256, info.content_type)).fetchone()
+            if held is not None:
+                kept = MediaInfo.model_validate_json(held["doc"])
+                c.execute("INSERT OR IGNORE INTO media_claims (tenant, id) VALUES (?, ?)",
+                          (kept.tenant, kept.id))
+                return kept
+            c.execute("INSERT INTO media (tenant, id, sha256, size, created_at, doc)"
+                      " VALUES (?, ?, ?, ?, ?, ?)",
+                      (info.tenant, info.id, info.sha256, info.size, _created(info),
+                       info.model_dump_json()))
+            c.execute("INSERT OR REPLACE INTO media_bytes (tenant, sha256, content_type, id)"
+                      " VALUES (?, ?, ?, ?)",
+                      (info.tenant, info.sha256, info.content_type, info.id))
+            return info
+
         await asyncio.to_thread(place)
         try:
-            await self.db.transaction(lambda c: c.execute(
-                "INSERT INTO media (tenant, id, sha256, size, created_at, doc)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (info.tenant, info.id, info.sha256, info.size, _created(info),
-                 info.model_dump_json())))
+            kept = await self.db.transaction(write)
         except BaseException as exc:
             await asyncio.to_thread(target.unlink, missing_ok=True)
             if isinstance(exc, sqlite3.IntegrityError):
                 raise MediaExists(info.id) from None
             raise
+        if kept.id != info.id:
+            await asyncio.to_thread(target.unlink, missing_ok=True)
+        return kept
 
     async def get(self, tenant: str, media_id: str) -> MediaInfo | None:
         row = await self.db.run(lambda c: c.execute(
@@ -161,8 +192,17 @@ class FileMediaStore:
                                             (tenant, media_id)).fetchone() is not None:
                 return 0
             c.execute("DELETE FROM media_claims WHERE tenant = ? AND id = ?", (tenant, media_id))
-            return c.execute("DELETE FROM media WHERE tenant = ? AND id = ?",
-                             (tenant, media_id)).rowcount
+            gone = c.execute("DELETE FROM media WHERE tenant = ? AND id = ?"
+                             " RETURNING sha256, json_extract(doc, '$.content_type') AS type",
+                             (tenant, media_id)).fetchall()
+            if not gone:
+                return 0
+            c.execute("DELETE FROM media_bytes WHERE tenant = ? AND sha256 = ? AND content_type = ?"
+                      " AND id = ?", (tenant, gone[0]["sha256"], gone[0]["type"], media_id))
+            c.execute(f"{HOLDERS} WHERE tenant = ? AND sha256 = ?"
+                      " AND json_extract(doc, '$.content_type') = ? ORDER BY created_at, id LIMIT 1",
+                      (tenant, gone[0]["sha256"], gone[0]["type"]))
+            return 1
 
         if await self.db.transaction(write) == 0:
             return False

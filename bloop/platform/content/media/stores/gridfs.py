@@ -5,6 +5,11 @@ A file's record rides in its GridFS files document (`metadata`), which GridFS wr
 last chunk: until then no read finds the file, and an upload that fails is aborted (its chunks
 removed). The `_id` starts with the tenant (`acme/<id>`), and every query also filters on
 `metadata.tenant`.
+
+A files document also carries `bytes` (tenant, content type and sha256), under a unique index: of
+uploads of the same bytes side by side, only the first files document is written, and the others
+drop their chunks and take that file. The index is sparse, since files stored before it do not
+carry the field (and may share their bytes).
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gridfs import AsyncGridFSBucket, NoFile
+from gridfs import AsyncGridFSBucket, AsyncGridIn, NoFile
+from gridfs.errors import FileExists
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
-from pymongo.errors import DuplicateKeyError
 
 from bloop.platform.content.media.model import MediaInfo
 from bloop.platform.content.media.ports import MediaExists, MediaMissing
@@ -26,10 +31,19 @@ from bloop.platform.kit.pagination import BadCursor, Slice, key_of
 Doc = dict[str, Any]
 CHUNK_BYTES = 255 * 1024
 READ_BYTES = 4 * CHUNK_BYTES
+ATTEMPTS = 3
+
+
+class _Taken(Exception):
+    """The files document was refused: its id or its bytes are taken."""
 
 
 def _key(tenant: str, media_id: str) -> str:
     return f"{tenant}/{media_id}"
+
+
+def _bytes(info: MediaInfo) -> str:
+    return f"{info.tenant} {info.content_type} {info.sha256}"
 
 
 class GridFsMediaStore:
@@ -37,6 +51,7 @@ class GridFsMediaStore:
                  bucket: str = "media") -> None:
         db = client[database]
         self.bucket = AsyncGridFSBucket(db, bucket_name=bucket, chunk_size_bytes=CHUNK_BYTES)
+        self.root = db[bucket]
         self.files = db[f"{bucket}.files"]
         self.chunks = db[f"{bucket}.chunks"]
 
@@ -49,21 +64,43 @@ class GridFsMediaStore:
                                        ("metadata.sha256", ASCENDING)], name="tenant_sha256")
         await self.files.create_index([("metadata.tenant", ASCENDING),
                                        ("uploadDate", DESCENDING)], name="tenant_uploaded")
+        await self.files.create_index([("bytes", ASCENDING)], unique=True, sparse=True,
+                                      name="bytes_unique")
 
-    async def put(self, info: MediaInfo, source: Path) -> None:
+    async def put(self, info: MediaInfo, source: Path) -> MediaInfo:
         key = _key(info.tenant, info.id)
         # An upload that collided with a stored file's chunks would, when aborted, remove them.
         if await self.files.count_documents({"_id": key}, limit=1):
             raise MediaExists(info.id)
-        stream = self.bucket.open_upload_stream_with_id(
-            key, info.filename, metadata=info.model_dump(mode="json"))
+        for _ in range(ATTEMPTS):
+            try:
+                await self._write(key, info, source)
+                return info
+            except _Taken:
+                pass
+            held = await self.files.find_one({"bytes": _bytes(info)})
+            if held is None:
+                continue  # removed meanwhile: the bytes are free again
+            kept = MediaInfo.model_validate(held["metadata"])
+            if await self.claim(kept.tenant, kept.id):
+                return kept
+            # Being deleted: it gives up its bytes now, so that this file may take them.
+            await self.files.update_one({"_id": held["_id"], "_deleting": True},
+                                        {"$unset": {"bytes": ""}})
+        raise MediaExists(info.id)  # not the bytes, then, but the id that is taken
+
+    async def _write(self, key: str, info: MediaInfo, source: Path) -> None:
+        stream = AsyncGridIn(self.root, _id=key, filename=info.filename,
+                             chunkSize=CHUNK_BYTES, metadata=info.model_dump(mode="json"),
+                             bytes=_bytes(info))
         try:
             with source.open("rb") as handle:
                 while chunk := await asyncio.to_thread(handle.read, READ_BYTES):
                     await stream.write(chunk)
             await stream.close()
-        except DuplicateKeyError:
-            raise MediaExists(info.id) from None
+        except FileExists:
+            await asyncio.shield(stream.abort())
+            raise _Taken from None
         except BaseException:
             await asyncio.shield(stream.abort())
             raise
