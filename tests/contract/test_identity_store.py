@@ -506,30 +506,35 @@ async def test_a_refresh_token_is_spent_once_and_families_revoke_together(
     await store.add_refresh_token(refresh("t1", "f1"))
     await store.add_refresh_token(refresh("t2", "f1"))
     await store.add_refresh_token(refresh("t3", "f2"))
-    assert await store.use_refresh_token("beta", "t1") is None
+    assert await store.use_refresh_token("beta", "t1", now()) is None
     looked = await store.get_refresh_token("acme", "t1")
     assert looked is not None
     assert (looked.family, looked.used, looked.revoked) == ("f1", False, False)
     assert await store.get_refresh_token("beta", "t1") is None
-    first = await store.use_refresh_token("acme", "t1")
+    first = await store.use_refresh_token("acme", "t1", now())
     assert first is not None
     assert (first.used, first.revoked) == (False, False)
-    second = await store.use_refresh_token("acme", "t1")
+    assert first.used_at is None
+    second = await store.use_refresh_token("acme", "t1", now() + timedelta(seconds=5))
     assert second is not None
     assert second.used
+    assert second.used_at is not None  # the first use's time, kept by later ones
+    third = await store.use_refresh_token("acme", "t1", now() + timedelta(seconds=9))
+    assert third is not None
+    assert third.used_at == second.used_at
     spent = await store.get_refresh_token("acme", "t1")
     assert spent is not None
     assert spent.used
     assert await store.get_refresh_token("acme", "nope") is None
     assert await store.revoke_refresh_family("beta", "f1") == 0
     assert await store.revoke_refresh_family("acme", "f1") == 2
-    t2 = await store.use_refresh_token("acme", "t2")
+    t2 = await store.use_refresh_token("acme", "t2", now())
     assert t2 is not None
     assert t2.revoked
-    t3 = await store.use_refresh_token("acme", "t3")
+    t3 = await store.use_refresh_token("acme", "t3", now())
     assert t3 is not None
     assert not t3.revoked
-    assert await store.use_refresh_token("acme", "nope") is None
+    assert await store.use_refresh_token("acme", "nope", now()) is None
 
 
 async def test_signing_keys_round_trip_newest_first(key_store: SigningKeyStore) -> None:
@@ -555,7 +560,7 @@ async def test_a_users_sessions_revoke_together_but_the_one_kept(store: Identity
         await store.add_refresh_token(refresh(token, family, tid, user))
     assert await store.revoke_user_sessions("acme", "u1", keep="fc") == ["fa", "fb"]
     assert await store.revoke_user_sessions("acme", "u1", keep="fc") == []
-    revoked = {t: (await store.use_refresh_token(tid, t)) for t, tid in
+    revoked = {t: (await store.use_refresh_token(tid, t, now())) for t, tid in
                [("a1", "acme"), ("a2", "acme"), ("b1", "acme"), ("c1", "acme"), ("d1", "acme"),
                 ("e1", "beta")]}
     assert {t: r.revoked for t, r in revoked.items() if r is not None} == {

@@ -292,6 +292,7 @@ class RefreshToken(BaseModel):
     created_at: Instant
     expires_at: Instant
     used: bool = False
+    used_at: Instant | None = None
     revoked: bool = False
 
 

@@ -131,9 +131,10 @@ class IdentityRepository(Protocol):
     async def get_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
         """The token as it is, changing nothing."""
 
-    async def use_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
-        """Marks the token used, atomically, and returns it as it was before: a token returned
-        with `used` set was presented a second time."""
+    async def use_refresh_token(self, tenant: str, token_hash: str,
+                                at: datetime) -> RefreshToken | None:
+        """Marks the token used at `at` (its first use's time is kept), atomically, and returns
+        it as it was before: a token returned with `used` set was presented a second time."""
 
     async def revoke_refresh_family(self, tenant: str, family: str) -> int:
         """Revokes every token of the session `family`; returns how many there were."""

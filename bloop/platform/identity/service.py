@@ -501,7 +501,7 @@ class AuthService:
         found = await self.repo.get_refresh_token(tenant, hashed)
         if found is None or found.revoked:
             raise invalid_grant("the refresh token is unknown or revoked; sign in again")
-        if found.used:
+        if found.used and not self._in_grace(found):
             raise await self._reused(tenant, found, client_ip)
         scopes = _scopes(scope) if scope else list(found.scopes)
         if not set(scopes) <= set(found.scopes):
@@ -513,14 +513,23 @@ class AuthService:
         if user is None:
             raise invalid_grant("the account no longer exists")
         grant = await self._grant(user, found.family, scopes)
-        spent = await self.repo.use_refresh_token(tenant, hashed)
+        spent = await self.repo.use_refresh_token(tenant, hashed,
+                                                  datetime.fromtimestamp(self.clock(), UTC))
         if spent is None or spent.revoked:
             # Signed out meanwhile: the successor just stored must not outlive its session.
             await self.repo.revoke_refresh_family(tenant, found.family)
             raise invalid_grant("the refresh token is unknown or revoked; sign in again")
-        if spent.used:
+        if spent.used and not self._in_grace(spent):
             raise await self._reused(tenant, found, client_ip)
         return grant
+
+    def _in_grace(self, used: RefreshToken) -> bool:
+        """Whether a token presented again is within the grace after its first use: two tabs
+        refreshing at once, or a retry whose answer was lost, get a pair of their own (the
+        session goes on with both) rather than signing the session out."""
+        grace = self.settings.refresh_reuse_grace_s
+        return (grace > 0 and used.used_at is not None
+                and self.clock() - used.used_at.timestamp() <= grace)
 
     async def _reused(self, tenant: str, found: RefreshToken, client_ip: str) -> Problem:
         security.warning("refresh token reused: session signed out", extra={

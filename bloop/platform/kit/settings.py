@@ -173,6 +173,10 @@ class AuthSettings(BaseSettings):
     algorithm: Literal["EdDSA", "ES256"] = "EdDSA"
     access_ttl_s: int = Field(default=900, ge=30, le=86_400)
     refresh_ttl_s: int = Field(default=30 * 86_400, ge=60)
+    refresh_reuse_grace_s: float = Field(default=10.0, ge=0, le=300, description=(
+        "how long after its first use a refresh token presented again still gets a new pair "
+        "(two tabs refreshing at once, a retry whose answer was lost) instead of signing the "
+        "session out as a stolen token's reuse; 0 signs out on any reuse"))
     key_rotation_s: int = Field(default=24 * 3600, ge=60)
     invitation_ttl_s: int = Field(default=7 * 86_400, ge=60)
     jwks_url: HttpUrlText | None = Field(default=None, description=(

@@ -9,6 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -279,7 +280,8 @@ async def test_an_unknown_email_costs_a_password_check_too(
 
 
 async def test_refresh_rotates_and_a_reused_token_ends_the_session(
-        app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture) -> None:
+        app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     await member(app, client, "acme", ["learner"], email="lee@acme.dev")
     first = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
     second = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
@@ -288,6 +290,8 @@ async def test_refresh_rotates_and_a_reused_token_ends_the_session(
     assert second_body["refresh_token"] != first["refresh_token"]
     assert (await client.get(ME, headers=bearer(second_body["access_token"]))).status_code == 200
 
+    grace = auth_service(app).settings.refresh_reuse_grace_s
+    monkeypatch.setattr(auth_service(app), "clock", lambda: time.time() + grace + 1)
     stolen = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
     assert stolen.status_code == 400
     assert stolen.json()["code"] == "refresh_token_reused"
@@ -307,6 +311,36 @@ async def test_refresh_rotates_and_a_reused_token_ends_the_session(
     assert (await client.post(TOKEN, data=refresh_form("made-up-token"))).status_code == 400
     again = await client.post(TOKEN, data=refresh_form(other["refresh_token"]))
     assert again.status_code == 200
+
+
+async def test_refreshes_at_once_or_a_retry_within_the_grace_keep_the_session(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two tabs refreshing one token at once: one got 200 and the other 400
+    `refresh_token_reused`, which signed the session out, so the 200's tokens were dead on
+    arrival. Within the grace each gets a pair; past it, the token's reuse ends the session,
+    every pair handed out included."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    first = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    tabs = await asyncio.gather(*(client.post(TOKEN, data=refresh_form(first["refresh_token"]))
+                                  for _ in range(2)))
+    assert [r.status_code for r in tabs] == [200, 200], [r.text for r in tabs]
+    retry = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))  # answer lost
+    assert retry.status_code == 200, retry.text
+    pairs = [r.json() for r in (*tabs, retry)]
+    assert len({p["refresh_token"] for p in pairs}) == 3
+    for pair in pairs:
+        assert (await client.get(ME, headers=bearer(pair["access_token"]))).status_code == 200
+    rotated = await client.post(TOKEN, data=refresh_form(pairs[0]["refresh_token"]))
+    assert rotated.status_code == 200, rotated.text
+
+    grace = auth_service(app).settings.refresh_reuse_grace_s
+    monkeypatch.setattr(auth_service(app), "clock", lambda: time.time() + grace + 1)
+    stolen = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
+    assert (stolen.status_code, stolen.json()["code"]) == (400, "refresh_token_reused")
+    for pair in (*pairs[1:], rotated.json()):
+        assert (await client.post(TOKEN, data=refresh_form(pair["refresh_token"]))
+                ).status_code == 400
+        assert (await client.get(ME, headers=bearer(pair["access_token"]))).status_code == 401
 
 
 async def test_a_refresh_that_fails_part_way_leaves_the_token_for_the_retry(
@@ -343,9 +377,9 @@ async def test_a_session_signed_out_during_a_refresh_keeps_no_successor(
         stored.append(token)
         await saving(token)
 
-    async def signed_out_first(tenant: str, hashed: str) -> RefreshToken | None:
+    async def signed_out_first(tenant: str, hashed: str, at: datetime) -> RefreshToken | None:
         await client.post("/v1/tenants/acme/auth/logout", headers=bearer(grant["access_token"]))
-        return await spending(tenant, hashed)
+        return await spending(tenant, hashed, at)
 
     monkeypatch.setattr(repo, "add_refresh_token", save)
     monkeypatch.setattr(repo, "use_refresh_token", signed_out_first)

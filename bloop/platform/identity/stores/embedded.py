@@ -279,16 +279,19 @@ class EmbeddedIdentityStore:
             (tenant, token_hash)).fetchone())
         return None if row is None else RefreshToken.model_validate_json(row["doc"])
 
-    async def use_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
+    async def use_refresh_token(self, tenant: str, token_hash: str,
+                                at: datetime) -> RefreshToken | None:
         def use(c: sqlite3.Connection) -> RefreshToken | None:
             row = c.execute("SELECT doc FROM refresh_tokens WHERE tenant = ? AND token_hash = ?",
                             (tenant, token_hash)).fetchone()
             if row is None:
                 return None
             before = RefreshToken.model_validate_json(row["doc"])
+            if before.used:
+                return before
             c.execute("UPDATE refresh_tokens SET doc = ? WHERE tenant = ? AND token_hash = ?",
-                      (before.model_copy(update={"used": True}).model_dump_json(), tenant,
-                       token_hash))
+                      (before.model_copy(update={"used": True, "used_at": at}).model_dump_json(),
+                       tenant, token_hash))
             return before
 
         return await self.db.transaction(use)

@@ -259,10 +259,14 @@ class MongoIdentityStore:
         doc = await self.refresh.find_one({"_id": _key(tenant, token_hash), "tenant": tenant})
         return None if doc is None else RefreshToken.model_validate(_fields(doc))
 
-    async def use_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
+    async def use_refresh_token(self, tenant: str, token_hash: str,
+                                at: datetime) -> RefreshToken | None:
+        key = {"_id": _key(tenant, token_hash), "tenant": tenant}
         doc = await self.refresh.find_one_and_update(
-            {"_id": _key(tenant, token_hash), "tenant": tenant}, {"$set": {"used": True}},
+            key | {"used": {"$ne": True}}, {"$set": {"used": True, "used_at": json_time(at)}},
             return_document=ReturnDocument.BEFORE)
+        if doc is None:  # used before (its first use's time kept), or no such token
+            doc = await self.refresh.find_one(key)
         return None if doc is None else RefreshToken.model_validate(_fields(doc))
 
     async def revoke_refresh_family(self, tenant: str, family: str) -> int:
