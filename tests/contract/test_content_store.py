@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from bloop.platform.content.events import (
     AiMediaNotAttached,
@@ -366,6 +366,37 @@ async def test_lessons_need_their_course_in_their_tenant(store: ContentRepositor
     with pytest.raises(Missing):
         await store.add_lesson(lesson(course("beta")))  # `py` exists in acme only
     assert await store.list_lessons("beta", "py") == []
+
+
+async def test_lessons_added_together_follow_the_course_s_lessons(
+        store: ContentRepository) -> None:
+    c = course()
+    await store.add_course(c)
+    first = await store.add_lesson(lesson(c, "First"))
+    placed = await store.add_lessons([lesson(c, t) for t in ("One", "Two", "Three")])
+    assert [(x.title, x.position) for x in placed] == [("One", 1), ("Two", 2), ("Three", 3)]
+    assert await store.list_lessons("acme", "py") == [first, *placed]
+    assert await store.add_lessons([]) == []
+    after = await store.add_lesson(lesson(c, "After"))
+    assert after.position == 4
+    stored = await store.get_course("acme", "py")
+    assert stored is not None
+    assert stored.lesson_count == 5
+
+
+async def test_lessons_added_together_are_all_stored_or_none(store: ContentRepository) -> None:
+    c = course()
+    await store.add_course(c)
+    taken = await store.add_lesson(lesson(c, "Taken"))
+    with pytest.raises(Missing):
+        await store.add_lessons([lesson(course("beta")), lesson(course("beta"), "Two")])
+    clash = lesson(c, "Clash").model_copy(update={"id": taken.id})
+    with pytest.raises((sqlite3.IntegrityError, DuplicateKeyError, BulkWriteError)):
+        await store.add_lessons([lesson(c, "Before"), clash, lesson(c, "After")])
+    assert [x.title for x in await store.list_lessons("acme", "py")] == ["Taken"]
+    stored = await store.get_course("acme", "py")
+    assert stored is not None
+    assert stored.lesson_count == 1
 
 
 async def test_no_lesson_read_crosses_tenants(store: ContentRepository) -> None:

@@ -164,6 +164,12 @@ class ContentRepository(Protocol):
         """Appends the lesson to its course and returns it with its position; `Missing` when
         the course does not exist in the lesson's tenant."""
 
+    async def add_lessons(self, lessons: Sequence[Lesson]) -> list[Lesson]:
+        """Appends the lessons (all of one course) to their course in their order, in one
+        write, and returns them with their positions; `Missing` when the course does not exist
+        in their tenant. The embedded store writes them in one transaction; on MongoDB they are
+        one `insert` command (see the adapter for what that holds across failures)."""
+
     async def get_lesson(self, tenant: str, lesson_id: str, *,
                          deleted: bool = False) -> Lesson | None:
         """The lesson; a deleted one only when `deleted` is True."""

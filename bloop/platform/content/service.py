@@ -604,6 +604,30 @@ class ContentService:
         except Missing:
             raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
 
+    async def add_lessons(self, tenant: str, course_id: str, new: Sequence[NewLesson], *,
+                          ids: Sequence[str], by: Principal | None = None) -> list[Lesson]:
+        """`add_lesson` of each of `new` (with the id of the same place in `ids`), in one write:
+        all of them are added, or none."""
+        course = await self._editable(tenant, course_id, by)
+        for each in new:
+            await self._check_module(course, each.module)
+        await self._check_concepts(tenant, [c for x in new for c in (*x.teaches, *x.requires)])
+        at = now()
+        lessons = [Lesson.create(tenant, course_id, x, at).model_copy(update={"id": lesson_id})
+                   for x, lesson_id in zip(new, ids, strict=True)]
+        try:
+            return await self.repo.add_lessons(lessons)
+        except Missing:
+            raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
+
+    async def stored_any(self, tenant: str, lesson_ids: Sequence[str]) -> bool:
+        """Whether any of `lesson_ids` was ever stored in the tenant (deleted since or not)."""
+        for lesson_id in lesson_ids:
+            if await self.repo.get_lesson(tenant, lesson_id) is not None \
+                    or await self.repo.get_lesson(tenant, lesson_id, deleted=True) is not None:
+                return True
+        return False
+
     async def lesson(self, tenant: str, lesson_id: str, *, drafts: bool = True) -> Lesson:
         """The lesson's draft, or (`drafts` False) the lesson as last published."""
         if drafts:

@@ -14,7 +14,13 @@ from bloop.platform.content.attempts.wiring import mount_attempts
 from bloop.platform.content.consumers import ai_media_subscription, subscriptions
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.media.settings import MediaSettings
-from bloop.platform.content.media.wiring import LARGE_BODIES, media_routers, media_setup, media_state
+from bloop.platform.content.media.wiring import (
+    LARGE_BODIES,
+    media_close,
+    media_routers,
+    media_setup,
+    media_state,
+)
 from bloop.platform.content.members import TenantMembers
 from bloop.platform.content.model import MarkdownBlock, NewConcept, NewCourse, NewLesson
 from bloop.platform.content.ports import ContentRepository
@@ -62,6 +68,7 @@ async def mount(platform: Platform) -> Mounted:
         await seed_demo(service)
 
     async def close() -> None:
+        await media_close(media)
         await search.close()
         await ai_outputs.close()
         await members.close()

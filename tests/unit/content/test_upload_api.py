@@ -14,10 +14,8 @@ from fastapi import FastAPI
 
 from bloop.platform.app import create_app
 from bloop.platform.content.media.service import MediaService
-from bloop.platform.content.model import Lesson, NewLesson
 from bloop.platform.content.service import ContentService
 from bloop.platform.content.uploads.service import UploadService
-from bloop.platform.kit.auth import Principal
 from bloop.platform.kit.settings import HttpSettings, RuntimeSettings, Settings
 from tests.support import api_client, member
 from tests.unit.content import media_samples as s
@@ -394,41 +392,36 @@ async def test_requests_that_are_not_imports(client: httpx.AsyncClient, app: Fas
     assert await state(app) == ([], [], set())
 
 
-class FailingAt:
-    """The content service, failing its `fail_at`-th lesson creation."""
-
-    def __init__(self, real: ContentService, fail_at: int) -> None:
-        self.real, self.fail_at, self.calls = real, fail_at, 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-    async def add_lesson(self, tenant: str, course_id: str, new: NewLesson, *,
-                         by: Principal | None = None) -> Lesson:
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise ConnectionError("the store went away")
-        return await self.real.add_lesson(tenant, course_id, new, by=by)
-
-
-@pytest.mark.parametrize("fail_at", [2, 1])
-async def test_a_failure_at_the_last_step_undoes_the_import(client: httpx.AsyncClient,
-                                                            app: FastAPI, fail_at: int) -> None:
+@pytest.mark.parametrize("step", ["lessons", "release"])
+async def test_a_failure_at_the_last_step_undoes_the_import(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch,
+        step: str) -> None:
     uploads: UploadService = app.state.content.state["uploads"]
+    content: ContentService = app.state.content.state["service"]
     before = await state(app)
     pack = s.zip_of({"one.md": b"# One\n\n![a](a.png)", "a.png": s.png(), "b.wav": s.wav()})
     sent = files(("pack.zip", pack, "application/zip"),
                  ("doc.pdf", s.pdf("text"), "application/pdf"))
-    # The last step creates the lessons; failing at the second, the first is taken back and
-    # all three media deleted.
-    failing = FailingAt(uploads.lessons, fail_at=fail_at)  # type: ignore[arg-type]
-    uploads.lessons = failing
+    # The last steps store the lessons (in one write) and release the import's hold; failing at
+    # either, the lessons stored are taken back and all three media deleted.
+    target, name = (content.repo, "add_lessons") if step == "lessons" else (uploads.holds,
+                                                                           "release")
+    real, calls = getattr(target, name), 0
+
+    async def failing(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if step == "release":
+            await real(*args)
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(target, name, failing)
     failed = await client.post(UPLOAD, files=sent)
     assert (failed.status_code, failed.json()["code"]) == (500, "internal_error")
-    assert failing.calls == fail_at
+    assert calls == 1
     assert await state(app) == before
 
-    uploads.lessons = failing.real
+    monkeypatch.setattr(target, name, real)
     r = await client.post(UPLOAD, files=sent)
     assert r.status_code == 201, r.text
     assert len(r.json()["lessons"]) == 2

@@ -183,12 +183,13 @@ class MediaService:
 
     async def upload(self, tenant: str, body: AsyncIterable[bytes], *, filename: str | None,
                      claimed: str | None = None, declared_size: int | None = None,
-                     by: str | None = None) -> Stored:
+                     by: str | None = None, media_id: str | None = None) -> Stored:
         """Stores the bytes of `body` as media of the tenant; identical bytes of the same type
         that the tenant already has are not stored twice (and take none of its quota). Raises
         415 when the bytes are not an accepted type or not the claimed one, 413 above the size
         limit of their kind or the tenant's quota, 422 for an empty file, an unsafe SVG or a
-        broken image (truncated, damaged, or above 89 megapixels); nothing is kept then."""
+        broken image (truncated, damaged, or above 89 megapixels); nothing is kept then.
+        `media_id` is the id a new media gets (a fresh one when None)."""
         largest = self.settings.largest
         if declared_size is not None and declared_size > largest:
             raise TooLarge(f"media may hold at most {_mib(largest)}; this upload declares "
@@ -249,7 +250,7 @@ class MediaService:
                 return Stored(kept, created=False)
             if spool.size > room:
                 raise self._quota_problem(usage, spool.size)
-            return await self._keep(tenant, spool, found, filename, by)
+            return await self._keep(tenant, spool, found, filename, by, media_id)
         finally:
             await asyncio.to_thread(spool.discard)
 
@@ -296,15 +297,17 @@ class MediaService:
         return None
 
     async def _keep(self, tenant: str, spool: _Spool, found: sniff.Sniffed,
-                    filename: str | None, by: str | None) -> Stored:
+                    filename: str | None, by: str | None, media_id: str | None = None) -> Stored:
         checksum = spool.sha256.hexdigest()
-        info = MediaInfo(id=new_media_id(), tenant=tenant,
+        info = MediaInfo(id=media_id or new_media_id(), tenant=tenant,
                          filename=clean_filename(filename, found.kind + found.ext),
                          content_type=found.content_type, kind=found.kind, size=spool.size,
                          sha256=checksum, created_by=by, created_at=now())
         try:
             kept = await self.store.put(info, spool.path)
         except MediaExists:  # a fresh random id taken: try once more with another
+            if media_id is not None:
+                raise
             info = info.model_copy(update={"id": new_media_id()})
             kept = await self.store.put(info, spool.path)
         if kept.id != info.id:  # an upload of the same bytes side by side stored them first
@@ -345,11 +348,11 @@ class MediaService:
         return await asyncio.to_thread(check)
 
     async def upload_file(self, tenant: str, path: Path, *, filename: str,
-                          by: str | None = None) -> Stored:
+                          by: str | None = None, media_id: str | None = None) -> Stored:
         """`upload` of a local file (a part of an import)."""
         size = (await asyncio.to_thread(path.stat)).st_size
         return await self.upload(tenant, file_chunks(path), filename=filename,
-                                 declared_size=size, by=by)
+                                 declared_size=size, by=by, media_id=media_id)
 
     # reads
 

@@ -12,6 +12,7 @@ from bloop.platform.content.media.refs import referenced_media
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.service import ContentService
+from bloop.platform.content.uploads.holds import ImportHolds
 from bloop.platform.kit.wiring import Platform
 
 # Routes that read and limit their own request bodies, beyond BLOOP_HTTP_MAX_BODY_BYTES.
@@ -41,18 +42,43 @@ def media_service(platform: Platform, content: ContentService,
                         platform.settings.runtime.data_dir / "spool", published_media)
 
 
+def import_holds(platform: Platform) -> ImportHolds:
+    if platform.settings.mode("mongo") == "real":
+        from bloop.platform.content.uploads.stores.mongo import MongoImportHolds
+
+        return MongoImportHolds(platform.require_mongo())
+    from bloop.platform.content.uploads.stores.embedded import EmbeddedImportHolds
+
+    return EmbeddedImportHolds(platform.sqlite("content"))
+
+
 def media_state(platform: Platform, content: ContentService) -> dict[str, object]:
     """What content's `Mounted.state` holds for media and uploads; `media_setup` readies it."""
     from bloop.platform.content.uploads.service import UploadService
 
     media = media_service(platform, content)
-    return {"media": media, "uploads": UploadService(media, content)}
+    return {"media": media, "uploads": UploadService(media, content, import_holds(platform))}
 
 
 async def media_setup(state: dict[str, object]) -> None:
-    media = state["media"]
+    """Readies media and the import holds, and starts the sweep of imports that died part-way
+    (`media_close` stops it)."""
+    from bloop.platform.content.uploads.service import UploadService
+
+    media, uploads = state["media"], state["uploads"]
     assert isinstance(media, MediaService)
+    assert isinstance(uploads, UploadService)
     await media.setup()
+    await uploads.holds.setup()
+    uploads.start_sweeper()
+
+
+async def media_close(state: dict[str, object]) -> None:
+    from bloop.platform.content.uploads.service import UploadService
+
+    uploads = state["uploads"]
+    assert isinstance(uploads, UploadService)
+    await uploads.stop_sweeper()
 
 
 def media_routers() -> Sequence[APIRouter]:

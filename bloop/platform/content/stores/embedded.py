@@ -337,6 +337,28 @@ class EmbeddedContentStore:
 
         return await self.db.transaction(write)
 
+    async def add_lessons(self, lessons: Sequence[Lesson]) -> list[Lesson]:
+        if not lessons:
+            return []
+        first = lessons[0]
+
+        def write(c: sqlite3.Connection) -> list[Lesson]:
+            course = _course(c, first.tenant, first.course)
+            if course is None:
+                raise Missing(first.course)
+            placed = [x.model_copy(update={"position": course.next_position + n})
+                      for n, x in enumerate(lessons)]
+            _put_course(c, course.model_copy(update={
+                "lesson_count": course.lesson_count + len(placed),
+                "next_position": course.next_position + len(placed)}))
+            c.executemany("INSERT INTO lessons (tenant, id, course, position, version, doc)"
+                          " VALUES (?, ?, ?, ?, ?, ?)",
+                          [(x.tenant, x.id, x.course, x.position, x.version, x.model_dump_json())
+                           for x in placed])
+            return placed
+
+        return await self.db.transaction(write)
+
     async def get_lesson(self, tenant: str, lesson_id: str, *,
                          deleted: bool = False) -> Lesson | None:
         which = "deleted = 1" if deleted else LIVE

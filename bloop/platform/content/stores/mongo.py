@@ -369,10 +369,46 @@ class MongoContentStore:
             raise
         return placed
 
-    async def _uncount(self, course_key: str) -> None:
+    async def add_lessons(self, lessons: Sequence[Lesson]) -> list[Lesson]:
+        # One counter update hands out the run of positions, then one ordered `insert` command
+        # holds every lesson: a server that receives it applies it whole even when the process
+        # that sent it dies, so a killed import leaves all its lessons or none. Not atomic when
+        # the server itself fails part-way through the command (FerretDB v1 has no
+        # multi-document transactions): the lessons written then stay, the rest are missing.
+        # A failure this process sees takes back what was written, and the count.
+        if not lessons:
+            return []
+        first = lessons[0]
+        course_key = _key(first.tenant, first.course)
         async with self.guard.hold(self.courses, course_key):
-            await self.courses.update_one({"_id": course_key, "lesson_count": {"$gt": 0}},
-                                          {"$inc": {"lesson_count": -1}})
+            course = await self.courses.find_one_and_update(
+                {"_id": course_key, "tenant": first.tenant},
+                {"$inc": {"lesson_count": len(lessons), "next_position": len(lessons)}},
+                return_document=ReturnDocument.AFTER)
+        if course is None:
+            raise Missing(first.course)
+        start = int(course["next_position"]) - len(lessons)
+        placed = [x.model_copy(update={"position": start + n}) for n, x in enumerate(lessons)]
+        try:
+            await self.lessons.insert_many([_doc(x) for x in placed], ordered=True)
+        except BaseException:
+            await asyncio.shield(self._take_back(placed, course_key))
+            raise
+        return placed
+
+    async def _take_back(self, lessons: Sequence[Lesson], course_key: str) -> None:
+        # Only documents of this run of positions: a lesson whose id clashed keeps its own.
+        first = lessons[0]
+        await self.lessons.delete_many({
+            "_id": {"$in": [_key(x.tenant, x.id) for x in lessons]}, "tenant": first.tenant,
+            "course": first.course,
+            "position": {"$gte": first.position, "$lte": lessons[-1].position}})
+        await self._uncount(course_key, len(lessons))
+
+    async def _uncount(self, course_key: str, n: int = 1) -> None:
+        async with self.guard.hold(self.courses, course_key):
+            await self.courses.update_one({"_id": course_key, "lesson_count": {"$gte": n}},
+                                          {"$inc": {"lesson_count": -n}})
 
     async def get_lesson(self, tenant: str, lesson_id: str, *,
                          deleted: bool = False) -> Lesson | None:

@@ -4,9 +4,12 @@ First every file is checked and read without writing anything: its type sniffed 
 what it claims and to its kind's size limit), Markdown front matter validated, zips unpacked
 safely, PDFs parsed, links to files checked, each lesson validated as the content service would,
 and the tenant's quota checked for the media in all (bytes the tenant already keeps add
-nothing). Only then are the media stored and the
-lessons created, in that order; when any of that fails, the media stored so far are deleted and
-the lessons created so far removed, so a failed import leaves nothing behind.
+nothing). Only then is a hold written (the ids its new media and its lessons will get), the
+media stored, and the lessons created all in one write, in that order, and the hold released.
+When any of that fails, the media stored so far are deleted and the lessons removed, so a failed
+import leaves nothing behind. A process killed part-way cannot: its lessons are stored all or
+none, and once its hold expires a sweep (`sweep`, at start-up and every
+`BLOOP_UPLOAD_SWEEP_INTERVAL_S`) deletes its media unless its lessons were stored.
 """
 
 from __future__ import annotations
@@ -17,22 +20,26 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
 from bloop.platform.content.media import sniff
-from bloop.platform.content.media.model import Media, MediaInfo, MediaKind
+from bloop.platform.content.media.model import Media, MediaInfo, MediaKind, new_media_id
 from bloop.platform.content.media.refs import media_url, referenced_media
 from bloop.platform.content.media.service import Digest, MediaService, Stored
 from bloop.platform.content.model import MAX_BLOCKS, Concept, Course, Lesson, NewLesson, now
 from bloop.platform.content.uploads import archive, blocks, markdown, pdf
+from bloop.platform.content.uploads.holds import ImportHold, ImportHolds
 from bloop.platform.content.uploads.settings import UploadSettings
 from bloop.platform.kit.auth import Forbidden, Principal
 from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.waiting import stopped
 
 log = logging.getLogger("bloop.content.uploads")
 WORDS_PER_MINUTE = 200
@@ -48,8 +55,10 @@ class Lessons(Protocol):
 
     async def concepts(self, tenant: str) -> list[Concept]: ...
 
-    async def add_lesson(self, tenant: str, course_id: str, new: NewLesson, *,
-                         by: Principal | None = None) -> Lesson: ...
+    async def add_lessons(self, tenant: str, course_id: str, new: Sequence[NewLesson], *,
+                          ids: Sequence[str], by: Principal | None = None) -> list[Lesson]: ...
+
+    async def stored_any(self, tenant: str, lesson_ids: Sequence[str]) -> bool: ...
 
     async def delete_lesson(self, tenant: str, lesson_id: str, *, version: int | None = None,
                             by: Principal | None = None) -> None: ...
@@ -100,11 +109,15 @@ def _words(text: str) -> int:
 
 
 class UploadService:
-    def __init__(self, media: MediaService, lessons: Lessons,
-                 settings: UploadSettings | None = None) -> None:
+    def __init__(self, media: MediaService, lessons: Lessons, holds: ImportHolds,
+                 settings: UploadSettings | None = None,
+                 clock: Callable[[], datetime] = now) -> None:
         self.media = media
         self.lessons = lessons
+        self.holds = holds
         self.settings = settings or UploadSettings()
+        self.clock = clock
+        self._sweeping: asyncio.Task[None] | None = None
 
     def workdir(self) -> Path:
         """A fresh folder for one import's files, beside media's spool (same file system)."""
@@ -329,20 +342,29 @@ class UploadService:
 
     async def _apply(self, tenant: str, course_id: str, assets: list[Asset], drafts: list[Draft],
                      notes: list[str], by: Principal | None) -> ImportResult:
+        hold = ImportHold(tenant=tenant, id=uuid.uuid4().hex, course=course_id,
+                          lessons=[uuid.uuid4().hex for _ in drafts],
+                          media=[new_media_id() for _ in assets],
+                          expires_at=self.clock() + timedelta(seconds=self.settings.hold_s))
+        await self.holds.add(hold)
         stored: dict[str, MediaInfo] = {}
         created: list[MediaInfo] = []
         lessons: list[Lesson] = []
         try:
-            for asset in assets:
+            for asset, media_id in zip(assets, hold.media, strict=True):
                 kept: Stored = await self.media.upload_file(
                     tenant, asset.path, filename=asset.filename,
-                    by=by.user_id if by is not None else None)
+                    by=by.user_id if by is not None else None, media_id=media_id)
                 stored[asset.key] = kept.info
                 if kept.created:
                     created.append(kept.info)
-            for draft in drafts:
-                new = self._new_lesson(tenant, draft, stored)
-                lessons.append(await self.lessons.add_lesson(tenant, course_id, new, by=by))
+            if drafts:
+                lessons = await self.lessons.add_lessons(
+                    tenant, course_id, [self._new_lesson(tenant, d, stored) for d in drafts],
+                    ids=hold.lessons, by=by)
+            if not await self.holds.release(tenant, hold.id):
+                raise RuntimeError(f"the hold of import {hold.id} expired before it ended; "
+                                   f"raise BLOOP_UPLOAD_HOLD_S above {self.settings.hold_s} s")
         except BaseException:
             await asyncio.shield(self._undo(tenant, created, lessons))
             raise
@@ -369,6 +391,45 @@ class UploadService:
             except Exception:
                 log.exception("could not delete a media of a failed import",
                               extra={"tenant": tenant, "media": info.id})
+
+
+    # the sweep of imports that died part-way
+
+    async def sweep(self) -> int:
+        """Deletes the media of imports whose holds expired and whose lessons were never stored
+        (a process killed part-way), unless another upload claimed them; how many holds it
+        swept. Holds of imports still running are not expired (see `hold_s`)."""
+        at = self.clock()
+        holds = await self.holds.take_expired(at, at + timedelta(seconds=self.settings.hold_s))
+        for hold in holds:
+            if not (hold.lessons and await self.lessons.stored_any(hold.tenant, hold.lessons)):
+                for media_id in hold.media:
+                    await self.media.store.delete(hold.tenant, media_id, unless_claimed=True)
+                log.info("deleted the media of an import that ended unfinished",
+                         extra={"tenant": hold.tenant, "import": hold.id, "course": hold.course})
+            await self.holds.drop(hold.tenant, hold.id)
+        return len(holds)
+
+    def start_sweeper(self) -> None:
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.create_task(self._sweep_forever(), name="uploads:sweeper")
+
+    async def stop_sweeper(self) -> None:
+        if self._sweeping is not None:
+            await stopped(self._sweeping)
+            self._sweeping = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                while await self.sweep():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("could not sweep the holds of unfinished imports",
+                            extra={"error": repr(exc)})
+            await asyncio.sleep(self.settings.sweep_interval_s)
 
 
 def _stand_in(asset: Asset) -> MediaInfo:

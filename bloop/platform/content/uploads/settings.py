@@ -21,3 +21,9 @@ class UploadSettings(BaseSettings):
                                  description="the most an entry may expand over its packed size")
     pdf_max_pages: int = Field(default=1000, ge=1)
     front_matter_max_bytes: int = Field(default=16 * 1024, ge=256)
+    hold_s: float = Field(default=24 * 3600, ge=60, description=(
+        "how long an import's hold on what it stores lasts: well past the longest import, since "
+        "once it expires a sweep deletes the media of an import whose lessons were not stored "
+        "(a process killed part-way)"))
+    sweep_interval_s: float = Field(default=600.0, gt=0,
+                                    description="how often each process sweeps expired holds")
