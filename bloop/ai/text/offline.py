@@ -25,6 +25,7 @@ from bloop.platform.content.model import Level
 from bloop.platform.content.quiz import QuizBlock
 
 BLANK = "_____"
+FEW_TERMS = 3  # below this many, a lesson's longer words are asked about too
 _STOPWORDS = """
 a about above after again against all also an and any are as at be because been before being
 below between both but by can could did do does doing down during each either else every few
@@ -126,6 +127,10 @@ def key_terms(lesson: LessonText, found: list[Sentence], limit: int = 30) -> lis
         t = term.strip(" .,;:")
         if 1 < len(t) <= 40 and t.lower() in text and t.lower() not in {x.lower() for x in terms}:
             terms.append(t)
+    if len(terms) < FEW_TERMS:
+        # a short plain lesson repeats few words: its longest, which tend to be its terms
+        terms += sorted((w for w, n in counts.items() if n == 1 and len(w) >= 6
+                         and w not in {x.lower() for x in terms}), key=lambda w: (-len(w), w))
     return terms[:limit]
 
 
@@ -157,8 +162,12 @@ def _blanked(sentence: str, term: str) -> str | None:
     return pattern.sub(BLANK, sentence)
 
 
-def _nothing(lesson: LessonText) -> InvalidOutput:
-    return InvalidOutput(f"the lesson {lesson.title!r} has no prose sentences to work from")
+def _nothing(lesson: LessonText, found: list[Sentence] | None = None) -> InvalidOutput:
+    if found:
+        return InvalidOutput(f"the lesson {lesson.title!r} has no term to ask about in its "
+                             "sentences (no emphasis, code, concept names or longer words)")
+    return InvalidOutput(f"the lesson {lesson.title!r} has no prose sentences to work from "
+                         "(sentences of 4 to 70 words, ending with a full stop)")
 
 
 class OfflineTextGenerator:
@@ -220,7 +229,7 @@ class OfflineTextGenerator:
                     used.add(s.position)
                     break
         if not questions:
-            raise _nothing(lesson)
+            raise _nothing(lesson, found)
         block = QuizBlock.model_validate({"id": quiz_id, "title": f"Check: {lesson.title}",
                                           "questions": questions})
         return Generated(QuizDraft(block=block, source="offline", note=OFFLINE_NOTE))
@@ -272,7 +281,7 @@ class OfflineTextGenerator:
                 used.add(s.position)
                 break
         if not made:
-            raise _nothing(lesson)
+            raise _nothing(lesson, found)
         return Generated(FlashcardSet(cards=made, source="offline", note=OFFLINE_NOTE))
 
 

@@ -136,8 +136,25 @@ async def test_offline_wrong_options_are_of_the_right_answers_kind(index: int) -
 async def test_offline_refuses_a_lesson_with_only_code() -> None:
     lesson = LessonText(id="x", version=1, title="Code", text="```python\nprint(1)\n```")
     assert sentences(lesson.text) == []
-    with pytest.raises(InvalidOutput):
+    with pytest.raises(InvalidOutput, match="no prose sentences"):
         await OfflineTextGenerator().quiz(lesson, 3, quiz_id="check")
+
+
+async def test_offline_asks_about_a_short_lessons_longer_words() -> None:
+    """Three plain sentences, no word said twice, no emphasis or code, the concept unnamed:
+    no term was found, and the job failed saying the lesson had "no prose sentences"."""
+    lesson = LessonText(id="x", version=1, title="Values", concepts=["k03"], text=(
+        "Python evaluates every expression to a value. A function gives a name to a "
+        "computation so that you can reuse it later. Each call runs the body again."))
+    generator = OfflineTextGenerator()
+    cards = (await generator.flashcards(lesson, 5)).value.cards
+    assert {c.back for c in cards} >= {"expression", "computation"}
+    quiz = (await generator.quiz(lesson, 3, quiz_id="check")).value.block
+    assert len(quiz.questions) == 2  # the third sentence has no word of six letters
+    bare = LessonText(id="y", version=1, title="Bare", text="The cat sat on a mat. A dog ran "
+                                                            "to the cat and sat.")
+    with pytest.raises(InvalidOutput, match="no term to ask about"):
+        await generator.flashcards(bare, 5)
 
 
 RUSSIAN = ("Переменная — это имя, которое ссылается на значение. Присваивание связывает имя со "  # noqa: RUF001
