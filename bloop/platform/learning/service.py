@@ -20,6 +20,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import BadCursor, Slice, key_of
 from bloop.platform.kit.times import json_time, utc, utc_iso
+from bloop.platform.kit.turns import Turns
 from bloop.platform.learning import bkt, placement
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning.events import (
@@ -84,8 +85,9 @@ RETRIES = 5
 DEAL_ROWS = 5000
 """About as many schedules as one write of new cards to learners' decks makes at most."""
 PROGRESS_ATTEMPTS = 10
-"""A lesson's progress updates sent at once (heartbeats, a completion, a double click): each
-read-and-write that loses to another is tried again, so up to this many at once all land."""
+"""A lesson's progress updates sent at once (heartbeats, a completion, a double click) take
+turns in one process; between processes, each read-and-write that loses to another is tried
+again, so up to this many processes at once all land."""
 
 
 def _unknown(exc: UnknownConcepts) -> Problem:
@@ -112,6 +114,7 @@ class LearningService:
         self.repo = repo
         self._on_write = on_write
         self._optimising: set[tuple[str, str]] = set()
+        self._progress_turns = Turns()
         # After an edit's answer: the paths that changed for the learners whose goals reach
         # the concepts (0.1 s a learner: many of them would hold the edit for long); new cards
         # for the decks of the learners who studied their concepts.
@@ -326,6 +329,19 @@ class LearningService:
         another's write is applied again on top); a completion is announced once, and each
         completion, a retried one too, puts the lesson's cards in the deck."""
         lesson = await self._lesson(tenant, lesson_id)
+        async with self._progress_turns.of((tenant, learner, lesson_id)):
+            after, at, newly_completed = await self._store_progress(tenant, learner, lesson,
+                                                                    update)
+        if update.status == "completed":
+            await self._add_to_deck(tenant, learner, lesson.teaches, at)
+        if newly_completed:
+            self._on_write()
+            await self.refresh_paths(tenant, learner)
+        return after
+
+    async def _store_progress(self, tenant: str, learner: str, lesson: LessonNode,
+                              update: ProgressUpdate) -> tuple[Progress, datetime, bool]:
+        lesson_id = lesson.id
         for _ in range(PROGRESS_ATTEMPTS):
             at = now()
             found = await self.repo.get_progress(tenant, learner, [lesson_id])
@@ -344,15 +360,8 @@ class LearningService:
                 await self.repo.save_progress(tenant, learner, after, events)
             except StaleVersion:
                 continue
-            break
-        else:
-            raise Conflict("the lesson's progress kept changing; try again", code="busy")
-        if update.status == "completed":
-            await self._add_to_deck(tenant, learner, lesson.teaches, at)
-        if newly_completed:
-            self._on_write()
-            await self.refresh_paths(tenant, learner)
-        return after
+            return after, at, newly_completed
+        raise Conflict("the lesson's progress kept changing; try again", code="busy")
 
     async def _lesson(self, tenant: str, lesson_id: str) -> LessonNode:
         lesson = await self.repo.get_lesson(tenant, lesson_id)

@@ -748,12 +748,14 @@ async def test_progress_sent_at_once_all_counts_and_completes_once(running: tupl
     url = f"{BASE}/me/lessons/names/progress"
     answers = await asyncio.gather(
         *(client.post(url, json={"status": "started", "seconds": 10}, headers=pupil)
-          for _ in range(6)),
+          for _ in range(18)),
         client.post(url, json={"status": "completed", "seconds": 5}, headers=pupil),
         client.post(url, json={"status": "completed"}, headers=pupil))
-    assert [r.status_code for r in answers] == [200] * 8
+    # more at once than a writer's tries: some were refused 409 busy
+    assert [r.status_code for r in answers] == [200] * 20
     [names] = (await client.get(f"{BASE}/me/progress", headers=pupil)).json()["lessons"]
-    assert (names["status"], names["seconds"], names["version"]) == ("completed", 65, 8)
+    assert (names["status"], names["seconds"], names["version"]) == ("completed", 185, 20)
+    assert len(service(app)._progress_turns) == 0
     bus = app.state.platform.bus
     values = [p.message.value for p in await service(app).repo.outbox.pending(500)]
     values += [m.value for m in await bus.read("learning.events")]
