@@ -10,13 +10,14 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from bson import Binary, ObjectId
 
 from bloop.platform.content.media.model import MediaInfo, new_media_id
-from bloop.platform.content.media.ports import MediaExists, MediaMissing, MediaStore
+from bloop.platform.content.media.ports import MediaExists, MediaMissing, MediaStore, Swept
 from bloop.platform.content.media.service import MediaService, QuotaExceeded, Stored
 from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.media.stores.files import FileMediaStore
@@ -413,3 +414,67 @@ async def test_bytes_held_by_a_file_being_deleted_are_stored_anew(store: MediaSt
     fresh, fresh_path = sample(tmp_path, data, minutes=1)
     assert await store.put(fresh, fresh_path) == fresh
     assert await read_all(store, fresh) == data
+
+
+async def leave_orphan(store: MediaStore, data: bytes, written_at: datetime,
+                       tenant: str = "acme") -> str:
+    """Bytes as a process killed before it wrote their record leaves them (a file moved into
+    place; GridFS chunks without their files document), written at `written_at`; their id."""
+    media_id = new_media_id()
+    if isinstance(store, FileMediaStore):
+        path = store.root / tenant / media_id[:2] / media_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        os.utime(path, (written_at.timestamp(), written_at.timestamp()))
+        return media_id
+    assert isinstance(store, GridFsMediaStore)
+    stamp = ObjectId.from_datetime(written_at).binary[:4]
+    await store.chunks.insert_many([
+        {"_id": ObjectId(stamp + os.urandom(8)), "files_id": f"{tenant}/{media_id}", "n": n,
+         "data": Binary(data[at:at + CHUNK_BYTES])}
+        for n, at in enumerate(range(0, len(data), CHUNK_BYTES))])
+    return media_id
+
+
+async def lose_record(store: MediaStore, info: MediaInfo) -> None:
+    """Removes a stored file's record only, as a process killed mid-delete leaves it."""
+    if isinstance(store, FileMediaStore):
+        await store.db.transaction(lambda c: c.execute(
+            "DELETE FROM media WHERE tenant = ? AND id = ?", (info.tenant, info.id)))
+        return
+    assert isinstance(store, GridFsMediaStore)
+    await store.files.delete_one({"_id": f"{info.tenant}/{info.id}"})
+
+
+async def bytes_kept(store: MediaStore, tenant: str = "acme") -> set[str]:
+    """The ids of the media whose bytes the store holds, recorded or not."""
+    if isinstance(store, FileMediaStore):
+        return {p.name for p in (store.root / tenant).rglob("*") if p.is_file()}
+    assert isinstance(store, GridFsMediaStore)
+    ids = await store.chunks.distinct("files_id")
+    return {i.split("/", 1)[1] for i in ids if i.startswith(f"{tenant}/")}
+
+
+async def test_bytes_no_record_names_are_swept_once_old(store: MediaStore,
+                                                        tmp_path: Path) -> None:
+    """Bytes without a record (a put or a delete killed part-way) go once last written before
+    the cutoff, in every tenant; younger ones stay (a put may be about to record them), and so
+    do recorded ones, however old."""
+    kept, path = sample(tmp_path, b"kept" * 1000)
+    await store.put(kept, path)
+    unrecorded, path = sample(tmp_path, b"lost" * 1000, minutes=1)
+    await store.put(unrecorded, path)
+    await lose_record(store, unrecorded)
+    cutoff = datetime.now(UTC) + timedelta(minutes=1)  # all stored so far is older
+    killed = await leave_orphan(store, os.urandom(600_000), cutoff - timedelta(hours=2))
+    young = await leave_orphan(store, b"young", cutoff + timedelta(minutes=1))
+    await leave_orphan(store, b"other", cutoff - timedelta(hours=2), tenant="beta")
+    assert await bytes_kept(store) == {kept.id, unrecorded.id, killed, young}
+
+    assert await store.sweep_orphans(cutoff) == Swept(files=3, bytes=4000 + 600_000 + 5)
+    assert await bytes_kept(store) == {kept.id, young}
+    assert await bytes_kept(store, "beta") == set()
+    assert await read_all(store, kept) == b"kept" * 1000
+    assert await store.sweep_orphans(cutoff) == Swept()
+    assert await store.sweep_orphans(cutoff + timedelta(hours=1)) == Swept(files=1, bytes=5)
+    assert await read_all(store, kept) == b"kept" * 1000

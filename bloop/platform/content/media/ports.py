@@ -4,6 +4,8 @@ its tenant; no call reaches another tenant's media."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +19,17 @@ class MediaExists(Exception):
 
 class MediaMissing(Exception):
     """The tenant has no media with this id."""
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What a sweep removed: how many files, and their bytes."""
+
+    files: int = 0
+    bytes: int = 0
+
+    def __add__(self, other: Swept) -> Swept:
+        return Swept(self.files + other.files, self.bytes + other.bytes)
 
 
 class MediaStore(Protocol):
@@ -65,3 +78,8 @@ class MediaStore(Protocol):
     async def delete(self, tenant: str, media_id: str, *, unless_claimed: bool = False) -> bool:
         """Removes the media's record and bytes; False when there was none, or, with
         `unless_claimed`, when another upload has claimed it (it stays)."""
+
+    async def sweep_orphans(self, older_than: datetime) -> Swept:
+        """Removes the bytes of files no record names (a process killed between storing a
+        file's bytes and its record, or between removing them) that were last written before
+        `older_than`; younger ones stay, since a put may be about to record them."""

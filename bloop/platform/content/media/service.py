@@ -1,13 +1,16 @@
 """Media use cases over a `MediaStore`: streamed uploads (typed from their bytes, hashed, held to
 the size limit of their kind and to the tenant's quota as the bytes arrive), reads of byte ranges,
-and who may read what."""
+and who may read what. What a killed process leaves (spool files, import folders, stored bytes
+without their record) is swept at start and every `sweep_interval_s`, once `sweep_age_s` old."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import (
@@ -19,7 +22,7 @@ from collections.abc import (
     Iterable,
 )
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -33,7 +36,7 @@ from bloop.platform.content.media.model import (
     new_media_id,
     signed_media_path,
 )
-from bloop.platform.content.media.ports import MediaExists, MediaMissing, MediaStore
+from bloop.platform.content.media.ports import MediaExists, MediaMissing, MediaStore, Swept
 from bloop.platform.content.media.ranges import ByteRange, Unsatisfiable, parse_range
 from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.model import now
@@ -41,8 +44,15 @@ from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.errors import NotFound, Problem
 from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.signing import LinkSigner
+from bloop.platform.kit.waiting import stopped
 
+log = logging.getLogger("bloop.content.media")
 FLUSH_BYTES = 1024 * 1024
+# A slow upload's spool is written at least this often, so its age says how long ago its last
+# bytes arrived (the sweep removes spool files by age).
+FLUSH_S = 60.0
+UPLOAD_PREFIX, UPLOAD_SUFFIX = "upload-", ".part"
+IMPORT_PREFIX = "import-"
 FILE_READ_BYTES = 1024 * 1024
 
 
@@ -102,16 +112,19 @@ class _Spool:
     """A temporary file that hashes and counts what is written to it."""
 
     def __init__(self, folder: Path) -> None:
-        fd, name = tempfile.mkstemp(dir=folder, prefix="upload-", suffix=".part")
+        fd, name = tempfile.mkstemp(dir=folder, prefix=UPLOAD_PREFIX, suffix=UPLOAD_SUFFIX)
         self.path = Path(name)
         self.handle: IO[bytes] = os.fdopen(fd, "wb")
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self.written_at = time.monotonic()
 
     def write(self, data: bytes) -> None:
         self.handle.write(data)
+        self.handle.flush()
         self.sha256.update(data)
         self.size += len(data)
+        self.written_at = time.monotonic()
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):
@@ -138,6 +151,7 @@ class MediaService:
         self._published_media = published_media
         self._published: dict[str, tuple[float, set[str]]] = {}
         self._reading: dict[str, asyncio.Future[set[str]]] = {}
+        self._sweeping: asyncio.Task[None] | None = None
         secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
         self.links = LinkSigner(secret, settings.link_ttl_s)
 
@@ -235,7 +249,7 @@ class MediaService:
             async for chunk in chunks:
                 pending += chunk
                 await check(spool.size + len(pending), at_least=True)
-                if len(pending) >= FLUSH_BYTES:
+                if len(pending) >= FLUSH_BYTES or time.monotonic() - spool.written_at >= FLUSH_S:
                     await asyncio.to_thread(spool.write, bytes(pending))
                     pending = bytearray()
             await check(spool.size + len(pending), at_least=False)
@@ -464,3 +478,83 @@ class MediaService:
         if not await self.store.delete(tenant, media_id, unless_claimed=unless_claimed):
             raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
 
+    # the sweep of what killed processes left
+
+    async def sweep(self) -> Swept:
+        """Removes what uploads and imports of killed processes left that nothing has written
+        to for `sweep_age_s`: files and import folders in the spool, and stored bytes no record
+        names (`MediaStore.sweep_orphans`). Younger ones stay: another process on the same
+        data directory or GridFS may be writing them now."""
+        age = self.settings.sweep_age_s
+        spooled = await asyncio.to_thread(_sweep_spool, self.spool, time.time() - age)
+        if spooled.files:
+            log.info("removed spool files of uploads and imports that ended unfinished",
+                     extra={"files": spooled.files, "bytes": spooled.bytes})
+        orphans = await self.store.sweep_orphans(datetime.now(UTC) - timedelta(seconds=age))
+        if orphans.files:
+            log.info("removed stored media bytes that no record names",
+                     extra={"files": orphans.files, "bytes": orphans.bytes})
+        return spooled + orphans
+
+    def start_sweeper(self) -> None:
+        if self._sweeping is None or self._sweeping.done():
+            self._sweeping = asyncio.create_task(self._sweep_forever(), name="media:sweeper")
+
+    async def stop_sweeper(self) -> None:
+        if self._sweeping is not None:
+            await stopped(self._sweeping)
+            self._sweeping = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("could not sweep the leftovers of unfinished uploads",
+                            extra={"error": repr(exc)})
+            await asyncio.sleep(self.settings.sweep_interval_s)
+
+
+def _sweep_spool(spool: Path, before: float) -> Swept:
+    """Removes the upload files and import folders of `spool` where nothing changed since
+    `before`."""
+    swept = Swept()
+    try:
+        entries = list(spool.iterdir())
+    except FileNotFoundError:
+        return swept
+    for entry in entries:
+        if entry.is_symlink():
+            continue
+        if entry.name.startswith(UPLOAD_PREFIX) and entry.name.endswith(UPLOAD_SUFFIX) \
+                and entry.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                stat = entry.stat()
+                if stat.st_mtime < before:
+                    entry.unlink()
+                    swept += Swept(files=1, bytes=stat.st_size)
+        elif entry.name.startswith(IMPORT_PREFIX) and entry.is_dir():
+            swept += _sweep_folder(entry, before)
+    return swept
+
+
+def _sweep_folder(folder: Path, before: float) -> Swept:
+    """Removes `folder` when nothing in it changed since `before`; what it held."""
+    files, size, newest = 0, 0, 0.0
+    try:
+        newest = folder.lstat().st_mtime
+        for parent, dirs, names in os.walk(folder):
+            for name in dirs:
+                newest = max(newest, os.lstat(os.path.join(parent, name)).st_mtime)
+            for name in names:
+                stat = os.lstat(os.path.join(parent, name))
+                newest = max(newest, stat.st_mtime)
+                files, size = files + 1, size + stat.st_size
+    except FileNotFoundError:
+        return Swept()
+    if newest >= before:
+        return Swept()
+    shutil.rmtree(folder, ignore_errors=True)
+    return Swept(files=files, bytes=size)

@@ -32,6 +32,14 @@ class MediaSettings(BaseSettings):
     published_cache_s: float = Field(default=15.0, ge=0, description=(
         "how long a process keeps the set of media a tenant's published lessons reference "
         "(what learners may read); a miss reads it again once it is a second old"))
+    sweep_interval_s: float = Field(default=3600.0, gt=0, description=(
+        "how often each process sweeps the leftovers of uploads and imports a killed process "
+        "left (spool files, import folders, stored bytes without their record)"))
+    sweep_age_s: float = Field(default=3600.0, ge=600, description=(
+        "how long a leftover must have gone unwritten before the sweep removes it: longer than "
+        "any upload waits for its next bytes (`BLOOP_HTTP_BODY_IDLE_TIMEOUT_S`) and than any "
+        "import takes, since other processes on the same data directory or GridFS may be "
+        "uploading right now"))
 
     def max_bytes(self, kind: MediaKind) -> int:
         limits: dict[MediaKind, int] = {

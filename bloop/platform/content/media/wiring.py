@@ -61,8 +61,8 @@ def media_state(platform: Platform, content: ContentService) -> dict[str, object
 
 
 async def media_setup(state: dict[str, object]) -> None:
-    """Readies media and the import holds, and starts the sweep of imports that died part-way
-    (`media_close` stops it)."""
+    """Readies media and the import holds, and starts the sweeps of imports that died part-way
+    and of what killed uploads left (`media_close` stops them)."""
     from bloop.platform.content.uploads.service import UploadService
 
     media, uploads = state["media"], state["uploads"]
@@ -71,14 +71,17 @@ async def media_setup(state: dict[str, object]) -> None:
     await media.setup()
     await uploads.holds.setup()
     uploads.start_sweeper()
+    media.start_sweeper()
 
 
 async def media_close(state: dict[str, object]) -> None:
     from bloop.platform.content.uploads.service import UploadService
 
-    uploads = state["uploads"]
+    media, uploads = state["media"], state["uploads"]
+    assert isinstance(media, MediaService)
     assert isinstance(uploads, UploadService)
     await uploads.stop_sweeper()
+    await media.stop_sweeper()
 
 
 def media_routers() -> Sequence[APIRouter]:

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 from bloop.platform.content.media import sniff
 from bloop.platform.content.media.model import Media, MediaInfo, MediaKind, new_media_id
 from bloop.platform.content.media.refs import media_url, referenced_media
-from bloop.platform.content.media.service import Digest, MediaService, Stored
+from bloop.platform.content.media.service import IMPORT_PREFIX, Digest, MediaService, Stored
 from bloop.platform.content.model import MAX_BLOCKS, Concept, Course, Lesson, NewLesson, now
 from bloop.platform.content.uploads import archive, blocks, markdown, pdf
 from bloop.platform.content.uploads.holds import ImportHold, ImportHolds
@@ -120,9 +120,10 @@ class UploadService:
         self._sweeping: asyncio.Task[None] | None = None
 
     def workdir(self) -> Path:
-        """A fresh folder for one import's files, beside media's spool (same file system)."""
+        """A fresh folder for one import's files, beside media's spool (same file system; the
+        media sweep removes one a killed process left)."""
         self.media.spool.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=self.media.spool, prefix="import-"))
+        return Path(tempfile.mkdtemp(dir=self.media.spool, prefix=IMPORT_PREFIX))
 
     async def import_files(self, tenant: str, course_id: str, files: Sequence[Incoming], *,
                            by: Principal | None = None, work: Path | None = None) -> ImportResult:

@@ -1,7 +1,8 @@
 """The embedded media store: each file's bytes on disk under `root/<tenant>/`, its record in
 SQLite (table `media`). The bytes are moved into place before the record is written, and the
 record is removed before the bytes, so a record never points at missing bytes; a crash between
-the two leaves at most an unreferenced file.
+the two leaves at most an unreferenced file, which `sweep_orphans` removes once it is old enough
+that no put can be about to record it.
 
 Table `media_bytes` names, for each of a tenant's bytes and type (sha256, content type), the one
 media a new upload of them is deduplicated onto; a record is written only when its bytes and type
@@ -16,10 +17,11 @@ import os
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 from bloop.platform.content.media.model import MediaInfo
-from bloop.platform.content.media.ports import MediaExists, MediaMissing
+from bloop.platform.content.media.ports import MediaExists, MediaMissing, Swept
 from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -211,6 +213,61 @@ class FileMediaStore:
         with contextlib.suppress(OSError):
             await asyncio.to_thread(path.parent.rmdir)
         return True
+
+    async def sweep_orphans(self, older_than: datetime) -> Swept:
+        before = older_than.timestamp()
+        old = await asyncio.to_thread(_old_files, self.root, before)
+        swept = Swept()
+        for tenant, paths in old.items():
+            recorded = await self._ids(tenant)
+            for path in paths:
+                if path.name in recorded or await self.get(tenant, path.name) is not None:
+                    continue
+                swept += await asyncio.to_thread(_remove_if_old, path, before)
+        return swept
+
+    async def _ids(self, tenant: str) -> set[str]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT id FROM media WHERE tenant = ?", (tenant,)).fetchall())
+        return {r["id"] for r in rows}
+
+
+def _old_files(root: Path, before: float) -> dict[str, list[Path]]:
+    """The media files under `root` (`<tenant>/<id[:2]>/<id>`) last written before `before`,
+    by tenant."""
+    found: dict[str, list[Path]] = {}
+    for tenant in _folders(root):
+        for prefix in _folders(tenant):
+            for path in _entries(prefix):
+                if path.name[:2] != prefix.name or not path.is_file() or path.is_symlink():
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime < before:
+                        found.setdefault(tenant.name, []).append(path)
+    return found
+
+
+def _folders(folder: Path) -> list[Path]:
+    return [p for p in _entries(folder) if p.is_dir() and not p.is_symlink()]
+
+
+def _entries(folder: Path) -> list[Path]:
+    """What `folder` holds; nothing when it is gone (a delete removes a folder it emptied)."""
+    try:
+        return list(folder.iterdir())
+    except FileNotFoundError:
+        return []
+
+
+def _remove_if_old(path: Path, before: float) -> Swept:
+    try:
+        stat = path.stat()
+        if stat.st_mtime >= before:
+            return Swept()
+        path.unlink()
+    except FileNotFoundError:
+        return Swept()
+    return Swept(files=1, bytes=stat.st_size)
 
 
 def _created(info: MediaInfo) -> str:

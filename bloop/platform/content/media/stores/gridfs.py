@@ -10,6 +10,10 @@ A files document also carries `bytes` (tenant, content type and sha256), under a
 uploads of the same bytes side by side, only the first files document is written, and the others
 drop their chunks and take that file. The index is sparse, since files stored before it do not
 carry the field (and may share their bytes).
+
+A process killed while it writes a file's chunks, or after `delete` removed the files document but
+before its chunks, leaves chunks no files document names; `sweep_orphans` removes them once the
+newest of them is old enough (by its ObjectId's time) that no upload can still be writing them.
 """
 
 from __future__ import annotations
@@ -20,18 +24,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bson import ObjectId
 from gridfs import AsyncGridFSBucket, AsyncGridIn, NoFile
 from gridfs.errors import FileExists
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 
 from bloop.platform.content.media.model import MediaInfo
-from bloop.platform.content.media.ports import MediaExists, MediaMissing
+from bloop.platform.content.media.ports import MediaExists, MediaMissing, Swept
 from bloop.platform.kit.pagination import BadCursor, Slice, key_of
 
 Doc = dict[str, Any]
 CHUNK_BYTES = 255 * 1024
 READ_BYTES = 4 * CHUNK_BYTES
 ATTEMPTS = 3
+SWEEP_BATCH = 500
 
 
 class _Taken(Exception):
@@ -200,6 +206,46 @@ class GridFsMediaStore:
         except NoFile:
             return False
         return True
+
+    async def sweep_orphans(self, older_than: datetime) -> Swept:
+        # A covered scan of the chunks' index on MongoDB (FerretDB reads the chunks through).
+        chunked: set[Any] = set()
+        async for doc in self.chunks.find({}, {"files_id": 1, "_id": 0}).hint("files_id_1_n_1"):
+            chunked.add(doc["files_id"])
+        swept = Swept()
+        ids = list(chunked)
+        for at in range(0, len(ids), SWEEP_BATCH):
+            batch = ids[at:at + SWEEP_BATCH]
+            named = {d["_id"] async for d in self.files.find({"_id": {"$in": batch}}, {"_id": 1})}
+            for files_id in batch:
+                if files_id not in named:
+                    swept += await self._sweep_chunks(files_id, older_than)
+        return swept
+
+    async def _sweep_chunks(self, files_id: Any, older_than: datetime) -> Swept:
+        """Removes the chunks of `files_id` when none was written since `older_than` and still
+        no files document names them (they are removed by their ids, so a chunk written
+        meanwhile stays)."""
+        marks = [d async for d in self.chunks.find({"files_id": files_id}, {"n": 1})]
+        if not marks or not all(isinstance(d["_id"], ObjectId)
+                                and d["_id"].generation_time < older_than for d in marks):
+            return Swept()
+        if await self.files.count_documents({"_id": files_id}, limit=1):
+            return Swept()
+        size = await self._chunk_bytes(files_id, sorted(d["n"] for d in marks))
+        await self.chunks.delete_many({"files_id": files_id,
+                                       "_id": {"$in": [d["_id"] for d in marks]}})
+        return Swept(files=1, bytes=size)
+
+    async def _chunk_bytes(self, files_id: Any, ns: list[int]) -> int:
+        """The bytes of a file's chunks `ns`: every chunk but a file's last is as long as its
+        first."""
+        async def length(n: int) -> int:
+            doc = await self.chunks.find_one({"files_id": files_id, "n": n}, {"data": 1})
+            return 0 if doc is None else len(doc["data"])
+
+        last = await length(ns[-1])
+        return last if len(ns) == 1 else last + (len(ns) - 1) * await length(ns[0])
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
