@@ -15,10 +15,7 @@ from fastapi import FastAPI
 from bloop.platform.app import create_app
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.media.stores.gridfs import GridFsMediaStore
-from bloop.platform.content.model import Lesson, NewLesson
 from bloop.platform.content.service import ContentService
-from bloop.platform.content.uploads.service import UploadService
-from bloop.platform.kit.auth import Principal
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 from tests.support import api_client, member, require_server
 from tests.unit.content import media_samples as s
@@ -111,38 +108,29 @@ async def test_an_import_lands_in_mongodb_and_learners_read_its_media(
 
 
 async def test_a_failed_import_leaves_gridfs_and_the_course_as_they_were(
-        client: httpx.AsyncClient, app: FastAPI, tenant: str) -> None:
+        client: httpx.AsyncClient, app: FastAPI, tenant: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     base = f"/v1/tenants/{tenant}"
     await client.post(f"{base}/courses", json={"id": "py", "title": "Python"})
-    uploads: UploadService = app.state.content.state["uploads"]
     content: ContentService = app.state.content.state["service"]
-    real_add = content.add_lesson
+    real_add = content.repo.add_lessons
     calls = 0
 
-    async def add_lesson(t: str, course: str, new: NewLesson, *,
-                         by: Principal | None = None) -> Lesson:
+    async def add_lessons(*args: Any, **kwargs: Any) -> Any:
+        """The lessons' one write, after the media are stored, fails as if it never ran."""
         nonlocal calls
         calls += 1
-        if calls == 2:
-            raise ConnectionError("the store went away")
-        return await real_add(t, course, new, by=by)
+        raise ConnectionError("the store went away")
 
-    uploads.lessons = _Patched(content, add_lesson)
+    monkeypatch.setattr(content.repo, "add_lessons", add_lessons)
     pack = s.zip_of({"a.md": b"# A\n![i](i.png)", "b.md": b"# B", "i.png": s.png(),
                      "t.wav": s.wav()})
     failed = await client.post(f"{base}/courses/py/uploads",
                                files=[("files", ("pack.zip", pack, "application/zip"))])
     assert failed.status_code == 500
-    assert calls == 2
+    assert calls == 1
     assert await gridfs(app).files.count_documents({"metadata.tenant": tenant}) == 0
     assert await gridfs(app).chunks.count_documents(
         {"files_id": {"$regex": f"^{tenant}/"}}) == 0
+    monkeypatch.setattr(content.repo, "add_lessons", real_add)
     assert await content.repo.list_lessons(tenant, "py") == []
-
-
-class _Patched:
-    def __init__(self, real: ContentService, add_lesson: Any) -> None:
-        self.real, self.add_lesson = real, add_lesson
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
