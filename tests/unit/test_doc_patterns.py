@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel, StringConstraints, TypeAdapter
 
 import bloop
-from bloop.platform.kit.text import NON_BLANK
+from bloop.platform.kit.text import NON_BLANK, Documented
 from tests.unit.test_problem_docs import whole_app
 
 SHORTHAND = re.compile(r"(?<!\\)(?:\\\\)*\\[sSwWdDbB]")
@@ -91,7 +91,14 @@ FIELDS = {"model-field", "dataclass-field", "typed-dict-field", "arguments-param
 
 
 def _pattern(node: dict[str, Any]) -> object:
-    extra = node.get("metadata", {}).get("pydantic_js_extra")
+    """The node's documented pattern; `NON_BLANK` for client text that may not be blank (whose
+    pattern, in a request, also refuses control characters)."""
+    metadata = node.get("metadata", {})
+    for found in metadata.get("pydantic_js_annotation_functions", []):
+        marker = getattr(found, "__self__", None)
+        if isinstance(marker, Documented) and not marker.blank:
+            return NON_BLANK
+    extra = metadata.get("pydantic_js_extra")
     return extra.get("pattern") if isinstance(extra, dict) else None
 
 
@@ -106,6 +113,8 @@ def unmarked_blank_strings(node: Any, field_pattern: object = None,
     kind = node.get("type")
     if isinstance(kind, str) and kind in FIELDS:
         field_pattern = _pattern(node)
+    elif kind == "function-after" and _pattern(node) is not None:
+        field_pattern = _pattern(node)  # the client-text check wraps its string
     if (kind == "str" and node.get("strip_whitespace")
             and node.get("min_length", 0) == 1
             and mark not in (_pattern(node), field_pattern)):

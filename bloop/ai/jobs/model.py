@@ -15,10 +15,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictFloat, StrictInt, StringConstraints
 
 from bloop.ai.text.model import FlashcardSet, LessonText, QuizDraft, Simplified, Summary
 from bloop.platform.content.model import Language, Level
+from bloop.platform.kit.text import Lines, RawLine
 from bloop.platform.kit.urls import WEB_ADDRESS
 
 JobKind = Literal["summary", "simplify", "quiz", "flashcards", "narration", "video"]
@@ -26,10 +27,10 @@ TEXT_KINDS: frozenset[str] = frozenset({"summary", "simplify", "quiz", "flashcar
 MEDIA_KINDS: frozenset[str] = frozenset({"narration", "video"})
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
-Instructions = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Instructions = Lines[Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]]
 MAX_PROMPT_CHARS = 2000
 # Beyond MAX_PROMPT_CHARS the service refuses with `prompt_too_long`; this only bounds the body.
-Prompt = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100_000)]
+Prompt = Lines[Annotated[str, StringConstraints(strip_whitespace=True, max_length=100_000)]]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200,
                                                   pattern=r"^[\x21-\x7e]+$")]
 
@@ -48,8 +49,8 @@ class JobParams(_Model):
     """What shapes a job's output; each kind reads the fields it needs."""
 
     level: Level = Field(default="beginner", description="simplify: the reader's level")
-    count: int = Field(default=5, ge=1, le=30, description="quiz questions or flashcards")
-    voice: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+    count: StrictInt = Field(default=5, ge=1, le=30, description="quiz questions or flashcards")
+    voice: RawLine[Annotated[str, StringConstraints(max_length=100)]] | None = Field(
         default=None, description="narration and video: the voice, when the provider has several")
     instructions: Instructions = Field(default="", description="a note to the generator")
     prompt: Prompt = Field(default="", description=(
@@ -217,11 +218,11 @@ class TenantAiConfig(_Model):
     provider: Literal["auto", "openai", "offline"] | None = None
     base_url: Annotated[str, StringConstraints(max_length=500), WEB_ADDRESS] | None = None
     api_key: SecretStr | None = Field(default=None, description="write only; never shown")
-    model: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
-    price_input_per_mtok: float | None = Field(default=None, ge=0, le=10_000)
-    price_output_per_mtok: float | None = Field(default=None, ge=0, le=10_000)
-    monthly_budget_usd: float | None = Field(default=None, ge=0, le=1_000_000)
-    max_jobs_per_hour: int | None = Field(default=None, ge=1, le=100_000)
+    model: RawLine[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = None
+    price_input_per_mtok: StrictFloat | None = Field(default=None, ge=0, le=10_000)
+    price_output_per_mtok: StrictFloat | None = Field(default=None, ge=0, le=10_000)
+    monthly_budget_usd: StrictFloat | None = Field(default=None, ge=0, le=1_000_000)
+    max_jobs_per_hour: StrictInt | None = Field(default=None, ge=1, le=100_000)
 
 
 class TenantAiView(_Model):

@@ -29,6 +29,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     StringConstraints,
     ValidationInfo,
     model_validator,
@@ -37,19 +38,19 @@ from pydantic import (
 from bloop.platform.content.quiz import LearnerQuiz, QuizBlock, duplicate_quiz_ids, learner_view
 from bloop.platform.kit.edits import Edit, NotNull
 from bloop.platform.kit.read_back import STORED, read_back
-from bloop.platform.kit.text import NonBlank
+from bloop.platform.kit.text import Line, Lines, NonBlankLine, RawLines
 from bloop.platform.kit.times import Instant
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                  NonBlank]
-Summary = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Title = NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                       max_length=200)]]
+Summary = Lines[Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
 Level = Literal["beginner", "intermediate", "advanced"]
 CourseStatus = Literal["draft", "published", "archived"]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1,
-                                       max_length=40), NonBlank]
+Tag = NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
+                                                     min_length=1, max_length=40)]]
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 MEDIA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MediaId = Annotated[str, StringConstraints(pattern=MEDIA_ID_PATTERN)]
@@ -144,18 +145,18 @@ class MarkdownBlock(_Frozen):
     """CommonMark text; math stays as written (`$…$`, `$$…$$`) and must parse."""
 
     type: Literal["markdown"] = "markdown"
-    markdown: Annotated[str, StringConstraints(min_length=1, max_length=50_000),
+    markdown: Annotated[RawLines[Annotated[str, StringConstraints(min_length=1, max_length=50_000)]],
                         AfterValidator(_math)]
 
 
 class CodeBlock(_Frozen):
     type: Literal["code"] = "code"
     language: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_+#.-]{0,31}$")]
-    source: Annotated[str, StringConstraints(min_length=1, max_length=50_000)]
+    source: RawLines[Annotated[str, StringConstraints(min_length=1, max_length=50_000)]]
 
 
-Caption = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Caption = Lines[Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]]
+ShortText = Line[Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]]
 
 
 class _MediaBlock(_Frozen):
@@ -184,7 +185,7 @@ class FileBlock(_MediaBlock):
 BlockType = MarkdownBlock | CodeBlock | ImageBlock | AudioBlock | VideoBlock | FileBlock | QuizBlock
 Block = Annotated[BlockType, Field(discriminator="type")]
 Blocks = Annotated[list[Block], Field(max_length=MAX_BLOCKS)]
-Minutes = Annotated[int, Field(ge=1, le=600)]
+Minutes = Annotated[StrictInt, Field(ge=1, le=600)]
 LearnerBlock = Annotated[
     MarkdownBlock | CodeBlock | ImageBlock | AudioBlock | VideoBlock | FileBlock | LearnerQuiz,
     Field(discriminator="type")]
@@ -253,7 +254,7 @@ class CourseEdit(_Frozen):
     """A change to a course's head; fields left out stay as they are. `revision`, when given,
     must be the course's current revision (409 otherwise)."""
 
-    revision: int | None = Field(default=None, ge=0)
+    revision: StrictInt | None = Field(default=None, ge=0)
     title: Annotated[Title | None, NotNull] = None
     summary: Annotated[Summary | None, NotNull] = None
     language: Annotated[Language | None, NotNull] = None
@@ -356,12 +357,12 @@ class Course(_Frozen):
         """This course as a new publication of its draft head and `lessons`."""
         at = at or now()
         version = self.version + 1
-        publication = Publication(
+        publication = Publication.model_validate(dict(
             version=version, snapshot=f"{self.id}@{version}.{uuid.uuid4().hex[:8]}",
             published_at=at, title=self.title, summary=self.summary, language=self.language,
             level=self.level, tags=self.tags, modules=self.modules,
             lessons=[LessonRef(id=x.id, version=x.version) for x in lessons],
-            rollback_of=rollback_of)
+            rollback_of=rollback_of), context=STORED)
         return self.model_copy(update={
             "status": "published", "version": version, "published_at": at, "updated_at": at,
             "publication": publication, "history": [*self.history, VersionInfo.of(publication)]})
@@ -429,8 +430,8 @@ class LessonEdit(_Frozen):
     """An edit of a lesson, made against `version` (or the `If-Match` header); fields left out
     stay as they are."""
 
-    version: int | None = Field(default=None, ge=1,
-                                description="the lesson version this edit was made against")
+    version: StrictInt | None = Field(default=None, ge=1,
+                                      description="the lesson version this edit was made against")
     title: Annotated[Title | None, NotNull] = None
     estimated_minutes: Annotated[Minutes | None, NotNull] = None
     blocks: Annotated[Blocks | None, NotNull] = None
@@ -543,20 +544,21 @@ class CourseView(BaseModel):
 
     @classmethod
     def draft(cls, c: Course, lesson_count: int | None = None) -> CourseView:
-        return cls(id=c.id, tenant=c.tenant, title=c.title, summary=c.summary,
+        return cls.model_validate(dict(id=c.id, tenant=c.tenant, title=c.title, summary=c.summary,
                    language=c.language, level=c.level, tags=c.tags, modules=c.modules,
                    owner=c.owner, co_authors=c.co_authors, status=c.status, version=c.version,
                    revision=c.revision,
                    lesson_count=c.lesson_count if lesson_count is None else lesson_count,
                    created_at=c.created_at, updated_at=c.updated_at,
                    published_at=c.published_at, archived_at=c.archived_at,
-                   rollback_of=c.publication.rollback_of if c.publication else None)
+                   rollback_of=c.publication.rollback_of if c.publication else None),
+                                  context=STORED)
 
     @classmethod
     def published(cls, c: Course, p: Publication, lesson_count: int | None = None) -> CourseView:
         """`c` as its publication `p` shows it; `lesson_count` is how many of its lessons are
         still there (all of them by default)."""
-        return cls(id=c.id, tenant=c.tenant, title=p.title, summary=p.summary,
+        return cls.model_validate(dict(id=c.id, tenant=c.tenant, title=p.title, summary=p.summary,
                    language=p.language, level=p.level, tags=p.tags, modules=p.modules,
                    owner=c.owner, co_authors=c.co_authors,
                    status="archived" if c.status == "archived" else "published",
@@ -564,7 +566,7 @@ class CourseView(BaseModel):
                    lesson_count=len(p.lessons) if lesson_count is None else lesson_count,
                    created_at=c.created_at, updated_at=p.published_at,
                    published_at=p.published_at, archived_at=c.archived_at,
-                   rollback_of=p.rollback_of)
+                   rollback_of=p.rollback_of), context=STORED)
 
 
 class CourseDetail(CourseView):
@@ -574,7 +576,7 @@ class CourseDetail(CourseView):
 
     @classmethod
     def of(cls, view: CourseView, lessons: Sequence[Lesson]) -> CourseDetail:
-        return cls(**dict(view), lessons=list(lessons))
+        return cls.model_validate(dict(view) | {"lessons": list(lessons)}, context=STORED)
 
 
 class LearnerCourseDetail(CourseView):
@@ -583,8 +585,9 @@ class LearnerCourseDetail(CourseView):
     @classmethod
     def of(cls, detail: CourseDetail) -> LearnerCourseDetail:
         fields = {k: v for k, v in dict(detail).items() if k != "lessons"}
-        return cls(**fields, lessons=[LearnerLesson.of(x) for x in detail.lessons])
+        return cls.model_validate(
+            fields | {"lessons": [LearnerLesson.of(x) for x in detail.lessons]}, context=STORED)
 
 
 class Rollback(_Frozen):
-    version: int = Field(ge=1, description="the published version to restore")
+    version: StrictInt = Field(ge=1, description="the published version to restore")

@@ -39,19 +39,27 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StringConstraints,
+    model_validator,
+)
 
-from bloop.platform.kit.text import NonBlank
+from bloop.platform.kit.text import Line, Lines, NonBlankLine, NonBlankLines, RawLine
 
 QUIZ_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 ItemId = Annotated[str, StringConstraints(pattern=QUIZ_ID_PATTERN)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
-                 NonBlank]
-Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000),
-                   NonBlank]
-FeedbackText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-Points = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
-ShortAnswer = Annotated[str, StringConstraints(max_length=500)]
+Text = NonBlankLines[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                       max_length=2000)]]
+Prompt = NonBlankLines[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                         max_length=10_000)]]
+FeedbackText = Lines[Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]]
+Points = Annotated[StrictFloat, Field(gt=0, le=1000, allow_inf_nan=False)]
+ShortAnswer = RawLine[Annotated[str, StringConstraints(max_length=500)]]
 
 MAX_QUESTIONS = 100
 MAX_CHOICES = 30
@@ -74,7 +82,7 @@ class Choice(_Frozen):
 
 
 class Option(Choice):
-    correct: bool = False
+    correct: StrictBool = False
     feedback: FeedbackText = ""
 
 
@@ -128,14 +136,14 @@ class MultipleChoice(_ChoiceQuestion):
 
 class TrueFalse(_Question):
     type: Literal["true_false"] = "true_false"
-    answer: bool
+    answer: StrictBool
 
 
 class Numeric(_Question):
     type: Literal["numeric"] = "numeric"
-    answer: Annotated[float, Field(allow_inf_nan=False)]
-    tolerance: Annotated[float, Field(allow_inf_nan=False)] = 0
-    unit: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] = ""
+    answer: Annotated[StrictFloat, Field(allow_inf_nan=False)]
+    tolerance: Annotated[StrictFloat, Field(allow_inf_nan=False)] = 0
+    unit: Line[Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)]] = ""
 
     @model_validator(mode="after")
     def _answerable(self) -> Numeric:
@@ -151,8 +159,7 @@ def normalise(text: str) -> str:
 
 class ShortText(_Question):
     type: Literal["short_text"] = "short_text"
-    accepted: Annotated[list[Annotated[str, StringConstraints(max_length=500)]],
-                        Field(max_length=50)]
+    accepted: Annotated[list[ShortAnswer], Field(max_length=50)]
 
     @model_validator(mode="after")
     def _answerable(self) -> ShortText:
@@ -212,8 +219,8 @@ class QuizBlock(_Frozen):
 
     type: Literal["quiz"] = "quiz"
     id: ItemId
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                     NonBlank]
+    title: NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                         max_length=200)]]
     questions: Annotated[list[Question], Field(max_length=MAX_QUESTIONS)]
 
     @model_validator(mode="after")

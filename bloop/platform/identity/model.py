@@ -24,7 +24,7 @@ from pydantic import (
 
 from bloop.platform.kit.auth import ROLES, SCOPES, Role, Scope
 from bloop.platform.kit.read_back import read_back
-from bloop.platform.kit.text import NonBlank
+from bloop.platform.kit.text import BIDI, CONTROLS, Lines, NonBlankLine
 from bloop.platform.kit.times import Instant
 
 __all__ = ["ROLES", "Role", "Scope"]
@@ -46,10 +46,11 @@ Domain = Annotated[str, StringConstraints(strip_whitespace=True, max_length=253)
 
 # Python's whitespace (str.isspace) spelled out, not `\s`: the documented pattern must mean what
 # the check means, and `\s` differs between Python, pydantic's Rust regex and JSON Schema's
-# ECMA-262 (U+001C-U+001F, U+0085, U+FEFF). The set is the one the check always had, so every
-# stored address still reads.
+# ECMA-262 (U+001C-U+001F, U+0085, U+FEFF). str.strip takes these away at either end. Inside, an
+# address holds no space, control or bidirectional override; a stored address is not checked
+# again (`_email`), so one kept under the older rule still reads.
 _SPACE = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-_PART = rf"[^@{_SPACE}]+"
+_PART = rf"[^@{_SPACE}{CONTROLS}{BIDI}]+"
 _EMAIL = re.compile(rf"^{_PART}@{_PART}\.{_PART}$")
 
 
@@ -75,11 +76,11 @@ _LEARNER: list[Role] = ["learner"]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email),
                   Field(json_schema_extra={"pattern": rf"^[{_SPACE}]*{_EMAIL.pattern[1:-1]}[{_SPACE}]*$"})]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=len(ROLES)), AfterValidator(_roles)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                 NonBlank]
+Name = NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                      max_length=200)]]
 Password = Annotated[SecretStr, Field(min_length=1, max_length=256)]
 Locale = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
-Bio = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Bio = Lines[Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]]
 
 
 def _time_zone(value: str) -> str:

@@ -25,7 +25,7 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import ClaimError, ExpiredTokenError, JoseError
 from joserfc.jwk import KeySet
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, StringConstraints
 
 from bloop.platform.identity.model import Domain, NewUser, User, normalise_email, now
 from bloop.platform.identity.service import AuthService, IdentityService, TokenGrant
@@ -33,7 +33,7 @@ from bloop.platform.kit.auth import RateLimited, RateLimiter
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.settings import OidcSettings
-from bloop.platform.kit.text import NonBlank
+from bloop.platform.kit.text import NonBlankLine, one_line
 from bloop.platform.kit.urls import http_url_problem
 
 # authlib's httpx client prefers the httpx2 fork and warns when it runs on httpx, which is the
@@ -87,8 +87,8 @@ class ProviderSettings(BaseModel):
     token_endpoint: Url | None = Field(default=None, description="with the github preset")
     api_url: Url | None = Field(default=None, description="with the github preset: the REST "
                                 "API root (https://api.github.com)")
-    client_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                                max_length=300), NonBlank]
+    client_id: NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                             max_length=300)]]
     client_secret: Annotated[SecretStr, Field(min_length=1, max_length=500)] | None = Field(
         default=None, description="stored, never returned; may be left out when replacing a "
         "configuration that has one")
@@ -98,7 +98,7 @@ class ProviderSettings(BaseModel):
     allowed_email_domains: Annotated[list[Domain], Field(max_length=50)] = Field(
         default_factory=list, description="only emails at these domains may sign in; any "
         "domain when empty")
-    create_users: bool = Field(default=False, description="create a learner account on the "
+    create_users: StrictBool = Field(default=False, description="create a learner account on the "
                                "first sign-in of an email the tenant does not know")
 
 
@@ -514,7 +514,7 @@ class OidcService:
         if not provider.create_users:
             raise _refuse(f"{email} has no account in this tenant; ask an administrator for an "
                           "invitation", "oidc_no_account", 403)
-        display = (who.name or email.partition("@")[0]).strip()[:200] or email
+        display = one_line(who.name or email.partition("@")[0]).strip()[:200] or email
         try:
             return await self.identity.register_user(provider.tenant, NewUser(
                 email=email, display_name=display, roles=["learner"]))

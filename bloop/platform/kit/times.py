@@ -29,5 +29,18 @@ def utc_iso(at: datetime) -> str:
     return utc(at).isoformat()
 
 
+def iso_only(value: object) -> object:
+    """A `BeforeValidator` for a time sent as text: pydantic would read a bare number as Unix
+    seconds (or milliseconds, past 2e10), so `0.5` would be 1970."""
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("send an ISO-8601 time with its zone offset, such as "
+                         "2026-12-04T09:00:00+05:00, not a number")
+    return value
+
+
 Instant = Annotated[datetime, PlainSerializer(json_time, return_type=str, when_used="json"),
                     WithJsonSchema({"type": "string", "format": "date-time"})]

@@ -8,13 +8,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.errors import Invalid
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.preconditions import version_named
-from bloop.platform.kit.times import utc
+from bloop.platform.kit.times import iso_only, utc
 from bloop.platform.learning.model import (
     SLUG_PATTERN,
     BktParams,
@@ -61,7 +61,7 @@ def _in_utc(at: datetime) -> datetime:
         raise ValueError("the time is out of range in UTC") from None
 
 
-UtcTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+UtcTime = Annotated[AwareDatetime, BeforeValidator(iso_only), AfterValidator(_in_utc)]
 
 
 async def get_service(request: Request) -> LearningService:

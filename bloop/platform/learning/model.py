@@ -12,18 +12,27 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 from bloop.platform.kit.edits import Edit
-from bloop.platform.kit.text import NonBlank
+from bloop.platform.kit.text import Lines, NonBlankLine, NonBlankLines
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                 NonBlank]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-CardText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
-                     NonBlank]
+Name = NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                      max_length=200)]]
+Text = Lines[Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]]
+CardText = NonBlankLines[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                          max_length=4000)]]
 EdgeKind = Literal["required", "recommended"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -49,11 +58,11 @@ class BktParams(_Frozen):
     before any practice (`prior`), learns it at each practice (`learn`), answers right without
     knowing it (`guess`) and answers wrong although knowing it (`slip`)."""
 
-    prior: Annotated[float, Field(ge=0.001, le=0.999)] = 0.2
-    learn: Annotated[float, Field(ge=0.001, le=0.999)] = 0.15
-    guess: Annotated[float, Field(ge=0.0, le=0.5)] = 0.2
-    slip: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
-    fitted_on: int = Field(default=0, ge=0, description="observations the last fit used; 0: defaults")
+    prior: Annotated[StrictFloat, Field(ge=0.001, le=0.999)] = 0.2
+    learn: Annotated[StrictFloat, Field(ge=0.001, le=0.999)] = 0.15
+    guess: Annotated[StrictFloat, Field(ge=0.0, le=0.5)] = 0.2
+    slip: Annotated[StrictFloat, Field(ge=0.0, le=0.5)] = 0.1
+    fitted_on: StrictInt = Field(default=0, ge=0, description="observations the last fit used; 0: defaults")
 
 
 class NewConcept(_Frozen):
@@ -187,7 +196,7 @@ ProgressStatus = Literal["started", "completed"]
 
 class ProgressUpdate(_Frozen):
     status: ProgressStatus
-    seconds: Annotated[int, Field(ge=0, le=86_400)] = Field(
+    seconds: Annotated[StrictInt, Field(ge=0, le=86_400)] = Field(
         default=0, description="time spent since the last update, added to the total")
 
 
@@ -294,7 +303,7 @@ class NewPlacement(_Frozen):
 
 class PlacementAnswer(_Frozen):
     concept: Slug
-    correct: bool
+    correct: StrictBool
 
 
 class Placement(_Frozen):
@@ -410,8 +419,8 @@ class NewReview(_Frozen):
     # The range is documented here and checked by the scheduler, which answers 422 bad_rating.
     rating: StrictInt = Field(description="1 again, 2 hard, 3 good, 4 easy",
                               json_schema_extra={"minimum": 1, "maximum": 4})
-    duration_ms: Annotated[int, Field(ge=0, le=3_600_000)] | None = None
-    version: Annotated[int, Field(ge=0)] | None = Field(default=None, description=(
+    duration_ms: Annotated[StrictInt, Field(ge=0, le=3_600_000)] | None = None
+    version: Annotated[StrictInt, Field(ge=0)] | None = Field(default=None, description=(
         "the schedule's version the card was shown at (from the due list): a card reviewed "
         "since is refused with 409 already_reviewed, so a double tap counts once; without it "
         "the rating always applies"))

@@ -19,6 +19,7 @@ from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import BadCursor, Slice, key_of
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.times import json_time, utc, utc_iso
 from bloop.platform.kit.turns import Turns
 from bloop.platform.learning import bkt, placement
@@ -209,7 +210,9 @@ class LearningService:
     async def export_graph(self, tenant: str) -> GraphDocument:
         concepts = await self.repo.list_concepts(tenant)
         return GraphDocument(
-            concepts=[NewConcept(id=c.id, name=c.name, description=c.description) for c in concepts],
+            concepts=[NewConcept.model_validate(
+                {"id": c.id, "name": c.name, "description": c.description}, context=STORED)
+                for c in concepts],
             edges=await self.repo.list_edges(tenant))
 
     async def import_graph(self, tenant: str, doc: GraphDocument) -> GraphDocument:

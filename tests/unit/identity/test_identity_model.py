@@ -38,8 +38,11 @@ def test_the_documented_email_pattern_accepts_what_the_rule_accepts(email: str) 
     assert bool(re.fullmatch(pattern, email)) == accepted  # `$` may not end before a newline
 
 
-def test_the_email_rule_accepts_what_it_always_did_so_stored_users_still_read() -> None:
+def test_the_email_rule_accepts_what_it_did_but_controls_and_overrides() -> None:
+    """Stored addresses are not checked again as they are read, so a user kept under the
+    older rule (which let U+0000-U+001B and U+007F-U+009F through) still reads."""
     before = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    refused = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
     for code in range(0x10000):
         if 0xD800 <= code <= 0xDFFF:
             continue
@@ -49,7 +52,8 @@ def test_the_email_rule_accepts_what_it_always_did_so_stored_users_still_read() 
             accepted = True
         except ValueError:
             accepted = False
-        assert accepted == bool(before.match(email.strip().lower())), hex(code)
+        assert accepted == (bool(before.match(email.strip().lower()))
+                            and not refused.search(chr(code))), hex(code)
 
 
 def test_roles_default_to_learner_and_are_kept_once_in_canonical_order() -> None:

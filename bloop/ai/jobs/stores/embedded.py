@@ -61,7 +61,7 @@ class EmbeddedJobStore:
             found = c.execute("SELECT doc FROM ai_jobs WHERE tenant = ? AND idempotency_key = ?",
                               (job.tenant, job.idempotency_key)).fetchone()
             if found is not None:
-                return Job.model_validate_json(found["doc"]), False
+                return Job.model_validate_json(found["doc"], context=STORED), False
             if limit is not None and c.execute(
                     "SELECT count(*) FROM ai_jobs WHERE tenant = ? AND created >= ?",
                     (job.tenant, limit.since.timestamp())).fetchone()[0] >= limit.jobs:
@@ -77,13 +77,13 @@ class EmbeddedJobStore:
     async def get(self, tenant: str, job_id: str) -> Job | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM ai_jobs WHERE tenant = ? AND id = ?", (tenant, job_id)).fetchone())
-        return None if row is None else Job.model_validate_json(row["doc"])
+        return None if row is None else Job.model_validate_json(row["doc"], context=STORED)
 
     async def find_by_key(self, tenant: str, idempotency_key: str) -> Job | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM ai_jobs WHERE tenant = ? AND idempotency_key = ?",
             (tenant, idempotency_key)).fetchone())
-        return None if row is None else Job.model_validate_json(row["doc"])
+        return None if row is None else Job.model_validate_json(row["doc"], context=STORED)
 
     async def list_jobs(self, tenant: str, *, lesson_id: str | None = None,
                         status: JobStatus | None = None, after: str | None = None,
@@ -103,14 +103,14 @@ class EmbeddedJobStore:
         sql = (f"SELECT doc FROM ai_jobs WHERE {' AND '.join(where)}"  # noqa: S608
                " ORDER BY created DESC, id LIMIT ?")
         rows = await self.db.run(lambda c: c.execute(sql, (*args, limit + 1)).fetchall())
-        jobs = [Job.model_validate_json(r["doc"]) for r in rows]
+        jobs = [Job.model_validate_json(r["doc"], context=STORED) for r in rows]
         return Slice.of(jobs, limit, job_key)
 
     async def by_requester(self, tenant: str, user_id: str) -> list[Job]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM ai_jobs WHERE tenant = ? AND json_extract(doc, '$.requested_by') = ?"
             " ORDER BY created, id", (tenant, user_id)).fetchall())
-        return [Job.model_validate_json(r["doc"]) for r in rows]
+        return [Job.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def replace(self, job: Job, expected_rev: int, events: list[Envelope]) -> bool:
         def write(c: sqlite3.Connection) -> bool:

@@ -50,7 +50,7 @@ def _fields(job: Job) -> Doc:
 
 
 def _job(doc: Doc) -> Job:
-    return Job.model_validate(doc["job"])
+    return Job.model_validate(doc["job"], context=STORED)
 
 
 class MongoJobStore:

@@ -400,7 +400,7 @@ class EmbeddedApiKeys:
     async def get_api_key(self, tenant: str, key_id: str) -> ApiKey | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM api_keys WHERE tenant = ? AND id = ?", (tenant, key_id)).fetchone())
-        return None if row is None else ApiKey.model_validate_json(row["doc"])
+        return None if row is None else ApiKey.model_validate_json(row["doc"], context=STORED)
 
     async def list_api_keys(self, tenant: str, *, revoked: bool | None = None,
                             created_by: str | None = None,
@@ -432,7 +432,7 @@ class EmbeddedApiKeys:
         sql = (f"SELECT doc FROM api_keys WHERE {' AND '.join(where)}"  # noqa: S608
                " ORDER BY created_at DESC, id LIMIT ?")
         rows = await self.db.run(lambda c: c.execute(sql, (*args, limit)).fetchall())
-        return [ApiKey.model_validate_json(r["doc"]) for r in rows]
+        return [ApiKey.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def count_live_api_keys(self, tenant: str) -> int:
         row = await self.db.run(lambda c: c.execute(
@@ -446,7 +446,7 @@ class EmbeddedApiKeys:
                             (tenant, key_id)).fetchone()
             if row is None:
                 return None
-            key = ApiKey.model_validate_json(row["doc"])
+            key = ApiKey.model_validate_json(row["doc"], context=STORED)
             if key.revoked:
                 return key
             key = key.model_copy(update={"revoked_at": at})

@@ -339,7 +339,7 @@ class MongoApiKeys:
 
     async def get_api_key(self, tenant: str, key_id: str) -> ApiKey | None:
         doc = await self.keys.find_one({"_id": _key(tenant, key_id), "tenant": tenant})
-        return None if doc is None else ApiKey.model_validate(_fields(doc))
+        return None if doc is None else ApiKey.model_validate(_fields(doc), context=STORED)
 
     async def list_api_keys(self, tenant: str, *, revoked: bool | None = None,
                             created_by: str | None = None,
@@ -349,7 +349,8 @@ class MongoApiKeys:
             query["revoked_at"] = {"$ne": None} if revoked else None
         if created_by is not None:
             query["created_by"] = created_by
-        return [ApiKey.model_validate(_fields(d)) for d in await self._newest_first(query, limit or 0)]
+        found = await self._newest_first(query, limit or 0)
+        return [ApiKey.model_validate(_fields(d), context=STORED) for d in found]
 
     async def page_api_keys(self, tenant: str, *, revoked: bool | None = None,
                             after: str | None = None, limit: int = 50) -> Slice[ApiKey]:
@@ -362,7 +363,7 @@ class MongoApiKeys:
                             {"created_at": created, "id": {"$gt": key_id}}]
         docs = Slice.of(await self._newest_first(query, limit + 1), limit,
                         lambda d: (d["created_at"], d["id"]))
-        return docs.map(lambda d: ApiKey.model_validate(_fields(d)))
+        return docs.map(lambda d: ApiKey.model_validate(_fields(d), context=STORED))
 
     async def _newest_first(self, query: Doc, limit: int) -> list[Doc]:
         cursor = (self.keys.find(query)

@@ -16,6 +16,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.kit.times import utc_iso
 from bloop.platform.learning.model import (
@@ -290,15 +291,16 @@ class EmbeddedLearningStore:
             into = [Edge(concept=r[0], requires=r[1], kind=r[2]) for r in c.execute(
                 "SELECT concept, requires, kind FROM edges WHERE tenant = ? AND requires = ?"
                 " ORDER BY concept", (tenant, concept_id))]
-            concept = Concept.model_validate_json(row["doc"])
-            return ConceptDetail(**concept.model_dump(), requires=out, required_by=into)
+            concept = Concept.model_validate_json(row["doc"], context=STORED)
+            return ConceptDetail.model_validate(
+                concept.model_dump() | {"requires": out, "required_by": into}, context=STORED)
 
         return await self.db.run(read)
 
     async def list_concepts(self, tenant: str) -> list[Concept]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM concepts WHERE tenant = ? ORDER BY id", (tenant,)).fetchall())
-        return [Concept.model_validate_json(r["doc"]) for r in rows]
+        return [Concept.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def page_concepts(self, tenant: str, *, after: str | None = None,
                             limit: int = 100) -> Slice[Concept]:
@@ -307,7 +309,7 @@ class EmbeddedLearningStore:
             "SELECT id, doc FROM concepts WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?",
             (tenant, start, limit + 1)).fetchall())
         return Slice.of(rows, limit, lambda r: (r["id"],)).map(
-            lambda r: Concept.model_validate_json(r["doc"]))
+            lambda r: Concept.model_validate_json(r["doc"], context=STORED))
 
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         wanted = list(dict.fromkeys(ids))
@@ -316,7 +318,7 @@ class EmbeddedLearningStore:
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM concepts WHERE tenant = ? AND id IN ({_marks(wanted)})"  # noqa: S608
             " ORDER BY id", (tenant, *wanted)).fetchall())
-        return [Concept.model_validate_json(r["doc"]) for r in rows]
+        return [Concept.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def _change_concept(self, tenant: str, concept_id: str, **fields: object) -> None:
         def write(c: Conn) -> None:
@@ -324,7 +326,7 @@ class EmbeddedLearningStore:
                             (tenant, concept_id)).fetchone()
             if row is None:
                 raise Missing(concept_id)
-            concept = Concept.model_validate_json(row["doc"]).model_copy(update=fields)
+            concept = Concept.model_validate_json(row["doc"], context=STORED).model_copy(update=fields)
             c.execute("UPDATE concepts SET doc = ? WHERE tenant = ? AND id = ?",
                       (concept.model_dump_json(), tenant, concept_id))
 

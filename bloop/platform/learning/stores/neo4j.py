@@ -31,6 +31,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.stores import neo4j_records
 from bloop.platform.kit.times import utc_iso
 from bloop.platform.learning.model import (
@@ -219,9 +220,10 @@ RETURN collect(DISTINCT d.id) AS up
 
 
 def _concept(props: dict[str, Any]) -> Concept:
-    return Concept(id=props["id"], tenant=props["tenant"], name=props["name"],
-                   description=props.get("description") or "",
-                   bkt=BktParams.model_validate_json(props["bkt"]))
+    return Concept.model_validate(
+        {"id": props["id"], "tenant": props["tenant"], "name": props["name"],
+         "description": props.get("description") or "",
+         "bkt": BktParams.model_validate_json(props["bkt"])}, context=STORED)
 
 
 def _concept_props(c: Concept) -> dict[str, Any]:
@@ -336,10 +338,10 @@ class Neo4jLearningStore:
         if not rows:
             return None
         row = rows[0]
-        return ConceptDetail(
-            **_concept(row["c"]).model_dump(),
-            requires=[Edge(concept=concept_id, requires=p, kind=k) for p, k in row["out"]],
-            required_by=[Edge(concept=d, requires=concept_id, kind=k) for d, k in row["into"]])
+        return ConceptDetail.model_validate(_concept(row["c"]).model_dump() | {
+            "requires": [Edge(concept=concept_id, requires=p, kind=k) for p, k in row["out"]],
+            "required_by": [Edge(concept=d, requires=concept_id, kind=k)
+                            for d, k in row["into"]]}, context=STORED)
 
     async def list_concepts(self, tenant: str) -> list[Concept]:
         rows = await self._query("MATCH (c:Concept {tenant: $tenant}) RETURN c {.*} AS c"

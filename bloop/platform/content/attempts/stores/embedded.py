@@ -9,6 +9,7 @@ from bloop.platform.content.attempts.model import Attempt
 from bloop.platform.content.attempts.ports import Numbered
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
 
 SCHEMA = """
@@ -63,7 +64,7 @@ class EmbeddedAttemptStore:
             sql += " LIMIT ?"
             params.append(limit)
         rows = await self.db.run(lambda c: c.execute(sql, params).fetchall())
-        return [Attempt.model_validate_json(r["doc"]) for r in rows]
+        return [Attempt.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def of_learner(self, tenant: str, learner: str, *, lesson_id: str | None = None,
                          quiz_id: str | None = None, before: str | None = None,

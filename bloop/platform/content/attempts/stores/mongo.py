@@ -26,13 +26,15 @@ from bloop.platform.content.attempts.ports import Numbered
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import MongoGuard
+from bloop.platform.kit.read_back import STORED
 
 Doc = dict[str, Any]
 
 
 def _attempt(doc: Doc) -> Attempt:
     return Attempt.model_validate({k: v for k, v in doc.items()
-                                   if not k.startswith("_") and k != "sort_key"})
+                                   if not k.startswith("_") and k != "sort_key"},
+                                  context=STORED)
 
 
 class MongoAttemptStore:

@@ -1,0 +1,185 @@
+"""What clients send is refused with 422, naming the field, when free text holds a control
+character (or, in a single line, a bidirectional override), or when a number or a yes/no is
+sent as another type; a record kept before the rule still reads. Before, each example below
+was accepted: a title of only U+0000 counted as not blank, `{"version": true}` rolled a course
+back to version 1, and `?at=0.5` read as a time in 1970."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import StringConstraints, TypeAdapter, ValidationError
+
+from bloop.platform.content.model import Concept as ContentConcept
+from bloop.platform.content.service import ContentService
+from bloop.platform.identity.model import Tenant, normalise_email
+from bloop.platform.identity.service import IdentityService
+from bloop.platform.kit.read_back import STORED
+from bloop.platform.kit.text import Line, Lines, NonBlankLine, NonBlankLines, RawLine, RawLines
+from bloop.platform.learning.model import Concept as LearningConcept
+from bloop.platform.learning.service import LearningService
+from tests.support import embedded_app, member
+
+T = "/v1/tenants/acme"
+
+
+@pytest.fixture
+async def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    async with embedded_app(tmp_path, monkeypatch,
+                            ["identity", "content", "learning", "ai"]) as (app, c):
+        c.headers.update(await member(app, c, "acme", ["platform_admin", "tenant_admin",
+                                                       "educator", "learner"]))
+        yield app, c
+
+
+def refused(r: httpx.Response, *field: str) -> str:
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["code"] == "validation_failed"
+    assert any(e["loc"][-len(field):] == list(field) for e in body["errors"]), body
+    return str(body["detail"])
+
+
+async def test_control_characters_in_text_are_refused(
+        client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, c = client
+    assert (await c.post(f"{T}/concepts", json={"id": "loops", "name": "Loops"})).status_code == 201
+    assert (await c.post(f"{T}/learning/concepts", json={"id": "sets", "name": "Sets"})
+            ).status_code == 201
+    email = {"display_name": "Bell", "roles": ["learner"]}
+    cases: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
+        ("POST", f"{T}/courses", {"title": "Nul\u0000 course"}, ("title",)),
+        ("POST", f"{T}/courses", {"title": "\u0000"}, ("title",)),
+        ("POST", f"{T}/courses", {"title": "Read \u202eLTR"}, ("title",)),
+        ("POST", f"{T}/courses", {"title": "Two\nlines"}, ("title",)),
+        ("POST", f"{T}/courses", {"title": "T", "summary": "del\u007f"}, ("summary",)),
+        ("POST", f"{T}/courses", {"title": "T", "tags": ["a\u0085b"]}, ("tags", "0")),
+        ("POST", f"{T}/users", {"email": "\u0007bell\u001b[31m@demo.bloop.dev", **email},
+         ("email",)),
+        ("POST", f"{T}/users", {"email": "bell@demo.bloop.dev\u2066", **email}, ("email",)),
+        ("POST", "/v1/tenants", {"id": "t2", "name": "\u0000"}, ("name",)),
+        ("PATCH", f"{T}/learning/concepts/sets", {"name": "\u0000"}, ("name",)),
+        ("PATCH", f"{T}/concepts/loops", {"description": "bell\u0007"}, ("description",)),
+        ("PATCH", f"{T}/me", {"bio": "\u001b[31mred\u0000"}, ("bio",)),
+        ("POST", f"{T}/invitations", {"email": "a\u0000b@demo.bloop.dev"}, ("email",)),
+    ]
+    for method, url, body, field in cases:
+        detail = refused(await c.request(method, url, json=body), *field)
+        assert "control character" in detail or "email" in detail, detail
+
+
+async def test_multi_line_text_keeps_tabs_line_breaks_and_bidi(
+        client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, c = client
+    r = await c.post(f"{T}/courses", json={"id": "rtl", "title": "  Loops\t",
+                                           "summary": "one\r\n\ttwo \u2067\u05e9\u05dc\u05d5\u05dd\u2069"})
+    assert r.status_code == 201, r.text
+    assert r.json()["title"] == "Loops"
+    assert r.json()["summary"] == "one\r\n\ttwo \u2067\u05e9\u05dc\u05d5\u05dd\u2069"
+    r = await c.patch(f"{T}/me", json={"bio": "line one\nline two"})
+    assert r.status_code == 200, r.text
+
+
+async def test_text_kept_before_the_rule_still_reads(
+        client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    app, c = client
+    identity: IdentityService = app.state.identity.state["service"]
+    tenant = Tenant.model_validate({"id": "old", "name": "Old\u0000 school",
+                                    "created_at": "2025-01-01T00:00:00Z"}, context=STORED)
+    await identity.repo.add_tenant(tenant, [])
+    content: ContentService = app.state.content.state["service"]
+    await content.repo.add_concept(ContentConcept.model_validate(
+        {"id": "nul", "tenant": "acme", "name": "Nul\u0000\u202e", "description": "\u001b[31m"},
+        context=STORED))
+    learning: LearningService = app.state.learning.state["service"]
+    await learning.repo.add_concept(LearningConcept.model_validate(
+        {"id": "bell", "tenant": "acme", "name": "Bell\u0007"}, context=STORED))
+
+    r = await c.get("/v1/tenants/old")
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "Old\u0000 school"
+    r = await c.get(f"{T}/concepts")
+    assert r.status_code == 200, r.text
+    assert "Nul\u0000\u202e" in [x["name"] for x in r.json()["items"]]
+    r = await c.get(f"{T}/learning/concepts/bell")
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "Bell\u0007"
+    r = await c.get(f"{T}/learning/graph")
+    assert r.status_code == 200, r.text
+    assert "Bell\u0007" in [x["name"] for x in r.json()["concepts"]]
+    # and it can be corrected
+    r = await c.patch(f"{T}/learning/concepts/bell", json={"name": "Bell"})
+    assert r.status_code == 200, r.text
+
+
+async def test_numbers_and_yes_no_are_not_coerced(
+        client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, c = client
+    assert (await c.post(f"{T}/learning/concepts", json={"id": "sets", "name": "Sets"})
+            ).status_code == 201
+    cases: list[tuple[str, str, dict[str, Any], tuple[str, ...]]] = [
+        ("POST", f"{T}/courses/py/rollback", {"version": True}, ("version",)),
+        ("POST", f"{T}/courses/py/rollback", {"version": "1"}, ("version",)),
+        ("POST", f"{T}/courses/py/rollback", {"version": 1.0}, ("version",)),
+        ("POST", f"{T}/learning/me/lessons/l1/progress",
+         {"status": "started", "seconds": False}, ("seconds",)),
+        ("PUT", f"{T}/learning/concepts/sets/bkt", {"fitted_on": False}, ("fitted_on",)),
+        ("PUT", f"{T}/learning/concepts/sets/bkt", {"prior": "0.3"}, ("prior",)),
+        ("PUT", f"{T}/ai/settings", {"price_input_per_mtok": False}, ("price_input_per_mtok",)),
+    ]
+    for method, url, body, field in cases:
+        refused(await c.request(method, url, json=body), *field)
+    # A JSON integer is still a number.
+    r = await c.put(f"{T}/learning/concepts/sets/bkt", json={"prior": 1 / 2, "slip": 0})
+    assert r.status_code == 200, r.text
+    r = await c.put(f"{T}/ai/settings", json={"price_input_per_mtok": 2})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("at", ["0.5", "99999999999", "1700000000", "-1"])
+async def test_a_time_in_the_query_is_iso_only(client: tuple[FastAPI, httpx.AsyncClient],
+                                               at: str) -> None:
+    _, c = client
+    detail = refused(await c.get(f"{T}/learning/me/reviews/due", params={"at": at}),
+                     "query", "at")
+    assert "ISO-8601" in detail
+    r = await c.get(f"{T}/learning/me/reviews/due", params={"at": "2026-12-04T09:00:00+05:00"})
+    assert r.status_code == 200, r.text
+
+
+def test_an_email_holds_no_control_or_override() -> None:
+    assert normalise_email(" Ada@Demo.Bloop.dev\n") == "ada@demo.bloop.dev"
+    for bad in ("a\u0000b@x.dev", "a@x\u007f.dev", "a@x.de\u0085v", "\u202ea@x.dev"):
+        with pytest.raises(ValueError, match="email"):
+            normalise_email(bad)
+
+
+S = Annotated[str, StringConstraints(strip_whitespace=True)]
+S1 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+KINDS: list[Any] = [Line[S], NonBlankLine[S1], RawLine[str], Lines[S], NonBlankLines[S1],
+                    RawLines[str]]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_documented_pattern_means_what_the_check_means(kind: Any) -> None:
+    """Each character (up to U+3000, past the last one a rule names), alone, inside text and
+    at its edges: a generated client refuses exactly what the server refuses."""
+    adapter = TypeAdapter(kind)
+    pattern = re.compile(adapter.json_schema()["pattern"])
+    for code in [*range(0x3001), 0xFEFF, 0xFFFD]:
+        for text in (chr(code), f"a{chr(code)}b", f" {chr(code)}", f"{chr(code)}a"):
+            try:
+                adapter.validate_python(text)
+                accepted = True
+            except ValidationError:
+                accepted = False
+            assert bool(pattern.fullmatch(text)) == accepted, (hex(code), text)
+        adapter.validate_python(f"x{chr(code)}", context=STORED)  # read back, never refused
