@@ -90,7 +90,10 @@ async def test_multi_line_text_keeps_tabs_line_breaks_and_bidi(
 
 async def test_text_kept_before_the_rule_still_reads(
         client: tuple[FastAPI, httpx.AsyncClient]) -> None:
-    app, c = client
+    app, documented = client
+    # a plain client: these answers break the pattern their schema documents for new text
+    c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bloop.test",
+                          headers=documented.headers)
     identity: IdentityService = app.state.identity.state["service"]
     tenant = Tenant.model_validate({"id": "old", "name": "Old\u0000 school",
                                     "created_at": "2025-01-01T00:00:00Z"}, context=STORED)
@@ -118,6 +121,7 @@ async def test_text_kept_before_the_rule_still_reads(
     # and it can be corrected
     r = await c.patch(f"{T}/learning/concepts/bell", json={"name": "Bell"})
     assert r.status_code == 200, r.text
+    await c.aclose()
 
 
 async def test_numbers_and_yes_no_are_not_coerced(

@@ -72,9 +72,10 @@ def one_line(text: str) -> str:
 
 @dataclass(frozen=True)
 class Documented:
-    """The JSON Schema `pattern` of client text. Only a request's schema has it: a response
-    may carry a record kept before the rule, which the rule does not hold to. A response's
-    text that may not be blank says so with `NON_BLANK`."""
+    """The JSON Schema `pattern` of client text, in requests and responses alike, so that each
+    model keeps one schema under its own name (a pattern in requests only would split every
+    model used both ways into `…-Input` and `…-Output`). A record kept before the rule may
+    break it in a response."""
 
     pattern: str
     blank: bool
@@ -82,10 +83,7 @@ class Documented:
     def __get_pydantic_json_schema__(self, schema: CoreSchema,
                                      handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         found = handler(schema)
-        if handler.mode == "validation":
-            found["pattern"] = self.pattern
-        elif not self.blank:
-            found["pattern"] = NON_BLANK
+        found["pattern"] = self.pattern
         return found
 
 

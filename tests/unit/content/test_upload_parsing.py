@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bloop.platform.content.model import check_math
+from bloop.platform.content.model import NewLesson, check_math
 from bloop.platform.content.uploads import archive, markdown, pdf
 from bloop.platform.kit.errors import Problem
 from tests.unit.content import media_samples as s
@@ -129,6 +129,14 @@ def test_escaped_text_holds_no_math() -> None:
         escaped = markdown.escape(text)
         assert escaped.count("\\$") == text.count("$")
         assert check_math(escaped) == escaped
+
+
+def test_a_pdfs_control_characters_become_spaces() -> None:
+    """Lessons refuse control characters; a PDF's extracted text may hold them (drawn as
+    nothing), and its import was refused for them."""
+    text = pdf._paragraphs("Alpha\x00beta\x07 gamma\x1b[1m.\x0cNext\u0085page\x9f done.")
+    assert text == "Alpha beta gamma \\[1m. Next page done."
+    NewLesson.model_validate({"title": "PDF", "blocks": [{"type": "markdown", "markdown": text}]})
 
 
 def test_pages_fit_the_blocks_a_lesson_has() -> None:

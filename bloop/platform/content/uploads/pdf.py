@@ -11,6 +11,7 @@ from pypdf import PdfReader
 
 from bloop.platform.content.uploads.markdown import escape
 from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.text import CONTROLS
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 
@@ -28,7 +29,8 @@ class PdfText:
 
 
 def _paragraphs(text: str) -> str:
-    lines = [re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines()]
+    # a PDF's text may hold control characters (drawn as nothing), which lessons refuse
+    lines = [re.sub(rf"[ {CONTROLS}]+", " ", line).strip() for line in text.splitlines()]
     paras: list[str] = []
     current: list[str] = []
     for line in lines:
