@@ -150,6 +150,23 @@ async def test_a_concept_is_replaced_only_at_the_version_it_was_read(
     assert await store.get_concepts("acme", ["loops"]) == [again]
     assert again.version == 3
 
+
+async def test_of_concept_edits_at_one_version_at_once_one_stands(
+        store: ContentRepository) -> None:
+    """On FerretDB a replace is a read and a write: several edits made at the version they
+    read were each told they won, and all but one were lost."""
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    first = Concept.create(tenant, NewConcept(id="loops", name="Loops"))
+    await store.add_concept(first)
+    for round_ in range(3):
+        [read] = await store.get_concepts(tenant, ["loops"])
+        edits = [read.edited(ConceptEdit(name=f"Loops {round_}.{n}")) for n in range(8)]
+        won = await asyncio.gather(*(store.replace_concept(e, expected=read.version)
+                                     for e in edits), return_exceptions=True)
+        [winner] = [e for e, r in zip(edits, won, strict=True) if r is None]
+        assert all(isinstance(r, StaleVersion) for r in won if r is not None), won
+        assert await store.get_concepts(tenant, ["loops"]) == [winner]
+
 async def test_a_course_round_trips(store: ContentRepository) -> None:
     c = course()
     await store.add_course(c)

@@ -176,7 +176,8 @@ class MongoContentStore:
 
     async def replace_concept(self, concept: Concept, *, expected: int | None = None) -> None:
         where: Doc = {"_id": _key(concept.tenant, concept.id), "tenant": concept.tenant}
-        result = await self.concepts.replace_one(where | _at_version(expected), _doc(concept))
+        async with self.guard.hold(self.concepts, where["_id"]):
+            result = await self.concepts.replace_one(where | _at_version(expected), _doc(concept))
         if result.matched_count == 0:
             exists = await self.concepts.count_documents(where, limit=1)
             raise StaleVersion(concept.id) if exists else Missing(concept.id)
