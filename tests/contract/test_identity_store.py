@@ -537,6 +537,55 @@ async def test_a_refresh_token_is_spent_once_and_families_revoke_together(
     assert await store.use_refresh_token("acme", "nope", now()) is None
 
 
+async def unrevoke(store: IdentityRepository, tenant: str, token_hash: str) -> None:
+    if isinstance(store, EmbeddedIdentityStore):
+        await store.db.transaction(lambda c: c.execute(
+            "UPDATE refresh_tokens SET doc = json_set(doc, '$.revoked', json('false'))"
+            " WHERE tenant = ? AND token_hash = ?", (tenant, token_hash)))
+    else:
+        assert isinstance(store, MongoIdentityStore)
+        await store.refresh.update_one({"tenant": tenant, "token_hash": token_hash},
+                                       {"$set": {"revoked": False}})
+
+
+async def test_a_session_ended_stays_ended_for_a_refresh_that_raced_its_end(
+        store: IdentityRepository) -> None:
+    """A sign-out and a refresh at once: the refresh stored its successor after the
+    revocation had read the session's tokens, or (FerretDB: an update is a read and a write)
+    wrote its token's `used` over the revocation. Its spend then found nothing revoked, and
+    the session lived on after the sign-out had answered."""
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    for name in ("a", "b"):
+        await store.add_refresh_token(refresh(f"{name}1", f"f{name}", tenant))
+    assert await store.revoke_refresh_family(tenant, "fa") == 1
+    await store.add_refresh_token(refresh("a2", "fa", tenant))  # the successor, stored late
+    assert await store.revoke_user_sessions(tenant, "u1", keep="fa") == ["fb"]
+    await store.add_refresh_token(refresh("b2", "fb", tenant))
+    for old, successor in (("a1", "a2"), ("b1", "b2")):
+        await unrevoke(store, tenant, old)  # the lost update
+        spent = await store.use_refresh_token(tenant, old, now())
+        assert spent is not None
+        assert spent.revoked, old
+        fresh = await store.use_refresh_token(tenant, successor, now())
+        assert fresh is not None
+        assert fresh.revoked, successor
+    await store.add_refresh_token(refresh("c1", "fc", tenant))
+    c1 = await store.use_refresh_token(tenant, "c1", now())
+    assert c1 is not None
+    assert not c1.revoked
+    # the end is forgotten only a day after the session's last token expired
+    await store.prune_refresh_tokens(now() + timedelta(days=1, hours=12))
+    await store.add_refresh_token(refresh("a3", "fa", tenant))
+    a3 = await store.use_refresh_token(tenant, "a3", now())
+    assert a3 is not None
+    assert a3.revoked
+    await store.prune_refresh_tokens(now() + timedelta(days=3))
+    await store.add_refresh_token(refresh("a4", "fa", tenant))
+    a4 = await store.use_refresh_token(tenant, "a4", now())
+    assert a4 is not None
+    assert not a4.revoked
+
+
 async def test_signing_keys_round_trip_newest_first(key_store: SigningKeyStore) -> None:
     at = now()
     old = new_key("EdDSA", at - timedelta(hours=30))

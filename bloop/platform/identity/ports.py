@@ -5,7 +5,7 @@ platform, not to a tenant, and have a port of their own."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
@@ -13,6 +13,10 @@ from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
 from bloop.platform.kit.pagination import Slice
+
+ENDED_MARGIN = timedelta(days=1)
+"""How long a session's end is kept past its last token's expiry (a successor stored while
+it ended expires a moment after the tokens it read)."""
 
 
 class Duplicate(Exception):
@@ -134,10 +138,15 @@ class IdentityRepository(Protocol):
     async def use_refresh_token(self, tenant: str, token_hash: str,
                                 at: datetime) -> RefreshToken | None:
         """Marks the token used at `at` (its first use's time is kept), atomically, and returns
-        it as it was before: a token returned with `used` set was presented a second time."""
+        it as it was before: a token returned with `used` set was presented a second time. It
+        is returned revoked, whatever its own flag says, when its session was ended (below)."""
 
     async def revoke_refresh_family(self, tenant: str, family: str) -> int:
-        """Revokes every token of the session `family`; returns how many there were."""
+        """Ends the session `family`, and revokes every token of it; returns how many there
+        were. Its end is kept apart from its tokens (until the last of them expires): a refresh
+        that stored a successor while the revocation ran, or wrote its token's `used` over the
+        revocation (a store whose updates are not atomic), still finds the session ended when
+        it spends its token, and signs it out."""
 
     async def prune_refresh_tokens(self, at: datetime) -> int:
         """Forgets the refresh tokens, of every tenant, that expired by `at` (nothing can be
@@ -145,7 +154,8 @@ class IdentityRepository(Protocol):
 
     async def revoke_user_sessions(self, tenant: str, user_id: str, *, keep: str | None = None,
                                    since: datetime | None = None) -> list[str]:
-        """Revokes the refresh tokens of every session of the user but `keep`; returns the
+        """Ends every session of the user but `keep` that has a live token, as
+        `revoke_refresh_family` does, and revokes their refresh tokens; returns the
         sessions (families) that had a token not yet revoked, and those with a token made at or
         after `since` (whose access tokens may still be valid, revoked before or not)."""
 

@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
-from bloop.platform.identity.ports import Duplicate, HoldsRole, LastHolder, Missing, TooMany
+from bloop.platform.identity.ports import ENDED_MARGIN, Duplicate, HoldsRole, LastHolder, Missing, TooMany
 from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
   PRIMARY KEY (tenant, token_hash));
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (tenant, family);
 CREATE INDEX IF NOT EXISTS refresh_tokens_expiry ON refresh_tokens (json_extract(doc, '$.expires_at'));
+CREATE TABLE IF NOT EXISTS ended_sessions (
+  tenant TEXT NOT NULL, family TEXT NOT NULL, until TEXT NOT NULL, PRIMARY KEY (tenant, family));
 """
 
 KEY_SCHEMA = """
@@ -287,17 +289,20 @@ class EmbeddedIdentityStore:
             if row is None:
                 return None
             before = RefreshToken.model_validate_json(row["doc"])
-            if before.used:
-                return before
-            c.execute("UPDATE refresh_tokens SET doc = ? WHERE tenant = ? AND token_hash = ?",
-                      (before.model_copy(update={"used": True, "used_at": at}).model_dump_json(),
-                       tenant, token_hash))
+            if not before.used:
+                c.execute("UPDATE refresh_tokens SET doc = ? WHERE tenant = ? AND token_hash = ?",
+                          (before.model_copy(update={"used": True, "used_at": at}
+                                             ).model_dump_json(), tenant, token_hash))
+            if c.execute("SELECT 1 FROM ended_sessions WHERE tenant = ? AND family = ?",
+                         (tenant, before.family)).fetchone() is not None:
+                return before.model_copy(update={"revoked": True})
             return before
 
         return await self.db.transaction(use)
 
     async def revoke_refresh_family(self, tenant: str, family: str) -> int:
         def revoke(c: sqlite3.Connection) -> int:
+            _end_sessions(c, tenant, [family])
             rows = c.execute("SELECT token_hash, doc FROM refresh_tokens "
                              "WHERE tenant = ? AND family = ?", (tenant, family)).fetchall()
             for row in rows:
@@ -309,10 +314,14 @@ class EmbeddedIdentityStore:
         return await self.db.transaction(revoke)
 
     async def prune_refresh_tokens(self, at: datetime) -> int:
-        cur = await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM refresh_tokens WHERE json_extract(doc, '$.expires_at') <= ?",
-            (json_time(at),)))
-        return int(cur.rowcount)
+        def prune(c: sqlite3.Connection) -> int:
+            c.execute("DELETE FROM ended_sessions WHERE until <= ?",
+                      (json_time(at - ENDED_MARGIN),))
+            return int(c.execute("DELETE FROM refresh_tokens WHERE"
+                                 " json_extract(doc, '$.expires_at') <= ?",
+                                 (json_time(at),)).rowcount)
+
+        return await self.db.transaction(prune)
 
     async def revoke_user_sessions(self, tenant: str, user_id: str, *, keep: str | None = None,
                                    since: datetime | None = None) -> list[str]:
@@ -321,6 +330,7 @@ class EmbeddedIdentityStore:
                              " AND json_extract(doc, '$.user_id') = ? AND family IS NOT ?",
                              (tenant, user_id, keep)).fetchall()
             families: set[str] = set()
+            ended: set[str] = set()
             for row in rows:
                 doc = json.loads(row["doc"])
                 if since is not None and RefreshToken.model_validate(doc).created_at >= since:
@@ -328,11 +338,21 @@ class EmbeddedIdentityStore:
                 if doc.get("revoked"):
                     continue
                 families.add(row["family"])
+                ended.add(row["family"])
                 c.execute("UPDATE refresh_tokens SET doc = ? WHERE tenant = ? AND token_hash = ?",
                           (json.dumps(doc | {"revoked": True}), tenant, row["token_hash"]))
+            _end_sessions(c, tenant, sorted(ended))
             return sorted(families)
 
         return await self.db.transaction(revoke)
+
+
+def _end_sessions(c: sqlite3.Connection, tenant: str, families: Sequence[str]) -> None:
+    """Marks the sessions ended, until their last token expires (see the port)."""
+    c.executemany(
+        "INSERT OR REPLACE INTO ended_sessions (tenant, family, until)"
+        " SELECT ?, ?, coalesce(max(json_extract(doc, '$.expires_at')), '') FROM refresh_tokens"
+        " WHERE tenant = ? AND family = ?", [(tenant, f, tenant, f) for f in families])
 
 
 class EmbeddedSigningKeys:

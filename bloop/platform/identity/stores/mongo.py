@@ -15,7 +15,14 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
-from bloop.platform.identity.ports import Duplicate, HoldsRole, LastHolder, Missing, TooMany
+from bloop.platform.identity.ports import (
+    ENDED_MARGIN,
+    Duplicate,
+    HoldsRole,
+    LastHolder,
+    Missing,
+    TooMany,
+)
 from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
@@ -55,6 +62,7 @@ class MongoIdentityStore:
         self.users = db["users"]
         self.invitations = db["invitations"]
         self.refresh = db["refresh_tokens"]
+        self.ended = db["ended_sessions"]
         self.guard = guard or MongoGuard.of(db)
         self._outbox = MongoOutbox([self.tenants, self.users], registry,
                                    name=f"{database}-outbox", guard=self.guard)
@@ -69,6 +77,7 @@ class MongoIdentityStore:
         await self.refresh.create_index([("tenant", ASCENDING), ("family", ASCENDING)],
                                         name="tenant_family")
         await self.refresh.create_index([("expires_at", ASCENDING)], name="expires_at")
+        await self.ended.create_index([("until", ASCENDING)], name="until")
         await self.invitations.create_index([("tenant", ASCENDING)], name="tenant")
         await self.invitations.create_index(
             [("tenant", ASCENDING), ("created_at", DESCENDING), ("token_hash", ASCENDING)],
@@ -267,14 +276,30 @@ class MongoIdentityStore:
             return_document=ReturnDocument.BEFORE)
         if doc is None:  # used before (its first use's time kept), or no such token
             doc = await self.refresh.find_one(key)
-        return None if doc is None else RefreshToken.model_validate(_fields(doc))
+        if doc is None:
+            return None
+        token = RefreshToken.model_validate(_fields(doc))
+        if await self.ended.find_one({"_id": _key(tenant, token.family)}, {"_id": 1}):
+            return token.model_copy(update={"revoked": True})
+        return token
+
+    async def _end_sessions(self, tenant: str, families: Collection[str]) -> None:
+        """Marks the sessions ended, until their last token expires (see the port)."""
+        for family in families:
+            last = await self.refresh.find_one({"tenant": tenant, "family": family},
+                                               {"expires_at": 1}, sort=[("expires_at", DESCENDING)])
+            await self.ended.update_one({"_id": _key(tenant, family)}, {"$set": {
+                "tenant": tenant, "family": family,
+                "until": last["expires_at"] if last is not None else ""}}, upsert=True)
 
     async def revoke_refresh_family(self, tenant: str, family: str) -> int:
+        await self._end_sessions(tenant, [family])
         result = await self.refresh.update_many({"tenant": tenant, "family": family},
                                                 {"$set": {"revoked": True}})
         return result.matched_count
 
     async def prune_refresh_tokens(self, at: datetime) -> int:
+        await self.ended.delete_many({"until": {"$lte": json_time(at - ENDED_MARGIN)}})
         result = await self.refresh.delete_many({"expires_at": {"$lte": json_time(at)}})
         return result.deleted_count
 
@@ -287,6 +312,8 @@ class MongoIdentityStore:
         named: Doc = live if since is None else {
             **mine, "$or": [{"revoked": {"$ne": True}}, {"created_at": {"$gte": json_time(since)}}]}
         families = {doc["family"] async for doc in self.refresh.find(named, {"family": 1})}
+        await self._end_sessions(tenant, sorted(
+            {doc["family"] async for doc in self.refresh.find(live, {"family": 1})}))
         await self.refresh.update_many(live, {"$set": {"revoked": True}})
         return sorted(families)
 
