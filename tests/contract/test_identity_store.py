@@ -4,6 +4,7 @@ own, dropped afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -286,6 +287,29 @@ async def test_writes_keeping_a_role_refuse_to_take_it_from_its_last_holder(
     with pytest.raises(LastHolder):
         await store.delete_user("acme", bo.id, [], keeping="tenant_admin")
     await store.delete_user("acme", ada.id, [], keeping="tenant_admin")  # bo still is one
+
+
+async def test_two_last_holders_taking_the_role_from_each_other_at_once_keep_one(
+        store: IdentityRepository) -> None:
+    """Each found the other still an admin before either wrote: the tenant was left with
+    none (MongoDB and FerretDB, every time)."""
+    for round_ in range(4):
+        tenant = f"t{uuid.uuid4().hex[:8]}"
+        ada, bo = (user(tenant, f"{n}@acme.dev").with_roles(["tenant_admin"])
+                   for n in ("ada", "bo"))
+        for admin in (ada, bo):
+            await store.add_user(admin, [])
+        if round_ % 2:
+            writes = [store.delete_user(tenant, u.id, [], keeping="tenant_admin")
+                      for u in (ada, bo)]
+        else:
+            writes = [store.replace_user(u.with_roles(["learner"]), [], fields=["roles"],
+                                         keeping="tenant_admin") for u in (ada, bo)]
+        done = await asyncio.gather(*writes, return_exceptions=True)
+        assert sorted(type(d).__name__ for d in done) == ["LastHolder", "NoneType"], done
+        left = [u for u in (ada, bo) if (found := await store.get_user(tenant, u.id))
+                is not None and "tenant_admin" in found.roles]
+        assert len(left) == 1
 
 
 async def test_a_password_hash_replaces_only_the_one_it_was_read_as(

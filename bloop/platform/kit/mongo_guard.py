@@ -76,10 +76,13 @@ class MongoGuard:
         return self._active
 
     @asynccontextmanager
-    async def hold(self, collection: AsyncCollection[Doc], doc_id: object) -> AsyncIterator[None]:
+    async def hold(self, collection: AsyncCollection[Doc], doc_id: object, *,
+                   always: bool = False) -> AsyncIterator[None]:
         """Exclusive use of one document for the writes in the block; `DocumentBusy` when
-        another writer keeps it past `wait_s`."""
-        if not await self.active():
+        another writer keeps it past `wait_s`. `always` takes the claim on MongoDB too: for a
+        rule over several documents (a check of some, then a write of another), which no
+        single-document update keeps; `doc_id` then names the rule."""
+        if not always and not await self.active():
             yield
             return
         key = f"{collection.database.name}.{collection.name}/{doc_id}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -158,10 +159,12 @@ class MongoIdentityStore:
         doc = user.model_dump(mode="json")
         update = {"$set": doc if fields is None else {name: doc[name] for name in fields}}
         key = _key(user.tenant, user.id)
-        await self._refuse_if_last(user.tenant, key, keeping)
-        async with self.guard.hold(self.users, key):
-            result = await self.users.update_one({"_id": key, **LIVE, **_lacking(unless_role)},
-                                                 self._outbox.with_events(update, *events))
+        async with self._holders(user.tenant, keeping):
+            await self._refuse_if_last(user.tenant, key, keeping)
+            async with self.guard.hold(self.users, key):
+                result = await self.users.update_one(
+                    {"_id": key, **LIVE, **_lacking(unless_role)},
+                    self._outbox.with_events(update, *events))
         if result.matched_count == 0:
             await self._refused(key, user.id, unless_role)
             raise Missing(user.id)
@@ -172,14 +175,23 @@ class MongoIdentityStore:
         erased = {"_deleted": True, "email": f"{user_id}@deleted.invalid", "display_name": "",
                   "bio": "", "avatar_url": None, "_password": None}
         key = _key(tenant, user_id)
-        await self._refuse_if_last(tenant, key, keeping)
-        async with self.guard.hold(self.users, key):
-            result = await self.users.update_one(
-                {"_id": key, **LIVE, **_lacking(unless_role)},
-                self._outbox.with_events({"$set": erased}, *events))
+        async with self._holders(tenant, keeping):
+            await self._refuse_if_last(tenant, key, keeping)
+            async with self.guard.hold(self.users, key):
+                result = await self.users.update_one(
+                    {"_id": key, **LIVE, **_lacking(unless_role)},
+                    self._outbox.with_events({"$set": erased}, *events))
         if result.matched_count == 0:
             await self._refused(key, user_id, unless_role)
             raise Missing(user_id)
+
+    def _holders(self, tenant: str, role: Role | None) -> AbstractAsyncContextManager[None]:
+        """The tenant's holders of `role` changed one write at a time, on MongoDB too: two
+        admins each taking the role from the other at once both found another admin, and
+        left none."""
+        if role is None:
+            return nullcontext()
+        return self.guard.hold(self.users, f"{tenant}#holders-of:{role}", always=True)
 
     async def _refuse_if_last(self, tenant: str, key: str, role: Role | None) -> None:
         if role is not None and await self.users.find_one(
