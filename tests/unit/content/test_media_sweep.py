@@ -132,7 +132,7 @@ async def test_the_app_sweeps_at_start(tmp_path: Path, monkeypatch: pytest.Monke
         assert found["young upload"].exists()
         assert not orphan.exists()
         media: MediaService = app.state.content.state["media"]
-        sweeping = media._sweeping
+        sweeping = media.sweeper._task
         assert sweeping is not None
         assert not sweeping.done()  # it sweeps again every BLOOP_MEDIA_SWEEP_INTERVAL_S
     assert sweeping.done()  # stopped with the app

@@ -42,9 +42,9 @@ from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.model import now
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.errors import NotFound, Problem
+from bloop.platform.kit.every import Every
 from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.signing import LinkSigner
-from bloop.platform.kit.waiting import stopped
 
 log = logging.getLogger("bloop.content.media")
 FLUSH_BYTES = 1024 * 1024
@@ -151,7 +151,8 @@ class MediaService:
         self._published_media = published_media
         self._published: dict[str, tuple[float, set[str]]] = {}
         self._reading: dict[str, asyncio.Future[set[str]]] = {}
-        self._sweeping: asyncio.Task[None] | None = None
+        self.sweeper = Every("media:sweeper", self._sweep, self.settings.sweep_interval_s,
+                             log=log, failed="could not sweep the leftovers of unfinished uploads")
         secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
         self.links = LinkSigner(secret, settings.link_ttl_s)
 
@@ -496,25 +497,9 @@ class MediaService:
                      extra={"files": orphans.files, "bytes": orphans.bytes})
         return spooled + orphans
 
-    def start_sweeper(self) -> None:
-        if self._sweeping is None or self._sweeping.done():
-            self._sweeping = asyncio.create_task(self._sweep_forever(), name="media:sweeper")
+    async def _sweep(self) -> None:
+        await self.sweep()
 
-    async def stop_sweeper(self) -> None:
-        if self._sweeping is not None:
-            await stopped(self._sweeping)
-            self._sweeping = None
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("could not sweep the leftovers of unfinished uploads",
-                            extra={"error": repr(exc)})
-            await asyncio.sleep(self.settings.sweep_interval_s)
 
 
 def _sweep_spool(spool: Path, before: float) -> Swept:

@@ -70,8 +70,8 @@ async def media_setup(state: dict[str, object]) -> None:
     assert isinstance(uploads, UploadService)
     await media.setup()
     await uploads.holds.setup()
-    uploads.start_sweeper()
-    media.start_sweeper()
+    uploads.sweeper.start()
+    media.sweeper.start()
 
 
 async def media_close(state: dict[str, object]) -> None:
@@ -80,8 +80,8 @@ async def media_close(state: dict[str, object]) -> None:
     media, uploads = state["media"], state["uploads"]
     assert isinstance(media, MediaService)
     assert isinstance(uploads, UploadService)
-    await uploads.stop_sweeper()
-    await media.stop_sweeper()
+    await uploads.sweeper.stop()
+    await media.sweeper.stop()
 
 
 def media_routers() -> Sequence[APIRouter]:

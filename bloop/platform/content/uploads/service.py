@@ -39,7 +39,7 @@ from bloop.platform.content.uploads.holds import ImportHold, ImportHolds
 from bloop.platform.content.uploads.settings import UploadSettings
 from bloop.platform.kit.auth import Forbidden, Principal
 from bloop.platform.kit.errors import Problem
-from bloop.platform.kit.waiting import stopped
+from bloop.platform.kit.every import Every
 
 log = logging.getLogger("bloop.content.uploads")
 WORDS_PER_MINUTE = 200
@@ -117,7 +117,8 @@ class UploadService:
         self.holds = holds
         self.settings = settings or UploadSettings()
         self.clock = clock
-        self._sweeping: asyncio.Task[None] | None = None
+        self.sweeper = Every("uploads:sweeper", self.sweep, self.settings.sweep_interval_s,
+                             log=log, failed="could not sweep the holds of unfinished imports")
 
     def workdir(self) -> Path:
         """A fresh folder for one import's files, beside media's spool (same file system; the
@@ -411,26 +412,6 @@ class UploadService:
             await self.holds.drop(hold.tenant, hold.id)
         return len(holds)
 
-    def start_sweeper(self) -> None:
-        if self._sweeping is None or self._sweeping.done():
-            self._sweeping = asyncio.create_task(self._sweep_forever(), name="uploads:sweeper")
-
-    async def stop_sweeper(self) -> None:
-        if self._sweeping is not None:
-            await stopped(self._sweeping)
-            self._sweeping = None
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                while await self.sweep():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("could not sweep the holds of unfinished imports",
-                            extra={"error": repr(exc)})
-            await asyncio.sleep(self.settings.sweep_interval_s)
 
 
 def _stand_in(asset: Asset) -> MediaInfo:
