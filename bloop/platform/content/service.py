@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -236,16 +236,33 @@ class ContentService:
             raise NotFound(f"no course {changed.id!r} in tenant {changed.tenant!r}") from None
         return changed
 
+    async def _on_top(self, course_id: str, change: Callable[[], Awaitable[Course]]) -> Course:
+        """`change`, which reads the course and stores its head changed, applied again on top
+        of a change that landed between its read and its write: for a change that named no
+        revision to keep to, which would otherwise be refused 409 for another's edit."""
+        for _ in range(EDIT_ATTEMPTS):
+            try:
+                return await change()
+            except Conflict as exc:
+                if exc.code != "stale_version":
+                    raise
+        raise Conflict(f"the course {course_id!r} kept changing; try again", code="busy")
+
     async def edit_course(self, tenant: str, course_id: str, edit: CourseEdit, *,
                           by: Principal | None = None) -> Course:
-        course = await self._editable(tenant, course_id, by)
-        if edit.revision is not None and edit.revision != course.revision:
-            raise _stale("course", course_id, course.revision, "revision")
-        try:
-            changed = course.edited(edit)
-        except ValidationError as exc:
-            raise _invalid(exc) from None
-        return await self._store_head(changed, course)
+        """A new head (title, summary, modules…); with `revision`, only while the course is
+        at it (409 stale_version), without, applied on top of an edit racing it."""
+        async def once() -> Course:
+            course = await self._editable(tenant, course_id, by)
+            if edit.revision is not None and edit.revision != course.revision:
+                raise _stale("course", course_id, course.revision, "revision")
+            try:
+                changed = course.edited(edit)
+            except ValidationError as exc:
+                raise _invalid(exc) from None
+            return await self._store_head(changed, course)
+
+        return await (once() if edit.revision is not None else self._on_top(course_id, once))
 
     async def delete_course(self, tenant: str, course_id: str, *, revision: int | None = None,
                             by: Principal | None = None) -> None:
@@ -352,21 +369,29 @@ class ContentService:
         """Adds (`present`) or removes a co-author; either is idempotent. The owner and the
         tenant's admins manage co-authors (the admins alone when the course has no owner). A
         new co-author is a user of the tenant who may edit courses (an educator or an admin);
-        `credentials` are the caller's, to look the user up in identity."""
-        course = await self.course(tenant, course_id)
-        _check_owner(course, by, "choose its co-authors")
-        if present and user_id == course.owner:
-            raise Conflict("the owner is an author already", code="already_owner")
-        if (user_id in course.co_authors) == present:
-            return course
-        if present and len(course.co_authors) >= MAX_CO_AUTHORS:
-            raise Problem(f"a course has at most {MAX_CO_AUTHORS} co-authors", status=422,
-                          code="too_many_co_authors")
-        if present and self.members is not None:
-            await _check_author(self.members, tenant, user_id, by, credentials or {})
-        authors = ([*course.co_authors, user_id] if present
-                   else [u for u in course.co_authors if u != user_id])
-        return await self._store_head(course.changed(co_authors=authors), course)
+        `credentials` are the caller's, to look the user up in identity. Applied on top of
+        another change of the course racing it."""
+        checked = False
+
+        async def once() -> Course:
+            nonlocal checked
+            course = await self.course(tenant, course_id)
+            _check_owner(course, by, "choose its co-authors")
+            if present and user_id == course.owner:
+                raise Conflict("the owner is an author already", code="already_owner")
+            if (user_id in course.co_authors) == present:
+                return course
+            if present and len(course.co_authors) >= MAX_CO_AUTHORS:
+                raise Problem(f"a course has at most {MAX_CO_AUTHORS} co-authors", status=422,
+                              code="too_many_co_authors")
+            if present and self.members is not None and not checked:
+                await _check_author(self.members, tenant, user_id, by, credentials or {})
+                checked = True
+            authors = ([*course.co_authors, user_id] if present
+                       else [u for u in course.co_authors if u != user_id])
+            return await self._store_head(course.changed(co_authors=authors), course)
+
+        return await self._on_top(course_id, once)
 
     async def authored(self, tenant: str, user_id: str) -> list[dict[str, object]]:
         """The courses `user_id` owns or co-authors (their part of a data export)."""

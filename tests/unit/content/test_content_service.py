@@ -11,6 +11,8 @@ import pytest
 
 from bloop.platform.content.model import (
     ConceptEdit,
+    Course,
+    CourseEdit,
     Lesson,
     LessonEdit,
     MarkdownBlock,
@@ -163,6 +165,35 @@ async def test_a_lesson_deleted_while_the_course_is_published_is_not_published(
     again = await service.publish("acme", "py")
     assert again.publication is not None
     assert [r.id for r in again.publication.lessons] == [functions]
+
+
+async def test_changes_naming_no_revision_go_on_top_of_one_racing_them(
+        service: ContentService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another change of the course landed between a change's read and its write: a co-author
+    added, or an edit naming no revision, was refused 409 stale_version for it."""
+    await service.create_course("acme", NewCourse(id="py", title="Python"))
+    get_course = service.repo.get_course
+    racing: list[str] = []
+
+    async def another_lands(tenant: str, course_id: str) -> Course | None:
+        found = await get_course(tenant, course_id)
+        if racing:
+            await service.set_co_author("acme", "py", racing.pop(), True)
+        return found
+
+    monkeypatch.setattr(service.repo, "get_course", another_lands)
+    racing.append("bo")
+    await service.set_co_author("acme", "py", "ada", True)
+    racing.append("cy")
+    edited = await service.edit_course("acme", "py", CourseEdit(title="Python 3"))
+    assert (edited.title, set(edited.co_authors)) == ("Python 3", {"ada", "bo", "cy"})
+    racing.append("di")
+    with pytest.raises(Conflict) as err:  # a revision named: the caller's to read again
+        await service.edit_course("acme", "py", CourseEdit(title="Py", revision=edited.revision))
+    assert err.value.code == "stale_version"
+    course = await get_course("acme", "py")
+    assert course is not None
+    assert (course.title, set(course.co_authors)) == ("Python 3", {"ada", "bo", "cy", "di"})
 
 
 async def test_an_empty_course_cannot_be_published(service: ContentService) -> None:
