@@ -3,7 +3,10 @@ atomic write as its state change, and the relay publishes pending events in orde
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -157,8 +160,12 @@ class RecordingBus:
         self.published.extend(messages)
 
 
-def relay_for(outbox: OutboxStore, bus: RecordingBus) -> OutboxRelay:
-    return OutboxRelay(outbox, bus, Metrics(), OutboxSettings(batch_size=7))  # type: ignore[arg-type]
+def relay_for(outbox: OutboxStore, bus: RecordingBus, lease_s: float = 10) -> OutboxRelay:
+    return OutboxRelay(outbox, bus, Metrics(), OutboxSettings(batch_size=7, lease_s=lease_s))  # type: ignore[arg-type]
+
+
+def numbers(bus: RecordingBus) -> list[int]:
+    return [parse_envelope(m.value).data["n"] for m in bus.published]
 
 
 def ping(n: int, subject: str) -> Envelope:
@@ -264,5 +271,59 @@ async def test_events_wait_while_the_bus_is_down(case: Case) -> None:
     assert len(await case.outbox.pending(100)) == 2
     bus.down = False
     await relay.flush()
-    assert [parse_envelope(m.value).data["n"] for m in bus.published] == [1, 2]
+    assert numbers(bus) == [1, 2]
     assert await case.outbox.pending(100) == []
+
+
+async def test_one_relay_at_a_time_publishes_an_outbox(case: Case) -> None:
+    """Every process writing to an outbox runs a relay for it: one leads and publishes, the
+    others stand by, so each event is sent once (both published everything, about half of it
+    twice, and one aggregate's events could go out of order)."""
+    buses = RecordingBus(), RecordingBus()
+    relays = [relay_for(case.outbox, bus) for bus in buses]
+    for n in range(12):
+        await case.write("agg", [ping(n, "agg")])
+        await asyncio.gather(*(relay.run_once() for relay in relays))
+    assert sorted(relay.leads for relay in relays) == [False, True]
+    leader, standby = sorted(range(2), key=lambda i: not relays[i].leads)
+    assert numbers(buses[leader]) == list(range(12))
+    assert buses[standby].published == []
+    assert await case.outbox.count_pending() == 0
+
+    await relays[leader].stop()  # a clean stop hands the lease over at once
+    await case.write("agg", [ping(12, "agg")])
+    assert await relays[standby].run_once() == 1
+    assert numbers(buses[standby]) == [12]
+    assert await relays[leader].run_once() == 0
+
+
+async def test_a_relay_that_stops_unannounced_is_taken_over_once_its_lease_runs_out(
+        case: Case) -> None:
+    gone, standby = RecordingBus(), RecordingBus()
+    await case.write("agg", [ping(1, "agg")])
+    assert await relay_for(case.outbox, gone, lease_s=1).run_once() == 1  # then never again
+    await case.write("agg", [ping(2, "agg")])
+    relay = relay_for(case.outbox, standby, lease_s=1)
+    assert await relay.run_once() == 0
+    await asyncio.sleep(1.2)
+    await relay.flush()
+    assert (numbers(gone), numbers(standby)) == ([1], [2])
+
+
+async def test_the_lease_of_a_process_that_ended_on_this_machine_is_not_waited_out(
+        case: Case) -> None:
+    """A server killed and started again: its new relay takes over at once, not a lease
+    later. A live process's lease is waited out."""
+    ended = await asyncio.create_subprocess_exec("true")
+    await ended.wait()
+    host = socket.gethostname()
+    await case.write("agg", [ping(1, "agg")])
+    bus = RecordingBus()
+    await case.outbox.lead(f"{host}:{os.getppid()}:alive", 60)
+    assert await relay_for(case.outbox, bus).run_once() == 0
+    await case.outbox.step_down(f"{host}:{os.getppid()}:alive")
+    await case.outbox.lead(f"{host}:{ended.pid}:killed", 60)
+    relay = relay_for(case.outbox, bus)
+    assert await relay.run_once() == 1
+    assert relay.leads
+    assert numbers(bus) == [1]

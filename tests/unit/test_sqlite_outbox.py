@@ -16,7 +16,7 @@ from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import OutboxSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import PingSent
+from tests.support import PingSent, eventually
 
 PING = PingSent.event_type  # type: ignore[attr-defined]
 
@@ -206,3 +206,68 @@ async def test_the_backlog_is_counted_while_the_bus_is_down(tmp_path: Path) -> N
     await relay.stop()
     await db.close()
     assert metrics.registry.get_sample_value("bloop_outbox_pending", {"outbox": outbox.name}) == 3
+
+
+async def test_two_processes_on_one_file_send_each_event_once(tmp_path: Path) -> None:
+    """Two servers (or a server and a notebook) on the same embedded files both run a relay:
+    the leader sends the events both write, each once and in order; when it stops, the other
+    carries on."""
+    path = tmp_path / "shared.sqlite3"
+    dbs = SqliteDB(path), SqliteDB(path)
+    outboxes = [SqliteOutbox(db, registry) for db in dbs]
+    for outbox in outboxes:
+        await outbox.setup()
+    buses = Bus(), Bus()
+    relays = [OutboxRelay(outbox, bus, Metrics(),  # type: ignore[arg-type]
+                          OutboxSettings(poll_interval_s=0.05, lease_s=1))
+              for outbox, bus in zip(outboxes, buses, strict=True)]
+
+    async def arrived(count: int) -> None:
+        """Until `count` events are sent and marked so (a relay stopped between the two sends
+        its last batch again, which consumers drop by id)."""
+        async def sent() -> bool:
+            return (sum(len(bus.published) for bus in buses) >= count
+                    and not await outboxes[0].count_pending())
+
+        await eventually(sent, timeout_s=10)
+
+    for relay in relays:
+        relay.start()
+    for n in range(0, 40, 2):  # the first writes the even numbers, the second the odd
+        await asyncio.gather(write(dbs[0], outboxes[0], n), write(dbs[1], outboxes[1], n + 1))
+    await arrived(40)
+    leader = 0 if relays[0].leads else 1
+    assert (relays[leader].leads, relays[1 - leader].leads) == (True, False)
+    await relays[leader].stop()
+    for n in range(40, 50, 2):
+        await asyncio.gather(write(dbs[0], outboxes[0], n), write(dbs[1], outboxes[1], n + 1))
+    await arrived(50)
+    await asyncio.sleep(0.2)
+    await relays[1 - leader].stop()
+    sent = buses[leader].numbers() + buses[1 - leader].numbers()
+    assert sorted(sent) == list(range(50))
+    assert sorted(buses[1 - leader].numbers()) == list(range(40, 50))
+    for subject in range(4):
+        mine = [n for n in sent if n % 4 == subject]
+        assert mine == sorted(mine)
+    for db in dbs:
+        await db.close()
+
+
+async def test_a_relay_taking_the_lease_over_skips_what_the_last_leader_sent(
+        tmp_path: Path) -> None:
+    """Events one process wrote are held in its memory; when another process's relay has sent
+    them meanwhile, the first one's relay, leading next, does not send them again."""
+    path = tmp_path / "handover.sqlite3"
+    writer_db, leader_db = SqliteDB(path), SqliteDB(path)
+    writer, leader = SqliteOutbox(writer_db, registry), SqliteOutbox(leader_db, registry)
+    await writer.setup()
+    await leader.setup()
+    await write(writer_db, writer, 0, 1, 2)
+    leader_bus, writer_bus = Bus(), Bus()
+    await OutboxRelay(leader, leader_bus, Metrics(), OutboxSettings()).flush()  # type: ignore[arg-type]
+    await write(writer_db, writer, 3)
+    await OutboxRelay(writer, writer_bus, Metrics(), OutboxSettings()).flush()  # type: ignore[arg-type]
+    assert (leader_bus.numbers(), writer_bus.numbers()) == ([0, 1, 2], [3])
+    await writer_db.close()
+    await leader_db.close()

@@ -39,6 +39,10 @@ class Metrics:
         self.outbox_pending = Gauge(
             "bloop_outbox_pending", "Outbox events waiting to be published", ["outbox"], registry=r
         )
+        self.outbox_leading = Gauge(
+            "bloop_outbox_leading", "1 while this process's relay publishes the outbox",
+            ["outbox"], registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,7 +1,11 @@
 """The MongoDB outbox: pending events live in the aggregate's own document (`_outbox`), so the
 state change and its events are one single-document write. Works on MongoDB and FerretDB v1
 (no multi-document transactions needed). Given a `MongoGuard`, dropping sent events holds the
-document's guard, as every other writer of it must on FerretDB (whose updates are not atomic)."""
+document's guard, as every other writer of it must on FerretDB (whose updates are not atomic).
+
+The relay lease is a document in `relay_leases` beside the first collection, named for the
+outbox: taken by inserting it (the unique `_id` lets one process in), renewed by its holder,
+deleted once it has run out or its holder steps down."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.port import Pending, entry_of, message_of
@@ -27,6 +32,7 @@ class MongoOutbox:
                  name: str = "mongo-outbox", guard: MongoGuard | None = None) -> None:
         self.collections, self.registry, self.name = list(collections), registry, name
         self.guard = guard
+        self.leases = self.collections[0].database["relay_leases"]
 
     @asynccontextmanager
     async def _held(self, coll: AsyncCollection[Doc], doc_id: Any) -> AsyncIterator[None]:
@@ -88,6 +94,26 @@ class MongoOutbox:
                                           {"$set": {FLAG: False}})
             except DocumentBusy:
                 continue  # left pending: sent again later, and dropped by consumers as a duplicate
+
+    async def lead(self, holder: str, ttl_s: float, replacing: str | None = None) -> str | None:
+        now = time.time()
+        renewed = await self.leases.update_one({"_id": self.name, "holder": holder},
+                                               {"$set": {"until": now + ttl_s}})
+        if renewed.matched_count:
+            return holder
+        ended: Doc = {"until": {"$lt": now}}
+        if replacing is not None:
+            ended = {"$or": [ended, {"holder": replacing}]}
+        await self.leases.delete_one({"_id": self.name, **ended})
+        try:
+            await self.leases.insert_one({"_id": self.name, "holder": holder, "until": now + ttl_s})
+        except DuplicateKeyError:
+            current = await self.leases.find_one({"_id": self.name})
+            return None if current is None else str(current["holder"])
+        return holder
+
+    async def step_down(self, holder: str) -> None:
+        await self.leases.delete_one({"_id": self.name, "holder": holder})
 
     async def count_pending(self) -> int:
         total = 0

@@ -26,6 +26,18 @@ CREATE (:BloopOutbox {name: $name, seq: base + i + 1, id: e.id, topic: e.topic, 
                       type: e.type, value: e.value, created_at: timestamp()})
 """
 
+# The lock property is set before the lease is read, so two relays claiming at once take turns
+# on the node rather than both reading it free.
+LEAD = """
+MERGE (l:BloopOutboxLease {name: $name})
+SET l._lock = true
+WITH l, l.holder IS NULL OR l.holder IN [$holder, $replacing] OR l.until < timestamp() AS free
+FOREACH (_ IN CASE WHEN free THEN [1] ELSE [] END |
+  SET l.holder = $holder, l.until = timestamp() + $ttl_ms)
+REMOVE l._lock
+RETURN l.holder AS holder
+"""
+
 
 class Neo4jOutbox:
     def __init__(self, driver: AsyncDriver, registry: EventRegistry, database: str = "neo4j",
@@ -44,6 +56,8 @@ class Neo4jOutbox:
             "CREATE INDEX bloop_outbox_sent IF NOT EXISTS FOR (e:BloopOutbox) ON (e.sent_at)",
             "CREATE CONSTRAINT bloop_outbox_seq_name IF NOT EXISTS "
             "FOR (s:BloopOutboxSeq) REQUIRE s.name IS UNIQUE",
+            "CREATE CONSTRAINT bloop_outbox_lease_name IF NOT EXISTS "
+            "FOR (l:BloopOutboxLease) REQUIRE l.name IS UNIQUE",
         ):
             await self.driver.execute_query(q, database_=self.database)
 
@@ -63,6 +77,16 @@ class Neo4jOutbox:
     async def mark_sent(self, sent: Sequence[Pending]) -> None:
         await self._execute("MATCH (e:BloopOutbox) WHERE e.id IN $ids SET e.sent_at = $now",
                             ids=[p.ref for p in sent], now=time.time())
+
+    async def lead(self, holder: str, ttl_s: float, replacing: str | None = None) -> str | None:
+        records = await self._execute(LEAD, name=self.name, holder=holder, replacing=replacing,
+                                      ttl_ms=int(ttl_s * 1000))
+        current = records[0]["holder"]
+        return None if current is None else str(current)
+
+    async def step_down(self, holder: str) -> None:
+        await self._execute("MATCH (l:BloopOutboxLease {name: $name, holder: $holder}) "
+                            "REMOVE l.holder, l.until", name=self.name, holder=holder)
 
     async def count_pending(self) -> int:
         records = await self._execute(

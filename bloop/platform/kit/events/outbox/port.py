@@ -36,6 +36,14 @@ class OutboxStore(Protocol):
     async def prune(self, older_than_s: float) -> int:
         """Forgets events sent more than `older_than_s` ago; returns how many."""
 
+    async def lead(self, holder: str, ttl_s: float, replacing: str | None = None) -> str | None:
+        """Takes the outbox's relay lease for `ttl_s`, or renews it, unless another holder's
+        lease is still running (or that holder is `replacing`, known to be gone); returns who
+        holds it now. One relay publishes at a time, however many processes share the outbox."""
+
+    async def step_down(self, holder: str) -> None:
+        """Gives up the lease if `holder` has it, so another relay takes over at once."""
+
 
 @runtime_checkable
 class Notifying(Protocol):

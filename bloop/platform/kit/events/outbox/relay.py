@@ -1,13 +1,21 @@
 """Publishes an outbox's pending events in order and marks them sent. While the bus is down
 the events wait in the outbox; nothing is dropped. An outbox that can tell when events were
-written (`Notifying`) wakes the relay at once; the others are polled."""
+written (`Notifying`) wakes the relay at once; the others are polled.
+
+Every process that writes to an outbox runs a relay for it, but only the one holding the
+outbox's lease publishes; the others stand by and take the lease once it is given up or runs
+out. Two relays sending the same events would send each twice, and could interleave one
+aggregate's events out of order."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 
 from bloop.platform.kit.events.bus.port import EventBus
 from bloop.platform.kit.events.outbox.port import Notifying, OutboxStore
@@ -18,6 +26,24 @@ from bloop.platform.kit.waiting import stopped, woken
 log = logging.getLogger("bloop.outbox")
 
 
+def gone(holder: str) -> bool:
+    """Whether a lease's holder was a process on this machine that has ended (a server killed
+    and started again): its lease need not be waited out."""
+    parts = holder.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, under another user
+        return False
+    return False
+
+
 class OutboxRelay:
     def __init__(self, outbox: OutboxStore, bus: EventBus, metrics: Metrics,
                  settings: OutboxSettings) -> None:
@@ -26,6 +52,10 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
         self._last_count = 0.0
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.leads = False
+        self._said: bool | None = None
+        self._renew_at = 0.0
         if isinstance(outbox, Notifying):
             outbox.notify(self.wake)
 
@@ -33,7 +63,29 @@ class OutboxRelay:
         """Called after a write so the event goes out now rather than at the next poll."""
         self._wake.set()
 
+    async def _lead(self) -> bool:
+        """Whether this relay leads, renewing its lease once a quarter of it has passed."""
+        if self.leads and time.monotonic() < self._renew_at:
+            return True
+        current = await self.outbox.lead(self.holder, self.settings.lease_s)
+        if current is not None and current != self.holder and gone(current):
+            log.info("outbox relay takes over from a process that has ended", extra={
+                "outbox": self.outbox.name, "holder": self.holder, "ended": current})
+            current = await self.outbox.lead(self.holder, self.settings.lease_s, replacing=current)
+        leads = current == self.holder
+        self._renew_at = time.monotonic() + self.settings.lease_s / 4
+        self.leads = leads
+        if leads != self._said:
+            self._said = leads
+            self.metrics.outbox_leading.labels(self.outbox.name).set(int(leads))
+            log.info("outbox relay leads" if leads else "outbox relay stands by: another leads",
+                     extra={"outbox": self.outbox.name, "holder": self.holder})
+        return leads
+
     async def run_once(self) -> int:
+        """Publishes one batch if this relay leads; returns how many events it sent."""
+        if not await self._lead():
+            return 0
         batch = await self.outbox.pending(self.settings.batch_size)
         if batch:
             await self.bus.publish([p.message for p in batch])
@@ -44,11 +96,26 @@ class OutboxRelay:
         return len(batch)
 
     async def flush(self, timeout_s: float = 30) -> None:
-        """Publishes until nothing is pending (for shutdown, seeding and tests)."""
+        """Publishes until nothing is pending (for shutdown, seeding and tests). Under another
+        process's lease it publishes nothing: that process sends the events."""
         deadline = time.monotonic() + timeout_s
-        while await self.run_once():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"outbox {self.outbox.name} still has pending events")
+        try:
+            while await self.run_once():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"outbox {self.outbox.name} still has pending events")
+        finally:
+            if self._task is None:
+                await self._step_down()
+
+    async def _step_down(self) -> None:
+        if not self.leads:
+            return
+        self.leads = self._said = False
+        self.metrics.outbox_leading.labels(self.outbox.name).set(0)
+        # Left to run out if the store cannot be reached now: another relay waits a lease.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await self.outbox.step_down(self.holder)
 
     async def run(self) -> None:
         delay = self.settings.poll_interval_s
@@ -58,6 +125,9 @@ class OutboxRelay:
                 sent = await self.run_once()
                 await self._count_pending()
                 delay = self.settings.poll_interval_s
+                if not self.leads:
+                    await asyncio.sleep(self.settings.lease_s / 4)
+                    continue
                 if sent == self.settings.batch_size:
                     continue
             except asyncio.CancelledError:
@@ -86,3 +156,4 @@ class OutboxRelay:
         if self._task is not None:
             await stopped(self._task)
             self._task = None
+        await self._step_down()

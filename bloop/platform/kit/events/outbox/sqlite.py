@@ -35,7 +35,7 @@ class SqliteOutbox:
         if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
             raise ValueError(f"outbox name {name!r} must be a plain SQL identifier")
         self.db, self.registry, self.name = db, registry, name
-        self.table, self.mark_table = name, f"{name}_relay"
+        self.table, self.mark_table, self.lease_table = name, f"{name}_relay", f"{name}_lease"
         self._insert = f"INSERT INTO {name} (id, topic, key, type, value, created_at) VALUES "  # noqa: S608
         self._inserts: dict[int, str] = {}
         self._fresh: deque[Pending] = deque()  # committed rows, in order, not yet known sent
@@ -48,6 +48,9 @@ class SqliteOutbox:
 
     def _create(self, c: sqlite3.Connection) -> None:
         t, m = self.table, self.mark_table
+        c.execute(f"CREATE TABLE IF NOT EXISTS {self.lease_table} ("
+                  " one INTEGER PRIMARY KEY CHECK (one = 1), holder TEXT NOT NULL,"
+                  " until REAL NOT NULL)")
         c.execute(f"CREATE TABLE IF NOT EXISTS {t} ("
                   " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, topic TEXT NOT NULL,"
                   " key TEXT NOT NULL, type TEXT NOT NULL, value BLOB NOT NULL,"
@@ -148,6 +151,27 @@ class SqliteOutbox:
         await self.db.transaction(lambda c: c.execute(
             f"UPDATE {self.mark_table} SET sent_seq = max(sent_seq, ?)", (last,)))  # noqa: S608
         self._sent_seq = max(self._sent_seq, last)
+
+    async def lead(self, holder: str, ttl_s: float, replacing: str | None = None) -> str | None:
+        def claim(c: sqlite3.Connection) -> tuple[str | None, int]:
+            now = time.time()
+            c.execute(f"INSERT INTO {self.lease_table} (one, holder, until) VALUES (1, ?, ?)"  # noqa: S608
+                      " ON CONFLICT (one) DO UPDATE SET holder = excluded.holder,"
+                      " until = excluded.until"
+                      " WHERE holder IN (excluded.holder, ?) OR until < ?",
+                      (holder, now + ttl_s, replacing, now))
+            row = c.execute(f"SELECT holder, (SELECT sent_seq FROM {self.mark_table})"  # noqa: S608
+                            f" FROM {self.lease_table}").fetchone()
+            return (None, 0) if row is None else (str(row[0]), int(row[1]))
+
+        current, sent_seq = await self.db.transaction(claim)
+        # What the last leader sent, so events held in memory are not sent again.
+        self._sent_seq = max(self._sent_seq, sent_seq)
+        return current
+
+    async def step_down(self, holder: str) -> None:
+        await self.db.transaction(lambda c: c.execute(
+            f"DELETE FROM {self.lease_table} WHERE holder = ?", (holder,)))  # noqa: S608
 
     async def count_pending(self) -> int:
         row = await self.db.run(lambda c: c.execute(
