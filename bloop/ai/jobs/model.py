@@ -204,11 +204,27 @@ class Job(_Model):
         return self.model_copy(update={**changes, "updated_at": at or now(), "rev": self.rev + 1})
 
 
-def idempotency_key(tenant: str, request: JobRequest, lesson_version: int) -> str:
-    """The same request for the same lesson version gives the same key, so the same job."""
+# The parameters of the first keys. Any other enters a key only when set, so that a parameter
+# added later leaves the keys of the jobs made before it as they were.
+KEYED_PARAMS = frozenset({"level", "count", "voice", "instructions", "prompt"})
+
+
+def idempotency_keys(tenant: str, request: JobRequest, lesson_version: int) -> list[str]:
+    """The same request for the same lesson version gives the same key, so the same job: its
+    key, then the one it had from 3 to 6 Dec 2026, when every parameter entered it."""
+    params = request.params.model_dump(mode="json")
+    unset = {name for name, field in JobParams.model_fields.items()
+             if name not in KEYED_PARAMS and params[name] == field.get_default()}
+    keys = [_key(tenant, request, lesson_version, {k: v for k, v in params.items()
+                                                   if k not in unset})]
+    if unset:
+        keys.append(_key(tenant, request, lesson_version, params))
+    return keys
+
+
+def _key(tenant: str, request: JobRequest, lesson_version: int, params: dict[str, Any]) -> str:
     body = json.dumps({"tenant": tenant, "kind": request.kind, "lesson": request.lesson_id,
-                       "version": lesson_version, "params": request.params.model_dump(mode="json")},
-                      sort_keys=True)
+                       "version": lesson_version, "params": params}, sort_keys=True)
     return "auto:" + hashlib.sha256(body.encode()).hexdigest()
 
 

@@ -21,7 +21,7 @@ from bloop.ai.jobs.model import (
     NotAttached,
     TenantAiConfig,
     TenantAiView,
-    idempotency_key,
+    idempotency_keys,
     now,
 )
 from bloop.ai.jobs.ports import JobLimit, JobStore, TooManyJobs
@@ -269,9 +269,12 @@ class JobService:
         attach: then the same request makes a new job. The job of a client's `client_key` is
         its job whatever became of it. Refuses a bad request, or one over the tenant's quota,
         before any spend. `lesson` is None only for a video made from a prompt alone."""
-        key = f"client:{client_key}" if client_key else idempotency_key(
+        keys = [f"client:{client_key}"] if client_key else idempotency_keys(
             tenant, request, lesson.version if lesson is not None else 0)
-        existing = await self.store.find_by_key(tenant, key)
+        key, existing = keys[0], None
+        for each in keys:
+            if (existing := await self.store.find_by_key(tenant, each)) is not None:
+                break
         if existing is not None and not _ended_without_result(existing):
             return self._same(existing, request), False
         self._check_request(request, lesson)

@@ -6,6 +6,7 @@ lease it lost, and the sweeper picks up jobs whose command never came."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from bloop.ai.jobs.model import (
     MediaResult,
     NotAttached,
     TenantAiConfig,
+    idempotency_keys,
     now,
 )
 from bloop.ai.jobs.ports import Progress, RenderedFile, StoredFile
@@ -142,6 +144,30 @@ async def test_the_same_request_is_the_same_job(rig: Rig) -> None:
         LESSON.model_copy(update={"version": 4}))
     assert created, "a new lesson version is a new job"
     assert newer.id != job.id
+
+
+async def test_a_job_keyed_before_a_parameter_was_added_is_still_its_requests_job(
+        rig: Rig) -> None:
+    """A parameter added later (`language`, 3 Dec) enters a key only when set. Until 3 Dec
+    keys held the parameters of the time; until 6 Dec every one, `language` too: the same
+    request after an upgrade made a second job (paid for again) instead of answering with the
+    one it had."""
+    def key_of(params: dict[str, Any]) -> str:  # the formula of those days, written out
+        body = json.dumps({"tenant": "acme", "kind": "quiz", "lesson": LESSON.id,
+                           "version": LESSON.version, "params": params}, sort_keys=True)
+        return "auto:" + hashlib.sha256(body.encode()).hexdigest()
+
+    first = {"level": "beginner", "count": 4, "voice": None, "instructions": "", "prompt": ""}
+    for count, params in ((4, first), (6, first | {"count": 6, "language": None})):
+        asked = JobRequest(kind="quiz", lesson_id=LESSON.id, params=JobParams(count=count))
+        old, _ = await rig.store.create(Job.create("acme", asked, LESSON, "u1", key_of(params),
+                                                   max_attempts=3), [])
+        same, created = await rig.service.request("acme", "u2", asked, LESSON)
+        assert (same.id, created) == (old.id, False)
+    french, unset = (JobRequest(kind="video", params=JobParams(prompt="tides", language=language))
+                     for language in ("fr", None))
+    assert len(idempotency_keys("acme", french, 0)) == 1, "set, it is in the only key"
+    assert idempotency_keys("acme", french, 0)[0] not in idempotency_keys("acme", unset, 0)
 
 
 async def test_the_same_request_after_its_job_failed_or_was_cancelled_is_a_new_job(
