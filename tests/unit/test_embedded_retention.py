@@ -1,9 +1,13 @@
 """The embedded bus and dedupe store do not grow for ever: events past the retention that every
-group reading their topic has processed are forgotten, and processed ids past their time."""
+group reading their topic has processed are forgotten (a group that has not committed within the
+retention counting as gone), and processed ids past their time."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
@@ -13,7 +17,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import PingSent, eventually
+from tests.support import PingSent, bounded, eventually
 
 PING = PingSent.event_type  # type: ignore[attr-defined]
 DAY = 86_400.0
@@ -61,9 +65,6 @@ async def test_the_log_keeps_a_week_and_what_a_group_has_not_read(tmp_path: Path
     kept = {t: [m.offset for m in await bus.read(t)] for t in ("read.topic", "read.topic.dlq")}
     assert len(kept["read.topic"]) == 2  # 5 (too young, and unread) and 6
     assert kept["read.topic.dlq"] == []  # read by no group: by age alone
-    clock.now += 30 * DAY
-    assert await bus.prune() == 0  # old now, but the group has not processed them
-    assert len(await bus.read("read.topic")) == 2
 
     bus = EmbeddedEventBus(db, registry, processed, Metrics(), poll_interval_s=0.02, clock=clock)
     bus.subscribe(Subscription("readers", ("read.topic",), handler))
@@ -73,8 +74,86 @@ async def test_the_log_keeps_a_week_and_what_a_group_has_not_read(tmp_path: Path
         return handled == [1, 2, 3, 5, 6]
 
     await eventually(rest_read, what="the events that waited for the group")
+    assert await bus.prune() == 0  # read, but not a week old
+    clock.now += 8 * DAY
     assert await bus.prune() == 2
     await bus.close()
+    await db.close()
+
+
+async def test_a_group_that_stopped_a_retention_ago_no_longer_holds_events(tmp_path: Path) -> None:
+    clock = Clock()
+    db = SqliteDB(tmp_path / "events.sqlite3")
+    processed = SqliteProcessedEvents(db, clock=clock)
+    await processed.setup()
+    bus = EmbeddedEventBus(db, registry, processed, Metrics(), poll_interval_s=0.02, clock=clock)
+    handled: list[int] = []
+
+    async def handler(envelope: Envelope) -> None:
+        handled.append(envelope.data["n"])
+
+    bus.subscribe(Subscription("gone", ("read.topic",), handler))  # a search index rebuilt since
+    await bus.start()
+    await bus.publish(pings("read.topic", 1))
+
+    async def first_read() -> bool:
+        return handled == [1]
+
+    await eventually(first_read, what="the first event")
+    await bus.close()  # "gone" committed now, and never again
+    await bus.publish(pings("read.topic", 2, 3))
+    clock.now += 8 * DAY  # the three events and "gone"'s commit are past the retention
+
+    # "live" works through the backlog one event at a time and is held up by the third: its
+    # commits are recent, so what it has not read stays.
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(envelope: Envelope) -> None:
+        if envelope.data["n"] == 3:
+            reached.set()
+            await release.wait()
+
+    bus = EmbeddedEventBus(db, registry, processed, Metrics(), poll_interval_s=0.02, batch=1,
+                           clock=clock)
+    bus.subscribe(Subscription("live", ("read.topic",), slow))
+    await bus.start()
+    await bounded(reached.wait(), 30, "the live group at the third event")
+    assert await bus.prune() == 2  # 1 and 2: "gone" has read neither, but holds nothing back
+    assert [m.offset for m in await bus.read("read.topic")] == [3]
+    release.set()
+    await eventually(lambda: bus.drained("live"), what="the live group done")
+    assert await bus.prune() == 1
+    await bus.close()
+    await db.close()
+
+
+async def test_groups_of_a_file_from_before_commit_times_count_as_committed_at_the_upgrade(
+        tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    clock = Clock()
+    with closing(sqlite3.connect(path)) as old, old:  # the schema before commits were timed
+        old.executescript(
+            "CREATE TABLE bus_log (pos INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
+            " key BLOB, value BLOB NOT NULL, headers BLOB NOT NULL, at REAL NOT NULL);"
+            "CREATE INDEX bus_log_topic ON bus_log (topic, pos);"
+            "CREATE TABLE bus_offsets (grp TEXT NOT NULL, topic TEXT NOT NULL,"
+            " next_pos INTEGER NOT NULL, PRIMARY KEY (grp, topic));")
+        old.executemany("INSERT INTO bus_log (topic, key, value, headers, at) VALUES (?, ?, ?, ?, ?)",
+                        [(m.topic, m.key, m.value, b"[]", clock.now)
+                         for m in pings("read.topic", 1, 2, 3)])
+        old.executemany("INSERT INTO bus_offsets (grp, topic, next_pos) VALUES (?, ?, ?)",
+                        [("behind", "read.topic", 2), ("ahead", "read.topic", 4)])
+    clock.now += 8 * DAY  # the events, and whenever the groups last read, are past the retention
+    db = SqliteDB(path)
+    processed = SqliteProcessedEvents(db, clock=clock)
+    await processed.setup()
+    bus = EmbeddedEventBus(db, registry, processed, Metrics(), clock=clock)
+    await bus.start()
+    assert await bus.prune() == 1  # what "behind" has read; it has not read 2 and 3
+    assert [m.offset for m in await bus.read("read.topic")] == [2, 3]
+    clock.now += 8 * DAY  # a retention after the upgrade, and "behind" has not moved
+    await EmbeddedEventBus(db, registry, processed, Metrics(), clock=clock).start()  # upgraded once
+    assert await bus.prune() == 2
     await db.close()
 
 

@@ -1,7 +1,8 @@
 """An in-process event bus whose log and group offsets live in SQLite, so events survive a
 restart. One ordered log per topic; a group's offset moves only after its handler is done.
 Events are kept for `retention_s` (a week, as the Kafka servers infra/ starts keep them), and
-past it only once every group that reads their topic has passed them."""
+past it until every group that reads their topic has passed them; a group that has not committed
+for longer than the retention (stopped, renamed, or a rebuilt search index's) counts as gone."""
 
 from __future__ import annotations
 
@@ -35,8 +36,31 @@ CREATE TABLE IF NOT EXISTS bus_log (
   headers BLOB NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS bus_log_topic ON bus_log (topic, pos);
 CREATE TABLE IF NOT EXISTS bus_offsets (
-  grp TEXT NOT NULL, topic TEXT NOT NULL, next_pos INTEGER NOT NULL, PRIMARY KEY (grp, topic));
+  grp TEXT NOT NULL, topic TEXT NOT NULL, next_pos INTEGER NOT NULL,
+  at REAL NOT NULL,  -- when the group last committed its offset for the topic
+  PRIMARY KEY (grp, topic));
 """
+
+
+def _migrate(c: sqlite3.Connection, now: float) -> None:
+    c.executescript(SCHEMA)
+    if _timed(c):
+        return
+    c.execute("BEGIN IMMEDIATE")  # of processes starting at once, one adds the column
+    try:
+        if not _timed(c):
+            # A file from before commits were timed: its groups count as committed now, so
+            # that none loses what it has not read until a retention after the upgrade.
+            c.execute("ALTER TABLE bus_offsets ADD COLUMN at REAL NOT NULL DEFAULT 0")
+            c.execute("UPDATE bus_offsets SET at = ?", (now,))
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")
+
+
+def _timed(c: sqlite3.Connection) -> bool:
+    return "at" in {row[1] for row in c.execute("PRAGMA table_info(bus_offsets)")}
 
 
 class EmbeddedEventBus:
@@ -55,7 +79,8 @@ class EmbeddedEventBus:
         self._started = False
 
     async def start(self) -> None:
-        await self.db.run(lambda c: c.executescript(SCHEMA))
+        now = self.clock()
+        await self.db.run(lambda c: _migrate(c, now))
         self._started = True
         for sub in self._subs:
             self._launch(sub)
@@ -93,7 +118,9 @@ class EmbeddedEventBus:
     async def prune(self) -> int:
         """Forgets events older than the retention that every group reading their topic has
         processed (those of a topic no group reads, such as a dead-letter topic, by age alone);
-        returns how many."""
+        returns how many. A group that has not committed within the retention holds nothing
+        back, as with Kafka's retention by time (a live group idle that long has read
+        everything, so has nothing to hold back)."""
         cutoff = self.clock() - self.retention_s
 
         def q(c: sqlite3.Connection) -> int:
@@ -103,7 +130,8 @@ class EmbeddedEventBus:
             end = first_new[0] if first_new else 2**63 - 1
             return int(c.execute(
                 "DELETE FROM bus_log WHERE pos < ? AND pos < coalesce((SELECT min(o.next_pos)"
-                " FROM bus_offsets o WHERE o.topic = bus_log.topic), ?)", (end, end)).rowcount)
+                " FROM bus_offsets o WHERE o.topic = bus_log.topic AND o.at >= ?), ?)",
+                (end, cutoff, end)).rowcount)
 
         return await self.db.transaction(q)
 
@@ -163,10 +191,11 @@ class EmbeddedEventBus:
                 await woken(wake, self.poll_interval_s)
 
     async def _commit(self, group: str, topic: str, next_pos: int) -> None:
+        now = self.clock()
         await self.db.run(lambda c: c.execute(
-            "INSERT INTO bus_offsets (grp, topic, next_pos) VALUES (?, ?, ?) "
-            "ON CONFLICT (grp, topic) DO UPDATE SET next_pos=excluded.next_pos",
-            (group, topic, next_pos)))
+            "INSERT INTO bus_offsets (grp, topic, next_pos, at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (grp, topic) DO UPDATE SET next_pos=excluded.next_pos, at=excluded.at",
+            (group, topic, next_pos, now)))
 
     async def _consume_topic(self, sub: Subscription, topic: str, processor: EventProcessor) -> bool:
         def fetch(c: sqlite3.Connection) -> list[sqlite3.Row]:
