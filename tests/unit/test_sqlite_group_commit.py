@@ -172,6 +172,24 @@ async def test_the_reader_thread_checkpoints_what_the_writer_left_in_the_log(
     await db.close()
 
 
+async def test_many_small_commits_are_checkpointed_and_the_log_starts_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trickle of one-row commits (an outbox lease renewed every few seconds) adds a page to
+    the WAL each: counting rows alone, it grew for hours without a checkpoint."""
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_COMMITS", 40)
+    path = tmp_path / "trickle.sqlite3"
+    wal = tmp_path / "trickle.sqlite3-wal"
+    db = SqliteDB(path)
+    await db.transaction(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+    for n in range(sqlite_module.CHECKPOINT_ROWS // 4):  # far fewer rows than a checkpoint needs
+        await db.transaction(inserting(n))
+    page = int((await db.run(lambda c: c.execute("PRAGMA page_size").fetchone()))[0])
+    assert wal.stat().st_size < 200 * page, "the log started over after a checkpoint"
+    assert await db.run(lambda c: c.execute("PRAGMA journal_size_limit").fetchone()[0]) == \
+        sqlite_module.WAL_KEEP_BYTES
+    await db.close()
+
+
 async def test_an_in_memory_database_is_one_connection(tmp_path: Path) -> None:
     db = SqliteDB(":memory:")
     await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))

@@ -45,7 +45,12 @@ T = TypeVar("T")
 Hook = Callable[[], None]
 Flush = Callable[[sqlite3.Connection, list[Any]], Hook | None]
 log = logging.getLogger("bloop.sqlite")
+# A checkpoint is asked for once the writer has changed this many rows, or committed this many
+# times (each commit adds a page or more to the WAL however few rows it changes).
 CHECKPOINT_ROWS = 2000
+CHECKPOINT_COMMITS = 500
+WAL_KEEP_BYTES = 16 * 1024 * 1024  # a WAL that starts over is cut back to this size
+CHECKPOINT_WAIT_MS = 100  # how long a TRUNCATE checkpoint waits for readers, holding writers off
 LOCK_WAIT_S = 5.0  # how long a commit group waits for another process's write lock
 BUSY_TIMEOUT_MS = 5000  # how long a `run` call waits for a lock held elsewhere
 
@@ -98,6 +103,7 @@ class SqliteDB:
         self._writer_thread = 0  # the loop's, where every transaction runs
         self._unit: _Call | None = None  # the transaction running now
         self._checkpointed_at = 0  # the writer's total_changes when a checkpoint was last asked
+        self._commits = 0  # since then
         self._checkpointing = False
         # The reader thread; its answers wait here for the loop, one wake-up carrying all that
         # gathered.
@@ -114,6 +120,7 @@ class SqliteDB:
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS:d}")
             conn.execute("PRAGMA journal_mode=WAL")  # may meet a lock held elsewhere
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES:d}")
         except BaseException:
             conn.close()
             raise
@@ -211,6 +218,7 @@ class SqliteDB:
                 if hook is not None:
                     after.append(hook)
             conn.execute("COMMIT")
+            self._commits += 1
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -247,16 +255,16 @@ class SqliteDB:
 
     def _checkpoint_if_due(self, conn: _Connection) -> None:
         """Asks the reader thread to copy the WAL into the database once the writer has changed
-        CHECKPOINT_ROWS rows since the last time: a checkpoint waits for the disk, the loop must
-        not. PASSIVE never blocks a writer."""
+        CHECKPOINT_ROWS rows or committed CHECKPOINT_COMMITS times since the last time: a
+        checkpoint waits for the disk, the loop must not. See `_checkpoint`."""
         if self._memory or self._checkpointing:
             return
-        if conn.total_changes - self._checkpointed_at < CHECKPOINT_ROWS:
+        if self._commits < CHECKPOINT_COMMITS \
+                and conn.total_changes - self._checkpointed_at < CHECKPOINT_ROWS:
             return
-        self._checkpointed_at = conn.total_changes
+        self._checkpointed_at, self._commits = conn.total_changes, 0
         self._checkpointing = True
-        self._submit(lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                     ).add_done_callback(self._checkpoint_done)
+        self._submit(_checkpoint).add_done_callback(self._checkpoint_done)
 
     def _checkpoint_done(self, future: asyncio.Future[Any]) -> None:
         self._checkpointing = False
@@ -388,6 +396,24 @@ def _run_outside_transaction(conn: sqlite3.Connection, call: _Call) -> None:
                 conn.execute("ROLLBACK")
             except sqlite3.Error as failed:
                 log.warning("rolling back a failed call failed", extra={"error": repr(failed)})
+
+
+def _checkpoint(c: sqlite3.Connection) -> None:
+    """Copies the WAL into the database, then empties it. PASSIVE copies most of it without
+    holding writers off, but leaves what is committed while it runs, and under steady writes
+    the WAL then never starts over and grows. TRUNCATE copies the few frames left and empties
+    the file, holding writers off meanwhile (they wait off the loop, as for a lock held
+    elsewhere); it gives up after CHECKPOINT_WAIT_MS if readers elsewhere keep it from
+    finishing, and the next checkpoint tries again."""
+    c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    c.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS:d}")
+    try:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.OperationalError as exc:
+        if not _busy(exc):
+            raise
+    finally:
+        c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS:d}")
 
 
 def _busy(exc: BaseException) -> bool:
