@@ -1060,6 +1060,34 @@ async def test_the_learners_a_graph_edit_reaches(case: Case) -> None:
     assert await case.store.learners_reaching(case.tenant, ["ghost"]) == []
 
 
+async def test_the_goals_of_one_learner_that_reach_concepts(case: Case) -> None:
+    # c requires b requires a; z stands apart. u-1 is enrolled in c, z, course py (its lesson
+    # teaches b), course js (teaches z) and course old (its only lesson teaching a is deleted);
+    # u-2 in a, and u-1 in a in another tenant.
+    await graph(case, [("c", "b", "required"), ("b", "a", "required")], "z")
+    await teach(case, "Lb", "b", course="py")
+    await teach(case, "Lz", "z", course="js")
+    await teach(case, "La", "a", course="old")
+    assert await case.store.delete_lesson(case.tenant, "La", 2)
+    for course, goal in ((None, "c"), (None, "z"), ("py", None), ("js", None), ("old", None)):
+        assert await case.store.enrol(case.tenant, Enrolment(
+            learner="u-1", course_id=course, goal_concept=goal, enrolled_at=T0), [])
+    await case.store.enrol(case.tenant, Enrolment(learner="u-2", goal_concept="a",
+                                                  enrolled_at=T0), [])
+    await case.store.enrol(case.other, Enrolment(learner="u-1", goal_concept="a",
+                                                 enrolled_at=T0), [])
+    reaching = case.store.goals_reaching
+    assert await reaching(case.tenant, "u-1", ["a"]) == ["concept:c", "course:py"]
+    assert await reaching(case.tenant, "u-1", ["b"]) == ["concept:c", "course:py"]
+    assert await reaching(case.tenant, "u-1", ["c"]) == ["concept:c"]
+    assert await reaching(case.tenant, "u-1", ["c", "z"]) == ["concept:c", "concept:z",
+                                                               "course:js"]
+    assert await reaching(case.tenant, "u-2", ["a"]) == ["concept:a"]
+    assert await reaching(case.tenant, "u-2", ["z"]) == []
+    assert await reaching(case.tenant, "u-1", ["ghost"]) == []
+    assert await reaching(case.tenant, "u-1", []) == []
+
+
 async def test_the_graph_comes_a_slice_at_a_time(case: Case) -> None:
     """Concepts by id, edges by concept then prerequisite, each slice read from its cursor on:
     nothing twice or left out, and what is added before the cursor between two slices moves

@@ -221,6 +221,11 @@ class LearningRepository(Protocol):
         """The learners enrolled in a goal whose prerequisite closure holds one of `concepts`
         (a goal concept, or a course teaching one), by id."""
 
+    async def goals_reaching(self, tenant: str, learner: str, concepts: Sequence[str]
+                             ) -> list[str]:
+        """The goals (`Enrolment.goal`) of the learner's enrolments whose prerequisite closure
+        holds one of `concepts`, as `learners_reaching` finds them, sorted."""
+
     async def path_snapshot(self, tenant: str, learner: str, goal: str) -> list[str] | None:
         """The lesson ids of the learner's path to `goal` when it was last announced."""
 

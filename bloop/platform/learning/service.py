@@ -7,7 +7,7 @@ import bisect
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -304,7 +304,7 @@ class LearningService:
         if not created:
             return (await self._enrolment(tenant, learner, enrolment.goal) or enrolment), False
         self._on_write()
-        await self.refresh_paths(tenant, learner)
+        await self.refresh_paths(tenant, learner, {enrolment.goal})
         return enrolment, True
 
     async def enrolment_page(self, tenant: str, learner: str, after: str | None = None,
@@ -339,7 +339,8 @@ class LearningService:
             await self._add_to_deck(tenant, learner, lesson.teaches, at)
         if newly_completed:
             self._on_write()
-            await self.refresh_paths(tenant, learner)
+            await self.refresh_paths(tenant, learner, await self._goals_holding(
+                tenant, learner, lesson))
         return after
 
     async def _store_progress(self, tenant: str, learner: str, lesson: LessonNode,
@@ -425,7 +426,8 @@ class LearningService:
             raise Conflict("the learner's mastery kept changing; try again", code="busy")
         if changed:
             self._on_write()
-            await self.refresh_paths(tenant, learner)
+            await self.refresh_paths(tenant, learner, await self.repo.goals_reaching(
+                tenant, learner, [m.concept for m in changed]))
             await self._maybe_fit(tenant, changed, len(answers))
             if await self.repo.is_erased(tenant, learner):
                 await self.repo.erase_learner(tenant, learner)  # erased meanwhile: this too
@@ -505,10 +507,16 @@ class LearningService:
         since they were last announced (graph edits announce theirs as they are made)."""
         return await self.refresh_paths(tenant, learner)
 
-    async def refresh_paths(self, tenant: str, learner: str) -> list[LearningPath]:
+    async def refresh_paths(self, tenant: str, learner: str,
+                            goals: Collection[str] | None = None) -> list[LearningPath]:
+        """The learner's paths to `goals` (all their goals when None), in enrolment order,
+        announcing the ones that changed."""
+        if goals is not None and not goals:
+            return []
         out: list[LearningPath] = []
         announced = False
-        enrolments = await self.repo.enrolments(tenant, learner)
+        enrolments = [e for e in await self.repo.enrolments(tenant, learner)
+                      if goals is None or e.goal in goals]
         snapshots = await self.repo.path_snapshots(tenant, learner) if enrolments else {}
         for e in enrolments:
             try:
@@ -522,6 +530,13 @@ class LearningService:
         if announced:
             self._on_write()
         return out
+
+    async def _goals_holding(self, tenant: str, learner: str, lesson: LessonNode) -> set[str]:
+        """The learner's goals whose path can hold `lesson`: those reaching a concept it
+        teaches, and its course (whose path holds it too when it teaches nothing)."""
+        goals = set(await self.repo.goals_reaching(tenant, learner, lesson.teaches)
+                    if lesson.teaches else [])
+        return goals | {goal_key(lesson.course_id, None)}
 
     async def _announce(self, tenant: str, learner: str, goal: str, path: LearningPath,
                         before: list[str] | None) -> bool:
@@ -639,7 +654,8 @@ class LearningService:
         else:
             raise Conflict("the learner's mastery kept changing; try again", code="busy")
         self._on_write()
-        await self.refresh_paths(tenant, learner)
+        await self.refresh_paths(tenant, learner, await self.repo.goals_reaching(
+            tenant, learner, [m.concept for m in changes]))
 
     async def _placement_view(self, tenant: str, p: Placement) -> PlacementView:
         name = front = None

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -731,9 +731,10 @@ async def test_an_attempt_applied_while_its_learner_is_erased_leaves_nothing(run
     svc = service(app)
     refresh = svc.refresh_paths
 
-    async def erased_meanwhile(tenant: str, learner: str) -> Any:
+    async def erased_meanwhile(tenant: str, learner: str,
+                               goals: Collection[str] | None = None) -> Any:
         await svc.erase(tenant, learner)  # the user.deleted consumer, between two writes
-        return await refresh(tenant, learner)
+        return await refresh(tenant, learner, goals)
 
     monkeypatch.setattr(svc, "refresh_paths", erased_meanwhile)
     assert await svc.apply_attempt("acme", "u-gone", "a1", ["variables"], [True, True], AT) == []

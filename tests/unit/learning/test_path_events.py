@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,15 +14,18 @@ import pytest
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.learning.model import (
+    CourseNode,
     Edge,
     GraphDocument,
     LearningPath,
     LessonNode,
     NewConcept,
     NewEnrolment,
+    ProgressUpdate,
 )
 from bloop.platform.learning.service import LearningService
 from bloop.platform.learning.stores.embedded import EmbeddedLearningStore
+from tests.support import count_calls
 
 T = "acme"
 
@@ -111,3 +115,64 @@ async def test_a_graph_edit_answers_before_its_learners_paths_are_announced(
     monkeypatch.setattr(service, "refresh_paths", refresh)
     await service.paths(T, "ada")
     assert (await announced(service))[-1] == ("ada", ["Lb", "Lgoal"])
+
+
+async def many_goals(service: LearningService) -> None:
+    """ada enrolled in g0..g19 (each taught by Lg<i>; g0 requires p, taught by Lp in course
+    "js") and in course "py", whose only lesson Lloose teaches nothing."""
+    await service.add_concept(T, NewConcept(id="p", name="p"))
+    await service.project_lesson(LessonNode(
+        id="Lp", tenant=T, course_id="js", title="p", estimated_minutes=10, teaches=["p"],
+        requires=[], version=1))
+    await service.project_lesson(LessonNode(
+        id="Lloose", tenant=T, course_id="py", title="loose", estimated_minutes=10, teaches=[],
+        requires=[], version=1))
+    for i in range(20):
+        await service.add_concept(T, NewConcept(id=f"g{i}", name=f"g{i}"))
+        await service.project_lesson(LessonNode(
+            id=f"Lg{i}", tenant=T, course_id="js", title=f"g{i}", estimated_minutes=10,
+            teaches=[f"g{i}"], requires=[], version=1))
+        await service.enrol(T, "ada", NewEnrolment(goal_concept=f"g{i}"))
+    await service.add_edge(T, Edge(concept="g0", requires="p"))
+    await service.project_course(CourseNode(id="py", tenant=T, title="py", version=1,
+                                            lesson_ids=["Lloose"]))
+    await service.enrol(T, "ada", NewEnrolment(course_id="py"))
+    await service.settled()
+
+
+async def test_an_attempt_recomputes_only_the_paths_reaching_its_concepts(
+        service: LearningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    await many_goals(service)
+    before = len(await announced(service))
+    calls = count_calls(service.repo, monkeypatch)
+    changed = await service.apply_attempt(T, "ada", "a1", ["p"], [True] * 10,
+                                          datetime(2025, 1, 1, tzinfo=UTC))
+    assert [m.mastered for m in changed] == [True]
+    assert calls["learning_path"] == 1  # g0's path, not the 21 of ada's goals
+    assert (await announced(service))[before:] == [("ada", ["Lg0"])]
+
+
+async def test_an_enrolment_recomputes_only_its_own_path(
+        service: LearningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    await many_goals(service)
+    await service.add_concept(T, NewConcept(id="new", name="new"))
+    before = len(await announced(service))
+    calls = count_calls(service.repo, monkeypatch)
+    await service.enrol(T, "ada", NewEnrolment(goal_concept="new"))
+    assert calls["learning_path"] == 1
+    assert (await announced(service))[before:] == [("ada", [])]
+
+
+async def test_a_completed_lesson_recomputes_only_the_paths_that_can_hold_it(
+        service: LearningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    await many_goals(service)
+    before = len(await announced(service))
+    calls = count_calls(service.repo, monkeypatch)
+    await service.record_progress(T, "ada", "Lp", ProgressUpdate(status="completed"))
+    assert calls["learning_path"] == 1  # g0 reaches p; ada is not enrolled in course js
+    assert (await announced(service))[before:] == [("ada", ["Lg0"])]
+    # A lesson teaching nothing is on its course's path only.
+    calls.clear()
+    await service.record_progress(T, "ada", "Lloose", ProgressUpdate(status="completed"))
+    assert calls["learning_path"] == 1
+    assert (await announced(service))[before + 1:] == [("ada", [])]

@@ -720,6 +720,19 @@ class EmbeddedLearningStore:
         ).fetchall())
         return [r[0] for r in rows]
 
+    async def goals_reaching(self, tenant: str, learner: str, concepts: Sequence[str]
+                             ) -> list[str]:
+        rows = await self.db.run(lambda c: c.execute(
+            "WITH RECURSIVE up(id) AS (SELECT value FROM json_each(:concepts) UNION"
+            " SELECT e.concept FROM edges e JOIN up u ON e.requires = u.id WHERE e.tenant = :tenant)"
+            " SELECT goal FROM enrolments WHERE tenant = :tenant AND learner = :learner AND ("
+            " goal IN (SELECT 'concept:' || id FROM up) OR goal IN (SELECT 'course:' || l.course"
+            " FROM lessons l JOIN teaches t ON t.tenant = l.tenant AND t.lesson = l.id"
+            " WHERE l.tenant = :tenant AND l.deleted = 0 AND t.concept IN (SELECT id FROM up)))"
+            " ORDER BY goal", {"concepts": json.dumps(list(concepts)), "tenant": tenant,
+                               "learner": learner}).fetchall())
+        return [r[0] for r in rows]
+
     async def path_snapshot(self, tenant: str, learner: str, goal: str) -> list[str] | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT lessons FROM path_snapshots WHERE tenant = ? AND learner = ? AND goal = ?",

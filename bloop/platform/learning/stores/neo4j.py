@@ -788,6 +788,23 @@ class Neo4jLearningStore:
             " } RETURN DISTINCT l ORDER BY l", tenant=tenant, concepts=list(concepts))
         return [r["l"] for r in rows]
 
+    async def goals_reaching(self, tenant: str, learner: str, concepts: Sequence[str]
+                             ) -> list[str]:
+        rows = await self._query(
+            "MATCH (c:Concept {tenant: $tenant}) WHERE c.id IN $concepts"
+            " MATCH (d:Concept)-[:REQUIRES*0..]->(c) WITH DISTINCT d"
+            " CALL (d) {"
+            "   MATCH (e:Enrolment {tenant: $tenant, learner: $learner, goal: 'concept:' + d.id})"
+            "   RETURN e.goal AS g"
+            "   UNION"
+            "   MATCH (x:Lesson)-[:TEACHES]->(d) WHERE NOT x.deleted"
+            "   MATCH (e:Enrolment {tenant: $tenant, learner: $learner,"
+            "                       goal: 'course:' + x.course_id})"
+            "   RETURN e.goal AS g"
+            " } RETURN DISTINCT g ORDER BY g", tenant=tenant, learner=learner,
+            concepts=list(concepts))
+        return [r["g"] for r in rows]
+
     async def path_snapshot(self, tenant: str, learner: str, goal: str) -> list[str] | None:
         rows = await self._query(
             "MATCH (s:PathSnapshot {tenant: $tenant, learner: $learner, goal: $goal})"
