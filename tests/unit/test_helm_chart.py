@@ -95,3 +95,15 @@ def test_services_without_identity_or_its_keys_do_not_render() -> None:
     docs = render("--set", "services.identity=null",
                   "--set", "settings.BLOOP_AUTH_JWKS_URL=http://keys.example/jwks")
     assert set(of_kind(docs, "Deployment")) == {"school-content"}
+
+
+def test_pods_are_replaced_one_by_one_unless_the_old_ones_must_stop_first() -> None:
+    def strategies(*overrides: str) -> set[str]:
+        return {d["spec"]["strategy"]["type"] for d in of_kind(render(
+            "--set", "workers.learning.replicas=1", *overrides), "Deployment").values()}
+
+    assert strategies() == {"RollingUpdate"}
+    assert strategies("--set", "strategy=Recreate") == {"Recreate"}
+    done = helm("template", "school", str(CHART), "--set", "strategy=Whenever")
+    assert done.returncode == 1
+    assert "strategy is RollingUpdate or Recreate" in done.stderr
