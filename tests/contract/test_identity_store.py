@@ -681,3 +681,44 @@ async def test_records_written_under_an_older_rule_still_read(store: IdentityRep
         assert await store.list_users("acme") == [u]
         assert await store.get_invitation("acme", "h1") == inv
         assert (await store.pending_invitations("acme", at)).items == [inv]
+
+
+
+async def newer_fields(store: IdentityRepository, table: str, where: dict[str, str],
+                       fields: dict[str, int]) -> None:
+    """Adds to a stored record `fields` (dotted paths) this version does not know, as a newer
+    version would."""
+    if isinstance(store, EmbeddedIdentityStore):
+        paths = ", ".join(f"'$.{path}', {value}" for path, value in fields.items())
+        match = " AND ".join(f"{column} = ?" for column in where)
+        await store.db.transaction(lambda c: c.execute(
+            f"UPDATE {table} SET doc = json_set(doc, {paths}) WHERE {match}",
+            tuple(where.values())))
+        return
+    assert isinstance(store, MongoIdentityStore)
+    result = await store.users.database[table].update_one(where, {"$set": fields})
+    assert result.modified_count == 1
+
+
+async def test_records_a_newer_version_wrote_read_without_the_fields_it_added(
+        store: IdentityRepository) -> None:
+    """During a rolling update, or after a rollback, this version reads what a newer one
+    wrote: the fields it does not know are left aside."""
+    t = tenant()
+    await store.add_tenant(t, [])
+    u = user("acme", "ada@acme.dev")
+    await store.add_user(u, [])
+    token = refresh("t1", "f1", user=u.id)
+    await store.add_refresh_token(token)
+    await newer_fields(store, "tenants", {"id": "acme"}, {"from_next": 1, "settings.from_next": 2})
+    await newer_fields(store, "users", {"tenant": "acme", "id": u.id}, {"from_next": 1})
+    await newer_fields(store, "refresh_tokens", {"tenant": "acme", "token_hash": "t1"},
+                       {"from_next": 1})
+    assert await store.get_tenant("acme") == t
+    assert await store.get_user("acme", u.id) == u
+    assert await store.get_user_by_email("acme", "ada@acme.dev") == u
+    assert await store.list_users("acme") == [u]
+    assert await store.get_refresh_token("acme", "t1") == token
+    assert await store.refresh_tokens_of("acme", u.id) == [token]
+    used = await store.use_refresh_token("acme", "t1", now())
+    assert used == token

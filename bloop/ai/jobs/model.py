@@ -15,10 +15,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictFloat, StrictInt, StringConstraints
+from pydantic import ConfigDict, Field, SecretStr, StrictFloat, StrictInt, StringConstraints
 
 from bloop.ai.text.model import FlashcardSet, LessonText, QuizDraft, Simplified, Summary
 from bloop.platform.content.model import Language, Level
+from bloop.platform.kit.read_back import Tolerant
 from bloop.platform.kit.text import Lines, RawLine
 from bloop.platform.kit.urls import WEB_ADDRESS
 
@@ -41,7 +42,7 @@ def now() -> datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
-class _Model(BaseModel):
+class _Model(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from bloop.ai.providers.llm import Usage
 from bloop.platform.content.model import Level
 from bloop.platform.content.quiz import QuizBlock
+from bloop.platform.kit.read_back import Tolerant
 from bloop.platform.kit.text import NonBlank
 
 Source = Literal["llm", "offline"]
@@ -27,7 +28,7 @@ OFFLINE_NOTE = ("Made offline from the lesson's own sentences (extractive); no l
                 "was used. Review before publishing.")
 
 
-class _Model(BaseModel):
+class _Model(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -37,7 +37,7 @@ from pydantic import (
 
 from bloop.platform.content.quiz import LearnerQuiz, QuizBlock, duplicate_quiz_ids, learner_view
 from bloop.platform.kit.edits import Edit, NotNull
-from bloop.platform.kit.read_back import STORED, read_back
+from bloop.platform.kit.read_back import STORED, Tolerant, read_back
 from bloop.platform.kit.text import Line, Lines, NonBlankLine, RawLines
 from bloop.platform.kit.times import Instant
 
@@ -75,7 +75,7 @@ def now() -> datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
-class _Frozen(BaseModel):
+class _Frozen(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

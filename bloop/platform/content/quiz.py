@@ -40,7 +40,6 @@ from itertools import pairwise
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StrictBool,
@@ -49,6 +48,7 @@ from pydantic import (
     model_validator,
 )
 
+from bloop.platform.kit.read_back import Tolerant
 from bloop.platform.kit.text import Line, Lines, NonBlankLine, NonBlankLines, RawLine
 
 QUIZ_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -65,7 +65,7 @@ MAX_QUESTIONS = 100
 MAX_CHOICES = 30
 
 
-class _Frozen(BaseModel):
+class _Frozen(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -19,11 +19,10 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     ValidationInfo,
-    model_validator,
 )
 
 from bloop.platform.kit.auth import ROLES, SCOPES, Role, Scope
-from bloop.platform.kit.read_back import read_back
+from bloop.platform.kit.read_back import Tolerant, read_back
 from bloop.platform.kit.text import BIDI, CONTROLS, Lines, NonBlankLine
 from bloop.platform.kit.times import Instant
 
@@ -121,25 +120,12 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-RETIRED_SETTINGS = frozenset({"ai_quota", "data_retention_days"})
-"""Settings tenants once had that nothing honoured: the AI service's own settings
-(`…/ai/settings`) hold its quota."""
-
-
-class TenantSettings(BaseModel):
+class TenantSettings(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     allowed_signup_domains: Annotated[list[Domain], Field(max_length=50)] = Field(
         default_factory=list,
         description="emails at these domains may sign up on their own; nobody when empty")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _without_retired(cls, data: Any, info: ValidationInfo) -> Any:
-        """Records written before `RETIRED_SETTINGS` left keep them; they are dropped on read."""
-        if read_back(info) and isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in RETIRED_SETTINGS}
-        return data
 
     def allows_signup(self, email: str) -> bool:
         return email.rpartition("@")[2] in self.allowed_signup_domains
@@ -209,7 +195,7 @@ class ProfileEdit(_Input):
         return out
 
 
-class Tenant(BaseModel):
+class Tenant(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: Slug
@@ -227,7 +213,7 @@ class Tenant(BaseModel):
             "settings": TenantSettings.model_validate(self.settings.model_dump() | changed)})
 
 
-class User(BaseModel):
+class User(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
@@ -259,7 +245,7 @@ class User(BaseModel):
 INVITATION_ID_CHARS = 20
 
 
-class Invitation(BaseModel):
+class Invitation(Tolerant):
     """An invitation to join a tenant; the store keeps only its token's hash."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -279,7 +265,7 @@ class Invitation(BaseModel):
         return self.token_hash[:INVITATION_ID_CHARS]
 
 
-class RefreshToken(BaseModel):
+class RefreshToken(Tolerant):
     """One refresh token of a session (`family`); each use spends it and issues the next one.
     The store keeps only the token's hash."""
 
@@ -336,7 +322,7 @@ class NewApiKey(_Input):
         "role. Never tenant_admin nor platform_admin: a key cannot manage keys or people"))
 
 
-class ApiKey(BaseModel):
+class ApiKey(Tolerant):
     """An API key of a tenant. The store keeps the SHA-256 of its secret, never the secret."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

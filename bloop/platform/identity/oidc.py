@@ -32,6 +32,7 @@ from bloop.platform.identity.service import AuthService, IdentityService, TokenG
 from bloop.platform.kit.auth import RateLimited, RateLimiter
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.read_back import Tolerant
 from bloop.platform.kit.settings import OidcSettings
 from bloop.platform.kit.text import NonBlankLine, one_line
 from bloop.platform.kit.urls import http_url_problem
@@ -67,7 +68,7 @@ ScopeToken = Annotated[str, StringConstraints(pattern=r"^[\x21\x23-\x5B\x5D-\x7E
 AzureTenant = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$")]
 
 
-class ProviderSettings(BaseModel):
+class ProviderSettings(Tolerant):
     """A tenant admin's configuration of one provider (the body of the PUT)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -102,7 +103,7 @@ class ProviderSettings(BaseModel):
                                "first sign-in of an email the tenant does not know")
 
 
-class OidcProvider(BaseModel):
+class OidcProvider(Tolerant):
     """A tenant's provider as stored, its secret included."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StrictBool,
@@ -24,6 +23,7 @@ from pydantic import (
 )
 
 from bloop.platform.kit.edits import Edit
+from bloop.platform.kit.read_back import Tolerant
 from bloop.platform.kit.text import Lines, NonBlankLine, NonBlankLines
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
@@ -46,7 +46,7 @@ def now() -> datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
-class _Frozen(BaseModel):
+class _Frozen(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

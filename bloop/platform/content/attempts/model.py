@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
 from bloop.platform.content.model import now
 from bloop.platform.content.quiz import (
@@ -18,6 +18,7 @@ from bloop.platform.content.quiz import (
     QuizBlock,
     ShortAnswer,
 )
+from bloop.platform.kit.read_back import Tolerant
 
 AnswerValue = (StrictBool | StrictInt | StrictFloat | ShortAnswer
                | Annotated[list[Annotated[str, StringConstraints(max_length=64)]],
@@ -31,7 +32,7 @@ Answers = Annotated[dict[ItemId, AnswerValue], Field(
     max_length=MAX_QUESTIONS, json_schema_extra={"additionalProperties": False})]
 
 
-class _Frozen(BaseModel):
+class _Frozen(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

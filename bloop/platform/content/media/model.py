@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bloop.platform.content.model import Slug
+from bloop.platform.kit.read_back import Tolerant
 
 MediaKind = Literal["image", "audio", "video", "pdf", "archive", "text"]
 MEDIA_ID_PATTERN = r"^[0-9a-f]{32}$"
@@ -28,7 +29,7 @@ def clean_filename(name: str | None, fallback: str = "file") -> str:
     return base[-200:] or fallback
 
 
-class MediaInfo(BaseModel):
+class MediaInfo(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: MediaId

@@ -16,9 +16,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from bloop.platform.content.model import Course, Lesson, Level, Publication, learner_blocks
+from bloop.platform.kit.read_back import Tolerant
 
 Kind = Literal["course", "lesson"]
 Versions = tuple[int, int]
@@ -34,7 +35,7 @@ _MARKUP = re.compile(r"(^|\s)#{1,6}\s|[*_`>|~]+|^\s*[-+]\s", re.MULTILINE)
 _SPACE = re.compile(r"\s+")
 
 
-class _Frozen(BaseModel):
+class _Frozen(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from bloop.platform.kit.read_back import Tolerant
 
 
-class ImportHold(BaseModel):
+class ImportHold(Tolerant):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tenant: str

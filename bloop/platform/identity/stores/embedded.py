@@ -273,13 +273,13 @@ class EmbeddedIdentityStore:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM refresh_tokens WHERE tenant = ? AND json_extract(doc, '$.user_id') = ?"
             " ORDER BY json_extract(doc, '$.created_at'), token_hash", (tenant, user_id)).fetchall())
-        return [RefreshToken.model_validate_json(r["doc"]) for r in rows]
+        return [RefreshToken.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def get_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM refresh_tokens WHERE tenant = ? AND token_hash = ?",
             (tenant, token_hash)).fetchone())
-        return None if row is None else RefreshToken.model_validate_json(row["doc"])
+        return None if row is None else RefreshToken.model_validate_json(row["doc"], context=STORED)
 
     async def use_refresh_token(self, tenant: str, token_hash: str,
                                 at: datetime) -> RefreshToken | None:
@@ -288,7 +288,7 @@ class EmbeddedIdentityStore:
                             (tenant, token_hash)).fetchone()
             if row is None:
                 return None
-            before = RefreshToken.model_validate_json(row["doc"])
+            before = RefreshToken.model_validate_json(row["doc"], context=STORED)
             if not before.used:
                 c.execute("UPDATE refresh_tokens SET doc = ? WHERE tenant = ? AND token_hash = ?",
                           (before.model_copy(update={"used": True, "used_at": at}
@@ -333,7 +333,7 @@ class EmbeddedIdentityStore:
             ended: set[str] = set()
             for row in rows:
                 doc = json.loads(row["doc"])
-                if since is not None and RefreshToken.model_validate(doc).created_at >= since:
+                if since is not None and RefreshToken.model_validate(doc, context=STORED).created_at >= since:
                     families.add(row["family"])
                 if doc.get("revoked"):
                     continue

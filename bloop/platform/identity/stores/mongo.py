@@ -274,11 +274,11 @@ class MongoIdentityStore:
     async def refresh_tokens_of(self, tenant: str, user_id: str) -> list[RefreshToken]:
         cursor = self.refresh.find({"tenant": tenant, "user_id": user_id}).sort(
             [("created_at", ASCENDING), ("token_hash", ASCENDING)])
-        return [RefreshToken.model_validate(_fields(d)) async for d in cursor]
+        return [RefreshToken.model_validate(_fields(d), context=STORED) async for d in cursor]
 
     async def get_refresh_token(self, tenant: str, token_hash: str) -> RefreshToken | None:
         doc = await self.refresh.find_one({"_id": _key(tenant, token_hash), "tenant": tenant})
-        return None if doc is None else RefreshToken.model_validate(_fields(doc))
+        return None if doc is None else RefreshToken.model_validate(_fields(doc), context=STORED)
 
     async def use_refresh_token(self, tenant: str, token_hash: str,
                                 at: datetime) -> RefreshToken | None:
@@ -290,7 +290,7 @@ class MongoIdentityStore:
             doc = await self.refresh.find_one(key)
         if doc is None:
             return None
-        token = RefreshToken.model_validate(_fields(doc))
+        token = RefreshToken.model_validate(_fields(doc), context=STORED)
         if await self.ended.find_one({"_id": _key(tenant, token.family)}, {"_id": 1}):
             return token.model_copy(update={"revoked": True})
         return token

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from bloop.platform.identity.oidc import OidcProvider
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
 
 SCHEMA = """
@@ -28,7 +29,7 @@ class EmbeddedOidcProviders:
                                 (provider.tenant, provider.name)).fetchone()
                 if row is None:
                     return False
-                stored = OidcProvider.model_validate_json(row["doc"])
+                stored = OidcProvider.model_validate_json(row["doc"], context=STORED)
                 written = provider.model_copy(update={"client_secret": stored.client_secret})
             c.execute("INSERT INTO oidc_providers (tenant, name, doc) VALUES (?, ?, ?) "
                       "ON CONFLICT (tenant, name) DO UPDATE SET doc = excluded.doc",
@@ -41,12 +42,12 @@ class EmbeddedOidcProviders:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM oidc_providers WHERE tenant = ? AND name = ?",
             (tenant, name)).fetchone())
-        return None if row is None else OidcProvider.model_validate_json(row["doc"])
+        return None if row is None else OidcProvider.model_validate_json(row["doc"], context=STORED)
 
     async def list_providers(self, tenant: str) -> list[OidcProvider]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM oidc_providers WHERE tenant = ? ORDER BY name", (tenant,)).fetchall())
-        return [OidcProvider.model_validate_json(r["doc"]) for r in rows]
+        return [OidcProvider.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def delete_provider(self, tenant: str, name: str) -> bool:
         removed: int = await self.db.transaction(lambda c: c.execute(

@@ -9,6 +9,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient
 
 from bloop.platform.identity.oidc import OidcProvider
+from bloop.platform.kit.read_back import STORED
 
 Doc = dict[str, Any]
 
@@ -18,7 +19,8 @@ def _key(tenant: str, name: str) -> str:
 
 
 def _provider(doc: Doc) -> OidcProvider:
-    return OidcProvider.model_validate({k: v for k, v in doc.items() if not k.startswith("_")})
+    return OidcProvider.model_validate({k: v for k, v in doc.items() if not k.startswith("_")},
+                                       context=STORED)
 
 
 class MongoOidcProviders:

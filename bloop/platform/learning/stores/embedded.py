@@ -204,7 +204,7 @@ def _goals(c: Conn, tenant: str, concepts: Sequence[str], course: str | None) ->
 def _course(c: Conn, tenant: str, course_id: str) -> CourseNode | None:
     row = c.execute("SELECT doc FROM courses WHERE tenant = ? AND id = ?",
                     (tenant, course_id)).fetchone()
-    return None if row is None else CourseNode.model_validate_json(row["doc"])
+    return None if row is None else CourseNode.model_validate_json(row["doc"], context=STORED)
 
 
 def _put_course(c: Conn, course: CourseNode) -> None:
@@ -495,7 +495,7 @@ class EmbeddedLearningStore:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM lessons WHERE tenant = ? AND id = ? AND deleted = 0",
             (tenant, lesson_id)).fetchone())
-        return None if row is None else LessonNode.model_validate_json(row["doc"])
+        return None if row is None else LessonNode.model_validate_json(row["doc"], context=STORED)
 
     async def lessons_of_course(self, tenant: str, course_id: str) -> list[LessonNode]:
         def read(c: Conn) -> list[LessonNode]:
@@ -515,7 +515,7 @@ class EmbeddedLearningStore:
                 for row in c.execute(
                         f"SELECT doc FROM courses WHERE tenant = ? AND id IN ({_marks(chunk)})",  # noqa: S608
                         (tenant, *chunk)):
-                    course = CourseNode.model_validate_json(row["doc"])
+                    course = CourseNode.model_validate_json(row["doc"], context=STORED)
                     found[course.id] = (course, _course_lessons(c, tenant, course.lesson_ids))
             return found
 
@@ -540,7 +540,7 @@ class EmbeddedLearningStore:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM enrolments WHERE tenant = ? AND learner = ? ORDER BY at, goal",
             (tenant, learner)).fetchall())
-        return [Enrolment.model_validate_json(r["doc"]) for r in rows]
+        return [Enrolment.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def page_enrolments(self, tenant: str, learner: str, *, after: str | None = None,
                               limit: int = 100) -> Slice[Enrolment]:
@@ -550,7 +550,7 @@ class EmbeddedLearningStore:
             " AND (at, goal) > (?, ?) ORDER BY at, goal LIMIT ?",
             (tenant, learner, at, goal, limit + 1)).fetchall())
         return Slice.of(rows, limit, lambda r: (r["at"], r["goal"])).map(
-            lambda r: Enrolment.model_validate_json(r["doc"]))
+            lambda r: Enrolment.model_validate_json(r["doc"], context=STORED))
 
     async def unenrol(self, tenant: str, learner: str, goal: str,
                       events: Sequence[Envelope]) -> bool:
@@ -600,12 +600,12 @@ class EmbeddedLearningStore:
     async def get_progress(self, tenant: str, learner: str,
                            lessons: Sequence[str] | None = None) -> list[Progress]:
         docs = await self._learner_docs("progress", "lesson", "lesson", tenant, learner, lessons)
-        return [Progress.model_validate_json(d) for d in docs]
+        return [Progress.model_validate_json(d, context=STORED) for d in docs]
 
     async def get_mastery(self, tenant: str, learner: str,
                           concepts: Sequence[str] | None = None) -> list[Mastery]:
         docs = await self._learner_docs("mastery", "concept", "concept", tenant, learner, concepts)
-        return [Mastery.model_validate_json(d) for d in docs]
+        return [Mastery.model_validate_json(d, context=STORED) for d in docs]
 
     async def page_mastery(self, tenant: str, learner: str, *, after: str | None = None,
                            limit: int = 100) -> Slice[Mastery]:
@@ -614,7 +614,7 @@ class EmbeddedLearningStore:
             "SELECT concept, doc FROM mastery WHERE tenant = ? AND learner = ? AND concept > ?"
             " ORDER BY concept LIMIT ?", (tenant, learner, start, limit + 1)).fetchall())
         return Slice.of(rows, limit, lambda r: (r["concept"],)).map(
-            lambda r: Mastery.model_validate_json(r["doc"]))
+            lambda r: Mastery.model_validate_json(r["doc"], context=STORED))
 
     async def save_mastery(self, tenant: str, learner: str, changes: Sequence[Mastery],
                            events: Sequence[Envelope]) -> None:
@@ -640,7 +640,8 @@ class EmbeddedLearningStore:
     async def mastery_sequences(self, tenant: str, concept: str) -> list[list[int]]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM mastery WHERE tenant = ? AND concept = ?", (tenant, concept)).fetchall())
-        out = [[a for _, a in Mastery.model_validate_json(r["doc"]).observations] for r in rows]
+        out = [[a for _, a in Mastery.model_validate_json(r["doc"], context=STORED).observations]
+               for r in rows]
         return [s for s in out if s]
 
     async def path_subgraph(self, tenant: str, learner: str, concepts: Sequence[str],
@@ -658,7 +659,7 @@ class EmbeddedLearningStore:
             for r in c.execute("SELECT concept, requires, kind FROM edges WHERE tenant = ? AND"
                                " concept IN (SELECT value FROM json_each(?))", (tenant, ids)):
                 prereqs[r[0]].append((r[1], r[2]))
-            progress = {r[0]: Progress.model_validate_json(r[1]).status for r in c.execute(
+            progress = {r[0]: Progress.model_validate_json(r[1], context=STORED).status for r in c.execute(
                 "SELECT lesson, doc FROM progress WHERE tenant = ? AND learner = ?",
                 (tenant, learner))}
             lessons: dict[str, list[LessonInfo]] = defaultdict(list)
@@ -666,7 +667,7 @@ class EmbeddedLearningStore:
                     "SELECT t.concept, l.doc FROM teaches t JOIN lessons l ON l.tenant = t.tenant"
                     " AND l.id = t.lesson WHERE t.tenant = ? AND l.deleted = 0 AND t.concept IN"
                     " (SELECT value FROM json_each(?))", (tenant, ids)):
-                node = LessonNode.model_validate_json(r[1])
+                node = LessonNode.model_validate_json(r[1], context=STORED)
                 lessons[r[0]].append(LessonInfo(
                     id=node.id, title=node.title, course_id=node.course_id,
                     minutes=node.estimated_minutes, position=node.position,
@@ -789,13 +790,13 @@ class EmbeddedLearningStore:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM placements WHERE tenant = ? AND learner = ? AND id = ?",
             (tenant, learner, placement_id)).fetchone())
-        return None if row is None else Placement.model_validate_json(row["doc"])
+        return None if row is None else Placement.model_validate_json(row["doc"], context=STORED)
 
     async def placements(self, tenant: str, learner: str) -> list[Placement]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM placements WHERE tenant = ? AND learner = ? ORDER BY id",
             (tenant, learner)).fetchall())
-        return [Placement.model_validate_json(r["doc"]) for r in rows]
+        return [Placement.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     # review cards
 
@@ -819,7 +820,7 @@ class EmbeddedLearningStore:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM cards WHERE tenant = ? AND id = ? AND retired = 0"
             " AND (? OR held_lesson IS NULL)", (tenant, card_id, held)).fetchone())
-        return None if row is None else Card.model_validate_json(row["doc"])
+        return None if row is None else Card.model_validate_json(row["doc"], context=STORED)
 
     async def get_cards(self, tenant: str, card_ids: Sequence[str]) -> list[Card]:
         wanted = list(dict.fromkeys(card_ids))
@@ -828,7 +829,7 @@ class EmbeddedLearningStore:
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM cards WHERE tenant = ? AND id IN ({_marks(wanted)})"  # noqa: S608
             " AND retired = 0 AND held_lesson IS NULL", (tenant, *wanted)).fetchall())
-        return [Card.model_validate_json(r["doc"]) for r in rows]
+        return [Card.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def edit_card(self, tenant: str, card_id: str, edit: CardEdit, at: datetime, *,
                         expected: int | None = None) -> Card | None:
@@ -837,7 +838,7 @@ class EmbeddedLearningStore:
                             (tenant, card_id)).fetchone()
             if row is None:
                 return None
-            card = edited_card(Card.model_validate_json(row["doc"]), edit, at, expected)
+            card = edited_card(Card.model_validate_json(row["doc"], context=STORED), edit, at, expected)
             c.execute("UPDATE cards SET doc = ? WHERE tenant = ? AND id = ?",
                       (card.model_dump_json(), tenant, card_id))
             return card
@@ -860,7 +861,7 @@ class EmbeddedLearningStore:
                              (tenant, lesson_id, version)).fetchall()
             c.executemany("UPDATE cards SET doc = ?, held_lesson = NULL, held_version = NULL"
                           " WHERE tenant = ? AND id = ?",
-                          [(Card.model_validate_json(r["doc"]).released().model_dump_json(),
+                          [(Card.model_validate_json(r["doc"], context=STORED).released().model_dump_json(),
                             tenant, r["id"]) for r in rows])
             return [r["id"] for r in rows if not r["retired"]]
 
@@ -874,7 +875,7 @@ class EmbeddedLearningStore:
             f"SELECT doc FROM cards WHERE tenant = ? AND concept IN ({_marks(wanted)})"  # noqa: S608
             " AND retired = 0 AND held_lesson IS NULL ORDER BY at, id",
             (tenant, *wanted)).fetchall())
-        return [Card.model_validate_json(r["doc"]) for r in rows]
+        return [Card.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def page_cards(self, tenant: str, concept: str, *, held: bool = False,
                          after: str | None = None, limit: int = 100) -> Slice[Card]:
@@ -884,13 +885,13 @@ class EmbeddedLearningStore:
             " AND (? OR held_lesson IS NULL) AND (at, id) > (?, ?) ORDER BY at, id LIMIT ?",
             (tenant, concept, held, at, card, limit + 1)).fetchall())
         return Slice.of(rows, limit, lambda r: (r["at"], r["id"])).map(
-            lambda r: Card.model_validate_json(r["doc"]))
+            lambda r: Card.model_validate_json(r["doc"], context=STORED))
 
     async def card_states(self, tenant: str, learner: str,
                           card_ids: Sequence[str] | None = None) -> list[CardState]:
         docs = await self._learner_docs("card_states", "card", "due, card", tenant, learner,
                                         card_ids, "removed = 0")
-        return [CardState.model_validate_json(d) for d in docs]
+        return [CardState.model_validate_json(d, context=STORED) for d in docs]
 
     async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
         changed: int = await self.db.transaction(lambda c: c.execute(
@@ -930,7 +931,7 @@ class EmbeddedLearningStore:
             " AND (due > ? OR (due = ? AND card > ?))"
             " AND removed = 0 ORDER BY due, card LIMIT ?",
             (tenant, learner, utc_iso(at), since, since, card, limit)).fetchall())
-        return [CardState.model_validate_json(r["doc"]) for r in rows]
+        return [CardState.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
                           events: Sequence[Envelope]) -> None:
@@ -952,7 +953,7 @@ class EmbeddedLearningStore:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM review_logs WHERE tenant = ? AND learner = ? ORDER BY at, id",
             (tenant, learner)).fetchall())
-        return [ReviewLog.model_validate_json(r["doc"]) for r in rows]
+        return [ReviewLog.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def scheduler_params(self, tenant: str, learner: str) -> list[float] | None:
         row = await self.db.run(lambda c: c.execute(
@@ -1015,5 +1016,5 @@ def _course_lessons(c: Conn, tenant: str, order: Sequence[str]) -> list[LessonNo
     rows = c.execute(
         f"SELECT doc FROM lessons WHERE tenant = ? AND deleted = 0 AND id IN ({_marks(order)})",  # noqa: S608
         (tenant, *order)).fetchall()
-    found = {n.id: n for n in (LessonNode.model_validate_json(r["doc"]) for r in rows)}
+    found = {n.id: n for n in (LessonNode.model_validate_json(r["doc"], context=STORED) for r in rows)}
     return [found[i] for i in order if i in found]

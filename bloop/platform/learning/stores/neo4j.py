@@ -47,7 +47,6 @@ from bloop.platform.learning.model import (
     Enrolment,
     LessonNode,
     Mastery,
-    ModuleRef,
     Placement,
     Progress,
     ReviewLog,
@@ -223,7 +222,7 @@ def _concept(props: dict[str, Any]) -> Concept:
     return Concept.model_validate(
         {"id": props["id"], "tenant": props["tenant"], "name": props["name"],
          "description": props.get("description") or "",
-         "bkt": BktParams.model_validate_json(props["bkt"])}, context=STORED)
+         "bkt": BktParams.model_validate_json(props["bkt"], context=STORED)}, context=STORED)
 
 
 def _concept_props(c: Concept) -> dict[str, Any]:
@@ -232,19 +231,20 @@ def _concept_props(c: Concept) -> dict[str, Any]:
 
 
 def _course(props: dict[str, Any]) -> CourseNode:
-    return CourseNode(id=props["id"], tenant=props["tenant"], title=props["title"],
-                      version=props["version"], lesson_ids=list(props["lesson_ids"]),
-                      modules=[ModuleRef.model_validate(m) for m in json.loads(props["modules"])],
-                      archived=bool(props.get("archived")),
-                      archived_revision=props.get("archived_revision") or 0)
+    return CourseNode.model_validate(
+        {"id": props["id"], "tenant": props["tenant"], "title": props["title"],
+         "version": props["version"], "lesson_ids": list(props["lesson_ids"]),
+         "modules": json.loads(props["modules"]), "archived": bool(props.get("archived")),
+         "archived_revision": props.get("archived_revision") or 0}, context=STORED)
 
 
 def _lesson(props: dict[str, Any]) -> LessonNode:
-    return LessonNode(id=props["id"], tenant=props["tenant"], course_id=props["course_id"],
-                      module_id=props.get("module_id"), position=props["position"],
-                      title=props["title"], estimated_minutes=props["minutes"],
-                      teaches=list(props["teaches"]), requires=list(props["requires"]),
-                      version=props["version"])
+    return LessonNode.model_validate(
+        {"id": props["id"], "tenant": props["tenant"], "course_id": props["course_id"],
+         "module_id": props.get("module_id"), "position": props["position"],
+         "title": props["title"], "estimated_minutes": props["minutes"],
+         "teaches": list(props["teaches"]), "requires": list(props["requires"]),
+         "version": props["version"]}, context=STORED)
 
 
 class Neo4jLearningStore:
@@ -627,7 +627,7 @@ class Neo4jLearningStore:
         rows = await self._query(
             "MATCH (e:Enrolment {tenant: $tenant, learner: $learner}) RETURN e.doc AS doc"
             " ORDER BY e.at, e.goal", tenant=tenant, learner=learner)
-        return [Enrolment.model_validate_json(r["doc"]) for r in rows]
+        return [Enrolment.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def page_enrolments(self, tenant: str, learner: str, *, after: str | None = None,
                               limit: int = 100) -> Slice[Enrolment]:
@@ -638,7 +638,7 @@ class Neo4jLearningStore:
             " RETURN e.at AS at, e.goal AS goal, e.doc AS doc ORDER BY e.at, e.goal LIMIT $limit",
             tenant=tenant, learner=learner, at=at, goal=goal, limit=limit + 1)
         return Slice.of(rows, limit, lambda r: (r["at"], r["goal"])).map(
-            lambda r: Enrolment.model_validate_json(r["doc"]))
+            lambda r: Enrolment.model_validate_json(r["doc"], context=STORED))
 
     async def unenrol(self, tenant: str, learner: str, goal: str,
                       events: Sequence[Envelope]) -> bool:
@@ -683,7 +683,7 @@ class Neo4jLearningStore:
             " WHERE $lessons IS NULL OR p.lesson IN $lessons RETURN p.doc AS doc"
             " ORDER BY p.lesson", tenant=tenant, learner=learner,
             lessons=None if lessons is None else list(lessons))
-        return [Progress.model_validate_json(r["doc"]) for r in rows]
+        return [Progress.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def get_mastery(self, tenant: str, learner: str,
                           concepts: Sequence[str] | None = None) -> list[Mastery]:
@@ -693,7 +693,7 @@ class Neo4jLearningStore:
             " RETURN m.doc AS doc ORDER BY m.concept",
             tenant=tenant, learner=learner,
             concepts=None if concepts is None else list(concepts))
-        return [Mastery.model_validate_json(r["doc"]) for r in rows]
+        return [Mastery.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def page_mastery(self, tenant: str, learner: str, *, after: str | None = None,
                            limit: int = 100) -> Slice[Mastery]:
@@ -703,7 +703,7 @@ class Neo4jLearningStore:
             " RETURN m.concept AS concept, m.doc AS doc ORDER BY m.concept LIMIT $limit",
             tenant=tenant, learner=learner, start=start, limit=limit + 1)
         return Slice.of(rows, limit, lambda r: (r["concept"],)).map(
-            lambda r: Mastery.model_validate_json(r["doc"]))
+            lambda r: Mastery.model_validate_json(r["doc"], context=STORED))
 
     async def save_mastery(self, tenant: str, learner: str, changes: Sequence[Mastery],
                            events: Sequence[Envelope]) -> None:
@@ -733,7 +733,8 @@ class Neo4jLearningStore:
         rows = await self._query(
             "MATCH (m:Mastery {tenant: $tenant, concept: $concept}) RETURN m.doc AS doc",
             tenant=tenant, concept=concept)
-        out = [[a for _, a in Mastery.model_validate_json(r["doc"]).observations] for r in rows]
+        out = [[a for _, a in Mastery.model_validate_json(r["doc"], context=STORED).observations]
+               for r in rows]
         return [s for s in out if s]
 
     async def path_subgraph(self, tenant: str, learner: str, concepts: Sequence[str],
@@ -869,13 +870,13 @@ class Neo4jLearningStore:
         rows = await self._query(
             "MATCH (p:Placement {tenant: $tenant, learner: $learner, id: $id}) RETURN p.doc AS doc",
             tenant=tenant, learner=learner, id=placement_id)
-        return Placement.model_validate_json(rows[0]["doc"]) if rows else None
+        return Placement.model_validate_json(rows[0]["doc"], context=STORED) if rows else None
 
     async def placements(self, tenant: str, learner: str) -> list[Placement]:
         rows = await self._query(
             "MATCH (p:Placement {tenant: $tenant, learner: $learner}) RETURN p.doc AS doc"
             " ORDER BY p.id", tenant=tenant, learner=learner)
-        return [Placement.model_validate_json(r["doc"]) for r in rows]
+        return [Placement.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     # review cards
 
@@ -899,13 +900,13 @@ class Neo4jLearningStore:
         rows = await self._query("MATCH (k:ReviewCard {tenant: $tenant, id: $id})"
                                  " WHERE k.retired IS NULL AND ($held OR k.held_lesson IS NULL)"
                                  " RETURN k.doc AS doc", tenant=tenant, id=card_id, held=held)
-        return Card.model_validate_json(rows[0]["doc"]) if rows else None
+        return Card.model_validate_json(rows[0]["doc"], context=STORED) if rows else None
 
     async def get_cards(self, tenant: str, card_ids: Sequence[str]) -> list[Card]:
         rows = await self._query("MATCH (k:ReviewCard {tenant: $tenant}) WHERE k.id IN $ids"
                                  " AND k.retired IS NULL AND k.held_lesson IS NULL"
                                  " RETURN k.doc AS doc", tenant=tenant, ids=list(card_ids))
-        return [Card.model_validate_json(r["doc"]) for r in rows]
+        return [Card.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def edit_card(self, tenant: str, card_id: str, edit: CardEdit, at: datetime, *,
                         expected: int | None = None) -> Card | None:
@@ -917,7 +918,7 @@ class Neo4jLearningStore:
                 tenant=tenant, id=card_id)).single()
             if record is None:
                 return None
-            card = edited_card(Card.model_validate_json(record["doc"]), edit, at, expected)
+            card = edited_card(Card.model_validate_json(record["doc"], context=STORED), edit, at, expected)
             await (await tx.run("MATCH (k:ReviewCard {tenant: $tenant, id: $id}) SET k.doc = $doc",
                                 tenant=tenant, id=card_id, doc=card.model_dump_json())).consume()
             return card
@@ -950,7 +951,7 @@ class Neo4jLearningStore:
                 " SET k.doc = x.doc, k.held_lesson = null, k.held_version = null",
                 tenant=tenant, cards=[
                     {"id": r["id"],
-                     "doc": Card.model_validate_json(r["doc"]).released().model_dump_json()}
+                     "doc": Card.model_validate_json(r["doc"], context=STORED).released().model_dump_json()}
                     for r in rows])).consume()
             return [r["id"] for r in rows if not r["retired"]]
 
@@ -961,7 +962,7 @@ class Neo4jLearningStore:
             "MATCH (k:ReviewCard {tenant: $tenant}) WHERE k.concept IN $concepts"
             " AND k.retired IS NULL AND k.held_lesson IS NULL RETURN k.doc AS doc"
             " ORDER BY k.at, k.id", tenant=tenant, concepts=list(concepts))
-        return [Card.model_validate_json(r["doc"]) for r in rows]
+        return [Card.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def page_cards(self, tenant: str, concept: str, *, held: bool = False,
                          after: str | None = None, limit: int = 100) -> Slice[Card]:
@@ -972,7 +973,7 @@ class Neo4jLearningStore:
             " RETURN k.at AS at, k.id AS id, k.doc AS doc ORDER BY k.at, k.id LIMIT $limit",
             tenant=tenant, concept=concept, held=held, at=at, card=card, limit=limit + 1)
         return Slice.of(rows, limit, lambda r: (r["at"], r["id"])).map(
-            lambda r: Card.model_validate_json(r["doc"]))
+            lambda r: Card.model_validate_json(r["doc"], context=STORED))
 
     async def card_states(self, tenant: str, learner: str,
                           card_ids: Sequence[str] | None = None) -> list[CardState]:
@@ -981,7 +982,7 @@ class Neo4jLearningStore:
             " WHERE ($cards IS NULL OR s.card IN $cards) AND s.removed IS NULL"
             " RETURN s.doc AS doc ORDER BY s.due, s.card",
             tenant=tenant, learner=learner, cards=None if card_ids is None else list(card_ids))
-        return [CardState.model_validate_json(r["doc"]) for r in rows]
+        return [CardState.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
         records = await self._execute(
@@ -1042,7 +1043,7 @@ class Neo4jLearningStore:
             " AND s.removed IS NULL RETURN s.doc AS doc ORDER BY s.due, s.card LIMIT $limit",
             tenant=tenant, learner=learner, at=utc_iso(at), since=since, card=card,
             limit=limit)
-        return [CardState.model_validate_json(r["doc"]) for r in rows]
+        return [CardState.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
                           events: Sequence[Envelope]) -> None:
@@ -1069,7 +1070,7 @@ class Neo4jLearningStore:
         rows = await self._query(
             "MATCH (r:ReviewLog {tenant: $tenant, learner: $learner}) RETURN r.doc AS doc"
             " ORDER BY r.at, r.id", tenant=tenant, learner=learner)
-        return [ReviewLog.model_validate_json(r["doc"]) for r in rows]
+        return [ReviewLog.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def scheduler_params(self, tenant: str, learner: str) -> list[float] | None:
         rows = await self._query("MATCH (l:Learner {tenant: $tenant, id: $id}) RETURN l.fsrs AS p",

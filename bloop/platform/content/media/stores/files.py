@@ -23,6 +23,7 @@ from pathlib import Path
 from bloop.platform.content.media.model import MediaInfo
 from bloop.platform.content.media.ports import MediaExists, MediaMissing, Swept
 from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
 
 SCHEMA = """
@@ -75,7 +76,7 @@ class FileMediaStore:
                 " WHERE b.tenant = ? AND b.sha256 = ? AND b.content_type = ?",
                 (info.tenant, info.sha256, info.content_type)).fetchone()
             if held is not None:
-                kept = MediaInfo.model_validate_json(held["doc"])
+                kept = MediaInfo.model_validate_json(held["doc"], context=STORED)
                 c.execute("INSERT OR IGNORE INTO media_claims (tenant, id) VALUES (?, ?)",
                           (kept.tenant, kept.id))
                 return kept
@@ -103,13 +104,13 @@ class FileMediaStore:
     async def get(self, tenant: str, media_id: str) -> MediaInfo | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM media WHERE tenant = ? AND id = ?", (tenant, media_id)).fetchone())
-        return None if row is None else MediaInfo.model_validate_json(row["doc"])
+        return None if row is None else MediaInfo.model_validate_json(row["doc"], context=STORED)
 
     async def find_by_checksum(self, tenant: str, sha256: str) -> MediaInfo | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM media WHERE tenant = ? AND sha256 = ? ORDER BY created_at LIMIT 1",
             (tenant, sha256)).fetchone())
-        return None if row is None else MediaInfo.model_validate_json(row["doc"])
+        return None if row is None else MediaInfo.model_validate_json(row["doc"], context=STORED)
 
     async def list_media(self, tenant: str, *, after: str | None = None,
                          limit: int = 100) -> Slice[MediaInfo]:
@@ -121,14 +122,14 @@ class FileMediaStore:
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM media WHERE {where} ORDER BY created_at DESC, id LIMIT ?",  # noqa: S608
             (*args, limit + 1)).fetchall())
-        found = [MediaInfo.model_validate_json(r["doc"]) for r in rows]
+        found = [MediaInfo.model_validate_json(r["doc"], context=STORED) for r in rows]
         return Slice.of(found, limit, lambda m: (_created(m), m.id))
 
     async def uploaded_by(self, tenant: str, user_id: str) -> list[MediaInfo]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM media WHERE tenant = ? AND json_extract(doc, '$.created_by') = ?"
             " ORDER BY created_at, id", (tenant, user_id)).fetchall())
-        return [MediaInfo.model_validate_json(r["doc"]) for r in rows]
+        return [MediaInfo.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def forget_uploader(self, tenant: str, user_id: str) -> int:
         return await self.db.transaction(lambda c: c.execute(

@@ -32,6 +32,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from bloop.platform.content.media.model import MediaInfo
 from bloop.platform.content.media.ports import MediaExists, MediaMissing, Swept
 from bloop.platform.kit.pagination import BadCursor, Slice, key_of
+from bloop.platform.kit.read_back import STORED
 
 Doc = dict[str, Any]
 CHUNK_BYTES = 255 * 1024
@@ -87,7 +88,7 @@ class GridFsMediaStore:
             held = await self.files.find_one({"bytes": _bytes(info)})
             if held is None:
                 continue  # removed meanwhile: the bytes are free again
-            kept = MediaInfo.model_validate(held["metadata"])
+            kept = MediaInfo.model_validate(held["metadata"], context=STORED)
             if await self.claim(kept.tenant, kept.id):
                 return kept
             # Being deleted: it gives up its bytes now, so that this file may take them.
@@ -114,12 +115,12 @@ class GridFsMediaStore:
     async def get(self, tenant: str, media_id: str) -> MediaInfo | None:
         doc = await self.files.find_one({"_id": _key(tenant, media_id),
                                          "metadata.tenant": tenant})
-        return None if doc is None else MediaInfo.model_validate(doc["metadata"])
+        return None if doc is None else MediaInfo.model_validate(doc["metadata"], context=STORED)
 
     async def find_by_checksum(self, tenant: str, sha256: str) -> MediaInfo | None:
         doc = await self.files.find_one({"metadata.tenant": tenant, "metadata.sha256": sha256},
                                         sort=[("uploadDate", ASCENDING)])
-        return None if doc is None else MediaInfo.model_validate(doc["metadata"])
+        return None if doc is None else MediaInfo.model_validate(doc["metadata"], context=STORED)
 
     async def list_media(self, tenant: str, *, after: str | None = None,
                          limit: int = 100) -> Slice[MediaInfo]:
@@ -135,12 +136,12 @@ class GridFsMediaStore:
         cursor = (self.files.find(query)
                   .sort([("uploadDate", DESCENDING), ("_id", ASCENDING)]).limit(limit + 1))
         docs = Slice.of([d async for d in cursor], limit, lambda d: (_ms(d["uploadDate"]), d["_id"]))
-        return docs.map(lambda d: MediaInfo.model_validate(d["metadata"]))
+        return docs.map(lambda d: MediaInfo.model_validate(d["metadata"], context=STORED))
 
     async def uploaded_by(self, tenant: str, user_id: str) -> list[MediaInfo]:
         cursor = self.files.find({"metadata.tenant": tenant, "metadata.created_by": user_id}
                                  ).sort([("uploadDate", ASCENDING), ("_id", ASCENDING)])
-        return [MediaInfo.model_validate(d["metadata"]) async for d in cursor]
+        return [MediaInfo.model_validate(d["metadata"], context=STORED) async for d in cursor]
 
     async def forget_uploader(self, tenant: str, user_id: str) -> int:
         result = await self.files.update_many(

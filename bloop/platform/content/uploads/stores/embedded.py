@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bloop.platform.content.uploads.holds import ImportHold
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
 
 SCHEMA = """
@@ -43,7 +44,7 @@ class EmbeddedImportHolds:
         def write(c: sqlite3.Connection) -> list[ImportHold]:
             rows = c.execute("SELECT doc FROM import_holds WHERE expires_ms <= ?"
                              " ORDER BY expires_ms LIMIT ?", (_ms(at), limit)).fetchall()
-            holds = [ImportHold.model_validate_json(r["doc"]) for r in rows]
+            holds = [ImportHold.model_validate_json(r["doc"], context=STORED) for r in rows]
             c.executemany("UPDATE import_holds SET taken = 1, expires_ms = ?"
                           " WHERE tenant = ? AND id = ?",
                           [(_ms(until), h.tenant, h.id) for h in holds])

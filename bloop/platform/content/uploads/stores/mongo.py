@@ -13,6 +13,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient
 
 from bloop.platform.content.uploads.holds import ImportHold
+from bloop.platform.kit.read_back import STORED
 
 Doc = dict[str, Any]
 
@@ -49,7 +50,7 @@ class MongoImportHolds:
             if result.modified_count == 1:
                 fields = {k: v for k, v in doc.items() if k not in ("_id", "taken")}
                 fields["expires_at"] = fields["expires_at"].replace(tzinfo=UTC)  # read back naive
-                taken.append(ImportHold.model_validate(fields))
+                taken.append(ImportHold.model_validate(fields, context=STORED))
         return taken
 
     async def drop(self, tenant: str, import_id: str) -> None:
