@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+
 import pytest
 from argon2 import PasswordHasher
 
-from bloop.platform.identity.passwords import Hasher, WeakPassword, check
+from bloop.platform.identity.passwords import HASHING_THREADS, Hasher, WeakPassword, check
 
 
 @pytest.mark.parametrize("password", [
@@ -41,3 +45,29 @@ async def test_hashes_are_argon2id_and_verify() -> None:
     assert not await hasher.verify("not-a-hash", "anything at all")
     assert not hasher.needs_rehash(hashed)
     assert Hasher(PasswordHasher(time_cost=2, memory_cost=8, parallelism=1)).needs_rehash(hashed)
+
+
+async def test_hashing_runs_a_few_at_a_time_on_threads_of_its_own() -> None:
+    """argon2 takes 64 MiB a hash while it runs: a burst of sign-ins ran as many at once as the
+    default thread pool has threads, and queued every other thread's work behind them."""
+    lock, running, most, threads = threading.Lock(), 0, 0, set()
+
+    class Counting(PasswordHasher):
+        def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+            nonlocal running, most
+            with lock:
+                running += 1
+                most = max(most, running)
+                threads.add(threading.current_thread().name)
+            try:
+                time.sleep(0.02)  # the work of a real-cost hash, stood for
+                return super().hash(password, salt=salt)
+            finally:
+                with lock:
+                    running -= 1
+
+    hasher = Hasher(Counting(time_cost=1, memory_cost=8, parallelism=1))
+    most, threads = 0, set()
+    await asyncio.gather(*(hasher.hash(f"password number {n}") for n in range(3 * HASHING_THREADS + 2)))
+    assert 1 <= most <= HASHING_THREADS
+    assert all(name.startswith("bloop-argon2") for name in threads), threads
