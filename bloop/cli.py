@@ -77,9 +77,10 @@ def _refuse_a_search_index_in_use(settings: Settings, services: list[str] | None
 def _run(services: list[str] | None, host: str | None, port: int | None, http_routes: bool) -> None:
     import uvicorn
 
-    from bloop.platform.kit.gc_tuning import tune_for_serving
+    from bloop.platform.kit.gc_tuning import limit_malloc_arenas, tune_for_serving
     from bloop.platform.kit.logging import configure_logging
 
+    limit_malloc_arenas()
     settings = _settings()
     configure_logging(settings.log.level, settings.log.json_format)
     application = _create_app(settings, services, http_routes=http_routes)
