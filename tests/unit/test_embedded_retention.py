@@ -9,11 +9,16 @@ import sqlite3
 import uuid
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from bloop.platform.kit.events import dedupe
+from bloop.platform.kit.events.bus import embedded
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
-from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.envelope import Envelope, parse_envelope
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.sqlite import SqliteDB
@@ -170,4 +175,49 @@ async def test_processed_ids_are_forgotten_after_their_time(tmp_path: Path) -> N
     clock.now += 2 * DAY
     await processed.mark("g", [uuid.uuid4()])
     assert await processed.seen("g", [old, new]) == {new}
+    await db.close()
+
+
+async def test_prunes_go_a_chunk_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """An hour's prune of a busy log (or of a fortnight's ids) was one DELETE on the event
+    loop, which it held meanwhile (a third of a second for an hour of a soak's events)."""
+    monkeypatch.setattr(embedded, "PRUNE_CHUNK", 3)
+    monkeypatch.setattr(dedupe, "PRUNE_CHUNK", 3)
+    clock = Clock()
+    db = SqliteDB(tmp_path / "events.sqlite3")
+    processed = SqliteProcessedEvents(db, clock=clock)
+    await processed.setup()
+    bus = EmbeddedEventBus(db, registry, processed, Metrics(), clock=clock)
+    await bus.start()
+    await bus.publish(pings("unread.topic", *range(10)))
+    for group in ("a", "b"):
+        await processed.mark(group, [uuid.uuid4() for _ in range(5)])
+    clock.now += 15 * DAY  # made now, they prune an hour from now
+    processed = SqliteProcessedEvents(db, clock=clock)
+    bus = EmbeddedEventBus(db, registry, processed, Metrics(), clock=clock)
+    await bus.start()
+    await bus.publish(pings("unread.topic", 10))
+    kept = uuid.uuid4()
+    await processed.mark("a", [kept])
+    deletes: list[int] = []
+    real = db.transaction
+
+    async def counted(fn: Any) -> Any:
+        result = await real(fn)
+        if isinstance(result, int):
+            deletes.append(result)
+        elif isinstance(result, sqlite3.Cursor) and result.rowcount > 0:
+            deletes.append(result.rowcount)
+        return result
+
+    monkeypatch.setattr(db, "transaction", counted)
+    assert await bus.prune() == 10
+    assert len(deletes) >= 4, deletes
+    assert max(deletes) <= 3, deletes
+    deletes.clear()
+    assert await processed.prune() == 10
+    assert len(deletes) >= 4, deletes
+    assert await processed.seen("a", [kept]) == {kept}
+    assert [parse_envelope(m.value).data["n"] for m in await bus.read("unread.topic")] == [10]
     await db.close()

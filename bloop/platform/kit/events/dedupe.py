@@ -7,6 +7,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -19,6 +20,27 @@ class ProcessedEvents(Protocol):
         """The ids among `ids` that `group` has already processed."""
 
     async def mark(self, group: str, ids: Sequence[uuid.UUID]) -> None: ...
+
+
+PRUNE_CHUNK = 10_000
+Key = tuple[str, str]
+
+
+def _old_ids(c: sqlite3.Connection, after: Key, cutoff: float) -> tuple[list[Key], Key | None]:
+    """The ids among the PRUNE_CHUNK after `after` (by group, then id) processed before
+    `cutoff`, and the last key read (None at the end of the table)."""
+    old = c.execute(
+        "SELECT grp, id FROM (SELECT grp, id, at FROM processed_events WHERE (grp, id) > (?, ?)"
+        " ORDER BY grp, id LIMIT ?) WHERE at < ?", (*after, PRUNE_CHUNK, cutoff)).fetchall()
+    last = c.execute(
+        "SELECT grp, id FROM processed_events WHERE (grp, id) > (?, ?) ORDER BY grp, id"
+        " LIMIT 1 OFFSET ?", (*after, PRUNE_CHUNK - 1)).fetchone()
+    return [(r[0], r[1]) for r in old], None if last is None else (last[0], last[1])
+
+
+def _forget(c: sqlite3.Connection, keys: list[Key]) -> int:
+    return int(c.executemany("DELETE FROM processed_events WHERE grp = ? AND id = ?",
+                             keys).rowcount)
 
 
 class SqliteProcessedEvents:
@@ -65,11 +87,17 @@ class SqliteProcessedEvents:
             await self.prune()
 
     async def prune(self) -> int:
-        """Forgets ids processed more than `ttl_s` ago; returns how many."""
-        cutoff = self.clock() - self.ttl_s
-        cur = await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM processed_events WHERE at < ?", (cutoff,)))
-        return int(cur.rowcount)
+        """Forgets ids processed more than `ttl_s` ago; returns how many. The table has no index
+        on `at` (every mark would pay for one), so it is read PRUNE_CHUNK rows at a time on the
+        reader thread, and only the ids found old are deleted, by key, on the loop: a prune of
+        millions of ids never holds the loop for long."""
+        cutoff, removed = self.clock() - self.ttl_s, 0
+        last: Key | None = ("", "")
+        while last is not None:
+            old, last = await self.db.run(partial(_old_ids, after=last, cutoff=cutoff))
+            if old:
+                removed += await self.db.transaction(partial(_forget, keys=old))
+        return removed
 
 
 class RedisProcessedEvents:

@@ -11,6 +11,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import orjson
 
@@ -29,6 +30,7 @@ from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.kit.waiting import stopped, woken
 
 log = logging.getLogger("bloop.events.embedded")
+PRUNE_CHUNK = 10_000
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bus_log (
@@ -120,20 +122,30 @@ class EmbeddedEventBus:
         processed (those of a topic no group reads, such as a dead-letter topic, by age alone);
         returns how many. A group that has not committed within the retention holds nothing
         back, as with Kafka's retention by time (a live group idle that long has read
-        everything, so has nothing to hold back)."""
+        everything, so has nothing to hold back). The old positions are found on the reader
+        thread and deleted PRUNE_CHUNK positions at a time, so an hour's prune of a busy log
+        never holds the loop for long."""
         cutoff = self.clock() - self.retention_s
 
-        def q(c: sqlite3.Connection) -> int:
+        def old_positions(c: sqlite3.Connection) -> tuple[int, int]:
             # Positions grow with time: the old events are the ones before the first new one.
             first_new = c.execute("SELECT pos FROM bus_log WHERE at >= ? ORDER BY pos LIMIT 1",
                                   (cutoff,)).fetchone()
-            end = first_new[0] if first_new else 2**63 - 1
-            return int(c.execute(
-                "DELETE FROM bus_log WHERE pos < ? AND pos < coalesce((SELECT min(o.next_pos)"
-                " FROM bus_offsets o WHERE o.topic = bus_log.topic AND o.at >= ?), ?)",
-                (end, cutoff, end)).rowcount)
+            first = c.execute("SELECT min(pos) FROM bus_log").fetchone()[0]
+            end = first_new[0] if first_new else c.execute("SELECT max(pos) + 1 FROM bus_log").fetchone()[0]
+            return (first or 0), (end or 0)
 
-        return await self.db.transaction(q)
+        def forget(c: sqlite3.Connection, lo: int, hi: int) -> int:
+            return int(c.execute(
+                "DELETE FROM bus_log WHERE pos >= ? AND pos < ? AND pos < coalesce(("
+                "SELECT min(o.next_pos) FROM bus_offsets o WHERE o.topic = bus_log.topic"
+                " AND o.at >= ?), ?)", (lo, hi, cutoff, hi)).rowcount)
+
+        first, end = await self.db.run(old_positions)
+        removed = 0
+        for lo in range(first, end, PRUNE_CHUNK):
+            removed += await self.db.transaction(partial(forget, lo=lo, hi=min(lo + PRUNE_CHUNK, end)))
+        return removed
 
     async def drained(self, group: str) -> bool:
         topics = {t for s in self._subs if s.group == group for t in s.topics}
