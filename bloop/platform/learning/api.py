@@ -256,9 +256,12 @@ async def my_mastery(tenant: TenantId, service: Svc, me: Learner, after: After =
 
 
 @router.get("/me/paths")
-async def my_paths(tenant: TenantId, service: Svc, me: Learner) -> Page[LearningPath]:
-    """The path to each goal the learner enrolled in."""
-    return Page(items=await service.paths(tenant, me.user_id))
+async def my_paths(tenant: TenantId, service: Svc, me: Learner, after: After = None,
+                   limit: Limit = 100) -> Page[LearningPath]:
+    """The path to each goal the learner enrolled in, in the order they enrolled, a page at a
+    time: `next` is the cursor (`after`) of the following page, null on the last."""
+    found = await service.path_page(tenant, me.user_id, after, limit)
+    return Page(items=found.items, next=found.next)
 
 
 @router.get("/me/path")

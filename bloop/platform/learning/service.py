@@ -507,16 +507,27 @@ class LearningService:
         since they were last announced (graph edits announce theirs as they are made)."""
         return await self.refresh_paths(tenant, learner)
 
+    async def path_page(self, tenant: str, learner: str, after: str | None = None,
+                        limit: int = 100) -> Slice[LearningPath]:
+        """`paths` of a page of the learner's enrolments (`enrolment_page`): only those are
+        worked out."""
+        enrolments = await self.repo.page_enrolments(tenant, learner, after=after, limit=limit)
+        return Slice(await self._refresh(tenant, learner, enrolments.items), enrolments.next)
+
     async def refresh_paths(self, tenant: str, learner: str,
                             goals: Collection[str] | None = None) -> list[LearningPath]:
         """The learner's paths to `goals` (all their goals when None), in enrolment order,
         announcing the ones that changed."""
         if goals is not None and not goals:
             return []
+        return await self._refresh(tenant, learner, [
+            e for e in await self.repo.enrolments(tenant, learner)
+            if goals is None or e.goal in goals])
+
+    async def _refresh(self, tenant: str, learner: str,
+                       enrolments: Sequence[Enrolment]) -> list[LearningPath]:
         out: list[LearningPath] = []
         announced = False
-        enrolments = [e for e in await self.repo.enrolments(tenant, learner)
-                      if goals is None or e.goal in goals]
         snapshots = await self.repo.path_snapshots(tenant, learner) if enrolments else {}
         for e in enrolments:
             try:

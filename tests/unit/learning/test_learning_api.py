@@ -1485,7 +1485,12 @@ async def test_paths_and_exports_read_what_was_announced_at_once(running: tuple[
     r = await client.get(f"{BASE}/me/paths", headers=pupil)
     assert r.status_code == 200, r.text
     assert len(r.json()["items"]) == len(goals)
-    assert calls == {"enrolments": 1, "path_snapshots": 1, "learning_path": len(goals)}
+    assert calls == {"page_enrolments": 1, "path_snapshots": 1, "learning_path": len(goals)}
+    first = (await client.get(f"{BASE}/me/paths", params={"limit": 3}, headers=pupil)).json()
+    rest = (await client.get(f"{BASE}/me/paths", params={"after": first["next"]},
+                             headers=pupil)).json()
+    assert [p["goal"] for p in first["items"] + rest["items"]] == [f"concept:{c}" for c in goals]
+    assert rest["next"] is None
 
     calls.clear()
     export = await client.get("/v1/tenants/acme/me/export", headers=pupil)
