@@ -41,12 +41,18 @@ def pings(topic: str, *numbers: int) -> list[Message]:
                        topic) for n in numbers]
 
 
-async def test_the_log_keeps_a_week_and_what_a_group_has_not_read(tmp_path: Path) -> None:
-    clock = Clock()
+async def clocked_bus(tmp_path: Path, clock: Clock
+                      ) -> tuple[SqliteDB, SqliteProcessedEvents, EmbeddedEventBus]:
     db = SqliteDB(tmp_path / "events.sqlite3")
     processed = SqliteProcessedEvents(db, clock=clock)
     await processed.setup()
-    bus = EmbeddedEventBus(db, registry, processed, Metrics(), poll_interval_s=0.02, clock=clock)
+    return db, processed, EmbeddedEventBus(db, registry, processed, Metrics(),
+                                           poll_interval_s=0.02, clock=clock)
+
+
+async def test_the_log_keeps_a_week_and_what_a_group_has_not_read(tmp_path: Path) -> None:
+    clock = Clock()
+    db, processed, bus = await clocked_bus(tmp_path, clock)
     handled: list[int] = []
 
     async def handler(envelope: Envelope) -> None:
@@ -88,10 +94,7 @@ async def test_the_log_keeps_a_week_and_what_a_group_has_not_read(tmp_path: Path
 
 async def test_a_group_that_stopped_a_retention_ago_no_longer_holds_events(tmp_path: Path) -> None:
     clock = Clock()
-    db = SqliteDB(tmp_path / "events.sqlite3")
-    processed = SqliteProcessedEvents(db, clock=clock)
-    await processed.setup()
-    bus = EmbeddedEventBus(db, registry, processed, Metrics(), poll_interval_s=0.02, clock=clock)
+    db, processed, bus = await clocked_bus(tmp_path, clock)
     handled: list[int] = []
 
     async def handler(envelope: Envelope) -> None:
@@ -185,10 +188,7 @@ async def test_prunes_go_a_chunk_at_a_time(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(embedded, "PRUNE_CHUNK", 3)
     monkeypatch.setattr(dedupe, "PRUNE_CHUNK", 3)
     clock = Clock()
-    db = SqliteDB(tmp_path / "events.sqlite3")
-    processed = SqliteProcessedEvents(db, clock=clock)
-    await processed.setup()
-    bus = EmbeddedEventBus(db, registry, processed, Metrics(), clock=clock)
+    db, processed, bus = await clocked_bus(tmp_path, clock)
     await bus.start()
     await bus.publish(pings("unread.topic", *range(10)))
     for group in ("a", "b"):
