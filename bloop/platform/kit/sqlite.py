@@ -31,11 +31,13 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,6 +53,7 @@ CHECKPOINT_ROWS = 2000
 CHECKPOINT_COMMITS = 500
 WAL_KEEP_BYTES = 16 * 1024 * 1024  # a WAL that starts over is cut back to this size
 CHECKPOINT_WAIT_MS = 100  # how long a TRUNCATE checkpoint waits for readers, holding writers off
+WAL_TRUNCATE_BYTES = 4 * 1024 * 1024  # a WAL past this after a checkpoint is emptied
 LOCK_WAIT_S = 5.0  # how long a commit group waits for another process's write lock
 BUSY_TIMEOUT_MS = 5000  # how long a `run` call waits for a lock held elsewhere
 
@@ -264,7 +267,8 @@ class SqliteDB:
             return
         self._checkpointed_at, self._commits = conn.total_changes, 0
         self._checkpointing = True
-        self._submit(_checkpoint).add_done_callback(self._checkpoint_done)
+        self._submit(partial(_checkpoint, wal=f"{self.path}-wal")).add_done_callback(
+            self._checkpoint_done)
 
     def _checkpoint_done(self, future: asyncio.Future[Any]) -> None:
         self._checkpointing = False
@@ -398,14 +402,17 @@ def _run_outside_transaction(conn: sqlite3.Connection, call: _Call) -> None:
                 log.warning("rolling back a failed call failed", extra={"error": repr(failed)})
 
 
-def _checkpoint(c: sqlite3.Connection) -> None:
-    """Copies the WAL into the database, then empties it. PASSIVE copies most of it without
-    holding writers off, but leaves what is committed while it runs, and under steady writes
-    the WAL then never starts over and grows. TRUNCATE copies the few frames left and empties
-    the file, holding writers off meanwhile (they wait off the loop, as for a lock held
-    elsewhere); it gives up after CHECKPOINT_WAIT_MS if readers elsewhere keep it from
-    finishing, and the next checkpoint tries again."""
+def _checkpoint(c: sqlite3.Connection, wal: str) -> None:
+    """Copies the WAL into the database. PASSIVE copies it without holding writers off, but
+    leaves what is committed while it runs, and under steady writes the WAL then never starts
+    over and grows. So once it has passed WAL_TRUNCATE_BYTES, TRUNCATE copies the frames left
+    and empties the file, holding writers off meanwhile (they wait off the loop, as for a lock
+    held elsewhere); it gives up after CHECKPOINT_WAIT_MS if readers elsewhere keep it from
+    finishing, and a later checkpoint tries again."""
     c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    with contextlib.suppress(OSError):
+        if os.path.getsize(wal) <= WAL_TRUNCATE_BYTES:
+            return
     c.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS:d}")
     try:
         c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
