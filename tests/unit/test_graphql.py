@@ -191,8 +191,8 @@ async def test_a_failing_field_leaves_the_other_fields_their_data(
         learning = ("myNext", "myPaths", "myMastery", "myDueReviews", "prerequisiteGraph")
         body = await ask(key, "{ courses(tenant: \"demo\") { items { title } } "
                          "concepts(tenant: \"demo\", first: 1) { items { id } } "
-                         "myNext(tenant: \"demo\") { kind } myPaths(tenant: \"demo\") { goal } "
-                         "myMastery(tenant: \"demo\") { concept } "
+                         "myNext(tenant: \"demo\") { kind } myPaths(tenant: \"demo\") { next } "
+                         "myMastery(tenant: \"demo\") { next } "
                          "myDueReviews(tenant: \"demo\") { next } "
                          "prerequisiteGraph(tenant: \"demo\") { edges { concept } } }")
         assert body["data"]["courses"] == {"items": [{"title": "Thinking in Python"}]}

@@ -7,7 +7,6 @@ learner's own fields need `learning:write` like their HTTP twins under `/learnin
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from datetime import datetime
 
 import strawberry
@@ -28,13 +27,6 @@ def _service(info: Info) -> LearningService:
 
 def _me(info: Info, tenant: str) -> str:
     return info.context.authorise(tenant, scopes=["learning:write"]).user_id
-
-
-def _paths(info: Info, tenant: str, me: str) -> Awaitable[list[model.LearningPath]]:
-    """The learner's paths, worked out once per request (each is a graph query) however many
-    fields and aliases ask for them."""
-    return info.context.once(f"learning.paths:{tenant}:{me}",
-                             lambda: _service(info).paths(tenant, me))
 
 
 @strawberry.type
@@ -145,10 +137,16 @@ class Query:
         return PrerequisiteGraph(concepts=[LearningConcept.of(c) for c in doc[0]],
                                  edges=[Prerequisite.of(e) for e in doc[1]])
 
-    @field("the signed-in learner's path to each goal they enrolled in")
-    async def my_paths(self, info: Info, tenant: Slug) -> list[LearningPath] | None:
+    @field("the signed-in learner's path to each goal they enrolled in, in the order they "
+           "enrolled, `first` of them after the cursor `after`")
+    async def my_paths(self, info: Info, tenant: Slug, first: int = 100,
+                       after: str | None = None) -> Page[LearningPath] | None:
         me = _me(info, tenant)
-        return [LearningPath.of(p) for p in await _paths(info, tenant, me)]
+        size = page_size(first)
+        # Each path is a graph query: aliases asking for the same page share one answer.
+        return Page.of(await info.context.once(
+            f"learning.paths:{tenant}:{me}:{size}:{after}",
+            lambda: _service(info).path_page(tenant, me, after, size)), LearningPath.of)
 
     @field("the signed-in learner's path to a course or a concept (exactly one); null when "
            "there is none")
@@ -167,16 +165,19 @@ class Query:
     @field("what the signed-in learner should do next: a due review or a lesson")
     async def my_next(self, info: Info, tenant: Slug) -> NextItem | None:
         me = _me(info, tenant)
-        item = await info.context.once(f"learning.next:{tenant}:{me}", lambda: _service(
-            info).next_item(tenant, me, paths=lambda: _paths(info, tenant, me)))
+        item = await info.context.once(f"learning.next:{tenant}:{me}",
+                                       lambda: _service(info).next_item(tenant, me))
         return NextItem(kind=item.kind, goal=item.goal,
                         lesson=PathStep.of(item.lesson) if item.lesson else None,
                         card=ReviewCard.of(item.card) if item.card else None)
 
-    @field("the signed-in learner's mastery of each concept they were assessed on")
-    async def my_mastery(self, info: Info, tenant: Slug) -> list[ConceptMastery] | None:
+    @field("the signed-in learner's mastery of each concept they were assessed on, `first` of "
+           "them after the cursor `after`")
+    async def my_mastery(self, info: Info, tenant: Slug, first: int = 100,
+                         after: str | None = None) -> Page[ConceptMastery] | None:
         me = _me(info, tenant)
-        return [ConceptMastery.of(m) for m in await _service(info).mastery(tenant, me)]
+        return Page.of(await _service(info).mastery_page(tenant, me, after, page_size(first)),
+                       ConceptMastery.of)
 
     @field("the signed-in learner's review cards due now, most overdue first, `first` of them "
            "after the cursor `after`")

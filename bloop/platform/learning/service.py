@@ -7,7 +7,7 @@ import bisect
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +58,7 @@ from bloop.platform.learning.model import (
     NewPlacement,
     NewReview,
     NextItem,
+    PathStep,
     Placement,
     PlacementAnswer,
     PlacementView,
@@ -83,6 +84,7 @@ log = logging.getLogger("bloop.learning")
 MIN_FIT_OBSERVATIONS = 100
 """Answers on a concept, across learners, before its BKT parameters are fitted to them."""
 RETRIES = 5
+NEXT_PAGE = 20  # enrolments read at a time while looking for the next lesson
 DEAL_ROWS = 5000
 """About as many schedules as one write of new cards to learners' decks makes at most."""
 PROGRESS_ATTEMPTS = 10
@@ -524,8 +526,11 @@ class LearningService:
             e for e in await self.repo.enrolments(tenant, learner)
             if goals is None or e.goal in goals])
 
-    async def _refresh(self, tenant: str, learner: str,
-                       enrolments: Sequence[Enrolment]) -> list[LearningPath]:
+    async def _refresh(self, tenant: str, learner: str, enrolments: Sequence[Enrolment], *,
+                       until: Callable[[LearningPath], object] | None = None
+                       ) -> list[LearningPath]:
+        """The paths to `enrolments`' goals, announcing the ones that changed; the first for
+        which `until` is true is the last worked out."""
         out: list[LearningPath] = []
         announced = False
         snapshots = await self.repo.path_snapshots(tenant, learner) if enrolments else {}
@@ -538,6 +543,8 @@ class LearningService:
             out.append(path)
             announced = await self._announce(tenant, learner, e.goal, path,
                                              snapshots.get(e.goal)) or announced
+            if until is not None and until(path):
+                break
         if announced:
             self._on_write()
         return out
@@ -571,26 +578,30 @@ class LearningService:
                 return True
         return False
 
-    async def next_item(self, tenant: str, learner: str, at: datetime | None = None, *,
-                        paths: Callable[[], Awaitable[list[LearningPath]]] | None = None
+    async def next_item(self, tenant: str, learner: str, at: datetime | None = None
                         ) -> NextItem:
         """A review that is due comes first (reviews are short and lose value when late);
-        otherwise the first unblocked lesson of the learner's paths (`paths` when the caller
-        has them or will), in enrolment order. When every lesson left waits for another
-        (lessons teaching several concepts can need each other), the first of them: some of
-        what it teaches needs nothing else."""
+        otherwise the first unblocked lesson of the learner's paths, in enrolment order (paths
+        are worked out until one has it). When every lesson left waits for another (lessons
+        teaching several concepts can need each other), the first of them: some of what it
+        teaches needs nothing else."""
         due = await self.due(tenant, learner, at or now(), limit=1)
         if due:
             return NextItem(kind="review", card=due[0])
-        paths_now = await (paths() if paths else self.refresh_paths(tenant, learner))
-        for path in paths_now:
-            for step in path.steps:
-                if not step.blocked_by:
+        waiting: NextItem | None = None
+        after: str | None = None
+        while True:
+            enrolments = await self.repo.page_enrolments(tenant, learner, after=after,
+                                                         limit=NEXT_PAGE)
+            for path in await self._refresh(tenant, learner, enrolments.items, until=_open_step):
+                step = _open_step(path)
+                if step is not None:
                     return NextItem(kind="lesson", goal=path.goal, lesson=step)
-        for path in paths_now:
-            if path.steps:
-                return NextItem(kind="lesson", goal=path.goal, lesson=path.steps[0])
-        return NextItem(kind="nothing")
+                if waiting is None and path.steps:
+                    waiting = NextItem(kind="lesson", goal=path.goal, lesson=path.steps[0])
+            if enrolments.next is None:
+                return waiting or NextItem(kind="nothing")
+            after = enrolments.next
 
     # placement
 
@@ -928,6 +939,11 @@ class LearningService:
 def _view(card: Card, state: CardState) -> CardView:
     return CardView(card_id=card.id, concept=card.concept, front=card.front, back=card.back,
                     due=state.due, reps=state.reps, version=state.version)
+
+
+def _open_step(path: LearningPath) -> PathStep | None:
+    """The path's first lesson waiting for no other."""
+    return next((s for s in path.steps if not s.blocked_by), None)
 
 
 def _stamp(at: datetime) -> str:

@@ -1275,7 +1275,7 @@ async def test_graphql_reads_the_graph_and_the_learners_path(running: tuple[
     pupil = await learner(app, client)
     await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"}, headers=pupil)
     text = """{ prerequisiteGraph(tenant: "acme") { edges { concept requires kind } }
-                myPaths(tenant: "acme") { goal steps { lessonId blockedBy } }
+                myPaths(tenant: "acme") { items { goal steps { lessonId blockedBy } } next }
                 myNext(tenant: "acme") { kind lesson { lessonId } }
                 myPath(tenant: "acme", concept: "ghost") { goal } }"""
     r = await client.post("/graphql", json={"query": text}, headers=pupil)
@@ -1283,12 +1283,12 @@ async def test_graphql_reads_the_graph_and_the_learners_path(running: tuple[
     data = r.json()["data"]
     assert {"concept": "recursion", "requires": "functions", "kind": "required"} in data[
         "prerequisiteGraph"]["edges"]
-    [path] = data["myPaths"]
-    assert path["goal"] == "course:py"
+    [path] = data["myPaths"]["items"]
+    assert (path["goal"], data["myPaths"]["next"]) == ("course:py", None)
     assert [s["lessonId"] for s in path["steps"]] == ["names", "exprs", "funcs", "recur"]
     assert data["myNext"] == {"kind": "lesson", "lesson": {"lessonId": "names"}}
     assert data["myPath"] is None
-    r = await client.post("/graphql", json={"query": '{ myPaths(tenant: "beta") { goal } }'},
+    r = await client.post("/graphql", json={"query": '{ myPaths(tenant: "beta") { next } }'},
                           headers=pupil)
     assert r.json()["errors"]
 
@@ -1329,7 +1329,7 @@ async def test_graphql_works_a_learners_paths_out_once_however_many_fields_ask(
         return await planned(*args, **kwargs)
 
     monkeypatch.setattr(repo, "learning_path", counted)
-    aliases = " ".join(f'p{i}: myPaths(tenant: "acme") {{ goal }}' for i in range(20))
+    aliases = " ".join(f'p{i}: myPaths(tenant: "acme") {{ items {{ goal }} }}' for i in range(20))
     text = f"""{{ {aliases} myNext(tenant: "acme") {{ kind lesson {{ lessonId }} }}
                   n2: myNext(tenant: "acme") {{ kind }}
                   a: myPath(tenant: "acme", course: "py") {{ goal }}
@@ -1337,10 +1337,49 @@ async def test_graphql_works_a_learners_paths_out_once_however_many_fields_ask(
     r = await client.post("/graphql", json={"query": text}, headers=pupil)
     assert r.status_code == 200, r.text
     data = r.json()["data"]
-    assert [p["goal"] for p in data["p19"]] == ["course:py", "concept:functions"]
+    assert [p["goal"] for p in data["p19"]["items"]] == ["course:py", "concept:functions"]
     assert data["myNext"] == {"kind": "lesson", "lesson": {"lessonId": "names"}}
     assert data["a"] == data["b"] == {"goal": "course:py"}
-    assert len(plans) == 3  # the two enrolments' paths, and myPath's
+    # the two enrolments' paths, myNext's first (it has a lesson to take), and myPath's
+    assert len(plans) == 4
+
+
+async def test_graphql_paths_and_mastery_come_a_page_at_a_time(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Before, `myPaths` worked out the path to every goal the learner enrolled in (one graph
+    query each) and `myMastery` read every concept, in one answer."""
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    goals = ["variables", "expressions", "functions", "recursion"]
+    for goal in goals:
+        r = await client.post(f"{BASE}/me/enrolments", json={"goal_concept": goal},
+                              headers=pupil)
+        assert r.status_code == 201, r.text
+    await deliver(app, attempt_event(await me(client, pupil), goals, [True, False]))
+    for field, key, rest in (("myPaths", "goal", "me/paths"),
+                             ("myMastery", "concept", "me/mastery")):
+        text = f"""query ($after: String) {{
+            {field}(tenant: "acme", first: 3, after: $after) {{ items {{ {key} }} next }} }}"""
+        pages: list[list[str]] = []
+        after = None
+        while True:
+            r = await client.post("/graphql", json={"query": text, "variables": {"after": after}},
+                                  headers=pupil)
+            body = r.json()
+            assert "errors" not in body, body
+            page = body["data"][field]
+            pages.append([item[key] for item in page["items"]])
+            if (after := page["next"]) is None:
+                break
+        listed = (await client.get(f"{BASE}/{rest}", headers=pupil)).json()["items"]
+        assert [x for p in pages for x in p] == [item[key] for item in listed], field
+        assert [len(p) for p in pages] == [3, 1], field
+        for bad, code in (("first: 0", "validation_failed"), ("first: 201", "validation_failed"),
+                          ('after: "bm90IGEgY3Vyc29y"', "bad_cursor")):
+            r = await client.post("/graphql", json={
+                "query": f'{{ {field}(tenant: "acme", {bad}) {{ next }} }}'}, headers=pupil)
+            assert r.json()["errors"][0]["extensions"]["code"] == code, (field, bad)
 
 
 async def test_educators_set_a_concepts_bkt_and_it_is_fitted_to_the_answers(running: tuple[

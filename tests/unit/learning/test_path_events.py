@@ -195,3 +195,25 @@ async def test_paths_are_read_a_page_at_a_time(
             break
         after = page.next
     assert goals == [*(f"concept:g{i}" for i in range(20)), "course:py"]
+
+
+async def test_the_next_lesson_works_out_paths_only_until_one_has_it(
+        service: LearningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next item worked out the path to every goal of the learner (0.1-0.6 s with a
+    hundred enrolments) to take the first lesson of the first path."""
+    await many_goals(service)
+    calls = count_calls(service.repo, monkeypatch)
+    item = await service.next_item(T, "ada")
+    assert (item.kind, item.goal, item.lesson and item.lesson.lesson_id) == (
+        "lesson", "concept:g0", "Lp")
+    assert calls["learning_path"] == 1
+
+    for lesson in ("Lp", *(f"Lg{i}" for i in range(20))):
+        await service.record_progress(T, "ada", lesson, ProgressUpdate(status="completed"))
+    calls.clear()
+    item = await service.next_item(T, "ada")  # the 21st enrolment, on the second page
+    assert (item.kind, item.goal, item.lesson and item.lesson.lesson_id) == (
+        "lesson", "course:py", "Lloose")
+    assert (calls["page_enrolments"], calls["learning_path"]) == (2, 21)
+    await service.record_progress(T, "ada", "Lloose", ProgressUpdate(status="completed"))
+    assert (await service.next_item(T, "ada")).kind == "nothing"
