@@ -284,12 +284,18 @@ async def my_next(tenant: TenantId, service: Svc, me: Learner) -> NextItem:
 @router.post("/me/placements", status_code=201)
 async def start_placement(tenant: TenantId, body: NewPlacement, service: Svc,
                           me: Learner) -> PlacementView:
+    """Starts a short diagnostic towards a course or a goal concept: it asks about the goal's
+    prerequisites the learner has not mastered, one concept at a time (`question`, with a
+    review card to show when the concept has one); done at once when there is nothing to ask."""
     return await service.start_placement(tenant, me.user_id, body)
 
 
 @router.post("/me/placements/{placement}/answers")
 async def answer_placement(tenant: TenantId, placement: RecordId, body: PlacementAnswer,
                            service: Svc, me: Learner) -> PlacementView:
+    """Whether the learner knew the concept asked (`concept` must be the current `question`:
+    409 `wrong_question` otherwise). A known concept counts its prerequisites known, an unknown
+    one what requires it unknown; once done, what was found known is mastered."""
     return await service.answer_placement(tenant, me.user_id, placement, body)
 
 

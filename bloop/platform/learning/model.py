@@ -328,9 +328,12 @@ class Placement(_Frozen):
 class PlacementView(_Frozen):
     id: str
     goal: str
-    question: str | None
+    question: str | None = Field(description="the concept asked about next; null when done")
     question_name: str | None = None
-    card_front: str | None = None
+    card_front: str | None = Field(default=None, description="a review card of the concept to "
+                                   "ask with, when it has one")
+    card_back: str | None = Field(default=None, description="that card's answer, to show once "
+                                  "the learner has answered, before they say whether they knew")
     asked: int
     max_questions: int
     done: bool

@@ -680,14 +680,15 @@ class LearningService:
             tenant, learner, [m.concept for m in changes]))
 
     async def _placement_view(self, tenant: str, p: Placement) -> PlacementView:
-        name = front = None
+        name = card = None
         if p.question is not None:
             concepts = await self.repo.get_concepts(tenant, [p.question])
             name = concepts[0].name if concepts else p.question
             cards = await self.repo.cards_of(tenant, [p.question])
-            front = cards[0].front if cards else None
+            card = cards[0] if cards else None
         return PlacementView(id=p.id, goal=p.goal, question=p.question, question_name=name,
-                             card_front=front, asked=len(p.answers), max_questions=p.max_questions,
+                             card_front=card and card.front, card_back=card and card.back,
+                             asked=len(p.answers), max_questions=p.max_questions,
                              done=p.done, known=p.known, unknown=p.unknown)
 
     # review cards

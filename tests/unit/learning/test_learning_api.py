@@ -316,6 +316,33 @@ async def test_placement_skips_what_the_learner_knows(running: tuple[
                               json={"concept": "step-0", "correct": True})).status_code == 404
 
 
+async def test_a_placement_question_shows_a_card_of_its_concept_both_sides(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Before, a question gave the card's front only: an app could not show the answer before
+    the learner says whether they knew it."""
+    app, client = running
+    await python_course(app, client)
+    for concept in ("variables", "expressions", "functions"):
+        r = await client.post(f"{BASE}/concepts/{concept}/cards",
+                              json={"front": f"What are {concept}?", "back": f"{concept} are…"})
+        assert r.status_code == 201, r.text
+    pupil = await learner(app, client)
+    r = await client.post(f"{BASE}/me/placements", json={"course_id": "py"}, headers=pupil)
+    view = r.json()
+    seen = []
+    while not view["done"]:
+        question = view["question"]
+        seen.append(question)
+        shown = (view["card_front"], view["card_back"])
+        assert shown == ((f"What are {question}?", f"{question} are…")
+                         if question != "recursion" else (None, None)), view
+        r = await client.post(f"{BASE}/me/placements/{view['id']}/answers", headers=pupil,
+                              json={"concept": question, "correct": False})
+        view = r.json()
+    assert seen
+    assert (view["card_front"], view["card_back"]) == (None, None)
+
+
 async def test_a_lesson_comes_after_the_lessons_teaching_what_it_needs(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     """x teaches a (nothing before it) and c (deep: c needs d, d needs e); y teaches b, which
