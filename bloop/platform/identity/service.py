@@ -621,6 +621,12 @@ class AuthService:
             token_hash=token_hash(refresh), tenant=user.tenant, user_id=user.id, family=family,
             scopes=scopes, created_at=at,
             expires_at=at + timedelta(seconds=self.settings.refresh_ttl_s)))
+        # Taking a role away signs out the sessions stored before it: one stored after, with
+        # the roles read before it, is caught here, as the account's deletion is.
+        current = await self.repo.get_user(user.tenant, user.id)
+        if current is None or set(user.roles) - set(current.roles):
+            await self.repo.revoke_refresh_family(user.tenant, family)
+            raise invalid_grant("the account's roles changed while signing in; sign in again")
         if issued - self._pruned_at > 3600:  # each grant stores a token: expired ones go
             self._pruned_at = issued
             await self.repo.prune_refresh_tokens(at)

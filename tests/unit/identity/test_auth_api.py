@@ -700,6 +700,48 @@ async def test_a_sign_in_racing_a_password_change_keeps_no_session(
     assert await signs_in(client, "ada@acme.dev", NEW)
 
 
+@pytest.mark.parametrize("grant", ["password", "refresh"])
+async def test_a_sign_in_racing_a_demotion_keeps_no_session(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        grant: str) -> None:
+    """The roles were read, then an admin took one away and signed the user's sessions out
+    before this sign-in's session was stored: it was kept, with a token of the old roles
+    (a demoted admin could give the role back to themselves)."""
+    ada = await member(app, client, "acme", ["tenant_admin", "educator"], email="ada@acme.dev")
+    ada_id = (await client.get(ME, headers=ada)).json()["id"]
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    session = (await client.post(TOKEN, data=password_form("ada@acme.dev"))).json()
+    auth = auth_service(app)
+    granting, storing = auth._grant, auth.repo.add_refresh_token
+    stored: list[RefreshToken] = []
+
+    async def grant_after_a_demotion(user: User, family: str, scopes: list[Scope]
+                                     ) -> TokenGrant:
+        r = await client.put(f"/v1/tenants/acme/users/{ada_id}/roles", headers=admin,
+                             json={"roles": ["educator"]})
+        assert r.status_code == 200, r.text
+        return await granting(user, family, scopes)
+
+    async def store(token: RefreshToken) -> None:
+        stored.append(token)
+        await storing(token)
+
+    monkeypatch.setattr(auth, "_grant", grant_after_a_demotion)
+    monkeypatch.setattr(auth.repo, "add_refresh_token", store)
+    form = (password_form("ada@acme.dev") if grant == "password"
+            else refresh_form(session["refresh_token"]))
+    r = await client.post(TOKEN, data=form)
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_grant"), r.text
+    monkeypatch.setattr(auth, "_grant", granting)
+    [late] = stored
+    kept = await auth.repo.get_refresh_token("acme", late.token_hash)
+    assert kept is not None
+    assert kept.revoked
+    again = (await client.post(TOKEN, data=password_form("ada@acme.dev"))).json()
+    me = (await client.get(ME, headers=bearer(again["access_token"]))).json()
+    assert me["roles"] == ["educator"]
+
+
 async def test_a_retried_reset_signs_out_what_the_failed_one_did_not(
         app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The reset revoked the refresh tokens, then failed before marking the access tokens:
