@@ -39,6 +39,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import event_type, type_of
 from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.settings import MongoSettings, RuntimeSettings, Settings
+from bloop.platform.kit.sqlite import SqliteDB
 
 TEST_TOPIC = "bloop.test.events"
 
@@ -113,6 +114,23 @@ def count_calls(store: object, monkeypatch: pytest.MonkeyPatch,
         if inspect.iscoroutinefunction(method):
             monkeypatch.setattr(store, name, counted(name, method))
     return calls
+
+
+async def query_plans(db: SqliteDB, reads: Callable[[], Awaitable[object]],
+                      table: str) -> list[list[str]]:
+    """The query plan of each statement `reads` makes on `db` (its reader or its writer) that
+    names `table`."""
+    statements: list[str] = []
+    await db.run(lambda c: c.set_trace_callback(statements.append))
+    await db.transaction(lambda c: c.set_trace_callback(statements.append))
+    try:
+        await reads()
+    finally:
+        await db.run(lambda c: c.set_trace_callback(None))
+        await db.transaction(lambda c: c.set_trace_callback(None))
+    return await db.run(lambda c: [
+        [row[3] for row in c.execute(f"EXPLAIN QUERY PLAN {s}")]
+        for s in statements if f" {table} " in s])
 
 
 async def paged(read: Callable[[str | None, int], Awaitable[Slice[T]]], size: int) -> list[T]:

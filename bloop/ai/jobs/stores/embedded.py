@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS ai_jobs (
   PRIMARY KEY (tenant, id));
 CREATE UNIQUE INDEX IF NOT EXISTS ai_jobs_key ON ai_jobs (tenant, idempotency_key);
 CREATE INDEX IF NOT EXISTS ai_jobs_created ON ai_jobs (tenant, created);
+CREATE INDEX IF NOT EXISTS ai_jobs_requester
+  ON ai_jobs (tenant, json_extract(doc, '$.requested_by'), created, id);
 CREATE INDEX IF NOT EXISTS ai_jobs_open ON ai_jobs (final, lease_until, updated);
 CREATE TABLE IF NOT EXISTS ai_config (tenant TEXT PRIMARY KEY, doc TEXT NOT NULL);
 """

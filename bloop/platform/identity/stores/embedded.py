@@ -38,11 +38,15 @@ CREATE INDEX IF NOT EXISTS invitations_created
   ON invitations (tenant, json_extract(doc, '$.created_at'));
 CREATE INDEX IF NOT EXISTS invitations_expiry
   ON invitations (tenant, json_extract(doc, '$.expires_at'));
+CREATE INDEX IF NOT EXISTS invitations_by ON invitations
+  (tenant, json_extract(doc, '$.invited_by'), json_extract(doc, '$.created_at') DESC, token_hash);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
   tenant TEXT NOT NULL, token_hash TEXT NOT NULL, family TEXT NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY (tenant, token_hash));
 CREATE INDEX IF NOT EXISTS refresh_tokens_family ON refresh_tokens (tenant, family);
 CREATE INDEX IF NOT EXISTS refresh_tokens_expiry ON refresh_tokens (json_extract(doc, '$.expires_at'));
+CREATE INDEX IF NOT EXISTS refresh_tokens_user ON refresh_tokens
+  (tenant, json_extract(doc, '$.user_id'), json_extract(doc, '$.created_at'), token_hash);
 CREATE TABLE IF NOT EXISTS ended_sessions (
   tenant TEXT NOT NULL, family TEXT NOT NULL, until TEXT NOT NULL, PRIMARY KEY (tenant, family));
 """

@@ -78,6 +78,9 @@ class MongoIdentityStore:
         await self.refresh.create_index([("tenant", ASCENDING), ("family", ASCENDING)],
                                         name="tenant_family")
         await self.refresh.create_index([("expires_at", ASCENDING)], name="expires_at")
+        await self.refresh.create_index(
+            [("tenant", ASCENDING), ("user_id", ASCENDING), ("created_at", ASCENDING),
+             ("token_hash", ASCENDING)], name="tenant_user")
         await self.ended.create_index([("until", ASCENDING)], name="until")
         await self.invitations.create_index([("tenant", ASCENDING)], name="tenant")
         await self.invitations.create_index(
@@ -85,6 +88,8 @@ class MongoIdentityStore:
             name="tenant_created")
         await self.invitations.create_index([("tenant", ASCENDING), ("email", ASCENDING)],
                                             name="tenant_email")
+        await self.invitations.create_index([("tenant", ASCENDING), ("invited_by", ASCENDING)],
+                                            name="tenant_invited_by")
         await self._outbox.setup()
         await self.guard.setup()
 

@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS concepts (
 CREATE TABLE IF NOT EXISTS edges (
   tenant TEXT NOT NULL, concept TEXT NOT NULL, requires TEXT NOT NULL, kind TEXT NOT NULL,
   PRIMARY KEY (tenant, concept, requires));
-CREATE INDEX IF NOT EXISTS edges_requires ON edges (tenant, requires);
+CREATE INDEX IF NOT EXISTS edges_up ON edges (tenant, requires, concept);
 CREATE TABLE IF NOT EXISTS lessons (
   tenant TEXT NOT NULL, id TEXT NOT NULL, course TEXT NOT NULL, version INTEGER NOT NULL,
   deleted INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
@@ -255,6 +255,9 @@ class EmbeddedLearningStore:
                 c.execute("ALTER TABLE cards ADD COLUMN held_version INTEGER")
             c.execute("CREATE INDEX IF NOT EXISTS cards_held ON cards (tenant, held_lesson)"
                       " WHERE held_lesson IS NOT NULL")
+            # Walking the graph up (what requires a concept) read every edge of the tenant at
+            # each step with the index of before, which the planner passed over for the key's.
+            c.execute("DROP INDEX IF EXISTS edges_requires")
             if "rank" in columns("concepts"):
                 return
             # A database from before concepts had ranks: every tenant's graph is ranked once.

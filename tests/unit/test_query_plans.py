@@ -1,0 +1,112 @@
+"""The embedded stores' reads that pick a few rows out of a tenant's many go along an index,
+not through every row of the tenant (the plans SQLite makes for them, on small tables)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bloop.ai.jobs.stores.embedded import EmbeddedJobStore
+from bloop.platform.identity.model import RefreshToken
+from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore
+from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.learning.model import Edge, NewConcept, NewEnrolment
+from bloop.platform.learning.service import LearningService
+from bloop.platform.learning.stores.embedded import EmbeddedLearningStore
+from tests.support import query_plans
+
+T = "acme"
+AT = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def along_indexes(plans: list[list[str]]) -> list[str]:
+    """The plans' steps, each checked to read neither the whole table nor the whole tenant."""
+    steps = [step for plan in plans for step in plan]
+    for step in steps:
+        assert not step.startswith("SCAN"), step
+        assert not step.endswith("(tenant=?)"), step
+        assert "TEMP B-TREE" not in step, step
+    return steps
+
+
+async def test_walking_the_graph_up_reads_edges_along_an_index(tmp_path: Path) -> None:
+    """With the index of before, SQLite read the edges by the primary key's tenant column
+    alone: completing a lesson on a concept that 2,000 others require took 1.6 s."""
+    path = tmp_path / "learning.sqlite3"
+    with sqlite3.connect(path) as c:  # a database of before, with its index on (tenant, requires)
+        c.execute("CREATE TABLE edges (tenant TEXT NOT NULL, concept TEXT NOT NULL, requires"
+                  " TEXT NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (tenant, concept, requires))")
+        c.execute("CREATE INDEX edges_requires ON edges (tenant, requires)")
+    c.close()
+    db = SqliteDB(path)
+    store = EmbeddedLearningStore(db, registry)
+    try:
+        await store.setup()
+        service = LearningService(store)
+        for i in range(30):
+            await service.add_concept(T, NewConcept(id=f"c{i}", name=f"c{i}"))
+            if i:
+                await service.add_edge(T, Edge(concept=f"c{i}", requires=f"c{i - 1}"))
+        await service.enrol(T, "ada", NewEnrolment(goal_concept="c29"))
+        await service.settled()
+
+        async def reads() -> None:
+            assert await store.goals_reaching(T, "ada", ["c0"]) == ["concept:c29"]
+            assert await store.learners_reaching(T, ["c0"]) == ["ada"]
+
+        plans = await query_plans(db, reads, "edges")
+        assert len(plans) == 2
+        for plan in plans:
+            edges = [step for step in plan if " e " in f" {step} "]
+            assert edges == ["SEARCH e USING COVERING INDEX edges_up (tenant=? AND requires=?)"], plan
+        indexes = await db.run(lambda c: [r[0] for r in c.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'edges'")])
+        assert "edges_requires" not in indexes
+    finally:
+        await db.close()
+
+
+async def test_a_persons_tokens_and_invitations_are_read_along_an_index(tmp_path: Path) -> None:
+    """A role taken away read every refresh token of the tenant (kept 30 days after use): 243 ms
+    with 24,000, the process held meanwhile."""
+    db = SqliteDB(tmp_path / "identity.sqlite3")
+    store = EmbeddedIdentityStore(db, registry)
+    try:
+        await store.setup()
+        for i in range(20):
+            await store.add_refresh_token(RefreshToken(
+                token_hash=f"h{i}", tenant="acme", user_id=f"u{i % 4}", family=f"f{i}",
+                scopes=["content:read"], created_at=AT, expires_at=AT + timedelta(days=30)))
+
+        async def tokens() -> None:
+            assert len(await store.refresh_tokens_of("acme", "u1")) == 5
+            assert len(await store.revoke_user_sessions("acme", "u1")) == 5
+
+        async def invitations() -> None:
+            assert await store.invitations_by("acme", "u1") == []
+
+        plans = await query_plans(db, tokens, "refresh_tokens") + await query_plans(
+            db, invitations, "invitations")
+        steps = along_indexes(plans)
+        assert sum("refresh_tokens_user" in step for step in steps) == 2
+        assert sum("invitations_by" in step for step in steps) == 1
+    finally:
+        await db.close()
+
+
+async def test_a_persons_ai_jobs_are_read_along_an_index(tmp_path: Path) -> None:
+    """A person's export read every AI job of the tenant."""
+    db = SqliteDB(tmp_path / "ai.sqlite3")
+    store = EmbeddedJobStore(db, registry)
+    try:
+        await store.setup()
+
+        async def jobs() -> None:
+            assert await store.by_requester(T, "u1") == []
+
+        steps = along_indexes(await query_plans(db, jobs, "ai_jobs"))
+        assert any("ai_jobs_requester" in step for step in steps), steps
+    finally:
+        await db.close()
