@@ -30,6 +30,7 @@ from starlette.types import Scope
 from bloop.platform.demo.data import Person
 from bloop.platform.demo.sign_ins import DemoSignIns
 from bloop.platform.kit.auth import TOKEN_URL
+from bloop.platform.kit.favicon import DATA_URL as ICON
 
 ASSETS_DIR = Path(__file__).parent / "ide_assets"
 CDN = "https://unpkg.com"
@@ -114,14 +115,19 @@ class PageRoute(APIRoute):
         return match, child
 
 
+EXAMPLE_WIDTH = 46  # what the query editor shows of a line in a 1280 px wide window
+
+
 def example(tenant: str | None) -> str:
-    return ("# Bloop's GraphQL API. Every query needs a signed-in\n"
-            "# caller: sign in with the person icon on the left,\n"
-            "# which puts an access token in the Headers tab below.\n"
+    return ("# Bloop's GraphQL API. Every query needs a\n"
+            "# signed-in caller: sign in with the person\n"
+            "# icon on the left, which puts an access token\n"
+            "# in the Headers tab below.\n"
             "#\n"
-            "# Ctrl-Enter runs a query; Ctrl-Space completes a field.\n"
-            "# The courses of a tenant, with their lessons, a page\n"
-            "# at a time (`next` is the following page's `after`):\n"
+            "# Ctrl-Enter runs a query; Ctrl-Space\n"
+            "# completes a field. The courses of a tenant,\n"
+            "# with their lessons, a page at a time (`next`\n"
+            "# is the following page's `after`):\n"
             "{\n"
             f'  courses(tenant: "{tenant or "your-tenant"}", first: 20) {{\n'
             "    items {\n"
@@ -156,7 +162,7 @@ def page(assets_url: str | None, root_path: str, tenant: str | None,
     return PAGE.substitute(
         assets=tags(assets_url),
         example_query=js(example(tenant)),
-        default_headers=js('{\n  "Authorization": "Bearer "\n}'),
+        icon=html.escape(ICON),
         token_url=js(root_path + TOKEN_URL),
         demo_tenant=js(tenant),
         demo_people=js([{"name": p.display_name, "roles": ", ".join(p.roles), "email": p.email,

@@ -18,6 +18,7 @@ from bloop.platform.kit.cors import install_cors
 from bloop.platform.kit.docs import install_docs
 from bloop.platform.kit.errors import install_error_handlers, is_store_down
 from bloop.platform.kit.events.outbox import OutboxRelay
+from bloop.platform.kit.favicon import favicon_router
 from bloop.platform.kit.fixed_paths import claim_fixed_paths
 from bloop.platform.kit.health import ops_router
 from bloop.platform.kit.middleware import RequestContextMiddleware
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                   description="An open-source learning platform.", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     app.include_router(ops_router())
+    app.include_router(favicon_router())
     if http_routes:
         signs_in_demo = do_seed and any(s.name == "identity" for s in chosen)
         install_docs(app, sign_in_tenant=demo.TENANT_ID if signs_in_demo else None)

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from bloop.platform.app import create_app
+from bloop.platform.kit.favicon import DATA_URL as ICON
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 
 
@@ -31,12 +32,13 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def assets(page: str) -> list[str]:
-    return re.findall(r'(?:src|href)=["\']([^"\']+)["\']', page)
+    found = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', page)
+    return [u for u in found if not u.startswith("data:")]
 
 
 @pytest.mark.parametrize(("path", "kinds"), [
-    ("/docs", {"javascript", "css", "png"}),
-    ("/redoc", {"javascript", "png"}),
+    ("/docs", {"javascript", "css"}),
+    ("/redoc", {"javascript"}),
 ])
 async def test_a_docs_page_loads_only_from_the_app(client: httpx.AsyncClient, path: str,
                                                    kinds: set[str]) -> None:
@@ -54,6 +56,19 @@ async def test_a_docs_page_loads_only_from_the_app(client: httpx.AsyncClient, pa
         assert len(r.content) > 1000, url
         seen.add(r.headers["content-type"].split(";")[0].split("/")[1])
     assert seen == kinds
+    assert '<html lang="en">' in page.text
+    assert f'<link rel="shortcut icon" href="{ICON}">' in page.text
+
+
+async def test_redoc_loads_nothing_from_elsewhere(client: httpx.AsyncClient) -> None:
+    """Its script would show a logo from cdn.redoc.ly (with no option to leave it out)."""
+    script = await client.get("/docs/assets/redoc.standalone.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert b"cdn.redoc.ly" not in script.content
+    again = await client.get("/docs/assets/redoc.standalone.js",
+                             headers={"if-none-match": script.headers["etag"]})
+    assert again.status_code == 304
 
 
 async def test_swagger_ui_signs_in_to_the_demo_tenant(client: httpx.AsyncClient) -> None:

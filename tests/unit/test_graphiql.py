@@ -18,10 +18,11 @@ import pytest
 from fastapi import FastAPI
 
 from bloop.graphql import ide
-from bloop.graphql.ide import ASSETS, ASSETS_DIR, Asset, install_graphiql
+from bloop.graphql.ide import ASSETS, ASSETS_DIR, EXAMPLE_WIDTH, Asset, example, install_graphiql
 from bloop.graphql.ide_fetch import IntegrityError, fetch, integrity_of
 from bloop.platform.app import create_app
 from bloop.platform.demo import data
+from bloop.platform.kit.favicon import DATA_URL as ICON
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 from tests.support import member
 
@@ -72,6 +73,34 @@ async def test_without_the_demo_the_page_offers_no_people(tmp_path: Path) -> Non
     assert 'courses(tenant: \\"your-tenant\\", first: 20)' in page
 
 
+async def test_the_page_reads_well_on_a_phone_and_to_a_screen_reader(tmp_path: Path) -> None:
+    page = await the_page(tmp_path)
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert '<html lang="en">' in page
+    assert re.search(r'<h1 class="visually-hidden">Bloop GraphQL</h1>', page)
+    assert f'<link rel="icon" href="{ICON}">' in page  # asks for no /favicon.ico
+    # the starting query's comments fit the editor of a 1280 px wide window
+    for tenant in ("demo", None):
+        lines = example(tenant).splitlines()
+        assert max(len(line) for line in lines) <= EXAMPLE_WIDTH < 50
+        assert lines[0].startswith("# Bloop's GraphQL API.")
+
+
+async def test_the_page_reads_the_schema_only_with_a_credential(tmp_path: Path) -> None:
+    """Before signing in, no introspection (which would answer 401, shown raw in the results);
+    the Headers tab starts without an `Authorization: Bearer ` of no token."""
+    page = await the_page(tmp_path)
+    assert "defaultHeaders" not in page
+    assert 'Bearer \\"' not in page
+    assert "schema: signedIn ? undefined : null," in page  # null: GraphiQL does not introspect
+    assert "useState(() => sendsCredential(storedHeaders()))" in page
+    assert "onEditHeaders: (text) => setSignedIn(sendsCredential(text))," in page
+    assert "signInPlugin(() => { setSignedIn(true); setFetcher(newFetcher); })" in page
+    # a 401 (an expired token kept from an earlier visit) says what to do
+    assert "GraphiQL.createFetcher({ url, fetch: explained401 })" in page
+    assert 'const SIGN_IN = "Sign in (the person icon on the left) to run queries";' in page
+
+
 async def test_queries_still_need_a_signed_in_caller(
         client: tuple[FastAPI, httpx.AsyncClient]) -> None:
     app, c = client
@@ -95,6 +124,12 @@ def app_with_page(assets_dir: Path) -> FastAPI:
     app = FastAPI()
     install_graphiql(app, "/graphql", assets_dir=assets_dir)
     return app
+
+
+async def the_page(tmp_path: Path) -> str:
+    transport = httpx.ASGITransport(app=app_with_page(tmp_path))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as c:
+        return (await c.get("/graphql", headers=HTML)).text
 
 
 async def test_the_page_loads_the_apps_own_files_when_they_are_here(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import quote
 from bloop.platform.content.model import CourseDetail, Lesson
 from bloop.platform.demo.data import Person
 from bloop.platform.kit.auth import TOKEN_URL
+from bloop.platform.kit.favicon import DATA_URL as ICON
 
 STYLE = """
 *{box-sizing:border-box}
@@ -75,6 +76,7 @@ def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = T
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Bloop</title>
+<link rel="icon" href="{_e(ICON)}">
 <style>{STYLE}</style>
 </head>
 <body>

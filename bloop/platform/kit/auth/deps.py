@@ -43,6 +43,7 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
+    ("GET", "/favicon.ico"),
     ("GET", "/"),
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
