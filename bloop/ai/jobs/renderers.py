@@ -7,10 +7,11 @@
 
 Each is given those of `lesson` (the job's `LessonText`, None for a video made from a prompt
 alone), `script` (the prompted script the worker hands over, else the lesson's), `title`, `blocks`
-(markdown), `text`, `tts`, `out_dir`, `voice`, `language` (the job's BCP 47 tag: asked for, else
-the lesson's, else `en`), `progress` (async, percentage and step) and `on_progress` (plain, step and fraction)
-that it names as parameters. A cancellation or a lost lease seen while reporting progress stops
-the rendering.
+(the lesson's markdown cut by the library's `markdown_parts`, each fenced code block whole even
+with blank lines in it; whole without that function), `text`, `tts`, `out_dir`, `voice`,
+`language` (the job's BCP 47 tag: asked for, else the lesson's, else `en`), `progress` (async,
+percentage and step) and `on_progress` (plain, step and fraction) that it names as parameters.
+A cancellation or a lost lease seen while reporting progress stops the rendering.
 
 Each returns what it made: a path, a list of paths, or objects with `path` and, where known,
 `content_type`, `kind`, `duration_s` and `captions_path` (a WebVTT file). The text-to-speech
@@ -80,13 +81,15 @@ class LibraryRenderer:
         self.function = function or getattr(module, name)
         self.parameters = inspect.signature(self.function).parameters
         self.script_from = getattr(module, "script_from_lesson", None)
+        self.parts: Callable[[str], list[str]] | None = getattr(module, "markdown_parts", None)
 
     async def render(self, job: Job, workdir: Path, progress: Progress, *,
                      script: Any = None) -> list[RenderedFile]:
         lesson = job.lesson
         text = lesson.text if lesson is not None else ""
         title = lesson.title if lesson is not None else getattr(script, "title", "")
-        blocks = [b for b in text.split("\n\n") if b.strip()]
+        blocks = (self.parts(text) if self.parts is not None
+                  else [text] if text.strip() else [])
         tts = _tts() if "tts" in self.parameters else None
         voice = job.params.voice
         if voice is None and tts is not None:

@@ -174,7 +174,7 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, max_scenes: int = 8
         said.clear()
 
     for block in blocks:
-        for part in _parts(block):
+        for part in markdown_parts(block):
             if (m := _HEADING.match(part)) and "\n" not in part.strip():
                 flush()
                 heading = m.group(1)
@@ -229,8 +229,9 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, max_scenes: int = 8
     return VideoScript(title=title, scenes=scenes[:max_scenes])
 
 
-def _parts(block: str) -> list[str]:
-    """A markdown block cut into paragraphs, each fenced code block whole."""
+def markdown_parts(block: str) -> list[str]:
+    """Markdown cut into paragraphs, each fenced code block whole (blank lines in it too), a
+    heading apart from the paragraph under it."""
     out: list[str] = []
     pos = 0
     for m in _FENCED.finditer(block):

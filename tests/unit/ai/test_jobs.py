@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bloop.ai.audio import speak
 from bloop.ai.jobs import consumers, renderers
+from bloop.ai.jobs.lessons import lesson_text
 from bloop.ai.jobs.links import OutputLinks, link_path
 from bloop.ai.jobs.model import (
     Job,
@@ -38,7 +40,9 @@ from bloop.ai.jobs.renderers import LibraryRenderer
 from bloop.ai.jobs.service import JobService
 from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
 from bloop.ai.jobs.worker import JobRunner
+from bloop.ai.providers.tts import Speech, wav_bytes
 from bloop.ai.text.model import LessonText
+from bloop.ai.video import CodeScene, KeyPointsScene, VideoScript
 from bloop.platform.demo import data
 from bloop.platform.identity.events import UserDeleted
 from bloop.platform.kit.errors import Conflict, Problem
@@ -508,6 +512,58 @@ async def test_a_media_job_is_spoken_in_the_lessons_language_unless_a_voice_is_a
         await rig.runner(narration=renderer).run("acme", job.id)
         assert (await rig.service.job("acme", job.id)).status == "succeeded"
     assert voices == [("voice-fr", "fr"), ("mine", "fr"), (None, "en")]
+
+
+class HeardTts(VoicesByLanguage):
+    """A TTS that keeps what it is asked to say."""
+
+    heard: ClassVar[list[str]] = []
+
+    async def synthesize(self, text: str, voice: str | None = None) -> Speech:
+        self.heard.append(text)
+        return Speech(wav_bytes(b"\x00\x00" * 160, 16_000), 16_000, 0.01, (), "fake", "v")
+
+
+async def test_a_code_block_with_a_blank_line_is_one_code_scene_and_never_read_out(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo lesson "Functions" opens with a code block holding a blank line. Its blocks were
+    joined with blank lines and cut again at each one, so the fence came apart: the video read
+    `def area(width, height=1):` aloud and showed the code as bullet points."""
+    monkeypatch.setattr(renderers, "_tts", HeardTts)
+    [functions] = [lesson for lesson in data.LESSONS if lesson.title == "Functions"]
+    assert "\n\n" in functions.blocks[0].split("```")[1], "the code block has a blank line"
+    lesson = lesson_text({"id": "functions", "version": 1, "course": "py",
+                          "title": functions.title, "teaches": list(functions.teaches),
+                          "blocks": [{"type": "markdown", "markdown": b}
+                                     for b in functions.blocks]})
+    scripts: list[VideoScript] = []
+
+    def video(script: VideoScript, out_dir: Path) -> Path:
+        scripts.append(script)
+        (out_dir / "video.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+        return out_dir / "video.mp4"
+
+    async def narration(text: str, tts: HeardTts, out_dir: Path, *, voice: str | None) -> Path:
+        await speak(text, tts, voice)
+        (out_dir / "narration.opus").write_bytes(b"OggS")
+        return out_dir / "narration.opus"
+
+    for n, renderer in enumerate((LibraryRenderer("video", function=video),
+                                  LibraryRenderer("narration", function=narration))):
+        job, _ = await rig.service.request("acme", "u1", JobRequest(
+            kind="narration", lesson_id=lesson.id), lesson.model_copy(update={"version": n + 1}))
+        await rig.runner(narration=renderer).run("acme", job.id)
+        assert (await rig.service.job("acme", job.id)).status == "succeeded"
+    [script] = scripts
+    codes = [s for s in script.scenes if isinstance(s, CodeScene)]
+    assert [c.code.splitlines()[0] for c in codes] == ["def area(width, height=1):",
+                                                        'words = ["kiwi", "fig", "banana"]']
+    assert "\n\nprint(area(3, 4))" in codes[0].code
+    said = [*(s.spoken() for s in script.scenes), *HeardTts.heard]
+    shown = [p for s in script.scenes if isinstance(s, KeyPointsScene) for p in s.points]
+    for text in [*said, *shown]:
+        assert not any(code in text for code in ("area", "python", '"""')), text
+    assert "A function that ends without a return statement returns None." in HeardTts.heard[0]
 
 
 async def test_cancelling_stops_a_render_at_its_next_progress_report(rig: Rig) -> None:
