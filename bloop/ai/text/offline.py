@@ -1,7 +1,9 @@
 """The offline text generator: no model, no key, no spend. It works from the lesson's own
 sentences (extractive): the best-scoring sentences make the summary, key terms (emphasised words,
 code names, the lesson's concepts, its most frequent words) make fill-in-the-blank, choice and
-true/false questions and flashcards. Everything it makes says so in its `note`."""
+true/false questions and flashcards. A wrong option or a false statement takes a term that the
+lesson uses neither near the sentence nor beside the right one (where its other names for it
+would be), else the question is a blank to fill in. Everything it makes says so in its `note`."""
 
 from __future__ import annotations
 
@@ -153,6 +155,32 @@ def _code_like(term: str) -> bool:
     return _CODE_MARK.search(term) is not None
 
 
+def _related(found: list[Sentence], sentence: Sentence, term: str) -> set[str]:
+    """The words of the sentences around `sentence` and of every one that uses `term`: one of
+    them may be the lesson's other name for the term (`def` beside "function")."""
+    lowered = term.lower()
+    return {w for s in found if abs(s.position - sentence.position) <= 2
+            or lowered in s.text.lower() for w in s.words}
+
+
+def _variant(a: str, b: str) -> bool:
+    """Whether words `a` and `b` may be forms of one word (call, calls; recursive, recursion)."""
+    if a == b:
+        return True
+    if min(len(a), len(b)) < 3 or a in STOPWORDS or b in STOPWORDS:
+        return False
+    return a in b or b in a or (min(len(a), len(b)) >= 5 and a[:5] == b[:5])
+
+
+def _unrelated(other: str, term: str, related: set[str]) -> bool:
+    """Whether `other` in place of `term` surely makes its sentence false, as far as the lesson
+    can tell: no word of it is a form of a word of the term, of the sentences around, or of
+    those beside the term anywhere in the lesson (where a synonym would be)."""
+    words = [w.lower() for w in _WORD.findall(other)]
+    near = related | {w.lower() for w in _WORD.findall(term)}
+    return bool(words) and not any(_variant(w, r) for w in words for r in near)
+
+
 def _blanked(sentence: str, term: str) -> str | None:
     before = "" if _UNSPACED_CHAR.match(term[:1]) else r"(?<!\w)"
     after = "" if _UNSPACED_CHAR.match(term[-1:]) else r"(?!\w)"
@@ -223,7 +251,8 @@ class OfflineTextGenerator:
                 blanked = _blanked(s.text, term)
                 if blanked is None or blanked.count(BLANK) > 2 or len(blanked) < 20:
                     continue
-                question = self._question(len(questions) + 1, s.text, blanked, term, terms)
+                question = self._question(len(questions) + 1, s.text, blanked, term, terms,
+                                          _related(found, s, term))
                 if question is not None:
                     questions.append(question)
                     used.add(s.position)
@@ -235,12 +264,13 @@ class OfflineTextGenerator:
         return Generated(QuizDraft(block=block, source="offline", note=OFFLINE_NOTE))
 
     @staticmethod
-    def _question(n: int, sentence: str, blanked: str, term: str,
-                  terms: list[str]) -> dict[str, object] | None:
+    def _question(n: int, sentence: str, blanked: str, term: str, terms: list[str],
+                  related: set[str]) -> dict[str, object] | None:
         feedback = {"correct": f"Right. The lesson says: {sentence}",
                     "incorrect": f"The lesson says: {sentence}"}
         others = [t for t in terms if t.lower() != term.lower()
-                  and t.lower() not in sentence.lower() and _code_like(t) == _code_like(term)]
+                  and t.lower() not in sentence.lower() and _code_like(t) == _code_like(term)
+                  and _unrelated(t, term, related)]
         kind = n % 3
         if kind == 1 and len(others) >= 1:
             options = [term, *others[:3]]
@@ -249,9 +279,13 @@ class OfflineTextGenerator:
                     "prompt": f"Which completes the sentence? {blanked}", "feedback": feedback,
                     "options": [{"id": f"o{i}", "text": t, "correct": t == term}
                                 for i, t in enumerate(options, 1)]}
-        if kind == 2 and others:
-            wrong = n % 2 == 0
+        wrong = n % 2 == 0
+        if kind == 2 and (others or not wrong):
             statement = blanked.replace(BLANK, others[0] if wrong else term)
+            if wrong:
+                swapped = f'it is false: "{others[0]}" is in place of "{term}".'
+                feedback = {"correct": f"Right, {swapped} The lesson says: {sentence}",
+                            "incorrect": f"No, {swapped} The lesson says: {sentence}"}
             return {"id": f"q{n}", "type": "true_false",
                     "prompt": f"True or false? {statement}", "answer": not wrong,
                     "feedback": feedback}

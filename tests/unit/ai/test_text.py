@@ -133,6 +133,72 @@ async def test_offline_wrong_options_are_of_the_right_answers_kind(index: int) -
             assert [t for t in code if t in q.prompt] == [t for t in code if t in said], q
 
 
+def _words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"[^\W\d_]+", text)}
+
+
+def _forms(word: str, words: set[str]) -> set[str]:
+    """The words of `words` that may be forms of `word` (call, calls; recursive, recursion)."""
+    return {w for w in words if w == word or (len(w) >= 5 and len(word) >= 5
+                                              and (w[:5] == word[:5] or w in word or word in w))}
+
+
+@pytest.mark.parametrize("index", range(len(DEMO)))
+async def test_offline_false_statements_are_false_and_say_what_was_changed(index: int) -> None:
+    """"A def that ends without a return statement returns None" was keyed false, `def` put in
+    place of "function", which the lesson says makes one; "A recursion definition needs a base
+    case" in place of "recursive". And the feedback for "true" quoted the lesson as if it agreed.
+    A word swapped in is now none the lesson uses beside the term or near the sentence, nor a
+    form of one, and the feedback names it."""
+    lesson, flat = DEMO[index], FLAT[index]
+    found = sentences(lesson.text)
+    quiz = (await OfflineTextGenerator().quiz(lesson, 12, quiz_id="check")).value
+    for q in quiz.block.questions:
+        if not isinstance(q, TrueFalse) or q.answer:
+            continue
+        assert "A def that ends" not in q.prompt
+        said = re.fullmatch(r'No, it is false: "(.+?)" is in place of "(.+?)". The lesson '
+                            r"says: (.+)", q.feedback.incorrect)
+        assert said is not None, q.feedback
+        swapped, term, sentence = said.groups()
+        assert inside(sentence, flat)
+        assert q.prompt == "True or false? " + re.sub(rf"(?<!\w){re.escape(term)}(?!\w)",
+                                                      swapped, sentence, flags=re.I)
+        beside = {w for s in found if term.lower() in s.text.lower() or sentence == s.text
+                  for w in s.words}
+        assert not {f for w in _words(swapped) for f in _forms(w, beside)}, q.prompt
+
+
+@pytest.mark.parametrize("index", range(len(DEMO)))
+async def test_offline_wrong_options_are_not_other_names_for_the_answer(index: int) -> None:
+    """"In Python, a variable is a name that refers to a value": "variable" was a wrong option
+    for "A _____ does not hold a copy of a value", where "name" was right."""
+    lesson = DEMO[index]
+    found = sentences(lesson.text)
+    quiz = (await OfflineTextGenerator().quiz(lesson, 12, quiz_id="check")).value
+    for q in quiz.block.questions:
+        if isinstance(q, SingleChoice):
+            [right] = [o.text for o in q.options if o.correct]
+            beside = {w for s in found if right.lower() in s.text.lower() for w in s.words}
+            for wrong in (o.text for o in q.options if not o.correct):
+                assert not {f for w in _words(wrong) for f in _forms(w, beside)}, (wrong, q)
+
+
+async def test_offline_asks_to_fill_in_a_blank_when_no_wrong_word_is_sure() -> None:
+    """Every other term of this lesson ("def", "return") is beside "function" in it: offered
+    as a wrong option ("A def that ends without a return statement returns None") or swapped
+    in to make a false statement, it may be right. So each question is a blank to fill in."""
+    lesson = LessonText(id="x", version=1, title="Functions", concepts=["functions"], text=(
+        "A *function* gives a name to a computation, and `def` creates one. Each call of a "
+        "function runs its body again. A function that ends without a `return` statement "
+        "returns `None`."))
+    quiz = (await OfflineTextGenerator().quiz(lesson, 3, quiz_id="check")).value
+    assert len(quiz.block.questions) == 3
+    for q in quiz.block.questions:
+        assert isinstance(q, ShortText), q
+        assert q.accepted == ["function"]
+
+
 async def test_offline_refuses_a_lesson_with_only_code() -> None:
     lesson = LessonText(id="x", version=1, title="Code", text="```python\nprint(1)\n```")
     assert sentences(lesson.text) == []
