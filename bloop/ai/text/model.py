@@ -24,8 +24,13 @@ Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000),
                      NonBlank]
 
-OFFLINE_NOTE = ("Made offline from the lesson's own sentences (extractive); no language model "
-                "was used. Review before publishing.")
+_OFFLINE = ("Made offline from the lesson's own sentences (extractive); no language model was "
+            "used.")
+OFFLINE_NOTE = _OFFLINE + " Review before publishing."
+# Generated cards reach learners unreviewed (learning's add_generated_cards).
+OFFLINE_CARDS_NOTE = (_OFFLINE + " The cards join the decks of the learners who completed a lesson "
+                      "teaching their concept as they are (made from a version not published, "
+                      "once it is); educators fix or retire them like any card.")
 
 
 class _Model(Tolerant):

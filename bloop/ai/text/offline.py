@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from bloop.ai.text.generator import InvalidOutput
 from bloop.ai.text.model import (
+    OFFLINE_CARDS_NOTE,
     OFFLINE_NOTE,
     Flashcard,
     FlashcardSet,
@@ -306,17 +307,31 @@ class OfflineTextGenerator:
                 blanked = _blanked(s.text, term)
                 if s.position in used or blanked is None or blanked.count(BLANK) > 2:
                     continue
-                defines = re.match(rf"^(an? |the )?{re.escape(term)} (is|are|means) ", s.text,
-                                   re.I)
-                front = (f"What is {term}?" if defines else f"Complete: {blanked}")
-                back = s.text if defines else term
+                asked = _definition_asked(s.text, term)
+                front = asked or f"Complete: {blanked}"
+                back = s.text if asked else term
                 made.append(Flashcard(front=front, back=back,
                                       concept_id=_concept_of(lesson, s.text)))
                 used.add(s.position)
                 break
         if not made:
             raise _nothing(lesson, found)
-        return Generated(FlashcardSet(cards=made, source="offline", note=OFFLINE_NOTE))
+        return Generated(FlashcardSet(cards=made, source="offline", note=OFFLINE_CARDS_NOTE))
+
+
+def _definition_asked(sentence: str, term: str) -> str | None:
+    """The question `sentence` answers when it defines `term` ("A list is an ordered ...": "What
+    is a list?"; "Variables are names that ...": "What are variables?"; "Recursion means ..."),
+    else None: its subject is another, or it says only what the term is like or does ("is
+    recursive when", "are values too, so")."""
+    m = re.match(rf"(?:(an?|the) )?{re.escape(term)} (?:(is) (?:an?|the) |(means) "
+                 r"|(is|are) [^\W\d_]+ (?:that|which|who|whose|where) )", sentence, re.I)
+    if m is None or term.lower() in STOPWORDS or re.search(r"\b(?:too|also)\b", sentence, re.I):
+        return None
+    subject = f"{m.group(1).lower()} {term}" if m.group(1) else term
+    if m.group(3):
+        return f"What does {subject} mean?"
+    return f"What {(m.group(2) or m.group(4)).lower()} {subject}?"
 
 
 def _concept_of(lesson: LessonText, sentence: str) -> str | None:

@@ -112,9 +112,9 @@ async def test_offline_material_comes_from_the_lesson(index: int) -> None:
     cards = (await gen.flashcards(lesson, 4)).value
     assert 1 <= len(cards.cards) <= 4
     assert {c.concept_id for c in cards.cards} <= {*lesson.concepts, None}
-    for card in cards.cards:
+    for card in cards.cards:  # a blank may start the sentence: its answer is not capitalised
         assert inside(card.back, flat) or inside(card.front.replace(
-            "Complete: ", "").replace(BLANK, card.back), flat)
+            "Complete: ", "").replace(BLANK, card.back).lower(), flat.lower())
 
 
 @pytest.mark.parametrize("index", range(len(DEMO)))
@@ -197,6 +197,39 @@ async def test_offline_asks_to_fill_in_a_blank_when_no_wrong_word_is_sure() -> N
     for q in quiz.block.questions:
         assert isinstance(q, ShortText), q
         assert q.accepted == ["function"]
+
+
+async def test_offline_flashcards_ask_what_a_term_is_only_where_the_lesson_defines_it() -> None:
+    """Any sentence "X is/are/means ..." was a definition: "Functions are values too, so you can
+    pass one to another function." made the card "What is functions?"."""
+    lesson = LessonText(id="x", version=1, title="Terms", concepts=[
+        "variables", "list", "tuples", "generator", "recursion"], text=(
+        "Variables are names that refer to values. A list is an ordered collection of values. "
+        "Tuples are values too, so you can put them in a list. A generator is lazy when it "
+        "runs. Recursion means a function calling itself again."))
+    cards = (await OfflineTextGenerator().flashcards(lesson, 5)).value.cards
+    assert [(c.front, c.back) for c in cards] == [
+        ("What are variables?", "Variables are names that refer to values."),
+        ("What is a list?", "A list is an ordered collection of values."),
+        (f"Complete: {BLANK} are values too, so you can put them in a list.", "tuples"),
+        (f"Complete: A {BLANK} is lazy when it runs.", "generator"),
+        ("What does recursion mean?", "Recursion means a function calling itself again.")]
+    [functions] = [lesson for lesson in DEMO if lesson.title == "Functions"]
+    fronts = [c.front for c in (await OfflineTextGenerator().flashcards(functions, 8)).value.cards]
+    assert not [f for f in fronts if f.startswith("What")], fronts
+
+
+async def test_offline_notes_say_what_becomes_of_each_kind() -> None:
+    """The flashcards' note said "Review before publishing", but generated cards join learners'
+    decks as they are (README, *Learning*); a summary or a quiz is for an educator to use."""
+    generator, lesson = OfflineTextGenerator(), DEMO[2]
+    cards = (await generator.flashcards(lesson, 3)).value.note
+    assert "Review before publishing" not in cards
+    assert "join the decks of the learners" in cards
+    assert "no language model" in cards
+    for made in ((await generator.summary(lesson)).value,
+                 (await generator.quiz(lesson, 3, quiz_id="check")).value):
+        assert made.note.endswith("Review before publishing.")
 
 
 async def test_offline_refuses_a_lesson_with_only_code() -> None:
