@@ -149,6 +149,9 @@ async def test_a_lesson_video_has_both_streams_captions_and_real_frames(tmp_path
         middle = scene.start_s + scene.duration_s * 0.8
         assert await frame_variance(video.path, middle, W, H) > 50, scene
     broken_report, crowded_report = video.scenes[-2], video.scenes[-1]
+    # A code scene stays long enough to read however short its narration (it was the
+    # narration's 2 s and a tail, whatever the code's length).
+    assert broken_report.duration_s >= broken.reading_s() == 4.0
     assert any("plain card" in r and "ClassNotFound" in r for r in broken_report.repairs)
     assert any("fewer key points shown (10 → " in r for r in crowded_report.repairs)
     assert len(video.repairs) >= 2

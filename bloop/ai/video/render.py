@@ -224,7 +224,8 @@ async def _render(script: VideoScript, tts: Tts, out_dir: Path, work: Path, *, w
                 speech = None
         mark("tts", t0)
         progress("tts")
-        seconds = (speech.duration_s if speech else SILENT_SCENE_S) + TAIL_S
+        said = speech.duration_s if speech else SILENT_SCENE_S
+        seconds = max(said, chosen.reading_s()) + TAIL_S
         clip = _Clip(speech, math.ceil(seconds * fps))
         if speech is not None:
             clip.cues = cues_from(speech.sentences)

@@ -24,6 +24,11 @@ Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
                   NonBlank]
 Said = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
 
+# How long a code scene stays on screen at least: a moment to find it, then time for each line.
+CODE_READING_S = 2.0
+CODE_LINE_S = 1.0
+CODE_READING_MAX_S = 20.0
+
 
 class _Scene(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -36,6 +41,11 @@ class _Scene(BaseModel):
 
     def spoken(self) -> str:
         return self.narration or self.shown_text()
+
+    def reading_s(self) -> float:
+        """The least time the scene stays on screen, however short its narration: what it
+        shows and does not say (code) takes that long to read."""
+        return 0.0
 
 
 class TitleScene(_Scene):
@@ -103,6 +113,10 @@ class CodeScene(_Scene):
 
     def shown_text(self) -> str:
         return f"{self.heading}. Here is the code."
+
+    def reading_s(self) -> float:
+        lines = sum(1 for line in self.code.splitlines() if line.strip())
+        return min(CODE_READING_S + CODE_LINE_S * lines, CODE_READING_MAX_S)
 
 
 Scene = Annotated[TitleScene | KeyPointsScene | EquationScene | DiagramScene | CodeScene,

@@ -92,6 +92,15 @@ def test_a_script_needs_a_scene_and_scenes_read_their_own_text_when_not_narrated
     assert isinstance(script.scenes[0], EquationScene)
 
 
+def test_code_stays_on_screen_long_enough_to_read_and_the_rest_as_long_as_it_is_said() -> None:
+    """A code scene lasted as long as its narration ("Functions: here it is in code.", about
+    3 s), seven lines of code included."""
+    code = "def area(width, height=1):\n    return width * height\n\n" + "print(area(3))\n" * 5
+    assert CodeScene(heading="Area", code=code).reading_s() == 2.0 + 7 * 1.0
+    assert CodeScene(heading="Long", code="x = 1\n" * 100).reading_s() == 20.0
+    assert KeyPointsScene(heading="Why", points=["Food", "Air"]).reading_s() == 0.0
+
+
 def test_spoken_text_reads_prose_and_leaves_code_and_markup_out() -> None:
     markdown = ("# Cells\n\nA *cell* is the unit of life. See [the atlas](http://x).\n\n"
                 "- nucleus\n- membrane\n\n```python\nprint('no')\n```\n\n![img](a.png)\n\n"
