@@ -11,6 +11,7 @@ import pytest
 
 from bloop.platform.content.model import NewLesson, check_math
 from bloop.platform.content.uploads import archive, markdown, pdf
+from bloop.platform.content.uploads.settings import UploadSettings
 from bloop.platform.kit.errors import Problem
 from tests.unit.content import media_samples as s
 
@@ -251,18 +252,18 @@ def test_not_a_zip(tmp_path: Path) -> None:
     assert caught.value.code == "invalid_archive"
 
 
-def test_pdf_text_by_page(tmp_path: Path) -> None:
+async def test_pdf_text_by_page(tmp_path: Path) -> None:
     path = tmp_path / "a.pdf"
     path.write_bytes(s.pdf("Loops repeat work.\nThey stop *eventually*.", "", "Page three",
                            title="Loops"))
-    text = pdf.read_pdf(path, "a.pdf", max_pages=10)
+    text = await pdf.read_pdf(path, "a.pdf", UploadSettings(pdf_max_pages=10))
     assert text.title == "Loops"
     assert text.page_count == 3
     assert text.pages[0] == "Loops repeat work. They stop \\*eventually\\*."
     assert text.pages[1] == ""
     assert text.pages[2] == "Page three"
     with pytest.raises(Problem) as caught:
-        pdf.read_pdf(path, "a.pdf", max_pages=2)
+        await pdf.read_pdf(path, "a.pdf", UploadSettings(pdf_max_pages=2))
     assert caught.value.code == "pdf_too_long"
 
 
@@ -270,9 +271,9 @@ def test_pdf_text_by_page(tmp_path: Path) -> None:
     b"%PDF-1.4\n garbage without objects",
     s.pdf("Hello")[:60],
 ])
-def test_a_broken_pdf_is_unreadable(tmp_path: Path, data: bytes) -> None:
+async def test_a_broken_pdf_is_unreadable(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "bad.pdf"
     path.write_bytes(data)
     with pytest.raises(Problem) as caught:
-        pdf.read_pdf(path, "bad.pdf", max_pages=10)
+        await pdf.read_pdf(path, "bad.pdf", UploadSettings(pdf_max_pages=10))
     assert (caught.value.status, caught.value.code) == (422, "unreadable_pdf")

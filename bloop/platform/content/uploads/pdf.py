@@ -1,23 +1,38 @@
-"""A PDF's text, page by page, as Markdown (pypdf: pure Python, no system library)."""
+"""A PDF's text, page by page, as Markdown (pypdf: pure Python, no system library, run in a
+child process by `pdf_reader`)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
+import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-from pypdf import PdfReader
+from typing import Any
 
 from bloop.platform.content.uploads.markdown import escape
+from bloop.platform.content.uploads.settings import MB, UploadSettings
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.text import CONTROLS
 
-logging.getLogger("pypdf").setLevel(logging.ERROR)
+log = logging.getLogger("bloop.content.uploads")
+READER = "bloop.platform.content.uploads.pdf_reader"
+RETRY = {"Retry-After": "30"}
 
 
 class UnreadablePdf(Problem):
     status, code = 422, "unreadable_pdf"
+
+
+class PdfTooComplex(Problem):
+    status, code = 422, "pdf_too_complex"
+
+
+class PdfReaderUnavailable(Problem):
+    status, code = 503, "pdf_reader_unavailable"
 
 
 @dataclass(frozen=True)
@@ -44,24 +59,63 @@ def _paragraphs(text: str) -> str:
     return "\n\n".join(escape(p) for p in paras)
 
 
-def read_pdf(path: Path, source: str, max_pages: int) -> PdfText:
-    """The text of the PDF at `path`; `UnreadablePdf` (422) when it cannot be parsed, is
-    encrypted, or has more than `max_pages` pages."""
+async def read_pdf(path: Path, source: str, settings: UploadSettings) -> PdfText:
+    """The text of the PDF at `path`, read in a child process (`pdf_reader`) held to
+    `settings`' CPU time and memory. 422 `unreadable_pdf` when it cannot be parsed, is encrypted,
+    or has too many pages (`pdf_too_long`), or `pdf_too_complex` past the limits; 503 when the
+    reader cannot run or does not finish in time."""
+    found = await _run(path, source, settings)
+    error = found.get("error")
+    extra = {"file": source}
+    if error == "encrypted":
+        raise UnreadablePdf(f"{source}: the PDF is encrypted; upload it unprotected", extra=extra)
+    if error == "too_long":
+        raise UnreadablePdf(f"{source}: the PDF has {found['pages']} pages, more than "
+                            f"{settings.pdf_max_pages}", code="pdf_too_long", extra=extra)
+    if error == "memory":
+        raise PdfTooComplex(f"{source}: reading the PDF's text needs more than "
+                            f"{settings.pdf_max_memory_bytes // MB} MB of memory "
+                            "(BLOOP_UPLOAD_PDF_MAX_MEMORY_BYTES)", extra=extra)
+    if error is not None:
+        raise UnreadablePdf(f"{source}: the PDF cannot be read ({found.get('reason')})",
+                            extra=extra)
+    title = found["title"].strip() if found["title"] else None
+    return PdfText(title=title or None, pages=[_paragraphs(p) for p in found["pages"]],
+                   page_count=found["page_count"])
+
+
+async def _run(path: Path, source: str, settings: UploadSettings) -> dict[str, Any]:
+    args = [str(path), str(settings.pdf_max_pages), str(settings.pdf_max_cpu_s),
+            str(settings.pdf_max_memory_bytes)]
     try:
-        reader = PdfReader(path, strict=False)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise UnreadablePdf(f"{source}: the PDF is encrypted; upload it unprotected",
-                                extra={"file": source})
-        count = len(reader.pages)
-        if count > max_pages:
-            raise UnreadablePdf(f"{source}: the PDF has {count} pages, more than {max_pages}",
-                                code="pdf_too_long", extra={"file": source})
-        pages = [_paragraphs(page.extract_text() or "") for page in reader.pages]
-        meta = reader.metadata
-        title = str(meta.title).strip() if meta is not None and meta.title else None
-    except UnreadablePdf:
-        raise
-    except Exception as exc:  # pypdf raises many kinds of error on a broken file
-        raise UnreadablePdf(f"{source}: the PDF cannot be read ({type(exc).__name__}: {exc})",
-                            extra={"file": source}) from None
-    return PdfText(title=title or None, pages=pages, page_count=count)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", READER, *args, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    except OSError as exc:
+        log.error("the PDF reader cannot start: %s", exc)
+        raise PdfReaderUnavailable(f"{source}: the PDF reader cannot start; try again later",
+                                   extra={"file": source}, headers=RETRY) from None
+    try:
+        async with asyncio.timeout(settings.pdf_timeout_s):
+            out, err = await proc.communicate()
+    except TimeoutError:
+        raise PdfReaderUnavailable(
+            f"{source}: reading the PDF took more than {settings.pdf_timeout_s:g} s "
+            "(BLOOP_UPLOAD_PDF_TIMEOUT_S); try again later", extra={"file": source},
+            headers=RETRY) from None
+    finally:
+        if proc.returncode is None:  # timed out, or the request was cancelled
+            proc.kill()
+            await proc.wait()
+    if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+        raise PdfTooComplex(f"{source}: reading the PDF's text takes more than "
+                            f"{settings.pdf_max_cpu_s} s of CPU (BLOOP_UPLOAD_PDF_MAX_CPU_S)",
+                            extra={"file": source})
+    try:
+        found: dict[str, Any] = json.loads(out)
+    except ValueError:
+        log.error("the PDF reader failed (exit status %s): %s", proc.returncode,
+                  err.decode(errors="replace")[-2000:])
+        raise PdfReaderUnavailable(f"{source}: the PDF reader failed; try again later",
+                                   extra={"file": source}, headers=RETRY) from None
+    return found

@@ -261,8 +261,7 @@ class UploadService:
         return assets, drafts
 
     async def _pdf(self, item: Incoming) -> Draft:
-        text = await asyncio.to_thread(pdf.read_pdf, item.path, item.name,
-                                       self.settings.pdf_max_pages)
+        text = await pdf.read_pdf(item.path, item.name, self.settings)
         title = text.title or markdown.parse_markdown("", item.name).title
         return Draft(source=item.name, front=markdown.FrontMatter(),
                      title=title[:markdown.MAX_TITLE_CHARS],

@@ -20,6 +20,13 @@ class UploadSettings(BaseSettings):
     zip_max_ratio: float = Field(default=200.0, gt=1,
                                  description="the most an entry may expand over its packed size")
     pdf_max_pages: int = Field(default=1000, ge=1)
+    pdf_max_cpu_s: int = Field(default=120, ge=1, description=(
+        "CPU time to read one PDF's text (a child process, killed past it): a lecture's hundreds "
+        "of pages take seconds"))
+    pdf_max_memory_bytes: int = Field(default=1024 * MB, ge=128 * MB,
+                                      description="that process's address space")
+    pdf_timeout_s: float = Field(default=600.0, gt=0, description=(
+        "the longest wait for it, CPU time or not (a loaded machine): 503 past it"))
     front_matter_max_bytes: int = Field(default=16 * 1024, ge=256)
     hold_s: float = Field(default=24 * 3600, ge=60, description=(
         "how long an import's hold on what it stores lasts: well past the longest import, since "
