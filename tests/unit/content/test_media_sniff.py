@@ -121,6 +121,32 @@ def test_only_static_svg_is_accepted() -> None:
             sniff.check_svg(bad)
 
 
+@pytest.mark.parametrize(("bad", "what"), [
+    (b'<svg xmlns="http://www.w3.org/2000/svg"/onload="alert(document.domain)">', "event handler"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"onload="alert(1)"/>', "event handler"),
+    (b"<svg xmlns='http://www.w3.org/2000/svg'onload='alert(1)'/>", "event handler"),
+    (b'<svg><rect\nONCLICK = "x()"/></svg>', "event handler"),
+    (b'<svg><rect\tonMouseOver=x()/></svg>', "event handler"),
+    (b'<svg><rect x:onload="x()"/></svg>', "event handler"),
+    (b'<svg xmlns:s="http://www.w3.org/2000/svg"><s:script>alert(1)</s:script></svg>', "script"),
+    (b'<svg><x:foreignObject><div/></x:foreignObject></svg>', "foreignObject"),
+    (b'<svg><h:iframe src="#a"/></svg>', "embedded"),
+    (b'<svg><a href=https://evil.test/>x</a></svg>', "link"),
+    (b'<svg><set attributeName="href" to="&#106;ava&#x53;cript:alert(1)"/></svg>', "javascript"),
+    (b'<svg><set attributeName="href" to="java\tscript:alert(1)"/></svg>', "javascript"),
+])
+def test_an_svg_cannot_hide_script_behind_a_separator_prefix_or_reference(
+        bad: bytes, what: str) -> None:
+    with pytest.raises(sniff.UnsafeSvg, match=what):
+        sniff.check_svg(bad)
+
+
+def test_static_svg_attributes_that_merely_contain_on_are_accepted() -> None:
+    sniff.check_svg(b'<svg xmlns="http://www.w3.org/2000/svg"><polygon points="0,0 1,1"'
+                    b' data-on="1" inkscape:connector-curvature="0"/>'
+                    b'<use href = "#a"/><text>&#60;b&#62; on the line</text></svg>')
+
+
 @pytest.mark.parametrize("data", [s.png(64, 64)[:40], s.png(64, 64)[:16] + bytes(200),
                                   s.png(64, 64)[:-30], s.jpeg(64, 64)[:-200]],
                          ids=["cut-in-header", "garbage-after-signature", "cut-short", "jpeg"])

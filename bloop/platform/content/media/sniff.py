@@ -253,30 +253,45 @@ def check_claim(found: Sniffed, claimed: str | None, filename: str | None) -> No
                        f"extension {ext} is not {what}")
 
 
+_PREFIX = rb"(?:[\w.-]+:)?"  # a namespace prefix: <svg:script> is a script too
+# a URL's parser drops tabs and line breaks: `java\tscript:` runs
+_JAVASCRIPT = rb"\s*".join(bytes([c]) for c in b"javascript") + rb"\s*:"
 _SVG_DANGERS = (
-    (re.compile(rb"<\s*script", re.IGNORECASE), "a <script> element"),
-    (re.compile(rb"<\s*foreignObject", re.IGNORECASE), "a <foreignObject> element"),
+    (re.compile(rb"<\s*" + _PREFIX + rb"script", re.IGNORECASE), "a <script> element"),
+    (re.compile(rb"<\s*" + _PREFIX + rb"foreignObject", re.IGNORECASE),
+     "a <foreignObject> element"),
     (re.compile(rb"<!ENTITY", re.IGNORECASE), "an entity declaration"),
-    (re.compile(rb"\son[a-z]+\s*=", re.IGNORECASE), "an event handler attribute (on…=)"),
-    (re.compile(rb"javascript\s*:", re.IGNORECASE), "a javascript: URL"),
-    (re.compile(rb"(?:href|src)\s*=\s*[\"']\s*(?!#|data:image/)", re.IGNORECASE),
+    # however it is set apart (space, "/", a quote, a prefix): an HTML parser takes them all
+    (re.compile(rb"(?<![\w.-])on[a-z]+\s*=", re.IGNORECASE), "an event handler attribute (on…=)"),
+    (re.compile(_JAVASCRIPT, re.IGNORECASE), "a javascript: URL"),
+    (re.compile(rb"(?:href|src)\s*=\s*+(?![\"']?\s*(?:#|data:image/))", re.IGNORECASE),
      "a link to another resource"),
     (re.compile(rb"@import|url\(\s*[\"']?\s*(?!#|data:image/)", re.IGNORECASE),
      "a stylesheet that loads another resource"),
-    (re.compile(rb"<\s*(?:iframe|embed|object|handler|listener)\b", re.IGNORECASE),
-     "an embedded document"),
+    (re.compile(rb"<\s*" + _PREFIX + rb"(?:iframe|embed|object|handler|listener)\b",
+                re.IGNORECASE), "an embedded document"),
 )
+_CHARACTER_REFERENCE = re.compile(rb"&#(?:x([0-9a-f]+)|([0-9]+));?", re.IGNORECASE)
+
+
+def _referenced(match: re.Match[bytes]) -> bytes:
+    hexadecimal, decimal = match.groups()
+    code = int(hexadecimal, 16) if hexadecimal else int(decimal)
+    return chr(code).encode(errors="replace") if code < 0x110000 else match[0]
 
 
 def check_svg(data: bytes) -> None:
-    """Refuses an SVG that could run script or load anything else (`UnsafeSvg`); served SVGs
-    also get a Content-Security-Policy that forbids both."""
+    """Refuses an SVG that could run script or load anything else (`UnsafeSvg`), read as
+    written and with its character references (`&#106;`) replaced; served SVGs also get a
+    Content-Security-Policy that forbids both."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
         raise UnsafeSvg("the SVG is not UTF-8 text") from None
+    # an attribute's value may spell `javascript:` as references; XML allows none in names
+    decoded = _CHARACTER_REFERENCE.sub(_referenced, data)
     for pattern, what in _SVG_DANGERS:
-        if pattern.search(data):
+        if pattern.search(data) or pattern.search(decoded):
             raise UnsafeSvg(f"the SVG holds {what}; only static SVG images are accepted")
 
 
