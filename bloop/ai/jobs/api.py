@@ -58,6 +58,7 @@ from bloop.platform.content.model import SLUG_PATTERN
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
 from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.pagination import After, Page
+from bloop.platform.kit.served_files import safety_headers
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -373,7 +374,8 @@ async def linked_output(tenant: TenantId, job: JobId, name: OutputName, outputs:
 def _stream(stored: StoredFile, body: AsyncIterator[bytes]) -> StreamingResponse:
     return StreamingResponse(body, media_type=stored.content_type, headers={
         "Content-Length": str(stored.length),
-        "Content-Disposition": f'inline; filename="{stored.name}"'})
+        "Content-Disposition": f'inline; filename="{stored.name}"',
+        **safety_headers(stored.content_type)})
 
 
 @router.get("/settings")

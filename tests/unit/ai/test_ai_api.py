@@ -445,6 +445,9 @@ async def test_a_narration_job_makes_audio_its_authors_can_play(client: httpx.As
     assert len(got.content) == audio["bytes"] > 1000
     captions = await client.get(outputs["subtitles"]["url"])
     assert captions.text.startswith("WEBVTT")
+    # served inline, as media are: never taken for another type sniffed from the bytes
+    for served in (got, captions):
+        assert served.headers["x-content-type-options"] == "nosniff"
     # what the API's schema says these answers are holds every type they come as
     spec = (await client.get("/openapi.json")).json()["paths"]
     for path in ("/v1/tenants/{tenant}/ai/jobs/{job}/outputs/{name}",
@@ -478,6 +481,7 @@ async def test_a_narration_job_makes_audio_its_authors_can_play(client: httpx.As
         got_linked = await anonymous.get(link)
         assert got_linked.status_code == 200
         assert got_linked.content == got.content
+        assert got_linked.headers["x-content-type-options"] == "nosniff"
         for forged in (link.replace("/acme/", "/beta/"), link[:-4] + "0000",
                        link.replace(audio["name"], outputs["subtitles"]["name"])):
             r = await anonymous.get(forged)

@@ -34,14 +34,13 @@ from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.problem_docs import documented_problem
+from bloop.platform.kit.served_files import safety_headers
 
 MediaId = Annotated[str, Path(pattern=MEDIA_ID_PATTERN, description="a media id (32 hex digits)")]
 Reader = Annotated[Principal, Depends(require(scopes=["content:read"]))]
 Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "tenant_admin",
                                              scopes=["content:read"]))]
 UPLOAD_PATH = "/v1/tenants/{tenant}/media"
-# Served SVGs may neither run script nor load anything.
-SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
 async def get_media(request: Request) -> MediaService:
@@ -182,9 +181,7 @@ async def signed_content(
 async def _serve(info: MediaInfo, request: Request, service: MediaService, range_: str | None,
                  if_range: str | None, if_none_match: str | None) -> Response:
     headers = {"Accept-Ranges": "bytes", "ETag": info.etag, "Cache-Control": "private, max-age=3600",
-               "Content-Disposition": _disposition(info), "X-Content-Type-Options": "nosniff"}
-    if info.content_type == "image/svg+xml":
-        headers["Content-Security-Policy"] = SVG_POLICY
+               "Content-Disposition": _disposition(info), **safety_headers(info.content_type)}
     if if_none_match is not None and info.etag in {t.strip() for t in if_none_match.split(",")}:
         return Response(status_code=304, headers=headers)
     if if_range is not None and if_range.strip() != info.etag:
