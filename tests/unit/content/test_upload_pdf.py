@@ -97,3 +97,27 @@ async def test_a_reader_that_fails_answers_503(tmp_path: Path,
     with pytest.raises(Problem) as caught:
         await pdf.read_pdf(path, "a.pdf", UploadSettings())
     assert (caught.value.status, caught.value.code) == (503, "pdf_reader_unavailable")
+
+
+async def test_a_read_waits_for_a_free_reader_within_its_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each reader may take a core and a gigabyte: imports at once started one each."""
+    path = tmp_path / "a.pdf"
+    path.write_bytes(s.pdf("Hello"))
+    spawn = asyncio.create_subprocess_exec
+    spawned: list[object] = []
+
+    async def counted(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        spawned.append(args)
+        return await spawn(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", counted)
+    readers = asyncio.Semaphore(1)
+    async with readers:  # another PDF is being read
+        with pytest.raises(Problem) as caught:
+            await pdf.read_pdf(path, "a.pdf", UploadSettings(pdf_timeout_s=0.2), readers)
+        assert (caught.value.status, caught.value.code) == (503, "pdf_reader_unavailable")
+        assert spawned == []
+    text = await pdf.read_pdf(path, "a.pdf", UploadSettings(), readers)
+    assert "Hello" in text.pages[0]
+    assert len(spawned) == 1

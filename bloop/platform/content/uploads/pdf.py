@@ -4,6 +4,7 @@ child process by `pdf_reader`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -59,12 +60,22 @@ def _paragraphs(text: str) -> str:
     return "\n\n".join(escape(p) for p in paras)
 
 
-async def read_pdf(path: Path, source: str, settings: UploadSettings) -> PdfText:
+async def read_pdf(path: Path, source: str, settings: UploadSettings,
+                   readers: asyncio.Semaphore | None = None) -> PdfText:
     """The text of the PDF at `path`, read in a child process (`pdf_reader`) held to
     `settings`' CPU time and memory. 422 `unreadable_pdf` when it cannot be parsed, is encrypted,
     or has too many pages (`pdf_too_long`), or `pdf_too_complex` past the limits; 503 when the
-    reader cannot run or does not finish in time."""
-    found = await _run(path, source, settings)
+    reader cannot run or does not finish in time. With `readers`, a read waits for one of them
+    (within the same time)."""
+    try:
+        async with asyncio.timeout(settings.pdf_timeout_s):
+            async with readers or contextlib.nullcontext():
+                found = await _run(path, source, settings)
+    except TimeoutError:
+        raise PdfReaderUnavailable(
+            f"{source}: reading the PDF took more than {settings.pdf_timeout_s:g} s "
+            "(BLOOP_UPLOAD_PDF_TIMEOUT_S); try again later", extra={"file": source},
+            headers=RETRY) from None
     error = found.get("error")
     extra = {"file": source}
     if error == "encrypted":
@@ -96,13 +107,7 @@ async def _run(path: Path, source: str, settings: UploadSettings) -> dict[str, A
         raise PdfReaderUnavailable(f"{source}: the PDF reader cannot start; try again later",
                                    extra={"file": source}, headers=RETRY) from None
     try:
-        async with asyncio.timeout(settings.pdf_timeout_s):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        raise PdfReaderUnavailable(
-            f"{source}: reading the PDF took more than {settings.pdf_timeout_s:g} s "
-            "(BLOOP_UPLOAD_PDF_TIMEOUT_S); try again later", extra={"file": source},
-            headers=RETRY) from None
+        out, err = await proc.communicate()
     finally:
         if proc.returncode is None:  # timed out, or the request was cancelled
             proc.kill()

@@ -117,6 +117,7 @@ class UploadService:
         self.holds = holds
         self.settings = settings or UploadSettings()
         self.clock = clock
+        self._pdf_readers = asyncio.Semaphore(self.settings.pdf_readers)
         self.sweeper = Every("uploads:sweeper", self.sweep, self.settings.sweep_interval_s,
                              log=log, failed="could not sweep the holds of unfinished imports")
 
@@ -261,7 +262,7 @@ class UploadService:
         return assets, drafts
 
     async def _pdf(self, item: Incoming) -> Draft:
-        text = await pdf.read_pdf(item.path, item.name, self.settings)
+        text = await pdf.read_pdf(item.path, item.name, self.settings, self._pdf_readers)
         title = text.title or markdown.parse_markdown("", item.name).title
         return Draft(source=item.name, front=markdown.FrontMatter(),
                      title=title[:markdown.MAX_TITLE_CHARS],

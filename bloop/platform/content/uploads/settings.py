@@ -26,7 +26,10 @@ class UploadSettings(BaseSettings):
     pdf_max_memory_bytes: int = Field(default=1024 * MB, ge=128 * MB,
                                       description="that process's address space")
     pdf_timeout_s: float = Field(default=600.0, gt=0, description=(
-        "the longest wait for it, CPU time or not (a loaded machine): 503 past it"))
+        "the longest wait for it, its turn and CPU time or not (a loaded machine): 503 past it"))
+    pdf_readers: int = Field(default=2, ge=1, description=(
+        "PDF readers at once in a process (each may take a core and its memory limit); other "
+        "PDFs wait their turn"))
     front_matter_max_bytes: int = Field(default=16 * 1024, ge=256)
     hold_s: float = Field(default=24 * 3600, ge=60, description=(
         "how long an import's hold on what it stores lasts: well past the longest import, since "
