@@ -286,6 +286,24 @@ async def test_courses_list_what_a_reader_may_read_in_one_read(
     assert ([c.id for c in rest.items], rest.next) == (["c-nobody"], None)
 
 
+async def test_a_course_left_by_its_deleted_owner_is_read_by_no_other_educator(
+        store: ContentRepository) -> None:
+    """An owned course whose owner's account is deleted with no co-author left is stored
+    `orphaned`: no other educator lists its draft, unlike the seeded course no one owns."""
+    for cid, owner in (("a-left", "ann"), ("b-nobody", None)):
+        await store.add_course(Course.create("acme", NewCourse(id=cid, title=cid), owner=owner))
+    head = await store.get_course("acme", "a-left")
+    assert head is not None
+    await store.update_course(head.without_author("ann"), head.revision)
+    left = await store.get_course("acme", "a-left")
+    assert left is not None
+    assert (left.owner, left.orphaned, left.revision) == (None, True, head.revision + 1)
+    assert await store.courses_of_author("acme", "ann") == []
+    listed = await store.list_courses("acme", readable_by=ReadableBy(editor="bob"))
+    assert [c.id for c in listed.items] == ["b-nobody"]
+    assert [c.id for c in (await store.list_courses("acme")).items] == ["a-left", "b-nobody"]
+
+
 async def listed_ids(store: ContentRepository, status: CourseStatus | None = None, *,
                      hidden: str | None = None) -> list[str]:
     """The ids `list_courses` lists one at a time; none of the cursors it gave on the way holds

@@ -4,8 +4,9 @@
   publication, drop the cached learner's JSON of the lessons they name, in every process that
   shares the cache (the writing process also drops them right after its write). Dropping again
   drops nothing, so a redelivered event is harmless.
-- `user.events`: a deleted user is taken out of the co-authors of every course (and out of the
-  owner's place of those they own). Running it again changes nothing.
+- `user.events`: a deleted user is taken out of the co-authors of every course, and out of the
+  owner's place of those they own (their first co-author takes it, or with none the course is
+  left to the tenant's admins). Running it again changes nothing.
 - `video.events`: when an AI job completes with audio or video outputs, their bytes are copied
   from the AI service (its outputs object in this process, else the signed link of each output
   over its HTTP API) into the tenant's media, and each is appended to the

@@ -11,9 +11,12 @@ against, and loses to any edit stored since (optimistic concurrency). A course k
 `revision` the same way for changes to its head.
 
 Who may change a course: its owner (who created it), its co-authors, and the tenant's admins. A
-course without an owner (seeded, or whose owner's account was deleted) may be changed by any
-educator of the tenant. Those who may change a course also read its draft, its history and its
-old versions; everyone else in the tenant reads its last publication only.
+course made without an owner (seeded) may be changed by any educator of the tenant. When its
+owner's account is deleted, its first co-author becomes its owner; with no co-author left it is
+`orphaned`: no owner, and only the tenant's admins change it (a course left without owner by
+an erasure before `orphaned` existed cannot be told from a seeded one). Those who may change a
+course also read its draft, its history and its old versions; everyone else in the tenant
+reads its last publication only.
 """
 
 from __future__ import annotations
@@ -332,6 +335,8 @@ class Course(_Frozen):
     modules: list[Module] = Field(default_factory=list)
     owner: str | None = None
     co_authors: list[str] = Field(default_factory=list)
+    orphaned: bool = Field(default=False, description=(
+        "its owner's account was deleted with no co-author to take it: the admins' alone"))
     status: CourseStatus = "draft"
     version: int = Field(default=0, ge=0, description="the last published version (0: none)")
     revision: int = Field(default=0, ge=0, description="bumped by each change of the head")
@@ -390,9 +395,20 @@ class Course(_Frozen):
         held = set(roles)
         if held & {"tenant_admin", "platform_admin"}:
             return True
-        if self.owner is None:
+        if self.owner is None and not self.orphaned:
             return "educator" in held
         return "educator" in held and (user_id == self.owner or user_id in self.co_authors)
+
+    def without_author(self, user_id: str, at: datetime | None = None) -> Course:
+        """This course, one revision on, once `user_id`'s account is deleted: out of its
+        co-authors and, its owner, succeeded by the first co-author left (orphaned when none
+        is left, never open to every educator)."""
+        co_authors = [u for u in self.co_authors if u != user_id]
+        if self.owner != user_id:
+            return self.changed(at, co_authors=co_authors)
+        if co_authors:
+            return self.changed(at, owner=co_authors[0], co_authors=co_authors[1:])
+        return self.changed(at, owner=None, co_authors=[], orphaned=True)
 
     def module_ids(self) -> list[str]:
         return [m.id for m in self.modules]

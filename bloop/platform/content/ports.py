@@ -42,7 +42,8 @@ def course_key(course: Course) -> tuple[str, str]:
 class ReadableBy:
     """Which courses `list_courses` keeps for a reader who is no admin of the tenant: those
     published at least once, and those `editor` (an educator's user id) may edit as
-    `Course.may_edit` has it: that they own or co-author, or that no one owns."""
+    `Course.may_edit` has it: that they own or co-author, or that no one owns (and is not
+    `orphaned`)."""
 
     editor: str | None = None
 
@@ -70,7 +71,7 @@ class StaleVersion(Exception):
 # The head fields `update_course` writes; a publication writes the PUBLICATION_FIELDS only, so
 # neither undoes the other, nor a lesson added meanwhile (`lesson_count`, `next_position`).
 HEAD_FIELDS = ("title", "summary", "language", "level", "tags", "modules", "owner",
-               "co_authors", "revision", "updated_at")
+               "co_authors", "orphaned", "revision", "updated_at")
 PUBLICATION_FIELDS = ("status", "version", "published_at", "updated_at", "publication",
                       "history")
 # What archiving a course, or putting it back, writes.

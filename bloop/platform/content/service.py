@@ -400,17 +400,15 @@ class ContentService:
                 for c in await self.repo.courses_of_author(tenant, user_id)]
 
     async def forget_author(self, tenant: str, user_id: str) -> int:
-        """Takes a deleted user out of every course they own or co-author (an owned course is
-        left without owner); how many courses changed. Running it again changes nothing."""
+        """Takes a deleted user out of every course they own or co-author (an owned course
+        passes to its first co-author, or is left to the tenant's admins: `Course.without_author`);
+        how many courses changed. Running it again changes nothing."""
         changed = 0
         for _ in range(5):
             stale = False
             for course in await self.repo.courses_of_author(tenant, user_id):
-                without = course.changed(
-                    owner=None if course.owner == user_id else course.owner,
-                    co_authors=[u for u in course.co_authors if u != user_id])
                 try:
-                    await self.repo.update_course(without, course.revision)
+                    await self.repo.update_course(course.without_author(user_id), course.revision)
                     changed += 1
                 except StaleVersion:
                     stale = True

@@ -22,7 +22,7 @@ from bloop.platform.content.model import (
 )
 from bloop.platform.content.service import ContentService
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
-from bloop.platform.kit.auth import SCOPES, Principal
+from bloop.platform.kit.auth import SCOPES, Forbidden, Principal
 from bloop.platform.kit.errors import Conflict, NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
@@ -350,3 +350,38 @@ async def test_what_readers_may_do_with_many_lessons_comes_in_two_reads(
     theirs = await service.lesson_access("acme", asked, other)
     assert (mine[ids[0]].version, theirs[ids[0]].version) == (2, 1)
     assert (ids[4] in mine, ids[9] in mine, ids[9] in theirs) == (False, True, False)
+
+
+async def test_a_deleted_owner_s_courses_open_to_no_other_educator(
+        service: ContentService) -> None:
+    """An owner's account deleted: their first co-author owns the course; with none left, the
+    tenant's admins alone change and read its draft (not every educator, as for the seeded
+    course no one ever owned). Running it again changes nothing."""
+    carol, bob, dan = (reader(u, "educator") for u in ("carol", "bob", "dan"))
+    admin = reader("boss", "tenant_admin")
+    for cid in ("alone", "shared"):
+        await service.create_course("acme", NewCourse(id=cid, title=cid), by=carol)
+        await service.add_lesson("acme", cid, NewLesson(title="L"), by=carol)
+    await service.set_co_author("acme", "shared", "dan", True, by=carol)
+    await service.set_co_author("acme", "shared", "bob", True, by=carol)
+    await service.create_course("acme", NewCourse(id="seeded", title="Seeded"))
+    lesson = (await service.course_detail("acme", "alone")).lessons[0].id
+
+    assert await service.forget_author("acme", "carol") == 2
+    assert await service.forget_author("acme", "carol") == 0
+    alone, shared = [await service.course("acme", c) for c in ("alone", "shared")]
+    assert (alone.owner, alone.co_authors, alone.orphaned) == (None, [], True)
+    assert (shared.owner, shared.co_authors, shared.orphaned) == ("dan", ["bob"], False)
+
+    assert await service.draft_for("acme", lesson, bob) is None
+    with pytest.raises(Forbidden):
+        await service.publish("acme", "alone", by=bob)
+    assert [c.id for c in (await service.course_views("acme", None, bob)).items] == [
+        "seeded", "shared"]
+    assert await service.draft_for("acme", lesson, admin) is not None
+    assert (await service.publish("acme", "alone", by=admin)).version == 1
+    with pytest.raises(Forbidden):
+        await service.set_co_author("acme", "shared", "carol2", True, by=bob)
+    assert [service.may_edit(shared, r) for r in (dan, bob)] == [True, True]
+    seeded = await service.course("acme", "seeded")
+    assert service.may_edit(seeded, bob)

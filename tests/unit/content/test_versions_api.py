@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.support import embedded_app, member
+from tests.support import embedded_app, eventually, member
 
 BASE = "/v1/tenants/acme"
 COURSE = f"{BASE}/courses/py"
@@ -211,6 +211,34 @@ async def test_the_owner_chooses_co_authors_who_may_then_edit(people: People) ->
     problem(await c.patch(COURSE, json={"title": "Still ours?"}, headers=other),
             403, "not_an_author")
     assert ok(await c.get(COURSE, headers=me))["title"] == "Ours"
+
+
+async def test_an_owner_deleting_their_account_opens_their_drafts_to_no_other_educator(
+        people: People) -> None:
+    """The owner's account deleted: another educator still gets 404 on the draft and cannot
+    publish it; the tenant's admins still reach it; a co-author takes over a course they
+    share."""
+    c, carol, bob = people.client, people.owner, people.other
+    admin = await member(people.app, c, "acme", ["tenant_admin"])
+    dan = await member(people.app, c, "acme", ["educator"])
+    dan_id = await people.id_of(dan)
+    for cid in ("py", "go"):
+        ok(await c.post(f"{BASE}/courses", json={"id": cid, "title": cid}, headers=carol), 201)
+    lesson = ok(await c.post(f"{COURSE}/lessons", json={"title": "L"}, headers=carol), 201)
+    ok(await c.put(f"{BASE}/courses/go/co-authors/{dan_id}", headers=carol))
+    assert (await c.delete(f"{BASE}/me", headers=carol)).status_code == 204
+
+    async def erased() -> bool:
+        owners = [ok(await c.get(f"{BASE}/courses/{cid}", headers=admin))["owner"]
+                  for cid in ("go", "py")]
+        return owners == [dan_id, None]
+
+    await eventually(erased, what="carol's courses without her")
+    assert ok(await c.get(f"{BASE}/courses/go", headers=dan))["co_authors"] == []
+    for url in (COURSE, f"{BASE}/lessons/{lesson['id']}"):
+        assert (await c.get(url, headers=bob)).status_code == 404
+    problem(await c.post(f"{COURSE}/publish", headers=bob), 403, "not_an_author")
+    assert ok(await c.post(f"{COURSE}/publish", headers=admin))["version"] == 1
 
 
 async def test_a_co_author_is_an_educator_of_the_tenant_looked_up_as_the_caller_may(

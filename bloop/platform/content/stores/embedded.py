@@ -220,7 +220,8 @@ class EmbeddedContentStore:
         if readable_by is not None:
             where += " AND (json_extract(doc, '$.publication') IS NOT NULL"
             if readable_by.editor is not None:
-                where += (" OR json_extract(doc, '$.owner') IS NULL"
+                where += (" OR (json_extract(doc, '$.owner') IS NULL"
+                          " AND NOT coalesce(json_extract(doc, '$.orphaned'), 0))"
                           " OR json_extract(doc, '$.owner') = ? OR EXISTS (SELECT 1 FROM"
                           " json_each(doc, '$.co_authors') WHERE value = ?)")
                 args += (readable_by.editor, readable_by.editor)

@@ -234,7 +234,8 @@ class MongoContentStore:
             editor = readable_by.editor
             readable: list[Doc] = [{"publication": {"$ne": None}}]
             if editor is not None:
-                readable += [{"owner": None}, {"owner": editor}, {"co_authors": editor}]
+                readable += [{"owner": None, "orphaned": {"$ne": True}}, {"owner": editor},
+                             {"co_authors": editor}]
             alternatives.append(readable)
         if alternatives:
             query["$and"] = [{"$or": a} for a in alternatives]
