@@ -46,6 +46,7 @@ from bloop.platform.kit import stores
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
 from bloop.platform.kit.pagination import BadCursor
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.settings import MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import paged, require_server
@@ -141,6 +142,24 @@ async def test_users_round_trip_by_id_and_email(store: IdentityRepository) -> No
     assert await store.get_user("acme", ada.id) == ada
     assert await store.get_user_by_email("acme", "ada@acme.dev") == ada
     assert await pending_types(store) == ["bloop.identity.user.registered.v1"]
+
+
+async def test_an_unverified_email_stays_unverified_through_reads_and_edits(
+        store: IdentityRepository) -> None:
+    """A self sign-up's account keeps `email_verified` false in every read and edit; a record
+    stored before the field reads as verified."""
+    await store.add_tenant(tenant(), [])
+    zoe = User.register("acme", NewUser(email="zoe@acme.dev", display_name="Zoe"),
+                        email_verified=False)
+    await store.add_user(zoe, [], "hash")
+    await store.replace_user(zoe.with_profile(ProfileEdit(bio="Hi.")), [], fields=["bio"])
+    login = await store.get_login("acme", "zoe@acme.dev")
+    assert login is not None
+    found = [await store.get_user("acme", zoe.id), await store.get_user_by_email(
+        "acme", "zoe@acme.dev"), login[0], *await store.list_users("acme")]
+    assert [(u.bio, u.email_verified) for u in found if u is not None] == [("Hi.", False)] * 4
+    old = zoe.model_dump(mode="json", exclude={"email_verified"})
+    assert User.model_validate(old, context=STORED).email_verified is True
 
 
 async def test_an_email_is_unique_within_a_tenant(store: IdentityRepository) -> None:

@@ -185,8 +185,11 @@ async def update_settings(tenant: TenantId, body: TenantSettingsEdit, service: S
 
 
 @router.post("/{tenant}/signup", status_code=201)
-async def sign_up(tenant: TenantId, body: SignUp, service: Svc) -> User:
-    """Creates a learner account, when the tenant accepts the email's domain."""
+async def sign_up(tenant: TenantId, body: SignUp, request: Request, service: Svc,
+                  auth: AuthSvc) -> User:
+    """Creates a learner account, when the tenant accepts the email's domain. A sign-up counts
+    in its address's token-request budget (it hashes a password as a sign-in does)."""
+    await auth.admit(client_ip(request))
     return await service.sign_up(tenant, body)
 
 

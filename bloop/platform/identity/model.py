@@ -226,11 +226,18 @@ class User(Tolerant):
     time_zone: TimeZone = "UTC"
     bio: Bio = ""
     created_at: datetime
+    email_verified: bool = Field(default=True, description=(
+        "false for an account made by self sign-up, whose email no one proved is the person's "
+        "(a provider's sign-in does not join it); true when an invitation's token reached the "
+        "address, a provider vouched for it, or an admin made the account (and for accounts "
+        "stored before this field, which cannot be told apart)"))
 
     @classmethod
-    def register(cls, tenant: str, new: NewUser, at: datetime | None = None) -> User:
+    def register(cls, tenant: str, new: NewUser, at: datetime | None = None, *,
+                 email_verified: bool = True) -> User:
         return cls(id=str(uuid.uuid4()), tenant=tenant, email=new.email,
-                   display_name=new.display_name, roles=new.roles, created_at=at or now())
+                   display_name=new.display_name, roles=new.roles, created_at=at or now(),
+                   email_verified=email_verified)
 
     def has_role(self, role: Role) -> bool:
         return role in self.roles

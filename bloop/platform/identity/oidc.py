@@ -5,7 +5,8 @@ A sign-in goes out with `state`, `nonce` and a PKCE (S256) challenge; the state 
 cache for a few minutes, bound to the tenant and provider, and spent on its first use. The
 callback trades the code (authlib), checks the ID token (signature against the provider's JWKS,
 issuer, audience, expiry, nonce; joserfc), requires a verified email at an allowed domain, finds
-the tenant's user with that email or creates a learner, and issues Bloop's own tokens."""
+the tenant's user with that email (unless a self sign-up made it, its email never proved: 409
+`email_unverified`) or creates a learner, and issues Bloop's own tokens."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.read_back import Tolerant
 from bloop.platform.kit.settings import OidcSettings
 from bloop.platform.kit.text import NonBlankLine, one_line
-from bloop.platform.kit.urls import http_url_problem
+from bloop.platform.kit.urls import http_url_problem, private_address_problem
 
 # authlib's httpx client prefers the httpx2 fork and warns when it runs on httpx, which is the
 # HTTP client of the whole platform (and which authlib supports): the warning is not for us.
@@ -274,7 +275,7 @@ class OidcService:
             secret = existing.client_secret
         else:
             raise _refuse("a new provider needs its client_secret", "oidc_secret_missing", 422)
-        provider = self._resolve(tenant, name, body, secret)
+        provider = await self._resolve(tenant, name, body, secret)
         # Without a secret in the body, the one stored at the write stays: one rotated while
         # this request ran is not put back.
         if not await self.store.put_provider(provider, keep_secret=body.client_secret is None):
@@ -282,7 +283,8 @@ class OidcService:
                           "client_secret", "oidc_secret_missing", 422)
         return provider.view()
 
-    def _resolve(self, tenant: str, name: str, body: ProviderSettings, secret: str) -> OidcProvider:
+    async def _resolve(self, tenant: str, name: str, body: ProviderSettings,
+                       secret: str) -> OidcProvider:
         endpoints: tuple[str | None, str | None, str | None]
         github_fields = (body.authorization_endpoint, body.token_endpoint, body.api_url)
         if body.preset == "github":
@@ -316,7 +318,7 @@ class OidcService:
             endpoints = (None, None, None)
         for url in (issuer, discovery, *endpoints):
             if url is not None:
-                self._check_url(url)
+                await self._check_url(url, at_use=False)
         scopes = body.scopes or (GITHUB_SCOPES if kind == "github" else OIDC_SCOPES)
         if kind == "oidc" and "openid" not in scopes:
             scopes = ["openid", *scopes]
@@ -328,17 +330,27 @@ class OidcService:
             allowed_email_domains=list(dict.fromkeys(body.allowed_email_domains)),
             create_users=body.create_users, updated_at=now())
 
-    def _check_url(self, url: str) -> None:
+    async def _check_url(self, url: str, *, at_use: bool = True) -> None:
+        """Refuses an address of the provider's that is no https URL, or (unless the operator
+        allows it) of this machine or a private network: 422 when given, 502 when used (a
+        discovery document's, or a name that resolves elsewhere since)."""
+        status, invalid = (502, "oidc_provider_unavailable") if at_use else (
+            422, "oidc_config_invalid")
         problem = http_url_problem(url)
         if problem is not None:
-            raise _refuse(f"{url!r} is not a web address: {problem}", "oidc_config_invalid", 422)
+            raise _refuse(f"{url!r} is not a web address: {problem}", invalid, status)
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
-        if parts.scheme == "https" and host:
+        loopback_allowed = self.settings.allow_http_loopback and _loopback(host)
+        if not (parts.scheme == "https" and host) and not (
+                parts.scheme == "http" and loopback_allowed):
+            raise _refuse(f"{url!r} is not an https URL", invalid, status)
+        if loopback_allowed or self.settings.private_addresses:
             return
-        if parts.scheme == "http" and self.settings.allow_http_loopback and _loopback(host):
-            return
-        raise _refuse(f"{url!r} is not an https URL", "oidc_config_invalid", 422)
+        private = await private_address_problem(url, unresolved_ok=not at_use)
+        if private is not None:
+            raise _refuse(f"the provider's address {url!r} may not be used: {private}",
+                          "private_address", status)
 
     async def provider(self, tenant: str, name: str) -> OidcProvider:
         found = await self.store.get_provider(tenant, name)
@@ -367,7 +379,8 @@ class OidcService:
         if provider.kind == "github":
             authorize = str(provider.authorization_endpoint)
         else:
-            authorize = _endpoint(await self._metadata(provider), "authorization_endpoint")
+            authorize = await self._endpoint(await self._metadata(provider),
+                                             "authorization_endpoint")
         state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(64)
         extra = {"nonce": nonce} if provider.kind == "oidc" else {}
@@ -431,7 +444,7 @@ class OidcService:
         methods = metadata.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
         method = ("client_secret_basic" if "client_secret_basic" in methods
                   else "client_secret_post")
-        token = await self._exchange(provider, _endpoint(metadata, "token_endpoint"), code,
+        token = await self._exchange(provider, await self._endpoint(metadata, "token_endpoint"), code,
                                      record, method)
         id_token = token.get("id_token")
         if not isinstance(id_token, str):
@@ -440,7 +453,7 @@ class OidcService:
         algorithms = [a for a in offered if a in ID_TOKEN_ALGORITHMS]
         if not algorithms:
             raise _unreachable("the provider signs ID tokens with no asymmetric algorithm")
-        jwks_uri = _endpoint(metadata, "jwks_uri")
+        jwks_uri = await self._endpoint(metadata, "jwks_uri")
         claims = await self._verify(id_token, jwks_uri, metadata, provider, record, algorithms)
         email = claims.get("email")
         if not isinstance(email, str):
@@ -468,6 +481,8 @@ class OidcService:
 
     async def _github_identity(self, provider: OidcProvider, code: str,
                                record: Mapping[str, str]) -> ExternalIdentity:
+        for url in (str(provider.token_endpoint), str(provider.api_url)):
+            await self._check_url(url)
         token = await self._exchange(provider, str(provider.token_endpoint), code, record,
                                      "client_secret_post")
         api = str(provider.api_url).rstrip("/")
@@ -510,6 +525,13 @@ class OidcService:
             # address it likes: it must not reach powers no tenant admin may grant.
             raise _refuse(f"{email} is a platform admin, who signs in with a password, not "
                           f"through a tenant's provider", "oidc_platform_admin", 403)
+        if user is not None and not user.email_verified:
+            # Whoever signed up chose the password and never proved the address: joining their
+            # account would let them into the one the address's owner signs in to.
+            raise _refuse(f"the account of {email} was made by a sign-up that never proved the "
+                          "address, so a provider's sign-in does not join it: sign in with its "
+                          "password, or ask an administrator to remove the account",
+                          "email_unverified", 409)
         if user is not None:
             return user
         if not provider.create_users:
@@ -549,7 +571,7 @@ class OidcService:
         return document
 
     async def _document(self, url: str, *, fresh: bool = False) -> dict[str, Any]:
-        self._check_url(url)
+        await self._check_url(url)
         cached = self._documents.get(url)
         if cached is not None and not fresh and cached.until > self.clock():
             return cached.value
@@ -566,15 +588,17 @@ class OidcService:
             self._documents[url] = _Fetched(value, self.clock() + self.settings.metadata_ttl_s)
             return value
 
-
-def _endpoint(metadata: Mapping[str, Any], name: str) -> str:
-    value = metadata.get(name)
-    if not isinstance(value, str) or not value:
-        raise _unreachable(f"the discovery document names no {name}")
-    problem = http_url_problem(value)
-    if problem is not None:
-        raise _unreachable(f"the discovery document's {name} is not a web address: {problem}")
-    return value
+    async def _endpoint(self, metadata: Mapping[str, Any], name: str) -> str:
+        """The address the discovery document gives as `name`, held to the provider's own
+        rules (`_check_url`)."""
+        value = metadata.get(name)
+        if not isinstance(value, str) or not value:
+            raise _unreachable(f"the discovery document names no {name}")
+        problem = http_url_problem(value)
+        if problem is not None:
+            raise _unreachable(f"the discovery document's {name} is not a web address: {problem}")
+        await self._check_url(value)
+        return value
 
 
 def _names_unknown_key(id_token: str, jwks: Mapping[str, Any]) -> bool:

@@ -169,14 +169,17 @@ class IdentityService:
         return user
 
     async def sign_up(self, tenant_id: str, body: SignUp) -> User:
-        """Self-service sign-up, open to emails at the domains the tenant allows."""
+        """Self-service sign-up, open to emails at the domains the tenant allows. Bloop sends
+        no email, so the account's email stays unverified: a provider's sign-in does not join
+        it (`OidcService`)."""
         tenant = await self.repo.get_tenant(tenant_id)
         if tenant is None or not tenant.settings.allows_signup(body.email):
             raise Forbidden("this tenant does not accept sign-ups from that email domain; ask "
                             "an administrator for an invitation", code="signup_not_allowed")
         password = body.password.get_secret_value()
         passwords.check(password, email=body.email)
-        user = User.register(tenant_id, NewUser(email=body.email, display_name=body.display_name))
+        user = User.register(tenant_id, NewUser(email=body.email, display_name=body.display_name),
+                             email_verified=False)
         return await self._add_user(user, await self.hasher.hash(password))
 
     async def user(self, tenant_id: str, user_id: str) -> User:
@@ -452,15 +455,16 @@ class AuthService:
         self.clock = clock
         self._pruned_at = 0.0
 
-    async def _admit(self, client_ip: str) -> None:
-        """Counts a token request from `client_ip`, right or wrong, before any work."""
+    async def admit(self, client_ip: str) -> None:
+        """Counts a request from `client_ip` that hashes a password (a token request, right or
+        wrong, or a sign-up) before any work; `RateLimited` past the address's budget."""
         state = await self.requests.hit(f"token:{client_ip}")
         if not state.allowed:
             raise RateLimited(state)
 
     async def login(self, tenant: str, username: str, password: str, scope: str,
                     client_ip: str) -> TokenGrant:
-        await self._admit(client_ip)
+        await self.admit(client_ip)
         try:
             email = normalise_email(username)
         except ValueError:
@@ -496,7 +500,7 @@ class AuthService:
         spends nothing, so the client can ask again with the same token. The new pair is stored
         before the old token is spent: a refresh that fails part-way leaves the old token
         unspent for the client's retry, never a spent token and no successor."""
-        await self._admit(client_ip)
+        await self.admit(client_ip)
         hashed = token_hash(refresh_token)
         found = await self.repo.get_refresh_token(tenant, hashed)
         if found is None or found.revoked:

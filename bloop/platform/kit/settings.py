@@ -198,8 +198,8 @@ class AuthSettings(BaseSettings):
         "addresses are still bounded)"))
     ip_max_failures: int = Field(default=50, ge=1)
     token_rate_limit: int = Field(default=300, ge=1, description=(
-        "token requests (sign-ins and refreshes) one client address may make per "
-        "`token_rate_window_s`, right or wrong: each sign-in costs a password hash check"))
+        "token requests (sign-ins and refreshes) and sign-ups one client address may make "
+        "per `token_rate_window_s`, right or wrong: each costs a password hash"))
     token_rate_window_s: int = Field(default=60, ge=1)
     lockout_s: int = Field(default=900, ge=1)
     rate_limit: int = Field(default=600, ge=1, description="requests per caller per window")
@@ -236,8 +236,12 @@ class OidcSettings(BaseSettings):
     login_rate_limit: int = Field(default=60, ge=1,
                                   description="sign-ins one client address may start per minute")
     allow_http_loopback: bool = Field(
-        default=False, description="accept http:// provider URLs on 127.0.0.1 and localhost "
-        "(a provider running on this machine); every other URL must be https")
+        default=False, description="accept provider URLs on 127.0.0.1 and localhost, http:// "
+        "too (a provider running on this machine); every other URL must be https")
+    private_addresses: bool = Field(
+        default=False, description="accept providers on this machine or a private network "
+        "(an identity server inside yours); else their addresses, and those their discovery "
+        "documents name, must be public")
 
 
 class AiSettings(BaseSettings):

@@ -73,16 +73,18 @@ HttpUrlText = Annotated[str, WEB_ADDRESS]
 """An absolute http(s) address, kept as written."""
 
 
-async def private_address_problem(value: str) -> str | None:
+async def private_address_problem(value: str, *, unresolved_ok: bool = False) -> str | None:
     """Why the http(s) address `value` is not for a server on the public internet (its host
     is, or resolves to, this machine, a private or link-local network, or an address reserved
     for no host), or None. Checked when given and again before use, since a name's addresses
-    can change; a name re-pointed between the check and the request itself is not caught."""
+    can change; a name re-pointed between the check and the request itself is not caught. A
+    name that does not resolve is a problem too, unless `unresolved_ok` (then its use, which
+    checks again, fails)."""
     host = httpx.URL(value).host
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        return f"its host {host!r} cannot be resolved ({exc})"
+        return None if unresolved_ok else f"its host {host!r} cannot be resolved ({exc})"
     for *_, address in infos:
         ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])
         if not ip.is_global:

@@ -213,6 +213,31 @@ async def test_token_requests_from_one_address_are_limited_right_or_wrong(
                 ).status_code == 200
 
 
+async def test_sign_ups_from_one_address_count_in_its_token_budget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sign-up had no limit: one address made accounts as fast as it liked, each an
+    unauthenticated password hash. Sign-ups now count with the address's token requests."""
+    async with identity_app(tmp_path, monkeypatch, AuthSettings(token_rate_limit=3)) as app, \
+            api_client(app) as client, from_address(app, "192.0.2.7") as elsewhere:
+        admin = await member(app, client, "acme", ["tenant_admin"])
+        r = await client.patch("/v1/tenants/acme/settings", headers=admin,
+                               json={"allowed_signup_domains": ["acme.dev"]})
+        assert r.status_code == 200, r.text
+
+        def body(name: str) -> dict[str, str]:
+            return {"email": f"{name}@acme.dev", "display_name": name, "password": PASSWORD}
+
+        # the member's sign-in spent one of the three
+        for name in ("ann", "bob"):
+            assert (await client.post("/v1/tenants/acme/signup", json=body(name))
+                    ).status_code == 201
+        r = await client.post("/v1/tenants/acme/signup", json=body("cat"))
+        assert (r.status_code, r.json()["code"]) == (429, "rate_limited")
+        assert (await client.post(TOKEN, data=password_form("ann@acme.dev"))).status_code == 429
+        assert (await elsewhere.post("/v1/tenants/acme/signup", json=body("cat"))
+                ).status_code == 201
+
+
 async def test_tokens_refused_stay_refused_after_a_restart(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On the embedded stores the marks lived in the process's memory: after a restart, the

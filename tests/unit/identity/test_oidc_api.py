@@ -29,7 +29,7 @@ from tests.oidc_provider import (
     StandInProvider,
     serve,
 )
-from tests.support import api_client, member
+from tests.support import PASSWORD, api_client, member
 
 PROVIDERS = "/v1/tenants/acme/oidc/providers"
 
@@ -304,6 +304,38 @@ async def test_a_sign_in_links_to_the_existing_account_of_that_email(
     assert await user_count(app) == before
 
 
+async def test_a_sign_in_does_not_join_an_account_a_sign_up_made(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    """Anyone could sign up with someone's school address and a password of their own, and
+    then share the account the address's owner came into through the provider. A self
+    sign-up's email is unverified and a provider's sign-in refuses to join it; an invitation
+    accepted (its token reached the address) makes a verified account, which it joins."""
+    await configure(client, admin, "google", oidc_config(idp))
+    r = await client.patch("/v1/tenants/acme/settings", headers=admin,
+                           json={"allowed_signup_domains": ["acme.dev"]})
+    assert r.status_code == 200, r.text
+    r = await client.post("/v1/tenants/acme/signup", json={
+        "email": "ada@acme.dev", "display_name": "Not Ada", "password": PASSWORD})
+    assert (r.status_code, r.json()["email_verified"]) == (201, False), r.text
+    before = await user_count(app)
+    idp.reset(Person(email="ada@acme.dev", name="Ada"))
+    refused(await sign_in(client), 409, "email_unverified")
+    assert await user_count(app) == before
+
+    r = await client.post("/v1/tenants/acme/invitations", headers=admin,
+                          json={"email": "bea@acme.dev", "roles": ["learner"]})
+    assert r.status_code == 201, r.text
+    r = await client.post("/v1/tenants/acme/invitations/accept", json={
+        "token": r.json()["token"], "display_name": "Bea", "password": PASSWORD})
+    assert (r.status_code, r.json()["email_verified"]) == (201, True), r.text
+    idp.reset(Person(email="bea@acme.dev"))
+    grant = await sign_in(client)
+    assert grant.status_code == 200, grant.text
+    me = (await client.get("/v1/tenants/acme/me", headers=bearer(grant))).json()
+    assert (me["id"], me["email_verified"]) == (r.json()["id"], True)
+
+
 async def test_a_provider_cannot_sign_a_platform_admin_in(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
         idp: StandInProvider) -> None:
@@ -498,6 +530,26 @@ async def test_an_unreachable_provider_is_a_502_and_nothing_is_stored(
     r = await client.get("/v1/tenants/acme/oidc/gone/login")
     refused(r, 502, "oidc_provider_unavailable")
     assert await cache.delete_prefix("oidc:state:") == 0
+
+
+async def test_a_provider_inside_the_network_is_refused(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    """A provider's addresses were only checked to be https, and the public login route
+    fetched them: a tenant admin could point it at the cloud's metadata service or a private
+    network. Addresses given (422) and those a discovery document names (502) must be public;
+    this test's app allows only loopback, where its stand-in provider runs."""
+    for address in ("https://169.254.169.254", "https://10.1.2.3/realms/x"):
+        r = await client.put(f"{PROVIDERS}/inside", headers=admin,
+                             json=oidc_config_at(address))
+        refused(r, 422, "private_address")
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.discovery_override = {"authorization_endpoint": "https://192.168.1.1/auth"}
+    try:
+        r = await client.get("/v1/tenants/acme/oidc/google/login")
+    finally:
+        idp.discovery_override = {}
+    refused(r, 502, "private_address")
 
 
 @pytest.mark.parametrize(("endpoint", "address"), [
