@@ -361,20 +361,28 @@ async def member(app: FastAPI, client: httpx.AsyncClient, tenant: str = "acme",
 
 
 async def finished_ai_video(app: FastAPI, tenant: str, job_id: str, lesson_id: str,
-                            video: Path) -> Envelope:
-    """A succeeded video job of the app's AI service with `video` as its output, and the
-    `bloop.ai.job.completed.v1` event its worker sends (with the output's signed link)."""
+                            video: Path, captions: Path | None = None,
+                            language: str | None = None) -> Envelope:
+    """A succeeded video job of the app's AI service with `video` as its output (and
+    `captions`, its WebVTT file, when given), and the `bloop.ai.job.completed.v1` event its
+    worker sends (with each output's signed link)."""
     ai = app.state.ai.state
-    stored = await ai["media"].put(tenant, job_id, "lesson.mp4", "video/mp4", video)
+    files: list[tuple[str, str, str, Path, float | None]] = [
+        ("lesson.mp4", "video", "video/mp4", video, 2.0)]
+    if captions is not None:
+        files.append(("lesson.vtt", "subtitles", "text/vtt", captions, None))
+    outputs = []
+    for name, kind, content_type, path, duration_s in files:
+        stored = await ai["media"].put(tenant, job_id, name, content_type, path)
+        outputs.append(MediaOutput(
+            name=name, kind=kind, content_type=content_type, bytes=stored.length,
+            file_id=stored.file_id, duration_s=duration_s,
+            url=f"/v1/tenants/{tenant}/ai/jobs/{job_id}/outputs/{name}"))
     at = datetime.now(UTC)
-    job = Job(id=job_id, tenant=tenant, kind="video", params=JobParams(),
+    job = Job(id=job_id, tenant=tenant, kind="video", params=JobParams(language=language),
               lesson=LessonText(id=lesson_id, version=1, course="py", title="Loops", text=""),
               requested_by="teacher-1", idempotency_key=job_id, status="succeeded",
-              result=MediaResult(outputs=[MediaOutput(
-                  name="lesson.mp4", kind="video", content_type="video/mp4",
-                  bytes=stored.length, file_id=stored.file_id, duration_s=2.0,
-                  url=f"/v1/tenants/{tenant}/ai/jobs/{job_id}/outputs/lesson.mp4")]),
-              created_at=at, updated_at=at, finished_at=at)
+              result=MediaResult(outputs=outputs), created_at=at, updated_at=at, finished_at=at)
     await ai["service"].store.create(job, [])
     done = type_of(JobCompleted).type_id
     return next(e for e in worker_completed(job, ai["links"]) if e.type == done)

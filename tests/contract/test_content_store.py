@@ -22,6 +22,8 @@ from bloop.platform.content.events import (
     UnattachedOutput,
 )
 from bloop.platform.content.model import (
+    AudioBlock,
+    Captions,
     Concept,
     ConceptEdit,
     Course,
@@ -34,6 +36,7 @@ from bloop.platform.content.model import (
     NewConcept,
     NewCourse,
     NewLesson,
+    VideoBlock,
     now,
 )
 from bloop.platform.content.ports import (
@@ -1118,3 +1121,37 @@ async def test_records_a_newer_version_wrote_read_without_the_fields_it_added(
     assert await store.get_lesson("acme", one.id) == one
     assert await store.list_lessons("acme", "py") == [one]
     assert await store.get_course("acme", "py") == c
+
+
+async def written_before_captions(store: ContentRepository, tenant: str, lesson_id: str,
+                                  block: int) -> None:
+    """Takes `captions` out of a stored block, as a version before captions wrote it."""
+    if isinstance(store, EmbeddedContentStore):
+        await store.db.transaction(lambda c: c.execute(
+            f"UPDATE lessons SET doc = json_remove(doc, '$.blocks[{block}].captions') "
+            "WHERE tenant = ? AND id = ?", (tenant, lesson_id)))
+        return
+    assert isinstance(store, MongoContentStore)
+    result = await store.concepts.database["lessons"].update_one(
+        {"tenant": tenant, "id": lesson_id}, {"$unset": {f"blocks.{block}.captions": ""}})
+    assert result.modified_count == 1
+
+
+async def test_the_captions_of_media_blocks_round_trip(store: ContentRepository) -> None:
+    """A video's captions are kept with its block; a block stored before captions existed
+    reads back as it was, with none."""
+    c = course()
+    await store.add_course(c)
+    video = VideoBlock(media="a" * 32, title="Loops",
+                       captions=Captions(media="b" * 32, language="pt-BR"))
+    older = AudioBlock(media="c" * 32, caption="The narration")
+    one = Lesson.create("acme", "py", NewLesson(title="One", blocks=[video, older]))
+    await store.add_lessons([one])
+    await written_before_captions(store, "acme", one.id, 1)
+    read = await store.get_lesson("acme", one.id)
+    assert read == one
+    assert read is not None
+    assert read.blocks[0] == video
+    assert read.blocks[1] == older
+    assert isinstance(read.blocks[1], AudioBlock)
+    assert read.blocks[1].captions is None

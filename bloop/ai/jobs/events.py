@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from bloop.platform.kit.events.types import event_type
 
@@ -60,6 +60,9 @@ class JobCompleted(BaseModel):
     result_url: str
     cost_usd: float
     finished_at: datetime
+    language: str | None = Field(default=None, description=(
+        "the BCP 47 tag of the language the job wrote and spoke in (its captions'); absent "
+        "from events of older workers"))
 
 
 @event_type("bloop.ai.job.failed", 1, TOPIC)

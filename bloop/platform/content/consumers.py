@@ -9,20 +9,24 @@
   left to the tenant's admins). Running it again changes nothing.
 - `video.events`: when an AI job completes with audio or video outputs, their bytes are copied
   from the AI service (its outputs object in this process, else the signed link of each output
-  over its HTTP API) into the tenant's media, and each is appended to the
-  lesson's draft as an audio or a video block: its authors review it, and learners see it once
-  they publish. Identical bytes are stored once and a draft already showing a media gets it not
-  again, so a redelivered event adds nothing. An output content refuses (type, size, quota, an
-  edit the lesson refuses) or whose lesson is gone is not retried, which would not change it:
-  it is logged and announced in `ai_media.not_attached` with the reason, for the AI service to
-  show on the job.
+  over its HTTP API) into the tenant's media, and each is appended to the lesson's draft as an
+  audio or a video block: its authors review it, and learners see it once they publish. The
+  WebVTT captions made with one (a `subtitles` output of the same name but its extension) are
+  stored as media too, and the block names them (`captions`), in the job's language (its
+  course's when an older worker did not say). Identical bytes are stored once and a draft
+  already showing a media gets it not again, so a redelivered event adds nothing. An output
+  content refuses (type, size, quota, an edit the lesson refuses) or whose lesson is gone is not
+  retried, which would not change it: it is logged and announced in `ai_media.not_attached`
+  with the reason, for the AI service to show on the job.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
+from pathlib import PurePosixPath
 from typing import Protocol
 
 from bloop.ai.jobs.events import TOPIC as AI_EVENTS
@@ -36,7 +40,7 @@ from bloop.platform.content.events import (
     UnattachedOutput,
 )
 from bloop.platform.content.media.service import MediaService
-from bloop.platform.content.model import AudioBlock, VideoBlock
+from bloop.platform.content.model import LANGUAGE_PATTERN, AudioBlock, Captions, VideoBlock
 from bloop.platform.content.service import ContentService
 from bloop.platform.identity.events import TOPIC as USER_EVENTS
 from bloop.platform.identity.events import UserDeleted
@@ -51,6 +55,8 @@ AI_MEDIA_GROUP = "content.ai-media"
 LESSON_EVENTS = (LessonUpdated, LessonPublished, LessonDeleted)
 ATTACHED_KINDS: dict[str, type[AudioBlock] | type[VideoBlock]] = {
     "audio": AudioBlock, "video": VideoBlock}
+CAPTIONS_KIND, CAPTIONS_TYPE = "subtitles", "text/vtt"
+_LANGUAGE = re.compile(LANGUAGE_PATTERN)
 log = logging.getLogger("bloop.content")
 
 
@@ -88,7 +94,12 @@ def ai_media_subscription(service: ContentService, media: MediaService,
             return
         blocks: dict[str, AudioBlock | VideoBlock] = {}
         created: list[str] = []
-        for out in wanted:
+        captions = _captions_of(wanted, job.outputs)
+        language = await _language(service, tenant, job)
+
+        async def store(out: OutputRef, kind: str) -> str | None:
+            """The id of the output stored as media, when it is of `kind` (a media kind or
+            `text/vtt`); None, and the output refused, otherwise."""
             try:
                 stored = await media.upload(tenant, outputs.read(tenant, job.job_id, out),
                                             filename=out.name, declared_size=out.bytes,
@@ -97,32 +108,43 @@ def ai_media_subscription(service: ContentService, media: MediaService,
                 if exc.status >= 500:
                     raise
                 refuse(out, exc.code, str(exc))
-                continue
-            if stored.info.kind != out.kind:
-                refuse(out, "kind_mismatch", f"the file is {stored.info.kind}, not {out.kind}")
+                return None
+            found = stored.info.content_type if kind == CAPTIONS_TYPE else stored.info.kind
+            if found != kind:
+                refuse(out, "kind_mismatch", f"the file is {found}, not {kind}")
                 if stored.created:
                     with contextlib.suppress(NotFound):  # claimed by another upload: it stays
                         await media.delete(tenant, stored.info.id, unless_claimed=True)
-                continue
-            blocks[out.name] = ATTACHED_KINDS[out.kind](
-                media=stored.info.id, title=f"{out.kind.title()} made by AI ({job.kind})")
+                return None
             if stored.created:
                 created.append(stored.info.id)
+            return stored.info.id
+
+        for out in wanted:
+            media_id = await store(out, out.kind)
+            if media_id is None:
+                continue
+            vtt = captions.get(out.name)
+            vtt_id = None if vtt is None else await store(vtt, CAPTIONS_TYPE)
+            blocks[out.name] = ATTACHED_KINDS[out.kind](
+                media=media_id, title=f"{out.kind.title()} made by AI ({job.kind})",
+                captions=None if vtt_id is None else Captions(media=vtt_id, language=language))
+        shown = [o for o in wanted if o.name in blocks]
+        shown += [captions[o.name] for o in shown
+                  if o.name in captions and blocks[o.name].captions is not None]
         try:
             attached = await service.attach_media(tenant, job.lesson_id, list(blocks.values()))
         except Problem as exc:
             if exc.status >= 500 or exc.code == "stale_version":
                 raise
-            for out in wanted:
-                if out.name in blocks:
-                    refuse(out, exc.code, str(exc))
+            for out in shown:
+                refuse(out, exc.code, str(exc))
             attached = None
         else:
             if attached is None and blocks and \
                     await service.repo.get_lesson(tenant, job.lesson_id) is None:
-                for out in wanted:  # deleted since the check above
-                    if out.name in blocks:
-                        refuse(out, "lesson_gone", f"the lesson {job.lesson_id!r} was deleted")
+                for out in shown:  # deleted since the check above
+                    refuse(out, "lesson_gone", f"the lesson {job.lesson_id!r} was deleted")
         if attached is None:  # refused, or the lesson went meanwhile: no lesson shows them
             for media_id in created:
                 with contextlib.suppress(NotFound):  # claimed by another upload: it stays
@@ -131,6 +153,22 @@ def ai_media_subscription(service: ContentService, media: MediaService,
 
     return Subscription(AI_MEDIA_GROUP, (AI_EVENTS,), attach,
                         types=frozenset({completed.type_id}))
+
+
+def _captions_of(wanted: list[OutputRef], outputs: list[OutputRef]) -> dict[str, OutputRef]:
+    """The WebVTT output made with each of `wanted`, by its name: the one of the same name but
+    its extension (`video.mp4`, `video.vtt`)."""
+    vtt = {PurePosixPath(o.name).stem: o for o in outputs
+           if o.kind == CAPTIONS_KIND and o.content_type == CAPTIONS_TYPE}
+    return {o.name: vtt[stem] for o in wanted if (stem := PurePosixPath(o.name).stem) in vtt}
+
+
+async def _language(service: ContentService, tenant: str, job: JobCompleted) -> str:
+    """The captions' language: the job's, else its course's, else English."""
+    if job.language is not None and _LANGUAGE.match(job.language):
+        return job.language
+    course = await service.repo.get_course(tenant, job.course_id) if job.course_id else None
+    return course.language if course is not None else "en"
 
 
 async def _report(service: ContentService, tenant: str, job_id: str, lesson_id: str,

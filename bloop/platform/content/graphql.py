@@ -158,14 +158,33 @@ class ImageBlock(MediaBlock):
     alt: str
 
 
+@strawberry.type(description="a WebVTT file for a player's `<track>`")
+class Captions:
+    media: str
+    language: str
+    url: str = strawberry.field(description="the bytes, for a caller that sends its token")
+    tenant: strawberry.Private[str]
+
+    @field("a link to the bytes that is its own credential, for `<track>`")
+    def link(self, info: Info) -> MediaLink:
+        return _link(info, self.tenant, self.media)
+
+    @classmethod
+    def of(cls, tenant: str, captions: model.Captions | None) -> Captions | None:
+        if captions is None:
+            return None
+        return cls(media=captions.media, language=captions.language,
+                   url=media_url(tenant, captions.media), tenant=tenant)
+
+
 @strawberry.type
 class AudioBlock(MediaBlock):
-    pass
+    captions: Captions | None
 
 
 @strawberry.type
 class VideoBlock(MediaBlock):
-    pass
+    captions: Captions | None
 
 
 @strawberry.type
@@ -298,10 +317,12 @@ def _block(tenant: str, b: model.BlockType) -> Block:
                               caption=b.caption, tenant=tenant, alt=b.alt)
         case model.AudioBlock():
             return AudioBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
-                              caption=b.caption, tenant=tenant)
+                              caption=b.caption, tenant=tenant,
+                              captions=Captions.of(tenant, b.captions))
         case model.VideoBlock():
             return VideoBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
-                              caption=b.caption, tenant=tenant)
+                              caption=b.caption, tenant=tenant,
+                              captions=Captions.of(tenant, b.captions))
         case model.FileBlock():
             return FileBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
                              caption=b.caption, tenant=tenant)

@@ -49,7 +49,8 @@ Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 Title = NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                                        max_length=200)]]
 Summary = Lines[Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]]
-Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+Language = Annotated[str, StringConstraints(pattern=LANGUAGE_PATTERN)]
 Level = Literal["beginner", "intermediate", "advanced"]
 CourseStatus = Literal["draft", "published", "archived"]
 Tag = NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
@@ -173,11 +174,24 @@ class ImageBlock(_MediaBlock):
     alt: ShortText = Field(default="", description="the text read in place of the image")
 
 
-class AudioBlock(_MediaBlock):
+class Captions(_Frozen):
+    """A WebVTT file of the tenant's media, for a player's `<track>`."""
+
+    media: MediaId = Field(description="the id of a WebVTT (text/vtt) media file of the tenant")
+    language: Language = Field(description="the language of the captions (a BCP 47 tag)")
+
+
+class _PlayedBlock(_MediaBlock):
+    captions: Captions | None = Field(default=None, description=(
+        "the captions of the audio or video; its media-links and GraphQL `link` come beside "
+        "the media's"))
+
+
+class AudioBlock(_PlayedBlock):
     type: Literal["audio"] = "audio"
 
 
-class VideoBlock(_MediaBlock):
+class VideoBlock(_PlayedBlock):
     type: Literal["video"] = "video"
 
 

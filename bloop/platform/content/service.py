@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import ValidationError
 
@@ -33,6 +34,7 @@ from bloop.platform.content.model import (
     MAX_CO_AUTHORS,
     MAX_MODULES,
     AudioBlock,
+    BlockType,
     Concept,
     ConceptEdit,
     Course,
@@ -113,14 +115,27 @@ def cache_key(tenant: str, lesson_id: str) -> str:
     return f"{CACHE_PREFIX}{tenant}:{lesson_id}"
 
 
+class MediaFiles(Protocol):
+    async def content_type(self, tenant: str, media_id: str) -> str | None:
+        """The type of the tenant's media `media_id`; None when the tenant has none."""
+
+
+def _captions(blocks: Iterable[BlockType]) -> set[str]:
+    """The media ids of the captions `blocks` name."""
+    return {b.captions.media for b in blocks
+            if isinstance(b, AudioBlock | VideoBlock) and b.captions is not None}
+
+
 class ContentService:
     def __init__(self, repo: ContentRepository, on_write: Callable[[], None] = lambda: None,
                  cache: Cache | None = None, cache_ttl_s: float = 600,
-                 members: Members | None = None) -> None:
+                 members: Members | None = None, media: MediaFiles | None = None) -> None:
         """`on_write` runs after each write that stored events (the outbox relay's `wake`);
-        `members` tells who belongs to a tenant (without it, a co-author is taken unchecked)."""
+        `members` tells who belongs to a tenant (without it, a co-author is taken unchecked);
+        `media` tells what the tenant's media are (without it, captions are taken unchecked)."""
         self.repo = repo
         self.members = members
+        self.media = media
         self.cache: Cache = cache if cache is not None else MemoryCache()
         self.cache_ttl_s = cache_ttl_s
         self._on_write = on_write
@@ -176,6 +191,23 @@ class ContentService:
             raise Problem(f"unknown concepts: {', '.join(unknown)}; add them first at "
                           f"POST /v1/tenants/{tenant}/concepts", status=422,
                           code="unknown_concepts", extra={"concepts": unknown})
+
+    async def _check_captions(self, tenant: str, blocks: Iterable[BlockType],
+                              kept: Iterable[BlockType] = ()) -> None:
+        """422 unless every captions file `blocks` name, but those `kept` named already, is
+        WebVTT media of the tenant (one deleted since does not hold back other edits)."""
+        if self.media is None:
+            return
+        for media_id in sorted(_captions(blocks) - _captions(kept)):
+            found = await self.media.content_type(tenant, media_id)
+            if found is None:
+                raise Problem(f"no media {media_id!r} in tenant {tenant!r} for captions; upload "
+                              f"the WebVTT file first at POST /v1/tenants/{tenant}/media",
+                              status=422, code="unknown_media", extra={"media": media_id})
+            if found != "text/vtt":
+                raise Problem(f"the media {media_id!r} is {found}, not WebVTT captions "
+                              "(text/vtt)", status=422, code="not_captions",
+                              extra={"media": media_id})
 
     async def _concept_names(self, tenant: str, lessons: Iterable[Lesson]) -> dict[str, str]:
         """The names of the concepts `lessons` teach and require, read at once."""
@@ -622,6 +654,7 @@ class ContentService:
         course = await self._editable(tenant, course_id, by)
         await self._check_module(course, new.module)
         await self._check_concepts(tenant, [*new.teaches, *new.requires])
+        await self._check_captions(tenant, new.blocks)
         try:
             return await self.repo.add_lesson(Lesson.create(tenant, course_id, new))
         except Missing:
@@ -635,6 +668,7 @@ class ContentService:
         for each in new:
             await self._check_module(course, each.module)
         await self._check_concepts(tenant, [c for x in new for c in (*x.teaches, *x.requires)])
+        await self._check_captions(tenant, [b for x in new for b in x.blocks])
         at = now()
         lessons = [Lesson.create(tenant, course_id, x, at).model_copy(update={"id": lesson_id})
                    for x, lesson_id in zip(new, ids, strict=True)]
@@ -744,6 +778,7 @@ class ContentService:
             raise _invalid(exc) from None
         await self._check_module(course, edited.module)
         await self._check_concepts(tenant, [*edited.teaches, *edited.requires])
+        await self._check_captions(tenant, edited.blocks, kept=lesson.blocks)
         event = type_of(LessonUpdated).envelope(LessonUpdated(
             lesson_id=edited.id, course_id=edited.course, lesson_version=edited.version,
             title=edited.title, estimated_minutes=edited.estimated_minutes,

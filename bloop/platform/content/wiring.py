@@ -55,6 +55,7 @@ async def mount(platform: Platform) -> Mounted:
     media = media_state(platform, service)
     files = media["media"]
     assert isinstance(files, MediaService)
+    service.media = files
     search = mount_search(platform, service)
     ai_outputs = AiOutputs(lambda: platform.services.get("ai"), platform.settings.ai.url)
 

@@ -144,7 +144,12 @@ async def test_a_finished_video_job_lands_in_the_draft_once(world: World) -> Non
     assert isinstance(video, VideoBlock)
     assert isinstance(audio, AudioBlock)
     stored = {m.id: m for m in (await world.media.media("acme")).items}
-    assert set(stored) == {video.media, audio.media}  # the subtitles were not kept
+    # the video's captions are kept beside it (the narration has none of its own name)
+    assert video.captions is not None
+    assert audio.captions is None
+    assert video.captions.language == "en"  # the course's: the event names none
+    assert set(stored) == {video.media, audio.media, video.captions.media}
+    assert stored[video.captions.media].content_type == "text/vtt"
     assert stored[video.media].content_type == "video/mp4"
     assert stored[video.media].size == outputs[0].bytes
     assert stored[audio.media].kind == "audio"
@@ -164,7 +169,7 @@ async def test_a_finished_video_job_lands_in_the_draft_once(world: World) -> Non
     again = await world.content.lesson("acme", lesson_id)
     assert again.version == 2
     assert again.blocks == draft.blocks
-    assert len((await world.media.media("acme")).items) == 2
+    assert len((await world.media.media("acme")).items) == 3
     assert await world.content.repo.outbox.count_pending() == 1
 
 
@@ -386,3 +391,61 @@ async def test_a_deleted_person_is_no_uploader_any_more(world: World) -> None:
         assert await world.media.uploaded_by("acme", "u1") == []
     assert (await world.media.info("acme", mine.info.id)).created_by is None
     assert [m.created_by for m in (await world.media.media("acme")).items].count("u2") == 1
+
+
+VTT = (b"WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.250\nLoops repeat.\n\n"
+       b"2\n00:00:01.250 --> 00:00:02.000\nUntil they stop.\n")
+CAPTIONS_LINKS = """query($l: String!) { lesson(tenant: "acme", id: $l) { blocks {
+  ... on VideoBlock { media captions { media language link { url } } } } } }"""
+
+
+async def test_the_captions_of_an_ai_video_reach_learners(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job's WebVTT file was left out: the block named the MP4 alone, whose mov_text track
+    a browser's `<video>` does not show, so deaf learners had no captions."""
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content", "ai"]) as (
+            app, client):
+        educator = await member(app, client, "acme", ["educator"])
+        them = await member(app, client, "acme", ["learner"])
+        content: ContentService = app.state.content.state["service"]
+        lesson_id = (await content.add_lesson("acme", (await content.create_course(
+            "acme", NewCourse(id="py", title="Python"))).id, NewLesson(title="Loops"))).id
+        source, captions = tmp_path / "made.mp4", tmp_path / "made.vtt"
+        source.write_bytes(media_samples.mp4(64))
+        captions.write_bytes(VTT)
+        event = await finished_ai_video(app, "acme", "job10", lesson_id, source, captions,
+                                        language="fr")
+        bus = app.state.platform.bus
+        assert isinstance(bus, EmbeddedEventBus)
+        await bus.publish([Message.of(event, "video.events")])
+
+        async def attached() -> bool:
+            return len((await content.lesson("acme", lesson_id)).blocks) == 1
+
+        await eventually(attached, timeout_s=15, what="the video in the lesson's draft")
+        [video] = (await content.lesson("acme", lesson_id)).blocks
+        assert isinstance(video, VideoBlock)
+        assert video.captions is not None
+        assert video.captions.language == "fr"
+        r = await client.post("/v1/tenants/acme/courses/py/publish", headers=educator)
+        assert r.status_code == 200, r.text
+
+        r = await client.get(f"/v1/tenants/acme/lessons/{lesson_id}", headers=them)
+        assert r.json()["blocks"][0]["captions"] == {"media": video.captions.media,
+                                                     "language": "fr"}
+        r = await client.get(f"/v1/tenants/acme/lessons/{lesson_id}/media-links", headers=them)
+        assert r.status_code == 200, r.text
+        links = r.json()["links"]
+        assert sorted(links) == sorted([video.media, video.captions.media])
+        r = await client.post("/graphql", headers=them, json={
+            "query": CAPTIONS_LINKS, "variables": {"l": lesson_id}})
+        assert "errors" not in r.json(), r.text
+        [block] = r.json()["data"]["lesson"]["blocks"]
+        assert (block["captions"]["media"], block["captions"]["language"]) == (
+            video.captions.media, "fr")
+        for url in (links[video.captions.media]["url"], block["captions"]["link"]["url"]):
+            r = await client.get(url)  # no credentials: the link is one
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"].startswith("text/vtt")
+            assert r.content.startswith(b"WEBVTT")
+            assert r.content == VTT  # the job's cues, at the job's timings

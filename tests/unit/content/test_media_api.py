@@ -769,3 +769,56 @@ async def test_learners_asking_at_once_share_one_read_of_what_is_published(
                                                 headers=learner(client)) for _ in range(20)))
     assert {r.status_code for r in answers} == {404}
     assert reads == 1
+
+
+VTT = b"WEBVTT\n\n00:00.000 --> 00:01.500\nA loop repeats.\n"
+
+
+async def test_an_educator_s_captions_are_webvtt_media_of_the_tenant(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Audio and video blocks had no captions, and WebVTT files were refused (415)."""
+    r = await upload(client, VTT, "text/vtt", "loops.vtt")
+    assert r.status_code == 201, r.text
+    vtt = r.json()
+    assert (vtt["content_type"], vtt["kind"]) == ("text/vtt", "text")
+    r = await client.get(vtt["url"])
+    assert r.headers["content-type"].startswith("text/vtt")
+    assert r.headers["content-disposition"].startswith("inline")
+    assert r.content == VTT
+    # text that merely starts like WebVTT stays what its name says
+    notes = (await upload(client, VTT + b"\nnotes", None, "notes.txt")).json()
+    assert notes["content_type"] == "text/plain"
+    clip = (await upload(client, s.mp4(50_000), "video/mp4", "clip.mp4")).json()
+    beta = await member(app, client, "beta", ["educator"])
+    r = await client.post("/v1/tenants/beta/media", content=VTT + b"\n", headers={
+        **beta, "Content-Type": "text/vtt"}, params={"filename": "theirs.vtt"})
+    assert r.status_code == 201, r.text
+    theirs = r.json()
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+
+    def video(captions: str) -> dict[str, Any]:
+        return {"type": "video", "media": clip["id"],
+                "captions": {"media": captions, "language": "en"}}
+
+    for captions, code in ((theirs["id"], "unknown_media"), (notes["id"], "not_captions"),
+                           (clip["id"], "not_captions"), ("f" * 32, "unknown_media")):
+        r = await client.post(f"{BASE}/courses/py/lessons", json={
+            "title": "One", "blocks": [video(captions)]})
+        assert (r.status_code, r.json()["code"]) == (422, code), r.text
+    r = await client.post(f"{BASE}/courses/py/lessons", json={
+        "title": "One", "blocks": [video(vtt["id"])]})
+    assert r.status_code == 201, r.text
+    lesson = r.json()
+    assert lesson["blocks"][0]["captions"] == {"media": vtt["id"], "language": "en"}
+    r = await client.patch(f"{BASE}/lessons/{lesson['id']}", json={
+        "version": lesson["version"], "blocks": [video(vtt["id"]), video(theirs["id"])]})
+    assert (r.status_code, r.json()["code"]) == (422, "unknown_media"), r.text
+    r = await client.get(f"{BASE}/lessons/{lesson['id']}")
+    assert r.json()["version"] == lesson["version"]
+
+    # deleted since, the captions stay named (as media blocks do) and other edits go through
+    assert (await client.delete(f"{BASE}/media/{vtt['id']}")).status_code == 204
+    r = await client.patch(f"{BASE}/lessons/{lesson['id']}", json={
+        "version": lesson["version"], "title": "One, again"})
+    assert r.status_code == 200, r.text
+    assert r.json()["blocks"] == lesson["blocks"]

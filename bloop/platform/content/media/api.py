@@ -105,7 +105,8 @@ async def get_media_info(tenant: TenantId, media: MediaId, service: Svc, me: Rea
 
 
 def _disposition(info: MediaInfo) -> str:
-    how = "attachment" if info.kind in ("archive", "text") else "inline"
+    how = "attachment" if info.kind in ("archive", "text") \
+        and info.content_type != "text/vtt" else "inline"
     ascii_name = info.filename.encode("ascii", "replace").decode().replace('"', "'")
     return f"{how}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(info.filename)}"
 

@@ -377,6 +377,11 @@ class MediaService:
             raise NotFound(f"no media {media_id!r} in tenant {tenant!r}")
         return info
 
+    async def content_type(self, tenant: str, media_id: str) -> str | None:
+        """The type of the tenant's media `media_id`; None when the tenant has none."""
+        info = await self.store.get(tenant, media_id)
+        return None if info is None else info.content_type
+
     async def uploaded_by(self, tenant: str, user_id: str) -> list[MediaInfo]:
         return await self.store.uploaded_by(tenant, user_id)
 

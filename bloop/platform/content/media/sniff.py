@@ -2,9 +2,9 @@
 what the client claimed (its `Content-Type` and its file name's extension).
 
 Only these types are accepted: PNG, JPEG, GIF, WebP, SVG (text, refused when it can run script or
-load anything), MP3, AAC, Ogg (Opus or Vorbis), WAV, M4A, MP4, WebM, PDF, ZIP, Markdown and plain
-text. Each is recognised by its own signature, so a file renamed `.png` is still what its bytes
-say it is.
+load anything), MP3, AAC, Ogg (Opus or Vorbis), WAV, M4A, MP4, WebM, PDF, ZIP, Markdown, plain
+text and WebVTT captions. Each is recognised by its own signature, so a file renamed `.png` is
+still what its bytes say it is.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ PDF = Sniffed("application/pdf", "pdf", "a PDF document", ".pdf")
 ZIP = Sniffed("application/zip", "archive", "a ZIP archive", ".zip")
 MARKDOWN = Sniffed("text/markdown", "text", "Markdown text", ".md")
 TEXT = Sniffed("text/plain", "text", "plain text", ".txt")
+VTT = Sniffed("text/vtt", "text", "WebVTT captions", ".vtt")
 
 # What a client may call each type (its Content-Type, lower-case, without parameters).
 _ALIASES: dict[Sniffed, frozenset[str]] = {
@@ -81,6 +82,7 @@ _ALIASES: dict[Sniffed, frozenset[str]] = {
     ZIP: frozenset({"application/zip", "application/x-zip-compressed", "multipart/x-zip"}),
     MARKDOWN: frozenset({"text/markdown", "text/x-markdown", "text/plain"}),
     TEXT: frozenset({"text/plain", "text/markdown", "text/x-markdown"}),
+    VTT: frozenset({"text/vtt"}),
 }
 # Claims that say nothing about the type.
 _VAGUE = frozenset({"", "application/octet-stream", "binary/octet-stream",
@@ -103,6 +105,7 @@ _EXTENSIONS: dict[Sniffed, frozenset[str]] = {
     ZIP: frozenset({".zip"}),
     MARKDOWN: frozenset({".md", ".markdown"}),
     TEXT: frozenset({".txt", ".text", ".md", ".markdown"}),
+    VTT: frozenset({".vtt"}),
 }
 KNOWN_EXTENSIONS = frozenset().union(*_EXTENSIONS.values())
 _MARKDOWN_EXTENSIONS = _EXTENSIONS[MARKDOWN]
@@ -180,6 +183,7 @@ def _binary(head: bytes) -> Sniffed | None:
 _SVG_START = re.compile(
     rb"^\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!DOCTYPE\s+svg[^>\[]*>\s*)?(?:<!--.*?-->\s*)*"
     rb"<svg[\s>/]", re.DOTALL | re.IGNORECASE)
+_VTT_START = re.compile(rb"^WEBVTT(?:[ \t\r\n]|$)")
 
 
 def _text(head: bytes, complete: bool) -> bool:
@@ -200,8 +204,9 @@ def _text(head: bytes, complete: bool) -> bool:
 def sniff(head: bytes, filename: str | None = None, claimed: str | None = None, *,
           complete: bool = False) -> Sniffed:
     """The type of a file from its first bytes (at least `SNIFF_BYTES` of them, unless `complete`
-    says `head` is the whole file). The name and claimed type only tell Markdown from plain text.
-    Raises `Unrecognised`."""
+    says `head` is the whole file). The name and claimed type only tell Markdown from plain text,
+    and plain text from WebVTT (text with a WebVTT header, unless they say plain text or
+    Markdown). Raises `Unrecognised`."""
     if not head:
         raise Unrecognised("the file is empty")
     found = _binary(head)
@@ -210,6 +215,10 @@ def sniff(head: bytes, filename: str | None = None, claimed: str | None = None, 
     if _text(head, complete):
         if _SVG_START.match(head.removeprefix(b"\xef\xbb\xbf")):
             return SVG
+        if _VTT_START.match(head.removeprefix(b"\xef\xbb\xbf")) \
+                and extension(filename) not in _EXTENSIONS[TEXT] \
+                and media_type(claimed) not in _ALIASES[TEXT]:
+            return VTT
         markdown = (extension(filename) in _MARKDOWN_EXTENSIONS
                     or media_type(claimed) in ("text/markdown", "text/x-markdown"))
         return MARKDOWN if markdown else TEXT
@@ -218,7 +227,7 @@ def sniff(head: bytes, filename: str | None = None, claimed: str | None = None, 
         raise Unrecognised(f"the file is {other}; text is accepted in UTF-8 only: save it as "
                            "UTF-8 and upload it again")
     raise Unrecognised("the bytes are none of the accepted types (PNG, JPEG, GIF, WebP, SVG, MP3, "
-                       "AAC, Ogg, WAV, M4A, MP4, WebM, PDF, ZIP, Markdown, plain text)")
+                       "AAC, Ogg, WAV, M4A, MP4, WebM, PDF, ZIP, Markdown, plain text, WebVTT)")
 
 
 _BOMS = ((b"\xff\xfe\x00\x00", "UTF-32 text"), (b"\x00\x00\xfe\xff", "UTF-32 text"),
