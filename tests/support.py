@@ -148,6 +148,23 @@ async def paged(read: Callable[[str | None, int], Awaitable[Slice[T]]], size: in
         after = listed.next
 
 
+async def graphql_pages(client: httpx.AsyncClient, headers: dict[str, str], query: str,
+                        field: str, key: str) -> list[list[Any]]:
+    """The `key` of each item of each page of the top-level `field` that `query` (taking an
+    `$after: String`) answers, following `next` to the last page."""
+    pages: list[list[Any]] = []
+    after = None
+    while True:
+        r = await client.post("/graphql", json={"query": query, "variables": {"after": after}},
+                              headers=headers)
+        body = r.json()
+        assert "errors" not in body, body
+        page = body["data"][field]
+        pages.append([item[key] for item in page["items"]])
+        if (after := page["next"]) is None:
+            return pages
+
+
 async def pages_of(client: httpx.AsyncClient, url: str, size: int,
                    headers: dict[str, str] | None = None,
                    after: str | None = None) -> list[list[Any]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from fastapi import FastAPI
 
 from bloop.ai.jobs.events import JobCompleted, OutputRef
 from bloop.ai.jobs.stores.embedded import FileMediaStore as AiFiles
@@ -305,29 +306,41 @@ async def test_content_events_drop_the_cached_lesson(world: World) -> None:
     assert await world.content.cache.get(cache_key("acme", lesson_id)) is None
 
 
+async def attached_ai_video(app: FastAPI, tmp_path: Path, job_id: str, *,
+                            captions: bytes | None = None,
+                            language: str | None = None) -> tuple[str, VideoBlock]:
+    """A new lesson of a new course `py` of tenant acme, and the video block a finished AI
+    video job (with `captions`, when given) put in its draft."""
+    content: ContentService = app.state.content.state["service"]
+    lesson_id = (await content.add_lesson("acme", (await content.create_course(
+        "acme", NewCourse(id="py", title="Python"))).id, NewLesson(title="Loops"))).id
+    source, vtt = tmp_path / f"{job_id}.mp4", tmp_path / f"{job_id}.vtt"
+    source.write_bytes(media_samples.mp4(64))
+    if captions is not None:
+        vtt.write_bytes(captions)
+    event = await finished_ai_video(app, "acme", job_id, lesson_id, source,
+                                    vtt if captions is not None else None, language=language)
+    bus = app.state.platform.bus
+    assert isinstance(bus, EmbeddedEventBus)
+    await bus.publish([Message.of(event, "video.events")])
+
+    async def attached() -> bool:
+        return len((await content.lesson("acme", lesson_id)).blocks) == 1
+
+    await eventually(attached, timeout_s=15, what="the video in the lesson's draft")
+    [video] = (await content.lesson("acme", lesson_id)).blocks
+    assert isinstance(video, VideoBlock)
+    return lesson_id, video
+
+
 async def test_the_running_app_attaches_what_its_ai_service_made(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async with embedded_app(tmp_path, monkeypatch, ["identity", "content", "ai"]) as (app, _):
-        content: ContentService = app.state.content.state["service"]
-        lesson_id = (await content.add_lesson("acme", (await content.create_course(
-            "acme", NewCourse(id="py", title="Python"))).id, NewLesson(title="Loops"))).id
-        source = tmp_path / "made.mp4"
-        source.write_bytes(media_samples.mp4(64))
         # content reads the output through the AI service's surface in this process, not its
         # store
-        event = await finished_ai_video(app, "acme", "job9", lesson_id, source)
-        bus = app.state.platform.bus
-        assert isinstance(bus, EmbeddedEventBus)
-        await bus.publish([Message.of(event, "video.events")])
-
-        async def attached() -> bool:
-            return len((await content.lesson("acme", lesson_id)).blocks) == 1
-
-        await eventually(attached, timeout_s=15, what="the video in the lesson's draft")
-        [video] = (await content.lesson("acme", lesson_id)).blocks
-        assert isinstance(video, VideoBlock)
+        _, video = await attached_ai_video(app, tmp_path, "job9")
         media: MediaService = app.state.content.state["media"]
-        assert (await media.info("acme", video.media)).size == source.stat().st_size
+        assert (await media.info("acme", video.media)).size == len(media_samples.mp4(64))
 
 
 async def test_the_ai_job_says_what_content_did_not_attach(
@@ -407,24 +420,8 @@ async def test_the_captions_of_an_ai_video_reach_learners(
             app, client):
         educator = await member(app, client, "acme", ["educator"])
         them = await member(app, client, "acme", ["learner"])
-        content: ContentService = app.state.content.state["service"]
-        lesson_id = (await content.add_lesson("acme", (await content.create_course(
-            "acme", NewCourse(id="py", title="Python"))).id, NewLesson(title="Loops"))).id
-        source, captions = tmp_path / "made.mp4", tmp_path / "made.vtt"
-        source.write_bytes(media_samples.mp4(64))
-        captions.write_bytes(VTT)
-        event = await finished_ai_video(app, "acme", "job10", lesson_id, source, captions,
-                                        language="fr")
-        bus = app.state.platform.bus
-        assert isinstance(bus, EmbeddedEventBus)
-        await bus.publish([Message.of(event, "video.events")])
-
-        async def attached() -> bool:
-            return len((await content.lesson("acme", lesson_id)).blocks) == 1
-
-        await eventually(attached, timeout_s=15, what="the video in the lesson's draft")
-        [video] = (await content.lesson("acme", lesson_id)).blocks
-        assert isinstance(video, VideoBlock)
+        lesson_id, video = await attached_ai_video(app, tmp_path, "job10", captions=VTT,
+                                                   language="fr")
         assert video.captions is not None
         assert video.captions.language == "fr"
         r = await client.post("/v1/tenants/acme/courses/py/publish", headers=educator)

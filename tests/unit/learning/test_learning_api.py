@@ -38,7 +38,7 @@ from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning import service as learning_service
 from bloop.platform.learning.model import BktParams, ReviewLog, SchedulerParams
 from bloop.platform.learning.service import LearningService
-from tests.support import count_calls, embedded_app, eventually, member
+from tests.support import count_calls, embedded_app, eventually, graphql_pages, member
 from tests.unit.learning.test_bkt import generate
 
 BASE = "/v1/tenants/acme/learning"
@@ -124,6 +124,19 @@ async def python_course(app: FastAPI, client: httpx.AsyncClient) -> None:
                               ("recursion", "functions")):
         r = await client.post(f"{BASE}/edges", json={"concept": concept, "requires": requires})
         assert r.status_code == 201, r.text
+
+
+async def enrolled_in_every_concept(app: FastAPI, client: httpx.AsyncClient
+                                    ) -> tuple[dict[str, str], list[str]]:
+    """A learner enrolled in each concept of `python_course` as a goal, and those goals."""
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    goals = ["variables", "expressions", "functions", "recursion"]
+    for goal in goals:
+        r = await client.post(f"{BASE}/me/enrolments", json={"goal_concept": goal},
+                              headers=pupil)
+        assert r.status_code == 201, r.text
+    return pupil, goals
 
 
 async def test_the_graph_is_edited_and_refuses_what_would_corrupt_it(running: tuple[
@@ -631,17 +644,7 @@ async def test_graphql_due_reviews_come_a_page_at_a_time(running: tuple[
     text = """query ($after: String) {
         myDueReviews(tenant: "acme", first: 3, after: $after) { items { cardId version } next }
     }"""
-    pages: list[list[str]] = []
-    after = None
-    while True:
-        r = await client.post("/graphql", json={"query": text, "variables": {"after": after}},
-                              headers=pupil)
-        body = r.json()
-        assert "errors" not in body, body
-        page = body["data"]["myDueReviews"]
-        pages.append([c["cardId"] for c in page["items"]])
-        if (after := page["next"]) is None:
-            break
+    pages = await graphql_pages(client, pupil, text, "myDueReviews", "cardId")
     ids = [c["card_id"] for c in due]
     assert len(ids) == 7
     assert pages == [ids[:3], ids[3:6], ids[6:]]
@@ -1376,29 +1379,13 @@ async def test_graphql_paths_and_mastery_come_a_page_at_a_time(running: tuple[
     """Before, `myPaths` worked out the path to every goal the learner enrolled in (one graph
     query each) and `myMastery` read every concept, in one answer."""
     app, client = running
-    await python_course(app, client)
-    pupil = await learner(app, client)
-    goals = ["variables", "expressions", "functions", "recursion"]
-    for goal in goals:
-        r = await client.post(f"{BASE}/me/enrolments", json={"goal_concept": goal},
-                              headers=pupil)
-        assert r.status_code == 201, r.text
+    pupil, goals = await enrolled_in_every_concept(app, client)
     await deliver(app, attempt_event(await me(client, pupil), goals, [True, False]))
     for field, key, rest in (("myPaths", "goal", "me/paths"),
                              ("myMastery", "concept", "me/mastery")):
         text = f"""query ($after: String) {{
             {field}(tenant: "acme", first: 3, after: $after) {{ items {{ {key} }} next }} }}"""
-        pages: list[list[str]] = []
-        after = None
-        while True:
-            r = await client.post("/graphql", json={"query": text, "variables": {"after": after}},
-                                  headers=pupil)
-            body = r.json()
-            assert "errors" not in body, body
-            page = body["data"][field]
-            pages.append([item[key] for item in page["items"]])
-            if (after := page["next"]) is None:
-                break
+        pages = await graphql_pages(client, pupil, text, field, key)
         listed = (await client.get(f"{BASE}/{rest}", headers=pupil)).json()["items"]
         assert [x for p in pages for x in p] == [item[key] for item in listed], field
         assert [len(p) for p in pages] == [3, 1], field
@@ -1540,13 +1527,7 @@ async def test_paths_and_exports_read_what_was_announced_at_once(running: tuple[
     """A learner's paths (and their export) read the paths last announced in one read, however
     many goals they have: one path query a goal beside it."""
     app, client = running
-    await python_course(app, client)
-    pupil = await learner(app, client)
-    goals = ["variables", "expressions", "functions", "recursion"]
-    for concept in goals:
-        r = await client.post(f"{BASE}/me/enrolments", json={"goal_concept": concept},
-                              headers=pupil)
-        assert r.status_code == 201, r.text
+    pupil, goals = await enrolled_in_every_concept(app, client)
     calls = count_calls(service(app).repo, monkeypatch)
     r = await client.get(f"{BASE}/me/paths", headers=pupil)
     assert r.status_code == 200, r.text
