@@ -10,13 +10,13 @@ from aiokafka import AIOKafkaConsumer
 
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.kafka import KafkaEventBus
-from bloop.platform.kit.events.bus.port import EventBus, Message
+from bloop.platform.kit.events.bus.port import DLQ_SUFFIX, EventBus, Message
 from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import KafkaSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import require_server
+from tests.support import eventually, require_server
 
 
 @dataclass
@@ -51,6 +51,18 @@ class BusHarness:
                 if isinstance(b, EmbeddedEventBus):
                     await b.db.close()
                 self.opened.remove((b, db))
+
+    async def dead_letters(self, bus: EventBus, topic: str, count: int) -> list[Message]:
+        """The first `count` dead letters of `topic`, waited for: a consumer writes a batch's
+        once it has handled the batch's last message, so they can come after what followed."""
+        found: list[Message] = []
+
+        async def arrived() -> bool:
+            found[:] = await self.read(bus, topic + DLQ_SUFFIX, count)
+            return len(found) >= count
+
+        await eventually(arrived, what=f"{count} dead letters of {topic}")
+        return found
 
     async def read(self, bus: EventBus, topic: str, count: int) -> list[Message]:
         """The first `count` messages of `topic`, straight from the log."""

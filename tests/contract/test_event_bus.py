@@ -72,7 +72,7 @@ async def test_malformed_events_are_dead_lettered_with_a_reason(harness: BusHarn
         return handled == [1]
 
     await eventually(good_handled, what="the good event")
-    dead = await harness.read(bus, topic + ".dlq", 4)
+    dead = await harness.dead_letters(bus, topic, 4)
     reasons = [headers_of(m)["dlq.reason"] for m in dead]
     assert reasons == ["bad_envelope", "bad_envelope", "unknown_type", "schema_violation"]
     assert all(headers_of(m)["dlq.group"] == group for m in dead)
@@ -107,7 +107,7 @@ async def test_a_failing_handler_is_retried_then_dead_lettered(harness: BusHarne
     await eventually(finished, what="the event after the broken one")
     assert calls == {"flaky": 2, "broken": 3, "after": 1}
     assert done == ["flaky", "after"]
-    dead = await harness.read(bus, topic + ".dlq", 1)
+    dead = await harness.dead_letters(bus, topic, 1)
     assert len(dead) == 1
     h = headers_of(dead[0])
     assert h["dlq.reason"] == "handler_failed"
@@ -265,7 +265,7 @@ async def test_the_largest_event_an_outbox_takes_is_carried_and_dead_lettered_wh
         return handled == [2]
 
     await eventually(after_handled, what="the event after the largest one")
-    [dead] = await harness.read(bus, topic + ".dlq", 1)
+    [dead] = await harness.dead_letters(bus, topic, 1)
     assert dead.value == largest.to_bytes()
     assert headers_of(dead)["dlq.reason"] == "handler_failed"
 
