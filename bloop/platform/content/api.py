@@ -363,13 +363,15 @@ pages = APIRouter(include_in_schema=False)
 
 
 @pages.get("/", response_class=HTMLResponse)
-async def landing(request: Request, service: Svc) -> HTMLResponse:
+async def landing(request: Request, service: Svc, after: After = None) -> HTMLResponse:
     from bloop.platform.demo import data, landing
 
-    courses = await service.published_catalogue(data.TENANT_ID)
+    catalogue = await service.published_catalogue(data.TENANT_ID, after=after,
+                                                  limit=landing.COURSES_A_PAGE)
     sign_ins = getattr(request.app.state, "demo_sign_ins", None)
-    html = landing.render(data.TENANT_ID, courses,
+    html = landing.render(data.TENANT_ID, catalogue.items,
                           with_users=hasattr(request.app.state, "identity"),
                           accounts=await sign_ins.offered() if sign_ins else (),
-                          origin=str(request.base_url).rstrip("/"))
+                          origin=str(request.base_url).rstrip("/"),
+                          paged=(after is not None, catalogue.next))
     return HTMLResponse(html)

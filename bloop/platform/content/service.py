@@ -567,14 +567,16 @@ class ContentService:
         live = await self.repo.live_lesson_ids(tenant, [c.id for c, _ in readable])
         return [_view(c, draft, live[c.id]) for c, draft in readable]
 
-    async def published_catalogue(self, tenant: str) -> list[CourseDetail]:
-        """Every published course of the tenant with its lessons (the landing page), in two
-        reads of lessons whatever the number of courses."""
-        courses = [c for c in await self.every_course(tenant, "published")
-                   if c.publication is not None]
+    async def published_catalogue(self, tenant: str, *, after: str | None = None,
+                                  limit: int = 20) -> Slice[CourseDetail]:
+        """Up to `limit` of the tenant's published courses with their lessons (the landing
+        page), from the cursor `after` on, in two reads of lessons whatever their number."""
+        listed = await self.courses(tenant, "published", after=after, limit=limit)
+        courses = [c for c in listed.items if c.publication is not None]
         lessons = await self.published_lessons_of(tenant, courses)
-        return [CourseDetail.of(CourseView.published(c, c.publication, len(lessons[c.id])),
-                                lessons[c.id]) for c in courses if c.publication is not None]
+        return Slice([CourseDetail.of(CourseView.published(c, c.publication, len(lessons[c.id])),
+                                      lessons[c.id])
+                      for c in courses if c.publication is not None], listed.next)
 
     # publishing
 

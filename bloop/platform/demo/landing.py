@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 from shlex import quote as quote_arg
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from bloop.platform.content.model import CourseDetail, Lesson
 from bloop.platform.demo.data import Person
 from bloop.platform.kit.auth import TOKEN_URL
 from bloop.platform.kit.favicon import DATA_URL as ICON
+
+COURSES_A_PAGE = 20
 
 STYLE = """
 *{box-sizing:border-box}
@@ -23,6 +25,7 @@ header h1{margin:0;font-size:1.9rem}
 header p{margin:.4rem 0 0;opacity:.85}
 main{max-width:52rem;margin:0 auto;padding:1.5rem}
 nav a{margin-right:1rem}
+nav.pages{margin:1.5rem 0}
 a{color:#1f4fd1}
 .course{background:#fff;border:1px solid #dde2ee;border-radius:10px;padding:1.2rem 1.4rem;
   margin:1.2rem 0}
@@ -54,8 +57,10 @@ def _path(*segments: str) -> str:
 
 
 def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = True,
-           accounts: Sequence[Person] = (), origin: str = "http://127.0.0.1:8000") -> str:
-    """`accounts`: demo people whose passwords the page may show, to sign in with at `origin`."""
+           accounts: Sequence[Person] = (), origin: str = "http://127.0.0.1:8000",
+           paged: tuple[bool, str | None] = (False, None)) -> str:
+    """`accounts`: demo people whose passwords the page may show, to sign in with at `origin`.
+    `paged`: whether pages come before this one, and the cursor of the one after it."""
     base = ("v1", "tenants", tenant)
     links = [("API docs", "/docs"), ("GraphQL", "/graphql"), ("Courses (JSON)", _path(*base, "courses")),
              ("Concepts (JSON)", _path(*base, "concepts"))]
@@ -64,8 +69,9 @@ def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = T
     links.append(("Readiness", "/readyz"))
     nav = "".join(f'<a href="{_e(href)}">{_e(label)}</a>' for label, href in links)
 
-    if courses:
-        body = "".join(_course(tenant, c) for c in courses)
+    later, after = paged
+    if courses or later:
+        body = "".join(_course(tenant, c) for c in courses) + _pages(later, after)
     else:
         body = ('<p class="empty">No published courses yet. Create one with '
                 f'<code>POST {_e(_path(*base, "courses"))}</code>, add lessons, and publish it.'
@@ -93,6 +99,13 @@ whole API is described at <a href="/docs">/docs</a>.</footer>
 </body>
 </html>
 """
+
+
+def _pages(later: bool, after: str | None) -> str:
+    links = ['<a href="/">First courses</a>'] if later else []
+    if after is not None:
+        links.append(f'<a href="/?{urlencode({"after": after})}" rel="next">More courses</a>')
+    return f'<nav class="pages">{"".join(links)}</nav>\n' if links else ""
 
 
 def _course(tenant: str, course: CourseDetail) -> str:

@@ -299,7 +299,7 @@ async def test_the_catalogue_reads_lessons_in_two_reads_whatever_the_courses(
             await service.publish("acme", f"c{n}")
     await service.delete_lesson("acme", (await service.course_detail("acme", "c2")).lessons[0].id)
     calls = count_calls(service.repo, monkeypatch)
-    catalogue = await service.published_catalogue("acme")
+    catalogue = (await service.published_catalogue("acme")).items
     assert [(c.id, c.lesson_count, len(c.lessons)) for c in catalogue] == [
         ("c0", 1, 1), ("c1", 2, 2), ("c2", 2, 2), ("c3", 1, 1), ("c4", 2, 2)]
     assert calls["live_lesson_ids"] + calls["lesson_versions"] == 2

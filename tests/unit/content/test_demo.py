@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,11 +22,11 @@ from bloop.platform.content.model import (
 from bloop.platform.content.service import ContentService
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.content.wiring import seed_demo
-from bloop.platform.demo import data
+from bloop.platform.demo import data, landing
 from bloop.platform.demo.landing import render
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import api_client, login
+from tests.support import api_client, embedded_app, login, member
 
 
 async def _get_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -111,6 +112,33 @@ async def test_pages_offer_only_demo_people_who_still_sign_in_that_way(
         assert (await c.delete("/v1/tenants/demo/me", headers=as_ada)).status_code == 204
         assert await offered() == (set(), set())
         assert "Sign in to try the API" not in (await c.get("/")).text
+
+async def test_the_landing_page_shows_the_catalogue_a_page_at_a_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It showed every published course at once (250-300 ms of rendering with 300 courses, on a
+    page anyone may ask for)."""
+    monkeypatch.setattr(landing, "COURSES_A_PAGE", 3)
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content"]) as (app, c):
+        c.headers.update(await member(app, c, data.TENANT_ID, ["educator"]))
+        base = f"/v1/tenants/{data.TENANT_ID}/courses"
+        for n in range(8):
+            assert (await c.post(base, json={"id": f"c{n}", "title": f"Course {n}"})).is_success
+            await c.post(f"{base}/c{n}/lessons", json={"title": f"Lesson {n}"})
+            if n != 4:
+                assert (await c.post(f"{base}/c{n}/publish")).status_code == 200
+        shown: list[list[str]] = []
+        url: str | None = "/"
+        while url is not None:
+            page = (await c.get(url, headers={"authorization": ""})).text
+            shown.append(re.findall(r"<h2><a [^>]*>(Course \d)</a>", page))
+            assert ('href="/">First courses' in page) == (len(shown) > 1)
+            more = re.search(r'<a href="(/\?after=[^"]+)" rel="next">More courses</a>', page)
+            url = html.unescape(more[1]) if more else None
+        assert shown == [["Course 0", "Course 1", "Course 2"], ["Course 3", "Course 5", "Course 6"],
+                         ["Course 7"]]
+        bad = await c.get("/?after=not-a-cursor")
+        assert (bad.status_code, bad.json()["code"]) == (422, "bad_cursor")
+
 
 async def test_the_seed_runs_on_first_start_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
