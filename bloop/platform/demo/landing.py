@@ -52,6 +52,10 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _path(*segments: str) -> str:
     return "/" + "/".join(quote(s, safe="") for s in segments)
 
@@ -116,7 +120,8 @@ def _course(tenant: str, course: CourseDetail) -> str:
     return f"""<section class="course">
 <h2><a href="{_e(href)}">{_e(course.title)}</a></h2>
 <div class="meta">{_e(course.level)} &middot; {_e(course.language)} &middot;
-{len(course.lessons)} lessons &middot; about {minutes} minutes &middot; version {course.version}
+{_count(len(course.lessons), 'lesson')} &middot; about {_count(minutes, 'minute')} &middot;
+version {course.version}
 {tags}</div>
 <p>{_e(course.summary)}</p>
 <ol>{lessons}</ol>

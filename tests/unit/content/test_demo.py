@@ -131,6 +131,7 @@ async def test_the_landing_page_shows_the_catalogue_a_page_at_a_time(
         while url is not None:
             page = (await c.get(url, headers={"authorization": ""})).text
             shown.append(re.findall(r"<h2><a [^>]*>(Course \d)</a>", page))
+            assert page.count("1 lesson &middot; about 10 minutes") == len(shown[-1])
             assert ('href="/">First courses' in page) == (len(shown) > 1)
             more = re.search(r'<a href="(/\?after=[^"]+)" rel="next">More courses</a>', page)
             url = html.unescape(more[1]) if more else None
