@@ -118,12 +118,12 @@ def _course(tenant: str, course: CourseDetail) -> str:
     tags = "".join(f'<span class="tag">{_e(t)}</span>' for t in course.tags)
     lessons = "".join(_lesson(tenant, lesson) for lesson in course.lessons)
     return f"""<section class="course">
-<h2><a href="{_e(href)}">{_e(course.title)}</a></h2>
+<h2 lang="{_e(course.language)}" dir="auto"><a href="{_e(href)}">{_e(course.title)}</a></h2>
 <div class="meta">{_e(course.level)} &middot; {_e(course.language)} &middot;
 {_count(len(course.lessons), 'lesson')} &middot; about {_count(minutes, 'minute')} &middot;
 version {course.version}
 {tags}</div>
-<p>{_e(course.summary)}</p>
+<p lang="{_e(course.language)}" dir="auto">{_e(course.summary)}</p>
 <ol>{lessons}</ol>
 </section>
 """
@@ -133,7 +133,7 @@ def _lesson(tenant: str, lesson: Lesson) -> str:
     href = _path("v1", "tenants", tenant, "lessons", lesson.id)
     teaches = "".join(f'<span class="tag">{_e(c)}</span>' for c in lesson.teaches)
     requires = "".join(f'<span class="tag req">needs {_e(c)}</span>' for c in lesson.requires)
-    return (f'<li><a href="{_e(href)}">{_e(lesson.title)}</a> '
+    return (f'<li><a href="{_e(href)}"><bdi lang="{_e(lesson.language)}">{_e(lesson.title)}</bdi></a> '
             f'<span class="meta">{lesson.estimated_minutes} min</span><br>'
             f"{teaches}{requires}</li>")
 

@@ -14,6 +14,7 @@ from bloop.platform.app import create_app
 from bloop.platform.content.model import (
     Course,
     CourseDetail,
+    Lesson,
     MarkdownBlock,
     NewConcept,
     NewCourse,
@@ -130,7 +131,7 @@ async def test_the_landing_page_shows_the_catalogue_a_page_at_a_time(
         url: str | None = "/"
         while url is not None:
             page = (await c.get(url, headers={"authorization": ""})).text
-            shown.append(re.findall(r"<h2><a [^>]*>(Course \d)</a>", page))
+            shown.append(re.findall(r"<h2 [^>]*><a [^>]*>(Course \d)</a>", page))
             assert page.count("1 lesson &middot; about 10 minutes") == len(shown[-1])
             assert ('href="/">First courses' in page) == (len(shown) > 1)
             more = re.search(r'<a href="(/\?after=[^"]+)" rel="next">More courses</a>', page)
@@ -190,6 +191,18 @@ def test_the_landing_page_escapes_what_it_shows() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&quot;quoted&quot; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
     assert re.search(r"<style>.*</style>", page, re.S)
+
+
+def test_the_landing_page_sets_each_course_in_its_own_language_and_direction() -> None:
+    """An Arabic lesson row read `1. 10 المتغيرات والقيم min` in an English page: its
+    title took the row's direction with it."""
+    course = Course.create("demo", NewCourse(id="ar", title="مقدمة في بايثون",
+                                             summary="دورة قصيرة.", language="ar"))
+    lesson = Lesson.create("demo", "ar", NewLesson(title="المتغيرات والقيم", language="ar"))
+    page = render("demo", [CourseDetail(**course.model_dump(), lessons=[lesson])])
+    assert '<h2 lang="ar" dir="auto">' in page
+    assert '<p lang="ar" dir="auto">دورة قصيرة.</p>' in page
+    assert '<bdi lang="ar">المتغيرات والقيم</bdi></a> <span class="meta">10 min</span>' in page
 
 
 def test_the_landing_page_says_when_there_is_nothing_yet() -> None:
