@@ -603,7 +603,9 @@ async def test_long_words_and_unspaced_scripts_are_found(search: SearchService) 
         ("Thai", "ภาษาไทยเป็นภาษาราชการ"),
         ("Russian", "Москва: достопримечательности."),
         ("German", f"Die {german} gilt."),
-        ("Mixed", "Python教程 and naïve café"))
+        ("Mixed", "Python教程 and naïve café"),
+        ("Hindi", "पाइथन में फ़ंक्शन एक नाम वाला कोड है।"),
+        ("Persian", "من می\N{ZERO WIDTH NON-JOINER}خواهم یاد بگیرم"))
     await index_all(search)
 
     async def found(q: str) -> list[str]:
@@ -623,6 +625,11 @@ async def test_long_words_and_unspaced_scripts_are_found(search: SearchService) 
     assert await found("python") == ["Mixed"]
     assert await found("cafe NAIVE") == ["Mixed"]
     assert await found("-中文 教程") == ["Mixed"]
+    assert await found("cafe\N{COMBINING ACUTE ACCENT}") == ["Mixed"]
+    # a Hindi word was three: virama and nukta are marks, not letters
+    assert await found("फ़ंक्शन") == await found("पाइथन") == ["Hindi"]
+    assert await found("ंक") == await found("शन") == []
+    assert await found("می خواهم") == await found("می\N{ZERO WIDTH NON-JOINER}خواهم") == ["Persian"]
 
     [hit] = (await search.search("acme", "中文")).hits
     assert [hit.snippet[a:b] for a, b in hit.highlights] == ["中文"]

@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import threading
+import unicodedata
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -53,9 +54,10 @@ from bloop.platform.content.search.query import ParsedQuery, QuerySyntaxError
 from bloop.platform.content.search.settings import INDEX_META as META
 
 # 2: an index per tenant; CJK and Thai split into characters, words up to 255 bytes; quizzes as
-# learners see them; language tags in canonical case. An index of another version is emptied
-# and built again from the store when the process starts.
-SCHEMA_VERSION = 2
+# learners see them; language tags in canonical case. 3: words keep their combining marks
+# (Devanagari's virama and nukta split a Hindi word in three); text in NFC. An index of
+# another version is emptied and built again from the store when the process starts.
+SCHEMA_VERSION = 3
 ANALYZER = "bloop_text"
 TENANTS = "tenants"
 OPEN_INDEXES = 32
@@ -69,11 +71,18 @@ Occur = tantivy.Occur
 
 # Scripts written without spaces between words. Each of their letters is a word of its own, so
 # a query in them (`中文`, several words) is a phrase of characters and matches inside a sentence
-# (`中文课程介绍`); any other run of letters and digits is one word, as tantivy's simple
-# tokenizer makes it (Unicode's Alphabetic and Numeric, the same set as Rust's is_alphanumeric).
+# (`中文课程介绍`); any other run of letters, digits and combining marks is one word (Unicode's
+# Alphabetic, Numeric and Mark: a Hindi word keeps its virama and nukta). A zero-width
+# non-joiner parts words, so a Persian query typed with a space instead finds them.
 _UNSPACED = r"\p{scx=Han}\p{scx=Hiragana}\p{scx=Katakana}\p{Thai}"
 WORDS = (rf"[\p{{Alphabetic}}\p{{N}}&&[{_UNSPACED}]]"
-         rf"|[\p{{Alphabetic}}\p{{N}}--[{_UNSPACED}]]+")
+         rf"|[\p{{Alphabetic}}\p{{N}}\p{{M}}--[{_UNSPACED}]]+")
+
+
+def composed(text: str) -> str:
+    """`text` in NFC, as it is indexed and searched: a letter and its accent typed apart
+    (`cafe` + U+0301) are the one letter accents fold (`café`)."""
+    return unicodedata.normalize("NFC", text)
 
 
 def analyzer() -> tantivy.TextAnalyzer:
@@ -313,8 +322,8 @@ class TantivyIndex:
     # -- writes --------------------------------------------------------------------------------
     def _document(self, doc: SearchDoc) -> tantivy.Document:
         d = tantivy.Document(key=doc.key, kind=doc.kind, id=doc.id, course_id=doc.course_id,
-                             tenant=doc.tenant, title=doc.title, body=doc.body,
-                             tags_text=" ".join(doc.tags), language=doc.language,
+                             tenant=doc.tenant, title=composed(doc.title),
+                             body=composed(doc.body), tags_text=" ".join(doc.tags), language=doc.language,
                              level=doc.level, course_version=doc.course_version,
                              lesson_version=doc.lesson_version)
         for tag in doc.tags:
@@ -423,12 +432,12 @@ class TantivyIndex:
             if value is not None]
         clauses = [(Occur.Must, tantivy.Query.const_score_query(q, 0.0)) for q in selected]
         wanted = [words for text in (*parsed.words, *parsed.phrases)
-                  if (words := self._analyzer.analyze(text))]
+                  if (words := self._analyzer.analyze(composed(text)))]
         if (parsed.words or parsed.phrases) and not wanted:
             raise QuerySyntaxError("the query has no words to search for")
         clauses += [(Occur.Must, self._any_field(words)) for words in wanted]
         clauses += [(Occur.MustNot, self._any_field(words)) for text in parsed.excluded
-                    if (words := self._analyzer.analyze(text))]
+                    if (words := self._analyzer.analyze(composed(text)))]
         return tantivy.Query.boolean_query(clauses)
 
     def _facets(self, searcher: tantivy.Searcher, query: tantivy.Query) -> Facets:
