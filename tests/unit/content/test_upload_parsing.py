@@ -132,6 +132,14 @@ def test_escaped_text_holds_no_math() -> None:
         assert check_math(escaped) == escaped
 
 
+def test_a_pdfs_letter_shapes_become_letters_and_unspaced_lines_join() -> None:
+    """An Arabic PDF's text came as the joined shapes its font draws (ﻣﺎ ﻫﻮ for ما هو), which
+    a search in Arabic as typed never found; a Japanese line break became a space."""
+    text = pdf._paragraphs("\ufee3\ufe8e \ufeeb\ufeee \ufef9\ufe8e\ufee3\n"
+                           "\ufb01nal e\ufb00ort\n\n変数は値に\n付けた名前です。\nNext 文\n東京 大阪")
+    assert text == "ما هو لإام final effort\n\n変数は値に付けた名前です。 Next 文東京 大阪"
+
+
 def test_a_pdfs_control_characters_become_spaces() -> None:
     """Lessons refuse control characters; a PDF's extracted text may hold them (drawn as
     nothing), and its import was refused for them."""

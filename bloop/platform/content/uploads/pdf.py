@@ -10,6 +10,7 @@ import logging
 import re
 import signal
 import sys
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,19 +45,39 @@ class PdfText:
     page_count: int
 
 
+# Letter shapes a PDF may draw instead of letters: Latin ligatures (ﬁ), Arabic letters in their
+# joined forms (ﻣﺎ for ما), Hebrew with points; NFKC gives the letters back, so search finds them.
+_PRESENTATION_FORMS = re.compile("[\uFB00-\uFDFF\uFE70-\uFEFE]+")
+# Chinese and Japanese are written without spaces: a line break inside their text is no space.
+_UNSPACED = re.compile("[\u3000-\u30FF\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF\uFF00-\uFFEF]")
+
+
+def _letters(text: str) -> str:
+    return _PRESENTATION_FORMS.sub(lambda m: unicodedata.normalize("NFKC", m[0]), text)
+
+
+def _joined(lines: list[str]) -> str:
+    text = lines[0]
+    for line in lines[1:]:
+        unspaced = _UNSPACED.match(text[-1]) and _UNSPACED.match(line[0])
+        text += line if unspaced else " " + line
+    return text
+
+
 def _paragraphs(text: str) -> str:
     # a PDF's text may hold control characters (drawn as nothing), which lessons refuse
-    lines = [re.sub(rf"[ {CONTROLS}]+", " ", line).strip() for line in text.splitlines()]
+    lines = [re.sub(rf"[ {CONTROLS}]+", " ", line).strip()
+             for line in _letters(text).splitlines()]
     paras: list[str] = []
     current: list[str] = []
     for line in lines:
         if line:
             current.append(line)
         elif current:
-            paras.append(" ".join(current))
+            paras.append(_joined(current))
             current = []
     if current:
-        paras.append(" ".join(current))
+        paras.append(_joined(current))
     return "\n\n".join(escape(p) for p in paras)
 
 
