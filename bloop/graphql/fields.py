@@ -27,7 +27,7 @@ def field(description: str) -> Callable[[Resolver], StrawberryField]:
 
 @strawberry.type(description="one page of a list")
 class Page(Generic[T]):
-    items: list[T]
+    items: list[T] = strawberry.field(description="this page's items, in the list's order")
     next: str | None = strawberry.field(
         description="the cursor (`after`) of the following page; null on the last")
 

@@ -14,11 +14,15 @@ from graphql.error import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.base import get_object_definition
 
 from bloop.graphql.errors import ProblemErrors
 from bloop.graphql.limits import limits
 from bloop.graphql.scalars import SCALARS
 from bloop.platform.services import Service
+
+QUERY = ("the reads of the services this process runs; each field may be null beside its error "
+         "in `errors`, the others keeping their data")
 
 
 class Schema(strawberry.Schema):
@@ -47,5 +51,6 @@ def build_schema(services: Sequence[Service]) -> Schema | None:
     if not types:
         return None
     query = merge_types("Query", tuple(types))
+    get_object_definition(query, strict=True).description = QUERY
     return Schema(query=query, config=StrawberryConfig(scalar_map=SCALARS),
                   extensions=[*limits(), ProblemErrors])

@@ -87,23 +87,32 @@ def _courses_loader(info: Info) -> DataLoader[CourseKey, tuple[model.CourseDetai
     return info.context.loader("content.courses", lambda: DataLoader(load_fn=load))
 
 
-@strawberry.enum
+@strawberry.enum(description=(
+    "the courses `courses` lists, by status; any but PUBLISHED needs a staff role (educator, "
+    "teaching assistant or admin) and shows a course's draft to those who may edit it, its "
+    "last publication to other staff"))
 class CourseStatusFilter(Enum):
-    PUBLISHED = "published"
-    DRAFT = "draft"
-    ARCHIVED = "archived"
-    ALL = "all"
+    PUBLISHED = strawberry.enum_value("published", description=(
+        "published courses, archived ones left out, each as last published (the default)"))
+    DRAFT = strawberry.enum_value("draft", description="courses never published")
+    ARCHIVED = strawberry.enum_value("archived", description=(
+        "published courses taken out of the catalogue (`…/archive`), which enrolled learners "
+        "keep"))
+    ALL = strawberry.enum_value("all", description="courses of every status")
 
 
 # blocks
 
 
-@strawberry.type
+@strawberry.type(description="a signed link to a media file's bytes: its own credential, made "
+                             "for this query")
 class MediaLink:
     url: str = strawberry.field(description="path and query; works until `expiresAt`, and a "
                                             "learner's only while a published lesson references "
                                             "the media")
-    expires_at: datetime
+    expires_at: datetime = strawberry.field(description=(
+        "when the link stops working (403): `BLOOP_MEDIA_LINK_TTL_S` after it was made, 4 "
+        "hours by default"))
 
 
 def _link(info: Info, tenant: str, media_id: str) -> MediaLink:
@@ -115,14 +124,15 @@ def _link(info: Info, tenant: str, media_id: str) -> MediaLink:
 
 @strawberry.type(description="a media file a Markdown block shows through its URL")
 class MarkdownMedia:
-    media: str
+    media: str = strawberry.field(description="the media file's id")
     link: MediaLink = strawberry.field(description="a link to the bytes that is its own "
                                                    "credential")
 
 
-@strawberry.type
+@strawberry.type(description="a block of Markdown text")
 class MarkdownBlock:
-    markdown: str
+    markdown: str = strawberry.field(description=(
+        "CommonMark; math stays as written, `$…$` inline and `$$…$$` display"))
     tenant: strawberry.Private[str]
 
     @field("the media files whose URLs (`…/media/{id}/…`) the Markdown holds, in order, each "
@@ -133,18 +143,19 @@ class MarkdownBlock:
                 for m in urls_media(self.markdown)]
 
 
-@strawberry.type
+@strawberry.type(description="a block of source code")
 class CodeBlock:
-    language: str
-    source: str
+    language: str = strawberry.field(description=(
+        "the code's language as its author named it, for highlighting, e.g. `python`"))
+    source: str = strawberry.field(description="the code as written, line breaks kept")
 
 
 @strawberry.type
 class MediaBlock:
-    media: str
+    media: str = strawberry.field(description="the id of the tenant's media file it shows")
     url: str = strawberry.field(description="the bytes, for a caller that sends its token")
-    title: str
-    caption: str
+    title: str = strawberry.field(description="a short title; empty when none")
+    caption: str = strawberry.field(description="text shown with it; empty when none")
     tenant: strawberry.Private[str]
 
     @field("a link to the bytes that is its own credential, for `<img>`, `<audio>` and "
@@ -153,15 +164,17 @@ class MediaBlock:
         return _link(info, self.tenant, self.media)
 
 
-@strawberry.type
+@strawberry.type(description="an image")
 class ImageBlock(MediaBlock):
-    alt: str
+    alt: str = strawberry.field(description="the text read in place of the image; empty when "
+                                            "none")
 
 
 @strawberry.type(description="a WebVTT file for a player's `<track>`")
 class Captions:
-    media: str
-    language: str
+    media: str = strawberry.field(description="the id of the WebVTT (text/vtt) media file")
+    language: str = strawberry.field(description="the captions' language, a BCP 47 tag such "
+                                                 "as `en` or `pt-BR`")
     url: str = strawberry.field(description="the bytes, for a caller that sends its token")
     tenant: strawberry.Private[str]
 
@@ -177,87 +190,97 @@ class Captions:
                    url=media_url(tenant, captions.media), tenant=tenant)
 
 
-@strawberry.type
+CAPTIONS = "its captions; null when it has none"
+
+
+@strawberry.type(description="an audio file to play")
 class AudioBlock(MediaBlock):
-    captions: Captions | None
+    captions: Captions | None = strawberry.field(description=CAPTIONS)
 
 
-@strawberry.type
+@strawberry.type(description="a video to play")
 class VideoBlock(MediaBlock):
-    captions: Captions | None
+    captions: Captions | None = strawberry.field(description=CAPTIONS)
 
 
-@strawberry.type
+@strawberry.type(description="a file to download, such as a PDF")
 class FileBlock(MediaBlock):
     pass
 
 
-@strawberry.type
+@strawberry.type(description="an option, an item to order, or one side of a matching pair")
 class QuizChoice:
-    id: str
-    text: str
+    id: str = strawberry.field(description="its id, unique in its question: what an answer "
+                                           "names")
+    text: str = strawberry.field(description="its text")
 
 
 @strawberry.type
-class SingleChoiceQuestion:
-    id: str
-    prompt: str
-    points: float
-    options: list[QuizChoice]
+class Question:
+    """What every question type has (not a schema type of its own)."""
+
+    id: str = strawberry.field(description="the question's id, unique in its quiz: an "
+                                           "attempt's answers are keyed by it")
+    prompt: str = strawberry.field(description="the question itself")
+    points: float = strawberry.field(description="the most it scores")
 
 
-@strawberry.type
-class MultipleChoiceQuestion:
-    id: str
-    prompt: str
-    points: float
-    options: list[QuizChoice]
+OPTIONS = "the options, in their author's order"
 
 
-@strawberry.type
-class TrueFalseQuestion:
-    id: str
-    prompt: str
-    points: float
+@strawberry.type(description="one correct option; answered with its id, all or nothing")
+class SingleChoiceQuestion(Question):
+    options: list[QuizChoice] = strawberry.field(description=OPTIONS)
 
 
-@strawberry.type
-class NumericQuestion:
-    id: str
-    prompt: str
-    points: float
-    unit: str
+@strawberry.type(description=(
+    "one or more correct options; answered with a list of option ids, scoring `points * "
+    "max(0, right - wrong) / correct options`"))
+class MultipleChoiceQuestion(Question):
+    options: list[QuizChoice] = strawberry.field(description=OPTIONS)
 
 
-@strawberry.type
-class ShortTextQuestion:
-    id: str
-    prompt: str
-    points: float
+@strawberry.type(description="a statement; answered with true or false, all or nothing")
+class TrueFalseQuestion(Question):
+    pass
 
 
-@strawberry.type
-class OrderingQuestion:
-    id: str
-    prompt: str
-    points: float
+@strawberry.type(description=(
+    "answered with a number, correct within a tolerance its author set (not shown); all or "
+    "nothing"))
+class NumericQuestion(Question):
+    unit: str = strawberry.field(description="the unit of the answer, such as `kg`; empty when "
+                                             "none")
+
+
+@strawberry.type(description=(
+    "answered with text, correct when it equals an accepted answer (not shown) whatever its "
+    "case and runs of whitespace (accents and punctuation count); all or nothing"))
+class ShortTextQuestion(Question):
+    pass
+
+
+@strawberry.type(description=(
+    "answered with every item's id in order, scoring the share of the correct order's "
+    "neighbouring pairs it keeps"))
+class OrderingQuestion(Question):
     items: list[QuizChoice] = strawberry.field(
         description="the items, never in their correct order")
 
 
-@strawberry.type
-class MatchingQuestion:
-    id: str
-    prompt: str
-    points: float
-    left: list[QuizChoice]
+@strawberry.type(description=(
+    "answered with an object mapping left ids to right ids (each right at most once), scoring "
+    "the share of left sides matched to theirs"))
+class MatchingQuestion(Question):
+    left: list[QuizChoice] = strawberry.field(description="the sides to match, in order")
     right: list[QuizChoice] = strawberry.field(description="shuffled; may hold distractors")
 
 
 QuizQuestion = Annotated[
     SingleChoiceQuestion | MultipleChoiceQuestion | TrueFalseQuestion | NumericQuestion
     | ShortTextQuestion | OrderingQuestion | MatchingQuestion,
-    strawberry.union("QuizQuestion")]
+    strawberry.union("QuizQuestion", description="a quiz question as learners see it: without "
+                                                 "its answer or feedback")]
 
 
 def _choices(items: list[quiz.LearnerChoice]) -> list[QuizChoice]:
@@ -289,10 +312,13 @@ def _question(q: object) -> QuizQuestion:
 
 @strawberry.type(description="a quiz as learners see it: its questions without their answers")
 class QuizBlock:
-    id: str
-    title: str
-    max_score: float
-    questions: list[QuizQuestion]
+    id: str = strawberry.field(description=(
+        "the quiz's id, unique in its lesson: what `…/lessons/{lesson}/quizzes/{quiz}/attempts` "
+        "names to have answers graded (against the published quiz)"))
+    title: str = strawberry.field(description="its title")
+    max_score: float = strawberry.field(description="the most it scores: its questions' points "
+                                                    "added up")
+    questions: list[QuizQuestion] = strawberry.field(description="its questions, in order")
 
     @classmethod
     def of(cls, block: quiz.QuizBlock) -> QuizBlock:
@@ -303,7 +329,7 @@ class QuizBlock:
 
 Block = Annotated[
     MarkdownBlock | CodeBlock | ImageBlock | AudioBlock | VideoBlock | FileBlock | QuizBlock,
-    strawberry.union("Block")]
+    strawberry.union("Block", description="one block of a lesson's content")]
 
 
 def _block(tenant: str, b: model.BlockType) -> Block:
@@ -332,24 +358,37 @@ def _block(tenant: str, b: model.BlockType) -> Block:
 
 # records
 
+LEVELS = "`beginner`, `intermediate` or `advanced`"
+TAGS = "lower-case, each once, at most 20"
 
-@strawberry.type
+
+@strawberry.type(description="a lesson of a course, as its draft or as last published (`draft` "
+                             "says which)")
 class Lesson:
-    id: str
-    tenant: str
-    course_id: str
-    module: str | None
-    position: int
-    title: str
-    estimated_minutes: int
-    teaches: list[str]
-    requires: list[str]
-    tags: list[str]
-    language: str | None
-    level: str | None
-    version: int
-    created_at: datetime
-    updated_at: datetime
+    id: str = strawberry.field(description="the lesson's id")
+    tenant: str = strawberry.field(description="the id of its tenant")
+    course_id: str = strawberry.field(description="the id of its course")
+    module: str | None = strawberry.field(description="the id of the course's module it belongs "
+                                                      "to; null when in none")
+    position: int = strawberry.field(description=(
+        "its place in its course: the course lists its lessons by it, ascending (numbers may "
+        "skip)"))
+    title: str = strawberry.field(description="its title")
+    estimated_minutes: int = strawberry.field(description="the minutes its author expects it to "
+                                                          "take, 1 to 600")
+    teaches: list[str] = strawberry.field(description="the ids of the concepts it teaches")
+    requires: list[str] = strawberry.field(description=(
+        "the ids of the concepts it needs first (paths order lessons by the prerequisite "
+        "graph's edges, not by this)"))
+    tags: list[str] = strawberry.field(description=TAGS)
+    language: str | None = strawberry.field(description="its language, a BCP 47 tag such as "
+                                                        "`en`; null: its course's")
+    level: str | None = strawberry.field(description=f"{LEVELS}; null: its course's")
+    version: int = strawberry.field(description=(
+        "bumped by each edit: the `If-Match` of an edit through the HTTP API; as last "
+        "published, the version that was published"))
+    created_at: datetime = strawberry.field(description="when the lesson was created")
+    updated_at: datetime = strawberry.field(description="when this version of it was made")
     draft: bool = strawberry.field(description=(
         "true when this is the lesson's draft (shown to its course's authors and the tenant's "
         "admins), false when it is the lesson as last published"))
@@ -357,7 +396,7 @@ class Lesson:
     # lessons rarely want them.
     source: strawberry.Private[model.Lesson]
 
-    @strawberry.field
+    @field("its content in order; a quiz without its answers, in a draft too")
     def blocks(self) -> list[Block]:
         return [_block(self.tenant, b) for b in self.source.blocks]
 
@@ -372,33 +411,45 @@ class Lesson:
                    updated_at=lesson.updated_at, draft=draft, source=lesson)
 
 
-@strawberry.type
+@strawberry.type(description="a named part of a course; its lessons name it in `module`")
 class Module:
-    id: str
-    title: str
-    summary: str
+    id: str = strawberry.field(description="its id, unique in its course")
+    title: str = strawberry.field(description="its title")
+    summary: str = strawberry.field(description="plain text; empty when none")
 
 
-@strawberry.type
+@strawberry.type(description="a course of a tenant, as its draft or as last published (`draft` "
+                             "says which)")
 class Course:
-    id: str
-    tenant: str
-    title: str
-    summary: str
-    language: str
-    level: str
-    tags: list[str]
-    modules: list[Module]
-    status: str
-    version: int
+    id: str = strawberry.field(description="the course's id")
+    tenant: str = strawberry.field(description="the id of its tenant")
+    title: str = strawberry.field(description="its title")
+    summary: str = strawberry.field(description="plain text; empty when none")
+    language: str = strawberry.field(description="the language it is taught in, a BCP 47 tag "
+                                                 "such as `en`")
+    level: str = strawberry.field(description=LEVELS)
+    tags: list[str] = strawberry.field(description=TAGS)
+    modules: list[Module] = strawberry.field(description="its modules, in order")
+    status: str = strawberry.field(description=(
+        "`draft` (never published), `published`, or `archived` (taken out of the catalogue)"))
+    version: int = strawberry.field(description=(
+        "as last published, the version shown; as a draft, the version last published (0: "
+        "never published)"))
     revision: int = strawberry.field(description=(
         "bumped by each change of the course's head: the `If-Match` of an edit through the "
         "HTTP API"))
-    lesson_count: int
-    created_at: datetime
-    updated_at: datetime
-    published_at: datetime | None
-    rollback_of: int | None
+    lesson_count: int = strawberry.field(description=(
+        "how many lessons `lessons` holds: the draft's, or those of the publication not deleted "
+        "since"))
+    created_at: datetime = strawberry.field(description="when the course was created")
+    updated_at: datetime = strawberry.field(description=(
+        "as a draft, when the course itself (not a lesson) last changed; as last published, "
+        "when that version was published"))
+    published_at: datetime | None = strawberry.field(description=(
+        "when its last version was published; null when never"))
+    rollback_of: int | None = strawberry.field(description=(
+        "the earlier version its last publication restored (`…/rollback`); null when it "
+        "restored none"))
     draft: bool = strawberry.field(description=(
         "true when this is the course's draft (what its authors and the tenant's admins get "
         "from `course`, and from `courses` of a status other than PUBLISHED), false when it is "
@@ -436,12 +487,12 @@ class Course:
         return [Lesson.of(x, draft=self.draft) for x in found]
 
 
-@strawberry.type
+@strawberry.type(description="a concept of the tenant, which lessons teach and require")
 class Concept:
-    id: str
-    tenant: str
-    name: str
-    description: str
+    id: str = strawberry.field(description="its id: what lessons' `teaches` and `requires` name")
+    tenant: str = strawberry.field(description="the id of its tenant")
+    name: str = strawberry.field(description="its name")
+    description: str = strawberry.field(description="plain text; empty when none")
 
     @classmethod
     def of(cls, concept: model.Concept) -> Concept:

@@ -24,25 +24,29 @@ def _service(info: Info) -> IdentityService:
     return info.context.service("identity", IdentityService)
 
 
-@strawberry.type
+@strawberry.type(description="an organisation using Bloop: its people, courses and learning "
+                             "data are its own")
 class Tenant:
-    id: str
-    name: str
-    created_at: datetime
+    id: str = strawberry.field(description="its id, a slug")
+    name: str = strawberry.field(description="its display name")
+    created_at: datetime = strawberry.field(description="when it was created")
 
     @classmethod
     def of(cls, tenant: model.Tenant) -> Tenant:
         return cls(id=tenant.id, name=tenant.name, created_at=tenant.created_at)
 
 
-@strawberry.type
+@strawberry.type(description="a person's account in a tenant")
 class User:
-    id: str
-    tenant: str
-    email: str
-    display_name: str
-    roles: list[str]
-    created_at: datetime
+    id: str = strawberry.field(description="the user's id")
+    tenant: str = strawberry.field(description="the id of their tenant")
+    email: str = strawberry.field(description="their email address, compared without regard to "
+                                              "case (stored lower-case)")
+    display_name: str = strawberry.field(description="the name shown for them")
+    roles: list[str] = strawberry.field(description=(
+        "at least one of `learner`, `educator`, `teaching_assistant`, `tenant_admin` and "
+        "`platform_admin`, each once, in that order"))
+    created_at: datetime = strawberry.field(description="when the account was made")
 
     @classmethod
     def of(cls, user: model.User) -> User:

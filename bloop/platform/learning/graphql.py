@@ -29,44 +29,60 @@ def _me(info: Info, tenant: str) -> str:
     return info.context.authorise(tenant, scopes=["learning:write"]).user_id
 
 
-@strawberry.type
+GOAL = "`course:<course id>` or `concept:<concept id>`"
+
+
+@strawberry.type(description="an edge of the prerequisite graph: `concept` needs `requires` "
+                             "first")
 class Prerequisite:
-    concept: str
-    requires: str
-    kind: str
+    concept: str = strawberry.field(description="the id of the concept that needs the other")
+    requires: str = strawberry.field(description="the id of the concept needed first")
+    kind: str = strawberry.field(description=(
+        "`required` or `recommended`: a path lesson reached only through recommended edges is "
+        "not `required`, and placement spreads answers along required edges only"))
 
     @classmethod
     def of(cls, edge: model.Edge) -> Prerequisite:
         return cls(concept=edge.concept, requires=edge.requires, kind=edge.kind)
 
 
-@strawberry.type
+@strawberry.type(description="a concept of the tenant's prerequisite graph")
 class LearningConcept:
-    id: str
-    name: str
-    description: str
+    id: str = strawberry.field(description="its id")
+    name: str = strawberry.field(description=(
+        "its name; one first met in a lesson is named after its id until someone names it"))
+    description: str = strawberry.field(description="plain text; empty when none")
 
     @classmethod
     def of(cls, concept: model.Concept) -> LearningConcept:
         return cls(id=concept.id, name=concept.name, description=concept.description)
 
 
-@strawberry.type
+@strawberry.type(description="the tenant's concepts and the prerequisite edges between them, "
+                             "which form no cycle")
 class PrerequisiteGraph:
-    concepts: list[LearningConcept]
-    edges: list[Prerequisite]
+    concepts: list[LearningConcept] = strawberry.field(description="every concept, by id")
+    edges: list[Prerequisite] = strawberry.field(description="every edge, by `concept` then "
+                                                             "`requires`")
 
 
-@strawberry.type
+@strawberry.type(description="a lesson on a learner's path")
 class PathStep:
-    lesson_id: str
-    title: str
-    course_id: str
-    estimated_minutes: int
-    concepts: list[str]
-    required: bool
-    status: str
-    blocked_by: list[str]
+    lesson_id: str = strawberry.field(description="the lesson's id")
+    title: str = strawberry.field(description="its title as last published")
+    course_id: str = strawberry.field(description="the id of its course")
+    estimated_minutes: int = strawberry.field(description="the minutes its author expects it to "
+                                                          "take")
+    concepts: list[str] = strawberry.field(description=(
+        "the ids of the concepts on the path it teaches that the learner has not mastered, "
+        "sorted; empty for a course's lesson teaching no concept (an introduction, a recap)"))
+    required: bool = strawberry.field(description=(
+        "false when only recommended prerequisite edges lead to it from the goal"))
+    status: str = strawberry.field(description=(
+        "`todo` (not started) or `started`; a completed lesson leaves the path"))
+    blocked_by: list[str] = strawberry.field(description=(
+        "the ids of the unmastered prerequisites of its concepts that earlier steps teach, "
+        "sorted; empty when it waits for no other lesson"))
 
     @classmethod
     def of(cls, step: model.PathStep) -> PathStep:
@@ -75,13 +91,19 @@ class PathStep:
                    required=step.required, status=step.status, blocked_by=list(step.blocked_by))
 
 
-@strawberry.type
+@strawberry.type(description=(
+    "a learner's way to a goal they enrolled in: lessons teaching the goal's prerequisites they "
+    "have not mastered, prerequisites first"))
 class LearningPath:
-    goal: str
-    steps: list[PathStep]
-    uncovered: list[str]
-    concepts: int
-    mastered: int
+    goal: str = strawberry.field(description=GOAL)
+    steps: list[PathStep] = strawberry.field(description=(
+        "the lessons to take, in order: each after those teaching what it needs, a course's "
+        "lessons teaching no concept at their place in the course"))
+    uncovered: list[str] = strawberry.field(description=(
+        "the ids of the unmastered concepts on the way that no lesson teaches yet, sorted"))
+    concepts: int = strawberry.field(description=(
+        "how many concepts the goal needs: its own and all their prerequisites"))
+    mastered: int = strawberry.field(description="how many of those the learner has mastered")
 
     @classmethod
     def of(cls, path: model.LearningPath) -> LearningPath:
@@ -89,14 +111,15 @@ class LearningPath:
                    uncovered=list(path.uncovered), concepts=path.concepts, mastered=path.mastered)
 
 
-@strawberry.type
+@strawberry.type(description="a flashcard in the learner's deck, with their FSRS schedule of it")
 class ReviewCard:
-    card_id: str
-    concept: str
-    front: str
-    back: str
-    due: datetime
-    reps: int
+    card_id: str = strawberry.field(description="the card's id: what a review "
+                                                "(`POST …/me/reviews`) names")
+    concept: str = strawberry.field(description="the id of the concept it practises")
+    front: str = strawberry.field(description="the side to show first: a question or a cue")
+    back: str = strawberry.field(description="the answer, to show once the learner has tried")
+    due: datetime = strawberry.field(description="when it is next due")
+    reps: int = strawberry.field(description="how many times the learner has reviewed it")
     version: int = strawberry.field(description="the schedule's version, to send with the "
                                                 "review so that a double tap counts once")
 
@@ -106,13 +129,18 @@ class ReviewCard:
                    due=card.due, reps=card.reps, version=card.version)
 
 
-@strawberry.type
+@strawberry.type(description="how well the learner knows a concept, by Bayesian Knowledge "
+                             "Tracing")
 class ConceptMastery:
-    concept: str
-    p_known: float
-    mastered: bool
-    source: str
-    updated_at: datetime
+    concept: str = strawberry.field(description="the concept's id")
+    p_known: float = strawberry.field(description=(
+        "the probability, 0 to 1, that the learner knows the concept, updated by each graded "
+        "quiz attempt on it"))
+    mastered: bool = strawberry.field(description="true when `pKnown` is 0.95 or more")
+    source: str = strawberry.field(description=(
+        "what set it last: `bkt` (a graded quiz attempt) or `placement` (the placement "
+        "diagnostic found the concept known)"))
+    updated_at: datetime = strawberry.field(description="when it last changed")
 
     @classmethod
     def of(cls, m: model.Mastery) -> ConceptMastery:
@@ -120,12 +148,19 @@ class ConceptMastery:
                    updated_at=m.updated_at)
 
 
-@strawberry.type
+@strawberry.type(description="what the learner should do next")
 class NextItem:
-    kind: str
-    goal: str | None
-    lesson: PathStep | None
-    card: ReviewCard | None
+    kind: str = strawberry.field(description=(
+        "`review` (a card is due: `card`), `lesson` (`lesson`, on the path to `goal`) or "
+        "`nothing` (no card due and no lesson on any path)"))
+    goal: str | None = strawberry.field(description=(
+        f"the goal of the path `lesson` is on, {GOAL}; null when `kind` is not `lesson`"))
+    lesson: PathStep | None = strawberry.field(description=(
+        "the first lesson waiting for no other on the learner's paths, in the order they "
+        "enrolled (when every lesson left waits, the first of them); null when `kind` is not "
+        "`lesson`"))
+    card: ReviewCard | None = strawberry.field(description=(
+        "the most overdue card; null when `kind` is not `review`"))
 
 
 @strawberry.type
@@ -171,8 +206,8 @@ class Query:
                         lesson=PathStep.of(item.lesson) if item.lesson else None,
                         card=ReviewCard.of(item.card) if item.card else None)
 
-    @field("the signed-in learner's mastery of each concept they were assessed on, `first` of "
-           "them after the cursor `after`")
+    @field("the signed-in learner's mastery of each concept they were assessed on, by concept "
+           "id, `first` of them after the cursor `after`")
     async def my_mastery(self, info: Info, tenant: Slug, first: int = 100,
                          after: str | None = None) -> Page[ConceptMastery] | None:
         me = _me(info, tenant)
