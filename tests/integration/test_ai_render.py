@@ -14,7 +14,7 @@ import pytest
 
 from bloop.ai.audio import NothingToNarrate, ffprobe, narrate
 from bloop.ai.audio.ffmpeg import MediaFailed
-from bloop.ai.providers.tts import EspeakTts
+from bloop.ai.providers.tts import CannotRead, EspeakTts
 from bloop.ai.video import (
     CodeScene,
     KeyPointsScene,
@@ -101,6 +101,39 @@ async def test_espeak_speaks_a_lesson_in_its_language(tmp_path: Path) -> None:
     assert stream["tags"]["language"] == "fra"
     assert narration.duration_s > 2
     assert await mean_volume_db(narration.path) > -35
+
+
+JAPANESE = "# 変数\n\n変数は値に付けた名前です。代入文は右辺の式の値を左辺の名前に結び付けます。"
+CHINESE = "变量是指向一个值的名字。赋值语句把左边的名字绑定到右边表达式的值。"
+RUSSIAN = ("Функция `print()` выводит значение переменной `count`. Метод `list.append()` и функция "
+           "`len()` работают со списком `items`. Python и JavaScript — языки программирования.")  # noqa: RUF001
+
+
+@pytest.mark.parametrize(("language", "text"), [("ja", JAPANESE), ("zh", CHINESE)])
+async def test_the_local_voice_refuses_text_it_cannot_read(tmp_path: Path, language: str,
+                                                           text: str) -> None:
+    """espeak-ng's Japanese voice read each kanji as "Chinese letter" in English (96.8 s for six
+    sentences) and its Chinese one read pinyin tone numbers in English; the job succeeded."""
+    tts = EspeakTts()
+    with pytest.raises(CannotRead, match="BLOOP_TTS_PROVIDER") as raised:
+        await narrate(text, tts, tmp_path, voice=await tts.voice_for(language),
+                      language=language)
+    assert not raised.value.transient
+    assert raised.value.code == "tts_cannot_read"
+    assert files(tmp_path) == []
+
+
+@pytest.mark.parametrize(("language", "text", "sentences"), [
+    ("ru", RUSSIAN, 3),
+    ("hi", "पाइथन एक प्रोग्रामिंग भाषा है। चर एक नाम है जो किसी मान को दर्शाता है।", 2),
+    ("ar", "هل فهمت الدرس؟ نعم، المتغير يحفظ القيمة.", 2),
+    ("ja", "これは ひらがなと カタカナの ぶんです。プログラムを かきましょう。", 2)])
+async def test_the_local_voice_reads_scripts_it_knows_with_english_names_in_them(
+        tmp_path: Path, language: str, text: str, sentences: int) -> None:
+    tts = EspeakTts()
+    narration = await narrate(text, tts, tmp_path, voice=await tts.voice_for(language),
+                              language=language)
+    assert len(narration.cues) == sentences
 
 
 async def test_a_lesson_of_only_code_has_nothing_to_narrate(tmp_path: Path) -> None:

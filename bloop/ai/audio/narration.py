@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from bloop.ai import writing
 from bloop.ai.audio.captions import Cue, cues_from, webvtt
 from bloop.ai.audio.ffmpeg import AUDIO, AudioFormat, encode_audio
 from bloop.ai.audio.languages import iso639_2
@@ -49,15 +50,16 @@ def spoken_text(markdown: str) -> str:
                 lines[-1] = _ended(lines[-1])
             lines.append(line)
         if lines:
-            sentences.append(_ended(" ".join(lines)))
-    return " ".join(s for s in sentences if re.search(r"[^\W_]", s))
+            sentences.append(_ended(writing.joined(lines)))
+    return writing.joined([s for s in sentences if re.search(r"[^\W_]", s)])
 
 
 def _ended(text: str) -> str:
+    """`text` with a stop at its end, of its script (a heading, a list item, a colon's line)."""
     text = text.rstrip()
-    if text.endswith(":"):
-        return text[:-1] + "."
-    return text if text[-1:] in ".!?…" else text + "."
+    if text[-1:] in ":\uff1a":
+        text = text[:-1].rstrip()
+    return text if writing.ended(text) else text + writing.full_stop(text)
 
 
 def write_file(path: Path, data: bytes) -> None:

@@ -27,6 +27,7 @@ from openai import AsyncOpenAI
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bloop.ai import writing
 from bloop.ai.providers.llm import (
     ProviderError,
     ProviderRateLimited,
@@ -50,6 +51,13 @@ class MissingTool(ProviderError):
 
 class NothingToSay(ProviderError):
     code = "nothing_to_say"
+
+
+class CannotRead(ProviderRejected):
+    """The local engine would read the text as nonsense: it has no reading of its script in
+    that language (Han for Japanese and Chinese) and falls back to English."""
+
+    code = "tts_cannot_read"
 
 
 def require_tool(name: str) -> str:
@@ -97,13 +105,10 @@ class Tts(Protocol):
     async def close(self) -> None: ...
 
 
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"')\]]))\s+")
-
-
 def split_sentences(text: str) -> list[str]:
-    """`text` cut into sentences, whitespace collapsed, empty pieces left out."""
-    flat = " ".join(text.split())
-    return [s.strip() for s in _SENTENCE_END.split(flat) if s.strip()]
+    """`text` cut into sentences (after the stops of `writing.ENDS`, those of Latin, Han,
+    Devanagari and Arabic script), whitespace collapsed, empty pieces left out."""
+    return writing.split(text)
 
 
 # WAV helpers shared by the adapters and the narration.
@@ -239,6 +244,7 @@ class EspeakTts:
     async def synthesize(self, text: str, voice: str | None = None) -> Speech:
         binary = require_tool("espeak-ng")
         chosen = voice or self._voice
+        await _check_readable(binary, chosen, text)
 
         async def speak(sentence: str) -> bytes:
             proc = await asyncio.create_subprocess_exec(
@@ -255,6 +261,51 @@ class EspeakTts:
 
     async def close(self) -> None:
         return None
+
+
+_SWITCH = re.compile(r"\(([a-z][a-z0-9-]*)\)")
+_SAMPLE_CHARS = 600
+UNREAD_SHARE = 0.2  # of the words: a Japanese text's kanji are more than this
+
+
+def _foreign(word: str) -> bool:
+    """Whether `word` has a letter of a script other than Latin."""
+    return any(c.isalpha() and not (c < "\u0250" or "\u1e00" <= c < "\u1f00") for c in word)
+
+
+def english_share(phonemes: str, voice: str) -> float:
+    """The share of the words in espeak-ng's phoneme output (`-x`) for `voice` that it reads
+    in English: it switches to English, marking the switch `(en)`, for what the voice has no
+    reading of (each kanji is "Chinese letter" in a Japanese voice)."""
+    mode = voice
+    words = english = 0
+    for word in phonemes.split():
+        switches = _SWITCH.findall(word)
+        words += 1
+        english += mode.startswith("en") or any(s.startswith("en") for s in switches)
+        mode = switches[-1] if switches else mode
+    return english / words if words else 0.0
+
+
+async def _check_readable(binary: str, voice: str, text: str) -> None:
+    """`CannotRead` when espeak-ng's `voice` would read much of `text` in English. Only the
+    words of other scripts than Latin are asked about (English code names in a Russian lesson
+    are read in English, rightly), the first few hundred characters of them."""
+    if voice.lower().startswith("en"):
+        return
+    sample = " ".join(w for w in text.split() if _foreign(w))[:_SAMPLE_CHARS]
+    if not sample:
+        return
+    proc = await asyncio.create_subprocess_exec(
+        binary, "-q", "-x", "-v", voice, "--", sample, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await proc.communicate()
+    if proc.returncode == 0 and english_share(out.decode(errors="replace"), voice) > UNREAD_SHARE:
+        raise CannotRead(
+            f"the local voice (espeak-ng, {voice!r}) cannot read this text: it would read many "
+            "of its words as English nonsense (it cannot read Japanese kanji or Chinese). "
+            "Configure a text-to-speech provider that speaks this language: BLOOP_TTS_PROVIDER "
+            "openai, azure (with a voice for the language) or elevenlabs, and its API key")
 
 
 def _fix_stream_wav(data: bytes) -> bytes:

@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from bloop.ai import writing
 from bloop.ai.text.generator import InvalidOutput
 from bloop.ai.text.model import (
     OFFLINE_CARDS_NOTE,
@@ -43,15 +44,19 @@ STOPWORDS = frozenset(_STOPWORDS.split())
 _FENCE = re.compile(r"```.*?```", re.S)
 _EMPHASIS = re.compile(r"(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1")
 _CODE = re.compile(r"`([^`\n]+)`")
-_IDEOGRAPHIC_STOPS = "\u3002\uff01\uff1f"  # full stop, exclamation and question marks
-_BREAK = re.compile(rf"(?<=[.!?])\s+|(?<=[{_IDEOGRAPHIC_STOPS}])\s*")
 _OPENERS = "`*(\"'\u00ab\u201e\u201c\u2018\u00bf\u00a1"  # quotes, guillemets, inverted marks
-# Han and kana are written without spaces: each character is a word of its own.
-_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_WORD = re.compile(rf"[{_UNSPACED}]|[^\W\d_{_UNSPACED}](?:[^\W\d_{_UNSPACED}]|['\u2019-])+")
+_UNSPACED = writing.UNSPACED
+_LETTER = rf"[^\W\d_{_UNSPACED}]"
+# A word: one Han or kana character, or letters (with their combining marks) and apostrophes.
+_WORD = re.compile(rf"[{_UNSPACED}]|{_LETTER}(?:{_LETTER}|[{writing.MARKS}'\u2019-])+")
+_WORD_CHAR = rf"[\w{writing.MARKS}]"
 _COLONS = ":\uff1a"
-_ENDS = f".!?{_IDEOGRAPHIC_STOPS}{_COLONS}"
 _UNSPACED_CHAR = re.compile(rf"[{_UNSPACED}]")
+# Unspaced text's content words: two Han characters side by side (most Chinese words are two),
+# unless one is a grammatical one; a katakana word (loanwords).
+_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
+_KATAKANA_WORD = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
+_GRAMMAR_HAN = frozenset("的了是在和与也就都这那个一不把被着过吗呢吧们我你他她它之其而及或所很还又可以")
 _CODE_MARK = re.compile(r"[=()\[\]{}<>+*/%:;\"]|\w[._]\w")  # operators, calls, dotted and snake names
 
 
@@ -87,32 +92,46 @@ def sentences(markdown: str) -> list[Sentence]:
             continue
         for piece in _split(flat):
             words = tuple(w.lower() for w in _WORD.findall(piece))
-            if 4 <= len(words) <= 70 and piece[-1:] in _ENDS:
-                out.append(Sentence(piece[:-1] + "." if piece[-1] in _COLONS else piece,
-                                    len(out), pi, words))
+            if not 4 <= len(words) <= 70:
+                continue
+            if piece[-1:] in _COLONS:
+                out.append(Sentence(piece[:-1] + writing.full_stop(piece[:-1]), len(out), pi,
+                                    words))
+            elif writing.ended(piece):
+                out.append(Sentence(piece, len(out), pi, words))
     return out
 
 
 def _split(flat: str) -> list[str]:
-    """`flat` cut after each sentence's end: a stop followed by what can start a sentence (a
-    capital, an opening mark, a letter of a script without case), so "e.g. this" stays whole;
-    after an ideographic stop, always."""
+    """`flat` cut after each sentence's end (`writing.split`), but a Latin stop ends one only
+    when what follows can start a sentence (a capital, an opening mark, a letter of a script
+    without case), so "e.g. this" stays whole."""
     pieces: list[str] = []
-    for piece in _BREAK.split(flat):
-        piece = piece.strip()
-        if not piece:
-            continue
+    for piece in writing.split(flat):
         first = piece[0]
         starts = first in _OPENERS or (first.isalpha() and not first.islower())
-        if pieces and not starts and pieces[-1][-1:] in ".!?":
+        if pieces and not starts and pieces[-1].rstrip(writing.CLOSERS)[-1:] in \
+                writing.LATIN_ENDS:
             pieces[-1] += " " + piece
         else:
             pieces.append(piece)
     return pieces
 
 
-def _content(words: tuple[str, ...]) -> list[str]:
-    return [w for w in words if len(w) > 3 and w not in STOPWORDS]
+def _content(s: Sentence) -> list[str]:
+    """The words of `s` that may be terms: longer words than three letters, not stopwords;
+    in Han and katakana, which have no spaces, pairs of Han characters and katakana words."""
+    found = [w for w in s.words if len(w) > 3 and w not in STOPWORDS]
+    for run in _HAN_RUN.findall(s.text):
+        found += [run[i:i + 2] for i in range(len(run) - 1)
+                  if run[i] not in _GRAMMAR_HAN and run[i + 1] not in _GRAMMAR_HAN]
+    return found + _KATAKANA_WORD.findall(s.text)
+
+
+def _length(text: str) -> int:
+    """The length of `text` in Latin letters: a Han or kana character says about as much as
+    three."""
+    return len(text) + 2 * len(_UNSPACED_CHAR.findall(text))
 
 
 def key_terms(lesson: LessonText, found: list[Sentence], limit: int = 30) -> list[str]:
@@ -122,7 +141,7 @@ def key_terms(lesson: LessonText, found: list[Sentence], limit: int = 30) -> lis
     marked = [m.group(2).strip() for m in _EMPHASIS.finditer(_CODE.sub(" ", prose))]
     marked += [m.group(1).strip() for m in _CODE.finditer(prose)]
     concepts = [c.replace("-", " ") for c in lesson.concepts]
-    counts = Counter(w for s in found for w in _content(s.words))
+    counts = Counter(w for s in found for w in _content(s))
     frequent = [w for w, n in counts.most_common() if n >= 2]
     text = " ".join(s.text for s in found).lower()
     terms: list[str] = []
@@ -138,11 +157,11 @@ def key_terms(lesson: LessonText, found: list[Sentence], limit: int = 30) -> lis
 
 
 def _ranked(found: list[Sentence], terms: list[str]) -> list[Sentence]:
-    counts = Counter(w for s in found for w in _content(s.words))
+    counts = Counter(w for s in found for w in _content(s))
     lowered = [t.lower() for t in terms]
 
     def score(s: Sentence) -> float:
-        words = _content(s.words)
+        words = _content(s)
         base = sum(math.log1p(counts[w]) for w in words) / math.sqrt(len(s.words))
         bonus = sum(1.0 for t in lowered if t in s.text.lower())
         return base + bonus - 0.02 * s.position
@@ -183,8 +202,8 @@ def _unrelated(other: str, term: str, related: set[str]) -> bool:
 
 
 def _blanked(sentence: str, term: str) -> str | None:
-    before = "" if _UNSPACED_CHAR.match(term[:1]) else r"(?<!\w)"
-    after = "" if _UNSPACED_CHAR.match(term[-1:]) else r"(?!\w)"
+    before = "" if _UNSPACED_CHAR.match(term[:1]) else rf"(?<!{_WORD_CHAR})"
+    after = "" if _UNSPACED_CHAR.match(term[-1:]) else rf"(?!{_WORD_CHAR})"
     pattern = re.compile(rf"{before}{re.escape(term)}{after}", re.I)
     if not pattern.search(sentence):
         return None
@@ -210,7 +229,7 @@ class OfflineTextGenerator:
         for s in ranked:
             best_per_paragraph.setdefault(s.paragraph, s)
         points = sorted(best_per_paragraph.values(), key=lambda s: s.position)[:8]
-        return Generated(Summary(summary=" ".join(s.text for s in chosen),
+        return Generated(Summary(summary=writing.joined([s.text for s in chosen]),
                                  key_points=[s.text for s in points], source="offline",
                                  note=OFFLINE_NOTE))
 
@@ -250,7 +269,7 @@ class OfflineTextGenerator:
                 continue
             for term in terms:
                 blanked = _blanked(s.text, term)
-                if blanked is None or blanked.count(BLANK) > 2 or len(blanked) < 20:
+                if blanked is None or blanked.count(BLANK) > 2 or _length(blanked) < 20:
                     continue
                 question = self._question(len(questions) + 1, s.text, blanked, term, terms,
                                           _related(found, s, term))

@@ -284,3 +284,59 @@ async def test_offline_reads_lessons_in_any_script(text: str, language: str, con
     assert all(inside(s, text) for s in summary.key_points)
     cards = (await OfflineTextGenerator().flashcards(lesson, 3)).value
     assert any(card.back == concept or concept in card.back for card in cards.cards)
+
+
+HINDI = ("पाइथन एक लोकप्रिय प्रोग्रामिंग भाषा है। चर एक नाम है जो किसी मान को संदर्भित करता है। "
+         "असाइनमेंट चर को नया मान देता है॥ क्या आप पाइथन सीखना चाहते हैं? हाँ, पाइथन सीखना आसान "
+         "है। फ़ंक्शन एक नाम वाला कोड ब्लॉक है जो काम करता है।")
+
+
+async def test_offline_reads_hindi_and_arabic_sentences_and_words() -> None:
+    """`।` and `॥` ended no sentence, nor `؟`; and a word stopped at a vowel sign (a combining
+    mark): पाइथन read as इथन, करता as करत. Every Hindi job failed: "no prose sentences"."""
+    found = sentences(HINDI)
+    assert [s.text[-1] for s in found] == ["।", "।", "॥", "?", "।", "।"]
+    assert found[0].words[0] == "पाइथन"
+    assert "करता" in found[1].words
+    lesson = LessonText(id="x", version=1, title="t", text=HINDI, concepts=["पाइथन"],
+                        language="hi")
+    generator = OfflineTextGenerator()
+    summary = (await generator.summary(lesson)).value
+    assert all(inside(s, HINDI) for s in summary.key_points)
+    assert (await generator.simpler(lesson, "beginner")).value.text.startswith("- ")
+    quiz = (await generator.quiz(lesson, 3, quiz_id="check")).value.block
+    assert len(quiz.questions) == 3
+    cards = (await generator.flashcards(lesson, 3)).value.cards
+    assert "पाइथन" in {card.back for card in cards}
+    arabic = ("هل فهمت الدرس جيدا يا صديقي؟ نعم، المتغير يحفظ القيمة لوقت لاحق. الدالة هي كتلة "
+              "من التعليمات لها اسم.")
+    assert [s.text for s in sentences(arabic)] == [
+        "هل فهمت الدرس جيدا يا صديقي؟", "نعم، المتغير يحفظ القيمة لوقت لاحق.",
+        "الدالة هي كتلة من التعليمات لها اسم."]
+
+
+JAPANESE = ("変数は値に付けた名前です。代入文は右辺の式の値を左辺の名前に結び付けます。二つの名前が"
+            "同じオブジェクトを指すことがあります。名前を付け直しても、もう一方の名前が指すオブジェクト"
+            "は変わりません。関数は名前の付いたコードのまとまりです。")
+LONGER_CHINESE = CHINESE + ("函数是一段有名字的代码。调用函数时会执行函数体里的语句。列表是一个有序的"
+                            "对象集合。列表里的对象可以是任何类型。")
+
+
+async def test_offline_summary_of_japanese_or_chinese_has_no_spaces_between_sentences() -> None:
+    for text, language in [(JAPANESE, "ja"), (CHINESE, "zh")]:
+        lesson = LessonText(id="x", version=1, title="t", text=text, language=language)
+        summary = (await OfflineTextGenerator().summary(lesson)).value.summary
+        assert summary.count("。") == 3
+        assert " " not in summary
+
+
+async def test_offline_asks_as_many_questions_of_chinese_as_of_other_scripts() -> None:
+    """Each Han character is a word, and words of three characters or fewer were not terms: a
+    Chinese lesson of eight sentences gave 1 question of the 5 asked."""
+    lesson = LessonText(id="x", version=1, title="t", text=LONGER_CHINESE, concepts=["k"],
+                        language="zh")
+    terms = key_terms(lesson, sentences(LONGER_CHINESE))
+    assert {"名字", "对象", "函数", "列表"} <= set(terms)
+    assert not {"一个", "可以", "的名"} & set(terms)
+    quiz = (await OfflineTextGenerator().quiz(lesson, 5, quiz_id="check")).value.block
+    assert len(quiz.questions) == 5

@@ -34,6 +34,7 @@ from bloop.ai.providers.tts import (
     OpenAiTts,
     Tts,
     TtsSettings,
+    english_share,
     make_tts,
     read_wav,
     wav_bytes,
@@ -292,3 +293,16 @@ async def test_local_engine_missing_is_a_clear_permanent_error(
         await EspeakTts().synthesize("Hello.")
     assert not raised.value.transient
     assert raised.value.code == "media_tool_missing"
+
+
+def test_the_share_of_words_the_local_voice_reads_in_english() -> None:
+    """espeak-ng marks a switch to English `(en)` and back `(ja)`: a Japanese voice reads each
+    kanji as "Chinese letter"; a Russian one reads code names in English, rightly."""
+    japanese = ("_:(en)tS'aIni:z(ja)l'et@ _:(en)tS'aIni:z(ja)l'et@ n'o "
+                "_:(en)tS'aIni:z(ja)l'et@ h'a r`'e t'e s'u")
+    assert english_share(japanese, "ja") == 3 / 8
+    chinese = "(en)beI55Tr'i:55_| dZI55Nw'055n_| tja55nw'055n_| h,eI55@55Tr'i:55(cmn)_|"
+    assert english_share(chinese, "zh") == 1.0
+    russian = "p;ir;im;'ennVja (en)k'aUnt(ru) x@-ran;'it tS;isl'o"
+    assert english_share(russian, "ru") == 1 / 4
+    assert english_share("p@-r;iv;'et m;'ir", "ru") == english_share("", "ru") == 0.0

@@ -111,6 +111,21 @@ def test_spoken_text_reads_prose_and_leaves_code_and_markup_out() -> None:
                                                                   "(Four.)", "Five"]
 
 
+def test_sentences_end_at_the_stops_of_other_scripts_and_keep_them() -> None:
+    """Only `.!?…` before a space ended a sentence, so a Japanese caption ran over three
+    sentences and Hindi ones ended mid-sentence; a Latin "." followed `。`, `।` and `؟`."""
+    assert split_sentences("変数は名前です。値を指します！本当？はい。") == [  # noqa: RUF001
+        "変数は名前です。", "値を指します！", "本当？", "はい。"]  # noqa: RUF001
+    assert split_sentences("यह चर है। वह भी॥ ठीक है") == ["यह चर है।", "वह भी॥", "ठीक है"]
+    assert split_sentences("هل فهمت الدرس؟ نعم. یہ سبق ہے۔ ختم") == [  # noqa: RUF001
+        "هل فهمت الدرس؟", "نعم.", "یہ سبق ہے۔", "ختم"]  # noqa: RUF001
+    assert split_sentences("「名前です。」次です。") == ["「名前です。」", "次です。"]
+    assert spoken_text("# 変数\n\n変数は存在します。\n\n- 一つ\n- 二つ：") == (  # noqa: RUF001
+        "変数。変数は存在します。一つ。二つ。")
+    assert spoken_text("## المتغير؟\n\nهذا درس.") == "المتغير؟ هذا درس."  # noqa: RUF001
+    assert spoken_text("# चर\n\nये नाम हैं।\n\n- पहला") == "चर। ये नाम हैं। पहला।"
+
+
 class NeverCalled:
     name = "never"
 
