@@ -3,12 +3,16 @@
 # ffmpeg (encoding, muxing, ffprobe), espeak-ng (the local text-to-speech engine, no key, no
 # model download), and the headers that `pip install manim` builds against (pycairo needs
 # cairo, manimpango needs pango; both through pkg-config). No LaTeX: scenes set equations
-# with Pango text, so MathTex/Tex are never used. `make serve` does not need any of this: a
+# with Pango text, so MathTex/Tex are never used. Fonts: DejaVu for Latin, Greek and Cyrillic,
+# fontconfig falling back to Noto (Devanagari, Arabic and most other scripts), WenQuanYi Micro
+# Hei (CJK) and Symbola (emoji in outline: colour emoji fonts draw nothing in Manim, and
+# bloop/ai/video/fonts.conf hides them); fc-list tells a video job which characters they cover. `make serve` does not need any of this: a
 # narration or video job on a machine without these tools fails with a clear error.
 NAME=media
 source "$(dirname "$0")/lib.sh"
 
-PACKAGES=(ffmpeg espeak-ng libcairo2-dev libpango1.0-dev pkg-config python3-dev gcc fonts-dejavu-core)
+PACKAGES=(ffmpeg espeak-ng libcairo2-dev libpango1.0-dev pkg-config python3-dev gcc fontconfig
+          fonts-dejavu-core fonts-noto-core fonts-wqy-microhei fonts-symbola)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 

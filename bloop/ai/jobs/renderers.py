@@ -3,7 +3,7 @@
 
 - `bloop.ai.audio.narrate(text, tts, out_dir, *, voice, language)` and
 - `bloop.ai.video.render_lesson_video(script, tts, out_dir, *, voice, language, on_progress)`,
-  with the script from `bloop.ai.video.script_from_lesson(title, blocks)`.
+  with the script from `bloop.ai.video.script_from_lesson(title, blocks, *, language)`.
 
 Each is given those of `lesson` (the job's `LessonText`, None for a video made from a prompt
 alone), `script` (the prompted script the worker hands over, else the lesson's), `title`, `blocks`
@@ -119,7 +119,9 @@ class LibraryRenderer:
         if script is not None:
             offered["script"] = script
         elif "script" in self.parameters and self.script_from is not None and lesson is not None:
-            offered["script"] = self.script_from(lesson.title, blocks)
+            offered["script"] = self.script_from(lesson.title, blocks, **(
+                {"language": job.language} if "language" in inspect.signature(
+                    self.script_from).parameters else {}))
         kwargs = {k: v for k, v in offered.items() if k in self.parameters}
         try:
             made = self.function(**kwargs)

@@ -35,6 +35,7 @@ from bloop.ai.providers.tts import (
     silence,
     wav_bytes,
 )
+from bloop.ai.video.fonts import require_glyphs
 from bloop.ai.video.script import VideoScript
 from bloop.ai.video.worker import RenderAnswer, RenderJob
 
@@ -72,6 +73,7 @@ def require_video_tools() -> None:
     """Raises `MissingTool` unless ffmpeg, ffprobe and Manim are installed."""
     require_tool("ffmpeg")
     require_tool("ffprobe")
+    require_tool("fc-list")
     if importlib.util.find_spec("manim") is None:
         raise MissingTool("Manim Community is not installed; run `bash infra/media.sh`, then "
                           "`pip install -e '.[video]'`, to make video work")
@@ -177,8 +179,11 @@ async def render_lesson_video(script: VideoScript, tts: Tts, out_dir: Path, *,
     """`script` as a narrated MP4 in `out_dir/<name>.mp4`, captions in `out_dir/<name>.vtt`;
     its sound and subtitle tracks are marked as speaking `language` (a BCP 47 tag).
     Raises `MissingTool` when ffmpeg or Manim is missing, a `ProviderError` from the TTS, and
-    `MediaFailed` when a scene cannot be rendered even as a plain card."""
+    `MediaFailed` when the script shows characters no installed font has or a scene cannot be
+    rendered even as a plain card."""
     require_video_tools()
+    await asyncio.to_thread(require_glyphs, [*script.shown(), *(
+        [s.spoken() for s in script.scenes] if captions != "track" else [])])
     started = time.perf_counter()
     width, height = resolution
     if width % 2 or height % 2:

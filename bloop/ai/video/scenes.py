@@ -2,19 +2,26 @@
 frame before anything is rendered, and repaired when it does not fit.
 
 Only the render worker (`bloop.ai.video.worker`) imports this module: it imports Manim. Text is
-set with Pango (`Text`, `Code`); nothing needs LaTeX.
+set with Pango (`MarkupText`, `Code`) in the fonts of `bloop.ai.video.fonts`; nothing needs LaTeX.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from xml.sax.saxutils import escape
 
-import manim as m
+from bloop.ai.video.fonts import use_scene_fonts
 
-from bloop.ai.video.script import (
+use_scene_fonts()  # before Manim sets any text
+
+import manim as m  # noqa: E402
+
+from bloop.ai.video.script import (  # noqa: E402
     CodeScene,
     DiagramScene,
     EquationScene,
@@ -37,10 +44,31 @@ CHAR_WIDTH = 0.00725  # frame units per character per point of font size (DejaVu
 # A `Code` listing at font size 22, measured: its height and width for n lines of k characters.
 CODE_BASE_H, CODE_LINE_H = 0.85, 0.344
 CODE_BASE_W, CODE_CHAR_W = 1.25, 0.184
+LINE_HEIGHT = 1.225  # Pango's line height that spaces lines as Text's line_spacing=0.9 did
+LRM = "\u200e"  # a left-to-right mark: code reads left to right, even a line that opens in Arabic
+_RTL = "\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff"
+_RTL_RUN = re.compile(f"[{_RTL}]+(?:[ ]+[{_RTL}]+)*")
 
 
 class Overflow(Exception):
     """The layout does not fit in the frame."""
+
+
+class NotListable(Exception):
+    """Code that Manim's `Code` cannot draw: it colours a line's glyphs by the position of its
+    characters, so each character must be one glyph, set left to right."""
+
+
+def _listable(char: str) -> bool:
+    """Whether `Code` draws `char` as one glyph of a left-to-right line: not right-to-left
+    (Arabic, Hebrew: the line is reordered and overflows), not a combining mark (Devanagari's
+    vowel signs), an emoji or other character outside the Basic Multilingual Plane, or a
+    variation selector or other format character."""
+    if char in "\n\t":
+        return True
+    return (unicodedata.bidirectional(char) not in ("R", "AL", "AN")
+            and unicodedata.category(char) not in ("Mn", "Mc", "Me", "Cf", "Co", "Cs")
+            and ord(char) <= 0xFFFF and not 0xFE00 <= ord(char) <= 0xFE0F)
 
 
 @dataclass
@@ -59,15 +87,17 @@ def _chars(font_size: float, width: float) -> int:
 
 
 def text(value: str, size: float, *, width: float, color: str = FOREGROUND, bold: bool = False,
-         font: str = SANS, max_lines: int | None = None) -> m.Text:
+         font: str = SANS, max_lines: int | None = None) -> m.MarkupText:
     """`value` wrapped to `width` frame units, at most `max_lines` lines (the rest cut with …)."""
     chars = _chars(size, width)
     lines = textwrap.wrap(value, chars, break_long_words=True) or [" "]
     if max_lines is not None and len(lines) > max_lines:
         lines = [*lines[:max_lines - 1], textwrap.shorten(" ".join(lines[max_lines - 1:]),
                                                           chars, placeholder=" …")]
-    mob = m.Text("\n".join(lines), font_size=size, font=font, color=color,
-                 weight=m.BOLD if bold else m.NORMAL, line_spacing=0.9)
+    # MarkupText, not Text: Text leaves out the Arabic before a number (`العدد 42 والنص`).
+    markup = f'<span line_height="{LINE_HEIGHT}">{escape(chr(10).join(lines))}</span>'
+    mob = m.MarkupText(markup, font_size=size, font=font, color=color,
+                       weight=m.BOLD if bold else m.NORMAL)
     if mob.width > width:  # the estimate of the characters a line holds was too generous
         mob.scale_to_fit_width(width)
     return mob
@@ -119,7 +149,7 @@ class Frame:
             raise Overflow(problem)
 
 
-def _heading(value: str, frame: Frame) -> m.Text:
+def _heading(value: str, frame: Frame) -> m.MarkupText:
     return text(value, 40, width=frame.width, color=ACCENT, bold=True, max_lines=2) \
         .to_edge(m.UP, buff=MARGIN + 0.1)
 
@@ -292,6 +322,8 @@ def code_layout(scene: CodeScene, frame: Frame, *, shorten: bool = False, **_: A
     `shorten`, cuts it to the lines and columns that fit."""
     heading = _heading(scene.heading, frame)
     lines = scene.code.expandtabs(4).splitlines() or [" "]
+    if odd := next((c for c in scene.code if not _listable(c)), None):
+        raise NotListable(f"{odd!r} (U+{ord(odd):04X}) in the code")
     room = float(heading.get_bottom()[1]) - 0.5 - frame.bottom
     fit_rows = max(3, int((room / MIN_SCALE - CODE_BASE_H) / CODE_LINE_H))
     fit_cols = max(20, int((frame.width * 0.9 / MIN_SCALE - CODE_BASE_W) / CODE_CHAR_W))
@@ -321,14 +353,23 @@ def code_layout(scene: CodeScene, frame: Frame, *, shorten: bool = False, **_: A
     return Layout(m.VGroup(heading, listing), [heading, listing], repairs=repairs)
 
 
+def _left_to_right(line: str) -> str:
+    """`line` set left to right: a left-to-right mark opens it and closes each right-to-left run
+    (the words of an Arabic name or string), so the signs between two runs stay in place."""
+    return LRM + _RTL_RUN.sub(lambda run: run.group(0) + LRM, line)
+
+
 def card_layout(scene: Scene, frame: Frame, **_: Any) -> Layout:
     """The plain fallback: the heading and the scene's text, or its code unhighlighted."""
     heading = _heading(getattr(scene, "heading", None) or getattr(scene, "title", "") or " ",
                        frame)
     if isinstance(scene, CodeScene):
         lines = scene.code.expandtabs(4).splitlines()[:14]
-        body: m.VMobject = m.Text("\n".join(line[:70] for line in lines) or " ", font=MONO,
-                                 font_size=22, color=FOREGROUND, line_spacing=0.9)
+        listing = escape("\n".join(_left_to_right(line[:70]) for line in lines) or " ")
+        body: m.VMobject = m.MarkupText(f'<span line_height="{LINE_HEIGHT}">{listing}</span>',
+                                        font=MONO, font_size=22, color=FOREGROUND)
+        room = float(heading.get_bottom()[1]) - 0.6 - frame.bottom
+        body.scale(max(1.0, min(1.5, frame.width * 0.9 / body.width, room / body.height)))
     else:
         body = text(scene.shown_text() or scene.spoken(), 30, width=frame.width, max_lines=7)
     _below(body, heading, 0.6)
@@ -347,7 +388,7 @@ def attempts(scene: Scene) -> list[tuple[str, Builder, dict[str, Any]]]:
     """The layouts to try in order: as written, then shorter versions, then the plain card."""
     build = BUILDERS[scene.kind]
     tries: list[tuple[str, Builder, dict[str, Any]]] = [("as written", build, {})]
-    if isinstance(scene, CodeScene):
+    if isinstance(scene, CodeScene) and all(_listable(c) for c in scene.code):
         tries.append(("shorter code", build, {"shorten": True}))
     tries.append(("plain card", card_layout, {}))
     return tries

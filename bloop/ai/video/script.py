@@ -130,6 +130,20 @@ class VideoScript(BaseModel):
     scenes: Annotated[list[Scene], Field(min_length=1, max_length=60)]
     source: Literal["extractive", "llm"] = "extractive"
 
+    def shown(self) -> list[str]:
+        """Every text the video's scenes show (burned-in captions aside)."""
+        return [self.title, *(text for scene in self.scenes
+                              for text in _strings(scene.model_dump(
+                                  exclude={"kind", "narration", "language"})))]
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [s for item in value for s in _strings(item)] if isinstance(value, list) else []
+
 
 # Extractive script from markdown.
 
@@ -142,6 +156,21 @@ _LATEX = {r"\cdot": "·", r"\times": "×", r"\pi": "π", r"\alpha": "α", r"\bet
           r"\theta": "θ", r"\lambda": "λ", r"\sum": "Σ", r"\int": "∫", r"\infty": "∞",
           r"\leq": "≤", r"\geq": "≥", r"\neq": "≠", r"\approx": "≈", r"\pm": "±",
           r"\rightarrow": "→", r"\to": "→", r"\Delta": "Δ", r"\sqrt": "√"}
+# What a script says of a code listing and an equation, in the languages of espeak-ng's voices
+# that lessons are most often written in; in another language it says nothing of its own.
+PHRASES = {
+    "en": ("here it is in code", "The equation reads"),
+    "fr": ("le voici en code", "L'équation s'écrit"),
+    "de": ("so sieht es im Code aus", "Die Gleichung lautet"),
+    "es": ("así queda en código", "La ecuación dice"),
+    "pt": ("assim fica em código", "A equação diz"),
+    "it": ("ecco come appare nel codice", "L'equazione dice"),
+    "ru": ("вот как это выглядит в коде", "Уравнение читается так"),
+    "ja": ("コードではこうなります", "式はこうなります"),
+    "zh": ("用代码写出来是这样", "方程是"),
+    "hi": ("कोड में यह ऐसा दिखता है", "समीकरण है"),
+    "ar": ("وهذا هو في الشيفرة", "المعادلة هي"),
+}
 _SUPERSCRIPT = str.maketrans("0123456789+-n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻ⁿ")
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
@@ -166,12 +195,16 @@ def _say(sentences: Sequence[str], limit: int) -> str:
     return " ".join(sentences[:limit])
 
 
-def script_from_lesson(title: str, blocks: Sequence[str], *, max_scenes: int = 8,
-                       sentences_per_scene: int = 3) -> VideoScript:
+def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en",
+                       max_scenes: int = 8, sentences_per_scene: int = 3) -> VideoScript:
     """A script from a lesson's markdown blocks: a title card, then per section its key points
     (each paragraph's first sentence, read out with the ones after it), equations (`$$…$$`
     blocks), diagrams (list items like `Light -> Leaf -> Sugar`) and code listings. The
-    narration is the lesson's own sentences, at most `sentences_per_scene` a scene."""
+    narration is the lesson's own sentences, at most `sentences_per_scene` a scene; the few
+    words it adds are in `language` (a BCP 47 tag) when `PHRASES` has it, else left out."""
+    primary = language.split("-", 1)[0].lower()
+    code_says, equation_says = PHRASES.get(primary, ("", ""))
+    english = primary == "en"
     title = _clip(" ".join(title.split()) or "Lesson", 120)
     scenes: list[TitleScene | KeyPointsScene | EquationScene | DiagramScene | CodeScene] = []
     heading = title
@@ -201,14 +234,18 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, max_scenes: int = 8
                 flush()
                 scenes.append(CodeScene(heading=_clip(heading, 80), code=code.group(3).rstrip(),
                                         language=code.group(2) or "text",
-                                        narration=lead or f"{heading}: here it is in code."))
+                                        narration=lead or (f"{heading}: {code_says}."
+                                                           if code_says else f"{heading}.")))
                 continue
             if math := _MATH.match(part):
                 flush()
                 equation = _clip(unicode_math(math.group(1)), 120)
-                scenes.append(EquationScene(heading=_clip(heading, 80), equation=equation,
-                                            narration=f"{heading}. The equation reads: "
-                                            f"{_spoken_equation(equation)}."))
+                # in another language the TTS reads the signs in that language
+                said_equation = _spoken_equation(equation) if english else equation
+                scenes.append(EquationScene(
+                    heading=_clip(heading, 80), equation=equation,
+                    narration=f"{heading}. {equation_says}: {said_equation}." if equation_says
+                    else f"{heading}. {said_equation}."))
                 continue
             lines = [m.group(1) for line in part.splitlines() if (m := _ITEM.match(line))]
             chains = [[b.strip() for b in _ARROW.split(spoken_text(line).rstrip(".")) if b.strip()]

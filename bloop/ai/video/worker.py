@@ -180,6 +180,9 @@ def _clip_class(m: Any, s: Any) -> Any:
 def main() -> None:
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # Manim's own output goes to stderr
+    from bloop.ai.video.fonts import use_scene_fonts
+
+    use_scene_fonts()
     import manim  # noqa: F401  (imported before the first job arrives)
 
     adapter: TypeAdapter[RenderJob] = TypeAdapter(RenderJob)

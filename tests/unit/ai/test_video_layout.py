@@ -159,3 +159,30 @@ def test_a_long_equation_is_scaled_under_its_heading() -> None:
     assert inside(frame, layout)
     assert below_heading(layout)
     assert layout.repairs[0].startswith("scaled to fit under the heading (x")
+
+
+def glyphs(layout: Layout) -> int:
+    return sum(len(step.family_members_with_points()) for step in layout.steps[1:])
+
+
+def test_an_arabic_code_listing_reads_left_to_right_within_the_frame() -> None:
+    frame = Frame(captions=True)
+    scene = CodeScene(heading="مثال", code='تحية = "مرحبا"\nprint(تحية)')
+    layout = layout_for(scene, frame)
+    assert inside(frame, layout)
+    assert not any(r.startswith("scaled to fit") for r in layout.repairs)
+    assert layout.steps[1].width < frame.width / 2
+
+
+def test_arabic_before_a_number_is_drawn_whole() -> None:
+    point = 'العدد 42 والنص "Python 3.12" في جملة عربية'
+    layout = layout_for(KeyPointsScene(heading="نقاط", points=[point]), Frame(captions=False))
+    assert layout.repairs == []
+    assert glyphs(layout) == 1 + len(point.replace(" ", ""))  # the bullet and each letter
+
+
+def test_code_with_an_emoji_is_drawn_whole_as_a_plain_listing() -> None:
+    code = 'party = "🎉"\nprint(party * 3)'
+    layout = layout_for(CodeScene(heading="Party", code=code), Frame(captions=False))
+    assert any("plain card" in r for r in layout.repairs)
+    assert glyphs(layout) == len(code.replace(" ", "").replace("\n", ""))

@@ -169,3 +169,17 @@ def test_long_sentences_become_several_cues_and_webvtt_escapes() -> None:
     assert vtt.startswith("WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.000\nShort &lt;one&gt;.\n")
     assert "planet &amp;" in vtt
     assert all(len(line.replace("&amp;", "&")) <= 42 for line in vtt.splitlines())
+
+
+@pytest.mark.parametrize(("language", "code_said", "equation_said"), [
+    ("en", "Setup: here it is in code.", "Setup. The equation reads: E equals mc squared."),
+    ("ja", "Setup: コードではこうなります.", "Setup. 式はこうなります: E = mc²."),
+    ("sw", "Setup.", "Setup. E = mc²."),
+])
+def test_the_words_a_script_adds_are_in_the_lessons_language_or_left_out(
+        language: str, code_said: str, equation_said: str) -> None:
+    script = script_from_lesson("T", ["Intro text.", "## Setup", "```python\nx = 1\n```",
+                                      "$$E = mc^2$$"], language=language)
+    said = [s.narration for s in script.scenes]
+    assert code_said in said
+    assert equation_said in said
