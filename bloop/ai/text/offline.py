@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from bloop.ai import writing
+from bloop.ai.phrases import Phrases, phrases, primary
 from bloop.ai.text.generator import InvalidOutput
 from bloop.ai.text.model import (
     OFFLINE_CARDS_NOTE,
@@ -251,7 +252,7 @@ class OfflineTextGenerator:
                 glossary.append(f"- **{term}**: {first.text}")
         text = "\n".join(lines)
         if glossary and level == "beginner":
-            text += "\n\nKey words:\n" + "\n".join(glossary)
+            text += f"\n\n{phrases(lesson.language).key_words}\n" + "\n".join(glossary)
         return Generated(Simplified(level=level, text=text, source="offline",
                                     note=OFFLINE_NOTE + " The sentences are the lesson's own, "
                                     "chosen for length; they are not rewritten."))
@@ -260,6 +261,7 @@ class OfflineTextGenerator:
                    instructions: str = "") -> Generated[QuizDraft]:
         found = sentences(lesson.text)
         terms = key_terms(lesson, found)
+        said = phrases(lesson.language)
         questions: list[dict[str, object]] = []
         used: set[int] = set()
         for s in _ranked(found, terms):
@@ -272,22 +274,22 @@ class OfflineTextGenerator:
                 if blanked is None or blanked.count(BLANK) > 2 or _length(blanked) < 20:
                     continue
                 question = self._question(len(questions) + 1, s.text, blanked, term, terms,
-                                          _related(found, s, term))
+                                          _related(found, s, term), said)
                 if question is not None:
                     questions.append(question)
                     used.add(s.position)
                     break
         if not questions:
             raise _nothing(lesson, found)
-        block = QuizBlock.model_validate({"id": quiz_id, "title": f"Check: {lesson.title}",
+        block = QuizBlock.model_validate({"id": quiz_id, "title": said.check.format(lesson.title),
                                           "questions": questions})
         return Generated(QuizDraft(block=block, source="offline", note=OFFLINE_NOTE))
 
     @staticmethod
     def _question(n: int, sentence: str, blanked: str, term: str, terms: list[str],
-                  related: set[str]) -> dict[str, object] | None:
-        feedback = {"correct": f"Right. The lesson says: {sentence}",
-                    "incorrect": f"The lesson says: {sentence}"}
+                  related: set[str], said: Phrases) -> dict[str, object] | None:
+        quoted = said.lesson_says.format(sentence)
+        feedback = {"correct": writing.joined([said.right, quoted]), "incorrect": quoted}
         others = [t for t in terms if t.lower() != term.lower()
                   and t.lower() not in sentence.lower() and _code_like(t) == _code_like(term)
                   and _unrelated(t, term, related)]
@@ -296,27 +298,31 @@ class OfflineTextGenerator:
             options = [term, *others[:3]]
             options.sort(key=lambda t: (len(t) * 7 + n) % 11)
             return {"id": f"q{n}", "type": "single_choice",
-                    "prompt": f"Which completes the sentence? {blanked}", "feedback": feedback,
+                    "prompt": writing.joined([said.which_completes, blanked]),
+                    "feedback": feedback,
                     "options": [{"id": f"o{i}", "text": t, "correct": t == term}
                                 for i, t in enumerate(options, 1)]}
         wrong = n % 2 == 0
         if kind == 2 and (others or not wrong):
             statement = blanked.replace(BLANK, others[0] if wrong else term)
             if wrong:
-                swapped = f'it is false: "{others[0]}" is in place of "{term}".'
-                feedback = {"correct": f"Right, {swapped} The lesson says: {sentence}",
-                            "incorrect": f"No, {swapped} The lesson says: {sentence}"}
+                swapped = said.swapped.format(wrong=others[0], term=term)
+                feedback = {"correct": writing.joined([said.right, swapped, quoted]),
+                            "incorrect": writing.joined([said.wrong, swapped, quoted])}
             return {"id": f"q{n}", "type": "true_false",
-                    "prompt": f"True or false? {statement}", "answer": not wrong,
+                    "prompt": writing.joined([said.true_or_false, statement]),
+                    "answer": not wrong,
                     "feedback": feedback}
         return {"id": f"q{n}", "type": "short_text",
-                "prompt": f"Fill in the blank: {blanked}", "accepted": [term],
+                "prompt": writing.joined([said.fill_in, blanked]), "accepted": [term],
                 "feedback": feedback}
 
     async def flashcards(self, lesson: LessonText, count: int, *,
                          instructions: str = "") -> Generated[FlashcardSet]:
         found = sentences(lesson.text)
         terms = key_terms(lesson, found)
+        said = phrases(lesson.language)
+        english = primary(lesson.language) == "en"
         made: list[Flashcard] = []
         used: set[int] = set()
         for term in terms:
@@ -326,8 +332,8 @@ class OfflineTextGenerator:
                 blanked = _blanked(s.text, term)
                 if s.position in used or blanked is None or blanked.count(BLANK) > 2:
                     continue
-                asked = _definition_asked(s.text, term)
-                front = asked or f"Complete: {blanked}"
+                asked = _definition_asked(s.text, term) if english else None
+                front = asked or writing.joined([said.complete, blanked])
                 back = s.text if asked else term
                 made.append(Flashcard(front=front, back=back,
                                       concept_id=_concept_of(lesson, s.text)))

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from bloop.ai.audio.narration import NothingToNarrate, spoken_text
+from bloop.ai.phrases import known, primary
 from bloop.ai.providers.tts import split_sentences
 from bloop.platform.kit.text import NonBlank
 
@@ -156,21 +157,6 @@ _LATEX = {r"\cdot": "·", r"\times": "×", r"\pi": "π", r"\alpha": "α", r"\bet
           r"\theta": "θ", r"\lambda": "λ", r"\sum": "Σ", r"\int": "∫", r"\infty": "∞",
           r"\leq": "≤", r"\geq": "≥", r"\neq": "≠", r"\approx": "≈", r"\pm": "±",
           r"\rightarrow": "→", r"\to": "→", r"\Delta": "Δ", r"\sqrt": "√"}
-# What a script says of a code listing and an equation, in the languages of espeak-ng's voices
-# that lessons are most often written in; in another language it says nothing of its own.
-PHRASES = {
-    "en": ("here it is in code", "The equation reads"),
-    "fr": ("le voici en code", "L'équation s'écrit"),
-    "de": ("so sieht es im Code aus", "Die Gleichung lautet"),
-    "es": ("así queda en código", "La ecuación dice"),
-    "pt": ("assim fica em código", "A equação diz"),
-    "it": ("ecco come appare nel codice", "L'equazione dice"),
-    "ru": ("вот как это выглядит в коде", "Уравнение читается так"),
-    "ja": ("コードではこうなります", "式はこうなります"),
-    "zh": ("用代码写出来是这样", "方程是"),
-    "hi": ("कोड में यह ऐसा दिखता है", "समीकरण है"),
-    "ar": ("وهذا هو في الشيفرة", "المعادلة هي"),
-}
 _SUPERSCRIPT = str.maketrans("0123456789+-n", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻ⁿ")
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
@@ -201,10 +187,11 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
     (each paragraph's first sentence, read out with the ones after it), equations (`$$…$$`
     blocks), diagrams (list items like `Light -> Leaf -> Sugar`) and code listings. The
     narration is the lesson's own sentences, at most `sentences_per_scene` a scene; the few
-    words it adds are in `language` (a BCP 47 tag) when `PHRASES` has it, else left out."""
-    primary = language.split("-", 1)[0].lower()
-    code_says, equation_says = PHRASES.get(primary, ("", ""))
-    english = primary == "en"
+    words it adds are in `language` (a BCP 47 tag) when `bloop.ai.phrases` has it, else left
+    out."""
+    own = known(language)
+    code_says, equation_says = (own.code_says, own.equation_says) if own else ("", "")
+    english = primary(language) == "en"
     title = _clip(" ".join(title.split()) or "Lesson", 120)
     scenes: list[TitleScene | KeyPointsScene | EquationScene | DiagramScene | CodeScene] = []
     heading = title

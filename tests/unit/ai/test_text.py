@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from bloop.ai import phrases
 from bloop.ai.providers.llm import OpenAiLlm, Pricing
 from bloop.ai.text.generator import InvalidOutput, LlmTextGenerator
 from bloop.ai.text.model import LessonText
@@ -157,7 +158,7 @@ async def test_offline_false_statements_are_false_and_say_what_was_changed(index
         if not isinstance(q, TrueFalse) or q.answer:
             continue
         assert "A def that ends" not in q.prompt
-        said = re.fullmatch(r'No, it is false: "(.+?)" is in place of "(.+?)". The lesson '
+        said = re.fullmatch(r'No. It is false: "(.+?)" is in place of "(.+?)". The lesson '
                             r"says: (.+)", q.feedback.incorrect)
         assert said is not None, q.feedback
         swapped, term, sentence = said.groups()
@@ -340,3 +341,32 @@ async def test_offline_asks_as_many_questions_of_chinese_as_of_other_scripts() -
     assert not {"一个", "可以", "的名"} & set(terms)
     quiz = (await OfflineTextGenerator().quiz(lesson, 5, quiz_id="check")).value.block
     assert len(quiz.questions) == 5
+
+
+FRENCH = ("Une variable est un nom donné à une valeur du programme. L'affectation lie le nom de "
+          "gauche à la valeur de droite. Deux noms peuvent désigner le même objet en mémoire. "
+          "Une fonction est un bloc de code qui porte un nom. Une fonction renvoie une valeur "
+          "au programme qui l'appelle.")
+
+
+async def test_offline_quizzes_and_cards_ask_in_the_lessons_language() -> None:
+    """A Russian, Japanese or French lesson's quiz said "Fill in the blank:", "True or false?"
+    and "Right. The lesson says:" around its own sentences."""
+    generator = OfflineTextGenerator()
+    for text, language, said in [(FRENCH, "fr-CA", phrases.PHRASES["fr"]),
+                                 (JAPANESE, "ja", phrases.PHRASES["ja"]),
+                                 (HINDI, "hi", phrases.PHRASES["hi"])]:
+        lesson = LessonText(id="x", version=1, title="T", text=text, language=language)
+        quiz = (await generator.quiz(lesson, 3, quiz_id="check")).value.block
+        assert quiz.title == said.check.format("T")
+        starts = {said.which_completes, said.true_or_false, said.fill_in}
+        for q in quiz.questions:
+            assert any(q.prompt.startswith(s) for s in starts), q.prompt
+            assert q.feedback.incorrect.startswith((said.lesson_says.format(""), said.wrong))
+        cards = (await generator.flashcards(lesson, 3)).value.cards
+        assert cards
+        assert all(c.front.startswith(said.complete) for c in cards)
+        simpler = (await generator.simpler(lesson, "beginner")).value.text
+        assert "Key words" not in simpler
+    english = LessonText(id="x", version=1, title="T", text=FRENCH, language="sw")
+    assert (await generator.quiz(english, 1, quiz_id="check")).value.block.title == "Check: T"
