@@ -44,7 +44,7 @@ from bloop.platform.learning.model import (
     SchedulerParams,
     now,
 )
-from bloop.platform.learning.service import LearningService
+from bloop.platform.learning.service import PATHS_A_PAGE, LearningService
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 ConceptId = Annotated[str, Path(pattern=SLUG_PATTERN)]
@@ -257,9 +257,10 @@ async def my_mastery(tenant: TenantId, service: Svc, me: Learner, after: After =
 
 @router.get("/me/paths")
 async def my_paths(tenant: TenantId, service: Svc, me: Learner, after: After = None,
-                   limit: Limit = 100) -> Page[LearningPath]:
+                   limit: Limit = PATHS_A_PAGE) -> Page[LearningPath]:
     """The path to each goal the learner enrolled in, in the order they enrolled, a page at a
-    time: `next` is the cursor (`after`) of the following page, null on the last."""
+    time: `next` is the cursor (`after`) of the following page, null on the last. Each path is
+    worked out from the graph: ask for the page you show."""
     found = await service.path_page(tenant, me.user_id, after, limit)
     return Page(items=found.items, next=found.next)
 

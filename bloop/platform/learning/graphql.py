@@ -16,7 +16,7 @@ from bloop.graphql.fields import Page, field, page_size
 from bloop.graphql.scalars import Slug
 from bloop.platform.kit.errors import Invalid, NotFound
 from bloop.platform.learning import model
-from bloop.platform.learning.service import LearningService
+from bloop.platform.learning.service import PATHS_A_PAGE, LearningService
 
 Info = strawberry.Info[Context, None]
 
@@ -173,8 +173,9 @@ class Query:
                                  edges=[Prerequisite.of(e) for e in doc[1]])
 
     @field("the signed-in learner's path to each goal they enrolled in, in the order they "
-           "enrolled, `first` of them after the cursor `after`")
-    async def my_paths(self, info: Info, tenant: Slug, first: int = 100,
+           "enrolled, `first` of them after the cursor `after` (each is worked out from the "
+           "graph: ask for the page you show)")
+    async def my_paths(self, info: Info, tenant: Slug, first: int = PATHS_A_PAGE,
                        after: str | None = None) -> Page[LearningPath] | None:
         me = _me(info, tenant)
         size = page_size(first)

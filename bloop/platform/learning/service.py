@@ -85,6 +85,7 @@ MIN_FIT_OBSERVATIONS = 100
 """Answers on a concept, across learners, before its BKT parameters are fitted to them."""
 RETRIES = 5
 NEXT_PAGE = 20  # enrolments read at a time while looking for the next lesson
+PATHS_A_PAGE = 20  # a page of paths when none is asked for: each is a graph query
 DEAL_ROWS = 5000
 """About as many schedules as one write of new cards to learners' decks makes at most."""
 PROGRESS_ATTEMPTS = 10
@@ -129,6 +130,13 @@ class LearningService:
             "learning-cards", self._deal_cards, log=log,
             failed="adding new cards to the learners' decks failed; each learner's next "
                    "completion of the lesson adds them")
+        # After a learner's answer: the paths their completion, attempt or placement changed
+        # (a path takes a graph query: a learner with a hundred goals reaching the concept
+        # waited 15-20 s for a completion's answer). Items are `learner<TAB>goal`.
+        self._refreshing = Backlog(
+            "learning-learner-paths", self._refresh_goals, log=log,
+            failed="announcing the paths a learner's progress changed failed; their next read "
+                   "of their paths announces them")
 
     # the graph
 
@@ -193,13 +201,26 @@ class LearningService:
         for learner in await self.repo.learners_reaching(tenant, sorted(concepts)):
             await self.refresh_paths(tenant, learner)
 
+    def _paths_changed(self, tenant: str, learner: str, goals: Collection[str]) -> None:
+        """Announces, after the answer, the learner's paths to `goals` that changed."""
+        self._refreshing.add(tenant, (f"{learner}\t{goal}" for goal in goals))
+
+    async def _refresh_goals(self, tenant: str, items: set[str]) -> None:
+        goals: dict[str, set[str]] = {}
+        for item in sorted(items):
+            learner, _, goal = item.partition("\t")
+            goals.setdefault(learner, set()).add(goal)
+        for learner, theirs in goals.items():
+            await self.refresh_paths(tenant, learner, theirs)
+
     async def settled(self) -> None:
-        """Waits until the paths graph edits changed are announced and new cards are dealt."""
-        await backlog.settled(self._announcing, self._dealing)
+        """Waits until the paths graph edits and learners' progress changed are announced and
+        new cards are dealt."""
+        await backlog.settled(self._announcing, self._dealing, self._refreshing)
 
     async def close(self, wait_s: float = 5.0) -> None:
         """Gives the announcing and dealing under way `wait_s` to end, then stops them."""
-        await backlog.close(self._announcing, self._dealing, wait_s=wait_s)
+        await backlog.close(self._announcing, self._dealing, self._refreshing, wait_s=wait_s)
 
     async def edges(self, tenant: str) -> list[Edge]:
         return await self.repo.list_edges(tenant)
@@ -341,8 +362,8 @@ class LearningService:
             await self._add_to_deck(tenant, learner, lesson.teaches, at)
         if newly_completed:
             self._on_write()
-            await self.refresh_paths(tenant, learner, await self._goals_holding(
-                tenant, learner, lesson))
+            self._paths_changed(tenant, learner, await self._goals_holding(tenant, learner,
+                                                                          lesson))
         return after
 
     async def _store_progress(self, tenant: str, learner: str, lesson: LessonNode,
@@ -428,7 +449,7 @@ class LearningService:
             raise Conflict("the learner's mastery kept changing; try again", code="busy")
         if changed:
             self._on_write()
-            await self.refresh_paths(tenant, learner, await self.repo.goals_reaching(
+            self._paths_changed(tenant, learner, await self.repo.goals_reaching(
                 tenant, learner, [m.concept for m in changed]))
             await self._maybe_fit(tenant, changed, len(answers))
             if await self.repo.is_erased(tenant, learner):
@@ -510,7 +531,7 @@ class LearningService:
         return await self.refresh_paths(tenant, learner)
 
     async def path_page(self, tenant: str, learner: str, after: str | None = None,
-                        limit: int = 100) -> Slice[LearningPath]:
+                        limit: int = PATHS_A_PAGE) -> Slice[LearningPath]:
         """`paths` of a page of the learner's enrolments (`enrolment_page`): only those are
         worked out."""
         enrolments = await self.repo.page_enrolments(tenant, learner, after=after, limit=limit)
@@ -676,7 +697,7 @@ class LearningService:
         else:
             raise Conflict("the learner's mastery kept changing; try again", code="busy")
         self._on_write()
-        await self.refresh_paths(tenant, learner, await self.repo.goals_reaching(
+        self._paths_changed(tenant, learner, await self.repo.goals_reaching(
             tenant, learner, [m.concept for m in changes]))
 
     async def _placement_view(self, tenant: str, p: Placement) -> PlacementView:

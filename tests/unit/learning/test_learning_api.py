@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -759,14 +759,13 @@ async def test_an_attempt_applied_while_its_learner_is_erased_leaves_nothing(run
     app, client = running
     await python_course(app, client)
     svc = service(app)
-    refresh = svc.refresh_paths
+    fit = svc._maybe_fit
 
-    async def erased_meanwhile(tenant: str, learner: str,
-                               goals: Collection[str] | None = None) -> Any:
-        await svc.erase(tenant, learner)  # the user.deleted consumer, between two writes
-        return await refresh(tenant, learner, goals)
+    async def erased_meanwhile(tenant: str, *args: Any) -> Any:
+        await svc.erase(tenant, "u-gone")  # the user.deleted consumer, between two writes
+        return await fit(tenant, *args)
 
-    monkeypatch.setattr(svc, "refresh_paths", erased_meanwhile)
+    monkeypatch.setattr(svc, "_maybe_fit", erased_meanwhile)
     assert await svc.apply_attempt("acme", "u-gone", "a1", ["variables"], [True, True], AT) == []
     assert (await svc.personal_data("acme", "u-gone"))["mastery"] == []
 
@@ -1565,6 +1564,7 @@ async def test_a_progress_report_reads_the_enrolled_courses_at_once(running: tup
     r = await client.post(f"{BASE}/me/lessons/course-2-l1/progress",
                           json={"status": "completed"}, headers=pupil)
     assert r.status_code == 200, r.text
+    await service(app).settled()
     calls = count_calls(service(app).repo, monkeypatch)
     report = await client.get(f"{BASE}/me/progress", headers=pupil)
     assert report.status_code == 200, report.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,7 +35,9 @@ async def service(tmp_path: Path) -> AsyncIterator[LearningService]:
     db = SqliteDB(tmp_path / "learning.sqlite3")
     store = EmbeddedLearningStore(db, registry)
     await store.setup()
-    yield LearningService(store)
+    service = LearningService(store)
+    yield service
+    await service.close()
     await db.close()
 
 
@@ -148,6 +150,7 @@ async def test_an_attempt_recomputes_only_the_paths_reaching_its_concepts(
     changed = await service.apply_attempt(T, "ada", "a1", ["p"], [True] * 10,
                                           datetime(2025, 1, 1, tzinfo=UTC))
     assert [m.mastered for m in changed] == [True]
+    await service.settled()
     assert calls["learning_path"] == 1  # g0's path, not the 21 of ada's goals
     assert (await announced(service))[before:] == [("ada", ["Lg0"])]
 
@@ -169,13 +172,48 @@ async def test_a_completed_lesson_recomputes_only_the_paths_that_can_hold_it(
     before = len(await announced(service))
     calls = count_calls(service.repo, monkeypatch)
     await service.record_progress(T, "ada", "Lp", ProgressUpdate(status="completed"))
+    await service.settled()
     assert calls["learning_path"] == 1  # g0 reaches p; ada is not enrolled in course js
     assert (await announced(service))[before:] == [("ada", ["Lg0"])]
     # A lesson teaching nothing is on its course's path only.
     calls.clear()
     await service.record_progress(T, "ada", "Lloose", ProgressUpdate(status="completed"))
+    await service.settled()
     assert calls["learning_path"] == 1
     assert (await announced(service))[before + 1:] == [("ada", [])]
+
+
+async def test_a_learners_answer_comes_before_the_paths_it_changed_are_announced(
+        service: LearningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A completion, a graded attempt and a placement worked out every path they could change
+    before answering: with a hundred goals reaching a concept, a completion took 15-22 s.
+    Answers that come meanwhile join the round under way or the next one."""
+    await many_goals(service)
+    before = len(await announced(service))
+    release = asyncio.Event()
+    refresh = service.refresh_paths
+    asked: list[set[str]] = []
+
+    async def slow(tenant: str, learner: str,
+                   goals: Collection[str] | None = None) -> list[LearningPath]:
+        await release.wait()
+        asked.append(set(goals or ()))
+        return await refresh(tenant, learner, goals)
+
+    monkeypatch.setattr(service, "refresh_paths", slow)
+    await asyncio.wait_for(service.record_progress(
+        T, "ada", "Lp", ProgressUpdate(status="completed")), 1)
+    await asyncio.wait_for(service.record_progress(
+        T, "ada", "Lg3", ProgressUpdate(status="completed")), 1)
+    changed = await asyncio.wait_for(service.apply_attempt(
+        T, "ada", "a1", ["g5"], [True] * 10, datetime(2025, 1, 1, tzinfo=UTC)), 1)
+    assert [m.mastered for m in changed] == [True]
+    assert len(await announced(service)) == before
+    release.set()
+    await service.settled()
+    assert set().union(*asked) == {"concept:g0", "concept:g3", "concept:g5", "course:js"}
+    assert sorted((await announced(service))[before:]) == [
+        ("ada", []), ("ada", []), ("ada", ["Lg0"])]
 
 
 async def test_paths_are_read_a_page_at_a_time(
@@ -195,6 +233,9 @@ async def test_paths_are_read_a_page_at_a_time(
             break
         after = page.next
     assert goals == [*(f"concept:g{i}" for i in range(20)), "course:py"]
+    # unasked, a page is 20 paths (it was 100: 15 s of graph queries with large prerequisites)
+    first = await service.path_page(T, "ada")
+    assert (len(first.items), calls["learning_path"], first.next is not None) == (20, 20, True)
 
 
 async def test_the_next_lesson_works_out_paths_only_until_one_has_it(
@@ -210,6 +251,7 @@ async def test_the_next_lesson_works_out_paths_only_until_one_has_it(
 
     for lesson in ("Lp", *(f"Lg{i}" for i in range(20))):
         await service.record_progress(T, "ada", lesson, ProgressUpdate(status="completed"))
+    await service.settled()
     calls.clear()
     item = await service.next_item(T, "ada")  # the 21st enrolment, on the second page
     assert (item.kind, item.goal, item.lesson and item.lesson.lesson_id) == (
