@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope, parse_envelope
+from bloop.platform.kit.events.outbox.port import Pending
 from bloop.platform.kit.events.outbox.relay import OutboxRelay
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import registry
@@ -206,6 +207,64 @@ async def test_the_backlog_is_counted_while_the_bus_is_down(tmp_path: Path) -> N
     await relay.stop()
     await db.close()
     assert metrics.registry.get_sample_value("bloop_outbox_pending", {"outbox": outbox.name}) == 3
+
+
+async def test_an_idle_relay_and_one_standing_by_count_no_backlog(tmp_path: Path) -> None:
+    """Every relay counted its outbox's pending events once a second, idle or standing by: on
+    FerretDB, whose indexes serve no such query, each count read every document of the
+    collections (an idle server kept it at 75% of a core)."""
+    class Watched(SqliteOutbox):
+        """Counts its backlog counts; `looked` is set once the relay has looked `enough` times
+        for events (or, standing by, for the lease)."""
+
+        def __init__(self, db: SqliteDB, enough: int) -> None:
+            super().__init__(db, registry)
+            self.counts, self.looks, self.enough = 0, 0, enough
+            self.looked = asyncio.Event()
+
+        def _look(self) -> None:
+            self.looks += 1
+            if self.looks >= self.enough:
+                self.looked.set()
+
+        async def count_pending(self) -> int:
+            self.counts += 1
+            return await super().count_pending()
+
+        async def pending(self, limit: int) -> list[Pending]:
+            self._look()
+            return await super().pending(limit)
+
+        async def lead(self, holder: str, ttl_s: float, replacing: str | None = None) -> str | None:
+            if self.enough < 5:
+                self._look()
+            return await super().lead(holder, ttl_s, replacing)
+
+    path = tmp_path / "shared.sqlite3"
+    dbs = SqliteDB(path), SqliteDB(path)
+    outboxes = Watched(dbs[0], enough=20), Watched(dbs[1], enough=3)
+    for outbox in outboxes:
+        await outbox.setup()
+    metrics = Metrics(), Metrics()
+    relays = [OutboxRelay(outbox, Bus(), m, OutboxSettings(poll_interval_s=0.01, lease_s=1))  # type: ignore[arg-type]
+              for outbox, m in zip(outboxes, metrics, strict=True)]
+    await write(dbs[0], outboxes[0], 1, 2, 3)
+    relays[0].start()
+
+    async def leads() -> bool:
+        return relays[0].leads
+
+    await eventually(leads)
+    relays[1].start()
+    await asyncio.wait_for(asyncio.gather(*(o.looked.wait() for o in outboxes)), 10)
+    for relay in relays:
+        await relay.stop()
+    for db in dbs:
+        await db.close()
+    assert not relays[1].leads
+    assert [o.counts for o in outboxes] == [0, 0]
+    assert metrics[0].registry.get_sample_value("bloop_outbox_pending",
+                                                {"outbox": outboxes[0].name}) == 0
 
 
 async def test_two_processes_on_one_file_send_each_event_once(tmp_path: Path) -> None:

@@ -123,13 +123,14 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 sent = await self.run_once()
-                await self._count_pending()
                 delay = self.settings.poll_interval_s
                 if not self.leads:
                     await asyncio.sleep(self.settings.lease_s / 4)
                     continue
                 if sent == self.settings.batch_size:
+                    await self._count_pending()
                     continue
+                self._drained()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -142,8 +143,15 @@ class OutboxRelay:
                 continue
             await woken(self._wake, delay)
 
+    def _drained(self) -> None:
+        """The backlog gauge after a batch that was not full: nothing was left when it was read
+        (counting again would read the outbox, on FerretDB every document of its collections,
+        at each look)."""
+        self.metrics.outbox_pending.labels(self.outbox.name).set(0)
+
     async def _count_pending(self) -> None:
-        """The backlog gauge, at most once a second: it matters most while the bus is down."""
+        """The backlog gauge, at most once a second, while full batches go out or the bus is
+        down: then it matters. A relay standing by counts nothing: the leader does."""
         if time.monotonic() - self._last_count > 1:
             self._last_count = time.monotonic()
             self.metrics.outbox_pending.labels(self.outbox.name).set(
