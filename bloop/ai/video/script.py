@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from bloop.ai import writing
 from bloop.ai.audio.narration import NothingToNarrate, spoken_text
 from bloop.ai.phrases import known, primary
 from bloop.ai.providers.tts import split_sentences
@@ -178,7 +179,12 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _say(sentences: Sequence[str], limit: int) -> str:
-    return " ".join(sentences[:limit])
+    return writing.joined(list(sentences[:limit]))
+
+
+def _ended(text: str) -> str:
+    """`text` ending with a stop, its script's when it has none (`।` after Hindi)."""
+    return text if writing.ended(text) else text + writing.full_stop(text)
 
 
 def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en",
@@ -221,8 +227,8 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
                 flush()
                 scenes.append(CodeScene(heading=_clip(heading, 80), code=code.group(3).rstrip(),
                                         language=code.group(2) or "text",
-                                        narration=lead or (f"{heading}: {code_says}."
-                                                           if code_says else f"{heading}.")))
+                                        narration=lead or _ended(f"{heading}: {code_says}"
+                                                                 if code_says else heading)))
                 continue
             if math := _MATH.match(part):
                 flush()
@@ -231,8 +237,9 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
                 said_equation = _spoken_equation(equation) if english else equation
                 scenes.append(EquationScene(
                     heading=_clip(heading, 80), equation=equation,
-                    narration=f"{heading}. {equation_says}: {said_equation}." if equation_says
-                    else f"{heading}. {said_equation}."))
+                    narration=writing.joined([_ended(heading), _ended(
+                        f"{equation_says}: {said_equation}" if equation_says
+                        else said_equation)])))
                 continue
             lines = [m.group(1) for line in part.splitlines() if (m := _ITEM.match(line))]
             chains = [[b.strip() for b in _ARROW.split(spoken_text(line).rstrip(".")) if b.strip()]
@@ -260,7 +267,7 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
                 flush()
     flush()
     scenes.insert(0, TitleScene(title=title, subtitle=_clip(intro[0], 140) if intro else "",
-                                narration=_say([title + ".", *intro], sentences_per_scene)))
+                                narration=_say([_ended(title), *intro], sentences_per_scene)))
     if len(scenes) == 1 and not intro:
         raise NothingToNarrate("the lesson has nothing to make a video of: no prose, only "
                                "code, images or markup (or nothing at all)")

@@ -173,7 +173,7 @@ def test_long_sentences_become_several_cues_and_webvtt_escapes() -> None:
 
 @pytest.mark.parametrize(("language", "code_said", "equation_said"), [
     ("en", "Setup: here it is in code.", "Setup. The equation reads: E equals mc squared."),
-    ("ja", "Setup: コードではこうなります.", "Setup. 式はこうなります: E = mc²."),
+    ("ja", "Setup: コードではこうなります。", "Setup. 式はこうなります: E = mc²."),
     ("sw", "Setup.", "Setup. E = mc²."),
 ])
 def test_the_words_a_script_adds_are_in_the_lessons_language_or_left_out(
@@ -183,3 +183,11 @@ def test_the_words_a_script_adds_are_in_the_lessons_language_or_left_out(
     said = [s.narration for s in script.scenes]
     assert code_said in said
     assert equation_said in said
+
+
+def test_what_a_script_adds_ends_in_its_scripts_full_stop() -> None:
+    """A Hindi video's title and code cues ended with a Latin "." (`चर और फ़ंक्शन.`)."""
+    script = script_from_lesson("चर", ["पाइथन में चर किसी मान का नाम होता है।", "## फ़ंक्शन",
+                                       "```python\nx = 1\n```"], language="hi")
+    assert [s.narration for s in script.scenes] == [
+        "चर। पाइथन में चर किसी मान का नाम होता है।", "फ़ंक्शन: कोड में यह ऐसा दिखता है।"]
