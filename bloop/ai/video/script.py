@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from bloop.ai import writing
 from bloop.ai.audio.narration import NothingToNarrate, spoken_text
-from bloop.ai.phrases import known, primary
+from bloop.ai.phrases import Phrases, known, primary
 from bloop.ai.providers.tts import split_sentences
 from bloop.platform.kit.text import NonBlank
 
@@ -246,7 +246,7 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
                       for line in lines if _ARROW.search(line)]
             if chains and all(len(c) >= 2 for c in chains):
                 flush()
-                scenes.append(_diagram(heading, chains))
+                scenes.append(_diagram(heading, chains, own))
                 continue
             prose = split_sentences(spoken_text(part))
             if not prose:
@@ -304,7 +304,7 @@ def _spoken_equation(equation: str) -> str:
     return " ".join(equation.split())
 
 
-def _diagram(heading: str, chains: list[list[str]]) -> DiagramScene:
+def _diagram(heading: str, chains: list[list[str]], said: Phrases | None) -> DiagramScene:
     boxes: list[str] = []
     arrows: list[Edge] = []
     for chain in chains:
@@ -313,8 +313,11 @@ def _diagram(heading: str, chains: list[list[str]]) -> DiagramScene:
             if name not in boxes:
                 boxes.append(name)
         arrows += [Edge(source=a, target=b) for a, b in itertools.pairwise(names)]
-    flow = "; ".join(" leads to ".join(c) for c in chains)
+    # in a language without phrases, each chain's boxes in order
+    flow = [_ended(", ".join(c)) if said is None else
+            _ended(", ".join(said.leads_to.format(a=a, b=b) for a, b in itertools.pairwise(c)))
+            for c in chains]
     return DiagramScene(heading=_clip(heading, 80), boxes=boxes[:12],
                         arrows=[e for e in arrows if e.source in boxes[:12]
                                 and e.target in boxes[:12]],
-                        narration=f"{heading}. {flow}.")
+                        narration=writing.joined([_ended(heading), *flow]))

@@ -191,3 +191,16 @@ def test_what_a_script_adds_ends_in_its_scripts_full_stop() -> None:
                                        "```python\nx = 1\n```"], language="hi")
     assert [s.narration for s in script.scenes] == [
         "चर। पाइथन में चर किसी मान का नाम होता है।", "फ़ंक्शन: कोड में यह ऐसा दिखता है।"]
+
+
+@pytest.mark.parametrize(("language", "said"), [
+    ("en", "Flow. Light leads to Leaf, Leaf leads to Sugar."),
+    ("fr", "Flow. Light mène à Leaf, Leaf mène à Sucre."),
+    ("sw", "Flow. Light, Leaf, Sugar."),
+])
+def test_a_diagram_is_read_out_in_the_lessons_language(language: str, said: str) -> None:
+    """A French or Japanese video said "leads to" between the boxes of its diagrams."""
+    sugar = "Sucre" if language == "fr" else "Sugar"
+    script = script_from_lesson("T", ["Intro text.", "## Flow", f"- Light -> Leaf -> {sugar}"],
+                                language=language)
+    assert said in [s.narration for s in script.scenes]
