@@ -20,7 +20,7 @@ $(GRAPHIQL): bloop/graphql/ide.py bloop/graphql/ide_fetch.py $(BIN)/.installed
 install: $(BIN)/.installed $(GRAPHIQL)
 
 # Narration and video: Debian packages first (pycairo and manimpango build against them), then Manim.
-$(BIN)/.video-installed: pyproject.toml constraints.txt $(BIN)/.installed
+$(BIN)/.video-installed: infra/media.sh pyproject.toml constraints.txt $(BIN)/.installed
 	bash infra/media.sh
 	$(BIN)/pip install -q -c constraints.txt -e '.[video]'
 	touch $@
