@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from bloop.platform.content.search.index import (
 from bloop.platform.content.search.index import _schema as index_schema
 from bloop.platform.content.search.model import Filters, SearchResults, lesson_text, newer
 from bloop.platform.content.search.service import SearchService, cursor_of
+from bloop.platform.content.search.snippets import SNIPPET_CHARS
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
@@ -763,3 +765,64 @@ async def test_an_older_index_a_running_process_holds_is_left_alone(tmp_path: Pa
     assert not in_use(directory)
     await TantivyIndex(directory).close()
     assert not (directory / "meta.json").exists()
+
+
+async def test_letters_readers_take_for_one_are_one_word(search: SearchService) -> None:
+    """`ежик` did not find `Ёжик` (Russian writers mostly leave out the dots of ё), nor `بكم` find `بِكُمْ`
+    (Arabic's short vowels, superscript alef and tatweel are mostly not typed); snippets and
+    titles still show the text as written, marked on its own characters."""
+    arabic = "أهلاً بِكُمْ في الدَّرْسِ الأوّل: هٰذا كِتَـــاب جديد."
+    catalogue(search).course_with(
+        "acme", "langs", "Languages",
+        ("Ёжик", "Ёжик в тумане ищет ёлку, а еж спит."),  # noqa: RUF001
+        ("الدرس", arabic),
+        ("Hindi", "पाइथन में फ़ंक्शन एक नाम वाला कोड है।"))
+    await index_all(search)
+
+    async def found(q: str) -> list[str]:
+        return titles(await search.search("acme", q))
+
+    for q in ("ежик", "ЁЖИК", "елку", "ёж", '"ежик в тумане"'):
+        assert await found(q) == ["Ёжик"], q
+    for q in ("بكم", "بِكُمْ", "الدرس", "هذا", "كتاب", "كِتَاب", "أهلا"):
+        assert await found(q) == ["الدرس"], q
+    assert await found("ेक") == [], "Indic marks are kept"
+
+    async def marked(q: str) -> tuple[str, list[str]]:
+        [hit] = (await search.search("acme", q)).hits
+        return hit.snippet, [hit.snippet[a:b] for a, b in hit.highlights]
+
+    # a passage from the first to the last word (tantivy's), as written
+    assert await marked("ежик елку") == (
+        "Ёжик в тумане ищет ёлку, а еж спит", ["Ёжик", "ёлку"])  # noqa: RUF001
+    assert await marked("بكم كتاب") == (arabic[:-1], ["بِكُمْ", "كِتَـــاب"])
+    assert await marked("هذا") == (arabic[:-1], ["هٰذا"])
+    assert (await marked('"الدرس الأول"'))[1] == ["الدَّرْسِ الأوّل"]
+
+
+async def test_a_snippet_shows_where_a_phrase_of_characters_is(search: SearchService) -> None:
+    """`東京の天気` found its lesson, but the snippet was the part of the text with the most
+    `の`, each marked: tantivy marks a phrase's characters wherever they are."""
+    japanese = ("私の友達の母の家の庭の花の色の名前の話の本の表紙の絵です。" * 8
+                + "今日の東京の天気は晴れです。明日は雨です。" + "私の友達の母の家です。" * 20)
+    english = ("Use a loop for lists. For each item the loop runs; for sets and for maps "
+               "the loop runs too. " * 3 + "A for loop walks over a list.")
+    catalogue(search).course_with(
+        "acme", "langs", "Languages", ("天気", japanese), ("Loops", english))
+    await index_all(search)
+
+    async def marked(q: str) -> tuple[str, list[str]]:
+        [hit] = (await search.search("acme", q)).hits
+        assert hit.highlights == sorted(hit.highlights)
+        assert all(b <= c for (_, b), (c, _) in pairwise(hit.highlights))
+        return hit.snippet, [hit.snippet[a:b] for a, b in hit.highlights]
+
+    snippet, marks = await marked("東京の天気")
+    assert "今日の東京の天気は晴れです" in snippet
+    assert len(snippet.encode()) <= SNIPPET_CHARS  # as long as tantivy's passages
+    assert marks == ["東京の天気"]
+    assert (await marked("東京の天気 晴れ"))[1] == ["東京の天気", "晴れ"]
+    assert (await marked('天気 "東京 の"'))[1] == ["東京の天気"]
+    snippet, marks = await marked('"for loop" list')
+    assert "A for loop walks over a list." in snippet
+    assert marks[-2:] == ["for loop", "list"]

@@ -32,7 +32,7 @@ import threading
 import unicodedata
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,19 +52,21 @@ from bloop.platform.content.search.model import (
 )
 from bloop.platform.content.search.query import ParsedQuery, QuerySyntaxError
 from bloop.platform.content.search.settings import INDEX_META as META
+from bloop.platform.content.search.snippets import Snippets, folded
 
 # 2: an index per tenant; CJK and Thai split into characters, words up to 255 bytes; quizzes as
 # learners see them; language tags in canonical case. 3: words keep their combining marks
-# (Devanagari's virama and nukta split a Hindi word in three); text in NFC. An index of
-# another version is emptied and built again from the store when the process starts.
-SCHEMA_VERSION = 3
+# (Devanagari's virama and nukta split a Hindi word in three); text in NFC. 4: words folded
+# (Russian ё without its dots; Arabic without its short vowels, superscript alef and tatweel),
+# titles and texts as written stored apart. An index of another version is emptied and built
+# again from the store when the process starts.
+SCHEMA_VERSION = 4
 ANALYZER = "bloop_text"
 TENANTS = "tenants"
 OPEN_INDEXES = 32
 MAX_WORD_BYTES = 255  # tantivy itself skips a token over 65,530 bytes
 # How much each field's BM25 score counts: a word in the title says more than one in the text.
 BOOSTS = {"title": 3.0, "tags_text": 2.0, "body": 1.0}
-SNIPPET_CHARS = 200
 FACET_SIZES = {"language": 50, "level": 10, "tag": 50}
 Occur = tantivy.Occur
 
@@ -80,15 +82,21 @@ WORDS = (rf"[\p{{Alphabetic}}\p{{N}}&&[{_UNSPACED}]]"
 
 
 def composed(text: str) -> str:
-    """`text` in NFC, as it is indexed and searched: a letter and its accent typed apart
-    (`cafe` + U+0301) are the one letter accents fold (`café`)."""
+    """`text` in NFC, as it is shown: a letter and its accent typed apart (`cafe` + U+0301) are
+    the one letter accents fold (`café`)."""
     return unicodedata.normalize("NFC", text)
+
+
+def searched(text: str) -> str:
+    """`text` as it is indexed and searched: in NFC, folded (`ёлка` as `елка`)."""
+    return folded(composed(text))
 
 
 def analyzer() -> tantivy.TextAnalyzer:
     """Words split on anything but letters and digits, a character each in Chinese, Japanese
     and Thai, lowercased, accents folded (`café` finds `cafe`); no stemming, since courses come
-    in many languages. A word of more than 255 bytes is left out."""
+    in many languages. A word of more than 255 bytes is left out. Text comes to it folded
+    (`searched`)."""
     return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(WORDS))
             .filter(tantivy.Filter.remove_long(MAX_WORD_BYTES + 1))
             .filter(tantivy.Filter.lowercase())
@@ -101,38 +109,16 @@ def _schema() -> tantivy.Schema:
     for name in ("key", "kind", "id", "course_id"):
         b.add_text_field(name, stored=True, tokenizer_name="raw")
     b.add_text_field("tenant", tokenizer_name="raw")
-    b.add_text_field("title", stored=True, tokenizer_name=ANALYZER)
-    b.add_text_field("body", stored=True, tokenizer_name=ANALYZER)
-    b.add_text_field("tags_text", tokenizer_name=ANALYZER)
+    # The words, folded; the title and text as written (UTF-8), shown in hits.
+    for name in ("title", "body", "tags_text"):
+        b.add_text_field(name, tokenizer_name=ANALYZER)
+    b.add_bytes_field("shown_title", stored=True)
+    b.add_bytes_field("shown_body", stored=True)
     for name in ("language", "level", "tag"):
         b.add_text_field(name, stored=True, tokenizer_name="raw", fast=True)
     b.add_integer_field("course_version", stored=True)
     b.add_integer_field("lesson_version", stored=True)
     return b.build()
-
-
-def _char_range(fragment: bytes, start: int, end: int) -> tuple[int, int]:
-    """tantivy's byte offsets as character offsets."""
-    before = len(fragment[:start].decode())
-    return before, before + len(fragment[start:end].decode())
-
-
-def _joined(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Ranges that touch made one: the characters of `中文`, marked one by one, as one mark."""
-    out: list[tuple[int, int]] = []
-    for start, end in ranges:
-        if out and out[-1][1] == start:
-            out[-1] = (out[-1][0], end)
-        else:
-            out.append((start, end))
-    return out
-
-
-def _lead(text: str) -> str:
-    if len(text) <= SNIPPET_CHARS:
-        return text
-    cut = text.rfind(" ", 0, SNIPPET_CHARS)
-    return text[:cut if cut > 0 else SNIPPET_CHARS] + " …"
 
 
 async def _to_the_end(fn: Callable[..., object], *args: object) -> None:
@@ -202,6 +188,7 @@ class TantivyIndex:
         """An index in `directory` (created, or opened when it holds one), or in memory."""
         self.schema = _schema()
         self._analyzer = analyzer()
+        self._tokens = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(WORDS)).build()
         self._heap = writer_heap_mb * 1_000_000
         self._directory = directory
         self._max_open = open_indexes
@@ -321,10 +308,13 @@ class TantivyIndex:
 
     # -- writes --------------------------------------------------------------------------------
     def _document(self, doc: SearchDoc) -> tantivy.Document:
+        title, body = composed(doc.title), composed(doc.body)
         d = tantivy.Document(key=doc.key, kind=doc.kind, id=doc.id, course_id=doc.course_id,
-                             tenant=doc.tenant, title=composed(doc.title),
-                             body=composed(doc.body), tags_text=" ".join(doc.tags), language=doc.language,
-                             level=doc.level, course_version=doc.course_version,
+                             tenant=doc.tenant, title=folded(title), body=folded(body),
+                             tags_text=searched(" ".join(doc.tags)),
+                             shown_title=title.encode(), shown_body=body.encode(),
+                             language=doc.language, level=doc.level,
+                             course_version=doc.course_version,
                              lesson_version=doc.lesson_version)
         for tag in doc.tags:
             d.add_text("tag", tag)
@@ -423,7 +413,16 @@ class TantivyIndex:
 
         return tantivy.Query.boolean_query([(Occur.Should, one(f)) for f in BOOSTS])
 
-    def _query(self, tenant: str, parsed: ParsedQuery, filters: Filters) -> tantivy.Query:
+    def _wanted(self, parsed: ParsedQuery) -> list[list[str]]:
+        """The words and phrases a hit must have, analysed: several words are a phrase."""
+        wanted = [words for text in (*parsed.words, *parsed.phrases)
+                  if (words := self._analyzer.analyze(searched(text)))]
+        if (parsed.words or parsed.phrases) and not wanted:
+            raise QuerySyntaxError("the query has no words to search for")
+        return wanted
+
+    def _query(self, tenant: str, wanted: list[list[str]], parsed: ParsedQuery,
+               filters: Filters) -> tantivy.Query:
         # Filters select without scoring, so the score is the text's relevance alone. The
         # tenant's index holds the tenant's documents only; its filter is one guard more.
         selected = [self._term("tenant", tenant)] + [
@@ -431,13 +430,9 @@ class TantivyIndex:
                 ("language", filters.language), ("level", filters.level), ("tag", filters.tag))
             if value is not None]
         clauses = [(Occur.Must, tantivy.Query.const_score_query(q, 0.0)) for q in selected]
-        wanted = [words for text in (*parsed.words, *parsed.phrases)
-                  if (words := self._analyzer.analyze(composed(text)))]
-        if (parsed.words or parsed.phrases) and not wanted:
-            raise QuerySyntaxError("the query has no words to search for")
         clauses += [(Occur.Must, self._any_field(words)) for words in wanted]
         clauses += [(Occur.MustNot, self._any_field(words)) for text in parsed.excluded
-                    if (words := self._analyzer.analyze(composed(text)))]
+                    if (words := self._analyzer.analyze(searched(text)))]
         return tantivy.Query.boolean_query(clauses)
 
     def _facets(self, searcher: tantivy.Searcher, query: tantivy.Query) -> Facets:
@@ -450,24 +445,23 @@ class TantivyIndex:
 
     def _search(self, tenant: str, parsed: ParsedQuery, filters: Filters, limit: int,
                 offset: int) -> Found:
-        query = self._query(tenant, parsed, filters)
+        wanted = self._wanted(parsed)
+        query = self._query(tenant, wanted, parsed, filters)
         index = self._tenant(tenant)
         if index is None:
             return Found(hits=[], total=0, facets=Facets())
         searcher = index.searcher()
         result = searcher.search(query, limit, count=True, offset=offset)
-        snippets = tantivy.SnippetGenerator.create(searcher, query, self.schema, "body")
-        snippets.set_max_num_chars(SNIPPET_CHARS)
+        snippets = Snippets(searcher, query, self.schema, "body", wanted, self._analyzer,
+                            self._tokens)
         hits: list[Hit] = []
         for _score, address in result.hits:  # best first; the score itself is not shown
             doc = searcher.doc(address)
-            snippet = snippets.snippet_from_doc(doc)
-            fragment = snippet.fragment().encode()
-            ranges = _joined(_char_range(fragment, r.start, r.end) for r in snippet.highlighted())
-            text = fragment.decode() if ranges else _lead(str(doc.get_first("body") or ""))
+            text, ranges = snippets.of(bytes(doc.get_first("shown_body") or b"").decode())
             hits.append(Hit(
                 kind=doc.get_first("kind"), id=doc.get_first("id"),
-                course_id=doc.get_first("course_id"), title=doc.get_first("title"),
+                course_id=doc.get_first("course_id"),
+                title=bytes(doc.get_first("shown_title") or b"").decode(),
                 snippet=text, highlights=ranges,
                 language=doc.get_first("language"), level=doc.get_first("level"),
                 tags=[str(t) for t in doc.get_all("tag")]))
