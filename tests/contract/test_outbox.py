@@ -23,10 +23,11 @@ from bloop.platform.kit.events.envelope import Envelope, MalformedEvent, parse_e
 from bloop.platform.kit.events.outbox import OutboxRelay, OutboxStore
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.outbox.neo4j import Neo4jOutbox
-from bloop.platform.kit.events.outbox.port import MAX_EVENT_BYTES, EventTooLarge
+from bloop.platform.kit.events.outbox.port import MAX_EVENT_BYTES, EventTooLarge, Scanning
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.metrics import Metrics
+from bloop.platform.kit.mongo_guard import MongoGuard, is_ferretdb
 from bloop.platform.kit.settings import MongoSettings, Neo4jSettings, OutboxSettings
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import TEST_TOPIC, PingSent, require_server
@@ -327,3 +328,18 @@ async def test_the_lease_of_a_process_that_ended_on_this_machine_is_not_waited_o
     assert await relay.run_once() == 1
     assert relay.leads
     assert numbers(bus) == [1]
+
+
+async def test_a_mongodb_outbox_says_its_looks_read_everything_on_ferretdb_only() -> None:
+    """Its relay looks less often while idle there (`OutboxRelay.next_look`)."""
+    require_server("mongo")
+    case = MongoCase()
+    try:
+        guard = MongoGuard(case.client[case.dbname]["guard_claims"])
+        guarded = MongoOutbox([case.coll], registry, guard=guard)
+        ferretdb = is_ferretdb(await case.client.admin.command("buildInfo"))
+        assert isinstance(guarded, Scanning)
+        assert await guarded.looks_scan() == ferretdb
+        assert await case.outbox.looks_scan() is False  # no guard: nothing known of the server
+    finally:
+        await case.close()

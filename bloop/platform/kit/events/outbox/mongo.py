@@ -115,6 +115,9 @@ class MongoOutbox:
     async def step_down(self, holder: str) -> None:
         await self.leases.delete_one({"_id": self.name, "holder": holder})
 
+    async def looks_scan(self) -> bool:
+        return self.guard is not None and await self.guard.active()
+
     async def count_pending(self) -> int:
         total = 0
         for coll in self.collections:

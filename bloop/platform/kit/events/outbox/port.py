@@ -51,6 +51,13 @@ class Notifying(Protocol):
         """Calls `listener` on the event loop whenever newly written events are durable."""
 
 
+@runtime_checkable
+class Scanning(Protocol):
+    async def looks_scan(self) -> bool:
+        """Whether a look for pending events reads every document of the outbox (FerretDB v1
+        serves no such query from an index): an idle relay then looks less often."""
+
+
 def value_of(envelope: Envelope) -> bytes:
     """The event as it is stored and sent. One the bus could not carry is refused here, inside
     the write, so the change it describes is not made: stored, it would stop its outbox (the

@@ -18,12 +18,13 @@ import time
 import uuid
 
 from bloop.platform.kit.events.bus.port import EventBus
-from bloop.platform.kit.events.outbox.port import Notifying, OutboxStore
+from bloop.platform.kit.events.outbox.port import Notifying, OutboxStore, Scanning
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import OutboxSettings
 from bloop.platform.kit.waiting import stopped, woken
 
 log = logging.getLogger("bloop.outbox")
+IDLE_LOOK_MAX_S = 5.0
 
 
 def gone(holder: str) -> bool:
@@ -118,7 +119,7 @@ class OutboxRelay:
                 await self.outbox.step_down(self.holder)
 
     async def run(self) -> None:
-        delay = self.settings.poll_interval_s
+        delay = idle = self.settings.poll_interval_s
         while True:
             self._wake.clear()
             try:
@@ -131,6 +132,7 @@ class OutboxRelay:
                     await self._count_pending()
                     continue
                 self._drained()
+                idle = await self.next_look(idle, sent)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -141,7 +143,17 @@ class OutboxRelay:
                 delay = min(max(delay, 0.2) * 2, 5.0)
                 await asyncio.sleep(delay)
                 continue
-            await woken(self._wake, delay)
+            await woken(self._wake, idle)
+
+    async def next_look(self, after_s: float, sent: int) -> float:
+        """How long the relay waits for a wake before it looks again, `after_s` having passed
+        since the look before, which sent `sent`: the poll interval; where a look reads the
+        whole outbox (`Scanning`: FerretDB), twice as long after each look that found nothing,
+        up to `IDLE_LOOK_MAX_S` (its own writes still wake it at once)."""
+        poll = self.settings.poll_interval_s
+        if sent or not isinstance(self.outbox, Scanning) or not await self.outbox.looks_scan():
+            return poll
+        return min(after_s * 2, max(poll, IDLE_LOOK_MAX_S))
 
     def _drained(self) -> None:
         """The backlog gauge after a batch that was not full: nothing was left when it was read
