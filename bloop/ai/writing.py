@@ -41,6 +41,8 @@ MARKS = _ranges([c for c in [*range(0x20000), *range(0xE0000, 0xE1000)]
 
 _END = re.compile(rf"(?:[{LATIN_ENDS}]+[{CLOSERS}]*(?=\s|$)|[{UNSPACED_ENDS}{OTHER_ENDS}]+"
                   rf"[{CLOSERS}]*)\s*")
+# A Japanese quotation goes on after its closing bracket (「…です。」と言いました。).
+_QUOTED = re.compile("(?<=[\u300d\u300f])(?:と|って)")
 _UNSPACED_END = re.compile(rf"[{UNSPACED_ENDS}][{CLOSERS}]*$")
 _UNSPACED_CHAR = re.compile(rf"[{UNSPACED}]")
 _DEVANAGARI = re.compile(r"[\u0900-\u097f]")
@@ -53,8 +55,9 @@ def split(text: str) -> list[str]:
     pieces: list[str] = []
     start = 0
     for m in _END.finditer(flat):
-        pieces.append(flat[start:m.end()].strip())
-        start = m.end()
+        if not _QUOTED.match(flat, m.end()):
+            pieces.append(flat[start:m.end()].strip())
+            start = m.end()
     pieces.append(flat[start:].strip())
     return [p for p in pieces if p]
 

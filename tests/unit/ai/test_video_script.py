@@ -204,3 +204,11 @@ def test_a_diagram_is_read_out_in_the_lessons_language(language: str, said: str)
     script = script_from_lesson("T", ["Intro text.", "## Flow", f"- Light -> Leaf -> {sugar}"],
                                 language=language)
     assert said in [s.narration for s in script.scenes]
+
+
+def test_a_japanese_quotation_goes_on_after_its_closing_bracket() -> None:
+    """「名前です。」と言いました。 was cut after 」, a caption cue of its own for と言いました。"""
+    assert split_sentences("先生は「変数は名前です。」と言いました。次に「はい。」って答えた。"
+                           "「終わり。」次の文です。") == [
+        "先生は「変数は名前です。」と言いました。", "次に「はい。」って答えた。",
+        "「終わり。」", "次の文です。"]
