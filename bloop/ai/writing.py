@@ -76,6 +76,11 @@ def full_stop(sentence: str) -> str:
     return "\u0964" if _DEVANAGARI.match(last) else "."
 
 
+def stopped(text: str) -> str:
+    """`text` ending with a stop: its script's full stop added when it has none."""
+    return text if ended(text) else text + full_stop(text)
+
+
 def joined(sentences: list[str]) -> str:
     """`sentences` as one text: a space after each, but none after an ideographic stop."""
     out = ""

@@ -59,7 +59,7 @@ def _ended(text: str) -> str:
     text = text.rstrip()
     if text[-1:] in ":\uff1a":
         text = text[:-1].rstrip()
-    return text if writing.ended(text) else text + writing.full_stop(text)
+    return writing.stopped(text)
 
 
 def write_file(path: Path, data: bytes) -> None:

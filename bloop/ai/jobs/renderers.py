@@ -81,6 +81,8 @@ class LibraryRenderer:
         self.function = function or getattr(module, name)
         self.parameters = inspect.signature(self.function).parameters
         self.script_from = getattr(module, "script_from_lesson", None)
+        self.script_speaks = self.script_from is not None and "language" in inspect.signature(
+            self.script_from).parameters
         self.parts: Callable[[str], list[str]] | None = getattr(module, "markdown_parts", None)
 
     async def render(self, job: Job, workdir: Path, progress: Progress, *,
@@ -120,8 +122,7 @@ class LibraryRenderer:
             offered["script"] = script
         elif "script" in self.parameters and self.script_from is not None and lesson is not None:
             offered["script"] = self.script_from(lesson.title, blocks, **(
-                {"language": job.language} if "language" in inspect.signature(
-                    self.script_from).parameters else {}))
+                {"language": job.language} if self.script_speaks else {}))
         kwargs = {k: v for k, v in offered.items() if k in self.parameters}
         try:
             made = self.function(**kwargs)

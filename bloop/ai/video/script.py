@@ -182,11 +182,6 @@ def _say(sentences: Sequence[str], limit: int) -> str:
     return writing.joined(list(sentences[:limit]))
 
 
-def _ended(text: str) -> str:
-    """`text` ending with a stop, its script's when it has none (`।` after Hindi)."""
-    return text if writing.ended(text) else text + writing.full_stop(text)
-
-
 def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en",
                        max_scenes: int = 8, sentences_per_scene: int = 3) -> VideoScript:
     """A script from a lesson's markdown blocks: a title card, then per section its key points
@@ -227,7 +222,7 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
                 flush()
                 scenes.append(CodeScene(heading=_clip(heading, 80), code=code.group(3).rstrip(),
                                         language=code.group(2) or "text",
-                                        narration=lead or _ended(f"{heading}: {code_says}"
+                                        narration=lead or writing.stopped(f"{heading}: {code_says}"
                                                                  if code_says else heading)))
                 continue
             if math := _MATH.match(part):
@@ -237,7 +232,7 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
                 said_equation = _spoken_equation(equation) if english else equation
                 scenes.append(EquationScene(
                     heading=_clip(heading, 80), equation=equation,
-                    narration=writing.joined([_ended(heading), _ended(
+                    narration=writing.joined([writing.stopped(heading), writing.stopped(
                         f"{equation_says}: {said_equation}" if equation_says
                         else said_equation)])))
                 continue
@@ -267,7 +262,7 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
                 flush()
     flush()
     scenes.insert(0, TitleScene(title=title, subtitle=_clip(intro[0], 140) if intro else "",
-                                narration=_say([_ended(title), *intro], sentences_per_scene)))
+                                narration=_say([writing.stopped(title), *intro], sentences_per_scene)))
     if len(scenes) == 1 and not intro:
         raise NothingToNarrate("the lesson has nothing to make a video of: no prose, only "
                                "code, images or markup (or nothing at all)")
@@ -314,10 +309,10 @@ def _diagram(heading: str, chains: list[list[str]], said: Phrases | None) -> Dia
                 boxes.append(name)
         arrows += [Edge(source=a, target=b) for a, b in itertools.pairwise(names)]
     # in a language without phrases, each chain's boxes in order
-    flow = [_ended(", ".join(c)) if said is None else
-            _ended(", ".join(said.leads_to.format(a=a, b=b) for a, b in itertools.pairwise(c)))
+    flow = [writing.stopped(", ".join(c)) if said is None else
+            writing.stopped(", ".join(said.leads_to.format(a=a, b=b) for a, b in itertools.pairwise(c)))
             for c in chains]
     return DiagramScene(heading=_clip(heading, 80), boxes=boxes[:12],
                         arrows=[e for e in arrows if e.source in boxes[:12]
                                 and e.target in boxes[:12]],
-                        narration=writing.joined([_ended(heading), *flow]))
+                        narration=writing.joined([writing.stopped(heading), *flow]))
