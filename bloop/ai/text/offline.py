@@ -26,22 +26,12 @@ from bloop.ai.text.model import (
     Simplified,
     Summary,
 )
+from bloop.ai.text.stopwords import ENGLISH, stopwords
 from bloop.platform.content.model import Level
 from bloop.platform.content.quiz import QuizBlock
 
 BLANK = "_____"
 FEW_TERMS = 3  # below this many, a lesson's longer words are asked about too
-_STOPWORDS = """
-a about above after again against all also an and any are as at be because been before being
-below between both but by can could did do does doing down during each either else every few
-for from further had has have having he her here hers him his how however i if in into is it
-its itself just least less let like made make many may me might more most much must my neither
-no nor not now of off often on once one only or other our out over own rather same shall she
-should since so some such than that the their them then there these they this those though
-through thus to too two under until up upon us very was we were what when where whether which
-while who whom whose why will with within without would yet you your
-"""
-STOPWORDS = frozenset(_STOPWORDS.split())
 _FENCE = re.compile(r"```.*?```", re.S)
 _EMPHASIS = re.compile(r"(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1")
 _CODE = re.compile(r"`([^`\n]+)`")
@@ -119,10 +109,10 @@ def _split(flat: str) -> list[str]:
     return pieces
 
 
-def _content(s: Sentence) -> list[str]:
-    """The words of `s` that may be terms: longer words than three letters, not stopwords;
+def _content(s: Sentence, stop: frozenset[str]) -> list[str]:
+    """The words of `s` that may be terms: longer words than three letters, not in `stop`;
     in Han and katakana, which have no spaces, pairs of Han characters and katakana words."""
-    found = [w for w in s.words if len(w) > 3 and w not in STOPWORDS]
+    found = [w for w in s.words if len(w) > 3 and w not in stop]
     for run in _HAN_RUN.findall(s.text):
         found += [run[i:i + 2] for i in range(len(run) - 1)
                   if run[i] not in _GRAMMAR_HAN and run[i + 1] not in _GRAMMAR_HAN]
@@ -142,7 +132,8 @@ def key_terms(lesson: LessonText, found: list[Sentence], limit: int = 30) -> lis
     marked = [m.group(2).strip() for m in _EMPHASIS.finditer(_CODE.sub(" ", prose))]
     marked += [m.group(1).strip() for m in _CODE.finditer(prose)]
     concepts = [c.replace("-", " ") for c in lesson.concepts]
-    counts = Counter(w for s in found for w in _content(s))
+    stop = stopwords(lesson.language)
+    counts = Counter(w for s in found for w in _content(s, stop))
     frequent = [w for w, n in counts.most_common() if n >= 2]
     text = " ".join(s.text for s in found).lower()
     terms: list[str] = []
@@ -157,12 +148,12 @@ def key_terms(lesson: LessonText, found: list[Sentence], limit: int = 30) -> lis
     return terms[:limit]
 
 
-def _ranked(found: list[Sentence], terms: list[str]) -> list[Sentence]:
-    counts = Counter(w for s in found for w in _content(s))
+def _ranked(found: list[Sentence], terms: list[str], stop: frozenset[str]) -> list[Sentence]:
+    counts = Counter(w for s in found for w in _content(s, stop))
     lowered = [t.lower() for t in terms]
 
     def score(s: Sentence) -> float:
-        words = _content(s)
+        words = _content(s, stop)
         base = sum(math.log1p(counts[w]) for w in words) / math.sqrt(len(s.words))
         bonus = sum(1.0 for t in lowered if t in s.text.lower())
         return base + bonus - 0.02 * s.position
@@ -184,22 +175,22 @@ def _related(found: list[Sentence], sentence: Sentence, term: str) -> set[str]:
             or lowered in s.text.lower() for w in s.words}
 
 
-def _variant(a: str, b: str) -> bool:
+def _variant(a: str, b: str, stop: frozenset[str]) -> bool:
     """Whether words `a` and `b` may be forms of one word (call, calls; recursive, recursion)."""
     if a == b:
         return True
-    if min(len(a), len(b)) < 3 or a in STOPWORDS or b in STOPWORDS:
+    if min(len(a), len(b)) < 3 or a in stop or b in stop:
         return False
     return a in b or b in a or (min(len(a), len(b)) >= 5 and a[:5] == b[:5])
 
 
-def _unrelated(other: str, term: str, related: set[str]) -> bool:
+def _unrelated(other: str, term: str, related: set[str], stop: frozenset[str]) -> bool:
     """Whether `other` in place of `term` surely makes its sentence false, as far as the lesson
     can tell: no word of it is a form of a word of the term, of the sentences around, or of
     those beside the term anywhere in the lesson (where a synonym would be)."""
     words = [w.lower() for w in _WORD.findall(other)]
     near = related | {w.lower() for w in _WORD.findall(term)}
-    return bool(words) and not any(_variant(w, r) for w in words for r in near)
+    return bool(words) and not any(_variant(w, r, stop) for w in words for r in near)
 
 
 def _blanked(sentence: str, term: str) -> str | None:
@@ -224,7 +215,7 @@ class OfflineTextGenerator:
         found = sentences(lesson.text)
         if not found:
             raise _nothing(lesson)
-        ranked = _ranked(found, key_terms(lesson, found))
+        ranked = _ranked(found, key_terms(lesson, found), stopwords(lesson.language))
         chosen = sorted(ranked[:3], key=lambda s: s.position)
         best_per_paragraph: dict[int, Sentence] = {}
         for s in ranked:
@@ -243,7 +234,8 @@ class OfflineTextGenerator:
                          "advanced": (70, 16)}[level]
         short = [s for s in found if len(s.words) <= longest] or found
         terms = key_terms(lesson, found)
-        chosen = sorted(_ranked(short, terms)[:most], key=lambda s: s.position)
+        chosen = sorted(_ranked(short, terms, stopwords(lesson.language))[:most],
+                        key=lambda s: s.position)
         lines = [f"- {s.text}" for s in chosen]
         glossary = []
         for term in terms[:6]:
@@ -261,10 +253,10 @@ class OfflineTextGenerator:
                    instructions: str = "") -> Generated[QuizDraft]:
         found = sentences(lesson.text)
         terms = key_terms(lesson, found)
-        said = phrases(lesson.language)
+        said, stop = phrases(lesson.language), stopwords(lesson.language)
         questions: list[dict[str, object]] = []
         used: set[int] = set()
-        for s in _ranked(found, terms):
+        for s in _ranked(found, terms, stop):
             if len(questions) >= count:
                 break
             if s.position in used:
@@ -274,7 +266,7 @@ class OfflineTextGenerator:
                 if blanked is None or blanked.count(BLANK) > 2 or _length(blanked) < 20:
                     continue
                 question = self._question(len(questions) + 1, s.text, blanked, term, terms,
-                                          _related(found, s, term), said)
+                                          _related(found, s, term), said, stop)
                 if question is not None:
                     questions.append(question)
                     used.add(s.position)
@@ -287,12 +279,13 @@ class OfflineTextGenerator:
 
     @staticmethod
     def _question(n: int, sentence: str, blanked: str, term: str, terms: list[str],
-                  related: set[str], said: Phrases) -> dict[str, object] | None:
+                  related: set[str], said: Phrases,
+                  stop: frozenset[str]) -> dict[str, object] | None:
         quoted = said.lesson_says.format(sentence)
         feedback = {"correct": writing.joined([said.right, quoted]), "incorrect": quoted}
         others = [t for t in terms if t.lower() != term.lower()
                   and t.lower() not in sentence.lower() and _code_like(t) == _code_like(term)
-                  and _unrelated(t, term, related)]
+                  and _unrelated(t, term, related, stop)]
         kind = n % 3
         if kind == 1 and len(others) >= 1:
             options = [term, *others[:3]]
@@ -351,7 +344,7 @@ def _definition_asked(sentence: str, term: str) -> str | None:
     recursive when", "are values too, so")."""
     m = re.match(rf"(?:(an?|the) )?{re.escape(term)} (?:(is) (?:an?|the) |(means) "
                  r"|(is|are) [^\W\d_]+ (?:that|which|who|whose|where) )", sentence, re.I)
-    if m is None or term.lower() in STOPWORDS or re.search(r"\b(?:too|also)\b", sentence, re.I):
+    if m is None or term.lower() in ENGLISH or re.search(r"\b(?:too|also)\b", sentence, re.I):
         return None
     subject = f"{m.group(1).lower()} {term}" if m.group(1) else term
     if m.group(3):

@@ -343,6 +343,42 @@ async def test_offline_asks_as_many_questions_of_chinese_as_of_other_scripts() -
     assert len(quiz.questions) == 5
 
 
+FUNCTION_WORDS = {
+    "fr": ("Une variable est un nom qui désigne une valeur. Dans Python, on crée une variable "
+           "avec le signe égal. Cette valeur peut être un nombre ou une chaîne.\n\nLes fonctions "
+           "sont des blocs de code que l'on peut appeler plusieurs fois. Avec les fonctions, le "
+           "code devient plus court et plus facile à lire. Une boucle parcourt une liste dans "
+           "cette fonction.", {"dans", "avec", "cette", "peut", "sont", "plus"}),
+    "de": ("Eine Variable ist ein Name für einen Wert. In Python wird eine Variable mit dem "
+           "Gleichheitszeichen erstellt. Dieser Wert kann eine Zahl sein.\n\nFunktionen sind "
+           "Codeblöcke, die man mehrmals aufrufen kann. Eine Funktion bekommt Parameter und "
+           "wird mit einem Namen aufgerufen. Mit Funktionen sind Programme kürzer.",
+           {"eine", "einen", "wird", "kann", "sind", "dieser", "einem"}),
+    "es": ("Una variable es un nombre para un valor. Para crear una variable usamos el signo "
+           "igual. Este valor puede ser un número o una cadena.\n\nLas funciones son bloques de "
+           "código que pueden llamarse muchas veces. Con las funciones, el código es más corto "
+           "para leer. Cada función tiene un nombre y también parámetros.",
+           {"para", "este", "puede", "pueden", "muchas", "también", "cada", "tiene"}),
+}
+
+
+@pytest.mark.parametrize("language", sorted(FUNCTION_WORDS))
+async def test_offline_terms_are_not_the_languages_function_words(language: str) -> None:
+    """Stopwords were English only: a French lesson's terms began "valeur, variable, dans,
+    avec, cette, peut, sont", and its quiz asked for "dans" in a blank."""
+    text, function_words = FUNCTION_WORDS[language]
+    lesson = LessonText(id="x", version=1, title="t", text=text, language=language)
+    terms = {t.lower() for t in key_terms(lesson, sentences(text))}
+    assert "variable" in terms
+    assert not terms & function_words, terms & function_words
+    quiz = (await OfflineTextGenerator().quiz(lesson, 5, quiz_id="check")).value.block
+    for q in quiz.questions:
+        asked = ({q.accepted[0].lower()} if isinstance(q, ShortText)
+                 else {o.text.lower() for o in q.options} if isinstance(q, SingleChoice)
+                 else set())
+        assert not asked & function_words, q
+
+
 FRENCH = ("Une variable est un nom donné à une valeur du programme. L'affectation lie le nom de "
           "gauche à la valeur de droite. Deux noms peuvent désigner le même objet en mémoire. "
           "Une fonction est un bloc de code qui porte un nom. Une fonction renvoie une valeur "
