@@ -10,10 +10,9 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bloop.platform.learning.model import BktParams
+from bloop.platform.learning.model import MIN_NOISE, BktParams
 
 EPS = 1e-9
-MIN_NOISE = 0.01  # the least guess and slip a fit gives
 
 
 def update(p_known: float, correct: bool, params: BktParams) -> float:

@@ -19,11 +19,13 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from bloop.platform.kit.edits import Edit
-from bloop.platform.kit.read_back import Tolerant
+from bloop.platform.kit.read_back import Tolerant, read_back
 from bloop.platform.kit.text import Lines, NonBlankLine, NonBlankLines
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
@@ -53,6 +55,10 @@ class _Frozen(Tolerant):
 # the graph
 
 
+MIN_NOISE = 0.01
+"""The least guess and slip: with none, one answer settles mastery for good."""
+
+
 class BktParams(_Frozen):
     """Bayesian Knowledge Tracing parameters of one concept: the chance a learner knows it
     before any practice (`prior`), learns it at each practice (`learn`), answers right without
@@ -63,6 +69,16 @@ class BktParams(_Frozen):
     guess: Annotated[StrictFloat, Field(ge=0.0, le=0.5)] = 0.2
     slip: Annotated[StrictFloat, Field(ge=0.0, le=0.5)] = 0.1
     fitted_on: StrictInt = Field(default=0, ge=0, description="observations the last fit used; 0: defaults")
+
+    @field_validator("guess", "slip")
+    @classmethod
+    def _some_noise(cls, value: float, info: ValidationInfo) -> float:
+        if value >= MIN_NOISE:
+            return value
+        if read_back(info):
+            return MIN_NOISE  # set before the floor: read as the floor, not kept
+        raise ValueError(f"must be at least {MIN_NOISE}: with none, one right (or wrong) "
+                         "answer would settle mastery for good")
 
 
 class NewConcept(_Frozen):
@@ -450,10 +466,16 @@ class ReviewResult(_Frozen):
 
 
 class SchedulerParams(_Frozen):
+    """A fit of a learner's FSRS parameters: the losses are those of the parameters in use and
+    of the fit on the `checked_on` reviews of the cards the fit left out; `better` when the
+    fit predicts them better by more than chance, and is kept."""
+
     parameters: list[float]
     fitted_on: int
     loss_before: float
     loss_after: float
+    checked_on: int = 0
+    better: bool = False
 
 
 NextItem.model_rebuild()

@@ -879,10 +879,12 @@ class LearningService:
     async def review(self, tenant: str, learner: str, given: NewReview,
                      at: datetime | None = None) -> ReviewResult:
         """Schedules the card after the learner's rating. A card reviewed before it is due is
-        scheduled from the time that actually passed (FSRS handles the short interval)."""
-        at = at or now()
+        scheduled from the time that actually passed (FSRS handles the short interval). A review
+        tried again after another's write is timed when it is tried again, after that one."""
+        given_at = at
         params = await self.repo.scheduler_params(tenant, learner)
         for _ in range(RETRIES):
+            at = given_at or now()
             states = await self.repo.card_states(tenant, learner, [given.card_id])
             if not states:
                 raise NotFound(f"the card {given.card_id!r} is not in your deck")
@@ -913,9 +915,10 @@ class LearningService:
                        minimum: int = fsrs_review.MIN_REVIEWS_TO_OPTIMISE) -> SchedulerParams:
         """Fits the learner's own FSRS parameters to the whole histories of the cards they
         started last, `OPTIMISE_REVIEWS` reviews at most (the work grows with them, and a
-        learner may review as often as they like); they are kept when they predict that history
-        better than the parameters in use. One fit at a time per learner in a process (409 busy
-        for another meanwhile)."""
+        learner may review as often as they like); they are kept when, fitted to three cards in
+        four, they predict the fourth better than the parameters in use by more than chance
+        (`fsrs_review.fit_checked`). One fit at a time per learner in a process (409 busy for
+        another meanwhile)."""
         logs = await self.repo.review_logs(tenant, learner)
         if len(logs) < minimum:
             raise Problem(f"you have {len(logs)} reviews; your own schedule needs {minimum}",
@@ -928,8 +931,8 @@ class LearningService:
         self._optimising.add((tenant, learner))
         try:
             current = await self.repo.scheduler_params(tenant, learner)
-            fitted = await asyncio.to_thread(fsrs_review.optimise, histories, current)
-            if fitted.loss_after < fitted.loss_before:
+            fitted = await asyncio.to_thread(fsrs_review.fit_checked, histories, current)
+            if fitted.better:
                 await self.repo.save_scheduler_params(tenant, learner, fitted.parameters)
         finally:
             self._optimising.discard((tenant, learner))

@@ -7,9 +7,11 @@ import random
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.learning import bkt
-from bloop.platform.learning.model import MASTERED, BktParams
+from bloop.platform.learning.model import MASTERED, MIN_NOISE, BktParams
 
 
 def generate(truth: BktParams, learners: int, answers: int, seed: int) -> list[list[int]]:
@@ -99,10 +101,19 @@ def test_a_fit_of_clean_data_keeps_some_noise() -> None:
     which one right answer settles mastery for good."""
     clean = [[0] * k + [1] * (10 - k) for k in range(1, 9) for _ in range(20)]
     fitted = bkt.fit(clean).params
-    assert (fitted.guess, fitted.slip) >= (bkt.MIN_NOISE, bkt.MIN_NOISE)
+    assert (fitted.guess, fitted.slip) >= (MIN_NOISE, MIN_NOISE)
     assert bkt.replay([1], fitted) < 0.95
 
 
 def test_a_fit_of_nothing_keeps_the_defaults() -> None:
     fitted = bkt.fit([[], []], restarts=1)
     assert fitted.params.model_copy(update={"fitted_on": 0}) == BktParams()
+
+
+def test_a_guess_or_slip_below_the_floor_stored_before_it_is_read_as_the_floor() -> None:
+    stored = BktParams.model_validate({"prior": 0.2, "learn": 0.15, "guess": 0.0, "slip": 0.0},
+                                      context=STORED)
+    assert (stored.guess, stored.slip) == (MIN_NOISE, MIN_NOISE)
+    assert bkt.replay([1, 0, 0, 0, 0, 0, 0], stored) < 0.95
+    with pytest.raises(ValidationError):
+        BktParams(guess=0.0)

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from fsrs.scheduler import DEFAULT_PARAMETERS
 
 from bloop.ai.jobs.events import Card as AiCard
 from bloop.ai.jobs.events import FlashcardsGenerated
@@ -36,10 +37,12 @@ from bloop.platform.kit.pagination import cursor
 from bloop.platform.learning import bkt
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning import service as learning_service
-from bloop.platform.learning.model import BktParams, ReviewLog, SchedulerParams
+from bloop.platform.learning.model import BktParams, CardState, NewReview, ReviewLog, SchedulerParams
+from bloop.platform.learning.ports import StaleVersion
 from bloop.platform.learning.service import LearningService
 from tests.support import count_calls, embedded_app, eventually, graphql_pages, member
 from tests.unit.learning.test_bkt import generate
+from tests.unit.learning.test_review import simulate
 
 BASE = "/v1/tenants/acme/learning"
 Json = dict[str, Any]
@@ -1406,8 +1409,9 @@ async def test_educators_set_a_concepts_bkt_and_it_is_fitted_to_the_answers(runn
     assert r.status_code == 200, r.text
     assert r.json()["bkt"] == {**hand, "fitted_on": 0}
     assert (await client.get(url)).json()["bkt"] == {**hand, "fitted_on": 0}
+    # A guess of 0: one right answer, then three wrong of four, read as mastered (0.999996).
     for bad in ({"prior": 1.5}, {"guess": 0.7}, {"slip": -0.1}, {"prior": "high"},
-                {"prior": 0.3, "decay": 0.1}):
+                {"prior": 0.3, "decay": 0.1}, {**hand, "guess": 0.0}, {**hand, "slip": 0.005}):
         r = await client.put(f"{url}/bkt", json=bad)
         assert r.status_code == 422, (bad, r.text)
         assert r.json()["code"] == "validation_failed"
@@ -1459,7 +1463,7 @@ async def test_a_schedule_fit_reads_the_latest_reviews_one_fit_at_a_time(
     fitting, release = threading.Event(), threading.Event()
     fitted: list[int] = []
 
-    def optimise(histories: Sequence[Sequence[object]], start: object) -> SchedulerParams:
+    def fit_checked(histories: Sequence[Sequence[object]], start: object) -> SchedulerParams:
         fitted.append(sum(len(h) for h in histories))
         fitting.set()
         release.wait(10)
@@ -1467,7 +1471,7 @@ async def test_a_schedule_fit_reads_the_latest_reviews_one_fit_at_a_time(
                                loss_after=2.0)
 
     monkeypatch.setattr(svc.repo, "review_logs", review_logs)
-    monkeypatch.setattr(fsrs_review, "optimise", optimise)
+    monkeypatch.setattr(fsrs_review, "fit_checked", fit_checked)
     first = asyncio.create_task(svc.optimise("acme", "u1"))
     assert await asyncio.to_thread(fitting.wait, 10)
     with pytest.raises(Conflict) as busy:
@@ -1478,6 +1482,56 @@ async def test_a_schedule_fit_reads_the_latest_reviews_one_fit_at_a_time(
     await svc.optimise("acme", "u1")  # done: the next may run
     assert fitted == [learning_service.OPTIMISE_REVIEWS] * 2
     # Both fits predicted the history worse than the parameters in use: neither is kept.
+    assert await svc.repo.scheduler_params("acme", "u1") is None
+
+
+async def test_a_review_tried_again_after_a_conflict_is_timed_when_applied(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four reviews of one card at once: one applied after another's (a version conflict, tried
+    again) kept the time it was first tried, before that one's, so the card's last review went
+    back in time and a fit replayed the two in the other order."""
+    app, _ = running
+    svc = service(app)
+    state = fsrs_review.new_state("c1", "x", AT)
+    times = iter(AT + timedelta(seconds=n) for n in range(1, 10))
+    monkeypatch.setattr(learning_service, "now", lambda: next(times))
+    saved: list[ReviewLog] = []
+
+    async def card_states(tenant: str, learner: str, ids: Sequence[str]) -> list[CardState]:
+        return [state]
+
+    async def save_review(tenant: str, learner: str, after: CardState, log: ReviewLog,
+                          events: Sequence[Envelope]) -> None:
+        saved.append(log)
+        if len(saved) == 1:
+            raise StaleVersion
+
+    monkeypatch.setattr(svc.repo, "card_states", card_states)
+    monkeypatch.setattr(svc.repo, "save_review", save_review)
+    result = await svc.review("acme", "u1", NewReview(card_id="c1", rating=3))
+    assert [log.reviewed_at for log in saved] == [AT + timedelta(seconds=1),
+                                                  AT + timedelta(seconds=2)]
+    assert result.next_due == saved[-1].next_due
+
+
+async def test_a_schedule_fit_that_only_follows_the_noise_is_not_kept(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A learner whose memory follows the default parameters, 160 reviews: the fit predicted
+    that history better and the learner's next reviews worse, and was kept."""
+    app, _ = running
+    svc = service(app)
+    logs = [ReviewLog(id=f"r{c}-{i}", card_id=f"c{c}", concept="x", rating=rating,
+                      reviewed_at=at, was_due=at, next_due=at)
+            for c, history in enumerate(simulate(list(DEFAULT_PARAMETERS), 20, seed=0))
+            for i, (at, rating) in enumerate(history)]
+
+    async def review_logs(tenant: str, learner: str) -> list[ReviewLog]:
+        return logs
+
+    monkeypatch.setattr(svc.repo, "review_logs", review_logs)
+    fitted = await svc.optimise("acme", "u1")
+    assert fitted.checked_on > 0
+    assert not fitted.better
     assert await svc.repo.scheduler_params("acme", "u1") is None
 
 
@@ -1504,15 +1558,15 @@ async def test_a_schedule_fit_replays_each_card_from_its_first_review(
         return logs
 
     seen: list[list[tuple[datetime, int]]] = []
-    fit = fsrs_review.optimise
+    fit = fsrs_review.fit_checked
 
-    def optimise(histories: Sequence[list[tuple[datetime, int]]],
-                 start: object) -> SchedulerParams:
+    def fit_checked(histories: Sequence[list[tuple[datetime, int]]],
+                    start: object) -> SchedulerParams:
         seen.extend(histories)
         return fit(histories, sweeps=0)
 
     monkeypatch.setattr(svc.repo, "review_logs", review_logs)
-    monkeypatch.setattr(fsrs_review, "optimise", optimise)
+    monkeypatch.setattr(fsrs_review, "fit_checked", fit_checked)
     await svc.optimise("acme", "u1")
     assert sum(len(h) for h in seen) == learning_service.OPTIMISE_REVIEWS
     for history in seen:
@@ -1586,12 +1640,12 @@ async def test_a_schedule_fit_needs_its_minimum_of_reviews_and_keeps_a_better_fi
     async def review_logs(tenant: str, learner: str) -> list[ReviewLog]:
         return shown
 
-    def optimise(histories: Sequence[Sequence[object]], start: object) -> SchedulerParams:
+    def fit_checked(histories: Sequence[Sequence[object]], start: object) -> SchedulerParams:
         return SchedulerParams(parameters=[0.5] * 21, fitted_on=sum(map(len, histories)),
-                               loss_before=2.0, loss_after=1.0)
+                               loss_before=2.0, loss_after=1.0, better=True)
 
     monkeypatch.setattr(svc.repo, "review_logs", review_logs)
-    monkeypatch.setattr(fsrs_review, "optimise", optimise)
+    monkeypatch.setattr(fsrs_review, "fit_checked", fit_checked)
     shown[:] = logs[:-1]
     with pytest.raises(Problem) as few:
         await svc.optimise("acme", "u7")
