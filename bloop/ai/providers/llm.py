@@ -9,12 +9,19 @@ failure is kept (its status, its error type and code, its message) with anything
 credential taken out first (`redact`): providers echo the key they were given, OpenAI masked
 (`sk-...abcd`), an OpenAI-compatible server sometimes whole, and the message ends up in the
 job's errors, its `failed` event, the data export and the logs.
+
+A 2xx answer that is not a chat completion (a cut-off or non-UTF-8 body, an HTML page, a message
+whose content is not text) is a transient failure too, as a 5xx is. A model's refusal and a
+provider's content filter are permanent ones with their own codes (`model_refused`,
+`content_filtered`): asking again is paid for and answered alike. Token counts are never below
+0, and an answer without them is charged an estimate (`estimate_tokens`), never nothing.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +29,8 @@ from typing import Any, Literal, Protocol, cast
 
 import openai
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletion, ChatCompletionMessage, ChatCompletionMessageParam
+from openai.types.chat.chat_completion import Choice
 from openai.types.shared_params import ResponseFormatJSONSchema
 
 from bloop.platform.kit.urls import url_password
@@ -52,7 +60,6 @@ class LlmReply:
     model: str
     usage: Usage
     finish_reason: str = "stop"
-    refusal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,18 @@ class ProviderRejected(ProviderError):
     code = "provider_rejected"
 
 
+class ModelRefused(ProviderRejected):
+    """The model declined to answer (the message's `refusal`)."""
+
+    code = "model_refused"
+
+
+class ContentFiltered(ProviderRejected):
+    """The provider's content filter stopped the answer (`finish_reason: content_filter`)."""
+
+    code = "content_filtered"
+
+
 class Llm(Protocol):
     @property
     def model(self) -> str: ...
@@ -108,7 +127,8 @@ class Llm(Protocol):
     async def complete_json(self, messages: Sequence[ChatMessage], schema_name: str,
                             schema: dict[str, Any], *, max_tokens: int = 4000) -> LlmReply:
         """The model's answer to `messages`, asked to follow `schema`. The text is not checked
-        here. Raises a `ProviderError`."""
+        here. Raises a `ProviderError`: `ModelRefused` or `ContentFiltered` (with the usage of
+        that answer) when the model would not answer."""
 
     async def close(self) -> None: ...
 
@@ -236,6 +256,37 @@ def status_detail(exc: openai.APIStatusError, secrets: Iterable[str | None] = ()
     return f"{exc.status_code} {said}" if said else str(exc.status_code)
 
 
+def estimate_tokens(*texts: str) -> int:
+    """Tokens for `texts` when a provider does not say: one for every 4 ASCII characters (as
+    OpenAI's tokenizers average on English) and one for every other character (a CJK character
+    is about one), so rather more than fewer."""
+    ascii_chars = sum(len(t.encode("ascii", "ignore")) for t in texts)
+    other = sum(len(t) for t in texts) - ascii_chars
+    return math.ceil(ascii_chars / 4) + other
+
+
+def _count(value: object) -> int | None:
+    return max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _usage(usage: object) -> Usage | None:
+    """The usage a provider reported, a negative count as 0; None when it reported none."""
+    prompt = _count(getattr(usage, "prompt_tokens", None))
+    completion = _count(getattr(usage, "completion_tokens", None))
+    if usage is None or prompt is None or completion is None:
+        return None
+    return Usage(prompt, completion)
+
+
+def _spent(error: ProviderError, usage: Usage | None) -> ProviderError:
+    error.usage = usage or Usage()
+    return error
+
+
+def _malformed(what: str) -> ProviderUnavailable:
+    return ProviderUnavailable(f"the provider's answer is not a chat completion ({what})")
+
+
 class OpenAiLlm:
     """Chat completions through the `openai` package. The package's own retries are off: a
     job decides when to try again, so attempts and waits are recorded on it."""
@@ -285,6 +336,12 @@ class OpenAiLlm:
                                       f"({status_detail(exc, self._secrets)})",
                                       retry_after_s=retry_after(exc.response.headers),
                                       status=429) from None
+        except json.JSONDecodeError:
+            raise _malformed("a body that is cut off or not JSON") from None
+        except UnicodeDecodeError:
+            raise _malformed("a body that is not UTF-8") from None
+        except openai.APIResponseValidationError:
+            raise _malformed("a body of another shape") from None
         except openai.APIStatusError as exc:
             if exc.status_code >= 500 or exc.status_code in (408, 409):
                 raise ProviderUnavailable(
@@ -294,14 +351,45 @@ class OpenAiLlm:
             raise ProviderRejected("the provider refused the request "
                                    f"({status_detail(exc, self._secrets)})",
                                    status=exc.status_code) from None
-        if not response.choices:
-            raise ProviderUnavailable("the provider answered with no choice")
-        choice = response.choices[0]
-        usage = Usage(response.usage.prompt_tokens, response.usage.completion_tokens) \
-            if response.usage is not None else Usage()
-        return LlmReply(text=choice.message.content or "", model=response.model or self._model,
-                        usage=usage, finish_reason=str(choice.finish_reason or "stop"),
-                        refusal=getattr(choice.message, "refusal", None))
+        return self._reply(response, messages, schema)
+
+    def _reply(self, response: object, messages: Sequence[ChatMessage],
+               schema: dict[str, Any]) -> LlmReply:
+        """The reply in `response`, as the `openai` package left it: it returns the text of a
+        body that is not JSON, and builds a completion without checking its fields' types."""
+        if isinstance(response, str):
+            raise _malformed(f"a body that is not JSON: {self._snippet(response)}")
+        if not isinstance(response, ChatCompletion):
+            raise _malformed("a body of another shape")
+        reported = _usage(response.usage)
+        choices: object = response.choices
+        if not isinstance(choices, list) or not choices:
+            raise _spent(ProviderUnavailable("the provider answered with no choice"), reported)
+        choice = choices[0]
+        if not isinstance(choice, Choice) or not isinstance(choice.message,
+                                                            ChatCompletionMessage):
+            raise _spent(_malformed("a choice without a message"), reported)
+        content: object = choice.message.content
+        refusal: object = getattr(choice.message, "refusal", None)
+        if not isinstance(content, str | None) or not isinstance(refusal, str | None):
+            raise _spent(_malformed("a message whose content is not text"), reported)
+        usage = reported or Usage(
+            estimate_tokens(*(m.content for m in messages), json.dumps(schema)),
+            estimate_tokens(content or "", refusal or ""))
+        finish = choice.finish_reason if isinstance(choice.finish_reason, str) else "stop"
+        if refusal:
+            failed: ProviderError = ModelRefused(f"the model refused: {self._snippet(refusal)}")
+        elif finish == "content_filter":
+            failed = ContentFiltered("the provider's content filter stopped the model's answer")
+        else:
+            model = response.model if isinstance(response.model, str) and response.model \
+                else self._model
+            return LlmReply(text=content or "", model=model, usage=usage, finish_reason=finish)
+        raise _spent(failed, usage)
+
+    def _snippet(self, text: str, limit: int = 200) -> str:
+        said = " ".join(redact(text, self._secrets).split())
+        return said[:limit] + "…" if len(said) > limit else said
 
     async def close(self) -> None:
         await self._client.close()

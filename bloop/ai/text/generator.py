@@ -1,11 +1,15 @@
 """The text generator port, and its LLM implementation: each answer is asked for as JSON
 following a schema, validated (a quiz against content's own quiz model), and asked for again
-with the validation error when it does not hold, a few times at most."""
+with the validation error when it does not hold, a few times at most (`ask_json`, which the
+video script from a prompt uses too). An answer cut off at the token limit is asked for once
+more, with twice the limit, and not again. Whatever fails, the tokens spent so far go with the
+error (`ProviderError.usage`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -30,6 +34,9 @@ from bloop.platform.content.quiz import QuizBlock
 
 A = TypeVar("A", bound=BaseModel)
 R = TypeVar("R")
+
+MAX_TOKENS = 4000
+ECHOED = 20_000  # characters of an invalid answer sent back to the model with its problem
 
 
 class InvalidOutput(ProviderError):
@@ -78,6 +85,14 @@ def quiz_block(quiz_id: str, answer: QuizAnswer) -> QuizBlock:
         "questions": [_question(n, q) for n, q in enumerate(answer.questions, 1)]})
 
 
+def all_asked(answer: QuizAnswer, count: int) -> QuizAnswer:
+    """The first `count` questions of `answer`; fewer is an invalid answer (asked again)."""
+    if len(answer.questions) < count:
+        raise ValueError(f"the quiz has {len(answer.questions)} questions; {count} were asked "
+                         "for")
+    return answer.model_copy(update={"questions": answer.questions[:count]})
+
+
 def cards(lesson: LessonText, answer: list[CardAnswer]) -> list[Flashcard]:
     known = set(lesson.concepts)
     return [Flashcard(front=c.front, back=c.back,
@@ -90,6 +105,54 @@ def _problem(exc: Exception) -> str:
         where = ".".join(str(p) for p in first["loc"]) or "answer"
         return f"{where}: {first['msg']}"
     return str(exc)
+
+
+@dataclass(frozen=True)
+class Asked(Generic[R]):
+    value: R
+    usage: Usage
+    model: str
+    attempts: int
+
+
+AGAIN = "Answer again with JSON that follows the schema."
+STAYED = "the model's answer stayed invalid after {tries} tries: {last}"
+
+
+async def ask_json(llm: Llm, messages: Sequence[ChatMessage], name: str, schema: dict[str, Any],
+                   read: Callable[[str], R], *, attempts: int,
+                   problem: Callable[[Exception], str] = _problem, again: str = AGAIN,
+                   stayed: str = STAYED) -> Asked[R]:
+    """`read` of the model's answer to `messages`, asked for again with its problem (a
+    `ValidationError` or `ValueError` from `read`) at most `attempts` times in all. Raises
+    `InvalidOutput` (`stayed`, formatted with `tries` and `last`) when no answer reads, and
+    the port's `ProviderError`s, each with the usage of every answer before it."""
+    asked = list(messages)
+    spent = Usage()
+    limit = MAX_TOKENS
+    last = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            reply = await llm.complete_json(asked, name, schema, max_tokens=limit)
+        except ProviderError as exc:
+            exc.usage = spent + exc.usage
+            raise
+        spent = spent + reply.usage
+        if reply.finish_reason == "length":
+            last = f"the answer was cut off at the token limit ({limit})"
+            if limit > MAX_TOKENS:
+                break
+            limit *= 2  # the same question once more, with room for the whole answer
+            continue
+        try:
+            return Asked(read(reply.text), spent, reply.model, attempt)
+        except (ValidationError, ValueError) as exc:
+            last = problem(exc)
+        asked += [ChatMessage("assistant", reply.text[:ECHOED]),
+                  ChatMessage("user", f"That answer is not valid ({last}). {again}")]
+    error = InvalidOutput(stayed.format(tries=attempt, last=last))
+    error.usage = spent
+    raise error
 
 
 SYSTEM = ("You write study material for an online course. Use only what the lesson says; do not "
@@ -110,31 +173,10 @@ class LlmTextGenerator:
 
     async def _ask(self, messages: list[ChatMessage], answer: type[A],
                    check: Callable[[A], R]) -> tuple[R, Usage, str]:
-        spent = Usage()
-        schema = answer.model_json_schema()
-        last = ""
-        for _ in range(self.invalid_retries + 1):
-            try:
-                reply = await self.llm.complete_json(messages, answer.__name__, schema)
-            except ProviderError as exc:
-                exc.usage = spent
-                raise
-            spent = spent + reply.usage
-            try:
-                if reply.refusal:
-                    raise ValueError(f"the model refused: {reply.refusal}")
-                if reply.finish_reason == "length":
-                    raise ValueError("the answer was cut off at the token limit")
-                return check(answer.model_validate_json(reply.text)), spent, reply.model
-            except (ValidationError, ValueError) as exc:
-                last = _problem(exc)
-            messages = [*messages, ChatMessage("assistant", reply.text[:20_000]),
-                        ChatMessage("user", f"That answer is not valid ({last}). Answer again "
-                                            "with JSON that follows the schema.")]
-        error = InvalidOutput(f"the model's answer stayed invalid after "
-                              f"{self.invalid_retries + 1} tries: {last}")
-        error.usage = spent
-        raise error
+        made = await ask_json(self.llm, messages, answer.__name__, answer.model_json_schema(),
+                              lambda text: check(answer.model_validate_json(text)),
+                              attempts=self.invalid_retries + 1)
+        return made.value, made.usage, made.model
 
     def _generated(self, value: R, usage: Usage, model: str) -> Generated[R]:
         return Generated(value=value, usage=usage, model=model,
@@ -165,7 +207,7 @@ class LlmTextGenerator:
                 "for a correct and an incorrect answer. Option texts must differ.")
         value, usage, model = await self._ask(
             self._messages(lesson, task, instructions), QuizAnswer,
-            lambda a: QuizDraft(block=quiz_block(quiz_id, a), source="llm"))
+            lambda a: QuizDraft(block=quiz_block(quiz_id, all_asked(a, count)), source="llm"))
         return self._generated(value, usage, model)
 
     async def flashcards(self, lesson: LessonText, count: int, *,

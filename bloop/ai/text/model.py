@@ -1,8 +1,11 @@
 """What the text generators read (a lesson's text) and what they produce. No I/O here.
 
 The `*Answer` models are the JSON the LLM is asked for (flat, so every OpenAI-compatible server
-can follow the schema); the rest are the generated material as Bloop keeps it. A quiz is kept as
-the content service's own `QuizBlock`, so it is valid for content before it is ever saved.
+can follow the schema); the rest are the generated material as Bloop keeps it. The answers'
+text follows the rules of client text (`bloop.platform.kit.text`: no control characters, nor
+bidirectional overrides in a single line), so an answer that breaks them is invalid and asked
+for again, as such a request would be refused. A quiz is kept as the content service's own
+`QuizBlock`, so it is valid for content before it is ever saved.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ from bloop.ai.providers.llm import Usage
 from bloop.platform.content.model import Level
 from bloop.platform.content.quiz import QuizBlock
 from bloop.platform.kit.read_back import Tolerant
-from bloop.platform.kit.text import NonBlank
+from bloop.platform.kit.text import NonBlank, NonBlankLine, NonBlankLines
 
 Source = Literal["llm", "offline"]
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
-                 NonBlank]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000),
-                     NonBlank]
+Line = NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                     max_length=2000), NonBlank]]
+ShortText = NonBlankLines[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                           max_length=2000), NonBlank]]
+LongText = NonBlankLines[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                          max_length=20_000), NonBlank]]
 
 _OFFLINE = ("Made offline from the lesson's own sentences (extractive); no language model was "
             "used.")
@@ -67,14 +72,14 @@ class SimplerAnswer(_Model):
 
 
 class OptionAnswer(_Model):
-    text: Line
+    text: ShortText
     correct: bool
     feedback: str
 
 
 class QuestionAnswer(_Model):
     type: Literal["single_choice", "multiple_choice", "true_false", "short_text"]
-    prompt: Line
+    prompt: ShortText
     options: list[OptionAnswer] = Field(description="choice questions only; empty otherwise")
     answer: bool | None = Field(description="true_false questions only; null otherwise")
     accepted: list[str] = Field(description="short_text questions only: accepted answers")
@@ -88,8 +93,8 @@ class QuizAnswer(_Model):
 
 
 class CardAnswer(_Model):
-    front: Line
-    back: Line
+    front: ShortText
+    back: ShortText
     concept: str | None = Field(description="the id of the lesson concept it practises, or null")
 
 

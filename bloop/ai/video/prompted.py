@@ -1,5 +1,6 @@
 """A video script from a prompt: the LLM port asked for the scenes as JSON following the script's
-own schema, validated here, and asked again with the validation error when it does not hold.
+own schema, validated here, and asked again with the validation error when it does not hold (the
+text generator's `ask_json`).
 Equations the model writes in TeX are set as Unicode maths, as the extractive script does."""
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bloop.ai.providers.llm import ChatMessage, Llm, ProviderRejected, Usage
-from bloop.ai.text.generator import InvalidOutput
+from bloop.ai.providers.llm import ChatMessage, Llm, Usage
+from bloop.ai.text.generator import ask_json
 from bloop.ai.video.script import EquationScene, Scene, VideoScript, unicode_math
 
 SYSTEM = (
@@ -67,8 +68,8 @@ async def script_from_prompt(llm: Llm, prompt: str, *, source_text: str = "",
                              max_attempts: int = 3) -> PromptedScript:
     """A script for a video of about `seconds` on `prompt` (drawing on `source_text`, a
     lesson's markdown, when given), written in `language` (a BCP 47 tag), which it is narrated
-    in. Raises `InvalidOutput` when the model's answers never validate, `ProviderRejected` when
-    it refuses, and the port's other `ProviderError`s."""
+    in. Raises `InvalidOutput` when the model's answers never validate, `ModelRefused` when
+    it refuses, and the port's other `ProviderError`s, each with the tokens spent."""
     words = round(seconds * 2.5)
     ask = (f"Make a video of about {seconds} seconds ({words} spoken words in all, at most "
            f"{max_scenes} scenes) about: {prompt.strip()}")
@@ -77,29 +78,17 @@ async def script_from_prompt(llm: Llm, prompt: str, *, source_text: str = "",
     if source_text.strip():
         ask += f"\n\nBase it on this lesson, in its own words where you can:\n\n{source_text}"
     messages = [ChatMessage("system", SYSTEM), ChatMessage("user", ask)]
-    schema = answer_schema()
-    usage = Usage()
-    problem = ""
-    for attempt in range(1, max_attempts + 1):
-        reply = await llm.complete_json(messages, "VideoScriptAnswer", schema)
-        usage += reply.usage
-        if reply.refusal:
-            refused = ProviderRejected(f"the model refused to write the script: {reply.refusal}")
-            refused.usage = usage
-            raise refused
-        try:
-            answer = ScriptAnswer.model_validate_json(reply.text)
-        except ValidationError as exc:
-            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                for e in exc.errors()[:8])
-            messages += [ChatMessage("assistant", reply.text),
-                         ChatMessage("user", f"That answer is not valid ({problem}). Answer "
-                                     "again with the whole script, fixed.")]
-            continue
-        return PromptedScript(script=_script(answer, max_scenes), model=reply.model,
-                              usage=usage, attempts=attempt)
-    failed = InvalidOutput(f"the model's video script was invalid {max_attempts} times; "
-                           f"last: {problem}")
-    failed.usage = usage
-    raise failed
+    made = await ask_json(
+        llm, messages, "VideoScriptAnswer", answer_schema(),
+        lambda text: _script(ScriptAnswer.model_validate_json(text), max_scenes),
+        attempts=max_attempts, problem=_problems,
+        again="Answer again with the whole script, fixed.",
+        stayed="the model's video script was invalid {tries} times; last: {last}")
+    return PromptedScript(script=made.value, model=made.model, usage=made.usage,
+                          attempts=made.attempts)
 
+
+def _problems(exc: Exception) -> str:
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:8])

@@ -24,6 +24,8 @@ class Reply:
     status: int = 200
     content: str | None = None
     body: dict[str, Any] | None = None
+    raw: bytes | None = None  # the body as it is sent, instead of JSON
+    content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     finish_reason: str = "stop"
@@ -140,10 +142,11 @@ class FakeOpenAI:
                     reply.content or "", finish_reason=reply.finish_reason,
                     prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
                 sent = self.headers.get("authorization", "").removeprefix("Bearer ")
-                raw = json.dumps(payload).replace(KEY, sent).encode()
+                raw = reply.raw if reply.raw is not None else \
+                    json.dumps(payload).replace(KEY, sent).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", reply.content_type)
                     self.send_header("content-length", str(len(raw)))
                     self.send_header("openai-processing-ms", "412")
                     self.send_header("x-request-id", "req_7c2b7a7b4ee2d10f1b9e1e5b0c1f2a3d")

@@ -279,6 +279,24 @@ async def test_invalid_output_fails_and_its_spend_is_recorded(rig: Rig,
     assert done.cost.usd > 0
 
 
+@pytest.mark.ai(max_attempts=3)
+async def test_a_broken_answer_is_retried_as_a_provider_failure_and_keeps_the_spend(
+        rig: Rig, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture) -> None:
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.script(Reply(content="Sure! Here is a summary of the lesson."),
+                       Reply(raw=b'{"id": "chatcmpl-x", "object": "chat.compl'))
+    job = await rig.ask("summary")
+    with caplog.at_level(logging.WARNING, logger="bloop"):
+        await rig.runner().run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.attempts) == ("succeeded", 2), done.errors
+    assert [(e.code, e.transient, e.message) for e in done.errors] == [(
+        "provider_unavailable", True,
+        "the provider's answer is not a chat completion (a body that is cut off or not JSON)")]
+    assert done.cost.prompt_tokens == 2 * 1117, "the invalid answer before it was paid for"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 async def test_cancelling(rig: Rig, fake_openai: FakeOpenAI) -> None:
     queued = await rig.ask("summary")
     cancelled = await rig.service.cancel("acme", queued.id)

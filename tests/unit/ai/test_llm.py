@@ -12,6 +12,8 @@ import pytest
 
 from bloop.ai.providers.llm import (
     ChatMessage,
+    ContentFiltered,
+    ModelRefused,
     OpenAiLlm,
     Pricing,
     ProviderError,
@@ -35,6 +37,7 @@ from tests.unit.ai.fake_openai import (
     SERVER_ERROR,
     FakeOpenAI,
     Reply,
+    completion,
 )
 
 NOISY = ("aiokafka", "kafka", "neo4j", "pymongo", "uvicorn.access", "httpx", "httpx2",
@@ -107,6 +110,73 @@ async def test_failures_are_sorted(fake_openai: FakeOpenAI, reply: Reply,
     assert len(fake_openai.requests) == 1, "the adapter itself never retries"
     if reply is RATE_LIMITED:
         assert caught.value.retry_after_s == pytest.approx(0.2)
+
+
+def _answer(**change: Any) -> dict[str, Any]:
+    body = completion('{"summary": "S", "key_points": ["k"]}')
+    body["choices"][0]["message"].update(change)
+    return body
+
+
+GOOD = json.dumps(completion('{"summary": "S", "key_points": ["k"]}')).encode()
+
+
+@pytest.mark.parametrize(("reply", "said"), [
+    (Reply(raw=GOOD[:40]), "a body that is cut off or not JSON"),
+    (Reply(raw=b"<html><body>nginx ok</body></html>", content_type="text/html"),
+     "a body that is not JSON: <html><body>nginx ok</body></html>"),
+    (Reply(raw=GOOD.replace(b"key_points", b"key_\xff\xfepoints")), "a body that is not UTF-8"),
+    (Reply(body=_answer(content={"summary": "S", "key_points": ["k"]})),
+     "a message whose content is not text"),
+    (Reply(body={**completion("{}"), "choices": ["text"]}), "a choice without a message"),
+])
+async def test_an_answer_that_is_not_a_chat_completion_is_a_transient_provider_failure(
+        fake_openai: FakeOpenAI, reply: Reply, said: str) -> None:
+    """The `openai` package hands back the text of a body that is not JSON, lets a decoding
+    error through, and builds a completion without checking it."""
+    fake_openai.script(reply)
+    model = llm(fake_openai)
+    with pytest.raises(ProviderUnavailable) as caught:
+        await model.complete_json(ASK, "SummaryAnswer", SummaryAnswer.model_json_schema())
+    await model.close()
+    assert str(caught.value) == f"the provider's answer is not a chat completion ({said})"
+    assert caught.value.transient
+
+
+async def test_a_refusal_or_a_content_filter_is_a_permanent_failure_with_its_spend(
+        fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(
+        Reply(body=_answer(content=None, refusal="I can't help with that.")),
+        Reply(body=completion(None, finish_reason="content_filter")),  # type: ignore[arg-type]
+        Reply(content='{"summary": "S", "key_points": ["k"]}', finish_reason="content_filter"))
+    model = llm(fake_openai)
+    with pytest.raises(ModelRefused, match=r"^the model refused: I can't help with that\.$") as no:
+        await model.complete_json(ASK, "SummaryAnswer", SummaryAnswer.model_json_schema())
+    assert (no.value.code, no.value.transient, no.value.usage) == (
+        "model_refused", False, Usage(1117, 246))
+    for _ in range(2):
+        with pytest.raises(ContentFiltered) as filtered:
+            await model.complete_json(ASK, "SummaryAnswer", SummaryAnswer.model_json_schema())
+        assert (filtered.value.code, filtered.value.transient) == ("content_filtered", False)
+        assert filtered.value.usage == Usage(1117, 246)
+    await model.close()
+
+
+async def test_token_counts_are_never_negative_and_never_missing(
+        fake_openai: FakeOpenAI) -> None:
+    text = '{"summary": "S", "key_points": ["k"]}'
+    fake_openai.script(Reply(content=text, prompt_tokens=-1_000_000,
+                             completion_tokens=-1_000_000),
+                       Reply(body={k: v for k, v in completion(text).items() if k != "usage"}))
+    model = llm(fake_openai)
+    schema = SummaryAnswer.model_json_schema()
+    negative = await model.complete_json(ASK, "SummaryAnswer", schema)
+    missing = await model.complete_json(ASK, "SummaryAnswer", schema)
+    await model.close()
+    assert negative.usage == Usage(0, 0)
+    sent = sum(len(m.content) for m in ASK) + len(json.dumps(schema))
+    assert missing.usage.prompt_tokens == -(-sent // 4)
+    assert missing.usage.completion_tokens == -(-len(text) // 4)
 
 
 async def test_a_slow_provider_times_out(fake_openai: FakeOpenAI) -> None:

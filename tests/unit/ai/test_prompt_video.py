@@ -170,7 +170,7 @@ async def test_a_lesson_video_without_a_prompt_still_uses_the_lesson_s_own_scrip
 
 @pytest.mark.parametrize(("replies", "code", "tokens"), [
     ([Reply(content='{"title": "x"}'), Reply(content="not json")], "invalid_output", 2 * 1117),
-    ([refused()], "provider_rejected", 900)])
+    ([refused()], "model_refused", 900)])
 async def test_a_model_that_will_not_write_the_script_fails_the_job_with_its_spend(
         service: JobService, tmp_path: Path, fake_openai: FakeOpenAI, replies: list[Reply],
         code: str, tokens: int) -> None:

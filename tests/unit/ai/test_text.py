@@ -9,7 +9,7 @@ import re
 import pytest
 
 from bloop.ai import phrases
-from bloop.ai.providers.llm import OpenAiLlm, Pricing
+from bloop.ai.providers.llm import OpenAiLlm, Pricing, ProviderUnavailable
 from bloop.ai.text.generator import InvalidOutput, LlmTextGenerator
 from bloop.ai.text.model import LessonText
 from bloop.ai.text.offline import (
@@ -22,7 +22,7 @@ from bloop.ai.text.offline import (
 )
 from bloop.platform.content.quiz import QuizBlock, ShortText, SingleChoice, TrueFalse
 from bloop.platform.demo import data
-from tests.unit.ai.fake_openai import FakeOpenAI, Reply, valid_answer
+from tests.unit.ai.fake_openai import SERVER_ERROR, FakeOpenAI, Reply, valid_answer
 
 DEMO = [LessonText(id=f"l{i}", version=1, title=lesson.title, text="\n\n".join(lesson.blocks),
                    concepts=list(lesson.teaches)) for i, lesson in enumerate(data.LESSONS)]
@@ -84,6 +84,57 @@ async def test_a_cut_off_answer_is_invalid(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(Reply(content='{"summary": "S", "key_po', finish_reason="length"))
     with pytest.raises(InvalidOutput, match="token limit"):
         await generator(fake_openai, retries=0).summary(DEMO[0])
+
+
+async def test_a_cut_off_answer_is_asked_for_once_more_with_twice_the_tokens(
+        fake_openai: FakeOpenAI) -> None:
+    cut = Reply(content='{"summary": "S", "key_po', finish_reason="length")
+    fake_openai.script(cut, Reply(content=json.dumps(valid_answer("SummaryAnswer", ""))))
+    got = await generator(fake_openai).summary(DEMO[0])
+    assert got.value.summary.startswith("A variable")
+    assert [r["max_completion_tokens"] for r in fake_openai.requests] == [4000, 8000]
+    assert fake_openai.requests[1]["messages"] == fake_openai.requests[0]["messages"]
+    fake_openai.script(cut, cut, Reply(content=json.dumps(valid_answer("SummaryAnswer", ""))))
+    with pytest.raises(InvalidOutput, match=r"after 2 tries: .*token limit \(8000\)") as caught:
+        await generator(fake_openai).summary(DEMO[0])
+    assert len(fake_openai.requests) == 4, "not asked a third time"
+    assert caught.value.usage.prompt_tokens == 2 * 1117
+
+
+async def test_the_spend_before_a_provider_failure_goes_with_it(fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(Reply(content="Sure! Here is a summary."), SERVER_ERROR)
+    with pytest.raises(ProviderUnavailable) as caught:
+        await generator(fake_openai).summary(DEMO[0])
+    assert caught.value.usage.prompt_tokens == 1117
+
+
+@pytest.mark.parametrize(("kind", "answer"), [
+    ("SummaryAnswer", {"summary": "Bell\x07 esc\x1b[31mRED nul\x00", "key_points": ["k"]}),
+    ("SummaryAnswer", {"summary": "S", "key_points": ["bidi \u202eevil"]}),
+    ("FlashcardsAnswer", {"cards": [{"front": "ctl\x00\x1b[31m front", "back": "b",
+                                     "concept": None}]}),
+])
+async def test_control_characters_from_the_model_are_invalid(
+        fake_openai: FakeOpenAI, kind: str, answer: dict[str, object]) -> None:
+    """As client text would be refused (learning refuses such a card, 422)."""
+    fake_openai.script(Reply(content=json.dumps(answer)))
+    gen = generator(fake_openai, retries=1)
+    got = await (gen.summary(DEMO[0]) if kind == "SummaryAnswer" else gen.flashcards(DEMO[0], 2))
+    assert "control character U+" in fake_openai.requests[1]["messages"][-1]["content"]
+    assert "\x00" not in json.dumps(got.value.model_dump()).encode().decode("unicode_escape")
+
+
+async def test_a_quiz_has_the_questions_asked_for(fake_openai: FakeOpenAI) -> None:
+    """Fewer is an invalid answer, asked for again; more are cut to the number asked."""
+    three = valid_answer("QuizAnswer", "")
+    two = {**three, "questions": three["questions"][:2]}
+    fake_openai.script(Reply(content=json.dumps(two)))
+    got = await generator(fake_openai).quiz(DEMO[0], 3, quiz_id="check")
+    assert len(got.value.block.questions) == 3
+    assert "the quiz has 2 questions; 3 were asked for" in \
+        fake_openai.requests[1]["messages"][-1]["content"]
+    fewer = await generator(fake_openai).quiz(DEMO[0], 2, quiz_id="check")
+    assert [q.id for q in fewer.value.block.questions] == ["q1", "q2"]
 
 
 @pytest.mark.parametrize("index", range(len(DEMO)))

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bloop.ai.providers.llm import OpenAiLlm, ProviderRejected
+from bloop.ai.providers.llm import ModelRefused, OpenAiLlm, ProviderRejected
 from bloop.ai.text.generator import InvalidOutput
 from bloop.ai.video import DiagramScene, EquationScene, KeyPointsScene, TitleScene
 from bloop.ai.video.prompted import answer_schema, script_from_prompt
-from tests.unit.ai.fake_openai import FakeOpenAI, Reply
+from tests.unit.ai.fake_openai import BAD_KEY, FakeOpenAI, Reply
 
 ANSWER: dict[str, Any] = {"title": "Photosynthesis", "scenes": [
     {"kind": "title", "title": "Photosynthesis", "subtitle": "Food from light",
@@ -99,8 +99,34 @@ async def test_a_model_that_never_answers_validly_or_refuses_fails_clearly(
         "model": "gpt-4o-mini", "choices": [{"index": 0, "message": refusal,
                                              "logprobs": None, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}))
-    with pytest.raises(ProviderRejected, match="refused to write the script"):
+    with pytest.raises(ModelRefused, match="the model refused: I can't help with that") as no:
         await script_from_prompt(model, "something harmful")
+    assert isinstance(no.value, ProviderRejected)
+    assert no.value.usage.prompt_tokens == 10
     await model.close()
     assert len(fake_openai.requests) == 4
     assert answer_schema()["properties"]["scenes"]["items"]["anyOf"]
+
+
+async def test_an_invalid_answer_is_sent_back_cut_and_the_spend_goes_with_a_later_failure(
+        fake_openai: FakeOpenAI) -> None:
+    fake_openai.script(Reply(content=json.dumps({"title": "t" * 2_000_000, "scenes": []})),
+                       BAD_KEY)
+    model = llm(fake_openai)
+    with pytest.raises(ProviderRejected) as caught:
+        await script_from_prompt(model, "plants")
+    await model.close()
+    assert caught.value.usage.prompt_tokens == 1117, "the first answer was paid for"
+    sent_back = fake_openai.requests[1]["messages"][-2]
+    assert (sent_back["role"], len(sent_back["content"])) == ("assistant", 20_000)
+
+
+async def test_a_script_cut_off_at_the_token_limit_is_asked_for_once_more(
+        fake_openai: FakeOpenAI) -> None:
+    cut = Reply(content=json.dumps(ANSWER)[:100], finish_reason="length")
+    fake_openai.script(cut, cut, Reply(content=json.dumps(ANSWER)))
+    model = llm(fake_openai)
+    with pytest.raises(InvalidOutput, match="invalid 2 times; last: the answer was cut off"):
+        await script_from_prompt(model, "plants")
+    await model.close()
+    assert [r["max_completion_tokens"] for r in fake_openai.requests] == [4000, 8000]
