@@ -202,6 +202,22 @@ async def test_listing_spend_and_stale_jobs(ai: Stores) -> None:
     assert {i for _, i in await ai.jobs.stale(later + timedelta(seconds=31))} == {a.id, b.id}
 
 
+async def test_a_job_waiting_to_retry_is_stale_once_due(ai: Stores) -> None:
+    """The sweeper takes up a retry when its wait ends, and a job never claimed only once it
+    was left untouched for a while (its command may still come)."""
+    waiting, fresh = job(key="w"), job(key="f")
+    for x in (waiting, fresh):
+        await ai.jobs.create(x, [])
+    due = now() + timedelta(seconds=90)
+    assert await ai.jobs.replace(waiting.update(not_before=due, attempts=1), waiting.rev, [])
+    later = now() + timedelta(seconds=1)
+    assert await ai.jobs.stale(later, touched_before=later - timedelta(seconds=30)) == []
+    assert [i for _, i in await ai.jobs.stale(later)] == [fresh.id], "not due yet"
+    after = due + timedelta(seconds=1)
+    assert [i for _, i in await ai.jobs.stale(
+        after, touched_before=later - timedelta(seconds=30))] == [waiting.id]
+
+
 async def test_a_requester_s_jobs(ai: Stores) -> None:
     first = job(key="a", at=now() - timedelta(seconds=2))
     second = job(key="b", kind="quiz")

@@ -68,9 +68,11 @@ class JobStore(Protocol):
     async def spend(self, tenant: str, since: datetime) -> Spend:
         """How many jobs the tenant asked for since `since`, and what they cost."""
 
-    async def stale(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
-        """(tenant, job id) of unfinished jobs no live worker holds at `at`: a lease that
-        expired, or never claimed and last touched before `at`."""
+    async def stale(self, at: datetime, *, touched_before: datetime | None = None,
+                    limit: int = 100) -> list[tuple[str, str]]:
+        """(tenant, job id) of unfinished jobs a worker may take up at `at`: a lease that
+        expired, a retry whose wait (`not_before`) ended, or a job never claimed and last
+        touched before `touched_before` (`at` when not given)."""
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None: ...
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bloop.ai.jobs.events import JobCancelled, JobRequested
+from bloop.ai.jobs.metered import MeteredLlm, Spent
 from bloop.ai.jobs.model import (
     MAX_PROMPT_CHARS,
     MEDIA_KINDS,
@@ -79,12 +80,14 @@ class Effective:
         return OpenAiLlm(model=self.model, api_key=self.api_key, base_url=self.base_url,
                          timeout_s=self.llm_timeout_s, pricing=self.pricing)
 
-    def generator(self) -> tuple[TextGenerator, Callable[[], Awaitable[None]]]:
-        """The text generator these settings choose, and how to close it."""
+    def generator(self, spent: Spent) -> tuple[TextGenerator, Callable[[], Awaitable[None]]]:
+        """The text generator these settings choose, and how to close it; each answer of its
+        language model is handed to `spent` as it arrives."""
         llm = self.llm()
         if llm is None:
             return OfflineTextGenerator(), _nothing
-        return LlmTextGenerator(llm, invalid_retries=self.invalid_retries), llm.close
+        return (LlmTextGenerator(MeteredLlm(llm, spent), invalid_retries=self.invalid_retries),
+                llm.close)
 
 
 async def _nothing() -> None:

@@ -70,7 +70,7 @@ async def mount(platform: Platform) -> Mounted:
             runner.start_sweeper()
 
     async def close() -> None:
-        await runner.stop_sweeper()
+        await runner.stop()
         if lessons is not None:
             await lessons.close()
 

@@ -1,16 +1,20 @@
 """The job worker: what `bloop worker ai` runs for each job id it takes from `ai.jobs`.
 
-A worker claims a job with a lease (owner and expiry) and renews it while it runs; every write
-it makes is a compare-and-set that also checks it still holds the lease, so a worker that lost
-it (paused, cut off) writes nothing more but the spend a provider's answer already cost, which
-is added to the job as soon as the answer arrives, whoever holds it by then. The Kafka offset is
-committed after the handler returns, so a worker that dies mid-job leaves its command to be
-delivered again: whoever gets it waits for the dead worker's lease to expire and claims the job.
-A sweeper in each worker also picks up unfinished jobs nobody holds, in case a command was lost;
-the consumer and the sweeper share the worker's lease owner, so the worker keeps the jobs it
-runs and never starts one twice. Between steps the worker checks for a cancellation. Transient
-provider errors are retried with exponential back-off (or the provider's Retry-After), up to the
-job's `max_attempts`; the attempts and errors are kept on the job.
+A worker runs up to `jobs_at_once` jobs at once, at most `tenant_jobs_at_once` of one tenant,
+each an attempt in a task of its own. It claims a job with a lease (owner and expiry) and renews
+it while it runs; every write it makes is a compare-and-set that also checks it still holds the
+lease, so a worker that lost it (paused, cut off) writes nothing more but the spend a provider's
+answer already cost, which is added to the job as soon as the answer arrives, whoever holds it
+by then. The handler waits for a free slot, starts the job and returns: a job it does not start
+(another worker holds it, its retry is not due, its tenant has its share running) or does not
+finish (the process died) is left to the sweeper in each worker, which takes up the unfinished
+jobs nobody holds: a lapsed lease, a retry whose wait ended, a job never claimed (its command
+lost). The consumer and the sweeper share the worker's lease owner, so the worker keeps the jobs
+it runs and never starts one twice. Beside the work, a watcher renews the lease and reads the
+job every second: a cancel stops the work at once. Transient provider errors are retried after
+exponential back-off (or the provider's Retry-After), up to the job's `max_attempts`: the job
+goes back to `queued` with its `not_before`, and the worker goes on with other jobs meanwhile;
+the attempts and errors are kept on the job.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from bloop.ai.jobs.events import (
     OutputRef,
 )
 from bloop.ai.jobs.links import OutputLinks
+from bloop.ai.jobs.metered import MeteredLlm, Spent
 from bloop.ai.jobs.model import (
     TEXT_KINDS,
     Cost,
@@ -63,6 +68,8 @@ log = logging.getLogger("bloop.ai.worker")
 SCRATCH_PREFIX = "bloop-ai-"
 # A render touches its scratch files every few seconds; one untouched this long has no process.
 SCRATCH_IDLE_S = 6 * 3600.0
+# How often a running job is read for a cancel (more often when a third of the lease is less).
+CANCEL_CHECK_S = 1.0
 
 
 class LeaseLost(Exception):
@@ -155,13 +162,48 @@ class JobRunner:
         self._sweeping: asyncio.Task[None] | None = None
         # The consumer and the sweeper share `owner`, so a lease cannot tell their runs apart.
         self._running: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(settings.jobs_at_once)
 
     # the consumer and the sweeper
 
     async def handle(self, envelope: Envelope) -> None:
-        """The `ai.jobs` handler: runs the job to its end (or until another worker has it)."""
+        """The `ai.jobs` handler: waits for a free slot, starts the job and returns."""
         data = type_of(JobRequested).parse(envelope)
-        await self.run(envelope.tenant, data.job_id)
+        await self.start(envelope.tenant, data.job_id, wait=True)
+
+    async def start(self, tenant: str, job_id: str, *, wait: bool = False) -> bool:
+        """Runs the job's next attempt in a task of its own when a slot is free (with `wait`,
+        once one is), fewer than `tenant_jobs_at_once` of the tenant's jobs run here, and this
+        runner does not run it already; False when it did not (the sweeper takes it up)."""
+        if not wait and self._slots.locked():
+            return False
+        await self._slots.acquire()
+        key = (tenant, job_id)
+        if (key in self._running or sum(t == tenant for t, _ in self._running)
+                >= self.settings.tenant_jobs_at_once):
+            self._slots.release()
+            return False
+        self._running.add(key)
+        task = asyncio.create_task(self._run_in_slot(tenant, job_id), name=f"ai:run:{job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _run_in_slot(self, tenant: str, job_id: str) -> None:
+        try:
+            await self._run(tenant, job_id)
+        except Exception as exc:  # the store is down: the sweeper takes the job up again
+            log.warning("could not run the job", extra={"tenant": tenant, "job": job_id,
+                                                        "error": repr(exc)})
+        finally:
+            self._running.discard((tenant, job_id))
+            self._slots.release()
+
+    async def idle(self) -> None:
+        """Waits until the jobs this runner started have ended their attempts."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
 
     def start_sweeper(self) -> None:
         if self._sweeping is None or self._sweeping.done():
@@ -179,10 +221,14 @@ class JobRunner:
                      extra={"count": removed})
         return removed
 
-    async def stop_sweeper(self) -> None:
+    async def stop(self) -> None:
+        """Stops the sweeper and the jobs running here: their leases lapse, and the sweeper of
+        another worker takes them up."""
         if self._sweeping is not None:
             await stopped(self._sweeping)
             self._sweeping = None
+        for task in list(self._tasks):
+            await stopped(task)
 
     async def _sweep_forever(self) -> None:
         try:
@@ -200,119 +246,123 @@ class JobRunner:
                 log.warning("sweep failed", extra={"error": repr(exc)})
 
     async def sweep(self) -> int:
-        """Runs the unfinished jobs nobody holds; returns how many it took up."""
-        grace = now() - timedelta(seconds=self.settings.lease_s)
+        """Starts the unfinished jobs nobody holds, as slots allow: a lapsed lease, a retry
+        whose wait ended, a job never claimed and untouched for a lease's length (its command
+        lost). Returns how many it started."""
+        at = now()
         taken = 0
-        for tenant, job_id in await self.store.stale(grace):
-            if (tenant, job_id) in self._running:
-                continue
-            log.info("picking up an abandoned job", extra={"tenant": tenant, "job": job_id})
-            taken += 1
-            await self.run(tenant, job_id, wait_for_lease=False)
+        for tenant, job_id in await self.store.stale(
+                at, touched_before=at - timedelta(seconds=self.settings.lease_s)):
+            if self._slots.locked():
+                break
+            if await self.start(tenant, job_id):
+                log.info("took up a job nobody held", extra={"tenant": tenant, "job": job_id})
+                taken += 1
         return taken
 
     # running one job
 
-    async def _claim(self, tenant: str, job_id: str, wait_for_lease: bool) -> Job | None:
-        waited = 0.0
-        limit = self.settings.lease_s * 3 + self.settings.retry_backoff_s * 8 + 60
+    async def _claim(self, tenant: str, job_id: str) -> Job | None:
+        """The job, claimed, when no other worker holds it and its retry is due; else None."""
         while True:
             job = await self.store.get(tenant, job_id)
             if job is None:
                 log.warning("no such job", extra={"tenant": tenant, "job": job_id})
                 return None
-            if job.final:
-                return None
             at = now()
-            if job.claimable(self.owner, at):
-                claimed = job.with_lease(self.owner, self.settings.lease_s, at).update(
-                    at, status="running", attempts=job.attempts + 1, not_before=None,
-                    step="started", progress=max(job.progress, 1))
-                if await self.store.replace(claimed, job.rev, [progressed(claimed)]):
-                    self.service._on_write()
-                    return claimed
-                continue
-            if job.lease is not None and job.lease.owner != self.owner and not wait_for_lease:
+            if not job.claimable(self.owner, at):
                 return None
-            until = job.not_before if job.not_before and job.not_before > at else (
-                job.lease.expires_at if job.lease else at)
-            pause = min(max((until - at).total_seconds(), 0.05) + 0.05, 5.0)
-            if waited + pause > limit:
-                log.info("job still held by another worker; leaving it",
-                         extra={"tenant": tenant, "job": job_id})
-                return None
-            await asyncio.sleep(pause)
-            waited += pause
+            claimed = job.with_lease(self.owner, self.settings.lease_s, at).update(
+                at, status="running", attempts=job.attempts + 1, not_before=None,
+                step="started", progress=max(job.progress, 1))
+            if await self.store.replace(claimed, job.rev, [progressed(claimed)]):
+                self.service._on_write()
+                return claimed
 
-    async def run(self, tenant: str, job_id: str, *, wait_for_lease: bool = True) -> None:
-        """Runs the job to its end; does nothing when this runner is running it already."""
+    async def run(self, tenant: str, job_id: str) -> None:
+        """Runs the job's next attempt here and now, outside the slots; does nothing when this
+        runner runs it already."""
         if (tenant, job_id) in self._running:
             log.info("job already running here", extra={"tenant": tenant, "job": job_id})
             return
         self._running.add((tenant, job_id))
         try:
-            while True:
-                job = await self._claim(tenant, job_id, wait_for_lease)
-                if job is None:
-                    return
-                retry = await self._attempt(job)
-                if not retry:
-                    return
+            await self._run(tenant, job_id)
         finally:
             self._running.discard((tenant, job_id))
 
-    async def _attempt(self, job: Job) -> bool:
-        """One try; True when the job should be tried again (after its `not_before`)."""
+    async def _run(self, tenant: str, job_id: str) -> None:
+        job = await self._claim(tenant, job_id)
+        if job is not None:
+            await self._attempt(job)
+
+    async def _attempt(self, job: Job) -> None:
+        """One try: the job ends, or waits for a retry (`not_before`), or is another's."""
         if job.cancel_requested:
             await self._finish_cancelled(job)
-            return False
+            return
         if job.attempts > job.max_attempts:
             await self._finish_failed(job, "too_many_attempts", f"the job was started "
                                       f"{job.attempts - 1} times without finishing")
-            return False
-        keeper = asyncio.create_task(self._keep_lease(job), name=f"ai:lease:{job.id}")
+            return
+        watcher = asyncio.create_task(self._watch(job), name=f"ai:watch:{job.id}")
         work = asyncio.create_task(self._execute(job), name=f"ai:job:{job.id}")
         try:
-            done, _ = await asyncio.wait({keeper, work}, return_when=asyncio.FIRST_COMPLETED)
-            if keeper in done and not work.done():
+            done, _ = await asyncio.wait({watcher, work}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done and not work.done():
                 await stopped(work)
-                keeper.result()
+                watcher.result()  # raises why it ended: LeaseLost or CancelRequested
                 raise LeaseLost
             result, cost = await work
         except LeaseLost:
             log.warning("lost the lease; another worker has the job", extra={"job": job.id})
-            return False
+            return
         except CancelRequested:
             await self._finish_cancelled(job)
-            return False
+            return
         except ProviderError as exc:
-            return await self._provider_failed(job, exc.code, str(exc), exc.transient,
-                                               exc.retry_after_s, exc.usage)
+            await self._provider_failed(job, exc.code, str(exc), exc.transient,
+                                        exc.retry_after_s)
+            return
         except JobFailure as exc:
-            return await self._provider_failed(job, exc.code, str(exc), exc.transient, None,
-                                               Usage())
+            await self._provider_failed(job, exc.code, str(exc), exc.transient, None)
+            return
         except Exception as exc:
             await self._finish_failed(job, "internal_error", f"{type(exc).__name__}: {exc}",
                                       error=exc)
-            return False
+            return
         finally:
-            await stopped(keeper)
+            await stopped(work)
+            await stopped(watcher)
         await self._finish_succeeded(job, result, cost)
-        return False
 
-    async def _keep_lease(self, job: Job) -> None:
-        """Renews the lease every third of its length; returns (raising LeaseLost) once lost."""
+    async def _watch(self, job: Job) -> None:
+        """Beside the work: renews the lease every third of its length and reads the job in
+        between; ends raising LeaseLost once the lease is lost, CancelRequested once someone
+        asked to cancel."""
+        loop = asyncio.get_running_loop()
+        renew_s = self.settings.lease_s / 3
+        renewed = loop.time()
         while True:
-            await asyncio.sleep(self.settings.lease_s / 3)
+            await asyncio.sleep(min(renew_s, CANCEL_CHECK_S))
             try:
-                await self._mine(job, lambda j: j.with_lease(self.owner, self.settings.lease_s,
-                                                             now()), events=False)
-            except LeaseLost:
-                raise
-            except asyncio.CancelledError:
+                if loop.time() - renewed >= renew_s * 0.9:
+                    await self._mine(job, lambda j: j.with_lease(
+                        self.owner, self.settings.lease_s, now()), events=False, checkpoint=True)
+                    renewed = loop.time()
+                    continue
+                current = await self.store.get(job.tenant, job.id)
+            except (LeaseLost, CancelRequested, asyncio.CancelledError):
                 raise
             except Exception as exc:
-                log.warning("lease renewal failed", extra={"job": job.id, "error": repr(exc)})
+                log.warning("could not renew or read the job", extra={"job": job.id,
+                                                                      "error": repr(exc)})
+                continue
+            if (current is None or current.final or current.lease is None
+                    or current.lease.owner != self.owner):
+                raise LeaseLost
+            if current.cancel_requested:
+                raise CancelRequested
 
     async def _mine(self, job: Job, change: Callable[[Job], Job], *,
                     events: bool = True, checkpoint: bool = False) -> Job:
@@ -340,19 +390,12 @@ class JobRunner:
 
     async def _text(self, job: Job) -> tuple[JobResult, Cost]:
         eff: Effective = await self.service.effective(job.tenant)
-        generator, close = eff.generator()
+        generator, close = eff.generator(self._meter(job, eff))
         await self._progress(job, 10, f"generating with {eff.provider}")
         try:
             generated = await self._generate(generator, job)
-        except ProviderError as exc:
-            if exc.usage.prompt_tokens or exc.usage.completion_tokens:
-                await self._record_cost(job, eff, exc.usage, eff.pricing.cost(exc.usage))
-            raise
         finally:
             await close()
-        if generated.usage.prompt_tokens or generated.usage.completion_tokens:
-            await self._record_cost(job, eff, generated.usage, generated.cost_usd,
-                                    generated.model)
         await self._progress(job, 90, "validated")
         value: JobResult = generated.value  # type: ignore[assignment]
         return value, job.cost.model_copy(update={"provider": eff.provider,
@@ -374,6 +417,12 @@ class JobRunner:
                                             instructions=p.instructions)
             case _:
                 return await generator.flashcards(lesson, p.count, instructions=p.instructions)  # type: ignore[return-value]
+
+    def _meter(self, job: Job, eff: Effective) -> Spent:
+        async def spent(usage: Usage, model: str) -> None:
+            await self._record_cost(job, eff, usage, eff.pricing.cost(usage), model)
+
+        return spent
 
     async def _record_cost(self, job: Job, eff: Effective, usage: Usage, usd: float,
                            model: str | None = None) -> None:
@@ -397,15 +446,11 @@ class JobRunner:
         await self._progress(job, 2, f"writing the script with {eff.provider}")
         try:
             made = await script_from_prompt(
-                llm, job.params.prompt, source_text=job.lesson.text if job.lesson else "",
-                language=job.language, max_attempts=eff.invalid_retries + 1)
-        except ProviderError as exc:
-            if exc.usage.prompt_tokens or exc.usage.completion_tokens:
-                await self._record_cost(job, eff, exc.usage, eff.pricing.cost(exc.usage))
-            raise
+                MeteredLlm(llm, self._meter(job, eff)), job.params.prompt,
+                source_text=job.lesson.text if job.lesson else "", language=job.language,
+                max_attempts=eff.invalid_retries + 1)
         finally:
             await llm.close()
-        await self._record_cost(job, eff, made.usage, eff.pricing.cost(made.usage), made.model)
         await self._progress(job, 5, f"script written: {len(made.script.scenes)} scenes")
         return made.script, job.cost.model_copy(update={"provider": eff.provider,
                                                         "model": made.model})
@@ -500,8 +545,9 @@ class JobRunner:
 
     async def _finish_failed(self, job: Job, code: str, message: str,
                              error: BaseException | None = None) -> None:
-        """Ends the job failed, and logs it in one line: a warning with its tenant, kind, code
-        and redacted message, or for a fault of ours (`error`) an error with its traceback."""
+        """Ends the job failed (cancelled when a cancel was asked meanwhile, the error kept),
+        and logs it in one line: a warning with its tenant, kind, code and redacted message, or
+        for a fault of ours (`error`) an error with its traceback."""
         message = await self._redacted(job.tenant, message)
         ended = False
 
@@ -513,6 +559,10 @@ class JobRunner:
             at = now()
             errors = [*current.errors, JobError(at=at, attempt=current.attempts, code=code,
                                                 message=message, transient=False)]
+            if current.cancel_requested:
+                halted = current.update(at, status="cancelled", step="cancelled",
+                                        errors=errors, finished_at=at, lease=None)
+                return halted, [cancelled(halted)]
             done = current.update(at, status="failed", step="failed", errors=errors,
                                   finished_at=at, lease=None)
             ended = True
@@ -526,13 +576,16 @@ class JobRunner:
                         "attempts": done.attempts, "error": message[:500]})
 
     async def _provider_failed(self, job: Job, code: str, message: str, transient: bool,
-                               retry_after_s: float | None, usage: Usage) -> bool:
+                               retry_after_s: float | None) -> None:
+        """Ends the job failed, or for a transient failure with attempts left puts it back in
+        the queue until its back-off ends (the sweeper then takes it up); a job asked to cancel
+        ends cancelled."""
         message = await self._redacted(job.tenant, message)
         if not transient or job.attempts >= job.max_attempts:
             if transient:
                 message = f"{message} (gave up after {job.attempts} attempts)"
             await self._finish_failed(job, code, message)
-            return False
+            return
         wait = retry_after_s if retry_after_s is not None else (
             self.settings.retry_backoff_s * 2 ** (job.attempts - 1))
         wait = min(wait, 300.0)
@@ -543,15 +596,19 @@ class JobRunner:
             at = now()
             errors = [*current.errors, JobError(at=at, attempt=current.attempts, code=code,
                                                 message=message, transient=True)]
+            if current.cancel_requested:
+                halted = current.update(at, status="cancelled", step="cancelled",
+                                        errors=errors, finished_at=at, lease=None)
+                return halted, [cancelled(halted)]
             retrying = current.update(at, status="queued", step=f"retrying in {wait:.1f}s",
                                       errors=errors, lease=None,
                                       not_before=at + timedelta(seconds=wait))
             return retrying, [progressed(retrying)]
 
         try:
-            await self.service.mutate(job.tenant, job.id, change)
+            ended = await self.service.mutate(job.tenant, job.id, change)
         except LeaseLost:
-            return False
-        log.info("transient failure; retrying", extra={"job": job.id, "code": code,
-                                                       "wait_s": wait})
-        return True
+            return
+        if not ended.final:
+            log.info("transient failure; retrying", extra={"job": job.id, "code": code,
+                                                           "wait_s": wait})

@@ -37,7 +37,7 @@ from bloop.ai.jobs.model import (
 )
 from bloop.ai.jobs.ports import Progress, RenderedFile, StoredFile
 from bloop.ai.jobs.renderers import LibraryRenderer
-from bloop.ai.jobs.service import JobService
+from bloop.ai.jobs.service import JobService, requested
 from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
 from bloop.ai.jobs.worker import JobRunner
 from bloop.ai.providers.tts import Speech, wav_bytes
@@ -109,6 +109,17 @@ async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[R
 
 def llm(fake: FakeOpenAI, **more: Any) -> dict[str, Any]:
     return {"openai_base_url": fake.base_url, "llm_timeout_s": 5.0} | more
+
+
+async def to_the_end(runner: JobRunner, job_id: str) -> Job:
+    """Runs the job's attempts until it ends, each once its retry is due (the sweeper's part)."""
+    for _ in range(20):
+        await runner.run("acme", job_id)
+        job = await runner.service.job("acme", job_id)
+        if job.final or job.not_before is None:
+            return job
+        await asyncio.sleep(max((job.not_before - now()).total_seconds(), 0.0))  # the back-off
+    raise AssertionError(f"job {job_id} did not end")
 
 
 async def test_an_offline_flashcards_job_runs_to_the_end(rig: Rig) -> None:
@@ -231,8 +242,7 @@ async def test_transient_errors_are_retried_and_recorded(rig: Rig, fake_openai: 
     fake_openai.script(SERVER_ERROR, RATE_LIMITED)
     job = await rig.ask("summary")
     started = asyncio.get_running_loop().time()
-    await rig.runner().run("acme", job.id)
-    done = await rig.service.job("acme", job.id)
+    done = await to_the_end(rig.runner(), job.id)
     assert done.status == "succeeded", done.errors
     assert done.attempts == 3
     assert [(e.code, e.transient, e.attempt) for e in done.errors] == [
@@ -247,8 +257,7 @@ async def test_a_provider_that_keeps_failing_fails_the_job(rig: Rig, fake_openai
     rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
     fake_openai.script(SERVER_ERROR, SERVER_ERROR, SERVER_ERROR)
     job = await rig.ask("summary")
-    await rig.runner().run("acme", job.id)
-    done = await rig.service.job("acme", job.id)
+    done = await to_the_end(rig.runner(), job.id)
     assert (done.status, done.attempts) == ("failed", 2)
     assert "gave up after 2 attempts" in done.errors[-1].message
     failed = (await rig.events(job.id))[-1]
@@ -327,11 +336,11 @@ class StopsAfterTheAnswer(JobRunner):
 
     def __init__(self, rig: Rig, stop: str) -> None:
         super().__init__(rig.service, rig.media, rig.settings, "worker-a", links=rig.links)
-        self.rig, self.stop = rig, stop
+        self.rig, self.how = rig, stop
 
     async def _progress(self, job: Job, progress: int, step: str) -> None:
         if progress == 90:
-            if self.stop == "cancel":
+            if self.how == "cancel":
                 await self.rig.service.cancel(job.tenant, job.id)
             else:
                 await hold(self.rig, job, "worker-b", 60)
@@ -375,11 +384,14 @@ async def hold(rig: Rig, job: Job, owner: str, seconds: float) -> Job:
 async def test_a_job_whose_worker_died_is_taken_over(rig: Rig) -> None:
     job = await rig.ask("summary")
     await hold(rig, job, "worker-dead", 30)
-    await rig.runner().run("acme", job.id, wait_for_lease=False)
+    runner = rig.runner("worker-b")
+    await runner.run("acme", job.id)
+    assert await runner.sweep() == 0
     assert (await rig.service.job("acme", job.id)).status == "running", "a live lease is kept"
 
-    await hold(rig, job, "worker-dead", 0.3)
-    await rig.runner("worker-b").run("acme", job.id)  # the redelivered command waits it out
+    await hold(rig, job, "worker-dead", -1)  # its lease lapsed
+    assert await runner.sweep() == 1
+    await runner.idle()
     done = await rig.service.job("acme", job.id)
     assert (done.status, done.attempts) == ("succeeded", 3)
 
@@ -401,9 +413,11 @@ async def test_a_worker_that_lost_its_lease_writes_nothing(rig: Rig,
 @pytest.mark.ai(lease_s=0.5)
 async def test_the_sweeper_runs_jobs_whose_command_never_came(rig: Rig) -> None:
     job = await rig.ask("summary")
-    assert await rig.runner().sweep() == 0, "a fresh job waits for its command"
+    runner = rig.runner()
+    assert await runner.sweep() == 0, "a fresh job waits for its command"
     await asyncio.sleep(0.6)
-    assert await rig.runner().sweep() == 1
+    assert await runner.sweep() == 1
+    await runner.idle()
     assert (await rig.service.job("acme", job.id)).status == "succeeded"
 
 
@@ -417,10 +431,11 @@ async def test_a_job_the_sweeper_runs_is_not_run_again_by_its_command(
     job = await rig.ask("summary")
     await asyncio.sleep(0.6)  # no command came: the job is the sweeper's
     runner = rig.runner()
-    sweeping = asyncio.create_task(runner.sweep())
+    assert await runner.sweep() == 1
     await running_now(rig, job.id)
     await asyncio.wait_for(runner.run("acme", job.id), 10)  # the command, late
-    assert await asyncio.wait_for(sweeping, 10) == 1
+    assert not await runner.start("acme", job.id, wait=True)  # the command, by the consumer
+    await asyncio.wait_for(runner.idle(), 10)
     done = await rig.service.job("acme", job.id)
     assert (done.status, done.attempts, done.cost.prompt_tokens) == ("succeeded", 1, 1117)
     assert len(fake_openai.requests) == 1
@@ -678,8 +693,7 @@ async def test_a_provider_timeout_is_retried(rig: Rig, fake_openai: FakeOpenAI) 
     fake_openai.script(Reply(content=json.dumps({"summary": "S", "key_points": ["k"]}),
                              delay_s=1.0))
     job = await rig.ask("summary")
-    await rig.runner().run("acme", job.id)
-    done = await rig.service.job("acme", job.id)
+    done = await to_the_end(rig.runner(), job.id)
     assert (done.status, done.attempts) == ("succeeded", 2), done.errors
     assert [(e.code, e.transient) for e in done.errors] == [("provider_timeout", True)]
 
@@ -868,3 +882,140 @@ async def test_scratch_left_by_a_stopped_render_is_swept_and_a_live_one_kept(
     runner = JobRunner(rig.service, rig.media, rig.settings, "w", workdir=work)
     assert await runner.sweep_scratch() == 1
     assert sorted(p.name for p in work.iterdir()) == ["bloop-ai-4e5f6a7b-x2", "keep"]
+
+
+@pytest.mark.ai(max_attempts=3)
+async def test_a_job_waiting_to_retry_leaves_the_worker_free(
+        rig: Rig, fake_openai: FakeOpenAI) -> None:
+    """A 429 with Retry-After: 90 kept the handler asleep for 90 s, and the jobs behind it (of
+    every tenant) waited; the job now waits in the queue and the sweeper takes it up when due."""
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.script(Reply(429, body=RATE_LIMITED.body, headers={"retry-after": "90"}))
+    job = await rig.ask("summary")
+    runner = rig.runner()
+    await asyncio.wait_for(runner.handle(requested(job)), 10)
+    await asyncio.wait_for(runner.idle(), 10)
+    waiting = await rig.service.job("acme", job.id)
+    assert (waiting.status, waiting.step, waiting.lease) == ("queued", "retrying in 90.0s", None)
+    assert waiting.not_before is not None
+    assert await runner.sweep() == 0, "not due yet"
+    other, _ = await rig.service.request("beta", "u9", JobRequest(
+        kind="simplify", lesson_id=LESSON.id), LESSON)
+    assert await runner.start("beta", other.id)
+    await asyncio.wait_for(runner.idle(), 10)
+    assert (await rig.service.job("beta", other.id)).status == "succeeded"
+    due = waiting.not_before + timedelta(seconds=1)
+    assert (("acme", job.id) in await rig.store.stale(due))
+
+
+class Gate:
+    """A narration renderer that holds each job until `open` is set."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.started: list[str] = []
+
+    async def render(self, job: Job, workdir: Path, progress: Progress) -> list[RenderedFile]:
+        self.started.append(job.id)
+        await self.open.wait()
+        return await ToneRenderer().render(job, workdir, progress)
+
+
+@pytest.mark.ai(jobs_at_once=3, tenant_jobs_at_once=2)
+async def test_one_tenant_s_jobs_leave_slots_for_the_others(rig: Rig) -> None:
+    """A process ran one job at a time from its commands: a tenant's slow jobs held up every
+    other tenant's. It runs several at once now, a tenant's share at most."""
+    gate = Gate()
+    runner = rig.runner(narration=gate)
+    slow = [(await rig.service.request("acme", "u1", JobRequest(
+        kind="narration", lesson_id=LESSON.id, params=JobParams(voice=f"v{n}")), LESSON))[0]
+        for n in range(3)]
+    for job in slow:
+        await asyncio.wait_for(runner.handle(requested(job)), 10)
+    other, _ = await rig.service.request("beta", "u9", JobRequest(
+        kind="summary", lesson_id=LESSON.id), LESSON)
+    await asyncio.wait_for(runner.handle(requested(other)), 10)
+
+    async def beta_done() -> bool:
+        return (await rig.service.job("beta", other.id)).status == "succeeded"
+
+    await eventually(beta_done, timeout_s=10, interval_s=0.02, what="beta's job to end")
+    statuses = [(await rig.service.job("acme", j.id)).status for j in slow]
+    assert statuses == ["running", "running", "queued"], "acme's third waits for the sweeper"
+    gate.open.set()
+    await asyncio.wait_for(runner.idle(), 10)
+    assert await runner.start("acme", slow[2].id)
+    await asyncio.wait_for(runner.idle(), 10)
+    assert [(await rig.service.job("acme", j.id)).status for j in slow] == ["succeeded"] * 3
+
+
+async def test_a_cancel_stops_a_provider_call_in_flight(rig: Rig, fake_openai: FakeOpenAI) -> None:
+    """The job stayed running until the provider's timeout (60 s by default), then queued for
+    a retry, and only then cancelled."""
+    rig.service.settings = rig.settings = AiSettings(
+        **rig.settings.model_dump() | llm(fake_openai, llm_timeout_s=30.0))
+    fake_openai.script(Reply(content="{}", delay_s=40.0))
+    job = await rig.ask("summary")
+    task = asyncio.create_task(rig.runner().run("acme", job.id))
+    await asked(fake_openai, 1)
+    await rig.service.cancel("acme", job.id)
+    await asyncio.wait_for(task, 15)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.errors, done.attempts) == ("cancelled", [], 1)
+    assert "job.progressed.v1" not in (await rig.types(job.id))[-1:]
+
+
+@pytest.mark.ai(invalid_output_retries=2)
+async def test_a_cancel_while_the_model_answers_ends_the_job_cancelled_with_its_spend(
+        rig: Rig, fake_openai: FakeOpenAI) -> None:
+    """The job went on asking (three paid calls) and ended failed `invalid_output`."""
+    rig.service.settings = rig.settings = AiSettings(
+        **rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.script(Reply(content="Here is a summary."),
+                       Reply(content="Here it is again.", delay_s=2.0),
+                       Reply(content="And again."))
+    job = await rig.ask("summary")
+    task = asyncio.create_task(rig.runner().run("acme", job.id))
+    await asked(fake_openai, 2)
+    await rig.service.cancel("acme", job.id)
+    await asyncio.wait_for(task, 15)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, len(fake_openai.requests)) == ("cancelled", 2)
+    assert done.cost.prompt_tokens == 1117, "the answered call is paid for"
+
+
+class CancelledAsItFails(JobRunner):
+    """A runner whose job is cancelled just as its provider call fails."""
+
+    async def _redacted(self, tenant: str, message: str) -> str:
+        if not (await self.service.job(tenant, self.job_id)).cancel_requested:
+            await self.service.cancel(tenant, self.job_id)
+        return await super()._redacted(tenant, message)
+
+    job_id = ""
+
+
+@pytest.mark.parametrize(("reply", "code"), [(BAD_KEY, "provider_rejected"),
+                                             (SERVER_ERROR, "provider_unavailable")])
+async def test_a_job_cancelled_as_it_fails_ends_cancelled(
+        rig: Rig, fake_openai: FakeOpenAI, reply: Reply, code: str) -> None:
+    """It ended failed, or went back to the queue for a retry, whatever the cancel."""
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.script(reply)
+    job = await rig.ask("summary")
+    runner = CancelledAsItFails(rig.service, rig.media, rig.settings, "worker-a", links=rig.links)
+    runner.job_id = job.id
+    await runner.run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, [e.code for e in done.errors]) == ("cancelled", [code])
+    events = await rig.events(job.id)
+    assert events[-1]["type"] == "bloop.ai.job.cancelled.v1"
+    assert not [e for e in events if e["data"].get("status") == "queued"
+                and e["data"].get("attempt")], "never queued for a retry"
+
+
+async def asked(fake: FakeOpenAI, n: int) -> None:
+    async def sent() -> bool:
+        return len(fake.requests) >= n
+
+    await eventually(sent, timeout_s=10, interval_s=0.02, what=f"{n} provider calls")

@@ -13,10 +13,18 @@ def index_fields(job: Job) -> dict[str, Any]:
         "tenant": job.tenant, "id": job.id, "idempotency_key": job.idempotency_key,
         "status": job.status, "lesson_id": job.lesson_id, "rev": job.rev,
         "final": job.final,
-        "lease_until": job.lease.expires_at.timestamp() if job.lease else None,
+        "lease_until": _free_at(job),
         "created": job.created_at.timestamp(), "updated": job.updated_at.timestamp(),
         "usd": job.cost.usd,
     }
+
+
+def _free_at(job: Job) -> float | None:
+    """When a worker may take the job up: its lease's expiry, or the end of the wait before a
+    retry; None for a job never claimed (a worker takes it when its command arrives)."""
+    if job.lease is not None:
+        return job.lease.expires_at.timestamp()
+    return job.not_before.timestamp() if job.not_before is not None else None
 
 
 def job_key(job: Job) -> tuple[float, str]:

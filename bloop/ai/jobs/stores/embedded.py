@@ -132,13 +132,14 @@ class EmbeddedJobStore:
             " WHERE tenant = ? AND created >= ?", (tenant, since.timestamp())).fetchone())
         return Spend(jobs=int(row["n"]), usd=float(row["usd"]))
 
-    async def stale(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
-        t = at.timestamp()
+    async def stale(self, at: datetime, *, touched_before: datetime | None = None,
+                    limit: int = 100) -> list[tuple[str, str]]:
+        t, touched = at.timestamp(), (touched_before or at).timestamp()
         rows = await self.db.run(lambda c: c.execute(
             "SELECT tenant, id FROM ai_jobs WHERE final = 0 AND ("
             " (lease_until IS NOT NULL AND lease_until < ?) OR"
             " (lease_until IS NULL AND updated < ?)) ORDER BY updated LIMIT ?",
-            (t, t, limit)).fetchall())
+            (t, touched, limit)).fetchall())
         return [(r["tenant"], r["id"]) for r in rows]
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None:

@@ -152,11 +152,12 @@ class MongoJobStore:
             usd += float(d.get("usd") or 0)
         return Spend(jobs=jobs, usd=round(usd, 8))
 
-    async def stale(self, at: datetime, limit: int = 100) -> list[tuple[str, str]]:
-        t = at.timestamp()
+    async def stale(self, at: datetime, *, touched_before: datetime | None = None,
+                    limit: int = 100) -> list[tuple[str, str]]:
+        t, touched = at.timestamp(), (touched_before or at).timestamp()
         cursor = self.jobs.find(
             {"final": False, "$or": [{"lease_until": {"$lt": t}},
-                                     {"lease_until": None, "updated": {"$lt": t}}]},
+                                     {"lease_until": None, "updated": {"$lt": touched}}]},
             {"tenant": 1, "id": 1}).sort("updated", ASCENDING).limit(limit)
         return [(d["tenant"], d["id"]) async for d in cursor]
 
