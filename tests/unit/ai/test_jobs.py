@@ -58,6 +58,7 @@ from tests.unit.ai.fake_openai import (
     SERVER_ERROR,
     FakeOpenAI,
     Reply,
+    completion,
 )
 
 LESSON = LessonText(id="lesson-1", version=3, course="py", title=data.LESSONS[0].title,
@@ -296,14 +297,29 @@ async def test_a_broken_answer_is_retried_as_a_provider_failure_and_keeps_the_sp
                        Reply(raw=b'{"id": "chatcmpl-x", "object": "chat.compl'))
     job = await rig.ask("summary")
     with caplog.at_level(logging.WARNING, logger="bloop"):
-        await rig.runner().run("acme", job.id)
-    done = await rig.service.job("acme", job.id)
+        done = await to_the_end(rig.runner(), job.id)
     assert (done.status, done.attempts) == ("succeeded", 2), done.errors
     assert [(e.code, e.transient, e.message) for e in done.errors] == [(
         "provider_unavailable", True,
         "the provider's answer is not a chat completion (a body that is cut off or not JSON)")]
     assert done.cost.prompt_tokens == 2 * 1117, "the invalid answer before it was paid for"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.ai(max_attempts=3)
+async def test_a_refused_answer_after_an_invalid_one_keeps_both_spends(
+        rig: Rig, fake_openai: FakeOpenAI) -> None:
+    """The job records each answer's tokens as it arrives; a refusal's came with its error,
+    which nothing recorded."""
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    refusal = completion("")
+    refusal["choices"][0]["message"].update(content=None, refusal="I can't help with that.")
+    fake_openai.script(Reply(content="Sure! Here is a summary of the lesson."), Reply(body=refusal))
+    job = await rig.ask("summary")
+    await rig.runner().run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.errors[-1].code) == ("failed", "model_refused")
+    assert (done.cost.prompt_tokens, done.cost.completion_tokens) == (2 * 1117, 2 * 246)
 
 
 async def test_cancelling(rig: Rig, fake_openai: FakeOpenAI) -> None:
