@@ -1,16 +1,18 @@
 """What one GraphQL document may ask for, checked before anything runs (graphql-core executes on
 the event loop, so one costly query would hold every other request): at most `MAX_TOKENS`
 tokens (checked as it is parsed); then, before graphql-core validates it, at most
-`MAX_SELECTIONS` selections and `MAX_REPEATS` pairs of repeats (see `repeats`); and, once its
-fragments are expanded, at most `MAX_ALIASES` aliases and an estimated cost of at most
-`MAX_COST`. Each refusal carries its own `code`.
+`MAX_SELECTIONS` selections and `MAX_REPEATS` pairs of repeats (see `repeats`); and, once it is
+valid and its variables are known, the operation to run, its fragments expanded, at most
+`MAX_ALIASES` aliases and an estimated cost of at most `MAX_COST`. Each refusal carries its own
+`code`.
 
-The cost counts each field a document selects, times the items of the lists around it: a page
-size given as `first` or `limit` (the largest a variable may hold when it is one, the
-argument's default when the query leaves it out), else `LIST_ITEMS` for a list. An item of a
-union or an interface is of one type, so it costs what the fragments for its costliest type
-select. Fragments are measured once each, so a document reusing a fragment many times costs its
-measure many times, not the work of expanding it again."""
+The cost counts each field the operation selects, times the items of the lists around it: a
+page size given as `first` or `limit` (a variable's value when it is one, the argument's
+default when the query leaves it out; at most `LARGEST_PAGE`), else the items `LIST_ITEMS` has
+for a list of a lesson's content, and `OTHER_LIST_ITEMS` for any other list. An item of a union
+or an interface is of one type, so it costs what the fragments for its costliest type select.
+Fragments are measured once each, so a document reusing a fragment many times costs its measure
+many times, not the work of expanding it again."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
+    ExecutionResult,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -28,26 +31,24 @@ from graphql import (
     GraphQLOutputType,
     GraphQLSchema,
     InlineFragmentNode,
-    IntValueNode,
     NamedTypeNode,
     NoFragmentCyclesRule,
-    OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    ValidationContext,
-    ValidationRule,
-    VariableNode,
     get_named_type,
+    get_operation_ast,
     is_abstract_type,
     parse,
     validate,
 )
 from graphql.error import GraphQLError, GraphQLSyntaxError
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 from graphql.type.definition import GraphQLInterfaceType, GraphQLObjectType
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
-from strawberry.extensions import AddValidationRules, SchemaExtension
+from strawberry.extensions import SchemaExtension
 
 from bloop.graphql.errors import refusal
+from bloop.graphql.fields import MAX_PAGE
 from bloop.graphql.repeats import repeats
 
 MAX_TOKENS = 5_000
@@ -63,9 +64,23 @@ validation, where that course page makes about 100."""
 MAX_LESSONS = 20_000
 """Lessons one request may list (by the courses' lesson counts, as their lessons are asked
 for), about 0.3 s of work; past it, the fields listing more fail with `query_too_large`."""
-LIST_ITEMS = 10
+CHOICES = 4
+LIST_ITEMS = {
+    ("Lesson", "blocks"): 8,
+    ("QuizBlock", "questions"): 5,
+    ("SingleChoiceQuestion", "options"): CHOICES,
+    ("MultipleChoiceQuestion", "options"): CHOICES,
+    ("OrderingQuestion", "items"): CHOICES,
+    ("MatchingQuestion", "left"): CHOICES,
+    ("MatchingQuestion", "right"): CHOICES,
+}
+"""The items of the lists of a lesson's content as authors write them: 8 blocks, a quiz of 5
+questions (as the AI makes them unless asked otherwise), a question of 4 choices. Not their
+maxima (200 blocks, 100 questions, 30 choices), whose product no estimate could allow: what a
+request reads is held at run time to `MAX_LESSONS` lessons."""
+OTHER_LIST_ITEMS = 10
 PAGE_ARGUMENTS = frozenset({"first", "limit"})
-LARGEST_PAGE = 200
+LARGEST_PAGE = MAX_PAGE
 
 
 @dataclass(frozen=True)
@@ -81,17 +96,17 @@ class Measure:
         return Measure(self.cost * items, self.aliases)
 
 
-def _page_size(node: FieldNode, definition: Any) -> int | None:
-    """The page `node` asks for: its `first` or `limit`, else that argument's default."""
-    given = {argument.name.value: argument.value for argument in node.arguments or ()}
-    for name, argument in definition.args.items():
-        if name not in PAGE_ARGUMENTS:
-            continue
-        value = given.get(name)
-        if isinstance(value, VariableNode):
-            return LARGEST_PAGE
-        size = (int(value.value) if isinstance(value, IntValueNode)
-                else argument.default_value if value is None else None)
+def _page_size(node: FieldNode, definition: Any, variables: VariableValues) -> int | None:
+    """The page `node` asks for: its `first` or `limit` (a variable's value), else that
+    argument's default."""
+    if not PAGE_ARGUMENTS.intersection(definition.args):
+        return None
+    try:
+        given = get_argument_values(definition, node, variables)
+    except GraphQLError:  # the field fails with this error, as it runs: count it whole
+        return LARGEST_PAGE
+    for name in PAGE_ARGUMENTS.intersection(given):
+        size = given[name]
         if isinstance(size, int):
             return max(0, min(size, LARGEST_PAGE))
     return None
@@ -101,38 +116,55 @@ def _is_list(kind: GraphQLOutputType) -> bool:
     return isinstance(kind.of_type if isinstance(kind, GraphQLNonNull) else kind, GraphQLList)
 
 
-class QueryCost(ValidationRule):
-    """Refuses a document past `MAX_ALIASES` aliases or `MAX_COST`."""
+class CostLimit(SchemaExtension):
+    """Refuses a valid operation past `MAX_ALIASES` aliases or `MAX_COST` before it runs."""
 
-    def __init__(self, context: ValidationContext) -> None:
-        super().__init__(context)
-        self.fragments: dict[str, FragmentDefinitionNode] = {}
+    def on_execute(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is not None and context.result is None:
+            refused = _costly(context.schema._schema, context.graphql_document,
+                              context.operation_name, context.variables)
+            if refused is not None:
+                context.result = ExecutionResult(data=None, errors=[refused])
+        yield
+
+
+def _costly(schema: GraphQLSchema, document: DocumentNode, name: str | None,
+            given: dict[str, Any] | None) -> GraphQLError | None:
+    operation = get_operation_ast(document, name)
+    if operation is None:  # none, or no name to choose one by: graphql says so as it runs
+        return None
+    root = (schema.query_type if operation.operation == OperationType.QUERY
+            else schema.mutation_type)
+    variables = get_variable_values(schema, operation.variable_definitions or (), given or {})
+    if root is None or isinstance(variables, list):  # graphql refuses them as it runs
+        return None
+    measure = QueryCost(schema, document, variables).selections(operation.selection_set, root,
+                                                                paged=False)
+    if measure.aliases > MAX_ALIASES:
+        return refusal(f"the query uses {measure.aliases} aliases (with its fragments "
+                       f"expanded); the limit is {MAX_ALIASES}", "too_many_aliases",
+                       MAX_ALIASES, operation)
+    if measure.cost > MAX_COST:
+        return refusal(f"the query may select about {measure.cost} values; the limit is "
+                       f"{MAX_COST}: ask for fewer fields, smaller pages or fewer aliases",
+                       "query_too_costly", MAX_COST, operation)
+    return None
+
+
+class QueryCost:
+    """Measures the selections of one operation of `document`, its `variables` given."""
+
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode,
+                 variables: VariableValues) -> None:
+        self.schema = schema
+        self.variables = variables
+        self.fragments = {d.name.value: d for d in document.definitions
+                          if isinstance(d, FragmentDefinitionNode)}
         self.measured: dict[str, Measure] = {}
 
-    def enter_document(self, node: Any, *_: Any) -> None:
-        self.fragments = {d.name.value: d for d in node.definitions
-                          if isinstance(d, FragmentDefinitionNode)}
-        schema = self.context.schema
-        for operation in node.definitions:
-            if not isinstance(operation, OperationDefinitionNode):
-                continue
-            root = (schema.query_type if operation.operation == OperationType.QUERY
-                    else schema.mutation_type)
-            if root is None:
-                continue
-            measure = self._selections(operation.selection_set, root, paged=False)
-            if measure.aliases > MAX_ALIASES:
-                self.report_error(refusal(
-                    f"the query uses {measure.aliases} aliases (with its fragments expanded); "
-                    f"the limit is {MAX_ALIASES}", "too_many_aliases", MAX_ALIASES, operation))
-            elif measure.cost > MAX_COST:
-                self.report_error(refusal(
-                    f"the query may select about {measure.cost} values; the limit is "
-                    f"{MAX_COST}: ask for fewer fields, smaller pages or fewer aliases",
-                    "query_too_costly", MAX_COST, operation))
-
-    def _selections(self, selections: SelectionSetNode | None, parent: Any,
-                    paged: bool) -> Measure:
+    def selections(self, selections: SelectionSetNode | None, parent: Any,
+                   paged: bool) -> Measure:
         fields = Measure()
         fragments: list[tuple[Any, Measure]] = []
         for node in selections.selections if selections is not None else ():
@@ -140,8 +172,8 @@ class QueryCost(ValidationRule):
                 fields += self._field(node, parent, paged)
             elif isinstance(node, InlineFragmentNode):
                 condition = self._type(node.type_condition) or parent
-                fragments.append((condition, self._selections(node.selection_set, condition,
-                                                              paged)))
+                fragments.append((condition, self.selections(node.selection_set, condition,
+                                                             paged)))
             elif isinstance(node, FragmentSpreadNode):
                 fragment = self.fragments.get(node.name.value)
                 condition = self._type(fragment.type_condition) if fragment else None
@@ -152,7 +184,7 @@ class QueryCost(ValidationRule):
         """What `fragments` cost an item of `parent`: an item is of one type, which the
         fragments on other types cost nothing, so of its costliest type (a union's or an
         interface's member)."""
-        schema = self.context.schema
+        schema = self.schema
         aliases = sum(measure.aliases for _, measure in fragments)
         if is_abstract_type(parent):
             kinds = schema.get_possible_types(parent)
@@ -165,14 +197,14 @@ class QueryCost(ValidationRule):
                            default=0), aliases)
 
     def _type(self, name: NamedTypeNode | None) -> Any:
-        return self.context.schema.get_type(name.name.value) if name is not None else None
+        return self.schema.get_type(name.name.value) if name is not None else None
 
     def _fragment(self, name: str) -> Measure:
         if name not in self.measured:
             self.measured[name] = Measure()  # a cycle (refused by another rule) counts nothing
             fragment = self.fragments.get(name)
             if fragment is not None:
-                self.measured[name] = self._selections(
+                self.measured[name] = self.selections(
                     fragment.selection_set, self._type(fragment.type_condition), paged=False)
         return self.measured[name]
 
@@ -184,14 +216,15 @@ class QueryCost(ValidationRule):
         definition = _definition(parent, name)
         if definition is None:
             return alias + Measure(cost=1)  # no such field: another rule refuses it
-        page = _page_size(node, definition)
+        page = _page_size(node, definition, self.variables)
         if page is not None:
             items = page
         elif _is_list(definition.type):
-            items = 1 if paged else LIST_ITEMS  # a page's list: its size is the page's
+            # a page's list: its size is the page's
+            items = 1 if paged else LIST_ITEMS.get((parent.name, name), OTHER_LIST_ITEMS)
         else:
             items = 1
-        inner = self._selections(node.selection_set, get_named_type(definition.type),
+        inner = self.selections(node.selection_set, get_named_type(definition.type),
                                  paged=page is not None)
         return alias + Measure(cost=1) + inner.times(items)
 
@@ -268,4 +301,4 @@ def _repeated(schema: GraphQLSchema, document: DocumentNode) -> list[GraphQLErro
 def limits() -> list[Callable[[], SchemaExtension]]:
     """The schema extensions that keep documents within these limits (made for each request:
     an extension holds the request it works on)."""
-    return [TokenLimit, RepeatLimit, lambda: AddValidationRules([QueryCost])]
+    return [TokenLimit, RepeatLimit, CostLimit]

@@ -597,13 +597,65 @@ async def test_a_list_left_without_first_costs_its_default_page(start: Start) ->
         async def refusal(page: str) -> str:
             body = await query(client, "{ " + " ".join(
                 f'a{i}: courses(tenant: "demo"{page}) {{ items {{ lessons {{ blocks '
-                "{ ... on MarkdownBlock { markdown } } } } }" for i in range(20)) + " }")
+                "{ ... on MarkdownBlock { markdown } } } } }" for i in range(30)) + " }")
             [error] = body["errors"]
             assert error["extensions"]["code"] == "query_too_costly"
             message: str = error["message"]
             return message
 
         assert await refusal("") == await refusal(", first: 50")
+
+
+CATALOGUE = """items { id title lessons { id title blocks { __typename
+  ... on MarkdownBlock { markdown mediaLinks { media link { url expiresAt } } }
+  ... on CodeBlock { language source }
+  ... on ImageBlock { media alt link { url expiresAt } }
+  ... on VideoBlock { media link { url } }
+  ... on QuizBlock { id title questions {
+    __typename ... on SingleChoiceQuestion { id prompt options { id text } } } } } } } next"""
+
+
+def catalogue(page: str, copies: int = 1) -> str:
+    variables = "($n: Int!) " if page == "$n" else ""
+    return f"query {variables}{{ " + " ".join(
+        f'a{i}: courses(tenant: "demo", first: {page}) {{ {CATALOGUE} }}'
+        for i in range(copies)) + " }"
+
+
+async def test_a_catalogue_page_with_every_lesson_and_quiz_is_within_the_limits(
+        start: Start) -> None:
+    """Each block costs its costliest type, a quiz, as a lesson's content typically has it."""
+    async with start() as (_, client):
+        for page in ("20", "$n"):
+            body = await query(client, catalogue(page), n=20)
+            assert "errors" not in body, body["errors"]
+            [course] = body["data"]["a0"]["items"]
+            assert [x["title"] for x in course["lessons"]] == [x.title for x in data.LESSONS]
+
+
+async def test_a_page_given_as_a_variable_costs_its_value(start: Start) -> None:
+    async with start(seed=False) as (_, client):
+
+        async def refusal(page: str, n: int) -> str | None:
+            body = await query(client, catalogue(page), n=n)
+            if "errors" not in body:
+                return None
+            [error] = body["errors"]
+            assert error["extensions"]["code"] == "query_too_costly"
+            message: str = error["message"]
+            return message
+
+        assert await refusal("$n", 1) is None
+        assert await refusal("$n", 150) == await refusal("150", 1) is not None
+        assert await refusal("$n", 500) == await refusal("200", 1)  # at most 200 a page
+
+
+async def test_many_aliases_of_a_costly_page_are_refused(start: Start) -> None:
+    async with start(seed=False) as (_, client):
+        body = await query(client, catalogue("$n", copies=3), n=20)
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "query_too_costly"
+        assert body.get("data") is None
 
 
 async def test_a_fragment_spreading_itself_is_refused_as_graphql_says(start: Start) -> None:
