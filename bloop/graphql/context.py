@@ -23,6 +23,8 @@ class Context(BaseContext):
         self.principal = principal
         self._loaders: dict[str, Any] = {}
         self._counted: dict[str, int] = {}
+        self.operation_name: str | None = None
+        """The `operationName` the request gave, if any (set as the request is read)."""
 
     def authorise(self, tenant: str, *roles: str, scopes: Iterable[str] = ()) -> Principal:
         """The same rule as the HTTP route that reads the same thing: the caller must be in
@@ -55,7 +57,8 @@ class Context(BaseContext):
 
     def once(self, name: str, work: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         """What `work` gives, worked out once in this request: the fields (and aliases) asking
-        for `name` again share it."""
+        for `name` again share it. `work` is called here, by the first only (what it raises,
+        that field raises)."""
         return shared(self.loader(f"once:{name}", lambda: asyncio.ensure_future(work())))
 
 

@@ -1,7 +1,8 @@
 """Resolver errors, shaped like the HTTP API's problems: a `Problem` keeps its detail and gets its
 `code` and `status` as extensions, a store that is down reads `store_unavailable`, and anything
 else is logged and masked. A query refused by the limits (`refusal`) carries its `code` too;
-other errors in the query itself (syntax, validation, variables) pass as GraphQL reports them."""
+other errors in the query itself (syntax, validation, variables: those without a `path`) keep
+GraphQL's message and get 422 `validation_failed`, as the HTTP API's invalid requests do."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ def _problem(exc: BaseException) -> Problem:
             return StoreUnavailable(store)
     log.error("unhandled error in a resolver", exc_info=exc)
     return Problem("an unexpected error occurred", status=500, code="internal_error")
+
+
+def in_the_query(error: GraphQLError) -> GraphQLError:
+    """`error`, given 422 `validation_failed` when it was raised before execution (it has no
+    `path`) and has no `code` of its own."""
+    if error.path is not None or "code" in (error.extensions or {}):
+        return error
+    return GraphQLError(message=error.message, nodes=error.nodes, source=error.source,
+                        positions=error.positions, original_error=error.original_error,
+                        extensions={**(error.extensions or {}), "code": "validation_failed",
+                                    "status": 422})
 
 
 def refusal(message: str, code: str, limit: int, nodes: Any = None) -> GraphQLError:

@@ -1,13 +1,14 @@
 """`field`: `strawberry.field(description=...)` with a type mypy can check the resolver through;
 `Page` and `page_size`: a list field's page (`XPage` in the schema for a list of `X`) and its
-`first`, checked."""
+`first`, checked; `sized`: a text argument held to the length rules of its HTTP twin."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 
 import strawberry
+from annotated_types import MaxLen, MinLen
 from graphql.error import GraphQLError
 from strawberry.types.field import StrawberryField
 
@@ -17,6 +18,7 @@ MAX_PAGE = 200
 
 T = TypeVar("T")
 U = TypeVar("U")
+S = TypeVar("S", bound=str | None)
 Resolver = Callable[..., Any]
 
 
@@ -37,8 +39,24 @@ class Page(Generic[T]):
         return cls(items=[item(x) for x in listed.items], next=listed.next)
 
 
+def invalid(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "validation_failed", "status": 422})
+
+
 def page_size(first: int) -> int:
     if not 1 <= first <= MAX_PAGE:
-        raise GraphQLError(f"first must be between 1 and {MAX_PAGE}",
-                           extensions={"code": "validation_failed", "status": 422})
+        raise invalid(f"first must be between 1 and {MAX_PAGE}")
     return first
+
+
+def sized(value: S, name: str, like: object) -> S:
+    """`value` of the argument `name`, refused (422 `validation_failed`) outside the lengths
+    that `like`, the type of the HTTP API's parameter for it (`Annotated[str, Query(...)]`),
+    allows."""
+    rules = [rule for meta in get_args(like)[1:] for rule in getattr(meta, "metadata", ())]
+    least = max([r.min_length for r in rules if isinstance(r, MinLen)], default=0)
+    most = min(r.max_length for r in rules if isinstance(r, MaxLen))
+    if value is not None and not least <= len(value) <= most:
+        raise invalid(f"{name} must be {least} to {most} characters long" if least else
+                      f"{name} may be at most {most} characters long")
+    return value

@@ -8,8 +8,11 @@ from typing import Annotated, Any
 
 from cross_web import HTTPException
 from fastapi import Depends, Request, Response
+from fastapi.routing import APIWebSocketRoute
 from strawberry import UNSET
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLRequestData
+from strawberry.types import ExecutionResult
 
 from bloop.graphql.context import Context
 from bloop.graphql.schema import build_schema
@@ -35,14 +38,29 @@ def context_getter(names: Sequence[str]) -> Callable[..., Awaitable[Context]]:
 
 
 class ProblemGraphQLRouter(GraphQLRouter[Context, None]):
-    """A request that is no GraphQL request (a body that is not JSON, no query, a mutation over
-    GET) is answered with problem+json, as every other route's errors are, not plain text."""
+    """A request that is no GraphQL request (a body that is not JSON or no JSON object, no
+    query, a mutation over GET) is answered with problem+json, as every other route's errors
+    are, not plain text. There are no subscriptions, so no WebSocket route: an upgrade is
+    refused as on any path that takes none (its context would need an HTTP request)."""
 
     def parse_json(self, data: str | bytes) -> Any:
         try:
-            return super().parse_json(data)
+            parsed = super().parse_json(data)
         except (RecursionError, ValueError) as exc:
             raise HTTPException(400, json_fault(exc) or str(exc)) from None
+        # The body comes as bytes; a query string's `variables` and `extensions` come as str,
+        # and may be null (strawberry checks their kind).
+        if isinstance(data, bytes) and not isinstance(parsed, dict | list):
+            raise HTTPException(400, "the body must be a JSON object: "
+                                     '{"query": ..., "variables": ..., "operationName": ...}')
+        return parsed
+
+    async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any,
+                             context: Context, root_value: Any,
+                             request_data: GraphQLRequestData) -> ExecutionResult:
+        context.operation_name = request_data.operation_name
+        return await super().execute_single(request, request_adapter, sub_response, context,
+                                            root_value, request_data)
 
     # Typed Any: the base's overloads (an HTTP request or a WebSocket) do not carry over.
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
@@ -64,5 +82,8 @@ def graphql_router(services: Sequence[Service]) -> GraphQLRouter[Context, None] 
     schema = build_schema(services)
     if schema is None:
         return None
-    return ProblemGraphQLRouter(schema, path=PATH, context_getter=context_getter(
-        [s.name for s in services]), tags=["graphql"], graphql_ide=None)
+    router = ProblemGraphQLRouter(schema, path=PATH, context_getter=context_getter(
+        [s.name for s in services]), tags=["graphql"], graphql_ide=None,
+        subscription_protocols=())
+    router.routes[:] = [r for r in router.routes if not isinstance(r, APIWebSocketRoute)]
+    return router

@@ -8,16 +8,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Sequence
+from typing import Any
 
 import strawberry
 from graphql.error import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.base import get_object_definition
 
-from bloop.graphql.errors import ProblemErrors
+from bloop.graphql.errors import ProblemErrors, in_the_query
 from bloop.graphql.limits import limits
+from bloop.graphql.operations import OneOperation
 from bloop.graphql.scalars import SCALARS
 from bloop.platform.services import Service
 
@@ -26,6 +28,14 @@ QUERY = ("the reads of the services this process runs; each field may be null be
 
 
 class Schema(strawberry.Schema):
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """Errors in the query (syntax, validation, variables) get their code here, after the
+        extensions: a syntax error is raised by the parsing extension, which no extension sees."""
+        result = await super().execute(*args, **kwargs)
+        if result.errors:
+            result.errors = [in_the_query(e) for e in result.errors]
+        return result
+
     def process_errors(self, errors: list[GraphQLError],
                        execution_context: ExecutionContext | None = None) -> None:
         """Logs nothing: errors in a query are the caller's to read, and resolver errors are
@@ -53,4 +63,4 @@ def build_schema(services: Sequence[Service]) -> Schema | None:
     query = merge_types("Query", tuple(types))
     get_object_definition(query, strict=True).description = QUERY
     return Schema(query=query, config=StrawberryConfig(scalar_map=SCALARS),
-                  extensions=[*limits(), ProblemErrors])
+                  extensions=[*limits(), OneOperation, ProblemErrors])

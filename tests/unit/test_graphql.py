@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -198,8 +198,12 @@ async def test_a_failing_field_leaves_the_other_fields_their_data(
         assert body["data"]["courses"] == {"items": [{"title": "Thinking in Python"}]}
         assert len(body["data"]["concepts"]["items"]) == 1
         assert {name: body["data"][name] for name in learning} == dict.fromkeys(learning)
+        # the graph, as `GET …/learning/graph`, is for the tenant's educators and admins
+        r = await client.get("/v1/tenants/demo/learning/graph", headers=key)
+        assert r.json()["code"] == "missing_role"
         assert sorted((e["path"][0], e["extensions"]["code"]) for e in body["errors"]) == sorted(
-            (name, "insufficient_scope") for name in learning)
+            (name, "missing_role" if name == "prerequisiteGraph" else "insufficient_scope")
+            for name in learning)
 
         # the lessons past what a request may list: only the lists asking for them are null
         monkeypatch.setattr(content_graphql, "MAX_LESSONS", len(data.LESSONS))
@@ -467,22 +471,112 @@ async def test_a_course_list_is_one_store_read_however_few_courses_the_caller_ma
         assert reads == ["draft"]
 
 
-@pytest.mark.parametrize("text", [
-    "{ courses(tenant: ",                                     # syntax
-    "{ nothing }",                                            # no such field
-    "{ course(tenant: \"demo\") { id } }",                    # a required argument left out
-    "{ courses(tenant: \"Not A Slug!\") { next } }",                # a scalar's rule
-    "{ courses(tenant: \"demo\", status: RETIRED) { next } }",      # no such enum value
-    "{ courses(tenant: \"demo\", first: 0) { next } }",             # a page size out of range
-    "{ courses(tenant: \"demo\", after: \"nonsense\") { next } }",  # not a cursor of the list
+@pytest.mark.parametrize(("text", "code"), [
+    ("{ courses(tenant: ", "validation_failed"),                                  # syntax
+    ("{ nothing }", "validation_failed"),                                         # no such field
+    ("{ course(tenant: \"demo\") { id } }", "validation_failed"),  # a required argument left out
+    ("{ courses(tenant: \"Not A Slug!\") { next } }", "validation_failed"),     # a scalar's rule
+    ("{ courses(tenant: \"demo\", status: RETIRED) { next } }", "validation_failed"),  # no such enum value
+    ("{ courses(tenant: \"demo\", first: \"9\") { next } }", "validation_failed"),  # of another type
+    ("query ($t: Slug!) { courses(tenant: $t) { next } }", "validation_failed"),  # a variable left out
+    ("{ __schema { types { ...T } } } fragment T on __Type { ofType { ...T } }",
+     "validation_failed"),                                                         # a fragment cycle
+    ("{ courses(tenant: \"demo\", first: 0) { next } }", "validation_failed"),  # a page size out of range
+    ("{ courses(tenant: \"demo\", after: \"nonsense\") { next } }", "bad_cursor"),  # not a cursor of the list
 ])
-async def test_a_bad_query_is_a_graphql_error_not_a_500(start: Start, text: str) -> None:
+async def test_a_bad_query_is_a_graphql_error_not_a_500(start: Start, text: str,
+                                                        code: str) -> None:
+    """Each error has the code and status the HTTP API would answer; before, those found
+    before the query ran (all but the last two) had none."""
     async with start(seed=False) as (_, client):
         r = await client.post("/graphql", json={"query": text})
         assert r.status_code in (200, 400), r.text
         body = r.json()
         assert not any((body.get("data") or {}).values())
         assert body["errors"][0]["message"]
+        assert [(e["extensions"]["code"], e["extensions"]["status"]) for e in body["errors"]] == [
+            (code, 422)] * len(body["errors"])
+
+
+async def test_a_document_of_several_operations_runs_the_one_named(start: Start) -> None:
+    """Before, without `operationName` it ran the first."""
+    text = "query A { a: __typename } query B { b: __typename }"
+    async with start(seed=False) as (_, client):
+        body = await query(client, text)
+        assert body.get("data") is None
+        [error] = body["errors"]
+        assert "operationName" in error["message"]
+        assert error["extensions"] == {"code": "validation_failed", "status": 422}
+        r = await client.post("/graphql", json={"query": text, "operationName": "B"})
+        assert r.json() == {"data": {"b": "Query"}}
+        r = await client.get("/graphql", params={"query": text, "operationName": "A"})
+        assert r.json() == {"data": {"a": "Query"}}
+
+
+@pytest.mark.parametrize(("text", "http"), [
+    ('{{ courses(tenant: "demo", after: "{}") {{ next }} }}', "/v1/tenants/demo/courses?after={}"),
+    ('{{ concepts(tenant: "demo", after: "{}") {{ next }} }}',
+     "/v1/tenants/demo/concepts?after={}"),
+    ('{{ users(tenant: "demo", after: "{}") {{ next }} }}', "/v1/tenants/demo/users?after={}"),
+    ('{{ lesson(tenant: "demo", id: "{}") {{ id }} }}', "/v1/tenants/demo/lessons/{}"),
+], ids=["courses", "concepts", "users", "lesson"])
+async def test_a_cursor_or_an_id_is_held_to_the_length_the_http_api_takes(
+        start: Start, text: str, http: str) -> None:
+    """Before, GraphQL took any length (an id of 200 KB)."""
+    async with start() as (_, client):
+        for length in (64, 65, 254, 255, 1000, 1001):
+            r = await client.get(http.format("a" * length))
+            body = await query(client, text.format("a" * length))
+            if r.status_code == 422 and r.json()["code"] == "validation_failed":
+                [error] = body["errors"]
+                assert error["extensions"] == {"code": "validation_failed", "status": 422}, length
+                assert "characters" in error["message"]
+            else:
+                assert all(e["extensions"]["code"] != "validation_failed"
+                           for e in body.get("errors", ())), (length, body)
+        assert r.status_code == 422  # the longest is too long for each
+
+
+@pytest.mark.parametrize("body", [b"5", b"null", b"true", b'"x"', b"[]"])
+async def test_a_body_that_is_no_json_object_is_a_problem_not_a_500(
+        start: Start, body: bytes) -> None:
+    """Before, all but the list (refused as a batch) were a 500 and a logged traceback."""
+    async with start(seed=False) as (_, client):
+        r = await client.post("/graphql", content=body,
+                              headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "bad_request"
+        r = await client.get("/graphql", params={"query": "{ __typename }", "variables": "null"})
+        assert r.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_a_websocket_upgrade_is_refused_not_a_500(start: Start) -> None:
+    """There are no subscriptions. Before, the upgrade raised a TypeError (a 500, a logged
+    traceback) for anyone, signed in or not."""
+
+    async def upgrade(app: FastAPI, headers: list[tuple[bytes, bytes]]
+                      ) -> list[MutableMapping[str, Any]]:
+        sent: list[MutableMapping[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "websocket.connect"} if not sent else {
+                "type": "websocket.disconnect", "code": 1000}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        await app({"type": "websocket", "asgi": {"version": "3.0"}, "scheme": "ws",
+                   "path": "/graphql", "raw_path": b"/graphql", "root_path": "",
+                   "query_string": b"", "headers": [(b"host", b"bloop.test"), *headers],
+                   "subprotocols": ["graphql-transport-ws"], "client": ("127.0.0.1", 1),
+                   "server": ("bloop.test", 80)}, receive, send)
+        return sent
+
+    async with start() as (app, client):
+        token = client.headers["Authorization"].encode()
+        for headers in ([], [(b"authorization", token)]):
+            assert [m["type"] for m in await upgrade(app, headers)] == ["websocket.close"]
 
 
 def deep_introspection(copies: int) -> str:

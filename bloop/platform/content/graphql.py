@@ -19,15 +19,17 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from bloop.graphql.context import Context, shared
-from bloop.graphql.fields import Page, field, page_size
+from bloop.graphql.fields import Page, field, page_size, sized
 from bloop.graphql.limits import MAX_LESSONS
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
+from bloop.platform.content.api import LessonId
 from bloop.platform.content.media.refs import media_url, urls_media
 from bloop.platform.content.media.service import MediaService, reach_of
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.errors import NotFound
+from bloop.platform.kit.pagination import After
 
 Info = strawberry.Info[Context, None]
 CourseKey = tuple[str, str]  # (tenant, course id)
@@ -516,7 +518,8 @@ class Query:
             CourseStatusFilter.PUBLISHED: "published", CourseStatusFilter.DRAFT: "draft",
             CourseStatusFilter.ARCHIVED: "archived", CourseStatusFilter.ALL: None}[status]
         service = _service(info)
-        readable = await service.readable_courses(tenant, wanted, me, after=after,
+        readable = await service.readable_courses(tenant, wanted, me,
+                                                  after=sized(after, "after", After),
                                                   limit=page_size(first))
         views = await service.views_of(tenant, readable.items)
         out = [Course.of(view, draft=True) if draft or c.publication is None
@@ -537,7 +540,8 @@ class Query:
     async def lesson(self, info: Info, tenant: Slug, id: str) -> Lesson | None:
         me = _reader(info, tenant)
         try:
-            lesson, draft = await _service(info).lesson_for(tenant, id, me)
+            lesson, draft = await _service(info).lesson_for(tenant, sized(id, "id", LessonId),
+                                                            me)
             return Lesson.of(lesson, draft=draft)
         except NotFound:
             return None
@@ -546,5 +550,6 @@ class Query:
     async def concepts(self, info: Info, tenant: Slug, first: int = 100,
                        after: str | None = None) -> Page[Concept] | None:
         _reader(info, tenant)
-        return Page.of(await _service(info).concept_page(tenant, after, page_size(first)),
+        return Page.of(await _service(info).concept_page(tenant, sized(after, "after", After),
+                                                         page_size(first)),
                        Concept.of)

@@ -44,6 +44,7 @@ TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's s
 UserId = Annotated[str, Path(max_length=64)]
 InvitationId = Annotated[str, Path(pattern=rf"^[0-9a-f]{{{INVITATION_ID_CHARS}}}$",
                                    description="the invitation's id")]
+EmailAfter = Annotated[str | None, Query(max_length=254, description="the last email seen")]
 
 
 async def get_service(request: Request) -> IdentityService:
@@ -201,7 +202,7 @@ async def register_user(tenant: TenantId, body: NewUser, service: Svc, me: Tenan
 @router.get("/{tenant}/users")
 async def list_users(
     tenant: TenantId, service: Svc, _: Staff,
-    after: Annotated[str | None, Query(max_length=254, description="the last email seen")] = None,
+    after: EmailAfter = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[User]:
     users = await service.users(tenant, after=after, limit=limit)

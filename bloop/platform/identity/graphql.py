@@ -10,9 +10,10 @@ from datetime import datetime
 import strawberry
 
 from bloop.graphql.context import Context
-from bloop.graphql.fields import Page, field, page_size
+from bloop.graphql.fields import Page, field, page_size, sized
 from bloop.graphql.scalars import Slug
 from bloop.platform.identity import model
+from bloop.platform.identity.api import EmailAfter
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit.auth import STAFF
 from bloop.platform.kit.errors import NotFound
@@ -71,7 +72,8 @@ class Query:
                     after: str | None = None) -> Page[User] | None:
         info.context.authorise(tenant, *sorted(STAFF), scopes=["identity:read"])
         try:
-            users = await _service(info).users(tenant, after=after, limit=page_size(first))
+            users = await _service(info).users(tenant, after=sized(after, "after", EmailAfter),
+                                               limit=page_size(first))
         except NotFound:
             return None
         return Page.of(users, User.of)

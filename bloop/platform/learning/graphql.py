@@ -1,24 +1,35 @@
 """learning's GraphQL fields: the tenant's prerequisite graph, and the signed-in learner's paths,
 next item, mastery and due reviews.
 
-Reads only, under the HTTP API's rules: any member with `learning:read` reads the graph; a
-learner's own fields need `learning:write` like their HTTP twins under `/learning/me`.
+Reads only, under the HTTP API's rules: the tenant's educators and admins read the whole graph
+(as `GET …/learning/graph`), with `learning:read`; a learner's own fields need `learning:write`
+like their HTTP twins under `/learning/me`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 
 import strawberry
 
 from bloop.graphql.context import Context
-from bloop.graphql.fields import Page, field, page_size
+from bloop.graphql.fields import Page, field, page_size, sized
 from bloop.graphql.scalars import Slug
 from bloop.platform.kit.errors import Invalid, NotFound
+from bloop.platform.kit.pagination import After, Slice
 from bloop.platform.learning import model
 from bloop.platform.learning.service import PATHS_A_PAGE, LearningService
 
 Info = strawberry.Info[Context, None]
+
+EDITORS = ("educator", "tenant_admin")
+MAX_GRAPH_ITEMS = 20_000
+"""Concepts and edges one request may get from `prerequisiteGraph` (each alias counting its
+own), about 0.3 s of work; past it, the fields asking for more fail with `query_too_large`."""
+MAX_PATHS = 200
+"""Paths one request may ask `myPaths` to work out (each is a graph query): the page sizes of
+the pages its aliases ask for, an alias asking for a page another asked for counting nothing."""
 
 
 def _service(info: Info) -> LearningService:
@@ -64,6 +75,12 @@ class PrerequisiteGraph:
     concepts: list[LearningConcept] = strawberry.field(description="every concept, by id")
     edges: list[Prerequisite] = strawberry.field(description="every edge, by `concept` then "
                                                              "`requires`")
+
+
+async def _graph(service: LearningService, tenant: str) -> PrerequisiteGraph:
+    concepts, edges = await service.concepts(tenant), await service.edges(tenant)
+    return PrerequisiteGraph(concepts=[LearningConcept.of(c) for c in concepts],
+                             edges=[Prerequisite.of(e) for e in edges])
 
 
 @strawberry.type(description="a lesson on a learner's path")
@@ -165,12 +182,18 @@ class NextItem:
 
 @strawberry.type
 class Query:
-    @field("the tenant's prerequisite graph: its concepts and edges")
+    @field(f"the tenant's whole prerequisite graph, its concepts and edges, for its educators "
+           f"and admins (as `GET …/learning/graph`); a request gets at most {MAX_GRAPH_ITEMS} "
+           "concepts and edges in all (`query_too_large` past it): the HTTP API pages them "
+           "(`GET …/learning/concepts` and `…/learning/edges`)")
     async def prerequisite_graph(self, info: Info, tenant: Slug) -> PrerequisiteGraph | None:
-        info.context.authorise(tenant, scopes=["learning:read"])
-        doc = await _service(info).concepts(tenant), await _service(info).edges(tenant)
-        return PrerequisiteGraph(concepts=[LearningConcept.of(c) for c in doc[0]],
-                                 edges=[Prerequisite.of(e) for e in doc[1]])
+        info.context.authorise(tenant, *EDITORS, scopes=["learning:read"])
+        graph = await info.context.once(f"learning.graph:{tenant}",
+                                        lambda: _graph(_service(info), tenant))
+        # Counted by every alias: each one's answer is written out again.
+        info.context.count("concepts and edges", len(graph.concepts) + len(graph.edges),
+                           MAX_GRAPH_ITEMS)
+        return graph
 
     @field("the signed-in learner's path to each goal they enrolled in, in the order they "
            "enrolled, `first` of them after the cursor `after` (each is worked out from the "
@@ -178,11 +201,16 @@ class Query:
     async def my_paths(self, info: Info, tenant: Slug, first: int = PATHS_A_PAGE,
                        after: str | None = None) -> Page[LearningPath] | None:
         me = _me(info, tenant)
-        size = page_size(first)
-        # Each path is a graph query: aliases asking for the same page share one answer.
-        return Page.of(await info.context.once(
-            f"learning.paths:{tenant}:{me}:{size}:{after}",
-            lambda: _service(info).path_page(tenant, me, after, size)), LearningPath.of)
+        size, after = page_size(first), sized(after, "after", After)
+
+        def work() -> Awaitable[Slice[model.LearningPath]]:
+            # Each path is a graph query: counted as a page is first asked for (aliases asking
+            # for that page again share its answer), before it is worked out.
+            info.context.count("paths", size, MAX_PATHS)
+            return _service(info).path_page(tenant, me, after, size)
+
+        return Page.of(await info.context.once(f"learning.paths:{tenant}:{me}:{size}:{after}",
+                                               work), LearningPath.of)
 
     @field("the signed-in learner's path to a course or a concept (exactly one); null when "
            "there is none")
@@ -212,13 +240,14 @@ class Query:
     async def my_mastery(self, info: Info, tenant: Slug, first: int = 100,
                          after: str | None = None) -> Page[ConceptMastery] | None:
         me = _me(info, tenant)
-        return Page.of(await _service(info).mastery_page(tenant, me, after, page_size(first)),
-                       ConceptMastery.of)
+        return Page.of(await _service(info).mastery_page(
+            tenant, me, sized(after, "after", After), page_size(first)), ConceptMastery.of)
 
     @field("the signed-in learner's review cards due now, most overdue first, `first` of them "
            "after the cursor `after`")
     async def my_due_reviews(self, info: Info, tenant: Slug, first: int = 50,
                              after: str | None = None) -> Page[ReviewCard] | None:
         me = _me(info, tenant)
-        return Page.of(await _service(info).due_page(tenant, me, model.now(), page_size(first),
-                                                     after), ReviewCard.of)
+        return Page.of(await _service(info).due_page(
+            tenant, me, model.now(), page_size(first), sized(after, "after", After)),
+            ReviewCard.of)

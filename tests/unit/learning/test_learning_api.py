@@ -35,6 +35,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import cursor
 from bloop.platform.learning import bkt
+from bloop.platform.learning import graphql as learning_graphql
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning import service as learning_service
 from bloop.platform.learning.model import BktParams, CardState, NewReview, ReviewLog, SchedulerParams
@@ -1306,15 +1307,15 @@ async def test_graphql_reads_the_graph_and_the_learners_path(running: tuple[
     await python_course(app, client)
     pupil = await learner(app, client)
     await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"}, headers=pupil)
-    text = """{ prerequisiteGraph(tenant: "acme") { edges { concept requires kind } }
-                myPaths(tenant: "acme") { items { goal steps { lessonId blockedBy } } next }
+    r = await client.post("/graphql", json={"query": GRAPH})  # an educator
+    assert {"concept": "recursion", "requires": "functions", "kind": "required"} in r.json()[
+        "data"]["prerequisiteGraph"]["edges"]
+    text = """{ myPaths(tenant: "acme") { items { goal steps { lessonId blockedBy } } next }
                 myNext(tenant: "acme") { kind lesson { lessonId } }
                 myPath(tenant: "acme", concept: "ghost") { goal } }"""
     r = await client.post("/graphql", json={"query": text}, headers=pupil)
     assert r.status_code == 200, r.text
     data = r.json()["data"]
-    assert {"concept": "recursion", "requires": "functions", "kind": "required"} in data[
-        "prerequisiteGraph"]["edges"]
     [path] = data["myPaths"]["items"]
     assert (path["goal"], data["myPaths"]["next"]) == ("course:py", None)
     assert [s["lessonId"] for s in path["steps"]] == ["names", "exprs", "funcs", "recur"]
@@ -1323,6 +1324,74 @@ async def test_graphql_reads_the_graph_and_the_learners_path(running: tuple[
     r = await client.post("/graphql", json={"query": '{ myPaths(tenant: "beta") { next } }'},
                           headers=pupil)
     assert r.json()["errors"]
+
+
+GRAPH = """{ prerequisiteGraph(tenant: "acme") { concepts { id } edges { concept requires kind } }
+             }"""
+
+
+async def test_graphql_graph_is_for_those_who_may_export_it(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Before, any member read the whole graph, which `GET …/graph` refuses learners."""
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    body = (await client.post("/graphql", json={"query": GRAPH}, headers=pupil)).json()
+    assert body["data"] == {"prerequisiteGraph": None}
+    [error] = body["errors"]
+    r = await client.get(f"{BASE}/graph", headers=pupil)
+    assert (error["extensions"]["code"], error["extensions"]["status"]) == (
+        r.json()["code"], r.status_code) == ("missing_role", 403)
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    for headers in ({}, admin):  # an educator, an admin
+        body = (await client.post("/graphql", json={"query": GRAPH}, headers=headers)).json()
+        assert len(body["data"]["prerequisiteGraph"]["edges"]) == 3, body
+
+
+async def test_graphql_graph_is_read_once_and_written_out_so_many_times(running: tuple[
+        FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, each alias read the whole graph again, and a request could have it written out
+    a hundred times (29 s on a graph of 5,000 concepts and 10,000 edges)."""
+    app, client = running
+    await python_course(app, client)
+    calls = count_calls(service(app).repo, monkeypatch)
+    items = len((await client.get(f"{BASE}/concepts")).json()["items"]) + 3
+    monkeypatch.setattr(learning_graphql, "MAX_GRAPH_ITEMS", 2 * items)
+    one = 'prerequisiteGraph(tenant: "acme") { concepts { id } edges { concept } }'
+    calls.clear()
+    body = (await client.post("/graphql", json={
+        "query": "{ " + " ".join(f"g{i}: {one}" for i in range(3)) + " }"})).json()
+    assert (calls["list_concepts"], calls["list_edges"]) == (1, 1)
+    assert [body["data"][f"g{i}"] is None for i in range(3)] == [False, False, True], body
+    [error] = body["errors"]
+    assert (error["path"], error["extensions"]["code"], error["extensions"]["status"]) == (
+        ["g2"], "query_too_large", 422)
+
+
+async def test_graphql_counts_the_paths_it_works_out(running: tuple[
+        FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, aliases asking for pages of different sizes each worked theirs out, without
+    end (100 aliases: 1.5 s)."""
+    app, client = running
+    pupil, _ = await enrolled_in_every_concept(app, client)
+    monkeypatch.setattr(learning_graphql, "MAX_PATHS", 6)
+
+    async def ask(*pages: str) -> dict[str, Any]:
+        text = "{ " + " ".join(f'p{i}: myPaths(tenant: "acme"{page}) {{ items {{ goal }} }}'
+                               for i, page in enumerate(pages)) + " }"
+        body: dict[str, Any] = (await client.post("/graphql", json={"query": text},
+                                                  headers=pupil)).json()
+        return body
+
+    body = await ask(", first: 3", ", first: 3", ", first: 2", ", first: 1")
+    assert [len(body["data"][f"p{i}"]["items"]) for i in range(4)] == [3, 3, 2, 1]
+    assert "errors" not in body
+    body = await ask(", first: 3", ", first: 2", ", first: 2")  # the same page again: shared
+    assert "errors" not in body
+    body = await ask(", first: 4", ", first: 2", ", first: 1")
+    assert body["data"]["p2"] is None
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (["p2"], "query_too_large")]
 
 
 async def test_graphql_path_needs_a_course_or_a_concept(running: tuple[
