@@ -37,8 +37,11 @@ def _problem(exc: BaseException) -> Problem:
 
 def in_the_query(error: GraphQLError) -> GraphQLError:
     """`error`, given 422 `validation_failed` when it was raised before execution (it has no
-    `path`) and has no `code` of its own."""
-    if error.path is not None or "code" in (error.extensions or {}):
+    `path`), has no `code` of its own, and points into the query (an exception of ours, which
+    points nowhere, is not the caller's fault)."""
+    ours = (error.original_error is not None and not isinstance(error.original_error, GraphQLError)
+            and not error.locations)
+    if error.path is not None or "code" in (error.extensions or {}) or ours:
         return error
     return GraphQLError(message=error.message, nodes=error.nodes, source=error.source,
                         positions=error.positions, original_error=error.original_error,

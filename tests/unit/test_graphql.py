@@ -16,8 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
-from graphql import get_introspection_query
+from graphql import GraphQLError, Source, get_introspection_query
 
+from bloop.graphql.errors import in_the_query
 from bloop.graphql.schema import build_schema
 from bloop.platform.app import create_app
 from bloop.platform.content import graphql as content_graphql
@@ -1118,3 +1119,12 @@ async def test_fields_keep_to_the_callers_tenant_and_roles(start: Start) -> None
             assert not any((body["data"] or {}).values()), text
             assert body["errors"][0]["extensions"]["code"] == "wrong_tenant", text
             assert body["errors"][0]["extensions"]["status"] == 403
+
+
+def test_an_exception_of_ours_before_execution_is_not_called_the_callers_fault() -> None:
+    ours = in_the_query(GraphQLError("boom", original_error=KeyError("x")))
+    assert "code" not in (ours.extensions or {})
+    source = Source("{ courses(tenant: 5) { next } }")
+    theirs = in_the_query(GraphQLError("Expected a Slug", source=source, positions=[18],
+                                       original_error=ValueError("not a slug")))
+    assert theirs.extensions == {"code": "validation_failed", "status": 422}
