@@ -1,7 +1,7 @@
 """A language model that reports each answer's tokens as it arrives, so a job stopped between
 two calls (cancelled, or its lease lost) still records every call it paid for: an answer's,
 and those a `ProviderError` of the call carries (a refusal, an answer that was not a
-completion)."""
+completion); and a speech provider whose paid characters are recorded likewise."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bloop.ai.providers.llm import ChatMessage, Llm, LlmReply, Pricing, ProviderError, Usage
+from bloop.ai.providers.tts import Speech, Tts
 
 Spent = Callable[[Usage, str], Awaitable[None]]
 
@@ -45,3 +46,42 @@ class MeteredLlm:
 
     async def close(self) -> None:
         await self.llm.close()
+
+
+SpeechSpent = Callable[[int, float, str, str], Awaitable[None]]
+"""Told the characters a speech provider was paid for, their price, the provider and voice."""
+
+
+class MeteredTts:
+    """A speech provider whose paid characters are recorded as its calls answer: after each
+    `synthesize`, whether it finished or failed part-way, what its calls that answered cost."""
+
+    def __init__(self, tts: Tts, spent: SpeechSpent) -> None:
+        self.tts = tts
+        self.spent = spent
+        self.usd_per_character = tts.usd_per_character
+        self.spoken: Callable[[int], None] | None = None
+        self._unrecorded = 0
+        tts.spoken = self._count
+
+    @property
+    def name(self) -> str:
+        return self.tts.name
+
+    def _count(self, characters: int) -> None:
+        self._unrecorded += characters
+
+    async def synthesize(self, text: str, voice: str | None = None) -> Speech:
+        try:
+            return await self.tts.synthesize(text, voice)
+        finally:
+            characters, self._unrecorded = self._unrecorded, 0
+            if characters:
+                await asyncio.shield(self.spent(
+                    characters, characters * self.usd_per_character, self.tts.name, voice or ""))
+
+    async def voice_for(self, language: str) -> str | None:
+        return await self.tts.voice_for(language)
+
+    async def close(self) -> None:
+        await self.tts.close()

@@ -92,14 +92,19 @@ class Cost(_Model):
     model: str = "offline"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    characters: int = Field(default=0, description="characters a paid speech provider spoke")
     usd: float = 0.0
 
-    def plus(self, *, provider: str, model: str, prompt_tokens: int, completion_tokens: int,
-             usd: float) -> Cost:
+    def plus(self, *, provider: str, model: str, prompt_tokens: int = 0,
+             completion_tokens: int = 0, characters: int = 0, usd: float) -> Cost:
+        """With more spend; the provider and model named are those of the language model when
+        there was one (a video from a prompt names its writer, not its voice)."""
+        if characters and not prompt_tokens and (self.prompt_tokens or self.completion_tokens):
+            provider, model = self.provider, self.model
         return Cost(provider=provider, model=model,
                     prompt_tokens=self.prompt_tokens + prompt_tokens,
                     completion_tokens=self.completion_tokens + completion_tokens,
-                    usd=round(self.usd + usd, 8))
+                    characters=self.characters + characters, usd=round(self.usd + usd, 8))
 
 
 class MediaOutput(_Model):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
+from bloop.ai.providers.tts import Tts
 from bloop.ai.text.model import LessonText
 from bloop.platform.kit.auth import Principal
 from bloop.platform.kit.events.envelope import Envelope
@@ -147,7 +148,9 @@ Progress = Callable[[int, str], Awaitable[None]]
 
 class MediaRenderer(Protocol):
     async def render(self, job: Job, workdir: Path, progress: Progress, *,
-                     script: Any = None) -> list[RenderedFile]:
+                     script: Any = None, meter: Callable[[Tts], Tts] | None = None
+                     ) -> list[RenderedFile]:
         """Renders the job's media into `workdir`; reports progress (0-100, a step name).
         A video asked for with a prompt comes with its `script` (a `VideoScript`), written
-        by the tenant's language model."""
+        by the tenant's language model. The speech provider it uses goes through `meter`,
+        which records what the provider is paid for on the job."""

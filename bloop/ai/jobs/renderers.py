@@ -31,6 +31,7 @@ from typing import Any
 
 from bloop.ai.jobs.model import Job
 from bloop.ai.jobs.ports import MediaRenderer, Progress, RenderedFile
+from bloop.ai.providers.tts import Tts
 
 LIBRARIES = {"narration": ("bloop.ai.audio", "narrate"),
              "video": ("bloop.ai.video", "render_lesson_video")}
@@ -86,13 +87,16 @@ class LibraryRenderer:
         self.parts: Callable[[str], list[str]] | None = getattr(module, "markdown_parts", None)
 
     async def render(self, job: Job, workdir: Path, progress: Progress, *,
-                     script: Any = None) -> list[RenderedFile]:
+                     script: Any = None, meter: Callable[[Tts], Tts] | None = None
+                     ) -> list[RenderedFile]:
         lesson = job.lesson
         text = lesson.text if lesson is not None else ""
         title = lesson.title if lesson is not None else getattr(script, "title", "")
         blocks = (self.parts(text) if self.parts is not None
                   else [text] if text.strip() else [])
         tts = _tts() if "tts" in self.parameters else None
+        if tts is not None and meter is not None and tts.usd_per_character:
+            tts = meter(tts)
         voice = job.params.voice
         if voice is None and tts is not None:
             voice = await tts.voice_for(job.language)

@@ -39,7 +39,7 @@ from bloop.ai.jobs.events import (
     OutputRef,
 )
 from bloop.ai.jobs.links import OutputLinks
-from bloop.ai.jobs.metered import MeteredLlm, Spent
+from bloop.ai.jobs.metered import MeteredLlm, MeteredTts, Spent
 from bloop.ai.jobs.model import (
     TEXT_KINDS,
     Cost,
@@ -53,6 +53,7 @@ from bloop.ai.jobs.model import (
 from bloop.ai.jobs.ports import JobStore, MediaRenderer, MediaStore
 from bloop.ai.jobs.service import Effective, JobService, cancelled, effective, job_url
 from bloop.ai.providers.llm import ProviderError, Usage, redact
+from bloop.ai.providers.tts import Tts
 from bloop.ai.text.generator import TextGenerator
 from bloop.ai.text.model import FlashcardSet, Generated
 from bloop.platform.kit.events.envelope import Envelope
@@ -424,6 +425,14 @@ class JobRunner:
 
         return spent
 
+    def _speech_meter(self, job: Job) -> Callable[[Tts], Tts]:
+        async def spent(characters: int, usd: float, provider: str, voice: str) -> None:
+            await self.service.mutate(job.tenant, job.id, lambda j: (j.update(
+                cost=j.cost.plus(provider=provider, model=voice or provider,
+                                 characters=characters, usd=usd)), []))
+
+        return lambda tts: MeteredTts(tts, spent)
+
     async def _record_cost(self, job: Job, eff: Effective, usage: Usage, usd: float,
                            model: str | None = None) -> None:
         """Adds a provider's spend to the job (so to the tenant's), even when this worker lost
@@ -468,11 +477,13 @@ class JobRunner:
             async def progress(pct: int, step: str) -> None:
                 await self._progress(job, 5 + pct * 80 // 100, step)
 
+            meter = self._speech_meter(job)
             if job.kind == "video" and job.params.prompt:
                 script, cost = await self._prompted_script(job)
-                files = await renderer.render(job, Path(tmp), progress, script=script)
+                files = await renderer.render(job, Path(tmp), progress, script=script,
+                                              meter=meter)
             else:
-                files = await renderer.render(job, Path(tmp), progress)
+                files = await renderer.render(job, Path(tmp), progress, meter=meter)
             await self._progress(job, 88, "storing outputs")
             outputs = []
             for f in files:
@@ -497,8 +508,9 @@ class JobRunner:
             if current.final or current.lease is None or current.lease.owner != self.owner:
                 raise LeaseLost
             at = now()
+            named = current.cost if current.cost.provider != "offline" else cost  # as recorded
             spent = current.cost.plus(
-                provider=cost.provider, model=cost.model,
+                provider=named.provider, model=named.model,
                 prompt_tokens=cost.prompt_tokens - job.cost.prompt_tokens,
                 completion_tokens=cost.completion_tokens - job.cost.completion_tokens,
                 usd=cost.usd - job.cost.usd)

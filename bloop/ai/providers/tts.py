@@ -94,6 +94,11 @@ class Tts(Protocol):
     @property
     def name(self) -> str: ...
 
+    usd_per_character: float
+    """What the provider charges for a character it speaks (0 for the local voice)."""
+    spoken: Callable[[int], None] | None
+    """Told the characters of each paid call as it answers (see `bloop.ai.jobs.metered`)."""
+
     async def synthesize(self, text: str, voice: str | None = None) -> Speech:
         """`text` spoken by `voice` (the adapter's default when None). Raises a
         `ProviderError`."""
@@ -165,8 +170,10 @@ def join_sentences(pieces: Sequence[tuple[str, bytes]], *, provider: str, voice:
 
 
 async def per_sentence(text: str, speak: Callable[[str], Awaitable[bytes]], *, provider: str,
-                       voice: str, concurrency: int = 4) -> Speech:
-    """`text` spoken one sentence per call to `speak` (at most `concurrency` at once)."""
+                       voice: str, concurrency: int = 4,
+                       spoken: Callable[[int], None] | None = None) -> Speech:
+    """`text` spoken one sentence per call to `speak` (at most `concurrency` at once); each
+    call that answered tells `spoken` the characters it was paid for."""
     sentences = split_sentences(text)
     if not sentences:
         raise NothingToSay("there is no text to speak")
@@ -174,7 +181,10 @@ async def per_sentence(text: str, speak: Callable[[str], Awaitable[bytes]], *, p
 
     async def one(sentence: str) -> bytes:
         async with gate:
-            return await speak(sentence)
+            audio = await speak(sentence)
+        if spoken is not None:
+            spoken(len(sentence))
+        return audio
 
     audio = await asyncio.gather(*(one(s) for s in sentences))
     return join_sentences(list(zip(sentences, audio, strict=True)), provider=provider,
@@ -212,7 +222,12 @@ async def _post(client: httpx.AsyncClient, provider: str, url: str, *,
     return response
 
 
-class EspeakTts:
+class _Priced:
+    usd_per_character = 0.0
+    spoken: Callable[[int], None] | None = None
+
+
+class EspeakTts(_Priced):
     """espeak-ng, from Debian's packages: robotic but intelligible, instant, and offline."""
 
     name = "local"
@@ -257,7 +272,7 @@ class EspeakTts:
             return _fix_stream_wav(out)
 
         return await per_sentence(text, speak, provider=self.name, voice=chosen,
-                                  concurrency=self._concurrency)
+                                  concurrency=self._concurrency, spoken=self.spoken)
 
     async def close(self) -> None:
         return None
@@ -317,7 +332,7 @@ def _fix_stream_wav(data: bytes) -> bytes:
             + size.to_bytes(4, "little") + data[44:])
 
 
-class OpenAiTts:
+class OpenAiTts(_Priced):
     """OpenAI's speech API (`audio.speech.create`), or any server that speaks it."""
 
     name = "openai"
@@ -350,7 +365,7 @@ class OpenAiTts:
             return _fix_stream_wav(response.content)
 
         return await per_sentence(text, speak, provider=self.name, voice=chosen,
-                                  concurrency=self._concurrency)
+                                  concurrency=self._concurrency, spoken=self.spoken)
 
     async def voice_for(self, language: str) -> str | None:
         return None  # its voices speak many languages
@@ -359,7 +374,7 @@ class OpenAiTts:
         await self._client.close()
 
 
-class AzureTts:
+class AzureTts(_Priced):
     """Azure AI Speech's REST API (`cognitiveservices/v1`, SSML in, 24 kHz PCM WAV out)."""
 
     name = "azure"
@@ -392,7 +407,7 @@ class AzureTts:
             return response.content
 
         return await per_sentence(text, speak, provider=self.name, voice=chosen,
-                                  concurrency=self._concurrency)
+                                  concurrency=self._concurrency, spoken=self.spoken)
 
     async def voice_for(self, language: str) -> str | None:
         return None  # a voice per locale: a job names one for a language other than the default's
@@ -401,7 +416,7 @@ class AzureTts:
         await self._client.aclose()
 
 
-class ElevenLabsTts:
+class ElevenLabsTts(_Priced):
     """ElevenLabs' `text-to-speech/{voice}/with-timestamps`: raw 24 kHz PCM and the start
     and end of every character, which place the sentences."""
 
@@ -427,6 +442,8 @@ class ElevenLabsTts:
             self._client, "ElevenLabs", f"{self._base}/v1/text-to-speech/{chosen}/with-timestamps",
             secrets=self._secrets, params={"output_format": f"pcm_{self.rate}"},
             json={"text": spoken, "model_id": self._model})
+        if self.spoken is not None:
+            self.spoken(len(spoken))
         try:
             body = response.json()
             pcm = base64.b64decode(body["audio_base64"])
@@ -476,6 +493,8 @@ class TtsSettings(BaseSettings):
     elevenlabs_api_key: SecretStr | None = None
     elevenlabs_base_url: HttpUrlText = "https://api.elevenlabs.io"
     elevenlabs_model: str = "eleven_multilingual_v2"
+    usd_per_million_characters: float | None = Field(default=None, ge=0, le=10_000)
+    """What the chosen provider charges; None: its list price (`PRICES`)."""
 
     def chosen(self) -> TtsProvider:
         if self.provider != "auto":
@@ -495,9 +514,24 @@ def _key(value: SecretStr | None, provider: str) -> str:
     return value.get_secret_value()
 
 
+PRICES: dict[TtsProvider, float] = {"local": 0.0, "openai": 15.0, "azure": 16.0,
+                                     "elevenlabs": 200.0}
+"""List prices in USD a million characters (late 2026): OpenAI's tts-1, about what
+gpt-4o-mini-tts costs at 15 characters a second; Azure's neural voices; ElevenLabs at its Pro
+plan's rate. A deployment with other terms sets `BLOOP_TTS_USD_PER_MILLION_CHARACTERS`."""
+
+
 def make_tts(settings: TtsSettings) -> Tts:
-    """The adapter `settings` choose."""
+    """The adapter `settings` choose, priced."""
     provider = settings.chosen()
+    adapter = _adapter(settings, provider)
+    price = (settings.usd_per_million_characters if settings.usd_per_million_characters
+             is not None and provider != "local" else PRICES[provider])
+    adapter.usd_per_character = price / 1e6
+    return adapter
+
+
+def _adapter(settings: TtsSettings, provider: TtsProvider) -> Tts:
     if provider == "openai":
         return OpenAiTts(api_key=_key(settings.openai_api_key, provider),
                          base_url=settings.openai_base_url, model=settings.openai_model,

@@ -40,7 +40,8 @@ from bloop.ai.jobs.renderers import LibraryRenderer
 from bloop.ai.jobs.service import JobService, requested
 from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
 from bloop.ai.jobs.worker import JobRunner
-from bloop.ai.providers.tts import Speech, wav_bytes
+from bloop.ai.providers.llm import ProviderRejected
+from bloop.ai.providers.tts import Speech, per_sentence, wav_bytes
 from bloop.ai.text.model import LessonText
 from bloop.ai.video import CodeScene, KeyPointsScene, VideoScript
 from bloop.platform.demo import data
@@ -461,7 +462,8 @@ async def test_a_job_the_sweeper_runs_is_not_run_again_by_its_command(
 class ToneRenderer:
     """A stand-in for the narration library: writes a small WAV file."""
 
-    async def render(self, job: Job, workdir: Path, progress: Progress) -> list[RenderedFile]:
+    async def render(self, job: Job, workdir: Path, progress: Progress,
+                     **_: object) -> list[RenderedFile]:
         await progress(50, "speaking")
         path = workdir / "narration.wav"
         path.write_bytes(b"RIFF" + b"\x00" * 4000)
@@ -534,6 +536,8 @@ async def test_the_library_bridge_reports_progress_and_keeps_captions(rig: Rig) 
 
 class VoicesByLanguage:
     name = "fake"
+    usd_per_character = 0.0
+    spoken: Callable[[int], None] | None = None
 
     async def voice_for(self, language: str) -> str | None:
         return None if language == "en" else f"voice-{language}"
@@ -613,6 +617,51 @@ async def test_a_code_block_with_a_blank_line_is_one_code_scene_and_never_read_o
     for text in [*said, *shown]:
         assert not any(code in text for code in ("area", "python", '"""')), text
     assert "A function that ends without a return statement returns None." in HeardTts.heard[0]
+
+
+class PricedTts(VoicesByLanguage):
+    """A paid voice ($15 a million characters) whose third sentence fails when `fails`."""
+
+    name = "priced"
+    usd_per_character = 15e-6
+    fails = False
+
+    async def synthesize(self, text: str, voice: str | None = None) -> Speech:
+        async def speak(sentence: str) -> bytes:
+            if self.fails and sentence.startswith("Third"):
+                raise ProviderRejected("the voice refused the request (400)")
+            return wav_bytes(b"\x00\x00" * 160, 16_000)
+
+        return await per_sentence(text, speak, provider=self.name, voice=voice or "v",
+                                  concurrency=1, spoken=self.spoken)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_a_paid_voice_is_counted_in_the_jobs_cost(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch, fails: bool) -> None:
+    """Narration through a paid voice cost `offline`, $0: the budget never saw speech."""
+    monkeypatch.setattr(PricedTts, "fails", fails)
+    monkeypatch.setattr(renderers, "_tts", PricedTts)
+    text = "First sentence here. Second one follows. Third and last."
+
+    async def narration(text: str, tts: PricedTts, out_dir: Path, *,
+                        voice: str | None) -> Path:
+        await speak(text, tts, voice)
+        (out_dir / "narration.opus").write_bytes(b"OggS")
+        return out_dir / "narration.opus"
+
+    lesson = lesson_text({"id": "l1", "version": 1, "course": "py", "title": "T",
+                          "blocks": [{"type": "markdown", "markdown": text}]})
+    job, _ = await rig.service.request("acme", "u1", JobRequest(kind="narration",
+                                                                lesson_id="l1"), lesson)
+    await rig.runner(narration=LibraryRenderer("narration", function=narration)).run(
+        "acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    paid = len("First sentence here.") + len("Second one follows.") + (
+        0 if fails else len("Third and last."))
+    assert done.status == ("failed" if fails else "succeeded")
+    assert (done.cost.provider, done.cost.characters) == ("priced", paid)
+    assert done.cost.usd == pytest.approx(paid * 15e-6)
 
 
 async def test_cancelling_stops_a_render_at_its_next_progress_report(rig: Rig) -> None:
@@ -931,7 +980,8 @@ class Gate:
         self.open = asyncio.Event()
         self.started: list[str] = []
 
-    async def render(self, job: Job, workdir: Path, progress: Progress) -> list[RenderedFile]:
+    async def render(self, job: Job, workdir: Path, progress: Progress,
+                     **_: object) -> list[RenderedFile]:
         self.started.append(job.id)
         await self.open.wait()
         return await ToneRenderer().render(job, workdir, progress)

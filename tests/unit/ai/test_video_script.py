@@ -3,6 +3,8 @@ markdown, and caption cues. Pure logic."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from pydantic import ValidationError
 
@@ -128,6 +130,8 @@ def test_sentences_end_at_the_stops_of_other_scripts_and_keep_them() -> None:
 
 class NeverCalled:
     name = "never"
+    usd_per_character = 0.0
+    spoken: Callable[[int], None] | None = None
 
     async def synthesize(self, text: str, voice: str | None = None) -> Speech:
         raise AssertionError("no text should reach the TTS")
