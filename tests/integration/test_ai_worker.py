@@ -97,7 +97,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[JobService, Workers, Fake
             "BLOOP_STORE": "real", "BLOOP_DATA_DIR": str(tmp_path / "data"),
             "BLOOP_SEED_DEMO": "false", "BLOOP_AI_DATABASE": database,
             "BLOOP_AI_WORKER_GROUP": f"ai-it-{run}", "BLOOP_AI_LEASE_S": "2",
-            "BLOOP_AI_SWEEP_INTERVAL_S": "600", "BLOOP_AI_OPENAI_BASE_URL": fake.base_url,
+            "BLOOP_AI_SWEEP_INTERVAL_S": "1", "BLOOP_AI_OPENAI_BASE_URL": fake.base_url,
             "BLOOP_MONGO_URL": mongo.url}
         workers = Workers(env, tmp_path)
         try:
