@@ -218,6 +218,30 @@ async def test_a_job_waiting_to_retry_is_stale_once_due(ai: Stores) -> None:
         after, touched_before=later - timedelta(seconds=30))] == [waiting.id]
 
 
+async def test_stale_jobs_come_free_longest_first_but_those_of_tenants_left_out(
+        ai: Stores) -> None:
+    """The sweeper leaves out the tenants whose share runs and reads on: the 100 jobs read
+    first (untouched longest) were one tenant's backlog, which hid the other tenants' retries."""
+    at = now()
+    fresh = job("acme", key="a", at=at - timedelta(seconds=300))  # free at -270
+    retry, lapsed = job("beta", key="b"), job("gamma", key="c")
+    for x in (fresh, retry, lapsed):
+        await ai.jobs.create(x, [])
+    assert await ai.jobs.replace(retry.update(at - timedelta(seconds=250), attempts=1,
+                                              not_before=at - timedelta(seconds=60)),
+                                 retry.rev, [])
+    assert await ai.jobs.replace(lapsed.update(at - timedelta(seconds=200), status="running",
+                                               lease=Lease(owner="w1", expires_at=at - timedelta(
+                                                   seconds=120))), lapsed.rev, [])
+    touched = at - timedelta(seconds=30)
+    assert await ai.jobs.stale(at, touched_before=touched) == [
+        ("acme", fresh.id), ("gamma", lapsed.id), ("beta", retry.id)]
+    assert await ai.jobs.stale(at, touched_before=touched, limit=2) == [
+        ("acme", fresh.id), ("gamma", lapsed.id)]
+    assert await ai.jobs.stale(at, touched_before=touched, skip_tenants={"acme", "gamma"},
+                               limit=1) == [("beta", retry.id)]
+
+
 async def test_a_requester_s_jobs(ai: Stores) -> None:
     first = job(key="a", at=now() - timedelta(seconds=2))
     second = job(key="b", kind="quiz")

@@ -70,10 +70,13 @@ class JobStore(Protocol):
         """How many jobs the tenant asked for since `since`, and what they cost."""
 
     async def stale(self, at: datetime, *, touched_before: datetime | None = None,
-                    limit: int = 100) -> list[tuple[str, str]]:
-        """(tenant, job id) of unfinished jobs a worker may take up at `at`: a lease that
-        expired, a retry whose wait (`not_before`) ended, or a job never claimed and last
-        touched before `touched_before` (`at` when not given)."""
+                    skip_tenants: Collection[str] = (), limit: int = 100
+                    ) -> list[tuple[str, str]]:
+        """(tenant, job id) of unfinished jobs a worker may take up at `at`, but for those of
+        `skip_tenants`: a lease that expired, a retry whose wait (`not_before`) ended, or a job
+        never claimed and last touched before `touched_before` (`at` when not given). Those
+        free longest first: since their lease's expiry, the end of their wait, or (never
+        claimed) `at - touched_before` after they were last touched."""
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None: ...
 

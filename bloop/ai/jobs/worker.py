@@ -5,16 +5,18 @@ each an attempt in a task of its own. It claims a job with a lease (owner and ex
 it while it runs; every write it makes is a compare-and-set that also checks it still holds the
 lease, so a worker that lost it (paused, cut off) writes nothing more but the spend a provider's
 answer already cost, which is added to the job as soon as the answer arrives, whoever holds it
-by then. The handler waits for a free slot, starts the job and returns: a job it does not start
-(another worker holds it, its retry is not due, its tenant has its share running) or does not
-finish (the process died) is left to the sweeper in each worker, which takes up the unfinished
-jobs nobody holds: a lapsed lease, a retry whose wait ended, a job never claimed (its command
-lost). The consumer and the sweeper share the worker's lease owner, so the worker keeps the jobs
-it runs and never starts one twice. Beside the work, a watcher renews the lease and reads the
-job every second: a cancel stops the work at once. Transient provider errors are retried after
-exponential back-off (or the provider's Retry-After), up to the job's `max_attempts`: the job
-goes back to `queued` with its `not_before`, and the worker goes on with other jobs meanwhile;
-the attempts and errors are kept on the job.
+by then. The handler waits for a free slot, starts the job and returns. A job whose tenant has
+its share running waits in the process, and starts when a slot frees for it. A job it does not
+start (another worker holds it, its retry is not due) or does not finish (the process died) is
+left to the sweeper in each worker, which takes up the unfinished jobs nobody holds, those free
+longest first and fairly among tenants: a lapsed lease, a retry whose wait ended, a job never
+claimed (its command lost). The consumer and the sweeper share the worker's lease owner, so the
+worker keeps the jobs it runs and never starts one twice. Beside the work, a watcher renews the
+lease and reads the job every second: a cancel stops the work at once. Transient provider errors
+are retried after exponential back-off (or the provider's Retry-After), up to the job's
+`max_attempts`: the job goes back to `queued` with its `not_before`, and the worker goes on with
+other jobs meanwhile and starts it again when its wait ends (the sweeper, when this worker
+cannot); the attempts and errors are kept on the job.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ SCRATCH_PREFIX = "bloop-ai-"
 SCRATCH_IDLE_S = 6 * 3600.0
 # How often a running job is read for a cancel (more often when a third of the lease is less).
 CANCEL_CHECK_S = 1.0
+# A retry is started this long after its wait ends, so that the clocks agree it is due.
+RETRY_MARGIN_S = 0.05
 
 
 class LeaseLost(Exception):
@@ -165,6 +169,11 @@ class JobRunner:
         self._running: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(settings.jobs_at_once)
+        # Jobs refused for their tenant's share, in order, started as slots free: a tenant's
+        # ids (a dict as an ordered set), the tenants in turn. They stay queued in the store.
+        self._waiting: dict[str, dict[str, None]] = {}
+        self._retries: set[asyncio.TimerHandle] = set()
+        self._stopping = False
 
     # the consumer and the sweeper
 
@@ -176,30 +185,72 @@ class JobRunner:
     async def start(self, tenant: str, job_id: str, *, wait: bool = False) -> bool:
         """Runs the job's next attempt in a task of its own when a slot is free (with `wait`,
         once one is), fewer than `tenant_jobs_at_once` of the tenant's jobs run here, and this
-        runner does not run it already; False when it did not (the sweeper takes it up)."""
-        if not wait and self._slots.locked():
+        runner does not run it already; False when it did not. A job refused for its tenant's
+        share waits here for a slot its tenant may use; others are the sweeper's."""
+        if self._stopping or (not wait and self._slots.locked()):
             return False
         await self._slots.acquire()
         key = (tenant, job_id)
-        if (key in self._running or sum(t == tenant for t, _ in self._running)
-                >= self.settings.tenant_jobs_at_once):
+        if key in self._running or self._stopping or self._at_share(tenant):
+            if key not in self._running and not self._stopping:
+                self._waiting[tenant] = self._waiting.get(tenant, {}) | {job_id: None}
             self._slots.release()
+            await self._start_waiting()  # the slot, had this one waited for it
             return False
+        if job_id in self._waiting.get(tenant, {}):
+            del self._waiting[tenant][job_id]
+            if not self._waiting[tenant]:
+                del self._waiting[tenant]
         self._running.add(key)
         task = asyncio.create_task(self._run_in_slot(tenant, job_id), name=f"ai:run:{job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
+    def _retry_after(self, tenant: str, job_id: str, delay_s: float) -> None:
+        """Starts the job in `delay_s` (when a slot is free then; else the sweeper does)."""
+        async def retry() -> None:
+            await self.start(tenant, job_id)
+
+        def due() -> None:
+            self._retries.discard(handle)
+            task = asyncio.create_task(retry(), name=f"ai:retry:{job_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        if not self._stopping:
+            handle = asyncio.get_running_loop().call_later(delay_s, due)
+            self._retries.add(handle)
+
+    def _at_share(self, tenant: str) -> bool:
+        return sum(t == tenant for t, _ in self._running) >= self.settings.tenant_jobs_at_once
+
+    async def _start_waiting(self) -> None:
+        """Starts the jobs waiting for their tenant's share while slots are free, a job of
+        each tenant in turn."""
+        while not self._stopping and not self._slots.locked():
+            tenant = next((t for t in self._waiting if not self._at_share(t)), None)
+            if tenant is None:
+                return
+            waiting = self._waiting.pop(tenant)
+            job_id = next(iter(waiting))
+            del waiting[job_id]
+            if waiting:
+                self._waiting[tenant] = waiting  # behind the other tenants now
+            await self.start(tenant, job_id)
+
     async def _run_in_slot(self, tenant: str, job_id: str) -> None:
         try:
-            await self._run(tenant, job_id)
+            wait = await self._run(tenant, job_id)
+            if wait is not None:
+                self._retry_after(tenant, job_id, wait + RETRY_MARGIN_S)
         except Exception as exc:  # the store is down: the sweeper takes the job up again
             log.warning("could not run the job", extra={"tenant": tenant, "job": job_id,
                                                         "error": repr(exc)})
         finally:
             self._running.discard((tenant, job_id))
             self._slots.release()
+            await self._start_waiting()
 
     async def idle(self) -> None:
         """Waits until the jobs this runner started have ended their attempts."""
@@ -224,12 +275,17 @@ class JobRunner:
 
     async def stop(self) -> None:
         """Stops the sweeper and the jobs running here: their leases lapse, and the sweeper of
-        another worker takes them up."""
+        another worker takes them up (and the jobs waiting here, still queued in the store)."""
+        self._stopping = True
+        for retry in self._retries:
+            retry.cancel()
+        self._retries.clear()
         if self._sweeping is not None:
             await stopped(self._sweeping)
             self._sweeping = None
         for task in list(self._tasks):
             await stopped(task)
+        self._waiting.clear()
 
     async def _sweep_forever(self) -> None:
         try:
@@ -247,18 +303,29 @@ class JobRunner:
                 log.warning("sweep failed", extra={"error": repr(exc)})
 
     async def sweep(self) -> int:
-        """Starts the unfinished jobs nobody holds, as slots allow: a lapsed lease, a retry
-        whose wait ended, a job never claimed and untouched for a lease's length (its command
-        lost). Returns how many it started."""
+        """Starts the unfinished jobs nobody holds, as slots allow, those free longest first:
+        a lapsed lease, a retry whose wait ended, a job never claimed and untouched for a
+        lease's length (its command lost). It reads on, leaving out the tenants with their
+        share running here, until the slots are full or no job is left, so that one tenant's
+        backlog does not hide the others' jobs. Returns how many it started."""
         at = now()
         taken = 0
-        for tenant, job_id in await self.store.stale(
-                at, touched_before=at - timedelta(seconds=self.settings.lease_s)):
-            if self._slots.locked():
+        seen: set[tuple[str, str]] = set()
+        while not self._slots.locked():
+            busy = {t for t, _ in self._running if self._at_share(t)}
+            found = [key for key in await self.store.stale(
+                at, touched_before=at - timedelta(seconds=self.settings.lease_s),
+                skip_tenants=busy) if key not in seen]
+            if not found:
                 break
-            if await self.start(tenant, job_id):
-                log.info("took up a job nobody held", extra={"tenant": tenant, "job": job_id})
-                taken += 1
+            for tenant, job_id in found:
+                seen.add((tenant, job_id))
+                if self._slots.locked():
+                    break
+                if await self.start(tenant, job_id):
+                    log.info("took up a job nobody held", extra={"tenant": tenant,
+                                                                 "job": job_id})
+                    taken += 1
         return taken
 
     # running one job
@@ -281,8 +348,8 @@ class JobRunner:
                 return claimed
 
     async def run(self, tenant: str, job_id: str) -> None:
-        """Runs the job's next attempt here and now, outside the slots; does nothing when this
-        runner runs it already."""
+        """Runs the job's next attempt here and now, outside the slots (a retry it leaves is
+        the sweeper's); does nothing when this runner runs it already."""
         if (tenant, job_id) in self._running:
             log.info("job already running here", extra={"tenant": tenant, "job": job_id})
             return
@@ -291,21 +358,22 @@ class JobRunner:
             await self._run(tenant, job_id)
         finally:
             self._running.discard((tenant, job_id))
+            await self._start_waiting()
 
-    async def _run(self, tenant: str, job_id: str) -> None:
+    async def _run(self, tenant: str, job_id: str) -> float | None:
         job = await self._claim(tenant, job_id)
-        if job is not None:
-            await self._attempt(job)
+        return None if job is None else await self._attempt(job)
 
-    async def _attempt(self, job: Job) -> None:
-        """One try: the job ends, or waits for a retry (`not_before`), or is another's."""
+    async def _attempt(self, job: Job) -> float | None:
+        """One try: the job ends, or waits for a retry (`not_before`: returns how long), or is
+        another's."""
         if job.cancel_requested:
             await self._finish_cancelled(job)
-            return
+            return None
         if job.attempts > job.max_attempts:
             await self._finish_failed(job, "too_many_attempts", f"the job was started "
                                       f"{job.attempts - 1} times without finishing")
-            return
+            return None
         watcher = asyncio.create_task(self._watch(job), name=f"ai:watch:{job.id}")
         work = asyncio.create_task(self._execute(job), name=f"ai:job:{job.id}")
         try:
@@ -317,25 +385,24 @@ class JobRunner:
             result, cost = await work
         except LeaseLost:
             log.warning("lost the lease; another worker has the job", extra={"job": job.id})
-            return
+            return None
         except CancelRequested:
             await self._finish_cancelled(job)
-            return
+            return None
         except ProviderError as exc:
-            await self._provider_failed(job, exc.code, str(exc), exc.transient,
-                                        exc.retry_after_s)
-            return
+            return await self._provider_failed(job, exc.code, str(exc), exc.transient,
+                                               exc.retry_after_s)
         except JobFailure as exc:
-            await self._provider_failed(job, exc.code, str(exc), exc.transient, None)
-            return
+            return await self._provider_failed(job, exc.code, str(exc), exc.transient, None)
         except Exception as exc:
             await self._finish_failed(job, "internal_error", f"{type(exc).__name__}: {exc}",
                                       error=exc)
-            return
+            return None
         finally:
             await stopped(work)
             await stopped(watcher)
         await self._finish_succeeded(job, result, cost)
+        return None
 
     async def _watch(self, job: Job) -> None:
         """Beside the work: renews the lease every third of its length and reads the job in
@@ -588,16 +655,16 @@ class JobRunner:
                         "attempts": done.attempts, "error": message[:500]})
 
     async def _provider_failed(self, job: Job, code: str, message: str, transient: bool,
-                               retry_after_s: float | None) -> None:
+                               retry_after_s: float | None) -> float | None:
         """Ends the job failed, or for a transient failure with attempts left puts it back in
-        the queue until its back-off ends (the sweeper then takes it up); a job asked to cancel
-        ends cancelled."""
+        the queue until its back-off ends and returns how long that is (the worker then starts
+        it again, or the sweeper takes it up); a job asked to cancel ends cancelled."""
         message = await self._redacted(job.tenant, message)
         if not transient or job.attempts >= job.max_attempts:
             if transient:
                 message = f"{message} (gave up after {job.attempts} attempts)"
             await self._finish_failed(job, code, message)
-            return
+            return None
         wait = retry_after_s if retry_after_s is not None else (
             self.settings.retry_backoff_s * 2 ** (job.attempts - 1))
         wait = min(wait, 300.0)
@@ -620,7 +687,9 @@ class JobRunner:
         try:
             ended = await self.service.mutate(job.tenant, job.id, change)
         except LeaseLost:
-            return
-        if not ended.final:
-            log.info("transient failure; retrying", extra={"job": job.id, "code": code,
-                                                           "wait_s": wait})
+            return None
+        if ended.final:
+            return None
+        log.info("transient failure; retrying", extra={"job": job.id, "code": code,
+                                                       "wait_s": wait})
+        return wait

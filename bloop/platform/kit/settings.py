@@ -274,8 +274,8 @@ class AiSettings(BaseSettings):
     jobs_at_once: int = Field(default=4, ge=1, le=64, description="jobs a worker process runs "
                               "at once")
     tenant_jobs_at_once: int = Field(default=2, ge=1, le=64, description=(
-        "of those, one tenant's at most: its further jobs wait for the sweeper, so that one "
-        "tenant's slow provider does not hold up the others'"))
+        "of those, one tenant's at most: its further jobs wait until one of its jobs ends, so "
+        "that one tenant's slow provider does not hold up the others'"))
     monthly_budget_usd: float | None = Field(default=None, ge=0)
     max_jobs_per_hour: int = Field(default=120, ge=1)
     content_url: HttpUrlText | None = Field(default=None, description="content's base URL, when this "

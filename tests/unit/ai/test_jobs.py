@@ -11,9 +11,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -1007,12 +1008,103 @@ async def test_one_tenant_s_jobs_leave_slots_for_the_others(rig: Rig) -> None:
 
     await eventually(beta_done, timeout_s=10, interval_s=0.02, what="beta's job to end")
     statuses = [(await rig.service.job("acme", j.id)).status for j in slow]
-    assert statuses == ["running", "running", "queued"], "acme's third waits for the sweeper"
+    assert statuses == ["running", "running", "queued"], "acme's third waits for its share"
     gate.open.set()
     await asyncio.wait_for(runner.idle(), 10)
-    assert await runner.start("acme", slow[2].id)
-    await asyncio.wait_for(runner.idle(), 10)
     assert [(await rig.service.job("acme", j.id)).status for j in slow] == ["succeeded"] * 3
+
+
+class Gates:
+    """A narration renderer that holds each job until its own gate opens."""
+
+    def __init__(self) -> None:
+        self.gates: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self.started: list[str] = []
+
+    async def render(self, job: Job, workdir: Path, progress: Progress,
+                     **_: object) -> list[RenderedFile]:
+        self.started.append(job.id)
+        await self.gates[job.id].wait()
+        return await ToneRenderer().render(job, workdir, progress)
+
+
+async def narrations(rig: Rig, tenant: str, n: int, at: datetime | None = None) -> list[Job]:
+    """`n` narration jobs of the tenant, stored as the service stores them, asked for `at`."""
+    jobs = [Job.create(tenant, JobRequest(kind="narration", lesson_id=LESSON.id,
+                                          params=JobParams(voice=f"v{i}")),
+                       LESSON, "u1", f"key-{i}", max_attempts=3, at=at) for i in range(n)]
+    for job in jobs:
+        await rig.store.create(job, [])
+    return jobs
+
+
+@pytest.mark.ai(jobs_at_once=4, tenant_jobs_at_once=2)
+async def test_a_job_beyond_its_tenant_s_share_starts_when_one_of_the_tenant_s_ends(
+        rig: Rig) -> None:
+    """It waited for a sweep, which took it up only once it was untouched for a lease's length
+    (30 s), though the process had slots free all along."""
+    gates = Gates()
+    runner = rig.runner(narration=gates)
+    jobs = await narrations(rig, "acme", 3)
+    for job in jobs:
+        await asyncio.wait_for(runner.handle(requested(job)), 10)
+
+    def started(n: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return len(gates.started) >= n
+
+        return check
+
+    await eventually(started(2), timeout_s=10, interval_s=0.02, what="two jobs")
+    assert gates.started == [jobs[0].id, jobs[1].id]
+    assert (await rig.service.job("acme", jobs[2].id)).status == "queued"
+    gates.gates[jobs[0].id].set()
+    await eventually(started(3), timeout_s=10, interval_s=0.02, what="the third job")
+    assert gates.started[2] == jobs[2].id
+    for job in jobs:
+        gates.gates[job.id].set()
+    await asyncio.wait_for(runner.idle(), 10)
+    assert [(await rig.service.job("acme", j.id)).status for j in jobs] == ["succeeded"] * 3
+
+
+@pytest.mark.ai(jobs_at_once=4, tenant_jobs_at_once=2)
+async def test_a_sweep_takes_up_a_due_retry_behind_another_tenant_s_backlog(rig: Rig) -> None:
+    """The sweeper read the 100 jobs untouched longest: one tenant's backlog of over 100 jobs,
+    past its share, hid the other tenants' retries until it was worked down."""
+    gates = Gates()
+    runner = rig.runner(narration=gates)
+    backlog = await narrations(rig, "acme", 101, at=now() - timedelta(minutes=5))
+    retry, _ = await rig.service.request("beta", "u9", JobRequest(
+        kind="summary", lesson_id=LESSON.id), LESSON)
+    due = retry.update(attempts=1, not_before=now() - timedelta(seconds=1))
+    assert await rig.store.replace(due, retry.rev, [])
+    assert await runner.sweep() == 3
+
+    async def retried() -> bool:
+        return (await rig.service.job("beta", retry.id)).status == "succeeded"
+
+    await eventually(retried, timeout_s=10, interval_s=0.02, what="beta's retry")
+    assert {*gates.started} <= {j.id for j in backlog}, "and acme's share of its backlog"
+    await runner.stop()
+
+
+@pytest.mark.ai(max_attempts=3)
+async def test_a_retry_is_started_by_its_worker_when_its_wait_ends(
+        rig: Rig, fake_openai: FakeOpenAI) -> None:
+    """It waited for a sweep (every 10 s) however short its wait."""
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.script(Reply(429, body=RATE_LIMITED.body, headers={"retry-after": "1"}))
+    job = await rig.ask("summary")
+    runner = rig.runner()
+    await asyncio.wait_for(runner.handle(requested(job)), 10)
+
+    async def done() -> bool:
+        return (await rig.service.job("acme", job.id)).final
+
+    await eventually(done, timeout_s=10, interval_s=0.05, what="the retry")
+    ended = await rig.service.job("acme", job.id)
+    assert (ended.status, ended.attempts, len(fake_openai.requests)) == ("succeeded", 2, 2)
+    await runner.stop()
 
 
 async def test_a_cancel_stops_a_provider_call_in_flight(rig: Rig, fake_openai: FakeOpenAI) -> None:

@@ -8,7 +8,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -133,13 +133,17 @@ class EmbeddedJobStore:
         return Spend(jobs=int(row["n"]), usd=float(row["usd"]))
 
     async def stale(self, at: datetime, *, touched_before: datetime | None = None,
-                    limit: int = 100) -> list[tuple[str, str]]:
+                    skip_tenants: Collection[str] = (), limit: int = 100
+                    ) -> list[tuple[str, str]]:
         t, touched = at.timestamp(), (touched_before or at).timestamp()
+        skipped = list(skip_tenants)
+        sql = ("SELECT tenant, id FROM ai_jobs WHERE final = 0 AND ("  # noqa: S608
+               " (lease_until IS NOT NULL AND lease_until < ?) OR"
+               " (lease_until IS NULL AND updated < ?))"
+               f" AND tenant NOT IN ({', '.join('?' * len(skipped))})"
+               " ORDER BY coalesce(lease_until, updated + ?), tenant, id LIMIT ?")
         rows = await self.db.run(lambda c: c.execute(
-            "SELECT tenant, id FROM ai_jobs WHERE final = 0 AND ("
-            " (lease_until IS NOT NULL AND lease_until < ?) OR"
-            " (lease_until IS NULL AND updated < ?)) ORDER BY updated LIMIT ?",
-            (t, touched, limit)).fetchall())
+            sql, (t, touched, *skipped, t - touched, limit)).fetchall())
         return [(r["tenant"], r["id"]) for r in rows]
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -153,13 +153,24 @@ class MongoJobStore:
         return Spend(jobs=jobs, usd=round(usd, 8))
 
     async def stale(self, at: datetime, *, touched_before: datetime | None = None,
-                    limit: int = 100) -> list[tuple[str, str]]:
+                    skip_tenants: Collection[str] = (), limit: int = 100
+                    ) -> list[tuple[str, str]]:
         t, touched = at.timestamp(), (touched_before or at).timestamp()
-        cursor = self.jobs.find(
-            {"final": False, "$or": [{"lease_until": {"$lt": t}},
-                                     {"lease_until": None, "updated": {"$lt": touched}}]},
-            {"tenant": 1, "id": 1}).sort("updated", ASCENDING).limit(limit)
-        return [(d["tenant"], d["id"]) async for d in cursor]
+        base: Doc = {"final": False}
+        if skip_tenants:
+            base["tenant"] = {"$nin": list(skip_tenants)}
+        fields = {"tenant": 1, "id": 1, "lease_until": 1, "updated": 1}
+        # Two reads, each in the order it is free (a sort on an expression needs more than
+        # FerretDB v1 offers), merged.
+        lapsed = self.jobs.find(base | {"lease_until": {"$lt": t}}, fields).sort(
+            [("lease_until", ASCENDING), ("tenant", ASCENDING), ("id", ASCENDING)]).limit(limit)
+        unclaimed = self.jobs.find(base | {"lease_until": None, "updated": {"$lt": touched}},
+                                   fields).sort([("updated", ASCENDING), ("tenant", ASCENDING),
+                                                 ("id", ASCENDING)]).limit(limit)
+        found = [(float(d["lease_until"]), d["tenant"], d["id"]) async for d in lapsed]
+        found += [(float(d["updated"]) + t - touched, d["tenant"], d["id"])
+                  async for d in unclaimed]
+        return [(tenant, job_id) for _, tenant, job_id in sorted(found)[:limit]]
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None:
         doc = await self.config.find_one({"_id": tenant})
