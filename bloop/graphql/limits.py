@@ -161,7 +161,7 @@ class QueryCost:
         self.variables = variables
         self.fragments = {d.name.value: d for d in document.definitions
                           if isinstance(d, FragmentDefinitionNode)}
-        self.measured: dict[str, Measure] = {}
+        self.measured: dict[tuple[str, bool], Measure] = {}
 
     def selections(self, selections: SelectionSetNode | None, parent: Any,
                    paged: bool) -> Measure:
@@ -177,7 +177,7 @@ class QueryCost:
             elif isinstance(node, FragmentSpreadNode):
                 fragment = self.fragments.get(node.name.value)
                 condition = self._type(fragment.type_condition) if fragment else None
-                fragments.append((condition, self._fragment(node.name.value)))
+                fragments.append((condition, self._fragment(node.name.value, paged)))
         return fields + self._costliest(parent, fragments)
 
     def _costliest(self, parent: Any, fragments: list[tuple[Any, Measure]]) -> Measure:
@@ -199,14 +199,17 @@ class QueryCost:
     def _type(self, name: NamedTypeNode | None) -> Any:
         return self.schema.get_type(name.name.value) if name is not None else None
 
-    def _fragment(self, name: str) -> Measure:
-        if name not in self.measured:
-            self.measured[name] = Measure()  # a cycle (refused by another rule) counts nothing
+    def _fragment(self, name: str, paged: bool) -> Measure:
+        """The fragment's measure where it is spread: on a page (`paged`), its lists are the
+        page's, as an inline fragment's there are."""
+        key = (name, paged)
+        if key not in self.measured:
+            self.measured[key] = Measure()  # a cycle (refused by another rule) counts nothing
             fragment = self.fragments.get(name)
             if fragment is not None:
-                self.measured[name] = self.selections(
-                    fragment.selection_set, self._type(fragment.type_condition), paged=False)
-        return self.measured[name]
+                self.measured[key] = self.selections(
+                    fragment.selection_set, self._type(fragment.type_condition), paged=paged)
+        return self.measured[key]
 
     def _field(self, node: FieldNode, parent: Any, paged: bool) -> Measure:
         name = node.name.value

@@ -745,6 +745,23 @@ async def test_a_page_given_as_a_variable_costs_its_value(start: Start) -> None:
         assert await refusal("$n", 500) == await refusal("200", 1)  # at most 200 a page
 
 
+async def test_a_named_fragment_on_a_page_costs_what_the_page_costs_written_out(
+        start: Start) -> None:
+    """Measured as if it stood outside any page, a fragment on `CoursePage` counted its
+    `items` as a list of 10 and the page of 20 again: 934,641 values, refused, where the same
+    selection written out or as an inline fragment passes (as Apollo and Relay clients write
+    them)."""
+    async with start() as (_, client):
+        for text in (f'{{ courses(tenant: "demo", first: 20) {{ {CATALOGUE} }} }}',
+                     f'{{ courses(tenant: "demo", first: 20) {{ ... on CoursePage '
+                     f'{{ {CATALOGUE} }} }} }}',
+                     f'{{ courses(tenant: "demo", first: 20) {{ ...P }} }} '
+                     f'fragment P on CoursePage {{ {CATALOGUE} }}'):
+            body = await query(client, text)
+            assert "errors" not in body, body["errors"]
+            assert body["data"]["courses"]["items"]
+
+
 async def test_many_aliases_of_a_costly_page_are_refused(start: Start) -> None:
     async with start(seed=False) as (_, client):
         body = await query(client, catalogue("$n", copies=3), n=20)
