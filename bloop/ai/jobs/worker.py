@@ -186,7 +186,8 @@ class JobRunner:
         """Runs the job's next attempt in a task of its own when a slot is free (with `wait`,
         once one is), fewer than `tenant_jobs_at_once` of the tenant's jobs run here, and this
         runner does not run it already; False when it did not. A job refused for its tenant's
-        share waits here for a slot its tenant may use; others are the sweeper's."""
+        share waits here for a slot its tenant may use; others are the sweeper's. The tenant's
+        jobs waiting here start in the order they came, before this one."""
         if self._stopping or (not wait and self._slots.locked()):
             return False
         await self._slots.acquire()
@@ -197,9 +198,14 @@ class JobRunner:
             self._slots.release()
             await self._start_waiting()  # the slot, had this one waited for it
             return False
-        if job_id in self._waiting.get(tenant, {}):
-            del self._waiting[tenant][job_id]
-            if not self._waiting[tenant]:
+        waiting = self._waiting.get(tenant, {})
+        first = next((j for j in waiting if (tenant, j) not in self._running), job_id)
+        if first != job_id:  # the tenant's older jobs waiting here go first; this one waits
+            waiting[job_id] = None
+            job_id, key = first, (tenant, first)
+        if job_id in waiting:
+            del waiting[job_id]
+            if not waiting:
                 del self._waiting[tenant]
         self._running.add(key)
         task = asyncio.create_task(self._run_in_slot(tenant, job_id), name=f"ai:run:{job_id}")

@@ -1067,6 +1067,34 @@ async def test_a_job_beyond_its_tenant_s_share_starts_when_one_of_the_tenant_s_e
     assert [(await rig.service.job("acme", j.id)).status for j in jobs] == ["succeeded"] * 3
 
 
+@pytest.mark.ai(jobs_at_once=2, tenant_jobs_at_once=1)
+async def test_a_tenant_s_jobs_waiting_for_its_share_start_in_the_order_they_came(
+        rig: Rig) -> None:
+    """A job asked for while every slot was busy took the first slot that freed, ahead of its
+    tenant's older jobs waiting for their share (again and again while more came)."""
+    gates = Gates()
+    runner = rig.runner(narration=gates)
+    first, older, newer = await narrations(rig, "acme", 3)
+    [other] = await narrations(rig, "beta", 1)
+    for job in (first, older, other):
+        await asyncio.wait_for(runner.handle(requested(job)), 10)
+
+    async def started(n: int) -> bool:
+        return len(gates.started) >= n
+
+    await eventually(lambda: started(2), timeout_s=10, interval_s=0.02, what="two jobs")
+    asked = asyncio.create_task(runner.handle(requested(newer)))  # waits for a slot
+    gates.gates[first.id].set()
+    await eventually(lambda: started(3), timeout_s=10, interval_s=0.02, what="a third job")
+    assert gates.started == [first.id, other.id, older.id]
+    await asyncio.wait_for(asked, 10)
+    for job in (older, newer, other):
+        gates.gates[job.id].set()
+    await eventually(lambda: started(4), timeout_s=10, interval_s=0.02, what="the last job")
+    await asyncio.wait_for(runner.idle(), 10)
+    assert gates.started[3] == newer.id
+
+
 @pytest.mark.ai(jobs_at_once=4, tenant_jobs_at_once=2)
 async def test_a_sweep_takes_up_a_due_retry_behind_another_tenant_s_backlog(rig: Rig) -> None:
     """The sweeper read the 100 jobs untouched longest: one tenant's backlog of over 100 jobs,
