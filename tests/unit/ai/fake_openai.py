@@ -33,7 +33,7 @@ class Reply:
     completion_tokens: int = 246
 
 
-def completion(content: str, *, model: str = "gpt-4o-mini-2024-07-18", finish_reason: str = "stop",
+def completion(content: str | None, *, model: str = "gpt-4o-mini-2024-07-18", finish_reason: str = "stop",
                prompt_tokens: int = 1117, completion_tokens: int = 246) -> dict[str, Any]:
     return {
         "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG", "object": "chat.completion",

@@ -147,7 +147,7 @@ async def test_a_refusal_or_a_content_filter_is_a_permanent_failure_with_its_spe
         fake_openai: FakeOpenAI) -> None:
     fake_openai.script(
         Reply(body=_answer(content=None, refusal="I can't help with that.")),
-        Reply(body=completion(None, finish_reason="content_filter")),  # type: ignore[arg-type]
+        Reply(body=completion(None, finish_reason="content_filter")),
         Reply(content='{"summary": "S", "key_points": ["k"]}', finish_reason="content_filter"))
     model = llm(fake_openai)
     with pytest.raises(ModelRefused, match=r"^the model refused: I can't help with that\.$") as no:
