@@ -1,7 +1,8 @@
 """A language model that reports each answer's tokens as it arrives, so a job stopped between
 two calls (cancelled, or its lease lost) still records every call it paid for: an answer's,
 and those a `ProviderError` of the call carries (a refusal, an answer that was not a
-completion); and a speech provider whose paid characters are recorded likewise."""
+completion); and a speech provider whose paid characters are recorded likewise. Each may be
+given a check to pass before every paid call (the tenant's budget), which raises to stop it."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from bloop.ai.providers.llm import ChatMessage, Llm, LlmReply, Pricing, Provider
 from bloop.ai.providers.tts import Speech, Tts
 
 Spent = Callable[[Usage, str], Awaitable[None]]
+Before = Callable[[], Awaitable[None]]
+"""Awaited before each paid call; raises to stop the job instead."""
 
 
 class MeteredLlm:
-    def __init__(self, llm: Llm, spent: Spent) -> None:
+    def __init__(self, llm: Llm, spent: Spent, before: Before | None = None) -> None:
         self.llm = llm
         self.spent = spent
+        self.before = before
 
     @property
     def model(self) -> str:
@@ -30,6 +34,8 @@ class MeteredLlm:
 
     async def complete_json(self, messages: Sequence[ChatMessage], schema_name: str,
                             schema: dict[str, Any], *, max_tokens: int = 4000) -> LlmReply:
+        if self.before is not None:
+            await self.before()
         try:
             reply = await self.llm.complete_json(messages, schema_name, schema,
                                                  max_tokens=max_tokens)
@@ -56,9 +62,10 @@ class MeteredTts:
     """A speech provider whose paid characters are recorded as its calls answer: after each
     `synthesize`, whether it finished or failed part-way, what its calls that answered cost."""
 
-    def __init__(self, tts: Tts, spent: SpeechSpent) -> None:
+    def __init__(self, tts: Tts, spent: SpeechSpent, before: Before | None = None) -> None:
         self.tts = tts
         self.spent = spent
+        self.before = before
         self.usd_per_character = tts.usd_per_character
         self.spoken: Callable[[int], None] | None = None
         self._unrecorded = 0
@@ -72,6 +79,8 @@ class MeteredTts:
         self._unrecorded += characters
 
     async def synthesize(self, text: str, voice: str | None = None) -> Speech:
+        if self.before is not None:
+            await self.before()
         try:
             return await self.tts.synthesize(text, voice)
         finally:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bloop.ai.jobs.events import JobCancelled, JobRequested
-from bloop.ai.jobs.metered import MeteredLlm, Spent
+from bloop.ai.jobs.metered import Before, MeteredLlm, Spent
 from bloop.ai.jobs.model import (
     MAX_PROMPT_CHARS,
     MEDIA_KINDS,
@@ -80,14 +80,16 @@ class Effective:
         return OpenAiLlm(model=self.model, api_key=self.api_key, base_url=self.base_url,
                          timeout_s=self.llm_timeout_s, pricing=self.pricing)
 
-    def generator(self, spent: Spent) -> tuple[TextGenerator, Callable[[], Awaitable[None]]]:
+    def generator(self, spent: Spent, before: Before | None = None
+                  ) -> tuple[TextGenerator, Callable[[], Awaitable[None]]]:
         """The text generator these settings choose, and how to close it; each answer of its
-        language model is handed to `spent` as it arrives."""
+        language model is handed to `spent` as it arrives, and `before` awaited before each
+        call."""
         llm = self.llm()
         if llm is None:
             return OfflineTextGenerator(), _nothing
-        return (LlmTextGenerator(MeteredLlm(llm, spent), invalid_retries=self.invalid_retries),
-                llm.close)
+        return (LlmTextGenerator(MeteredLlm(llm, spent, before),
+                                 invalid_retries=self.invalid_retries), llm.close)
 
 
 async def _nothing() -> None:
@@ -120,6 +122,16 @@ def shown_errors(errors: list[JobError]) -> list[JobError]:
     shaped like a credential, for errors a worker stored before it took those out itself."""
     return [e if (m := redact(e.message)) == e.message else e.model_copy(update={"message": m})
             for e in errors]
+
+
+def budget_spent(budget_usd: float, spent_usd: float) -> str:
+    return (f"the tenant's AI budget for this month ({dollars(budget_usd)}) is spent "
+            f"({dollars(spent_usd)}); a tenant admin can raise it")
+
+
+def dollars(usd: float) -> str:
+    """Cents, and below ten cents two significant digits (a test budget of $0.001)."""
+    return f"${usd:,.2f}" if usd == 0 or usd >= 0.1 else f"${usd:.2g}"
 
 
 def month_start(at: datetime) -> datetime:
@@ -215,8 +227,7 @@ class JobService:
             month = await self.store.spend(tenant, month_start(at))
             if month.usd >= eff.monthly_budget_usd:
                 raise Problem(
-                    f"the tenant's AI budget for this month (${eff.monthly_budget_usd:.2f}) is "
-                    f"spent (${month.usd:.2f}); a tenant admin can raise it", status=402,
+                    budget_spent(eff.monthly_budget_usd, month.usd), status=402,
                     code="ai_budget_exhausted",
                     extra={"budget_usd": eff.monthly_budget_usd, "spent_usd": month.usd})
         hour = await self.store.spend(tenant, at - timedelta(hours=1))

@@ -41,7 +41,7 @@ from bloop.ai.jobs.events import (
     OutputRef,
 )
 from bloop.ai.jobs.links import OutputLinks
-from bloop.ai.jobs.metered import MeteredLlm, MeteredTts, Spent
+from bloop.ai.jobs.metered import Before, MeteredLlm, MeteredTts, Spent
 from bloop.ai.jobs.model import (
     TEXT_KINDS,
     Cost,
@@ -53,7 +53,15 @@ from bloop.ai.jobs.model import (
     now,
 )
 from bloop.ai.jobs.ports import JobStore, MediaRenderer, MediaStore
-from bloop.ai.jobs.service import Effective, JobService, cancelled, effective, job_url
+from bloop.ai.jobs.service import (
+    Effective,
+    JobService,
+    budget_spent,
+    cancelled,
+    effective,
+    job_url,
+    month_start,
+)
 from bloop.ai.providers.llm import ProviderError, Usage, redact
 from bloop.ai.providers.tts import Tts
 from bloop.ai.text.generator import TextGenerator
@@ -464,7 +472,7 @@ class JobRunner:
 
     async def _text(self, job: Job) -> tuple[JobResult, Cost]:
         eff: Effective = await self.service.effective(job.tenant)
-        generator, close = eff.generator(self._meter(job, eff))
+        generator, close = eff.generator(self._meter(job, eff), self._within_budget(job, eff))
         await self._progress(job, 10, f"generating with {eff.provider}")
         try:
             generated = await self._generate(generator, job)
@@ -498,13 +506,29 @@ class JobRunner:
 
         return spent
 
-    def _speech_meter(self, job: Job) -> Callable[[Tts], Tts]:
+    def _within_budget(self, job: Job, eff: Effective) -> Before | None:
+        """Stops the job before a paid call once the tenant's month has spent its budget
+        (which the job's own calls so far count towards): checked only when the job was asked
+        for, jobs queued or running at once could spend it many times over."""
+        budget = eff.monthly_budget_usd
+        if budget is None:
+            return None
+
+        async def check() -> None:
+            month = await self.store.spend(job.tenant, month_start(now()))
+            if month.usd >= budget:
+                raise JobFailure("ai_budget_exhausted", "stopped before a paid call: "
+                                 + budget_spent(budget, month.usd))
+
+        return check
+
+    def _speech_meter(self, job: Job, eff: Effective) -> Callable[[Tts], Tts]:
         async def spent(characters: int, usd: float, provider: str, voice: str) -> None:
             await self.service.mutate(job.tenant, job.id, lambda j: (j.update(
                 cost=j.cost.plus(provider=provider, model=voice or provider,
                                  characters=characters, usd=usd)), []))
 
-        return lambda tts: MeteredTts(tts, spent)
+        return lambda tts: MeteredTts(tts, spent, self._within_budget(job, eff))
 
     async def _record_cost(self, job: Job, eff: Effective, usage: Usage, usd: float,
                            model: str | None = None) -> None:
@@ -528,7 +552,8 @@ class JobRunner:
         await self._progress(job, 2, f"writing the script with {eff.provider}")
         try:
             made = await script_from_prompt(
-                MeteredLlm(llm, self._meter(job, eff)), job.params.prompt,
+                MeteredLlm(llm, self._meter(job, eff), self._within_budget(job, eff)),
+                job.params.prompt,
                 source_text=job.lesson.text if job.lesson else "", language=job.language,
                 max_attempts=eff.invalid_retries + 1)
         finally:
@@ -550,7 +575,7 @@ class JobRunner:
             async def progress(pct: int, step: str) -> None:
                 await self._progress(job, 5 + pct * 80 // 100, step)
 
-            meter = self._speech_meter(job)
+            meter = self._speech_meter(job, await self.service.effective(job.tenant))
             if job.kind == "video" and job.params.prompt:
                 script, cost = await self._prompted_script(job)
                 files = await renderer.render(job, Path(tmp), progress, script=script,

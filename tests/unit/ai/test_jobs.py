@@ -665,6 +665,71 @@ async def test_a_paid_voice_is_counted_in_the_jobs_cost(
     assert done.cost.usd == pytest.approx(paid * 15e-6)
 
 
+async def own_priced_provider(rig: Rig, fake: FakeOpenAI, budget_usd: float) -> None:
+    """The tenant's own provider at $1 / $2 a million tokens: a summary costs $0.001609."""
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | {
+        "tenant_private_addresses": True, "invalid_output_retries": 3})
+    await rig.service.configure("acme", TenantAiConfig.model_validate({
+        "base_url": fake.base_url, "api_key": "sk-acme-own", "model": "acme-model",
+        "price_input_per_mtok": 1.0, "price_output_per_mtok": 2.0,
+        "monthly_budget_usd": budget_usd}))
+
+
+async def test_jobs_asked_for_before_the_budget_was_spent_stop_before_a_paid_call(
+        rig: Rig, fake_openai: FakeOpenAI) -> None:
+    """The budget was checked only when a job was asked for: three jobs asked for at once
+    all paid for their calls, though the first spent it."""
+    await own_priced_provider(rig, fake_openai, budget_usd=0.001)
+    jobs = [await rig.ask("summary", instructions=f"take {n}") for n in range(3)]
+    for job in jobs:
+        await rig.runner().run("acme", job.id)
+    done = [await rig.service.job("acme", job.id) for job in jobs]
+    assert [d.status for d in done] == ["succeeded", "failed", "failed"]
+    assert {d.errors[-1].code for d in done[1:]} == {"ai_budget_exhausted"}
+    assert "budget for this month ($0.001) is spent ($0.0016)" in done[1].errors[-1].message
+    assert len(fake_openai.requests) == 1
+    assert [d.cost.usd for d in done[1:]] == [0, 0]
+
+
+async def test_a_job_stops_before_the_call_past_its_tenant_s_budget(
+        rig: Rig, fake_openai: FakeOpenAI) -> None:
+    await own_priced_provider(rig, fake_openai, budget_usd=0.003)
+    fake_openai.script(*[Reply(content="not json")] * 4)
+    job = await rig.ask("summary")
+    await rig.runner().run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.errors[-1].code) == ("failed", "ai_budget_exhausted")
+    assert len(fake_openai.requests) == 2, "the second call spent the budget"
+    assert done.cost.usd == pytest.approx(2 * 0.001609)
+
+
+async def test_a_paid_voice_stops_once_the_budget_is_spent(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(renderers, "_tts", PricedTts)
+    await rig.service.configure("acme", TenantAiConfig.model_validate(
+        {"monthly_budget_usd": 0.0001}))
+    text = "First sentence here. Second one follows. Third and last."
+
+    async def narration(text: str, tts: PricedTts, out_dir: Path, *,
+                        voice: str | None) -> Path:
+        await speak(text, tts, voice)
+        (out_dir / "narration.opus").write_bytes(b"OggS")
+        return out_dir / "narration.opus"
+
+    jobs = [(await rig.service.request("acme", "u1", JobRequest(
+        kind="narration", lesson_id="l1"), lesson_text({
+            "id": "l1", "version": version, "course": "py", "title": "T",
+            "blocks": [{"type": "markdown", "markdown": text}]})))[0] for version in (1, 2)]
+    done = []
+    for job in jobs:
+        await rig.runner(narration=LibraryRenderer("narration", function=narration)).run(
+            "acme", job.id)
+        done.append(await rig.service.job("acme", job.id))
+    assert [d.status for d in done] == ["succeeded", "failed"]
+    assert done[1].errors[-1].code == "ai_budget_exhausted"
+    assert (done[0].cost.characters, done[1].cost.characters) == (len(text) - 2, 0)
+
+
 async def test_cancelling_stops_a_render_at_its_next_progress_report(rig: Rig) -> None:
     job = await rig.ask("narration")
     renderer = LibraryRenderer("video", function=library_video)
