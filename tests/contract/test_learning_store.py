@@ -574,6 +574,8 @@ async def test_a_learner_takes_a_card_out_of_their_deck_and_back(case: Case) -> 
     assert await case.store.keep_in_deck(case.tenant, "u1", card.id, False)
     far = T0 + timedelta(days=3650)
     assert await case.store.card_states(case.tenant, "u1") == []
+    assert await case.store.taken_out_cards(case.tenant, "u1") == [after]
+    assert await case.store.taken_out_cards(case.tenant, "u2") == []
     assert await case.store.due(case.tenant, "u1", far, 10) == []
     with pytest.raises(StaleVersion):
         await case.store.save_review(case.tenant, "u1", review.review(after, 3, far, None)[0],
@@ -584,6 +586,7 @@ async def test_a_learner_takes_a_card_out_of_their_deck_and_back(case: Case) -> 
 
     assert await case.store.keep_in_deck(case.tenant, "u1", card.id, True)
     assert await case.store.card_states(case.tenant, "u1") == [after]  # with its schedule
+    assert await case.store.taken_out_cards(case.tenant, "u1") == []
     assert await case.store.review_logs(case.tenant, "u1") == [log]
 
 

@@ -296,6 +296,9 @@ class LearningRepository(Protocol):
                           card_ids: Sequence[str] | None = None) -> list[CardState]:
         """The learner's schedule of `card_ids` (all of their deck when None)."""
 
+    async def taken_out_cards(self, tenant: str, learner: str) -> list[CardState]:
+        """The schedules of the cards the learner took out of their deck, kept to bring back."""
+
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:
         """Adds cards to the learner's deck; cards already in it, or taken out of it by the
         learner, keep their schedule and stay where they are. A card retired, held (or unknown)

@@ -952,6 +952,8 @@ class LearningService:
             "progress": [p.model_dump(mode="json") for p in await self.repo.get_progress(tenant, learner)],
             "mastery": [m.model_dump(mode="json") for m in await self.repo.get_mastery(tenant, learner)],
             "cards": [s.model_dump(mode="json") for s in states],
+            "cards_taken_out": [s.model_dump(mode="json")
+                                for s in await self.repo.taken_out_cards(tenant, learner)],
             "review_logs": [r.model_dump(mode="json")
                             for r in await self.repo.review_logs(tenant, learner)],
             "scheduler_parameters": await self.repo.scheduler_params(tenant, learner),

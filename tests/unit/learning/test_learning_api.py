@@ -744,13 +744,19 @@ async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
     assert len(mine["review_logs"]) == 2
     assert len(mine["cards"]) == 1
     assert mine["progress"][0]["lesson_id"] == "names"
+    # A card taken out of the deck keeps its schedule to come back with: it is theirs too.
+    assert (await client.delete(f"{BASE}/me/cards/{card['id']}", headers=pupil)).status_code == 204
+    mine = (await client.get("/v1/tenants/acme/me/export", headers=pupil)).json()[
+        "services"]["learning"]
+    assert (len(mine["cards"]), len(mine["cards_taken_out"])) == (0, 1)
+    assert mine["cards_taken_out"][0]["version"] == 2  # with both reviews
 
     deleted = type_of(UserDeleted).envelope(UserDeleted(user_id=uid, deleted_by="x",
                                                         deleted_at=AT), tenant="acme", subject=uid)
     await deliver(app, deleted, topic="user.events")
     erased: Json = {"enrolments": [], "paths_last_announced": {}, "placements": [],
-                    "progress": [], "mastery": [], "cards": [], "review_logs": [],
-                    "scheduler_parameters": None}
+                    "progress": [], "mastery": [], "cards": [], "cards_taken_out": [],
+                    "review_logs": [], "scheduler_parameters": None}
     assert await service(app).personal_data("acme", uid) == erased
     # A quiz graded before the erasure, whose event comes after it (another topic), brings
     # nothing back.

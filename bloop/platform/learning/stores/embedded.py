@@ -896,6 +896,11 @@ class EmbeddedLearningStore:
                                         card_ids, "removed = 0")
         return [CardState.model_validate_json(d, context=STORED) for d in docs]
 
+    async def taken_out_cards(self, tenant: str, learner: str) -> list[CardState]:
+        docs = await self._learner_docs("card_states", "card", "card", tenant, learner, None,
+                                        "removed = 1")
+        return [CardState.model_validate_json(d, context=STORED) for d in docs]
+
     async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
         changed: int = await self.db.transaction(lambda c: c.execute(
             "UPDATE card_states SET removed = ? WHERE tenant = ? AND learner = ? AND card = ?",

@@ -984,6 +984,12 @@ class Neo4jLearningStore:
             tenant=tenant, learner=learner, cards=None if card_ids is None else list(card_ids))
         return [CardState.model_validate_json(r["doc"], context=STORED) for r in rows]
 
+    async def taken_out_cards(self, tenant: str, learner: str) -> list[CardState]:
+        rows = await self._query(
+            "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner}) WHERE s.removed"
+            " RETURN s.doc AS doc ORDER BY s.card", tenant=tenant, learner=learner)
+        return [CardState.model_validate_json(r["doc"], context=STORED) for r in rows]
+
     async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
         records = await self._execute(
             "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: $card})"
