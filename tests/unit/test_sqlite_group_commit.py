@@ -192,6 +192,21 @@ async def test_many_small_commits_are_checkpointed_and_the_log_starts_over(
     await db.close()
 
 
+async def test_what_is_deleted_leaves_the_file(tmp_path: Path) -> None:
+    """Freed pages kept deleted rows (an erased learner's bio) on SQLite builds that do not
+    overwrite them by default."""
+    path = tmp_path / "erased.sqlite3"
+    db = SqliteDB(path)
+    await db.transaction(lambda c: c.execute("CREATE TABLE t (bio TEXT)"))
+    await db.transaction(lambda c: c.executemany("INSERT INTO t VALUES (?)", [
+        (f"okapi-{n}-" + "x" * 500,) for n in range(50)]))
+    await db.transaction(lambda c: c.execute("DELETE FROM t"))
+    assert await db.run(lambda c: c.execute("PRAGMA secure_delete").fetchone()[0]) == 1
+    assert await db.transaction(lambda c: c.execute("PRAGMA secure_delete").fetchone()[0]) == 1
+    await db.close()
+    assert b"okapi-" not in path.read_bytes()
+
+
 async def test_an_in_memory_database_is_one_connection(tmp_path: Path) -> None:
     db = SqliteDB(":memory:")
     await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))

@@ -124,6 +124,9 @@ class SqliteDB:
             conn.execute("PRAGMA journal_mode=WAL")  # may meet a lock held elsewhere
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES:d}")
+            # What is deleted (an erased learner) is overwritten, not left in free pages; some
+            # builds of SQLite do so by default, others not.
+            conn.execute("PRAGMA secure_delete=ON")
         except BaseException:
             conn.close()
             raise
