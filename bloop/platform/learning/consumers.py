@@ -84,6 +84,7 @@ class ArchivingData(_Tolerant):
 
 class QuestionData(_Tolerant):
     correct: bool = False
+    outcome: str = ""
 
 
 class AttemptData(_Tolerant):
@@ -182,8 +183,9 @@ class Consumers:
 
     async def attempt(self, envelope: Envelope) -> None:
         data = AttemptData.model_validate(envelope.data)
-        answers = [q.correct for q in data.questions]
-        if not answers and data.max_score > 0:
+        # A question left unanswered says nothing of what the learner knows.
+        answers = [q.correct for q in data.questions if q.outcome != "unanswered"]
+        if not data.questions and data.max_score > 0:
             answers = [data.score / data.max_score >= 0.6]
         await self.service.apply_attempt(
             envelope.tenant, data.user_id, data.attempt_id or str(envelope.id), data.concepts,

@@ -98,14 +98,16 @@ def course_event(lesson_ids: list[str], course: str = "py", tenant: str = "acme"
         tenant=tenant, subject=course)
 
 
-def attempt_event(user_id: str, concepts: list[str], answers: list[bool],
+def attempt_event(user_id: str, concepts: list[str], answers: list[bool | None],
                   at: datetime = AT, attempt_id: str | None = None) -> Envelope:
+    """An attempt answering its questions `answers` (None: left unanswered)."""
     return type_of(QuizAttemptGraded).envelope(QuizAttemptGraded(
         attempt_id=attempt_id or uuid.uuid4().hex, user_id=user_id, lesson_id="l", lesson_version=1,
         course_id="py", quiz_id="q", concepts=concepts, attempt_number=1,
-        score=sum(answers), max_score=len(answers),
-        questions=[QuestionGraded(question_id=f"q{i}", correct=a,
-                                  outcome="correct" if a else "incorrect", score=float(a),
+        score=sum(bool(a) for a in answers), max_score=len(answers),
+        questions=[QuestionGraded(question_id=f"q{i}", correct=bool(a),
+                                  outcome="unanswered" if a is None else
+                                  "correct" if a else "incorrect", score=float(bool(a)),
                                   max_score=1.0) for i, a in enumerate(answers)],
         graded_at=at), tenant="acme", subject="l")
 
@@ -443,6 +445,26 @@ async def test_answers_before_a_placement_are_not_held_against_the_learner(runni
     mastery = {m["concept"]: m for m in (await client.get(f"{BASE}/me/mastery",
                                                           headers=pupil)).json()["items"]}
     assert mastery["variables"]["mastered"], mastery["variables"]
+
+
+async def test_questions_left_unanswered_are_no_evidence_of_mastery(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Each unanswered question counted as a wrong answer: a learner who answered one
+    question of five, rightly, came out less likely to know the concept than before."""
+    app, client = running
+    await python_course(app, client)
+    answered, skipped, idle = [await learner(app, client) for _ in range(3)]
+    ids = [await me(client, h) for h in (answered, skipped, idle)]
+    await deliver(app, attempt_event(ids[0], ["variables"], [True]),
+                  attempt_event(ids[1], ["variables"], [True, None, None, None, None]),
+                  attempt_event(ids[2], ["variables"], [None, None]))
+
+    async def mastery(h: dict[str, str]) -> list[tuple[str, float]]:
+        page = (await client.get(f"{BASE}/me/mastery", headers=h)).json()["items"]
+        return [(m["concept"], m["p_known"]) for m in page]
+
+    assert await mastery(skipped) == await mastery(answered) != []
+    assert await mastery(idle) == []
 
 
 async def test_answers_are_replayed_in_time_order_whatever_their_offset(running: tuple[
