@@ -107,3 +107,40 @@ def test_pods_are_replaced_one_by_one_unless_the_old_ones_must_stop_first() -> N
     done = helm("template", "school", str(CHART), "--set", "strategy=Whenever")
     assert done.returncode == 1
     assert "strategy is RollingUpdate or Recreate" in done.stderr
+
+
+def test_a_service_may_be_scaled_to_zero_and_one_bloop_lacks_does_not_render() -> None:
+    """`replicas: 0` rendered as 1, and `services.bogus` rendered a pod that could not start."""
+    deployments = of_kind(render("--set", "services.content.replicas=0"), "Deployment")
+    assert deployments["school-content"]["spec"]["replicas"] == 0
+    assert deployments["school-identity"]["spec"]["replicas"] == 2
+    for group in ("services", "workers"):
+        done = helm("template", "school", str(CHART), "--set", f"{group}.bogus.replicas=1")
+        assert done.returncode == 1
+        assert 'Bloop has no service "bogus"' in done.stderr
+    named = done.stderr.split("(it has ", 1)[1].split(")", 1)[0]
+    assert set(named.split(", ")) == set(services.available())
+
+
+def test_replicas_share_their_link_secrets_and_an_ai_worker_takes_the_jobs() -> None:
+    """Without `secretName` holding the link secrets each replica signed media links with its
+    own random one (a link failed on the other replica); and the `ai` service's pods ran jobs
+    beside an `ai` worker."""
+    docs = render("--set", "services.ai.replicas=1", "--set", "workers.ai.replicas=1",
+                  "--set", "settings.BLOOP_HTTP_PORT=9000")
+    [secret] = of_kind(docs, "Secret").values()
+    assert set(secret["data"]) == {"BLOOP_MEDIA_LINK_SECRET", "BLOOP_AI_LINK_SECRET"}
+    deployments = of_kind(docs, "Deployment")
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        assert [s.get("secretRef", {}).get("name") for s in container["envFrom"]] == [
+            None, secret["metadata"]["name"], "bloop-secrets"], "the operator's secret last"
+        assert container.get("env", []) == ([{"name": "BLOOP_AI_RUN_JOBS", "value": "false"}]
+                                            if name == "school-ai" else [])
+        assert container["ports"] == [{"name": "http", "containerPort": 9000}]
+        assert pod["securityContext"]["runAsNonRoot"]
+        assert not container["securityContext"]["allowPrivilegeEscalation"]
+        assert pod["terminationGracePeriodSeconds"] >= 30
+    alone = of_kind(render("--set", "services.ai.replicas=1"), "Deployment")["school-ai"]
+    assert "env" not in alone["spec"]["template"]["spec"]["containers"][0]

@@ -9,10 +9,18 @@ image: "{{ .root.Values.image.repository }}:{{ .root.Values.image.tag }}"
 imagePullPolicy: {{ .root.Values.image.pullPolicy }}
 args: [{{ .mode | quote }}, {{ .name | quote }}]
 ports:
-  - {name: http, containerPort: 8000}
+  - {name: http, containerPort: {{ include "bloop.port" .root }}}
 envFrom:
   - configMapRef: {name: {{ .root.Release.Name }}-settings}
+  - secretRef: {name: {{ .root.Release.Name }}-link-secrets}
   - secretRef: {name: {{ .root.Values.secretName }}, optional: true}
+{{- if and (eq .mode "serve") (eq .name "ai") .root.Values.workers.ai (not (hasKey .root.Values.settings "BLOOP_AI_RUN_JOBS")) }}
+env:
+  - {name: BLOOP_AI_RUN_JOBS, value: "false"}
+{{- end }}
+securityContext:
+  allowPrivilegeEscalation: false
+  capabilities: {drop: [ALL]}
 livenessProbe:
   httpGet: {path: /healthz, port: http}
   periodSeconds: 10
@@ -21,4 +29,9 @@ readinessProbe:
   periodSeconds: 5
   failureThreshold: 3
 resources: {{- toYaml .root.Values.resources | nindent 2 }}
+{{- end -}}
+
+
+{{- define "bloop.port" -}}
+{{ .Values.settings.BLOOP_HTTP_PORT | default 8000 }}
 {{- end -}}
