@@ -35,6 +35,7 @@ from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice, cursor
+from bloop.platform.kit.personal_data import ERASED_USER
 from bloop.platform.kit.settings import AiSettings
 from bloop.platform.kit.times import json_time
 from bloop.platform.kit.urls import (
@@ -45,7 +46,6 @@ from bloop.platform.kit.urls import (
 )
 
 Mutation = Callable[[Job], tuple[Job, list[Envelope]] | None]
-ERASED_USER = "deleted-user"
 USERINFO_REFUSED = ("it holds a user name or password (user:password@), which would be sent in "
                     "every request and logged with it; give the key as `api_key` (never shown) "
                     "and the address without them")

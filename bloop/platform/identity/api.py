@@ -33,7 +33,7 @@ from bloop.platform.identity.model import (
     User,
 )
 from bloop.platform.identity.service import ApiKeyService, AuthService, IdentityService, TokenGrant
-from bloop.platform.kit.auth import TOKEN_URL, Principal, require
+from bloop.platform.kit.auth import TOKEN_URL, Forbidden, Principal, require
 from bloop.platform.kit.auth.principal import PrincipalView
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.middleware import client_ip
@@ -66,7 +66,19 @@ TenantAdmin = Annotated[Principal, Depends(require("tenant_admin", scopes=["iden
 Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "tenant_admin",
                                              scopes=["identity:read"]))]
 Member = Annotated[Principal, Depends(require(scopes=["identity:read"]))]
-Self = Annotated[Principal, Depends(require(scopes=["profile"]))]
+ProfileScope = Annotated[Principal, Depends(require(scopes=["profile"]))]
+
+
+async def person(me: ProfileScope) -> Principal:
+    """The caller of a `…/me` route, who must be a person: an API key (even with the `profile`
+    scope) acts for its tenant and has no account."""
+    if me.kind != "user":
+        raise Forbidden("an API key is not a person: it has no profile, data or account of its "
+                        "own; call this with a person's access token", code="not_a_person")
+    return me
+
+
+Self = Annotated[Principal, Depends(person)]
 Anyone = Annotated[Principal, Depends(require())]
 
 

@@ -92,9 +92,14 @@ class IdentityRepository(Protocol):
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
                           unless_role: Role | None = None,
-                          keeping: Role | None = None) -> None:
+                          keeping: Role | None = None,
+                          since: datetime | None = None) -> list[str]:
         """Erases the user (email, profile, password) and stores its events atomically; the
-        email is free again afterwards. `Missing` when the user does not exist."""
+        email is free again afterwards. `Missing` when the user does not exist. Their sessions
+        end (as `revoke_user_sessions` ends them, whose sessions it returns) and their refresh
+        tokens are deleted; the invitations they sent and the API keys they made (the tenant's,
+        which go on working) name `personal_data.ERASED_USER` instead. All in the user's write's
+        transaction on SQLite, just after it on MongoDB."""
 
     async def list_users(self, tenant: str, *, after: str | None = None,
                          limit: int = 50) -> list[User]:
@@ -169,6 +174,10 @@ class SigningKeyStore(Protocol):
         """Every stored key, newest first."""
 
     async def delete_signing_keys(self, created_before: datetime) -> int: ...
+
+    async def secret(self, name: str, candidate: bytes) -> bytes:
+        """The platform's secret `name`, the same for every process on this store: `candidate`,
+        stored, when there is none yet (of several stored at once, the first)."""
 
 
 class ApiKeyStore(Protocol):

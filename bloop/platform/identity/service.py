@@ -49,6 +49,7 @@ from bloop.platform.identity.ports import (
     IdentityRepository,
     LastHolder,
     Missing,
+    SigningKeyStore,
     TooMany,
 )
 from bloop.platform.kit.auth import (
@@ -72,6 +73,7 @@ from bloop.platform.kit.settings import AuthSettings
 
 HASH_WRITES = 3
 """Tries of a password change whose hash a sign-in renewed meanwhile (same password)."""
+DIGEST_SECRET = "account-digest"  # noqa: S105  (the name of the secret that keys account_digest)
 
 # Sign-in refusals an operator watches for attacks; accounts are named by a digest, not an email.
 security = logging.getLogger("bloop.security")
@@ -246,8 +248,9 @@ class IdentityService:
             tenant=tenant_id, subject=user_id, time=at)
         keeping: Role | None = "tenant_admin" if "tenant_admin" in user.roles else None
         try:
-            await self.repo.delete_user(tenant_id, user_id, [event], unless_role=_guarded(by),
-                                        keeping=keeping)
+            families = await self.repo.delete_user(
+                tenant_id, user_id, [event], unless_role=_guarded(by), keeping=keeping,
+                since=self._tokens_since())
         except Missing:
             raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
         except HoldsRole:
@@ -255,7 +258,7 @@ class IdentityService:
         except LastHolder:
             raise _last_admin("delete") from None
         self._on_write()
-        await self.end_sessions(tenant_id, user_id)
+        await self._refuse_access(families)
 
     async def sign_ins(self, tenant_id: str, user_id: str) -> list[RefreshToken]:
         """The refresh tokens of the user's sessions, oldest first (their export)."""
@@ -269,10 +272,17 @@ class IdentityService:
         """Signs the user out everywhere but the session `keep`: their refresh tokens are
         revoked and their access tokens refused. A retry after a failure part-way finishes it:
         sessions whose access tokens may still be valid are refused again, revoked or not."""
-        since = datetime.fromtimestamp(self.clock() - self.settings.access_ttl_s, UTC)
-        for family in await self.repo.revoke_user_sessions(tenant_id, user_id, keep=keep,
-                                                           since=since):
-            if self.verifier is not None:
+        await self._refuse_access(await self.repo.revoke_user_sessions(
+            tenant_id, user_id, keep=keep, since=self._tokens_since()))
+
+    def _tokens_since(self) -> datetime:
+        """When the oldest access token that may still be valid was issued."""
+        return datetime.fromtimestamp(self.clock() - self.settings.access_ttl_s, UTC)
+
+    async def _refuse_access(self, families: list[str]) -> None:
+        """Refuses the access tokens of the sessions `families`."""
+        if self.verifier is not None:
+            for family in families:
                 await self.verifier.revoke_session(family)
 
     # invitations
@@ -381,8 +391,15 @@ class LoginThrottle:
     address counts are failures only, once known: a classroom signing in at once behind one
     address is not taken for an attack."""
 
-    def __init__(self, cache: Cache, settings: AuthSettings) -> None:
-        self.cache, self.settings = cache, settings
+    def __init__(self, cache: Cache, settings: AuthSettings, secrets: SigningKeyStore) -> None:
+        self.cache, self.settings, self.secrets = cache, settings, secrets
+        self._digest_key: bytes | None = None
+
+    async def _account(self, tenant: str, email: str) -> str:
+        """The account as the security log names it (see `account_digest`)."""
+        if self._digest_key is None:
+            self._digest_key = await self.secrets.secret(DIGEST_SECRET, secrets.token_bytes(32))
+        return account_digest(self._digest_key, tenant, email)
 
     def _keys(self, tenant: str, email: str, ip: str) -> tuple[str, str, str]:
         account = f"auth:fail:acct:{tenant}:{email}"
@@ -403,14 +420,14 @@ class LoginThrottle:
             if attempts <= s.account_max_failures:
                 await self.cache.incr(pair, -1, ttl_s=s.lockout_s)
             security.warning("sign-in refused: account locked", extra={
-                "tenant": tenant, "account": account_digest(tenant, email), "client_ip": ip})
+                "tenant": tenant, "account": await self._account(tenant, email), "client_ip": ip})
             raise Problem(f"too many failed sign-ins for this account: it is locked for "
                           f"{_minutes(s.lockout_s)}; try again later or reset the password",
                           status=429, code="account_locked", headers=retry)
         if address_failures is not None and int(address_failures) >= s.ip_max_failures:
             await self.cache.incr(pair, -1, ttl_s=s.lockout_s)
             security.warning("sign-in refused: address locked", extra={
-                "tenant": tenant, "account": account_digest(tenant, email), "client_ip": ip})
+                "tenant": tenant, "account": await self._account(tenant, email), "client_ip": ip})
             raise Problem(f"too many failed sign-ins from this address: try again in "
                           f"{_minutes(s.lockout_s)}", status=429, code="too_many_attempts",
                           headers=retry)
@@ -425,13 +442,14 @@ class LoginThrottle:
             await self.cache.incr(account, 1, ttl_s=s.lockout_s)
             await self.cache.incr(address, 1, ttl_s=s.lockout_s)
             security.info("sign-in refused: wrong password", extra={
-                "tenant": tenant, "account": account_digest(tenant, email), "client_ip": ip})
+                "tenant": tenant, "account": await self._account(tenant, email), "client_ip": ip})
         return right
 
 
-def account_digest(tenant: str, email: str) -> str:
-    """A stable name for an account in logs that does not give its email away."""
-    return hashlib.sha256(f"{tenant}\0{email}".encode()).hexdigest()[:16]
+def account_digest(key: bytes, tenant: str, email: str) -> str:
+    """A stable name for an account in logs that does not give its email away: keyed, so that
+    nobody without the deployment's secret can tell it from a list of candidate emails."""
+    return hmac.new(key, f"{tenant}\0{email}".encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def _minutes(seconds: int) -> str:
@@ -449,7 +467,7 @@ class AuthService:
         self.keys = keys
         self.verifier = verifier
         self.settings = settings
-        self.throttle = LoginThrottle(cache, settings)
+        self.throttle = LoginThrottle(cache, settings, keys.store)
         self.requests = RateLimiter(cache, settings.token_rate_limit,
                                     settings.token_rate_window_s, clock)
         self.clock = clock

@@ -6,6 +6,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+ERASED_USER = "deleted-user"
+"""What a deleted person's records that stay (a tenant's API keys, AI jobs, …) name instead of
+them."""
+
 PersonalData = Callable[[str, str], Awaitable[dict[str, object]]]
 """(tenant, user id) → everything one service holds about that user, as JSON-ready data."""
 

@@ -93,6 +93,22 @@ async def test_the_secret_is_shown_once_and_never_listed(
     assert r.json()["id"] == "acme"
 
 
+async def test_a_key_is_no_person_on_the_me_routes(
+        client: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    """With the `profile` scope it got 404 `no user 'apikey:acme.…'` there."""
+    key = bearer((await new_key(client, admin, scopes=["profile", "identity:read"]))["key"])
+    me = f"{TENANT}/me"
+    for method, url, body in (("GET", me, None), ("PATCH", me, {"bio": "a key"}),
+                              ("DELETE", me, None), ("GET", f"{me}/export", None),
+                              ("PUT", f"{me}/password", {"current_password": PASSWORD,
+                                                         "new_password": PASSWORD + "!"})):
+        r = await client.request(method, url, headers=key, json=body)
+        assert (r.status_code, r.headers["content-type"], r.json()["code"]) == (
+            403, "application/problem+json", "not_a_person"), (method, url, r.text)
+        assert "person" in r.json()["detail"]
+    assert (await client.get(me, headers=admin)).status_code == 200
+
+
 async def test_a_revoked_key_is_refused_at_once(
         client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     issued = await new_key(client, admin)

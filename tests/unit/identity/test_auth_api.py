@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -164,6 +166,31 @@ async def test_repeated_failures_lock_the_account_with_a_clear_message(
     r = await client.post(TOKEN, data=password_form("kim@acme.dev"))
     assert r.status_code == 429
     assert r.json()["code"] == "too_many_attempts"
+
+
+async def test_the_security_log_names_an_account_by_a_keyed_digest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """It was the SHA-256 of the tenant and email: anyone with a list of candidate emails
+    could tell the account. Keyed with the deployment's secret, it is the same after a restart
+    and differs in another deployment."""
+    caplog.set_level(logging.INFO, "bloop.security")
+
+    async def logged(data_dir: Path) -> str:
+        caplog.clear()
+        async with identity_app(data_dir, monkeypatch, AuthSettings()) as app, \
+                api_client(app) as client:
+            r = await client.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
+            assert r.status_code == 400
+        [record] = [r for r in caplog.records if r.name == "bloop.security"]
+        account: str = record.__dict__["account"]
+        return account
+
+    first = await logged(tmp_path / "one")
+    assert re.fullmatch(r"[0-9a-f]{16}", first)
+    assert first != hashlib.sha256(b"acme\0lee@acme.dev").hexdigest()[:16]
+    assert await logged(tmp_path / "one") == first
+    assert await logged(tmp_path / "two") != first
 
 
 def from_address(app: FastAPI, host: str) -> httpx.AsyncClient:

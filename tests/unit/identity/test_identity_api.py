@@ -489,6 +489,56 @@ async def test_deleting_an_account_announces_it_and_ends_sign_in(
     assert (await client.get("/v1/tenants/acme/me", headers=me)).status_code == 401
 
 
+async def test_a_deleted_admin_is_no_longer_named_by_what_stays(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Their API key and invitation stayed with `created_by`/`invited_by` naming them, and
+    their refresh tokens (user id, scopes, times) for 30 days. What the tenant holds goes on
+    working; their own export, made before, listed it all."""
+    await member(app, client, "acme", ["tenant_admin"], email="stays@acme.dev")
+    other = await login(client, "acme", "stays@acme.dev")
+    await member(app, client, "acme", ["tenant_admin"], email="boss@acme.dev")
+    r = await client.post("/v1/auth/token", data={
+        "grant_type": "password", "tenant": "acme", "username": "boss@acme.dev",
+        "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    boss, refresh = {"Authorization": f"Bearer {r.json()['access_token']}"}, r.json()[
+        "refresh_token"]
+    r = await client.post("/v1/tenants/acme/api-keys", headers=boss,
+                          json={"name": "gradebook sync", "scopes": ["identity:read"]})
+    assert r.status_code == 201, r.text
+    key = r.json()
+    r = await client.post("/v1/tenants/acme/invitations", headers=boss,
+                          json={"email": "new@acme.dev", "roles": ["learner"]})
+    assert r.status_code == 201, r.text
+    invitation = r.json()
+    mine = (await client.get("/v1/tenants/acme/me/export", headers=boss)).json()[
+        "services"]["identity"]
+    boss_id = mine["profile"]["id"]
+    assert ([k["id"] for k in mine["api_keys_created"]],
+            [i["id"] for i in mine["invitations_sent"]], len(mine["sign_ins"])) == (
+        [key["id"]], [invitation["id"]], 2)
+
+    assert (await client.delete(f"/v1/tenants/acme/users/{boss_id}", headers=other)
+            ).status_code == 204
+    keys = (await client.get("/v1/tenants/acme/api-keys", headers=other)).json()["items"]
+    assert [(k["id"], k["created_by"], k["revoked_at"]) for k in keys] == [
+        (key["id"], "deleted-user", None)]
+    pending = (await client.get("/v1/tenants/acme/invitations", headers=other)).json()["items"]
+    assert [(i["id"], i["invited_by"]) for i in pending] == [(invitation["id"], "deleted-user")]
+    service: IdentityService = app.state.identity.state["service"]
+    assert await service.sign_ins("acme", boss_id) == []
+    assert boss_id not in (await client.get("/v1/tenants/acme/api-keys", headers=other)).text
+    r = await client.post("/v1/auth/token", data={
+        "grant_type": "refresh_token", "tenant": "acme", "refresh_token": refresh})
+    assert (r.status_code, r.json()["error"]) == (400, "invalid_grant")
+    # the tenant's key and invitation still work
+    r = await client.get("/v1/tenants/acme", headers={"Authorization": f"Bearer {key['key']}"})
+    assert r.status_code == 200, r.text
+    r = await client.post("/v1/tenants/acme/invitations/accept", json={
+        "token": invitation["token"], "password": PASSWORD, "display_name": "New"})
+    assert r.status_code == 201, r.text
+
+
 async def test_a_user_exports_everything_held_about_them(
         app: FastAPI, client: httpx.AsyncClient) -> None:
     admin = await member(app, client, "acme", ["tenant_admin"], email="boss@acme.dev")

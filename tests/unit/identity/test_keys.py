@@ -109,6 +109,9 @@ class FailingKeys:
     async def delete_signing_keys(self, created_before: datetime) -> int:
         return await self.inner.delete_signing_keys(created_before)
 
+    async def secret(self, name: str, candidate: bytes) -> bytes:
+        return await self.inner.secret(name, candidate)
+
 
 async def test_tokens_go_on_verifying_with_the_keys_held_while_the_store_cannot_be_read(
         store: EmbeddedSigningKeys, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -15,6 +15,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.personal_data import ERASED_USER
 from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.kit.times import json_time
@@ -54,11 +55,21 @@ CREATE TABLE IF NOT EXISTS ended_sessions (
 KEY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS signing_keys (
   kid TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (
+  name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+API_KEY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL, revoked INTEGER NOT NULL,
+  doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+CREATE INDEX IF NOT EXISTS api_keys_created ON api_keys (tenant, created_at);
 """
 
 
 def _migrate(c: sqlite3.Connection) -> None:
     c.executescript(SCHEMA)
+    c.executescript(API_KEY_SCHEMA)  # a user's deletion rewrites the keys they made
     columns = {row["name"] for row in c.execute("PRAGMA table_info(users)")}
     if "password_hash" not in columns:
         c.execute("ALTER TABLE users ADD COLUMN password_hash TEXT")
@@ -187,18 +198,27 @@ class EmbeddedIdentityStore:
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
                           unless_role: Role | None = None,
-                          keeping: Role | None = None) -> None:
-        def write(c: sqlite3.Connection) -> int:
+                          keeping: Role | None = None,
+                          since: datetime | None = None) -> list[str]:
+        def write(c: sqlite3.Connection) -> list[str] | None:
             _refuse_if_holds(_user_doc(c, tenant, user_id), unless_role)
             _refuse_if_last(c, tenant, user_id, keeping)
-            removed = c.execute("DELETE FROM users WHERE tenant = ? AND id = ?",
-                                (tenant, user_id)).rowcount
-            if removed:
-                self._outbox.add(c, *events)
-            return removed
+            if not c.execute("DELETE FROM users WHERE tenant = ? AND id = ?",
+                             (tenant, user_id)).rowcount:
+                return None
+            self._outbox.add(c, *events)
+            c.execute("UPDATE invitations SET doc = json_set(doc, '$.invited_by', ?)"
+                      " WHERE tenant = ? AND json_extract(doc, '$.invited_by') = ?",
+                      (ERASED_USER, tenant, user_id))
+            c.execute("UPDATE api_keys SET doc = json_set(doc, '$.created_by', ?)"
+                      " WHERE tenant = ? AND json_extract(doc, '$.created_by') = ?",
+                      (ERASED_USER, tenant, user_id))
+            return _forget_sessions(c, tenant, user_id, since)
 
-        if not await self.db.transaction(write):
+        families = await self.db.transaction(write)
+        if families is None:
             raise Missing(user_id)
+        return families
 
     async def list_users(self, tenant: str, *, after: str | None = None,
                          limit: int = 50) -> list[User]:
@@ -352,11 +372,28 @@ class EmbeddedIdentityStore:
 
 
 def _end_sessions(c: sqlite3.Connection, tenant: str, families: Sequence[str]) -> None:
-    """Marks the sessions ended, until their last token expires (see the port)."""
+    """Marks the sessions ended, until their last token expires (see the port); a session
+    whose tokens were deleted (its person's) keeps the end it had."""
     c.executemany(
-        "INSERT OR REPLACE INTO ended_sessions (tenant, family, until)"
+        "INSERT INTO ended_sessions (tenant, family, until)"
         " SELECT ?, ?, coalesce(max(json_extract(doc, '$.expires_at')), '') FROM refresh_tokens"
-        " WHERE tenant = ? AND family = ?", [(tenant, f, tenant, f) for f in families])
+        " WHERE tenant = ? AND family = ? ON CONFLICT (tenant, family)"
+        " DO UPDATE SET until = max(until, excluded.until)",
+        [(tenant, f, tenant, f) for f in families])
+
+
+def _forget_sessions(c: sqlite3.Connection, tenant: str, user_id: str,
+                     since: datetime | None) -> list[str]:
+    """Ends every session of the user and deletes their refresh tokens; returns the sessions
+    `revoke_user_sessions` would."""
+    rows = c.execute("SELECT family, doc FROM refresh_tokens WHERE tenant = ?"
+                     " AND json_extract(doc, '$.user_id') = ?", (tenant, user_id)).fetchall()
+    tokens = [RefreshToken.model_validate_json(r["doc"], context=STORED) for r in rows]
+    _end_sessions(c, tenant, sorted({t.family for t in tokens}))
+    c.execute("DELETE FROM refresh_tokens WHERE tenant = ? AND json_extract(doc, '$.user_id') = ?",
+              (tenant, user_id))
+    return sorted({t.family for t in tokens
+                   if not t.revoked or (since is not None and t.created_at >= since)})
 
 
 class EmbeddedSigningKeys:
@@ -389,13 +426,15 @@ class EmbeddedSigningKeys:
             "DELETE FROM signing_keys WHERE created_at < ?",
             (created_before.isoformat(timespec="microseconds"),)).rowcount)
 
+    async def secret(self, name: str, candidate: bytes) -> bytes:
+        def keep(c: sqlite3.Connection) -> bytes:
+            c.execute("INSERT OR IGNORE INTO secrets (name, value) VALUES (?, ?)",
+                      (name, candidate.hex()))
+            return bytes.fromhex(c.execute("SELECT value FROM secrets WHERE name = ?",
+                                           (name,)).fetchone()["value"])
 
-API_KEY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-  tenant TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL, revoked INTEGER NOT NULL,
-  doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
-CREATE INDEX IF NOT EXISTS api_keys_created ON api_keys (tenant, created_at);
-"""
+        return await self.db.transaction(keep)
+
 
 
 class EmbeddedApiKeys:

@@ -7,6 +7,7 @@ not atomic), as the outbox relay does."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import datetime
@@ -30,6 +31,7 @@ from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import MongoGuard
 from bloop.platform.kit.pagination import Slice, key_of
+from bloop.platform.kit.personal_data import ERASED_USER
 from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.times import json_time
 
@@ -64,6 +66,7 @@ class MongoIdentityStore:
         self.invitations = db["invitations"]
         self.refresh = db["refresh_tokens"]
         self.ended = db["ended_sessions"]
+        self.api_keys = db["api_keys"]  # MongoApiKeys's: a user's deletion rewrites theirs
         self.guard = guard or MongoGuard.of(db)
         self._outbox = MongoOutbox([self.tenants, self.users], registry,
                                    name=f"{database}-outbox", guard=self.guard)
@@ -176,7 +179,8 @@ class MongoIdentityStore:
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
                           unless_role: Role | None = None,
-                          keeping: Role | None = None) -> None:
+                          keeping: Role | None = None,
+                          since: datetime | None = None) -> list[str]:
         erased = {"_deleted": True, "email": f"{user_id}@deleted.invalid", "display_name": "",
                   "bio": "", "avatar_url": None, "_password": None}
         key = _key(tenant, user_id)
@@ -189,6 +193,23 @@ class MongoIdentityStore:
         if result.matched_count == 0:
             await self._refused(key, user_id, unless_role)
             raise Missing(user_id)
+        await self.invitations.update_many({"tenant": tenant, "invited_by": user_id},
+                                           {"$set": {"invited_by": ERASED_USER}})
+        await self.api_keys.update_many({"tenant": tenant, "created_by": user_id},
+                                        {"$set": {"created_by": ERASED_USER}})
+        return await self._forget_sessions(tenant, user_id, since)
+
+    async def _forget_sessions(self, tenant: str, user_id: str,
+                               since: datetime | None) -> list[str]:
+        """Ends every session of the user and deletes their refresh tokens; returns the
+        sessions `revoke_user_sessions` would."""
+        mine = {"tenant": tenant, "user_id": user_id}
+        tokens = [RefreshToken.model_validate(_fields(d), context=STORED)
+                  async for d in self.refresh.find(mine)]
+        await self._end_sessions(tenant, sorted({t.family for t in tokens}))
+        await self.refresh.delete_many(mine)
+        return sorted({t.family for t in tokens
+                       if not t.revoked or (since is not None and t.created_at >= since)})
 
     def _holders(self, tenant: str, role: Role | None) -> AbstractAsyncContextManager[None]:
         """The tenant's holders of `role` changed one write at a time, on MongoDB too: two
@@ -301,13 +322,15 @@ class MongoIdentityStore:
         return token
 
     async def _end_sessions(self, tenant: str, families: Collection[str]) -> None:
-        """Marks the sessions ended, until their last token expires (see the port)."""
+        """Marks the sessions ended, until their last token expires (see the port); a session
+        whose tokens were deleted (its person's) keeps the end it had."""
         for family in families:
             last = await self.refresh.find_one({"tenant": tenant, "family": family},
                                                {"expires_at": 1}, sort=[("expires_at", DESCENDING)])
-            await self.ended.update_one({"_id": _key(tenant, family)}, {"$set": {
-                "tenant": tenant, "family": family,
-                "until": last["expires_at"] if last is not None else ""}}, upsert=True)
+            await self.ended.update_one(
+                {"_id": _key(tenant, family)},
+                {"$set": {"tenant": tenant, "family": family},
+                 "$max": {"until": last["expires_at"] if last is not None else ""}}, upsert=True)
 
     async def revoke_refresh_family(self, tenant: str, family: str) -> int:
         await self._end_sessions(tenant, [family])
@@ -338,6 +361,7 @@ class MongoIdentityStore:
 class MongoSigningKeys:
     def __init__(self, client: AsyncMongoClient[Doc], database: str = "identity") -> None:
         self.keys = client[database]["signing_keys"]
+        self.secrets = client[database]["secrets"]
 
     async def setup(self) -> None:
         await self.keys.create_index([("created_at", DESCENDING)], name="created_at")
@@ -356,6 +380,13 @@ class MongoSigningKeys:
     async def delete_signing_keys(self, created_before: datetime) -> int:
         result = await self.keys.delete_many({"created_at": {"$lt": created_before}})
         return result.deleted_count
+
+    async def secret(self, name: str, candidate: bytes) -> bytes:
+        with contextlib.suppress(DuplicateKeyError):
+            await self.secrets.insert_one({"_id": name, "value": candidate.hex()})
+        found = await self.secrets.find_one({"_id": name})
+        assert found is not None  # stored above, or by the write that came first
+        return bytes.fromhex(found["value"])
 
 
 class MongoApiKeys:
