@@ -36,6 +36,11 @@ class Metrics:
             "bloop_consumer_lag", "Messages behind the end of the partition",
             ["topic", "partition", "group"], registry=r,
         )
+        self.consumer_leading = Gauge(
+            "bloop_consumer_leading",
+            "1 while this process reads the group's topic (embedded bus; 0: another process does)",
+            ["topic", "group"], registry=r,
+        )
         self.outbox_pending = Gauge(
             "bloop_outbox_pending", "Outbox events waiting to be published", ["outbox"], registry=r
         )

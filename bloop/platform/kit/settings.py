@@ -163,8 +163,9 @@ class OutboxSettings(BaseSettings):
     poll_interval_s: float = Field(default=0.5, gt=0)
     batch_size: int = Field(default=500, ge=1)
     keep_sent_s: float = Field(default=86_400, ge=0)
-    # How long a relay leads its outbox without renewing: another process's relay takes over
-    # this long after the leader stops unannounced (a crash); at once after a clean stop.
+    # How long a relay leads its outbox (or a process reads a group's topic on the embedded bus)
+    # without renewing: another process takes over this long after the leader stops unannounced
+    # (a crash); at once after a clean stop.
     lease_s: float = Field(default=10, ge=1)
 
 

@@ -109,7 +109,7 @@ class Platform:
             self.bus = EmbeddedEventBus(
                 self.sqlite("events"), events, self.processed, self.metrics,
                 max_attempts=settings.kafka.max_attempts, backoff_s=settings.kafka.retry_backoff_s,
-                poll_interval_s=settings.outbox.poll_interval_s)
+                poll_interval_s=settings.outbox.poll_interval_s, lease_s=settings.outbox.lease_s)
 
     def _probe(self, name: str, check: Callable[[], Any], cancellable: bool = True) -> None:
         self.probes.append(Probe(name, check, cancellable=cancellable))

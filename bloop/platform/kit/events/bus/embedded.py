@@ -24,6 +24,8 @@ from bloop.platform.kit.events.bus.port import (
 )
 from bloop.platform.kit.events.bus.processor import EventProcessor
 from bloop.platform.kit.events.dedupe import ProcessedEvents
+from bloop.platform.kit.events.lease import Lease, new_holder
+from bloop.platform.kit.events.sqlite_lease import give_up_lease, take_lease
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.sqlite import SqliteDB
@@ -40,6 +42,9 @@ CREATE INDEX IF NOT EXISTS bus_log_topic ON bus_log (topic, pos);
 CREATE TABLE IF NOT EXISTS bus_offsets (
   grp TEXT NOT NULL, topic TEXT NOT NULL, next_pos INTEGER NOT NULL,
   at REAL NOT NULL,  -- when the group last committed its offset for the topic
+  PRIMARY KEY (grp, topic));
+CREATE TABLE IF NOT EXISTS bus_leases (
+  grp TEXT NOT NULL, topic TEXT NOT NULL, holder TEXT NOT NULL, until REAL NOT NULL,
   PRIMARY KEY (grp, topic));
 """
 
@@ -69,21 +74,27 @@ class EmbeddedEventBus:
     def __init__(self, db: SqliteDB, registry: EventRegistry, processed: ProcessedEvents,
                  metrics: Metrics, *, max_attempts: int = 3, backoff_s: float = 0.2,
                  poll_interval_s: float = 0.5, batch: int = 500,
-                 retention_s: float = 7 * 86_400, clock: Callable[[], float] = time.time) -> None:
+                 retention_s: float = 7 * 86_400, lease_s: float = 10,
+                 clock: Callable[[], float] = time.time) -> None:
         self.db, self.registry, self.processed, self.metrics = db, registry, processed, metrics
         self.max_attempts, self.backoff_s = max_attempts, backoff_s
         self.poll_interval_s, self.batch = poll_interval_s, batch
-        self.retention_s, self.clock = retention_s, clock
+        self.retention_s, self.lease_s, self.clock = retention_s, lease_s, clock
         self._pruned_at = clock()
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._wakeups: list[asyncio.Event] = []
         self._started = False
+        self.holder = new_holder()  # one per bus, so a process's consumers of a group share it
+        self._leases: dict[tuple[str, str], Lease] = {}
+        self._said: dict[tuple[str, str], bool] = {}  # whether each leads, as last shown
+        self._renewals = asyncio.Event()
 
     async def start(self) -> None:
         now = self.clock()
         await self.db.run(lambda c: _migrate(c, now))
         self._started = True
+        self._tasks.append(asyncio.create_task(self._keep_leases(), name="consume:leases"))
         for sub in self._subs:
             self._launch(sub)
 
@@ -93,13 +104,60 @@ class EmbeddedEventBus:
             self._launch(subscription)
 
     def _launch(self, sub: Subscription) -> None:
+        for topic in sub.topics:
+            if (sub.group, topic) not in self._leases:
+                self._leases[sub.group, topic] = self._lease(sub.group, topic)
+                self._renewals.set()
         wake = asyncio.Event()
         self._wakeups.append(wake)
         self._tasks.append(asyncio.create_task(self._consume(sub, wake), name=f"consume:{sub.group}"))
 
+    def _lease(self, group: str, topic: str) -> Lease:
+        key = {"grp": group, "topic": topic}
+
+        async def take(holder: str, ttl_s: float, replacing: str | None) -> str | None:
+            return await self.db.transaction(
+                lambda c: take_lease(c, "bus_leases", key, holder, ttl_s, replacing))
+
+        async def give_up(holder: str) -> None:
+            await self.db.transaction(lambda c: give_up_lease(c, "bus_leases", key, holder))
+
+        return Lease(take, give_up, self.lease_s, key, holder=self.holder)
+
+    async def _keep_leases(self) -> None:
+        """Takes or renews every lease of this bus's groups once a quarter of a lease has
+        passed (at once for a new subscription's), and wakes the consumers when one is taken."""
+        while True:
+            self._renewals.clear()
+            taken = False
+            for (group, topic), lease in list(self._leases.items()):
+                try:
+                    leads = await lease.renew()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("embedded consumer cannot renew its lease yet", extra={
+                        "group": group, "topic": topic, "error": repr(exc)})
+                    continue
+                if leads != self._said.get((group, topic)):
+                    self._said[group, topic] = leads
+                    taken |= leads
+                    self.metrics.consumer_leading.labels(topic, group).set(int(leads))
+                    log.info("embedded consumer leads" if leads else
+                             "embedded consumer stands by: another process leads",
+                             extra={"group": group, "topic": topic, "holder": self.holder})
+            if taken:
+                for wake in self._wakeups:
+                    wake.set()
+            await woken(self._renewals, self.lease_s / 4)
+
     async def close(self) -> None:
         await asyncio.gather(*(stopped(task) for task in self._tasks))
         self._tasks.clear()
+        for (group, topic), lease in self._leases.items():
+            if self._said.pop((group, topic), False):
+                self.metrics.consumer_leading.labels(topic, group).set(0)
+            await lease.give_up()
 
     async def ping(self) -> None:
         await self.db.ping()
@@ -189,7 +247,8 @@ class EmbeddedEventBus:
             busy = False
             try:
                 for topic in sub.topics:
-                    busy |= await self._consume_topic(sub, topic, processor)
+                    if self._leases[sub.group, topic].holds():
+                        busy |= await self._consume_topic(sub, topic, processor)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -204,9 +263,11 @@ class EmbeddedEventBus:
 
     async def _commit(self, group: str, topic: str, next_pos: int) -> None:
         now = self.clock()
+        # Never back: a process whose lease ran out mid-batch may commit after the next leader.
         await self.db.run(lambda c: c.execute(
             "INSERT INTO bus_offsets (grp, topic, next_pos, at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (grp, topic) DO UPDATE SET next_pos=excluded.next_pos, at=excluded.at",
+            "ON CONFLICT (grp, topic) DO UPDATE SET"
+            " next_pos=max(next_pos, excluded.next_pos), at=excluded.at",
             (group, topic, next_pos, now)))
 
     async def _consume_topic(self, sub: Subscription, topic: str, processor: EventProcessor) -> bool:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 
 from bloop.platform.kit.events.bus.port import EventBus
+from bloop.platform.kit.events.lease import Lease
 from bloop.platform.kit.events.outbox.port import Notifying, OutboxStore, Scanning
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import OutboxSettings
@@ -25,24 +23,6 @@ from bloop.platform.kit.waiting import stopped, woken
 
 log = logging.getLogger("bloop.outbox")
 IDLE_LOOK_MAX_S = 5.0
-
-
-def gone(holder: str) -> bool:
-    """Whether a lease's holder was a process on this machine that has ended (a server killed
-    and started again): its lease need not be waited out."""
-    parts = holder.rsplit(":", 2)
-    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
-        return False
-    pid = int(parts[1])
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, under another user
-        return False
-    return False
 
 
 class OutboxRelay:
@@ -53,10 +33,10 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
         self._last_count = 0.0
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.leads = False
+        self.lease = Lease(outbox.lead, outbox.step_down, settings.lease_s,
+                           {"outbox": outbox.name})
+        self.holder = self.lease.holder
         self._said: bool | None = None
-        self._renew_at = 0.0
         if isinstance(outbox, Notifying):
             outbox.notify(self.wake)
 
@@ -64,18 +44,13 @@ class OutboxRelay:
         """Called after a write so the event goes out now rather than at the next poll."""
         self._wake.set()
 
+    @property
+    def leads(self) -> bool:
+        return self.lease.leads
+
     async def _lead(self) -> bool:
         """Whether this relay leads, renewing its lease once a quarter of it has passed."""
-        if self.leads and time.monotonic() < self._renew_at:
-            return True
-        current = await self.outbox.lead(self.holder, self.settings.lease_s)
-        if current is not None and current != self.holder and gone(current):
-            log.info("outbox relay takes over from a process that has ended", extra={
-                "outbox": self.outbox.name, "holder": self.holder, "ended": current})
-            current = await self.outbox.lead(self.holder, self.settings.lease_s, replacing=current)
-        leads = current == self.holder
-        self._renew_at = time.monotonic() + self.settings.lease_s / 4
-        self.leads = leads
+        leads = await self.lease.held()
         if leads != self._said:
             self._said = leads
             self.metrics.outbox_leading.labels(self.outbox.name).set(int(leads))
@@ -111,12 +86,9 @@ class OutboxRelay:
     async def _step_down(self) -> None:
         if not self.leads:
             return
-        self.leads = self._said = False
+        self._said = False
         self.metrics.outbox_leading.labels(self.outbox.name).set(0)
-        # Left to run out if the store cannot be reached now: another relay waits a lease.
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):
-                await self.outbox.step_down(self.holder)
+        await self.lease.give_up()
 
     async def run(self) -> None:
         delay = idle = self.settings.poll_interval_s

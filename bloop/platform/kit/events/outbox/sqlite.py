@@ -22,6 +22,7 @@ from itertools import chain
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.port import Pending, value_of
+from bloop.platform.kit.events.sqlite_lease import give_up_lease, take_lease
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -154,15 +155,9 @@ class SqliteOutbox:
 
     async def lead(self, holder: str, ttl_s: float, replacing: str | None = None) -> str | None:
         def claim(c: sqlite3.Connection) -> tuple[str | None, int]:
-            now = time.time()
-            c.execute(f"INSERT INTO {self.lease_table} (one, holder, until) VALUES (1, ?, ?)"  # noqa: S608
-                      " ON CONFLICT (one) DO UPDATE SET holder = excluded.holder,"
-                      " until = excluded.until"
-                      " WHERE holder IN (excluded.holder, ?) OR until < ?",
-                      (holder, now + ttl_s, replacing, now))
-            row = c.execute(f"SELECT holder, (SELECT sent_seq FROM {self.mark_table})"  # noqa: S608
-                            f" FROM {self.lease_table}").fetchone()
-            return (None, 0) if row is None else (str(row[0]), int(row[1]))
+            current = take_lease(c, self.lease_table, {"one": 1}, holder, ttl_s, replacing)
+            sent_seq = c.execute(f"SELECT sent_seq FROM {self.mark_table}").fetchone()[0]  # noqa: S608
+            return current, int(sent_seq)
 
         current, sent_seq = await self.db.transaction(claim)
         # What the last leader sent, so events held in memory are not sent again.
@@ -170,8 +165,7 @@ class SqliteOutbox:
         return current
 
     async def step_down(self, holder: str) -> None:
-        await self.db.transaction(lambda c: c.execute(
-            f"DELETE FROM {self.lease_table} WHERE holder = ?", (holder,)))  # noqa: S608
+        await self.db.transaction(lambda c: give_up_lease(c, self.lease_table, {"one": 1}, holder))
 
     async def count_pending(self) -> int:
         row = await self.db.run(lambda c: c.execute(

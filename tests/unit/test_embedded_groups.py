@@ -1,0 +1,205 @@
+"""Processes on one data dir share the embedded bus's file: a consumer group's topic is read by
+one of them at a time (the holder of its lease), as Kafka gives a partition to one member of a
+group. Two `bloop worker learning` started together each handled every event before."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
+from bloop.platform.kit.events.bus.port import Message, Subscription
+from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
+from bloop.platform.kit.events.envelope import Envelope, parse_envelope
+from bloop.platform.kit.events.sqlite_lease import take_lease
+from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.metrics import Metrics
+from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import PingSent, eventually
+
+PING = PingSent.event_type  # type: ignore[attr-defined]
+TOPIC = "test.groups"
+GROUP = "learning"
+
+
+class Process:
+    """What one process on the data dir opens: its own connections to the bus's file and to
+    the processed-events file, and its bus."""
+
+    def __init__(self, tmp: Path, name: str, lease_s: float) -> None:
+        self.name = name
+        self.bus_db = SqliteDB(tmp / "bus.sqlite3")
+        self.processed_db = SqliteDB(tmp / "processed.sqlite3")
+        self.metrics = Metrics()
+        self.bus = EmbeddedEventBus(self.bus_db, registry, SqliteProcessedEvents(self.processed_db),
+                                    self.metrics, poll_interval_s=0.02, lease_s=lease_s)
+        self.open = True
+
+    async def start(self, handled: list[tuple[str, uuid.UUID, float]],
+                    gate: asyncio.Event | None = None) -> None:
+        async def handle(envelope: Envelope) -> None:
+            handled.append((self.name, envelope.id, time.time()))
+            if gate is not None:
+                await gate.wait()
+
+        await SqliteProcessedEvents(self.processed_db).setup()
+        self.bus.subscribe(Subscription(GROUP, (TOPIC,), handle))
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        if self.open:
+            self.open = False
+            await self.bus.close()
+            await self.bus_db.close()
+            await self.processed_db.close()
+
+
+@pytest.fixture
+async def processes(tmp_path: Path) -> AsyncIterator[list[Process]]:
+    opened: list[Process] = []
+    yield opened
+    for process in opened:
+        await process.stop()
+
+
+def pings(count: int, first: int = 0) -> list[Message]:
+    return [Message.of(PING.envelope(PingSent(run="groups", n=n), tenant="t1", subject=f"a{n % 7}"),
+                       TOPIC) for n in range(first, first + count)]
+
+
+async def published(tmp_path: Path, messages: list[Message]) -> None:
+    """Events published while no consumer of the group runs (a `bloop worker` started later)."""
+    db = SqliteDB(tmp_path / "bus.sqlite3")
+    publisher = EmbeddedEventBus(db, registry, SqliteProcessedEvents(db), Metrics())
+    await publisher.start()
+    await publisher.publish(messages)
+    await publisher.close()
+    await db.close()
+
+
+def ids(messages: list[Message]) -> list[uuid.UUID]:
+    return sorted(parse_envelope(m.value).id for m in messages)
+
+
+async def two_started(tmp_path: Path, processes: list[Process],
+                      handled: list[tuple[str, uuid.UUID, float]], lease_s: float = 10,
+                      gate: asyncio.Event | None = None) -> list[Process]:
+    pair = [Process(tmp_path, name, lease_s) for name in ("one", "two")]
+    processes += pair
+    await asyncio.gather(*(p.start(handled, gate) for p in pair))
+    return pair
+
+
+def shown(process: Process, leads: int) -> bool:
+    leading = f'bloop_consumer_leading{{group="{GROUP}",topic="{TOPIC}"}} {leads}.0'
+    return leading in process.metrics.render().decode()
+
+
+async def test_two_processes_in_one_group_handle_each_event_once(
+        tmp_path: Path, processes: list[Process]) -> None:
+    events = pings(300)
+    await published(tmp_path, events)
+    handled: list[tuple[str, uuid.UUID, float]] = []
+    gate = asyncio.Event()
+    pair = await two_started(tmp_path, processes, handled, gate=gate)
+
+    async def both_in_or_one_stands_by() -> bool:
+        # The first handler holds its batch uncommitted until the other process has either
+        # entered a handler too (it read the same offset) or said it stands by.
+        return len({name for name, _, _ in handled}) == 2 or any(shown(p, 0) for p in pair)
+
+    await eventually(both_in_or_one_stands_by, what="the other process reading or standing by")
+    gate.set()
+
+    async def all_handled() -> bool:
+        return len({i for _, i, _ in handled}) == 300 and await pair[0].bus.drained(GROUP)
+
+    await eventually(all_handled, what="the 300 events")
+    for p in pair:
+        await p.stop()  # whatever the stand-by was doing is done
+    assert sorted(i for _, i, _ in handled) == ids(events)
+    assert len({name for name, _, _ in handled}) == 1  # the leader's, the stand-by read nothing
+    counted = [p.metrics.events_consumed.labels(TOPIC, GROUP, "ok")._value.get() for p in pair]
+    assert sorted(counted) == [0, 300]
+
+
+async def test_the_stand_by_takes_over_when_the_leader_stops(
+        tmp_path: Path, processes: list[Process]) -> None:
+    handled: list[tuple[str, uuid.UUID, float]] = []
+    pair = await two_started(tmp_path, processes, handled, lease_s=1)
+    await pair[0].bus.publish(pings(20))
+
+    async def first_handled() -> bool:
+        return len({i for _, i, _ in handled}) == 20 and await pair[0].bus.drained(GROUP)
+
+    await eventually(first_handled, what="the first 20 events")
+    leader = next(p for p in pair if p.name == handled[0][0])
+    standby = next(p for p in pair if p is not leader)
+    assert shown(leader, 1)
+    assert shown(standby, 0)
+    await leader.stop()
+    later = pings(20, first=20)
+    await standby.bus.publish(later)
+
+    async def rest_handled() -> bool:
+        return len(handled) >= 40 and await standby.bus.drained(GROUP)
+
+    await eventually(rest_handled, what="the stand-by handling the next 20")
+    await standby.stop()
+    assert sorted(i for _, i, _ in handled[20:]) == ids(later)
+    assert {name for name, _, _ in handled[20:]} == {standby.name}
+    assert len(handled) == 40
+
+
+async def test_a_dead_leaders_lease_is_waited_out(tmp_path: Path, processes: list[Process]) -> None:
+    """A leader that died without stopping (on another machine, or hung) holds its group until
+    its lease runs out; then the stand-by reads on from the group's offset."""
+    events = pings(10)
+    await published(tmp_path, events)
+    db = SqliteDB(tmp_path / "bus.sqlite3")
+    until = time.time() + 1.5
+    await db.transaction(lambda c: take_lease(c, "bus_leases", {"grp": GROUP, "topic": TOPIC},
+                                              "elsewhere:1:dead", 1.5, None))
+    await db.close()
+    handled: list[tuple[str, uuid.UUID, float]] = []
+    process = Process(tmp_path, "standby", lease_s=1)
+    processes.append(process)
+    await process.start(handled)
+
+    async def all_handled() -> bool:
+        return len(handled) == 10
+
+    await eventually(all_handled, what="the events, once the dead leader's lease ran out")
+    assert min(at for _, _, at in handled) >= until
+
+
+async def test_the_lease_of_a_process_that_ended_on_this_machine_is_not_waited_out(
+        tmp_path: Path, processes: list[Process]) -> None:
+    """A worker killed and started again reads on at once, not a lease later."""
+    ended = await asyncio.create_subprocess_exec("true")
+    await ended.wait()
+    await published(tmp_path, pings(10))
+    db = SqliteDB(tmp_path / "bus.sqlite3")
+    until = time.time() + 600
+    await db.transaction(lambda c: take_lease(c, "bus_leases", {"grp": GROUP, "topic": TOPIC},
+                                              f"{socket.gethostname()}:{ended.pid}:killed", 600,
+                                              None))
+    await db.close()
+    assert ended.pid != os.getpid()
+    handled: list[tuple[str, uuid.UUID, float]] = []
+    process = Process(tmp_path, "restarted", lease_s=1)
+    processes.append(process)
+    await process.start(handled)
+
+    async def all_handled() -> bool:
+        return len(handled) == 10
+
+    await eventually(all_handled, what="the events, at once")
+    assert max(at for _, _, at in handled) < until
