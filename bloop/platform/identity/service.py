@@ -73,7 +73,8 @@ from bloop.platform.kit.settings import AuthSettings
 
 HASH_WRITES = 3
 """Tries of a password change whose hash a sign-in renewed meanwhile (same password)."""
-DIGEST_SECRET = "account-digest"  # noqa: S105  (the name of the secret that keys account_digest)
+ACCOUNT_DIGEST_KEY = "account-digest"
+"""The name under which identity keeps the key of `account_digest`."""
 
 # Sign-in refusals an operator watches for attacks; accounts are named by a digest, not an email.
 security = logging.getLogger("bloop.security")
@@ -398,7 +399,7 @@ class LoginThrottle:
     async def _account(self, tenant: str, email: str) -> str:
         """The account as the security log names it (see `account_digest`)."""
         if self._digest_key is None:
-            self._digest_key = await self.secrets.secret(DIGEST_SECRET, secrets.token_bytes(32))
+            self._digest_key = await self.secrets.secret(ACCOUNT_DIGEST_KEY, secrets.token_bytes(32))
         return account_digest(self._digest_key, tenant, email)
 
     def _keys(self, tenant: str, email: str, ip: str) -> tuple[str, str, str]:
