@@ -79,6 +79,14 @@ async def test_the_page_reads_well_on_a_phone_and_to_a_screen_reader(tmp_path: P
     assert '<html lang="en">' in page
     assert re.search(r'<h1 class="visually-hidden">Bloop GraphQL</h1>', page)
     assert f'<link rel="icon" href="{ICON}">' in page  # asks for no /favicon.ico
+    # A phone's width stacks the response below the editors (side by side it was a column of
+    # single characters, and the page could not scroll to what it cut off).
+    assert "width: 100%; overflow: hidden" not in page
+    assert "@media (max-width: 700px)" in page
+    # The sign-in panel's messages are announced, and its fields say what they hold.
+    assert 'role: "status"' in page
+    assert '"current-password"' in page
+    assert '"username"' in page
     # the starting query's comments fit the editor of a 1280 px wide window
     for tenant in ("demo", None):
         lines = example(tenant).splitlines()

@@ -250,3 +250,35 @@ async def test_a_body_that_is_not_json_is_told_to_be(sent: str) -> None:
         r = await client.post("/courses", content=b'{"name": "T"}',
                               headers={"Content-Type": "application/json"})
         assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
+
+
+async def test_pages_are_never_framed_by_another_site_and_nothing_is_sniffed() -> None:
+    """The landing page, GraphiQL (its sign-in form) and the API docs loaded inside another
+    site's frame, and sent their address, which holds GraphiQL's query, to links they
+    followed."""
+    app = FastAPI()
+
+    @app.get("/page")
+    async def page() -> Response:
+        return Response("<!doctype html><title>t</title>", media_type="text/html")
+
+    @app.get("/data")
+    async def data() -> dict[str, int]:
+        return {"n": 1}
+
+    @app.get("/own")
+    async def own() -> Response:
+        return Response("<p>", media_type="text/html",
+                        headers={"Content-Security-Policy": "default-src 'self'"})
+
+    metrics = Metrics()
+    wrapped = RequestContextMiddleware(app, lambda: metrics, 1_048_576)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped),
+                                 base_url="http://bloop.test") as client:
+        html, json_, own_ = [await client.get(p) for p in ("/page", "/data", "/own")]
+    assert html.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert html.headers["x-frame-options"] == "DENY"
+    assert html.headers["referrer-policy"] == "no-referrer"
+    assert "x-frame-options" not in json_.headers
+    assert {r.headers["x-content-type-options"] for r in (html, json_, own_)} == {"nosniff"}
+    assert own_.headers.get_list("content-security-policy") == ["default-src 'self'"]

@@ -23,8 +23,9 @@ body{margin:0;font:16px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,sans-seri
 header{background:#1f3a8a;color:#fff;padding:2.2rem 1.5rem}
 header h1{margin:0;font-size:1.9rem}
 header p{margin:.4rem 0 0;opacity:.85}
+h1,h2,p,li{overflow-wrap:anywhere}
 main{max-width:52rem;margin:0 auto;padding:1.5rem}
-nav a{margin-right:1rem}
+nav a{margin-right:1rem;white-space:nowrap;display:inline-block}
 nav.pages{margin:1.5rem 0}
 a{color:#1f4fd1}
 .course{background:#fff;border:1px solid #dde2ee;border-radius:10px;padding:1.2rem 1.4rem;
@@ -36,6 +37,7 @@ li{margin:.45rem 0}
 .tag{display:inline-block;background:#eef1fb;color:#33406a;border-radius:999px;
   padding:0 .55rem;font-size:.8rem;margin-right:.25rem}
 .tag.req{background:#fdf1e4;color:#7a4a12}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
 code{background:#eef1fb;padding:.05rem .3rem;border-radius:4px}
 header code{background:rgba(255,255,255,.16);color:#fff}
 .empty{background:#fff;border:1px dashed #c5cbe0;border-radius:10px;padding:1.2rem}
@@ -74,6 +76,7 @@ def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = T
     nav = "".join(f'<a href="{_e(href)}">{_e(label)}</a>' for label, href in links)
 
     later, after = paged
+    title = "Bloop: more courses" if later else "Bloop"
     if courses or later:
         body = "".join(_course(tenant, c) for c in courses) + _pages(later, after)
     else:
@@ -85,7 +88,7 @@ def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = T
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Bloop</title>
+<title>{_e(title)}</title>
 <link rel="icon" href="{_e(ICON)}">
 <style>{STYLE}</style>
 </head>
@@ -95,7 +98,7 @@ def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = T
 <p>An open-source learning platform. This is the <code>{_e(tenant)}</code> tenant.</p>
 </header>
 <main>
-<nav>{nav}</nav>
+<nav aria-label="Site">{nav}</nav>
 {_sign_in(tenant, accounts, origin)}{body}
 <footer>Each course and lesson above links to its JSON resource, which needs a bearer token; the
 whole API is described at <a href="/docs">/docs</a>.</footer>
@@ -109,31 +112,36 @@ def _pages(later: bool, after: str | None) -> str:
     links = ['<a href="/">First courses</a>'] if later else []
     if after is not None:
         links.append(f'<a href="/?{urlencode({"after": after})}" rel="next">More courses</a>')
-    return f'<nav class="pages">{"".join(links)}</nav>\n' if links else ""
+    return (f'<nav class="pages" aria-label="Pages">{"".join(links)}</nav>\n' if links
+            else "")
 
 
 def _course(tenant: str, course: CourseDetail) -> str:
     href = _path("v1", "tenants", tenant, "courses", course.id)
     minutes = sum(lesson.estimated_minutes for lesson in course.lessons)
     tags = "".join(f'<span class="tag">{_e(t)}</span>' for t in course.tags)
-    lessons = "".join(_lesson(tenant, lesson) for lesson in course.lessons)
+    lessons = "".join(_lesson(tenant, lesson, course.language) for lesson in course.lessons)
+    summary = (f'<p lang="{_e(course.language)}" dir="auto">{_e(course.summary)}</p>'
+               if course.summary else "")
     return f"""<section class="course">
 <h2 lang="{_e(course.language)}" dir="auto"><a href="{_e(href)}">{_e(course.title)}</a></h2>
 <div class="meta">{_e(course.level)} &middot; {_e(course.language)} &middot;
 {_count(len(course.lessons), 'lesson')} &middot; about {_count(minutes, 'minute')} &middot;
 version {course.version}
 {tags}</div>
-<p lang="{_e(course.language)}" dir="auto">{_e(course.summary)}</p>
+{summary}
 <ol>{lessons}</ol>
 </section>
 """
 
 
-def _lesson(tenant: str, lesson: Lesson) -> str:
+def _lesson(tenant: str, lesson: Lesson, course_language: str) -> str:
     href = _path("v1", "tenants", tenant, "lessons", lesson.id)
-    teaches = "".join(f'<span class="tag">{_e(c)}</span>' for c in lesson.teaches)
+    teaches = "".join(f'<span class="tag"><span class="sr">teaches </span>{_e(c)}</span>'
+                      for c in lesson.teaches)
     requires = "".join(f'<span class="tag req">needs {_e(c)}</span>' for c in lesson.requires)
-    return (f'<li><a href="{_e(href)}"><bdi lang="{_e(lesson.language)}">{_e(lesson.title)}</bdi></a> '
+    language = lesson.language or course_language
+    return (f'<li><a href="{_e(href)}"><bdi lang="{_e(language)}">{_e(lesson.title)}</bdi></a> '
             f'<span class="meta">{lesson.estimated_minutes} min</span><br>'
             f"{teaches}{requires}</li>")
 

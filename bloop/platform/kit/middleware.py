@@ -1,5 +1,5 @@
-"""Request id, access log, metrics, body-size limit, body idle timeout and content-free 204s,
-as one pure ASGI middleware."""
+"""Request id, access log, metrics, body-size limit, body idle timeout, content-free 204s and
+the headers that keep pages from being framed or sniffed, as one pure ASGI middleware."""
 
 from __future__ import annotations
 
@@ -27,6 +27,19 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CONTENT_HEADERS = frozenset({b"content-type", b"content-length"})
 """What a 204 answer leaves out: it has no content (FastAPI's JSON answers name a type even
 when they have no body)."""
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+_PAGE_HEADERS = ((b"content-security-policy", b"frame-ancestors 'none'"),
+                 (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"))
+"""A page (the landing page, GraphiQL's sign-in, the API docs' Authorize) is never framed by
+another site, and GraphiQL's address, which holds the query, is not sent on."""
+
+
+def _safety(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    names = {k.lower(): v for k, v in headers}
+    extra = [] if b"x-content-type-options" in names else [_NOSNIFF]
+    if names.get(b"content-type", b"").startswith(b"text/html"):
+        extra += [h for h in _PAGE_HEADERS if h[0] not in names]
+    return extra
 
 
 def client_ip(request: Request) -> str:
@@ -114,7 +127,7 @@ class RequestContextMiddleware:
                 headers = message.get("headers", ())
                 if status == 204:
                     headers = [(k, v) for k, v in headers if k.lower() not in _CONTENT_HEADERS]
-                message["headers"] = [*headers, *extra]
+                message["headers"] = [*headers, *extra, *_safety(headers)]
             await send(message)
 
         try:

@@ -205,6 +205,25 @@ def test_the_landing_page_sets_each_course_in_its_own_language_and_direction() -
     assert '<bdi lang="ar">المتغيرات والقيم</bdi></a> <span class="meta">10 min</span>' in page
 
 
+def test_a_lesson_without_a_language_of_its_own_is_in_its_course_s() -> None:
+    """A lesson's `language` None (its course's) was written `lang="None"`, which a screen
+    reader takes for a language; and one long word made the page scroll sideways on a phone."""
+    course = Course.create("demo", NewCourse(id="ar", title="مقدمة في بايثون", language="ar"))
+    lesson = Lesson.create("demo", "ar", NewLesson(title="Supercalifragilistic" * 4,
+                                                   teaches=["x"]))
+    assert lesson.language is None
+    page = render("demo", [CourseDetail(**course.model_dump(), lessons=[lesson])],
+                  paged=(True, None))
+    assert 'lang="None"' not in page
+    assert f'<bdi lang="ar">{"Supercalifragilistic" * 4}</bdi>' in page
+    assert "h1,h2,p,li{overflow-wrap:anywhere}" in page
+    assert '<p lang="ar" dir="auto"></p>' not in page, "no empty summary"
+    assert '<span class="sr">teaches </span>x' in page
+    assert "<title>Bloop: more courses</title>" in page
+    assert '<nav aria-label="Site">' in page
+    assert '<nav class="pages" aria-label="Pages">' in page
+
+
 def test_the_landing_page_says_when_there_is_nothing_yet() -> None:
     assert "No published courses yet" in render("demo", [], with_users=False)
 
