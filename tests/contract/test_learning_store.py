@@ -500,7 +500,7 @@ async def test_placement_answers_are_stored_one_at_a_time(case: Case) -> None:
 async def test_cards_schedules_and_review_logs(case: Case) -> None:
     await concepts(case, "loops")
     card = Card.create(case.tenant, "loops", NewCard(front="for?", back="repeats"), at=T0)
-    await case.store.add_card(card)
+    assert await case.store.add_card(card) is True
     with pytest.raises(Missing):
         await case.store.add_card(Card.create(case.tenant, "ghost", NewCard(front="x", back="y")))
     with pytest.raises(Duplicate):
@@ -563,7 +563,7 @@ async def test_due_cards_come_most_overdue_first_and_page_in_that_order(case: Ca
 async def test_a_learner_takes_a_card_out_of_their_deck_and_back(case: Case) -> None:
     await concepts(case, "loops")
     card = Card.create(case.tenant, "loops", NewCard(front="for?", back="repeats"), at=T0)
-    await case.store.add_card(card)
+    assert await case.store.add_card(card) is True
     state = review.new_state(card.id, "loops", T0)
     assert not await case.store.keep_in_deck(case.tenant, "u1", card.id, False)  # never had it
     for learner in ("u1", "u2"):
@@ -773,6 +773,39 @@ async def test_a_held_card_reaches_no_learner_until_its_lesson_is_released(case:
     assert await case.store.release_cards(case.tenant, "L1", 4) == [later.id]
     assert await case.store.get_card(case.tenant, later.id) == later.released()
     assert await case.store.get_card(case.tenant, elsewhere.id) is None
+
+
+async def test_a_held_card_made_again_live_is_released_in_that_write(case: Case) -> None:
+    """Flashcards made from a draft and made again from the version published (the draft was
+    edited once more before publishing: same text, another version) hit the held card's id
+    and were skipped as duplicates: the card stayed held for good."""
+    await concepts(case, "loops")
+    draft = HeldUntil(lesson_id="L1", lesson_version=11)
+    held, retired = (Card.create(case.tenant, "loops", NewCard(front=f, back="b", source="ai"),
+                                 at=T0 + timedelta(seconds=n), card_id=f"card-{f}",
+                                 held_until=draft)
+                     for n, f in ((1, "held"), (2, "retired")))
+    for card in (held, retired):
+        await case.store.add_card(card)
+    await case.store.retire_card(case.tenant, retired.id)
+    with pytest.raises(Duplicate):  # made from another draft: it stays held
+        await case.store.add_card(held.model_copy(update={
+            "held_until": HeldUntil(lesson_id="L1", lesson_version=13)}))
+    assert await case.store.get_card(case.tenant, held.id) is None
+
+    again = held.model_copy(update={"held_until": None, "created_at": T0 + timedelta(hours=1)})
+    assert await case.store.add_card(again) is False
+    assert await case.store.get_card(case.tenant, held.id) == held.released()
+    assert await case.store.cards_of(case.tenant, ["loops"]) == [held.released()]
+    assert await case.store.release_cards(case.tenant, "L1", 11) == []
+    await case.store.add_to_decks(case.tenant, ["u1"], [
+        review.new_state(c.id, "loops", T0) for c in (held, retired)])
+    assert [s.card_id for s in await case.store.card_states(case.tenant, "u1")] == [held.id]
+    with pytest.raises(Duplicate):  # live now
+        await case.store.add_card(again)
+    with pytest.raises(Duplicate):  # a retired card never comes back
+        await case.store.add_card(retired.released())
+    assert await case.store.get_card(case.tenant, retired.id, held=True) is None
 
 
 async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:
@@ -1219,7 +1252,7 @@ async def test_records_a_newer_version_wrote_read_without_the_fields_it_added(
     p = Progress(lesson_id="l1", status="started", seconds=30, started_at=T0)
     await case.store.save_progress(case.tenant, "u1", p, [])
     card = Card.create(case.tenant, "loops", NewCard(front="for?", back="repeats"), at=T0)
-    await case.store.add_card(card)
+    assert await case.store.add_card(card) is True
     [concept] = await case.store.get_concepts(case.tenant, ["loops"])
     await newer_fields(case, "concepts:Concept", {"id": "loops"}, within="bkt")
     await newer_fields(case, "mastery:Mastery", {"learner": "u1", "concept": "loops"})

@@ -257,9 +257,12 @@ class LearningRepository(Protocol):
     # learner finds it (`get_card` and `page_cards` only when asked for held ones, for staff),
     # and no write puts it in a deck, until `release_cards` makes it live.
 
-    async def add_card(self, card: Card) -> None:
-        """`Missing` when the tenant has no concept `card.concept`, `Duplicate` when it has a
-        card with this id."""
+    async def add_card(self, card: Card) -> bool:
+        """Stores the card; True when stored. A live `card` with the id of a held one (the same
+        card made from the version published since) releases that one instead, in the same
+        write, and answers False. `Missing` when the tenant has no concept `card.concept`,
+        `Duplicate` when it has any other card with this id (live, retired, or held while
+        `card` is held too)."""
 
     async def get_card(self, tenant: str, card_id: str, *, held: bool = False) -> Card | None:
         """The card, unless it was retired, or is held and `held` is False."""

@@ -732,7 +732,9 @@ class LearningService:
         concept and text, so a job run again, or another job making the same card, adds
         nothing, and a card an educator retired stays retired. Cards made from any version but
         the one published now (a draft, an older text) are held until that very version is
-        published: text learners never read never reaches them. The others join the decks of
+        published: text learners never read never reaches them. A card made from the version
+        published that is held, made before from a draft with the same text, is released (a
+        retired one stays retired). The others join the decks of
         the learners who completed a lesson teaching their concept (after this answers; those
         of a job run again too, which adds only what a stop left out). Answers how many cards
         were new."""
@@ -754,9 +756,9 @@ class LearningService:
             card_id = hashlib.sha256(f"{origin}\0{concept}\0{front}\0{back}".encode()).hexdigest()[:32]
             try:
                 new = NewCard(front=front, back=back, source="ai")
-                await self.repo.add_card(Card.create(tenant, concept, new, card_id=card_id,
-                                                     held_until=held))
-                added += 1
+                if await self.repo.add_card(Card.create(tenant, concept, new, card_id=card_id,
+                                                        held_until=held)):
+                    added += 1
             except Duplicate:
                 pass
             except ValidationError:

@@ -1106,6 +1106,41 @@ async def test_flashcards_of_a_draft_never_published_as_such_stay_held(running: 
     assert (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"] == []
 
 
+async def test_flashcards_made_again_from_the_version_published_reach_learners(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """A draft's flashcards, held, then the draft edited again and published (the same text):
+    flashcards asked for the version published made the same cards, skipped as duplicates of
+    the held ones, which stayed held for good. A retired one stays retired."""
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    r = await client.post(f"{BASE}/me/lessons/recur/progress", json={"status": "completed"},
+                          headers=pupil)
+    assert r.status_code == 200, r.text
+    made = [AiCard(front="Complete: The zanzibar _____ excites electrons.",
+                   back="light reaction", concept_id="recursion"),
+            AiCard(front="What was retired?", back="This card.", concept_id="recursion")]
+    await deliver(app, flashcards("job-v11", "recur", made, version=11), topic="video.events")
+    await service(app).settled()
+    url = f"{BASE}/concepts/recursion/cards"
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    staff = {c["back"]: c for c in (await client.get(url, headers=admin)).json()["items"]}
+    assert {b: c["held_until"] for b, c in staff.items()} == {
+        "light reaction": {"lesson_id": "recur", "lesson_version": 11},
+        "This card.": {"lesson_id": "recur", "lesson_version": 11}}
+    r = await client.delete(f"{url}/{staff['This card.']['id']}")
+    assert r.status_code == 204, r.text
+    await deliver(app, lesson_event("recur", ["recursion"], version=12, position=3))
+    await deliver(app, flashcards("job-v12", "recur", made, version=12), topic="video.events")
+    await service(app).settled()
+
+    listed = (await client.get(url, headers=admin)).json()["items"]
+    assert [(c["id"], c["back"], c["held_until"]) for c in listed] == [
+        (staff["light reaction"]["id"], "light reaction", None)]
+    due = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
+    assert [c["back"] for c in due] == ["light reaction"]
+
+
 async def test_educators_fix_or_retire_cards_and_learners_drop_them(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     """Before, a wrong card stayed in every deck for good, and a learner could not drop one."""

@@ -803,8 +803,8 @@ class EmbeddedLearningStore:
 
     # review cards
 
-    async def add_card(self, card: Card) -> None:
-        def write(c: Conn) -> None:
+    async def add_card(self, card: Card) -> bool:
+        def write(c: Conn) -> bool:
             if not _known(c, card.tenant, [card.concept]):
                 raise Missing(card.concept)
             held = card.held_until
@@ -815,9 +815,18 @@ class EmbeddedLearningStore:
                            card.model_dump_json(), held and held.lesson_id,
                            held and held.lesson_version))
             except sqlite3.IntegrityError:
-                raise Duplicate(card.id) from None
+                row = c.execute("SELECT doc FROM cards WHERE tenant = ? AND id = ? AND retired = 0"
+                                " AND held_lesson IS NOT NULL", (card.tenant, card.id)).fetchone()
+                if held is not None or row is None:
+                    raise Duplicate(card.id) from None
+                c.execute("UPDATE cards SET doc = ?, held_lesson = NULL, held_version = NULL"
+                          " WHERE tenant = ? AND id = ?",
+                          (Card.model_validate_json(row["doc"], context=STORED).released()
+                           .model_dump_json(), card.tenant, card.id))
+                return False
+            return True
 
-        await self.db.transaction(write)
+        return await self.db.transaction(write)
 
     async def get_card(self, tenant: str, card_id: str, *, held: bool = False) -> Card | None:
         row = await self.db.run(lambda c: c.execute(

@@ -880,21 +880,44 @@ class Neo4jLearningStore:
 
     # review cards
 
-    async def add_card(self, card: Card) -> None:
+    async def add_card(self, card: Card) -> bool:
         held = card.held_until
-        try:
-            records = await self._execute(
+
+        async def work(tx: Tx) -> bool:
+            # Read under the card's write lock, so an edit or a retirement racing this goes first.
+            stored = await (await tx.run(
+                "MATCH (k:ReviewCard {tenant: $tenant, id: $id}) SET k._lock = true"
+                " REMOVE k._lock RETURN k.doc AS doc, k.retired IS NULL"
+                " AND k.held_lesson IS NOT NULL AS releasable",
+                tenant=card.tenant, id=card.id)).single()
+            if stored is not None:
+                if held is not None or not stored["releasable"]:
+                    raise Duplicate(card.id)
+                await (await tx.run(
+                    "MATCH (k:ReviewCard {tenant: $tenant, id: $id})"
+                    " SET k.doc = $doc, k.held_lesson = null, k.held_version = null",
+                    tenant=card.tenant, id=card.id, doc=Card.model_validate_json(
+                        stored["doc"], context=STORED).released().model_dump_json())).consume()
+                return False
+            created = await (await tx.run(
                 "MATCH (c:Concept {tenant: $tenant, id: $concept})"
                 " CREATE (k:ReviewCard {tenant: $tenant, id: $id, concept: $concept, at: $at,"
                 " doc: $doc, held_lesson: $held_lesson, held_version: $held_version})"
                 "-[:DRILLS]->(c) RETURN count(k) AS n",
                 tenant=card.tenant, id=card.id, concept=card.concept,
                 at=utc_iso(card.created_at), doc=card.model_dump_json(),
-                held_lesson=held and held.lesson_id, held_version=held and held.lesson_version)
-        except ConstraintError:
-            raise Duplicate(card.id) from None
-        if records[0]["n"] == 0:
-            raise Missing(card.concept)
+                held_lesson=held and held.lesson_id,
+                held_version=held and held.lesson_version)).single(strict=True)
+            if created["n"] == 0:
+                raise Missing(card.concept)
+            return True
+
+        for _ in range(2):  # a card created at the same moment is found the second time
+            try:
+                return await self._write(work)
+            except ConstraintError:
+                continue
+        raise Duplicate(card.id)
 
     async def get_card(self, tenant: str, card_id: str, *, held: bool = False) -> Card | None:
         rows = await self._query("MATCH (k:ReviewCard {tenant: $tenant, id: $id})"
