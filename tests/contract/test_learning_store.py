@@ -149,6 +149,58 @@ async def test_concepts_are_per_tenant(case: Case) -> None:
     assert [c.name for c in await case.store.list_concepts(case.other)] == ["Loops"]
 
 
+async def test_a_concept_edit_naming_a_version_past_is_refused(case: Case) -> None:
+    """Concepts had no version: two educators renaming one lost an edit unknowingly."""
+    await concepts(case, "loops", "sets")
+    await concepts(case, "loops", tenant=case.other)
+    assert [c.version for c in await case.store.list_concepts(case.tenant)] == [1, 1]
+    edited = await case.store.describe_concept(case.tenant, "loops", ConceptEdit(name="Loops 2"),
+                                               expected=1)
+    assert (edited.name, edited.version) == ("Loops 2", 2)
+    with pytest.raises(StaleVersion):
+        await case.store.describe_concept(case.tenant, "loops", ConceptEdit(name="Iteration"),
+                                          expected=1)
+    with pytest.raises(Missing):
+        await case.store.describe_concept(case.tenant, "ghost", ConceptEdit(name="G"),
+                                          expected=1)
+    detail = await case.store.get_concept(case.tenant, "loops")
+    assert detail is not None
+    assert (detail.name, detail.version) == ("Loops 2", 2)
+    edited = await case.store.describe_concept(case.tenant, "loops",
+                                               ConceptEdit(description="Repeating."))
+    assert (edited.name, edited.description, edited.version) == ("Loops 2", "Repeating.", 3)
+    await case.store.set_bkt(case.tenant, "loops", BktParams(prior=0.4))  # not a description
+    # a lesson's publication naming it otherwise renames it: one version on; the same name,
+    # or a concept it creates, none
+    assert await case.store.upsert_lesson(lesson(case, "L1", ["loops", "sets", "maps"]),
+                                          {"loops": "Loops", "sets": "Sets", "maps": "Maps"})
+    assert {c.id: (c.name, c.version) for c in await case.store.list_concepts(case.tenant)} == {
+        "loops": ("Loops", 4), "maps": ("Maps", 1), "sets": ("Sets", 1)}
+    with pytest.raises(StaleVersion):
+        await case.store.describe_concept(case.tenant, "loops", ConceptEdit(name="Mine"),
+                                          expected=3)
+    assert [(c.name, c.version) for c in await case.store.list_concepts(case.other)] == [
+        ("Loops", 1)]
+
+    # a concept stored before concepts had versions reads as version 1
+    if isinstance(case.store, EmbeddedLearningStore):
+        await case.store.db.transaction(lambda c: c.execute(
+            "UPDATE concepts SET doc = json_remove(doc, '$.version') WHERE tenant = ?",
+            (case.tenant,)))
+    else:
+        assert isinstance(case.store, Neo4jLearningStore)
+        await case.store.driver.execute_query(
+            "MATCH (c:Concept {tenant: $tenant}) REMOVE c.version", tenant=case.tenant)
+    assert [c.version for c in (await case.store.page_concepts(case.tenant)).items] == [1, 1, 1]
+    edited = await case.store.describe_concept(case.tenant, "sets", ConceptEdit(name="Sets 2"),
+                                               expected=1)
+    assert edited.version == 2
+    assert await case.store.upsert_lesson(lesson(case, "L1", ["maps"], version=2),
+                                          {"maps": "Maps 2"})
+    assert [c.version for c in await case.store.get_concepts(case.tenant, ["maps", "sets"])] == [
+        2, 2]
+
+
 async def test_edges_and_their_kinds(case: Case) -> None:
     await concepts(case, "a", "b", "c")
     assert await case.store.add_edge(case.tenant, Edge(concept="b", requires="a"))

@@ -5,7 +5,7 @@ mastery, paths, placement and review cards under `/learning/me`."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
@@ -52,6 +52,7 @@ RecordId = Annotated[str, Path(min_length=1, max_length=64)]
 CardIfMatch = Annotated[str | None, Header(description='the card version, e.g. "3"')]
 GoalId = Annotated[str | None, Query(pattern=SLUG_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=200)]
+C = TypeVar("C", bound=Concept)
 
 
 def _in_utc(at: datetime) -> datetime:
@@ -89,36 +90,52 @@ async def list_concepts(tenant: TenantId, service: Svc, _: Reader, after: After 
     return Page(items=found.items, next=found.next)
 
 
+def _tagged(response: Response, concept: C) -> C:
+    """The concept, its version the answer's `ETag`."""
+    response.headers["ETag"] = f'"{concept.version}"'
+    return concept
+
+
 @router.post("/concepts", status_code=201)
-async def add_concept(tenant: TenantId, body: NewConcept, service: Svc, _: Editor) -> Concept:
-    return await service.add_concept(tenant, body)
+async def add_concept(tenant: TenantId, body: NewConcept, service: Svc, _: Editor,
+                      response: Response) -> Concept:
+    return _tagged(response, await service.add_concept(tenant, body))
 
 
 @router.get("/concepts/{concept}")
-async def get_concept(tenant: TenantId, concept: ConceptId, service: Svc,
-                      _: Reader) -> ConceptDetail:
-    return await service.concept(tenant, concept)
+async def get_concept(tenant: TenantId, concept: ConceptId, service: Svc, _: Reader,
+                      response: Response) -> ConceptDetail:
+    """The concept with its edges; the `ETag` is its version, for an edit's `If-Match`."""
+    return _tagged(response, await service.concept(tenant, concept))
 
 
 @router.patch("/concepts/{concept}")
 async def edit_concept(tenant: TenantId, concept: ConceptId, body: ConceptEdit, service: Svc,
-                       _: Editor) -> ConceptDetail:
-    """A new name or description for the concept (its id stays)."""
-    return await service.edit_concept(tenant, concept, body)
+                       _: Editor, response: Response,
+                       if_match: Annotated[str | None, Header(
+                           description='the concept version, e.g. "3"')] = None
+                       ) -> ConceptDetail:
+    """A new name or description for the concept (its id stays). With `If-Match` naming the
+    concept's version, the edit is refused (409 stale_version) when the concept changed since
+    (an edit, or a lesson's publication renaming it); without it, the last edit of a field
+    wins."""
+    edited = await service.edit_concept(tenant, concept, body,
+                                        version=version_named(if_match, "concept"))
+    return _tagged(response, edited)
 
 
 @router.put("/concepts/{concept}/bkt")
 async def set_bkt(tenant: TenantId, concept: ConceptId, body: BktParams, service: Svc,
-                  _: Editor) -> ConceptDetail:
+                  _: Editor, response: Response) -> ConceptDetail:
     """Sets the concept's BKT parameters by hand (a later fit replaces them)."""
-    return await service.set_bkt(tenant, concept, body)
+    return _tagged(response, await service.set_bkt(tenant, concept, body))
 
 
 @router.post("/concepts/{concept}/bkt/fit")
-async def fit_bkt(tenant: TenantId, concept: ConceptId, service: Svc,
-                  _: Editor) -> ConceptDetail:
+async def fit_bkt(tenant: TenantId, concept: ConceptId, service: Svc, _: Editor,
+                  response: Response) -> ConceptDetail:
     """Fits the concept's BKT parameters to every learner's graded answers on it."""
-    return await service.fit_bkt(tenant, concept)
+    return _tagged(response, await service.fit_bkt(tenant, concept))
 
 
 @router.get("/concepts/{concept}/cards")

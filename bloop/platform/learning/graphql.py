@@ -63,10 +63,14 @@ class LearningConcept:
     name: str = strawberry.field(description=(
         "its name; one first met in a lesson is named after its id until someone names it"))
     description: str = strawberry.field(description="plain text; empty when none")
+    version: int = strawberry.field(description=(
+        "raised by each change of its name or description: what an edit's `If-Match` names "
+        "(`PATCH …/learning/concepts/{concept}`)"))
 
     @classmethod
     def of(cls, concept: model.Concept) -> LearningConcept:
-        return cls(id=concept.id, name=concept.name, description=concept.description)
+        return cls(id=concept.id, name=concept.name, description=concept.description,
+                   version=concept.version)
 
 
 @strawberry.type(description="the tenant's concepts and the prerequisite edges between them, "

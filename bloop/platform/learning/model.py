@@ -100,6 +100,10 @@ class Concept(_Frozen):
     name: Name
     description: Text = ""
     bkt: BktParams = Field(default_factory=BktParams)
+    version: int = Field(default=1, ge=1, description=(
+        "raised by each change of its name or description (an educator's, or a lesson's "
+        "publication naming it); an edit naming it in `If-Match` is refused (409) when the "
+        "concept changed since"))
 
     @classmethod
     def create(cls, tenant: str, new: NewConcept) -> Concept:
@@ -109,6 +113,9 @@ class Concept(_Frozen):
     def placeholder(cls, tenant: str, concept_id: str) -> Concept:
         """A concept first met in a content event: named after its id until someone names it."""
         return cls(tenant=tenant, id=concept_id, name=concept_id.replace("-", " ").capitalize())
+
+    def described(self, edit: ConceptEdit) -> Concept:
+        return self.model_copy(update=edit.changes() | {"version": self.version + 1})
 
 
 class Edge(_Frozen):

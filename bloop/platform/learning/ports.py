@@ -49,6 +49,13 @@ def edited_card(card: Card, edit: CardEdit, at: datetime, expected: int | None) 
     return card.edited(edit, at)
 
 
+def described_concept(concept: Concept, edit: ConceptEdit, expected: int | None) -> Concept:
+    """The concept after the edit; StaleVersion when `expected` names another version."""
+    if expected is not None and concept.version != expected:
+        raise StaleVersion(concept.id)
+    return concept.described(edit)
+
+
 class UnknownConcepts(Exception):
     def __init__(self, ids: Sequence[str]) -> None:
         super().__init__(", ".join(ids))
@@ -92,9 +99,11 @@ class LearningRepository(Protocol):
     async def get_concepts(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
         """Those of `ids` the tenant has, ordered by id."""
 
-    async def describe_concept(self, tenant: str, concept_id: str, edit: ConceptEdit) -> None:
-        """Stores the fields the edit gives, in one write that leaves the others as they are
-        then; `Missing` when there is no such concept."""
+    async def describe_concept(self, tenant: str, concept_id: str, edit: ConceptEdit, *,
+                               expected: int | None = None) -> Concept:
+        """Stores the fields the edit gives and raises the version, in one write that leaves the
+        others as they are then; the concept written. `Missing` when there is no such concept;
+        with `expected`, `StaleVersion` (and nothing written) when its version is another."""
 
     async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
         """`Missing` when the tenant has no such concept."""
@@ -126,7 +135,8 @@ class LearningRepository(Protocol):
                             concept_names: Mapping[str, str] | None = None) -> bool:
         """Stores the lesson unless the store holds a later version (or has deleted it at this
         version or a later one); its concepts get placeholders when missing, and the names in
-        `concept_names` (in the same write). True when stored."""
+        `concept_names` (in the same write; a concept renamed so moves one version on). True
+        when stored."""
 
     async def delete_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
         """Forgets the lesson unless the store holds a later version; True when deleted."""

@@ -163,14 +163,21 @@ class LearningService:
             raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}")
         return found
 
-    async def edit_concept(self, tenant: str, concept_id: str,
-                           edit: ConceptEdit) -> ConceptDetail:
+    async def edit_concept(self, tenant: str, concept_id: str, edit: ConceptEdit, *,
+                           version: int | None = None) -> ConceptDetail:
         """A new name or description (a concept first met in a lesson is named after its id
-        until an educator names it here)."""
+        until an educator names it here). With `version`, only while the concept is at it
+        (409 stale_version); without, the edit applies over any other, keeping its fields."""
         try:
-            await self.repo.describe_concept(tenant, concept_id, edit)
+            await self.repo.describe_concept(tenant, concept_id, edit, expected=version)
         except Missing:
             raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}") from None
+        except StaleVersion:
+            current = await self.repo.get_concepts(tenant, [concept_id])
+            raise Conflict(f"the concept {concept_id!r} changed since that version; read it "
+                           "again and retry", code="stale_version",
+                           extra={"current_version": current[0].version if current else None}
+                           ) from None
         return await self.concept(tenant, concept_id)
 
     async def add_edge(self, tenant: str, edge: Edge) -> tuple[Edge, bool]:

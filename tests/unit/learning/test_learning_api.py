@@ -945,6 +945,41 @@ async def test_a_concept_first_met_in_a_lesson_is_named_later(running: tuple[
     assert (await client.patch(url, json={"name": "Mine"}, headers=pupil)).status_code == 403
 
 
+async def test_two_educators_renaming_one_concept_lose_no_edit_unknowingly(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Learning's concepts had no version: a rename naming the version read (`If-Match`)
+    after another rename had landed answered 200, and the first rename was lost unknowingly."""
+    app, client = running
+    r = await client.post(f"{BASE}/concepts", json={"id": "loops", "name": "Loops"})
+    assert (r.status_code, r.json()["version"], r.headers["etag"]) == (201, 1, '"1"')
+    url = f"{BASE}/concepts/loops"
+    r = await client.get(url)
+    assert (r.json()["version"], r.headers["etag"]) == (1, '"1"')
+    seen = {"If-Match": r.headers["etag"]}
+    r = await client.patch(url, json={"name": "Loops and ranges"}, headers=seen)
+    assert (r.status_code, r.json()["version"], r.headers["etag"]) == (200, 2, '"2"')
+    r = await client.patch(url, json={"name": "Iteration"}, headers=seen)
+    assert (r.status_code, r.json()["code"], r.json()["current_version"]) == (
+        409, "stale_version", 2)
+    assert (await client.get(url)).json()["name"] == "Loops and ranges"
+    r = await client.patch(url, json={"description": "Repeating."})  # without: it applies
+    assert (r.status_code, r.json()["version"]) == (200, 3)
+    r = await client.patch(url, json={"name": "X"}, headers={"If-Match": '"three"'})
+    assert (r.status_code, r.json()["code"]) == (400, "bad_if_match")
+    # a lesson's publication naming it otherwise renames it, as content names it
+    await deliver(app, lesson_event("l1", ["loops"], concept_names={"loops": "For loops"}))
+    r = await client.patch(url, json={"name": "Mine"}, headers={"If-Match": '"3"'})
+    assert (r.status_code, r.json()["current_version"]) == (409, 4)
+    r = await client.patch(url, json={"name": "Mine"}, headers={"If-Match": '"4"'})
+    assert (r.status_code, r.json()["name"], r.headers["etag"]) == (200, "Mine", '"5"')
+    listed = (await client.get(f"{BASE}/concepts")).json()["items"]
+    assert [(c["id"], c["version"]) for c in listed] == [("loops", 5)]
+    r = await client.post("/graphql", json={
+        "query": '{ prerequisiteGraph(tenant: "acme") { concepts { id name version } } }'})
+    assert r.json()["data"]["prerequisiteGraph"]["concepts"] == [
+        {"id": "loops", "name": "Mine", "version": 5}]
+
+
 async def test_content_events_are_read_tolerantly(running: tuple[FastAPI, httpx.AsyncClient]) -> None:
     app, client = running
     newer = lesson_event("l1", ["loops"], module="m1", difficulty="easy", version=3)

@@ -52,6 +52,7 @@ from bloop.platform.learning.ports import (
     Missing,
     StaleVersion,
     UnknownConcepts,
+    described_concept,
     edited_card,
 )
 
@@ -335,8 +336,20 @@ class EmbeddedLearningStore:
 
         await self.db.transaction(write)
 
-    async def describe_concept(self, tenant: str, concept_id: str, edit: ConceptEdit) -> None:
-        await self._change_concept(tenant, concept_id, **edit.changes())
+    async def describe_concept(self, tenant: str, concept_id: str, edit: ConceptEdit, *,
+                               expected: int | None = None) -> Concept:
+        def write(c: Conn) -> Concept:
+            row = c.execute("SELECT doc FROM concepts WHERE tenant = ? AND id = ?",
+                            (tenant, concept_id)).fetchone()
+            if row is None:
+                raise Missing(concept_id)
+            concept = described_concept(Concept.model_validate_json(row["doc"], context=STORED),
+                                        edit, expected)
+            c.execute("UPDATE concepts SET doc = ? WHERE tenant = ? AND id = ?",
+                      (concept.model_dump_json(), tenant, concept_id))
+            return concept
+
+        return await self.db.transaction(write)
 
     async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
         await self._change_concept(tenant, concept_id, bkt=params)
@@ -433,7 +446,8 @@ class EmbeddedLearningStore:
                 return False
             _ensure(c, lesson.tenant, [*lesson.teaches, *lesson.requires])
             c.executemany(
-                "UPDATE concepts SET doc = json_set(doc, '$.name', ?) WHERE tenant = ? AND id = ?"
+                "UPDATE concepts SET doc = json_set(doc, '$.name', ?, '$.version',"
+                " coalesce(json_extract(doc, '$.version'), 1) + 1) WHERE tenant = ? AND id = ?"
                 " AND json_extract(doc, '$.name') IS NOT ?",
                 [(name, lesson.tenant, cid, name) for cid, name in (concept_names or {}).items()])
             c.execute("INSERT INTO lessons (tenant, id, course, version, deleted, doc)"

@@ -66,6 +66,7 @@ from bloop.platform.learning.ports import (
     Missing,
     StaleVersion,
     UnknownConcepts,
+    described_concept,
     edited_card,
 )
 
@@ -222,12 +223,13 @@ def _concept(props: dict[str, Any]) -> Concept:
     return Concept.model_validate(
         {"id": props["id"], "tenant": props["tenant"], "name": props["name"],
          "description": props.get("description") or "",
-         "bkt": BktParams.model_validate_json(props["bkt"], context=STORED)}, context=STORED)
+         "bkt": BktParams.model_validate_json(props["bkt"], context=STORED),
+         "version": props.get("version") or 1}, context=STORED)
 
 
 def _concept_props(c: Concept) -> dict[str, Any]:
     return {"id": c.id, "name": c.name, "description": c.description,
-            "bkt": c.bkt.model_dump_json()}
+            "bkt": c.bkt.model_dump_json(), "version": c.version}
 
 
 def _course(props: dict[str, Any]) -> CourseNode:
@@ -368,8 +370,24 @@ class Neo4jLearningStore:
         if records[0]["n"] == 0:
             raise Missing(concept_id)
 
-    async def describe_concept(self, tenant: str, concept_id: str, edit: ConceptEdit) -> None:
-        await self._change_concept(tenant, concept_id, **edit.changes())
+    async def describe_concept(self, tenant: str, concept_id: str, edit: ConceptEdit, *,
+                               expected: int | None = None) -> Concept:
+        async def work(tx: Tx) -> Concept:
+            # Read under the concept's write lock, so an edit or a rename racing this goes first.
+            record = await (await tx.run(
+                "MATCH (c:Concept {tenant: $tenant, id: $id}) SET c._lock = true REMOVE c._lock"
+                " RETURN c {.*} AS c", tenant=tenant, id=concept_id)).single()
+            if record is None:
+                raise Missing(concept_id)
+            concept = described_concept(_concept(record["c"]), edit, expected)
+            await (await tx.run(
+                "MATCH (c:Concept {tenant: $tenant, id: $id}) SET c += $props",
+                tenant=tenant, id=concept_id, props={
+                    "name": concept.name, "description": concept.description,
+                    "version": concept.version})).consume()
+            return concept
+
+        return await self._write(work)
 
     async def set_bkt(self, tenant: str, concept_id: str, params: BktParams) -> None:
         await self._change_concept(tenant, concept_id, bkt=params.model_dump_json())
@@ -509,7 +527,8 @@ class Neo4jLearningStore:
             if concept_names:
                 await (await tx.run(
                     "UNWIND $names AS n MATCH (c:Concept {tenant: $tenant, id: n[0]})"
-                    " WHERE c.name <> n[1] SET c.name = n[1]", tenant=lesson.tenant,
+                    " WHERE c.name <> n[1] SET c.name = n[1],"
+                    " c.version = coalesce(c.version, 1) + 1", tenant=lesson.tenant,
                     names=[[cid, name] for cid, name in concept_names.items()])).consume()
             props = {"course_id": lesson.course_id, "module_id": lesson.module_id,
                      "position": lesson.position, "title": lesson.title,
