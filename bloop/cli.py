@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from bloop.platform.identity.model import Invitation
     from bloop.platform.identity.service import IdentityService
+    from bloop.platform.kit.events.bus.port import EventBus
 
 T = TypeVar("T")
 
@@ -40,23 +41,50 @@ def _settings() -> Settings:
 
 
 def _create_app(settings: Settings, services: list[str] | None = None, *, http_routes: bool,
-                seed: bool | None = None) -> FastAPI:
+                seed: bool | None = None, one_off: bool = False) -> FastAPI:
     """The app, or the command's end with one line naming an unknown service or a service's
-    invalid setting."""
+    invalid setting. A one-off command (`bloop seed`) does not take content's search index,
+    which the server beside it holds."""
     from bloop.platform.app import create_app
 
+    _check_data_dir(settings)
     try:
-        settings.runtime.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        typer.echo(f"bloop: the data dir {settings.runtime.data_dir} (BLOOP_DATA_DIR) cannot be "
-                   f"made: {exc.strerror}", err=True)
-        raise typer.Exit(2) from None
-    try:
-        _refuse_a_search_index_in_use(settings, services)
-        return create_app(settings, services, http_routes=http_routes, seed=seed)
+        if not one_off:
+            _refuse_a_search_index_in_use(settings, services)
+        return create_app(settings, services, http_routes=http_routes, seed=seed,
+                          one_off=one_off)
     except (ValueError, SettingsError) as exc:
         typer.echo(f"bloop: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """The command's end, in one line, when the data dir cannot be made or written, or holds a
+    store's file SQLite would refuse."""
+    import tempfile
+
+    from bloop.platform.kit.sqlite import file_problem
+
+    data_dir = settings.runtime.data_dir
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        typer.echo(f"bloop: the data dir {data_dir} (BLOOP_DATA_DIR) cannot be made: "
+                   f"{exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with tempfile.TemporaryFile(dir=data_dir, prefix=".bloop-write-check-"):
+            pass
+    except OSError as exc:
+        typer.echo(f"bloop: the data dir {data_dir} (BLOOP_DATA_DIR) cannot be written: "
+                   f"{exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    for path in sorted(data_dir.glob("*.sqlite3")):
+        problem = file_problem(path)
+        if problem is not None:
+            typer.echo(f"bloop: the store file {path} (under BLOOP_DATA_DIR) {problem}; move it "
+                       "away, or restore it from a backup", err=True)
+            raise typer.Exit(2)
 
 
 def _refuse_a_search_index_in_use(settings: Settings, services: list[str] | None) -> None:
@@ -65,13 +93,36 @@ def _refuse_a_search_index_in_use(settings: Settings, services: list[str] | None
         return
     from bloop.platform.content.search.index import in_use
     from bloop.platform.content.search.settings import SearchSettings
+    from bloop.platform.kit.settings import read
 
-    search = SearchSettings().directory or settings.runtime.data_dir / "search"
+    search = read(SearchSettings).directory or settings.runtime.data_dir / "search"
     if in_use(search):
         typer.echo(f"bloop: another process serves content from {search} (its search index "
                    "takes one process); give this one its own BLOOP_SEARCH_DIRECTORY, or run it "
                    "without content", err=True)
         raise typer.Exit(2)
+
+
+def _check_listening(host: str, port: int) -> None:
+    """The command's end, in one line, when the address cannot be listened on (a port in use,
+    a host that is not this machine's or does not resolve), before anything starts."""
+    import socket
+
+    where = f"{host}:{port} (BLOOP_HTTP_HOST, BLOOP_HTTP_PORT or --host, --port)"
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        typer.echo(f"bloop: cannot listen on {where}: the host does not resolve ({exc})",
+                   err=True)
+        raise typer.Exit(2) from None
+    for family, kind, proto, _, address in found:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+                probe.bind(address)
+        except OSError as exc:
+            typer.echo(f"bloop: cannot listen on {where}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from None
 
 
 def _run(services: list[str] | None, host: str | None, port: int | None, http_routes: bool) -> None:
@@ -84,10 +135,12 @@ def _run(services: list[str] | None, host: str | None, port: int | None, http_ro
     settings = _settings()
     configure_logging(settings.log.level, settings.log.json_format)
     application = _create_app(settings, services, http_routes=http_routes)
+    host = host or settings.http.host
+    port = settings.http.port if port is None else port
+    _check_listening(host, port)
     tune_for_serving()
-    uvicorn.run(application, host=host or settings.http.host,
-                port=settings.http.port if port is None else port,
-                log_config=None, access_log=False, lifespan="on")
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False,
+                lifespan="on")
 
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services to run (default: all).")]
@@ -143,7 +196,8 @@ def _until_done(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 @app.command()
 def seed() -> None:
-    """Seed the demo tenant (if absent), publish its events, and exit."""
+    """Seed the demo tenant (if absent), publish its events, and exit (beside `bloop serve`
+    too)."""
     from bloop.platform.kit.logging import configure_logging
 
     settings = _settings()
@@ -152,7 +206,7 @@ def seed() -> None:
     async def seeded_at_start(_: FastAPI) -> None:
         return None
 
-    _run_to_end(_create_app(settings, http_routes=True, seed=True), seeded_at_start)
+    _run_to_end(_create_app(settings, http_routes=True, seed=True, one_off=True), seeded_at_start)
     typer.echo("demo tenant ready")
 
 
@@ -228,9 +282,13 @@ def tenant_create(
 
     new = _valid(lambda: NewTenant(id=tenant, name=name))
     person = _valid(lambda: NewInvitation(email=admin, roles=role or ["tenant_admin"]))
-    _, invitation, token = _with_identity(lambda identity: open_tenant(identity, new, person))
-    typer.echo(f"tenant {tenant} created")
-    _show_invitation(invitation, token)
+    opened = _with_identity(lambda identity: open_tenant(identity, new, person))
+    if opened.resumed:
+        typer.echo(f"tenant {tenant} was there, with no one in it or invited (its admin's "
+                   "invitation had failed): only inviting its admin")
+    else:
+        typer.echo(f"tenant {tenant} created")
+    _show_invitation(opened.invitation, opened.token)
 
 
 @tenant_app.command("list")
@@ -340,21 +398,49 @@ def events_redrive(
     settings = _settings()
     configure_logging("ERROR", settings.log.json_format)
 
-    async def go() -> Redriven:
+    _check_data_dir(settings)
+
+    async def go() -> Redriven | str:
         platform = Platform(settings)
         try:
             await platform.start()
+            refused = await _unknown_group(platform.bus, topic, group or (),
+                                           settings.ai.worker_group)
+            if refused is not None:
+                return refused
             return await redrive(platform.bus, topic, groups=group or (),
                                  reasons=reason or (HANDLER_FAILED,), dry_run=dry_run)
         finally:
             await platform.close()
 
     done = _until_done(go)
+    if isinstance(done, str):
+        typer.echo(f"bloop: {done}", err=True)
+        raise typer.Exit(2)
     for letter in done.chosen:
         typer.echo(f"{letter.type}\t{letter.group}\t{letter.reason}\t{letter.detail[:160]}")
     verb = "would send" if dry_run else "sent"
     left = ", ".join(f"{n} {r or 'unknown'}" for r, n in sorted(done.left.items()))
     typer.echo(f"{verb} {len(done.chosen)} back to {topic}" + (f"; left: {left}" if left else ""))
+
+
+async def _unknown_group(bus: EventBus, topic: str, groups: Sequence[str],
+                         ai_worker_group: str) -> str | None:
+    """Why one of `groups` is refused (no service's consumer group reads `topic`, and none of
+    its dead letters names it), or None."""
+    from bloop.platform.consumer_groups import consumer_groups, subscribes
+    from bloop.platform.kit.events.bus.port import DLQ_SUFFIX
+    from bloop.platform.kit.events.redrive import DeadLetter
+
+    if not groups:
+        return None
+    dead = {DeadLetter.of(m, topic + DLQ_SUFFIX).group for m in await bus.dead_letters(topic)}
+    unknown = [g for g in groups if g not in dead and not subscribes(topic, g, ai_worker_group)]
+    if not unknown:
+        return None
+    known = sorted((consumer_groups(topic, ai_worker_group) | dead) - {""})
+    return (f"no consumer group {unknown[0]!r} reads {topic}; its groups are "
+            f"{', '.join(known) or 'none'}")
 
 
 def main() -> None:  # pragma: no cover

@@ -38,9 +38,11 @@ log = logging.getLogger("bloop.app")
 
 
 def create_app(settings: Settings | None = None, services: Sequence[str] | None = None, *,
-               http_routes: bool = True, seed: bool | None = None) -> FastAPI:
+               http_routes: bool = True, seed: bool | None = None,
+               one_off: bool = False) -> FastAPI:
     """`services` picks which services this process runs (all when empty). With
-    `http_routes=False` (a worker) only the ops routes are served, beside consumers and relays."""
+    `http_routes=False` (a worker) only the ops routes are served, beside consumers and relays.
+    `one_off` is for a command that runs to its end beside the servers (see `Platform`)."""
     settings = settings or Settings()
     chosen = service_registry.select(services)
     service_registry.check_settings(chosen)
@@ -53,7 +55,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        platform = Platform(settings)
+        platform = Platform(settings, one_off=one_off)
         app.state.platform = platform
         mounted: list[Mounted] = []
         relays: list[list[OutboxRelay]] = []

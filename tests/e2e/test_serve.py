@@ -255,7 +255,9 @@ def test_an_operator_opens_a_tenant_for_its_first_admin(served: Process) -> None
     assert httpx.get(served.base + "/v1/tenants/demo/users", headers=boss).status_code == 403
 
     again = bloop(served, "tenant", "create", "acme", "--name", "Acme", "--admin", "x@acme.org")
-    assert (again.returncode, again.stderr) == (1, "bloop: the tenant 'acme' already exists\n")
+    assert (again.returncode, again.stderr) == (1, "bloop: the tenant 'acme' already exists; to "
+                                                   "invite someone into it, run `bloop tenant "
+                                                   "invite acme EMAIL`\n")
     for bad in (["Not A Slug", "--name", "x", "--admin", "a@b.org"],
                 ["ok", "--name", "x", "--admin", "not-an-email"],
                 ["ok", "--name", "x", "--admin", "a@b.org", "--role", "wizard"]):

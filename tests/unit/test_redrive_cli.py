@@ -9,6 +9,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
+from bloop.platform.consumer_groups import consumer_groups, subscribes
 from bloop.platform.content.events import LessonDeleted
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message
@@ -16,6 +19,8 @@ from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
 from bloop.platform.kit.events.types import registry, type_of
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.services import available
+from tests.support import embedded_app
 
 
 def redrive(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -51,7 +56,11 @@ async def test_an_operator_sends_dead_letters_back(tmp_path: Path) -> None:
         "sent 0 back to content.events; left: 1 bad_envelope, 1 handler_failed"]
     typo = redrive(tmp_path, "content.event")
     assert (typo.returncode, typo.stderr.startswith("bloop: no topic 'content.event'; ")) == (2, True)
-    sent = redrive(tmp_path, "content.events", "--group", "learning")
+    typo = redrive(tmp_path, "content.events", "--group", "learnin")
+    assert (typo.returncode, typo.stdout, typo.stderr.splitlines()) == (2, "", [
+        "bloop: no consumer group 'learnin' reads content.events; its groups are "
+        "ai-worker.content, content.cache, content.search.<index id>, learning, search"])
+    sent = redrive(tmp_path, "content.events", "--group", "learning", "--group", "search")
     assert sent.stdout.splitlines()[-1] == "sent 1 back to content.events; left: 1 bad_envelope"
 
     db = SqliteDB(tmp_path / "events.sqlite3")
@@ -60,3 +69,18 @@ async def test_an_operator_sends_dead_letters_back(tmp_path: Path) -> None:
     assert (back.key, back.value, back.headers) == (event.key, event.value, event.headers)
     assert len(await bus.dead_letters("content.events")) == 2
     await db.close()
+
+
+async def test_the_groups_redrive_knows_are_those_the_services_subscribe(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The list `--group` is checked against is written apart from the services' wiring."""
+    names = list(available())
+    async with embedded_app(tmp_path, monkeypatch, names) as (app, _):
+        subscribed = {(topic, s.group) for name in names
+                      for s in getattr(app.state, name).subscriptions for topic in s.topics}
+    assert all(subscribes(topic, group, "ai-worker") for topic, group in subscribed), subscribed
+    listed = {(topic, group) for topic in registry.topics()
+              for group in consumer_groups(topic, "ai-worker")}
+    assert {(t, g.replace("<index id>", "")) for t, g in listed} == {
+        (t, g[:len("content.search.")] if g.startswith("content.search.") else g)
+        for t, g in subscribed}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,14 @@ def test_one_store_can_be_switched_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     ("BLOOP_HTTP_CORS_ORIGINS", "https://app.example,app.example"),
     ("BLOOP_AI_LINK_SECRET", ""),  # a template's empty value: links broken between processes
     ("BLOOP_AI_LINK_SECRET", "short"),
+    # The stores' clients, built once the process starts, refused these with a traceback.
+    ("BLOOP_REDIS_URL", "notaurl"),
+    ("BLOOP_REDIS_URL", "http://127.0.0.1:6379"),
+    ("BLOOP_NEO4J_URL", "notaurl"),
+    ("BLOOP_NEO4J_URL", "bolt://"),
+    ("BLOOP_MONGO_URL", "127.0.0.1:27017"),
+    ("BLOOP_KAFKA_BOOTSTRAP", "kafka"),
+    ("BLOOP_KAFKA_BOOTSTRAP", "127.0.0.1:9092,:9093"),
 ])
 def test_an_invalid_setting_names_itself(monkeypatch: pytest.MonkeyPatch, var: str,
                                          value: str) -> None:
@@ -49,8 +58,37 @@ def test_an_invalid_setting_names_itself(monkeypatch: pytest.MonkeyPatch, var: s
     with pytest.raises(SettingsError) as err:
         Settings()
     message = str(err.value)
-    assert var in message
+    assert message.startswith(f"invalid setting {var}"), message  # was BLOOP_LOG_BLOOP_LOG_JSON
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(("var", "value"), [
+    ("BLOOP_REDIS_URL", "rediss://:pass@cache.internal:6380/1"),
+    ("BLOOP_REDIS_URL", "unix:///run/redis.sock"),
+    ("BLOOP_NEO4J_URL", "neo4j+s://graph.example"),
+    ("BLOOP_NEO4J_URL", "bolt+ssc://127.0.0.1:7687"),
+    ("BLOOP_MONGO_URL", "mongodb+srv://bloop:pass@cluster.example/bloop"),
+    ("BLOOP_MONGO_URL", "mongodb://a.internal:27017,b.internal:27017/?replicaSet=rs"),
+    ("BLOOP_KAFKA_BOOTSTRAP", "kafka-0:9092, kafka-1:9092,[::1]:9093"),
+])
+def test_a_store_server_address_its_client_takes_is_accepted(
+        monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    monkeypatch.setenv(var, value)
+    Settings()
+
+
+@pytest.mark.parametrize(("var", "value"), [
+    ("BLOOP_AI_LINK_SECRET", "short-secret"),
+    ("BLOOP_MEDIA_LINK_SECRET", "short-secret"),
+    ("BLOOP_REDIS_URL", "http://bloop:short-secret@cache.internal"),
+])
+def test_an_invalid_setting_does_not_show_a_secret(monkeypatch: pytest.MonkeyPatch, var: str,
+                                                   value: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as err:
+        read_all_settings()
+    assert str(err.value).startswith(f"invalid setting {var}"), err.value
+    assert "short-secret" not in str(err.value)
 
 
 def test_serve_refuses_to_start_on_an_invalid_setting(tmp_path: Path) -> None:
@@ -155,7 +193,7 @@ async def test_commands_refuse_what_they_cannot_start_on_in_one_line(tmp_path: P
         "No such file or directory"], result.stderr
     held = TantivyIndex(tmp_path / "data" / "search")
     try:
-        result = bloop(tmp_path, "seed")
+        result = bloop(tmp_path, "worker", "content")
     finally:
         await held.close()
     assert result.returncode == 2
@@ -163,6 +201,67 @@ async def test_commands_refuse_what_they_cannot_start_on_in_one_line(tmp_path: P
         f"bloop: another process serves content from {tmp_path / 'data' / 'search'} (its "
         "search index takes one process); give this one its own BLOOP_SEARCH_DIRECTORY, or "
         "run it without content"], result.stderr
+
+
+async def test_seed_runs_beside_a_server_holding_the_search_index(tmp_path: Path) -> None:
+    """It was refused as a second process on the index, which seeding does not need: the
+    server's search consumer indexes what it seeds."""
+    held = TantivyIndex(tmp_path / "data" / "search")
+    try:
+        result = bloop(tmp_path, "seed")
+    finally:
+        await held.close()
+    assert (result.returncode, result.stdout) == (0, "demo tenant ready\n"), result.stderr
+    listed = bloop(tmp_path, "tenant", "list")
+    assert listed.stdout.splitlines() == ["demo\tBloop Demo School"], listed.stderr
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_data_dir_that_cannot_be_used_stops_start_up_in_one_line(tmp_path: Path) -> None:
+    """A data dir that exists but cannot be written, and a store's file that is not a SQLite
+    database, ended in tracebacks (PermissionError from the search index, sqlite3's "unable to
+    open database file" or "file is not a database")."""
+    for command in (["serve", "--port", "1"], ["tenant", "list"], ["seed"]):
+        said = one_line(bloop(tmp_path, *command, BLOOP_DATA_DIR="/proc"))
+        assert said.startswith("bloop: the data dir /proc (BLOOP_DATA_DIR) cannot be written: ")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "identity.sqlite3").write_text("not a database, whatever its name says")
+    assert one_line(bloop(tmp_path, "tenant", "list")) == (
+        f"bloop: the store file {data / 'identity.sqlite3'} (under BLOOP_DATA_DIR) is not a "
+        "SQLite database; move it away, or restore it from a backup")
+
+
+def test_a_services_settings_are_read_as_the_others_before_start_up(tmp_path: Path) -> None:
+    """The search index's settings were read bare: a pydantic dump of many lines naming
+    "SearchSettings directory"."""
+    assert one_line(bloop(tmp_path, "worker", "content",
+                          BLOOP_SEARCH_DIRECTORY="/etc/hostname")) == (
+        "bloop: invalid setting BLOOP_SEARCH_DIRECTORY='/etc/hostname': Value error, names a "
+        "file, not a directory")
+
+
+def test_an_address_that_cannot_be_listened_on_stops_start_up_in_one_line(
+        tmp_path: Path) -> None:
+    """A port in use ended in "[Errno 98] address already in use" once the whole start-up had
+    run (exit 3), naming no setting; so did a host that does not resolve."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        said = one_line(bloop(tmp_path, "serve", "identity", BLOOP_HTTP_PORT=str(port)))
+    assert said == (f"bloop: cannot listen on 127.0.0.1:{port} (BLOOP_HTTP_HOST, "
+                    "BLOOP_HTTP_PORT or --host, --port): Address already in use")
+    assert not (tmp_path / "data" / "identity.sqlite3").exists(), "nothing started"
+    said = one_line(bloop(tmp_path, "worker", "identity", BLOOP_HTTP_HOST="999.1.1.1"))
+    assert said.startswith("bloop: cannot listen on 999.1.1.1:8000 (BLOOP_HTTP_HOST, "
+                           "BLOOP_HTTP_PORT or --host, --port): the host does not resolve")
 
 
 def test_routes_without_identity_need_its_published_keys(tmp_path: Path) -> None:

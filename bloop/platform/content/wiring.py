@@ -56,21 +56,23 @@ async def mount(platform: Platform) -> Mounted:
     files = media["media"]
     assert isinstance(files, MediaService)
     service.media = files
-    search = mount_search(platform, service)
+    search = None if platform.one_off else mount_search(platform, service)
     ai_outputs = AiOutputs(lambda: platform.services.get("ai"), platform.settings.ai.url)
 
     async def setup() -> None:
         await repo.setup()
         await attempts.store.setup()
         await media_setup(media)
-        await search.setup()
+        if search is not None:
+            await search.setup()
 
     async def seed() -> None:
         await seed_demo(service)
 
     async def close() -> None:
         await media_close(media)
-        await search.close()
+        if search is not None:
+            await search.close()
         await ai_outputs.close()
         await members.close()
 
@@ -82,11 +84,11 @@ async def mount(platform: Platform) -> Mounted:
 
     return Mounted(setup=setup, seed=seed,
                    subscriptions=[*subscriptions(service, files), *attempts.subscriptions,
-                                  *search.subscriptions,
+                                  *(search.subscriptions if search is not None else ()),
                                   ai_media_subscription(service, files, ai_outputs)],
                    close=close, personal_data=personal_data,
                    state={"service": service, "attempts": attempts.service, **media,
-                          "search": search.service})
+                          **({"search": search.service} if search is not None else {})})
 
 
 async def seed_demo(service: ContentService) -> None:

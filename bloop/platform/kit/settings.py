@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bloop.platform.kit.urls import HttpUrlText, http_url_problem
+from bloop.platform.kit.urls import HttpUrlText, http_url_problem, masked_url
 
 StoreMode = Literal["embedded", "real"]
 
@@ -35,6 +36,34 @@ def _not_a_file(path: Path) -> Path:
 
 NamedPath = Annotated[Path, BeforeValidator(_named), AfterValidator(_not_a_file)]
 """A directory setting: a name that is not empty, of a directory that exists or is yet to be."""
+
+
+def _server_url(*schemes: str) -> AfterValidator:
+    """A store server's address, checked where the setting is read: its client, built once the
+    process starts, would refuse it with a traceback."""
+    shown = ", ".join(f"{s}://" for s in schemes)
+
+    def check(value: str) -> str:
+        parts = urlsplit(value) if "://" in value else None
+        if parts is None or parts.scheme.lower() not in schemes:
+            raise ValueError(f"must start with {shown}")
+        if parts.scheme.lower() != "unix" and not parts.netloc.rpartition("@")[2]:
+            raise ValueError("names no host")
+        if parts.scheme.lower() == "unix" and not parts.path:
+            raise ValueError("names no socket file")
+        return value
+
+    return AfterValidator(check)
+
+
+def _bootstrap(value: str) -> str:
+    """Kafka's bootstrap servers: host:port, comma-separated."""
+    for server in value.split(","):
+        host, colon, port = server.strip().rpartition(":")
+        if not colon or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65_536:
+            raise ValueError(f"{server.strip()!r} is not host:port (servers are "
+                             "comma-separated host:port, like 127.0.0.1:9092)")
+    return value
 
 
 def _config(prefix: str) -> SettingsConfigDict:
@@ -95,7 +124,7 @@ class KafkaSettings(BaseSettings):
     model_config = _config("BLOOP_KAFKA_")
 
     adapter: StoreMode | None = None
-    bootstrap: str = "127.0.0.1:9092"
+    bootstrap: Annotated[str, AfterValidator(_bootstrap)] = "127.0.0.1:9092"
     client_id: str = "bloop"
     partitions: int = Field(default=3, ge=1)
     max_attempts: int = Field(default=3, ge=1, le=100)
@@ -107,7 +136,7 @@ class MongoSettings(BaseSettings):
     model_config = _config("BLOOP_MONGO_")
 
     adapter: StoreMode | None = None
-    url: str = "mongodb://127.0.0.1:27017"
+    url: Annotated[str, _server_url("mongodb", "mongodb+srv")] = "mongodb://127.0.0.1:27017"
     timeout_ms: int = Field(default=2000, ge=100)
     socket_timeout_ms: int = Field(default=10_000, ge=100, description="longest wait for one "
                                    "answer on an open connection: a server that stalls fails "
@@ -125,7 +154,8 @@ class Neo4jSettings(BaseSettings):
     model_config = _config("BLOOP_NEO4J_")
 
     adapter: StoreMode | None = None
-    url: str = "bolt://127.0.0.1:7687"
+    url: Annotated[str, _server_url("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s",
+                                    "neo4j+ssc")] = "bolt://127.0.0.1:7687"
     user: str = "neo4j"
     password: str = "bloop-neo4j-pass"  # noqa: S105  (the local infra/ server's)
     timeout_s: float = Field(default=2.0, gt=0)
@@ -142,7 +172,7 @@ class RedisSettings(BaseSettings):
     model_config = _config("BLOOP_REDIS_")
 
     adapter: StoreMode | None = None
-    url: str = "redis://127.0.0.1:6379/0"
+    url: Annotated[str, _server_url("redis", "rediss", "unix")] = "redis://127.0.0.1:6379/0"
     timeout_s: float = Field(default=1.0, gt=0)
 
 
@@ -381,7 +411,26 @@ class SettingsError(Exception):
     def from_validation(cls, settings_cls: type[BaseSettings], exc: ValidationError) -> SettingsError:
         prefix = str(settings_cls.model_config.get("env_prefix", ""))
         err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "?"
-        alias = settings_cls.model_fields[field].alias if field in settings_cls.model_fields else None
-        name = alias or f"{prefix}{field}".upper()
-        return cls(f"invalid setting {name}={err.get('input')!r}: {err['msg']}")
+        where = str(err["loc"][0]) if err["loc"] else "?"
+        # A field with an alias is located by its alias, which is already the variable's name.
+        field = next((f for f, info in settings_cls.model_fields.items()
+                      if where in (f, info.alias)), None)
+        info = settings_cls.model_fields.get(field) if field else None
+        name = (info.alias if info else None) or f"{prefix}{field or where}".upper()
+        value = err.get("input")
+        if _secret(name, info):
+            return cls(f"invalid setting {name} (its value not shown): {err['msg']}")
+        if isinstance(value, str) and name.endswith("_URL"):
+            value = masked_url(value)
+        return cls(f"invalid setting {name}={value!r}: {err['msg']}")
+
+
+_SECRET_WORDS = ("SECRET", "KEY", "PASSWORD", "TOKEN")
+
+
+def _secret(name: str, info: FieldInfo | None) -> bool:
+    """Whether a setting's value must not be shown: a `SecretStr`, or a name that says it may
+    hold one."""
+    annotation = info.annotation if info is not None else None
+    return (any(word in name for word in _SECRET_WORDS)
+            or SecretStr in (annotation, *get_args(annotation)))

@@ -58,6 +58,21 @@ LOCK_WAIT_S = 5.0  # how long a commit group waits for another process's write l
 BUSY_TIMEOUT_MS = 5000  # how long a `run` call waits for a lock held elsewhere
 
 
+_HEADER = b"SQLite format 3\x00"
+
+
+def file_problem(path: Path) -> str | None:
+    """Why SQLite would refuse to open the file at `path` as a database (it is another kind of
+    file, or cannot be read), or None; a file yet to be made, or empty, is a new database."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(_HEADER))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    return "is not a SQLite database" if head and head != _HEADER else None
+
 @dataclass(slots=True)
 class _Call:
     fn: Callable[[sqlite3.Connection], Any]

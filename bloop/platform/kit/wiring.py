@@ -44,8 +44,12 @@ class StoreMissing(RuntimeError):
 class Platform:
     """Every client and adapter of one process. Built in the app's lifespan, closed at its end."""
 
-    def __init__(self, settings: Settings, events: EventRegistry = registry) -> None:
+    def __init__(self, settings: Settings, events: EventRegistry = registry, *,
+                 one_off: bool = False) -> None:
         self.settings = settings
+        # A command that runs to its end (`bloop seed`) beside the servers: services leave out
+        # what one serving process holds alone (content's search index).
+        self.one_off = one_off
         self.events = events
         self.metrics = Metrics()
         self.probes: list[Probe] = []
