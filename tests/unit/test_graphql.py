@@ -24,6 +24,7 @@ from bloop.platform.app import create_app
 from bloop.platform.content import graphql as content_graphql
 from bloop.platform.content.model import (
     AudioBlock,
+    Captions,
     CodeBlock,
     CourseEdit,
     FileBlock,
@@ -948,8 +949,8 @@ query ($t: Slug!, $l: String!) {
       __typename
       ... on MarkdownBlock { markdown }
       ... on CodeBlock { language source }
-      ... on ImageBlock { media url alt caption }
-      ... on AudioBlock { media url title }
+      ... on ImageBlock { media url alt caption link { url } }
+      ... on AudioBlock { media url title captions { media link { url } } }
       ... on VideoBlock { media url link { url expiresAt } }
       ... on FileBlock { media url }
       ... on QuizBlock {
@@ -977,6 +978,9 @@ QUIZ = QuizBlock.model_validate({"id": "check", "title": "Check yourself", "ques
 ]})
 
 
+VID = "3" * 32
+
+
 async def test_blocks_of_every_type_and_quizzes_without_their_answers(start: Start) -> None:
     async with start(seed=False, signed_in=False) as (app, client):
         service = content_service(app)
@@ -986,12 +990,16 @@ async def test_blocks_of_every_type_and_quizzes_without_their_answers(start: Sta
         r = await client.post("/v1/tenants/acme/courses", json={"id": "py", "title": "Python"},
                               headers=author)
         assert r.status_code == 201, r.text
+        # stored as a lesson written before media blocks were checked could be: `img1`, and
+        # its captions `subs1`, are no media ids
         blocks = [MarkdownBlock(markdown="Euler: $e^{i\\pi} + 1 = 0$"),
                   CodeBlock(language="python", source="print(1)"),
                   ImageBlock(media="img1", alt="a dot", caption="Fig. 1"),
-                  AudioBlock(media="aud1", title="Narration"), VideoBlock(media="vid1"),
-                  FileBlock(media="pdf1"), QUIZ]
-        lesson = await service.add_lesson("acme", "py", NewLesson(title="All", blocks=blocks))
+                  AudioBlock(media="aud1", title="Narration",
+                             captions=Captions(media="subs1", language="en")),
+                  VideoBlock(media=VID), FileBlock(media="pdf1"), QUIZ]
+        lesson = await service.repo.add_lesson(Lesson.create("acme", "py", NewLesson(
+            title="All", blocks=blocks)))
         await service.publish("acme", "py")
         await service.edit_lesson("acme", lesson.id, LessonEdit(version=1, title="Draft title"))
 
@@ -1014,14 +1022,17 @@ async def test_blocks_of_every_type_and_quizzes_without_their_answers(start: Sta
         assert seen["blocks"][1] == {"__typename": "CodeBlock", "language": "python",
                                      "source": "print(1)"}
         assert seen["blocks"][2]["url"] == "/v1/tenants/acme/media/img1/content"
+        # no link for what is no media id, as `…/media-links` gives none
+        assert seen["blocks"][2]["link"] is None
+        assert seen["blocks"][3]["captions"] == {"media": "subs1", "link": None}
         link = seen["blocks"][4]["link"]
-        assert link["url"].startswith("/v1/tenants/acme/media/vid1/signed?reach=published&expires=")
+        assert link["url"].startswith(f"/v1/tenants/acme/media/{VID}/signed?reach=published&expires=")
         assert link["expiresAt"] > datetime.now(UTC).isoformat()
         query = parse_qs(urlsplit(link["url"]).query)
         expires, signature = int(query["expires"][0]), query["signature"][0]
         links = app.state.content.state["media"].links
-        links.check(("media", "acme", "vid1", "published"), expires, signature)
-        for forged in (("media", "acme", "img1", "published"), ("media", "acme", "vid1", "staff")):
+        links.check(("media", "acme", VID, "published"), expires, signature)
+        for forged in (("media", "acme", "img1", "published"), ("media", "acme", VID, "staff")):
             with pytest.raises(Forbidden):
                 links.check(forged, expires, signature)
         assert seen["blocks"][2]["alt"] == "a dot"
@@ -1038,7 +1049,7 @@ async def test_blocks_of_every_type_and_quizzes_without_their_answers(start: Sta
         drafted = await ask(author)
         assert (drafted["title"], drafted["version"]) == ("Draft title", 2)
         assert drafted["blocks"][6] == quiz  # answers stay out of GraphQL, drafts included
-        assert "/vid1/signed?reach=staff&" in drafted["blocks"][4]["link"]["url"]
+        assert f"/{VID}/signed?reach=staff&" in drafted["blocks"][4]["link"]["url"]
 
         # so do courses and their lessons: the publication to others, the draft to its authors
         listing = ('query { courses(tenant: "acme", status: ALL)'

@@ -4,8 +4,9 @@ tenant, and the landing page at `/`.
 Every member of a tenant reads its published content. Educators and admins write; a course is
 changed, and its drafts, history and old versions are read, by its owner, its co-authors and the
 tenant's admins only (model.py). Lesson edits name the version they were made against, in the
-`version` field or an `If-Match` header (409 when stale); course edits, deletions and archivings
-may name their revision the same way, in `revision` (the body's or the query's) or `If-Match`.
+`version` field or an `If-Match` header (409 when stale), a deletion in `If-Match` or the query's
+`version`; course edits, deletions, archivings, publications and rollbacks may name their
+revision the same way, in `revision` (the body's or the query's) or `If-Match`.
 A published lesson is served as learners see it from the cache, with an ETag (`If-None-Match`
 → 304).
 """
@@ -96,8 +97,8 @@ def _named_version(if_match: str | None, given: int | None, what: str,
 
 
 def _course_revision(if_match: str | None, revision: int | None) -> int | None:
-    """The course revision a deletion or an archiving was made against, named by `If-Match`
-    or the `revision` query parameter."""
+    """The course revision a deletion, an archiving, a publication or a rollback was made
+    against, named by `If-Match` or the `revision` query parameter."""
     return _named_version(if_match, revision, "course", "revision", where="query")
 
 
@@ -245,12 +246,18 @@ async def add_lesson(tenant: TenantId, course: CourseId, body: NewLesson,
 
 
 @router.post("/courses/{course}/publish")
-async def publish_course(tenant: TenantId, course: CourseId, service: Svc,
-                         me: Author) -> CourseView:
+async def publish_course(tenant: TenantId, course: CourseId, service: Svc, me: Author,
+                         response: Response, revision: RevisionQuery = None,
+                         if_match: CourseIfMatch = None) -> CourseView:
     """Publishes the draft as the next version; learners see it from then on. A draft changed
     while it is published (a lesson added, edited, moved or deleted) gets 409
-    `draft_changed`, and nothing is published: publish again."""
-    return _view(await service.publish(tenant, course, by=me))
+    `draft_changed`, and nothing is published: publish again. The revision named by
+    `If-Match` or `revision` (422 `version_mismatch` when they differ) must be current when
+    given: 409 `stale_version` otherwise."""
+    published = await service.publish(tenant, course, revision=_course_revision(
+        if_match, revision), by=me)
+    response.headers["ETag"] = f'"{published.revision}"'
+    return _view(published)
 
 
 @router.post("/courses/{course}/archive")
@@ -299,10 +306,19 @@ async def get_version(tenant: TenantId, course: CourseId,
 
 @router.post("/courses/{course}/rollback")
 async def rollback_course(tenant: TenantId, course: CourseId, body: Rollback, service: Svc,
-                          me: Author) -> CourseView:
+                          me: Author, response: Response, revision: RevisionQuery = None,
+                          if_match: CourseIfMatch = None) -> CourseView:
     """Makes the draft equal to published version `version` and publishes it as a new
-    version; the history keeps every version."""
-    return _view(await service.rollback(tenant, course, body.version, by=me))
+    version; the history keeps every version. A draft holding changes not published yet
+    (lessons added, edited, moved or deleted since the last publication), which no version
+    keeps, is refused 409 `unpublished_changes` (its `lessons` name them) unless the body
+    says `"discard_draft": true`. The revision named by `If-Match` or `revision` (422
+    `version_mismatch` when they differ) must be current when given: 409 `stale_version`
+    otherwise; the `ETag` is the revision the rollback made."""
+    rolled = await service.rollback(tenant, course, body.version, revision=_course_revision(
+        if_match, revision), discard_draft=body.discard_draft, by=me)
+    response.headers["ETag"] = f'"{rolled.revision}"'
+    return _view(rolled)
 
 
 @router.get("/lessons/{lesson}", response_model=Lesson | LearnerLesson)
@@ -351,12 +367,16 @@ async def edit_lesson(tenant: TenantId, lesson: LessonId, body: LessonEdit, serv
 
 
 @router.delete("/lessons/{lesson}", status_code=204)
-async def delete_lesson(tenant: TenantId, lesson: LessonId, service: Svc, me: Author,
-                        if_match: IfMatch = None) -> None:
-    """Deletes a lesson from its course's draft and from what learners see (`If-Match`, when
-    sent, must name its current version)."""
-    version = _edited_version(if_match, None) if if_match else None
-    await service.delete_lesson(tenant, lesson, version=version, by=me)
+async def delete_lesson(
+    tenant: TenantId, lesson: LessonId, service: Svc, me: Author, if_match: IfMatch = None,
+    version: Annotated[int | None, Query(ge=1, description="the lesson version, as If-Match "
+                                                           "names it")] = None,
+) -> None:
+    """Deletes a lesson from its course's draft and from what learners see. The version named
+    by `If-Match` or `version` (422 `version_mismatch` when they differ) must be current when
+    given: 409 `stale_version` otherwise."""
+    named = _named_version(if_match, version, "lesson", where="query")
+    await service.delete_lesson(tenant, lesson, version=named, by=me)
 
 
 pages = APIRouter(include_in_schema=False)

@@ -24,7 +24,7 @@ from bloop.graphql.limits import MAX_LESSONS
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
 from bloop.platform.content.api import LessonId
-from bloop.platform.content.media.refs import media_url, urls_media
+from bloop.platform.content.media.refs import is_media_id, media_url, urls_media
 from bloop.platform.content.media.service import MediaService, reach_of
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal
@@ -161,9 +161,10 @@ class MediaBlock:
     tenant: strawberry.Private[str]
 
     @field("a link to the bytes that is its own credential, for `<img>`, `<audio>` and "
-           "`<video>` (which cannot send a token)")
-    def link(self, info: Info) -> MediaLink:
-        return _link(info, self.tenant, self.media)
+           "`<video>` (which cannot send a token); null when `media` is no media id, as "
+           "`…/media-links` leaves it out")
+    def link(self, info: Info) -> MediaLink | None:
+        return _link(info, self.tenant, self.media) if is_media_id(self.media) else None
 
 
 @strawberry.type(description="an image")
@@ -180,9 +181,10 @@ class Captions:
     url: str = strawberry.field(description="the bytes, for a caller that sends its token")
     tenant: strawberry.Private[str]
 
-    @field("a link to the bytes that is its own credential, for `<track>`")
-    def link(self, info: Info) -> MediaLink:
-        return _link(info, self.tenant, self.media)
+    @field("a link to the bytes that is its own credential, for `<track>`; null when `media` "
+           "is no media id, as `…/media-links` leaves it out")
+    def link(self, info: Info) -> MediaLink | None:
+        return _link(info, self.tenant, self.media) if is_media_id(self.media) else None
 
     @classmethod
     def of(cls, tenant: str, captions: model.Captions | None) -> Captions | None:

@@ -32,6 +32,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StringConstraints,
     ValidationInfo,
@@ -621,3 +622,6 @@ class LearnerCourseDetail(CourseView):
 
 class Rollback(_Frozen):
     version: StrictInt = Field(ge=1, description="the published version to restore")
+    discard_draft: StrictBool = Field(default=False, description=(
+        "roll back even though the draft holds changes not published yet, which no version "
+        "keeps: they are lost (without it, 409 `unpublished_changes`)"))

@@ -42,6 +42,8 @@ from bloop.platform.content.model import (
     CourseEdit,
     CourseStatus,
     CourseView,
+    FileBlock,
+    ImageBlock,
     LearnerLesson,
     Lesson,
     LessonAccess,
@@ -120,6 +122,19 @@ class MediaFiles(Protocol):
         """The type of the tenant's media `media_id`; None when the tenant has none."""
 
 
+# The types of media (their content type's first part) each media block shows; a `file` block
+# any. An audio block takes video too: WebM, and MP4 not branded M4A, are sniffed as video
+# whether or not they hold a picture (a browser's recording of a voice is WebM).
+BLOCK_MEDIA: dict[str, tuple[str, ...]] = {
+    "image": ("image",), "audio": ("audio", "video"), "video": ("video",)}
+
+
+def _shown(blocks: Iterable[BlockType]) -> set[tuple[str, str]]:
+    """The media ids the media blocks of `blocks` show, each with the type of its block."""
+    return {(b.media, b.type) for b in blocks
+            if isinstance(b, ImageBlock | AudioBlock | VideoBlock | FileBlock)}
+
+
 def _captions(blocks: Iterable[BlockType]) -> set[str]:
     """The media ids of the captions `blocks` name."""
     return {b.captions.media for b in blocks
@@ -132,7 +147,8 @@ class ContentService:
                  members: Members | None = None, media: MediaFiles | None = None) -> None:
         """`on_write` runs after each write that stored events (the outbox relay's `wake`);
         `members` tells who belongs to a tenant (without it, a co-author is taken unchecked);
-        `media` tells what the tenant's media are (without it, captions are taken unchecked)."""
+        `media` tells what the tenant's media are (without it, the media blocks name, and their
+        captions, are taken unchecked)."""
         self.repo = repo
         self.members = members
         self.media = media
@@ -192,12 +208,27 @@ class ContentService:
                           f"POST /v1/tenants/{tenant}/concepts", status=422,
                           code="unknown_concepts", extra={"concepts": unknown})
 
-    async def _check_captions(self, tenant: str, blocks: Iterable[BlockType],
-                              kept: Iterable[BlockType] = ()) -> None:
-        """422 unless every captions file `blocks` name, but those `kept` named already, is
-        WebVTT media of the tenant (one deleted since does not hold back other edits)."""
+    async def _check_media(self, tenant: str, blocks: Iterable[BlockType],
+                           kept: Iterable[BlockType] = ()) -> None:
+        """422 unless the media of each media block of `blocks` is media of the tenant of a
+        kind the block shows, and each captions file they name is WebVTT media of the tenant;
+        but for media `kept` named already the same way (one deleted since does not hold back
+        other edits)."""
         if self.media is None:
             return
+        for media_id, block in sorted(_shown(blocks) - _shown(kept)):
+            found = await self.media.content_type(tenant, media_id)
+            if found is None:
+                raise Problem(f"no media {media_id!r} in tenant {tenant!r} for a block of type "
+                              f"{block!r}; upload it first at POST /v1/tenants/{tenant}/media",
+                              status=422, code="unknown_media", extra={"media": media_id})
+            fits = BLOCK_MEDIA.get(block)
+            if fits is not None and found.partition("/")[0] not in fits:
+                raise Problem(f"the media {media_id!r} is {found}, which a block of type "
+                              f"{block!r} does not show (it shows {' or '.join(fits)})",
+                              status=422,
+                              code="wrong_media_kind",
+                              extra={"media": media_id, "block": block, "content_type": found})
         for media_id in sorted(_captions(blocks) - _captions(kept)):
             found = await self.media.content_type(tenant, media_id)
             if found is None:
@@ -580,18 +611,30 @@ class ContentService:
 
     # publishing
 
-    async def publish(self, tenant: str, course_id: str, *, by: Principal | None = None,
-                      rollback_of: int | None = None) -> Course:
-        """Publishes the draft as it is now as a new version, announced on `content.events`.
-        It holds only lessons live at its commit, never one deleted before: when the draft's
-        lessons changed (added, edited, moved, deleted) since they were read here, the store
-        refuses it (409 `draft_changed`) and nothing changes; the store checks them in the
-        commit's transaction, or (MongoDB) just before it, where a later edit shows at the next
+    async def publish(self, tenant: str, course_id: str, *, revision: int | None = None,
+                      by: Principal | None = None) -> Course:
+        """Publishes the draft as it is now as a new version, announced on `content.events`;
+        with `revision`, only while the course is at it (409 stale_version). It holds only
+        lessons live at its commit, never one deleted before: when the draft's lessons changed
+        (added, edited, moved, deleted) since they were read here, the store refuses it (409
+        `draft_changed`) and nothing changes; the store checks them in the commit's
+        transaction, or (MongoDB) just before it, where a later edit shows at the next
         publication, and a deletion either comes after the commit or has it refused."""
         course = await self._editable(tenant, course_id, by)
+        if revision is not None and revision != course.revision:
+            raise _stale("course", course_id, course.revision, "revision")
+        return await self._publish(course)
+
+    async def _publish(self, course: Course, rollback_of: int | None = None,
+                       expected: set[tuple[str, int]] | None = None) -> Course:
+        """`publish` of `course` as read; with `expected`, only when the draft's lessons are
+        those (ids and versions), else 409 `draft_changed`."""
+        tenant, course_id = course.tenant, course.id
         if course.status == "archived":
             raise _archived(course_id)
         lessons = await self.repo.list_lessons(tenant, course_id)
+        if expected is not None and {(x.id, x.version) for x in lessons} != expected:
+            raise _draft_changed(course_id, "read the draft again, and roll it back again")
         if not lessons:
             raise Conflict(f"the course {course_id!r} has no lessons to publish",
                            code="course_empty")
@@ -615,34 +658,56 @@ class ContentService:
         return published
 
     async def rollback(self, tenant: str, course_id: str, version: int, *,
+                       revision: int | None = None, discard_draft: bool = False,
                        by: Principal | None = None) -> Course:
         """Makes the draft equal to published version `version` and publishes it as a new
-        version (the history keeps every version). Each lesson's restoration is one atomic
-        write; one interrupted midway leaves the draft partly restored, never a publication,
-        and running it again completes it."""
+        version (the history keeps every version); with `revision`, only while the course is
+        at it (409 stale_version). A draft holding changes of lessons not published yet
+        (`unpublished_changes`) is refused 409 unless `discard_draft`: no version keeps them.
+        Each lesson's restoration is one atomic write, against the version read before any;
+        one interrupted midway, or refused for an edit landing meanwhile (409), leaves the
+        draft partly restored, never a publication, and running it again completes it."""
         course = await self._editable(tenant, course_id, by)
+        if revision is not None and revision != course.revision:
+            raise _stale("course", course_id, course.revision, "revision")
         if course.status == "archived":
             raise _archived(course_id)
         p = await self._publication(course, version)
         old = await self.repo.lesson_versions(tenant, p.lessons)
+        draft = {x.id: x for x in await self.repo.list_lessons(tenant, course_id)}
+        lost = _unpublished(course, draft, old)
+        if lost and not discard_draft:
+            raise Conflict(
+                f"the draft of the course {course_id!r} holds changes not published yet (lessons "
+                f"{', '.join(x['id'] for x in lost)}), which no version keeps and a rollback "
+                "would discard: publish them first, or roll back with `discard_draft`",
+                code="unpublished_changes", extra={"lessons": lost})
         head = course.changed(title=p.title, summary=p.summary, language=p.language,
                               level=p.level, tags=p.tags, modules=p.modules)
         await self._store_head(head, course)
-        keep = {x.id for x in old}
+        expected: set[tuple[str, int]] = set()
         for was in old:
-            live = await self.repo.get_lesson(tenant, was.id)
+            live = draft.get(was.id)
+            if live is not None and _same(live, was):
+                expected.add((was.id, live.version))
+                continue
             current = live or await self.repo.get_lesson(tenant, was.id, deleted=True)
-            if current is None or (live is not None and _same(live, was)):
+            if current is None:
                 continue
             try:
                 await self.repo.replace_lesson(current.restored(was), current.version,
-                                               revive=True)
-            except StaleVersion:
-                raise _stale("lesson", was.id, None) from None
-        for extra in await self.repo.list_lessons(tenant, course_id):
-            if extra.id not in keep:
+                                               revive=live is None)
+            except (StaleVersion, Missing):
+                raise _draft_changed_meanwhile(course_id, was.id) from None
+            expected.add((was.id, current.version + 1))
+        kept = {x.id for x in old}
+        for extra in draft.values():
+            if extra.id not in kept:
                 await self._delete(extra)
-        return await self.publish(tenant, course_id, by=by, rollback_of=version)
+        restored = await self._editable(tenant, course_id, by)
+        if restored.revision != head.revision:  # its head changed since it was restored
+            raise _stale("course", course_id, restored.revision, "revision")
+        return await self._publish(restored, rollback_of=version, expected=expected)
 
     # lessons
 
@@ -656,7 +721,7 @@ class ContentService:
         course = await self._editable(tenant, course_id, by)
         await self._check_module(course, new.module)
         await self._check_concepts(tenant, [*new.teaches, *new.requires])
-        await self._check_captions(tenant, new.blocks)
+        await self._check_media(tenant, new.blocks)
         try:
             return await self.repo.add_lesson(Lesson.create(tenant, course_id, new))
         except Missing:
@@ -670,7 +735,7 @@ class ContentService:
         for each in new:
             await self._check_module(course, each.module)
         await self._check_concepts(tenant, [c for x in new for c in (*x.teaches, *x.requires)])
-        await self._check_captions(tenant, [b for x in new for b in x.blocks])
+        await self._check_media(tenant, [b for x in new for b in x.blocks])
         at = now()
         lessons = [Lesson.create(tenant, course_id, x, at).model_copy(update={"id": lesson_id})
                    for x, lesson_id in zip(new, ids, strict=True)]
@@ -780,7 +845,7 @@ class ContentService:
             raise _invalid(exc) from None
         await self._check_module(course, edited.module)
         await self._check_concepts(tenant, [*edited.teaches, *edited.requires])
-        await self._check_captions(tenant, edited.blocks, kept=lesson.blocks)
+        await self._check_media(tenant, edited.blocks, kept=lesson.blocks)
         event = type_of(LessonUpdated).envelope(LessonUpdated(
             lesson_id=edited.id, course_id=edited.course, lesson_version=edited.version,
             title=edited.title, estimated_minutes=edited.estimated_minutes,
@@ -881,10 +946,39 @@ def _archived(course_id: str) -> Conflict:
                     "publishing it", code="course_archived")
 
 
-def _draft_changed(course_id: str) -> Conflict:
+def _draft_changed(course_id: str, again: str = "publish it again") -> Conflict:
     return Conflict(f"the draft of the course {course_id!r} changed while it was being "
                     "published (a lesson added, edited, moved or deleted); nothing was "
-                    "published: publish it again", code="draft_changed")
+                    f"published: {again}", code="draft_changed")
+
+
+def _draft_changed_meanwhile(course_id: str, lesson_id: str) -> Conflict:
+    return Conflict(f"the lesson {lesson_id!r} changed while the course {course_id!r} was being "
+                    "rolled back; nothing was published and the change is kept: read the draft "
+                    "again and retry", code="stale_version")
+
+
+def _unpublished(course: Course, draft: Mapping[str, Lesson],
+                 target: Sequence[Lesson]) -> list[dict[str, str]]:
+    """The lessons whose draft changed since the course's last publication (its lessons'
+    versions against the draft's, as a publication's `draft_changed` check compares them) and
+    that a rollback to `target` would change: each id, and whether it was `added`, `changed`
+    (edited or moved) or `deleted`. One the draft already has as `target` does (a rollback
+    stopped part-way restored it), or deleted and not in `target`, loses nothing."""
+    published = {r.id: r.version for r in (course.publication.lessons if course.publication
+                                           else [])}
+    restored = {x.id: x for x in target}
+    lost: list[dict[str, str]] = []
+    for lesson_id in sorted(published.keys() | draft.keys()):
+        live, was = draft.get(lesson_id), restored.get(lesson_id)
+        if published.get(lesson_id) == (live.version if live else None):
+            continue
+        if (live is None and was is None) or (live is not None and was is not None
+                                              and _same(live, was)):
+            continue
+        change = "deleted" if live is None else "changed" if lesson_id in published else "added"
+        lost.append({"id": lesson_id, "change": change})
+    return lost
 
 
 def _deleted(lesson: Lesson, at: datetime) -> Envelope:

@@ -585,3 +585,29 @@ async def test_a_data_export_holds_the_users_courses_and_quiz_attempts(
         {"id": "go", "title": "GO", "role": "owner"},
         {"id": "py", "title": "PY", "role": "owner"}], "media_uploaded": [], "quiz_attempts": []}
     assert me != learner_id
+
+
+async def test_deleting_a_lesson_names_its_version_in_if_match_or_the_query(
+        client: httpx.AsyncClient) -> None:
+    """Before, only `If-Match` was read: `?version=6` with the lesson at version 7 deleted it."""
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One"})).json()
+    url = f"{BASE}/lessons/{lesson['id']}"
+    r = await client.patch(url, json={"title": "Two"}, headers={"If-Match": '"1"'})
+    assert (r.status_code, r.json()["version"]) == (200, 2), r.text
+
+    def problem(r: httpx.Response, status: int, code: str) -> None:
+        assert r.status_code == status, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["code"] == code
+
+    stale = await client.delete(url, params={"version": 1})
+    problem(stale, 409, "stale_version")
+    assert stale.json()["current_version"] == 2
+    problem(await client.delete(url, params={"version": 1}, headers={"If-Match": '"2"'}),
+            422, "version_mismatch")
+    problem(await client.delete(url, params={"version": 0}), 422, "validation_failed")
+    assert (await client.get(url)).json()["title"] == "Two"
+    assert (await client.delete(url, params={"version": 2},
+                                headers={"If-Match": '"2"'})).status_code == 204
+    assert (await client.get(url)).status_code == 404

@@ -822,3 +822,60 @@ async def test_an_educator_s_captions_are_webvtt_media_of_the_tenant(
         "version": lesson["version"], "title": "One, again"})
     assert r.status_code == 200, r.text
     assert r.json()["blocks"] == lesson["blocks"]
+
+
+async def test_a_media_block_shows_media_of_the_tenant_of_a_kind_it_shows(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """A media block's own media was never checked, as its captions were: an image block
+    naming no media, a video block naming a PNG, an audio block naming WebVTT were stored (201)
+    and published."""
+    image = (await upload(client, s.png(), "image/png", "dot.png")).json()
+    vtt = (await upload(client, VTT, "text/vtt", "loops.vtt")).json()
+    clip = (await upload(client, s.mp4(50_000), "video/mp4", "clip.mp4")).json()
+    voice = (await upload(client, s.webm(), "audio/webm", "voice.webm")).json()
+    narration = (await upload(client, s.mp3(), "audio/mpeg", "narration.mp3")).json()
+    notes = (await upload(client, s.pdf("Loops"), "application/pdf", "notes.pdf")).json()
+    assert voice["content_type"] == "video/webm"
+    beta = await member(app, client, "beta", ["educator"])
+    r = await client.post("/v1/tenants/beta/media", content=s.png(3, 3), headers={
+        **beta, "Content-Type": "image/png"})
+    assert r.status_code == 201, r.text
+    theirs = r.json()
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+
+    for block, code in (({"type": "image", "media": "nosuchmedia"}, "unknown_media"),
+                        ({"type": "image", "media": "f" * 32}, "unknown_media"),
+                        ({"type": "image", "media": theirs["id"]}, "unknown_media"),
+                        ({"type": "file", "media": "nosuchmedia"}, "unknown_media"),
+                        ({"type": "video", "media": image["id"]}, "wrong_media_kind"),
+                        ({"type": "audio", "media": vtt["id"]}, "wrong_media_kind"),
+                        ({"type": "image", "media": clip["id"]}, "wrong_media_kind"),
+                        ({"type": "video", "media": narration["id"]}, "wrong_media_kind")):
+        r = await client.post(f"{BASE}/courses/py/lessons", json={
+            "title": "One", "blocks": [block]})
+        assert (r.status_code, r.json()["code"]) == (422, code), (block, r.text)
+        assert r.json()["media"] == block["media"]
+    assert (await client.get(f"{BASE}/courses/py")).json()["lessons"] == []
+
+    shown = [{"type": "image", "media": image["id"]}, {"type": "video", "media": clip["id"]},
+             {"type": "audio", "media": narration["id"]}, {"type": "audio", "media": voice["id"]},
+             {"type": "file", "media": notes["id"]}, {"type": "file", "media": vtt["id"]}]
+    r = await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": shown})
+    assert r.status_code == 201, r.text
+    lesson = r.json()
+    url = f"{BASE}/lessons/{lesson['id']}"
+    r = await client.patch(url, json={"version": 1, "blocks": [
+        *shown, {"type": "video", "media": "nosuchmedia"}]})
+    assert (r.status_code, r.json()["code"]) == (422, "unknown_media"), r.text
+    assert (await client.get(url)).json()["version"] == 1
+
+    # deleted since, the media stay named, and other edits go through
+    assert (await client.delete(f"{BASE}/media/{image['id']}")).status_code == 204
+    r = await client.patch(url, json={"version": 1, "title": "One, again"})
+    assert r.status_code == 200, r.text
+    assert r.json()["blocks"] == lesson["blocks"]
+    # a new block naming it is checked
+    r = await client.patch(url, json={"version": 2, "blocks": [
+        *shown, {"type": "file", "media": image["id"]}]})
+    assert (r.status_code, r.json()["code"]) == (422, "unknown_media"), r.text
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200

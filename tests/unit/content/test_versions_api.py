@@ -12,6 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from bloop.platform.content.model import Course, LessonEdit
+from bloop.platform.content.service import ContentService
 from tests.support import embedded_app, eventually, member
 
 BASE = "/v1/tenants/acme"
@@ -161,6 +163,113 @@ async def test_a_rollback_to_what_cannot_be_restored_changes_nothing(people: Peo
             404, "not_found")
     assert ok(await c.get(COURSE, headers=me)) == before
     assert len(ok(await c.get(f"{COURSE}/versions", headers=me))["items"]) == 2
+
+
+async def test_rollback_and_publish_keep_to_the_revision_they_name(people: People) -> None:
+    """Before, both took no `If-Match` nor `?revision=`: a rollback made against an old
+    revision went through."""
+    c, me = people.client, people.owner
+    await two_versions(people)
+    revision = ok(await c.get(COURSE, headers=me))["revision"]
+    for action, body in (("rollback", {"version": 1}), ("publish", None)):
+        stale = await c.post(f"{COURSE}/{action}", json=body, headers={**me, "If-Match": '"0"'})
+        problem(stale, 409, "stale_version")
+        assert stale.json()["current_revision"] == revision
+        problem(await c.post(f"{COURSE}/{action}", json=body, params={"revision": 0},
+                             headers=me), 409, "stale_version")
+        problem(await c.post(f"{COURSE}/{action}", json=body, params={"revision": revision},
+                             headers={**me, "If-Match": f'"{revision - 1}"'}),
+                422, "version_mismatch")
+        problem(await c.post(f"{COURSE}/{action}", json=body, headers={**me, "If-Match": "x"}),
+                400, "bad_if_match")
+    assert ok(await c.get(COURSE, headers=people.learner))["version"] == 2
+
+    r = await c.post(f"{COURSE}/publish", params={"revision": revision},
+                     headers={**me, "If-Match": f'"{revision}"'})
+    assert (ok(r)["version"], r.headers["etag"]) == (3, f'"{revision}"')
+    r = await c.post(f"{COURSE}/rollback", json={"version": 1},
+                     headers={**me, "If-Match": f'W/"{revision}"'})
+    rolled = ok(r)
+    assert (rolled["version"], rolled["title"]) == (4, "Python")
+    assert r.headers["etag"] == f'"{rolled["revision"]}"' != f'"{revision}"'
+
+
+async def test_a_rollback_never_discards_work_never_published_unless_told_to(
+        people: People) -> None:
+    """Before, a rollback deleted every draft lesson its version did not hold and restored every
+    other: a lesson never published was gone for good (no version held it), an edit not yet
+    published too."""
+    c, me = people.client, people.owner
+    ids = await two_versions(people)  # version 2 holds lessons one (at version 2) and three
+    wip = ok(await c.post(f"{COURSE}/lessons", headers=me, json={
+        "title": "WIP never published", "module": "basics"}), 201)["id"]
+    ok(await c.patch(f"{BASE}/lessons/{ids['one']}", headers={**me, "If-Match": '"2"'},
+                     json={"title": "Lesson one, unpublished"}))
+    # lesson three deleted, which version 1 does not hold either: nothing of it is lost
+    assert (await c.delete(f"{BASE}/lessons/{ids['three']}", headers=me)).status_code == 204
+    before = ok(await c.get(COURSE, headers=me))
+
+    refused = await c.post(f"{COURSE}/rollback", json={"version": 1}, headers=me)
+    problem(refused, 409, "unpublished_changes")
+    assert sorted(refused.json()["lessons"], key=lambda x: x["id"]) == sorted(
+        [{"id": wip, "change": "added"}, {"id": ids["one"], "change": "changed"}],
+        key=lambda x: x["id"])
+    assert ok(await c.get(COURSE, headers=me)) == before
+    assert len(ok(await c.get(f"{COURSE}/versions", headers=me))["items"]) == 2
+    problem(await c.post(f"{COURSE}/rollback", json={"version": 1, "discard_draft": "yes"},
+                         headers=me), 422, "validation_failed")
+
+    rolled = ok(await c.post(f"{COURSE}/rollback", json={"version": 1, "discard_draft": True},
+                             headers=me))
+    assert (rolled["version"], rolled["title"]) == (3, "Python")
+    assert titles(ok(await c.get(COURSE, headers=me))) == ["Lesson one", "Lesson two"]
+    problem(await c.get(f"{BASE}/lessons/{wip}", headers=me), 404, "not_found")
+
+    # published, the draft rolls back freely
+    assert ok(await c.post(f"{COURSE}/rollback", json={"version": 2}, headers=me))[
+        "version"] == 4
+
+
+async def test_a_rollback_stopped_part_way_completes_and_keeps_an_edit_racing_it(
+        people: People, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An edit landing while a rollback restored the lessons was overwritten: each lesson was
+    read again just before its restoration."""
+    c, me = people.client, people.owner
+    ids = await two_versions(people)
+    service: ContentService = people.app.state.content.state["service"]
+    store_head = service._store_head
+
+    async def racing(head: Course, expected: Course) -> Course:
+        stored = await store_head(head, expected)
+        await service.edit_lesson("acme", ids["one"], LessonEdit(version=2, title="Racing"))
+        return stored
+
+    monkeypatch.setattr(service, "_store_head", racing)
+    problem(await c.post(f"{COURSE}/rollback", json={"version": 1}, headers=me),
+            409, "stale_version")
+    monkeypatch.undo()
+    assert ok(await c.get(f"{BASE}/lessons/{ids['one']}", headers=me))["title"] == "Racing"
+    assert ok(await c.get(COURSE, headers=people.learner))["version"] == 2
+    refused = await c.post(f"{COURSE}/rollback", json={"version": 1}, headers=me)
+    problem(refused, 409, "unpublished_changes")
+    assert refused.json()["lessons"] == [{"id": ids["one"], "change": "changed"}]
+
+    # one stopped before its publication: what it restored is no unpublished work
+    ok(await c.post(f"{COURSE}/publish", headers=me))
+    publish_course = service.repo.publish_course
+
+    async def stops(*args: Any) -> None:
+        raise RuntimeError("the process stopped")
+
+    monkeypatch.setattr(service.repo, "publish_course", stops)
+    with pytest.raises(RuntimeError):
+        await service.rollback("acme", "py", 1)
+    monkeypatch.setattr(service.repo, "publish_course", publish_course)
+    assert ok(await c.get(COURSE, headers=people.learner))["version"] == 3
+    rolled = ok(await c.post(f"{COURSE}/rollback", json={"version": 1}, headers=me))
+    assert (rolled["version"], rolled["rollback_of"]) == (4, 1)
+    assert titles(ok(await c.get(COURSE, headers=people.learner))) == [
+        "Lesson one", "Lesson two"]
 
 
 async def test_modules_are_named_once_and_lessons_name_one_that_exists(people: People) -> None:

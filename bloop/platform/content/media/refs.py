@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from bloop.platform.content.media.model import media_url
 
-__all__ = ["media_url", "referenced_media", "urls_media"]
+__all__ = ["is_media_id", "media_url", "referenced_media", "urls_media"]
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _URL = re.compile(r"/media/([0-9a-f]{32})(?![0-9a-f])")
@@ -25,9 +25,14 @@ def _walk(value: Any, key: str, found: set[str]) -> None:
         for v in value:
             _walk(v, key, found)
     elif isinstance(value, str):
-        if "media" in key.lower() and _ID.match(value):
+        if "media" in key.lower() and is_media_id(value):
             found.add(value)
         found.update(_URL.findall(value))
+
+
+def is_media_id(value: str) -> bool:
+    """Whether `value` could be a media id (one `referenced_media` would name)."""
+    return _ID.match(value) is not None
 
 
 def referenced_media(lessons: Iterable[BaseModel]) -> set[str]:
