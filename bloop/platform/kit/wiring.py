@@ -60,30 +60,19 @@ class Platform:
         self._sqlite: dict[str, SqliteDB] = {}
         self._closers: list[Callable[[], Any]] = []
 
+        # A store's client (and its `/readyz` probe) is made when a service this process runs
+        # first asks for it (`require_*`), so readiness follows only the stores in use here.
         self.mongo: AsyncMongoClient[dict[str, Any]] | None = None
         self.neo4j: AsyncDriver | None = None
-        self.redis: Redis | None = None
         self.influx: InfluxDBClientAsync | None = None
-        if settings.mode("mongo") == "real":
-            self.mongo = stores.mongo_client(settings.mongo)
-            mongo = self.mongo
-            self._probe("mongodb", lambda: stores.ping_mongo(mongo), cancellable=False)
-            self._closers.append(mongo.close)
-        if settings.mode("neo4j") == "real":
-            self.neo4j = stores.neo4j_driver(settings.neo4j)
-            neo = self.neo4j
-            self._probe("neo4j", lambda: stores.ping_neo4j(neo))
-            self._closers.append(neo.close)
+        # Redis, when configured, holds what every process shares: the cache, revoked tokens
+        # and the events already handled.
+        self.redis: Redis | None = None
         if settings.mode("redis") == "real":
             self.redis = stores.redis_client(settings.redis)
             red = self.redis
             self._probe("redis", lambda: stores.ping_redis(red))
             self._closers.append(red.aclose)
-        if settings.mode("influx") == "real":
-            self.influx = stores.influx_client(settings.influx)
-            influx = self.influx
-            self._probe("influxdb", lambda: stores.ping_influx(influx))
-            self._closers.append(influx.close)
 
         self.cache: Cache
         if self.redis is not None:
@@ -108,7 +97,6 @@ class Platform:
         self.bus: EventBus
         if settings.mode("kafka") == "real":
             self.bus = KafkaEventBus(settings.kafka, events, self.processed, self.metrics)
-            self._probe("kafka", self.bus.ping)
         else:
             self.bus = EmbeddedEventBus(
                 self.sqlite("events"), events, self.processed, self.metrics,
@@ -128,18 +116,44 @@ class Platform:
 
     def require_mongo(self) -> AsyncMongoClient[dict[str, Any]]:
         if self.mongo is None:
-            raise StoreMissing("this adapter needs BLOOP_STORE=real or BLOOP_MONGO_ADAPTER=real")
+            if self.settings.mode("mongo") != "real":
+                raise StoreMissing("this adapter needs BLOOP_STORE=real or "
+                                   "BLOOP_MONGO_ADAPTER=real")
+            self.mongo = mongo = stores.mongo_client(self.settings.mongo)
+            self._probe("mongodb", lambda: stores.ping_mongo(mongo), cancellable=False)
+            self._closers.append(mongo.close)
         return self.mongo
 
     def require_neo4j(self) -> AsyncDriver:
         if self.neo4j is None:
-            raise StoreMissing("this adapter needs BLOOP_STORE=real or BLOOP_NEO4J_ADAPTER=real")
+            if self.settings.mode("neo4j") != "real":
+                raise StoreMissing("this adapter needs BLOOP_STORE=real or "
+                                   "BLOOP_NEO4J_ADAPTER=real")
+            self.neo4j = neo = stores.neo4j_driver(self.settings.neo4j)
+            self._probe("neo4j", lambda: stores.ping_neo4j(neo))
+            self._closers.append(neo.close)
         return self.neo4j
 
+    def require_influx(self) -> InfluxDBClientAsync:
+        if self.influx is None:
+            if self.settings.mode("influx") != "real":
+                raise StoreMissing("this adapter needs BLOOP_STORE=real or "
+                                   "BLOOP_INFLUX_ADAPTER=real")
+            self.influx = influx = stores.influx_client(self.settings.influx)
+            self._probe("influxdb", lambda: stores.ping_influx(influx))
+            self._closers.append(influx.close)
+        return self.influx
+
     def add_outbox(self, outbox: OutboxStore) -> OutboxRelay:
+        self._uses_bus()
         relay = OutboxRelay(outbox, self.bus, self.metrics, self.settings.outbox)
         self.relays.append(relay)
         return relay
+
+    def _uses_bus(self) -> None:
+        """Kafka is probed once a service here publishes (an outbox) or consumes on it."""
+        if isinstance(self.bus, KafkaEventBus) and all(p.name != "kafka" for p in self.probes):
+            self._probe("kafka", self.bus.ping)
 
     async def start(self) -> None:
         """Starts the bus. Each service's relays and consumers are started once its stores are
@@ -150,6 +164,8 @@ class Platform:
         await self.bus.start()
 
     def activate(self, relays: Sequence[OutboxRelay], subscriptions: Sequence[Subscription]) -> None:
+        if subscriptions:
+            self._uses_bus()
         for sub in subscriptions:
             self.bus.subscribe(sub)
         for relay in relays:
