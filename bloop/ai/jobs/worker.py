@@ -16,7 +16,9 @@ lease and reads the job every second: a cancel stops the work at once. Transient
 are retried after exponential back-off (or the provider's Retry-After), up to the job's
 `max_attempts`: the job goes back to `queued` with its `not_before`, and the worker goes on with
 other jobs meanwhile and starts it again when its wait ends (the sweeper, when this worker
-cannot); the attempts and errors are kept on the job.
+cannot); the attempts and errors are kept on the job. A worker stopped cleanly stops the work
+of the jobs it runs and puts them back in the queue, free at once and that attempt not counted,
+for the next sweep of any worker.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ SCRATCH_IDLE_S = 6 * 3600.0
 CANCEL_CHECK_S = 1.0
 # A retry is started this long after its wait ends, so that the clocks agree it is due.
 RETRY_MARGIN_S = 0.05
+# How long a stopping worker gives its jobs to go back to the queue before it cancels them.
+HAND_BACK_S = 10.0
 
 
 class LeaseLost(Exception):
@@ -182,6 +186,7 @@ class JobRunner:
         self._waiting: dict[str, dict[str, None]] = {}
         self._retries: set[asyncio.TimerHandle] = set()
         self._stopping = False
+        self._halt = asyncio.Event()  # set by `stop`: the jobs running here go back
 
     # the consumer and the sweeper
 
@@ -288,15 +293,21 @@ class JobRunner:
         return removed
 
     async def stop(self) -> None:
-        """Stops the sweeper and the jobs running here: their leases lapse, and the sweeper of
-        another worker takes them up (and the jobs waiting here, still queued in the store)."""
+        """Stops the sweeper and the jobs running here. A job whose work has not ended goes back
+        to the queue with its lease released and this attempt not counted (a cancel asked
+        meanwhile ends it cancelled; a job whose work ended is finished), and the next sweep of
+        any worker takes it up; the jobs waiting here are still queued in the store. A job not
+        handed back within `HAND_BACK_S` is stopped where it is, and its lease lapses."""
         self._stopping = True
+        self._halt.set()
         for retry in self._retries:
             retry.cancel()
         self._retries.clear()
         if self._sweeping is not None:
             await stopped(self._sweeping)
             self._sweeping = None
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=HAND_BACK_S)
         for task in list(self._tasks):
             await stopped(task)
         self._waiting.clear()
@@ -388,15 +399,26 @@ class JobRunner:
             await self._finish_failed(job, "too_many_attempts", f"the job was started "
                                       f"{job.attempts - 1} times without finishing")
             return None
+        if self._stopping:
+            await self._hand_back(job)
+            return None
         watcher = asyncio.create_task(self._watch(job), name=f"ai:watch:{job.id}")
         work = asyncio.create_task(self._execute(job), name=f"ai:job:{job.id}")
+        halt = asyncio.create_task(self._halt.wait(), name=f"ai:halt:{job.id}")
         try:
-            done, _ = await asyncio.wait({watcher, work}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({watcher, work, halt},
+                                         return_when=asyncio.FIRST_COMPLETED)
             if watcher in done and not work.done():
                 await stopped(work)
                 watcher.result()  # raises why it ended: LeaseLost or CancelRequested
                 raise LeaseLost
-            result, cost = await work
+            if not work.done():  # the runner stops
+                await stopped(watcher)
+                await stopped(work)
+                if work.cancelled() or work.exception() is not None:
+                    await self._hand_back(job)
+                    return None
+            result, cost = await work  # it ended meanwhile: the job is finished
         except LeaseLost:
             log.warning("lost the lease; another worker has the job", extra={"job": job.id})
             return None
@@ -415,6 +437,7 @@ class JobRunner:
         finally:
             await stopped(work)
             await stopped(watcher)
+            await stopped(halt)
         await self._finish_succeeded(job, result, cost)
         return None
 
@@ -638,6 +661,33 @@ class JobRunner:
             return done, [cancelled(done)]
 
         await self.service.mutate(job.tenant, job.id, change)
+
+    async def _hand_back(self, job: Job) -> None:
+        """Puts the job back in the queue, free at once and this attempt not counted (its spend
+        is kept); a cancel asked meanwhile ends it cancelled. A job another worker holds, or
+        that ended, is left as it is."""
+
+        def change(current: Job) -> tuple[Job, list[Envelope]] | None:
+            if current.final or current.lease is None or current.lease.owner != self.owner:
+                return None
+            at = now()
+            if current.cancel_requested:
+                halted = current.update(at, status="cancelled", step="cancelled",
+                                        finished_at=at, lease=None)
+                return halted, [cancelled(halted)]
+            queued = current.update(at, status="queued", step="queued", lease=None,
+                                    attempts=max(current.attempts - 1, 0), not_before=at)
+            return queued, [progressed(queued)]
+
+        try:
+            back = await self.service.mutate(job.tenant, job.id, change)
+        except Exception as exc:  # the store is down: the lease lapses instead
+            log.warning("could not put the job back in the queue", extra={
+                "tenant": job.tenant, "job": job.id, "error": repr(exc)})
+            return
+        if back.status == "queued":
+            log.info("the worker stops; the job is back in the queue",
+                     extra={"tenant": job.tenant, "job": job.id})
 
     async def _redacted(self, tenant: str, message: str) -> str:
         """`message` as a job keeps it (its errors, its `failed` event, the data export, the

@@ -26,9 +26,11 @@ from bloop.ai.jobs import consumers, renderers
 from bloop.ai.jobs.lessons import lesson_text
 from bloop.ai.jobs.links import OutputLinks, link_path
 from bloop.ai.jobs.model import (
+    Cost,
     Job,
     JobParams,
     JobRequest,
+    JobResult,
     Lease,
     MediaResult,
     NotAttached,
@@ -1270,3 +1272,85 @@ async def asked(fake: FakeOpenAI, n: int) -> None:
         return len(fake.requests) >= n
 
     await eventually(sent, timeout_s=10, interval_s=0.02, what=f"{n} provider calls")
+
+
+# A worker stopped cleanly (SIGTERM) puts the jobs it runs back in the queue at once, their lease
+# released and the attempt not counted: it left them running until their lease lapsed, and then
+# counted the attempt, so that three restarts failed a job that never failed.
+
+
+@pytest.mark.ai(lease_s=30.0)
+async def test_a_stopped_worker_s_job_goes_back_to_the_queue_for_the_next_worker(
+        rig: Rig) -> None:
+    gate = Gate()
+    job = await rig.ask("narration")
+    first = rig.runner("worker-a", narration=gate)
+    assert await first.start("acme", job.id)
+    await running_now(rig, job.id)
+    await asyncio.wait_for(first.stop(), 15)
+
+    back = await rig.service.job("acme", job.id)
+    assert (back.status, back.attempts, back.lease, back.result) == ("queued", 0, None, None)
+    assert (await rig.types(job.id))[-1] == "job.progressed.v1"
+    second = rig.runner("worker-b", narration=ToneRenderer())
+    assert await second.sweep() == 1, "free at once, not after the 30 s lease"
+    await asyncio.wait_for(second.idle(), 15)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.attempts) == ("succeeded", 1)
+
+
+@pytest.mark.ai(lease_s=30.0, invalid_output_retries=2)
+async def test_the_spend_of_a_stopped_attempt_is_kept(rig: Rig, fake_openai: FakeOpenAI) -> None:
+    rig.service.settings = rig.settings = AiSettings(**rig.settings.model_dump() | llm(fake_openai))
+    fake_openai.script(Reply(content="Here is a summary."),
+                       Reply(content="Here it is again.", delay_s=30.0))
+    job = await rig.ask("summary")
+    runner = rig.runner()
+    assert await runner.start("acme", job.id)
+    await asked(fake_openai, 2)
+    await asyncio.wait_for(runner.stop(), 15)
+    back = await rig.service.job("acme", job.id)
+    assert (back.status, back.attempts, back.lease) == ("queued", 0, None)
+    assert back.cost.prompt_tokens == 1117, "the answered call is paid for"
+
+
+@pytest.mark.ai(lease_s=30.0)
+async def test_a_cancel_asked_before_the_worker_stops_ends_the_job_cancelled(rig: Rig) -> None:
+    job = await rig.ask("narration")
+    runner = rig.runner(narration=Gate())
+    assert await runner.start("acme", job.id)
+    await running_now(rig, job.id)
+    asked_to = await rig.service.cancel("acme", job.id)
+    assert (asked_to.status, asked_to.cancel_requested) == ("running", True)
+    await asyncio.wait_for(runner.stop(), 15)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.lease) == ("cancelled", None)
+    assert (await rig.types(job.id))[-1] == "job.cancelled.v1"
+
+
+class FinishesAsItStops(JobRunner):
+    """A runner whose work ends just as it is asked to stop: it is finishing the job."""
+
+    finishing: asyncio.Event
+    go_on: asyncio.Event
+
+    async def _finish_succeeded(self, job: Job, result: JobResult, cost: Cost) -> None:
+        self.finishing.set()
+        await self.go_on.wait()
+        await super()._finish_succeeded(job, result, cost)
+
+
+@pytest.mark.ai(lease_s=30.0)
+async def test_a_job_whose_work_ended_is_finished_not_put_back(rig: Rig) -> None:
+    job = await rig.ask("narration")
+    runner = FinishesAsItStops(rig.service, rig.media, rig.settings, "worker-a",
+                               {"narration": ToneRenderer()}, links=rig.links)
+    runner.finishing, runner.go_on = asyncio.Event(), asyncio.Event()
+    assert await runner.start("acme", job.id)
+    await asyncio.wait_for(runner.finishing.wait(), 15)
+    stopping = asyncio.create_task(runner.stop())  # runs before the runner goes on
+    runner.go_on.set()
+    await asyncio.wait_for(stopping, 15)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.attempts, done.lease) == ("succeeded", 1, None)
+    assert "job.completed.v1" in await rig.types(job.id)
