@@ -126,10 +126,9 @@ def _check_listening(host: str, port: int) -> None:
 
 
 def _run(services: list[str] | None, host: str | None, port: int | None, http_routes: bool) -> None:
-    import uvicorn
-
     from bloop.platform.kit.gc_tuning import limit_malloc_arenas, tune_for_serving
     from bloop.platform.kit.logging import configure_logging
+    from bloop.platform.kit.serving import serve
 
     limit_malloc_arenas()
     settings = _settings()
@@ -139,8 +138,7 @@ def _run(services: list[str] | None, host: str | None, port: int | None, http_ro
     port = settings.http.port if port is None else port
     _check_listening(host, port)
     tune_for_serving()
-    uvicorn.run(application, host=host, port=port, log_config=None, access_log=False,
-                lifespan="on")
+    serve(application, host, port, settings.http.shutdown_timeout_s)
 
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services to run (default: all).")]

@@ -16,6 +16,7 @@ from bloop.platform.demo.sign_ins import DemoSignIns
 from bloop.platform.kit.auth.deps import document_security
 from bloop.platform.kit.cors import install_cors
 from bloop.platform.kit.docs import install_docs
+from bloop.platform.kit.draining import Draining
 from bloop.platform.kit.errors import install_error_handlers, is_store_down
 from bloop.platform.kit.events.outbox import OutboxRelay
 from bloop.platform.kit.favicon import favicon_router
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.draining = Draining()
         platform = Platform(settings, one_off=one_off)
         app.state.platform = platform
         mounted: list[Mounted] = []
@@ -90,12 +92,14 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                                        "store": settings.runtime.store})
             yield
         finally:
+            app.state.draining.start()
             await stop_all(background)
             await platform.stop_work()
             for m in reversed(mounted):
                 if m.close is not None:
                     await m.close()
             await platform.close()
+            log.info("stopped", extra={"services": [s.name for s in chosen]})
 
     app = FastAPI(title="Bloop", version="0.1.0", lifespan=lifespan,
                   description="An open-source learning platform.", docs_url=None, redoc_url=None)

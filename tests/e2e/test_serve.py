@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -387,3 +388,105 @@ def test_a_service_apart_from_identity_verifies_tokens_with_its_published_keys(
             assert content.stop() == 0
     finally:
         assert identity.stop() == 0
+
+
+def stopped_within(served: Process, bound_s: float) -> int | None:
+    """The exit code, once the process ended after SIGTERM; None (and the process killed) when
+    it still ran after `bound_s`: a guard against a hang, not a measure."""
+    served.proc.send_signal(signal.SIGTERM)
+    try:
+        return served.proc.wait(timeout=bound_s)
+    except subprocess.TimeoutExpired:
+        served.proc.kill()
+        served.proc.wait()
+        return None
+
+
+def messages(served: Process) -> list[str]:
+    return [str(line.get("msg")) for line in served.log_lines()]
+
+
+def test_an_open_job_event_stream_ends_when_the_server_stops(tmp_path: Path) -> None:
+    """The stream lived until its job ended or for 10 minutes, and uvicorn waited for it before
+    the app's shutdown ran (handing its outbox over). The shutdown timeout here is far longer
+    than the bound: the stream ends by itself."""
+    served = Process(["serve"], tmp_path, env={"BLOOP_AI_RUN_JOBS": "false",
+                                               "BLOOP_HTTP_SHUTDOWN_TIMEOUT_S": "600"})
+    ada = sign_in(served.base, data.PEOPLE[0])
+    tenant = f"{served.base}/v1/tenants/{data.TENANT_ID}"
+    course = httpx.get(f"{tenant}/courses/{data.COURSE_ID}", headers=ada)
+    assert course.status_code == 200, course.text
+    r = httpx.post(f"{tenant}/ai/jobs", headers=ada, json={
+        "kind": "summary", "lesson_id": course.json()["lessons"][0]["id"]})
+    assert r.status_code == 201, r.text
+    job = r.json()["id"]
+    received: list[str] = []
+    opened = threading.Event()
+    ended: list[bool] = []
+
+    def follow() -> None:
+        with httpx.stream("GET", f"{tenant}/ai/jobs/{job}/events", headers=ada,
+                          timeout=httpx.Timeout(10, read=None)) as stream:
+            assert stream.status_code == 200
+            for text in stream.iter_text():
+                received.append(text)
+                if "event: progress" in "".join(received):
+                    opened.set()
+        ended.append(True)
+
+    reader = threading.Thread(target=follow, daemon=True)
+    try:
+        reader.start()
+        assert opened.wait(30), "the stream did not open"
+        code = stopped_within(served, 60)
+    finally:
+        if served.proc.poll() is None:
+            served.proc.kill()
+    reader.join(timeout=10)
+    assert code == -signal.SIGTERM, "\n".join(messages(served)[-20:])  # as uvicorn ends
+    assert ended == [True], "the stream ended cleanly, with the server"
+    said = messages(served)
+    assert "stopped" in said, "the app's shutdown ran"
+    assert not [m for m in said if "timeout graceful shutdown exceeded" in m]
+
+
+def spooling(data_dir: Path) -> bool:
+    """True once the app has made an upload's spool file: it reads the body."""
+    return any(data_dir.rglob("spool/upload-*.part"))
+
+
+def test_a_request_that_never_ends_holds_the_shutdown_no_longer_than_its_timeout(
+        tmp_path: Path) -> None:
+    """An upload that keeps trickling in kept uvicorn waiting for as long as it came."""
+    served = Process(["serve"], tmp_path, env={"BLOOP_HTTP_SHUTDOWN_TIMEOUT_S": "1"})
+    token = sign_in(served.base, data.PEOPLE[0])["Authorization"]
+    conn = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        with contextlib.suppress(OSError):  # the server went away
+            conn.sendall((f"POST /v1/tenants/demo/media HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          f"Authorization: {token}\r\nContent-Type: image/png\r\n"
+                          "Content-Length: 100000\r\n\r\n").encode() + b"\x89PNG\r\n\x1a\n")
+            for _ in range(600):  # at most 2 minutes, 600 bytes: the app is still sniffing
+                if stop.wait(0.2):
+                    return
+                conn.sendall(b"\x00")
+
+    writer = threading.Thread(target=trickle, daemon=True)
+    try:
+        writer.start()
+        deadline = time.monotonic() + 30
+        while not spooling(tmp_path / "data"):
+            assert time.monotonic() < deadline, "the upload did not start"
+            time.sleep(0.1)
+        code = stopped_within(served, 60)
+    finally:
+        stop.set()
+        conn.close()
+        if served.proc.poll() is None:
+            served.proc.kill()
+    assert code == -signal.SIGTERM, "\n".join(messages(served)[-20:])  # as uvicorn ends
+    said = messages(served)
+    assert any("timeout graceful shutdown exceeded" in m for m in said), said[-20:]
+    assert "stopped" in said, "the app's shutdown ran"

@@ -23,7 +23,6 @@ alone, with no lesson, is shown to the tenant's staff.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -56,6 +55,7 @@ from bloop.ai.jobs.ports import LessonRights, LessonSource, StoredFile
 from bloop.ai.jobs.service import JobService, job_url, shown_errors
 from bloop.platform.content.model import SLUG_PATTERN
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
+from bloop.platform.kit.draining import draining
 from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.served_files import safety_headers
@@ -295,7 +295,8 @@ async def job_events(tenant: TenantId, job: JobId, request: Request, service: Sv
                      me: Staff) -> StreamingResponse:
     """Server-sent events: `progress` whenever the job moves, then one `end` with its final
     state, after which the stream closes. Comments keep an idle connection open. A stream ends
-    after 10 minutes without its `end` (an EventSource reconnects by itself), and a caller
+    after 10 minutes without its `end`, and as soon as its process starts to shut down (an
+    EventSource reconnects by itself), and a caller
     keeps at most 10 open in a process (429 beyond). 404 for a caller who may not see the job,
     as for `GET /jobs/{job}`."""
     first = await JobAccess(request, tenant, me).readable(await service.job(tenant, job))
@@ -322,6 +323,7 @@ async def job_events(tenant: TenantId, job: JobId, request: Request, service: Sv
 
 
 async def _job_stream(first: Job, request: Request, service: JobService) -> AsyncIterator[str]:
+    shutdown = draining(request.app)
     current, seen, delay = first, None, 0.1
     quiet = opened = time.monotonic()
     yield "retry: 2000\n\n"
@@ -337,7 +339,8 @@ async def _job_stream(first: Job, request: Request, service: JobService) -> Asyn
         if time.monotonic() - quiet > 15:
             quiet = time.monotonic()
             yield ": waiting\n\n"
-        await asyncio.sleep(delay)
+        if await shutdown.wait(delay):
+            return
         delay = min(delay * 1.5, 2.0)
         if await request.is_disconnected():
             return

@@ -107,6 +107,8 @@ class HttpSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     body_idle_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    shutdown_timeout_s: int = Field(default=20, ge=1, le=3600)
+    """How long a stopping server waits for the requests in flight before it cancels them."""
     cors_origins: Annotated[list[Annotated[str, AfterValidator(_origin)]], NoDecode,
                             BeforeValidator(_origins)] = Field(default_factory=list)
     """Web apps on these origins (comma-separated; `*` for any) may call the API from a
