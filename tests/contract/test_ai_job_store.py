@@ -216,6 +216,9 @@ async def test_a_job_waiting_to_retry_is_stale_once_due(ai: Stores) -> None:
     after = due + timedelta(seconds=1)
     assert [i for _, i in await ai.jobs.stale(
         after, touched_before=later - timedelta(seconds=30))] == [waiting.id]
+    # Due at the very moment asked (a job a stopping worker handed back, asked for at once).
+    assert [i for _, i in await ai.jobs.stale(
+        due, touched_before=later - timedelta(seconds=30))] == [waiting.id]
 
 
 async def test_stale_jobs_come_free_longest_first_but_those_of_tenants_left_out(

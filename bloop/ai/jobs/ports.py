@@ -73,10 +73,11 @@ class JobStore(Protocol):
                     skip_tenants: Collection[str] = (), limit: int = 100
                     ) -> list[tuple[str, str]]:
         """(tenant, job id) of unfinished jobs a worker may take up at `at`, but for those of
-        `skip_tenants`: a lease that expired, a retry whose wait (`not_before`) ended, or a job
-        never claimed and last touched before `touched_before` (`at` when not given). Those
-        free longest first: since their lease's expiry, the end of their wait, or (never
-        claimed) `at - touched_before` after they were last touched."""
+        `skip_tenants`: a lease that ran out by `at`, a retry whose wait (`not_before`) ended
+        (a job a stopping worker handed back waits for nothing), or a job never claimed and
+        last touched before `touched_before` (`at` when not given). Those free longest first:
+        since their lease's expiry, the end of their wait, or (never claimed) `at -
+        touched_before` after they were last touched."""
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None: ...
 

@@ -138,7 +138,7 @@ class EmbeddedJobStore:
         t, touched = at.timestamp(), (touched_before or at).timestamp()
         skipped = list(skip_tenants)
         sql = ("SELECT tenant, id FROM ai_jobs WHERE final = 0 AND ("  # noqa: S608
-               " (lease_until IS NOT NULL AND lease_until < ?) OR"
+               " (lease_until IS NOT NULL AND lease_until <= ?) OR"
                " (lease_until IS NULL AND updated < ?))"
                f" AND tenant NOT IN ({', '.join('?' * len(skipped))})"
                " ORDER BY coalesce(lease_until, updated + ?), tenant, id LIMIT ?")

@@ -162,7 +162,7 @@ class MongoJobStore:
         fields = {"tenant": 1, "id": 1, "lease_until": 1, "updated": 1}
         # Two reads, each in the order it is free (a sort on an expression needs more than
         # FerretDB v1 offers), merged.
-        lapsed = self.jobs.find(base | {"lease_until": {"$lt": t}}, fields).sort(
+        lapsed = self.jobs.find(base | {"lease_until": {"$lte": t}}, fields).sort(
             [("lease_until", ASCENDING), ("tenant", ASCENDING), ("id", ASCENDING)]).limit(limit)
         unclaimed = self.jobs.find(base | {"lease_until": None, "updated": {"$lt": touched}},
                                    fields).sort([("updated", ASCENDING), ("tenant", ASCENDING),
