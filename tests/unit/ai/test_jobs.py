@@ -639,6 +639,13 @@ class PricedTts(VoicesByLanguage):
                                   concurrency=1, spoken=self.spoken)
 
 
+async def priced_narration(text: str, tts: PricedTts, out_dir: Path, *,
+                           voice: str | None) -> Path:
+    await speak(text, tts, voice)
+    (out_dir / "narration.opus").write_bytes(b"OggS")
+    return out_dir / "narration.opus"
+
+
 @pytest.mark.parametrize("fails", [False, True])
 async def test_a_paid_voice_is_counted_in_the_jobs_cost(
         rig: Rig, monkeypatch: pytest.MonkeyPatch, fails: bool) -> None:
@@ -647,17 +654,11 @@ async def test_a_paid_voice_is_counted_in_the_jobs_cost(
     monkeypatch.setattr(renderers, "_tts", PricedTts)
     text = "First sentence here. Second one follows. Third and last."
 
-    async def narration(text: str, tts: PricedTts, out_dir: Path, *,
-                        voice: str | None) -> Path:
-        await speak(text, tts, voice)
-        (out_dir / "narration.opus").write_bytes(b"OggS")
-        return out_dir / "narration.opus"
-
     lesson = lesson_text({"id": "l1", "version": 1, "course": "py", "title": "T",
                           "blocks": [{"type": "markdown", "markdown": text}]})
     job, _ = await rig.service.request("acme", "u1", JobRequest(kind="narration",
                                                                 lesson_id="l1"), lesson)
-    await rig.runner(narration=LibraryRenderer("narration", function=narration)).run(
+    await rig.runner(narration=LibraryRenderer("narration", function=priced_narration)).run(
         "acme", job.id)
     done = await rig.service.job("acme", job.id)
     paid = len("First sentence here.") + len("Second one follows.") + (
@@ -712,19 +713,13 @@ async def test_a_paid_voice_stops_once_the_budget_is_spent(
         {"monthly_budget_usd": 0.0001}))
     text = "First sentence here. Second one follows. Third and last."
 
-    async def narration(text: str, tts: PricedTts, out_dir: Path, *,
-                        voice: str | None) -> Path:
-        await speak(text, tts, voice)
-        (out_dir / "narration.opus").write_bytes(b"OggS")
-        return out_dir / "narration.opus"
-
     jobs = [(await rig.service.request("acme", "u1", JobRequest(
         kind="narration", lesson_id="l1"), lesson_text({
             "id": "l1", "version": version, "course": "py", "title": "T",
             "blocks": [{"type": "markdown", "markdown": text}]})))[0] for version in (1, 2)]
     done = []
     for job in jobs:
-        await rig.runner(narration=LibraryRenderer("narration", function=narration)).run(
+        await rig.runner(narration=LibraryRenderer("narration", function=priced_narration)).run(
             "acme", job.id)
         done.append(await rig.service.job("acme", job.id))
     assert [d.status for d in done] == ["succeeded", "failed"]
