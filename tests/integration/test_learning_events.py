@@ -164,7 +164,8 @@ async def test_content_events_on_kafka_drive_mastery_and_paths(running: Running)
     async def erased() -> bool:
         return await service.personal_data(tenant, "ada") == {
             "enrolments": [], "paths_last_announced": {}, "placements": [], "progress": [],
-            "mastery": [], "cards": [], "review_logs": [], "scheduler_parameters": None}
+            "mastery": [], "cards": [], "cards_taken_out": [], "review_logs": [],
+            "scheduler_parameters": None}
 
     await eventually(erased, timeout_s=60, what="ada's learning nodes erased")
     assert [c.id for c in await service.concepts(tenant)] == ["expressions", "variables"]
