@@ -46,6 +46,8 @@ def test_one_store_can_be_switched_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     # The stores' clients, built once the process starts, refused these with a traceback.
     ("BLOOP_REDIS_URL", "notaurl"),
     ("BLOOP_REDIS_URL", "http://127.0.0.1:6379"),
+    ("BLOOP_REDIS_URL", "redis://localhost:notaport"),
+    ("BLOOP_NEO4J_URL", "bolt://localhost:99999"),
     ("BLOOP_NEO4J_URL", "notaurl"),
     ("BLOOP_NEO4J_URL", "bolt://"),
     ("BLOOP_MONGO_URL", "127.0.0.1:27017"),

@@ -51,6 +51,13 @@ def _server_url(*schemes: str) -> AfterValidator:
             raise ValueError("names no host")
         if parts.scheme.lower() == "unix" and not parts.path:
             raise ValueError("names no socket file")
+        hosts = parts.netloc.rpartition("@")[2].split(",")  # MongoDB may name several
+        for host in hosts:
+            try:
+                urlsplit(f"//{host}").port  # noqa: B018  (reading it checks it)
+            except ValueError:
+                raise ValueError(f"names no valid port in {host!r} (a number up to 65535)"
+                                 ) from None
         return value
 
     return AfterValidator(check)
