@@ -310,8 +310,9 @@ async def rollback_course(tenant: TenantId, course: CourseId, body: Rollback, se
                           if_match: CourseIfMatch = None) -> CourseView:
     """Makes the draft equal to published version `version` and publishes it as a new
     version; the history keeps every version. A draft holding changes not published yet
-    (lessons added, edited, moved or deleted since the last publication), which no version
-    keeps, is refused 409 `unpublished_changes` (its `lessons` name them) unless the body
+    (lessons added, edited, moved or deleted since the last publication; the course's title,
+    summary, language, level, tags or modules edited), which no version keeps, is refused 409
+    `unpublished_changes` (its `lessons`, and `course` naming those fields) unless the body
     says `"discard_draft": true`. The revision named by `If-Match` or `revision` (422
     `version_mismatch` when they differ) must be current when given: 409 `stale_version`
     otherwise; the `ETag` is the revision the rollback made."""

@@ -676,14 +676,15 @@ class ContentService:
         old = await self.repo.lesson_versions(tenant, p.lessons)
         draft = {x.id: x for x in await self.repo.list_lessons(tenant, course_id)}
         lost = _unpublished(course, draft, old)
-        if lost and not discard_draft:
+        fields = _unpublished_fields(course, p)
+        if (lost or fields) and not discard_draft:
+            named = [*(f"the course's {f}" for f in fields), *(f"lesson {x['id']}" for x in lost)]
             raise Conflict(
-                f"the draft of the course {course_id!r} holds changes not published yet (lessons "
-                f"{', '.join(x['id'] for x in lost)}), which no version keeps and a rollback "
-                "would discard: publish them first, or roll back with `discard_draft`",
-                code="unpublished_changes", extra={"lessons": lost})
-        head = course.changed(title=p.title, summary=p.summary, language=p.language,
-                              level=p.level, tags=p.tags, modules=p.modules)
+                f"the draft of the course {course_id!r} holds changes not published yet "
+                f"({', '.join(named)}), which no version keeps and a rollback would discard: "
+                "publish them first, or roll back with `discard_draft`",
+                code="unpublished_changes", extra={"lessons": lost, "course": fields})
+        head = course.changed(**{f: getattr(p, f) for f in HEAD_FIELDS})
         await self._store_head(head, course)
         expected: set[tuple[str, int]] = set()
         for was in old:
@@ -968,13 +969,18 @@ def _unpublished(course: Course, draft: Mapping[str, Lesson],
     published = {r.id: r.version for r in (course.publication.lessons if course.publication
                                            else [])}
     restored = {x.id: x for x in target}
+    # A lesson's place is its rank: moved away and back, its position number is not the same.
+    both = draft.keys() & restored.keys()
+    rank_now = _ranks(x for x in draft.values() if x.id in both)
+    rank_then = _ranks(x for x in target if x.id in both)
     lost: list[dict[str, str]] = []
     for lesson_id in sorted(published.keys() | draft.keys()):
         live, was = draft.get(lesson_id), restored.get(lesson_id)
         if published.get(lesson_id) == (live.version if live else None):
             continue
-        if (live is None and was is None) or (live is not None and was is not None
-                                              and _same(live, was)):
+        if (live is None and was is None) or (
+                live is not None and was is not None and _same(live, was, position=False)
+                and rank_now[lesson_id] == rank_then[lesson_id]):
             continue
         change = "deleted" if live is None else "changed" if lesson_id in published else "added"
         lost.append({"id": lesson_id, "change": change})
@@ -995,9 +1001,27 @@ def _check_owner(course: Course, by: Principal | None, action: str) -> None:
                         code="not_the_owner")
 
 
-def _same(a: Lesson, b: Lesson) -> bool:
-    ignored = {"version", "updated_at", "created_at"}
+HEAD_FIELDS = ("title", "summary", "language", "level", "tags", "modules")
+"""What a publication keeps of a course's head, and a rollback restores."""
+
+
+def _unpublished_fields(course: Course, target: Publication) -> list[str]:
+    """The fields of the course's head changed since its last publication that a rollback to
+    `target` would change."""
+    last = course.publication
+    return [f for f in HEAD_FIELDS
+            if getattr(course, f) != getattr(target, f)
+            and (last is None or getattr(course, f) != getattr(last, f))]
+
+
+def _same(a: Lesson, b: Lesson, *, position: bool = True) -> bool:
+    ignored = {"version", "updated_at", "created_at"} | (set() if position else {"position"})
     return a.model_dump(exclude=ignored) == b.model_dump(exclude=ignored)
+
+
+def _ranks(lessons: Iterable[Lesson]) -> dict[str, int]:
+    """Each lesson's place in its course's order."""
+    return {x.id: i for i, x in enumerate(sorted(lessons, key=lambda x: (x.position, x.id)))}
 
 
 def _publication(course: Course, lessons: list[Lesson],

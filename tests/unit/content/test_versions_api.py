@@ -230,6 +230,25 @@ async def test_a_rollback_never_discards_work_never_published_unless_told_to(
         "version"] == 4
 
 
+async def test_a_rollback_names_unpublished_course_edits_and_not_lessons_moved_back(
+        people: People) -> None:
+    """An unpublished title and summary were overwritten by a rollback without a word; and
+    lessons moved away and back, in the order published, were taken for unpublished work."""
+    c, me = people.client, people.owner
+    ids = await two_versions(people)
+    order = f"{COURSE}/lesson-order"
+    for ranked in ([ids["three"], ids["one"]], [ids["one"], ids["three"]]):
+        ok(await c.put(order, json={"lessons": ranked}, headers=me))
+    ok(await c.patch(COURSE, json={"title": "Python, third try", "summary": "Unpublished."},
+                     headers=me))
+    refused = await c.post(f"{COURSE}/rollback", json={"version": 2}, headers=me)
+    problem(refused, 409, "unpublished_changes")
+    assert (refused.json()["course"], refused.json()["lessons"]) == (["title", "summary"], [])
+    ok(await c.patch(COURSE, json={"title": "Python, revised", "summary": ""}, headers=me))
+    assert ok(await c.post(f"{COURSE}/rollback", json={"version": 2}, headers=me))[
+        "version"] == 3
+
+
 async def test_a_rollback_stopped_part_way_completes_and_keeps_an_edit_racing_it(
         people: People, monkeypatch: pytest.MonkeyPatch) -> None:
     """An edit landing while a rollback restored the lessons was overwritten: each lesson was
