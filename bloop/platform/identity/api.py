@@ -33,7 +33,7 @@ from bloop.platform.identity.model import (
     User,
 )
 from bloop.platform.identity.service import ApiKeyService, AuthService, IdentityService, TokenGrant
-from bloop.platform.kit.auth import TOKEN_URL, Forbidden, Principal, require
+from bloop.platform.kit.auth import TOKEN_URL, Principal, a_person, require
 from bloop.platform.kit.auth.principal import PrincipalView
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.middleware import client_ip
@@ -70,12 +70,7 @@ ProfileScope = Annotated[Principal, Depends(require(scopes=["profile"]))]
 
 
 async def person(me: ProfileScope) -> Principal:
-    """The caller of a `…/me` route, who must be a person: an API key (even with the `profile`
-    scope) acts for its tenant and has no account."""
-    if me.kind != "user":
-        raise Forbidden("an API key is not a person: it has no profile, data or account of its "
-                        "own; call this with a person's access token", code="not_a_person")
-    return me
+    return a_person(me)
 
 
 Self = Annotated[Principal, Depends(person)]

@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
-from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.auth import Principal, a_person, require
 from bloop.platform.kit.errors import Invalid
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.preconditions import version_named
@@ -74,7 +74,14 @@ Svc = Annotated[LearningService, Depends(get_service)]
 Editor = Annotated[Principal, Depends(require("educator", "tenant_admin",
                                               scopes=["learning:write"]))]
 Reader = Annotated[Principal, Depends(require(scopes=["learning:read"]))]
-Learner = Annotated[Principal, Depends(require(scopes=["learning:write"]))]
+LearningScope = Annotated[Principal, Depends(require(scopes=["learning:write"]))]
+
+
+async def learner(me: LearningScope) -> Principal:
+    return a_person(me)
+
+
+Learner = Annotated[Principal, Depends(learner)]
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/learning", tags=["learning"])
 

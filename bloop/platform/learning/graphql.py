@@ -16,6 +16,7 @@ import strawberry
 from bloop.graphql.context import Context
 from bloop.graphql.fields import Page, field, page_size, sized
 from bloop.graphql.scalars import Slug
+from bloop.platform.kit.auth import a_person
 from bloop.platform.kit.errors import Invalid, NotFound
 from bloop.platform.kit.pagination import After, Slice
 from bloop.platform.learning import model
@@ -37,7 +38,7 @@ def _service(info: Info) -> LearningService:
 
 
 def _me(info: Info, tenant: str) -> str:
-    return info.context.authorise(tenant, scopes=["learning:write"]).user_id
+    return a_person(info.context.authorise(tenant, scopes=["learning:write"])).user_id
 
 
 GOAL = "`course:<course id>` or `concept:<concept id>`"

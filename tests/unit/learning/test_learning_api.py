@@ -1821,3 +1821,26 @@ async def test_a_schedule_fit_needs_its_minimum_of_reviews_and_keeps_a_better_fi
     shown[:] = logs
     assert (await svc.optimise("acme", "u7")).fitted_on == needed
     assert await svc.repo.scheduler_params("acme", "u7") == [0.5] * 21
+
+
+async def test_an_api_key_has_no_learning_of_its_own(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """A key with `learning:write` enrolled, recorded progress and got mastery and paths as
+    `apikey:acme.…`: learning nobody could export or erase."""
+    app, client = running
+    await python_course(app, client)
+    admin = await member(app, client, roles=["tenant_admin"])
+    r = await client.post("/v1/tenants/acme/api-keys", headers=admin, json={
+        "name": "gradebook", "scopes": ["learning:write", "learning:read"]})
+    assert r.status_code == 201, r.text
+    key = {"Authorization": f"Bearer {r.json()['key']}"}
+    for method, path, body in (("POST", "/me/enrolments", {"course_id": "py"}),
+                               ("POST", "/me/lessons/names/progress", {"status": "completed"}),
+                               ("GET", "/me/mastery", None), ("GET", "/me/next", None),
+                               ("GET", "/me/reviews/due", None)):
+        r = await client.request(method, f"{BASE}{path}", headers=key, json=body)
+        assert (r.status_code, r.json()["code"]) == (403, "not_a_person"), (path, r.text)
+    r = await client.post("/graphql", headers=key, json={
+        "query": '{ myMastery(tenant: "acme") { items { concept } } }'})
+    assert r.json()["errors"][0]["extensions"]["code"] == "not_a_person"
+    assert (await client.get(f"{BASE}/concepts", headers=key)).status_code == 200

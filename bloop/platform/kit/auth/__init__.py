@@ -10,6 +10,7 @@ from bloop.platform.kit.auth.deps import (
     TOKEN_URL,
     Auth,
     Requirement,
+    a_person,
     authorise,
     credentials,
     require,
@@ -28,5 +29,5 @@ from bloop.platform.kit.auth.tokens import (
 __all__ = ["API_KEY_HEADER", "PUBLIC_ROUTES", "ROLES", "SCOPES", "STAFF", "TOKEN_TYPE",
            "TOKEN_URL", "ApiKeyCredential", "ApiKeySource", "Auth", "Forbidden", "KeySource",
            "Principal", "RateLimited", "RateLimiter", "RateState", "RemoteJwks", "Requirement",
-           "Role", "Scope", "TokenVerifier", "Unauthenticated", "authorise", "credentials",
-           "is_api_key", "parse_api_key", "require"]
+           "Role", "Scope", "TokenVerifier", "Unauthenticated", "a_person", "authorise",
+           "credentials", "is_api_key", "parse_api_key", "require"]

@@ -166,6 +166,15 @@ def require(*roles: Role, scopes: Iterable[Scope] = ()) -> Requirement:
     return Requirement(roles, scopes)
 
 
+def a_person(me: Principal) -> Principal:
+    """The caller of a `…/me` route or field, who must be a person: an API key acts for its
+    tenant and has no account, profile or learning of its own (403 `not_a_person`)."""
+    if me.kind != "user":
+        raise Forbidden("an API key is not a person: it has no account, profile or learning of "
+                        "its own; call this with a person's access token", code="not_a_person")
+    return me
+
+
 def credentials(headers: Mapping[str, str]) -> dict[str, str]:
     """The caller's credential headers as it sent them (a bearer token or an API key), for a
     call made on its behalf to another Bloop service, which then refuses what it would refuse
