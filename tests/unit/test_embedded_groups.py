@@ -19,12 +19,12 @@ from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
 from bloop.platform.kit.events.envelope import Envelope, parse_envelope
 from bloop.platform.kit.events.sqlite_lease import take_lease
-from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.events.types import registry, type_of
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import PingSent, eventually
 
-PING = PingSent.event_type  # type: ignore[attr-defined]
+PING = type_of(PingSent)
 TOPIC = "test.groups"
 GROUP = "learning"
 

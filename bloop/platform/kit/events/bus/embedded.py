@@ -145,7 +145,7 @@ class EmbeddedEventBus:
                     self.metrics.consumer_leading.labels(topic, group).set(int(leads))
                     log.info("embedded consumer leads" if leads else
                              "embedded consumer stands by: another process leads",
-                             extra={"group": group, "topic": topic, "holder": self.holder})
+                             extra={"group": group, "topic": topic, "this_process": self.holder})
             if taken:
                 for wake in self._wakeups:
                     wake.set()

@@ -55,7 +55,7 @@ class OutboxRelay:
             self._said = leads
             self.metrics.outbox_leading.labels(self.outbox.name).set(int(leads))
             log.info("outbox relay leads" if leads else "outbox relay stands by: another leads",
-                     extra={"outbox": self.outbox.name, "holder": self.holder})
+                     extra={"outbox": self.outbox.name, "this_process": self.holder})
         return leads
 
     async def run_once(self) -> int:
