@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from neo4j import AsyncDriver
@@ -116,19 +116,21 @@ class Platform:
 
     def require_mongo(self) -> AsyncMongoClient[dict[str, Any]]:
         if self.mongo is None:
-            if self.settings.mode("mongo") != "real":
-                raise StoreMissing("this adapter needs BLOOP_STORE=real or "
-                                   "BLOOP_MONGO_ADAPTER=real")
+            self._real("mongo")
             self.mongo = mongo = stores.mongo_client(self.settings.mongo)
             self._probe("mongodb", lambda: stores.ping_mongo(mongo), cancellable=False)
             self._closers.append(mongo.close)
         return self.mongo
 
+    def _real(self, store: Literal["mongo", "neo4j", "influx"]) -> None:
+        """StoreMissing unless `store` is configured as its real server."""
+        if self.settings.mode(store) != "real":
+            raise StoreMissing(f"this adapter needs BLOOP_STORE=real or "
+                               f"BLOOP_{store.upper()}_ADAPTER=real")
+
     def require_neo4j(self) -> AsyncDriver:
         if self.neo4j is None:
-            if self.settings.mode("neo4j") != "real":
-                raise StoreMissing("this adapter needs BLOOP_STORE=real or "
-                                   "BLOOP_NEO4J_ADAPTER=real")
+            self._real("neo4j")
             self.neo4j = neo = stores.neo4j_driver(self.settings.neo4j)
             self._probe("neo4j", lambda: stores.ping_neo4j(neo))
             self._closers.append(neo.close)
@@ -136,9 +138,7 @@ class Platform:
 
     def require_influx(self) -> InfluxDBClientAsync:
         if self.influx is None:
-            if self.settings.mode("influx") != "real":
-                raise StoreMissing("this adapter needs BLOOP_STORE=real or "
-                                   "BLOOP_INFLUX_ADAPTER=real")
+            self._real("influx")
             self.influx = influx = stores.influx_client(self.settings.influx)
             self._probe("influxdb", lambda: stores.ping_influx(influx))
             self._closers.append(influx.close)
