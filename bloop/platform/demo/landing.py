@@ -4,6 +4,7 @@ Server-rendered, self-contained HTML; every value from the store is escaped."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from html import escape
 from shlex import quote as quote_arg
@@ -52,6 +53,18 @@ footer{color:#5b6477;font-size:.9rem;margin-top:2rem}
 
 def _e(value: object) -> str:
     return escape(str(value), quote=True)
+
+
+def _direction(text: str) -> str:
+    """The direction its first strong letter gives `text` (what `dir="auto"` finds, which a
+    list of isolated titles cannot: each `<bdi>` is skipped)."""
+    for char in text:
+        kind = unicodedata.bidirectional(char)
+        if kind in ("R", "AL"):
+            return "rtl"
+        if kind == "L":
+            return "ltr"
+    return "ltr"
 
 
 def _count(n: int, noun: str) -> str:
@@ -130,7 +143,7 @@ def _course(tenant: str, course: CourseDetail) -> str:
 version {course.version}
 {tags}</div>
 {summary}
-<ol>{lessons}</ol>
+<ol dir="{_direction(course.title)}">{lessons}</ol>
 </section>
 """
 
@@ -142,7 +155,7 @@ def _lesson(tenant: str, lesson: Lesson, course_language: str) -> str:
     requires = "".join(f'<span class="tag req">needs {_e(c)}</span>' for c in lesson.requires)
     language = lesson.language or course_language
     return (f'<li><a href="{_e(href)}"><bdi lang="{_e(language)}">{_e(lesson.title)}</bdi></a> '
-            f'<span class="meta">{lesson.estimated_minutes} min</span><br>'
+            f'<bdi class="meta">{lesson.estimated_minutes} min</bdi><br>'
             f"{teaches}{requires}</li>")
 
 

@@ -202,7 +202,9 @@ def test_the_landing_page_sets_each_course_in_its_own_language_and_direction() -
     page = render("demo", [CourseDetail(**course.model_dump(), lessons=[lesson])])
     assert '<h2 lang="ar" dir="auto">' in page
     assert '<p lang="ar" dir="auto">دورة قصيرة.</p>' in page
-    assert '<bdi lang="ar">المتغيرات والقيم</bdi></a> <span class="meta">10 min</span>' in page
+    # its lessons are listed right to left, as its titles read (the list ran left to right)
+    assert '<ol dir="rtl"><li>' in page
+    assert '<bdi lang="ar">المتغيرات والقيم</bdi></a> <bdi class="meta">10 min</bdi>' in page
 
 
 def test_a_lesson_without_a_language_of_its_own_is_in_its_course_s() -> None:
