@@ -493,6 +493,18 @@ async def test_mastery_writes_are_version_guarded(case: Case) -> None:
     assert await case.store.get_mastery(case.tenant, "u2") == []
 
 
+async def test_mastery_sequences_are_each_learners_answers_in_time_order(case: Case) -> None:
+    """A BKT fit counts each learner's first answers: the store keeps the order it is given
+    (the service's, by grading time)."""
+    answers = {"u1": [1, 0, 0, 1, 1], "u2": [0, 0, 1]}
+    for learner, seq in answers.items():
+        await case.store.save_mastery(case.tenant, learner, [Mastery(
+            concept="loops", p_known=0.5, mastered=False, version=1, updated_at=T0,
+            observations=[(f"2025-03-01T09:0{i}", a) for i, a in enumerate(seq)])], [])
+    found = await case.store.mastery_sequences(case.tenant, "loops")
+    assert sorted(found, key=len) == [answers["u2"], answers["u1"]]
+
+
 async def test_progress_writes_are_version_guarded(case: Case) -> None:
     """Two updates read at one version: the second is refused, and nothing of it (its events
     included) is written."""

@@ -141,7 +141,9 @@ async def set_bkt(tenant: TenantId, concept: ConceptId, body: BktParams, service
 @router.post("/concepts/{concept}/bkt/fit")
 async def fit_bkt(tenant: TenantId, concept: ConceptId, service: Svc, _: Editor,
                   response: Response) -> ConceptDetail:
-    """Fits the concept's BKT parameters to every learner's graded answers on it."""
+    """Fits the concept's BKT parameters to each learner's first graded answers on it (422
+    `too_few_answers` below the automatic refit's minimums, `degenerate_fit` when one right
+    answer would master it)."""
     return _tagged(response, await service.fit_bkt(tenant, concept))
 
 

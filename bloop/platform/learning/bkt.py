@@ -10,7 +10,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bloop.platform.learning.model import MIN_NOISE, BktParams
+from bloop.platform.learning.model import MASTERED, MIN_NOISE, BktParams
 
 EPS = 1e-9
 
@@ -32,6 +32,13 @@ def replay(answers: Iterable[int], params: BktParams) -> float:
     for a in answers:
         p = update(p, bool(a), params)
     return p
+
+
+def sound(params: BktParams) -> bool:
+    """Whether a fitted model can be kept: a learner who knows the concept answers right more
+    often than one who does not, and one right answer from the prior is not yet mastery (a fit
+    that says otherwise lets a single lucky guess master the concept)."""
+    return 1 - params.slip > params.guess and update(params.prior, True, params) < MASTERED
 
 
 @dataclass(frozen=True)

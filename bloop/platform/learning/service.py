@@ -82,7 +82,13 @@ from bloop.platform.learning.ports import (
 log = logging.getLogger("bloop.learning")
 
 MIN_FIT_OBSERVATIONS = 100
-"""Answers on a concept, across learners, before its BKT parameters are fitted to them."""
+"""Answers on a concept, across learners (each counted up to `FIT_ANSWERS_PER_LEARNER`),
+before its BKT parameters are fitted to them."""
+MIN_FIT_LEARNERS = 10
+"""Learners with answers on a concept before its BKT parameters are fitted to them."""
+FIT_ANSWERS_PER_LEARNER = 20
+"""A learner's first answers on a concept that a fit uses: one retaking a quiz again and
+again weighs as one learner."""
 RETRIES = 5
 NEXT_PAGE = 20  # enrolments read at a time while looking for the next lesson
 PATHS_A_PAGE = 20  # a page of paths when none is asked for: each is a graph query
@@ -264,18 +270,32 @@ class LearningService:
             raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}") from None
         return await self.concept(tenant, concept_id)
 
-    async def fit_bkt(self, tenant: str, concept_id: str, *,
-                      minimum: int = MIN_FIT_OBSERVATIONS) -> ConceptDetail:
-        """Fits the concept's BKT parameters to every learner's answers on it."""
+    async def fit_bkt(self, tenant: str, concept_id: str) -> ConceptDetail:
+        """Fits the concept's BKT parameters to every learner's first answers on it, with the
+        minimums of the automatic refit: an educator who knows better sets them by hand."""
         await self.concept(tenant, concept_id)
-        sequences = await self.repo.mastery_sequences(tenant, concept_id)
+        sequences = await self._fit_data(tenant, concept_id)
         count = sum(len(s) for s in sequences)
-        if count < minimum:
-            raise Problem(f"the concept has {count} answers; a fit needs {minimum}", status=422,
-                          code="too_few_answers", extra={"answers": count, "needed": minimum})
+        if count < MIN_FIT_OBSERVATIONS or len(sequences) < MIN_FIT_LEARNERS:
+            raise Problem(
+                f"the concept has {count} answers from {len(sequences)} learners; a fit needs "
+                f"{MIN_FIT_OBSERVATIONS} from {MIN_FIT_LEARNERS}", status=422,
+                code="too_few_answers", extra={
+                    "answers": count, "needed": MIN_FIT_OBSERVATIONS,
+                    "learners": len(sequences), "learners_needed": MIN_FIT_LEARNERS})
         fitted = await asyncio.to_thread(bkt.fit, sequences)
+        if not bkt.sound(fitted.params):
+            raise Problem("the fit would let one right answer master the concept, or make "
+                          "right answers no likelier from a learner who knows it; its "
+                          "parameters are kept", status=422, code="degenerate_fit",
+                          extra={"fitted": fitted.params.model_dump()})
         await self.repo.set_bkt(tenant, concept_id, fitted.params)
         return await self.concept(tenant, concept_id)
+
+    async def _fit_data(self, tenant: str, concept_id: str) -> list[list[int]]:
+        """Each learner's first `FIT_ANSWERS_PER_LEARNER` answers on the concept."""
+        return [s[:FIT_ANSWERS_PER_LEARNER]
+                for s in await self.repo.mastery_sequences(tenant, concept_id)]
 
     # projections of content
 
@@ -504,19 +524,28 @@ class LearningService:
             mastered_at=at), tenant=tenant, subject=learner, time=at)
 
     async def _maybe_fit(self, tenant: str, changed: Sequence[Mastery], added: int) -> None:
-        """Refits a concept once its answers, across learners, reach twice those of the last
-        fit (and at least `MIN_FIT_OBSERVATIONS`); checked when a learner's own answers on it
-        pass a multiple of ten, so the count is not read at every attempt."""
+        """Refits a concept once its answers, across learners (`_fit_data`), reach twice
+        those of the last fit (and at least `MIN_FIT_OBSERVATIONS`, from `MIN_FIT_LEARNERS`);
+        checked when a learner's own answers on it pass a multiple of ten, so the count is not
+        read at every attempt. A fit that is not `bkt.sound` is dropped."""
         for m in changed:
             n = len(m.observations)
             if n // 10 == (n - added) // 10:
                 continue
             concept = await self.repo.get_concepts(tenant, [m.concept])
-            sequences = await self.repo.mastery_sequences(tenant, m.concept)
+            sequences = await self._fit_data(tenant, m.concept)
             count = sum(len(s) for s in sequences)
-            if concept and count >= max(MIN_FIT_OBSERVATIONS, 2 * concept[0].bkt.fitted_on):
-                fitted = await asyncio.to_thread(bkt.fit, sequences)
+            if (not concept or len(sequences) < MIN_FIT_LEARNERS
+                    or count < max(MIN_FIT_OBSERVATIONS, 2 * concept[0].bkt.fitted_on)):
+                continue
+            fitted = await asyncio.to_thread(bkt.fit, sequences)
+            if bkt.sound(fitted.params):
                 await self.repo.set_bkt(tenant, m.concept, fitted.params)
+            else:
+                log.warning("BKT fit dropped: one right answer would master the concept, "
+                            "or right answers would tell nothing",
+                            extra={"tenant": tenant, "concept": m.concept,
+                                   "fitted": fitted.params.model_dump()})
 
     # paths
 

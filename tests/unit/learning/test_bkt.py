@@ -117,3 +117,22 @@ def test_a_guess_or_slip_below_the_floor_stored_before_it_is_read_as_the_floor()
     assert bkt.replay([1, 0, 0, 0, 0, 0, 0], stored) < 0.95
     with pytest.raises(ValidationError):
         BktParams(guess=0.0)
+
+
+@pytest.mark.parametrize(("params", "sound"), [
+    (BktParams(), True),
+    (BktParams(prior=0.3, learn=0.2, guess=0.15, slip=0.1), True),
+    # The audit's fit of one learner's random answers: one right answer, 0.985.
+    (BktParams(prior=0.569, learn=0.001, guess=0.01, slip=0.49), False),
+    # Unlikely to know beforehand, but sure to learn at the first answer.
+    (BktParams(prior=0.001, learn=0.999, guess=0.01, slip=0.495), False),
+    # Known already: even a wrong answer is mastery.
+    (BktParams(prior=0.999, learn=0.02, guess=0.5, slip=0.45), False),
+    # Right answers no likelier from a learner who knows.
+    (BktParams(prior=0.2, learn=0.01, guess=0.5, slip=0.5), False),
+])
+def test_a_model_is_sound_when_one_right_answer_is_not_mastery(params: BktParams,
+                                                               sound: bool) -> None:
+    assert bkt.sound(params) is sound
+    if not sound and 1 - params.slip > params.guess:
+        assert bkt.update(params.prior, True, params) >= MASTERED
