@@ -114,8 +114,7 @@ async def naive_path(store: Neo4jLearningStore, tenant: str, goal: str) -> int:
     for rank, mastered, lessons in concepts.values():
         if not mastered and lessons:
             best = min(lessons, key=lambda x: (x[3] == "completed", x[1], x[2], x[0]))
-            if best[3] != "completed":
-                chosen[best[0]] = (rank, best[1], best[2])
+            chosen[best[0]] = (rank, best[1], best[2])  # a completed one too: not mastered
     sorted(chosen, key=lambda lid: (*chosen[lid], lid))
     return len(concepts)
 

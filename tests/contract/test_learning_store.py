@@ -996,12 +996,69 @@ async def test_a_concept_takes_its_shortest_lesson_not_yet_completed(case: Case)
             lesson_id=lid, status=status, started_at=T0,
             completed_at=T0 if status == "completed" else None), [])
     p = await plan(case, "c")
-    # c's only lesson is completed: no step, and not uncovered either.
-    assert order(p) == ["La-mid", "Lb"]
+    # c's only lesson is completed: c is not mastered, so it stays, completed (not uncovered).
+    assert order(p) == ["La-mid", "Lb", "Lc-done"]
     assert p.lessons[0].lesson.course_id == "other"
-    assert [x.lesson.status for x in p.lessons] == [None, "started"]
+    assert [x.lesson.status for x in p.lessons] == [None, "started", "completed"]
     assert p.uncovered == ()
+    assert adds_up(p)
     assert order(await plan(case, "c", learner="u2")) == ["La-short", "Lb", "Lc-done"]
+
+
+def adds_up(p: PathPlan) -> bool:
+    """Each concept of the closure is mastered, taught by a step or uncovered."""
+    taught = {c for x in p.lessons for c in x.concepts}
+    return p.concepts == p.mastered + len(taught) + len(p.uncovered)
+
+
+async def complete(case: Case, learner: str, *lessons: str) -> None:
+    for lid in lessons:
+        await case.store.save_progress(case.tenant, learner, Progress(
+            lesson_id=lid, status="completed", started_at=T0, completed_at=T0), [])
+
+
+async def test_completed_lessons_of_unmastered_concepts_stay_on_the_path(case: Case) -> None:
+    """A learner completed every lesson of a course and failed every quiz: the path was empty
+    (`concepts` 4, `mastered` 0, nothing uncovered), and a failed prerequisite whose lesson was
+    completed blocked nothing."""
+    await graph(case, [("addition", "numbers", "required"), ("subtraction", "numbers", "required"),
+                       ("multiplication", "addition", "required")])
+    await teach(case, "Lnumbers", "numbers", minutes=5, position=0, course="arith")
+    await teach(case, "Lnumbers-more", "numbers", position=1, course="arith")
+    await teach(case, "Laddition", "addition", position=2, course="arith")
+    await teach(case, "Lsubtraction", "subtraction", position=3, course="arith")
+    await teach(case, "Lmultiplication", "multiplication", position=4, course="arith")
+    everything = ["Lnumbers", "Lnumbers-more", "Laddition", "Lsubtraction", "Lmultiplication"]
+    await complete(case, "u1", *everything)
+    await case.store.save_mastery(case.tenant, "u1", [
+        Mastery(concept=c, p_known=0.172, mastered=False, version=1, updated_at=T0)
+        for c in ("numbers", "addition", "subtraction", "multiplication")], [])
+    p = await plan(case, course="arith")
+    assert order(p) == ["Lnumbers", "Laddition", "Lsubtraction", "Lmultiplication"]
+    assert {x.lesson.status for x in p.lessons} == {"completed"}
+    assert (p.concepts, p.mastered, p.uncovered) == (4, 0, ())
+    assert adds_up(p)
+    path = to_path("course:arith", p)
+    assert [s.blocked_by for s in path.steps] == [[], ["numbers"], ["numbers"], ["addition"]]
+    assert {s.status for s in path.steps} == {"completed"}
+
+    # u2 completed the numbers lessons and failed their quiz: addition waits for numbers.
+    await complete(case, "u2", "Lnumbers", "Lnumbers-more")
+    await case.store.save_mastery(case.tenant, "u2", [
+        Mastery(concept="numbers", p_known=0.17, mastered=False, version=1, updated_at=T0)], [])
+    p = await plan(case, "addition", learner="u2")
+    assert [(x.lesson.id, x.lesson.status) for x in p.lessons] == [
+        ("Lnumbers", "completed"), ("Laddition", None)]
+    assert adds_up(p)
+    assert to_path("concept:addition", p).steps[1].blocked_by == ["numbers"]
+
+    # u3 mastered numbers: the path counts it mastered, its lessons leave the path.
+    await complete(case, "u3", *everything)
+    await master(case, "u3", "numbers")
+    p = await plan(case, course="arith", learner="u3")
+    assert order(p) == ["Laddition", "Lsubtraction", "Lmultiplication"]
+    assert (p.concepts, p.mastered, p.uncovered) == (4, 1, ())
+    assert adds_up(p)
 
 
 async def test_a_lesson_of_an_archived_course_is_taken_last(case: Case) -> None:
@@ -1126,6 +1183,8 @@ async def test_random_graphs_give_the_path_by_rank(case: Case) -> None:
         await teach(case, f"L{c}", c, minutes=m)
     mastered = {f"c{i}" for i in rng.sample(range(n - 1), k=8)}
     await master(case, "u1", *sorted(mastered))
+    completed = {f"c{i}" for i in rng.sample(range(n), k=10)}  # mastered or not
+    await complete(case, "u1", *(f"L{c}" for c in sorted(completed)))
     # Edges added one by one keep the same ranks as the import computed.
     await case.store.remove_edge(case.tenant, *edges[0][:2])
     await case.store.add_edge(case.tenant, Edge(concept=edges[0][0], requires=edges[0][1],
@@ -1139,8 +1198,12 @@ async def test_random_graphs_give_the_path_by_rank(case: Case) -> None:
     want = sorted((c for c in closure if c not in mastered),
                   key=lambda c: (rank.get(c, 0), c not in required, minutes[c], f"L{c}"))
     p = await plan(case, goal)
+    assert completed & set(want)
     assert order(p) == [f"L{c}" for c in want]
+    assert [x.lesson.status for x in p.lessons] == [
+        "completed" if c in completed else None for c in want]
     assert (p.concepts, p.mastered) == (len(closure), len(closure & mastered))
+    assert adds_up(p)
 
 
 async def test_the_learners_a_graph_edit_reaches(case: Case) -> None:

@@ -304,7 +304,7 @@ async def my_path(tenant: TenantId, service: Svc, me: Learner,
 
 @router.get("/me/next")
 async def my_next(tenant: TenantId, service: Svc, me: Learner) -> NextItem:
-    """A due review, else the first unblocked lesson on the learner's paths."""
+    """A due review, else the first unblocked lesson on the learner's paths not yet completed."""
     return await service.next_item(tenant, me.user_id)
 
 

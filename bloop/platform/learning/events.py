@@ -52,6 +52,8 @@ class ConceptMastered(BaseModel):
 class PathChanged(BaseModel):
     learner_id: str
     goal: str
+    # the path's lessons the learner has still to take, in order: its completed steps (read, what
+    # they teach not mastered yet) are left out, so that completing a lesson changes the path
     lesson_ids: list[str]
     previous_lesson_ids: list[str]
     changed_at: datetime

@@ -101,10 +101,11 @@ class PathStep:
     required: bool = strawberry.field(description=(
         "false when only recommended prerequisite edges lead to it from the goal"))
     status: str = strawberry.field(description=(
-        "`todo` (not started) or `started`; a completed lesson leaves the path"))
+        "`todo` (not started), `started` or `completed` (read, but what it teaches is not "
+        "mastered yet: its quiz or reviews will show it; `myNext` never gives it)"))
     blocked_by: list[str] = strawberry.field(description=(
-        "the ids of the unmastered prerequisites of its concepts that earlier steps teach, "
-        "sorted; empty when it waits for no other lesson"))
+        "the ids of the unmastered prerequisites of its concepts that other steps teach, "
+        "completed ones included, sorted; empty when no other step teaches what it needs"))
 
     @classmethod
     def of(cls, step: model.PathStep) -> PathStep:
@@ -120,7 +121,8 @@ class LearningPath:
     goal: str = strawberry.field(description=GOAL)
     steps: list[PathStep] = strawberry.field(description=(
         "the lessons to take, in order: each after those teaching what it needs, a course's "
-        "lessons teaching no concept at their place in the course"))
+        "lessons teaching no concept at their place in the course; a completed lesson stays "
+        "while what it teaches is not mastered"))
     uncovered: list[str] = strawberry.field(description=(
         "the ids of the unmastered concepts on the way that no lesson teaches yet, sorted"))
     concepts: int = strawberry.field(description=(
@@ -174,13 +176,13 @@ class ConceptMastery:
 class NextItem:
     kind: str = strawberry.field(description=(
         "`review` (a card is due: `card`), `lesson` (`lesson`, on the path to `goal`) or "
-        "`nothing` (no card due and no lesson on any path)"))
+        "`nothing` (no card due and no lesson left to take on any path)"))
     goal: str | None = strawberry.field(description=(
         f"the goal of the path `lesson` is on, {GOAL}; null when `kind` is not `lesson`"))
     lesson: PathStep | None = strawberry.field(description=(
-        "the first lesson waiting for no other on the learner's paths, in the order they "
-        "enrolled (when every lesson left waits, the first of them); null when `kind` is not "
-        "`lesson`"))
+        "the first lesson not completed and waiting for no other not completed on the "
+        "learner's paths, in the order they enrolled (when every lesson left waits, the first "
+        "of them); null when `kind` is not `lesson`"))
     card: ReviewCard | None = strawberry.field(description=(
         "the most overdue card; null when `kind` is not `review`"))
 

@@ -290,9 +290,12 @@ class PathStep(_Frozen):
     estimated_minutes: int
     concepts: list[str] = Field(description="the concepts of the path this lesson teaches")
     required: bool = Field(description="false when only recommended prerequisites lead here")
-    status: Literal["todo", "started"] = "todo"
+    status: Literal["todo", "started", "completed"] = Field(
+        default="todo", description="completed: read, but what it teaches is not mastered yet: "
+                                    "its quiz or reviews will show it")
     blocked_by: list[str] = Field(default_factory=list,
-                                  description="unmastered prerequisites taught earlier on the path")
+                                  description="unmastered prerequisites taught by other steps of "
+                                              "the path, completed ones included")
 
 
 class LearningPath(_Frozen):

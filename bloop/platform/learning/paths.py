@@ -14,7 +14,7 @@ import heapq
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from bloop.platform.learning.model import Edge, LearningPath, PathStep
 
@@ -67,26 +67,37 @@ class PathPlan:
 
 def to_path(goal: str, plan: PathPlan) -> LearningPath:
     """The store's plan as the API shows it; a step is blocked by the prerequisites taught by
-    another step of the same path. A lesson comes after the lessons teaching what it needs: the
-    stores order lessons by their deepest concept, which can put a lesson teaching a shallow
-    and a deep concept after one that needs its shallow one."""
+    another step of the same path, a completed one's included. A lesson comes after the lessons
+    teaching what it needs: the stores order lessons by their deepest concept, which can put a
+    lesson teaching a shallow and a deep concept after one that needs its shallow one. A
+    completed step (read, but what it teaches is not mastered) waits for none and holds none
+    back: it keeps the place the store gave it."""
     lesson_of = {c: p.lesson.id for p in plan.lessons for c in p.concepts}
     steps = [PathStep(
         lesson_id=p.lesson.id, title=p.lesson.title, course_id=p.lesson.course_id,
         estimated_minutes=p.lesson.minutes, concepts=sorted(p.concepts), required=p.required,
-        status="started" if p.lesson.status == "started" else "todo",
+        status=_status(p.lesson),
         blocked_by=sorted({c for c in p.prerequisites
                            if lesson_of.get(c, p.lesson.id) != p.lesson.id}))
         for p in plan.lessons]
     place = {step.lesson_id: i for i, step in enumerate(steps)}
-    waiting = {p.lesson.id for p in plan.lessons if p.lesson.status != "completed"}
+    waiting = {s.lesson_id for s in steps if s.status != "completed"}
     needs = {step.lesson_id: {lesson_of[c] for c in step.blocked_by} & waiting
-             for step in steps}
+             if step.lesson_id in waiting else set() for step in steps}
     order = _topological(set(place), needs, place.__getitem__)
     steps = _with_loose([steps[place[lesson_id]] for lesson_id in order],
                         {p.lesson.id: p.lesson.position for p in plan.lessons}, plan.loose)
     return LearningPath(goal=goal, steps=steps, uncovered=sorted(plan.uncovered),
                         concepts=plan.concepts, mastered=plan.mastered)
+
+
+def _status(lesson: LessonInfo) -> Literal["todo", "started", "completed"]:
+    match lesson.status:
+        case "started":
+            return "started"
+        case "completed":
+            return "completed"
+    return "todo"
 
 
 def _with_loose(steps: list[PathStep], positions: Mapping[str, int],
@@ -101,7 +112,7 @@ def _with_loose(steps: list[PathStep], positions: Mapping[str, int],
         out.insert(at, PathStep(
             lesson_id=lesson.id, title=lesson.title, course_id=lesson.course_id,
             estimated_minutes=lesson.minutes, concepts=[], required=True,
-            status="started" if lesson.status == "started" else "todo", blocked_by=[]))
+            status=_status(lesson), blocked_by=[]))
         positions = {**positions, lesson.id: lesson.position}
     return out
 

@@ -220,8 +220,9 @@ class LearningRepository(Protocol):
         """In one query: the lessons the learner has to take towards `concepts` and the
         concepts the lessons of `course` teach. The prerequisite closure of those goals minus
         what the learner mastered; for each concept left, the shortest lesson teaching it that
-        the learner has not completed (then by place in its course, then id), one of an
-        archived course other than `course` only when no other lesson teaches it; the lessons
+        the learner has not completed (then by place in its course, then id), a completed one
+        only when the learner completed all, one of an archived course other than `course` only
+        when no other lesson teaches it (each with the learner's `status`); the lessons
         ordered by the highest rank among the concepts each teaches, required before only
         recommended, shorter first, then by place and id. Goals the tenant lacks are left out.
         With `course`, also the course's live lessons that teach no concept and the learner has

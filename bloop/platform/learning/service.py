@@ -615,11 +615,13 @@ class LearningService:
 
     async def _announce(self, tenant: str, learner: str, goal: str, path: LearningPath,
                         before: list[str] | None) -> bool:
-        """Announces the path when it differs from `before`, the one last announced as read
-        before. Refreshes at once announce a change once: the snapshot is written only over the
-        one read, and a refresh that lost compares again with what the other stored. A goal
-        left meanwhile keeps none."""
-        lesson_ids = [s.lesson_id for s in path.steps]
+        """Announces the path when its lessons left to take differ from `before`, the ones last
+        announced as read before (a completed step is left out, so that completing a lesson
+        announces the path as it did when completed lessons left it).
+        Refreshes at once announce a change once: the snapshot is written only over the one
+        read, and a refresh that lost compares again with what the other stored. A goal left
+        meanwhile keeps none."""
+        lesson_ids = [s.lesson_id for s in _to_take(path)]
         for attempt in range(RETRIES):
             if attempt:
                 before = await self.repo.path_snapshot(tenant, learner, goal)
@@ -638,10 +640,11 @@ class LearningService:
     async def next_item(self, tenant: str, learner: str, at: datetime | None = None
                         ) -> NextItem:
         """A review that is due comes first (reviews are short and lose value when late);
-        otherwise the first unblocked lesson of the learner's paths, in enrolment order (paths
-        are worked out until one has it). When every lesson left waits for another (lessons
-        teaching several concepts can need each other), the first of them: some of what it
-        teaches needs nothing else."""
+        otherwise the first lesson of the learner's paths, in enrolment order, that they have
+        not completed and that waits for no other they have not completed (paths are worked out
+        until one has it). When every lesson left waits for another (lessons teaching several
+        concepts can need each other), the first of them: some of what it teaches needs nothing
+        else. A completed step is never the next lesson: its quiz or reviews tell mastery."""
         due = await self.due(tenant, learner, at or now(), limit=1)
         if due:
             return NextItem(kind="review", card=due[0])
@@ -654,8 +657,8 @@ class LearningService:
                 step = _open_step(path)
                 if step is not None:
                     return NextItem(kind="lesson", goal=path.goal, lesson=step)
-                if waiting is None and path.steps:
-                    waiting = NextItem(kind="lesson", goal=path.goal, lesson=path.steps[0])
+                if waiting is None and (steps := _to_take(path)):
+                    waiting = NextItem(kind="lesson", goal=path.goal, lesson=steps[0])
             if enrolments.next is None:
                 return waiting or NextItem(kind="nothing")
             after = enrolments.next
@@ -1006,9 +1009,18 @@ def _view(card: Card, state: CardState) -> CardView:
                     due=state.due, reps=state.reps, version=state.version)
 
 
+def _to_take(path: LearningPath) -> list[PathStep]:
+    """The path's steps the learner has not completed."""
+    return [s for s in path.steps if s.status != "completed"]
+
+
 def _open_step(path: LearningPath) -> PathStep | None:
-    """The path's first lesson waiting for no other."""
-    return next((s for s in path.steps if not s.blocked_by), None)
+    """The path's first lesson not completed and waiting for no other: none of its blockers is
+    taught by a step not completed (a completed step blocks nothing: what it teaches is shown by
+    its quiz or reviews, not by reading it again)."""
+    steps = _to_take(path)
+    open_concepts = {c for s in steps for c in s.concepts}
+    return next((s for s in steps if not open_concepts.intersection(s.blocked_by)), None)
 
 
 def _stamp(at: datetime) -> str:

@@ -1422,6 +1422,20 @@ async def test_graphql_reads_the_graph_and_the_learners_path(running: tuple[
     r = await client.post("/graphql", json={"query": '{ myPaths(tenant: "beta") { next } }'},
                           headers=pupil)
     assert r.json()["errors"]
+    # names completed, variables not mastered: names stays, completed, and is not next.
+    r = await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
+                          headers=pupil)
+    assert r.status_code == 200, r.text
+    text = """{ myPaths(tenant: "acme") { items { steps { lessonId status blockedBy }
+                                                   concepts mastered uncovered } }
+                myNext(tenant: "acme") { lesson { lessonId status } } }"""
+    data = (await client.post("/graphql", json={"query": text}, headers=pupil)).json()["data"]
+    [path] = data["myPaths"]["items"]
+    assert [(s["lessonId"], s["status"], s["blockedBy"]) for s in path["steps"]] == [
+        ("names", "completed", []), ("exprs", "todo", ["variables"]),
+        ("funcs", "todo", ["expressions"]), ("recur", "todo", ["functions"])]
+    assert (path["concepts"], path["mastered"], path["uncovered"]) == (4, 0, [])
+    assert data["myNext"] == {"lesson": {"lessonId": "exprs", "status": "todo"}}
 
 
 GRAPH = """{ prerequisiteGraph(tenant: "acme") { concepts { id } edges { concept requires kind } }

@@ -259,3 +259,39 @@ async def test_the_next_lesson_works_out_paths_only_until_one_has_it(
     assert (calls["page_enrolments"], calls["learning_path"]) == (2, 21)
     await service.record_progress(T, "ada", "Lloose", ProgressUpdate(status="completed"))
     assert (await service.next_item(T, "ada")).kind == "nothing"
+
+
+async def test_a_completed_lesson_not_mastered_stays_on_the_path_and_next_passes_it(
+        service: LearningService) -> None:
+    """A learner completed a lesson and failed its quiz: the lesson left the path, so what it
+    teaches was nowhere and the next lesson named it in no `blocked_by`. It stays, completed;
+    `next` never gives it (a lesson without a quiz would come back for ever) and does not wait
+    for it."""
+    for i, c in enumerate(("a", "b", "c")):
+        await service.add_concept(T, NewConcept(id=c, name=c))
+        await service.project_lesson(LessonNode(
+            id=f"L{c}", tenant=T, course_id="py", position=i, title=c, estimated_minutes=10,
+            teaches=[c], requires=[], version=1))
+    await service.add_edge(T, Edge(concept="b", requires="a"))
+    await service.add_edge(T, Edge(concept="c", requires="b"))
+    await service.enrol(T, "ada", NewEnrolment(goal_concept="c"))
+    await service.record_progress(T, "ada", "La", ProgressUpdate(status="completed"))
+    [failed] = await service.apply_attempt(T, "ada", "q1", ["a"], [False] * 3,
+                                           datetime(2025, 1, 1, tzinfo=UTC))
+    assert not failed.mastered
+    await service.settled()
+    path = await service.path(T, "ada", concept="c")
+    assert [(s.lesson_id, s.status, s.blocked_by) for s in path.steps] == [
+        ("La", "completed", []), ("Lb", "todo", ["a"]), ("Lc", "todo", ["b"])]
+    assert (path.concepts, path.mastered, path.uncovered) == (3, 0, [])
+    item = await service.next_item(T, "ada")
+    assert (item.goal, item.lesson and item.lesson.lesson_id) == ("concept:c", "Lb")
+    # What is announced is what is left to take: completing La changed it.
+    assert (await announced(service))[-1] == ("ada", ["Lb", "Lc"])
+
+    for lesson in ("Lb", "Lc"):
+        await service.record_progress(T, "ada", lesson, ProgressUpdate(status="completed"))
+    await service.settled()
+    assert {s.status for s in (await service.path(T, "ada", concept="c")).steps} == {"completed"}
+    assert (await service.next_item(T, "ada")).kind == "nothing"
+    assert (await announced(service))[-1] == ("ada", [])

@@ -54,13 +54,33 @@ def test_a_plan_becomes_a_path_blocked_by_earlier_steps() -> None:
         uncovered=("z", "x"), concepts=7, mastered=2)
     path = to_path("concept:d", plan)
     assert [s.lesson_id for s in path.steps] == ["La", "Lbc", "Ld"]
-    # b is taught by the same step; x by no step (mastered, uncovered or completed).
+    # b is taught by the same step; x by no step (mastered or uncovered).
     assert [s.blocked_by for s in path.steps] == [[], ["a"], ["b", "c"]]
     assert [s.status for s in path.steps] == ["todo", "started", "todo"]
     assert path.steps[1].concepts == ["b", "c"]
     assert path.steps[2].estimated_minutes == 5
     assert not path.steps[2].required
     assert (path.uncovered, path.concepts, path.mastered) == (["x", "z"], 7, 2)
+
+
+def test_a_completed_step_blocks_the_steps_needing_it_but_waits_for_none() -> None:
+    """A completed lesson whose concept is not mastered stays on the path, named in the
+    `blocked_by` of the steps needing it; in the order it waits for nothing and holds nothing
+    back (its quiz or reviews will show what was learned, not reading it again)."""
+    # c requires b requires a; the learner completed La and Lc (neither mastered). The store
+    # put Lc before Lb, which it needs: a completed step keeps its place.
+    plan = PathPlan(goals=("c",), lessons=(
+        PlannedLesson(one("La", status="completed"), ("a",), True),
+        PlannedLesson(one("Lc", status="completed"), ("c",), True, ("b",)),
+        PlannedLesson(one("Lb", position=1), ("b",), True, ("a",))),
+        loose=(LessonInfo(id="intro", title="intro", course_id="c", minutes=5, position=0),),
+        concepts=4, mastered=1)
+    path = to_path("course:c", plan)
+    assert [(s.lesson_id, s.status, s.blocked_by) for s in path.steps] == [
+        ("La", "completed", []), ("Lc", "completed", ["b"]), ("intro", "todo", []),
+        ("Lb", "todo", ["a"])]
+    taught = {c for s in path.steps for c in s.concepts}
+    assert path.concepts == path.mastered + len(taught) + len(path.uncovered)
 
 
 def test_a_course_s_lessons_teaching_nothing_sit_by_their_place_in_it() -> None:

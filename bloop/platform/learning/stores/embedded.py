@@ -117,8 +117,9 @@ CREATE TABLE IF NOT EXISTS erased_learners (
 Conn = sqlite3.Connection
 
 # A learner's path (parameters: goals as JSON, tenant, learner), as `stores/neo4j.py` PLAN: each
-# unmastered concept of the closure with its shortest lesson not completed (`n = 1`), the lessons
-# ordered by the deepest rank among the concepts they teach, required first, shorter, by place.
+# unmastered concept of the closure with its shortest lesson not completed, or a completed one
+# when it has no other (`n = 1`), the lessons ordered by the deepest rank among the concepts they
+# teach, required first, shorter, by place.
 PLAN = """
 WITH RECURSIVE
   closure(id) AS (SELECT value FROM json_each(:goals) UNION SELECT e.requires FROM edges e
@@ -149,7 +150,7 @@ SELECT 'step' AS part, lesson, title, course, minutes, position, status,
   (SELECT json_group_array(DISTINCT e.requires) FROM edges e WHERE e.tenant = :tenant
    AND e.kind = 'required' AND e.concept IN (SELECT o2.concept FROM option o2
    WHERE o2.n = 1 AND o2.lesson = o.lesson)) AS prerequisites
-FROM option o WHERE n = 1 AND coalesce(status, '') <> 'completed'
+FROM option o WHERE n = 1
 GROUP BY lesson
 UNION ALL
 SELECT 'uncovered', id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM concept c

@@ -140,9 +140,9 @@ RETURN [x IN goals | x.id] AS goals, concepts,
 # (the planner's pruning var-length expand visits each concept once): through every edge, and
 # through required edges only, which marks the concepts a step is required for. Mastery and
 # progress are read per concept and per lesson through their unique (tenant, learner, …)
-# indexes. Each unmastered concept takes its shortest lesson the learner has not completed;
-# the lessons come ordered by the deepest rank among the concepts they teach, required first,
-# then shorter, then by their place in the course.
+# indexes. Each unmastered concept takes its shortest lesson the learner has not completed (a
+# completed one when it has no other); the lessons come ordered by the deepest rank among the
+# concepts they teach, required first, then shorter, then by their place in the course.
 PLAN = """
 CALL () {
   MATCH (g:Concept {tenant: $tenant}) WHERE g.id IN $concepts RETURN g
@@ -176,8 +176,8 @@ CALL (goals) {
   } AS best
   RETURN count(c) AS concepts, sum(CASE WHEN done THEN 1 ELSE 0 END) AS mastered,
     collect(CASE WHEN NOT done AND size(best) = 0 THEN c.id END) AS uncovered,
-    collect(CASE WHEN NOT done AND size(best) > 0 AND coalesce(best[0].status, '') <> 'completed'
-            THEN {c: c, req: req, l: best[0]} END) AS chosen
+    collect(CASE WHEN NOT done AND size(best) > 0 THEN {c: c, req: req, l: best[0]} END)
+      AS chosen
 }
 CALL (chosen) {
   UNWIND chosen AS x
