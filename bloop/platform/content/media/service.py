@@ -196,6 +196,12 @@ class MediaService:
                         f"{more}{_mib(size)}",
                         extra={"kind": found.kind, "limit_bytes": limit, "upload_bytes": size})
 
+    def check_size(self, found: sniff.Sniffed, size: int, *, at_least: bool = False) -> None:
+        """Raises 413 when `size` bytes (`at_least` that many: a file still arriving) are more
+        than `found`'s kind may hold."""
+        if size > self.settings.max_bytes(found.kind):
+            raise self._too_large(found, size, at_least=at_least)
+
     async def upload(self, tenant: str, body: AsyncIterable[bytes], *, filename: str | None,
                      claimed: str | None = None, declared_size: int | None = None,
                      by: str | None = None, media_id: str | None = None) -> Stored:
@@ -226,10 +232,10 @@ class MediaService:
                 except StopAsyncIteration:
                     ended = True
                     break
-            found = self._identify(bytes(head), filename, claimed, ended)
-            limit = self.settings.max_bytes(found.kind)
-            if declared_size is not None and declared_size > limit:
-                raise self._too_large(found, declared_size)
+            found = self.identify(bytes(head), filename=filename, claimed=claimed,
+                                  complete=ended)
+            if declared_size is not None:
+                self.check_size(found, declared_size)
             copies: int | None = None
 
             async def check(size: int, at_least: bool) -> None:
@@ -237,8 +243,7 @@ class MediaService:
                 room, only while they may still be a copy of a file the tenant keeps (which
                 adds nothing to its media)."""
                 nonlocal copies
-                if size > limit:
-                    raise self._too_large(found, size, at_least=at_least)
+                self.check_size(found, size, at_least=at_least)
                 if size > room:
                     if copies is None:
                         copies = await self.store.largest(
@@ -269,8 +274,11 @@ class MediaService:
         finally:
             await asyncio.to_thread(spool.discard)
 
-    def _identify(self, head: bytes, filename: str | None, claimed: str | None,
-                  complete: bool) -> sniff.Sniffed:
+    def identify(self, head: bytes, *, filename: str | None, claimed: str | None,
+                 complete: bool) -> sniff.Sniffed:
+        """What a file is from its first bytes (`sniff.SNIFF_BYTES` of them, unless `complete`
+        says `head` is all of it): 415 when they are not an accepted type or not the one its
+        name or claimed type says, 422 when it is empty."""
         if not head:
             raise Problem("the file is empty", status=422, code="empty_file")
         try:
@@ -353,9 +361,9 @@ class MediaService:
             size = path.stat().st_size
             with path.open("rb") as handle:
                 head = handle.read(sniff.SNIFF_BYTES)
-            found = self._identify(head, filename, claimed, complete=size <= len(head))
-            if size > self.settings.max_bytes(found.kind):
-                raise self._too_large(found, size)
+            found = self.identify(head, filename=filename, claimed=claimed,
+                                  complete=size <= len(head))
+            self.check_size(found, size)
             if found.kind == "text" or found is sniff.SVG:
                 self._check_whole_text(path, found)
             return found

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.types import Message, Receive
 
 from bloop.platform.content.api import Author, CourseId, TenantId
-from bloop.platform.content.uploads.service import ImportResult, Incoming, UploadService
-from bloop.platform.kit.errors import BodyRefused, Problem
-
-COPY_BYTES = 1024 * 1024
+from bloop.platform.content.media.form import is_form
+from bloop.platform.content.media.sniff import media_type
+from bloop.platform.content.uploads.form import read_files
+from bloop.platform.content.uploads.service import ImportResult, UploadService
+from bloop.platform.kit.errors import Problem
 
 
 async def get_uploads(request: Request) -> UploadService:
@@ -51,17 +48,6 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return read
 
 
-def _copy(upload: UploadFile, to: Path) -> None:
-    upload.file.seek(0)
-    with to.open("wb") as out:
-        shutil.copyfileobj(upload.file, out, COPY_BYTES)
-
-
-def _unreadable(why: str) -> Problem:
-    return Problem(f"the multipart body cannot be read: {why}", status=422,
-                   code="invalid_multipart")
-
-
 @router.post("/uploads", status_code=201, openapi_extra={"requestBody": {"content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {
         "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
@@ -73,32 +59,24 @@ async def import_files(
     Markdown and images (a lesson per Markdown file, its images stored as media, an image alone
     in its paragraph an image block, and its links rewritten to them), a PDF (a lesson of its
     text, the file kept), images, audio and video (media). All or nothing: 413, 415 or 422
-    naming the file and what is wrong, and nothing stored."""
+    naming the file and what is wrong, and nothing stored. Each file is written to the data
+    directory as it arrives, and refused as soon as it passes its kind's size limit."""
     limit = service.settings.max_request_bytes
     if content_length is not None and content_length > limit:
         raise RequestTooLarge(f"the upload is larger than {limit} bytes in all",
                               extra={"limit_bytes": limit})
-    limited = Request(request.scope, _limited(request.receive, limit))
-    try:
-        form = await limited.form(max_files=service.settings.max_files, max_fields=20)
-    except MultiPartException as exc:
-        raise _unreadable(exc.message) from None
-    except HTTPException as exc:  # Starlette's own wrapping of a MultiPartException
-        if exc.status_code != 400 or isinstance(exc, BodyRefused):
-            raise
-        raise _unreadable(exc.detail) from None
+    await service.check_author(tenant, course, me)
+    content_type = request.headers.get("content-type", "")
+    if not is_form(content_type):
+        if media_type(content_type) == "application/x-www-form-urlencoded":
+            raise Problem("send the files as multipart/form-data (field `files`), not as a "
+                          "URL-encoded form", status=422, code="invalid_multipart")
+        return await service.import_files(tenant, course, [], by=me)  # 422 no_files
+    body = Request(request.scope, _limited(request.receive, limit)).stream()
     work = await asyncio.to_thread(service.workdir)
     try:
-        files: list[Incoming] = []
-        for n, part in enumerate(form.getlist("files")):
-            if not isinstance(part, UploadFile):
-                raise Problem("the field `files` must hold files, not text", status=422,
-                              code="invalid_multipart")
-            path = work / f"part-{n:04d}"
-            await asyncio.to_thread(_copy, part, path)
-            files.append(Incoming(name=part.filename or f"file-{n + 1}", path=path,
-                                  claimed=part.content_type))
+        files = await read_files(body, content_type, work, max_files=service.settings.max_files,
+                                 checks=service.size_check)
         return await service.import_files(tenant, course, files, by=me, work=work)
     finally:
-        await form.close()
         await asyncio.to_thread(shutil.rmtree, work, True)

@@ -15,13 +15,14 @@ none, and once its hold expires a sweep (`sweep`, at start-up and every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -98,6 +99,11 @@ class Draft:
     """The asset shown as a file block first (a PDF the lesson was read from)."""
 
 
+SizeCheck = Callable[[int, bool], None]
+"""Raises 413 naming a file arriving once the bytes it has so far (all of them when the second
+argument is True) pass its kind's limit."""
+
+
 class ImportResult(BaseModel):
     lessons: list[Lesson]
     media: list[Media]
@@ -106,6 +112,17 @@ class ImportResult(BaseModel):
 
 def _words(text: str) -> int:
     return len(re.findall(r"\w+", text))
+
+
+@contextlib.contextmanager
+def _naming(key: str, **where: str) -> Iterator[None]:
+    """Problems raised within name the file `key` names in the upload (`where` says which file,
+    and which entry of an archive)."""
+    try:
+        yield
+    except Problem as exc:
+        raise Problem(f"{key}: {exc.detail}", status=exc.status, code=exc.code,
+                      extra={**exc.extra, **where}, headers=exc.headers) from None
 
 
 class UploadService:
@@ -137,15 +154,33 @@ class UploadService:
         own = work is None
         folder = await asyncio.to_thread(self.workdir) if work is None else work
         try:
-            course = await self.lessons.course(tenant, course_id)
-            if not self.lessons.may_edit(course, by):
-                raise Forbidden("only the course's owner, its co-authors and the tenant's admins "
-                                "may add lessons to it", code="not_an_author")
+            await self.check_author(tenant, course_id, by)
             assets, drafts, notes = await self._plan(tenant, files, folder)
             return await self._apply(tenant, course_id, assets, drafts, notes, by)
         finally:
             if own:
                 await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    async def check_author(self, tenant: str, course_id: str, by: Principal | None) -> None:
+        """404 when the course does not exist, 403 unless `by` may add lessons to it."""
+        course = await self.lessons.course(tenant, course_id)
+        if not self.lessons.may_edit(course, by):
+            raise Forbidden("only the course's owner, its co-authors and the tenant's admins "
+                            "may add lessons to it", code="not_an_author")
+
+    def size_check(self, name: str, claimed: str | None, head: bytes, *,
+                   complete: bool) -> SizeCheck:
+        """For the file `name` still arriving, told from `head` (its first `sniff.SNIFF_BYTES`
+        bytes, or all of them when `complete`) as `_plan` tells it: raises now what `_plan`
+        would raise for its type, and returns the check of its kind's size limit."""
+        with _naming(name, file=name):
+            found = self.media.identify(head, filename=name, claimed=claimed, complete=complete)
+
+        def check(size: int, ended: bool) -> None:
+            with _naming(name, file=name):
+                self.media.check_size(found, size, at_least=not ended)
+
+        return check
 
     # planning: reads and checks only
 
@@ -197,13 +232,9 @@ class UploadService:
 
     async def _inspect(self, path: Path, key: str, claimed: str | None = None,
                        **where: str) -> sniff.Sniffed:
-        """`media.inspect` of the file `key` names in the upload, its problems naming it (`where`
-        says which file, and which entry of an archive)."""
-        try:
+        """`media.inspect` of the file `key` names in the upload, its problems naming it."""
+        with _naming(key, **where):
             return await self.media.inspect(path, filename=key, claimed=claimed)
-        except Problem as exc:
-            raise Problem(f"{key}: {exc.detail}", status=exc.status, code=exc.code,
-                          extra={**exc.extra, **where}, headers=exc.headers) from None
 
     async def _asset(self, key: str, path: Path, found: sniff.Sniffed) -> Asset:
         def digest() -> Digest:
