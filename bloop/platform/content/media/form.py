@@ -31,11 +31,11 @@ class FormFile:
     chunks: AsyncIterator[bytes]
 
 
-class _Reader:
-    """Feeds the body to a push parser and keeps the file part's bytes for `chunks`."""
+class PartParser:
+    """A push parser of a multipart body whose parts' headers are collected here; subclasses
+    handle each part from its headers (`_headers_finished`) on."""
 
-    def __init__(self, body: AsyncIterable[bytes], boundary: bytes) -> None:
-        self._body = aiter(body)
+    def __init__(self, boundary: bytes) -> None:
         self._parser = MultipartParser(boundary, {
             "on_part_begin": self._part_begin, "on_header_field": self._header_field,
             "on_header_value": self._header_value, "on_header_end": self._header_end,
@@ -43,8 +43,42 @@ class _Reader:
             "on_part_end": self._part_end, "on_end": self._end})
         self._name, self._value = b"", b""
         self._headers: dict[bytes, bytes] = {}
+        self._ended = False
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._name += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._name.lower()] = self._value
+        self._name, self._value = b"", b""
+
+    def _headers_finished(self) -> None:
+        raise NotImplementedError
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        raise NotImplementedError
+
+    def _part_end(self) -> None:
+        raise NotImplementedError
+
+    def _end(self) -> None:
+        self._ended = True
+
+
+class _Reader(PartParser):
+    """Feeds the body to a push parser and keeps the file part's bytes for `chunks`."""
+
+    def __init__(self, body: AsyncIterable[bytes], boundary: bytes) -> None:
+        super().__init__(boundary)
+        self._body = aiter(body)
         self.file: FormFile | None = None
-        self._in_file = self._file_ended = self._ended = False
+        self._in_file = self._file_ended = False
         self._field_bytes = 0
         self._out: list[bytes] = []
 
@@ -81,19 +115,6 @@ class _Reader:
             pass
 
     # -- the parser's callbacks ------------------------------------------------------------
-    def _part_begin(self) -> None:
-        self._headers = {}
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._name += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _header_end(self) -> None:
-        self._headers[self._name.lower()] = self._value
-        self._name, self._value = b"", b""
-
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition"))
         if b"filename" not in options:
@@ -121,9 +142,6 @@ class _Reader:
     def _part_end(self) -> None:
         if self._in_file:
             self._in_file, self._file_ended = False, True
-
-    def _end(self) -> None:
-        self._ended = True
 
 
 async def form_file(body: AsyncIterable[bytes], content_type: str) -> FormFile:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 
 from bloop.platform.content.media import sniff
+from bloop.platform.content.media.form import PartParser
 from bloop.platform.content.media.service import FLUSH_BYTES, FLUSH_S
 from bloop.platform.content.uploads.service import Incoming, SizeCheck
 from bloop.platform.kit.errors import Problem
@@ -82,25 +83,18 @@ class _File:
                 self.handle.close()
 
 
-class _Reader:
+class _Reader(PartParser):
     """Feeds the body to a push parser; its callbacks check and collect, `_flush` writes."""
 
     def __init__(self, boundary: bytes, charset: str, into: Path, max_files: int,
                  checks: SizeChecks) -> None:
-        self._parser = MultipartParser(boundary, {
-            "on_part_begin": self._part_begin, "on_header_field": self._header_field,
-            "on_header_value": self._header_value, "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_finished, "on_part_data": self._part_data,
-            "on_part_end": self._part_end, "on_end": self._end})
+        super().__init__(boundary)
         self._charset, self._into, self._max_files, self._checks = charset, into, max_files, checks
         self.files: list[_File] = []
         self._file: _File | None = None
         self._field_bytes: int | None = None
         """The bytes of the text field being read; None in a file's part."""
-        self._name, self._value = b"", b""
-        self._headers: dict[bytes, bytes] = {}
         self._file_parts = self._fields = 0
-        self._ended = False
 
     async def read(self, body: AsyncIterable[bytes]) -> None:
         async for chunk in body:
@@ -128,19 +122,6 @@ class _Reader:
             return value.decode("latin-1")
 
     # -- the parser's callbacks ------------------------------------------------------------
-    def _part_begin(self) -> None:
-        self._headers = {}
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._name += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _header_end(self) -> None:
-        self._headers[self._name.lower()] = self._value
-        self._name, self._value = b"", b""
-
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition"))
         if b"name" not in options:
@@ -198,9 +179,6 @@ class _Reader:
         if file.check is not None:
             file.check(file.size, True)
         self._file = None
-
-    def _end(self) -> None:
-        self._ended = True
 
     def _tell(self, file: _File, *, complete: bool) -> None:
         head = bytes(file.head[:sniff.SNIFF_BYTES])
