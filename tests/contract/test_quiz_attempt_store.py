@@ -20,6 +20,7 @@ from bloop.platform.content.attempts.stores.mongo import MongoAttemptStore
 from bloop.platform.content.quiz import QuizBlock, grade
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.pagination import BadCursor, Slice
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import scratch_mongo
 
@@ -73,14 +74,14 @@ async def add(store: AttemptStore, learner: str = "ada", minutes: int = 0, tenan
 
 async def numbers(store: AttemptStore, learner: str = "ada", tenant: str = "acme",
                   lesson: str = "lesson-1", quiz: str = "check") -> list[int]:
-    return sorted(a.number for a in await store.of_learner(
-        tenant, learner, lesson_id=lesson, quiz_id=quiz, limit=None))
+    return sorted(a.number for a in (await store.of_learner(
+        tenant, learner, lesson_id=lesson, quiz_id=quiz, limit=None)).items)
 
 
 async def test_an_attempt_reads_back_as_stored_with_its_event_in_the_outbox(
         store: AttemptStore) -> None:
     a = await add(store)
-    [back] = await store.of_learner("acme", "ada")
+    [back] = (await store.of_learner("acme", "ada")).items
     assert back == a
     assert back.answers == {"tf": True, "mc": ["a", "b"], "m": {"l1": "r1"}}
     assert isinstance(back.answers["tf"], bool)
@@ -133,28 +134,50 @@ async def test_lists_run_newest_first_filter_and_page(store: AttemptStore) -> No
     other = await add(store, "ada", minutes=20, lesson="lesson-2")
     await add(store, "ada", minutes=30, tenant="beta")
 
-    assert await store.of_learner("acme", "ada") == [other, *reversed(ada)]
-    assert await store.of_learner("acme", "ada", lesson_id="lesson-1") == list(reversed(ada))
-    assert await store.of_learner("acme", "ada", lesson_id="lesson-1", quiz_id="nope") == []
-    lesson = await store.of_lesson("acme", "lesson-1")
-    assert lesson == sorted(ada + grace, key=lambda a: a.graded_at, reverse=True)
-    assert await store.of_lesson("acme", "lesson-1", learner="grace") == list(reversed(grace))
-    assert await store.of_lesson("acme", "lesson-1", quiz_id="check", limit=2) == lesson[:2]
-    assert await store.of_lesson("acme", "lesson-1", before=lesson[1].sort_key,
-                                 limit=2) == lesson[2:4]
-    assert await store.of_learner("acme", "ada", before=other.sort_key, limit=None) == list(
+    assert (await store.of_learner("acme", "ada")).items == [other, *reversed(ada)]
+    assert (await store.of_learner("acme", "ada", lesson_id="lesson-1")).items == list(
         reversed(ada))
-    assert await store.of_lesson("beta", "lesson-1") != []
-    assert await store.of_lesson("zeta", "lesson-1") == []
+    assert (await store.of_learner("acme", "ada", lesson_id="lesson-1",
+                                   quiz_id="nope")).items == []
+    lesson = (await store.of_lesson("acme", "lesson-1")).items
+    assert lesson == sorted(ada + grace, key=lambda a: a.graded_at, reverse=True)
+    assert (await store.of_lesson("acme", "lesson-1", learner="grace")).items == list(
+        reversed(grace))
+    first = await store.of_lesson("acme", "lesson-1", quiz_id="check", limit=2)
+    assert first.items == lesson[:2]
+    assert first.next is not None
+    second = await store.of_lesson("acme", "lesson-1", after=first.next, limit=2)
+    assert second.items == lesson[2:4]
+    mine = await store.of_learner("acme", "ada", limit=1)
+    assert mine.items == [other]
+    assert mine.next is not None
+    assert (await store.of_learner("acme", "ada", after=mine.next, limit=None)) == Slice(
+        list(reversed(ada)))
+    assert (await store.of_lesson("beta", "lesson-1")).items != []
+    assert (await store.of_lesson("zeta", "lesson-1")).items == []
+
+
+async def test_a_page_is_the_last_when_nothing_follows_it(store: AttemptStore) -> None:
+    """A list of exactly `limit` items, or a page that ends the list, has no `next`."""
+    ada = [await add(store, "ada", minutes=n) for n in range(4)]
+    assert await store.of_learner("acme", "ada", limit=4) == Slice(list(reversed(ada)))
+    first = await store.of_learner("acme", "ada", limit=2)
+    assert first.next is not None
+    assert await store.of_learner("acme", "ada", after=first.next, limit=2) == Slice(
+        [ada[1], ada[0]])
+    with pytest.raises(BadCursor):
+        await store.of_lesson("acme", "lesson-1", after=ada[0].sort_key)
 
 
 async def test_ties_in_time_are_ordered_by_id_and_paged_without_loss(store: AttemptStore) -> None:
     same = [await add(store, f"learner-{n}") for n in range(5)]
-    listed = await store.of_lesson("acme", "lesson-1")
+    listed = (await store.of_lesson("acme", "lesson-1")).items
     assert listed == sorted(same, key=lambda a: a.id, reverse=True)
     first = await store.of_lesson("acme", "lesson-1", limit=3)
-    rest = await store.of_lesson("acme", "lesson-1", before=first[-1].sort_key, limit=3)
-    assert first + rest == listed
+    assert first.next is not None
+    rest = await store.of_lesson("acme", "lesson-1", after=first.next, limit=3)
+    assert first.items + rest.items == listed
+    assert rest.next is None
 
 
 async def test_erasing_a_learner_deletes_their_attempts_only_and_is_idempotent(
@@ -166,9 +189,9 @@ async def test_erasing_a_learner_deletes_their_attempts_only_and_is_idempotent(
     beta = await add(store, "ada", tenant="beta")
     assert await store.erase_learner("acme", "ada") == 3
     assert await store.erase_learner("acme", "ada") == 0
-    assert await store.of_learner("acme", "ada") == []
-    assert await store.of_lesson("acme", "lesson-1") == [kept]
-    assert await store.of_learner("beta", "ada") == [beta]
+    assert (await store.of_learner("acme", "ada")).items == []
+    assert (await store.of_lesson("acme", "lesson-1")).items == [kept]
+    assert (await store.of_learner("beta", "ada")).items == [beta]
     assert (await add(store, "ada", minutes=2)).number == 1  # numbering starts again
     assert (await add(store, "ada", tenant="beta", minutes=1)).number == 2
 

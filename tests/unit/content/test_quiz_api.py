@@ -133,7 +133,7 @@ async def test_learners_submit_and_read_their_own_staff_read_all(
     assert mine["items"][1]["answers"]["tf"] is False
     page = (await client.get(f"{url}?limit=1", headers=ada)).json()
     assert [a["id"] for a in page["items"]] == [partial["id"]]
-    rest = await client.get(url, params={"limit": 1, "before": page["next"]}, headers=ada)
+    rest = await client.get(url, params={"limit": 1, "after": page["next"]}, headers=ada)
     assert [a["id"] for a in rest.json()["items"]] == [full["id"]]
     assert [a["number"] for a in (await client.get(url, headers=grace)).json()["items"]] == [1]
 
@@ -154,6 +154,28 @@ async def test_learners_submit_and_read_their_own_staff_read_all(
                               headers=other)).status_code == 404
     assert (await client.post(url, json={"answers": {}}, headers=other)).status_code == 403
     assert (await client.get(url, headers=other)).status_code == 403
+
+
+async def test_attempts_page_with_after_as_every_list_does(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """`after` takes the `next` of the page before, and the last page's `next` is null, also
+    when it holds exactly `limit` attempts."""
+    lesson = await lesson_with_quiz(client)
+    ada = await member(app, client, "acme", ["learner"])
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    for _ in range(4):
+        assert (await client.post(url, json={"answers": {}}, headers=ada)).status_code == 201
+    every = f"{BASE}/lessons/{lesson}/attempts"
+    for listed, headers in ((url, ada), (every, dict(client.headers))):
+        first = (await client.get(listed, params={"limit": 2}, headers=headers)).json()
+        assert [a["number"] for a in first["items"]] == [4, 3]
+        last = (await client.get(listed, params={"limit": 2, "after": first["next"]},
+                                 headers=headers)).json()
+        assert ([a["number"] for a in last["items"]], last["next"]) == ([2, 1], None)
+        whole = (await client.get(listed, params={"limit": 4}, headers=headers)).json()
+        assert ([a["number"] for a in whole["items"]], whole["next"]) == ([4, 3, 2, 1], None)
+    r = await client.get(url, params={"after": "not a cursor"}, headers=ada)
+    assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
 async def test_attempts_posted_at_once_are_all_created(

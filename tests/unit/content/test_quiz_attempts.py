@@ -80,10 +80,11 @@ async def test_an_attempt_is_graded_numbered_stored_and_announced(service: Attem
     }
     assert datetime.fromisoformat(e["time"]) == second.graded_at.astimezone(UTC)
 
-    assert [a.id for a in await service.of_learner("acme", "ada", "l1", "check")] == [
+    assert [a.id for a in (await service.of_learner("acme", "ada", "l1", "check")).items] == [
         second.id, first.id]
-    assert len(await service.of_lesson("acme", "l1")) == 3
-    assert [a.learner for a in await service.of_lesson("acme", "l1", learner="grace")] == ["grace"]
+    assert len((await service.of_lesson("acme", "l1")).items) == 3
+    graces = await service.of_lesson("acme", "l1", learner="grace")
+    assert [a.learner for a in graces.items] == ["grace"]
 
 
 async def test_attempts_sent_at_once_are_all_stored_with_consecutive_numbers(
@@ -111,7 +112,7 @@ async def test_refusals_change_nothing(service: AttemptService) -> None:
     assert caught.value.extra == {"question": "o"}
     with pytest.raises(Problem, match="no such question"):
         await service.submit("acme", "ada", "l1", "check", {"extra": "a"})
-    assert await service.of_lesson("acme", "l1") == []
+    assert (await service.of_lesson("acme", "l1")).items == []
     assert await service.store.outbox.count_pending() == 0
 
 
@@ -131,6 +132,6 @@ async def test_export_and_erasure_of_a_learner(service: AttemptService) -> None:
     await sub.handler(deleted)
     await sub.handler(deleted)  # a redelivery changes nothing
     assert await service.personal_data("acme", "ada") == {"quiz_attempts": []}
-    assert [a.learner for a in await service.of_lesson("acme", "l1")] == ["grace"]
+    assert [a.learner for a in (await service.of_lesson("acme", "l1")).items] == ["grace"]
     again = await service.submit("acme", "ada", "l1", "check", {})
     assert again.number == 1

@@ -13,14 +13,13 @@ from bloop.platform.content.attempts.service import AttemptService
 from bloop.platform.content.quiz import QUIZ_ID_PATTERN, LearnerQuiz
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.errors import Problem
-from bloop.platform.kit.pagination import Page
+from bloop.platform.kit.pagination import After, Page, Slice
 
 MAX_SUBMISSION_BYTES = 64 * 1024
 
 TenantId = Annotated[str, Path(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
 LessonId = Annotated[str, Path(min_length=1, max_length=64)]
 QuizId = Annotated[str, Path(pattern=QUIZ_ID_PATTERN)]
-Before = Annotated[str | None, Query(max_length=200, description="the `next` of the page before")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 
 
@@ -45,8 +44,8 @@ Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "
                                              scopes=["content:read"]))]
 
 
-def page(attempts: list[Attempt], limit: int) -> Page[Attempt]:
-    return Page(items=attempts, next=attempts[-1].sort_key if len(attempts) == limit else None)
+def page(attempts: Slice[Attempt]) -> Page[Attempt]:
+    return Page(items=attempts.items, next=attempts.next)
 
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/lessons/{lesson}", tags=["quizzes"])
@@ -71,10 +70,11 @@ async def submit_attempt(tenant: TenantId, lesson: LessonId, quiz: QuizId,
 
 @router.get("/quizzes/{quiz}/attempts")
 async def my_attempts(tenant: TenantId, lesson: LessonId, quiz: QuizId, service: Svc,
-                      me: Learner, before: Before = None, limit: Limit = 100) -> Page[Attempt]:
-    """The caller's own attempts at the quiz, newest first."""
-    return page(await service.of_learner(tenant, me.user_id, lesson, quiz, before=before,
-                                         limit=limit), limit)
+                      me: Learner, after: After = None, limit: Limit = 100) -> Page[Attempt]:
+    """The caller's own attempts at the quiz, newest first, a page at a time: `next` is the
+    cursor (`after`) of the following page, null on the last."""
+    return page(await service.of_learner(tenant, me.user_id, lesson, quiz, after=after,
+                                         limit=limit))
 
 
 @router.get("/attempts")
@@ -82,9 +82,9 @@ async def lesson_attempts(
     tenant: TenantId, lesson: LessonId, service: Svc, _: Staff,
     quiz: Annotated[str | None, Query(pattern=QUIZ_ID_PATTERN)] = None,
     learner: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-    before: Before = None, limit: Limit = 100,
+    after: After = None, limit: Limit = 100,
 ) -> Page[Attempt]:
     """Every learner's attempts at the lesson (or one of its quizzes, or one learner's), newest
-    first."""
+    first, a page at a time as the learner's own."""
     return page(await service.of_lesson(tenant, lesson, quiz_id=quiz, learner=learner,
-                                        before=before, limit=limit), limit)
+                                        after=after, limit=limit))

@@ -9,6 +9,7 @@ from typing import Protocol
 from bloop.platform.content.attempts.model import Attempt, PublishedQuiz
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
+from bloop.platform.kit.pagination import Slice
 
 Numbered = Callable[[int], tuple[Attempt, Sequence[Envelope]]]
 """Makes the attempt that takes the number given, and the events to store beside it."""
@@ -29,16 +30,16 @@ class AttemptStore(Protocol):
         returns the attempt. Attempts added at once all get numbers of their own."""
 
     async def of_learner(self, tenant: str, learner: str, *, lesson_id: str | None = None,
-                         quiz_id: str | None = None, before: str | None = None,
-                         limit: int | None = 100) -> list[Attempt]:
-        """The learner's attempts (at one lesson, or one quiz of it), newest first, those whose
-        `sort_key` is below `before` when given; every one when `limit` is None."""
+                         quiz_id: str | None = None, after: str | None = None,
+                         limit: int | None = 100) -> Slice[Attempt]:
+        """The learner's attempts (at one lesson, or one quiz of it), newest first, from the
+        cursor `after` (a slice's `next`) when given; every one when `limit` is None."""
 
     async def of_lesson(self, tenant: str, lesson_id: str, *, quiz_id: str | None = None,
-                        learner: str | None = None, before: str | None = None,
-                        limit: int = 100) -> list[Attempt]:
-        """Every learner's attempts at the lesson (or one quiz of it), newest first, those
-        whose `sort_key` is below `before` when given."""
+                        learner: str | None = None, after: str | None = None,
+                        limit: int = 100) -> Slice[Attempt]:
+        """Every learner's attempts at the lesson (or one quiz of it), newest first, from the
+        cursor `after` (a slice's `next`) when given."""
 
     async def erase_learner(self, tenant: str, learner: str) -> int:
         """Deletes every attempt of the learner in the tenant (their numbering starts again at

@@ -13,6 +13,7 @@ from bloop.platform.content.service import ContentService
 from bloop.platform.kit.errors import NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.pagination import Slice
 
 
 class ContentQuizzes:
@@ -78,21 +79,21 @@ class AttemptService:
         return attempt
 
     async def of_learner(self, tenant: str, learner: str, lesson_id: str,
-                         quiz_id: str | None = None, *, before: str | None = None,
-                         limit: int = 100) -> list[Attempt]:
+                         quiz_id: str | None = None, *, after: str | None = None,
+                         limit: int = 100) -> Slice[Attempt]:
         return await self.store.of_learner(tenant, learner, lesson_id=lesson_id, quiz_id=quiz_id,
-                                           before=before, limit=limit)
+                                           after=after, limit=limit)
 
     async def of_lesson(self, tenant: str, lesson_id: str, *, quiz_id: str | None = None,
-                        learner: str | None = None, before: str | None = None,
-                        limit: int = 100) -> list[Attempt]:
+                        learner: str | None = None, after: str | None = None,
+                        limit: int = 100) -> Slice[Attempt]:
         return await self.store.of_lesson(tenant, lesson_id, quiz_id=quiz_id, learner=learner,
-                                          before=before, limit=limit)
+                                          after=after, limit=limit)
 
     async def personal_data(self, tenant: str, user_id: str) -> dict[str, object]:
         """Every quiz attempt of the user, for their data export."""
         attempts = await self.store.of_learner(tenant, user_id, limit=None)
-        return {"quiz_attempts": [a.model_dump(mode="json") for a in attempts]}
+        return {"quiz_attempts": [a.model_dump(mode="json") for a in attempts.items]}
 
     async def erase_learner(self, tenant: str, user_id: str) -> int:
         """Deletes the user's attempts (idempotent); returns how many were deleted."""

@@ -9,6 +9,7 @@ from bloop.platform.content.attempts.model import Attempt
 from bloop.platform.content.attempts.ports import Numbered
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -52,31 +53,32 @@ class EmbeddedAttemptStore:
 
         return await self.db.transaction(write)
 
-    async def _select(self, where: dict[str, str | None], before: str | None,
-                      limit: int | None) -> list[Attempt]:
+    async def _select(self, where: dict[str, str | None], after: str | None,
+                      limit: int | None) -> Slice[Attempt]:
         clauses = [f"{column} = ?" for column, value in where.items() if value is not None]
         params: list[object] = [value for value in where.values() if value is not None]
-        if before is not None:
+        if after:
             clauses.append("sort_key < ?")
-            params.append(before)
+            params.append(key_of(after, str)[0])
         sql = f"SELECT doc FROM quiz_attempts WHERE {' AND '.join(clauses)} ORDER BY sort_key DESC"  # noqa: S608
         if limit is not None:
             sql += " LIMIT ?"
-            params.append(limit)
+            params.append(limit + 1)
         rows = await self.db.run(lambda c: c.execute(sql, params).fetchall())
-        return [Attempt.model_validate_json(r["doc"], context=STORED) for r in rows]
+        found = [Attempt.model_validate_json(r["doc"], context=STORED) for r in rows]
+        return Slice(found) if limit is None else Slice.of(found, limit, lambda a: (a.sort_key,))
 
     async def of_learner(self, tenant: str, learner: str, *, lesson_id: str | None = None,
-                         quiz_id: str | None = None, before: str | None = None,
-                         limit: int | None = 100) -> list[Attempt]:
+                         quiz_id: str | None = None, after: str | None = None,
+                         limit: int | None = 100) -> Slice[Attempt]:
         return await self._select({"tenant": tenant, "learner": learner, "lesson_id": lesson_id,
-                                   "quiz_id": quiz_id}, before, limit)
+                                   "quiz_id": quiz_id}, after, limit)
 
     async def of_lesson(self, tenant: str, lesson_id: str, *, quiz_id: str | None = None,
-                        learner: str | None = None, before: str | None = None,
-                        limit: int = 100) -> list[Attempt]:
+                        learner: str | None = None, after: str | None = None,
+                        limit: int = 100) -> Slice[Attempt]:
         return await self._select({"tenant": tenant, "lesson_id": lesson_id, "quiz_id": quiz_id,
-                                   "learner": learner}, before, limit)
+                                   "learner": learner}, after, limit)
 
     async def erase_learner(self, tenant: str, learner: str) -> int:
         cur = await self.db.transaction(lambda c: c.execute(

@@ -26,6 +26,7 @@ from bloop.platform.content.attempts.ports import Numbered
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.mongo_guard import MongoGuard
+from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.read_back import STORED
 
 Doc = dict[str, Any]
@@ -102,27 +103,28 @@ class MongoAttemptStore:
             await self.numbers.update_one(
                 {"_id": counter}, {"$max": {"last": last}, "$setOnInsert": series}, upsert=True)
 
-    async def _find(self, query: Doc, before: str | None, limit: int | None) -> list[Attempt]:
+    async def _find(self, query: Doc, after: str | None, limit: int | None) -> Slice[Attempt]:
         query = {k: v for k, v in query.items() if v is not None}
-        if before is not None:
-            query["sort_key"] = {"$lt": before}
+        if after:
+            query["sort_key"] = {"$lt": key_of(after, str)[0]}
         cursor = self.attempts.find(query, {"_outbox": 0, "_outbox_pending": 0}).sort(
             "sort_key", DESCENDING)
         if limit is not None:
-            cursor = cursor.limit(limit)
-        return [_attempt(d) async for d in cursor]
+            cursor = cursor.limit(limit + 1)
+        found = [_attempt(d) async for d in cursor]
+        return Slice(found) if limit is None else Slice.of(found, limit, lambda a: (a.sort_key,))
 
     async def of_learner(self, tenant: str, learner: str, *, lesson_id: str | None = None,
-                         quiz_id: str | None = None, before: str | None = None,
-                         limit: int | None = 100) -> list[Attempt]:
+                         quiz_id: str | None = None, after: str | None = None,
+                         limit: int | None = 100) -> Slice[Attempt]:
         return await self._find({"tenant": tenant, "learner": learner, "lesson_id": lesson_id,
-                                 "quiz_id": quiz_id}, before, limit)
+                                 "quiz_id": quiz_id}, after, limit)
 
     async def of_lesson(self, tenant: str, lesson_id: str, *, quiz_id: str | None = None,
-                        learner: str | None = None, before: str | None = None,
-                        limit: int = 100) -> list[Attempt]:
+                        learner: str | None = None, after: str | None = None,
+                        limit: int = 100) -> Slice[Attempt]:
         return await self._find({"tenant": tenant, "lesson_id": lesson_id, "quiz_id": quiz_id,
-                                 "learner": learner}, before, limit)
+                                 "learner": learner}, after, limit)
 
     async def erase_learner(self, tenant: str, learner: str) -> int:
         result = await self.attempts.delete_many({"tenant": tenant, "learner": learner})
