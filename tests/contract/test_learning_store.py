@@ -636,6 +636,8 @@ async def test_a_learner_takes_a_card_out_of_their_deck_and_back(case: Case) -> 
     await case.store.save_review(case.tenant, "u1", after, log, [])
 
     assert await case.store.keep_in_deck(case.tenant, "u1", card.id, False)
+    assert not await case.store.keep_in_deck(case.tenant, "u1", card.id, False)  # already out
+    assert not await case.store.keep_in_deck(case.tenant, "u2", card.id, True)  # already in
     far = T0 + timedelta(days=3650)
     assert await case.store.card_states(case.tenant, "u1") == []
     assert await case.store.taken_out_cards(case.tenant, "u1") == [after]

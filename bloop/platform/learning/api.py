@@ -355,7 +355,8 @@ async def due_reviews(tenant: TenantId, service: Svc, me: Learner,
 
 @router.post("/me/reviews")
 async def review(tenant: TenantId, body: NewReview, service: Svc, me: Learner) -> ReviewResult:
-    """Rates a card 1 (again) to 4 (easy); answers when it is due next."""
+    """Rates a card 1 (again) to 4 (easy); answers when it is due next. 404 `not_in_deck` for
+    a card not in the learner's deck (never added, taken out, or retired)."""
     return await service.review(tenant, me.user_id, body)
 
 

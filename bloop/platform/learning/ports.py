@@ -332,7 +332,7 @@ class LearningRepository(Protocol):
     async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
         """Takes the card out of the learner's deck (`kept` False: no read of their deck finds
         it, and adding it does not bring it back) or puts it back with its schedule. False when
-        the learner never had it."""
+        nothing moved: the learner never had it, or it already was out (or in)."""
 
     async def due(self, tenant: str, learner: str, at: datetime, limit: int,
                   after: tuple[datetime, str] | None = None) -> list[CardState]:

@@ -928,7 +928,8 @@ class LearningService:
             at = given_at or now()
             states = await self.repo.card_states(tenant, learner, [given.card_id])
             if not states:
-                raise NotFound(f"the card {given.card_id!r} is not in your deck")
+                raise NotFound(f"the card {given.card_id!r} is not in your deck",
+                               code="not_in_deck")
             if given.version is not None and states[0].version != given.version:
                 raise Conflict(f"the card was reviewed since version {given.version}; it is at "
                                f"{states[0].version}", code="already_reviewed",

@@ -1240,6 +1240,8 @@ async def test_educators_fix_or_retire_cards_and_learners_drop_them(running: tup
     # a learner drops a card: it is not due, completing the lesson again does not bring it back
     r = await client.delete(f"{BASE}/me/cards/{kept['id']}", headers=pupil)
     assert r.status_code == 204, r.text
+    r = await client.delete(f"{BASE}/me/cards/{kept['id']}", headers=pupil)  # not there now
+    assert (r.status_code, r.json()["code"]) == (404, "not_in_deck")
     assert await due(pupil) == ["A recursive function."]
     await client.post(f"{BASE}/me/lessons/recur/progress", json={"status": "completed"},
                       headers=pupil)
@@ -1247,7 +1249,7 @@ async def test_educators_fix_or_retire_cards_and_learners_drop_them(running: tup
     assert await due(other) == ["A base case.", "A recursive function."]
     r = await client.post(f"{BASE}/me/reviews", json={"card_id": kept["id"], "rating": 3},
                           headers=pupil)
-    assert r.status_code == 404, r.text
+    assert (r.status_code, r.json()["code"]) == (404, "not_in_deck"), r.text
     r = await client.delete(f"{BASE}/me/cards/ghost", headers=pupil)
     assert (r.status_code, r.json()["code"]) == (404, "not_in_deck")
     assert (await client.post(f"{BASE}/me/cards/{kept['id']}", headers=pupil)).status_code == 201

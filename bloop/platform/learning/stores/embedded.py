@@ -927,8 +927,8 @@ class EmbeddedLearningStore:
 
     async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
         changed: int = await self.db.transaction(lambda c: c.execute(
-            "UPDATE card_states SET removed = ? WHERE tenant = ? AND learner = ? AND card = ?",
-            (int(not kept), tenant, learner, card_id)).rowcount)
+            "UPDATE card_states SET removed = ? WHERE tenant = ? AND learner = ? AND card = ?"
+            " AND removed <> ?", (int(not kept), tenant, learner, card_id, int(not kept))).rowcount)
         return changed > 0
 
     async def add_card_states(self, tenant: str, learner: str, states: Sequence[CardState]) -> None:

@@ -1035,6 +1035,7 @@ class Neo4jLearningStore:
     async def keep_in_deck(self, tenant: str, learner: str, card_id: str, kept: bool) -> bool:
         records = await self._execute(
             "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: $card})"
+            " WHERE coalesce(s.removed, false) = $kept"
             " SET s.removed = CASE WHEN $kept THEN null ELSE true END RETURN count(s) AS n",
             tenant=tenant, learner=learner, card=card_id, kept=kept)
         return bool(records[0]["n"])
