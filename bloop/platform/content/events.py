@@ -24,6 +24,14 @@ from bloop.platform.kit.events.types import event_type
 TOPIC = "content.events"
 
 
+class PublishedModule(BaseModel):
+    """A module of the course as published, with its lessons in the course's order."""
+
+    id: str
+    title: str
+    lesson_ids: list[str]
+
+
 @event_type("bloop.content.course.published", 1, TOPIC)
 class CoursePublished(BaseModel):
     course_id: str
@@ -36,6 +44,8 @@ class CoursePublished(BaseModel):
     lesson_ids: list[str]
     published_at: datetime
     rollback_of: int | None = Field(default=None, description="the version this one restored")
+    modules: list[PublishedModule] = Field(default_factory=list, description=(
+        "the course's modules in its order, each with the lessons of `lesson_ids` it holds"))
 
 
 @event_type("bloop.content.lesson.published", 1, TOPIC)

@@ -27,6 +27,7 @@ from bloop.platform.content.events import (
     LessonDeleted,
     LessonPublished,
     LessonUpdated,
+    PublishedModule,
     UnattachedOutput,
 )
 from bloop.platform.content.members import Members
@@ -1034,6 +1035,9 @@ def _publication(course: Course, lessons: list[Lesson],
         language=p.language, level=p.level, tags=p.tags,
         lesson_ids=[lesson.id for lesson in lessons], published_at=at,
         rollback_of=p.rollback_of,
+        modules=[PublishedModule(id=m.id, title=m.title,
+                                 lesson_ids=[x.id for x in lessons if x.module == m.id])
+                 for m in p.modules],
     ), tenant=course.tenant, subject=course.id, time=at)]
     events += [type_of(LessonPublished).envelope(LessonPublished(
         lesson_id=lesson.id, course_id=course.id, course_version=p.version,

@@ -431,12 +431,7 @@ class LearningService:
                     if e.course_id is not None]
         found = await self.repo.courses_with_lessons(tenant, enrolled) if enrolled else {}
         for course, lessons in (found[c] for c in enrolled if c in found):
-            modules: dict[str, list[str]] = defaultdict(list)
-            for m in course.modules:
-                modules[m.id] += m.lesson_ids
-            for lesson in lessons:
-                if lesson.module_id and lesson.id not in modules[lesson.module_id]:
-                    modules[lesson.module_id].append(lesson.id)
+            modules = _modules(course, lessons)
             live = {x.id for x in lessons}
             courses.append(CourseCompletion(
                 id=course.id, lessons=len(lessons), completed=len(live & done),
@@ -1028,3 +1023,16 @@ def _stamp(at: datetime) -> str:
     """A time as answers are ordered by (ISO text in UTC, so that text order is time order;
     a time without a zone is UTC)."""
     return utc_iso(at)
+
+
+def _modules(course: CourseNode, lessons: Sequence[LessonNode]) -> dict[str, list[str]]:
+    """The course's lessons by module, the modules in the course's order (those it lists, with
+    no lesson too; then any only a lesson names, in lesson order). A lesson counts in the module
+    its own record names, else in the one the course lists it in."""
+    listed = {x: m.id for m in course.modules for x in m.lesson_ids}
+    modules: dict[str, list[str]] = {m.id: [] for m in course.modules}
+    for lesson in lessons:
+        module = lesson.module_id or listed.get(lesson.id)
+        if module:
+            modules.setdefault(module, []).append(lesson.id)
+    return modules
