@@ -8,6 +8,7 @@ fraction, which does order as the times do.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -40,6 +41,28 @@ def iso_only(value: object) -> object:
         raise ValueError("send an ISO-8601 time with its zone offset, such as "
                          "2026-12-04T09:00:00+05:00, not a number")
     return value
+
+
+_SPACED_OFFSET = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt _][0-9:.,]+) ([0-9]{2}:?[0-9]{2})")
+FIRST_UTC, LAST_UTC = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"
+
+
+def plus_restored(value: object) -> object:
+    """A `BeforeValidator` for a time sent in a query string: a `+` not sent as `%2B` arrives
+    as a space, which before a time's zone offset can only have been that `+`."""
+    if isinstance(value, str) and (spaced := _SPACED_OFFSET.fullmatch(value)):
+        return f"{spaced[1]}+{spaced[2]}"
+    return value
+
+
+def in_utc(at: datetime) -> datetime:
+    """An `AfterValidator`: `at` in UTC, refused when UTC has no such time (the first hours of
+    year 1 ahead of it, the last of year 9999 behind it)."""
+    try:
+        return utc(at)
+    except OverflowError:
+        raise ValueError(f"the time is out of range in UTC, which runs from {FIRST_UTC} to "
+                         f"{LAST_UTC}") from None
 
 
 Instant = Annotated[datetime, PlainSerializer(json_time, return_type=str, when_used="json"),

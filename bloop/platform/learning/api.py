@@ -4,7 +4,6 @@ mastery, paths, placement and review cards under `/learning/me`."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
@@ -14,7 +13,7 @@ from bloop.platform.kit.auth import Principal, a_person, require
 from bloop.platform.kit.errors import Invalid
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.preconditions import version_named
-from bloop.platform.kit.times import iso_only, utc
+from bloop.platform.kit.times import in_utc, iso_only, plus_restored
 from bloop.platform.learning.model import (
     SLUG_PATTERN,
     BktParams,
@@ -55,14 +54,8 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 C = TypeVar("C", bound=Concept)
 
 
-def _in_utc(at: datetime) -> datetime:
-    try:
-        return utc(at)
-    except OverflowError:
-        raise ValueError("the time is out of range in UTC") from None
-
-
-UtcTime = Annotated[AwareDatetime, BeforeValidator(iso_only), AfterValidator(_in_utc)]
+UtcTime = Annotated[AwareDatetime, BeforeValidator(iso_only), BeforeValidator(plus_restored),
+                    AfterValidator(in_utc)]
 
 
 async def get_service(request: Request) -> LearningService:
@@ -345,7 +338,9 @@ async def due_reviews(tenant: TenantId, service: Svc, me: Learner,
                       limit: Limit = 50,
                       at: Annotated[UtcTime | None, Query(
                           description="when to look from (now when left out), with its zone "
-                                      "offset, such as 2026-12-04T09:00:00+05:00")] = None,
+                                      "offset, such as 2026-12-04T09:00:00+05:00 (its `+` "
+                                      "sent as %2B or as it is); a time UTC has, from "
+                                      "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z")] = None,
                       after: After = None) -> Page[CardView]:
     """The learner's cards due, most overdue first, a page at a time: `next` is the cursor
     (`after`) of the following page, null on the last (send the same `at` with it)."""

@@ -699,6 +699,24 @@ async def test_a_due_list_time_that_utc_cannot_hold_is_refused(running: tuple[
     assert (r.status_code, r.json()["items"]) == (200, [])
 
 
+async def test_an_at_out_of_utcs_range_is_refused_naming_the_range_however_its_plus_is_sent(
+        running: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """A `+` not sent as %2B arrives as a space: the first hours of year 1 ahead of UTC were
+    refused as "unexpected extra characters", in range ones such as 09:00+05:00 too."""
+    app, client = running
+    pupil = await learner(app, client)
+    url = f"{BASE}/me/reviews/due"
+    for at in ("0001-01-01T00:00:00+05:00", "0001-01-01T00:00:00%2B05:00",
+               "9999-12-31T23:59:59-05:00"):
+        r = await client.get(f"{url}?at={at}", headers=pupil)
+        assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), at
+        assert "out of range in UTC, which runs from 0001-01-01T00:00:00Z to " \
+            "9999-12-31T23:59:59.999999Z" in r.text, at
+    for at in ("2026-12-04T09:00:00+05:00", "9999-12-31T23:59:59+05:00"):
+        r = await client.get(f"{url}?at={at}", headers=pupil)
+        assert (r.status_code, r.json()["items"]) == (200, []), at
+
+
 async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     app, client = running
