@@ -164,8 +164,7 @@ async def test_an_image_alone_in_its_paragraph_becomes_an_image_block_a_page_can
                                         " in the text."},
         {"type": "image", "media": square, "alt": "A *big* square", "title": "The square",
          "caption": ""},
-        {"type": "markdown", "markdown": f"```\n![code]({BASE}/media/{dot}/content)\n```\n\n"
-                                        "That is all."}]
+        {"type": "markdown", "markdown": "```\n![code](img/dot.png)\n```\n\nThat is all."}]
     assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
 
     r = await client.post("/graphql", json={"query": SHOW_LESSON, "variables": {
@@ -177,7 +176,7 @@ async def test_an_image_alone_in_its_paragraph_becomes_an_image_block_a_page_can
     assert (image["media"], image["alt"], image["title"]) == (square, "A *big* square",
                                                                "The square")
     assert [x["media"] for x in intro["mediaLinks"]] == [dot]
-    assert [x["media"] for x in code["mediaLinks"]] == [dot]
+    assert code["mediaLinks"] == []  # code is shown as written
     anonymous = api_client(app)
     async with anonymous:
         for url, data in ((image["link"]["url"], s.png(8, 8)),
@@ -186,6 +185,28 @@ async def test_an_image_alone_in_its_paragraph_becomes_an_image_block_a_page_can
             r = await anonymous.get(url)
             assert (r.status_code, r.headers["content-type"], r.content) == (
                 200, "image/png", data), url
+
+
+async def test_links_inside_code_are_neither_checked_nor_rewritten(
+        client: httpx.AsyncClient) -> None:
+    """Code showing Markdown (a fenced block, a code span, a `~~~` block with HTML) was read as
+    links to files: refused as missing (422 `missing_file`), or, with the file in the upload,
+    rewritten to the media's URL inside the code."""
+    text = (b"# Syntax\n\nAn image is written\n\n```markdown\n![alt text](images/cat.png)\n```\n\n"
+            b"or inline, `![x](cat.png)`, or as HTML:\n\n~~~html\n<img src=\"cat.png\">\n~~~\n")
+    r = await client.post(UPLOAD, files=files(("mdsyntax.md", text, "text/markdown")))
+    assert r.status_code == 201, r.text
+    [lesson] = r.json()["lessons"]
+    assert "\n\n".join(b["markdown"] for b in lesson["blocks"]) == text.decode().strip("\n")
+
+    code = b"```python\n# ![not an image](img/diagram.png)\nprint(1)\n```\n"
+    pack = s.zip_of({"draw.md": b"# Draw\n\n" + code + b"\n![the diagram](img/diagram.png) here",
+                     "img/diagram.png": s.png()})
+    r = await client.post(UPLOAD, files=files(("draw.zip", pack, "application/zip")))
+    assert r.status_code == 201, r.text
+    [lesson], [media] = r.json()["lessons"], r.json()["media"]
+    assert [b["markdown"] for b in lesson["blocks"]] == [
+        f"# Draw\n\n{code.decode()}\n![the diagram]({media['url']}) here"]
 
 
 async def test_images_stay_in_the_markdown_when_blocks_would_not_fit_or_links_need_them(

@@ -104,6 +104,30 @@ def test_link_finding_takes_time_in_proportion_to_the_text(line: str) -> None:
     assert markdown.figures(body) == [body]
 
 
+def test_links_inside_code_are_left_as_written() -> None:
+    body = ("```\n![a](a.png)\n[ref]: r.png\n```\n`![b](b.png)` and ``<img src=\"c.png\">``\n"
+            "~~~~ html\n~~~\n<img src=\"d.png\">\n~~~~\n[see `code`](e.png), \\`![f](f.png)`, "
+            "`open\n\n![g](g.png) `\n\n```\n![h](h.png) in a fence never closed")
+    assert markdown.local_links(body, "one.md") == {"e.png": "e.png", "f.png": "f.png",
+                                                     "g.png": "g.png"}
+    assert not markdown.has_link_definitions(body)
+    assert markdown.rewrite_links(body, lambda t: f"/m/{t}") == body.replace(
+        "(e.png)", "(/m/e.png)").replace("(f.png)", "(/m/f.png)").replace("(g.png)", "(/m/g.png)")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("line", "outside"), [
+    ("`![a](b)` ", 0), ("\\`![a](b)` ", 1), ("```\n![a](b)\n```\n", 0),
+    ("~~~\n```\n![a](b)\n~~~\n", 0)])
+def test_finding_code_takes_time_in_proportion_to_the_text(line: str, outside: int) -> None:
+    times = 2_000_000 // len(line)
+    body = "# T\n\n" + line * times + "\n\n[a](b)"
+    assert markdown.local_links(body, "one.md") == {"b": "b"}
+    assert markdown.rewrite_links(body, lambda t: "/m/x").count("(/m/x)") == outside * times + 1
+    unclosed = "".join("`" * n + " ![a](b) " for n in range(1, 2000))  # no run closes another
+    assert markdown.rewrite_links(unclosed, lambda t: "/m/x").count("(/m/x)") == 1999
+
+
 def test_an_image_alone_in_its_paragraph_is_a_figure() -> None:
     body = ('# T\n\n![alone \\_x\\_](<img/a b.png> "Its title")\n\nText ![inline](b.png) here.\n'
             '![after text](c.png)\n\n```\n\n![code](d.png)\n\n```\n\n<!--\n\n![hidden](e.png)\n\n'

@@ -20,6 +20,7 @@ the body is the title, else the file's name.
 
 from __future__ import annotations
 
+import bisect
 import posixpath
 import re
 from collections.abc import Callable, Sequence
@@ -284,6 +285,13 @@ _RAW_HTML_END = re.compile(r"-->|</(?:pre|script|style|textarea)\s*>", re.IGNORE
 _ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
+def _closes(fence: str, line: str) -> bool:
+    """Whether `line` (without its line break) closes the code fence opened with `fence`."""
+    mark = _FENCE.match(line)
+    return mark is not None and mark.group(1)[0] == fence[0] \
+        and len(mark.group(1)) >= len(fence) and not line.strip()[len(mark.group(1)):].strip()
+
+
 def _apart(line: str | None) -> bool:
     """Whether `line`, beside another, leaves that one a paragraph of its own: none (the
     body's start or end), a blank line or a `#` heading."""
@@ -307,9 +315,7 @@ def figures(body: str) -> list[str | Figure]:
         bare = line.rstrip("\r\n")
         found: re.Match[str] | None = None
         if fence is not None:
-            mark = _FENCE.match(bare)
-            if mark and mark.group(1)[0] == fence[0] and len(mark.group(1)) >= len(fence) \
-                    and not bare.strip()[len(mark.group(1)):].strip():
+            if _closes(fence, bare):
                 fence = None
         elif raw:
             raw = _RAW_HTML_END.search(bare) is None
@@ -367,31 +373,131 @@ def local_path(target: str, base: str) -> str | None:
     return joined
 
 
-def local_links(body: str, base: str) -> dict[str, str | None]:
-    """Each local link target of a body, with the path it names inside the upload (None when it
-    leaves the upload)."""
-    found: dict[str, str | None] = {}
+_BACKTICKS = re.compile(r"`+")
+_BLANK_LINE = re.compile(r"\n[ \t]*(?:\r?\n|$)")
+
+
+def _code_spans(body: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Where `body[start:end]`, text outside code blocks, has code spans: a run of backticks to
+    the next run of as many, within one paragraph. Each run is looked up once, so the time
+    grows with the text, however many runs are never closed."""
+    if body.find("`", start, end) < 0:
+        return []
+    runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(body, start, end)]
+    by_length: dict[int, list[int]] = {}
+    for n, (a, b) in enumerate(runs):
+        by_length.setdefault(b - a, []).append(n)
+    breaks = [m.start() for m in _BLANK_LINE.finditer(body, start, end)]
+    spans: list[tuple[int, int]] = []
+    n, done = 0, start
+    while n < len(runs):
+        a, b = runs[n]
+        if body[a - 1:a] == "\\":  # an escaped backtick is text; the rest may open a span
+            first = a - 1
+            while first > max(done, runs[n - 1][1] if n else start) and body[first - 1] == "\\":
+                first -= 1
+            a += (a - first) % 2
+        same = by_length.get(b - a, [])
+        at = bisect.bisect_right(same, n)
+        closer = same[at] if at < len(same) else None
+        if a == b or closer is None or _crosses(breaks, b, runs[closer][0]):
+            n += 1
+            continue
+        spans.append((a, runs[closer][1]))
+        done = runs[closer][1]
+        n = closer + 1
+    return spans
+
+
+def _crosses(breaks: list[int], start: int, end: int) -> bool:
+    """Whether a blank line (a paragraph's end) lies between `start` and `end`."""
+    at = bisect.bisect_left(breaks, start)
+    return at < len(breaks) and breaks[at] < end
+
+
+def _code(body: str) -> list[tuple[int, int]]:
+    """Where `body` is code, in order: fenced code blocks (their fences too, and to the end of
+    the body when one is never closed) and code spans."""
+    found: list[tuple[int, int]] = []
+    fence: str | None = None
+    at = opened = prose = 0
+    for line in body.splitlines(keepends=True):
+        bare = line.rstrip("\r\n")
+        if fence is not None:
+            if _closes(fence, bare):
+                fence, prose = None, at + len(line)
+                found.append((opened, prose))
+        elif mark := _FENCE.match(bare):
+            found += _code_spans(body, prose, at)
+            fence, opened = mark.group(1), at
+        at += len(line)
+    if fence is not None:
+        found.append((opened, len(body)))
+    else:
+        found += _code_spans(body, prose, len(body))
+    return found
+
+
+def _links(body: str) -> list[re.Match[str]]:
+    """Each link, image and reference definition of `body` outside code, by position; code is
+    masked (its characters but line breaks made NUL) so that no match starts in it, and a
+    match whose target reaches into it is left out."""
+    if not any(pattern.search(body) for pattern in (_INLINE, _DEFINITION, _HTML_SRC)):
+        return []
+    code = _code(body)
+    if not code:
+        masked = body
+    else:
+        parts: list[str] = []
+        last = 0
+        for a, b in code:
+            held = body[a:b]
+            parts += [body[last:a], re.sub(r"[^\n]", "\x00", held) if "\n" in held
+                      else "\x00" * len(held)]
+            last = b
+        masked = "".join([*parts, body[last:]])
+    starts = [a for a, _ in code]
+    found: list[re.Match[str]] = []
     for pattern in (_INLINE, _DEFINITION, _HTML_SRC):
-        for m in pattern.finditer(body):
-            target = m.group(2)
-            if is_local(target.strip("<>")):
-                found[target] = local_path(target, base)
+        for m in pattern.finditer(masked):
+            a, b = m.span(2)
+            n = bisect.bisect_right(starts, b - 1) - 1
+            if n < 0 or code[n][1] <= a:  # the target lies outside code
+                found.append(m)
+    return found
+
+
+def local_links(body: str, base: str) -> dict[str, str | None]:
+    """Each local link target of a body outside code, with the path it names inside the upload
+    (None when it leaves the upload)."""
+    found: dict[str, str | None] = {}
+    for m in _links(body):
+        target = body[m.start(2):m.end(2)]
+        if is_local(target.strip("<>")):
+            found[target] = local_path(target, base)
     return found
 
 
 def has_link_definitions(body: str) -> bool:
-    """Whether `body` defines reference links (`[name]: target`), which its references reach
-    only within one Markdown block."""
-    return _DEFINITION.search(body) is not None
+    """Whether `body` defines reference links (`[name]: target`) outside code, which its
+    references reach only within one Markdown block."""
+    return any(m.re is _DEFINITION for m in _links(body))
 
 
 def rewrite_links(body: str, replace: Callable[[str], str | None]) -> str:
-    """`body` with each local link target swapped for `replace(target)` (kept when None)."""
-    def swap(m: re.Match[str]) -> str:
-        target = m.group(2)
+    """`body` with each local link target outside code swapped for `replace(target)` (kept
+    when None); code is left as written."""
+    swaps: list[tuple[int, int, str]] = []
+    for m in _links(body):
+        target = body[m.start(2):m.end(2)]
         new = replace(target) if is_local(target.strip("<>")) else None
-        return m.group(0) if new is None else f"{m.group(1)}{new}{m.group(3) if m.lastindex == 3 else ''}"
-
-    for pattern in (_INLINE, _DEFINITION, _HTML_SRC):
-        body = pattern.sub(swap, body)
-    return body
+        if new is not None:
+            swaps.append((m.start(2), m.end(2), new))
+    out: list[str] = []
+    last = 0
+    for a, b, new in sorted(swaps):
+        if a < last:
+            continue  # one target found by two patterns
+        out += [body[last:a], new]
+        last = b
+    return "".join([*out, body[last:]])
