@@ -65,3 +65,13 @@ async def test_a_taken_hold_is_not_released(holds: ImportHolds) -> None:
     assert not await holds.release("acme", "swept")
     await holds.drop("acme", "swept")
     assert await holds.take_expired(T0 + timedelta(seconds=999), T0 + timedelta(seconds=2000)) == []
+
+
+async def test_a_hold_dropped_before_it_expires_is_gone(holds: ImportHolds) -> None:
+    """A failed import drops its hold at once (else it stayed a day, for a sweep to find)."""
+    await holds.add(hold("failed", 100))
+    await holds.add(hold("failed", 100, tenant="beta"))
+    await holds.drop("acme", "failed")
+    assert not await holds.release("acme", "failed")
+    taken = await holds.take_expired(T0 + timedelta(seconds=999), T0 + timedelta(seconds=2000))
+    assert [(h.tenant, h.id) for h in taken] == [("beta", "failed")]

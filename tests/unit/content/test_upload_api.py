@@ -5,6 +5,7 @@ problem naming the file and nothing kept; and an import failing at its last step
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,13 @@ async def state(app: FastAPI) -> tuple[list[str], list[str], set[str]]:
     media: MediaService = app.state.content.state["media"]
     return ([x.id for x in await content.repo.list_lessons("acme", "py")],
             [m.id for m in (await media.media("acme")).items], disk(app))
+
+
+async def holds(app: FastAPI) -> list[str]:
+    """The ids of the import holds kept (each taken for good, as a sweep would)."""
+    uploads: UploadService = app.state.content.state["uploads"]
+    later = datetime.now(UTC) + timedelta(days=30)
+    return [h.id for h in await uploads.holds.take_expired(later, later + timedelta(days=1))]
 
 
 async def test_a_markdown_lesson_with_front_matter(client: httpx.AsyncClient) -> None:
@@ -441,6 +449,7 @@ async def test_a_failure_at_the_last_step_undoes_the_import(
     assert (failed.status_code, failed.json()["code"]) == (500, "internal_error")
     assert calls == 1
     assert await state(app) == before
+    assert await holds(app) == []  # it was kept a day, for a sweep with nothing left to do
 
     monkeypatch.setattr(target, name, real)
     r = await client.post(UPLOAD, files=sent)
@@ -471,3 +480,26 @@ async def test_a_failure_storing_the_last_media_deletes_the_others(
     assert failed.status_code == 500
     assert puts == 3
     assert await state(app) == before
+    assert await holds(app) == []
+
+
+async def test_a_failed_import_whose_media_cannot_be_deleted_leaves_its_hold_for_the_sweep(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    content: ContentService = app.state.content.state["service"]
+    media: MediaService = app.state.content.state["media"]
+
+    async def failing(*_: Any, **__: Any) -> Any:
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(content.repo, "add_lessons", failing)
+    monkeypatch.setattr(media.store, "delete", failing)
+    failed = await client.post(UPLOAD, files=files(("a.png", s.png(), "image/png"),
+                                                   ("d.md", b"# D\n![a](a.png)", "text/markdown")))
+    assert failed.status_code == 500
+    assert len((await state(app))[1]) == 1
+    monkeypatch.undo()
+    uploads: UploadService = app.state.content.state["uploads"]
+    uploads.clock = lambda: datetime.now(UTC) + timedelta(days=2)
+    assert await uploads.sweep() == 1  # the hold, kept: the sweep deletes the media
+    assert (await state(app))[:2] == ([], [])
+    assert await holds(app) == []

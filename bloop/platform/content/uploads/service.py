@@ -399,14 +399,17 @@ class UploadService:
                 raise RuntimeError(f"the hold of import {hold.id} expired before it ended; "
                                    f"raise BLOOP_UPLOAD_HOLD_S above {self.settings.hold_s} s")
         except BaseException:
-            await asyncio.shield(self._undo(tenant, created, lessons))
+            await asyncio.shield(self._undo(hold, created, lessons))
             raise
         media = [Media.of(m) for m in {m.id: m for m in stored.values()}.values()]
         return ImportResult(lessons=lessons, media=media, notes=notes)
 
-    async def _undo(self, tenant: str, media: list[MediaInfo], lessons: list[Lesson]) -> None:
-        """Removes what a failed import wrote. Lessons the content service cannot take back stay
-        (logged), and so do the media they show, so no lesson is left pointing at nothing."""
+    async def _undo(self, hold: ImportHold, media: list[MediaInfo], lessons: list[Lesson]) -> None:
+        """Removes what a failed import wrote, and then its hold. Lessons the content service
+        cannot take back stay (logged), and so do the media they show, so no lesson is left
+        pointing at nothing; a media that cannot be deleted keeps the hold, for the sweep to
+        delete once it expires."""
+        tenant = hold.tenant
         kept: list[Lesson] = []
         for lesson in reversed(lessons):
             try:
@@ -416,14 +419,23 @@ class UploadService:
                 log.exception("a lesson of a failed import could not be removed",
                               extra={"tenant": tenant, "lesson": lesson.id})
         shown = referenced_media(kept)
+        left = False
         for info in media:
             if info.id in shown:
                 continue
             try:  # one another upload deduplicated onto meanwhile stays, for it
                 await self.media.store.delete(tenant, info.id, unless_claimed=True)
             except Exception:
+                left = True
                 log.exception("could not delete a media of a failed import",
                               extra={"tenant": tenant, "media": info.id})
+        if left:
+            return
+        try:
+            await self.holds.drop(tenant, hold.id)
+        except Exception:
+            log.exception("could not drop the hold of a failed import; the sweep will once it "
+                          "expires", extra={"tenant": tenant, "import": hold.id})
 
 
     # the sweep of imports that died part-way
