@@ -137,7 +137,8 @@ def pdf(*pages: str, title: str | None = None) -> bytes:
                        + b"\nendstream")
     info = None
     if title:
-        objects.append(f"<< /Title ({title}) >>".encode())
+        utf16 = ("\ufeff" + title).encode("utf-16-be").hex()  # any character, as PDFs write it
+        objects.append(f"<< /Title <{utf16}> >>".encode())
         info = len(objects)
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")

@@ -274,6 +274,18 @@ async def test_ordinary_pdfs_become_lessons(client: httpx.AsyncClient) -> None:
     assert "\n\n".join(b["markdown"] for b in book["blocks"][1:]).split("\n\n") == pages
 
 
+async def test_a_pdf_title_with_control_characters_is_cleaned(client: httpx.AsyncClient) -> None:
+    """A control character in the metadata title, which the educator cannot see, refused the
+    whole import (422 "title: … may not hold the control character U+0007")."""
+    r = await client.post(UPLOAD, files=files(
+        ("title.pdf", s.pdf("Text.", title="Bells\x07 and\x01\x02whistles"), "application/pdf"),
+        ("blank-title.pdf", s.pdf("Text.", title="\x07\x08"), "application/pdf"),
+        ("turned.pdf", s.pdf("Text.", title="\u202eTurned\u202c"), "application/pdf")))
+    assert r.status_code == 201, r.text
+    assert [x["title"] for x in r.json()["lessons"]] == ["Bells and whistles", "Blank title",
+                                                         "Turned"]
+
+
 async def test_media_alone(client: httpx.AsyncClient, app: FastAPI) -> None:
     r = await client.post(UPLOAD, files=files(("a.mp3", s.mp3(), "audio/mpeg"),
                                               ("b.webm", s.webm(), "video/webm")))

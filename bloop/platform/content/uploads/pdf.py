@@ -18,7 +18,7 @@ from typing import Any
 from bloop.platform.content.uploads.markdown import escape
 from bloop.platform.content.uploads.settings import MB, UploadSettings
 from bloop.platform.kit.errors import Problem
-from bloop.platform.kit.text import CONTROLS
+from bloop.platform.kit.text import BIDI, CONTROLS
 
 log = logging.getLogger("bloop.content.uploads")
 READER = "bloop.platform.content.uploads.pdf_reader"
@@ -64,10 +64,19 @@ def _joined(lines: list[str]) -> str:
     return text
 
 
-def _paragraphs(text: str) -> str:
+def _line(text: str) -> str:
     # a PDF's text may hold control characters (drawn as nothing), which lessons refuse
-    lines = [re.sub(rf"[ {CONTROLS}]+", " ", line).strip()
-             for line in _letters(text).splitlines()]
+    return re.sub(rf"[ {CONTROLS}]+", " ", text).strip()
+
+
+def _title(found: str | None) -> str | None:
+    """The title a PDF's metadata gives, as a line a lesson's title may be (no bidirectional
+    overrides either); None when nothing is left of it."""
+    return _line(re.sub(f"[{BIDI}]", "", _letters(found or ""))) or None
+
+
+def _paragraphs(text: str) -> str:
+    lines = [_line(line) for line in _letters(text).splitlines()]
     paras: list[str] = []
     current: list[str] = []
     for line in lines:
@@ -111,8 +120,7 @@ async def read_pdf(path: Path, source: str, settings: UploadSettings,
     if error is not None:
         raise UnreadablePdf(f"{source}: the PDF cannot be read ({found.get('reason')})",
                             extra=extra)
-    title = found["title"].strip() if found["title"] else None
-    return PdfText(title=title or None, pages=[_paragraphs(p) for p in found["pages"]],
+    return PdfText(title=_title(found["title"]), pages=[_paragraphs(p) for p in found["pages"]],
                    page_count=found["page_count"])
 
 
