@@ -97,8 +97,18 @@ def test_text_that_stops_being_utf8_names_the_line() -> None:
     assert sniff.sniff(data[:sniff.SNIFF_BYTES], "w.md").kind == "text"
     with pytest.raises(sniff.Unrecognised, match="line 3001 is not UTF-8"):
         sniff.check_text(data)
-    with pytest.raises(sniff.Unrecognised, match="control characters"):
+    with pytest.raises(sniff.Unrecognised, match=r"control characters\): U\+0007 on line 1001$"):
         sniff.check_text(b"# Week 1\n" * 1000 + b"\x07")
+
+
+@pytest.mark.parametrize(("name", "claimed"), [("a.md", None), ("a.txt", None), ("a.vtt", None),
+                                                (None, "text/markdown"), ("a", "text/plain")])
+def test_a_file_named_as_text_is_told_why_it_is_not(name: str | None, claimed: str | None) -> None:
+    """It was told "the bytes are none of the accepted types (PNG, JPEG, …)"."""
+    with pytest.raises(sniff.Unrecognised, match=r"control characters\): U\+000B on line 2$"):
+        sniff.sniff(b"# A\n\x0b", name, claimed, complete=True)
+    with pytest.raises(sniff.Unrecognised, match="none of the accepted types"):
+        sniff.sniff(b"# A\n\x0b", "a.png", complete=True)
 
 
 def test_a_utf8_character_cut_at_the_end_of_the_head_is_still_text() -> None:

@@ -4,6 +4,7 @@ problem naming the file and nothing kept; and an import failing at its last step
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -408,6 +409,25 @@ async def test_a_file_of_the_wrong_type_or_size_is_named(
     if code == "unsupported_media_type":
         assert "save it as UTF-8" in r.json()["detail"]
     assert await state(app) == before
+
+
+async def test_refusals_say_what_is_wrong(client: httpx.AsyncClient) -> None:
+    """A stray control character in Markdown read "the bytes are none of the accepted types
+    (PNG, JPEG, …)"; a byte over the limit "at most 2.0 MiB; this one has 2.0 MiB"; a PDF past
+    one of pypdf's limits `unreadable_pdf`."""
+    r = await client.post(UPLOAD, files=files(("week1.md", b"# Week 1\n\nA\x0bB", "text/markdown")))
+    assert (r.status_code, r.json()["code"]) == (415, "unsupported_media_type"), r.text
+    assert r.json()["detail"] == ("week1.md: the file holds bytes that text does not (control "
+                                  "characters): U+000B on line 3")
+    big = b"# Big\n\n" + b"x" * (2 * 1024 * 1024 - 6)
+    r = await client.post(UPLOAD, files=files(("big.md", big, "text/markdown")))
+    assert (r.status_code, r.json()["code"]) == (413, "too_large"), r.text
+    assert r.json()["detail"] == ("big.md: Markdown text may hold at most 2097152 bytes; this one "
+                                  "has 2097153 bytes")
+    deep = re.sub(rb"xref\n0 \d+\n", b"xref\n0 99999999\n", s.pdf("text"))
+    r = await client.post(UPLOAD, files=files(("deep.pdf", deep, "application/pdf")))
+    assert (r.status_code, r.json()["code"]) == (422, "pdf_too_complex"), r.text
+    assert r.json()["detail"].startswith("deep.pdf: the PDF is too complex to read (")
 
 
 async def test_requests_that_are_not_imports(client: httpx.AsyncClient, app: FastAPI) -> None:

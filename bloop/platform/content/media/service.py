@@ -85,6 +85,12 @@ def _mib(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
 
 
+def _sizes(a: int, b: int) -> tuple[str, str]:
+    """`a` and `b` as `_mib` shows them, or in bytes where it would show the two as equal."""
+    shown = _mib(a), _mib(b)
+    return shown if shown[0] != shown[1] or a == b else (f"{a} bytes", f"{b} bytes")
+
+
 @dataclass(frozen=True)
 class Stored:
     info: MediaInfo
@@ -168,10 +174,10 @@ class MediaService:
 
     def _quota_problem(self, usage: MediaUsage, size: int, at_least: bool = False) -> QuotaExceeded:
         more = "at least " if at_least else ""
+        used, quota = _sizes(usage.used_bytes, usage.quota_bytes)
         return QuotaExceeded(
-            f"the tenant's media quota is exceeded: {_mib(usage.used_bytes)} of "
-            f"{_mib(usage.quota_bytes)} are used, and this upload adds {more}{_mib(size)}; "
-            "delete media or ask for a larger quota",
+            f"the tenant's media quota is exceeded: {used} of {quota} are used, and this upload "
+            f"adds {more}{_mib(size)}; delete media or ask for a larger quota",
             extra={"used_bytes": usage.used_bytes, "quota_bytes": usage.quota_bytes,
                    "upload_bytes": size})
 
@@ -192,8 +198,8 @@ class MediaService:
     def _too_large(self, found: sniff.Sniffed, size: int, at_least: bool = False) -> TooLarge:
         limit = self.settings.max_bytes(found.kind)
         more = "at least " if at_least else ""
-        return TooLarge(f"{found.label} may hold at most {_mib(limit)}; this one has "
-                        f"{more}{_mib(size)}",
+        most, this = _sizes(limit, size)
+        return TooLarge(f"{found.label} may hold at most {most}; this one has {more}{this}",
                         extra={"kind": found.kind, "limit_bytes": limit, "upload_bytes": size})
 
     def check_size(self, found: sniff.Sniffed, size: int, *, at_least: bool = False) -> None:
@@ -213,8 +219,8 @@ class MediaService:
         `media_id` is the id a new media gets (a fresh one when None)."""
         largest = self.settings.largest
         if declared_size is not None and declared_size > largest:
-            raise TooLarge(f"media may hold at most {_mib(largest)}; this upload declares "
-                           f"{_mib(declared_size)}",
+            most, this = _sizes(largest, declared_size)
+            raise TooLarge(f"media may hold at most {most}; this upload declares {this}",
                            extra={"limit_bytes": largest, "upload_bytes": declared_size})
         usage = await self.usage(tenant)
         room = max(0, usage.quota_bytes - usage.used_bytes)

@@ -109,6 +109,8 @@ _EXTENSIONS: dict[Sniffed, frozenset[str]] = {
 }
 KNOWN_EXTENSIONS = frozenset().union(*_EXTENSIONS.values())
 _MARKDOWN_EXTENSIONS = _EXTENSIONS[MARKDOWN]
+_TEXT_EXTENSIONS = _EXTENSIONS[TEXT] | _EXTENSIONS[VTT]
+_TEXT_TYPES = _ALIASES[TEXT] | _ALIASES[VTT]
 
 _M4A_BRANDS = {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B "}
 _MP4_BRANDS = {b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1",
@@ -226,6 +228,8 @@ def sniff(head: bytes, filename: str | None = None, claimed: str | None = None, 
     if other is not None:
         raise Unrecognised(f"the file is {other}; text is accepted in UTF-8 only: save it as "
                            "UTF-8 and upload it again")
+    if extension(filename) in _TEXT_EXTENSIONS or media_type(claimed) in _TEXT_TYPES:
+        raise Unrecognised(_not_text(head, complete))
     raise Unrecognised("the bytes are none of the accepted types (PNG, JPEG, GIF, WebP, SVG, MP3, "
                        "AAC, Ogg, WAV, M4A, MP4, WebM, PDF, ZIP, Markdown, plain text, WebVTT)")
 
@@ -306,17 +310,29 @@ def check_svg(data: bytes) -> None:
 
 def check_text(data: bytes) -> None:
     """Raises `Unrecognised` unless the whole of `data` is UTF-8 text."""
-    if _text(data, complete=True):
-        return
+    if not _text(data, complete=True):
+        raise Unrecognised(_not_text(data, complete=True))
+
+
+def _not_text(data: bytes, complete: bool) -> str:
+    """Why `data`, text by its start or its name, is not UTF-8 text: the first line that is not
+    UTF-8, or the first control character text may not hold."""
     body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
     try:
-        body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = body.count(b"\n", 0, exc.start) + 1
-        raise Unrecognised(f"the file starts as UTF-8 text but line {line} is not UTF-8 (another "
-                           "encoding, perhaps): save it as UTF-8 and upload it again") from None
-    raise Unrecognised("the file starts as text but holds bytes that text does not (control "
-                       "characters)")
+        if complete or exc.start < len(body) - 3:
+            line = body.count(b"\n", 0, exc.start) + 1
+            return (f"the file starts as UTF-8 text but line {line} is not UTF-8 (another "
+                    "encoding, perhaps): save it as UTF-8 and upload it again")
+        text = body[:exc.start].decode("utf-8")
+    found = _CONTROL.search(text)
+    where = f": U+{ord(found[0]):04X} on line {text.count(chr(10), 0, found.start()) + 1}" \
+        if found else ""
+    return f"the file holds bytes that text does not (control characters){where}"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")
 
 
 class BrokenImage(ValueError):

@@ -94,7 +94,8 @@ async def read_pdf(path: Path, source: str, settings: UploadSettings,
                    readers: asyncio.Semaphore | None = None) -> PdfText:
     """The text of the PDF at `path`, read in a child process (`pdf_reader`) held to
     `settings`' CPU time and memory. 422 `unreadable_pdf` when it cannot be parsed, is encrypted,
-    or has too many pages (`pdf_too_long`), or `pdf_too_complex` past the limits; 503 when the
+    or has too many pages (`pdf_too_long`), or `pdf_too_complex` past the limits (or pypdf's
+    own); 503 when the
     reader cannot run or does not finish in time. With `readers`, a read waits for one of them
     (within the same time)."""
     try:
@@ -117,6 +118,9 @@ async def read_pdf(path: Path, source: str, settings: UploadSettings,
         raise PdfTooComplex(f"{source}: reading the PDF's text needs more than "
                             f"{settings.pdf_max_memory_bytes // MB} MB of memory "
                             "(BLOOP_UPLOAD_PDF_MAX_MEMORY_BYTES)", extra=extra)
+    if error == "limit":
+        raise PdfTooComplex(f"{source}: the PDF is too complex to read ({found.get('reason')})",
+                            extra=extra)
     if error is not None:
         raise UnreadablePdf(f"{source}: the PDF cannot be read ({found.get('reason')})",
                             extra=extra)

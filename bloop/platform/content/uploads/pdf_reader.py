@@ -24,8 +24,10 @@ def limit(which: int, soft: int, hard: int) -> None:
 
 def read(path: Path, max_pages: int) -> dict[str, Any]:
     """`{"title", "pages", "page_count"}`, each page's text as pypdf gives it, or `{"error":
-    "encrypted" | "too_long" (with "pages") | "unreadable" (with "reason") | "memory"}`."""
+    "encrypted" | "too_long" (with "pages") | "unreadable" or "limit" (with "reason") |
+    "memory"}` ("limit": past one of pypdf's own limits)."""
     from pypdf import PdfReader  # once the limits hold
+    from pypdf.errors import LimitReachedError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
@@ -40,6 +42,8 @@ def read(path: Path, max_pages: int) -> dict[str, Any]:
         title = str(meta.title) if meta is not None and meta.title else None
     except MemoryError:
         return {"error": "memory"}
+    except LimitReachedError as exc:
+        return {"error": "limit", "reason": str(exc)}
     except Exception as exc:  # pypdf raises many kinds of error on a broken file
         return {"error": "unreadable", "reason": f"{type(exc).__name__}: {exc}"}
     return {"title": title, "pages": pages, "page_count": count}
