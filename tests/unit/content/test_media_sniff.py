@@ -216,3 +216,5 @@ def test_file_names_are_cleaned() -> None:
     assert clean_filename("bad\x00name.png") == "badname.png"
     assert clean_filename("", "image.png") == "image.png"
     assert clean_filename(".hidden") == "hidden"
+    assert clean_filename("photo\u202egpj.exe") == "photogpj.exe"
+    assert clean_filename("\u2066a\u2069\u200e\u200f\u061c\u202a\u0085b.png") == "ab.png"

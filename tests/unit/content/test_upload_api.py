@@ -411,6 +411,17 @@ async def test_a_file_of_the_wrong_type_or_size_is_named(
     assert await state(app) == before
 
 
+async def test_file_names_lose_bidirectional_controls(client: httpx.AsyncClient) -> None:
+    """U+202E (right-to-left override) and its kin were kept in a file's name, which then read
+    as another (`photo\u202egpj.exe` shows as "photoexe.jpg")."""
+    r = await client.post(UPLOAD, files=files(
+        ("\u202eevil\u202dgvs.exe.svg", s.SVG, "image/svg+xml"),
+        ("\u2067notes\u2069\u200f.md", b"No heading here.", "text/markdown")))
+    assert r.status_code == 201, r.text
+    assert [m["filename"] for m in r.json()["media"]] == ["evilgvs.exe.svg"]
+    assert [x["title"] for x in r.json()["lessons"]] == ["Notes"]
+
+
 async def test_refusals_say_what_is_wrong(client: httpx.AsyncClient) -> None:
     """A stray control character in Markdown read "the bytes are none of the accepted types
     (PNG, JPEG, …)"; a byte over the limit "at most 2.0 MiB; this one has 2.0 MiB"; a PDF past

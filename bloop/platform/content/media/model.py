@@ -15,7 +15,9 @@ from bloop.platform.kit.read_back import Tolerant
 MediaKind = Literal["image", "audio", "video", "pdf", "archive", "text"]
 MEDIA_ID_PATTERN = r"^[0-9a-f]{32}$"
 MediaId = Annotated[str, StringConstraints(pattern=MEDIA_ID_PATTERN)]
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\]")
+# Control characters, and the bidirectional formatting ones that make a name read as another
+# (`photo\u202egpj.exe` shows as "photoexe.jpg")
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f/\\\\\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def new_media_id() -> str:
@@ -23,7 +25,8 @@ def new_media_id() -> str:
 
 
 def clean_filename(name: str | None, fallback: str = "file") -> str:
-    """The last path segment of `name` without control characters, at most 200 characters."""
+    """The last path segment of `name` without control or bidirectional formatting
+    characters, at most 200 characters."""
     base = re.split(r"[/\\]", name or "")[-1]
     base = _UNSAFE.sub("", base).strip().lstrip(".")
     return base[-200:] or fallback

@@ -31,6 +31,7 @@ from urllib.parse import unquote
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bloop.platform.content.media.model import clean_filename
 from bloop.platform.content.model import (
     MAX_BLOCKS,
     ConceptIds,
@@ -185,7 +186,7 @@ def _first_heading(body: str) -> str | None:
 
 
 def _title_from_name(source: str) -> str:
-    stem = posixpath.splitext(posixpath.basename(source))[0]
+    stem = posixpath.splitext(clean_filename(source, ""))[0]
     return re.sub(r"[-_]+", " ", stem).strip().capitalize() or "Untitled"
 
 
