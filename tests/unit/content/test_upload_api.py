@@ -434,7 +434,7 @@ async def test_refusals_say_what_is_wrong(client: httpx.AsyncClient) -> None:
     r = await client.post(UPLOAD, files=files(("big.md", big, "text/markdown")))
     assert (r.status_code, r.json()["code"]) == (413, "too_large"), r.text
     assert r.json()["detail"] == ("big.md: Markdown text may hold at most 2097152 bytes; this one "
-                                  "has 2097153 bytes")
+                                  "has at least 2097153 bytes")
     deep = re.sub(rb"xref\n0 \d+\n", b"xref\n0 99999999\n", s.pdf("text"))
     r = await client.post(UPLOAD, files=files(("deep.pdf", deep, "application/pdf")))
     assert (r.status_code, r.json()["code"]) == (422, "pdf_too_complex"), r.text
