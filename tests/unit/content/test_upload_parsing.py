@@ -159,9 +159,33 @@ def test_escaped_text_holds_no_math() -> None:
 def test_a_pdfs_letter_shapes_become_letters_and_unspaced_lines_join() -> None:
     """An Arabic PDF's text came as the joined shapes its font draws (ﻣﺎ ﻫﻮ for ما هو), which
     a search in Arabic as typed never found; a Japanese line break became a space."""
-    text = pdf._paragraphs("\ufee3\ufe8e \ufeeb\ufeee \ufef9\ufe8e\ufee3\n"
-                           "\ufb01nal e\ufb00ort\n\n変数は値に\n付けた名前です。\nNext 文\n東京 大阪")
-    assert text == "ما هو لإام final effort\n\n変数は値に付けた名前です。 Next 文東京 大阪"
+    assert pdf._paragraphs("\ufee3\ufe8e \ufeeb\ufeee \ufef9\ufe8e\ufee3\n"
+                           "\ufb01nal e\ufb00ort") == "ما هو لإام final effort"
+    text = pdf._paragraphs("変数は値に\n付けた名前です。\nNext 文\n東京 大阪")
+    assert text == "変数は値に付けた名前です。 Next 文東京 大阪"
+
+
+def test_a_pdfs_lines_make_paragraphs_where_they_end_short_or_start_an_item() -> None:
+    """A PDF seldom draws a blank line between paragraphs: a 100-page lecture's pages were each
+    one paragraph, heading, text and code run together."""
+    body = ("A closure captures variables from its enclosing scope, and keeps them alive\n"
+            "for as long as the function that closes over them can still be called, which\n"
+            "is what makes a closure more than a function with a few default arguments in\n"
+            "it. Closures are how decorators keep their state between one call and the\n"
+            "next.\n")
+    page = ("Chapter 1: Functions and closures\n" + body + " def f(x):\n  return lambda y: x\n"
+            "\u2022 a first point that runs on for a while\n\u2022 a second\n"
+            "2. a numbered point\n")
+    assert pdf._paragraphs(page).split("\n\n") == [
+        "Chapter 1: Functions and closures", " ".join(body.split()), "def f(x):",
+        "return lambda y: x", "\u2022 a first point that runs on for a while", "\u2022 a second",
+        "2. a numbered point"]
+    # a Chinese or Japanese character is two columns wide: their full lines are full lines too
+    en, ja = "A line of English as wide as the page is, in a book of two languages\n", (
+        "変数は値に付けた名前で、関数は呼べる値です。名前は値を指す。\n")
+    text = pdf._paragraphs(en * 4 + "Its end.\n" + ja * 4 + "終わり。\n")
+    assert text.split("\n\n") == [" ".join((en * 4 + "Its end.").split()),
+                                    ja.strip() * 4 + "終わり。"]
 
 
 def test_a_pdfs_control_characters_become_spaces() -> None:

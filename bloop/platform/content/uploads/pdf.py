@@ -52,6 +52,26 @@ _PRESENTATION_FORMS = re.compile("[\uFB00-\uFDFF\uFE70-\uFEFE]+")
 _UNSPACED = re.compile("[\u3000-\u30FF\u3400-\u4DBF\u4E00-\u9FFF\uF900-\uFAFF\uFF00-\uFFEF]")
 
 
+# A line shorter than this share of a page's full lines ends its paragraph.
+SHORT_LINE = 0.75
+# A list item's mark: a bullet, or a number or letter with a dot or parenthesis, then a space.
+_ITEM = re.compile(r"(?:[\u2022\u2023\u25e6\u25aa\u25cf\u2043\u2219\u00b7*\u2013-]"
+                   r"|[0-9]{1,3}[.)]|[a-z][.)]) ")
+
+
+def _full_line(widths: list[int]) -> int:
+    """The width of a page's full lines (most lines of a paragraph reach it); 0 on a page of
+    too few lines to tell."""
+    if len(widths) < 5:
+        return 0
+    return sorted(widths)[len(widths) * 4 // 5]
+
+
+def _width(line: str) -> int:
+    """A line's width in columns: a Chinese or Japanese character takes two."""
+    return len(line) + sum(unicodedata.east_asian_width(c) in "WF" for c in line)
+
+
 def _letters(text: str) -> str:
     return _PRESENTATION_FORMS.sub(lambda m: unicodedata.normalize("NFKC", m[0]), text)
 
@@ -76,17 +96,28 @@ def _title(found: str | None) -> str | None:
 
 
 def _paragraphs(text: str) -> str:
+    """A page's text as paragraphs. A PDF draws lines, not paragraphs, and seldom a blank line
+    between them: a paragraph also ends at a line well short of the page's full lines (a
+    heading, a paragraph's last line, a line of code) and before a line that starts a list item.
+    """
     lines = [_line(line) for line in _letters(text).splitlines()]
+    full = _full_line([_width(line) for line in lines if line])
     paras: list[str] = []
     current: list[str] = []
+
+    def end() -> None:
+        if current:
+            paras.append(_joined(current))
+            current.clear()
+
     for line in lines:
+        if _ITEM.match(line):
+            end()
         if line:
             current.append(line)
-        elif current:
-            paras.append(_joined(current))
-            current = []
-    if current:
-        paras.append(_joined(current))
+        if not line or _width(line) < SHORT_LINE * full:
+            end()
+    end()
     return "\n\n".join(escape(p) for p in paras)
 
 
