@@ -45,7 +45,7 @@ from bloop.platform.content.service import ContentService, Rendered
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
 from bloop.platform.kit.errors import Invalid, Problem
 from bloop.platform.kit.pagination import After, Page
-from bloop.platform.kit.preconditions import entity_tags, version_named
+from bloop.platform.kit.preconditions import entity_tags, named_version, version_named
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 CourseId = Annotated[str, Path(pattern=SLUG_PATTERN)]
@@ -85,25 +85,14 @@ def _json(rendered: Rendered, if_none_match: str | None, response: Response) -> 
     return Response(rendered.body, media_type=JSON, headers=headers)
 
 
-def _named_version(if_match: str | None, given: int | None, what: str,
-                   field: str = "version", where: str = "body") -> int | None:
-    """The version an edit was made against: `If-Match`'s or the one `given` in the body (or
-    the query: `where`), 422 when both are given and differ; None when neither is."""
-    named = version_named(if_match, what)
-    if named is not None and given is not None and named != given:
-        raise Problem(f"If-Match names {field} {named} and the {where} {field} {given}",
-                      status=422, code="version_mismatch")
-    return named if named is not None else given
-
-
 def _course_revision(if_match: str | None, revision: int | None) -> int | None:
     """The course revision a deletion, an archiving, a publication or a rollback was made
     against, named by `If-Match` or the `revision` query parameter."""
-    return _named_version(if_match, revision, "course", "revision", where="query")
+    return named_version(if_match, revision, "course", "revision", where="query")
 
 
 def _edited_version(if_match: str | None, version: int | None) -> int:
-    found = _named_version(if_match, version, "lesson")
+    found = named_version(if_match, version, "lesson")
     if found is None:
         raise Problem("name the lesson version this edit was made against: the `version` "
                       'field or an If-Match header like "3"', status=428,
@@ -184,7 +173,7 @@ async def edit_course(tenant: TenantId, course: CourseId, body: CourseEdit, serv
     """Changes the draft's title, summary, language, level or tags. The revision it was made
     against, named by `If-Match` or `revision` (422 `version_mismatch` when they differ), must
     be current when given: 409 `stale_version` otherwise."""
-    revision = _named_version(if_match, body.revision, "course", "revision")
+    revision = named_version(if_match, body.revision, "course", "revision")
     edited = await service.edit_course(tenant, course, body.model_copy(
         update={"revision": revision}), by=me)
     response.headers["ETag"] = f'"{edited.revision}"'
@@ -376,7 +365,7 @@ async def delete_lesson(
     """Deletes a lesson from its course's draft and from what learners see. The version named
     by `If-Match` or `version` (422 `version_mismatch` when they differ) must be current when
     given: 409 `stale_version` otherwise."""
-    named = _named_version(if_match, version, "lesson", where="query")
+    named = named_version(if_match, version, "lesson", where="query")
     await service.delete_lesson(tenant, lesson, version=named, by=me)
 
 

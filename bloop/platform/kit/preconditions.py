@@ -27,3 +27,14 @@ def version_named(if_match: str | None, what: str) -> int | None:
         raise Problem(f'If-Match names one {what} version, like "3"', status=400,
                       code="bad_if_match")
     return int(named)
+
+
+def named_version(if_match: str | None, given: int | None, what: str,
+                  field: str = "version", where: str = "body") -> int | None:
+    """The version a request was made against: `If-Match`'s or the one `given` in the body (or
+    the query: `where`), 422 when both are given and differ; None when neither is."""
+    named = version_named(if_match, what)
+    if named is not None and given is not None and named != given:
+        raise Problem(f"If-Match names {field} {named} and the {where} {field} {given}",
+                      status=422, code="version_mismatch")
+    return named if named is not None else given
