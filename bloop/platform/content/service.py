@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,6 +92,10 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 
 
+ETAG = re.compile(r'"[0-9a-f]{24}"')
+"""What `etag_of` gives, a published lesson's ETag (a draft's is its version, like "3")."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """A response body and its ETag."""
@@ -109,6 +114,11 @@ class Rendered:
     @classmethod
     def of(cls, body: bytes) -> Rendered:
         return cls(body=body, etag=etag_of(body))
+
+
+def learner_json(lesson: Lesson) -> Rendered:
+    """The learner's JSON of a published lesson, and its ETag."""
+    return Rendered.of(LearnerLesson.of(lesson).model_dump_json().encode())
 
 
 log = logging.getLogger("bloop.content")
@@ -808,7 +818,7 @@ class ContentService:
         if raw is not None:
             return Rendered.unpack(raw)
         lesson = await self.lesson(tenant, lesson_id, drafts=False)
-        rendered = Rendered.of(LearnerLesson.of(lesson).model_dump_json().encode())
+        rendered = learner_json(lesson)
         await self.cache.set(key, rendered.pack(), ttl_s=self.cache_ttl_s)
         return rendered
 

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from bloop.platform.app import create_app
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import PASSWORD, api_client, eventually, member
+from tests.support import PASSWORD, api_client, count_calls, eventually, member
 from tests.unit.content.test_quiz import ANSWER_KEYS, keys_of
 
 BASE = "/v1/tenants/acme"
@@ -295,3 +295,87 @@ async def test_a_deleted_users_attempts_are_erased(app: FastAPI,
     learners = [a["learner"] for a in r.json()["items"]]
     assert len(learners) == 1
     assert ada_id not in learners
+
+
+def flipped() -> dict[str, Any]:
+    """QUIZ with the answer of its first question moved from option a to option b."""
+    quiz: dict[str, Any] = json.loads(json.dumps(QUIZ))
+    quiz["questions"][0]["options"] = [choice("a"), choice("b", True)]
+    return quiz
+
+
+async def republish_flipped(client: httpx.AsyncClient, lesson: str) -> None:
+    draft = (await client.get(f"{BASE}/lessons/{lesson}")).json()
+    r = await client.patch(f"{BASE}/lessons/{lesson}", json={
+        "version": draft["version"], "blocks": [draft["blocks"][0], flipped()]})
+    assert r.status_code == 200, r.text
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+
+
+async def test_an_attempt_naming_the_published_lesson_version_is_graded(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """The lesson version read goes in `lesson_version`, or `If-Match` as the version or the
+    ETag the lesson came with."""
+    lesson = await lesson_with_quiz(client)
+    learner = await member(app, client, "acme", ["learner"])
+    read = await client.get(f"{BASE}/lessons/{lesson}", headers=learner)
+    version, etag = read.json()["version"], read.headers["ETag"]
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    for body, if_match in (({"lesson_version": version}, {}), ({}, {"If-Match": etag}),
+                           ({}, {"If-Match": f'"{version}"'}),
+                           ({"lesson_version": version}, {"If-Match": etag})):
+        r = await client.post(url, json={"answers": RIGHT, **body},
+                              headers=learner | if_match)
+        assert r.status_code == 201, (body, if_match, r.text)
+        assert (r.json()["lesson_version"], r.json()["score"]) == (version, 8)
+    r = await client.post(url, json={"answers": RIGHT}, headers=learner | {"If-Match": '"x"'})
+    assert (r.status_code, r.json()["code"]) == (400, "bad_if_match")
+
+
+async def test_an_attempt_at_a_lesson_read_before_its_republication_is_409_and_not_stored(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The learner read the quiz whose answer is a; the educator moved it to b and published
+    again: answers naming what the learner read are not graded against what they never saw.
+    Without a version named they are graded against what is published, as before."""
+    lesson = await lesson_with_quiz(client)
+    learner = await member(app, client, "acme", ["learner"])
+    read = await client.get(f"{BASE}/lessons/{lesson}", headers=learner)
+    version, etag = read.json()["version"], read.headers["ETag"]
+    await republish_flipped(client, lesson)
+    current = (await client.get(f"{BASE}/lessons/{lesson}", headers=learner)).json()["version"]
+    assert current > version
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    store = app.state.content.state["attempts"].store
+    calls = count_calls(store, monkeypatch)
+    for body, if_match in (({"lesson_version": version}, {}), ({}, {"If-Match": etag}),
+                           ({}, {"If-Match": f'"{version}"'}),
+                           ({"lesson_version": current}, {"If-Match": etag})):
+        r = await client.post(url, json={"answers": {"single": "a"}, **body},
+                              headers=learner | if_match)
+        assert (r.status_code, r.json()["code"]) == (409, "stale_version"), (body, if_match)
+        assert r.json()["current_version"] == current
+    assert calls["add"] == 0  # no attempt, no number, no graded event
+    assert (await client.get(url, headers=learner)).json()["items"] == []
+
+    r = await client.post(url, json={"answers": {"single": "a"}}, headers=learner)
+    assert r.status_code == 201, r.text
+    assert (r.json()["number"], r.json()["lesson_version"], r.json()["score"]) == (1, current, 0)
+    reread = await client.get(f"{BASE}/lessons/{lesson}", headers=learner)
+    r = await client.post(url, json={"answers": {"single": "b"}},
+                          headers=learner | {"If-Match": reread.headers["ETag"]})
+    assert r.status_code == 201, r.text
+    assert (r.json()["number"], r.json()["score"]) == (2, 2)
+
+
+async def test_an_if_match_and_a_lesson_version_that_differ_are_422(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    lesson = await lesson_with_quiz(client)
+    learner = await member(app, client, "acme", ["learner"])
+    read = await client.get(f"{BASE}/lessons/{lesson}", headers=learner)
+    version, etag = read.json()["version"], read.headers["ETag"]
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    for if_match in (f'"{version}"', etag):
+        r = await client.post(url, json={"answers": RIGHT, "lesson_version": version + 1},
+                              headers=learner | {"If-Match": if_match})
+        assert (r.status_code, r.json()["code"]) == (422, "version_mismatch"), r.text
+    assert (await client.get(url, headers=learner)).json()["items"] == []

@@ -29,6 +29,9 @@ QUIZ = QuizBlock.model_validate({"id": "check", "title": "Check", "questions": [
 ]})
 
 
+ETAG = '"' + "a" * 24 + '"'
+
+
 class PublishedLessons:
     """The published quizzes of one lesson `l1` of tenant `acme` (content's own source is
     exercised through the API in test_quiz_api)."""
@@ -37,7 +40,8 @@ class PublishedLessons:
         if (tenant, lesson_id, quiz_id) != ("acme", "l1", "check"):
             raise NotFound(f"no quiz {quiz_id!r} in lesson {lesson_id!r}")
         return PublishedQuiz(tenant=tenant, lesson_id=lesson_id, lesson_version=4,
-                             course_id="py", teaches=["loops", "lists"], quiz=QUIZ)
+                             lesson_etag=ETAG, course_id="py", teaches=["loops", "lists"],
+                             quiz=QUIZ)
 
 
 @pytest.fixture
@@ -114,6 +118,30 @@ async def test_refusals_change_nothing(service: AttemptService) -> None:
         await service.submit("acme", "ada", "l1", "check", {"extra": "a"})
     assert (await service.of_lesson("acme", "l1")).items == []
     assert await service.store.outbox.count_pending() == 0
+
+
+async def test_an_attempt_at_a_lesson_read_before_its_last_publication_is_refused(
+        service: AttemptService) -> None:
+    """The learner read version 3, or a rendering whose ETag is no longer the lesson's: their
+    answers are not graded against version 4, and nothing is stored."""
+    for version, etag in ((3, None), (None, '"' + "b" * 24 + '"'), (4, '"' + "b" * 24 + '"')):
+        with pytest.raises(Problem) as caught:
+            await service.submit("acme", "ada", "l1", "check", {"s": "a"},
+                                 lesson_version=version, lesson_etag=etag)
+        assert (caught.value.status, caught.value.code) == (409, "stale_version")
+        assert caught.value.extra == {"current_version": 4}
+    with pytest.raises(Problem) as caught:
+        await service.submit("acme", "ada", "l1", "check", {"s": "a"}, lesson_version=3,
+                             lesson_etag=ETAG)
+    assert (caught.value.status, caught.value.code) == (422, "version_mismatch")
+    assert (await service.of_lesson("acme", "l1")).items == []
+    assert await service.store.outbox.count_pending() == 0
+    assert service.woken == []  # type: ignore[attr-defined]
+
+    for version, etag in ((4, None), (None, ETAG), (4, ETAG), (None, None)):
+        await service.submit("acme", "ada", "l1", "check", {"s": "a"}, lesson_version=version,
+                             lesson_etag=etag)
+    assert [a.number for a in (await service.of_lesson("acme", "l1")).items] == [4, 3, 2, 1]
 
 
 async def test_export_and_erasure_of_a_learner(service: AttemptService) -> None:

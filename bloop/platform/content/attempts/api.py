@@ -6,14 +6,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 
 from bloop.platform.content.attempts.model import Attempt, AttemptSubmission
 from bloop.platform.content.attempts.service import AttemptService
 from bloop.platform.content.quiz import QUIZ_ID_PATTERN, LearnerQuiz
+from bloop.platform.content.service import ETAG
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import After, Page, Slice
+from bloop.platform.kit.preconditions import entity_tags, named_version
 
 MAX_SUBMISSION_BYTES = 64 * 1024
 
@@ -21,6 +23,8 @@ TenantId = Annotated[str, Path(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 LessonId = Annotated[str, Path(min_length=1, max_length=64)]
 QuizId = Annotated[str, Path(pattern=QUIZ_ID_PATTERN)]
 Limit = Annotated[int, Query(ge=1, le=500)]
+IfMatch = Annotated[str | None, Header(description='the lesson version read, e.g. "3", or the '
+                                                   "ETag `GET …/lessons/{lesson}` gave")]
 
 
 async def get_service(request: Request) -> AttemptService:
@@ -61,11 +65,20 @@ async def get_quiz(tenant: TenantId, lesson: LessonId, quiz: QuizId, service: Sv
 @router.post("/quizzes/{quiz}/attempts", status_code=201,
              dependencies=[Depends(limit_submission)])
 async def submit_attempt(tenant: TenantId, lesson: LessonId, quiz: QuizId,
-                         body: AttemptSubmission, service: Svc, me: Submitter) -> Attempt:
+                         body: AttemptSubmission, service: Svc, me: Submitter,
+                         if_match: IfMatch = None) -> Attempt:
     """Grades the answers against the published quiz and stores the attempt. 404 when the
     lesson is not published or has no such quiz; 422 naming the question when an answer does
-    not fit it."""
-    return await service.submit(tenant, me.user_id, lesson, quiz, dict(body.answers))
+    not fit it. The lesson version read, named by `If-Match` (the version or the lesson's
+    ETag) or `lesson_version` (422 `version_mismatch` when they differ), must be the one
+    published when given: 409 `stale_version` otherwise, and nothing is stored."""
+    tags = entity_tags(if_match)
+    if len(tags) == 1 and ETAG.fullmatch(tags[0]):
+        return await service.submit(tenant, me.user_id, lesson, quiz, dict(body.answers),
+                                    lesson_version=body.lesson_version, lesson_etag=tags[0])
+    version = named_version(if_match, body.lesson_version, "lesson", "lesson_version")
+    return await service.submit(tenant, me.user_id, lesson, quiz, dict(body.answers),
+                                lesson_version=version)
 
 
 @router.get("/quizzes/{quiz}/attempts")

@@ -40,6 +40,9 @@ class AttemptSubmission(_Frozen):
     """A learner's answers, by question id. Questions left out score nothing."""
 
     answers: Answers
+    lesson_version: StrictInt | None = Field(
+        default=None, ge=1, description="the lesson version the learner read (or `If-Match`): "
+        "when given, the attempt is graded only while it is the one published")
 
 
 class PublishedQuiz(_Frozen):
@@ -49,6 +52,8 @@ class PublishedQuiz(_Frozen):
     tenant: str
     lesson_id: str
     lesson_version: int
+    lesson_etag: str | None = Field(default=None, description="the ETag learners get with "
+                                                              "the lesson")
     course_id: str
     teaches: list[str]
     quiz: QuizBlock

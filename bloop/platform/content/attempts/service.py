@@ -9,8 +9,8 @@ from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGr
 from bloop.platform.content.attempts.model import AnswerValue, Attempt, PublishedQuiz
 from bloop.platform.content.attempts.ports import AttemptStore, QuizSource
 from bloop.platform.content.quiz import AnswerError, LearnerQuiz, find_quiz, grade, learner_quiz
-from bloop.platform.content.service import ContentService
-from bloop.platform.kit.errors import NotFound, Problem
+from bloop.platform.content.service import ContentService, learner_json
+from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice
@@ -28,7 +28,26 @@ class ContentQuizzes:
         if quiz is None:
             raise NotFound(f"no quiz {quiz_id!r} in lesson {lesson_id!r}")
         return PublishedQuiz(tenant=tenant, lesson_id=lesson.id, lesson_version=lesson.version,
-                             course_id=lesson.course, teaches=lesson.teaches, quiz=quiz)
+                             lesson_etag=learner_json(lesson).etag, course_id=lesson.course,
+                             teaches=lesson.teaches, quiz=quiz)
+
+
+def check_read(quiz: PublishedQuiz, version: int | None, etag: str | None) -> None:
+    """That the lesson the learner read, named by its `version` or its `etag`, is the one
+    published: 409 `stale_version` naming the current version when it is not, 422
+    `version_mismatch` when the two name different versions."""
+    current = quiz.lesson_version
+    if etag is not None and etag == quiz.lesson_etag:
+        if version is not None and version != current:
+            raise Problem(f"If-Match names lesson_version {current} and the body "
+                          f"lesson_version {version}", status=422, code="version_mismatch")
+        return
+    # An ETag that is not the published lesson's is that of an older version (or rendering).
+    if etag is None and version in (None, current):
+        return
+    raise Conflict(f"the lesson {quiz.lesson_id!r} was published anew since that version; "
+                   "read it again and answer its quiz again", code="stale_version",
+                   extra={"current_version": current})
 
 
 def graded_event(attempt: Attempt, quiz: PublishedQuiz) -> Envelope:
@@ -57,12 +76,16 @@ class AttemptService:
         return learner_quiz((await self.quizzes.published_quiz(tenant, lesson_id, quiz_id)).quiz)
 
     async def submit(self, tenant: str, learner: str, lesson_id: str, quiz_id: str,
-                     answers: dict[str, AnswerValue]) -> Attempt:
+                     answers: dict[str, AnswerValue], *, lesson_version: int | None = None,
+                     lesson_etag: str | None = None) -> Attempt:
         """Grades `answers` against the published quiz and stores the attempt, numbered by the
         store after the learner's earlier ones, with its `quiz.attempt.graded` event. 404 when
         the lesson is not published or has no such quiz, 422 (naming the question) when an
-        answer does not fit its question."""
+        answer does not fit its question. The lesson the learner read, when named by its
+        `lesson_version` or `lesson_etag`, must be the one published (`check_read`); nothing
+        is stored otherwise."""
         quiz = await self.quizzes.published_quiz(tenant, lesson_id, quiz_id)
+        check_read(quiz, lesson_version, lesson_etag)
         try:
             result = grade(quiz.quiz, answers)
         except AnswerError as exc:
