@@ -14,12 +14,18 @@ from bloop.platform.learning.consumers import GROUP as LEARNING
 
 SEARCH_GROUPS = f"{SEARCH}.<index id>"
 """Search's groups, one per index: `content.search.` and the index's id."""
+CACHE_GROUPS = f"{CACHE_GROUP}.<index id>"
+"""The groups that drop in-process caches' lessons, one per process: `content.cache.` and its
+search index's id (with Redis, one group for all: `content.cache`)."""
+PER_INDEX = (f"{SEARCH}.", f"{CACHE_GROUP}.")
 
 
 def consumer_groups(topic: str, ai_worker_group: str) -> set[str]:
-    """The groups reading `topic`, search's as `SEARCH_GROUPS`."""
+    """The groups reading `topic`, search's as `SEARCH_GROUPS`, the in-process caches' as
+    `CACHE_GROUPS`."""
     by_topic = {
-        CONTENT_EVENTS: {CACHE_GROUP, SEARCH_GROUPS, LEARNING, f"{ai_worker_group}.content"},
+        CONTENT_EVENTS: {CACHE_GROUP, CACHE_GROUPS, SEARCH_GROUPS, LEARNING,
+                         f"{ai_worker_group}.content"},
         USER_EVENTS: {AUTHORS_GROUP, ATTEMPTS, LEARNING, f"{ai_worker_group}.users"},
         AI_EVENTS: {AI_MEDIA_GROUP, LEARNING},
         JOBS_TOPIC: {ai_worker_group},
@@ -30,4 +36,4 @@ def consumer_groups(topic: str, ai_worker_group: str) -> set[str]:
 def subscribes(topic: str, group: str, ai_worker_group: str) -> bool:
     """Whether a service's consumer group `group` reads `topic`."""
     return group in consumer_groups(topic, ai_worker_group) or (
-        topic == CONTENT_EVENTS and group.startswith(f"{SEARCH}."))
+        topic == CONTENT_EVENTS and group.startswith(PER_INDEX))

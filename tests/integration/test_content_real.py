@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from bloop.platform.app import create_app
+from bloop.platform.content.consumers import CACHE_GROUP
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.model import VideoBlock
 from bloop.platform.content.service import ContentService, cache_key
@@ -64,6 +65,9 @@ async def test_a_cached_lesson_is_dropped_by_its_event_on_kafka(
         app: FastAPI, client: httpx.AsyncClient, tenant: str) -> None:
     content: ContentService = app.state.content.state["service"]
     assert isinstance(content.cache, RedisCache)
+    # one group drops the cache every process shares
+    assert [s.group for s in app.state.content.subscriptions
+            if s.group.startswith(CACHE_GROUP)] == [CACHE_GROUP]
     lesson = await published_lesson(client, tenant)
     learner = await member(app, client, tenant, ["learner"])
     url = f"/v1/tenants/{tenant}/lessons/{lesson}"

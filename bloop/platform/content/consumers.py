@@ -1,9 +1,12 @@
 """What content consumes.
 
 - Its own `content.events`: a lesson's edit, publication or deletion, and a course's
-  publication, drop the cached learner's JSON of the lessons they name, in every process that
-  shares the cache (the writing process also drops them right after its write). Dropping again
-  drops nothing, so a redelivered event is harmless.
+  publication, drop the cached learner's JSON of the lessons they name (the writing process
+  also drops them right after its write). Dropping again drops nothing, so a redelivered event
+  is harmless. A shared cache (Redis) is dropped from by one group for every process
+  (`content.cache`); an in-process cache by a group of each process's own, named after its
+  search index as search's group is (`content.cache.<index id>`), so every process drops its own
+  copies.
 - `user.events`: a deleted user is taken out of the co-authors of every course, and out of the
   owner's place of those they own (their first co-author takes it, or with none the course is
   left to the tenant's admins). Running it again changes nothing.
@@ -178,7 +181,20 @@ async def _report(service: ContentService, tenant: str, job_id: str, lesson_id: 
             "tenant": tenant, "lesson": lesson_id, "job": job_id})
 
 
-def subscriptions(service: ContentService, media: MediaService) -> list[Subscription]:
+def cache_group(shared: bool, index_id: str | None) -> str | None:
+    """The group that drops the cached lessons: `CACHE_GROUP` for a cache every process shares;
+    for an in-process one, a group of this process's own, named after its search index (which
+    serves it alone); None for a process without one (a one-off command, which serves no
+    reader)."""
+    if shared:
+        return CACHE_GROUP
+    return None if index_id is None else f"{CACHE_GROUP}.{index_id}"
+
+
+def subscriptions(service: ContentService, media: MediaService,
+                  cache: str | None = CACHE_GROUP) -> list[Subscription]:
+    """`cache` names the group that drops the cached lessons (see `cache_group`); None
+    subscribes none."""
     course_published = type_of(CoursePublished)
     lesson_types: dict[str, Callable[[Envelope], str]] = {
         type_of(t).type_id: (lambda e, t=t: type_of(t).parse(e).lesson_id)  # type: ignore[misc]
@@ -197,8 +213,9 @@ def subscriptions(service: ContentService, media: MediaService) -> list[Subscrip
         await media.forget_uploader(envelope.tenant, user_id)
 
     return [
-        Subscription(CACHE_GROUP, (TOPIC,), invalidate,
-                     types=frozenset({course_published.type_id, *lesson_types})),
+        *([] if cache is None else [
+            Subscription(cache, (TOPIC,), invalidate,
+                         types=frozenset({course_published.type_id, *lesson_types}))]),
         Subscription(AUTHORS_GROUP, (USER_EVENTS,), forget_author,
                      types=frozenset({deleted.type_id})),
     ]

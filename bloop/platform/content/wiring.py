@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from bloop.platform.content import events as _events  # noqa: F401  (registers the event types)
 from bloop.platform.content.ai_outputs import AiOutputs
 from bloop.platform.content.attempts.wiring import mount_attempts
-from bloop.platform.content.consumers import ai_media_subscription, subscriptions
+from bloop.platform.content.consumers import ai_media_subscription, cache_group, subscriptions
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.media.wiring import (
@@ -58,6 +58,8 @@ async def mount(platform: Platform) -> Mounted:
     service.media = files
     search = None if platform.one_off else mount_search(platform, service)
     ai_outputs = AiOutputs(lambda: platform.services.get("ai"), platform.settings.ai.url)
+    cached = cache_group(platform.cache_shared,
+                         None if search is None else search.service.index.index_id)
 
     async def setup() -> None:
         await repo.setup()
@@ -83,7 +85,7 @@ async def mount(platform: Platform) -> Mounted:
                 **await attempts.service.personal_data(tenant, user_id)}
 
     return Mounted(setup=setup, seed=seed,
-                   subscriptions=[*subscriptions(service, files), *attempts.subscriptions,
+                   subscriptions=[*subscriptions(service, files, cached), *attempts.subscriptions,
                                   *(search.subscriptions if search is not None else ()),
                                   ai_media_subscription(service, files, ai_outputs)],
                    close=close, personal_data=personal_data,

@@ -103,6 +103,11 @@ class Platform:
                 max_attempts=settings.kafka.max_attempts, backoff_s=settings.kafka.retry_backoff_s,
                 poll_interval_s=settings.outbox.poll_interval_s, lease_s=settings.outbox.lease_s)
 
+    @property
+    def cache_shared(self) -> bool:
+        """Whether every process reads and drops the same cache (Redis), not a copy of its own."""
+        return self.redis is not None
+
     def _probe(self, name: str, check: Callable[[], Any], cancellable: bool = True) -> None:
         self.probes.append(Probe(name, check, cancellable=cancellable))
 

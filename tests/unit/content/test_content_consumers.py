@@ -21,6 +21,7 @@ from bloop.platform.content.consumers import (
     AI_MEDIA_GROUP,
     CACHE_GROUP,
     ai_media_subscription,
+    cache_group,
     subscriptions,
 )
 from bloop.platform.content.events import AiMediaNotAttached, LessonUpdated
@@ -304,6 +305,16 @@ async def test_content_events_drop_the_cached_lesson(world: World) -> None:
         teaches=[], requires=[], updated_at=AT), tenant="acme", subject=lesson_id)
     await cache.handler(checked(type_of(LessonUpdated), event))
     assert await world.content.cache.get(cache_key("acme", lesson_id)) is None
+
+
+async def test_a_shared_cache_is_dropped_by_one_group_an_in_process_one_by_each_processs(
+        world: World) -> None:
+    assert cache_group(True, "ix1") == CACHE_GROUP
+    assert cache_group(True, None) == CACHE_GROUP
+    assert cache_group(False, "ix1") == f"{CACHE_GROUP}.ix1"
+    assert cache_group(False, None) is None  # a one-off command: it serves no reader
+    assert [s.group for s in subscriptions(world.content, world.media, None)] == [
+        "content.authors"]
 
 
 async def attached_ai_video(app: FastAPI, tmp_path: Path, job_id: str, *,
