@@ -5,8 +5,9 @@ of its own."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -16,10 +17,11 @@ from fastapi import FastAPI
 from bloop.platform.app import create_app
 from bloop.platform.content.consumers import CACHE_GROUP
 from bloop.platform.content.media.service import MediaService
-from bloop.platform.content.model import VideoBlock
+from bloop.platform.content.model import Course, Lesson, VideoBlock
 from bloop.platform.content.service import ContentService, cache_key
 from bloop.platform.kit.cache import RedisCache
 from bloop.platform.kit.events.bus.port import Message
+from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 from tests.support import api_client, eventually, finished_ai_video, member, require_server
 from tests.unit.content import media_samples
@@ -120,3 +122,36 @@ async def test_a_finished_ai_video_lands_in_the_lesson_draft(
         assert len(published.blocks) == 1
     finally:
         await media.store.delete(tenant, video.media)
+
+
+async def test_two_publications_at_once_of_one_draft_make_one_version_on_mongodb(
+        app: FastAPI, client: httpx.AsyncClient, tenant: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second to store its version finds the course published by the first, with nothing
+    left to publish: it answers that version (before, 409 `stale_version`)."""
+    content: ContentService = app.state.content.state["service"]
+    lesson = await published_lesson(client, tenant)
+    r = await client.patch(f"/v1/tenants/{tenant}/lessons/{lesson}",
+                           json={"version": 1, "title": "Loops, again"})
+    assert r.status_code == 200, r.text
+    publish_course = content.repo.publish_course
+    waiting: list[int] = []
+    both_read = asyncio.Event()
+
+    async def together(course: Course, expected_version: int, lessons: Sequence[Lesson],
+                       events: Sequence[Envelope]) -> None:
+        waiting.append(course.version)
+        if len(waiting) == 2:
+            both_read.set()
+        await both_read.wait()
+        await publish_course(course, expected_version, lessons, events)
+
+    monkeypatch.setattr(content.repo, "publish_course", together)
+    a, b = await asyncio.gather(content.publish(tenant, "py"), content.publish(tenant, "py"))
+    assert waiting == [2, 2]
+    assert (a.version, b.version) == (2, 2)
+    assert a.publication == b.publication
+    assert [v.version for v in await content.history(tenant, "py")] == [2, 1]
+    stored = (await content.course(tenant, "py")).publication
+    assert stored is not None
+    assert [r.version for r in stored.lessons] == [2]

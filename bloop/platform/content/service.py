@@ -625,11 +625,13 @@ class ContentService:
     async def publish(self, tenant: str, course_id: str, *, revision: int | None = None,
                       by: Principal | None = None) -> Course:
         """Publishes the draft as it is now as a new version, announced on `content.events`;
-        with `revision`, only while the course is at it (409 stale_version). It holds only
-        lessons live at its commit, never one deleted before: when the draft's lessons changed
-        (added, edited, moved, deleted) since they were read here, the store refuses it (409
-        `draft_changed`) and nothing changes; the store checks them in the commit's
-        transaction, or (MongoDB) just before it, where a later edit shows at the next
+        with `revision`, only while the course is at it (409 stale_version). A draft with no
+        change since the last publication (`_unchanged`) makes none: the course as it is, and
+        nothing written or announced; so does one a racing publication published first. It
+        holds only lessons live at its commit, never one deleted before: when the draft's
+        lessons changed (added, edited, moved, deleted) since they were read here, the store
+        refuses it (409 `draft_changed`) and nothing changes; the store checks them in the
+        commit's transaction, or (MongoDB) just before it, where a later edit shows at the next
         publication, and a deletion either comes after the commit or has it refused."""
         course = await self._editable(tenant, course_id, by)
         if revision is not None and revision != course.revision:
@@ -649,6 +651,8 @@ class ContentService:
         if not lessons:
             raise Conflict(f"the course {course_id!r} has no lessons to publish",
                            code="course_empty")
+        if rollback_of is None and _unchanged(course, lessons):
+            return course
         published = course.published(lessons=lessons, rollback_of=rollback_of)
         names = await self._concept_names(tenant, lessons)
         try:
@@ -658,6 +662,10 @@ class ContentService:
             current = await self.repo.get_course(tenant, course_id)
             if current is not None and current.status == "archived":
                 raise _archived(course_id) from None
+            if (rollback_of is None and current is not None
+                    and current.revision == course.revision and _unchanged(
+                        current, await self.repo.list_lessons(tenant, course_id))):
+                return current  # published meanwhile (a racing publish): nothing left to do
             if current is not None and current.version == course.version:
                 raise _draft_changed(course_id) from None
             raise _stale("course", course_id, current.version if current else None) from None
@@ -1014,6 +1022,15 @@ def _check_owner(course: Course, by: Principal | None, action: str) -> None:
 
 HEAD_FIELDS = ("title", "summary", "language", "level", "tags", "modules")
 """What a publication keeps of a course's head, and a rollback restores."""
+
+
+def _unchanged(course: Course, lessons: Sequence[Lesson]) -> bool:
+    """Whether the draft (the head and `lessons`, in order) is the course's last publication:
+    its HEAD_FIELDS, and the same lessons in the same order at the same versions (an edit or a
+    move of a lesson takes it a version on)."""
+    p = course.publication
+    return p is not None and all(getattr(course, f) == getattr(p, f) for f in HEAD_FIELDS) \
+        and [(x.id, x.version) for x in lessons] == [(r.id, r.version) for r in p.lessons]
 
 
 def _unpublished_fields(course: Course, target: Publication) -> list[str]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from bloop.platform.content.service import ContentService
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.kit.auth import SCOPES, Forbidden, Principal
 from bloop.platform.kit.errors import Conflict, NotFound, Problem, StoreUnavailable
+from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import count_calls
@@ -109,6 +111,7 @@ async def test_publishing_announces_the_course_and_each_lesson(service: ContentS
     assert lesson_events[1]["data"]["requires"] == ["functions"]
     assert lesson_events[1]["data"]["course_version"] == 1
 
+    await service.edit_course("acme", "py", CourseEdit(summary="Functions, then recursion"))
     again = await service.publish("acme", "py")
     assert again.version == 2
     assert len(await events(service)) == 6
@@ -202,6 +205,71 @@ async def test_an_empty_course_cannot_be_published(service: ContentService) -> N
         await service.publish("acme", "py")
     assert err.value.code == "course_empty"
     assert await events(service) == []
+
+
+async def test_a_draft_with_no_change_since_its_publication_makes_no_new_version(
+        service: ContentService) -> None:
+    """Before, publishing again (a double click, a client retrying an answer it lost) made a
+    new, identical version, and announced the course and each of its lessons again."""
+    functions, recursion = await course_with_lessons(service)
+    first = await service.publish("acme", "py")
+    again = await service.publish("acme", "py")
+    assert (again.version, again.revision) == (first.version, first.revision) == (1, 0)
+    assert [v.version for v in await service.history("acme", "py")] == [1]
+    assert [e["type"] for e in await events(service)] == [
+        "bloop.content.course.published.v1", *["bloop.content.lesson.published.v1"] * 2]
+
+    await service.edit_lesson("acme", recursion, LessonEdit(title="Recursion, again", version=1))
+    assert (await service.publish("acme", "py")).version == 2
+    await service.edit_course("acme", "py", CourseEdit(tags=["python"]))
+    assert (await service.publish("acme", "py")).version == 3
+    await service.reorder_lessons("acme", "py", [recursion, functions])
+    assert (await service.publish("acme", "py")).version == 4
+    assert (await service.publish("acme", "py")).version == 4
+    assert [v.version for v in await service.history("acme", "py")] == [4, 3, 2, 1]
+    assert [e["type"] for e in await events(service)].count(
+        "bloop.content.course.published.v1") == 4
+
+
+async def test_two_publications_at_once_of_one_draft_make_one_version(
+        service: ContentService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both read the course before either stored its version: the second was refused 409
+    `stale_version` for the first's, or (before that) both made a version of the same draft."""
+    await course_with_lessons(service)
+    publish_course = service.repo.publish_course
+    waiting: list[Course] = []
+    both_read = asyncio.Event()
+
+    async def together(course: Course, expected_version: int, lessons: Sequence[Lesson],
+                       events: Sequence[Envelope]) -> None:
+        waiting.append(course)
+        if len(waiting) == 2:
+            both_read.set()
+        await both_read.wait()
+        await publish_course(course, expected_version, lessons, events)
+
+    monkeypatch.setattr(service.repo, "publish_course", together)
+    a, b = await asyncio.gather(service.publish("acme", "py", revision=0),
+                                service.publish("acme", "py", revision=0))
+    assert [c.version for c in waiting] == [1, 1]  # both went as far as the store
+    assert a.publication == b.publication
+    assert (a.version, b.version) == (1, 1)
+    assert [v.version for v in await service.history("acme", "py")] == [1]
+    assert [e["type"] for e in await events(service)].count(
+        "bloop.content.course.published.v1") == 1
+
+
+async def test_a_rollback_to_the_version_the_draft_is_makes_a_new_version(
+        service: ContentService) -> None:
+    """A rollback is asked for, so it is published even with no change to publish."""
+    await course_with_lessons(service)
+    await service.publish("acme", "py")
+    rolled = await service.rollback("acme", "py", 1)
+    assert rolled.version == 2
+    assert rolled.publication is not None
+    assert rolled.publication.rollback_of == 1
+    assert [v.version for v in await service.history("acme", "py")] == [2, 1]
+    assert (await service.publish("acme", "py")).version == 2
 
 
 async def test_listing_shows_published_courses_by_default(service: ContentService) -> None:

@@ -150,6 +150,20 @@ async def test_a_rollback_restores_a_version_and_publishes_it_anew(people: Peopl
         "Lesson one, revised", "Lesson three"]
 
 
+async def test_a_publication_retried_makes_no_second_version(people: People) -> None:
+    """A client that lost the answer to its publication and sent it again (the same
+    `If-Match`) made a second version, identical to the first."""
+    c, me = people.client, people.owner
+    await two_versions(people)
+    course = ok(await c.get(COURSE, headers=me))
+    for _ in range(2):
+        r = await c.post(f"{COURSE}/publish", headers={**me, "If-Match": f'"{course["revision"]}"'})
+        assert (ok(r)["version"], r.headers["etag"]) == (2, f'"{course["revision"]}"')
+        assert ok(r)["updated_at"] == course["updated_at"]
+    assert [v["version"] for v in ok(await c.get(f"{COURSE}/versions", headers=me))["items"]] == [
+        2, 1]
+
+
 async def test_a_rollback_to_what_cannot_be_restored_changes_nothing(people: People) -> None:
     c, me = people.client, people.owner
     await two_versions(people)
@@ -169,7 +183,7 @@ async def test_rollback_and_publish_keep_to_the_revision_they_name(people: Peopl
     """Before, both took no `If-Match` nor `?revision=`: a rollback made against an old
     revision went through."""
     c, me = people.client, people.owner
-    await two_versions(people)
+    ids = await two_versions(people)
     revision = ok(await c.get(COURSE, headers=me))["revision"]
     for action, body in (("rollback", {"version": 1}), ("publish", None)):
         stale = await c.post(f"{COURSE}/{action}", json=body, headers={**me, "If-Match": '"0"'})
@@ -184,6 +198,8 @@ async def test_rollback_and_publish_keep_to_the_revision_they_name(people: Peopl
                 400, "bad_if_match")
     assert ok(await c.get(COURSE, headers=people.learner))["version"] == 2
 
+    ok(await c.patch(f"{BASE}/lessons/{ids['one']}", headers=me, json={  # the revision stays
+        "version": 2, "title": "Lesson one, again"}))
     r = await c.post(f"{COURSE}/publish", params={"revision": revision},
                      headers={**me, "If-Match": f'"{revision}"'})
     assert (ok(r)["version"], r.headers["etag"]) == (3, f'"{revision}"')
