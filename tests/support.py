@@ -313,14 +313,19 @@ def unretrieved() -> Iterator[list[dict[str, Any]]]:
 PASSWORD = "quiet meadow lantern sings"
 
 
+def embedded_stores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drops the environment's choice of real stores: an app made now runs on embedded ones."""
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_NEO4J_ADAPTER", "BLOOP_KAFKA_ADAPTER",
+                "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @contextlib.asynccontextmanager
 async def embedded_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, services: Sequence[str]
                        ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """An app running `services` on embedded stores in `tmp_path`, whatever stores the
     environment names, without the demo tenant; and a client to it."""
-    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_NEO4J_ADAPTER", "BLOOP_KAFKA_ADAPTER",
-                "BLOOP_REDIS_ADAPTER"):
-        monkeypatch.delenv(var, raising=False)
+    embedded_stores(monkeypatch)
     app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False)),
                      services=list(services))
     async with app.router.lifespan_context(app), api_client(app) as client:

@@ -21,7 +21,7 @@ from bloop.platform.app import create_app
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.settings import HttpSettings, RuntimeSettings, Settings
-from tests.support import api_client, member
+from tests.support import api_client, embedded_stores, member
 from tests.unit.content import media_samples as s
 
 BASE = "/v1/tenants/acme"
@@ -35,8 +35,7 @@ IDLE_S = 1.0
 
 @pytest.fixture
 async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
-    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
-        monkeypatch.delenv(var, raising=False)
+    embedded_stores(monkeypatch)
     monkeypatch.setenv("BLOOP_MEDIA_IMAGE_MAX_BYTES", "20000")
     monkeypatch.setenv("BLOOP_UPLOAD_MAX_FILES", "4")
     monkeypatch.setenv("BLOOP_UPLOAD_MAX_REQUEST_BYTES", str(MAX_REQUEST))

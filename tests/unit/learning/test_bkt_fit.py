@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from bloop.platform.kit.errors import Problem
-from bloop.platform.kit.events.types import registry
-from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.learning import bkt
 from bloop.platform.learning.model import MASTERED, BktParams, NewConcept
 from bloop.platform.learning.service import (
@@ -22,7 +20,7 @@ from bloop.platform.learning.service import (
     MIN_FIT_OBSERVATIONS,
     LearningService,
 )
-from bloop.platform.learning.stores.embedded import EmbeddedLearningStore
+from tests.unit.learning import embedded_learning
 from tests.unit.learning.test_bkt import generate
 
 T = "acme"
@@ -31,14 +29,9 @@ START = datetime(2025, 3, 1, 9, tzinfo=UTC)
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[LearningService]:
-    db = SqliteDB(tmp_path / "learning.sqlite3")
-    store = EmbeddedLearningStore(db, registry)
-    await store.setup()
-    service = LearningService(store)
-    await service.add_concept(T, NewConcept(id="numbers", name="Numbers"))
-    yield service
-    await service.close()
-    await db.close()
+    async with embedded_learning(tmp_path) as service:
+        await service.add_concept(T, NewConcept(id="numbers", name="Numbers"))
+        yield service
 
 
 class Clock:

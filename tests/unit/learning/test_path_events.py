@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from bloop.platform.kit.events.types import registry
-from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.learning.model import (
     CourseNode,
     Edge,
@@ -24,21 +22,16 @@ from bloop.platform.learning.model import (
     ProgressUpdate,
 )
 from bloop.platform.learning.service import LearningService
-from bloop.platform.learning.stores.embedded import EmbeddedLearningStore
 from tests.support import count_calls
+from tests.unit.learning import embedded_learning
 
 T = "acme"
 
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[LearningService]:
-    db = SqliteDB(tmp_path / "learning.sqlite3")
-    store = EmbeddedLearningStore(db, registry)
-    await store.setup()
-    service = LearningService(store)
-    yield service
-    await service.close()
-    await db.close()
+    async with embedded_learning(tmp_path) as service:
+        yield service
 
 
 async def announced(service: LearningService) -> list[tuple[str, list[str]]]:
