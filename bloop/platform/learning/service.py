@@ -124,6 +124,9 @@ class LearningService:
         self.repo = repo
         self._on_write = on_write
         self._optimising: set[tuple[str, str]] = set()
+        # The answers a dropped BKT fit of a concept was made of, in this process: the next
+        # try waits for them to double, as after a kept fit.
+        self._fits_dropped: dict[tuple[str, str], int] = {}
         self._progress_turns = Turns()
         # After an edit's answer: the paths that changed for the learners whose goals reach
         # the concepts (0.1 s a learner: many of them would hold the edit for long); new cards
@@ -522,7 +525,8 @@ class LearningService:
         """Refits a concept once its answers, across learners (`_fit_data`), reach twice
         those of the last fit (and at least `MIN_FIT_OBSERVATIONS`, from `MIN_FIT_LEARNERS`);
         checked when a learner's own answers on it pass a multiple of ten, so the count is not
-        read at every attempt. A fit that is not `bkt.sound` is dropped."""
+        read at every attempt. A fit that is not `bkt.sound` is dropped, and the next waits for
+        its answers to double too."""
         for m in changed:
             n = len(m.observations)
             if n // 10 == (n - added) // 10:
@@ -530,13 +534,17 @@ class LearningService:
             concept = await self.repo.get_concepts(tenant, [m.concept])
             sequences = await self._fit_data(tenant, m.concept)
             count = sum(len(s) for s in sequences)
-            if (not concept or len(sequences) < MIN_FIT_LEARNERS
-                    or count < max(MIN_FIT_OBSERVATIONS, 2 * concept[0].bkt.fitted_on)):
+            key = (tenant, m.concept)
+            if not concept or len(sequences) < MIN_FIT_LEARNERS or count < max(
+                    MIN_FIT_OBSERVATIONS, 2 * concept[0].bkt.fitted_on,
+                    2 * self._fits_dropped.get(key, 0)):
                 continue
             fitted = await asyncio.to_thread(bkt.fit, sequences)
             if bkt.sound(fitted.params):
+                self._fits_dropped.pop(key, None)
                 await self.repo.set_bkt(tenant, m.concept, fitted.params)
             else:
+                self._fits_dropped[key] = count
                 log.warning("BKT fit dropped: one right answer would master the concept, "
                             "or right answers would tell nothing",
                             extra={"tenant": tenant, "concept": m.concept,

@@ -129,3 +129,25 @@ async def test_a_fit_under_which_one_right_answer_is_mastery_is_refused(
     assert refused.value.code == "degenerate_fit"
     assert await bkt_of(service) == BktParams()
     assert await answer(service, clock, "fresh", [1]) < MASTERED
+
+
+async def test_a_dropped_fit_is_tried_again_only_once_the_answers_double(
+        service: LearningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dropped fit left the last kept one's count as the mark: every learner passing ten
+    more answers fitted again (a fit of 5,000 learners takes most of a minute), in the
+    consumer that records attempts."""
+    fits = 0
+    real_fit = bkt.fit
+
+    def counted(sequences: Sequence[Sequence[int]]) -> bkt.Fit:
+        nonlocal fits
+        fits += 1
+        return real_fit(sequences)
+
+    monkeypatch.setattr(bkt, "fit", counted)
+    clock = Clock()
+    for n in range(39):  # everyone right: a fit that says one right answer is mastery
+        await answer(service, clock, f"learner-{n}", [1] * 10)
+    assert await bkt_of(service) == BktParams()
+    # tried at 100 answers and again at 200 (twice those of the dropped fit), not at each ten
+    assert fits == 2
