@@ -239,9 +239,9 @@ async def publish_course(tenant: TenantId, course: CourseId, service: Svc, me: A
                          response: Response, revision: RevisionQuery = None,
                          if_match: CourseIfMatch = None) -> CourseView:
     """Publishes the draft as the next version; learners see it from then on. A draft with
-    no change since the last publication makes none: 200 with the course as it is. A draft
-    changed while it is published (a lesson added, edited, moved or deleted) gets 409
-    `draft_changed`, and nothing is published: publish again. The revision named by
+    no change since the last publication (a concept renamed is one) makes none: 200 with the
+    course as it is. A draft changed while it is published (a lesson added, edited, moved or
+    deleted) gets 409 `draft_changed`, and nothing is published: publish again. The revision named by
     `If-Match` or `revision` (422 `version_mismatch` when they differ) must be current when
     given: 409 `stale_version` otherwise."""
     published = await service.publish(tenant, course, revision=_course_revision(

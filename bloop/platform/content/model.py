@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -287,6 +287,11 @@ class LessonRef(_Frozen):
     version: int = Field(ge=1)
 
 
+class ConceptName(_Frozen):
+    id: str
+    name: str
+
+
 class Publication(_Frozen):
     """What one published version of a course shows: the head as it was, and its lessons."""
 
@@ -301,6 +306,8 @@ class Publication(_Frozen):
     modules: list[Module]
     lessons: list[LessonRef]
     rollback_of: int | None = Field(default=None, description="the version this one restored")
+    concepts: list[ConceptName] = Field(default_factory=list, description=(
+        "the names its lessons' concepts had, which its events carried to learning"))
 
 
 class LessonAccess(_Frozen):
@@ -373,8 +380,10 @@ class Course(_Frozen):
                    updated_at=at, owner=owner, **fields)
 
     def published(self, at: datetime | None = None, lessons: Sequence[Lesson] = (), *,
-                  rollback_of: int | None = None) -> Course:
-        """This course as a new publication of its draft head and `lessons`."""
+                  rollback_of: int | None = None,
+                  concept_names: Mapping[str, str] | None = None) -> Course:
+        """This course as a new publication of its draft head and `lessons`, whose concepts
+        are named `concept_names`."""
         at = at or now()
         version = self.version + 1
         publication = Publication.model_validate(dict(
@@ -382,7 +391,9 @@ class Course(_Frozen):
             published_at=at, title=self.title, summary=self.summary, language=self.language,
             level=self.level, tags=self.tags, modules=self.modules,
             lessons=[LessonRef(id=x.id, version=x.version) for x in lessons],
-            rollback_of=rollback_of), context=STORED)
+            rollback_of=rollback_of, concepts=[
+                ConceptName(id=c, name=n) for c, n in sorted((concept_names or {}).items())]),
+            context=STORED)
         return self.model_copy(update={
             "status": "published", "version": version, "published_at": at, "updated_at": at,
             "publication": publication, "history": [*self.history, VersionInfo.of(publication)]})

@@ -651,10 +651,11 @@ class ContentService:
         if not lessons:
             raise Conflict(f"the course {course_id!r} has no lessons to publish",
                            code="course_empty")
-        if rollback_of is None and _unchanged(course, lessons):
-            return course
-        published = course.published(lessons=lessons, rollback_of=rollback_of)
         names = await self._concept_names(tenant, lessons)
+        if rollback_of is None and _unchanged(course, lessons, names):
+            return course
+        published = course.published(lessons=lessons, rollback_of=rollback_of,
+                                     concept_names=names)
         try:
             await self.repo.publish_course(published, course.version, lessons,
                                            _publication(published, lessons, names))
@@ -664,7 +665,7 @@ class ContentService:
                 raise _archived(course_id) from None
             if (rollback_of is None and current is not None
                     and current.revision == course.revision and _unchanged(
-                        current, await self.repo.list_lessons(tenant, course_id))):
+                        current, await self.repo.list_lessons(tenant, course_id), names)):
                 return current  # published meanwhile (a racing publish): nothing left to do
             if current is not None and current.version == course.version:
                 raise _draft_changed(course_id) from None
@@ -1024,13 +1025,15 @@ HEAD_FIELDS = ("title", "summary", "language", "level", "tags", "modules")
 """What a publication keeps of a course's head, and a rollback restores."""
 
 
-def _unchanged(course: Course, lessons: Sequence[Lesson]) -> bool:
-    """Whether the draft (the head and `lessons`, in order) is the course's last publication:
-    its HEAD_FIELDS, and the same lessons in the same order at the same versions (an edit or a
-    move of a lesson takes it a version on)."""
+def _unchanged(course: Course, lessons: Sequence[Lesson], names: Mapping[str, str]) -> bool:
+    """Whether the draft (the head and `lessons`, in order, their concepts named `names`) is
+    the course's last publication: its HEAD_FIELDS, the same lessons in the same order at the
+    same versions (an edit or a move of a lesson takes it a version on), and the same concept
+    names (a rename reaches learning with a publication)."""
     p = course.publication
     return p is not None and all(getattr(course, f) == getattr(p, f) for f in HEAD_FIELDS) \
-        and [(x.id, x.version) for x in lessons] == [(r.id, r.version) for r in p.lessons]
+        and [(x.id, x.version) for x in lessons] == [(r.id, r.version) for r in p.lessons] \
+        and {c.id: c.name for c in p.concepts} == names
 
 
 def _unpublished_fields(course: Course, target: Publication) -> list[str]:

@@ -226,9 +226,16 @@ async def test_a_draft_with_no_change_since_its_publication_makes_no_new_version
     await service.reorder_lessons("acme", "py", [recursion, functions])
     assert (await service.publish("acme", "py")).version == 4
     assert (await service.publish("acme", "py")).version == 4
-    assert [v.version for v in await service.history("acme", "py")] == [4, 3, 2, 1]
+    # a concept renamed reaches learning with a publication: so it is a change to publish
+    await service.edit_concept("acme", "functions", ConceptEdit(name="Functions, named"))
+    assert (await service.publish("acme", "py")).version == 5
+    assert (await service.publish("acme", "py")).version == 5
+    assert [v.version for v in await service.history("acme", "py")] == [5, 4, 3, 2, 1]
+    published = [e for e in await events(service)
+                 if e["type"] == "bloop.content.lesson.published.v1"]
+    assert published[-1]["data"]["concept_names"]["functions"] == "Functions, named"
     assert [e["type"] for e in await events(service)].count(
-        "bloop.content.course.published.v1") == 4
+        "bloop.content.course.published.v1") == 5
 
 
 async def test_two_publications_at_once_of_one_draft_make_one_version(
