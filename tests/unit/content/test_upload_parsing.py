@@ -188,6 +188,17 @@ def test_a_pdfs_lines_make_paragraphs_where_they_end_short_or_start_an_item() ->
                                     ja.strip() * 4 + "終わり。"]
 
 
+def test_a_slides_heading_is_a_paragraph_of_its_own() -> None:
+    """A slide holds too few lines to tell its full lines: its heading ran into its text. The
+    document's lines tell them."""
+    slides = ["What is a loop\nA loop repeats the statements of its body\nuntil its condition fails.",
+              "Why loops\nThey say once what is done many times\nover, and for how long.",
+              "Thanks"]
+    assert pdf._document(slides) == [
+        "What is a loop\n\nA loop repeats the statements of its body until its condition fails.",
+        "Why loops\n\nThey say once what is done many times over, and for how long.", "Thanks"]
+
+
 def test_a_pdfs_control_characters_become_spaces() -> None:
     """Lessons refuse control characters; a PDF's extracted text may hold them (drawn as
     nothing), and its import was refused for them."""

@@ -60,11 +60,22 @@ _ITEM = re.compile(r"(?:[\u2022\u2023\u25e6\u25aa\u25cf\u2043\u2219\u00b7*\u2013
 
 
 def _full_line(widths: list[int]) -> int:
-    """The width of a page's full lines (most lines of a paragraph reach it); 0 on a page of
-    too few lines to tell."""
+    """The width of full lines (most lines of a paragraph reach it) among lines `widths` wide;
+    0 when too few to tell."""
     if len(widths) < 5:
         return 0
     return sorted(widths)[len(widths) * 4 // 5]
+
+
+def _lines(text: str) -> list[str]:
+    return [_line(line) for line in _letters(text).splitlines()]
+
+
+def _document(pages: list[str]) -> list[str]:
+    """Each page's paragraphs, where a full line is as wide as the document's (a slide of a
+    heading and two lines tells none of its own)."""
+    full = _full_line([_width(line) for page in pages for line in _lines(page) if line])
+    return [_paragraphs(page, full) for page in pages]
 
 
 def _width(line: str) -> int:
@@ -95,13 +106,14 @@ def _title(found: str | None) -> str | None:
     return _line(re.sub(f"[{BIDI}]", "", _letters(found or ""))) or None
 
 
-def _paragraphs(text: str) -> str:
+def _paragraphs(text: str, full: int | None = None) -> str:
     """A page's text as paragraphs. A PDF draws lines, not paragraphs, and seldom a blank line
     between them: a paragraph also ends at a line well short of the page's full lines (a
     heading, a paragraph's last line, a line of code) and before a line that starts a list item.
-    """
-    lines = [_line(line) for line in _letters(text).splitlines()]
-    full = _full_line([_width(line) for line in lines if line])
+    `full` is the document's full line width, else the page's."""
+    lines = _lines(text)
+    if full is None:
+        full = _full_line([_width(line) for line in lines if line])
     paras: list[str] = []
     current: list[str] = []
 
@@ -155,7 +167,7 @@ async def read_pdf(path: Path, source: str, settings: UploadSettings,
     if error is not None:
         raise UnreadablePdf(f"{source}: the PDF cannot be read ({found.get('reason')})",
                             extra=extra)
-    return PdfText(title=_title(found["title"]), pages=[_paragraphs(p) for p in found["pages"]],
+    return PdfText(title=_title(found["title"]), pages=_document(found["pages"]),
                    page_count=found["page_count"])
 
 
