@@ -109,6 +109,9 @@ def test_a_file_named_as_text_is_told_why_it_is_not(name: str | None, claimed: s
         sniff.sniff(b"# A\n\x0b", name, claimed, complete=True)
     with pytest.raises(sniff.Unrecognised, match="none of the accepted types"):
         sniff.sniff(b"# A\n\x0b", "a.png", complete=True)
+    for control in ("\x7f", "\x85", "\x9b"):  # DEL and C1 controls, which no lesson holds
+        with pytest.raises(sniff.Unrecognised, match=rf"U\+00{ord(control):02X} on line 3$"):
+            sniff.sniff(f"# A\n\n{control}".encode(), name, claimed, complete=True)
 
 
 def test_a_utf8_character_cut_at_the_end_of_the_head_is_still_text() -> None:

@@ -430,6 +430,13 @@ async def test_refusals_say_what_is_wrong(client: httpx.AsyncClient) -> None:
     assert (r.status_code, r.json()["code"]) == (415, "unsupported_media_type"), r.text
     assert r.json()["detail"] == ("week1.md: the file holds bytes that text does not (control "
                                   "characters): U+000B on line 3")
+    r = await client.post(UPLOAD, files=files(("week1.md", b"# Week 1\n\nA\x7fB", "text/markdown")))
+    assert r.json()["detail"] == ("week1.md: the file holds bytes that text does not (control "
+                                  "characters): U+007F on line 3"), r.text
+    # a page break (form feed), which a lesson does not hold either, ends a line instead
+    r = await client.post(UPLOAD, files=files(("pages.md", b"# Pages\n\nOne.\x0cTwo.", "text/markdown")))
+    assert r.status_code == 201, r.text
+    assert r.json()["lessons"][0]["blocks"][0]["markdown"].endswith("One.\nTwo.")
     big = b"# Big\n\n" + b"x" * (2 * 1024 * 1024 - 6)
     r = await client.post(UPLOAD, files=files(("big.md", big, "text/markdown")))
     assert (r.status_code, r.json()["code"]) == (413, "too_large"), r.text

@@ -199,8 +199,7 @@ def _text(head: bytes, complete: bool) -> bool:
         if complete or exc.start < len(body) - 3:
             return False
         text = body[:exc.start].decode("utf-8")
-    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f")
-    return controls == 0
+    return _CONTROL.search(text) is None
 
 
 def sniff(head: bytes, filename: str | None = None, claimed: str | None = None, *,
@@ -243,9 +242,19 @@ def _other_text(head: bytes) -> str | None:
     for bom, name in _BOMS:
         if head.startswith(bom):
             return name
-    if any(b < 32 and b not in b"\t\n\r\f" for b in head):
+    if any(b < 32 and b not in b"\t\n\r\f" for b in head) or _utf8(head):
         return None
     return "text in an encoding other than UTF-8 (Windows-1252 or Latin-1, perhaps)"
+
+
+def _utf8(head: bytes) -> bool:
+    """Whether `head` decodes as UTF-8 (text with a character text may not hold, then)."""
+    body = head.removeprefix(b"\xef\xbb\xbf")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= len(body) - 3 and exc.reason == "unexpected end of data"
+    return True
 
 
 def media_type(value: str | None) -> str:
@@ -332,7 +341,9 @@ def _not_text(data: bytes, complete: bool) -> str:
     return f"the file holds bytes that text does not (control characters){where}"
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f]")
+# What text holds no byte of: control characters but tabs, line ends and form feeds (page
+# breaks), DEL and the C1 controls (a Windows-1252 file's bytes read as Latin-1 make them).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 
 
 class BrokenImage(ValueError):

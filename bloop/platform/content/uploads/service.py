@@ -250,7 +250,7 @@ class UploadService:
     async def _markdown(self, path: Path, source: str, entries: dict[str, Path],
                         prefix: str = "") -> Draft:
         raw = await asyncio.to_thread(path.read_bytes)
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig").replace("\f", "\n")  # a page break: a line's end
         parsed = markdown.parse_markdown(text, source,
                                          max_front_matter=self.settings.front_matter_max_bytes)
         links: dict[str, str] = {}
