@@ -379,3 +379,24 @@ async def test_an_if_match_and_a_lesson_version_that_differ_are_422(
                               headers=learner | {"If-Match": if_match})
         assert (r.status_code, r.json()["code"]) == (422, "version_mismatch"), r.text
     assert (await client.get(url, headers=learner)).json()["items"] == []
+
+
+async def test_an_api_key_submits_and_reads_no_attempts_of_its_own(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """A key with the learner role stored attempts as `apikey:acme.…`, which moved mastery
+    nobody has; it is no person, as on the `…/me` routes."""
+    lesson = await lesson_with_quiz(client)
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.post(f"{BASE}/api-keys", headers=admin, json={
+        "name": "gradebook", "roles": ["learner"],
+        "scopes": ["content:read", "learning:write"]})
+    assert r.status_code == 201, r.text
+    key = {"Authorization": f"Bearer {r.json()['key']}"}
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    r = await client.post(url, json={"answers": RIGHT}, headers=key)
+    assert (r.status_code, r.json().get("code")) == (403, "not_a_person"), r.text
+    r = await client.get(url, headers=key)
+    assert (r.status_code, r.json().get("code")) == (403, "not_a_person"), r.text
+    assert (await client.get(f"{BASE}/lessons/{lesson}/attempts")).json()["items"] == []
+    assert (await client.get(f"{BASE}/lessons/{lesson}/quizzes/check",
+                             headers=key)).status_code == 200

@@ -12,7 +12,7 @@ from bloop.platform.content.attempts.model import Attempt, AttemptSubmission
 from bloop.platform.content.attempts.service import AttemptService
 from bloop.platform.content.quiz import QUIZ_ID_PATTERN, LearnerQuiz
 from bloop.platform.content.service import ETAG
-from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.auth import Principal, a_person, require
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import After, Page, Slice
 from bloop.platform.kit.preconditions import entity_tags, named_version
@@ -40,10 +40,23 @@ async def limit_submission(request: Request) -> None:
 
 Svc = Annotated[AttemptService, Depends(get_service)]
 Reader = Annotated[Principal, Depends(require(scopes=["content:read"]))]
-Learner = Annotated[Principal, Depends(require("learner", scopes=["content:read"]))]
+LearnerScope = Annotated[Principal, Depends(require("learner", scopes=["content:read"]))]
 # An attempt is the learner's own learning record (it moves their mastery), so a credential
 # narrowed to reading cannot submit one.
-Submitter = Annotated[Principal, Depends(require("learner", scopes=["learning:write"]))]
+SubmitterScope = Annotated[Principal, Depends(require("learner", scopes=["learning:write"]))]
+
+
+async def learner(me: LearnerScope) -> Principal:
+    return a_person(me)
+
+
+async def submitter(me: SubmitterScope) -> Principal:
+    return a_person(me)
+
+
+# An API key is no learner: its attempts would be learning of nobody's.
+Learner = Annotated[Principal, Depends(learner)]
+Submitter = Annotated[Principal, Depends(submitter)]
 Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "tenant_admin",
                                              scopes=["content:read"]))]
 
@@ -69,9 +82,10 @@ async def submit_attempt(tenant: TenantId, lesson: LessonId, quiz: QuizId,
                          if_match: IfMatch = None) -> Attempt:
     """Grades the answers against the published quiz and stores the attempt. 404 when the
     lesson is not published or has no such quiz; 422 naming the question when an answer does
-    not fit it. The lesson version read, named by `If-Match` (the version or the lesson's
-    ETag) or `lesson_version` (422 `version_mismatch` when they differ), must be the one
-    published when given: 409 `stale_version` otherwise, and nothing is stored."""
+    not fit it; 403 `not_a_person` for an API key. The lesson version read, named by
+    `If-Match` (the version or the lesson's ETag) or `lesson_version` (422 `version_mismatch`
+    when they differ), must be the one published when given: 409 `stale_version` otherwise,
+    and nothing is stored."""
     tags = entity_tags(if_match)
     if len(tags) == 1 and ETAG.fullmatch(tags[0]):
         return await service.submit(tenant, me.user_id, lesson, quiz, dict(body.answers),
@@ -85,7 +99,8 @@ async def submit_attempt(tenant: TenantId, lesson: LessonId, quiz: QuizId,
 async def my_attempts(tenant: TenantId, lesson: LessonId, quiz: QuizId, service: Svc,
                       me: Learner, after: After = None, limit: Limit = 100) -> Page[Attempt]:
     """The caller's own attempts at the quiz, newest first, a page at a time: `next` is the
-    cursor (`after`) of the following page, null on the last."""
+    cursor (`after`) of the following page, null on the last. 403 `not_a_person` for an API
+    key."""
     return page(await service.of_learner(tenant, me.user_id, lesson, quiz, after=after,
                                          limit=limit))
 
