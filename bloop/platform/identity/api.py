@@ -156,7 +156,9 @@ async def principal(me: Anyone) -> PrincipalView:
 
 @auth_router.post("/v1/tenants/{tenant}/auth/logout", status_code=204)
 async def logout(tenant: TenantId, me: Anyone, auth: AuthSvc) -> None:
-    """Signs out: this access token is refused from now on, and its session's refresh tokens."""
+    """Signs out: this access token is refused from now on, and its session's refresh tokens.
+    An API key is refused 403 `not_a_person`: a tenant admin revokes it
+    (`DELETE …/api-keys/{id}`)."""
     await auth.logout(me)
 
 

@@ -567,7 +567,12 @@ class AuthService:
     async def logout(self, principal: Principal) -> None:
         """Ends the session's refresh tokens, and refuses the caller's access token at once.
         In that order: a logout that fails part-way leaves the access token working for the
-        retry, not a refused token beside a session that can still be refreshed."""
+        retry, not a refused token beside a session that can still be refreshed. An API key
+        has no session to end (403 `not_a_person`): the tenant's admins revoke it."""
+        if principal.kind != "user":
+            raise Forbidden("an API key has no session to sign out; a tenant admin revokes it "
+                            "with DELETE /v1/tenants/{tenant}/api-keys/{id}",
+                            code="not_a_person")
         await self.repo.revoke_refresh_family(principal.tenant, principal.session_id)
         await self.verifier.revoke(principal)
 

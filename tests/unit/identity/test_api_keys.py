@@ -109,6 +109,27 @@ async def test_a_key_is_no_person_on_the_me_routes(
     assert (await client.get(me, headers=admin)).status_code == 200
 
 
+async def test_a_key_cannot_sign_out_and_nothing_is_written_for_it(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key's logout answered 204 and the key kept working: it wrote revocation marks for a
+    session and a token id a key does not have."""
+    key = bearer((await new_key(client, admin))["key"])
+    auth = app.state.identity.state["auth"]
+    written: list[object] = []
+
+    async def record(*args: object) -> None:
+        written.append(args)
+
+    monkeypatch.setattr(auth.repo, "revoke_refresh_family", record)
+    monkeypatch.setattr(auth.verifier, "revoke", record)
+    r = await client.post(f"{TENANT}/auth/logout", headers=key)
+    assert (r.status_code, r.json().get("code")) == (403, "not_a_person"), r.text
+    assert "DELETE /v1/tenants/{tenant}/api-keys/{id}" in r.json()["detail"]
+    assert written == []
+    assert (await client.get(TENANT, headers=key)).status_code == 200
+
+
 async def test_a_revoked_key_is_refused_at_once(
         client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     issued = await new_key(client, admin)
