@@ -263,11 +263,27 @@ class ContentService:
         return by is None or course.may_edit(by.user_id, by.roles)
 
     async def _editable(self, tenant: str, course_id: str, by: Principal | None) -> Course:
+        """The course, when `by` may edit it; else 404 as a read answers when they may not
+        read it either (it was never published), so that no answer tells it exists, and 403
+        `not_an_author` when they may."""
         course = await self.course(tenant, course_id)
         if not self.may_edit(course, by):
-            raise Forbidden("only the course's owner, its co-authors and the tenant's admins "
-                            "may change it or read its drafts", code="not_an_author")
+            if course.publication is None:
+                raise NotFound(f"no course {course_id!r} in tenant {tenant!r}")
+            raise _not_an_author()
         return course
+
+    async def _editable_lesson(self, tenant: str, lesson_id: str,
+                               by: Principal | None) -> tuple[Lesson, Course]:
+        """The lesson's draft and its course, when `by` may edit the course; else as
+        `_editable`, 404 as a read answers when the lesson was never published."""
+        lesson = await self.lesson(tenant, lesson_id)
+        course = await self.course(tenant, lesson.course)
+        if not self.may_edit(course, by):
+            if await self.repo.published_lesson(tenant, lesson_id) is None:
+                raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}")
+            raise _not_an_author()
+        return lesson, course
 
     async def _publication(self, course: Course, version: int) -> Publication:
         """What the course published as version `version`."""
@@ -853,8 +869,7 @@ class ContentService:
                           by: Principal | None = None) -> Lesson:
         """Applies `edit` if the lesson is still at `edit.version` (409 otherwise). Learners
         see the change at the course's next publication."""
-        lesson = await self.lesson(tenant, lesson_id)
-        course = await self._editable(tenant, lesson.course, by)
+        lesson, course = await self._editable_lesson(tenant, lesson_id, by)
         if edit.version is None:
             raise Problem("name the lesson version this edit was made against", status=428,
                           code="version_required")
@@ -922,8 +937,7 @@ class ContentService:
                             by: Principal | None = None) -> None:
         """Deletes the lesson from its course's draft and from what learners see; `version`,
         when given, must be its current version."""
-        lesson = await self.lesson(tenant, lesson_id)
-        await self._editable(tenant, lesson.course, by)
+        lesson, _ = await self._editable_lesson(tenant, lesson_id, by)
         if version is not None and version != lesson.version:
             raise _stale("lesson", lesson_id, lesson.version)
         await self._delete(lesson)
@@ -1013,10 +1027,18 @@ def _deleted(lesson: Lesson, at: datetime) -> Envelope:
         deleted_at=at), tenant=lesson.tenant, subject=lesson.id, time=at)
 
 
+def _not_an_author() -> Forbidden:
+    return Forbidden("only the course's owner, its co-authors and the tenant's admins may "
+                     "change it or read its drafts", code="not_an_author")
+
+
 def _check_owner(course: Course, by: Principal | None, action: str) -> None:
-    """The owner and the tenant's admins (the admins alone when the course has no owner)."""
+    """The owner and the tenant's admins (the admins alone when the course has no owner); 404
+    as a read answers to others who may not read it either (it was never published)."""
     if by is not None and not ((by.user_id == course.owner and course.owner is not None)
                                or by.has_any(ADMINS)):
+        if course.publication is None and not ContentService.may_edit(course, by):
+            raise NotFound(f"no course {course.id!r} in tenant {course.tenant!r}")
         raise Forbidden(f"only the course's owner and the tenant's admins {action}",
                         code="not_the_owner")
 

@@ -325,7 +325,7 @@ async def test_modules_are_named_once_and_lessons_name_one_that_exists(people: P
     problem(await c.patch(f"{BASE}/lessons/{lesson['id']}", json={"version": 1, "module": "gone"},
                           headers=me), 422, "unknown_module")
     problem(await c.post(f"{COURSE}/modules", json={"id": "x", "title": "X"},
-                         headers=people.other), 403, "not_an_author")
+                         headers=people.other), 404, "not_found")
     assert [m["id"] for m in ok(await c.get(COURSE, headers=me))["modules"]] == ["basics"]
 
 
@@ -333,7 +333,7 @@ async def test_the_owner_chooses_co_authors_who_may_then_edit(people: People) ->
     c, me, other = people.client, people.owner, people.other
     ok(await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"}, headers=me), 201)
     other_id, owner_id = await people.id_of(other), await people.id_of(me)
-    problem(await c.patch(COURSE, json={"title": "Mine now"}, headers=other), 403, "not_an_author")
+    problem(await c.patch(COURSE, json={"title": "Mine now"}, headers=other), 404, "not_found")
 
     course = ok(await c.put(f"{COURSE}/co-authors/{other_id}", headers=me))
     assert course["co_authors"] == [other_id]
@@ -381,7 +381,7 @@ async def test_an_owner_deleting_their_account_opens_their_drafts_to_no_other_ed
     assert ok(await c.get(f"{BASE}/courses/go", headers=dan))["co_authors"] == []
     for url in (COURSE, f"{BASE}/lessons/{lesson['id']}"):
         assert (await c.get(url, headers=bob)).status_code == 404
-    problem(await c.post(f"{COURSE}/publish", headers=bob), 403, "not_an_author")
+    problem(await c.post(f"{COURSE}/publish", headers=bob), 404, "not_found")
     assert ok(await c.post(f"{COURSE}/publish", headers=admin))["version"] == 1
 
 
@@ -419,3 +419,55 @@ async def test_the_tenants_admins_edit_any_course(people: People) -> None:
     assert [x["id"] for x in ok(await c.get(COURSE, headers=admin))["lessons"]] == [lesson["id"]]
     assert ok(await c.post(f"{COURSE}/publish", headers=admin))["version"] == 1
     assert ok(await c.get(COURSE, headers=me))["title"] == "Python, checked"
+
+
+async def test_a_non_author_learns_nothing_of_what_was_never_published(people: People) -> None:
+    """Another educator got 404 reading a course never published but 403 `not_an_author`
+    changing it or listing its versions (and so for a lesson never published), where a made-up
+    id is 404 everywhere: each answer told it exists. Now every answer is the made-up id's;
+    once it is published, and so readable, changing it is 403."""
+    c, me, other = people.client, people.owner, people.other
+    ok(await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"}, headers=me), 201)
+    first = ok(await c.post(f"{COURSE}/lessons", json={"title": "L"}, headers=me), 201)["id"]
+    upload = {"files": ("a.md", b"# A\n\nSome text.\n", "text/markdown")}
+    course_calls: list[tuple[str, str, Json | None]] = [
+        ("GET", "", None), ("PATCH", "", {"title": "Mine"}), ("DELETE", "", None),
+        ("GET", "/versions", None), ("GET", "/versions/1", None), ("POST", "/publish", None),
+        ("POST", "/rollback", {"version": 1}), ("POST", "/archive", None),
+        ("POST", "/modules", {"id": "x", "title": "X"}), ("POST", "/lessons", {"title": "L"}),
+        ("PUT", "/lesson-order", {"lessons": [first]}), ("PUT", "/co-authors/someone", None),
+        ("POST", "/uploads", None)]
+
+    async def course_answers(course: str) -> list[tuple[int, str, str]]:
+        out = []
+        for method, path, body in course_calls:
+            r = await c.request(method, f"{BASE}/courses/{course}{path}", json=body,
+                                files=upload if path == "/uploads" else None, headers=other)
+            out.append((r.status_code, r.json()["code"],
+                        r.json()["detail"].replace(course, "<id>")))
+        return out
+
+    async def lesson_answers(lesson: str) -> list[tuple[int, str, str]]:
+        out = []
+        for method, body in (("GET", None), ("PATCH", {"version": 1, "title": "X"}),
+                             ("DELETE", None)):
+            r = await c.request(method, f"{BASE}/lessons/{lesson}", json=body, headers=other)
+            out.append((r.status_code, r.json()["code"],
+                        r.json()["detail"].replace(lesson, "<id>")))
+        return out
+
+    made_up = await course_answers("ghost")
+    assert {a[:2] for a in made_up} == {(404, "not_found")}, made_up
+    assert await course_answers("py") == made_up
+    assert await lesson_answers(first) == await lesson_answers("ghost-lesson")
+    assert {a[:2] for a in await lesson_answers(first)} == {(404, "not_found")}
+
+    assert ok(await c.post(f"{COURSE}/publish", headers=me))["version"] == 1
+    draft = ok(await c.post(f"{COURSE}/lessons", json={"title": "New"}, headers=me), 201)["id"]
+    problem(await c.patch(COURSE, json={"title": "Mine"}, headers=other), 403, "not_an_author")
+    problem(await c.get(f"{COURSE}/versions", headers=other), 403, "not_an_author")
+    problem(await c.delete(COURSE, headers=other), 403, "not_the_owner")
+    problem(await c.patch(f"{BASE}/lessons/{first}", json={"version": 1, "title": "X"},
+                          headers=other), 403, "not_an_author")
+    problem(await c.delete(f"{BASE}/lessons/{first}", headers=other), 403, "not_an_author")
+    assert await lesson_answers(draft) == await lesson_answers("ghost-lesson")

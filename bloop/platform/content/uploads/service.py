@@ -39,7 +39,7 @@ from bloop.platform.content.uploads import archive, blocks, markdown, pdf
 from bloop.platform.content.uploads.holds import ImportHold, ImportHolds
 from bloop.platform.content.uploads.settings import UploadSettings
 from bloop.platform.kit.auth import Forbidden, Principal
-from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.errors import NotFound, Problem
 from bloop.platform.kit.every import Every
 
 log = logging.getLogger("bloop.content.uploads")
@@ -162,9 +162,13 @@ class UploadService:
                 await asyncio.to_thread(shutil.rmtree, folder, True)
 
     async def check_author(self, tenant: str, course_id: str, by: Principal | None) -> None:
-        """404 when the course does not exist, 403 unless `by` may add lessons to it."""
+        """404 when the course does not exist, or `by` may neither add lessons to it nor
+        read it (it was never published), as a read answers; else 403 unless they may add
+        lessons to it."""
         course = await self.lessons.course(tenant, course_id)
         if not self.lessons.may_edit(course, by):
+            if course.publication is None:
+                raise NotFound(f"no course {course_id!r} in tenant {tenant!r}")
             raise Forbidden("only the course's owner, its co-authors and the tenant's admins "
                             "may add lessons to it", code="not_an_author")
 
