@@ -43,7 +43,7 @@ from bloop.platform.content.model import (
 )
 from bloop.platform.content.service import ContentService, Rendered
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
-from bloop.platform.kit.errors import Invalid, Problem
+from bloop.platform.kit.errors import Invalid
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.preconditions import entity_tags, named_version, version_named
 
@@ -89,15 +89,6 @@ def _course_revision(if_match: str | None, revision: int | None) -> int | None:
     """The course revision a deletion, an archiving, a publication or a rollback was made
     against, named by `If-Match` or the `revision` query parameter."""
     return named_version(if_match, revision, "course", "revision", where="query")
-
-
-def _edited_version(if_match: str | None, version: int | None) -> int:
-    found = named_version(if_match, version, "lesson")
-    if found is None:
-        raise Problem("name the lesson version this edit was made against: the `version` "
-                      'field or an If-Match header like "3"', status=428,
-                      code="version_required")
-    return found
 
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["content"])
@@ -349,8 +340,11 @@ async def lesson_access(
 async def edit_lesson(tenant: TenantId, lesson: LessonId, body: LessonEdit, service: Svc,
                       me: Author, response: Response, if_match: IfMatch = None) -> Lesson:
     """Edits a lesson's draft, against the version named by `If-Match` or `version` (409 with
-    the current version when it is stale)."""
-    version = _edited_version(if_match, body.version)
+    the current version when it is stale; 428 `version_required` to its authors when neither
+    names one)."""
+    # The service asks for a version once the caller may edit the lesson (428 told others
+    # it exists).
+    version = named_version(if_match, body.version, "lesson")
     edited = await service.edit_lesson(tenant, lesson, body.model_copy(
         update={"version": version}), by=me)
     response.headers["ETag"] = f'"{edited.version}"'

@@ -871,7 +871,8 @@ class ContentService:
         see the change at the course's next publication."""
         lesson, course = await self._editable_lesson(tenant, lesson_id, by)
         if edit.version is None:
-            raise Problem("name the lesson version this edit was made against", status=428,
+            raise Problem("name the lesson version this edit was made against: the `version` "
+                          'field or an If-Match header like "3"', status=428,
                           code="version_required")
         if lesson.version != edit.version:
             raise _stale("lesson", lesson_id, lesson.version)

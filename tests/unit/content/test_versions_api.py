@@ -471,3 +471,20 @@ async def test_a_non_author_learns_nothing_of_what_was_never_published(people: P
                           headers=other), 403, "not_an_author")
     problem(await c.delete(f"{BASE}/lessons/{first}", headers=other), 403, "not_an_author")
     assert await lesson_answers(draft) == await lesson_answers("ghost-lesson")
+
+
+async def test_a_non_author_s_lesson_edit_is_refused_before_its_version_is_asked_for(
+        people: People) -> None:
+    """Without a version another educator got 428 `version_required`, with one 403."""
+    c, me, other = people.client, people.owner, people.other
+    ok(await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"}, headers=me), 201)
+    lesson = ok(await c.post(f"{COURSE}/lessons", json={"title": "L"}, headers=me), 201)["id"]
+    ok(await c.post(f"{COURSE}/publish", headers=me))
+    url = f"{BASE}/lessons/{lesson}"
+    problem(await c.patch(url, json={"title": "X"}, headers=other), 403, "not_an_author")
+    problem(await c.patch(url, json={"title": "X"}, headers={**other, "If-Match": '"1"'}),
+            403, "not_an_author")
+    r = await c.patch(url, json={"title": "X"}, headers=me)
+    problem(r, 428, "version_required")
+    assert "If-Match" in r.json()["detail"]
+    assert ok(await c.get(url, headers=me))["title"] == "L"
