@@ -48,6 +48,9 @@ class OneLesson:
         return PublishedQuiz(tenant=tenant, lesson_id=lesson_id, lesson_version=2,
                              course_id="py", teaches=["arithmetic"], quiz=QUIZ)
 
+    async def lesson_stored(self, tenant: str, lesson_id: str) -> bool:
+        return (tenant, lesson_id) == (self.tenant, self.lesson_id)
+
 
 @dataclass
 class Running:

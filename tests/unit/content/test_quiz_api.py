@@ -400,3 +400,24 @@ async def test_an_api_key_submits_and_reads_no_attempts_of_its_own(
     assert (await client.get(f"{BASE}/lessons/{lesson}/attempts")).json()["items"] == []
     assert (await client.get(f"{BASE}/lessons/{lesson}/quizzes/check",
                              headers=key)).status_code == 200
+
+
+async def test_the_attempts_at_a_lesson_never_stored_are_not_found(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """They answered 200 with no attempts, where the lesson's quiz routes answer 404; a lesson
+    deleted since still lists the attempts made at it."""
+    lesson = await lesson_with_quiz(client)
+    ada = await member(app, client, "acme", ["learner"])
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.get(f"{BASE}/lessons/nope/attempts", headers=admin)
+    assert (r.status_code, r.json().get("code")) == (404, "not_found"), r.text
+    assert r.json()["detail"] == "no lesson 'nope' in tenant 'acme'"
+    beta = await member(app, client, "beta", ["tenant_admin"])
+    r = await client.get(f"/v1/tenants/beta/lessons/{lesson}/attempts", headers=beta)
+    assert r.status_code == 404, r.text
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    assert (await client.post(url, json={"answers": RIGHT}, headers=ada)).status_code == 201
+    assert (await client.delete(f"{BASE}/lessons/{lesson}")).status_code == 204
+    r = await client.get(f"{BASE}/lessons/{lesson}/attempts", headers=admin)
+    assert r.status_code == 200, r.text
+    assert [a["number"] for a in r.json()["items"]] == [1]

@@ -43,6 +43,9 @@ class PublishedLessons:
                              lesson_etag=ETAG, course_id="py", teaches=["loops", "lists"],
                              quiz=QUIZ)
 
+    async def lesson_stored(self, tenant: str, lesson_id: str) -> bool:
+        return (tenant, lesson_id) == ("acme", "l1")
+
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[AttemptService]:

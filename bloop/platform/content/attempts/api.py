@@ -113,6 +113,7 @@ async def lesson_attempts(
     after: After = None, limit: Limit = 100,
 ) -> Page[Attempt]:
     """Every learner's attempts at the lesson (or one of its quizzes, or one learner's), newest
-    first, a page at a time as the learner's own."""
+    first, a page at a time as the learner's own. 404 when the tenant never had the lesson; a
+    lesson deleted since still lists its attempts."""
     return page(await service.of_lesson(tenant, lesson, quiz_id=quiz, learner=learner,
                                         after=after, limit=limit))

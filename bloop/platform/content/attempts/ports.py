@@ -50,3 +50,6 @@ class QuizSource(Protocol):
     async def published_quiz(self, tenant: str, lesson_id: str, quiz_id: str) -> PublishedQuiz:
         """The quiz as learners see it published, with its answers; `NotFound` when the lesson
         is not published in the tenant or has no quiz `quiz_id`."""
+
+    async def lesson_stored(self, tenant: str, lesson_id: str) -> bool:
+        """Whether the tenant ever had the lesson (deleted since or not)."""

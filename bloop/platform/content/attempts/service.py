@@ -31,6 +31,9 @@ class ContentQuizzes:
                              lesson_etag=learner_json(lesson).etag, course_id=lesson.course,
                              teaches=lesson.teaches, quiz=quiz)
 
+    async def lesson_stored(self, tenant: str, lesson_id: str) -> bool:
+        return await self.content.stored_any(tenant, [lesson_id])
+
 
 def check_read(quiz: PublishedQuiz, version: int | None, etag: str | None) -> None:
     """That the lesson the learner read, named by its `version` or its `etag`, is the one
@@ -110,6 +113,10 @@ class AttemptService:
     async def of_lesson(self, tenant: str, lesson_id: str, *, quiz_id: str | None = None,
                         learner: str | None = None, after: str | None = None,
                         limit: int = 100) -> Slice[Attempt]:
+        """Every learner's attempts at the lesson; 404 when the tenant never had it (a lesson
+        deleted since keeps its attempts, for its staff to read)."""
+        if not await self.quizzes.lesson_stored(tenant, lesson_id):
+            raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}")
         return await self.store.of_lesson(tenant, lesson_id, quiz_id=quiz_id, learner=learner,
                                           after=after, limit=limit)
 
