@@ -19,6 +19,7 @@ import tantivy
 
 from bloop.platform.content.events import CoursePublished, LessonPublished
 from bloop.platform.content.model import (
+    CodeBlock,
     Course,
     Lesson,
     Level,
@@ -265,7 +266,17 @@ async def test_snippets_mark_the_matching_words_in_characters(search: SearchServ
     assert [accented.snippet[a:b] for a, b in accented.highlights] == ["Répétition"]
 
 
-@pytest.mark.parametrize("q", ['"', '"open', "((", ":::", "-", "***"])
+async def test_a_snippet_never_marks_the_words_left_out(search: SearchService) -> None:
+    """`loop -"for loop"` marked `for`, the excluded phrase's word, beside `loop`."""
+    catalogue(search).course_with("acme", "py", "Python", (
+        "Recursion", "A function calling itself, where a for statement would loop instead."))
+    await index_all(search)
+    [hit] = (await search.search("acme", 'loop -"for loop"')).hits
+    assert [hit.snippet[a:b] for a, b in hit.highlights] == ["loop"]
+
+
+@pytest.mark.parametrize("q", ['"', '"open', "((", ":::", "-", "***", "--", "-!!", '-" "',
+                               "loops -*", "x" * 256])
 async def test_queries_with_nothing_to_search_for_are_422(search: SearchService, q: str) -> None:
     with pytest.raises(Problem) as raised:
         await search.search("acme", q)
@@ -528,6 +539,9 @@ def test_lesson_text_reads_blocks_and_never_gives_answers_away() -> None:
     assert "A diagram" in text
     assert "arrows" in text
     assert "Capital of France?" in text
+    coded = lesson.model_copy(update={"blocks": [
+        CodeBlock(language="python", source="for fruit in basket:\n    eat(fruit)")]})
+    assert lesson_text(coded) == "for fruit in basket: eat(fruit)", "code is text a learner reads"
     assert "Paris" not in text
     assert "https" not in text
 

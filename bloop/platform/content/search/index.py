@@ -60,7 +60,7 @@ from bloop.platform.content.search.snippets import Snippets, folded
 # (Russian ё without its dots; Arabic without its short vowels, superscript alef and tatweel),
 # titles and texts as written stored apart. An index of another version is emptied and built
 # again from the store when the process starts.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ANALYZER = "bloop_text"
 TENANTS = "tenants"
 OPEN_INDEXES = 32
@@ -418,7 +418,11 @@ class TantivyIndex:
         wanted = [words for text in (*parsed.words, *parsed.phrases)
                   if (words := self._analyzer.analyze(searched(text)))]
         if (parsed.words or parsed.phrases) and not wanted:
-            raise QuerySyntaxError("the query has no words to search for")
+            raise QuerySyntaxError(f"the query has no words to search for (a word is letters "
+                                   f"or digits, of at most {MAX_WORD_BYTES} bytes)")
+        if any(not self._analyzer.analyze(searched(text)) for text in parsed.excluded):
+            raise QuerySyntaxError("a `-` leaves out the word or phrase after it, and this one "
+                                   "has no words")
         return wanted
 
     def _query(self, tenant: str, wanted: list[list[str]], parsed: ParsedQuery,
@@ -452,7 +456,10 @@ class TantivyIndex:
             return Found(hits=[], total=0, facets=Facets())
         searcher = index.searcher()
         result = searcher.search(query, limit, count=True, offset=offset)
-        snippets = Snippets(searcher, query, self.schema, "body", wanted, self._analyzer,
+        # the words asked for, never those left out, are the ones to mark
+        marked = tantivy.Query.boolean_query(
+            [(Occur.Must, self._any_field(words)) for words in wanted])
+        snippets = Snippets(searcher, marked, self.schema, "body", wanted, self._analyzer,
                             self._tokens)
         hits: list[Hit] = []
         for _score, address in result.hits:  # best first; the score itself is not shown

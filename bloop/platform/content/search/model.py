@@ -27,8 +27,9 @@ Versions = tuple[int, int]
 # Block fields whose text a learner reads, in the learner's view of the blocks: a quiz there has
 # no correct flags, answers, accepted responses or feedback, and its ordering items and the right
 # sides of its matching pairs come shuffled, so a search (its snippets, its phrase matches) cannot
-# give a quiz away.
-TEXT_KEYS = frozenset({"markdown", "title", "caption", "alt", "transcript", "prompt", "text"})
+# give a quiz away. A code block's source is read too: code is what many lessons teach.
+TEXT_KEYS = frozenset({"markdown", "title", "caption", "alt", "transcript", "prompt", "text",
+                       "source"})
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*$", re.MULTILINE)  # with its info string
 _MARKUP = re.compile(r"(^|\s)#{1,6}\s|[*_`>|~]+|^\s*[-+]\s", re.MULTILINE)
