@@ -4,6 +4,7 @@ one file; its other fields are ignored, up to `FIELD_BYTES` in all."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ class FormFile:
     chunks: AsyncIterator[bytes]
 
 
-class PartParser:
+class PartParser(ABC):
     """A push parser of a multipart body whose parts' headers are collected here; subclasses
     handle each part from its headers (`_headers_finished`) on."""
 
@@ -58,14 +59,17 @@ class PartParser:
         self._headers[self._name.lower()] = self._value
         self._name, self._value = b"", b""
 
+    @abstractmethod
     def _headers_finished(self) -> None:
-        raise NotImplementedError
+        """A part's headers are in `_headers`: what the part is."""
 
+    @abstractmethod
     def _part_data(self, data: bytes, start: int, end: int) -> None:
-        raise NotImplementedError
+        """The part's bytes `data[start:end]`, as they arrive."""
 
+    @abstractmethod
     def _part_end(self) -> None:
-        raise NotImplementedError
+        """The part has ended."""
 
     def _end(self) -> None:
         self._ended = True
