@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 
 from bloop.platform.content.model import NewLesson, check_math
 from bloop.platform.content.uploads import archive, markdown, pdf
@@ -113,6 +114,41 @@ def test_links_inside_code_are_left_as_written() -> None:
     assert not markdown.has_link_definitions(body)
     assert markdown.rewrite_links(body, lambda t: f"/m/{t}") == body.replace(
         "(e.png)", "(/m/e.png)").replace("(f.png)", "(/m/f.png)").replace("(g.png)", "(/m/g.png)")
+
+
+def test_links_inside_indented_code_are_left_as_written() -> None:
+    body = ("# Links in Markdown\n\nWrite a link so:\n\n    [a](a.png)\n\n\tand ![b](b.png)\n\n"
+            "- an item\n\n    its own paragraph ![c](c.png)\n\n        [d](d.png) is code in the item\n"
+            "1. ten\n   lazy\n       ![e](e.png) goes on the paragraph\n\n"
+            "> quoted\n>\n>     [f](f.png)\n\n## Heading\n    [g](g.png)\n\nafter [h](h.png)")
+    assert markdown.local_links(body, "one.md") == {"c.png": "c.png", "e.png": "e.png",
+                                                     "h.png": "h.png"}
+    assert markdown.rewrite_links(body, lambda t: f"/m/{t}") == body.replace(
+        "(c.png)", "(/m/c.png)").replace("(e.png)", "(/m/e.png)").replace("(h.png)", "(/m/h.png)")
+
+
+LESSONS_WITH_INDENTED_TEXT = [
+    "Intro\n\n    code\n    more\n\ntext\n    lazy, not code\n",
+    "- one\n- two\n\n  two's paragraph\n\n      code in two\n\nout\n\n    code\n",
+    "1. step\n\n   ```\n   fenced in the item\n   ```\n\n       code in the step\n2. next\n",
+    "* a\n  * b\n\n        b's paragraph\n\n            b's code\n\n    a's paragraph\n",
+    "> quote\n>\n>     code\n> more\n\n    code after\n",
+    "# Title\n    code after a heading\n---\n    code after a rule\n\tcode by a tab\n",
+    "Text\n\n  - item\n\n        code\n\n 10) ten\n\n         code\n",
+    "- item\n\ntext\n\n    code once the list ended\n",
+]
+
+
+@pytest.mark.parametrize("body", LESSONS_WITH_INDENTED_TEXT)
+def test_indented_code_is_where_commonmark_puts_it(body: str) -> None:
+    reference = MarkdownIt("commonmark").disable("inline")
+    code_lines = {n for token in reference.parse(body) if token.type in ("code_block", "fence")
+                  and token.map for n in range(*token.map)}
+    lines = body.split("\n")
+    starts = [sum(len(x) + 1 for x in lines[:n]) for n in range(len(lines))]
+    ours = {n for n, line in enumerate(lines) if line.lstrip(" >").strip() and any(
+        a <= starts[n] and starts[n] + len(line) <= b for a, b in markdown._code(body))}
+    assert ours == {n for n in code_lines if lines[n].lstrip(" >").strip()}
 
 
 @pytest.mark.timeout(60)

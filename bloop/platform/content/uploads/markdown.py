@@ -416,23 +416,113 @@ def _crosses(breaks: list[int], start: int, end: int) -> bool:
     return at < len(breaks) and breaks[at] < end
 
 
+def _columns(line: str) -> int:
+    """How far `line`'s first character that is not a space or tab is indented, tabs stopping
+    every 4 columns."""
+    column = 0
+    for char in line:
+        if char == " ":
+            column += 1
+        elif char == "\t":
+            column += 4 - column % 4
+        else:
+            break
+    return column
+
+
+class _Indented:
+    """Follows the lines outside fences to tell where an indented code block starts: a line
+    indented 4 columns past the list item it sits in (or the margin), after a blank line, a
+    heading, a rule or other code, as CommonMark has it; a line right after a paragraph's
+    continues that paragraph. Lines in block quotes are read without their `>` marks."""
+
+    def __init__(self) -> None:
+        self.item: int | None = None  # the content column of the list item last met
+        self.after_paragraph = False
+        self.quotes = 0
+        self.depth: int | None = None  # while in a code block, the column its lines reach
+
+    def code(self, bare: str) -> bool:
+        """Whether `bare` (a line without its break) is code; call once a line, in order."""
+        marks = _QUOTED.match(bare)
+        line = bare[marks.end():] if marks else bare
+        quotes = marks.group().count(">") if marks else 0
+        blank = not line.strip()
+        column = _columns(line)
+        if quotes > self.quotes:  # a quote opened: its first line starts a block of its own
+            self.item_ends_before(_columns(bare))
+            self.after_paragraph = False
+        if quotes >= self.quotes or blank or not self.after_paragraph:
+            self.quotes = quotes  # else a paragraph's lazy line: its quote goes on
+        if self.depth is not None and (blank or column >= self.depth):
+            return True
+        self.depth = None
+        base = self.item or 0
+        if not blank and column >= base + 4 and not self.after_paragraph:
+            self.depth = base + 4
+            return True
+        if blank:
+            self.after_paragraph = False
+        elif _ATX.match(line) or _RULE.match(line):
+            self.item_ends_before(column)
+            self.after_paragraph = False
+        elif column < base + 4 and (item := _ITEM.match(line)) and (
+                not self.after_paragraph or column < (self.item or 0)
+                or _INTERRUPTS.match(item.group())):
+            marker_end = item.end(1)
+            gap = _columns(line[marker_end:]) if item.group(2) else 1
+            self.item = column + len(item.group(1).strip()) + (gap if gap <= 4 else 1)
+            self.after_paragraph = bool(item.group(2))
+        else:
+            if not self.after_paragraph:
+                self.item_ends_before(column)
+            self.after_paragraph = True
+        return False
+
+    def fenced(self) -> None:
+        """A fence opened or closed: what follows is not a paragraph's continuation."""
+        self.depth, self.after_paragraph = None, False
+
+    def item_ends_before(self, column: int) -> None:
+        if self.item is not None and column < self.item:
+            self.item = None
+
+
+_QUOTED = re.compile(r"^(?: {0,3}> ?)+")
+_ITEM = re.compile(r"^[ \t]*((?:[-+*]|\d{1,9}[.)])(?=[ \t]|$))([ \t]*\S)?")
+_INTERRUPTS = re.compile(r"[ \t]*(?:[-+*]|1[.)])[ \t]*\S")  # an item that may end a paragraph
+_RULE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+
+
 def _code(body: str) -> list[tuple[int, int]]:
     """Where `body` is code, in order: fenced code blocks (their fences too, and to the end of
-    the body when one is never closed) and code spans."""
+    the body when one is never closed), indented code blocks and code spans."""
     found: list[tuple[int, int]] = []
     fence: str | None = None
+    indented = _Indented()
     at = opened = prose = 0
+    in_block = False
     for line in body.splitlines(keepends=True):
         bare = line.rstrip("\r\n")
         if fence is not None:
             if _closes(fence, bare):
                 fence, prose = None, at + len(line)
                 found.append((opened, prose))
-        elif mark := _FENCE.match(bare):
-            found += _code_spans(body, prose, at)
-            fence, opened = mark.group(1), at
+                indented.fenced()
+        else:
+            code = indented.code(bare)
+            if in_block and not code:
+                found.append((opened, at))
+                prose, in_block = at, False
+            if not code and (mark := _FENCE.match(bare)):
+                found += _code_spans(body, prose, at)
+                fence, opened = mark.group(1), at
+                indented.fenced()
+            elif code and not in_block:
+                found += _code_spans(body, prose, at)
+                opened, in_block = at, True
         at += len(line)
-    if fence is not None:
+    if fence is not None or in_block:
         found.append((opened, len(body)))
     else:
         found += _code_spans(body, prose, len(body))
