@@ -23,7 +23,7 @@ class OutputLinks:
         self.signer = LinkSigner(secret, ttl_s, clock)
 
     def signed(self, tenant: str, job_id: str, name: str) -> str:
-        """The link (path and query) to the output, valid for `ttl_s` from now."""
+        """The link (path and query) to the output, valid for up to `ttl_s` from now."""
         return self.signer.signed(link_path(tenant, job_id, name), tenant, job_id, name).url
 
     def check(self, tenant: str, job_id: str, name: str, expires: int, signature: str) -> None:

@@ -33,8 +33,11 @@ class LinkSigner:
         return SignedLink(f"{path}{joint}expires={expires}&signature={signature}", expires)
 
     def sign(self, *parts: str) -> tuple[int, str]:
-        """An expiry `ttl_s` from now, and the signature that vouches for `parts` until then."""
-        expires = int(self.clock()) + self.ttl_s
+        """An expiry at most `ttl_s` from now and at least seven eighths of it, and the signature
+        that vouches for `parts` until then. Expiries fall on whole eighths of `ttl_s`, so that
+        links made meanwhile are the same URL, which browsers keep cached."""
+        step = max(1, self.ttl_s // 8)
+        expires = (int(self.clock()) + self.ttl_s) // step * step
         return expires, self._sign(parts, expires)
 
     def check(self, parts: tuple[str, ...], expires: int, signature: str) -> None:

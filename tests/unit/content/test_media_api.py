@@ -98,9 +98,9 @@ async def test_upload_then_read_back(client: httpx.AsyncClient, app: FastAPI) ->
     assert (await client.get(f"{BASE}/media/usage")).json() == {
         "tenant": "acme", "used_bytes": len(data), "quota_bytes": QUOTA}
 
-    r = await client.get(body["url"], headers={"If-None-Match": r.headers["etag"]})
-    assert r.status_code == 304
-    assert r.content == b""
+    for tags in (r.headers["etag"], f'"other", W/{r.headers["etag"]}', "*"):
+        kept = await client.get(body["url"], headers={"If-None-Match": tags})
+        assert (kept.status_code, kept.content) == (304, b""), tags
 
 
 async def test_media_come_a_page_at_a_time(client: httpx.AsyncClient) -> None:
@@ -254,7 +254,7 @@ async def test_a_signed_link_serves_the_bytes_without_credentials(client: httpx.
     expires = int(url.split("expires=")[1].split("&")[0])
     assert link["expires_at"].startswith(
         datetime.fromtimestamp(expires, UTC).isoformat().replace("+00:00", ""))
-    assert 4 * 3600 - 60 <= expires - time.time() <= 4 * 3600
+    assert 4 * 3600 * 7 / 8 - 60 <= expires - time.time() <= 4 * 3600
 
     anonymous = api_client(app)
     async with anonymous:

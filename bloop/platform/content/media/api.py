@@ -33,6 +33,7 @@ from bloop.platform.content.model import LearnerLesson
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.pagination import After, Page
+from bloop.platform.kit.preconditions import entity_tags
 from bloop.platform.kit.problem_docs import documented_problem
 from bloop.platform.kit.served_files import safety_headers
 
@@ -183,7 +184,8 @@ async def _serve(info: MediaInfo, request: Request, service: MediaService, range
                  if_range: str | None, if_none_match: str | None) -> Response:
     headers = {"Accept-Ranges": "bytes", "ETag": info.etag, "Cache-Control": "private, max-age=3600",
                "Content-Disposition": _disposition(info), **safety_headers(info.content_type)}
-    if if_none_match is not None and info.etag in {t.strip() for t in if_none_match.split(",")}:
+    tags = entity_tags(if_none_match)
+    if info.etag in tags or "*" in tags:
         return Response(status_code=304, headers=headers)
     if if_range is not None and if_range.strip() != info.etag:
         range_ = None

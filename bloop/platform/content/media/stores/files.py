@@ -176,7 +176,7 @@ class FileMediaStore:
                 left -= len(chunk)
                 yield chunk
         finally:
-            await asyncio.to_thread(handle.close)
+            handle.close()  # not awaited: a client's disconnect cancels what this awaits
 
     async def claim(self, tenant: str, media_id: str) -> bool:
         def write(c: sqlite3.Connection) -> bool:

@@ -185,7 +185,7 @@ class GridFsMediaStore:
                 left -= len(chunk)
                 yield chunk
         finally:
-            await stream.close()
+            await asyncio.shield(stream.close())  # closed even when a disconnect cancels this
 
     async def claim(self, tenant: str, media_id: str) -> bool:
         result = await self.files.update_one(
