@@ -315,3 +315,26 @@ async def test_media_files_belong_to_their_tenant(ai: Stores, tmp_path: Path) ->
     assert await ai.media.info("acme", stored.file_id) is None
     assert [c async for c in ai.media.read("acme", stored.file_id)] == []
     await ai.media.delete("acme", stored.file_id)  # gone already: nothing to do
+
+
+async def test_media_files_read_in_ranges(ai: Stores, tmp_path: Path) -> None:
+    """Reads gave the whole file only, so outputs could not be served in ranges."""
+    source = tmp_path / "video.mp4"
+    payload = bytes(range(256)) * 4000  # 1,024,000 bytes: several store chunks
+    source.write_bytes(payload)
+    stored = await ai.media.put("acme", "job1", "video.mp4", "video/mp4", source)
+    size = len(payload)
+
+    async def read(start: int, end: int | None, chunk: int = 256 * 1024,
+                   tenant: str = "acme") -> bytes:
+        return b"".join([c async for c in ai.media.read(tenant, stored.file_id, start, end,
+                                                        chunk=chunk)])
+
+    for start, end in ((0, 100), (size - 500, size), (300_000, None), (5, size + 10),
+                       (255 * 1024, 257 * 1024 + 3), (size - 1, size), (0, None)):
+        assert await read(start, end) == payload[start:end], (start, end)
+    assert await read(1000, 1000) == b""
+    assert await read(size, None) == b"", "past the end: nothing"
+    parts = [c async for c in ai.media.read("acme", stored.file_id, 10, 10 + 2500, chunk=1000)]
+    assert [len(c) for c in parts] == [1000, 1000, 500], "chunks, cut at the range's end"
+    assert await read(0, 100, tenant="beta") == b""

@@ -15,13 +15,23 @@ class JobOutputs:
     def __init__(self, service: JobService, media: MediaStore) -> None:
         self.service, self.media = service, media
 
-    async def open(self, tenant: str, job_id: str,
-                   name: str) -> tuple[StoredFile, AsyncIterator[bytes]]:
-        """The output's file and its bytes; 404 when the job has no such output."""
+    async def file(self, tenant: str, job_id: str, name: str) -> StoredFile:
+        """The output's file; 404 when the job has no such output."""
         found = await self.service.job(tenant, job_id)
         outputs = found.result.outputs if isinstance(found.result, MediaResult) else []
         output = next((o for o in outputs if o.name == name), None)
         stored = None if output is None else await self.media.info(tenant, output.file_id)
         if output is None or stored is None:
             raise NotFound(f"the AI job {job_id!r} has no output {name!r}")
-        return stored, self.media.read(tenant, stored.file_id)
+        return stored
+
+    def read(self, tenant: str, stored: StoredFile, start: int = 0,
+             end: int | None = None) -> AsyncIterator[bytes]:
+        """The file's bytes from `start` up to `end` (exclusive; all of them when None)."""
+        return self.media.read(tenant, stored.file_id, start, end)
+
+    async def open(self, tenant: str, job_id: str,
+                   name: str) -> tuple[StoredFile, AsyncIterator[bytes]]:
+        """The output's file and its bytes; 404 when the job has no such output."""
+        stored = await self.file(tenant, job_id, name)
+        return stored, self.read(tenant, stored)

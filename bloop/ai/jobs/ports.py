@@ -94,6 +94,12 @@ class StoredFile:
     content_type: str
     length: int
 
+    @property
+    def etag(self) -> str:
+        """A strong entity tag: a file's id names one output of one job, written before its job
+        succeeds (a retry's rewrite before that is never served) and never rewritten after."""
+        return f'"{self.file_id}-{self.length}"'
+
 
 class MediaStore(Protocol):
     async def setup(self) -> None: ...
@@ -107,8 +113,10 @@ class MediaStore(Protocol):
     async def delete(self, tenant: str, file_id: str) -> None:
         """Removes the tenant's file; nothing when it has no such file."""
 
-    def read(self, tenant: str, file_id: str, chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
-        """The file's bytes, in chunks; empty when the tenant has no such file."""
+    def read(self, tenant: str, file_id: str, start: int = 0, end: int | None = None, *,
+             chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
+        """The file's bytes from `start` up to `end` (exclusive; the file's end when None or
+        past it), in chunks; empty when the tenant has no such file."""
 
 
 @dataclass(frozen=True)

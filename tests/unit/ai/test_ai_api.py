@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from bloop.ai.jobs import api as ai_api
 from bloop.ai.jobs.events import OutputRef
-from bloop.ai.jobs.model import Job, JobRequest, TenantAiConfig
+from bloop.ai.jobs.model import Job, JobRequest, MediaOutput, MediaResult, TenantAiConfig
 from bloop.ai.jobs.service import JobService
 from bloop.ai.text.model import LessonText
 from bloop.platform.app import create_app
@@ -501,6 +501,87 @@ async def test_a_narration_job_makes_audio_its_authors_can_play(client: httpx.As
         assert refused.value.status == 403
     with pytest.raises(StoreUnavailable):
         AiOutputs(lambda: None, None).read("acme", final["id"], ref)
+
+
+async def finished_video(app: FastAPI, tmp_path: Path, payload: bytes) -> str:
+    """A succeeded video job from a prompt (shown to the tenant's staff) with its `video.mp4`
+    stored, as a worker leaves one."""
+    service: JobService = app.state.ai.state["service"]
+    source = tmp_path / "video.mp4"
+    source.write_bytes(payload)
+    job = Job.create("acme", JobRequest(kind="video", params={"prompt": "Names"}), None, "u1",
+                     "made", 3)
+    stored = await app.state.ai.state["media"].put("acme", job.id, "video.mp4", "video/mp4",
+                                                   source)
+    done = job.update(status="succeeded", result=MediaResult(outputs=[MediaOutput(
+        name="video.mp4", kind="video", content_type="video/mp4", bytes=stored.length,
+        file_id=stored.file_id, url=f"{BASE}/ai/jobs/{job.id}/outputs/video.mp4")]))
+    await service.store.create(done, [])
+    return job.id
+
+
+async def test_outputs_answer_range_requests_on_both_routes(
+        client: httpx.AsyncClient, app: FastAPI, tmp_path: Path) -> None:
+    """Outputs came whole (200) whatever the `Range`, with no `ETag` and no `HEAD`: Safari and
+    iOS play no MP4 without 206 answers, and a seek downloaded the video from its start again."""
+    payload = bytes(range(256)) * 4096  # 1 MiB: several store chunks
+    job_id = await finished_video(app, tmp_path, payload)
+    link = app.state.ai.state["links"].signed("acme", job_id, "video.mp4")
+    anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                  base_url="http://bloop.test")
+    async with anonymous:
+        for get, url in ((client, f"{BASE}/ai/jobs/{job_id}/outputs/video.mp4"),
+                         (anonymous, link)):
+            whole = await get.get(url)
+            assert whole.status_code == 200, whole.text
+            assert whole.content == payload
+            etag = whole.headers["etag"]
+            assert (whole.headers["accept-ranges"], whole.headers["cache-control"]) == (
+                "bytes", "private, max-age=3600")
+            assert "content-range" not in whole.headers
+            size = len(payload)
+            for asked, start, end in (("bytes=0-99", 0, 100), ("bytes=-500", size - 500, size),
+                                      ("bytes=300000-", 300000, size),
+                                      (f"bytes=5-{size + 10}", 5, size)):
+                r = await get.get(url, headers={"Range": asked})
+                assert r.status_code == 206, (url, asked, r.text)
+                assert r.content == payload[start:end], (url, asked)
+                assert r.headers["content-range"] == f"bytes {start}-{end - 1}/{size}"
+                assert r.headers["content-length"] == str(end - start)
+                assert (r.headers["etag"], r.headers["content-type"]) == (etag, "video/mp4")
+            r = await get.get(url, headers={"Range": f"bytes={size}-"})
+            assert (r.status_code, r.json()["code"]) == (416, "range_not_satisfiable"), url
+            assert r.headers["content-range"] == f"bytes */{size}"
+            # If-Range: the range while the tag is current, else the whole file
+            r = await get.get(url, headers={"Range": "bytes=0-99", "If-Range": etag})
+            assert (r.status_code, r.content) == (206, payload[:100])
+            for stale in ('"other"', f"W/{etag}", "Wed, 21 Oct 2015 07:28:00 GMT"):
+                r = await get.get(url, headers={"Range": "bytes=0-99", "If-Range": stale})
+                assert (r.status_code, r.content) == (200, payload), stale
+            # If-None-Match: 304 for its tag, a weak one and `*`, with no body
+            for current in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+                r = await get.get(url, headers={"If-None-Match": current})
+                assert (r.status_code, r.content) == (304, b""), current
+                assert r.headers["etag"] == etag
+            r = await get.get(url, headers={"If-None-Match": '"other"'})
+            assert (r.status_code, r.content) == (200, payload)
+            # HEAD: the headers GET gives, with no body
+            head = await get.head(url)
+            assert (head.status_code, head.content) == (200, b"")
+            assert (head.headers["content-length"], head.headers["etag"],
+                    head.headers["accept-ranges"]) == (str(size), etag, "bytes")
+            head = await get.head(url, headers={"Range": "bytes=-500"})
+            assert (head.status_code, head.content) == (206, b"")
+            assert head.headers["content-range"] == f"bytes {size - 500}-{size - 1}/{size}"
+            assert head.headers["content-length"] == "500"
+        # the signed link stays its own credential for HEAD, as for GET
+        r = await anonymous.head(link.replace("/acme/", "/beta/"))
+        assert r.status_code == 403
+    # the member route still shows the output only to those who may see the job
+    learner = await member(app, client, "acme", ["learner"])
+    r = await client.get(f"{BASE}/ai/jobs/{job_id}/outputs/video.mp4",
+                         headers=learner | {"Range": "bytes=0-99"})
+    assert r.status_code == 404
 
 
 async def test_the_data_export_has_the_user_s_jobs_and_deleting_the_user_anonymises_them(

@@ -1,8 +1,10 @@
 """What both job stores keep beside each job's document: the fields their queries filter on,
-as numbers (epoch seconds) so they compare in order."""
+as numbers (epoch seconds) so they compare in order; and how both media stores read a range of a
+file."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from bloop.ai.jobs.model import Job, TenantAiConfig
@@ -37,3 +39,17 @@ def config_doc(config: TenantAiConfig) -> dict[str, Any]:
     doc = config.model_dump(mode="json")
     doc["api_key"] = config.api_key.get_secret_value() if config.api_key else None
     return doc
+
+
+async def chunks_of(read: Callable[[int], Awaitable[bytes]], start: int, end: int | None,
+                    chunk: int) -> AsyncIterator[bytes]:
+    """What `read(n)` gives (at most `n` bytes, none at the file's end) from a file positioned
+    at `start`, up to `end` (exclusive; the file's end when None), at most `chunk` at a time."""
+    left = None if end is None else max(0, end - start)
+    while left is None or left > 0:
+        data = await read(chunk if left is None else min(chunk, left))
+        if not data:
+            return
+        if left is not None:
+            left -= len(data)
+        yield data

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
 from bloop.ai.jobs.ports import JobLimit, Spend, StoredFile, TooManyJobs
-from bloop.ai.jobs.stores.common import config_doc, index_fields, job_key
+from bloop.ai.jobs.stores.common import chunks_of, config_doc, index_fields, job_key
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
@@ -230,14 +230,17 @@ class FileMediaStore:
 
         await asyncio.to_thread(remove)
 
-    async def read(self, tenant: str, file_id: str,
+    async def read(self, tenant: str, file_id: str, start: int = 0, end: int | None = None, *,
                    chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
         target = self._path(tenant, file_id)
-        if target is None or not target.exists():
+        if target is None:
             return
-        with target.open("rb") as f:
-            while True:
-                data = await asyncio.to_thread(f.read, chunk)
-                if not data:
-                    return
+        try:
+            f = target.open("rb")
+        except FileNotFoundError:
+            return
+        with f:  # closed synchronously, even when a disconnect cancels the read
+            f.seek(start)
+            async for data in chunks_of(lambda n: asyncio.to_thread(f.read, n), start, end,
+                                        chunk):
                 yield data

@@ -29,7 +29,7 @@ from pymongo.errors import DuplicateKeyError
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
 from bloop.ai.jobs.ports import JobLimit, Spend, StoredFile, TooManyJobs
-from bloop.ai.jobs.stores.common import config_doc, index_fields, job_key
+from bloop.ai.jobs.stores.common import chunks_of, config_doc, index_fields, job_key
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
@@ -230,16 +230,18 @@ class GridFsMediaStore:
         with contextlib.suppress(NoFile):
             await self.bucket.delete(file_id)
 
-    async def read(self, tenant: str, file_id: str,
+    async def read(self, tenant: str, file_id: str, start: int = 0, end: int | None = None, *,
                    chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
         if await self.info(tenant, file_id) is None:
             return
-        stream = await self.bucket.open_download_stream(file_id)
         try:
-            while True:
-                data = await stream.read(chunk)
-                if not data:
-                    return
+            stream = await self.bucket.open_download_stream(file_id)
+        except NoFile:
+            return  # removed since
+        try:
+            await stream.seek(start)
+            async for data in chunks_of(stream.read, start, end, chunk):
                 yield data
         finally:
-            await stream.close()
+            # shielded: a disconnect that cancels the read must not leave the cursor open
+            await asyncio.shield(stream.close())
