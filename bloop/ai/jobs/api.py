@@ -53,15 +53,14 @@ from bloop.ai.jobs.model import (
 from bloop.ai.jobs.outputs import JobOutputs
 from bloop.ai.jobs.ports import LessonRights, LessonSource, StoredFile
 from bloop.ai.jobs.service import JobService, job_url, shown_errors
-from bloop.platform.content.media.ranges import Unsatisfiable, parse_range
 from bloop.platform.content.model import SLUG_PATTERN
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
 from bloop.platform.kit.draining import draining
 from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.pagination import After, Page
-from bloop.platform.kit.preconditions import entity_tags
 from bloop.platform.kit.problem_docs import documented_problem
-from bloop.platform.kit.served_files import safety_headers
+from bloop.platform.kit.ranges import Unsatisfiable
+from bloop.platform.kit.served_files import Asked, Conditions, ServedFile, serve_file
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -351,9 +350,6 @@ async def _job_stream(first: Job, request: Request, service: JobService) -> Asyn
 
 
 OutputName = Annotated[str, Path(min_length=1, max_length=200)]
-RangeHeader = Annotated[str | None, Header(alias="range")]
-IfRange = Annotated[str | None, Header()]
-IfNoneMatch = Annotated[str | None, Header()]
 OUTPUT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"audio/*": {}, "video/*": {}, "text/vtt": {}}},
     206: {"description": "the requested byte range"},
@@ -368,16 +364,14 @@ OUTPUT_RESPONSES: dict[int | str, dict[str, Any]] = {
 @router.get("/jobs/{job}/outputs/{name}", response_class=StreamingResponse,
             responses=OUTPUT_RESPONSES)
 async def job_output(tenant: TenantId, job: JobId, name: OutputName, request: Request,
-                     service: Svc, outputs: Outputs, me: Member, range_: RangeHeader = None,
-                     if_range: IfRange = None, if_none_match: IfNoneMatch = None) -> Response:
+                     service: Svc, outputs: Outputs, me: Member, asked: Asked) -> Response:
     """A file a narration or video job made, to those who may see the job (404 for anyone
     else: a narration of a draft, its captions the draft's text, is its authors' until they
     publish it; learners play the copy content attaches to the lesson). `Range: bytes=a-b`,
     `bytes=a-` and `bytes=-n` get 206 with `Content-Range` (416 past the file's end), so a
     player can seek; `If-None-Match` with its `ETag` gets 304."""
     await JobAccess(request, tenant, me).readable(await service.job(tenant, job))
-    return _serve(tenant, await outputs.file(tenant, job, name), outputs, request, range_,
-                  if_range, if_none_match)
+    return _serve(tenant, await outputs.file(tenant, job, name), outputs, request, asked)
 
 
 @router.head("/links/{job}/{name}", response_class=StreamingResponse,
@@ -386,42 +380,20 @@ async def job_output(tenant: TenantId, job: JobId, name: OutputName, request: Re
 async def linked_output(tenant: TenantId, job: JobId, name: OutputName, request: Request,
                         outputs: Outputs, links: Links, expires: Annotated[int, Query(ge=0)],
                         signature: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")],
-                        range_: RangeHeader = None, if_range: IfRange = None,
-                        if_none_match: IfNoneMatch = None) -> Response:
+                        asked: Asked) -> Response:
     """A job's output through the signed link `video.events` carry, as `/jobs/{job}/outputs/
     {name}` serves it (no credentials: the signature is one; 403 when it does not match or has
     expired)."""
     links.check(tenant, job, name, expires, signature)
-    return _serve(tenant, await outputs.file(tenant, job, name), outputs, request, range_,
-                  if_range, if_none_match)
+    return _serve(tenant, await outputs.file(tenant, job, name), outputs, request, asked)
 
 
 def _serve(tenant: str, stored: StoredFile, outputs: JobOutputs, request: Request,
-           range_: str | None, if_range: str | None, if_none_match: str | None) -> Response:
-    """The output as media's content is served: one range as 206, the whole file otherwise."""
-    headers = {"Accept-Ranges": "bytes", "ETag": stored.etag,
-               "Cache-Control": "private, max-age=3600",
-               "Content-Disposition": f'inline; filename="{stored.name}"',
-               **safety_headers(stored.content_type)}
-    tags = entity_tags(if_none_match)
-    if "*" in tags or stored.etag in tags:
-        return Response(status_code=304, headers=headers)
-    if if_range is not None and if_range.strip() != stored.etag:
-        range_ = None  # a weak tag or a date never matches: the whole file
-    try:
-        part = parse_range(range_, stored.length)
-    except Unsatisfiable as exc:
-        raise Problem(str(exc), status=416, code="range_not_satisfiable",
-                      headers={"Content-Range": f"bytes */{exc.size}"}) from None
-    headers["Content-Length"] = str(part.length)
-    status = 206 if part.partial else 200
-    if part.partial:
-        headers["Content-Range"] = part.content_range
-    if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type=stored.content_type)
-    return StreamingResponse(outputs.read(tenant, stored, part.start, part.end),
-                             status_code=status, headers=headers,
-                             media_type=stored.content_type)
+           asked: Conditions) -> Response:
+    file = ServedFile(stored.etag, stored.content_type, stored.length,
+                      f'inline; filename="{stored.name}"')
+    return serve_file(file, request, asked,
+                      lambda part: outputs.read(tenant, stored, part.start, part.end))
 
 
 @router.get("/settings")

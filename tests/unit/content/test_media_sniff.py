@@ -10,9 +10,9 @@ import pytest
 
 from bloop.platform.content.media import sniff
 from bloop.platform.content.media.model import clean_filename
-from bloop.platform.content.media.ranges import ByteRange, Unsatisfiable, parse_range
 from bloop.platform.content.media.refs import media_url, referenced_media
 from bloop.platform.content.model import Lesson, MarkdownBlock, NewLesson
+from bloop.platform.kit.ranges import ByteRange, Unsatisfiable, parse_range
 from tests.unit.content import media_samples as s
 
 ID = "0123456789abcdef0123456789abcdef"

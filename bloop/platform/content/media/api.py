@@ -26,16 +26,21 @@ from bloop.platform.content.media.model import (
     MediaLink,
     MediaUsage,
 )
-from bloop.platform.content.media.ranges import Unsatisfiable
 from bloop.platform.content.media.refs import referenced_media
-from bloop.platform.content.media.service import MediaService, RangeNotSatisfiable, reach_of
+from bloop.platform.content.media.service import MediaService, reach_of
 from bloop.platform.content.model import LearnerLesson
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.pagination import After, Page
-from bloop.platform.kit.preconditions import entity_tags
 from bloop.platform.kit.problem_docs import documented_problem
-from bloop.platform.kit.served_files import safety_headers
+from bloop.platform.kit.ranges import Unsatisfiable
+from bloop.platform.kit.served_files import (
+    Asked,
+    Conditions,
+    RangeNotSatisfiable,
+    ServedFile,
+    serve_file,
+)
 
 MediaId = Annotated[str, Path(pattern=MEDIA_ID_PATTERN, description="a media id (32 hex digits)")]
 Reader = Annotated[Principal, Depends(require(scopes=["content:read"]))]
@@ -124,15 +129,12 @@ CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
              operation_id="media_content_head")
 @router.get("/{media}/content", response_class=StreamingResponse, responses=CONTENT_RESPONSES)
 async def content(
-    tenant: TenantId, media: MediaId, request: Request, service: Svc, me: Reader,
-    range_: Annotated[str | None, Header(alias="range")] = None,
-    if_range: Annotated[str | None, Header()] = None,
-    if_none_match: Annotated[str | None, Header()] = None,
+    tenant: TenantId, media: MediaId, request: Request, service: Svc, me: Reader, asked: Asked,
 ) -> Response:
     """The media's bytes. `Range: bytes=a-b`, `bytes=a-` and `bytes=-n` get 206 with
     `Content-Range`; the `ETag` is the SHA-256 of the bytes."""
     info = await service.readable(me, tenant, media)
-    return await _serve(info, request, service, range_, if_range, if_none_match)
+    return _serve(info, request, service, asked)
 
 
 @router.get("/{media}/link")
@@ -168,39 +170,19 @@ async def signed_content(
     tenant: TenantId, media: MediaId, request: Request, service: Svc,
     expires: Annotated[int, Query(ge=0)],
     signature: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")],
+    asked: Asked,
     reach: Annotated[LinkReach | None, Query(description="whom the link was made for")] = None,
-    range_: Annotated[str | None, Header(alias="range")] = None,
-    if_range: Annotated[str | None, Header()] = None,
-    if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The media's bytes through a link from `…/link`, as `…/content` serves them, with no
     credentials (the signature is one): 403 when it does not match or has expired, 404 when the
     media is gone or, for a learner's link, no published lesson references it any more."""
     info = await service.linked(tenant, media, reach, expires, signature)
-    return await _serve(info, request, service, range_, if_range, if_none_match)
+    return _serve(info, request, service, asked)
 
 
-async def _serve(info: MediaInfo, request: Request, service: MediaService, range_: str | None,
-                 if_range: str | None, if_none_match: str | None) -> Response:
-    headers = {"Accept-Ranges": "bytes", "ETag": info.etag, "Cache-Control": "private, max-age=3600",
-               "Content-Disposition": _disposition(info), **safety_headers(info.content_type)}
-    tags = entity_tags(if_none_match)
-    if info.etag in tags or "*" in tags:
-        return Response(status_code=304, headers=headers)
-    if if_range is not None and if_range.strip() != info.etag:
-        range_ = None
-    opened = await service.open(info, range_)
-    part = opened.range
-    headers["Content-Length"] = str(part.length)
-    status = 200
-    if part.partial:
-        status = 206
-        headers["Content-Range"] = part.content_range
-    if request.method == "HEAD":
-        await opened.body.aclose()
-        return Response(status_code=status, headers=headers, media_type=info.content_type)
-    return StreamingResponse(opened.body, status_code=status, headers=headers,
-                             media_type=info.content_type)
+def _serve(info: MediaInfo, request: Request, service: MediaService, asked: Conditions) -> Response:
+    file = ServedFile(info.etag, info.content_type, info.size, _disposition(info))
+    return serve_file(file, request, asked, lambda part: service.read(info, part))
 
 
 @router.delete("/{media}", status_code=204)

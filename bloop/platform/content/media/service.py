@@ -37,13 +37,13 @@ from bloop.platform.content.media.model import (
     signed_media_path,
 )
 from bloop.platform.content.media.ports import MediaExists, MediaMissing, MediaStore, Swept
-from bloop.platform.content.media.ranges import ByteRange, Unsatisfiable, parse_range
 from bloop.platform.content.media.settings import MediaSettings
 from bloop.platform.content.model import now
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.errors import NotFound, Problem
 from bloop.platform.kit.every import Every
 from bloop.platform.kit.pagination import Slice
+from bloop.platform.kit.ranges import ByteRange
 from bloop.platform.kit.signing import LinkSigner
 
 log = logging.getLogger("bloop.content.media")
@@ -77,10 +77,6 @@ class UnsupportedType(Problem):
     status, code = 415, "unsupported_media_type"
 
 
-class RangeNotSatisfiable(Problem):
-    status, code = 416, "range_not_satisfiable"
-
-
 def _mib(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
 
@@ -105,13 +101,6 @@ class Digest:
     sha256: str
     content_type: str
     size: int
-
-
-@dataclass(frozen=True)
-class Opened:
-    info: MediaInfo
-    range: ByteRange
-    body: AsyncGenerator[bytes, None]
 
 
 class _Spool:
@@ -466,17 +455,8 @@ class MediaService:
         if not done.cancelled() and done.exception() is None:
             self._published[tenant] = (time.monotonic(), done.result())
 
-    async def open(self, info: MediaInfo, range_header: str | None) -> Opened:
-        """The bytes of `range_header`'s range (all of them without one). Raises
-        `RangeNotSatisfiable` (416)."""
-        try:
-            wanted = parse_range(range_header, info.size)
-        except Unsatisfiable as exc:
-            raise RangeNotSatisfiable(
-                str(exc), headers={"Content-Range": f"bytes */{exc.size}"}) from None
-        return Opened(info, wanted, self._body(info, wanted))
-
-    async def _body(self, info: MediaInfo, wanted: ByteRange) -> AsyncGenerator[bytes, None]:
+    async def read(self, info: MediaInfo, wanted: ByteRange) -> AsyncGenerator[bytes, None]:
+        """The bytes of `wanted`; fewer when the media is deleted while they are read."""
         try:
             async for chunk in self.store.read(info.tenant, info.id, wanted.start, wanted.end):
                 yield chunk
