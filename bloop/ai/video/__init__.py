@@ -16,11 +16,12 @@ from bloop.ai.video.script import (
     KeyPointsScene,
     TitleScene,
     VideoScript,
+    VideoTooLong,
     markdown_parts,
     script_from_lesson,
     unicode_math,
 )
 
 __all__ = ["CodeScene", "DiagramScene", "Edge", "EquationScene", "KeyPointsScene", "RenderPool",
-           "SceneReport", "TitleScene", "Video", "VideoScript", "markdown_parts",
+           "SceneReport", "TitleScene", "Video", "VideoScript", "VideoTooLong", "markdown_parts",
            "render_lesson_video", "require_video_tools", "script_from_lesson", "unicode_math"]

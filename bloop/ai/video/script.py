@@ -19,12 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from bloop.ai import writing
 from bloop.ai.audio.narration import NothingToNarrate, spoken_text
 from bloop.ai.phrases import Phrases, known, primary
+from bloop.ai.providers.llm import ProviderError
 from bloop.ai.providers.tts import split_sentences
 from bloop.platform.kit.text import NonBlank
 
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300),
                   NonBlank]
-Said = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
+SAID_MAX = 4000
+Said = Annotated[str, StringConstraints(strip_whitespace=True, max_length=SAID_MAX)]
+SCENES_MAX = 60
+POINTS_MAX = 20
 
 # How long a code scene stays on screen at least: a moment to find it, then time for each line.
 CODE_READING_S = 2.0
@@ -62,7 +66,7 @@ class TitleScene(_Scene):
 class KeyPointsScene(_Scene):
     kind: Literal["key_points"] = "key_points"
     heading: Short
-    points: Annotated[list[Short], Field(min_length=1, max_length=20)]
+    points: Annotated[list[Short], Field(min_length=1, max_length=POINTS_MAX)]
 
     def shown_text(self) -> str:
         return ". ".join([self.heading, *self.points])
@@ -121,15 +125,15 @@ class CodeScene(_Scene):
         return min(CODE_READING_S + CODE_LINE_S * lines, CODE_READING_MAX_S)
 
 
-Scene = Annotated[TitleScene | KeyPointsScene | EquationScene | DiagramScene | CodeScene,
-                  Field(discriminator="kind")]
+AnyScene = TitleScene | KeyPointsScene | EquationScene | DiagramScene | CodeScene
+Scene = Annotated[AnyScene, Field(discriminator="kind")]
 
 
 class VideoScript(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     title: Short
-    scenes: Annotated[list[Scene], Field(min_length=1, max_length=60)]
+    scenes: Annotated[list[Scene], Field(min_length=1, max_length=SCENES_MAX)]
     source: Literal["extractive", "llm"] = "extractive"
 
     def shown(self) -> list[str]:
@@ -178,35 +182,64 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1].rsplit(" ", 1)[0] + "…"
 
 
-def _say(sentences: Sequence[str], limit: int) -> str:
-    return writing.joined(list(sentences[:limit]))
+class VideoTooLong(ProviderError):
+    """The lesson needs more scenes than the video may have, even with its prose in as few
+    scenes as can say it."""
+
+    code = "video_too_long"
+
+
+# Key points a scene is given as it is made (scenes joined to fit `max_scenes` have more).
+SCENE_POINTS = 5
 
 
 def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en",
                        max_scenes: int = 8, sentences_per_scene: int = 3) -> VideoScript:
     """A script from a lesson's markdown blocks: a title card, then per section its key points
-    (each paragraph's first sentence, read out with the ones after it), equations (`$$…$$`
-    blocks), diagrams (list items like `Light -> Leaf -> Sugar`) and code listings. The
-    narration is the lesson's own sentences, at most `sentences_per_scene` a scene; the few
-    words it adds are in `language` (a BCP 47 tag) when `bloop.ai.phrases` has it, else left
-    out."""
+    (each sentence of its paragraphs, each item of its lists), equations (`$$…$$` blocks),
+    diagrams (lists whose items are all like `Light -> Leaf -> Sugar`) and code listings.
+
+    The narration is the lesson's own sentences, every one, in order: the title card says the
+    title and the first paragraph's first `sentences_per_scene - 1` sentences, key-point scenes
+    at most `sentences_per_scene` each, and what the first paragraph has more opens the key
+    points. Code is shown, not read (the sentence before it, alone, is said over it); a
+    diagram is read as what leads to what. The few words the script adds are in `language` (a
+    BCP 47 tag) when `bloop.ai.phrases` has it, else left out. When there are more than
+    `max_scenes` scenes, neighbouring key-point scenes are joined (those under one heading and
+    the shortest first) until there are not; `VideoTooLong` when they cannot be (more code,
+    equations and diagrams than scenes, or over `SAID_MAX` characters a scene)."""
+    if sentences_per_scene < 1 or max_scenes < 1:
+        raise ValueError("a video has a scene at least, and a scene says a sentence at least")
     own = known(language)
     code_says, equation_says = (own.code_says, own.equation_says) if own else ("", "")
     english = primary(language) == "en"
-    title = _clip(" ".join(title.split()) or "Lesson", 120)
-    scenes: list[TitleScene | KeyPointsScene | EquationScene | DiagramScene | CodeScene] = []
+    said_title = " ".join(title.split()) or "Lesson"
+    title = _clip(said_title, 120)
+    scenes: list[AnyScene] = []
     heading = title
     intro: list[str] = []
+    introduced = False
     points: list[str] = []
     said: list[str] = []
 
     def flush() -> None:
         if points:
             scenes.append(KeyPointsScene(heading=_clip(heading, 80),
-                                         points=[_clip(p, 110) for p in points[:5]],
-                                         narration=_say(said, sentences_per_scene)))
+                                         points=[_clip(p, 110) for p in points],
+                                         narration=writing.joined(said)))
         points.clear()
         said.clear()
+
+    def add(point: str, sentences: list[str]) -> None:
+        """A key point and the sentences that say it, in a scene of its own when the one being
+        made is full; sentences past a scene's worth go on as points of their own."""
+        if points and (len(said) + len(sentences) > sentences_per_scene
+                       or len(points) >= SCENE_POINTS):
+            flush()
+        points.append(point)
+        said.extend(sentences[:sentences_per_scene])
+        for sentence in sentences[sentences_per_scene:]:
+            add(sentence.rstrip("."), [sentence])
 
     for block in blocks:
         for part in markdown_parts(block):
@@ -215,7 +248,7 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
                 heading = m.group(1)
                 continue
             if code := _FENCED.match(part):
-                lead = _say(said, sentences_per_scene) if len(points) <= 1 else ""
+                lead = writing.joined(said) if len(points) <= 1 else ""
                 if lead:
                     points.clear()
                     said.clear()
@@ -227,46 +260,87 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
                 continue
             if math := _MATH.match(part):
                 flush()
-                equation = _clip(unicode_math(math.group(1)), 120)
+                equation = unicode_math(math.group(1))
                 # in another language the TTS reads the signs in that language
                 said_equation = _spoken_equation(equation) if english else equation
                 scenes.append(EquationScene(
-                    heading=_clip(heading, 80), equation=equation,
+                    heading=_clip(heading, 80), equation=_clip(equation, 120),
                     narration=writing.joined([writing.stopped(heading), writing.stopped(
                         f"{equation_says}: {said_equation}" if equation_says
                         else said_equation)])))
                 continue
-            lines = [m.group(1) for line in part.splitlines() if (m := _ITEM.match(line))]
-            chains = [[b.strip() for b in _ARROW.split(spoken_text(line).rstrip(".")) if b.strip()]
-                      for line in lines if _ARROW.search(line)]
-            if chains and all(len(c) >= 2 for c in chains):
+            lead, items = _items(part)
+            chains = [[b.strip() for b in _ARROW.split(spoken_text(item).rstrip("."))
+                       if b.strip()] for item in items if _ARROW.search(item)]
+            if items and len(chains) == len(items) and all(len(c) >= 2 for c in chains):
                 flush()
-                scenes.append(_diagram(heading, chains, own))
+                scenes.append(_diagram(heading, chains, own, split_sentences(spoken_text(lead))))
                 continue
             prose = split_sentences(spoken_text(part))
             if not prose:
                 continue
-            if not scenes and not intro:
-                intro = prose
-                continue
-            if lines:
-                points.extend(spoken_text(line).rstrip(".") for line in lines)
-                said.extend(prose)
+            if not scenes and not introduced:
+                introduced = True
+                intro = prose[:sentences_per_scene - 1]
+                for sentence in prose[len(intro):]:
+                    add(sentence.rstrip("."), [sentence])
+            elif items:
+                for sentence in split_sentences(spoken_text(lead)):
+                    add(sentence.rstrip("."), [sentence])
+                for item in items:
+                    if sentences := split_sentences(spoken_text(item)):
+                        add(spoken_text(item.splitlines()[0]).rstrip(".")
+                            or sentences[0].rstrip("."), sentences)
             else:
                 for sentence in prose:
-                    if len(said) >= sentences_per_scene:
-                        flush()
-                    points.append(sentence.rstrip("."))
-                    said.append(sentence)
+                    add(sentence.rstrip("."), [sentence])
             if len(points) >= 4 or len(said) >= sentences_per_scene:
                 flush()
     flush()
     scenes.insert(0, TitleScene(title=title, subtitle=_clip(intro[0], 140) if intro else "",
-                                narration=_say([writing.stopped(title), *intro], sentences_per_scene)))
+                                narration=writing.joined([writing.stopped(said_title), *intro])))
     if len(scenes) == 1 and not intro:
         raise NothingToNarrate("the lesson has nothing to make a video of: no prose, only "
                                "code, images or markup (or nothing at all)")
-    return VideoScript(title=title, scenes=scenes[:max_scenes])
+    return VideoScript(title=title, scenes=_fit(scenes, min(max_scenes, SCENES_MAX)))
+
+
+def _items(part: str) -> tuple[str, list[str]]:
+    """A paragraph's lines before its first list item, and its items (each with the lines that
+    go on from it)."""
+    lead: list[str] = []
+    items: list[str] = []
+    for line in part.splitlines():
+        if m := _ITEM.match(line):
+            items.append(m.group(1))
+        elif items:
+            items[-1] += "\n" + line
+        else:
+            lead.append(line)
+    return "\n".join(lead), items
+
+
+def _fit(scenes: list[AnyScene], limit: int) -> list[AnyScene]:
+    """`scenes`, neighbouring key-point scenes joined until there are `limit` at most: those
+    under one heading before others, and of those the pair that says least."""
+    scenes = list(scenes)
+    while len(scenes) > limit:
+        pairs = [(a.heading != b.heading, len(a.narration) + len(b.narration), i, a, b)
+                 for i, (a, b) in enumerate(itertools.pairwise(scenes))
+                 if isinstance(a, KeyPointsScene) and isinstance(b, KeyPointsScene)
+                 and len(a.points) + len(b.points) <= POINTS_MAX
+                 and len(a.narration) + 1 + len(b.narration) <= SAID_MAX]
+        if not pairs:
+            shown = sum(1 for s in scenes if not isinstance(s, TitleScene | KeyPointsScene))
+            raise VideoTooLong(
+                f"the lesson needs {len(scenes)} scenes and a video has {limit} at most: "
+                f"{shown} of them show code, equations or diagrams, and its prose is in as few "
+                f"scenes as {POINTS_MAX} points and {SAID_MAX} characters of narration a scene "
+                "allow")
+        _, _, i, a, b = min(pairs, key=lambda pair: pair[:3])
+        scenes[i:i + 2] = [KeyPointsScene(heading=a.heading, points=[*a.points, *b.points],
+                                          narration=writing.joined([a.narration, b.narration]))]
+    return scenes
 
 
 def markdown_parts(block: str) -> list[str]:
@@ -299,7 +373,8 @@ def _spoken_equation(equation: str) -> str:
     return " ".join(equation.split())
 
 
-def _diagram(heading: str, chains: list[list[str]], said: Phrases | None) -> DiagramScene:
+def _diagram(heading: str, chains: list[list[str]], said: Phrases | None,
+             lead: list[str]) -> DiagramScene:
     boxes: list[str] = []
     arrows: list[Edge] = []
     for chain in chains:
@@ -315,4 +390,4 @@ def _diagram(heading: str, chains: list[list[str]], said: Phrases | None) -> Dia
     return DiagramScene(heading=_clip(heading, 80), boxes=boxes[:12],
                         arrows=[e for e in arrows if e.source in boxes[:12]
                                 and e.target in boxes[:12]],
-                        narration=writing.joined([writing.stopped(heading), *flow]))
+                        narration=writing.joined([writing.stopped(heading), *lead, *flow]))

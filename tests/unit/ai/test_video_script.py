@@ -18,6 +18,7 @@ from bloop.ai.video import (
     KeyPointsScene,
     TitleScene,
     VideoScript,
+    VideoTooLong,
     script_from_lesson,
     unicode_math,
 )
@@ -64,9 +65,77 @@ def test_script_from_lesson_makes_one_scene_of_each_kind_in_lesson_order() -> No
 
 
 def test_script_from_lesson_limits_scenes_and_refuses_an_empty_lesson() -> None:
-    assert len(script_from_lesson("P", LESSON, max_scenes=3).scenes) == 3
+    """A lesson with more scenes than `max_scenes` lost the scenes after them, and what they
+    said, silently: now its key-point scenes are joined, and a lesson that cannot fit fails."""
+    fitted = script_from_lesson("P", LESSON, max_scenes=5)
+    assert [s.kind for s in fitted.scenes] == ["title", "key_points", "equation", "diagram",
+                                               "code"]
+    joined = fitted.scenes[1]
+    assert isinstance(joined, KeyPointsScene)
+    assert joined.heading == "Inputs and outputs"
+    assert joined.points[-1] == "Oxygen leaves through the stomata"
+    with pytest.raises(VideoTooLong, match="needs 5 scenes and a video has 3 at most") as raised:
+        script_from_lesson("P", LESSON, max_scenes=3)
+    assert raised.value.code == "video_too_long"
+    assert not raised.value.transient
     with pytest.raises(NothingToNarrate, match="nothing to make a video of"):
         script_from_lesson("Empty", ["   ", "![figure](a.png)"])
+
+
+def _sentence(n: int) -> str:
+    return f"Sentence {n} says something."
+
+
+def _sentences(first: int, count: int) -> str:
+    return " ".join(_sentence(n) for n in range(first, first + count))
+
+
+# Lesson shapes, and the sentences of their prose, in order, that the narration must say.
+SHAPES: dict[str, tuple[list[str], list[str]]] = {
+    "one long first paragraph": (
+        [_sentences(1, 7), _sentences(8, 2)], [_sentence(n) for n in range(1, 10)]),
+    "many short paragraphs": (  # of 1, 2, 1, 2, … sentences
+        ["\n\n".join(_sentences(n, 1 + n % 3 // 2) for n in range(1, 31) if n % 3 != 0)],
+        [_sentence(n) for n in range(1, 31)]),
+    "headings with lists": (
+        ["# Parts\n\n" + _sentences(1, 2),
+         "## Pieces\n\nThe pieces are:\n- Item one is here.\n- Item two. It has two "
+         "sentences.\n- Item three\n- Item four\n- Item five\n- Item six\n- Item seven",
+         "## Steps\n\n1. First step\n2. Second step\n3. Third step\n\n" + _sentences(3, 4),
+         "## Flow\n\nIt goes:\n- Light -> Leaf\n- Plain item here.",
+         "## Cycle\n\nIn short:\n- Sun -> Leaf -> Sugar"],
+        [_sentence(1), _sentence(2), "The pieces are.", "Item one is here.", "Item two.",
+         "It has two sentences.", "Item three.", "Item four.", "Item five.", "Item six.",
+         "Item seven.", "First step.", "Second step.", "Third step.",
+         *(_sentence(n) for n in range(3, 7)), "It goes.", "Plain item here.", "In short."]),
+    "a paragraph after code": (
+        [_sentences(1, 4), "## Code", _sentence(5), "```python\nx = 1\n```",
+         _sentences(6, 5), "$$E = mc^2$$", _sentences(11, 2)],
+        [_sentence(n) for n in range(1, 13)]),
+}
+
+
+@pytest.mark.parametrize("sentences_per_scene", [1, 2, 3, 5])
+@pytest.mark.parametrize("max_scenes", [60, 7])
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_a_video_says_every_sentence_of_the_lessons_prose_in_order(
+        shape: str, max_scenes: int, sentences_per_scene: int) -> None:
+    """A first paragraph longer than the title scene's narration lost its other sentences
+    (a 4-sentence lesson's video said 2 of them); so did a list longer than a scene, a list
+    with items that are not arrows beside some that are, and the scenes past `max_scenes`."""
+    blocks, prose = SHAPES[shape]
+    script = script_from_lesson("P", blocks, max_scenes=max_scenes,
+                                sentences_per_scene=sentences_per_scene)
+    said = split_sentences(" ".join(s.narration for s in script.scenes))
+    rest = iter(said)
+    missing = [sentence for sentence in prose if sentence not in rest]
+    assert not missing, f"not said, or not in order: {missing}; said: {said}"
+    assert len(script.scenes) <= max_scenes
+    if max_scenes == 60:
+        title, *scenes = script.scenes
+        assert len(split_sentences(title.narration)) <= sentences_per_scene
+        assert all(len(split_sentences(s.narration)) <= sentences_per_scene for s in scenes
+                   if isinstance(s, KeyPointsScene))
 
 
 @pytest.mark.parametrize(("tex", "text"), [
@@ -216,3 +285,17 @@ def test_a_japanese_quotation_goes_on_after_its_closing_bracket() -> None:
                            "「終わり。」次の文です。") == [
         "先生は「変数は名前です。」と言いました。", "次に「はい。」って答えた。",
         "「終わり。」", "次の文です。"]
+
+
+def test_what_is_cut_to_fit_the_screen_is_still_said_whole() -> None:
+    """A title over 120 characters, or an equation, was cut with "…" in the narration too."""
+    title = "A very long lesson title " * 6
+    terms = " + ".join(f"a_{n} x^{n}" for n in range(1, 15))
+    script = script_from_lesson(title, ["Intro text.", f"$$y = {terms}$$"])
+    shown_title, equation = script.scenes
+    assert isinstance(shown_title, TitleScene)
+    assert isinstance(equation, EquationScene)
+    assert script.title.endswith("…")
+    assert shown_title.narration == f"{' '.join(title.split())}. Intro text."
+    assert equation.equation.endswith("…")
+    assert equation.narration.endswith("plus a14 x¹⁴.")
