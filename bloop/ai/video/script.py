@@ -189,12 +189,13 @@ class VideoTooLong(ProviderError):
     code = "video_too_long"
 
 
-# Key points a scene is given as it is made (scenes joined to fit `max_scenes` have more).
+# Key points a scene has at most, made or joined to fit `max_scenes`: as many as a 720p frame
+# shows at their longest, two lines each, with captions burned in.
 SCENE_POINTS = 5
 
 
 def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en",
-                       max_scenes: int = 8, sentences_per_scene: int = 3) -> VideoScript:
+                       max_scenes: int = SCENES_MAX, sentences_per_scene: int = 3) -> VideoScript:
     """A script from a lesson's markdown blocks: a title card, then per section its key points
     (each sentence of its paragraphs, each item of its lists), equations (`$$…$$` blocks),
     diagrams (lists whose items are all like `Light -> Leaf -> Sugar`) and code listings.
@@ -328,15 +329,15 @@ def _fit(scenes: list[AnyScene], limit: int) -> list[AnyScene]:
         pairs = [(a.heading != b.heading, len(a.narration) + len(b.narration), i, a, b)
                  for i, (a, b) in enumerate(itertools.pairwise(scenes))
                  if isinstance(a, KeyPointsScene) and isinstance(b, KeyPointsScene)
-                 and len(a.points) + len(b.points) <= POINTS_MAX
+                 and len(a.points) + len(b.points) <= SCENE_POINTS
                  and len(a.narration) + 1 + len(b.narration) <= SAID_MAX]
         if not pairs:
             shown = sum(1 for s in scenes if not isinstance(s, TitleScene | KeyPointsScene))
             raise VideoTooLong(
                 f"the lesson needs {len(scenes)} scenes and a video has {limit} at most: "
                 f"{shown} of them show code, equations or diagrams, and its prose is in as few "
-                f"scenes as {POINTS_MAX} points and {SAID_MAX} characters of narration a scene "
-                "allow")
+                f"scenes as {SCENE_POINTS} points and {SAID_MAX} characters of narration a scene "
+                "allow: split the lesson")
         _, _, i, a, b = min(pairs, key=lambda pair: pair[:3])
         scenes[i:i + 2] = [KeyPointsScene(heading=a.heading, points=[*a.points, *b.points],
                                           narration=writing.joined([a.narration, b.narration]))]
