@@ -21,7 +21,7 @@ Tenant = Annotated[str, Field(min_length=1, max_length=200)]
 Subject = Annotated[str, Field(min_length=1, max_length=500)]
 
 
-@with_config(ConfigDict(extra="forbid"))
+@with_config(ConfigDict(extra="ignore"))  # fields a later version adds are left aside
 @dataclass(frozen=True, slots=True)
 class Envelope:
     id: uuid.UUID
