@@ -346,3 +346,40 @@ async def test_lag_shows_while_a_handler_waits(harness: BusHarness, topic: str) 
         return lag() == 0
 
     await eventually(caught_up, what="no lag")
+
+
+async def test_a_group_passes_by_what_it_does_not_consume_whatever_it_holds(
+        harness: BusHarness, topic: str) -> None:
+    """A type a group does not consume is skipped before it is checked: a type added, or a
+    `.v2` during a rolling upgrade, was dead-lettered `unknown_type` by every group of its
+    topic. Groups that do consume it still dead-letter it; an envelope field a later version
+    adds is left aside."""
+    bus = await harness.new_bus()
+    handled: list[int] = []
+
+    async def handler(env: Envelope) -> None:
+        handled.append(env.data["n"])
+
+    narrow, wide = unique("narrow"), unique("wide")
+    bus.subscribe(Subscription(narrow, (topic,), handler, types=frozenset({"bloop.test.other.v1"})))
+    bus.subscribe(Subscription(wide, (topic,), handler))
+    await bus.start()
+    run = uuid.uuid4().hex
+    good = orjson.loads(ping(run, 1).to_bytes())
+    newer = good | {"type": "bloop.test.ping.sent.v2", "id": str(uuid.uuid4())}
+    violating = good | {"data": {"run": run, "n": "many"}, "id": str(uuid.uuid4())}
+    no_tenant = {k: v for k, v in newer.items() if k != "tenant"}
+    later_field = good | {"correlation_id": "c-1", "data": {"run": run, "n": 2},
+                          "id": str(uuid.uuid4())}
+    await bus.publish([Message(topic, b"agg-1", orjson.dumps(raw))
+                       for raw in (newer, violating, no_tenant, later_field)])
+
+    async def both_drained() -> bool:
+        return await bus.drained(narrow) and await bus.drained(wide)
+
+    await eventually(both_drained, what="both groups past the events")
+    dead = await harness.dead_letters(bus, topic, 3)
+    assert [(headers_of(m)["dlq.group"], headers_of(m)["dlq.reason"]) for m in dead] == [
+        (wide, "unknown_type"), (wide, "schema_violation"), (wide, "bad_envelope")]
+    assert len(await bus.dead_letters(topic)) == 3  # none of them the narrow group's
+    assert handled == [2]  # by the wide group; its `correlation_id` left aside

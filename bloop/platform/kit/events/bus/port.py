@@ -50,7 +50,8 @@ def record_published(metrics: Metrics, messages: Sequence[Message]) -> None:
 @dataclass(frozen=True)
 class Subscription:
     """A consumer group reading `topics`; only events whose type is in `types` reach the
-    handler (all registered types when `types` is empty), the rest are committed and skipped."""
+    handler (all registered types when `types` is empty), the rest are committed and skipped
+    unchecked, whatever they hold. A group with no `types` dead-letters unknown ones."""
 
     group: str
     topics: tuple[str, ...]

@@ -1,6 +1,7 @@
-"""What every consumer does with a batch of messages, whatever the bus: validate, drop
-duplicates, run the handler with retries, dead-letter what cannot be handled. `process` never
-raises, so a bad event can never stop a consumer.
+"""What every consumer does with a batch of messages, whatever the bus: pass by the types its
+group does not consume, validate the others, drop duplicates, run the handler with retries,
+dead-letter what cannot be handled. `process` never raises, so a bad event can never stop a
+consumer.
 
 A batch costs two round trips to the processed-events store (one read, one write) however many
 events it holds. A process that dies after a handler ran but before the batch was marked sees
@@ -15,6 +16,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import orjson
+
 from bloop.platform.kit.errors import is_store_down
 from bloop.platform.kit.events.bus.port import DLQ_SUFFIX, Message, Subscription
 from bloop.platform.kit.events.dedupe import ProcessedEvents
@@ -27,6 +30,16 @@ log = logging.getLogger("bloop.events")
 
 Publish = Callable[[Sequence[Message]], Awaitable[None]]
 T = TypeVar("T")
+
+
+def _type_named(raw: bytes) -> str | None:
+    """The type a malformed envelope names, if it names one."""
+    try:
+        found = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    kind = found.get("type") if isinstance(found, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 class EventProcessor:
@@ -47,18 +60,24 @@ class EventProcessor:
         outcomes = [""] * len(messages)
         parsed: list[tuple[int, Envelope]] = []
         dead: list[tuple[Message, str, str, int]] = []
+        types = self.sub.types
         for i, msg in enumerate(messages):
             try:
                 envelope = parse_envelope(msg.value)
+                if types and envelope.type not in types:
+                    # Checked only by the groups that consume it: a type added, or the `.v2` of
+                    # a newer version, passes the others by.
+                    outcomes[i] = "skipped"
+                    continue
                 self.registry.checked(envelope)
             except MalformedEvent as bad:
+                if types and _type_named(msg.value) not in types:
+                    outcomes[i] = "skipped"
+                    continue
                 dead.append((msg, bad.reason, bad.detail, 0))
                 outcomes[i] = "dead_lettered"
                 continue
-            if self.sub.types and envelope.type not in self.sub.types:
-                outcomes[i] = "skipped"
-            else:
-                parsed.append((i, envelope))
+            parsed.append((i, envelope))
         group = self.sub.group
         seen = await self._retrying(lambda: self.processed.seen(group, [e.id for _, e in parsed]))
         handled: list[uuid.UUID] = []
