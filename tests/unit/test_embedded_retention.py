@@ -47,7 +47,7 @@ async def clocked_bus(tmp_path: Path, clock: Clock
     processed = SqliteProcessedEvents(db, clock=clock)
     await processed.setup()
     return db, processed, EmbeddedEventBus(db, registry, processed, Metrics(),
-                                           poll_interval_s=0.02, clock=clock)
+                                           poll_interval_s=0.02, prune_every_s=None, clock=clock)
 
 
 async def test_the_log_keeps_a_week_and_what_a_group_has_not_read(tmp_path: Path) -> None:
@@ -67,17 +67,19 @@ async def test_the_log_keeps_a_week_and_what_a_group_has_not_read(tmp_path: Path
 
     await eventually(all_read, what="the three events")
     await bus.close()  # the group stops: what comes next waits for it
-    bus = EmbeddedEventBus(db, registry, processed, Metrics(), clock=clock)
+    bus = EmbeddedEventBus(db, registry, processed, Metrics(), prune_every_s=None, clock=clock)
     clock.now += 3 * DAY
     await bus.publish(pings("read.topic", 5))
     clock.now += 5 * DAY  # past a week for the first four, not for the fifth
-    await bus.publish(pings("read.topic", 6))  # an hour has passed: this publish prunes
+    await bus.publish(pings("read.topic", 6))
+    assert await bus.prune() == 4
 
     kept = {t: [m.offset for m in await bus.read(t)] for t in ("read.topic", "read.topic.dlq")}
     assert len(kept["read.topic"]) == 2  # 5 (too young, and unread) and 6
     assert kept["read.topic.dlq"] == []  # read by no group: by age alone
 
-    bus = EmbeddedEventBus(db, registry, processed, Metrics(), poll_interval_s=0.02, clock=clock)
+    bus = EmbeddedEventBus(db, registry, processed, Metrics(), poll_interval_s=0.02,
+                           prune_every_s=None, clock=clock)
     bus.subscribe(Subscription("readers", ("read.topic",), handler))
     await bus.start()  # the group comes back
 
@@ -122,7 +124,7 @@ async def test_a_group_that_stopped_a_retention_ago_no_longer_holds_events(tmp_p
             await release.wait()
 
     bus = EmbeddedEventBus(db, registry, processed, Metrics(), poll_interval_s=0.02, batch=1,
-                           clock=clock)
+                           prune_every_s=None, clock=clock)
     bus.subscribe(Subscription("live", ("read.topic",), slow))
     await bus.start()
     await bounded(reached.wait(), 30, "the live group at the third event")
@@ -155,13 +157,16 @@ async def test_groups_of_a_file_from_before_commit_times_count_as_committed_at_t
     db = SqliteDB(path)
     processed = SqliteProcessedEvents(db, clock=clock)
     await processed.setup()
-    bus = EmbeddedEventBus(db, registry, processed, Metrics(), clock=clock)
+    bus = EmbeddedEventBus(db, registry, processed, Metrics(), prune_every_s=None, clock=clock)
     await bus.start()
     assert await bus.prune() == 1  # what "behind" has read; it has not read 2 and 3
     assert [m.offset for m in await bus.read("read.topic")] == [2, 3]
     clock.now += 8 * DAY  # a retention after the upgrade, and "behind" has not moved
-    await EmbeddedEventBus(db, registry, processed, Metrics(), clock=clock).start()  # upgraded once
+    upgraded = EmbeddedEventBus(db, registry, processed, Metrics(), prune_every_s=None, clock=clock)
+    await upgraded.start()  # upgraded once
     assert await bus.prune() == 2
+    await upgraded.close()
+    await bus.close()
     await db.close()
 
 
@@ -193,10 +198,10 @@ async def test_prunes_go_a_chunk_at_a_time(tmp_path: Path, monkeypatch: pytest.M
     await bus.publish(pings("unread.topic", *range(10)))
     for group in ("a", "b"):
         await processed.mark(group, [uuid.uuid4() for _ in range(5)])
+    await bus.close()
     clock.now += 15 * DAY  # made now, they prune an hour from now
     processed = SqliteProcessedEvents(db, clock=clock)
-    bus = EmbeddedEventBus(db, registry, processed, Metrics(), clock=clock)
-    await bus.start()
+    bus = EmbeddedEventBus(db, registry, processed, Metrics(), prune_every_s=None, clock=clock)
     await bus.publish(pings("unread.topic", 10))
     kept = uuid.uuid4()
     await processed.mark("a", [kept])
@@ -220,4 +225,42 @@ async def test_prunes_go_a_chunk_at_a_time(tmp_path: Path, monkeypatch: pytest.M
     assert len(deletes) >= 4, deletes
     assert await processed.seen("a", [kept]) == {kept}
     assert [parse_envelope(m.value).data["n"] for m in await bus.read("unread.topic")] == [10]
+    await db.close()
+
+
+async def test_a_process_forgets_old_events_at_start(tmp_path: Path) -> None:
+    """Pruning came only with a publish an hour after the bus was made: processes restarted
+    more often kept events, personal data included, past the retention."""
+    clock = Clock()
+    db, processed, bus = await clocked_bus(tmp_path, clock)
+    await bus.start()
+    await bus.publish(pings("unread.topic", 1, 2))
+    await bus.close()
+    clock.now += 8 * DAY
+    bus = EmbeddedEventBus(db, registry, processed, Metrics(), clock=clock)
+    await bus.start()
+
+    async def forgotten() -> bool:
+        return await bus.read("unread.topic") == []
+
+    await eventually(forgotten, what="the old events forgotten at start")
+    await bus.close()
+    await db.close()
+
+
+async def test_a_process_forgets_old_events_on_a_timer(tmp_path: Path) -> None:
+    clock = Clock()
+    db = SqliteDB(tmp_path / "events.sqlite3")
+    processed = SqliteProcessedEvents(db, clock=clock)
+    await processed.setup()
+    bus = EmbeddedEventBus(db, registry, processed, Metrics(), prune_every_s=0.05, clock=clock)
+    await bus.start()
+    await bus.publish(pings("unread.topic", 1, 2))
+    clock.now += 8 * DAY  # no publish, no restart: only the timer forgets them
+
+    async def forgotten() -> bool:
+        return await bus.read("unread.topic") == []
+
+    await eventually(forgotten, what="the old events forgotten by the timer")
+    await bus.close()
     await db.close()

@@ -2,7 +2,8 @@
 restart. One ordered log per topic; a group's offset moves only after its handler is done.
 Events are kept for `retention_s` (a week, as the Kafka servers infra/ starts keep them), and
 past it until every group that reads their topic has passed them; a group that has not committed
-for longer than the retention (stopped, renamed, or a rebuilt search index's) counts as gone."""
+for longer than the retention (stopped, renamed, or a rebuilt search index's) counts as gone.
+Each process forgets them at start and every `prune_every_s` after (an hour)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from bloop.platform.kit.events.dedupe import ProcessedEvents
 from bloop.platform.kit.events.lease import Lease, new_holder
 from bloop.platform.kit.events.sqlite_lease import give_up_lease, take_lease
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.every import Every
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.kit.waiting import stopped, woken
@@ -75,12 +77,16 @@ class EmbeddedEventBus:
                  metrics: Metrics, *, max_attempts: int = 3, backoff_s: float = 0.2,
                  poll_interval_s: float = 0.5, batch: int = 500,
                  retention_s: float = 7 * 86_400, lease_s: float = 10,
+                 prune_every_s: float | None = 3600,
                  clock: Callable[[], float] = time.time) -> None:
         self.db, self.registry, self.processed, self.metrics = db, registry, processed, metrics
         self.max_attempts, self.backoff_s = max_attempts, backoff_s
         self.poll_interval_s, self.batch = poll_interval_s, batch
         self.retention_s, self.lease_s, self.clock = retention_s, lease_s, clock
-        self._pruned_at = clock()
+        # None: only when `prune` is called (tests that count what it forgets).
+        self._pruner = None if prune_every_s is None else Every(
+            "bus:prune", self.prune, prune_every_s, log=log,
+            failed="embedded bus cannot forget old events yet; trying again later")
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._wakeups: list[asyncio.Event] = []
@@ -95,6 +101,8 @@ class EmbeddedEventBus:
         await self.db.run(lambda c: _migrate(c, now))
         self._started = True
         self._tasks.append(asyncio.create_task(self._keep_leases(), name="consume:leases"))
+        if self._pruner is not None:
+            self._pruner.start()
         for sub in self._subs:
             self._launch(sub)
 
@@ -152,6 +160,8 @@ class EmbeddedEventBus:
             await woken(self._renewals, self.lease_s / 4)
 
     async def close(self) -> None:
+        if self._pruner is not None:
+            await self._pruner.stop()
         await asyncio.gather(*(stopped(task) for task in self._tasks))
         self._tasks.clear()
         for (group, topic), lease in self._leases.items():
@@ -171,9 +181,6 @@ class EmbeddedEventBus:
         record_published(self.metrics, messages)
         for wake in self._wakeups:
             wake.set()
-        if now - self._pruned_at > 3600:
-            self._pruned_at = now
-            await self.prune()
 
     async def prune(self) -> int:
         """Forgets events older than the retention that every group reading their topic has
@@ -182,7 +189,7 @@ class EmbeddedEventBus:
         back, as with Kafka's retention by time (a live group idle that long has read
         everything, so has nothing to hold back). The old positions are found on the reader
         thread and deleted PRUNE_CHUNK positions at a time, so an hour's prune of a busy log
-        never holds the loop for long."""
+        (or a week's, at the start of a process) never holds the loop for long."""
         cutoff = self.clock() - self.retention_s
 
         def old_positions(c: sqlite3.Connection) -> tuple[int, int]:
