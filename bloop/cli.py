@@ -416,7 +416,7 @@ def events_redrive(
         typer.echo(f"bloop: {done}", err=True)
         raise typer.Exit(2)
     for letter in done.chosen:
-        typer.echo(f"{letter.type}\t{letter.group}\t{letter.reason}\t{letter.detail[:160]}")
+        typer.echo(letter.line())
     verb = "would send" if dry_run else "sent"
     left = ", ".join(f"{n} {r or 'unknown'}" for r, n in sorted(done.left.items()))
     typer.echo(f"{verb} {len(done.chosen)} back to {topic}" + (f"; left: {left}" if left else ""))

@@ -37,7 +37,9 @@ async def test_an_operator_sends_dead_letters_back(tmp_path: Path) -> None:
     event = Message.of(type_of(LessonDeleted).envelope(LessonDeleted(
         lesson_id="l1", course_id="c1", lesson_version=2, deleted_at=datetime.now(UTC)),
         tenant="demo", subject="l1"), "content.events")
-    dlq = (("dlq.reason", b"handler_failed"), ("dlq.detail", b"RuntimeError: a bug"),
+    # A pydantic error's detail spans lines: each letter stays on one line.
+    dlq = (("dlq.reason", b"handler_failed"),
+           ("dlq.detail", b"ValidationError: 1 validation error\nconcepts\r\n  Field required"),
            ("dlq.group", b"learning"), ("dlq.topic", b"content.events"))
     await bus.publish([
         event._replace(topic="content.events.dlq", headers=event.headers + dlq),
@@ -50,7 +52,8 @@ async def test_an_operator_sends_dead_letters_back(tmp_path: Path) -> None:
     listed = redrive(tmp_path, "content.events", "--dry-run")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines() == [
-        "bloop.content.lesson.deleted.v1\tlearning\thandler_failed\tRuntimeError: a bug",
+        "bloop.content.lesson.deleted.v1\tlearning\thandler_failed\tValidationError: 1 "
+        "validation error\\nconcepts\\r\\n  Field required",
         "would send 1 back to content.events; left: 1 bad_envelope"]
     assert redrive(tmp_path, "content.events", "--group", "search").stdout.splitlines() == [
         "sent 0 back to content.events; left: 1 bad_envelope, 1 handler_failed"]

@@ -36,11 +36,21 @@ class DeadLetter:
                    group=headers.get("dlq.group", ""), reason=headers.get("dlq.reason", ""),
                    detail=headers.get("dlq.detail", ""), type=headers.get("type", ""))
 
+    def line(self, width: int = 160) -> str:
+        """One tab-separated line (type, group, reason, the detail's first `width` characters),
+        line breaks and tabs written as `\\n`, `\\r`, `\\t`: a pydantic error's detail
+        spans lines."""
+        fields = (self.type, self.group, self.reason, self.detail.translate(_ESCAPES)[:width])
+        return "\t".join(f.translate(_ESCAPES) for f in fields)
+
     def original(self) -> Message:
         """The event as it was first published: its own headers, without those of the
         dead-letter topic."""
         return Message(self.topic, self.message.key, self.message.value,
                        tuple((k, v) for k, v in self.message.headers if not k.startswith("dlq.")))
+
+
+_ESCAPES = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
 @dataclass
