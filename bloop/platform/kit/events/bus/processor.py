@@ -71,7 +71,8 @@ class EventProcessor:
                     continue
                 self.registry.checked(envelope)
             except MalformedEvent as bad:
-                if types and _type_named(msg.value) not in types:
+                named = _type_named(msg.value)
+                if types and named is not None and named not in types:
                     outcomes[i] = "skipped"
                     continue
                 dead.append((msg, bad.reason, bad.detail, 0))
