@@ -14,16 +14,26 @@ from pathlib import Path
 
 import pytest
 
-from bloop.ai.jobs.model import Cost, Job, JobRequest, Lease, TenantAiConfig, now
+from bloop.ai.jobs.model import (
+    Cost,
+    Job,
+    JobRequest,
+    Lease,
+    MediaOutput,
+    MediaResult,
+    TenantAiConfig,
+    now,
+)
 from bloop.ai.jobs.ports import JobLimit, JobStore, MediaStore, TooManyJobs
-from bloop.ai.jobs.service import requested
+from bloop.ai.jobs.retention import OutputRetention
+from bloop.ai.jobs.service import JobService, requested
 from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
 from bloop.ai.jobs.stores.mongo import GridFsMediaStore, MongoJobStore
 from bloop.ai.text.model import LessonText
 from bloop.platform.kit import stores
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.pagination import BadCursor
-from bloop.platform.kit.settings import MongoSettings
+from bloop.platform.kit.settings import AiSettings, MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import paged, require_server
 
@@ -338,3 +348,67 @@ async def test_media_files_read_in_ranges(ai: Stores, tmp_path: Path) -> None:
     parts = [c async for c in ai.media.read("acme", stored.file_id, 10, 10 + 2500, chunk=1000)]
     assert [len(c) for c in parts] == [1000, 1000, 500], "chunks, cut at the range's end"
     assert await read(0, 100, tenant="beta") == b""
+
+
+async def finished_media(ai: Stores, key: str, ended: datetime, source: Path,
+                         tenant: str = "acme") -> Job:
+    """A narration job that succeeded at `ended`, its file stored."""
+    made = job(tenant, key=key, kind="narration", at=ended - timedelta(minutes=1))
+    await ai.jobs.create(made, [])
+    file = await ai.media.put(tenant, made.id, "narration.wav", "audio/wav", source)
+    done = made.update(ended, status="succeeded", finished_at=ended, result=MediaResult(
+        outputs=[MediaOutput(name="narration.wav", kind="audio", content_type="audio/wav",
+                             bytes=file.length, file_id=file.file_id, url="/x")]))
+    assert await ai.jobs.replace(done, made.rev, [])
+    return done
+
+
+async def test_jobs_whose_outputs_are_due_for_removal(ai: Stores, tmp_path: Path) -> None:
+    source = tmp_path / "narration.wav"
+    source.write_bytes(b"RIFF" + b"\x00" * 100)
+    at = now()
+    oldest = await finished_media(ai, "oldest", at - timedelta(days=9), source, "beta")
+    old = await finished_media(ai, "old", at - timedelta(days=8), source)
+    young = await finished_media(ai, "young", at - timedelta(days=1), source)
+    removed = await finished_media(ai, "removed", at - timedelta(days=10), source)
+    assert await ai.jobs.replace(removed.update(outputs_removed_at=at), removed.rev, [])
+    text = job(key="text", at=at - timedelta(days=20))
+    await ai.jobs.create(text, [])
+    assert await ai.jobs.replace(text.update(status="succeeded", finished_at=text.created_at),
+                                 text.rev, [])
+    await ai.jobs.create(job(key="open", kind="narration", at=at - timedelta(days=20)), [])
+
+    week = at - timedelta(days=7)
+    assert await ai.jobs.outputs_due(week) == [("beta", oldest.id), ("acme", old.id)]
+    assert await ai.jobs.outputs_due(week, limit=1) == [("beta", oldest.id)]
+    assert await ai.jobs.outputs_due(at) == [("beta", oldest.id), ("acme", old.id),
+                                             ("acme", young.id)]
+
+    service = JobService(ai.jobs, AiSettings())
+    retention = OutputRetention(service, ai.media, timedelta(days=7).total_seconds())
+    assert await retention.sweep() == 2
+    assert await retention.sweep() == 0
+    assert await ai.jobs.outputs_due(at) == [("acme", young.id)]
+    for gone in (oldest, old):
+        assert isinstance(gone.result, MediaResult)
+        assert await ai.media.info(gone.tenant, gone.result.outputs[0].file_id) is None
+        stored = await ai.jobs.get(gone.tenant, gone.id)
+        assert stored is not None
+        assert stored.outputs_removed_at is not None
+    assert isinstance(young.result, MediaResult)
+    assert await ai.media.info("acme", young.result.outputs[0].file_id) is not None
+
+
+async def test_jobs_stored_before_the_sweep_existed_are_swept_too(ai: Stores,
+                                                                   tmp_path: Path) -> None:
+    source = tmp_path / "narration.wav"
+    source.write_bytes(b"RIFF" + b"\x00" * 100)
+    old = await finished_media(ai, "old", now() - timedelta(days=8), source)
+    if isinstance(ai.jobs, EmbeddedJobStore):
+        await ai.jobs.db.run(lambda c: c.executescript(
+            "DROP INDEX ai_jobs_outputs; ALTER TABLE ai_jobs DROP COLUMN outputs_since;"))
+    else:
+        assert isinstance(ai.jobs, MongoJobStore)
+        await ai.jobs.jobs.update_many({}, {"$unset": {"outputs_since": ""}})
+    await ai.jobs.setup()  # as the next version starts
+    assert await ai.jobs.outputs_due(now() - timedelta(days=7)) == [("acme", old.id)]

@@ -9,7 +9,9 @@ it, adds it to the lesson through content's lesson edit API (a quiz result is a 
 quiz block, its id its job's own). Media outputs stream from `/jobs/{id}/outputs/{name}`, and
 from the signed links `video.events` carry (`/links/{job}/{name}?expires=…&signature=…`, no
 credentials: see `ai.jobs.links`), which content follows from another process to copy them into
-its own media; both answer range requests and `HEAD` as content's media do.
+its own media; both answer range requests and `HEAD` as content's media do. A job's files are
+kept `BLOOP_AI_OUTPUTS_KEEP_S` after it ends (the links' lifetime unless set), and removed with
+its lesson (see `ai.jobs.retention`).
 Tenant admins set the provider, key, model, prices and quotas (`/settings`).
 
 A job shows the lesson as it was when it was asked for (its title, and a result made from its
@@ -31,7 +33,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from bloop.ai.jobs.lessons import InProcessLessons
 from bloop.ai.jobs.links import OutputLinks
@@ -123,6 +125,12 @@ class JobView(BaseModel):
     result: JobResult | None
     not_attached: list[NotAttached]
     cancel_requested: bool
+    cancel_reason: str | None = Field(description=(
+        "why it was asked to cancel: requested (by a user) or lesson_deleted (its lesson or "
+        "course was deleted)"))
+    outputs_removed_at: datetime | None = Field(description=(
+        "when its output files were removed (`BLOOP_AI_OUTPUTS_KEEP_S` after it ended, or "
+        "with its lesson): its outputs then answer 404 `output_expired`"))
     retry_at: datetime | None
     created_at: datetime
     updated_at: datetime
@@ -142,7 +150,9 @@ class JobView(BaseModel):
                    cost=job.cost,
                    result=job.result, not_attached=job.not_attached,
                    cancel_requested=job.cancel_requested,
-                   retry_at=job.not_before, created_at=job.created_at,
+                   cancel_reason=job.cancel_reason,
+                   outputs_removed_at=job.outputs_removed_at, retry_at=job.not_before,
+                   created_at=job.created_at,
                    updated_at=job.updated_at, finished_at=job.finished_at, url=url,
                    events_url=f"{url}/events")
 
@@ -218,7 +228,8 @@ async def request_job(
     tenant is over its budget (402) or its hourly job limit (429).
 
     The same request again answers 200 with its job while that job is queued, running or
-    succeeded; after it failed or was cancelled, the request makes a new job (201). An
+    succeeded; after it failed or was cancelled, or its files were removed, the request makes
+    a new job (201). An
     `Idempotency-Key` names one job for good: the same key answers 200 with it, however it
     ended (422 `idempotency_key_reused` for a different request)."""
     lesson, access = None, JobAccess(request, tenant, me)
@@ -369,7 +380,9 @@ async def job_output(tenant: TenantId, job: JobId, name: OutputName, request: Re
     else: a narration of a draft, its captions the draft's text, is its authors' until they
     publish it; learners play the copy content attaches to the lesson). `Range: bytes=a-b`,
     `bytes=a-` and `bytes=-n` get 206 with `Content-Range` (416 past the file's end), so a
-    player can seek; `If-None-Match` with its `ETag` gets 304."""
+    player can seek; `If-None-Match` with its `ETag` gets 304. Once the job's files were
+    removed (`BLOOP_AI_OUTPUTS_KEEP_S` after it ended, or with its lesson), 404
+    `output_expired`."""
     await JobAccess(request, tenant, me).readable(await service.job(tenant, job))
     return _serve(tenant, await outputs.file(tenant, job, name), outputs, request, asked)
 

@@ -1,17 +1,19 @@
 """What the AI service consumes besides its own `ai.jobs` commands (those are the worker's):
-`user.events`, where a deleted user's jobs are anonymised, and content's
-`ai_media.not_attached`, the outputs of a job content did not add to the lesson's draft and
-why, recorded on the job. Running either again changes nothing, so a redelivered event is
-harmless."""
+`user.events`, where a deleted user's jobs are anonymised; content's `ai_media.not_attached`,
+the outputs of a job content did not add to the lesson's draft and why, recorded on the job;
+and content's `lesson.deleted` (a course's deletion deletes each of its lessons), which cancels
+the lesson's unfinished jobs and removes its jobs' files. Running any again changes nothing, so
+a redelivered event is harmless."""
 
 from __future__ import annotations
 
 import logging
 
 from bloop.ai.jobs.model import NotAttached
+from bloop.ai.jobs.retention import OutputRetention
 from bloop.ai.jobs.service import JobService
 from bloop.platform.content.events import TOPIC as CONTENT_EVENTS
-from bloop.platform.content.events import AiMediaNotAttached
+from bloop.platform.content.events import AiMediaNotAttached, LessonDeleted
 from bloop.platform.identity.events import TOPIC as USER_EVENTS
 from bloop.platform.identity.events import UserDeleted
 from bloop.platform.kit.errors import NotFound
@@ -22,12 +24,14 @@ from bloop.platform.kit.events.types import type_of
 log = logging.getLogger("bloop.ai")
 
 
-def subscriptions(service: JobService, group: str = "ai-worker") -> list[Subscription]:
-    """The consumer groups are the workers' own (`BLOOP_AI_WORKER_GROUP`) with `.users` and
-    `.content` after it, so each deployment sharing a Kafka cluster (and each test run) sees
-    every event."""
+def subscriptions(service: JobService, retention: OutputRetention,
+                  group: str = "ai-worker") -> list[Subscription]:
+    """The consumer groups are the workers' own (`BLOOP_AI_WORKER_GROUP`) with `.users`,
+    `.content` and `.lessons` after it, so each deployment sharing a Kafka cluster (and each
+    test run) sees every event."""
     deleted = type_of(UserDeleted)
     not_attached = type_of(AiMediaNotAttached)
+    lesson_deleted = type_of(LessonDeleted)
 
     async def forget(envelope: Envelope) -> None:
         await service.forget_requester(envelope.tenant, deleted.parse(envelope).user_id)
@@ -42,7 +46,16 @@ def subscriptions(service: JobService, group: str = "ai-worker") -> list[Subscri
             log.warning("content reported outputs of an unknown AI job", extra={
                 "tenant": envelope.tenant, "job": data.job_id})
 
+    async def lesson_gone(envelope: Envelope) -> None:
+        lesson_id = lesson_deleted.parse(envelope).lesson_id
+        changed = await retention.lesson_deleted(envelope.tenant, lesson_id)
+        if changed:
+            log.info("cancelled the jobs of a deleted lesson and removed their files", extra={
+                "tenant": envelope.tenant, "lesson": lesson_id, "jobs": changed})
+
     return [Subscription(f"{group}.users", (USER_EVENTS,), forget,
                          types=frozenset({deleted.type_id})),
             Subscription(f"{group}.content", (CONTENT_EVENTS,), record,
-                         types=frozenset({not_attached.type_id}))]
+                         types=frozenset({not_attached.type_id})),
+            Subscription(f"{group}.lessons", (CONTENT_EVENTS,), lesson_gone,
+                         types=frozenset({lesson_deleted.type_id}))]

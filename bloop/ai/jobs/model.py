@@ -153,6 +153,12 @@ class Job(_Model):
         "the outputs content did not attach to the lesson's draft, with its reason (known "
         "shortly after the job succeeded)"))
     cancel_requested: bool = False
+    cancel_reason: str | None = Field(default=None, description=(
+        "why it was asked to cancel: requested (by a user), lesson_deleted (its lesson or "
+        "course was deleted); none on jobs cancelled before it was kept"))
+    outputs_removed_at: datetime | None = Field(default=None, description=(
+        "when its output files were removed (kept for a while after it ended, and removed "
+        "with its lesson)"))
     lease: Lease | None = None
     rev: int = Field(default=0, ge=0, description="bumped by each write")
     not_before: datetime | None = Field(default=None, description="a retry waits until then")

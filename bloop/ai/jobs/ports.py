@@ -79,6 +79,10 @@ class JobStore(Protocol):
         since their lease's expiry, the end of their wait, or (never claimed) `at -
         touched_before` after they were last touched."""
 
+    async def outputs_due(self, before: datetime, *, limit: int = 100) -> list[tuple[str, str]]:
+        """(tenant, job id) of finished jobs whose output files are still kept and that ended
+        before `before`, those that ended first first, at most `limit`."""
+
     async def get_config(self, tenant: str) -> TenantAiConfig | None: ...
 
     async def put_config(self, tenant: str, config: TenantAiConfig, *,

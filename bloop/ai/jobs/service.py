@@ -380,25 +380,30 @@ class JobService:
         raise Conflict(f"the AI job {job_id!r} is changing too fast; try again",
                        code="busy")
 
-    async def cancel(self, tenant: str, job_id: str) -> Job:
+    async def cancel(self, tenant: str, job_id: str, reason: str = "requested") -> Job:
         """A job nobody runs ends at once; a running one is asked to stop, and its worker stops
         at its next step and publishes the cancellation. A cancel accepted before the job
         ended always ends it cancelled: a worker that finished meanwhile drops its result and
-        removes the files it stored."""
+        removes the files it stored. `reason` is kept on the job (the first one asked)."""
 
         def change(job: Job) -> tuple[Job, list[Envelope]] | None:
             if job.final:
                 raise Conflict(f"the AI job {job_id!r} already ended ({job.status})",
                                code="job_finished", extra={"job_status": job.status})
-            at = now()
-            if job.lease is not None and job.lease.expires_at > at:
-                return (None if job.cancel_requested else
-                        (job.update(at, cancel_requested=True), []))
-            done = job.update(at, status="cancelled", cancel_requested=True, step="cancelled",
-                              finished_at=at, lease=None)
-            return done, [cancelled(done)]
+            return _cancelling(job, reason)
 
         return await self.mutate(tenant, job_id, change)
+
+    async def cancel_unfinished(self, tenant: str, job_id: str, reason: str) -> Job:
+        """`cancel`, but a job that ended already is left as it is (a redelivered event that
+        asks again changes nothing)."""
+        return await self.mutate(tenant, job_id,
+                                 lambda job: None if job.final else _cancelling(job, reason))
+
+    async def outputs_removed(self, tenant: str, job_id: str) -> Job:
+        """Records on the job that its output files are gone (once: the first time stays)."""
+        return await self.mutate(tenant, job_id, lambda job: None if (
+            job.outputs_removed_at is not None) else (job.update(outputs_removed_at=now()), []))
 
     async def record_not_attached(self, tenant: str, job_id: str,
                                   refused: Sequence[NotAttached]) -> Job:
@@ -451,12 +456,24 @@ class JobService:
         return changed
 
 
+def _cancelling(job: Job, reason: str) -> tuple[Job, list[Envelope]] | None:
+    """The unfinished job cancelled: at once when nobody runs it, else asked to stop."""
+    at = now()
+    if job.lease is not None and job.lease.expires_at > at:
+        return (None if job.cancel_requested else
+                (job.update(at, cancel_requested=True, cancel_reason=reason), []))
+    done = job.update(at, status="cancelled", cancel_requested=True,
+                      cancel_reason=job.cancel_reason or reason, step="cancelled",
+                      finished_at=at, lease=None)
+    return done, [cancelled(done)]
+
+
 def _ended_without_result(job: Job) -> bool:
-    """A job asked for without a client's key that failed or was cancelled, or whose outputs
-    content did not all attach to the lesson (over its media quota, say): asking again makes a
-    new job."""
-    ended = job.status in ("failed", "cancelled") or (
-        job.status == "succeeded" and bool(job.not_attached))
+    """A job asked for without a client's key that failed or was cancelled, whose outputs
+    content did not all attach to the lesson (over its media quota, say), or whose output
+    files were removed: asking again makes a new job."""
+    ended = job.status in ("failed", "cancelled") or (job.status == "succeeded" and (
+        bool(job.not_attached) or job.outputs_removed_at is not None))
     return ended and job.idempotency_key.startswith("auto:")
 
 

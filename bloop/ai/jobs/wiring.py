@@ -1,10 +1,12 @@
 """Mounts the AI service in a process: picks its stores, registers its outbox, and (unless
-`BLOOP_AI_RUN_JOBS=false`) runs jobs: the `ai.jobs` consumer group and the sweeper. It also
-anonymises a deleted user's jobs, records on a job the outputs content did not attach, and
-gives a user's jobs to the data export."""
+`BLOOP_AI_RUN_JOBS=false`) runs jobs: the `ai.jobs` consumer group, the sweeper, and the sweep
+that removes old output files. It also anonymises a deleted user's jobs, records on a job the
+outputs content did not attach, cancels the jobs of a deleted lesson, and gives a user's jobs to
+the data export."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -19,13 +21,17 @@ from bloop.ai.jobs.lessons import HttpLessons
 from bloop.ai.jobs.links import OutputLinks
 from bloop.ai.jobs.outputs import JobOutputs
 from bloop.ai.jobs.ports import JobStore, MediaStore
+from bloop.ai.jobs.retention import OutputRetention
 from bloop.ai.jobs.service import JobService
 from bloop.ai.jobs.worker import JobRunner
 from bloop.ai.providers.tts import TtsSettings
 from bloop.platform.kit.events.bus.port import Subscription
 from bloop.platform.kit.events.types import type_of
+from bloop.platform.kit.every import Every
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted, Service
+
+log = logging.getLogger("bloop.ai")
 
 
 def stores(platform: Platform) -> tuple[JobStore, MediaStore]:
@@ -58,7 +64,10 @@ async def mount(platform: Platform) -> Mounted:
     runner = JobRunner(service, media, settings, worker_id(), found,
                        workdir=platform.settings.runtime.data_dir / "ai-work", links=links)
     lessons = HttpLessons(settings.content_url) if settings.content_url else None
-    subscriptions = [*consumers.subscriptions(service, settings.worker_group), *([
+    retention = OutputRetention(service, media, settings.keep_outputs_s)
+    expiry = Every("ai:outputs", retention.sweep, settings.sweep_interval_s, log=log,
+                   failed="could not remove the output files of old AI jobs")
+    subscriptions = [*consumers.subscriptions(service, retention, settings.worker_group), *([
         Subscription(settings.worker_group, (JOBS_TOPIC,), runner.handle,
                      types=frozenset({type_of(JobRequested).type_id}))
     ] if settings.run_jobs else [])]
@@ -68,8 +77,10 @@ async def mount(platform: Platform) -> Mounted:
         await media.setup()
         if settings.run_jobs:
             runner.start_sweeper()
+            expiry.start()
 
     async def close() -> None:
+        await expiry.stop()
         await runner.stop()
         if lessons is not None:
             await lessons.close()
@@ -78,7 +89,7 @@ async def mount(platform: Platform) -> Mounted:
                    personal_data=service.personal_data,
                    state={"service": service, "runner": runner, "media": media,
                           "outputs": JobOutputs(service, media), "links": links,
-                          "lessons": lessons})
+                          "lessons": lessons, "retention": retention})
 
 
 def routers() -> Sequence[APIRouter]:

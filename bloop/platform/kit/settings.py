@@ -329,9 +329,17 @@ class AiSettings(BaseSettings):
         "process)"))
     link_ttl_s: int = Field(default=7 * 86_400, ge=60, description="how long an output link "
                             "works: a consumer that is down longer finds it expired")
+    outputs_keep_s: int | None = Field(default=None, ge=60, description=(
+        "how long a finished job's output files are kept after it ends (unset: `link_ttl_s`, "
+        "so that no link of video.events outlives its file); content's attached copies stay"))
     run_jobs: bool = Field(default=True, description="run jobs in this process (a `bloop serve "
                            "ai` beside `bloop worker ai` processes may turn it off)")
     worker_group: str = Field(default="ai-worker", min_length=1)
+
+    @property
+    def keep_outputs_s(self) -> int:
+        """How long a finished job's output files are kept after it ends."""
+        return self.outputs_keep_s if self.outputs_keep_s is not None else self.link_ttl_s
 
 
 class Settings:

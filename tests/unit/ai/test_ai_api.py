@@ -27,7 +27,7 @@ from bloop.platform.content.model import LessonEdit
 from bloop.platform.content.quiz import QuizBlock
 from bloop.platform.kit.errors import Problem, StoreUnavailable
 from bloop.platform.kit.settings import AiSettings, RuntimeSettings, Settings
-from tests.support import api_client, eventually, member, require_media_kind
+from tests.support import api_client, eventually, finished_ai_video, member, require_media_kind
 from tests.unit.ai.fake_openai import FakeOpenAI
 
 BASE = "/v1/tenants/acme"
@@ -743,3 +743,42 @@ async def test_ai_settings_refuse_and_never_show_a_password_in_the_base_url(
     r = await client.get(f"{BASE}/ai/settings", headers=admin)
     assert r.json()["base_url"] == "https://***@models.example/v1"
     assert "hunter22" not in r.text
+
+
+async def test_deleting_a_course_cancels_its_lessons_jobs_and_removes_their_files(
+        client: httpx.AsyncClient, app: FastAPI, tmp_path: Path) -> None:
+    """Its jobs ran on to the end (a paid provider still spending), and their files stayed
+    downloadable for good, in a store no API could clear."""
+    service: JobService = app.state.ai.state["service"]
+    les = await lesson(client)
+    video = tmp_path / "lesson.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 500)
+    await finished_ai_video(app, "acme", "done1", les["id"], video)
+    queued = Job.create("acme", JobRequest(kind="summary", lesson_id=les["id"]), LessonText(
+        id=les["id"], version=1, course="py", title="Names", text=LESSON), "teacher-1",
+        "queued", 3)
+    await service.store.create(queued, [])  # no command: no worker takes it up
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    output = f"{BASE}/ai/jobs/done1/outputs/lesson.mp4"
+    assert (await client.get(output, headers=admin)).status_code == 200
+
+    r = await client.delete(f"{BASE}/courses/py")
+    assert r.status_code == 204, r.text
+
+    async def cancelled() -> bool:
+        return (await service.job("acme", queued.id)).status == "cancelled"
+
+    await eventually(cancelled, timeout_s=20, interval_s=0.05, what="the job to be cancelled")
+    view = (await client.get(f"{BASE}/ai/jobs/{queued.id}", headers=admin)).json()
+    assert (view["status"], view["cancel_reason"]) == ("cancelled", "lesson_deleted")
+
+    async def removed() -> bool:
+        return (await service.job("acme", "done1")).outputs_removed_at is not None
+
+    await eventually(removed, timeout_s=20, interval_s=0.05, what="the files to be removed")
+    view = (await client.get(f"{BASE}/ai/jobs/done1", headers=admin)).json()
+    assert view["status"] == "succeeded"
+    assert view["outputs_removed_at"] is not None
+    r = await client.get(output, headers=admin)
+    assert r.status_code == 404
+    assert r.json()["code"] == "output_expired"

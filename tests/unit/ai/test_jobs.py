@@ -40,6 +40,7 @@ from bloop.ai.jobs.model import (
 )
 from bloop.ai.jobs.ports import Progress, RenderedFile, StoredFile
 from bloop.ai.jobs.renderers import LibraryRenderer
+from bloop.ai.jobs.retention import OutputRetention
 from bloop.ai.jobs.service import JobService, requested
 from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
 from bloop.ai.jobs.worker import JobRunner
@@ -876,7 +877,7 @@ async def test_a_deleted_user_s_jobs_are_exported_then_anonymised(rig: Rig) -> N
     assert by_id[plain.id]["created_at"].endswith("Z")  # the API's one form of time
     assert json.loads(json.dumps(exported)) == exported
 
-    sub, _ = consumers.subscriptions(rig.service)
+    sub, *_ = consumers.subscriptions(rig.service, OutputRetention(rig.service, rig.media, 60))
     assert (sub.group, sub.topics) == ("ai-worker.users", ("user.events",))
     assert sub.types == frozenset({"bloop.identity.user.deleted.v1"})
     deleted = type_of(UserDeleted).envelope(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from bloop.ai.jobs.model import Job, TenantAiConfig
+from bloop.ai.jobs.model import Job, MediaResult, TenantAiConfig
 
 
 def index_fields(job: Job) -> dict[str, Any]:
@@ -18,7 +18,18 @@ def index_fields(job: Job) -> dict[str, Any]:
         "lease_until": _free_at(job),
         "created": job.created_at.timestamp(), "updated": job.updated_at.timestamp(),
         "usd": job.cost.usd,
+        "outputs_since": outputs_since(job),
     }
+
+
+def outputs_since(job: Job) -> float | None:
+    """When a finished job whose output files are still kept ended (what the retention sweep
+    counts their age from); None for any other job."""
+    if not job.final or job.outputs_removed_at is not None:
+        return None
+    if not isinstance(job.result, MediaResult) or not job.result.outputs:
+        return None
+    return (job.finished_at or job.updated_at).timestamp()
 
 
 def _free_at(job: Job) -> float | None:

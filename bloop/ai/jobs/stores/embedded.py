@@ -14,7 +14,13 @@ from pathlib import Path
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
 from bloop.ai.jobs.ports import JobLimit, Spend, StoredFile, TooManyJobs
-from bloop.ai.jobs.stores.common import chunks_of, config_doc, index_fields, job_key
+from bloop.ai.jobs.stores.common import (
+    chunks_of,
+    config_doc,
+    index_fields,
+    job_key,
+    outputs_since,
+)
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
@@ -35,9 +41,39 @@ CREATE INDEX IF NOT EXISTS ai_jobs_requester
 CREATE INDEX IF NOT EXISTS ai_jobs_open ON ai_jobs (final, lease_until, updated);
 CREATE TABLE IF NOT EXISTS ai_config (tenant TEXT PRIMARY KEY, doc TEXT NOT NULL);
 """
+# The jobs whose output files are kept, by when they ended (the retention sweep's read).
+OUTPUTS = """
+CREATE INDEX IF NOT EXISTS ai_jobs_outputs ON ai_jobs (outputs_since)
+  WHERE outputs_since IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ai_jobs_lesson ON ai_jobs (tenant, lesson_id, created);
+"""
 
 COLUMNS = ("tenant", "id", "idempotency_key", "status", "lesson_id", "rev", "final",
-           "lease_until", "created", "updated", "usd")
+           "lease_until", "created", "updated", "usd", "outputs_since")
+
+
+def _migrate(c: sqlite3.Connection) -> None:
+    c.executescript(SCHEMA)
+    c.execute("BEGIN IMMEDIATE")  # of processes starting at once, one adds the column
+    try:
+        _add_outputs_since(c)
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")
+    c.executescript(OUTPUTS)
+
+
+def _add_outputs_since(c: sqlite3.Connection) -> None:
+    """The column the retention sweep reads, filled for the jobs stored before it."""
+    if "outputs_since" in {r["name"] for r in c.execute("PRAGMA table_info(ai_jobs)")}:
+        return
+    c.execute("ALTER TABLE ai_jobs ADD COLUMN outputs_since REAL")
+    rows = c.execute("SELECT doc FROM ai_jobs WHERE final = 1"
+                     " AND json_extract(doc, '$.result.kind') = 'media'").fetchall()
+    jobs = [Job.model_validate_json(r["doc"], context=STORED) for r in rows]
+    c.executemany("UPDATE ai_jobs SET outputs_since = ? WHERE tenant = ? AND id = ?",
+                  [(outputs_since(j), j.tenant, j.id) for j in jobs])
 
 
 def _row(job: Job) -> dict[str, object]:
@@ -54,7 +90,7 @@ class EmbeddedJobStore:
         return self._outbox
 
     async def setup(self) -> None:
-        await self.db.run(lambda c: c.executescript(SCHEMA))
+        await self.db.run(_migrate)
         await self._outbox.setup()
 
     async def create(self, job: Job, events: list[Envelope], *,
@@ -144,6 +180,13 @@ class EmbeddedJobStore:
                " ORDER BY coalesce(lease_until, updated + ?), tenant, id LIMIT ?")
         rows = await self.db.run(lambda c: c.execute(
             sql, (t, touched, *skipped, t - touched, limit)).fetchall())
+        return [(r["tenant"], r["id"]) for r in rows]
+
+    async def outputs_due(self, before: datetime, *, limit: int = 100) -> list[tuple[str, str]]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT tenant, id FROM ai_jobs WHERE outputs_since IS NOT NULL"
+            " AND outputs_since < ? ORDER BY outputs_since, tenant, id LIMIT ?",
+            (before.timestamp(), limit)).fetchall())
         return [(r["tenant"], r["id"]) for r in rows]
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None:

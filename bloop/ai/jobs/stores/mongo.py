@@ -29,7 +29,13 @@ from pymongo.errors import DuplicateKeyError
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
 from bloop.ai.jobs.ports import JobLimit, Spend, StoredFile, TooManyJobs
-from bloop.ai.jobs.stores.common import chunks_of, config_doc, index_fields, job_key
+from bloop.ai.jobs.stores.common import (
+    chunks_of,
+    config_doc,
+    index_fields,
+    job_key,
+    outputs_since,
+)
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.mongo import MongoOutbox
 from bloop.platform.kit.events.types import EventRegistry
@@ -76,8 +82,24 @@ class MongoJobStore:
                                      name="open_jobs")
         await self.jobs.create_index([("tenant", ASCENDING), ("job.requested_by", ASCENDING)],
                                      name="tenant_requester")
+        await self.jobs.create_index([("outputs_since", ASCENDING)], name="outputs_kept")
+        await self.jobs.create_index([("tenant", ASCENDING), ("lesson_id", ASCENDING),
+                                      ("created", DESCENDING)], name="tenant_lesson")
         await self._outbox.setup()
         await self.guard.setup()
+        await self._add_outputs_since()
+
+    async def _add_outputs_since(self) -> None:
+        """The field the retention sweep reads, on the finished media jobs stored before it (a
+        job written since has it: the write that changed it set it too)."""
+        async for doc in self.jobs.find({"outputs_since": {"$exists": False}, "final": True,
+                                         "job.result.kind": "media"}, HIDE):
+            job = _job(doc)
+            with contextlib.suppress(DocumentBusy):  # a writer sets it meanwhile
+                async with self.guard.hold(self.jobs, doc["_id"]):
+                    await self.jobs.update_one(
+                        {"_id": doc["_id"], "rev": job.rev, "outputs_since": {"$exists": False}},
+                        {"$set": {"outputs_since": outputs_since(job)}})
 
     async def create(self, job: Job, events: list[Envelope], *,
                      limit: JobLimit | None = None) -> tuple[Job, bool]:
@@ -171,6 +193,12 @@ class MongoJobStore:
         found += [(float(d["updated"]) + t - touched, d["tenant"], d["id"])
                   async for d in unclaimed]
         return [(tenant, job_id) for _, tenant, job_id in sorted(found)[:limit]]
+
+    async def outputs_due(self, before: datetime, *, limit: int = 100) -> list[tuple[str, str]]:
+        cursor = self.jobs.find({"outputs_since": {"$lt": before.timestamp()}},
+                                {"tenant": 1, "id": 1}).sort(
+            [("outputs_since", ASCENDING), ("tenant", ASCENDING), ("id", ASCENDING)]).limit(limit)
+        return [(d["tenant"], d["id"]) async for d in cursor]
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None:
         doc = await self.config.find_one({"_id": tenant})
