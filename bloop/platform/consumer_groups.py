@@ -25,7 +25,7 @@ def consumer_groups(topic: str, ai_worker_group: str) -> set[str]:
     `CACHE_GROUPS`."""
     by_topic = {
         CONTENT_EVENTS: {CACHE_GROUP, CACHE_GROUPS, SEARCH_GROUPS, LEARNING,
-                         f"{ai_worker_group}.content"},
+                         f"{ai_worker_group}.content", f"{ai_worker_group}.lessons"},
         USER_EVENTS: {AUTHORS_GROUP, ATTEMPTS, LEARNING, f"{ai_worker_group}.users"},
         AI_EVENTS: {AI_MEDIA_GROUP, LEARNING},
         JOBS_TOPIC: {ai_worker_group},

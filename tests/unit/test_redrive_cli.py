@@ -62,8 +62,8 @@ async def test_an_operator_sends_dead_letters_back(tmp_path: Path) -> None:
     typo = redrive(tmp_path, "content.events", "--group", "learnin")
     assert (typo.returncode, typo.stdout, typo.stderr.splitlines()) == (2, "", [
         "bloop: no consumer group 'learnin' reads content.events; its groups are "
-        "ai-worker.content, content.cache, content.cache.<index id>, content.search.<index id>, "
-        "learning, search"])
+        "ai-worker.content, ai-worker.lessons, content.cache, content.cache.<index id>, "
+        "content.search.<index id>, learning, search"])
     sent = redrive(tmp_path, "content.events", "--group", "learning", "--group", "search")
     assert sent.stdout.splitlines()[-1] == "sent 1 back to content.events; left: 1 bad_envelope"
 
