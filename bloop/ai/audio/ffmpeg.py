@@ -12,6 +12,9 @@ from bloop.ai.providers.llm import ProviderError
 from bloop.ai.providers.tts import require_tool
 
 AudioFormat = Literal["opus", "mp3"]
+# Bit-exact: no encoder version tag, and the Ogg stream's serial number its index rather than
+# random, so the same speech makes the same file (stored once, as identical bytes are).
+BITEXACT = ["-fflags", "+bitexact", "-flags:a", "+bitexact"]
 AUDIO = {
     "opus": (".opus", "audio/ogg; codecs=opus", ["-c:a", "libopus", "-b:a", "48k"]),
     "mp3": (".mp3", "audio/mpeg", ["-c:a", "libmp3lame", "-q:a", "5"]),
@@ -55,5 +58,5 @@ async def ffprobe(path: Path) -> dict[str, Any]:
 
 async def encode_audio(wav: Path, out: Path, fmt: AudioFormat, language: str = "und") -> None:
     """`wav` as `fmt`, tagged as speaking `language` (an ISO 639-2 code)."""
-    await ffmpeg("-i", wav, "-ac", "1", *AUDIO[fmt][2], "-metadata", f"language={language}", out,
-                 what=f"encode the narration as {fmt}")
+    await ffmpeg("-i", wav, "-ac", "1", *AUDIO[fmt][2], *BITEXACT, "-metadata",
+                 f"language={language}", out, what=f"encode the narration as {fmt}")
