@@ -401,8 +401,13 @@ async def finished_ai_video(app: FastAPI, tenant: str, job_id: str, lesson_id: s
             file_id=stored.file_id, duration_s=duration_s,
             url=f"/v1/tenants/{tenant}/ai/jobs/{job_id}/outputs/{name}"))
     at = datetime.now(UTC)
+    content = app.state.content.state["service"]
+    draft = await content.repo.get_lesson(tenant, lesson_id)  # as the job read it
+    course = await content.repo.get_course(tenant, draft.course)
     job = Job(id=job_id, tenant=tenant, kind="video", params=JobParams(language=language),
-              lesson=LessonText(id=lesson_id, version=1, course="py", title="Loops", text=""),
+              lesson=LessonText(id=lesson_id, version=draft.version, course=draft.course,
+                                title=draft.title, text=draft.prose,
+                                language=draft.language or course.language),
               requested_by="teacher-1", idempotency_key=job_id, status="succeeded",
               result=MediaResult(outputs=outputs), created_at=at, updated_at=at, finished_at=at)
     await ai["service"].store.create(job, [])

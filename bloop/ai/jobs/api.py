@@ -240,7 +240,8 @@ async def request_job(
             raise Forbidden("a narration or a video is added to the lesson's draft: only its "
                             "course's authors and the tenant's admins ask for one",
                             code="not_an_author")
-    job, created = await service.request(tenant, me.user_id, body, lesson, idempotency_key)
+    job, created = await service.request(tenant, me.user_id, body, lesson, idempotency_key,
+                                         readable=access.may_read)
     if not created:
         if not await access.may_read(job):
             # another's job under the same client key, on a version of the lesson this caller

@@ -63,6 +63,10 @@ class JobCompleted(BaseModel):
     language: str | None = Field(default=None, description=(
         "the BCP 47 tag of the language the job wrote and spoke in (its captions'); absent "
         "from events of older workers"))
+    made_from: str | None = Field(default=None, description=(
+        "the SHA-256 (hex) of the lesson's title, text and language the job read (content's "
+        "`made_from`): content attaches its media only to a draft that still reads so; absent "
+        "for a job with no lesson, and from events of older workers"))
 
 
 @event_type("bloop.ai.job.failed", 1, TOPIC)

@@ -13,7 +13,7 @@ import httpx
 
 from bloop.ai.jobs.ports import NO_RIGHTS, LessonRights
 from bloop.ai.text.model import LessonText
-from bloop.platform.content.model import MAX_LESSON_IDS, Lesson
+from bloop.platform.content.model import MAX_LESSON_IDS, Lesson, lesson_prose
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit import peers
 from bloop.platform.kit.auth import STAFF, Principal
@@ -28,7 +28,7 @@ def lesson_text(lesson: dict[str, Any], course_language: str | None = None) -> L
               if isinstance(b, dict) and b.get("type") == "markdown"]
     return LessonText(id=str(lesson["id"]), version=int(lesson["version"]),
                       course=str(lesson.get("course", "")), title=str(lesson["title"]),
-                      text="\n\n".join(b for b in blocks if b.strip()),
+                      text=lesson_prose(blocks),
                       concepts=list(lesson.get("teaches", [])),
                       language=str(lesson.get("language") or course_language or "en"))
 

@@ -82,7 +82,8 @@ class NotAttached(_Model):
     """An output of a finished job that content did not add to the lesson's draft."""
 
     output: str = Field(description="the output's name")
-    code: str = Field(description="content's reason: quota_exceeded, too_large, lesson_gone, …")
+    code: str = Field(description="content's reason: quota_exceeded, too_large, lesson_gone, "
+                                  "lesson_changed, …")
     detail: str
     at: datetime
 
@@ -221,20 +222,50 @@ class Job(_Model):
 KEYED_PARAMS = frozenset({"level", "count", "voice", "instructions", "prompt"})
 
 
-def idempotency_keys(tenant: str, request: JobRequest, lesson_version: int) -> list[str]:
-    """The same request for the same lesson version gives the same key, so the same job: its
-    key, then the one it had from 3 to 6 Dec 2026, when every parameter entered it."""
+def idempotency_keys(tenant: str, request: JobRequest, lesson: LessonText | None) -> list[str]:
+    """The same request on the same lesson text gives the same key, so the same job, whatever
+    the lesson's version (attaching a job's media makes a new one): its key, then the keys a
+    job of this request had until 6 Dec 2026, from the lesson's version."""
     params = request.params.model_dump(mode="json")
     unset = {name for name, field in JobParams.model_fields.items()
              if name not in KEYED_PARAMS and params[name] == field.get_default()}
-    keys = [_key(tenant, request, lesson_version, {k: v for k, v in params.items()
-                                                   if k not in unset})]
-    if unset:
-        keys.append(_key(tenant, request, lesson_version, params))
-    return keys
+    keyed = {k: v for k, v in params.items() if k not in unset}
+    version = lesson.version if lesson is not None else 0
+    return [source_key(tenant, request, lesson), _key(tenant, request, version, keyed),
+            *([_key(tenant, request, version, params)] if unset else [])]
+
+
+def source_key(tenant: str, request: JobRequest, lesson: LessonText | None,
+               version: int | None = None) -> str:
+    """The key of a request from what its output is made from: its kind and parameters, and
+    the lesson's text, title and language (and concepts, which text jobs read); with `version`,
+    the key of a request at that version alone."""
+    params = request.params.model_dump(mode="json")
+    body: dict[str, Any] = {"tenant": tenant, "kind": request.kind, "lesson": request.lesson_id,
+                            "params": {k: v for k, v in params.items() if k in KEYED_PARAMS
+                                       or v != JobParams.model_fields[k].get_default()}}
+    if lesson is not None:
+        body["made_from"] = lesson.made_from
+        if request.kind in TEXT_KINDS:
+            body["concepts"] = lesson.concepts
+    if version is not None:
+        body["version"] = version
+    return "auto:" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def same_source(job: Job, request: JobRequest, lesson: LessonText | None) -> bool:
+    """Whether `job` was asked for by `request` on a lesson of the same text as `lesson`."""
+    if (job.kind, job.lesson_id or None, job.params) != (request.kind, request.lesson_id,
+                                                        request.params):
+        return False
+    if job.lesson is None or lesson is None:
+        return job.lesson is lesson
+    return job.lesson.made_from == lesson.made_from and (
+        request.kind not in TEXT_KINDS or job.lesson.concepts == lesson.concepts)
 
 
 def _key(tenant: str, request: JobRequest, lesson_version: int, params: dict[str, Any]) -> str:
+    """The key of the jobs made until 6 Dec 2026, which named the lesson's version."""
     body = json.dumps({"tenant": tenant, "kind": request.kind, "lesson": request.lesson_id,
                        "version": lesson_version, "params": params}, sort_keys=True)
     return "auto:" + hashlib.sha256(body.encode()).hexdigest()

@@ -24,6 +24,8 @@ from bloop.ai.jobs.model import (
     TenantAiView,
     idempotency_keys,
     now,
+    same_source,
+    source_key,
 )
 from bloop.ai.jobs.ports import JobLimit, JobStore, TooManyJobs
 from bloop.ai.jobs.stores.common import job_key
@@ -45,6 +47,9 @@ from bloop.platform.kit.urls import (
     private_address_problem,
 )
 
+# How many of a lesson's latest jobs a request reads for the job the same request made until
+# 6 Dec 2026 on a version of the same text the lesson has left (no key finds it).
+EARLIER_JOBS_READ = 50
 Mutation = Callable[[Job], tuple[Job, list[Envelope]] | None]
 USERINFO_REFUSED = ("it holds a user name or password (user:password@), which would be sent in "
                     "every request and logged with it; give the key as `api_key` (never shown) "
@@ -276,19 +281,21 @@ class JobService:
                           code="prompt_too_long", extra={"limit": self.settings.max_lesson_chars})
 
     async def request(self, tenant: str, requested_by: str, request: JobRequest,
-                      lesson: LessonText | None, client_key: str | None = None
+                      lesson: LessonText | None, client_key: str | None = None,
+                      readable: Callable[[Job], Awaitable[bool]] | None = None
                       ) -> tuple[Job, bool]:
         """The job for this request: a new one (True), or the one an identical earlier request
-        made (False), unless that one failed, was cancelled or had an output content did not
-        attach: then the same request makes a new job. The job of a client's `client_key` is
-        its job whatever became of it. Refuses a bad request, or one over the tenant's quota,
-        before any spend. `lesson` is None only for a video made from a prompt alone."""
-        keys = [f"client:{client_key}"] if client_key else idempotency_keys(
-            tenant, request, lesson.version if lesson is not None else 0)
-        key, existing = keys[0], None
-        for each in keys:
-            if (existing := await self.store.find_by_key(tenant, each)) is not None:
-                break
+        on the same lesson text made (False), whatever the lesson's version, unless that one
+        failed, was cancelled or had an output content did not attach: then the same request
+        makes a new job. An earlier job on another version of the lesson is the caller's only
+        when `readable` says they may read it. The job of a client's `client_key` is its job
+        whatever became of it. Refuses a bad request, or one over the tenant's quota, before
+        any spend. `lesson` is None only for a video made from a prompt alone."""
+        if client_key:
+            key, existing = f"client:{client_key}", await self.store.find_by_key(
+                tenant, f"client:{client_key}")
+        else:
+            key, existing = await self._earlier(tenant, request, lesson, readable)
         if existing is not None and not _ended_without_result(existing):
             return self._same(existing, request), False
         self._check_request(request, lesson)
@@ -313,6 +320,30 @@ class JobService:
             self._on_write()
             return stored, True
         return self._same(stored, request), False
+
+    async def _earlier(self, tenant: str, request: JobRequest, lesson: LessonText | None,
+                       readable: Callable[[Job], Awaitable[bool]] | None
+                       ) -> tuple[str, Job | None]:
+        """The key a new job of this request takes, and the job an earlier identical request
+        made, if any: found by its key, by a key of the jobs made until 6 Dec 2026, or among
+        the lesson's latest jobs (one made then, whose lesson has had versions since)."""
+        keys = idempotency_keys(tenant, request, lesson)
+        existing = None
+        for each in keys:
+            if (existing := await self.store.find_by_key(tenant, each)) is not None:
+                break
+        if existing is None and lesson is not None:
+            listed = await self.store.list_jobs(tenant, lesson_id=lesson.id,
+                                                limit=EARLIER_JOBS_READ)
+            existing = next((j for j in listed.items if j.idempotency_key.startswith("auto:")
+                             and same_source(j, request, lesson)), None)
+        if existing is None or lesson is None or readable is None or (
+                existing.lesson is not None and existing.lesson.version == lesson.version) or \
+                await readable(existing):
+            return keys[0], existing
+        # made from a version the caller may not read (an author's draft): theirs is their own
+        key = source_key(tenant, request, lesson, lesson.version)
+        return key, await self.store.find_by_key(tenant, key)
 
     async def _free_key(self, ended: Job) -> None:
         """Moves an ended job off its automatic key, so that a new job can take it."""

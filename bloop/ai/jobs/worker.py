@@ -130,7 +130,8 @@ def completed(job: Job, links: OutputLinks) -> list[Envelope]:
                            bytes=o.bytes, duration_s=o.duration_s)
                  for o in outputs],
         result_url=job_url(job.tenant, job.id), cost_usd=job.cost.usd,
-        finished_at=job.finished_at, language=job.language), tenant=job.tenant, subject=job.id)]
+        finished_at=job.finished_at, language=job.language,
+        made_from=lesson.made_from if lesson else None), tenant=job.tenant, subject=job.id)]
     if isinstance(job.result, FlashcardSet) and lesson is not None:
         cards = job.result.cards
         events.append(type_of(FlashcardsGenerated).envelope(FlashcardsGenerated(

@@ -16,7 +16,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 from pydantic import ConfigDict, Field, StringConstraints
 
 from bloop.ai.providers.llm import Usage
-from bloop.platform.content.model import Level
+from bloop.platform.content.model import Level, made_from
 from bloop.platform.content.quiz import QuizBlock
 from bloop.platform.kit.read_back import Tolerant
 from bloop.platform.kit.text import NonBlank, NonBlankLine, NonBlankLines
@@ -57,6 +57,12 @@ class LessonText(_Model):
     @property
     def is_blank(self) -> bool:
         return not self.text.strip()
+
+    @property
+    def made_from(self) -> str:
+        """The digest of what a narration or a video of it is made from (content's
+        `made_from`), whatever its version."""
+        return made_from(self.title, self.text, self.language)
 
 
 # What the LLM is asked to answer.

@@ -17,8 +17,10 @@
   WebVTT captions made with one (a `subtitles` output of the same name but its extension) are
   stored as media too, and the block names them (`captions`), in the job's language (its
   course's when an older worker did not say). Identical bytes are stored once and a draft
-  already showing a media gets it not again, so a redelivered event adds nothing. An output
-  content refuses (type, size, quota, an edit the lesson refuses) or whose lesson is gone is not
+  already showing a media gets it not again, so a redelivered event adds nothing; a block made
+  by an earlier job of the same kind is replaced, not joined by a second. An output content
+  refuses (type, size, quota, an edit the lesson refuses), whose lesson is gone, or whose
+  lesson's text, title or language changed after the job read it (`lesson_changed`), is not
   retried, which would not change it: it is logged and announced in `ai_media.not_attached`
   with the reason, for the AI service to show on the job.
 """
@@ -43,7 +45,14 @@ from bloop.platform.content.events import (
     UnattachedOutput,
 )
 from bloop.platform.content.media.service import MediaService
-from bloop.platform.content.model import LANGUAGE_PATTERN, AudioBlock, Captions, VideoBlock
+from bloop.platform.content.model import (
+    LANGUAGE_PATTERN,
+    AudioBlock,
+    Captions,
+    MadeByAi,
+    VideoBlock,
+    ai_title,
+)
 from bloop.platform.content.service import ContentService
 from bloop.platform.identity.events import TOPIC as USER_EVENTS
 from bloop.platform.identity.events import UserDeleted
@@ -90,9 +99,16 @@ def ai_media_subscription(service: ContentService, media: MediaService,
             refused.append(UnattachedOutput(name=out.name, kind=out.kind, code=code,
                                             detail=detail))
 
-        if await service.repo.get_lesson(tenant, job.lesson_id) is None:
+        lesson = await service.repo.get_lesson(tenant, job.lesson_id)
+        if lesson is None:
             for out in wanted:
                 refuse(out, "lesson_gone", f"the lesson {job.lesson_id!r} was deleted")
+            await _report(service, tenant, job.job_id, job.lesson_id, refused)
+            return
+        if job.made_from is not None and job.made_from != await service.made_from(lesson):
+            for out in wanted:
+                refuse(out, "lesson_changed", f"the lesson {job.lesson_id!r} was changed (its "
+                       "text, title or language) after the job read it")
             await _report(service, tenant, job.job_id, job.lesson_id, refused)
             return
         blocks: dict[str, AudioBlock | VideoBlock] = {}
@@ -130,13 +146,15 @@ def ai_media_subscription(service: ContentService, media: MediaService,
             vtt = captions.get(out.name)
             vtt_id = None if vtt is None else await store(vtt, CAPTIONS_TYPE)
             blocks[out.name] = ATTACHED_KINDS[out.kind](
-                media=media_id, title=f"{out.kind.title()} made by AI ({job.kind})",
-                captions=None if vtt_id is None else Captions(media=vtt_id, language=language))
+                media=media_id, title=ai_title(out.kind, job.kind),
+                captions=None if vtt_id is None else Captions(media=vtt_id, language=language),
+                made_by_ai=MadeByAi(job=job.job_id, kind=job.kind))
         shown = [o for o in wanted if o.name in blocks]
         shown += [captions[o.name] for o in shown
                   if o.name in captions and blocks[o.name].captions is not None]
         try:
-            attached = await service.attach_media(tenant, job.lesson_id, list(blocks.values()))
+            attached = await service.attach_media(tenant, job.lesson_id, list(blocks.values()),
+                                                  source=job.made_from)
         except Problem as exc:
             if exc.status >= 500 or exc.code == "stale_version":
                 raise

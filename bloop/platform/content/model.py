@@ -21,6 +21,8 @@ reads its last publication only.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -182,10 +184,37 @@ class Captions(_Frozen):
     language: Language = Field(description="the language of the captions (a BCP 47 tag)")
 
 
+class MadeByAi(_Frozen):
+    """The AI job an audio or video block was made by, as content attached it."""
+
+    job: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    kind: Slug = Field(description="the job's kind: narration, video")
+
+
 class _PlayedBlock(_MediaBlock):
     captions: Captions | None = Field(default=None, description=(
         "the captions of the audio or video; its media-links and GraphQL `link` come beside "
         "the media's"))
+    made_by_ai: MadeByAi | None = Field(default=None, description=(
+        "the AI job that made it, on the blocks content attaches from one: a later output of "
+        "a job of the same kind replaces the block; null on an author's own"))
+
+
+def ai_title(block_type: str, kind: str) -> str:
+    """The title of an audio or video block content attaches from an AI job of `kind`."""
+    return f"{block_type.title()} made by AI ({kind})"
+
+
+def lesson_prose(markdowns: Iterable[str]) -> str:
+    """What AI jobs read of a lesson: the text of its markdown blocks that are not blank,
+    joined by blank lines."""
+    return "\n\n".join(m for m in markdowns if m.strip())
+
+
+def made_from(title: str, prose: str, language: str) -> str:
+    """The SHA-256 (hex) of what an AI narration or video of a lesson is made from: its
+    title, its prose (`lesson_prose`) and its language (its course's unless it names one)."""
+    return hashlib.sha256(json.dumps([title, prose, language]).encode()).hexdigest()
 
 
 class AudioBlock(_PlayedBlock):
@@ -194,6 +223,14 @@ class AudioBlock(_PlayedBlock):
 
 class VideoBlock(_PlayedBlock):
     type: Literal["video"] = "video"
+
+
+def made_by(block: AudioBlock | VideoBlock, kind: str) -> bool:
+    """Whether an AI job of `kind` made `block`: as it says, or, for a block attached before
+    blocks said so, as its title says."""
+    if block.made_by_ai is not None:
+        return block.made_by_ai.kind == kind
+    return block.title == ai_title(block.type, kind)
 
 
 class FileBlock(_MediaBlock):
@@ -518,6 +555,11 @@ class Lesson(_LessonRules):
         merged = self.model_dump() | changes | {
             "version": self.version + 1, "updated_at": at or now()}
         return Lesson.model_validate(merged)
+
+    @property
+    def prose(self) -> str:
+        """Its text as AI jobs read it (`lesson_prose`)."""
+        return lesson_prose(b.markdown for b in self.blocks if isinstance(b, MarkdownBlock))
 
     def restored(self, old: Lesson, at: datetime | None = None) -> Lesson:
         """This lesson made equal to `old` (an earlier version of it), one version on."""

@@ -57,6 +57,8 @@ from bloop.platform.content.model import (
     Publication,
     VersionInfo,
     VideoBlock,
+    made_by,
+    made_from,
     now,
 )
 from bloop.platform.content.ports import (
@@ -899,27 +901,43 @@ class ContentService:
         return edited
 
     async def attach_media(self, tenant: str, lesson_id: str,
-                           blocks: Sequence[AudioBlock | VideoBlock]) -> Lesson | None:
-        """Appends to the lesson's draft those of `blocks` whose media it does not show yet
-        (so attaching again adds nothing), as an edit (`lesson.updated`); learners see them once
-        an author publishes the course. None when nothing was added: every media was there
-        already, or the lesson is gone. Retries when an author's edit lands meanwhile."""
+                           blocks: Sequence[AudioBlock | VideoBlock],
+                           source: str | None = None) -> Lesson | None:
+        """Adds to the lesson's draft those of `blocks` whose media it does not show yet (so
+        attaching again adds nothing), as an edit (`lesson.updated`); learners see them once
+        an author publishes the course. A block an AI job made (`made_by_ai`) takes the place
+        of the first block a job of its kind made before, of its type; the others are appended.
+        None when nothing was added: every media was there already, or the lesson is gone.
+        With `source` (the `made_from` of the lesson the job read), 409 `lesson_changed` when
+        the draft reads otherwise now. Retries when an author's edit lands meanwhile."""
         for _ in range(5):
             lesson = await self.repo.get_lesson(tenant, lesson_id)
             if lesson is None:
                 return None
+            if source is not None and source != await self.made_from(lesson):
+                raise Conflict(f"the lesson {lesson_id!r} was changed (its text, title or "
+                               "language) after the AI job read it", code="lesson_changed")
             shown = {b.media for b in lesson.blocks if isinstance(b, AudioBlock | VideoBlock)}
             new = [b for b in dict.fromkeys(blocks) if b.media not in shown]
             if not new:
                 return None
             try:
                 return await self.edit_lesson(tenant, lesson_id, LessonEdit(
-                    version=lesson.version, blocks=[*lesson.blocks, *new]))
+                    version=lesson.version, blocks=_with_media(lesson.blocks, new)))
             except Conflict as exc:
                 if exc.code != "stale_version":
                     raise
         raise Conflict(f"the lesson {lesson_id!r} keeps changing; try again",
                        code="stale_version")
+
+    async def made_from(self, lesson: Lesson) -> str:
+        """What an AI narration or video of the lesson as it is would be made from (model's
+        `made_from`), in its language, its course's unless it names one."""
+        language = lesson.language
+        if language is None:
+            course = await self.repo.get_course(lesson.tenant, lesson.course)
+            language = course.language if course is not None else "en"
+        return made_from(lesson.title, lesson.prose, language)
 
     async def report_unattached(self, tenant: str, job_id: str, lesson_id: str,
                                 outputs: Sequence[UnattachedOutput]) -> bool:
@@ -954,6 +972,23 @@ class ContentService:
             raise NotFound(f"no lesson {lesson.id!r} in tenant {lesson.tenant!r}") from None
         self._on_write()
         await self._forget_after_write(lesson.tenant, [lesson.id])
+
+
+def _with_media(blocks: Sequence[BlockType], new: Sequence[AudioBlock | VideoBlock]
+                ) -> list[BlockType]:
+    """`blocks` with `new`: each made by an AI job in place of the first block of its type
+    a job of its kind made, if any, else (and every other) at the end."""
+    kept = list(blocks)
+    for block in new:
+        ai = block.made_by_ai
+        at = None if ai is None else next(
+            (i for i, b in enumerate(kept) if isinstance(b, AudioBlock | VideoBlock)
+             and b.type == block.type and made_by(b, ai.kind)), None)
+        if at is None:
+            kept.append(block)
+        else:
+            kept[at] = block
+    return kept
 
 
 def _readable_by(by: Principal) -> ReadableBy | None:

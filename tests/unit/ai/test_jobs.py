@@ -141,6 +141,7 @@ async def test_an_offline_flashcards_job_runs_to_the_end(rig: Rig) -> None:
     assert types[-2:] == ["job.completed.v1", "flashcards.generated.v1"]
     assert set(types[1:-2]) == {"job.progressed.v1"}
     cards = (await rig.events(job.id))[-1]["data"]
+    assert (await rig.events(job.id))[-2]["data"]["made_from"] == LESSON.made_from
     assert cards["concept_ids"] == ["variables"]
     assert cards["lesson_version"] == 3
     assert 1 <= len(cards["cards"]) <= 3
@@ -162,9 +163,51 @@ async def test_the_same_request_is_the_same_job(rig: Rig) -> None:
     assert (again.id, created) == (job.id, False)
     newer, created = await rig.service.request(
         "acme", "u1", JobRequest(kind="quiz", lesson_id=LESSON.id, params=JobParams(count=4)),
-        LESSON.model_copy(update={"version": 4}))
-    assert created, "a new lesson version is a new job"
+        LESSON.model_copy(update={"version": 4, "text": LESSON.text + "\n\nMore."}))
+    assert created, "a new text is a new job"
     assert newer.id != job.id
+
+
+async def test_the_same_request_on_a_later_version_of_the_same_text_is_the_same_job(
+        rig: Rig) -> None:
+    """A key named the lesson's version, and attaching a narration to the draft makes a new
+    one: asking again for the same narration made a second job (paid again), and a second
+    audio block of the same text. A key is what the output is made from."""
+    narration = JobRequest(kind="narration", lesson_id=LESSON.id)
+    job, _ = await rig.service.request("acme", "u1", narration, LESSON)
+    attached = LESSON.model_copy(update={"version": LESSON.version + 1})
+    again, created = await rig.service.request("acme", "u1", narration, attached)
+    assert (again.id, created) == (job.id, False)
+    for changed in ({"text": "Volcanoes erupt."}, {"title": "Volcanoes"}, {"language": "fr"}):
+        other = attached.model_copy(update=changed)
+        assert (await rig.service.request("acme", "u1", narration, other))[1], changed
+    concepts = attached.model_copy(update={"concepts": ["loops"]})
+    assert not (await rig.service.request("acme", "u1", narration, concepts))[1], \
+        "a narration does not read the lesson's concepts"
+    cards = JobRequest(kind="flashcards", lesson_id=LESSON.id)
+    await rig.service.request("acme", "u1", cards, LESSON)
+    assert (await rig.service.request("acme", "u1", cards, concepts))[1], "flashcards do"
+
+
+async def test_a_job_on_another_version_is_the_callers_only_when_they_may_read_it(
+        rig: Rig) -> None:
+    """A job made from an author's draft shows that draft: a caller who reads only the
+    published lesson, of the same text, gets a job of their own rather than one they may not
+    read (answered 422 by the API)."""
+    asked = JobRequest(kind="summary", lesson_id=LESSON.id)
+    draft, _ = await rig.service.request("acme", "author", asked, LESSON)
+    published = LESSON.model_copy(update={"version": LESSON.version - 1})
+
+    async def author_only(job: Job) -> bool:
+        return job.requested_by == "reader"
+
+    own, created = await rig.service.request("acme", "reader", asked, published,
+                                             readable=author_only)
+    assert created
+    assert own.id != draft.id
+    again, created = await rig.service.request("acme", "reader", asked, published,
+                                               readable=author_only)
+    assert (again.id, created) == (own.id, False)
 
 
 async def test_a_job_keyed_before_a_parameter_was_added_is_still_its_requests_job(
@@ -187,8 +230,27 @@ async def test_a_job_keyed_before_a_parameter_was_added_is_still_its_requests_jo
         assert (same.id, created) == (old.id, False)
     french, unset = (JobRequest(kind="video", params=JobParams(prompt="tides", language=language))
                      for language in ("fr", None))
-    assert len(idempotency_keys("acme", french, 0)) == 1, "set, it is in the only key"
-    assert idempotency_keys("acme", french, 0)[0] not in idempotency_keys("acme", unset, 0)
+    assert len(idempotency_keys("acme", french, None)) == 2, "set, it is in every key"
+    assert not set(idempotency_keys("acme", french, None)) & set(
+        idempotency_keys("acme", unset, None))
+
+
+async def test_a_job_keyed_by_an_earlier_version_of_the_same_text_is_still_its_requests_job(
+        rig: Rig) -> None:
+    """Until 6 Dec a key named the lesson's version: a narration asked for then, whose audio
+    was attached since (a new version), is found among the lesson's jobs."""
+    asked = JobRequest(kind="narration", lesson_id=LESSON.id)
+    old_key = "auto:" + hashlib.sha256(json.dumps(
+        {"tenant": "acme", "kind": "narration", "lesson": LESSON.id, "version": LESSON.version,
+         "params": {"level": "beginner", "count": 5, "voice": None, "instructions": "",
+                    "prompt": ""}}, sort_keys=True).encode()).hexdigest()
+    old, _ = await rig.store.create(Job.create("acme", asked, LESSON, "u1", old_key,
+                                               max_attempts=3), [])
+    later = LESSON.model_copy(update={"version": LESSON.version + 2})
+    same, created = await rig.service.request("acme", "u1", asked, later)
+    assert (same.id, created) == (old.id, False)
+    changed = later.model_copy(update={"text": "Volcanoes erupt."})
+    assert (await rig.service.request("acme", "u1", asked, changed))[1]
 
 
 async def test_the_same_request_after_its_job_failed_or_was_cancelled_is_a_new_job(
@@ -608,7 +670,7 @@ async def test_a_code_block_with_a_blank_line_is_one_code_scene_and_never_read_o
     for n, renderer in enumerate((LibraryRenderer("video", function=video),
                                   LibraryRenderer("narration", function=narration))):
         job, _ = await rig.service.request("acme", "u1", JobRequest(
-            kind="narration", lesson_id=lesson.id), lesson.model_copy(update={"version": n + 1}))
+            kind="narration", lesson_id=lesson.id), lesson, client_key=f"run-{n}")
         await rig.runner(narration=renderer).run("acme", job.id)
         assert (await rig.service.job("acme", job.id)).status == "succeeded"
     [script] = scripts
@@ -716,8 +778,9 @@ async def test_a_paid_voice_stops_once_the_budget_is_spent(
 
     jobs = [(await rig.service.request("acme", "u1", JobRequest(
         kind="narration", lesson_id="l1"), lesson_text({
-            "id": "l1", "version": version, "course": "py", "title": "T",
-            "blocks": [{"type": "markdown", "markdown": text}]})))[0] for version in (1, 2)]
+            "id": "l1", "version": version, "course": "py", "title": title,
+            "blocks": [{"type": "markdown", "markdown": text}]})))[0]
+        for version, title in ((1, "T"), (2, "T, retitled"))]
     done = []
     for job in jobs:
         await rig.runner(narration=LibraryRenderer("narration", function=priced_narration)).run(

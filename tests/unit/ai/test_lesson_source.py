@@ -70,6 +70,10 @@ async def test_both_sources_read_the_lesson_in_its_own_or_its_courses_language(r
         assert here == there
         assert (there.language, there.course, there.text) == (
             language, "py-fr", "Un nom désigne une valeur.")
+        # what content checks before it attaches a narration or a video of it
+        content: ContentService = rig.app.state.content.state["service"]
+        assert there.made_from == await content.made_from(await content.lesson("acme",
+                                                                               lesson_id))
 
 
 async def test_an_api_key_sent_as_x_api_key_reaches_content_too(rig: Rig) -> None:

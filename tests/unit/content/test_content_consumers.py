@@ -35,6 +35,7 @@ from bloop.platform.content.model import (
     NewCourse,
     NewLesson,
     VideoBlock,
+    made_from,
 )
 from bloop.platform.content.service import ContentService, cache_key
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
@@ -109,11 +110,14 @@ async def output(world: World, tenant: str, job_id: str, name: str, kind: str,
 
 
 def completed(tenant: str, job_id: str, lesson_id: str, outputs: list[OutputRef],
-              kind: str = "video") -> Envelope:
+              kind: str = "video", source: str | None = None) -> Envelope:
     return checked(type_of(JobCompleted), type_of(JobCompleted).envelope(JobCompleted(
         job_id=job_id, kind=kind, lesson_id=lesson_id, lesson_version=1, course_id="py",
         requested_by="teacher-1", outputs=outputs, result_url=f"/jobs/{job_id}",
-        cost_usd=0.25, finished_at=AT), tenant=tenant, subject=job_id))
+        cost_usd=0.25, finished_at=AT, made_from=source), tenant=tenant, subject=job_id))
+
+
+LOOPS = made_from("Loops", "Loops repeat.", "en")  # what a job of `lesson_in`'s lesson read
 
 
 async def lesson_in(world: World, tenant: str = "acme") -> str:
@@ -190,6 +194,85 @@ async def test_an_author_edit_made_meanwhile_is_kept(world: World) -> None:
     assert draft.blocks[1].title == "Audio made by AI (narration)"
 
 
+async def test_a_later_ai_output_replaces_the_block_an_earlier_job_of_its_kind_made(
+        world: World) -> None:
+    """Each narration asked for again was appended: the draft read [markdown, audio, video,
+    audio], two narrations of one text. A job's block replaces the one a job of its kind made
+    (one attached before blocks said so by its title), never an author's own."""
+    lesson_id = await lesson_in(world)
+
+    async def body(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    own, legacy = [(await world.media.upload("acme", body(media_samples.wav(seconds)),
+                                             filename=f"{seconds}.wav", by="t")).info.id
+                   for seconds in (0.01, 0.02)]
+    await world.content.edit_lesson("acme", lesson_id, LessonEdit(version=1, blocks=[
+        MarkdownBlock(markdown="Loops repeat."), AudioBlock(media=own, title="Read by me"),
+        AudioBlock(media=legacy, title="Audio made by AI (narration)")]))
+    for job_id, kind, name, data in (
+            ("n1", "narration", "n1.wav", media_samples.wav(0.03)),
+            ("v1", "video", "v1.mp4", media_samples.mp4(32)),
+            ("n2", "narration", "n2.wav", media_samples.wav(0.04)),
+            ("v2", "video", "v2.mp4", media_samples.mp4(48))):
+        out = await output(world, "acme", job_id, name, "video" if kind == "video" else "audio",
+                           data, "video/mp4" if kind == "video" else "audio/wav")
+        await world.attach.handler(completed("acme", job_id, lesson_id, [out], kind=kind,
+                                             source=LOOPS))
+    blocks = (await world.content.lesson("acme", lesson_id)).blocks
+    assert [b.type for b in blocks] == ["markdown", "audio", "audio", "video"]
+    mine, narration, video = blocks[1:]
+    assert isinstance(mine, AudioBlock)
+    assert (mine.media, mine.made_by_ai) == (own, None)
+    assert isinstance(narration, AudioBlock)
+    assert isinstance(video, VideoBlock)
+    assert narration.made_by_ai is not None
+    assert video.made_by_ai is not None
+    assert (narration.made_by_ai.job, narration.made_by_ai.kind) == ("n2", "narration")
+    assert (video.made_by_ai.job, video.made_by_ai.kind) == ("v2", "video")
+    assert narration.title == "Audio made by AI (narration)"
+
+
+async def test_media_of_a_lesson_changed_since_its_job_read_it_are_not_attached(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A video of the old text was attached to the changed draft, silently: a lesson about
+    volcanoes showing a video about photosynthesis, and nothing on the job said so."""
+    lesson_id = await lesson_in(world)
+    await world.content.edit_lesson("acme", lesson_id, LessonEdit(
+        version=1, blocks=[MarkdownBlock(markdown="Volcanoes erupt.")]))
+    await not_attached(world)
+    video = await output(world, "acme", "j1", "v.mp4", "video", media_samples.mp4(), "video/mp4")
+    await world.attach.handler(completed("acme", "j1", lesson_id, [video], source=LOOPS))
+    assert await not_attached(world) == [("j1", lesson_id, [("v.mp4", "lesson_changed")])]
+    draft = await world.content.lesson("acme", lesson_id)
+    assert (draft.version, [b.type for b in draft.blocks]) == (2, ["markdown"])
+    assert (await world.media.media("acme")).items == []
+
+    # changed while its media were being stored: they are removed again
+    volcanoes = made_from("Loops", "Volcanoes erupt.", "en")
+    attach = world.content.attach_media
+
+    async def edited_first(tenant: str, lesson: str, blocks: Any, source: Any = None) -> Any:
+        await world.content.edit_lesson(tenant, lesson, LessonEdit(version=2, title="Lava"))
+        return await attach(tenant, lesson, blocks, source)
+
+    monkeypatch.setattr(world.content, "attach_media", edited_first)
+    await world.attach.handler(completed("acme", "j2", lesson_id, [video], source=volcanoes))
+    assert await not_attached(world) == [("j2", lesson_id, [("v.mp4", "lesson_changed")])]
+    assert (await world.media.media("acme")).items == []
+    monkeypatch.undo()
+
+    # of the text as it is, and from an older worker that does not say: attached
+    lava = made_from("Lava", "Volcanoes erupt.", "en")
+    await world.attach.handler(completed("acme", "j3", lesson_id, [video], source=lava))
+    other = await output(world, "acme", "j4", "w.mp4", "video", media_samples.mp4(9),
+                         "video/mp4")
+    await world.attach.handler(completed("acme", "j4", lesson_id, [other], kind="narration"))
+    assert await not_attached(world) == []
+    assert [b.type for b in (await world.content.lesson("acme", lesson_id)).blocks] == [
+        "markdown", "video", "video"]
+
+
 async def not_attached(world: World) -> list[tuple[str, str, list[tuple[str, str]]]]:
     """The `ai_media.not_attached` events content announced since the last call: each one's
     job, lesson, and (output, code) pairs."""
@@ -264,7 +347,7 @@ async def test_media_a_lesson_refuses_are_not_kept(world: World,
     out = await output(world, "acme", "job5", "voice.wav", "audio", media_samples.wav(),
                        "audio/wav")
 
-    async def full(*args: object) -> None:
+    async def full(*args: object, **kwargs: object) -> None:
         raise Problem("the lesson has 200 blocks already", status=422, code="too_many_blocks")
 
     monkeypatch.setattr(world.content, "attach_media", full)
@@ -283,9 +366,9 @@ async def test_a_lesson_deleted_while_its_media_are_stored_is_announced(
                        "audio/wav")
     attach = world.content.attach_media
 
-    async def deleted_first(tenant: str, lesson: str, blocks: Any) -> Any:
+    async def deleted_first(tenant: str, lesson: str, blocks: Any, source: Any = None) -> Any:
         await world.content.delete_lesson(tenant, lesson)
-        return await attach(tenant, lesson, blocks)
+        return await attach(tenant, lesson, blocks, source)
 
     monkeypatch.setattr(world.content, "attach_media", deleted_first)
     await not_attached(world)
