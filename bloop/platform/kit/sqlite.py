@@ -61,6 +61,18 @@ BUSY_TIMEOUT_MS = 5000  # how long a `run` call waits for a lock held elsewhere
 _HEADER = b"SQLite format 3\x00"
 
 
+def at_once(c: sqlite3.Connection, step: Callable[[sqlite3.Connection], None]) -> None:
+    """`step` (a schema change at start-up) in one immediate transaction: of processes starting
+    at once on one file, one makes the change and the others find it made."""
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        step(c)
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")
+
+
 def file_problem(path: Path) -> str | None:
     """Why SQLite would refuse to open the file at `path` as a database (it is another kind of
     file, or cannot be read), or None; a file yet to be made, or empty, is a new database."""

@@ -26,7 +26,7 @@ from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.read_back import STORED
-from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.kit.sqlite import SqliteDB, at_once
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ai_jobs (
@@ -54,13 +54,7 @@ COLUMNS = ("tenant", "id", "idempotency_key", "status", "lesson_id", "rev", "fin
 
 def _migrate(c: sqlite3.Connection) -> None:
     c.executescript(SCHEMA)
-    c.execute("BEGIN IMMEDIATE")  # of processes starting at once, one adds the column
-    try:
-        _add_outputs_since(c)
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
-    c.execute("COMMIT")
+    at_once(c, _add_outputs_since)
     c.executescript(OUTPUTS)
 
 

@@ -39,7 +39,7 @@ from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.read_back import STORED
-from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.kit.sqlite import SqliteDB, at_once
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS concepts (
@@ -84,13 +84,7 @@ def _migrate(c: sqlite3.Connection) -> None:
     if c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
                  " AND name = 'published_lessons'").fetchone() is None:
         c.executescript(PUBLISHED_LESSONS)  # filled from the publications stored before it
-    c.execute("BEGIN IMMEDIATE")  # of processes starting at once, one adds the column
-    try:
-        _add_listed_title(c)
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
-    c.execute("COMMIT")
+    at_once(c, _add_listed_title)
     c.executescript(COURSE_ORDER)
 
 

@@ -30,7 +30,7 @@ from bloop.platform.kit.events.sqlite_lease import give_up_lease, take_lease
 from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.every import Every
 from bloop.platform.kit.metrics import Metrics
-from bloop.platform.kit.sqlite import SqliteDB
+from bloop.platform.kit.sqlite import SqliteDB, at_once
 from bloop.platform.kit.waiting import stopped, woken
 
 log = logging.getLogger("bloop.events.embedded")
@@ -55,17 +55,15 @@ def _migrate(c: sqlite3.Connection, now: float) -> None:
     c.executescript(SCHEMA)
     if _timed(c):
         return
-    c.execute("BEGIN IMMEDIATE")  # of processes starting at once, one adds the column
-    try:
+
+    def add_times(c: sqlite3.Connection) -> None:
         if not _timed(c):
             # A file from before commits were timed: its groups count as committed now, so
             # that none loses what it has not read until a retention after the upgrade.
             c.execute("ALTER TABLE bus_offsets ADD COLUMN at REAL NOT NULL DEFAULT 0")
             c.execute("UPDATE bus_offsets SET at = ?", (now,))
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
-    c.execute("COMMIT")
+
+    at_once(c, add_times)
 
 
 def _timed(c: sqlite3.Connection) -> bool:
