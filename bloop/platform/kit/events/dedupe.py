@@ -3,6 +3,7 @@ round trip per fetched batch, not per event."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 import uuid
@@ -44,12 +45,13 @@ def _forget(c: sqlite3.Connection, keys: list[Key]) -> int:
 
 
 class SqliteProcessedEvents:
-    """Ids are kept for `ttl_s`, as Redis keeps them; old ones are dropped once an hour."""
+    """Ids are kept for `ttl_s`, as Redis keeps them; old ones are dropped at a process's first
+    mark and once an hour after (a process restarted more often than hourly kept them all)."""
 
     def __init__(self, db: SqliteDB, ttl_s: float = 14 * 86_400,
                  clock: Callable[[], float] = time.time) -> None:
         self.db, self.ttl_s, self.clock = db, ttl_s, clock
-        self._pruned_at = clock()
+        self._pruned_at = -math.inf
 
     async def setup(self) -> None:
         await self.db.run(lambda c: c.execute(
