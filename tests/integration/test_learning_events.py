@@ -94,12 +94,15 @@ def lesson(tenant: str, lid: str, teaches: str, requires: list[str], position: i
         module="basics"), tenant=tenant, subject=lid)
 
 
-def graded(tenant: str, learner: str, concept: str, attempt_id: str, at: datetime) -> Envelope:
+def graded(tenant: str, learner: str, concept: str, attempt_id: str, at: datetime,
+           right: bool = True, questions: int = 3) -> Envelope:
     return type_of(QuizAttemptGraded).envelope(QuizAttemptGraded(
         attempt_id=attempt_id, user_id=learner, lesson_id="names", lesson_version=1,
-        course_id="py", quiz_id="q", concepts=[concept], attempt_number=1, score=3, max_score=3,
-        questions=[QuestionGraded(question_id=f"q{i}", correct=True, outcome="correct",
-                                  score=1.0, max_score=1.0) for i in range(3)],
+        course_id="py", quiz_id="q", concepts=[concept], attempt_number=1,
+        score=questions if right else 0, max_score=questions,
+        questions=[QuestionGraded(question_id=f"q{i}", correct=right,
+                                  outcome="correct" if right else "incorrect",
+                                  score=float(right), max_score=1.0) for i in range(questions)],
         graded_at=at), tenant=tenant, subject="names")
 
 
@@ -156,6 +159,23 @@ async def test_content_events_on_kafka_drive_mastery_and_paths(running: Running)
     assert {e.subject for e in running.seen} == {"ada"}
     assert all(e.key == b"ada" for e in running.seen)
     assert await running.store.outbox.count_pending() == 0
+
+    # Ten wrong answers take variables below mastery: announced once, in Neo4j's outbox with
+    # the mastery it wrote.
+    await running.bus.publish([Message.of(graded(
+        tenant, "ada", "variables", "wrong", AT + timedelta(hours=1), right=False,
+        questions=10), CONTENT_EVENTS)])
+
+    async def lost() -> bool:
+        return "bloop.learning.concept.unmastered.v1" in types()
+
+    await eventually(lost, timeout_s=60, what="concept.unmastered on Kafka")
+    [m] = await running.store.get_mastery(tenant, "ada", ["variables"])
+    assert not m.mastered
+    [fall] = [e for e in running.seen if e.type == "bloop.learning.concept.unmastered.v1"]
+    assert (fall.key, fall.data["concept_id"], fall.data["attempt_id"]) == (
+        b"ada", "variables", "wrong")
+    assert fall.data["p_known"] < 0.95
 
     await running.bus.publish([Message.of(type_of(UserDeleted).envelope(
         UserDeleted(user_id="ada", deleted_by="admin", deleted_at=datetime.now(UTC)),

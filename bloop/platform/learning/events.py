@@ -48,6 +48,19 @@ class ConceptMastered(BaseModel):
     mastered_at: datetime
 
 
+@event_type("bloop.learning.concept.unmastered", 1, TOPIC)
+class ConceptUnmastered(BaseModel):
+    """A concept the learner had mastered falls below mastery: once each time it does, not at
+    every answer while it stays below (`concept.mastered` tells when it is reached again)."""
+    learner_id: str
+    concept_id: str
+    p_known: float
+    # the graded attempt whose answers took it below (one graded before others, arriving
+    # late, takes its place among them)
+    attempt_id: str
+    unmastered_at: datetime
+
+
 @event_type("bloop.learning.path.changed", 1, TOPIC)
 class PathChanged(BaseModel):
     learner_id: str

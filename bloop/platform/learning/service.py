@@ -26,6 +26,7 @@ from bloop.platform.learning import bkt, placement
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning.events import (
     ConceptMastered,
+    ConceptUnmastered,
     Enrolled,
     LessonCompleted,
     PathChanged,
@@ -510,6 +511,11 @@ class LearningService:
                 version=(before.version if before else 0) + 1, updated_at=at))
             if mastered and not (before and before.mastered):
                 events.append(self._mastered_event(tenant, learner, concept, p_known, "bkt", at))
+            elif before is not None and before.mastered and not mastered:
+                events.append(type_of(ConceptUnmastered).envelope(ConceptUnmastered(
+                    learner_id=learner, concept_id=concept, p_known=round(p_known, 6),
+                    attempt_id=attempt_id, unmastered_at=at), tenant=tenant,
+                    subject=learner, time=at))
         if changes:
             await self.repo.save_mastery(tenant, learner, changes, events)
         return changes
