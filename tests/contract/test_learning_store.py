@@ -1225,6 +1225,21 @@ async def test_the_learners_a_graph_edit_reaches(case: Case) -> None:
     assert await case.store.learners_reaching(case.tenant, ["ghost"]) == []
 
 
+async def test_the_learners_enrolled_in_a_goal_a_page_at_a_time(case: Case) -> None:
+    for learner in ("u-3", "u-1", "u-2", "u-4"):
+        assert await case.store.enrol(case.tenant, Enrolment(
+            learner=learner, course_id="py", goal_concept=None, enrolled_at=T0), [])
+    await case.store.enrol(case.tenant, Enrolment(learner="u-5", course_id="js",
+                                                  goal_concept=None, enrolled_at=T0), [])
+    await case.store.enrol(case.other, Enrolment(learner="u-0", course_id="py",
+                                                 goal_concept=None, enrolled_at=T0), [])
+    enrolled = case.store.learners_enrolled
+    assert await enrolled(case.tenant, "course:py", limit=3) == ["u-1", "u-2", "u-3"]
+    assert await enrolled(case.tenant, "course:py", after="u-3", limit=3) == ["u-4"]
+    assert await enrolled(case.tenant, "course:py", after="u-4") == []
+    assert await enrolled(case.tenant, "course:ghost") == []
+
+
 async def test_the_goals_of_one_learner_that_reach_concepts(case: Case) -> None:
     # c requires b requires a; z stands apart. u-1 is enrolled in c, z, course py (its lesson
     # teaches b), course js (teaches z) and course old (its only lesson teaching a is deleted);

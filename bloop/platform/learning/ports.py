@@ -232,6 +232,11 @@ class LearningRepository(Protocol):
         """The learners enrolled in a goal whose prerequisite closure holds one of `concepts`
         (a goal concept, or a course teaching one), by id."""
 
+    async def learners_enrolled(self, tenant: str, goal: str, *, after: str | None = None,
+                                limit: int = 500) -> list[str]:
+        """The learners enrolled in `goal` (`Enrolment.goal`), by id, `limit` at a time from
+        the one after `after` on."""
+
     async def goals_reaching(self, tenant: str, learner: str, concepts: Sequence[str]
                              ) -> list[str]:
         """The goals (`Enrolment.goal`) of the learner's enrolments whose prerequisite closure

@@ -93,6 +93,7 @@ again weighs as one learner."""
 RETRIES = 5
 NEXT_PAGE = 20  # enrolments read at a time while looking for the next lesson
 PATHS_A_PAGE = 20  # a page of paths when none is asked for: each is a graph query
+LEARNERS_A_PAGE = 500  # a course's learners read at a time when content reshapes its paths
 DEAL_ROWS = 5000
 """About as many schedules as one write of new cards to learners' decks makes at most."""
 PROGRESS_ATTEMPTS = 10
@@ -147,6 +148,12 @@ class LearningService:
             "learning-learner-paths", self._refresh_goals, log=log,
             failed="announcing the paths a learner's progress changed failed; their next read "
                    "of their paths announces them")
+        # After a content event is handled: the paths of the learners enrolled in the courses it
+        # reshaped, or with a goal reaching the concepts it moved. Items are goal keys.
+        self._reshaping = Backlog(
+            "learning-content-paths", self._announce_reshaped, log=log,
+            failed="announcing the paths a content change reshaped failed; each learner's next "
+                   "read announces theirs")
 
     # the graph
 
@@ -230,14 +237,42 @@ class LearningService:
         for learner, theirs in goals.items():
             await self.refresh_paths(tenant, learner, theirs)
 
+    def _reshaped(self, tenant: str, *, courses: Collection[str] = (),
+                  concepts: Collection[str] = ()) -> None:
+        """Announces, after the content event is handled, the paths that changed for the
+        learners enrolled in `courses` and those whose goals reach `concepts`."""
+        self._reshaping.add(tenant, [*(goal_key(c, None) for c in courses),
+                                     *(goal_key(None, c) for c in concepts)])
+
+    async def _announce_reshaped(self, tenant: str, items: set[str]) -> None:
+        concepts = sorted(k.removeprefix("concept:") for k in items if k.startswith("concept:"))
+        done: set[tuple[str, str]] = set()
+        for learner in await self.repo.learners_reaching(tenant, concepts) if concepts else []:
+            goals = await self.repo.goals_reaching(tenant, learner, concepts)
+            await self.refresh_paths(tenant, learner, goals)
+            done.update((learner, g) for g in goals)
+        for course in sorted(k for k in items if k.startswith("course:")):
+            after: str | None = None
+            while True:
+                page = await self.repo.learners_enrolled(tenant, course, after=after,
+                                                         limit=LEARNERS_A_PAGE)
+                for learner in page:
+                    if (learner, course) not in done:
+                        await self.refresh_paths(tenant, learner, {course})
+                if len(page) < LEARNERS_A_PAGE:
+                    break
+                after = page[-1]
+
     async def settled(self) -> None:
-        """Waits until the paths graph edits and learners' progress changed are announced and
-        new cards are dealt."""
-        await backlog.settled(self._announcing, self._dealing, self._refreshing)
+        """Waits until the paths graph edits, content changes and learners' progress changed
+        are announced and new cards are dealt."""
+        await backlog.settled(self._announcing, self._dealing, self._refreshing,
+                              self._reshaping)
 
     async def close(self, wait_s: float = 5.0) -> None:
         """Gives the announcing and dealing under way `wait_s` to end, then stops them."""
-        await backlog.close(self._announcing, self._dealing, self._refreshing, wait_s=wait_s)
+        await backlog.close(self._announcing, self._dealing, self._refreshing, self._reshaping,
+                            wait_s=wait_s)
 
     async def edges(self, tenant: str) -> list[Edge]:
         return await self.repo.list_edges(tenant)
@@ -309,10 +344,13 @@ class LearningService:
         (a name set here since is replaced). The cards generated from this version of it, held
         until now, become live; they and the cards of concepts it did not teach before join the
         decks of the learners who completed a lesson teaching their concept (after this
-        answers)."""
+        answers); so are the paths it reshaped, its course's and those reaching what it teaches
+        (a change of its place, length or concepts)."""
         before = await self.repo.get_lesson(lesson.tenant, lesson.id)
         if not await self.repo.upsert_lesson(lesson, concept_names or {}):
             return False
+        if before is None or _placed(before) != _placed(lesson):
+            self._lesson_moved(lesson, before)
         released = await self.repo.release_cards(lesson.tenant, lesson.id, lesson.version)
         taught = set(before.teaches) if before is not None else set()
         new = [c for c in lesson.teaches if c not in taught]
@@ -323,14 +361,36 @@ class LearningService:
         return True
 
     async def forget_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
-        return await self.repo.delete_lesson(tenant, lesson_id, version)
+        """Deletes the lesson; the paths it leaves are announced after this answers."""
+        before = await self.repo.get_lesson(tenant, lesson_id)
+        if not await self.repo.delete_lesson(tenant, lesson_id, version):
+            return False
+        if before is not None:
+            self._lesson_moved(before, None)
+        return True
+
+    def _lesson_moved(self, lesson: LessonNode, other: LessonNode | None) -> None:
+        """Announces the paths of the learners of the courses `lesson` and `other` (the same
+        lesson before or after) sit in, and of those reaching what either teaches."""
+        both = [lesson, *([other] if other is not None else [])]
+        self._reshaped(lesson.tenant, courses={x.course_id for x in both if x.course_id},
+                       concepts={c for x in both for c in x.teaches})
 
     async def project_course(self, course: CourseNode) -> bool:
         return await self.repo.upsert_course(course)
 
     async def project_archiving(self, tenant: str, course_id: str, archived: bool,
                                 revision: int) -> bool:
-        return await self.repo.archive_course(tenant, course_id, archived, revision)
+        """Archives the course or brings it back. A path takes an archived course's lesson
+        only when no other teaches its concept (its own course's path takes it as ever): the
+        paths reaching what the course teaches are announced after this answers."""
+        before = await self.repo.get_course(tenant, course_id)
+        if not await self.repo.archive_course(tenant, course_id, archived, revision):
+            return False
+        if before is not None and before.archived != archived:
+            lessons = await self.repo.lessons_of_course(tenant, course_id)
+            self._reshaped(tenant, concepts={c for x in lessons for c in x.teaches})
+        return True
 
     # enrolment and progress
 
@@ -1012,6 +1072,12 @@ class LearningService:
 
     async def erase(self, tenant: str, learner: str) -> None:
         await self.repo.erase_learner(tenant, learner)
+
+
+def _placed(lesson: LessonNode) -> tuple[object, ...]:
+    """What of a lesson its learners' paths read: a change of any reshapes them."""
+    return (lesson.course_id, sorted(lesson.teaches), lesson.position,
+            lesson.estimated_minutes)
 
 
 def _view(card: Card, state: CardState) -> CardView:

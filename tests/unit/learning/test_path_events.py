@@ -8,9 +8,21 @@ import json
 from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bloop.platform.content.events import (
+    CourseArchived,
+    CoursePublished,
+    CourseUnarchived,
+    LessonDeleted,
+    LessonPublished,
+)
+from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.events.types import type_of
+from bloop.platform.learning import service as service_module
+from bloop.platform.learning.consumers import Consumers
 from bloop.platform.learning.model import (
     CourseNode,
     Edge,
@@ -26,6 +38,7 @@ from tests.support import count_calls
 from tests.unit.learning import embedded_learning
 
 T = "acme"
+AT = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -288,3 +301,109 @@ async def test_a_completed_lesson_not_mastered_stays_on_the_path_and_next_passes
     assert {s.status for s in (await service.path(T, "ada", concept="c")).steps} == {"completed"}
     assert (await service.next_item(T, "ada")).kind == "nothing"
     assert (await announced(service))[-1] == ("ada", [])
+
+
+def content(kind: type[Any], **data: Any) -> Envelope:
+    return type_of(kind).envelope(kind(**data), tenant=T, subject="x")
+
+
+def published(lesson: str, course: str, teaches: list[str], position: int = 0,
+              version: int = 1, minutes: int = 10) -> Envelope:
+    return content(LessonPublished, lesson_id=lesson, course_id=course, course_version=1,
+                   lesson_version=version, position=position, title=lesson,
+                   estimated_minutes=minutes, teaches=teaches, requires=[], published_at=AT)
+
+
+async def test_content_that_reshapes_paths_announces_them(service: LearningService) -> None:
+    """ada, enrolled in course py [D0, D1]: deleting D1 announced `lesson.deleted` and no
+    `path.changed` (her path had one step), until she next read her paths."""
+    consume = Consumers(service).handle
+    for event in (published("D0", "py", []), published("D1", "py", ["d1"], 1),
+                  published("Lg", "js", ["g"]), published("Lx", "old", ["x"], minutes=5),
+                  published("Lx2", "js", ["x"], 1, minutes=20)):
+        await consume(event)
+    await consume(content(CoursePublished, course_id="py", version=1, title="py", summary="",
+                          language="en", level="beginner", tags=[], lesson_ids=["D0", "D1"],
+                          published_at=AT))
+    await consume(content(CoursePublished, course_id="old", version=1, title="old",
+                          summary="", language="en", level="beginner", tags=[],
+                          lesson_ids=["Lx"], published_at=AT))
+    await service.add_edge(T, Edge(concept="g", requires="d1"))
+    await service.enrol(T, "ada", NewEnrolment(course_id="py"))
+    await service.enrol(T, "bob", NewEnrolment(goal_concept="g"))
+    await service.enrol(T, "cy", NewEnrolment(goal_concept="x"))
+    await service.settled()
+    assert await announced(service) == [("ada", ["D0", "D1"]), ("bob", ["D1", "Lg"]),
+                                        ("cy", ["Lx"])]
+
+    await consume(content(LessonDeleted, lesson_id="D1", course_id="py", lesson_version=2,
+                          deleted_at=AT))
+    await service.settled()
+    # bob's goal reaches what D1 taught: no lesson teaches it now
+    assert sorted((await announced(service))[3:]) == [("ada", ["D0"]), ("bob", ["Lg"])]
+
+    await consume(published("D2", "py", [], 2))
+    await service.settled()
+    assert (await announced(service))[5:] == [("ada", ["D0", "D2"])]
+    await consume(published("D2", "py", [], 1, version=2))
+    await consume(published("D0", "py", [], 3, version=2))  # D0 now after D2
+    await service.settled()
+    assert (await announced(service))[6:] == [("ada", ["D2", "D0"])]
+
+    # An archived course's lesson is taken only when no other teaches its concept.
+    await consume(content(CourseArchived, course_id="old", revision=1, lesson_ids=["Lx"],
+                          archived_at=AT))
+    await service.settled()
+    assert (await announced(service))[7:] == [("cy", ["Lx2"])]
+    await consume(content(CourseUnarchived, course_id="old", revision=2, lesson_ids=["Lx"],
+                          unarchived_at=AT))
+    await service.settled()
+    assert (await announced(service))[8:] == [("cy", ["Lx"])]
+
+
+async def test_a_lesson_published_again_unchanged_works_out_no_path(
+        service: LearningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A course's publication publishes each of its lessons again: one that moved nothing
+    reshapes no path."""
+    consume = Consumers(service).handle
+    await consume(published("D0", "py", ["a"]))
+    await service.enrol(T, "ada", NewEnrolment(goal_concept="a"))
+    calls = count_calls(service.repo, monkeypatch)
+    await consume(published("D0", "py", ["a"], version=2))
+    await service.settled()
+    assert calls["learning_path"] == 0
+
+
+async def test_a_course_with_many_learners_is_announced_a_page_at_a_time(
+        service: LearningService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consumer answers before the paths are worked out; the course's learners are read a
+    page at a time, and content events meanwhile join the run."""
+    consume = Consumers(service).handle
+    for lesson, position in (("D0", 0), ("D1", 1), ("D2", 2)):
+        await consume(published(lesson, "py", [], position))
+    await consume(content(CoursePublished, course_id="py", version=1, title="py", summary="",
+                          language="en", level="beginner", tags=[],
+                          lesson_ids=["D0", "D1", "D2"], published_at=AT))
+    learners = [f"u{i:02}" for i in range(25)]
+    for learner in learners:
+        await service.enrol(T, learner, NewEnrolment(course_id="py"))
+    before = len(await announced(service))
+    monkeypatch.setattr(service_module, "LEARNERS_A_PAGE", 10)
+    release = asyncio.Event()
+    refresh = service.refresh_paths
+
+    async def slow(tenant: str, learner: str,
+                   goals: Collection[str] | None = None) -> list[LearningPath]:
+        await release.wait()
+        return await refresh(tenant, learner, goals)
+
+    monkeypatch.setattr(service, "refresh_paths", slow)
+    calls = count_calls(service.repo, monkeypatch)
+    await asyncio.wait_for(consume(content(
+        LessonDeleted, lesson_id="D1", course_id="py", lesson_version=2, deleted_at=AT)), 1)
+    await asyncio.wait_for(consume(content(
+        LessonDeleted, lesson_id="D2", course_id="py", lesson_version=2, deleted_at=AT)), 1)
+    release.set()
+    await service.settled()
+    assert calls["learners_enrolled"] in (3, 6)  # 10 + 10 + 5, in one round or two
+    assert sorted((await announced(service))[before:]) == [(x, ["D0"]) for x in learners]

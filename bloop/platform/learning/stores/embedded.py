@@ -739,6 +739,13 @@ class EmbeddedLearningStore:
         ).fetchall())
         return [r[0] for r in rows]
 
+    async def learners_enrolled(self, tenant: str, goal: str, *, after: str | None = None,
+                                limit: int = 500) -> list[str]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT learner FROM enrolments WHERE tenant = ? AND goal = ? AND learner > ?"
+            " ORDER BY learner LIMIT ?", (tenant, goal, after or "", limit)).fetchall())
+        return [r[0] for r in rows]
+
     async def goals_reaching(self, tenant: str, learner: str, concepts: Sequence[str]
                              ) -> list[str]:
         rows = await self.db.run(lambda c: c.execute(

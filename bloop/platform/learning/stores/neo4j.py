@@ -808,6 +808,14 @@ class Neo4jLearningStore:
             " } RETURN DISTINCT l ORDER BY l", tenant=tenant, concepts=list(concepts))
         return [r["l"] for r in rows]
 
+    async def learners_enrolled(self, tenant: str, goal: str, *, after: str | None = None,
+                                limit: int = 500) -> list[str]:
+        rows = await self._query(
+            "MATCH (e:Enrolment {tenant: $tenant, goal: $goal}) WHERE e.learner > $after"
+            " RETURN e.learner AS l ORDER BY l LIMIT $limit", tenant=tenant, goal=goal,
+            after=after or "", limit=limit)
+        return [r["l"] for r in rows]
+
     async def goals_reaching(self, tenant: str, learner: str, concepts: Sequence[str]
                              ) -> list[str]:
         rows = await self._query(
