@@ -415,11 +415,14 @@ def events_redrive(
     if isinstance(done, str):
         typer.echo(f"bloop: {done}", err=True)
         raise typer.Exit(2)
-    for letter in done.chosen:
+    for letter in done.matched:  # every group that dead-lettered an event, one line each
         typer.echo(letter.line())
     verb = "would send" if dry_run else "sent"
     left = ", ".join(f"{n} {r or 'unknown'}" for r, n in sorted(done.left.items()))
-    typer.echo(f"{verb} {len(done.chosen)} back to {topic}" + (f"; left: {left}" if left else ""))
+    letters = (f" ({len(done.matched)} dead letters)"
+               if len(done.matched) != len(done.chosen) else "")
+    typer.echo(f"{verb} {len(done.chosen)} back to {topic}{letters}"
+               + (f"; left: {left}" if left else ""))
 
 
 async def _unknown_group(bus: EventBus, topic: str, groups: Sequence[str],

@@ -41,8 +41,10 @@ async def test_an_operator_sends_dead_letters_back(tmp_path: Path) -> None:
     dlq = (("dlq.reason", b"handler_failed"),
            ("dlq.detail", b"ValidationError: 1 validation error\nconcepts\r\n  Field required"),
            ("dlq.group", b"learning"), ("dlq.topic", b"content.events"))
+    also = (*dlq[:2], ("dlq.group", b"content.cache"), dlq[3])  # the same event, another group
     await bus.publish([
         event._replace(topic="content.events.dlq", headers=event.headers + dlq),
+        event._replace(topic="content.events.dlq", headers=event.headers + also),
         Message("content.events.dlq", b"x", b"{not json",
                 (("dlq.reason", b"bad_envelope"), ("dlq.group", b"search"))),
     ])
@@ -51,12 +53,13 @@ async def test_an_operator_sends_dead_letters_back(tmp_path: Path) -> None:
 
     listed = redrive(tmp_path, "content.events", "--dry-run")
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.splitlines() == [
-        "bloop.content.lesson.deleted.v1\tlearning\thandler_failed\tValidationError: 1 "
-        "validation error\\nconcepts\\r\\n  Field required",
-        "would send 1 back to content.events; left: 1 bad_envelope"]
+    detail = "ValidationError: 1 validation error\\nconcepts\\r\\n  Field required"
+    assert listed.stdout.splitlines() == [  # each group's letter listed, the event sent once
+        f"bloop.content.lesson.deleted.v1\tlearning\thandler_failed\t{detail}",
+        f"bloop.content.lesson.deleted.v1\tcontent.cache\thandler_failed\t{detail}",
+        "would send 1 back to content.events (2 dead letters); left: 1 bad_envelope"]
     assert redrive(tmp_path, "content.events", "--group", "search").stdout.splitlines() == [
-        "sent 0 back to content.events; left: 1 bad_envelope, 1 handler_failed"]
+        "sent 0 back to content.events; left: 1 bad_envelope, 2 handler_failed"]
     typo = redrive(tmp_path, "content.event")
     assert (typo.returncode, typo.stderr.startswith("bloop: no topic 'content.event'; ")) == (2, True)
     typo = redrive(tmp_path, "content.events", "--group", "learnin")
@@ -65,13 +68,14 @@ async def test_an_operator_sends_dead_letters_back(tmp_path: Path) -> None:
         "ai-worker.content, ai-worker.lessons, content.cache, content.cache.<index id>, "
         "content.search.<index id>, learning, search"])
     sent = redrive(tmp_path, "content.events", "--group", "learning", "--group", "search")
-    assert sent.stdout.splitlines()[-1] == "sent 1 back to content.events; left: 1 bad_envelope"
+    assert sent.stdout.splitlines()[-1] == (
+        "sent 1 back to content.events; left: 1 bad_envelope, 1 handler_failed")
 
     db = SqliteDB(tmp_path / "events.sqlite3")
     bus = EmbeddedEventBus(db, registry, SqliteProcessedEvents(db), Metrics())
     [back] = await bus.read("content.events")
     assert (back.key, back.value, back.headers) == (event.key, event.value, event.headers)
-    assert len(await bus.dead_letters("content.events")) == 2
+    assert len(await bus.dead_letters("content.events")) == 3
     await db.close()
 
 

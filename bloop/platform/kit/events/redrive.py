@@ -55,8 +55,9 @@ _ESCAPES = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 @dataclass
 class Redriven:
-    chosen: list[DeadLetter] = field(default_factory=list)
-    left: Counter[str] = field(default_factory=Counter)  # by reason, those not chosen
+    matched: list[DeadLetter] = field(default_factory=list)  # every group's letter
+    chosen: list[DeadLetter] = field(default_factory=list)  # each event of them once: sent
+    left: Counter[str] = field(default_factory=Counter)  # by reason, those not matched
 
 
 async def redrive(bus: EventBus, topic: str, *, groups: Collection[str] = (),
@@ -71,7 +72,9 @@ async def redrive(bus: EventBus, topic: str, *, groups: Collection[str] = (),
     for letter in found:
         if letter.reason not in reasons or (groups and letter.group not in groups):
             out.left[letter.reason] += 1
-        elif letter.message.value not in sent:
+            continue
+        out.matched.append(letter)
+        if letter.message.value not in sent:
             sent.add(letter.message.value)
             out.chosen.append(letter)
     if out.chosen and not dry_run:
