@@ -195,16 +195,29 @@ class Captions:
 
 
 CAPTIONS = "its captions; null when it has none"
+MADE_BY_AI = "the AI job that made it, as content attached it; null on an author's own"
+
+
+@strawberry.type(description="the AI job an audio or video block was made by")
+class MadeByAi:
+    job: str = strawberry.field(description="the job's id (`…/ai/jobs/{job}`)")
+    kind: str = strawberry.field(description="the job's kind: narration, video")
+
+    @classmethod
+    def of(cls, made: model.MadeByAi | None) -> MadeByAi | None:
+        return None if made is None else cls(job=made.job, kind=made.kind)
 
 
 @strawberry.type(description="an audio file to play")
 class AudioBlock(MediaBlock):
     captions: Captions | None = strawberry.field(description=CAPTIONS)
+    made_by_ai: MadeByAi | None = strawberry.field(description=MADE_BY_AI)
 
 
 @strawberry.type(description="a video to play")
 class VideoBlock(MediaBlock):
     captions: Captions | None = strawberry.field(description=CAPTIONS)
+    made_by_ai: MadeByAi | None = strawberry.field(description=MADE_BY_AI)
 
 
 @strawberry.type(description="a file to download, such as a PDF")
@@ -348,11 +361,13 @@ def _block(tenant: str, b: model.BlockType) -> Block:
         case model.AudioBlock():
             return AudioBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
                               caption=b.caption, tenant=tenant,
-                              captions=Captions.of(tenant, b.captions))
+                              captions=Captions.of(tenant, b.captions),
+                              made_by_ai=MadeByAi.of(b.made_by_ai))
         case model.VideoBlock():
             return VideoBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
                               caption=b.caption, tenant=tenant,
-                              captions=Captions.of(tenant, b.captions))
+                              captions=Captions.of(tenant, b.captions),
+                              made_by_ai=MadeByAi.of(b.made_by_ai))
         case model.FileBlock():
             return FileBlock(media=b.media, url=media_url(tenant, b.media), title=b.title,
                              caption=b.caption, tenant=tenant)

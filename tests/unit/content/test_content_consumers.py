@@ -503,7 +503,8 @@ async def test_a_deleted_person_is_no_uploader_any_more(world: World) -> None:
 VTT = (b"WEBVTT\n\n1\n00:00:00.000 --> 00:00:01.250\nLoops repeat.\n\n"
        b"2\n00:00:01.250 --> 00:00:02.000\nUntil they stop.\n")
 CAPTIONS_LINKS = """query($l: String!) { lesson(tenant: "acme", id: $l) { blocks {
-  ... on VideoBlock { media captions { media language link { url } } } } } }"""
+  ... on VideoBlock { media madeByAi { job kind } captions { media language link { url } } }
+} } }"""
 
 
 async def test_the_captions_of_an_ai_video_reach_learners(
@@ -534,6 +535,7 @@ async def test_the_captions_of_an_ai_video_reach_learners(
         [block] = r.json()["data"]["lesson"]["blocks"]
         assert (block["captions"]["media"], block["captions"]["language"]) == (
             video.captions.media, "fr")
+        assert block["madeByAi"] == {"job": "job10", "kind": "video"}  # told from an author's
         for url in (links[video.captions.media]["url"], block["captions"]["link"]["url"]):
             r = await client.get(url)  # no credentials: the link is one
             assert r.status_code == 200, r.text
