@@ -1,9 +1,11 @@
 """What the AI service consumes besides its own `ai.jobs` commands (those are the worker's):
 `user.events`, where a deleted user's jobs are anonymised; content's `ai_media.not_attached`,
-the outputs of a job content did not add to the lesson's draft and why, recorded on the job;
-and content's `lesson.deleted` (a course's deletion deletes each of its lessons), which cancels
-the lesson's unfinished jobs and removes its jobs' files. Running any again changes nothing, so
-a redelivered event is harmless."""
+the outputs of a job content did not add to the lesson's draft and why, recorded on the job,
+whose files are removed when content found the lesson gone (a job asked for as its lesson was
+deleted is stored after that deletion's cancel looked for its jobs); and content's
+`lesson.deleted` (a course's deletion deletes each of its lessons), which cancels the lesson's
+unfinished jobs and removes its jobs' files. Running any again changes nothing, so a
+redelivered event is harmless."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 
 log = logging.getLogger("bloop.ai")
+LESSON_GONE = "lesson_gone"  # content's code for an output of a job whose lesson was deleted
 
 
 def subscriptions(service: JobService, retention: OutputRetention,
@@ -44,6 +47,11 @@ def subscriptions(service: JobService, retention: OutputRetention,
             await service.record_not_attached(envelope.tenant, data.job_id, refused)
         except NotFound:
             log.warning("content reported outputs of an unknown AI job", extra={
+                "tenant": envelope.tenant, "job": data.job_id})
+            return
+        if any(o.code == LESSON_GONE for o in data.outputs) and \
+                await retention.remove_outputs(envelope.tenant, data.job_id):
+            log.info("removed the files of an AI job whose lesson was deleted", extra={
                 "tenant": envelope.tenant, "job": data.job_id})
 
     async def lesson_gone(envelope: Envelope) -> None:

@@ -23,7 +23,7 @@ from bloop.ai.jobs.service import JobService
 from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
 from bloop.ai.jobs.worker import JobRunner
 from bloop.ai.text.model import LessonText
-from bloop.platform.content.events import LessonDeleted
+from bloop.platform.content.events import AiMediaNotAttached, LessonDeleted, UnattachedOutput
 from bloop.platform.kit.errors import NotFound
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
@@ -143,6 +143,35 @@ async def test_a_lesson_deleted_while_its_job_runs_cancels_it_and_removes_its_fi
         await JobOutputs(rig.service, rig.media).file("acme", finished.id, "narration.wav")
     assert refused.value.code == "output_expired"
     assert "1 hour" in refused.value.detail
+
+
+def not_attached(job: Job, code: str) -> Envelope:
+    return type_of(AiMediaNotAttached).envelope(AiMediaNotAttached(
+        job_id=job.id, lesson_id=LESSON.id, refused_at=now(), outputs=[UnattachedOutput(
+            name="narration.wav", kind="audio", code=code, detail="not attached")]),
+        tenant="acme", subject=job.id)
+
+
+async def test_a_job_asked_for_as_its_lesson_is_deleted_loses_its_files_when_content_says_so(
+        rig: Rig) -> None:
+    subs = {s.group: s for s in consumers.subscriptions(rig.service, rig.retention)}
+    # The deletion's consumer looks for the lesson's jobs before the job is stored: it misses
+    # it, and the job runs to its end.
+    await subs["ai-worker.lessons"].handler(lesson_deleted(LESSON.id))
+    late = await rig.finished(key="late")
+    refused = await rig.finished(key="refused")
+
+    await subs["ai-worker.content"].handler(not_attached(refused, "too_large"))
+    await subs["ai-worker.content"].handler(not_attached(late, "lesson_gone"))
+    await subs["ai-worker.content"].handler(not_attached(late, "lesson_gone"))  # redelivered
+
+    gone = await rig.service.job("acme", late.id)
+    assert [n.code for n in gone.not_attached] == ["lesson_gone"]
+    assert gone.outputs_removed_at is not None
+    assert [await rig.media.info("acme", f) for f in file_ids(late)] == [None]
+    kept = await rig.service.job("acme", refused.id)
+    assert kept.outputs_removed_at is None, "its lesson is there: its files stay downloadable"
+    assert [await rig.media.info("acme", f) for f in file_ids(kept)] != [None]
 
 
 async def test_a_cancel_asked_first_keeps_its_reason(rig: Rig) -> None:
