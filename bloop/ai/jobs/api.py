@@ -199,6 +199,10 @@ class JobAccess:
         admins), as content answers."""
         return bool(lesson_id) and (await self._rights_of([lesson_id]))[lesson_id].may_edit
 
+    async def shown(self, lesson_id: str) -> bool:
+        """Whether content shows the caller any of the lesson (none when there is none)."""
+        return (await self._rights_of([lesson_id]))[lesson_id].version is not None
+
     def _acts_alone(self, job: Job) -> bool:
         """Whether the caller acts on the job whatever content says of its lesson."""
         return job.requested_by == self.me.user_id or self.me.has_any({"tenant_admin"})
@@ -225,7 +229,8 @@ async def request_job(
     written into a script by the tenant's language model; with a lesson, drawing on it).
     Refused before any spend when the lesson is empty or too long, the prompt too long (422),
     a prompt is given and the tenant has no language model (422 `llm_required`), or the
-    tenant is over its budget (402) or its hourly job limit (429).
+    tenant is over its budget (402) or its hourly job limit (429). A narration or a video is
+    its lesson's authors' to ask for (403 `not_an_author`; 404 once the lesson is gone).
 
     The same request again answers 200 with its job while that job is queued, running or
     succeeded; after it failed or was cancelled, or its files were removed, the request makes
@@ -237,6 +242,8 @@ async def request_job(
         lesson = await get_lessons(request).lesson(tenant, body.lesson_id, me,
                                                    credentials(request.headers))
         if body.kind in MEDIA_KINDS and not await access.may_edit(body.lesson_id):
+            if not await access.shown(body.lesson_id):  # deleted since it was read
+                raise NotFound(f"no lesson {body.lesson_id!r} in tenant {tenant!r}")
             raise Forbidden("a narration or a video is added to the lesson's draft: only its "
                             "course's authors and the tenant's admins ask for one",
                             code="not_an_author")

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from bloop.ai.jobs import api as ai_api
 from bloop.ai.jobs.events import OutputRef
+from bloop.ai.jobs.lessons import InProcessLessons
 from bloop.ai.jobs.model import Job, JobRequest, MediaOutput, MediaResult, TenantAiConfig
 from bloop.ai.jobs.service import JobService
 from bloop.ai.text.model import LessonText
@@ -399,6 +400,26 @@ async def test_another_educator_works_from_what_was_published_and_adds_no_media(
         assert (r.status_code, r.json()["code"]) == (403, "not_an_author"), r.text
     r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
     assert r.json()["lesson_title"] == "Secret draft"
+
+
+async def test_a_media_job_asked_for_as_its_lesson_is_deleted_answers_404(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lesson is deleted between its reading and the check of who may edit it: its own
+    author was told 403 not_an_author."""
+    les = await lesson(client)
+    content = app.state.content.state["service"]
+    read = InProcessLessons.lesson
+
+    async def read_then_deleted(self: InProcessLessons, tenant: str, lesson_id: str,
+                                *args: Any) -> LessonText:
+        found = await read(self, tenant, lesson_id, *args)
+        await content.delete_lesson(tenant, lesson_id)
+        return found
+
+    monkeypatch.setattr(InProcessLessons, "lesson", read_then_deleted)
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "narration", "lesson_id": les["id"]})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found"), r.text
+    assert (await client.get(f"{BASE}/lessons/{les['id']}")).status_code == 404
 
 
 async def test_only_the_requester_the_lesson_s_authors_and_admins_cancel_a_job(
