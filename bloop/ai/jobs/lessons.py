@@ -23,14 +23,20 @@ from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
 def lesson_text(lesson: dict[str, Any], course_language: str | None = None) -> LessonText:
     """A lesson as content shows it (its JSON) reduced to what the generators read: the text of
     its markdown blocks (quizzes and media are not narrated), in the lesson's language, which is
-    its course's unless it names one."""
-    blocks = [b.get("markdown", "") for b in lesson.get("blocks", [])
-              if isinstance(b, dict) and b.get("type") == "markdown"]
+    its course's unless it names one; and the AI jobs whose audio and video blocks it shows."""
+    blocks = [b for b in lesson.get("blocks", []) if isinstance(b, dict)]
+    shows_ai: dict[str, list[str]] = {}
+    for block in blocks:
+        made_by = block.get("made_by_ai")
+        if block.get("type") in ("audio", "video") and isinstance(made_by, dict):
+            shows_ai.setdefault(str(made_by.get("kind")), []).append(str(made_by.get("job")))
     return LessonText(id=str(lesson["id"]), version=int(lesson["version"]),
                       course=str(lesson.get("course", "")), title=str(lesson["title"]),
-                      text=lesson_prose(blocks),
+                      text=lesson_prose(b.get("markdown", "") for b in blocks
+                                        if b.get("type") == "markdown"),
                       concepts=list(lesson.get("teaches", [])),
-                      language=str(lesson.get("language") or course_language or "en"))
+                      language=str(lesson.get("language") or course_language or "en"),
+                      shows_ai=shows_ai)
 
 
 class InProcessLessons:

@@ -286,7 +286,8 @@ class JobService:
                       ) -> tuple[Job, bool]:
         """The job for this request: a new one (True), or the one an identical earlier request
         on the same lesson text made (False), whatever the lesson's version, unless that one
-        failed, was cancelled or had an output content did not attach: then the same request
+        failed, was cancelled, had an output content did not attach, or is a narration or
+        video whose block a later job's has replaced in the lesson: then the same request
         makes a new job. An earlier job on another version of the lesson is the caller's only
         when `readable` says they may read it. The job of a client's `client_key` is its job
         whatever became of it. Refuses a bad request, or one over the tenant's quota, before
@@ -296,7 +297,8 @@ class JobService:
                 tenant, f"client:{client_key}")
         else:
             key, existing = await self._earlier(tenant, request, lesson, readable)
-        if existing is not None and not _ended_without_result(existing):
+        if existing is not None and not _ended_without_result(existing) and \
+                not await self._replaced(existing, lesson):
             return self._same(existing, request), False
         self._check_request(request, lesson)
         eff = await self.effective(tenant)
@@ -344,6 +346,25 @@ class JobService:
         # made from a version the caller may not read (an author's draft): theirs is their own
         key = source_key(tenant, request, lesson, lesson.version)
         return key, await self.store.find_by_key(tenant, key)
+
+    async def _replaced(self, job: Job, lesson: LessonText | None) -> bool:
+        """Whether `job`, a narration or video asked for without a client's key that succeeded,
+        no longer shows in `lesson` (as the request read it) because a block a later job of
+        its kind made has taken its block's place (the lesson's text went back to the one
+        `job` was made from). A lesson showing no block of its kind (not attached yet, or
+        removed by an author) has not replaced it."""
+        if job.kind not in MEDIA_KINDS or job.status != "succeeded" or lesson is None or \
+                not job.idempotency_key.startswith("auto:"):
+            return False
+        shown = lesson.shows_ai.get(job.kind, [])
+        if not shown or job.id in shown:
+            return False
+        for other_id in shown:
+            other = await self.store.get(job.tenant, other_id)
+            if other is None or other.finished_at is None or job.finished_at is None or \
+                    other.finished_at >= job.finished_at:
+                return True
+        return False  # made before `job`, whose output content has yet to attach
 
     async def _free_key(self, ended: Job) -> None:
         """Moves an ended job off its automatic key, so that a new job can take it."""

@@ -53,6 +53,9 @@ class LessonText(_Model):
     text: str = Field(description="the lesson's markdown blocks, joined by blank lines")
     concepts: list[str] = Field(default_factory=list, description="the concepts it teaches")
     language: str = "en"
+    shows_ai: dict[str, list[str]] = Field(default_factory=dict, exclude=True, description=(
+        "the AI jobs whose audio or video blocks the lesson shows, by the jobs' kind; read "
+        "with the lesson, never kept with a job"))
 
     @property
     def is_blank(self) -> bool:

@@ -906,7 +906,8 @@ class ContentService:
         """Adds to the lesson's draft those of `blocks` whose media it does not show yet (so
         attaching again adds nothing), as an edit (`lesson.updated`); learners see them once
         an author publishes the course. A block an AI job made (`made_by_ai`) takes the place
-        of the first block a job of its kind made before, of its type; the others are appended.
+        of the first block another job of its kind made, of its type, and the other such
+        blocks are dropped (never an author's own); the others are appended.
         None when nothing was added: every media was there already, or the lesson is gone.
         With `source` (the `made_from` of the lesson the job read), 409 `lesson_changed` when
         the draft reads otherwise now. Retries when an author's edit lands meanwhile."""
@@ -977,17 +978,21 @@ class ContentService:
 def _with_media(blocks: Sequence[BlockType], new: Sequence[AudioBlock | VideoBlock]
                 ) -> list[BlockType]:
     """`blocks` with `new`: each made by an AI job in place of the first block of its type
-    a job of its kind made, if any, else (and every other) at the end."""
+    another job of its kind made, the others such blocks dropped (a draft could hold several,
+    attached before blocks said which job made them); an author's own blocks stay. Every other
+    block of `new` goes at the end."""
     kept = list(blocks)
     for block in new:
         ai = block.made_by_ai
-        at = None if ai is None else next(
-            (i for i, b in enumerate(kept) if isinstance(b, AudioBlock | VideoBlock)
-             and b.type == block.type and made_by(b, ai.kind)), None)
-        if at is None:
+        earlier = [] if ai is None else [
+            i for i, b in enumerate(kept) if isinstance(b, AudioBlock | VideoBlock)
+            and b.type == block.type and made_by(b, ai.kind)
+            and (b.made_by_ai is None or b.made_by_ai.job != ai.job)]
+        if not earlier:
             kept.append(block)
-        else:
-            kept[at] = block
+            continue
+        kept[earlier[0]] = block
+        kept = [b for i, b in enumerate(kept) if i not in earlier[1:]]
     return kept
 
 

@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -293,6 +293,47 @@ async def test_the_same_request_after_content_refused_its_output_is_a_new_job(ri
     assert created
     assert again.id != job.id
     assert (await rig.service.job("acme", job.id)).not_attached[0].code == "quota_exceeded"
+
+
+async def test_a_narration_whose_block_a_later_job_s_replaced_is_made_again(rig: Rig) -> None:
+    """An author asked for a narration, changed the text and asked again (the new audio
+    replaced the first), then undid the change and asked again: the answer was the first job,
+    which attached nothing, so the draft kept the narration of the discarded text. A job is
+    the request's answer while no later job's block has taken the place of its block."""
+    asked = JobRequest(kind="narration", lesson_id=LESSON.id)
+
+    def read(text: str, *shown: str) -> LessonText:
+        """The lesson as the request reads it: its text, and the AI audio it shows."""
+        return lesson_text({"id": LESSON.id, "version": 3, "title": LESSON.title, "blocks": [
+            {"type": "markdown", "markdown": text},
+            *({"type": "audio", "media": f"m-{job}", "title": "Audio made by AI (narration)",
+               "made_by_ai": {"job": job, "kind": "narration"}} for job in shown)]})
+
+    async def ended(job: Job, minute: int) -> Job:
+        at = datetime(2026, 12, 6, 9, minute, tzinfo=UTC)
+        done = job.update(status="succeeded", finished_at=at)
+        return await rig.service.mutate("acme", job.id, lambda _: (done, []))
+
+    async def succeeded(lesson: LessonText, minute: int, shown: tuple[str, ...] = ()) -> Job:
+        job, created = await rig.service.request("acme", "u1", asked, read(lesson.text, *shown))
+        assert created
+        return await ended(job, minute)
+
+    honey, wax = read("Bees make honey."), read("Bees make honey and wax.")
+    first = await succeeded(honey, 1)
+    same, created = await rig.service.request("acme", "u1", asked, read(honey.text, first.id))
+    assert (same.id, created) == (first.id, False)
+    second = await succeeded(wax, 2, (first.id,))
+    undone, created = await rig.service.request("acme", "u1", asked,
+                                                read(honey.text, second.id))
+    assert created, "the first job's block was replaced: its request makes a new job"
+    assert undone.id not in (first.id, second.id)
+    await ended(undone, 3)
+    for shown in ((second.id,), (undone.id,), ()):  # not attached yet, attached, removed
+        again, created = await rig.service.request("acme", "u1", asked,
+                                                   read(honey.text, *shown))
+        assert (again.id, created) == (undone.id, False), shown
+    assert read(honey.text, second.id).model_dump().get("shows_ai") is None, "never kept"
 
 
 async def test_a_client_s_key_names_its_job_however_it_ended(rig: Rig) -> None:

@@ -233,6 +233,38 @@ async def test_a_later_ai_output_replaces_the_block_an_earlier_job_of_its_kind_m
     assert narration.title == "Audio made by AI (narration)"
 
 
+async def test_a_later_ai_output_drops_every_other_block_earlier_jobs_of_its_kind_made(
+        world: World) -> None:
+    """Before requests were keyed by what they are made from, two identical requests made two
+    jobs and two narration blocks: the next job's block replaced the first only, the second
+    stayed, and the draft read two narrations for good."""
+    lesson_id = await lesson_in(world)
+
+    async def body(data: bytes) -> AsyncIterator[bytes]:
+        yield data
+
+    own, first, second = [(await world.media.upload("acme", body(media_samples.wav(seconds)),
+                                                    filename=f"{seconds}.wav", by="t")).info.id
+                          for seconds in (0.01, 0.02, 0.03)]
+    await world.content.edit_lesson("acme", lesson_id, LessonEdit(version=1, blocks=[
+        MarkdownBlock(markdown="Loops repeat."),
+        AudioBlock(media=first, title="Audio made by AI (narration)"),
+        AudioBlock(media=own, title="Read by me"),
+        AudioBlock(media=second, title="Audio made by AI (narration)")]))
+    out = await output(world, "acme", "n3", "n3.wav", "audio", media_samples.wav(0.04),
+                       "audio/wav")
+    await world.attach.handler(completed("acme", "n3", lesson_id, [out], kind="narration",
+                                         source=LOOPS))
+    blocks = (await world.content.lesson("acme", lesson_id)).blocks
+    assert [b.type for b in blocks] == ["markdown", "audio", "audio"]
+    narration, mine = blocks[1:]
+    assert isinstance(narration, AudioBlock)
+    assert isinstance(mine, AudioBlock)
+    assert narration.made_by_ai is not None
+    assert narration.made_by_ai.job == "n3"
+    assert (mine.media, mine.made_by_ai) == (own, None)
+
+
 async def test_media_of_a_lesson_changed_since_its_job_read_it_are_not_attached(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """A video of the old text was attached to the changed draft, silently: a lesson about
