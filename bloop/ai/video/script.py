@@ -183,8 +183,8 @@ def _clip(text: str, limit: int) -> str:
 
 
 class VideoTooLong(ProviderError):
-    """The lesson needs more scenes than the video may have, even with its prose in as few
-    scenes as can say it."""
+    """The lesson needs more scenes than the video may have, even with its key points packed
+    as many to a scene as a scene may show."""
 
     code = "video_too_long"
 
@@ -192,6 +192,9 @@ class VideoTooLong(ProviderError):
 # Key points a scene has at most, made or joined to fit `max_scenes`: as many as a 720p frame
 # shows at their longest, two lines each, with captions burned in.
 SCENE_POINTS = 5
+# The title scene's subtitle: the sentences it says after the title, as many as a 720p frame
+# shows under a title of four lines, with captions burned in (four lines of it).
+SUBTITLE_CHARS = 200
 
 
 def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en",
@@ -201,14 +204,14 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
     diagrams (lists whose items are all like `Light -> Leaf -> Sugar`) and code listings.
 
     The narration is the lesson's own sentences, every one, in order: the title card says the
-    title and the first paragraph's first `sentences_per_scene - 1` sentences, key-point scenes
-    at most `sentences_per_scene` each, and what the first paragraph has more opens the key
-    points. Code is shown, not read (the sentence before it, alone, is said over it); a
-    diagram is read as what leads to what. The few words the script adds are in `language` (a
-    BCP 47 tag) when `bloop.ai.phrases` has it, else left out. When there are more than
-    `max_scenes` scenes, neighbouring key-point scenes are joined (those under one heading and
-    the shortest first) until there are not; `VideoTooLong` when they cannot be (more code,
-    equations and diagrams than scenes, or over `SAID_MAX` characters a scene)."""
+    title and the first paragraph's first `sentences_per_scene - 1` sentences (those that fit
+    the subtitle, which shows them), key-point scenes at most `sentences_per_scene` each, and
+    what the first paragraph has more opens the key points. Code is shown, not read (a sentence
+    of prose alone before it is said over it; a list item is shown in the key points before
+    it); a diagram is read as what leads to what. The few words the script adds are in
+    `language` (a BCP 47 tag) when `bloop.ai.phrases` has it, else left out. When there are
+    more than `max_scenes` scenes, they are made fewer as `_fit` does; `VideoTooLong` when they
+    cannot be."""
     if sentences_per_scene < 1 or max_scenes < 1:
         raise ValueError("a video has a scene at least, and a scene says a sentence at least")
     own = known(language)
@@ -222,16 +225,20 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
     introduced = False
     points: list[str] = []
     said: list[str] = []
+    listed: list[bool] = []  # whether each of `points` is a list item
+    point_said: list[str] = []  # what each of `points` says
+    said_by_point: dict[int, list[str]] = {}  # the same, of key-point scenes by place
 
     def flush() -> None:
         if points:
+            said_by_point[len(scenes)] = list(point_said)
             scenes.append(KeyPointsScene(heading=_clip(heading, 80),
                                          points=[_clip(p, 110) for p in points],
                                          narration=writing.joined(said)))
-        points.clear()
-        said.clear()
+        for pending in (points, said, listed, point_said):
+            pending.clear()
 
-    def add(point: str, sentences: list[str]) -> None:
+    def add(point: str, sentences: list[str], *, item: bool = False) -> None:
         """A key point and the sentences that say it, in a scene of its own when the one being
         made is full; sentences past a scene's worth go on as points of their own."""
         if points and (len(said) + len(sentences) > sentences_per_scene
@@ -239,8 +246,10 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
             flush()
         points.append(point)
         said.extend(sentences[:sentences_per_scene])
+        listed.append(item)
+        point_said.append(writing.joined(sentences[:sentences_per_scene]))
         for sentence in sentences[sentences_per_scene:]:
-            add(sentence.rstrip("."), [sentence])
+            add(sentence.rstrip("."), [sentence], item=item)
 
     for block in blocks:
         for part in markdown_parts(block):
@@ -249,10 +258,11 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
                 heading = m.group(1)
                 continue
             if code := _FENCED.match(part):
-                lead = writing.joined(said) if len(points) <= 1 else ""
+                # a sentence of prose alone before the code leads to it; a list item is a point
+                lead = writing.joined(said) if len(points) == 1 and not any(listed) else ""
                 if lead:
-                    points.clear()
-                    said.clear()
+                    for pending in (points, said, listed, point_said):
+                        pending.clear()
                 flush()
                 scenes.append(CodeScene(heading=_clip(heading, 80), code=code.group(3).rstrip(),
                                         language=code.group(2) or "text",
@@ -283,6 +293,8 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
             if not scenes and not introduced:
                 introduced = True
                 intro = prose[:sentences_per_scene - 1]
+                while len(intro) > 1 and len(writing.joined(intro)) > SUBTITLE_CHARS:
+                    intro.pop()
                 for sentence in prose[len(intro):]:
                     add(sentence.rstrip("."), [sentence])
             elif items:
@@ -291,19 +303,23 @@ def script_from_lesson(title: str, blocks: Sequence[str], *, language: str = "en
                 for item in items:
                     if sentences := split_sentences(spoken_text(item)):
                         add(spoken_text(item.splitlines()[0]).rstrip(".")
-                            or sentences[0].rstrip("."), sentences)
+                            or sentences[0].rstrip("."), sentences, item=True)
             else:
                 for sentence in prose:
                     add(sentence.rstrip("."), [sentence])
             if len(points) >= 4 or len(said) >= sentences_per_scene:
                 flush()
     flush()
-    scenes.insert(0, TitleScene(title=title, subtitle=_clip(intro[0], 140) if intro else "",
-                                narration=writing.joined([writing.stopped(said_title), *intro])))
-    if len(scenes) == 1 and not intro:
+    if not scenes and not intro:
         raise NothingToNarrate("the lesson has nothing to make a video of: no prose, only "
                                "code, images or markup (or nothing at all)")
-    return VideoScript(title=title, scenes=_fit(scenes, min(max_scenes, SCENES_MAX)))
+    # A first sentence longer than the subtitle is cut on screen (the title scene shows no key
+    # points); it is said whole.
+    opening = TitleScene(title=title, subtitle=_clip(writing.joined(intro), SUBTITLE_CHARS),
+                         narration=writing.joined([writing.stopped(said_title), *intro]))
+    parts: list[Part] = [(opening, []), *((s, said_by_point.get(i, []))
+                                          for i, s in enumerate(scenes))]
+    return VideoScript(title=title, scenes=_fit(parts, min(max_scenes, SCENES_MAX)))
 
 
 def _items(part: str) -> tuple[str, list[str]]:
@@ -321,27 +337,97 @@ def _items(part: str) -> tuple[str, list[str]]:
     return "\n".join(lead), items
 
 
-def _fit(scenes: list[AnyScene], limit: int) -> list[AnyScene]:
-    """`scenes`, neighbouring key-point scenes joined until there are `limit` at most: those
-    under one heading before others, and of those the pair that says least."""
-    scenes = list(scenes)
-    while len(scenes) > limit:
-        pairs = [(a.heading != b.heading, len(a.narration) + len(b.narration), i, a, b)
-                 for i, (a, b) in enumerate(itertools.pairwise(scenes))
-                 if isinstance(a, KeyPointsScene) and isinstance(b, KeyPointsScene)
-                 and len(a.points) + len(b.points) <= SCENE_POINTS
-                 and len(a.narration) + 1 + len(b.narration) <= SAID_MAX]
-        if not pairs:
-            shown = sum(1 for s in scenes if not isinstance(s, TitleScene | KeyPointsScene))
-            raise VideoTooLong(
-                f"the lesson needs {len(scenes)} scenes and a video has {limit} at most: "
-                f"{shown} of them show code, equations or diagrams, and its prose is in as few "
-                f"scenes as {SCENE_POINTS} points and {SAID_MAX} characters of narration a scene "
-                "allow: split the lesson")
-        _, _, i, a, b = min(pairs, key=lambda pair: pair[:3])
-        scenes[i:i + 2] = [KeyPointsScene(heading=a.heading, points=[*a.points, *b.points],
-                                          narration=writing.joined([a.narration, b.narration]))]
-    return scenes
+Part = tuple[AnyScene, list[str]]  # a scene, and what each of its key points says
+
+
+def _fit(parts: list[Part], limit: int) -> list[AnyScene]:
+    """The scenes of `parts`, `limit` at most: neighbouring key-point scenes joined, those under
+    one heading before others and of those the pair that says least; when no two can be (more
+    than five points together), the key points of neighbouring scenes under one heading packed
+    into fewer scenes, each point with what it says. A scene so made says all its points say,
+    more than `sentences_per_scene` sentences: a long lesson's video says all it has."""
+    parts = list(parts)
+    while len(parts) > limit:
+        if fewer := _joined(parts) or _repacked(parts, len(parts) - limit):
+            parts = fewer
+            continue
+        shown = sum(1 for s, _ in parts if not isinstance(s, TitleScene | KeyPointsScene))
+        raise VideoTooLong(
+            f"the lesson needs {len(parts)} scenes at the fewest and a video has {limit} at "
+            f"most: {shown} of them show code, equations or diagrams, the others its prose, "
+            f"its key points packed {SCENE_POINTS} to a scene under each heading ({SAID_MAX} "
+            "characters of narration a scene at most); split the lesson into shorter ones")
+    return [scene for scene, _ in parts]
+
+
+def _joined(parts: list[Part]) -> list[Part] | None:
+    """`parts` with the two neighbouring key-point scenes that best join joined, or None."""
+    pairs = [(a.heading != b.heading, len(a.narration) + len(b.narration), i,
+              [*zip(a.points, a_said, strict=True), *zip(b.points, b_said, strict=True)],
+              a.heading)
+             for i, ((a, a_said), (b, b_said)) in enumerate(itertools.pairwise(parts))
+             if isinstance(a, KeyPointsScene) and isinstance(b, KeyPointsScene)
+             and len(a.points) + len(b.points) <= SCENE_POINTS
+             and len(a.narration) + 1 + len(b.narration) <= SAID_MAX]
+    if not pairs:
+        return None
+    _, _, i, units, heading = min(pairs, key=lambda pair: pair[:3])
+    return [*parts[:i], _points_scene(heading, units), *parts[i + 2:]]
+
+
+def _repacked(parts: list[Part], excess: int) -> list[Part] | None:
+    """`parts` with the key points of the run of neighbouring key-point scenes under one heading
+    that saves most scenes packed five to a scene, packed again: into as many scenes as leave
+    `excess` fewer in all, the points spread evenly, or as few as can be. None when no run
+    packs into fewer scenes than it has."""
+    best: tuple[int, int, int, list[Part]] | None = None
+    start = 0
+    while start < len(parts):
+        run: list[KeyPointsScene] = []
+        units: list[tuple[str, str]] = []
+        for scene, says in parts[start:]:
+            if not isinstance(scene, KeyPointsScene) or (run and scene.heading != run[0].heading):
+                break
+            run.append(scene)
+            units += zip(scene.points, says, strict=True)
+        end = start + max(len(run), 1)
+        fewest = _packed(units, None)
+        if len(run) > 1 and len(fewest) < len(run) and (best is None
+                                                         or len(fewest) - len(run) < best[0]):
+            target = max(len(fewest), len(run) - excess)
+            even = _packed(units, target)
+            groups = even if len(even) <= target else fewest
+            best = (len(fewest) - len(run), start, end,
+                    [_points_scene(run[0].heading, group) for group in groups])
+        start = end
+    if best is None:
+        return None
+    _, start, end, packed = best
+    return [*parts[:start], *packed, *parts[end:]]
+
+
+def _packed(units: list[tuple[str, str]], groups: int | None) -> list[list[tuple[str, str]]]:
+    """`units` (a point, what it says) in order, in groups of five points and `SAID_MAX`
+    characters said at most: as few as can be (`groups` None), else `groups` of sizes as even
+    as can be (more when the characters need them)."""
+    out: list[list[tuple[str, str]]] = [[]]
+    for n, unit in enumerate(units):
+        group = out[-1]
+        full = (len(group) >= SCENE_POINTS
+                or len(writing.joined([*(s for _, s in group), unit[1]])) > SAID_MAX)
+        if groups is not None and groups > len(out) - 1:
+            # the points left, this group's included, spread over the groups left
+            full = full or len(group) >= -(-(len(units) - n + len(group)) // (groups - len(out) + 1))
+        if group and full:
+            out.append([])
+        out[-1].append(unit)
+    return out
+
+
+def _points_scene(heading: str, units: list[tuple[str, str]]) -> Part:
+    said = [s for _, s in units]
+    return KeyPointsScene(heading=heading, points=[p for p, _ in units],
+                          narration=writing.joined(said)), said
 
 
 def markdown_parts(block: str) -> list[str]:

@@ -41,7 +41,8 @@ def test_script_from_lesson_makes_one_scene_of_each_kind_in_lesson_order() -> No
                                                "diagram", "code"]
     title, points, more, equation, diagram, code = script.scenes
     assert isinstance(title, TitleScene)
-    assert title.subtitle == "Photosynthesis is how green plants make their own food."
+    assert title.subtitle == ("Photosynthesis is how green plants make their own food. It "
+                              "happens in the leaves.")
     assert title.narration == ("Photosynthesis. Photosynthesis is how green plants make their "
                                "own food. It happens in the leaves.")
     assert isinstance(points, KeyPointsScene)
@@ -74,7 +75,8 @@ def test_script_from_lesson_limits_scenes_and_refuses_an_empty_lesson() -> None:
     assert isinstance(joined, KeyPointsScene)
     assert joined.heading == "Inputs and outputs"
     assert joined.points[-1] == "Oxygen leaves through the stomata"
-    with pytest.raises(VideoTooLong, match="needs 5 scenes and a video has 3 at most") as raised:
+    with pytest.raises(VideoTooLong,
+                       match="needs 5 scenes at the fewest and a video has 3 at most") as raised:
         script_from_lesson("P", LESSON, max_scenes=3)
     assert raised.value.code == "video_too_long"
     assert not raised.value.transient
@@ -112,6 +114,9 @@ SHAPES: dict[str, tuple[list[str], list[str]]] = {
         [_sentences(1, 4), "## Code", _sentence(5), "```python\nx = 1\n```",
          _sentences(6, 5), "$$E = mc^2$$", _sentences(11, 2)],
         [_sentence(n) for n in range(1, 13)]),
+    "a list longer than the scenes": (  # packed five items to a scene to fit 12
+        ["## Facts\n\n" + "\n".join(f"- Fact {n} is here." for n in range(1, 41))],
+        [f"Fact {n} is here." for n in range(1, 41)]),
 }
 
 
@@ -137,6 +142,60 @@ def test_a_video_says_every_sentence_of_the_lessons_prose_in_order(
         assert len(split_sentences(title.narration)) <= sentences_per_scene
         assert all(len(split_sentences(s.narration)) <= sentences_per_scene for s in scenes
                    if isinstance(s, KeyPointsScene))
+
+
+def test_a_list_item_before_code_is_shown_and_a_sentence_of_prose_leads_to_it() -> None:
+    """The last item of a list right before a code block was said over the code scene, which
+    showed only the heading and the code: the item was on no frame."""
+    items = ["Roots take in water", "Leaves take in carbon dioxide", "Chlorophyll absorbs light",
+             "Water is split", "Sugar is made", "Sugar is stored as starch",
+             "Oxygen leaves through the pores"]
+    lesson = [_sentences(1, 5), "\n".join(f"- {item}" for item in items),
+              "```python\nx = 1\n```", "Here is how it looks:", "```python\ny = 2\n```"]
+    script = script_from_lesson("P", lesson)
+    shown = [p for s in script.scenes if isinstance(s, KeyPointsScene) for p in s.points]
+    assert shown[-len(items):] == items
+    codes = [s for s in script.scenes if isinstance(s, CodeScene)]
+    assert [s.narration for s in codes] == ["P: here it is in code.", "Here is how it looks."]
+
+
+def test_the_title_scene_shows_the_sentences_it_says() -> None:
+    """The title scene said the first paragraph's first two sentences and showed the first."""
+    long = "The second sentence goes on " + "and on " * 40 + "to its end."
+    short, overlong = (script_from_lesson("P", [text]) for text in (
+        _sentences(1, 3), f"{_sentence(1)} {long} {_sentence(3)}"))
+    title = short.scenes[0]
+    assert isinstance(title, TitleScene)
+    assert title.subtitle == _sentences(1, 2)
+    assert title.narration == f"P. {_sentences(1, 2)}"
+    title, points = overlong.scenes
+    assert isinstance(title, TitleScene)
+    assert isinstance(points, KeyPointsScene)
+    assert title.narration == f"P. {_sentence(1)}"
+    assert title.subtitle == _sentence(1)
+    assert points.narration == f"{long} {_sentence(3)}"
+
+
+def test_a_lesson_too_long_for_its_scenes_has_its_key_points_packed_five_to_a_scene() -> None:
+    """A 200-sentence lesson failed `video_too_long`: its scenes of three points could not be
+    joined in pairs (six points), though five to a scene fit in 60. Its message said the
+    lesson needed 67 scenes with its prose in as few as it could be."""
+    items = "\n".join(f"- Item {n}. It has two sentences." for n in range(1, 61))
+    script = script_from_lesson("P", [_sentences(1, 200), items])
+    title, *scenes = script.scenes
+    assert len(script.scenes) <= 60
+    assert title.narration == f"P. {_sentences(1, 2)}"
+    said = [p for s in scenes if isinstance(s, KeyPointsScene) for p in s.points]
+    assert said == [*(_sentence(n).rstrip(".") for n in range(3, 201)),
+                    *(f"Item {n}. It has two sentences" for n in range(1, 61))]
+    for scene in scenes:  # every point shown, with what it says
+        assert isinstance(scene, KeyPointsScene)
+        assert len(scene.points) <= 5
+        assert scene.narration == " ".join(f"{p}." for p in scene.points)
+    with pytest.raises(VideoTooLong, match=(
+            "needs 61 scenes at the fewest and a video has 60 at most: 0 of them show code")):
+        script_from_lesson("P", [_sentences(1, 300)])  # 2 sentences, then 298 points
+    assert len(script_from_lesson("P", [_sentences(1, 292)]).scenes) == 60
 
 
 @pytest.mark.parametrize(("tex", "text"), [
