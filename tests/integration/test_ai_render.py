@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bloop.ai.audio import NothingToNarrate, ffprobe, narrate
-from bloop.ai.audio.ffmpeg import MediaFailed
+from bloop.ai.audio.ffmpeg import AudioFormat, MediaFailed
 from bloop.ai.providers.tts import CannotRead, EspeakTts
 from bloop.ai.video import (
     CodeScene,
@@ -65,9 +65,9 @@ async def frame_variance(path: Path, at_s: float, width: int, height: int) -> fl
 
 @pytest.mark.parametrize(("fmt", "codec", "content_type"), [
     ("opus", "opus", "audio/ogg; codecs=opus"), ("mp3", "mp3", "audio/mpeg")])
-async def test_narration_is_encoded_timed_and_audible(tmp_path: Path, fmt: str, codec: str,
+async def test_narration_is_encoded_timed_and_audible(tmp_path: Path, fmt: AudioFormat, codec: str,
                                                       content_type: str) -> None:
-    narration = await narrate(LESSON, EspeakTts(), tmp_path, fmt)  # type: ignore[arg-type]
+    narration = await narrate(LESSON, EspeakTts(), tmp_path, fmt)
     assert narration.content_type == content_type
     probe = await ffprobe(narration.path)
     (stream,) = probe["streams"]
@@ -90,13 +90,13 @@ async def test_narration_is_encoded_timed_and_audible(tmp_path: Path, fmt: str, 
 
 
 @pytest.mark.parametrize("fmt", ["opus", "mp3"])
-async def test_the_same_narration_is_the_same_bytes(tmp_path: Path, fmt: str) -> None:
+async def test_the_same_narration_is_the_same_bytes(tmp_path: Path, fmt: AudioFormat) -> None:
     """Content stores identical bytes once; an Ogg stream's serial was random, so two
     narrations of one text differed from byte 15 and each was stored and attached."""
     made = []
     for folder in (tmp_path / "first", tmp_path / "second"):
         folder.mkdir()
-        made.append(await narrate(LESSON, EspeakTts(), folder, fmt))  # type: ignore[arg-type]
+        made.append(await narrate(LESSON, EspeakTts(), folder, fmt))
     assert made[0].path.read_bytes() == made[1].path.read_bytes()
 
 

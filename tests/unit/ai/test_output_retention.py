@@ -17,7 +17,7 @@ import pytest
 from bloop.ai.jobs import consumers
 from bloop.ai.jobs.model import Job, JobRequest, MediaResult, now
 from bloop.ai.jobs.outputs import JobOutputs
-from bloop.ai.jobs.ports import Progress, RenderedFile
+from bloop.ai.jobs.ports import MediaRenderer, Progress, RenderedFile
 from bloop.ai.jobs.retention import OutputRetention
 from bloop.ai.jobs.service import JobService
 from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
@@ -66,9 +66,8 @@ class Rig:
     settings: AiSettings
     retention: OutputRetention
 
-    def runner(self, **renderers: object) -> JobRunner:
-        return JobRunner(self.service, self.media, self.settings, "worker-a",
-                         renderers)  # type: ignore[arg-type]
+    def runner(self, **renderers: MediaRenderer) -> JobRunner:
+        return JobRunner(self.service, self.media, self.settings, "worker-a", renderers)
 
     async def narration(self, lesson: LessonText = LESSON, key: str | None = None) -> Job:
         job, created = await self.service.request(
