@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import threading
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from bloop.platform.content.media.model import MediaInfo, new_media_id
 from bloop.platform.content.media.stores.files import FileMediaStore
@@ -28,32 +29,31 @@ def open_copies(path: Path) -> int:
     return found
 
 
-async def cancel_as_it_ends(chunks: AsyncIterator[bytes], size: int) -> None:
-    """Reads every byte, then cancels the step that ends the read while the loop's threads are
-    all busy, as a server does when the client closes as soon as it has the last byte."""
+async def cancel_as_it_ends(chunks: AsyncIterator[bytes], size: int,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads every byte, then cancels the step that ends the read while anything it hands to a
+    thread waits for one, as a server does when the client closes as soon as it has the last
+    byte and the loop's threads are busy."""
     got = 0
     while got < size:
         got += len(await anext(chunks))
-    busy, release = threading.Event(), threading.Event()
-    loop = asyncio.get_running_loop()
-    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+    busy = asyncio.Event()
+    real = asyncio.to_thread
 
-    def hold() -> None:
-        busy.set()
-        release.wait()
+    async def held(fn: Callable[..., Any], /, *args: Any) -> Any:
+        await busy.wait()  # no thread free yet
+        return await real(fn, *args)
 
-    blocker = loop.run_in_executor(None, hold)
-    assert busy.wait(10)
+    monkeypatch.setattr(asyncio, "to_thread", held)
     ending = asyncio.ensure_future(anext(chunks, b""))
     await asyncio.sleep(0)
     ending.cancel()
-    release.set()
-    await blocker
+    busy.set()
     await asyncio.gather(ending, return_exceptions=True)
 
 
 async def test_a_stored_file_read_to_its_end_is_closed_when_the_end_is_cancelled(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = os.urandom(300_000)
     source = tmp_path / "source"
     source.write_bytes(data)
@@ -66,12 +66,8 @@ async def test_a_stored_file_read_to_its_end_is_closed_when_the_end_is_cancelled
     await store.put(info, source)
     stored = next(p for p in (tmp_path / "media").rglob("*") if p.is_file())
     try:
-        await closes(lambda: store.read("acme", info.id, 0, len(data)), stored, len(data))
+        await cancel_as_it_ends(store.read("acme", info.id, 0, len(data)), len(data),
+                                monkeypatch)
+        assert open_copies(stored) == 0
     finally:
         await db.close()
-
-
-async def closes(read: Callable[[], AsyncIterator[bytes]], path: Path, size: int) -> None:
-    chunks = read()
-    await cancel_as_it_ends(chunks, size)
-    assert open_copies(path) == 0
