@@ -278,11 +278,11 @@ class ShortTextQuestion(Question):
 
 
 @strawberry.type(description=(
-    "answered with every item's id in order, scoring the share of the correct order's "
-    "neighbouring pairs it keeps"))
+    "answered with every item's id in order, scoring the share of pairs of items it puts in "
+    "their right order relative to each other"))
 class OrderingQuestion(Question):
     items: list[QuizChoice] = strawberry.field(
-        description="the items, never in their correct order")
+        description="the items, in an order drawn from their ids (which may be the right one)")
 
 
 @strawberry.type(description=(

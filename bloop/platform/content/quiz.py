@@ -13,18 +13,22 @@ The question types and how they score:
   `points * max(0, picked_correct - picked_wrong) / correct_count`, so picking every option
   scores nothing unless every option is correct.
 - `true_false`: all or nothing.
-- `numeric`: correct when `|given - answer| <= tolerance` (absolute, `tolerance >= 0`).
+- `numeric`: correct when `|given - answer| <= tolerance` (absolute, `tolerance >= 0`), the
+  numbers compared as the decimals they are written as: 3.15 is within 0.01 of 3.14, and an
+  answer of 6.626e-34 with no tolerance takes nothing else (0 included).
 - `short_text`: correct when the normalised answer equals a normalised accepted answer.
   Normalising applies Unicode NFKC, case folding, trims the ends and turns every run of
   whitespace into one space; punctuation and accents count. All or nothing.
-- `ordering`: the answer orders every item. Partial credit: the share of the `n - 1` adjacent
-  pairs of the correct order that the answer keeps adjacent and in that order, so one item
-  moved costs at most two pairs, and the reverse order scores nothing.
+- `ordering`: the answer orders every item. Partial credit: the share of all pairs of items
+  the answer puts in their right order relative to each other, so two neighbours swapped
+  cost one pair, one item moved costs as many pairs as the places it moved, and the reverse
+  order scores nothing.
 - `matching`: pairs of a left and a right side (plus optional `distractors`, right sides that
   match nothing; every side has an id of its own); the answer maps left ids to right ids, each
   right at most once. Partial credit: the share of left sides matched to their right side.
 
-An attempt maps question ids to answers. A question left out scores nothing ("unanswered");
+An attempt maps question ids to answers. A question left out scores nothing ("unanswered",
+with no feedback: feedback often says the answer, and a blank attempt would fetch it free);
 an answer of the wrong shape (unknown question, option id not in the question, wrong type) is
 refused as a whole with `AnswerError` naming the question. A result tells the learner how each
 question went and its feedback, never the correct answer, so the quiz can be tried again.
@@ -36,7 +40,8 @@ import hashlib
 import math
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import pairwise
+from decimal import Decimal
+from itertools import combinations
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
@@ -323,16 +328,13 @@ class LearnerQuiz(_Frozen):
 _C = TypeVar("_C", bound=Choice)
 
 
-def _shuffled(quiz_id: str, question_id: str, items: Sequence[_C],
-              avoid: Sequence[str] = ()) -> list[_C]:
-    """`items` in an order fixed by their ids (the same on every read), never `avoid`'s order."""
+def _shuffled(quiz_id: str, question_id: str, items: Sequence[_C]) -> list[_C]:
+    """`items` in an order fixed by their ids (the same on every read), whatever order that
+    is: one order kept out would be a clue, and with two items the answer itself."""
     def rank(c: Choice) -> bytes:
         return hashlib.sha256(f"{quiz_id}\x00{question_id}\x00{c.id}".encode()).digest()
 
-    out = sorted(items, key=rank)
-    if len(out) > 1 and [c.id for c in out][:len(avoid)] == list(avoid):
-        out = out[1:] + out[:1]
-    return out
+    return sorted(items, key=rank)
 
 
 def _choices(items: Iterable[Choice]) -> list[LearnerChoice]:
@@ -353,18 +355,18 @@ def _learner_question(quiz_id: str, q: QuestionType) -> _LearnerQuestion:
         case ShortText():
             return LearnerShortText(**common)
         case Ordering():
-            items = _shuffled(quiz_id, q.id, q.items, avoid=[i.id for i in q.items])
+            items = _shuffled(quiz_id, q.id, q.items)
             return LearnerOrdering(**common, items=_choices(items))
         case Matching():
-            rights = _shuffled(quiz_id, q.id, [p.right for p in q.pairs] + q.distractors,
-                               avoid=[p.right.id for p in q.pairs])
+            rights = _shuffled(quiz_id, q.id, [p.right for p in q.pairs] + q.distractors)
             return LearnerMatching(**common, left=_choices(p.left for p in q.pairs),
                                    right=_choices(rights))
 
 
 def learner_quiz(block: QuizBlock) -> LearnerQuiz:
     """The quiz as a learner sees it: no correct flags, answers, accepted answers, tolerances,
-    feedback or authored order of ordering items and matching pairs."""
+    feedback, nor the authored order of ordering items and matching pairs (both in an order
+    drawn from their ids)."""
     return LearnerQuiz.model_validate({
         "id": block.id, "title": block.title, "max_score": block.max_score,
         "questions": [_learner_question(block.id, q).model_dump() for q in block.questions],
@@ -440,6 +442,12 @@ def _finite(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _decimal(number: float) -> Decimal:
+    """The decimal a float is written as (its shortest round-trip form): 3.15 - 3.14 is then
+    0.01, not 0.010000000000000231."""
+    return Decimal(repr(float(number)))
+
+
 def _fraction(q: QuestionType, value: object) -> tuple[float, list[str]]:
     """The share of the question's points `value` earns, and the options it picked (for their
     feedback). Raises `AnswerError` when `value` does not fit the question."""
@@ -463,8 +471,8 @@ def _fraction(q: QuestionType, value: object) -> tuple[float, list[str]]:
             number = _finite(value)
             if number is None:
                 raise AnswerError(q.id, "the answer must be a finite number")
-            slack = 1e-9 * max(1.0, abs(q.answer))
-            return float(abs(number - q.answer) <= q.tolerance + slack), []
+            off = abs(_decimal(number) - _decimal(q.answer))
+            return float(off <= _decimal(q.tolerance)), []
         case ShortText():
             given = normalise(_text(q.id, value))
             return float(given in {normalise(a) for a in q.accepted}), []
@@ -472,9 +480,9 @@ def _fraction(q: QuestionType, value: object) -> tuple[float, list[str]]:
             ids = _ids(q.id, value, [i.id for i in q.items], "item")
             if len(ids) != len(q.items):
                 raise AnswerError(q.id, "the answer must order every item")
-            want = {(a.id, b.id) for a, b in pairwise(q.items)}
-            kept = sum(pair in want for pair in pairwise(ids))
-            return kept / len(want), []
+            place = {item.id: i for i, item in enumerate(q.items)}
+            pairs = list(combinations(ids, 2))
+            return sum(place[a] < place[b] for a, b in pairs) / len(pairs), []
         case Matching():
             if not isinstance(value, dict) or not all(
                     isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
@@ -498,13 +506,14 @@ def grade(quiz: QuizBlock, answers: Mapping[str, object]) -> Grade:
     if unknown:
         raise AnswerError(unknown[0], f"there is no such question in quiz {quiz.id!r}")
     results = []
+    scores: list[float] = []
     for q in quiz.questions:
         if q.id not in answers:
             results.append(QuestionResult(question_id=q.id, outcome="unanswered", correct=False,
-                                          score=0, max_score=q.points,
-                                          feedback=q.feedback.incorrect))
+                                          score=0, max_score=q.points))
             continue
         fraction, picked = _fraction(q, answers[q.id])
+        scores.append(q.points * fraction)
         outcome: Outcome = ("correct" if fraction >= 1 else
                             "partial" if fraction > 0 else "incorrect")
         options = {o.id: o.feedback for o in q.options} if isinstance(
@@ -515,5 +524,5 @@ def grade(quiz: QuizBlock, answers: Mapping[str, object]) -> Grade:
             feedback=q.feedback.correct if outcome == "correct" else q.feedback.incorrect,
             option_feedback={i: options[i] for i in picked if options.get(i)},
         ))
-    return Grade(score=_round(sum(r.score for r in results)), max_score=quiz.max_score,
+    return Grade(score=_round(sum(scores)), max_score=quiz.max_score,
                  questions=results)

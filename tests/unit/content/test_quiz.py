@@ -151,21 +151,26 @@ def test_the_learner_view_holds_no_answer_of_any_question_type() -> None:
     assert set(questions["text"]) == {"id", "type", "prompt", "points"}
 
 
-def test_ordering_and_matching_never_show_the_answer_in_their_order() -> None:
-    for n in range(2, 9):
-        items = [item(f"i{k}") for k in range(n)]
-        pairs = [pair(k) for k in range(n)]
+def test_ordering_and_matching_show_an_order_drawn_from_ids_that_tells_nothing() -> None:
+    """Two items shown always the other way round would give the answer away: across quizzes,
+    the shown order is the right one about as often as not."""
+    right_order = right_match = 0
+    for n in range(200):
+        items = [item("i0"), item("i1")]
         block = QuizBlock.model_validate({"id": f"quiz{n}", "title": "T", "questions": [
             {"type": "ordering", "id": "o", "prompt": "Order", "items": items},
-            {"type": "matching", "id": "m", "prompt": "Match", "pairs": pairs}]})
+            {"type": "matching", "id": "m", "prompt": "Match", "pairs": [pair(0), pair(1)]}]})
         order, match = learner_quiz(block).questions
         assert order.type == "ordering"
         assert match.type == "matching"
-        assert [i.id for i in order.items] != [i["id"] for i in items]
-        assert sorted(i.id for i in order.items) == sorted(i["id"] for i in items)
-        assert [c.id for c in match.left] == [f"l{k}" for k in range(n)]
-        assert [c.id for c in match.right] != [f"r{k}" for k in range(n)]
+        assert sorted(i.id for i in order.items) == ["i0", "i1"]
+        assert [c.id for c in match.left] == ["l0", "l1"]
+        assert sorted(c.id for c in match.right) == ["r0", "r1"]
         assert learner_view(block) == learner_view(block)
+        right_order += [i.id for i in order.items] == ["i0", "i1"]
+        right_match += [c.id for c in match.right] == ["r0", "r1"]
+    assert 70 < right_order < 130
+    assert 70 < right_match < 130
 
 
 # grading
@@ -220,6 +225,28 @@ def test_numeric_without_tolerance_takes_the_exact_value_even_as_an_integer() ->
     assert one(block, 42.001)[0] == "incorrect"
 
 
+@pytest.mark.parametrize(("answer", "tolerance", "given", "outcome"), [
+    (6.626e-34, 1e-37, 0, "incorrect"),
+    (6.626e-34, 1e-37, -1e-10, "incorrect"),
+    (6.626e-34, 1e-37, 6.6261e-34, "correct"),
+    (1e-9, 0.0, 0, "incorrect"),
+    (1e-9, 0.0, 2e-9, "incorrect"),
+    (1e-9, 0.0, 1e-9, "correct"),
+    (1e12, 0.0, 1000000000999, "incorrect"),
+    (1e12, 0.0, 1000000000000, "correct"),
+    (3.14, 0.01, 3.15, "correct"),
+    (3.14, 0.01, 3.13, "correct"),
+    (0.3, 0.0, 0.30000000000000004, "incorrect"),
+    (-40.0, 0.5, -40.5, "correct"),
+])
+def test_numeric_compares_the_decimals_as_written(answer: float, tolerance: float, given: float,
+                                                   outcome: str) -> None:
+    block = QuizBlock.model_validate({"id": "q", "title": "T", "questions": [
+        {"type": "numeric", "id": "n", "prompt": "How much?", "answer": answer,
+         "tolerance": tolerance}]})
+    assert one(block, given)[0] == outcome
+
+
 @pytest.mark.parametrize(("given", "outcome"), [
     ("def", "correct"), ("  DEF ", "correct"), ("def   keyword", "correct"),
     ("Def\tKeyword", "correct"), ("\uff44\uff45\uff46", "correct"), ("define", "incorrect"),
@@ -236,13 +263,24 @@ def test_normalise() -> None:
 @pytest.mark.parametrize(("order", "outcome", "score"), [
     (["i1", "i2", "i3", "i4"], "correct", 3),
     (["i4", "i3", "i2", "i1"], "incorrect", 0),
-    (["i2", "i3", "i4", "i1"], "partial", 2),
-    (["i1", "i2", "i4", "i3"], "partial", 1),
-    (["i2", "i1", "i4", "i3"], "incorrect", 0),
+    (["i2", "i3", "i4", "i1"], "partial", 1.5),
+    (["i1", "i3", "i2", "i4"], "partial", 2.5),
+    (["i1", "i2", "i4", "i3"], "partial", 2.5),
+    (["i2", "i1", "i4", "i3"], "partial", 2),
 ])
-def test_ordering_credits_adjacent_pairs_kept(order: list[str], outcome: str,
-                                              score: float) -> None:
+def test_ordering_credits_the_pairs_in_their_right_order(order: list[str], outcome: str,
+                                                         score: float) -> None:
     assert one(quiz("order"), order)[:2] == (outcome, score)
+
+
+def test_a_small_ordering_slip_never_scores_below_a_big_one() -> None:
+    items = [item(f"i{k}") for k in range(1, 6)]
+    block = QuizBlock.model_validate({"id": "q", "title": "T", "questions": [
+        {"type": "ordering", "id": "o", "prompt": "Order", "points": 1, "items": items}]})
+    one_swap = one(block, ["i1", "i3", "i2", "i4", "i5"])[1]
+    rotated = one(block, ["i3", "i4", "i5", "i1", "i2"])[1]
+    assert one_swap == 0.9
+    assert rotated == 0.4
 
 
 @pytest.mark.parametrize(("matched", "outcome", "score"), [
@@ -271,11 +309,27 @@ def test_a_whole_quiz_scores_the_sum_and_unanswered_questions_score_nothing() ->
     assert grade(block, {}).score == 0
 
 
+def test_an_unanswered_question_shows_no_feedback() -> None:
+    block = quiz("single")
+    assert one(block, "b")[2] == "Read again"
+    [blank] = grade(block, {}).questions
+    assert (blank.outcome, blank.feedback) == ("unanswered", "")
+
+
 def test_fractional_points_round_to_four_places() -> None:
     block = QuizBlock.model_validate({"id": "q", "title": "T", "questions": [
         QUESTIONS["multi"] | {"points": 1, "options": [opt("a", True), opt("b", True),
                                                        opt("c", True), opt("d")]}]})
     assert one(block, ["a"])[:2] == ("partial", 0.3333)
+
+
+def test_a_quiz_total_rounds_once() -> None:
+    thirds = [QUESTIONS["multi"] | {"id": f"m{k}", "points": 1, "options": [
+        opt("a", True), opt("b", True), opt("c", True), opt("d")]} for k in range(3)]
+    block = QuizBlock.model_validate({"id": "q", "title": "T", "questions": thirds})
+    result = grade(block, {f"m{k}": ["a"] for k in range(3)})
+    assert [r.score for r in result.questions] == [0.3333] * 3
+    assert result.score == 1
 
 
 @pytest.mark.parametrize(("qid", "answer", "why"), [

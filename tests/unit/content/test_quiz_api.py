@@ -122,7 +122,7 @@ async def test_learners_submit_and_read_their_own_staff_read_all(
                                                  "order": ["i1", "i2", "i3", "i0"]}}, headers=ada)
     assert r.status_code == 201, r.text
     partial = r.json()
-    assert (partial["score"], partial["number"]) == (0.5 + 0.6667, 2)
+    assert (partial["score"], partial["number"]) == (0.5 + 0.5, 2)
     assert [q["outcome"] for q in partial["questions"]] == [
         "incorrect", "partial", "unanswered", "unanswered", "unanswered", "partial", "unanswered"]
     r = await client.post(url, json={"answers": {}}, headers=grace)
@@ -421,3 +421,46 @@ async def test_the_attempts_at_a_lesson_never_stored_are_not_found(
     r = await client.get(f"{BASE}/lessons/{lesson}/attempts", headers=admin)
     assert r.status_code == 200, r.text
     assert [a["number"] for a in r.json()["items"]] == [1]
+    r = await client.get(url, headers=ada)
+    assert [a["number"] for a in r.json()["items"]] == [1]
+
+
+async def test_a_learners_own_attempts_at_a_lesson_never_stored_are_not_found(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """They answered 200 with none, as if the lesson were there."""
+    await lesson_with_quiz(client)
+    learner = await member(app, client, "acme", ["learner"])
+    r = await client.get(f"{BASE}/lessons/nope/quizzes/check/attempts", headers=learner)
+    assert (r.status_code, r.json().get("code")) == (404, "not_found"), r.text
+    assert r.json()["detail"] == "no lesson 'nope' in tenant 'acme'"
+
+
+@pytest.mark.parametrize(("answer", "detail"), [
+    ("x" * 501, "body.answers.text.text: String should have at most 500 characters"),
+    (None, "body.answers.text: an answer is true or false, a number, text, a list of ids or an "
+           "object of ids"),
+    (["a"] * 31, "body.answers.text.ids: List should have at most 30 items after validation, "
+                 "not 31"),
+    ("a\x00b", "body.answers.text.text: "),
+])
+async def test_an_answer_refused_by_its_shape_is_told_what_is_wrong_with_it(
+        app: FastAPI, client: httpx.AsyncClient, answer: object, detail: str) -> None:
+    """The first kind of answer tried spoke for all: a long text was "not a valid boolean"."""
+    lesson = await lesson_with_quiz(client)
+    learner = await member(app, client, "acme", ["learner"])
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    r = await client.post(url, json={"answers": {"text": answer}}, headers=learner)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(detail), r.json()["detail"]
+
+
+async def test_a_text_answer_pasted_with_a_line_break_or_tab_is_graded(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    lesson = await lesson_with_quiz(client)
+    learner = await member(app, client, "acme", ["learner"])
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    for typed in ("accepted-answer-xyz\n", "\taccepted-answer-xyz", "accepted-answer-xyz\r\n"):
+        r = await client.post(url, json={"answers": {"text": typed}}, headers=learner)
+        assert r.status_code == 201, r.text
+        [text] = [q for q in r.json()["questions"] if q["question_id"] == "text"]
+        assert text["outcome"] == "correct", typed

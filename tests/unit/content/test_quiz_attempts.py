@@ -61,7 +61,7 @@ async def service(tmp_path: Path) -> AsyncIterator[AttemptService]:
 
 async def test_an_attempt_is_graded_numbered_stored_and_announced(service: AttemptService) -> None:
     first = await service.submit("acme", "ada", "l1", "check", {"s": "b", "o": ["y", "z", "x"]})
-    assert (first.number, first.score, first.max_score) == (1, 0.5, 3)
+    assert (first.number, first.score, first.max_score) == (1, 0.3333, 3)
     assert [q.outcome for q in first.questions] == ["incorrect", "partial"]
     second = await service.submit("acme", "ada", "l1", "check", {"s": "a", "o": ["x", "y", "z"]})
     assert (second.number, second.score) == (2, 3)

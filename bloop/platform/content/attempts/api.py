@@ -99,7 +99,8 @@ async def submit_attempt(tenant: TenantId, lesson: LessonId, quiz: QuizId,
 async def my_attempts(tenant: TenantId, lesson: LessonId, quiz: QuizId, service: Svc,
                       me: Learner, after: After = None, limit: Limit = 100) -> Page[Attempt]:
     """The caller's own attempts at the quiz, newest first, a page at a time: `next` is the
-    cursor (`after`) of the following page, null on the last. 403 `not_a_person` for an API
+    cursor (`after`) of the following page, null on the last. 404 when the tenant never had
+    the lesson (a lesson or quiz deleted since still lists them); 403 `not_a_person` for an API
     key."""
     return page(await service.of_learner(tenant, me.user_id, lesson, quiz, after=after,
                                          limit=limit))

@@ -6,7 +6,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    Tag,
+)
 
 from bloop.platform.content.model import now
 from bloop.platform.content.quiz import (
@@ -16,15 +25,41 @@ from bloop.platform.content.quiz import (
     ItemId,
     QuestionResult,
     QuizBlock,
-    ShortAnswer,
 )
 from bloop.platform.kit.read_back import Tolerant
+from bloop.platform.kit.text import RawLines
 
-AnswerValue = (StrictBool | StrictInt | StrictFloat | ShortAnswer
-               | Annotated[list[Annotated[str, StringConstraints(max_length=64)]],
-                           Field(max_length=MAX_CHOICES)]
-               | Annotated[dict[str, Annotated[str, StringConstraints(max_length=64)]],
-                           Field(max_length=MAX_CHOICES)])
+AnswerText = RawLines[Annotated[str, StringConstraints(max_length=500)]]
+"""Text as typed: a line break or tab pasted with it is whitespace, which grading folds."""
+
+
+def _answer_kind(value: object) -> str | None:
+    match value:
+        case bool():
+            return "bool"
+        case int() | float():
+            return "number"
+        case str():
+            return "text"
+        case list():
+            return "ids"
+        case dict():
+            return "pairs"
+    return None
+
+
+AnswerValue = Annotated[
+    Annotated[StrictBool, Tag("bool")]
+    | Annotated[StrictInt | StrictFloat, Tag("number")]
+    | Annotated[AnswerText, Tag("text")]
+    | Annotated[list[Annotated[str, StringConstraints(max_length=64)]],
+                Field(max_length=MAX_CHOICES), Tag("ids")]
+    | Annotated[dict[str, Annotated[str, StringConstraints(max_length=64)]],
+                Field(max_length=MAX_CHOICES), Tag("pairs")],
+    # Checked as the kind of JSON value sent, so a refusal names what is wrong with it, not
+    # with the first kind tried (a long text was refused as "not a valid boolean").
+    Discriminator(_answer_kind, custom_error_type="invalid_answer", custom_error_message=(
+        "an answer is true or false, a number, text, a list of ids or an object of ids"))]
 """One answer: an option id or text (str), option or item ids (list), true/false (bool), a
 number, or left ids mapped to right ids (matching)."""
 # pydantic documents the key pattern as `patternProperties`, which leaves other keys free.

@@ -107,6 +107,10 @@ class AttemptService:
     async def of_learner(self, tenant: str, learner: str, lesson_id: str,
                          quiz_id: str | None = None, *, after: str | None = None,
                          limit: int = 100) -> Slice[Attempt]:
+        """The learner's attempts at the lesson (or one quiz of it); 404 when the tenant never
+        had the lesson, as for its staff."""
+        if not await self.quizzes.lesson_stored(tenant, lesson_id):
+            raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}")
         return await self.store.of_learner(tenant, learner, lesson_id=lesson_id, quiz_id=quiz_id,
                                            after=after, limit=limit)
 
