@@ -412,3 +412,29 @@ async def test_jobs_stored_before_the_sweep_existed_are_swept_too(ai: Stores,
         await ai.jobs.jobs.update_many({}, {"$unset": {"outputs_since": ""}})
     await ai.jobs.setup()  # as the next version starts
     assert await ai.jobs.outputs_due(now() - timedelta(days=7)) == [("acme", old.id)]
+
+
+async def test_a_deleted_lesson_s_tombstone(ai: Stores) -> None:
+    """What the AI service remembers of a lesson's deletion: refuses and stops jobs on it."""
+    at = now()
+    assert await ai.jobs.deleted_at("acme", "l1") is None
+    await ai.jobs.lesson_deleted("acme", "l1", at - timedelta(days=40))
+    await ai.jobs.lesson_deleted("acme", "l1", at)  # a redelivery: the first time stays
+    await ai.jobs.lesson_deleted("acme", "l2", at - timedelta(days=1))
+    first = await ai.jobs.deleted_at("acme", "l1")
+    assert first is not None
+    assert abs((first - (at - timedelta(days=40))).total_seconds()) < 0.01
+    assert await ai.jobs.deleted_at("beta", "l1") is None, "a tenant's own"
+
+    assert await ai.jobs.forget_deleted_lessons(at - timedelta(days=30)) == 1
+    assert await ai.jobs.forget_deleted_lessons(at - timedelta(days=30)) == 0
+    assert await ai.jobs.deleted_at("acme", "l1") is None
+    assert await ai.jobs.deleted_at("acme", "l2") is not None
+
+    service = JobService(ai.jobs, AiSettings())
+    retention = OutputRetention(service, ai.media, timedelta(days=7).total_seconds())
+    await retention.sweep()
+    assert await ai.jobs.deleted_at("acme", "l2") is not None, "kept 30 days at least"
+    await ai.jobs.lesson_deleted("acme", "l3", at - timedelta(days=31))
+    await retention.sweep()
+    assert await ai.jobs.deleted_at("acme", "l3") is None

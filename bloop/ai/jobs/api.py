@@ -230,7 +230,8 @@ async def request_job(
     Refused before any spend when the lesson is empty or too long, the prompt too long (422),
     a prompt is given and the tenant has no language model (422 `llm_required`), or the
     tenant is over its budget (402) or its hourly job limit (429). A narration or a video is
-    its lesson's authors' to ask for (403 `not_an_author`; 404 once the lesson is gone).
+    its lesson's authors' to ask for (403 `not_an_author`; 404 once the lesson is gone). A
+    lesson this service heard was deleted answers 404 `lesson_gone`, and nothing is stored.
 
     The same request again answers 200 with its job while that job is queued, running or
     succeeded; after it failed or was cancelled, or its files were removed, the request makes

@@ -1,11 +1,11 @@
 """What the AI service consumes besides its own `ai.jobs` commands (those are the worker's):
 `user.events`, where a deleted user's jobs are anonymised; content's `ai_media.not_attached`,
 the outputs of a job content did not add to the lesson's draft and why, recorded on the job,
-whose files are removed when content found the lesson gone (a job asked for as its lesson was
-deleted is stored after that deletion's cancel looked for its jobs); and content's
-`lesson.deleted` (a course's deletion deletes each of its lessons), which cancels the lesson's
-unfinished jobs and removes its jobs' files. Running any again changes nothing, so a
-redelivered event is harmless."""
+whose files are removed when content found the lesson gone (a job that ended before this
+service heard of the deletion); and content's `lesson.deleted` (a course's deletion deletes each
+of its lessons), which keeps the lesson's tombstone (new jobs on it are refused, and one stored
+meanwhile is cancelled when it starts), cancels the lesson's unfinished jobs and removes its
+jobs' files. Running any again changes nothing, so a redelivered event is harmless."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""What the AI service needs from the world: a job store (jobs and tenant settings, with the
-outbox their events wait in), a media store for the files jobs make, the lesson it works on, and
-renderers for narration and video. Every read and write names its tenant."""
+"""What the AI service needs from the world: a job store (jobs, the tombstones of lessons deleted
+under them and tenant settings, with the outbox their events wait in), a media store for the files
+jobs make, the lesson it works on, and renderers for narration and video. Every read and write
+names its tenant."""
 
 from __future__ import annotations
 
@@ -82,6 +83,16 @@ class JobStore(Protocol):
     async def outputs_due(self, before: datetime, *, limit: int = 100) -> list[tuple[str, str]]:
         """(tenant, job id) of finished jobs whose output files are still kept and that ended
         before `before`, those that ended first first, at most `limit`."""
+
+    async def lesson_deleted(self, tenant: str, lesson_id: str, at: datetime) -> None:
+        """Remembers that the lesson was deleted (its tombstone), at `at`; the first time stays
+        (running it again changes nothing)."""
+
+    async def deleted_at(self, tenant: str, lesson_id: str) -> datetime | None:
+        """When the lesson's tombstone says it was deleted; None when it has none."""
+
+    async def forget_deleted_lessons(self, before: datetime) -> int:
+        """Drops the tombstones of lessons deleted before `before`; how many it dropped."""
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None: ...
 

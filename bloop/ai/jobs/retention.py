@@ -3,7 +3,9 @@
 lesson is deleted (its course's deletion deletes each of its lessons): that lesson's jobs still
 queued or running are cancelled (`lesson_deleted`), as a user's cancel does them, and the files of
 those that ended are removed. The job stays, with its cost, and says when its files went
-(`outputs_removed_at`). Content's copies of the files it attached are its own, and stay."""
+(`outputs_removed_at`). Content's copies of the files it attached are its own, and stay. The
+deleted lesson's tombstone is kept `DELETED_LESSON_KEEP_S` (or the outputs' keeping time when
+longer); lesson ids are UUIDs content makes, never reused."""
 
 from __future__ import annotations
 
@@ -12,11 +14,13 @@ from datetime import timedelta
 
 from bloop.ai.jobs.model import MediaResult, now
 from bloop.ai.jobs.ports import MediaStore
-from bloop.ai.jobs.service import JobService
+from bloop.ai.jobs.service import LESSON_DELETED, JobService
 
 log = logging.getLogger("bloop.ai.retention")
-LESSON_DELETED = "lesson_deleted"
 CHUNK = 100
+# How long a deleted lesson's tombstone is kept at least: it refuses new jobs on the lesson, and
+# stops those stored after the deletion's cancel looked for the lesson's jobs when they start.
+DELETED_LESSON_KEEP_S = 30 * 86_400.0
 
 
 class OutputRetention:
@@ -34,6 +38,8 @@ class OutputRetention:
         if cleared:
             log.info("removed the output files of AI jobs past their keeping time",
                      extra={"count": cleared})
+        await self.service.store.forget_deleted_lessons(
+            now() - timedelta(seconds=max(self.keep_s, DELETED_LESSON_KEEP_S)))
         return cleared
 
     async def remove_outputs(self, tenant: str, job_id: str) -> bool:
@@ -49,11 +55,14 @@ class OutputRetention:
         return True
 
     async def lesson_deleted(self, tenant: str, lesson_id: str) -> int:
-        """Cancels the lesson's unfinished jobs (a running one stops within a second, and a
-        worker that finished meanwhile removes what it stored) and removes the files of those
-        that ended. How many jobs it changed; running it again changes nothing."""
+        """Remembers the lesson deleted (its tombstone), then cancels its unfinished jobs (a
+        running one stops within a second, and a worker that finished meanwhile removes what it
+        stored) and removes the files of those that ended. A job stored after this looked for
+        the lesson's jobs finds the tombstone: it is refused, or its worker cancels it before
+        any paid call. How many jobs it changed; running it again changes nothing."""
         if not lesson_id:
             return 0  # the jobs made from a prompt alone belong to no lesson
+        await self.service.store.lesson_deleted(tenant, lesson_id, now())  # first: see above
         changed, after = 0, None
         while True:
             page = await self.service.store.list_jobs(tenant, lesson_id=lesson_id, after=after,

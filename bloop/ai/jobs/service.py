@@ -51,6 +51,7 @@ from bloop.platform.kit.urls import (
 # 6 Dec 2026 on a version of the same text the lesson has left (no key finds it).
 EARLIER_JOBS_READ = 50
 Mutation = Callable[[Job], tuple[Job, list[Envelope]] | None]
+LESSON_DELETED = "lesson_deleted"  # the cancel reason of a job whose lesson was deleted
 USERINFO_REFUSED = ("it holds a user name or password (user:password@), which would be sent in "
                     "every request and logged with it; give the key as `api_key` (never shown) "
                     "and the address without them")
@@ -291,7 +292,8 @@ class JobService:
         makes a new job. An earlier job on another version of the lesson is the caller's only
         when `readable` says they may read it. The job of a client's `client_key` is its job
         whatever became of it. Refuses a bad request, or one over the tenant's quota, before
-        any spend. `lesson` is None only for a video made from a prompt alone."""
+        any spend, and one on a lesson deleted since (404 `lesson_gone`: nothing is stored).
+        `lesson` is None only for a video made from a prompt alone."""
         if client_key:
             key, existing = f"client:{client_key}", await self.store.find_by_key(
                 tenant, f"client:{client_key}")
@@ -300,6 +302,8 @@ class JobService:
         if existing is not None and not _ended_without_result(existing) and \
                 not await self._replaced(existing, lesson):
             return self._same(existing, request), False
+        if lesson is not None:
+            await self._check_not_deleted(tenant, lesson.id)
         self._check_request(request, lesson)
         eff = await self.effective(tenant)
         if request.params.prompt and eff.provider == "offline":
@@ -322,6 +326,14 @@ class JobService:
             self._on_write()
             return stored, True
         return self._same(stored, request), False
+
+    async def _check_not_deleted(self, tenant: str, lesson_id: str) -> None:
+        """Refuses a job on a lesson whose deletion this service has heard of (content, or a
+        cache of it, may still have shown it to the request)."""
+        deleted = await self.store.deleted_at(tenant, lesson_id)
+        if deleted is not None:
+            raise NotFound(f"no lesson {lesson_id!r} in tenant {tenant!r}: it was deleted at "
+                           f"{json_time(deleted)}", code="lesson_gone")
 
     async def _earlier(self, tenant: str, request: JobRequest, lesson: LessonText | None,
                        readable: Callable[[Job], Awaitable[bool]] | None

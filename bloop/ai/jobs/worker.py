@@ -56,6 +56,7 @@ from bloop.ai.jobs.model import (
 )
 from bloop.ai.jobs.ports import JobStore, MediaRenderer, MediaStore
 from bloop.ai.jobs.service import (
+    LESSON_DELETED,
     Effective,
     JobService,
     budget_spent,
@@ -403,8 +404,9 @@ class JobRunner:
         if self._stopping:
             await self._hand_back(job)
             return None
+        stored: list[str] = []  # the files this attempt stored, removed unless it succeeds
         watcher = asyncio.create_task(self._watch(job), name=f"ai:watch:{job.id}")
-        work = asyncio.create_task(self._execute(job), name=f"ai:job:{job.id}")
+        work = asyncio.create_task(self._execute(job, stored), name=f"ai:job:{job.id}")
         halt = asyncio.create_task(self._halt.wait(), name=f"ai:halt:{job.id}")
         try:
             done, _ = await asyncio.wait({watcher, work, halt},
@@ -417,6 +419,7 @@ class JobRunner:
                 await stopped(watcher)
                 await stopped(work)
                 if work.cancelled() or work.exception() is not None:
+                    await self._drop(job, stored)
                     await self._hand_back(job)
                     return None
             result, cost = await work  # it ended meanwhile: the job is finished
@@ -424,14 +427,18 @@ class JobRunner:
             log.warning("lost the lease; another worker has the job", extra={"job": job.id})
             return None
         except CancelRequested:
+            await self._drop(job, stored)
             await self._finish_cancelled(job)
             return None
         except ProviderError as exc:
+            await self._drop(job, stored)
             return await self._provider_failed(job, exc.code, str(exc), exc.transient,
                                                exc.retry_after_s)
         except JobFailure as exc:
+            await self._drop(job, stored)
             return await self._provider_failed(job, exc.code, str(exc), exc.transient, None)
         except Exception as exc:
+            await self._drop(job, stored)
             await self._finish_failed(job, "internal_error", f"{type(exc).__name__}: {exc}",
                                       error=exc)
             return None
@@ -489,14 +496,34 @@ class JobRunner:
         await self._mine(job, lambda j: j.update(progress=max(j.progress, min(progress, 99)),
                                                  step=step), checkpoint=True)
 
-    async def _execute(self, job: Job) -> tuple[JobResult, Cost]:
+    async def _execute(self, job: Job, stored: list[str]) -> tuple[JobResult, Cost]:
+        await self._unless_lesson_deleted(job)
         if job.kind in TEXT_KINDS:
             return await self._text(job)
-        return await self._render(job)
+        return await self._render(job, stored)
+
+    async def _unless_lesson_deleted(self, job: Job) -> None:
+        """Stops a job whose lesson was deleted (stored after the deletion's cancel looked for
+        the lesson's jobs) before its work and before each paid call: cancelled as that
+        cancel does it (`lesson_deleted`), raising CancelRequested."""
+        if job.lesson_id and await self.store.deleted_at(job.tenant, job.lesson_id) is not None:
+            await self.service.cancel_unfinished(job.tenant, job.id, LESSON_DELETED)
+            raise CancelRequested
+
+    async def _drop(self, job: Job, stored: list[str]) -> None:
+        """Removes the files an attempt stored before it stopped without its result (a cancel
+        or a failure while storing); before the job's end, while this worker holds it, so
+        that no other attempt has stored them again."""
+        for file_id in stored:
+            try:
+                await self.media.delete(job.tenant, file_id)
+            except Exception as exc:  # the job still ends; the file is left behind
+                log.warning("could not remove a file of a job that did not succeed", extra={
+                    "tenant": job.tenant, "job": job.id, "file": file_id, "error": repr(exc)})
 
     async def _text(self, job: Job) -> tuple[JobResult, Cost]:
         eff: Effective = await self.service.effective(job.tenant)
-        generator, close = eff.generator(self._meter(job, eff), self._within_budget(job, eff))
+        generator, close = eff.generator(self._meter(job, eff), self._before_paid(job, eff))
         await self._progress(job, 10, f"generating with {eff.provider}")
         try:
             generated = await self._generate(generator, job)
@@ -530,15 +557,17 @@ class JobRunner:
 
         return spent
 
-    def _within_budget(self, job: Job, eff: Effective) -> Before | None:
-        """Stops the job before a paid call once the tenant's month has spent its budget
-        (which the job's own calls so far count towards): checked only when the job was asked
-        for, jobs queued or running at once could spend it many times over."""
+    def _before_paid(self, job: Job, eff: Effective) -> Before:
+        """Stops the job before a paid call once its lesson was deleted, or once the tenant's
+        month has spent its budget (which the job's own calls so far count towards): a budget
+        checked only when the job was asked for, jobs queued or running at once could spend
+        many times over."""
         budget = eff.monthly_budget_usd
-        if budget is None:
-            return None
 
         async def check() -> None:
+            await self._unless_lesson_deleted(job)
+            if budget is None:
+                return
             month = await self.store.spend(job.tenant, month_start(now()))
             if month.usd >= budget:
                 raise JobFailure("ai_budget_exhausted", "stopped before a paid call: "
@@ -552,7 +581,7 @@ class JobRunner:
                 cost=j.cost.plus(provider=provider, model=voice or provider,
                                  characters=characters, usd=usd)), []))
 
-        return lambda tts: MeteredTts(tts, spent, self._within_budget(job, eff))
+        return lambda tts: MeteredTts(tts, spent, self._before_paid(job, eff))
 
     async def _record_cost(self, job: Job, eff: Effective, usage: Usage, usd: float,
                            model: str | None = None) -> None:
@@ -576,7 +605,7 @@ class JobRunner:
         await self._progress(job, 2, f"writing the script with {eff.provider}")
         try:
             made = await script_from_prompt(
-                MeteredLlm(llm, self._meter(job, eff), self._within_budget(job, eff)),
+                MeteredLlm(llm, self._meter(job, eff), self._before_paid(job, eff)),
                 job.params.prompt,
                 source_text=job.lesson.text if job.lesson else "", language=job.language,
                 max_attempts=eff.invalid_retries + 1)
@@ -586,7 +615,7 @@ class JobRunner:
         return made.script, job.cost.model_copy(update={"provider": eff.provider,
                                                         "model": made.model})
 
-    async def _render(self, job: Job) -> tuple[JobResult, Cost]:
+    async def _render(self, job: Job, stored: list[str]) -> tuple[JobResult, Cost]:
         renderer = self.renderers.get(job.kind)
         if renderer is None:
             raise JobFailure("not_available", f"this worker cannot render {job.kind}")
@@ -609,12 +638,13 @@ class JobRunner:
             await self._progress(job, 88, "storing outputs")
             outputs = []
             for f in files:
-                stored = await self.media.put(job.tenant, job.id, f.name, f.content_type, f.path)
+                kept = await self.media.put(job.tenant, job.id, f.name, f.content_type, f.path)
+                stored.append(kept.file_id)
                 outputs.append(MediaOutput(
                     name=f.name, kind=f.kind if f.kind in ("audio", "video", "subtitles",
                                                            "image") else "other",
-                    content_type=f.content_type, bytes=stored.length, duration_s=f.duration_s,
-                    file_id=stored.file_id,
+                    content_type=f.content_type, bytes=kept.length, duration_s=f.duration_s,
+                    file_id=kept.file_id,
                     url=f"{job_url(job.tenant, job.id)}/outputs/{f.name}"))
         if not outputs:
             raise JobFailure("no_output", f"the {job.kind} renderer made no file")

@@ -38,7 +38,7 @@ from bloop.ai.jobs.model import (
     idempotency_keys,
     now,
 )
-from bloop.ai.jobs.ports import Progress, RenderedFile, StoredFile
+from bloop.ai.jobs.ports import JobLimit, Progress, RenderedFile, StoredFile
 from bloop.ai.jobs.renderers import LibraryRenderer
 from bloop.ai.jobs.retention import OutputRetention
 from bloop.ai.jobs.service import JobService, requested
@@ -48,9 +48,12 @@ from bloop.ai.providers.llm import ProviderRejected
 from bloop.ai.providers.tts import Speech, per_sentence, wav_bytes
 from bloop.ai.text.model import LessonText
 from bloop.ai.video import CodeScene, KeyPointsScene, VideoScript
+from bloop.platform.content.events import LessonDeleted
 from bloop.platform.demo import data
 from bloop.platform.identity.events import UserDeleted
 from bloop.platform.kit.errors import Conflict, Problem
+from bloop.platform.kit.events.bus.port import Handler
+from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
 from bloop.platform.kit.settings import AiSettings
 from bloop.platform.kit.sqlite import SqliteDB
@@ -869,6 +872,116 @@ async def test_a_cancel_while_outputs_are_stored_ends_the_job_cancelled(
     assert "job.completed.v1" not in types
     assert stored
     assert [await rig.media.info("acme", f) for f in stored] == [None], "its file is removed"
+
+
+class TwoFiles:
+    """A render of two files (a narration and its captions)."""
+
+    async def render(self, job: Job, workdir: Path, progress: Progress,
+                     **_: object) -> list[RenderedFile]:
+        (workdir / "narration.wav").write_bytes(b"RIFF" + b"\x00" * 400)
+        (workdir / "narration.vtt").write_text("WEBVTT\n")
+        return [RenderedFile(workdir / "narration.wav", "narration.wav", "audio", "audio/wav"),
+                RenderedFile(workdir / "narration.vtt", "narration.vtt", "subtitles",
+                             "text/vtt")]
+
+
+async def test_a_cancel_that_stops_the_storing_of_outputs_removes_those_stored(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watcher stopped the work between two files: the first stayed, named by no job."""
+    job = await rig.ask("narration")
+    put = rig.media.put
+    stored: list[str] = []
+    first = asyncio.Event()
+
+    async def stuck_after_one(tenant: str, job_id: str, name: str, content_type: str,
+                              path: Path) -> StoredFile:
+        if stored:
+            await asyncio.Event().wait()  # stopped here by the cancel
+        file = await put(tenant, job_id, name, content_type, path)
+        stored.append(file.file_id)
+        first.set()
+        return file
+
+    monkeypatch.setattr(rig.media, "put", stuck_after_one)
+    task = asyncio.create_task(rig.runner(narration=TwoFiles()).run("acme", job.id))
+    await asyncio.wait_for(first.wait(), 10)
+    await rig.service.cancel("acme", job.id)
+    await asyncio.wait_for(task, 10)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.result) == ("cancelled", None)
+    assert [await rig.media.info("acme", f) for f in stored] == [None], "its file is removed"
+
+
+def lesson_deleted(lesson_id: str = LESSON.id) -> Envelope:
+    return type_of(LessonDeleted).envelope(LessonDeleted(
+        lesson_id=lesson_id, course_id="py", lesson_version=4, deleted_at=now()),
+        tenant="acme", subject=lesson_id)
+
+
+def deletion_consumer(rig: Rig) -> Handler:
+    retention = OutputRetention(rig.service, rig.media, 3600)
+    return {s.group: s for s in consumers.subscriptions(rig.service, retention)}[
+        "ai-worker.lessons"].handler
+
+
+async def test_a_job_stored_after_its_lesson_s_deletion_was_handled_ends_before_paying(
+        rig: Rig, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The request read the lesson, content deleted it, and the deletion's consumer looked for
+    the lesson's jobs before the job was stored: it found none, and the job ran and paid."""
+    await own_priced_provider(rig, fake_openai, budget_usd=100.0)
+    consume = deletion_consumer(rig)
+    create = rig.store.create
+
+    async def deleted_meanwhile(job: Job, events: list[Envelope], *,
+                                limit: JobLimit | None = None) -> tuple[Job, bool]:
+        await consume(lesson_deleted())
+        return await create(job, events, limit=limit)
+
+    monkeypatch.setattr(rig.store, "create", deleted_meanwhile)
+    job = await rig.ask("summary")
+    monkeypatch.setattr(rig.store, "create", create)
+    assert job.status == "queued"
+    await rig.runner().run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.cancel_reason, done.result) == ("cancelled", "lesson_deleted",
+                                                              None)
+    assert fake_openai.requests == [], "no paid call"
+    assert done.cost.usd == 0
+    assert (await rig.types(job.id))[-1] == "job.cancelled.v1"
+
+
+async def test_a_job_asked_for_after_its_lesson_s_deletion_is_refused(rig: Rig) -> None:
+    """Content, or a cache of it, still showed the lesson to the request: a job was stored."""
+    await deletion_consumer(rig)(lesson_deleted())
+    with pytest.raises(Problem) as refused:
+        await rig.ask("summary")
+    assert (refused.value.status, refused.value.code) == (404, "lesson_gone")
+    assert (await rig.store.list_jobs("acme")).items == []
+    assert await rig.store.outbox.pending(10) == []
+    other = await rig.service.request("acme", "u1", JobRequest(
+        kind="summary", lesson_id="lesson-2"), LESSON.model_copy(update={"id": "lesson-2"}))
+    assert other[1], "another lesson's jobs are asked for as before"
+
+
+async def test_a_job_stops_before_the_paid_call_after_its_lesson_s_deletion(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked before each paid call as the budget is: a voice's second passage is not paid."""
+    monkeypatch.setattr(renderers, "_tts", PricedTts)
+    job = await rig.ask("narration")
+
+    async def narration(text: str, tts: PricedTts, out_dir: Path, *,
+                        voice: str | None) -> Path:
+        await speak("First passage here.", tts, voice)
+        await rig.store.lesson_deleted("acme", LESSON.id, now())  # the consumer's first write
+        await speak("Second passage, never paid.", tts, voice)
+        raise AssertionError("not reached")
+
+    await rig.runner(narration=LibraryRenderer("narration", function=narration)).run(
+        "acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.cancel_reason) == ("cancelled", "lesson_deleted")
+    assert done.cost.characters == len("First passage here."), "the first passage alone"
 
 
 async def test_a_tenant_admin_s_base_url_inside_the_network_is_refused(

@@ -1,5 +1,6 @@
-"""The embedded AI stores: jobs and tenant settings in SQLite with the outbox in the same
-database (each change and its events in one transaction), and job outputs as files on disk."""
+"""The embedded AI stores: jobs, deleted lessons' tombstones and tenant settings in SQLite with
+the outbox in the same database (each change and its events in one transaction), and job outputs
+as files on disk."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
@@ -40,6 +41,10 @@ CREATE INDEX IF NOT EXISTS ai_jobs_requester
   ON ai_jobs (tenant, json_extract(doc, '$.requested_by'), created, id);
 CREATE INDEX IF NOT EXISTS ai_jobs_open ON ai_jobs (final, lease_until, updated);
 CREATE TABLE IF NOT EXISTS ai_config (tenant TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ai_deleted_lessons (
+  tenant TEXT NOT NULL, lesson_id TEXT NOT NULL, at REAL NOT NULL,
+  PRIMARY KEY (tenant, lesson_id));
+CREATE INDEX IF NOT EXISTS ai_deleted_lessons_at ON ai_deleted_lessons (at);
 """
 # The jobs whose output files are kept, by when they ended (the retention sweep's read).
 OUTPUTS = """
@@ -182,6 +187,21 @@ class EmbeddedJobStore:
             " AND outputs_since < ? ORDER BY outputs_since, tenant, id LIMIT ?",
             (before.timestamp(), limit)).fetchall())
         return [(r["tenant"], r["id"]) for r in rows]
+
+    async def lesson_deleted(self, tenant: str, lesson_id: str, at: datetime) -> None:
+        await self.db.transaction(lambda c: c.execute(
+            "INSERT INTO ai_deleted_lessons (tenant, lesson_id, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (tenant, lesson_id) DO NOTHING", (tenant, lesson_id, at.timestamp())))
+
+    async def deleted_at(self, tenant: str, lesson_id: str) -> datetime | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT at FROM ai_deleted_lessons WHERE tenant = ? AND lesson_id = ?",
+            (tenant, lesson_id)).fetchone())
+        return None if row is None else datetime.fromtimestamp(row["at"], UTC)
+
+    async def forget_deleted_lessons(self, before: datetime) -> int:
+        return await self.db.transaction(lambda c: int(c.execute(
+            "DELETE FROM ai_deleted_lessons WHERE at < ?", (before.timestamp(),)).rowcount))
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None:
         row = await self.db.run(lambda c: c.execute(

@@ -1,7 +1,7 @@
 """The MongoDB AI stores (database `ai` by default): jobs with their pending events in the job's
-own document (kit MongoOutbox, one single-document write each), tenant settings, and job outputs
-in GridFS (bucket `media`). Runs on FerretDB v1 as on MongoDB: no transactions, no `$lookup`,
-no projection in `find_one_and_update`.
+own document (kit MongoOutbox, one single-document write each), deleted lessons' tombstones,
+tenant settings, and job outputs in GridFS (bucket `media`). Runs on FerretDB v1 as on MongoDB:
+no transactions, no `$lookup`, no projection in `find_one_and_update`.
 
 Every `_id` starts with the tenant, and every query also filters on the `tenant` field.
 
@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Collection
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class MongoJobStore:
         db = client[database]
         self.jobs = db["jobs"]
         self.config = db["config"]
+        self.deleted_lessons = db["deleted_lessons"]
         self.guard = guard or MongoGuard.of(db)
         self._outbox = MongoOutbox([self.jobs], registry, name=f"{database}-outbox",
                                    guard=self.guard)
@@ -85,6 +86,7 @@ class MongoJobStore:
         await self.jobs.create_index([("outputs_since", ASCENDING)], name="outputs_kept")
         await self.jobs.create_index([("tenant", ASCENDING), ("lesson_id", ASCENDING),
                                       ("created", DESCENDING)], name="tenant_lesson")
+        await self.deleted_lessons.create_index([("at", ASCENDING)], name="deleted_at")
         await self._outbox.setup()
         await self.guard.setup()
         await self._add_outputs_since()
@@ -199,6 +201,21 @@ class MongoJobStore:
                                 {"tenant": 1, "id": 1}).sort(
             [("outputs_since", ASCENDING), ("tenant", ASCENDING), ("id", ASCENDING)]).limit(limit)
         return [(d["tenant"], d["id"]) async for d in cursor]
+
+    async def lesson_deleted(self, tenant: str, lesson_id: str, at: datetime) -> None:
+        with contextlib.suppress(DuplicateKeyError):  # the first time stays
+            await self.deleted_lessons.insert_one({
+                "_id": _key(tenant, lesson_id), "tenant": tenant, "lesson_id": lesson_id,
+                "at": at.timestamp()})
+
+    async def deleted_at(self, tenant: str, lesson_id: str) -> datetime | None:
+        doc = await self.deleted_lessons.find_one({"_id": _key(tenant, lesson_id),
+                                                   "tenant": tenant})
+        return None if doc is None else datetime.fromtimestamp(float(doc["at"]), UTC)
+
+    async def forget_deleted_lessons(self, before: datetime) -> int:
+        result = await self.deleted_lessons.delete_many({"at": {"$lt": before.timestamp()}})
+        return int(result.deleted_count)
 
     async def get_config(self, tenant: str) -> TenantAiConfig | None:
         doc = await self.config.find_one({"_id": tenant})
