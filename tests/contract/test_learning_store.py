@@ -33,6 +33,7 @@ from bloop.platform.learning.model import (
     Enrolment,
     HeldUntil,
     LessonNode,
+    LessonVersion,
     Mastery,
     ModuleRef,
     NewCard,
@@ -872,6 +873,56 @@ async def test_a_held_card_made_again_live_is_released_in_that_write(case: Case)
     with pytest.raises(Duplicate):  # a retired card never comes back
         await case.store.add_card(retired.released())
     assert await case.store.get_card(case.tenant, retired.id, held=True) is None
+
+
+async def test_a_deleted_lessons_cards_are_retired_a_batch_at_a_time(case: Case) -> None:
+    """AI cards kept no lesson once live, so those of a deleted lesson stayed in every deck."""
+    await concepts(case, "loops")
+    await concepts(case, "loops", tenant=case.other)
+
+    def ai(front: str, lesson_id: str | None, *, tenant: str | None = None,
+           held: int | None = None) -> Card:
+        made = None if lesson_id is None else LessonVersion(lesson_id=lesson_id, lesson_version=1)
+        return Card.create(tenant or case.tenant, "loops",
+                           NewCard(front=front, back="b", source="ai"), at=T0, card_id=front,
+                           made_from=made, held_until=None if held is None else HeldUntil(
+                               lesson_id="L1", lesson_version=held))
+
+    educators = Card.create(case.tenant, "loops", NewCard(front="mine", back="b"), at=T0)
+    made = [ai(f"l1-{n}", "L1") for n in range(3)]
+    held = [ai("held", "L1", held=2), ai("held-before", None, held=3)]  # one kept no lesson
+    kept = [educators, ai("l2", "L2"), ai("before", None)]
+    elsewhere = ai("l1-0", "L1", tenant=case.other)
+    for card in (*made, *held, *kept, elsewhere):
+        await case.store.add_card(card)
+    assert await case.store.get_card(case.tenant, "l1-0") == made[0]
+    assert made[0].lesson_id == "L1"
+    assert made[0].lesson_version == 1
+    assert educators.lesson_id is None
+    live = [*made, *kept]
+    await case.store.add_to_decks(case.tenant, ["u1", "u2"], [
+        review.new_state(c.id, "loops", T0) for c in live])
+    assert await case.store.keep_in_deck(case.tenant, "u2", "l1-1", False)
+    state = review.new_state("l1-0", "loops", T0)
+    reviewed, log, _ = review.review(state, 3, T0, None)
+    await case.store.save_review(case.tenant, "u1", reviewed, log, [])
+
+    retired = [await case.store.retire_lesson_cards(case.tenant, "L1", 2) for _ in range(4)]
+    assert retired == [2, 2, 1, 0]
+    for card in (*made, *held):
+        assert await case.store.get_card(case.tenant, card.id, held=True) is None
+    assert await case.store.cards_of(case.tenant, ["loops"]) == sorted(kept, key=lambda c: c.id)
+    for learner in ("u1", "u2"):
+        assert sorted(s.card_id for s in await case.store.card_states(case.tenant, learner)) == \
+            sorted(c.id for c in kept)
+    assert await case.store.taken_out_cards(case.tenant, "u2") == []
+    assert await case.store.review_logs(case.tenant, "u1") == [log]  # their history stays
+    assert await case.store.get_card(case.other, "l1-0") == elsewhere
+    assert await case.store.release_cards(case.tenant, "L1", 2) == []
+    with pytest.raises(Duplicate):  # made again: it stays retired
+        await case.store.add_card(made[0])
+    assert await case.store.retire_lesson_cards(case.tenant, "L2", 10) == 1
+    assert await case.store.retire_lesson_cards(case.tenant, "L1", 10) == 0
 
 
 async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:

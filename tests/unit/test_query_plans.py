@@ -12,7 +12,15 @@ from bloop.platform.identity.model import RefreshToken
 from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
-from bloop.platform.learning.model import Edge, NewConcept, NewEnrolment
+from bloop.platform.learning.model import (
+    Card,
+    Edge,
+    HeldUntil,
+    LessonVersion,
+    NewCard,
+    NewConcept,
+    NewEnrolment,
+)
 from bloop.platform.learning.service import LearningService
 from bloop.platform.learning.stores.embedded import EmbeddedLearningStore
 from tests.support import query_plans
@@ -108,5 +116,31 @@ async def test_a_persons_ai_jobs_are_read_along_an_index(tmp_path: Path) -> None
 
         steps = along_indexes(await query_plans(db, jobs, "ai_jobs"))
         assert any("ai_jobs_requester" in step for step in steps), steps
+    finally:
+        await db.close()
+
+
+async def test_a_deleted_lessons_cards_are_found_along_indexes(tmp_path: Path) -> None:
+    """Retiring a deleted lesson's cards reads its cards (and their schedules), not the
+    tenant's."""
+    db = SqliteDB(tmp_path / "learning.sqlite3")
+    store = EmbeddedLearningStore(db, registry)
+    try:
+        await store.setup()
+        await store.ensure_concepts(T, ["loops"])
+        for i in range(20):
+            lesson = f"L{i % 4}"
+            await store.add_card(Card.create(
+                T, "loops", NewCard(front=f"f{i}", back="b", source="ai"), at=AT,
+                made_from=LessonVersion(lesson_id=lesson, lesson_version=1),
+                held_until=HeldUntil(lesson_id=lesson, lesson_version=2) if i % 3 else None))
+
+        async def retire(lesson: str) -> None:
+            assert await store.retire_lesson_cards(T, lesson, 50) == 5
+
+        steps = along_indexes(await query_plans(db, lambda: retire("L1"), "cards"))
+        assert any("cards_lesson" in step for step in steps), steps
+        assert any("cards_held" in step for step in steps), steps
+        along_indexes(await query_plans(db, lambda: retire("L2"), "card_states"))
     finally:
         await db.close()

@@ -1,14 +1,15 @@
 """What learning consumes: content's lessons and courses as published (projected into the graph,
 so learning never reads content's store, with whether each course is archived), graded quiz
-attempts (mastery), the flashcards the AI service generates (review cards), and deleted users
-(erased). Edits of a lesson's draft (`lesson.updated`) are not read: learners' paths change at
-the course's next publication, as content promises its authors.
+attempts (mastery), the flashcards the AI service generates (review cards, retired with their
+lesson's deletion), and deleted users (erased). Edits of a lesson's draft (`lesson.updated`)
+are not read: learners' paths change at the course's next publication, as content promises its
+authors.
 
 Events are chosen by type name and read tolerantly: fields this service does not know are
 ignored, and fields it needs but an older event lacks take a default. Every handler can run twice
 for one event without harm: projections keep the latest version they saw (older or repeated
 events change nothing), archiving keeps the latest course revision, attempts are applied once
-per attempt id, erasure of nothing is nothing.
+per attempt id, erasure of nothing is nothing, a deleted lesson's cards are retired once.
 """
 
 from __future__ import annotations

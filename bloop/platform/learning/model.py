@@ -385,11 +385,13 @@ class CardEdit(Edit):
     back: CardText | None = None
 
 
-class HeldUntil(_Frozen):
-    """The publication a card generated from an unpublished lesson version waits for."""
-
+class LessonVersion(_Frozen):
     lesson_id: str
     lesson_version: int
+
+
+class HeldUntil(LessonVersion):
+    """The publication a card generated from an unpublished lesson version waits for."""
 
 
 class Card(_Frozen):
@@ -407,12 +409,21 @@ class Card(_Frozen):
         "set on a card generated from a version of a lesson learners cannot read (a draft): "
         "until that version of the lesson or a later one is published, the card joins no deck "
         "and only staff see it"))
+    lesson_id: str | None = Field(default=None, description=(
+        "the lesson an AI card was made from: when it is deleted, the card is retired; null "
+        "for an educator's card, and for AI cards stored before cards kept their lesson"))
+    lesson_version: int | None = Field(default=None, description=(
+        "the version of that lesson the card was made from"))
 
     @classmethod
     def create(cls, tenant: str, concept: str, new: NewCard, at: datetime | None = None,
-               card_id: str | None = None, held_until: HeldUntil | None = None) -> Card:
+               card_id: str | None = None, held_until: HeldUntil | None = None,
+               made_from: LessonVersion | None = None) -> Card:
+        """`made_from`: the lesson version an AI card was made from."""
         return cls(id=card_id or uuid.uuid4().hex, tenant=tenant, concept=concept,
-                   created_at=at or now(), held_until=held_until, **new.model_dump())
+                   created_at=at or now(), held_until=held_until,
+                   lesson_id=made_from and made_from.lesson_id,
+                   lesson_version=made_from and made_from.lesson_version, **new.model_dump())
 
     def released(self) -> Card:
         return self.model_copy(update={"held_until": None})

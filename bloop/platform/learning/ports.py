@@ -296,6 +296,11 @@ class LearningRepository(Protocol):
         """Retires the card: no read finds it, its id is never used again, and it leaves
         every learner's deck (their review logs stay). False when there was no such card."""
 
+    async def retire_lesson_cards(self, tenant: str, lesson_id: str, limit: int) -> int:
+        """Retires, as `retire_card` does, up to `limit` of the cards made from the lesson
+        (`Card.lesson_id`, or held until a version of it) not retired yet, live or held, in one
+        write; how many it retired (fewer than `limit` when none are left)."""
+
     async def release_cards(self, tenant: str, lesson_id: str, version: int) -> list[str]:
         """Makes live the cards held until the publication of exactly `version` of the lesson
         (the text they were made from), in one write; the ids of those not retired, in no

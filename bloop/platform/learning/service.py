@@ -52,6 +52,7 @@ from bloop.platform.learning.model import (
     HeldUntil,
     LearningPath,
     LessonNode,
+    LessonVersion,
     Mastery,
     NewCard,
     NewConcept,
@@ -96,6 +97,8 @@ PATHS_A_PAGE = 20  # a page of paths when none is asked for: each is a graph que
 LEARNERS_A_PAGE = 500  # a course's learners read at a time when content reshapes its paths
 DEAL_ROWS = 5000
 """About as many schedules as one write of new cards to learners' decks makes at most."""
+RETIRE_CARDS = 50
+"""The cards of a deleted lesson retired in one write (each leaves every deck in it)."""
 PROGRESS_ATTEMPTS = 10
 """A lesson's progress updates sent at once (heartbeats, a completion, a double click) take
 turns in one process; between processes, each read-and-write that loses to another is tried
@@ -361,13 +364,20 @@ class LearningService:
         return True
 
     async def forget_lesson(self, tenant: str, lesson_id: str, version: int) -> bool:
-        """Deletes the lesson; the paths it leaves are announced after this answers."""
+        """Deletes the lesson and retires the cards made from it (held ones too), which drill
+        text that no longer exists (a run again, after a stop part-way, retires the rest);
+        the paths it leaves are announced after this answers."""
         before = await self.repo.get_lesson(tenant, lesson_id)
         if not await self.repo.delete_lesson(tenant, lesson_id, version):
             return False
         if before is not None:
             self._lesson_moved(before, None)
+        await self._retire_cards_of(tenant, lesson_id)
         return True
+
+    async def _retire_cards_of(self, tenant: str, lesson_id: str) -> None:
+        while await self.repo.retire_lesson_cards(tenant, lesson_id, RETIRE_CARDS) == RETIRE_CARDS:
+            pass
 
     def _lesson_moved(self, lesson: LessonNode, other: LessonNode | None) -> None:
         """Announces the paths of the learners of the courses `lesson` and `other` (the same
@@ -844,8 +854,9 @@ class LearningService:
         published that is held, made before from a draft with the same text, is released (a
         retired one stays retired). The others join the decks of
         the learners who completed a lesson teaching their concept (after this answers; those
-        of a job run again too, which adds only what a stop left out). Answers how many cards
-        were new."""
+        of a job run again too, which adds only what a stop left out). Each card keeps the
+        lesson version it was made from: the lesson's deletion retires it, one deleted while
+        these were stored too. Answers how many cards were new."""
         lesson = await self.repo.get_lesson(tenant, lesson_id)
         fallback = lesson.teaches[0] if lesson is not None and lesson.teaches else None
         held = None if lesson is not None and lesson.version == lesson_version else HeldUntil(
@@ -857,6 +868,8 @@ class LearningService:
         if not wanted:
             return 0
         await self.repo.ensure_concepts(tenant, sorted({c for *_, c in wanted}))
+        made_from = (LessonVersion(lesson_id=lesson_id, lesson_version=lesson_version)
+                     if lesson_id else None)
         added = 0
         stored: list[str] = []
         for i, front, back, concept in wanted:
@@ -865,7 +878,7 @@ class LearningService:
             try:
                 new = NewCard(front=front, back=back, source="ai")
                 if await self.repo.add_card(Card.create(tenant, concept, new, card_id=card_id,
-                                                        held_until=held)):
+                                                        held_until=held, made_from=made_from)):
                     added += 1
             except Duplicate:
                 pass
@@ -878,6 +891,9 @@ class LearningService:
             published = await self.repo.get_lesson(tenant, lesson_id)
             if published is not None:
                 stored += await self.repo.release_cards(tenant, lesson_id, published.version)
+        elif await self.repo.get_lesson(tenant, lesson_id) is None:  # deleted since it was read
+            await self._retire_cards_of(tenant, lesson_id)
+            return added
         self._deal(tenant, stored)  # held cards are left out there
         return added
 

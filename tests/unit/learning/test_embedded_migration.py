@@ -1,8 +1,9 @@
 """The embedded learning store opens a database written before cards could be retired or taken
-out of a deck, and keeps what it holds."""
+out of a deck, or before AI cards kept their lesson, and keeps what it holds."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.learning import review
-from bloop.platform.learning.model import Card, NewCard
+from bloop.platform.learning.model import Card, HeldUntil, LessonVersion, NewCard
 from bloop.platform.learning.stores.embedded import EmbeddedLearningStore
 
 BEFORE = """
@@ -46,5 +47,50 @@ async def test_cards_and_decks_written_before_survive_the_upgrade(tmp_path: Path
         assert await store.card_states("acme", "u1") == []
         assert await store.retire_card("acme", card.id)
         assert await store.get_card("acme", card.id) is None
+    finally:
+        await db.close()
+
+
+BEFORE_LESSONS = """
+CREATE TABLE cards (
+  tenant TEXT NOT NULL, id TEXT NOT NULL, concept TEXT NOT NULL, at TEXT NOT NULL,
+  doc TEXT NOT NULL, retired INTEGER NOT NULL DEFAULT 0, held_lesson TEXT, held_version INTEGER,
+  PRIMARY KEY (tenant, id));
+"""
+
+
+async def test_cards_written_before_they_kept_their_lesson_survive_the_upgrade(
+        tmp_path: Path) -> None:
+    """Their records have no lesson: they read as cards of none, and a held one is still
+    retired with the lesson it waits for."""
+    path = tmp_path / "learning.sqlite3"
+    ai = NewCard(front="for?", back="repeats", source="ai")
+    live = Card.create("acme", "loops", ai, at=T0, card_id="live")
+    held = Card.create("acme", "loops", ai, at=T0, card_id="held",
+                       held_until=HeldUntil(lesson_id="L1", lesson_version=2))
+    with sqlite3.connect(path) as c:
+        c.executescript(BEFORE_LESSONS)
+        for card in (live, held):
+            doc = card.model_dump(mode="json")
+            del doc["lesson_id"], doc["lesson_version"]
+            c.execute("INSERT INTO cards VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+                      ("acme", card.id, "loops", T0.isoformat(), json.dumps(doc),
+                       card.held_until and "L1", card.held_until and 2))
+    c.close()
+    db = SqliteDB(path)
+    store = EmbeddedLearningStore(db, registry)
+    try:
+        await store.setup()
+        await store.setup()
+        assert await store.get_card("acme", "live") == live
+        assert await store.get_card("acme", "held", held=True) == held
+        await store.ensure_concepts("acme", ["loops"])
+        made = Card.create("acme", "loops", ai.model_copy(update={"front": "new"}), at=T0,
+                           made_from=LessonVersion(lesson_id="L1", lesson_version=1))
+        await store.add_card(made)
+        assert await store.retire_lesson_cards("acme", "L1", 10) == 2
+        assert await store.get_card("acme", "live") == live
+        assert await store.get_card("acme", made.id) is None
+        assert await store.get_card("acme", "held", held=True) is None
     finally:
         await db.close()

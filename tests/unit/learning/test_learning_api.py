@@ -26,7 +26,12 @@ from fsrs.scheduler import DEFAULT_PARAMETERS
 from bloop.ai.jobs.events import Card as AiCard
 from bloop.ai.jobs.events import FlashcardsGenerated
 from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
-from bloop.platform.content.events import CoursePublished, LessonPublished, LessonUpdated
+from bloop.platform.content.events import (
+    CoursePublished,
+    LessonDeleted,
+    LessonPublished,
+    LessonUpdated,
+)
 from bloop.platform.identity.events import UserDeleted
 from bloop.platform.kit.errors import Conflict, Problem, StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
@@ -38,7 +43,7 @@ from bloop.platform.learning import bkt
 from bloop.platform.learning import graphql as learning_graphql
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning import service as learning_service
-from bloop.platform.learning.model import BktParams, CardState, NewReview, ReviewLog, SchedulerParams
+from bloop.platform.learning.model import BktParams, Card, CardState, NewReview, ReviewLog, SchedulerParams
 from bloop.platform.learning.ports import StaleVersion
 from bloop.platform.learning.service import LearningService
 from tests.support import count_calls, embedded_app, eventually, graphql_pages, member
@@ -1286,6 +1291,99 @@ async def test_educators_fix_or_retire_cards_and_learners_drop_them(running: tup
     for who in (pupil, other):
         assert await due(who) == ["A base case."]
     assert (await client.post(f"{BASE}/me/cards/{wrong['id']}", headers=pupil)).status_code == 404
+
+
+def lesson_deleted(lid: str, version: int = 1) -> Envelope:
+    return type_of(LessonDeleted).envelope(LessonDeleted(
+        lesson_id=lid, course_id="py", lesson_version=version, deleted_at=AT),
+        tenant="acme", subject=lid)
+
+
+async def test_a_deleted_lessons_ai_cards_leave_every_deck(running: tuple[
+        FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """AI cards kept no lesson: those of a deleted lesson stayed in learners' decks for good,
+    drilling text that no longer exists."""
+    monkeypatch.setattr(learning_service, "RETIRE_CARDS", 2)  # a few writes, not one
+    app, client = running
+    await python_course(app, client)
+    url = f"{BASE}/concepts/recursion/cards"
+    r = await client.post(url, json={"front": "Who wrote this?", "back": "An educator."})
+    assert r.status_code == 201, r.text
+    made = [AiCard(front=f"Recursion {n}?", back=f"Lesson recur {n}.", concept_id="recursion")
+            for n in range(3)]
+    await deliver(app, flashcards("job-r", "recur", made),
+                  flashcards("job-draft", "recur", [AiCard(
+                      front="Draft?", back="Held.", concept_id="recursion")], version=2),
+                  flashcards("job-f", "funcs", [AiCard(
+                      front="From funcs?", back="Lesson funcs.", concept_id="recursion")]),
+                  topic="video.events")
+    pupil = await learner(app, client)
+    r = await client.post(f"{BASE}/me/lessons/recur/progress", json={"status": "completed"},
+                          headers=pupil)
+    assert r.status_code == 200, r.text
+    await service(app).settled()
+    admin = await member(app, client, "acme", ["tenant_admin"])
+
+    async def listed() -> dict[str, str | None]:
+        r = await client.get(url, headers=admin)
+        assert r.status_code == 200, r.text
+        return {c["back"]: c["lesson_id"] for c in r.json()["items"]}
+
+    async def due() -> list[str]:
+        r = await client.get(f"{BASE}/me/reviews/due", headers=pupil)
+        assert r.status_code == 200, r.text
+        return sorted(c["back"] for c in r.json()["items"])
+
+    recur = [f"Lesson recur {n}." for n in range(3)]
+    assert await listed() == {"An educator.": None, "Held.": "recur", "Lesson funcs.": "funcs",
+                              **dict.fromkeys(recur, "recur")}
+    assert await due() == sorted(["An educator.", "Lesson funcs.", *recur])
+    [reviewed] = [c for c in (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()[
+        "items"] if c["back"] == recur[0]]
+    r = await client.post(f"{BASE}/me/reviews", json={"card_id": reviewed["card_id"], "rating": 3},
+                          headers=pupil)
+    assert r.status_code == 200, r.text
+
+    deleted = lesson_deleted("recur")
+    again = dataclasses.replace(deleted, id=uuid.uuid4())  # the same deletion, sent twice
+    for envelopes in ((deleted,), (deleted, again)):
+        await deliver(app, *envelopes)
+        await service(app).settled()
+        assert await listed() == {"An educator.": None, "Lesson funcs.": "funcs"}
+        assert await due() == ["An educator.", "Lesson funcs."]
+    r = await client.post(f"{BASE}/me/reviews", json={"card_id": reviewed["card_id"], "rating": 3},
+                          headers=pupil)
+    assert (r.status_code, r.json()["code"]) == (404, "not_in_deck")
+    r = await client.post(f"{BASE}/me/cards/{reviewed['card_id']}", headers=pupil)
+    assert r.status_code == 404, r.text
+    export = (await client.get("/v1/tenants/acme/me/export", headers=pupil)).json()
+    assert len(export["services"]["learning"]["review_logs"]) == 1  # their history stays
+    await deliver(app, flashcards("job-again", "recur", made), topic="video.events")  # retired
+    await service(app).settled()
+    assert await due() == ["An educator.", "Lesson funcs."]
+
+
+async def test_cards_stored_as_their_lesson_is_deleted_are_retired(running: tuple[
+        FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flashcards and the lesson's deletion arrive on two topics: cards stored after the
+    deletion's sweep, from the lesson read before it, would stay."""
+    app, client = running
+    await python_course(app, client)
+    svc = service(app)
+    add_card = svc.repo.add_card
+    deleting: list[bool] = []
+
+    async def deleted_meanwhile(card: Card) -> bool:
+        if not deleting:
+            deleting.append(True)
+            assert await svc.forget_lesson("acme", "recur", 1)
+        return await add_card(card)
+
+    monkeypatch.setattr(svc.repo, "add_card", deleted_meanwhile)
+    await deliver(app, flashcards("job-r", "recur", [
+        AiCard(front="Late?", back="Yes.", concept_id="recursion")]), topic="video.events")
+    assert deleting
+    assert await svc.repo.cards_of("acme", ["recursion"]) == []
 
 
 async def deck(app: FastAPI, uid: str) -> dict[str, int]:

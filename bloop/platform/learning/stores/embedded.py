@@ -96,7 +96,7 @@ CREATE TABLE IF NOT EXISTS placements (
 CREATE TABLE IF NOT EXISTS cards (
   tenant TEXT NOT NULL, id TEXT NOT NULL, concept TEXT NOT NULL, at TEXT NOT NULL,
   doc TEXT NOT NULL, retired INTEGER NOT NULL DEFAULT 0, held_lesson TEXT, held_version INTEGER,
-  PRIMARY KEY (tenant, id));
+  lesson TEXT, PRIMARY KEY (tenant, id));
 CREATE INDEX IF NOT EXISTS cards_concept ON cards (tenant, concept, at);
 CREATE TABLE IF NOT EXISTS card_states (
   tenant TEXT NOT NULL, learner TEXT NOT NULL, card TEXT NOT NULL, due TEXT NOT NULL,
@@ -257,6 +257,11 @@ class EmbeddedLearningStore:
                 c.execute("ALTER TABLE cards ADD COLUMN held_version INTEGER")
             c.execute("CREATE INDEX IF NOT EXISTS cards_held ON cards (tenant, held_lesson)"
                       " WHERE held_lesson IS NOT NULL")
+            # databases from before AI cards kept the lesson they were made from
+            if "lesson" not in columns("cards"):
+                c.execute("ALTER TABLE cards ADD COLUMN lesson TEXT")
+            c.execute("CREATE INDEX IF NOT EXISTS cards_lesson ON cards (tenant, lesson)"
+                      " WHERE lesson IS NOT NULL")
             # Walking the graph up (what requires a concept) read every edge of the tenant at
             # each step with the index of before, which the planner passed over for the key's.
             c.execute("DROP INDEX IF EXISTS edges_requires")
@@ -832,10 +837,10 @@ class EmbeddedLearningStore:
             held = card.held_until
             try:
                 c.execute("INSERT INTO cards (tenant, id, concept, at, doc, held_lesson,"
-                          " held_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          " held_version, lesson) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                           (card.tenant, card.id, card.concept, utc_iso(card.created_at),
                            card.model_dump_json(), held and held.lesson_id,
-                           held and held.lesson_version))
+                           held and held.lesson_version, card.lesson_id))
             except sqlite3.IntegrityError:
                 row = c.execute("SELECT doc FROM cards WHERE tenant = ? AND id = ? AND retired = 0"
                                 " AND held_lesson IS NOT NULL", (card.tenant, card.id)).fetchone()
@@ -885,6 +890,21 @@ class EmbeddedLearningStore:
                             " AND retired = 0", (tenant, card_id))
             c.execute("DELETE FROM card_states WHERE tenant = ? AND card = ?", (tenant, card_id))
             return cur.rowcount > 0
+
+        return await self.db.transaction(write)
+
+    async def retire_lesson_cards(self, tenant: str, lesson_id: str, limit: int) -> int:
+        def write(c: Conn) -> int:
+            ids = [r[0] for r in c.execute(
+                "SELECT id FROM cards WHERE tenant = ?1 AND lesson = ?2 AND retired = 0"
+                " UNION ALL SELECT id FROM cards WHERE tenant = ?1 AND held_lesson = ?2"
+                " AND lesson IS NULL AND retired = 0 LIMIT ?3",  # held before cards kept it
+                (tenant, lesson_id, limit)).fetchall()]
+            c.executemany("UPDATE cards SET retired = 1 WHERE tenant = ? AND id = ?",
+                          [(tenant, i) for i in ids])
+            c.executemany("DELETE FROM card_states WHERE tenant = ? AND card = ?",
+                          [(tenant, i) for i in ids])
+            return len(ids)
 
         return await self.db.transaction(write)
 

@@ -4,9 +4,10 @@ The graph: `(:Concept)-[:REQUIRES {kind}]->(:Concept)` (the left one needs the r
 `(:Lesson)-[:TEACHES]->(:Concept)`, `(:Course)`. What a learner does lives in nodes keyed by
 (tenant, learner, …): `Enrolment`, `LessonProgress`, `Mastery`, `PathSnapshot`, `Placement`,
 `CardSchedule`, `ReviewLog`, and `Learner` (their FSRS parameters); review cards are
-`ReviewCard` nodes (a held one with the `held_lesson` and `held_version` it waits for). Every
-node carries `tenant`, every query filters on it, and every label has a uniqueness constraint
-on its key, created at start-up with the indexes the queries use.
+`ReviewCard` nodes (a held one with the `held_lesson` and `held_version` it waits for, an AI one
+with the `lesson` it was made from). Every node carries `tenant`, every query filters on it,
+and every label has a uniqueness constraint on its key, created at start-up with the indexes
+the queries use.
 
 Writes that change edges take the tenant's `(:LearningGraph)` node's write lock first, so two
 concurrent edges can never close a cycle together, and keep each concept's `rank` (its longest
@@ -93,6 +94,7 @@ INDEXES = {
     "learning_lesson_course": ("Lesson", ("tenant", "course_id")),
     "learning_card_concept": ("ReviewCard", ("tenant", "concept")),
     "learning_card_held": ("ReviewCard", ("tenant", "held_lesson")),
+    "learning_card_lesson": ("ReviewCard", ("tenant", "lesson")),
     "learning_schedule_due": ("CardSchedule", ("tenant", "learner", "due")),
     "learning_schedule_card": ("CardSchedule", ("tenant", "card")),
     "learning_mastery_concept": ("Mastery", ("tenant", "concept")),
@@ -929,10 +931,10 @@ class Neo4jLearningStore:
             created = await (await tx.run(
                 "MATCH (c:Concept {tenant: $tenant, id: $concept})"
                 " CREATE (k:ReviewCard {tenant: $tenant, id: $id, concept: $concept, at: $at,"
-                " doc: $doc, held_lesson: $held_lesson, held_version: $held_version})"
-                "-[:DRILLS]->(c) RETURN count(k) AS n",
+                " doc: $doc, held_lesson: $held_lesson, held_version: $held_version,"
+                " lesson: $lesson})-[:DRILLS]->(c) RETURN count(k) AS n",
                 tenant=card.tenant, id=card.id, concept=card.concept,
-                at=utc_iso(card.created_at), doc=card.model_dump_json(),
+                at=utc_iso(card.created_at), doc=card.model_dump_json(), lesson=card.lesson_id,
                 held_lesson=held and held.lesson_id,
                 held_version=held and held.lesson_version)).single(strict=True)
             if created["n"] == 0:
@@ -985,6 +987,23 @@ class Neo4jLearningStore:
                 "MATCH (s:CardSchedule {tenant: $tenant, card: $id}) DETACH DELETE s",
                 tenant=tenant, id=card_id)).consume()
             return bool(found["n"])
+
+        return await self._write(work)
+
+    async def retire_lesson_cards(self, tenant: str, lesson_id: str, limit: int) -> int:
+        async def work(tx: Tx) -> int:
+            found = await (await tx.run(
+                "CALL () {"
+                " MATCH (k:ReviewCard {tenant: $tenant, lesson: $lesson}) WHERE k.retired IS NULL"
+                " RETURN k UNION ALL"  # and those held before cards kept their lesson
+                " MATCH (k:ReviewCard {tenant: $tenant, held_lesson: $lesson})"
+                " WHERE k.retired IS NULL AND k.lesson IS NULL RETURN k"
+                "} WITH k LIMIT $limit SET k.retired = true RETURN collect(k.id) AS ids",
+                tenant=tenant, lesson=lesson_id, limit=limit)).single(strict=True)
+            await (await tx.run(
+                "MATCH (s:CardSchedule {tenant: $tenant}) WHERE s.card IN $ids DETACH DELETE s",
+                tenant=tenant, ids=found["ids"])).consume()
+            return len(found["ids"])
 
         return await self._write(work)
 
