@@ -65,9 +65,9 @@ def attempt(learner: str = "ada", number: int = 1, minutes: int = 0, tenant: str
 
 async def add(store: AttemptStore, learner: str = "ada", minutes: int = 0, tenant: str = "acme",
               lesson: str = "lesson-1", quiz: QuizBlock = QUIZ) -> Attempt:
-    def make(number: int) -> tuple[Attempt, Sequence[Envelope]]:
+    def make(number: int, previous: datetime | None) -> tuple[Attempt, Sequence[Envelope]]:
         a = attempt(learner, number, minutes, tenant, lesson, quiz)
-        return a, [graded_event(a, published(tenant, lesson, quiz))]
+        return a, [graded_event(a, published(tenant, lesson, quiz), previous)]
 
     return await store.add(tenant, learner, lesson, quiz.id, make)
 
@@ -110,6 +110,32 @@ async def test_numbers_count_per_learner_and_quiz(store: AttemptStore) -> None:
     assert await numbers(store) == [1, 2, 3, 4]
     assert await numbers(store, quiz="other") == [1]
     assert await store.outbox.count_pending() == 8
+
+
+async def test_an_attempts_event_says_when_the_learners_previous_one_at_the_quiz_was_graded(
+        store: AttemptStore) -> None:
+    """What learning needs to tell a retry right after the feedback from a fresh attempt."""
+    first = await add(store, minutes=0)
+    second = await add(store, minutes=3)
+    # other learners, quizzes, lessons and tenants count on their own
+    others = [await add(store, learner="grace", minutes=4),
+              await add(store, quiz=QUIZ.model_copy(update={"id": "other"}), minutes=5),
+              await add(store, lesson="lesson-2", minutes=6),
+              await add(store, tenant="beta", minutes=7)]
+    third = await add(store, minutes=13 * 60)
+
+    async def previous() -> dict[str, datetime | None]:
+        sent = [json.loads(p.message.value)["data"] for p in await store.outbox.pending(100)]
+        return {d["attempt_id"]: d["previous_graded_at"] and datetime.fromisoformat(
+            d["previous_graded_at"]) for d in sent}
+
+    told = await previous()
+    assert [told[a.id] for a in (first, second, third)] == [
+        None, first.graded_at, second.graded_at]
+    assert [told[a.id] for a in others] == [None] * 4
+    await store.erase_learner("acme", "ada")
+    again = await add(store, minutes=14 * 60)  # after an erasure, a first attempt again
+    assert (await previous())[again.id] is None
 
 
 async def test_attempts_added_at_once_get_consecutive_numbers_each_with_its_event(

@@ -9,7 +9,8 @@ Events are chosen by type name and read tolerantly: fields this service does not
 ignored, and fields it needs but an older event lacks take a default. Every handler can run twice
 for one event without harm: projections keep the latest version they saw (older or repeated
 events change nothing), archiving keeps the latest course revision, attempts are applied once
-per attempt id, erasure of nothing is nothing, a deleted lesson's cards are retired once.
+per attempt id (a retry soon after the previous attempt at its quiz is skipped, as often as it
+comes), erasure of nothing is nothing, a deleted lesson's cards are retired once.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class AttemptData(_Tolerant):
     max_score: float = 0.0
     questions: list[QuestionData] = Field(default_factory=list)
     graded_at: datetime | None = None
+    previous_graded_at: datetime | None = None
 
 
 class UserDeletedData(_Tolerant):
@@ -190,7 +192,7 @@ class Consumers:
             answers = [data.score / data.max_score >= 0.6]
         await self.service.apply_attempt(
             envelope.tenant, data.user_id, data.attempt_id or str(envelope.id), data.concepts,
-            answers, data.graded_at or envelope.time.astimezone(UTC))
+            answers, data.graded_at or envelope.time.astimezone(UTC), data.previous_graded_at)
 
     async def flashcards(self, envelope: Envelope) -> None:
         data = FlashcardsData.model_validate(envelope.data)

@@ -8,7 +8,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -91,6 +91,10 @@ MIN_FIT_LEARNERS = 10
 FIT_ANSWERS_PER_LEARNER = 20
 """A learner's first answers on a concept that a fit uses: one retaking a quiz again and
 again weighs as one learner."""
+RETRY_GAP = timedelta(hours=12)
+"""An attempt at a quiz counts as evidence of mastery only when the learner's previous attempt
+at it was graded at least this long before: answers given right after the feedback on the last
+one show the feedback, not what the learner knows."""
 RETRIES = 5
 NEXT_PAGE = 20  # enrolments read at a time while looking for the next lesson
 PATHS_A_PAGE = 20  # a page of paths when none is asked for: each is a graph query
@@ -526,13 +530,20 @@ class LearningService:
 
     async def apply_attempt(self, tenant: str, learner: str, attempt_id: str,
                             concepts: Sequence[str], answers: Sequence[bool],
-                            graded_at: datetime) -> list[Mastery]:
+                            graded_at: datetime,
+                            previous_graded_at: datetime | None = None) -> list[Mastery]:
         """Updates the learner's mastery of each concept from one graded attempt. Idempotent
         (an attempt already applied changes nothing), and order-free: answers are kept in the
         order they were graded and replayed, so an attempt that arrives late lands in its
-        place."""
+        place. A retry graded within `RETRY_GAP` of the learner's previous attempt at the quiz
+        (`previous_graded_at`, None for a first attempt or one from before content said it)
+        changes nothing, and is no data for BKT fits."""
         wanted = sorted(set(concepts))
-        if not wanted or not answers or await self.repo.is_erased(tenant, learner):
+        if not wanted or not answers or (
+                previous_graded_at is not None
+                and utc(graded_at) - utc(previous_graded_at) < RETRY_GAP):
+            return []
+        if await self.repo.is_erased(tenant, learner):
             return []  # an attempt graded before its learner's erasure may arrive after it
         await self.repo.ensure_concepts(tenant, wanted)
         for _ in range(RETRIES):

@@ -84,7 +84,10 @@ async def test_an_attempt_is_graded_numbered_stored_and_announced(service: Attem
             {"question_id": "o", "correct": True, "outcome": "correct", "score": 1.0,
              "max_score": 1.0}],
         "graded_at": second.graded_at.isoformat().replace("+00:00", "Z"),
+        "previous_graded_at": first.graded_at.isoformat().replace("+00:00", "Z"),
     }
+    assert events[0]["data"]["previous_graded_at"] is None  # ada's first
+    assert events[2]["data"]["previous_graded_at"] is None  # grace's first
     assert datetime.fromisoformat(e["time"]) == second.graded_at.astimezone(UTC)
 
     assert [a.id for a in (await service.of_learner("acme", "ada", "l1", "check")).items] == [

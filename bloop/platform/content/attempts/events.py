@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from bloop.platform.content.events import TOPIC
 from bloop.platform.content.quiz import Outcome
@@ -37,3 +37,6 @@ class QuizAttemptGraded(BaseModel):
     max_score: float
     questions: list[QuestionGraded]
     graded_at: datetime
+    previous_graded_at: datetime | None = Field(default=None, description=(
+        "when the learner's previous attempt at the quiz was graded; null for their first "
+        "(and in events from before this field)"))

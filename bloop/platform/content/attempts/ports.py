@@ -4,6 +4,7 @@ against. Every read and write names its tenant."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from bloop.platform.content.attempts.model import Attempt, PublishedQuiz
@@ -11,8 +12,9 @@ from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox import OutboxStore
 from bloop.platform.kit.pagination import Slice
 
-Numbered = Callable[[int], tuple[Attempt, Sequence[Envelope]]]
-"""Makes the attempt that takes the number given, and the events to store beside it."""
+Numbered = Callable[[int, datetime | None], tuple[Attempt, Sequence[Envelope]]]
+"""Makes the attempt that takes the number given, and the events to store beside it, knowing
+when the learner's latest earlier attempt at the quiz was graded (None for their first)."""
 
 
 class AttemptStore(Protocol):
@@ -27,7 +29,10 @@ class AttemptStore(Protocol):
                   make: Numbered) -> Attempt:
         """Gives the learner's next attempt at the quiz its number (one past their latest; 1
         for the first), stores the attempt `make` builds with it and its events atomically, and
-        returns the attempt. Attempts added at once all get numbers of their own."""
+        returns the attempt. `make` also gets the `graded_at` of the learner's attempt at the
+        quiz numbered just below (None when there is none), read in one indexed lookup.
+        Attempts added at once all get numbers of their own (and may be given the same earlier
+        attempt)."""
 
     async def of_learner(self, tenant: str, learner: str, *, lesson_id: str | None = None,
                          quiz_id: str | None = None, after: str | None = None,

@@ -4,6 +4,7 @@ attempt with its event, list attempts, export and erase a learner's attempts."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
 from bloop.platform.content.attempts.model import AnswerValue, Attempt, PublishedQuiz
@@ -53,7 +54,8 @@ def check_read(quiz: PublishedQuiz, version: int | None, etag: str | None) -> No
                    extra={"current_version": current})
 
 
-def graded_event(attempt: Attempt, quiz: PublishedQuiz) -> Envelope:
+def graded_event(attempt: Attempt, quiz: PublishedQuiz,
+                 previous_graded_at: datetime | None = None) -> Envelope:
     return type_of(QuizAttemptGraded).envelope(QuizAttemptGraded(
         attempt_id=attempt.id, user_id=attempt.learner, lesson_id=attempt.lesson_id,
         lesson_version=attempt.lesson_version, course_id=quiz.course_id, quiz_id=attempt.quiz_id,
@@ -62,7 +64,7 @@ def graded_event(attempt: Attempt, quiz: PublishedQuiz) -> Envelope:
         questions=[QuestionGraded(question_id=q.question_id, correct=q.correct,
                                   outcome=q.outcome, score=q.score, max_score=q.max_score)
                    for q in attempt.questions],
-        graded_at=attempt.graded_at,
+        graded_at=attempt.graded_at, previous_graded_at=previous_graded_at,
     ), tenant=attempt.tenant, subject=attempt.lesson_id, time=attempt.graded_at)
 
 
@@ -82,7 +84,8 @@ class AttemptService:
                      answers: dict[str, AnswerValue], *, lesson_version: int | None = None,
                      lesson_etag: str | None = None) -> Attempt:
         """Grades `answers` against the published quiz and stores the attempt, numbered by the
-        store after the learner's earlier ones, with its `quiz.attempt.graded` event. 404 when
+        store after the learner's earlier ones, with its `quiz.attempt.graded` event (which says
+        when the learner's previous attempt at the quiz was graded). 404 when
         the lesson is not published or has no such quiz, 422 (naming the question) when an
         answer does not fit its question. The lesson the learner read, when named by its
         `lesson_version` or `lesson_etag`, must be the one published (`check_read`); nothing
@@ -95,9 +98,9 @@ class AttemptService:
             raise Problem(str(exc), status=422, code="invalid_answer",
                           extra={"question": exc.question}) from None
 
-        def numbered(number: int) -> tuple[Attempt, list[Envelope]]:
+        def numbered(number: int, previous: datetime | None) -> tuple[Attempt, list[Envelope]]:
             attempt = Attempt.graded(quiz, learner, answers, result, number)
-            return attempt, [graded_event(attempt, quiz)]
+            return attempt, [graded_event(attempt, quiz, previous)]
 
         attempt = await self.store.add(quiz.tenant, learner, quiz.lesson_id, quiz.quiz.id,
                                        numbered)

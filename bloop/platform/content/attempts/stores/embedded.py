@@ -4,6 +4,7 @@ attempt takes its number and is written with its event in one transaction."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime
 
 from bloop.platform.content.attempts.model import Attempt
 from bloop.platform.content.attempts.ports import Numbered
@@ -39,10 +40,12 @@ class EmbeddedAttemptStore:
     async def add(self, tenant: str, learner: str, lesson_id: str, quiz_id: str,
                   make: Numbered) -> Attempt:
         def write(c: sqlite3.Connection) -> Attempt:
-            last = c.execute("SELECT max(number) FROM quiz_attempts WHERE tenant = ?"
-                             " AND lesson_id = ? AND quiz_id = ? AND learner = ?",
-                             (tenant, lesson_id, quiz_id, learner)).fetchone()[0]
-            attempt, events = make(int(last or 0) + 1)
+            last = c.execute("SELECT number, json_extract(doc, '$.graded_at') FROM quiz_attempts"
+                             " WHERE tenant = ? AND lesson_id = ? AND quiz_id = ? AND learner = ?"
+                             " ORDER BY number DESC LIMIT 1",
+                             (tenant, lesson_id, quiz_id, learner)).fetchone()
+            attempt, events = (make(1, None) if last is None else
+                               make(int(last[0]) + 1, datetime.fromisoformat(last[1])))
             c.execute("INSERT INTO quiz_attempts (tenant, id, learner, lesson_id, quiz_id, number,"
                       " sort_key, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       (attempt.tenant, attempt.id, attempt.learner, attempt.lesson_id,

@@ -16,6 +16,7 @@ Every `_id` starts with the tenant, and every query also filters on the `tenant`
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
@@ -72,7 +73,8 @@ class MongoAttemptStore:
                        "learner": learner}
         counter = f"{tenant}/{json.dumps([lesson_id, quiz_id, learner])}"
         while True:
-            attempt, events = make(await self._next_number(counter, series))
+            number = await self._next_number(counter, series)
+            attempt, events = make(number, await self._graded_before(series, number))
             doc = {"_id": f"{attempt.tenant}/{attempt.id}", **attempt.model_dump(mode="json"),
                    "sort_key": attempt.sort_key}
             try:
@@ -93,6 +95,13 @@ class MongoAttemptStore:
             if doc is not None:
                 return int(doc["last"])
             await self._catch_up(counter, series)  # a first attempt, or a learner just erased
+
+    async def _graded_before(self, series: Doc, number: int) -> datetime | None:
+        """When the series' attempt numbered just below `number` was graded: one not stored
+        yet (taken at once by another request) leaves the one below it."""
+        latest = await self.attempts.find_one({**series, "number": {"$lt": number}},
+                                              {"graded_at": 1}, sort=[("number", DESCENDING)])
+        return None if latest is None else datetime.fromisoformat(latest["graded_at"])
 
     async def _catch_up(self, counter: str, series: Doc) -> None:
         """Raises the counter (creating it when missing) to the series' latest stored number."""
