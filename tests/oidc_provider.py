@@ -5,20 +5,23 @@ authorization endpoint, a token endpoint answering with a signed ID token; the d
 claims have the fields of Google's real responses) and OAuth2 the way GitHub does (authorize,
 `/login/oauth/access_token`, `/user`, `/user/emails`). It checks what a real provider checks:
 the client's credentials, the redirect URI, the PKCE verifier, single use of each code. Tests
-pick the next person to sign in, and may tamper with the ID token to see Bloop refuse it."""
+pick the next person to sign in, may tamper with the ID token to see Bloop refuse it, and may
+have any path misbehave (`misbehaving`): hang, trickle, or answer too much."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import secrets
 import socket
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlencode
 
 import uvicorn
@@ -28,11 +31,18 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 CLIENT_ID = "1234567890-bloop.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-stand-in-client-secret"
 GITHUB_CLIENT_ID = "Iv1.8a61f9b3a7aba766"
 GITHUB_CLIENT_SECRET = "1f7a0c3e9b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a"
+HUGE_BYTES = 8 * 1024 * 1024
+HANG_S = 5.0
+
+# hang: answers HANG_S late; trickle: a byte each 0.1 s for 4 s; huge: declares HUGE_BYTES and
+# sends none; huge_chunked: streams HUGE_BYTES of (JSON) whitespace, then `{}`.
+Misbehaviour = Literal["hang", "trickle", "huge", "huge_chunked"]
 
 
 @dataclass
@@ -79,7 +89,12 @@ class StandInProvider:
         self.codes: dict[str, Grant] = {}
         self.tokens: dict[str, Person] = {}
         self.token_requests: list[dict[str, str]] = []
-        self.app = Starlette(routes=[
+        self.header_kid: str | None = None
+        self.misbehaving: dict[str, Misbehaviour] = {}
+        self.hits: Counter[str] = Counter()
+        self.released = asyncio.Event()
+        self.misbehaved = asyncio.Event()  # a misbehaving path was asked for
+        self.routes = Starlette(routes=[
             Route("/.well-known/openid-configuration", self.discovery),
             Route("/oauth2/v3/certs", self.certs),
             Route("/o/oauth2/v2/auth", self.authorize),
@@ -89,6 +104,7 @@ class StandInProvider:
             Route("/api/user", self.github_user),
             Route("/api/user/emails", self.github_user_emails),
         ])
+        self.app: ASGIApp = self.asgi
 
     @property
     def issuer(self) -> str:
@@ -101,6 +117,42 @@ class StandInProvider:
         self.claims_override = {}
         self.discovery_override = {}
         self.sign_with_impostor = False
+        self.header_kid = None
+        self.misbehaving = {}
+        self.hits.clear()
+        self.released.clear()
+        self.misbehaved.clear()
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        how = None
+        if scope["type"] == "http":
+            self.hits[scope["path"]] += 1
+            how = self.misbehaving.get(scope["path"])
+        if how is None:
+            return await self.routes(scope, receive, send)
+        self.misbehaved.set()
+        if how == "hang":
+            await self._hang()
+            return await self.routes(scope, receive, send)
+        headers = [(b"content-type", b"application/json")]
+        if how == "huge":
+            headers.append((b"content-length", str(HUGE_BYTES).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if how == "trickle":
+            for _ in range(40):
+                await send({"type": "http.response.body", "body": b" ", "more_body": True})
+                await asyncio.sleep(0.1)
+        elif how == "huge":
+            await self._hang()
+        else:
+            chunk = b" " * 65536
+            for _ in range(HUGE_BYTES // len(chunk)):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def _hang(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.released.wait(), HANG_S)
 
     # OpenID Connect, shaped like https://accounts.google.com
 
@@ -197,7 +249,8 @@ class StandInProvider:
             "given_name": given, "family_name": family, "iat": now, "exp": now + 3599}
         claims |= self.claims_override
         key = self.impostor_key if self.sign_with_impostor else self.key
-        id_token = jwt.encode({"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}, claims, key)
+        kid = self.header_kid or self.key.kid
+        id_token = jwt.encode({"alg": "RS256", "kid": kid, "typ": "JWT"}, claims, key)
         return JSONResponse({
             "access_token": access, "expires_in": 3599,
             "scope": "https://www.googleapis.com/auth/userinfo.email openid "
@@ -263,7 +316,8 @@ async def serve(provider: StandInProvider) -> AsyncIterator[StandInProvider]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     provider.base_url = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(uvicorn.Config(provider.app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(provider.app, log_level="warning", lifespan="off",
+                                            interface="asgi3"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
@@ -272,6 +326,7 @@ async def serve(provider: StandInProvider) -> AsyncIterator[StandInProvider]:
             await asyncio.sleep(0.01)
         yield provider
     finally:
+        provider.released.set()  # nothing hangs on
         server.should_exit = True
         await task
         sock.close()

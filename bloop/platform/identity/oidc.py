@@ -14,11 +14,14 @@ import asyncio
 import base64
 import ipaddress
 import json
+import math
 import secrets
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
@@ -38,14 +41,18 @@ from bloop.platform.kit.settings import OidcSettings
 from bloop.platform.kit.text import NonBlankLine, one_line
 from bloop.platform.kit.urls import http_url_problem, private_address_problem
 
-# authlib's httpx client prefers the httpx2 fork and warns when it runs on httpx, which is the
-# HTTP client of the whole platform (and which authlib supports): the warning is not for us.
+# authlib's httpx client runs on the httpx2 fork (which `openai` brings), not on the platform's
+# httpx, and raises its errors; without httpx2 it falls back to httpx, and warns: not for us.
 with warnings.catch_warnings():
     from authlib.deprecate import AuthlibDeprecationWarning  # installs authlib's filter first
 
     warnings.filterwarnings("ignore", "The httpx module is deprecated", AuthlibDeprecationWarning)
     from authlib.integrations.base_client import OAuthError
     from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from authlib.integrations.httpx_client._compat import httpx2 as authlib_http
+
+# What a provider's HTTP exchange may fail with, whichever client made it.
+HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, authlib_http.HTTPError, ValueError)
 
 Preset = Literal["google", "microsoft", "github"]
 Kind = Literal["oidc", "github"]
@@ -62,6 +69,10 @@ ID_TOKEN_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES
                        "ES512", "EdDSA")
 # `/oidc/providers/...` holds the configuration routes, so no provider may be called that.
 RESERVED_NAMES = frozenset({"providers"})
+# The most a provider's answer (a document, a token, a GitHub API response) may hold.
+MAX_RESPONSE_BYTES = 1024 * 1024
+# An ID token naming a key the cached JWKS lacks downloads it again at most this often.
+KEY_REFRESH_S = 60.0
 
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2048)]
@@ -242,6 +253,22 @@ def verify_id_token(id_token: str, jwks: Mapping[str, Any], *, issuer: str, clie
     return claims
 
 
+async def _capped(response: httpx.Response) -> None:
+    """A response hook (of httpx's clients and authlib's): reads the body before the client
+    would read it whole, refusing it past MAX_RESPONSE_BYTES."""
+    declared = response.headers.get("content-length", "")
+    too_large = _unreachable(f"{response.request.url}: the answer is larger than "
+                             f"{MAX_RESPONSE_BYTES // 1024} KiB")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise too_large
+    response._content = bytes(body)  # what `aread()` keeps, and then returns without reading
+
+
 class _Fetched:
     def __init__(self, value: dict[str, Any], until: float) -> None:
         self.value, self.until = value, until
@@ -259,7 +286,8 @@ class OidcService:
         self.clock = clock
         self.limiter = RateLimiter(cache, settings.login_rate_limit, 60)
         self._documents: dict[str, _Fetched] = {}
-        self._lock = asyncio.Lock()
+        self._downloads: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._refreshed: dict[str, float] = {}
 
     # configuration
 
@@ -427,12 +455,13 @@ class OidcService:
                         record: Mapping[str, str], auth_method: str) -> dict[str, Any]:
         async with self._client(provider, record["redirect_uri"], auth_method) as client:
             try:
-                token = await client.fetch_token(token_endpoint, code=code,
-                                                 code_verifier=record["verifier"])
+                async with self._deadline("token endpoint"):
+                    token = await client.fetch_token(token_endpoint, code=code,
+                                                     code_verifier=record["verifier"])
             except OAuthError as exc:
                 raise _refuse(f"the provider refused the code: {exc.error}",
                               "oidc_code_refused") from None
-            except (httpx.HTTPError, ValueError) as exc:
+            except HTTP_ERRORS as exc:
                 raise _unreachable(f"token endpoint: {exc.__class__.__name__}") from None
         if not isinstance(token, Mapping) or not isinstance(token.get("access_token"), str):
             raise _unreachable("the token response holds no access_token")
@@ -476,7 +505,7 @@ class OidcService:
 
         jwks = await self._document(jwks_uri)
         if _names_unknown_key(id_token, jwks):
-            jwks = await self._document(jwks_uri, fresh=True)  # the provider rotated its keys
+            jwks = await self._document(jwks_uri, refresh=True)  # the provider rotated its keys
         return check(jwks)
 
     async def _github_identity(self, provider: OidcProvider, code: str,
@@ -489,12 +518,14 @@ class OidcService:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
         async with self._client(provider, record["redirect_uri"], token=token) as client:
             try:
-                user = await client.get(f"{api}/user", headers=headers)
-                emails = await client.get(f"{api}/user/emails", headers=headers)
+                async with self._deadline("GitHub API"):
+                    user = await client.get(f"{api}/user", headers=headers)
+                async with self._deadline("GitHub API"):
+                    emails = await client.get(f"{api}/user/emails", headers=headers)
                 user.raise_for_status()
                 emails.raise_for_status()
                 profile, addresses = user.json(), emails.json()
-            except (httpx.HTTPError, ValueError) as exc:
+            except HTTP_ERRORS as exc:
                 raise _unreachable(f"GitHub API: {exc.__class__.__name__}") from None
         if not isinstance(profile, dict) or not isinstance(addresses, list):
             raise _unreachable("GitHub API: unexpected response")
@@ -557,7 +588,19 @@ class OidcService:
             scope=" ".join(provider.scopes), redirect_uri=redirect_uri,
             code_challenge_method="S256", token_endpoint_auth_method=auth_method,
             token=dict(token) if token is not None else None,
-            timeout=self.settings.http_timeout_s, follow_redirects=False)
+            timeout=self.settings.http_timeout_s, follow_redirects=False,
+            event_hooks={"response": [_capped]})
+
+    @asynccontextmanager
+    async def _deadline(self, what: str) -> AsyncIterator[None]:
+        """Bounds a call to the provider as a whole (httpx's timeout bounds each read, and a
+        provider sending a byte at a time never passes it)."""
+        seconds = self.settings.http_timeout_s
+        try:
+            async with asyncio.timeout(seconds):
+                yield
+        except TimeoutError:
+            raise _unreachable(f"{what}: no answer within {seconds:g}s") from None
 
     async def _metadata(self, provider: OidcProvider) -> dict[str, Any]:
         document = await self._document(str(provider.discovery_url))
@@ -570,23 +613,43 @@ class OidcService:
                                f"{provider.issuer!r}")
         return document
 
-    async def _document(self, url: str, *, fresh: bool = False) -> dict[str, Any]:
+    async def _document(self, url: str, *, refresh: bool = False) -> dict[str, Any]:
+        """The JSON document at `url`, cached. Whoever needs it while it downloads waits for
+        that download; with `refresh` (a key the JWKS lacks), it downloads again unless it did
+        so within KEY_REFRESH_S."""
         await self._check_url(url)
-        cached = self._documents.get(url)
-        if cached is not None and not fresh and cached.until > self.clock():
-            return cached.value
-        async with self._lock:
-            try:
-                async with httpx.AsyncClient(timeout=self.settings.http_timeout_s) as client:
-                    response = await client.get(url, headers={"Accept": "application/json"})
-                    response.raise_for_status()
-                    value = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                raise _unreachable(f"{url}: {exc.__class__.__name__}") from None
-            if not isinstance(value, dict):
-                raise _unreachable(f"{url} is not a JSON object")
-            self._documents[url] = _Fetched(value, self.clock() + self.settings.metadata_ttl_s)
-            return value
+        download = self._downloads.get(url)
+        if download is None:
+            cached, now = self._documents.get(url), self.clock()
+            if refresh and now - self._refreshed.get(url, -math.inf) >= KEY_REFRESH_S:
+                self._refreshed[url] = now
+            elif cached is not None and cached.until > now:
+                return cached.value
+            download = self._downloads[url] = asyncio.ensure_future(self._download(url))
+            download.add_done_callback(partial(self._downloaded, url))
+        # A waiter going away (its client hung up) leaves the download to the others.
+        return await asyncio.shield(download)
+
+    def _downloaded(self, url: str, download: asyncio.Future[dict[str, Any]]) -> None:
+        if self._downloads.get(url) is download:
+            del self._downloads[url]
+        if not download.cancelled():
+            download.exception()  # retrieved, should every waiter have gone
+
+    async def _download(self, url: str) -> dict[str, Any]:
+        try:
+            async with self._deadline(url), httpx.AsyncClient(
+                    timeout=self.settings.http_timeout_s,
+                    event_hooks={"response": [_capped]}) as client:
+                response = await client.get(url, headers={"Accept": "application/json"})
+                response.raise_for_status()
+                value = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise _unreachable(f"{url}: {exc.__class__.__name__}") from None
+        if not isinstance(value, dict):
+            raise _unreachable(f"{url} is not a JSON object")
+        self._documents[url] = _Fetched(value, self.clock() + self.settings.metadata_ttl_s)
+        return value
 
     async def _endpoint(self, metadata: Mapping[str, Any], name: str) -> str:
         """The address the discovery document gives as `name`, held to the provider's own

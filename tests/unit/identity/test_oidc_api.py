@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
+from joserfc.jwk import RSAKey
 
 from bloop.platform.app import create_app
 from bloop.platform.identity.oidc import OidcService, state_key
@@ -581,3 +582,142 @@ async def test_a_discovery_document_naming_a_bad_address_is_a_502(
 
 def oidc_config_at(issuer: str) -> dict[str, Any]:
     return {"issuer": issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+
+
+# a provider misbehaving: each is a prompt 502, and holds up no other sign-in
+
+
+DISCOVERY = "/.well-known/openid-configuration"
+
+
+def http_timeout(app: FastAPI, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    oidc: OidcService = app.state.identity.state["oidc"]
+    monkeypatch.setattr(oidc, "settings", oidc.settings.model_copy(
+        update={"http_timeout_s": seconds}))
+
+
+async def test_a_hanging_provider_of_one_tenant_does_not_hold_another_tenants_sign_in(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    http_timeout(app, monkeypatch, 2)
+    idp.reset(Person(email="grace@acme.dev"))
+    await configure(client, admin, "google", oidc_config(idp))
+    beta = await member(app, client, "beta", ["tenant_admin"], email="admin@beta.dev")
+    await configure(client, beta, "slow", {
+        "discovery_url": f"{idp.base_url}/beta{DISCOVERY}", "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET}, tenant="beta")
+    idp.misbehaving = {f"/beta{DISCOVERY}": "hang"}
+    hung = asyncio.create_task(client.get("/v1/tenants/beta/oidc/slow/login"))
+    try:
+        async with asyncio.timeout(2):
+            await idp.misbehaved.wait()  # beta's download is under way
+        async with asyncio.timeout(1):
+            r = await client.get("/v1/tenants/acme/oidc/google/login")
+        assert r.status_code == 302, r.text
+        assert not hung.done()
+        refused(await hung, 502, "oidc_provider_unavailable")
+        assert "no answer within 2s" in (await hung).json()["detail"]
+    finally:
+        idp.released.set()
+        await asyncio.wait([hung])
+
+
+async def test_concurrent_sign_ins_share_one_download_of_a_hanging_provider(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    http_timeout(app, monkeypatch, 0.5)
+    idp.reset(Person(email="grace@acme.dev"))
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.misbehaving = {DISCOVERY: "hang"}
+    started = asyncio.get_running_loop().time()
+    answers = await asyncio.gather(*(client.get("/v1/tenants/acme/oidc/google/login")
+                                     for _ in range(3)))
+    for r in answers:
+        refused(r, 502, "oidc_provider_unavailable")
+        assert "no answer within 0.5s" in r.json()["detail"]
+    assert idp.hits[DISCOVERY] == 1
+    assert asyncio.get_running_loop().time() - started < 1.5
+
+
+@pytest.mark.parametrize("path", [DISCOVERY, "/token"])
+async def test_a_trickling_provider_is_cut_at_the_timeout_overall(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
+        monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    """A byte each 0.1 s keeps each of httpx's reads within its timeout, for ever."""
+    http_timeout(app, monkeypatch, 0.5)
+    idp.reset(Person(email="grace@acme.dev"))
+    await configure(client, admin, "google", oidc_config(idp))
+    back = None if path == DISCOVERY else await to_provider_and_back(client)
+    idp.misbehaving = {path: "trickle"}
+    started = asyncio.get_running_loop().time()
+    r = await client.get(back or "/v1/tenants/acme/oidc/google/login")
+    refused(r, 502, "oidc_provider_unavailable")
+    assert "no answer within 0.5s" in r.json()["detail"]
+    assert asyncio.get_running_loop().time() - started < 2
+    assert await user_count(app) == 1
+
+
+@pytest.mark.parametrize("how", ["huge", "huge_chunked"])
+@pytest.mark.parametrize(("kind", "path"), [
+    ("oidc", DISCOVERY), ("oidc", "/token"), ("github", "/login/oauth/access_token"),
+    ("github", "/api/user/emails")])
+async def test_an_oversized_answer_is_a_502_unread(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
+        monkeypatch: pytest.MonkeyPatch, kind: str, path: str, how: Any) -> None:
+    """`huge` declares 8 MiB and sends nothing: refused on its Content-Length alone (it would
+    time out if read). `huge_chunked` streams 8 MiB of JSON whitespace, then `{}`."""
+    http_timeout(app, monkeypatch, 2)
+    idp.reset(Person(email="grace@acme.dev"))
+    name = "google" if kind == "oidc" else "github"
+    await configure(client, admin, name, oidc_config(idp) if kind == "oidc"
+                    else github_config(idp))
+    back = None if path == DISCOVERY else await to_provider_and_back(client, name=name)
+    idp.misbehaving = {path: how}
+    started = asyncio.get_running_loop().time()
+    r = await client.get(back or "/v1/tenants/acme/oidc/google/login")
+    refused(r, 502, "oidc_provider_unavailable")
+    assert f"{path}: the answer is larger than 1024 KiB" in r.json()["detail"]
+    assert asyncio.get_running_loop().time() - started < 1.5
+    assert await user_count(app) == 1
+
+
+@pytest.mark.parametrize("kind", ["oidc", "github"])
+async def test_a_token_endpoint_refusing_connections_is_a_502(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
+        kind: str) -> None:
+    """authlib runs on the httpx2 fork, whose errors are not httpx's: they were a 500."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    token_endpoint = f"http://127.0.0.1:{closed.getsockname()[1]}/token"
+    closed.close()  # nothing listens there now
+    idp.reset(Person(email="grace@acme.dev"))
+    if kind == "oidc":
+        idp.discovery_override = {"token_endpoint": token_endpoint}
+        await configure(client, admin, "google", oidc_config(idp))
+    else:
+        await configure(client, admin, "google",
+                        github_config(idp, token_endpoint=token_endpoint))
+    r = await sign_in(client)
+    refused(r, 502, "oidc_provider_unavailable")
+    assert "token endpoint: ConnectError" in r.json()["detail"]
+    assert await user_count(app) == 1
+
+
+async def test_id_tokens_naming_unknown_keys_download_the_jwks_again_once_a_minute(
+        client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.reset(Person(email="grace@acme.dev"))
+    assert (await sign_in(client)).status_code == 200
+    assert idp.hits["/oauth2/v3/certs"] == 1
+    old_key = idp.key
+    idp.key = RSAKey.generate_key(2048, parameters={"kid": "rotated", "use": "sig",
+                                                    "alg": "RS256"})
+    try:
+        assert (await sign_in(client)).status_code == 200  # the provider rotated its keys
+        assert idp.hits["/oauth2/v3/certs"] == 2
+        for n in range(10):
+            idp.header_kid = f"unknown-{n}"
+            refused(await sign_in(client), 401, "oidc_id_token_invalid")
+    finally:
+        idp.key = old_key
+    assert idp.hits["/oauth2/v3/certs"] == 2
