@@ -33,6 +33,7 @@ from bloop.platform.identity.model import (
     User,
     now,
 )
+from bloop.platform.identity.oidc import OidcLink, OidcProviderStore
 from bloop.platform.identity.ports import (
     ApiKeyStore,
     Duplicate,
@@ -48,6 +49,8 @@ from bloop.platform.identity.stores.embedded import (
     EmbeddedSigningKeys,
 )
 from bloop.platform.identity.stores.mongo import MongoApiKeys, MongoIdentityStore, MongoSigningKeys
+from bloop.platform.identity.stores.oidc_embedded import EmbeddedOidcProviders
+from bloop.platform.identity.stores.oidc_mongo import MongoOidcProviders
 from bloop.platform.kit import stores
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
@@ -693,6 +696,42 @@ async def api_keys_beside(store: IdentityRepository) -> ApiKeyStore:
         keys = MongoApiKeys(store.users.database.client, database=store.users.database.name)
     await keys.setup()
     return keys
+
+
+async def oidc_links_beside(store: IdentityRepository) -> OidcProviderStore:
+    """The sign-in providers' store on the identity store's own database, as the wiring makes
+    it."""
+    links: OidcProviderStore
+    if isinstance(store, EmbeddedIdentityStore):
+        links = EmbeddedOidcProviders(store.db)
+    else:
+        assert isinstance(store, MongoIdentityStore)
+        links = MongoOidcProviders(store.users.database.client,
+                                   database=store.users.database.name)
+    await links.setup()
+    return links
+
+
+async def test_a_deleted_users_sign_in_links_are_erased(store: IdentityRepository) -> None:
+    """A provider's account linked to them could otherwise sign in to whoever gets their
+    id, and the link names them."""
+    links = await oidc_links_beside(store)
+    ada, bo = user("acme", "ada@acme.dev"), user("acme", "bo@acme.dev")
+    for person in (ada, bo):
+        await store.add_user(person, [])
+
+    def linked(tenant: str, subject: str, user_id: str) -> OidcLink:
+        return OidcLink(tenant=tenant, provider="google", subject=subject, user_id=user_id,
+                        email="ada@acme.dev", linked_at=now())
+
+    for tenant, subject, user_id in (("acme", "s-ada", ada.id), ("acme", "s-bo", bo.id),
+                                     ("beta", "s-ada", ada.id)):
+        assert await links.add_link(linked(tenant, subject, user_id))
+    await store.delete_user("acme", ada.id, [])
+    assert await links.links_of("acme", ada.id) == []
+    assert await links.get_link("acme", "google", "s-ada") is None
+    assert [x.subject for x in await links.links_of("acme", bo.id)] == ["s-bo"]
+    assert [x.subject for x in await links.links_of("beta", ada.id)] == ["s-ada"]
 
 
 async def test_a_deleted_users_sessions_invitations_and_keys_no_longer_name_them(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bloop.platform.identity.model import now
-from bloop.platform.identity.oidc import OidcProvider, OidcProviderStore
+from bloop.platform.identity.oidc import OidcLink, OidcProvider, OidcProviderStore
 from bloop.platform.identity.stores.oidc_embedded import EmbeddedOidcProviders
 from bloop.platform.identity.stores.oidc_mongo import MongoOidcProviders
 from bloop.platform.kit.sqlite import SqliteDB
@@ -101,3 +101,62 @@ async def test_a_delete_says_whether_there_was_one(store: OidcProviderStore) -> 
     assert await store.delete_provider("acme", "google") is False
     assert await store.get_provider("acme", "google") is None
     assert await store.get_provider("beta", "google") is not None
+
+
+def link(tenant: str, provider_name: str, subject: str, user_id: str) -> OidcLink:
+    return OidcLink(tenant=tenant, provider=provider_name, subject=subject, user_id=user_id,
+                    email=f"{user_id}@{tenant}.dev", linked_at=now())
+
+
+async def test_a_link_round_trips_and_an_account_holds_one(store: OidcProviderStore) -> None:
+    first = link("acme", "google", "sub-1", "u1")
+    assert await store.add_link(first) is True
+    assert await store.get_link("acme", "google", "sub-1") == first
+    assert await store.links_of("acme", "u1") == [first]
+    # the account linked already: not to another subject, nor through another provider
+    assert await store.add_link(link("acme", "google", "sub-2", "u1")) is False
+    assert await store.add_link(link("acme", "github", "sub-1", "u1")) is False
+    # the subject linked already: not to another account
+    assert await store.add_link(link("acme", "google", "sub-1", "u2")) is False
+    assert await store.get_link("acme", "google", "sub-2") is None
+    assert await store.links_of("acme", "u2") == []
+    # another provider's subject of the same value is another person
+    other = link("acme", "github", "sub-1", "u2")
+    assert await store.add_link(other) is True
+    assert await store.get_link("acme", "github", "sub-1") == other
+
+
+async def test_tenants_never_see_each_others_links(store: OidcProviderStore) -> None:
+    mine = link("acme", "google", "sub-1", "u1")
+    await store.add_link(mine)
+    theirs = link("beta", "google", "sub-1", "u1")
+    assert await store.add_link(theirs) is True
+    assert await store.get_link("beta", "google", "sub-1") == theirs
+    assert await store.links_of("acme", "u1") == [mine]
+    assert await store.delete_link("beta", "u1", "google") is True
+    assert await store.links_of("acme", "u1") == [mine]
+
+
+async def test_a_removed_link_frees_the_account_and_the_subject(store: OidcProviderStore) -> None:
+    await store.add_link(link("acme", "google", "sub-1", "u1"))
+    assert await store.delete_link("acme", "u1", "github") is False
+    assert await store.delete_link("acme", "u1", "google") is True
+    assert await store.delete_link("acme", "u1", "google") is False
+    assert await store.get_link("acme", "google", "sub-1") is None
+    relinked = link("acme", "google", "sub-2", "u1")
+    assert await store.add_link(relinked) is True
+    assert await store.links_of("acme", "u1") == [relinked]
+
+
+async def test_a_deleted_provider_takes_its_links_along(store: OidcProviderStore) -> None:
+    for tenant in ("acme", "beta"):
+        await store.put_provider(provider(tenant, "google"))
+        await store.add_link(link(tenant, "google", "sub-1", "u1"))
+    await store.put_provider(provider("acme", "github"))
+    kept = link("acme", "github", "sub-9", "u2")
+    await store.add_link(kept)
+    assert await store.delete_provider("acme", "google") is True
+    assert await store.get_link("acme", "google", "sub-1") is None
+    assert await store.links_of("acme", "u1") == []
+    assert await store.links_of("acme", "u2") == [kept]
+    assert await store.get_link("beta", "google", "sub-1") is not None

@@ -4,9 +4,12 @@ issuer with a discovery document) and GitHub, which speaks plain OAuth2.
 A sign-in goes out with `state`, `nonce` and a PKCE (S256) challenge; the state is kept in the
 cache for a few minutes, bound to the tenant and provider, and spent on its first use. The
 callback trades the code (authlib), checks the ID token (signature against the provider's JWKS,
-issuer, audience, expiry, nonce; joserfc), requires a verified email at an allowed domain, finds
-the tenant's user with that email (unless a self sign-up made it, its email never proved: 409
-`email_unverified`) or creates a learner, and issues Bloop's own tokens."""
+issuer, audience, expiry, nonce; joserfc), requires a verified email at an allowed domain, and
+issues Bloop's own tokens for the account the provider's account (its `sub`) is linked to. An
+unlinked one is linked, at this first sign-in, to the tenant's user with that email (unless a self
+sign-up made it, its email never proved: 409 `email_unverified`; or it is linked already: 409
+`oidc_linked_elsewhere`) or to a new learner. Each sign-in and refusal goes to the security
+log."""
 
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ import asyncio
 import base64
 import ipaddress
 import json
+import logging
 import math
 import secrets
 import time
+import unicodedata
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, Literal, Protocol
@@ -73,6 +79,11 @@ RESERVED_NAMES = frozenset({"providers"})
 MAX_RESPONSE_BYTES = 1024 * 1024
 # An ID token naming a key the cached JWKS lacks downloads it again at most this often.
 KEY_REFRESH_S = 60.0
+# Unicode categories of characters an address a provider vouches for may not hold: invisible
+# ones (format: zero-width space, soft hyphen, bidirectional marks) and control characters.
+UNUSABLE_CATEGORIES = frozenset({"Cf", "Cc"})
+
+security = logging.getLogger("bloop.security")
 
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2048)]
@@ -164,8 +175,23 @@ class ProviderView(BaseModel):
     has_client_secret: bool = True
 
 
+class OidcLink(Tolerant):
+    """A provider's account (its `sub`) joined to a Bloop account at its first sign-in: later
+    sign-ins of that `sub` come into this account, whatever email the provider names then."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: str
+    provider: str
+    subject: str
+    user_id: str
+    email: str = Field(description="the email the provider named when the link was made")
+    linked_at: datetime
+
+
 class OidcProviderStore(Protocol):
-    """Where each tenant's provider configurations live; every call names its tenant."""
+    """Where each tenant's provider configurations, and the accounts linked through them,
+    live; every call names its tenant."""
 
     async def setup(self) -> None: ...
 
@@ -180,7 +206,19 @@ class OidcProviderStore(Protocol):
         """The tenant's providers, ordered by name."""
 
     async def delete_provider(self, tenant: str, name: str) -> bool:
-        """True when the provider existed."""
+        """True when the provider existed; its links go with it."""
+
+    async def add_link(self, link: OidcLink) -> bool:
+        """Stores the link; False (nothing stored) when the provider's `subject` or the
+        account already has one (an account holds one link at a time)."""
+
+    async def get_link(self, tenant: str, provider: str, subject: str) -> OidcLink | None: ...
+
+    async def links_of(self, tenant: str, user_id: str) -> list[OidcLink]:
+        """The account's links, ordered by provider."""
+
+    async def delete_link(self, tenant: str, user_id: str, provider: str) -> bool:
+        """True when the account had a link through `provider`."""
 
 
 class CallbackParams(BaseModel):
@@ -218,8 +256,33 @@ def _unreachable(detail: str) -> Problem:
                    "oidc_provider_unavailable", 502)
 
 
+def _linked_elsewhere(email: str) -> Problem:
+    return _refuse(f"the account of {email} is linked to another account at a sign-in provider; "
+                   "a tenant administrator removes that link (the user's oidc-links) before this "
+                   "one can sign in to it", "oidc_linked_elsewhere", 409)
+
+
+def email_unusable(email: str) -> bool:
+    """Whether a provider's address could pass for another once compared (`.lower()` folds the
+    Kelvin sign onto a K) or looks like one it is not (a zero-width space or soft hyphen)."""
+    return (unicodedata.normalize("NFKC", email) != email
+            or any(unicodedata.category(ch) in UNUSABLE_CATEGORIES for ch in email))
+
+
 def state_key(state: str) -> str:
     return f"oidc:state:{state}"
+
+
+@dataclass
+class _Attempt:
+    """What the security log tells of a provider's sign-in, as far as it got."""
+
+    tenant: str
+    provider: str
+    client_ip: str
+    subject: str | None = None
+    email: str | None = None
+    user_id: str | None = None
 
 
 def verify_id_token(id_token: str, jwks: Mapping[str, Any], *, issuer: str, client_id: str,
@@ -421,8 +484,32 @@ class OidcService:
                              ttl_s=self.settings.state_ttl_s)
         return str(url)
 
-    async def finish(self, tenant: str, name: str, params: CallbackParams) -> TokenGrant:
+    async def finish(self, tenant: str, name: str, params: CallbackParams,
+                     client_ip: str = "") -> TokenGrant:
         """Completes a sign-in the provider sent back, and issues Bloop's tokens."""
+        attempt = _Attempt(tenant, name, client_ip)
+        try:
+            user = await self._signed_in(tenant, name, params, attempt)
+        except Problem as refusal:
+            security.warning("provider sign-in refused", extra={
+                **await self._logged(attempt), "code": refusal.code, "status": refusal.status})
+            raise
+        security.info("provider sign-in", extra=await self._logged(attempt))
+        return await self.auth.issue_tokens(user)
+
+    async def _logged(self, attempt: _Attempt) -> dict[str, str | None]:
+        """The attempt as the security log names it: the provider's subject and the email by
+        keyed digests, as the password sign-ins name their accounts."""
+        digest = self.auth.throttle.digest
+        return {"tenant": attempt.tenant, "provider": attempt.provider,
+                "client_ip": attempt.client_ip, "user_id": attempt.user_id,
+                "subject": None if attempt.subject is None else await digest(
+                    attempt.tenant, f"oidc:{attempt.provider}\0{attempt.subject}"),
+                "account": None if attempt.email is None else await digest(
+                    attempt.tenant, attempt.email)}
+
+    async def _signed_in(self, tenant: str, name: str, params: CallbackParams,
+                         attempt: _Attempt) -> User:
         if params.error:
             described = f" ({params.error_description})" if params.error_description else ""
             raise _refuse(f"the provider did not sign the user in: {params.error}{described}",
@@ -437,8 +524,7 @@ class OidcService:
             who = await self._github_identity(provider, params.code, record)
         else:
             who = await self._oidc_identity(provider, params.code, record)
-        user = await self._user_for(provider, who)
-        return await self.auth.issue_tokens(user)
+        return await self._user_for(provider, who, attempt)
 
     async def _spend_state(self, tenant: str, name: str, state: str) -> dict[str, str]:
         raw = await self.cache.get(state_key(state))
@@ -533,50 +619,97 @@ class OidcService:
         if primary is None or not isinstance(primary.get("email"), str):
             raise _refuse("the GitHub account shares no primary email; the sign-in needs the "
                           "user:email scope", "oidc_email_missing", 403)
+        if not isinstance(profile.get("id"), int) or isinstance(profile.get("id"), bool):
+            raise _unreachable("GitHub API: the user has no numeric id")  # the link's subject
         name = profile.get("name") or profile.get("login")
-        return ExternalIdentity(subject=str(profile.get("id")), email=primary["email"],
+        return ExternalIdentity(subject=str(profile["id"]), email=primary["email"],
                                 email_verified=primary.get("verified") is True,
                                 name=name if isinstance(name, str) else None)
 
-    async def _user_for(self, provider: OidcProvider, who: ExternalIdentity) -> User:
+    async def _user_for(self, provider: OidcProvider, who: ExternalIdentity,
+                        attempt: _Attempt) -> User:
+        attempt.subject, attempt.email = who.subject, who.email
+        if email_unusable(who.email):
+            raise _refuse("the provider's email address holds characters that read as others or "
+                          "not at all (Unicode compatibility forms, format or control "
+                          "characters): it cannot sign in", "oidc_email_unusable", 403)
         try:
             email = normalise_email(who.email)
         except ValueError:
             raise _refuse("the provider's email address is malformed", "oidc_email_missing",
                           403) from None
+        attempt.email = email
         if not who.email_verified:
             raise _refuse(f"the provider has not verified the email {email}; verify it there "
                           "first", "oidc_email_unverified", 403)
         if not provider.allows(email):
             raise _refuse(f"this tenant does not accept sign-ins from {email.rpartition('@')[2]} "
                           f"through {provider.name}", "oidc_domain_not_allowed", 403)
+        link = await self.store.get_link(provider.tenant, provider.name, who.subject)
+        if link is not None:
+            # The link decides, whatever email the provider names now: an address it gives to
+            # someone else later does not lead them into this account.
+            linked = await self.identity.repo.get_user(provider.tenant, link.user_id)
+            if linked is not None:
+                attempt.user_id = linked.id
+                _refuse_platform_admin(linked)
+                return linked
         user = await self.identity.repo.get_user_by_email(provider.tenant, email)
-        if user is not None and "platform_admin" in user.roles:
-            # A tenant admin configures the tenant's providers, and a provider vouches for any
-            # address it likes: it must not reach powers no tenant admin may grant.
-            raise _refuse(f"{email} is a platform admin, who signs in with a password, not "
-                          f"through a tenant's provider", "oidc_platform_admin", 403)
-        if user is not None and not user.email_verified:
+        if user is not None:
+            return await self._join(provider, who, email, user, attempt)
+        if not provider.create_users:
+            raise _refuse(f"{email} has no account in this tenant; ask an administrator for an "
+                          "invitation", "oidc_no_account", 403)
+        display = one_line(who.name or email.partition("@")[0]).strip()[:200] or email
+        try:
+            user = await self.identity.register_user(provider.tenant, NewUser(
+                email=email, display_name=display, roles=["learner"]))
+        except Conflict:
+            again = await self.identity.repo.get_user_by_email(provider.tenant, email)
+            if again is None:
+                raise
+            user = again
+        return await self._join(provider, who, email, user, attempt)
+
+    async def _join(self, provider: OidcProvider, who: ExternalIdentity, email: str, user: User,
+                    attempt: _Attempt) -> User:
+        """Links the provider's account to `user`, that of its email, at its first sign-in:
+        only an account with no link yet (an invitation's, an admin's or this provider's) is
+        joined, so a second provider, or another account at this one that names the address
+        (a mailbox given to someone else), does not come into it."""
+        attempt.user_id = user.id
+        _refuse_platform_admin(user)
+        if not user.email_verified:
             # Whoever signed up chose the password and never proved the address: joining their
             # account would let them into the one the address's owner signs in to.
             raise _refuse(f"the account of {email} was made by a sign-up that never proved the "
                           "address, so a provider's sign-in does not join it: sign in with its "
                           "password, or ask an administrator to remove the account",
                           "email_unverified", 409)
-        if user is not None:
+        link = OidcLink(tenant=provider.tenant, provider=provider.name, subject=who.subject,
+                        user_id=user.id, email=email, linked_at=now())
+        if await self.store.add_link(link):
             return user
-        if not provider.create_users:
-            raise _refuse(f"{email} has no account in this tenant; ask an administrator for an "
-                          "invitation", "oidc_no_account", 403)
-        display = one_line(who.name or email.partition("@")[0]).strip()[:200] or email
-        try:
-            return await self.identity.register_user(provider.tenant, NewUser(
-                email=email, display_name=display, roles=["learner"]))
-        except Conflict:
-            again = await self.identity.repo.get_user_by_email(provider.tenant, email)
-            if again is None:
-                raise
-            return again
+        again = await self.store.get_link(provider.tenant, provider.name, who.subject)
+        if again is not None and again.user_id == user.id:
+            return user  # the same person's sign-in twice at once
+        raise _linked_elsewhere(email)
+
+    # an account's links
+
+    async def links(self, tenant: str, user_id: str) -> list[OidcLink]:
+        await self.identity.user(tenant, user_id)
+        return await self.store.links_of(tenant, user_id)
+
+    async def unlink(self, tenant: str, user_id: str, name: str, by: str) -> None:
+        """Removes the account's link through the provider `name`: its next sign-in through a
+        provider links it again, as a first one does."""
+        await self.identity.user(tenant, user_id)
+        if not await self.store.delete_link(tenant, user_id, name):
+            raise NotFound(f"the user {user_id!r} has no link through the provider {name!r}",
+                           code="oidc_link_not_found")
+        security.info("provider link removed", extra={
+            "tenant": tenant, "provider": name, "user_id": user_id, "by": by})
 
     # the provider's documents
 
@@ -662,6 +795,14 @@ class OidcService:
             raise _unreachable(f"the discovery document's {name} is not a web address: {problem}")
         await self._check_url(value)
         return value
+
+
+def _refuse_platform_admin(user: User) -> None:
+    if "platform_admin" in user.roles:
+        # A tenant admin configures the tenant's providers, and a provider vouches for any
+        # address it likes: it must not reach powers no tenant admin may grant.
+        raise _refuse(f"{user.email} is a platform admin, who signs in with a password, not "
+                      f"through a tenant's provider", "oidc_platform_admin", 403)
 
 
 def _names_unknown_key(id_token: str, jwks: Mapping[str, Any]) -> bool:

@@ -1,5 +1,6 @@
-"""identity's HTTP API for external sign-in: a tenant admin configures providers; anyone starts a
-sign-in (302 to the provider) and comes back to the callback, which answers with Bloop's tokens."""
+"""identity's HTTP API for external sign-in: a tenant admin configures providers and sees and
+removes the accounts' links to them; anyone starts a sign-in (302 to the provider) and comes back
+to the callback, which answers with Bloop's tokens."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.responses import RedirectResponse
 from bloop.platform.identity.model import SLUG_PATTERN
 from bloop.platform.identity.oidc import (
     CallbackParams,
+    OidcLink,
     OidcService,
     ProviderSettings,
     ProviderView,
@@ -21,6 +23,7 @@ from bloop.platform.kit.middleware import client_ip
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 Name = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=40, description="the provider's name")]
+UserId = Annotated[str, Path(max_length=64, description="the user's id")]
 AdminWrite = Annotated[Principal, Depends(require("tenant_admin", scopes=["identity:write"]))]
 AdminRead = Annotated[Principal, Depends(require("tenant_admin", scopes=["identity:read"]))]
 
@@ -57,6 +60,21 @@ async def delete_provider(tenant: TenantId, name: Name, oidc: Oidc, _: AdminWrit
     await oidc.remove(tenant, name)
 
 
+@oidc_router.get("/{tenant}/users/{user_id}/oidc-links")
+async def list_links(tenant: TenantId, user_id: UserId, oidc: Oidc,
+                     _: AdminRead) -> list[OidcLink]:
+    """The account's links to a provider's account, made at its first sign-in through one."""
+    return await oidc.links(tenant, user_id)
+
+
+@oidc_router.delete("/{tenant}/users/{user_id}/oidc-links/{name}", status_code=204)
+async def delete_link(tenant: TenantId, user_id: UserId, name: Name, oidc: Oidc,
+                      me: AdminWrite) -> None:
+    """Removes the account's link through the provider: its next sign-in through a provider
+    (this one or another) links it again."""
+    await oidc.unlink(tenant, user_id, name, me.user_id)
+
+
 @oidc_router.get("/{tenant}/oidc/{name}/login", status_code=302, response_class=RedirectResponse)
 async def login(tenant: TenantId, name: Name, request: Request, oidc: Oidc) -> RedirectResponse:
     """Starts a sign-in: redirects to the provider, which sends the browser back to the
@@ -71,8 +89,8 @@ async def login(tenant: TenantId, name: Name, request: Request, oidc: Oidc) -> R
 
 @oidc_router.get("/{tenant}/oidc/{name}/callback", name="oidc_callback")
 async def callback(tenant: TenantId, name: Name, params: Annotated[CallbackParams, Query()],
-                   response: Response, oidc: Oidc) -> TokenGrant:
+                   request: Request, response: Response, oidc: Oidc) -> TokenGrant:
     """Where the provider sends the browser back: answers with Bloop's access and refresh
     tokens."""
     response.headers["Cache-Control"] = "no-store"
-    return await oidc.finish(tenant, name, params)
+    return await oidc.finish(tenant, name, params, client_ip(request))

@@ -97,9 +97,9 @@ class IdentityRepository(Protocol):
         """Erases the user (email, profile, password) and stores its events atomically; the
         email is free again afterwards. `Missing` when the user does not exist. Their sessions
         end (as `revoke_user_sessions` ends them, whose sessions it returns) and their refresh
-        tokens are deleted; the invitations they sent and the API keys they made (the tenant's,
-        which go on working) name `personal_data.ERASED_USER` instead. All in the user's write's
-        transaction on SQLite, just after it on MongoDB."""
+        tokens and their sign-in providers' links are deleted; the invitations they sent and the
+        API keys they made (the tenant's, which go on working) name `personal_data.ERASED_USER`
+        instead. All in the user's write's transaction on SQLite, just after it on MongoDB."""
 
     async def list_users(self, tenant: str, *, after: str | None = None,
                          limit: int = 50) -> list[User]:

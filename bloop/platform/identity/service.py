@@ -396,8 +396,9 @@ class LoginThrottle:
         self.cache, self.settings, self.secrets = cache, settings, secrets
         self._digest_key: bytes | None = None
 
-    async def _account(self, tenant: str, email: str) -> str:
-        """The account as the security log names it (see `account_digest`)."""
+    async def digest(self, tenant: str, email: str) -> str:
+        """The account, or another name of a person (a provider's subject), as the security log
+        names it (see `account_digest`)."""
         if self._digest_key is None:
             self._digest_key = await self.secrets.secret(ACCOUNT_DIGEST_KEY, secrets.token_bytes(32))
         return account_digest(self._digest_key, tenant, email)
@@ -421,14 +422,14 @@ class LoginThrottle:
             if attempts <= s.account_max_failures:
                 await self.cache.incr(pair, -1, ttl_s=s.lockout_s)
             security.warning("sign-in refused: account locked", extra={
-                "tenant": tenant, "account": await self._account(tenant, email), "client_ip": ip})
+                "tenant": tenant, "account": await self.digest(tenant, email), "client_ip": ip})
             raise Problem(f"too many failed sign-ins for this account: it is locked for "
                           f"{_minutes(s.lockout_s)}; try again later or reset the password",
                           status=429, code="account_locked", headers=retry)
         if address_failures is not None and int(address_failures) >= s.ip_max_failures:
             await self.cache.incr(pair, -1, ttl_s=s.lockout_s)
             security.warning("sign-in refused: address locked", extra={
-                "tenant": tenant, "account": await self._account(tenant, email), "client_ip": ip})
+                "tenant": tenant, "account": await self.digest(tenant, email), "client_ip": ip})
             raise Problem(f"too many failed sign-ins from this address: try again in "
                           f"{_minutes(s.lockout_s)}", status=429, code="too_many_attempts",
                           headers=retry)
@@ -443,7 +444,7 @@ class LoginThrottle:
             await self.cache.incr(account, 1, ttl_s=s.lockout_s)
             await self.cache.incr(address, 1, ttl_s=s.lockout_s)
             security.info("sign-in refused: wrong password", extra={
-                "tenant": tenant, "account": await self._account(tenant, email), "client_ip": ip})
+                "tenant": tenant, "account": await self.digest(tenant, email), "client_ip": ip})
         return right
 
 

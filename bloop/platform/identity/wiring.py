@@ -88,7 +88,9 @@ async def mount(platform: Platform) -> Mounted:
                              for t in await service.sign_ins(tenant, user_id)],
                 "invitations_sent": [{"id": i.id, **i.model_dump(mode="json",
                                                                  exclude={"token_hash"})}
-                                     for i in await service.invitations_sent(tenant, user_id)]}
+                                     for i in await service.invitations_sent(tenant, user_id)],
+                "sign_in_links": [link.model_dump(mode="json")
+                                  for link in await oidc.links(tenant, user_id)]}
 
     return Mounted(setup=setup, seed=seed, personal_data=personal_data,
                    state={"service": service, "auth": auth, "oidc": oidc, "api_keys": api_keys})

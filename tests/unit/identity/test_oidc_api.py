@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -721,3 +722,185 @@ async def test_id_tokens_naming_unknown_keys_download_the_jwks_again_once_a_minu
     finally:
         idp.key = old_key
     assert idp.hits["/oauth2/v3/certs"] == 2
+# links: a provider's account (its sub) and the Bloop account it came into
+
+
+async def me_of(client: httpx.AsyncClient, grant: httpx.Response) -> dict[str, Any]:
+    assert grant.status_code == 200, grant.text
+    me: dict[str, Any] = (await client.get("/v1/tenants/acme/me", headers=bearer(grant))).json()
+    return me
+
+
+def links_url(user_id: str) -> str:
+    return f"/v1/tenants/acme/users/{user_id}/oidc-links"
+
+
+async def test_a_linked_account_refuses_another_sub_of_its_provider(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    """A provider that gives the address to someone else (a recycled mailbox, a renamed user)
+    does not hand them the account: it is the first sub's."""
+    await configure(client, admin, "google", oidc_config(idp, create_users=False))
+    root = (await client.get("/v1/tenants/acme/me", headers=admin)).json()
+    idp.reset(Person(email="admin@acme.dev", sub="owner-sub"))
+    assert (await me_of(client, await sign_in(client)))["id"] == root["id"]
+    idp.reset(Person(email="ADMIN@acme.dev", sub="attacker-sub-1"))
+    refused(await sign_in(client), 409, "oidc_linked_elsewhere")
+    idp.reset(Person(email="admin@acme.dev", sub="owner-sub"))
+    assert (await me_of(client, await sign_in(client)))["id"] == root["id"]
+
+
+async def test_a_linked_account_refuses_a_second_provider(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp, create_users=False))
+    await configure(client, admin, "extra", oidc_config(idp, create_users=False))
+    ada = await member(app, client, "acme", ["educator"], email="ada@acme.dev")
+    known = (await client.get("/v1/tenants/acme/me", headers=ada)).json()
+    idp.reset(Person(email="ada@acme.dev", sub="ada-sub"))
+    assert (await me_of(client, await sign_in(client)))["id"] == known["id"]
+    for sub in ("ada-sub", "another-sub"):  # the same value at another provider is no proof
+        idp.reset(Person(email="ada@acme.dev", sub=sub))
+        refused(await sign_in(client, name="extra"), 409, "oidc_linked_elsewhere")
+
+
+async def test_the_linked_sub_signs_in_whatever_email_the_provider_names_now(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    """The link decides: a renamed address still comes into the account, and one that now
+    names another account does not lead into that one. The email must still be verified."""
+    await configure(client, admin, "google", oidc_config(idp, create_users=False))
+    ada = await member(app, client, "acme", ["educator"], email="ada@acme.dev")
+    await member(app, client, "acme", ["learner"], email="bo@acme.dev")
+    known = (await client.get("/v1/tenants/acme/me", headers=ada)).json()
+    idp.reset(Person(email="ada@acme.dev", sub="ada-sub"))
+    await me_of(client, await sign_in(client))
+    before = await user_count(app)
+    for email in ("ada.lovelace@acme.dev", "bo@acme.dev"):
+        idp.reset(Person(email=email, sub="ada-sub"))
+        me = await me_of(client, await sign_in(client))
+        assert (me["id"], me["email"]) == (known["id"], "ada@acme.dev")
+    idp.reset(Person(email="ada@acme.dev", sub="ada-sub", verified=False))
+    refused(await sign_in(client), 403, "oidc_email_unverified")
+    assert await user_count(app) == before
+
+
+async def test_an_admin_lists_and_removes_links_and_the_next_sign_in_links_again(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp, create_users=False))
+    ada = await member(app, client, "acme", ["educator"], email="ada@acme.dev")
+    ada_id = (await client.get("/v1/tenants/acme/me", headers=ada)).json()["id"]
+    assert (await client.get(links_url(ada_id), headers=admin)).json() == []
+    idp.reset(Person(email="ada@acme.dev", sub="old-sub"))
+    await me_of(client, await sign_in(client))
+    listed = await client.get(links_url(ada_id), headers=admin)
+    assert listed.status_code == 200, listed.text
+    assert [(x["provider"], x["subject"], x["email"], x["user_id"]) for x in listed.json()] == [
+        ("google", "old-sub", "ada@acme.dev", ada_id)]
+    # only a tenant admin sees or removes them
+    assert (await client.get(links_url(ada_id), headers=ada)).status_code == 403
+    assert (await client.delete(f"{links_url(ada_id)}/google", headers=ada)).status_code == 403
+    idp.reset(Person(email="ada@acme.dev", sub="new-sub"))
+    refused(await sign_in(client), 409, "oidc_linked_elsewhere")
+
+    assert (await client.delete(f"{links_url(ada_id)}/google", headers=admin)).status_code == 204
+    refused(await client.delete(f"{links_url(ada_id)}/google", headers=admin), 404,
+            "oidc_link_not_found")
+    refused(await client.get(links_url("nobody"), headers=admin), 404, "not_found")
+    assert (await me_of(client, await sign_in(client)))["id"] == ada_id
+    assert [x["subject"] for x in (await client.get(links_url(ada_id), headers=admin)).json()] \
+        == ["new-sub"]
+
+
+async def test_a_removed_provider_takes_its_links_along(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp, create_users=False))
+    ada = await member(app, client, "acme", ["educator"], email="ada@acme.dev")
+    ada_id = (await client.get("/v1/tenants/acme/me", headers=ada)).json()["id"]
+    idp.reset(Person(email="ada@acme.dev", sub="ada-sub"))
+    await me_of(client, await sign_in(client))
+    assert (await client.delete(f"{PROVIDERS}/google", headers=admin)).status_code == 204
+    assert (await client.get(links_url(ada_id), headers=admin)).json() == []
+    # configured again (perhaps at another issuer), it links afresh
+    await configure(client, admin, "google", oidc_config(idp, create_users=False))
+    idp.reset(Person(email="ada@acme.dev", sub="another-sub"))
+    assert (await me_of(client, await sign_in(client)))["id"] == ada_id
+
+
+async def test_a_users_links_are_in_their_export_and_erased_with_them(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.reset(Person(email="lee@acme.dev", sub="lee-sub"))
+    grant = await sign_in(client)
+    lee_id = (await me_of(client, grant))["id"]
+    export = await client.get("/v1/tenants/acme/me/export", headers=bearer(grant))
+    assert export.status_code == 200, export.text
+    assert [(x["provider"], x["subject"], x["email"]) for x in
+            export.json()["services"]["identity"]["sign_in_links"]] == [
+        ("google", "lee-sub", "lee@acme.dev")]
+    r = await client.delete(f"/v1/tenants/acme/users/{lee_id}", headers=admin)
+    assert r.status_code == 204, r.text
+    oidc: OidcService = app.state.identity.state["oidc"]
+    assert await oidc.store.links_of("acme", lee_id) == []
+    assert await oidc.store.get_link("acme", "google", "lee-sub") is None
+    # the provider's account comes back as a new learner, not into the deleted one's id
+    again = await me_of(client, await sign_in(client))
+    assert again["id"] != lee_id
+
+
+@pytest.mark.parametrize("email", [
+    "\u212aim@acme.dev",  # KELVIN SIGN: .lower() makes it kim@acme.dev
+    "\uff4bim@acme.dev",  # FULLWIDTH k, which NFKC makes a k
+    "root@acme.dev\u200b",  # ZERO WIDTH SPACE
+    "ro\u00adot@acme.dev",  # SOFT HYPHEN
+    "root@acme.dev\u00ad",
+    "root\u202e@acme.dev",  # RIGHT-TO-LEFT OVERRIDE
+])
+async def test_an_email_that_reads_as_another_is_refused(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
+        email: str) -> None:
+    await configure(client, admin, "google", oidc_config(idp))  # creates users
+    await member(app, client, "acme", ["tenant_admin"], email="root@acme.dev")
+    await member(app, client, "acme", ["learner"], email="kim@acme.dev")
+    before = await user_count(app)
+    idp.reset(Person(email=email))
+    refused(await sign_in(client), 403, "oidc_email_unusable")
+    assert await user_count(app) == before
+
+
+async def test_provider_sign_ins_and_refusals_go_to_the_security_log(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "bloop.security")
+    await configure(client, admin, "google", oidc_config(idp, create_users=False))
+    root = (await client.get("/v1/tenants/acme/me", headers=admin)).json()
+    await member(app, client, "acme", ["platform_admin"], email="boss@acme.dev")
+    idp.reset(Person(email="admin@acme.dev", sub="owner-sub-123"))
+    await me_of(client, await sign_in(client))
+    idp.reset(Person(email="admin@acme.dev", sub="attacker-sub-1"))
+    refused(await sign_in(client), 409, "oidc_linked_elsewhere")
+    idp.reset(Person(email="boss@acme.dev", sub="boss-sub"))
+    refused(await sign_in(client), 403, "oidc_platform_admin")
+    idp.reset(Person(email="admin@acme.dev", sub="owner-sub-123"))
+    idp.sign_with_impostor = True
+    refused(await sign_in(client), 401, "oidc_id_token_invalid")
+
+    seen = [r for r in caplog.records if r.name == "bloop.security"]
+    assert [(r.getMessage(), r.__dict__.get("code")) for r in seen] == [
+        ("provider sign-in", None),
+        ("provider sign-in refused", "oidc_linked_elsewhere"),
+        ("provider sign-in refused", "oidc_platform_admin"),
+        ("provider sign-in refused", "oidc_id_token_invalid")]
+    assert [r.levelname for r in seen] == ["INFO", "WARNING", "WARNING", "WARNING"]
+    assert all((r.__dict__["tenant"], r.__dict__["provider"]) == ("acme", "google") for r in seen)
+    assert seen[0].__dict__["user_id"] == seen[1].__dict__["user_id"] == root["id"]
+    assert seen[2].__dict__["user_id"] not in (None, root["id"])
+    assert seen[0].__dict__["subject"] != seen[1].__dict__["subject"]  # two people at the provider
+    assert seen[0].__dict__["account"] == seen[1].__dict__["account"]  # one address
+    assert all(r.__dict__["client_ip"] for r in seen)
+    for raw in ("owner-sub-123", "attacker-sub-1", "admin@", "boss@"):
+        assert raw not in caplog.text
+        assert all(raw not in str(v) for r in seen for v in r.__dict__.values())

@@ -66,10 +66,17 @@ CREATE TABLE IF NOT EXISTS api_keys (
 CREATE INDEX IF NOT EXISTS api_keys_created ON api_keys (tenant, created_at);
 """
 
+OIDC_LINK_SCHEMA = """
+CREATE TABLE IF NOT EXISTS oidc_links (
+  tenant TEXT NOT NULL, provider TEXT NOT NULL, subject TEXT NOT NULL, user_id TEXT NOT NULL,
+  doc TEXT NOT NULL, PRIMARY KEY (tenant, provider, subject), UNIQUE (tenant, user_id));
+"""
+
 
 def _migrate(c: sqlite3.Connection) -> None:
     c.executescript(SCHEMA)
     c.executescript(API_KEY_SCHEMA)  # a user's deletion rewrites the keys they made
+    c.executescript(OIDC_LINK_SCHEMA)  # and erases their sign-in links
     columns = {row["name"] for row in c.execute("PRAGMA table_info(users)")}
     if "password_hash" not in columns:
         c.execute("ALTER TABLE users ADD COLUMN password_hash TEXT")
@@ -213,6 +220,7 @@ class EmbeddedIdentityStore:
             c.execute("UPDATE api_keys SET doc = json_set(doc, '$.created_by', ?)"
                       " WHERE tenant = ? AND json_extract(doc, '$.created_by') = ?",
                       (ERASED_USER, tenant, user_id))
+            c.execute("DELETE FROM oidc_links WHERE tenant = ? AND user_id = ?", (tenant, user_id))
             return _forget_sessions(c, tenant, user_id, since)
 
         families = await self.db.transaction(write)

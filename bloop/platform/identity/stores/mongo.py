@@ -67,6 +67,7 @@ class MongoIdentityStore:
         self.refresh = db["refresh_tokens"]
         self.ended = db["ended_sessions"]
         self.api_keys = db["api_keys"]  # MongoApiKeys's: a user's deletion rewrites theirs
+        self.oidc_links = db["oidc_links"]  # MongoOidcProviders's: and erases their links
         self.guard = guard or MongoGuard.of(db)
         self._outbox = MongoOutbox([self.tenants, self.users], registry,
                                    name=f"{database}-outbox", guard=self.guard)
@@ -197,6 +198,7 @@ class MongoIdentityStore:
                                            {"$set": {"invited_by": ERASED_USER}})
         await self.api_keys.update_many({"tenant": tenant, "created_by": user_id},
                                         {"$set": {"created_by": ERASED_USER}})
+        await self.oidc_links.delete_many({"tenant": tenant, "user_id": user_id})
         return await self._forget_sessions(tenant, user_id, since)
 
     async def _forget_sessions(self, tenant: str, user_id: str,

@@ -1,10 +1,12 @@
-"""The embedded store of tenants' sign-in providers: a SQLite table in identity's database."""
+"""The embedded store of tenants' sign-in providers and the accounts linked through them: SQLite
+tables in identity's database."""
 
 from __future__ import annotations
 
 import sqlite3
 
-from bloop.platform.identity.oidc import OidcProvider
+from bloop.platform.identity.oidc import OidcLink, OidcProvider
+from bloop.platform.identity.stores.embedded import OIDC_LINK_SCHEMA
 from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
 
@@ -19,7 +21,7 @@ class EmbeddedOidcProviders:
         self.db = db
 
     async def setup(self) -> None:
-        await self.db.run(lambda c: c.executescript(SCHEMA))
+        await self.db.run(lambda c: c.executescript(SCHEMA + OIDC_LINK_SCHEMA))
 
     async def put_provider(self, provider: OidcProvider, *, keep_secret: bool = False) -> bool:
         def write(c: sqlite3.Connection) -> bool:
@@ -50,6 +52,40 @@ class EmbeddedOidcProviders:
         return [OidcProvider.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def delete_provider(self, tenant: str, name: str) -> bool:
+        def write(c: sqlite3.Connection) -> int:
+            c.execute("DELETE FROM oidc_links WHERE tenant = ? AND provider = ?", (tenant, name))
+            removed: int = c.execute("DELETE FROM oidc_providers WHERE tenant = ? AND name = ?",
+                                     (tenant, name)).rowcount
+            return removed
+
+        return await self.db.transaction(write) > 0
+
+    async def add_link(self, link: OidcLink) -> bool:
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO oidc_links (tenant, provider, subject, user_id, doc) "
+                      "VALUES (?, ?, ?, ?, ?)", (link.tenant, link.provider, link.subject,
+                                                 link.user_id, link.model_dump_json()))
+
+        try:
+            await self.db.transaction(write)
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    async def get_link(self, tenant: str, provider: str, subject: str) -> OidcLink | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM oidc_links WHERE tenant = ? AND provider = ? AND subject = ?",
+            (tenant, provider, subject)).fetchone())
+        return None if row is None else OidcLink.model_validate_json(row["doc"], context=STORED)
+
+    async def links_of(self, tenant: str, user_id: str) -> list[OidcLink]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM oidc_links WHERE tenant = ? AND user_id = ? ORDER BY provider",
+            (tenant, user_id)).fetchall())
+        return [OidcLink.model_validate_json(r["doc"], context=STORED) for r in rows]
+
+    async def delete_link(self, tenant: str, user_id: str, provider: str) -> bool:
         removed: int = await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM oidc_providers WHERE tenant = ? AND name = ?", (tenant, name)).rowcount)
+            "DELETE FROM oidc_links WHERE tenant = ? AND user_id = ? AND provider = ?",
+            (tenant, user_id, provider)).rowcount)
         return removed > 0
