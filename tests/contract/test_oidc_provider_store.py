@@ -3,6 +3,7 @@ MongoDB-wire server (FerretDB v1 from infra/, or MongoDB)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -160,3 +161,27 @@ async def test_a_deleted_provider_takes_its_links_along(store: OidcProviderStore
     assert await store.links_of("acme", "u1") == []
     assert await store.links_of("acme", "u2") == [kept]
     assert await store.get_link("beta", "google", "sub-1") is not None
+
+
+async def test_a_provider_stored_before_callbacks_were_pinned_reads_back_without_one(
+        store: OidcProviderStore) -> None:
+    """Its sign-ins then refuse (the service's 409 `oidc_callback_unset`) until it is put
+    again, which pins one, with or without a new secret."""
+    old = provider("acme", "google").model_dump(mode="json", exclude={"callback_url"})
+    if isinstance(store, EmbeddedOidcProviders):
+        await store.db.transaction(lambda c: c.execute(
+            "INSERT INTO oidc_providers (tenant, name, doc) VALUES (?, ?, ?)",
+            ("acme", "google", json.dumps(old))))
+    else:
+        assert isinstance(store, MongoOidcProviders)
+        await store.providers.insert_one({"_id": "acme/google", **old})
+    read = await store.get_provider("acme", "google")
+    assert read is not None
+    assert (read.callback_url, read.client_secret) == (None, "acme-secret")
+    assert [p.callback_url for p in await store.list_providers("acme")] == [None]
+    callback = "https://learn.acme.dev/v1/tenants/acme/oidc/google/callback"
+    assert await store.put_provider(provider("acme", "google", callback_url=callback,
+                                             client_secret="unsent"), keep_secret=True)
+    pinned = await store.get_provider("acme", "google")
+    assert pinned is not None
+    assert (pinned.callback_url, pinned.client_secret) == (callback, "acme-secret")

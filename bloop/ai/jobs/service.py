@@ -41,6 +41,7 @@ from bloop.platform.kit.personal_data import ERASED_USER
 from bloop.platform.kit.settings import AiSettings
 from bloop.platform.kit.times import json_time
 from bloop.platform.kit.urls import (
+    USERINFO_PROBLEM,
     has_userinfo,
     http_url_problem,
     masked_url,
@@ -52,9 +53,8 @@ from bloop.platform.kit.urls import (
 EARLIER_JOBS_READ = 50
 Mutation = Callable[[Job], tuple[Job, list[Envelope]] | None]
 LESSON_DELETED = "lesson_deleted"  # the cancel reason of a job whose lesson was deleted
-USERINFO_REFUSED = ("it holds a user name or password (user:password@), which would be sent in "
-                    "every request and logged with it; give the key as `api_key` (never shown) "
-                    "and the address without them")
+USERINFO_REFUSED = (f"{USERINFO_PROBLEM}; give the key as `api_key` (never shown) and the "
+                    "address without them")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ issues Bloop's own tokens for the account the provider's account (its `sub`) is 
 unlinked one is linked, at this first sign-in, to the tenant's user with that email (unless a self
 sign-up made it, its email never proved: 409 `email_unverified`; or it is linked already: 409
 `oidc_linked_elsewhere`) or to a new learner. Each sign-in and refusal goes to the security
-log."""
+log. The callback address given to the provider is never the request's own (its Host header is
+anyone's to write): it is pinned when an admin configures the provider, or set by the operator."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ import secrets
 import time
 import unicodedata
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -45,7 +46,13 @@ from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.read_back import Tolerant
 from bloop.platform.kit.settings import OidcSettings
 from bloop.platform.kit.text import NonBlankLine, one_line
-from bloop.platform.kit.urls import http_url_problem, private_address_problem
+from bloop.platform.kit.urls import (
+    USERINFO_PROBLEM,
+    has_userinfo,
+    http_url_problem,
+    masked_url,
+    private_address_problem,
+)
 
 # authlib's httpx client runs on the httpx2 fork (which `openai` brings), not on the platform's
 # httpx, and raises its errors; without httpx2 it falls back to httpx, and warns: not for us.
@@ -84,6 +91,11 @@ KEY_REFRESH_S = 60.0
 UNUSABLE_CATEGORIES = frozenset({"Cf", "Cc"})
 
 security = logging.getLogger("bloop.security")
+
+PROVIDER_URLS = ("issuer", "discovery_url", "authorization_endpoint", "token_endpoint", "api_url",
+                 "callback_url")
+
+log = logging.getLogger("bloop.identity.oidc")
 
 
 Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=2048)]
@@ -124,6 +136,11 @@ class ProviderSettings(Tolerant):
         "domain when empty")
     create_users: StrictBool = Field(default=False, description="create a learner account on the "
                                "first sign-in of an email the tenant does not know")
+    callback_url: Url | None = Field(
+        default=None, description="where the provider sends people back, to register there as "
+        "is: this provider's `/v1/tenants/{tenant}/oidc/{name}/callback` at the API's public "
+        "address; when unset, the one this request was sent to (BLOOP_OIDC_PUBLIC_URL's when "
+        "the operator set it, which then always wins)")
 
 
 class OidcProvider(Tolerant):
@@ -146,9 +163,16 @@ class OidcProvider(Tolerant):
     allowed_email_domains: list[str]
     create_users: bool
     updated_at: datetime
+    callback_url: str | None = None  # None: configured before callbacks were pinned
 
-    def view(self) -> ProviderView:
-        return ProviderView.model_validate(self.model_dump(exclude={"client_secret"}))
+    def view(self, callback_url: str | None) -> ProviderView:
+        """The provider as shown, with the callback address sign-ins use, and the user name and
+        password of an address stored before they were refused as `***`."""
+        shown = self.model_dump(exclude={"client_secret"})
+        for field in PROVIDER_URLS:
+            if shown[field] is not None:
+                shown[field] = masked_url(shown[field])
+        return ProviderView.model_validate({**shown, "callback_url": callback_url})
 
     def allows(self, email: str) -> bool:
         return (not self.allowed_email_domains
@@ -173,6 +197,10 @@ class ProviderView(BaseModel):
     create_users: bool
     updated_at: datetime
     has_client_secret: bool = True
+    callback_url: str | None = Field(
+        description="the address the provider sends people back to: register exactly this one "
+        "there; null for a provider configured before callbacks were pinned, which signs nobody "
+        "in until it is configured again")
 
 
 class OidcLink(Tolerant):
@@ -285,6 +313,10 @@ class _Attempt:
     user_id: str | None = None
 
 
+def callback_path(tenant: str, name: str) -> str:
+    return f"/v1/tenants/{tenant}/oidc/{name}/callback"
+
+
 def verify_id_token(id_token: str, jwks: Mapping[str, Any], *, issuer: str, client_id: str,
                     nonce: str, algorithms: list[str], now_s: int, leeway_s: int) -> dict[str, Any]:
     """The ID token's claims, once its signature (a key of `jwks`), issuer, audience, expiry and
@@ -354,7 +386,11 @@ class OidcService:
 
     # configuration
 
-    async def configure(self, tenant: str, name: str, body: ProviderSettings) -> ProviderView:
+    async def configure(self, tenant: str, name: str, body: ProviderSettings,
+                        request_callback: str) -> ProviderView:
+        """Adds or replaces the provider. Its callback is `body.callback_url`, else the public
+        URL's, else `request_callback`: the callback's address as the admin's own (authenticated)
+        request reached the API."""
         if name in RESERVED_NAMES:
             raise _refuse(f"{name!r} is reserved; name the provider otherwise",
                           "oidc_config_invalid", 422)
@@ -366,16 +402,42 @@ class OidcService:
             secret = existing.client_secret
         else:
             raise _refuse("a new provider needs its client_secret", "oidc_secret_missing", 422)
-        provider = await self._resolve(tenant, name, body, secret)
+        if body.callback_url is not None:
+            callback = self._pinned_callback(tenant, name, body.callback_url)
+        else:
+            callback = self._public_callback(tenant, name) or request_callback
+        provider = await self._resolve(tenant, name, body, secret, callback)
         # Without a secret in the body, the one stored at the write stays: one rotated while
         # this request ran is not put back.
         if not await self.store.put_provider(provider, keep_secret=body.client_secret is None):
             raise _refuse("the provider was deleted meanwhile; a new provider needs its "
                           "client_secret", "oidc_secret_missing", 422)
-        return provider.view()
+        return self.view(provider)
 
-    async def _resolve(self, tenant: str, name: str, body: ProviderSettings,
-                       secret: str) -> OidcProvider:
+    def _public_callback(self, tenant: str, name: str) -> str | None:
+        public = self.settings.public_url
+        return public.rstrip("/") + callback_path(tenant, name) if public else None
+
+    def callback_url(self, provider: OidcProvider) -> str | None:
+        """Where sign-ins send the provider's users back: BLOOP_OIDC_PUBLIC_URL's callback when
+        set, else the one pinned when the provider was configured."""
+        return self._public_callback(provider.tenant, provider.name) or provider.callback_url
+
+    def view(self, provider: OidcProvider) -> ProviderView:
+        return provider.view(self.callback_url(provider))
+
+    def _pinned_callback(self, tenant: str, name: str, url: str) -> str:
+        """`url`, once it is an address of this provider's callback route (any path before
+        it, for a proxy that serves the API under one)."""
+        self._check_web_address(url, 422, "oidc_config_invalid", "callback_url")
+        path = callback_path(tenant, name)
+        if "?" in url or "#" in url or not urlsplit(url).path.endswith(path):
+            raise _refuse(f"the callback_url must end with this provider's callback route, "
+                          f"{path}, and hold no query or fragment", "oidc_config_invalid", 422)
+        return url
+
+    async def _resolve(self, tenant: str, name: str, body: ProviderSettings, secret: str,
+                       callback: str) -> OidcProvider:
         endpoints: tuple[str | None, str | None, str | None]
         github_fields = (body.authorization_endpoint, body.token_endpoint, body.api_url)
         if body.preset == "github":
@@ -407,9 +469,9 @@ class OidcService:
             if discovery is None and issuer is not None:
                 discovery = issuer.rstrip("/") + "/.well-known/openid-configuration"
             endpoints = (None, None, None)
-        for url in (issuer, discovery, *endpoints):
+        for field, url in zip(PROVIDER_URLS[:5], (issuer, discovery, *endpoints), strict=True):
             if url is not None:
-                await self._check_url(url, at_use=False)
+                await self._check_url(url, at_use=False, field=field)
         scopes = body.scopes or (GITHUB_SCOPES if kind == "github" else OIDC_SCOPES)
         if kind == "oidc" and "openid" not in scopes:
             scopes = ["openid", *scopes]
@@ -419,29 +481,42 @@ class OidcService:
             token_endpoint=endpoints[1], api_url=endpoints[2], client_id=body.client_id,
             client_secret=secret, scopes=list(dict.fromkeys(scopes)),
             allowed_email_domains=list(dict.fromkeys(body.allowed_email_domains)),
-            create_users=body.create_users, updated_at=now())
+            create_users=body.create_users, updated_at=now(), callback_url=callback)
 
-    async def _check_url(self, url: str, *, at_use: bool = True) -> None:
-        """Refuses an address of the provider's that is no https URL, or (unless the operator
-        allows it) of this machine or a private network: 422 when given, 502 when used (a
-        discovery document's, or a name that resolves elsewhere since)."""
+    async def _check_url(self, url: str, *, at_use: bool = True, field: str | None = None) -> None:
+        """Refuses an address of the provider's that is no https URL, holds a user name or
+        password, or (unless the operator allows it) is of this machine or a private network:
+        422 when given, 502 when used (a discovery document's, or a name that resolves elsewhere
+        since)."""
         status, invalid = (502, "oidc_provider_unavailable") if at_use else (
             422, "oidc_config_invalid")
-        problem = http_url_problem(url)
-        if problem is not None:
-            raise _refuse(f"{url!r} is not a web address: {problem}", invalid, status)
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        loopback_allowed = self.settings.allow_http_loopback and _loopback(host)
-        if not (parts.scheme == "https" and host) and not (
-                parts.scheme == "http" and loopback_allowed):
-            raise _refuse(f"{url!r} is not an https URL", invalid, status)
+        self._check_web_address(url, status, invalid, field)
+        loopback_allowed = (self.settings.allow_http_loopback
+                            and _loopback((urlsplit(url).hostname or "").lower()))
         if loopback_allowed or self.settings.private_addresses:
             return
         private = await private_address_problem(url, unresolved_ok=not at_use)
         if private is not None:
             raise _refuse(f"the provider's address {url!r} may not be used: {private}",
                           "private_address", status)
+
+    def _check_web_address(self, url: str, status: int, invalid: str,
+                           field: str | None) -> None:
+        """Refuses `url` (the `field` of the configuration, if any) unless it is an https URL
+        (http on loopback when the operator allows it) without a user name or password, which
+        the problem does not repeat."""
+        if has_userinfo(url):
+            what = f"the {field}" if field else "an address of the provider's"
+            raise Problem(f"{what} may not be used: {USERINFO_PROBLEM}", status=status,
+                          code="credentials_in_url", extra={"field": field} if field else None)
+        problem = http_url_problem(url)
+        if problem is not None:
+            raise _refuse(f"{url!r} is not a web address: {problem}", invalid, status)
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if not (parts.scheme == "https" and host) and not (
+                parts.scheme == "http" and self.settings.allow_http_loopback and _loopback(host)):
+            raise _refuse(f"{url!r} is not an https URL", invalid, status)
 
     async def provider(self, tenant: str, name: str) -> OidcProvider:
         found = await self.store.get_provider(tenant, name)
@@ -452,7 +527,7 @@ class OidcService:
 
     async def providers(self, tenant: str) -> list[ProviderView]:
         await self.identity.tenant(tenant)
-        return [p.view() for p in await self.store.list_providers(tenant)]
+        return [self.view(p) for p in await self.store.list_providers(tenant)]
 
     async def remove(self, tenant: str, name: str) -> None:
         if not await self.store.delete_provider(tenant, name):
@@ -461,17 +536,25 @@ class OidcService:
 
     # the sign-in
 
-    async def begin(self, tenant: str, name: str, redirect_uri: str, client_ip: str) -> str:
+    async def begin(self, tenant: str, name: str, client_ip: str) -> str:
         """The provider's authorization URL for a new sign-in, whose state is now stored."""
         limit = await self.limiter.hit(f"oidc-login:{client_ip}")
         if not limit.allowed:
             raise RateLimited(limit)
         provider = await self.provider(tenant, name)
+        redirect_uri = self.callback_url(provider)
+        if redirect_uri is None:
+            raise _refuse(f"the sign-in provider {name!r} was configured before its callback "
+                          "address was pinned, so it signs nobody in: an administrator puts its "
+                          f"configuration again (PUT /v1/tenants/{tenant}/oidc/providers/{name}) "
+                          "and registers the callback_url it shows at the provider, or the "
+                          "operator sets BLOOP_OIDC_PUBLIC_URL", "oidc_callback_unset", 409)
         if provider.kind == "github":
             authorize = str(provider.authorization_endpoint)
         else:
-            authorize = await self._endpoint(await self._metadata(provider),
-                                             "authorization_endpoint")
+            with self._told_publicly(provider):
+                authorize = await self._endpoint(await self._metadata(provider),
+                                                 "authorization_endpoint")
         state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(64)
         extra = {"nonce": nonce} if provider.kind == "oidc" else {}
@@ -520,11 +603,27 @@ class OidcService:
         if not params.code:
             raise _refuse("the callback carries no code", "oidc_code_missing")
         provider = await self.provider(tenant, name)
-        if provider.kind == "github":
-            who = await self._github_identity(provider, params.code, record)
-        else:
-            who = await self._oidc_identity(provider, params.code, record)
+        with self._told_publicly(provider):
+            if provider.kind == "github":
+                who = await self._github_identity(provider, params.code, record)
+            else:
+                who = await self._oidc_identity(provider, params.code, record)
         return await self._user_for(provider, who, attempt)
+
+    @contextmanager
+    def _told_publicly(self, provider: OidcProvider) -> Iterator[None]:
+        """Anyone may start a sign-in: a provider that cannot be used is named to them, never
+        its addresses (which may hold what the tenant keeps to itself); why goes to the log."""
+        try:
+            yield
+        except Problem as problem:
+            if problem.status != 502:
+                raise
+            log.warning("tenant %s: the sign-in provider %s cannot be used (%s): %s",
+                        provider.tenant, provider.name, problem.code, problem.detail)
+            raise _refuse(f"the sign-in provider {provider.name!r} could not be reached or "
+                          "answered badly; the server's log says why", problem.code,
+                          502) from None
 
     async def _spend_state(self, tenant: str, name: str, state: str) -> dict[str, str]:
         raw = await self.cache.get(state_key(state))

@@ -44,15 +44,17 @@ async def list_providers(tenant: TenantId, oidc: Oidc, _: AdminRead) -> list[Pro
 
 
 @oidc_router.put("/{tenant}/oidc/providers/{name}")
-async def put_provider(tenant: TenantId, name: Name, body: ProviderSettings, oidc: Oidc,
-                       _: AdminWrite) -> ProviderView:
-    """Adds or replaces a provider. The client secret is stored and never shown again."""
-    return await oidc.configure(tenant, name, body)
+async def put_provider(tenant: TenantId, name: Name, body: ProviderSettings, request: Request,
+                       oidc: Oidc, _: AdminWrite) -> ProviderView:
+    """Adds or replaces a provider. The client secret is stored and never shown again; the
+    callback address, `callback_url` or this request's own, is pinned for every sign-in."""
+    here = str(request.url_for("oidc_callback", tenant=tenant, name=name))
+    return await oidc.configure(tenant, name, body, here)
 
 
 @oidc_router.get("/{tenant}/oidc/providers/{name}")
 async def get_provider(tenant: TenantId, name: Name, oidc: Oidc, _: AdminRead) -> ProviderView:
-    return (await oidc.provider(tenant, name)).view()
+    return oidc.view(await oidc.provider(tenant, name))
 
 
 @oidc_router.delete("/{tenant}/oidc/providers/{name}", status_code=204)
@@ -78,12 +80,8 @@ async def delete_link(tenant: TenantId, user_id: UserId, name: Name, oidc: Oidc,
 @oidc_router.get("/{tenant}/oidc/{name}/login", status_code=302, response_class=RedirectResponse)
 async def login(tenant: TenantId, name: Name, request: Request, oidc: Oidc) -> RedirectResponse:
     """Starts a sign-in: redirects to the provider, which sends the browser back to the
-    callback."""
-    public = oidc.settings.public_url
-    callback = f"/v1/tenants/{tenant}/oidc/{name}/callback"
-    redirect_uri = (public.rstrip("/") + callback if public
-                    else str(request.url_for("oidc_callback", tenant=tenant, name=name)))
-    url = await oidc.begin(tenant, name, redirect_uri, client_ip(request))
+    provider's pinned callback."""
+    url = await oidc.begin(tenant, name, client_ip(request))
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
 

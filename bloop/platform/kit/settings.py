@@ -266,7 +266,8 @@ class OidcSettings(BaseSettings):
 
     public_url: HttpUrlText | None = Field(
         default=None, description="the API's public base URL, for the callback address given to "
-        "providers; the request's own URL when unset")
+        "providers (it wins over the one each provider's configuration pinned); each provider's "
+        "pinned one when unset")
     state_ttl_s: int = Field(default=600, ge=30, le=3600,
                              description="how long a started sign-in may take to come back")
     http_timeout_s: float = Field(default=10.0, gt=0, le=60)

@@ -35,6 +35,9 @@ def http_url_problem(value: str) -> str | None:
 
 
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
+USERINFO_PROBLEM = ("it holds a user name or password (user:password@), which would be sent in "
+                    "every request and logged with it")
+"""Why an address with `has_userinfo` is refused (the address itself is not repeated)."""
 
 
 def has_userinfo(value: str) -> bool:

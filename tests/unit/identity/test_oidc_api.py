@@ -561,7 +561,7 @@ async def test_a_provider_inside_the_network_is_refused(
 ])
 async def test_a_discovery_document_naming_a_bad_address_is_a_502(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
-        endpoint: str, address: str) -> None:
+        endpoint: str, address: str, caplog: pytest.LogCaptureFixture) -> None:
     await configure(client, admin, "google", oidc_config(idp))
     idp.reset(Person(email="grace@acme.dev"))
     idp.discovery_override = {endpoint: address}
@@ -577,7 +577,9 @@ async def test_a_discovery_document_naming_a_bad_address_is_a_502(
     finally:
         idp.discovery_override = {}
     refused(r, 502, "oidc_provider_unavailable")
-    assert endpoint in r.json()["detail"]
+    assert "'google'" in r.json()["detail"]
+    assert address not in r.json()["detail"]
+    assert endpoint in caplog.text  # for the admin
     assert await user_count(app, "acme") == 1, "only the admin"
 
 
@@ -904,3 +906,171 @@ async def test_provider_sign_ins_and_refusals_go_to_the_security_log(
     for raw in ("owner-sub-123", "attacker-sub-1", "admin@", "boss@"):
         assert raw not in caplog.text
         assert all(raw not in str(v) for r in seen for v in r.__dict__.values())
+
+
+# the callback address
+
+
+FORGED = {"Host": "evil.example", "X-Forwarded-Host": "evil.example",
+          "X-Forwarded-Proto": "https", "Forwarded": "host=evil.example;proto=https"}
+CALLBACK = "http://bloop.test/v1/tenants/acme/oidc/google/callback"
+
+
+def redirect_uri(login: httpx.Response) -> str:
+    assert login.status_code == 302, login.text
+    uri: str = parse_qs(urlsplit(login.headers["location"]).query)["redirect_uri"][0]
+    return uri
+
+
+async def test_the_callback_is_pinned_whatever_the_login_request_says(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    """The login route is anyone's, and so are its Host and X-Forwarded-* headers: a callback
+    taken from them sent the victim's code to the attacker's host, who redeemed it at the real
+    callback (the state kept the forged address, which the token exchange repeated). The
+    callback is the one pinned by the admin's configuration."""
+    shown = await configure(client, admin, "google", oidc_config(idp))
+    assert redirect_uri(await client.get("/v1/tenants/acme/oidc/google/login",
+                                         headers=FORGED)) == CALLBACK
+    assert shown["callback_url"] == CALLBACK
+    assert (await client.get(f"{PROVIDERS}/google", headers=admin)).json()["callback_url"] == \
+        CALLBACK
+    idp.reset(Person(email="victim@acme.dev"))
+    start = await client.get("/v1/tenants/acme/oidc/google/login", headers=FORGED)
+    async with httpx.AsyncClient() as browser:
+        back = (await browser.get(start.headers["location"])).headers["location"]
+    assert back.startswith(CALLBACK + "?")
+    assert (await client.get(back)).status_code == 200
+
+    pinned = "https://learn.acme.dev/api/v1/tenants/acme/oidc/google/callback"
+    shown = await configure(client, admin, "google", oidc_config(idp, callback_url=pinned))
+    assert shown["callback_url"] == pinned
+    assert redirect_uri(await client.get("/v1/tenants/acme/oidc/google/login",
+                                         headers=FORGED)) == pinned
+
+    # The operator's public URL wins over what any configuration pinned.
+    oidc: OidcService = app.state.identity.state["oidc"]
+    oidc.settings = oidc.settings.model_copy(update={"public_url": "https://bloop.example/"})
+    public = "https://bloop.example/v1/tenants/acme/oidc/google/callback"
+    assert redirect_uri(await client.get("/v1/tenants/acme/oidc/google/login",
+                                         headers=FORGED)) == public
+    assert (await client.get(f"{PROVIDERS}/google", headers=admin)).json()["callback_url"] == \
+        public
+    github = await configure(client, admin, "github", github_config(idp))
+    assert github["callback_url"] == "https://bloop.example/v1/tenants/acme/oidc/github/callback"
+    assert (await oidc.provider("acme", "github")).callback_url == github["callback_url"]
+
+
+@pytest.mark.parametrize("callback", [
+    "https://learn.acme.dev/v1/tenants/acme/oidc/github/callback",  # another provider's
+    "https://learn.acme.dev/v1/tenants/beta/oidc/google/callback",  # another tenant's
+    "https://learn.acme.dev/v1/tenants/acme/oidc/google/login",
+    "https://learn.acme.dev/v1/tenants/acme/oidc/google/callback/x",
+    "https://learn.acme.dev/v1/tenants/acme/oidc/google/callback?next=https://evil.example",
+    "https://learn.acme.dev/v1/tenants/acme/oidc/google/callback#x",
+    "http://learn.acme.dev/v1/tenants/acme/oidc/google/callback",  # plain http off loopback
+    "ftp://learn.acme.dev/v1/tenants/acme/oidc/google/callback",
+    "https://learn acme.dev/v1/tenants/acme/oidc/google/callback",
+    "/v1/tenants/acme/oidc/google/callback",
+])
+async def test_a_callback_url_that_is_not_the_providers_callback_is_refused(
+        client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
+        callback: str) -> None:
+    r = await client.put(f"{PROVIDERS}/google", headers=admin,
+                         json=oidc_config(idp, callback_url=callback))
+    refused(r, 422, "oidc_config_invalid")
+    assert (await client.get(f"{PROVIDERS}/google", headers=admin)).status_code == 404
+
+
+async def test_a_loopback_callback_may_be_http_when_the_operator_allows_it(
+        client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider) -> None:
+    local = "http://127.0.0.1:8000/v1/tenants/acme/oidc/google/callback"
+    shown = await configure(client, admin, "google", oidc_config(idp, callback_url=local))
+    assert shown["callback_url"] == local
+    assert redirect_uri(await client.get("/v1/tenants/acme/oidc/google/login")) == local
+
+
+async def test_a_provider_stored_before_callbacks_were_pinned_signs_nobody_in(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    """Its sign-ins answer a clear 409 rather than fall back on the request's Host, until an
+    admin configures it again or the operator sets BLOOP_OIDC_PUBLIC_URL."""
+    await configure(client, admin, "google", oidc_config(idp))
+    oidc: OidcService = app.state.identity.state["oidc"]
+    old = (await oidc.provider("acme", "google")).model_copy(update={"callback_url": None})
+    await oidc.store.put_provider(old)
+    assert (await client.get(f"{PROVIDERS}/google", headers=admin)).json()["callback_url"] is None
+    cache = app.state.platform.cache
+    r = await client.get("/v1/tenants/acme/oidc/google/login", headers=FORGED)
+    refused(r, 409, "oidc_callback_unset")
+    assert "PUT /v1/tenants/acme/oidc/providers/google" in r.json()["detail"]
+    assert "BLOOP_OIDC_PUBLIC_URL" in r.json()["detail"]
+    assert await cache.delete_prefix("oidc:state:") == 0
+
+    again = {k: v for k, v in oidc_config(idp).items() if k != "client_secret"}
+    await configure(client, admin, "google", again)
+    assert redirect_uri(await client.get("/v1/tenants/acme/oidc/google/login",
+                                         headers=FORGED)) == CALLBACK
+    await oidc.store.put_provider(old)
+    oidc.settings = oidc.settings.model_copy(update={"public_url": "https://bloop.example"})
+    assert redirect_uri(await client.get("/v1/tenants/acme/oidc/google/login")) == \
+        "https://bloop.example/v1/tenants/acme/oidc/google/callback"
+
+
+# addresses holding credentials
+
+
+@pytest.mark.parametrize(("field", "extra"), [
+    ("issuer", {"issuer": "http://pw-user:topsecretpw@127.0.0.1:18421"}),
+    ("issuer", {"issuer": "https://pw-user:topsecretpw@idp.example"}),
+    ("issuer", {"issuer": "https://topsecretpw@idp.example"}),
+    ("discovery_url", {"discovery_url": "https://pw-user:topsecretpw@idp.example/.well-known/x"}),
+    ("callback_url", {"callback_url": "https://pw-user:topsecretpw@learn.acme.dev/v1/tenants/"
+                                      "acme/oidc/google/callback"}),
+    ("token_endpoint", {"preset": "github", "issuer": None,
+                        "token_endpoint": "https://pw-user:topsecretpw@ghe.example/token"}),
+    ("api_url", {"preset": "github", "issuer": None,
+                 "api_url": "https://pw-user:topsecretpw@ghe.example/api"}),
+    ("authorization_endpoint", {"preset": "github", "issuer": None,
+                                "authorization_endpoint": "https://topsecretpw:@ghe.example/a"}),
+])
+async def test_a_provider_address_holding_a_user_name_or_password_is_refused(
+        client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider, field: str,
+        extra: dict[str, Any]) -> None:
+    body = {k: v for k, v in oidc_config(idp, **extra).items() if v is not None}
+    r = await client.put(f"{PROVIDERS}/google", headers=admin, json=body)
+    refused(r, 422, "credentials_in_url")
+    assert r.json()["field"] == field
+    assert "topsecretpw" not in r.text
+    assert (await client.get(f"{PROVIDERS}/google", headers=admin)).status_code == 404
+
+
+async def test_a_failing_sign_in_names_the_provider_never_its_addresses(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Anyone may start a sign-in: what they are told when the provider fails names it, and
+    the admin finds its addresses in the log."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    issuer = f"http://127.0.0.1:{port}/realms/private-realm"
+    await configure(client, admin, "gone", oidc_config_at(issuer))
+    r = await client.get("/v1/tenants/acme/oidc/gone/login")
+    refused(r, 502, "oidc_provider_unavailable")
+    assert "'gone'" in r.json()["detail"]
+    for part in ("127.0.0.1", str(port), "private-realm", "http"):
+        assert part not in r.json()["detail"], part
+    assert issuer in caplog.text
+
+    # One stored before user names and passwords were refused is not used, nor shown.
+    oidc: OidcService = app.state.identity.state["oidc"]
+    with_password = f"http://pw-user:topsecretpw@127.0.0.1:{port}"
+    await oidc.store.put_provider((await oidc.provider("acme", "gone")).model_copy(update={
+        "issuer": with_password, "discovery_url": f"{with_password}/.well-known/x"}))
+    r = await client.get("/v1/tenants/acme/oidc/gone/login")
+    refused(r, 502, "credentials_in_url")
+    assert "topsecretpw" not in r.text
+    shown = (await client.get(f"{PROVIDERS}/gone", headers=admin)).json()
+    assert shown["issuer"] == f"http://***@127.0.0.1:{port}"
+    assert "topsecretpw" not in json.dumps(shown)
