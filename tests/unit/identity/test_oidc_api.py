@@ -601,7 +601,7 @@ def http_timeout(app: FastAPI, monkeypatch: pytest.MonkeyPatch, seconds: float) 
 
 async def test_a_hanging_provider_of_one_tenant_does_not_hold_another_tenants_sign_in(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     http_timeout(app, monkeypatch, 2)
     idp.reset(Person(email="grace@acme.dev"))
     await configure(client, admin, "google", oidc_config(idp))
@@ -619,7 +619,7 @@ async def test_a_hanging_provider_of_one_tenant_does_not_hold_another_tenants_si
         assert r.status_code == 302, r.text
         assert not hung.done()
         refused(await hung, 502, "oidc_provider_unavailable")
-        assert "no answer within 2s" in (await hung).json()["detail"]
+        assert "no answer within 2s" in caplog.text
     finally:
         idp.released.set()
         await asyncio.wait([hung])
@@ -627,7 +627,7 @@ async def test_a_hanging_provider_of_one_tenant_does_not_hold_another_tenants_si
 
 async def test_concurrent_sign_ins_share_one_download_of_a_hanging_provider(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     http_timeout(app, monkeypatch, 0.5)
     idp.reset(Person(email="grace@acme.dev"))
     await configure(client, admin, "google", oidc_config(idp))
@@ -637,7 +637,7 @@ async def test_concurrent_sign_ins_share_one_download_of_a_hanging_provider(
                                      for _ in range(3)))
     for r in answers:
         refused(r, 502, "oidc_provider_unavailable")
-        assert "no answer within 0.5s" in r.json()["detail"]
+        assert "no answer within 0.5s" in caplog.text
     assert idp.hits[DISCOVERY] == 1
     assert asyncio.get_running_loop().time() - started < 1.5
 
@@ -645,7 +645,7 @@ async def test_concurrent_sign_ins_share_one_download_of_a_hanging_provider(
 @pytest.mark.parametrize("path", [DISCOVERY, "/token"])
 async def test_a_trickling_provider_is_cut_at_the_timeout_overall(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
-        monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, path: str) -> None:
     """A byte each 0.1 s keeps each of httpx's reads within its timeout, for ever."""
     http_timeout(app, monkeypatch, 0.5)
     idp.reset(Person(email="grace@acme.dev"))
@@ -655,7 +655,7 @@ async def test_a_trickling_provider_is_cut_at_the_timeout_overall(
     started = asyncio.get_running_loop().time()
     r = await client.get(back or "/v1/tenants/acme/oidc/google/login")
     refused(r, 502, "oidc_provider_unavailable")
-    assert "no answer within 0.5s" in r.json()["detail"]
+    assert "no answer within 0.5s" in caplog.text
     assert asyncio.get_running_loop().time() - started < 2
     assert await user_count(app) == 1
 
@@ -666,7 +666,8 @@ async def test_a_trickling_provider_is_cut_at_the_timeout_overall(
     ("github", "/api/user/emails")])
 async def test_an_oversized_answer_is_a_502_unread(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
-        monkeypatch: pytest.MonkeyPatch, kind: str, path: str, how: Any) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, kind: str, path: str,
+        how: Any) -> None:
     """`huge` declares 8 MiB and sends nothing: refused on its Content-Length alone (it would
     time out if read). `huge_chunked` streams 8 MiB of JSON whitespace, then `{}`."""
     http_timeout(app, monkeypatch, 2)
@@ -679,7 +680,7 @@ async def test_an_oversized_answer_is_a_502_unread(
     started = asyncio.get_running_loop().time()
     r = await client.get(back or "/v1/tenants/acme/oidc/google/login")
     refused(r, 502, "oidc_provider_unavailable")
-    assert f"{path}: the answer is larger than 1024 KiB" in r.json()["detail"]
+    assert f"{path}: the answer is larger than 1024 KiB" in caplog.text
     assert asyncio.get_running_loop().time() - started < 1.5
     assert await user_count(app) == 1
 
@@ -687,7 +688,7 @@ async def test_an_oversized_answer_is_a_502_unread(
 @pytest.mark.parametrize("kind", ["oidc", "github"])
 async def test_a_token_endpoint_refusing_connections_is_a_502(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
-        kind: str) -> None:
+        kind: str, caplog: pytest.LogCaptureFixture) -> None:
     """authlib runs on the httpx2 fork, whose errors are not httpx's: they were a 500."""
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
@@ -702,7 +703,7 @@ async def test_a_token_endpoint_refusing_connections_is_a_502(
                         github_config(idp, token_endpoint=token_endpoint))
     r = await sign_in(client)
     refused(r, 502, "oidc_provider_unavailable")
-    assert "token endpoint: ConnectError" in r.json()["detail"]
+    assert "token endpoint: ConnectError" in caplog.text
     assert await user_count(app) == 1
 
 
