@@ -163,6 +163,19 @@ async def test_a_deleted_provider_takes_its_links_along(store: OidcProviderStore
     assert await store.get_link("beta", "google", "sub-1") is not None
 
 
+async def test_a_providers_links_are_forgotten_together(store: OidcProviderStore) -> None:
+    for tenant in ("acme", "beta"):
+        await store.add_link(link(tenant, "google", "sub-1", "u1"))
+    await store.add_link(link("acme", "google", "sub-2", "u2"))
+    kept = link("acme", "github", "sub-9", "u3")
+    await store.add_link(kept)
+    assert await store.forget_links("acme", "google") == 2
+    assert await store.forget_links("acme", "google") == 0
+    assert await store.links_of("acme", "u1") == []
+    assert await store.links_of("acme", "u3") == [kept]
+    assert await store.get_link("beta", "google", "sub-1") is not None
+
+
 async def test_a_provider_stored_before_callbacks_were_pinned_reads_back_without_one(
         store: OidcProviderStore) -> None:
     """Its sign-ins then refuse (the service's 409 `oidc_callback_unset`) until it is put

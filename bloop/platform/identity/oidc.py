@@ -248,6 +248,9 @@ class OidcProviderStore(Protocol):
     async def delete_link(self, tenant: str, user_id: str, provider: str) -> bool:
         """True when the account had a link through `provider`."""
 
+    async def forget_links(self, tenant: str, provider: str) -> int:
+        """Drops every link made through the provider; how many."""
+
 
 class CallbackParams(BaseModel):
     """What the provider sends back to the callback (RFC 6749 §4.1.2 and §4.1.2.1)."""
@@ -295,6 +298,12 @@ def email_unusable(email: str) -> bool:
     Kelvin sign onto a K) or looks like one it is not (a zero-width space or soft hyphen)."""
     return (unicodedata.normalize("NFKC", email) != email
             or any(unicodedata.category(ch) in UNUSABLE_CATEGORIES for ch in email))
+
+
+def _accounts_of(provider: OidcProvider) -> tuple[str | None, ...]:
+    """What decides whose account a provider's `sub` is: its issuer (or GitHub's API) and the
+    app registered there."""
+    return provider.kind, provider.issuer, provider.api_url, provider.client_id
 
 
 def state_key(state: str) -> str:
@@ -412,6 +421,12 @@ class OidcService:
         if not await self.store.put_provider(provider, keep_secret=body.client_secret is None):
             raise _refuse("the provider was deleted meanwhile; a new provider needs its "
                           "client_secret", "oidc_secret_missing", 422)
+        if existing is not None and _accounts_of(existing) != _accounts_of(provider):
+            # Another issuer's (or app's: Microsoft's subjects are per app) `sub` of the same
+            # value is someone else: each account is linked again at its next sign-in.
+            dropped = await self.store.forget_links(tenant, name)
+            log.info("tenant %s: the sign-in provider %s now names other accounts; %d links "
+                     "dropped", tenant, name, dropped)
         return self.view(provider)
 
     def _public_callback(self, tenant: str, name: str) -> str | None:

@@ -832,6 +832,25 @@ async def test_a_removed_provider_takes_its_links_along(
     assert (await me_of(client, await sign_in(client)))["id"] == ada_id
 
 
+async def test_a_provider_put_at_another_issuer_or_app_drops_its_links(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    """A `sub` is someone only at its issuer (and, at Microsoft, for its app): kept across a
+    new client_id, a link led another's account into this one, or locked everyone out."""
+    await configure(client, admin, "google", oidc_config(idp, create_users=False))
+    ada = await member(app, client, "acme", ["educator"], email="ada@acme.dev")
+    ada_id = (await client.get("/v1/tenants/acme/me", headers=ada)).json()["id"]
+    idp.reset(Person(email="ada@acme.dev", sub="ada-sub"))
+    await me_of(client, await sign_in(client))
+    unchanged = {k: v for k, v in oidc_config(idp, create_users=True).items()
+                 if k != "client_secret"}
+    await configure(client, admin, "google", unchanged)
+    assert [x["subject"] for x in (await client.get(links_url(ada_id), headers=admin)).json()] \
+        == ["ada-sub"]
+    await configure(client, admin, "google", {**unchanged, "client_id": "another-app"})
+    assert (await client.get(links_url(ada_id), headers=admin)).json() == []
+
+
 async def test_a_users_links_are_in_their_export_and_erased_with_them(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
         idp: StandInProvider) -> None:

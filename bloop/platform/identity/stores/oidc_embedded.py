@@ -84,6 +84,11 @@ class EmbeddedOidcProviders:
             (tenant, user_id)).fetchall())
         return [OidcLink.model_validate_json(r["doc"], context=STORED) for r in rows]
 
+    async def forget_links(self, tenant: str, provider: str) -> int:
+        removed: int = await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM oidc_links WHERE tenant = ? AND provider = ?", (tenant, provider)).rowcount)
+        return removed
+
     async def delete_link(self, tenant: str, user_id: str, provider: str) -> bool:
         removed: int = await self.db.transaction(lambda c: c.execute(
             "DELETE FROM oidc_links WHERE tenant = ? AND user_id = ? AND provider = ?",

@@ -87,6 +87,10 @@ class MongoOidcProviders:
             "provider", ASCENDING)
         return [_link(d) async for d in cursor]
 
+    async def forget_links(self, tenant: str, provider: str) -> int:
+        result = await self.links.delete_many({"tenant": tenant, "provider": provider})
+        return int(result.deleted_count)
+
     async def delete_link(self, tenant: str, user_id: str, provider: str) -> bool:
         result = await self.links.delete_many({"tenant": tenant, "user_id": user_id,
                                                "provider": provider})
