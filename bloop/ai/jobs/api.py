@@ -240,10 +240,15 @@ async def request_job(
     ended (422 `idempotency_key_reused` for a different request)."""
     lesson, access = None, JobAccess(request, tenant, me)
     if body.lesson_id is not None:
-        lesson = await get_lessons(request).lesson(tenant, body.lesson_id, me,
-                                                   credentials(request.headers))
+        try:
+            lesson = await get_lessons(request).lesson(tenant, body.lesson_id, me,
+                                                       credentials(request.headers))
+        except NotFound:
+            await service.check_not_deleted(tenant, body.lesson_id)  # lesson_gone, when it was
+            raise
         if body.kind in MEDIA_KINDS and not await access.may_edit(body.lesson_id):
             if not await access.shown(body.lesson_id):  # deleted since it was read
+                await service.check_not_deleted(tenant, body.lesson_id)
                 raise NotFound(f"no lesson {body.lesson_id!r} in tenant {tenant!r}")
             raise Forbidden("a narration or a video is added to the lesson's draft: only its "
                             "course's authors and the tenant's admins ask for one",

@@ -303,7 +303,7 @@ class JobService:
                 not await self._replaced(existing, lesson):
             return self._same(existing, request), False
         if lesson is not None:
-            await self._check_not_deleted(tenant, lesson.id)
+            await self.check_not_deleted(tenant, lesson.id)
         self._check_request(request, lesson)
         eff = await self.effective(tenant)
         if request.params.prompt and eff.provider == "offline":
@@ -327,7 +327,7 @@ class JobService:
             return stored, True
         return self._same(stored, request), False
 
-    async def _check_not_deleted(self, tenant: str, lesson_id: str) -> None:
+    async def check_not_deleted(self, tenant: str, lesson_id: str) -> None:
         """Refuses a job on a lesson whose deletion this service has heard of (content, or a
         cache of it, may still have shown it to the request)."""
         deleted = await self.store.deleted_at(tenant, lesson_id)

@@ -301,7 +301,8 @@ class LearnerShortText(_LearnerQuestion):
 
 class LearnerOrdering(_LearnerQuestion):
     type: Literal["ordering"] = "ordering"
-    items: list[LearnerChoice] = Field(description="the items, never in their correct order")
+    items: list[LearnerChoice] = Field(description=(
+        "the items, in an order drawn from their ids (which may be the right one)"))
 
 
 class LearnerMatching(_LearnerQuestion):

@@ -397,9 +397,10 @@ class OidcService:
 
     async def configure(self, tenant: str, name: str, body: ProviderSettings,
                         request_callback: str) -> ProviderView:
-        """Adds or replaces the provider. Its callback is `body.callback_url`, else the public
-        URL's, else `request_callback`: the callback's address as the admin's own (authenticated)
-        request reached the API."""
+        """Adds or replaces the provider. Its callback is `body.callback_url`, else the one it
+        had (as its secret stays when none is given), else the public URL's, else
+        `request_callback`: the callback's address as the admin's own (authenticated) request
+        reached the API."""
         if name in RESERVED_NAMES:
             raise _refuse(f"{name!r} is reserved; name the provider otherwise",
                           "oidc_config_invalid", 422)
@@ -413,6 +414,10 @@ class OidcService:
             raise _refuse("a new provider needs its client_secret", "oidc_secret_missing", 422)
         if body.callback_url is not None:
             callback = self._pinned_callback(tenant, name, body.callback_url)
+        elif existing is not None and existing.callback_url is not None:
+            # A PUT to rotate the secret, sent through a port-forward or past the TLS proxy,
+            # would otherwise pin an address the provider does not know, or plain http.
+            callback = existing.callback_url
         else:
             callback = self._public_callback(tenant, name) or request_callback
         provider = await self._resolve(tenant, name, body, secret, callback)

@@ -803,3 +803,21 @@ async def test_deleting_a_course_cancels_its_lessons_jobs_and_removes_their_file
     r = await client.get(output, headers=admin)
     assert r.status_code == 404
     assert r.json()["code"] == "output_expired"
+
+
+async def test_a_job_asked_for_on_a_deleted_lesson_says_it_was_deleted(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Content's own 404 answered first: `not_found`, where the AI service knew better."""
+    service: JobService = app.state.ai.state["service"]
+    les = await lesson(client)
+    assert (await client.delete(f"{BASE}/courses/py")).status_code == 204
+
+    async def heard() -> bool:
+        return await service.store.deleted_at("acme", les["id"]) is not None
+
+    await eventually(heard, timeout_s=20, interval_s=0.05, what="the lesson's tombstone")
+    for kind in ("summary", "flashcards", "narration"):
+        r = await client.post(f"{BASE}/ai/jobs", json={"kind": kind, "lesson_id": les["id"]})
+        assert (r.status_code, r.json()["code"]) == (404, "lesson_gone"), (kind, r.text)
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": "nope"})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found"), r.text

@@ -1094,3 +1094,17 @@ async def test_a_failing_sign_in_names_the_provider_never_its_addresses(
     shown = (await client.get(f"{PROVIDERS}/gone", headers=admin)).json()
     assert shown["issuer"] == f"http://***@127.0.0.1:{port}"
     assert "topsecretpw" not in json.dumps(shown)
+
+
+async def test_a_provider_put_again_keeps_its_callback(
+        client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider) -> None:
+    """As its secret: a PUT to rotate it, sent past the TLS proxy or through a port-forward,
+    pinned the address it came by (plain http, or localhost) for every sign-in."""
+    pinned = "https://learn.acme.dev/v1/tenants/acme/oidc/google/callback"
+    await configure(client, admin, "google", oidc_config(idp, callback_url=pinned))
+    again = {k: v for k, v in oidc_config(idp).items() if k != "client_secret"}
+    assert (await configure(client, admin, "google", again))["callback_url"] == pinned
+    assert (await configure(client, admin, "google", oidc_config(idp)))["callback_url"] == pinned
+    other = "https://lms.acme.dev/bloop/v1/tenants/acme/oidc/google/callback"
+    assert (await configure(client, admin, "google", {**again, "callback_url": other}))[
+        "callback_url"] == other
