@@ -56,20 +56,31 @@ def published(tenant: str = "acme", lesson: str = "lesson-1", quiz: QuizBlock = 
                          teaches=["loops"], quiz=quiz)
 
 
+ANSWERS: dict[str, object] = {"tf": True, "mc": ["a", "b"], "m": {"l1": "r1"}}
+
+
 def attempt(learner: str = "ada", number: int = 1, minutes: int = 0, tenant: str = "acme",
-            lesson: str = "lesson-1", quiz: QuizBlock = QUIZ) -> Attempt:
-    answers: dict[str, object] = {"tf": True, "mc": ["a", "b"], "m": {"l1": "r1"}}
+            lesson: str = "lesson-1", quiz: QuizBlock = QUIZ,
+            answers: dict[str, object] = ANSWERS) -> Attempt:
     return Attempt.graded(published(tenant, lesson, quiz), learner, answers,  # type: ignore[arg-type]
                           grade(quiz, answers), number, at=T0 + timedelta(minutes=minutes))
 
 
 async def add(store: AttemptStore, learner: str = "ada", minutes: int = 0, tenant: str = "acme",
-              lesson: str = "lesson-1", quiz: QuizBlock = QUIZ) -> Attempt:
+              lesson: str = "lesson-1", quiz: QuizBlock = QUIZ,
+              answers: dict[str, object] = ANSWERS) -> Attempt:
     def make(number: int, previous: datetime | None) -> tuple[Attempt, Sequence[Envelope]]:
-        a = attempt(learner, number, minutes, tenant, lesson, quiz)
+        a = attempt(learner, number, minutes, tenant, lesson, quiz, answers)
         return a, [graded_event(a, published(tenant, lesson, quiz), previous)]
 
     return await store.add(tenant, learner, lesson, quiz.id, make)
+
+
+async def told_previous(store: AttemptStore) -> dict[str, datetime | None]:
+    """The `previous_graded_at` of each attempt's event waiting in the outbox, by attempt id."""
+    sent = [json.loads(p.message.value)["data"] for p in await store.outbox.pending(100)]
+    return {d["attempt_id"]: d["previous_graded_at"] and datetime.fromisoformat(
+        d["previous_graded_at"]) for d in sent}
 
 
 async def numbers(store: AttemptStore, learner: str = "ada", tenant: str = "acme",
@@ -124,18 +135,32 @@ async def test_an_attempts_event_says_when_the_learners_previous_one_at_the_quiz
               await add(store, tenant="beta", minutes=7)]
     third = await add(store, minutes=13 * 60)
 
-    async def previous() -> dict[str, datetime | None]:
-        sent = [json.loads(p.message.value)["data"] for p in await store.outbox.pending(100)]
-        return {d["attempt_id"]: d["previous_graded_at"] and datetime.fromisoformat(
-            d["previous_graded_at"]) for d in sent}
-
-    told = await previous()
+    told = await told_previous(store)
     assert [told[a.id] for a in (first, second, third)] == [
         None, first.graded_at, second.graded_at]
     assert [told[a.id] for a in others] == [None] * 4
     await store.erase_learner("acme", "ada")
     again = await add(store, minutes=14 * 60)  # after an erasure, a first attempt again
-    assert (await previous())[again.id] is None
+    assert (await told_previous(store))[again.id] is None
+
+
+async def test_a_blank_attempt_is_passed_over_as_the_previous_one(store: AttemptStore) -> None:
+    """An attempt answering no question says nothing of what the learner knows, so it starts
+    no retry gap: a learner's first real attempt right after a blank submit is a first one."""
+    only_blank = await add(store, learner="grace", minutes=0, answers={})
+    after_blank = await add(store, learner="grace", minutes=1)
+    first = await add(store, minutes=0)
+    blank = await add(store, minutes=2, answers={"mc": [], "m": {}})
+    again = await add(store, minutes=3, answers={})
+    part = await add(store, minutes=4, answers={"tf": False})  # one question answered counts
+    last = await add(store, minutes=5)
+    told = await told_previous(store)
+    assert [told[a.id] for a in (only_blank, after_blank)] == [None, None]
+    assert [told[a.id] for a in (blank, again, part, last)] == [
+        first.graded_at, first.graded_at, first.graded_at, part.graded_at]
+    assert [a.answered for a in (blank, again, part, last)] == [0, 0, 1, 3]
+    assert await numbers(store) == [1, 2, 3, 4, 5]
+    assert await numbers(store, learner="grace") == [1, 2]
 
 
 async def test_attempts_added_at_once_get_consecutive_numbers_each_with_its_event(

@@ -27,8 +27,9 @@ The question types and how they score:
   match nothing; every side has an id of its own); the answer maps left ids to right ids, each
   right at most once. Partial credit: the share of left sides matched to their right side.
 
-An attempt maps question ids to answers. A question left out scores nothing ("unanswered",
-with no feedback: feedback often says the answer, and a blank attempt would fetch it free);
+An attempt maps question ids to answers. A question left out, or given an empty answer (no
+option picked, no pair matched, blank text), scores nothing ("unanswered", with no feedback:
+feedback often says the answer, and a blank attempt would fetch it free);
 an answer of the wrong shape (unknown question, option id not in the question, wrong type) is
 refused as a whole with `AnswerError` naming the question. A result tells the learner how each
 question went and its feedback, never the correct answer, so the quiz can be tried again.
@@ -500,6 +501,18 @@ def _fraction(q: QuestionType, value: object) -> tuple[float, list[str]]:
             return sum(lefts[k] == v for k, v in value.items()) / len(q.pairs), []
 
 
+def _empty(q: QuestionType, value: object) -> bool:
+    """Whether `value` answers nothing: no option picked, no pair matched, or blank text."""
+    match q:
+        case MultipleChoice():
+            return value == []
+        case Matching():
+            return value == {}
+        case ShortText():
+            return isinstance(value, str) and not normalise(value)
+    return False
+
+
 def grade(quiz: QuizBlock, answers: Mapping[str, object]) -> Grade:
     """Grades `answers` (question id → answer) against `quiz`; `AnswerError` when one of them
     does not fit (unknown question, unknown option, wrong type)."""
@@ -509,7 +522,7 @@ def grade(quiz: QuizBlock, answers: Mapping[str, object]) -> Grade:
     results = []
     scores: list[float] = []
     for q in quiz.questions:
-        if q.id not in answers:
+        if q.id not in answers or _empty(q, answers[q.id]):
             results.append(QuestionResult(question_id=q.id, outcome="unanswered", correct=False,
                                           score=0, max_score=q.points))
             continue

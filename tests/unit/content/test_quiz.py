@@ -197,7 +197,6 @@ def test_single_choice_is_all_or_nothing_with_option_feedback() -> None:
     (["a", "c"], "incorrect", 0),
     (["a", "b", "c", "d"], "incorrect", 0),
     (["c"], "incorrect", 0),
-    ([], "incorrect", 0),
 ])
 def test_multiple_choice_scores_right_minus_wrong(picked: list[str], outcome: str,
                                                   score: float) -> None:
@@ -250,7 +249,7 @@ def test_numeric_compares_the_decimals_as_written(answer: float, tolerance: floa
 @pytest.mark.parametrize(("given", "outcome"), [
     ("def", "correct"), ("  DEF ", "correct"), ("def   keyword", "correct"),
     ("Def\tKeyword", "correct"), ("\uff44\uff45\uff46", "correct"), ("define", "incorrect"),
-    ("de f", "incorrect"), ("", "incorrect"),
+    ("de f", "incorrect"),
 ])
 def test_short_text_normalises_case_and_whitespace(given: str, outcome: str) -> None:
     assert one(quiz("text"), given)[0] == outcome
@@ -288,7 +287,6 @@ def test_a_small_ordering_slip_never_scores_below_a_big_one() -> None:
     ({"l1": "r1", "l2": "r3", "l3": "r2"}, "partial", 1),
     ({"l1": "r1", "l2": "r2"}, "partial", 2),
     ({"l1": "r9", "l2": "r1"}, "incorrect", 0),
-    ({}, "incorrect", 0),
 ])
 def test_matching_credits_each_left_matched(matched: dict[str, str], outcome: str,
                                             score: float) -> None:
@@ -314,6 +312,30 @@ def test_an_unanswered_question_shows_no_feedback() -> None:
     assert one(block, "b")[2] == "Read again"
     [blank] = grade(block, {}).questions
     assert (blank.outcome, blank.feedback) == ("unanswered", "")
+
+
+
+@pytest.mark.parametrize(("qid", "answer"), [
+    ("multi", []), ("match", {}), ("text", ""), ("text", "   "), ("text", " \t\n\u00a0"),
+])
+def test_an_empty_answer_is_unanswered_and_shows_no_feedback(qid: str, answer: object) -> None:
+    """Sent empty, a question was not answered: it counts for nothing (mastery skips it) and
+    fetches no feedback, which would give the answer away as a question left out would."""
+    told = {"feedback": {"correct": "Right", "incorrect": "It is def"}}
+    block = QuizBlock.model_validate({"id": "q", "title": "T", "questions": [
+        QUESTIONS[qid] | told | ({"options": [opt("a", True, "A!"), opt("b", feedback="B?")]}
+                                 if qid == "multi" else {})]})
+    [r] = grade(block, {qid: answer}).questions
+    assert (r.outcome, r.correct, r.score, r.feedback, r.option_feedback) == (
+        "unanswered", False, 0, "", {})
+    assert r == grade(block, {}).questions[0]
+
+
+def test_an_empty_answer_to_the_other_types_is_refused_as_before() -> None:
+    for qid, answer, why in [("single", "", "no option ''"), ("order", [], "order every item"),
+                             ("tf", "", "true or false"), ("num", "", "finite number")]:
+        with pytest.raises(AnswerError, match=why):
+            grade(quiz(), {qid: answer})
 
 
 def test_fractional_points_round_to_four_places() -> None:

@@ -1,7 +1,7 @@
 """A retry of a quiz soon after the learner's previous attempt at it is no evidence of mastery:
 its answers show the feedback just read. Only first attempts, attempts `RETRY_GAP` or more after
 the previous one, and attempts whose event does not say when the previous one was, move
-mastery (and feed BKT fits)."""
+mastery (and feed BKT fits). An attempt that answered nothing is no previous attempt."""
 
 from __future__ import annotations
 
@@ -153,7 +153,14 @@ async def test_quiz_retries_through_the_api_are_graded_but_master_nothing_until_
 
         ada = await member(app, c, "acme", ["learner"])
         grace = await member(app, c, "acme", ["learner"])
+        alan = await member(app, c, "acme", ["learner"])
         await take(ada, timedelta(seconds=20))
+        # A blank submit answers nothing, so it is no attempt to retry: the real one right
+        # after it counts (it once waited 12 hours, and the blank one counted nothing).
+        for answers in ({}, {"tf": True}):
+            r = await c.post(url, json={"answers": answers}, headers=alan)
+            assert r.status_code == 201, r.text
+            clock[0] += timedelta(seconds=20)
         clock[0] += RETRY_GAP
         await take(grace, timedelta(hours=13))
 
@@ -166,3 +173,5 @@ async def test_quiz_retries_through_the_api_are_graded_but_master_nothing_until_
         assert adas["mastered"] is False
         assert [a for _, a in adas["observations"]] == [0]
         assert len((await c.get(url, headers=ada)).json()["items"]) == 4
+        [alans] = await mastery(alan)
+        assert [a for _, a in alans["observations"]] == [1]

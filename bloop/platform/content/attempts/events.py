@@ -38,5 +38,5 @@ class QuizAttemptGraded(BaseModel):
     questions: list[QuestionGraded]
     graded_at: datetime
     previous_graded_at: datetime | None = Field(default=None, description=(
-        "when the learner's previous attempt at the quiz was graded; null for their first "
-        "(and in events from before this field)"))
+        "when the learner's previous attempt at the quiz that answered a question was graded; "
+        "null for their first (blank ones passed over), and in events from before this field"))

@@ -117,6 +117,12 @@ class Attempt(_Frozen):
                    max_score=grade.max_score, questions=grade.questions, graded_at=at or now())
 
     @property
+    def answered(self) -> int:
+        """How many questions the learner answered: an attempt answering none (sent blank) is
+        no attempt at the quiz for the retry rule."""
+        return sum(q.outcome != "unanswered" for q in self.questions)
+
+    @property
     def sort_key(self) -> str:
         """Orders attempts by the time they were graded, then by number (a learner's attempts
         at one quiz within one millisecond stay in order), then by id, as plain text."""

@@ -14,7 +14,8 @@ from bloop.platform.kit.pagination import Slice
 
 Numbered = Callable[[int, datetime | None], tuple[Attempt, Sequence[Envelope]]]
 """Makes the attempt that takes the number given, and the events to store beside it, knowing
-when the learner's latest earlier attempt at the quiz was graded (None for their first)."""
+when the learner's latest earlier attempt at the quiz that answered a question was graded (None
+for their first, or when every earlier one was blank)."""
 
 
 class AttemptStore(Protocol):
@@ -29,8 +30,9 @@ class AttemptStore(Protocol):
                   make: Numbered) -> Attempt:
         """Gives the learner's next attempt at the quiz its number (one past their latest; 1
         for the first), stores the attempt `make` builds with it and its events atomically, and
-        returns the attempt. `make` also gets the `graded_at` of the learner's attempt at the
-        quiz numbered just below (None when there is none), read in one indexed lookup.
+        returns the attempt. `make` also gets the `graded_at` of the learner's latest attempt
+        at the quiz numbered below it that answered at least one question (`Attempt.answered`;
+        blank ones are passed over; None when there is none), read in one indexed lookup.
         Attempts added at once all get numbers of their own (and may be given the same earlier
         attempt)."""
 

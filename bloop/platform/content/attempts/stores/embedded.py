@@ -22,6 +22,18 @@ CREATE TABLE IF NOT EXISTS quiz_attempts (
 CREATE INDEX IF NOT EXISTS quiz_attempts_learner ON quiz_attempts (tenant, learner, sort_key);
 CREATE INDEX IF NOT EXISTS quiz_attempts_lesson ON quiz_attempts (tenant, lesson_id, sort_key);
 """
+NUMBERING = """
+SELECT max(number), (
+  SELECT json_extract(doc, '$.graded_at') FROM quiz_attempts
+  WHERE tenant = :tenant AND lesson_id = :lesson_id AND quiz_id = :quiz_id AND learner = :learner
+    AND EXISTS (SELECT 1 FROM json_each(doc, '$.questions')
+                WHERE json_extract(value, '$.outcome') <> 'unanswered')
+  ORDER BY number DESC LIMIT 1)
+FROM quiz_attempts
+WHERE tenant = :tenant AND lesson_id = :lesson_id AND quiz_id = :quiz_id AND learner = :learner
+"""
+"""The learner's latest number at a quiz, and when their latest attempt at it that answered a
+question (`Attempt.answered`) was graded: both on the unique index."""
 
 
 class EmbeddedAttemptStore:
@@ -40,12 +52,11 @@ class EmbeddedAttemptStore:
     async def add(self, tenant: str, learner: str, lesson_id: str, quiz_id: str,
                   make: Numbered) -> Attempt:
         def write(c: sqlite3.Connection) -> Attempt:
-            last = c.execute("SELECT number, json_extract(doc, '$.graded_at') FROM quiz_attempts"
-                             " WHERE tenant = ? AND lesson_id = ? AND quiz_id = ? AND learner = ?"
-                             " ORDER BY number DESC LIMIT 1",
-                             (tenant, lesson_id, quiz_id, learner)).fetchone()
-            attempt, events = (make(1, None) if last is None else
-                               make(int(last[0]) + 1, datetime.fromisoformat(last[1])))
+            last, previous = c.execute(NUMBERING, {
+                "tenant": tenant, "lesson_id": lesson_id, "quiz_id": quiz_id,
+                "learner": learner}).fetchone()
+            attempt, events = make(int(last or 0) + 1,
+                                   None if previous is None else datetime.fromisoformat(previous))
             c.execute("INSERT INTO quiz_attempts (tenant, id, learner, lesson_id, quiz_id, number,"
                       " sort_key, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       (attempt.tenant, attempt.id, attempt.learner, attempt.lesson_id,

@@ -10,6 +10,9 @@ that fails, leaves its number unused. A counter starts from the learner's latest
 (attempts stored before counters existed keep their numbers), and a unique index keeps numbers
 unique whatever wrote them.
 
+Beside the attempt's fields, a document keeps its `sort_key` and `answered` (how many questions
+it answered; missing in attempts stored before it), neither read back into the attempt.
+
 Every `_id` starts with the tenant, and every query also filters on the `tenant` field.
 """
 
@@ -76,7 +79,7 @@ class MongoAttemptStore:
             number = await self._next_number(counter, series)
             attempt, events = make(number, await self._graded_before(series, number))
             doc = {"_id": f"{attempt.tenant}/{attempt.id}", **attempt.model_dump(mode="json"),
-                   "sort_key": attempt.sort_key}
+                   "sort_key": attempt.sort_key, "answered": attempt.answered}
             try:
                 await self.attempts.insert_one(self._outbox.new_document(doc, *events))
             except DuplicateKeyError:
@@ -97,10 +100,12 @@ class MongoAttemptStore:
             await self._catch_up(counter, series)  # a first attempt, or a learner just erased
 
     async def _graded_before(self, series: Doc, number: int) -> datetime | None:
-        """When the series' attempt numbered just below `number` was graded: one not stored
-        yet (taken at once by another request) leaves the one below it."""
-        latest = await self.attempts.find_one({**series, "number": {"$lt": number}},
-                                              {"graded_at": 1}, sort=[("number", DESCENDING)])
+        """When the series' latest attempt numbered below `number` that answered a question
+        was graded: blank ones, and one not stored yet (taken at once by another request), are
+        passed over. An attempt stored before `answered` was kept counts as answered."""
+        latest = await self.attempts.find_one(
+            {**series, "number": {"$lt": number}, "answered": {"$ne": 0}}, {"graded_at": 1},
+            sort=[("number", DESCENDING)])
         return None if latest is None else datetime.fromisoformat(latest["graded_at"])
 
     async def _catch_up(self, counter: str, series: Doc) -> None:
