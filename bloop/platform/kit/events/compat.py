@@ -61,6 +61,13 @@ def breaking_changes(old: Schema, new: Schema) -> list[str]:
     return _Diff(old, new).compare(old, new, "data", frozenset())
 
 
+def _others_changed(old: Schema, new: Schema, path: str) -> list[str]:
+    """The keywords not compared by meaning (`pattern`, `format`, `const`, ...), as written."""
+    return [f"{path}: {kw} changed (compared as written)"
+            for kw in sorted((set(old) | set(new)) - COMPARED - ANNOTATIONS)
+            if _canon(old.get(kw)) != _canon(new.get(kw))]
+
+
 def _canon(value: object) -> str:
     return json.dumps(value, sort_keys=True)
 
@@ -182,10 +189,7 @@ class _Diff:
             elif _canon(was) != _canon(now):
                 problems.append(f"{path}: its {kind} options changed (compared as written)")
         old, new = _resolve(old, self.old_root), _resolve(new, self.new_root)
-        for kw in sorted((set(old) | set(new)) - COMPARED - ANNOTATIONS):
-            if _canon(old.get(kw)) != _canon(new.get(kw)):
-                problems.append(f"{path}: {kw} changed (compared as written)")
-        return problems
+        return problems + _others_changed(old, new, path)
 
     def compare_one(self, old: Schema, new: Schema, path: str,
                     seen: frozenset[tuple[int, int]]) -> list[str]:
@@ -202,10 +206,7 @@ class _Diff:
             problems += self.compare_objects(old, new, path, seen)
         if "items" in old or "items" in new:
             problems += self.compare(old.get("items", {}), new.get("items", {}), f"{path}[]", seen)
-        for kw in sorted((set(old) | set(new)) - COMPARED - ANNOTATIONS):
-            if _canon(old.get(kw)) != _canon(new.get(kw)):
-                problems.append(f"{path}: {kw} changed (compared as written)")
-        return problems
+        return problems + _others_changed(old, new, path)
 
     def compare_objects(self, old: Schema, new: Schema, path: str,
                         seen: frozenset[tuple[int, int]]) -> list[str]:
