@@ -88,6 +88,9 @@ class JobCancelled(BaseModel):
     lesson_id: str
     requested_by: str
     finished_at: datetime
+    reason: str | None = Field(default=None, description=(
+        "why it was cancelled: requested (by a user), lesson_deleted (its lesson or course was "
+        "deleted); absent from events of older workers"))
 
 
 class Card(BaseModel):

@@ -158,7 +158,8 @@ def cancelled(job: Job) -> Envelope:
     assert job.finished_at is not None
     return type_of(JobCancelled).envelope(JobCancelled(
         job_id=job.id, kind=job.kind, lesson_id=job.lesson_id, requested_by=job.requested_by,
-        finished_at=job.finished_at), tenant=job.tenant, subject=job.id)
+        finished_at=job.finished_at, reason=job.cancel_reason), tenant=job.tenant,
+        subject=job.id)
 
 
 class JobService:

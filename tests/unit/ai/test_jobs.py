@@ -438,6 +438,7 @@ async def test_cancelling(rig: Rig, fake_openai: FakeOpenAI) -> None:
     cancelled = await rig.service.cancel("acme", queued.id)
     assert cancelled.status == "cancelled"
     assert (await rig.types(queued.id))[-1] == "job.cancelled.v1"
+    assert (await rig.events(queued.id))[-1]["data"]["reason"] == "requested"
     with pytest.raises(Conflict):
         await rig.service.cancel("acme", queued.id)
     await rig.runner().run("acme", queued.id)
@@ -948,7 +949,7 @@ async def test_a_job_stored_after_its_lesson_s_deletion_was_handled_ends_before_
                                                               None)
     assert fake_openai.requests == [], "no paid call"
     assert done.cost.usd == 0
-    assert (await rig.types(job.id))[-1] == "job.cancelled.v1"
+    assert (await rig.events(job.id))[-1]["data"]["reason"] == "lesson_deleted"
 
 
 async def test_a_job_asked_for_after_its_lesson_s_deletion_is_refused(rig: Rig) -> None:
