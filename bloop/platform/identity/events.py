@@ -28,6 +28,16 @@ class UserRegistered(BaseModel):
     registered_at: datetime
 
 
+@event_type("bloop.identity.user.profile_changed", 1, TOPIC)
+class UserProfileChanged(BaseModel):
+    """The name or avatar others see for the user changed (their other settings stay theirs)."""
+
+    user_id: str
+    display_name: str
+    avatar_url: str | None
+    changed_at: datetime
+
+
 @event_type("bloop.identity.user.role_changed", 1, TOPIC)
 class UserRoleChanged(BaseModel):
     user_id: str

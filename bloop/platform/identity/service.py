@@ -19,6 +19,7 @@ from bloop.platform.identity import passwords
 from bloop.platform.identity.events import (
     TenantCreated,
     UserDeleted,
+    UserProfileChanged,
     UserRegistered,
     UserRoleChanged,
 )
@@ -67,6 +68,7 @@ from bloop.platform.kit.auth.apikeys import revoked_key_mark
 from bloop.platform.kit.auth.revocations import Revocations
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.settings import AuthSettings
@@ -201,14 +203,24 @@ class IdentityService:
     async def update_profile(self, tenant_id: str, user_id: str, edit: ProfileEdit) -> User:
         """Writes only the fields the edit sets, so an edit racing a role change (or another
         edit) does not put back what that one changed."""
-        updated = (await self.user(tenant_id, user_id)).with_profile(edit)
+        user = await self.user(tenant_id, user_id)
+        updated = user.with_profile(edit)
         changed = edit.changes().keys()
         if not changed:
             return updated
+        events: list[Envelope] = []
+        if (updated.display_name, updated.avatar_url) != (user.display_name, user.avatar_url):
+            at = now()
+            events.append(type_of(UserProfileChanged).envelope(
+                UserProfileChanged(user_id=user.id, display_name=updated.display_name,
+                                   avatar_url=updated.avatar_url, changed_at=at),
+                tenant=tenant_id, subject=user.id, time=at))
         try:
-            await self.repo.replace_user(updated, [], fields=changed)
+            await self.repo.replace_user(updated, events, fields=changed)
         except Missing:
             raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
+        if events:
+            self._on_write()
         return updated
 
     async def change_roles(self, tenant_id: str, user_id: str, change: RoleChange,

@@ -450,6 +450,12 @@ async def test_profiles_are_the_users_own(app: FastAPI, client: httpx.AsyncClien
     assert r.status_code == 200, r.text
     assert r.json() == profile | {"avatar_url": None}
     assert (await client.get("/v1/tenants/acme/me", headers=me)).json() == r.json()
+    # others are told of a new name or avatar, not of the rest, nor of an edit changing nothing
+    r = await client.patch("/v1/tenants/acme/me", headers=me, json={"locale": "de-DE"})
+    assert r.status_code == 200, r.text
+    r = await client.patch("/v1/tenants/acme/me", headers=me, json={"display_name": "Lee"})
+    assert r.status_code == 200, r.text
+    assert (await event_types(app)).count("bloop.identity.user.profile_changed.v1") == 2
 
 
 async def test_a_profile_edit_racing_a_role_change_keeps_both(
