@@ -20,11 +20,13 @@ provider's content filter are permanent ones with their own codes (`model_refuse
 from __future__ import annotations
 
 import copy
+import email.utils
 import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, cast
 
 import openai
@@ -161,7 +163,8 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """The wait a provider asks for, in seconds, from `retry-after-ms` or `retry-after`."""
+    """The wait a provider asks for, in seconds, from `retry-after-ms` or `retry-after` (a
+    number of seconds or an HTTP date); a value that is no finite wait is not one."""
     for name in ("retry-after-ms", "retry-after"):
         value = headers.get(name)
         if value is None:
@@ -169,9 +172,20 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         try:
             seconds = float(value)
         except ValueError:
-            continue
-        return seconds / 1000 if name.endswith("-ms") else seconds
+            seconds = _seconds_until(value) if name == "retry-after" else math.nan
+        if math.isfinite(seconds):
+            return max(0.0, seconds / 1000 if name.endswith("-ms") else seconds)
     return None
+
+
+def _seconds_until(http_date: str) -> float:
+    try:
+        at = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return math.nan
+    if at.tzinfo is None:
+        return math.nan
+    return (at - datetime.now(UTC)).total_seconds()
 
 
 REDACTED = "[redacted]"

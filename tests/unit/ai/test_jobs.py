@@ -6,6 +6,7 @@ lease it lost, and the sweeper picks up jobs whose command never came."""
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import json
 import logging
@@ -44,7 +45,7 @@ from bloop.ai.jobs.retention import OutputRetention
 from bloop.ai.jobs.service import JobService, requested
 from bloop.ai.jobs.stores.embedded import EmbeddedJobStore, FileMediaStore
 from bloop.ai.jobs.worker import JobRunner
-from bloop.ai.providers.llm import ProviderRejected
+from bloop.ai.providers.llm import ProviderRejected, retry_after
 from bloop.ai.providers.tts import Speech, per_sentence, wav_bytes
 from bloop.ai.text.model import LessonText
 from bloop.ai.video import CodeScene, KeyPointsScene, VideoScript
@@ -1253,6 +1254,34 @@ async def test_a_job_waiting_to_retry_leaves_the_worker_free(
     assert (await rig.service.job("beta", other.id)).status == "succeeded"
     due = waiting.not_before + timedelta(seconds=1)
     assert (("acme", job.id) in await rig.store.stale(due))
+
+
+@pytest.mark.ai(max_attempts=3)
+@pytest.mark.parametrize(("header", "step"), [
+    ("nan", "retrying in 1.0s"), ("-30", "retrying in 0.0s"), ("in a minute", "retrying in 1.0s"),
+    ("Wed, 21 Oct 2015 07:28:00 GMT", "retrying in 0.0s")])
+async def test_a_retry_after_that_is_no_wait_leaves_the_job_its_own_back_off(
+        rig: Rig, fake_openai: FakeOpenAI, header: str, step: str) -> None:
+    """`retry-after: nan` left the job running, with no error, until its lease ran out."""
+    rig.service.settings = rig.settings = AiSettings(
+        **rig.settings.model_dump() | llm(fake_openai) | {"retry_backoff_s": 1.0})
+    fake_openai.script(Reply(429, body=RATE_LIMITED.body, headers={"retry-after": header}))
+    job = await rig.ask("summary")
+    runner = rig.runner()
+    await asyncio.wait_for(runner.handle(requested(job)), 10)
+    await asyncio.wait_for(runner.idle(), 10)
+    waiting = await rig.service.job("acme", job.id)
+    assert (waiting.status, waiting.step, waiting.lease) == ("queued", step, None)
+    assert [e.code for e in waiting.errors] == ["provider_rate_limited"]
+
+
+def test_a_retry_after_may_be_an_http_date() -> None:
+    in_two_minutes = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=120),
+                                                 usegmt=True)
+    wait = retry_after({"retry-after": in_two_minutes})
+    assert wait is not None
+    assert 110 < wait <= 120
+    assert retry_after({"retry-after-ms": "inf", "retry-after": "7"}) == 7.0
 
 
 class Gate:
