@@ -59,9 +59,15 @@ async def opened(name: str, kind: type[S], settings: Settings | None = None) -> 
 async def user_ids(tenant: str, settings: Settings | None = None) -> list[str]:
     """The ids of every user of `tenant`, from the identity service on the stores `settings`
     name (those of the `BLOOP_*` variables by default)."""
+    return list(await time_zones(tenant, settings))
+
+
+async def time_zones(tenant: str, settings: Settings | None = None) -> dict[str, str]:
+    """Every user of `tenant` by id, with the time zone their profile names (their day is the
+    calendar where they live), read as `user_ids` reads them."""
     from bloop.platform.identity.service import IdentityService
     from bloop.platform.kit.pagination import every
 
     async with opened("identity", IdentityService, settings) as identity:
         users = await every(lambda after: identity.users(tenant, after=after, limit=200))
-    return [user.id for user in users]
+    return {user.id: user.time_zone for user in users}

@@ -18,7 +18,7 @@ from nbclient import NotebookClient
 
 from bloop.analysis import embedded_settings, opened
 from bloop.infra import servers
-from bloop.platform.identity.model import NewTenant, NewUser
+from bloop.platform.identity.model import NewTenant, NewUser, ProfileEdit
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 from bloop.platform.learning.model import NewCard, NewConcept, NewReview
@@ -70,13 +70,17 @@ def test_a_notebook_runs_on_its_simulation(path: Path, monkeypatch: pytest.Monke
     assert "again" in printed or "move towards it" in printed
 
 
-async def a_school(settings: Settings, tenant: str) -> None:
+async def a_school(settings: Settings, tenant: str) -> int:
     """A tenant with three learners: answers on a concept from 30 (ids only, as the learning
-    service knows them), and one learner with enough reviews for a fit of their own."""
+    service knows them), one learner with enough reviews for a fit of their own, and one in
+    Kiribati (UTC+14) who reviews twice on one evening of theirs, across midnight UTC. The
+    number of days the learners studied, each on their own calendar."""
     async with opened("identity", IdentityService, settings) as identity:
         await identity.create_tenant(NewTenant(id=tenant, name="School"))
         people = [await identity.register_user(tenant, NewUser(
             email=f"learner{n}@school.org", display_name=f"Learner {n}")) for n in range(3)]
+        await identity.update_profile(tenant, people[1].id,
+                                      ProfileEdit(time_zone="Pacific/Kiritimati"))
     rng = random.Random(1)
     start = datetime.now(UTC) + timedelta(hours=1)
     async with opened("learning", LearningService, settings) as learning:
@@ -91,11 +95,20 @@ async def a_school(settings: Settings, tenant: str) -> None:
         reviewer = people[0].id
         for card in cards:
             await learning.study(tenant, reviewer, card.id)
+        days = 0
         for day in range(90):
-            for view in await learning.due(tenant, reviewer, start + timedelta(days=day)):
+            due = await learning.due(tenant, reviewer, start + timedelta(days=day))
+            days += bool(due)
+            for view in due:
                 await learning.review(tenant, reviewer, NewReview(
                     card_id=view.card_id, rating=1 if rng.random() < 0.3 else 3),
                     at=start + timedelta(days=day))
+        evening = (start + timedelta(days=85)).replace(hour=23, minute=30)  # 13:30 in Kiribati
+        await learning.study(tenant, people[1].id, cards[0].id)
+        for at in (evening, evening + timedelta(hours=2)):
+            await learning.review(tenant, people[1].id, NewReview(card_id=cards[0].id, rating=3),
+                                  at=at)
+    return days + 1
 
 
 @pytest.mark.timeout(600)
@@ -112,14 +125,14 @@ def test_the_notebooks_read_a_tenant_on_the_configured_stores(
         env["BLOOP_STORE"] = "real"
         settings = Settings(runtime=RuntimeSettings(store="real", data_dir=tmp_path,
                                                     seed_demo=False))
-    asyncio.run(a_school(settings, tenant))  # nbclient runs its own loop: this test must not be in one
+    days = asyncio.run(a_school(settings, tenant))  # nbclient runs its own loop: this test must not be in one
     mastery = run(NAMED["mastery"], monkeypatch, env)
     assert "30 learners, 150 answers" in mastery
     assert "simulated" not in mastery
     scheduling = run(NAMED["scheduling"], monkeypatch, env)
-    assert "1 learners with reviews" in scheduling
+    assert "2 learners with reviews" in scheduling
     assert "1 learners fitted" in scheduling
     engagement = run(NAMED["engagement"], monkeypatch, env)
-    assert "1 learners studied on" in engagement
-    assert "0 have stopped (no review in 14 days), 1 still studying" in engagement
+    assert f"2 learners studied on {days} days in all" in engagement
+    assert "0 have stopped (no review in 14 days), 2 still studying" in engagement
     assert "simulated" not in engagement
