@@ -9,11 +9,10 @@ job id, so one job's events stay in order.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
 from bloop.platform.kit.events.types import event_type
+from bloop.platform.kit.times import EventTime
 
 JOBS_TOPIC = "ai.jobs"
 TOPIC = "video.events"
@@ -59,7 +58,7 @@ class JobCompleted(BaseModel):
     outputs: list[OutputRef]
     result_url: str
     cost_usd: float
-    finished_at: datetime
+    finished_at: EventTime
     language: str | None = Field(default=None, description=(
         "the BCP 47 tag of the language the job wrote and spoke in (its captions'); absent "
         "from events of older workers"))
@@ -78,7 +77,7 @@ class JobFailed(BaseModel):
     code: str
     message: str
     attempts: int
-    finished_at: datetime
+    finished_at: EventTime
 
 
 @event_type("bloop.ai.job.cancelled", 1, TOPIC)
@@ -87,7 +86,7 @@ class JobCancelled(BaseModel):
     kind: str
     lesson_id: str
     requested_by: str
-    finished_at: datetime
+    finished_at: EventTime
     reason: str | None = Field(default=None, description=(
         "why it was cancelled: requested (by a user), lesson_deleted (its lesson or course was "
         "deleted); absent from events of older workers"))

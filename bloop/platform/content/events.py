@@ -14,12 +14,11 @@ and to show them.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
 from bloop.platform.content.model import Level
 from bloop.platform.kit.events.types import event_type
+from bloop.platform.kit.times import EventTime
 
 TOPIC = "content.events"
 
@@ -42,7 +41,7 @@ class CoursePublished(BaseModel):
     level: Level
     tags: list[str]
     lesson_ids: list[str]
-    published_at: datetime
+    published_at: EventTime
     rollback_of: int | None = Field(default=None, description="the version this one restored")
     modules: list[PublishedModule] = Field(default_factory=list, description=(
         "the course's modules in its order, each with the lessons of `lesson_ids` it holds"))
@@ -59,7 +58,7 @@ class LessonPublished(BaseModel):
     estimated_minutes: int
     teaches: list[str]
     requires: list[str]
-    published_at: datetime
+    published_at: EventTime
     module: str | None = Field(default=None, description="the id of the lesson's module")
     concept_names: dict[str, str] = Field(default_factory=dict, description=(
         "the names of the concepts it teaches and requires, as content named them when it "
@@ -77,7 +76,7 @@ class LessonUpdated(BaseModel):
     estimated_minutes: int
     teaches: list[str]
     requires: list[str]
-    updated_at: datetime
+    updated_at: EventTime
 
 
 @event_type("bloop.content.lesson.deleted", 1, TOPIC)
@@ -87,7 +86,7 @@ class LessonDeleted(BaseModel):
     lesson_id: str
     course_id: str
     lesson_version: int
-    deleted_at: datetime
+    deleted_at: EventTime
 
 
 class UnattachedOutput(BaseModel):
@@ -107,7 +106,7 @@ class AiMediaNotAttached(BaseModel):
     job_id: str
     lesson_id: str
     outputs: list[UnattachedOutput]
-    refused_at: datetime
+    refused_at: EventTime
 
 
 @event_type("bloop.content.course.archived", 1, TOPIC)
@@ -118,7 +117,7 @@ class CourseArchived(BaseModel):
     course_id: str
     revision: int = Field(description="the course head's revision this change made")
     lesson_ids: list[str] = Field(description="the lessons of its current publication")
-    archived_at: datetime
+    archived_at: EventTime
 
 
 @event_type("bloop.content.course.unarchived", 1, TOPIC)
@@ -128,4 +127,4 @@ class CourseUnarchived(BaseModel):
     course_id: str
     revision: int = Field(description="the course head's revision this change made")
     lesson_ids: list[str] = Field(description="the lessons of its current publication")
-    unarchived_at: datetime
+    unarchived_at: EventTime

@@ -3,12 +3,11 @@ carry what other services need to show and authorise a user, and no more."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel
 
 from bloop.platform.identity.model import Role
 from bloop.platform.kit.events.types import event_type
+from bloop.platform.kit.times import EventTime
 
 TOPIC = "user.events"
 
@@ -17,7 +16,7 @@ TOPIC = "user.events"
 class TenantCreated(BaseModel):
     tenant_id: str
     name: str
-    created_at: datetime
+    created_at: EventTime
 
 
 @event_type("bloop.identity.user.registered", 1, TOPIC)
@@ -25,7 +24,7 @@ class UserRegistered(BaseModel):
     user_id: str
     display_name: str
     roles: list[Role]
-    registered_at: datetime
+    registered_at: EventTime
 
 
 @event_type("bloop.identity.user.profile_changed", 1, TOPIC)
@@ -35,7 +34,7 @@ class UserProfileChanged(BaseModel):
     user_id: str
     display_name: str
     avatar_url: str | None
-    changed_at: datetime
+    changed_at: EventTime
 
 
 @event_type("bloop.identity.user.role_changed", 1, TOPIC)
@@ -44,7 +43,7 @@ class UserRoleChanged(BaseModel):
     roles: list[Role]
     previous_roles: list[Role]
     changed_by: str
-    changed_at: datetime
+    changed_at: EventTime
 
 
 @event_type("bloop.identity.user.deleted", 1, TOPIC)
@@ -53,4 +52,4 @@ class UserDeleted(BaseModel):
 
     user_id: str
     deleted_by: str
-    deleted_at: datetime
+    deleted_at: EventTime

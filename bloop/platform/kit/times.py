@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import PlainSerializer, WithJsonSchema
+from pydantic import AwareDatetime, BeforeValidator, PlainSerializer, WithJsonSchema
 
 
 def utc(at: datetime) -> datetime:
@@ -67,3 +67,7 @@ def in_utc(at: datetime) -> datetime:
 
 Instant = Annotated[datetime, PlainSerializer(json_time, return_type=str, when_used="json"),
                     WithJsonSchema({"type": "string", "format": "date-time"})]
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(iso_only)]
+"""A time an event carries: read back from JSON only as ISO 8601 with its zone (a time without
+one, or a number, says nothing certain of when)."""

@@ -16,7 +16,7 @@ comes), erasure of nothing is nothing, a deleted lesson's cards are retired once
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +28,7 @@ from bloop.platform.content.attempts import events as _attempt_events  # noqa: F
 from bloop.platform.identity import events as _user_events  # noqa: F401
 from bloop.platform.kit.events.bus.port import Subscription
 from bloop.platform.kit.events.envelope import Envelope
+from bloop.platform.kit.times import EventTime
 from bloop.platform.learning.model import CourseNode, LessonNode, ModuleRef
 from bloop.platform.learning.service import LearningService
 
@@ -97,8 +98,8 @@ class AttemptData(_Tolerant):
     score: float = 0.0
     max_score: float = 0.0
     questions: list[QuestionData] = Field(default_factory=list)
-    graded_at: datetime | None = None
-    previous_graded_at: datetime | None = None
+    graded_at: EventTime | None = None
+    previous_graded_at: EventTime | None = None
 
 
 class UserDeletedData(_Tolerant):

@@ -4,12 +4,12 @@ live."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel
 
 from bloop.platform.kit.events.types import event_type
+from bloop.platform.kit.times import EventTime
 
 TOPIC = "learning.events"
 
@@ -19,7 +19,7 @@ class Enrolled(BaseModel):
     learner_id: str
     course_id: str | None
     goal_concept: str | None
-    enrolled_at: datetime
+    enrolled_at: EventTime
 
 
 @event_type("bloop.learning.unenrolled", 1, TOPIC)
@@ -27,7 +27,7 @@ class Unenrolled(BaseModel):
     learner_id: str
     course_id: str | None
     goal_concept: str | None
-    unenrolled_at: datetime
+    unenrolled_at: EventTime
 
 
 @event_type("bloop.learning.lesson.completed", 1, TOPIC)
@@ -36,7 +36,7 @@ class LessonCompleted(BaseModel):
     lesson_id: str
     course_id: str
     seconds_spent: int
-    completed_at: datetime
+    completed_at: EventTime
 
 
 @event_type("bloop.learning.concept.mastered", 1, TOPIC)
@@ -45,7 +45,7 @@ class ConceptMastered(BaseModel):
     concept_id: str
     p_known: float
     source: Literal["bkt", "placement"]
-    mastered_at: datetime
+    mastered_at: EventTime
 
 
 @event_type("bloop.learning.concept.unmastered", 1, TOPIC)
@@ -58,7 +58,7 @@ class ConceptUnmastered(BaseModel):
     # the graded attempt whose answers took it below (one graded before others, arriving
     # late, takes its place among them)
     attempt_id: str
-    unmastered_at: datetime
+    unmastered_at: EventTime
 
 
 @event_type("bloop.learning.path.changed", 1, TOPIC)
@@ -69,7 +69,7 @@ class PathChanged(BaseModel):
     # they teach not mastered yet) are left out, so that completing a lesson changes the path
     lesson_ids: list[str]
     previous_lesson_ids: list[str]
-    changed_at: datetime
+    changed_at: EventTime
 
 
 @event_type("bloop.learning.review.done", 1, TOPIC)
@@ -79,5 +79,5 @@ class ReviewDone(BaseModel):
     concept_id: str
     rating: int
     was_due: bool
-    next_due: datetime
-    reviewed_at: datetime
+    next_due: EventTime
+    reviewed_at: EventTime

@@ -6,13 +6,12 @@ teaches, and what analytics needs to chart scores; the answers themselves stay i
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
 from bloop.platform.content.events import TOPIC
 from bloop.platform.content.quiz import Outcome
 from bloop.platform.kit.events.types import event_type
+from bloop.platform.kit.times import EventTime
 
 
 class QuestionGraded(BaseModel):
@@ -36,7 +35,7 @@ class QuizAttemptGraded(BaseModel):
     score: float
     max_score: float
     questions: list[QuestionGraded]
-    graded_at: datetime
-    previous_graded_at: datetime | None = Field(default=None, description=(
+    graded_at: EventTime
+    previous_graded_at: EventTime | None = Field(default=None, description=(
         "when the learner's previous attempt at the quiz that answered a question was graded; "
         "null for their first (blank ones passed over), and in events from before this field"))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 
 from bloop.platform.kit.ids import new_id
 
@@ -27,7 +27,7 @@ class Envelope:
     id: uuid.UUID
     type: Annotated[str, Field(pattern=TYPE_PATTERN)]
     source: Annotated[str, Field(min_length=1, max_length=200)]
-    time: datetime
+    time: Annotated[AwareDatetime, Field(strict=True)]  # ISO 8601 with its zone, not a number
     tenant: Tenant
     subject: Subject
     data: dict[str, Any]
