@@ -5,7 +5,9 @@ Several processes share the ring through the `SigningKeyStore`; each re-reads it
 `refresh_s`, and at once when a token names a key it has not seen. The due re-read runs behind
 the requests: the keys held go on verifying and signing meanwhile, and, when the store cannot be
 read, until it can (tried again every `retry_s`). One read runs at a time, and none is cancelled
-by a request that gives up (a pymongo call cancelled mid-way can wedge its client)."""
+by a request that gives up (a pymongo call cancelled mid-way can wedge its client). Those
+intervals run on the monotonic clock: a wall clock set back (NTP correcting it) must not hold
+off the next read for as long as the step. The wall clock dates keys, rotation and trust."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 from bloop.platform.identity.model import SigningKey
 from bloop.platform.identity.ports import SigningKeyStore
 from bloop.platform.kit.auth import TOKEN_TYPE, Principal
+from bloop.platform.kit.auth.tokens import taken_after_expiry_s
 from bloop.platform.kit.settings import AuthSettings
 from bloop.platform.kit.waiting import forget
 
@@ -51,13 +54,15 @@ def new_key(algorithm: str, at: datetime) -> SigningKey:
 class KeyRing:
     def __init__(self, store: SigningKeyStore, settings: AuthSettings, *,
                  refresh_s: float = 60.0, miss_s: float = 2.0, retry_s: float = 5.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.settings = settings
         self.refresh_s = refresh_s
         self.miss_s = miss_s
         self.retry_s = retry_s
         self.clock = clock
+        self.monotonic = monotonic
         self._keys: list[SigningKey] = []
         self._private: dict[str, Any] = {}
         self._public: dict[str, Any] = {}
@@ -77,15 +82,16 @@ class KeyRing:
     @property
     def _trust(self) -> timedelta:
         """How long a key is trusted after it stopped signing: the last token it signed lives
-        `access_ttl_s` at most (plus the verifier's clock leeway)."""
-        return timedelta(seconds=self.settings.access_ttl_s + 60)
+        `access_ttl_s` at most, and is taken a while past its expiry."""
+        return timedelta(seconds=self.settings.access_ttl_s
+                         + max(60, taken_after_expiry_s(self.settings)))
 
     async def _load(self) -> None:
         try:
             keys = [k for k in await self.store.signing_keys()
                     if k.algorithm == self.settings.algorithm]
         except Exception as exc:
-            self._failed_at = self.clock()
+            self._failed_at = self.monotonic()
             log.warning("cannot read the signing keys; the keys held go on being used",
                         extra={"held": len(self._keys), "error": repr(exc)})
             raise
@@ -96,7 +102,7 @@ class KeyRing:
                         else jwt.PyJWK(k.public_jwk).key for k in keys}
         self._keys = keys
         self._trusted_until = {k.kid: self._retired(k) for k in keys}
-        self._loaded_at = self.clock()
+        self._loaded_at = self.monotonic()
 
     def _read(self) -> asyncio.Task[None]:
         """The read of the store in flight, started if none is."""
@@ -117,7 +123,7 @@ class KeyRing:
 
     def _refresh(self) -> None:
         """Starts the due re-read, unless the last one failed within `retry_s`."""
-        now = self.clock()
+        now = self.monotonic()
         if now - self._loaded_at >= self.refresh_s and now - self._failed_at >= self.retry_s:
             self._read()
 
@@ -157,7 +163,7 @@ class KeyRing:
         request into a store read."""
         if kid in self._public:
             self._refresh()
-        elif self.clock() - self._loaded_at >= self.miss_s:
+        elif self.monotonic() - self._loaded_at >= self.miss_s:
             await self._read_now()
         return self._public[kid] if self._published(kid) else None
 

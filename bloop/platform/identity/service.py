@@ -66,6 +66,7 @@ from bloop.platform.kit.auth import (
 )
 from bloop.platform.kit.auth.apikeys import revoked_key_mark
 from bloop.platform.kit.auth.revocations import Revocations
+from bloop.platform.kit.auth.tokens import taken_after_expiry_s
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
@@ -290,7 +291,8 @@ class IdentityService:
 
     def _tokens_since(self) -> datetime:
         """When the oldest access token that may still be valid was issued."""
-        return datetime.fromtimestamp(self.clock() - self.settings.access_ttl_s, UTC)
+        return datetime.fromtimestamp(self.clock() - self.settings.access_ttl_s
+                                      - taken_after_expiry_s(self.settings), UTC)
 
     async def _refuse_access(self, families: list[str]) -> None:
         """Refuses the access tokens of the sessions `families`."""
@@ -564,8 +566,12 @@ class AuthService:
         refreshing at once, or a retry whose answer was lost, get a pair of their own (the
         session goes on with both) rather than signing the session out."""
         grace = self.settings.refresh_reuse_grace_s
-        return (grace > 0 and used.used_at is not None
-                and self.clock() - used.used_at.timestamp() <= grace)
+        if grace <= 0 or used.used_at is None:
+            return False
+        # Before its first use: a replica whose clock is behind the one that recorded it (by
+        # the leeway at most), or, beyond, a clock set back, which is no grace at all.
+        elapsed = self.clock() - used.used_at.timestamp()
+        return -self.settings.clock_leeway_s <= elapsed <= grace
 
     async def _reused(self, tenant: str, found: RefreshToken, client_ip: str) -> Problem:
         security.warning("refresh token reused: session signed out", extra={

@@ -221,6 +221,10 @@ class AuthSettings(BaseSettings):
         "(two tabs refreshing at once, a retry whose answer was lost) instead of signing the "
         "session out as a stolen token's reuse; 0 signs out on any reuse"))
     key_rotation_s: int = Field(default=24 * 3600, ge=60)
+    clock_leeway_s: int = Field(default=30, ge=0, le=300, description=(
+        "how far apart the clocks of the processes that sign and check access tokens may be: "
+        "a token is taken this long before it was issued and after it expired (its revocation "
+        "is kept as long)"))
     invitation_ttl_s: int = Field(default=7 * 86_400, ge=60)
     jwks_url: HttpUrlText | None = Field(default=None, description=(
         "identity's /.well-known/jwks.json, for a process that serves routes without identity"))

@@ -395,6 +395,28 @@ async def test_refreshes_at_once_or_a_retry_within_the_grace_keep_the_session(
         assert (await client.get(ME, headers=bearer(pair["access_token"]))).status_code == 401
 
 
+async def test_a_replay_before_the_first_use_is_grace_only_within_the_clock_leeway(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replica whose clock is behind the one that spent the token sees a quick retry before
+    the first use: within the clock leeway, that is grace. A clock set back an hour does not
+    make a stolen token's replay a retry."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    first = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    spent = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
+    assert spent.status_code == 200, spent.text
+    service = auth_service(app)
+    leeway = service.settings.clock_leeway_s
+    monkeypatch.setattr(service, "clock", lambda: time.time() - leeway + 1)
+    retry = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
+    assert retry.status_code == 200, retry.text
+
+    monkeypatch.setattr(service, "clock", lambda: time.time() - 3600)
+    stolen = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
+    assert (stolen.status_code, stolen.json()["code"]) == (400, "refresh_token_reused")
+    for pair in (spent.json(), retry.json()):
+        assert (await client.get(ME, headers=bearer(pair["access_token"]))).status_code == 401
+
+
 async def test_a_refresh_that_fails_part_way_leaves_the_token_for_the_retry(
         app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The store fails while the new pair is saved: the client is not signed out, and the

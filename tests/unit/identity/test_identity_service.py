@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bloop.platform.identity.model import NewTenant, NewUser
+from bloop.platform.identity.model import NewTenant, NewUser, RefreshToken
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore
+from bloop.platform.kit.auth import TokenVerifier
+from bloop.platform.kit.auth.tokens import revoked_session_key
+from bloop.platform.kit.cache import MemoryCache
 from bloop.platform.kit.errors import Conflict, NotFound
 from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.settings import AuthSettings
 from bloop.platform.kit.sqlite import SqliteDB
 
 
@@ -132,3 +138,23 @@ async def test_the_demo_seed_gives_older_demo_people_their_passwords(
     assert found is not None
     assert await service.hasher.verify(found[1], ada.password)
     assert len((await service.users(data.TENANT_ID)).items) == 1
+
+
+async def test_a_retried_sign_out_refuses_again_every_token_a_host_may_still_take(
+        service: IdentityService) -> None:
+    """Ending a person's sessions again (a retry after a failure part-way) refuses the access
+    tokens of sessions already ended whose tokens a host may still take: expired a moment ago,
+    but within the clock leeway of a host behind this one."""
+    settings = AuthSettings()
+    cache = MemoryCache()
+    service.settings, service.verifier = settings, TokenVerifier(settings, cache)
+    now = time.time()
+    for family, age in (("recent", settings.access_ttl_s + settings.clock_leeway_s),
+                        ("old", settings.access_ttl_s + 3 * settings.clock_leeway_s)):
+        at = datetime.fromtimestamp(now - age, UTC)
+        await service.repo.add_refresh_token(RefreshToken(
+            token_hash=family, tenant="acme", user_id="u1", family=family, scopes=[],
+            created_at=at, expires_at=at + timedelta(days=1), revoked=True))
+    await service.end_sessions("acme", "u1")
+    assert await cache.get(revoked_session_key("recent")) is not None
+    assert await cache.get(revoked_session_key("old")) is None

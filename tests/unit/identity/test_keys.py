@@ -119,7 +119,7 @@ async def test_tokens_go_on_verifying_with_the_keys_held_while_the_store_cannot_
     keys = FailingKeys(store, wait_s=0.5)
     clock = Clock()
     clock.now = time.time() - 300  # the tokens it signs are never dated after now
-    ring = KeyRing(keys, settings, refresh_s=60, retry_s=5, clock=clock)
+    ring = KeyRing(keys, settings, refresh_s=60, retry_s=5, clock=clock, monotonic=clock)
     verifier = TokenVerifier(settings, MemoryCache())
     verifier.use_keys(ring)
     assert (await verifier.verify(await ring.mint(principal(time.time() + 600)))).user_id == "u1"
@@ -163,3 +163,37 @@ async def test_tokens_go_on_verifying_with_the_keys_held_while_the_store_cannot_
     clock.now += 30
     await verifier.verify(await ring.mint(principal(time.time() + 600)))
     assert keys.reads == reads  # read again, not due before refresh_s
+
+
+async def test_a_wall_clock_set_back_does_not_hold_off_reading_new_keys(
+        store: EmbeddedSigningKeys) -> None:
+    """Replica A re-read the ring while its wall clock ran an hour fast; NTP set it right; B
+    rotated the key. A learns B's key when a token names it, and on its due re-read."""
+    settings = AuthSettings(key_rotation_s=3600)
+    real = time.time() - 3600 * 2  # the tokens signed are never dated after now
+    wall_a, wall_b, ticks = Clock(), Clock(), Clock()
+    wall_a.now = wall_b.now = real
+    keys = FailingKeys(store, wait_s=0)
+    a = KeyRing(keys, settings, clock=wall_a, monotonic=ticks)
+    b = KeyRing(store, settings, clock=wall_b)
+    first, _ = await b.signing_key()
+    assert await a.public_key(first.kid) is not None
+
+    ticks.now += 3590
+    wall_a.now, wall_b.now = real + 3590 + 3600, real + 3590  # A an hour fast ...
+    await a.public_key(first.kid)  # ... when its due re-read runs
+    await asyncio.sleep(0.05)
+    ticks.now += 11
+    wall_a.now = wall_b.now = real + 3601  # ... then set right; B's key is due to rotate
+    verifier = TokenVerifier(settings, MemoryCache())
+    verifier.use_keys(a)
+    token = await b.mint(principal(time.time() + 600))
+    second, _ = await b.signing_key()
+    assert second.kid != first.kid
+    assert (await verifier.verify(token)).user_id == "u1"
+
+    reads = keys.reads
+    ticks.now += 60
+    await a.public_key(second.kid)
+    await asyncio.sleep(0.05)
+    assert keys.reads == reads + 1  # re-read every refresh_s, whatever the wall clock says

@@ -48,7 +48,7 @@ async def test_a_remembered_token_is_refused_once_expired(
     token = await ring.mint(principal(time.time() + 60))
     assert (await verifier.verify(token)).user_id == "u1"
     assert (await verifier.verify(token)).user_id == "u1"  # remembered
-    later = time.time() + 66
+    later = time.time() + 60 + AuthSettings().clock_leeway_s + 1
     monkeypatch.setattr(time, "time", lambda: later)
     with pytest.raises(Unauthenticated, match="expired"):
         await verifier.verify(token)

@@ -23,7 +23,6 @@ from bloop.platform.kit.settings import AuthSettings
 TOKEN_TYPE = "at+jwt"  # noqa: S105  (RFC 9068 media type, not a secret)
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]{2,4096}$")
-_LEEWAY_S = 5
 _REQUIRED = ["exp", "iat", "sub", "jti", "aud", "iss", "tid", "sid"]
 
 
@@ -42,6 +41,13 @@ class Unauthenticated(Problem):
 
 class Forbidden(Problem):
     status, code = 403, "forbidden"
+
+
+def taken_after_expiry_s(settings: AuthSettings) -> int:
+    """How long after its expiry, on this host's clock, an access token may still be taken
+    somewhere: the leeway, on a verifier whose clock may be behind this one by as much again
+    (and a second, as claims count whole seconds)."""
+    return 2 * settings.clock_leeway_s + 1
 
 
 def revoked_token_key(jti: str) -> str:
@@ -93,7 +99,7 @@ class TokenVerifier:
         known = self._verified.get(token)
         if known is not None and self.keys is not None:
             principal, kid, key = known
-            if principal.expires_at + _LEEWAY_S <= time.time():
+            if principal.expires_at + self.settings.clock_leeway_s <= time.time():
                 self._verified.pop(token, None)  # a concurrent request may have dropped it
                 raise Unauthenticated("the token has expired", code="token_expired")
             if await self.keys.public_key(kid) is key:
@@ -127,22 +133,25 @@ class TokenVerifier:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=[s.algorithm], audience=s.audience, issuer=s.issuer,
-                options={"require": _REQUIRED}, leeway=_LEEWAY_S)
+                options={"require": _REQUIRED}, leeway=s.clock_leeway_s)
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the token has expired", code="token_expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthenticated("the token is not valid yet (its issuer's clock is ahead of "
+                                  "this server's)", code="token_not_yet_valid") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"the token is invalid: {exc}", code="invalid_token") from None
         return _principal(claims), kid, key
 
     async def revoke(self, principal: Principal) -> None:
         """Refuses the token from now until it expires, and every token of its session."""
-        ttl = max(1.0, principal.expires_at - time.time() + 5)
+        ttl = max(1.0, principal.expires_at - time.time() + taken_after_expiry_s(self.settings))
         await self.revocations.revoke(revoked_token_key(principal.token_id), ttl)
         await self.revoke_session(principal.session_id)
 
     async def revoke_session(self, session_id: str) -> None:
         await self.revocations.revoke(revoked_session_key(session_id),
-                                      self.settings.access_ttl_s + 5)
+                                      self.settings.access_ttl_s + taken_after_expiry_s(self.settings))
 
 
 def _header(token: str) -> dict[str, Any]:
