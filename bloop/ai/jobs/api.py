@@ -275,7 +275,9 @@ async def list_jobs(
 ) -> Page[JobView]:
     """The tenant's jobs the caller may see (see the module's notes: a job on a lesson's
     draft is its authors', its requester's and the admins'), newest first, a page at a time:
-    `next` is the cursor (`after`) of the following page, null on the last."""
+    `next` is the cursor (`after`) of the following page, null on the last. A request reads at
+    most 2,000 of the tenant's jobs, so a page may hold fewer than `limit`, even none, and
+    still have a `next`."""
     jobs = await service.readable_jobs(tenant, JobAccess(request, tenant, me).readable_of,
                                        lesson_id=lesson_id, status=status, after=after,
                                        limit=limit)

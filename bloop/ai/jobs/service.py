@@ -51,6 +51,8 @@ from bloop.platform.kit.urls import (
 # How many of a lesson's latest jobs a request reads for the job the same request made until
 # 6 Dec 2026 on a version of the same text the lesson has left (no key finds it).
 EARLIER_JOBS_READ = 50
+JOBS_A_BATCH = 200  # jobs a list reads at a time after its first page and one more
+JOBS_SCANNED = 2000  # the most jobs one request for a list reads
 Mutation = Callable[[Job], tuple[Job, list[Envelope]] | None]
 LESSON_DELETED = "lesson_deleted"  # the cancel reason of a job whose lesson was deleted
 USERINFO_REFUSED = (f"{USERINFO_PROBLEM}; give the key as `api_key` (never shown) and the "
@@ -413,19 +415,23 @@ class JobService:
                             readable: Callable[[Sequence[Job]], Awaitable[list[Job]]], *,
                             lesson_id: str | None = None, status: JobStatus | None = None,
                             after: str | None = None, limit: int = 50) -> Slice[Job]:
-        """`jobs`, but only those `readable` keeps of each page read (in their order): up to
+        """`jobs`, but only those `readable` keeps of each batch read (in their order): up to
         `limit` of them from the cursor `after` on (a page is full whatever jobs it passed
-        over)."""
+        over). The first batch is a page and one more, the next ones `JOBS_A_BATCH`; past
+        `JOBS_SCANNED` jobs the page ends short, even empty, going on after the last job read,
+        so a caller who may read few of a long history is not answered from all of it at once."""
         found: list[Job] = []
+        scanned, batch = 0, limit + 1
         while True:
             listed = await self.jobs(tenant, lesson_id=lesson_id, status=status, after=after,
-                                     limit=limit + 1)
+                                     limit=min(batch, JOBS_SCANNED - scanned))
+            scanned, batch = scanned + len(listed.items), max(batch, JOBS_A_BATCH)
             for job in await readable(listed.items):
                 if len(found) == limit:  # one more: the page is full, and the list goes on
                     return Slice(found, cursor(*job_key(found[-1])))
                 found.append(job)
-            if listed.next is None:
-                return Slice(found)
+            if listed.next is None or scanned >= JOBS_SCANNED:
+                return Slice(found, listed.next)
             after = listed.next
 
     async def mutate(self, tenant: str, job_id: str, change: Mutation) -> Job:
