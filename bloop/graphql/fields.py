@@ -1,15 +1,17 @@
 """`field`: `strawberry.field(description=...)` with a type mypy can check the resolver through;
 `Page` and `page_size`: a list field's page (`XPage` in the schema for a list of `X`) and its
-`first`, checked; `sized`: a text argument held to the length rules of its HTTP twin."""
+`first`, checked; `sized`: a text argument held to the length rules of its HTTP twin, and
+made what its twin makes of it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, get_args
+from typing import Any, Generic, TypeVar, cast, get_args
 
 import strawberry
 from annotated_types import MaxLen, MinLen
 from graphql.error import GraphQLError
+from pydantic import AfterValidator
 from strawberry.types.field import StrawberryField
 
 from bloop.platform.kit.pagination import Slice
@@ -52,11 +54,15 @@ def page_size(first: int) -> int:
 def sized(value: S, name: str, like: object) -> S:
     """`value` of the argument `name`, refused (422 `validation_failed`) outside the lengths
     that `like`, the type of the HTTP API's parameter for it (`Annotated[str, Query(...)]`),
-    allows."""
+    allows, then passed through its `AfterValidator`s (one taking only the value), as an
+    empty `After` becomes None."""
     rules = [rule for meta in get_args(like)[1:] for rule in getattr(meta, "metadata", ())]
     least = max([r.min_length for r in rules if isinstance(r, MinLen)], default=0)
     most = min(r.max_length for r in rules if isinstance(r, MaxLen))
     if value is not None and not least <= len(value) <= most:
         raise invalid(f"{name} must be {least} to {most} characters long" if least else
                       f"{name} may be at most {most} characters long")
+    for meta in get_args(like)[1:]:
+        if isinstance(meta, AfterValidator):
+            value = cast(Callable[[S], S], meta.func)(value)
     return value

@@ -5,6 +5,7 @@ own, dropped afterwards."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import sqlite3
@@ -51,7 +52,7 @@ from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.content.stores.mongo import MongoContentStore
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
-from bloop.platform.kit.pagination import BadCursor, cursor, key_of
+from bloop.platform.kit.pagination import MAX_CURSOR, BadCursor, cursor, key_of
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import paged, scratch_mongo
 
@@ -246,6 +247,29 @@ async def test_courses_page_by_title_then_id(store: ContentRepository) -> None:
     assert (len(last.items), last.next) == (8, None)
     with pytest.raises(BadCursor):
         await store.list_courses("acme", after="not-a-cursor")
+
+
+async def test_courses_of_the_longest_titles_page_on_from_new_and_old_cursors(
+        store: ContentRepository) -> None:
+    """A cursor holds its title as UTF-8 JSON and fits an `after` whatever the title; one of
+    before 6 Dec, its JSON in ASCII (`\\u` escapes), goes on from the same course."""
+    titles = {"emoji": "🐍" * 200, "iota": "ΐ" * 200, "ru": "Программирование" * 12 + "Python",
+              "a": "A", "z": "Z", "emoji-2": "🐍" * 200}
+    for cid, title in titles.items():
+        await store.add_course(course(cid=cid, title=title[:200]))
+    expected = sorted(titles, key=lambda cid: (titles[cid][:200].casefold(), cid))
+    listed = await paged(lambda after, n: store.list_courses("acme", after=after, limit=n), 1)
+    assert [c.id for c in listed] == expected
+    for n in (3, 4, 5):  # a cursor at "ΐ…", at "программирование…", at "🐍…"
+        first = await store.list_courses("acme", limit=n)
+        assert first.next is not None
+        assert len(first.next) <= MAX_CURSOR
+        ascii_json = json.dumps(key_of(first.next, str, str), separators=(",", ":")).encode()
+        old = base64.urlsafe_b64encode(ascii_json).decode().rstrip("=")
+        assert old != first.next
+        for after in (first.next, old):
+            rest = await store.list_courses("acme", after=after, limit=9)
+            assert [c.id for c in rest.items] == expected[n:]
 
 
 async def test_courses_list_what_a_reader_may_read_in_one_read(

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from graphql import GraphQLError, Source, get_introspection_query
 
 from bloop.graphql.errors import in_the_query
+from bloop.graphql.fields import MAX_PAGE
 from bloop.graphql.schema import build_schema
 from bloop.platform.app import create_app
 from bloop.platform.content import graphql as content_graphql
@@ -687,7 +688,7 @@ async def test_a_union_costs_what_its_costliest_member_does(start: Start) -> Non
 
 
 async def test_a_list_left_without_first_costs_its_default_page(start: Start) -> None:
-    """`courses` gives 50 a page unless `first` says otherwise."""
+    """`courses` gives 100 a page unless `first` says otherwise, as the HTTP API does."""
     async with start(seed=False) as (_, client):
 
         async def refusal(page: str) -> str:
@@ -699,7 +700,27 @@ async def test_a_list_left_without_first_costs_its_default_page(start: Start) ->
             message: str = error["message"]
             return message
 
-        assert await refusal("") == await refusal(", first: 50")
+        assert await refusal("") == await refusal(", first: 100")
+
+
+TWINS = {"courses": "/courses", "concepts": "/concepts", "users": "/users",
+         "myPaths": "/learning/me/paths", "myMastery": "/learning/me/mastery",
+         "myDueReviews": "/learning/me/reviews/due"}
+
+
+async def test_each_list_gives_as_many_a_page_as_its_http_twin(start: Start) -> None:
+    """Before, `courses` gave 50 a page and `…/courses` 100."""
+    async with start(seed=False) as (app, client):
+        body = await query(client, '{ __type(name: "Query") { fields { name args { name '
+                                   "defaultValue } } } }")
+        defaults = {f["name"]: int(a["defaultValue"]) for f in body["data"]["__type"]["fields"]
+                    for a in f["args"] if a["name"] == "first"}
+        assert set(defaults) == set(TWINS)
+        paths = app.openapi()["paths"]
+        for name, path in TWINS.items():
+            [limit] = [p["schema"] for p in paths["/v1/tenants/{tenant}" + path]["get"]["parameters"]
+                       if p["name"] == "limit"]
+            assert (defaults[name], MAX_PAGE) == (limit["default"], limit["maximum"]), name
 
 
 CATALOGUE = """items { id title lessons { id title blocks { __typename

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import base64
+import json
+import sys
+from typing import get_args
 
-from bloop.platform.kit.pagination import BadCursor, Slice, cursor, key_of
+import pytest
+from annotated_types import MaxLen
+
+from bloop.platform.kit.pagination import MAX_CURSOR, After, BadCursor, Slice, cursor, key_of
 
 
 @pytest.mark.parametrize("key", [("Python", "py"), ("Ärger & co", "c1"), (1764762000.125, "j1"),
@@ -45,3 +51,27 @@ def test_a_slice_goes_on_only_when_more_rows_were_read_than_asked() -> None:
     assert Slice.of([1, 2, 3, 4], 3, key) == Slice([1, 2, 3], cursor(3))
     assert Slice.of([], 3, key) == Slice([])
     assert Slice.of([1, 2, 3, 4], 3, key).map(str) == Slice(["1", "2", "3"], cursor(3))
+
+
+def test_a_cursor_of_before_6_dec_with_its_json_in_ascii_still_reads() -> None:
+    key = ("программирование на python 🐍", "py")
+    ascii_json = json.dumps(key, separators=(",", ":")).encode()
+    assert b"\\u" in ascii_json
+    token = base64.urlsafe_b64encode(ascii_json).decode().rstrip("=")
+    assert token != cursor(*key)
+    assert key_of(token, str, str) == key
+
+
+def test_the_longest_key_of_any_list_fits_an_after() -> None:
+    """A course's: its title's 200 characters casefolded and as JSON, at most 6 bytes each (as
+    "ῷ", three characters of two bytes once casefolded), and a 63-character id. Every other
+    list's key is a few ids and times. Before, a title's JSON was ASCII (18 bytes for "ῷ", 12
+    for an emoji) and `after` took 1,000 characters: 120 Cyrillic letters were too many."""
+    widest = max(len(json.dumps(c.casefold(), ensure_ascii=False).encode()) - 2
+                 for c in map(chr, range(sys.maxunicode + 1)) if not "\ud800" <= c <= "\udfff")
+    assert widest == 6
+    [most] = [m.max_length for meta in get_args(After)[1:]
+              for m in getattr(meta, "metadata", ()) if isinstance(m, MaxLen)]
+    assert most == MAX_CURSOR
+    for title in ("ῷ" * 200, "🐍" * 200, "ﬃ" * 200, "Программирование на Python" * 8):
+        assert len(cursor(title[:200].casefold(), "c" * 63)) <= MAX_CURSOR - 300

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from bloop.platform.kit.errors import Problem, is_text
 
@@ -21,12 +21,18 @@ T = TypeVar("T")
 U = TypeVar("U")
 Key = tuple[str | int | float, ...]
 MAX_NUMBER = 2**53  # numbers in keys: times and offsets, never beyond what a double holds
-After = Annotated[str | None, Query(max_length=1000,
-                                    description="the `next` of the page before")]
+# The longest key is a course's: its title (200 characters, each at most 6 bytes of JSON once
+# casefolded, as "ῷ" is) and its 63-character id, 1,270 bytes, 1,694 characters of cursor.
+MAX_CURSOR = 2048
+After = Annotated[str | None, Query(max_length=MAX_CURSOR,
+                                    description="the `next` of the page before (empty or left "
+                                                "out for the first page)"),
+                  AfterValidator(lambda after: after or None)]
 
 
 class Page(BaseModel, Generic[T]):
-    """One page of a list; `next` is the cursor for the following page (null on the last)."""
+    """One page of a list; `next` is the cursor for the following page (null on the last). A
+    page may hold fewer items than asked, even none, and still not be the last."""
 
     items: list[T]
     next: str | None = None
@@ -76,8 +82,12 @@ class BadCursor(Problem):
 
 
 def cursor(*key: str | int | float) -> str:
-    """The key as URL-safe text (base64 of JSON, without padding)."""
-    encoded = base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode())
+    """The key as URL-safe text (base64 of JSON as UTF-8, without padding: a title's
+    characters as they are, not as 6-byte `\\u` escapes, as cursors before 6 Dec had them,
+    which read the same). Half a surrogate pair, which no store takes, gives a cursor
+    `key_of` refuses."""
+    text = json.dumps(key, separators=(",", ":"), ensure_ascii=False)
+    encoded = base64.urlsafe_b64encode(text.encode(errors="surrogatepass"))
     return encoded.decode().rstrip("=")
 
 

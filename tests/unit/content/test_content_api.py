@@ -188,6 +188,31 @@ async def test_courses_come_a_page_at_a_time(app_client: tuple[FastAPI, httpx.As
     assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
+async def test_courses_of_the_longest_titles_page_on_over_http_and_graphql(
+        client: httpx.AsyncClient) -> None:
+    """Before, a cursor held its title's JSON in ASCII (12 bytes an emoji, 18 for "ΐ", which
+    casefolds to three characters) and `after` took 1,000 characters: a course of 120 Cyrillic
+    letters ending a page gave a `next` the list then refused (422)."""
+    titles = {"emoji": "🐍" * 200, "iota": "ΐ" * 200, "ffi": "ﬃ" * 200,
+              "ru-" + "x" * 60: ("Программирование на Python: " * 8)[:200].strip(), "a": "A"}
+    for cid, title in titles.items():
+        r = await client.post(f"{BASE}/courses", json={"id": cid, "title": title})
+        assert r.status_code == 201, r.text
+    order = sorted(titles, key=lambda cid: (titles[cid].casefold(), cid))
+    assert await listed(client, "status=all", 1) == (order, len(order))
+    after, seen = None, []
+    while True:
+        r = await client.post("/graphql", json={"query": """query ($after: String) {
+            courses(tenant: "acme", status: ALL, first: 1, after: $after) { items { id } next }
+        }""", "variables": {"after": after}})
+        assert "errors" not in r.json(), r.json()
+        page = r.json()["data"]["courses"]
+        seen += [c["id"] for c in page["items"]]
+        if (after := page["next"]) is None:
+            break
+    assert seen == order
+
+
 async def test_learners_page_by_the_titles_they_read(client: httpx.AsyncClient) -> None:
     """Before, courses were listed by their drafts' titles: a learner read an unpublished title
     in the cursor (base64 of its JSON), and the order followed titles they cannot see, with

@@ -26,6 +26,7 @@ from bloop.platform.content.wiring import seed_demo
 from bloop.platform.demo import data, landing
 from bloop.platform.demo.landing import render
 from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.pagination import cursor
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import api_client, embedded_app, login, member
 
@@ -140,6 +141,12 @@ async def test_the_landing_page_shows_the_catalogue_a_page_at_a_time(
                          ["Course 7"]]
         bad = await c.get("/?after=not-a-cursor")
         assert (bad.status_code, bad.json()["code"]) == (422, "bad_cursor")
+        # a cursor at a title of 200 emoji (3,200 characters before 6 Dec), and none at all
+        past = await c.get("/", params={"after": cursor("🐍" * 200, "c9")})
+        assert past.status_code == 200, past.text
+        assert re.findall(r"<h2 [^>]*><a [^>]*>(Course \d)</a>", past.text) == []
+        first = await c.get("/?after=")
+        assert re.findall(r"<h2 [^>]*><a [^>]*>(Course \d)</a>", first.text) == shown[0]
 
 
 async def test_the_seed_runs_on_first_start_only(

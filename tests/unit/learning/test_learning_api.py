@@ -679,6 +679,36 @@ async def test_graphql_due_reviews_come_a_page_at_a_time(running: tuple[
         assert r.json()["errors"][0]["extensions"]["code"] == code, bad
 
 
+async def test_an_empty_after_is_the_first_page_of_due_reviews_as_of_every_list(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Before, `…/me/reviews/due?after=` and `myDueReviews(after: "")` were 422 `bad_cursor`,
+    where every other list answered its first page."""
+    app, client = running
+    await python_course(app, client)
+    for n in range(3):
+        r = await client.post(f"{BASE}/concepts/variables/cards",
+                              json={"front": f"Question {n}?", "back": f"Answer {n}."})
+        assert r.status_code == 201, r.text
+    pupil = await learner(app, client)
+    await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
+                      headers=pupil)
+    first = (await client.get(f"{BASE}/me/reviews/due", params={"limit": 2},
+                              headers=pupil)).json()
+    assert len(first["items"]) == 2
+    r = await client.get(f"{BASE}/me/reviews/due", params={"limit": 2, "after": ""},
+                         headers=pupil)
+    assert (r.status_code, r.json()) == (200, first)
+    r = await client.get(f"{BASE}/me/enrolments?after=", headers=pupil)
+    assert r.status_code == 200, r.text
+    r = await client.post("/graphql", json={"query": """{
+        myDueReviews(tenant: "acme", first: 2, after: "") { items { cardId } next }
+        myMastery(tenant: "acme", after: "") { next } }"""}, headers=pupil)
+    assert "errors" not in r.json(), r.json()
+    page = r.json()["data"]["myDueReviews"]
+    assert ([c["cardId"] for c in page["items"]], page["next"]) == (
+        [c["card_id"] for c in first["items"]], first["next"])
+
+
 async def test_a_due_list_time_that_utc_cannot_hold_is_refused(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     """The last hour of year 9999 behind UTC, or the first of year 1 ahead of it, as `at` or
