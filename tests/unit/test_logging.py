@@ -78,3 +78,15 @@ def test_configured_logging_holds_back_aiokafka_repeats(capsys: pytest.CaptureFi
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [line["logger"] for line in lines].count("aiokafka.conn") == 1
     assert [line["logger"] for line in lines].count("bloop.outbox") == 50
+
+
+def test_a_plain_line_cannot_be_broken_or_recoloured_by_a_value() -> None:
+    """A path with a line break wrote a forged `ERROR` line of its own, with a terminal colour."""
+    forged = record()
+    forged.path = "/v1/x\n2026-12-06 23:00:00,000 ERROR bloop.auth \x1b[31mforged\u2028"
+    line = PlainFormatter().format(forged)
+    assert "\n" not in line
+    assert "\x1b" not in line
+    assert "\u2028" not in line
+    assert "path=/v1/x\\x0a2026-12-06 23:00:00,000 ERROR bloop.auth \\x1b[31mforged\\u2028" in line
+

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bloop.platform.kit.errors import install_error_handlers
 from bloop.platform.kit.logging import JsonFormatter
 from bloop.platform.kit.metrics import Metrics
-from bloop.platform.kit.middleware import RequestContextMiddleware
+from bloop.platform.kit.middleware import LOGGED_PATH, RequestContextMiddleware
 
 IDLE_S = 0.05
 
@@ -282,3 +282,15 @@ async def test_pages_are_never_framed_by_another_site_and_nothing_is_sniffed() -
     assert "x-frame-options" not in json_.headers
     assert {r.headers["x-content-type-options"] for r in (html, json_, own_)} == {"nosniff"}
     assert own_.headers.get_list("content-security-policy") == ["default-src 'self'"]
+
+
+async def test_a_long_path_is_logged_cut(caplog: pytest.LogCaptureFixture) -> None:
+    """A 60 KB path was logged whole, on every request that sent one."""
+    metrics = Metrics()
+    wrapped = RequestContextMiddleware(FastAPI(), lambda: metrics, 1_048_576)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=wrapped),
+                                 base_url="http://bloop.test") as client:
+        with caplog.at_level(logging.INFO, logger="bloop.http"):
+            assert (await client.get("/" + "a" * 60_000)).status_code == 404
+    [logged] = [r for r in caplog.records if r.getMessage() == "request"]
+    assert vars(logged)["path"] == "/" + "a" * (LOGGED_PATH - 1) + f"…(+{60_001 - LOGGED_PATH})"

@@ -41,13 +41,24 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+# Line breaks and terminal controls a client can put in a logged value (a path, a header):
+# written as they are, they would start a forged line or recolour the terminal.
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]} | {
+    0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def one_line(value: object) -> str:
+    """`value` as text with its control characters escaped, so it stays on its line."""
+    return str(value).translate(_CONTROLS)
+
+
 class PlainFormatter(logging.Formatter):
     """One line a record, its fields as key=value after the message, then any traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = " ".join([self.formatTime(record), record.levelname, record.name,
-                         record.getMessage(),
-                         *(f"{key}={value}" for key, value in fields(record).items())])
+                         one_line(record.getMessage()),
+                         *(f"{key}={one_line(value)}" for key, value in fields(record).items())])
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

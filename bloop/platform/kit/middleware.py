@@ -42,6 +42,15 @@ def _safety(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]
     return extra
 
 
+LOGGED_PATH = 512  # characters of a request's path its log line keeps (a path may be 60 KB)
+
+
+def _logged(path: str | None) -> str | None:
+    if path is None or len(path) <= LOGGED_PATH:
+        return path
+    return f"{path[:LOGGED_PATH]}…(+{len(path) - LOGGED_PATH})"
+
+
 def client_ip(request: Request) -> str:
     """The address a request came from, as the sign-in throttles count it."""
     return request.client.host if request.client else "unknown"
@@ -153,7 +162,7 @@ class RequestContextMiddleware:
             metrics.requests.labels(counted, template, str(status)).inc()
             metrics.latency.labels(counted, template).observe(elapsed)
             if template not in _UNLOGGED and not (template == "/readyz" and status == 200):
-                log.info("request", extra={"method": method, "path": scope.get("path"),
+                log.info("request", extra={"method": method, "path": _logged(scope.get("path")),
                                            "route": template, "status": status,
                                            "ms": round(elapsed * 1000, 2)})
             request_id_var.reset(token)
