@@ -33,7 +33,8 @@ from bloop.platform.identity.model import (
     User,
     now,
 )
-from bloop.platform.identity.oidc import OidcLink, OidcProviderStore
+from bloop.platform.identity.oidc.model import OidcLink
+from bloop.platform.identity.oidc.ports import OidcProviderStore
 from bloop.platform.identity.ports import (
     ApiKeyStore,
     Duplicate,

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from bloop.platform.identity.model import now
-from bloop.platform.identity.oidc import OidcLink, OidcProvider, OidcProviderStore
+from bloop.platform.identity.oidc.model import OidcLink, OidcProvider
+from bloop.platform.identity.oidc.ports import OidcProviderStore
 from bloop.platform.identity.stores.oidc_embedded import EmbeddedOidcProviders
 from bloop.platform.identity.stores.oidc_mongo import MongoOidcProviders
 from bloop.platform.kit.sqlite import SqliteDB

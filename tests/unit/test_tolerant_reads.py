@@ -35,7 +35,7 @@ MODEL_MODULES = [
     "bloop.platform.content.media.model", "bloop.platform.content.model",
     "bloop.platform.content.quiz", "bloop.platform.content.search.model",
     "bloop.platform.content.uploads.holds", "bloop.platform.identity.model",
-    "bloop.platform.identity.oidc", "bloop.platform.learning.model",
+    "bloop.platform.identity.oidc.model", "bloop.platform.learning.model",
 ]
 BLOOP = Path(__file__).parents[2] / "bloop"
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

@@ -11,7 +11,8 @@ from pydantic import SecretStr
 from bloop.platform.identity import events as _events  # noqa: F401  (registers the event types)
 from bloop.platform.identity.keys import KeyRing
 from bloop.platform.identity.model import NewTenant, NewUser, TenantSettings
-from bloop.platform.identity.oidc import OidcProviderStore, OidcService
+from bloop.platform.identity.oidc.ports import OidcProviderStore
+from bloop.platform.identity.oidc.service import OidcService
 from bloop.platform.identity.ports import ApiKeyStore, IdentityRepository, SigningKeyStore
 from bloop.platform.identity.service import ApiKeyService, AuthService, IdentityService
 from bloop.platform.kit.errors import Conflict
@@ -123,7 +124,7 @@ async def seed_demo(service: IdentityService) -> None:
 
 def routers() -> Sequence[APIRouter]:
     from bloop.platform.identity.api import auth_router, router
-    from bloop.platform.identity.oidc_api import oidc_router
+    from bloop.platform.identity.oidc.api import oidc_router
 
     return (auth_router, router, oidc_router)
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from joserfc.jwk import RSAKey
 
 from bloop.platform.app import create_app
-from bloop.platform.identity.oidc import OidcService, state_key
+from bloop.platform.identity.oidc.service import OidcService, state_key
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit.settings import OidcSettings, RuntimeSettings, Settings
 from tests.oidc_provider import (

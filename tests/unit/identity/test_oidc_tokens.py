@@ -12,7 +12,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
-from bloop.platform.identity.oidc import ID_TOKEN_ALGORITHMS, verify_id_token
+from bloop.platform.identity.oidc.tokens import ID_TOKEN_ALGORITHMS, verify_id_token
 from bloop.platform.kit.errors import Problem
 
 MICROSOFT = "https://login.microsoftonline.com/{tenantid}/v2.0"

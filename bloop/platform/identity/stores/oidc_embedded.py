@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from bloop.platform.identity.oidc import OidcLink, OidcProvider
+from bloop.platform.identity.oidc.model import OidcLink, OidcProvider
 from bloop.platform.identity.stores.embedded import OIDC_LINK_SCHEMA
 from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB

@@ -10,7 +10,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from bloop.platform.identity.oidc import OidcLink, OidcProvider
+from bloop.platform.identity.oidc.model import OidcLink, OidcProvider
 from bloop.platform.kit.read_back import STORED
 
 Doc = dict[str, Any]

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
 from bloop.platform.identity.model import SLUG_PATTERN
-from bloop.platform.identity.oidc import (
+from bloop.platform.identity.oidc.model import (
     CallbackParams,
     OidcLink,
-    OidcService,
     ProviderSettings,
     ProviderView,
 )
+from bloop.platform.identity.oidc.service import OidcService
 from bloop.platform.identity.service import TokenGrant
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.middleware import client_ip
