@@ -18,6 +18,8 @@ from bloop.platform.kit.settings import KafkaSettings
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import eventually, require_server
 
+LAG_EVERY_S = 0.2
+
 
 @dataclass
 class BusHarness:
@@ -35,11 +37,11 @@ class BusHarness:
         bus: EventBus
         if self.kind == "kafka":
             bus = KafkaEventBus(KafkaSettings(max_attempts=3, retry_backoff_s=0.01),
-                                registry, processed, self.metrics)
+                                registry, processed, self.metrics, lag_every_s=LAG_EVERY_S)
         else:
             bus = EmbeddedEventBus(SqliteDB(self.tmp / "bus.sqlite3"), registry, processed,
                                    self.metrics, max_attempts=3, backoff_s=0.01,
-                                   poll_interval_s=0.05)
+                                   poll_interval_s=0.05, lag_every_s=LAG_EVERY_S)
         self.opened.append((bus, processed_db))
         return bus
 

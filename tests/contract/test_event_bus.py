@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import defaultdict
 
@@ -13,7 +14,7 @@ from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.port import MAX_EVENT_BYTES
 from bloop.platform.kit.events.redrive import redrive
-from tests.contract.conftest import BusHarness, headers_of, unique
+from tests.contract.conftest import LAG_EVERY_S, BusHarness, headers_of, unique
 from tests.support import PingSent, eventually
 
 PING = PingSent.event_type  # type: ignore[attr-defined]
@@ -346,6 +347,53 @@ async def test_lag_shows_while_a_handler_waits(harness: BusHarness, topic: str) 
         return lag() == 0
 
     await eventually(caught_up, what="no lag")
+
+
+async def test_lag_grows_while_a_handler_is_stuck_and_the_last_processed_time_stays(
+        harness: BusHarness, topic: str) -> None:
+    """Events published while the handler is stuck on one show as lag within the counting
+    period, not only at the next batch; the group's last-processed time stays put meanwhile."""
+    bus = await harness.new_bus()
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def handler(env: Envelope) -> None:
+        entered.set()
+        await release.wait()
+
+    group = unique("g")
+    bus.subscribe(Subscription(group, (topic,), handler))
+    await bus.start()
+    run = uuid.uuid4().hex
+
+    def gauge(name: str) -> float:
+        return sum(s.value for m in harness.metrics.registry.collect() for s in m.samples
+                   if s.name == name and s.labels["group"] == group)
+
+    def lag() -> float:
+        return gauge("bloop_consumer_lag")
+
+    def last_processed() -> float:
+        return gauge("bloop_consumer_last_processed_timestamp_seconds")
+
+    await bus.publish([msg(topic, ping(run, 0))])
+    await asyncio.wait_for(entered.wait(), 30)
+    stuck_since = last_processed()
+    assert 0 < stuck_since <= time.time()  # from when it began reading
+    await bus.publish([msg(topic, ping(run, n)) for n in range(1, 51)])
+
+    async def all_behind() -> bool:
+        return lag() == 51
+
+    await eventually(all_behind, what="the whole backlog as lag", timeout_s=5)
+    await asyncio.sleep(3 * LAG_EVERY_S)
+    assert lag() == 51
+    assert last_processed() == stuck_since
+    release.set()
+
+    async def caught_up() -> bool:
+        return lag() == 0 and last_processed() > stuck_since
+
+    await eventually(caught_up, what="no lag, and a later last-processed time")
 
 
 async def test_a_group_passes_by_what_it_does_not_consume_whatever_it_holds(

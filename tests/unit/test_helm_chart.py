@@ -14,6 +14,7 @@ import yaml
 
 from bloop.platform import services
 from bloop.platform.app import create_app
+from bloop.platform.kit.health import Probe
 from bloop.platform.kit.settings import Settings
 
 CHART = Path(__file__).parents[2] / "helm" / "bloop"
@@ -144,3 +145,13 @@ def test_replicas_share_their_link_secrets_and_an_ai_worker_takes_the_jobs() -> 
         assert pod["terminationGracePeriodSeconds"] >= 30
     alone = of_kind(render("--set", "services.ai.replicas=1"), "Deployment")["school-ai"]
     assert "env" not in alone["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_probes_wait_longer_than_readyz_takes_to_answer() -> None:
+    """/readyz answers within each check's bound (2 s); Kubernetes' default probe timeout is 1 s,
+    which made a slow dependency fail the probe rather than report itself."""
+    bound = Probe.timeout_s
+    for deployment in of_kind(render("--set", "workers.learning.replicas=1"), "Deployment").values():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["readinessProbe"]["timeoutSeconds"] > bound
+        assert container["livenessProbe"]["timeoutSeconds"] >= container["readinessProbe"]["timeoutSeconds"]

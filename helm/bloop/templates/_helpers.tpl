@@ -24,9 +24,11 @@ securityContext:
 livenessProbe:
   httpGet: {path: /healthz, port: http}
   periodSeconds: 10
+  timeoutSeconds: 5
 readinessProbe:
   httpGet: {path: /readyz, port: http}
   periodSeconds: 5
+  timeoutSeconds: 3
   failureThreshold: 3
 resources: {{- toYaml .root.Values.resources | nindent 2 }}
 {{- end -}}

@@ -3,11 +3,13 @@ restart. One ordered log per topic; a group's offset moves only after its handle
 Events are kept for `retention_s` (a week, as the Kafka servers infra/ starts keep them), and
 past it until every group that reads their topic has passed them; a group that has not committed
 for longer than the retention (stopped, renamed, or a rebuilt search index's) counts as gone.
-Each process forgets them at start and every `prune_every_s` after (an hour)."""
+Each process forgets them at start and every `prune_every_s` after (an hour). Every `lag_every_s`
+(5 s), whatever the handlers are doing, it counts each group's lag on the topics it reads."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -75,7 +77,7 @@ class EmbeddedEventBus:
                  metrics: Metrics, *, max_attempts: int = 3, backoff_s: float = 0.2,
                  poll_interval_s: float = 0.5, batch: int = 500,
                  retention_s: float = 7 * 86_400, lease_s: float = 10,
-                 prune_every_s: float | None = 3600,
+                 prune_every_s: float | None = 3600, lag_every_s: float = 5,
                  clock: Callable[[], float] = time.time) -> None:
         self.db, self.registry, self.processed, self.metrics = db, registry, processed, metrics
         self.max_attempts, self.backoff_s = max_attempts, backoff_s
@@ -85,6 +87,8 @@ class EmbeddedEventBus:
         self._pruner = None if prune_every_s is None else Every(
             "bus:prune", self.prune, prune_every_s, log=log,
             failed="embedded bus cannot forget old events yet; trying again later")
+        self._lag_counter = Every("bus:lag", self.count_lag, lag_every_s, log=log,
+                                  failed="embedded bus cannot count consumer lag yet")
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._wakeups: list[asyncio.Event] = []
@@ -101,6 +105,7 @@ class EmbeddedEventBus:
         self._tasks.append(asyncio.create_task(self._keep_leases(), name="consume:leases"))
         if self._pruner is not None:
             self._pruner.start()
+        self._lag_counter.start()
         for sub in self._subs:
             self._launch(sub)
 
@@ -149,6 +154,8 @@ class EmbeddedEventBus:
                     self._said[group, topic] = leads
                     taken |= leads
                     self.metrics.consumer_leading.labels(topic, group).set(int(leads))
+                    if leads:
+                        self.metrics.began_reading(topic, group)
                     log.info("embedded consumer leads" if leads else
                              "embedded consumer stands by: another process leads",
                              extra={"group": group, "topic": topic, "this_process": self.holder})
@@ -160,6 +167,7 @@ class EmbeddedEventBus:
     async def close(self) -> None:
         if self._pruner is not None:
             await self._pruner.stop()
+        await self._lag_counter.stop()
         await asyncio.gather(*(stopped(task) for task in self._tasks))
         self._tasks.clear()
         for (group, topic), lease in self._leases.items():
@@ -209,6 +217,27 @@ class EmbeddedEventBus:
         for lo in range(first, end, PRUNE_CHUNK):
             removed += await self.db.transaction(partial(forget, lo=lo, hi=min(lo + PRUNE_CHUNK, end)))
         return removed
+
+    async def count_lag(self) -> None:
+        """Sets the lag of each group's topic this process reads: the events from its committed
+        offset on, so those of a batch its handler is still on too. Others' series are dropped:
+        the process that reads shows them."""
+        pairs = list(self._leases)
+        held = [(group, topic) for group, topic in pairs if self._leases[group, topic].holds()]
+
+        def q(c: sqlite3.Connection) -> list[int]:
+            return [c.execute(
+                "SELECT count(*) FROM bus_log WHERE topic=? AND pos >= coalesce("
+                "(SELECT next_pos FROM bus_offsets WHERE grp=? AND topic=?), 0)",
+                (topic, group, topic)).fetchone()[0] for group, topic in held]
+
+        counts = await self.db.run(q) if held else []
+        for (group, topic), lag in zip(held, counts, strict=True):
+            self.metrics.consumer_lag.labels(topic, "0", group).set(lag)
+        for group, topic in pairs:
+            if (group, topic) not in held:
+                with contextlib.suppress(KeyError):
+                    self.metrics.consumer_lag.remove(topic, "0", group)
 
     async def drained(self, group: str) -> bool:
         topics = {t for s in self._subs if s.group == group for t in s.topics}

@@ -30,6 +30,7 @@ from bloop.platform.kit.events.bus.port import (
 from bloop.platform.kit.events.bus.processor import EventProcessor
 from bloop.platform.kit.events.dedupe import ProcessedEvents
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.every import Every
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import KafkaSettings
 from bloop.platform.kit.waiting import forget, stopped
@@ -39,9 +40,12 @@ log = logging.getLogger("bloop.events.kafka")
 
 class KafkaEventBus:
     def __init__(self, settings: KafkaSettings, registry: EventRegistry,
-                 processed: ProcessedEvents, metrics: Metrics) -> None:
+                 processed: ProcessedEvents, metrics: Metrics, *, lag_every_s: float = 5) -> None:
         self.settings, self.registry, self.processed, self.metrics = (
             settings, registry, processed, metrics)
+        self._lag_counter = Every("bus:lag", self.count_lag, lag_every_s, log=log,
+                                  failed="Kafka consumer lag cannot be counted yet")
+        self._lag_shown: dict[str, set[TopicPartition]] = {}
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
         self._subs: list[Subscription] = []
@@ -54,6 +58,7 @@ class KafkaEventBus:
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
         self._started = True
+        self._lag_counter.start()
         for sub in self._subs:
             self._launch(sub)
 
@@ -66,6 +71,7 @@ class KafkaEventBus:
         self._tasks.append(asyncio.create_task(self._consume(sub), name=f"consume:{sub.group}"))
 
     async def close(self) -> None:
+        await self._lag_counter.stop()
         await asyncio.gather(*(stopped(task) for task in self._tasks))
         self._tasks.clear()
         if self._producer is not None:
@@ -263,6 +269,8 @@ class KafkaEventBus:
         try:
             await consumer.start()
             self._consumers[sub.group] = consumer
+            for topic in sub.topics:
+                self.metrics.began_reading(topic, sub.group)
             positions = self._positions.setdefault(sub.group, {})
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
@@ -291,8 +299,35 @@ class KafkaEventBus:
         for tp, position in positions.items():
             end = consumer.highwater(tp)
             if end is not None:
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition), group).set(
-                    max(end - position, 0))
+                self._show_lag(group, tp, end - position)
+
+    def _show_lag(self, group: str, tp: TopicPartition, lag: int) -> None:
+        self._lag_shown.setdefault(group, set()).add(tp)
+        self.metrics.consumer_lag.labels(tp.topic, str(tp.partition), group).set(max(lag, 0))
+
+    async def count_lag(self) -> None:
+        """Counts each group's lag on the partitions assigned to it here, from its committed
+        offset to the partition's end (one request a group, and one a partition the group has
+        not committed here yet), whatever its handler is doing: the count before a batch only
+        comes with a batch. Partitions no longer assigned here drop their series."""
+        for group, consumer in list(self._consumers.items()):
+            assigned = consumer.assignment()
+            done = self._positions.get(group, {})
+            for tp in self._lag_shown.get(group, set()) - assigned:
+                self._lag_shown[group].discard(tp)
+                with contextlib.suppress(KeyError):
+                    self.metrics.consumer_lag.remove(tp.topic, str(tp.partition), group)
+            try:
+                ends = await consumer.end_offsets(list(assigned)) if assigned else {}
+                for tp, end in ends.items():
+                    position = done.get(tp)
+                    if position is None and end > 0:
+                        position = await consumer.committed(tp)
+                        if position is None:
+                            position = (await consumer.beginning_offsets([tp]))[tp]
+                    self._show_lag(group, tp, end - (position or 0))
+            except KafkaError:
+                continue  # the consumer is restarting: its own warning says so
 
     @staticmethod
     async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:

@@ -32,14 +32,16 @@ Publish = Callable[[Sequence[Message]], Awaitable[None]]
 T = TypeVar("T")
 
 
-def _type_named(raw: bytes) -> str | None:
-    """The type a malformed envelope names, if it names one."""
+def _named(raw: bytes) -> dict[str, str]:
+    """The id, type and request id an envelope names as strings, however malformed the rest."""
     try:
         found = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return None
-    kind = found.get("type") if isinstance(found, dict) else None
-    return kind if isinstance(kind, str) else None
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {key: value for key in ("id", "type", "request_id")
+            if isinstance(value := found.get(key), str)}
 
 
 class EventProcessor:
@@ -71,7 +73,7 @@ class EventProcessor:
                     continue
                 self.registry.checked(envelope)
             except MalformedEvent as bad:
-                named = _type_named(msg.value)
+                named = _named(msg.value).get("type")
                 if types and named is not None and named not in types:
                     outcomes[i] = "skipped"
                     continue
@@ -100,6 +102,8 @@ class EventProcessor:
         for (topic, outcome), count in Counter(
                 (m.topic, o) for m, o in zip(messages, outcomes, strict=True)).items():
             self.metrics.events_consumed.labels(topic, group, outcome).inc(count)
+        for topic in {m.topic for m in messages}:
+            self.metrics.finished(topic, group)
         return outcomes
 
     async def _handle(self, envelope: Envelope) -> str | None:
@@ -149,9 +153,15 @@ class EventProcessor:
     async def _dead_letter(self, dead: Sequence[tuple[Message, str, str, int]]) -> None:
         out = []
         for msg, reason, detail, attempts in dead:
-            log.error("event dead-lettered", extra={
-                "group": self.sub.group, "topic": msg.topic, "offset": msg.offset,
-                "reason": reason, "detail": detail})
+            named = {key: value[:200] for key, value in _named(msg.value).items()}
+            token = request_id_var.set(named.get("request_id") or None)
+            try:
+                log.error("event dead-lettered", extra={
+                    "group": self.sub.group, "topic": msg.topic, "offset": msg.offset,
+                    "event_id": named.get("id"), "type": named.get("type"),
+                    "reason": reason, "detail": detail})
+            finally:
+                request_id_var.reset(token)
             headers = (
                 ("dlq.reason", reason.encode()), ("dlq.detail", detail[:2000].encode()),
                 ("dlq.group", self.sub.group.encode()), ("dlq.topic", msg.topic.encode()),
