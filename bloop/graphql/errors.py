@@ -1,18 +1,22 @@
 """Resolver errors, shaped like the HTTP API's problems: a `Problem` keeps its detail and gets its
 `code` and `status` as extensions, a store that is down reads `store_unavailable`, and anything
-else is logged and masked. A query refused by the limits (`refusal`) carries its `code` too;
-other errors in the query itself (syntax, validation, variables: those without a `path`) keep
-GraphQL's message and get 422 `validation_failed`, as the HTTP API's invalid requests do."""
+else is masked as 500 `internal_error` with the `request_id` (a request's first such error is
+logged with its traceback, the others counted in one line after it). A query refused by the
+limits (`refusal`) carries its `code` too; other errors in the query itself (syntax,
+validation, variables: those without a `path`) keep GraphQL's message and get 422
+`validation_failed`, as the HTTP API's invalid requests do."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
 from bloop.platform.kit.errors import Problem, StoreUnavailable, store_errors, unpaired_surrogate
+from bloop.platform.kit.logging import request_id_var
 
 log = logging.getLogger("bloop.graphql")
 
@@ -22,7 +26,8 @@ def _raised_by_a_resolver(error: GraphQLError) -> bool:
             and not isinstance(error.original_error, GraphQLError))
 
 
-def _problem(exc: BaseException) -> Problem:
+def _problem(exc: BaseException) -> Problem | None:
+    """The problem `exc` is; None when it is an unexpected error."""
     if isinstance(exc, Problem):
         return exc
     if (refused := unpaired_surrogate(exc)) is not None:
@@ -31,8 +36,7 @@ def _problem(exc: BaseException) -> Problem:
         if isinstance(exc, kind):
             log.warning("store unavailable", extra={"store": store, "error": repr(exc)})
             return StoreUnavailable(store)
-    log.error("unhandled error in a resolver", exc_info=exc)
-    return Problem("an unexpected error occurred", status=500, code="internal_error")
+    return None
 
 
 def in_the_query(error: GraphQLError) -> GraphQLError:
@@ -56,12 +60,28 @@ def refusal(message: str, code: str, limit: int, nodes: Any = None) -> GraphQLEr
 
 
 class ProblemErrors(MaskErrors):
+    """Made for each request."""
+
     def __init__(self) -> None:
         super().__init__(should_mask_error=_raised_by_a_resolver)
+        self.unexpected = 0
+
+    def on_operation(self) -> Iterator[None]:
+        yield from super().on_operation()
+        if self.unexpected > 1:
+            log.error("further unhandled errors in resolvers of this request",
+                      extra={"more": self.unexpected - 1})
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         assert error.original_error is not None
         problem = _problem(error.original_error)
+        if problem is None:
+            self.unexpected += 1
+            if self.unexpected == 1:
+                log.error("unhandled error in a resolver", exc_info=error.original_error)
+            rid = request_id_var.get()
+            problem = Problem("an unexpected error occurred", status=500, code="internal_error",
+                              extra={"request_id": rid} if rid else None)
         return GraphQLError(
             message=problem.detail, nodes=error.nodes, source=error.source,
             positions=error.positions, path=error.path, original_error=None,

@@ -14,10 +14,12 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 
+from bloop.graphql import outcomes
 from bloop.graphql.context import Context
 from bloop.graphql.schema import build_schema
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.errors import json_fault, problem_response, status_code_name
+from bloop.platform.kit.middleware import note_access
 from bloop.platform.services import Service
 
 PATH = "/graphql"
@@ -58,9 +60,16 @@ class ProblemGraphQLRouter(GraphQLRouter[Context, None]):
     async def execute_single(self, request: Any, request_adapter: Any, sub_response: Any,
                              context: Context, root_value: Any,
                              request_data: GraphQLRequestData) -> ExecutionResult:
+        """Runs the operation, counting its outcome and its errors (see `outcomes`), and names
+        the outcome and the operation in the access line: its HTTP status is 200 whatever
+        failed."""
         context.operation_name = request_data.operation_name
-        return await super().execute_single(request, request_adapter, sub_response, context,
-                                            root_value, request_data)
+        result = await super().execute_single(request, request_adapter, sub_response, context,
+                                              root_value, request_data)
+        found = outcomes.record(request.app.state.platform.metrics, result)
+        name = outcomes.operation_name(request_data.operation_name)
+        note_access(request.scope, graphql=found, **({"operation": name} if name else {}))
+        return result
 
     # Typed Any: the base's overloads (an HTTP request or a WebSocket) do not carry over.
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:

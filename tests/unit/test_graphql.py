@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -17,9 +18,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from graphql import GraphQLError, Source, get_introspection_query
+from strawberry.types import ExecutionResult
 
 from bloop.graphql.errors import in_the_query
 from bloop.graphql.fields import MAX_PAGE
+from bloop.graphql.outcomes import NAME_LENGTH, OTHER, code, operation_name, outcome
 from bloop.graphql.schema import build_schema
 from bloop.platform.app import create_app
 from bloop.platform.content import graphql as content_graphql
@@ -960,6 +963,127 @@ async def test_a_failing_store_is_an_error_in_the_result_not_a_500(
         assert error["path"] == ["concepts"]
         assert error["extensions"]["code"] == "internal_error"
         assert "secret" not in error["message"]
+
+
+def counted(app: FastAPI, name: str, **labels: str) -> float:
+    value = app.state.platform.metrics.registry.get_sample_value(name, labels)
+    return float(value or 0)
+
+
+def access_line(caplog: pytest.LogCaptureFixture) -> logging.LogRecord:
+    [line] = [r for r in caplog.records if r.name == "bloop.http" and r.getMessage() == "request"]
+    return line
+
+
+async def broken_concepts(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(tenant: str, **_: object) -> None:
+        raise RuntimeError("no such table: concepts")
+
+    monkeypatch.setattr(content_service(app).repo, "page_concepts", broken)
+
+
+async def test_a_resolver_failing_inside_is_counted_and_names_the_request(
+        start: Start, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Before, such a request was only a 200 in the metrics and the access line, and its error
+    bore no request id."""
+    caplog.set_level(logging.INFO)
+    async with start(seed=False) as (app, client):
+        await broken_concepts(app, monkeypatch)
+        caplog.clear()
+        r = await client.post("/graphql", json={
+            "query": 'query Concepts { concepts(tenant: "demo") { items { name } } }',
+            "operationName": "Concepts"}, headers={"X-Request-ID": "report-7"})
+        assert r.status_code == 200
+        [error] = r.json()["errors"]
+        assert error["extensions"] == {"code": "internal_error", "status": 500,
+                                       "request_id": "report-7"}
+        assert r.headers["x-request-id"] == "report-7"
+        assert counted(app, "bloop_graphql_errors_total", code="internal_error") == 1
+        assert counted(app, "bloop_graphql_operations_total", outcome="failed") == 1
+        line = access_line(caplog)
+        assert (line.status, line.graphql, line.operation) == (  # type: ignore[attr-defined]
+            200, "failed", "Concepts")
+
+
+async def test_fields_failing_inside_log_one_traceback_a_request(
+        start: Start, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Before, each alias logged its own traceback: 30 for this one request."""
+    async with start(seed=False) as (app, client):
+        await broken_concepts(app, monkeypatch)
+        caplog.clear()
+        aliases = " ".join(f'a{i}: concepts(tenant: "demo", first: 5) {{ items {{ name }} }}'
+                           for i in range(30))
+        body = await query(client, "{ " + aliases + " }")
+        assert len(body["errors"]) == 30
+        logged = [r for r in caplog.records if r.name == "bloop.graphql"]
+        assert [(r.getMessage(), r.exc_info is not None, getattr(r, "more", None))
+                for r in logged] == [
+            ("unhandled error in a resolver", True, None),
+            ("further unhandled errors in resolvers of this request", False, 29)]
+        assert counted(app, "bloop_graphql_errors_total", code="internal_error") == 30
+
+
+async def test_refusals_inside_graphql_are_counted_by_their_code(
+        start: Start, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with start(signed_in=False) as (app, client):
+        learner = await member(app, client, tenant="demo", roles=("learner",))
+        stranger = await member(app, client, tenant="acme", roles=("learner",))
+
+        async def ask(headers: dict[str, str], text: str, name: str | None = None) -> Json:
+            caplog.clear()
+            r = await client.post("/graphql", json={"query": text, "operationName": name},
+                                  headers=headers)
+            assert r.status_code == 200, r.text
+            body: Json = r.json()
+            return body
+
+        body = await ask(learner, 'query Page { published: courses(tenant: "demo") { next } '
+                                  'drafts: courses(tenant: "demo", status: DRAFT) { next } }',
+                         "Page")
+        assert body["errors"][0]["extensions"] == {"code": "missing_role", "status": 403}
+        assert counted(app, "bloop_graphql_errors_total", code="missing_role") == 1
+        assert counted(app, "bloop_graphql_operations_total", outcome="partial") == 1
+        assert access_line(caplog).graphql == "partial"  # type: ignore[attr-defined]
+
+        await ask(stranger, '{ courses(tenant: "demo") { next } }')
+        await ask(learner, '{ concepts(tenant: "demo", first: 0) { next } }')
+        await ask(learner, "{ courses(tenant: ")  # no query: refused before it runs
+        assert counted(app, "bloop_graphql_errors_total", code="wrong_tenant") == 1
+        assert counted(app, "bloop_graphql_errors_total", code="validation_failed") == 2
+        assert counted(app, "bloop_graphql_operations_total", outcome="failed") == 3
+
+        name = "A" * 100 + "_9"
+        await ask(learner, f'query {name} {{ tenant(id: "demo") {{ id }} }}', name)
+        assert counted(app, "bloop_graphql_operations_total", outcome="ok") == 1
+        line = access_line(caplog)
+        assert (line.graphql, line.operation) == ("ok", "A" * 64)  # type: ignore[attr-defined]
+
+
+def test_an_operation_name_is_logged_cut_short_and_only_when_it_is_a_name() -> None:
+    assert operation_name("Page_2") == "Page_2"
+    assert operation_name("A" * 100) == "A" * NAME_LENGTH
+    for sent in (None, "", "not a name", "Page\n{\"x\": 1}"):
+        assert operation_name(sent) is None
+
+
+def test_an_error_code_outside_the_known_ones_is_counted_as_other() -> None:
+    assert code(GraphQLError("x", extensions={"code": "missing_role"})) == "missing_role"
+    for extensions in ({"code": "made_up_by_a_remote"}, {"code": ["x"]}, None):
+        assert code(GraphQLError("x", extensions=extensions)) == OTHER
+
+
+def test_an_operation_fails_when_every_field_is_null_by_its_error() -> None:
+    def error(*path: str) -> GraphQLError:
+        return GraphQLError("x", path=list(path))
+
+    assert outcome(ExecutionResult(data={"a": 1}, errors=None)) == "ok"
+    assert outcome(ExecutionResult(data=None, errors=[GraphQLError("x")])) == "failed"
+    assert outcome(ExecutionResult(data={"a": None, "b": None},
+                                   errors=[error("a"), error("b", "items", "0")])) == "failed"
+    # a field null without an error of its own (nothing found) answered
+    assert outcome(ExecutionResult(data={"a": None, "b": None}, errors=[error("b")])) == "partial"
+    assert outcome(ExecutionResult(data={"a": {"b": None}}, errors=[error("a", "b")])) == "partial"
 
 
 BLOCKS = """

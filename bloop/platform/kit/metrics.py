@@ -1,5 +1,5 @@
-"""Prometheus metrics of one process: requests, events, consumer lag, and the process's own
-(memory, open files, CPU, start time, garbage collection)."""
+"""Prometheus metrics of one process: requests, GraphQL outcomes, events, consumer lag, and the
+process's own (memory, open files, CPU, start time, garbage collection)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ class Metrics:
             "bloop_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
             registry=r, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
                                  10, 30, 60),  # uploads, publications to FerretDB, streams
+        )
+        self.graphql_operations = Counter(
+            "bloop_graphql_operations_total", "GraphQL operations run, by outcome (ok: no errors, "
+            "partial: data beside errors, failed: no data or every field null by its error)",
+            ["outcome"], registry=r,
+        )
+        self.graphql_errors = Counter(
+            "bloop_graphql_errors_total", "Errors in GraphQL answers, by their code",
+            ["code"], registry=r,
         )
         self.events_published = Counter(
             "bloop_events_published_total", "Events published", ["topic", "type"], registry=r

@@ -32,6 +32,7 @@ _PAGE_HEADERS = ((b"content-security-policy", b"frame-ancestors 'none'"),
                  (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"))
 """A page (the landing page, GraphiQL's sign-in, the API docs' Authorize) is never framed by
 another site, and GraphiQL's address, which holds the query, is not sent on."""
+_ACCESS_FIELDS = "bloop.access_fields"
 
 
 def _safety(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -49,6 +50,11 @@ def _logged(path: str | None) -> str | None:
     if path is None or len(path) <= LOGGED_PATH:
         return path
     return f"{path[:LOGGED_PATH]}…(+{len(path) - LOGGED_PATH})"
+
+
+def note_access(scope: Scope, **fields: str) -> None:
+    """Adds `fields` to the access line of the request of `scope` (each a bounded value)."""
+    scope.setdefault(_ACCESS_FIELDS, {}).update(fields)
 
 
 def client_ip(request: Request) -> str:
@@ -164,5 +170,6 @@ class RequestContextMiddleware:
             if template not in _UNLOGGED and not (template == "/readyz" and status == 200):
                 log.info("request", extra={"method": method, "path": _logged(scope.get("path")),
                                            "route": template, "status": status,
-                                           "ms": round(elapsed * 1000, 2)})
+                                           "ms": round(elapsed * 1000, 2),
+                                           **scope.get(_ACCESS_FIELDS, {})})
             request_id_var.reset(token)
