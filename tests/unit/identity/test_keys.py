@@ -1,4 +1,6 @@
-"""The signing-key ring: rotation, publication until the last token expires, verification."""
+"""The signing-key ring: rotation, publication until the last token expires, verification;
+access tokens between hosts whose clocks differ by up to `clock_leeway_s`: taken that long
+before they were issued and after they expired, and refused as long as a revocation must."""
 
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ from bloop.platform.kit.sqlite import SqliteDB
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
 
     def __call__(self) -> float:
         return self.now
@@ -38,10 +40,10 @@ async def store(tmp_path: Path) -> AsyncIterator[EmbeddedSigningKeys]:
     await db.close()
 
 
-def principal(expires_at: float) -> Principal:
+def principal(expires_at: float, session_id: str = "s1") -> Principal:
     return Principal(user_id="u1", tenant="acme", roles=frozenset({"learner"}),
                      scopes=frozenset({"profile"}), token_id=uuid.uuid4().hex,
-                     session_id="s1", expires_at=int(expires_at))
+                     session_id=session_id, expires_at=int(expires_at))
 
 
 @pytest.mark.parametrize("algorithm", ["EdDSA", "ES256"])
@@ -197,3 +199,61 @@ async def test_a_wall_clock_set_back_does_not_hold_off_reading_new_keys(
     await a.public_key(second.kid)
     await asyncio.sleep(0.05)
     assert keys.reads == reads + 1  # re-read every refresh_s, whatever the wall clock says
+
+
+async def test_a_token_from_an_issuer_ahead_is_taken_within_the_leeway(
+        store: EmbeddedSigningKeys) -> None:
+    settings = AuthSettings()
+    assert settings.clock_leeway_s == 30
+    verifier = TokenVerifier(settings, MemoryCache())
+    for ahead, taken in ((20, True), (45, False)):
+        ring = KeyRing(store, settings, clock=Clock(time.time() + ahead))
+        verifier.use_keys(ring)
+        token = await ring.mint(principal(time.time() + ahead + 900))
+        if taken:
+            assert (await verifier.verify(token)).user_id == "u1"
+        else:
+            with pytest.raises(Unauthenticated) as refused:
+                await verifier.verify(token)
+            assert refused.value.code == "token_not_yet_valid"
+
+
+async def test_the_leeway_holds_past_expiry_too(store: EmbeddedSigningKeys) -> None:
+    ring = KeyRing(store, AuthSettings(), clock=lambda: time.time() - 900)
+    token = await ring.mint(principal(time.time() - 20))
+    verifier = TokenVerifier(AuthSettings(), MemoryCache())
+    verifier.use_keys(ring)
+    assert (await verifier.verify(token)).user_id == "u1"
+    assert (await verifier.verify(token)).user_id == "u1"  # remembered
+    strict = TokenVerifier(AuthSettings(clock_leeway_s=10), MemoryCache())
+    strict.use_keys(ring)
+    with pytest.raises(Unauthenticated) as refused:
+        await strict.verify(token)
+    assert refused.value.code == "token_expired"
+
+
+async def test_a_revoked_token_is_refused_while_a_host_behind_would_still_take_it(
+        store: EmbeddedSigningKeys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token revoked now, checked on a host whose clock is the leeway behind this one, just
+    before that host takes it as expired: its mark, and its session's, are still there."""
+    settings = AuthSettings()
+    leeway = settings.clock_leeway_s
+    ring = KeyRing(store, settings)
+    marks = Clock(0.0)
+    verifier = TokenVerifier(settings, MemoryCache(clock=marks))
+    verifier.use_keys(ring)
+    now = time.time()
+    revoked = principal(now + settings.access_ttl_s)
+    same_session = principal(now + settings.access_ttl_s)
+    tokens = [await ring.mint(p) for p in (revoked, same_session)]
+    for token in tokens:
+        assert (await verifier.verify(token)).user_id == "u1"
+    await verifier.revoke(revoked)
+
+    elapsed = settings.access_ttl_s + 2 * leeway - 1
+    marks.now += elapsed
+    monkeypatch.setattr(time, "time", lambda: now + elapsed - leeway)
+    for token in tokens:
+        with pytest.raises(Unauthenticated) as refused:
+            await verifier.verify(token)
+        assert refused.value.code == "token_revoked"

@@ -652,18 +652,25 @@ async def test_due_reviews_come_a_page_at_a_time(running: tuple[
     assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
-async def test_graphql_due_reviews_come_a_page_at_a_time(running: tuple[
-        FastAPI, httpx.AsyncClient]) -> None:
-    """Before, `myDueReviews` answered the 50 most overdue cards and no more, with no cursor."""
-    app, client = running
+async def pupil_with_cards_due(app: FastAPI, client: httpx.AsyncClient,
+                               count: int) -> dict[str, str]:
+    """A learner's headers, with `count` cards of a lesson they completed due."""
     await python_course(app, client)
-    for n in range(7):
+    for n in range(count):
         r = await client.post(f"{BASE}/concepts/variables/cards",
                               json={"front": f"Question {n}?", "back": f"Answer {n}."})
         assert r.status_code == 201, r.text
     pupil = await learner(app, client)
     await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
                       headers=pupil)
+    return pupil
+
+
+async def test_graphql_due_reviews_come_a_page_at_a_time(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Before, `myDueReviews` answered the 50 most overdue cards and no more, with no cursor."""
+    app, client = running
+    pupil = await pupil_with_cards_due(app, client, 7)
     due = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
     text = """query ($after: String) {
         myDueReviews(tenant: "acme", first: 3, after: $after) { items { cardId version } next }
@@ -684,14 +691,7 @@ async def test_an_empty_after_is_the_first_page_of_due_reviews_as_of_every_list(
     """Before, `…/me/reviews/due?after=` and `myDueReviews(after: "")` were 422 `bad_cursor`,
     where every other list answered its first page."""
     app, client = running
-    await python_course(app, client)
-    for n in range(3):
-        r = await client.post(f"{BASE}/concepts/variables/cards",
-                              json={"front": f"Question {n}?", "back": f"Answer {n}."})
-        assert r.status_code == 201, r.text
-    pupil = await learner(app, client)
-    await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
-                      headers=pupil)
+    pupil = await pupil_with_cards_due(app, client, 3)
     first = (await client.get(f"{BASE}/me/reviews/due", params={"limit": 2},
                               headers=pupil)).json()
     assert len(first["items"]) == 2
