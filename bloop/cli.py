@@ -176,19 +176,25 @@ def _run_to_end(application: FastAPI, work: Callable[[FastAPI], Awaitable[T]]) -
 
 def _until_done(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Runs `work` to its end; a store that is down ends the command with one line."""
-    from bloop.platform.kit.errors import StoreUnavailable, is_store_down
+    from bloop.platform.kit.errors import StoreUnavailable, disk_unavailable, is_store_down
 
     try:
         return asyncio.run(work())
     except Exception as exc:
         if not is_store_down(exc):
             raise
-        if isinstance(exc, StoreUnavailable) and exc.extra.get("store") == "sqlite":
+        down = disk_unavailable(exc) or exc
+        local = down if isinstance(down, StoreUnavailable) \
+            and str(down.extra.get("store", "")).startswith(("sqlite", "disk")) else None
+        if local is None:
+            typer.echo(f"bloop: a store is down ({type(exc).__name__}); start it, or check its "
+                       "URL in the settings", err=True)
+        elif local.reason == "database is locked":
             typer.echo("bloop: a store is down (a file under BLOOP_DATA_DIR is locked by another "
                        "process); try again once it is done", err=True)
         else:
-            typer.echo(f"bloop: a store is down ({type(exc).__name__}); start it, or check its "
-                       "URL in the settings", err=True)
+            typer.echo(f"bloop: a store is down ({local.extra['store']}: {local.reason}); free "
+                       "space or check the files under BLOOP_DATA_DIR", err=True)
         raise typer.Exit(1) from None
 
 

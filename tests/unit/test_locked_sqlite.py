@@ -54,7 +54,7 @@ async def test_a_route_needing_a_write_lock_held_elsewhere_answers_503_and_write
             assert r.status_code == 503, r.text
             assert r.headers["content-type"] == "application/problem+json"
             assert int(r.headers["Retry-After"]) > 0
-            assert (r.json()["code"], r.json()["store"]) == ("store_unavailable", "sqlite")
+            assert (r.json()["code"], r.json()["store"]) == ("store_unavailable", "sqlite:content")
             r = await c.post("/graphql", json={"query": '{ course(tenant: "acme", id: "py")'
                                                         " { title } }"})
             assert r.json()["data"]["course"]["title"] == "Python", "reads go on"

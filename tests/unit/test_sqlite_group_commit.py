@@ -4,6 +4,7 @@ them on a thread of their own."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import threading
 import time
@@ -244,7 +245,8 @@ def unavailable(exc: BaseException) -> None:
     """`exc` is the sqlite store being unavailable (a 503 on a route, a wait in a consumer),
     caused by SQLite's own busy error."""
     assert isinstance(exc, StoreUnavailable), repr(exc)
-    assert (exc.status, exc.extra, "Retry-After" in exc.headers) == (503, {"store": "sqlite"}, True)
+    assert (exc.status, "Retry-After" in exc.headers) == (503, True)
+    assert re.fullmatch(r"sqlite:\w+", exc.extra["store"]), exc.extra  # named as its file is
     assert isinstance(exc.__cause__, sqlite3.OperationalError)
     assert exc.__cause__.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 

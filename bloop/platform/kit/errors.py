@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -68,6 +70,7 @@ class StoreUnavailable(Problem):
     status, code = 503, "store_unavailable"
 
     def __init__(self, store: str, reason: str = "", retry_after_s: int = 5) -> None:
+        self.reason = reason
         super().__init__(
             f"the {store} store is unavailable, try again shortly"
             + (f" ({reason})" if reason else ""),
@@ -158,8 +161,22 @@ def unpaired_surrogate(exc: BaseException) -> Problem | None:
     return None
 
 
+# A file write the disk refused: full, over quota, failing, or remounted read-only.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def disk_unavailable(exc: BaseException) -> StoreUnavailable | None:
+    """A file the disk would not take (spooled uploads, media files, an import's folder) as the
+    `disk` store being unavailable: a 503 with Retry-After, as a full SQLite file is."""
+    if not isinstance(exc, OSError) or exc.errno not in DISK_ERRNOS:
+        return None
+    unavailable = StoreUnavailable("disk", os.strerror(exc.errno).lower())
+    unavailable.__cause__ = exc
+    return unavailable
+
+
 def is_store_down(exc: BaseException) -> bool:
-    return isinstance(exc, (StoreUnavailable, *store_errors()))
+    return isinstance(exc, (StoreUnavailable, *store_errors())) or disk_unavailable(exc) is not None
 
 
 def _store_down_handler(store: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
@@ -260,6 +277,10 @@ def unexpected_response(exc: Exception, path: str) -> JSONResponse:
     body names the request id, so a person's report can be matched with the log."""
     if (refused := unpaired_surrogate(exc)) is not None:
         return problem_response(refused.status, refused.code, refused.detail, instance=path)
+    if (down := disk_unavailable(exc)) is not None:
+        log.warning("the disk refused a file", extra={"path": path, "error": repr(exc)})
+        return problem_response(down.status, down.code, down.detail, instance=path,
+                                extra=down.extra, headers=down.headers)
     log.exception("unhandled error", extra={"path": path}, exc_info=exc)
     rid = request_id_var.get()
     return problem_response(500, "internal_error", "an unexpected error occurred",

@@ -11,10 +11,12 @@ on the reader thread. While another process holds the write lock, the group trie
 little later instead of holding the loop.
 
 A lock held elsewhere for longer than that wait (a CLI command or a backup tool beside the
-server) fails the call as StoreUnavailable("sqlite"), whether it met the lock beginning a
+server) fails the call as StoreUnavailable("sqlite:<name>"), whether it met the lock beginning a
 transaction or in a `run` call: a 503 with Retry-After on a route, a wait in a consumer or a
-relay, as any store that is down. What it had written is rolled back whole. Every other SQLite
-error reaches the caller as it was raised.
+relay, as any store that is down. What it had written is rolled back whole. So does a file SQLite
+cannot write or read (a full disk, an I/O error, a read-only or vanished file, a damaged
+database: `_unusable`), and `ping` reports the store down until FAILED_DOWN_S have passed
+without another such failure. Every other SQLite error reaches the caller as it was raised.
 
 `run` calls go to a thread with a connection of its own, so a long read never holds the loop;
 each sees every transaction committed before it started. (An in-memory database is a single
@@ -35,6 +37,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -56,6 +59,10 @@ CHECKPOINT_WAIT_MS = 100  # how long a TRUNCATE checkpoint waits for readers, ho
 WAL_TRUNCATE_BYTES = 4 * 1024 * 1024  # a WAL past this after a checkpoint is emptied
 LOCK_WAIT_S = 5.0  # how long a commit group waits for another process's write lock
 BUSY_TIMEOUT_MS = 5000  # how long a `run` call waits for a lock held elsewhere
+# How long `ping` reports a store down after a call last failed on its file (`_unusable`). A read
+# does not see a full disk, and a commit that succeeds does not prove it has room again (an
+# update in place, a WAL that starts over needs none): the calls' failures are the signal.
+FAILED_DOWN_S = 30.0
 
 
 _HEADER = b"SQLite format 3\x00"
@@ -124,6 +131,9 @@ class SqliteDB:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self._memory = self.path == ":memory:"
+        # The store's name in a 503 and in /readyz (`sqlite:content` for content.sqlite3).
+        self.store = "sqlite" if self._memory else f"sqlite:{Path(self.path).stem}"
+        self._failed: tuple[float, str] | None = None  # when a call last met `_unusable`, why
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._closed = False
@@ -240,6 +250,14 @@ class SqliteDB:
             return
         for call in group:
             self._run_unit(conn, call)
+            if not conn.in_transaction:
+                # SQLite rolled the whole transaction back itself (it may on a full disk or an
+                # I/O error): what the group's other units wrote is gone too.
+                lost = call.error or sqlite3.OperationalError("the transaction was rolled back")
+                for other in group:
+                    other.error = other.error or lost
+                self._resolve(group)
+                return
         merged: dict[object, tuple[Flush, list[Any]]] = {}
         for call in group:
             for key, (flush, rows) in (call.rows or {}).items():
@@ -279,7 +297,7 @@ class SqliteDB:
             call.rows = None
         finally:
             self._unit = None
-        taken = not conn.savepoint_due
+        taken = not conn.savepoint_due and conn.in_transaction
         conn.savepoint_due = False
         if taken and call.error is not None:
             conn.execute("ROLLBACK TO unit")
@@ -377,7 +395,28 @@ class SqliteDB:
         self._resolve(calls)
 
     async def ping(self) -> None:
-        await self.run(lambda c: c.execute("SELECT 1").fetchone())
+        """Raises while the store is not usable: its file cannot be read, or a call failed on it
+        (`_unusable`) less than FAILED_DOWN_S ago. A lock held elsewhere is not the store being
+        down."""
+        await self.run(lambda c: c.execute("PRAGMA schema_version").fetchone())
+        if (failed := self._failed_lately()) is not None:
+            raise StoreUnavailable(self.store, failed)
+
+    def _failed_lately(self) -> str | None:
+        """Why a call last failed on the store's file, if less than FAILED_DOWN_S ago."""
+        if self._failed is None or time.monotonic() - self._failed[0] >= FAILED_DOWN_S:
+            return None
+        return f"{self._failed[1]}, {time.monotonic() - self._failed[0]:.0f}s ago"
+
+    def _failing(self, error: BaseException) -> None:
+        """Notes a call that failed on the store's file; logged once for a run of such failures
+        less than FAILED_DOWN_S apart, at ERROR where the file is damaged (an operator must
+        restore it)."""
+        if self._failed_lately() is None:
+            level = logging.ERROR if _damaged(error) else logging.WARNING
+            log.log(level, "the store's file cannot be used; the store is unavailable",
+                    extra={"store": self.store, "path": self.path, "error": repr(error)})
+        self._failed = (time.monotonic(), str(error))
 
     async def close(self) -> None:
         if self._closed:
@@ -394,7 +433,8 @@ class SqliteDB:
 
     def _resolve(self, calls: list[_Call], after: Sequence[Hook] = ()) -> None:
         """Answers each call: its result, or its error, where a lock held elsewhere past the
-        wait is the store being unavailable. Every answer goes through here."""
+        wait, or a file SQLite cannot use, is the store being unavailable. Every answer goes
+        through here."""
         for hook in after:
             try:
                 hook()
@@ -411,7 +451,12 @@ class SqliteDB:
                     logged.add(id(call.error))
                     log.warning("a lock held elsewhere outlasted the wait; the store is "
                                 "unavailable", extra={"path": self.path, "error": repr(call.error)})
-                unavailable = StoreUnavailable("sqlite", "database is locked")
+                unavailable = StoreUnavailable(self.store, "database is locked")
+                unavailable.__cause__ = call.error
+                call.future.set_exception(unavailable)
+            elif _unusable(call.error):
+                self._failing(call.error)
+                unavailable = StoreUnavailable(self.store, str(call.error))
                 unavailable.__cause__ = call.error
                 call.future.set_exception(unavailable)
             else:
@@ -460,3 +505,24 @@ def _busy(exc: BaseException) -> bool:
     return (isinstance(exc, sqlite3.OperationalError)
             and getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY)
 
+
+# The file cannot be written or read: a full disk (or quota), an I/O error, a read-only or
+# vanished file or folder; and a damaged file, or one that is no database, which needs an operator.
+_DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+_UNUSABLE = _DAMAGED | {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY,
+                        sqlite3.SQLITE_CANTOPEN}
+
+
+def _code(exc: BaseException) -> int:
+    """SQLite's primary result code of `exc` (0 for an error that is not SQLite's)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF if isinstance(exc, sqlite3.Error) else 0
+
+
+def _unusable(exc: BaseException) -> bool:
+    """SQLITE_FULL, _IOERR, _READONLY, _CANTOPEN, _CORRUPT or _NOTADB, with any of their extended
+    codes: the store's file, not the statement, is at fault."""
+    return _code(exc) in _UNUSABLE
+
+
+def _damaged(exc: BaseException) -> bool:
+    return _code(exc) in _DAMAGED

@@ -5,7 +5,10 @@ refused upload leaves the store and the disk as they were."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
+import os
+import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -879,3 +882,51 @@ async def test_a_media_block_shows_media_of_the_tenant_of_a_kind_it_shows(
         *shown, {"type": "file", "media": image["id"]}]})
     assert (r.status_code, r.json()["code"]) == (422, "unknown_media"), r.text
     assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+
+
+async def test_a_full_disk_answers_503_and_keeps_nothing(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spool's disk full as the bytes arrive: the disk is a store that is unavailable (503
+    with Retry-After, as a full SQLite file is), and neither a record nor a file is left."""
+    from bloop.platform.content.media import service as media_service
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = await snapshot(app)
+    monkeypatch.setattr(media_service._Spool, "write", full)
+    r = await upload(client, s.png(), "image/png", "dot.png")
+    assert r.status_code == 503, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert int(r.headers["Retry-After"]) > 0
+    assert (r.json()["code"], r.json()["store"]) == ("store_unavailable", "disk")
+    assert await snapshot(app) == before
+
+    monkeypatch.undo()
+    assert (await upload(client, s.png(), "image/png", "dot.png")).status_code == 201
+
+
+async def test_media_bytes_copied_onto_a_full_disk_leave_no_part_behind(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Placing the bytes from the spool on another file system (a copy) meets a full disk."""
+    replace, copy = os.replace, shutil.copyfile
+
+    def elsewhere(source: Path, target: Path) -> None:
+        if "media" not in Path(target).parts:
+            replace(source, target)
+            return
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def full(source: Path, target: Path) -> None:
+        if "media" not in Path(target).parts:
+            copy(source, target)
+            return
+        Path(target).write_bytes(b"part")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = await snapshot(app)
+    monkeypatch.setattr(os, "replace", elsewhere)
+    monkeypatch.setattr(shutil, "copyfile", full)
+    r = await upload(client, s.png(), "image/png", "dot.png")
+    assert (r.status_code, r.json()["store"]) == (503, "disk")
+    assert await snapshot(app) == before

@@ -4,6 +4,7 @@ problem naming the file and nothing kept; and an import failing at its last step
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -552,4 +553,21 @@ async def test_a_failed_import_whose_media_cannot_be_deleted_leaves_its_hold_for
     uploads.clock = lambda: datetime.now(UTC) + timedelta(days=2)
     assert await uploads.sweep() == 1  # the hold, kept: the sweep deletes the media
     assert (await state(app))[:2] == ([], [])
+    assert await holds(app) == []
+
+
+async def test_a_full_disk_while_the_files_arrive_answers_503_and_keeps_nothing(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bloop.platform.content.uploads import form
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = await state(app)
+    monkeypatch.setattr(form._File, "write", full)
+    r = await client.post(UPLOAD, files=files(("loops.md", s.MARKDOWN, "text/markdown")))
+    assert r.status_code == 503, r.text
+    assert (r.json()["code"], r.json()["store"]) == ("store_unavailable", "disk")
+    assert int(r.headers["Retry-After"]) > 0
+    assert await state(app) == before
     assert await holds(app) == []

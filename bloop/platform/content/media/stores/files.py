@@ -68,7 +68,11 @@ class FileMediaStore:
             try:
                 os.replace(source, target)
             except OSError:  # another file system: copy, then let the caller drop `source`
-                shutil.copyfile(source, target)
+                try:
+                    shutil.copyfile(source, target)
+                except BaseException:  # a full disk: no part of a file is left behind
+                    target.unlink(missing_ok=True)
+                    raise
 
         def write(c: sqlite3.Connection) -> MediaInfo:
             held = c.execute(
