@@ -525,7 +525,7 @@ class Query:
            "course's last published title), ignoring case, `first` of them after the cursor "
            "`after`")
     async def courses(self, info: Info, tenant: Slug,
-                      status: CourseStatusFilter = CourseStatusFilter.PUBLISHED, first: int = 100,
+                      status: CourseStatusFilter = CourseStatusFilter.PUBLISHED, first: int = 50,
                       after: str | None = None) -> Page[Course] | None:
         me = _reader(info, tenant)
         if status is not CourseStatusFilter.PUBLISHED and not me.has_any(STAFF):
