@@ -90,3 +90,11 @@ def test_a_plain_line_cannot_be_broken_or_recoloured_by_a_value() -> None:
     assert "\u2028" not in line
     assert "path=/v1/x\\x0a2026-12-06 23:00:00,000 ERROR bloop.auth \\x1b[31mforged\\u2028" in line
 
+
+def test_a_plain_line_is_not_shown_reordered_by_a_value() -> None:
+    """A right-to-left override (U+202E) in a path made a terminal show the line's end first."""
+    turned = record()
+    turned.path = "/v1/\u202egnp.txt\u2066x\u2069\u200f"
+    line = PlainFormatter().format(turned)
+    assert "path=/v1/\\u202egnp.txt\\u2066x\\u2069\\u200f" in line
+

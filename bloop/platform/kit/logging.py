@@ -43,8 +43,10 @@ class JsonFormatter(logging.Formatter):
 
 # Line breaks and terminal controls a client can put in a logged value (a path, a header):
 # written as they are, they would start a forged line or recolour the terminal.
+# Bidirectional marks and overrides (U+202E) would show a line's text in another order.
 _CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7f, 0xa0)]} | {
-    0x2028: "\\u2028", 0x2029: "\\u2029"}
+    c: f"\\u{c:04x}" for c in [0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F),
+                                *range(0x2066, 0x206A)]}
 
 
 def one_line(value: object) -> str:
