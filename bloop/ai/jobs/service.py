@@ -42,6 +42,7 @@ from bloop.platform.kit.settings import AiSettings
 from bloop.platform.kit.times import json_time
 from bloop.platform.kit.urls import (
     USERINFO_PROBLEM,
+    AddressProblem,
     has_userinfo,
     http_url_problem,
     masked_url,
@@ -187,11 +188,13 @@ class JobService:
         if own and eff.provider != "offline" and has_userinfo(own):
             return dataclasses.replace(eff, refused=USERINFO_REFUSED)  # stored before the check
         if own and eff.provider != "offline" and http_url_problem(own) is None:
-            return dataclasses.replace(eff, refused=await self._private(own))
+            refused = await self._private(own)
+            return dataclasses.replace(eff, refused=None if refused is None else refused.why)
         return eff
 
-    async def _private(self, base_url: str) -> str | None:
-        """Why a tenant's own `base_url` is refused: one inside the network, unless allowed."""
+    async def _private(self, base_url: str) -> AddressProblem | None:
+        """Why a tenant's own `base_url` is refused: one inside the network, unless allowed,
+        or one whose host does not resolve."""
         if self.settings.tenant_private_addresses:
             return None
         return await private_address_problem(base_url)
@@ -224,8 +227,9 @@ class JobService:
                           code="credentials_in_url", extra={"field": "base_url"})
         problem = None if config.base_url is None else await self._private(config.base_url)
         if problem is not None:
-            raise Problem(f"the base_url {config.base_url!r} may not be used: {problem}",
-                          status=422, code="private_address")
+            raise Problem(f"the base_url {config.base_url!r} may not be used: {problem.why}",
+                          status=422, code="host_unresolved" if problem.unresolved
+                          else "private_address")
         await self.store.put_config(tenant, config,
                                     keep_api_key="api_key" not in config.model_fields_set)
         return await self.config_view(tenant)

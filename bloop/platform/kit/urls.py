@@ -8,7 +8,7 @@ import asyncio
 import ipaddress
 import re
 import socket
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import httpx
 from pydantic import AfterValidator, ValidationInfo
@@ -76,7 +76,13 @@ HttpUrlText = Annotated[str, WEB_ADDRESS]
 """An absolute http(s) address, kept as written."""
 
 
-async def private_address_problem(value: str, *, unresolved_ok: bool = False) -> str | None:
+class AddressProblem(NamedTuple):
+    why: str
+    unresolved: bool  # the host's name does not resolve (rather than naming a private address)
+
+
+async def private_address_problem(value: str, *, unresolved_ok: bool = False
+                                  ) -> AddressProblem | None:
     """Why the http(s) address `value` is not for a server on the public internet (its host
     is, or resolves to, this machine, a private or link-local network, or an address reserved
     for no host), or None. Checked when given and again before use, since a name's addresses
@@ -87,10 +93,11 @@ async def private_address_problem(value: str, *, unresolved_ok: bool = False) ->
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        return None if unresolved_ok else f"its host {host!r} cannot be resolved ({exc})"
+        return None if unresolved_ok else AddressProblem(
+            f"its host {host!r} cannot be resolved ({exc})", unresolved=True)
     for *_, address in infos:
         ip = ipaddress.ip_address(str(address[0]).split("%", 1)[0])
         if not ip.is_global:
-            return (f"its host {host!r} is {ip}, an address of this machine or a private "
-                    "network")
+            return AddressProblem(f"its host {host!r} is {ip}, an address of this machine or "
+                                  "a private network", unresolved=False)
     return None

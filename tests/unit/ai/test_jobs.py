@@ -996,6 +996,10 @@ async def test_a_tenant_admin_s_base_url_inside_the_network_is_refused(
         with pytest.raises(Problem) as refused:
             await rig.service.configure("acme", own.model_copy(update={"base_url": address}))
         assert refused.value.code == "private_address"
+    with pytest.raises(Problem) as refused:  # a name that resolves nowhere is no private address
+        await rig.service.configure("acme", own.model_copy(
+            update={"base_url": "https://llm.invalid/v1"}))
+    assert (refused.value.status, refused.value.code) == (422, "host_unresolved")
     assert await rig.service.store.get_config("acme") is None
     await rig.service.store.put_config("acme", own)  # stored before the check
     job = await rig.ask("summary")

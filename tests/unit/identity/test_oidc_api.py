@@ -554,6 +554,19 @@ async def test_a_provider_inside_the_network_is_refused(
     refused(r, 502, "private_address")
 
 
+async def test_a_provider_whose_host_does_not_resolve_is_unavailable_not_private(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    """It answered 502 `private_address`, which sent the admin looking for a network rule."""
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.discovery_override = {"authorization_endpoint": "https://idp.invalid/auth"}
+    try:
+        r = await client.get("/v1/tenants/acme/oidc/google/login")
+    finally:
+        idp.discovery_override = {}
+    refused(r, 502, "oidc_provider_unavailable")
+
+
 @pytest.mark.parametrize(("endpoint", "address"), [
     ("authorization_endpoint", "https://idp.example/auth\x1f"),
     ("token_endpoint", "https://idp.example:99999/token"),

@@ -32,8 +32,11 @@ async def check_url(settings: OidcSettings, url: str, *, at_use: bool = True,
     if loopback_allowed or settings.private_addresses:
         return
     private = await private_address_problem(url, unresolved_ok=not at_use)
+    if private is not None and private.unresolved:
+        raise refuse(f"the provider's address {url!r} cannot be reached: {private.why}",
+                     invalid, status)
     if private is not None:
-        raise refuse(f"the provider's address {url!r} may not be used: {private}",
+        raise refuse(f"the provider's address {url!r} may not be used: {private.why}",
                      "private_address", status)
 
 
