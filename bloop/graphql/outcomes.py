@@ -59,3 +59,11 @@ def record(metrics: Metrics, result: ExecutionResult) -> Outcome:
     found = outcome(result)
     metrics.graphql_operations.labels(found).inc()
     return found
+
+
+def refused(metrics: Metrics, code_name: str) -> Outcome:
+    """Counts a request refused before any operation ran (a body that is no GraphQL request, an
+    `operationName` its document lacks, a mutation over GET), with the `code` it is answered."""
+    metrics.graphql_errors.labels(code_name if code_name in CODES else OTHER).inc()
+    metrics.graphql_operations.labels("failed").inc()
+    return "failed"

@@ -78,6 +78,9 @@ class ProblemGraphQLRouter(GraphQLRouter[Context, None]):
         except HTTPException as exc:
             if not isinstance(request, Request):
                 raise
+            found = outcomes.refused(request.app.state.platform.metrics,
+                                     status_code_name(exc.status_code))
+            note_access(request.scope, graphql=found)
             return _problem(request, exc)
 
 

@@ -1075,6 +1075,15 @@ async def test_refusals_inside_graphql_are_counted_by_their_code(
         line = access_line(caplog)
         assert (line.graphql, line.operation) == ("ok", "A" * 64)  # type: ignore[attr-defined]
 
+        # refused before any operation ran: answered 400, counted as failed all the same
+        caplog.clear()
+        r = await client.post("/graphql", headers=learner, json={
+            "query": "query Ok { __typename }", "operationName": "Ok; rm -rf\nERROR x"})
+        assert (r.status_code, r.json()["code"]) == (400, "bad_request")
+        assert counted(app, "bloop_graphql_errors_total", code="bad_request") == 1
+        assert counted(app, "bloop_graphql_operations_total", outcome="failed") == 4
+        assert access_line(caplog).graphql == "failed"  # type: ignore[attr-defined]
+
 
 def test_an_operation_name_is_logged_cut_short_and_only_when_it_is_a_name() -> None:
     assert operation_name("Page_2") == "Page_2"
