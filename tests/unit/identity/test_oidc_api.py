@@ -546,12 +546,18 @@ async def test_a_provider_inside_the_network_is_refused(
                              json=oidc_config_at(address))
         refused(r, 422, "private_address")
     await configure(client, admin, "google", oidc_config(idp))
-    idp.discovery_override = {"authorization_endpoint": "https://192.168.1.1/auth"}
+    r = await login_while_discovery_names(client, idp, "https://192.168.1.1/auth")
+    refused(r, 502, "private_address")
+
+
+async def login_while_discovery_names(client: httpx.AsyncClient, idp: StandInProvider,
+                                      authorization_endpoint: str) -> httpx.Response:
+    """The provider's login, its discovery document naming `authorization_endpoint` meanwhile."""
+    idp.discovery_override = {"authorization_endpoint": authorization_endpoint}
     try:
-        r = await client.get("/v1/tenants/acme/oidc/google/login")
+        return await client.get("/v1/tenants/acme/oidc/google/login")
     finally:
         idp.discovery_override = {}
-    refused(r, 502, "private_address")
 
 
 async def test_a_provider_whose_host_does_not_resolve_is_unavailable_not_private(
@@ -559,11 +565,7 @@ async def test_a_provider_whose_host_does_not_resolve_is_unavailable_not_private
         idp: StandInProvider) -> None:
     """It answered 502 `private_address`, which sent the admin looking for a network rule."""
     await configure(client, admin, "google", oidc_config(idp))
-    idp.discovery_override = {"authorization_endpoint": "https://idp.invalid/auth"}
-    try:
-        r = await client.get("/v1/tenants/acme/oidc/google/login")
-    finally:
-        idp.discovery_override = {}
+    r = await login_while_discovery_names(client, idp, "https://idp.invalid/auth")
     refused(r, 502, "oidc_provider_unavailable")
 
 
