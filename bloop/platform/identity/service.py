@@ -545,7 +545,7 @@ class AuthService:
         if not set(scopes) <= set(found.scopes):
             raise invalid_grant("a refresh may narrow the scopes, never widen them",
                                 code="invalid_scope")
-        if found.expires_at <= datetime.now(UTC):
+        if found.expires_at.timestamp() <= self.clock():
             raise invalid_grant("the refresh token has expired; sign in again")
         user = await self.repo.get_user(tenant, found.user_id)
         if user is None:

@@ -417,6 +417,22 @@ async def test_a_replay_before_the_first_use_is_grace_only_within_the_clock_leew
         assert (await client.get(ME, headers=bearer(pair["access_token"]))).status_code == 401
 
 
+async def test_a_refresh_token_expires_on_the_services_clock(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its expiry is set from the service's clock and was checked against the host's."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    first = (await client.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+    service = auth_service(app)
+    ttl = service.settings.refresh_ttl_s
+    monkeypatch.setattr(service, "clock", lambda: time.time() + ttl - 60)
+    kept = await client.post(TOKEN, data=refresh_form(first["refresh_token"]))
+    assert kept.status_code == 200, kept.text
+    monkeypatch.setattr(service, "clock", lambda: time.time() + 2 * ttl)
+    late = await client.post(TOKEN, data=refresh_form(kept.json()["refresh_token"]))
+    assert (late.status_code, late.json()["code"]) == (400, "invalid_grant"), late.text
+    assert "expired" in late.json()["detail"]
+
+
 async def test_a_refresh_that_fails_part_way_leaves_the_token_for_the_retry(
         app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     """The store fails while the new pair is saved: the client is not signed out, and the
