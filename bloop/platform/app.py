@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                 watch_stores(platform.probes, ready, settings.runtime.store_watch_s),
                 name="setup:watch"))
             log.info("started", extra={"services": [s.name for s in chosen],
-                                       "store": settings.runtime.store})
+                                       "stores": settings.modes()})
             yield
         finally:
             app.state.draining.start()

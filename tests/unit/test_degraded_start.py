@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bloop.platform.app import create_app
@@ -12,13 +14,19 @@ from bloop.platform.kit.settings import MongoSettings, RuntimeSettings, Settings
 from tests.support import api_client
 
 
-async def test_the_platform_starts_and_serves_with_mongodb_unreachable(tmp_path: Path) -> None:
+async def test_the_platform_starts_and_serves_with_mongodb_unreachable(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(
         runtime=RuntimeSettings(data_dir=tmp_path),
         mongo=MongoSettings(adapter="real", url="mongodb://127.0.0.1:9", timeout_ms=200),
     )
     app = create_app(settings)
+    caplog.set_level(logging.INFO, "bloop.app")
     async with app.router.lifespan_context(app), api_client(app) as client:
+        [started] = [r for r in caplog.records if r.getMessage() == "started"]
+        assert started.stores == {"kafka": "embedded", "mongo": "real",  # type: ignore[attr-defined]
+                                  "neo4j": "embedded", "redis": "embedded",
+                                  "influx": "embedded"}
         assert (await client.get("/healthz")).status_code == 200
         ready = await client.get("/readyz")
         assert ready.status_code == 503

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bloop.platform.kit.urls import HttpUrlText, http_url_problem, masked_url
 
 StoreMode = Literal["embedded", "real"]
+StoreName = Literal["kafka", "mongo", "neo4j", "redis", "influx"]
 
 
 def _named(value: object) -> object:
@@ -409,10 +410,14 @@ class Settings:
     def ai(self) -> AiSettings:
         return self._get("ai", AiSettings)  # type: ignore[return-value]
 
-    def mode(self, store: Literal["kafka", "mongo", "neo4j", "redis", "influx"]) -> StoreMode:
+    def mode(self, store: StoreName) -> StoreMode:
         """The adapter for one store: its own `BLOOP_<STORE>_ADAPTER`, else `BLOOP_STORE`."""
         chosen: StoreMode | None = getattr(self, store).adapter
         return chosen or self.runtime.store
+
+    def modes(self) -> dict[str, StoreMode]:
+        """The adapter of each store, by name."""
+        return {store: self.mode(store) for store in get_args(StoreName)}
 
 
 S = TypeVar("S", bound=BaseSettings)
