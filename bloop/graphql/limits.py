@@ -3,8 +3,8 @@ the event loop, so one costly query would hold every other request): at most `MA
 tokens (checked as it is parsed); then, before graphql-core validates it, at most
 `MAX_SELECTIONS` selections and `MAX_REPEATS` pairs of repeats (see `repeats`); and, once it is
 valid and its variables are known, the operation to run, its fragments expanded, at most
-`MAX_ALIASES` aliases and an estimated cost of at most `MAX_COST`. Each refusal carries its own
-`code`.
+`MAX_ALIASES` aliases, `MAX_WRITES` mutations and an estimated cost of at most `MAX_COST`. Each
+refusal carries its own `code`.
 
 The cost counts each field the operation selects, times the items of the lists around it: a
 page size given as `first` or `limit` (a variable's value when it is one, the argument's
@@ -53,6 +53,9 @@ from bloop.graphql.repeats import repeats
 
 MAX_TOKENS = 5_000
 MAX_ALIASES = 100
+MAX_WRITES = 20
+"""Mutation fields one operation may run (each alias one, fragments expanded): a request counts
+once against its caller's rate limit, where each write on the HTTP API counts one."""
 MAX_COST = 100_000
 MAX_SELECTIONS = 1_000
 """Fields, fragment spreads and inline fragments, fragments expanded: the full introspection
@@ -117,7 +120,8 @@ def _is_list(kind: GraphQLOutputType) -> bool:
 
 
 class CostLimit(SchemaExtension):
-    """Refuses a valid operation past `MAX_ALIASES` aliases or `MAX_COST` before it runs."""
+    """Refuses a valid operation past `MAX_ALIASES` aliases, `MAX_WRITES` mutations or `MAX_COST`
+    before it runs."""
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context
@@ -139,6 +143,13 @@ def _costly(schema: GraphQLSchema, document: DocumentNode, name: str | None,
     variables = get_variable_values(schema, operation.variable_definitions or (), given or {})
     if root is None or isinstance(variables, list):  # graphql refuses them as it runs
         return None
+    if operation.operation == OperationType.MUTATION:
+        fragments = {d.name.value: d for d in document.definitions
+                     if isinstance(d, FragmentDefinitionNode)}
+        if (writes := _fields(operation.selection_set, fragments)) > MAX_WRITES:
+            return refusal(f"the operation runs {writes} mutations; the limit is {MAX_WRITES}: "
+                           "send the others in another request", "too_many_writes",
+                           MAX_WRITES, operation)
     measure = QueryCost(schema, document, variables).selections(operation.selection_set, root,
                                                                 paged=False)
     if measure.aliases > MAX_ALIASES:
@@ -150,6 +161,21 @@ def _costly(schema: GraphQLSchema, document: DocumentNode, name: str | None,
                        f"{MAX_COST}: ask for fewer fields, smaller pages or fewer aliases",
                        "query_too_costly", MAX_COST, operation)
     return None
+
+
+def _fields(selections: SelectionSetNode,
+            fragments: dict[str, FragmentDefinitionNode]) -> int:
+    """The fields of `selections` at its own level, its fragments expanded (validation has
+    refused fragments that spread themselves)."""
+    found = 0
+    for node in selections.selections:
+        if isinstance(node, FieldNode):
+            found += 1
+        elif isinstance(node, InlineFragmentNode):
+            found += _fields(node.selection_set, fragments)
+        elif isinstance(node, FragmentSpreadNode) and node.name.value in fragments:
+            found += _fields(fragments[node.name.value].selection_set, fragments)
+    return found
 
 
 class QueryCost:

@@ -18,9 +18,12 @@ CODES = frozenset({
     "validation_failed", "query_too_long", "too_many_selections", "query_too_repetitive",
     "too_many_aliases", "query_too_costly", "query_too_large", "internal_error",
     "store_unavailable", "invalid_text",
-    # what the reads behind the fields refuse, as their HTTP twins do
+    # what the reads and writes behind the fields refuse, as their HTTP twins do
     "unauthenticated", "forbidden", "wrong_tenant", "missing_role", "insufficient_scope",
     "not_a_person", "not_found", "bad_cursor", "bad_request",
+    # what the writes refuse
+    "too_many_writes", "conflict", "busy", "stale_version", "course_archived", "not_enrolled",
+    "wrong_question", "not_in_deck", "already_reviewed", "bad_rating", "too_few_reviews",
 })
 OTHER = "other"
 """The code counted for an error whose code is not in `CODES`, or that has none."""

@@ -1,7 +1,8 @@
-"""The schema of one process: the `Query` types of the services it runs, merged. A service takes
-part by having a `graphql` module (`bloop/platform/<name>/graphql.py`) with a strawberry `Query`.
-Its `Query` fields are nullable, so that one failing answers null beside its error and the others
-keep their data (a non-null field's error would null the whole `data`)."""
+"""The schema of one process: the `Query` and `Mutation` types of the services it runs, each
+merged. A service takes part by having a `graphql` module (`bloop/platform/<name>/graphql.py`)
+with a strawberry `Query`, a `Mutation`, or both. Their fields are nullable, so that one failing
+answers null beside its error and the others keep their data (a non-null field's error would
+null the whole `data`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from bloop.platform.services import Service
 
 QUERY = ("the reads of the services this process runs; each field may be null beside its error "
          "in `errors`, the others keeping their data")
+MUTATION = ("the writes of the services this process runs, each as its HTTP twin does it, one "
+            "after the other; each field may be null beside its error in `errors`, the writes "
+            "before and after it keeping their results")
 
 
 class Schema(strawberry.Schema):
@@ -42,25 +46,33 @@ class Schema(strawberry.Schema):
         logged (once, without the noise of expected ones) by `ProblemErrors`."""
 
 
-def queries(services: Sequence[Service]) -> list[type]:
-    """The `Query` types of those of `services` that have a GraphQL module, in their order."""
+def roots(services: Sequence[Service], name: str) -> list[type]:
+    """The `name` (`Query` or `Mutation`) types of those of `services` that have a GraphQL
+    module, in their order."""
     found: list[type] = []
     for service in services:
-        name = f"{service.mount.__module__.rpartition('.')[0]}.graphql"
-        if importlib.util.find_spec(name) is None:
+        module = f"{service.mount.__module__.rpartition('.')[0]}.graphql"
+        if importlib.util.find_spec(module) is None:
             continue
-        query = getattr(importlib.import_module(name), "Query", None)
-        if isinstance(query, type):
-            found.append(query)
+        root = getattr(importlib.import_module(module), name, None)
+        if isinstance(root, type):
+            found.append(root)
     return found
+
+
+def _merged(name: str, types: list[type], description: str) -> type | None:
+    if not types:
+        return None
+    merged = merge_types(name, tuple(types))
+    get_object_definition(merged, strict=True).description = description
+    return merged
 
 
 def build_schema(services: Sequence[Service]) -> Schema | None:
     """The merged schema; None when no service of `services` has GraphQL fields."""
-    types = queries(services)
-    if not types:
+    query = _merged("Query", roots(services, "Query"), QUERY)
+    if query is None:
         return None
-    query = merge_types("Query", tuple(types))
-    get_object_definition(query, strict=True).description = QUERY
-    return Schema(query=query, config=StrawberryConfig(scalar_map=SCALARS),
+    return Schema(query=query, mutation=_merged("Mutation", roots(services, "Mutation"), MUTATION),
+                  config=StrawberryConfig(scalar_map=SCALARS),
                   extensions=[*limits(), OneOperation, ProblemErrors])

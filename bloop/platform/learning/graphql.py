@@ -1,25 +1,29 @@
 """learning's GraphQL fields: the tenant's prerequisite graph, and the signed-in learner's paths,
-next item, mastery and due reviews.
+next item, mastery and due reviews; and the learner's writes: enrolments, progress, placements,
+their deck and its reviews.
 
-Reads only, under the HTTP API's rules: the tenant's educators and admins read the whole graph
-(as `GET …/learning/graph`), with `learning:read`; a learner's own fields need `learning:write`
-like their HTTP twins under `/learning/me`.
+Under the HTTP API's rules: the tenant's educators and admins read the whole graph (as
+`GET …/learning/graph`), with `learning:read`; a learner's own fields need `learning:write`
+like their HTTP twins under `/learning/me`, and each write takes the body its twin takes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
+from enum import Enum
 
 import strawberry
 
 from bloop.graphql.context import Context
 from bloop.graphql.fields import Page, field, page_size, sized
+from bloop.graphql.inputs import validated
 from bloop.graphql.scalars import Slug
 from bloop.platform.kit.auth import a_person
 from bloop.platform.kit.errors import Invalid, NotFound
 from bloop.platform.kit.pagination import After, Slice
 from bloop.platform.learning import model
+from bloop.platform.learning.api import RecordId
 from bloop.platform.learning.service import PATHS_A_PAGE, LearningService
 
 Info = strawberry.Info[Context, None]
@@ -258,3 +262,211 @@ class Query:
         return Page.of(await _service(info).due_page(
             tenant, me, model.now(), page_size(first), sized(after, "after", After)),
             ReviewCard.of)
+
+
+@strawberry.input(description="a course to follow or a concept to reach: exactly one of them")
+class GoalInput:
+    course_id: str | None = strawberry.field(default=None, description="the course's id")
+    goal_concept: str | None = strawberry.field(default=None, description="the concept's id")
+
+
+@strawberry.type(description="a course the learner follows, or a concept they set out to reach")
+class Enrolment:
+    course_id: str | None = strawberry.field(description="the course's id; null for a concept")
+    goal_concept: str | None = strawberry.field(description="the concept's id; null for a "
+                                                            "course")
+    goal: str = strawberry.field(description=GOAL)
+    enrolled_at: datetime = strawberry.field(description="when the learner enrolled")
+
+
+@strawberry.type(description="what `enrol` did")
+class Enrolled:
+    enrolment: Enrolment = strawberry.field(description="the enrolment")
+    created: bool = strawberry.field(description="false when the learner was already enrolled "
+                                                 "(the HTTP API's 200 rather than 201)")
+
+
+@strawberry.enum(description="how far the learner is through a lesson")
+class ProgressStatus(Enum):
+    STARTED = strawberry.enum_value("started", description="opened, not finished")
+    COMPLETED = strawberry.enum_value("completed", description="read to its end")
+
+
+@strawberry.input(description="progress through a lesson since the last update")
+class ProgressInput:
+    status: ProgressStatus = strawberry.field(description=(
+        "`COMPLETED` sticks: a lesson once completed stays completed"))
+    seconds: int = strawberry.field(default=0, description=(
+        "time spent since the last update, 0 to 86,400, added to the total"))
+
+
+@strawberry.type(description="the learner's progress through a lesson")
+class LessonProgress:
+    lesson_id: str = strawberry.field(description="the lesson's id")
+    status: ProgressStatus = strawberry.field(description="started or completed")
+    seconds: int = strawberry.field(description="time spent on it in all")
+    started_at: datetime = strawberry.field(description="when the learner started it")
+    completed_at: datetime | None = strawberry.field(description="when they completed it; null "
+                                                                 "until then")
+    version: int = strawberry.field(description="one more at each update")
+
+    @classmethod
+    def of(cls, p: model.Progress) -> LessonProgress:
+        return cls(lesson_id=p.lesson_id, status=ProgressStatus(p.status), seconds=p.seconds,
+                   started_at=p.started_at, completed_at=p.completed_at, version=p.version)
+
+
+@strawberry.type(description="a placement diagnostic: it asks about the goal's prerequisites "
+                             "the learner has not mastered, one concept at a time")
+class Placement:
+    id: str = strawberry.field(description="its id, which an answer names")
+    goal: str = strawberry.field(description=GOAL)
+    question: str | None = strawberry.field(description="the id of the concept asked about "
+                                                        "next; null when done")
+    question_name: str | None = strawberry.field(description="that concept's name")
+    card_front: str | None = strawberry.field(description="a review card of the concept to ask "
+                                                          "with, when it has one")
+    card_back: str | None = strawberry.field(description=(
+        "that card's answer, to show once the learner has answered, before they say whether "
+        "they knew"))
+    asked: int = strawberry.field(description="how many questions it asked")
+    max_questions: int = strawberry.field(description="the most it will ask")
+    done: bool = strawberry.field(description="true once it has nothing left to ask; what it "
+                                              "found known is then mastered")
+    known: list[str] = strawberry.field(description="the ids of the concepts found known")
+    unknown: list[str] = strawberry.field(description="the ids of the concepts found unknown")
+
+    @classmethod
+    def of(cls, p: model.PlacementView) -> Placement:
+        return cls(id=p.id, goal=p.goal, question=p.question, question_name=p.question_name,
+                   card_front=p.card_front, card_back=p.card_back, asked=p.asked,
+                   max_questions=p.max_questions, done=p.done, known=list(p.known),
+                   unknown=list(p.unknown))
+
+
+@strawberry.input(description="whether the learner knew the concept a placement asked about")
+class PlacementAnswerInput:
+    concept: str = strawberry.field(description="the concept asked (`question`)")
+    correct: bool = strawberry.field(description="true when they knew it")
+
+
+@strawberry.input(description="a learner's rating of a card of their deck")
+class ReviewInput:
+    card_id: str = strawberry.field(description="the card's id")
+    rating: int = strawberry.field(description="1 again, 2 hard, 3 good, 4 easy")
+    duration_ms: int | None = strawberry.field(default=None, description=(
+        "how long the learner took, 0 to 3,600,000 ms"))
+    version: int | None = strawberry.field(default=None, description=(
+        "the schedule's version the card was shown at (`ReviewCard.version`): a card reviewed "
+        "since is refused (409 `already_reviewed`), so a double tap counts once; without it "
+        "the rating always applies"))
+
+
+@strawberry.type(description="what a review did to the card's schedule")
+class ReviewOutcome:
+    card_id: str = strawberry.field(description="the card's id")
+    rating: int = strawberry.field(description="the rating given")
+    was_due: bool = strawberry.field(description="false when it was reviewed before it was due")
+    next_due: datetime = strawberry.field(description="when it is due next")
+    interval_days: float = strawberry.field(description="the days from now until then")
+    version: int = strawberry.field(description="the schedule's version after this review")
+
+
+@strawberry.type(description="a fit of the learner's own scheduling parameters to their "
+                             "review history")
+class SchedulerFit:
+    parameters: list[float] = strawberry.field(description="the FSRS parameters fitted")
+    fitted_on: int = strawberry.field(description="the reviews fitted on")
+    loss_before: float = strawberry.field(description=(
+        "the loss of the parameters in use on the reviews left out of the fit"))
+    loss_after: float = strawberry.field(description="the fit's loss on them")
+    checked_on: int = strawberry.field(description="the reviews left out to check the fit on")
+    better: bool = strawberry.field(description=(
+        "true when the fit predicts those better by more than chance: it is kept"))
+
+
+def _goal(goal: GoalInput) -> model.NewEnrolment:
+    return validated(model.NewEnrolment, goal, "goal")
+
+
+@strawberry.type
+class Mutation:
+    @field("enrols the signed-in learner in a course or towards a concept (as "
+           "`POST …/learning/me/enrolments`); an archived course takes no new learners")
+    async def enrol(self, info: Info, tenant: Slug, goal: GoalInput) -> Enrolled | None:
+        me = _me(info, tenant)
+        enrolment, created = await _service(info).enrol(tenant, me, _goal(goal))
+        return Enrolled(enrolment=Enrolment(
+            course_id=enrolment.course_id, goal_concept=enrolment.goal_concept,
+            goal=enrolment.goal, enrolled_at=enrolment.enrolled_at), created=created)
+
+    @field("takes the signed-in learner off a course or a goal concept (as "
+           "`DELETE …/learning/me/enrolments`): it leaves their paths, while their progress, "
+           "mastery and review cards stay; `not_enrolled` when they were not; true when done")
+    async def unenrol(self, info: Info, tenant: Slug, goal: GoalInput) -> bool | None:
+        me = _me(info, tenant)
+        await _service(info).unenrol(tenant, me, _goal(goal))
+        return True
+
+    @field("records the signed-in learner's progress through a lesson (as "
+           "`POST …/learning/me/lessons/{lesson}/progress`)")
+    async def record_progress(self, info: Info, tenant: Slug, lesson_id: str,
+                              progress: ProgressInput) -> LessonProgress | None:
+        me = _me(info, tenant)
+        update = validated(model.ProgressUpdate, progress, "progress")
+        return LessonProgress.of(await _service(info).record_progress(
+            tenant, me, sized(lesson_id, "lessonId", RecordId), update))
+
+    @field("starts a placement diagnostic towards a course or a goal concept (as "
+           "`POST …/learning/me/placements`)")
+    async def start_placement(self, info: Info, tenant: Slug,
+                              goal: GoalInput) -> Placement | None:
+        me = _me(info, tenant)
+        new = validated(model.NewPlacement, goal, "goal")
+        return Placement.of(await _service(info).start_placement(tenant, me, new))
+
+    @field("answers a placement's current question (as "
+           "`POST …/learning/me/placements/{placement}/answers`): `wrong_question` when "
+           "`concept` is not the one asked")
+    async def answer_placement(self, info: Info, tenant: Slug, placement_id: str,
+                               answer: PlacementAnswerInput) -> Placement | None:
+        me = _me(info, tenant)
+        given = validated(model.PlacementAnswer, answer, "answer")
+        return Placement.of(await _service(info).answer_placement(
+            tenant, me, sized(placement_id, "placementId", RecordId), given))
+
+    @field("adds a card to the signed-in learner's deck, due now (as "
+           "`POST …/learning/me/cards/{card}`); one there or taken out before keeps its "
+           "schedule")
+    async def study_card(self, info: Info, tenant: Slug, card_id: str) -> ReviewCard | None:
+        me = _me(info, tenant)
+        return ReviewCard.of(await _service(info).study(
+            tenant, me, sized(card_id, "cardId", RecordId)))
+
+    @field("takes a card out of the signed-in learner's deck (as "
+           "`DELETE …/learning/me/cards/{card}`): `not_in_deck` when it is not there; true "
+           "when done")
+    async def drop_card(self, info: Info, tenant: Slug, card_id: str) -> bool | None:
+        me = _me(info, tenant)
+        await _service(info).drop_card(tenant, me, sized(card_id, "cardId", RecordId))
+        return True
+
+    @field("rates a card of the signed-in learner's deck (as `POST …/learning/me/reviews`): "
+           "`not_in_deck` for a card not in it, `bad_rating` outside 1 to 4")
+    async def review_card(self, info: Info, tenant: Slug,
+                          review: ReviewInput) -> ReviewOutcome | None:
+        me = _me(info, tenant)
+        done = await _service(info).review(tenant, me, validated(model.NewReview, review,
+                                                                 "review"))
+        return ReviewOutcome(card_id=done.card_id, rating=done.rating, was_due=done.was_due,
+                             next_due=done.next_due, interval_days=done.interval_days,
+                             version=done.version)
+
+    @field("fits the signed-in learner's own scheduling parameters to their review history "
+           "(as `POST …/learning/me/reviews/optimise`)")
+    async def optimise_schedule(self, info: Info, tenant: Slug) -> SchedulerFit | None:
+        me = _me(info, tenant)
+        fit = await _service(info).optimise(tenant, me)
+        return SchedulerFit(parameters=list(fit.parameters), fitted_on=fit.fitted_on,
+                            loss_before=fit.loss_before, loss_after=fit.loss_after,
+                            checked_on=fit.checked_on, better=fit.better)
