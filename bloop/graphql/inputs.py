@@ -30,11 +30,12 @@ def plain(value: object) -> object:
     return value
 
 
-def validated(model: type[M], value: object, argument: str) -> M:
-    """`value` (the argument `argument`) as a `model`, or 422 saying which of its rules it breaks."""
+def validated(model: type[M], value: object, *argument: str) -> M:
+    """`value` (the argument `argument`; the arguments, by name, when none is named) as a
+    `model`, or 422 saying which of its rules it breaks."""
     try:
         return model.model_validate(plain(value))
     except ValidationError as exc:
-        raise Invalid([{**error, "loc": (argument, *(
+        raise Invalid([{**error, "loc": (*argument, *(
             to_camel_case(part) if isinstance(part, str) else part for part in error["loc"]))}
             for error in exc.errors()]) from None

@@ -1,6 +1,7 @@
-"""content's GraphQL fields: courses (with their lessons), lessons and concepts of a tenant.
+"""content's GraphQL fields: courses (with their lessons), lessons and concepts of a tenant, and
+a learner's quiz attempts.
 
-Reads only, under the HTTP API's rules: any member of the tenant reads what is published; a
+Under the HTTP API's rules: any member of the tenant reads what is published; a
 course's owner, its co-authors and the tenant's admins also read its draft. A lesson's blocks are
 a union (`Block`); a quiz is always shown as learners see it (no answers, no feedback), drafts
 included: its answers are edited and read through the HTTP API. A course's lessons load through
@@ -10,6 +11,7 @@ courses reads the lessons of all of them at once; so do the courses a query name
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import datetime
 from enum import Enum
@@ -20,15 +22,18 @@ from strawberry.dataloader import DataLoader
 
 from bloop.graphql.context import Context, shared
 from bloop.graphql.fields import Page, field, page_size, sized
+from bloop.graphql.inputs import validated
 from bloop.graphql.limits import MAX_LESSONS
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
 from bloop.platform.content.api import LessonId
+from bloop.platform.content.attempts.model import Attempt, AttemptSubmission
+from bloop.platform.content.attempts.service import AttemptService
 from bloop.platform.content.media.refs import is_media_id, media_url, urls_media
 from bloop.platform.content.media.service import MediaService, reach_of
 from bloop.platform.content.service import ContentService
-from bloop.platform.kit.auth import STAFF, Forbidden, Principal
-from bloop.platform.kit.errors import NotFound
+from bloop.platform.kit.auth import STAFF, Forbidden, Principal, a_person
+from bloop.platform.kit.errors import Invalid, NotFound
 from bloop.platform.kit.pagination import After
 
 Info = strawberry.Info[Context, None]
@@ -570,3 +575,120 @@ class Query:
         return Page.of(await _service(info).concept_page(tenant, sized(after, "after", After),
                                                          page_size(first)),
                        Concept.of)
+
+
+@strawberry.input(one_of=True, description="an answer, in the form its question takes: exactly "
+                                           "one of these")
+class AnswerValueInput:
+    text: str | None = strawberry.field(default=strawberry.UNSET, description=(
+        "the id of the option picked (single choice), or the text typed (short text)"))
+    ids: list[str] | None = strawberry.field(default=strawberry.UNSET, description=(
+        "the ids of the options picked (multiple choice), or every item's id in order "
+        "(ordering)"))
+    truth: bool | None = strawberry.field(default=strawberry.UNSET,
+                                          description="true or false (true/false)")
+    number: float | None = strawberry.field(default=strawberry.UNSET,
+                                            description="the number (numeric)")
+    pairs: list[PairInput] | None = strawberry.field(default=strawberry.UNSET, description=(
+        "each left id with the right id matched to it (matching)"))
+
+
+@strawberry.input(description="a left side matched to a right side")
+class PairInput:
+    left: str = strawberry.field(description="the left side's id")
+    right: str = strawberry.field(description="the right side's id")
+
+
+@strawberry.input(description="the answer to one question of a quiz")
+class QuizAnswerInput:
+    question_id: str = strawberry.field(description="the question's id")
+    answer: AnswerValueInput = strawberry.field(description="what the learner answered")
+
+
+@strawberry.type(description="how one question of an attempt was graded")
+class GradedQuestion:
+    question_id: str = strawberry.field(description="the question's id")
+    outcome: str = strawberry.field(description=(
+        "`correct`, `partial`, `incorrect` or `unanswered`"))
+    correct: bool = strawberry.field(description="true when it scored its points in full")
+    score: float = strawberry.field(description="what it scored")
+    max_score: float = strawberry.field(description="the most it could score")
+    feedback: str = strawberry.field(description="its author's feedback; empty when none, and "
+                                                 "when it was left unanswered")
+    option_feedback: list[OptionFeedback] = strawberry.field(description=(
+        "the feedback of each option the learner picked that has some"))
+
+
+@strawberry.type(description="an option's feedback")
+class OptionFeedback:
+    option: str = strawberry.field(description="the option's id")
+    feedback: str = strawberry.field(description="its feedback")
+
+
+@strawberry.type(description="a learner's graded attempt at a quiz")
+class QuizAttempt:
+    id: str = strawberry.field(description="its id")
+    lesson_id: str = strawberry.field(description="the id of the quiz's lesson")
+    lesson_version: int = strawberry.field(description="the version of the lesson graded against")
+    quiz_id: str = strawberry.field(description="the quiz's id")
+    number: int = strawberry.field(description="1 for the learner's first attempt at this quiz")
+    score: float = strawberry.field(description="what it scored")
+    max_score: float = strawberry.field(description="the most it could score")
+    questions: list[GradedQuestion] = strawberry.field(description="each question, in the "
+                                                                   "quiz's order")
+    graded_at: datetime = strawberry.field(description="when it was graded")
+
+    @classmethod
+    def of(cls, a: Attempt) -> QuizAttempt:
+        return cls(id=a.id, lesson_id=a.lesson_id, lesson_version=a.lesson_version,
+                   quiz_id=a.quiz_id, number=a.number, score=a.score, max_score=a.max_score,
+                   graded_at=a.graded_at, questions=[GradedQuestion(
+                       question_id=q.question_id, outcome=q.outcome, correct=q.correct,
+                       score=q.score, max_score=q.max_score, feedback=q.feedback,
+                       option_feedback=[OptionFeedback(option=o, feedback=f)
+                                        for o, f in q.option_feedback.items()])
+                       for q in a.questions])
+
+
+def _answer(given: AnswerValueInput, at: int) -> object:
+    """The answer as the HTTP API takes it (one of its fields is set: the schema sees to it)."""
+    if isinstance(given.pairs, list):
+        matched = {pair.left: pair.right for pair in given.pairs}
+        if len(matched) < len(given.pairs):
+            raise Invalid([{"loc": ("answers", at, "answer", "pairs"), "type": "value_error",
+                            "msg": "a left side is matched twice"}])
+        return matched
+    return next(value for value in (given.text, given.ids, given.truth, given.number)
+                if value is not None and value is not strawberry.UNSET)
+
+
+def _answers(answers: list[QuizAnswerInput]) -> dict[str, object]:
+    given: dict[str, object] = {}
+    for i, answer in enumerate(answers):
+        if answer.question_id in given:
+            raise Invalid([{"loc": ("answers", i, "questionId"), "type": "value_error",
+                            "msg": f"the question {answer.question_id!r} is answered twice"}])
+        given[answer.question_id] = _answer(answer.answer, i)
+    return given
+
+
+@strawberry.type
+class Mutation:
+    @field("grades the signed-in learner's answers to a published lesson's quiz and stores the "
+           "attempt (as `POST …/lessons/{lesson}/quizzes/{quiz}/attempts`): questions left out "
+           "score nothing; `invalid_answer` naming the question when an answer does not fit "
+           "it; given `lessonVersion` (the lesson's `version` read), 409 `stale_version` when "
+           "another version was published since, and nothing is stored")
+    async def submit_quiz_attempt(self, info: Info, tenant: Slug, lesson_id: str, quiz_id: str,
+                                  answers: list[QuizAnswerInput],
+                                  lesson_version: int | None = None) -> QuizAttempt | None:
+        me = a_person(info.context.authorise(tenant, "learner", scopes=["learning:write"]))
+        lesson_id = sized(lesson_id, "lessonId", LessonId)
+        if not re.fullmatch(quiz.QUIZ_ID_PATTERN, quiz_id):
+            raise Invalid.of("not a quiz id: letters, digits, _ and -, at most 64", "quizId")
+        submission = validated(AttemptSubmission, {"answers": _answers(answers),
+                                                   "lesson_version": lesson_version})
+        attempts = info.context.service("content.attempts", AttemptService)
+        return QuizAttempt.of(await attempts.submit(
+            tenant, me.user_id, lesson_id, quiz_id, dict(submission.answers),
+            lesson_version=submission.lesson_version))
