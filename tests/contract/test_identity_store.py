@@ -430,6 +430,31 @@ async def test_invitations_are_found_by_tenant_and_hash(store: IdentityRepositor
     assert (await store.pending_invitations("gamma", at)).items == []
 
 
+async def test_an_accepted_invitation_is_known_as_used_until_it_would_have_expired(
+        store: IdentityRepository) -> None:
+    at = now()
+    inv = Invitation(token_hash="h1", tenant="acme", email="a@acme.dev", roles=["learner"],
+                     invited_by="u", created_at=at, expires_at=at + timedelta(days=7))
+    withdrawn = inv.model_copy(update={"token_hash": "h2", "email": "b@acme.dev"})
+    for i in (inv, withdrawn):
+        await store.add_invitation(i)
+    assert not await store.invitation_used("acme", "h1", at)
+    assert await store.delete_invitation("acme", "h1", used=True)
+    assert not await store.delete_invitation("acme", "h1", used=True)
+    assert await store.delete_invitation("acme", "h2")
+    assert await store.invitation_used("acme", "h1", at)
+    assert not await store.invitation_used("beta", "h1", at)
+    assert not await store.invitation_used("acme", "h2", at)
+    assert not await store.invitation_used("acme", "h1", inv.expires_at)
+    await store.add_invitation(inv)  # put back: its account could not be made
+    assert not await store.invitation_used("acme", "h1", at)
+    assert await store.delete_invitation("acme", "h1", used=True)
+    await store.prune_invitations("acme", "a@acme.dev", at)
+    assert await store.invitation_used("acme", "h1", at)
+    await store.prune_invitations("acme", "a@acme.dev", inv.expires_at)
+    assert not await store.invitation_used("acme", "h1", at)
+
+
 async def test_pending_invitations_come_newest_first_a_page_at_a_time(
         store: IdentityRepository) -> None:
     tenant = f"t{uuid.uuid4().hex[:8]}"

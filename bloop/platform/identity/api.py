@@ -39,6 +39,7 @@ from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.middleware import client_ip
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.personal_data import PersonalDataSources
+from bloop.platform.kit.problem_docs import documented_problem
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 UserId = Annotated[str, Path(max_length=64)]
@@ -266,8 +267,20 @@ async def withdraw_invitation(tenant: TenantId, invitation_id: InvitationId, ser
     await service.withdraw_invitation(tenant, invitation_id)
 
 
-@router.post("/{tenant}/invitations/accept", status_code=201)
+ACCEPTED = "/v1/tenants/demo/invitations/accept"
+
+
+@router.post("/{tenant}/invitations/accept", status_code=201, responses={
+    404: documented_problem("the token is unknown, withdrawn, replaced or expired", 404,
+                            "invitation_invalid", "the invitation is unknown, used or expired; "
+                            "ask for a new one", instance=ACCEPTED),
+    409: documented_problem("the invitation was accepted already (a retry whose answer was "
+                            "lost, most likely): its account exists", 409, "invitation_used",
+                            "this invitation was accepted already: sign in with its email "
+                            "address and the password chosen then", instance=ACCEPTED)})
 async def accept_invitation(tenant: TenantId, body: InvitationAcceptance, service: Svc) -> User:
+    """Makes the invited account, with the name and password chosen here; the token is spent.
+    Sent again once accepted, 409 `invitation_used`."""
     return await service.accept_invitation(tenant, body)
 
 

@@ -109,8 +109,16 @@ class IdentityRepository(Protocol):
 
     async def get_invitation(self, tenant: str, token_hash: str) -> Invitation | None: ...
 
-    async def delete_invitation(self, tenant: str, token_hash: str) -> bool:
-        """True when it was there (of two deletes at once, one)."""
+    async def delete_invitation(self, tenant: str, token_hash: str, *,
+                                used: bool = False) -> bool:
+        """True when it was there (of two deletes at once, one). With `used` (an acceptance),
+        the token is remembered as used until the invitation would have expired
+        (`invitation_used`; in the delete's transaction on SQLite, just after it on MongoDB);
+        `add_invitation` putting it back forgets that."""
+
+    async def invitation_used(self, tenant: str, token_hash: str, at: datetime) -> bool:
+        """Whether the token was spent by an acceptance and its invitation had not expired
+        by `at`."""
 
     async def pending_invitations(self, tenant: str, at: datetime, *, after: str | None = None,
                                   limit: int = 100) -> Slice[Invitation]:
@@ -123,7 +131,8 @@ class IdentityRepository(Protocol):
 
     async def prune_invitations(self, tenant: str, email: str, at: datetime) -> None:
         """Deletes the tenant's invitations to `email` but the newest (the first that
-        `pending_invitations` lists), and every invitation of the tenant expired at `at`.
+        `pending_invitations` lists), and every invitation of the tenant expired at `at`, used
+        ones included.
         Invitations to one email made at once, each pruning after its own was added, so end
         as exactly one: none deletes an invitation newer than the newest it read."""
 

@@ -76,6 +76,8 @@ from bloop.platform.kit.settings import AuthSettings
 
 HASH_WRITES = 3
 """Tries of a password change whose hash a sign-in renewed meanwhile (same password)."""
+PASSWORD_RETRY_S = 900
+"""How long a session that changed its password has that change's retry answered as done."""
 ACCOUNT_DIGEST_KEY = "account-digest"
 """The name under which identity keeps the key of `account_digest`."""
 
@@ -340,23 +342,30 @@ class IdentityService:
         retry leaves an account beside an invitation still pending."""
         hashed = token_hash(body.token)
         invitation = await self.repo.get_invitation(tenant_id, hashed)
-        unusable = Problem("the invitation is unknown, used or expired; ask for a new one",
-                           status=404, code="invitation_invalid")
         if invitation is None or invitation.expires_at <= now():
-            raise unusable
+            raise await self._unusable(tenant_id, hashed)
         password = body.password.get_secret_value()
         passwords.check(password, email=invitation.email)
         user = User.register(tenant_id, NewUser(email=invitation.email,
                                                 display_name=body.display_name,
                                                 roles=invitation.roles))
         password_hash = await self.hasher.hash(password)
-        if not await self.repo.delete_invitation(tenant_id, hashed):
-            raise unusable
+        if not await self.repo.delete_invitation(tenant_id, hashed, used=True):
+            raise await self._unusable(tenant_id, hashed)
         try:
             return await self._add_user(user, password_hash)
         except Exception:
             await asyncio.shield(self.repo.add_invitation(invitation))
             raise
+
+    async def _unusable(self, tenant_id: str, hashed: str) -> Problem:
+        """Why the token is refused: 409 when it was accepted already (a retry whose answer was
+        lost, most likely), which tells the holder no more than that."""
+        if await self.repo.invitation_used(tenant_id, hashed, now()):
+            return Conflict("this invitation was accepted already: sign in with its email "
+                            "address and the password chosen then", code="invitation_used")
+        return Problem("the invitation is unknown, used or expired; ask for a new one",
+                       status=404, code="invitation_invalid")
 
 
 def _may_grant(by: Principal, roles: list[Role]) -> None:
@@ -483,6 +492,7 @@ class AuthService:
         self.keys = keys
         self.verifier = verifier
         self.settings = settings
+        self.cache = cache
         self.throttle = LoginThrottle(cache, settings, keys.store)
         self.requests = RateLimiter(cache, settings.token_rate_limit,
                                     settings.token_rate_window_s, clock)
@@ -598,7 +608,9 @@ class AuthService:
     async def change_password(self, me: Principal, current: str, new: str,
                               client_ip: str) -> None:
         """The caller's own password, once they give the current one (counted like sign-ins,
-        so it cannot be guessed here either); their other sessions are signed out."""
+        so it cannot be guessed here either); their other sessions are signed out. The same
+        change sent again from the same session within PASSWORD_RETRY_S succeeds and does
+        nothing more: the hash it replaced is kept in the cache to recognise it."""
         if me.kind != "user":
             raise Forbidden("an API key has no password; sign in as the person",
                             code="not_a_person")
@@ -609,13 +621,28 @@ class AuthService:
             raise Conflict("this account signs in through an external provider and has no "
                            "password to change", code="no_password")
 
+        changed = f"auth:password-changed:{me.tenant}:{me.user_id}:{me.session_id}"
+        replaced = await self.cache.get(changed)
+        retried = False
+
         async def verify() -> bool:
-            return await self.identity.hasher.verify(hashed, current)
+            nonlocal retried
+            hasher = self.identity.hasher
+            if await hasher.verify(hashed, current):
+                return True
+            # This session's change again (its answer lost): the password is `new` already
+            # and `current` is the one it replaced, so the caller learns nothing new.
+            retried = (replaced is not None and await hasher.verify(hashed, new)
+                       and await hasher.verify(replaced.decode(), current))
+            return retried
 
         if not await self.throttle.attempt(user.tenant, user.email, client_ip, verify):
             raise Forbidden("the current password is wrong", code="wrong_password")
+        if retried:
+            return
         await self._set_password(user, new, keep=me.session_id, replacing=hashed,
                                  current=current)
+        await self.cache.set(changed, hashed.encode(), ttl_s=PASSWORD_RETRY_S)
 
     async def reset_password(self, tenant: str, user_id: str, new: str, by: Principal) -> None:
         """An admin sets someone's password (one they forgot); all their sessions are signed
@@ -644,6 +671,8 @@ class AuthService:
             found = await self.repo.get_login(user.tenant, user.email)
             stored = None if found is None else found[1]
             if not await self.identity.hasher.verify(stored, current):
+                if await self.identity.hasher.verify(stored, new):
+                    return  # this change, sent again and done first: that one signs out
                 raise Conflict("the password was changed by someone else while this request "
                                "ran; sign in again", code="password_changed")
             replacing = stored  # a new hash of the same password: written over

@@ -687,6 +687,33 @@ async def test_a_person_changes_their_password_and_their_other_sessions_end(
     assert r.status_code == 400
 
 
+async def test_a_retried_password_change_succeeds_and_locks_nobody_out(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Each retry of a change whose answer was lost was 403 wrong_password, counted as a failed
+    sign-in, until the account was locked against the new password."""
+    await member(app, client, "acme", ["learner"], email="ada@acme.dev")
+    (this,) = await sessions(client, "ada@acme.dev", count=1)
+    url, me = ME + "/password", bearer(this["access_token"])
+    change = {"current_password": PASSWORD, "new_password": NEW}
+    assert (await client.put(url, json=change, headers=me)).status_code == 204
+    (later,) = await sessions(client, "ada@acme.dev", NEW, count=1)
+    for _ in range(6):
+        r = await client.put(url, json=change, headers=me)
+        assert r.status_code == 204, r.text
+    assert await signs_in(client, "ada@acme.dev", NEW)
+    # a retry signs nobody out again
+    assert (await client.get(ME, headers=bearer(later["access_token"]))).status_code == 200
+    # only this session's change, given in full, is a retry: guesses still count
+    other = bearer(later["access_token"])
+    assert (await client.put(url, json=change, headers=other)).status_code == 403
+    guess = {"current_password": PASSWORD, "new_password": "a wrong guess of the new one"}
+    assert (await client.put(url, json=guess, headers=me)).status_code == 403
+    r = await client.put(url, json={**change, "current_password": "not the old one at all"},
+                         headers=me)
+    assert r.status_code == 403
+    assert (await client.put(url, json=change, headers=me)).status_code == 429
+
+
 async def test_guessing_the_current_password_is_throttled_like_sign_in(
         app: FastAPI, client: httpx.AsyncClient) -> None:
     me = await member(app, client, "acme", ["learner"], email="ada@acme.dev")
@@ -761,6 +788,29 @@ async def test_a_change_racing_an_admin_reset_is_refused_not_lost(
     monkeypatch.setattr(hasher, "verify", checking)
     assert await signs_in(client, "ada@acme.dev", admin_password)
     assert not await signs_in(client, "ada@acme.dev", NEW)
+
+
+async def test_a_change_racing_its_own_retry_succeeds_twice(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retry's write lands while this change checks the current password: the password is
+    the one asked for, so 204, not 409 "changed by someone else"."""
+    me = await member(app, client, "acme", ["learner"], email="ada@acme.dev")
+    ada = (await client.get(ME, headers=me)).json()
+    auth = auth_service(app)
+    hasher = auth.identity.hasher
+    checking = hasher.verify
+
+    async def verify_while_retry_lands(hashed: str | None, password: str) -> bool:
+        right = await checking(hashed, password)
+        monkeypatch.setattr(hasher, "verify", checking)
+        await auth.repo.set_password_hash("acme", ada["id"], await hasher.hash(NEW))
+        return right
+
+    monkeypatch.setattr(hasher, "verify", verify_while_retry_lands)
+    r = await client.put(ME + "/password", headers=me,
+                         json={"current_password": PASSWORD, "new_password": NEW})
+    assert r.status_code == 204, r.text
+    assert await signs_in(client, "ada@acme.dev", NEW)
 
 
 async def test_a_sign_in_racing_a_password_change_keeps_no_session(

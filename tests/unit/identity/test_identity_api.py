@@ -18,7 +18,7 @@ from bloop.platform.identity.service import IdentityService, token_hash
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import PASSWORD, api_client, login, member, pages_of
+from tests.support import PASSWORD, api_client, check_fits, login, member, pages_of
 
 
 @pytest.fixture
@@ -195,8 +195,12 @@ async def test_invitations_carry_roles_and_are_spent_once(
     assert (r.json()["email"], r.json()["roles"]) == ("tess@acme.dev", ["teaching_assistant"])
     again = await client.post(accept, json={"token": token, "display_name": "Tess",
                                             "password": PASSWORD})
-    assert again.status_code == 404
-    assert again.json()["code"] == "invitation_invalid"
+    assert (again.status_code, again.json()["code"]) == (409, "invitation_used"), again.text
+    assert "sign in" in again.json()["detail"]
+    path = "/v1/tenants/{tenant}/invitations/accept"
+    check_fits(app.openapi(), "post", path, again)
+    documented = app.openapi()["paths"][path]["post"]["responses"]["409"]
+    assert documented["content"]["application/problem+json"]["example"]["code"] == "invitation_used"
     tess = await login(client, "acme", "tess@acme.dev")
     assert (await client.get("/v1/tenants/acme/users", headers=tess)).status_code == 200
     r = await client.post("/v1/tenants/acme/invitations", headers=admin,
@@ -228,8 +232,9 @@ async def test_an_expired_invitation_can_be_neither_accepted_nor_withdrawn(
 
 async def test_an_invitation_accepted_twice_at_once_makes_one_account(
         app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    """One acceptance spends it, the other is told it is used. An acceptance whose account
-    could not be stored leaves the invitation pending for the retry."""
+    """One acceptance spends it, the others (and later retries) are told it is used, 409, not
+    404 "ask for a new one". An acceptance whose account could not be stored leaves the
+    invitation pending for the retry."""
     admin = await member(app, client, "acme", ["tenant_admin"])
     r = await client.post("/v1/tenants/acme/invitations", headers=admin,
                           json={"email": "tess@acme.dev"})
@@ -247,9 +252,12 @@ async def test_an_invitation_accepted_twice_at_once_makes_one_account(
     monkeypatch.setattr(repo, "add_user", adding)
     pending = (await client.get("/v1/tenants/acme/invitations", headers=admin)).json()["items"]
     assert [i["email"] for i in pending] == ["tess@acme.dev"]
-    answers = await asyncio.gather(*(client.post(accept, json=body) for _ in range(2)))
-    assert sorted(r.status_code for r in answers) == [201, 404]
+    answers = await asyncio.gather(*(client.post(accept, json=body) for _ in range(6)))
+    assert sorted(r.status_code for r in answers) == [201] + [409] * 5
+    assert {r.json()["code"] for r in answers if r.status_code == 409} == {"invitation_used"}
     assert (await client.get("/v1/tenants/acme/invitations", headers=admin)).json()["items"] == []
+    retried = await client.post(accept, json=body)
+    assert (retried.status_code, retried.json()["code"]) == (409, "invitation_used")
 
 
 async def test_one_email_invited_several_times_at_once_keeps_one_good_invitation(

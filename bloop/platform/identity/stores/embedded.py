@@ -41,6 +41,10 @@ CREATE INDEX IF NOT EXISTS invitations_expiry
   ON invitations (tenant, json_extract(doc, '$.expires_at'));
 CREATE INDEX IF NOT EXISTS invitations_by ON invitations
   (tenant, json_extract(doc, '$.invited_by'), json_extract(doc, '$.created_at') DESC, token_hash);
+CREATE TABLE IF NOT EXISTS used_invitations (
+  tenant TEXT NOT NULL, token_hash TEXT NOT NULL, until TEXT NOT NULL,
+  PRIMARY KEY (tenant, token_hash));
+CREATE INDEX IF NOT EXISTS used_invitations_until ON used_invitations (tenant, until);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
   tenant TEXT NOT NULL, token_hash TEXT NOT NULL, family TEXT NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY (tenant, token_hash));
@@ -239,6 +243,8 @@ class EmbeddedIdentityStore:
         def write(c: sqlite3.Connection) -> None:
             c.execute("INSERT INTO invitations (tenant, token_hash, doc) VALUES (?, ?, ?)",
                       (invitation.tenant, invitation.token_hash, invitation.model_dump_json()))
+            c.execute("DELETE FROM used_invitations WHERE tenant = ? AND token_hash = ?",
+                      (invitation.tenant, invitation.token_hash))
 
         try:
             await self.db.transaction(write)
@@ -251,11 +257,25 @@ class EmbeddedIdentityStore:
             (tenant, token_hash)).fetchone())
         return None if row is None else Invitation.model_validate_json(row["doc"], context=STORED)
 
-    async def delete_invitation(self, tenant: str, token_hash: str) -> bool:
-        deleted: int = await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM invitations WHERE tenant = ? AND token_hash = ?",
-            (tenant, token_hash)).rowcount)
-        return deleted == 1
+    async def delete_invitation(self, tenant: str, token_hash: str, *,
+                                used: bool = False) -> bool:
+        def write(c: sqlite3.Connection) -> bool:
+            if used:
+                c.execute(f"INSERT OR REPLACE INTO used_invitations SELECT tenant, token_hash, "  # noqa: S608
+                          f"{EXPIRES} FROM invitations WHERE tenant = ? AND token_hash = ?",
+                          (tenant, token_hash))
+            deleted: int = c.execute(
+                "DELETE FROM invitations WHERE tenant = ? AND token_hash = ?",
+                (tenant, token_hash)).rowcount
+            return deleted == 1
+
+        return await self.db.transaction(write)
+
+    async def invitation_used(self, tenant: str, token_hash: str, at: datetime) -> bool:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT 1 FROM used_invitations WHERE tenant = ? AND token_hash = ? AND until > ?",
+            (tenant, token_hash, json_time(at))).fetchone())
+        return row is not None
 
     async def pending_invitations(self, tenant: str, at: datetime, *, after: str | None = None,
                                   limit: int = 100) -> Slice[Invitation]:
@@ -285,6 +305,8 @@ class EmbeddedIdentityStore:
                       f" AND {EMAIL} = ? ORDER BY {CREATED} DESC, token_hash LIMIT 1)",
                       (tenant, email, tenant, email))
             c.execute(f"DELETE FROM invitations WHERE tenant = ? AND {EXPIRES} <= ?",  # noqa: S608
+                      (tenant, json_time(at)))
+            c.execute("DELETE FROM used_invitations WHERE tenant = ? AND until <= ?",
                       (tenant, json_time(at)))
 
         await self.db.transaction(write)

@@ -64,6 +64,7 @@ class MongoIdentityStore:
         self.tenants = db["tenants"]
         self.users = db["users"]
         self.invitations = db["invitations"]
+        self.used_invitations = db["used_invitations"]
         self.refresh = db["refresh_tokens"]
         self.ended = db["ended_sessions"]
         self.api_keys = db["api_keys"]  # MongoApiKeys's: a user's deletion rewrites theirs
@@ -94,6 +95,8 @@ class MongoIdentityStore:
                                             name="tenant_email")
         await self.invitations.create_index([("tenant", ASCENDING), ("invited_by", ASCENDING)],
                                             name="tenant_invited_by")
+        await self.used_invitations.create_index([("tenant", ASCENDING), ("until", ASCENDING)],
+                                                 name="tenant_until")
         await self._outbox.setup()
         await self.guard.setup()
 
@@ -248,15 +251,28 @@ class MongoIdentityStore:
             await self.invitations.insert_one(doc)
         except DuplicateKeyError:
             raise Duplicate(invitation.token_hash) from None
+        await self.used_invitations.delete_one({"_id": doc["_id"]})
 
     async def get_invitation(self, tenant: str, token_hash: str) -> Invitation | None:
         doc = await self.invitations.find_one({"_id": _key(tenant, token_hash), "tenant": tenant})
         return None if doc is None else Invitation.model_validate(_fields(doc), context=STORED)
 
-    async def delete_invitation(self, tenant: str, token_hash: str) -> bool:
-        result = await self.invitations.delete_one({"_id": _key(tenant, token_hash),
-                                                    "tenant": tenant})
-        return result.deleted_count == 1
+    async def delete_invitation(self, tenant: str, token_hash: str, *,
+                                used: bool = False) -> bool:
+        key = _key(tenant, token_hash)
+        found = await self.invitations.find_one({"_id": key, "tenant": tenant}) if used else None
+        result = await self.invitations.delete_one({"_id": key, "tenant": tenant})
+        if result.deleted_count != 1:
+            return False
+        if found is not None:  # after the delete: of two acceptances at once, the one that spent it
+            await self.used_invitations.replace_one(
+                {"_id": key}, {"tenant": tenant, "until": found["expires_at"]}, upsert=True)
+        return True
+
+    async def invitation_used(self, tenant: str, token_hash: str, at: datetime) -> bool:
+        return await self.used_invitations.find_one(
+            {"_id": _key(tenant, token_hash), "tenant": tenant,
+             "until": {"$gt": json_time(at)}}, {"_id": 1}) is not None
 
     async def pending_invitations(self, tenant: str, at: datetime, *, after: str | None = None,
                                   limit: int = 100) -> Slice[Invitation]:
@@ -289,6 +305,8 @@ class MongoIdentityStore:
                 {"created_at": {"$lt": created}},
                 {"created_at": created, "token_hash": {"$gt": hashed}}]})
         await self.invitations.delete_many({"tenant": tenant, "$or": stale})
+        await self.used_invitations.delete_many({"tenant": tenant,
+                                                 "until": {"$lte": json_time(at)}})
 
     async def add_refresh_token(self, token: RefreshToken) -> None:
         await self.refresh.insert_one({"_id": _key(token.tenant, token.token_hash),
