@@ -1,14 +1,16 @@
 """Resolver errors, shaped like the HTTP API's problems: a `Problem` keeps its detail and gets its
-`code` and `status` as extensions, a store that is down reads `store_unavailable`, and anything
-else is masked as 500 `internal_error` with the `request_id` (a request's first such error is
-logged with its traceback, the others counted in one line after it). A query refused by the
-limits (`refusal`) carries its `code` too; other errors in the query itself (syntax,
-validation, variables: those without a `path`) keep GraphQL's message and get 422
-`validation_failed`, as the HTTP API's invalid requests do."""
+`code` and `status` as extensions (and its Retry-After as `retryAfter`, in seconds), a store
+that is down reads `store_unavailable`, and anything else is masked as 500 `internal_error`
+with the `request_id` (a request's first such error is logged with its traceback, the others
+counted in one line after it). A query refused by the limits (`refusal`) carries its `code`
+too; other errors in the query itself (syntax, validation, variables: those without a `path`)
+keep GraphQL's message and get 422 `validation_failed`, as the HTTP API's invalid requests
+do."""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +39,16 @@ def _problem(exc: BaseException) -> Problem | None:
             log.warning("store unavailable", extra={"store": store, "error": repr(exc)})
             return StoreUnavailable(store)
     return None
+
+
+def _retry_after(problem: Problem) -> dict[str, int]:
+    """`retryAfter`: the seconds of the problem's Retry-After (its own, or a peer's it passes
+    on); nothing when it has none or it is no number."""
+    try:
+        seconds = math.ceil(float(problem.headers["Retry-After"]))
+    except (KeyError, ValueError, OverflowError):
+        return {}
+    return {"retryAfter": max(0, seconds)}
 
 
 def in_the_query(error: GraphQLError) -> GraphQLError:
@@ -85,4 +97,5 @@ class ProblemErrors(MaskErrors):
         return GraphQLError(
             message=problem.detail, nodes=error.nodes, source=error.source,
             positions=error.positions, path=error.path, original_error=None,
-            extensions={"code": problem.code, "status": problem.status, **problem.extra})
+            extensions={"code": problem.code, "status": problem.status, **problem.extra,
+                        **_retry_after(problem)})

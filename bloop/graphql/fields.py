@@ -41,13 +41,18 @@ class Page(Generic[T]):
         return cls(items=[item(x) for x in listed.items], next=listed.next)
 
 
-def invalid(message: str) -> GraphQLError:
-    return GraphQLError(message, extensions={"code": "validation_failed", "status": 422})
+def invalid(message: str, *loc: str, kind: str = "value_error") -> GraphQLError:
+    """422 `validation_failed`; for what is at `loc` (an argument's name as the schema spells
+    it), with `errors` listing it as the HTTP API's `Invalid` does."""
+    listed = {"errors": [{"loc": list(loc), "msg": message, "type": kind}]} if loc else {}
+    return GraphQLError(message, extensions={"code": "validation_failed", "status": 422,
+                                             **listed})
 
 
 def page_size(first: int) -> int:
     if not 1 <= first <= MAX_PAGE:
-        raise invalid(f"first must be between 1 and {MAX_PAGE}")
+        raise invalid(f"first must be between 1 and {MAX_PAGE}", "first",
+                      kind="greater_than_equal" if first < 1 else "less_than_equal")
     return first
 
 
@@ -61,7 +66,8 @@ def sized(value: S, name: str, like: object) -> S:
     most = min(r.max_length for r in rules if isinstance(r, MaxLen))
     if value is not None and not least <= len(value) <= most:
         raise invalid(f"{name} must be {least} to {most} characters long" if least else
-                      f"{name} may be at most {most} characters long")
+                      f"{name} may be at most {most} characters long", name,
+                      kind="string_too_short" if len(value) < least else "string_too_long")
     for meta in get_args(like)[1:]:
         if isinstance(meta, AfterValidator):
             value = cast(Callable[[S], S], meta.func)(value)

@@ -30,6 +30,7 @@ from bloop.platform.content.model import (
     AudioBlock,
     Captions,
     CodeBlock,
+    ConceptEdit,
     CourseEdit,
     FileBlock,
     ImageBlock,
@@ -47,6 +48,7 @@ from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.content.wiring import SERVICE as CONTENT
 from bloop.platform.demo import data
 from bloop.platform.kit.auth import Forbidden
+from bloop.platform.kit.errors import Problem, StoreUnavailable
 from bloop.platform.kit.pagination import cursor
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 from tests.support import api_client, member
@@ -528,14 +530,20 @@ async def test_a_document_of_several_operations_runs_the_one_named(start: Start)
 ], ids=["courses", "concepts", "users", "lesson"])
 async def test_a_cursor_or_an_id_is_held_to_the_length_the_http_api_takes(
         start: Start, text: str, http: str) -> None:
-    """Before, GraphQL took any length (an id of 200 KB)."""
+    """Before, GraphQL took any length (an id of 200 KB); and its refusal had no `errors`
+    naming the argument, which the HTTP API's has."""
+    argument = "id" if "lesson(" in text else "after"
     async with start() as (_, client):
         for length in (64, 65, 254, 255, 1000, 1001):
             r = await client.get(http.format("a" * length))
             body = await query(client, text.format("a" * length))
             if r.status_code == 422 and r.json()["code"] == "validation_failed":
                 [error] = body["errors"]
-                assert error["extensions"] == {"code": "validation_failed", "status": 422}, length
+                [rest] = r.json()["errors"]
+                # the argument by its name in the schema, as the HTTP API names its parameter
+                assert error["extensions"] == {"code": "validation_failed", "status": 422,
+                                               "errors": [{"loc": [argument], "type": rest["type"],
+                                                           "msg": error["message"]}]}, length
                 assert "characters" in error["message"]
             else:
                 assert all(e["extensions"]["code"] != "validation_failed"
@@ -981,6 +989,81 @@ async def test_a_failing_store_is_an_error_in_the_result_not_a_500(
         assert "secret" not in error["message"]
 
 
+async def test_a_store_that_is_down_says_when_to_try_again(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, GraphQL dropped the Retry-After the HTTP API answers a store that is down
+    with."""
+    async with start(seed=False) as (app, client):
+        raised: list[Exception] = [StoreUnavailable("mongo", retry_after_s=7),
+                                   Problem("slow down", status=429, code="rate_limited",
+                                           headers={"Retry-After": "2.5"}),
+                                   Problem("slow down", status=429, code="rate_limited",
+                                           headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})]
+
+        async def broken(tenant: str, **_: object) -> None:
+            raise raised.pop(0)
+
+        monkeypatch.setattr(content_service(app).repo, "page_concepts", broken)
+        found = []
+        for _ in range(3):
+            [error] = (await query(client, '{ concepts(tenant: "demo") { next } }'))["errors"]
+            found.append((error["extensions"]["code"], error["extensions"].get("retryAfter")))
+        assert found == [("store_unavailable", 7), ("rate_limited", 3), ("rate_limited", None)]
+
+
+async def test_graphql_has_the_fields_its_http_twins_give(start: Start) -> None:
+    """Before, a concept had no `version` (an edit's If-Match), a course no `owner`,
+    `coAuthors` or `archivedAt`, and a user none of their profile."""
+    async with start(signed_in=False) as (app, client):
+        admin = await member(app, client, tenant="demo", roles=("tenant_admin",))
+        educator = await member(app, client, tenant="demo", roles=("educator",))
+        me = (await client.get("/v1/tenants/demo/me", headers=educator)).json()
+        admin_id = (await client.get("/v1/tenants/demo/me", headers=admin)).json()["id"]
+        r = await client.post("/v1/tenants/demo/courses", headers=educator,
+                              json={"id": "mine", "title": "Mine"})
+        assert r.status_code == 201, r.text
+        r = await client.put(f"/v1/tenants/demo/courses/mine/co-authors/{admin_id}",
+                             headers=educator)
+        assert r.status_code in (200, 201, 204), r.text
+        r = await client.post("/v1/tenants/demo/courses/thinking-in-python/archive",
+                              headers=admin)
+        assert r.status_code == 200, r.text
+        service = content_service(app)
+        [concept, *_] = await service.concepts("demo")
+        await service.edit_concept("demo", concept.id, ConceptEdit(description="Again."))
+        r = await client.patch("/v1/tenants/demo/me", headers=educator, json={
+            "locale": "pt-BR", "time_zone": "Europe/Lisbon", "bio": "Teaches.",
+            "avatar_url": "https://example.com/me.png"})
+        assert r.status_code == 200, r.text
+        body = (await client.post("/graphql", headers=admin, json={"query": """{
+            concepts(tenant: "demo") { items { id version } }
+            courses(tenant: "demo", status: ALL) { items { id owner coAuthors archivedAt } }
+            users(tenant: "demo") { items { id avatarUrl locale timeZone bio emailVerified } }
+        }"""})).json()
+        assert "errors" not in body, body
+        http = (await client.get("/v1/tenants/demo/concepts", headers=admin)).json()["items"]
+        assert body["data"]["concepts"]["items"] == [
+            {"id": c["id"], "version": c["version"]} for c in http]
+        assert any(c["version"] == 2 for c in http)
+        for course in body["data"]["courses"]["items"]:
+            r = await client.get(f"/v1/tenants/demo/courses/{course['id']}", headers=admin)
+            got = r.json()
+            assert course == {"id": got["id"], "owner": got["owner"],
+                              "coAuthors": got["co_authors"],
+                              "archivedAt": got["archived_at"] and datetime.fromisoformat(
+                                  got["archived_at"]).isoformat()}
+        assert {c["id"]: c["archivedAt"] is not None
+                for c in body["data"]["courses"]["items"]}["thinking-in-python"]
+        http = (await client.get("/v1/tenants/demo/users", headers=admin)).json()["items"]
+        assert body["data"]["users"]["items"] == [
+            {"id": u["id"], "avatarUrl": u["avatar_url"], "locale": u["locale"],
+             "timeZone": u["time_zone"], "bio": u["bio"], "emailVerified": u["email_verified"]}
+            for u in http]
+        assert {"locale": "pt-BR", "timeZone": "Europe/Lisbon", "bio": "Teaches.",
+                "avatarUrl": "https://example.com/me.png"}.items() <= {
+            u["id"]: u for u in body["data"]["users"]["items"]}[me["id"]].items()
+
+
 def counted(app: FastAPI, name: str, **labels: str) -> float:
     value = app.state.platform.metrics.registry.get_sample_value(name, labels)
     return float(value or 0)
@@ -1309,6 +1392,9 @@ async def test_fields_keep_to_the_callers_tenant_and_roles(start: Start) -> None
             body = await ask(learner, text)
             assert not any((body["data"] or {}).values()), text
             assert body["errors"][0]["extensions"]["code"] == "missing_role", text
+        # the roles it names are those `GET …/users` names (before, platform_admin too)
+        r = await client.get("/v1/tenants/demo/users", headers=learner)
+        assert body["errors"][0]["message"] == r.json()["detail"]
 
         for text in ('{ courses(tenant: "demo") { next } }', '{ tenant(id: "demo") { id } }',
                      '{ users(tenant: "demo") { next } }', '{ concepts(tenant: "demo") { next } }',

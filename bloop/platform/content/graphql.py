@@ -29,7 +29,7 @@ from bloop.platform.content import model, quiz
 from bloop.platform.content.api import LessonId
 from bloop.platform.content.attempts.model import Attempt, AttemptSubmission
 from bloop.platform.content.attempts.service import AttemptService
-from bloop.platform.content.media.refs import is_media_id, media_url, urls_media
+from bloop.platform.content.media.refs import is_media_id, lesson_media, media_url, urls_media
 from bloop.platform.content.media.service import MediaService, reach_of
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, a_person
@@ -127,6 +127,13 @@ def _link(info: Info, tenant: str, media_id: str) -> MediaLink:
     made = info.context.service("content.media", MediaService).signed(
         tenant, media_id, reach_of(info.context.principal))
     return MediaLink(url=made.url, expires_at=made.expires_at)
+
+
+@strawberry.type(description="a media file a lesson references, with a link to it")
+class LessonMedia:
+    media: str = strawberry.field(description="the media file's id")
+    link: MediaLink = strawberry.field(description="a link to the bytes that is its own "
+                                                   "credential")
 
 
 @strawberry.type(description="a media file a Markdown block shows through its URL")
@@ -424,6 +431,14 @@ class Lesson:
     def blocks(self) -> list[Block]:
         return [_block(self.tenant, b) for b in self.source.blocks]
 
+    @field("each media file it references, by id, with a link that is its own credential, as "
+           "`…/lessons/{lesson}/media-links` gives them: its media blocks' and their captions', "
+           "and those whose URLs (`…/media/{id}/…`) any block's text holds (Markdown, captions, "
+           "quiz prompts and choices), but a code block's")
+    def media_links(self, info: Info) -> list[LessonMedia]:
+        return [LessonMedia(media=m, link=_link(info, self.tenant, m))
+                for m in lesson_media(self.source, draft=self.draft)]
+
     @classmethod
     def of(cls, lesson: model.Lesson, *, draft: bool) -> Lesson:
         return cls(id=lesson.id, tenant=lesson.tenant, course_id=lesson.course,
@@ -454,6 +469,11 @@ class Course:
     level: str = strawberry.field(description=LEVELS)
     tags: list[str] = strawberry.field(description=TAGS)
     modules: list[Module] = strawberry.field(description="its modules, in order")
+    owner: str | None = strawberry.field(description=(
+        "the id of the user who owns it (who created it, or the co-author who took it over); "
+        "null for a seeded course or one left orphaned"))
+    co_authors: list[str] = strawberry.field(description="the ids of its co-authors, who edit "
+                                                         "it as its owner does")
     status: str = strawberry.field(description=(
         "`draft` (never published), `published`, or `archived` (taken out of the catalogue)"))
     version: int = strawberry.field(description=(
@@ -471,6 +491,8 @@ class Course:
         "when that version was published"))
     published_at: datetime | None = strawberry.field(description=(
         "when its last version was published; null when never"))
+    archived_at: datetime | None = strawberry.field(description=(
+        "when it was taken out of the catalogue (`…/archive`); null when it is not archived"))
     rollback_of: int | None = strawberry.field(description=(
         "the earlier version its last publication restored (`…/rollback`); null when it "
         "restored none"))
@@ -490,10 +512,12 @@ class Course:
                    language=view.language, level=view.level, tags=list(view.tags),
                    modules=[Module(id=m.id, title=m.title, summary=m.summary)
                             for m in view.modules],
-                   status=view.status, version=view.version, revision=view.revision,
+                   owner=view.owner, co_authors=list(view.co_authors), status=view.status,
+                   version=view.version, revision=view.revision,
                    lesson_count=view.lesson_count,
                    created_at=view.created_at, updated_at=view.updated_at,
-                   published_at=view.published_at, rollback_of=view.rollback_of,
+                   published_at=view.published_at, archived_at=view.archived_at,
+                   rollback_of=view.rollback_of,
                    draft=draft, stored=stored, known=lessons)
 
     @field("the course's lessons in order as this object shows the course: its draft's when "
@@ -517,11 +541,13 @@ class Concept:
     tenant: str = strawberry.field(description="the id of its tenant")
     name: str = strawberry.field(description="its name")
     description: str = strawberry.field(description="plain text; empty when none")
+    version: int = strawberry.field(description=(
+        "raised by each edit: what an edit's `If-Match` names (`PATCH …/concepts/{concept}`)"))
 
     @classmethod
     def of(cls, concept: model.Concept) -> Concept:
         return cls(id=concept.id, tenant=concept.tenant, name=concept.name,
-                   description=concept.description)
+                   description=concept.description, version=concept.version)
 
 
 @strawberry.type

@@ -64,8 +64,8 @@ AuthSvc = Annotated[AuthService, Depends(get_auth)]
 PlatformAdmin = Annotated[Principal, Depends(require("platform_admin", scopes=["identity:write"]))]
 PlatformReader = Annotated[Principal, Depends(require("platform_admin", scopes=["identity:read"]))]
 TenantAdmin = Annotated[Principal, Depends(require("tenant_admin", scopes=["identity:write"]))]
-Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "tenant_admin",
-                                             scopes=["identity:read"]))]
+STAFF_ROLES: tuple[Role, ...] = ("educator", "teaching_assistant", "tenant_admin")
+Staff = Annotated[Principal, Depends(require(*STAFF_ROLES, scopes=["identity:read"]))]
 Member = Annotated[Principal, Depends(require(scopes=["identity:read"]))]
 ProfileScope = Annotated[Principal, Depends(require(scopes=["profile"]))]
 

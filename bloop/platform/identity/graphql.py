@@ -13,9 +13,8 @@ from bloop.graphql.context import Context
 from bloop.graphql.fields import Page, field, page_size, sized
 from bloop.graphql.scalars import Slug
 from bloop.platform.identity import model
-from bloop.platform.identity.api import EmailAfter
+from bloop.platform.identity.api import STAFF_ROLES, EmailAfter
 from bloop.platform.identity.service import IdentityService
-from bloop.platform.kit.auth import STAFF
 from bloop.platform.kit.errors import NotFound
 
 Info = strawberry.Info[Context, None]
@@ -47,12 +46,22 @@ class User:
     roles: list[str] = strawberry.field(description=(
         "at least one of `learner`, `educator`, `teaching_assistant`, `tenant_admin` and "
         "`platform_admin`, each once, in that order"))
+    avatar_url: str | None = strawberry.field(description="their picture's URL; null when none")
+    locale: str = strawberry.field(description="the language they read, a BCP 47 tag such as "
+                                               "`en`")
+    time_zone: str = strawberry.field(description="their IANA time zone, such as "
+                                                  "`Europe/Lisbon`")
+    bio: str = strawberry.field(description="what they say about themselves; empty when nothing")
+    email_verified: bool = strawberry.field(description=(
+        "false for an account made by self sign-up, whose email no one proved is theirs"))
     created_at: datetime = strawberry.field(description="when the account was made")
 
     @classmethod
     def of(cls, user: model.User) -> User:
         return cls(id=user.id, tenant=user.tenant, email=user.email,
                    display_name=user.display_name, roles=list(user.roles),
+                   avatar_url=user.avatar_url, locale=user.locale, time_zone=user.time_zone,
+                   bio=user.bio, email_verified=user.email_verified,
                    created_at=user.created_at)
 
 
@@ -70,7 +79,7 @@ class Query:
            "null when there is no such tenant")
     async def users(self, info: Info, tenant: Slug, first: int = 50,
                     after: str | None = None) -> Page[User] | None:
-        info.context.authorise(tenant, *sorted(STAFF), scopes=["identity:read"])
+        info.context.authorise(tenant, *STAFF_ROLES, scopes=["identity:read"])
         try:
             users = await _service(info).users(tenant, after=sized(after, "after", EmailAfter),
                                                limit=page_size(first))

@@ -1,6 +1,7 @@
-"""learning's HTTP API: the tenant's prerequisite graph (every member reads it; educators and
-admins edit, import and export it), and the signed-in learner's own enrolments, progress,
-mastery, paths, placement and review cards under `/learning/me`."""
+"""learning's HTTP API: the tenant's prerequisite graph (every member reads it a page at a time;
+educators and admins read it whole, with `learning:read`, and edit and import it), and the
+signed-in learner's own enrolments, progress, mastery, paths, placement and review cards under
+`/learning/me`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
-from bloop.platform.kit.auth import Principal, a_person, require
+from bloop.platform.kit.auth import Principal, Role, a_person, require
 from bloop.platform.kit.errors import Invalid
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.preconditions import version_named
@@ -64,8 +65,9 @@ async def get_service(request: Request) -> LearningService:
 
 
 Svc = Annotated[LearningService, Depends(get_service)]
-Editor = Annotated[Principal, Depends(require("educator", "tenant_admin",
-                                              scopes=["learning:write"]))]
+EDITORS: tuple[Role, ...] = ("educator", "tenant_admin")
+Editor = Annotated[Principal, Depends(require(*EDITORS, scopes=["learning:write"]))]
+GraphReader = Annotated[Principal, Depends(require(*EDITORS, scopes=["learning:read"]))]
 Reader = Annotated[Principal, Depends(require(scopes=["learning:read"]))]
 LearningScope = Annotated[Principal, Depends(require(scopes=["learning:write"]))]
 
@@ -207,7 +209,7 @@ async def remove_edge(tenant: TenantId, concept: ConceptId, requires: ConceptId,
 
 
 @router.get("/graph")
-async def export_graph(tenant: TenantId, service: Svc, _: Editor) -> GraphDocument:
+async def export_graph(tenant: TenantId, service: Svc, _: GraphReader) -> GraphDocument:
     """The tenant's concepts and edges as one JSON document (what `PUT /graph` reads)."""
     return await service.export_graph(tenant)
 

@@ -16,19 +16,19 @@ from enum import Enum
 import strawberry
 
 from bloop.graphql.context import Context
-from bloop.graphql.fields import Page, field, page_size, sized
+from bloop.graphql.fields import Page, field, invalid, page_size, sized
 from bloop.graphql.inputs import validated
 from bloop.graphql.scalars import Slug
 from bloop.platform.kit.auth import a_person
 from bloop.platform.kit.errors import Invalid, NotFound
 from bloop.platform.kit.pagination import After, Slice
+from bloop.platform.kit.times import in_utc
 from bloop.platform.learning import model
-from bloop.platform.learning.api import RecordId
+from bloop.platform.learning.api import EDITORS, RecordId
 from bloop.platform.learning.service import PATHS_A_PAGE, LearningService
 
 Info = strawberry.Info[Context, None]
 
-EDITORS = ("educator", "tenant_admin")
 MAX_GRAPH_ITEMS = 20_000
 """Concepts and edges one request may get from `prerequisiteGraph` (each alias counting its
 own), about 0.3 s of work; past it, the fields asking for more fail with `query_too_large`."""
@@ -191,6 +191,19 @@ class NextItem:
         "the most overdue card; null when `kind` is not `review`"))
 
 
+def _moment(at: datetime | None) -> datetime:
+    """`at` in UTC, refused as `…/me/reviews/due` refuses it; now when None."""
+    if at is None:
+        return model.now()
+    if at.utcoffset() is None:
+        raise invalid("at must carry its zone offset, such as 2026-12-04T09:00:00+05:00", "at",
+                      kind="timezone_aware")
+    try:
+        return in_utc(at)
+    except ValueError as exc:
+        raise invalid(str(exc), "at") from None
+
+
 @strawberry.type
 class Query:
     @field(f"the tenant's whole prerequisite graph, its concepts and edges, for its educators "
@@ -229,7 +242,8 @@ class Query:
                       concept: Slug | None = None) -> LearningPath | None:
         me = _me(info, tenant)
         if (course is None) == (concept is None):
-            raise Invalid.of("give either `course` or `concept`")
+            raise Invalid([{"loc": [name], "msg": "give either `course` or `concept`",
+                            "type": "value_error"} for name in ("course", "concept")])
         try:
             return LearningPath.of(await info.context.once(
                 f"learning.path:{tenant}:{me}:{course}:{concept}",
@@ -254,13 +268,14 @@ class Query:
         return Page.of(await _service(info).mastery_page(
             tenant, me, sized(after, "after", After), page_size(first)), ConceptMastery.of)
 
-    @field("the signed-in learner's review cards due now, most overdue first, `first` of them "
-           "after the cursor `after`")
+    @field("the signed-in learner's review cards due at `at` (now when left out), most overdue "
+           "first, `first` of them after the cursor `after` (send the same `at` with it)")
     async def my_due_reviews(self, info: Info, tenant: Slug, first: int = 50,
-                             after: str | None = None) -> Page[ReviewCard] | None:
+                             after: str | None = None,
+                             at: datetime | None = None) -> Page[ReviewCard] | None:
         me = _me(info, tenant)
         return Page.of(await _service(info).due_page(
-            tenant, me, model.now(), page_size(first), sized(after, "after", After)),
+            tenant, me, _moment(at), page_size(first), sized(after, "after", After)),
             ReviewCard.of)
 
 

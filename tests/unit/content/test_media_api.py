@@ -430,6 +430,46 @@ async def test_the_links_of_a_lessons_media_are_those_its_reader_may_see(
         assert (await anonymous.get(authors["links"][later["id"]]["url"])).status_code == 200
 
 
+LESSON_LINKS = """
+query ($l: String!) { lesson(tenant: "acme", id: $l) { mediaLinks { media link { url } } } }"""
+
+
+async def test_graphql_links_what_media_links_does_and_neither_links_code(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Before, GraphQL linked only media blocks, their captions and Markdown's URLs, not a
+    quiz's or a caption's; and `…/media-links` signed the URLs in a code block, whose source is
+    shown as written, and a learner's link to what only code names worked."""
+    ids = [(await upload(client, data, kind, name)).json()["id"] for data, kind, name in (
+        (s.png(), "image/png", "a.png"), (s.jpeg(), "image/jpeg", "b.jpg"),
+        (s.gif(), "image/gif", "c.gif"), (s.mp4(50_000), "video/mp4", "d.mp4"))]
+    picture, in_prompt, in_caption, in_code = ids
+    url = {m: f"{BASE}/media/{m}/content" for m in ids}
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    lesson = (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "image", "media": picture, "caption": f"as {url[in_caption]} shows"},
+        {"type": "code", "language": "python", "source": f"get('{url[in_code]}')"},
+        {"type": "quiz", "id": "check", "title": "Check", "questions": [
+            {"type": "single_choice", "id": "one", "prompt": f"See {url[in_prompt]}",
+             "options": [{"id": "a", "text": "A", "correct": True}, {"id": "b", "text": "B"}]}]},
+    ]})).json()
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    for headers in (None, learner(client)):  # the draft, the publication
+        r = await client.get(f"{BASE}/lessons/{lesson['id']}/media-links", headers=headers)
+        assert r.status_code == 200, r.text
+        rest = {m: x["url"] for m, x in r.json()["links"].items()}
+        assert sorted(rest) == sorted([picture, in_prompt, in_caption])
+        r = await client.post("/graphql", headers=headers, json={
+            "query": LESSON_LINKS, "variables": {"l": lesson["id"]}})
+        assert "errors" not in r.json(), r.text
+        assert {x["media"]: x["link"]["url"] for x in r.json()["data"]["lesson"]["mediaLinks"]
+                } == rest
+        assert [x["media"] for x in r.json()["data"]["lesson"]["mediaLinks"]] == sorted(rest)
+    r = await client.get(f"{BASE}/media/{in_code}/link", headers=learner(client))
+    assert r.status_code == 404
+    assert (await client.get(f"{BASE}/media/{in_prompt}/link",
+                             headers=learner(client))).status_code == 200
+
+
 @pytest.mark.parametrize(("data", "content_type", "filename", "status", "code"), [
     (s.png(), "image/jpeg", None, 415, "type_mismatch"),
     (s.png(), None, "photo.gif", 415, "type_mismatch"),

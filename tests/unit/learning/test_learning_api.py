@@ -44,7 +44,7 @@ from bloop.platform.learning import service as learning_service
 from bloop.platform.learning.model import BktParams, Card, CardState, NewReview, ReviewLog, SchedulerParams
 from bloop.platform.learning.ports import StaleVersion
 from bloop.platform.learning.service import LearningService
-from tests.support import count_calls, embedded_app, eventually, graphql_pages, member
+from tests.support import PASSWORD, count_calls, embedded_app, eventually, graphql_pages, member
 from tests.unit.learning.test_bkt import generate
 from tests.unit.learning.test_review import simulate
 
@@ -684,6 +684,35 @@ async def test_graphql_due_reviews_come_a_page_at_a_time(running: tuple[
         r = await client.post("/graphql", json={
             "query": f'{{ myDueReviews(tenant: "acme", {bad}) {{ next }} }}'}, headers=pupil)
         assert r.json()["errors"][0]["extensions"]["code"] == code, bad
+
+
+async def test_graphql_due_reviews_take_the_at_of_their_http_twin(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Before, `myDueReviews` had no `at`: it looked from now, and a cursor sent later met
+    other cards than the page it came from (REST says to send the same `at` with it)."""
+    app, client = running
+    pupil = await pupil_with_cards_due(app, client, 3)
+    text = """query ($at: DateTime, $after: String) {
+        myDueReviews(tenant: "acme", first: 2, at: $at, after: $after) { items { cardId } next }
+    }"""
+    for at in ((datetime.now(UTC) - timedelta(days=1)).isoformat(),
+               (datetime.now(UTC) + timedelta(days=400)).isoformat()):
+        r = await client.get(f"{BASE}/me/reviews/due", params={"at": at, "limit": 2},
+                             headers=pupil)
+        body = (await client.post("/graphql", headers=pupil, json={
+            "query": text, "variables": {"at": at}})).json()
+        assert "errors" not in body, body
+        assert [c["cardId"] for c in body["data"]["myDueReviews"]["items"]] == [
+            c["card_id"] for c in r.json()["items"]]
+        assert len(r.json()["items"]) == (0 if at < datetime.now(UTC).isoformat() else 2)
+    for at in ("2026-12-04T09:00:00", "9999-12-31T23:00:00-05:00"):
+        r = await client.get(f"{BASE}/me/reviews/due", params={"at": at}, headers=pupil)
+        body = (await client.post("/graphql", headers=pupil, json={
+            "query": text, "variables": {"at": at}})).json()
+        [error] = body["errors"]
+        assert (error["extensions"]["code"], error["extensions"]["status"]) == (
+            r.json()["code"], r.status_code) == ("validation_failed", 422), at
+        assert [e["loc"] for e in error["extensions"]["errors"]] == [["at"]], at
 
 
 async def test_an_empty_after_is_the_first_page_of_due_reviews_as_of_every_list(running: tuple[
@@ -1601,6 +1630,31 @@ async def test_graphql_graph_is_for_those_who_may_export_it(running: tuple[
         assert len(body["data"]["prerequisiteGraph"]["edges"]) == 3, body
 
 
+async def test_reading_the_whole_graph_needs_learning_read_over_http_as_over_graphql(
+        running: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """Before, `GET …/learning/graph` needed `learning:write`, and `prerequisiteGraph`, which
+    says it works as it does, `learning:read`: an educator's read-only token got one only."""
+    app, client = running
+    await python_course(app, client)
+    await member(app, client, "acme", ["educator"], email="reader@acme.test")
+    for scopes, code in (("learning:read", None), ("learning:write", "insufficient_scope")):
+        r = await client.post("/v1/auth/token", data={
+            "grant_type": "password", "tenant": "acme", "username": "reader@acme.test",
+            "password": PASSWORD, "scope": scopes})
+        assert r.status_code == 200, r.text
+        token = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = await client.get(f"{BASE}/graph", headers=token)
+        body = (await client.post("/graphql", json={"query": GRAPH}, headers=token)).json()
+        if code is None:
+            assert r.status_code == 200, r.text
+            assert ({e["concept"] for e in body["data"]["prerequisiteGraph"]["edges"]}
+                    == {e["concept"] for e in r.json()["edges"]}), body
+        else:
+            [error] = body["errors"]
+            assert (r.status_code, r.json()["code"]) == (403, code), scopes
+            assert error["extensions"]["code"] == code, scopes
+
+
 async def test_graphql_graph_is_read_once_and_written_out_so_many_times(running: tuple[
         FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
     """Before, each alias read the whole graph again, and a request could have it written out
@@ -1664,6 +1718,9 @@ async def test_graphql_path_needs_a_course_or_a_concept(running: tuple[
         assert (error["path"], error["extensions"]["code"], error["extensions"]["status"]) == (
             ["myPath"], r.json()["code"], r.status_code) == (
             ["myPath"], "validation_failed", 422), args
+        # the arguments it is about, by their names in the schema
+        assert [(e["loc"], e["type"]) for e in error["extensions"]["errors"]] == [
+            (["course"], "value_error"), (["concept"], "value_error")], args
 
 
 async def test_graphql_works_a_learners_paths_out_once_however_many_fields_ask(

@@ -26,9 +26,8 @@ from bloop.platform.content.media.model import (
     MediaLink,
     MediaUsage,
 )
-from bloop.platform.content.media.refs import referenced_media
+from bloop.platform.content.media.refs import lesson_media
 from bloop.platform.content.media.service import MediaService, reach_of
-from bloop.platform.content.model import LearnerLesson
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.pagination import After, Page
@@ -156,11 +155,10 @@ async def lesson_media_links(tenant: TenantId, lesson: LessonId, service: Svc, c
     show its images and players, in one call. Never cached, since the links expire (the lesson
     itself is revalidated with its ETag)."""
     read, draft = await content.lesson_for(tenant, lesson, me)
-    shown = read if draft else LearnerLesson.of(read)
     reach = reach_of(me)
     response.headers["Cache-Control"] = "no-store"
     return LessonMediaLinks(lesson=read.id, version=read.version, links={
-        m: service.signed(tenant, m, reach) for m in sorted(referenced_media([shown]))})
+        m: service.signed(tenant, m, reach) for m in lesson_media(read, draft=draft)})
 
 
 @router.head("/{media}/signed", response_class=StreamingResponse, responses=CONTENT_RESPONSES,

@@ -81,8 +81,9 @@ class LessonMediaLinks(BaseModel):
     lesson: str
     version: int = Field(description="the lesson's version these are the media of: its draft's "
                                      "to its course's authors, else its publication's")
-    links: dict[str, MediaLink] = Field(description="by media id: each media block's, and each "
-                                                    "media URL's (`…/media/{id}/…`) in Markdown")
+    links: dict[str, MediaLink] = Field(description=(
+        "by media id: each media block's and its captions', and each media URL's "
+        "(`…/media/{id}/…`) in any block's text (Markdown, captions, quizzes) but code's"))
 
 
 class Media(MediaInfo):
