@@ -1,16 +1,19 @@
-"""ffmpeg and ffprobe, run as subprocesses. Every failure is a `MediaFailed` carrying the end
-of ffmpeg's own message; a machine without ffmpeg gets `MissingTool`."""
+"""ffmpeg and ffprobe, run as subprocesses. Every failure is a `MediaFailed` saying which step
+failed; what the tool itself said goes to the server's log only (it names the server's files). A
+machine without ffmpeg gets `MissingTool`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
 from bloop.ai.providers.llm import ProviderError
 from bloop.ai.providers.tts import require_tool
 
+log = logging.getLogger("bloop.ai.media")
 AudioFormat = Literal["opus", "mp3"]
 # Bit-exact: no encoder version tag, and the Ogg stream's serial number its index rather than
 # random, so the same speech makes the same file (stored once, as identical bytes are).
@@ -39,8 +42,9 @@ async def ffmpeg(*args: str | Path, what: str, timeout_s: float = 600) -> None:
         await proc.wait()
         raise MediaFailed(f"ffmpeg took over {timeout_s:.0f}s to {what}") from None
     if proc.returncode != 0:
-        tail = err.decode(errors="replace").strip().splitlines()[-3:]
-        raise MediaFailed(f"ffmpeg could not {what}: {' / '.join(tail)}")
+        _logged("ffmpeg", what, proc.returncode, err)
+        raise MediaFailed(f"ffmpeg could not {what} (exit status {proc.returncode}; the "
+                          "server's log has its message)")
 
 
 async def ffprobe(path: Path) -> dict[str, Any]:
@@ -51,9 +55,16 @@ async def ffprobe(path: Path) -> dict[str, Any]:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await proc.communicate()
     if proc.returncode != 0:
-        raise MediaFailed(f"ffprobe could not read {path.name}: {err.decode(errors='replace')[:300]}")
+        _logged("ffprobe", f"read {path.name}", proc.returncode, err)
+        raise MediaFailed(f"ffprobe could not read {path.name} (exit status {proc.returncode}; "
+                          "the server's log has its message)")
     result: dict[str, Any] = json.loads(out)
     return result
+
+
+def _logged(tool: str, what: str, status: int | None, stderr: bytes) -> None:
+    log.warning("%s failed", tool, extra={"step": what, "status": status,
+                                          "stderr": stderr.decode(errors="replace")[-2000:]})
 
 
 async def encode_audio(wav: Path, out: Path, fmt: AudioFormat, language: str = "und") -> None:

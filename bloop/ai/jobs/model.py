@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, SecretStr, StrictFloat, StrictInt, StringConstraints
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+)
 
 from bloop.ai.text.model import FlashcardSet, LessonText, QuizDraft, Simplified, Summary
 from bloop.platform.content.model import Language, Level
-from bloop.platform.kit.read_back import Tolerant
-from bloop.platform.kit.text import Lines, RawLine
+from bloop.platform.kit.read_back import Tolerant, read_back
+from bloop.platform.kit.text import Documented, Lines, RawLine
 from bloop.platform.kit.urls import WEB_ADDRESS
 
 JobKind = Literal["summary", "simplify", "quiz", "flashcards", "narration", "video"]
@@ -32,6 +42,27 @@ Instructions = Lines[Annotated[str, StringConstraints(strip_whitespace=True, max
 MAX_PROMPT_CHARS = 2000
 # Beyond MAX_PROMPT_CHARS the service refuses with `prompt_too_long`; this only bounds the body.
 Prompt = Lines[Annotated[str, StringConstraints(strip_whitespace=True, max_length=100_000)]]
+# A voice's name as providers spell them (espeak-ng's `fr`, `en-us+f3`, OpenAI's `alloy`, Azure's
+# `en-US-Ava:DragonHDLatestNeural`, an ElevenLabs id): never a path or a part of an address.
+VOICE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_+:-]{0,63}$"
+_VOICE = re.compile(VOICE_PATTERN)
+VOICE_RULE = ("a voice is named by letters, digits, `_`, `+`, `:` and `-` (not first), "
+              "at most 64 of them")
+
+
+def voice_name(value: str) -> bool:
+    """Whether `value` is spelled as a voice's name may be."""
+    return _VOICE.fullmatch(value) is not None
+
+
+def _check_voice(value: str, info: ValidationInfo) -> str:
+    if not read_back(info) and not voice_name(value):
+        raise ValueError(VOICE_RULE)
+    return value
+
+
+# Kept jobs asked for before the rule still read; the renderer checks their voice again.
+VoiceName = Annotated[str, AfterValidator(_check_voice), Documented(VOICE_PATTERN, blank=False)]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200,
                                                   pattern=r"^[\x21-\x7e]+$")]
 
@@ -51,8 +82,9 @@ class JobParams(_Model):
 
     level: Level = Field(default="beginner", description="simplify: the reader's level")
     count: StrictInt = Field(default=5, ge=1, le=30, description="quiz questions or flashcards")
-    voice: RawLine[Annotated[str, StringConstraints(max_length=100)]] | None = Field(
-        default=None, description="narration and video: the voice, when the provider has several")
+    voice: VoiceName | None = Field(default=None, description=(
+        "narration and video: the voice, when the provider has several (one the local voice, "
+        f"espeak-ng, has: `espeak-ng --voices`); {VOICE_RULE}"))
     instructions: Instructions = Field(default="", description="a note to the generator")
     prompt: Prompt = Field(default="", description=(
         f"video: what the video is about, at most {MAX_PROMPT_CHARS} characters; its script "

@@ -16,7 +16,8 @@ A cancellation or a lost lease seen while reporting progress stops the rendering
 Each returns what it made: a path, a list of paths, or objects with `path` and, where known,
 `content_type`, `kind`, `duration_s` and `captions_path` (a WebVTT file). The text-to-speech
 adapter comes from `bloop.ai.providers.tts` (`BLOOP_TTS_*`). Their failures are `ProviderError`s,
-so a job retries the transient ones. A kind whose library is missing is not offered."""
+so a job retries the transient ones. A kind whose library is missing is not offered. A job's
+voice is checked before it is given to either (`voice_problem` when the job is asked for)."""
 
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from bloop.ai.jobs.model import Job
+from bloop.ai.jobs.model import VOICE_RULE, Job, voice_name
 from bloop.ai.jobs.ports import MediaRenderer, Progress, RenderedFile
-from bloop.ai.providers.tts import Tts
+from bloop.ai.providers.tts import Tts, VoiceUnavailable
 
 LIBRARIES = {"narration": ("bloop.ai.audio", "narrate"),
              "video": ("bloop.ai.video", "render_lesson_video")}
@@ -74,6 +75,22 @@ def _tts() -> Any:
     return tts.make_tts(tts.TtsSettings())
 
 
+async def voice_problem(voice: str) -> str | None:
+    """Why `voice` cannot speak here, when that is known before a job runs: the local engine
+    (espeak-ng) lists its voices. A paid provider's voices are its own to refuse, and on a
+    machine without espeak-ng (an API process whose jobs run elsewhere) the job checks."""
+    from bloop.ai.providers import tts
+
+    if tts.TtsSettings().chosen() != "local":
+        return None
+    try:
+        if await tts.EspeakTts().has_voice(voice):
+            return None
+    except tts.MissingTool:
+        return None
+    return tts.voice_unavailable(voice, "local (espeak-ng)")
+
+
 class LibraryRenderer:
     def __init__(self, kind: str, function: Callable[..., Any] | None = None) -> None:
         module_name, name = LIBRARIES[kind]
@@ -94,6 +111,9 @@ class LibraryRenderer:
         title = lesson.title if lesson is not None else getattr(script, "title", "")
         blocks = (self.parts(text) if self.parts is not None
                   else [text] if text.strip() else [])
+        if job.params.voice is not None and not voice_name(job.params.voice):
+            # asked for before the rule: never given to a provider (a path, an address)
+            raise VoiceUnavailable(f"the narration voice is not a voice's name: {VOICE_RULE}")
         tts = _tts() if "tts" in self.parameters else None
         if tts is not None and meter is not None and tts.usd_per_character:
             tts = meter(tts)

@@ -33,7 +33,7 @@ from bloop.ai.providers.llm import OpenAiLlm, Pricing, ProviderRejected, redact
 from bloop.ai.text.generator import LlmTextGenerator, TextGenerator
 from bloop.ai.text.model import LessonText
 from bloop.ai.text.offline import OfflineTextGenerator
-from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.errors import Conflict, Invalid, NotFound, Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice, cursor
@@ -169,14 +169,17 @@ class JobService:
     def __init__(self, store: JobStore, settings: AiSettings, *,
                  media_kinds: frozenset[str] = frozenset(),
                  narratable: Callable[[str], bool] = lambda text: bool(text.strip()),
+                 voice_problem: Callable[[str], Awaitable[str | None]] | None = None,
                  on_write: Callable[[], None] = lambda: None) -> None:
-        """`media_kinds` are the media kinds this deployment can render (narration, video), and
-        `narratable` tells whether a lesson's text has anything to narrate; `on_write` runs
-        after each write that stored events (the outbox relay's `wake`)."""
+        """`media_kinds` are the media kinds this deployment can render (narration, video),
+        `narratable` tells whether a lesson's text has anything to narrate, and
+        `voice_problem` why a voice cannot speak (None when it can, or cannot tell yet);
+        `on_write` runs after each write that stored events (the outbox relay's `wake`)."""
         self.store = store
         self.settings = settings
         self.media_kinds = media_kinds
         self.narratable = narratable
+        self.voice_problem = voice_problem
         self._on_write = on_write
 
     # settings and quotas
@@ -288,6 +291,13 @@ class JobService:
                           f"{self.settings.max_lesson_chars})", status=422,
                           code="prompt_too_long", extra={"limit": self.settings.max_lesson_chars})
 
+    async def _check_voice(self, request: JobRequest) -> None:
+        voice = request.params.voice
+        if voice is None or request.kind not in MEDIA_KINDS or self.voice_problem is None:
+            return
+        if (problem := await self.voice_problem(voice)) is not None:
+            raise Invalid.of(problem, "body", "params", "voice")
+
     async def request(self, tenant: str, requested_by: str, request: JobRequest,
                       lesson: LessonText | None, client_key: str | None = None,
                       readable: Callable[[Job], Awaitable[bool]] | None = None
@@ -312,6 +322,7 @@ class JobService:
         if lesson is not None:
             await self.check_not_deleted(tenant, lesson.id)
         self._check_request(request, lesson)
+        await self._check_voice(request)
         eff = await self.effective(tenant)
         if request.params.prompt and eff.provider == "offline":
             raise Problem(

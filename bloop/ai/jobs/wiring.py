@@ -58,7 +58,8 @@ async def mount(platform: Platform) -> Mounted:
     relay = platform.add_outbox(store.outbox)
     found = renderers.available()
     service = JobService(store, settings, media_kinds=frozenset(found),
-                         narratable=renderers.narratable, on_write=relay.wake)
+                         narratable=renderers.narratable,
+                         voice_problem=renderers.voice_problem, on_write=relay.wake)
     secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
     links = OutputLinks(secret, settings.link_ttl_s)
     runner = JobRunner(service, media, settings, worker_id(), found,

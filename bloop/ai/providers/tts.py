@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import logging
 import re
 import shutil
 import wave
@@ -41,6 +42,7 @@ from bloop.ai.providers.llm import (
 from bloop.platform.kit.urls import HttpUrlText, url_password
 
 TtsProvider = Literal["local", "openai", "azure", "elevenlabs"]
+log = logging.getLogger("bloop.ai.tts")
 
 
 class MissingTool(ProviderError):
@@ -58,6 +60,18 @@ class CannotRead(ProviderRejected):
     that language (Han for Japanese and Chinese) and falls back to English."""
 
     code = "tts_cannot_read"
+
+
+class VoiceUnavailable(ProviderRejected):
+    """The voice a job names is not one the provider has."""
+
+    code = "voice_unavailable"
+
+
+def voice_unavailable(voice: str, provider: str) -> str:
+    """What a job or a request is told of a voice the text-to-speech provider does not have."""
+    return (f"the narration voice {voice!r} is not available: the {provider} text-to-speech "
+            "provider has no voice of that name")
 
 
 def require_tool(name: str) -> str:
@@ -231,9 +245,10 @@ class EspeakTts(_Priced):
     """espeak-ng, from Debian's packages: robotic but intelligible, instant, and offline."""
 
     name = "local"
-    # Which languages espeak-ng speaks, asked once per process: a renderer makes a new
-    # adapter for each job.
+    # Which languages espeak-ng speaks and which voices it has, asked once per process: a
+    # renderer makes a new adapter for each job.
     _voices: ClassVar[dict[str, str | None]] = {}
+    _listed: ClassVar[dict[str, frozenset[str]]] = {}
 
     def __init__(self, *, voice: str = "en-us", words_per_minute: int = 165,
                  concurrency: int = 2) -> None:
@@ -256,9 +271,35 @@ class EspeakTts(_Priced):
             self._voices[tag] = tag if proc.returncode == 0 and listed else None
         return self._voices[tag]
 
+    async def has_voice(self, voice: str) -> bool:
+        """Whether espeak-ng has `voice`, whatever its case: a language, name or file name of
+        `espeak-ng --voices` (or a language it narrows, as `zh-cn` does `zh`), then perhaps `+`
+        and a variant of `--voices=variant`. Anything else (a path) is not one, so it never
+        reaches `espeak-ng -v`."""
+        name, plus, variant = voice.casefold().partition("+")
+        listed = await self._list("")
+        parts = name.split("-")
+        narrowed = all(p.isascii() and p.isalnum() for p in parts) and any(
+            "-".join(parts[:n]) in listed for n in range(len(parts) - 1, 0, -1))
+        return (name in listed or narrowed) and (
+            not plus or variant in await self._list("variant"))
+
+    async def _list(self, which: str) -> frozenset[str]:
+        if which not in self._listed:
+            proc = await asyncio.create_subprocess_exec(
+                require_tool("espeak-ng"), f"--voices={which}" if which else "--voices",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await proc.communicate()
+            if proc.returncode != 0:
+                return frozenset()  # asked again next time
+            self._listed[which] = _voice_names(out.decode(errors="replace"))
+        return self._listed[which]
+
     async def synthesize(self, text: str, voice: str | None = None) -> Speech:
         binary = require_tool("espeak-ng")
         chosen = voice or self._voice
+        if not await self.has_voice(chosen):
+            raise VoiceUnavailable(voice_unavailable(chosen, "local (espeak-ng)"))
         await _check_readable(binary, chosen, text)
 
         async def speak(sentence: str) -> bytes:
@@ -267,8 +308,12 @@ class EspeakTts(_Priced):
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             out, err = await proc.communicate()
             if proc.returncode != 0 or not out:
-                raise ProviderRejected(f"espeak-ng failed for voice {chosen!r}: "
-                                       f"{err.decode(errors='replace').strip()[:300]}")
+                log.warning("espeak-ng failed", extra={
+                    "voice": chosen, "status": proc.returncode,
+                    "stderr": err.decode(errors="replace").strip()[-2000:]})
+                raise ProviderRejected(f"the local text-to-speech engine (espeak-ng) could not "
+                                       f"speak with the voice {chosen!r} (exit status "
+                                       f"{proc.returncode}; the server's log has its message)")
             return _fix_stream_wav(out)
 
         return await per_sentence(text, speak, provider=self.name, voice=chosen,
@@ -276,6 +321,23 @@ class EspeakTts(_Priced):
 
     async def close(self) -> None:
         return None
+
+
+_OTHER_LANGUAGE = re.compile(r"\(([^\s()]+)\s+\d+\)")
+
+
+def _voice_names(listing: str) -> frozenset[str]:
+    """The names `espeak-ng -v` takes from a `--voices` listing: a header, then a voice a line
+    (priority, language, age/gender, name, file, other languages as `(tag priority)`)."""
+    names: set[str] = set()
+    for line in listing.splitlines()[1:]:
+        columns = line.split(maxsplit=5)
+        if len(columns) < 5:
+            continue
+        names.update((columns[1], columns[3], columns[4].rsplit("/", 1)[-1]))
+        if len(columns) > 5:
+            names.update(_OTHER_LANGUAGE.findall(columns[5]))
+    return frozenset(n.casefold() for n in names if n != "variant")
 
 
 _SWITCH = re.compile(r"\(([a-z][a-z0-9-]*)\)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import math
 import shutil
 import sys
@@ -38,6 +39,8 @@ from bloop.ai.providers.tts import (
 from bloop.ai.video.fonts import require_glyphs
 from bloop.ai.video.script import VideoScript
 from bloop.ai.video.worker import RenderAnswer, RenderJob
+
+log = logging.getLogger("bloop.ai.video")
 
 Progress = Callable[[str, float], None]
 Captions = Literal["track", "burned", "both"]
@@ -242,13 +245,16 @@ async def _render(script: VideoScript, tts: Tts, out_dir: Path, work: Path, *, w
         t0 = time.perf_counter()
         answer = await pool.render(job)
         if not answer.ok:
-            first = answer.error
+            first, first_detail = answer.error, answer.detail
             answer = await pool.render(job.model_copy(update={"simplified": True}))
             if not answer.ok:
+                log.warning("a scene could not be rendered", extra={
+                    "scene": i + 1, "kind": chosen.kind, "first": first_detail or first,
+                    "then": answer.detail or answer.error})
                 raise MediaFailed(f"scene {i + 1} ({chosen.kind}) could not be rendered, not even "
                                   f"as a plain card: {first}; then {answer.error}")
             answer = answer.model_copy(update={"repairs": [
-                f"simplified to plain card after {first}", *answer.repairs]})
+                f"simplified to plain card after {first_detail or first}", *answer.repairs]})
         clip.answer = answer
         mark("render", t0)
         progress("render")

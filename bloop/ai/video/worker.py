@@ -44,7 +44,9 @@ class RenderAnswer(BaseModel):
     out: str = ""
     frames: int = 0
     repairs: list[str] = Field(default_factory=list)
-    error: str = ""
+    error: str = Field(default="", description="why it failed, in words a job may show")
+    detail: str = Field(default="", description="what was raised, for the server's log only "
+                                                "(it may name the server's files)")
 
 
 def _frames(seconds: float, fps: int) -> int:
@@ -90,7 +92,8 @@ def _render(m: Any, s: Any, job: RenderJob, options: dict[str, Any],
         except Exception as exc:
             note = f"{type(exc).__name__}: {str(exc)[:200]}"
             if simplified:
-                return RenderAnswer(ok=False, repairs=repairs, error=note)
+                return RenderAnswer(ok=False, repairs=repairs, detail=note,
+                                    error=f"the renderer raised {type(exc).__name__}")
             repairs.append(f"simplified to plain card after the render failed ({note})")
     raise AssertionError("unreachable")
 
@@ -193,7 +196,8 @@ def main() -> None:
             answer = render(adapter.validate_json(line))
         except Exception as exc:
             traceback.print_exc()
-            answer = RenderAnswer(ok=False, error=f"{type(exc).__name__}: {str(exc)[:300]}")
+            answer = RenderAnswer(ok=False, error=f"the renderer raised {type(exc).__name__}",
+                                  detail=f"{type(exc).__name__}: {str(exc)[:300]}")
         answers.write(answer.model_dump_json() + "\n")
 
 

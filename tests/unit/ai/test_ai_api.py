@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from bloop.ai.jobs import api as ai_api
+from bloop.ai.jobs import renderers
 from bloop.ai.jobs.events import OutputRef
 from bloop.ai.jobs.lessons import InProcessLessons
 from bloop.ai.jobs.model import Job, JobRequest, MediaOutput, MediaResult, TenantAiConfig
@@ -821,3 +822,38 @@ async def test_a_job_asked_for_on_a_deleted_lesson_says_it_was_deleted(
         assert (r.status_code, r.json()["code"]) == (404, "lesson_gone"), (kind, r.text)
     r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": "nope"})
     assert (r.status_code, r.json()["code"]) == (404, "not_found"), r.text
+
+
+@pytest.mark.parametrize("voice", [
+    "../../../../../etc/passwd", "/etc/passwd", "en/../../x", "fr.voice", "-x", "en us",
+    "a" * 65])
+async def test_a_voice_that_is_not_a_voices_name_is_refused_and_nothing_queued(
+        client: httpx.AsyncClient, voice: str) -> None:
+    """`espeak-ng -v` took the voice as a path under its voices folder, and printed each line of
+    the file it read as "Bad voice attribute: …", which became the job's error: an educator
+    read /etc/passwd through `GET …/ai/jobs/{id}`."""
+    les = await lesson(client)
+    for kind in ("narration", "video"):
+        r = await client.post(f"{BASE}/ai/jobs", json={
+            "kind": kind, "lesson_id": les["id"], "params": {"voice": voice}})
+        assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), r.text
+        assert r.json()["errors"][0]["loc"] == ["body", "params", "voice"]
+    assert (await client.get(f"{BASE}/ai/jobs")).json()["items"] == []
+
+
+async def test_a_voice_the_local_engine_does_not_have_is_refused_when_asked_for(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_media_kind(app, "narration")
+    monkeypatch.setenv("BLOOP_TTS_PROVIDER", "local")
+    les = await lesson(client)
+    r = await client.post(f"{BASE}/ai/jobs", json={
+        "kind": "narration", "lesson_id": les["id"], "params": {"voice": "nosuch-x-voice"}})
+    assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), r.text
+    assert r.json()["errors"][0]["loc"] == ["body", "params", "voice"]
+    assert r.json()["detail"] == ("body.params.voice: the narration voice 'nosuch-x-voice' is "
+                                  "not available: the local (espeak-ng) text-to-speech provider "
+                                  "has no voice of that name")
+    assert (await client.get(f"{BASE}/ai/jobs")).json()["items"] == []
+    for voice in ("fr", "pt-BR", "zh-cn", "en-us+f3", "EN-GB", "Afrikaans"):
+        assert await renderers.voice_problem(voice) is None, voice
+    assert await renderers.voice_problem("en+nosuch") is not None, "a variant it has not"

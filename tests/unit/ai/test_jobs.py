@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from bloop.ai.audio import ffmpeg as ffmpeg_module
 from bloop.ai.audio import speak
 from bloop.ai.jobs import consumers, renderers
 from bloop.ai.jobs.lessons import lesson_text
@@ -56,6 +58,7 @@ from bloop.platform.kit.errors import Conflict, Problem
 from bloop.platform.kit.events.bus.port import Handler
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.settings import AiSettings
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import eventually
@@ -1601,3 +1604,62 @@ async def test_a_job_whose_work_ended_is_finished_not_put_back(rig: Rig) -> None
     done = await rig.service.job("acme", job.id)
     assert (done.status, done.attempts, done.lease) == ("succeeded", 1, None)
     assert "job.completed.v1" in await rig.types(job.id)
+
+
+def test_a_voice_is_named_as_providers_name_theirs() -> None:
+    for voice in ("fr", "en-us+f3", "alloy", "en-US-JennyNeural", "af_bella+af_sky",
+                  "en-US-Ava:DragonHDLatestNeural", "21m00Tcm4TlvDq8ikWAM"):
+        assert JobParams(voice=voice).voice == voice
+    for voice in ("../../etc/passwd", "gmw/en", "en.US", "-v", "", "en us", "a" * 65):
+        with pytest.raises(ValueError, match="a voice is named by"):
+            JobParams(voice=voice)
+    kept = JobParams.model_validate({"voice": "../x"}, context=STORED)
+    assert kept.voice == "../x", "a job kept before the rule still reads"
+
+
+def failing_tool(folder: Path, said: str) -> str:
+    """A stand-in for espeak-ng or ffmpeg that says `said` on stderr and fails."""
+    path = folder / "tool"
+    path.write_text(f"#!/bin/sh\necho '{said}' >&2\nexit 1\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+LEAKED = "Bad voice attribute: root:x:0:0:root:/root:/bin/bash"
+
+
+@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("ffmpeg")),
+                    reason="needs espeak-ng and ffmpeg (`bash infra/media.sh`)")
+async def test_a_kept_job_whose_voice_is_a_path_fails_without_reading_the_file(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job asked for before voices were checked, with `../../../../../etc/passwd` for its
+    voice: espeak-ng read /etc/passwd as a voice, and its complaints about each line (the
+    file) were the job's error, shown to the educator."""
+    monkeypatch.setenv("BLOOP_TTS_PROVIDER", "local")
+    job = await rig.ask("narration", voice="en")
+    traversal = JobParams.model_validate({"voice": "../../../../../etc/passwd"}, context=STORED)
+    await rig.service.mutate("acme", job.id, lambda j: (j.update(params=traversal), []))
+    await rig.runner(narration=LibraryRenderer("narration")).run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert done.status == "failed"
+    [error] = done.errors
+    assert "root:" not in error.message, error.message
+    assert "passwd" not in error.message, error.message
+    assert error.code == "voice_unavailable"
+
+
+async def test_a_media_tools_own_message_goes_to_the_log_and_never_to_the_job(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(renderers, "_tts", HeardTts)
+    monkeypatch.setattr(ffmpeg_module, "require_tool", lambda name: failing_tool(tmp_path, LEAKED))
+    job = await rig.ask("narration")
+    with caplog.at_level(logging.WARNING, "bloop.ai.media"):
+        await rig.runner(narration=LibraryRenderer("narration")).run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert done.status == "failed"
+    [error] = done.errors
+    assert error.code == "media_failed"
+    assert error.message == ("ffmpeg could not encode the narration as opus (exit status 1; the "
+                             "server's log has its message)")
+    assert any(LEAKED in str(getattr(r, "stderr", "")) for r in caplog.records), "logged"

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from pydantic import SecretStr
 
+from bloop.ai.providers import tts as tts_module
 from bloop.ai.providers.llm import (
     ProviderRateLimited,
     ProviderRejected,
@@ -34,6 +37,7 @@ from bloop.ai.providers.tts import (
     OpenAiTts,
     Tts,
     TtsSettings,
+    VoiceUnavailable,
     english_share,
     make_tts,
     read_wav,
@@ -306,3 +310,47 @@ def test_the_share_of_words_the_local_voice_reads_in_english() -> None:
     russian = "p;ir;im;'ennVja (en)k'aUnt(ru) x@-ran;'it tS;isl'o"
     assert english_share(russian, "ru") == 1 / 4
     assert english_share("p@-r;iv;'et m;'ir", "ru") == english_share("", "ru") == 0.0
+
+
+def fake_espeak(folder: Path, said: str) -> str:
+    """A stand-in for espeak-ng: lists the voice `xx` (and variant `f3`) and fails to speak,
+    saying `said` on stderr."""
+    path = folder / "espeak-ng"
+    path.write_text(f"""#!/bin/sh
+case "$1" in
+  --voices=variant) printf 'Pty Language Age/Gender VoiceName File Other Languages\\n'
+                    printf ' 5  variant --/F f3 !v/f3\\n' ;;
+  --voices) printf 'Pty Language Age/Gender VoiceName File Other Languages\\n'
+            printf ' 5  xx-yy --/M Xish xyz/xx-YY (xx 5)\\n' ;;
+  *) echo '{said}' >&2; exit 1 ;;
+esac
+""")
+    path.chmod(0o755)
+    return str(path)
+
+
+async def test_the_local_engines_own_message_goes_to_the_log_and_never_to_the_caller(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """espeak-ng's stderr was the error's message, and so the job's: with a voice that was a
+    path, the lines of the file it read."""
+    leaked = "Bad voice attribute: root:x:0:0:root:/root:/bin/bash"
+    monkeypatch.setattr(tts_module, "require_tool", lambda name: fake_espeak(tmp_path, leaked))
+    monkeypatch.setattr(EspeakTts, "_listed", {})
+    tts = EspeakTts()
+    assert [await tts.has_voice(v) for v in ("xx", "XX-yy", "xish", "xx-YY", "xx-zz", "xx+f3",
+                                             "yy", "xx+m1", "../xyz/xx-YY", "xyz/xx-YY",
+                                             "xx-../../etc/passwd", "xx+../f3")] == [
+        True, True, True, True, True, True, False, False, False, False, False, False]
+    with caplog.at_level(logging.WARNING, "bloop.ai.tts"), \
+            pytest.raises(ProviderRejected) as raised:
+        await tts.synthesize("Hello there.", "xx+f3")
+    assert str(raised.value) == ("the local text-to-speech engine (espeak-ng) could not speak "
+                                 "with the voice 'xx+f3' (exit status 1; the server's log has "
+                                 "its message)")
+    assert any(leaked in str(getattr(r, "stderr", "")) for r in caplog.records), "logged"
+    with pytest.raises(VoiceUnavailable, match=r"^the narration voice '\.\./etc/passwd' is not "
+                       r"available: the local \(espeak-ng\) text-to-speech provider has no voice "
+                       r"of that name$") as refused:
+        await tts.synthesize("Hello there.", "../etc/passwd")
+    assert (refused.value.code, refused.value.transient) == ("voice_unavailable", False)
