@@ -29,6 +29,7 @@ from pydantic import (
 
 from bloop.ai.text.model import FlashcardSet, LessonText, QuizDraft, Simplified, Summary
 from bloop.platform.content.model import Language, Level
+from bloop.platform.kit.idempotency.port import KEY_PATTERN, MAX_KEY_CHARS
 from bloop.platform.kit.read_back import Tolerant, read_back
 from bloop.platform.kit.text import Documented, Lines, RawLine
 from bloop.platform.kit.urls import WEB_ADDRESS
@@ -63,8 +64,8 @@ def _check_voice(value: str, info: ValidationInfo) -> str:
 
 # Kept jobs asked for before the rule still read; the renderer checks their voice again.
 VoiceName = Annotated[str, AfterValidator(_check_voice), Documented(VOICE_PATTERN, blank=False)]
-IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200,
-                                                  pattern=r"^[\x21-\x7e]+$")]
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_CHARS,
+                                                  pattern=KEY_PATTERN)]
 
 
 def now() -> datetime:

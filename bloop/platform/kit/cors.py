@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 REQUEST_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "Accept", "If-Match",
-                   "If-None-Match", "If-Range", "Range", "X-Request-Id"]
+                   "If-None-Match", "If-Range", "Range", "X-Request-Id", "Idempotency-Key"]
 RESPONSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-Id", "Content-Range",
                     "Accept-Ranges", "Content-Disposition", "Allow", "RateLimit-Limit",
                     "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy"]

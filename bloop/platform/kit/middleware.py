@@ -74,6 +74,14 @@ def plain_route(scope: Scope, root_path: str) -> str | None:
     return None
 
 
+def paths_pattern(templates: Sequence[str]) -> re.Pattern[str] | None:
+    """What matches the paths of the route templates (`/v1/tenants/{tenant}/media`), if any."""
+    if not templates:
+        return None
+    return re.compile("|".join(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p))
+                               for p in templates))
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics], max_body_bytes: int,
                  own_limits: Sequence[str] = (), body_idle_s: float = 30.0) -> None:
@@ -83,8 +91,7 @@ class RequestContextMiddleware:
         request is answered 408 (uvicorn itself waits for ever)."""
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
         self.body_idle_s = body_idle_s
-        self.own_limits = re.compile("|".join(
-            re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(p)) for p in own_limits)) if own_limits else None
+        self.own_limits = paths_pattern(own_limits)
 
     @property
     def too_large(self) -> str:

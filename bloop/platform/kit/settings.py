@@ -117,6 +117,12 @@ class HttpSettings(BaseSettings):
     body_idle_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     shutdown_timeout_s: int = Field(default=20, ge=1, le=3600)
     """How long a stopping server waits for the requests in flight before it cancels them."""
+    idempotency_keep_s: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    """How long a POST's answer is kept under its `Idempotency-Key`, for the same request sent
+    again."""
+    idempotency_lock_s: int = Field(default=300, ge=1, le=86_400)
+    """How long a POST's `Idempotency-Key` stays taken while its request runs (one whose
+    process died frees it then)."""
     cors_origins: Annotated[list[Annotated[str, AfterValidator(_origin)]], NoDecode,
                             BeforeValidator(_origins)] = Field(default_factory=list)
     """Web apps on these origins (comma-separated; `*` for any) may call the API from a

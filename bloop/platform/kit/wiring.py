@@ -32,6 +32,7 @@ from bloop.platform.kit.events.dedupe import (
 from bloop.platform.kit.events.outbox import OutboxRelay, OutboxStore
 from bloop.platform.kit.events.types import EventRegistry, registry
 from bloop.platform.kit.health import Probe
+from bloop.platform.kit.idempotency import IdempotencyStore, RedisIdempotency, SqliteIdempotency
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import Settings
 from bloop.platform.kit.sqlite import SqliteDB
@@ -65,8 +66,8 @@ class Platform:
         self.mongo: AsyncMongoClient[dict[str, Any]] | None = None
         self.neo4j: AsyncDriver | None = None
         self.influx: InfluxDBClientAsync | None = None
-        # Redis, when configured, holds what every process shares: the cache, revoked tokens
-        # and the events already handled.
+        # Redis, when configured, holds what every process shares: the cache, revoked tokens,
+        # the events already handled and the POSTs' Idempotency-Keys.
         self.redis: Redis | None = None
         if settings.mode("redis") == "real":
             self.redis = stores.redis_client(settings.redis)
@@ -89,6 +90,10 @@ class Platform:
             remote_keys = RemoteApiKeys(settings.auth.api_keys_url, settings.auth.api_key_cache_s)
             self.auth.use_api_keys(remote_keys)
             self._closers.append(remote_keys.close)
+        # Not probed: a store of keys that is down fails only the POSTs that carry a key.
+        self.idempotency: IdempotencyStore = (
+            RedisIdempotency(self.redis) if self.redis is not None
+            else SqliteIdempotency(self.sqlite("idempotency", probed=False)))
         self.processed: ProcessedEvents
         if self.redis is not None:
             self.processed = RedisProcessedEvents(self.redis)
@@ -111,12 +116,14 @@ class Platform:
     def _probe(self, name: str, check: Callable[[], Any], cancellable: bool = True) -> None:
         self.probes.append(Probe(name, check, cancellable=cancellable))
 
-    def sqlite(self, name: str) -> SqliteDB:
-        """The embedded database `name` (one file per service under the data dir)."""
+    def sqlite(self, name: str, probed: bool = True) -> SqliteDB:
+        """The embedded database `name` (one file per service under the data dir); `probed`:
+        whether `/readyz` follows it."""
         if name not in self._sqlite:
             db = SqliteDB(self.settings.runtime.data_dir / f"{name}.sqlite3")
             self._sqlite[name] = db
-            self._probe(f"sqlite:{name}", db.ping)
+            if probed:
+                self._probe(f"sqlite:{name}", db.ping)
         return self._sqlite[name]
 
     def require_mongo(self) -> AsyncMongoClient[dict[str, Any]]:

@@ -4,7 +4,8 @@
 (a platform admin may cross tenants), checks roles and scopes, and counts the call against the
 caller's rate limit. An API key (`Authorization: Bearer bloop_…` or `X-API-Key`) passes the same
 checks as a service principal of its tenant, and counts against a rate limit of its own
-(see `kit.auth.apikeys`).
+(see `kit.auth.apikeys`). Last, it takes a POST's `Idempotency-Key` for the caller
+(`kit.idempotency.layer`), which may answer the request there and then.
 
 The call is counted before the credential's revocation marks are checked, so a call refused as
 revoked or forbidden still counts against the caller's rate limit. With the Redis cache, neither
@@ -35,6 +36,7 @@ from bloop.platform.kit.auth.ratelimit import RateLimited, RateLimiter
 from bloop.platform.kit.auth.revocations import Revocations
 from bloop.platform.kit.auth.tokens import Forbidden, TokenVerifier, Unauthenticated
 from bloop.platform.kit.cache import Cache
+from bloop.platform.kit.idempotency.layer import claim
 from bloop.platform.kit.settings import AuthSettings
 
 TOKEN_URL = "/v1/auth/token"  # noqa: S105  (a route, not a secret)
@@ -139,10 +141,12 @@ class Requirement:
             principal = await auth.verifier.verify_signed(token)
             state = await auth.limiter.hit(f"user:{principal.tenant}:{principal.user_id}")
             await auth.verifier.refuse_revoked(principal)
-        authorise(principal, request.path_params.get("tenant"), self.roles, self.scopes)
+        tenant = request.path_params.get("tenant")
+        authorise(principal, tenant, self.roles, self.scopes)
         if not state.allowed:
             raise RateLimited(state)
         response.raw_headers.extend(state.raw_headers())
+        await claim(request, tenant, (principal.tenant, principal.kind, principal.user_id))
         return principal
 
 

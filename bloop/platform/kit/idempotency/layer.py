@@ -1,0 +1,227 @@
+"""The `Idempotency-Key` request header on POST routes (IETF draft "The Idempotency-Key HTTP
+Header Field"): a POST sent again with the same key, by the same caller, answers what the first
+one answered, without running again.
+
+The middleware reads the body of a POST that carries the key, and leaves a `Pending` in the
+request's scope; the route's `require(...)` dependency, once it knows the caller, takes the key
+(`claim`): for (the path's tenant, the caller, the key), it keeps the request's fingerprint (its
+method, path, query and a hash of its body) and, once answered, its response. Taking it again
+with the same request raises `Replayed` (the stored response is sent), with another request
+422 `idempotency_key_reused`, while the first still runs 409 `idempotency_key_in_use`. An answer
+under 400 is kept for `keep_s`; an error (which changed nothing) frees the key. Routes without
+`require(...)` (signing in, signing up) and routes that read the header themselves (`ai/jobs`,
+whose key names a job for good) are left alone, as are those that limit their own bodies
+(uploads), whose body is not read ahead."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bloop.platform.kit.errors import BodyRefused, Problem, problem_response
+from bloop.platform.kit.idempotency.port import KEY_PATTERN, MAX_KEY_CHARS, IdempotencyStore
+from bloop.platform.kit.middleware import paths_pattern
+from bloop.platform.kit.settings import HttpSettings
+
+log = logging.getLogger("bloop.idempotency")
+HEADER = "Idempotency-Key"
+_VALID_KEY = re.compile(KEY_PATTERN)
+_SCOPE = "bloop.idempotency"
+KEPT_HEADERS = frozenset({b"content-type", b"location", b"content-location", b"etag",
+                          b"last-modified", b"link"})
+MAX_KEPT_BYTES = 1_048_576  # a larger answer is not kept: its key is freed
+IN_USE_RETRY_S = 1
+
+
+class Replayed(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__("replayed")
+        self.response = response
+
+
+async def replayed(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Replayed)
+    return exc.response
+
+
+def encode_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    kept = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in headers
+            if k.lower() in KEPT_HEADERS]
+    return json.dumps({"status": status, "headers": kept}).encode() + b"\n" + body
+
+
+def decode_response(raw: bytes) -> Response:
+    head, _, body = raw.partition(b"\n")
+    meta: dict[str, Any] = json.loads(head)
+    response = Response(content=body, status_code=int(meta["status"]))
+    response.raw_headers.extend((k.encode("latin-1"), v.encode("latin-1"))
+                                for k, v in meta["headers"])
+    return response
+
+
+def own_key(route: object) -> bool:
+    """Whether `route` reads the Idempotency-Key header itself."""
+    return isinstance(route, APIRoute) and _reads_key(route.dependant)
+
+
+def _reads_key(dependant: Dependant) -> bool:
+    return any(p.alias.replace("_", "-").lower() == "idempotency-key"
+               for p in dependant.header_params) or any(map(_reads_key, dependant.dependencies))
+
+
+class Pending:
+    """A POST's key, until the route's caller is known and the key is taken."""
+
+    def __init__(self, store: IdempotencyStore, key: str, fingerprint: str, lock_s: float
+                 ) -> None:
+        self.store, self.key, self.fingerprint, self.lock_s = store, key, fingerprint, lock_s
+        self.stored_key: str | None = None  # once taken by this request
+        self.settled = False
+
+    async def claim(self, tenant: str | None, caller: tuple[str, ...], route: object) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        if own_key(route):
+            return
+        stored_key = hashlib.sha256("\x00".join((tenant or "", *caller, self.key)).encode(
+            )).hexdigest()
+        held = await self.store.claim(stored_key, self.fingerprint, self.lock_s)
+        if held is None:
+            self.stored_key = stored_key
+            return
+        if held.fingerprint != self.fingerprint:
+            raise Problem(f"this {HEADER} was used for a different request", status=422,
+                          code="idempotency_key_reused")
+        if held.response is None:
+            raise Problem(f"the first request with this {HEADER} is still running; try again "
+                          "shortly", status=409, code="idempotency_key_in_use",
+                          headers={"Retry-After": str(IN_USE_RETRY_S)})
+        raise Replayed(decode_response(held.response))
+
+
+async def claim(request: Request, tenant: str | None, caller: tuple[str, ...]) -> None:
+    """Takes the request's Idempotency-Key for `caller`, if it carries one (see the module)."""
+    pending: Pending | None = request.scope.get(_SCOPE)
+    if pending is not None:
+        await pending.claim(tenant, caller, request.scope.get("route"))
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp, store: Callable[[], IdempotencyStore], keep_s: float,
+                 lock_s: float, own_limits: re.Pattern[str] | None = None) -> None:
+        """`own_limits`: the paths of the routes that limit their own bodies (uploads)."""
+        self.app, self.store, self.keep_s, self.lock_s = app, store, keep_s, lock_s
+        self.own_limits = own_limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = _header(scope) if scope["type"] == "http" and scope["method"] == "POST" else None
+        path = scope.get("path", "")
+        if key is None or (self.own_limits is not None and self.own_limits.fullmatch(path)):
+            await self.app(scope, receive, send)
+            return
+        if len(key) > MAX_KEY_CHARS or not _VALID_KEY.match(key):
+            await problem_response(400, "invalid_idempotency_key", f"an {HEADER} is 1 to "
+                                   f"{MAX_KEY_CHARS} printable ASCII characters, without spaces",
+                                   instance=path)(scope, receive, send)
+            return
+        try:
+            body = await _read_body(receive)
+        except BodyRefused as exc:
+            await problem_response(exc.status_code, exc.code, str(exc.detail),
+                                   instance=path)(scope, receive, send)
+            return
+        if body is None:
+            return  # the client went away
+        digest = hashlib.sha256()
+        for part in (scope["method"], path, scope.get("query_string", b"").decode("latin-1")):
+            digest.update(part.encode() + b"\x00")
+        digest.update(body)
+        pending = Pending(self.store(), key, digest.hexdigest(), self.lock_s)
+        scope[_SCOPE] = pending
+        await self._run(pending, scope, _replay(body, receive), send)
+
+    async def _run(self, pending: Pending, scope: Scope, receive: Receive, send: Send) -> None:
+        status, headers, parts, size = 0, [], [], 0
+
+        async def capture(message: Message) -> None:
+            nonlocal status, headers, size
+            if message["type"] == "http.response.start":
+                status, headers = message["status"], list(message.get("headers", ()))
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+                if size <= MAX_KEPT_BYTES:
+                    parts.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        except BaseException:
+            await self._settle(pending, None)
+            raise
+        kept = status < 400 and size <= MAX_KEPT_BYTES
+        await self._settle(pending, encode_response(status, headers, b"".join(parts))
+                           if kept else None)
+
+    async def _settle(self, pending: Pending, response: bytes | None) -> None:
+        """Keeps the answer under the key the request took, or frees the key."""
+        if pending.stored_key is None:
+            return
+        try:
+            if response is None:
+                await pending.store.release(pending.stored_key, pending.fingerprint)
+            else:
+                await pending.store.finish(pending.stored_key, pending.fingerprint, response,
+                                           self.keep_s)
+        except Exception as exc:  # the answer went out: the key stays taken until lock_s
+            log.warning("an Idempotency-Key could not be settled", extra={"error": repr(exc)})
+
+
+def install_idempotency(app: FastAPI, store: Callable[[], IdempotencyStore],
+                        settings: HttpSettings, own_limits: Sequence[str]) -> None:
+    """Inside the request-context middleware (added before it), whose body limits apply."""
+    app.add_exception_handler(Replayed, replayed)
+    app.add_middleware(IdempotencyMiddleware, store=store, keep_s=settings.idempotency_keep_s,
+                       lock_s=settings.idempotency_lock_s, own_limits=paths_pattern(own_limits))
+
+
+def _header(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"idempotency-key":
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again

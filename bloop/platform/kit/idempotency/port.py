@@ -1,0 +1,43 @@
+"""The store of Idempotency-Keys: per key, the fingerprint of the request that took it and, once
+that request has been answered, its response. Keys come hashed (`layer.store_key`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+KEY_PATTERN = r"^[\x21-\x7e]+$"  # what a client may send as a key: printable ASCII, no space
+MAX_KEY_CHARS = 200
+FINGERPRINT_LEN = 64  # a sha256, in hex
+_PENDING, _DONE = b"P", b"D"
+
+
+@dataclass(frozen=True)
+class Entry:
+    fingerprint: str
+    response: bytes | None
+    """None while the request that took the key runs."""
+
+    def encode(self) -> bytes:
+        if self.response is None:
+            return _PENDING + self.fingerprint.encode()
+        return _DONE + self.fingerprint.encode() + self.response
+
+    @staticmethod
+    def decode(raw: bytes) -> Entry:
+        fingerprint = raw[1:1 + FINGERPRINT_LEN].decode()
+        return Entry(fingerprint, None if raw[:1] == _PENDING else raw[1 + FINGERPRINT_LEN:])
+
+
+class IdempotencyStore(Protocol):
+    async def claim(self, key: str, fingerprint: str, lock_s: float) -> Entry | None:
+        """Takes `key` for a request of `fingerprint` for `lock_s` (None), unless it is held:
+        then the entry held under it, left as it is."""
+
+    async def finish(self, key: str, fingerprint: str, response: bytes, keep_s: float) -> None:
+        """Keeps `response` under `key` for `keep_s`."""
+
+    async def release(self, key: str, fingerprint: str) -> None:
+        """Frees `key` when a request of `fingerprint` still holds it unanswered."""
+
+    async def ping(self) -> None: ...

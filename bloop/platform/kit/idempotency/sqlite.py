@@ -1,0 +1,69 @@
+"""Idempotency-Keys in a SQLite file of the data dir, which every process on it shares: a key is
+taken in a write transaction, so two processes never both take it. Expired keys are dropped at a
+process's first claim and once an hour after."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import time
+from collections.abc import Callable
+
+from bloop.platform.kit.idempotency.port import Entry
+from bloop.platform.kit.sqlite import SqliteDB, at_once
+
+PRUNE_EVERY_S = 3600.0
+
+
+def _schema(c: sqlite3.Connection) -> None:
+    c.execute("CREATE TABLE IF NOT EXISTS idempotency_keys (key TEXT PRIMARY KEY,"
+              " entry BLOB NOT NULL, expires REAL NOT NULL) WITHOUT ROWID")
+    c.execute("CREATE INDEX IF NOT EXISTS idempotency_keys_expires ON idempotency_keys (expires)")
+
+
+class SqliteIdempotency:
+    def __init__(self, db: SqliteDB, clock: Callable[[], float] = time.time) -> None:
+        self.db, self.clock = db, clock
+        self._ready = False
+        self._pruned_at = -math.inf
+
+    async def _setup(self) -> None:
+        if not self._ready:
+            await self.db.run(lambda c: at_once(c, _schema))
+            self._ready = True
+
+    async def claim(self, key: str, fingerprint: str, lock_s: float) -> Entry | None:
+        await self._setup()
+        now = self.clock()
+
+        def take(c: sqlite3.Connection) -> Entry | None:
+            row = c.execute("SELECT entry FROM idempotency_keys WHERE key = ? AND expires > ?",
+                            (key, now)).fetchone()
+            if row is not None:
+                return Entry.decode(bytes(row[0]))
+            c.execute("INSERT OR REPLACE INTO idempotency_keys (key, entry, expires)"
+                      " VALUES (?, ?, ?)", (key, Entry(fingerprint, None).encode(), now + lock_s))
+            return None
+
+        held = await self.db.transaction(take)
+        if now - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = now
+            await self.db.transaction(lambda c: c.execute(
+                "DELETE FROM idempotency_keys WHERE expires <= ?", (now,)))
+        return held
+
+    async def finish(self, key: str, fingerprint: str, response: bytes, keep_s: float) -> None:
+        await self._setup()
+        entry, expires = Entry(fingerprint, response).encode(), self.clock() + keep_s
+        await self.db.transaction(lambda c: c.execute(
+            "INSERT OR REPLACE INTO idempotency_keys (key, entry, expires) VALUES (?, ?, ?)",
+            (key, entry, expires)))
+
+    async def release(self, key: str, fingerprint: str) -> None:
+        await self._setup()
+        pending = Entry(fingerprint, None).encode()
+        await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM idempotency_keys WHERE key = ? AND entry = ?", (key, pending)))
+
+    async def ping(self) -> None:
+        await self.db.ping()

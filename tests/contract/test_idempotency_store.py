@@ -1,0 +1,77 @@
+"""The Idempotency-Key store's contract over SQLite and Redis: a key is taken once, holds its
+request's fingerprint and then its response, is freed only by the request that holds it, and
+expires."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bloop.platform.kit import stores
+from bloop.platform.kit.idempotency import (
+    Entry,
+    IdempotencyStore,
+    RedisIdempotency,
+    SqliteIdempotency,
+)
+from bloop.platform.kit.settings import RedisSettings
+from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import require_server
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def keys(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IdempotencyStore]:
+    if request.param == "sqlite":
+        db = SqliteDB(tmp_path / "idempotency.sqlite3")
+        yield SqliteIdempotency(db)
+        await db.close()
+        return
+    require_server("redis")
+    client = stores.redis_client(RedisSettings())
+    yield RedisIdempotency(client, prefix=f"test:idempotency:{uuid.uuid4().hex[:8]}")
+    await client.aclose()
+
+
+def fp(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def test_a_key_is_taken_once_then_answers_its_response(keys: IdempotencyStore) -> None:
+    assert await keys.claim("k", fp("a"), 60) is None
+    assert await keys.claim("k", fp("b"), 60) == Entry(fp("a"), None)
+    await keys.finish("k", fp("a"), b"201\n{}", 60)
+    assert await keys.claim("k", fp("a"), 60) == Entry(fp("a"), b"201\n{}")
+    assert await keys.claim("other", fp("a"), 60) is None
+
+
+async def test_only_an_unanswered_key_is_freed(keys: IdempotencyStore) -> None:
+    assert await keys.claim("k", fp("a"), 60) is None
+    await keys.release("k", fp("b"))  # not the request that holds it
+    assert await keys.claim("k", fp("a"), 60) == Entry(fp("a"), None)
+    await keys.release("k", fp("a"))
+    assert await keys.claim("k", fp("b"), 60) is None
+    await keys.finish("k", fp("b"), b"", 60)
+    await keys.release("k", fp("b"))
+    assert await keys.claim("k", fp("b"), 60) == Entry(fp("b"), b"")
+
+
+async def test_keys_expire(keys: IdempotencyStore) -> None:
+    assert await keys.claim("taken", fp("a"), 0.2) is None
+    assert await keys.claim("kept", fp("a"), 60) is None
+    await keys.finish("kept", fp("a"), b"x", 0.2)
+    await asyncio.sleep(0.4)
+    assert await keys.claim("taken", fp("b"), 60) is None
+    assert await keys.claim("kept", fp("b"), 60) is None
+
+
+async def test_of_requests_at_once_one_takes_the_key(keys: IdempotencyStore) -> None:
+    held = await asyncio.gather(*(keys.claim("k", fp(str(i)), 60) for i in range(20)))
+    assert sum(h is None for h in held) == 1
+    winner = next(fp(str(i)) for i, h in enumerate(held) if h is None)
+    assert {h.fingerprint for h in held if h is not None} == {winner}
+    await keys.ping()

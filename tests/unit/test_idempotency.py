@@ -1,0 +1,246 @@
+"""`Idempotency-Key` on POST routes, through the real app on embedded stores: the same request
+sent again with the same key answers what the first answered and changes nothing (a course, a
+lesson, a quiz attempt, a learner's seconds on a lesson); another request under the key is 422,
+one sent while the first runs 409; the key is the caller's own, and holds across processes
+sharing a data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.platform.content.service import ContentService
+from bloop.platform.kit.errors import StoreUnavailable
+from bloop.platform.kit.idempotency import RedisIdempotency, SqliteIdempotency
+from tests.support import embedded_app, member, require_server
+from tests.unit.content.test_cache_processes import process
+from tests.unit.content.test_quiz_api import QUIZ, RIGHT
+from tests.unit.learning.test_learning_api import python_course
+
+BASE = "/v1/tenants/acme"
+Running = tuple[FastAPI, httpx.AsyncClient]
+
+
+@pytest.fixture
+async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content", "learning"]) as (
+            app, c):
+        c.headers.update(await member(app, c, "acme", ["educator"]))
+        yield app, c
+
+
+def key(value: str) -> dict[str, str]:
+    return {"Idempotency-Key": value}
+
+
+async def course_ids(client: httpx.AsyncClient) -> list[str]:
+    r = await client.get(f"{BASE}/courses", params={"status": "all"})
+    assert r.status_code == 200, r.text
+    return [c["id"] for c in r.json()["items"]]
+
+
+async def test_a_course_made_again_with_its_key_is_made_once(running: Running) -> None:
+    _, client = running
+    first = await client.post(f"{BASE}/courses", json={"title": "Python"}, headers=key("k-1"))
+    assert first.status_code == 201, first.text
+    again = await client.post(f"{BASE}/courses", json={"title": "Python"}, headers=key("k-1"))
+    assert (again.status_code, again.json()) == (201, first.json())
+    for name in ("location", "etag", "content-type"):
+        assert again.headers.get(name) == first.headers.get(name), name
+    assert await course_ids(client) == [first.json()["id"]]
+    other = await client.post(f"{BASE}/courses", json={"title": "Python"}, headers=key("k-2"))
+    assert other.status_code == 201
+    assert other.json()["id"] != first.json()["id"]
+
+
+async def test_a_lesson_added_again_with_its_key_is_added_once(running: Running) -> None:
+    _, client = running
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    lesson = {"title": "Loops", "blocks": [{"type": "markdown", "markdown": "Loops repeat."}]}
+    answers = [await client.post(f"{BASE}/courses/py/lessons", json=lesson, headers=key("l"))
+               for _ in range(2)]
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].json() == answers[1].json()
+    course = (await client.get(f"{BASE}/courses/py")).json()
+    assert len(course["lessons"]) == 1, course
+
+
+async def test_a_quiz_attempt_sent_again_is_graded_once(running: Running) -> None:
+    app, client = running
+    await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    r = await client.post(f"{BASE}/courses/py/lessons", json={
+        "title": "Loops", "blocks": [{"type": "markdown", "markdown": "Loops repeat."}, QUIZ]})
+    lesson = r.json()["id"]
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    ada = await member(app, client, "acme", ["learner"])
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    numbers = []
+    for _ in range(2):
+        r = await client.post(url, json={"answers": RIGHT}, headers={**ada, **key("attempt")})
+        assert r.status_code == 201, r.text
+        numbers.append(r.json()["number"])
+    r = await client.post(url, json={"answers": RIGHT}, headers=ada)
+    assert [*numbers, r.json()["number"]] == [1, 1, 2]
+
+
+async def test_progress_sent_again_counts_its_seconds_once(running: Running) -> None:
+    app, client = running
+    await python_course(app, client)
+    pupil = await member(app, client, "acme", ["learner"])
+    url = f"{BASE}/learning/me/lessons/names/progress"
+    for _ in range(2):
+        r = await client.post(url, json={"status": "started", "seconds": 60},
+                              headers={**pupil, **key("progress-1")})
+        assert r.status_code == 200, r.text
+        assert r.json()["seconds"] == 60
+    r = await client.post(url, json={"status": "started", "seconds": 60},
+                          headers={**pupil, **key("progress-2")})
+    assert r.json()["seconds"] == 120
+
+
+async def test_a_key_used_for_another_request_is_refused(running: Running) -> None:
+    _, client = running
+    assert (await client.post(f"{BASE}/courses", json={"title": "A"},
+                              headers=key("same"))).status_code == 201
+    for path, body in ((f"{BASE}/courses", {"title": "B"}), (f"{BASE}/concepts",
+                                                             {"id": "x", "name": "X"})):
+        r = await client.post(path, json=body, headers=key("same"))
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "idempotency_key_reused"
+    assert len(await course_ids(client)) == 1
+
+
+async def test_a_key_is_its_callers_own(running: Running) -> None:
+    app, client = running
+    other = await member(app, client, "acme", ["educator"])
+    mine = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
+    theirs = await client.post(f"{BASE}/courses", json={"title": "A"},
+                               headers={**other, **key("k")})
+    assert theirs.status_code == 201
+    assert theirs.json()["id"] != mine.json()["id"]
+
+
+async def test_a_request_sent_while_its_first_runs_is_409(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, client = running
+    service: ContentService = app.state.content.state["service"]
+    entered, go_on = asyncio.Event(), asyncio.Event()
+    create = service.create_course
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        await go_on.wait()
+        return await create(*args, **kwargs)
+
+    monkeypatch.setattr(service, "create_course", slow)
+    second: asyncio.Task[httpx.Response] | None = None
+    first = asyncio.create_task(client.post(f"{BASE}/courses", json={"title": "A"},
+                                            headers=key("busy")))
+    try:
+        await asyncio.wait_for(entered.wait(), 10)
+        entered.clear()
+        second = asyncio.create_task(client.post(f"{BASE}/courses", json={"title": "A"},
+                                                 headers=key("busy")))
+        ran = asyncio.create_task(entered.wait())
+        await asyncio.wait([second, ran], return_when=asyncio.FIRST_COMPLETED, timeout=10)
+        ran.cancel()
+        assert second.done(), "the second request ran the route"
+        r = second.result()
+        assert r.status_code == 409, r.text
+        assert r.json()["code"] == "idempotency_key_in_use"
+        assert r.headers["retry-after"] == "1"
+    finally:
+        go_on.set()
+        if second is not None:
+            await asyncio.gather(second, return_exceptions=True)
+    done = await first
+    assert done.status_code == 201
+    replay = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("busy"))
+    assert replay.json() == done.json()
+    assert len(await course_ids(client)) == 1
+
+
+async def test_an_error_is_not_kept(running: Running) -> None:
+    _, client = running
+    r = await client.post(f"{BASE}/courses/ghost/lessons", json={"title": "L"},
+                          headers=key("e"))
+    assert r.status_code == 404
+    await client.post(f"{BASE}/courses", json={"id": "ghost", "title": "Now here"})
+    r = await client.post(f"{BASE}/courses/ghost/lessons", json={"title": "L"},
+                          headers=key("e"))
+    assert r.status_code == 201, r.text
+
+
+async def test_a_malformed_key_is_400(running: Running) -> None:
+    _, client = running
+    for bad in ("", "with space", "x" * 201, "é"):
+        r = await client.post(f"{BASE}/courses", json={"title": "A"},
+                              headers={b"Idempotency-Key": bad.encode()})
+        assert r.status_code == 400, (bad, r.text)
+        assert r.json()["code"] == "invalid_idempotency_key"
+    assert await course_ids(client) == []
+
+
+async def test_a_key_store_that_is_down_fails_only_requests_with_a_key(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, client = running
+
+    async def down(*args: object) -> None:
+        raise StoreUnavailable("sqlite:idempotency")
+
+    monkeypatch.setattr(app.state.platform.idempotency, "claim", down)
+    r = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
+    assert r.status_code == 503
+    assert "retry-after" in r.headers
+    assert (await client.post(f"{BASE}/courses", json={"title": "A"})).status_code == 201
+    assert len(await course_ids(client)) == 1
+
+
+async def test_two_processes_on_one_data_dir_share_the_keys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with process(tmp_path, monkeypatch, "one") as (one, c1), \
+            process(tmp_path, monkeypatch, "two") as (_, c2):
+        assert isinstance(one.state.platform.idempotency, SqliteIdempotency)
+        c1.headers.update(await member(one, c1, "acme", ["educator"]))
+        c2.headers.update(c1.headers)
+        first = await c1.post(f"{BASE}/courses", json={"title": "A"}, headers=key("shared"))
+        assert first.status_code == 201
+        again = await c2.post(f"{BASE}/courses", json={"title": "A"}, headers=key("shared"))
+        assert (again.status_code, again.json()) == (201, first.json())
+        assert await course_ids(c2) == [first.json()["id"]]
+
+
+async def test_with_redis_the_keys_are_kept_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_server("redis")
+    monkeypatch.setenv("BLOOP_REDIS_ADAPTER", "real")
+    async with process(tmp_path, monkeypatch, "one") as (one, c1), \
+            process(tmp_path, monkeypatch, "two") as (_, c2):
+        assert isinstance(one.state.platform.idempotency, RedisIdempotency)
+        c1.headers.update(await member(one, c1, "acme", ["educator"]))
+        c2.headers.update(c1.headers)
+        sent = uuid.uuid4().hex  # Redis outlives the test
+        first = await c1.post(f"{BASE}/courses", json={"title": "A"}, headers=key(sent))
+        again = await c2.post(f"{BASE}/courses", json={"title": "A"}, headers=key(sent))
+        assert (again.status_code, again.json()) == (201, first.json())
+        r = await c2.post(f"{BASE}/courses", json={"title": "B"}, headers=key(sent))
+        assert r.json()["code"] == "idempotency_key_reused"
+
+
+async def test_graphql_takes_the_key_too(running: Running) -> None:
+    _, client = running
+    first = await client.post("/graphql", json={"query": "{ __typename }"}, headers=key("g"))
+    assert first.status_code == 200, first.text
+    r = await client.post("/graphql", json={"query": "{ __typename }"}, headers=key("g"))
+    assert r.json() == first.json()
+    r = await client.post("/graphql", json={"query": "{ __schema { __typename } }"},
+                          headers=key("g"))
+    assert r.status_code == 422
+    assert r.json()["code"] == "idempotency_key_reused"
