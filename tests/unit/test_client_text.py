@@ -2,11 +2,14 @@
 character (or, in a single line, a bidirectional override), or when a number or a yes/no is
 sent as another type; a record kept before the rule still reads. Before, each example below
 was accepted: a title of only U+0000 counted as not blank, `{"version": true}` rolled a course
-back to version 1, and `?at=0.5` read as a time in 1970."""
+back to version 1, and `?at=0.5` read as a time in 1970; a title of zero-width spaces or of a
+Hangul filler was not blank, text held noncharacters, and `ada\u200b@acme.dev` signed up beside
+`ada@acme.dev`."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,13 +21,23 @@ from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from bloop.platform.content.model import Concept as ContentConcept
 from bloop.platform.content.service import ContentService
-from bloop.platform.identity.model import Tenant, normalise_email
+from bloop.platform.identity.model import Tenant, User, normalise_email
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit.read_back import STORED
-from bloop.platform.kit.text import Line, Lines, NonBlankLine, NonBlankLines, RawLine, RawLines
+from bloop.platform.kit.text import (
+    INVISIBLE,
+    Line,
+    Lines,
+    NonBlankLine,
+    NonBlankLines,
+    RawLine,
+    RawLines,
+    lookalike,
+    visible,
+)
 from bloop.platform.learning.model import Concept as LearningConcept
 from bloop.platform.learning.service import LearningService
-from tests.support import embedded_app, member
+from tests.support import PASSWORD, embedded_app, login, member
 
 T = "/v1/tenants/acme"
 
@@ -178,7 +191,8 @@ def test_the_documented_pattern_means_what_the_check_means(kind: Any) -> None:
     at its edges: a generated client refuses exactly what the server refuses."""
     adapter = TypeAdapter(kind)
     pattern = re.compile(adapter.json_schema()["pattern"])
-    for code in [*range(0x3001), 0xFEFF, 0xFFFD]:
+    for code in [*range(0x3001), 0x3164, 0xE000, 0xF8FF, *range(0xFDCF, 0xFDF1), 0xFE00,
+                 0xFE0F, 0xFEFF, 0xFFA0, *range(0xFFEF, 0x10000)]:
         for text in (chr(code), f"a{chr(code)}b", f" {chr(code)}", f"{chr(code)}a"):
             try:
                 adapter.validate_python(text)
@@ -187,3 +201,102 @@ def test_the_documented_pattern_means_what_the_check_means(kind: Any) -> None:
                 accepted = False
             assert bool(pattern.fullmatch(text)) == accepted, (hex(code), text)
         adapter.validate_python(f"x{chr(code)}", context=STORED)  # read back, never refused
+
+
+INVISIBLE_TEXTS = ["\u200b", "\u2060\u2060", "\ufeff", "\u3164", "\u115f", "\u1160", "\uffa0",
+                   "\U000e0001", "\u00ad", "\ue000", "\U000f0000", " \u200b\ufe0f "]
+NONCHARACTERS = ["\uffff", "\ufffe", "\ufdd0", "\ufdef", "\U0001fffe", "\U0010ffff"]
+
+
+async def test_names_and_titles_hold_a_visible_character_and_no_text_a_noncharacter(
+        client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, c = client
+    assert (await c.post(f"{T}/courses", json={"id": "py", "title": "Python"})).status_code == 201
+    assert (await c.post(f"{T}/learning/concepts", json={"id": "sets", "name": "Sets"})
+            ).status_code == 201
+    module = f"{T}/courses/py/modules"
+    lesson = f"{T}/courses/py/lessons"
+    card = f"{T}/learning/concepts/sets/cards"
+    for text in INVISIBLE_TEXTS + NONCHARACTERS:
+        for url, body, field in [(f"{T}/courses", {"title": text}, "title"),
+                                 (module, {"id": "m", "title": text}, "title"),
+                                 (lesson, {"title": text}, "title"),
+                                 (card, {"front": text, "back": "b"}, "front"),
+                                 (f"{T}/learning/concepts", {"id": "c", "name": text}, "name")]:
+            detail = refused(await c.post(url, json=body), field)
+            assert ("visible character" if text in INVISIBLE_TEXTS else "noncharacter"
+                    ) in detail, (text, url, detail)
+    for text in NONCHARACTERS:  # anywhere, in multi-line text too
+        refused(await c.post(f"{T}/courses", json={"title": f"T{text}"}), "title")
+        refused(await c.post(f"{T}/courses", json={"title": "T", "summary": f"a{text}"}),
+                "summary")
+        refused(await c.post(card, json={"front": "f", "back": f"b{text}"}), "back")
+    # an invisible character beside visible ones is kept (a joiner in an emoji sequence)
+    r = await c.post(f"{T}/courses", json={"id": "e", "title": "Team \U0001f468\u200d\U0001f4bb"})
+    assert r.status_code == 201, r.text
+    r = await c.post(module, json={"id": "m", "title": "\u0378"})  # unassigned in Unicode 14
+    assert r.status_code in (200, 201), r.text
+
+
+def test_invisible_names_every_format_and_private_use_character() -> None:
+    shown = re.compile(f"[^{INVISIBLE}]")
+    for code in range(0x10000):
+        if 0xD800 <= code <= 0xDFFF:
+            continue
+        if unicodedata.category(chr(code)) in ("Cf", "Co"):
+            assert not shown.match(chr(code)), hex(code)
+    for code in range(0x10000, 0x110000):
+        if unicodedata.category(chr(code)) in ("Cf", "Co"):
+            assert not visible(chr(code)), hex(code)
+    assert visible("a")
+    assert visible("\u0301")
+    assert not visible("\u034f\u17b4\u180b\u2065\ufff0")
+
+
+async def test_an_address_that_passes_for_another_is_refused(
+        client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    _, c = client
+    r = await c.patch(f"{T}/settings", json={"allowed_signup_domains": ["acme.dev"]})
+    assert r.status_code == 200, r.text
+    signup = {"display_name": "Ada", "password": PASSWORD}
+    r = await c.post(f"{T}/signup", json={"email": "ada@acme.dev", **signup})
+    assert r.status_code == 201, r.text
+    for email in ("ada\u200b@acme.dev", "ada\u00ad@acme.dev", "ada\u2060@acme.dev",
+                  "ada\ufeff@acme.dev", "\uff41da@acme.dev", "ada\u3164@acme.dev",
+                  "\u212aada@acme.dev", "ada@acme\u200b.dev"):
+        detail = refused(await c.post(f"{T}/signup", json={"email": email, **signup}), "email")
+        assert "usable email address" in detail or "domain name" in detail, (email, detail)
+    new = {"display_name": "X", "roles": ["learner"]}
+    for email in ("x\u200b@acme.dev", "\uff58@acme.dev", "x@fuzz..dev", "x@-fuzz.dev",
+                  "x@fuzz-.dev", "x@[127.0.0.1]", "x@127.0.0.1", "x@.acme.dev", "x@acme.d3v",
+                  "x@b\u00fccher.dev"):
+        refused(await c.post(f"{T}/users", json={"email": email, **new}), "email")
+        refused(await c.post(f"{T}/invitations", json={"email": email}), "email")
+    r = await c.post(f"{T}/users", json={"email": "X@XN--Bcher-Kva.Dev", **new})
+    assert r.status_code == 201, r.text
+    assert r.json()["email"] == "x@xn--bcher-kva.dev"
+    r = await c.post(f"{T}/invitations", json={"email": "\u00e4da@acme.dev"})
+    assert r.status_code == 201, r.text
+
+
+async def test_an_address_kept_before_the_rule_still_signs_in(
+        client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    app, documented = client
+    c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bloop.test")
+    identity: IdentityService = app.state.identity.state["service"]
+    for n, email in enumerate(["old\u200b@acme.dev", "old@[127.0.0.1]", "\uff4fld@acme.dev"]):
+        assert lookalike(email) or "[" in email
+        user = User.model_validate({"id": f"old-{n}", "tenant": "acme", "email": email,
+                                    "display_name": "Old", "roles": ["learner"],
+                                    "created_at": "2025-01-01T00:00:00Z"}, context=STORED)
+        await identity.repo.add_user(user, [], await identity.hasher.hash(PASSWORD))
+        me = await login(c, "acme", email.upper())
+        r = await c.get(f"{T}/me", headers=me)
+        assert r.status_code == 200, r.text
+        assert r.json()["email"] == email
+        r = await c.patch(f"{T}/me", headers=me, json={"display_name": "Older"})
+        assert r.status_code == 200, r.text
+    r = await c.get(f"{T}/users", headers=documented.headers)  # breaks the documented pattern
+    assert r.status_code == 200, r.text
+    assert len(r.json()["items"]) == 4
+    await c.aclose()

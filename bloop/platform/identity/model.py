@@ -23,14 +23,26 @@ from pydantic import (
 
 from bloop.platform.kit.auth import ROLES, SCOPES, Role, Scope
 from bloop.platform.kit.read_back import Tolerant, read_back
-from bloop.platform.kit.text import BIDI, CONTROLS, Lines, NonBlankLine
+from bloop.platform.kit.text import (
+    BIDI,
+    CONTROLS,
+    INVISIBLE,
+    NONCHARACTERS,
+    Lines,
+    NonBlankLine,
+    lookalike,
+)
 from bloop.platform.kit.times import Instant
 
 __all__ = ["ROLES", "Role", "Scope"]
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
-_DOMAIN = re.compile(r"^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+# A host name: labels of ASCII letters, digits and hyphens (an internationalised name in its
+# `xn--` form), none empty nor starting or ending with a hyphen, and a top-level one of letters
+# (so not an IP address).
+_DOMAIN_NAME = r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+_DOMAIN = re.compile(f"^{_DOMAIN_NAME}$")
 
 
 def _domain(value: str, info: ValidationInfo) -> str:
@@ -46,23 +58,41 @@ Domain = Annotated[str, StringConstraints(strip_whitespace=True, max_length=253)
 # Python's whitespace (str.isspace) spelled out, not `\s`: the documented pattern must mean what
 # the check means, and `\s` differs between Python, pydantic's Rust regex and JSON Schema's
 # ECMA-262 (U+001C-U+001F, U+0085, U+FEFF). str.strip takes these away at either end. Inside, an
-# address holds no space, control or bidirectional override; a stored address is not checked
-# again (`_email`), so one kept under the older rule still reads.
+# address holds no space nor anything `lookalike` refuses, and its domain is a host name. The
+# documented pattern says all but Unicode compatibility (NFKC), which no pattern can say. A
+# stored address is not checked again (`_email`), nor is one signing in (`normalise_email`), so
+# one kept under an older rule still reads and signs in.
 _SPACE = r"\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-_PART = rf"[^@{_SPACE}{CONTROLS}{BIDI}]+"
-_EMAIL = re.compile(rf"^{_PART}@{_PART}\.{_PART}$")
+_LOCAL = rf"[^@{_SPACE}{CONTROLS}{INVISIBLE}{NONCHARACTERS}]+"
+_EMAIL = re.compile(rf"^{_LOCAL}@{_DOMAIN_NAME}$")
+_EMAIL_DOC = rf"^[{_SPACE}]*{_LOCAL}@{_DOMAIN_NAME.replace('a-z', 'A-Za-z')}[{_SPACE}]*$"
+_ANY_PART = rf"[^@{_SPACE}{CONTROLS}{BIDI}]+"
+_ANY_EMAIL = re.compile(rf"^{_ANY_PART}@{_ANY_PART}\.{_ANY_PART}$")
 
 
 def normalise_email(value: str) -> str:
-    """Emails compare without regard to case: `Ada@Demo.Bloop.dev` is `ada@demo.bloop.dev`."""
+    """Emails compare without regard to case: `Ada@Demo.Bloop.dev` is `ada@demo.bloop.dev`. What
+    signs in: an address kept under an older rule still does; a new one is `email_address`."""
     email = value.strip().lower()  # str.strip takes exactly the _SPACE characters
-    if not _EMAIL.fullmatch(email):
+    if not _ANY_EMAIL.fullmatch(email):
         raise ValueError("is not an email address")
     return email
 
 
+def email_address(value: str) -> str:
+    """A new account's or invitation's address, normalised: none that passes for another's."""
+    email = normalise_email(value)
+    if lookalike(value.strip()):
+        raise ValueError("is not a usable email address: it holds characters that read as "
+                         "others or not at all (Unicode compatibility forms, format or control "
+                         "characters)")
+    if not _EMAIL.fullmatch(email):
+        raise ValueError("is not an email address at a domain name such as school.example")
+    return email
+
+
 def _email(value: str, info: ValidationInfo) -> str:
-    return value if read_back(info) else normalise_email(value)
+    return value if read_back(info) else email_address(value)
 
 
 def _roles(value: list[Role]) -> list[Role]:
@@ -73,7 +103,7 @@ def _roles(value: list[Role]) -> list[Role]:
 _LEARNER: list[Role] = ["learner"]
 
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email),
-                  Field(json_schema_extra={"pattern": rf"^[{_SPACE}]*{_EMAIL.pattern[1:-1]}[{_SPACE}]*$"})]
+                  Field(json_schema_extra={"pattern": _EMAIL_DOC})]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=len(ROLES)), AfterValidator(_roles)]
 Name = NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                                       max_length=200)]]

@@ -278,14 +278,16 @@ async def test_ordinary_pdfs_become_lessons(client: httpx.AsyncClient) -> None:
 
 async def test_a_pdf_title_with_control_characters_is_cleaned(client: httpx.AsyncClient) -> None:
     """A control character in the metadata title, which the educator cannot see, refused the
-    whole import (422 "title: … may not hold the control character U+0007")."""
+    whole import (422 "title: … may not hold the control character U+0007"); so would a title
+    of zero-width characters, which no lesson's title may be."""
     r = await client.post(UPLOAD, files=files(
         ("title.pdf", s.pdf("Text.", title="Bells\x07 and\x01\x02whistles"), "application/pdf"),
         ("blank-title.pdf", s.pdf("Text.", title="\x07\x08"), "application/pdf"),
-        ("turned.pdf", s.pdf("Text.", title="\u202eTurned\u202c"), "application/pdf")))
+        ("turned.pdf", s.pdf("Text.", title="\u202eTurned\u202c"), "application/pdf"),
+        ("unseen-title.pdf", s.pdf("Text.", title="\u200b\u3164\ufffe"), "application/pdf")))
     assert r.status_code == 201, r.text
     assert [x["title"] for x in r.json()["lessons"]] == ["Bells and whistles", "Blank title",
-                                                         "Turned"]
+                                                         "Turned", "Unseen title"]
 
 
 async def test_media_alone(client: httpx.AsyncClient, app: FastAPI) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from bloop.platform.content.uploads.markdown import escape
 from bloop.platform.content.uploads.settings import MB, UploadSettings
 from bloop.platform.kit.errors import Problem
-from bloop.platform.kit.text import BIDI, CONTROLS
+from bloop.platform.kit.text import BIDI, CONTROLS, NONCHARACTERS, visible
 
 log = logging.getLogger("bloop.content.uploads")
 READER = "bloop.platform.content.uploads.pdf_reader"
@@ -102,8 +102,9 @@ def _line(text: str) -> str:
 
 def _title(found: str | None) -> str | None:
     """The title a PDF's metadata gives, as a line a lesson's title may be (no bidirectional
-    overrides either); None when nothing is left of it."""
-    return _line(re.sub(f"[{BIDI}]", "", _letters(found or ""))) or None
+    overrides nor noncharacters either); None when nothing visible is left of it."""
+    title = _line(re.sub(f"[{BIDI}{NONCHARACTERS}]", "", _letters(found or "")))
+    return title if visible(title) else None
 
 
 def _paragraphs(text: str, full: int | None = None) -> str:

@@ -6,19 +6,14 @@ configuration names other accounts loses its links."""
 from __future__ import annotations
 
 import logging
-import unicodedata
 
-from bloop.platform.identity.model import NewUser, User, normalise_email, now
+from bloop.platform.identity.model import NewUser, User, email_address, now
 from bloop.platform.identity.oidc.model import Attempt, ExternalIdentity, OidcLink, OidcProvider
 from bloop.platform.identity.oidc.ports import OidcProviderStore
 from bloop.platform.identity.oidc.problems import refuse
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
-from bloop.platform.kit.text import one_line
-
-# Unicode categories of characters an address a provider vouches for may not hold: invisible
-# ones (format: zero-width space, soft hyphen, bidirectional marks) and control characters.
-UNUSABLE_CATEGORIES = frozenset({"Cf", "Cc"})
+from bloop.platform.kit.text import lookalike, one_line, visible
 
 security = logging.getLogger("bloop.security")
 log = logging.getLogger("bloop.identity.oidc")
@@ -32,12 +27,12 @@ class AccountLinks:
     async def user_for(self, provider: OidcProvider, who: ExternalIdentity,
                        attempt: Attempt) -> User:
         attempt.subject, attempt.email = who.subject, who.email
-        if email_unusable(who.email):
+        if lookalike(who.email):
             raise refuse("the provider's email address holds characters that read as others or "
                          "not at all (Unicode compatibility forms, format or control "
                          "characters): it cannot sign in", "oidc_email_unusable", 403)
         try:
-            email = normalise_email(who.email)
+            email = email_address(who.email)
         except ValueError:
             raise refuse("the provider's email address is malformed", "oidc_email_missing",
                          403) from None
@@ -63,7 +58,8 @@ class AccountLinks:
         if not provider.create_users:
             raise refuse(f"{email} has no account in this tenant; ask an administrator for an "
                          "invitation", "oidc_no_account", 403)
-        display = one_line(who.name or email.partition("@")[0]).strip()[:200] or email
+        display = one_line(who.name or email.partition("@")[0]).strip()[:200]
+        display = display if visible(display) else email
         try:
             user = await self.identity.register_user(provider.tenant, NewUser(
                 email=email, display_name=display, roles=["learner"]))
@@ -129,13 +125,6 @@ def _linked_elsewhere(email: str) -> Problem:
     return refuse(f"the account of {email} is linked to another account at a sign-in provider; "
                   "a tenant administrator removes that link (the user's oidc-links) before this "
                   "one can sign in to it", "oidc_linked_elsewhere", 409)
-
-
-def email_unusable(email: str) -> bool:
-    """Whether a provider's address could pass for another once compared (`.lower()` folds the
-    Kelvin sign onto a K) or looks like one it is not (a zero-width space or soft hyphen)."""
-    return (unicodedata.normalize("NFKC", email) != email
-            or any(unicodedata.category(ch) in UNUSABLE_CATEGORIES for ch in email))
 
 
 def _accounts_of(provider: OidcProvider) -> tuple[str | None, ...]:
