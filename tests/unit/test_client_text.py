@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,8 +22,8 @@ from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from bloop.platform.content.model import Concept as ContentConcept
 from bloop.platform.content.service import ContentService
-from bloop.platform.identity.model import Tenant, User, normalise_email
-from bloop.platform.identity.service import IdentityService
+from bloop.platform.identity.model import Invitation, Tenant, User, normalise_email
+from bloop.platform.identity.service import IdentityService, token_hash
 from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.text import (
     INVISIBLE,
@@ -299,4 +300,22 @@ async def test_an_address_kept_before_the_rule_still_signs_in(
     r = await c.get(f"{T}/users", headers=documented.headers)  # breaks the documented pattern
     assert r.status_code == 200, r.text
     assert len(r.json()["items"]) == 4
+    await c.aclose()
+
+
+async def test_an_invitation_to_an_address_kept_before_the_rule_is_refused_clearly(
+        client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """Accepting it made a user of an address the rule refuses: a 500."""
+    app, _ = client
+    c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bloop.test")
+    identity: IdentityService = app.state.identity.state["service"]
+    at = datetime.now(UTC)
+    await identity.repo.add_invitation(Invitation.model_validate({
+        "token_hash": token_hash("an-old-invitation-token"), "tenant": "acme", "email": "old\u200b@acme.dev",
+        "roles": ["learner"], "invited_by": "someone", "created_at": at,
+        "expires_at": at + timedelta(days=1)}, context=STORED))
+    r = await c.post(f"{T}/invitations/accept", json={
+        "token": "an-old-invitation-token", "display_name": "Old", "password": PASSWORD})
+    assert (r.status_code, r.json()["code"]) == (409, "email_unusable"), r.text
+    assert await identity.repo.get_invitation("acme", token_hash("an-old-invitation-token")) is not None
     await c.aclose()

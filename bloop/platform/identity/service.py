@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from bloop.platform.identity import passwords
 from bloop.platform.identity.events import (
@@ -346,9 +346,14 @@ class IdentityService:
             raise await self._unusable(tenant_id, hashed)
         password = body.password.get_secret_value()
         passwords.check(password, email=invitation.email)
-        user = User.register(tenant_id, NewUser(email=invitation.email,
-                                                display_name=body.display_name,
-                                                roles=invitation.roles))
+        try:
+            new = NewUser(email=invitation.email, display_name=body.display_name,
+                          roles=invitation.roles)
+        except ValidationError:  # an address invited before the rule that now refuses it
+            raise Conflict("the invitation's address is not usable: it holds characters that "
+                           "read as others or not at all; ask for an invitation to another",
+                           code="email_unusable") from None
+        user = User.register(tenant_id, new)
         password_hash = await self.hasher.hash(password)
         if not await self.repo.delete_invitation(tenant_id, hashed, used=True):
             raise await self._unusable(tenant_id, hashed)
