@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -74,11 +74,16 @@ from bloop.platform.kit.errors import Conflict, Invalid, NotFound, Problem, is_s
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice, every
+from bloop.platform.kit.turns import Turns, back_off
 
 ADMINS = frozenset({"tenant_admin", "platform_admin"})
 COURSE_EDITORS = ADMINS | {"educator"}  # the roles a co-author may edit with
 CACHE_PREFIX = "content:v1:lesson:"
-EDIT_ATTEMPTS = 10  # an edit re-applied on top of racing ones before it gives up (409 busy)
+EDIT_ATTEMPTS = 10
+"""Tries of a write re-applied on top of racing ones before it gives up (409 busy). Writers of
+one record take turns in a process, so these are spent on writers in other processes."""
+
+T = TypeVar("T")
 
 
 def _stale(kind: str, record_id: str, current: int | None, field: str = "version") -> Conflict:
@@ -168,6 +173,7 @@ class ContentService:
         self.cache: Cache = cache if cache is not None else MemoryCache()
         self.cache_ttl_s = cache_ttl_s
         self._on_write = on_write
+        self._turns = Turns()  # writes of a concept or a course applied on top of racing ones
 
     # concepts
 
@@ -193,21 +199,23 @@ class ContentService:
         """A new name or description; its id, which lessons name, stays. With `version`, only
         while the concept is at it (409 stale_version); without, an edit racing another is
         applied on top of it, so neither loses its fields."""
-        for _ in range(EDIT_ATTEMPTS):
-            found = await self.repo.get_concepts(tenant, [concept_id])
-            if not found:
-                raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}")
-            current = found[0]
-            if version is not None and current.version != version:
-                raise _stale("concept", concept_id, current.version)
-            edited = current.edited(edit)
-            try:
-                await self.repo.replace_concept(edited, expected=current.version)
-            except Missing:
-                raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}") from None
-            except StaleVersion:
-                continue
-            return edited
+        async with self._turns.of(("concept", tenant, concept_id)):
+            for attempt in range(EDIT_ATTEMPTS):
+                found = await self.repo.get_concepts(tenant, [concept_id])
+                if not found:
+                    raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}")
+                current = found[0]
+                if version is not None and current.version != version:
+                    raise _stale("concept", concept_id, current.version)
+                edited = current.edited(edit)
+                try:
+                    await self.repo.replace_concept(edited, expected=current.version)
+                except Missing:
+                    raise NotFound(f"no concept {concept_id!r} in tenant {tenant!r}") from None
+                except StaleVersion:
+                    await back_off(attempt)
+                    continue
+                return edited
         raise Conflict(f"the concept {concept_id!r} kept changing; try again", code="busy")
 
     async def _check_concepts(self, tenant: str, ids: Iterable[str]) -> None:
@@ -328,16 +336,22 @@ class ContentService:
             raise NotFound(f"no course {changed.id!r} in tenant {changed.tenant!r}") from None
         return changed
 
-    async def _on_top(self, course_id: str, change: Callable[[], Awaitable[Course]]) -> Course:
-        """`change`, which reads the course and stores its head changed, applied again on top
-        of a change that landed between its read and its write: for a change that named no
-        revision to keep to, which would otherwise be refused 409 for another's edit."""
-        for _ in range(EDIT_ATTEMPTS):
-            try:
-                return await change()
-            except Conflict as exc:
-                if exc.code != "stale_version":
-                    raise
+    async def _on_top(self, tenant: str, course_id: str, change: Callable[[], Awaitable[T]],
+                      revision: int | None = None) -> T:
+        """`change`, which reads the course and writes it, applied again on top of a change
+        that landed between its read and its write (the write answered 409 stale_version):
+        for a change that named no `revision` to keep to, which would otherwise be refused for
+        another's write. One that named it is made once."""
+        if revision is not None:
+            return await change()
+        async with self._turns.of(("course", tenant, course_id)):
+            for attempt in range(EDIT_ATTEMPTS):
+                try:
+                    return await change()
+                except Conflict as exc:
+                    if exc.code != "stale_version":
+                        raise
+                await back_off(attempt)
         raise Conflict(f"the course {course_id!r} kept changing; try again", code="busy")
 
     async def edit_course(self, tenant: str, course_id: str, edit: CourseEdit, *,
@@ -354,71 +368,79 @@ class ContentService:
                 raise _invalid(exc) from None
             return await self._store_head(changed, course)
 
-        return await (once() if edit.revision is not None else self._on_top(course_id, once))
+        return await self._on_top(tenant, course_id, once, edit.revision)
 
     async def delete_course(self, tenant: str, course_id: str, *, revision: int | None = None,
                             by: Principal | None = None) -> None:
         """Deletes a course that was never published, with its lessons (its owner or the
         tenant's admins may). A published one stays: its versions, and its learners'
         enrolments and progress, refer to it. Asked again after a deletion stopped part-way,
-        it deletes the lessons left, and answers 404."""
-        at = now()
-        try:
-            course = await self.course(tenant, course_id)
-        except NotFound:
-            await self.repo.delete_lessons_left(tenant, course_id, lambda x: _deleted(x, at))
-            raise
-        _check_owner(course, by, "delete it")
-        if revision is not None and revision != course.revision:
-            raise _stale("course", course_id, course.revision, "revision")
-        if course.version > 0:
-            raise _published(course_id)
-        try:
-            await self.repo.delete_draft_course(course, lambda lesson: _deleted(lesson, at))
-        except StaleVersion:
-            current = await self.repo.get_course(tenant, course_id)
-            if current is not None and current.version > 0:
-                raise _published(course_id) from None
-            raise _stale("course", course_id, current.revision if current else None,
-                         "revision") from None
-        except Missing:
-            raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
-        self._on_write()
+        it deletes the lessons left, and answers 404. Without `revision`, it deletes the course
+        as a change racing it left it (a lesson added meanwhile goes with it)."""
+        async def once() -> None:
+            at = now()
+            try:
+                course = await self.course(tenant, course_id)
+            except NotFound:
+                await self.repo.delete_lessons_left(tenant, course_id,
+                                                    lambda x: _deleted(x, at))
+                raise
+            _check_owner(course, by, "delete it")
+            if revision is not None and revision != course.revision:
+                raise _stale("course", course_id, course.revision, "revision")
+            if course.version > 0:
+                raise _published(course_id)
+            try:
+                await self.repo.delete_draft_course(course, lambda lesson: _deleted(lesson, at))
+            except StaleVersion:
+                current = await self.repo.get_course(tenant, course_id)
+                if current is not None and current.version > 0:
+                    raise _published(course_id) from None
+                raise _stale("course", course_id, current.revision if current else None,
+                             "revision") from None
+            except Missing:
+                raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
+            self._on_write()
+
+        await self._on_top(tenant, course_id, once, revision)
 
     async def archive(self, tenant: str, course_id: str, archive: bool = True, *,
                       revision: int | None = None, by: Principal | None = None) -> Course:
         """Takes a published course out of the catalogue and search, closed to new enrolments
         (`archive`), or puts it back (its owner or the tenant's admins may). Learners already
         enrolled keep reading it. Archiving an archived course (or putting back one that is
-        not) changes nothing."""
-        course = await self.course(tenant, course_id)
-        _check_owner(course, by, "archive it or put it back")
-        if revision is not None and revision != course.revision:
-            raise _stale("course", course_id, course.revision, "revision")
-        if course.publication is None:
-            raise Conflict(f"the course {course_id!r} was never published; delete it instead",
-                           code="course_not_published")
-        if (course.status == "archived") == archive:
-            return course
-        changed = course.archived(archive)
-        lesson_ids = [r.id for r in course.publication.lessons]
-        at = changed.updated_at
-        event = (type_of(CourseArchived).envelope(CourseArchived(
-            course_id=course_id, revision=changed.revision, lesson_ids=lesson_ids,
-            archived_at=at), tenant=tenant, subject=course_id, time=at) if archive
-            else type_of(CourseUnarchived).envelope(CourseUnarchived(
+        not) changes nothing. Without `revision`, it is applied on top of a change racing it."""
+        async def once() -> Course:
+            course = await self.course(tenant, course_id)
+            _check_owner(course, by, "archive it or put it back")
+            if revision is not None and revision != course.revision:
+                raise _stale("course", course_id, course.revision, "revision")
+            if course.publication is None:
+                raise Conflict(f"the course {course_id!r} was never published; delete it instead",
+                               code="course_not_published")
+            if (course.status == "archived") == archive:
+                return course
+            changed = course.archived(archive)
+            lesson_ids = [r.id for r in course.publication.lessons]
+            at = changed.updated_at
+            event = (type_of(CourseArchived).envelope(CourseArchived(
                 course_id=course_id, revision=changed.revision, lesson_ids=lesson_ids,
-                unarchived_at=at), tenant=tenant, subject=course_id, time=at))
-        try:
-            await self.repo.set_course_status(changed, course, [event])
-        except StaleVersion:
-            current = await self.repo.get_course(tenant, course_id)
-            raise _stale("course", course_id, current.revision if current else None,
-                         "revision") from None
-        except Missing:
-            raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
-        self._on_write()
-        return changed
+                archived_at=at), tenant=tenant, subject=course_id, time=at) if archive
+                else type_of(CourseUnarchived).envelope(CourseUnarchived(
+                    course_id=course_id, revision=changed.revision, lesson_ids=lesson_ids,
+                    unarchived_at=at), tenant=tenant, subject=course_id, time=at))
+            try:
+                await self.repo.set_course_status(changed, course, [event])
+            except StaleVersion:
+                current = await self.repo.get_course(tenant, course_id)
+                raise _stale("course", course_id, current.revision if current else None,
+                             "revision") from None
+            except Missing:
+                raise NotFound(f"no course {course_id!r} in tenant {tenant!r}") from None
+            self._on_write()
+            return changed
+
+        return await self._on_top(tenant, course_id, once, revision)
 
     async def reorder_lessons(self, tenant: str, course_id: str, order: Sequence[str], *,
                               by: Principal | None = None) -> list[Lesson]:
@@ -446,14 +468,19 @@ class ContentService:
 
     async def add_module(self, tenant: str, course_id: str, module: Module, *,
                          by: Principal | None = None) -> Course:
-        course = await self._editable(tenant, course_id, by)
-        if module.id in course.module_ids():
-            raise Conflict(f"the course {course_id!r} already has a module {module.id!r}",
-                           code="module_exists")
-        if len(course.modules) >= MAX_MODULES:
-            raise Problem(f"a course has at most {MAX_MODULES} modules", status=422,
-                          code="too_many_modules")
-        return await self._store_head(course.changed(modules=[*course.modules, module]), course)
+        """Appends `module` to the course's modules, on top of a change racing it."""
+        async def once() -> Course:
+            course = await self._editable(tenant, course_id, by)
+            if module.id in course.module_ids():
+                raise Conflict(f"the course {course_id!r} already has a module {module.id!r}",
+                               code="module_exists")
+            if len(course.modules) >= MAX_MODULES:
+                raise Problem(f"a course has at most {MAX_MODULES} modules", status=422,
+                              code="too_many_modules")
+            return await self._store_head(course.changed(modules=[*course.modules, module]),
+                                          course)
+
+        return await self._on_top(tenant, course_id, once)
 
     async def set_co_author(self, tenant: str, course_id: str, user_id: str, present: bool, *,
                             by: Principal | None = None,
@@ -483,7 +510,7 @@ class ContentService:
                        else [u for u in course.co_authors if u != user_id])
             return await self._store_head(course.changed(co_authors=authors), course)
 
-        return await self._on_top(course_id, once)
+        return await self._on_top(tenant, course_id, once)
 
     async def authored(self, tenant: str, user_id: str) -> list[dict[str, object]]:
         """The courses `user_id` owns or co-authors (their part of a data export)."""
@@ -702,28 +729,33 @@ class ContentService:
         version (the history keeps every version); with `revision`, only while the course is
         at it (409 stale_version). A draft holding changes of lessons not published yet
         (`unpublished_changes`) is refused 409 unless `discard_draft`: no version keeps them.
-        Each lesson's restoration is one atomic write, against the version read before any;
+        Its head is restored first, without `revision` on top of a change racing it. Each
+        lesson's restoration is one atomic write, against the version read before any;
         one interrupted midway, or refused for an edit landing meanwhile (409), leaves the
         draft partly restored, never a publication, and running it again completes it."""
-        course = await self._editable(tenant, course_id, by)
-        if revision is not None and revision != course.revision:
-            raise _stale("course", course_id, course.revision, "revision")
-        if course.status == "archived":
-            raise _archived(course_id)
-        p = await self._publication(course, version)
-        old = await self.repo.lesson_versions(tenant, p.lessons)
-        draft = {x.id: x for x in await self.repo.list_lessons(tenant, course_id)}
-        lost = _unpublished(course, draft, old)
-        fields = _unpublished_fields(course, p)
-        if (lost or fields) and not discard_draft:
-            named = [*(f"the course's {f}" for f in fields), *(f"lesson {x['id']}" for x in lost)]
-            raise Conflict(
-                f"the draft of the course {course_id!r} holds changes not published yet "
-                f"({', '.join(named)}), which no version keeps and a rollback would discard: "
-                "publish them first, or roll back with `discard_draft`",
-                code="unpublished_changes", extra={"lessons": lost, "course": fields})
-        head = course.changed(**{f: getattr(p, f) for f in HEAD_FIELDS})
-        await self._store_head(head, course)
+        async def head_restored() -> tuple[Course, list[Lesson], dict[str, Lesson]]:
+            course = await self._editable(tenant, course_id, by)
+            if revision is not None and revision != course.revision:
+                raise _stale("course", course_id, course.revision, "revision")
+            if course.status == "archived":
+                raise _archived(course_id)
+            p = await self._publication(course, version)
+            old = await self.repo.lesson_versions(tenant, p.lessons)
+            draft = {x.id: x for x in await self.repo.list_lessons(tenant, course_id)}
+            lost = _unpublished(course, draft, old)
+            fields = _unpublished_fields(course, p)
+            if (lost or fields) and not discard_draft:
+                named = [*(f"the course's {f}" for f in fields),
+                         *(f"lesson {x['id']}" for x in lost)]
+                raise Conflict(
+                    f"the draft of the course {course_id!r} holds changes not published yet "
+                    f"({', '.join(named)}), which no version keeps and a rollback would "
+                    "discard: publish them first, or roll back with `discard_draft`",
+                    code="unpublished_changes", extra={"lessons": lost, "course": fields})
+            head = course.changed(**{f: getattr(p, f) for f in HEAD_FIELDS})
+            return await self._store_head(head, course), old, draft
+
+        head, old, draft = await self._on_top(tenant, course_id, head_restored, revision)
         expected: set[tuple[str, int]] = set()
         for was in old:
             live = draft.get(was.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 
@@ -33,3 +34,11 @@ class Turns:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+async def back_off(attempt: int, first_s: float = 0.005, most_s: float = 0.2) -> None:
+    """Waits before trying again a read-and-write that lost to a writer in another process
+    (`attempt` the tries lost so far, from 0): a random time up to `first_s` doubled at each
+    try, `most_s` at most, so that writers racing for one record spread out instead of
+    colliding again in step."""
+    await asyncio.sleep(random.uniform(0, min(most_s, first_s * 2 ** attempt)))

@@ -21,7 +21,7 @@ from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import BadCursor, Slice, key_of
 from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.times import json_time, utc, utc_iso
-from bloop.platform.kit.turns import Turns
+from bloop.platform.kit.turns import Turns, back_off
 from bloop.platform.learning import bkt, placement
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning.events import (
@@ -96,6 +96,9 @@ RETRY_GAP = timedelta(hours=12)
 at it was graded at least this long before: answers given right after the feedback on the last
 one show the feedback, not what the learner knows."""
 RETRIES = 5
+REVIEW_ATTEMPTS = 10
+"""Reviews of one card sent at once take turns in one process; between processes, each
+read-and-write that loses to another is tried again, after a random pause, this many times."""
 NEXT_PAGE = 20  # enrolments read at a time while looking for the next lesson
 PATHS_A_PAGE = 20  # a page of paths when none is asked for: each is a graph query
 LEARNERS_A_PAGE = 500  # a course's learners read at a time when content reshapes its paths
@@ -137,6 +140,7 @@ class LearningService:
         # try waits for them to double, as after a kept fit.
         self._fits_dropped: dict[tuple[str, str], int] = {}
         self._progress_turns = Turns()
+        self._review_turns = Turns()
         # After an edit's answer: the paths that changed for the learners whose goals reach
         # the concepts (0.1 s a learner: many of them would hold the edit for long); new cards
         # for the decks of the learners who studied their concepts.
@@ -1020,32 +1024,34 @@ class LearningService:
         tried again after another's write is timed when it is tried again, after that one."""
         given_at = at
         params = await self.repo.scheduler_params(tenant, learner)
-        for _ in range(RETRIES):
-            at = given_at or now()
-            states = await self.repo.card_states(tenant, learner, [given.card_id])
-            if not states:
-                raise NotFound(f"the card {given.card_id!r} is not in your deck",
-                               code="not_in_deck")
-            if given.version is not None and states[0].version != given.version:
-                raise Conflict(f"the card was reviewed since version {given.version}; it is at "
-                               f"{states[0].version}", code="already_reviewed",
-                               extra={"current_version": states[0].version,
-                                      "next_due": json_time(states[0].due)})
-            try:
-                after, log, result = fsrs_review.review(states[0], given.rating, at, params,
-                                                   given.duration_ms)
-            except fsrs_review.BadRating as exc:
-                raise Problem(str(exc), status=422, code="bad_rating") from None
-            event = type_of(ReviewDone).envelope(ReviewDone(
-                learner_id=learner, card_id=given.card_id, concept_id=after.concept,
-                rating=given.rating, was_due=result.was_due, next_due=result.next_due,
-                reviewed_at=at), tenant=tenant, subject=learner, time=at)
-            try:
-                await self.repo.save_review(tenant, learner, after, log, [event])
-            except StaleVersion:
-                continue
-            self._on_write()
-            return result
+        async with self._review_turns.of((tenant, learner, given.card_id)):
+            for attempt in range(REVIEW_ATTEMPTS):
+                at = given_at or now()
+                states = await self.repo.card_states(tenant, learner, [given.card_id])
+                if not states:
+                    raise NotFound(f"the card {given.card_id!r} is not in your deck",
+                                   code="not_in_deck")
+                if given.version is not None and states[0].version != given.version:
+                    raise Conflict(f"the card was reviewed since version {given.version}; it is at "
+                                   f"{states[0].version}", code="already_reviewed",
+                                   extra={"current_version": states[0].version,
+                                          "next_due": json_time(states[0].due)})
+                try:
+                    after, log, result = fsrs_review.review(states[0], given.rating, at, params,
+                                                           given.duration_ms)
+                except fsrs_review.BadRating as exc:
+                    raise Problem(str(exc), status=422, code="bad_rating") from None
+                event = type_of(ReviewDone).envelope(ReviewDone(
+                    learner_id=learner, card_id=given.card_id, concept_id=after.concept,
+                    rating=given.rating, was_due=result.was_due, next_due=result.next_due,
+                    reviewed_at=at), tenant=tenant, subject=learner, time=at)
+                try:
+                    await self.repo.save_review(tenant, learner, after, log, [event])
+                except StaleVersion:
+                    await back_off(attempt)
+                    continue
+                self._on_write()
+                return result
         raise Conflict("the card was reviewed at the same moment elsewhere; try again",
                        code="busy")
 

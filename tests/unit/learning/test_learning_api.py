@@ -952,6 +952,28 @@ async def test_a_double_tap_on_a_review_counts_once(running: tuple[
     assert (r.status_code, r.json()["version"]) == (200, 2)
 
 
+async def test_reviews_of_one_card_naming_no_version_all_apply_however_many_at_once(
+        running: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """Before, each was tried five times against the others, one of which won each round: of
+    ten at once, some were refused 409 busy, though a review naming no version always applies."""
+    app, client = running
+    await python_course(app, client)
+    await client.post(f"{BASE}/concepts/variables/cards",
+                      json={"front": "What is a name?", "back": "A reference to a value."})
+    pupil = await learner(app, client)
+    await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
+                      headers=pupil)
+    [shown] = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
+    answers = await asyncio.gather(*(client.post(
+        f"{BASE}/me/reviews", json={"card_id": shown["card_id"], "rating": 3}, headers=pupil)
+        for _ in range(16)))
+    assert [r.status_code for r in answers] == [200] * 16, [r.text for r in answers]
+    assert sorted(r.json()["version"] for r in answers) == list(range(1, 17))
+    export = (await client.get("/v1/tenants/acme/me/export", headers=pupil)).json()
+    assert len(export["services"]["learning"]["review_logs"]) == 16
+    assert len(service(app)._review_turns) == 0
+
+
 async def test_paths_refreshed_at_once_announce_a_change_once(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     app, client = running
