@@ -177,11 +177,12 @@ async def test_changes_naming_no_revision_go_on_top_of_one_racing_them(
     await service.create_course("acme", NewCourse(id="py", title="Python"))
     get_course = service.repo.get_course
     racing: list[str] = []
+    elsewhere = ContentService(service.repo)  # another process's, which takes no turn here
 
     async def another_lands(tenant: str, course_id: str) -> Course | None:
         found = await get_course(tenant, course_id)
         if racing:
-            await service.set_co_author("acme", "py", racing.pop(), True)
+            await elsewhere.set_co_author("acme", "py", racing.pop(), True)
         return found
 
     monkeypatch.setattr(service.repo, "get_course", another_lands)
