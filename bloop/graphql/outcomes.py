@@ -24,7 +24,8 @@ CODES = frozenset({
     # what the writes refuse
     "too_many_writes", "conflict", "busy", "stale_version", "course_archived", "not_enrolled",
     "wrong_question", "not_in_deck", "already_reviewed", "bad_rating", "too_few_reviews",
-    "invalid_answer",
+    "invalid_answer", "concept_exists", "cycle", "unknown_concepts", "too_few_answers",
+    "degenerate_fit",
 })
 OTHER = "other"
 """The code counted for an error whose code is not in `CODES`, or that has none."""

@@ -1,10 +1,12 @@
 """learning's GraphQL fields: the tenant's prerequisite graph, and the signed-in learner's paths,
-next item, mastery and due reviews; and the learner's writes: enrolments, progress, placements,
-their deck and its reviews.
+next item, mastery and due reviews; the educators' writes: concepts, their BKT parameters and
+cards, and prerequisite edges; and the learner's writes: enrolments, progress, placements, their
+deck and its reviews.
 
 Under the HTTP API's rules: the tenant's educators and admins read the whole graph (as
 `GET …/learning/graph`), with `learning:read`; a learner's own fields need `learning:write`
-like their HTTP twins under `/learning/me`, and each write takes the body its twin takes.
+like their HTTP twins under `/learning/me`; the educators' writes need the educator or
+tenant_admin role and `learning:write`, as theirs do; each write takes the body its twin takes.
 """
 
 from __future__ import annotations
@@ -62,6 +64,28 @@ class Prerequisite:
         return cls(concept=edge.concept, requires=edge.requires, kind=edge.kind)
 
 
+@strawberry.type(description=(
+    "a concept's Bayesian Knowledge Tracing parameters: the chances a learner knows it before "
+    "any practice, learns it at each practice, answers right without knowing it and answers "
+    "wrong although knowing it"))
+class BktParameters:
+    prior: float = strawberry.field(description="the chance a learner knows it before any "
+                                                "practice, 0.001 to 0.999")
+    learn: float = strawberry.field(description="the chance a learner learns it at each "
+                                                "practice, 0.001 to 0.999")
+    guess: float = strawberry.field(description="the chance of a right answer without knowing "
+                                                "it, 0.01 to 0.5")
+    slip: float = strawberry.field(description="the chance of a wrong answer although knowing "
+                                               "it, 0.01 to 0.5")
+    fitted_on: int = strawberry.field(description=(
+        "the observations the last fit used; 0 for the defaults or parameters set by hand"))
+
+    @classmethod
+    def of(cls, bkt: model.BktParams) -> BktParameters:
+        return cls(prior=bkt.prior, learn=bkt.learn, guess=bkt.guess, slip=bkt.slip,
+                   fitted_on=bkt.fitted_on)
+
+
 @strawberry.type(description="a concept of the tenant's prerequisite graph")
 class LearningConcept:
     id: str = strawberry.field(description="its id")
@@ -70,12 +94,15 @@ class LearningConcept:
     description: str = strawberry.field(description="plain text; empty when none")
     version: int = strawberry.field(description=(
         "raised by each change of its name or description: what an edit's `If-Match` names "
-        "(`PATCH …/learning/concepts/{concept}`)"))
+        "(`PATCH …/learning/concepts/{concept}`) and `editConcept`'s `version`"))
+    bkt: BktParameters = strawberry.field(description=(
+        "its Bayesian Knowledge Tracing parameters, by which graded quiz attempts move a "
+        "learner's mastery of it"))
 
     @classmethod
     def of(cls, concept: model.Concept) -> LearningConcept:
         return cls(id=concept.id, name=concept.name, description=concept.description,
-                   version=concept.version)
+                   version=concept.version, bkt=BktParameters.of(concept.bkt))
 
 
 @strawberry.type(description="the tenant's concepts and the prerequisite edges between them, "
@@ -400,12 +427,198 @@ class SchedulerFit:
         "true when the fit predicts those better by more than chance: it is kept"))
 
 
+@strawberry.input(description="a new concept of the tenant's prerequisite graph")
+class NewConceptInput:
+    id: str = strawberry.field(description=(
+        "its id, a slug: lower-case letters, digits and inner hyphens, at most 63"))
+    name: str = strawberry.field(description="its name, 1 to 200 characters, not blank")
+    description: str = strawberry.field(default="", description="plain text; empty when left "
+                                                                "out")
+
+
+@strawberry.input(description="a concept's new name, description, or both (at least one)")
+class ConceptEditInput:
+    name: str | None = strawberry.field(default=None, description="its new name; left out or "
+                                                                  "null, it stays")
+    description: str | None = strawberry.field(default=None, description=(
+        "its new description; left out or null, it stays"))
+
+
+_BKT = model.BktParams()
+
+
+@strawberry.input(description="a concept's Bayesian Knowledge Tracing parameters, set by hand")
+class BktInput:
+    prior: float = strawberry.field(default=_BKT.prior, description=(
+        f"the chance a learner knows it before any practice, 0.001 to 0.999 ({_BKT.prior} "
+        "when left out)"))
+    learn: float = strawberry.field(default=_BKT.learn, description=(
+        f"the chance a learner learns it at each practice, 0.001 to 0.999 ({_BKT.learn} when "
+        "left out)"))
+    guess: float = strawberry.field(default=_BKT.guess, description=(
+        f"the chance of a right answer without knowing it, {model.MIN_NOISE} to 0.5 "
+        f"({_BKT.guess} when left out)"))
+    slip: float = strawberry.field(default=_BKT.slip, description=(
+        f"the chance of a wrong answer although knowing it, {model.MIN_NOISE} to 0.5 "
+        f"({_BKT.slip} when left out)"))
+
+
+@strawberry.type(description="a review card of a concept")
+class Card:
+    id: str = strawberry.field(description="its id")
+    concept: str = strawberry.field(description="the id of the concept it practises")
+    front: str = strawberry.field(description="the side to show first: a question or a cue")
+    back: str = strawberry.field(description="the answer")
+    source: str = strawberry.field(description="`authored` (an educator's) or `ai` "
+                                               "(generated)")
+    created_at: datetime = strawberry.field(description="when it was made")
+    updated_at: datetime | None = strawberry.field(description="when it was last edited; null "
+                                                               "until then")
+    version: int = strawberry.field(description=(
+        "raised by each edit: what `editCard`'s `version` (the HTTP API's `If-Match`) names"))
+    lesson_id: str | None = strawberry.field(description=(
+        "the lesson an AI card was made from; null for an educator's card"))
+    lesson_version: int | None = strawberry.field(description=(
+        "the version of that lesson the card was made from"))
+    held_until_version: int | None = strawberry.field(description=(
+        "set on a card made from a draft of its lesson: the version of the lesson whose "
+        "publication lets it join decks; null when it is not held"))
+
+    @classmethod
+    def of(cls, card: model.Card) -> Card:
+        return cls(id=card.id, concept=card.concept, front=card.front, back=card.back,
+                   source=card.source, created_at=card.created_at, updated_at=card.updated_at,
+                   version=card.version, lesson_id=card.lesson_id,
+                   lesson_version=card.lesson_version,
+                   held_until_version=card.held_until.lesson_version if card.held_until
+                   else None)
+
+
+@strawberry.input(description="a new review card of a concept")
+class NewCardInput:
+    front: str = strawberry.field(description="the side to show first, 1 to 1,000 characters, "
+                                              "not blank")
+    back: str = strawberry.field(description="the answer, 1 to 1,000 characters, not blank")
+    source: str = strawberry.field(default="authored", description=(
+        "`authored` (the default) or `ai` for a card generated elsewhere"))
+
+
+@strawberry.input(description="a card's new front, back, or both (at least one)")
+class CardEditInput:
+    front: str | None = strawberry.field(default=None, description="its new front; left out or "
+                                                                   "null, it stays")
+    back: str | None = strawberry.field(default=None, description="its new back; left out or "
+                                                                  "null, it stays")
+
+
+@strawberry.input(description="a prerequisite edge: `concept` needs `requires` first")
+class PrerequisiteInput:
+    concept: str = strawberry.field(description="the id of the concept that needs the other")
+    requires: str = strawberry.field(description="the id of the concept needed first")
+    kind: str = strawberry.field(default="required", description=(
+        "`required` (the default) or `recommended`"))
+
+
+@strawberry.type(description="what `addPrerequisite` did")
+class PrerequisiteAdded:
+    edge: Prerequisite = strawberry.field(description="the edge")
+    created: bool = strawberry.field(description=(
+        "false when the edge existed, which takes the kind given (the HTTP API's 200 rather "
+        "than 201)"))
+
+
+def _editor(info: Info, tenant: str) -> None:
+    info.context.authorise(tenant, *EDITORS, scopes=["learning:write"])
+
+
 def _goal(goal: GoalInput) -> model.NewEnrolment:
     return validated(model.NewEnrolment, goal, "goal")
 
 
 @strawberry.type
 class Mutation:
+    @field("adds a concept to the tenant's prerequisite graph (as "
+           "`POST …/learning/concepts`); 409 `concept_exists` when its id is taken")
+    async def add_concept(self, info: Info, tenant: Slug,
+                          concept: NewConceptInput) -> LearningConcept | None:
+        _editor(info, tenant)
+        new = validated(model.NewConcept, concept, "concept")
+        return LearningConcept.of(await _service(info).add_concept(tenant, new))
+
+    @field("gives a concept a new name or description, its id staying (as "
+           "`PATCH …/learning/concepts/{concept}`); given `version` (the HTTP API's "
+           "`If-Match`), 409 `stale_version` when the concept changed since, without it the "
+           "last edit of a field wins")
+    async def edit_concept(self, info: Info, tenant: Slug, concept: Slug,
+                           edit: ConceptEditInput,
+                           version: int | None = None) -> LearningConcept | None:
+        _editor(info, tenant)
+        change = validated(model.ConceptEdit, edit, "edit")
+        return LearningConcept.of(await _service(info).edit_concept(tenant, concept, change,
+                                                                    version=version))
+
+    @field("sets a concept's BKT parameters by hand (as "
+           "`PUT …/learning/concepts/{concept}/bkt`); a later fit replaces them")
+    async def set_bkt(self, info: Info, tenant: Slug, concept: Slug,
+                      bkt: BktInput) -> LearningConcept | None:
+        _editor(info, tenant)
+        params = validated(model.BktParams, bkt, "bkt")
+        return LearningConcept.of(await _service(info).set_bkt(tenant, concept, params))
+
+    @field("fits a concept's BKT parameters to each learner's first graded answers on it (as "
+           "`POST …/learning/concepts/{concept}/bkt/fit`): `too_few_answers` below the "
+           "automatic refit's minimums, `degenerate_fit` when one right answer would master it")
+    async def fit_bkt(self, info: Info, tenant: Slug, concept: Slug) -> LearningConcept | None:
+        _editor(info, tenant)
+        return LearningConcept.of(await _service(info).fit_bkt(tenant, concept))
+
+    @field("adds a review card to a concept (as `POST …/learning/concepts/{concept}/cards`); "
+           "it joins the decks of the learners who completed a lesson teaching the concept")
+    async def add_card(self, info: Info, tenant: Slug, concept: Slug,
+                       card: NewCardInput) -> Card | None:
+        _editor(info, tenant)
+        new = validated(model.NewCard, card, "card")
+        return Card.of(await _service(info).add_card(tenant, concept, new))
+
+    @field("gives a card a new front or back, learners keeping their schedules of it (as "
+           "`PATCH …/learning/concepts/{concept}/cards/{card}`); given `version` (the HTTP "
+           "API's `If-Match`), 409 `stale_version` when the card changed since")
+    async def edit_card(self, info: Info, tenant: Slug, concept: Slug, card_id: str,
+                        edit: CardEditInput, version: int | None = None) -> Card | None:
+        _editor(info, tenant)
+        card = sized(card_id, "cardId", RecordId)
+        change = validated(model.CardEdit, edit, "edit")
+        return Card.of(await _service(info).edit_card(tenant, concept, card, change,
+                                                      version=version))
+
+    @field("retires a card (as `DELETE …/learning/concepts/{concept}/cards/{card}`): it "
+           "leaves every learner's deck, their review history staying, and the AI lesson that "
+           "made it does not bring it back; true when done")
+    async def retire_card(self, info: Info, tenant: Slug, concept: Slug,
+                          card_id: str) -> bool | None:
+        _editor(info, tenant)
+        await _service(info).retire_card(tenant, concept, sized(card_id, "cardId", RecordId))
+        return True
+
+    @field("adds a prerequisite edge (as `POST …/learning/edges`): 409 `cycle` (naming it) "
+           "when it would close a cycle, 422 for a self-edge or an unknown concept; an edge "
+           "that existed takes the kind given")
+    async def add_prerequisite(self, info: Info, tenant: Slug,
+                               edge: PrerequisiteInput) -> PrerequisiteAdded | None:
+        _editor(info, tenant)
+        added, created = await _service(info).add_edge(tenant, validated(model.Edge, edge,
+                                                                         "edge"))
+        return PrerequisiteAdded(edge=Prerequisite.of(added), created=created)
+
+    @field("removes the prerequisite edge from `concept` to `requires` (as "
+           "`DELETE …/learning/edges/{concept}/{requires}`): `not_found` when there is none; "
+           "true when done")
+    async def remove_prerequisite(self, info: Info, tenant: Slug, concept: Slug,
+                                  requires: Slug) -> bool | None:
+        _editor(info, tenant)
+        await _service(info).remove_edge(tenant, concept, requires)
+        return True
+
     @field("enrols the signed-in learner in a course or towards a concept (as "
            "`POST …/learning/me/enrolments`); an archived course takes no new learners")
     async def enrol(self, info: Info, tenant: Slug, goal: GoalInput) -> Enrolled | None:
