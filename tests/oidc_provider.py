@@ -41,8 +41,10 @@ HUGE_BYTES = 8 * 1024 * 1024
 HANG_S = 5.0
 
 # hang: answers HANG_S late; trickle: a byte each 0.1 s for 4 s; huge: declares HUGE_BYTES and
-# sends none; huge_chunked: streams HUGE_BYTES of (JSON) whitespace, then `{}`.
-Misbehaviour = Literal["hang", "trickle", "huge", "huge_chunked"]
+# sends none; huge_chunked: streams HUGE_BYTES of (JSON) whitespace, then `{}`; deep: JSON
+# nested deeper than Python's parser recurses (DEEP_JSON).
+Misbehaviour = Literal["hang", "trickle", "huge", "huge_chunked", "deep"]
+DEEP_JSON = b"[" * 5000
 
 
 @dataclass
@@ -90,6 +92,7 @@ class StandInProvider:
         self.tokens: dict[str, Person] = {}
         self.token_requests: list[dict[str, str]] = []
         self.header_kid: str | None = None
+        self.id_token_override: str | None = None  # sent as the id_token when set
         self.misbehaving: dict[str, Misbehaviour] = {}
         self.hits: Counter[str] = Counter()
         self.released = asyncio.Event()
@@ -118,6 +121,7 @@ class StandInProvider:
         self.discovery_override = {}
         self.sign_with_impostor = False
         self.header_kid = None
+        self.id_token_override = None
         self.misbehaving = {}
         self.hits.clear()
         self.released.clear()
@@ -135,6 +139,9 @@ class StandInProvider:
             await self._hang()
             return await self.routes(scope, receive, send)
         headers = [(b"content-type", b"application/json")]
+        if how == "deep":
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            return await send({"type": "http.response.body", "body": DEEP_JSON})
         if how == "huge":
             headers.append((b"content-length", str(HUGE_BYTES).encode()))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -250,7 +257,8 @@ class StandInProvider:
         claims |= self.claims_override
         key = self.impostor_key if self.sign_with_impostor else self.key
         kid = self.header_kid or self.key.kid
-        id_token = jwt.encode({"alg": "RS256", "kid": kid, "typ": "JWT"}, claims, key)
+        id_token = self.id_token_override or jwt.encode(
+            {"alg": "RS256", "kid": kid, "typ": "JWT"}, claims, key)
         return JSONResponse({
             "access_token": access, "expires_in": 3599,
             "scope": "https://www.googleapis.com/auth/userinfo.email openid "

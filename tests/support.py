@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import contextvars
@@ -311,6 +312,9 @@ def unretrieved() -> Iterator[list[dict[str, Any]]]:
 
 
 PASSWORD = "quiet meadow lantern sings"
+# An `after` of `[[[…`, 1,467 characters (under MAX_CURSOR), nested deeper than Python's JSON
+# parser recurses: every list answered it with a 500 (RecursionError).
+NESTED_CURSOR = base64.urlsafe_b64encode(b"[" * 1100).decode().rstrip("=")
 
 
 def embedded_stores(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -51,7 +51,7 @@ from bloop.platform.kit.auth import Forbidden
 from bloop.platform.kit.errors import Problem, StoreUnavailable
 from bloop.platform.kit.pagination import cursor
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import api_client, member
+from tests.support import NESTED_CURSOR, api_client, member
 
 Json = dict[str, Any]
 Running = tuple[FastAPI, httpx.AsyncClient]
@@ -436,7 +436,8 @@ async def test_concepts_come_a_page_at_a_time_as_the_http_api_pages_them(start: 
             if (after := page["next"]) is None:
                 break
         assert pages == [ids[:3], ids[3:6], ids[6:]]
-        for bad, code in (("first: 201", "validation_failed"), ('after: "nonsense"', "bad_cursor")):
+        for bad, code in (("first: 201", "validation_failed"), ('after: "nonsense"', "bad_cursor"),
+                          (f'after: "{NESTED_CURSOR}"', "bad_cursor")):
             body = await query(client, f'{{ concepts(tenant: "acme", {bad}) {{ next }} }}')
             assert body["errors"][0]["extensions"]["code"] == code, bad
 
@@ -491,6 +492,7 @@ async def test_a_course_list_is_one_store_read_however_few_courses_the_caller_ma
      "validation_failed"),                                                         # a fragment cycle
     ("{ courses(tenant: \"demo\", first: 0) { next } }", "validation_failed"),  # a page size out of range
     ("{ courses(tenant: \"demo\", after: \"nonsense\") { next } }", "bad_cursor"),  # not a cursor of the list
+    (f'{{ courses(tenant: "demo", after: "{NESTED_CURSOR}") {{ next }} }}', "bad_cursor"),  # was a 500
 ])
 async def test_a_bad_query_is_a_graphql_error_not_a_500(start: Start, text: str,
                                                         code: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from annotated_types import MaxLen
 
 from bloop.platform.kit.pagination import MAX_CURSOR, After, BadCursor, Slice, cursor, key_of
+from tests.support import NESTED_CURSOR
 
 
 @pytest.mark.parametrize("key", [("Python", "py"), ("Ärger & co", "c1"), (1764762000.125, "j1"),
@@ -29,6 +30,7 @@ def test_a_float_key_takes_a_whole_number() -> None:
     "", "not a cursor", "%%%", "W10", cursor("a"), cursor("a", "b", "c"), cursor(1, "b"),
     cursor(True, "b"), 'W251bGwsImIiXQ', '["a","b"]', "WyJhIiwiYiJd" + "x",
     cursor("\ud800", "b"),  # half a surrogate pair: no store takes it
+    NESTED_CURSOR,  # nested deeper than Python's JSON parser recurses: was a RecursionError, a 500
 ])
 def test_anything_else_is_a_bad_cursor(token: str) -> None:
     with pytest.raises(BadCursor) as raised:

@@ -23,6 +23,10 @@ def test_a_fetchable_address_passes(address: str) -> None:
     ("http://", "no host"),
     ("http://host:70000/", "port 70000"),
     ("http://[::1/", "Invalid"),
+    # `xn--` names that do not decode: httpx raised idna's errors, a 500 where unchecked
+    ("https://xn--.com", "names an invalid host"),
+    ("https://xn--a.com/v1", "names an invalid host"),
+    ("https://xn--ls8h.la", "names an invalid host"),
 ])
 def test_an_address_httpx_would_refuse_to_fetch_is_named(address: str, problem: str) -> None:
     found = http_url_problem(address)

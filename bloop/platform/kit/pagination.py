@@ -95,7 +95,7 @@ def key_of(token: str, *types: type[str] | type[int] | type[float]) -> Key:
     """The sort key a cursor holds, checked against the types the store's key has."""
     try:
         key = json.loads(base64.urlsafe_b64decode(token.encode("ascii") + b"=" * (-len(token) % 4)))
-    except (ValueError, UnicodeError, binascii.Error):
+    except (ValueError, UnicodeError, binascii.Error, RecursionError):  # `[[[…` nests too deep
         key = None
     if (not isinstance(key, list) or len(key) != len(types)
             or not all(_fits(v, t) for v, t in zip(key, types, strict=True))):

@@ -27,7 +27,11 @@ def http_url_problem(value: str) -> str | None:
         return str(exc)
     if url.scheme not in ("http", "https"):
         return "must start with http:// or https://"
-    if not url.host:
+    try:
+        host = url.host  # an `xn--` name is decoded here, and may not decode
+    except (UnicodeError, ValueError):
+        return "names an invalid host"
+    if not host:
         return "names no host"
     if url.port is not None and not 0 < url.port < 65_536:
         return f"port {url.port} is out of range"

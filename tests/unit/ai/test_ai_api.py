@@ -29,7 +29,14 @@ from bloop.platform.content.model import LessonEdit
 from bloop.platform.content.quiz import QuizBlock
 from bloop.platform.kit.errors import Problem, StoreUnavailable
 from bloop.platform.kit.settings import AiSettings, RuntimeSettings, Settings
-from tests.support import api_client, eventually, finished_ai_video, member, require_media_kind
+from tests.support import (
+    NESTED_CURSOR,
+    api_client,
+    eventually,
+    finished_ai_video,
+    member,
+    require_media_kind,
+)
 from tests.unit.ai.fake_openai import FakeOpenAI
 
 BASE = "/v1/tenants/acme"
@@ -167,8 +174,9 @@ async def test_a_summary_job_runs_offline_and_streams_to_its_end(client: httpx.A
     assert [j["id"] for j in first["items"]] == [quiz["id"]]
     rest = (await client.get(f"{BASE}/ai/jobs", params={"limit": 1, "after": first["next"]})).json()
     assert ([j["id"] for j in rest["items"]], rest["next"]) == ([job["id"]], None)
-    r = await client.get(f"{BASE}/ai/jobs", params={"after": "bm9wZQ"})
-    assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
+    for after in ("bm9wZQ", NESTED_CURSOR):
+        r = await client.get(f"{BASE}/ai/jobs", params={"after": after})
+        assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
 async def test_two_quiz_drafts_of_one_lesson_version_both_go_into_the_lesson(
@@ -318,7 +326,8 @@ async def test_jobs_asked_for_at_once_keep_to_the_hourly_quota(client: httpx.Asy
 
 @pytest.mark.parametrize("base_url", [
     "http://127.0\x1f.0.1/v1", "http://models.internal/v1\n", "ftp://models.internal",
-    "http://models.internal:70000/v1", "http://", "http://models internal/v1"])
+    "http://models.internal:70000/v1", "http://", "http://models internal/v1",
+    "https://xn--.com/v1", "https://xn--ls8h.la/v1"])
 async def test_a_provider_address_that_cannot_be_fetched_is_refused(
         client: httpx.AsyncClient, app: FastAPI, base_url: str) -> None:
     admin = await member(app, client, "acme", ["tenant_admin"])
@@ -326,6 +335,7 @@ async def test_a_provider_address_that_cannot_be_fetched_is_refused(
     assert r.status_code == 422, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "validation_failed"
+    assert "not a web address" in r.text, "not a library's own words (idna's, for `xn--`)"
     view = (await client.get(f"{BASE}/ai/settings", headers=admin)).json()
     assert view["base_url"] is None, "nothing was kept"
     r = await client.put(f"{BASE}/ai/settings", headers=admin,

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.support import embedded_app, eventually, member, pages_of
+from tests.support import NESTED_CURSOR, embedded_app, eventually, member, pages_of
 
 
 @pytest.fixture
@@ -108,7 +108,8 @@ async def test_concepts_come_a_page_at_a_time(client: httpx.AsyncClient) -> None
     assert [[c["id"] for c in page] for page in pages] == [["c0", "c1"], ["c2", "c3"], ["c4"]]
     assert len((await client.get(f"{BASE}/concepts")).json()["items"]) == 5
     for params, code in (({"limit": 201}, "validation_failed"), ({"limit": 0}, "validation_failed"),
-                         ({"after": "not-a-cursor"}, "bad_cursor")):
+                         ({"after": "not-a-cursor"}, "bad_cursor"),
+                         ({"after": NESTED_CURSOR}, "bad_cursor")):
         r = await client.get(f"{BASE}/concepts", params=params)
         assert (r.status_code, r.json()["code"]) == (422, code), params
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -184,8 +185,9 @@ async def test_courses_come_a_page_at_a_time(app_client: tuple[FastAPI, httpx.As
     assert await listed(client, "status=all", 2, other) == (published, 2)
     assert await listed(client, "status=draft", 2, other) == ([], 1)
 
-    r = await client.get(f"{BASE}/courses?after=not-a-cursor")
-    assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
+    for after in ("not-a-cursor", NESTED_CURSOR):
+        r = await client.get(f"{BASE}/courses", params={"after": after})
+        assert (r.status_code, r.json()["code"]) == (422, "bad_cursor")
 
 
 async def test_courses_of_the_longest_titles_page_on_over_http_and_graphql(

@@ -14,7 +14,7 @@ import pytest
 
 from bloop.platform.content.search.index import TantivyIndex
 from bloop.platform.content.search.model import SearchDoc
-from tests.support import embedded_app, eventually, member
+from tests.support import NESTED_CURSOR, embedded_app, eventually, member
 
 # A sentence with a full-width comma, as written in Chinese.
 CHINESE = "本课程是中文课程介绍\N{FULLWIDTH COMMA}欢迎大家来学习。"
@@ -139,6 +139,7 @@ async def test_learners_never_find_drafts_nor_another_tenants_content(
     ({"level": "wizard"}, "validation_failed"),
     ({"after": "not-a-cursor"}, "bad_cursor"),
     ({"cursor": "not-a-cursor"}, "bad_cursor"),
+    ({"after": NESTED_CURSOR}, "bad_cursor"),
 ])
 async def test_bad_input_is_a_422_problem(client: httpx.AsyncClient, params: dict[str, Any],
                                           code: str) -> None:

@@ -4,6 +4,7 @@ clear 4xx and changes nothing."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import logging
@@ -581,6 +582,9 @@ async def test_forged_and_stale_tokens_are_refused(app: FastAPI, client: httpx.A
     keys = auth_service(app).keys
     now = int(time.time())
 
+    def nested(depth: int) -> str:
+        return base64.urlsafe_b64encode(b"[" * depth).decode().rstrip("=")
+
     async def minted(**changes: object) -> str:
         principal = Principal(user_id=claims["sub"], tenant="acme",
                               roles=frozenset({"tenant_admin"}), scopes=frozenset({"profile"}),
@@ -607,11 +611,16 @@ async def test_forged_and_stale_tokens_are_refused(app: FastAPI, client: httpx.A
         "unknown key": jwt.encode(claims, intruder, algorithm="EdDSA",
                                   headers={"kid": "nope", "typ": "at+jwt"}),
         "garbage": "not.a.jwt",
+        # a header of `[[[…` deeper than Python's JSON parser recurses: was a 500
+        "header nested too deeply": f"{nested(1100)}.e30.x",
+        "header nested, short": f"{nested(300)}.e30.x",
         "empty roles claim": await minted(roles="tenant_admin"),
     }
     for name, token in cases.items():
         r = await client.get(ME, headers=bearer(token))
         assert r.status_code == 401, (name, r.text)
+        if name.startswith("header nested"):
+            assert r.json()["code"] == "invalid_token", r.text
         assert r.headers["content-type"] == "application/problem+json"
         assert r.headers["www-authenticate"].startswith("Bearer"), name
     assert (await client.get(ME, headers=bearer(await minted()))).status_code == 200

@@ -5,6 +5,7 @@ clear 4xx and signs nobody in."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import socket
@@ -16,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
+from joserfc import jws
 from joserfc.jwk import RSAKey
 
 from bloop.platform.app import create_app
@@ -175,6 +177,13 @@ async def test_a_tenant_admin_configures_providers_and_the_secret_never_comes_ba
     ({"discovery_url": "ftp://idp.example/x", "client_id": "c", "client_secret": "s"},
      "oidc_config_invalid"),
     ({"issuer": "https://idp\x1f.example", "client_id": "c", "client_secret": "s"},
+     "oidc_config_invalid"),
+    # hosts whose `xn--` (punycode) does not decode: were a 500
+    ({"issuer": "https://xn--.com", "client_id": "c", "client_secret": "s"},
+     "oidc_config_invalid"),
+    ({"issuer": "https://xn--a.com", "client_id": "c", "client_secret": "s"},
+     "oidc_config_invalid"),
+    ({"discovery_url": "https://xn--ls8h.la/x", "client_id": "c", "client_secret": "s"},
      "oidc_config_invalid"),
     ({"discovery_url": "https://idp.example:70000/x", "client_id": "c", "client_secret": "s"},
      "oidc_config_invalid"),
@@ -474,6 +483,21 @@ async def test_a_bad_id_token_is_refused(
     assert await user_count(app) == 1
 
 
+async def test_an_id_token_nested_too_deeply_to_parse_is_refused(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    """Its header, then its signed claims, `[[[…` deeper than Python's JSON parser recurses:
+    were a 500 (RecursionError)."""
+    await configure(client, admin, "google", oidc_config(idp))
+    deep = base64.urlsafe_b64encode(b"[" * 1100).decode().rstrip("=")
+    signed = jws.serialize_compact({"alg": "RS256", "kid": idp.key.kid}, b"[" * 1100, idp.key)
+    for id_token in (f"{deep}.e30.x", signed):
+        idp.reset(Person(email="eve@acme.dev"))
+        idp.id_token_override = id_token
+        refused(await sign_in(client), 401, "oidc_id_token_invalid")
+    assert await user_count(app) == 1
+
+
 # refusals: the person
 
 
@@ -573,6 +597,8 @@ async def test_a_provider_whose_host_does_not_resolve_is_unavailable_not_private
     ("authorization_endpoint", "https://idp.example/auth\x1f"),
     ("token_endpoint", "https://idp.example:99999/token"),
     ("jwks_uri", "https://idp example/certs"),
+    ("authorization_endpoint", "https://xn--a.com/auth"),  # punycode that does not decode
+    ("jwks_uri", "https://xn--.com/certs"),
 ])
 async def test_a_discovery_document_naming_a_bad_address_is_a_502(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
@@ -697,6 +723,26 @@ async def test_an_oversized_answer_is_a_502_unread(
     refused(r, 502, "oidc_provider_unavailable")
     assert f"{path}: the answer is larger than 1024 KiB" in caplog.text
     assert asyncio.get_running_loop().time() - started < 1.5
+    assert await user_count(app) == 1
+
+
+@pytest.mark.parametrize(("kind", "path"), [
+    ("oidc", DISCOVERY), ("oidc", "/token"), ("oidc", "/oauth2/v3/certs"),
+    ("github", "/login/oauth/access_token"), ("github", "/api/user")])
+async def test_an_answer_nested_too_deeply_to_parse_is_a_502(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str], idp: StandInProvider,
+        caplog: pytest.LogCaptureFixture, kind: str, path: str) -> None:
+    """JSON `[[[…` deeper than Python's parser recurses was a 500 (RecursionError)."""
+    idp.reset(Person(email="grace@acme.dev"))
+    name = "google" if kind == "oidc" else "github"
+    await configure(client, admin, name, oidc_config(idp) if kind == "oidc"
+                    else github_config(idp))
+    back = None if path == DISCOVERY else await to_provider_and_back(client, name=name)
+    app.state.identity.state["oidc"]._documents.clear()  # the JWKS is downloaded afresh
+    idp.misbehaving = {path: "deep"}
+    r = await client.get(back or "/v1/tenants/acme/oidc/google/login")
+    refused(r, 502, "oidc_provider_unavailable")
+    assert "RecursionError" in caplog.text
     assert await user_count(app) == 1
 
 

@@ -44,7 +44,15 @@ from bloop.platform.learning import service as learning_service
 from bloop.platform.learning.model import BktParams, Card, CardState, NewReview, ReviewLog, SchedulerParams
 from bloop.platform.learning.ports import StaleVersion
 from bloop.platform.learning.service import LearningService
-from tests.support import PASSWORD, count_calls, embedded_app, eventually, graphql_pages, member
+from tests.support import (
+    NESTED_CURSOR,
+    PASSWORD,
+    count_calls,
+    embedded_app,
+    eventually,
+    graphql_pages,
+    member,
+)
 from tests.unit.learning.test_bkt import generate
 from tests.unit.learning.test_review import simulate
 
@@ -680,7 +688,8 @@ async def test_graphql_due_reviews_come_a_page_at_a_time(running: tuple[
     assert len(ids) == 7
     assert pages == [ids[:3], ids[3:6], ids[6:]]
     for bad, code in (("first: 0", "validation_failed"), ('after: "bm90IGEgY3Vyc29y"',
-                                                          "bad_cursor")):
+                                                          "bad_cursor"),
+                      (f'after: "{NESTED_CURSOR}"', "bad_cursor")):
         r = await client.post("/graphql", json={
             "query": f'{{ myDueReviews(tenant: "acme", {bad}) {{ next }} }}'}, headers=pupil)
         assert r.json()["errors"][0]["extensions"]["code"] == code, bad
@@ -1793,7 +1802,8 @@ async def test_graphql_paths_and_mastery_come_a_page_at_a_time(running: tuple[
         assert [x for p in pages for x in p] == [item[key] for item in listed], field
         assert [len(p) for p in pages] == [3, 1], field
         for bad, code in (("first: 0", "validation_failed"), ("first: 201", "validation_failed"),
-                          ('after: "bm90IGEgY3Vyc29y"', "bad_cursor")):
+                          ('after: "bm90IGEgY3Vyc29y"', "bad_cursor"),
+                          (f'after: "{NESTED_CURSOR}"', "bad_cursor")):
             r = await client.post("/graphql", json={
                 "query": f'{{ {field}(tenant: "acme", {bad}) {{ next }} }}'}, headers=pupil)
             assert r.json()["errors"][0]["extensions"]["code"] == code, (field, bad)

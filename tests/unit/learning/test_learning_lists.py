@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from bloop.platform.kit.pagination import cursor
-from tests.support import embedded_app, member, pages_of
+from tests.support import NESTED_CURSOR, embedded_app, member, pages_of
 from tests.unit.learning.test_learning_api import BASE, attempt_event, deliver, learner, me
 
 Json = dict[str, Any]
@@ -33,7 +33,8 @@ async def refused(client: httpx.AsyncClient, url: str,
     for params, code in (({"limit": 201}, "validation_failed"),
                          ({"limit": 0}, "validation_failed"),
                          ({"after": "not-a-cursor"}, "bad_cursor"),
-                         ({"after": cursor(1, 2, 3)}, "bad_cursor")):
+                         ({"after": cursor(1, 2, 3)}, "bad_cursor"),
+                         ({"after": NESTED_CURSOR}, "bad_cursor")):
         r = await client.get(url, params=params, headers=headers)
         assert (r.status_code, r.json()["code"]) == (422, code), (url, params)
         assert r.headers["content-type"].startswith("application/problem+json")

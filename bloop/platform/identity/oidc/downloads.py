@@ -32,7 +32,9 @@ with warnings.catch_warnings():
     from authlib.integrations.httpx_client._compat import httpx2 as authlib_http
 
 # What a provider's HTTP exchange may fail with, whichever client made it.
-HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, authlib_http.HTTPError, ValueError)
+# (A RecursionError: JSON nested too deeply to parse.)
+HTTP_ERRORS: tuple[type[Exception], ...] = (httpx.HTTPError, authlib_http.HTTPError, ValueError,
+                                            RecursionError)
 
 # The most a provider's answer (a document, a token, a GitHub API response) may hold.
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -135,7 +137,7 @@ class ProviderDownloads:
                 response = await client.get(url, headers={"Accept": "application/json"})
                 response.raise_for_status()
                 value = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+        except HTTP_ERRORS as exc:
             raise unreachable(f"{url}: {exc.__class__.__name__}") from None
         if not isinstance(value, dict):
             raise unreachable(f"{url} is not a JSON object")

@@ -30,6 +30,8 @@ def verify_id_token(id_token: str, jwks: Mapping[str, Any], *, issuer: str, clie
     except (JoseError, ValueError, TypeError) as exc:
         raise id_token_invalid(f"its signature does not verify ({exc.__class__.__name__})") \
             from None
+    except RecursionError:
+        raise id_token_invalid("its JSON nests too deeply to be read") from None
     claims = token.claims
     expected = issuer
     if "{tenantid}" in issuer and isinstance(claims.get("tid"), str):
@@ -53,8 +55,8 @@ def verify_id_token(id_token: str, jwks: Mapping[str, Any], *, issuer: str, clie
 def names_unknown_key(id_token: str, jwks: Mapping[str, Any]) -> bool:
     try:
         header = json.loads(_b64(id_token.split(".")[0]))
-    except (ValueError, IndexError):
-        return False
+    except (ValueError, IndexError, RecursionError):
+        return False  # `verify_id_token` refuses it
     kid = header.get("kid") if isinstance(header, dict) else None
     known = {k.get("kid") for k in jwks.get("keys", []) if isinstance(k, dict)}
     return kid is not None and kid not in known

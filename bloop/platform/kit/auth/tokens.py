@@ -22,7 +22,8 @@ from bloop.platform.kit.settings import AuthSettings
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105  (RFC 9068 media type, not a secret)
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{2,4096}$")
+# A JOSE header (alg, typ and a kid of at most 100 characters) is far shorter.
+_HEADER = re.compile(r"^[A-Za-z0-9_-]{2,512}$")
 _REQUIRED = ["exp", "iat", "sub", "jti", "aud", "iss", "tid", "sid"]
 
 
@@ -157,11 +158,11 @@ class TokenVerifier:
 def _header(token: str) -> dict[str, Any]:
     """The token's JOSE header, unverified (PyJWT checks it again with the signature)."""
     segment, dot, _ = token.partition(".")
-    if not dot or not _SEGMENT.match(segment):
+    if not dot or not _HEADER.match(segment):
         raise Unauthenticated("the bearer token is not a JWT", code="invalid_token")
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (ValueError, binascii.Error):
+    except (ValueError, binascii.Error, RecursionError):
         raise Unauthenticated("the bearer token is not a JWT", code="invalid_token") from None
     if not isinstance(header, dict):
         raise Unauthenticated("the bearer token is not a JWT", code="invalid_token")
