@@ -24,8 +24,12 @@ CODES = frozenset({
     # what the writes refuse
     "too_many_writes", "conflict", "busy", "stale_version", "course_archived", "not_enrolled",
     "wrong_question", "not_in_deck", "already_reviewed", "bad_rating", "too_few_reviews",
-    "invalid_answer", "concept_exists", "cycle", "unknown_concepts", "too_few_answers",
-    "degenerate_fit",
+    "invalid_answer", "cycle", "too_few_answers", "degenerate_fit", "version_required",
+    "course_exists", "course_published", "course_not_published", "course_empty",
+    "draft_changed", "unpublished_changes", "no_such_version", "not_the_owner",
+    "not_an_author", "module_exists", "too_many_modules", "unknown_module", "unknown_concepts",
+    "unknown_media", "wrong_media_kind", "not_captions", "lesson_order_mismatch",
+    "concept_exists",
 })
 OTHER = "other"
 """The code counted for an error whose code is not in `CODES`, or that has none."""
