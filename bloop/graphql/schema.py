@@ -61,8 +61,16 @@ def roots(services: Sequence[Service], name: str) -> list[type]:
 
 
 def _merged(name: str, types: list[type], description: str) -> type | None:
+    """`types` merged as `name`; a field two of them define is an error (merging keeps the
+    last one's and drops the other's silently)."""
     if not types:
         return None
+    seen: dict[str, type] = {}
+    for kind in types:
+        for found in get_object_definition(kind, strict=True).fields:
+            if (other := seen.setdefault(found.name, kind)) is not kind:
+                raise TypeError(f"{name}.{found.name} is defined by both {other.__module__} "
+                                f"and {kind.__module__}")
     merged = merge_types(name, tuple(types))
     get_object_definition(merged, strict=True).description = description
     return merged

@@ -3,6 +3,8 @@ third-party client has to go on."""
 
 from __future__ import annotations
 
+import pytest
+import strawberry
 from graphql import (
     GraphQLEnumType,
     GraphQLInputObjectType,
@@ -11,7 +13,8 @@ from graphql import (
     GraphQLUnionType,
 )
 
-from bloop.graphql.schema import build_schema
+from bloop.graphql.fields import field
+from bloop.graphql.schema import _merged, build_schema
 from bloop.platform.services import select
 
 
@@ -37,3 +40,30 @@ def undocumented() -> list[str]:
 
 def test_every_type_field_and_enum_value_has_a_description() -> None:
     assert undocumented() == []
+
+
+def test_no_service_s_field_hides_another_s() -> None:
+    """content's `editConcept` took the place of learning's, which only a schema of learning
+    alone showed."""
+    schema = build_schema(select(None))
+    assert schema is not None
+    mutations = schema._schema.mutation_type
+    assert mutations is not None
+    assert {"editConcept", "editLearningConcept", "createConcept", "addLearningConcept"} <= set(
+        mutations.fields)
+    assert "PATCH …/concepts/{concept}" in (mutations.fields["editConcept"].description or "")
+
+    @strawberry.type
+    class One:
+        @field("one")
+        def same(self) -> int:
+            return 1
+
+    @strawberry.type
+    class Other:
+        @field("other")
+        def same(self) -> int:
+            return 2
+
+    with pytest.raises(TypeError, match=r"Query\.same is defined by both"):
+        _merged("Query", [One, Other], "both")

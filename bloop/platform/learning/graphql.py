@@ -94,7 +94,7 @@ class LearningConcept:
     description: str = strawberry.field(description="plain text; empty when none")
     version: int = strawberry.field(description=(
         "raised by each change of its name or description: what an edit's `If-Match` names "
-        "(`PATCH …/learning/concepts/{concept}`) and `editConcept`'s `version`"))
+        "(`PATCH …/learning/concepts/{concept}`) and `editLearningConcept`'s `version`"))
     bkt: BktParameters = strawberry.field(description=(
         "its Bayesian Knowledge Tracing parameters, by which graded quiz attempts move a "
         "learner's mastery of it"))
@@ -428,7 +428,7 @@ class SchedulerFit:
 
 
 @strawberry.input(description="a new concept of the tenant's prerequisite graph")
-class NewConceptInput:
+class NewLearningConceptInput:
     id: str = strawberry.field(description=(
         "its id, a slug: lower-case letters, digits and inner hyphens, at most 63"))
     name: str = strawberry.field(description="its name, 1 to 200 characters, not blank")
@@ -437,7 +437,7 @@ class NewConceptInput:
 
 
 @strawberry.input(description="a concept's new name, description, or both (at least one)")
-class ConceptEditInput:
+class LearningConceptEditInput:
     name: str | None = strawberry.field(default=None, description="its new name; left out or "
                                                                   "null, it stays")
     description: str | None = strawberry.field(default=None, description=(
@@ -539,8 +539,8 @@ def _goal(goal: GoalInput) -> model.NewEnrolment:
 class Mutation:
     @field("adds a concept to the tenant's prerequisite graph (as "
            "`POST …/learning/concepts`); 409 `concept_exists` when its id is taken")
-    async def add_concept(self, info: Info, tenant: Slug,
-                          concept: NewConceptInput) -> LearningConcept | None:
+    async def add_learning_concept(self, info: Info, tenant: Slug,
+                          concept: NewLearningConceptInput) -> LearningConcept | None:
         _editor(info, tenant)
         new = validated(model.NewConcept, concept, "concept")
         return LearningConcept.of(await _service(info).add_concept(tenant, new))
@@ -549,8 +549,8 @@ class Mutation:
            "`PATCH …/learning/concepts/{concept}`); given `version` (the HTTP API's "
            "`If-Match`), 409 `stale_version` when the concept changed since, without it the "
            "last edit of a field wins")
-    async def edit_concept(self, info: Info, tenant: Slug, concept: Slug,
-                           edit: ConceptEditInput,
+    async def edit_learning_concept(self, info: Info, tenant: Slug, concept: Slug,
+                           edit: LearningConceptEditInput,
                            version: int | None = None) -> LearningConcept | None:
         _editor(info, tenant)
         change = validated(model.ConceptEdit, edit, "edit")

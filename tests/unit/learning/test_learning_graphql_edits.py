@@ -18,10 +18,10 @@ Json = dict[str, Any]
 Headers = dict[str, str]
 
 CONCEPT = "{ id name description version bkt { prior learn guess slip fittedOn } }"
-ADD_CONCEPT = f"""mutation($c: NewConceptInput!) {{ addConcept(tenant: "acme", concept: $c)
+ADD_CONCEPT = f"""mutation($c: NewLearningConceptInput!) {{ addLearningConcept(tenant: "acme", concept: $c)
     {CONCEPT} }}"""
-EDIT_CONCEPT = f"""mutation($id: Slug!, $e: ConceptEditInput!, $v: Int) {{
-    editConcept(tenant: "acme", concept: $id, edit: $e, version: $v) {CONCEPT} }}"""
+EDIT_CONCEPT = f"""mutation($id: Slug!, $e: LearningConceptEditInput!, $v: Int) {{
+    editLearningConcept(tenant: "acme", concept: $id, edit: $e, version: $v) {CONCEPT} }}"""
 SET_BKT = f"""mutation($id: Slug!, $b: BktInput!) {{ setBkt(tenant: "acme", concept: $id,
     bkt: $b) {CONCEPT} }}"""
 FIT_BKT = f'mutation($id: Slug!) {{ fitBkt(tenant: "acme", concept: $id) {CONCEPT} }}'
@@ -54,7 +54,7 @@ async def test_an_educator_edits_the_graph_over_graphql(running: tuple[
     _, client = running
     editor = dict(client.headers)
     added = await run(client, editor, ADD_CONCEPT, c={"id": "loops", "name": "Loops"})
-    assert added["data"]["addConcept"] == {
+    assert added["data"]["addLearningConcept"] == {
         "id": "loops", "name": "Loops", "description": "", "version": 1,
         "bkt": {"prior": 0.2, "learn": 0.15, "guess": 0.2, "slip": 0.1, "fittedOn": 0}}, added
     assert refused(await run(client, editor, ADD_CONCEPT, c={"id": "loops", "name": "Again"})
@@ -63,15 +63,15 @@ async def test_an_educator_edits_the_graph_over_graphql(running: tuple[
 
     edited = await run(client, editor, EDIT_CONCEPT, id="loops",
                        e={"description": "for and while"}, v=1)
-    assert edited["data"]["editConcept"]["version"] == 2, edited
+    assert edited["data"]["editLearningConcept"]["version"] == 2, edited
     rest = await rest_concept(client, "loops")
     assert (rest["name"], rest["description"], rest["version"]) == ("Loops", "for and while", 2)
     stale = await run(client, editor, EDIT_CONCEPT, id="loops", e={"name": "Iteration"}, v=1)
-    assert stale["data"]["editConcept"] is None
+    assert stale["data"]["editLearningConcept"] is None
     assert refused(stale) == (409, "stale_version")
     assert (await rest_concept(client, "loops"))["name"] == "Loops"
     last_wins = await run(client, editor, EDIT_CONCEPT, id="loops", e={"name": "Iteration"})
-    assert last_wins["data"]["editConcept"]["name"] == "Iteration"
+    assert last_wins["data"]["editLearningConcept"]["name"] == "Iteration"
 
     bkt = await run(client, editor, SET_BKT, id="loops", b={"prior": 0.3, "slip": 0.05})
     assert bkt["data"]["setBkt"]["bkt"] == {"prior": 0.3, "learn": 0.15, "guess": 0.2,
@@ -156,7 +156,7 @@ async def test_edits_need_an_editor_of_the_tenant_with_learning_write(running: t
                    ) == (403, "wrong_tenant")
     admin = await member(app, client, roles=["tenant_admin"])
     made = await run(client, admin, ADD_CONCEPT, c={"id": "loops", "name": "Loops"})
-    assert made["data"]["addConcept"]["id"] == "loops", made
+    assert made["data"]["addLearningConcept"]["id"] == "loops", made
     key = await client.post("/v1/tenants/acme/api-keys", headers=admin, json={
         "name": "reader", "scopes": ["learning:read"]})
     assert key.status_code == 201, key.text
