@@ -549,55 +549,55 @@ class Mutation:
            "`PATCH …/learning/concepts/{concept}`); given `version` (the HTTP API's "
            "`If-Match`), 409 `stale_version` when the concept changed since, without it the "
            "last edit of a field wins")
-    async def edit_learning_concept(self, info: Info, tenant: Slug, concept: Slug,
+    async def edit_learning_concept(self, info: Info, tenant: Slug, id: Slug,
                            edit: LearningConceptEditInput,
                            version: int | None = None) -> LearningConcept | None:
         _editor(info, tenant)
         change = validated(model.ConceptEdit, edit, "edit")
-        return LearningConcept.of(await _service(info).edit_concept(tenant, concept, change,
+        return LearningConcept.of(await _service(info).edit_concept(tenant, id, change,
                                                                     version=version))
 
     @field("sets a concept's BKT parameters by hand (as "
            "`PUT …/learning/concepts/{concept}/bkt`); a later fit replaces them")
-    async def set_bkt(self, info: Info, tenant: Slug, concept: Slug,
+    async def set_bkt(self, info: Info, tenant: Slug, concept_id: Slug,
                       bkt: BktInput) -> LearningConcept | None:
         _editor(info, tenant)
         params = validated(model.BktParams, bkt, "bkt")
-        return LearningConcept.of(await _service(info).set_bkt(tenant, concept, params))
+        return LearningConcept.of(await _service(info).set_bkt(tenant, concept_id, params))
 
     @field("fits a concept's BKT parameters to each learner's first graded answers on it (as "
            "`POST …/learning/concepts/{concept}/bkt/fit`): `too_few_answers` below the "
            "automatic refit's minimums, `degenerate_fit` when one right answer would master it")
-    async def fit_bkt(self, info: Info, tenant: Slug, concept: Slug) -> LearningConcept | None:
+    async def fit_bkt(self, info: Info, tenant: Slug, concept_id: Slug) -> LearningConcept | None:
         _editor(info, tenant)
-        return LearningConcept.of(await _service(info).fit_bkt(tenant, concept))
+        return LearningConcept.of(await _service(info).fit_bkt(tenant, concept_id))
 
     @field("adds a review card to a concept (as `POST …/learning/concepts/{concept}/cards`); "
            "it joins the decks of the learners who completed a lesson teaching the concept")
-    async def add_card(self, info: Info, tenant: Slug, concept: Slug,
+    async def add_card(self, info: Info, tenant: Slug, concept_id: Slug,
                        card: NewCardInput) -> Card | None:
         _editor(info, tenant)
         new = validated(model.NewCard, card, "card")
-        return Card.of(await _service(info).add_card(tenant, concept, new))
+        return Card.of(await _service(info).add_card(tenant, concept_id, new))
 
     @field("gives a card a new front or back, learners keeping their schedules of it (as "
            "`PATCH …/learning/concepts/{concept}/cards/{card}`); given `version` (the HTTP "
            "API's `If-Match`), 409 `stale_version` when the card changed since")
-    async def edit_card(self, info: Info, tenant: Slug, concept: Slug, card_id: str,
+    async def edit_card(self, info: Info, tenant: Slug, concept_id: Slug, id: str,
                         edit: CardEditInput, version: int | None = None) -> Card | None:
         _editor(info, tenant)
-        card = sized(card_id, "cardId", RecordId)
+        card = sized(id, "id", RecordId)
         change = validated(model.CardEdit, edit, "edit")
-        return Card.of(await _service(info).edit_card(tenant, concept, card, change,
+        return Card.of(await _service(info).edit_card(tenant, concept_id, card, change,
                                                       version=version))
 
     @field("retires a card (as `DELETE …/learning/concepts/{concept}/cards/{card}`): it "
            "leaves every learner's deck, their review history staying, and the AI lesson that "
            "made it does not bring it back; true when done")
-    async def retire_card(self, info: Info, tenant: Slug, concept: Slug,
-                          card_id: str) -> bool | None:
+    async def retire_card(self, info: Info, tenant: Slug, concept_id: Slug,
+                          id: str) -> bool | None:
         _editor(info, tenant)
-        await _service(info).retire_card(tenant, concept, sized(card_id, "cardId", RecordId))
+        await _service(info).retire_card(tenant, concept_id, sized(id, "id", RecordId))
         return True
 
     @field("adds a prerequisite edge (as `POST …/learning/edges`): 409 `cycle` (naming it) "
@@ -656,27 +656,27 @@ class Mutation:
     @field("answers a placement's current question (as "
            "`POST …/learning/me/placements/{placement}/answers`): `wrong_question` when "
            "`concept` is not the one asked")
-    async def answer_placement(self, info: Info, tenant: Slug, placement_id: str,
+    async def answer_placement(self, info: Info, tenant: Slug, id: str,
                                answer: PlacementAnswerInput) -> Placement | None:
         me = _me(info, tenant)
         given = validated(model.PlacementAnswer, answer, "answer")
         return Placement.of(await _service(info).answer_placement(
-            tenant, me, sized(placement_id, "placementId", RecordId), given))
+            tenant, me, sized(id, "id", RecordId), given))
 
     @field("adds a card to the signed-in learner's deck, due now (as "
            "`POST …/learning/me/cards/{card}`); one there or taken out before keeps its "
            "schedule")
-    async def study_card(self, info: Info, tenant: Slug, card_id: str) -> ReviewCard | None:
+    async def study_card(self, info: Info, tenant: Slug, id: str) -> ReviewCard | None:
         me = _me(info, tenant)
         return ReviewCard.of(await _service(info).study(
-            tenant, me, sized(card_id, "cardId", RecordId)))
+            tenant, me, sized(id, "id", RecordId)))
 
     @field("takes a card out of the signed-in learner's deck (as "
            "`DELETE …/learning/me/cards/{card}`): `not_in_deck` when it is not there; true "
            "when done")
-    async def drop_card(self, info: Info, tenant: Slug, card_id: str) -> bool | None:
+    async def drop_card(self, info: Info, tenant: Slug, id: str) -> bool | None:
         me = _me(info, tenant)
-        await _service(info).drop_card(tenant, me, sized(card_id, "cardId", RecordId))
+        await _service(info).drop_card(tenant, me, sized(id, "id", RecordId))
         return True
 
     @field("rates a card of the signed-in learner's deck (as `POST …/learning/me/reviews`): "

@@ -21,17 +21,17 @@ CONCEPT = "{ id name description version bkt { prior learn guess slip fittedOn }
 ADD_CONCEPT = f"""mutation($c: NewLearningConceptInput!) {{ addLearningConcept(tenant: "acme", concept: $c)
     {CONCEPT} }}"""
 EDIT_CONCEPT = f"""mutation($id: Slug!, $e: LearningConceptEditInput!, $v: Int) {{
-    editLearningConcept(tenant: "acme", concept: $id, edit: $e, version: $v) {CONCEPT} }}"""
-SET_BKT = f"""mutation($id: Slug!, $b: BktInput!) {{ setBkt(tenant: "acme", concept: $id,
+    editLearningConcept(tenant: "acme", id: $id, edit: $e, version: $v) {CONCEPT} }}"""
+SET_BKT = f"""mutation($id: Slug!, $b: BktInput!) {{ setBkt(tenant: "acme", conceptId: $id,
     bkt: $b) {CONCEPT} }}"""
-FIT_BKT = f'mutation($id: Slug!) {{ fitBkt(tenant: "acme", concept: $id) {CONCEPT} }}'
+FIT_BKT = f'mutation($id: Slug!) {{ fitBkt(tenant: "acme", conceptId: $id) {CONCEPT} }}'
 CARD = "{ id concept front back source version updatedAt lessonId heldUntilVersion }"
 ADD_CARD = f"""mutation($id: Slug!, $c: NewCardInput!) {{ addCard(tenant: "acme",
-    concept: $id, card: $c) {CARD} }}"""
+    conceptId: $id, card: $c) {CARD} }}"""
 EDIT_CARD = f"""mutation($id: Slug!, $card: String!, $e: CardEditInput!, $v: Int) {{
-    editCard(tenant: "acme", concept: $id, cardId: $card, edit: $e, version: $v) {CARD} }}"""
+    editCard(tenant: "acme", conceptId: $id, id: $card, edit: $e, version: $v) {CARD} }}"""
 RETIRE_CARD = """mutation($id: Slug!, $card: String!) {
-    retireCard(tenant: "acme", concept: $id, cardId: $card) }"""
+    retireCard(tenant: "acme", conceptId: $id, id: $card) }"""
 ADD_EDGE = """mutation($e: PrerequisiteInput!) { addPrerequisite(tenant: "acme", edge: $e) {
     created edge { concept requires kind } } }"""
 REMOVE_EDGE = """mutation($c: Slug!, $r: Slug!) {
@@ -138,7 +138,7 @@ async def test_an_edit_refuses_its_input_as_its_http_twin_does(running: tuple[
     blank = await run(client, editor, ADD_CARD, id="loops", c={"front": "", "back": "b"})
     assert (refused(blank), loc(blank)) == ((422, "validation_failed"), [["card", "front"]])
     long_id = await run(client, editor, RETIRE_CARD, id="loops", card="x" * 65)
-    assert (refused(long_id), loc(long_id)) == ((422, "validation_failed"), [["cardId"]])
+    assert (refused(long_id), loc(long_id)) == ((422, "validation_failed"), [["id"]])
     assert refused(await run(client, editor, ADD_CARD, id="ghost",
                              c={"front": "f", "back": "b"})) == (404, "not_found")
     assert (await client.get(f"{BASE}/concepts/loops/cards")).json()["items"] == []

@@ -78,12 +78,12 @@ async def test_a_learner_enrols_progresses_and_reviews_over_graphql(running: tup
                    ) == (422, "bad_rating")
 
     dropped = await run(client, pupil, 'mutation($c: String!) { dropCard(tenant: "acme", '
-                                       'cardId: $c) }', c=card["id"])
+                                       'id: $c) }', c=card["id"])
     assert dropped["data"]["dropCard"] is True
     assert refused(await run(client, pupil, 'mutation($c: String!) { dropCard(tenant: "acme", '
-                                            'cardId: $c) }', c=card["id"])) == (404, "not_in_deck")
+                                            'id: $c) }', c=card["id"])) == (404, "not_in_deck")
     back = await run(client, pupil, 'mutation($c: String!) { studyCard(tenant: "acme", '
-                                    'cardId: $c) { cardId reps } }', c=card["id"])
+                                    'id: $c) { cardId reps } }', c=card["id"])
     assert back["data"]["studyCard"] == {"cardId": card["id"], "reps": 1}
 
     left = await run(client, pupil, UNENROL, goal={"courseId": "py"})
