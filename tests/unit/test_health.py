@@ -1,11 +1,16 @@
-"""`/readyz` probes answer within their timeout, whatever the dependency's client does."""
+"""`/readyz` probes answer within their timeout, whatever the dependency's client does; the ops
+routes answer HEAD as GET."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
+
+import pytest
 
 from bloop.platform.kit.health import Probe, run_probe
+from tests.support import embedded_app
 
 
 async def test_a_check_that_swallows_its_cancellation_does_not_hold_up_the_answer() -> None:
@@ -110,3 +115,17 @@ async def test_a_check_that_outlives_its_cancellation_is_not_started_again_meanw
         await asyncio.wait({probe.running})
     assert not (await run_probe(probe)).up  # a new check, itself too slow
     assert started == 2
+
+
+async def test_the_ops_routes_answer_head_as_get_without_a_body(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some health checkers ask with HEAD, which was 405."""
+    async with embedded_app(tmp_path, monkeypatch, ["identity"]) as (_, client):
+        for path in ("/healthz", "/readyz", "/metrics"):
+            got, head = await client.get(path), await client.head(path)
+            assert (got.status_code, head.status_code) == (200, 200), (path, head.text)
+            assert head.content == b"", path
+            assert head.headers["content-type"] == got.headers["content-type"], path
+            assert int(head.headers["content-length"]) > 0, path
+        assert (await client.head("/healthz")).headers["content-length"] == str(
+            len(b'{"status":"ok"}'))

@@ -16,9 +16,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from bloop.platform.app import create_app
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.idempotency import RedisIdempotency, SqliteIdempotency
+from bloop.platform.kit.settings import RuntimeSettings, Settings
 from tests.support import embedded_app, member, require_server
 from tests.unit.content.test_cache_processes import process
 from tests.unit.content.test_quiz_api import QUIZ, RIGHT
@@ -34,6 +36,38 @@ async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
             app, c):
         c.headers.update(await member(app, c, "acme", ["educator"]))
         yield app, c
+
+
+def test_the_document_names_the_key_and_its_problems_on_each_post_that_honours_it() -> None:
+    doc = create_app(Settings(runtime=RuntimeSettings(data_dir=Path("unused")))).openapi()
+
+    def keys(path: str) -> list[dict[str, Any]]:
+        return [p for p in doc["paths"][path]["post"].get("parameters", [])
+                if p["in"] == "header" and p["name"].lower() == "idempotency-key"]
+
+    uploads = {"/v1/tenants/{tenant}/media", "/v1/tenants/{tenant}/courses/{course}/uploads"}
+    own = "/v1/tenants/{tenant}/ai/jobs"
+    honouring = {path for path, ops in doc["paths"].items()
+                 if "security" in ops.get("post", {})} - uploads - {own}
+    assert {"/graphql", "/v1/tenants/{tenant}/courses",
+            "/v1/tenants/{tenant}/learning/me/lessons/{lesson}/progress"} <= honouring
+    assert len(honouring) > 25
+    for path in sorted(honouring):
+        [header] = keys(path)
+        assert header["required"] is False, path
+        assert header["schema"]["maxLength"] == 200, path
+        responses = doc["paths"][path]["post"]["responses"]
+        for status, code in (("400", "invalid_idempotency_key"),
+                             ("409", "idempotency_key_in_use"),
+                             ("422", "idempotency_key_reused")):
+            assert f"`{code}`" in responses[status]["description"], (path, status)
+        assert "Retry-After" in responses["409"]["headers"], path
+    for path in (*uploads, "/v1/auth/token", "/v1/tenants/{tenant}/signup",
+                 "/v1/tenants/{tenant}/invitations/accept"):
+        assert keys(path) == [], path
+    assert len(keys(own)) == 1  # its own, which names a job for good
+    assert "`invalid_idempotency_key`" in doc["paths"][own]["post"]["responses"]["400"][
+        "description"]
 
 
 def key(value: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -88,27 +88,46 @@ def _ms(start: float) -> float:
 
 
 def ops_router() -> APIRouter:
+    """`/healthz`, `/readyz` and `/metrics`, for GET and for HEAD (some probes ask with HEAD)."""
     router = APIRouter(tags=["ops"])
 
-    @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @router.head("/healthz", response_model=dict[str, str], operation_id="healthz_head")
+    @router.get("/healthz", response_model=dict[str, str])
+    async def healthz(request: Request) -> Response:
+        return _answer(request, JSONResponse({"status": "ok"}))
 
-    @router.get("/readyz", response_model=Readiness, responses={
-        503: {"model": Readiness, "description": "a dependency is down"}})
-    async def readyz(request: Request) -> JSONResponse:
+    @router.head("/readyz", response_model=Readiness, responses=_UNREADY,
+                 operation_id="readyz_head")
+    @router.get("/readyz", response_model=Readiness, responses=_UNREADY)
+    async def readyz(request: Request) -> Response:
         probes: list[Probe] = request.app.state.platform.probes
         results = await asyncio.gather(*(run_probe(p) for p in probes))
         ready = all(r.up for r in results)
         body = Readiness(status="ready" if ready else "unready", checks={
             r.name: Check(state="up" if r.up else "down", latency_ms=r.latency_ms, error=r.error)
             for r in results})
-        return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ready else 503)
+        return _answer(request, JSONResponse(body.model_dump(exclude_none=True),
+                                             status_code=200 if ready else 503))
 
-    @router.get("/metrics", response_class=Response, responses={200: {
-        "description": "the Prometheus text exposition format",
-        "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}})
+    @router.head("/metrics", response_class=Response, responses=_METRICS,
+                 operation_id="metrics_head")
+    @router.get("/metrics", response_class=Response, responses=_METRICS)
     async def metrics(request: Request) -> Response:
-        return Response(request.app.state.platform.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return _answer(request, Response(request.app.state.platform.metrics.render(),
+                                         media_type=CONTENT_TYPE_LATEST))
 
     return router
+
+
+_UNREADY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Readiness, "description": "a dependency is down"}}
+_METRICS: dict[int | str, dict[str, Any]] = {200: {
+    "description": "the Prometheus text exposition format",
+    "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}}
+
+
+def _answer(request: Request, response: Response) -> Response:
+    """`response`, without its body for a HEAD (its headers, Content-Length too, stay)."""
+    if request.method != "HEAD":
+        return response
+    return Response(status_code=response.status_code, headers=dict(response.headers))

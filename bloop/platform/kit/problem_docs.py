@@ -94,6 +94,22 @@ def documented_problem(description: str, status: int, code: str, detail: str, *,
     return _response((description, problem_body(status, code, detail, instance=instance)))
 
 
+def add_problem(responses: dict[str, Any], documented: tuple[str, dict[str, Any]],
+                headers: dict[str, Any] | None = None) -> None:
+    """Names one more problem in an operation's `responses`: its status's response when there is
+    none, else one more reason in that one's description (whose example stays)."""
+    description, example = documented
+    status = str(example["status"])
+    found = responses.get(status)
+    if found is None:
+        responses[status] = _response(documented, "ValidationProblem" if status == "422"
+                                      else "Problem", headers)
+    elif description not in found.get("description", ""):
+        found["description"] = f"{found.get('description', '')}; or {description}"
+        if headers:
+            found["headers"] = {**found.get("headers", {}), **headers}
+
+
 def _document(operation: dict[str, Any], path: str) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for status, response in responses.items():  # an error a route names: still a problem

@@ -217,7 +217,10 @@ async def export_graph(tenant: TenantId, service: Svc, _: GraphReader) -> GraphD
 @router.put("/graph")
 async def import_graph(tenant: TenantId, body: GraphDocument, service: Svc,
                        _: Editor) -> GraphDocument:
-    """Adds the document's concepts and edges, all or nothing; answers the whole graph."""
+    """Adds the document's concepts and edges, all or nothing; answers the whole graph. A
+    concept or an edge listed twice is refused (422)."""
+    if repeats := body.repeats():
+        raise Invalid({**e, "loc": ("body", *e["loc"])} for e in repeats)
     return await service.import_graph(tenant, body)
 
 

@@ -8,9 +8,10 @@ content's store. Everything a learner does hangs off their id within a tenant.
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     ConfigDict,
@@ -139,6 +140,23 @@ class GraphDocument(_Frozen):
     concepts: Annotated[list[NewConcept], Field(max_length=20_000)] = Field(default_factory=list)
     edges: Annotated[list[Edge], Field(max_length=100_000)] = Field(default_factory=list)
 
+    def repeats(self) -> list[dict[str, Any]]:
+        """A validation error for each concept id, or edge (concept, requires), listed again,
+        at its place in the document (which of two would win is no rule to rely on)."""
+        found: list[dict[str, Any]] = []
+        concepts: dict[str, int] = {}
+        for i, c in enumerate(self.concepts):
+            if (first := concepts.setdefault(c.id, i)) != i:
+                found.append({"loc": ("concepts", i, "id"), "type": "value_error",
+                              "msg": f"the concept {c.id!r} is listed twice (first at {first})"})
+        edges: dict[tuple[str, str], int] = {}
+        for i, e in enumerate(self.edges):
+            if (first := edges.setdefault((e.concept, e.requires), i)) != i:
+                found.append({"loc": ("edges", i), "type": "value_error",
+                              "msg": f"the edge {e.concept} → {e.requires} is listed twice "
+                                     f"(first at {first})"})
+        return found
+
 
 class ConceptDetail(Concept):
     requires: list[Edge]
@@ -217,10 +235,17 @@ def goal_of(course_id: str | None, goal_concept: str | None) -> str:
 ProgressStatus = Literal["started", "completed"]
 
 
+PROGRESS_SLACK_S = 60
+"""How far an update's seconds may pass the time since the previous update (clocks, latency)."""
+
+
 class ProgressUpdate(_Frozen):
     status: ProgressStatus
     seconds: Annotated[StrictInt, Field(ge=0, le=86_400)] = Field(
-        default=0, description="time spent since the last update, added to the total")
+        default=0, description=(
+            "time spent since the last update, added to the total: the first update's all of "
+            "it, a later one's up to the time since the update before plus "
+            f"{PROGRESS_SLACK_S} s"))
 
 
 class Progress(_Frozen):
@@ -229,14 +254,24 @@ class Progress(_Frozen):
     seconds: int = 0
     started_at: datetime
     completed_at: datetime | None = None
+    updated_at: datetime | None = Field(
+        default=None, description="when the last update was recorded (null if kept before)")
     version: int = Field(default=1, ge=0, description="one more at each update; 0 before any")
 
     def updated(self, update: ProgressUpdate, at: datetime) -> Progress:
-        """Completion sticks: a lesson once completed stays completed."""
+        """Completion sticks: a lesson once completed stays completed. The first update's
+        seconds count whole (the learner may have opened the lesson long before); a later
+        one's only up to the time since the update before, and `PROGRESS_SLACK_S`."""
         completed = self.status == "completed" or update.status == "completed"
+        seconds = update.seconds
+        if self.version:
+            last = self.updated_at or self.completed_at or self.started_at
+            seconds = min(seconds, max(0, math.ceil((at - last).total_seconds()))
+                          + PROGRESS_SLACK_S)
         return self.model_copy(update={
             "status": "completed" if completed else "started",
-            "seconds": self.seconds + update.seconds,
+            "seconds": self.seconds + seconds,
+            "updated_at": at,
             "completed_at": self.completed_at or (at if update.status == "completed" else None),
             "version": self.version + 1})
 

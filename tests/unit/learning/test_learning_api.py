@@ -253,8 +253,8 @@ async def test_a_learner_follows_a_path_that_shrinks_with_mastery(running: tuple
                           json={"status": "started", "seconds": 120}, headers=pupil)
     assert r.status_code == 200
     r = await client.post(f"{BASE}/me/lessons/names/progress",
-                          json={"status": "completed", "seconds": 300}, headers=pupil)
-    assert r.json()["seconds"] == 420
+                          json={"status": "completed", "seconds": 45}, headers=pupil)
+    assert r.json()["seconds"] == 165
     assert r.json()["completed_at"]
     assert (await client.post(f"{BASE}/me/lessons/ghost/progress", json={"status": "started"},
                               headers=pupil)).status_code == 404
@@ -674,6 +674,28 @@ async def pupil_with_cards_due(app: FastAPI, client: httpx.AsyncClient,
     return pupil
 
 
+async def test_a_graph_listing_a_concept_or_an_edge_twice_is_refused_whole(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """The first concept and the last edge's kind silently won."""
+    _, client = running
+    doc: Json = {"concepts": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"},
+                              {"id": "a", "name": "Another A"}],
+                 "edges": [{"concept": "b", "requires": "a"},
+                           {"concept": "b", "requires": "a", "kind": "recommended"}]}
+    r = await client.put(f"{BASE}/graph", json=doc)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "validation_failed"
+    assert [e["loc"] for e in r.json()["errors"]] == [["body", "concepts", "2", "id"],
+                                                      ["body", "edges", "1"]]
+    assert r.json()["detail"] == "body.concepts.2.id: the concept 'a' is listed twice (first at 0)"
+    assert "b → a is listed twice" in r.json()["errors"][1]["msg"]
+    assert (await client.get(f"{BASE}/graph")).json() == {"concepts": [], "edges": []}
+    once = {"concepts": doc["concepts"][:2], "edges": doc["edges"][1:]}
+    r = await client.put(f"{BASE}/graph", json=once)
+    assert r.status_code == 200, r.text
+    assert r.json()["edges"] == [{"concept": "b", "requires": "a", "kind": "recommended"}]
+
+
 async def test_graphql_due_reviews_come_a_page_at_a_time(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     """Before, `myDueReviews` answered the 50 most overdue cards and no more, with no cursor."""
@@ -906,6 +928,36 @@ async def test_progress_sent_at_once_all_counts_and_completes_once(running: tupl
     values = [p.message.value for p in await service(app).repo.outbox.pending(500)]
     values += [m.value for m in await bus.read("learning.events")]
     assert [json.loads(v)["type"] for v in values].count("bloop.learning.lesson.completed.v1") == 1
+
+
+async def test_progress_adds_at_most_the_time_since_the_update_before(running: tuple[
+        FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day's seconds sent again and again within minutes made weeks: the first update counts
+    whole (the lesson may have been open long before), each later one at most the time since
+    the update before, and a minute."""
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    clock = [AT]
+    monkeypatch.setattr(learning_service, "now", lambda: clock[0])
+
+    async def spent(seconds: int, after_s: int, status: str = "completed") -> int:
+        clock[0] += timedelta(seconds=after_s)
+        r = await client.post(f"{BASE}/me/lessons/names/progress",
+                              json={"status": status, "seconds": seconds}, headers=pupil)
+        assert r.status_code == 200, r.text
+        total: int = r.json()["seconds"]
+        return total
+
+    assert await spent(3_600, 0, "started") == 3_600
+    assert await spent(86_400, 5) == 3_600 + 65
+    assert await spent(86_400, 0) == 3_665 + 60
+    assert await spent(86_400, 0) == 3_725 + 60
+    assert await spent(600, 1_200) == 3_785 + 600  # less than the time since: all of it
+    assert await spent(5_000, 1_200) == 4_385 + 1_260
+    [names] = (await client.get(f"{BASE}/me/progress", headers=pupil)).json()["lessons"]
+    assert (names["status"], names["seconds"], names["version"]) == ("completed", 5_645, 6)
+    assert names["updated_at"] == clock[0].isoformat().replace("+00:00", "Z")
 
 
 async def test_a_completion_retried_after_a_failure_still_fills_the_deck(

@@ -29,9 +29,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bloop.platform.kit.errors import BodyRefused, Problem, problem_response
+from bloop.platform.kit.errors import BodyRefused, Problem, problem_body, problem_response
 from bloop.platform.kit.idempotency.port import KEY_PATTERN, MAX_KEY_CHARS, IdempotencyStore
 from bloop.platform.kit.middleware import paths_pattern
+from bloop.platform.kit.problem_docs import RETRY_AFTER, add_problem
 from bloop.platform.kit.settings import HttpSettings
 
 log = logging.getLogger("bloop.idempotency")
@@ -42,6 +43,9 @@ KEPT_HEADERS = frozenset({b"content-type", b"location", b"content-location", b"e
                           b"last-modified", b"link"})
 MAX_KEPT_BYTES = 1_048_576  # a larger answer is not kept: its key is freed
 IN_USE_RETRY_S = 1
+NO_KEY = f"an {HEADER} is 1 to {MAX_KEY_CHARS} printable ASCII characters, without spaces"
+REUSED = f"this {HEADER} was used for a different request"
+IN_USE = f"the first request with this {HEADER} is still running; try again shortly"
 
 
 class Replayed(Exception):
@@ -102,11 +106,9 @@ class Pending:
             self.stored_key = stored_key
             return
         if held.fingerprint != self.fingerprint:
-            raise Problem(f"this {HEADER} was used for a different request", status=422,
-                          code="idempotency_key_reused")
+            raise Problem(REUSED, status=422, code="idempotency_key_reused")
         if held.response is None:
-            raise Problem(f"the first request with this {HEADER} is still running; try again "
-                          "shortly", status=409, code="idempotency_key_in_use",
+            raise Problem(IN_USE, status=409, code="idempotency_key_in_use",
                           headers={"Retry-After": str(IN_USE_RETRY_S)})
         raise Replayed(decode_response(held.response))
 
@@ -132,8 +134,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         if len(key) > MAX_KEY_CHARS or not _VALID_KEY.match(key):
-            await problem_response(400, "invalid_idempotency_key", f"an {HEADER} is 1 to "
-                                   f"{MAX_KEY_CHARS} printable ASCII characters, without spaces",
+            await problem_response(400, "invalid_idempotency_key", NO_KEY,
                                    instance=path)(scope, receive, send)
             return
         try:
@@ -192,8 +193,52 @@ def install_idempotency(app: FastAPI, store: Callable[[], IdempotencyStore],
                         settings: HttpSettings, own_limits: Sequence[str]) -> None:
     """Inside the request-context middleware (added before it), whose body limits apply."""
     app.add_exception_handler(Replayed, replayed)
+    document_idempotency(app, own_limits)
     app.add_middleware(IdempotencyMiddleware, store=store, keep_s=settings.idempotency_keep_s,
                        lock_s=settings.idempotency_lock_s, own_limits=paths_pattern(own_limits))
+
+
+_AT = "/v1/tenants/demo/courses"
+KEY_PARAMETER: dict[str, Any] = {
+    "name": HEADER, "in": "header", "required": False,
+    "description": "a key of the caller's own for this request: the same request sent again "
+                   "with it gets the first one's answer (its status, body, `Location` and "
+                   "`ETag`, when under 400) without running again",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS,
+               "pattern": KEY_PATTERN}}
+NO_KEY_DOC = (f"`invalid_idempotency_key`: the {HEADER} is no key", problem_body(
+    400, "invalid_idempotency_key", NO_KEY, instance=_AT))
+IN_USE_DOC = (f"`idempotency_key_in_use`: the first request with this {HEADER} still runs; "
+              "try again after `Retry-After` seconds", problem_body(
+                  409, "idempotency_key_in_use", IN_USE, instance=_AT))
+REUSED_DOC = (f"`idempotency_key_reused`: this {HEADER} was sent with another request",
+              problem_body(422, "idempotency_key_reused", REUSED, instance=_AT))
+
+
+def document_idempotency(app: FastAPI, own_limits: Sequence[str]) -> None:
+    """Names, in the app's OpenAPI document, the header and its problems on each POST that
+    honours it: those needing a credential (`document_security`'s marks, read after it), but
+    the uploads; a route reading the header itself keeps its own, and gets the 400."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for path, operations in schema.get("paths", {}).items():
+            operation = operations.get("post")
+            if operation is None or "security" not in operation or path in own_limits:
+                continue
+            responses = operation.setdefault("responses", {})
+            add_problem(responses, NO_KEY_DOC)
+            parameters = operation.setdefault("parameters", [])
+            if any(p["in"] == "header" and p["name"].lower() == HEADER.lower()
+                   for p in parameters):
+                continue  # its own, or documented on an earlier call
+            parameters.append(KEY_PARAMETER)
+            add_problem(responses, IN_USE_DOC, RETRY_AFTER)
+            add_problem(responses, REUSED_DOC)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _header(scope: Scope) -> str | None:
