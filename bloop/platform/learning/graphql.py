@@ -339,7 +339,9 @@ class ProgressInput:
     status: ProgressStatus = strawberry.field(description=(
         "`COMPLETED` sticks: a lesson once completed stays completed"))
     seconds: int = strawberry.field(default=0, description=(
-        "time spent since the last update, 0 to 86,400, added to the total"))
+        "time spent since the last update, 0 to 86,400, added to the total: the first "
+        f"update's all of it, a later one's up to the time since the update before and "
+        f"{model.PROGRESS_SLACK_S} s"))
 
 
 @strawberry.type(description="the learner's progress through a lesson")
