@@ -25,7 +25,7 @@ from bloop.graphql.fields import MAX_PAGE
 from bloop.graphql.outcomes import NAME_LENGTH, OTHER, code, operation_name, outcome
 from bloop.graphql.schema import build_schema
 from bloop.platform.app import create_app
-from bloop.platform.content import graphql as content_graphql
+from bloop.platform.content.graphql import reads as content_graphql
 from bloop.platform.content.model import (
     AudioBlock,
     Captions,
