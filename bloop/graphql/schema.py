@@ -1,5 +1,5 @@
 """The schema of one process: the `Query` and `Mutation` types of the services it runs, each
-merged. A service takes part by having a `graphql` module (`bloop/platform/<name>/graphql.py`)
+merged. A service takes part by having a `graphql` module (`bloop/platform/<name>/graphql.py`, or a package)
 with a strawberry `Query`, a `Mutation`, or both. Their fields are nullable, so that one failing
 answers null beside its error and the others keep their data (a non-null field's error would
 null the whole `data`)."""
