@@ -11,6 +11,7 @@ import functools
 import gc
 import inspect
 import os
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -82,9 +83,18 @@ async def scratch_mongo(prefix: str) -> AsyncIterator[tuple[AsyncMongoClient[dic
 def require_media_kind(app: Any, kind: str) -> None:
     """The AI service offers `kind` (narration, video): its libraries are installed (`make test`
     installs them). Under CI their absence fails the test; elsewhere it is reported as not run."""
-    if kind in app.state.ai.state["service"].media_kinds:
-        return
-    message = f"AI {kind} jobs need ffmpeg, espeak-ng and Manim: run `make test` (infra/media.sh)"
+    if kind not in app.state.ai.state["service"].media_kinds:
+        _not_installed(f"AI {kind} jobs need ffmpeg, espeak-ng and Manim")
+
+
+def require_tools(*names: str) -> None:
+    """The media tools `names` (espeak-ng, ffmpeg) are on the PATH, as `require_media_kind`."""
+    if missing := [name for name in names if shutil.which(name) is None]:
+        _not_installed(f"this needs {', '.join(missing)}")
+
+
+def _not_installed(message: str) -> None:
+    message += ": run `make test` (infra/media.sh)"
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.xfail(message)

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -61,7 +60,7 @@ from bloop.platform.kit.events.types import registry, type_of
 from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.settings import AiSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import eventually
+from tests.support import eventually, require_tools
 from tests.unit.ai.fake_openai import (
     BAD_KEY,
     ECHOED_KEY,
@@ -1628,13 +1627,12 @@ def failing_tool(folder: Path, said: str) -> str:
 LEAKED = "Bad voice attribute: root:x:0:0:root:/root:/bin/bash"
 
 
-@pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("ffmpeg")),
-                    reason="needs espeak-ng and ffmpeg (`bash infra/media.sh`)")
 async def test_a_kept_job_whose_voice_is_a_path_fails_without_reading_the_file(
         rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """A job asked for before voices were checked, with `../../../../../etc/passwd` for its
     voice: espeak-ng read /etc/passwd as a voice, and its complaints about each line (the
     file) were the job's error, shown to the educator."""
+    require_tools("espeak-ng", "ffmpeg")
     monkeypatch.setenv("BLOOP_TTS_PROVIDER", "local")
     job = await rig.ask("narration", voice="en")
     traversal = JobParams.model_validate({"voice": "../../../../../etc/passwd"}, context=STORED)

@@ -1018,12 +1018,7 @@ async def test_reviews_of_one_card_naming_no_version_all_apply_however_many_at_o
     """Before, each was tried five times against the others, one of which won each round: of
     ten at once, some were refused 409 busy, though a review naming no version always applies."""
     app, client = running
-    await python_course(app, client)
-    await client.post(f"{BASE}/concepts/variables/cards",
-                      json={"front": "What is a name?", "back": "A reference to a value."})
-    pupil = await learner(app, client)
-    await client.post(f"{BASE}/me/lessons/names/progress", json={"status": "completed"},
-                      headers=pupil)
+    pupil = await pupil_with_cards_due(app, client, 1)
     [shown] = (await client.get(f"{BASE}/me/reviews/due", headers=pupil)).json()["items"]
     answers = await asyncio.gather(*(client.post(
         f"{BASE}/me/reviews", json={"card_id": shown["card_id"], "rating": 3}, headers=pupil)
