@@ -374,3 +374,19 @@ async def test_a_file_locked_before_it_could_be_opened_is_the_store_unavailable_
     other.close()
     assert await asyncio.wait_for(db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]), 2) == 0
     await db.close()
+
+
+async def test_processes_opening_a_new_file_at_once_all_open_it(tmp_path: Path) -> None:
+    """Each switches the file to WAL; SQLite refused all but one at once, without the busy wait
+    (a second `bloop serve` started beside the first failed a call, or its start-up)."""
+    for attempt in range(20):
+        path = tmp_path / f"x{attempt}.sqlite3"
+        dbs = [SqliteDB(path) for _ in range(6)]
+        try:
+            counts = await asyncio.wait_for(asyncio.gather(*(
+                db.run(lambda c: c.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+                for db in dbs)), 10)
+            assert counts == [0] * len(dbs)
+        finally:
+            for db in dbs:
+                await db.close()

@@ -35,6 +35,7 @@ import contextlib
 import logging
 import os
 import queue
+import random
 import sqlite3
 import threading
 import time
@@ -158,7 +159,7 @@ class SqliteDB:
                                factory=_Connection)
         try:
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS:d}")
-            conn.execute("PRAGMA journal_mode=WAL")  # may meet a lock held elsewhere
+            _enter_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES:d}")
             # What is deleted (an erased learner) is overwritten, not left in free pages; some
@@ -496,6 +497,21 @@ def _checkpoint(c: sqlite3.Connection, wal: str) -> None:
             raise
     finally:
         c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS:d}")
+
+
+def _enter_wal(c: sqlite3.Connection) -> None:
+    """Connections opening a new file at once each switch it to WAL holding a shared lock and
+    wanting an exclusive one: SQLite answers all but one busy at once rather than wait (the
+    busy timeout would deadlock them), so those try again until the busy timeout has passed."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            c.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.002, 0.02))
 
 
 def _busy(exc: BaseException) -> bool:
