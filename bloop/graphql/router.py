@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from cross_web import HTTPException
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIWebSocketRoute
+from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, parse
 from strawberry import UNSET
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLRequestData
@@ -19,6 +20,7 @@ from bloop.graphql.context import Context
 from bloop.graphql.schema import build_schema
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.errors import json_fault, problem_response, status_code_name
+from bloop.platform.kit.idempotency.layer import changed_nothing, keyed
 from bloop.platform.kit.middleware import note_access
 from bloop.platform.services import Service
 
@@ -69,6 +71,8 @@ class ProblemGraphQLRouter(GraphQLRouter[Context, None]):
         found = outcomes.record(request.app.state.platform.metrics, result)
         name = outcomes.operation_name(request_data.operation_name)
         note_access(request.scope, graphql=found, **({"operation": name} if name else {}))
+        if keyed(request.scope) and _wrote_nothing(request_data, result):
+            changed_nothing(request.scope)
         return result
 
     # Typed Any: the base's overloads (an HTTP request or a WebSocket) do not carry over.
@@ -82,6 +86,28 @@ class ProblemGraphQLRouter(GraphQLRouter[Context, None]):
                                      status_code_name(exc.status_code))
             note_access(request.scope, graphql=found)
             return _problem(request, exc)
+
+
+def _wrote_nothing(request_data: GraphQLRequestData, result: ExecutionResult) -> bool:
+    """Whether the operation surely wrote nothing, so that its Idempotency-Key is freed for it to
+    be sent again: no mutation, one that never ran, or one each of whose fields failed where it
+    began (an error inside a field's answer came after its write)."""
+    try:
+        document = parse(request_data.query or "")
+    except GraphQLError:
+        return True
+    operation = get_operation_ast(document, request_data.operation_name)
+    if operation is None or operation.operation != OperationType.MUTATION:
+        return True
+    errors = result.errors or []
+    if result.data is None and any(not e.path for e in errors):
+        return True  # refused as a whole (invalid, too many writes)
+    selections = operation.selection_set.selections
+    fields = [s for s in selections if isinstance(s, FieldNode)]
+    if len(fields) != len(selections):
+        return False  # fragments at its root: kept, as what they hold is not worked out
+    failed = {e.path[0] for e in errors if e.path and len(e.path) == 1}
+    return all((f.alias or f.name).value in failed for f in fields)
 
 
 def _problem(request: Request, exc: HTTPException) -> Response:

@@ -268,13 +268,63 @@ async def test_with_redis_the_keys_are_kept_there(
         assert r.json()["code"] == "idempotency_key_reused"
 
 
+def graphql(query: str) -> dict[str, str]:
+    return {"query": query}
+
+
+ADD_TO_GHOST = graphql('mutation { addLesson(tenant: "acme", courseId: "ghost", '
+                       'lesson: {title: "L"}) { id } }')
+MAKE = 'made: createCourse(tenant: "acme", course: {id: "made", title: "Made"}) { id }'
+
+
 async def test_graphql_takes_the_key_too(running: Running) -> None:
     _, client = running
-    first = await client.post("/graphql", json={"query": "{ __typename }"}, headers=key("g"))
+    body = graphql(f"mutation {{ {MAKE} }}")
+    first = await client.post("/graphql", json=body, headers=key("g"))
     assert first.status_code == 200, first.text
-    r = await client.post("/graphql", json={"query": "{ __typename }"}, headers=key("g"))
+    assert "errors" not in first.json()
+    r = await client.post("/graphql", json=body, headers=key("g"))
     assert r.json() == first.json()
-    r = await client.post("/graphql", json={"query": "{ __schema { __typename } }"},
-                          headers=key("g"))
+    assert await course_ids(client) == ["made"]
+    r = await client.post("/graphql", json=graphql("{ __typename }"), headers=key("g"))
     assert r.status_code == 422
     assert r.json()["code"] == "idempotency_key_reused"
+
+
+async def test_a_graphql_operation_whose_every_mutation_failed_frees_its_key(
+        running: Running) -> None:
+    """It is 200 with errors: it was kept, and the same operation sent again once what it
+    needed was there (or a store back up) got the first refusal for a day."""
+    _, client = running
+    r = await client.post("/graphql", json=ADD_TO_GHOST, headers=key("e"))
+    assert r.json()["errors"][0]["extensions"]["code"] == "not_found", r.text
+    await client.post(f"{BASE}/courses", json={"id": "ghost", "title": "Now here"})
+    r = await client.post("/graphql", json=ADD_TO_GHOST, headers=key("e"))
+    assert "errors" not in r.json(), r.text
+    again = await client.post("/graphql", json=ADD_TO_GHOST, headers=key("e"))
+    assert again.json() == r.json()
+    course = (await client.get(f"{BASE}/courses/ghost")).json()
+    assert len(course["lessons"]) == 1, course
+
+
+async def test_a_graphql_operation_that_wrote_something_keeps_its_answer_errors_and_all(
+        running: Running) -> None:
+    _, client = running
+    body = graphql(f'mutation {{ {MAKE} lost: addLesson(tenant: "acme", courseId: "ghost", '
+                   'lesson: {title: "L"}) { id } }')
+    first = await client.post("/graphql", json=body, headers=key("p"))
+    assert [e["path"] for e in first.json()["errors"]] == [["lost"]], first.text
+    again = await client.post("/graphql", json=body, headers=key("p"))
+    assert again.json() == first.json()
+    assert await course_ids(client) == ["made"]
+
+
+async def test_a_graphql_operation_refused_whole_or_reading_frees_its_key(
+        running: Running) -> None:
+    _, client = running
+    for body in (graphql("mutation { nothingSuch }"), graphql("{ __typename }")):
+        await client.post("/graphql", json=body, headers=key("q"))
+        r = await client.post("/graphql", json=graphql(f"mutation {{ {MAKE} }}"),
+                              headers=key("q"))
+        assert r.status_code == 200, r.text
+    assert await course_ids(client) == ["made"]

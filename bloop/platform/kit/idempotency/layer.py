@@ -8,10 +8,11 @@ request's scope; the route's `require(...)` dependency, once it knows the caller
 method, path, query and a hash of its body) and, once answered, its response. Taking it again
 with the same request raises `Replayed` (the stored response is sent), with another request
 422 `idempotency_key_reused`, while the first still runs 409 `idempotency_key_in_use`. An answer
-under 400 is kept for `keep_s`; an error (which changed nothing) frees the key. Routes without
-`require(...)` (signing in, signing up) and routes that read the header themselves (`ai/jobs`,
-whose key names a job for good) are left alone, as are those that limit their own bodies
-(uploads), whose body is not read ahead."""
+under 400 is kept for `keep_s`; an error, or an answer its route says changed nothing
+(`changed_nothing`: a GraphQL operation each of whose mutations failed), frees the key.
+Routes without `require(...)` (signing in, signing up) and routes that read the header
+themselves (`ai/jobs`, whose key names a job for good) are left alone, as are those that limit
+their own bodies (uploads), whose body is not read ahead."""
 
 from __future__ import annotations
 
@@ -92,6 +93,7 @@ class Pending:
         self.store, self.key, self.fingerprint, self.lock_s = store, key, fingerprint, lock_s
         self.stored_key: str | None = None  # once taken by this request
         self.settled = False
+        self.changed_nothing = False  # the route says so, whatever its answer's status
 
     async def claim(self, tenant: str | None, caller: tuple[str, ...], route: object) -> None:
         if self.settled:
@@ -118,6 +120,19 @@ async def claim(request: Request, tenant: str | None, caller: tuple[str, ...]) -
     pending: Pending | None = request.scope.get(_SCOPE)
     if pending is not None:
         await pending.claim(tenant, caller, request.scope.get("route"))
+
+
+def keyed(scope: Scope) -> bool:
+    """Whether the request carries a key whose answer may be kept."""
+    return _SCOPE in scope
+
+
+def changed_nothing(scope: Scope) -> None:
+    """The answer changed nothing, whatever its status (a GraphQL operation is 200 when each of
+    its mutations failed): its key is freed, as an error's is."""
+    pending: Pending | None = scope.get(_SCOPE)
+    if pending is not None:
+        pending.changed_nothing = True
 
 
 class IdempotencyMiddleware:
@@ -171,7 +186,7 @@ class IdempotencyMiddleware:
         except BaseException:
             await self._settle(pending, None)
             raise
-        kept = status < 400 and size <= MAX_KEPT_BYTES
+        kept = status < 400 and size <= MAX_KEPT_BYTES and not pending.changed_nothing
         await self._settle(pending, encode_response(status, headers, b"".join(parts))
                            if kept else None)
 
