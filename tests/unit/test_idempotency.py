@@ -21,7 +21,8 @@ from bloop.platform.content.service import ContentService
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.idempotency import RedisIdempotency, SqliteIdempotency
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import embedded_app, member, require_server
+from tests.support import PASSWORD, embedded_app, member, require_server
+from tests.unit.content.media_samples import png
 from tests.unit.content.test_cache_processes import process
 from tests.unit.content.test_quiz_api import QUIZ, RIGHT
 from tests.unit.learning.test_learning_api import python_course
@@ -220,6 +221,19 @@ async def test_a_malformed_key_is_400(running: Running) -> None:
         assert r.status_code == 400, (bad, r.text)
         assert r.json()["code"] == "invalid_idempotency_key"
     assert await course_ids(client) == []
+
+
+async def test_a_route_that_ignores_the_key_ignores_a_malformed_one(running: Running) -> None:
+    app, client = running
+    bad = {b"Idempotency-Key": b"with space"}
+    email = f"learner-{uuid.uuid4().hex[:8]}@acme.test"
+    await member(app, client, "acme", ["learner"], email=email)
+    r = await client.post("/v1/auth/token", headers=bad, data={
+        "grant_type": "password", "tenant": "acme", "username": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    r = await client.post(f"{BASE}/media", content=png(), headers=bad)
+    assert r.status_code == 201, r.text
+    assert (await client.get(f"{BASE}/courses", headers=bad)).status_code == 200
 
 
 async def test_a_key_store_that_is_down_fails_only_requests_with_a_key(

@@ -254,6 +254,9 @@ async def test_refusals(client: httpx.AsyncClient, app: FastAPI) -> None:
                            headers={"Idempotency-Key": "k-1"})
     assert r2.status_code == 422
     assert r2.json()["code"] == "idempotency_key_reused"
+    r2 = await client.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": les["id"]},
+                           headers={"Idempotency-Key": "with space"})
+    assert r2.json()["code"] == "invalid_idempotency_key"
 
     other = await member(app, client, "beta", ["educator"])
     job_id = r.json()["id"]

@@ -3,16 +3,18 @@ Header Field"): a POST sent again with the same key, by the same caller, answers
 one answered, without running again.
 
 The middleware reads the body of a POST that carries the key, and leaves a `Pending` in the
-request's scope; the route's `require(...)` dependency, once it knows the caller, takes the key
-(`claim`): for (the path's tenant, the caller, the key), it keeps the request's fingerprint (its
-method, path, query and a hash of its body) and, once answered, its response. Taking it again
+request's scope (`MALFORMED` for a key that is no key, which `claim` refuses with 400); the
+route's `require(...)` dependency, once it knows the caller, takes the key (`claim`): for (the
+path's tenant, the caller, the key), it keeps the request's fingerprint (its method, path,
+query and a hash of its body) and, once answered, its response. Taking it again
 with the same request raises `Replayed` (the stored response is sent), with another request
 422 `idempotency_key_reused`, while the first still runs 409 `idempotency_key_in_use`. An answer
 under 400 is kept for `keep_s`; an error, or an answer its route says changed nothing
 (`changed_nothing`: a GraphQL operation each of whose mutations failed), frees the key.
 Routes without `require(...)` (signing in, signing up) and routes that read the header
 themselves (`ai/jobs`, whose key names a job for good) are left alone, as are those that limit
-their own bodies (uploads), whose body is not read ahead."""
+their own bodies (uploads), whose body is not read ahead: a key, malformed or not, is ignored
+where it is not honoured (clients send it everywhere)."""
 
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ log = logging.getLogger("bloop.idempotency")
 HEADER = "Idempotency-Key"
 _VALID_KEY = re.compile(KEY_PATTERN)
 _SCOPE = "bloop.idempotency"
+MALFORMED = "malformed"  # in the scope for a key that is no key
 KEPT_HEADERS = frozenset({b"content-type", b"location", b"content-location", b"etag",
                           b"last-modified", b"link"})
 MAX_KEPT_BYTES = 1_048_576  # a larger answer is not kept: its key is freed
@@ -117,21 +120,23 @@ class Pending:
 
 async def claim(request: Request, tenant: str | None, caller: tuple[str, ...]) -> None:
     """Takes the request's Idempotency-Key for `caller`, if it carries one (see the module)."""
-    pending: Pending | None = request.scope.get(_SCOPE)
-    if pending is not None:
+    pending: Pending | str | None = request.scope.get(_SCOPE)
+    if pending == MALFORMED:
+        raise Problem(NO_KEY, status=400, code="invalid_idempotency_key")
+    if isinstance(pending, Pending):
         await pending.claim(tenant, caller, request.scope.get("route"))
 
 
 def keyed(scope: Scope) -> bool:
     """Whether the request carries a key whose answer may be kept."""
-    return _SCOPE in scope
+    return isinstance(scope.get(_SCOPE), Pending)
 
 
 def changed_nothing(scope: Scope) -> None:
     """The answer changed nothing, whatever its status (a GraphQL operation is 200 when each of
     its mutations failed): its key is freed, as an error's is."""
-    pending: Pending | None = scope.get(_SCOPE)
-    if pending is not None:
+    pending: Pending | str | None = scope.get(_SCOPE)
+    if isinstance(pending, Pending):
         pending.changed_nothing = True
 
 
@@ -149,8 +154,8 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         if len(key) > MAX_KEY_CHARS or not _VALID_KEY.match(key):
-            await problem_response(400, "invalid_idempotency_key", NO_KEY,
-                                   instance=path)(scope, receive, send)
+            scope[_SCOPE] = MALFORMED  # refused only by a route honouring the key
+            await self.app(scope, receive, send)
             return
         try:
             body = await _read_body(receive)
