@@ -17,8 +17,15 @@ from typing import Any
 from graphql.error import GraphQLError
 from strawberry.extensions import MaskErrors
 
-from bloop.platform.kit.errors import Problem, StoreUnavailable, store_errors, unpaired_surrogate
+from bloop.platform.kit.errors import (
+    Problem,
+    StoreUnavailable,
+    store_errors,
+    store_outages,
+    unpaired_surrogate,
+)
 from bloop.platform.kit.logging import request_id_var
+from bloop.platform.kit.outages import StoreOutages
 
 log = logging.getLogger("bloop.graphql")
 
@@ -28,15 +35,16 @@ def _raised_by_a_resolver(error: GraphQLError) -> bool:
             and not isinstance(error.original_error, GraphQLError))
 
 
-def _problem(exc: BaseException) -> Problem | None:
-    """The problem `exc` is; None when it is an unexpected error."""
+def _problem(exc: BaseException, outages: StoreOutages) -> Problem | None:
+    """The problem `exc` is (a store that is down noted in `outages`); None when it is an
+    unexpected error."""
     if isinstance(exc, Problem):
         return exc
     if (refused := unpaired_surrogate(exc)) is not None:
         return refused
     for kind, store in store_errors().items():
         if isinstance(exc, kind):
-            log.warning("store unavailable", extra={"store": store, "error": repr(exc)})
+            outages.failed(store, exc)
             return StoreUnavailable(store)
     return None
 
@@ -86,7 +94,8 @@ class ProblemErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         assert error.original_error is not None
-        problem = _problem(error.original_error)
+        request = getattr(self.execution_context.context, "request", None)
+        problem = _problem(error.original_error, store_outages(getattr(request, "app", None)))
         if problem is None:
             self.unexpected += 1
             if self.unexpected == 1:

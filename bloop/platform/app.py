@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                         _prepare_until_ready(platform, service.name, m, own, do_seed, ready),
                         name=f"setup:{service.name}"))
             background.append(asyncio.create_task(
-                watch_stores(platform.probes, ready, settings.runtime.store_watch_s),
+                watch_stores(platform.probes, ready, settings.runtime.store_watch_s,
+                             app.state.store_outages),
                 name="setup:watch"))
             log.info("started", extra={"services": [s.name for s in chosen],
                                        "stores": settings.modes()})

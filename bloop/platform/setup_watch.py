@@ -1,7 +1,8 @@
 """Sets the services up again when a store comes back. A server restarted on an empty data
 directory (a wiped volume, a restore from before the indexes) has lost the indexes and
 constraints made at start-up; without them MongoDB takes duplicates its unique indexes refuse
-and Neo4j duplicate concepts, after which the next start fails on the constraint."""
+and Neo4j duplicate concepts, after which the next start fails on the constraint. A store that
+failed requests (`StoreOutages`) is checked too, so that its return is logged."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 
 from bloop.platform.kit.errors import is_store_down
 from bloop.platform.kit.health import Probe, run_probe
+from bloop.platform.kit.outages import StoreOutages
 from bloop.platform.services import Mounted
 
 log = logging.getLogger("bloop.app")
@@ -20,18 +22,22 @@ WATCHED = frozenset({"mongodb", "neo4j"})
 
 
 async def watch_stores(probes: Sequence[Probe], ready: Sequence[tuple[str, Mounted]],
-                       interval_s: float) -> None:
-    """Checks the watched stores every `interval_s`; when one was down and is up again, runs
-    the setup of each service in `ready` (those set up already; the others are still retrying
-    theirs), again at each check until no store is down for it."""
-    watched = [p for p in probes if p.name in WATCHED]
-    if not watched:
-        return
-    up = {p.name: True for p in watched}
+                       interval_s: float, outages: StoreOutages) -> None:
+    """Checks the watched stores, and those down in `outages`, every `interval_s`; when a
+    watched one was down and is up again, runs the setup of each service in `ready` (those set
+    up already; the others are still retrying theirs), again at each check until no store is
+    down for it."""
+    up = {p.name: True for p in probes if p.name in WATCHED}
     pending = False
     while True:
         await asyncio.sleep(interval_s)
-        for result in await asyncio.gather(*(run_probe(p) for p in watched)):
+        down = outages.down()
+        checked = [p for p in probes if p.name in up or p.name in down]
+        for result in await asyncio.gather(*(run_probe(p) for p in checked)):
+            if result.up:
+                outages.answered(result.name)
+            if result.name not in up:
+                continue
             if result.up and not up[result.name]:
                 log.info("store back; services set up again", extra={"store": result.name})
                 pending = True

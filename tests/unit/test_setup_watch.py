@@ -1,4 +1,5 @@
-"""A service's setup runs again when its store comes back (it may come back empty)."""
+"""A service's setup runs again when its store comes back (it may come back empty); a store
+that failed requests is checked until it answers, and its return logged."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.health import Probe
+from bloop.platform.kit.outages import StoreOutages
 from bloop.platform.services import Mounted
 from bloop.platform.setup_watch import watch_stores
 from tests.support import eventually
@@ -56,8 +58,10 @@ def succeeded(setup: Setups) -> Callable[[], Awaitable[bool]]:
 
 
 @contextlib.asynccontextmanager
-async def watching(probes: list[Probe], ready: list[tuple[str, Mounted]]) -> AsyncIterator[None]:
-    task = asyncio.create_task(watch_stores(probes, ready, interval_s=0.01))
+async def watching(probes: list[Probe], ready: list[tuple[str, Mounted]],
+                   outages: StoreOutages | None = None) -> AsyncIterator[None]:
+    task = asyncio.create_task(watch_stores(probes, ready, interval_s=0.01,
+                                            outages=outages or StoreOutages()))
     try:
         yield
     finally:
@@ -114,13 +118,35 @@ async def test_a_setup_failing_otherwise_is_logged_once(caplog: pytest.LogCaptur
     assert [getattr(r, "service", None) for r in failures] == ["learning"]
 
 
-async def test_stores_without_setup_to_redo_are_not_watched() -> None:
-    checks = 0
+async def test_stores_without_setup_to_redo_are_checked_only_once_they_failed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    checks: list[str] = []
+    redis = Server()
+    redis.up = False
 
-    async def ping() -> None:
-        nonlocal checks
-        checks += 1
+    def ping(name: str) -> Callable[[], Awaitable[None]]:
+        async def check() -> None:
+            checks.append(name)
+            await redis.ping()
+        return check
 
-    await asyncio.wait_for(watch_stores([Probe("redis", ping), Probe("sqlite:content", ping)],
-                                        [], interval_s=0.01), 1)
-    assert checks == 0
+    outages = StoreOutages()
+    probes = [Probe("redis", ping("redis")), Probe("sqlite:content", ping("sqlite:content"))]
+    async with watching(probes, [], outages):
+        await asyncio.sleep(0.1)
+        assert checks == []
+        outages.failed("redis", ConnectionRefusedError("connection refused"))
+        await asyncio.sleep(0.1)
+        assert set(checks) == {"redis"}
+        with caplog.at_level(logging.INFO, logger="bloop.errors"):
+            redis.up = True
+
+            async def back() -> bool:
+                return not outages.down()
+
+            await eventually(back, timeout_s=2, what="redis answering again")
+        checked = len(checks)
+        await asyncio.sleep(0.1)
+        assert len(checks) == checked  # not checked once it answers
+    [line] = [r for r in caplog.records if r.getMessage() == "store answers again"]
+    assert (getattr(line, "store", None), getattr(line, "failures", None)) == ("redis", 1)

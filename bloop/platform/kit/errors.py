@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from bloop.platform.kit.logging import request_id_var
+from bloop.platform.kit.outages import StoreOutages
 
 log = logging.getLogger("bloop.errors")
 CLIENT_CLOSED = 499
@@ -179,9 +180,16 @@ def is_store_down(exc: BaseException) -> bool:
     return isinstance(exc, (StoreUnavailable, *store_errors())) or disk_unavailable(exc) is not None
 
 
+def store_outages(app: object) -> StoreOutages:
+    """The log of stores that are down `install_error_handlers` gave `app` (a new one, which
+    thins nothing, for an app without)."""
+    found = getattr(getattr(app, "state", None), "store_outages", None)
+    return found if isinstance(found, StoreOutages) else StoreOutages()
+
+
 def _store_down_handler(store: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("store unavailable", extra={"store": store, "error": repr(exc)})
+        store_outages(request.app).failed(store, exc)
         err = StoreUnavailable(store)
         return problem_response(err.status, err.code, err.detail, instance=request.url.path,
                                 extra=err.extra, headers=err.headers)
@@ -202,6 +210,8 @@ def allowed_methods(request: Request) -> list[str]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.state.store_outages = StoreOutages()
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.code, exc.detail, instance=request.url.path,
@@ -243,7 +253,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return unexpected_response(exc, request.url.path)
+        return unexpected_response(exc, request.url.path, store_outages(request.app))
 
 
 def _not_json(content_type: str) -> bool:
@@ -272,13 +282,14 @@ def json_fault(exc: BaseException) -> str | None:
     return None
 
 
-def unexpected_response(exc: Exception, path: str) -> JSONResponse:
-    """The answer to an exception no handler took, logged once with its traceback. The 500's
-    body names the request id, so a person's report can be matched with the log."""
+def unexpected_response(exc: Exception, path: str, outages: StoreOutages) -> JSONResponse:
+    """The answer to an exception no handler took, logged once with its traceback (a disk
+    that refused a file, in `outages`). The 500's body names the request id, so a person's
+    report can be matched with the log."""
     if (refused := unpaired_surrogate(exc)) is not None:
         return problem_response(refused.status, refused.code, refused.detail, instance=path)
     if (down := disk_unavailable(exc)) is not None:
-        log.warning("the disk refused a file", extra={"path": path, "error": repr(exc)})
+        outages.failed("disk", exc, "the disk refused a file", path=path)
         return problem_response(down.status, down.code, down.detail, instance=path,
                                 extra=down.extra, headers=down.headers)
     log.exception("unhandled error", extra={"path": path}, exc_info=exc)

@@ -14,7 +14,12 @@ from starlette.requests import Request
 from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bloop.platform.kit.errors import BodyRefused, problem_response, unexpected_response
+from bloop.platform.kit.errors import (
+    BodyRefused,
+    problem_response,
+    store_outages,
+    unexpected_response,
+)
 from bloop.platform.kit.ids import new_id
 from bloop.platform.kit.logging import request_id_var
 from bloop.platform.kit.metrics import Metrics
@@ -164,7 +169,8 @@ class RequestContextMiddleware:
         except Exception as exc:
             if answered:
                 raise
-            await unexpected_response(exc, scope.get("path", ""))(scope, receive, send_with_id)
+            await unexpected_response(exc, scope.get("path", ""), store_outages(scope.get("app"))
+                                      )(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
             route: Any = scope.get("route")

@@ -87,7 +87,8 @@ class RuntimeSettings(BaseSettings):
     instance: str = Field(default="bloop", min_length=1)
     store_watch_s: float = Field(default=5.0, gt=0, le=3600, description="how often the "
                                  "MongoDB and Neo4j servers are checked, so that the services' "
-                                 "setup (indexes, constraints) runs again when one comes back")
+                                 "setup (indexes, constraints) runs again when one comes back, "
+                                 "and a store that failed requests, to log its return")
 
 
 def _origins(value: object) -> object:
