@@ -1,4 +1,5 @@
-"""What every resolver gets as `info.context`: the signed-in caller, the services this process
+"""What every resolver gets as `info.context`: the signed-in caller (and the credential headers
+they sent, for a call made on their behalf to another Bloop service), the services this process
 runs, and DataLoaders made once per request (so a batch never mixes requests and a cache never
 outlives one)."""
 
@@ -17,10 +18,12 @@ T = TypeVar("T")
 
 
 class Context(BaseContext):
-    def __init__(self, services: Mapping[str, object], principal: Principal) -> None:
+    def __init__(self, services: Mapping[str, object], principal: Principal,
+                 credentials: Mapping[str, str] | None = None) -> None:
         super().__init__()
         self.services = dict(services)
         self.principal = principal
+        self.credentials = dict(credentials or {})
         self._loaders: dict[str, Any] = {}
         self._counted: dict[str, int] = {}
         self.operation_name: str | None = None

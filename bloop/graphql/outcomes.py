@@ -30,6 +30,11 @@ CODES = frozenset({
     "not_an_author", "module_exists", "too_many_modules", "unknown_module", "unknown_concepts",
     "unknown_media", "wrong_media_kind", "not_captions", "lesson_order_mismatch",
     "concept_exists",
+    # what AI jobs refuse
+    "lesson_gone", "lesson_empty", "lesson_required", "nothing_to_narrate", "prompt_too_long",
+    "prompt_not_supported", "language_not_supported", "llm_required", "not_available",
+    "ai_budget_exhausted", "ai_quota_exceeded", "idempotency_key_reused", "job_finished",
+    "content_forbidden",
 })
 OTHER = "other"
 """The code counted for an error whose code is not in `CODES`, or that has none."""

@@ -18,7 +18,7 @@ from strawberry.types import ExecutionResult
 from bloop.graphql import outcomes
 from bloop.graphql.context import Context
 from bloop.graphql.schema import build_schema
-from bloop.platform.kit.auth import Principal, require
+from bloop.platform.kit.auth import Principal, credentials, require
 from bloop.platform.kit.errors import json_fault, problem_response, status_code_name
 from bloop.platform.kit.idempotency.layer import changed_nothing, keyed
 from bloop.platform.kit.middleware import note_access
@@ -36,7 +36,8 @@ def context_getter(names: Sequence[str]) -> Callable[..., Awaitable[Context]]:
         mounted = {name: getattr(request.app.state, name, None) for name in names}
         return Context({name if key == "service" else f"{name}.{key}": value
                         for name, m in mounted.items() if m is not None
-                        for key, value in m.state.items()}, principal)
+                        for key, value in m.state.items()}, principal,
+                       credentials(request.headers))
 
     return get_context
 

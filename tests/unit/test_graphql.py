@@ -718,7 +718,7 @@ async def test_a_list_left_without_first_costs_its_default_page(start: Start) ->
 
 TWINS = {"courses": "/courses", "concepts": "/concepts", "users": "/users",
          "myPaths": "/learning/me/paths", "myMastery": "/learning/me/mastery",
-         "myDueReviews": "/learning/me/reviews/due"}
+         "myDueReviews": "/learning/me/reviews/due", "aiJobs": "/ai/jobs"}
 
 
 # A page of 100 courses, as `…/courses` gives, would cost a query that asks for every course's
@@ -1335,11 +1335,11 @@ async def test_the_schema_has_the_fields_of_the_services_the_process_runs(start:
     assert result.data is not None
     assert {f["name"] for f in result.data["__schema"]["queryType"]["fields"]} == {
         "courses", "course", "lesson", "concepts"}
-    # Every service: identity's, content's and learning's fields (the AI service has none).
+    # Every service: identity's, content's, learning's and the AI service's fields.
     async with start(seed=False) as (_, client):
         assert await query_fields(client) == {
             "tenant", "users", "courses", "course", "lesson", "concepts", "prerequisiteGraph",
-            "myPaths", "myPath", "myNext", "myMastery", "myDueReviews"}
+            "myPaths", "myPath", "myNext", "myMastery", "myDueReviews", "aiJob", "aiJobs"}
         # each may fail on its own: nullable, so that it leaves the others their data
         types = await query(client, "{ __schema { queryType { fields { name type { kind } } } } }")
         assert {f["name"]: f["type"]["kind"] for f in types["data"]["__schema"]["queryType"][

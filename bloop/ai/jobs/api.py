@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -35,10 +35,10 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from bloop.ai.jobs.lessons import InProcessLessons
+from bloop.ai.jobs.access import JobAccess, cancelled_job, requested_job
+from bloop.ai.jobs.lessons import lesson_source
 from bloop.ai.jobs.links import OutputLinks
 from bloop.ai.jobs.model import (
-    MEDIA_KINDS,
     Cost,
     IdempotencyKey,
     Job,
@@ -53,12 +53,12 @@ from bloop.ai.jobs.model import (
     TenantAiView,
 )
 from bloop.ai.jobs.outputs import JobOutputs
-from bloop.ai.jobs.ports import LessonRights, LessonSource, StoredFile
+from bloop.ai.jobs.ports import LessonSource, StoredFile
 from bloop.ai.jobs.service import JobService, job_url, shown_errors
 from bloop.platform.content.model import SLUG_PATTERN
-from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
+from bloop.platform.kit.auth import Principal, credentials, require
 from bloop.platform.kit.draining import draining
-from bloop.platform.kit.errors import NotFound, Problem, StoreUnavailable
+from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.problem_docs import documented_problem
 from bloop.platform.kit.ranges import Unsatisfiable
@@ -66,11 +66,12 @@ from bloop.platform.kit.served_files import Asked, Conditions, ServedFile, serve
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 JobId = Annotated[str, Path(min_length=1, max_length=64)]
+LessonFilter = Annotated[str | None, Query(max_length=64)]
 
-Author = Annotated[Principal, Depends(require("educator", "tenant_admin",
-                                              scopes=["content:write"]))]
-Staff = Annotated[Principal, Depends(require("educator", "teaching_assistant", "tenant_admin",
-                                             scopes=["content:read"]))]
+AUTHOR_ROLES = ("educator", "tenant_admin")
+STAFF_ROLES = ("educator", "teaching_assistant", "tenant_admin")
+Author = Annotated[Principal, Depends(require(*AUTHOR_ROLES, scopes=["content:write"]))]
+Staff = Annotated[Principal, Depends(require(*STAFF_ROLES, scopes=["content:read"]))]
 Member = Annotated[Principal, Depends(require(scopes=["content:read"]))]
 Admin = Annotated[Principal, Depends(require("tenant_admin", scopes=["content:write"]))]
 
@@ -83,13 +84,8 @@ async def get_service(request: Request) -> JobService:
 def get_lessons(request: Request) -> LessonSource:
     """Content's service object when this process runs content, else its HTTP API."""
     content = getattr(request.app.state, "content", None)
-    if content is not None:
-        return InProcessLessons(content.state["service"])
-    remote: LessonSource | None = request.app.state.ai.state.get("lessons")
-    if remote is None:
-        raise StoreUnavailable("content", "this process does not run content; set "
-                               "BLOOP_AI_CONTENT_URL")
-    return remote
+    return lesson_source(content.state["service"] if content is not None else None,
+                         request.app.state.ai.state.get("lessons"))
 
 
 async def get_outputs(request: Request) -> JobOutputs:
@@ -157,62 +153,9 @@ class JobView(BaseModel):
                    events_url=f"{url}/events")
 
 
-class JobAccess:
-    """Who may see a job and who may act on it, for one caller of one request. Content is
-    asked about the lessons of a whole list of jobs at once (`readable_of`), and what it
-    answered is kept for the request."""
-
-    def __init__(self, request: Request, tenant: str, me: Principal) -> None:
-        self.request, self.tenant, self.me = request, tenant, me
-        self._rights: dict[str, LessonRights] = {}
-
-    async def may_act(self, job: Job) -> bool:
-        """Whoever asked for the job, its lesson's course's authors and the tenant's admins
-        (who cancel it)."""
-        return self._acts_alone(job) or await self.may_edit(job.lesson_id)
-
-    async def may_read(self, job: Job) -> bool:
-        """Those of `may_act`, and anyone content shows the job's lesson to at the job's
-        version; for a job with no lesson, the tenant's staff."""
-        if await self.may_act(job):
-            return True
-        if job.lesson is None:
-            return self.me.has_any(STAFF)
-        return (await self._rights_of([job.lesson.id]))[job.lesson.id].version == (
-            job.lesson.version)
-
-    async def readable(self, job: Job) -> Job:
-        """The job, or 404 as for a job that does not exist when the caller may not see it."""
-        if not await self.may_read(job):
-            raise NotFound(f"no AI job {job.id!r} in tenant {self.tenant!r}")
-        return job
-
-    async def readable_of(self, jobs: Sequence[Job]) -> list[Job]:
-        """Those of `jobs` the caller may see, in their order: content is asked once about
-        all the lessons it must answer for."""
-        await self._rights_of([j.lesson_id for j in jobs
-                               if j.lesson_id and not self._acts_alone(j)])
-        return [j for j in jobs if await self.may_read(j)]
-
-    async def may_edit(self, lesson_id: str) -> bool:
-        """Whether the caller may change the lesson (its course's authors, the tenant's
-        admins), as content answers."""
-        return bool(lesson_id) and (await self._rights_of([lesson_id]))[lesson_id].may_edit
-
-    async def shown(self, lesson_id: str) -> bool:
-        """Whether content shows the caller any of the lesson (none when there is none)."""
-        return (await self._rights_of([lesson_id]))[lesson_id].version is not None
-
-    def _acts_alone(self, job: Job) -> bool:
-        """Whether the caller acts on the job whatever content says of its lesson."""
-        return job.requested_by == self.me.user_id or self.me.has_any({"tenant_admin"})
-
-    async def _rights_of(self, lesson_ids: Sequence[str]) -> dict[str, LessonRights]:
-        asked = [x for x in dict.fromkeys(lesson_ids) if x not in self._rights]
-        if asked:
-            self._rights |= await get_lessons(self.request).rights(
-                self.tenant, asked, self.me, credentials(self.request.headers))
-        return self._rights
+def job_access(request: Request, tenant: str, me: Principal) -> JobAccess:
+    """The caller's access to the tenant's jobs, from what their request gives."""
+    return JobAccess(get_lessons(request), tenant, me, credentials(request.headers))
 
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/ai", tags=["ai"])
@@ -238,29 +181,9 @@ async def request_job(
     a new job (201). An
     `Idempotency-Key` names one job for good: the same key answers 200 with it, however it
     ended (422 `idempotency_key_reused` for a different request)."""
-    lesson, access = None, JobAccess(request, tenant, me)
-    if body.lesson_id is not None:
-        try:
-            lesson = await get_lessons(request).lesson(tenant, body.lesson_id, me,
-                                                       credentials(request.headers))
-        except NotFound:
-            await service.check_not_deleted(tenant, body.lesson_id)  # lesson_gone, when it was
-            raise
-        if body.kind in MEDIA_KINDS and not await access.may_edit(body.lesson_id):
-            if not await access.shown(body.lesson_id):  # deleted since it was read
-                await service.check_not_deleted(tenant, body.lesson_id)
-                raise NotFound(f"no lesson {body.lesson_id!r} in tenant {tenant!r}")
-            raise Forbidden("a narration or a video is added to the lesson's draft: only its "
-                            "course's authors and the tenant's admins ask for one",
-                            code="not_an_author")
-    job, created = await service.request(tenant, me.user_id, body, lesson, idempotency_key,
-                                         readable=access.may_read)
+    job, created = await requested_job(service, job_access(request, tenant, me), body,
+                                       idempotency_key)
     if not created:
-        if not await access.may_read(job):
-            # another's job under the same client key, on a version of the lesson this caller
-            # may not read: not theirs to see, nor to learn anything of
-            raise Problem("this Idempotency-Key was used for a different request", status=422,
-                          code="idempotency_key_reused")
         response.status_code = 200
     response.headers["Location"] = job_url(tenant, job.id)
     return JobView.of(job)
@@ -269,7 +192,7 @@ async def request_job(
 @router.get("/jobs")
 async def list_jobs(
     tenant: TenantId, request: Request, service: Svc, me: Staff,
-    lesson_id: Annotated[str | None, Query(max_length=64)] = None,
+    lesson_id: LessonFilter = None,
     status: Annotated[JobStatus | None, Query()] = None,
     after: After = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[JobView]:
@@ -278,7 +201,7 @@ async def list_jobs(
     `next` is the cursor (`after`) of the following page, null on the last. A request reads at
     most 2,000 of the tenant's jobs, so a page may hold fewer than `limit`, even none, and
     still have a `next`."""
-    jobs = await service.readable_jobs(tenant, JobAccess(request, tenant, me).readable_of,
+    jobs = await service.readable_jobs(tenant, job_access(request, tenant, me).readable_of,
                                        lesson_id=lesson_id, status=status, after=after,
                                        limit=limit)
     return Page(items=[JobView.of(j) for j in jobs.items], next=jobs.next)
@@ -288,7 +211,7 @@ async def list_jobs(
 async def get_job(tenant: TenantId, job: JobId, request: Request, service: Svc,
                   me: Staff) -> JobView:
     """The job, to whoever may read its lesson as it was (404 for anyone else)."""
-    return JobView.of(await JobAccess(request, tenant, me).readable(
+    return JobView.of(await job_access(request, tenant, me).readable(
         await service.job(tenant, job)))
 
 
@@ -301,12 +224,7 @@ async def cancel_job(tenant: TenantId, job: JobId, request: Request, service: Sv
     is published (content attaches nothing).
     Whoever asked for it, its lesson's course's authors and the tenant's admins may (403
     `not_an_author` for anyone else who may see the job, 404 for those who may not)."""
-    rights = JobAccess(request, tenant, me)
-    found = await rights.readable(await service.job(tenant, job))
-    if not await rights.may_act(found):
-        raise Forbidden("only whoever asked for an AI job, the authors of its lesson's course "
-                        "and the tenant's admins cancel it", code="not_an_author")
-    return JobView.of(await service.cancel(tenant, job))
+    return JobView.of(await cancelled_job(service, job_access(request, tenant, me), job))
 
 
 def _sse(event: str, data: str, event_id: str | None = None) -> str:
@@ -328,7 +246,7 @@ async def job_events(tenant: TenantId, job: JobId, request: Request, service: Sv
     EventSource reconnects by itself), and a caller
     keeps at most 10 open in a process (429 beyond). 404 for a caller who may not see the job,
     as for `GET /jobs/{job}`."""
-    first = await JobAccess(request, tenant, me).readable(await service.job(tenant, job))
+    first = await job_access(request, tenant, me).readable(await service.job(tenant, job))
     streams: Counter[tuple[str, str]] = request.app.state.ai.state.setdefault(
         "open_streams", Counter())
     caller = (me.tenant, me.user_id)
@@ -399,7 +317,7 @@ async def job_output(tenant: TenantId, job: JobId, name: OutputName, request: Re
     player can seek; `If-None-Match` with its `ETag` gets 304. Once the job's files were
     removed (`BLOOP_AI_OUTPUTS_KEEP_S` after it ended, or with its lesson), 404
     `output_expired`."""
-    await JobAccess(request, tenant, me).readable(await service.job(tenant, job))
+    await job_access(request, tenant, me).readable(await service.job(tenant, job))
     return _serve(tenant, await outputs.file(tenant, job, name), outputs, request, asked)
 
 

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bloop.ai.jobs.ports import NO_RIGHTS, LessonRights
+from bloop.ai.jobs.ports import NO_RIGHTS, LessonRights, LessonSource
 from bloop.ai.text.model import LessonText
 from bloop.platform.content.model import MAX_LESSON_IDS, Lesson, lesson_prose
 from bloop.platform.content.service import ContentService
@@ -113,3 +113,28 @@ class HttpLessons:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+class ContentUnreachable:
+    """Where a process that neither runs content nor knows its address reads lessons: every
+    read is 503, and only a read that needs content fails."""
+
+    def _refused(self) -> StoreUnavailable:
+        return StoreUnavailable("content", "this process does not run content; set "
+                                           "BLOOP_AI_CONTENT_URL")
+
+    async def lesson(self, tenant: str, lesson_id: str, caller: Principal,
+                     credentials: Mapping[str, str]) -> LessonText:
+        raise self._refused()
+
+    async def rights(self, tenant: str, lesson_ids: Collection[str], caller: Principal,
+                     credentials: Mapping[str, str]) -> dict[str, LessonRights]:
+        raise self._refused()
+
+
+def lesson_source(content: ContentService | None, remote: LessonSource | None) -> LessonSource:
+    """Content's service object (`content`) when this process runs content, else its HTTP API
+    (`remote`, the AI service's `lessons`)."""
+    if content is not None:
+        return InProcessLessons(content)
+    return remote if remote is not None else ContentUnreachable()
