@@ -43,7 +43,7 @@ from bloop.platform.content.model import (
 )
 from bloop.platform.content.service import ContentService, Rendered
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal, credentials, require
-from bloop.platform.kit.errors import Invalid
+from bloop.platform.kit.errors import Invalid, InvalidBody
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.preconditions import entity_tags, named_version, version_named
 
@@ -165,8 +165,11 @@ async def edit_course(tenant: TenantId, course: CourseId, body: CourseEdit, serv
     against, named by `If-Match` or `revision` (422 `version_mismatch` when they differ), must
     be current when given: 409 `stale_version` otherwise."""
     revision = named_version(if_match, body.revision, "course", "revision")
-    edited = await service.edit_course(tenant, course, body.model_copy(
-        update={"revision": revision}), by=me)
+    try:
+        edited = await service.edit_course(tenant, course, body.model_copy(
+            update={"revision": revision}), by=me)
+    except InvalidBody as exc:
+        raise exc.under("body") from None
     response.headers["ETag"] = f'"{edited.revision}"'
     return _view(edited)
 
@@ -345,8 +348,11 @@ async def edit_lesson(tenant: TenantId, lesson: LessonId, body: LessonEdit, serv
     # The service asks for a version once the caller may edit the lesson (428 told others
     # it exists).
     version = named_version(if_match, body.version, "lesson")
-    edited = await service.edit_lesson(tenant, lesson, body.model_copy(
-        update={"version": version}), by=me)
+    try:
+        edited = await service.edit_lesson(tenant, lesson, body.model_copy(
+            update={"version": version}), by=me)
+    except InvalidBody as exc:
+        raise exc.under("body") from None
     response.headers["ETag"] = f'"{edited.version}"'
     return edited
 

@@ -70,7 +70,7 @@ from bloop.platform.content.ports import (
 )
 from bloop.platform.kit.auth import STAFF, Forbidden, Principal
 from bloop.platform.kit.cache import Cache, MemoryCache
-from bloop.platform.kit.errors import Conflict, Invalid, NotFound, Problem, is_store_down
+from bloop.platform.kit.errors import Conflict, InvalidBody, NotFound, Problem, is_store_down
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice, every
@@ -91,8 +91,8 @@ def _stale(kind: str, record_id: str, current: int | None, field: str = "version
                     "retry", code="stale_version", extra={f"current_{field}": current})
 
 
-def _invalid(exc: ValidationError) -> Invalid:
-    return Invalid({**e, "loc": ("body", *e["loc"])} for e in exc.errors())
+def _invalid(exc: ValidationError) -> InvalidBody:
+    return InvalidBody(exc.errors())
 
 
 def etag_of(body: bytes) -> str:
@@ -357,7 +357,8 @@ class ContentService:
     async def edit_course(self, tenant: str, course_id: str, edit: CourseEdit, *,
                           by: Principal | None = None) -> Course:
         """A new head (title, summary, modules…); with `revision`, only while the course is
-        at it (409 stale_version), without, applied on top of an edit racing it."""
+        at it (409 stale_version), without, applied on top of an edit racing it. A head the
+        edit leaves invalid is `InvalidBody`, its `loc` in `edit`."""
         async def once() -> Course:
             course = await self._editable(tenant, course_id, by)
             if edit.revision is not None and edit.revision != course.revision:
@@ -902,7 +903,8 @@ class ContentService:
     async def edit_lesson(self, tenant: str, lesson_id: str, edit: LessonEdit, *,
                           by: Principal | None = None) -> Lesson:
         """Applies `edit` if the lesson is still at `edit.version` (409 otherwise). Learners
-        see the change at the course's next publication."""
+        see the change at the course's next publication. A lesson the edit leaves invalid is
+        `InvalidBody`, its `loc` in `edit`."""
         lesson, course = await self._editable_lesson(tenant, lesson_id, by)
         if edit.version is None:
             raise Problem("name the lesson version this edit was made against: the `version` "

@@ -98,6 +98,21 @@ class Invalid(Problem):
         """One rule broken by the fields at `loc` together."""
         return cls([{"loc": loc, "msg": detail, "type": "value_error"}])
 
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self.extra["errors"]
+        return listed
+
+    def under(self, *prefix: str) -> Invalid:
+        """These errors, their `loc` from `prefix` on."""
+        return Invalid({**e, "loc": (*prefix, *e["loc"])} for e in self.errors)
+
+
+class InvalidBody(Invalid):
+    """A body found to break a rule only once applied to what it changes, `loc` from the body's
+    root: its caller says where the body was (`under`: the HTTP API's `body`, a GraphQL
+    argument)."""
+
 
 def status_code_name(status: int) -> str:
     """The `code` of a problem that has no code of its own: its status, as in 'not_found'."""

@@ -256,6 +256,26 @@ async def test_inputs_the_http_api_refuses_are_refused_naming_argument_and_field
     assert locs(body) == [["id"]]
 
 
+async def test_an_edit_refused_once_applied_names_the_argument_as_its_twin_names_the_body(
+        client: httpx.AsyncClient) -> None:
+    assert (await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+            ).status_code == 201
+    body = await ask(client, ADD_LESSON, course="py", lesson={"title": "Loops", "blocks": [
+        {"type": "markdown", "markdown": "Text."}]})
+    lesson = body["data"]["addLesson"]["id"]
+    # null passes the edit's own rules and breaks the course's or lesson's once applied
+    r = await client.patch(f"{BASE}/courses/py", json={"title": None})
+    assert [e["loc"] for e in r.json()["errors"]] == [["body", "title"]]
+    body = await ask(client, """mutation { editCourse(tenant: "acme", id: "py",
+        edit: {title: null}) { id } }""")
+    assert locs(body) == [["edit", "title"]]
+    for field, spelt in (("blocks", "blocks"), ("estimated_minutes", "estimatedMinutes")):
+        r = await client.patch(f"{BASE}/lessons/{lesson}", json={field: None, "version": 1})
+        assert [e["loc"] for e in r.json()["errors"]] == [["body", field]]
+        body = await ask(client, EDIT_LESSON, id=lesson, edit={spelt: None}, version=1)
+        assert locs(body) == [["edit", spelt]]
+
+
 CREATE = """mutation { createCourse(tenant: "acme", course: {title: "Mine"}) { id owner } }"""
 
 

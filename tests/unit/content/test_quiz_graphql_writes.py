@@ -92,10 +92,20 @@ async def test_answers_that_cannot_be_one_are_refused_saying_where(
     both = await submit(client, ada, lesson, [{"questionId": "tf",
                                                "answer": {"truth": True, "text": "a"}}])
     assert code(both) == (422, "validation_failed")
-    long_text = await submit(client, ada, lesson, [{"questionId": "text",
-                                                    "answer": {"text": "x" * 501}}])
-    assert code(long_text) == (422, "validation_failed")
-    assert long_text["errors"][0]["extensions"]["errors"][0]["loc"][:2] == ["answers", "text"]
+    # a refusal's loc is the argument's path: the answer's place in the list, its field
+    for answer, loc in (
+            ({"questionId": "text", "answer": {"text": "x" * 501}}, ["1", "answer", "text"]),
+            ({"questionId": "multi_one", "answer": {"ids": ["a", "b" * 65]}},
+             ["1", "answer", "ids", "1"]),
+            ({"questionId": "match", "answer": {"pairs": [
+                {"left": "l0", "right": "r0"}, {"left": "l1", "right": "r" * 65}]}},
+             ["1", "answer", "pairs", "1", "right"]),
+            ({"questionId": "no way", "answer": {"truth": True}}, ["1", "questionId"])):
+        refused = await submit(client, ada, lesson, [
+            {"questionId": "tf", "answer": {"truth": True}}, answer])
+        assert code(refused) == (422, "validation_failed")
+        assert [e["loc"] for e in refused["errors"][0]["extensions"]["errors"]] == [
+            ["answers", *loc]], refused
     bad_quiz = await client.post("/graphql", headers=ada, json={"query": """mutation {
         submitQuizAttempt(tenant: "acme", lessonId: "x", quizId: "no way", answers: []) {
         id } }"""})

@@ -13,7 +13,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from bloop.graphql.fields import field, sized
-from bloop.graphql.inputs import validated
+from bloop.graphql.inputs import Loc, at_least, in_argument, validated
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
 from bloop.platform.content.api import LessonId, LessonOrder
@@ -32,7 +32,7 @@ from bloop.platform.content.graphql.reads import (
     _service,
 )
 from bloop.platform.kit.auth import Principal, a_person
-from bloop.platform.kit.errors import Invalid
+from bloop.platform.kit.errors import Invalid, InvalidBody
 
 
 @strawberry.input(one_of=True, description="an answer, in the form its question takes: exactly "
@@ -128,6 +128,29 @@ def _answers(answers: list[QuizAnswerInput]) -> dict[str, object]:
                             "msg": f"the question {answer.question_id!r} is answered twice"}])
         given[answer.question_id] = _answer(answer.answer, i)
     return given
+
+
+ANSWER_FIELDS = {"bool": "truth", "number": "number", "text": "text", "ids": "ids",
+                 "pairs": "pairs"}
+"""The field of `AnswerValueInput` holding each kind of the HTTP API's answers."""
+
+
+def _placed(loc: Loc, answers: list[QuizAnswerInput]) -> Loc:
+    """A `loc` in the HTTP body's answers (an object of them by question id, each of a kind)
+    as in the argument `answers` (a list, each in its kind's field)."""
+    if loc[:1] != ("answers",) or len(loc) < 2:
+        return loc
+    at = next(i for i, a in enumerate(answers) if a.question_id == loc[1])
+    pairs = answers[at].answer.pairs
+    match loc[2:]:
+        case ("[key]", *_):
+            return ("answers", at, "questionId")
+        case ("pairs", str() as left) if isinstance(pairs, list):
+            paired = next(i for i, p in enumerate(pairs) if p.left == left)
+            return ("answers", at, "answer", "pairs", paired, "right")
+        case (str() as kind, *rest) if kind in ANSWER_FIELDS:
+            return ("answers", at, "answer", ANSWER_FIELDS[kind], *rest)
+    return ("answers", at, "answer", *loc[2:])
 
 
 BLOCKS = ("its content in order, each block a JSON object exactly as the HTTP API's `blocks` "
@@ -235,15 +258,6 @@ def _author(info: Info, tenant: str) -> Principal:
     return info.context.authorise(tenant, "educator", "tenant_admin", scopes=["content:write"])
 
 
-def _at_least(value: int | None, least: int, name: str) -> int | None:
-    """`value` of the argument `name`, refused below `least` as the HTTP API's query refuses
-    it."""
-    if value is not None and value < least:
-        raise Invalid([{"loc": (name,), "type": "greater_than_equal", "input": value,
-                        "msg": f"Input should be greater than or equal to {least}"}])
-    return value
-
-
 def _written_lessons(info: Info) -> None:
     """Forgets the lessons and courses this request's loaders read: a write changed them, and
     a field after it reads them afresh."""
@@ -273,7 +287,8 @@ class Mutation:
         if not re.fullmatch(quiz.QUIZ_ID_PATTERN, quiz_id):
             raise Invalid.of("not a quiz id: letters, digits, _ and -, at most 64", "quizId")
         submission = validated(AttemptSubmission, {"answers": _answers(answers),
-                                                   "lesson_version": lesson_version})
+                                                   "lesson_version": lesson_version},
+                               placed=lambda loc: _placed(loc, answers))
         attempts = info.context.service("content.attempts", AttemptService)
         return QuizAttempt.of(await attempts.submit(
             tenant, me.user_id, lesson_id, quiz_id, dict(submission.answers),
@@ -295,8 +310,12 @@ class Mutation:
                               description=REVISION)] = None) -> Course | None:
         me = _author(info, tenant)
         body = validated(model.CourseEdit, edit, "edit").model_copy(
-            update={"revision": _at_least(revision, 0, "revision")})
-        return _written(info, await _service(info).edit_course(tenant, id, body, by=me))
+            update={"revision": at_least(revision, 0, "revision")})
+        try:
+            edited = await _service(info).edit_course(tenant, id, body, by=me)
+        except InvalidBody as exc:
+            raise in_argument(exc, "edit") from None
+        return _written(info, edited)
 
     @field("deletes a course never published, with its lessons (as `DELETE …/courses/{course}`; "
            "its owner or the tenant's admins): `course_published` when it was published; true "
@@ -305,7 +324,7 @@ class Mutation:
                             revision: Annotated[int | None, strawberry.argument(
                                 description=REVISION)] = None) -> bool | None:
         me = _author(info, tenant)
-        await _service(info).delete_course(tenant, id, revision=_at_least(
+        await _service(info).delete_course(tenant, id, revision=at_least(
             revision, 0, "revision"), by=me)
         _written_lessons(info)
         return True
@@ -337,7 +356,7 @@ class Mutation:
                                  description=REVISION)] = None) -> Course | None:
         me = _author(info, tenant)
         return _written(info, await _service(info).publish(
-            tenant, id, revision=_at_least(revision, 0, "revision"), by=me))
+            tenant, id, revision=at_least(revision, 0, "revision"), by=me))
 
     @field("takes a published course out of the catalogue, closed to new enrolments (as "
            "`POST …/courses/{course}/archive`; its owner or the tenant's admins): "
@@ -347,7 +366,7 @@ class Mutation:
                                  description=REVISION)] = None) -> Course | None:
         me = _author(info, tenant)
         return _written(info, await _service(info).archive(
-            tenant, id, revision=_at_least(revision, 0, "revision"), by=me))
+            tenant, id, revision=at_least(revision, 0, "revision"), by=me))
 
     @field("puts an archived course back in the catalogue (as `POST …/courses/{course}/"
            "unarchive`)")
@@ -356,7 +375,7 @@ class Mutation:
                                    description=REVISION)] = None) -> Course | None:
         me = _author(info, tenant)
         return _written(info, await _service(info).archive(
-            tenant, id, False, revision=_at_least(revision, 0, "revision"), by=me))
+            tenant, id, False, revision=at_least(revision, 0, "revision"), by=me))
 
     @field("makes a course's draft equal to published version `version` and publishes it as a "
            "new version (as `POST …/courses/{course}/rollback`): a draft holding changes not "
@@ -373,7 +392,7 @@ class Mutation:
         me = _author(info, tenant)
         body = validated(model.Rollback, {"version": version, "discard_draft": discard_draft})
         return _written(info, await _service(info).rollback(
-            tenant, id, body.version, revision=_at_least(revision, 0, "revision"),
+            tenant, id, body.version, revision=at_least(revision, 0, "revision"),
             discard_draft=body.discard_draft, by=me))
 
     @field("adds a lesson to a course's draft (as `POST …/courses/{course}/lessons`); "
@@ -395,8 +414,11 @@ class Mutation:
         me = _author(info, tenant)
         lesson_id = sized(id, "id", LessonId)
         body = validated(model.LessonEdit, edit, "edit", as_written=("blocks",)).model_copy(
-            update={"version": _at_least(version, 1, "version")})
-        edited = await _service(info).edit_lesson(tenant, lesson_id, body, by=me)
+            update={"version": at_least(version, 1, "version")})
+        try:
+            edited = await _service(info).edit_lesson(tenant, lesson_id, body, by=me)
+        except InvalidBody as exc:
+            raise in_argument(exc, "edit", as_written=("blocks",)) from None
         _written_lessons(info)
         return Lesson.of(edited, draft=True)
 
@@ -407,7 +429,7 @@ class Mutation:
                                 description=LESSON_VERSION)] = None) -> bool | None:
         me = _author(info, tenant)
         lesson_id = sized(id, "id", LessonId)
-        await _service(info).delete_lesson(tenant, lesson_id, version=_at_least(
+        await _service(info).delete_lesson(tenant, lesson_id, version=at_least(
             version, 1, "version"), by=me)
         _written_lessons(info)
         return True
@@ -431,4 +453,4 @@ class Mutation:
         _author(info, tenant)
         body = validated(model.ConceptEdit, edit, "edit")
         return Concept.of(await _service(info).edit_concept(
-            tenant, id, body, version=_at_least(version, 0, "version")))
+            tenant, id, body, version=at_least(version, 0, "version")))
