@@ -19,7 +19,7 @@ import strawberry
 
 from bloop.graphql.context import Context
 from bloop.graphql.fields import Page, field, invalid, page_size, sized
-from bloop.graphql.inputs import validated
+from bloop.graphql.inputs import at_least, validated
 from bloop.graphql.scalars import Slug
 from bloop.platform.kit.auth import a_person
 from bloop.platform.kit.errors import Invalid, NotFound
@@ -556,8 +556,8 @@ class Mutation:
                            version: int | None = None) -> LearningConcept | None:
         _editor(info, tenant)
         change = validated(model.ConceptEdit, edit, "edit")
-        return LearningConcept.of(await _service(info).edit_concept(tenant, id, change,
-                                                                    version=version))
+        return LearningConcept.of(await _service(info).edit_concept(
+            tenant, id, change, version=at_least(version, 0, "version")))
 
     @field("sets a concept's BKT parameters by hand (as "
            "`PUT …/learning/concepts/{concept}/bkt`); a later fit replaces them")
@@ -590,8 +590,8 @@ class Mutation:
         _editor(info, tenant)
         card = sized(id, "id", RecordId)
         change = validated(model.CardEdit, edit, "edit")
-        return Card.of(await _service(info).edit_card(tenant, concept_id, card, change,
-                                                      version=version))
+        return Card.of(await _service(info).edit_card(
+            tenant, concept_id, card, change, version=at_least(version, 0, "version")))
 
     @field("retires a card (as `DELETE …/learning/concepts/{concept}/cards/{card}`): it "
            "leaves every learner's deck, their review history staying, and the AI lesson that "

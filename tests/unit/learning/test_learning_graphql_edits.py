@@ -137,6 +137,15 @@ async def test_an_edit_refuses_its_input_as_its_http_twin_does(running: tuple[
     assert loc(kind) == [["edge", "kind"]]
     blank = await run(client, editor, ADD_CARD, id="loops", c={"front": "", "back": "b"})
     assert (refused(blank), loc(blank)) == ((422, "validation_failed"), [["card", "front"]])
+    card = (await run(client, editor, ADD_CARD, id="loops",
+                      c={"front": "f", "back": "b"}))["data"]["addCard"]["id"]
+    # a version below any (an `If-Match` of digits names none) is the argument's fault
+    for negative in (await run(client, editor, EDIT_CONCEPT, id="loops", e={"name": "L"}, v=-5),
+                     await run(client, editor, EDIT_CARD, id="loops", card=card,
+                               e={"back": "c"}, v=-5)):
+        assert refused(negative) == (422, "validation_failed")
+        assert loc(negative) == [["version"]]
+    assert (await client.delete(f"{BASE}/concepts/loops/cards/{card}")).status_code == 204
     long_id = await run(client, editor, RETIRE_CARD, id="loops", card="x" * 65)
     assert (refused(long_id), loc(long_id)) == ((422, "validation_failed"), [["id"]])
     assert refused(await run(client, editor, ADD_CARD, id="ghost",
