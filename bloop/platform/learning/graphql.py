@@ -352,12 +352,15 @@ class LessonProgress:
     started_at: datetime = strawberry.field(description="when the learner started it")
     completed_at: datetime | None = strawberry.field(description="when they completed it; null "
                                                                  "until then")
+    updated_at: datetime | None = strawberry.field(description=(
+        "when the last update was recorded; null for progress kept before that was"))
     version: int = strawberry.field(description="one more at each update")
 
     @classmethod
     def of(cls, p: model.Progress) -> LessonProgress:
         return cls(lesson_id=p.lesson_id, status=ProgressStatus(p.status), seconds=p.seconds,
-                   started_at=p.started_at, completed_at=p.completed_at, version=p.version)
+                   started_at=p.started_at, completed_at=p.completed_at,
+                   updated_at=p.updated_at, version=p.version)
 
 
 @strawberry.type(description="a placement diagnostic: it asks about the goal's prerequisites "

@@ -16,6 +16,7 @@ SUBMIT = """mutation($lesson: String!, $answers: [QuizAnswerInput!]!, $version: 
     submitQuizAttempt(tenant: "acme", lessonId: $lesson, quizId: "check", answers: $answers,
                       lessonVersion: $version) {
         id number score maxScore lessonVersion
+        answers { questionId answer { text ids truth number pairs { left right } } }
         questions { questionId outcome correct score feedback optionFeedback { option feedback } }
     } }"""
 
@@ -68,6 +69,11 @@ async def test_an_attempt_over_graphql_is_graded_and_stored_as_over_http(
     stored = (await client.get(url, headers=ada)).json()["items"]
     assert stored[1]["id"] == attempt["id"]
     assert stored[1]["answers"] == RIGHT
+    # the answers as stored, each in the field of its kind, as they were sent
+    kinds = ("text", "ids", "truth", "number", "pairs")
+    assert attempt["answers"] == [
+        {"questionId": a["questionId"], "answer": {k: a["answer"].get(k) for k in kinds}}
+        for a in as_input(RIGHT)]
 
     stale = await submit(client, ada, lesson, as_input(RIGHT), version=7)
     assert (stale["data"]["submitQuizAttempt"], code(stale)) == (None, (409, "stale_version"))

@@ -3,6 +3,7 @@ and refuses what its twin refuses with the same code."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -34,7 +35,7 @@ ENROL = """mutation($goal: GoalInput!) { enrol(tenant: "acme", goal: $goal) {
 UNENROL = 'mutation($goal: GoalInput!) { unenrol(tenant: "acme", goal: $goal) }'
 PROGRESS = """mutation($lesson: String!, $progress: ProgressInput!) {
     recordProgress(tenant: "acme", lessonId: $lesson, progress: $progress) {
-        lessonId status seconds completedAt version } }"""
+        lessonId status seconds completedAt updatedAt version } }"""
 DUE = '{ myDueReviews(tenant: "acme") { items { cardId version front } } }'
 REVIEW = """mutation($review: ReviewInput!) { reviewCard(tenant: "acme", review: $review) {
     cardId rating wasDue nextDue intervalDays version } }"""
@@ -63,6 +64,16 @@ async def test_a_learner_enrols_progresses_and_reviews_over_graphql(running: tup
     assert done["data"]["recordProgress"]["completedAt"] is not None
     report = (await client.get(f"{BASE}/me/progress", headers=pupil)).json()
     assert "names" in str(report)
+    again = (await run(client, pupil, PROGRESS, lesson="names",
+                       progress={"status": "STARTED"}))["data"]["recordProgress"]
+    over_http = (await client.post(f"{BASE}/me/lessons/names/progress", headers=pupil,
+                                   json={"status": "started"})).json()
+    # the time of the last update, as the HTTP API's `updated_at`: it moves on at each
+    times = [datetime.fromisoformat(t) for t in (
+        done["data"]["recordProgress"]["updatedAt"], again["updatedAt"],
+        over_http["updated_at"])]
+    assert times[0] < times[1] < times[2], times
+    assert (again["version"], over_http["version"]) == (2, 3)
 
     [due] = (await run(client, pupil, DUE))["data"]["myDueReviews"]["items"]
     assert due["cardId"] == card["id"]

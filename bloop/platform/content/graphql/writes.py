@@ -17,6 +17,7 @@ from bloop.graphql.inputs import Loc, at_least, in_argument, validated
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
 from bloop.platform.content.api import LessonId, LessonOrder
+from bloop.platform.content.attempts.model import AnswerValue as AnswerValueModel
 from bloop.platform.content.attempts.model import Attempt, AttemptSubmission
 from bloop.platform.content.attempts.service import AttemptService
 from bloop.platform.content.graphql.reads import (
@@ -83,6 +84,45 @@ class OptionFeedback:
     feedback: str = strawberry.field(description="its feedback")
 
 
+@strawberry.type(description="an answer, in the form its question takes: exactly one of these "
+                             "is set")
+class AnswerValue:
+    text: str | None = strawberry.field(default=None, description=(
+        "the id of the option picked (single choice), or the text typed (short text)"))
+    ids: list[str] | None = strawberry.field(default=None, description=(
+        "the ids of the options picked (multiple choice), or every item's id in order "
+        "(ordering)"))
+    truth: bool | None = strawberry.field(default=None, description="true or false (true/false)")
+    number: float | None = strawberry.field(default=None, description="the number (numeric)")
+    pairs: list[Pair] | None = strawberry.field(default=None, description=(
+        "each left id with the right id matched to it (matching)"))
+
+    @classmethod
+    def of(cls, value: AnswerValueModel) -> AnswerValue:
+        match value:
+            case bool():
+                return cls(truth=value)
+            case int() | float():
+                return cls(number=value)
+            case str():
+                return cls(text=value)
+            case list():
+                return cls(ids=list(value))
+        return cls(pairs=[Pair(left=left, right=right) for left, right in value.items()])
+
+
+@strawberry.type(description="a left side matched to a right side")
+class Pair:
+    left: str = strawberry.field(description="the left side's id")
+    right: str = strawberry.field(description="the right side's id")
+
+
+@strawberry.type(description="the learner's answer to one question of a quiz")
+class QuizAnswer:
+    question_id: str = strawberry.field(description="the question's id")
+    answer: AnswerValue = strawberry.field(description="what the learner answered")
+
+
 @strawberry.type(description="a learner's graded attempt at a quiz")
 class QuizAttempt:
     id: str = strawberry.field(description="its id")
@@ -92,6 +132,9 @@ class QuizAttempt:
     number: int = strawberry.field(description="1 for the learner's first attempt at this quiz")
     score: float = strawberry.field(description="what it scored")
     max_score: float = strawberry.field(description="the most it could score")
+    answers: list[QuizAnswer] = strawberry.field(description=(
+        "what the learner answered, each question once, in the order sent (the HTTP API's "
+        "`answers`, an object by question id); questions left out are not here"))
     questions: list[GradedQuestion] = strawberry.field(description="each question, in the "
                                                                    "quiz's order")
     graded_at: datetime = strawberry.field(description="when it was graded")
@@ -100,7 +143,10 @@ class QuizAttempt:
     def of(cls, a: Attempt) -> QuizAttempt:
         return cls(id=a.id, lesson_id=a.lesson_id, lesson_version=a.lesson_version,
                    quiz_id=a.quiz_id, number=a.number, score=a.score, max_score=a.max_score,
-                   graded_at=a.graded_at, questions=[GradedQuestion(
+                   graded_at=a.graded_at,
+                   answers=[QuizAnswer(question_id=q, answer=AnswerValue.of(v))
+                            for q, v in a.answers.items()],
+                   questions=[GradedQuestion(
                        question_id=q.question_id, outcome=q.outcome, correct=q.correct,
                        score=q.score, max_score=q.max_score, feedback=q.feedback,
                        option_feedback=[OptionFeedback(option=o, feedback=f)
