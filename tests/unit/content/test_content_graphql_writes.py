@@ -78,6 +78,8 @@ async def test_an_educator_authors_a_course_over_graphql_that_learners_read(
     assert data["createConcept"] == {"id": "loops", "version": 1}
     assert data["editConcept"] == {"name": "Loops", "version": 2}
     assert (data["stale"], problem(body)) == (None, (409, "stale_version"))
+    # the HTTP problem's other fields, spelt as its body spells them
+    assert body["errors"][0]["extensions"]["current_version"] == 2
     assert data["createCourse"] == {"id": "py", "title": "Python", "status": "draft",
                                     "version": 0, "revision": 0, "lessonCount": 0,
                                     "modules": [], "draft": True}
