@@ -28,6 +28,7 @@ from tests.unit.content.test_quiz_api import QUIZ, RIGHT
 from tests.unit.learning.test_learning_api import python_course
 
 BASE = "/v1/tenants/acme"
+SECRETS = {"/v1/tenants/{tenant}/api-keys", "/v1/tenants/{tenant}/invitations"}
 Running = tuple[FastAPI, httpx.AsyncClient]
 
 
@@ -49,10 +50,10 @@ def test_the_document_names_the_key_and_its_problems_on_each_post_that_honours_i
     uploads = {"/v1/tenants/{tenant}/media", "/v1/tenants/{tenant}/courses/{course}/uploads"}
     own = "/v1/tenants/{tenant}/ai/jobs"
     honouring = {path for path, ops in doc["paths"].items()
-                 if "security" in ops.get("post", {})} - uploads - {own}
+                 if "security" in ops.get("post", {})} - uploads - {own} - SECRETS
     assert {"/graphql", "/v1/tenants/{tenant}/courses",
             "/v1/tenants/{tenant}/learning/me/lessons/{lesson}/progress"} <= honouring
-    assert len(honouring) > 25
+    assert len(honouring) > 23
     for path in sorted(honouring):
         [header] = keys(path)
         assert header["required"] is False, path
@@ -69,6 +70,13 @@ def test_the_document_names_the_key_and_its_problems_on_each_post_that_honours_i
     assert len(keys(own)) == 1  # its own, which names a job for good
     assert "`invalid_idempotency_key`" in doc["paths"][own]["post"]["responses"]["400"][
         "description"]
+    for path in SECRETS:
+        [header] = keys(path)
+        assert header["description"].startswith("not honoured here"), path
+        responses = doc["paths"][path]["post"]["responses"]
+        assert "`invalid_idempotency_key`" in responses["400"]["description"], path
+        assert "409" not in responses, path
+        assert "idempotency_key_reused" not in responses["422"]["description"], path
 
 
 def key(value: str) -> dict[str, str]:
@@ -138,6 +146,29 @@ async def test_progress_sent_again_counts_its_seconds_once(running: Running) -> 
     r = await client.post(url, json={"status": "started", "seconds": 60},
                           headers={**pupil, **key("progress-2")})
     assert r.json()["seconds"] == 120
+
+
+def kept_bytes(data_dir: Path) -> bytes:
+    """What the key store's file (and its write-ahead log) hold, raw."""
+    return b"".join(f.read_bytes() for f in data_dir.glob("idempotency.sqlite3*"))
+
+
+async def test_an_answer_carrying_a_secret_is_never_kept(
+        running: Running, tmp_path: Path) -> None:
+    """Whoever read the store got a working API key, or an invitation to accept."""
+    app, client = running
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    for path, body, secret in (
+            ("api-keys", {"name": "sync", "scopes": ["identity:read"]}, "key"),
+            ("invitations", {"email": "ada@acme.test", "roles": ["tenant_admin"]}, "token")):
+        answers = [await client.post(f"{BASE}/{path}", json=body,
+                                     headers={**admin, **key(f"secret-{path}")})
+                   for _ in range(2)]
+        assert [a.status_code for a in answers] == [201, 201], answers[-1].text
+        assert answers[0].json()["id"] != answers[1].json()["id"], path  # made again
+        kept = kept_bytes(tmp_path)
+        for a in answers:
+            assert a.json()[secret].encode() not in kept, path
 
 
 async def test_a_key_used_for_another_request_is_refused(running: Running) -> None:

@@ -36,6 +36,7 @@ from bloop.platform.identity.service import ApiKeyService, AuthService, Identity
 from bloop.platform.kit.auth import TOKEN_URL, Principal, a_person, require
 from bloop.platform.kit.auth.principal import PrincipalView
 from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.idempotency.layer import SECRET_ANSWER
 from bloop.platform.kit.middleware import client_ip
 from bloop.platform.kit.pagination import After, Page
 from bloop.platform.kit.personal_data import PersonalDataSources
@@ -242,7 +243,7 @@ async def delete_user(tenant: TenantId, user_id: UserId, service: Svc, me: Tenan
     await service.delete_user(tenant, user_id, by=me)
 
 
-@router.post("/{tenant}/invitations", status_code=201)
+@router.post("/{tenant}/invitations", status_code=201, dependencies=[SECRET_ANSWER])
 async def invite(tenant: TenantId, body: NewInvitation, service: Svc,
                  me: TenantAdmin) -> InvitationIssued:
     """Invites someone by email; an earlier invitation of the same email stops working."""
@@ -368,7 +369,7 @@ class ApiKeyIssued(ApiKeyView):
                                  "once; send it as `Authorization: Bearer …` or `X-API-Key`")
 
 
-@router.post("/{tenant}/api-keys", status_code=201)
+@router.post("/{tenant}/api-keys", status_code=201, dependencies=[SECRET_ANSWER])
 async def create_api_key(tenant: TenantId, body: NewApiKey, keys: KeySvc, me: TenantAdmin,
                          response: Response) -> ApiKeyIssued:
     response.headers["Cache-Control"] = "no-store"

@@ -13,8 +13,9 @@ under 400 is kept for `keep_s`; an error, or an answer its route says changed no
 (`changed_nothing`: a GraphQL operation each of whose mutations failed), frees the key.
 Routes without `require(...)` (signing in, signing up) and routes that read the header
 themselves (`ai/jobs`, whose key names a job for good) are left alone, as are those that limit
-their own bodies (uploads), whose body is not read ahead: a key, malformed or not, is ignored
-where it is not honoured (clients send it everywhere)."""
+their own bodies (uploads), whose body is not read ahead, and those whose answer carries a
+secret (`SECRET_ANSWER`: an API key, an invitation's token), which is never kept: a key,
+malformed or not, is ignored where it is not honoured (clients send it everywhere)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -88,6 +89,26 @@ def _reads_key(dependant: Dependant) -> bool:
                for p in dependant.header_params) or any(map(_reads_key, dependant.dependencies))
 
 
+def _answers_a_secret() -> None:
+    """Marks a route whose answer carries a secret (`SECRET_ANSWER`); does nothing itself."""
+
+
+SECRET_ANSWER = Depends(_answers_a_secret)
+"""In a route's `dependencies`: its answer carries a secret shown only once (an API key, an
+invitation's token), which is kept nowhere in the clear, so not under an Idempotency-Key
+either: the same request sent again runs again."""
+
+
+def secret_answer(route: object) -> bool:
+    """Whether `route` (an `APIRoute`, or its context in an app) is marked `SECRET_ANSWER`."""
+    dependant = getattr(route, "dependant", None)
+    return isinstance(dependant, Dependant) and _marked(dependant)
+
+
+def _marked(dependant: Dependant) -> bool:
+    return dependant.call is _answers_a_secret or any(map(_marked, dependant.dependencies))
+
+
 class Pending:
     """A POST's key, until the route's caller is known and the key is taken."""
 
@@ -102,7 +123,7 @@ class Pending:
         if self.settled:
             return
         self.settled = True
-        if own_key(route):
+        if own_key(route) or secret_answer(route):
             return
         stored_key = hashlib.sha256("\x00".join((tenant or "", *caller, self.key)).encode(
             )).hexdigest()
@@ -233,16 +254,24 @@ IN_USE_DOC = (f"`idempotency_key_in_use`: the first request with this {HEADER} s
                   409, "idempotency_key_in_use", IN_USE, instance=_AT))
 REUSED_DOC = (f"`idempotency_key_reused`: this {HEADER} was sent with another request",
               problem_body(422, "idempotency_key_reused", REUSED, instance=_AT))
+NOT_KEPT_PARAMETER: dict[str, Any] = {
+    **KEY_PARAMETER,
+    "description": "not honoured here: this answer carries a secret shown only once, so it is "
+                   "never kept, and the same request sent again runs again (a key that is no "
+                   "key is still 400)"}
 
 
 def document_idempotency(app: FastAPI, own_limits: Sequence[str]) -> None:
     """Names, in the app's OpenAPI document, the header and its problems on each POST that
     honours it: those needing a credential (`document_security`'s marks, read after it), but
-    the uploads; a route reading the header itself keeps its own, and gets the 400."""
+    the uploads; a route reading the header itself keeps its own, and gets the 400, as does
+    one whose answer is a secret, whose header says it is not honoured."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         schema = build()
+        secrets = {r.path_format for r in iter_route_contexts(app.routes)
+                   if "POST" in (r.methods or ()) and secret_answer(r)}
         for path, operations in schema.get("paths", {}).items():
             operation = operations.get("post")
             if operation is None or "security" not in operation or path in own_limits:
@@ -253,6 +282,9 @@ def document_idempotency(app: FastAPI, own_limits: Sequence[str]) -> None:
             if any(p["in"] == "header" and p["name"].lower() == HEADER.lower()
                    for p in parameters):
                 continue  # its own, or documented on an earlier call
+            if path in secrets:
+                parameters.append(NOT_KEPT_PARAMETER)
+                continue
             parameters.append(KEY_PARAMETER)
             add_problem(responses, IN_USE_DOC, RETRY_AFTER)
             add_problem(responses, REUSED_DOC)
