@@ -9,6 +9,7 @@ from bloop.platform.content.attempts.consumers import GROUP as ATTEMPTS
 from bloop.platform.content.consumers import AI_MEDIA_GROUP, AUTHORS_GROUP, CACHE_GROUP
 from bloop.platform.content.events import TOPIC as CONTENT_EVENTS
 from bloop.platform.content.search.consumers import GROUP as SEARCH
+from bloop.platform.identity.consumers import GROUP as KEPT_ANSWERS
 from bloop.platform.identity.events import TOPIC as USER_EVENTS
 from bloop.platform.learning.consumers import GROUP as LEARNING
 
@@ -26,7 +27,8 @@ def consumer_groups(topic: str, ai_worker_group: str) -> set[str]:
     by_topic = {
         CONTENT_EVENTS: {CACHE_GROUP, CACHE_GROUPS, SEARCH_GROUPS, LEARNING,
                          f"{ai_worker_group}.content", f"{ai_worker_group}.lessons"},
-        USER_EVENTS: {AUTHORS_GROUP, ATTEMPTS, LEARNING, f"{ai_worker_group}.users"},
+        USER_EVENTS: {AUTHORS_GROUP, ATTEMPTS, LEARNING, KEPT_ANSWERS,
+                      f"{ai_worker_group}.users"},
         AI_EVENTS: {AI_MEDIA_GROUP, LEARNING},
         JOBS_TOPIC: {ai_worker_group},
     }

@@ -1,6 +1,6 @@
 """The Idempotency-Key store's contract over SQLite and Redis: a key is taken once, holds its
-request's fingerprint and then its response, is freed only by the request that holds it, and
-expires."""
+request's fingerprint and then its response, is freed only by the request that holds it,
+expires, and is dropped with every other key of its tenant (an erasure there)."""
 
 from __future__ import annotations
 
@@ -42,36 +42,69 @@ def fp(text: str) -> str:
 
 
 async def test_a_key_is_taken_once_then_answers_its_response(keys: IdempotencyStore) -> None:
-    assert await keys.claim("k", fp("a"), 60) is None
-    assert await keys.claim("k", fp("b"), 60) == Entry(fp("a"), None)
-    await keys.finish("k", fp("a"), b"201\n{}", 60)
-    assert await keys.claim("k", fp("a"), 60) == Entry(fp("a"), b"201\n{}")
-    assert await keys.claim("other", fp("a"), 60) is None
+    assert await keys.claim("acme", "k", fp("a"), 60) is None
+    assert await keys.claim("acme", "k", fp("b"), 60) == Entry(fp("a"), None)
+    await keys.finish("acme", "k", fp("a"), b"201\n{}", 60)
+    assert await keys.claim("acme", "k", fp("a"), 60) == Entry(fp("a"), b"201\n{}")
+    assert await keys.claim("acme", "other", fp("a"), 60) is None
 
 
 async def test_only_an_unanswered_key_is_freed(keys: IdempotencyStore) -> None:
-    assert await keys.claim("k", fp("a"), 60) is None
-    await keys.release("k", fp("b"))  # not the request that holds it
-    assert await keys.claim("k", fp("a"), 60) == Entry(fp("a"), None)
-    await keys.release("k", fp("a"))
-    assert await keys.claim("k", fp("b"), 60) is None
-    await keys.finish("k", fp("b"), b"", 60)
-    await keys.release("k", fp("b"))
-    assert await keys.claim("k", fp("b"), 60) == Entry(fp("b"), b"")
+    assert await keys.claim("acme", "k", fp("a"), 60) is None
+    await keys.release("acme", "k", fp("b"))  # not the request that holds it
+    assert await keys.claim("acme", "k", fp("a"), 60) == Entry(fp("a"), None)
+    await keys.release("acme", "k", fp("a"))
+    assert await keys.claim("acme", "k", fp("b"), 60) is None
+    await keys.finish("acme", "k", fp("b"), b"", 60)
+    await keys.release("acme", "k", fp("b"))
+    assert await keys.claim("acme", "k", fp("b"), 60) == Entry(fp("b"), b"")
 
 
 async def test_keys_expire(keys: IdempotencyStore) -> None:
-    assert await keys.claim("taken", fp("a"), 0.2) is None
-    assert await keys.claim("kept", fp("a"), 60) is None
-    await keys.finish("kept", fp("a"), b"x", 0.2)
+    assert await keys.claim("acme", "taken", fp("a"), 0.2) is None
+    assert await keys.claim("acme", "kept", fp("a"), 60) is None
+    await keys.finish("acme", "kept", fp("a"), b"x", 0.2)
     await asyncio.sleep(0.4)
-    assert await keys.claim("taken", fp("b"), 60) is None
-    assert await keys.claim("kept", fp("b"), 60) is None
+    assert await keys.claim("acme", "taken", fp("b"), 60) is None
+    assert await keys.claim("acme", "kept", fp("b"), 60) is None
 
 
 async def test_of_requests_at_once_one_takes_the_key(keys: IdempotencyStore) -> None:
-    held = await asyncio.gather(*(keys.claim("k", fp(str(i)), 60) for i in range(20)))
+    held = await asyncio.gather(*(keys.claim("acme", "k", fp(str(i)), 60) for i in range(20)))
     assert sum(h is None for h in held) == 1
     winner = next(fp(str(i)) for i, h in enumerate(held) if h is None)
     assert {h.fingerprint for h in held if h is not None} == {winner}
     await keys.ping()
+
+
+async def test_a_tenants_keys_are_dropped_together(keys: IdempotencyStore) -> None:
+    for tenant in ("acme", "acme-2", "beta"):
+        assert await keys.claim(tenant, "answered", fp("a"), 60) is None
+        await keys.finish(tenant, "answered", fp("a"), b"201\n{}", 60)
+        assert await keys.claim(tenant, "running", fp("a"), 60) is None
+    await keys.drop_tenant("acme")
+    assert await keys.claim("acme", "answered", fp("b"), 60) is None
+    await keys.finish("acme", "running", fp("a"), b"late", 60)  # its request ends after
+    assert await keys.claim("acme", "running", fp("b"), 60) is None
+    for tenant in ("acme-2", "beta"):
+        assert await keys.claim(tenant, "answered", fp("b"), 60) == Entry(fp("a"), b"201\n{}")
+        assert await keys.claim(tenant, "running", fp("b"), 60) == Entry(fp("a"), None)
+    await keys.drop_tenant("ghost")
+
+
+async def test_a_file_from_before_tenants_is_migrated(tmp_path: Path) -> None:
+    """Its keys, whose tenant is unknown, go: else an erasure could not drop them."""
+    db = SqliteDB(tmp_path / "idempotency.sqlite3")
+    await db.run(lambda c: c.execute(
+        "CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, entry BLOB NOT NULL,"
+        " expires REAL NOT NULL) WITHOUT ROWID"))
+    old = Entry(fp("a"), b"201\n{}").encode()
+    await db.transaction(lambda c: c.execute(
+        "INSERT INTO idempotency_keys VALUES ('k', ?, 9e99)", (old,)))
+    keys = SqliteIdempotency(db)
+    try:
+        assert await keys.claim("acme", "k", fp("b"), 60) is None
+        await keys.drop_tenant("acme")
+        assert await keys.claim("acme", "k", fp("c"), 60) is None
+    finally:
+        await db.close()

@@ -21,7 +21,7 @@ from bloop.platform.content.service import ContentService
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.idempotency import RedisIdempotency, SqliteIdempotency
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import PASSWORD, embedded_app, member, require_server
+from tests.support import PASSWORD, embedded_app, eventually, login, member, require_server
 from tests.unit.content.media_samples import png
 from tests.unit.content.test_cache_processes import process
 from tests.unit.content.test_quiz_api import QUIZ, RIGHT
@@ -169,6 +169,36 @@ async def test_an_answer_carrying_a_secret_is_never_kept(
         kept = kept_bytes(tmp_path)
         for a in answers:
             assert a.json()[secret].encode() not in kept, path
+
+
+async def test_an_erasure_drops_every_answer_kept_in_the_persons_tenant(
+        running: Running) -> None:
+    """Their own answers, and those about them: the admin's `POST …/users` sent again gave 201
+    with the erased person's email and name for a day."""
+    app, client = running
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    ada = {"email": "ada@acme.test", "display_name": "Ada", "roles": ["educator"],
+           "password": PASSWORD}
+    made = await client.post(f"{BASE}/users", json=ada, headers={**admin, **key("new-ada")})
+    assert made.status_code == 201, made.text
+    as_ada = await login(client, "acme", "ada@acme.test")
+    r = await client.post(f"{BASE}/courses", json={"title": "Mine"}, headers={**as_ada, **key("c")})
+    assert r.status_code == 201, r.text
+    beta = await member(app, client, "beta", ["educator"])
+    theirs = await client.post("/v1/tenants/beta/courses", json={"title": "B"},
+                               headers={**beta, **key("b")})
+    assert (await client.delete(f"{BASE}/me", headers=as_ada)).status_code == 204
+
+    async def made_anew() -> bool:  # not the erased one replayed
+        again = await client.post(f"{BASE}/users", json=ada,
+                                  headers={**admin, **key("new-ada")})
+        assert again.status_code == 201, again.text
+        return bool(again.json()["id"] != made.json()["id"])
+
+    await eventually(made_anew, timeout_s=10, what="the admin's answer dropped")
+    kept = await client.post("/v1/tenants/beta/courses", json={"title": "B"},
+                             headers={**beta, **key("b")})
+    assert kept.json() == theirs.json()  # another tenant's stay
 
 
 async def test_a_key_used_for_another_request_is_refused(running: Running) -> None:

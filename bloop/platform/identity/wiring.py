@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import SecretStr
 
 from bloop.platform.identity import events as _events  # noqa: F401  (registers the event types)
+from bloop.platform.identity.consumers import subscriptions
 from bloop.platform.identity.keys import KeyRing
 from bloop.platform.identity.model import NewTenant, NewUser, TenantSettings
 from bloop.platform.identity.oidc.ports import OidcProviderStore
@@ -94,6 +95,7 @@ async def mount(platform: Platform) -> Mounted:
                                   for link in await oidc.links(tenant, user_id)]}
 
     return Mounted(setup=setup, seed=seed, personal_data=personal_data,
+                   subscriptions=subscriptions(platform.idempotency),
                    state={"service": service, "auth": auth, "oidc": oidc, "api_keys": api_keys})
 
 

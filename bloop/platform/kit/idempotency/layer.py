@@ -6,7 +6,8 @@ The middleware reads the body of a POST that carries the key, and leaves a `Pend
 request's scope (`MALFORMED` for a key that is no key, which `claim` refuses with 400); the
 route's `require(...)` dependency, once it knows the caller, takes the key (`claim`): for (the
 path's tenant, the caller, the key), it keeps the request's fingerprint (its method, path,
-query and a hash of its body) and, once answered, its response. Taking it again
+query and a hash of its body) and, once answered, its response, within the path's tenant (the
+caller's without one, as on /graphql), whose kept answers an erasure drops. Taking it again
 with the same request raises `Replayed` (the stored response is sent), with another request
 422 `idempotency_key_reused`, while the first still runs 409 `idempotency_key_in_use`. An answer
 under 400 is kept for `keep_s`; an error, or an answer its route says changed nothing
@@ -116,6 +117,7 @@ class Pending:
                  ) -> None:
         self.store, self.key, self.fingerprint, self.lock_s = store, key, fingerprint, lock_s
         self.stored_key: str | None = None  # once taken by this request
+        self.tenant = ""  # the tenant it was taken within
         self.settled = False
         self.changed_nothing = False  # the route says so, whatever its answer's status
 
@@ -127,9 +129,10 @@ class Pending:
             return
         stored_key = hashlib.sha256("\x00".join((tenant or "", *caller, self.key)).encode(
             )).hexdigest()
-        held = await self.store.claim(stored_key, self.fingerprint, self.lock_s)
+        within = tenant if tenant is not None else next(iter(caller), "")
+        held = await self.store.claim(within, stored_key, self.fingerprint, self.lock_s)
         if held is None:
-            self.stored_key = stored_key
+            self.stored_key, self.tenant = stored_key, within
             return
         if held.fingerprint != self.fingerprint:
             raise Problem(REUSED, status=422, code="idempotency_key_reused")
@@ -140,7 +143,8 @@ class Pending:
 
 
 async def claim(request: Request, tenant: str | None, caller: tuple[str, ...]) -> None:
-    """Takes the request's Idempotency-Key for `caller`, if it carries one (see the module)."""
+    """Takes the request's Idempotency-Key for `caller` (its tenant first, then who it is), if
+    it carries one (see the module)."""
     pending: Pending | str | None = request.scope.get(_SCOPE)
     if pending == MALFORMED:
         raise Problem(NO_KEY, status=400, code="invalid_idempotency_key")
@@ -222,10 +226,11 @@ class IdempotencyMiddleware:
             return
         try:
             if response is None:
-                await pending.store.release(pending.stored_key, pending.fingerprint)
+                await pending.store.release(pending.tenant, pending.stored_key,
+                                            pending.fingerprint)
             else:
-                await pending.store.finish(pending.stored_key, pending.fingerprint, response,
-                                           self.keep_s)
+                await pending.store.finish(pending.tenant, pending.stored_key,
+                                           pending.fingerprint, response, self.keep_s)
         except Exception as exc:  # the answer went out: the key stays taken until lock_s
             log.warning("an Idempotency-Key could not be settled", extra={"error": repr(exc)})
 

@@ -1,5 +1,5 @@
 """The store of Idempotency-Keys: per key, the fingerprint of the request that took it and, once
-that request has been answered, its response. Keys come hashed (`layer.store_key`)."""
+that request has been answered, its response. Keys come hashed (`layer.Pending.claim`)."""
 
 from __future__ import annotations
 
@@ -30,14 +30,23 @@ class Entry:
 
 
 class IdempotencyStore(Protocol):
-    async def claim(self, key: str, fingerprint: str, lock_s: float) -> Entry | None:
+    """Each key is taken within a tenant, so that erasing a person there drops every answer kept
+    in it (`drop_tenant`): which answers are theirs or about them cannot be told apart."""
+
+    async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float
+                    ) -> Entry | None:
         """Takes `key` for a request of `fingerprint` for `lock_s` (None), unless it is held:
         then the entry held under it, left as it is."""
 
-    async def finish(self, key: str, fingerprint: str, response: bytes, keep_s: float) -> None:
-        """Keeps `response` under `key` for `keep_s`."""
+    async def finish(self, tenant: str, key: str, fingerprint: str, response: bytes,
+                     keep_s: float) -> None:
+        """Keeps `response` under `key` for `keep_s`, when a request of `fingerprint` still
+        holds it unanswered (not once its tenant's keys were dropped)."""
 
-    async def release(self, key: str, fingerprint: str) -> None:
+    async def release(self, tenant: str, key: str, fingerprint: str) -> None:
         """Frees `key` when a request of `fingerprint` still holds it unanswered."""
+
+    async def drop_tenant(self, tenant: str) -> None:
+        """Drops every key taken within `tenant`, answered or not."""
 
     async def ping(self) -> None: ...

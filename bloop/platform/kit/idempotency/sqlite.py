@@ -16,8 +16,13 @@ PRUNE_EVERY_S = 3600.0
 
 
 def _schema(c: sqlite3.Connection) -> None:
-    c.execute("CREATE TABLE IF NOT EXISTS idempotency_keys (key TEXT PRIMARY KEY,"
-              " entry BLOB NOT NULL, expires REAL NOT NULL) WITHOUT ROWID")
+    if "tenant" not in {r["name"] for r in c.execute("PRAGMA table_info(idempotency_keys)")}:
+        # Absent, or from before keys had a tenant: what it keeps could not be dropped with a
+        # tenant's keys, so it goes (a key sent again runs again).
+        c.execute("DROP TABLE IF EXISTS idempotency_keys")
+    c.execute("CREATE TABLE IF NOT EXISTS idempotency_keys (tenant TEXT NOT NULL, key TEXT NOT"
+              " NULL, entry BLOB NOT NULL, expires REAL NOT NULL, PRIMARY KEY (tenant, key))"
+              " WITHOUT ROWID")
     c.execute("CREATE INDEX IF NOT EXISTS idempotency_keys_expires ON idempotency_keys (expires)")
 
 
@@ -32,17 +37,19 @@ class SqliteIdempotency:
             await self.db.run(lambda c: at_once(c, _schema))
             self._ready = True
 
-    async def claim(self, key: str, fingerprint: str, lock_s: float) -> Entry | None:
+    async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float
+                    ) -> Entry | None:
         await self._setup()
         now = self.clock()
 
         def take(c: sqlite3.Connection) -> Entry | None:
-            row = c.execute("SELECT entry FROM idempotency_keys WHERE key = ? AND expires > ?",
-                            (key, now)).fetchone()
+            row = c.execute("SELECT entry FROM idempotency_keys WHERE tenant = ? AND key = ?"
+                            " AND expires > ?", (tenant, key, now)).fetchone()
             if row is not None:
                 return Entry.decode(bytes(row[0]))
-            c.execute("INSERT OR REPLACE INTO idempotency_keys (key, entry, expires)"
-                      " VALUES (?, ?, ?)", (key, Entry(fingerprint, None).encode(), now + lock_s))
+            c.execute("INSERT OR REPLACE INTO idempotency_keys (tenant, key, entry, expires)"
+                      " VALUES (?, ?, ?, ?)",
+                      (tenant, key, Entry(fingerprint, None).encode(), now + lock_s))
             return None
 
         held = await self.db.transaction(take)
@@ -52,18 +59,26 @@ class SqliteIdempotency:
                 "DELETE FROM idempotency_keys WHERE expires <= ?", (now,)))
         return held
 
-    async def finish(self, key: str, fingerprint: str, response: bytes, keep_s: float) -> None:
+    async def finish(self, tenant: str, key: str, fingerprint: str, response: bytes,
+                     keep_s: float) -> None:
         await self._setup()
+        pending = Entry(fingerprint, None).encode()
         entry, expires = Entry(fingerprint, response).encode(), self.clock() + keep_s
         await self.db.transaction(lambda c: c.execute(
-            "INSERT OR REPLACE INTO idempotency_keys (key, entry, expires) VALUES (?, ?, ?)",
-            (key, entry, expires)))
+            "UPDATE idempotency_keys SET entry = ?, expires = ? WHERE tenant = ? AND key = ?"
+            " AND entry = ?", (entry, expires, tenant, key, pending)))
 
-    async def release(self, key: str, fingerprint: str) -> None:
+    async def release(self, tenant: str, key: str, fingerprint: str) -> None:
         await self._setup()
         pending = Entry(fingerprint, None).encode()
         await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM idempotency_keys WHERE key = ? AND entry = ?", (key, pending)))
+            "DELETE FROM idempotency_keys WHERE tenant = ? AND key = ? AND entry = ?",
+            (tenant, key, pending)))
+
+    async def drop_tenant(self, tenant: str) -> None:
+        await self._setup()
+        await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM idempotency_keys WHERE tenant = ?", (tenant,)))
 
     async def ping(self) -> None:
         await self.db.ping()
