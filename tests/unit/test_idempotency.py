@@ -21,6 +21,7 @@ from bloop.platform.content.service import ContentService
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.idempotency import RedisIdempotency, SqliteIdempotency
 from bloop.platform.kit.settings import RuntimeSettings, Settings
+from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import PASSWORD, embedded_app, eventually, login, member, require_server
 from tests.unit.content.media_samples import png
 from tests.unit.content.test_cache_processes import process
@@ -199,6 +200,35 @@ async def test_an_erasure_drops_every_answer_kept_in_the_persons_tenant(
     kept = await client.post("/v1/tenants/beta/courses", json={"title": "B"},
                              headers={**beta, **key("b")})
     assert kept.json() == theirs.json()  # another tenant's stay
+
+
+async def test_expired_answers_go_without_keyed_requests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a claim dropped them: a data dir that no keyed request reached kept them for good."""
+    db = SqliteDB(tmp_path / "idempotency.sqlite3")
+    now = [1_000.0]
+    keys = SqliteIdempotency(db, clock=lambda: now[0], prune_every_s=0.05)
+    assert await keys.claim("acme", "k", "0" * 64, 60) is None
+    await keys.finish("acme", "k", "0" * 64, b"201\n{}", 60)
+    keys.start()
+    try:
+        now[0] += 120
+        await eventually(lambda: _none_kept(keys), timeout_s=10, what="expired keys dropped")
+    finally:
+        await keys.stop()
+    now[0] = 1_000.0  # kept anew, expired when the server starts: it drops them at once
+    assert await keys.claim("acme", "k", "0" * 64, 60) is None
+    await db.close()
+    async with embedded_app(tmp_path, monkeypatch, ["identity"]) as (app, _):
+        assert isinstance(app.state.platform.idempotency, SqliteIdempotency)
+        await eventually(lambda: _none_kept(app.state.platform.idempotency), timeout_s=10,
+                         what="expired keys dropped at start")
+
+
+async def _none_kept(store: SqliteIdempotency) -> bool:
+    kept: int = await store.db.run(lambda c: c.execute(
+        "SELECT count(*) FROM idempotency_keys").fetchone()[0])
+    return kept == 0
 
 
 async def test_a_key_used_for_another_request_is_refused(running: Running) -> None:

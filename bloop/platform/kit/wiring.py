@@ -91,9 +91,14 @@ class Platform:
             self.auth.use_api_keys(remote_keys)
             self._closers.append(remote_keys.close)
         # Not probed: a store of keys that is down fails only the POSTs that carry a key.
-        self.idempotency: IdempotencyStore = (
-            RedisIdempotency(self.redis) if self.redis is not None
-            else SqliteIdempotency(self.sqlite("idempotency", probed=False)))
+        self.idempotency: IdempotencyStore
+        # Redis expires keys itself; in SQLite a serving process drops the expired ones.
+        self._pruned_keys: SqliteIdempotency | None = None
+        if self.redis is not None:
+            self.idempotency = RedisIdempotency(self.redis)
+        else:
+            self.idempotency = kept = SqliteIdempotency(self.sqlite("idempotency", probed=False))
+            self._pruned_keys = None if one_off else kept
         self.processed: ProcessedEvents
         if self.redis is not None:
             self.processed = RedisProcessedEvents(self.redis)
@@ -174,6 +179,8 @@ class Platform:
             await self.processed.setup()
         await self.auth.start()
         await self.bus.start()
+        if self._pruned_keys is not None:
+            self._pruned_keys.start()
 
     def activate(self, relays: Sequence[OutboxRelay], subscriptions: Sequence[Subscription]) -> None:
         if subscriptions:
@@ -188,6 +195,8 @@ class Platform:
         services close what they hold (a search index, clients); `close` does it too."""
         for relay in self.relays:
             await relay.stop()
+        if self._pruned_keys is not None:
+            await self._pruned_keys.stop()
         with contextlib.suppress(Exception):
             await self.bus.close()
 

@@ -1,18 +1,21 @@
 """Idempotency-Keys in a SQLite file of the data dir, which every process on it shares: a key is
-taken in a write transaction, so two processes never both take it. Expired keys are dropped at a
-process's first claim and once an hour after."""
+taken in a write transaction, so two processes never both take it. Expired keys are dropped by
+each serving process at its start and once an hour after (`start`), keyed requests or none."""
 
 from __future__ import annotations
 
-import math
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
 
+from bloop.platform.kit.every import Every
 from bloop.platform.kit.idempotency.port import Entry
 from bloop.platform.kit.sqlite import SqliteDB, at_once
 
+log = logging.getLogger("bloop.idempotency")
 PRUNE_EVERY_S = 3600.0
+PRUNE_CHUNK = 10_000
 
 
 def _schema(c: sqlite3.Connection) -> None:
@@ -27,10 +30,26 @@ def _schema(c: sqlite3.Connection) -> None:
 
 
 class SqliteIdempotency:
-    def __init__(self, db: SqliteDB, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, db: SqliteDB, clock: Callable[[], float] = time.time,
+                 prune_every_s: float = PRUNE_EVERY_S) -> None:
         self.db, self.clock = db, clock
         self._ready = False
-        self._pruned_at = -math.inf
+        self._pruner = Every("idempotency:prune", self.prune, prune_every_s, log=log,
+                             failed="expired Idempotency-Keys cannot be dropped yet")
+
+    def start(self) -> None:
+        self._pruner.start()
+
+    async def stop(self) -> None:
+        await self._pruner.stop()
+
+    async def prune(self) -> int:
+        """Drops expired keys, a chunk at a time; returns how many (a full chunk: maybe more)."""
+        await self._setup()
+        now = self.clock()
+        return await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM idempotency_keys WHERE (tenant, key) IN (SELECT tenant, key FROM"
+            " idempotency_keys WHERE expires <= ? LIMIT ?)", (now, PRUNE_CHUNK)).rowcount)
 
     async def _setup(self) -> None:
         if not self._ready:
@@ -52,12 +71,7 @@ class SqliteIdempotency:
                       (tenant, key, Entry(fingerprint, None).encode(), now + lock_s))
             return None
 
-        held = await self.db.transaction(take)
-        if now - self._pruned_at > PRUNE_EVERY_S:
-            self._pruned_at = now
-            await self.db.transaction(lambda c: c.execute(
-                "DELETE FROM idempotency_keys WHERE expires <= ?", (now,)))
-        return held
+        return await self.db.transaction(take)
 
     async def finish(self, tenant: str, key: str, fingerprint: str, response: bytes,
                      keep_s: float) -> None:
