@@ -410,6 +410,61 @@ async def test_a_deleted_user_is_gone_and_its_email_free(store: IdentityReposito
     assert await store.get_user_by_email("acme", "ada@acme.dev") == again
 
 
+async def test_an_account_takes_the_invitations_to_its_email_and_its_deletion_too(
+        store: IdentityRepository) -> None:
+    """Invitations to a person were neither exported nor erased: after their account was made
+    (by an admin) and deleted, their email and roles stayed, listed as pending."""
+    at = now()
+
+    def invitation(token: str, email: str, tenant: str = "acme") -> Invitation:
+        return Invitation(token_hash=token, tenant=tenant, email=email, roles=["educator"],
+                          invited_by="admin", created_at=at, expires_at=at + timedelta(days=7))
+
+    first, other, elsewhere = (invitation("h1", "pat@example.org"),
+                               invitation("h2", "max@acme.dev"),
+                               invitation("h3", "pat@example.org", "beta"))
+    for i in (first, other, elsewhere):
+        await store.add_invitation(i)
+    assert await store.invitations_to("acme", "pat@example.org") == [first]
+    pat = user("acme", "pat@example.org")
+    await store.add_user(pat, [registered(pat)])
+    assert await store.invitations_to("acme", "pat@example.org") == []
+    assert (await store.pending_invitations("acme", at)).items == [other]
+    assert await store.invitations_to("beta", "pat@example.org") == [elsewhere]
+
+    late = invitation("h4", "pat@example.org")  # made as the account was
+    await store.add_invitation(late)
+    assert await store.invitations_to("acme", "pat@example.org") == [late]
+    await store.delete_user("acme", pat.id, [])
+    assert await store.get_invitation("acme", "h4") is None
+    assert (await store.pending_invitations("acme", at)).items == [other]
+    assert await store.invitations_to("beta", "pat@example.org") == [elsewhere]
+
+
+async def test_expired_invitations_of_every_tenant_are_pruned(store: IdentityRepository) -> None:
+    """Expired invitations went only when the same tenant invited someone again: a tenant that
+    stopped inviting kept its invitees' emails for good."""
+    at = now()
+
+    def invitation(token: str, tenant: str, days: int) -> Invitation:
+        made = at - timedelta(days=8)
+        return Invitation(token_hash=token, tenant=tenant, email=f"{token}@acme.dev",
+                          roles=["learner"], invited_by="admin", created_at=made,
+                          expires_at=made + timedelta(days=days))
+
+    old, older, live, used = (invitation("h1", "acme", 7), invitation("h2", "beta", 1),
+                              invitation("h3", "acme", 30), invitation("h4", "acme", 7))
+    for i in (old, older, live, used):
+        await store.add_invitation(i)
+    assert await store.delete_invitation("acme", "h4", used=True)
+    assert await store.invitation_used("acme", "h4", used.created_at)
+    assert await store.prune_expired_invitations(at) == 2
+    assert await store.prune_expired_invitations(at) == 0
+    assert [await store.get_invitation(i.tenant, i.token_hash) for i in (old, older, live)] == [
+        None, None, live]
+    assert not await store.invitation_used("acme", "h4", used.created_at)
+
+
 async def test_invitations_are_found_by_tenant_and_hash(store: IdentityRepository) -> None:
     at = now()
     inv = Invitation(token_hash="h1", tenant="acme", email="tess@acme.dev", roles=["educator"],

@@ -208,6 +208,39 @@ async def test_what_is_deleted_leaves_the_file(tmp_path: Path) -> None:
     assert b"okapi-" not in path.read_bytes()
 
 
+async def test_an_emptied_wal_keeps_nothing_deleted(tmp_path: Path) -> None:
+    """After an erasure the erased text stayed in the WAL until a checkpoint fell due (2,000
+    rows or 500 commits: weeks on a quiet store)."""
+    path = tmp_path / "erased.sqlite3"
+    wal = tmp_path / "erased.sqlite3-wal"
+    db = SqliteDB(path)
+    await db.transaction(lambda c: c.execute("CREATE TABLE t (bio TEXT)"))
+    await db.transaction(inserting("okapi-bio"))
+    await db.transaction(lambda c: c.execute("DELETE FROM t"))
+    assert b"okapi-bio" in wal.read_bytes()
+    assert await db.empty_wal()
+    assert wal.read_bytes() == b""
+    assert b"okapi-bio" not in path.read_bytes()
+    assert await db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 0
+    reader = sqlite3.connect(path, isolation_level=None)  # a reader elsewhere, mid-read
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchone()
+    await db.transaction(inserting("later"))
+    began = time.perf_counter()
+    assert not await db.empty_wal()  # it does not wait for the reader long
+    assert time.perf_counter() - began < 1
+    reader.execute("COMMIT")
+    reader.close()
+    await db.transaction(inserting("next"))  # the next commit group empties it after all
+
+    async def emptied() -> bool:
+        return wal.read_bytes() == b""
+
+    await eventually(emptied, timeout_s=5, what="the WAL emptied")
+    assert await db.empty_wal()
+    await db.close()
+
+
 async def test_an_in_memory_database_is_one_connection(tmp_path: Path) -> None:
     db = SqliteDB(":memory:")
     await db.run(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))

@@ -67,6 +67,10 @@ class JobStore(Protocol):
         """Stores `job` (its `rev` one past `expected_rev`) and its events atomically if the
         stored job is still at `expected_rev`; False otherwise (someone wrote first)."""
 
+    async def after_erasure(self) -> None:
+        """A person's erasure has written what it changes: what it overwrote leaves the store's
+        files now (the embedded store empties its WAL; nothing to do on MongoDB)."""
+
     async def spend(self, tenant: str, since: datetime) -> Spend:
         """How many jobs the tenant asked for since `since`, and what they cost."""
 

@@ -539,6 +539,8 @@ class JobService:
         for job in await self.store.by_requester(tenant, user_id):
             await self.mutate(tenant, job.id, change)
             changed += 1
+        if changed:
+            await self.store.after_erasure()
         return changed
 
 

@@ -63,7 +63,9 @@ class IdentityRepository(Protocol):
     async def add_user(self, user: User, events: Sequence[Envelope],
                        password_hash: str | None = None) -> None:
         """Stores the user, its password hash and its events atomically; `Duplicate` when the
-        email is taken in the user's tenant."""
+        email is taken in the user's tenant. The tenant's invitations to its email are deleted
+        (nobody could accept them now: `email_taken`), in the write's transaction on SQLite,
+        just after it on MongoDB."""
 
     async def get_user(self, tenant: str, user_id: str) -> User | None: ...
 
@@ -97,9 +99,10 @@ class IdentityRepository(Protocol):
         """Erases the user (email, profile, password) and stores its events atomically; the
         email is free again afterwards. `Missing` when the user does not exist. Their sessions
         end (as `revoke_user_sessions` ends them, whose sessions it returns) and their refresh
-        tokens and their sign-in providers' links are deleted; the invitations they sent and the
-        API keys they made (the tenant's, which go on working) name `personal_data.ERASED_USER`
-        instead. All in the user's write's transaction on SQLite, just after it on MongoDB."""
+        tokens, their sign-in providers' links and the invitations to their email are deleted;
+        the invitations they sent and the API keys they made (the tenant's, which go on
+        working) name `personal_data.ERASED_USER` instead. All in the user's write's
+        transaction on SQLite, just after it on MongoDB."""
 
     async def list_users(self, tenant: str, *, after: str | None = None,
                          limit: int = 50) -> list[User]:
@@ -135,6 +138,14 @@ class IdentityRepository(Protocol):
         ones included.
         Invitations to one email made at once, each pruning after its own was added, so end
         as exactly one: none deletes an invitation newer than the newest it read."""
+
+    async def prune_expired_invitations(self, at: datetime) -> int:
+        """Deletes the invitations, of every tenant, expired at `at` (used ones' marks too);
+        returns how many invitations."""
+
+    async def invitations_to(self, tenant: str, email: str) -> list[Invitation]:
+        """The tenant's invitations to `email` not accepted or withdrawn (expired ones until
+        pruned), newest first (a person's export)."""
 
     async def invitations_by(self, tenant: str, user_id: str) -> list[Invitation]:
         """The tenant's invitations `user_id` sent and nobody accepted or withdrew yet (expired

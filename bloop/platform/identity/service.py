@@ -284,6 +284,10 @@ class IdentityService:
         """The invitations the user sent that are still pending, newest first (their export)."""
         return await self.repo.invitations_by(tenant_id, user_id)
 
+    async def invitations_received(self, tenant_id: str, email: str) -> list[Invitation]:
+        """The invitations to `email` not accepted or withdrawn, newest first (their export)."""
+        return await self.repo.invitations_to(tenant_id, email)
+
     async def end_sessions(self, tenant_id: str, user_id: str, *, keep: str | None = None) -> None:
         """Signs the user out everywhere but the session `keep`: their refresh tokens are
         revoked and their access tokens refused. A retry after a failure part-way finishes it:
@@ -322,6 +326,11 @@ class IdentityService:
         # one invitation per email; expired ones are cleared while at it
         await self.repo.prune_invitations(tenant_id, invitation.email, at)
         return invitation, token
+
+    async def prune_invitations(self) -> int:
+        """Deletes every tenant's expired invitations, and the emails they hold with them;
+        returns how many (an identity process does so every PRUNE_INVITATIONS_S)."""
+        return await self.repo.prune_expired_invitations(now())
 
     async def invitations(self, tenant_id: str, *, after: str | None = None,
                           limit: int = 100) -> Slice[Invitation]:

@@ -17,10 +17,12 @@ from bloop.platform.identity.oidc.service import OidcService
 from bloop.platform.identity.ports import ApiKeyStore, IdentityRepository, SigningKeyStore
 from bloop.platform.identity.service import ApiKeyService, AuthService, IdentityService
 from bloop.platform.kit.errors import Conflict
+from bloop.platform.kit.every import Every
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted, Service
 
 log = logging.getLogger("bloop.identity")
+PRUNE_INVITATIONS_S = 3600  # how often expired invitations, and their invitees' emails, go
 
 
 def repository(platform: Platform) -> tuple[IdentityRepository, SigningKeyStore]:
@@ -70,12 +72,15 @@ async def mount(platform: Platform) -> Mounted:
     api_keys = ApiKeyService(service, api_key_store, platform.cache, settings,
                              revocations=platform.auth.revocations)
     platform.auth.use_api_keys(api_keys)
+    expiry = Every("identity:invitations", service.prune_invitations, PRUNE_INVITATIONS_S,
+                   log=log, failed="could not delete the expired invitations")
 
     async def setup() -> None:
         await repo.setup()
         await key_store.setup()
         await oidc_store.setup()
         await api_key_store.setup()
+        expiry.start()
 
     async def seed() -> None:
         await seed_demo(service)
@@ -91,10 +96,13 @@ async def mount(platform: Platform) -> Mounted:
                 "invitations_sent": [{"id": i.id, **i.model_dump(mode="json",
                                                                  exclude={"token_hash"})}
                                      for i in await service.invitations_sent(tenant, user_id)],
+                "invitations_received": [
+                    {"id": i.id, **i.model_dump(mode="json", exclude={"token_hash"})}
+                    for i in await service.invitations_received(tenant, user.email)],
                 "sign_in_links": [link.model_dump(mode="json")
                                   for link in await oidc.links(tenant, user_id)]}
 
-    return Mounted(setup=setup, seed=seed, personal_data=personal_data,
+    return Mounted(setup=setup, seed=seed, close=expiry.stop, personal_data=personal_data,
                    subscriptions=subscriptions(platform.idempotency),
                    state={"service": service, "auth": auth, "oidc": oidc, "api_keys": api_keys})
 

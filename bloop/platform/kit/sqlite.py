@@ -146,6 +146,7 @@ class SqliteDB:
         self._checkpointed_at = 0  # the writer's total_changes when a checkpoint was last asked
         self._commits = 0  # since then
         self._checkpointing = False
+        self._empty_owed = False  # `empty_wal` did not finish: the next commit group tries again
         # The reader thread; its answers wait here for the loop, one wake-up carrying all that
         # gathered.
         self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
@@ -308,21 +309,41 @@ class SqliteDB:
     def _checkpoint_if_due(self, conn: _Connection) -> None:
         """Asks the reader thread to copy the WAL into the database once the writer has changed
         CHECKPOINT_ROWS rows or committed CHECKPOINT_COMMITS times since the last time: a
-        checkpoint waits for the disk, the loop must not. See `_checkpoint`."""
+        checkpoint waits for the disk, the loop must not. See `_checkpoint`. After an
+        `empty_wal` that did not finish, at the next commit group, emptying the WAL."""
         if self._memory or self._checkpointing:
             return
-        if self._commits < CHECKPOINT_COMMITS \
+        if self._commits < CHECKPOINT_COMMITS and not self._empty_owed \
                 and conn.total_changes - self._checkpointed_at < CHECKPOINT_ROWS:
             return
         self._checkpointed_at, self._commits = conn.total_changes, 0
         self._checkpointing = True
-        self._submit(partial(_checkpoint, wal=f"{self.path}-wal")).add_done_callback(
-            self._checkpoint_done)
+        self._submit(partial(_checkpoint, wal=f"{self.path}-wal", empty=self._empty_owed)
+                     ).add_done_callback(self._checkpoint_done)
+
+    async def empty_wal(self) -> bool:
+        """Copies the WAL into the database and empties it now (after an erasure, so what was
+        erased does not linger in it until a checkpoint falls due). It waits CHECKPOINT_WAIT_MS
+        at most for readers elsewhere; False when they kept it from finishing, or it failed
+        (logged): it is tried again after the next commit group, until it finishes."""
+        if self._memory:
+            return True
+        try:
+            emptied: bool = await self._submit(_truncate)
+        except Exception as exc:
+            log.warning("WAL checkpoint failed", extra={"path": self.path, "error": repr(exc)})
+            emptied = False
+        self._empty_owed = self._empty_owed or not emptied
+        return emptied
 
     def _checkpoint_done(self, future: asyncio.Future[Any]) -> None:
         self._checkpointing = False
-        if not future.cancelled() and future.exception() is not None:
+        if future.cancelled():
+            return
+        if future.exception() is not None:
             log.warning("WAL checkpoint failed", extra={"path": self.path, "error": repr(future.exception())})
+        elif future.result():
+            self._empty_owed = False
 
     def _running_unit(self) -> _Call | None:
         unit = self._unit
@@ -478,25 +499,34 @@ def _run_outside_transaction(conn: sqlite3.Connection, call: _Call) -> None:
                 log.warning("rolling back a failed call failed", extra={"error": repr(failed)})
 
 
-def _checkpoint(c: sqlite3.Connection, wal: str) -> None:
+def _truncate(c: sqlite3.Connection) -> bool:
+    """A TRUNCATE checkpoint, waiting CHECKPOINT_WAIT_MS at most for readers elsewhere: whether
+    it copied every frame and emptied the WAL."""
+    c.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS:d}")
+    try:
+        busy, _, _ = c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.OperationalError as exc:
+        if not _busy(exc):
+            raise
+        return False
+    finally:
+        c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS:d}")
+    return not busy
+
+
+def _checkpoint(c: sqlite3.Connection, wal: str, empty: bool = False) -> bool:
     """Copies the WAL into the database. PASSIVE copies it without holding writers off, but
     leaves what is committed while it runs, and under steady writes the WAL then never starts
     over and grows. So once it has passed WAL_TRUNCATE_BYTES, TRUNCATE copies the frames left
     and empties the file, holding writers off meanwhile (they wait off the loop, as for a lock
     held elsewhere); it gives up after CHECKPOINT_WAIT_MS if readers elsewhere keep it from
-    finishing, and a later checkpoint tries again."""
+    finishing, and a later checkpoint tries again. `empty` TRUNCATEs whatever the size; returns
+    whether the WAL was emptied."""
     c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     with contextlib.suppress(OSError):
-        if os.path.getsize(wal) <= WAL_TRUNCATE_BYTES:
-            return
-    c.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS:d}")
-    try:
-        c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    except sqlite3.OperationalError as exc:
-        if not _busy(exc):
-            raise
-    finally:
-        c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS:d}")
+        if not empty and os.path.getsize(wal) <= WAL_TRUNCATE_BYTES:
+            return False
+    return _truncate(c)
 
 
 def _enter_wal(c: sqlite3.Connection) -> None:

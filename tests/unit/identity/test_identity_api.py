@@ -18,7 +18,15 @@ from bloop.platform.identity.service import IdentityService, token_hash
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.settings import RuntimeSettings, Settings
-from tests.support import PASSWORD, api_client, check_fits, login, member, pages_of
+from tests.support import (
+    PASSWORD,
+    api_client,
+    check_fits,
+    eventually,
+    login,
+    member,
+    pages_of,
+)
 
 
 @pytest.fixture
@@ -584,6 +592,71 @@ async def test_a_user_exports_everything_held_about_them(
     assert secret.rsplit("_", 1)[-1] not in r.text
     assert "content" in document["not_exported_by_this_process"]
     assert "identity" not in document["not_exported_by_this_process"]
+
+
+async def test_an_invited_persons_account_takes_their_invitation(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """An admin invited pat, then made pat's account: the invitation stayed listed (its token
+    refused, `email_taken`), in no export, and kept after pat's erasure."""
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.post("/v1/tenants/acme/invitations", headers=admin,
+                          json={"email": "pat@example.org", "roles": ["educator"]})
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
+    r = await client.post("/v1/tenants/acme/users", headers=admin, json={
+        "email": "pat@example.org", "display_name": "Pat", "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    pat_id = r.json()["id"]
+    assert (await client.get("/v1/tenants/acme/invitations", headers=admin)).json()["items"] == []
+    r = await client.post("/v1/tenants/acme/invitations/accept", json={
+        "token": token, "display_name": "Pat", "password": PASSWORD})
+    assert (r.status_code, r.json()["code"]) == (404, "invitation_invalid"), r.text
+
+    service: IdentityService = app.state.identity.state["service"]
+    sent = await service.repo.get_invitation("acme", token_hash(token))
+    assert sent is None
+    r = await client.post("/v1/tenants/acme/invitations", headers=admin,
+                          json={"email": "max@acme.dev"})
+    late = await service.repo.get_invitation("acme", token_hash(r.json()["token"]))
+    assert late is not None  # an invitation made as pat's account was
+    raced = late.model_copy(update={"token_hash": "f" * 64, "email": "pat@example.org"})
+    await service.repo.add_invitation(raced)
+    pat = await login(client, "acme", "pat@example.org")
+    mine = (await client.get("/v1/tenants/acme/me/export", headers=pat)).json()
+    assert [(i["id"], i["email"], i["roles"]) for i in mine["services"]["identity"][
+        "invitations_received"]] == [(raced.id, "pat@example.org", ["learner"])]
+    assert raced.token_hash not in json.dumps(mine)
+    assert (await client.delete("/v1/tenants/acme/me", headers=pat)).status_code == 204
+    assert await service.repo.get_invitation("acme", raced.token_hash) is None
+    pending = (await client.get("/v1/tenants/acme/invitations", headers=admin)).json()["items"]
+    assert [i["email"] for i in pending] == ["max@acme.dev"]
+    assert pat_id not in json.dumps(pending)
+
+
+async def test_expired_invitations_are_deleted_on_a_timer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """They went only when the same tenant invited someone again."""
+    from bloop.platform.identity import wiring
+
+    monkeypatch.setattr(wiring, "PRUNE_INVITATIONS_S", 0.05)
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False))
+    application = create_app(settings, services=["identity"])
+    async with application.router.lifespan_context(application), api_client(application) as c:
+        admin = await member(application, c, "acme", ["tenant_admin"])
+        r = await c.post("/v1/tenants/acme/invitations", headers=admin,
+                         json={"email": "tess@acme.dev"})
+        service: IdentityService = application.state.identity.state["service"]
+        sent = await service.repo.get_invitation("acme", token_hash(r.json()["token"]))
+        assert sent is not None
+        await service.repo.delete_invitation("acme", sent.token_hash)
+        await service.repo.add_invitation(sent.model_copy(update={"expires_at": sent.created_at}))
+
+        async def deleted() -> bool:
+            return await service.repo.find_invitation("acme", sent.id) is None
+
+        await eventually(deleted, timeout_s=5, what="the expired invitation's deletion")
 
 
 async def test_only_a_tenant_admin_exports_another_users_data(

@@ -161,6 +161,9 @@ class EmbeddedJobStore:
 
         return await self.db.transaction(write)
 
+    async def after_erasure(self) -> None:
+        await self.db.empty_wal()
+
     async def spend(self, tenant: str, since: datetime) -> Spend:
         row = await self.db.run(lambda c: c.execute(
             "SELECT count(*) AS n, coalesce(sum(usd), 0) AS usd FROM ai_jobs"

@@ -168,6 +168,9 @@ class MongoJobStore:
             return False  # as a lost race: the caller reads the job again
         return result.matched_count == 1
 
+    async def after_erasure(self) -> None:
+        pass
+
     async def spend(self, tenant: str, since: datetime) -> Spend:
         jobs, usd = 0, 0.0
         async for d in self.jobs.find({"tenant": tenant, "created": {"$gte": since.timestamp()}},

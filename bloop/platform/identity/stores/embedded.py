@@ -39,12 +39,14 @@ CREATE INDEX IF NOT EXISTS invitations_created
   ON invitations (tenant, json_extract(doc, '$.created_at'));
 CREATE INDEX IF NOT EXISTS invitations_expiry
   ON invitations (tenant, json_extract(doc, '$.expires_at'));
+CREATE INDEX IF NOT EXISTS invitations_expired ON invitations (json_extract(doc, '$.expires_at'));
 CREATE INDEX IF NOT EXISTS invitations_by ON invitations
   (tenant, json_extract(doc, '$.invited_by'), json_extract(doc, '$.created_at') DESC, token_hash);
 CREATE TABLE IF NOT EXISTS used_invitations (
   tenant TEXT NOT NULL, token_hash TEXT NOT NULL, until TEXT NOT NULL,
   PRIMARY KEY (tenant, token_hash));
 CREATE INDEX IF NOT EXISTS used_invitations_until ON used_invitations (tenant, until);
+CREATE INDEX IF NOT EXISTS used_invitations_expired ON used_invitations (until);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
   tenant TEXT NOT NULL, token_hash TEXT NOT NULL, family TEXT NOT NULL, doc TEXT NOT NULL,
   PRIMARY KEY (tenant, token_hash));
@@ -145,6 +147,7 @@ class EmbeddedIdentityStore:
                       "VALUES (?, ?, ?, ?, ?)",
                       (user.tenant, user.id, user.email, user.model_dump_json(), password_hash))
             self._outbox.add(c, *events)
+            _delete_invitations_to(c, user.tenant, user.email)
 
         try:
             await self.db.transaction(write)
@@ -212,12 +215,14 @@ class EmbeddedIdentityStore:
                           keeping: Role | None = None,
                           since: datetime | None = None) -> list[str]:
         def write(c: sqlite3.Connection) -> list[str] | None:
-            _refuse_if_holds(_user_doc(c, tenant, user_id), unless_role)
+            doc = _user_doc(c, tenant, user_id)
+            _refuse_if_holds(doc, unless_role)
             _refuse_if_last(c, tenant, user_id, keeping)
-            if not c.execute("DELETE FROM users WHERE tenant = ? AND id = ?",
-                             (tenant, user_id)).rowcount:
+            if doc is None or not c.execute("DELETE FROM users WHERE tenant = ? AND id = ?",
+                                            (tenant, user_id)).rowcount:
                 return None
             self._outbox.add(c, *events)
+            _delete_invitations_to(c, tenant, json.loads(doc)["email"])
             c.execute("UPDATE invitations SET doc = json_set(doc, '$.invited_by', ?)"
                       " WHERE tenant = ? AND json_extract(doc, '$.invited_by') = ?",
                       (ERASED_USER, tenant, user_id))
@@ -230,6 +235,7 @@ class EmbeddedIdentityStore:
         families = await self.db.transaction(write)
         if families is None:
             raise Missing(user_id)
+        await self.db.empty_wal()
         return families
 
     async def list_users(self, tenant: str, *, after: str | None = None,
@@ -311,6 +317,14 @@ class EmbeddedIdentityStore:
 
         await self.db.transaction(write)
 
+    async def prune_expired_invitations(self, at: datetime) -> int:
+        def write(c: sqlite3.Connection) -> int:
+            c.execute("DELETE FROM used_invitations WHERE until <= ?", (json_time(at),))
+            return int(c.execute(f"DELETE FROM invitations WHERE {EXPIRES} <= ?",  # noqa: S608
+                                 (json_time(at),)).rowcount)
+
+        return await self.db.transaction(write)
+
     async def add_refresh_token(self, token: RefreshToken) -> None:
         await self.db.transaction(lambda c: c.execute(
             "INSERT INTO refresh_tokens (tenant, token_hash, family, doc) VALUES (?, ?, ?, ?)",
@@ -321,6 +335,12 @@ class EmbeddedIdentityStore:
             "SELECT doc FROM invitations WHERE tenant = ? AND json_extract(doc, '$.invited_by') = ?"
             " ORDER BY json_extract(doc, '$.created_at') DESC, token_hash",
             (tenant, user_id)).fetchall())
+        return [Invitation.model_validate_json(r["doc"], context=STORED) for r in rows]
+
+    async def invitations_to(self, tenant: str, email: str) -> list[Invitation]:
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT doc FROM invitations WHERE tenant = ? AND {EMAIL} = ?"  # noqa: S608
+            f" ORDER BY {CREATED} DESC, token_hash", (tenant, email)).fetchall())
         return [Invitation.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def refresh_tokens_of(self, tenant: str, user_id: str) -> list[RefreshToken]:
@@ -559,6 +579,11 @@ def _user_doc(c: sqlite3.Connection, tenant: str, user_id: str) -> str | None:
     row = c.execute("SELECT doc FROM users WHERE tenant = ? AND id = ?",
                     (tenant, user_id)).fetchone()
     return None if row is None else str(row["doc"])
+
+
+def _delete_invitations_to(c: sqlite3.Connection, tenant: str, email: str) -> None:
+    c.execute(f"DELETE FROM invitations WHERE tenant = ? AND {EMAIL} = ?",  # noqa: S608
+              (tenant, email))
 
 
 def _refuse_if_holds(doc: str | None, role: Role | None) -> None:

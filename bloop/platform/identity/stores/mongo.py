@@ -97,6 +97,8 @@ class MongoIdentityStore:
                                             name="tenant_invited_by")
         await self.used_invitations.create_index([("tenant", ASCENDING), ("until", ASCENDING)],
                                                  name="tenant_until")
+        await self.invitations.create_index([("expires_at", ASCENDING)], name="expires_at")
+        await self.used_invitations.create_index([("until", ASCENDING)], name="until")
         await self._outbox.setup()
         await self.guard.setup()
 
@@ -134,6 +136,7 @@ class MongoIdentityStore:
             await self.users.insert_one(self._outbox.new_document(doc, *events))
         except DuplicateKeyError:
             raise Duplicate(user.email) from None
+        await self.invitations.delete_many({"tenant": user.tenant, "email": user.email})
 
     async def get_user(self, tenant: str, user_id: str) -> User | None:
         doc = await self.users.find_one({"_id": _key(tenant, user_id), "tenant": tenant, **LIVE},
@@ -191,12 +194,14 @@ class MongoIdentityStore:
         async with self._holders(tenant, keeping):
             await self._refuse_if_last(tenant, key, keeping)
             async with self.guard.hold(self.users, key):
-                result = await self.users.update_one(
+                before = await self.users.find_one_and_update(
                     {"_id": key, **LIVE, **_lacking(unless_role)},
-                    self._outbox.with_events({"$set": erased}, *events))
-        if result.matched_count == 0:
+                    self._outbox.with_events({"$set": erased}, *events),
+                    return_document=ReturnDocument.BEFORE)  # (FerretDB v1: no projection)
+        if before is None:
             await self._refused(key, user_id, unless_role)
             raise Missing(user_id)
+        await self.invitations.delete_many({"tenant": tenant, "email": before["email"]})
         await self.invitations.update_many({"tenant": tenant, "invited_by": user_id},
                                            {"$set": {"invited_by": ERASED_USER}})
         await self.api_keys.update_many({"tenant": tenant, "created_by": user_id},
@@ -308,12 +313,22 @@ class MongoIdentityStore:
         await self.used_invitations.delete_many({"tenant": tenant,
                                                  "until": {"$lte": json_time(at)}})
 
+    async def prune_expired_invitations(self, at: datetime) -> int:
+        await self.used_invitations.delete_many({"until": {"$lte": json_time(at)}})
+        result = await self.invitations.delete_many({"expires_at": {"$lte": json_time(at)}})
+        return result.deleted_count
+
     async def add_refresh_token(self, token: RefreshToken) -> None:
         await self.refresh.insert_one({"_id": _key(token.tenant, token.token_hash),
                                        **token.model_dump(mode="json")})
 
     async def invitations_by(self, tenant: str, user_id: str) -> list[Invitation]:
         cursor = self.invitations.find({"tenant": tenant, "invited_by": user_id}).sort(
+            [("created_at", DESCENDING), ("token_hash", ASCENDING)])
+        return [Invitation.model_validate(_fields(d), context=STORED) async for d in cursor]
+
+    async def invitations_to(self, tenant: str, email: str) -> list[Invitation]:
+        cursor = self.invitations.find({"tenant": tenant, "email": email}).sort(
             [("created_at", DESCENDING), ("token_hash", ASCENDING)])
         return [Invitation.model_validate(_fields(d), context=STORED) async for d in cursor]
 

@@ -1037,6 +1037,7 @@ class EmbeddedLearningStore:
                       (tenant, learner))
 
         await self.db.transaction(write)
+        await self.db.empty_wal()
 
     async def is_erased(self, tenant: str, learner: str) -> bool:
         row = await self.db.run(lambda c: c.execute(

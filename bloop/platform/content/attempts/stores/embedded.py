@@ -97,4 +97,6 @@ class EmbeddedAttemptStore:
     async def erase_learner(self, tenant: str, learner: str) -> int:
         cur = await self.db.transaction(lambda c: c.execute(
             "DELETE FROM quiz_attempts WHERE tenant = ? AND learner = ?", (tenant, learner)))
+        if cur.rowcount:
+            await self.db.empty_wal()
         return int(cur.rowcount)
