@@ -307,13 +307,13 @@ class JobService:
         failed, was cancelled, had an output content did not attach, or is a narration or
         video whose block a later job's has replaced in the lesson: then the same request
         makes a new job. An earlier job on another version of the lesson is the caller's only
-        when `readable` says they may read it. The job of a client's `client_key` is its job
+        when `readable` says they may read it. The job of a caller's `client_key` is its job
         whatever became of it. Refuses a bad request, or one over the tenant's quota, before
         any spend, and one on a lesson deleted since (404 `lesson_gone`: nothing is stored).
         `lesson` is None only for a video made from a prompt alone."""
         if client_key:
-            key, existing = f"client:{client_key}", await self.store.find_by_key(
-                tenant, f"client:{client_key}")
+            key = f"client:{requested_by}:{client_key}"  # the caller's own
+            existing = await self.store.find_by_key(tenant, key)
         else:
             key, existing = await self._earlier(tenant, request, lesson, readable)
         if existing is not None and not _ended_without_result(existing) and \
