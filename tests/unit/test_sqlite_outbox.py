@@ -8,8 +8,11 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope, parse_envelope
+from bloop.platform.kit.events.outbox import relay as relay_module
 from bloop.platform.kit.events.outbox.port import Pending
 from bloop.platform.kit.events.outbox.relay import OutboxRelay
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
@@ -311,6 +314,65 @@ async def test_two_processes_on_one_file_send_each_event_once(tmp_path: Path) ->
         assert mine == sorted(mine)
     for db in dbs:
         await db.close()
+
+
+async def test_a_leader_that_cannot_publish_hands_the_lease_to_one_that_can(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relay whose bus could not be reached renewed its lease before every try, so it led
+    for good while a healthy process's relay stood by and nothing was sent. Now it gives the
+    lease up after failing for a lease; once its bus is back and the other stops, it leads again
+    and sends only what was not sent. Tries are closer together than a lease, as they are at
+    the default lease."""
+    class Unreachable(Bus):
+        up = False
+
+        async def publish(self, messages: list[Message]) -> None:
+            if not self.up:
+                raise ConnectionError("the bus cannot be reached from here")
+            await super().publish(messages)
+
+        async def ping(self) -> None:
+            if not self.up:
+                raise ConnectionError("the bus cannot be reached from here")
+
+    monkeypatch.setattr(relay_module, "RETRY_MAX_S", 0.1)
+    path = tmp_path / "shared.sqlite3"
+    dbs = SqliteDB(path), SqliteDB(path)
+    outboxes = [SqliteOutbox(db, registry) for db in dbs]
+    for outbox in outboxes:
+        await outbox.setup()
+    failing, healthy = Unreachable(), Bus()
+    settings = OutboxSettings(poll_interval_s=0.05, lease_s=1)
+    relays = [OutboxRelay(outbox, bus, Metrics(), settings)  # type: ignore[arg-type]
+              for outbox, bus in zip(outboxes, (failing, healthy), strict=True)]
+    relays[0].start()
+
+    async def leads(relay: OutboxRelay) -> bool:
+        return relay.leads
+
+    await eventually(lambda: leads(relays[0]), timeout_s=5, what="the failing relay to lead")
+    relays[1].start()
+    for n in range(0, 8, 2):
+        await asyncio.gather(write(dbs[0], outboxes[0], n), write(dbs[1], outboxes[1], n + 1))
+
+    async def sent_by_healthy() -> bool:
+        return len(healthy.published) >= 8 and not await outboxes[0].count_pending()
+
+    await eventually(sent_by_healthy, timeout_s=8, what="the healthy relay to send everything")
+    assert (relays[0].leads, relays[1].leads) == (False, True)
+    await relays[1].stop()
+    failing.up = True
+    await write(dbs[0], outboxes[0], 8)
+    await eventually(lambda: leads(relays[0]), timeout_s=5, what="the recovered relay to lead")
+    await eventually(lambda: asyncio.sleep(0, bool(failing.published)), timeout_s=5)
+    await relays[0].stop()
+    for db in dbs:
+        await db.close()
+    assert sorted(healthy.numbers()) == list(range(8))
+    assert failing.numbers() == [8]
+    for subject in range(4):
+        mine = [n for n in healthy.numbers() if n % 4 == subject]
+        assert mine == sorted(mine)
 
 
 async def test_a_relay_taking_the_lease_over_skips_what_the_last_leader_sent(

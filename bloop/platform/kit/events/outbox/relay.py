@@ -5,7 +5,11 @@ written (`Notifying`) wakes the relay at once; the others are polled.
 Every process that writes to an outbox runs a relay for it, but only the one holding the
 outbox's lease publishes; the others stand by and take the lease once it is given up or runs
 out. Two relays sending the same events would send each twice, and could interleave one
-aggregate's events out of order."""
+aggregate's events out of order. A leader that has failed to publish for a whole lease (its bus
+unreachable from this process) gives the lease up and stands by for at least half a lease, so one
+that can publish takes over; it may lead again once its bus answers a ping, or after a lease.
+What it sent unacknowledged may still arrive, as copies of what the next leader sends from the
+same mark: consumers drop them by id, keeping each event's first copy in order."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from bloop.platform.kit.waiting import stopped, woken
 
 log = logging.getLogger("bloop.outbox")
 IDLE_LOOK_MAX_S = 5.0
+RETRY_MAX_S = 5.0  # the longest back-off between tries while publishing fails
 
 
 class OutboxRelay:
@@ -37,6 +42,8 @@ class OutboxRelay:
                            {"outbox": outbox.name})
         self.holder = self.lease.holder
         self._said: bool | None = None
+        self._failing_since: float | None = None
+        self._stepped_down_at: float | None = None
         if isinstance(outbox, Notifying):
             outbox.notify(self.wake)
 
@@ -95,7 +102,11 @@ class OutboxRelay:
         while True:
             self._wake.clear()
             try:
+                if not await self._rested():
+                    await asyncio.sleep(self.settings.lease_s / 4)
+                    continue
                 sent = await self.run_once()
+                self._failing_since = None
                 delay = self.settings.poll_interval_s
                 if not self.leads:
                     await asyncio.sleep(self.settings.lease_s / 4)
@@ -112,10 +123,46 @@ class OutboxRelay:
                     "outbox": self.outbox.name, "error": repr(exc)})
                 with contextlib.suppress(Exception):  # the outbox's own store may be down too
                     await self._count_pending()
-                delay = min(max(delay, 0.2) * 2, 5.0)
+                await self._failed()
+                delay = min(max(delay, 0.2) * 2, RETRY_MAX_S)
                 await asyncio.sleep(delay)
                 continue
             await woken(self._wake, idle)
+
+    async def _failed(self) -> None:
+        """After a failed look: a leader that has failed for a whole lease gives it up (renewing
+        it at every try, it would otherwise hold back every other process's events for good)."""
+        if not self.leads:
+            self._failing_since = None
+            return
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if now - self._failing_since < self.settings.lease_s:
+            return
+        log.warning("outbox relay steps down: it has not published for a lease", extra={
+            "outbox": self.outbox.name, "this_process": self.holder})
+        self._failing_since = None
+        self._stepped_down_at = now
+        await self._step_down()
+
+    async def _rested(self) -> bool:
+        """Whether this relay may try to lead: not within half a lease of stepping down, which
+        lets stand-bys (looking every quarter of one) take over; then once its bus answers a
+        ping, or a lease after stepping down whatever the ping says."""
+        if self._stepped_down_at is None:
+            return True
+        waited = time.monotonic() - self._stepped_down_at
+        if waited < self.settings.lease_s / 2:
+            return False
+        if waited < self.settings.lease_s:
+            try:
+                async with asyncio.timeout(self.settings.lease_s / 4):
+                    await self.bus.ping()
+            except Exception:
+                return False
+        self._stepped_down_at = None
+        return True
 
     async def next_look(self, after_s: float, sent: int) -> float:
         """How long the relay waits for a wake before it looks again, `after_s` having passed
