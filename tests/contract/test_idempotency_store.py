@@ -78,33 +78,67 @@ async def test_of_requests_at_once_one_takes_the_key(keys: IdempotencyStore) -> 
 
 
 async def test_a_tenants_keys_are_dropped_together(keys: IdempotencyStore) -> None:
+    # A key names its tenant (a hash of it, the caller and the client's key): unique alone.
     for tenant in ("acme", "acme-2", "beta"):
-        assert await keys.claim(tenant, "answered", fp("a"), 60) is None
-        await keys.finish(tenant, "answered", fp("a"), b"201\n{}", 60)
-        assert await keys.claim(tenant, "running", fp("a"), 60) is None
+        assert await keys.claim(tenant, f"{tenant}:answered", fp("a"), 60) is None
+        await keys.finish(tenant, f"{tenant}:answered", fp("a"), b"201\n{}", 60)
+        assert await keys.claim(tenant, f"{tenant}:running", fp("a"), 60) is None
     await keys.drop_tenant("acme")
-    assert await keys.claim("acme", "answered", fp("b"), 60) is None
-    await keys.finish("acme", "running", fp("a"), b"late", 60)  # its request ends after
-    assert await keys.claim("acme", "running", fp("b"), 60) is None
+    assert await keys.claim("acme", "acme:answered", fp("b"), 60) is None
+    await keys.finish("acme", "acme:running", fp("a"), b"late", 60)  # its request ends after
+    assert await keys.claim("acme", "acme:running", fp("b"), 60) is None
     for tenant in ("acme-2", "beta"):
-        assert await keys.claim(tenant, "answered", fp("b"), 60) == Entry(fp("a"), b"201\n{}")
-        assert await keys.claim(tenant, "running", fp("b"), 60) == Entry(fp("a"), None)
+        assert await keys.claim(tenant, f"{tenant}:answered", fp("b"), 60) == Entry(
+            fp("a"), b"201\n{}")
+        assert await keys.claim(tenant, f"{tenant}:running", fp("b"), 60) == Entry(
+            fp("a"), None)
     await keys.drop_tenant("ghost")
 
 
-async def test_a_file_from_before_tenants_is_migrated(tmp_path: Path) -> None:
-    """Its keys, whose tenant is unknown, go: else an erasure could not drop them."""
+OLD_TABLE = ("CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, entry BLOB NOT NULL,"
+             " expires REAL NOT NULL) WITHOUT ROWID")
+OLD_WRITE = "INSERT OR REPLACE INTO idempotency_keys (key, entry, expires) VALUES (?, ?, ?)"
+
+
+async def test_a_file_of_the_earlier_version_is_shared_with_it(tmp_path: Path) -> None:
+    """The table gains a tenant, not a new shape: a process of the earlier version beside this
+    one (a rolling upgrade, a rollback) keeps taking and answering keys in it (it failed every
+    keyed POST), what either took the other replays, and an erasure drops what the earlier
+    one took, its tenant unknown."""
     db = SqliteDB(tmp_path / "idempotency.sqlite3")
-    await db.run(lambda c: c.execute(
-        "CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, entry BLOB NOT NULL,"
-        " expires REAL NOT NULL) WITHOUT ROWID"))
-    old = Entry(fp("a"), b"201\n{}").encode()
-    await db.transaction(lambda c: c.execute(
-        "INSERT INTO idempotency_keys VALUES ('k', ?, 9e99)", (old,)))
+    await db.run(lambda c: c.execute(OLD_TABLE))
+    before = Entry(fp("a"), b"201\n{}").encode()
+    await db.transaction(lambda c: c.execute(OLD_WRITE, ("kept-before", before, 9e99)))
     keys = SqliteIdempotency(db)
     try:
-        assert await keys.claim("acme", "k", fp("b"), 60) is None
-        await keys.drop_tenant("acme")
-        assert await keys.claim("acme", "k", fp("c"), 60) is None
+        assert await keys.claim("acme", "kept-before", fp("b"), 60) == Entry(fp("a"), b"201\n{}")
+        assert await keys.claim("acme", "new", fp("a"), 60) is None
+        await keys.finish("acme", "new", fp("a"), b"200\n{}", 60)
+        await db.transaction(lambda c: c.execute(OLD_WRITE, ("by-the-earlier", before, 9e99)))
+        old_read = await db.run(lambda c: c.execute(
+            "SELECT entry FROM idempotency_keys WHERE key = 'new'").fetchone()[0])
+        assert Entry.decode(bytes(old_read)) == Entry(fp("a"), b"200\n{}")
+        await keys.drop_tenant("beta")
+        assert await keys.claim("acme", "by-the-earlier", fp("c"), 60) is None
+        assert await keys.claim("acme", "new", fp("c"), 60) == Entry(fp("a"), b"200\n{}")
     finally:
         await db.close()
+
+
+async def test_redis_names_keys_as_the_earlier_version_did(tmp_path: Path) -> None:
+    """So a process of either version replays what the other kept (a key sent again across
+    an upgrade ran again)."""
+    require_server("redis")
+    client = stores.redis_client(RedisSettings())
+    prefix = f"test:idempotency:{uuid.uuid4().hex[:8]}"
+    keys = RedisIdempotency(client, prefix=prefix)
+    try:
+        await client.set(f"{prefix}:kept-before", Entry(fp("a"), b"201\n{}").encode(), px=60_000)
+        assert await keys.claim("acme", "kept-before", fp("b"), 60) == Entry(fp("a"), b"201\n{}")
+        assert await keys.claim("acme", "new", fp("a"), 60) is None
+        await keys.finish("acme", "new", fp("a"), b"200\n{}", 60)
+        kept = await client.get(f"{prefix}:new")
+        assert isinstance(kept, bytes)
+        assert Entry.decode(kept) == Entry(fp("a"), b"200\n{}")
+    finally:
+        await client.aclose()

@@ -314,6 +314,9 @@ class JobService:
         if client_key:
             key = f"client:{requested_by}:{client_key}"  # the caller's own
             existing = await self.store.find_by_key(tenant, key)
+            if existing is None:  # a key sent before keys were the caller's own
+                earlier = await self.store.find_by_key(tenant, f"client:{client_key}")
+                existing = earlier if earlier and earlier.requested_by == requested_by else None
         else:
             key, existing = await self._earlier(tenant, request, lesson, readable)
         if existing is not None and not _ended_without_result(existing) and \

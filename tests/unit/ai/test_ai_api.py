@@ -867,3 +867,22 @@ async def test_a_voice_the_local_engine_does_not_have_is_refused_when_asked_for(
     for voice in ("fr", "pt-BR", "zh-cn", "en-us+f3", "EN-GB", "Afrikaans"):
         assert await renderers.voice_problem(voice) is None, voice
     assert await renderers.voice_problem("en+nosuch") is not None, "a variant it has not"
+
+
+async def test_a_key_sent_before_keys_were_the_callers_own_still_names_its_job(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """A job a client's key made before the key was looked up among the caller's own jobs
+    (stored as `client:<key>`) is that key's job for that caller still, not a second paid
+    job (another caller's same key makes their own: see the draft test)."""
+    service: JobService = app.state.ai.state["service"]
+    les = await lesson(client)
+    summary = {"kind": "summary", "lesson_id": les["id"]}
+    r = await client.post(f"{BASE}/ai/jobs", json=summary, headers={"Idempotency-Key": "old"})
+    assert r.status_code == 201, r.text
+    first = r.json()["id"]
+    await service.mutate("acme", first, lambda job: (
+        job.update(idempotency_key="client:old"), []))
+    r = await client.post(f"{BASE}/ai/jobs", json=summary, headers={"Idempotency-Key": "old"})
+    assert (r.status_code, r.json()["id"]) == (200, first), r.text
+    mine = (await client.get(f"{BASE}/ai/jobs")).json()["items"]
+    assert [j["id"] for j in mine] == [first]

@@ -30,8 +30,9 @@ class Entry:
 
 
 class IdempotencyStore(Protocol):
-    """Each key is taken within a tenant, so that erasing a person there drops every answer kept
-    in it (`drop_tenant`): which answers are theirs or about them cannot be told apart."""
+    """A key is unique alone (a hash of its tenant, its caller and the client's key); it is
+    kept with its tenant, so that erasing a person there drops every answer kept in it
+    (`drop_tenant`): which answers are theirs or about them cannot be told apart."""
 
     async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float
                     ) -> Entry | None:
@@ -47,6 +48,7 @@ class IdempotencyStore(Protocol):
         """Frees `key` when a request of `fingerprint` still holds it unanswered."""
 
     async def drop_tenant(self, tenant: str) -> None:
-        """Drops every key taken within `tenant`, answered or not."""
+        """Drops every key taken within `tenant`, answered or not (and, where the store can
+        tell, those a process of the earlier version took, whose tenant is unknown)."""
 
     async def ping(self) -> None: ...

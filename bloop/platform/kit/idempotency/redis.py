@@ -1,70 +1,86 @@
-"""Idempotency-Keys in Redis: one string per key, expiring with it, named within its tenant
-(`<prefix>:<tenant>:<key>`), so that a tenant's are found (SCAN) and dropped together."""
+"""Idempotency-Keys in Redis: one string per key, expiring with it, named as the earlier
+version named them (`<prefix>:<key>`, a key a hash of its tenant, caller and the client's key),
+so a process of either version finds the other's; each tenant's are listed in a sorted set
+(`<prefix>:tenant:<tenant>`, scored by when they expire) that an erasure reads to drop them.
+Those a process of the earlier version took are listed nowhere: they expire."""
 
 from __future__ import annotations
 
-import re
+import time
 from typing import cast
 
 from redis.asyncio import Redis
 
 from bloop.platform.kit.idempotency.port import Entry
 
+# Both list the key in its tenant's set, which lives as long as its longest-lived key, and
+# forget those expired.
+LISTED = """
+redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
+"""
+CLAIM = """
+if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'PX', ARGV[2]) then
+""" + LISTED + """
+  return 1
+end
+return redis.call('GET', KEYS[1])
+"""
+FINISH = """
+if redis.call('GET', KEYS[1]) == ARGV[4] then
+  redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[2])
+""" + LISTED + """
+end
+return 0
+"""
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-FINISH = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return false
-"""
-CLAIM_TRIES = 3  # a key that expires between SET NX and GET is taken again
+CLAIM_TRIES = 3  # a key that expires between the SET and the GET is taken again
 DROP_BATCH = 500
-_GLOB = re.compile(r"([*?\[\]\\])")
 
 
 class RedisIdempotency:
     def __init__(self, redis: Redis, prefix: str = "bloop:idempotency") -> None:
         self.redis, self.prefix = redis, prefix + ":"
-        self._release = redis.register_script(RELEASE)
+        self._claim = redis.register_script(CLAIM)
         self._finish = redis.register_script(FINISH)
+        self._release = redis.register_script(RELEASE)
 
-    def _name(self, tenant: str, key: str) -> str:
-        return f"{self.prefix}{tenant}:{key}"
+    def _keys(self, tenant: str, key: str) -> list[str]:
+        return [self.prefix + key, f"{self.prefix}tenant:{tenant}"]
 
     async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float
                     ) -> Entry | None:
-        name, pending = self._name(tenant, key), Entry(fingerprint, None).encode()
+        pending = Entry(fingerprint, None).encode()
         for _ in range(CLAIM_TRIES):
-            if await self.redis.set(name, pending, nx=True, px=_ms(lock_s)):
+            held = await self._claim(keys=self._keys(tenant, key),
+                                     args=[key, _ms(lock_s), _now_ms(), pending])
+            if held == 1:
                 return None
-            held = cast("bytes | None", await self.redis.get(name))
             if held is not None:
-                return Entry.decode(held)
+                return Entry.decode(cast("bytes", held))
         raise RuntimeError(f"the Idempotency-Key {key} expired {CLAIM_TRIES} times while taken")
 
     async def finish(self, tenant: str, key: str, fingerprint: str, response: bytes,
                      keep_s: float) -> None:
-        await self._finish(keys=[self._name(tenant, key)], args=[
-            Entry(fingerprint, None).encode(), Entry(fingerprint, response).encode(),
-            _ms(keep_s)])
+        await self._finish(keys=self._keys(tenant, key), args=[
+            key, _ms(keep_s), _now_ms(), Entry(fingerprint, None).encode(),
+            Entry(fingerprint, response).encode()])
 
     async def release(self, tenant: str, key: str, fingerprint: str) -> None:
-        await self._release(keys=[self._name(tenant, key)],
+        await self._release(keys=self._keys(tenant, key)[:1],
                             args=[Entry(fingerprint, None).encode()])
 
     async def drop_tenant(self, tenant: str) -> None:
-        batch: list[bytes] = []
-        async for name in self.redis.scan_iter(match=self._name(_GLOB.sub(r"\\\1", tenant), "*"),
-                                               count=DROP_BATCH):
-            batch.append(name)
-            if len(batch) == DROP_BATCH:
-                await self.redis.unlink(*batch)
-                batch.clear()
-        if batch:
-            await self.redis.unlink(*batch)
+        listed = self._keys(tenant, "")[1]
+        keys = cast("list[bytes]", await self.redis.zrange(listed, 0, -1))
+        for at in range(0, len(keys), DROP_BATCH):
+            batch = keys[at:at + DROP_BATCH]
+            await self.redis.unlink(*(self.prefix.encode() + k for k in batch))
+            await self.redis.zrem(listed, *batch)  # not the set: a key listed meanwhile stays
 
     async def ping(self) -> None:
         await self.redis.ping()
@@ -72,3 +88,7 @@ class RedisIdempotency:
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

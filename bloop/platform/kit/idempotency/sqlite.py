@@ -19,14 +19,17 @@ PRUNE_CHUNK = 10_000
 
 
 def _schema(c: sqlite3.Connection) -> None:
-    if "tenant" not in {r["name"] for r in c.execute("PRAGMA table_info(idempotency_keys)")}:
-        # Absent, or from before keys had a tenant: what it keeps could not be dropped with a
-        # tenant's keys, so it goes (a key sent again runs again).
-        c.execute("DROP TABLE IF EXISTS idempotency_keys")
-    c.execute("CREATE TABLE IF NOT EXISTS idempotency_keys (tenant TEXT NOT NULL, key TEXT NOT"
-              " NULL, entry BLOB NOT NULL, expires REAL NOT NULL, PRIMARY KEY (tenant, key))"
+    # A key is unique on its own (a hash of its tenant, caller and the client's key); its tenant
+    # is there for an erasure. A file from before tenants gains the column, not a new table, so
+    # a process of the earlier version beside this one (a rolling upgrade, a rollback) still
+    # writes it: its rows' tenant is '', which every erasure drops.
+    c.execute("CREATE TABLE IF NOT EXISTS idempotency_keys (key TEXT PRIMARY KEY,"
+              " entry BLOB NOT NULL, expires REAL NOT NULL, tenant TEXT NOT NULL DEFAULT '')"
               " WITHOUT ROWID")
+    if "tenant" not in {r["name"] for r in c.execute("PRAGMA table_info(idempotency_keys)")}:
+        c.execute("ALTER TABLE idempotency_keys ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")
     c.execute("CREATE INDEX IF NOT EXISTS idempotency_keys_expires ON idempotency_keys (expires)")
+    c.execute("CREATE INDEX IF NOT EXISTS idempotency_keys_tenant ON idempotency_keys (tenant)")
 
 
 class SqliteIdempotency:
@@ -48,8 +51,8 @@ class SqliteIdempotency:
         await self._setup()
         now = self.clock()
         return await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM idempotency_keys WHERE (tenant, key) IN (SELECT tenant, key FROM"
-            " idempotency_keys WHERE expires <= ? LIMIT ?)", (now, PRUNE_CHUNK)).rowcount)
+            "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys"
+            " WHERE expires <= ? LIMIT ?)", (now, PRUNE_CHUNK)).rowcount)
 
     async def _setup(self) -> None:
         if not self._ready:
@@ -62,8 +65,8 @@ class SqliteIdempotency:
         now = self.clock()
 
         def take(c: sqlite3.Connection) -> Entry | None:
-            row = c.execute("SELECT entry FROM idempotency_keys WHERE tenant = ? AND key = ?"
-                            " AND expires > ?", (tenant, key, now)).fetchone()
+            row = c.execute("SELECT entry FROM idempotency_keys WHERE key = ? AND expires > ?",
+                            (key, now)).fetchone()
             if row is not None:
                 return Entry.decode(bytes(row[0]))
             c.execute("INSERT OR REPLACE INTO idempotency_keys (tenant, key, entry, expires)"
@@ -79,20 +82,19 @@ class SqliteIdempotency:
         pending = Entry(fingerprint, None).encode()
         entry, expires = Entry(fingerprint, response).encode(), self.clock() + keep_s
         await self.db.transaction(lambda c: c.execute(
-            "UPDATE idempotency_keys SET entry = ?, expires = ? WHERE tenant = ? AND key = ?"
+            "UPDATE idempotency_keys SET entry = ?, expires = ?, tenant = ? WHERE key = ?"
             " AND entry = ?", (entry, expires, tenant, key, pending)))
 
     async def release(self, tenant: str, key: str, fingerprint: str) -> None:
         await self._setup()
         pending = Entry(fingerprint, None).encode()
         await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM idempotency_keys WHERE tenant = ? AND key = ? AND entry = ?",
-            (tenant, key, pending)))
+            "DELETE FROM idempotency_keys WHERE key = ? AND entry = ?", (key, pending)))
 
     async def drop_tenant(self, tenant: str) -> None:
         await self._setup()
         await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM idempotency_keys WHERE tenant = ?", (tenant,)))
+            "DELETE FROM idempotency_keys WHERE tenant IN (?, '')", (tenant,)))
 
     async def ping(self) -> None:
         await self.db.ping()
