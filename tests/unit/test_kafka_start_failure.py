@@ -8,9 +8,12 @@ import gc
 import socket
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from bloop.platform.kit.events.bus import kafka as kafka_bus
 from bloop.platform.kit.events.bus.kafka import KafkaEventBus
 from bloop.platform.kit.events.bus.port import Subscription
 from bloop.platform.kit.events.bus.processor import EventProcessor
@@ -50,5 +53,37 @@ async def test_a_consumer_whose_start_fails_is_closed(tmp_path: Path) -> None:
         gc.collect()
     assert [str(w.message) for w in caught if "Unclosed" in str(w.message)] == []
     assert not bus.joined("g")
+    await bus.close()
+    await db.close()
+
+
+async def test_a_consumer_has_the_session_and_heartbeat_it_is_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiokafka's 10 s session applied whatever was wanted: a killed worker's partitions waited
+    that long for another member."""
+    made: list[AIOKafkaConsumer] = []
+
+    class Recorded(AIOKafkaConsumer):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(kafka_bus, "AIOKafkaConsumer", Recorded)
+    db = SqliteDB(tmp_path / "processed.sqlite3")
+    processed = SqliteProcessedEvents(db)
+    metrics = Metrics()
+    settings = KafkaSettings(bootstrap=f"127.0.0.1:{closed_port()}", request_timeout_ms=1000,
+                             session_timeout_ms=6000, heartbeat_interval_ms=1500)
+    bus = KafkaEventBus(settings, registry, processed, metrics)
+
+    async def handler(envelope: Envelope) -> None:
+        del envelope
+
+    sub = Subscription("g", ("nowhere",), handler)
+    processor = EventProcessor(sub, registry, processed, bus.publish, metrics, max_attempts=3,
+                               backoff_s=0.01)
+    with pytest.raises(Exception, match="Unable to bootstrap"):
+        await bus._run_consumer(sub, processor)
+    assert [(c._session_timeout_ms, c._heartbeat_interval_ms) for c in made] == [(6000, 1500)]
     await bus.close()
     await db.close()

@@ -6,8 +6,10 @@ import json
 import logging
 
 import pytest
+from aiokafka.errors import UnknownMemberIdError
 
 from bloop.platform.kit.logging import (
+    GroupRejoins,
     JsonFormatter,
     OncePer,
     PlainFormatter,
@@ -78,6 +80,64 @@ def test_configured_logging_holds_back_aiokafka_repeats(capsys: pytest.CaptureFi
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [line["logger"] for line in lines].count("aiokafka.conn") == 1
     assert [line["logger"] for line in lines].count("bloop.outbox") == 50
+
+
+COORDINATOR = "aiokafka.consumer.group_coordinator"
+
+
+def rebalancing_and_rejoining() -> None:
+    """What aiokafka 0.14 logs (its own format strings) as a group of several workers
+    rebalances, and as a member whose session lapsed (a paused process) rejoins it."""
+    log = logging.getLogger(COORDINATOR)
+    log.warning("Heartbeat failed for group %s because it is rebalancing", "learning")
+    log.warning("Heartbeat failed for group %s: generation id is not  current.", "learning")
+    log.warning("Heartbeat failed: local member_id was not recognized;"
+                " resetting and re-joining group")
+    log.error("Heartbeat session expired - marking coordinator dead")
+    log.warning("Marking the coordinator dead (node %s)for group %s.", 1, "learning")
+    log.error("OffsetCommit failed for group %s due to group"
+              " error (%s), will rejoin", "learning", UnknownMemberIdError("learning"))
+
+
+def faults() -> None:
+    """What aiokafka logs when something is wrong, rather than a group finding its members."""
+    log = logging.getLogger(COORDINATOR)
+    log.error("Heartbeat send request failed: %s. Will retry.", "RequestTimedOutError")
+    log.error("OffsetCommit failed for group %s on partition %s"
+              " with offset %s: %s", "learning", "content.events-0", 7, "UnknownError")
+    log.warning("Heartbeat failed for group %s: coordinator (node %s)"
+                " is either not started or not valid", "learning", 1)
+
+
+def test_a_group_rebalancing_is_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    """Each member logged a WARNING at every rebalance, and a rejoining member two ERRORs."""
+    caplog.handler.addFilter(GroupRejoins())
+    caplog.set_level(logging.INFO, logger="aiokafka")
+    rebalancing_and_rejoining()
+    assert len(caplog.records) == 6
+    assert {(r.levelno, r.levelname) for r in caplog.records} == {(logging.INFO, "INFO")}
+    assert "UnknownMemberIdError" in caplog.records[-1].getMessage()
+    caplog.clear()
+    faults()
+    assert [r.levelname for r in caplog.records] == ["ERROR", "ERROR", "WARNING"]
+
+
+def test_configured_logging_shows_faults_but_not_rebalancing(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    root, kafka = logging.getLogger(), logging.getLogger("aiokafka")
+    saved = root.handlers[:], root.level, kafka.level
+    try:
+        configure_logging("INFO", json_format=True)
+        rebalancing_and_rejoining()
+        faults()
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        kafka.setLevel(saved[2])
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["level"], line["msg"].split(" ")[:3]) for line in lines] == [
+        ("ERROR", ["Heartbeat", "send", "request"]), ("ERROR", ["OffsetCommit", "failed", "for"]),
+        ("WARNING", ["Heartbeat", "failed", "for"])]
 
 
 def test_a_plain_line_cannot_be_broken_or_recoloured_by_a_value() -> None:

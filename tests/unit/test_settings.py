@@ -53,6 +53,9 @@ def test_one_store_can_be_switched_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     ("BLOOP_MONGO_URL", "127.0.0.1:27017"),
     ("BLOOP_KAFKA_BOOTSTRAP", "kafka"),
     ("BLOOP_KAFKA_BOOTSTRAP", "127.0.0.1:9092,:9093"),
+    ("BLOOP_KAFKA_SESSION_TIMEOUT_MS", "1000"),  # under the brokers' least: never joins
+    ("BLOOP_KAFKA_HEARTBEAT_INTERVAL_MS", "0"),
+    ("BLOOP_KAFKA_HEARTBEAT_INTERVAL_MS", "4000"),  # a third of the session or more
 ])
 def test_an_invalid_setting_names_itself(monkeypatch: pytest.MonkeyPatch, var: str,
                                          value: str) -> None:
@@ -62,6 +65,19 @@ def test_an_invalid_setting_names_itself(monkeypatch: pytest.MonkeyPatch, var: s
     message = str(err.value)
     assert message.startswith(f"invalid setting {var}"), message  # was BLOOP_LOG_BLOOP_LOG_JSON
     assert "\n" not in message
+
+
+def test_a_kafka_heartbeat_is_checked_against_the_session(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLOOP_KAFKA_SESSION_TIMEOUT_MS", "6000")
+    with pytest.raises(SettingsError) as err:
+        Settings()  # the heartbeat's default, 3 s, is half of it
+    assert str(err.value) == (
+        "invalid setting BLOOP_KAFKA_HEARTBEAT_INTERVAL_MS=3000: Value error, must be below a "
+        "third of BLOOP_KAFKA_SESSION_TIMEOUT_MS (6000): under 2000")
+    monkeypatch.setenv("BLOOP_KAFKA_HEARTBEAT_INTERVAL_MS", "1999")
+    kafka = Settings().kafka
+    assert (kafka.session_timeout_ms, kafka.heartbeat_interval_ms) == (6000, 1999)
 
 
 @pytest.mark.parametrize(("var", "value"), [

@@ -94,8 +94,34 @@ class OncePer(logging.Filter):
         return True
 
 
+# What aiokafka logs at WARNING or ERROR as a consumer group rebalances, or a member whose
+# session lapsed (a paused process) rejoins it: the group recovers by itself, so these are news,
+# not faults. A coordinator Kafka cannot reach still shows in aiokafka's own errors about it.
+_REJOINING = frozenset({
+    "Heartbeat failed for group %s because it is rebalancing",
+    "Heartbeat failed for group %s: generation id is not  current.",
+    "Heartbeat failed: local member_id was not recognized; resetting and re-joining group",
+    "Heartbeat session expired - marking coordinator dead",
+    "Marking the coordinator dead (node %s)for group %s.",
+    "OffsetCommit failed for group %s due to group error (%s), will rejoin",
+})
+
+
+class GroupRejoins(logging.Filter):
+    """Lowers aiokafka's records of a consumer group's ordinary rebalancing to INFO, which its
+    loggers then let through only when set to INFO or below."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.levelno <= logging.INFO or str(record.msg) not in _REJOINING
+                or not (record.name == "aiokafka" or record.name.startswith("aiokafka."))):
+            return True
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+
+
 def configure_logging(level: str = "INFO", json_format: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(GroupRejoins())
     handler.addFilter(OncePer("aiokafka"))
     if json_format:
         handler.setFormatter(JsonFormatter())

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -147,6 +155,26 @@ class KafkaSettings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1, le=100)
     retry_backoff_s: float = Field(default=0.2, ge=0)
     request_timeout_ms: int = Field(default=10_000, ge=1000)
+    # Also how long Kafka holds a rebalance for the members to rejoin, which a consumer's
+    # JoinGroup request waits out: its request timeout, at least 40 s, must outlast it.
+    session_timeout_ms: int = Field(default=10_000, ge=6_000, le=30_000, description=(
+        "how long a consumer may go without a heartbeat before Kafka takes its partitions "
+        "back and gives them to the group's other members: a killed worker's partitions wait "
+        "this long (a stopped one hands them over at once); from the brokers' default "
+        "group.min.session.timeout.ms (6 s) up"))
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100, description=(
+        "how often a consumer tells Kafka it is alive; below a third of "
+        "`session_timeout_ms`, so that one or two lost heartbeats do not cost it its "
+        "partitions"))
+
+    @field_validator("heartbeat_interval_ms")
+    @classmethod
+    def _a_few_heartbeats_a_session(cls, value: int, info: ValidationInfo) -> int:
+        session = info.data.get("session_timeout_ms")
+        if session is not None and value * 3 >= session:
+            raise ValueError(f"must be below a third of BLOOP_KAFKA_SESSION_TIMEOUT_MS "
+                             f"({session}): under {-(-session // 3)}")
+        return value
 
 
 class MongoSettings(BaseSettings):

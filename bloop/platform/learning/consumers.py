@@ -166,7 +166,7 @@ class Consumers:
             teaches=pick("teaches", data.teaches), requires=pick("requires", data.requires),
             version=data.effective_version)
         if not await self.service.project_lesson(lesson, data.concept_names):
-            log.info("older lesson event ignored", extra={"lesson": data.lesson_id})
+            log.debug("older lesson event ignored", extra={"lesson": data.lesson_id})
 
     async def lesson_deleted(self, envelope: Envelope) -> None:
         data = LessonData.model_validate(envelope.data)

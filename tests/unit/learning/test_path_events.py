@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from pathlib import Path
@@ -407,3 +408,17 @@ async def test_a_course_with_many_learners_is_announced_a_page_at_a_time(
     await service.settled()
     assert calls["learners_enrolled"] in (3, 6)  # 10 + 10 + 5, in one round or two
     assert sorted((await announced(service))[before:]) == [(x, ["D0"]) for x in learners]
+
+
+async def test_a_replayed_older_lesson_event_is_not_logged_at_info(
+        service: LearningService, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker replaying a backlog logged one INFO line per older event it passed over."""
+    consume = Consumers(service).handle
+    await consume(published("L1", "py", ["a"], version=2))
+    caplog.set_level(logging.INFO, logger="bloop.learning")
+    for _ in range(3):
+        await consume(published("L1", "py", ["a"], version=1))
+    assert [r.getMessage() for r in caplog.records if r.name == "bloop.learning"] == []
+    caplog.set_level(logging.DEBUG, logger="bloop.learning")
+    await consume(published("L1", "py", ["a"], version=1))
+    assert [r.getMessage() for r in caplog.records] == ["older lesson event ignored"]

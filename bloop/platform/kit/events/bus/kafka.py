@@ -264,7 +264,8 @@ class KafkaEventBus:
             *sub.topics, bootstrap_servers=self.settings.bootstrap, group_id=sub.group,
             client_id=f"{self.settings.client_id}-{sub.group}", enable_auto_commit=False,
             auto_offset_reset="earliest", request_timeout_ms=max(self.settings.request_timeout_ms, 40_000),
-            max_poll_records=2000,
+            max_poll_records=2000, session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
         )
         try:
             await consumer.start()
