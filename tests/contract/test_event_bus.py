@@ -6,16 +6,20 @@ import asyncio
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import orjson
+import pytest
 
 from bloop.platform.kit.errors import StoreUnavailable
-from bloop.platform.kit.events.bus.port import Message, Subscription
+from bloop.platform.kit.events.bus.kafka import KafkaEventBus
+from bloop.platform.kit.events.bus.port import EventBus, Message, Subscription
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.port import MAX_EVENT_BYTES
 from bloop.platform.kit.events.redrive import redrive
 from tests.contract.conftest import LAG_EVERY_S, BusHarness, headers_of, unique
-from tests.support import PingSent, eventually
+from tests.support import PingSent, eventually, require_server
 
 PING = PingSent.event_type  # type: ignore[attr-defined]
 
@@ -433,3 +437,136 @@ async def test_a_group_passes_by_what_it_does_not_consume_whatever_it_holds(
         (wide, "bad_envelope"), (narrow, "bad_envelope")])  # what names no type: every group's
     assert len(await bus.dead_letters(topic)) == 5
     assert handled == [2]  # by the wide group; its `correlation_id` left aside
+
+
+async def test_a_stopping_consumer_ends_after_the_event_in_hand_and_commits_it(
+        harness: BusHarness, topic: str) -> None:
+    """Stopped mid-batch, a consumer finishes the event in hand, marks and commits what it
+    handled and leaves: the next one goes on from there, and handles none of it again."""
+    group = unique("g")
+    run = uuid.uuid4().hex
+    bus = await harness.new_bus()
+    first: list[int] = []
+    closing: list[asyncio.Task[None]] = []
+
+    async def stopped_midway(env: Envelope) -> None:
+        if len(first) == 20 and not closing:
+            closing.append(asyncio.create_task(harness.close(bus)))
+            await asyncio.sleep(0.2)  # the event in hand, still being handled
+        first.append(env.data["n"])
+
+    bus.subscribe(Subscription(group, (topic,), stopped_midway))
+    await bus.start()
+    await bus.publish([msg(topic, ping(run, n, subject=f"agg-{n % 5}")) for n in range(300)])
+    await eventually(lambda: _true(bool(closing)), what="the stop mid-batch")
+    await asyncio.wait_for(closing[0], 30)
+
+    second: list[int] = []
+
+    async def record(env: Envelope) -> None:
+        second.append(env.data["n"])
+
+    bus2 = await harness.new_bus()
+    bus2.subscribe(Subscription(group, (topic,), record))
+    await bus2.start()
+
+    async def all_handled() -> bool:
+        return len(set(first) | set(second)) == 300
+
+    await eventually(all_handled, what="the rest of the events")
+    assert set(first) & set(second) == set()
+    assert 20 < len(first) < 300  # the event in hand was handled, and nothing past it
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+@pytest.fixture
+async def kafka(tmp_path: Path) -> AsyncIterator[BusHarness]:
+    """Kafka alone: the embedded bus has no partitions to move between processes."""
+    require_server("kafka")
+    h = BusHarness("kafka", tmp_path)
+    yield h
+    for bus, _ in list(h.opened):
+        await h.close(bus)
+
+
+def assigned(bus: EventBus, group: str) -> int:
+    assert isinstance(bus, KafkaEventBus)
+    consumer = bus._consumers.get(group)
+    return 0 if consumer is None else len(consumer.assignment())
+
+
+async def test_a_member_losing_its_partitions_mid_batch_leaves_the_rest_to_their_new_owner(
+        kafka: BusHarness, topic: str) -> None:
+    """A second member joins while the first is in a long batch: the first ends after its
+    event in hand and commits, so no event is handled by both (its batch used to run to its
+    end, while the new owner read the same partitions from the last commit)."""
+    group = unique("g")
+    run = uuid.uuid4().hex
+    handled: dict[int, list[str]] = defaultdict(list)
+
+    def handler(name: str, delay_s: float) -> Callable[[Envelope], Awaitable[None]]:
+        async def handle(env: Envelope) -> None:
+            await asyncio.sleep(delay_s)
+            handled[env.data["n"]].append(name)
+        return handle
+
+    first = await kafka.new_bus()
+    first.subscribe(Subscription(group, (topic,), handler("first", 0.02)))
+    await first.start()
+    await first.publish([msg(topic, ping(run, n, subject=f"agg-{n % 12}")) for n in range(400)])
+    await eventually(lambda: _true(len(handled) >= 10), what="the first member's batch begun")
+    second = await kafka.new_bus()
+    second.subscribe(Subscription(group, (topic,), handler("second", 0)))
+    await second.start()
+
+    async def all_handled() -> bool:
+        return len(handled) == 400
+
+    await eventually(all_handled, timeout_s=60, what="every event")
+    assert {n: names for n, names in handled.items() if len(names) > 1} == {}
+    assert {"first", "second"} == {name for names in handled.values() for name in names}
+
+
+async def test_lag_counts_from_the_commit_of_partitions_that_come_back(
+        kafka: BusHarness, topic: str) -> None:
+    """Partitions another member read meanwhile show no lag once back: their lag counts from
+    the group's commit, not from where this member had left them."""
+    group = unique("g")
+    run = uuid.uuid4().hex
+
+    async def handle(env: Envelope) -> None:
+        del env
+
+    first = await kafka.new_bus()
+    first.subscribe(Subscription(group, (topic,), handle))
+    await first.start()
+    await first.publish([msg(topic, ping(run, n, subject=f"agg-{n % 12}")) for n in range(30)])
+    await eventually(lambda: first.drained(group), what="the first events")
+    second = await kafka.new_bus()
+    second.subscribe(Subscription(group, (topic,), handle))
+    await second.start()
+
+    async def shared() -> bool:
+        return 0 < assigned(first, group) < 3 and assigned(second, group) > 0
+
+    await eventually(shared, what="the partitions shared")
+    await first.publish([msg(topic, ping(run, n, subject=f"agg-{n % 12}")) for n in range(30, 60)])
+
+    async def both_drained() -> bool:
+        return await first.drained(group) and await second.drained(group)
+
+    await eventually(both_drained, what="both members drained")
+    await kafka.close(second)
+    await eventually(lambda: _true(assigned(first, group) == 3), what="every partition back")
+
+    def lag() -> float:
+        return sum(s.value for m in kafka.metrics.registry.collect() for s in m.samples
+                   if s.name == "bloop_consumer_lag" and s.labels["group"] == group)
+
+    assert isinstance(first, KafkaEventBus)
+    await first.count_lag()
+    assert lag() == 0
+    assert await first.drained(group)

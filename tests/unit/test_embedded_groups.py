@@ -203,3 +203,41 @@ async def test_the_lease_of_a_process_that_ended_on_this_machine_is_not_waited_o
 
     await eventually(all_handled, what="the events, at once")
     assert max(at for _, _, at in handled) < until
+
+
+async def test_a_leader_whose_lease_ran_out_mid_batch_leaves_the_rest_of_it(
+        tmp_path: Path, processes: list[Process]) -> None:
+    """A process whose lease ran out mid-batch (paused past it: another process may lead now)
+    stops at the next event and commits what it handled; it used to handle its batch to the
+    end while the new leader read the same events."""
+    await published(tmp_path, pings(300))
+    one = Process(tmp_path, "one", lease_s=10)
+    processes.append(one)
+    handled: list[int] = []
+
+    async def another(holder: str, ttl_s: float, replacing: str | None) -> str | None:
+        return "another"
+
+    async def handle(envelope: Envelope) -> None:
+        if len(handled) == 10:
+            lease = one.bus._leases[GROUP, TOPIC]
+            lease.take = another  # taken over meanwhile
+            lease._valid_until = 0.0  # and this process's lease ran out
+        handled.append(envelope.data["n"])
+
+    await SqliteProcessedEvents(one.processed_db).setup()
+    one.bus.subscribe(Subscription(GROUP, (TOPIC,), handle))
+    await one.bus.start()
+
+    async def committed() -> int:
+        row = await one.bus_db.run(lambda c: c.execute(
+            "SELECT next_pos FROM bus_offsets WHERE grp=? AND topic=?", (GROUP, TOPIC)).fetchone())
+        return 0 if row is None else int(row[0])
+
+    async def stopped() -> bool:
+        return await committed() > 0
+
+    await eventually(stopped, what="the batch ended")
+    await asyncio.sleep(0.3)
+    assert handled == list(range(11))  # the event in hand when its lease ran out, no more
+    assert await committed() == 12  # positions start at 1

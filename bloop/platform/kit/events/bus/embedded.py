@@ -4,7 +4,10 @@ Events are kept for `retention_s` (a week, as the Kafka servers infra/ starts ke
 past it until every group that reads their topic has passed them; a group that has not committed
 for longer than the retention (stopped, renamed, or a rebuilt search index's) counts as gone.
 Each process forgets them at start and every `prune_every_s` after (an hour). Every `lag_every_s`
-(5 s), whatever the handlers are doing, it counts each group's lag on the topics it reads."""
+(5 s), whatever the handlers are doing, it counts each group's lag on the topics it reads.
+A consumer commits each chunk of a batch once it is marked processed; told to stop, it ends after
+the event in hand and commits what it handled; one whose lease ran out leaves the rest of its
+batch to the process that took the lease."""
 
 from __future__ import annotations
 
@@ -78,11 +81,14 @@ class EmbeddedEventBus:
                  poll_interval_s: float = 0.5, batch: int = 500,
                  retention_s: float = 7 * 86_400, lease_s: float = 10,
                  prune_every_s: float | None = 3600, lag_every_s: float = 5,
-                 clock: Callable[[], float] = time.time) -> None:
+                 stop_s: float = 5, clock: Callable[[], float] = time.time) -> None:
         self.db, self.registry, self.processed, self.metrics = db, registry, processed, metrics
         self.max_attempts, self.backoff_s = max_attempts, backoff_s
         self.poll_interval_s, self.batch = poll_interval_s, batch
         self.retention_s, self.lease_s, self.clock = retention_s, lease_s, clock
+        self.stop_s = stop_s
+        self._stopping = False
+        self._consumers: list[asyncio.Task[None]] = []
         # None: only when `prune` is called (tests that count what it forgets).
         self._pruner = None if prune_every_s is None else Every(
             "bus:prune", self.prune, prune_every_s, log=log,
@@ -121,7 +127,9 @@ class EmbeddedEventBus:
                 self._renewals.set()
         wake = asyncio.Event()
         self._wakeups.append(wake)
-        self._tasks.append(asyncio.create_task(self._consume(sub, wake), name=f"consume:{sub.group}"))
+        task = asyncio.create_task(self._consume(sub, wake), name=f"consume:{sub.group}")
+        self._consumers.append(task)
+        self._tasks.append(task)
 
     def _lease(self, group: str, topic: str) -> Lease:
         key = {"grp": group, "topic": topic}
@@ -165,11 +173,19 @@ class EmbeddedEventBus:
             await woken(self._renewals, self.lease_s / 4)
 
     async def close(self) -> None:
+        """Lets each consumer end after the event in hand and commit, for at most `stop_s`;
+        then cancels what is still running (a handler still waiting) and gives up the leases."""
+        self._stopping = True
+        for wake in self._wakeups:
+            wake.set()
         if self._pruner is not None:
             await self._pruner.stop()
         await self._lag_counter.stop()
+        if self._consumers:
+            await asyncio.wait(self._consumers, timeout=self.stop_s)
         await asyncio.gather(*(stopped(task) for task in self._tasks))
         self._tasks.clear()
+        self._consumers.clear()
         for (group, topic), lease in self._leases.items():
             if self._said.pop((group, topic), False):
                 self.metrics.consumer_leading.labels(topic, group).set(0)
@@ -276,7 +292,7 @@ class EmbeddedEventBus:
     async def _consume(self, sub: Subscription, wake: asyncio.Event) -> None:
         processor = EventProcessor(sub, self.registry, self.processed, self.publish, self.metrics,
                                    max_attempts=self.max_attempts, backoff_s=self.backoff_s)
-        while True:
+        while not self._stopping:
             wake.clear()
             busy = False
             try:
@@ -286,6 +302,8 @@ class EmbeddedEventBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    return
                 if is_store_down(exc):  # the bus's own file, locked elsewhere past the wait
                     log.warning("embedded consumer waits for its store", extra={
                         "group": sub.group, "error": repr(exc)})
@@ -314,14 +332,25 @@ class EmbeddedEventBus:
                 "ORDER BY pos LIMIT ?", (topic, start, self.batch)).fetchall()
 
         rows = await self.db.run(fetch)
-        if rows:
+        if rows and not self._stopping:
             # Counted before the batch is handled: a handler waiting for its store shows as lag.
             lag: int = await self.db.run(lambda c: c.execute(
                 "SELECT count(*) FROM bus_log WHERE topic=? AND pos>=?",
                 (topic, rows[0]["pos"])).fetchone()[0])
             gauge = self.metrics.consumer_lag.labels(topic, "0", sub.group)
             gauge.set(lag)
-            await processor.process([self._message(topic, row) for row in rows])
-            await self._commit(sub.group, topic, rows[-1]["pos"] + 1)
-            gauge.set(max(lag - len(rows), 0))
-        return len(rows) == self.batch
+            lease = self._leases[sub.group, topic]
+
+            def go_on(m: Message) -> bool:
+                return not self._stopping and lease.holds()
+
+            async def done(messages: Sequence[Message]) -> None:
+                nonlocal lag
+                if messages:
+                    await self._commit(sub.group, topic, messages[-1].offset + 1)
+                    lag -= len(messages)
+                    gauge.set(max(lag, 0))
+
+            await processor.process([self._message(topic, row) for row in rows],
+                                    go_on=go_on, done=done)
+        return len(rows) == self.batch and not self._stopping

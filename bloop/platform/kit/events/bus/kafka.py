@@ -1,5 +1,11 @@
 """The Kafka adapter: an idempotent producer (acks=all) keyed by aggregate id, and consumer
-groups that commit offsets only after the handler (or the dead-letter topic) took the event."""
+groups that commit offsets only after the handler (or the dead-letter topic) took the event.
+
+A consumer commits each chunk of a fetched batch once it is marked processed. Told to stop, it
+ends after the event in hand, marks and commits what it handled, and leaves its group. A
+partition taken from it mid-batch (a rebalance, or a process paused past its session) is left
+at the next event: its new owner reads it from the last commit, and drops by id what this one
+marked."""
 
 from __future__ import annotations
 
@@ -9,9 +15,17 @@ import logging
 import random
 from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
@@ -33,14 +47,15 @@ from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.every import Every
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import KafkaSettings
-from bloop.platform.kit.waiting import forget, stopped
+from bloop.platform.kit.waiting import forget, stopped, woken
 
 log = logging.getLogger("bloop.events.kafka")
 
 
 class KafkaEventBus:
     def __init__(self, settings: KafkaSettings, registry: EventRegistry,
-                 processed: ProcessedEvents, metrics: Metrics, *, lag_every_s: float = 5) -> None:
+                 processed: ProcessedEvents, metrics: Metrics, *, lag_every_s: float = 5,
+                 stop_s: float = 5) -> None:
         self.settings, self.registry, self.processed, self.metrics = (
             settings, registry, processed, metrics)
         self._lag_counter = Every("bus:lag", self.count_lag, lag_every_s, log=log,
@@ -50,9 +65,12 @@ class KafkaEventBus:
         self._producer_lock = asyncio.Lock()
         self._subs: list[Subscription] = []
         self._consumers: dict[str, AIOKafkaConsumer] = {}
+        # Each group's committed offsets of the partitions assigned to it now, as it committed.
         self._positions: dict[str, dict[TopicPartition, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
+        self._stopping = False
+        self.stop_s = stop_s
         self._topics_ready: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -71,7 +89,12 @@ class KafkaEventBus:
         self._tasks.append(asyncio.create_task(self._consume(sub), name=f"consume:{sub.group}"))
 
     async def close(self) -> None:
+        """Lets each consumer end after the event in hand, commit and leave its group, for at
+        most `stop_s`; then cancels what is still running (a handler still waiting)."""
+        self._stopping = True
         await self._lag_counter.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.stop_s)
         await asyncio.gather(*(stopped(task) for task in self._tasks))
         self._tasks.clear()
         if self._producer is not None:
@@ -208,8 +231,10 @@ class KafkaEventBus:
         if not assignment:
             return False
         ends = await consumer.end_offsets(list(assignment))
-        done = self._positions.get(group, {})
-        return all(done.get(tp, 0) >= end for tp, end in ends.items() if end > 0)
+        for tp, end in ends.items():
+            if end > 0 and await self._position(consumer, group, tp) < end:
+                return False
+        return True
 
     async def dead_letters(self, topic: str) -> list[Message]:
         dlq = topic + DLQ_SUFFIX
@@ -246,7 +271,7 @@ class KafkaEventBus:
                                    max_attempts=self.settings.max_attempts,
                                    backoff_s=self.settings.retry_backoff_s)
         delay = 0.5
-        while True:
+        while not self._stopping:
             try:
                 await self.ensure_topics([*sub.topics, *(t + DLQ_SUFFIX for t in sub.topics)])
                 await self._run_consumer(sub, processor)
@@ -254,6 +279,8 @@ class KafkaEventBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    return
                 log.warning("consumer stopped; restarting", extra={
                     "group": sub.group, "error": repr(exc)})
                 await asyncio.sleep(delay)
@@ -261,37 +288,88 @@ class KafkaEventBus:
 
     async def _run_consumer(self, sub: Subscription, processor: EventProcessor) -> None:
         consumer = AIOKafkaConsumer(
-            *sub.topics, bootstrap_servers=self.settings.bootstrap, group_id=sub.group,
+            bootstrap_servers=self.settings.bootstrap, group_id=sub.group,
             client_id=f"{self.settings.client_id}-{sub.group}", enable_auto_commit=False,
             auto_offset_reset="earliest", request_timeout_ms=max(self.settings.request_timeout_ms, 40_000),
             max_poll_records=2000, session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
         )
+        positions = self._positions[sub.group] = {}
+        revoked: set[TopicPartition] = set()
+        member = _Revocations(positions, revoked, self.stop_s)
+        consumer.subscribe(list(sub.topics), listener=member)
         try:
             await consumer.start()
             self._consumers[sub.group] = consumer
             for topic in sub.topics:
                 self.metrics.began_reading(topic, sub.group)
-            positions = self._positions.setdefault(sub.group, {})
-            while True:
+            while not self._stopping:
                 batches = await consumer.getmany(timeout_ms=500)
-                if not batches:
+                if not batches or self._stopping:
                     continue
                 self._count_lag(consumer, sub.group, {
                     tp: records[0].offset for tp, records in batches.items()})
-                # One batch for every partition fetched: each partition's records stay in
-                # order, and the dedupe store sees one read and one write for all of them.
-                await processor.process([
-                    Message(r.topic, r.key, r.value, tuple(r.headers), r.partition, r.offset)
-                    for records in batches.values() for r in records])
-                offsets = {tp: records[-1].offset + 1 for tp, records in batches.items()}
-                await self._commit(consumer, offsets)
-                positions.update(offsets)
-                self._count_lag(consumer, sub.group, offsets)
+                member.idle.clear()
+                try:
+                    await self._process(consumer, sub.group, processor, batches, positions,
+                                        revoked)
+                finally:
+                    member.idle.set()
         finally:
+            if self._positions.get(sub.group) is positions:
+                del self._positions[sub.group]
             self._consumers.pop(sub.group, None)
             with contextlib.suppress(Exception):
                 await consumer.stop()
+
+    async def _process(self, consumer: AIOKafkaConsumer, group: str, processor: EventProcessor,
+                       batches: dict[TopicPartition, list[ConsumerRecord]],
+                       positions: dict[TopicPartition, int], revoked: set[TopicPartition]) -> None:
+        """Processes one fetch of every partition's records as one batch, committing each
+        chunk's offsets while the next chunk is handled. The rest of a partition revoked
+        meanwhile is left, and so is all of it once stopping or once a commit finds the group
+        rebalanced without this member."""
+        committing: asyncio.Future[None] | None = None
+        refused = False
+
+        def go_on(m: Message) -> bool:
+            return not (self._stopping or refused
+                        or (revoked and (m.topic, m.partition) in revoked))
+
+        async def commit(offsets: dict[TopicPartition, int]) -> None:
+            nonlocal refused
+            try:
+                await self._commit(consumer, offsets)
+            except (CommitFailedError, IllegalStateError) as exc:
+                log.warning("consumer group rebalanced; leaving the rest of the batch", extra={
+                    "group": group, "error": repr(exc)})
+                refused = True
+                return
+            for tp, offset in offsets.items():
+                if tp not in revoked:
+                    positions[tp] = offset
+            self._count_lag(consumer, group, offsets)
+
+        async def done(messages: Sequence[Message]) -> None:
+            nonlocal committing
+            if committing is not None:
+                await committing
+                committing = None
+            assigned = consumer.assignment()
+            offsets = {tp: m.offset + 1 for m in messages
+                       if (tp := TopicPartition(m.topic, m.partition)) in assigned}
+            if offsets:
+                committing = asyncio.ensure_future(commit(offsets))
+
+        try:
+            # Each partition's records stay in order, and the dedupe store sees one read and
+            # one write for each chunk of all of them.
+            await processor.process([
+                Message(r.topic, r.key, r.value, tuple(r.headers), r.partition, r.offset)
+                for records in batches.values() for r in records], go_on=go_on, done=done)
+        finally:
+            if committing is not None:
+                await committing
 
     def _count_lag(self, consumer: AIOKafkaConsumer, group: str,
                    positions: dict[TopicPartition, int]) -> None:
@@ -309,11 +387,11 @@ class KafkaEventBus:
     async def count_lag(self) -> None:
         """Counts each group's lag on the partitions assigned to it here, from its committed
         offset to the partition's end (one request a group, and one a partition the group has
-        not committed here yet), whatever its handler is doing: the count before a batch only
-        comes with a batch. Partitions no longer assigned here drop their series."""
+        not committed since it was assigned here), whatever its handler is doing: the count
+        before a batch only comes with a batch. Partitions no longer assigned here drop their
+        series."""
         for group, consumer in list(self._consumers.items()):
             assigned = consumer.assignment()
-            done = self._positions.get(group, {})
             for tp in self._lag_shown.get(group, set()) - assigned:
                 self._lag_shown[group].discard(tp)
                 with contextlib.suppress(KeyError):
@@ -321,14 +399,20 @@ class KafkaEventBus:
             try:
                 ends = await consumer.end_offsets(list(assigned)) if assigned else {}
                 for tp, end in ends.items():
-                    position = done.get(tp)
-                    if position is None and end > 0:
-                        position = await consumer.committed(tp)
-                        if position is None:
-                            position = (await consumer.beginning_offsets([tp]))[tp]
-                    self._show_lag(group, tp, end - (position or 0))
+                    position = await self._position(consumer, group, tp) if end > 0 else 0
+                    self._show_lag(group, tp, end - position)
             except KafkaError:
                 continue  # the consumer is restarting: its own warning says so
+
+    async def _position(self, consumer: AIOKafkaConsumer, group: str, tp: TopicPartition) -> int:
+        """Where `group` goes on reading `tp`: the offset it committed (as this consumer last
+        committed it, or as the group's coordinator has it), else the partition's beginning."""
+        position = self._positions.get(group, {}).get(tp)
+        if position is None:
+            position = await consumer.committed(tp)
+        if position is None:
+            position = (await consumer.beginning_offsets([tp]))[tp]
+        return int(position or 0)
 
     @staticmethod
     async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
@@ -344,6 +428,33 @@ class KafkaEventBus:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         raise RuntimeError("could not commit offsets")
+
+
+class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells a consumer's batch which partitions it is losing, and waits (at most `wait_s`) for
+    the batch to end after its event in hand and commit, before the group moves them on; and
+    forgets the offsets committed of partitions that move (back here too: another member may
+    have committed meanwhile). A member that was paused past its session (its partitions
+    already another's) stops likewise, its commit refused."""
+
+    def __init__(self, positions: dict[TopicPartition, int], revoked: set[TopicPartition],
+                 wait_s: float) -> None:
+        self.positions, self.revoked, self.wait_s = positions, revoked, wait_s
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.revoked.update(revoked)
+        for tp in revoked:
+            self.positions.pop(tp, None)
+        await woken(self.idle, self.wait_s)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        # Records fetched from now on are this assignment's: a batch that was cut short keeps
+        # leaving the rest of its partitions (the processor never goes back to one it left).
+        self.revoked.difference_update(assigned)
+        for tp in assigned:
+            self.positions.pop(tp, None)
 
 
 _key_hashes: dict[bytes, int] = {}

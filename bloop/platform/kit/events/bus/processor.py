@@ -3,14 +3,16 @@ group does not consume, validate the others, drop duplicates, run the handler wi
 dead-letter what cannot be handled. `process` never raises, so a bad event can never stop a
 consumer.
 
-A batch costs two round trips to the processed-events store (one read, one write) however many
-events it holds. A process that dies after a handler ran but before the batch was marked sees
-those events again: handlers must tolerate a repeat (upserts, or their own check)."""
+A chunk of a batch (CHUNK events, or what was handled in CHUNK_S) costs two round trips to the
+processed-events store (one read, one write), and its consumer commits once it is marked. A
+process that dies after a handler ran but before its chunk was marked sees those events again:
+handlers must tolerate a repeat (upserts, or their own check)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,6 +31,10 @@ from bloop.platform.kit.metrics import Metrics
 log = logging.getLogger("bloop.events")
 
 Publish = Callable[[Sequence[Message]], Awaitable[None]]
+GoOn = Callable[[Message], bool]
+Done = Callable[[Sequence[Message]], Awaitable[None]]
+CHUNK = 500
+CHUNK_S = 1.0
 T = TypeVar("T")
 
 
@@ -56,55 +62,90 @@ class EventProcessor:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
 
-    async def process(self, messages: Sequence[Message]) -> list[str]:
-        """Handles messages in order; returns each one's outcome: ok, duplicate, skipped or
-        dead_lettered. Returns only once every message has its outcome."""
+    async def process(self, messages: Sequence[Message], *, go_on: GoOn | None = None,
+                      done: Done | None = None) -> list[str]:
+        """Handles messages in order; returns each one's outcome: ok, duplicate, skipped,
+        dead_lettered, or "" for one left to whoever reads its partition next. Works in chunks
+        (CHUNK events, or fewer once CHUNK_S has passed), marking each chunk's handled ids, then
+        awaiting `done` with the chunk's messages that have an outcome. Asks `go_on` before each
+        message: once it refuses one, the rest of that partition's are left too, so `done` gets,
+        per partition, the messages up to where its consumer may commit."""
         outcomes = [""] * len(messages)
-        parsed: list[tuple[int, Envelope]] = []
-        dead: list[tuple[Message, str, str, int]] = []
+        seen: set[uuid.UUID] = set()
+        refused: set[tuple[str, int]] = set()
+        start = 0
+        while start < len(messages):
+            end = await self._chunk(messages, start, outcomes, seen, refused, go_on)
+            if done is not None:
+                await done([m for m, o in zip(messages[start:end], outcomes[start:end],
+                                              strict=True) if o])
+            start = end
+        return outcomes
+
+    def _check(self, msg: Message) -> Envelope | str | tuple[str, str]:
+        """The envelope to handle; or "skipped"; or why it is dead-lettered, and the detail."""
         types = self.sub.types
-        for i, msg in enumerate(messages):
-            try:
-                envelope = parse_envelope(msg.value)
-                if types and envelope.type not in types:
-                    # Checked only by the groups that consume it: a type added, or the `.v2` of
-                    # a newer version, passes the others by.
-                    outcomes[i] = "skipped"
-                    continue
-                self.registry.checked(envelope)
-            except MalformedEvent as bad:
-                named = _named(msg.value).get("type")
-                if types and named is not None and named not in types:
-                    outcomes[i] = "skipped"
-                    continue
-                dead.append((msg, bad.reason, bad.detail, 0))
-                outcomes[i] = "dead_lettered"
-                continue
-            parsed.append((i, envelope))
+        try:
+            envelope = parse_envelope(msg.value)
+            if types and envelope.type not in types:
+                # Checked only by the groups that consume it: a type added, or the `.v2` of
+                # a newer version, passes the others by.
+                return "skipped"
+            self.registry.checked(envelope)
+        except MalformedEvent as bad:
+            named = _named(msg.value).get("type")
+            if types and named is not None and named not in types:
+                return "skipped"
+            return bad.reason, bad.detail
+        return envelope
+
+    async def _chunk(self, messages: Sequence[Message], start: int, outcomes: list[str],
+                     seen: set[uuid.UUID], refused: set[tuple[str, int]],
+                     go_on: GoOn | None) -> int:
+        """Handles a chunk from `start`, dead-letters and marks it; returns where it ended."""
         group = self.sub.group
-        seen = await self._retrying(lambda: self.processed.seen(group, [e.id for _, e in parsed]))
+        chunk = messages[start:start + CHUNK]
+        # A partition left already needs nothing read or checked (all of them, once stopping).
+        checked = [None if refused and (m.topic, m.partition) in refused else self._check(m)
+                   for m in chunk]
+        seen |= await self._retrying(lambda: self.processed.seen(
+            group, [c.id for c in checked if isinstance(c, Envelope)]))
         handled: list[uuid.UUID] = []
-        for i, envelope in parsed:
-            if envelope.id in seen:
-                outcomes[i] = "duplicate"
+        dead: list[tuple[Message, str, str, int]] = []
+        until = time.monotonic() + CHUNK_S
+        end = start + len(chunk)
+        for i, msg, found in zip(range(start, end), chunk, checked, strict=True):
+            if found is None or (refused and (msg.topic, msg.partition) in refused):
                 continue
-            error = await self._handle(envelope)
-            if error is None:
+            if go_on is not None and not go_on(msg):
+                refused.add((msg.topic, msg.partition))
+                continue
+            if isinstance(found, str):
+                outcomes[i] = found
+            elif isinstance(found, tuple):
+                dead.append((msg, *found, 0))
+                outcomes[i] = "dead_lettered"
+            elif found.id in seen:
+                outcomes[i] = "duplicate"
+            elif handled and time.monotonic() > until:
+                end = i
+                break
+            elif (error := await self._handle(found)) is None:
                 outcomes[i] = "ok"
-                handled.append(envelope.id)
-                seen.add(envelope.id)
+                handled.append(found.id)
+                seen.add(found.id)
             else:
                 outcomes[i] = "dead_lettered"
-                dead.append((messages[i], "handler_failed", error, self.max_attempts))
+                dead.append((msg, "handler_failed", error, self.max_attempts))
         if dead:
             await self._dead_letter(dead)
         await self._retrying(lambda: self.processed.mark(group, handled))
-        for (topic, outcome), count in Counter(
-                (m.topic, o) for m, o in zip(messages, outcomes, strict=True)).items():
+        ended = [(m.topic, o) for m, o in zip(chunk, outcomes[start:end], strict=False) if o]
+        for (topic, outcome), count in Counter(ended).items():
             self.metrics.events_consumed.labels(topic, group, outcome).inc(count)
-        for topic in {m.topic for m in messages}:
+        for topic in {topic for topic, _ in ended}:
             self.metrics.finished(topic, group)
-        return outcomes
+        return end
 
     async def _handle(self, envelope: Envelope) -> str | None:
         """None once handled; else why it failed `max_attempts` times. A store that is down is
