@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
+from graphql import DocumentNode
 from strawberry.fastapi import BaseContext
 
 from bloop.platform.kit.auth import Principal, authorise
@@ -27,6 +28,7 @@ class Context(BaseContext):
         self._loaders: dict[str, Any] = {}
         self._counted: dict[str, int] = {}
         self.operation_name: str | None = None
+        self.document: DocumentNode | None = None  # as parsed (limits.TokenLimit)
         """The `operationName` the request gave, if any (set as the request is read)."""
 
     def authorise(self, tenant: str, *roles: str, scopes: Iterable[str] = ()) -> Principal:

@@ -47,6 +47,7 @@ from graphql.type.definition import GraphQLInterfaceType, GraphQLObjectType
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.extensions import SchemaExtension
 
+from bloop.graphql.context import Context
 from bloop.graphql.errors import refusal
 from bloop.graphql.fields import MAX_PAGE
 from bloop.graphql.repeats import repeats
@@ -288,6 +289,8 @@ class TokenLimit(SchemaExtension):
                                   "and punctuation), the most a query may have: shorten it, with "
                                   "fragments or variables", "query_too_long", MAX_TOKENS) from None
                 raise
+        if isinstance(context.context, Context):
+            context.context.document = context.graphql_document
         yield
 
 

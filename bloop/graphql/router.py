@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from cross_web import HTTPException
 from fastapi import Depends, Request, Response
 from fastapi.routing import APIWebSocketRoute
-from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast, parse
+from graphql import DocumentNode, FieldNode, OperationType, get_operation_ast
 from strawberry import UNSET
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLRequestData
@@ -72,7 +72,8 @@ class ProblemGraphQLRouter(GraphQLRouter[Context, None]):
         found = outcomes.record(request.app.state.platform.metrics, result)
         name = outcomes.operation_name(request_data.operation_name)
         note_access(request.scope, graphql=found, **({"operation": name} if name else {}))
-        if keyed(request.scope) and _wrote_nothing(request_data, result):
+        if keyed(request.scope) and _wrote_nothing(context.document,
+                                                   request_data.operation_name, result):
             changed_nothing(request.scope)
         return result
 
@@ -89,15 +90,13 @@ class ProblemGraphQLRouter(GraphQLRouter[Context, None]):
             return _problem(request, exc)
 
 
-def _wrote_nothing(request_data: GraphQLRequestData, result: ExecutionResult) -> bool:
-    """Whether the operation surely wrote nothing, so that its Idempotency-Key is freed for it to
-    be sent again: no mutation, one that never ran, or one each of whose fields failed where it
-    began (an error inside a field's answer came after its write)."""
-    try:
-        document = parse(request_data.query or "")
-    except GraphQLError:
-        return True
-    operation = get_operation_ast(document, request_data.operation_name)
+def _wrote_nothing(document: DocumentNode | None, operation_name: str | None,
+                   result: ExecutionResult) -> bool:
+    """Whether the operation (`document`, as parsed; None when it could not be) surely wrote
+    nothing, so that its Idempotency-Key is freed for it to be sent again: no mutation, one
+    that never ran, or one each of whose fields failed where it began (an error inside a
+    field's answer came after its write)."""
+    operation = None if document is None else get_operation_ast(document, operation_name)
     if operation is None or operation.operation != OperationType.MUTATION:
         return True
     errors = result.errors or []

@@ -142,3 +142,21 @@ async def test_redis_names_keys_as_the_earlier_version_did(tmp_path: Path) -> No
         assert Entry.decode(kept) == Entry(fp("a"), b"200\n{}")
     finally:
         await client.aclose()
+
+
+async def test_what_an_erasure_drops_leaves_the_wal(tmp_path: Path) -> None:
+    """As the other embedded stores' erasures do: the dropped answers stayed in the WAL file
+    until a checkpoint fell due, weeks on a quiet store."""
+    db = SqliteDB(tmp_path / "idempotency.sqlite3")
+    keys = SqliteIdempotency(db)
+    try:
+        assert await keys.claim("acme", "made", fp("a"), 60) is None
+        await keys.finish("acme", "made", fp("a"), b'201\n{"email": "walter@acme.test"}', 60)
+        await keys.drop_tenant("acme")
+        assert holding(tmp_path, b"walter@acme.test") == []
+    finally:
+        await db.close()
+
+
+def holding(folder: Path, text: bytes) -> list[str]:
+    return [path.name for path in folder.iterdir() if text in path.read_bytes()]

@@ -106,3 +106,20 @@ def test_a_store_that_answers_again_is_logged_and_its_next_failure_at_once(
         ("store unavailable", "neo4j", None, None),
         ("store answers again", "redis", 15, 2),
         ("store unavailable", "redis", None, None)]
+
+
+def test_a_store_no_check_watches_starts_a_new_outage_after_a_quiet_while(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The disk has no check to say it answers again: a failure weeks later was logged as the
+    same outage's, with a `down_s` of weeks."""
+    clock = Clock()
+    outages = StoreOutages(every_s=30, clock=clock)
+    caplog.set_level(logging.INFO, "bloop.errors")
+    outages.failed("disk", OSError("no space"))
+    clock.now += 10
+    outages.failed("disk", OSError("no space"))
+    clock.now += 7 * 86_400
+    outages.failed("disk", OSError("no space"))
+    assert [(r.getMessage(), getattr(r, "down_s", None), getattr(r, "unlogged", None))
+            for r in caplog.records] == [("store unavailable", None, None),
+                                         ("store unavailable", None, None)]

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 log = logging.getLogger("bloop.errors")
 
 LOG_EVERY_S = 30.0
+QUIET_S = 300.0  # without a failure this long, an outage no check ended is over
 
 
 @dataclass
 class _Outage:
     since: float
     logged_at: float
+    failed_at: float
     failures: int = 1
     unlogged: int = 0
 
@@ -38,11 +40,14 @@ class StoreOutages:
                **extra: object) -> None:
         now = self.clock()
         outage = self._down.get(store)
-        if outage is None:
-            self._down[store] = _Outage(since=now, logged_at=now)
+        # A store no check watches (the disk) is over its outage once it fails nothing for a
+        # while: a failure after that is a new outage's first.
+        if outage is None or now - outage.failed_at > QUIET_S:
+            self._down[store] = _Outage(since=now, logged_at=now, failed_at=now)
             log.warning(message, extra={"store": store, "error": repr(error), **extra})
             return
         outage.failures += 1
+        outage.failed_at = now
         if now - outage.logged_at < self.every_s:
             outage.unlogged += 1
             return

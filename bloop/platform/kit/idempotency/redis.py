@@ -6,7 +6,6 @@ Those a process of the earlier version took are listed nowhere: they expire."""
 
 from __future__ import annotations
 
-import time
 from typing import cast
 
 from redis.asyncio import Redis
@@ -14,22 +13,24 @@ from redis.asyncio import Redis
 from bloop.platform.kit.idempotency.port import Entry
 
 # Both list the key in its tenant's set, which lives as long as its longest-lived key, and
-# forget those expired.
+# forget those expired, on the server's clock.
 LISTED = """
-redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 """
 CLAIM = """
-if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'PX', ARGV[2]) then
+if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', ARGV[2]) then
 """ + LISTED + """
   return 1
 end
 return redis.call('GET', KEYS[1])
 """
 FINISH = """
-if redis.call('GET', KEYS[1]) == ARGV[4] then
-  redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[2])
+if redis.call('GET', KEYS[1]) == ARGV[3] then
+  redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[2])
 """ + LISTED + """
 end
 return 0
@@ -57,7 +58,7 @@ class RedisIdempotency:
         pending = Entry(fingerprint, None).encode()
         for _ in range(CLAIM_TRIES):
             held = await self._claim(keys=self._keys(tenant, key),
-                                     args=[key, _ms(lock_s), _now_ms(), pending])
+                                     args=[key, _ms(lock_s), pending])
             if held == 1:
                 return None
             if held is not None:
@@ -67,7 +68,7 @@ class RedisIdempotency:
     async def finish(self, tenant: str, key: str, fingerprint: str, response: bytes,
                      keep_s: float) -> None:
         await self._finish(keys=self._keys(tenant, key), args=[
-            key, _ms(keep_s), _now_ms(), Entry(fingerprint, None).encode(),
+            key, _ms(keep_s), Entry(fingerprint, None).encode(),
             Entry(fingerprint, response).encode()])
 
     async def release(self, tenant: str, key: str, fingerprint: str) -> None:
@@ -89,6 +90,3 @@ class RedisIdempotency:
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)

@@ -93,8 +93,10 @@ class SqliteIdempotency:
 
     async def drop_tenant(self, tenant: str) -> None:
         await self._setup()
-        await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM idempotency_keys WHERE tenant IN (?, '')", (tenant,)))
+        dropped: int = await self.db.transaction(lambda c: c.execute(
+            "DELETE FROM idempotency_keys WHERE tenant IN (?, '')", (tenant,)).rowcount)
+        if dropped:  # an erasure: what it dropped leaves the WAL too
+            await self.db.empty_wal()
 
     async def ping(self) -> None:
         await self.db.ping()
