@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bloop.platform.kit.events.bus import processor as processor_module
 from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.bus.processor import EventProcessor
 from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
@@ -66,3 +67,37 @@ async def test_the_dead_letter_line_names_the_event_and_its_request(
     ], key=str)
     assert request_id_var.get() is None
     assert len(published) == 5
+
+
+async def test_a_chunk_of_failing_events_ends_on_time_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a handled event let a chunk end on time: with every handler failing, 500 events and
+    their retries ran before anything was marked or committed (minutes, past Kafka's poll
+    interval)."""
+    monkeypatch.setattr(processor_module, "CHUNK_S", 0.05)
+
+    async def handler(env: Envelope) -> None:
+        raise RuntimeError("cannot handle it")
+
+    async def publish(messages: Sequence[Message]) -> None:
+        return None
+
+    db = SqliteDB(tmp_path / "processed.sqlite3")
+    processed = SqliteProcessedEvents(db)
+    await processed.setup()
+    processor = EventProcessor(Subscription("g", (TEST_TOPIC,), handler), registry, processed,
+                               publish, Metrics(), max_attempts=2, backoff_s=0.02)
+    chunks: list[int] = []
+
+    async def done(messages: Sequence[Message]) -> None:
+        chunks.append(len(messages))
+
+    messages = [Message.of(PING.envelope(PingSent(run="r", n=n), tenant="t1", subject="s"),
+                           TEST_TOPIC) for n in range(12)]
+    try:
+        outcomes = await processor.process(messages, done=done)
+    finally:
+        await db.close()
+    assert outcomes == ["dead_lettered"] * 12
+    assert sum(chunks) == 12
+    assert len(chunks) > 3, chunks

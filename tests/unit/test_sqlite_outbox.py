@@ -343,8 +343,9 @@ async def test_a_leader_that_cannot_publish_hands_the_lease_to_one_that_can(
         await outbox.setup()
     failing, healthy = Unreachable(), Bus()
     settings = OutboxSettings(poll_interval_s=0.05, lease_s=1)
-    relays = [OutboxRelay(outbox, bus, Metrics(), settings)  # type: ignore[arg-type]
-              for outbox, bus in zip(outboxes, (failing, healthy), strict=True)]
+    metrics = Metrics(), Metrics()
+    relays = [OutboxRelay(outbox, bus, m, settings)  # type: ignore[arg-type]
+              for outbox, bus, m in zip(outboxes, (failing, healthy), metrics, strict=True)]
     relays[0].start()
 
     async def leads(relay: OutboxRelay) -> bool:
@@ -360,6 +361,8 @@ async def test_a_leader_that_cannot_publish_hands_the_lease_to_one_that_can(
 
     await eventually(sent_by_healthy, timeout_s=8, what="the healthy relay to send everything")
     assert (relays[0].leads, relays[1].leads) == (False, True)
+    pending = metrics[0].outbox_pending.labels(outboxes[0].name)._value.get()
+    assert pending == 0, "the backlog is the new leader's to show"
     await relays[1].stop()
     failing.up = True
     await write(dbs[0], outboxes[0], 8)

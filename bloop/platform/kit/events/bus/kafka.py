@@ -293,6 +293,10 @@ class KafkaEventBus:
             auto_offset_reset="earliest", request_timeout_ms=max(self.settings.request_timeout_ms, 40_000),
             max_poll_records=2000, session_timeout_ms=self.settings.session_timeout_ms,
             heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
+            # Time for a member to hear of a rebalance, let its batch end (`_Revocations`) and
+            # join again; past it the group goes on without the member.
+            rebalance_timeout_ms=max(self.settings.session_timeout_ms, int(
+                self.stop_s * 1000) + self.settings.heartbeat_interval_ms + 2000),
         )
         positions = self._positions[sub.group] = {}
         revoked: set[TopicPartition] = set()
@@ -367,9 +371,16 @@ class KafkaEventBus:
             await processor.process([
                 Message(r.topic, r.key, r.value, tuple(r.headers), r.partition, r.offset)
                 for records in batches.values() for r in records], go_on=go_on, done=done)
-        finally:
+        except BaseException:
+            # Cancelled (a stop past `stop_s`) or failed: the chunk in flight is left, as its
+            # marks are written, to whoever reads the partition next, and not waited for (a
+            # commit retries while the coordinator cannot be found).
             if committing is not None:
-                await committing
+                committing.add_done_callback(_retrieved)
+                committing.cancel()
+            raise
+        if committing is not None:
+            await committing
 
     def _count_lag(self, consumer: AIOKafkaConsumer, group: str,
                    positions: dict[TopicPartition, int]) -> None:
@@ -428,6 +439,11 @@ class KafkaEventBus:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         raise RuntimeError("could not commit offsets")
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]

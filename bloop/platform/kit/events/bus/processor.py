@@ -1,7 +1,7 @@
 """What every consumer does with a batch of messages, whatever the bus: pass by the types its
 group does not consume, validate the others, drop duplicates, run the handler with retries,
-dead-letter what cannot be handled. `process` never raises, so a bad event can never stop a
-consumer.
+dead-letter what cannot be handled. No event makes `process` raise, so a bad event can never
+stop a consumer (what its bus's `go_on` and `done` raise, a commit refused, goes on up).
 
 A chunk of a batch (CHUNK events, or what was handled in CHUNK_S) costs two round trips to the
 processed-events store (one read, one write), and its consumer commits once it is marked. A
@@ -127,7 +127,7 @@ class EventProcessor:
                 outcomes[i] = "dead_lettered"
             elif found.id in seen:
                 outcomes[i] = "duplicate"
-            elif handled and time.monotonic() > until:
+            elif i > start and time.monotonic() > until:  # handled or failed: its time ran
                 end = i
                 break
             elif (error := await self._handle(found)) is None:

@@ -145,6 +145,7 @@ class OutboxRelay:
         self._failing_since = None
         self._stepped_down_at = now
         await self._step_down()
+        self.metrics.outbox_pending.labels(self.outbox.name).set(0)  # the next leader's to count
 
     async def _rested(self) -> bool:
         """Whether this relay may try to lead: not within half a lease of stepping down, which
