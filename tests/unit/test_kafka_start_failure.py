@@ -31,20 +31,24 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def handler(envelope: Envelope) -> None:
+    del envelope
+
+
+def consuming(settings: KafkaSettings, db: SqliteDB
+              ) -> tuple[KafkaEventBus, Subscription, EventProcessor]:
+    processed, metrics = SqliteProcessedEvents(db), Metrics()
+    bus = KafkaEventBus(settings, registry, processed, metrics)
+    sub = Subscription("g", ("nowhere",), handler)
+    return bus, sub, EventProcessor(sub, registry, processed, bus.publish, metrics,
+                                    max_attempts=3, backoff_s=0.01)
+
+
 async def test_a_consumer_whose_start_fails_is_closed(tmp_path: Path) -> None:
     db = SqliteDB(tmp_path / "processed.sqlite3")
-    processed = SqliteProcessedEvents(db)
-    await processed.setup()
-    metrics = Metrics()
-    settings = KafkaSettings(bootstrap=f"127.0.0.1:{closed_port()}", request_timeout_ms=1000)
-    bus = KafkaEventBus(settings, registry, processed, metrics)
-
-    async def handler(envelope: Envelope) -> None:
-        del envelope
-
-    sub = Subscription("g", ("nowhere",), handler)
-    processor = EventProcessor(sub, registry, processed, bus.publish, metrics, max_attempts=3,
-                               backoff_s=0.01)
+    await SqliteProcessedEvents(db).setup()
+    bus, sub, processor = consuming(KafkaSettings(
+        bootstrap=f"127.0.0.1:{closed_port()}", request_timeout_ms=1000), db)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(3):
@@ -57,7 +61,7 @@ async def test_a_consumer_whose_start_fails_is_closed(tmp_path: Path) -> None:
     await db.close()
 
 
-async def test_a_consumer_has_the_session_and_heartbeat_it_is_given(
+async def test_a_consumer_has_the_session_heartbeat_and_rebalance_time_it_needs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """aiokafka's 10 s session applied whatever was wanted: a killed worker's partitions waited
     that long for another member."""
@@ -70,20 +74,13 @@ async def test_a_consumer_has_the_session_and_heartbeat_it_is_given(
 
     monkeypatch.setattr(kafka_bus, "AIOKafkaConsumer", Recorded)
     db = SqliteDB(tmp_path / "processed.sqlite3")
-    processed = SqliteProcessedEvents(db)
-    metrics = Metrics()
-    settings = KafkaSettings(bootstrap=f"127.0.0.1:{closed_port()}", request_timeout_ms=1000,
-                             session_timeout_ms=6000, heartbeat_interval_ms=1500)
-    bus = KafkaEventBus(settings, registry, processed, metrics)
-
-    async def handler(envelope: Envelope) -> None:
-        del envelope
-
-    sub = Subscription("g", ("nowhere",), handler)
-    processor = EventProcessor(sub, registry, processed, bus.publish, metrics, max_attempts=3,
-                               backoff_s=0.01)
+    bus, sub, processor = consuming(KafkaSettings(
+        bootstrap=f"127.0.0.1:{closed_port()}", request_timeout_ms=1000,
+        session_timeout_ms=6000, heartbeat_interval_ms=1500), db)
     with pytest.raises(Exception, match="Unable to bootstrap"):
         await bus._run_consumer(sub, processor)
-    assert [(c._session_timeout_ms, c._heartbeat_interval_ms) for c in made] == [(6000, 1500)]
+    # A rebalance waits for a member to hear of it (a heartbeat) and end its batch (stop_s).
+    assert [(c._session_timeout_ms, c._heartbeat_interval_ms, c._rebalance_timeout_ms)
+            for c in made] == [(6000, 1500, 5000 + 1500 + 2000)]
     await bus.close()
     await db.close()
