@@ -80,8 +80,9 @@ async def requested_job(service: JobService, access: JobAccess, body: JobRequest
     """The job `body` asks for in the caller's name, and whether it is new (see
     `JobService.request`), after the checks of who may ask for it: the lesson read as the
     caller may read it (404, `lesson_gone` once deleted), a narration or a video its authors'
-    (403 `not_an_author`), and a job under the same key that the caller may not see refused as
-    a key used for another request."""
+    (403 `not_an_author`), and a job found again that the caller may not see refused as a key
+    used for another request (a guard: client keys are the caller's own, and a job found by
+    its request is checked with `may_read`)."""
     tenant, me = access.tenant, access.me
     lesson: LessonText | None = None
     if body.lesson_id is not None:
@@ -100,8 +101,7 @@ async def requested_job(service: JobService, access: JobAccess, body: JobRequest
     job, created = await service.request(tenant, me.user_id, body, lesson, idempotency_key,
                                          readable=access.may_read)
     if not created and not await access.may_read(job):
-        # another's job under the same client key, on a version of the lesson this caller may
-        # not read: not theirs to see, nor to learn anything of
+        # not theirs to see, nor to learn anything of
         raise Problem("this Idempotency-Key was used for a different request", status=422,
                       code="idempotency_key_reused")
     return job, created
