@@ -509,12 +509,14 @@ async def test_a_member_losing_its_partitions_mid_batch_leaves_the_rest_to_their
 
     def handler(name: str, delay_s: float) -> Callable[[Envelope], Awaitable[None]]:
         async def handle(env: Envelope) -> None:
-            await asyncio.sleep(delay_s)
+            # Slow until the second member has its share, however long the rebalance takes.
+            if not any("second" in names for names in handled.values()):
+                await asyncio.sleep(delay_s)
             handled[env.data["n"]].append(name)
         return handle
 
     first = await kafka.new_bus()
-    first.subscribe(Subscription(group, (topic,), handler("first", 0.02)))
+    first.subscribe(Subscription(group, (topic,), handler("first", 0.05)))
     await first.start()
     await first.publish([msg(topic, ping(run, n, subject=f"agg-{n % 12}")) for n in range(400)])
     await eventually(lambda: _true(len(handled) >= 10), what="the first member's batch begun")
@@ -570,3 +572,49 @@ async def test_lag_counts_from_the_commit_of_partitions_that_come_back(
     await first.count_lag()
     assert lag() == 0
     assert await first.drained(group)
+
+
+async def test_lag_of_an_idle_partition_asks_the_group_for_its_commit_once(
+        kafka: BusHarness, topic: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member that took over partitions already read counts their lag from the group's
+    commit, fetched once: an idle partition costs no request every count."""
+    group = unique("g")
+    run = uuid.uuid4().hex
+
+    async def handle(env: Envelope) -> None:
+        del env
+
+    first = await kafka.new_bus()
+    first.subscribe(Subscription(group, (topic,), handle))
+    await first.start()
+    await first.publish([msg(topic, ping(run, n, subject=f"agg-{n % 12}")) for n in range(30)])
+    await eventually(lambda: first.drained(group), what="the events")
+    await kafka.close(first)
+    second = await kafka.new_bus()
+    second.subscribe(Subscription(group, (topic,), handle))
+    await second.start()
+    await eventually(lambda: _true(assigned(second, group) == 3), what="every partition")
+    assert isinstance(second, KafkaEventBus)
+    consumer = second._consumers[group]
+    fetched: list[object] = []
+    committed = consumer.committed
+
+    async def counted(tp: object) -> object:
+        fetched.append(tp)
+        return await committed(tp)
+
+    monkeypatch.setattr(consumer, "committed", counted)
+
+    async def kept() -> bool:
+        """Once a count ran across no rebalance (the timer's counts run beside these)."""
+        await second.count_lag()
+        return len(second._members[group].positions) == 3
+
+    await eventually(kept, what="the commits fetched")
+    assert fetched
+    fetched.clear()
+    for _ in range(3):
+        await second.count_lag()
+    assert fetched == []
+    assert sum(s.value for m in kafka.metrics.registry.collect() for s in m.samples
+               if s.name == "bloop_consumer_lag" and s.labels["group"] == group) == 0

@@ -65,8 +65,8 @@ class KafkaEventBus:
         self._producer_lock = asyncio.Lock()
         self._subs: list[Subscription] = []
         self._consumers: dict[str, AIOKafkaConsumer] = {}
-        # Each group's committed offsets of the partitions assigned to it now, as it committed.
-        self._positions: dict[str, dict[TopicPartition, int]] = {}
+        # Each group's member here: the committed offsets of the partitions assigned to it now.
+        self._members: dict[str, _Revocations] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self._stopping = False
@@ -298,9 +298,9 @@ class KafkaEventBus:
             rebalance_timeout_ms=max(self.settings.session_timeout_ms, int(
                 self.stop_s * 1000) + self.settings.heartbeat_interval_ms + 2000),
         )
-        positions = self._positions[sub.group] = {}
+        positions: dict[TopicPartition, int] = {}
         revoked: set[TopicPartition] = set()
-        member = _Revocations(positions, revoked, self.stop_s)
+        member = self._members[sub.group] = _Revocations(positions, revoked, self.stop_s)
         consumer.subscribe(list(sub.topics), listener=member)
         try:
             await consumer.start()
@@ -320,8 +320,8 @@ class KafkaEventBus:
                 finally:
                     member.idle.set()
         finally:
-            if self._positions.get(sub.group) is positions:
-                del self._positions[sub.group]
+            if self._members.get(sub.group) is member:
+                del self._members[sub.group]
             self._consumers.pop(sub.group, None)
             with contextlib.suppress(Exception):
                 await consumer.stop()
@@ -397,10 +397,10 @@ class KafkaEventBus:
 
     async def count_lag(self) -> None:
         """Counts each group's lag on the partitions assigned to it here, from its committed
-        offset to the partition's end (one request a group, and one a partition the group has
-        not committed since it was assigned here), whatever its handler is doing: the count
-        before a batch only comes with a batch. Partitions no longer assigned here drop their
-        series."""
+        offset to the partition's end (one request a group, and one the first time for a
+        partition whose commit this member has not seen since it was assigned here), whatever
+        its handler is doing: the count before a batch only comes with a batch. Partitions no
+        longer assigned here drop their series."""
         for group, consumer in list(self._consumers.items()):
             assigned = consumer.assignment()
             for tp in self._lag_shown.get(group, set()) - assigned:
@@ -417,10 +417,16 @@ class KafkaEventBus:
 
     async def _position(self, consumer: AIOKafkaConsumer, group: str, tp: TopicPartition) -> int:
         """Where `group` goes on reading `tp`: the offset it committed (as this consumer last
-        committed it, or as the group's coordinator has it), else the partition's beginning."""
-        position = self._positions.get(group, {}).get(tp)
+        committed it, or as the group's coordinator has it, kept until the partition moves),
+        else the partition's beginning."""
+        member = self._members.get(group)
+        position = None if member is None else member.positions.get(tp)
         if position is None:
+            moves = None if member is None else member.moves
             position = await consumer.committed(tp)
+            if member is not None and position is not None and member.moves == moves:
+                # A commit of this member's that ended meanwhile is newer.
+                position = member.positions.setdefault(tp, position)
         if position is None:
             position = (await consumer.beginning_offsets([tp]))[tp]
         return int(position or 0)
@@ -456,10 +462,12 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, positions: dict[TopicPartition, int], revoked: set[TopicPartition],
                  wait_s: float) -> None:
         self.positions, self.revoked, self.wait_s = positions, revoked, wait_s
+        self.moves = 0  # rebalances seen: an offset fetched across one may be another's
         self.idle = asyncio.Event()
         self.idle.set()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.moves += 1
         self.revoked.update(revoked)
         for tp in revoked:
             self.positions.pop(tp, None)
@@ -468,6 +476,7 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # Records fetched from now on are this assignment's: a batch that was cut short keeps
         # leaving the rest of its partitions (the processor never goes back to one it left).
+        self.moves += 1
         self.revoked.difference_update(assigned)
         for tp in assigned:
             self.positions.pop(tp, None)
