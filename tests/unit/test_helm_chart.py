@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 import yaml
+from httpx import ASGITransport, AsyncClient
 
 from bloop.platform import services
 from bloop.platform.app import create_app
 from bloop.platform.kit.health import Probe
-from bloop.platform.kit.settings import Settings
+from bloop.platform.kit.settings import RuntimeSettings, Settings
 
 CHART = Path(__file__).parents[2] / "helm" / "bloop"
 CACHE = Path(os.environ.get("BLOOP_INFRA_CACHE", Path.home() / ".cache" / "bloop-infra"))
@@ -155,3 +156,24 @@ def test_probes_wait_longer_than_readyz_takes_to_answer() -> None:
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["readinessProbe"]["timeoutSeconds"] > bound
         assert container["livenessProbe"]["timeoutSeconds"] >= container["readinessProbe"]["timeoutSeconds"]
+
+
+async def test_a_pod_stays_in_its_service_while_a_shared_store_is_down(tmp_path: Path) -> None:
+    """The readiness probe asked /readyz, 503 while Kafka or Redis was down: every pod left every
+    Service at once, where the routes that do not need the store could have answered. It asks
+    whether the process serves (started, not draining); liveness asks /healthz."""
+    deployments = of_kind(render("--set", "workers.learning.replicas=1"), "Deployment")
+    containers = [d["spec"]["template"]["spec"]["containers"][0] for d in deployments.values()]
+    [readiness] = {c["readinessProbe"]["httpGet"]["path"] for c in containers}
+    assert {c["livenessProbe"]["httpGet"]["path"] for c in containers} == {"/healthz"}
+    app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False)),
+                     ["identity"])
+    async with app.router.lifespan_context(app), AsyncClient(
+            transport=ASGITransport(app=app), base_url="http://pod") as kubelet:
+        app.state.platform.probes.append(Probe("kafka", _down))
+        assert (await kubelet.get("/readyz")).status_code == 503
+        assert (await kubelet.get(readiness)).status_code == 200
+
+
+async def _down() -> None:
+    raise ConnectionRefusedError("kafka is down")

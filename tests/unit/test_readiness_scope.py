@@ -1,5 +1,7 @@
 """`/readyz` checks the stores the services of this process use, not every store configured: an
-identity process stays in its Service while Neo4j or InfluxDB is down."""
+identity process stays in its Service while Neo4j or InfluxDB is down. `/readyz?scope=process`,
+the Helm chart's readiness probe, checks no store: a pod stays in its Service while a store is
+down (its routes that need it answer 503) and leaves it once it drains for shutdown."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 
 from bloop.platform.app import create_app
 from bloop.platform.demo import data
+from bloop.platform.kit.draining import start_draining
 from bloop.platform.kit.settings import (
     InfluxSettings,
     Neo4jSettings,
@@ -59,3 +62,18 @@ async def test_a_learning_worker_is_unready_while_its_neo4j_is_down(tmp_path: Pa
     assert status == 503
     assert checks["neo4j"]["state"] == "down"
     assert "influxdb" not in checks  # no service writes to it yet
+
+
+async def test_a_process_serves_whatever_its_stores_until_it_drains(tmp_path: Path) -> None:
+    app = create_app(settings(tmp_path), services=["learning"], http_routes=False)
+    async with app.router.lifespan_context(app), api_client(app) as client:
+        assert (await client.get("/readyz")).status_code == 503  # its Neo4j is down
+        serving = await client.get("/readyz", params={"scope": "process"})
+        assert (serving.status_code, serving.json()) == (200, {"status": "ready", "checks": {}})
+        head = await client.head("/readyz", params={"scope": "process"})
+        assert (head.status_code, head.content) == (200, b"")
+        start_draining(app)
+        drained = await client.get("/readyz", params={"scope": "process"})
+        assert (drained.status_code, drained.json()["status"]) == (503, "unready")
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz", params={"scope": "all"})).status_code == 422

@@ -1,4 +1,5 @@
-"""Liveness and readiness: `/healthz` says the process runs, `/readyz` checks each dependency."""
+"""Liveness and readiness: `/healthz` says the process runs, `/readyz` checks each dependency
+(or, with `?scope=process`, only that the process serves: started and not draining)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from bloop.platform.kit.draining import draining
 from bloop.platform.kit.metrics import CONTENT_TYPE_LATEST
 from bloop.platform.kit.waiting import forget
 
@@ -76,6 +78,12 @@ class Check(BaseModel):
     error: str | None = Field(default=None, description="why it is down")
 
 
+ReadinessScope = Annotated[Literal["stores", "process"], Query(description=(
+    "`stores`: each dependency this process uses, 503 while one is down (for monitoring); "
+    "`process`: only whether this process serves, 503 once it drains for shutdown, whatever "
+    "its stores (for a load balancer: routes that need a store that is down answer 503 alone)"))]
+
+
 class Readiness(BaseModel):
     """Each dependency's state; 503 while any is down."""
 
@@ -99,7 +107,12 @@ def ops_router() -> APIRouter:
     @router.head("/readyz", response_model=Readiness, responses=_UNREADY,
                  operation_id="readyz_head")
     @router.get("/readyz", response_model=Readiness, responses=_UNREADY)
-    async def readyz(request: Request) -> Response:
+    async def readyz(request: Request, scope: ReadinessScope = "stores") -> Response:
+        if scope == "process":
+            serving = not draining(request.app).started
+            body = Readiness(status="ready" if serving else "unready", checks={})
+            return _answer(request, JSONResponse(body.model_dump(),
+                                                 status_code=200 if serving else 503))
         probes: list[Probe] = request.app.state.platform.probes
         results = await asyncio.gather(*(run_probe(p) for p in probes))
         ready = all(r.up for r in results)
@@ -120,7 +133,8 @@ def ops_router() -> APIRouter:
 
 
 _UNREADY: dict[int | str, dict[str, Any]] = {
-    503: {"model": Readiness, "description": "a dependency is down"}}
+    503: {"model": Readiness,
+          "description": "a dependency is down (with `scope=process`: the process drains)"}}
 _METRICS: dict[int | str, dict[str, Any]] = {200: {
     "description": "the Prometheus text exposition format",
     "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}}

@@ -26,7 +26,7 @@ livenessProbe:
   periodSeconds: 10
   timeoutSeconds: 5
 readinessProbe:
-  httpGet: {path: /readyz, port: http}
+  httpGet: {path: "/readyz?scope=process", port: http}
   periodSeconds: 5
   timeoutSeconds: 3
   failureThreshold: 3
