@@ -15,6 +15,7 @@ from httpx import ASGITransport, AsyncClient
 
 from bloop.platform import services
 from bloop.platform.app import create_app
+from bloop.platform.content.search.settings import SearchSettings
 from bloop.platform.kit.health import Probe
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 
@@ -138,8 +139,9 @@ def test_replicas_share_their_link_secrets_and_an_ai_worker_takes_the_jobs() -> 
         [container] = pod["containers"]
         assert [s.get("secretRef", {}).get("name") for s in container["envFrom"]] == [
             None, secret["metadata"]["name"], "bloop-secrets"], "the operator's secret last"
-        assert container.get("env", []) == ([{"name": "BLOOP_AI_RUN_JOBS", "value": "false"}]
-                                            if name == "school-ai" else [])
+        run_jobs = [e for e in container.get("env", []) if e["name"] == "BLOOP_AI_RUN_JOBS"]
+        assert run_jobs == ([{"name": "BLOOP_AI_RUN_JOBS", "value": "false"}]
+                            if name == "school-ai" else [])
         assert container["ports"] == [{"name": "http", "containerPort": 9000}]
         assert pod["securityContext"]["runAsNonRoot"]
         assert not container["securityContext"]["allowPrivilegeEscalation"]
@@ -177,3 +179,37 @@ async def test_a_pod_stays_in_its_service_while_a_shared_store_is_down(tmp_path:
 
 async def _down() -> None:
     raise ConnectionRefusedError("kafka is down")
+
+
+def test_content_may_take_minutes_to_start_and_keeps_its_search_index_across_restarts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Content builds its search index before it listens: on a large catalogue the liveness probe
+    killed it after 30 s, and the index, in the container, was lost with it, so it crash-looped."""
+    def pods(*overrides: str) -> dict[str, Doc]:
+        return {name: d["spec"]["template"]["spec"] for name, d in of_kind(render(
+            "--set", "workers.content.replicas=1", *overrides), "Deployment").items()}
+
+    for name, pod in pods().items():
+        [container] = pod["containers"]
+        started = container["startupProbe"]
+        assert started["httpGet"] == container["livenessProbe"]["httpGet"]
+        assert started["periodSeconds"] * started["failureThreshold"] >= 600
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        if container["args"][1] != "content":
+            assert "volumes" not in pod, name
+            assert "BLOOP_SEARCH_DIRECTORY" not in env, name
+            continue
+        [volume] = pod["volumes"]
+        assert volume == {"name": "search-index", "emptyDir": {}}
+        [mount] = container["volumeMounts"]
+        assert mount["name"] == volume["name"]
+        directory = Path(env["BLOOP_SEARCH_DIRECTORY"])
+        assert directory.parent == Path(mount["mountPath"]), "a volume's own files aside"
+        monkeypatch.setenv("BLOOP_SEARCH_DIRECTORY", str(directory))
+        assert SearchSettings().directory == directory
+    longer = pods("--set", "startupProbe.failureThreshold=120")["school-content"]
+    assert longer["containers"][0]["startupProbe"]["failureThreshold"] == 120
+    for unkept in ("searchIndex.volume=null", "settings.BLOOP_SEARCH_DIRECTORY=/srv/search"):
+        pod = pods("--set", unkept)["school-content"]
+        assert "volumes" not in pod
+        assert "env" not in pod["containers"][0]

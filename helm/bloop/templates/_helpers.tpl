@@ -14,13 +14,28 @@ envFrom:
   - configMapRef: {name: {{ .root.Release.Name }}-settings}
   - secretRef: {name: {{ .root.Release.Name }}-link-secrets}
   - secretRef: {name: {{ .root.Values.secretName }}, optional: true}
+{{- $env := list }}
 {{- if and (eq .mode "serve") (eq .name "ai") .root.Values.workers.ai (not (hasKey .root.Values.settings "BLOOP_AI_RUN_JOBS")) }}
-env:
-  - {name: BLOOP_AI_RUN_JOBS, value: "false"}
+{{- $env = append $env (dict "name" "BLOOP_AI_RUN_JOBS" "value" "false") }}
+{{- end }}
+{{- if .search }}
+{{- $env = append $env (dict "name" "BLOOP_SEARCH_DIRECTORY" "value" (printf "%s/index" (include "bloop.searchMount" .))) }}
+{{- end }}
+{{- with $env }}
+env: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if .search }}
+volumeMounts:
+  - {name: search-index, mountPath: {{ include "bloop.searchMount" . }}}
 {{- end }}
 securityContext:
   allowPrivilegeEscalation: false
   capabilities: {drop: [ALL]}
+startupProbe:
+  httpGet: {path: /healthz, port: http}
+  periodSeconds: {{ .root.Values.startupProbe.periodSeconds | default 10 }}
+  timeoutSeconds: 5
+  failureThreshold: {{ .root.Values.startupProbe.failureThreshold | default 60 }}
 livenessProbe:
   httpGet: {path: /healthz, port: http}
   periodSeconds: 10
@@ -36,4 +51,16 @@ resources: {{- toYaml .root.Values.resources | nindent 2 }}
 
 {{- define "bloop.port" -}}
 {{ .Values.settings.BLOOP_HTTP_PORT | default 8000 }}
+{{- end -}}
+
+
+{{- /* The volume for content's search index in a pod of `name` (nothing where it has none). */}}
+{{- define "bloop.searchVolume" -}}
+{{- if and (eq .name "content") (not (hasKey .root.Values.settings "BLOOP_SEARCH_DIRECTORY")) }}
+{{- with dig "volume" dict (.root.Values.searchIndex | default dict) }}{{ toYaml . }}{{ end }}
+{{- end }}
+{{- end -}}
+
+{{- define "bloop.searchMount" -}}
+/var/lib/bloop/search
 {{- end -}}
