@@ -213,3 +213,20 @@ def test_content_may_take_minutes_to_start_and_keeps_its_search_index_across_res
         pod = pods("--set", unkept)["school-content"]
         assert "volumes" not in pod
         assert "env" not in pod["containers"][0]
+
+
+def test_a_change_of_settings_replaces_every_pod() -> None:
+    """Pods read settings at start: a `helm upgrade` that changed them restarted no pod, and
+    replicas started later ran with the new settings beside the old."""
+    def checksums(*overrides: str) -> set[str]:
+        deployments = of_kind(render("--set", "workers.learning.replicas=1", *overrides),
+                              "Deployment")
+        annotations = [d["spec"]["template"]["metadata"]["annotations"]
+                       for d in deployments.values()]
+        assert all(a["checksum/secrets"] for a in annotations)
+        return {a["checksum/settings"] for a in annotations}
+
+    [before] = checksums()
+    assert checksums() == {before}
+    [after] = checksums("--set", "settings.BLOOP_LOG_LEVEL=DEBUG")
+    assert after != before
