@@ -140,14 +140,22 @@ def test_replicas_share_their_link_secrets_and_an_ai_worker_takes_the_jobs() -> 
         assert [s.get("secretRef", {}).get("name") for s in container["envFrom"]] == [
             None, secret["metadata"]["name"], "bloop-secrets"], "the operator's secret last"
         run_jobs = [e for e in container.get("env", []) if e["name"] == "BLOOP_AI_RUN_JOBS"]
-        assert run_jobs == ([{"name": "BLOOP_AI_RUN_JOBS", "value": "false"}]
-                            if name == "school-ai" else [])
+        assert run_jobs == {"school-ai": [{"name": "BLOOP_AI_RUN_JOBS", "value": "false"}],
+                            "school-ai-worker": [{"name": "BLOOP_AI_RUN_JOBS", "value": "true"}],
+                            }.get(name, [])
         assert container["ports"] == [{"name": "http", "containerPort": 9000}]
         assert pod["securityContext"]["runAsNonRoot"]
         assert not container["securityContext"]["allowPrivilegeEscalation"]
         assert pod["terminationGracePeriodSeconds"] >= 30
     alone = of_kind(render("--set", "services.ai.replicas=1"), "Deployment")["school-ai"]
     assert "env" not in alone["spec"]["template"]["spec"]["containers"][0]
+    # Settings that keep the service's pods from running jobs (every process reads them) do
+    # not stop the workers': the jobs waited for good.
+    off = of_kind(render("--set", "services.ai.replicas=1", "--set", "workers.ai.replicas=1",
+                         "--set", "settings.BLOOP_AI_RUN_JOBS=false"), "Deployment")
+    assert "env" not in off["school-ai"]["spec"]["template"]["spec"]["containers"][0]
+    [worker] = off["school-ai-worker"]["spec"]["template"]["spec"]["containers"]
+    assert worker["env"] == [{"name": "BLOOP_AI_RUN_JOBS", "value": "true"}]
 
 
 def test_probes_wait_longer_than_readyz_takes_to_answer() -> None:

@@ -17,6 +17,9 @@ envFrom:
 {{- $env := list }}
 {{- if and (eq .mode "serve") (eq .name "ai") .root.Values.workers.ai (not (hasKey .root.Values.settings "BLOOP_AI_RUN_JOBS")) }}
 {{- $env = append $env (dict "name" "BLOOP_AI_RUN_JOBS" "value" "false") }}
+{{- else if and (eq .mode "worker") (eq .name "ai") }}
+{{- /* A worker there for the jobs runs them, whatever the settings say for the service. */}}
+{{- $env = append $env (dict "name" "BLOOP_AI_RUN_JOBS" "value" "true") }}
 {{- end }}
 {{- if .search }}
 {{- $env = append $env (dict "name" "BLOOP_SEARCH_DIRECTORY" "value" (printf "%s/index" (include "bloop.searchMount" .))) }}
