@@ -238,3 +238,16 @@ def test_a_change_of_settings_replaces_every_pod() -> None:
     assert checksums() == {before}
     [after] = checksums("--set", "settings.BLOOP_LOG_LEVEL=DEBUG")
     assert after != before
+
+
+def test_a_service_or_worker_may_have_its_own_resources() -> None:
+    """Every pod had the chart's `resources` (1 GiB): an AI worker that renders videos needs more."""
+    deployments = of_kind(render(
+        "--set", "workers.ai.replicas=1", "--set", "workers.ai.resources.limits.memory=4Gi",
+        "--set", "workers.ai.resources.requests.memory=2Gi"), "Deployment")
+    resources = {name: d["spec"]["template"]["spec"]["containers"][0]["resources"]
+                 for name, d in deployments.items()}
+    assert resources.pop("school-ai-worker") == {"limits": {"memory": "4Gi"},
+                                                 "requests": {"memory": "2Gi"}}
+    assert resources["school-identity"] == {"requests": {"cpu": "100m", "memory": "256Mi"},
+                                            "limits": {"memory": "1Gi"}}

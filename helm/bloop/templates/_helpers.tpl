@@ -48,7 +48,7 @@ readinessProbe:
   periodSeconds: 5
   timeoutSeconds: 3
   failureThreshold: 3
-resources: {{- toYaml .root.Values.resources | nindent 2 }}
+resources: {{- toYaml (.resources | default .root.Values.resources) | nindent 2 }}
 {{- end -}}
 
 
