@@ -57,7 +57,8 @@ def test_the_chart_lints() -> None:
 def test_each_deployment_runs_a_service_and_each_served_one_has_its_service() -> None:
     docs = render("--set", "workers.learning.replicas=1")
     deployments, kube_services = of_kind(docs, "Deployment"), of_kind(docs, "Service")
-    assert set(deployments) == {"school-identity", "school-content", "school-learning-worker"}
+    assert set(deployments) == {"school-identity", "school-content", "school-learning",
+                                "school-ai", "school-learning-worker"}
     for name, deployment in deployments.items():
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         mode, service = container["args"]
@@ -66,7 +67,8 @@ def test_each_deployment_runs_a_service_and_each_served_one_has_its_service() ->
         assert container["envFrom"][0] == {"configMapRef": {"name": "school-settings"}}
         if mode == "serve":
             assert kube_services[name]["spec"]["selector"]["bloop.dev/service"] == service
-    assert set(kube_services) == {"school-identity", "school-content"}
+    assert set(kube_services) == {"school-identity", "school-content", "school-learning",
+                                  "school-ai"}
 
 
 def test_processes_apart_from_identity_are_told_where_its_keys_are(
@@ -84,7 +86,8 @@ def test_processes_apart_from_identity_are_told_where_its_keys_are(
     monkeypatch.setenv("BLOOP_DATA_DIR", str(tmp_path))
     for alone in ("content", "ai", "learning"):
         create_app(Settings(), [alone])
-    assert "BLOOP_AI_URL" not in of_kind(render(), "ConfigMap")["school-settings"]["data"]
+    assert "BLOOP_AI_URL" not in of_kind(render("--set", "services.ai=null"),
+                                         "ConfigMap")["school-settings"]["data"]
 
     [mine] = of_kind(render("--set", "settings.BLOOP_AUTH_JWKS_URL=http://keys.example/jwks"),
                      "ConfigMap").values()
@@ -97,7 +100,7 @@ def test_services_without_identity_or_its_keys_do_not_render() -> None:
     assert "services without identity need settings.BLOOP_AUTH_JWKS_URL" in done.stderr
     docs = render("--set", "services.identity=null",
                   "--set", "settings.BLOOP_AUTH_JWKS_URL=http://keys.example/jwks")
-    assert set(of_kind(docs, "Deployment")) == {"school-content"}
+    assert set(of_kind(docs, "Deployment")) == {"school-content", "school-learning", "school-ai"}
 
 
 def test_pods_are_replaced_one_by_one_unless_the_old_ones_must_stop_first() -> None:
@@ -251,3 +254,11 @@ def test_a_service_or_worker_may_have_its_own_resources() -> None:
                                                  "requests": {"memory": "2Gi"}}
     assert resources["school-identity"] == {"requests": {"cpu": "100m", "memory": "256Mi"},
                                             "limits": {"memory": "1Gi"}}
+
+
+def test_the_default_values_run_every_service() -> None:
+    """They ran identity and content alone: learning's consumer group ran nowhere, and once
+    enabled read content.events from its earliest event still kept, a week's worth."""
+    served = {d["spec"]["template"]["spec"]["containers"][0]["args"][1]
+              for d in of_kind(render(), "Deployment").values()}
+    assert served == set(services.available())
