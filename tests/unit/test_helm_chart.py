@@ -262,3 +262,29 @@ def test_the_default_values_run_every_service() -> None:
     served = {d["spec"]["template"]["spec"]["containers"][0]["args"][1]
               for d in of_kind(render(), "Deployment").values()}
     assert served == set(services.available())
+
+
+def test_secrets_put_in_settings_do_not_render() -> None:
+    """Settings land in a ConfigMap, which more people may read than Secrets: a password or key
+    put there, or an address with a password in it, was stored in plain sight."""
+    for secret in ("BLOOP_NEO4J_PASSWORD=hunter2", "BLOOP_INFLUX_TOKEN=bloop:hunter2",
+                   "BLOOP_AI_OPENAI_API_KEY=sk-1", "BLOOP_MEDIA_LINK_SECRET=0123456789abcdef",
+                   "BLOOP_TTS_AZURE_API_KEY=k"):
+        done = helm("template", "school", str(CHART), "--set", f"settings.{secret}")
+        assert done.returncode == 1, secret
+        name = secret.split("=")[0]
+        assert f"settings.{name} looks like a secret" in done.stderr
+        assert "secretName names (bloop-secrets)" in done.stderr
+    for address in ("BLOOP_MONGO_URL=mongodb://bloop:hunter2@mongo:27017",
+                    "BLOOP_REDIS_URL=redis://:hunter2@redis:6379/0"):
+        done = helm("template", "school", str(CHART), "--set", f"settings.{address}")
+        assert done.returncode == 1, address
+        assert "holds a password in its address" in done.stderr
+    # Names of numbers and addresses that merely mention keys or tokens render.
+    fine = ("BLOOP_AUTH_TOKEN_RATE_LIMIT=10", "BLOOP_AUTH_API_KEY_CACHE_S=5",
+            "BLOOP_AUTH_MAX_API_KEYS=3", "BLOOP_AUTH_KEY_ROTATION_S=86400",
+            "BLOOP_AUTH_API_KEYS_URL=http://keys.example/principal",
+            "BLOOP_MONGO_URL=mongodb://bloop@mongo:27017")
+    [config] = of_kind(render(*(a for f in fine for a in ("--set", f"settings.{f}"))),
+                       "ConfigMap").values()
+    assert config["data"]["BLOOP_AUTH_MAX_API_KEYS"] == "3"
