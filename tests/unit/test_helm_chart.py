@@ -288,3 +288,40 @@ def test_secrets_put_in_settings_do_not_render() -> None:
     [config] = of_kind(render(*(a for f in fine for a in ("--set", f"settings.{f}"))),
                        "ConfigMap").values()
     assert config["data"]["BLOOP_AUTH_MAX_API_KEYS"] == "3"
+
+
+def test_a_pod_leaves_its_service_before_it_stops_and_has_the_time_its_shutdown_takes() -> None:
+    """SIGTERM came as the pod was taken out of its Service's endpoints (requests sent meanwhile
+    were refused), and the grace period was a fixed 40 s whatever BLOOP_HTTP_SHUTDOWN_TIMEOUT_S
+    said."""
+    def pods(*overrides: str) -> list[Doc]:
+        return [d["spec"]["template"]["spec"]
+                for d in of_kind(render(*overrides), "Deployment").values()]
+
+    defaults = Settings()
+    kafka_s = -(-defaults.kafka.request_timeout_ms // 1000)
+    for pod in pods():
+        [container] = pod["containers"]
+        assert container["lifecycle"]["preStop"] == {"exec": {"command": ["sleep", "5"]}}
+        assert pod["terminationGracePeriodSeconds"] == (
+            5 + defaults.http.shutdown_timeout_s + 5 + kafka_s + 5)
+    for pod in pods("--set", "settings.BLOOP_HTTP_SHUTDOWN_TIMEOUT_S=60",
+                    "--set-string", "settings.BLOOP_KAFKA_REQUEST_TIMEOUT_MS=30500",
+                    "--set", "preStopSleepSeconds=0"):
+        assert pod["terminationGracePeriodSeconds"] == 60 + 5 + 31 + 5
+        assert "lifecycle" not in pod["containers"][0]
+    assert {p["terminationGracePeriodSeconds"]
+            for p in pods("--set", "terminationGracePeriodSeconds=100")} == {100}
+
+
+def test_link_secrets_may_come_from_a_secret_of_ones_own() -> None:
+    """`helm template` (GitOps) cannot look the chart's Secret up: each render made new link
+    secrets, which broke every link signed before and restarted every pod."""
+    docs = render("--set", "linkSecretsName=school-links")
+    assert not of_kind(docs, "Secret")
+    for deployment in of_kind(docs, "Deployment").values():
+        template = deployment["spec"]["template"]
+        [container] = template["spec"]["containers"]
+        assert {"secretRef": {"name": "school-links"}} in container["envFrom"]
+        assert "checksum/secrets" not in template["metadata"]["annotations"]
+        assert "checksum/settings" in template["metadata"]["annotations"]

@@ -12,7 +12,7 @@ ports:
   - {name: http, containerPort: {{ include "bloop.port" .root }}}
 envFrom:
   - configMapRef: {name: {{ .root.Release.Name }}-settings}
-  - secretRef: {name: {{ .root.Release.Name }}-link-secrets}
+  - secretRef: {name: {{ .root.Values.linkSecretsName | default (printf "%s-link-secrets" .root.Release.Name) }}}
   - secretRef: {name: {{ .root.Values.secretName }}, optional: true}
 {{- $env := list }}
 {{- if and (eq .mode "serve") (eq .name "ai") .root.Values.workers.ai (not (hasKey .root.Values.settings "BLOOP_AI_RUN_JOBS")) }}
@@ -39,6 +39,11 @@ startupProbe:
   periodSeconds: {{ .root.Values.startupProbe.periodSeconds | default 10 }}
   timeoutSeconds: 5
   failureThreshold: {{ .root.Values.startupProbe.failureThreshold | default 60 }}
+{{- with .root.Values.preStopSleepSeconds }}
+lifecycle:
+  preStop:
+    exec: {command: [sleep, {{ . | quote }}]}
+{{- end }}
 livenessProbe:
   httpGet: {path: /healthz, port: http}
   periodSeconds: 10
@@ -66,4 +71,14 @@ resources: {{- toYaml (.resources | default .root.Values.resources) | nindent 2 
 
 {{- define "bloop.searchMount" -}}
 /var/lib/bloop/search
+{{- end -}}
+
+
+{{- /* See values.yaml. */}}
+{{- define "bloop.gracePeriod" -}}
+{{- $settings := .Values.settings }}
+{{- $shutdown := int ($settings.BLOOP_HTTP_SHUTDOWN_TIMEOUT_S | default 20) }}
+{{- $publish := div (add (int ($settings.BLOOP_KAFKA_REQUEST_TIMEOUT_MS | default 10000)) 999) 1000 }}
+{{- $derived := add (int (.Values.preStopSleepSeconds | default 0)) $shutdown 5 $publish 5 }}
+{{- .Values.terminationGracePeriodSeconds | default $derived }}
 {{- end -}}
