@@ -5,6 +5,7 @@ identity are told where its keys are, so they start and accept identity's tokens
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from bloop.platform.kit.health import Probe
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 
 CHART = Path(__file__).parents[2] / "helm" / "bloop"
+README = Path(__file__).parents[2] / "README.md"
 CACHE = Path(os.environ.get("BLOOP_INFRA_CACHE", Path.home() / ".cache" / "bloop-infra"))
 HELM = CACHE / "helm" / "bin" / "helm"
 Doc = dict[str, Any]
@@ -325,3 +327,23 @@ def test_link_secrets_may_come_from_a_secret_of_ones_own() -> None:
         assert {"secretRef": {"name": "school-links"}} in container["envFrom"]
         assert "checksum/secrets" not in template["metadata"]["annotations"]
         assert "checksum/settings" in template["metadata"]["annotations"]
+
+
+def test_the_readme_maps_each_route_to_the_service_that_serves_it() -> None:
+    """An Ingress in front of the chart's Services routes by the README's path map: each route
+    must go, by the longest prefix listed, to the service that serves it."""
+    text = README.read_text()
+    table = text.split("| Service | serves |", 1)[1].split("\n\n", 1)[0]
+    listed: dict[str, str] = {}
+    for row in table.splitlines()[2:]:
+        name, paths = row.strip("|").split("|", 1)
+        for path in re.findall(r"`([^`]+)`", paths):
+            listed[path] = name.strip()
+    assert set(listed.values()) == set(services.available())
+    for service in services.select(None):
+        for router in service.routers():
+            for route in router.routes:
+                path = route.path  # type: ignore[attr-defined]
+                found = max((p for p in listed if path == p or path.startswith(p.rstrip("/") + "/")),
+                            key=len)
+                assert listed[found] == service.name, (path, found)
