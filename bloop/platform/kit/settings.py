@@ -152,6 +152,9 @@ class KafkaSettings(BaseSettings):
     bootstrap: Annotated[str, AfterValidator(_bootstrap)] = "127.0.0.1:9092"
     client_id: str = "bloop"
     partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=-1, ge=-1, le=32_767, description=(
+        "copies of each topic's partitions that Bloop creates (a topic that exists is left as "
+        "it is); -1 takes the brokers' `default.replication.factor` (Kafka 2.4 or later)"))
     max_attempts: int = Field(default=3, ge=1, le=100)
     retry_backoff_s: float = Field(default=0.2, ge=0)
     request_timeout_ms: int = Field(default=10_000, ge=1000)
@@ -166,6 +169,13 @@ class KafkaSettings(BaseSettings):
         "how often a consumer tells Kafka it is alive; below a third of "
         "`session_timeout_ms`, so that one or two lost heartbeats do not cost it its "
         "partitions"))
+
+    @field_validator("replication_factor")
+    @classmethod
+    def _some_copies(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be 1 or more, or -1 for the brokers' default")
+        return value
 
     @field_validator("heartbeat_interval_ms")
     @classmethod

@@ -30,6 +30,7 @@ from aiokafka.errors import (
     KafkaTimeoutError,
     MessageSizeTooLargeError,
     TopicAlreadyExistsError,
+    for_code,
 )
 from aiokafka.partitioner import murmur2
 
@@ -117,14 +118,26 @@ class KafkaEventBus:
         try:
             await admin.start()
             existing = set(await admin.list_topics())
-            new = [NewTopic(t, num_partitions=self.settings.partitions, replication_factor=1)
-                   for t in missing if t not in existing]
+            new = [self._new_topic(t) for t in missing if t not in existing]
             if new:
                 with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(new)
+                    answer = await admin.create_topics(new)
+                    # A topic refused (more copies than brokers) is in the answer, not raised:
+                    # left so, the first send would have the broker make it with its defaults.
+                    for topic, code, *why in answer.topic_errors:
+                        if code not in (0, TopicAlreadyExistsError.errno):
+                            raise for_code(code)(f"cannot create topic {topic}: "
+                                                 f"{why[0] if why and why[0] else ''}")
         finally:
             await admin.close()
         self._topics_ready.update(missing)
+
+    def _new_topic(self, name: str) -> NewTopic:
+        # aiokafka takes -1 (the brokers' default) only beside replica assignments, yet sends it
+        # as is with none: an empty mapping passes its check.
+        factor = self.settings.replication_factor
+        return NewTopic(name, num_partitions=self.settings.partitions, replication_factor=factor,
+                        replica_assignments={} if factor == -1 else None)
 
     # -- producing --------------------------------------------------------------------------
     async def _get_producer(self) -> AIOKafkaProducer:
