@@ -7,7 +7,7 @@
 # fontconfig falling back to Noto (Devanagari, Arabic and most other scripts), WenQuanYi Micro
 # Hei (CJK) and Symbola (emoji in outline: colour emoji fonts draw nothing in Manim, and
 # bloop/ai/video/fonts.conf hides them); fc-list tells a video job which characters they cover. `make serve` does not need any of this: a
-# narration or video job on a machine without these tools fails with a clear error.
+# process without these tools refuses narration and video jobs (501 not_available).
 NAME=media
 source "$(dirname "$0")/lib.sh"
 

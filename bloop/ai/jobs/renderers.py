@@ -16,7 +16,8 @@ A cancellation or a lost lease seen while reporting progress stops the rendering
 Each returns what it made: a path, a list of paths, or objects with `path` and, where known,
 `content_type`, `kind`, `duration_s` and `captions_path` (a WebVTT file). The text-to-speech
 adapter comes from `bloop.ai.providers.tts` (`BLOOP_TTS_*`). Their failures are `ProviderError`s,
-so a job retries the transient ones. A kind whose library is missing is not offered. A job's
+so a job retries the transient ones. A kind whose library is missing is not offered, nor, where
+jobs run, one whose programs are missing (ffmpeg, espeak-ng, Manim). A job's
 voice is checked before it is given to either (`voice_problem` when the job is asked for)."""
 
 from __future__ import annotations
@@ -179,14 +180,38 @@ def narratable(text: str) -> bool:
     return bool(split_sentences(spoken_text(text)))
 
 
-def available() -> dict[str, MediaRenderer]:
-    """The renderers this deployment has: a kind whose library is missing is left out."""
+def missing_tools(kind: str) -> str | None:
+    """What this machine lacks to render `kind` (`MissingTool`'s message), else None: ffmpeg and
+    ffprobe; for video fc-list and Manim too; espeak-ng when the platform's voice is the local
+    one."""
+    from bloop.ai.providers import tts
+
+    try:
+        if kind == "video":
+            from bloop.ai.video import require_video_tools
+
+            require_video_tools()
+        else:
+            tts.require_tool("ffmpeg")
+            tts.require_tool("ffprobe")
+        if tts.TtsSettings().chosen() == "local":
+            tts.require_tool("espeak-ng")
+    except tts.MissingTool as exc:
+        return str(exc)
+    return None
+
+
+def available(*, tools: bool = True) -> dict[str, MediaRenderer]:
+    """The renderers this deployment has: a kind whose library is missing is left out, and with
+    `tools` one whose programs this machine lacks (`missing_tools`)."""
     found: dict[str, MediaRenderer] = {}
     for kind, (module, _function) in LIBRARIES.items():
         if importlib.util.find_spec(module) is None:
             continue
         try:
-            found[kind] = LibraryRenderer(kind)
+            renderer = LibraryRenderer(kind)
         except (ImportError, AttributeError):
             continue
+        if not tools or missing_tools(kind) is None:
+            found[kind] = renderer
     return found

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -168,16 +168,19 @@ def cancelled(job: Job) -> Envelope:
 class JobService:
     def __init__(self, store: JobStore, settings: AiSettings, *,
                  media_kinds: frozenset[str] = frozenset(),
+                 lacking: Mapping[str, str] | None = None,
                  narratable: Callable[[str], bool] = lambda text: bool(text.strip()),
                  voice_problem: Callable[[str], Awaitable[str | None]] | None = None,
                  on_write: Callable[[], None] = lambda: None) -> None:
         """`media_kinds` are the media kinds this deployment can render (narration, video),
+        `lacking` what this machine lacks to render the others (a missing program),
         `narratable` tells whether a lesson's text has anything to narrate, and
         `voice_problem` why a voice cannot speak (None when it can, or cannot tell yet);
         `on_write` runs after each write that stored events (the outbox relay's `wake`)."""
         self.store = store
         self.settings = settings
         self.media_kinds = media_kinds
+        self.lacking = dict(lacking or {})
         self.narratable = narratable
         self.voice_problem = voice_problem
         self._on_write = on_write
@@ -254,8 +257,9 @@ class JobService:
 
     def _check_request(self, request: JobRequest, lesson: LessonText | None) -> None:
         if request.kind in MEDIA_KINDS and request.kind not in self.media_kinds:
-            raise Problem(f"this deployment cannot render {request.kind} yet", status=501,
-                          code="not_available")
+            why = self.lacking.get(request.kind)
+            raise Problem(f"this deployment cannot render {request.kind}"
+                          + (f": {why}" if why else " yet"), status=501, code="not_available")
         prompt = request.params.prompt
         if prompt and request.kind != "video":
             raise Problem(f"a {request.kind} job takes no prompt (only a video does); use "

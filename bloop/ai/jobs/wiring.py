@@ -56,8 +56,14 @@ async def mount(platform: Platform) -> Mounted:
     settings = platform.settings.ai
     store, media = stores(platform)
     relay = platform.add_outbox(store.outbox)
-    found = renderers.available()
-    service = JobService(store, settings, media_kinds=frozenset(found),
+    # A process that runs no jobs cannot tell what the workers' machines have: they check.
+    found = renderers.available(tools=False)
+    lacking = {kind: why for kind in found
+               if (why := renderers.missing_tools(kind))} if settings.run_jobs else {}
+    for kind, why in lacking.items():
+        log.warning("%s jobs are refused: %s", kind, why)
+        del found[kind]
+    service = JobService(store, settings, media_kinds=frozenset(found), lacking=lacking,
                          narratable=renderers.narratable,
                          voice_problem=renderers.voice_problem, on_write=relay.wake)
     secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -886,3 +887,63 @@ async def test_a_key_sent_before_keys_were_the_callers_own_still_names_its_job(
     assert (r.status_code, r.json()["id"]) == (200, first), r.text
     mine = (await client.get(f"{BASE}/ai/jobs")).json()["items"]
     assert [j["id"] for j in mine] == [first]
+
+
+def hide(monkeypatch: pytest.MonkeyPatch, *programs: str) -> None:
+    """This machine without `programs`, as far as anything looking them up can tell."""
+    real = shutil.which
+
+    def which(name: str, *args: Any, **kwargs: Any) -> str | None:
+        return None if name in programs else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "which", which)
+
+
+@pytest.mark.parametrize("program", ["ffmpeg", "espeak-ng"])
+def test_a_media_kind_whose_programs_are_missing_is_not_available(
+        monkeypatch: pytest.MonkeyPatch, program: str) -> None:
+    """Without ffmpeg, narration and video were offered all the same, and every such job failed
+    when it ran."""
+    monkeypatch.delenv("BLOOP_TTS_PROVIDER", raising=False)
+    hide(monkeypatch, program)
+    assert renderers.available() == {}
+    assert program in (renderers.missing_tools("narration") or "")
+    assert set(renderers.available(tools=False)) <= {"narration", "video"}
+
+
+def test_espeak_ng_is_not_needed_with_a_paid_voice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLOOP_TTS_OPENAI_API_KEY", "sk-test")
+    hide(monkeypatch, "espeak-ng")
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        pytest.xfail("this needs ffmpeg")
+    assert renderers.missing_tools("narration") is None
+
+
+@pytest.mark.parametrize("kind", ["narration", "video"])
+async def test_a_job_whose_programs_are_missing_is_refused_when_asked_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER",
+                "BLOOP_TTS_PROVIDER"):
+        monkeypatch.delenv(var, raising=False)
+    hide(monkeypatch, "ffmpeg")
+    application = build(tmp_path, AiSettings())
+    async with application.router.lifespan_context(application), api_client(application) as c:
+        c.headers.update(await member(application, c, "acme", ["educator"]))
+        les = await lesson(c)
+        r = await c.post(f"{BASE}/ai/jobs", json={"kind": kind, "lesson_id": les["id"]})
+        assert r.status_code == 501, r.text
+        assert r.json()["code"] == "not_available"
+        assert "`ffmpeg` is not installed" in r.json()["detail"]
+        assert (await c.get(f"{BASE}/ai/jobs")).json()["items"] == []
+
+
+async def test_a_process_that_runs_no_jobs_leaves_the_programs_to_the_workers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API process beside `bloop worker ai` processes cannot tell what their machines have."""
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    hide(monkeypatch, "ffmpeg")
+    application = build(tmp_path, AiSettings(run_jobs=False))
+    async with application.router.lifespan_context(application):
+        service = application.state.ai.state["service"]
+        assert service.media_kinds == frozenset(renderers.available(tools=False))
