@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, cast
@@ -26,7 +27,7 @@ from bloop.platform.kit.idempotency.layer import install_idempotency
 from bloop.platform.kit.middleware import RequestContextMiddleware
 from bloop.platform.kit.personal_data import PersonalDataSources
 from bloop.platform.kit.problem_docs import document_problems
-from bloop.platform.kit.settings import Settings, SettingsError
+from bloop.platform.kit.settings import Settings, SettingsError, unknown_names
 from bloop.platform.kit.union_tags import document_union_tags
 from bloop.platform.kit.waiting import stop_all
 from bloop.platform.kit.wiring import Platform
@@ -48,6 +49,10 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
     settings = settings or Settings()
     chosen = service_registry.select(services)
     service_registry.check_settings(chosen)
+    if unknown := unknown_names(service_registry.settings_groups(), os.environ):
+        log.warning("unknown settings, left aside: " + ", ".join(
+            name + (f" (did you mean {near}?)" if near else "") for name, near in unknown.items()),
+            extra={"settings": list(unknown)})
     if http_routes and all(s.name != "identity" for s in chosen) and not settings.auth.jwks_url:
         raise SettingsError(
             "missing setting BLOOP_AUTH_JWKS_URL: a process that serves routes without identity "

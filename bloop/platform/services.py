@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings
 
 from bloop.platform.kit.events.bus.port import Subscription
 from bloop.platform.kit.personal_data import PersonalData
-from bloop.platform.kit.settings import read
+from bloop.platform.kit.settings import GROUPS, read
 from bloop.platform.kit.wiring import Platform
 
 
@@ -65,3 +65,8 @@ def check_settings(services: Sequence[Service]) -> None:
     for service in services:
         for group in service.settings:
             read(group)
+
+
+def settings_groups() -> list[type[BaseSettings]]:
+    """Every settings group a process may read: the platform's and each service's own."""
+    return [*GROUPS, *(group for service in available().values() for group in service.settings)]

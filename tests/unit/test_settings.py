@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+import re
 import socket
 import subprocess
 import sys
@@ -9,7 +11,7 @@ import pytest
 
 from bloop.platform import services
 from bloop.platform.content.search.index import TantivyIndex
-from bloop.platform.kit.settings import Settings, SettingsError
+from bloop.platform.kit.settings import RuntimeSettings, Settings, SettingsError, unknown_names
 
 
 def test_defaults_run_embedded_with_no_configuration() -> None:
@@ -294,3 +296,66 @@ def test_routes_without_identity_need_its_published_keys(tmp_path: Path) -> None
     create_app(Settings(runtime=runtime, auth=keys), ["content"])
     create_app(Settings(runtime=runtime), ["identity", "content"])
     create_app(Settings(runtime=runtime), ["content"], http_routes=False)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _app(tmp_path: Path) -> None:
+    from bloop.platform.app import create_app
+
+    create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False)),
+               services=["identity"])
+
+
+def test_a_misspelt_setting_is_named_at_start_up_with_the_one_meant(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """BLOOP_NEO4J_PASS=… ran with the default password, and nothing said so."""
+    monkeypatch.setenv("BLOOP_NEO4J_PASS", "s3cret")
+    monkeypatch.setenv("BLOOP_ZZZZ", "1")
+    with caplog.at_level(logging.WARNING, "bloop.app"):
+        _app(tmp_path)
+    [warned] = [r for r in caplog.records if "unknown settings" in r.getMessage()]
+    assert warned.getMessage() == ("unknown settings, left aside: BLOOP_NEO4J_PASS (did you mean "
+                                   "BLOOP_NEO4J_PASSWORD?), BLOOP_ZZZZ")
+    assert "s3cret" not in warned.getMessage()
+
+
+@pytest.mark.parametrize("var", ["BLOOP_LOG_JSON", "BLOOP_TTS_VOICE", "BLOOP_MEDIA_LINK_TTL_S",
+                                 "BLOOP_UPLOAD_MAX_FILES", "BLOOP_SEARCH_DIRECTORY",
+                                 "BLOOP_KAFKA_PORT", "BLOOP_INFRA_CACHE", "bloop_http_port"])
+def test_the_names_bloop_reads_are_known(var: str) -> None:
+    assert unknown_names(services.settings_groups(), {var: "1"}) == {}
+
+
+def test_every_bloop_variable_named_beside_the_code_is_known() -> None:
+    """The scripts of infra/, the chart, the image and the Makefile set or read these: a
+    process started beside them would warn of names that are in use."""
+    files = [*(ROOT / "infra").rglob("*.sh"), *(ROOT / "infra").rglob("*.go"),
+             *(ROOT / "helm").rglob("*.yaml"), ROOT / "Dockerfile", ROOT / "Makefile"]
+    named = {m for f in files if f.is_file()
+             for m in re.findall(r"\bBLOOP_[A-Z0-9_]*[A-Z0-9]\b", f.read_text())}
+    assert "BLOOP_KAFKA_PORT" in named
+    assert unknown_names(services.settings_groups(), dict.fromkeys(named, "")) == {}
+
+
+@pytest.mark.parametrize(("store", "var", "value"), [
+    ("neo4j", "BLOOP_NEO4J_PASSWORD", "production-pass"),
+    ("influx", "BLOOP_INFLUX_TOKEN", "production-token")])
+async def test_a_real_store_with_the_development_credential_is_warned_of(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        store: str, var: str, value: str) -> None:
+    from bloop.platform.kit.wiring import Platform
+
+    monkeypatch.setenv(f"BLOOP_{store.upper()}_ADAPTER", "real")
+    for chosen in (None, value):
+        if chosen is not None:
+            monkeypatch.setenv(var, chosen)
+        caplog.clear()
+        platform = Platform(Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False)))
+        with caplog.at_level(logging.WARNING, "bloop.wiring"):
+            getattr(platform, f"require_{store}")()
+        await platform.close()
+        warned = [r.getMessage() for r in caplog.records if var in r.getMessage()]
+        assert len(warned) == (chosen is None), warned
+        assert all(value not in m for m in warned)

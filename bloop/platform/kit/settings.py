@@ -5,6 +5,8 @@ The defaults run every store embedded, so `bloop serve` needs no configuration a
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar, get_args
@@ -463,6 +465,51 @@ class Settings:
     def modes(self) -> dict[str, StoreMode]:
         """The adapter of each store, by name."""
         return {store: self.mode(store) for store in get_args(StoreName)}
+
+
+GROUPS: tuple[type[BaseSettings], ...] = (
+    RuntimeSettings, HttpSettings, LogSettings, KafkaSettings, MongoSettings, Neo4jSettings,
+    RedisSettings, InfluxSettings, OutboxSettings, AuthSettings, OidcSettings, AiSettings)
+"""The platform's settings groups; each service has its own too (`Service.settings`)."""
+
+OTHER_NAMES = frozenset({
+    # infra/'s scripts and its FerretDB build (`bloop infra up` passes the port)
+    "BLOOP_INFRA_CACHE", "BLOOP_INFRA_RUN", "BLOOP_BUILD_JOBS", "BLOOP_REDIS_PORT",
+    "BLOOP_KAFKA_PORT", "BLOOP_KAFKA_CONTROLLER_PORT", "BLOOP_NEO4J_BOLT_PORT",
+    "BLOOP_NEO4J_HTTP_PORT", "BLOOP_MONGO_HOST", "BLOOP_MONGO_PORT", "BLOOP_MONGO_DATA",
+    "BLOOP_MONGO_LOG_LEVEL", "BLOOP_INFLUX_PORT", "BLOOP_INFLUX_RPC_PORT",
+    "BLOOP_INFLUX_VERSION", "BLOOP_INFLUX_LOG_LEVEL",
+})
+"""`BLOOP_*` variables that something other than these settings reads."""
+
+
+def names(group: type[BaseSettings]) -> list[str]:
+    """The variables `group` reads."""
+    prefix = str(group.model_config.get("env_prefix", ""))
+    return [(info.alias or f"{prefix}{field}").upper()
+            for field, info in group.model_fields.items()]
+
+
+def unknown_names(groups: Iterable[type[BaseSettings]], environ: Mapping[str, str]
+                  ) -> dict[str, str | None]:
+    """Each `BLOOP_*` variable of `environ` that no group reads (nor `OTHER_NAMES`), with the
+    known name nearest to it: most likely a misspelling, which would leave its default in
+    force."""
+    known = {name for group in groups for name in names(group)} | OTHER_NAMES
+    unknown = sorted(n for n in (name.upper() for name in environ)
+                     if n.startswith("BLOOP_") and n not in known)
+    return {name: next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None)
+            for name in unknown}
+
+
+def development_credential(settings: Settings, store: Literal["neo4j", "influx"]) -> str | None:
+    """The variable of `store`'s credential when it still holds the built-in one (the local
+    infra/ server's), else None."""
+    group = getattr(settings, store)
+    field = "password" if store == "neo4j" else "token"
+    if getattr(group, field) != type(group).model_fields[field].default:
+        return None
+    return f"BLOOP_{store.upper()}_{field.upper()}"
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -8,6 +8,7 @@ switched on its own with `BLOOP_<STORE>_ADAPTER`.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -34,8 +35,10 @@ from bloop.platform.kit.events.types import EventRegistry, registry
 from bloop.platform.kit.health import Probe
 from bloop.platform.kit.idempotency import IdempotencyStore, RedisIdempotency, SqliteIdempotency
 from bloop.platform.kit.metrics import Metrics
-from bloop.platform.kit.settings import Settings
+from bloop.platform.kit.settings import Settings, development_credential
 from bloop.platform.kit.sqlite import SqliteDB
+
+log = logging.getLogger("bloop.wiring")
 
 
 class StoreMissing(RuntimeError):
@@ -145,9 +148,15 @@ class Platform:
             raise StoreMissing(f"this adapter needs BLOOP_STORE=real or "
                                f"BLOOP_{store.upper()}_ADAPTER=real")
 
+    def _warn_of_development_credential(self, store: Literal["neo4j", "influx"]) -> None:
+        if name := development_credential(self.settings, store):
+            log.warning(f"{name} is unset: {store} is given the built-in development credential "
+                        f"of infra/'s local server; set the real server's", extra={"setting": name})
+
     def require_neo4j(self) -> AsyncDriver:
         if self.neo4j is None:
             self._real("neo4j")
+            self._warn_of_development_credential("neo4j")
             self.neo4j = neo = stores.neo4j_driver(self.settings.neo4j)
             self._probe("neo4j", lambda: stores.ping_neo4j(neo))
             self._closers.append(neo.close)
@@ -156,6 +165,7 @@ class Platform:
     def require_influx(self) -> InfluxDBClientAsync:
         if self.influx is None:
             self._real("influx")
+            self._warn_of_development_credential("influx")
             self.influx = influx = stores.influx_client(self.settings.influx)
             self._probe("influxdb", lambda: stores.ping_influx(influx))
             self._closers.append(influx.close)
