@@ -11,7 +11,13 @@ import pytest
 
 from bloop.platform import services
 from bloop.platform.content.search.index import TantivyIndex
-from bloop.platform.kit.settings import RuntimeSettings, Settings, SettingsError, unknown_names
+from bloop.platform.kit.settings import (
+    RuntimeSettings,
+    Settings,
+    SettingsError,
+    names,
+    unknown_names,
+)
 
 
 def test_defaults_run_embedded_with_no_configuration() -> None:
@@ -359,3 +365,33 @@ async def test_a_real_store_with_the_development_credential_is_warned_of(
         warned = [r.getMessage() for r in caplog.records if var in r.getMessage()]
         assert len(warned) == (chosen is None), warned
         assert all(value not in m for m in warned)
+
+
+def readme_settings() -> list[re.Pattern[str]]:
+    """The variables README's *Settings* table names in its rows' first cells: a name in full,
+    `_SUFFIX` for another of the row's group, `<STORE>` for any word."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    prefixes = sorted({str(g.model_config.get("env_prefix", "")).upper()
+                       for g in services.settings_groups()}, key=len, reverse=True)
+    documented = []
+    for row in table.splitlines():
+        if not row.startswith("| `"):
+            continue
+        prefix = "BLOOP_"
+        for token in re.findall(r"`([^`]+)`", row.split("|")[1]):
+            if token.startswith("BLOOP_"):
+                prefix = next(p for p in prefixes if token.startswith(p))
+            documented.append(token if token.startswith("BLOOP_") else prefix + token[1:])
+    return [re.compile("".join("[A-Z0-9_]+" if re.fullmatch(r"<\w+>", part) else re.escape(part)
+                               for part in re.split(r"(<\w+>)", name)) + "$")
+            for name in documented]
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    """Forty-odd settings (the text-to-speech keys, the token's issuer and audience, the AI
+    worker's group) were read but not documented."""
+    documented = readme_settings()
+    known = [name for group in services.settings_groups() for name in names(group)]
+    assert [n for n in known if not any(p.match(n) for p in documented)] == []
+    assert [p.pattern for p in documented if not any(p.match(n) for n in known)] == []

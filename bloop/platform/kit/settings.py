@@ -94,7 +94,6 @@ class RuntimeSettings(BaseSettings):
     store: StoreMode = "embedded"
     data_dir: NamedPath = Path(".bloop")
     seed_demo: bool = True
-    instance: str = Field(default="bloop", min_length=1)
     store_watch_s: float = Field(default=5.0, gt=0, le=3600, description="how often the "
                                  "MongoDB and Neo4j servers are checked, so that the services' "
                                  "setup (indexes, constraints) runs again when one comes back, "
