@@ -259,6 +259,24 @@ def test_a_service_or_worker_may_have_its_own_resources() -> None:
                                             "limits": {"memory": "1Gi"}}
 
 
+def test_the_processes_that_run_ai_jobs_get_the_media_image() -> None:
+    """Every pod ran the default image, without ffmpeg, espeak-ng or Manim: the ai service that
+    runs jobs by default refused every narration and video."""
+    def images(*overrides: str) -> dict[str, str]:
+        return {name: d["spec"]["template"]["spec"]["containers"][0]["image"]
+                for name, d in of_kind(render(*overrides), "Deployment").items()}
+
+    assert images("--set", "image.tag=2.0") == {
+        "school-identity": "ghcr.io/bloop-learning/bloop:2.0",
+        "school-content": "ghcr.io/bloop-learning/bloop:2.0",
+        "school-learning": "ghcr.io/bloop-learning/bloop:2.0",
+        "school-ai": "ghcr.io/bloop-learning/bloop:2.0-media"}
+    moved = images("--set", "workers.ai.replicas=1", "--set", "workers.ai.image.target=media",
+                   "--set", "services.ai.image=null", "--set", "workers.ai.image.tag=own")
+    assert moved["school-ai"] == "ghcr.io/bloop-learning/bloop:0.1.0"
+    assert moved["school-ai-worker"] == "ghcr.io/bloop-learning/bloop:own"
+
+
 def test_the_default_values_run_every_service() -> None:
     """They ran identity and content alone: learning's consumer group ran nowhere, and once
     enabled read content.events from its earliest event still kept, a week's worth."""

@@ -5,8 +5,11 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 {{- end -}}
 
 {{- define "bloop.container" -}}
-image: "{{ .root.Values.image.repository }}:{{ .root.Values.image.tag }}"
-imagePullPolicy: {{ .root.Values.image.pullPolicy }}
+{{- $own := .image | default dict }}
+{{- $image := merge (deepCopy $own) .root.Values.image }}
+{{- $tag := $own.tag | default (printf "%s%s" $image.tag (ternary "-media" "" (eq ($own.target | default "") "media"))) }}
+image: "{{ $image.repository }}:{{ $tag }}"
+imagePullPolicy: {{ $image.pullPolicy }}
 args: [{{ .mode | quote }}, {{ .name | quote }}]
 ports:
   - {name: http, containerPort: {{ include "bloop.port" .root }}}
