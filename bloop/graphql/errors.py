@@ -20,6 +20,7 @@ from strawberry.extensions import MaskErrors
 from bloop.platform.kit.errors import (
     Problem,
     StoreUnavailable,
+    count_refusal,
     store_errors,
     store_outages,
     unpaired_surrogate,
@@ -103,6 +104,7 @@ class ProblemErrors(MaskErrors):
             rid = request_id_var.get()
             problem = Problem("an unexpected error occurred", status=500, code="internal_error",
                               extra={"request_id": rid} if rid else None)
+        count_refusal(request, problem)
         return GraphQLError(
             message=problem.detail, nodes=error.nodes, source=error.source,
             positions=error.positions, path=error.path, original_error=None,

@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
         app.state.draining = Draining()
         platform = Platform(settings, one_off=one_off)
         app.state.platform = platform
+        app.state.store_outages.metrics = platform.metrics
         mounted: list[Mounted] = []
         relays: list[list[OutboxRelay]] = []
         background: list[asyncio.Task[None]] = []
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                         name=f"setup:{service.name}"))
             background.append(asyncio.create_task(
                 watch_stores(platform.probes, ready, settings.runtime.store_watch_s,
-                             app.state.store_outages),
+                             app.state.store_outages, platform.metrics),
                 name="setup:watch"))
             log.info("started", extra={"services": [s.name for s in chosen],
                                        "stores": settings.modes()})

@@ -2,7 +2,8 @@
 directory (a wiped volume, a restore from before the indexes) has lost the indexes and
 constraints made at start-up; without them MongoDB takes duplicates its unique indexes refuse
 and Neo4j duplicate concepts, after which the next start fails on the constraint. A store that
-failed requests (`StoreOutages`) is checked too, so that its return is logged."""
+failed requests (`StoreOutages`) is checked too, so that its return is logged; every store is
+checked, for `bloop_store_up`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import logging
 from collections.abc import Sequence
 
 from bloop.platform.kit.errors import is_store_down
-from bloop.platform.kit.health import Probe, run_probe
+from bloop.platform.kit.health import Probe, record, run_probe
+from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.outages import StoreOutages
 from bloop.platform.services import Mounted
 
@@ -22,18 +24,20 @@ WATCHED = frozenset({"mongodb", "neo4j"})
 
 
 async def watch_stores(probes: Sequence[Probe], ready: Sequence[tuple[str, Mounted]],
-                       interval_s: float, outages: StoreOutages) -> None:
-    """Checks the watched stores, and those down in `outages`, every `interval_s`; when a
-    watched one was down and is up again, runs the setup of each service in `ready` (those set
-    up already; the others are still retrying theirs), again at each check until no store is
-    down for it."""
+                       interval_s: float, outages: StoreOutages,
+                       metrics: Metrics | None = None) -> None:
+    """Checks every store every `interval_s`, its state kept in `metrics`; a store down in
+    `outages` that answers is over its outage; when a watched one was down and is up again,
+    runs the setup of each service in `ready` (those set up already; the others are still
+    retrying theirs), again at each check until no store is down for it."""
     up = {p.name: True for p in probes if p.name in WATCHED}
     pending = False
     while True:
         await asyncio.sleep(interval_s)
-        down = outages.down()
-        checked = [p for p in probes if p.name in up or p.name in down]
-        for result in await asyncio.gather(*(run_probe(p) for p in checked)):
+        results = await asyncio.gather(*(run_probe(p) for p in probes))
+        if metrics is not None:
+            record(metrics, results)
+        for result in results:
             if result.up:
                 outages.answered(result.name)
             if result.name not in up:

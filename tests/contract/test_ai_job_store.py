@@ -212,6 +212,17 @@ async def test_listing_spend_and_stale_jobs(ai: Stores) -> None:
     assert {i for _, i in await ai.jobs.stale(later + timedelta(seconds=31))} == {a.id, b.id}
 
 
+async def test_unfinished_jobs_are_counted_by_kind_and_status(ai: Stores) -> None:
+    assert await ai.jobs.unfinished() == {}
+    a, b, c, d = job(key="a"), job(key="b", kind="quiz"), job(key="c"), job(tenant="beta")
+    for x in (a, b, c, d):
+        await ai.jobs.create(x, [])
+    held = b.update(status="running", lease=Lease(owner="w1", expires_at=now()))
+    assert await ai.jobs.replace(held, b.rev, [])
+    assert await ai.jobs.replace(c.update(status="succeeded", finished_at=now()), c.rev, [])
+    assert await ai.jobs.unfinished() == {("summary", "queued"): 2, ("quiz", "running"): 1}
+
+
 async def test_a_job_waiting_to_retry_is_stale_once_due(ai: Stores) -> None:
     """The sweeper takes up a retry when its wait ends, and a job never claimed only once it
     was left untouched for a while (its command may still come)."""

@@ -1011,6 +1011,8 @@ async def test_a_store_that_is_down_says_when_to_try_again(
             [error] = (await query(client, '{ concepts(tenant: "demo") { next } }'))["errors"]
             found.append((error["extensions"]["code"], error["extensions"].get("retryAfter")))
         assert found == [("store_unavailable", 7), ("rate_limited", 3), ("rate_limited", None)]
+        assert app.state.platform.metrics.registry.get_sample_value(
+            "bloop_rate_limited_total", {"limit": "rate_limited", "route": "/graphql"}) == 2
 
 
 async def test_graphql_has_the_fields_its_http_twins_give(start: Start) -> None:

@@ -129,3 +129,14 @@ async def test_the_ops_routes_answer_head_as_get_without_a_body(
             assert int(head.headers["content-length"]) > 0, path
         assert (await client.head("/healthz")).headers["content-length"] == str(
             len(b'{"status":"ok"}'))
+
+
+async def test_readyz_s_checks_are_in_the_metrics(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, /metrics said nothing of the stores /readyz checks."""
+    async with embedded_app(tmp_path, monkeypatch, ["identity"]) as (_, client):
+        checks = (await client.get("/readyz")).json()["checks"]
+        text = (await client.get("/metrics")).text
+    assert checks
+    for store in checks:
+        assert f'bloop_store_up{{store="{store}"}} 1.0' in text.splitlines()

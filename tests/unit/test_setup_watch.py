@@ -1,5 +1,6 @@
 """A service's setup runs again when its store comes back (it may come back empty); a store
-that failed requests is checked until it answers, and its return logged."""
+that failed requests is over its outage once a check answers, and its return logged; every
+store's state is kept in the metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.health import Probe
+from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.outages import StoreOutages
 from bloop.platform.services import Mounted
 from bloop.platform.setup_watch import watch_stores
@@ -59,9 +61,10 @@ def succeeded(setup: Setups) -> Callable[[], Awaitable[bool]]:
 
 @contextlib.asynccontextmanager
 async def watching(probes: list[Probe], ready: list[tuple[str, Mounted]],
-                   outages: StoreOutages | None = None) -> AsyncIterator[None]:
+                   outages: StoreOutages | None = None,
+                   metrics: Metrics | None = None) -> AsyncIterator[None]:
     task = asyncio.create_task(watch_stores(probes, ready, interval_s=0.01,
-                                            outages=outages or StoreOutages()))
+                                            outages=outages or StoreOutages(), metrics=metrics))
     try:
         yield
     finally:
@@ -118,26 +121,16 @@ async def test_a_setup_failing_otherwise_is_logged_once(caplog: pytest.LogCaptur
     assert [getattr(r, "service", None) for r in failures] == ["learning"]
 
 
-async def test_stores_without_setup_to_redo_are_checked_only_once_they_failed(
+async def test_a_store_that_failed_requests_is_over_its_outage_once_a_check_answers(
         caplog: pytest.LogCaptureFixture) -> None:
-    checks: list[str] = []
     redis = Server()
     redis.up = False
-
-    def ping(name: str) -> Callable[[], Awaitable[None]]:
-        async def check() -> None:
-            checks.append(name)
-            await redis.ping()
-        return check
-
     outages = StoreOutages()
-    probes = [Probe("redis", ping("redis")), Probe("sqlite:content", ping("sqlite:content"))]
+    probes = [Probe("redis", redis.ping), Probe("sqlite:content", Server().ping)]
     async with watching(probes, [], outages):
-        await asyncio.sleep(0.1)
-        assert checks == []
         outages.failed("redis", ConnectionRefusedError("connection refused"))
         await asyncio.sleep(0.1)
-        assert set(checks) == {"redis"}
+        assert outages.down() == {"redis"}
         with caplog.at_level(logging.INFO, logger="bloop.errors"):
             redis.up = True
 
@@ -145,8 +138,27 @@ async def test_stores_without_setup_to_redo_are_checked_only_once_they_failed(
                 return not outages.down()
 
             await eventually(back, timeout_s=2, what="redis answering again")
-        checked = len(checks)
-        await asyncio.sleep(0.1)
-        assert len(checks) == checked  # not checked once it answers
+            await asyncio.sleep(0.1)
     [line] = [r for r in caplog.records if r.getMessage() == "store answers again"]
     assert (getattr(line, "store", None), getattr(line, "failures", None)) == ("redis", 1)
+
+
+async def test_every_store_s_state_is_in_the_metrics() -> None:
+    """Before, /metrics said nothing of the stores: only /readyz did, when asked."""
+    redis, kafka = Server(), Server()
+    metrics = Metrics()
+
+    def up(store: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            value = metrics.registry.get_sample_value("bloop_store_up", {"store": store})
+            return value == (1 if {"redis": redis, "kafka": kafka}[store].up else 0)
+        return check
+
+    async with watching([Probe("redis", redis.ping), Probe("kafka", kafka.ping)], [],
+                        metrics=metrics):
+        await eventually(up("redis"), timeout_s=2, what="redis up")
+        kafka.up = False
+        await eventually(up("kafka"), timeout_s=2, what="kafka down")
+        assert metrics.registry.get_sample_value("bloop_store_up", {"store": "redis"}) == 1
+        kafka.up = True
+        await eventually(up("kafka"), timeout_s=2, what="kafka up again")

@@ -70,6 +70,8 @@ async def test_a_store_down_is_logged_once_then_every_30_s_with_what_went_unlogg
     assert app.state.platform.metrics.registry.get_sample_value(
         "bloop_http_requests_total",
         {"method": "GET", "route": "/v1/tenants/{tenant}/courses", "status": "503"}) == 7
+    assert app.state.platform.metrics.registry.get_sample_value(
+        "bloop_store_failures_total", {"store": "mongodb"}) == 7
 
 
 async def test_a_graphql_query_failing_on_a_store_down_logs_one_line(
@@ -84,6 +86,8 @@ async def test_a_graphql_query_failing_on_a_store_down_logs_one_line(
     assert warnings(caplog) == [("mongodb", None)]
     assert app.state.platform.metrics.registry.get_sample_value(
         "bloop_graphql_errors_total", {"code": "store_unavailable"}) == 30
+    assert app.state.platform.metrics.registry.get_sample_value(
+        "bloop_store_failures_total", {"store": "mongodb"}) == 30
 
 
 def test_a_store_that_answers_again_is_logged_and_its_next_failure_at_once(

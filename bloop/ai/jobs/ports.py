@@ -74,6 +74,10 @@ class JobStore(Protocol):
     async def spend(self, tenant: str, since: datetime) -> Spend:
         """How many jobs the tenant asked for since `since`, and what they cost."""
 
+    async def unfinished(self) -> dict[tuple[str, str], int]:
+        """How many jobs of every tenant are queued or running, by kind and status (the
+        pairs with none left out)."""
+
     async def stale(self, at: datetime, *, touched_before: datetime | None = None,
                     skip_tenants: Collection[str] = (), limit: int = 100
                     ) -> list[tuple[str, str]]:

@@ -1,8 +1,8 @@
 """Mounts the AI service in a process: picks its stores, registers its outbox, and (unless
-`BLOOP_AI_RUN_JOBS=false`) runs jobs: the `ai.jobs` consumer group, the sweeper, and the sweep
-that removes old output files. It also anonymises a deleted user's jobs, records on a job the
-outputs content did not attach, cancels the jobs of a deleted lesson, and gives a user's jobs to
-the data export."""
+`BLOOP_AI_RUN_JOBS=false`) runs jobs: the `ai.jobs` consumer group, the sweeper, the sweep that
+removes old output files, and the count of unfinished jobs in the metrics. It also anonymises a
+deleted user's jobs, records on a job the outputs content did not attach, cancels the jobs of a
+deleted lesson, and gives a user's jobs to the data export."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from typing import get_args
 
 from fastapi import APIRouter
 
@@ -19,6 +20,7 @@ from bloop.ai.jobs import events as _events  # noqa: F401  (registers the event 
 from bloop.ai.jobs.events import JOBS_TOPIC, JobRequested
 from bloop.ai.jobs.lessons import HttpLessons
 from bloop.ai.jobs.links import OutputLinks
+from bloop.ai.jobs.model import JobKind
 from bloop.ai.jobs.outputs import JobOutputs
 from bloop.ai.jobs.ports import JobStore, MediaStore
 from bloop.ai.jobs.retention import OutputRetention
@@ -28,6 +30,7 @@ from bloop.ai.providers.tts import TtsSettings
 from bloop.platform.kit.events.bus.port import Subscription
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.every import Every
+from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted, Service
 
@@ -74,6 +77,9 @@ async def mount(platform: Platform) -> Mounted:
     retention = OutputRetention(service, media, settings.keep_outputs_s)
     expiry = Every("ai:outputs", retention.sweep, settings.sweep_interval_s, log=log,
                    failed="could not remove the output files of old AI jobs")
+    counting = Every("ai:count", lambda: count_unfinished(store, platform.metrics),
+                     settings.sweep_interval_s, log=log,
+                     failed="could not count the unfinished AI jobs")
     subscriptions = [*consumers.subscriptions(service, retention, settings.worker_group), *([
         Subscription(settings.worker_group, (JOBS_TOPIC,), runner.handle,
                      types=frozenset({type_of(JobRequested).type_id}))
@@ -85,8 +91,10 @@ async def mount(platform: Platform) -> Mounted:
         if settings.run_jobs:
             runner.start_sweeper()
             expiry.start()
+            counting.start()
 
     async def close() -> None:
+        await counting.stop()
         await expiry.stop()
         await runner.stop()
         if lessons is not None:
@@ -97,6 +105,15 @@ async def mount(platform: Platform) -> Mounted:
                    state={"service": service, "runner": runner, "media": media,
                           "outputs": JobOutputs(service, media), "links": links,
                           "lessons": lessons, "retention": retention})
+
+
+async def count_unfinished(store: JobStore, metrics: Metrics) -> None:
+    """The queued and running jobs of each kind, every tenant's, in `bloop_ai_jobs_unfinished`
+    (0 for a kind and status with none)."""
+    found = await store.unfinished()
+    for kind in get_args(JobKind):
+        for status in ("queued", "running"):
+            metrics.ai_jobs.labels(kind, status).set(found.get((kind, status), 0))
 
 
 def routers() -> Sequence[APIRouter]:

@@ -162,8 +162,10 @@ def _captions(blocks: Iterable[BlockType]) -> set[str]:
 class ContentService:
     def __init__(self, repo: ContentRepository, on_write: Callable[[], None] = lambda: None,
                  cache: Cache | None = None, cache_ttl_s: float = 600,
-                 members: Members | None = None, media: MediaFiles | None = None) -> None:
+                 members: Members | None = None, media: MediaFiles | None = None,
+                 on_cache_read: Callable[[bool], None] = lambda hit: None) -> None:
         """`on_write` runs after each write that stored events (the outbox relay's `wake`);
+        `on_cache_read` after each read of a published lesson in the cache (True: found);
         `members` tells who belongs to a tenant (without it, a co-author is taken unchecked);
         `media` tells what the tenant's media are (without it, the media blocks name, and their
         captions, are taken unchecked)."""
@@ -173,6 +175,7 @@ class ContentService:
         self.cache: Cache = cache if cache is not None else MemoryCache()
         self.cache_ttl_s = cache_ttl_s
         self._on_write = on_write
+        self._on_cache_read = on_cache_read
         self._turns = Turns()  # writes of a concept or a course applied on top of racing ones
 
     # concepts
@@ -875,6 +878,7 @@ class ContentService:
         """The learner's JSON of the published lesson and its ETag, through the cache."""
         key = cache_key(tenant, lesson_id)
         raw = await self.cache.get(key)
+        self._on_cache_read(raw is not None)
         if raw is not None:
             return Rendered.unpack(raw)
         lesson = await self.lesson(tenant, lesson_id, drafts=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
+from functools import partial
 
 from fastapi import APIRouter
 
@@ -50,7 +51,8 @@ async def mount(platform: Platform) -> Mounted:
     relay = platform.add_outbox(repo.outbox)
     members = TenantMembers(lambda: platform.services.get("identity"),
                             platform.settings.auth.identity_url)
-    service = ContentService(repo, on_write=relay.wake, cache=platform.cache, members=members)
+    service = ContentService(repo, on_write=relay.wake, cache=platform.cache, members=members,
+                             on_cache_read=partial(platform.metrics.cache_lookup, "lessons"))
     attempts = mount_attempts(platform, service)
     media = media_state(platform, service)
     files = media["media"]

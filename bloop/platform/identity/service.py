@@ -518,7 +518,7 @@ class AuthService:
         wrong, or a sign-up) before any work; `RateLimited` past the address's budget."""
         state = await self.requests.hit(f"token:{client_ip}")
         if not state.allowed:
-            raise RateLimited(state)
+            raise RateLimited(state, "token_requests")
 
     async def login(self, tenant: str, username: str, password: str, scope: str,
                     client_ip: str) -> TokenGrant:

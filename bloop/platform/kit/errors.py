@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, HTTPConnection
 from starlette.routing import Match
 
 from bloop.platform.kit.logging import request_id_var
@@ -202,6 +202,19 @@ def store_outages(app: object) -> StoreOutages:
     return found if isinstance(found, StoreOutages) else StoreOutages()
 
 
+def count_refusal(connection: HTTPConnection | None, problem: Problem) -> None:
+    """A 429 in `bloop_rate_limited_total`, by the limiter that refused it (its `limit`), else
+    by its code, and by the template of the route it was asked of."""
+    if problem.status != 429 or connection is None:
+        return
+    metrics = getattr(getattr(connection.app.state, "platform", None), "metrics", None)
+    if metrics is None:  # an app without the platform's (a test's)
+        return
+    route = getattr(connection.scope.get("route"), "path", None) or "unmatched"
+    limit = getattr(problem, "limit", None) or problem.code
+    metrics.rate_limited.labels(str(limit), route).inc()
+
+
 def _store_down_handler(store: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         store_outages(request.app).failed(store, exc)
@@ -229,6 +242,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        count_refusal(request, exc)
         return problem_response(exc.status, exc.code, exc.detail, instance=request.url.path,
                                 extra=exc.extra, headers=exc.headers)
 

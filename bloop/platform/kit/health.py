@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from bloop.platform.kit.draining import draining
-from bloop.platform.kit.metrics import CONTENT_TYPE_LATEST
+from bloop.platform.kit.metrics import CONTENT_TYPE_LATEST, Metrics
 from bloop.platform.kit.waiting import forget
 
 
@@ -72,6 +72,12 @@ async def run_probe(probe: Probe) -> ProbeResult:
     return ProbeResult(probe.name, True, _ms(start))
 
 
+def record(metrics: Metrics, results: Iterable[ProbeResult]) -> None:
+    """Each checked store's state in `bloop_store_up`."""
+    for r in results:
+        metrics.store_up.labels(r.name).set(int(r.up))
+
+
 class Check(BaseModel):
     state: Literal["up", "down"]
     latency_ms: float
@@ -115,6 +121,7 @@ def ops_router() -> APIRouter:
                                                  status_code=200 if serving else 503))
         probes: list[Probe] = request.app.state.platform.probes
         results = await asyncio.gather(*(run_probe(p) for p in probes))
+        record(request.app.state.platform.metrics, results)
         ready = all(r.up for r in results)
         body = Readiness(status="ready" if ready else "unready", checks={
             r.name: Check(state="up" if r.up else "down", latency_ms=r.latency_ms, error=r.error)

@@ -1,5 +1,6 @@
-"""Prometheus metrics of one process: requests, GraphQL outcomes, events, consumer lag, and the
-process's own (memory, open files, CPU, start time, garbage collection)."""
+"""Prometheus metrics of one process: requests, GraphQL outcomes, events, consumer lag, stores,
+rate limits, the cache, AI jobs, and the process's own (memory, open files, CPU, start time,
+garbage collection)."""
 
 from __future__ import annotations
 
@@ -82,6 +83,32 @@ class Metrics:
             "bloop_outbox_leading", "1 while this process's relay publishes the outbox",
             ["outbox"], registry=r
         )
+        self.store_up = Gauge(
+            "bloop_store_up", "1 when the store's last check answered, 0 when it failed or gave no"
+            " answer within its timeout (the checks /readyz names; run every BLOOP_STORE_WATCH_S"
+            " and at each /readyz)", ["store"], registry=r,
+        )
+        self.store_failures = Counter(
+            "bloop_store_failures_total", "Calls of requests (HTTP, or GraphQL fields) a store"
+            " failed, each answered 503, by store (as /readyz names it; disk: a file the disk"
+            " refused)", ["store"], registry=r,
+        )
+        self.rate_limited = Counter(
+            "bloop_rate_limited_total", "Requests (or GraphQL fields) refused with 429, by limit"
+            " (a rate limiter: requests, api_keys, token_requests, oidc_sign_ins; else the"
+            " refusal's code) and route template", ["limit", "route"], registry=r,
+        )
+        self.cache_lookups = Counter(
+            "bloop_cache_lookups_total", "Reads through the cache, by cache and result (hit, miss)",
+            ["cache", "result"], registry=r,
+        )
+        self.ai_jobs = Gauge(
+            "bloop_ai_jobs_unfinished", "AI jobs not finished, by kind and status (queued: waiting"
+            " for a worker or for its retry; running: held by a worker), counted in the job store"
+            " every BLOOP_AI_SWEEP_INTERVAL_S by each process that runs AI jobs: the store is shared,"
+            " so each such process shows the same jobs (aggregate with max, not sum)",
+            ["kind", "status"], registry=r,
+        )
 
     def began_reading(self, topic: str, group: str) -> None:
         """Starts the group's last-processed time at now, unless it has one here already: a
@@ -92,6 +119,9 @@ class Metrics:
     def finished(self, topic: str, group: str) -> None:
         self._read.add((topic, group))
         self.consumer_last_processed.labels(topic, group).set(time.time())
+
+    def cache_lookup(self, cache: str, hit: bool) -> None:
+        self.cache_lookups.labels(cache, "hit" if hit else "miss").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,7 +1,8 @@
 """The log of stores that are down, at a rate an operator can read while requests keep failing:
 a store's first failure is logged at once, later ones at most once every `every_s` (with how
 many went unlogged since), and its return, when a check of it answers again, once. Only the
-log is thinned: every failure is still answered 503 and counted in the metrics."""
+log is thinned: every failure is still answered 503 and counted in the metrics
+(`bloop_store_failures_total`, once the app's metrics are given)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from bloop.platform.kit.metrics import Metrics
 
 log = logging.getLogger("bloop.errors")
 
@@ -32,12 +35,15 @@ class StoreOutages:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.every_s, self.clock = every_s, clock
         self._down: dict[str, _Outage] = {}
+        self.metrics: Metrics | None = None  # the app's, once its lifespan made them
 
     def down(self) -> frozenset[str]:
         return frozenset(self._down)
 
     def failed(self, store: str, error: BaseException, message: str = "store unavailable",
                **extra: object) -> None:
+        if self.metrics is not None:
+            self.metrics.store_failures.labels(store).inc()
         now = self.clock()
         outage = self._down.get(store)
         # A store no check watches (the disk) is over its outage once it fails nothing for a

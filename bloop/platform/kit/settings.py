@@ -94,10 +94,11 @@ class RuntimeSettings(BaseSettings):
     store: StoreMode = "embedded"
     data_dir: NamedPath = Path(".bloop")
     seed_demo: bool = True
-    store_watch_s: float = Field(default=5.0, gt=0, le=3600, description="how often the "
-                                 "MongoDB and Neo4j servers are checked, so that the services' "
-                                 "setup (indexes, constraints) runs again when one comes back, "
-                                 "and a store that failed requests, to log its return")
+    store_watch_s: float = Field(default=5.0, gt=0, le=3600, description="how often every "
+                                 "store is checked: for `bloop_store_up`, so that the services' "
+                                 "setup (indexes, constraints) runs again when MongoDB or Neo4j "
+                                 "comes back, and to log the return of a store that failed "
+                                 "requests")
 
 
 def _origins(value: object) -> object:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,15 @@ from bloop.ai.jobs import api as ai_api
 from bloop.ai.jobs import renderers
 from bloop.ai.jobs.events import OutputRef
 from bloop.ai.jobs.lessons import InProcessLessons
-from bloop.ai.jobs.model import Job, JobRequest, MediaOutput, MediaResult, TenantAiConfig
+from bloop.ai.jobs.model import (
+    Job,
+    JobRequest,
+    Lease,
+    MediaOutput,
+    MediaResult,
+    TenantAiConfig,
+    now,
+)
 from bloop.ai.jobs.service import JobService
 from bloop.ai.text.model import LessonText
 from bloop.platform.app import create_app
@@ -141,6 +150,37 @@ async def test_a_stream_of_a_job_that_never_ends_ends_and_a_caller_keeps_few_ope
     assert "event: progress" in first
     assert "event: end" not in first  # ended by its lifetime: the client reconnects
     assert (await client.get(url, timeout=30)).status_code == 200  # all closed: room again
+
+
+async def test_the_metrics_count_unfinished_jobs_by_kind_and_status(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, /metrics said nothing of the AI jobs waiting or running."""
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    app = build(tmp_path, AiSettings(sweep_interval_s=0.05))
+    async with app.router.lifespan_context(app), api_client(app) as client:
+        client.headers.update(await member(app, client, "acme", ["educator"]))
+        service: JobService = app.state.ai.state["service"]
+        les = await lesson(client)
+        stuck = Job.create("acme", JobRequest(kind="summary", lesson_id=les["id"]), LessonText(
+            id=les["id"], version=1, title="Names", text=LESSON), "u1", "stuck", 3)
+        await service.store.create(stuck, [])  # no event: no worker takes it up
+
+        def shown(status: str, count: int) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                text = (await client.get("/metrics")).text.splitlines()
+                return (f'bloop_ai_jobs_unfinished{{kind="summary",status="{status}"}} {count}.0'
+                        in text)
+            return check
+
+        await eventually(shown("queued", 1), timeout_s=5, what="the queued job counted")
+        text = (await client.get("/metrics")).text.splitlines()
+        assert 'bloop_ai_jobs_unfinished{kind="video",status="running"} 0.0' in text
+        held = stuck.update(status="running", lease=Lease(
+            owner="elsewhere", expires_at=now() + timedelta(minutes=5)))
+        assert await service.store.replace(held, stuck.rev, [])
+        await eventually(shown("running", 1), timeout_s=5, what="the running job counted")
+        assert await shown("queued", 0)()
 
 
 async def test_a_summary_job_runs_offline_and_streams_to_its_end(client: httpx.AsyncClient) -> None:

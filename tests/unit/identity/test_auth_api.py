@@ -33,6 +33,12 @@ TOKEN = "/v1/auth/token"
 ME = "/v1/tenants/acme/me"
 
 
+def refused(app: FastAPI, limit: str, route: str) -> float | None:
+    """The 429s `/metrics` counts for `limit` on `route` (a template)."""
+    return app.state.platform.metrics.registry.get_sample_value(  # type: ignore[no-any-return]
+        "bloop_rate_limited_total", {"limit": limit, "route": route})
+
+
 @contextlib.asynccontextmanager
 async def identity_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                        auth: AuthSettings) -> AsyncIterator[FastAPI]:
@@ -218,6 +224,8 @@ async def test_one_address_guessing_cannot_lock_the_owner_out(
                 await guesser.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
         r = await owner.post(TOKEN, data=password_form("lee@acme.dev"))
         assert (r.status_code, r.json()["code"]) == (429, "account_locked")
+    # `one`'s fourth guess, the last three guesses, the owner's last sign-in
+    assert refused(app, "account_locked", TOKEN) == 5
 
 
 async def test_token_requests_from_one_address_are_limited_right_or_wrong(
@@ -239,6 +247,7 @@ async def test_token_requests_from_one_address_are_limited_right_or_wrong(
             assert int(r.headers["retry-after"]) >= 1
         assert (await elsewhere.post(TOKEN, data=refresh_form(grant["refresh_token"]))
                 ).status_code == 200
+        assert refused(app, "token_requests", TOKEN) == 2
 
 
 async def test_sign_ups_from_one_address_count_in_its_token_budget(
@@ -646,6 +655,7 @@ async def test_a_caller_past_the_rate_limit_waits(app: FastAPI, client: httpx.As
     assert int(limited.headers["retry-after"]) >= 1
     other = await member(app, client, "acme", ["learner"])
     assert (await client.get(ME, headers=other)).status_code == 200
+    assert refused(app, "requests", "/v1/tenants/{tenant}/me") == statuses.count(429) + 1
 
 
 async def sessions(client: httpx.AsyncClient, email: str, password: str = PASSWORD,

@@ -170,6 +170,12 @@ class EmbeddedJobStore:
             " WHERE tenant = ? AND created >= ?", (tenant, since.timestamp())).fetchone())
         return Spend(jobs=int(row["n"]), usd=float(row["usd"]))
 
+    async def unfinished(self) -> dict[tuple[str, str], int]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT json_extract(doc, '$.kind') AS kind, status, count(*) AS n FROM ai_jobs"
+            " WHERE final = 0 GROUP BY kind, status").fetchall())
+        return {(r["kind"], r["status"]): int(r["n"]) for r in rows}
+
     async def stale(self, at: datetime, *, touched_before: datetime | None = None,
                     skip_tenants: Collection[str] = (), limit: int = 100
                     ) -> list[tuple[str, str]]:

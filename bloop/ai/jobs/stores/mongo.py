@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections import Counter
 from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from pathlib import Path
@@ -178,6 +179,12 @@ class MongoJobStore:
             jobs += 1
             usd += float(d.get("usd") or 0)
         return Spend(jobs=jobs, usd=round(usd, 8))
+
+    async def unfinished(self) -> dict[tuple[str, str], int]:
+        found: Counter[tuple[str, str]] = Counter()
+        async for d in self.jobs.find({"final": False}, {"job.kind": 1, "status": 1, "_id": 0}):
+            found[d["job"]["kind"], d["status"]] += 1
+        return dict(found)
 
     async def stale(self, at: datetime, *, touched_before: datetime | None = None,
                     skip_tenants: Collection[str] = (), limit: int = 100

@@ -148,7 +148,7 @@ class OidcService(ProviderDownloads):
         """The provider's authorization URL for a new sign-in, whose state is now stored."""
         limit = await self.limiter.hit(f"oidc-login:{client_ip}")
         if not limit.allowed:
-            raise RateLimited(limit)
+            raise RateLimited(limit, "oidc_sign_ins")
         provider = await self.provider(tenant, name)
         redirect_uri = self.callback_url(provider)
         if redirect_uri is None:

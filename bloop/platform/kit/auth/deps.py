@@ -132,6 +132,7 @@ class Requirement:
                                       "`X-API-Key` header, not both", code="invalid_token")
             principal, revocation = await auth.authenticate_key(api_key or token or "")
             state = await auth.key_limiter.hit(f"key:{principal.tenant}:{principal.user_id}")
+            limit = "api_keys"
             if await auth.revocations.any_revoked(revocation):
                 raise Unauthenticated("the API key has been revoked", code="token_revoked")
         elif not token:
@@ -140,11 +141,12 @@ class Requirement:
         else:
             principal = await auth.verifier.verify_signed(token)
             state = await auth.limiter.hit(f"user:{principal.tenant}:{principal.user_id}")
+            limit = "requests"
             await auth.verifier.refuse_revoked(principal)
         tenant = request.path_params.get("tenant")
         authorise(principal, tenant, self.roles, self.scopes)
         if not state.allowed:
-            raise RateLimited(state)
+            raise RateLimited(state, limit)
         response.raw_headers.extend(state.raw_headers())
         await claim(request, tenant, (principal.tenant, principal.kind, principal.user_id))
         return principal

@@ -48,11 +48,14 @@ class RateState:
 
 
 class RateLimited(Problem):
+    """`limit`: which limiter refused, as `bloop_rate_limited_total` counts it."""
+
     status, code = 429, "rate_limited"
 
-    def __init__(self, state: RateState) -> None:
+    def __init__(self, state: RateState, limit: str) -> None:
         super().__init__(f"more than {state.limit} requests in {state.window_s} s; slow down",
                          headers={**state.headers(), "Retry-After": str(max(1, state.reset_s))})
+        self.limit = limit
 
 
 @dataclass
