@@ -292,10 +292,13 @@ def test_links_are_refused(tmp_path: Path) -> None:
                        tmp_path / "out", LIMITS, "z")
 
 
-def test_zip_bombs_stop_early(tmp_path: Path) -> None:
+def test_zip_bombs_stop_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(archive.UnsafeArchive) as ratio:
         archive.unpack(write(tmp_path, s.zip_bomb(150_000)), tmp_path / "out", LIMITS, "z")
     assert ratio.value.code == "zip_bomb"
+    assert "BLOOP_UPLOAD_ZIP_MAX_RATIO raises the limit" in str(ratio.value)
+    monkeypatch.setenv("BLOOP_UPLOAD_ZIP_MAX_RATIO", "500")
+    assert UploadSettings().zip_max_ratio == 500, "the message names the setting"
     many = s.zip_of({f"{n}.md": bytes(range(256)) * 200 for n in range(5)},
                     compression=0)
     with pytest.raises(archive.ArchiveTooLarge):

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from bloop.platform.kit.errors import Problem
 
 READ_BYTES = 256 * 1024
+RATIO_SETTING = "BLOOP_UPLOAD_ZIP_MAX_RATIO"  # UploadSettings.zip_max_ratio
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _IGNORED = ("__MACOSX/",)
 
@@ -142,7 +143,8 @@ def unpack(archive: Path, into: Path, limits: Limits, source: str) -> list[Entry
                     or info.file_size / info.compress_size > limits.max_ratio):
                 raise UnsafeArchive(
                     f"{source}: the entry {name!r} would expand {info.file_size} bytes out of "
-                    f"{info.compress_size}, more than {limits.max_ratio:g} times (a zip bomb?)",
+                    f"{info.compress_size}, more than {limits.max_ratio:g} times (a zip bomb? "
+                    f"{RATIO_SETTING} raises the limit)",
                     code="zip_bomb", extra={"file": source, "entry": name})
             declared += info.file_size
             if declared > limits.max_unpacked_bytes:
