@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -56,8 +57,18 @@ LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
 Language = Annotated[str, StringConstraints(pattern=LANGUAGE_PATTERN)]
 Level = Literal["beginner", "intermediate", "advanced"]
 CourseStatus = Literal["draft", "published", "archived"]
+
+
+def canonical_tag(tag: str) -> str:
+    """A tag as it is kept and matched: lowercased, in NFC (`Café` typed as `Cafe` and a
+    combining accent is `café`)."""
+    return unicodedata.normalize("NFC", tag.lower())
+
+
 Tag = NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
-                                                     min_length=1, max_length=40)]]
+                                                     min_length=1, max_length=40),
+                             AfterValidator(canonical_tag)]]
+
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 MEDIA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MediaId = Annotated[str, StringConstraints(pattern=MEDIA_ID_PATTERN)]

@@ -27,6 +27,12 @@ def test_a_new_course_is_an_unpublished_draft() -> None:
     assert course.published_at is None
 
 
+def test_tags_are_kept_lowercased_in_nfc() -> None:
+    """A tag typed with a combining accent (`Cafe` + U+0301) matched no filter for `café`."""
+    course = Course.create("acme", NewCourse(title="Coffee", tags=["CAFE\u0301", "café", "x"]))
+    assert course.tags == ["café", "x"]
+
+
 def test_publishing_bumps_the_version() -> None:
     course = Course.create("acme", NewCourse(id="py", title="Python"))
     once = course.published()

@@ -221,6 +221,23 @@ async def test_a_lesson_has_its_own_language_level_and_tags_beside_its_courses(
     assert (hit.language, hit.level, hit.tags) == ("de", "advanced", ["german", "maths"])
 
 
+async def test_a_tag_stored_decomposed_matches_a_filter_in_any_normal_form(
+        search: SearchService) -> None:
+    """A tag stored before tags were kept in NFC (`cafe` + U+0301) matched no filter."""
+    cat = catalogue(search)
+    course = cat.course_with("acme", "coffee", "Coffee", ("Beans", "Roasting beans."))
+    assert course.publication is not None
+    cat.heads[("acme", "coffee")] = course.model_copy(update={
+        "publication": course.publication.model_copy(update={"tags": ["cafe\u0301"]})})
+    await index_all(search)
+
+    for tag in ("café", "CAFE\u0301", " Café "):
+        found = await search.search("acme", "", Filters(tag=tag))
+        assert set(titles(found)) == {"Coffee", "Beans"}, ascii(tag)
+        assert [(f.value, f.count) for f in found.facets.tag] == [("café", 2)]
+        assert all(h.tags == ["café"] for h in found.hits)
+
+
 async def test_a_tenant_never_sees_another_tenants_documents(search: SearchService) -> None:
     cat = catalogue(search)
     cat.course_with("acme", "py", "Python at Acme", ("Acme loops", "loops"), tags=("secret",))

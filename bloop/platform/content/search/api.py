@@ -45,5 +45,5 @@ async def search(
     (BM25 over the tenant's own documents, the title counting most; a hit carries no score),
     with facet counts over every match; `next` is the cursor (`after`) of the following page.
     `language` and `tag` ignore case."""
-    filters = Filters(language=language, level=level, tag=tag.strip().lower() if tag else None)
+    filters = Filters(language=language, level=level, tag=tag)
     return await service.search(tenant, q, filters, limit=limit, after=after or cursor)

@@ -58,9 +58,10 @@ from bloop.platform.content.search.snippets import Snippets, folded
 # learners see them; language tags in canonical case. 3: words keep their combining marks
 # (Devanagari's virama and nukta split a Hindi word in three); text in NFC. 4: words folded
 # (Russian ё without its dots; Arabic without its short vowels, superscript alef and tatweel),
-# titles and texts as written stored apart. An index of another version is emptied and built
+# titles and texts as written stored apart. 5: code blocks' source. 6: tags in NFC (a tag
+# stored decomposed matched no filter). An index of another version is emptied and built
 # again from the store when the process starts.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 ANALYZER = "bloop_text"
 TENANTS = "tenants"
 OPEN_INDEXES = 32

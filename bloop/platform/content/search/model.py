@@ -18,7 +18,14 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 
-from bloop.platform.content.model import Course, Lesson, Level, Publication, learner_blocks
+from bloop.platform.content.model import (
+    Course,
+    Lesson,
+    Level,
+    Publication,
+    canonical_tag,
+    learner_blocks,
+)
 from bloop.platform.kit.read_back import Tolerant
 
 Kind = Literal["course", "lesson"]
@@ -52,6 +59,12 @@ class SearchDoc(_Frozen):
     level: str
     course_version: int
     lesson_version: int = 0
+
+    @field_validator("tags")
+    @classmethod
+    def _canonical_tags(cls, value: list[str]) -> list[str]:
+        """As a filter names them: a tag stored before tags were kept in NFC matches too."""
+        return list(dict.fromkeys(canonical_tag(t) for t in value))
 
     @property
     def key(self) -> str:
@@ -153,6 +166,12 @@ class Filters(_Frozen):
     def _canonical(cls, value: str | None) -> str | None:
         """The tag as the index holds it: `EN` finds what the facets call `en`."""
         return None if value is None else language_tag(value)
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str | None) -> str | None:
+        """The tag as the index holds it, whatever its case or normal form."""
+        return None if value is None else canonical_tag(value.strip())
 
 
 class Hit(_Frozen):
