@@ -5,6 +5,7 @@ updates, deletions, late and repeated events, the build of a new index)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -38,7 +39,7 @@ from bloop.platform.content.search.index import (
 from bloop.platform.content.search.index import _schema as index_schema
 from bloop.platform.content.search.model import Filters, SearchResults, lesson_text, newer
 from bloop.platform.content.search.service import SearchService, cursor_of
-from bloop.platform.content.search.snippets import SNIPPET_CHARS
+from bloop.platform.content.search.snippets import SNIPPET_CHARS, cluster_end, cluster_start
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
@@ -857,3 +858,39 @@ async def test_a_snippet_shows_where_a_phrase_of_characters_is(search: SearchSer
     snippet, marks = await marked('"for loop" list')
     assert "A for loop walks over a list." in snippet
     assert marks[-2:] == ["for loop", "list"]
+
+
+async def test_a_snippet_never_cuts_a_character_a_reader_sees_as_one(
+        search: SearchService) -> None:
+    """A snippet began or ended inside an emoji (`\\u200d👦…`, `…👩\\u200d`), and a lead
+    inside a Hindi letter (its vowel sign cut off); the window moved a code point at a time."""
+    family = "👩\u200d👩\u200d👧\u200d👦"
+    hindi = "क" + "कि" * 150
+    catalogue(search).course_with(
+        "acme", "langs", "Languages",
+        ("日本語", "あ" * 150 + family * 30 + "日本語の勉強" + family * 60),
+        ("ไทย", "กิ" * 100 + "ภาษาไทย" + "กิ" * 100),
+        ("Family", family * 100), ("Hindi", hindi), ("Flags", "x" + "🇯🇵" * 150))
+    await index_all(search)
+
+    async def snippet(q: str) -> str:
+        [hit] = (await search.search("acme", q)).hits
+        return hit.snippet
+
+    for q in ("日本語", "勉強"):
+        assert re.fullmatch(f"(あ|{family})*日本語の勉強({family})*", await snippet(q)), q
+    assert re.fullmatch("(กิ)+ภาษาไทย(กิ)+", await snippet("ภาษา"))
+    assert re.fullmatch(f"({family})+ …", await snippet("family"))
+    assert re.fullmatch("क(कि)+ …", await snippet("hindi"))
+    assert re.fullmatch("x(🇯🇵)+ …", await snippet("flags"))
+
+
+@pytest.mark.parametrize("seen", [
+    "👍🏽", "❤️", "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", "🇯🇵",
+    "👩\u200d💻", "बि", "بِّ", "e\u0301\u0302", "กิ่"])
+def test_a_character_a_reader_sees_as_one_is_never_cut(seen: str) -> None:
+    text = f"a{seen}b"
+    assert [cluster_start(text, i) for i in range(len(text) + 1)] == [
+        0, 1, *[1] * (len(seen) - 1), len(text) - 1, len(text)]
+    assert [cluster_end(text, i) for i in range(len(text) + 1)] == [
+        0, 1, *[len(text) - 1] * (len(seen) - 1), len(text) - 1, len(text)]

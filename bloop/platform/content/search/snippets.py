@@ -12,6 +12,7 @@ where the whole phrase is, in a passage around its first occurrence, when it is 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,11 @@ _FOLDS: dict[int, str | None] = {
     **{mark: None for mark in (*range(0x064B, 0x0653), 0x0670, 0x0640)}}
 _LEFT_OUT = frozenset(c for c, to in _FOLDS.items() if to is None)
 _SPACE = re.compile(r"\s")
+_ZWJ = "\N{ZERO WIDTH JOINER}"
+_FLAGS = range(0x1F1E6, 0x1F200)  # regional indicators, read in pairs
+_EXTENDS = (range(0x1F3FB, 0x1F400),  # skin tones
+            range(0xE0020, 0xE0080),  # the tags of a subdivision's flag
+            (0x0E33, 0x0EB3))  # Thai and Lao sara am
 
 Range = tuple[int, int]
 
@@ -63,10 +69,14 @@ class Shown:
 
     def cut(self, window: Range, marks: Iterable[Range]) -> tuple[str, list[Range]]:
         """The passage `window` of `folded` as written, and `marks` (in `window`, in order)
-        as character ranges of it, marks that touch made one."""
+        as character ranges of it, marks that touch made one; each cut between the characters
+        a reader sees, never between a letter and its marks."""
+        text = self.text
         start, end = self.span(*window)
-        ranges = [(a - start, b - start) for a, b in (self.span(*m) for m in marks)]
-        return self.text[start:end], merged(ranges)
+        start, end = cluster_start(text, start), cluster_end(text, end)
+        ranges = [(cluster_start(text, a) - start, cluster_end(text, b) - start)
+                  for a, b in (self.span(*m) for m in marks)]
+        return text[start:end], merged(ranges)
 
 
 def merged(ranges: Iterable[Range]) -> list[Range]:
@@ -92,12 +102,46 @@ def char_offsets(data: bytes, offsets: Sequence[int]) -> list[int]:
     return out
 
 
+def _joined(text: str, i: int) -> bool:
+    """Whether `text[i]` is of one character with `text[i - 1]` (one extended grapheme
+    cluster, near enough to Unicode's rules): a combining mark (a Hindi vowel sign, an Arabic
+    short vowel, a variation selector) with its letter, an emoji with its skin tone or with a
+    zero-width joiner and what it joins (👩‍👧), a flag's two letters."""
+    c, code = text[i], ord(text[i])
+    if text[i - 1] == _ZWJ or c == _ZWJ or unicodedata.category(c).startswith("M"):
+        return True
+    if any(code in r for r in _EXTENDS):
+        return True
+    if code in _FLAGS:
+        before = i
+        while before > 0 and ord(text[before - 1]) in _FLAGS:
+            before -= 1
+        return (i - before) % 2 == 1
+    return False
+
+
+def cluster_start(text: str, i: int) -> int:
+    """`i`, or where the character a reader sees that `i` is inside of begins."""
+    while 0 < i < len(text) and _joined(text, i):
+        i -= 1
+    return i
+
+
+def cluster_end(text: str, i: int) -> int:
+    """`i`, or where the character a reader sees that `i` is inside of ends."""
+    while 0 < i < len(text) and _joined(text, i):
+        i += 1
+    return i
+
+
 def lead(text: str) -> str:
     """The start of `text`, for a hit whose text has none of the query's words."""
     if len(text) <= SNIPPET_CHARS:
         return text
     cut = text.rfind(" ", 0, SNIPPET_CHARS)
-    return text[:cut if cut > 0 else SNIPPET_CHARS] + " …"
+    if cut <= 0:
+        cut = cluster_start(text, SNIPPET_CHARS) or cluster_end(text, SNIPPET_CHARS)
+    return text[:cut] + " …"
 
 
 def _size(text: str) -> int:
@@ -125,6 +169,9 @@ def window(text: str, start: int, end: int) -> Range:
     if hi < len(text) and not text[hi].isspace():
         spaces = [m.start() for m in _SPACE.finditer(text, end, hi)]
         hi = spaces[-1] if spaces else hi
+    # never inside what a reader sees as one character
+    lo = min(cluster_end(text, lo), cluster_start(text, start))
+    hi = max(cluster_start(text, hi), cluster_end(text, end))
     while lo < start and text[lo].isspace():
         lo += 1
     while hi > end and text[hi - 1].isspace():
