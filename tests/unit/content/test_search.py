@@ -894,3 +894,21 @@ def test_a_character_a_reader_sees_as_one_is_never_cut(seen: str) -> None:
         0, 1, *[1] * (len(seen) - 1), len(text) - 1, len(text)]
     assert [cluster_end(text, i) for i in range(len(text) + 1)] == [
         0, 1, *[len(text) - 1] * (len(seen) - 1), len(text) - 1, len(text)]
+
+
+async def test_a_phrase_found_in_the_title_only_marks_nothing_in_the_text(
+        search: SearchService) -> None:
+    """`カタカナ`, in the title only, marked `タ` inside `コンピューター` in the text: tantivy
+    marks a phrase's characters wherever they are."""
+    catalogue(search).course_with("acme", "ja", "Japanese",
+                                  ("カタカナ", "コンピューターの話です。" * 30))
+    await index_all(search)
+
+    async def marked(q: str) -> tuple[str, list[str]]:
+        [hit] = (await search.search("acme", q)).hits
+        return hit.snippet, [hit.snippet[a:b] for a, b in hit.highlights]
+
+    snippet, marks = await marked("カタカナ")
+    assert snippet.startswith("コンピューターの話です。")
+    assert marks == []
+    assert set((await marked("カタカナ 話"))[1]) == {"話"}

@@ -196,10 +196,19 @@ class Snippets:
                  field: str, clauses: Sequence[Sequence[str]], words: tantivy.TextAnalyzer,
                  tokens: tantivy.TextAnalyzer) -> None:
         self._field = field
-        self._best = tantivy.SnippetGenerator.create(searcher, query, schema, field)
-        self._best.set_max_num_chars(SNIPPET_CHARS)
         self._phrases = sorted((list(c) for c in clauses if len(c) > 1), key=len, reverse=True)
         self._singles = {c[0] for c in clauses if len(c) == 1}
+        best = query
+        if self._phrases:
+            # Where no phrase is in the text (it is in the title), the single words alone:
+            # tantivy would mark a phrase's words wherever they are (`タ` of `カタカナ`).
+            best = tantivy.Query.boolean_query([
+                (tantivy.Occur.Should, tantivy.Query.term_query(schema, field, word))
+                for word in sorted(self._singles)])
+        self._best = (tantivy.SnippetGenerator.create(searcher, best, schema, field)
+                      if self._singles or not self._phrases else None)
+        if self._best is not None:
+            self._best.set_max_num_chars(SNIPPET_CHARS)
         self._every = (tantivy.SnippetGenerator.create(searcher, query, schema, field)
                        if self._phrases else None)
         self._words = words
@@ -211,6 +220,8 @@ class Snippets:
         return self._around_phrase(shown) or self._best_passage(shown)
 
     def _best_passage(self, shown: Shown) -> tuple[str, list[Range]]:
+        if self._best is None:
+            return lead(shown.text), []
         snippet = self._best.snippet_from_doc(tantivy.Document(**{self._field: shown.folded}))
         marked = snippet.highlighted()
         if not marked:
