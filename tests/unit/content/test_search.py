@@ -38,7 +38,8 @@ from bloop.platform.content.search.index import (
 )
 from bloop.platform.content.search.index import _schema as index_schema
 from bloop.platform.content.search.model import Filters, SearchResults, lesson_text, newer
-from bloop.platform.content.search.service import SearchService, cursor_of
+from bloop.platform.content.search.service import SearchService
+from bloop.platform.content.search.settings import SearchSettings
 from bloop.platform.content.search.snippets import SNIPPET_CHARS, cluster_end, cluster_start
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.events.envelope import Envelope
@@ -331,12 +332,75 @@ async def test_pages_follow_cursors_to_the_end(search: SearchService) -> None:
 
     first = await search.search("acme", "shared", limit=10)
     assert first.next is not None
-    too_far = cursor_of(search.settings.max_offset + 1, "shared", Filters())
+    an_offset = cursor(10, "x")  # as cursors of searches before 7 Dec were
     for bad, q in (("nonsense!", "shared"), (first.next, "other words"), ("eyJvIjotMX0", "shared"),
-                   (too_far, "shared"), (cursor(-1, "x"), "shared")):
+                   (an_offset, "shared"), (cursor(-1, "x"), "shared")):
         with pytest.raises(Problem) as raised:
             await search.search("acme", q, limit=10, after=bad)
         assert (raised.value.status, raised.value.code) == (422, "bad_cursor")
+
+
+async def every_page(search: SearchService, q: str, limit: int,
+                     between: list[Any] | None = None) -> list[str]:
+    """The titles of every page of `q`, awaiting the next of `between` after each page."""
+    seen: list[str] = []
+    page = await search.search("acme", q, limit=limit)
+    while True:
+        seen += titles(page)
+        if page.next is None:
+            return seen
+        if between:
+            await between.pop(0)()
+        page = await search.search("acme", q, limit=limit, after=page.next)
+
+
+async def test_a_page_goes_on_after_the_last_hit_where_it_ranks_now(
+        search: SearchService) -> None:
+    """The cursor was an offset into a fresh ranking: a hit of the first page moved down by an
+    edit made the second page skip one and show it again."""
+    cat = catalogue(search)
+    course = cat.create("acme", "big", "Big course")
+    lessons = [cat.add(course, f"Part {i}", "shared words " + "filler " * i) for i in range(8)]
+    cat.publish(course)
+    await index_all(search)
+    ranked = [f"Part {i}" for i in range(8)]
+    assert await every_page(search, "shared", 2) == ranked
+
+    async def part_0_moves_down() -> None:
+        cat.edit(lessons[0], "shared words " + "filler " * 20)
+        cat.publish(course)
+        await search.sync_lesson("acme", lessons[0].id)
+
+    async def part_6_moves_up() -> None:
+        cat.edit(lessons[6], "shared")
+        cat.publish(course)
+        await search.sync_lesson("acme", lessons[6].id)
+
+    # a hit that moves down past the page before's last is shown again, one that moves up past
+    # it is not shown; every other hit once, in order
+    assert await every_page(search, "shared", 2, [part_0_moves_down, part_6_moves_up]) == [
+        "Part 0", "Part 1", "Part 2", "Part 3", "Part 4", "Part 5", "Part 7", "Part 0"]
+
+    # every hit scoring the same (no words): in order of key, however the index holds them
+    everything = await every_page(search, "", 3)
+    assert len(everything) == len(set(everything)) == 9
+
+    twins = cat.create("acme", "twins", "Twins")
+    for i in range(5):
+        cat.add(twins, f"Twin {i}", "twin text")
+    cat.publish(twins)
+    await index_all(search)
+    assert sorted(await every_page(search, "twin", 2)) == [f"Twin {i}" for i in range(5)]
+
+
+async def test_a_search_pages_as_deep_as_its_setting(search: SearchService) -> None:
+    catalogue(search).course_with(
+        "acme", "big", "Big course", *((f"Part {i}", "shared words " + "filler " * i)
+                                       for i in range(23)))
+    await index_all(search)
+    shallow = SearchService(search.index, search.content, SearchSettings(max_offset=10))
+    assert len(await every_page(shallow, "shared", 4)) == 12
+    assert len(await every_page(shallow, "", 4)) == 12
 
 
 async def test_a_publication_replaces_the_text_and_an_older_one_never_comes_back(

@@ -11,7 +11,7 @@ from bloop.platform.content.model import Level
 from bloop.platform.content.search.model import Filters, SearchResults
 from bloop.platform.content.search.service import SearchService
 from bloop.platform.kit.auth import Principal, require
-from bloop.platform.kit.pagination import After
+from bloop.platform.kit.pagination import MAX_CURSOR, After
 
 MAX_QUERY_CHARS = 256
 MAX_LIMIT = 50
@@ -38,7 +38,7 @@ async def search(
     tag: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
     after: After = None,
-    cursor: Annotated[str | None, Query(max_length=200, deprecated=True,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, deprecated=True,
                                         description="the former name of `after`")] = None,
 ) -> SearchResults:
     """The tenant's published courses and lessons matching `q` and the filters, best first

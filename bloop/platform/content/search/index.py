@@ -22,6 +22,7 @@ are committed before they return; queries run on a thread beside them.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import fcntl
 import hashlib
 import json
@@ -34,6 +35,8 @@ import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,8 @@ from bloop.platform.content.search.model import (
     Filters,
     Found,
     Hit,
+    Position,
+    Ranked,
     SearchDoc,
     Versions,
     tenant_of,
@@ -59,8 +64,8 @@ from bloop.platform.content.search.snippets import Snippets, folded
 # (Devanagari's virama and nukta split a Hindi word in three); text in NFC. 4: words folded
 # (Russian ё without its dots; Arabic without its short vowels, superscript alef and tatweel),
 # titles and texts as written stored apart. 5: code blocks' source. 6: tags in NFC (a tag
-# stored decomposed matched no filter). An index of another version is emptied and built
-# again from the store when the process starts.
+# stored decomposed matched no filter); keys a fast field (pages go on after a hit's key). An
+# index of another version is emptied and built again from the store when the process starts.
 SCHEMA_VERSION = 6
 ANALYZER = "bloop_text"
 TENANTS = "tenants"
@@ -70,6 +75,7 @@ MAX_WORD_BYTES = 255  # tantivy itself skips a token over 65,530 bytes
 BOOSTS = {"title": 3.0, "tags_text": 2.0, "body": 1.0}
 FACET_SIZES = {"language": 50, "level": 10, "tag": 50}
 Occur = tantivy.Occur
+Scored = tuple[float, tantivy.DocAddress]
 
 
 # Scripts written without spaces between words. Each of their letters is a word of its own, so
@@ -107,7 +113,8 @@ def analyzer() -> tantivy.TextAnalyzer:
 
 def _schema() -> tantivy.Schema:
     b = tantivy.SchemaBuilder()
-    for name in ("key", "kind", "id", "course_id"):
+    b.add_text_field("key", stored=True, tokenizer_name="raw", fast=True)  # orders ties
+    for name in ("kind", "id", "course_id"):
         b.add_text_field(name, stored=True, tokenizer_name="raw")
     b.add_text_field("tenant", tokenizer_name="raw")
     # The words, folded; the title and text as written (UTF-8), shown in hits.
@@ -448,23 +455,70 @@ class TantivyIndex:
                                 for b in result.get(name, {}).get("buckets", [])]
                          for name in FACET_SIZES})
 
+    def _by_key(self, searcher: tantivy.Searcher, query: tantivy.Query, limit: int,
+                after: Position | None, depth: int) -> tuple[int, list[Scored], int]:
+        """A ranking where every hit scores the same (no words asked for), in order of key."""
+        result = searcher.search(query, depth + limit, count=True, order_by_field="key",
+                                 order=tantivy.Order.Asc)
+        keys = [str(k) for k, _ in result.hits]
+        skipped = 0 if after is None else bisect.bisect_right(keys, after[1])
+        page = [(0.0, a) for _, a in result.hits[skipped:skipped + limit]]
+        return skipped, page, int(result.count)  # type: ignore[attr-defined]
+
+    def _by_score(self, searcher: tantivy.Searcher, query: tantivy.Query, limit: int,
+                  after: Position | None, depth: int) -> tuple[int, list[Scored], int]:
+        """The hits best first, ties in order of key: how many rank at or above `after` (where
+        that hit scores now, when it still matches), and the `limit` that follow."""
+        result = searcher.search(query, depth + limit, count=True)
+        total = int(result.count)  # type: ignore[attr-defined]  # (missing from the stub)
+        if after is not None:
+            that = tantivy.Query.const_score_query(self._term("key", after[1]), 0.0)
+            at = searcher.search(tantivy.Query.boolean_query(
+                [(Occur.Must, query), (Occur.Must, that)]), 1).hits
+            after = (at[0][0], after[1]) if at else after
+
+        def key(address: tantivy.DocAddress) -> str:
+            return str(searcher.doc(address).get_first("key"))
+
+        skipped, page = 0, list[Scored]()
+        for score, group in groupby(result.hits, key=itemgetter(0)):
+            if len(page) >= limit:
+                break
+            addresses = [a for _, a in group]
+            if after is not None and score > after[0]:
+                skipped += len(addresses)
+                continue
+            if len(addresses) > 1 or (after is not None and score == after[0]):
+                keyed = sorted(((key(a), a) for a in addresses), key=itemgetter(0))
+                if after is not None and score == after[0]:
+                    kept = [(k, a) for k, a in keyed if k > after[1]]
+                    skipped, keyed = skipped + len(keyed) - len(kept), kept
+                addresses = [a for _, a in keyed]
+            page += [(score, a) for a in addresses]
+        return skipped, page[:limit], total
+
     def _search(self, tenant: str, parsed: ParsedQuery, filters: Filters, limit: int,
-                offset: int) -> Found:
+                after: Position | None, depth: int) -> Ranked:
         wanted = self._wanted(parsed)
         query = self._query(tenant, wanted, parsed, filters)
         index = self._tenant(tenant)
         if index is None:
-            return Found(hits=[], total=0, facets=Facets())
+            return Ranked(Found(hits=[], total=0, facets=Facets()), None)
         searcher = index.searcher()
-        result = searcher.search(query, limit, count=True, offset=offset)
+        rank = self._by_score if wanted else self._by_key
+        skipped, page, total = rank(searcher, query, limit, after, depth)
+        if skipped >= depth:
+            page = []  # past the last page a search gives
         # the words asked for, never those left out, are the ones to mark
         marked = tantivy.Query.boolean_query(
             [(Occur.Must, self._any_field(words)) for words in wanted])
         snippets = Snippets(searcher, marked, self.schema, "body", wanted, self._analyzer,
                             self._tokens)
         hits: list[Hit] = []
-        for _score, address in result.hits:  # best first; the score itself is not shown
+        last: Position | None = None
+        for score, address in page:  # the score itself is not shown
             doc = searcher.doc(address)
+            last = (score, str(doc.get_first("key")))
             text, ranges = snippets.of(bytes(doc.get_first("shown_body") or b"").decode())
             hits.append(Hit(
                 kind=doc.get_first("kind"), id=doc.get_first("id"),
@@ -473,12 +527,15 @@ class TantivyIndex:
                 snippet=text, highlights=ranges,
                 language=doc.get_first("language"), level=doc.get_first("level"),
                 tags=[str(t) for t in doc.get_all("tag")]))
-        total = int(result.count)  # type: ignore[attr-defined]  # (missing from the stub)
-        return Found(hits=hits, total=total, facets=self._facets(searcher, query))
+        following = skipped + len(hits)
+        more = following < total and following < depth
+        return Ranked(Found(hits=hits, total=total, facets=self._facets(searcher, query)),
+                      last if more else None)
 
     async def search(self, tenant: str, query: ParsedQuery, filters: Filters, *,
-                     limit: int, offset: int) -> Found:
-        return await asyncio.to_thread(self._search, tenant, query, filters, limit, offset)
+                     limit: int, after: Position | None, depth: int) -> Ranked:
+        return await asyncio.to_thread(self._search, tenant, query, filters, limit, after,
+                                       depth)
 
     async def close(self) -> None:
         async with self._lock:  # after the write under way, whose thread is awaited to its end

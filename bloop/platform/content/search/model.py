@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator
@@ -206,6 +207,18 @@ class Found(_Frozen):
     hits: list[Hit]
     total: int
     facets: Facets
+
+
+Position = tuple[float, str]
+"""A hit's place in a ranking: its score, then its key (ties in order of key)."""
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A page as an index ranked it, and the place of its last hit when a page follows."""
+
+    found: Found
+    next: Position | None
 
 
 class SearchResults(Found):

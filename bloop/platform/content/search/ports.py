@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bloop.platform.content.model import Course, Lesson
-from bloop.platform.content.search.model import Filters, Found, SearchDoc, Versions
+from bloop.platform.content.search.model import Filters, Position, Ranked, SearchDoc, Versions
 from bloop.platform.content.search.query import ParsedQuery
 
 
@@ -33,9 +33,11 @@ class SearchIndex(Protocol):
         """Records a complete build from the store that began at `started_at`."""
 
     async def search(self, tenant: str, query: ParsedQuery, filters: Filters, *,
-                     limit: int, offset: int) -> Found:
-        """The tenant's documents matching `query` and `filters`, best first; `QuerySyntaxError`
-        when the query has nothing to search for."""
+                     limit: int, after: Position | None, depth: int) -> Ranked:
+        """`limit` of the tenant's documents matching `query` and `filters`, best first (ties
+        in order of key), after the hit at `after` (where it ranks now, when it still matches),
+        among the first `depth` of them; `QuerySyntaxError` when the query has nothing to
+        search for."""
 
     async def count(self, tenant: str | None = None) -> int:
         """The documents of `tenant`, or of every tenant."""

@@ -11,6 +11,7 @@ import orjson
 from bloop.platform.content.model import now
 from bloop.platform.content.search.model import (
     Filters,
+    Position,
     SearchDoc,
     SearchResults,
     course_doc,
@@ -32,16 +33,17 @@ def _fingerprint(q: str, filters: Filters) -> str:
     return hashlib.blake2s(orjson.dumps([q, filters.model_dump()]), digest_size=6).hexdigest()
 
 
-def cursor_of(offset: int, q: str, filters: Filters) -> str:
-    return cursor(offset, _fingerprint(q, filters))
+def cursor_of(position: Position, q: str, filters: Filters) -> str:
+    return cursor(*position, _fingerprint(q, filters))
 
 
-def offset_of(token: str, q: str, filters: Filters) -> int:
-    """The offset a cursor of this same search stands for; 422 for any other string."""
-    offset, fingerprint = key_of(token, int, str)
-    if int(offset) < 0 or fingerprint != _fingerprint(q, filters):
+def position_of(token: str, q: str, filters: Filters) -> Position:
+    """The place of the last hit a cursor of this same search stands for; 422 for any other
+    string (an offset, as cursors of searches before 7 Dec were)."""
+    score, key, fingerprint = key_of(token, float, str, str)
+    if fingerprint != _fingerprint(q, filters):
         raise BadCursor("the cursor belongs to another search; start again without it")
-    return int(offset)
+    return float(score), str(key)
 
 
 class SearchService:
@@ -56,18 +58,15 @@ class SearchService:
         """The tenant's published courses and lessons matching `q` (every one when `q` is
         blank) and `filters`, best first, with facet counts over all of them."""
         filters = filters or Filters()
-        offset = 0 if after is None else offset_of(after, q, filters)
-        if offset > self.settings.max_offset:
-            raise BadCursor("the cursor is past the last page a search gives")
+        position = None if after is None else position_of(after, q, filters)
         try:
             parsed = parse(q)
-            found = await self.index.search(tenant, parsed, filters, limit=limit, offset=offset)
+            ranked = await self.index.search(tenant, parsed, filters, limit=limit,
+                                             after=position, depth=self.settings.max_offset)
         except QuerySyntaxError as exc:
             raise Problem(str(exc), status=422, code="bad_query") from None
-        following = offset + len(found.hits)
-        more = following < found.total and following < self.settings.max_offset
-        return SearchResults(**found.model_dump(),
-                             next=cursor_of(following, q, filters) if more else None)
+        return SearchResults(**ranked.found.model_dump(), next=None if ranked.next is None
+                             else cursor_of(ranked.next, q, filters))
 
     # keeping the index in step
 
