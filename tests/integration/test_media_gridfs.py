@@ -134,3 +134,35 @@ async def test_a_failed_import_leaves_gridfs_and_the_course_as_they_were(
         {"files_id": {"$regex": f"^{tenant}/"}}) == 0
     monkeypatch.setattr(content.repo, "add_lessons", real_add)
     assert await content.repo.list_lessons(tenant, "py") == []
+
+
+async def test_an_export_from_mongodb_and_gridfs_imports_back_equal(
+        client: httpx.AsyncClient, tenant: str) -> None:
+    base = f"/v1/tenants/{tenant}"
+    r = await client.post(f"{base}/media", files={"file": ("point é.png", s.png(), "image/png")})
+    image = r.json()["id"]
+    url = f"{base}/media/{image}/content"
+    for course in ("py", "copy"):
+        assert (await client.post(f"{base}/courses", json={"id": course, "title": course})
+                ).status_code == 201
+    blocks: list[dict[str, Any]] = [
+        {"type": "markdown", "markdown": f"# Ça\n\n![p]({url}) et `{url}`"},
+        {"type": "image", "media": image, "alt": "p"},
+        {"type": "code", "language": "go", "source": "```\n"},
+        {"type": "quiz", "id": "q", "title": "Q", "questions": [
+            {"type": "true_false", "id": "tf", "prompt": f"![p]({url})?", "answer": True,
+             "feedback": {"correct": "oui", "incorrect": "non"}}]}]
+    assert (await client.post(f"{base}/courses/py/lessons", json={
+        "title": "Leçon 🔁", "blocks": blocks})).status_code == 201
+    r = await client.get(f"{base}/courses/py/export")
+    assert r.status_code == 200, r.text
+    done = await client.post(f"{base}/courses/copy/uploads",
+                             files=[("files", ("py.zip", r.content, "application/zip"))])
+    assert done.status_code == 201, done.text
+
+    def lessons(detail: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+        return [(x["title"], x["blocks"]) for x in detail["lessons"]]
+
+    [(title, found)] = lessons((await client.get(f"{base}/courses/copy")).json())
+    assert [(title, found)] == lessons((await client.get(f"{base}/courses/py")).json())
+    assert (title, found[0], found[2]) == ("Leçon 🔁", blocks[0], blocks[2])

@@ -15,7 +15,8 @@ REQUEST_HEADERS = ["Authorization", "X-API-Key", "Content-Type", "Accept", "If-M
                    "If-None-Match", "If-Range", "Range", "X-Request-Id", "Idempotency-Key"]
 RESPONSE_HEADERS = ["ETag", "Location", "Retry-After", "X-Request-Id", "Content-Range",
                     "Accept-Ranges", "Content-Disposition", "Allow", "RateLimit-Limit",
-                    "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy"]
+                    "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy",
+                    "X-Missing-Media", "X-Missing-Media-Count", "X-Lesson-Count"]
 
 
 def install_cors(app: FastAPI, origins: Sequence[str]) -> None:

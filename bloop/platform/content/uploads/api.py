@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 from starlette.types import Message, Receive
 
 from bloop.platform.content.api import Author, CourseId, TenantId
 from bloop.platform.content.media.form import is_form
+from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.media.sniff import media_type
+from bloop.platform.content.service import ContentService
+from bloop.platform.content.uploads.export import CourseArchive, ExportService, ExportVersion
 from bloop.platform.content.uploads.form import read_files
 from bloop.platform.content.uploads.service import ImportResult, UploadService
 from bloop.platform.kit.errors import Problem
@@ -24,6 +30,19 @@ async def get_uploads(request: Request) -> UploadService:
 
 
 Svc = Annotated[UploadService, Depends(get_uploads)]
+
+
+async def get_exports(request: Request) -> ExportService:
+    state = request.app.state.content.state
+    content, media = state["service"], state["media"]
+    assert isinstance(content, ContentService)
+    assert isinstance(media, MediaService)
+    return ExportService(content, media)
+
+
+Exports = Annotated[ExportService, Depends(get_exports)]
+MISSING_LISTED = 100
+READ_BYTES = 256 * 1024
 
 router = APIRouter(prefix="/v1/tenants/{tenant}/courses/{course}", tags=["uploads"])
 
@@ -80,3 +99,35 @@ async def import_files(
         return await service.import_files(tenant, course, files, by=me, work=work)
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+@router.get("/export", response_class=StreamingResponse, responses={200: {
+    "content": {"application/zip": {}},
+    "description": "the zip; `X-Missing-Media` names media the store no longer has"}})
+async def export_course(
+    tenant: TenantId, course: CourseId, exports: Exports, me: Author,
+    version: Annotated[ExportVersion, Query(description=(
+        "the draft (its authors' latest) or the last publication"))] = "draft",
+) -> StreamingResponse:
+    """The course's lessons as a zip `POST …/uploads` takes back, block for block: a Markdown
+    file a lesson in order, and the media they show. Its owner, co-authors and the tenant's
+    admins only. Media the store no longer has are left out and named in
+    `X-Missing-Media` (the first 100; `X-Missing-Media-Count` counts them): an import
+    of the zip refuses the lessons that show them (422 `missing_file`)."""
+    made = await exports.export(tenant, course, by=me, version=version)
+    headers = {"Content-Disposition": f'attachment; filename="{made.filename}"',
+               "Content-Length": str(made.size), "Cache-Control": "no-store",
+               "X-Lesson-Count": str(made.lessons)}
+    if made.missing:
+        headers["X-Missing-Media"] = ", ".join(made.missing[:MISSING_LISTED])
+        headers["X-Missing-Media-Count"] = str(len(made.missing))
+    return StreamingResponse(_chunks(made), media_type="application/zip", headers=headers,
+                             background=BackgroundTask(asyncio.to_thread, made.file.close))
+
+
+async def _chunks(made: CourseArchive) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(made.file.read, READ_BYTES):
+            yield chunk
+    finally:
+        await asyncio.to_thread(made.file.close)

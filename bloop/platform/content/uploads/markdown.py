@@ -14,7 +14,8 @@ A file may open with front matter between `---` lines:
     requires: [variables]
     ---
 
-Every key is optional and no other key is accepted. Without a title, the first `# heading` of
+Every key is optional and no other key is accepted; `format: bloop-lesson/1` marks a lesson a
+course export wrote (lesson_file.py). Without a title, the first `# heading` of
 the body is the title, else the file's name.
 """
 
@@ -25,7 +26,7 @@ import posixpath
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote
 
 import yaml
@@ -63,6 +64,8 @@ class FrontMatter(BaseModel):
     estimated_minutes: Minutes | None = None
     teaches: ConceptIds = Field(default_factory=list)
     requires: ConceptIds = Field(default_factory=list)
+    format: Literal["bloop-lesson/1"] | None = Field(default=None, description=(
+        "an exported lesson: its body is its blocks, block for block (lesson_file.py)"))
 
 
 @dataclass(frozen=True)
@@ -575,13 +578,14 @@ def has_link_definitions(body: str) -> bool:
     return any(m.re is _DEFINITION for m in _links(body))
 
 
-def rewrite_links(body: str, replace: Callable[[str], str | None]) -> str:
-    """`body` with each local link target outside code swapped for `replace(target)` (kept
-    when None); code is left as written."""
+def rewrite_links(body: str, replace: Callable[[str], str | None], *,
+                  local_only: bool = True) -> str:
+    """`body` with each local link target (each target, unless `local_only`) outside code
+    swapped for `replace(target)` (kept when None); code is left as written."""
     swaps: list[tuple[int, int, str]] = []
     for m in _links(body):
         target = body[m.start(2):m.end(2)]
-        new = replace(target) if is_local(target.strip("<>")) else None
+        new = replace(target) if not local_only or is_local(target.strip("<>")) else None
         if new is not None:
             swaps.append((m.start(2), m.end(2), new))
     out: list[str] = []
@@ -592,3 +596,8 @@ def rewrite_links(body: str, replace: Callable[[str], str | None]) -> str:
         out += [body[last:a], new]
         last = b
     return "".join([*out, body[last:]])
+
+
+FENCE = _FENCE
+closes = _closes
+NoAliases = _NoAliases

@@ -35,7 +35,7 @@ from bloop.platform.content.media.model import Media, MediaInfo, MediaKind, new_
 from bloop.platform.content.media.refs import media_url, referenced_media
 from bloop.platform.content.media.service import IMPORT_PREFIX, Digest, MediaService, Stored
 from bloop.platform.content.model import MAX_BLOCKS, Concept, Course, Lesson, NewLesson, now
-from bloop.platform.content.uploads import archive, blocks, markdown, pdf
+from bloop.platform.content.uploads import archive, blocks, lesson_file, markdown, pdf
 from bloop.platform.content.uploads.holds import ImportHold, ImportHolds
 from bloop.platform.content.uploads.settings import UploadSettings
 from bloop.platform.kit.auth import Forbidden, Principal
@@ -97,6 +97,8 @@ class Draft:
     pages: list[str] = field(default_factory=list)
     file_key: str | None = None
     """The asset shown as a file block first (a PDF the lesson was read from)."""
+    parts: list[lesson_file.Part] | None = None
+    """An exported lesson's blocks, block for block (`lesson_file.read_parts`)."""
 
 
 SizeCheck = Callable[[int, bool], None]
@@ -259,7 +261,9 @@ class UploadService:
                                          max_front_matter=self.settings.front_matter_max_bytes)
         links: dict[str, str] = {}
         inside = source[len(prefix):] if prefix else source
-        for target, named in markdown.local_links(parsed.body, inside).items():
+        parts = None if parsed.front.format is None else lesson_file.read_parts(parsed.body,
+                                                                                 source)
+        for target, named in _local_targets(parsed.body, parts, inside).items():
             if named is not None and named in entries:
                 links[target] = prefix + named
                 continue
@@ -270,7 +274,7 @@ class UploadService:
                 f"{source}: the link {target!r} names a file that {where} does not hold",
                 code="missing_file", extra={"file": source, "link": target})
         return Draft(source=source, front=parsed.front, title=parsed.title, body=parsed.body,
-                     links=links)
+                     links=links, parts=parts)
 
     async def _archive(self, item: Incoming, into: Path) -> tuple[list[Asset], list[Draft]]:
         limits = archive.Limits(max_entries=self.settings.zip_max_entries,
@@ -310,7 +314,10 @@ class UploadService:
         if draft.file_key is not None:
             info = stored[draft.file_key]
             found.append(blocks.media_block(tenant, info.kind, info.id, info.filename))
-        found += self._body_blocks(tenant, draft, stored, MAX_BLOCKS - len(found))
+        if draft.parts is not None:
+            found += [self._exported(tenant, p, draft, stored) for p in draft.parts]
+        else:
+            found += self._body_blocks(tenant, draft, stored, MAX_BLOCKS - len(found))
         if draft.pages:
             found += [blocks.markdown_block(p) for p in markdown.page_blocks(
                 draft.pages, draft.source, MAX_BLOCKS - len(found))]
@@ -356,6 +363,19 @@ class UploadService:
         if len(found) > room:
             return self._markdown_blocks(tenant, draft.body, draft, stored)
         return found
+
+    @staticmethod
+    def _exported(tenant: str, part: lesson_file.Part, draft: Draft,
+                  stored: dict[str, MediaInfo]) -> dict[str, Any]:
+        """A block of an exported lesson, naming the media stored for the files it names."""
+        def text(value: str) -> str:
+            return markdown.rewrite_links(value, lambda t: (
+                media_url(tenant, stored[draft.links[t]].id) if t in draft.links else None))
+
+        if isinstance(part, str):
+            return blocks.markdown_block(text(part))
+        return lesson_file.map_block(part, lambda v: (
+            stored[draft.links[v]].id if v in draft.links else v), text)
 
     @staticmethod
     def _figure(figure: markdown.Figure, draft: Draft,
@@ -459,6 +479,31 @@ class UploadService:
             await self.holds.drop(hold.tenant, hold.id)
         return len(holds)
 
+
+
+def _local_targets(body: str, parts: list[lesson_file.Part] | None,
+                   base: str) -> dict[str, str | None]:
+    """Each local link target of `body` (of its `parts`, for an exported lesson: their
+    Markdown's and the files their blocks name), with the path it names inside the upload."""
+    if parts is None:
+        return markdown.local_links(body, base)
+    found: dict[str, str | None] = {}
+
+    def text(value: str) -> str:
+        found.update(markdown.local_links(value, base))
+        return value
+
+    def media(value: str) -> str:
+        if markdown.is_local(value):
+            found[value] = markdown.local_path(value, base)
+        return value
+
+    for part in parts:
+        if isinstance(part, str):
+            text(part)
+        else:
+            lesson_file.map_block(part, media, text)
+    return found
 
 
 def _stand_in(asset: Asset) -> MediaInfo:

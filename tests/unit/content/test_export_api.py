@@ -1,0 +1,262 @@
+"""Course export through the real app on the embedded stores: the zip imports back, in the same
+tenant and another, to lessons equal block for block (every block type, media deduplicated);
+who may export; the draft or the publication; media the store lost; a store down."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.platform.app import create_app
+from bloop.platform.content.media.service import MediaService
+from bloop.platform.content.model import NewLesson
+from bloop.platform.content.service import ContentService
+from bloop.platform.kit.errors import StoreUnavailable
+from bloop.platform.kit.settings import RuntimeSettings, Settings
+from tests.support import api_client, member
+from tests.unit.content import media_samples as s
+
+BASE = "/v1/tenants/acme"
+OTHER = "/v1/tenants/globex"
+VTT = b"WEBVTT\n\n00:00.000 --> 00:01.000\nBonjour\n"
+FIELDS = ("title", "estimated_minutes", "blocks", "teaches", "requires", "tags", "language",
+          "level")
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    application = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False)),
+                             services=["identity", "content"])
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(app) as c:
+        c.headers.update(await member(app, c, "acme", ["educator"]))
+        for concept in ("loops", "vars"):
+            assert (await c.post(f"{BASE}/concepts", json={"id": concept, "name": concept})
+                    ).status_code == 201
+        assert (await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+                ).status_code == 201
+        yield c
+
+
+async def upload(client: httpx.AsyncClient, base: str, name: str, data: bytes,
+                 kind: str) -> str:
+    r = await client.post(f"{base}/media", files={"file": (name, data, kind)})
+    assert r.status_code in (200, 201), r.text
+    media_id: str = r.json()["id"]
+    return media_id
+
+
+async def course_lessons(client: httpx.AsyncClient, base: str, course: str,
+                         **headers: str) -> list[dict[str, Any]]:
+    r = await client.get(f"{base}/courses/{course}", headers=headers)
+    assert r.status_code == 200, r.text
+    return [{k: x[k] for k in FIELDS} for x in r.json()["lessons"]]
+
+
+async def every_block_type(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    image = await upload(client, BASE, "point é.png", s.png(), "image/png")
+    sound = await upload(client, BASE, "son.mp3", s.mp3(), "audio/mpeg")
+    film = await upload(client, BASE, "film.webm", s.webm(), "video/webm")
+    notes = await upload(client, BASE, "notes.pdf", s.pdf("Notes"), "application/pdf")
+    captions = await upload(client, BASE, "fr.vtt", VTT, "text/vtt")
+    url = f"{BASE}/media/{image}/content"
+    lessons: list[dict[str, Any]] = [
+        {"title": "Boucles: « for » et 日本語 🔁", "estimated_minutes": 7,
+         "teaches": ["loops"], "requires": ["vars"], "tags": ["python"], "language": "fr",
+         "level": "advanced", "blocks": [
+             {"type": "markdown", "markdown": f"# Boucles\n\nUn `for` ![point]({url}).\n\n"
+                                             f"## While\n\nEt `![pas un lien]({url})`."},
+             {"type": "markdown", "markdown": "Un second bloc, juste après"},
+             {"type": "code", "language": "python", "source": f"print('{url}')\n```\n"},
+             {"type": "image", "media": image, "alt": "un point", "title": "Point",
+              "caption": f"voir [ici]({url})"},
+             {"type": "audio", "media": sound, "captions": {"media": captions, "language": "fr"}},
+             {"type": "video", "media": film, "title": "Film"},
+             {"type": "file", "media": notes},
+             {"type": "quiz", "id": "check", "title": "Vérifiez", "questions": [
+                 {"type": "single_choice", "id": "one", "prompt": f"Quel `x`? ![p]({url})",
+                  "points": 2, "feedback": {"correct": "bien", "incorrect": "relisez"},
+                  "options": [{"id": "a", "text": "A", "correct": True, "feedback": "oui"},
+                              {"id": "b", "text": "B", "feedback": "non"}]},
+                 {"type": "numeric", "id": "num", "prompt": "π?", "answer": 3.14,
+                  "tolerance": 0.01, "unit": "rad"},
+                 {"type": "short_text", "id": "st", "prompt": "Dis", "accepted": ["oui"]},
+                 {"type": "ordering", "id": "ord", "prompt": "Ordre",
+                  "items": [{"id": f"i{n}", "text": f"étape {n}"} for n in range(3)]},
+                 {"type": "matching", "id": "m", "prompt": "Relie", "pairs": [
+                     {"left": {"id": f"l{n}", "text": f"a{n}"},
+                      "right": {"id": f"r{n}", "text": f"b{n}"}} for n in range(2)]},
+                 {"type": "true_false", "id": "tf", "prompt": "Vrai?", "answer": True},
+                 {"type": "multiple_choice", "id": "mc", "prompt": "Plusieurs", "options": [
+                     {"id": "a", "text": "A", "correct": True}, {"id": "b", "text": "B"}]}]}]},
+        {"title": "Second", "estimated_minutes": 3, "blocks": [
+            {"type": "image", "media": image},
+            {"type": "markdown", "markdown": "<!-- bloop:block -->\n\n  edges  \n"}]},
+        {"title": "Empty", "estimated_minutes": 1, "blocks": []},
+    ]
+    for lesson in lessons:
+        r = await client.post(f"{BASE}/courses/py/lessons", json=lesson)
+        assert r.status_code == 201, r.text
+    return lessons
+
+
+async def export(client: httpx.AsyncClient, query: str = "",
+                 **headers: str) -> httpx.Response:
+    return await client.get(f"{BASE}/courses/py/export{query}", headers=headers)
+
+
+async def import_zip(client: httpx.AsyncClient, base: str, course: str, data: bytes,
+                     **headers: str) -> httpx.Response:
+    return await client.post(f"{base}/courses/{course}/uploads", headers=headers,
+                             files=[("files", ("py.zip", data, "application/zip"))])
+
+
+async def test_the_export_imports_back_equal_in_the_same_tenant_and_another(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    await every_block_type(client)
+    original = await course_lessons(client, BASE, "py")
+    r = await export(client)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    assert r.headers["content-disposition"] == 'attachment; filename="py.zip"'
+    assert "x-missing-media" not in r.headers
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert names[:3] == ["0001-boucles-for-et.md", "0002-second.md", "0003-empty.md"]
+    assert len(names) == 3 + 5  # each media once
+
+    assert (await client.post(f"{BASE}/courses", json={"id": "copy", "title": "Copie"})
+            ).status_code == 201
+    done = await import_zip(client, BASE, "copy", r.content)
+    assert done.status_code == 201, done.text
+    assert await course_lessons(client, BASE, "copy") == original
+    assert {m["filename"] for m in done.json()["media"]} >= {"point é.png", "fr.vtt"}
+
+    other = await member(app, client, "globex", ["educator"])
+    for concept in ("loops", "vars"):
+        assert (await client.post(f"{OTHER}/concepts", headers=other,
+                                  json={"id": concept, "name": concept})).status_code == 201
+    assert (await client.post(f"{OTHER}/courses", headers=other,
+                              json={"id": "py", "title": "Python"})).status_code == 201
+    done = await import_zip(client, OTHER, "py", r.content, **other)
+    assert done.status_code == 201, done.text
+    moved = {m["sha256"]: m["id"] for m in done.json()["media"]}
+    media: MediaService = app.state.content.state["media"]
+    renamed = json.dumps(original).replace("/tenants/acme/", "/tenants/globex/")
+    for m in (await media.media("acme")).items:
+        renamed = renamed.replace(m.id, moved[m.sha256])
+    expected = json.loads(renamed)
+    first = original[0]["blocks"]
+    old_url = f"{BASE}/media/{first[3]['media']}/content"
+    new_url = f"{OTHER}/media/{moved[(await media.info('acme', first[3]['media'])).sha256]}/content"
+    expected[0]["blocks"][0]["markdown"] = expected[0]["blocks"][0]["markdown"].replace(
+        f"`![pas un lien]({new_url})`", f"`![pas un lien]({old_url})`")  # code: as written
+    expected[0]["blocks"][2] = first[2]
+    assert await course_lessons(client, OTHER, "py", **other) == expected
+
+
+async def test_who_may_export(client: httpx.AsyncClient, app: FastAPI) -> None:
+    await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": []})
+    learner = await member(app, client, "acme", ["learner"])
+    stranger = await member(app, client, "acme", ["educator"])
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    elsewhere = await member(app, client, "globex", ["tenant_admin"])
+    assert (await export(client, **learner)).status_code == 403
+    assert (await export(client, **stranger)).status_code == 404  # a draft: not told it exists
+    assert (await export(client, **elsewhere)).status_code in (403, 404)
+    assert (await export(client, **admin)).status_code == 200
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    r = await export(client, **stranger)
+    assert (r.status_code, r.json()["code"]) == (403, "not_an_author")
+    assert (await export(client, **learner)).status_code == 403
+    co_author = (await client.get(f"{BASE}/me", headers=stranger)).json()["id"]
+    r = await client.put(f"{BASE}/courses/py/co-authors/{co_author}", headers=admin)
+    assert r.status_code == 200, r.text
+    assert (await export(client, **stranger)).status_code == 200
+
+
+async def test_the_draft_or_the_publication(client: httpx.AsyncClient) -> None:
+    r = await client.post(f"{BASE}/courses/py/lessons", json={"title": "Published", "blocks": [
+        {"type": "markdown", "markdown": "v1"}]})
+    assert (await export(client, "?version=published")).json()["code"] == "not_published"
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    lesson = r.json()
+    assert (await client.patch(f"{BASE}/lessons/{lesson['id']}", json={
+        "version": lesson["version"], "title": "Draft"})).status_code == 200
+    draft = zipfile.ZipFile(io.BytesIO((await export(client)).content))
+    assert draft.namelist() == ["0001-draft.md"]
+    r = await export(client, "?version=published")
+    assert r.headers["content-disposition"] == 'attachment; filename="py-v1.zip"'
+    assert zipfile.ZipFile(io.BytesIO(r.content)).namelist() == ["0001-published.md"]
+    assert (await export(client, "?version=3")).status_code == 422
+
+
+async def test_media_the_store_lost_are_named_and_refused_on_import(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    kept = await upload(client, BASE, "a.png", s.png(), "image/png")
+    lost = await upload(client, BASE, "b.png", s.png(3, 3), "image/png")
+    assert (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "image", "media": kept}, {"type": "image", "media": lost}]})).status_code == 201
+    media: MediaService = app.state.content.state["media"]
+    await media.store.delete("acme", lost)
+    r = await export(client)
+    assert r.status_code == 200
+    assert (r.headers["x-missing-media"], r.headers["x-missing-media-count"]) == (lost, "1")
+    assert len(zipfile.ZipFile(io.BytesIO(r.content)).namelist()) == 2
+    done = await import_zip(client, BASE, "py", r.content)
+    assert (done.status_code, done.json()["code"]) == (422, "missing_file")
+    assert lost in done.json()["link"]
+
+
+async def test_a_store_down_is_503(client: httpx.AsyncClient, app: FastAPI,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    image = await upload(client, BASE, "a.png", s.png(), "image/png")
+    await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "image", "media": image}]})
+    media: MediaService = app.state.content.state["media"]
+
+    async def down(*_: object) -> None:
+        raise StoreUnavailable("mongodb", "down")
+
+    monkeypatch.setattr(media.store, "get", down)
+    r = await export(client)
+    assert r.status_code == 503
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.headers["retry-after"]
+    assert not list((app.state.platform.settings.runtime.data_dir / "spool").iterdir())
+
+
+async def test_a_course_of_a_thousand_lessons_goes_out_and_back(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    image = await upload(client, BASE, "a.png", s.png(), "image/png")
+    content: ContentService = app.state.content.state["service"]
+    new = [NewLesson(title=f"Leçon {n}", blocks=[
+        {"type": "markdown", "markdown": f"## {n}\n\n" + "x " * (20_000 if n % 100 == 0 else 200)},
+        {"type": "image", "media": image}]) for n in range(1000)]
+    await content.add_lessons("acme", "py", new, ids=[f"l{n}" for n in range(1000)])
+    r = await export(client)
+    assert r.status_code == 200
+    assert r.headers["x-lesson-count"] == "1000"
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert (len(names), names[999]) == (1001, "1000-lecon-999.md")
+    deflated = [i.compress_type for i in zipfile.ZipFile(io.BytesIO(r.content)).infolist()]
+    assert deflated.count(zipfile.ZIP_STORED) == 10 + 1  # past the import's ratio, and media
+    assert (await client.post(f"{BASE}/courses", json={"id": "copy", "title": "Copie"})
+            ).status_code == 201
+    done = await import_zip(client, BASE, "copy", r.content)
+    assert done.status_code == 201, done.text
+    assert await course_lessons(client, BASE, "copy") == await course_lessons(client, BASE, "py")
