@@ -28,7 +28,8 @@ BASE = "/v1/tenants/acme"
 OTHER = "/v1/tenants/globex"
 VTT = b"WEBVTT\n\n00:00.000 --> 00:01.000\nBonjour\n"
 FIELDS = ("title", "estimated_minutes", "blocks", "teaches", "requires", "tags", "language",
-          "level")
+          "level", "module")
+MODULES = [{"id": "basics", "title": "Bases"}]
 
 
 @pytest.fixture
@@ -48,8 +49,8 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         for concept in ("loops", "vars"):
             assert (await c.post(f"{BASE}/concepts", json={"id": concept, "name": concept})
                     ).status_code == 201
-        assert (await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
-                ).status_code == 201
+        assert (await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python",
+                                                      "modules": MODULES})).status_code == 201
         yield c
 
 
@@ -78,7 +79,7 @@ async def every_block_type(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     lessons: list[dict[str, Any]] = [
         {"title": "Boucles: « for » et 日本語 🔁", "estimated_minutes": 7,
          "teaches": ["loops"], "requires": ["vars"], "tags": ["python"], "language": "fr",
-         "level": "advanced", "blocks": [
+         "level": "advanced", "module": "basics", "blocks": [
              {"type": "markdown", "markdown": f"# Boucles\n\nUn `for` ![point]({url}).\n\n"
                                              f"## While\n\nEt `![pas un lien]({url})`."},
              {"type": "markdown", "markdown": "Un second bloc, juste après"},
@@ -139,10 +140,11 @@ async def test_the_export_imports_back_equal_in_the_same_tenant_and_another(
     assert names[:3] == ["0001-boucles-for-et.md", "0002-second.md", "0003-empty.md"]
     assert len(names) == 3 + 5  # each media once
 
-    assert (await client.post(f"{BASE}/courses", json={"id": "copy", "title": "Copie"})
-            ).status_code == 201
+    assert (await client.post(f"{BASE}/courses", json={"id": "copy", "title": "Copie",
+                                                       "modules": MODULES})).status_code == 201
     done = await import_zip(client, BASE, "copy", r.content)
     assert done.status_code == 201, done.text
+    assert done.json()["notes"] == []
     assert await course_lessons(client, BASE, "copy") == original
     assert {m["filename"] for m in done.json()["media"]} >= {"point é.png", "fr.vtt"}
 
@@ -154,6 +156,8 @@ async def test_the_export_imports_back_equal_in_the_same_tenant_and_another(
                               json={"id": "py", "title": "Python"})).status_code == 201
     done = await import_zip(client, OTHER, "py", r.content, **other)
     assert done.status_code == 201, done.text
+    assert done.json()["notes"] == ["py.zip/0001-boucles-for-et.md: the course has no module "
+                                    "'basics'; the lesson is in none"]
     moved = {m["sha256"]: m["id"] for m in done.json()["media"]}
     media: MediaService = app.state.content.state["media"]
     renamed = json.dumps(original).replace("/tenants/acme/", "/tenants/globex/")
@@ -166,6 +170,7 @@ async def test_the_export_imports_back_equal_in_the_same_tenant_and_another(
     expected[0]["blocks"][0]["markdown"] = expected[0]["blocks"][0]["markdown"].replace(
         f"`![pas un lien]({new_url})`", f"`![pas un lien]({old_url})`")  # code: as written
     expected[0]["blocks"][2] = first[2]
+    expected[0]["module"] = None
     assert await course_lessons(client, OTHER, "py", **other) == expected
 
 

@@ -58,15 +58,16 @@ def read_back(text: str) -> tuple[markdown.FrontMatter, list[dict[str, Any]]]:
 
 
 def test_every_block_type_reads_back_as_written() -> None:
-    original = lesson(BLOCKS, tags=["python"], language="fr", level="advanced")
+    original = lesson(BLOCKS, tags=["python"], language="fr", level="advanced",
+                      module="basics")
     dumped = original.model_dump(mode="json")["blocks"]
     front, blocks = read_back(lesson_file.write_lesson(original, dumped))
     assert blocks == dumped
     assert Lesson.model_validate(original.model_dump() | {"blocks": blocks}) == original
     assert (front.format, front.title, front.estimated_minutes) == (
         "bloop-lesson/1", original.title, 12)
-    assert (front.teaches, front.requires, front.tags, front.language, front.level) == (
-        ["loops"], ["vars"], ["python"], "fr", "advanced")
+    assert (front.teaches, front.requires, front.tags, front.language, front.level,
+            front.module) == (["loops"], ["vars"], ["python"], "fr", "advanced", "basics")
 
 
 def test_plain_markdown_is_written_as_markdown_the_rest_as_yaml() -> None:

@@ -573,3 +573,16 @@ async def test_a_full_disk_while_the_files_arrive_answers_503_and_keeps_nothing(
     assert int(r.headers["Retry-After"]) > 0
     assert await state(app) == before
     assert await holds(app) == []
+
+
+async def test_a_lesson_goes_in_the_module_its_front_matter_names_when_the_course_has_it(
+        client: httpx.AsyncClient) -> None:
+    assert (await client.post(f"{BASE}/courses/py/modules", json={"id": "basics",
+                                                                  "title": "Basics"})
+            ).status_code == 201
+    r = await client.post(UPLOAD, files=files(
+        ("a.md", b"---\nmodule: basics\n---\nIn it", "text/markdown"),
+        ("b.md", b"---\nmodule: advanced\n---\nIn none", "text/markdown")))
+    assert r.status_code == 201, r.text
+    assert [x["module"] for x in r.json()["lessons"]] == ["basics", None]
+    assert r.json()["notes"] == ["b.md: the course has no module 'advanced'; the lesson is in none"]

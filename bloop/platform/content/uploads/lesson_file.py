@@ -91,7 +91,7 @@ def write_lesson(lesson: Lesson, blocks: list[Block]) -> str:
     for key in ("teaches", "requires", "tags"):
         if getattr(lesson, key):
             front[key] = list(getattr(lesson, key))
-    for key in ("language", "level"):
+    for key in ("language", "level", "module"):
         if getattr(lesson, key) is not None:
             front[key] = getattr(lesson, key)
     parts = [b["markdown"] if b.get("type") == "markdown" and _inline(b["markdown"])

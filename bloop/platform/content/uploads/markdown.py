@@ -12,9 +12,11 @@ A file may open with front matter between `---` lines:
     estimated_minutes: 15
     teaches: [loops]
     requires: [variables]
+    module: basics
     ---
 
-Every key is optional and no other key is accepted; `format: bloop-lesson/1` marks a lesson a
+Every key is optional and no other key is accepted (a `module` the course does not have is
+left out, with a note); `format: bloop-lesson/1` marks a lesson a
 course export wrote (lesson_file.py). Without a title, the first `# heading` of
 the body is the title, else the file's name.
 """
@@ -39,6 +41,7 @@ from bloop.platform.content.model import (
     Language,
     Level,
     Minutes,
+    Slug,
     Summary,
     Tags,
     Title,
@@ -64,6 +67,7 @@ class FrontMatter(BaseModel):
     estimated_minutes: Minutes | None = None
     teaches: ConceptIds = Field(default_factory=list)
     requires: ConceptIds = Field(default_factory=list)
+    module: Slug | None = None
     format: Literal["bloop-lesson/1"] | None = Field(default=None, description=(
         "an exported lesson: its body is its blocks, block for block (lesson_file.py)"))
 

@@ -99,6 +99,8 @@ class Draft:
     """The asset shown as a file block first (a PDF the lesson was read from)."""
     parts: list[lesson_file.Part] | None = None
     """An exported lesson's blocks, block for block (`lesson_file.read_parts`)."""
+    module: str | None = None
+    """The course's module it goes in (its front matter's, when the course has it)."""
 
 
 SizeCheck = Callable[[int, bool], None]
@@ -157,7 +159,7 @@ class UploadService:
         folder = await asyncio.to_thread(self.workdir) if work is None else work
         try:
             await self.check_author(tenant, course_id, by)
-            assets, drafts, notes = await self._plan(tenant, files, folder)
+            assets, drafts, notes = await self._plan(tenant, course_id, files, folder)
             return await self._apply(tenant, course_id, assets, drafts, notes, by)
         finally:
             if own:
@@ -190,7 +192,7 @@ class UploadService:
 
     # planning: reads and checks only
 
-    async def _plan(self, tenant: str, files: Sequence[Incoming],
+    async def _plan(self, tenant: str, course_id: str, files: Sequence[Incoming],
                     folder: Path) -> tuple[list[Asset], list[Draft], list[str]]:
         assets: list[Asset] = []
         drafts: list[Draft] = []
@@ -219,6 +221,7 @@ class UploadService:
                           "it)", status=422, code="nothing_to_import",
                           extra={"file": names[0]} if len(names) == 1 else None)
         known = {c.id for c in await self.lessons.concepts(tenant)}
+        modules = (await self.lessons.course(tenant, course_id)).module_ids()
         notes: list[str] = []
         stand_ins = {a.key: _stand_in(a) for a in assets}
         for draft in drafts:
@@ -227,6 +230,10 @@ class UploadService:
                 raise Problem(f"{draft.source}: unknown concepts: {', '.join(unknown)}; add "
                               "them first", status=422, code="unknown_concepts",
                               extra={"file": draft.source, "concepts": unknown})
+            if draft.front.module is not None and draft.front.module not in modules:
+                draft.module = None
+                notes.append(f"{draft.source}: the course has no module "
+                             f"{draft.front.module!r}; the lesson is in none")
             self._new_lesson(tenant, draft, stand_ins)
             unused = [k for k in ("summary", "tags", "language", "level")
                       if k in draft.front.model_fields_set and k not in NewLesson.model_fields]
@@ -274,7 +281,7 @@ class UploadService:
                 f"{source}: the link {target!r} names a file that {where} does not hold",
                 code="missing_file", extra={"file": source, "link": target})
         return Draft(source=source, front=parsed.front, title=parsed.title, body=parsed.body,
-                     links=links, parts=parts)
+                     links=links, parts=parts, module=parsed.front.module)
 
     async def _archive(self, item: Incoming, into: Path) -> tuple[list[Asset], list[Draft]]:
         limits = archive.Limits(max_entries=self.settings.zip_max_entries,
@@ -324,7 +331,7 @@ class UploadService:
         words = _words(draft.body) + sum(_words(p) for p in draft.pages)
         fields: dict[str, Any] = {
             "title": draft.title, "blocks": found, "teaches": draft.front.teaches,
-            "requires": draft.front.requires,
+            "requires": draft.front.requires, "module": draft.module,
             "estimated_minutes": draft.front.estimated_minutes or max(
                 1, min(600, round(words / WORDS_PER_MINUTE)))}
         for extra in ("summary", "tags", "language", "level"):
