@@ -939,6 +939,7 @@ async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:
         await case.store.add_card_states(case.tenant, learner, [review.new_state(card.id, "loops", T0)])
         await case.store.save_path_snapshot(case.tenant, learner, "concept:loops", ["l1"], [])
         await case.store.save_scheduler_params(case.tenant, learner, [0.3] * 21)
+        await case.store.save_time_zone(case.tenant, learner, "Europe/Paris", T0)
         await case.store.save_placement(case.tenant, Placement(
             id="p1", learner=learner, goal="concept:loops", order=["loops"],
             prerequisites={"loops": []}, max_questions=1, created_at=T0))
@@ -956,7 +957,33 @@ async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:
                 is not None) == bool(count)
         assert (await case.store.get_placement(case.tenant, learner, "p1") is not None) == bool(count)
         assert (await case.store.scheduler_params(case.tenant, learner) is not None) == bool(count)
+        assert (await case.store.time_zone(case.tenant, learner) is not None) == bool(count)
     assert await case.store.cards_of(case.tenant, ["loops"]) == [card]
+    # news of the erased learner's zone, late or redriven, does not bring it back
+    assert not await case.store.save_time_zone(case.tenant, "gone", "Asia/Tokyo",
+                                               T0 + timedelta(days=1))
+    assert await case.store.time_zone(case.tenant, "gone") is None
+
+
+async def test_a_learners_time_zone_is_the_latest_stored(case: Case) -> None:
+    assert await case.store.time_zone(case.tenant, "u1") is None
+    assert await case.store.save_time_zone(case.tenant, "u1", "America/St_Johns", T0)
+    assert await case.store.time_zone(case.tenant, "u1") == "America/St_Johns"
+    assert await case.store.time_zone(case.other, "u1") is None
+    assert await case.store.time_zone(case.tenant, "u2") is None
+    # an older change, or the same one again, changes nothing
+    assert not await case.store.save_time_zone(case.tenant, "u1", "Europe/Paris",
+                                               T0 - timedelta(seconds=1))
+    assert not await case.store.save_time_zone(case.tenant, "u1", "America/St_Johns", T0)
+    assert await case.store.time_zone(case.tenant, "u1") == "America/St_Johns"
+    assert await case.store.save_time_zone(case.tenant, "u1", "Pacific/Kiritimati",
+                                           T0 + timedelta(microseconds=1))
+    assert await case.store.time_zone(case.tenant, "u1") == "Pacific/Kiritimati"
+    # the learner's FSRS parameters and zone live side by side
+    await case.store.save_scheduler_params(case.tenant, "u1", [0.5] * 21)
+    assert await case.store.time_zone(case.tenant, "u1") == "Pacific/Kiritimati"
+    assert await case.store.save_time_zone(case.tenant, "u1", "UTC", T0 + timedelta(days=1))
+    assert await case.store.scheduler_params(case.tenant, "u1") == [0.5] * 21
 
 
 # Paths: the store's one query, the same on both adapters.

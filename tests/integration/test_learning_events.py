@@ -1,7 +1,7 @@
 """learning against real servers: content's lesson, course and graded-attempt events arriving on
 Kafka are projected into Neo4j and update the learner's mastery; learning's own events leave
 through the Neo4j outbox onto Kafka's `learning.events`, keyed by the learner; a `user.deleted`
-on `user.events` erases the learner's nodes."""
+on `user.events` erases the learner's nodes, the time zone `user.time_zone_changed` kept too."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGr
 from bloop.platform.content.events import TOPIC as CONTENT_EVENTS
 from bloop.platform.content.events import CoursePublished, LessonPublished
 from bloop.platform.identity.events import TOPIC as USER_EVENTS
-from bloop.platform.identity.events import UserDeleted
+from bloop.platform.identity.events import UserDeleted, UserTimeZoneChanged
 from bloop.platform.kit import stores
 from bloop.platform.kit.events.bus.kafka import KafkaEventBus
 from bloop.platform.kit.events.bus.port import Message, Subscription
@@ -177,6 +177,16 @@ async def test_content_events_on_kafka_drive_mastery_and_paths(running: Running)
         b"ada", "variables", "wrong")
     assert fall.data["p_known"] < 0.95
 
+    await running.bus.publish([Message.of(type_of(UserTimeZoneChanged).envelope(
+        UserTimeZoneChanged(user_id="ada", time_zone="America/St_Johns",
+                            changed_at=datetime.now(UTC)),
+        tenant=tenant, subject="ada"), USER_EVENTS)])
+
+    async def zoned() -> bool:
+        return await running.store.time_zone(tenant, "ada") == "America/St_Johns"
+
+    await eventually(zoned, timeout_s=60, what="ada's time zone kept")
+
     await running.bus.publish([Message.of(type_of(UserDeleted).envelope(
         UserDeleted(user_id="ada", deleted_by="admin", deleted_at=datetime.now(UTC)),
         tenant=tenant, subject="ada"), USER_EVENTS)])
@@ -185,7 +195,7 @@ async def test_content_events_on_kafka_drive_mastery_and_paths(running: Running)
         return await service.personal_data(tenant, "ada") == {
             "enrolments": [], "paths_last_announced": {}, "placements": [], "progress": [],
             "mastery": [], "cards": [], "cards_taken_out": [], "review_logs": [],
-            "scheduler_parameters": None}
+            "scheduler_parameters": None, "time_zone": None}
 
     await eventually(erased, timeout_s=60, what="ada's learning nodes erased")
     assert [c.id for c in await service.concepts(tenant)] == ["expressions", "variables"]

@@ -37,6 +37,15 @@ class UserProfileChanged(BaseModel):
     changed_at: EventTime
 
 
+@event_type("bloop.identity.user.time_zone_changed", 1, TOPIC)
+class UserTimeZoneChanged(BaseModel):
+    """The user's IANA time zone changed (learning starts their day by it)."""
+
+    user_id: str
+    time_zone: str
+    changed_at: EventTime
+
+
 @event_type("bloop.identity.user.role_changed", 1, TOPIC)
 class UserRoleChanged(BaseModel):
     user_id: str

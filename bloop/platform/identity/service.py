@@ -22,6 +22,7 @@ from bloop.platform.identity.events import (
     UserProfileChanged,
     UserRegistered,
     UserRoleChanged,
+    UserTimeZoneChanged,
 )
 from bloop.platform.identity.keys import KeyRing
 from bloop.platform.identity.model import (
@@ -217,6 +218,11 @@ class IdentityService:
             events.append(type_of(UserProfileChanged).envelope(
                 UserProfileChanged(user_id=user.id, display_name=updated.display_name,
                                    avatar_url=updated.avatar_url, changed_at=at),
+                tenant=tenant_id, subject=user.id, time=at))
+        if updated.time_zone != user.time_zone:
+            at = now()
+            events.append(type_of(UserTimeZoneChanged).envelope(
+                UserTimeZoneChanged(user_id=user.id, time_zone=updated.time_zone, changed_at=at),
                 tenant=tenant_id, subject=user.id, time=at))
         try:
             await self.repo.replace_user(updated, events, fields=changed)

@@ -1,7 +1,8 @@
 """What learning consumes: content's lessons and courses as published (projected into the graph,
 so learning never reads content's store, with whether each course is archived), graded quiz
 attempts (mastery), the flashcards the AI service generates (review cards, retired with their
-lesson's deletion), and deleted users (erased). Edits of a lesson's draft (`lesson.updated`)
+lesson's deletion), users' time zones (the start of a learner's day for reviews; UTC until one
+comes) and deleted users (erased). Edits of a lesson's draft (`lesson.updated`)
 are not read: learners' paths change at the course's next publication, as content promises its
 authors.
 
@@ -10,7 +11,8 @@ ignored, and fields it needs but an older event lacks take a default. Every hand
 for one event without harm: projections keep the latest version they saw (older or repeated
 events change nothing), archiving keeps the latest course revision, attempts are applied once
 per attempt id (a retry soon after the previous attempt at its quiz is skipped, as often as it
-comes), erasure of nothing is nothing, a deleted lesson's cards are retired once.
+comes), erasure of nothing is nothing, a deleted lesson's cards are retired once, a time zone is kept
+unless one changed later is (and never for an erased learner).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ COURSE_ARCHIVED = "bloop.content.course.archived.v1"
 COURSE_UNARCHIVED = "bloop.content.course.unarchived.v1"
 ATTEMPT_GRADED = "bloop.content.quiz.attempt.graded.v1"
 USER_DELETED = "bloop.identity.user.deleted.v1"
+TIME_ZONE_CHANGED = "bloop.identity.user.time_zone_changed.v1"
 FLASHCARDS_GENERATED = "bloop.ai.flashcards.generated.v1"
 
 
@@ -106,6 +109,12 @@ class UserDeletedData(_Tolerant):
     user_id: str
 
 
+class TimeZoneData(_Tolerant):
+    user_id: str
+    time_zone: str
+    changed_at: EventTime | None = None
+
+
 class GeneratedCard(_Tolerant):
     front: str
     back: str
@@ -140,6 +149,7 @@ class Consumers:
             COURSE_UNARCHIVED: self.archiving,
             ATTEMPT_GRADED: self.attempt,
             USER_DELETED: self.user_deleted,
+            TIME_ZONE_CHANGED: self.time_zone,
             FLASHCARDS_GENERATED: self.flashcards,
         }.get(envelope.type)
         if handler is not None:
@@ -201,6 +211,11 @@ class Consumers:
             envelope.tenant, data.job_id, data.lesson_id, data.lesson_version,
             [(c.front, c.back, c.concept_id) for c in data.cards])
 
+    async def time_zone(self, envelope: Envelope) -> None:
+        data = TimeZoneData.model_validate(envelope.data)
+        await self.service.set_time_zone(envelope.tenant, data.user_id, data.time_zone,
+                                         data.changed_at or envelope.time.astimezone(UTC))
+
     async def user_deleted(self, envelope: Envelope) -> None:
         data = UserDeletedData.model_validate(envelope.data)
         await self.service.erase(envelope.tenant, data.user_id)
@@ -211,4 +226,5 @@ def subscriptions(service: LearningService) -> list[Subscription]:
     return [Subscription(GROUP, (CONTENT_EVENTS, USER_EVENTS, AI_EVENTS), consumers.handle,
                          types=frozenset({LESSON_PUBLISHED, LESSON_DELETED,
                                           COURSE_PUBLISHED, COURSE_ARCHIVED, COURSE_UNARCHIVED,
-                                          ATTEMPT_GRADED, USER_DELETED, FLASHCARDS_GENERATED}))]
+                                          ATTEMPT_GRADED, USER_DELETED, TIME_ZONE_CHANGED,
+                                          FLASHCARDS_GENERATED}))]

@@ -362,9 +362,16 @@ class LearningRepository(Protocol):
     async def save_scheduler_params(self, tenant: str, learner: str,
                                     parameters: Sequence[float]) -> None: ...
 
+    async def save_time_zone(self, tenant: str, learner: str, zone: str, at: datetime) -> bool:
+        """Stores the learner's IANA time zone as identity had it at `at`, unless one as of
+        `at` or later is stored or the learner was erased; True when stored."""
+
+    async def time_zone(self, tenant: str, learner: str) -> str | None:
+        """The learner's time zone `save_time_zone` stored; None when there is none."""
+
     async def erase_learner(self, tenant: str, learner: str) -> None:
-        """Forgets everything about the learner, and remembers the learner as erased (by id
-        alone); nothing happens when there is nothing."""
+        """Forgets everything about the learner (their time zone too), and remembers the
+        learner as erased (by id alone); nothing happens when there is nothing."""
 
     async def is_erased(self, tenant: str, learner: str) -> bool:
         """True once `erase_learner` ran for the learner."""

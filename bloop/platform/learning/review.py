@@ -9,6 +9,12 @@ before it is worth keeping (a few hundred reviews fitted freely scheduled worse 
 defaults). `fsrs.Optimizer` needs PyTorch; this fit searches the parameters coordinate by
 coordinate within FSRS's bounds instead, which needs nothing more and is quick for one
 learner's few hundred reviews.
+
+A card next due a day or more after its review is due at the start of the learner's day (at
+`ROLLOVER_HOUR` in their time zone) that FSRS's due falls in, as in Anki: reviewed at 21:40 with
+a day to wait, it is in the next morning's reviews. Shorter steps (learning and relearning) stay
+exact. FSRS itself keeps its own due and the review's real time, from which it counts the time
+that passed at the next review.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import math
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from fsrs import Card as FsrsCard
 from fsrs import Rating, Scheduler
@@ -33,6 +40,9 @@ PULL = 8.0
 costs this much cross-entropy over the whole history, so the pull fades as reviews grow."""
 HELD_OUT = 4
 """One card in this many is left out of a fit, to check it."""
+ROLLOVER_HOUR = 4
+"""The learner's day starts at this hour of their local time (Anki's default)."""
+UTC_ZONE = ZoneInfo("UTC")
 History = Sequence[tuple[datetime, int]]
 """One card's reviews in time order: (when, rating 1 to 4)."""
 
@@ -52,24 +62,48 @@ def new_state(card_id: str, concept: str, at: datetime) -> CardState:
     return CardState(card_id=card_id, concept=concept, fsrs=dict(fsrs_card.to_dict()), due=at)
 
 
+def learner_day(at: datetime, zone: ZoneInfo) -> datetime:
+    """The start of the learner's day holding `at`: `ROLLOVER_HOUR` local time on the date
+    `ROLLOVER_HOUR` hours before `at`'s local time."""
+    day = (at.astimezone(zone).replace(tzinfo=None) - timedelta(hours=ROLLOVER_HOUR)).date()
+    return datetime.combine(day, time(ROLLOVER_HOUR), zone)
+
+
+def day_due(due: datetime, at: datetime, zone: ZoneInfo) -> datetime:
+    """When a card FSRS next schedules at `due` after a review at `at` is due for the learner:
+    `due` itself for a step shorter than a day, else the start of the learner's day holding
+    `due`, and never sooner than the day after the review's (a 25-hour day at a change of the
+    clocks would hold both ends of a one-day interval)."""
+    if due - at < timedelta(days=1):
+        return due
+    start = learner_day(due, zone)
+    if start <= learner_day(at, zone):
+        local = learner_day(at, zone).replace(tzinfo=None) + timedelta(days=1)
+        start = local.replace(tzinfo=zone)
+    return start.astimezone(due.tzinfo)
+
+
 def review(state: CardState, rating: int, at: datetime, parameters: Sequence[float] | None,
-           duration_ms: int | None = None) -> tuple[CardState, ReviewLog, ReviewResult]:
-    """Schedules the card after a review rated `rating` (1 again … 4 easy) at `at`. A card
-    reviewed before it is due is scheduled from the time actually elapsed."""
+           duration_ms: int | None = None, zone: ZoneInfo = UTC_ZONE
+           ) -> tuple[CardState, ReviewLog, ReviewResult]:
+    """Schedules the card after a review rated `rating` (1 again … 4 easy) at `at`, in the
+    learner's day in `zone` (`day_due`). A card reviewed before it is due is scheduled from the
+    time actually elapsed."""
     if rating not in (1, 2, 3, 4):
         raise BadRating(f"a rating is 1 (again), 2 (hard), 3 (good) or 4 (easy), not {rating}")
     card = FsrsCard.from_dict(state.fsrs)  # type: ignore[arg-type]
     reviewed, _ = scheduler(parameters).review_card(card, Rating(rating), review_datetime=at,
                                                     review_duration=duration_ms)
+    due = day_due(reviewed.due, at, zone)
     after = CardState(card_id=state.card_id, concept=state.concept,
-                      fsrs=dict(reviewed.to_dict()), due=reviewed.due, reps=state.reps + 1,
+                      fsrs=dict(reviewed.to_dict()), due=due, reps=state.reps + 1,
                       version=state.version + 1)
     log = ReviewLog(id=uuid.uuid4().hex, card_id=state.card_id, concept=state.concept,
-                    rating=rating, reviewed_at=at, was_due=state.due, next_due=reviewed.due,
+                    rating=rating, reviewed_at=at, was_due=state.due, next_due=due,
                     duration_ms=duration_ms)
     result = ReviewResult(card_id=state.card_id, rating=rating, was_due=state.due <= at,
-                          next_due=reviewed.due,
-                          interval_days=round((reviewed.due - at).total_seconds() / 86_400, 4),
+                          next_due=due,
+                          interval_days=round((due - at).total_seconds() / 86_400, 4),
                           version=after.version)
     return after, log, result
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
@@ -1024,6 +1025,7 @@ class LearningService:
         tried again after another's write is timed when it is tried again, after that one."""
         given_at = at
         params = await self.repo.scheduler_params(tenant, learner)
+        zone = await self._zone(tenant, learner)
         async with self._review_turns.of((tenant, learner, given.card_id)):
             for attempt in range(REVIEW_ATTEMPTS):
                 at = given_at or now()
@@ -1038,7 +1040,7 @@ class LearningService:
                                           "next_due": json_time(states[0].due)})
                 try:
                     after, log, result = fsrs_review.review(states[0], given.rating, at, params,
-                                                           given.duration_ms)
+                                                           given.duration_ms, zone)
                 except fsrs_review.BadRating as exc:
                     raise Problem(str(exc), status=422, code="bad_rating") from None
                 event = type_of(ReviewDone).envelope(ReviewDone(
@@ -1054,6 +1056,20 @@ class LearningService:
                 return result
         raise Conflict("the card was reviewed at the same moment elsewhere; try again",
                        code="busy")
+
+    async def _zone(self, tenant: str, learner: str) -> ZoneInfo:
+        """The learner's time zone as identity last told it; UTC until it has."""
+        name = await self.repo.time_zone(tenant, learner)
+        try:
+            return ZoneInfo(name) if name else fsrs_review.UTC_ZONE
+        except (ZoneInfoNotFoundError, ValueError):
+            return fsrs_review.UTC_ZONE
+
+    async def set_time_zone(self, tenant: str, learner: str, zone: str, at: datetime) -> bool:
+        """Keeps the learner's IANA time zone, which identity owns, for their reviews' days
+        (`fsrs_review.day_due`; a zone this process's time zone data lacks counts as UTC).
+        Older news than what is kept, and news of an erased learner, change nothing."""
+        return await self.repo.save_time_zone(tenant, learner, zone, at)
 
     async def optimise(self, tenant: str, learner: str, *,
                        minimum: int = fsrs_review.MIN_REVIEWS_TO_OPTIMISE) -> SchedulerParams:
@@ -1101,6 +1117,7 @@ class LearningService:
             "review_logs": [r.model_dump(mode="json")
                             for r in await self.repo.review_logs(tenant, learner)],
             "scheduler_parameters": await self.repo.scheduler_params(tenant, learner),
+            "time_zone": await self.repo.time_zone(tenant, learner),
         }
 
     async def erase(self, tenant: str, learner: str) -> None:

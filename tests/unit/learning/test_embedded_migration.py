@@ -1,5 +1,6 @@
 """The embedded learning store opens a database written before cards could be retired or taken
-out of a deck, or before AI cards kept their lesson, and keeps what it holds."""
+out of a deck, before AI cards kept their lesson, or before learners had time zones, and keeps
+what it holds."""
 
 from __future__ import annotations
 
@@ -92,5 +93,26 @@ async def test_cards_written_before_they_kept_their_lesson_survive_the_upgrade(
         assert await store.get_card("acme", "live") == live
         assert await store.get_card("acme", made.id) is None
         assert await store.get_card("acme", "held", held=True) is None
+    finally:
+        await db.close()
+
+
+async def test_learners_stored_before_time_zones_keep_their_parameters_and_gain_a_zone(
+        tmp_path: Path) -> None:
+    path = tmp_path / "learning.sqlite3"
+    with sqlite3.connect(path) as c:
+        c.execute("CREATE TABLE learners (tenant TEXT NOT NULL, id TEXT NOT NULL, fsrs TEXT,"
+                  " PRIMARY KEY (tenant, id))")
+        c.execute("INSERT INTO learners VALUES (?, ?, ?)", ("acme", "u1", json.dumps([0.5] * 21)))
+    c.close()
+    db = SqliteDB(path)
+    store = EmbeddedLearningStore(db, registry)
+    try:
+        await store.setup()
+        await store.setup()
+        assert await store.time_zone("acme", "u1") is None
+        assert await store.save_time_zone("acme", "u1", "Asia/Kolkata", T0)
+        assert await store.time_zone("acme", "u1") == "Asia/Kolkata"
+        assert await store.scheduler_params("acme", "u1") == [0.5] * 21
     finally:
         await db.close()

@@ -12,9 +12,10 @@ import math
 import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -30,7 +31,7 @@ from bloop.platform.content.events import (
     LessonPublished,
     LessonUpdated,
 )
-from bloop.platform.identity.events import UserDeleted
+from bloop.platform.identity.events import UserDeleted, UserTimeZoneChanged
 from bloop.platform.kit.errors import Conflict, Problem, StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message
@@ -674,6 +675,76 @@ async def pupil_with_cards_due(app: FastAPI, client: httpx.AsyncClient,
     return pupil
 
 
+def zone_event(uid: str, zone: str, at: datetime) -> Envelope:
+    return type_of(UserTimeZoneChanged).envelope(
+        UserTimeZoneChanged(user_id=uid, time_zone=zone, changed_at=at), tenant="acme",
+        subject=uid)
+
+
+async def due_ids(client: httpx.AsyncClient, pupil: dict[str, str], at: datetime) -> list[str]:
+    """The cards due at `at`, by REST, checked against GraphQL's list and `…/me/next`."""
+    r = await client.get(f"{BASE}/me/reviews/due", params={"at": at.isoformat()}, headers=pupil)
+    assert r.status_code == 200, r.text
+    body = (await client.post("/graphql", headers=pupil, json={
+        "query": "query ($at: DateTime) { myDueReviews(tenant: \"acme\", at: $at) "
+                 "{ items { cardId } } }", "variables": {"at": at.isoformat()}})).json()
+    assert "errors" not in body, body
+    ids = [c["card_id"] for c in r.json()["items"]]
+    assert [c["cardId"] for c in body["data"]["myDueReviews"]["items"]] == ids
+    return ids
+
+
+async def test_a_learners_day_starts_at_0400_in_the_zone_identity_gives(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """Reviewed at 21:40 with a day or more to wait, a card was due at 21:40, after the
+    learner's morning reviews: it is due from 04:00 of its day, in the zone the learner set in
+    their profile (learning hears it from identity's `user.time_zone_changed`)."""
+    app, client = running
+    pupil = await pupil_with_cards_due(app, client, 1)
+    uid = await me(client, pupil)
+    svc = service(app)
+    [card] = await due_ids(client, pupil, datetime.now(UTC))
+    assert await svc.repo.time_zone("acme", uid) is None  # UTC until identity says
+    r = await client.patch("/v1/tenants/acme/me", headers=pupil,
+                           json={"time_zone": "America/Los_Angeles"})
+    assert r.status_code == 200, r.text
+
+    async def heard() -> bool:
+        return await svc.repo.time_zone("acme", uid) == "America/Los_Angeles"
+
+    await eventually(heard, timeout_s=15, what="learning heard of the time zone")
+    la = ZoneInfo("America/Los_Angeles")
+    at = (datetime.now(la) + timedelta(days=1)).replace(hour=21, minute=40, second=0,
+                                                         microsecond=0).astimezone(UTC)
+    done = await svc.review("acme", uid, NewReview(card_id=card, rating=4), at=at)
+    morning = done.next_due.astimezone(la)
+    assert morning.time() == time(4)
+    assert morning.date() > at.astimezone(la).date()
+    assert done.interval_days == round((done.next_due - at).total_seconds() / 86_400, 4)
+    # the REST and GraphQL lists (and `…/me/next`'s card) agree, from 04:00 on
+    assert await due_ids(client, pupil, done.next_due - timedelta(seconds=1)) == []
+    assert await due_ids(client, pupil, done.next_due) == [card]
+    assert (await svc.next_item("acme", uid, done.next_due)).kind == "review"
+    assert (await svc.next_item("acme", uid, done.next_due - timedelta(seconds=1))).kind != "review"
+
+    # a later change of zone moves the next review's day; an older one, arriving late, does not
+    await deliver(app, zone_event(uid, "Pacific/Kiritimati", datetime.now(UTC)),
+                  zone_event(uid, "America/St_Johns", datetime.now(UTC) - timedelta(hours=1)),
+                  topic="user.events")
+    assert await svc.repo.time_zone("acme", uid) == "Pacific/Kiritimati"
+    again = await svc.review("acme", uid, NewReview(card_id=card, rating=3), at=done.next_due)
+    assert again.next_due.astimezone(ZoneInfo("Pacific/Kiritimati")).time() == time(4)
+    assert await due_ids(client, pupil, again.next_due) == [card]
+
+    # erasure forgets the zone, and news of it arriving after does not bring it back
+    await deliver(app, type_of(UserDeleted).envelope(UserDeleted(
+        user_id=uid, deleted_by="x", deleted_at=AT), tenant="acme", subject=uid),
+        zone_event(uid, "Asia/Tokyo", datetime.now(UTC) + timedelta(minutes=1)),
+        topic="user.events")
+    assert await svc.repo.time_zone("acme", uid) is None
+    assert (await svc.personal_data("acme", uid))["time_zone"] is None
+
+
 async def test_a_graph_listing_a_concept_or_an_edge_twice_is_refused_whole(running: tuple[
         FastAPI, httpx.AsyncClient]) -> None:
     """The first concept and the last edge's kind silently won."""
@@ -884,7 +955,7 @@ async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
     await deliver(app, deleted, topic="user.events")
     erased: Json = {"enrolments": [], "paths_last_announced": {}, "placements": [],
                     "progress": [], "mastery": [], "cards": [], "cards_taken_out": [],
-                    "review_logs": [], "scheduler_parameters": None}
+                    "review_logs": [], "scheduler_parameters": None, "time_zone": None}
     assert await service(app).personal_data("acme", uid) == erased
     # A quiz graded before the erasure, whose event comes after it (another topic), brings
     # nothing back.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fsrs import Card as FsrsCard
@@ -11,6 +12,7 @@ from fsrs import Rating, Scheduler
 from fsrs.scheduler import DEFAULT_PARAMETERS
 
 from bloop.platform.learning import review
+from bloop.platform.learning.model import CardState
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -29,8 +31,9 @@ def test_the_schedule_is_fsrs_own() -> None:
     for rating in (3, 3, 4, 2, 1, 3):
         state, log, result = review.review(state, rating, at, None)
         expected, _ = sched.review_card(expected, Rating(rating), review_datetime=at)
-        assert state.due == expected.due
-        assert result.next_due == expected.due
+        assert FsrsCard.from_dict(state.fsrs).due == expected.due  # type: ignore[arg-type]
+        assert state.due == review.day_due(expected.due, at, review.UTC_ZONE)
+        assert result.next_due == state.due == log.next_due
         assert log.rating == rating
         assert log.reviewed_at == at
         at = state.due
@@ -59,6 +62,113 @@ def test_a_card_reviewed_at_the_moment_it_falls_due_was_due() -> None:
     assert result.was_due
     _, _, result = review.review(state, 3, state.due - timedelta(seconds=1), None)
     assert not result.was_due
+
+
+def graduated(at: datetime) -> CardState:
+    """A card rated Good twice at `at` (its first learning step, 10 minutes, done): its next
+    Good waits FSRS's two days and more."""
+    state = review.new_state("k", "c", at)
+    state, _, _ = review.review(state, 3, at, None)
+    state, _, _ = review.review(state, 3, state.due, None)
+    return state
+
+
+def local(zone: str, year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    """That wall-clock time in `zone`, in UTC (as FSRS takes times)."""
+    return datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "America/New_York", "Pacific/Kiritimati",
+                                  "America/St_Johns", "Asia/Kathmandu", "UTC"])
+def test_a_card_due_in_a_day_or_more_is_due_at_the_start_of_the_learners_day(zone: str) -> None:
+    """Reviewed at 21:40 with a day or more to wait, the card was due at 21:40 that many days
+    later, after the morning's reviews: it is due from 04:00 of the learner's day FSRS's due
+    falls in, in their own zone."""
+    tz = ZoneInfo(zone)
+    at = local(zone, 2026, 3, 10, 21, 40)
+    state = graduated(at)
+    after, log, result = review.review(state, 3, at, None, zone=tz)
+    fsrs_due = FsrsCard.from_dict(after.fsrs).due  # type: ignore[arg-type]
+    assert fsrs_due - at >= timedelta(days=1)
+    expected = datetime.combine(fsrs_due.astimezone(tz).date(), time(4), tz)
+    assert after.due == expected == result.next_due == log.next_due
+    assert after.due.astimezone(tz).time() == time(4)
+    assert at < after.due < fsrs_due
+    assert result.interval_days == round((after.due - at).total_seconds() / 86_400, 4)
+
+
+def test_a_one_day_interval_at_2140_is_in_the_next_mornings_reviews() -> None:
+    tz = ZoneInfo("America/Los_Angeles")
+    at = local("America/Los_Angeles", 2026, 6, 1, 21, 40)
+    state = review.new_state("k", "c", at)
+    after, _, result = review.review(state, 4, at, None, zone=tz)  # Easy: a day or more
+    days = (FsrsCard.from_dict(after.fsrs).due - at).days  # type: ignore[arg-type]
+    assert days >= 1
+    assert after.due == local("America/Los_Angeles", 2026, 6, 1 + days, 4, 0)
+    assert result.next_due == after.due  # 04:00 in Los Angeles, not 04:00 UTC
+    # due in the morning's list, which a time taken as UTC would have missed (21:40 there)
+    assert after.due <= local("America/Los_Angeles", 2026, 6, 1 + days, 8, 0)
+
+
+def test_a_due_before_the_rollover_belongs_to_the_day_before() -> None:
+    tz = ZoneInfo("Europe/Berlin")
+    at = local("Europe/Berlin", 2026, 5, 4, 2, 30)  # still the 3rd's day
+    fsrs_due = local("Europe/Berlin", 2026, 5, 7, 3, 59)
+    assert review.day_due(fsrs_due, at, tz) == local("Europe/Berlin", 2026, 5, 6, 4, 0)
+    assert review.day_due(fsrs_due + timedelta(minutes=1), at, tz) == local(
+        "Europe/Berlin", 2026, 5, 7, 4, 0)
+
+
+def test_sub_day_steps_stay_exact() -> None:
+    tz = ZoneInfo("Asia/Tokyo")
+    at = local("Asia/Tokyo", 2026, 2, 2, 21, 40)
+    state = review.new_state("k", "c", at)
+    for rating in (1, 3):  # Again: one minute; Good: the ten-minute step
+        after, _, result = review.review(state, rating, at, None, zone=tz)
+        fsrs_due = FsrsCard.from_dict(after.fsrs).due  # type: ignore[arg-type]
+        assert fsrs_due - at < timedelta(days=1)
+        assert after.due == fsrs_due == result.next_due
+    lapsed, _, _ = review.review(graduated(at), 1, at + timedelta(days=3), None, zone=tz)
+    assert lapsed.due == FsrsCard.from_dict(lapsed.fsrs).due  # type: ignore[arg-type]
+    assert lapsed.due - (at + timedelta(days=3)) < timedelta(days=1)  # relearning step
+
+
+@pytest.mark.parametrize(("zone", "at", "expected"), [
+    # spring forward (02:00 → 03:00): the day after starts at 04:00 CEST, 02:00 UTC
+    ("Europe/Paris", datetime(2026, 3, 28, 21, 40), datetime(2026, 3, 29, 4, 0)),
+    ("America/St_Johns", datetime(2026, 3, 7, 21, 40), datetime(2026, 3, 8, 4, 0)),
+    # fall back (03:00 → 02:00): 04:00 CET is 03:00 UTC
+    ("Europe/Paris", datetime(2026, 10, 24, 21, 40), datetime(2026, 10, 25, 4, 0)),
+    # a day begun at 04:30 on a 25-hour learner's day ends at 03:30 the next morning, still
+    # in that same day: due the next one, never at once
+    ("Europe/Paris", datetime(2026, 10, 24, 4, 30), datetime(2026, 10, 25, 4, 0)),
+    ("America/New_York", datetime(2026, 10, 31, 4, 30), datetime(2026, 11, 1, 4, 0)),
+])
+def test_a_change_of_the_clocks_keeps_the_day_at_local_0400(
+        zone: str, at: datetime, expected: datetime) -> None:
+    tz = ZoneInfo(zone)
+    at = at.replace(tzinfo=tz).astimezone(UTC)
+    got = review.day_due(at + timedelta(days=1), at, tz)
+    assert got == expected.replace(tzinfo=tz)
+    assert got.astimezone(tz).time() == time(4)
+    assert got > at
+
+
+def test_fsrs_counts_the_time_from_the_real_review_not_the_day_it_was_due() -> None:
+    """The learner's day moves when the card is shown, not when FSRS thinks it was reviewed:
+    FSRS's next interval follows from the review's own time."""
+    tz = ZoneInfo("Europe/Paris")
+    at = local("Europe/Paris", 2026, 3, 10, 21, 40)
+    state = graduated(at)
+    after, log, _ = review.review(state, 3, at, None, zone=tz)
+    assert log.reviewed_at == at
+    assert FsrsCard.from_dict(after.fsrs).last_review == at  # type: ignore[arg-type]
+    later = after.due + timedelta(hours=3)
+    via_day, _, _ = review.review(after, 3, later, None, zone=tz)
+    exact, _ = Scheduler(enable_fuzzing=False).review_card(
+        FsrsCard.from_dict(after.fsrs), Rating(3), review_datetime=later)  # type: ignore[arg-type]
+    assert FsrsCard.from_dict(via_day.fsrs).due == exact.due  # type: ignore[arg-type]
+    assert FsrsCard.from_dict(via_day.fsrs).stability == exact.stability  # type: ignore[arg-type]
 
 
 def simulate(truth: list[float], cards: int, seed: int) -> list[list[tuple[datetime, int]]]:

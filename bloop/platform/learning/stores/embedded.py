@@ -109,7 +109,8 @@ CREATE TABLE IF NOT EXISTS review_logs (
   doc TEXT NOT NULL, PRIMARY KEY (tenant, learner, id));
 CREATE INDEX IF NOT EXISTS review_logs_at ON review_logs (tenant, learner, at);
 CREATE TABLE IF NOT EXISTS learners (
-  tenant TEXT NOT NULL, id TEXT NOT NULL, fsrs TEXT, PRIMARY KEY (tenant, id));
+  tenant TEXT NOT NULL, id TEXT NOT NULL, fsrs TEXT, zone TEXT, zone_at TEXT,
+  PRIMARY KEY (tenant, id));
 CREATE TABLE IF NOT EXISTS erased_learners (
   tenant TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (tenant, id));
 """
@@ -262,6 +263,10 @@ class EmbeddedLearningStore:
                 c.execute("ALTER TABLE cards ADD COLUMN lesson TEXT")
             c.execute("CREATE INDEX IF NOT EXISTS cards_lesson ON cards (tenant, lesson)"
                       " WHERE lesson IS NOT NULL")
+            # databases from before learning kept its learners' time zones
+            if "zone" not in columns("learners"):
+                c.execute("ALTER TABLE learners ADD COLUMN zone TEXT")
+                c.execute("ALTER TABLE learners ADD COLUMN zone_at TEXT")
             # Walking the graph up (what requires a concept) read every edge of the tenant at
             # each step with the index of before, which the planner passed over for the key's.
             c.execute("DROP INDEX IF EXISTS edges_requires")
@@ -1025,6 +1030,24 @@ class EmbeddedLearningStore:
             "INSERT INTO learners (tenant, id, fsrs) VALUES (?, ?, ?)"
             " ON CONFLICT (tenant, id) DO UPDATE SET fsrs = excluded.fsrs",
             (tenant, learner, json.dumps(list(parameters)))))
+
+    async def save_time_zone(self, tenant: str, learner: str, zone: str, at: datetime) -> bool:
+        def write(c: Conn) -> bool:
+            cur = c.execute(
+                "INSERT INTO learners (tenant, id, zone, zone_at) SELECT ?1, ?2, ?3, ?4"
+                " WHERE NOT EXISTS (SELECT 1 FROM erased_learners WHERE tenant = ?1 AND id = ?2)"
+                " ON CONFLICT (tenant, id) DO UPDATE SET zone = excluded.zone,"
+                " zone_at = excluded.zone_at"
+                " WHERE learners.zone_at IS NULL OR learners.zone_at < excluded.zone_at",
+                (tenant, learner, zone, utc_iso(at)))
+            return cur.rowcount > 0
+
+        return await self.db.transaction(write)
+
+    async def time_zone(self, tenant: str, learner: str) -> str | None:
+        row = await self.db.run(lambda c: c.execute(
+            "SELECT zone FROM learners WHERE tenant = ? AND id = ?", (tenant, learner)).fetchone())
+        return None if row is None or row[0] is None else str(row[0])
 
     async def erase_learner(self, tenant: str, learner: str) -> None:
         def write(c: Conn) -> None:

@@ -3,7 +3,7 @@
 The graph: `(:Concept)-[:REQUIRES {kind}]->(:Concept)` (the left one needs the right one first),
 `(:Lesson)-[:TEACHES]->(:Concept)`, `(:Course)`. What a learner does lives in nodes keyed by
 (tenant, learner, …): `Enrolment`, `LessonProgress`, `Mastery`, `PathSnapshot`, `Placement`,
-`CardSchedule`, `ReviewLog`, and `Learner` (their FSRS parameters); review cards are
+`CardSchedule`, `ReviewLog`, and `Learner` (their FSRS parameters and time zone); review cards are
 `ReviewCard` nodes (a held one with the `held_lesson` and `held_version` it waits for, an AI one
 with the `lesson` it was made from). Every node carries `tenant`, every query filters on it,
 and every label has a uniqueness constraint on its key, created at start-up with the indexes
@@ -1160,6 +1160,20 @@ class Neo4jLearningStore:
         await self._execute(
             "MERGE (l:Learner {tenant: $tenant, id: $id}) SET l.fsrs = $p",
             tenant=tenant, id=learner, p=json.dumps(list(parameters)))
+
+    async def save_time_zone(self, tenant: str, learner: str, zone: str, at: datetime) -> bool:
+        records = await self._execute(
+            "OPTIONAL MATCH (e:ErasedLearner {tenant: $tenant, id: $id}) WITH e WHERE e IS NULL"
+            " MERGE (l:Learner {tenant: $tenant, id: $id})"
+            " WITH l WHERE l.zone_at IS NULL OR l.zone_at < $at"
+            " SET l.zone = $zone, l.zone_at = $at RETURN count(l) AS n",
+            tenant=tenant, id=learner, zone=zone, at=utc_iso(at))
+        return bool(records and records[0]["n"])
+
+    async def time_zone(self, tenant: str, learner: str) -> str | None:
+        rows = await self._query("MATCH (l:Learner {tenant: $tenant, id: $id}) RETURN l.zone AS z",
+                                 tenant=tenant, id=learner)
+        return None if not rows or rows[0]["z"] is None else str(rows[0]["z"])
 
     async def erase_learner(self, tenant: str, learner: str) -> None:
         async def work(tx: Tx) -> None:
