@@ -85,12 +85,14 @@ class IdentityRepository(Protocol):
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
                            fields: Collection[str] | None = None,
                            unless_role: Role | None = None,
-                           keeping: Role | None = None) -> None:
+                           keeping: Role | None = None,
+                           announces_zone: bool = False) -> None:
         """Stores the user's new state (only `fields` of it, when named, so a write racing
         another of other fields keeps them) and its events atomically; `Missing` when the user
         does not exist. LastHolder: no other user of the tenant holds `keeping` (this and
         `delete_user`; checked in the write's transaction on SQLite, just before it on
-        MongoDB)."""
+        MongoDB). `announces_zone`: the events announce the user's time zone, which
+        `unannounced_time_zones` no longer lists."""
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
                           unless_role: Role | None = None,
@@ -107,6 +109,18 @@ class IdentityRepository(Protocol):
     async def list_users(self, tenant: str, *, after: str | None = None,
                          limit: int = 50) -> list[User]:
         """Users ordered by email, starting after the email `after`."""
+
+    async def unannounced_time_zones(self, tenant: str, *, after: str | None = None,
+                                     limit: int = 500) -> list[User]:
+        """The tenant's users whose time zone is not UTC and was never announced (set before
+        identity announced them), ordered by id, starting after the id `after`."""
+
+    async def announce_time_zones(self, tenant: str,
+                                  announcements: Sequence[tuple[User, Envelope]]) -> int:
+        """Stores each event, its user's zone marked announced with it atomically, for the
+        users still unannounced with the time zone they were read with (others: another
+        process, or an edit, came first); returns how many were stored. One transaction on
+        SQLite, one write a user on MongoDB."""
 
     async def add_invitation(self, invitation: Invitation) -> None: ...
 

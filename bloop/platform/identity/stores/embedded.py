@@ -24,6 +24,7 @@ from bloop.platform.kit.times import json_time
 EMAIL = "json_extract(doc, '$.email')"
 CREATED = "json_extract(doc, '$.created_at')"
 EXPIRES = "json_extract(doc, '$.expires_at')"
+ZONE = "coalesce(json_extract(doc, '$.time_zone'), 'UTC')"  # a user's (stored before it: UTC)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -86,6 +87,8 @@ def _migrate(c: sqlite3.Connection) -> None:
     columns = {row["name"] for row in c.execute("PRAGMA table_info(users)")}
     if "password_hash" not in columns:
         c.execute("ALTER TABLE users ADD COLUMN password_hash TEXT")
+    if "zone_announced" not in columns:  # 1: an event carried the user's time zone
+        c.execute("ALTER TABLE users ADD COLUMN zone_announced INTEGER")
 
 
 class EmbeddedIdentityStore:
@@ -191,16 +194,18 @@ class EmbeddedIdentityStore:
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
                            fields: Collection[str] | None = None,
                            unless_role: Role | None = None,
-                           keeping: Role | None = None) -> None:
+                           keeping: Role | None = None,
+                           announces_zone: bool = False) -> None:
         doc = user.model_dump(mode="json")
         named = list(doc if fields is None else fields)
         paths = ", ".join(f"'$.{name}', json(?)" for name in named)
         values = [json.dumps(doc[name]) for name in named]
+        announced = ", zone_announced = 1" if announces_zone else ""
 
         def write(c: sqlite3.Connection) -> int:
             _refuse_if_holds(_user_doc(c, user.tenant, user.id), unless_role)
             _refuse_if_last(c, user.tenant, user.id, keeping)
-            changed = c.execute(f"UPDATE users SET doc = json_set(doc, {paths})"  # noqa: S608
+            changed = c.execute(f"UPDATE users SET doc = json_set(doc, {paths}){announced}"  # noqa: S608
                                 " WHERE tenant = ? AND id = ?",
                                 (*values, user.tenant, user.id)).rowcount
             if changed:
@@ -244,6 +249,28 @@ class EmbeddedIdentityStore:
             "SELECT doc FROM users WHERE tenant = ? AND email > ? ORDER BY email LIMIT ?",
             (tenant, after or "", limit)).fetchall())
         return [User.model_validate_json(r["doc"], context=STORED) for r in rows]
+
+    async def unannounced_time_zones(self, tenant: str, *, after: str | None = None,
+                                     limit: int = 500) -> list[User]:
+        rows = await self.db.run(lambda c: c.execute(
+            "SELECT doc FROM users WHERE tenant = ? AND id > ? AND zone_announced IS NULL"  # noqa: S608
+            f" AND {ZONE} != 'UTC' ORDER BY id LIMIT ?",
+            (tenant, after or "", limit)).fetchall())
+        return [User.model_validate_json(r["doc"], context=STORED) for r in rows]
+
+    async def announce_time_zones(self, tenant: str,
+                                  announcements: Sequence[tuple[User, Envelope]]) -> int:
+        def write(c: sqlite3.Connection) -> int:
+            stored = 0
+            for user, event in announcements:
+                if c.execute(f"UPDATE users SET zone_announced = 1 WHERE tenant = ? AND id = ?"  # noqa: S608
+                             f" AND zone_announced IS NULL AND {ZONE} = ?",
+                             (tenant, user.id, user.time_zone)).rowcount:
+                    self._outbox.add(c, event)
+                    stored += 1
+            return stored
+
+        return await self.db.transaction(write)
 
     async def add_invitation(self, invitation: Invitation) -> None:
         def write(c: sqlite3.Connection) -> None:

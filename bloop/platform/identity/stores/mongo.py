@@ -41,6 +41,7 @@ HIDE = {"_outbox": 0, "_outbox_pending": 0, "_password": 0}
 WITH_PASSWORD = {"_outbox": 0, "_outbox_pending": 0}
 # A deleted user's document stays as a tombstone until its events are sent.
 LIVE = {"_deleted": {"$ne": True}}
+ANNOUNCED = "_zone_announced"  # True: an event carried the user's time zone
 
 
 def _fields(doc: Doc) -> Doc:
@@ -170,9 +171,12 @@ class MongoIdentityStore:
     async def replace_user(self, user: User, events: Sequence[Envelope], *,
                            fields: Collection[str] | None = None,
                            unless_role: Role | None = None,
-                           keeping: Role | None = None) -> None:
+                           keeping: Role | None = None,
+                           announces_zone: bool = False) -> None:
         doc = user.model_dump(mode="json")
         update = {"$set": doc if fields is None else {name: doc[name] for name in fields}}
+        if announces_zone:
+            update["$set"] = {**update["$set"], ANNOUNCED: True}
         key = _key(user.tenant, user.id)
         async with self._holders(user.tenant, keeping):
             await self._refuse_if_last(user.tenant, key, keeping)
@@ -248,6 +252,29 @@ class MongoIdentityStore:
         cursor = (self.users.find({"tenant": tenant, "email": {"$gt": after or ""}, **LIVE}, HIDE)
                   .sort("email", ASCENDING).limit(limit))
         return [User.model_validate(_fields(d), context=STORED) async for d in cursor]
+
+    async def unannounced_time_zones(self, tenant: str, *, after: str | None = None,
+                                     limit: int = 500) -> list[User]:
+        # Ids are UUIDs: the tenant's keys lie between "tenant/" and "tenant/~".
+        cursor = (self.users.find({"_id": {"$gt": _key(tenant, after or ""),
+                                           "$lt": _key(tenant, "~")},
+                                   "tenant": tenant, **LIVE, ANNOUNCED: {"$ne": True},
+                                   "time_zone": {"$nin": ["UTC", None]}}, HIDE)
+                  .sort("_id", ASCENDING).limit(limit))
+        return [User.model_validate(_fields(d), context=STORED) async for d in cursor]
+
+    async def announce_time_zones(self, tenant: str,
+                                  announcements: Sequence[tuple[User, Envelope]]) -> int:
+        stored = 0
+        for user, event in announcements:
+            key = _key(tenant, user.id)
+            async with self.guard.hold(self.users, key):
+                result = await self.users.update_one(
+                    {"_id": key, "tenant": tenant, **LIVE, ANNOUNCED: {"$ne": True},
+                     "time_zone": user.time_zone},
+                    self._outbox.with_events({"$set": {ANNOUNCED: True}}, event))
+            stored += result.matched_count
+        return stored
 
     async def add_invitation(self, invitation: Invitation) -> None:
         doc = {"_id": _key(invitation.tenant, invitation.token_hash),
