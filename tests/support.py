@@ -205,6 +205,14 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30
         await asyncio.sleep(interval_s)
 
 
+async def start_up_announced() -> None:
+    """Waits for the end of identity's start-up announcement of the time zones set before it
+    announced them (a background task)."""
+    for task in asyncio.all_tasks():
+        if task.get_name() == "identity:time-zones":
+            await task
+
+
 async def bounded(work: Awaitable[T], timeout_s: float, what: str) -> T:
     """Awaits `work` for at most `timeout_s`. Past that it is cancelled and left behind, and the
     test fails naming where it and the tasks it started wait, so the test's own clean-up still

@@ -43,7 +43,7 @@ class UserTimeZoneChanged(BaseModel):
 
     user_id: str
     time_zone: str
-    changed_at: EventTime
+    changed_at: EventTime  # a zone set before zones were announced: when the user was made
 
 
 @event_type("bloop.identity.user.role_changed", 1, TOPIC)

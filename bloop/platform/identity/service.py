@@ -75,6 +75,8 @@ from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice
 from bloop.platform.kit.settings import AuthSettings
 
+ANNOUNCE_BATCH = 500
+"""Users whose time zones are announced in one write at start-up (`announce_time_zones`)."""
 HASH_WRITES = 3
 """Tries of a password change whose hash a sign-in renewed meanwhile (same password)."""
 PASSWORD_RETRY_S = 900
@@ -225,12 +227,37 @@ class IdentityService:
                 UserTimeZoneChanged(user_id=user.id, time_zone=updated.time_zone, changed_at=at),
                 tenant=tenant_id, subject=user.id, time=at))
         try:
-            await self.repo.replace_user(updated, events, fields=changed)
+            await self.repo.replace_user(updated, events, fields=changed,
+                                         announces_zone=updated.time_zone != user.time_zone)
         except Missing:
             raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
         if events:
             self._on_write()
         return updated
+
+    async def announce_time_zones(self, *, batch: int = ANNOUNCE_BATCH) -> int:
+        """Announces (`user.time_zone_changed`) the time zones users set before identity
+        announced them, once each, `batch` users a write; returns how many. Each says it
+        changed when the user was made, before any change announced as it was made, which
+        learning keeps over it whichever comes first."""
+        announced, tenants_after = 0, None
+        while tenants := await self.repo.list_tenants(after=tenants_after, limit=100):
+            for tenant in tenants:
+                after = None
+                while users := await self.repo.unannounced_time_zones(tenant.id, after=after,
+                                                                      limit=batch):
+                    at = now()
+                    stored = await self.repo.announce_time_zones(tenant.id, [
+                        (u, type_of(UserTimeZoneChanged).envelope(
+                            UserTimeZoneChanged(user_id=u.id, time_zone=u.time_zone,
+                                                changed_at=u.created_at),
+                            tenant=tenant.id, subject=u.id, time=at)) for u in users])
+                    if stored:
+                        self._on_write()
+                    announced += stored
+                    after = users[-1].id
+            tenants_after = tenants[-1].id
+        return announced
 
     async def change_roles(self, tenant_id: str, user_id: str, change: RoleChange,
                            by: Principal) -> User:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -18,11 +19,13 @@ from bloop.platform.identity.ports import ApiKeyStore, IdentityRepository, Signi
 from bloop.platform.identity.service import ApiKeyService, AuthService, IdentityService
 from bloop.platform.kit.errors import Conflict
 from bloop.platform.kit.every import Every
+from bloop.platform.kit.waiting import stopped
 from bloop.platform.kit.wiring import Platform
 from bloop.platform.services import Mounted, Service
 
 log = logging.getLogger("bloop.identity")
 PRUNE_INVITATIONS_S = 3600  # how often expired invitations, and their invitees' emails, go
+ANNOUNCE_RETRY_S = 60  # after a failed announcement of the time zones set before they were
 
 
 def repository(platform: Platform) -> tuple[IdentityRepository, SigningKeyStore]:
@@ -75,12 +78,36 @@ async def mount(platform: Platform) -> Mounted:
     expiry = Every("identity:invitations", service.prune_invitations, PRUNE_INVITATIONS_S,
                    log=log, failed="could not delete the expired invitations")
 
+    announcing: list[asyncio.Task[None]] = []
+
+    async def announce_time_zones() -> None:
+        while True:
+            try:
+                announced = await service.announce_time_zones()
+            except Exception as exc:
+                log.warning("could not announce the time zones set before identity announced "
+                            "them; trying again", extra={"error": repr(exc)})
+                await asyncio.sleep(ANNOUNCE_RETRY_S)
+                continue
+            if announced:
+                log.info("announced the time zones set before identity announced them",
+                         extra={"users": announced})
+            return
+
     async def setup() -> None:
         await repo.setup()
         await key_store.setup()
         await oidc_store.setup()
         await api_key_store.setup()
         expiry.start()
+        if not announcing:  # in the background: a tenant of many users does not hold start-up
+            announcing.append(asyncio.create_task(announce_time_zones(),
+                                                  name="identity:time-zones"))
+
+    async def close() -> None:
+        await expiry.stop()
+        for task in announcing:
+            await stopped(task)
 
     async def seed() -> None:
         await seed_demo(service)
@@ -102,7 +129,7 @@ async def mount(platform: Platform) -> Mounted:
                 "sign_in_links": [link.model_dump(mode="json")
                                   for link in await oidc.links(tenant, user_id)]}
 
-    return Mounted(setup=setup, seed=seed, close=expiry.stop, personal_data=personal_data,
+    return Mounted(setup=setup, seed=seed, close=close, personal_data=personal_data,
                    subscriptions=subscriptions(platform.idempotency),
                    state={"service": service, "auth": auth, "oidc": oidc, "api_keys": api_keys})
 

@@ -26,6 +26,7 @@ from tests.support import (
     login,
     member,
     pages_of,
+    start_up_announced,
 )
 
 
@@ -480,6 +481,41 @@ async def test_profiles_are_the_users_own(app: FastAPI, client: httpx.AsyncClien
     assert r.status_code == 200, r.text
     assert (await event_types(app)).count("bloop.identity.user.time_zone_changed.v1") == 2
     assert (await event_types(app)).count("bloop.identity.user.profile_changed.v1") == 2
+
+
+async def test_zones_set_before_they_were_announced_are_announced_a_batch_at_a_time(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Every tenant's users, `batch` a write, each once (see learning's test of the start-up
+    announcement, which this runs)."""
+    await start_up_announced()
+    service: IdentityService = app.state.identity.state["service"]
+    zoned: list[str] = []
+    for tenant, people in (("acme", 3), ("beta", 2)):
+        for _ in range(people):
+            r = await client.get(f"/v1/tenants/{tenant}/me",
+                                 headers=await member(app, client, tenant))
+            user = await service.user(tenant, r.json()["id"])
+            await service.repo.replace_user(user.model_copy(update={"time_zone": "Asia/Tokyo"}),
+                                            [], fields=["time_zone"])
+            zoned.append(user.id)
+    assert await service.announce_time_zones(batch=2) == 5
+    assert await service.announce_time_zones(batch=2) == 0
+    announced = [json.loads(m.value) for m in await bus_messages(app)]
+    assert sorted(e["subject"] for e in announced
+                  if e["type"] == "bloop.identity.user.time_zone_changed.v1") == sorted(zoned)
+
+
+async def bus_messages(app: FastAPI) -> list[Any]:
+    """identity's events, once the relay has sent them all."""
+    service: IdentityService = app.state.identity.state["service"]
+    bus = app.state.platform.bus
+    assert isinstance(bus, EmbeddedEventBus)
+
+    async def sent() -> bool:
+        return not await service.repo.outbox.pending(1)
+
+    await eventually(sent, timeout_s=15, what="the outbox sent")
+    return list(await bus.read("user.events"))
 
 
 async def test_a_profile_edit_racing_a_role_change_keeps_both(

@@ -31,7 +31,9 @@ from bloop.platform.content.events import (
     LessonPublished,
     LessonUpdated,
 )
+from bloop.platform.identity.bootstrap import operator
 from bloop.platform.identity.events import UserDeleted, UserTimeZoneChanged
+from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit.errors import Conflict, Problem, StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
 from bloop.platform.kit.events.bus.port import Message
@@ -53,6 +55,7 @@ from tests.support import (
     eventually,
     graphql_pages,
     member,
+    start_up_announced,
 )
 from tests.unit.learning.test_bkt import generate
 from tests.unit.learning.test_review import simulate
@@ -743,6 +746,63 @@ async def test_a_learners_day_starts_at_0400_in_the_zone_identity_gives(running:
         topic="user.events")
     assert await svc.repo.time_zone("acme", uid) is None
     assert (await svc.personal_data("acme", uid))["time_zone"] is None
+
+
+async def zones_announced(app: FastAPI) -> list[tuple[str, str, str]]:
+    """The (user, zone, changed_at) of every `user.time_zone_changed` on the bus, once
+    identity's start-up announcement has ended and learning has read them."""
+    await start_up_announced()
+    bus = app.state.platform.bus
+    assert isinstance(bus, EmbeddedEventBus)
+
+    async def sent() -> bool:
+        return not await identity_service(app).repo.outbox.pending(1) and bool(
+            await bus.drained("learning"))
+
+    await eventually(sent, timeout_s=15, what="identity's events sent and read by learning")
+    return [(e["data"]["user_id"], e["data"]["time_zone"], e["data"]["changed_at"])
+            for e in (json.loads(m.value) for m in await bus.read("user.events"))
+            if e["type"] == "bloop.identity.user.time_zone_changed.v1"]
+
+
+def identity_service(app: FastAPI) -> IdentityService:
+    svc: IdentityService = app.state.identity.state["service"]
+    return svc
+
+
+async def test_zones_set_before_identity_announced_them_reach_learning_at_its_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zone set before identity announced zones was UTC to learning until set again (a
+    learner in Tokyo got reviews due at 13:00): identity's start announces each once, an erased
+    user's never, and a zone announced as it was set not again."""
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "learning"]) as (app, client):
+        assert await zones_announced(app) == []  # (with no one to announce, before them)
+        pupil, gone, later = [await learner(app, client) for _ in range(3)]
+        uid, gone_id, later_id = [await me(client, h) for h in (pupil, gone, later)]
+        repo = identity_service(app).repo
+        users = [await identity_service(app).user("acme", who) for who in (uid, gone_id)]
+        for user in users:  # as a version before the event wrote it: no event
+            await repo.replace_user(user.model_copy(update={"time_zone": "Asia/Tokyo"}), [],
+                                    fields=["time_zone"])
+        await identity_service(app).delete_user("acme", gone_id, operator("acme"))
+        r = await client.patch("/v1/tenants/acme/me", headers=later,
+                               json={"time_zone": "America/Lima"})
+        assert r.status_code == 200, r.text
+        [(who, zone, _)] = await zones_announced(app)
+        assert (who, zone) == (later_id, "America/Lima")
+        assert await service(app).repo.time_zone("acme", uid) is None
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "learning"]) as (app, client):
+        first = await zones_announced(app)
+        # the zone changed, it says, when the user was made: any change announced as it was
+        # made is later, and learning keeps that one whichever comes first
+        assert [(who, zone) for who, zone, _ in first] == [(later_id, "America/Lima"),
+                                                           (uid, "Asia/Tokyo")]
+        assert datetime.fromisoformat(first[1][2]) == users[0].created_at
+        assert await service(app).repo.time_zone("acme", uid) == "Asia/Tokyo"
+        assert await service(app).repo.time_zone("acme", later_id) == "America/Lima"
+        assert await service(app).repo.time_zone("acme", gone_id) is None
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "learning"]) as (app, client):
+        assert await zones_announced(app) == first
 
 
 async def test_a_graph_listing_a_concept_or_an_edge_twice_is_refused_whole(running: tuple[
