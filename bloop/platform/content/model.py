@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -59,15 +60,28 @@ Level = Literal["beginner", "intermediate", "advanced"]
 CourseStatus = Literal["draft", "published", "archived"]
 
 
+MAX_TAG = 40
+
+
 def canonical_tag(tag: str) -> str:
     """A tag as it is kept and matched: lowercased, in NFC (`Café` typed as `Cafe` and a
     combining accent is `café`)."""
     return unicodedata.normalize("NFC", tag.lower())
 
 
-Tag = NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True,
-                                                     min_length=1, max_length=40),
-                             AfterValidator(canonical_tag)]]
+def _canonical(value: Any, info: ValidationInfo) -> Any:
+    """The tag made canonical before its length is checked (lowercasing `İ` or putting U+0958
+    in NFC lengthens it). Read back, a tag kept before tags were in NFC whose canonical form
+    is too long stays as it was kept."""
+    if not isinstance(value, str):
+        return value
+    tag = canonical_tag(value)
+    return value if read_back(info) and len(tag) > MAX_TAG else tag
+
+
+Tag = NonBlankLine[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                                     max_length=MAX_TAG),
+                             BeforeValidator(_canonical)]]
 
 USER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 MEDIA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"

@@ -59,6 +59,20 @@ async def test_author_and_publish_a_course(client: httpx.AsyncClient) -> None:
     assert [c["id"] for c in (await client.get(f"{BASE}/concepts")).json()["items"]] == ["loops"]
 
 
+async def test_a_tag_too_long_once_canonical_is_refused(client: httpx.AsyncClient) -> None:
+    """Lowercasing `İ` and putting U+0958 in NFC double them: checked before, 500."""
+    r = await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    assert r.status_code == 201, r.text
+    for tag in ("\u0958" * 40, "\u0130" * 40):
+        for url, body in ((f"{BASE}/courses/py/lessons", {"title": "t", "blocks": []}),
+                          (f"{BASE}/courses", {"title": "t"})):
+            r = await client.post(url, json=body | {"tags": ["ok", tag]})
+            assert (r.status_code, r.json()["code"]) == (422, "validation_failed"), r.text
+            assert [e["loc"] for e in r.json()["errors"]] == [["body", "tags", "1"]]
+        r = await client.patch(f"{BASE}/courses/py", json={"tags": [tag]})
+        assert r.status_code == 422, r.text
+
+
 async def test_a_concept_is_renamed_and_keeps_its_id(client: httpx.AsyncClient) -> None:
     await client.post(f"{BASE}/concepts", json={"id": "loops", "name": "Lopos"})
     r = await client.patch(f"{BASE}/concepts/loops", json={"name": "Loops"})

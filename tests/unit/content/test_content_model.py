@@ -33,6 +33,30 @@ def test_tags_are_kept_lowercased_in_nfc() -> None:
     assert course.tags == ["café", "x"]
 
 
+@pytest.mark.parametrize("tag", ["\u0958" * 40, "\u0130" * 40], ids=["U+0958", "U+0130"])
+def test_a_tag_longer_once_canonical_is_refused_where_it_is_given(tag: str) -> None:
+    """U+0958 is two code points in NFC, and `İ` two once lowercased: the length was checked
+    before, and `Lesson.create` refused the 80 characters (a 500)."""
+    for make in (lambda: NewLesson(title="t", tags=[tag]),
+                 lambda: NewCourse(title="t", tags=["ok", tag])):
+        with pytest.raises(ValidationError) as e:
+            make()
+        [error] = e.value.errors()
+        assert (error["loc"][:1], error["type"]) == (("tags",), "string_too_long")
+    half = tag[:20]
+    lesson = Lesson.create("acme", "py", NewLesson(title="t", tags=[f" {half} ", half.lower()]))
+    assert [len(t) for t in lesson.tags] == [40]
+
+
+def test_a_tag_kept_before_tags_were_in_nfc_still_reads_back() -> None:
+    lesson = Lesson.create("acme", "py", NewLesson(title="t", tags=["x"]))
+    kept = "\u0958" * 40
+    for model, doc in ((Lesson, lesson.model_dump()),
+                       (Course, Course.create("acme", NewCourse(title="t")).model_dump())):
+        read = model.model_validate(doc | {"tags": [kept, "Cafe\u0301"]}, context=STORED)
+        assert read.tags == [kept, "café"]
+
+
 def test_publishing_bumps_the_version() -> None:
     course = Course.create("acme", NewCourse(id="py", title="Python"))
     once = course.published()
