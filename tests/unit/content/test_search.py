@@ -40,7 +40,13 @@ from bloop.platform.content.search.index import _schema as index_schema
 from bloop.platform.content.search.model import Filters, SearchResults, lesson_text, newer
 from bloop.platform.content.search.service import SearchService
 from bloop.platform.content.search.settings import SearchSettings
-from bloop.platform.content.search.snippets import SNIPPET_CHARS, cluster_end, cluster_start
+from bloop.platform.content.search.snippets import (
+    SNIPPET_CHARS,
+    cluster_end,
+    cluster_start,
+    lead,
+    window,
+)
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
@@ -947,6 +953,35 @@ async def test_a_snippet_never_cuts_a_character_a_reader_sees_as_one(
     assert re.fullmatch(f"({family})+ …", await snippet("family"))
     assert re.fullmatch("क(कि)+ …", await snippet("hindi"))
     assert re.fullmatch("x(🇯🇵)+ …", await snippet("flags"))
+
+
+async def test_a_snippet_cuts_what_runs_too_long_to_be_one_character(
+        search: SearchService) -> None:
+    """A letter with 20,000 accents, or 8,000 emoji joined, was one character to the snippet,
+    which held all of it."""
+    accents, joined = "e" + "\u0301" * 20000 + " tail", "👩\u200d" * 8000
+    catalogue(search).course_with("acme", "odd", "Odd", ("Accents", accents),
+                                  ("Joined", joined))
+    await index_all(search)
+    for q, starts in (("accents", "\u00e9\u0301"), ("joined", "👩\u200d")):  # the lead
+        [hit] = (await search.search("acme", q)).hits
+        assert hit.snippet.startswith(starts), q
+        assert len(hit.snippet) <= SNIPPET_CHARS + 16, (q, len(hit.snippet))
+    [hit] = (await search.search("acme", "tail")).hits
+    assert hit.snippet.endswith("tail")
+    assert len(hit.snippet) <= SNIPPET_CHARS
+    assert [hit.snippet[a:b] for a, b in hit.highlights] == ["tail"]
+    assert lead(joined).endswith("👩 …")
+
+
+def test_a_lead_or_window_never_grows_past_its_size_with_one_long_character() -> None:
+    text = "a" + "\u0301" * 5000
+    assert lead(text) == text[:SNIPPET_CHARS] + " …"
+    lo, hi = window(text, 2500, 2501)
+    assert lo <= 2500 < 2501 <= hi
+    assert hi - lo <= SNIPPET_CHARS
+    short = "a" + "\u0301" * (SNIPPET_CHARS + 5)  # one character, whole, and no more after it
+    assert lead(short) == short
 
 
 @pytest.mark.parametrize("seen", [

@@ -74,7 +74,8 @@ class Shown:
         text = self.text
         start, end = self.span(*window)
         start, end = cluster_start(text, start), cluster_end(text, end)
-        ranges = [(cluster_start(text, a) - start, cluster_end(text, b) - start)
+        ranges = [(max(cluster_start(text, a), start) - start,
+                   min(cluster_end(text, b), end) - start)
                   for a, b in (self.span(*m) for m in marks)]
         return text[start:end], merged(ranges)
 
@@ -120,18 +121,37 @@ def _joined(text: str, i: int) -> bool:
     return False
 
 
+# What reads as one character but runs farther than this from `i` (`e` and 20,000 accents, 8,000
+# emoji joined) is cut, or a snippet would hold all of it; near `i`, after a character that is
+# neither a mark nor a joiner when there is one within `_NEAR`.
+_LONGEST = SNIPPET_CHARS + 20
+_NEAR = 8
+
+
+def _base(c: str) -> bool:
+    return c != _ZWJ and not unicodedata.category(c).startswith("M")
+
+
 def cluster_start(text: str, i: int) -> int:
-    """`i`, or where the character a reader sees that `i` is inside of begins."""
-    while 0 < i < len(text) and _joined(text, i):
-        i -= 1
-    return i
+    """`i`, or where the character a reader sees that `i` is inside of begins (near `i` when
+    it begins more than `_LONGEST` code points before)."""
+    at = i
+    while 0 < at < len(text) and _joined(text, at):
+        if i - at == _LONGEST:
+            return next((p for p in range(i, max(i - _NEAR, 0), -1) if _base(text[p - 1])), i)
+        at -= 1
+    return at
 
 
 def cluster_end(text: str, i: int) -> int:
-    """`i`, or where the character a reader sees that `i` is inside of ends."""
-    while 0 < i < len(text) and _joined(text, i):
-        i += 1
-    return i
+    """`i`, or where the character a reader sees that `i` is inside of ends (near `i` when it
+    ends more than `_LONGEST` code points after)."""
+    at = i
+    while 0 < at < len(text) and _joined(text, at):
+        if at - i == _LONGEST:
+            return next((p for p in range(i, min(i + _NEAR, len(text))) if _base(text[p - 1])), i)
+        at += 1
+    return at
 
 
 def lead(text: str) -> str:
@@ -141,7 +161,7 @@ def lead(text: str) -> str:
     cut = text.rfind(" ", 0, SNIPPET_CHARS)
     if cut <= 0:
         cut = cluster_start(text, SNIPPET_CHARS) or cluster_end(text, SNIPPET_CHARS)
-    return text[:cut] + " …"
+    return text[:cut] + (" …" if cut < len(text) else "")
 
 
 def _size(text: str) -> int:
