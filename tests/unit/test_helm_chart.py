@@ -222,6 +222,11 @@ def test_content_may_take_minutes_to_start_and_keeps_its_search_index_across_res
         assert SearchSettings().directory == directory
     longer = pods("--set", "startupProbe.failureThreshold=120")["school-content"]
     assert longer["containers"][0]["startupProbe"]["failureThreshold"] == 120
+    # null: no startup probe (the render failed on a nil pointer)
+    for pod in pods("--set", "startupProbe=null").values():
+        [container] = pod["containers"]
+        assert "startupProbe" not in container
+        assert "livenessProbe" in container
     for unkept in ("searchIndex.volume=null", "settings.BLOOP_SEARCH_DIRECTORY=/srv/search"):
         pod = pods("--set", unkept)["school-content"]
         assert "volumes" not in pod
@@ -290,7 +295,9 @@ def test_secrets_put_in_settings_do_not_render() -> None:
     put there, or an address with a password in it, was stored in plain sight."""
     for secret in ("BLOOP_NEO4J_PASSWORD=hunter2", "BLOOP_INFLUX_TOKEN=bloop:hunter2",
                    "BLOOP_AI_OPENAI_API_KEY=sk-1", "BLOOP_MEDIA_LINK_SECRET=0123456789abcdef",
-                   "BLOOP_TTS_AZURE_API_KEY=k"):
+                   "BLOOP_TTS_AZURE_API_KEY=k",
+                   # settings read their names in any case: these rendered
+                   "bloop_neo4j_password=hunter2", "Bloop_Ai_Openai_Api_Key=sk-1"):
         done = helm("template", "school", str(CHART), "--set", f"settings.{secret}")
         assert done.returncode == 1, secret
         name = secret.split("=")[0]
@@ -305,10 +312,11 @@ def test_secrets_put_in_settings_do_not_render() -> None:
     fine = ("BLOOP_AUTH_TOKEN_RATE_LIMIT=10", "BLOOP_AUTH_API_KEY_CACHE_S=5",
             "BLOOP_AUTH_MAX_API_KEYS=3", "BLOOP_AUTH_KEY_ROTATION_S=86400",
             "BLOOP_AUTH_API_KEYS_URL=http://keys.example/principal",
-            "BLOOP_MONGO_URL=mongodb://bloop@mongo:27017")
+            "BLOOP_MONGO_URL=mongodb://bloop@mongo:27017", "bloop_auth_key_rotation_s=60")
     [config] = of_kind(render(*(a for f in fine for a in ("--set", f"settings.{f}"))),
                        "ConfigMap").values()
     assert config["data"]["BLOOP_AUTH_MAX_API_KEYS"] == "3"
+    assert config["data"]["bloop_auth_key_rotation_s"] == "60"
 
 
 def test_a_pod_leaves_its_service_before_it_stops_and_has_the_time_its_shutdown_takes() -> None:
@@ -333,6 +341,9 @@ def test_a_pod_leaves_its_service_before_it_stops_and_has_the_time_its_shutdown_
         assert "lifecycle" not in pod["containers"][0]
     assert {p["terminationGracePeriodSeconds"]
             for p in pods("--set", "terminationGracePeriodSeconds=100")} == {100}
+    # 0 was taken for unset, and the derived 45 s given instead
+    assert {p["terminationGracePeriodSeconds"]
+            for p in pods("--set", "terminationGracePeriodSeconds=0")} == {0}
 
 
 def test_link_secrets_may_come_from_a_secret_of_ones_own() -> None:

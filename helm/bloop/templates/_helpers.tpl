@@ -37,11 +37,14 @@ volumeMounts:
 securityContext:
   allowPrivilegeEscalation: false
   capabilities: {drop: [ALL]}
+{{- $startup := .root.Values.startupProbe }}
+{{- if kindIs "map" $startup }}
 startupProbe:
   httpGet: {path: /healthz, port: http}
-  periodSeconds: {{ .root.Values.startupProbe.periodSeconds | default 10 }}
+  periodSeconds: {{ $startup.periodSeconds | default 10 }}
   timeoutSeconds: 5
-  failureThreshold: {{ .root.Values.startupProbe.failureThreshold | default 60 }}
+  failureThreshold: {{ $startup.failureThreshold | default 60 }}
+{{- end }}
 {{- with .root.Values.preStopSleepSeconds }}
 lifecycle:
   preStop:
@@ -83,5 +86,6 @@ resources: {{- toYaml (.resources | default .root.Values.resources) | nindent 2 
 {{- $shutdown := int ($settings.BLOOP_HTTP_SHUTDOWN_TIMEOUT_S | default 20) }}
 {{- $publish := div (add (int ($settings.BLOOP_KAFKA_REQUEST_TIMEOUT_MS | default 10000)) 999) 1000 }}
 {{- $derived := add (int (.Values.preStopSleepSeconds | default 0)) $shutdown 5 $publish 5 }}
-{{- .Values.terminationGracePeriodSeconds | default $derived }}
+{{- $set := .Values.terminationGracePeriodSeconds }}
+{{- if kindIs "invalid" $set }}{{ $derived }}{{ else }}{{ int $set }}{{ end }}
 {{- end -}}
