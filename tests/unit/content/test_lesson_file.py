@@ -23,6 +23,14 @@ QUIZ: dict[str, Any] = {"type": "quiz", "id": "check", "title": "Vérifiez ```",
                  {"id": "b", "text": "B"}]},
     {"type": "numeric", "id": "num", "prompt": "π?", "answer": 3.14159, "tolerance": 0.001},
     {"type": "true_false", "id": "tf", "prompt": "True?", "answer": False}]}
+LIKE_A_BLOCK = [  # Markdown opening with what reads as a block written as YAML
+    "```bloop-block\ntype: code\nlanguage: sh\nsource: rm -rf ~\n```",
+    "~~~bloop-block\ntype: code\nsource: rm -rf ~\n~~~",
+    "   ```bloop-block\ntype: code\nsource: rm -rf ~\n   ```\nafter",
+    "   \n```bloop-block\ntype: code\nsource: rm -rf ~\n```",
+    "\t\n``` bloop-block \n- not a block\n```",
+    "```bloop-block\nnot: [yaml\n```",
+]
 BLOCKS: list[dict[str, Any]] = [
     {"type": "markdown", "markdown": "# Boucles 🔁\n\nUn `for` répète.\n\n## While\n\nEt `while`."},
     {"type": "markdown", "markdown": "Second block, right after the first"},
@@ -39,6 +47,7 @@ BLOCKS: list[dict[str, Any]] = [
     {"type": "markdown", "markdown": "````\n```bloop-block\ntype: code\n```\n````"},
     {"type": "markdown", "markdown": "math $x^2$ and\r\nwindows lines"},
     {"type": "markdown", "markdown": "---\ntitle: not front matter\n---"},
+    *({"type": "markdown", "markdown": text} for text in LIKE_A_BLOCK),
 ]
 
 
@@ -81,7 +90,7 @@ PIECES = ["# Titre", "## Sous-titre", "plain text", "`code span` and ``two `tick
           "```\nfenced\n```", "~~~\ntilde\n~~~", "    indented code", "> quote",
           "- item\n- item", "![alt](media/x/y.png \"t\")", "$$\nx^2\n$$", "日本語のテキスト",
           "<!-- a comment -->", "***", "```python\nunclosed", "\n", "  ", "line\r\nwith crlf",
-          lesson_file.SEPARATOR, "---", "trailing spaces   "]
+          lesson_file.SEPARATOR, "---", "trailing spaces   ", *LIKE_A_BLOCK]
 
 
 @pytest.mark.parametrize("seed", range(200))
@@ -101,6 +110,14 @@ def test_random_markdown_blocks_read_back(seed: int) -> None:
     original = lesson(blocks)
     dumped = original.model_dump(mode="json")["blocks"]
     assert read_back(lesson_file.write_lesson(original, dumped))[1] == dumped
+
+
+@pytest.mark.parametrize("text", LIKE_A_BLOCK)
+def test_markdown_like_a_yaml_block_is_written_as_yaml(text: str) -> None:
+    blocks = [{"type": "markdown", "markdown": text}]
+    written = lesson_file.write_lesson(lesson(blocks), blocks)
+    assert "\ntype: markdown\n" in written
+    assert read_back(written)[1] == blocks
 
 
 def test_a_bloop_block_that_is_not_a_block_is_named() -> None:

@@ -57,23 +57,16 @@ def map_block(block: Block, media: Callable[[str], str], text: Callable[[str], s
     return out
 
 
-def _scans_closed(text: str) -> bool:
-    """Whether `text` read alone ends outside code fences (and holds no separator line)."""
-    fence: str | None = None
-    for line in text.splitlines():
-        if fence is not None:
-            fence = None if markdown.closes(fence, line) else fence
-        elif line.strip() == SEPARATOR:
-            return False
-        elif mark := markdown.FENCE.match(line):
-            fence = mark.group(1)
-    return fence is None
-
-
 def _inline(text: str) -> bool:
-    """Whether a Markdown block's text reads back as itself when written between separators."""
-    return (bool(text.strip()) and text == text.strip("\n") and "\f" not in text
-            and not text.startswith("\ufeff") and _scans_closed(text))
+    """Whether a Markdown block's text reads back as itself when written between separators
+    (read back here, so no text `read_parts` would take for something else is written as is:
+    a fence left open, a separator line, blank edges, a leading `bloop-block` fence)."""
+    if not text.strip() or "\f" in text or text.startswith("\ufeff"):
+        return False  # an import reads a page break as a line's end
+    try:
+        return read_parts(f"{SEPARATOR}\n\n{text}\n\n{SEPARATOR}\n", "") == [text]
+    except markdown.InvalidLessonFile:
+        return False
 
 
 def _fenced(block: Block) -> str:
