@@ -265,3 +265,28 @@ async def test_a_course_of_a_thousand_lessons_goes_out_and_back(
     done = await import_zip(client, BASE, "copy", r.content)
     assert done.status_code == 201, done.text
     assert await course_lessons(client, BASE, "copy") == await course_lessons(client, BASE, "py")
+
+
+async def test_relative_links_to_no_exported_media_are_kept_as_written(
+        client: httpx.AsyncClient) -> None:
+    image = await upload(client, BASE, "a.png", s.png(), "image/png")
+    url = f"{BASE}/media/{image}/content"
+    made = await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "markdown", "markdown": f"[handout](handout.pdf) ![i](img/a.png) "
+                                         f"![x](media/abc/x.png) ![kept]({url})"},
+        {"type": "image", "media": image, "caption": "[notes](../notes.md)"},
+        {"type": "quiz", "id": "q", "title": "Q", "questions": [
+            {"type": "true_false", "id": "tf", "prompt": "see ![d](diagram.png)",
+             "answer": True}]}]})
+    assert made.status_code == 201, made.text
+    original = await course_lessons(client, BASE, "py")
+    r = await export(client)
+    assert (await client.post(f"{BASE}/courses", json={"id": "copy", "title": "Copie"})
+            ).status_code == 201
+    done = await import_zip(client, BASE, "copy", r.content)
+    assert done.status_code == 201, done.text
+    assert await course_lessons(client, BASE, "copy") == original
+
+    plain = await client.post(f"{BASE}/courses/copy/uploads", files=[
+        ("files", ("x.md", b"[handout](handout.pdf)", "text/markdown"))])
+    assert (plain.status_code, plain.json()["code"]) == (422, "missing_file")

@@ -6,7 +6,8 @@ code). A Markdown block is written as it is, when reading it back gives the same
 block (and such a Markdown block) is a fenced `bloop-block` code block holding the block as
 YAML. Media are named by their path in the archive (`media/<id>/<file name>`, percent-encoded):
 a block's `media` fields hold the path, and Markdown links (in Markdown blocks, and in the text
-of quizzes and captions) link it; importing swaps them back for the media stored.
+of quizzes and captions) link it; importing swaps them back for the media stored, and keeps
+other relative links as written (no file is needed for them).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ FORMAT = "bloop-lesson/1"
 SEPARATOR = "<!-- bloop:block -->"
 INFO = "bloop-block"
 _BACKTICKS = re.compile(r"`+")
+_MEDIA_PATH = re.compile(r"<?media/[0-9a-f]{32}/[^/<>\s]+>?")
 
 Block = dict[str, Any]
 Part = str | Block
@@ -34,6 +36,12 @@ Part = str | Block
 def media_path(media_id: str, filename: str) -> str:
     """Where a media file is kept in an archive, as a link names it."""
     return f"media/{media_id}/{quote(filename, safe='')}"
+
+
+def names_media(target: str) -> bool:
+    """Whether a link target is a media path as `media_path` writes it: the only links of an
+    exported lesson an import needs a file for (others are kept as written)."""
+    return _MEDIA_PATH.fullmatch(target) is not None
 
 
 def map_block(block: Block, media: Callable[[str], str], text: Callable[[str], str]) -> Block:

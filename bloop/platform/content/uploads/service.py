@@ -490,14 +490,16 @@ class UploadService:
 
 def _local_targets(body: str, parts: list[lesson_file.Part] | None,
                    base: str) -> dict[str, str | None]:
-    """Each local link target of `body` (of its `parts`, for an exported lesson: their
-    Markdown's and the files their blocks name), with the path it names inside the upload."""
+    """Each local link target of `body` (of its `parts`, for an exported lesson: the media
+    paths their Markdown links and the files their blocks name), with the path it names
+    inside the upload."""
     if parts is None:
         return markdown.local_links(body, base)
     found: dict[str, str | None] = {}
 
     def text(value: str) -> str:
-        found.update(markdown.local_links(value, base))
+        found.update((target, path) for target, path in markdown.local_links(value, base).items()
+                     if lesson_file.names_media(target))
         return value
 
     def media(value: str) -> str:
