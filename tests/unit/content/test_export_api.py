@@ -290,3 +290,21 @@ async def test_relative_links_to_no_exported_media_are_kept_as_written(
     plain = await client.post(f"{BASE}/courses/copy/uploads", files=[
         ("files", ("x.md", b"[handout](handout.pdf)", "text/markdown"))])
     assert (plain.status_code, plain.json()["code"]) == (422, "missing_file")
+
+
+async def test_links_in_angle_brackets_keep_them(client: httpx.AsyncClient) -> None:
+    image = await upload(client, BASE, "a b.png", s.png(), "image/png")
+    url = f"{BASE}/media/{image}/content"
+    made = await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "markdown", "markdown": f"[l](<{url}>) and ![i]({url})"},
+        {"type": "image", "media": image, "caption": f"[c](<{url}> \"t\")"}]})
+    assert made.status_code == 201, made.text
+    original = await course_lessons(client, BASE, "py")
+    r = await export(client)
+    text = zipfile.ZipFile(io.BytesIO(r.content)).read("0001-one.md").decode()
+    assert f"[l](<media/{image}/a%20b.png>) and ![i](media/{image}/a%20b.png)" in text
+    assert (await client.post(f"{BASE}/courses", json={"id": "copy", "title": "Copie"})
+            ).status_code == 201
+    done = await import_zip(client, BASE, "copy", r.content)
+    assert done.status_code == 201, done.text
+    assert await course_lessons(client, BASE, "copy") == original

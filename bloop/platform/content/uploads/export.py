@@ -131,7 +131,8 @@ class ExportService:
         def text(value: str) -> str:
             def swap(target: str) -> str | None:
                 m = url.match(target)
-                return path(m.group(1)) if m and m.group(1) in infos else None
+                return lesson_file.bracketed(target, path(m.group(1))) \
+                    if m and m.group(1) in infos else None
             return markdown.rewrite_links(value, swap, local_only=False)
 
         return [lesson_file.map_block(b, lambda v: path(v) if v in infos else v, text)

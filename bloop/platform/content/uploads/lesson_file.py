@@ -44,6 +44,11 @@ def names_media(target: str) -> bool:
     return _MEDIA_PATH.fullmatch(target) is not None
 
 
+def bracketed(target: str, new: str) -> str:
+    """`new` for the link target `target`, in angle brackets when `target` was."""
+    return f"<{new}>" if target.startswith("<") else new
+
+
 def map_block(block: Block, media: Callable[[str], str], text: Callable[[str], str]) -> Block:
     """`block` (as JSON) with each media id it names swapped for `media(id)` and each text
     for `text(text)`; a code block's source is shown as written, so it is kept."""

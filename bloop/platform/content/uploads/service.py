@@ -376,8 +376,8 @@ class UploadService:
                   stored: dict[str, MediaInfo]) -> dict[str, Any]:
         """A block of an exported lesson, naming the media stored for the files it names."""
         def text(value: str) -> str:
-            return markdown.rewrite_links(value, lambda t: (
-                media_url(tenant, stored[draft.links[t]].id) if t in draft.links else None))
+            return markdown.rewrite_links(value, lambda t: lesson_file.bracketed(
+                t, media_url(tenant, stored[draft.links[t]].id)) if t in draft.links else None)
 
         if isinstance(part, str):
             return blocks.markdown_block(text(part))
