@@ -128,6 +128,23 @@ def test_a_bloop_block_that_is_not_a_block_is_named() -> None:
     assert (raised.value.code, raised.value.extra["line"]) == ("invalid_block", 1)
 
 
+@pytest.mark.parametrize(("yaml_text", "problem", "line"), [
+    ("type: code\nsource: &a x\nlanguage: *a", "aliases (*name) are not accepted", 8),
+    ("type: code\nsource: [x", "expected ',' or ']', but got '<stream end>'", 8),
+])
+def test_yaml_that_does_not_read_names_the_block(yaml_text: str, problem: str,
+                                                 line: int) -> None:
+    text = (f"---\nformat: bloop-lesson/1\n---\nfirst\n\n{lesson_file.SEPARATOR}\n\n"
+            f"```bloop-block\n{yaml_text}\n```\n")
+    parsed = markdown.parse_markdown(text, "bad.md")
+    with pytest.raises(markdown.InvalidLessonFile) as raised:
+        lesson_file.read_parts(parsed.body, "bad.md")
+    assert "front matter" not in raised.value.detail
+    assert raised.value.detail == ("bad.md, line 5: block 2 of the lesson, a bloop-block, is "
+                                   f"not valid YAML: {problem} (line {line})")
+    assert (raised.value.code, raised.value.extra["block"]) == ("invalid_block", 2)
+
+
 def test_file_names_keep_the_order_and_stay_ascii() -> None:
     assert lesson_filename(7, 4, "Leçon: « Schleifen » 🔁") == "0007-lecon-schleifen.md"
     assert lesson_filename(12, 4, "日本語") == "0012-lesson.md"

@@ -119,7 +119,7 @@ def read_parts(body: str, source: str) -> list[Part]:
             if markdown.closes(fence, bare):
                 fence = None
                 if yaml_at is not None:
-                    parts.append(_block("".join(lines), source, yaml_at))
+                    parts.append(_block("".join(lines), source, yaml_at, len(parts) + 1))
                     lines, yaml_at = [], None
                     continue
             lines.append(line)
@@ -144,15 +144,23 @@ def _text(lines: list[str], parts: list[Part]) -> None:
         parts.append(text)
 
 
-def _block(raw: str, source: str, line: int) -> Block:
+def _block(raw: str, source: str, line: int, place: int) -> Block:
+    """The block the `bloop-block` opened on `line` holds, the lesson's `place`-th."""
+    where = {"file": source, "line": line, "block": place}
     try:
         found = yaml.load(raw, Loader=markdown.NoAliases)  # noqa: S506  (a SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" (line {line + 1 + mark.line})" if mark is not None else ""
+        raise markdown.InvalidLessonFile(
+            f"{source}, line {line}: block {place} of the lesson, a {INFO}, is not valid YAML: "
+            f"{exc.problem or exc.context}{at}", code="invalid_block", extra=where) from None
     except (yaml.YAMLError, RecursionError, ValueError, OverflowError) as exc:
-        raise markdown.InvalidLessonFile(f"{source}, line {line}: the block is not valid YAML "
-                                         f"({exc})", code="invalid_block",
-                                         extra={"file": source, "line": line}) from None
+        raise markdown.InvalidLessonFile(f"{source}, line {line}: block {place} of the lesson, "
+                                         f"a {INFO}, is not valid YAML ({exc})",
+                                         code="invalid_block", extra=where) from None
     if not isinstance(found, dict) or not isinstance(found.get("type"), str):
-        raise markdown.InvalidLessonFile(f"{source}, line {line}: a {INFO} holds a block: a "
-                                         "mapping with its `type`", code="invalid_block",
-                                         extra={"file": source, "line": line})
+        raise markdown.InvalidLessonFile(f"{source}, line {line}: block {place} of the lesson, "
+                                         f"a {INFO}, must hold a block: a mapping with its "
+                                         "`type`", code="invalid_block", extra=where)
     return found

@@ -86,8 +86,8 @@ class _NoAliases(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.MarkedYAMLError("while reading the front matter", None,
-                                       "aliases (*name) are not accepted", event.start_mark)
+            raise yaml.MarkedYAMLError(None, None, "aliases (*name) are not accepted",
+                                       event.start_mark)
         return super().compose_node(parent, index)
 
 
