@@ -308,3 +308,14 @@ async def test_links_in_angle_brackets_keep_them(client: httpx.AsyncClient) -> N
     done = await import_zip(client, BASE, "copy", r.content)
     assert done.status_code == 201, done.text
     assert await course_lessons(client, BASE, "copy") == original
+
+
+async def test_a_block_that_does_not_read_is_named_by_its_line_in_the_file(
+        client: httpx.AsyncClient) -> None:
+    text = b"---\nformat: bloop-lesson/1\n---\n\nfirst\n\n<!-- bloop:block -->\n\n" \
+           b"```bloop-block\ntype: code\nsource: [x\n```\n"
+    r = await client.post(f"{BASE}/courses/py/uploads", files=[
+        ("files", ("x.md", text, "text/markdown"))])
+    assert (r.status_code, r.json()["code"], r.json()["line"], r.json()["block"]) == (
+        422, "invalid_block", 9, 2)
+    assert r.json()["detail"].startswith("x.md, line 9: block 2 of the lesson")

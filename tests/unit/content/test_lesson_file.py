@@ -121,16 +121,16 @@ def test_markdown_like_a_yaml_block_is_written_as_yaml(text: str) -> None:
 
 
 def test_a_bloop_block_that_is_not_a_block_is_named() -> None:
-    text = "---\nformat: bloop-lesson/1\n---\n```bloop-block\n- a list\n```\n"
+    text = "---\nformat: bloop-lesson/1\n---\n\n```bloop-block\n- a list\n```\n"
     parsed = markdown.parse_markdown(text, "bad.md")
     with pytest.raises(markdown.InvalidLessonFile) as raised:
-        lesson_file.read_parts(parsed.body, "bad.md")
-    assert (raised.value.code, raised.value.extra["line"]) == ("invalid_block", 1)
+        lesson_file.read_parts(parsed.body, "bad.md", parsed.body_line)
+    assert (raised.value.code, raised.value.extra["line"]) == ("invalid_block", 5)
 
 
 @pytest.mark.parametrize(("yaml_text", "problem", "line"), [
-    ("type: code\nsource: &a x\nlanguage: *a", "aliases (*name) are not accepted", 8),
-    ("type: code\nsource: [x", "expected ',' or ']', but got '<stream end>'", 8),
+    ("type: code\nsource: &a x\nlanguage: *a", "aliases (*name) are not accepted", 11),
+    ("type: code\nsource: [x", "expected ',' or ']', but got '<stream end>'", 11),
 ])
 def test_yaml_that_does_not_read_names_the_block(yaml_text: str, problem: str,
                                                  line: int) -> None:
@@ -138,9 +138,9 @@ def test_yaml_that_does_not_read_names_the_block(yaml_text: str, problem: str,
             f"```bloop-block\n{yaml_text}\n```\n")
     parsed = markdown.parse_markdown(text, "bad.md")
     with pytest.raises(markdown.InvalidLessonFile) as raised:
-        lesson_file.read_parts(parsed.body, "bad.md")
+        lesson_file.read_parts(parsed.body, "bad.md", parsed.body_line)
     assert "front matter" not in raised.value.detail
-    assert raised.value.detail == ("bad.md, line 5: block 2 of the lesson, a bloop-block, is "
+    assert raised.value.detail == ("bad.md, line 8: block 2 of the lesson, a bloop-block, is "
                                    f"not valid YAML: {problem} (line {line})")
     assert (raised.value.code, raised.value.extra["block"]) == ("invalid_block", 2)
 

@@ -106,14 +106,15 @@ def write_lesson(lesson: Lesson, blocks: list[Block]) -> str:
     return f"---\n{head}---\n" + f"\n\n{SEPARATOR}\n\n".join(parts) + "\n"
 
 
-def read_parts(body: str, source: str) -> list[Part]:
-    """The blocks of an exported file's body (see the module's doc); 422 naming the file and
-    line for a `bloop-block` that is not a block written as YAML."""
+def read_parts(body: str, source: str, first_line: int = 1) -> list[Part]:
+    """The blocks of an exported file's body, which starts on the file's line `first_line`
+    (see the module's doc); 422 naming the file and line for a `bloop-block` that is not a
+    block written as YAML."""
     parts: list[Part] = []
     lines: list[str] = []
     fence: str | None = None
     yaml_at: int | None = None
-    for n, line in enumerate(body.splitlines(keepends=True), start=1):
+    for n, line in enumerate(body.splitlines(keepends=True), start=first_line):
         bare = line.rstrip("\r\n")
         if fence is not None:
             if markdown.closes(fence, bare):

@@ -78,6 +78,8 @@ class MarkdownFile:
     front: FrontMatter
     title: str
     body: str
+    body_line: int = 1
+    """The line of the file `body` starts on."""
 
 
 class _NoAliases(yaml.SafeLoader):
@@ -179,7 +181,8 @@ def parse_markdown(text: str, source: str, *, max_front_matter: int = 16 * 1024)
     _check_fences(body, source, first_line)
     title = front.title or _first_heading(body) or _title_from_name(source)
     return MarkdownFile(source=source, front=front, title=title[:MAX_TITLE_CHARS],
-                        body=body.strip("\n"))
+                        body=body.strip("\n"),
+                        body_line=first_line + len(body) - len(body.lstrip("\n")))
 
 
 def _first_heading(body: str) -> str | None:

@@ -268,8 +268,8 @@ class UploadService:
                                          max_front_matter=self.settings.front_matter_max_bytes)
         links: dict[str, str] = {}
         inside = source[len(prefix):] if prefix else source
-        parts = None if parsed.front.format is None else lesson_file.read_parts(parsed.body,
-                                                                                 source)
+        parts = None if parsed.front.format is None else lesson_file.read_parts(
+            parsed.body, source, parsed.body_line)
         for target, named in _local_targets(parsed.body, parts, inside).items():
             if named is not None and named in entries:
                 links[target] = prefix + named
