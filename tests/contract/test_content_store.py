@@ -822,6 +822,27 @@ async def test_the_live_lessons_of_many_courses_come_in_one_read(
     assert await store.live_lesson_ids("acme", []) == {}
 
 
+async def test_a_course_s_lessons_are_read_by_id_in_pages(store: ContentRepository) -> None:
+    a, b = course(cid="a"), course(cid="b")
+    for c in (a, b):
+        await store.add_course(c)
+    in_a = [await store.add_lesson(lesson(a, t)) for t in ("A1", "A2", "A3", "A4")]
+    in_b = await store.add_lesson(lesson(b, "B1"))
+    await store.delete_lesson("acme", in_a[1].id, in_a[1].version)
+    await store.reorder_lessons("acme", "a", [in_a[3].id, in_a[0].id, in_a[2].id], now())
+    elsewhere = course("beta", cid="a")
+    await store.add_course(elsewhere)
+    in_beta = await store.add_lesson(lesson(elsewhere, "Beta"))
+
+    order = await store.lesson_ids("acme", "a")
+    assert order == [in_a[3].id, in_a[0].id, in_a[2].id]
+    assert await store.lesson_ids("acme", "ghost") == []
+    assert await store.lesson_ids("beta", "a") == [in_beta.id]
+    found = await store.get_lessons("acme", [in_b.id, *order, in_a[1].id, in_beta.id, "ghost"])
+    assert found == [in_b, *await store.list_lessons("acme", "a")]
+    assert await store.get_lessons("acme", []) == []
+
+
 async def test_where_many_lessons_stand_comes_in_one_read(store: ContentRepository) -> None:
     a, b = course(cid="a"), course(cid="b")
     for c in (a, b):

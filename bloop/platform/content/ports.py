@@ -178,6 +178,13 @@ class ContentRepository(Protocol):
     async def list_lessons(self, tenant: str, course_id: str) -> list[Lesson]:
         """The course's lessons in order."""
 
+    async def lesson_ids(self, tenant: str, course_id: str) -> list[str]:
+        """The ids of the course's lessons in order, without reading the lessons."""
+
+    async def get_lessons(self, tenant: str, lesson_ids: Sequence[str]) -> list[Lesson]:
+        """The lessons `lesson_ids` name, in their order, read at once (one query); those the
+        tenant does not have (or has deleted) are left out."""
+
     async def published_lesson(self, tenant: str, lesson_id: str) -> Lesson | None:
         """The lesson as its course's current publication holds it (what learners read); None
         when the lesson is deleted or that publication does not hold it. One read, normally:

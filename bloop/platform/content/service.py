@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -550,6 +550,31 @@ class ContentService:
             lessons = await self.repo.list_lessons(tenant, course_id)
             return CourseDetail.of(CourseView.draft(course, len(lessons)), lessons)
         return await self._published_detail(course)
+
+    async def lesson_pages(self, course: Course, *, drafts: bool = True,
+                           size: int = 50) -> tuple[int, AsyncIterator[list[Lesson]]]:
+        """How many lessons the course's draft (or, `drafts` False, its last publication) has,
+        and those lessons in order, `size` a read, each read once the page before is taken
+        (one deleted meanwhile left out), so a big course is never in memory at once."""
+        tenant = course.tenant
+        if drafts:
+            ids = await self.repo.lesson_ids(tenant, course.id)
+
+            async def drafted() -> AsyncIterator[list[Lesson]]:
+                for at in range(0, len(ids), size):
+                    yield await self.repo.get_lessons(tenant, ids[at:at + size])
+
+            return len(ids), drafted()
+        if course.publication is None:
+            raise NotFound(f"no course {course.id!r} in tenant {tenant!r}")
+        live = (await self.repo.live_lesson_ids(tenant, [course.id]))[course.id]
+        refs = [r for r in course.publication.lessons if r.id in live]
+
+        async def published() -> AsyncIterator[list[Lesson]]:
+            for at in range(0, len(refs), size):
+                yield await self.repo.lesson_versions(tenant, refs[at:at + size])
+
+        return len(refs), published()
 
     async def _published_detail(self, course: Course) -> CourseDetail:
         p = course.publication

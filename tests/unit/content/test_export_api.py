@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from bloop.platform.app import create_app
 from bloop.platform.content.media.service import MediaService
-from bloop.platform.content.model import NewLesson
+from bloop.platform.content.model import Lesson, NewLesson
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.settings import RuntimeSettings, Settings
@@ -246,15 +246,30 @@ async def test_a_store_down_is_503(client: httpx.AsyncClient, app: FastAPI,
 
 
 async def test_a_course_of_a_thousand_lessons_goes_out_and_back(
-        client: httpx.AsyncClient, app: FastAPI) -> None:
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
     image = await upload(client, BASE, "a.png", s.png(), "image/png")
     content: ContentService = app.state.content.state["service"]
     new = [NewLesson(title=f"Leçon {n}", blocks=[
         {"type": "markdown", "markdown": f"## {n}\n\n" + "x " * (20_000 if n % 100 == 0 else 200)},
         {"type": "image", "media": image}]) for n in range(1000)]
     await content.add_lessons("acme", "py", new, ids=[f"l{n}" for n in range(1000)])
-    r = await export(client)
+    pages: list[int] = []
+    read = content.repo.get_lessons
+
+    async def get_lessons(tenant: str, ids: Sequence[str]) -> list[Lesson]:
+        pages.append(len(ids))
+        return await read(tenant, ids)
+
+    async def never(*_: object) -> None:
+        raise AssertionError("the course's lessons were read all at once")
+
+    with monkeypatch.context() as patched:  # its lessons are read a page at a time
+        patched.setattr(content.repo, "get_lessons", get_lessons)
+        for whole in ("list_lessons", "lessons_of_courses"):
+            patched.setattr(content.repo, whole, never)
+        r = await export(client)
     assert r.status_code == 200
+    assert (len(pages), max(pages), sum(pages)) == (20, 50, 1000)
     assert r.headers["x-lesson-count"] == "1000"
     names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
     assert (len(names), names[999]) == (1001, "1000-lecon-999.md")

@@ -368,6 +368,23 @@ class EmbeddedContentStore:
             " ORDER BY position", (tenant, course_id)).fetchall())
         return [Lesson.model_validate_json(r["doc"], context=STORED) for r in rows]
 
+    async def lesson_ids(self, tenant: str, course_id: str) -> list[str]:
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT id FROM lessons WHERE tenant = ? AND course = ? AND {LIVE}"  # noqa: S608
+            " ORDER BY position", (tenant, course_id)).fetchall())
+        return [r["id"] for r in rows]
+
+    async def get_lessons(self, tenant: str, lesson_ids: Sequence[str]) -> list[Lesson]:
+        wanted = list(dict.fromkeys(lesson_ids))
+        if not wanted:
+            return []
+        rows = await self.db.run(lambda c: c.execute(
+            f"SELECT id, doc FROM lessons WHERE tenant = ? AND id IN ({_marks(wanted)})"  # noqa: S608
+            f" AND {LIVE}", (tenant, *wanted)).fetchall())
+        found = {r["id"]: r["doc"] for r in rows}
+        return [Lesson.model_validate_json(found[i], context=STORED) for i in lesson_ids
+                if i in found]
+
     async def published_lesson(self, tenant: str, lesson_id: str) -> Lesson | None:
         row = await self.db.run(lambda c: c.execute(
             "SELECT v.doc FROM published_lessons p"

@@ -424,6 +424,20 @@ class MongoContentStore:
             "position", ASCENDING)
         return [Lesson.model_validate(_fields(d), context=STORED) async for d in cursor]
 
+    async def lesson_ids(self, tenant: str, course_id: str) -> list[str]:
+        cursor = self.lessons.find({"tenant": tenant, "course": course_id} | LIVE,
+                                   {"_id": 0, "id": 1}).sort("position", ASCENDING)
+        return [str(d["id"]) async for d in cursor]
+
+    async def get_lessons(self, tenant: str, lesson_ids: Sequence[str]) -> list[Lesson]:
+        keys = list(dict.fromkeys(_key(tenant, i) for i in lesson_ids))
+        if not keys:
+            return []
+        found = {d["id"]: d async for d in self.lessons.find(
+            {"_id": {"$in": keys}, "tenant": tenant} | LIVE, HIDE)}
+        return [Lesson.model_validate(_fields(found[i]), context=STORED) for i in lesson_ids
+                if i in found]
+
     async def published_lesson(self, tenant: str, lesson_id: str) -> Lesson | None:
         # By `_id` alone, the tenant and the tombstone checked here: FerretDB v1 answers a
         # filter on any other field several times slower, even beside `_id`.

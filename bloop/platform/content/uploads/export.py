@@ -1,7 +1,8 @@
 """A course's lessons as a zip an import takes back: a Markdown file a lesson, in order
 (`0001-<title>.md`, `lesson_file.py`), and the media they show under `media/<id>/<file name>`,
 each once. The zip is written to an unnamed file of the spool (removed when closed), so a big
-course is never held in memory: its lessons are, one at a time its media's chunks."""
+course is never held in memory: its lessons are read and written a page (50) at a time, its
+media a chunk at a time."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import tempfile
 import unicodedata
 import zipfile
 import zlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 from urllib.parse import unquote
@@ -73,12 +75,11 @@ class ExportService:
         if version == "published" and course.publication is None:
             raise NotFound(f"the course {course_id!r} was never published",
                            code="not_published")
-        detail = await self.content.course_detail(tenant, course_id,
-                                                  drafts=version == "draft")
+        count, pages = await self.content.lesson_pages(course, drafts=version == "draft")
         self.media.spool.mkdir(parents=True, exist_ok=True)
         file = tempfile.TemporaryFile(dir=self.media.spool)  # noqa: SIM115  (handed out)
         try:
-            missing, media = await self._write(tenant, detail.lessons, file)
+            lessons, missing, media = await self._write(tenant, count, pages, file)
             size = file.seek(0, os.SEEK_END)
             file.seek(0)
         except BaseException:
@@ -86,30 +87,34 @@ class ExportService:
             raise
         suffix = "" if version == "draft" else f"-v{course.version}"
         return CourseArchive(file=file, size=size, filename=f"{course_id}{suffix}.zip",
-                             lessons=len(detail.lessons), media=media, missing=missing)
+                             lessons=lessons, media=media, missing=missing)
 
-    async def _write(self, tenant: str, lessons: list[Lesson],
-                     file: IO[bytes]) -> tuple[list[str], int]:
+    async def _write(self, tenant: str, count: int, pages: AsyncIterator[list[Lesson]],
+                     file: IO[bytes]) -> tuple[int, list[str], int]:
+        """Writes the lessons (`count` of them, or fewer when some were deleted meanwhile) and
+        their media into `file`: how many lessons it wrote, the media missing, those kept."""
         zf = zipfile.ZipFile(file, "w", allowZip64=True)
         names: dict[str, str] = {}
         infos: dict[str, MediaInfo | None] = {}
-        width = max(4, len(str(len(lessons))))
-        kept = 0
+        width = max(4, len(str(count)))
+        n = kept = 0
         try:
-            for n, lesson in enumerate(lessons, start=1):
-                await self._media_of(tenant, lesson, infos)
-                data = lesson_file.write_lesson(
-                    lesson, self._blocks(tenant, lesson, infos, names)).encode()
-                kind = zipfile.ZIP_DEFLATED if _deflates(data) else zipfile.ZIP_STORED
-                name = lesson_filename(n, width, lesson.title)
-                await asyncio.to_thread(zf.writestr, name, data, kind)
+            async for page in pages:
+                for lesson in page:
+                    n += 1
+                    await self._media_of(tenant, lesson, infos)
+                    data = lesson_file.write_lesson(
+                        lesson, self._blocks(tenant, lesson, infos, names)).encode()
+                    kind = zipfile.ZIP_DEFLATED if _deflates(data) else zipfile.ZIP_STORED
+                    name = lesson_filename(n, width, lesson.title)
+                    await asyncio.to_thread(zf.writestr, name, data, kind)
             for media_id, info in infos.items():
                 if info is not None:
                     await self._copy(zf, info, names[media_id])
                     kept += 1
         finally:
             await asyncio.to_thread(zf.close)
-        return sorted(m for m, i in infos.items() if i is None), kept
+        return n, sorted(m for m, i in infos.items() if i is None), kept
 
     async def _media_of(self, tenant: str, lesson: Lesson,
                         infos: dict[str, MediaInfo | None]) -> None:
