@@ -48,6 +48,7 @@ from bloop.platform.identity.ports import (
     LastHolder,
     Missing,
     SigningKeyStore,
+    ZoneSetLater,
 )
 from bloop.platform.identity.stores.embedded import (
     EmbeddedApiKeys,
@@ -436,6 +437,38 @@ async def test_writes_of_other_fields_from_the_same_read_both_stay(
     assert await store.get_user("acme", ada.id) == both.model_copy(update={"avatar_url": None})
     with pytest.raises(Missing):
         await store.replace_user(both.model_copy(update={"id": "ghost"}), [], fields=["bio"])
+
+async def test_time_zones_are_stored_in_the_order_of_when_they_were_set(
+        store: IdentityRepository) -> None:
+    """Learning keeps the zone of the latest `time_zone_changed` it hears of; identity keeps
+    the one written last: a zone set earlier than the stored one is refused, its event too,
+    so both end with the same zone."""
+    ada = user("acme", "ada@acme.dev")
+    await store.add_user(ada, [])
+    at = now()
+    paris, tokyo = (ada.with_profile(ProfileEdit(time_zone=z)) for z in ("Europe/Paris",
+                                                                          "Asia/Tokyo"))
+    await store.replace_user(paris, [registered(paris)], fields=["time_zone"],
+                             zone_at=at + timedelta(microseconds=2))
+    for earlier in (at, at + timedelta(microseconds=2)):  # to the microsecond
+        with pytest.raises(ZoneSetLater) as refused:
+            await store.replace_user(tokyo, [registered(tokyo)], fields=["time_zone"],
+                                     zone_at=earlier)
+        assert refused.value.at == at + timedelta(microseconds=2)
+    assert (await store.get_user("acme", ada.id)) == paris
+    assert len(await pending_types(store)) == 1
+    await store.replace_user(tokyo, [registered(tokyo)], fields=["time_zone"],
+                             zone_at=at + timedelta(microseconds=3))
+    assert (await store.get_user("acme", ada.id)) == tokyo
+    assert len(await pending_types(store)) == 2
+    # other writes leave the time alone; a user that is not there is still Missing
+    await store.replace_user(paris, [], fields=["time_zone"])
+    with pytest.raises(ZoneSetLater):
+        await store.replace_user(tokyo, [], fields=["time_zone"], zone_at=at)
+    with pytest.raises(Missing):
+        await store.replace_user(tokyo.model_copy(update={"id": "ghost"}), [],
+                                 fields=["time_zone"], zone_at=at)
+
 
 async def test_a_deleted_user_is_gone_and_its_email_free(store: IdentityRepository) -> None:
     ada = user("acme", "ada@acme.dev")

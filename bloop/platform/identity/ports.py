@@ -39,6 +39,15 @@ class LastHolder(Exception):
     """A write would leave the tenant with no user holding the role it was told to keep."""
 
 
+class ZoneSetLater(Exception):
+    """A write of the user's time zone as set at some time found one stored as set at `at`,
+    no earlier."""
+
+    def __init__(self, at: datetime) -> None:
+        super().__init__(at.isoformat())
+        self.at = at
+
+
 class IdentityRepository(Protocol):
     @property
     def outbox(self) -> OutboxStore:
@@ -86,13 +95,16 @@ class IdentityRepository(Protocol):
                            fields: Collection[str] | None = None,
                            unless_role: Role | None = None,
                            keeping: Role | None = None,
-                           announces_zone: bool = False) -> None:
+                           announces_zone: bool = False,
+                           zone_at: datetime | None = None) -> None:
         """Stores the user's new state (only `fields` of it, when named, so a write racing
         another of other fields keeps them) and its events atomically; `Missing` when the user
         does not exist. LastHolder: no other user of the tenant holds `keeping` (this and
         `delete_user`; checked in the write's transaction on SQLite, just before it on
         MongoDB). `announces_zone`: the events announce the user's time zone, which
-        `unannounced_time_zones` no longer lists."""
+        `unannounced_time_zones` no longer lists. With `zone_at`, the time zone is stored as set then, only over one set
+        earlier (ZoneSetLater otherwise, and nothing is written): the zones stored follow one
+        another in the order of their times, as learning, keeping the latest, sees them."""
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
                           unless_role: Role | None = None,

@@ -9,7 +9,15 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
-from bloop.platform.identity.ports import ENDED_MARGIN, Duplicate, HoldsRole, LastHolder, Missing, TooMany
+from bloop.platform.identity.ports import (
+    ENDED_MARGIN,
+    Duplicate,
+    HoldsRole,
+    LastHolder,
+    Missing,
+    TooMany,
+    ZoneSetLater,
+)
 from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.sqlite import SqliteOutbox
@@ -25,6 +33,8 @@ EMAIL = "json_extract(doc, '$.email')"
 CREATED = "json_extract(doc, '$.created_at')"
 EXPIRES = "json_extract(doc, '$.expires_at')"
 ZONE = "coalesce(json_extract(doc, '$.time_zone'), 'UTC')"  # a user's (stored before it: UTC)
+# When the user's time zone was last set (`replace_user`'s `zone_at`); not one of User's fields.
+ZONE_AT = "_time_zone_at"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -195,15 +205,22 @@ class EmbeddedIdentityStore:
                            fields: Collection[str] | None = None,
                            unless_role: Role | None = None,
                            keeping: Role | None = None,
-                           announces_zone: bool = False) -> None:
+                           announces_zone: bool = False,
+                           zone_at: datetime | None = None) -> None:
         doc = user.model_dump(mode="json")
         named = list(doc if fields is None else fields)
+        if zone_at is not None:
+            doc[ZONE_AT] = json_time(zone_at)
+            named.append(ZONE_AT)
         paths = ", ".join(f"'$.{name}', json(?)" for name in named)
         values = [json.dumps(doc[name]) for name in named]
         announced = ", zone_announced = 1" if announces_zone else ""
 
         def write(c: sqlite3.Connection) -> int:
-            _refuse_if_holds(_user_doc(c, user.tenant, user.id), unless_role)
+            stored = _user_doc(c, user.tenant, user.id)
+            _refuse_if_holds(stored, unless_role)
+            if zone_at is not None and stored is not None:
+                _refuse_if_zone_later(stored, doc[ZONE_AT])
             _refuse_if_last(c, user.tenant, user.id, keeping)
             changed = c.execute(f"UPDATE users SET doc = json_set(doc, {paths}){announced}"  # noqa: S608
                                 " WHERE tenant = ? AND id = ?",
@@ -611,6 +628,12 @@ def _user_doc(c: sqlite3.Connection, tenant: str, user_id: str) -> str | None:
 def _delete_invitations_to(c: sqlite3.Connection, tenant: str, email: str) -> None:
     c.execute(f"DELETE FROM invitations WHERE tenant = ? AND {EMAIL} = ?",  # noqa: S608
               (tenant, email))
+
+
+def _refuse_if_zone_later(doc: str, zone_at: str) -> None:
+    stored = json.loads(doc).get(ZONE_AT)
+    if stored is not None and stored >= zone_at:
+        raise ZoneSetLater(datetime.fromisoformat(stored))
 
 
 def _refuse_if_holds(doc: str | None, role: Role | None) -> None:

@@ -24,6 +24,7 @@ from bloop.platform.identity.ports import (
     LastHolder,
     Missing,
     TooMany,
+    ZoneSetLater,
 )
 from bloop.platform.kit.auth import Role
 from bloop.platform.kit.events.envelope import Envelope
@@ -42,6 +43,8 @@ WITH_PASSWORD = {"_outbox": 0, "_outbox_pending": 0}
 # A deleted user's document stays as a tombstone until its events are sent.
 LIVE = {"_deleted": {"$ne": True}}
 ANNOUNCED = "_zone_announced"  # True: an event carried the user's time zone
+# When the user's time zone was last set (`replace_user`'s `zone_at`); not one of User's fields.
+ZONE_AT = "_time_zone_at"
 
 
 def _fields(doc: Doc) -> Doc:
@@ -172,20 +175,30 @@ class MongoIdentityStore:
                            fields: Collection[str] | None = None,
                            unless_role: Role | None = None,
                            keeping: Role | None = None,
-                           announces_zone: bool = False) -> None:
+                           announces_zone: bool = False,
+                           zone_at: datetime | None = None) -> None:
         doc = user.model_dump(mode="json")
         update = {"$set": doc if fields is None else {name: doc[name] for name in fields}}
         if announces_zone:
             update["$set"] = {**update["$set"], ANNOUNCED: True}
         key = _key(user.tenant, user.id)
+        match: Doc = {"_id": key, **LIVE, **_lacking(unless_role)}
+        if zone_at is not None:
+            # A time as text, to the microsecond: a BSON date keeps milliseconds.
+            update["$set"][ZONE_AT] = json_time(zone_at)
+            match["$or"] = [{ZONE_AT: {"$exists": False}},
+                            {ZONE_AT: {"$lt": json_time(zone_at)}}]
         async with self._holders(user.tenant, keeping):
             await self._refuse_if_last(user.tenant, key, keeping)
             async with self.guard.hold(self.users, key):
                 result = await self.users.update_one(
-                    {"_id": key, **LIVE, **_lacking(unless_role)},
-                    self._outbox.with_events(update, *events))
+                    match, self._outbox.with_events(update, *events))
         if result.matched_count == 0:
             await self._refused(key, user.id, unless_role)
+            if zone_at is not None:
+                stored = await self.users.find_one({"_id": key, **LIVE}, {ZONE_AT: 1})
+                if stored is not None and ZONE_AT in stored:
+                    raise ZoneSetLater(datetime.fromisoformat(stored[ZONE_AT]))
             raise Missing(user.id)
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
