@@ -53,6 +53,7 @@ from bloop.platform.identity.ports import (
     Missing,
     SigningKeyStore,
     TooMany,
+    ZoneSetLater,
 )
 from bloop.platform.kit.auth import (
     SCOPES,
@@ -79,6 +80,8 @@ ANNOUNCE_BATCH = 500
 """Users whose time zones are announced in one write at start-up (`announce_time_zones`)."""
 HASH_WRITES = 3
 """Tries of a password change whose hash a sign-in renewed meanwhile (same password)."""
+ZONE_WRITES = 5
+"""Tries of a profile edit whose time zone other edits stored meanwhile as set later."""
 PASSWORD_RETRY_S = 900
 """How long a session that changed its password has that change's retry answered as done."""
 ACCOUNT_DIGEST_KEY = "account-digest"
@@ -208,32 +211,43 @@ class IdentityService:
 
     async def update_profile(self, tenant_id: str, user_id: str, edit: ProfileEdit) -> User:
         """Writes only the fields the edit sets, so an edit racing a role change (or another
-        edit) does not put back what that one changed."""
-        user = await self.user(tenant_id, user_id)
-        updated = user.with_profile(edit)
+        edit) does not put back what that one changed. Learning hears of each time zone set,
+        the same again too (it keeps the latest), and the zones are stored in the order of the
+        times the events carry: an edit finding a zone stored as set later tries again later."""
         changed = edit.changes().keys()
-        if not changed:
+        stored_at: datetime | None = None
+        for _ in range(ZONE_WRITES):
+            user = await self.user(tenant_id, user_id)
+            updated = user.with_profile(edit)
+            if not changed:
+                return updated
+            events: list[Envelope] = []
+            if (updated.display_name, updated.avatar_url) != (user.display_name, user.avatar_url):
+                at = now()
+                events.append(type_of(UserProfileChanged).envelope(
+                    UserProfileChanged(user_id=user.id, display_name=updated.display_name,
+                                       avatar_url=updated.avatar_url, changed_at=at),
+                    tenant=tenant_id, subject=user.id, time=at))
+            zone_at = None
+            if "time_zone" in changed:
+                zone_at = now() if stored_at is None else max(
+                    now(), stored_at + timedelta(microseconds=1))
+                events.append(type_of(UserTimeZoneChanged).envelope(
+                    UserTimeZoneChanged(user_id=user.id, time_zone=updated.time_zone,
+                                        changed_at=zone_at),
+                    tenant=tenant_id, subject=user.id, time=zone_at))
+            try:
+                await self.repo.replace_user(updated, events, fields=changed, zone_at=zone_at,
+                                             announces_zone=zone_at is not None)
+            except Missing:
+                raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
+            except ZoneSetLater as later:
+                stored_at = later.at
+                continue
+            if events:
+                self._on_write()
             return updated
-        events: list[Envelope] = []
-        if (updated.display_name, updated.avatar_url) != (user.display_name, user.avatar_url):
-            at = now()
-            events.append(type_of(UserProfileChanged).envelope(
-                UserProfileChanged(user_id=user.id, display_name=updated.display_name,
-                                   avatar_url=updated.avatar_url, changed_at=at),
-                tenant=tenant_id, subject=user.id, time=at))
-        if updated.time_zone != user.time_zone:
-            at = now()
-            events.append(type_of(UserTimeZoneChanged).envelope(
-                UserTimeZoneChanged(user_id=user.id, time_zone=updated.time_zone, changed_at=at),
-                tenant=tenant_id, subject=user.id, time=at))
-        try:
-            await self.repo.replace_user(updated, events, fields=changed,
-                                         announces_zone=updated.time_zone != user.time_zone)
-        except Missing:
-            raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
-        if events:
-            self._on_write()
-        return updated
+        raise Conflict("the time zone kept changing; try again", code="busy")
 
     async def announce_time_zones(self, *, batch: int = ANNOUNCE_BATCH) -> int:
         """Announces (`user.time_zone_changed`) the time zones users set before identity

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bloop.platform.identity.model import NewTenant, NewUser, RefreshToken
+from bloop.platform.identity.model import NewTenant, NewUser, ProfileEdit, RefreshToken, User
+from bloop.platform.identity.ports import IdentityRepository
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore
 from bloop.platform.kit.auth import TokenVerifier
 from bloop.platform.kit.auth.tokens import revoked_session_key
 from bloop.platform.kit.cache import MemoryCache
 from bloop.platform.kit.errors import Conflict, NotFound
+from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.settings import AuthSettings
 from bloop.platform.kit.sqlite import SqliteDB
@@ -158,3 +162,53 @@ async def test_a_retried_sign_out_refuses_again_every_token_a_host_may_still_tak
     await service.end_sessions("acme", "u1")
     assert await cache.get(revoked_session_key("recent")) is not None
     assert await cache.get(revoked_session_key("old")) is None
+
+
+class FirstWriteLast:
+    """The store, but the first `replace_user` commits only after another one did."""
+
+    def __init__(self, store: IdentityRepository) -> None:
+        self.store = store
+        self.first = True
+        self.another_done = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def replace_user(self, user: User, events: Sequence[Envelope], **kw: Any) -> None:
+        first, self.first = self.first, False
+        if first:
+            await self.another_done.wait()
+            await self.store.replace_user(user, events, **kw)
+        else:
+            try:
+                await self.store.replace_user(user, events, **kw)
+            finally:
+                self.another_done.set()
+
+
+async def test_concurrent_time_zone_edits_leave_learning_the_zone_identity_keeps(
+        service: IdentityService) -> None:
+    """Learning keeps the zone of the `time_zone_changed` with the latest `changed_at`. Three
+    edits at once, the first stamped committing last, left identity with its zone and learning
+    with another's; a zone set again was not announced, so nothing repaired it."""
+    await service.create_tenant(NewTenant(id="acme", name="Acme"))
+    ada = await service.register_user("acme", NewUser(email="ada@acme.dev", display_name="Ada"))
+    racing = IdentityService(FirstWriteLast(service.repo))
+    zones = ["Europe/Paris", "Asia/Tokyo", "America/New_York"]
+    await asyncio.gather(*(racing.update_profile("acme", ada.id, ProfileEdit(time_zone=z))
+                           for z in zones))
+
+    def learnings_zone(sent: list[dict[str, Any]]) -> str:
+        changes = [e["data"] for e in sent
+                   if e["type"] == "bloop.identity.user.time_zone_changed.v1"]
+        return str(max(changes, key=lambda d: datetime.fromisoformat(d["changed_at"]))[
+            "time_zone"])
+
+    stored = (await service.user("acme", ada.id)).time_zone
+    assert stored == learnings_zone(await events(service))
+    again = await service.update_profile("acme", ada.id, ProfileEdit(time_zone=stored))
+    assert again.time_zone == stored
+    sent = await events(service)
+    assert sum(e["type"] == "bloop.identity.user.time_zone_changed.v1" for e in sent) == 4
+    assert learnings_zone(sent) == stored
