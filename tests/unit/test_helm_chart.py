@@ -233,6 +233,15 @@ def test_content_may_take_minutes_to_start_and_keeps_its_search_index_across_res
         assert "env" not in pod["containers"][0]
 
 
+def test_pods_are_not_given_the_namespaces_service_links() -> None:
+    """A release named `bloop` has services `bloop-<name>`, whose links (BLOOP_AI_SERVICE_HOST,
+    …) each pod was given beside its settings."""
+    deployments = of_kind(render("--set", "workers.learning.replicas=1"), "Deployment")
+    assert deployments
+    for deployment in deployments.values():
+        assert deployment["spec"]["template"]["spec"]["enableServiceLinks"] is False
+
+
 def test_a_change_of_settings_replaces_every_pod() -> None:
     """Pods read settings at start: a `helm upgrade` that changed them restarted no pod, and
     replicas started later ran with the new settings beside the old."""

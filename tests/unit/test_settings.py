@@ -334,6 +334,26 @@ def test_the_names_bloop_reads_are_known(var: str) -> None:
     assert unknown_names(services.settings_groups(), {var: "1"}) == {}
 
 
+def test_kubernetes_service_links_of_a_release_named_bloop_are_not_unknown_settings() -> None:
+    """Each pod of a Helm release `bloop` (services `bloop-<name>`) is given variables for every
+    service of its namespace, which warned of a dozen unknown settings at each start."""
+    links: dict[str, str] = {}
+    for service in ("IDENTITY", "CONTENT", "LEARNING", "AI"):
+        links |= {f"BLOOP_{service}_SERVICE_HOST": "10.0.0.11",
+                  f"BLOOP_{service}_SERVICE_PORT": "80",
+                  f"BLOOP_{service}_SERVICE_PORT_HTTP": "80",
+                  f"BLOOP_{service}_PORT": "tcp://10.0.0.11:80",
+                  f"BLOOP_{service}_PORT_80_TCP": "tcp://10.0.0.11:80",
+                  f"BLOOP_{service}_PORT_80_TCP_ADDR": "10.0.0.11",
+                  f"BLOOP_{service}_PORT_80_TCP_PORT": "80",
+                  f"BLOOP_{service}_PORT_80_TCP_PROTO": "tcp"}
+    assert unknown_names(services.settings_groups(), links) == {}
+    # a misspelt port is still told of, and a setting's own value is read as it is
+    misspelt = {"BLOOP_KAFAK_PORT": "9092", "BLOOP_HTTP_PORT": "tcp://10.0.0.11:80"}
+    assert unknown_names(services.settings_groups(), misspelt) == {
+        "BLOOP_KAFAK_PORT": "BLOOP_KAFKA_PORT"}
+
+
 def test_every_bloop_variable_named_beside_the_code_is_known() -> None:
     """The scripts of infra/, the chart, the image and the Makefile set or read these: a
     process started beside them would warn of names that are in use."""

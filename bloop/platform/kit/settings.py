@@ -6,6 +6,7 @@ The defaults run every store embedded, so `bloop serve` needs no configuration a
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
@@ -481,6 +482,10 @@ OTHER_NAMES = frozenset({
     "BLOOP_INFLUX_VERSION", "BLOOP_INFLUX_LOG_LEVEL",
 })
 """`BLOOP_*` variables that something other than these settings reads."""
+SERVICE_LINK = re.compile(r"(_SERVICE_(HOST|PORT\w*)|_PORT_\d+_(TCP|UDP|SCTP)(_ADDR|_PORT|_PROTO)?)$")
+"""The variables Kubernetes gives a pod for each service of its namespace (a release named
+`bloop` has services `BLOOP_<NAME>`), besides `<SERVICE>_PORT=tcp://…` (`SERVICE_LINK_URL`)."""
+SERVICE_LINK_URL = re.compile(r"(tcp|udp|sctp)://\S+")
 
 
 def names(group: type[BaseSettings]) -> list[str]:
@@ -494,12 +499,19 @@ def unknown_names(groups: Iterable[type[BaseSettings]], environ: Mapping[str, st
                   ) -> dict[str, str | None]:
     """Each `BLOOP_*` variable of `environ` that no group reads (nor `OTHER_NAMES`), with the
     known name nearest to it: most likely a misspelling, which would leave its default in
-    force."""
+    force. Kubernetes' service links (`SERVICE_LINK`) are left out."""
     known = {name for group in groups for name in names(group)} | OTHER_NAMES
-    unknown = sorted(n for n in (name.upper() for name in environ)
-                     if n.startswith("BLOOP_") and n not in known)
+    unknown = sorted(n for n, value in ((name.upper(), value) for name, value in environ.items())
+                     if n.startswith("BLOOP_") and n not in known
+                     and not _service_link(n, value))
     return {name: next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None)
             for name in unknown}
+
+
+def _service_link(name: str, value: str) -> bool:
+    if name.endswith("_PORT") and SERVICE_LINK_URL.fullmatch(value):
+        return True
+    return SERVICE_LINK.search(name) is not None
 
 
 def development_credential(settings: Settings, store: Literal["neo4j", "influx"]) -> str | None:
