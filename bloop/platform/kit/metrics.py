@@ -95,8 +95,9 @@ class Metrics:
         )
         self.rate_limited = Counter(
             "bloop_rate_limited_total", "Requests (or GraphQL fields) refused with 429, by limit"
-            " (a rate limiter: requests, api_keys, token_requests, oidc_sign_ins; else the"
-            " refusal's code) and route template", ["limit", "route"], registry=r,
+            " (a rate limiter: requests, api_keys, token_requests, oidc_sign_ins; peer: another"
+            " service's 429 passed on; else the refusal's code) and route template",
+            ["limit", "route"], registry=r,
         )
         self.cache_lookups = Counter(
             "bloop_cache_lookups_total", "Reads through the cache, by cache and result (hit, miss)",

@@ -13,6 +13,14 @@ from bloop.platform.kit.errors import Problem, StoreUnavailable
 ANSWERED = frozenset({200, 401, 403, 404})
 
 
+class PeerRateLimited(Problem):
+    """Another service's 429, passed on. The service that refused counted it under its own
+    limiter: this process counts it in `bloop_rate_limited_total` as `limit="peer"`."""
+
+    status, code = 429, "rate_limited"
+    limit = "peer"
+
+
 async def get(client: httpx.AsyncClient, service: str, url: str,
               headers: Mapping[str, str]) -> httpx.Response:
     """`service`'s answer to a GET of `url`: 200, 401, 403 or 404, for the caller to read."""
@@ -21,9 +29,8 @@ async def get(client: httpx.AsyncClient, service: str, url: str,
     except httpx.HTTPError as exc:
         raise StoreUnavailable(service, type(exc).__name__) from None
     if r.status_code == 429:
-        raise Problem(str(problem_of(r).get("detail") or f"{service} asks to slow down"),
-                      status=429, code="rate_limited",
-                      headers={"Retry-After": r.headers.get("retry-after", "1")})
+        raise PeerRateLimited(str(problem_of(r).get("detail") or f"{service} asks to slow down"),
+                              headers={"Retry-After": r.headers.get("retry-after", "1")})
     if r.status_code not in ANSWERED:
         raise StoreUnavailable(service, f"HTTP {r.status_code}")
     return r

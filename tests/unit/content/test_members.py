@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -13,7 +14,8 @@ from fastapi import FastAPI
 
 from bloop.platform.content.members import TenantMembers
 from bloop.platform.kit.auth import Principal, Role
-from bloop.platform.kit.errors import Problem, StoreUnavailable
+from bloop.platform.kit.errors import Problem, StoreUnavailable, install_error_handlers
+from bloop.platform.kit.metrics import Metrics
 from tests.support import embedded_app, member
 
 
@@ -101,3 +103,30 @@ async def test_identity_limiting_the_caller_is_passed_on_as_429(
         assert answers[0] == 200
         assert answers[-1] == 429, answers
         assert (limited.code, "Retry-After" in limited.headers) == ("rate_limited", True)
+
+
+async def test_identitys_429_passed_on_is_counted_apart_from_this_process_limits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identity counts its refusal under its limiter; the process passing it on counted it
+    again as `rate_limited`, so a split deployment's sum counted each refusal twice."""
+    monkeypatch.setenv("BLOOP_AUTH_RATE_LIMIT", "3")
+    async with embedded_app(tmp_path, monkeypatch, ["identity"]) as (app, client):
+        rig = Rig(app, client)
+        teacher, headers, me = await rig.person("educator")
+        caller = FastAPI()
+        install_error_handlers(caller)
+        caller.state.platform = SimpleNamespace(metrics=Metrics())
+
+        @caller.get("/roles")
+        async def roles() -> list[str]:
+            return sorted(await rig.over_http.roles("acme", teacher, me, headers) or [])
+
+        transport = httpx.ASGITransport(app=caller)
+        async with httpx.AsyncClient(transport=transport, base_url="http://caller.test") as c:
+            answers = [(await c.get("/roles")).status_code for _ in range(10)]
+        assert answers[-1] == 429, answers
+        counted = caller.state.platform.metrics.registry.get_sample_value
+        assert counted("bloop_rate_limited_total", {"limit": "peer", "route": "/roles"}) == (
+            answers.count(429))
+        assert counted("bloop_rate_limited_total",
+                       {"limit": "rate_limited", "route": "/roles"}) is None
