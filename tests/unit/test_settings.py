@@ -365,16 +365,18 @@ def test_every_bloop_variable_named_beside_the_code_is_known() -> None:
     assert unknown_names(services.settings_groups(), dict.fromkeys(named, "")) == {}
 
 
-@pytest.mark.parametrize(("store", "var", "value"), [
-    ("neo4j", "BLOOP_NEO4J_PASSWORD", "production-pass"),
-    ("influx", "BLOOP_INFLUX_TOKEN", "production-token")])
+@pytest.mark.parametrize(("store", "var", "value", "development"), [
+    ("neo4j", "BLOOP_NEO4J_PASSWORD", "production-pass", "bloop-neo4j-pass"),
+    ("influx", "BLOOP_INFLUX_TOKEN", "production-token", "bloop:bloop")])
 async def test_a_real_store_with_the_development_credential_is_warned_of(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-        store: str, var: str, value: str) -> None:
+        store: str, var: str, value: str, development: str) -> None:
+    """Unset or set to it, the credential is the development one (the warning said "unset" of
+    a variable set to it)."""
     from bloop.platform.kit.wiring import Platform
 
     monkeypatch.setenv(f"BLOOP_{store.upper()}_ADAPTER", "real")
-    for chosen in (None, value):
+    for chosen in (None, development, value):
         if chosen is not None:
             monkeypatch.setenv(var, chosen)
         caplog.clear()
@@ -383,8 +385,10 @@ async def test_a_real_store_with_the_development_credential_is_warned_of(
             getattr(platform, f"require_{store}")()
         await platform.close()
         warned = [r.getMessage() for r in caplog.records if var in r.getMessage()]
-        assert len(warned) == (chosen is None), warned
-        assert all(value not in m for m in warned)
+        assert warned == ([] if chosen == value else [
+            f"{var} is the built-in development value: {store} is given the credential of "
+            "infra/'s local server; set the real server's"]), warned
+        assert all(value not in m and development not in m for m in warned)
 
 
 def readme_settings() -> list[re.Pattern[str]]:

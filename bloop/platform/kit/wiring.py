@@ -150,8 +150,9 @@ class Platform:
 
     def _warn_of_development_credential(self, store: Literal["neo4j", "influx"]) -> None:
         if name := development_credential(self.settings, store):
-            log.warning(f"{name} is unset: {store} is given the built-in development credential "
-                        f"of infra/'s local server; set the real server's", extra={"setting": name})
+            log.warning(f"{name} is the built-in development value: {store} is given the "
+                        f"credential of infra/'s local server; set the real server's",
+                        extra={"setting": name})
 
     def require_neo4j(self) -> AsyncDriver:
         if self.neo4j is None:
