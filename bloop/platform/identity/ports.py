@@ -102,9 +102,10 @@ class IdentityRepository(Protocol):
         does not exist. LastHolder: no other user of the tenant holds `keeping` (this and
         `delete_user`; checked in the write's transaction on SQLite, just before it on
         MongoDB). `announces_zone`: the events announce the user's time zone, which
-        `unannounced_time_zones` no longer lists. With `zone_at`, the time zone is stored as set then, only over one set
-        earlier (ZoneSetLater otherwise, and nothing is written): the zones stored follow one
-        another in the order of their times, as learning, keeping the latest, sees them."""
+        `unannounced_time_zones` no longer lists. With `zone_at`, the time zone is stored as
+        set then, only over one set earlier (ZoneSetLater otherwise, and nothing is written):
+        the zones stored follow one another in the order of their times, as learning, keeping
+        the latest, sees them."""
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
                           unless_role: Role | None = None,
