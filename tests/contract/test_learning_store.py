@@ -32,6 +32,7 @@ from bloop.platform.learning.model import (
     Edge,
     Enrolment,
     HeldUntil,
+    LearnerSettings,
     LessonNode,
     LessonVersion,
     Mastery,
@@ -594,8 +595,8 @@ async def test_cards_schedules_and_review_logs(case: Case) -> None:
     assert await case.store.card_states(case.tenant, "u1") == [after]
     assert await case.store.review_logs(case.tenant, "u1") == [log]
     await case.store.save_scheduler_params(case.tenant, "u1", [0.5] * 21)
-    assert await case.store.scheduler_params(case.tenant, "u1") == [0.5] * 21
-    assert await case.store.scheduler_params(case.tenant, "u2") is None
+    assert (await case.store.learner_settings(case.tenant, "u1")).parameters == [0.5] * 21
+    assert (await case.store.learner_settings(case.tenant, "u2")).parameters is None
 
 
 async def test_due_cards_come_most_overdue_first_and_page_in_that_order(case: Case) -> None:
@@ -956,34 +957,41 @@ async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:
         assert (await case.store.path_snapshot(case.tenant, learner, "concept:loops")
                 is not None) == bool(count)
         assert (await case.store.get_placement(case.tenant, learner, "p1") is not None) == bool(count)
-        assert (await case.store.scheduler_params(case.tenant, learner) is not None) == bool(count)
-        assert (await case.store.time_zone(case.tenant, learner) is not None) == bool(count)
+        settings = await case.store.learner_settings(case.tenant, learner)
+        assert (settings.parameters is not None) == bool(count)
+        assert (settings.time_zone is not None) == bool(count)
     assert await case.store.cards_of(case.tenant, ["loops"]) == [card]
     # news of the erased learner's zone, late or redriven, does not bring it back
     assert not await case.store.save_time_zone(case.tenant, "gone", "Asia/Tokyo",
                                                T0 + timedelta(days=1))
-    assert await case.store.time_zone(case.tenant, "gone") is None
+    assert (await case.store.learner_settings(case.tenant, "gone")).time_zone is None
 
 
 async def test_a_learners_time_zone_is_the_latest_stored(case: Case) -> None:
-    assert await case.store.time_zone(case.tenant, "u1") is None
+    assert (await case.store.learner_settings(case.tenant, "u1")).time_zone is None
     assert await case.store.save_time_zone(case.tenant, "u1", "America/St_Johns", T0)
-    assert await case.store.time_zone(case.tenant, "u1") == "America/St_Johns"
-    assert await case.store.time_zone(case.other, "u1") is None
-    assert await case.store.time_zone(case.tenant, "u2") is None
+    assert (await case.store.learner_settings(case.tenant, "u1")).time_zone == "America/St_Johns"
+    assert (await case.store.learner_settings(case.other, "u1")).time_zone is None
+    assert (await case.store.learner_settings(case.tenant, "u2")).time_zone is None
     # an older change, or the same one again, changes nothing
     assert not await case.store.save_time_zone(case.tenant, "u1", "Europe/Paris",
                                                T0 - timedelta(seconds=1))
     assert not await case.store.save_time_zone(case.tenant, "u1", "America/St_Johns", T0)
-    assert await case.store.time_zone(case.tenant, "u1") == "America/St_Johns"
+    assert (await case.store.learner_settings(case.tenant, "u1")).time_zone == "America/St_Johns"
     assert await case.store.save_time_zone(case.tenant, "u1", "Pacific/Kiritimati",
                                            T0 + timedelta(microseconds=1))
-    assert await case.store.time_zone(case.tenant, "u1") == "Pacific/Kiritimati"
+    assert (await case.store.learner_settings(case.tenant, "u1")).time_zone == "Pacific/Kiritimati"
     # the learner's FSRS parameters and zone live side by side
     await case.store.save_scheduler_params(case.tenant, "u1", [0.5] * 21)
-    assert await case.store.time_zone(case.tenant, "u1") == "Pacific/Kiritimati"
+    assert (await case.store.learner_settings(case.tenant, "u1")).time_zone == "Pacific/Kiritimati"
     assert await case.store.save_time_zone(case.tenant, "u1", "UTC", T0 + timedelta(days=1))
-    assert await case.store.scheduler_params(case.tenant, "u1") == [0.5] * 21
+    assert await case.store.learner_settings(case.tenant, "u1") == LearnerSettings(
+        parameters=[0.5] * 21, time_zone="UTC")
+    # parameters without a zone, and nothing at all
+    await case.store.save_scheduler_params(case.tenant, "u2", [0.25] * 21)
+    assert await case.store.learner_settings(case.tenant, "u2") == LearnerSettings(
+        parameters=[0.25] * 21)
+    assert await case.store.learner_settings(case.tenant, "u3") == LearnerSettings()
 
 
 # Paths: the store's one query, the same on both adapters.

@@ -183,7 +183,7 @@ async def test_content_events_on_kafka_drive_mastery_and_paths(running: Running)
         tenant=tenant, subject="ada"), USER_EVENTS)])
 
     async def zoned() -> bool:
-        return await running.store.time_zone(tenant, "ada") == "America/St_Johns"
+        return (await running.store.learner_settings(tenant, "ada")).time_zone == "America/St_Johns"
 
     await eventually(zoned, timeout_s=60, what="ada's time zone kept")
 

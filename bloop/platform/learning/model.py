@@ -521,6 +521,14 @@ class ReviewResult(_Frozen):
     version: int = Field(description="the schedule's version after this review")
 
 
+class LearnerSettings(_Frozen):
+    """What a learner's reviews are scheduled with: their own FSRS parameters (None: the
+    defaults) and the IANA time zone identity last told (None: none yet)."""
+
+    parameters: list[float] | None = None
+    time_zone: str | None = None
+
+
 class SchedulerParams(_Frozen):
     """A fit of a learner's FSRS parameters: the losses are those of the parameters in use and
     of the fit on the `checked_on` reviews of the cards the fit left out; `better` when the

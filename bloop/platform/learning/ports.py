@@ -21,6 +21,7 @@ from bloop.platform.learning.model import (
     CourseNode,
     Edge,
     Enrolment,
+    LearnerSettings,
     LessonNode,
     Mastery,
     Placement,
@@ -357,8 +358,6 @@ class LearningRepository(Protocol):
     async def review_logs(self, tenant: str, learner: str) -> list[ReviewLog]:
         """Oldest first."""
 
-    async def scheduler_params(self, tenant: str, learner: str) -> list[float] | None: ...
-
     async def save_scheduler_params(self, tenant: str, learner: str,
                                     parameters: Sequence[float]) -> None: ...
 
@@ -366,8 +365,9 @@ class LearningRepository(Protocol):
         """Stores the learner's IANA time zone as identity had it at `at`, unless one as of
         `at` or later is stored or the learner was erased; True when stored."""
 
-    async def time_zone(self, tenant: str, learner: str) -> str | None:
-        """The learner's time zone `save_time_zone` stored; None when there is none."""
+    async def learner_settings(self, tenant: str, learner: str) -> LearnerSettings:
+        """The parameters `save_scheduler_params` and the time zone `save_time_zone` stored,
+        in one read; None for each not stored."""
 
     async def erase_learner(self, tenant: str, learner: str) -> None:
         """Forgets everything about the learner (their time zone too), and remembers the

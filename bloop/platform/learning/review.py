@@ -2,8 +2,8 @@
 own FSRS parameters to their review history.
 
 The fit minimises the same loss as `fsrs.Optimizer` (the mean binary cross-entropy between the
-retrievability FSRS predicts at each review a day or more after the previous one and whether the
-card was recalled), replaying the history through `fsrs.Scheduler` itself, plus a pull towards
+retrievability FSRS predicts at each review on a later learner's day than the previous one and
+whether the card was recalled), replaying the history through `fsrs.Scheduler` itself, plus a pull towards
 the default parameters that fades as reviews grow; and a fit is checked on cards it never saw
 before it is worth keeping (a few hundred reviews fitted freely scheduled worse than the
 defaults). `fsrs.Optimizer` needs PyTorch; this fit searches the parameters coordinate by
@@ -13,8 +13,9 @@ learner's few hundred reviews.
 A card next due a day or more after its review is due at the start of the learner's day (at
 `ROLLOVER_HOUR` in their time zone) that FSRS's due falls in, as in Anki: reviewed at 21:40 with
 a day to wait, it is in the next morning's reviews. Shorter steps (learning and relearning) stay
-exact. FSRS itself keeps its own due and the review's real time, from which it counts the time
-that passed at the next review.
+exact. FSRS itself keeps its own due and the review's real time; the time that passed at the
+next review is counted, as in Anki, in the learner's days (`in_learner_days`), so the card shown at
+04:00 the next morning is a day old, as FSRS's own due would have had it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import math
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from copy import copy
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -69,6 +71,21 @@ def learner_day(at: datetime, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(ROLLOVER_HOUR), zone)
 
 
+def in_learner_days(card: FsrsCard, at: datetime, zone: ZoneInfo) -> FsrsCard:
+    """`card` as FSRS is to see it at a review at `at`: when fewer whole days passed since its
+    last review than the learner's days (`learner_day`), as from 21:40 to the next morning or from
+    02:00 to 04:00, a copy last reviewed that many days before `at`. FSRS counts whole days (a
+    floor) and takes under one for a review the same day."""
+    if card.last_review is None:
+        return card
+    days = (learner_day(at, zone).date() - learner_day(card.last_review, zone).date()).days
+    if days <= 0 or (at - card.last_review).days >= days:
+        return card
+    seen = copy(card)
+    seen.last_review = at - timedelta(days=days)
+    return seen
+
+
 def day_due(due: datetime, at: datetime, zone: ZoneInfo) -> datetime:
     """When a card FSRS next schedules at `due` after a review at `at` is due for the learner:
     `due` itself for a step shorter than a day, else the start of the learner's day holding
@@ -87,11 +104,12 @@ def review(state: CardState, rating: int, at: datetime, parameters: Sequence[flo
            duration_ms: int | None = None, zone: ZoneInfo = UTC_ZONE
            ) -> tuple[CardState, ReviewLog, ReviewResult]:
     """Schedules the card after a review rated `rating` (1 again … 4 easy) at `at`, in the
-    learner's day in `zone` (`day_due`). A card reviewed before it is due is scheduled from the
-    time actually elapsed."""
+    learner's day in `zone` (`day_due`), the time since its last review counted in their days
+    (`in_learner_days`). A card reviewed before it is due is scheduled from the time actually
+    elapsed. FSRS's state keeps `at` as its last review, from which the next review counts."""
     if rating not in (1, 2, 3, 4):
         raise BadRating(f"a rating is 1 (again), 2 (hard), 3 (good) or 4 (easy), not {rating}")
-    card = FsrsCard.from_dict(state.fsrs)  # type: ignore[arg-type]
+    card = in_learner_days(FsrsCard.from_dict(state.fsrs), at, zone)  # type: ignore[arg-type]
     reviewed, _ = scheduler(parameters).review_card(card, Rating(rating), review_datetime=at,
                                                     review_duration=duration_ms)
     due = day_due(reviewed.due, at, zone)
@@ -126,9 +144,11 @@ def newest_histories(logs: Sequence[ReviewLog], most: int) -> list[History]:
     return chosen
 
 
-def losses(histories: Sequence[History], parameters: Sequence[float]) -> list[float]:
-    """The cross-entropy of FSRS's predicted recall at each review a day or more after the
-    card's previous review, in the histories' order."""
+def losses(histories: Sequence[History], parameters: Sequence[float],
+           zone: ZoneInfo = UTC_ZONE) -> list[float]:
+    """The cross-entropy of FSRS's predicted recall at each review on a later learner's day (in
+    `zone`) than the card's previous review, in the histories' order; the histories replayed
+    as `review` schedules them."""
     sched = scheduler(parameters)
     out: list[float] = []
     for history in histories:
@@ -136,6 +156,7 @@ def losses(histories: Sequence[History], parameters: Sequence[float]) -> list[fl
             continue
         card = FsrsCard(card_id=0, due=history[0][0])
         for at, rating in history:
+            card = in_learner_days(card, at, zone)
             if card.last_review is not None and (at - card.last_review).days > 0:
                 p = min(max(sched.get_card_retrievability(card, at), 1e-6), 1 - 1e-6)
                 recalled = rating > 1
@@ -144,20 +165,21 @@ def losses(histories: Sequence[History], parameters: Sequence[float]) -> list[fl
     return out
 
 
-def loss(histories: Sequence[History], parameters: Sequence[float]) -> tuple[float, int]:
-    """Mean cross-entropy of FSRS's predicted recall over the reviews a day or more after the
-    card's previous review, and how many such reviews there are."""
-    each = losses(histories, parameters)
+def loss(histories: Sequence[History], parameters: Sequence[float],
+         zone: ZoneInfo = UTC_ZONE) -> tuple[float, int]:
+    """Mean cross-entropy of FSRS's predicted recall over the reviews on a later learner's day
+    than the card's previous review (`losses`), and how many such reviews there are."""
+    each = losses(histories, parameters, zone)
     return (math.fsum(each) / len(each) if each else 0.0), len(each)
 
 
 def optimise(histories: Sequence[History], start: Sequence[float] | None = None,
-             sweeps: int = 6) -> SchedulerParams:
-    """Parameters that fit these histories at least as well as `start` (the defaults when
-    None), held towards the defaults by `PULL`: coordinate search, each step halving once no
-    coordinate improves. Its losses are the histories' own, without the pull."""
+             sweeps: int = 6, zone: ZoneInfo = UTC_ZONE) -> SchedulerParams:
+    """Parameters that fit these histories, of a learner in `zone`, at least as well as `start`
+    (the defaults when None), held towards the defaults by `PULL`: coordinate search, each step
+    halving once no coordinate improves. Its losses are the histories' own, without the pull."""
     params = list(start or DEFAULT_PARAMETERS)
-    before, count = loss(histories, params)
+    before, count = loss(histories, params, zone)
     widths = [(hi - lo) / 20 for lo, hi in zip(LOWER_BOUNDS_PARAMETERS, UPPER_BOUNDS_PARAMETERS,
                                                strict=True)]
 
@@ -176,28 +198,28 @@ def optimise(histories: Sequence[History], start: Sequence[float] | None = None,
                                max(LOWER_BOUNDS_PARAMETERS[i], params[i] + direction * steps[i]))
                 if trial[i] == params[i]:
                     continue
-                value = loss(histories, trial)[0] + pull(trial)
+                value = loss(histories, trial, zone)[0] + pull(trial)
                 if value < best - 1e-9:
                     params, best, improved = trial, value, True
                     break
         if not improved:
             steps = [s / 2 for s in steps]
     return SchedulerParams(parameters=params, fitted_on=count, loss_before=before,
-                           loss_after=loss(histories, params)[0])
+                           loss_after=loss(histories, params, zone)[0])
 
 
 def fit_checked(histories: Sequence[History], start: Sequence[float] | None = None,
-                sweeps: int = 6) -> SchedulerParams:
+                sweeps: int = 6, zone: ZoneInfo = UTC_ZONE) -> SchedulerParams:
     """`optimise` on three cards in four (by when each was started), its losses those of
     `start` and of the fit on the fourth, which the fit never saw; `better` only when the fit
     predicts the reviews left out better by more than chance would (a one-sided paired test at
     5%). Fitted to a few hundred reviews, the parameters follow their noise and predict that
     history better but the next reviews worse."""
     ordered = sorted((h for h in histories if h), key=lambda h: h[0][0])
-    fitted = optimise([h for i, h in enumerate(ordered) if i % HELD_OUT], start, sweeps)
+    fitted = optimise([h for i, h in enumerate(ordered) if i % HELD_OUT], start, sweeps, zone)
     left_out = ordered[::HELD_OUT]
-    before = losses(left_out, start or DEFAULT_PARAMETERS)
-    after = losses(left_out, fitted.parameters)
+    before = losses(left_out, start or DEFAULT_PARAMETERS, zone)
+    after = losses(left_out, fitted.parameters, zone)
     gains = [b - a for b, a in zip(before, after, strict=True)]
     n = len(gains)
     mean = math.fsum(gains) / n if n else 0.0

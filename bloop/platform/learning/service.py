@@ -1020,12 +1020,13 @@ class LearningService:
 
     async def review(self, tenant: str, learner: str, given: NewReview,
                      at: datetime | None = None) -> ReviewResult:
-        """Schedules the card after the learner's rating. A card reviewed before it is due is
+        """Schedules the card after the learner's rating, the time since its last review counted
+        in the learner's days (`fsrs_review.in_learner_days`). A card reviewed before it is due is
         scheduled from the time that actually passed (FSRS handles the short interval). A review
         tried again after another's write is timed when it is tried again, after that one."""
         given_at = at
-        params = await self.repo.scheduler_params(tenant, learner)
-        zone = await self._zone(tenant, learner)
+        settings = await self.repo.learner_settings(tenant, learner)
+        zone = _zone(settings.time_zone)
         async with self._review_turns.of((tenant, learner, given.card_id)):
             for attempt in range(REVIEW_ATTEMPTS):
                 at = given_at or now()
@@ -1039,8 +1040,8 @@ class LearningService:
                                    extra={"current_version": states[0].version,
                                           "next_due": json_time(states[0].due)})
                 try:
-                    after, log, result = fsrs_review.review(states[0], given.rating, at, params,
-                                                           given.duration_ms, zone)
+                    after, log, result = fsrs_review.review(
+                        states[0], given.rating, at, settings.parameters, given.duration_ms, zone)
                 except fsrs_review.BadRating as exc:
                     raise Problem(str(exc), status=422, code="bad_rating") from None
                 event = type_of(ReviewDone).envelope(ReviewDone(
@@ -1057,14 +1058,6 @@ class LearningService:
         raise Conflict("the card was reviewed at the same moment elsewhere; try again",
                        code="busy")
 
-    async def _zone(self, tenant: str, learner: str) -> ZoneInfo:
-        """The learner's time zone as identity last told it; UTC until it has."""
-        name = await self.repo.time_zone(tenant, learner)
-        try:
-            return ZoneInfo(name) if name else fsrs_review.UTC_ZONE
-        except (ZoneInfoNotFoundError, ValueError):
-            return fsrs_review.UTC_ZONE
-
     async def set_time_zone(self, tenant: str, learner: str, zone: str, at: datetime) -> bool:
         """Keeps the learner's IANA time zone, which identity owns, for their reviews' days
         (`fsrs_review.day_due`; a zone this process's time zone data lacks counts as UTC).
@@ -1077,8 +1070,8 @@ class LearningService:
         started last, `OPTIMISE_REVIEWS` reviews at most (the work grows with them, and a
         learner may review as often as they like); they are kept when, fitted to three cards in
         four, they predict the fourth better than the parameters in use by more than chance
-        (`fsrs_review.fit_checked`). One fit at a time per learner in a process (409 busy for
-        another meanwhile)."""
+        (`fsrs_review.fit_checked`, counting in the learner's days as reviews do). One fit at a
+        time per learner in a process (409 busy for another meanwhile)."""
         logs = await self.repo.review_logs(tenant, learner)
         if len(logs) < minimum:
             raise Problem(f"you have {len(logs)} reviews; your own schedule needs {minimum}",
@@ -1090,8 +1083,9 @@ class LearningService:
                            code="busy")
         self._optimising.add((tenant, learner))
         try:
-            current = await self.repo.scheduler_params(tenant, learner)
-            fitted = await asyncio.to_thread(fsrs_review.fit_checked, histories, current)
+            settings = await self.repo.learner_settings(tenant, learner)
+            fitted = await asyncio.to_thread(fsrs_review.fit_checked, histories,
+                                             settings.parameters, zone=_zone(settings.time_zone))
             if fitted.better:
                 await self.repo.save_scheduler_params(tenant, learner, fitted.parameters)
         finally:
@@ -1104,6 +1098,7 @@ class LearningService:
         states = await self.repo.card_states(tenant, learner)
         enrolments = await self.repo.enrolments(tenant, learner)
         snapshots = await self.repo.path_snapshots(tenant, learner)
+        settings = await self.repo.learner_settings(tenant, learner)
         return {
             "enrolments": [e.model_dump(mode="json") for e in enrolments],
             "paths_last_announced": {e.goal: snapshots.get(e.goal) for e in enrolments},
@@ -1116,12 +1111,21 @@ class LearningService:
                                 for s in await self.repo.taken_out_cards(tenant, learner)],
             "review_logs": [r.model_dump(mode="json")
                             for r in await self.repo.review_logs(tenant, learner)],
-            "scheduler_parameters": await self.repo.scheduler_params(tenant, learner),
-            "time_zone": await self.repo.time_zone(tenant, learner),
+            "scheduler_parameters": settings.parameters,
+            "time_zone": settings.time_zone,
         }
 
     async def erase(self, tenant: str, learner: str) -> None:
         await self.repo.erase_learner(tenant, learner)
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    """The learner's time zone as identity last told it; UTC until it has, or when this
+    process's time zone data lacks it."""
+    try:
+        return ZoneInfo(name) if name else fsrs_review.UTC_ZONE
+    except (ZoneInfoNotFoundError, ValueError):
+        return fsrs_review.UTC_ZONE
 
 
 def _placed(lesson: LessonNode) -> tuple[object, ...]:

@@ -110,9 +110,9 @@ async def test_learners_stored_before_time_zones_keep_their_parameters_and_gain_
     try:
         await store.setup()
         await store.setup()
-        assert await store.time_zone("acme", "u1") is None
+        assert (await store.learner_settings("acme", "u1")).time_zone is None
         assert await store.save_time_zone("acme", "u1", "Asia/Kolkata", T0)
-        assert await store.time_zone("acme", "u1") == "Asia/Kolkata"
-        assert await store.scheduler_params("acme", "u1") == [0.5] * 21
+        assert (await store.learner_settings("acme", "u1")).time_zone == "Asia/Kolkata"
+        assert (await store.learner_settings("acme", "u1")).parameters == [0.5] * 21
     finally:
         await db.close()

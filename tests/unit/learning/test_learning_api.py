@@ -707,13 +707,13 @@ async def test_a_learners_day_starts_at_0400_in_the_zone_identity_gives(running:
     uid = await me(client, pupil)
     svc = service(app)
     [card] = await due_ids(client, pupil, datetime.now(UTC))
-    assert await svc.repo.time_zone("acme", uid) is None  # UTC until identity says
+    assert (await svc.repo.learner_settings("acme", uid)).time_zone is None  # UTC until identity says
     r = await client.patch("/v1/tenants/acme/me", headers=pupil,
                            json={"time_zone": "America/Los_Angeles"})
     assert r.status_code == 200, r.text
 
     async def heard() -> bool:
-        return await svc.repo.time_zone("acme", uid) == "America/Los_Angeles"
+        return (await svc.repo.learner_settings("acme", uid)).time_zone == "America/Los_Angeles"
 
     await eventually(heard, timeout_s=15, what="learning heard of the time zone")
     la = ZoneInfo("America/Los_Angeles")
@@ -734,7 +734,7 @@ async def test_a_learners_day_starts_at_0400_in_the_zone_identity_gives(running:
     await deliver(app, zone_event(uid, "Pacific/Kiritimati", datetime.now(UTC)),
                   zone_event(uid, "America/St_Johns", datetime.now(UTC) - timedelta(hours=1)),
                   topic="user.events")
-    assert await svc.repo.time_zone("acme", uid) == "Pacific/Kiritimati"
+    assert (await svc.repo.learner_settings("acme", uid)).time_zone == "Pacific/Kiritimati"
     again = await svc.review("acme", uid, NewReview(card_id=card, rating=3), at=done.next_due)
     assert again.next_due.astimezone(ZoneInfo("Pacific/Kiritimati")).time() == time(4)
     assert await due_ids(client, pupil, again.next_due) == [card]
@@ -744,7 +744,7 @@ async def test_a_learners_day_starts_at_0400_in_the_zone_identity_gives(running:
         user_id=uid, deleted_by="x", deleted_at=AT), tenant="acme", subject=uid),
         zone_event(uid, "Asia/Tokyo", datetime.now(UTC) + timedelta(minutes=1)),
         topic="user.events")
-    assert await svc.repo.time_zone("acme", uid) is None
+    assert (await svc.repo.learner_settings("acme", uid)).time_zone is None
     assert (await svc.personal_data("acme", uid))["time_zone"] is None
 
 
@@ -2052,7 +2052,8 @@ async def test_a_schedule_fit_reads_the_latest_reviews_one_fit_at_a_time(
     fitting, release = threading.Event(), threading.Event()
     fitted: list[int] = []
 
-    def fit_checked(histories: Sequence[Sequence[object]], start: object) -> SchedulerParams:
+    def fit_checked(histories: Sequence[Sequence[object]], start: object,
+                    zone: object = None) -> SchedulerParams:
         fitted.append(sum(len(h) for h in histories))
         fitting.set()
         release.wait(10)
@@ -2071,7 +2072,7 @@ async def test_a_schedule_fit_reads_the_latest_reviews_one_fit_at_a_time(
     await svc.optimise("acme", "u1")  # done: the next may run
     assert fitted == [learning_service.OPTIMISE_REVIEWS] * 2
     # Both fits predicted the history worse than the parameters in use: neither is kept.
-    assert await svc.repo.scheduler_params("acme", "u1") is None
+    assert (await svc.repo.learner_settings("acme", "u1")).parameters is None
 
 
 async def test_a_review_tried_again_after_a_conflict_is_timed_when_applied(
@@ -2121,7 +2122,31 @@ async def test_a_schedule_fit_that_only_follows_the_noise_is_not_kept(
     fitted = await svc.optimise("acme", "u1")
     assert fitted.checked_on > 0
     assert not fitted.better
-    assert await svc.repo.scheduler_params("acme", "u1") is None
+    assert (await svc.repo.learner_settings("acme", "u1")).parameters is None
+
+
+async def test_a_schedule_fit_counts_in_the_learners_days(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cards learnt at 21:00 in Tokyo and reviewed at 07:00 the next morning: the fit left
+    those reviews out (under 24 hours), though the schedule counted each a day old."""
+    app, _ = running
+    svc = service(app)
+    tokyo = ZoneInfo("Asia/Tokyo")
+    logs = []
+    for c in range(8):
+        learnt = datetime(2025, 5, 1 + c, 21, tzinfo=tokyo).astimezone(UTC)
+        for i, (at, rating) in enumerate([(learnt, 3), (learnt + timedelta(minutes=10), 3),
+                                          (learnt + timedelta(hours=10), 3 if c % 3 else 1)]):
+            logs.append(ReviewLog(id=f"r{c}-{i}", card_id=f"c{c}", concept="x", rating=rating,
+                                  reviewed_at=at, was_due=at, next_due=at))
+
+    async def review_logs(tenant: str, learner: str) -> list[ReviewLog]:
+        return logs
+
+    monkeypatch.setattr(svc.repo, "review_logs", review_logs)
+    assert await svc.set_time_zone("acme", "u1", "Asia/Tokyo", AT)
+    fitted = await svc.optimise("acme", "u1", minimum=1)
+    assert (fitted.fitted_on, fitted.checked_on) == (6, 2)
 
 
 async def test_a_schedule_fit_replays_each_card_from_its_first_review(
@@ -2149,10 +2174,10 @@ async def test_a_schedule_fit_replays_each_card_from_its_first_review(
     seen: list[list[tuple[datetime, int]]] = []
     fit = fsrs_review.fit_checked
 
-    def fit_checked(histories: Sequence[list[tuple[datetime, int]]],
-                    start: object) -> SchedulerParams:
+    def fit_checked(histories: Sequence[list[tuple[datetime, int]]], start: object,
+                    zone: ZoneInfo = fsrs_review.UTC_ZONE) -> SchedulerParams:
         seen.extend(histories)
-        return fit(histories, sweeps=0)
+        return fit(histories, sweeps=0, zone=zone)
 
     monkeypatch.setattr(svc.repo, "review_logs", review_logs)
     monkeypatch.setattr(fsrs_review, "fit_checked", fit_checked)
@@ -2229,7 +2254,8 @@ async def test_a_schedule_fit_needs_its_minimum_of_reviews_and_keeps_a_better_fi
     async def review_logs(tenant: str, learner: str) -> list[ReviewLog]:
         return shown
 
-    def fit_checked(histories: Sequence[Sequence[object]], start: object) -> SchedulerParams:
+    def fit_checked(histories: Sequence[Sequence[object]], start: object,
+                    zone: object = None) -> SchedulerParams:
         return SchedulerParams(parameters=[0.5] * 21, fitted_on=sum(map(len, histories)),
                                loss_before=2.0, loss_after=1.0, better=True)
 
@@ -2242,7 +2268,7 @@ async def test_a_schedule_fit_needs_its_minimum_of_reviews_and_keeps_a_better_fi
     assert few.value.extra == {"reviews": needed - 1, "needed": needed}
     shown[:] = logs
     assert (await svc.optimise("acme", "u7")).fitted_on == needed
-    assert await svc.repo.scheduler_params("acme", "u7") == [0.5] * 21
+    assert (await svc.repo.learner_settings("acme", "u7")).parameters == [0.5] * 21
 
 
 async def test_an_api_key_has_no_learning_of_its_own(running: tuple[

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from fsrs import Card as FsrsCard
-from fsrs import Rating, Scheduler
+from fsrs import Rating, Scheduler, State
 from fsrs.scheduler import DEFAULT_PARAMETERS
 
 from bloop.platform.learning import review
@@ -24,13 +25,15 @@ def test_a_rating_outside_one_to_four_is_refused(rating: int) -> None:
 
 
 def test_the_schedule_is_fsrs_own() -> None:
+    """FSRS's, the time between reviews counted in the learner's days (`in_learner_days`)."""
     state = review.new_state("k", "c", T0)
     at = T0
     expected = FsrsCard(card_id=0, due=T0)
     sched = Scheduler(enable_fuzzing=False)
     for rating in (3, 3, 4, 2, 1, 3):
         state, log, result = review.review(state, rating, at, None)
-        expected, _ = sched.review_card(expected, Rating(rating), review_datetime=at)
+        expected, _ = sched.review_card(review.in_learner_days(expected, at, review.UTC_ZONE),
+                                        Rating(rating), review_datetime=at)
         assert FsrsCard.from_dict(state.fsrs).due == expected.due  # type: ignore[arg-type]
         assert state.due == review.day_due(expected.due, at, review.UTC_ZONE)
         assert result.next_due == state.due == log.next_due
@@ -154,21 +157,81 @@ def test_a_change_of_the_clocks_keeps_the_day_at_local_0400(
     assert got > at
 
 
-def test_fsrs_counts_the_time_from_the_real_review_not_the_day_it_was_due() -> None:
-    """The learner's day moves when the card is shown, not when FSRS thinks it was reviewed:
-    FSRS's next interval follows from the review's own time."""
-    tz = ZoneInfo("Europe/Paris")
-    at = local("Europe/Paris", 2026, 3, 10, 21, 40)
-    state = graduated(at)
-    after, log, _ = review.review(state, 3, at, None, zone=tz)
-    assert log.reviewed_at == at
-    assert FsrsCard.from_dict(after.fsrs).last_review == at  # type: ignore[arg-type]
-    later = after.due + timedelta(hours=3)
-    via_day, _, _ = review.review(after, 3, later, None, zone=tz)
-    exact, _ = Scheduler(enable_fuzzing=False).review_card(
-        FsrsCard.from_dict(after.fsrs), Rating(3), review_datetime=later)  # type: ignore[arg-type]
-    assert FsrsCard.from_dict(via_day.fsrs).due == exact.due  # type: ignore[arg-type]
-    assert FsrsCard.from_dict(via_day.fsrs).stability == exact.stability  # type: ignore[arg-type]
+def relearnt(at: datetime, zone: ZoneInfo) -> CardState:
+    """A card of eight days' stability forgotten ten minutes before `at`, nine days after its
+    last review, and relearnt at `at`: FSRS next wants it a day later."""
+    last = at - timedelta(days=9)
+    card = FsrsCard(card_id=0, state=State.Review, stability=8.0, difficulty=6.0,
+                    due=last + timedelta(days=8), last_review=last)
+    state = CardState(card_id="k", concept="c", fsrs=dict(card.to_dict()), due=card.due)
+    state, _, _ = review.review(state, 1, at - timedelta(minutes=10), None, zone=zone)
+    state, _, _ = review.review(state, 3, at, None, zone=zone)
+    return state
+
+
+@pytest.mark.parametrize("hour", [21, 2])
+def test_a_card_shown_the_next_morning_is_a_day_old(hour: int) -> None:
+    """Relearnt at 21:40 (or at 02:00, still the day before's), a card FSRS wants a day later
+    is shown at 04:00: FSRS, counting whole days from the real time, took a Good then for a
+    review the same day (stability 1.29 -> 1.31, where a day's wait gives 2.56), and the card
+    came back the next morning. Counted in the learner's days, as Anki does, it is a day old."""
+    tz = ZoneInfo("Europe/Berlin")
+    at = local("Europe/Berlin", 2026, 3, 1, hour, 40 if hour == 21 else 0)
+    state = relearnt(at, tz)
+    fsrs_card = FsrsCard.from_dict(state.fsrs)  # type: ignore[arg-type]
+    assert fsrs_card.due - at == timedelta(days=1)
+    shown = local("Europe/Berlin", 2026, 3, 2 if hour == 21 else 1, 4, 0)
+    assert state.due == shown
+    morning, log, _ = review.review(state, 3, shown, None, zone=tz)
+    on_fsrs_due, _ = Scheduler(enable_fuzzing=False).review_card(
+        fsrs_card, Rating(3), review_datetime=fsrs_card.due)
+    after = FsrsCard.from_dict(morning.fsrs)  # type: ignore[arg-type]
+    assert after.stability == pytest.approx(on_fsrs_due.stability)
+    assert after.stability > 2 * fsrs_card.stability  # type: ignore[operator]
+    assert morning.due - shown >= timedelta(days=2)
+    # the review is kept at its real time, in the log and in FSRS's state
+    assert log.reviewed_at == after.last_review == shown
+    assert after.due == shown + (on_fsrs_due.due - fsrs_card.due)
+
+
+def test_the_next_review_counts_the_learners_days_from_the_real_one() -> None:
+    """FSRS's state keeps the real time of a review counted a day old: the next review counts
+    from it, not from a day before it (which would make that review a day older)."""
+    tz = ZoneInfo("Europe/Berlin")
+    state = relearnt(local("Europe/Berlin", 2026, 3, 1, 21, 40), tz)
+    first_at = state.due + timedelta(hours=3)  # 07:00
+    first, _, _ = review.review(state, 3, first_at, None, zone=tz)
+    assert FsrsCard.from_dict(first.fsrs).last_review == first_at  # type: ignore[arg-type]
+    days = (first.due - state.due).days  # learner's days from 07:00 to the next due
+    second_at = first.due  # 04:00 on that day: a whole day short of `days` after 07:00
+    assert (second_at - first_at).days == days - 1
+    second, log, _ = review.review(first, 3, second_at, None, zone=tz)
+    exact, _ = Scheduler(enable_fuzzing=False).review_card(  # 07:00 on that day
+        FsrsCard.from_dict(first.fsrs), Rating(3),  # type: ignore[arg-type]
+        review_datetime=first_at + timedelta(days=days))
+    got = FsrsCard.from_dict(second.fsrs)  # type: ignore[arg-type]
+    assert got.stability == pytest.approx(exact.stability)
+    assert got.last_review == log.reviewed_at == second_at
+
+
+def test_a_fit_scores_a_review_on_the_next_learners_day() -> None:
+    """Learnt at 21:00 in Tokyo and reviewed at 07:00 the next morning, a card's review was
+    left out of the fit (under 24 hours) though the schedule counted it a day old."""
+    tz = ZoneInfo("Asia/Tokyo")
+    learnt = local("Asia/Tokyo", 2026, 3, 1, 21, 0)
+    morning = local("Asia/Tokyo", 2026, 3, 2, 7, 0)
+    history = [(learnt, 3), (learnt + timedelta(minutes=10), 3), (morning, 3)]
+    assert review.loss([history], DEFAULT_PARAMETERS, tz)[1] == 1
+    # in UTC the two are one learner's day (12:10 and 22:00 UTC)
+    assert review.loss([history], DEFAULT_PARAMETERS)[1] == 0
+    state = review.new_state("k", "c", learnt)
+    for at, rating in history[:2]:
+        state, _, _ = review.review(state, rating, at, None, zone=tz)
+    card = review.in_learner_days(FsrsCard.from_dict(state.fsrs), morning, tz)  # type: ignore[arg-type]
+    p = Scheduler(enable_fuzzing=False).get_card_retrievability(card, morning)
+    assert review.losses([history], DEFAULT_PARAMETERS, tz) == [pytest.approx(-math.log(p))]
+    assert 0.5 < p < 0.99
+    assert review.optimise([history] * 4, sweeps=1, zone=tz).fitted_on == 4
 
 
 def simulate(truth: list[float], cards: int, seed: int) -> list[list[tuple[datetime, int]]]:

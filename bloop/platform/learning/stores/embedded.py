@@ -30,6 +30,7 @@ from bloop.platform.learning.model import (
     CourseNode,
     Edge,
     Enrolment,
+    LearnerSettings,
     LessonNode,
     Mastery,
     Placement,
@@ -1019,11 +1020,6 @@ class EmbeddedLearningStore:
             (tenant, learner)).fetchall())
         return [ReviewLog.model_validate_json(r["doc"], context=STORED) for r in rows]
 
-    async def scheduler_params(self, tenant: str, learner: str) -> list[float] | None:
-        row = await self.db.run(lambda c: c.execute(
-            "SELECT fsrs FROM learners WHERE tenant = ? AND id = ?", (tenant, learner)).fetchone())
-        return None if row is None or row[0] is None else [float(x) for x in json.loads(row[0])]
-
     async def save_scheduler_params(self, tenant: str, learner: str,
                                     parameters: Sequence[float]) -> None:
         await self.db.transaction(lambda c: c.execute(
@@ -1044,10 +1040,15 @@ class EmbeddedLearningStore:
 
         return await self.db.transaction(write)
 
-    async def time_zone(self, tenant: str, learner: str) -> str | None:
+    async def learner_settings(self, tenant: str, learner: str) -> LearnerSettings:
         row = await self.db.run(lambda c: c.execute(
-            "SELECT zone FROM learners WHERE tenant = ? AND id = ?", (tenant, learner)).fetchone())
-        return None if row is None or row[0] is None else str(row[0])
+            "SELECT fsrs, zone FROM learners WHERE tenant = ? AND id = ?",
+            (tenant, learner)).fetchone())
+        if row is None:
+            return LearnerSettings()
+        return LearnerSettings(
+            parameters=None if row[0] is None else [float(x) for x in json.loads(row[0])],
+            time_zone=None if row[1] is None else str(row[1]))
 
     async def erase_learner(self, tenant: str, learner: str) -> None:
         def write(c: Conn) -> None:

@@ -46,6 +46,7 @@ from bloop.platform.learning.model import (
     CourseNode,
     Edge,
     Enrolment,
+    LearnerSettings,
     LessonNode,
     Mastery,
     Placement,
@@ -1148,13 +1149,6 @@ class Neo4jLearningStore:
             " ORDER BY r.at, r.id", tenant=tenant, learner=learner)
         return [ReviewLog.model_validate_json(r["doc"], context=STORED) for r in rows]
 
-    async def scheduler_params(self, tenant: str, learner: str) -> list[float] | None:
-        rows = await self._query("MATCH (l:Learner {tenant: $tenant, id: $id}) RETURN l.fsrs AS p",
-                                 tenant=tenant, id=learner)
-        if not rows or rows[0]["p"] is None:
-            return None
-        return [float(x) for x in json.loads(rows[0]["p"])]
-
     async def save_scheduler_params(self, tenant: str, learner: str,
                                     parameters: Sequence[float]) -> None:
         await self._execute(
@@ -1170,10 +1164,15 @@ class Neo4jLearningStore:
             tenant=tenant, id=learner, zone=zone, at=utc_iso(at))
         return bool(records and records[0]["n"])
 
-    async def time_zone(self, tenant: str, learner: str) -> str | None:
-        rows = await self._query("MATCH (l:Learner {tenant: $tenant, id: $id}) RETURN l.zone AS z",
-                                 tenant=tenant, id=learner)
-        return None if not rows or rows[0]["z"] is None else str(rows[0]["z"])
+    async def learner_settings(self, tenant: str, learner: str) -> LearnerSettings:
+        rows = await self._query(
+            "MATCH (l:Learner {tenant: $tenant, id: $id}) RETURN l.fsrs AS p, l.zone AS z",
+            tenant=tenant, id=learner)
+        if not rows:
+            return LearnerSettings()
+        p, z = rows[0]["p"], rows[0]["z"]
+        return LearnerSettings(parameters=None if p is None else [float(x) for x in json.loads(p)],
+                               time_zone=None if z is None else str(z))
 
     async def erase_learner(self, tenant: str, learner: str) -> None:
         async def work(tx: Tx) -> None:
