@@ -790,7 +790,7 @@ async def test_zones_set_before_identity_announced_them_reach_learning_at_its_st
         assert r.status_code == 200, r.text
         [(who, zone, _)] = await zones_announced(app)
         assert (who, zone) == (later_id, "America/Lima")
-        assert await service(app).repo.time_zone("acme", uid) is None
+        assert (await service(app).repo.learner_settings("acme", uid)).time_zone is None
     async with embedded_app(tmp_path, monkeypatch, ["identity", "learning"]) as (app, client):
         first = await zones_announced(app)
         # the zone changed, it says, when the user was made: any change announced as it was
@@ -798,9 +798,9 @@ async def test_zones_set_before_identity_announced_them_reach_learning_at_its_st
         assert [(who, zone) for who, zone, _ in first] == [(later_id, "America/Lima"),
                                                            (uid, "Asia/Tokyo")]
         assert datetime.fromisoformat(first[1][2]) == users[0].created_at
-        assert await service(app).repo.time_zone("acme", uid) == "Asia/Tokyo"
-        assert await service(app).repo.time_zone("acme", later_id) == "America/Lima"
-        assert await service(app).repo.time_zone("acme", gone_id) is None
+        assert (await service(app).repo.learner_settings("acme", uid)).time_zone == "Asia/Tokyo"
+        assert (await service(app).repo.learner_settings("acme", later_id)).time_zone == "America/Lima"
+        assert (await service(app).repo.learner_settings("acme", gone_id)).time_zone is None
     async with embedded_app(tmp_path, monkeypatch, ["identity", "learning"]) as (app, client):
         assert await zones_announced(app) == first
 
