@@ -372,23 +372,35 @@ async def test_a_real_store_with_the_development_credential_is_warned_of(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
         store: str, var: str, value: str, development: str) -> None:
     """Unset or set to it, the credential is the development one (the warning said "unset" of
-    a variable set to it)."""
+    a variable set to it), for a server on another machine: infra/'s own, on this machine, has
+    it (the notebooks on the real servers printed the warning)."""
     from bloop.platform.kit.wiring import Platform
 
     monkeypatch.setenv(f"BLOOP_{store.upper()}_ADAPTER", "real")
-    for chosen in (None, development, value):
-        if chosen is not None:
-            monkeypatch.setenv(var, chosen)
-        caplog.clear()
-        platform = Platform(Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False)))
-        with caplog.at_level(logging.WARNING, "bloop.wiring"):
-            getattr(platform, f"require_{store}")()
-        await platform.close()
-        warned = [r.getMessage() for r in caplog.records if var in r.getMessage()]
-        assert warned == ([] if chosen == value else [
-            f"{var} is the built-in development value: {store} is given the credential of "
-            "infra/'s local server; set the real server's"]), warned
-        assert all(value not in m and development not in m for m in warned)
+    remote = {"neo4j": "bolt://neo4j.school.internal:7687",
+              "influx": "http://influx.school.internal:8086"}[store]
+    for url, local in ((remote, False), ("", True), (remote.replace(
+            remote.split("//")[1].split(":")[0], "localhost"), True)):
+        if url:
+            monkeypatch.setenv(f"BLOOP_{store.upper()}_URL", url)
+        else:
+            monkeypatch.delenv(f"BLOOP_{store.upper()}_URL", raising=False)
+        for chosen in (None, development, value):
+            if chosen is None:
+                monkeypatch.delenv(var, raising=False)
+            else:
+                monkeypatch.setenv(var, chosen)
+            caplog.clear()
+            platform = Platform(Settings(runtime=RuntimeSettings(data_dir=tmp_path,
+                                                                 seed_demo=False)))
+            with caplog.at_level(logging.WARNING, "bloop.wiring"):
+                getattr(platform, f"require_{store}")()
+            await platform.close()
+            warned = [r.getMessage() for r in caplog.records if var in r.getMessage()]
+            assert warned == ([] if chosen == value or local else [
+                f"{var} is the built-in development value: {store} is given the credential of "
+                "infra/'s local server; set the real server's"]), (url, warned)
+            assert all(value not in m and development not in m for m in warned)
 
 
 def readme_settings() -> list[re.Pattern[str]]:

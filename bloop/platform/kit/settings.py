@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bloop.platform.kit.urls import HttpUrlText, http_url_problem, masked_url
+from bloop.platform.kit.urls import HttpUrlText, http_url_problem, loopback, masked_url
 
 StoreMode = Literal["embedded", "real"]
 StoreName = Literal["kafka", "mongo", "neo4j", "redis", "influx"]
@@ -516,10 +516,11 @@ def _service_link(name: str, value: str) -> bool:
 
 def development_credential(settings: Settings, store: Literal["neo4j", "influx"]) -> str | None:
     """The variable of `store`'s credential when it still holds the built-in one (the local
-    infra/ server's), else None."""
+    infra/ server's) for a server on another machine, else None."""
     group = getattr(settings, store)
     field = "password" if store == "neo4j" else "token"
-    if getattr(group, field) != type(group).model_fields[field].default:
+    if (getattr(group, field) != type(group).model_fields[field].default
+            or loopback(urlsplit(group.url).hostname or "")):
         return None
     return f"BLOOP_{store.upper()}_{field.upper()}"
 

@@ -16,6 +16,16 @@ from pydantic import AfterValidator, ValidationInfo
 from bloop.platform.kit.read_back import read_back
 
 
+def loopback(host: str) -> bool:
+    """Whether `host` (a URL's, without brackets) names this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def http_url_problem(value: str) -> str | None:
     """Why `value` is not an absolute http(s) address that can be fetched as written, or None."""
     bad = next((c for c in value if c.isspace() or not c.isprintable()), None)

@@ -4,7 +4,6 @@ machine or a private network."""
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from bloop.platform.identity.oidc.problems import refuse
@@ -14,6 +13,7 @@ from bloop.platform.kit.urls import (
     USERINFO_PROBLEM,
     has_userinfo,
     http_url_problem,
+    loopback,
     private_address_problem,
 )
 
@@ -28,7 +28,7 @@ async def check_url(settings: OidcSettings, url: str, *, at_use: bool = True,
         422, "oidc_config_invalid")
     check_web_address(settings, url, status, invalid, field)
     loopback_allowed = (settings.allow_http_loopback
-                        and _loopback((urlsplit(url).hostname or "").lower()))
+                        and loopback((urlsplit(url).hostname or "").lower()))
     if loopback_allowed or settings.private_addresses:
         return
     private = await private_address_problem(url, unresolved_ok=not at_use)
@@ -55,14 +55,6 @@ def check_web_address(settings: OidcSettings, url: str, status: int, invalid: st
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if not (parts.scheme == "https" and host) and not (
-            parts.scheme == "http" and settings.allow_http_loopback and _loopback(host)):
+            parts.scheme == "http" and settings.allow_http_loopback and loopback(host)):
         raise refuse(f"{url!r} is not an https URL", invalid, status)
 
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
