@@ -321,11 +321,23 @@ def test_secrets_put_in_settings_do_not_render() -> None:
     fine = ("BLOOP_AUTH_TOKEN_RATE_LIMIT=10", "BLOOP_AUTH_API_KEY_CACHE_S=5",
             "BLOOP_AUTH_MAX_API_KEYS=3", "BLOOP_AUTH_KEY_ROTATION_S=86400",
             "BLOOP_AUTH_API_KEYS_URL=http://keys.example/principal",
-            "BLOOP_MONGO_URL=mongodb://bloop@mongo:27017", "bloop_auth_key_rotation_s=60")
+            "BLOOP_MONGO_URL=mongodb://bloop@mongo:27017")
     [config] = of_kind(render(*(a for f in fine for a in ("--set", f"settings.{f}"))),
                        "ConfigMap").values()
     assert config["data"]["BLOOP_AUTH_MAX_API_KEYS"] == "3"
-    assert config["data"]["bloop_auth_key_rotation_s"] == "60"
+
+
+def test_settings_are_named_in_capitals() -> None:
+    """Bloop reads its settings' names in any case, the chart its own checks in capitals: with
+    `bloop_ai_url` set, the chart added `BLOOP_AI_URL` as well, and which one a process took
+    was a matter of chance; `Bloop_Http_Port` left the probes on port 8000."""
+    for setting in ("bloop_ai_url=http://ai.example", "Bloop_Http_Port=9000",
+                    "BLOOP_http_shutdown_timeout_s=60"):
+        done = helm("template", "school", str(CHART), "--set", f"settings.{setting}")
+        assert done.returncode == 1, setting
+        name = setting.split("=")[0]
+        assert f"settings.{name}: write the name in capitals, {name.upper()}" in done.stderr
+    assert render("--set", "settings.BLOOP_HTTP_PORT=9000")
 
 
 def test_a_pod_leaves_its_service_before_it_stops_and_has_the_time_its_shutdown_takes() -> None:
