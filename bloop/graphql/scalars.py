@@ -3,10 +3,14 @@ query's validation, before any resolver runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from datetime import datetime
 from typing import NewType
 
 import strawberry
+from pydantic import TypeAdapter
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types.scalar import ScalarDefinition
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"
@@ -23,7 +27,18 @@ def _parse_slug(value: object) -> Slug:
     return Slug(value)
 
 
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+def _instant(value: datetime) -> str:
+    """A time as the HTTP API writes it (UTC ending in `Z`), so both give the same text."""
+    text: str = _INSTANT.dump_python(value, mode="json")
+    return text
+
+
 SCALARS: dict[object, ScalarDefinition] = {
+    datetime: dataclasses.replace(DateTimeDefinition, serialize=_instant,
+                                  description="date with time (ISO 8601; UTC ending in `Z`)"),
     Slug: strawberry.scalar(name="Slug", serialize=str, parse_value=_parse_slug,
                             description="lower-case letters, digits and inner hyphens, "
                                         "at most 63 characters"),

@@ -64,6 +64,12 @@ async def test_a_learner_enrols_progresses_and_reviews_over_graphql(running: tup
     assert done["data"]["recordProgress"]["completedAt"] is not None
     report = (await client.get(f"{BASE}/me/progress", headers=pupil)).json()
     assert "names" in str(report)
+    # times read the same over both (GraphQL wrote `+00:00` where the HTTP API writes `Z`)
+    [over_rest] = [p for p in report["lessons"] if p["lesson_id"] == "names"]
+    written = done["data"]["recordProgress"]
+    assert (written["completedAt"], written["updatedAt"]) == (
+        over_rest["completed_at"], over_rest["updated_at"])
+    assert written["updatedAt"].endswith("Z")
     again = (await run(client, pupil, PROGRESS, lesson="names",
                        progress={"status": "STARTED"}))["data"]["recordProgress"]
     over_http = (await client.post(f"{BASE}/me/lessons/names/progress", headers=pupil,
