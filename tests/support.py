@@ -34,7 +34,8 @@ from bloop.ai.jobs.model import Job, JobParams, MediaOutput, MediaResult
 from bloop.ai.jobs.worker import completed as worker_completed
 from bloop.ai.text.model import LessonText
 from bloop.platform.app import create_app
-from bloop.platform.identity.model import NewTenant, NewUser, Role
+from bloop.platform.identity.model import NewTenant, NewUser, Role, User
+from bloop.platform.identity.ports import IdentityRepository
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit import stores
 from bloop.platform.kit.events.envelope import Envelope
@@ -240,6 +241,32 @@ def _waits_in(task: asyncio.Task[Any]) -> str:
                       f"{frame.f_code.co_name}")
         awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
     return " > ".join(frames[-3:]) or task.get_name()
+
+
+class FirstWriteLast:
+    """The identity store, but the first `replace_user` (`waiting` once it is in it) commits
+    only after another one did."""
+
+    def __init__(self, store: IdentityRepository) -> None:
+        self.store = store
+        self.first = True
+        self.waiting = asyncio.Event()
+        self.another_done = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def replace_user(self, user: User, events: Sequence[Envelope], **kw: Any) -> None:
+        first, self.first = self.first, False
+        if first:
+            self.waiting.set()
+            await self.another_done.wait()
+            await self.store.replace_user(user, events, **kw)
+        else:
+            try:
+                await self.store.replace_user(user, events, **kw)
+            finally:
+                self.another_done.set()
 
 
 class StallingRelay:

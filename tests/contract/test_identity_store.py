@@ -47,9 +47,11 @@ from bloop.platform.identity.ports import (
     IdentityRepository,
     LastHolder,
     Missing,
+    ProfileSetLater,
     SigningKeyStore,
     ZoneSetLater,
 )
+from bloop.platform.identity.service import IdentityService
 from bloop.platform.identity.stores.embedded import (
     EmbeddedApiKeys,
     EmbeddedIdentityStore,
@@ -66,7 +68,7 @@ from bloop.platform.kit.personal_data import ERASED_USER
 from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.settings import MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import paged, require_server
+from tests.support import FirstWriteLast, paged, require_server
 
 
 def real_mongo() -> AsyncMongoClient[dict[str, Any]]:
@@ -468,6 +470,89 @@ async def test_time_zones_are_stored_in_the_order_of_when_they_were_set(
     with pytest.raises(Missing):
         await store.replace_user(tokyo.model_copy(update={"id": "ghost"}), [],
                                  fields=["time_zone"], zone_at=at)
+
+
+async def test_names_and_avatars_are_written_over_the_ones_read_in_the_order_they_were_set(
+        store: IdentityRepository) -> None:
+    """A `user.profile_changed` carries the name and avatar the write stores: a write over a
+    name or avatar other than the ones read, or stored as set later, is refused, its event
+    too."""
+    ada = user("acme", "ada@acme.dev", "Ada")
+    await store.add_user(ada, [])
+    at = now()
+    named = ProfileEdit(display_name="Ada L.")
+    pictured = ProfileEdit(avatar_url="https://img.acme.dev/a.png")
+    await store.replace_user(ada.with_profile(named), [registered(ada)], fields=["display_name"],
+                             profile_read=ada, profile_at=at + timedelta(microseconds=2))
+    stored = ada.with_profile(named)
+    for read, earlier in ((ada, at + timedelta(microseconds=3)),  # read before the name
+                          (stored, at + timedelta(microseconds=2))):  # to the microsecond
+        with pytest.raises(ProfileSetLater) as refused:
+            await store.replace_user(read.with_profile(pictured), [registered(ada)],
+                                     fields=["avatar_url"], profile_read=read,
+                                     profile_at=earlier)
+        assert refused.value.at == at + timedelta(microseconds=2)
+    with pytest.raises(ProfileSetLater):  # an edit whose name is the one read, written over
+        await store.replace_user(ada, [], fields=["display_name"], profile_read=ada)
+    assert await store.get_user("acme", ada.id) == stored
+    assert len(await pending_types(store)) == 1
+    await store.replace_user(stored.with_profile(pictured), [registered(ada)],
+                             fields=["avatar_url"], profile_read=stored,
+                             profile_at=at + timedelta(microseconds=3))
+    stored = stored.with_profile(pictured)
+    assert await store.get_user("acme", ada.id) == stored
+    assert len(await pending_types(store)) == 2
+    # the same name and avatar again, with no time, write over nothing else; other writes and
+    # the zone's time leave the profile's alone
+    await store.replace_user(stored, [], fields=["display_name"], profile_read=stored)
+    zoned = stored.with_profile(ProfileEdit(time_zone="Asia/Tokyo"))
+    await store.replace_user(zoned, [], fields=["time_zone"], profile_read=stored,
+                             zone_at=at + timedelta(days=1))
+    with pytest.raises(ProfileSetLater) as refused:
+        await store.replace_user(zoned, [], fields=["display_name"], profile_read=zoned,
+                                 profile_at=at + timedelta(microseconds=3))
+    assert refused.value.at == at + timedelta(microseconds=3)
+    with pytest.raises(Missing):
+        await store.replace_user(zoned.model_copy(update={"id": "ghost"}), [],
+                                 fields=["display_name"], profile_read=zoned, profile_at=at)
+    fresh = user("acme", "bo@acme.dev", "Bo")  # never edited: no time stored
+    await store.add_user(fresh, [])
+    with pytest.raises(ProfileSetLater) as refused:
+        await store.replace_user(fresh, [], fields=["display_name"], profile_read=ada)
+    assert refused.value.at is None
+
+
+def profiles_told(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e["data"] for e in events if e["type"] == "bloop.identity.user.profile_changed.v1"]
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    (ProfileEdit(display_name="Ada L."), ProfileEdit(avatar_url="https://img.acme.dev/a.png")),
+    (ProfileEdit(display_name="Cy"), ProfileEdit(display_name="Di")),
+    (ProfileEdit(display_name="Ada"), ProfileEdit(display_name="Bea")),  # the name it read
+    (ProfileEdit(avatar_url=None), ProfileEdit(display_name="Ed", avatar_url="https://e.dev/e")),
+], ids=["name-avatar", "name-name", "same-name", "avatar-both"])
+async def test_the_last_profile_changed_of_edits_at_once_carries_the_stored_profile(
+        store: IdentityRepository, first: ProfileEdit, second: ProfileEdit) -> None:
+    """Consumers keep the name and avatar of the `user.profile_changed` with the latest
+    `changed_at`. An edit committing after another, read before it, told the name and avatar it
+    read: its event (or the other's, stamped later) left them with ones identity no longer
+    had; an edit setting the name it read told nothing, and put back the one it read."""
+    service = IdentityService(store)
+    await service.create_tenant(NewTenant(id="acme", name="Acme"))
+    ada = await service.register_user("acme", NewUser(email="ada@acme.dev", display_name="Ada"))
+    racing = FirstWriteLast(store)
+    late = asyncio.create_task(IdentityService(racing).update_profile("acme", ada.id, first))
+    await racing.waiting.wait()
+    await IdentityService(racing).update_profile("acme", ada.id, second)
+    await late
+
+    stored = await service.user("acme", ada.id)
+    assert stored == ada.with_profile(second).with_profile(first)
+    told = profiles_told([json.loads(p.message.value) for p in await store.outbox.pending(100)])
+    last = max(told, key=lambda d: datetime.fromisoformat(d["changed_at"]))
+    assert told[-1] == last  # the outbox's order too
+    assert (last["display_name"], last["avatar_url"]) == (stored.display_name, stored.avatar_url)
 
 
 async def test_a_deleted_user_is_gone_and_its_email_free(store: IdentityRepository) -> None:

@@ -17,6 +17,9 @@ from bloop.platform.kit.pagination import Slice
 ENDED_MARGIN = timedelta(days=1)
 """How long a session's end is kept past its last token's expiry (a successor stored while
 it ended expires a moment after the tokens it read)."""
+SEEN = frozenset({"display_name", "avatar_url"})
+"""What others see of a user, which `user.profile_changed` carries (`replace_user`'s
+`profile_read` is compared on them)."""
 
 
 class Duplicate(Exception):
@@ -45,6 +48,15 @@ class ZoneSetLater(Exception):
 
     def __init__(self, at: datetime) -> None:
         super().__init__(at.isoformat())
+        self.at = at
+
+
+class ProfileSetLater(Exception):
+    """A write of the user's name and avatar over those it read found others stored since, or
+    found them stored as set at `at` (None: never through such a write), no earlier."""
+
+    def __init__(self, at: datetime | None) -> None:
+        super().__init__(None if at is None else at.isoformat())
         self.at = at
 
 
@@ -96,7 +108,9 @@ class IdentityRepository(Protocol):
                            unless_role: Role | None = None,
                            keeping: Role | None = None,
                            announces_zone: bool = False,
-                           zone_at: datetime | None = None) -> None:
+                           zone_at: datetime | None = None,
+                           profile_read: User | None = None,
+                           profile_at: datetime | None = None) -> None:
         """Stores the user's new state (only `fields` of it, when named, so a write racing
         another of other fields keeps them) and its events atomically; `Missing` when the user
         does not exist. LastHolder: no other user of the tenant holds `keeping` (this and
@@ -105,7 +119,11 @@ class IdentityRepository(Protocol):
         `unannounced_time_zones` no longer lists. With `zone_at`, the time zone is stored as
         set then, only over one set earlier (ZoneSetLater otherwise, and nothing is written):
         the zones stored follow one another in the order of their times, as learning, keeping
-        the latest, sees them."""
+        the latest, sees them. With `profile_read` (the user as read before the write), only
+        while the stored name and avatar are still its; with `profile_at` too, they are stored
+        as set then, only over ones set earlier (ProfileSetLater otherwise, and nothing is
+        written): each `user.profile_changed` stored carries the name and avatar stored with it,
+        and the latest by its time the ones stored last."""
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
                           unless_role: Role | None = None,

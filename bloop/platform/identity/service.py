@@ -45,12 +45,14 @@ from bloop.platform.identity.model import (
     now,
 )
 from bloop.platform.identity.ports import (
+    SEEN,
     ApiKeyStore,
     Duplicate,
     HoldsRole,
     IdentityRepository,
     LastHolder,
     Missing,
+    ProfileSetLater,
     SigningKeyStore,
     TooMany,
     ZoneSetLater,
@@ -80,8 +82,8 @@ ANNOUNCE_BATCH = 500
 """Users whose time zones are announced in one write at start-up (`announce_time_zones`)."""
 HASH_WRITES = 3
 """Tries of a password change whose hash a sign-in renewed meanwhile (same password)."""
-ZONE_WRITES = 5
-"""Tries of a profile edit whose time zone other edits stored meanwhile as set later."""
+PROFILE_WRITES = 5
+"""Tries of a profile edit whose name, avatar or time zone other edits stored meanwhile."""
 PASSWORD_RETRY_S = 900
 """How long a session that changed its password has that change's retry answered as done."""
 ACCOUNT_DIGEST_KEY = "account-digest"
@@ -213,41 +215,51 @@ class IdentityService:
         """Writes only the fields the edit sets, so an edit racing a role change (or another
         edit) does not put back what that one changed. Learning hears of each time zone set,
         the same again too (it keeps the latest), and the zones are stored in the order of the
-        times the events carry: an edit finding a zone stored as set later tries again later."""
+        times the events carry: an edit finding a zone stored as set later tries again later.
+        A name or avatar is written only over the ones read, and stored in the order of the
+        times of their `user.profile_changed`, which carries both as stored: an edit finding
+        others stored since tries again, from them."""
         changed = edit.changes().keys()
-        stored_at: datetime | None = None
-        for _ in range(ZONE_WRITES):
+        zone_stored_at: datetime | None = None
+        profile_stored_at: datetime | None = None
+        for _ in range(PROFILE_WRITES):
             user = await self.user(tenant_id, user_id)
             updated = user.with_profile(edit)
             if not changed:
                 return updated
             events: list[Envelope] = []
+            profile_at = None
             if (updated.display_name, updated.avatar_url) != (user.display_name, user.avatar_url):
-                at = now()
+                profile_at = _after(profile_stored_at)
                 events.append(type_of(UserProfileChanged).envelope(
                     UserProfileChanged(user_id=user.id, display_name=updated.display_name,
-                                       avatar_url=updated.avatar_url, changed_at=at),
-                    tenant=tenant_id, subject=user.id, time=at))
+                                       avatar_url=updated.avatar_url, changed_at=profile_at),
+                    tenant=tenant_id, subject=user.id, time=profile_at))
             zone_at = None
             if "time_zone" in changed:
-                zone_at = now() if stored_at is None else max(
-                    now(), stored_at + timedelta(microseconds=1))
+                zone_at = _after(zone_stored_at)
                 events.append(type_of(UserTimeZoneChanged).envelope(
                     UserTimeZoneChanged(user_id=user.id, time_zone=updated.time_zone,
                                         changed_at=zone_at),
                     tenant=tenant_id, subject=user.id, time=zone_at))
             try:
-                await self.repo.replace_user(updated, events, fields=changed, zone_at=zone_at,
-                                             announces_zone=zone_at is not None)
+                await self.repo.replace_user(
+                    updated, events, fields=changed, zone_at=zone_at,
+                    announces_zone=zone_at is not None,
+                    profile_read=None if SEEN.isdisjoint(changed) else user,
+                    profile_at=profile_at)
             except Missing:
                 raise NotFound(f"no user {user_id!r} in tenant {tenant_id!r}") from None
             except ZoneSetLater as later:
-                stored_at = later.at
+                zone_stored_at = later.at
+                continue
+            except ProfileSetLater as later:
+                profile_stored_at = later.at or profile_stored_at
                 continue
             if events:
                 self._on_write()
             return updated
-        raise Conflict("the time zone kept changing; try again", code="busy")
+        raise Conflict("the profile kept changing; try again", code="busy")
 
     async def announce_time_zones(self, *, batch: int = ANNOUNCE_BATCH) -> int:
         """Announces (`user.time_zone_changed`) the time zones users set before identity
@@ -448,6 +460,11 @@ def _last_admin(act: str) -> Conflict:
 def _platform_admins_only() -> Forbidden:
     return Forbidden("only a platform admin may grant, revoke or act on the platform_admin role",
                      code="missing_role")
+
+
+def _after(stored: datetime | None) -> datetime:
+    """Now, or just after `stored` (a time stored by a host whose clock is ahead) if later."""
+    return now() if stored is None else max(now(), stored + timedelta(microseconds=1))
 
 
 class TokenGrant(BaseModel):

@@ -5,25 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bloop.platform.identity.model import NewTenant, NewUser, ProfileEdit, RefreshToken, User
-from bloop.platform.identity.ports import IdentityRepository
+from bloop.platform.identity.model import NewTenant, NewUser, ProfileEdit, RefreshToken
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore
 from bloop.platform.kit.auth import TokenVerifier
 from bloop.platform.kit.auth.tokens import revoked_session_key
 from bloop.platform.kit.cache import MemoryCache
 from bloop.platform.kit.errors import Conflict, NotFound
-from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.settings import AuthSettings
 from bloop.platform.kit.sqlite import SqliteDB
+from tests.support import FirstWriteLast
 
 
 @pytest.fixture
@@ -162,29 +161,6 @@ async def test_a_retried_sign_out_refuses_again_every_token_a_host_may_still_tak
     await service.end_sessions("acme", "u1")
     assert await cache.get(revoked_session_key("recent")) is not None
     assert await cache.get(revoked_session_key("old")) is None
-
-
-class FirstWriteLast:
-    """The store, but the first `replace_user` commits only after another one did."""
-
-    def __init__(self, store: IdentityRepository) -> None:
-        self.store = store
-        self.first = True
-        self.another_done = asyncio.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
-
-    async def replace_user(self, user: User, events: Sequence[Envelope], **kw: Any) -> None:
-        first, self.first = self.first, False
-        if first:
-            await self.another_done.wait()
-            await self.store.replace_user(user, events, **kw)
-        else:
-            try:
-                await self.store.replace_user(user, events, **kw)
-            finally:
-                self.another_done.set()
 
 
 async def test_concurrent_time_zone_edits_leave_learning_the_zone_identity_keeps(

@@ -11,10 +11,12 @@ from datetime import datetime
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
 from bloop.platform.identity.ports import (
     ENDED_MARGIN,
+    SEEN,
     Duplicate,
     HoldsRole,
     LastHolder,
     Missing,
+    ProfileSetLater,
     TooMany,
     ZoneSetLater,
 )
@@ -35,6 +37,8 @@ EXPIRES = "json_extract(doc, '$.expires_at')"
 ZONE = "coalesce(json_extract(doc, '$.time_zone'), 'UTC')"  # a user's (stored before it: UTC)
 # When the user's time zone was last set (`replace_user`'s `zone_at`); not one of User's fields.
 ZONE_AT = "_time_zone_at"
+# When the user's name and avatar were last set (`replace_user`'s `profile_at`); the same.
+PROFILE_AT = "_profile_at"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -206,12 +210,17 @@ class EmbeddedIdentityStore:
                            unless_role: Role | None = None,
                            keeping: Role | None = None,
                            announces_zone: bool = False,
-                           zone_at: datetime | None = None) -> None:
+                           zone_at: datetime | None = None,
+                           profile_read: User | None = None,
+                           profile_at: datetime | None = None) -> None:
         doc = user.model_dump(mode="json")
         named = list(doc if fields is None else fields)
         if zone_at is not None:
             doc[ZONE_AT] = json_time(zone_at)
             named.append(ZONE_AT)
+        if profile_at is not None:
+            doc[PROFILE_AT] = json_time(profile_at)
+            named.append(PROFILE_AT)
         paths = ", ".join(f"'$.{name}', json(?)" for name in named)
         values = [json.dumps(doc[name]) for name in named]
         announced = ", zone_announced = 1" if announces_zone else ""
@@ -221,6 +230,8 @@ class EmbeddedIdentityStore:
             _refuse_if_holds(stored, unless_role)
             if zone_at is not None and stored is not None:
                 _refuse_if_zone_later(stored, doc[ZONE_AT])
+            if profile_read is not None and stored is not None:
+                _refuse_if_profile_changed(stored, profile_read, doc.get(PROFILE_AT))
             _refuse_if_last(c, user.tenant, user.id, keeping)
             changed = c.execute(f"UPDATE users SET doc = json_set(doc, {paths}){announced}"  # noqa: S608
                                 " WHERE tenant = ? AND id = ?",
@@ -634,6 +645,14 @@ def _refuse_if_zone_later(doc: str, zone_at: str) -> None:
     stored = json.loads(doc).get(ZONE_AT)
     if stored is not None and stored >= zone_at:
         raise ZoneSetLater(datetime.fromisoformat(stored))
+
+
+def _refuse_if_profile_changed(doc: str, read: User, profile_at: str | None) -> None:
+    stored = json.loads(doc)
+    at = stored.get(PROFILE_AT)
+    if (any(stored.get(name) != getattr(read, name) for name in SEEN)
+            or (profile_at is not None and at is not None and at >= profile_at)):
+        raise ProfileSetLater(None if at is None else datetime.fromisoformat(at))
 
 
 def _refuse_if_holds(doc: str | None, role: Role | None) -> None:

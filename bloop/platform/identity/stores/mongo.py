@@ -19,10 +19,12 @@ from pymongo.errors import DuplicateKeyError
 from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, SigningKey, Tenant, User
 from bloop.platform.identity.ports import (
     ENDED_MARGIN,
+    SEEN,
     Duplicate,
     HoldsRole,
     LastHolder,
     Missing,
+    ProfileSetLater,
     TooMany,
     ZoneSetLater,
 )
@@ -45,6 +47,8 @@ LIVE = {"_deleted": {"$ne": True}}
 ANNOUNCED = "_zone_announced"  # True: an event carried the user's time zone
 # When the user's time zone was last set (`replace_user`'s `zone_at`); not one of User's fields.
 ZONE_AT = "_time_zone_at"
+# When the user's name and avatar were last set (`replace_user`'s `profile_at`); the same.
+PROFILE_AT = "_profile_at"
 
 
 def _fields(doc: Doc) -> Doc:
@@ -54,6 +58,11 @@ def _fields(doc: Doc) -> Doc:
 def _key(tenant: str, record_id: str) -> str:
     """A tenant's records carry the tenant in their `_id`: another tenant's key never matches."""
     return f"{tenant}/{record_id}"
+
+
+def _earlier_than(field: str, at: datetime) -> Doc:
+    """A filter on users whose `field` holds a time before `at`, or none."""
+    return {"$or": [{field: {"$exists": False}}, {field: {"$lt": json_time(at)}}]}
 
 
 def _lacking(role: Role | None) -> Doc:
@@ -176,18 +185,28 @@ class MongoIdentityStore:
                            unless_role: Role | None = None,
                            keeping: Role | None = None,
                            announces_zone: bool = False,
-                           zone_at: datetime | None = None) -> None:
+                           zone_at: datetime | None = None,
+                           profile_read: User | None = None,
+                           profile_at: datetime | None = None) -> None:
         doc = user.model_dump(mode="json")
         update = {"$set": doc if fields is None else {name: doc[name] for name in fields}}
         if announces_zone:
             update["$set"] = {**update["$set"], ANNOUNCED: True}
         key = _key(user.tenant, user.id)
         match: Doc = {"_id": key, **LIVE, **_lacking(unless_role)}
+        later: list[Doc] = []
         if zone_at is not None:
             # A time as text, to the microsecond: a BSON date keeps milliseconds.
             update["$set"][ZONE_AT] = json_time(zone_at)
-            match["$or"] = [{ZONE_AT: {"$exists": False}},
-                            {ZONE_AT: {"$lt": json_time(zone_at)}}]
+            later.append(_earlier_than(ZONE_AT, zone_at))
+        if profile_read is not None:
+            read = profile_read.model_dump(mode="json")
+            match.update({name: read[name] for name in SEEN})
+        if profile_at is not None:
+            update["$set"][PROFILE_AT] = json_time(profile_at)
+            later.append(_earlier_than(PROFILE_AT, profile_at))
+        if later:
+            match["$and"] = later
         async with self._holders(user.tenant, keeping):
             await self._refuse_if_last(user.tenant, key, keeping)
             async with self.guard.hold(self.users, key):
@@ -195,10 +214,13 @@ class MongoIdentityStore:
                     match, self._outbox.with_events(update, *events))
         if result.matched_count == 0:
             await self._refused(key, user.id, unless_role)
-            if zone_at is not None:
-                stored = await self.users.find_one({"_id": key, **LIVE}, {ZONE_AT: 1})
-                if stored is not None and ZONE_AT in stored:
-                    raise ZoneSetLater(datetime.fromisoformat(stored[ZONE_AT]))
+            stored = await self.users.find_one({"_id": key, **LIVE}, {ZONE_AT: 1, PROFILE_AT: 1})
+            if (stored is not None and zone_at is not None
+                    and stored.get(ZONE_AT, "") >= json_time(zone_at)):
+                raise ZoneSetLater(datetime.fromisoformat(stored[ZONE_AT]))
+            if stored is not None and profile_read is not None:
+                at = stored.get(PROFILE_AT)
+                raise ProfileSetLater(None if at is None else datetime.fromisoformat(at))
             raise Missing(user.id)
 
     async def delete_user(self, tenant: str, user_id: str, events: Sequence[Envelope], *,
