@@ -12,6 +12,7 @@ from bloop.platform.content.search.consumers import GROUP as SEARCH
 from bloop.platform.identity.consumers import GROUP as KEPT_ANSWERS
 from bloop.platform.identity.events import TOPIC as USER_EVENTS
 from bloop.platform.learning.consumers import GROUP as LEARNING
+from bloop.platform.learning.consumers import ZONES_GROUP as LEARNING_ZONES
 
 SEARCH_GROUPS = f"{SEARCH}.<index id>"
 """Search's groups, one per index: `content.search.` and the index's id."""
@@ -27,7 +28,7 @@ def consumer_groups(topic: str, ai_worker_group: str) -> set[str]:
     by_topic = {
         CONTENT_EVENTS: {CACHE_GROUP, CACHE_GROUPS, SEARCH_GROUPS, LEARNING,
                          f"{ai_worker_group}.content", f"{ai_worker_group}.lessons"},
-        USER_EVENTS: {AUTHORS_GROUP, ATTEMPTS, LEARNING, KEPT_ANSWERS,
+        USER_EVENTS: {AUTHORS_GROUP, ATTEMPTS, LEARNING, LEARNING_ZONES, KEPT_ANSWERS,
                       f"{ai_worker_group}.users"},
         AI_EVENTS: {AI_MEDIA_GROUP, LEARNING},
         JOBS_TOPIC: {ai_worker_group},

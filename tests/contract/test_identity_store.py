@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -41,6 +42,7 @@ from bloop.platform.identity.model import (
 from bloop.platform.identity.oidc.model import OidcLink
 from bloop.platform.identity.oidc.ports import OidcProviderStore
 from bloop.platform.identity.ports import (
+    Announcement,
     ApiKeyStore,
     Duplicate,
     HoldsRole,
@@ -49,6 +51,7 @@ from bloop.platform.identity.ports import (
     Missing,
     ProfileSetLater,
     SigningKeyStore,
+    Unannounced,
     ZoneSetLater,
 )
 from bloop.platform.identity.service import IdentityService
@@ -386,6 +389,14 @@ def zone_told(u: User) -> Envelope:
         tenant=u.tenant, subject=u.id)
 
 
+def users_of(found: list[Unannounced]) -> list[User]:
+    return [r.user for r in found]
+
+
+def announcing(found: list[Unannounced], zone_at: datetime | None = None) -> list[Announcement]:
+    return [Announcement(r, zone_told(r.user), zone_at) for r in found]
+
+
 async def test_zones_set_before_they_were_announced_are_announced_once(
         store: IdentityRepository) -> None:
     """A zone set before identity announced zones is listed until an announcement of it is
@@ -403,23 +414,90 @@ async def test_zones_set_before_they_were_announced_are_announced_once(
                                  announces_zone=name == "cy")  # cy's edit was announced
     await store.delete_user("acme", people["di"].id, [])
     waiting = sorted((zoned[n] for n in ("ada", "ed", "fay")), key=lambda u: u.id)
-    assert await store.unannounced_time_zones("acme") == waiting
-    assert await store.unannounced_time_zones("acme", limit=2) == waiting[:2]
-    assert await store.unannounced_time_zones("acme", after=waiting[1].id) == waiting[2:]
-    assert await store.unannounced_time_zones("beta") == [zoned["gus"]]
+    found = await store.unannounced_time_zones("acme")
+    assert users_of(found) == waiting
+    assert {(r.announced, r.set_at) for r in found} == {(None, None)}
+    assert users_of(await store.unannounced_time_zones("acme", limit=2)) == waiting[:2]
+    assert users_of(await store.unannounced_time_zones("acme", after=waiting[1].id)) == waiting[2:]
+    assert users_of(await store.unannounced_time_zones("beta")) == [zoned["gus"]]
     # fay's zone changed since it was read, by a version that announced none: left for later
     fay = zoned["fay"].model_copy(update={"time_zone": "Europe/Oslo"})
     await store.replace_user(fay, [], fields=["time_zone"])
-    told = [(u, zone_told(u)) for u in waiting]
+    told = announcing(found)
     stored = await asyncio.gather(*(store.announce_time_zones("acme", told) for _ in range(3)))
     assert sum(stored) == 2
-    assert await store.unannounced_time_zones("acme") == [fay]
-    assert await store.announce_time_zones("acme", [(fay, zone_told(fay))]) == 1
+    [again] = await store.unannounced_time_zones("acme")
+    assert (again.user, again.announced) == (fay, None)
+    assert await store.announce_time_zones("acme", announcing([again])) == 1
     assert await store.unannounced_time_zones("acme") == []
     assert (await pending_types(store)).count("bloop.identity.user.time_zone_changed.v1") == 4
     assert await store.get_user("acme", fay.id) == fay
     assert await store.announce_time_zones("beta", told) == 0  # another tenant's users
-    assert await store.unannounced_time_zones("beta") == [zoned["gus"]]
+    assert users_of(await store.unannounced_time_zones("beta")) == [zoned["gus"]]
+
+
+async def test_a_zone_changed_by_a_version_that_did_not_announce_it_is_listed_again(
+        store: IdentityRepository) -> None:
+    """A version before zones were announced writes a zone over the one announced (no event,
+    no time): learning never heard of it. It is listed with the zone announced and when that
+    was set until its announcement is stored (with a later time, once however many processes
+    store it); one set back to the zone announced is not, nor UTC over none announced."""
+    ada, bo, cy, di = people = [user("acme", f"{n}@acme.dev") for n in ("ada", "bo", "cy", "di")]
+    for u in people:
+        await store.add_user(u, [])
+    at = datetime.now(UTC)
+    for u, zone in ((ada, "Europe/Paris"), (bo, "Asia/Tokyo"), (cy, "Europe/Oslo")):
+        zoned = u.with_profile(ProfileEdit(time_zone=zone))
+        await store.replace_user(zoned, [zone_told(zoned)], fields=["time_zone"],
+                                 announces_zone=True, zone_at=at)
+    assert await store.unannounced_time_zones("acme") == []
+    for u, zone in ((ada, "Asia/Tokyo"), (bo, "UTC"), (cy, "Europe/Rome"), (cy, "Europe/Oslo"),
+                    (di, "UTC")):  # as the earlier version writes it
+        await store.replace_user(u.with_profile(ProfileEdit(time_zone=zone)), [],
+                                 fields=["time_zone"])
+    found = await store.unannounced_time_zones("acme")
+    assert sorted((r.user.id, r.user.time_zone, r.announced, r.set_at) for r in found) == sorted(
+        [(ada.id, "Asia/Tokyo", "Europe/Paris", at), (bo.id, "UTC", "Asia/Tokyo", at)])
+    later = at + timedelta(seconds=1)
+    told = announcing(found, later)
+    stored = await asyncio.gather(*(store.announce_time_zones("acme", told) for _ in range(3)))
+    assert sum(stored) == 2
+    assert await store.unannounced_time_zones("acme") == []
+    assert (await pending_types(store)).count("bloop.identity.user.time_zone_changed.v1") == 5
+    assert (await store.get_user("acme", bo.id)).time_zone == "UTC"  # type: ignore[union-attr]
+    # stored as set at `later`: an edit stamped before it is refused
+    with pytest.raises(ZoneSetLater):
+        await store.replace_user(ada.with_profile(ProfileEdit(time_zone="Europe/Paris")), [],
+                                 fields=["time_zone"], zone_at=at + timedelta(microseconds=1))
+
+
+async def flagged_announced_before(store: IdentityRepository, u: User) -> None:
+    """Marks the user's zone announced as the version before announced zones were kept did."""
+    if isinstance(store, EmbeddedIdentityStore):
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("ALTER TABLE users ADD COLUMN zone_announced INTEGER")
+            c.execute("UPDATE users SET announced_zone = NULL")
+            c.execute("UPDATE users SET zone_announced = 1 WHERE id = ?", (u.id,))
+
+        await store.db.run(write)
+    else:
+        assert isinstance(store, MongoIdentityStore)
+        await store.users.update_many({}, {"$unset": {"_announced_zone": ""}})
+        await store.users.update_one({"id": u.id}, {"$set": {"_zone_announced": True}})
+
+
+async def test_zones_flagged_announced_take_their_zone_as_the_one_announced(
+        store: IdentityRepository) -> None:
+    ada, bo = (user("acme", f"{n}@acme.dev") for n in ("ada", "bo"))
+    for u in (ada, bo):
+        await store.add_user(u, [])
+        await store.replace_user(u.with_profile(ProfileEdit(time_zone="Asia/Tokyo")), [],
+                                 fields=["time_zone"], announces_zone=True)
+    await flagged_announced_before(store, ada)
+    await store.setup()
+    await store.setup()
+    assert users_of(await store.unannounced_time_zones("acme")) == [
+        bo.with_profile(ProfileEdit(time_zone="Asia/Tokyo"))]
 
 
 async def test_writes_of_other_fields_from_the_same_read_both_stay(

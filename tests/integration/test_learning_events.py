@@ -5,6 +5,7 @@ on `user.events` erases the learner's nodes, the time zone `user.time_zone_chang
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from bloop.platform.content.attempts.events import QuestionGraded, QuizAttemptGraded
 from bloop.platform.content.events import TOPIC as CONTENT_EVENTS
@@ -20,7 +23,7 @@ from bloop.platform.identity.events import TOPIC as USER_EVENTS
 from bloop.platform.identity.events import UserDeleted, UserTimeZoneChanged
 from bloop.platform.kit import stores
 from bloop.platform.kit.events.bus.kafka import KafkaEventBus
-from bloop.platform.kit.events.bus.port import Message, Subscription
+from bloop.platform.kit.events.bus.port import DLQ_SUFFIX, Message, Subscription
 from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.relay import OutboxRelay
@@ -28,7 +31,7 @@ from bloop.platform.kit.events.types import registry, type_of
 from bloop.platform.kit.metrics import Metrics
 from bloop.platform.kit.settings import KafkaSettings, Neo4jSettings, OutboxSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from bloop.platform.learning.consumers import subscriptions
+from bloop.platform.learning.consumers import GROUP, USER_DELETED, subscriptions
 from bloop.platform.learning.events import TOPIC as LEARNING_EVENTS
 from bloop.platform.learning.model import Edge, NewEnrolment
 from bloop.platform.learning.service import LearningService
@@ -199,3 +202,77 @@ async def test_content_events_on_kafka_drive_mastery_and_paths(running: Running)
 
     await eventually(erased, timeout_s=60, what="ada's learning nodes erased")
     assert [c.id for c in await service.concepts(tenant)] == ["expressions", "variables"]
+
+
+async def test_zones_reach_learning_past_a_member_of_an_earlier_version(tmp_path: Path) -> None:
+    """A learning process of the version before zones were announced, a member of group
+    `learning` during a rolling upgrade, skips `user.time_zone_changed` and commits past it:
+    learning reads zones in a group of its own, and hears of the zone all the same. (The
+    users' topic is the test's own: a learning process running on these servers reads
+    `user.events`.)"""
+    require_server("neo4j")
+    require_server("kafka")
+    tenant, run = f"t{uuid.uuid4().hex[:10]}", uuid.uuid4().hex[:8]
+    users_topic = f"{USER_EVENTS}-it-{run}"
+    driver = stores.neo4j_driver(Neo4jSettings())
+    store = Neo4jLearningStore(driver, registry, outbox_name=f"learning-it-{run}")
+    await store.setup()
+    processed_db = SqliteDB(tmp_path / "processed.sqlite3")
+    processed = SqliteProcessedEvents(processed_db)
+    await processed.setup()
+    service = LearningService(store)
+    buses: list[KafkaEventBus] = []
+
+    def new_bus() -> KafkaEventBus:
+        buses.append(KafkaEventBus(KafkaSettings(request_timeout_ms=5000), registry, processed,
+                                   Metrics()))
+        return buses[-1]
+
+    try:
+        earlier = new_bus()
+        await earlier.publish([Message.of(type_of(UserTimeZoneChanged).envelope(
+            UserTimeZoneChanged(user_id="ada", time_zone="America/St_Johns",
+                                changed_at=datetime.now(UTC)),
+            tenant=tenant, subject="ada"), users_topic)])
+        skipped: list[str] = []
+
+        async def earlier_member(envelope: Envelope) -> None:
+            skipped.append(envelope.type)
+
+        member_group = f"{GROUP}-it-{run}"
+        earlier.subscribe(Subscription(member_group, (users_topic,), earlier_member,
+                                       frozenset({USER_DELETED})))
+        await earlier.start()
+
+        async def past() -> bool:
+            return await earlier.drained(member_group)
+
+        await eventually(past, timeout_s=60, what="the earlier member past the zone")
+        await earlier.close()
+        assert "bloop.identity.user.time_zone_changed.v1" not in skipped
+
+        bus = new_bus()
+        for sub in subscriptions(service):
+            if USER_EVENTS in sub.topics:
+                bus.subscribe(Subscription(f"{sub.group}-it-{run}", (users_topic,), sub.handler,
+                                           sub.types))
+        await bus.start()
+
+        async def zoned() -> bool:
+            return (await store.learner_settings(tenant, "ada")).time_zone == "America/St_Johns"
+
+        await eventually(zoned, timeout_s=60, what="ada's time zone kept")
+    finally:
+        for each in buses:
+            await each.close()
+        admin = AIOKafkaAdminClient(bootstrap_servers=KafkaSettings().bootstrap)
+        await admin.start()
+        with contextlib.suppress(KafkaError):
+            await admin.delete_topics([users_topic, users_topic + DLQ_SUFFIX])
+        await admin.close()
+        await processed_db.close()
+        await store.drop_tenant(tenant)
+        await driver.execute_query("MATCH (e:BloopOutbox {name: $n}) DELETE e", n=store.outbox.name)
+        await driver.execute_query("MATCH (s:BloopOutboxSeq {name: $n}) DELETE s",
+                                   n=store.outbox.name)
+        await driver.close()

@@ -5,6 +5,7 @@ platform, not to a tenant, and have a port of their own."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -58,6 +59,26 @@ class ProfileSetLater(Exception):
     def __init__(self, at: datetime | None) -> None:
         super().__init__(None if at is None else at.isoformat())
         self.at = at
+
+
+@dataclass(frozen=True)
+class Unannounced:
+    """A user whose time zone is not the one last announced (a zone set before zones were
+    announced, or by a version that did not announce it)."""
+
+    user: User
+    announced: str | None
+    """The zone last announced for the user; None: none ever was."""
+    set_at: datetime | None
+    """When the stored zone was set, as `replace_user`'s `zone_at` (None: never told)."""
+
+
+@dataclass(frozen=True)
+class Announcement:
+    read: Unannounced
+    event: Envelope
+    zone_at: datetime | None
+    """Stored as when the user's zone was set (as `replace_user`'s); None: left as it is."""
 
 
 class IdentityRepository(Protocol):
@@ -115,8 +136,8 @@ class IdentityRepository(Protocol):
         another of other fields keeps them) and its events atomically; `Missing` when the user
         does not exist. LastHolder: no other user of the tenant holds `keeping` (this and
         `delete_user`; checked in the write's transaction on SQLite, just before it on
-        MongoDB). `announces_zone`: the events announce the user's time zone, which
-        `unannounced_time_zones` no longer lists. With `zone_at`, the time zone is stored as
+        MongoDB). `announces_zone`: the events announce the user's time zone, kept as the one
+        last announced (`unannounced_time_zones`). With `zone_at`, the time zone is stored as
         set then, only over one set earlier (ZoneSetLater otherwise, and nothing is written):
         the zones stored follow one another in the order of their times, as learning, keeping
         the latest, sees them. With `profile_read` (the user as read before the write), only
@@ -142,16 +163,16 @@ class IdentityRepository(Protocol):
         """Users ordered by email, starting after the email `after`."""
 
     async def unannounced_time_zones(self, tenant: str, *, after: str | None = None,
-                                     limit: int = 500) -> list[User]:
-        """The tenant's users whose time zone is not UTC and was never announced (set before
-        identity announced them), ordered by id, starting after the id `after`."""
+                                     limit: int = 500) -> list[Unannounced]:
+        """The tenant's users whose time zone differs from the one last announced (none
+        announced counts as UTC), ordered by id, starting after the id `after`."""
 
     async def announce_time_zones(self, tenant: str,
-                                  announcements: Sequence[tuple[User, Envelope]]) -> int:
-        """Stores each event, its user's zone marked announced with it atomically, for the
-        users still unannounced with the time zone they were read with (others: another
-        process, or an edit, came first); returns how many were stored. One transaction on
-        SQLite, one write a user on MongoDB."""
+                                  announcements: Sequence[Announcement]) -> int:
+        """Stores each event, its user's zone kept as the one last announced with it
+        atomically (and its `zone_at`), for the users whose zone and zone last announced are
+        still those read (others: another process, or an edit, came first); returns how many
+        were stored. One transaction on SQLite, one write a user on MongoDB."""
 
     async def add_invitation(self, invitation: Invitation) -> None: ...
 

@@ -46,6 +46,7 @@ from bloop.platform.identity.model import (
 )
 from bloop.platform.identity.ports import (
     SEEN,
+    Announcement,
     ApiKeyStore,
     Duplicate,
     HoldsRole,
@@ -55,6 +56,7 @@ from bloop.platform.identity.ports import (
     ProfileSetLater,
     SigningKeyStore,
     TooMany,
+    Unannounced,
     ZoneSetLater,
 )
 from bloop.platform.kit.auth import (
@@ -262,10 +264,12 @@ class IdentityService:
         raise Conflict("the profile kept changing; try again", code="busy")
 
     async def announce_time_zones(self, *, batch: int = ANNOUNCE_BATCH) -> int:
-        """Announces (`user.time_zone_changed`) the time zones users set before identity
-        announced them, once each, `batch` users a write; returns how many. Each says it
-        changed when the user was made, before any change announced as it was made, which
-        learning keeps over it whichever comes first."""
+        """Announces (`user.time_zone_changed`) each time zone other than the one last
+        announced for its user, `batch` users a write; returns how many. One never announced
+        (set before identity announced zones) says it changed when the user was made, before
+        any change announced as it was made, which learning keeps over it whichever comes
+        first; one changed by a version that did not announce it says now (and is stored as
+        set then), after the one learning keeps."""
         announced, tenants_after = 0, None
         while tenants := await self.repo.list_tenants(after=tenants_after, limit=100):
             for tenant in tenants:
@@ -273,15 +277,12 @@ class IdentityService:
                 while users := await self.repo.unannounced_time_zones(tenant.id, after=after,
                                                                       limit=batch):
                     at = now()
-                    stored = await self.repo.announce_time_zones(tenant.id, [
-                        (u, type_of(UserTimeZoneChanged).envelope(
-                            UserTimeZoneChanged(user_id=u.id, time_zone=u.time_zone,
-                                                changed_at=u.created_at),
-                            tenant=tenant.id, subject=u.id, time=at)) for u in users])
+                    stored = await self.repo.announce_time_zones(
+                        tenant.id, [_announcement(tenant.id, u, at) for u in users])
                     if stored:
                         self._on_write()
                     announced += stored
-                    after = users[-1].id
+                    after = users[-1].user.id
             tenants_after = tenants[-1].id
         return announced
 
@@ -900,3 +901,13 @@ class ApiKeyService:
         if len(self._records) >= self.RECORDS_KEPT:
             del self._records[next(iter(self._records))]
         self._records[(key.tenant, key.id)] = (key, self.clock())
+
+
+def _announcement(tenant: str, read: Unannounced, at: datetime) -> Announcement:
+    user, zone_at = read.user, None
+    if read.announced is not None:
+        zone_at = at if read.set_at is None else max(at, read.set_at + timedelta(microseconds=1))
+    changed_at = user.created_at if zone_at is None else zone_at
+    return Announcement(read, type_of(UserTimeZoneChanged).envelope(
+        UserTimeZoneChanged(user_id=user.id, time_zone=user.time_zone, changed_at=changed_at),
+        tenant=tenant, subject=user.id, time=at), zone_at)

@@ -25,7 +25,7 @@ from bloop.platform.services import Mounted, Service
 
 log = logging.getLogger("bloop.identity")
 PRUNE_INVITATIONS_S = 3600  # how often expired invitations, and their invitees' emails, go
-ANNOUNCE_RETRY_S = 60  # after a failed announcement of the time zones set before they were
+ANNOUNCE_RETRY_S = 60  # after a failed announcement of the time zones identity had not announced
 
 
 def repository(platform: Platform) -> tuple[IdentityRepository, SigningKeyStore]:
@@ -85,12 +85,12 @@ async def mount(platform: Platform) -> Mounted:
             try:
                 announced = await service.announce_time_zones()
             except Exception as exc:
-                log.warning("could not announce the time zones set before identity announced "
-                            "them; trying again", extra={"error": repr(exc)})
+                log.warning("could not announce the time zones identity had not announced; "
+                            "trying again", extra={"error": repr(exc)})
                 await asyncio.sleep(ANNOUNCE_RETRY_S)
                 continue
             if announced:
-                log.info("announced the time zones set before identity announced them",
+                log.info("announced the time zones identity had not announced",
                          extra={"users": announced})
             return
 

@@ -2,7 +2,7 @@
 so learning never reads content's store, with whether each course is archived), graded quiz
 attempts (mastery), the flashcards the AI service generates (review cards, retired with their
 lesson's deletion), users' time zones (the start of a learner's day for reviews; UTC until one
-comes) and deleted users (erased). Edits of a lesson's draft (`lesson.updated`)
+comes; in `ZONES_GROUP`) and deleted users (erased). Edits of a lesson's draft (`lesson.updated`)
 are not read: learners' paths change at the course's next publication, as content promises its
 authors.
 
@@ -37,6 +37,11 @@ from bloop.platform.learning.service import LearningService
 log = logging.getLogger("bloop.learning")
 
 GROUP = "learning"
+ZONES_GROUP = "learning.time-zones"
+"""Users' time zones, read in a group of their own: a member of `learning` of a version before
+the event passes it by and commits past it, losing it for good (this group, new, has no such
+member and starts at the earliest event kept). It erases the user too, after any zone of theirs
+it read: the two groups run apart."""
 CONTENT_EVENTS = "content.events"
 USER_EVENTS = "user.events"
 AI_EVENTS = "video.events"
@@ -149,9 +154,14 @@ class Consumers:
             COURSE_UNARCHIVED: self.archiving,
             ATTEMPT_GRADED: self.attempt,
             USER_DELETED: self.user_deleted,
-            TIME_ZONE_CHANGED: self.time_zone,
             FLASHCARDS_GENERATED: self.flashcards,
         }.get(envelope.type)
+        if handler is not None:
+            await handler(envelope)
+
+    async def handle_zones(self, envelope: Envelope) -> None:
+        handler = {TIME_ZONE_CHANGED: self.time_zone, USER_DELETED: self.user_deleted}.get(
+            envelope.type)
         if handler is not None:
             await handler(envelope)
 
@@ -226,5 +236,7 @@ def subscriptions(service: LearningService) -> list[Subscription]:
     return [Subscription(GROUP, (CONTENT_EVENTS, USER_EVENTS, AI_EVENTS), consumers.handle,
                          types=frozenset({LESSON_PUBLISHED, LESSON_DELETED,
                                           COURSE_PUBLISHED, COURSE_ARCHIVED, COURSE_UNARCHIVED,
-                                          ATTEMPT_GRADED, USER_DELETED, TIME_ZONE_CHANGED,
-                                          FLASHCARDS_GENERATED}))]
+                                          ATTEMPT_GRADED, USER_DELETED,
+                                          FLASHCARDS_GENERATED})),
+            Subscription(ZONES_GROUP, (USER_EVENTS,), consumers.handle_zones,
+                         types=frozenset({TIME_ZONE_CHANGED, USER_DELETED}))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,14 +16,16 @@ import pytest
 from bloop.platform.identity.model import NewTenant, NewUser, ProfileEdit, RefreshToken
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore
+from bloop.platform.identity.stores.mongo import MongoIdentityStore
+from bloop.platform.kit import stores
 from bloop.platform.kit.auth import TokenVerifier
 from bloop.platform.kit.auth.tokens import revoked_session_key
 from bloop.platform.kit.cache import MemoryCache
 from bloop.platform.kit.errors import Conflict, NotFound
 from bloop.platform.kit.events.types import registry
-from bloop.platform.kit.settings import AuthSettings
+from bloop.platform.kit.settings import AuthSettings, MongoSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import FirstWriteLast
+from tests.support import FirstWriteLast, require_server
 
 
 @pytest.fixture
@@ -188,3 +191,55 @@ async def test_concurrent_time_zone_edits_leave_learning_the_zone_identity_keeps
     sent = await events(service)
     assert sum(e["type"] == "bloop.identity.user.time_zone_changed.v1" for e in sent) == 4
     assert learnings_zone(sent) == stored
+
+
+@pytest.fixture(params=["embedded", pytest.param("real", marks=pytest.mark.real)])
+async def on_either_store(request: pytest.FixtureRequest,
+                          tmp_path: Path) -> AsyncIterator[IdentityService]:
+    if request.param == "embedded":
+        db = SqliteDB(tmp_path / "identity.sqlite3")
+        embedded = EmbeddedIdentityStore(db, registry)
+        await embedded.setup()
+        yield IdentityService(embedded)
+        await db.close()
+        return
+    server = require_server("mongo")
+    client = stores.mongo_client(MongoSettings(url=server.url, timeout_ms=2000))
+    name = f"identity_test_{uuid.uuid4().hex[:12]}"
+    mongo = MongoIdentityStore(client, registry, database=name)
+    try:
+        await mongo.setup()
+        yield IdentityService(mongo)
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+async def test_a_zone_an_earlier_version_changed_is_announced_at_the_next_start_as_changed_then(
+        on_either_store: IdentityService) -> None:
+    """A version before zones were announced (a replica during a rolling upgrade, or after a
+    rollback) writes the zone alone: no event, no time. Learning kept the zone announced
+    before it, for good. The next start announces it as changed then, after the one learning
+    keeps; a zone never announced as changed when its user was made; each once."""
+    service = on_either_store
+    await service.create_tenant(NewTenant(id="acme", name="Acme"))
+    ada, bo = [await service.register_user("acme", NewUser(email=f"{n}@acme.dev",
+                                                            display_name=n)) for n in ("ada", "bo")]
+    await service.update_profile("acme", ada.id, ProfileEdit(time_zone="Europe/Paris"))
+    for who, zone in ((ada, "America/Lima"), (bo, "Asia/Tokyo")):  # as the earlier version did
+        await service.repo.replace_user(who.with_profile(ProfileEdit(time_zone=zone)), [],
+                                        fields=["time_zone"])
+    before = datetime.now(UTC) - timedelta(milliseconds=1)  # (times are kept to the ms)
+    assert await service.announce_time_zones() == 2
+    assert await service.announce_time_zones() == 0
+    zones = [e["data"] for e in await events(service)
+             if e["type"] == "bloop.identity.user.time_zone_changed.v1"]
+    told = {(d["user_id"], d["time_zone"]): datetime.fromisoformat(d["changed_at"])  # type: ignore[index]
+            for d in zones}
+    assert set(told) == {(ada.id, "Europe/Paris"), (ada.id, "America/Lima"), (bo.id, "Asia/Tokyo")}
+    assert told[ada.id, "America/Lima"] >= before
+    assert told[ada.id, "America/Lima"] > told[ada.id, "Europe/Paris"]
+    assert told[bo.id, "Asia/Tokyo"] == bo.created_at
+    # an edit after it is stored, and announced as later still
+    await service.update_profile("acme", ada.id, ProfileEdit(time_zone="Europe/Oslo"))
+    assert (await service.user("acme", ada.id)).time_zone == "Europe/Oslo"

@@ -36,7 +36,7 @@ from bloop.platform.identity.events import UserDeleted, UserTimeZoneChanged
 from bloop.platform.identity.service import IdentityService
 from bloop.platform.kit.errors import Conflict, Problem, StoreUnavailable
 from bloop.platform.kit.events.bus.embedded import EmbeddedEventBus
-from bloop.platform.kit.events.bus.port import Message
+from bloop.platform.kit.events.bus.port import Message, Subscription
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import cursor
@@ -44,6 +44,7 @@ from bloop.platform.learning import bkt
 from bloop.platform.learning import graphql as learning_graphql
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning import service as learning_service
+from bloop.platform.learning.consumers import USER_DELETED, ZONES_GROUP
 from bloop.platform.learning.model import BktParams, Card, CardState, NewReview, ReviewLog, SchedulerParams
 from bloop.platform.learning.ports import StaleVersion
 from bloop.platform.learning.service import LearningService
@@ -88,7 +89,7 @@ async def deliver(app: FastAPI, *envelopes: Envelope, topic: str = "content.even
     await bus.publish([Message.of(e, topic) for e in envelopes])
 
     async def done() -> bool:
-        return bool(await bus.drained("learning"))
+        return bool(await bus.drained("learning")) and bool(await bus.drained(ZONES_GROUP))
 
     await eventually(done, timeout_s=15, what="learning consumed its events")
 
@@ -757,7 +758,7 @@ async def zones_announced(app: FastAPI) -> list[tuple[str, str, str]]:
 
     async def sent() -> bool:
         return not await identity_service(app).repo.outbox.pending(1) and bool(
-            await bus.drained("learning"))
+            await bus.drained("learning")) and bool(await bus.drained(ZONES_GROUP))
 
     await eventually(sent, timeout_s=15, what="identity's events sent and read by learning")
     return [(e["data"]["user_id"], e["data"]["time_zone"], e["data"]["changed_at"])
@@ -803,6 +804,52 @@ async def test_zones_set_before_identity_announced_them_reach_learning_at_its_st
         assert (await service(app).repo.learner_settings("acme", gone_id)).time_zone is None
     async with embedded_app(tmp_path, monkeypatch, ["identity", "learning"]) as (app, client):
         assert await zones_announced(app) == first
+
+
+async def test_zones_reach_learning_past_a_member_of_an_earlier_version(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """During a rolling upgrade a learning process of the version before zones were announced
+    is a member of group `learning`: it skips the event, unknown to it, and commits past it.
+    Learning reads zones in a group of its own, which no earlier version has, so they reach it
+    all the same: the zones identity's start announces, one set before zones were announced
+    and one an identity of the earlier version wrote over a zone announced (no event)."""
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "learning"]) as (app, client):
+        pupil, elder = [await learner(app, client) for _ in range(2)]
+        uid, elder_id = [await me(client, h) for h in (pupil, elder)]
+        r = await client.patch("/v1/tenants/acme/me", headers=pupil,
+                               json={"time_zone": "Europe/Paris"})
+        assert r.status_code == 200, r.text
+        await zones_announced(app)
+        assert (await service(app).repo.learner_settings("acme", uid)).time_zone == "Europe/Paris"
+        repo = identity_service(app).repo
+        for who, zone in ((uid, "America/Lima"), (elder_id, "Asia/Tokyo")):  # the earlier version
+            user = await identity_service(app).user("acme", who)
+            await repo.replace_user(user.model_copy(update={"time_zone": zone}), [],
+                                    fields=["time_zone"])
+    async with embedded_app(tmp_path, monkeypatch, ["identity"]) as (app, client):
+        await start_up_announced()
+        bus = app.state.platform.bus
+        assert isinstance(bus, EmbeddedEventBus)
+        skipped: list[str] = []
+
+        async def earlier_member(envelope: Envelope) -> None:
+            skipped.append(envelope.type)
+
+        bus.subscribe(Subscription("learning", ("user.events",), earlier_member,
+                                   types=frozenset({USER_DELETED})))
+
+        async def skipped_past() -> bool:
+            return not await identity_service(app).repo.outbox.pending(1) and bool(
+                await bus.drained("learning"))
+
+        await eventually(skipped_past, timeout_s=15, what="the earlier member past the zones")
+        assert skipped == []
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "learning"]) as (app, client):
+        zones = {(who, zone) for who, zone, _ in await zones_announced(app)}
+        assert {(uid, "America/Lima"), (elder_id, "Asia/Tokyo")} <= zones
+        settings = service(app).repo.learner_settings
+        assert (await settings("acme", uid)).time_zone == "America/Lima"
+        assert (await settings("acme", elder_id)).time_zone == "Asia/Tokyo"
 
 
 async def test_a_graph_listing_a_concept_or_an_edge_twice_is_refused_whole(running: tuple[

@@ -12,12 +12,14 @@ from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, Sign
 from bloop.platform.identity.ports import (
     ENDED_MARGIN,
     SEEN,
+    Announcement,
     Duplicate,
     HoldsRole,
     LastHolder,
     Missing,
     ProfileSetLater,
     TooMany,
+    Unannounced,
     ZoneSetLater,
 )
 from bloop.platform.kit.auth import Role
@@ -101,8 +103,11 @@ def _migrate(c: sqlite3.Connection) -> None:
     columns = {row["name"] for row in c.execute("PRAGMA table_info(users)")}
     if "password_hash" not in columns:
         c.execute("ALTER TABLE users ADD COLUMN password_hash TEXT")
-    if "zone_announced" not in columns:  # 1: an event carried the user's time zone
-        c.execute("ALTER TABLE users ADD COLUMN zone_announced INTEGER")
+    if "announced_zone" not in columns:  # the user's time zone an event last carried
+        c.execute("ALTER TABLE users ADD COLUMN announced_zone TEXT")
+    if "zone_announced" in columns:  # 1 when an event carried the zone stored (before the above)
+        c.execute(f"UPDATE users SET announced_zone = {ZONE} WHERE zone_announced = 1")  # noqa: S608
+        c.execute("ALTER TABLE users DROP COLUMN zone_announced")
 
 
 class EmbeddedIdentityStore:
@@ -223,7 +228,9 @@ class EmbeddedIdentityStore:
             named.append(PROFILE_AT)
         paths = ", ".join(f"'$.{name}', json(?)" for name in named)
         values = [json.dumps(doc[name]) for name in named]
-        announced = ", zone_announced = 1" if announces_zone else ""
+        announced = ", announced_zone = ?" if announces_zone else ""
+        if announces_zone:
+            values.append(user.time_zone)
 
         def write(c: sqlite3.Connection) -> int:
             stored = _user_doc(c, user.tenant, user.id)
@@ -279,22 +286,27 @@ class EmbeddedIdentityStore:
         return [User.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def unannounced_time_zones(self, tenant: str, *, after: str | None = None,
-                                     limit: int = 500) -> list[User]:
+                                     limit: int = 500) -> list[Unannounced]:
         rows = await self.db.run(lambda c: c.execute(
-            "SELECT doc FROM users WHERE tenant = ? AND id > ? AND zone_announced IS NULL"  # noqa: S608
-            f" AND {ZONE} != 'UTC' ORDER BY id LIMIT ?",
+            "SELECT doc, announced_zone FROM users WHERE tenant = ? AND id > ?"  # noqa: S608
+            f" AND coalesce(announced_zone, 'UTC') != {ZONE} ORDER BY id LIMIT ?",
             (tenant, after or "", limit)).fetchall())
-        return [User.model_validate_json(r["doc"], context=STORED) for r in rows]
+        return [_unannounced(r["doc"], r["announced_zone"]) for r in rows]
 
     async def announce_time_zones(self, tenant: str,
-                                  announcements: Sequence[tuple[User, Envelope]]) -> int:
+                                  announcements: Sequence[Announcement]) -> int:
         def write(c: sqlite3.Connection) -> int:
             stored = 0
-            for user, event in announcements:
-                if c.execute(f"UPDATE users SET zone_announced = 1 WHERE tenant = ? AND id = ?"  # noqa: S608
-                             f" AND zone_announced IS NULL AND {ZONE} = ?",
-                             (tenant, user.id, user.time_zone)).rowcount:
-                    self._outbox.add(c, event)
+            for told in announcements:
+                user, zone_at = told.read.user, told.zone_at
+                at = None if zone_at is None else json.dumps(json_time(zone_at))
+                if c.execute(
+                        "UPDATE users SET announced_zone = ?, doc = CASE WHEN ? IS NULL THEN doc"  # noqa: S608
+                        f" ELSE json_set(doc, '$.{ZONE_AT}', json(?)) END"
+                        f" WHERE tenant = ? AND id = ? AND announced_zone IS ? AND {ZONE} = ?",
+                        (user.time_zone, at, at, tenant, user.id, told.read.announced,
+                         user.time_zone)).rowcount:
+                    self._outbox.add(c, told.event)
                     stored += 1
             return stored
 
@@ -639,6 +651,12 @@ def _user_doc(c: sqlite3.Connection, tenant: str, user_id: str) -> str | None:
 def _delete_invitations_to(c: sqlite3.Connection, tenant: str, email: str) -> None:
     c.execute(f"DELETE FROM invitations WHERE tenant = ? AND {EMAIL} = ?",  # noqa: S608
               (tenant, email))
+
+
+def _unannounced(doc: str, announced: str | None) -> Unannounced:
+    at = json.loads(doc).get(ZONE_AT)
+    return Unannounced(User.model_validate_json(doc, context=STORED), announced,
+                       None if at is None else datetime.fromisoformat(at))
 
 
 def _refuse_if_zone_later(doc: str, zone_at: str) -> None:

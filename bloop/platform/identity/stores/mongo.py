@@ -20,12 +20,14 @@ from bloop.platform.identity.model import ApiKey, Invitation, RefreshToken, Sign
 from bloop.platform.identity.ports import (
     ENDED_MARGIN,
     SEEN,
+    Announcement,
     Duplicate,
     HoldsRole,
     LastHolder,
     Missing,
     ProfileSetLater,
     TooMany,
+    Unannounced,
     ZoneSetLater,
 )
 from bloop.platform.kit.auth import Role
@@ -44,7 +46,8 @@ HIDE = {"_outbox": 0, "_outbox_pending": 0, "_password": 0}
 WITH_PASSWORD = {"_outbox": 0, "_outbox_pending": 0}
 # A deleted user's document stays as a tombstone until its events are sent.
 LIVE = {"_deleted": {"$ne": True}}
-ANNOUNCED = "_zone_announced"  # True: an event carried the user's time zone
+ANNOUNCED = "_announced_zone"  # the user's time zone an event last carried
+FLAGGED = "_zone_announced"  # True: an event carried the zone stored (before ANNOUNCED)
 # When the user's time zone was last set (`replace_user`'s `zone_at`); not one of User's fields.
 ZONE_AT = "_time_zone_at"
 # When the user's name and avatar were last set (`replace_user`'s `profile_at`); the same.
@@ -53,6 +56,12 @@ PROFILE_AT = "_profile_at"
 
 def _fields(doc: Doc) -> Doc:
     return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+def _unannounced(doc: Doc) -> Unannounced:
+    at = doc.get(ZONE_AT)
+    return Unannounced(User.model_validate(_fields(doc), context=STORED), doc.get(ANNOUNCED),
+                       None if at is None else datetime.fromisoformat(at))
 
 
 def _key(tenant: str, record_id: str) -> str:
@@ -114,6 +123,16 @@ class MongoIdentityStore:
         await self.used_invitations.create_index([("until", ASCENDING)], name="until")
         await self._outbox.setup()
         await self.guard.setup()
+        await self._migrate_flags()
+
+    async def _migrate_flags(self) -> None:
+        """Users flagged as announced take their zone as the one last announced."""
+        async for doc in self.users.find({FLAGGED: True}, {"time_zone": 1}):
+            zone = doc.get("time_zone")
+            async with self.guard.hold(self.users, doc["_id"]):
+                await self.users.update_one(
+                    {"_id": doc["_id"], FLAGGED: True, "time_zone": zone},
+                    {"$set": {ANNOUNCED: zone or "UTC"}, "$unset": {FLAGGED: ""}})
 
     async def add_tenant(self, tenant: Tenant, events: Sequence[Envelope]) -> None:
         doc = {"_id": tenant.id, **tenant.model_dump(mode="json")}
@@ -191,7 +210,7 @@ class MongoIdentityStore:
         doc = user.model_dump(mode="json")
         update = {"$set": doc if fields is None else {name: doc[name] for name in fields}}
         if announces_zone:
-            update["$set"] = {**update["$set"], ANNOUNCED: True}
+            update["$set"] = {**update["$set"], ANNOUNCED: user.time_zone}
         key = _key(user.tenant, user.id)
         match: Doc = {"_id": key, **LIVE, **_lacking(unless_role)}
         later: list[Doc] = []
@@ -289,25 +308,40 @@ class MongoIdentityStore:
         return [User.model_validate(_fields(d), context=STORED) async for d in cursor]
 
     async def unannounced_time_zones(self, tenant: str, *, after: str | None = None,
-                                     limit: int = 500) -> list[User]:
-        # Ids are UUIDs: the tenant's keys lie between "tenant/" and "tenant/~".
-        cursor = (self.users.find({"_id": {"$gt": _key(tenant, after or ""),
-                                           "$lt": _key(tenant, "~")},
-                                   "tenant": tenant, **LIVE, ANNOUNCED: {"$ne": True},
-                                   "time_zone": {"$nin": ["UTC", None]}}, HIDE)
-                  .sort("_id", ASCENDING).limit(limit))
-        return [User.model_validate(_fields(d), context=STORED) async for d in cursor]
+                                     limit: int = 500) -> list[Unannounced]:
+        # FerretDB compares no two fields of a document ($expr): the users with a zone other
+        # than UTC or one announced are read `limit` at a time, and those differing kept.
+        found: list[Unannounced] = []
+        while len(found) < limit:
+            # Ids are UUIDs: the tenant's keys lie between "tenant/" and "tenant/~".
+            cursor = (self.users.find(
+                {"_id": {"$gt": _key(tenant, after or ""), "$lt": _key(tenant, "~")},
+                 "tenant": tenant, **LIVE,
+                 "$or": [{"time_zone": {"$nin": ["UTC", None]}},
+                         {ANNOUNCED: {"$nin": ["UTC", None]}}]},
+                HIDE).sort("_id", ASCENDING).limit(limit))
+            read = [_unannounced(d) async for d in cursor]
+            found += [r for r in read if r.user.time_zone != (r.announced or "UTC")]
+            if len(read) < limit:
+                break
+            after = read[-1].user.id
+        return found[:limit]
 
     async def announce_time_zones(self, tenant: str,
-                                  announcements: Sequence[tuple[User, Envelope]]) -> int:
+                                  announcements: Sequence[Announcement]) -> int:
         stored = 0
-        for user, event in announcements:
+        for told in announcements:
+            user, zone_at = told.read.user, told.zone_at
             key = _key(tenant, user.id)
+            update: Doc = {ANNOUNCED: user.time_zone}
+            if zone_at is not None:
+                update[ZONE_AT] = json_time(zone_at)
             async with self.guard.hold(self.users, key):
                 result = await self.users.update_one(
-                    {"_id": key, "tenant": tenant, **LIVE, ANNOUNCED: {"$ne": True},
-                     "time_zone": user.time_zone},
-                    self._outbox.with_events({"$set": {ANNOUNCED: True}}, event))
+                    {"_id": key, "tenant": tenant, **LIVE, ANNOUNCED: told.read.announced,
+                     "time_zone": {"$in": [None, "UTC"]} if user.time_zone == "UTC"
+                     else user.time_zone},
+                    self._outbox.with_events({"$set": update}, told.event))
             stored += result.matched_count
         return stored
 
