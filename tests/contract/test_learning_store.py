@@ -26,6 +26,7 @@ from bloop.platform.learning.model import (
     BktParams,
     Card,
     CardEdit,
+    CardState,
     Concept,
     ConceptEdit,
     CourseNode,
@@ -657,6 +658,50 @@ async def test_a_learner_takes_a_card_out_of_their_deck_and_back(case: Case) -> 
     assert await case.store.taken_out_cards(case.tenant, "u1") == []
     assert await case.store.review_logs(case.tenant, "u1") == [log]
 
+
+
+async def test_cards_move_to_another_due_unless_reviewed_since(case: Case) -> None:
+    """A learner's schedules take a new due at the version read (a learner moved to another
+    time zone), those taken out of the deck too; one reviewed since keeps its review's."""
+    await concepts(case, "loops")
+    await concepts(case, "loops", tenant=case.other)
+    cards = [Card.create(case.tenant, "loops", NewCard(front=f"Q{n}?", back="A"), at=T0)
+             for n in range(4)]
+    for card in cards:
+        await case.store.add_card(card)
+    states = [review.new_state(c.id, "loops", T0) for c in cards]
+    for learner in ("u1", "u2"):
+        await case.store.add_card_states(case.tenant, learner, states)
+    theirs = Card.create(case.other, "loops", NewCard(front="Q?", back="A"), at=T0)
+    await case.store.add_card(theirs)
+    await case.store.add_card_states(case.other, "u1", [review.new_state(theirs.id, "loops", T0)])
+    reviewed, log, _ = review.review(states[0], 3, T0, None)
+    await case.store.save_review(case.tenant, "u1", reviewed, log, [])
+    assert await case.store.keep_in_deck(case.tenant, "u1", cards[2].id, False)
+
+    def later(state: CardState, days: int) -> CardState:
+        return state.model_copy(update={"due": T0 + timedelta(days=days)})
+
+    moved = [later(reviewed, 5), later(states[1], 3), later(states[2], 4)]
+    stale = later(states[3], 9).model_copy(update={"version": 1})  # not its version
+    gone = later(review.new_state("nope", "loops", T0), 2)
+    assert await case.store.reschedule_cards(case.tenant, "u1", [*moved, stale, gone]) == 3
+    assert await case.store.reschedule_cards(case.tenant, "u1", []) == 0
+    assert {s.card_id: s for s in await case.store.card_states(case.tenant, "u1")} == {
+        s.card_id: s for s in (moved[0], moved[1], states[3])}
+    assert await case.store.taken_out_cards(case.tenant, "u1") == [moved[2]]
+    assert [s.card_id for s in await case.store.due(case.tenant, "u1", T0 + timedelta(days=5),
+                                                    10)] == [cards[3].id, cards[1].id,
+                                                             cards[0].id]
+    assert await case.store.card_states(case.tenant, "u2") == sorted(
+        states, key=lambda s: (s.due, s.card_id))
+    assert [s.due for s in await case.store.card_states(case.other, "u1")] == [T0]
+    # the version stays: the card's next review is made against it
+    again, log, _ = review.review(moved[0], 3, T0 + timedelta(days=5), None)
+    await case.store.save_review(case.tenant, "u1", again, log, [])
+    # a review written since: a move read before it is left out
+    assert await case.store.reschedule_cards(case.tenant, "u1", [later(moved[0], 1)]) == 0
+    assert (await case.store.card_states(case.tenant, "u1", [cards[0].id])) == [again]
 
 
 async def test_a_card_edit_made_against_an_older_version_is_refused(case: Case) -> None:

@@ -491,7 +491,7 @@ class CardView(_Frozen):
 
 class NewReview(_Frozen):
     card_id: str = Field(min_length=1, max_length=64)
-    # The range is documented here and checked by the scheduler, which answers 422 bad_rating.
+    # The range is documented here and checked by the service first, which answers 422 bad_rating.
     rating: StrictInt = Field(description="1 again, 2 hard, 3 good, 4 easy",
                               json_schema_extra={"minimum": 1, "maximum": 4})
     duration_ms: Annotated[StrictInt, Field(ge=0, le=3_600_000)] | None = None

@@ -355,6 +355,12 @@ class LearningRepository(Protocol):
         """Stores the card's new schedule, its log and events if the stored schedule is still
         at `state.version - 1`, else `StaleVersion`."""
 
+    async def reschedule_cards(self, tenant: str, learner: str,
+                               states: Sequence[CardState]) -> int:
+        """Stores `states` (a new due, the same version) over the learner's schedules of their
+        cards, in their deck or taken out of it, in one write; a schedule no longer at
+        `state.version` (reviewed since), or not there, is left as it is. How many it stored."""
+
     async def review_logs(self, tenant: str, learner: str) -> list[ReviewLog]:
         """Oldest first."""
 

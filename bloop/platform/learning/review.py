@@ -10,12 +10,14 @@ defaults). `fsrs.Optimizer` needs PyTorch; this fit searches the parameters coor
 coordinate within FSRS's bounds instead, which needs nothing more and is quick for one
 learner's few hundred reviews.
 
-A card next due a day or more after its review is due at the start of the learner's day (at
-`ROLLOVER_HOUR` in their time zone) that FSRS's due falls in, as in Anki: reviewed at 21:40 with
-a day to wait, it is in the next morning's reviews. Shorter steps (learning and relearning) stay
-exact. FSRS itself keeps its own due and the review's real time; the time that passed at the
-next review is counted, as in Anki, in the learner's days (`in_learner_days`), so the card shown at
-04:00 the next morning is a day old, as FSRS's own due would have had it.
+A card next due a day or more after its review is due at the start of a learner's day (at
+`ROLLOVER_HOUR` in their time zone), as in Anki: FSRS's interval in whole days counted on from
+the learner's day of the review, so reviewed at 21:40 with a day to wait it is in the next
+morning's reviews, and a change of the clocks between (whose days are 23 or 25 hours) moves
+it by no day. Shorter steps (learning and relearning) stay exact. FSRS itself keeps its own due
+and the review's real time; the time that passed at the next review is counted, as in Anki, in
+the learner's days (`in_learner_days`), so the card shown at 04:00 the next morning is a day
+old, as FSRS's own due would have had it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from copy import copy
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from fsrs import Card as FsrsCard
@@ -64,22 +66,29 @@ def new_state(card_id: str, concept: str, at: datetime) -> CardState:
     return CardState(card_id=card_id, concept=concept, fsrs=dict(fsrs_card.to_dict()), due=at)
 
 
+def day_start(day: date, zone: ZoneInfo) -> datetime:
+    """`ROLLOVER_HOUR` on `day` in `zone` (where a change of the clocks skips that hour, the
+    moment they jump past it; where it repeats it, the first)."""
+    return datetime.combine(day, time(ROLLOVER_HOUR), zone)
+
+
 def learner_day(at: datetime, zone: ZoneInfo) -> datetime:
     """The start of the learner's day holding `at`: `ROLLOVER_HOUR` local time on the date
     `ROLLOVER_HOUR` hours before `at`'s local time."""
     day = (at.astimezone(zone).replace(tzinfo=None) - timedelta(hours=ROLLOVER_HOUR)).date()
-    return datetime.combine(day, time(ROLLOVER_HOUR), zone)
+    return day_start(day, zone)
 
 
 def in_learner_days(card: FsrsCard, at: datetime, zone: ZoneInfo) -> FsrsCard:
-    """`card` as FSRS is to see it at a review at `at`: when fewer whole days passed since its
-    last review than the learner's days (`learner_day`), as from 21:40 to the next morning or from
-    02:00 to 04:00, a copy last reviewed that many days before `at`. FSRS counts whole days (a
-    floor) and takes under one for a review the same day."""
+    """`card` as FSRS is to see it at a review at `at`: when the whole days that passed since
+    its last review are not the learner's days (`learner_day`: fewer, as from 21:40 to the next
+    morning or from 02:00 to 04:00; one more, across a 25-hour day at a change of the clocks),
+    a copy last reviewed that many days before `at`. FSRS counts whole days (a floor) and takes
+    under one for a review the same day."""
     if card.last_review is None:
         return card
     days = (learner_day(at, zone).date() - learner_day(card.last_review, zone).date()).days
-    if days <= 0 or (at - card.last_review).days >= days:
+    if days < 0 or (at - card.last_review).days == days:
         return card
     seen = copy(card)
     seen.last_review = at - timedelta(days=days)
@@ -88,16 +97,31 @@ def in_learner_days(card: FsrsCard, at: datetime, zone: ZoneInfo) -> FsrsCard:
 
 def day_due(due: datetime, at: datetime, zone: ZoneInfo) -> datetime:
     """When a card FSRS next schedules at `due` after a review at `at` is due for the learner:
-    `due` itself for a step shorter than a day, else the start of the learner's day holding
-    `due`, and never sooner than the day after the review's (a 25-hour day at a change of the
-    clocks would hold both ends of a one-day interval)."""
+    `due` itself for a step shorter than a day, else the start of the learner's day as many
+    days after the review's as FSRS's interval has (whole days; at least one), as Anki counts
+    them: across a change of the clocks, `due` falls an hour off that day's start and could
+    fall in the learner's day before or after it."""
     if due - at < timedelta(days=1):
         return due
-    start = learner_day(due, zone)
-    if start <= learner_day(at, zone):
-        local = learner_day(at, zone).replace(tzinfo=None) + timedelta(days=1)
-        start = local.replace(tzinfo=zone)
-    return start.astimezone(due.tzinfo)
+    days = max(1, round((due - at) / timedelta(days=1)))
+    return day_start(learner_day(at, zone).date() + timedelta(days=days), zone).astimezone(
+        due.tzinfo)
+
+
+def rescheduled(state: CardState, zone: ZoneInfo) -> CardState:
+    """The card due as its last review would have made it in `zone` (`day_due`): the learner
+    moved to another time zone. A step shorter than a day, and a card never reviewed, stay."""
+    card = FsrsCard.from_dict(state.fsrs)  # type: ignore[arg-type]
+    if card.last_review is None:
+        return state
+    due = day_due(card.due, card.last_review, zone)
+    return state if due == state.due else state.model_copy(update={"due": due})
+
+
+def check_rating(rating: int) -> None:
+    """`BadRating` unless `rating` is 1 (again) to 4 (easy)."""
+    if rating not in (1, 2, 3, 4):
+        raise BadRating(f"a rating is 1 (again), 2 (hard), 3 (good) or 4 (easy), not {rating}")
 
 
 def review(state: CardState, rating: int, at: datetime, parameters: Sequence[float] | None,
@@ -107,8 +131,7 @@ def review(state: CardState, rating: int, at: datetime, parameters: Sequence[flo
     learner's day in `zone` (`day_due`), the time since its last review counted in their days
     (`in_learner_days`). A card reviewed before it is due is scheduled from the time actually
     elapsed. FSRS's state keeps `at` as its last review, from which the next review counts."""
-    if rating not in (1, 2, 3, 4):
-        raise BadRating(f"a rating is 1 (again), 2 (hard), 3 (good) or 4 (easy), not {rating}")
+    check_rating(rating)
     card = in_learner_days(FsrsCard.from_dict(state.fsrs), at, zone)  # type: ignore[arg-type]
     reviewed, _ = scheduler(parameters).review_card(card, Rating(rating), review_datetime=at,
                                                     review_duration=duration_ms)

@@ -107,6 +107,8 @@ DEAL_ROWS = 5000
 """About as many schedules as one write of new cards to learners' decks makes at most."""
 RETIRE_CARDS = 50
 """The cards of a deleted lesson retired in one write (each leaves every deck in it)."""
+RESCHEDULE_ROWS = 500
+"""The cards of a learner who moved to another time zone moved in one write."""
 PROGRESS_ATTEMPTS = 10
 """A lesson's progress updates sent at once (heartbeats, a completion, a double click) take
 turns in one process; between processes, each read-and-write that loses to another is tried
@@ -1024,6 +1026,10 @@ class LearningService:
         in the learner's days (`fsrs_review.in_learner_days`). A card reviewed before it is due is
         scheduled from the time that actually passed (FSRS handles the short interval). A review
         tried again after another's write is timed when it is tried again, after that one."""
+        try:
+            fsrs_review.check_rating(given.rating)
+        except fsrs_review.BadRating as exc:
+            raise Problem(str(exc), status=422, code="bad_rating") from None
         given_at = at
         settings = await self.repo.learner_settings(tenant, learner)
         zone = _zone(settings.time_zone)
@@ -1035,15 +1041,12 @@ class LearningService:
                     raise NotFound(f"the card {given.card_id!r} is not in your deck",
                                    code="not_in_deck")
                 if given.version is not None and states[0].version != given.version:
-                    raise Conflict(f"the card was reviewed since version {given.version}; it is at "
-                                   f"{states[0].version}", code="already_reviewed",
+                    raise Conflict(f"the card is at version {states[0].version}, not "
+                                   f"{given.version}", code="already_reviewed",
                                    extra={"current_version": states[0].version,
                                           "next_due": json_time(states[0].due)})
-                try:
-                    after, log, result = fsrs_review.review(
-                        states[0], given.rating, at, settings.parameters, given.duration_ms, zone)
-                except fsrs_review.BadRating as exc:
-                    raise Problem(str(exc), status=422, code="bad_rating") from None
+                after, log, result = fsrs_review.review(
+                    states[0], given.rating, at, settings.parameters, given.duration_ms, zone)
                 event = type_of(ReviewDone).envelope(ReviewDone(
                     learner_id=learner, card_id=given.card_id, concept_id=after.concept,
                     rating=given.rating, was_due=result.was_due, next_due=result.next_due,
@@ -1060,9 +1063,26 @@ class LearningService:
 
     async def set_time_zone(self, tenant: str, learner: str, zone: str, at: datetime) -> bool:
         """Keeps the learner's IANA time zone, which identity owns, for their reviews' days
-        (`fsrs_review.day_due`; a zone this process's time zone data lacks counts as UTC).
-        Older news than what is kept, and news of an erased learner, change nothing."""
-        return await self.repo.save_time_zone(tenant, learner, zone, at)
+        (`fsrs_review.day_due`; a zone this process's time zone data lacks counts as UTC), and
+        when it is another than the one kept, moves their cards to it (`_reschedule`). Older
+        news than what is kept, and news of an erased learner, change nothing; the news kept
+        told again (its handling failed part-way) moves the cards not moved yet."""
+        before = (await self.repo.learner_settings(tenant, learner)).time_zone
+        stored = await self.repo.save_time_zone(tenant, learner, zone, at)
+        if (_zone(before) != _zone(zone)) if stored else before == zone:
+            await self._reschedule(tenant, learner, _zone(zone))
+        return stored
+
+    async def _reschedule(self, tenant: str, learner: str, zone: ZoneInfo) -> None:
+        """Moves each of the learner's cards due a day or more after its last review (those
+        taken out of their deck too) to as many learner's days after it in `zone`
+        (`fsrs_review.rescheduled`), `RESCHEDULE_ROWS` a write; a card reviewed meanwhile keeps
+        the schedule its review gave."""
+        states = [*await self.repo.card_states(tenant, learner),
+                  *await self.repo.taken_out_cards(tenant, learner)]
+        moved = [m for s in states if (m := fsrs_review.rescheduled(s, zone)) is not s]
+        for start in range(0, len(moved), RESCHEDULE_ROWS):
+            await self.repo.reschedule_cards(tenant, learner, moved[start:start + RESCHEDULE_ROWS])
 
     async def optimise(self, tenant: str, learner: str, *,
                        minimum: int = fsrs_review.MIN_REVIEWS_TO_OPTIMISE) -> SchedulerParams:

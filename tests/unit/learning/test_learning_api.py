@@ -45,7 +45,16 @@ from bloop.platform.learning import graphql as learning_graphql
 from bloop.platform.learning import review as fsrs_review
 from bloop.platform.learning import service as learning_service
 from bloop.platform.learning.consumers import USER_DELETED, ZONES_GROUP
-from bloop.platform.learning.model import BktParams, Card, CardState, NewReview, ReviewLog, SchedulerParams
+from bloop.platform.learning.model import (
+    BktParams,
+    Card,
+    CardState,
+    NewCard,
+    NewConcept,
+    NewReview,
+    ReviewLog,
+    SchedulerParams,
+)
 from bloop.platform.learning.ports import StaleVersion
 from bloop.platform.learning.service import LearningService
 from tests.support import (
@@ -1018,6 +1027,11 @@ async def test_spaced_review_of_a_completed_lessons_cards(running: tuple[
                               headers=pupil)
         assert r.status_code == 422
         assert r.json()["code"] == "bad_rating"
+    # a rating out of range is refused as such before the card is looked for
+    for wrong in ({"card_id": "nope", "rating": 9}, {"card_id": card["id"], "rating": 9,
+                                                     "version": 7}):
+        r = await client.post(f"{BASE}/me/reviews", json=wrong, headers=pupil)
+        assert (r.status_code, r.json()["code"]) == (422, "bad_rating"), wrong
     for loose in (True, 3.0, "3"):  # true was taken for 1 ("again"), resetting the schedule
         r = await client.post(f"{BASE}/me/reviews", json={"card_id": card["id"], "rating": loose},
                               headers=pupil)
@@ -1182,6 +1196,7 @@ async def test_a_double_tap_on_a_review_counts_once(running: tuple[
     assert sorted(r.status_code for r in answers) == [200, 409]
     refused = next(r for r in answers if r.status_code == 409).json()
     assert (refused["code"], refused["current_version"]) == ("already_reviewed", 1)
+    assert refused["detail"] == "the card is at version 1, not 0"
     applied = next(r.json() for r in answers if r.status_code == 200)
     assert refused["next_due"] == applied["next_due"]  # one form of time across the API
     export = (await client.get("/v1/tenants/acme/me/export", headers=pupil)).json()
@@ -2194,6 +2209,90 @@ async def test_a_schedule_fit_counts_in_the_learners_days(
     assert await svc.set_time_zone("acme", "u1", "Asia/Tokyo", AT)
     fitted = await svc.optimise("acme", "u1", minimum=1)
     assert (fitted.fitted_on, fitted.checked_on) == (6, 2)
+
+
+async def test_a_learner_who_moves_to_another_time_zone_keeps_their_cards_learner_days(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Moved from Berlin to New York, a learner's cards stayed due at 04:00 Berlin time, 22:00
+    the evening before in New York. Each card due a day or more after its last review is due
+    as many learner's days after it in the new zone, from 04:00 there; shorter steps stay."""
+    app, _ = running
+    svc = service(app)
+    repo = svc.repo
+    await svc.add_concept("acme", NewConcept(id="x", name="X"))
+    cards = [Card.create("acme", "x", NewCard(front=f"Q{n}?", back="A"), at=AT) for n in range(5)]
+    for card in cards:
+        await repo.add_card(card)
+    await repo.add_card_states("acme", "u1", [fsrs_review.new_state(c.id, "x", AT) for c in cards])
+    assert await svc.set_time_zone("acme", "u1", "Europe/Berlin", AT)
+    evening = datetime(2025, 5, 1, 21, 40, tzinfo=ZoneInfo("Europe/Berlin")).astimezone(UTC)
+    for n, card in enumerate(cards[:3]):  # Good twice: due days later
+        first = await svc.review("acme", "u1", NewReview(card_id=card.id, rating=3),
+                                 at=evening + timedelta(minutes=n))
+        await svc.review("acme", "u1", NewReview(card_id=card.id, rating=3), at=first.next_due)
+    await svc.review("acme", "u1", NewReview(card_id=cards[3].id, rating=1), at=evening)
+    await svc.drop_card("acme", "u1", cards[2].id)  # kept to bring back: moves too
+
+    async def schedules() -> dict[str, CardState]:
+        return {s.card_id: s for s in [*await repo.card_states("acme", "u1"),
+                                       *await repo.taken_out_cards("acme", "u1")]}
+
+    def days_on(state: CardState, zone: str) -> int:
+        tz = ZoneInfo(zone)
+        last = datetime.fromisoformat(str(state.fsrs["last_review"]))
+        return (fsrs_review.learner_day(state.due, tz).date()
+                - fsrs_review.learner_day(last, tz).date()).days
+
+    writes: list[int] = []
+    reschedule = repo.reschedule_cards
+
+    async def counted(tenant: str, learner: str, states: Sequence[CardState]) -> int:
+        writes.append(len(states))
+        return await reschedule(tenant, learner, states)
+
+    monkeypatch.setattr(repo, "reschedule_cards", counted)
+    monkeypatch.setattr(learning_service, "RESCHEDULE_ROWS", 2)
+    before = await schedules()
+    assert await svc.set_time_zone("acme", "u1", "America/New_York", AT + timedelta(days=1))
+    after = await schedules()
+    assert writes == [2, 1]
+    for card in cards[:3]:
+        was, now_ = before[card.id], after[card.id]
+        assert days_on(was, "Europe/Berlin") >= 2
+        assert days_on(now_, "America/New_York") == days_on(was, "Europe/Berlin")
+        assert now_.due.astimezone(ZoneInfo("America/New_York")).time() == time(4)
+        assert now_ == was.model_copy(update={"due": now_.due})  # its version and FSRS state
+    assert [after[c.id] for c in cards[3:]] == [before[c.id] for c in cards[3:]]
+
+    # The same news again, older news, and the same zone told again move nothing.
+    writes.clear()
+    assert not await svc.set_time_zone("acme", "u1", "America/New_York", AT + timedelta(days=1))
+    assert not await svc.set_time_zone("acme", "u1", "Asia/Tokyo", AT)
+    assert await svc.set_time_zone("acme", "u1", "America/New_York", AT + timedelta(days=2))
+    assert writes == []
+    assert await schedules() == after
+
+    # Moving stopped part-way (the store failed) is finished when the news is told again.
+    async def failing(tenant: str, learner: str, states: Sequence[CardState]) -> int:
+        raise StoreUnavailable("neo4j")
+
+    monkeypatch.setattr(repo, "reschedule_cards", failing)
+    with pytest.raises(StoreUnavailable):
+        await svc.set_time_zone("acme", "u1", "Asia/Tokyo", AT + timedelta(days=3))
+    assert await schedules() == after
+    monkeypatch.setattr(repo, "reschedule_cards", counted)
+    assert not await svc.set_time_zone("acme", "u1", "Asia/Tokyo", AT + timedelta(days=3))
+    moved = await schedules()
+    for card in cards[:3]:
+        # 21:40 in Berlin was 04:40 the next morning in Tokyo: a day later there
+        assert days_on(moved[card.id], "Asia/Tokyo") == days_on(before[card.id], "Europe/Berlin")
+        assert moved[card.id].due.astimezone(ZoneInfo("Asia/Tokyo")).time() == time(4)
+        assert moved[card.id].due - after[card.id].due == timedelta(hours=24 - 13)
+    # the card is reviewed at the version it was shown at
+    shown = moved[cards[0].id]
+    done = await svc.review("acme", "u1", NewReview(card_id=cards[0].id, rating=3,
+                                                    version=shown.version), at=shown.due)
+    assert done.version == shown.version + 1
 
 
 async def test_a_schedule_fit_replays_each_card_from_its_first_review(

@@ -93,6 +93,9 @@ async def test_a_learner_enrols_progresses_and_reviews_over_graphql(running: tup
     assert refused(twice) == (409, "already_reviewed")
     assert refused(await run(client, pupil, REVIEW, review={"cardId": card["id"], "rating": 5})
                    ) == (422, "bad_rating")
+    for wrong in ({"cardId": "nope", "rating": 9}, {"cardId": card["id"], "rating": 9,
+                                                    "version": 7}):
+        assert refused(await run(client, pupil, REVIEW, review=wrong)) == (422, "bad_rating")
 
     dropped = await run(client, pupil, 'mutation($c: String!) { dropCard(tenant: "acme", '
                                        'id: $c) }', c=card["id"])

@@ -113,13 +113,92 @@ def test_a_one_day_interval_at_2140_is_in_the_next_mornings_reviews() -> None:
     assert after.due <= local("America/Los_Angeles", 2026, 6, 1 + days, 8, 0)
 
 
-def test_a_due_before_the_rollover_belongs_to_the_day_before() -> None:
+def test_a_review_before_the_rollover_counts_from_the_day_before() -> None:
     tz = ZoneInfo("Europe/Berlin")
     at = local("Europe/Berlin", 2026, 5, 4, 2, 30)  # still the 3rd's day
-    fsrs_due = local("Europe/Berlin", 2026, 5, 7, 3, 59)
+    fsrs_due = at + timedelta(days=3)  # 02:30 on the 7th: the 6th's day
     assert review.day_due(fsrs_due, at, tz) == local("Europe/Berlin", 2026, 5, 6, 4, 0)
-    assert review.day_due(fsrs_due + timedelta(minutes=1), at, tz) == local(
-        "Europe/Berlin", 2026, 5, 7, 4, 0)
+    at = local("Europe/Berlin", 2026, 5, 4, 4, 0)  # the 4th's
+    assert review.day_due(at + timedelta(days=3), at, tz) == local("Europe/Berlin", 2026, 5, 7, 4, 0)
+
+
+@pytest.mark.parametrize(("zone", "at", "days", "expected"), [
+    # fall back: FSRS's due, whole days of 24 hours on, is an hour earlier by the clock, and
+    # fell before 04:00 of the day it was meant for
+    ("America/New_York", datetime(2026, 10, 30, 4, 30), 3, datetime(2026, 11, 2, 4, 0)),
+    ("America/New_York", datetime(2026, 10, 25, 4, 30), 10, datetime(2026, 11, 4, 4, 0)),
+    ("Europe/Berlin", datetime(2026, 10, 20, 4, 15), 7, datetime(2026, 10, 27, 4, 0)),
+    ("Australia/Lord_Howe", datetime(2026, 4, 1, 4, 10), 5, datetime(2026, 4, 6, 4, 0)),
+    # spring forward: an hour later by the clock, FSRS's due fell a day late
+    ("America/New_York", datetime(2027, 3, 13, 3, 30), 1, datetime(2027, 3, 13, 4, 0)),
+    ("America/New_York", datetime(2027, 3, 10, 3, 45), 5, datetime(2027, 3, 14, 4, 0)),
+    ("Europe/Berlin", datetime(2026, 3, 27, 3, 40), 3, datetime(2026, 3, 29, 4, 0)),
+    ("Australia/Lord_Howe", datetime(2026, 10, 1, 3, 50), 5, datetime(2026, 10, 5, 4, 0)),
+])
+def test_a_change_of_the_clocks_moves_no_card_by_a_day(
+        zone: str, at: datetime, days: int, expected: datetime) -> None:
+    """Due as many learner's days after the review's as FSRS's interval has, as in Anki: FSRS
+    adds its days in blocks of 24 hours, which across a change of the clocks end an hour (half
+    an hour on Lord Howe) from where they began by the clock."""
+    tz = ZoneInfo(zone)
+    at = at.replace(tzinfo=tz).astimezone(UTC)
+    got = review.day_due(at + timedelta(days=days), at, tz)
+    assert got == expected.replace(tzinfo=tz)
+    assert got.astimezone(tz).time() == time(4)
+    assert (review.learner_day(got, tz).date() - review.learner_day(at, tz).date()).days == days
+
+
+@pytest.mark.parametrize(("zone", "at", "expected"), [
+    # Baku, 2015: the clocks went from 04:00 to 05:00 on 29 March: the day starts as they jump
+    ("Asia/Baku", datetime(2015, 3, 28, 21, 40), datetime(2015, 3, 29, 0, 0, tzinfo=UTC)),
+    # and from 05:00 back to 04:00 on 25 October: the day starts at the first 04:00
+    ("Asia/Baku", datetime(2015, 10, 24, 21, 40), datetime(2015, 10, 24, 23, 0, tzinfo=UTC)),
+])
+def test_a_day_whose_0400_is_skipped_or_repeated_starts_at_the_first_moment_it_is_0400(
+        zone: str, at: datetime, expected: datetime) -> None:
+    tz = ZoneInfo(zone)
+    at = at.replace(tzinfo=tz).astimezone(UTC)
+    got = review.day_due(at + timedelta(days=1), at, tz)
+    assert got == expected
+    assert review.learner_day(got, tz).date() == review.learner_day(at, tz).date() + timedelta(1)
+    assert review.learner_day(got - timedelta(seconds=1), tz).date() == \
+        review.learner_day(at, tz).date()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "Asia/Kolkata", "America/Phoenix",
+                                  "Pacific/Kiritimati"])
+def test_without_changes_of_the_clocks_a_card_is_due_at_the_start_of_the_day_its_fsrs_due_is_in(
+        zone: str) -> None:
+    """As before learner's days were counted: where the clocks never change, the two agree."""
+    tz = ZoneInfo(zone)
+    rng = random.Random(zone)
+    for _ in range(500):
+        at = T0 + timedelta(minutes=rng.randrange(0, 60 * 24 * 400))
+        due = at + timedelta(days=rng.choice([1, 2, 3, 7, 30, 365]))
+        assert review.day_due(due, at, tz) == review.learner_day(due, tz)
+
+
+@pytest.mark.parametrize(("zone", "last", "at", "days"), [
+    # a 25-hour learner's day (New York, 1 November 2026): 24 h 40 min on, still that day
+    ("America/New_York", datetime(2026, 10, 31, 4, 10), datetime(2026, 11, 1, 3, 50), 0),
+    # two days of 24 hours and 40 minutes on, but one learner's day
+    ("America/New_York", datetime(2026, 10, 31, 4, 10), datetime(2026, 11, 2, 3, 50), 1),
+    ("Europe/Berlin", datetime(2026, 10, 24, 4, 30), datetime(2026, 10, 26, 3, 45), 1),
+    ("Australia/Lord_Howe", datetime(2026, 4, 4, 4, 5), datetime(2026, 4, 5, 3, 50), 0),
+    # a 23-hour day: 23 h 30 min on is the next learner's day
+    ("America/New_York", datetime(2027, 3, 13, 4, 0), datetime(2027, 3, 14, 3, 30), 0),
+    ("America/New_York", datetime(2027, 3, 13, 4, 20), datetime(2027, 3, 14, 4, 10), 1),
+    ("Europe/Berlin", datetime(2026, 3, 28, 21, 0), datetime(2026, 3, 29, 20, 30), 1),
+])
+def test_the_time_since_a_review_is_counted_in_local_days_across_a_change_of_the_clocks(
+        zone: str, last: datetime, at: datetime, days: int) -> None:
+    tz = ZoneInfo(zone)
+    last, at = (t.replace(tzinfo=tz).astimezone(UTC) for t in (last, at))
+    card = FsrsCard(card_id=0, state=State.Review, stability=8.0, difficulty=6.0,
+                    due=last + timedelta(days=8), last_review=last)
+    seen = review.in_learner_days(card, at, tz)
+    assert seen.last_review is not None
+    assert (at - seen.last_review).days == days  # what FSRS counts
 
 
 def test_sub_day_steps_stay_exact() -> None:

@@ -1014,6 +1014,15 @@ class EmbeddedLearningStore:
 
         await self.db.transaction(write)
 
+    async def reschedule_cards(self, tenant: str, learner: str,
+                               states: Sequence[CardState]) -> int:
+        stored: int = await self.db.transaction(lambda c: c.executemany(
+            "UPDATE card_states SET due = ?, doc = ? WHERE tenant = ? AND learner = ?"
+            " AND card = ? AND version = ?",
+            [(utc_iso(s.due), s.model_dump_json(), tenant, learner, s.card_id, s.version)
+             for s in states]).rowcount)
+        return stored
+
     async def review_logs(self, tenant: str, learner: str) -> list[ReviewLog]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM review_logs WHERE tenant = ? AND learner = ? ORDER BY at, id",

@@ -1143,6 +1143,21 @@ class Neo4jLearningStore:
 
         await self._write(work)
 
+    async def reschedule_cards(self, tenant: str, learner: str,
+                               states: Sequence[CardState]) -> int:
+        # Each schedule's write lock (taken in card order) comes before the version is read,
+        # so a review committing meanwhile is seen.
+        records = await self._execute(
+            "UNWIND $states AS x"
+            " MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: x.card})"
+            " SET s._lock = true REMOVE s._lock WITH s, x WHERE s.version = x.version"
+            " SET s.due = x.due, s.doc = x.doc RETURN count(s) AS n",
+            tenant=tenant, learner=learner,
+            states=[{"card": s.card_id, "due": utc_iso(s.due), "version": s.version,
+                     "doc": s.model_dump_json()}
+                    for s in sorted(states, key=lambda s: s.card_id)])
+        return int(records[0]["n"])
+
     async def review_logs(self, tenant: str, learner: str) -> list[ReviewLog]:
         rows = await self._query(
             "MATCH (r:ReviewLog {tenant: $tenant, learner: $learner}) RETURN r.doc AS doc"
