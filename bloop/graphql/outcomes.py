@@ -34,7 +34,7 @@ CODES = frozenset({
     "lesson_gone", "lesson_empty", "lesson_required", "nothing_to_narrate", "prompt_too_long",
     "prompt_not_supported", "language_not_supported", "llm_required", "not_available",
     "ai_budget_exhausted", "ai_quota_exceeded", "idempotency_key_reused", "job_finished",
-    "content_forbidden",
+    "content_forbidden", "voice_unavailable",
 })
 OTHER = "other"
 """The code counted for an error whose code is not in `CODES`, or that has none."""

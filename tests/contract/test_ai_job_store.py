@@ -180,6 +180,26 @@ async def test_the_relay_never_undoes_a_job_write(ai: Stores) -> None:
     assert await ai.jobs.outbox.count_pending() == 0
 
 
+async def test_a_list_of_one_kind_pages_through_that_kind_alone(ai: Stores) -> None:
+    """`?kind=quiz` was not read: a list of one kind gave every kind."""
+    start = now() - timedelta(minutes=5)
+    made = [job(key=f"k{i}", kind="quiz" if i % 2 else "summary",
+                at=start + timedelta(seconds=i // 3)) for i in range(9)]
+    for x in made:
+        await ai.jobs.create(x, [])
+    await ai.jobs.create(job("beta", key="other", kind="quiz"), [])
+    newest_first = [x.id for x in (await ai.jobs.list_jobs("acme", limit=50)).items]
+    quizzes = [i for i in newest_first if i in {x.id for x in made if x.kind == "quiz"}]
+    assert len(quizzes) == 4
+    for size in (1, 3, 4, 5):
+        pages = await paged(lambda after, n: ai.jobs.list_jobs("acme", kind="quiz", after=after,
+                                                               limit=n), size)
+        assert [x.id for x in pages] == quizzes, size
+    assert [x.id for x in (await ai.jobs.list_jobs("acme", kind="quiz", status="succeeded")
+                           ).items] == []
+    assert (await ai.jobs.list_jobs("acme", kind="video")).items == []
+
+
 async def test_listing_spend_and_stale_jobs(ai: Stores) -> None:
     a, b, c = job(key="a"), job(key="b", kind="quiz"), job(key="c")
     for x in (a, b, c):

@@ -171,7 +171,9 @@ async def request_job(
     """Asks for a job on a lesson, or for a video from an educator's prompt (`params.prompt`,
     written into a script by the tenant's language model; with a lesson, drawing on it).
     Refused before any spend when the lesson is empty or too long, the prompt too long (422),
-    a prompt is given and the tenant has no language model (422 `llm_required`), or the
+    a prompt is given and the tenant has no language model (422 `llm_required`), a narration
+    or video has no `voice` and the local voice (espeak-ng) none for its language (422
+    `voice_unavailable`: it would read it as English), or the
     tenant is over its budget (402) or its hourly job limit (429). A narration or a video is
     its lesson's authors' to ask for (403 `not_an_author`; 404 once the lesson is gone). A
     lesson this service heard was deleted answers 404 `lesson_gone`, and nothing is stored.
@@ -194,6 +196,7 @@ async def list_jobs(
     tenant: TenantId, request: Request, service: Svc, me: Staff,
     lesson_id: LessonFilter = None,
     status: Annotated[JobStatus | None, Query()] = None,
+    kind: Annotated[JobKind | None, Query(description="only the jobs of this kind")] = None,
     after: After = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[JobView]:
     """The tenant's jobs the caller may see (see the module's notes: a job on a lesson's
@@ -202,8 +205,8 @@ async def list_jobs(
     most 2,000 of the tenant's jobs, so a page may hold fewer than `limit`, even none, and
     still have a `next`."""
     jobs = await service.readable_jobs(tenant, job_access(request, tenant, me).readable_of,
-                                       lesson_id=lesson_id, status=status, after=after,
-                                       limit=limit)
+                                       lesson_id=lesson_id, status=status, kind=kind,
+                                       after=after, limit=limit)
     return Page(items=[JobView.of(j) for j in jobs.items], next=jobs.next)
 
 

@@ -19,7 +19,7 @@ from strawberry.utils.str_converters import to_camel_case
 from bloop.ai.jobs.access import JobAccess, cancelled_job, requested_job
 from bloop.ai.jobs.api import AUTHOR_ROLES, STAFF_ROLES, JobId, JobView, LessonFilter
 from bloop.ai.jobs.lessons import HttpLessons, lesson_source
-from bloop.ai.jobs.model import IdempotencyKey, Job, JobRequest, JobStatus
+from bloop.ai.jobs.model import IdempotencyKey, Job, JobKind, JobRequest, JobStatus
 from bloop.ai.jobs.service import JobService
 from bloop.graphql.context import Context
 from bloop.graphql.fields import Page, field, page_size, sized
@@ -222,20 +222,23 @@ class Query:
                           description="only the jobs of this lesson")] = None,
                       status: Annotated[AiJobStatus | None, strawberry.argument(
                           description="only the jobs of this status")] = None,
+                      kind: Annotated[AiJobKind | None, strawberry.argument(
+                          description="only the jobs of this kind")] = None,
                       first: int = 50, after: str | None = None) -> Page[AiJob] | None:
         access = _reader(info, tenant)
         size, after = page_size(first), sized(after, "after", After)
         lesson_id = sized(lesson_id, "lessonId", LessonFilter)
         wanted = cast(JobStatus, status.value) if status is not None else None
+        of_kind = cast(JobKind, kind.value) if kind is not None else None
 
         def work() -> Awaitable[Slice[Job]]:
             info.context.count("pages of AI jobs", 1, MAX_JOB_PAGES)
             return _service(info).readable_jobs(tenant, access.readable_of,
                                                 lesson_id=lesson_id, status=wanted,
-                                                after=after, limit=size)
+                                                kind=of_kind, after=after, limit=size)
 
         return Page.of(await info.context.once(
-            f"ai.jobs:{tenant}:{lesson_id}:{wanted}:{after}:{size}", work), AiJob.of)
+            f"ai.jobs:{tenant}:{lesson_id}:{wanted}:{of_kind}:{after}:{size}", work), AiJob.of)
 
 
 @strawberry.input(description="what shapes a job's output (as the HTTP body's `params`); each "
@@ -288,7 +291,8 @@ def _in_job(refused: Invalid) -> Invalid:
 class Mutation:
     @field("asks for an AI job on a lesson, or for a video from a prompt (as `POST …/ai/jobs`, "
            "for the tenant's educators and admins): the same refusals (`lesson_empty`, "
-           "`prompt_too_long`, `llm_required`, `ai_budget_exhausted`, `ai_quota_exceeded`, "
+           "`prompt_too_long`, `llm_required`, `voice_unavailable`, `ai_budget_exhausted`, "
+           "`ai_quota_exceeded`, "
            "`not_an_author` for a narration or a video of a lesson the caller does not author, "
            "`lesson_gone`, …); the same request again gives the job it made while that job is "
            "queued, running or succeeded (`created` false)")

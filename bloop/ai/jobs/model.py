@@ -129,6 +129,11 @@ class Cost(_Model):
     characters: int = Field(default=0, description="characters a paid speech provider spoke")
     usd: float = 0.0
 
+    @property
+    def spent(self) -> bool:
+        """Whether a provider was paid (its provider and model then name the one paid)."""
+        return bool(self.prompt_tokens or self.completion_tokens or self.characters or self.usd)
+
     def plus(self, *, provider: str, model: str, prompt_tokens: int = 0,
              completion_tokens: int = 0, characters: int = 0, usd: float) -> Cost:
         """With more spend; the provider and model named are those of the language model when
@@ -222,12 +227,14 @@ class Job(_Model):
 
     @classmethod
     def create(cls, tenant: str, request: JobRequest, lesson: LessonText | None, requested_by: str,
-               idempotency_key: str, max_attempts: int, at: datetime | None = None) -> Job:
+               idempotency_key: str, max_attempts: int, at: datetime | None = None,
+               cost: Cost | None = None) -> Job:
+        """A new job; `cost` names the provider it will pay, else offline."""
         at = at or now()
         return cls(id=uuid.uuid4().hex, tenant=tenant, kind=request.kind, lesson=lesson,
                    params=request.params, requested_by=requested_by,
                    idempotency_key=idempotency_key, max_attempts=max_attempts,
-                   created_at=at, updated_at=at)
+                   cost=cost or Cost(), created_at=at, updated_at=at)
 
     def leased_to(self, owner: str, at: datetime) -> bool:
         return self.lease is not None and self.lease.owner == owner and self.lease.expires_at > at

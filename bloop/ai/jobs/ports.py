@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
+from bloop.ai.jobs.model import Job, JobKind, JobStatus, TenantAiConfig
 from bloop.ai.providers.tts import Tts
 from bloop.ai.text.model import LessonText
 from bloop.platform.kit.auth import Principal
@@ -56,8 +56,8 @@ class JobStore(Protocol):
     async def find_by_key(self, tenant: str, idempotency_key: str) -> Job | None: ...
 
     async def list_jobs(self, tenant: str, *, lesson_id: str | None = None,
-                        status: JobStatus | None = None, after: str | None = None,
-                        limit: int = 50) -> Slice[Job]:
+                        status: JobStatus | None = None, kind: JobKind | None = None,
+                        after: str | None = None, limit: int = 50) -> Slice[Job]:
         """The tenant's jobs, newest first (then by id), from the cursor `after` on."""
 
     async def by_requester(self, tenant: str, user_id: str) -> list[Job]:

@@ -18,7 +18,9 @@ Each returns what it made: a path, a list of paths, or objects with `path` and, 
 adapter comes from `bloop.ai.providers.tts` (`BLOOP_TTS_*`). Their failures are `ProviderError`s,
 so a job retries the transient ones. A kind whose library is missing is not offered, nor, where
 jobs run, one whose programs are missing (ffmpeg, espeak-ng, Manim). A job's
-voice is checked before it is given to either (`voice_problem` when the job is asked for)."""
+voice is checked before it is given to either (`voice_problem` when the job is asked for), and
+so is, without one, that the local voice speaks its language (`language_problem`; when it runs,
+the adapter's `voice_for` refuses it rather than read it as English)."""
 
 from __future__ import annotations
 
@@ -82,7 +84,7 @@ async def voice_problem(voice: str) -> str | None:
     machine without espeak-ng (an API process whose jobs run elsewhere) the job checks."""
     from bloop.ai.providers import tts
 
-    if tts.TtsSettings().chosen() != "local":
+    if speech_provider() != "local":
         return None
     try:
         if await tts.EspeakTts().has_voice(voice):
@@ -90,6 +92,30 @@ async def voice_problem(voice: str) -> str | None:
     except tts.MissingTool:
         return None
     return tts.voice_unavailable(voice, "local (espeak-ng)")
+
+
+async def language_problem(language: str) -> str | None:
+    """Why narration cannot speak `language` here, when that is known before a job runs: the
+    local engine (espeak-ng) has no voice for it, and would read it as English. A paid
+    provider's voices speak many languages; on a machine without espeak-ng the job checks."""
+    from bloop.ai.providers import tts
+    from bloop.ai.providers.llm import ProviderError
+
+    if speech_provider() != "local":
+        return None
+    try:
+        if await tts.EspeakTts().speaks(language):
+            return None
+    except ProviderError:
+        return None
+    return tts.no_voice_for(language, "local (espeak-ng)")
+
+
+def speech_provider() -> str:
+    """The platform's text-to-speech provider (`local`: espeak-ng)."""
+    from bloop.ai.providers import tts
+
+    return tts.TtsSettings().chosen()
 
 
 class LibraryRenderer:

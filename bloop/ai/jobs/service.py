@@ -15,8 +15,11 @@ from bloop.ai.jobs.metered import Before, MeteredLlm, Spent
 from bloop.ai.jobs.model import (
     MAX_PROMPT_CHARS,
     MEDIA_KINDS,
+    TEXT_KINDS,
+    Cost,
     Job,
     JobError,
+    JobKind,
     JobRequest,
     JobStatus,
     NotAttached,
@@ -171,11 +174,15 @@ class JobService:
                  lacking: Mapping[str, str] | None = None,
                  narratable: Callable[[str], bool] = lambda text: bool(text.strip()),
                  voice_problem: Callable[[str], Awaitable[str | None]] | None = None,
+                 language_problem: Callable[[str], Awaitable[str | None]] | None = None,
+                 speech_provider: Callable[[], str] = lambda: "local",
                  on_write: Callable[[], None] = lambda: None) -> None:
         """`media_kinds` are the media kinds this deployment can render (narration, video),
         `lacking` what this machine lacks to render the others (a missing program),
-        `narratable` tells whether a lesson's text has anything to narrate, and
-        `voice_problem` why a voice cannot speak (None when it can, or cannot tell yet);
+        `narratable` tells whether a lesson's text has anything to narrate,
+        `voice_problem` why a voice cannot speak and `language_problem` why no voice can speak
+        a language (None when it can, or cannot tell yet), `speech_provider` names the
+        text-to-speech provider (`local`: espeak-ng, free);
         `on_write` runs after each write that stored events (the outbox relay's `wake`)."""
         self.store = store
         self.settings = settings
@@ -183,6 +190,8 @@ class JobService:
         self.lacking = dict(lacking or {})
         self.narratable = narratable
         self.voice_problem = voice_problem
+        self.language_problem = language_problem
+        self.speech_provider = speech_provider
         self._on_write = on_write
 
     # settings and quotas
@@ -248,7 +257,8 @@ class JobService:
                 raise Problem(
                     budget_spent(eff.monthly_budget_usd, month.usd), status=402,
                     code="ai_budget_exhausted",
-                    extra={"budget_usd": eff.monthly_budget_usd, "spent_usd": month.usd})
+                    extra={"budget_usd": eff.monthly_budget_usd,
+                           "spent_usd": round(month.usd, 6)})
         hour = await self.store.spend(tenant, at - timedelta(hours=1))
         if hour.jobs >= eff.max_jobs_per_hour:
             raise _over_hourly_quota(eff.max_jobs_per_hour)
@@ -295,12 +305,33 @@ class JobService:
                           f"{self.settings.max_lesson_chars})", status=422,
                           code="prompt_too_long", extra={"limit": self.settings.max_lesson_chars})
 
-    async def _check_voice(self, request: JobRequest) -> None:
-        voice = request.params.voice
-        if voice is None or request.kind not in MEDIA_KINDS or self.voice_problem is None:
+    async def _check_voice(self, request: JobRequest, lesson: LessonText | None) -> None:
+        """Refuses a voice the provider lacks, and without one, a language its default voices
+        do not speak (422 `voice_unavailable`): espeak-ng read it as English."""
+        if request.kind not in MEDIA_KINDS:
             return
-        if (problem := await self.voice_problem(voice)) is not None:
-            raise Invalid.of(problem, "body", "params", "voice")
+        voice = request.params.voice
+        if voice is not None:
+            if self.voice_problem is not None and \
+                    (problem := await self.voice_problem(voice)) is not None:
+                raise Invalid.of(problem, "body", "params", "voice")
+            return
+        language = request.params.language or (lesson.language if lesson is not None else "en")
+        if self.language_problem is not None and \
+                (problem := await self.language_problem(language)) is not None:
+            raise Problem(problem, status=422, code="voice_unavailable",
+                          extra={"language": language})
+
+    def _first_cost(self, request: JobRequest, eff: Effective) -> Cost:
+        """What a new job's cost names until it spends: the tenant's language model for text
+        and a video from a prompt, the paid voice for another narration or video, offline for
+        neither (as the job ends when it spends nothing)."""
+        if request.kind in TEXT_KINDS or request.params.prompt:
+            return Cost() if eff.provider == "offline" else Cost(provider=eff.provider,
+                                                                  model=eff.model)
+        speech = self.speech_provider()
+        return Cost() if speech == "local" else Cost(provider=speech,
+                                                      model=request.params.voice or speech)
 
     async def request(self, tenant: str, requested_by: str, request: JobRequest,
                       lesson: LessonText | None, client_key: str | None = None,
@@ -329,7 +360,7 @@ class JobService:
         if lesson is not None:
             await self.check_not_deleted(tenant, lesson.id)
         self._check_request(request, lesson)
-        await self._check_voice(request)
+        await self._check_voice(request, lesson)
         eff = await self.effective(tenant)
         if request.params.prompt and eff.provider == "offline":
             raise Problem(
@@ -341,7 +372,8 @@ class JobService:
         await self._check_quota(tenant, eff)
         if existing is not None:
             await self._free_key(existing)
-        job = Job.create(tenant, request, lesson, requested_by, key, self.settings.max_attempts)
+        job = Job.create(tenant, request, lesson, requested_by, key, self.settings.max_attempts,
+                         cost=self._first_cost(request, eff))
         try:
             stored, created = await self.store.create(job, [requested(job)], limit=JobLimit(
                 eff.max_jobs_per_hour, job.created_at - timedelta(hours=1)))
@@ -428,15 +460,16 @@ class JobService:
         return job
 
     async def jobs(self, tenant: str, *, lesson_id: str | None = None,
-                   status: JobStatus | None = None, after: str | None = None,
-                   limit: int = 50) -> Slice[Job]:
+                   status: JobStatus | None = None, kind: JobKind | None = None,
+                   after: str | None = None, limit: int = 50) -> Slice[Job]:
         return await self.store.list_jobs(tenant, lesson_id=lesson_id, status=status,
-                                          after=after, limit=limit)
+                                          kind=kind, after=after, limit=limit)
 
     async def readable_jobs(self, tenant: str,
                             readable: Callable[[Sequence[Job]], Awaitable[list[Job]]], *,
                             lesson_id: str | None = None, status: JobStatus | None = None,
-                            after: str | None = None, limit: int = 50) -> Slice[Job]:
+                            kind: JobKind | None = None, after: str | None = None,
+                            limit: int = 50) -> Slice[Job]:
         """`jobs`, but only those `readable` keeps of each batch read (in their order): up to
         `limit` of them from the cursor `after` on (a page is full whatever jobs it passed
         over). The first batch is a page and one more, the next ones `JOBS_A_BATCH`; past
@@ -445,8 +478,8 @@ class JobService:
         found: list[Job] = []
         scanned, batch = 0, limit + 1
         while True:
-            listed = await self.jobs(tenant, lesson_id=lesson_id, status=status, after=after,
-                                     limit=min(batch, JOBS_SCANNED - scanned))
+            listed = await self.jobs(tenant, lesson_id=lesson_id, status=status, kind=kind,
+                                     after=after, limit=min(batch, JOBS_SCANNED - scanned))
             scanned, batch = scanned + len(listed.items), max(batch, JOBS_A_BATCH)
             for job in await readable(listed.items):
                 if len(found) == limit:  # one more: the page is full, and the list goes on

@@ -68,7 +68,9 @@ async def mount(platform: Platform) -> Mounted:
         del found[kind]
     service = JobService(store, settings, media_kinds=frozenset(found), lacking=lacking,
                          narratable=renderers.narratable,
-                         voice_problem=renderers.voice_problem, on_write=relay.wake)
+                         voice_problem=renderers.voice_problem,
+                         language_problem=renderers.language_problem,
+                         speech_provider=renderers.speech_provider, on_write=relay.wake)
     secret = settings.link_secret.get_secret_value().encode() if settings.link_secret else None
     links = OutputLinks(secret, settings.link_ttl_s)
     runner = JobRunner(service, media, settings, worker_id(), found,

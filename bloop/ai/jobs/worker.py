@@ -660,7 +660,7 @@ class JobRunner:
             if current.final or current.lease is None or current.lease.owner != self.owner:
                 raise LeaseLost
             at = now()
-            named = current.cost if current.cost.provider != "offline" else cost  # as recorded
+            named = current.cost if current.cost.spent else cost  # as recorded
             spent = current.cost.plus(
                 provider=named.provider, model=named.model,
                 prompt_tokens=cost.prompt_tokens - job.cost.prompt_tokens,

@@ -74,6 +74,21 @@ def voice_unavailable(voice: str, provider: str) -> str:
             "provider has no voice of that name")
 
 
+def no_voice_for(language: str, provider: str) -> str:
+    """What a job or a request is told of a language the text-to-speech provider has no voice
+    for (it would read the text as English)."""
+    return (f"the {provider} text-to-speech provider has no voice for the language "
+            f"{language!r}, and would read the text as English: name a voice it has in "
+            "`params.voice`, or have the operator configure a paid provider that speaks it "
+            "(BLOOP_TTS_PROVIDER openai, azure or elevenlabs, with its API key)")
+
+
+def english(language: str) -> bool:
+    """Whether the BCP 47 tag `language` is English (the default voices' language)."""
+    tag = language.lower()
+    return tag == "en" or tag.startswith("en-")
+
+
 def require_tool(name: str) -> str:
     """The path of the program `name`, or `MissingTool` saying how to get it."""
     path = shutil.which(name)
@@ -119,7 +134,7 @@ class Tts(Protocol):
 
     async def voice_for(self, language: str) -> str | None:
         """The voice that speaks `language` (a BCP 47 tag such as `fr` or `pt-BR`), or None to
-        use the default voice."""
+        use the default voice; `VoiceUnavailable` when the provider has none for it."""
 
     async def close(self) -> None: ...
 
@@ -257,18 +272,31 @@ class EspeakTts(_Priced):
         self._concurrency = concurrency
 
     async def voice_for(self, language: str) -> str | None:
-        """espeak-ng's voice for `language` when it has one (it names voices by language), None
-        for English (the default voice) and for a language it does not speak."""
-        tag = language.lower()
-        if tag == "en" or tag.startswith("en-"):
+        """espeak-ng's voice for `language` (it names voices by language), None for English
+        (the default voice); `VoiceUnavailable` for a language it does not speak, which it
+        would read as English."""
+        if english(language):
             return None
+        voice = await self._language_voice(language.lower())
+        if voice is None:
+            raise VoiceUnavailable(no_voice_for(language, "local (espeak-ng)"))
+        return voice
+
+    async def speaks(self, language: str) -> bool:
+        """Whether espeak-ng has a voice for `language` (English it always has)."""
+        return english(language) or await self._language_voice(language.lower()) is not None
+
+    async def _language_voice(self, tag: str) -> str | None:
         if tag not in self._voices:
             proc = await asyncio.create_subprocess_exec(
                 require_tool("espeak-ng"), f"--voices={tag}", stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.DEVNULL)
             out, _ = await proc.communicate()
+            if proc.returncode != 0:  # asked again next time
+                raise ProviderUnavailable(f"espeak-ng could not list its voices for {tag!r} "
+                                          f"(exit status {proc.returncode})")
             listed = out.decode(errors="replace").splitlines()[1:]  # a header, then a voice a line
-            self._voices[tag] = tag if proc.returncode == 0 and listed else None
+            self._voices[tag] = tag if listed else None
         return self._voices[tag]
 
     async def has_voice(self, voice: str) -> bool:

@@ -23,6 +23,7 @@ from bloop.ai.jobs import renderers
 from bloop.ai.jobs.events import OutputRef
 from bloop.ai.jobs.lessons import InProcessLessons
 from bloop.ai.jobs.model import (
+    Cost,
     Job,
     JobRequest,
     Lease,
@@ -987,3 +988,106 @@ async def test_a_process_that_runs_no_jobs_leaves_the_programs_to_the_workers(
     async with application.router.lifespan_context(application):
         service = application.state.ai.state["service"]
         assert service.media_kinds == frozenset(renderers.available(tools=False))
+
+
+async def lesson_in(client: httpx.AsyncClient, language: str) -> dict[str, Any]:
+    """A new lesson of course `py` in `language`."""
+    r = await client.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
+    assert r.status_code in (201, 409), r.text
+    r = await client.post(f"{BASE}/courses/py/lessons", json={
+        "title": f"In {language}", "language": language,
+        "blocks": [{"type": "markdown", "markdown": LESSON}]})
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+@pytest.mark.parametrize("language", ["tlh", "zz"])
+async def test_narration_in_a_language_the_local_voice_lacks_is_refused(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch,
+        language: str) -> None:
+    """espeak-ng has no Klingon voice: the narration was read with the English voice and
+    succeeded, the file tagged Klingon."""
+    require_media_kind(app, "narration")
+    monkeypatch.setenv("BLOOP_TTS_PROVIDER", "local")
+    service: JobService = app.state.ai.state["service"]
+    les = await lesson_in(client, language)
+    for kind in sorted(service.media_kinds):
+        r = await client.post(f"{BASE}/ai/jobs", json={"kind": kind, "lesson_id": les["id"]})
+        assert (r.status_code, r.json()["code"]) == (422, "voice_unavailable"), r.text
+        assert r.json()["language"] == language
+        assert f"no voice for the language {language!r}" in r.json()["detail"]
+        assert "params.voice" in r.json()["detail"]
+    assert (await client.get(f"{BASE}/ai/jobs")).json()["items"] == []
+    r = await client.post(f"{BASE}/ai/jobs", json={
+        "kind": "narration", "lesson_id": les["id"], "params": {"voice": "en-us"}})
+    assert r.status_code == 201, "a voice the caller names is theirs to choose"
+    for spoken in ("fr", "pt-BR", "en-GB", "ja"):
+        r = await client.post(f"{BASE}/ai/jobs", json={
+            "kind": "narration", "lesson_id": (await lesson_in(client, spoken))["id"]})
+        assert r.status_code == 201, (spoken, r.text)
+    assert await renderers.language_problem("tlh") is not None
+    monkeypatch.setenv("BLOOP_TTS_PROVIDER", "openai")
+    assert await renderers.language_problem("tlh") is None, "a paid voice speaks many"
+
+
+async def test_jobs_list_by_kind(client: httpx.AsyncClient) -> None:
+    """`?kind=quiz` was not read: the list gave every kind."""
+    les = await lesson(client)
+    for kind, count in (("quiz", 2), ("summary", 5), ("quiz", 3), ("flashcards", 5)):
+        r = await client.post(f"{BASE}/ai/jobs", json={
+            "kind": kind, "lesson_id": les["id"], "params": {"count": count}})
+        assert r.status_code == 201, r.text
+    every = (await client.get(f"{BASE}/ai/jobs")).json()["items"]
+    quizzes = [j["id"] for j in every if j["kind"] == "quiz"]
+    assert len(quizzes) == 2
+    r = await client.get(f"{BASE}/ai/jobs", params={"kind": "quiz"})
+    assert [j["id"] for j in r.json()["items"]] == quizzes
+    first = (await client.get(f"{BASE}/ai/jobs", params={"kind": "quiz", "limit": 1})).json()
+    rest = (await client.get(f"{BASE}/ai/jobs", params={
+        "kind": "quiz", "limit": 1, "after": first["next"]})).json()
+    assert [j["id"] for j in first["items"] + rest["items"]] == quizzes
+    assert rest["next"] is None
+    r = await client.get(f"{BASE}/ai/jobs", params={"kind": "poem"})
+    assert (r.status_code, r.json()["code"]) == (422, "validation_failed")
+
+
+async def test_the_budget_refusal_shows_the_spend_as_the_settings_do(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """402 `ai_budget_exhausted` said `spent_usd: 0.005987850000000001`; the settings show
+    0.005988."""
+    service: JobService = app.state.ai.state["service"]
+    les = await lesson(client)
+    spent = Job.create("acme", JobRequest(kind="summary", lesson_id=les["id"]), None, "u1",
+                       "spent", 3).model_copy(update={"cost": Cost(usd=0.005987850000000001)})
+    await service.store.create(spent, [])
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    view = (await client.put(f"{BASE}/ai/settings", headers=admin,
+                             json={"monthly_budget_usd": 0.001})).json()
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
+    assert (r.status_code, r.json()["code"]) == (402, "ai_budget_exhausted")
+    assert r.json()["spent_usd"] == view["spent_this_month_usd"] == 0.005988
+
+
+async def test_a_new_job_names_the_provider_it_will_pay(
+        tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queued job showed `cost.provider` and `model` "offline" while its tenant's provider
+    was OpenAI's."""
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("BLOOP_TTS_PROVIDER", "local")
+    app = build(tmp_path, AiSettings(openai_base_url=fake_openai.base_url, model="gpt-4o-mini"))
+    async with app.router.lifespan_context(app), api_client(app) as c:
+        c.headers.update(await member(app, c, "acme", ["educator"]))
+        les = await lesson(c)
+        r = await c.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
+        assert r.status_code == 201, r.text
+        cost = r.json()["cost"]
+        assert (cost["provider"], cost["model"], cost["usd"]) == ("openai", "gpt-4o-mini", 0)
+        final = (await follow(c, r.json()["id"]))[-1][1]
+        assert (final["status"], final["cost"]["provider"]) == ("succeeded", "openai"), final
+        admin = await member(app, c, "acme", ["tenant_admin"])
+        r = await c.put(f"{BASE}/ai/settings", headers=admin, json={"provider": "offline"})
+        assert r.status_code == 200, r.text
+        r = await c.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": les["id"]})
+        assert (r.json()["cost"]["provider"], r.json()["cost"]["model"]) == ("offline", "offline")

@@ -4,6 +4,7 @@ with the same codes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,14 +14,25 @@ from graphql.error import GraphQLError
 
 from bloop.ai.jobs import graphql as ai_graphql
 from bloop.ai.jobs.lessons import HttpLessons
-from bloop.ai.jobs.model import Job, JobRequest
+from bloop.ai.jobs.model import Cost, Job, JobRequest
 from bloop.ai.jobs.service import JobService
 from bloop.ai.text.model import LessonText
 from bloop.graphql.outcomes import code
 from bloop.graphql.schema import build_schema
+from bloop.platform.kit.settings import AiSettings
 from bloop.platform.services import select
-from tests.support import member
-from tests.unit.ai.test_ai_api import BASE, LESSON, app, client, follow, lesson
+from tests.support import api_client, member, require_media_kind
+from tests.unit.ai.fake_openai import FakeOpenAI
+from tests.unit.ai.test_ai_api import (
+    BASE,
+    LESSON,
+    app,
+    build,
+    client,
+    follow,
+    lesson,
+    lesson_in,
+)
 
 __all__ = ["app", "client"]
 Json = dict[str, Any]
@@ -241,3 +253,72 @@ def test_the_ai_fields_are_in_the_schema_of_a_process_running_ai_without_content
         assert {"aiJob", "aiJobs"} <= set(queries.fields)
         assert mutations is not None
         assert {"requestAiJob", "cancelAiJob"} <= set(mutations.fields)
+
+
+async def test_ai_jobs_of_one_kind(client: httpx.AsyncClient) -> None:
+    """`aiJobs` had no `kind` argument (its HTTP twin ignored `?kind=`)."""
+    les = await lesson(client)
+    for kind, count in (("QUIZ", 2), ("SUMMARY", 5), ("QUIZ", 3), ("FLASHCARDS", 5)):
+        body = await ask(client, REQUEST, job={"kind": kind, "lessonId": les["id"],
+                                               "params": {"count": count}})
+        assert body["data"]["requestAiJob"]["created"], body
+    every = (await client.get(f"{BASE}/ai/jobs")).json()["items"]
+    quizzes = [j["id"] for j in every if j["kind"] == "quiz"]
+    by_kind = """query($tenant: Slug!, $kind: AiJobKind, $first: Int!, $after: String) {
+        aiJobs(tenant: $tenant, kind: $kind, first: $first, after: $after) {
+            items { id kind } next } }"""
+    page = (await ask(client, by_kind, kind="QUIZ", first=1))["data"]["aiJobs"]
+    rest = (await ask(client, by_kind, kind="QUIZ", first=1, after=page["next"])
+            )["data"]["aiJobs"]
+    assert [j["id"] for j in page["items"] + rest["items"]] == quizzes
+    assert rest["next"] is None
+    both = (await ask(client, by_kind, kind="QUIZ", first=5))["data"]["aiJobs"]["items"]
+    assert [j["kind"] for j in both] == ["QUIZ", "QUIZ"]
+    video = (await ask(client, by_kind, kind="VIDEO", first=5))["data"]["aiJobs"]
+    assert video == {"items": [], "next": None}
+
+
+@pytest.mark.parametrize("language", ["tlh", "zz"])
+async def test_a_narration_the_local_voice_cannot_speak_is_refused_as_over_http(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch,
+        language: str) -> None:
+    require_media_kind(app, "narration")
+    monkeypatch.setenv("BLOOP_TTS_PROVIDER", "local")
+    les = await lesson_in(client, language)
+    body = await ask(client, REQUEST, job={"kind": "NARRATION", "lessonId": les["id"]})
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "narration", "lesson_id": les["id"]})
+    assert problem(body) == (r.status_code, r.json()["code"]) == (422, "voice_unavailable")
+    assert body["errors"][0]["extensions"]["language"] == language
+    assert body["errors"][0]["message"] == r.json()["detail"]
+    assert (await client.get(f"{BASE}/ai/jobs")).json()["items"] == []
+
+
+async def test_the_budget_refusal_shows_the_spend_rounded(client: httpx.AsyncClient,
+                                                          app: FastAPI) -> None:
+    service: JobService = app.state.ai.state["service"]
+    les = await lesson(client)
+    spent = Job.create("acme", JobRequest(kind="summary", lesson_id=les["id"]), None, "u1",
+                       "spent", 3).model_copy(update={"cost": Cost(usd=0.005987850000000001)})
+    await service.store.create(spent, [])
+    admin = await member(app, client, "acme", ["tenant_admin"])
+    r = await client.put(f"{BASE}/ai/settings", headers=admin, json={"monthly_budget_usd": 0.001})
+    assert r.status_code == 200, r.text
+    body = await ask(client, REQUEST, job={"kind": "SUMMARY", "lessonId": les["id"]})
+    assert problem(body) == (402, "ai_budget_exhausted")
+    assert body["errors"][0]["extensions"]["spent_usd"] == 0.005988
+
+
+async def test_a_new_job_names_the_provider_it_will_pay_over_graphql(
+        tmp_path: Path, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    application = build(tmp_path, AiSettings(openai_base_url=fake_openai.base_url,
+                                             model="gpt-4o-mini"))
+    async with application.router.lifespan_context(application), api_client(application) as c:
+        c.headers.update(await member(application, c, "acme", ["educator"]))
+        les = await lesson(c)
+        body = await ask(c, REQUEST, job={"kind": "SUMMARY", "lessonId": les["id"]})
+        job = body["data"]["requestAiJob"]["job"]
+        assert (job["status"], job["cost"]["provider"], job["cost"]["model"]) == (
+            "QUEUED", "openai", "gpt-4o-mini")
+        await follow(c, job["id"])

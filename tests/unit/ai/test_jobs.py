@@ -1616,6 +1616,38 @@ def test_a_voice_is_named_as_providers_name_theirs() -> None:
     assert kept.voice == "../x", "a job kept before the rule still reads"
 
 
+@pytest.mark.parametrize("language", ["tlh", "zz"])
+async def test_a_narration_the_local_voice_cannot_speak_fails_rather_than_speak_english(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch, language: str) -> None:
+    """Taken where its language could not be checked (no espeak-ng there): the job read the
+    Klingon lesson with the English voice and succeeded."""
+    require_tools("espeak-ng", "ffmpeg")
+    monkeypatch.setenv("BLOOP_TTS_PROVIDER", "local")
+    klingon = LESSON.model_copy(update={"language": language})
+    job, _ = await rig.service.request("acme", "u1", JobRequest(
+        kind="narration", lesson_id=klingon.id), klingon)
+    await rig.runner(narration=LibraryRenderer("narration")).run("acme", job.id)
+    done = await rig.service.job("acme", job.id)
+    assert (done.status, done.result) == ("failed", None)
+    [error] = done.errors
+    assert (error.code, error.transient) == ("voice_unavailable", False)
+    assert f"no voice for the language {language!r}" in error.message
+
+
+async def test_a_new_media_job_names_the_paid_voice(rig: Rig) -> None:
+    """A queued job named no provider ("offline") whatever would be paid for it."""
+    paid = JobService(rig.store, rig.settings, media_kinds=frozenset({"narration"}),
+                      speech_provider=lambda: "elevenlabs")
+    job, _ = await paid.request("acme", "u1", JobRequest(kind="narration", lesson_id=LESSON.id),
+                                LESSON)
+    assert (job.cost.provider, job.cost.model, job.cost.usd) == ("elevenlabs", "elevenlabs", 0)
+    job, _ = await paid.request("acme", "u1", JobRequest(
+        kind="narration", lesson_id=LESSON.id, params=JobParams(voice="Rachel")), LESSON)
+    assert (job.cost.provider, job.cost.model) == ("elevenlabs", "Rachel")
+    local = await rig.ask("narration", voice="en")
+    assert (local.cost.provider, local.cost.model) == ("offline", "offline"), "espeak-ng is free"
+
+
 def failing_tool(folder: Path, said: str) -> str:
     """A stand-in for espeak-ng or ffmpeg that says `said` on stderr and fails."""
     path = folder / "tool"

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
+from bloop.ai.jobs.model import Job, JobKind, JobStatus, TenantAiConfig
 from bloop.ai.jobs.ports import JobLimit, Spend, StoredFile, TooManyJobs
 from bloop.ai.jobs.stores.common import (
     chunks_of,
@@ -123,8 +123,8 @@ class EmbeddedJobStore:
         return None if row is None else Job.model_validate_json(row["doc"], context=STORED)
 
     async def list_jobs(self, tenant: str, *, lesson_id: str | None = None,
-                        status: JobStatus | None = None, after: str | None = None,
-                        limit: int = 50) -> Slice[Job]:
+                        status: JobStatus | None = None, kind: JobKind | None = None,
+                        after: str | None = None, limit: int = 50) -> Slice[Job]:
         where: list[str] = ["tenant = ?"]
         args: list[object] = [tenant]
         if lesson_id is not None:
@@ -133,6 +133,9 @@ class EmbeddedJobStore:
         if status is not None:
             where.append("status = ?")
             args.append(status)
+        if kind is not None:
+            where.append("json_extract(doc, '$.kind') = ?")
+            args.append(kind)
         if after:
             created, job_id = key_of(after, float, str)
             where.append("(created < ? OR (created = ? AND id > ?))")

@@ -28,7 +28,7 @@ from gridfs.errors import NoFile
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
-from bloop.ai.jobs.model import Job, JobStatus, TenantAiConfig
+from bloop.ai.jobs.model import Job, JobKind, JobStatus, TenantAiConfig
 from bloop.ai.jobs.ports import JobLimit, Spend, StoredFile, TooManyJobs
 from bloop.ai.jobs.stores.common import (
     chunks_of,
@@ -136,13 +136,15 @@ class MongoJobStore:
         return None if doc is None else _job(doc)
 
     async def list_jobs(self, tenant: str, *, lesson_id: str | None = None,
-                        status: JobStatus | None = None, after: str | None = None,
-                        limit: int = 50) -> Slice[Job]:
+                        status: JobStatus | None = None, kind: JobKind | None = None,
+                        after: str | None = None, limit: int = 50) -> Slice[Job]:
         query: Doc = {"tenant": tenant}
         if lesson_id is not None:
             query["lesson_id"] = lesson_id
         if status is not None:
             query["status"] = status
+        if kind is not None:
+            query["job.kind"] = kind
         if after:
             created, job_id = key_of(after, float, str)
             query["$or"] = [{"created": {"$lt": created}}, {"created": created, "id": {"$gt": job_id}}]
