@@ -834,13 +834,21 @@ async def test_a_course_s_lessons_are_read_by_id_in_pages(store: ContentReposito
     await store.add_course(elsewhere)
     in_beta = await store.add_lesson(lesson(elsewhere, "Beta"))
 
-    order = await store.lesson_ids("acme", "a")
+    stamps = await store.lesson_stamps("acme", "a")
+    order = [lesson_id for lesson_id, _ in stamps]
     assert order == [in_a[3].id, in_a[0].id, in_a[2].id]
-    assert await store.lesson_ids("acme", "ghost") == []
-    assert await store.lesson_ids("beta", "a") == [in_beta.id]
+    listed = await store.list_lessons("acme", "a")
+    assert stamps == [(x.id, x.version) for x in listed]
+    assert listed[0].version == in_a[3].version + 1  # moved: a version on
+    assert await store.lesson_stamps("acme", "ghost") == []
+    assert await store.lesson_stamps("beta", "a") == [(in_beta.id, in_beta.version)]
     found = await store.get_lessons("acme", [in_b.id, *order, in_a[1].id, in_beta.id, "ghost"])
     assert found == [in_b, *await store.list_lessons("acme", "a")]
     assert await store.get_lessons("acme", []) == []
+    edited = listed[1].model_copy(update={"title": "A1 again", "version": listed[1].version + 1})
+    await store.replace_lesson(edited, listed[1].version)
+    assert await store.lesson_stamps("acme", "a") == [
+        stamps[0], (edited.id, edited.version), stamps[2]]
 
 
 async def test_where_many_lessons_stand_comes_in_one_read(store: ContentRepository) -> None:

@@ -178,8 +178,10 @@ class ContentRepository(Protocol):
     async def list_lessons(self, tenant: str, course_id: str) -> list[Lesson]:
         """The course's lessons in order."""
 
-    async def lesson_ids(self, tenant: str, course_id: str) -> list[str]:
-        """The ids of the course's lessons in order, without reading the lessons."""
+    async def lesson_stamps(self, tenant: str, course_id: str) -> list[tuple[str, int]]:
+        """The id and draft version of each of the course's lessons, in order, without reading
+        the lessons (one query): what changes whenever one is edited, moved, added or
+        deleted."""
 
     async def get_lessons(self, tenant: str, lesson_ids: Sequence[str]) -> list[Lesson]:
         """The lessons `lesson_ids` name, in their order, read at once (one query); those the

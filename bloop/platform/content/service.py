@@ -91,6 +91,16 @@ def _stale(kind: str, record_id: str, current: int | None, field: str = "version
                     "retry", code="stale_version", extra={f"current_{field}": current})
 
 
+class CourseChanged(Conflict):
+    """A course's draft changed while it was read a page at a time."""
+
+    code = "course_changed"
+
+
+def _changed(course: Course) -> CourseChanged:
+    return CourseChanged(f"the course {course.id!r} changed while it was read; read it again")
+
+
 def _invalid(exc: ValidationError) -> InvalidBody:
     return InvalidBody(exc.errors())
 
@@ -554,17 +564,29 @@ class ContentService:
     async def lesson_pages(self, course: Course, *, drafts: bool = True,
                            size: int = 50) -> tuple[int, AsyncIterator[list[Lesson]]]:
         """How many lessons the course's draft (or, `drafts` False, its last publication) has,
-        and those lessons in order, `size` a read, each read once the page before is taken
-        (one deleted meanwhile left out), so a big course is never in memory at once."""
+        and those lessons in order, `size` a read, each read once the page before is taken,
+        so a big course is never in memory at once. A draft's pages are one state of it:
+        `CourseChanged` as soon as a lesson read is not at the version first listed, or, after
+        the last page, when the course (`course`, as read before) or the list of its lessons
+        and their versions is not the same any more (an edit, a move, a lesson added or
+        deleted); a publication's lessons are immutable."""
         tenant = course.tenant
         if drafts:
-            ids = await self.repo.lesson_ids(tenant, course.id)
+            stamps = await self.repo.lesson_stamps(tenant, course.id)
 
             async def drafted() -> AsyncIterator[list[Lesson]]:
-                for at in range(0, len(ids), size):
-                    yield await self.repo.get_lessons(tenant, ids[at:at + size])
+                for at in range(0, len(stamps), size):
+                    wanted = stamps[at:at + size]
+                    page = await self.repo.get_lessons(tenant, [i for i, _ in wanted])
+                    if [(x.id, x.version) for x in page] != wanted:
+                        raise _changed(course)
+                    yield page
+                again = await self.repo.get_course(tenant, course.id)
+                if again is None or again.revision != course.revision or \
+                        await self.repo.lesson_stamps(tenant, course.id) != stamps:
+                    raise _changed(course)
 
-            return len(ids), drafted()
+            return len(stamps), drafted()
         if course.publication is None:
             raise NotFound(f"no course {course.id!r} in tenant {tenant!r}")
         live = (await self.repo.live_lesson_ids(tenant, [course.id]))[course.id]

@@ -53,11 +53,14 @@ def import_holds(platform: Platform) -> ImportHolds:
 
 
 def media_state(platform: Platform, content: ContentService) -> dict[str, object]:
-    """What content's `Mounted.state` holds for media and uploads; `media_setup` readies it."""
+    """What content's `Mounted.state` holds for media, uploads and exports; `media_setup`
+    readies it."""
+    from bloop.platform.content.uploads.export import ExportService
     from bloop.platform.content.uploads.service import UploadService
 
     media = media_service(platform, content)
-    return {"media": media, "uploads": UploadService(media, content, import_holds(platform))}
+    return {"media": media, "uploads": UploadService(media, content, import_holds(platform)),
+            "exports": ExportService(content, media)}
 
 
 async def media_setup(state: dict[str, object]) -> None:

@@ -368,11 +368,11 @@ class EmbeddedContentStore:
             " ORDER BY position", (tenant, course_id)).fetchall())
         return [Lesson.model_validate_json(r["doc"], context=STORED) for r in rows]
 
-    async def lesson_ids(self, tenant: str, course_id: str) -> list[str]:
+    async def lesson_stamps(self, tenant: str, course_id: str) -> list[tuple[str, int]]:
         rows = await self.db.run(lambda c: c.execute(
-            f"SELECT id FROM lessons WHERE tenant = ? AND course = ? AND {LIVE}"  # noqa: S608
+            f"SELECT id, version FROM lessons WHERE tenant = ? AND course = ? AND {LIVE}"  # noqa: S608
             " ORDER BY position", (tenant, course_id)).fetchall())
-        return [r["id"] for r in rows]
+        return [(r["id"], int(r["version"])) for r in rows]
 
     async def get_lessons(self, tenant: str, lesson_ids: Sequence[str]) -> list[Lesson]:
         wanted = list(dict.fromkeys(lesson_ids))

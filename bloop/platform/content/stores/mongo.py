@@ -424,10 +424,10 @@ class MongoContentStore:
             "position", ASCENDING)
         return [Lesson.model_validate(_fields(d), context=STORED) async for d in cursor]
 
-    async def lesson_ids(self, tenant: str, course_id: str) -> list[str]:
+    async def lesson_stamps(self, tenant: str, course_id: str) -> list[tuple[str, int]]:
         cursor = self.lessons.find({"tenant": tenant, "course": course_id} | LIVE,
-                                   {"_id": 0, "id": 1}).sort("position", ASCENDING)
-        return [str(d["id"]) async for d in cursor]
+                                   {"_id": 0, "id": 1, "version": 1}).sort("position", ASCENDING)
+        return [(str(d["id"]), int(d["version"])) async for d in cursor]
 
     async def get_lessons(self, tenant: str, lesson_ids: Sequence[str]) -> list[Lesson]:
         keys = list(dict.fromkeys(_key(tenant, i) for i in lesson_ids))

@@ -10,18 +10,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.background import BackgroundTask
-from starlette.types import Message, Receive
+from starlette.requests import ClientDisconnect
+from starlette.types import Message, Receive, Scope, Send
 
 from bloop.platform.content.api import Author, CourseId, TenantId
 from bloop.platform.content.media.form import is_form
-from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.media.sniff import media_type
-from bloop.platform.content.service import ContentService
 from bloop.platform.content.uploads.export import CourseArchive, ExportService, ExportVersion
 from bloop.platform.content.uploads.form import read_files
 from bloop.platform.content.uploads.service import ImportResult, UploadService
 from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.problem_docs import documented_problem
 
 
 async def get_uploads(request: Request) -> UploadService:
@@ -33,11 +32,8 @@ Svc = Annotated[UploadService, Depends(get_uploads)]
 
 
 async def get_exports(request: Request) -> ExportService:
-    state = request.app.state.content.state
-    content, media = state["service"], state["media"]
-    assert isinstance(content, ContentService)
-    assert isinstance(media, MediaService)
-    return ExportService(content, media)
+    service: ExportService = request.app.state.content.state["exports"]
+    return service
 
 
 Exports = Annotated[ExportService, Depends(get_exports)]
@@ -101,33 +97,58 @@ async def import_files(
         await asyncio.to_thread(shutil.rmtree, work, True)
 
 
-@router.get("/export", response_class=StreamingResponse, responses={200: {
-    "content": {"application/zip": {}},
-    "description": "the zip; `X-Missing-Media` names media the store no longer has"}})
+@router.get("/export", response_class=StreamingResponse, responses={
+    200: {"content": {"application/zip": {}},
+          "description": "the zip; `X-Missing-Media` names media the store no longer has"},
+    409: documented_problem("the draft changed during each build", 409, "course_changed",
+                            "the course changed while it was exported; export it again"),
+    503: documented_problem("as many exports as the process runs at once are running (or a "
+                            "store it reads is down: `store_unavailable`)", 503,
+                            "too_many_exports", "4 course exports are running in this "
+                            "process; try again shortly")})
 async def export_course(
-    tenant: TenantId, course: CourseId, exports: Exports, me: Author,
+    tenant: TenantId, course: CourseId, request: Request, exports: Exports, me: Author,
     version: Annotated[ExportVersion, Query(description=(
         "the draft (its authors' latest) or the last publication"))] = "draft",
 ) -> StreamingResponse:
     """The course's lessons as a zip `POST …/uploads` takes back, block for block: a Markdown
-    file a lesson in order, and the media they show. Its owner, co-authors and the tenant's
+    file a lesson in order, and the media they name. Its owner, co-authors and the tenant's
     admins only. Media the store no longer has are left out and named in
     `X-Missing-Media` (the first 100; `X-Missing-Media-Count` counts them): an import
-    of the zip refuses the lessons that show them (422 `missing_file`)."""
-    made = await exports.export(tenant, course, by=me, version=version)
+    of the zip refuses the lessons that show them (422 `missing_file`). A draft edited while
+    it is written is written again, 409 `course_changed` after 3 tries; a process builds and
+    sends `BLOOP_UPLOAD_EXPORTS_AT_ONCE` exports at once (503 `too_many_exports` beyond), and
+    stops building one whose client left."""
+
+    async def checkpoint() -> None:
+        if await request.is_disconnected():
+            raise ClientDisconnect
+
+    made = await exports.export(tenant, course, by=me, version=version, checkpoint=checkpoint)
     headers = {"Content-Disposition": f'attachment; filename="{made.filename}"',
                "Content-Length": str(made.size), "Cache-Control": "no-store",
                "X-Lesson-Count": str(made.lessons)}
     if made.missing:
         headers["X-Missing-Media"] = ", ".join(made.missing[:MISSING_LISTED])
         headers["X-Missing-Media-Count"] = str(len(made.missing))
-    return StreamingResponse(_chunks(made), media_type="application/zip", headers=headers,
-                             background=BackgroundTask(asyncio.to_thread, made.file.close))
+    return _ArchiveResponse(made, headers)
+
+
+class _ArchiveResponse(StreamingResponse):
+    """The zip, sent a chunk at a time; removed (its export's place freed) once sent, or once
+    sending it failed."""
+
+    def __init__(self, made: CourseArchive, headers: dict[str, str]) -> None:
+        super().__init__(_chunks(made), media_type="application/zip", headers=headers)
+        self.made = made
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.made.close()
 
 
 async def _chunks(made: CourseArchive) -> AsyncIterator[bytes]:
-    try:
-        while chunk := await asyncio.to_thread(made.file.read, READ_BYTES):
-            yield chunk
-    finally:
-        await asyncio.to_thread(made.file.close)
+    while chunk := await asyncio.to_thread(made.file.read, READ_BYTES):
+        yield chunk

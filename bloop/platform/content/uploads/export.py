@@ -1,49 +1,109 @@
 """A course's lessons as a zip an import takes back: a Markdown file a lesson, in order
-(`0001-<title>.md`, `lesson_file.py`), and the media they show under `media/<id>/<file name>`,
+(`0001-<title>.md`, `lesson_file.py`), and the media they name under `media/<id>/<file name>`,
 each once. The zip is written to an unnamed file of the spool (removed when closed), so a big
 course is never held in memory: its lessons are read and written a page (50) at a time, its
-media a chunk at a time."""
+media a chunk at a time. A draft's pages are one state of it, built again when an author
+changed it meanwhile. A process builds and sends `BLOOP_UPLOAD_EXPORTS_AT_ONCE` at once.
+
+An entry is dated by its lesson's last edit (its media's upload), so a course exported twice
+unchanged gives the same bytes."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import tempfile
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO, Any, Literal
 from urllib.parse import unquote
 
 from bloop.platform.content.media.model import MediaInfo, media_url
 from bloop.platform.content.media.ports import MediaMissing
-from bloop.platform.content.media.refs import referenced_media
+from bloop.platform.content.media.refs import is_media_id
 from bloop.platform.content.media.service import MediaService
-from bloop.platform.content.model import Lesson
-from bloop.platform.content.service import ContentService
+from bloop.platform.content.model import Course, Lesson
+from bloop.platform.content.service import ContentService, CourseChanged
 from bloop.platform.content.uploads import lesson_file, markdown
+from bloop.platform.content.uploads.settings import UploadSettings
 from bloop.platform.kit.auth import Forbidden, Principal
-from bloop.platform.kit.errors import Conflict, NotFound
+from bloop.platform.kit.errors import Conflict, NotFound, Problem
 
 ExportVersion = Literal["draft", "published"]
+Block = dict[str, Any]
+Checkpoint = Callable[[], Awaitable[None]]
 MAX_RATIO = 100
 """An entry compressing better than this is stored, not deflated: an import refuses entries
 expanding more than `BLOOP_UPLOAD_ZIP_MAX_RATIO` (200) times."""
+TRIES = 3
+"""Builds of a draft before 409 `course_changed`, each started again when the course changed
+while it was read."""
+RETRY_AFTER_S = 10
+_OLDEST = datetime(1980, 1, 1, tzinfo=UTC)  # a zip's dates start there
+
+
+class TooManyExports(Problem):
+    status, code = 503, "too_many_exports"
+
+
+async def _go_on() -> None:
+    return None
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass
 class CourseArchive:
     file: IO[bytes]
-    """The zip, at its start; closing it removes it."""
+    """The zip, at its start; `close` removes it."""
     size: int
     filename: str
     lessons: int
     media: int
     missing: list[str]
-    """The ids of media the lessons show that the store no longer has."""
+    """The ids of media the lessons name that the store no longer has."""
+    release: Callable[[], None] = field(default=_nothing, repr=False)
+
+    async def close(self) -> None:
+        """Removes the zip and frees its export's place; once is enough."""
+        try:
+            await asyncio.to_thread(self.file.close)
+        finally:
+            release, self.release = self.release, _nothing
+            release()
+
+
+class Slots:
+    """How many exports a process builds and sends at once: each holds its zip in the spool
+    until it is sent."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.taken = 0
+
+    def take(self) -> Callable[[], None]:
+        """A place (503 `too_many_exports` when none is free), and what gives it back."""
+        if self.taken >= self.size:
+            raise TooManyExports(f"{self.size} course exports are running in this process; "
+                                 "try again shortly", headers={"Retry-After": str(RETRY_AFTER_S)})
+        self.taken += 1
+        given = False
+
+        def give() -> None:
+            nonlocal given
+            if not given:
+                given = True
+                self.taken -= 1
+
+        return give
 
 
 def lesson_filename(n: int, width: int, title: str) -> str:
@@ -57,15 +117,72 @@ def _deflates(data: bytes) -> bool:
     return not data or len(data) <= MAX_RATIO * len(zlib.compress(data, 6))
 
 
+def _entry(name: str, at: datetime, kind: int) -> zipfile.ZipInfo:
+    entry = zipfile.ZipInfo(name, date_time=max(at.astimezone(UTC), _OLDEST).timetuple()[:6])
+    entry.compress_type = kind
+    entry.external_attr = 0o644 << 16
+    return entry
+
+
+def _named_blocks(tenant: str, blocks: list[Block],
+                  path: Callable[[str], str | None]) -> list[Block]:
+    """`blocks` (a lesson's, as JSON) with the media they name swapped for `path(id)` (kept
+    when None): the ids of their `media` fields, and the targets of the Markdown links to the
+    tenant's `…/media/{id}/content` outside code. Media URLs anywhere else (code, bare, in
+    HTML, another tenant's, with a fragment) are text, kept as written. A relative link an
+    import would take for a media of the archive (`media/<id>/<name>`) is written `./media/…`,
+    which it keeps as written."""
+    url = re.compile(rf"^<?{re.escape(media_url(tenant, '@'))}>?$".replace(
+        "@", "([0-9a-f]{32})"))
+
+    def swap(target: str) -> str | None:
+        if m := url.match(target):
+            new = path(m.group(1))
+            return None if new is None else lesson_file.bracketed(target, new)
+        if lesson_file.names_media(target):
+            return lesson_file.bracketed(target, "./" + target.strip("<>"))
+        return None
+
+    def media(value: str) -> str:
+        return (path(value) if is_media_id(value) else None) or value
+
+    return [lesson_file.map_block(
+        b, media, lambda v: markdown.rewrite_links(v, swap, local_only=False)) for b in blocks]
+
+
 class ExportService:
-    def __init__(self, content: ContentService, media: MediaService) -> None:
+    def __init__(self, content: ContentService, media: MediaService,
+                 settings: UploadSettings | None = None) -> None:
         self.content = content
         self.media = media
+        self.slots = Slots((settings or UploadSettings()).exports_at_once)
 
     async def export(self, tenant: str, course_id: str, *, by: Principal,
-                     version: ExportVersion = "draft") -> CourseArchive:
+                     version: ExportVersion = "draft",
+                     checkpoint: Checkpoint = _go_on) -> CourseArchive:
         """The course's draft (or last publication) as a zip; 404 as a read answers to those
-        who may not change the course and never read it, 403 `not_an_author` to the others."""
+        who may not change the course and never read it, 403 `not_an_author` to the others.
+        `checkpoint` is awaited between pages of lessons and chunks of media: what it raises
+        stops the build. 409 `course_changed` when the draft changed during each of the
+        `TRIES` builds."""
+        course = await self._course(tenant, course_id, by, version)
+        release = self.slots.take()
+        try:
+            for _ in range(TRIES - 1):
+                with contextlib.suppress(CourseChanged):
+                    return await self._build(course, version, checkpoint, release)
+                course = await self._course(tenant, course_id, by, version)
+            try:
+                return await self._build(course, version, checkpoint, release)
+            except CourseChanged:
+                raise CourseChanged("the course changed while it was exported; export it "
+                                    "again") from None
+        except BaseException:
+            release()
+            raise
+
+    async def _course(self, tenant: str, course_id: str, by: Principal,
+                      version: ExportVersion) -> Course:
         course = await self.content.course(tenant, course_id)
         if not self.content.may_edit(course, by):
             if course.publication is None:
@@ -75,81 +192,79 @@ class ExportService:
         if version == "published" and course.publication is None:
             raise NotFound(f"the course {course_id!r} was never published",
                            code="not_published")
+        return course
+
+    async def _build(self, course: Course, version: ExportVersion, checkpoint: Checkpoint,
+                     release: Callable[[], None]) -> CourseArchive:
         count, pages = await self.content.lesson_pages(course, drafts=version == "draft")
         self.media.spool.mkdir(parents=True, exist_ok=True)
         file = tempfile.TemporaryFile(dir=self.media.spool)  # noqa: SIM115  (handed out)
         try:
-            lessons, missing, media = await self._write(tenant, count, pages, file)
+            lessons, missing, media = await self._write(course.tenant, count, pages, file,
+                                                        checkpoint)
             size = file.seek(0, os.SEEK_END)
             file.seek(0)
         except BaseException:
             file.close()
             raise
         suffix = "" if version == "draft" else f"-v{course.version}"
-        return CourseArchive(file=file, size=size, filename=f"{course_id}{suffix}.zip",
-                             lessons=lessons, media=media, missing=missing)
+        return CourseArchive(file=file, size=size, filename=f"{course.id}{suffix}.zip",
+                             lessons=lessons, media=media, missing=missing, release=release)
 
     async def _write(self, tenant: str, count: int, pages: AsyncIterator[list[Lesson]],
-                     file: IO[bytes]) -> tuple[int, list[str], int]:
-        """Writes the lessons (`count` of them, or fewer when some were deleted meanwhile) and
-        their media into `file`: how many lessons it wrote, the media missing, those kept."""
+                     file: IO[bytes], checkpoint: Checkpoint) -> tuple[int, list[str], int]:
+        """Writes the lessons (`count` of them) and the media they name into `file`: how many
+        lessons it wrote, the media missing, those kept."""
         zf = zipfile.ZipFile(file, "w", allowZip64=True)
         names: dict[str, str] = {}
         infos: dict[str, MediaInfo | None] = {}
         width = max(4, len(str(count)))
-        n = kept = 0
+        n = 0
         try:
             async for page in pages:
                 for lesson in page:
                     n += 1
-                    await self._media_of(tenant, lesson, infos)
-                    data = lesson_file.write_lesson(
-                        lesson, self._blocks(tenant, lesson, infos, names)).encode()
+                    blocks = await self._blocks(tenant, lesson, infos, names)
+                    data = lesson_file.write_lesson(lesson, blocks).encode()
                     kind = zipfile.ZIP_DEFLATED if _deflates(data) else zipfile.ZIP_STORED
-                    name = lesson_filename(n, width, lesson.title)
-                    await asyncio.to_thread(zf.writestr, name, data, kind)
-            for media_id, info in infos.items():
-                if info is not None:
-                    await self._copy(zf, info, names[media_id])
-                    kept += 1
+                    entry = _entry(lesson_filename(n, width, lesson.title), lesson.updated_at,
+                                   kind)
+                    await asyncio.to_thread(zf.writestr, entry, data)
+                await checkpoint()
+            for media_id, name in names.items():
+                info = infos[media_id]
+                assert info is not None  # named only when found
+                await self._copy(zf, info, name, checkpoint)
         finally:
             await asyncio.to_thread(zf.close)
-        return n, sorted(m for m, i in infos.items() if i is None), kept
+        return n, sorted(m for m, i in infos.items() if i is None), len(names)
 
-    async def _media_of(self, tenant: str, lesson: Lesson,
-                        infos: dict[str, MediaInfo | None]) -> None:
-        for media_id in sorted(referenced_media([lesson]) - infos.keys()):
+    async def _blocks(self, tenant: str, lesson: Lesson, infos: dict[str, MediaInfo | None],
+                      names: dict[str, str]) -> list[Block]:
+        """The lesson's blocks, the media they name by their path in the archive (`names`
+        gains those found; a missing one is a path the archive does not hold)."""
+        blocks: list[Block] = lesson.model_dump(mode="json")["blocks"]
+        named: set[str] = set()
+        _named_blocks(tenant, blocks, lambda media_id: named.add(media_id))
+        for media_id in sorted(named - infos.keys()):
             infos[media_id] = await self.media.store.get(tenant, media_id)
 
-    @staticmethod
-    def _blocks(tenant: str, lesson: Lesson, infos: dict[str, MediaInfo | None],
-                names: dict[str, str]) -> list[dict[str, Any]]:
-        url = re.compile(rf"^<?{re.escape(media_url(tenant, '@'))}>?$".replace(
-            "@", "([0-9a-f]{32})"))
-
         def path(media_id: str) -> str:
-            info = infos.get(media_id)
-            if info is None:  # missing: a path the archive does not hold
+            info = infos[media_id]
+            if info is None:
                 return lesson_file.media_path(media_id, "missing")
             return names.setdefault(media_id, lesson_file.media_path(media_id, info.filename))
 
-        def text(value: str) -> str:
-            def swap(target: str) -> str | None:
-                m = url.match(target)
-                return lesson_file.bracketed(target, path(m.group(1))) \
-                    if m and m.group(1) in infos else None
-            return markdown.rewrite_links(value, swap, local_only=False)
+        return _named_blocks(tenant, blocks, path)
 
-        return [lesson_file.map_block(b, lambda v: path(v) if v in infos else v, text)
-                for b in lesson.model_dump(mode="json")["blocks"]]
-
-    async def _copy(self, zf: zipfile.ZipFile, info: MediaInfo, name: str) -> None:
-        entry = zipfile.ZipInfo(unquote(name))  # the link's path, percent-decoded
-        entry.compress_type = zipfile.ZIP_STORED
+    async def _copy(self, zf: zipfile.ZipFile, info: MediaInfo, name: str,
+                    checkpoint: Checkpoint) -> None:
+        entry = _entry(unquote(name), info.created_at, zipfile.ZIP_STORED)  # the link's path
         out = await asyncio.to_thread(zf.open, entry, "w", force_zip64=info.size > 2**31)
         try:
             async for chunk in self.media.store.read(info.tenant, info.id, 0, info.size):
                 await asyncio.to_thread(out.write, chunk)
+                await checkpoint()
         except MediaMissing:
             raise Conflict(f"the media {info.id!r} was deleted while the course was exported; "
                            "export it again", code="media_deleted") from None

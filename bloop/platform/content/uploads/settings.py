@@ -1,5 +1,5 @@
-"""Import limits, from `BLOOP_UPLOAD_*` variables. Each file is also held to media's limits
-(`BLOOP_MEDIA_*`)."""
+"""Import (and export) limits, from `BLOOP_UPLOAD_*` variables. Each file is also held to
+media's limits (`BLOOP_MEDIA_*`)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ class UploadSettings(BaseSettings):
     pdf_readers: int = Field(default=2, ge=1, description=(
         "PDF readers at once in a process (each may take a core and its memory limit); other "
         "PDFs wait their turn"))
+    exports_at_once: int = Field(default=4, ge=1, description=(
+        "course exports a process builds and sends at once (each writes its whole zip to the "
+        "spool first and keeps it until sent); 503 `too_many_exports` beyond"))
     front_matter_max_bytes: int = Field(default=16 * 1024, ge=256)
     hold_s: float = Field(default=24 * 3600, ge=60, description=(
         "how long an import's hold on what it stores lasts: well past the longest import, since "

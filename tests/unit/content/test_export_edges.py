@@ -1,0 +1,262 @@
+"""Course export at its edges: media URLs that are text, not links the export names; relative
+links an import would take for the archive's media; another tenant's media; the same bytes for
+an unchanged course; a draft edited while it is written; a client that leaves; how many exports
+a process runs at once."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from collections.abc import Sequence
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.requests import Request
+
+from bloop.platform.content.model import Lesson, NewLesson, now
+from bloop.platform.content.service import ContentService
+from bloop.platform.content.uploads.export import ExportService
+from bloop.platform.content.uploads.settings import UploadSettings
+from tests.support import member
+from tests.unit.content import media_samples as s
+from tests.unit.content.test_export_api import (
+    BASE,
+    OTHER,
+    app,
+    client,
+    course_lessons,
+    export,
+    import_zip,
+    upload,
+)
+
+__all__ = ["app", "client"]  # fixtures
+
+
+def spool_files(app: FastAPI) -> list[str]:
+    spool = app.state.platform.settings.runtime.data_dir / "spool"
+    return [p.name for p in spool.iterdir()] if spool.exists() else []
+
+
+def exports_of(app: FastAPI) -> ExportService:
+    service: ExportService = app.state.content.state["exports"]
+    return service
+
+
+async def round_trip(client: httpx.AsyncClient, data: bytes) -> list[dict[str, Any]]:
+    r = await client.post(f"{BASE}/courses", json={"id": "copy", "title": "Copie"})
+    assert r.status_code == 201, r.text
+    done = await import_zip(client, BASE, "copy", data)
+    assert done.status_code == 201, done.text
+    return await course_lessons(client, BASE, "copy")
+
+
+TEXT_FORMS = {
+    "inline code": "Call `GET {url}`",
+    "bare": "download: {url}",
+    "autolink": "See <http://bloop.test{url}>",
+    "relative autolink": "See <{url}>",
+    "absolute link": "[dl](http://bloop.test{url})",
+    "fragment": "[at 30s]({url}#t=30)",
+    "query": "[dl]({url}?download=1)",
+    "html link": '<a href="{url}">dl</a>',
+}
+
+
+@pytest.mark.parametrize("form", [*TEXT_FORMS, "quiz prompt"])
+async def test_a_media_url_the_export_does_not_name_is_kept_as_text(
+        client: httpx.AsyncClient, form: str) -> None:
+    image = await upload(client, BASE, "a.png", s.png(), "image/png")
+    url = f"{BASE}/media/{image}/content"
+    block: dict[str, Any] = {"type": "quiz", "id": "q", "title": "Q", "questions": [
+        {"type": "true_false", "id": "tf", "prompt": f"Is {url} a URL?", "answer": True}]} \
+        if form == "quiz prompt" else {"type": "markdown", "markdown": TEXT_FORMS[form].format(
+            url=url)}
+    made = await client.post(f"{BASE}/courses/py/lessons", json={"title": "One",
+                                                                 "blocks": [block]})
+    assert made.status_code == 201, made.text
+    original = await course_lessons(client, BASE, "py")
+    r = await export(client)
+    assert r.status_code == 200, r.text
+    assert "x-missing-media" not in r.headers
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    assert archive.namelist() == ["0001-one.md"]  # no media named: none copied
+    assert url in archive.read("0001-one.md").decode()
+    assert await round_trip(client, r.content) == original
+
+
+async def test_a_media_named_and_shown_as_text_is_copied_once_the_text_kept(
+        client: httpx.AsyncClient) -> None:
+    image = await upload(client, BASE, "a.png", s.png(), "image/png")
+    url = f"{BASE}/media/{image}/content"
+    made = await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "markdown", "markdown": f"![i]({url}) and `{url}` and [t]({url}#t=1)"}]})
+    assert made.status_code == 201, made.text
+    r = await export(client)
+    assert r.status_code == 200, r.text
+    archive = zipfile.ZipFile(io.BytesIO(r.content))
+    assert archive.namelist() == ["0001-one.md", f"media/{image}/a.png"]
+    assert f"![i](media/{image}/a.png) and `{url}` and [t]({url}#t=1)" in archive.read(
+        "0001-one.md").decode()
+
+
+async def test_a_relative_link_shaped_as_an_archive_s_media_imports_back(
+        client: httpx.AsyncClient) -> None:
+    fake = "0123456789abcdef0123456789abcdef"
+    made = await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "markdown", "markdown": f"![x](media/{fake}/x.png) [y](<media/{fake}/y.pdf>)"
+                                         f' <img src="media/{fake}/z.png">'},
+        {"type": "quiz", "id": "q", "title": "Q", "questions": [
+            {"type": "true_false", "id": "tf", "prompt": f"see ![d](media/{fake}/d.png)",
+             "answer": True}]}]})
+    assert made.status_code == 201, made.text
+    original = await course_lessons(client, BASE, "py")
+    r = await export(client)
+    assert r.status_code == 200, r.text
+    text = zipfile.ZipFile(io.BytesIO(r.content)).read("0001-one.md").decode()
+    assert f"![x](./media/{fake}/x.png) [y](<./media/{fake}/y.pdf>)" in text
+    assert f'<img src="./media/{fake}/z.png">' in text
+    assert f"see ![d](./media/{fake}/d.png)" in text
+    expected = json.loads(json.dumps(original).replace("media/", "./media/"))
+    assert await round_trip(client, r.content) == expected
+    again = await client.get(f"{BASE}/courses/copy/export")  # as written from then on
+    assert zipfile.ZipFile(io.BytesIO(again.content)).read("0001-one.md").decode() == text
+
+
+async def test_another_tenant_s_media_are_links_out_not_missing(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    other = await member(app, client, "globex", ["educator"])
+    stored = await client.post(f"{OTHER}/media", headers=other,
+                               files={"file": ("b.png", s.png(3, 3), "image/png")})
+    assert stored.status_code == 201, stored.text
+    theirs = stored.json()["id"]
+    made = await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "markdown", "markdown": f"![theirs]({OTHER}/media/{theirs}/content)"}]})
+    assert made.status_code == 201, made.text
+    original = await course_lessons(client, BASE, "py")
+    r = await export(client)
+    assert r.status_code == 200, r.text
+    assert "x-missing-media" not in r.headers
+    assert zipfile.ZipFile(io.BytesIO(r.content)).namelist() == ["0001-one.md"]
+    assert await round_trip(client, r.content) == original
+
+
+async def test_an_unchanged_course_exports_to_the_same_bytes(
+        client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = await upload(client, BASE, "a.png", s.png(), "image/png")
+    made = await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "image", "media": image}, {"type": "markdown", "markdown": "text"}]})
+    assert made.status_code == 201, made.text
+    first = (await export(client)).content
+    later = time.time() + 3 * 86400  # the second export, three days on
+    monkeypatch.setattr(zipfile, "time", SimpleNamespace(
+        time=lambda: later, localtime=time.localtime, gmtime=time.gmtime))
+    assert (await export(client)).content == first
+    entry = zipfile.ZipFile(io.BytesIO(first)).getinfo("0001-one.md")
+    edited = (await client.get(f"{BASE}/lessons/{made.json()['id']}")).json()["updated_at"]
+    assert datetime(*entry.date_time).isoformat()[:16] == edited[:16]  # the lesson's last edit
+
+
+async def sixty_lessons_and_a_hook(app: FastAPI, monkeypatch: pytest.MonkeyPatch,
+                                   hook: Any) -> list[int]:
+    """A course of 60 lessons (two pages), `hook(page number)` run as each page is read; the
+    pages read."""
+    content: ContentService = app.state.content.state["service"]
+    await content.add_lessons("acme", "py", [NewLesson(title=f"L{n}", blocks=[])
+                                             for n in range(60)], ids=[f"l{n}" for n in range(60)])
+    read = content.repo.get_lessons
+    pages: list[int] = []
+
+    async def get_lessons(tenant: str, ids: Sequence[str]) -> list[Lesson]:
+        found = await read(tenant, ids)
+        pages.append(len(ids))
+        await hook(len(pages))
+        return found
+
+    monkeypatch.setattr(content.repo, "get_lessons", get_lessons)
+    return pages
+
+
+async def retitle(app: FastAPI, lesson_id: str, title: str) -> None:
+    content: ContentService = app.state.content.state["service"]
+    [found] = [x for x in await content.repo.list_lessons("acme", "py") if x.id == lesson_id]
+    await content.repo.replace_lesson(found.model_copy(update={
+        "title": title, "version": found.version + 1}), found.version)
+
+
+async def test_a_draft_edited_while_it_is_exported_is_written_again_as_one_state(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def hook(page: int) -> None:
+        if page == 1:  # the first page read, the first lesson and the last edited
+            await retitle(app, "l0", "First edited")
+            await retitle(app, "l59", "Last edited")
+
+    pages = await sixty_lessons_and_a_hook(app, monkeypatch, hook)
+    r = await export(client)
+    assert r.status_code == 200, r.text
+    names = sorted(zipfile.ZipFile(io.BytesIO(r.content)).namelist())
+    assert (len(names), names[0], names[-1]) == (60, "0001-first-edited.md",
+                                                 "0060-last-edited.md")
+    assert pages == [50, 10, 50, 10]  # written again
+    assert exports_of(app).slots.taken == 0
+
+
+async def test_a_draft_that_keeps_changing_is_409_course_changed(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def hook(page: int) -> None:
+        if page % 2 == 0:  # after each build's last page: a lesson moved
+            content: ContentService = app.state.content.state["service"]
+            ids = [f"l{n}" for n in range(60)]
+            await content.repo.reorder_lessons("acme", "py", [*ids[1:], ids[0]], now())
+
+    pages = await sixty_lessons_and_a_hook(app, monkeypatch, hook)
+    r = await export(client)
+    assert (r.status_code, r.json()["code"]) == (409, "course_changed")
+    assert r.json()["detail"] == "the course changed while it was exported; export it again"
+    assert pages == [50, 10] * 3
+    assert not spool_files(app)
+    assert exports_of(app).slots.taken == 0
+
+
+async def test_an_export_whose_client_left_stops_and_leaves_nothing(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def nothing(page: int) -> None:
+        return None
+
+    pages = await sixty_lessons_and_a_hook(app, monkeypatch, nothing)
+    asked: list[bool] = []
+
+    async def gone(self: Request) -> bool:
+        asked.append(True)
+        return True
+
+    monkeypatch.setattr(Request, "is_disconnected", gone)
+    r = await export(client)
+    assert (r.status_code, r.json()["code"]) == (499, "client_closed_request")
+    assert (pages, len(asked)) == ([50], 1)  # stopped after the first page
+    assert not spool_files(app)
+    assert exports_of(app).slots.taken == 0
+
+
+async def test_a_process_runs_so_many_exports_at_once(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLOOP_UPLOAD_EXPORTS_AT_ONCE", "2")
+    assert UploadSettings().exports_at_once == 2
+    await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": []})
+    slots = exports_of(app).slots
+    taken = [slots.take() for _ in range(slots.size)]
+    r = await export(client)
+    assert (r.status_code, r.json()["code"]) == (503, "too_many_exports")
+    assert r.headers["retry-after"] == "10"
+    learner = await member(app, client, "acme", ["learner"])
+    assert (await export(client, **learner)).status_code == 403  # checked first
+    taken.pop()()
+    assert (await export(client)).status_code == 200
+    assert slots.taken == slots.size - 1  # its place freed once it was sent
+    assert not spool_files(app)
