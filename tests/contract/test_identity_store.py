@@ -486,18 +486,23 @@ async def flagged_announced_before(store: IdentityRepository, u: User) -> None:
         await store.users.update_one({"id": u.id}, {"$set": {"_zone_announced": True}})
 
 
-async def test_zones_flagged_announced_take_their_zone_as_the_one_announced(
-        store: IdentityRepository) -> None:
+async def test_zones_flagged_announced_are_announced_again(store: IdentityRepository) -> None:
+    """The version that flagged zones announced ran beside learning members of an earlier one,
+    which passed announcements by: the flag does not say learning heard of the zone."""
     ada, bo = (user("acme", f"{n}@acme.dev") for n in ("ada", "bo"))
+    at = datetime.now(UTC)
     for u in (ada, bo):
         await store.add_user(u, [])
         await store.replace_user(u.with_profile(ProfileEdit(time_zone="Asia/Tokyo")), [],
-                                 fields=["time_zone"], announces_zone=True)
+                                 fields=["time_zone"], announces_zone=True, zone_at=at)
     await flagged_announced_before(store, ada)
     await store.setup()
     await store.setup()
-    assert users_of(await store.unannounced_time_zones("acme")) == [
-        bo.with_profile(ProfileEdit(time_zone="Asia/Tokyo"))]
+    found = await store.unannounced_time_zones("acme")
+    assert sorted((r.user.id, r.user.time_zone, r.announced, r.set_at) for r in found) == sorted(
+        [(ada.id, "Asia/Tokyo", None, at), (bo.id, "Asia/Tokyo", None, at)])
+    assert await store.announce_time_zones("acme", announcing(found, at)) == 2
+    assert await store.unannounced_time_zones("acme") == []
 
 
 async def test_writes_of_other_fields_from_the_same_read_both_stay(

@@ -268,8 +268,10 @@ class IdentityService:
         announced for its user, `batch` users a write; returns how many. One never announced
         (set before identity announced zones) says it changed when the user was made, before
         any change announced as it was made, which learning keeps over it whichever comes
-        first; one changed by a version that did not announce it says now (and is stored as
-        set then), after the one learning keeps."""
+        first (one stored with the time it was set, by the version that marked zones announced
+        with a flag, just after then: learning may have missed that announcement); one changed
+        by a version that did not announce it says now (and is stored as set then), after the
+        one learning keeps."""
         announced, tenants_after = 0, None
         while tenants := await self.repo.list_tenants(after=tenants_after, limit=100):
             for tenant in tenants:
@@ -907,7 +909,8 @@ def _announcement(tenant: str, read: Unannounced, at: datetime) -> Announcement:
     user, zone_at = read.user, None
     if read.announced is not None:
         zone_at = at if read.set_at is None else max(at, read.set_at + timedelta(microseconds=1))
-    changed_at = user.created_at if zone_at is None else zone_at
+    changed_at = zone_at or (user.created_at if read.set_at is None
+                             else read.set_at + timedelta(microseconds=1))
     return Announcement(read, type_of(UserTimeZoneChanged).envelope(
         UserTimeZoneChanged(user_id=user.id, time_zone=user.time_zone, changed_at=changed_at),
         tenant=tenant, subject=user.id, time=at), zone_at)

@@ -243,3 +243,25 @@ async def test_a_zone_an_earlier_version_changed_is_announced_at_the_next_start_
     # an edit after it is stored, and announced as later still
     await service.update_profile("acme", ada.id, ProfileEdit(time_zone="Europe/Oslo"))
     assert (await service.user("acme", ada.id)).time_zone == "Europe/Oslo"
+
+
+async def test_a_zone_flagged_announced_is_announced_again_as_set_then(
+        on_either_store: IdentityService) -> None:
+    """The version that flagged zones announced ran beside learning members of an earlier one,
+    which passed its announcements by: its flagged zones are announced again, as set just after
+    the time they were (after the one learning may keep, before any later change)."""
+    from tests.contract.test_identity_store import flagged_announced_before
+
+    service = on_either_store
+    await service.create_tenant(NewTenant(id="acme", name="Acme"))
+    ada = await service.register_user("acme", NewUser(email="ada@acme.dev", display_name="Ada"))
+    await service.update_profile("acme", ada.id, ProfileEdit(time_zone="Europe/Paris"))
+    await flagged_announced_before(service.repo, ada)
+    await service.repo.setup()
+    assert await service.announce_time_zones() == 1
+    assert await service.announce_time_zones() == 0
+    told = [datetime.fromisoformat(e["data"]["changed_at"])  # type: ignore[index]
+            for e in await events(service)
+            if e["type"] == "bloop.identity.user.time_zone_changed.v1"]
+    assert len(told) == 2
+    assert told[1] - told[0] == timedelta(microseconds=1)

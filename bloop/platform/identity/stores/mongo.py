@@ -126,13 +126,11 @@ class MongoIdentityStore:
         await self._migrate_flags()
 
     async def _migrate_flags(self) -> None:
-        """Users flagged as announced take their zone as the one last announced."""
-        async for doc in self.users.find({FLAGGED: True}, {"time_zone": 1}):
-            zone = doc.get("time_zone")
+        """Users flagged as announced lose the flag: an earlier version's learning may have
+        passed the announcement by, so their zones are announced again."""
+        async for doc in self.users.find({FLAGGED: {"$exists": True}}, {"_id": 1}):
             async with self.guard.hold(self.users, doc["_id"]):
-                await self.users.update_one(
-                    {"_id": doc["_id"], FLAGGED: True, "time_zone": zone},
-                    {"$set": {ANNOUNCED: zone or "UTC"}, "$unset": {FLAGGED: ""}})
+                await self.users.update_one({"_id": doc["_id"]}, {"$unset": {FLAGGED: ""}})
 
     async def add_tenant(self, tenant: Tenant, events: Sequence[Envelope]) -> None:
         doc = {"_id": tenant.id, **tenant.model_dump(mode="json")}
