@@ -360,7 +360,6 @@ class JobService:
         if lesson is not None:
             await self.check_not_deleted(tenant, lesson.id)
         self._check_request(request, lesson)
-        await self._check_voice(request, lesson)
         eff = await self.effective(tenant)
         if request.params.prompt and eff.provider == "offline":
             raise Problem(
@@ -370,6 +369,7 @@ class JobService:
                 "tenant admin set a provider and key in the AI settings", status=422,
                 code="llm_required", extra={"provider": eff.provider})
         await self._check_quota(tenant, eff)
+        await self._check_voice(request, lesson)  # may ask espeak-ng: after the quotas
         if existing is not None:
             await self._free_key(existing)
         job = Job.create(tenant, request, lesson, requested_by, key, self.settings.max_attempts,

@@ -264,6 +264,8 @@ class EspeakTts(_Priced):
     # renderer makes a new adapter for each job.
     _voices: ClassVar[dict[str, str | None]] = {}
     _listed: ClassVar[dict[str, frozenset[str]]] = {}
+    KEPT_LANGUAGES: ClassVar[int] = 256
+    """Languages whose answer is kept at most (clients name any tags they like)."""
 
     def __init__(self, *, voice: str = "en-us", words_per_minute: int = 165,
                  concurrency: int = 2) -> None:
@@ -296,7 +298,10 @@ class EspeakTts(_Priced):
                 raise ProviderUnavailable(f"espeak-ng could not list its voices for {tag!r} "
                                           f"(exit status {proc.returncode})")
             listed = out.decode(errors="replace").splitlines()[1:]  # a header, then a voice a line
+            if len(self._voices) >= self.KEPT_LANGUAGES:
+                self._voices.clear()
             self._voices[tag] = tag if listed else None
+            return tag if listed else None
         return self._voices[tag]
 
     async def has_voice(self, voice: str) -> bool:

@@ -33,6 +33,7 @@ from bloop.ai.jobs.model import (
     now,
 )
 from bloop.ai.jobs.service import JobService
+from bloop.ai.providers import tts
 from bloop.ai.text.model import LessonText
 from bloop.platform.app import create_app
 from bloop.platform.content.ai_outputs import AiOutputs
@@ -1029,6 +1030,40 @@ async def test_narration_in_a_language_the_local_voice_lacks_is_refused(
     assert await renderers.language_problem("tlh") is not None
     monkeypatch.setenv("BLOOP_TTS_PROVIDER", "openai")
     assert await renderers.language_problem("tlh") is None, "a paid voice speaks many"
+
+
+async def test_the_local_voice_is_asked_of_a_language_after_the_quotas(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each language tag new to the process starts an espeak-ng: an over-quota tenant's
+    requests started them too, and the answers kept grew with every tag a client made up."""
+    require_media_kind(app, "narration")
+    monkeypatch.setenv("BLOOP_TTS_PROVIDER", "local")
+    service: JobService = app.state.ai.state["service"]
+    asked: list[str] = []
+    checked = service.language_problem
+    assert checked is not None
+
+    async def counted(language: str) -> str | None:
+        asked.append(language)
+        return await checked(language)
+
+    monkeypatch.setattr(service, "language_problem", counted)
+    les = await lesson_in(client, "tlh")
+    for n in range(5):  # the test app's hourly quota
+        r = await client.post(f"{BASE}/ai/jobs", json={
+            "kind": "summary", "lesson_id": les["id"], "params": {"instructions": f"take {n}"}})
+        assert r.status_code == 201, r.text
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "narration", "lesson_id": les["id"]})
+    assert r.json()["code"] == "ai_quota_exceeded", r.text
+    assert asked == []
+
+    monkeypatch.setattr(tts.EspeakTts, "_voices", {})
+    monkeypatch.setattr(tts.EspeakTts, "KEPT_LANGUAGES", 3)
+    for tag in ("fr", "de", "tlh", "zz", "it", "qx"):
+        await tts.EspeakTts().speaks(tag)
+        assert len(tts.EspeakTts._voices) <= 3
+    assert await tts.EspeakTts().speaks("fr")
+    assert not await tts.EspeakTts().speaks("zz")
 
 
 async def test_jobs_list_by_kind(client: httpx.AsyncClient) -> None:
