@@ -166,3 +166,59 @@ async def test_an_export_from_mongodb_and_gridfs_imports_back_equal(
     [(title, found)] = lessons((await client.get(f"{base}/courses/copy")).json())
     assert [(title, found)] == lessons((await client.get(f"{base}/courses/py")).json())
     assert (title, found[0], found[2]) == ("Leçon 🔁", blocks[0], blocks[2])
+
+
+async def test_an_export_carries_its_modules_and_concepts_to_another_tenant(
+        client: httpx.AsyncClient, app: FastAPI, tenant: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    base = f"/v1/tenants/{tenant}"
+    assert (await client.post(f"{base}/concepts", json={
+        "id": "loops", "name": "Boucles", "description": "for et while"})).status_code == 201
+    assert (await client.post(f"{base}/courses", json={
+        "id": "py", "title": "Python", "modules": [{"id": "basics", "title": "Bases"}]})
+            ).status_code == 201
+    r = await client.post(f"{base}/media", files={"file": ("a.png", s.png(), "image/png")})
+    url = f"{base}/media/{r.json()['id']}/content"
+    assert (await client.post(f"{base}/courses/py/lessons", json={
+        "title": "One", "teaches": ["loops"], "module": "basics", "blocks": [
+            {"type": "markdown", "markdown": f"<{url}> <a href=\"{url}\">a</a>"}]})
+            ).status_code == 201
+    data = (await client.get(f"{base}/courses/py/export")).content
+
+    other = f"m-{uuid.uuid4().hex[:10]}"
+    obase = f"/v1/tenants/{other}"
+    headers = await member(app, client, other, ["educator"])
+    assert (await client.post(f"{obase}/courses", headers=headers, json={
+        "id": "py", "title": "Python"})).status_code == 201
+
+    async def upload() -> httpx.Response:
+        return await client.post(f"{obase}/courses/py/uploads", headers=headers,
+                                 files=[("files", ("py.zip", data, "application/zip"))])
+
+    async def carried() -> tuple[list[Any], list[Any]]:
+        concepts = (await client.get(f"{obase}/concepts", headers=headers)).json()["items"]
+        head = (await client.get(f"{obase}/courses/py", headers=headers)).json()
+        return ([(c["id"], c["name"], c["description"]) for c in concepts],
+                [m["id"] for m in head["modules"]])
+
+    content: ContentService = app.state.content.state["service"]
+
+    async def failing(*_: Any, **__: Any) -> Any:
+        raise ConnectionError("the store went away")
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(content.repo, "add_lessons", failing)
+            assert (await upload()).status_code == 500
+        assert await carried() == ([], [])
+        done = await upload()
+        assert done.status_code == 201, done.text
+        assert await carried() == ([("loops", "Boucles", "for et while")], ["basics"])
+        [lesson] = (await client.get(f"{obase}/courses/py", headers=headers)).json()["lessons"]
+        moved = f"{obase}/media/{done.json()['media'][0]['id']}/content"
+        assert (lesson["teaches"], lesson["module"], lesson["blocks"][0]["markdown"]) == (
+            ["loops"], "basics", f"<{moved}> <a href=\"{moved}\">a</a>")
+    finally:
+        media: MediaService = app.state.content.state["media"]
+        for m in (await media.media(other, limit=500)).items:
+            await media.store.delete(other, m.id)

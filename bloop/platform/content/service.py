@@ -199,8 +199,17 @@ class ContentService:
                            code="concept_exists") from None
         return concept
 
+    async def take_back_concept(self, concept: Concept) -> bool:
+        """Deletes a concept `add_concept` made (for an import that failed), unless it was
+        edited since; whether it did."""
+        return await self.repo.delete_concept(concept.tenant, concept.id, concept.version)
+
     async def concepts(self, tenant: str) -> list[Concept]:
         return await self.repo.list_concepts(tenant)
+
+    async def concepts_named(self, tenant: str, ids: Sequence[str]) -> list[Concept]:
+        """Those of `ids` the tenant has, ordered by id."""
+        return await self.repo.get_concepts(tenant, ids)
 
     async def concept_page(self, tenant: str, after: str | None = None,
                            limit: int = 100) -> Slice[Concept]:
@@ -495,6 +504,36 @@ class ContentService:
                                           course)
 
         return await self._on_top(tenant, course_id, once)
+
+    async def add_modules(self, tenant: str, course_id: str, modules: Sequence[Module], *,
+                          by: Principal | None = None) -> list[Module]:
+        """Appends those of `modules` the course lacks, in their order and in one write, on top
+        of a change racing it; the ones it appended (422 too_many_modules past MAX_MODULES)."""
+        async def once() -> list[Module]:
+            course = await self._editable(tenant, course_id, by)
+            new = [m for m in modules if m.id not in course.module_ids()]
+            if not new:
+                return []
+            if len(course.modules) + len(new) > MAX_MODULES:
+                raise Problem(f"a course has at most {MAX_MODULES} modules", status=422,
+                              code="too_many_modules")
+            await self._store_head(course.changed(modules=[*course.modules, *new]), course)
+            return new
+
+        return await self._on_top(tenant, course_id, once)
+
+    async def take_back_modules(self, tenant: str, course_id: str, ids: Sequence[str]) -> None:
+        """Removes the modules `ids` from the course (for an import that failed) but those a
+        lesson of its draft names, on top of a change racing it."""
+        async def once() -> None:
+            course = await self.course(tenant, course_id)
+            named = {x.module for x in await self.repo.list_lessons(tenant, course_id)}
+            gone = set(ids) - named
+            if gone & set(course.module_ids()):
+                await self._store_head(course.changed(
+                    modules=[m for m in course.modules if m.id not in gone]), course)
+
+        await self._on_top(tenant, course_id, once)
 
     async def set_co_author(self, tenant: str, course_id: str, user_id: str, present: bool, *,
                             by: Principal | None = None,

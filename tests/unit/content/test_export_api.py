@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from fastapi import FastAPI
 
 from bloop.platform.app import create_app
@@ -129,6 +130,8 @@ async def import_zip(client: httpx.AsyncClient, base: str, course: str, data: by
 
 async def test_the_export_imports_back_equal_in_the_same_tenant_and_another(
         client: httpx.AsyncClient, app: FastAPI) -> None:
+    assert (await client.patch(f"{BASE}/concepts/loops", json={
+        "name": "Boucles", "description": "for et while"})).status_code == 200
     await every_block_type(client)
     original = await course_lessons(client, BASE, "py")
     r = await export(client)
@@ -137,27 +140,35 @@ async def test_the_export_imports_back_equal_in_the_same_tenant_and_another(
     assert r.headers["content-disposition"] == 'attachment; filename="py.zip"'
     assert "x-missing-media" not in r.headers
     names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
-    assert names[:3] == ["0001-boucles-for-et.md", "0002-second.md", "0003-empty.md"]
-    assert len(names) == 3 + 5  # each media once
+    assert names[:4] == ["0001-boucles-for-et.md", "0002-second.md", "0003-empty.md",
+                         "course.yaml"]
+    assert len(names) == 4 + 5  # each media once
 
     assert (await client.post(f"{BASE}/courses", json={"id": "copy", "title": "Copie",
                                                        "modules": MODULES})).status_code == 201
     done = await import_zip(client, BASE, "copy", r.content)
     assert done.status_code == 201, done.text
-    assert done.json()["notes"] == []
+    assert done.json()["notes"] == ["py.zip/course.yaml: the course keeps its own title (the "
+                                    "archive's course is 'Python')"]
     assert await course_lessons(client, BASE, "copy") == original
     assert {m["filename"] for m in done.json()["media"]} >= {"point é.png", "fr.vtt"}
 
+    # Another tenant, with none of the concepts but one of its own named otherwise, and a
+    # course with no modules: the archive's course.yaml brings the modules and the concepts
+    # missing, so the lessons keep them; a concept the tenant has stays as it is.
     other = await member(app, client, "globex", ["educator"])
-    for concept in ("loops", "vars"):
-        assert (await client.post(f"{OTHER}/concepts", headers=other,
-                                  json={"id": concept, "name": concept})).status_code == 201
+    assert (await client.post(f"{OTHER}/concepts", headers=other, json={
+        "id": "vars", "name": "Variables"})).status_code == 201
     assert (await client.post(f"{OTHER}/courses", headers=other,
                               json={"id": "py", "title": "Python"})).status_code == 201
     done = await import_zip(client, OTHER, "py", r.content, **other)
     assert done.status_code == 201, done.text
-    assert done.json()["notes"] == ["py.zip/0001-boucles-for-et.md: the course has no module "
-                                    "'basics'; the lesson is in none"]
+    assert done.json()["notes"] == []
+    concepts = (await client.get(f"{OTHER}/concepts", headers=other)).json()["items"]
+    assert [(c["id"], c["name"], c["description"]) for c in concepts] == [
+        ("loops", "Boucles", "for et while"), ("vars", "Variables", "")]
+    head = (await client.get(f"{OTHER}/courses/py", headers=other)).json()
+    assert head["modules"] == [{"id": "basics", "title": "Bases", "summary": ""}]
     moved = {m["sha256"]: m["id"] for m in done.json()["media"]}
     media: MediaService = app.state.content.state["media"]
     renamed = json.dumps(original).replace("/tenants/acme/", "/tenants/globex/")
@@ -170,7 +181,6 @@ async def test_the_export_imports_back_equal_in_the_same_tenant_and_another(
     expected[0]["blocks"][0]["markdown"] = expected[0]["blocks"][0]["markdown"].replace(
         f"`![pas un lien]({new_url})`", f"`![pas un lien]({old_url})`")  # code: as written
     expected[0]["blocks"][2] = first[2]
-    expected[0]["module"] = None
     assert await course_lessons(client, OTHER, "py", **other) == expected
 
 
@@ -202,11 +212,19 @@ async def test_the_draft_or_the_publication(client: httpx.AsyncClient) -> None:
     lesson = r.json()
     assert (await client.patch(f"{BASE}/lessons/{lesson['id']}", json={
         "version": lesson["version"], "title": "Draft"})).status_code == 200
+    assert (await client.patch(f"{BASE}/courses/py", json={"title": "Python 2"})
+            ).status_code == 200
     draft = zipfile.ZipFile(io.BytesIO((await export(client)).content))
-    assert draft.namelist() == ["0001-draft.md"]
+    assert draft.namelist() == ["0001-draft.md", "course.yaml"]
+    assert yaml.safe_load(draft.read("course.yaml"))["title"] == "Python 2"
     r = await export(client, "?version=published")
     assert r.headers["content-disposition"] == 'attachment; filename="py-v1.zip"'
-    assert zipfile.ZipFile(io.BytesIO(r.content)).namelist() == ["0001-published.md"]
+    published = zipfile.ZipFile(io.BytesIO(r.content))
+    assert published.namelist() == ["0001-published.md", "course.yaml"]
+    assert yaml.safe_load(published.read("course.yaml")) == {
+        "format": "bloop-course/1", "title": "Python", "summary": "", "language": "en",
+        "level": "beginner", "tags": [], "modules": [MODULES[0] | {"summary": ""}],
+        "concepts": []}
     assert (await export(client, "?version=3")).status_code == 422
 
 
@@ -221,7 +239,7 @@ async def test_media_the_store_lost_are_named_and_refused_on_import(
     r = await export(client)
     assert r.status_code == 200
     assert (r.headers["x-missing-media"], r.headers["x-missing-media-count"]) == (lost, "1")
-    assert len(zipfile.ZipFile(io.BytesIO(r.content)).namelist()) == 2
+    assert len(zipfile.ZipFile(io.BytesIO(r.content)).namelist()) == 3  # course.yaml too
     done = await import_zip(client, BASE, "py", r.content)
     assert (done.status_code, done.json()["code"]) == (422, "missing_file")
     assert lost in done.json()["link"]
@@ -272,7 +290,7 @@ async def test_a_course_of_a_thousand_lessons_goes_out_and_back(
     assert (len(pages), max(pages), sum(pages)) == (20, 50, 1000)
     assert r.headers["x-lesson-count"] == "1000"
     names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
-    assert (len(names), names[999]) == (1001, "1000-lecon-999.md")
+    assert (len(names), names[999], names[1000]) == (1002, "1000-lecon-999.md", "course.yaml")
     deflated = [i.compress_type for i in zipfile.ZipFile(io.BytesIO(r.content)).infolist()]
     assert deflated.count(zipfile.ZIP_STORED) == 10 + 1  # past the import's ratio, and media
     assert (await client.post(f"{BASE}/courses", json={"id": "copy", "title": "Copie"})
@@ -334,3 +352,163 @@ async def test_a_block_that_does_not_read_is_named_by_its_line_in_the_file(
     assert (r.status_code, r.json()["code"], r.json()["line"], r.json()["block"]) == (
         422, "invalid_block", 9, 2)
     assert r.json()["detail"].startswith("x.md, line 9: block 2 of the lesson")
+
+
+def replaced(data: bytes, name: str, content: bytes | None) -> bytes:
+    """The zip `data` with its entry `name` holding `content` (left out when None)."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for entry in source.namelist():
+            if entry != name:
+                zf.writestr(entry, source.read(entry))
+        if content is not None:
+            zf.writestr(name, content)
+    return out.getvalue()
+
+
+async def with_concepts(client: httpx.AsyncClient) -> bytes:
+    """An export of `py` whose lesson teaches `loops` (described), requires `vars`, and is in
+    the module `basics`."""
+    assert (await client.patch(f"{BASE}/concepts/loops", json={
+        "name": "Boucles", "description": "for et while"})).status_code == 200
+    assert (await client.post(f"{BASE}/courses/py/lessons", json={
+        "title": "One", "teaches": ["loops"], "requires": ["vars"], "module": "basics",
+        "blocks": [{"type": "markdown", "markdown": "Un"}]})).status_code == 201
+    r = await export(client)
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+async def other_tenant(app: FastAPI, client: httpx.AsyncClient,
+                       **course: Any) -> dict[str, str]:
+    other = await member(app, client, "globex", ["educator"])
+    assert (await client.post(f"{OTHER}/courses", headers=other, json={
+        "id": "py", "title": "Python", **course})).status_code == 201
+    return other
+
+
+async def carried(client: httpx.AsyncClient, other: dict[str, str]) -> tuple[list[str], list[str]]:
+    """globex's concepts and the modules of its course `py`."""
+    concepts = (await client.get(f"{OTHER}/concepts", headers=other)).json()["items"]
+    head = (await client.get(f"{OTHER}/courses/py", headers=other)).json()
+    return [c["id"] for c in concepts], [m["id"] for m in head["modules"]]
+
+
+@pytest.mark.parametrize("step", ["modules", "lessons", "release"])
+async def test_a_failed_import_takes_back_the_modules_and_concepts_it_made(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch,
+        step: str) -> None:
+    data = await with_concepts(client)
+    other = await other_tenant(app, client)
+    content: ContentService = app.state.content.state["service"]
+    uploads = app.state.content.state["uploads"]
+    target, name = {"modules": (content, "add_modules"), "lessons": (content.repo, "add_lessons"),
+                    "release": (uploads.holds, "release")}[step]
+    real = getattr(target, name)
+
+    async def failing(*args: Any, **kwargs: Any) -> Any:
+        if step == "release":  # the lessons stored: taken back
+            await real(*args, **kwargs)
+        raise ConnectionError("the store went away")
+
+    monkeypatch.setattr(target, name, failing)
+    r = await import_zip(client, OTHER, "py", data, **other)
+    assert r.status_code == 500
+    assert await carried(client, other) == ([], [])
+    assert await course_lessons(client, OTHER, "py", **other) == []
+
+    monkeypatch.setattr(target, name, real)
+    r = await import_zip(client, OTHER, "py", data, **other)
+    assert r.status_code == 201, r.text
+    assert await carried(client, other) == (["loops", "vars"], ["basics"])
+    [lesson] = await course_lessons(client, OTHER, "py", **other)
+    assert (lesson["teaches"], lesson["requires"], lesson["module"]) == (
+        ["loops"], ["vars"], "basics")
+
+
+async def test_an_archive_without_course_yaml_imports_as_before(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    data = replaced(await with_concepts(client), "course.yaml", None)
+    other = await other_tenant(app, client)
+    r = await import_zip(client, OTHER, "py", data, **other)
+    assert (r.status_code, r.json()["code"], r.json()["concepts"]) == (
+        422, "unknown_concepts", ["loops", "vars"])
+    for concept in ("loops", "vars"):
+        assert (await client.post(f"{OTHER}/concepts", headers=other,
+                                  json={"id": concept, "name": concept})).status_code == 201
+    r = await import_zip(client, OTHER, "py", data, **other)
+    assert r.status_code == 201, r.text
+    assert r.json()["notes"] == ["py.zip/0001-one.md: the course has no module 'basics'; the "
+                                 "lesson is in none"]
+    assert await carried(client, other) == (["loops", "vars"], [])
+
+
+@pytest.mark.parametrize(("text", "field", "line"), [
+    (b"format: bloop-course/1\ntitle: [x\n", None, 3),
+    (b"- format\n", None, None),
+    (b"format: bloop-course/2\ntitle: Python\n", "format", None),
+    (b"format: bloop-course/1\n", "title", None),
+    (b"format: bloop-course/1\ntitle: P\nowner: me\n", "owner", None),
+    (b"format: bloop-course/1\ntitle: P\nmodules: [{id: Bad Id, title: B}]\n",
+     "modules.0.id", None),
+    (b"format: bloop-course/1\ntitle: P\nconcepts: [{id: a, name: A}, {id: a, name: B}]\n",
+     "course", None),
+    (b"format: bloop-course/1\ntitle: P\nconcepts: [{id: a}]\n", "concepts.0.name", None),
+])
+async def test_a_course_yaml_is_read_strictly(client: httpx.AsyncClient, app: FastAPI,
+                                             text: bytes, field: str | None,
+                                             line: int | None) -> None:
+    data = replaced(await with_concepts(client), "course.yaml", text)
+    other = await other_tenant(app, client)
+    r = await import_zip(client, OTHER, "py", data, **other)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    found = r.json()
+    assert (found["code"], found["file"]) == ("invalid_course_file", "py.zip/course.yaml")
+    assert (found.get("field"), found.get("line")) == (field, line)
+    assert found["detail"].startswith("py.zip/course.yaml")
+    assert await carried(client, other) == ([], [])
+
+
+async def test_modules_past_the_limit_are_refused(client: httpx.AsyncClient,
+                                                   app: FastAPI) -> None:
+    data = await with_concepts(client)
+    other = await other_tenant(app, client, modules=[
+        {"id": f"m{n}", "title": f"M{n}"} for n in range(100)])
+    r = await import_zip(client, OTHER, "py", data, **other)
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (
+        422, "too_many_modules", "modules")
+    assert (await carried(client, other))[0] == []
+
+
+async def test_a_module_the_course_has_keeps_its_title(client: httpx.AsyncClient,
+                                                      app: FastAPI) -> None:
+    data = await with_concepts(client)
+    other = await other_tenant(app, client, modules=[{"id": "basics", "title": "Mine"}])
+    r = await import_zip(client, OTHER, "py", data, **other)
+    assert r.status_code == 201, r.text
+    head = (await client.get(f"{OTHER}/courses/py", headers=other)).json()
+    assert head["modules"] == [{"id": "basics", "title": "Mine", "summary": ""}]
+
+
+async def test_autolinks_and_html_links_to_media_go_out_and_back(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    image = await upload(client, BASE, "a b.png", s.png(), "image/png")
+    url = f"{BASE}/media/{image}/content"
+    text = (f"Voir <{url}>, <a href=\"{url}\">ici</a>, <https://example.com/x> et "
+            f"<A class='x' HREF='{url}'>là</A>.")
+    assert (await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": [
+        {"type": "markdown", "markdown": text}]})).status_code == 201
+    r = await export(client)
+    path = f"media/{image}/a%20b.png"
+    written = zipfile.ZipFile(io.BytesIO(r.content)).read("0001-one.md").decode()
+    assert (f"Voir <{path}>, <a href=\"{path}\">ici</a>, <https://example.com/x> et "
+            f"<A class='x' HREF='{path}'>là</A>.") in written
+    other = await other_tenant(app, client)
+    done = await import_zip(client, OTHER, "py", r.content, **other)
+    assert done.status_code == 201, done.text
+    [moved] = done.json()["media"]
+    [lesson] = await course_lessons(client, OTHER, "py", **other)
+    assert lesson["blocks"] == [{"type": "markdown", "markdown": text.replace(
+        url, f"{OTHER}/media/{moved['id']}/content")}]

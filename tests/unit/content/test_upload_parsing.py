@@ -91,6 +91,18 @@ def test_local_links_are_found_and_rewritten() -> None:
     assert "[top](#top)" in out
 
 
+def test_html_links_and_autolinks_are_found_and_rewritten() -> None:
+    media = "media/" + "a" * 32 + "/b.png"
+    body = (f'<a href="notes.pdf">n</a> <A title="t" HREF=\'{media}\'>m</A> <{media}> '
+            "<https://x.test/y> </div> <br/> <b>\n\n`<a href=\"code.pdf\">` and <a href=\"#top\">")
+    assert markdown.local_links(body, "one.md") == {"notes.pdf": "notes.pdf", media: media}
+    out = markdown.rewrite_links(body, lambda t: f"/m/{t}")
+    assert out == body.replace("notes.pdf", "/m/notes.pdf").replace(media, f"/m/{media}")
+    every = markdown.rewrite_links(body, lambda t: t.upper(), local_only=False)
+    assert "<HTTPS://X.TEST/Y>" in every
+    assert "</div> <br/> <b>" in every  # tags are no links
+
+
 def test_a_target_may_hold_balanced_parentheses() -> None:
     body = "![d](img/diagram(1).png) and [w](https://en.wikipedia.org/wiki/Ada_(language))"
     assert markdown.local_links(body, "one.md") == {"img/diagram(1).png": "img/diagram(1).png"}

@@ -1,5 +1,6 @@
 """A course's lessons as a zip an import takes back: a Markdown file a lesson, in order
-(`0001-<title>.md`, `lesson_file.py`), and the media they name under `media/<id>/<file name>`,
+(`0001-<title>.md`, `lesson_file.py`), the course and its concepts (`course.yaml`,
+`course_file.py`), and the media they name under `media/<id>/<file name>`,
 each once. The zip is written to an unnamed file of the spool (removed when closed), so a big
 course is never held in memory: its lessons are read and written a page (50) at a time, its
 media a chunk at a time. A draft's pages are one state of it, built again when an author
@@ -30,7 +31,7 @@ from bloop.platform.content.media.refs import is_media_id
 from bloop.platform.content.media.service import MediaService
 from bloop.platform.content.model import Course, Lesson
 from bloop.platform.content.service import ContentService, CourseChanged
-from bloop.platform.content.uploads import lesson_file, markdown
+from bloop.platform.content.uploads import course_file, lesson_file, markdown
 from bloop.platform.content.uploads.settings import UploadSettings
 from bloop.platform.kit.auth import Forbidden, Principal
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
@@ -201,7 +202,8 @@ class ExportService:
         file = tempfile.TemporaryFile(dir=self.media.spool)  # noqa: SIM115  (handed out)
         try:
             lessons, missing, media = await self._write(course.tenant, count, pages, file,
-                                                        checkpoint)
+                                                        checkpoint, course,
+                                                        version == "published")
             size = file.seek(0, os.SEEK_END)
             file.seek(0)
         except BaseException:
@@ -212,18 +214,21 @@ class ExportService:
                              lessons=lessons, media=media, missing=missing, release=release)
 
     async def _write(self, tenant: str, count: int, pages: AsyncIterator[list[Lesson]],
-                     file: IO[bytes], checkpoint: Checkpoint) -> tuple[int, list[str], int]:
-        """Writes the lessons (`count` of them) and the media they name into `file`: how many
-        lessons it wrote, the media missing, those kept."""
+                     file: IO[bytes], checkpoint: Checkpoint, course: Course,
+                     published: bool) -> tuple[int, list[str], int]:
+        """Writes the lessons (`count` of them), `course.yaml` and the media they name into
+        `file`: how many lessons it wrote, the media missing, those kept."""
         zf = zipfile.ZipFile(file, "w", allowZip64=True)
         names: dict[str, str] = {}
         infos: dict[str, MediaInfo | None] = {}
         width = max(4, len(str(count)))
         n = 0
+        concepts: set[str] = set()
         try:
             async for page in pages:
                 for lesson in page:
                     n += 1
+                    concepts.update((*lesson.teaches, *lesson.requires))
                     blocks = await self._blocks(tenant, lesson, infos, names)
                     data = lesson_file.write_lesson(lesson, blocks).encode()
                     kind = zipfile.ZIP_DEFLATED if _deflates(data) else zipfile.ZIP_STORED
@@ -231,6 +236,7 @@ class ExportService:
                                    kind)
                     await asyncio.to_thread(zf.writestr, entry, data)
                 await checkpoint()
+            await self._course_file(zf, course, concepts, published)
             for media_id, name in names.items():
                 info = infos[media_id]
                 assert info is not None  # named only when found
@@ -238,6 +244,14 @@ class ExportService:
         finally:
             await asyncio.to_thread(zf.close)
         return n, sorted(m for m, i in infos.items() if i is None), len(names)
+
+    async def _course_file(self, zf: zipfile.ZipFile, course: Course, concept_ids: set[str],
+                           published: bool) -> None:
+        concepts = await self.content.concepts_named(course.tenant, sorted(concept_ids))
+        data = course_file.write_course(course, concepts, published=published).encode()
+        kind = zipfile.ZIP_DEFLATED if _deflates(data) else zipfile.ZIP_STORED
+        await asyncio.to_thread(zf.writestr, _entry(course_file.NAME, course.updated_at, kind),
+                                data)
 
     async def _blocks(self, tenant: str, lesson: Lesson, infos: dict[str, MediaInfo | None],
                       names: dict[str, str]) -> list[Block]:

@@ -367,6 +367,12 @@ _INLINE = re.compile(r"(!?\[[^\[\]\n]*\]\(\s*)(<[^<>\n]+>|(?:[^\s()<\n]|\([^\s()
 _DEFINITION = re.compile(r"^( {0,3}\[[^\]\n]+\]:\s*)(<[^>\n]+>|\S+)", re.MULTILINE)
 _HTML_SRC = re.compile(r"(<(?:img|audio|video|source)\b[^<>]*?\bsrc\s*=\s*[\"'])([^\"'\n]+)([\"'])",
                        re.IGNORECASE)
+_HTML_HREF = re.compile(r"(<a\b[^<>]*?\bhref\s*=\s*[\"'])([^\"'\n]+)([\"'])", re.IGNORECASE)
+# An autolink `<scheme:…>`, or one to a media as a lesson or its export writes it (`</v1/…>`,
+# `<media/<id>/…>`); not a closing tag (`</div>`).
+_AUTOLINK = re.compile(r"(<)((?:[a-zA-Z][a-zA-Z0-9+.-]{1,31}:|/[^<>\s/]+/|media/[0-9a-f]{32}/)"
+                       r"[^<>\s]*)(>)")
+_PATTERNS = (_INLINE, _DEFINITION, _HTML_SRC, _HTML_HREF, _AUTOLINK)
 _EXTERNAL = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//|#|/)")
 
 
@@ -540,10 +546,11 @@ def _code(body: str) -> list[tuple[int, int]]:
 
 
 def _links(body: str) -> list[re.Match[str]]:
-    """Each link, image and reference definition of `body` outside code, by position; code is
+    """Each link, image, reference definition, autolink and HTML `src` or `href` of `body`
+    outside code, by position; code is
     masked (its characters but line breaks made NUL) so that no match starts in it, and a
     match whose target reaches into it is left out."""
-    if not any(pattern.search(body) for pattern in (_INLINE, _DEFINITION, _HTML_SRC)):
+    if not any(pattern.search(body) for pattern in _PATTERNS):
         return []
     code = _code(body)
     if not code:
@@ -559,7 +566,7 @@ def _links(body: str) -> list[re.Match[str]]:
         masked = "".join([*parts, body[last:]])
     starts = [a for a, _ in code]
     found: list[re.Match[str]] = []
-    for pattern in (_INLINE, _DEFINITION, _HTML_SRC):
+    for pattern in _PATTERNS:
         for m in pattern.finditer(masked):
             a, b = m.span(2)
             n = bisect.bisect_right(starts, b - 1) - 1

@@ -5,11 +5,14 @@ what it claims and to its kind's size limit), Markdown front matter validated, z
 safely, PDFs parsed, links to files checked, each lesson validated as the content service would,
 and the tenant's quota checked for the media in all (bytes the tenant already keeps add
 nothing). Only then is a hold written (the ids its new media and its lessons will get), the
-media stored, and the lessons created all in one write, in that order, and the hold released.
-When any of that fails, the media stored so far are deleted and the lessons removed, so a failed
-import leaves nothing behind. A process killed part-way cannot: its lessons are stored all or
-none, and once its hold expires a sweep (`sweep`, at start-up and every
-`BLOOP_UPLOAD_SWEEP_INTERVAL_S`) deletes its media unless its lessons were stored.
+media stored, the concepts and modules an archive's `course.yaml` brings and the tenant and
+course lack created (through the content service), and the lessons created all in one write, in
+that order, and the hold released. When any of that fails, the lessons are removed, the modules
+and concepts it made taken back (unless a lesson names them since, or a concept was edited
+since), and the media stored so far deleted, so a failed import leaves nothing behind. A process
+killed part-way cannot: its lessons are stored all or none, and once its hold expires a sweep
+(`sweep`, at start-up and every `BLOOP_UPLOAD_SWEEP_INTERVAL_S`) deletes its media unless its
+lessons were stored; concepts and modules it made stay (definitions an import again reuses).
 """
 
 from __future__ import annotations
@@ -34,12 +37,22 @@ from bloop.platform.content.media import sniff
 from bloop.platform.content.media.model import Media, MediaInfo, MediaKind, new_media_id
 from bloop.platform.content.media.refs import media_url, referenced_media
 from bloop.platform.content.media.service import IMPORT_PREFIX, Digest, MediaService, Stored
-from bloop.platform.content.model import MAX_BLOCKS, Concept, Course, Lesson, NewLesson, now
-from bloop.platform.content.uploads import archive, blocks, lesson_file, markdown, pdf
+from bloop.platform.content.model import (
+    MAX_BLOCKS,
+    MAX_MODULES,
+    Concept,
+    Course,
+    Lesson,
+    Module,
+    NewConcept,
+    NewLesson,
+    now,
+)
+from bloop.platform.content.uploads import archive, blocks, course_file, lesson_file, markdown, pdf
 from bloop.platform.content.uploads.holds import ImportHold, ImportHolds
 from bloop.platform.content.uploads.settings import UploadSettings
 from bloop.platform.kit.auth import Forbidden, Principal
-from bloop.platform.kit.errors import NotFound, Problem
+from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.every import Every
 
 log = logging.getLogger("bloop.content.uploads")
@@ -55,6 +68,16 @@ class Lessons(Protocol):
     def may_edit(self, course: Course, by: Principal | None) -> bool: ...
 
     async def concepts(self, tenant: str) -> list[Concept]: ...
+
+    async def add_concept(self, tenant: str, new: NewConcept) -> Concept: ...
+
+    async def take_back_concept(self, concept: Concept) -> bool: ...
+
+    async def add_modules(self, tenant: str, course_id: str, modules: Sequence[Module], *,
+                          by: Principal | None = None) -> list[Module]: ...
+
+    async def take_back_modules(self, tenant: str, course_id: str,
+                                ids: Sequence[str]) -> None: ...
 
     async def add_lessons(self, tenant: str, course_id: str, new: Sequence[NewLesson], *,
                           ids: Sequence[str], by: Principal | None = None) -> list[Lesson]: ...
@@ -101,6 +124,16 @@ class Draft:
     """An exported lesson's blocks, block for block (`lesson_file.read_parts`)."""
     module: str | None = None
     """The course's module it goes in (its front matter's, when the course has it)."""
+
+
+@dataclass
+class Carried:
+    """What the archives' `course.yaml` bring that the course and its tenant lack (or, once
+    applied, what the import made of it)."""
+
+    modules: list[Module] = field(default_factory=list)
+    concepts: list[NewConcept] = field(default_factory=list)
+    made: list[Concept] = field(default_factory=list)
 
 
 SizeCheck = Callable[[int, bool], None]
@@ -159,8 +192,8 @@ class UploadService:
         folder = await asyncio.to_thread(self.workdir) if work is None else work
         try:
             await self.check_author(tenant, course_id, by)
-            assets, drafts, notes = await self._plan(tenant, course_id, files, folder)
-            return await self._apply(tenant, course_id, assets, drafts, notes, by)
+            assets, drafts, notes, carried = await self._plan(tenant, course_id, files, folder)
+            return await self._apply(tenant, course_id, assets, drafts, notes, carried, by)
         finally:
             if own:
                 await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -193,9 +226,10 @@ class UploadService:
     # planning: reads and checks only
 
     async def _plan(self, tenant: str, course_id: str, files: Sequence[Incoming],
-                    folder: Path) -> tuple[list[Asset], list[Draft], list[str]]:
+                    folder: Path) -> tuple[list[Asset], list[Draft], list[str], Carried]:
         assets: list[Asset] = []
         drafts: list[Draft] = []
+        courses: list[tuple[str, course_file.CourseFile]] = []
         names = [f.name for f in files]
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
@@ -209,6 +243,7 @@ class UploadService:
                 unpacked = await self._archive(item, folder / f"zip-{n}")
                 assets += unpacked[0]
                 drafts += unpacked[1]
+                courses += unpacked[2]
             elif found.kind == "pdf":
                 assets.append(await self._asset(item.name, item.path, found))
                 drafts.append(await self._pdf(item))
@@ -221,8 +256,25 @@ class UploadService:
                           "it)", status=422, code="nothing_to_import",
                           extra={"file": names[0]} if len(names) == 1 else None)
         known = {c.id for c in await self.lessons.concepts(tenant)}
-        modules = (await self.lessons.course(tenant, course_id)).module_ids()
+        course = await self.lessons.course(tenant, course_id)
+        modules = course.module_ids()
         notes: list[str] = []
+        carried = Carried()
+        for source, given in courses:
+            carried.modules += [m for m in given.modules if m.id not in modules]
+            carried.concepts += [c for c in given.concepts if c.id not in known]
+            modules += [m.id for m in given.modules if m.id not in modules]
+            known |= {c.id for c in given.concepts}
+            if len(modules) > MAX_MODULES:
+                raise markdown.InvalidLessonFile(
+                    f"{source}: the course would have {len(modules)} modules with those of the "
+                    f"archive, more than {MAX_MODULES}", code="too_many_modules",
+                    extra={"file": source, "field": "modules"})
+            differ = [k for k in ("title", "summary", "language", "level", "tags")
+                      if getattr(given, k) != getattr(course, k)]
+            if differ:
+                notes.append(f"{source}: the course keeps its own {', '.join(differ)} (the "
+                             f"archive's course is {given.title!r})")
         stand_ins = {a.key: _stand_in(a) for a in assets}
         for draft in drafts:
             unknown = sorted({*draft.front.teaches, *draft.front.requires} - known)
@@ -241,7 +293,7 @@ class UploadService:
                 notes.append(f"{draft.source}: {', '.join(unused)} describe a course, not a "
                              "lesson, and were not kept")
         await self.media.check_room(tenant, [a.digest for a in assets])
-        return assets, drafts, notes
+        return assets, drafts, notes, carried
 
     async def _inspect(self, path: Path, key: str, claimed: str | None = None,
                        **where: str) -> sniff.Sniffed:
@@ -283,7 +335,8 @@ class UploadService:
         return Draft(source=source, front=parsed.front, title=parsed.title, body=parsed.body,
                      links=links, parts=parts, module=parsed.front.module)
 
-    async def _archive(self, item: Incoming, into: Path) -> tuple[list[Asset], list[Draft]]:
+    async def _archive(self, item: Incoming, into: Path) -> tuple[
+            list[Asset], list[Draft], list[tuple[str, course_file.CourseFile]]]:
         limits = archive.Limits(max_entries=self.settings.zip_max_entries,
                                 max_unpacked_bytes=self.settings.zip_max_unpacked_bytes,
                                 max_ratio=self.settings.zip_max_ratio)
@@ -292,8 +345,13 @@ class UploadService:
         by_name = {e.name: e.path for e in entries}
         assets: list[Asset] = []
         texts: list[archive.Entry] = []
+        courses: list[tuple[str, course_file.CourseFile]] = []
         for entry in entries:
             key = prefix + entry.name
+            if entry.name == course_file.NAME:
+                raw = await asyncio.to_thread(entry.path.read_bytes)
+                courses.append((key, course_file.read_course(raw, key)))
+                continue
             found = await self._inspect(entry.path, key, file=item.name, entry=entry.name)
             if found.kind == "archive":
                 raise archive.UnsafeArchive(f"{key}: an archive inside an archive is not "
@@ -305,7 +363,7 @@ class UploadService:
         media_names = {a.key[len(prefix):]: by_name[a.key[len(prefix):]] for a in assets}
         drafts = [await self._markdown(e.path, prefix + e.name, media_names, prefix)
                   for e in sorted(texts, key=lambda e: e.name)]
-        return assets, drafts
+        return assets, drafts, courses
 
     async def _pdf(self, item: Incoming) -> Draft:
         text = await pdf.read_pdf(item.path, item.name, self.settings, self._pdf_readers)
@@ -405,7 +463,7 @@ class UploadService:
     # applying: writes, undone on failure
 
     async def _apply(self, tenant: str, course_id: str, assets: list[Asset], drafts: list[Draft],
-                     notes: list[str], by: Principal | None) -> ImportResult:
+                     notes: list[str], carried: Carried, by: Principal | None) -> ImportResult:
         hold = ImportHold(tenant=tenant, id=uuid.uuid4().hex, course=course_id,
                           lessons=[uuid.uuid4().hex for _ in drafts],
                           media=[new_media_id() for _ in assets],
@@ -414,6 +472,7 @@ class UploadService:
         stored: dict[str, MediaInfo] = {}
         created: list[MediaInfo] = []
         lessons: list[Lesson] = []
+        made = Carried()
         try:
             for asset, media_id in zip(assets, hold.media, strict=True):
                 kept: Stored = await self.media.upload_file(
@@ -422,6 +481,7 @@ class UploadService:
                 stored[asset.key] = kept.info
                 if kept.created:
                     created.append(kept.info)
+            await self._carry(tenant, course_id, carried, made, by)
             if drafts:
                 lessons = await self.lessons.add_lessons(
                     tenant, course_id, [self._new_lesson(tenant, d, stored) for d in drafts],
@@ -430,16 +490,32 @@ class UploadService:
                 raise RuntimeError(f"the hold of import {hold.id} expired before it ended; "
                                    f"raise BLOOP_UPLOAD_HOLD_S above {self.settings.hold_s} s")
         except BaseException:
-            await asyncio.shield(self._undo(hold, created, lessons))
+            await asyncio.shield(self._undo(hold, created, lessons, made))
             raise
         media = [Media.of(m) for m in {m.id: m for m in stored.values()}.values()]
         return ImportResult(lessons=lessons, media=media, notes=notes)
 
-    async def _undo(self, hold: ImportHold, media: list[MediaInfo], lessons: list[Lesson]) -> None:
+    async def _carry(self, tenant: str, course_id: str, carried: Carried, made: Carried,
+                     by: Principal | None) -> None:
+        """Creates the concepts and modules `carried` (through the content service), recording
+        in `made` those this import made, for `_undo` to take back."""
+        for new in carried.concepts:
+            try:
+                made.made.append(await self.lessons.add_concept(tenant, new))
+            except Conflict as exc:
+                if exc.code != "concept_exists":  # made meanwhile by another: theirs
+                    raise
+        if carried.modules:
+            made.modules = await self.lessons.add_modules(tenant, course_id, carried.modules,
+                                                          by=by)
+
+    async def _undo(self, hold: ImportHold, media: list[MediaInfo], lessons: list[Lesson],
+                    made: Carried | None = None) -> None:
         """Removes what a failed import wrote, and then its hold. Lessons the content service
-        cannot take back stay (logged), and so do the media they show, so no lesson is left
-        pointing at nothing; a media that cannot be deleted keeps the hold, for the sweep to
-        delete once it expires."""
+        cannot take back stay (logged), and so do the media, modules and concepts they show
+        or name, so no lesson is left pointing at nothing; a concept edited since it was made
+        stays too. A media that cannot be deleted keeps the hold, for the sweep to delete once
+        it expires."""
         tenant = hold.tenant
         kept: list[Lesson] = []
         for lesson in reversed(lessons):
@@ -449,6 +525,8 @@ class UploadService:
                 kept.append(lesson)
                 log.exception("a lesson of a failed import could not be removed",
                               extra={"tenant": tenant, "lesson": lesson.id})
+        if made is not None:
+            await self._take_back(hold, made, kept)
         shown = referenced_media(kept)
         left = False
         for info in media:
@@ -468,6 +546,24 @@ class UploadService:
             log.exception("could not drop the hold of a failed import; the sweep will once it "
                           "expires", extra={"tenant": tenant, "import": hold.id})
 
+
+    async def _take_back(self, hold: ImportHold, made: Carried, kept: list[Lesson]) -> None:
+        tenant = hold.tenant
+        if made.modules:
+            try:
+                await self.lessons.take_back_modules(tenant, hold.course,
+                                                     [m.id for m in made.modules])
+            except Exception:
+                log.exception("the modules a failed import added could not be removed",
+                              extra={"tenant": tenant, "course": hold.course})
+        named = {c for x in kept for c in (*x.teaches, *x.requires)}
+        for concept in made.made:
+            try:
+                if concept.id not in named:
+                    await self.lessons.take_back_concept(concept)
+            except Exception:
+                log.exception("a concept of a failed import could not be removed",
+                              extra={"tenant": tenant, "concept": concept.id})
 
     # the sweep of imports that died part-way
 
