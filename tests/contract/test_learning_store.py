@@ -59,6 +59,7 @@ from bloop.platform.learning.stores.neo4j import Neo4jLearningStore
 from tests.support import paged, require_server
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+TOKYO, PARIS = "Asia/Tokyo", "Europe/Paris"
 
 
 class Case:
@@ -589,9 +590,9 @@ async def test_cards_schedules_and_review_logs(case: Case) -> None:
     assert await case.store.due(case.tenant, "u1", T0, 10,
                                 after=(state.due - timedelta(microseconds=1), "~")) == [state]
     after, log, _ = review.review(state, 3, T0, None)
-    await case.store.save_review(case.tenant, "u1", after, log, [])
+    await case.store.save_review(case.tenant, "u1", after, log, [], None)
     with pytest.raises(StaleVersion):
-        await case.store.save_review(case.tenant, "u1", after, log, [])
+        await case.store.save_review(case.tenant, "u1", after, log, [], None)
     await case.store.add_card_states(case.tenant, "u1", [state])  # already there: kept
     assert await case.store.card_states(case.tenant, "u1") == [after]
     assert await case.store.review_logs(case.tenant, "u1") == [log]
@@ -636,7 +637,7 @@ async def test_a_learner_takes_a_card_out_of_their_deck_and_back(case: Case) -> 
     for learner in ("u1", "u2"):
         await case.store.add_card_states(case.tenant, learner, [state])
     after, log, _ = review.review(state, 3, T0, None)
-    await case.store.save_review(case.tenant, "u1", after, log, [])
+    await case.store.save_review(case.tenant, "u1", after, log, [], None)
 
     assert await case.store.keep_in_deck(case.tenant, "u1", card.id, False)
     assert not await case.store.keep_in_deck(case.tenant, "u1", card.id, False)  # already out
@@ -648,7 +649,7 @@ async def test_a_learner_takes_a_card_out_of_their_deck_and_back(case: Case) -> 
     assert await case.store.due(case.tenant, "u1", far, 10) == []
     with pytest.raises(StaleVersion):
         await case.store.save_review(case.tenant, "u1", review.review(after, 3, far, None)[0],
-                                     log, [])
+                                     log, [], None)
     await case.store.add_card_states(case.tenant, "u1", [state])  # not brought back
     assert await case.store.card_states(case.tenant, "u1") == []
     assert await case.store.due(case.tenant, "u2", T0, 10) == [state]  # others keep it
@@ -676,8 +677,11 @@ async def test_cards_move_to_another_due_unless_reviewed_since(case: Case) -> No
     await case.store.add_card(theirs)
     await case.store.add_card_states(case.other, "u1", [review.new_state(theirs.id, "loops", T0)])
     reviewed, log, _ = review.review(states[0], 3, T0, None)
-    await case.store.save_review(case.tenant, "u1", reviewed, log, [])
+    await case.store.save_review(case.tenant, "u1", reviewed, log, [], None)
     assert await case.store.keep_in_deck(case.tenant, "u1", cards[2].id, False)
+    for learner in ("u1", "u2"):
+        assert await case.store.save_time_zone(case.tenant, learner, TOKYO, T0) == "stored"
+    await case.store.save_time_zone(case.other, "u1", TOKYO, T0)
 
     def later(state: CardState, days: int) -> CardState:
         return state.model_copy(update={"due": T0 + timedelta(days=days)})
@@ -685,8 +689,9 @@ async def test_cards_move_to_another_due_unless_reviewed_since(case: Case) -> No
     moved = [later(reviewed, 5), later(states[1], 3), later(states[2], 4)]
     stale = later(states[3], 9).model_copy(update={"version": 1})  # not its version
     gone = later(review.new_state("nope", "loops", T0), 2)
-    assert await case.store.reschedule_cards(case.tenant, "u1", [*moved, stale, gone]) == 3
-    assert await case.store.reschedule_cards(case.tenant, "u1", []) == 0
+    assert await case.store.reschedule_cards(case.tenant, "u1", [*moved, stale, gone],
+                                             TOKYO, T0) == 3
+    assert await case.store.reschedule_cards(case.tenant, "u1", [], TOKYO, T0) == 0
     assert {s.card_id: s for s in await case.store.card_states(case.tenant, "u1")} == {
         s.card_id: s for s in (moved[0], moved[1], states[3])}
     assert await case.store.taken_out_cards(case.tenant, "u1") == [moved[2]]
@@ -698,10 +703,65 @@ async def test_cards_move_to_another_due_unless_reviewed_since(case: Case) -> No
     assert [s.due for s in await case.store.card_states(case.other, "u1")] == [T0]
     # the version stays: the card's next review is made against it
     again, log, _ = review.review(moved[0], 3, T0 + timedelta(days=5), None)
-    await case.store.save_review(case.tenant, "u1", again, log, [])
+    await case.store.save_review(case.tenant, "u1", again, log, [], TOKYO)
     # a review written since: a move read before it is left out
-    assert await case.store.reschedule_cards(case.tenant, "u1", [later(moved[0], 1)]) == 0
+    assert await case.store.reschedule_cards(case.tenant, "u1", [later(moved[0], 1)],
+                                             TOKYO, T0) == 0
     assert (await case.store.card_states(case.tenant, "u1", [cards[0].id])) == [again]
+
+
+async def test_cards_move_only_while_the_zone_they_move_to_is_kept(case: Case) -> None:
+    """A move to a zone read the cards, and a move to a newer zone wrote its dues, before the
+    first wrote: the older zone's dues stayed over the newer's until each card's next review."""
+    await concepts(case, "loops")
+    card = Card.create(case.tenant, "loops", NewCard(front="Q?", back="A"), at=T0)
+    await case.store.add_card(card)
+    state = review.new_state(card.id, "loops", T0)
+    for learner in ("u1", "u2"):
+        await case.store.add_card_states(case.tenant, learner, [state])
+    assert await case.store.save_time_zone(case.tenant, "u1", TOKYO, T0) == "stored"
+    to_tokyo = state.model_copy(update={"due": T0 + timedelta(days=2)})
+    assert await case.store.save_time_zone(case.tenant, "u1", PARIS,
+                                           T0 + timedelta(hours=1)) == "stored"
+    to_paris = state.model_copy(update={"due": T0 + timedelta(days=3)})
+    assert await case.store.reschedule_cards(case.tenant, "u1", [to_paris], PARIS,
+                                             T0 + timedelta(hours=1)) == 1
+    assert await case.store.reschedule_cards(case.tenant, "u1", [to_tokyo], TOKYO, T0) == 0
+    # the zone kept, as of another time; or another zone as of that time
+    assert await case.store.reschedule_cards(case.tenant, "u1", [to_tokyo], PARIS, T0) == 0
+    assert await case.store.reschedule_cards(case.tenant, "u1", [to_tokyo], TOKYO,
+                                             T0 + timedelta(hours=1)) == 0
+    assert await case.store.card_states(case.tenant, "u1") == [to_paris]
+    # a learner with no zone stored has none to move to
+    assert await case.store.reschedule_cards(case.tenant, "u2", [to_tokyo], TOKYO, T0) == 0
+    assert await case.store.card_states(case.tenant, "u2") == [state]
+
+
+async def test_a_review_is_stored_only_in_the_zone_it_was_scheduled_in(case: Case) -> None:
+    """A review that read the learner's zone before a new one was stored (and their cards
+    moved to it) stored a due of the old zone's day over the move."""
+    await concepts(case, "loops")
+    card = Card.create(case.tenant, "loops", NewCard(front="Q?", back="A"), at=T0)
+    await case.store.add_card(card)
+    state = review.new_state(card.id, "loops", T0)
+    for learner in ("u1", "u2"):
+        await case.store.add_card_states(case.tenant, learner, [state])
+    after, log, _ = review.review(state, 3, T0, None)
+    # none stored: the review was scheduled in UTC
+    with pytest.raises(StaleVersion):
+        await case.store.save_review(case.tenant, "u2", after, log, [], TOKYO)
+    await case.store.save_review(case.tenant, "u2", after, log, [], None)
+    assert await case.store.card_states(case.tenant, "u2") == [after]
+    assert await case.store.save_time_zone(case.tenant, "u1", TOKYO, T0) == "stored"
+    assert await case.store.save_time_zone(case.tenant, "u1", PARIS,
+                                           T0 + timedelta(hours=1)) == "stored"
+    for read in (None, TOKYO):
+        with pytest.raises(StaleVersion):
+            await case.store.save_review(case.tenant, "u1", after, log, [], read)
+    assert await case.store.card_states(case.tenant, "u1") == [state]
+    assert await case.store.review_logs(case.tenant, "u1") == []
+    await case.store.save_review(case.tenant, "u1", after, log, [], PARIS)
+    assert await case.store.card_states(case.tenant, "u1") == [after]
 
 
 async def test_a_card_edit_made_against_an_older_version_is_refused(case: Case) -> None:
@@ -803,7 +863,7 @@ async def test_cards_join_many_decks_at_once_as_they_join_one(case: Case) -> Non
     first = review.new_state(card.id, "loops", T0)
     await case.store.add_card_states(case.tenant, "kept", [first])
     reviewed, log, _ = review.review(first, 3, T0, None)
-    await case.store.save_review(case.tenant, "kept", reviewed, log, [])
+    await case.store.save_review(case.tenant, "kept", reviewed, log, [], None)
     await case.store.add_card_states(case.tenant, "dropped", [first])
     assert await case.store.keep_in_deck(case.tenant, "dropped", card.id, False)
     await case.store.erase_learner(case.tenant, "gone")
@@ -951,7 +1011,7 @@ async def test_a_deleted_lessons_cards_are_retired_a_batch_at_a_time(case: Case)
     assert await case.store.keep_in_deck(case.tenant, "u2", "l1-1", False)
     state = review.new_state("l1-0", "loops", T0)
     reviewed, log, _ = review.review(state, 3, T0, None)
-    await case.store.save_review(case.tenant, "u1", reviewed, log, [])
+    await case.store.save_review(case.tenant, "u1", reviewed, log, [], None)
 
     retired = [await case.store.retire_lesson_cards(case.tenant, "L1", 2) for _ in range(4)]
     assert retired == [2, 2, 1, 0]
@@ -1007,29 +1067,65 @@ async def test_erasing_a_learner_leaves_everyone_else(case: Case) -> None:
         assert (settings.time_zone is not None) == bool(count)
     assert await case.store.cards_of(case.tenant, ["loops"]) == [card]
     # news of the erased learner's zone, late or redriven, does not bring it back
-    assert not await case.store.save_time_zone(case.tenant, "gone", "Asia/Tokyo",
-                                               T0 + timedelta(days=1))
+    assert await case.store.save_time_zone(case.tenant, "gone", "Asia/Tokyo",
+                                           T0 + timedelta(days=1)) == "refused"
     assert (await case.store.learner_settings(case.tenant, "gone")).time_zone is None
+
+
+async def test_a_zone_stored_while_a_review_or_a_move_is_written_is_seen(case: Case) -> None:
+    """Neo4j reads what is committed: a review, or a move, that read the learner's zone while
+    a new one was being stored, and wrote after it was, wrote the old zone's due."""
+    if not isinstance(case.store, Neo4jLearningStore):
+        pytest.skip("SQLite writes one transaction at a time")
+    await concepts(case, "loops")
+    card = Card.create(case.tenant, "loops", NewCard(front="Q?", back="A"), at=T0)
+    await case.store.add_card(card)
+    state = review.new_state(card.id, "loops", T0)
+    await case.store.add_card_states(case.tenant, "u1", [state])
+    assert await case.store.save_time_zone(case.tenant, "u1", TOKYO, T0) == "stored"
+    after, log, _ = review.review(state, 3, T0, None)
+    async with case.store.driver.session() as session:
+        storing = await session.begin_transaction()
+        await (await storing.run(
+            "MATCH (l:Learner {tenant: $tenant, id: 'u1'}) SET l.zone = $zone, l.zone_at = $at",
+            tenant=case.tenant, zone=PARIS, at=(T0 + timedelta(hours=1)).isoformat())).consume()
+        saving = asyncio.create_task(case.store.save_review(case.tenant, "u1", after, log, [],
+                                                            TOKYO))
+        moving = asyncio.create_task(case.store.reschedule_cards(
+            case.tenant, "u1", [state.model_copy(update={"due": T0 + timedelta(days=2)})],
+            TOKYO, T0))
+        await asyncio.sleep(0.5)
+        assert not saving.done()
+        assert not moving.done()
+        await storing.commit()
+    with pytest.raises(StaleVersion):
+        await saving
+    assert await moving == 0
+    assert await case.store.card_states(case.tenant, "u1") == [state]
 
 
 async def test_a_learners_time_zone_is_the_latest_stored(case: Case) -> None:
     assert (await case.store.learner_settings(case.tenant, "u1")).time_zone is None
-    assert await case.store.save_time_zone(case.tenant, "u1", "America/St_Johns", T0)
+    assert await case.store.save_time_zone(case.tenant, "u1", "America/St_Johns",
+                                           T0) == "stored"
     assert (await case.store.learner_settings(case.tenant, "u1")).time_zone == "America/St_Johns"
     assert (await case.store.learner_settings(case.other, "u1")).time_zone is None
     assert (await case.store.learner_settings(case.tenant, "u2")).time_zone is None
-    # an older change, or the same one again, changes nothing
-    assert not await case.store.save_time_zone(case.tenant, "u1", "Europe/Paris",
-                                               T0 - timedelta(seconds=1))
-    assert not await case.store.save_time_zone(case.tenant, "u1", "America/St_Johns", T0)
+    # an older change, or the same one again, changes nothing; the same one is told apart
+    for zone, at in (("Europe/Paris", T0 - timedelta(seconds=1)),
+                     ("America/St_Johns", T0 - timedelta(seconds=1)), ("Europe/Paris", T0)):
+        assert await case.store.save_time_zone(case.tenant, "u1", zone, at) == "refused"
+    assert await case.store.save_time_zone(case.tenant, "u1", "America/St_Johns",
+                                           T0) == "again"
     assert (await case.store.learner_settings(case.tenant, "u1")).time_zone == "America/St_Johns"
     assert await case.store.save_time_zone(case.tenant, "u1", "Pacific/Kiritimati",
-                                           T0 + timedelta(microseconds=1))
+                                           T0 + timedelta(microseconds=1)) == "stored"
     assert (await case.store.learner_settings(case.tenant, "u1")).time_zone == "Pacific/Kiritimati"
     # the learner's FSRS parameters and zone live side by side
     await case.store.save_scheduler_params(case.tenant, "u1", [0.5] * 21)
     assert (await case.store.learner_settings(case.tenant, "u1")).time_zone == "Pacific/Kiritimati"
-    assert await case.store.save_time_zone(case.tenant, "u1", "UTC", T0 + timedelta(days=1))
+    assert await case.store.save_time_zone(case.tenant, "u1", "UTC",
+                                           T0 + timedelta(days=1)) == "stored"
     assert await case.store.learner_settings(case.tenant, "u1") == LearnerSettings(
         parameters=[0.5] * 21, time_zone="UTC")
     # parameters without a zone, and nothing at all

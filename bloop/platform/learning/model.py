@@ -529,6 +529,12 @@ class LearnerSettings(_Frozen):
     time_zone: str | None = None
 
 
+ZoneSaved = Literal["stored", "again", "refused"]
+"""What `save_time_zone` did with news of a learner's zone: stored it; found it stored already
+(the same zone as of the same time: the news told again); refused it (older than the zone
+stored, or the learner was erased)."""
+
+
 class SchedulerParams(_Frozen):
     """A fit of a learner's FSRS parameters: the losses are those of the parameters in use and
     of the fit on the `checked_on` reviews of the cards the fit left out; `better` when the

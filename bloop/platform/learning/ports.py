@@ -27,6 +27,7 @@ from bloop.platform.learning.model import (
     Placement,
     Progress,
     ReviewLog,
+    ZoneSaved,
 )
 from bloop.platform.learning.paths import PathPlan, Subgraph
 
@@ -351,15 +352,19 @@ class LearningRepository(Protocol):
         with `after`, those past that (due time, card id)."""
 
     async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
-                          events: Sequence[Envelope]) -> None:
+                          events: Sequence[Envelope], zone: str | None) -> None:
         """Stores the card's new schedule, its log and events if the stored schedule is still
-        at `state.version - 1`, else `StaleVersion`."""
+        at `state.version - 1` and the learner's stored time zone is still `zone` (the one
+        the schedule was computed in), else `StaleVersion`; atomically with `save_time_zone`
+        (a move of the cards to a zone stored since reads the schedule after this write)."""
 
-    async def reschedule_cards(self, tenant: str, learner: str,
-                               states: Sequence[CardState]) -> int:
+    async def reschedule_cards(self, tenant: str, learner: str, states: Sequence[CardState],
+                               zone: str, zone_at: datetime) -> int:
         """Stores `states` (a new due, the same version) over the learner's schedules of their
-        cards, in their deck or taken out of it, in one write; a schedule no longer at
-        `state.version` (reviewed since), or not there, is left as it is. How many it stored."""
+        cards, in their deck or taken out of it, in one write, if the learner's stored time zone
+        is still `zone` as of `zone_at` (the one the dues were computed in; none is stored
+        otherwise); a schedule no longer at `state.version` (reviewed since), or not there, is
+        left as it is. How many it stored."""
 
     async def review_logs(self, tenant: str, learner: str) -> list[ReviewLog]:
         """Oldest first."""
@@ -367,9 +372,10 @@ class LearningRepository(Protocol):
     async def save_scheduler_params(self, tenant: str, learner: str,
                                     parameters: Sequence[float]) -> None: ...
 
-    async def save_time_zone(self, tenant: str, learner: str, zone: str, at: datetime) -> bool:
+    async def save_time_zone(self, tenant: str, learner: str, zone: str,
+                             at: datetime) -> ZoneSaved:
         """Stores the learner's IANA time zone as identity had it at `at`, unless one as of
-        `at` or later is stored or the learner was erased; True when stored."""
+        `at` or later is stored or the learner was erased."""
 
     async def learner_settings(self, tenant: str, learner: str) -> LearnerSettings:
         """The parameters `save_scheduler_params` and the time zone `save_time_zone` stored,

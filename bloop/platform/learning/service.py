@@ -1025,17 +1025,17 @@ class LearningService:
         """Schedules the card after the learner's rating, the time since its last review counted
         in the learner's days (`fsrs_review.in_learner_days`). A card reviewed before it is due is
         scheduled from the time that actually passed (FSRS handles the short interval). A review
-        tried again after another's write is timed when it is tried again, after that one."""
+        tried again after another's write (or a change of the learner's time zone) is timed and
+        counted in days when it is tried again, after that one."""
         try:
             fsrs_review.check_rating(given.rating)
         except fsrs_review.BadRating as exc:
             raise Problem(str(exc), status=422, code="bad_rating") from None
         given_at = at
-        settings = await self.repo.learner_settings(tenant, learner)
-        zone = _zone(settings.time_zone)
         async with self._review_turns.of((tenant, learner, given.card_id)):
             for attempt in range(REVIEW_ATTEMPTS):
                 at = given_at or now()
+                settings = await self.repo.learner_settings(tenant, learner)
                 states = await self.repo.card_states(tenant, learner, [given.card_id])
                 if not states:
                     raise NotFound(f"the card {given.card_id!r} is not in your deck",
@@ -1046,14 +1046,16 @@ class LearningService:
                                    extra={"current_version": states[0].version,
                                           "next_due": json_time(states[0].due)})
                 after, log, result = fsrs_review.review(
-                    states[0], given.rating, at, settings.parameters, given.duration_ms, zone)
+                    states[0], given.rating, at, settings.parameters, given.duration_ms,
+                    _zone(settings.time_zone))
                 event = type_of(ReviewDone).envelope(ReviewDone(
                     learner_id=learner, card_id=given.card_id, concept_id=after.concept,
                     rating=given.rating, was_due=result.was_due, next_due=result.next_due,
                     reviewed_at=at), tenant=tenant, subject=learner, time=at)
                 try:
-                    await self.repo.save_review(tenant, learner, after, log, [event])
-                except StaleVersion:
+                    await self.repo.save_review(tenant, learner, after, log, [event],
+                                                settings.time_zone)
+                except StaleVersion:  # reviewed, or the learner's zone changed, meanwhile
                     await back_off(attempt)
                     continue
                 self._on_write()
@@ -1066,23 +1068,26 @@ class LearningService:
         (`fsrs_review.day_due`; a zone this process's time zone data lacks counts as UTC), and
         when it is another than the one kept, moves their cards to it (`_reschedule`). Older
         news than what is kept, and news of an erased learner, change nothing; the news kept
-        told again (its handling failed part-way) moves the cards not moved yet."""
+        told again (its handling failed part-way) moves the cards not moved yet. True when
+        stored."""
         before = (await self.repo.learner_settings(tenant, learner)).time_zone
-        stored = await self.repo.save_time_zone(tenant, learner, zone, at)
-        if (_zone(before) != _zone(zone)) if stored else before == zone:
-            await self._reschedule(tenant, learner, _zone(zone))
-        return stored
+        saved = await self.repo.save_time_zone(tenant, learner, zone, at)
+        if saved == "again" or (saved == "stored" and _zone(before) != _zone(zone)):
+            await self._reschedule(tenant, learner, zone, at)
+        return saved == "stored"
 
-    async def _reschedule(self, tenant: str, learner: str, zone: ZoneInfo) -> None:
+    async def _reschedule(self, tenant: str, learner: str, zone: str, at: datetime) -> None:
         """Moves each of the learner's cards due a day or more after its last review (those
         taken out of their deck too) to as many learner's days after it in `zone`
         (`fsrs_review.rescheduled`), `RESCHEDULE_ROWS` a write; a card reviewed meanwhile keeps
-        the schedule its review gave."""
+        the schedule its review gave, and once a newer zone is stored nothing more is moved
+        (its own move does)."""
         states = [*await self.repo.card_states(tenant, learner),
                   *await self.repo.taken_out_cards(tenant, learner)]
-        moved = [m for s in states if (m := fsrs_review.rescheduled(s, zone)) is not s]
+        moved = [m for s in states if (m := fsrs_review.rescheduled(s, _zone(zone))) is not s]
         for start in range(0, len(moved), RESCHEDULE_ROWS):
-            await self.repo.reschedule_cards(tenant, learner, moved[start:start + RESCHEDULE_ROWS])
+            await self.repo.reschedule_cards(tenant, learner, moved[start:start + RESCHEDULE_ROWS],
+                                             zone, at)
 
     async def optimise(self, tenant: str, learner: str, *,
                        minimum: int = fsrs_review.MIN_REVIEWS_TO_OPTIMISE) -> SchedulerParams:

@@ -111,7 +111,7 @@ async def test_learners_stored_before_time_zones_keep_their_parameters_and_gain_
         await store.setup()
         await store.setup()
         assert (await store.learner_settings("acme", "u1")).time_zone is None
-        assert await store.save_time_zone("acme", "u1", "Asia/Kolkata", T0)
+        assert await store.save_time_zone("acme", "u1", "Asia/Kolkata", T0) == "stored"
         assert (await store.learner_settings("acme", "u1")).time_zone == "Asia/Kolkata"
         assert (await store.learner_settings("acme", "u1")).parameters == [0.5] * 21
     finally:

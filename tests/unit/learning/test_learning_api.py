@@ -49,6 +49,7 @@ from bloop.platform.learning.model import (
     BktParams,
     Card,
     CardState,
+    LearnerSettings,
     NewCard,
     NewConcept,
     NewReview,
@@ -2153,7 +2154,7 @@ async def test_a_review_tried_again_after_a_conflict_is_timed_when_applied(
         return [state]
 
     async def save_review(tenant: str, learner: str, after: CardState, log: ReviewLog,
-                          events: Sequence[Envelope]) -> None:
+                          events: Sequence[Envelope], zone: str | None) -> None:
         saved.append(log)
         if len(saved) == 1:
             raise StaleVersion
@@ -2246,9 +2247,10 @@ async def test_a_learner_who_moves_to_another_time_zone_keeps_their_cards_learne
     writes: list[int] = []
     reschedule = repo.reschedule_cards
 
-    async def counted(tenant: str, learner: str, states: Sequence[CardState]) -> int:
+    async def counted(tenant: str, learner: str, states: Sequence[CardState], zone: str,
+                      at: datetime) -> int:
         writes.append(len(states))
-        return await reschedule(tenant, learner, states)
+        return await reschedule(tenant, learner, states, zone, at)
 
     monkeypatch.setattr(repo, "reschedule_cards", counted)
     monkeypatch.setattr(learning_service, "RESCHEDULE_ROWS", 2)
@@ -2273,7 +2275,8 @@ async def test_a_learner_who_moves_to_another_time_zone_keeps_their_cards_learne
     assert await schedules() == after
 
     # Moving stopped part-way (the store failed) is finished when the news is told again.
-    async def failing(tenant: str, learner: str, states: Sequence[CardState]) -> int:
+    async def failing(tenant: str, learner: str, states: Sequence[CardState], zone: str,
+                      at: datetime) -> int:
         raise StoreUnavailable("neo4j")
 
     monkeypatch.setattr(repo, "reschedule_cards", failing)
@@ -2293,6 +2296,105 @@ async def test_a_learner_who_moves_to_another_time_zone_keeps_their_cards_learne
     done = await svc.review("acme", "u1", NewReview(card_id=cards[0].id, rating=3,
                                                     version=shown.version), at=shown.due)
     assert done.version == shown.version + 1
+
+
+async def _a_card_reviewed_twice(svc: LearningService) -> CardState:
+    """A card of u1's reviewed Good twice (due days after its last review), in the zone kept."""
+    await svc.add_concept("acme", NewConcept(id="x", name="X"))
+    card = Card.create("acme", "x", NewCard(front="Q?", back="A"), at=AT)
+    await svc.repo.add_card(card)
+    await svc.repo.add_card_states("acme", "u1", [fsrs_review.new_state(card.id, "x", AT)])
+    first = await svc.review("acme", "u1", NewReview(card_id=card.id, rating=3),
+                             at=AT + timedelta(hours=20))
+    await svc.review("acme", "u1", NewReview(card_id=card.id, rating=3), at=first.next_due)
+    [state] = await svc.repo.card_states("acme", "u1", [card.id])
+    return state
+
+
+async def test_a_review_that_read_the_zone_before_a_move_is_scheduled_in_the_new_zone(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A review read the learner's zone (Berlin), then they moved to New York and their cards
+    were moved: the review stored a due at 04:00 Berlin time over the move, for good."""
+    app, _ = running
+    svc = service(app)
+    repo = svc.repo
+    assert await svc.set_time_zone("acme", "u1", "Europe/Berlin", AT)
+    state = await _a_card_reviewed_twice(svc)
+    real = repo.learner_settings
+    moved = False
+
+    async def settings(tenant: str, learner: str) -> LearnerSettings:
+        nonlocal moved
+        read = await real(tenant, learner)
+        if not moved:
+            moved = True
+            assert await svc.set_time_zone("acme", "u1", "America/New_York", state.due)
+        return read
+
+    monkeypatch.setattr(repo, "learner_settings", settings)
+    done = await svc.review("acme", "u1", NewReview(card_id=state.card_id, rating=3),
+                            at=state.due)
+    [after] = await repo.card_states("acme", "u1", [state.card_id])
+    assert after.version == done.version == state.version + 1
+    assert after.due == done.next_due
+    assert after.due.astimezone(ZoneInfo("America/New_York")).time() == time(4)
+
+
+async def test_an_older_zones_move_read_before_a_newer_ones_writes_nothing(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """News of a move to Berlin read the learner's cards, then newer news (New York, handled by
+    another consumer) was stored and moved them: the Berlin dues were written over New York's."""
+    app, _ = running
+    svc = service(app)
+    repo = svc.repo
+    state = await _a_card_reviewed_twice(svc)
+    real = repo.card_states
+    read, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow(tenant: str, learner: str,
+                   ids: Sequence[str] | None = None) -> list[CardState]:
+        got = await real(tenant, learner, ids)
+        if ids is None and not read.is_set():
+            read.set()
+            await go_on.wait()
+        return got
+
+    monkeypatch.setattr(repo, "card_states", slow)
+    older = asyncio.create_task(svc.set_time_zone("acme", "u1", "Europe/Berlin",
+                                                  AT + timedelta(days=3)))
+    await read.wait()
+    assert await svc.set_time_zone("acme", "u1", "America/New_York", AT + timedelta(days=4))
+    go_on.set()
+    assert await older
+    assert (await repo.learner_settings("acme", "u1")).time_zone == "America/New_York"
+    [after] = await real("acme", "u1", [state.card_id])
+    assert after.version == state.version
+    assert after.due.astimezone(ZoneInfo("America/New_York")).time() == time(4)
+
+
+async def test_older_news_naming_the_zone_kept_reads_no_deck(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Older news (a redelivery) naming the zone kept read the learner's whole deck again, as
+    only the news kept told again (a move cut short) should."""
+    app, _ = running
+    svc = service(app)
+    repo = svc.repo
+    await _a_card_reviewed_twice(svc)
+    assert await svc.set_time_zone("acme", "u1", "Asia/Tokyo", AT + timedelta(days=2))
+    real = repo.card_states
+    decks: list[str] = []
+
+    async def counted(tenant: str, learner: str,
+                      ids: Sequence[str] | None = None) -> list[CardState]:
+        if ids is None:
+            decks.append(learner)
+        return await real(tenant, learner, ids)
+
+    monkeypatch.setattr(repo, "card_states", counted)
+    assert not await svc.set_time_zone("acme", "u1", "Asia/Tokyo", AT + timedelta(days=1))
+    assert decks == []
+    assert not await svc.set_time_zone("acme", "u1", "Asia/Tokyo", AT + timedelta(days=2))
+    assert decks == ["u1"]
 
 
 async def test_a_schedule_fit_replays_each_card_from_its_first_review(

@@ -36,6 +36,7 @@ from bloop.platform.learning.model import (
     Placement,
     Progress,
     ReviewLog,
+    ZoneSaved,
 )
 from bloop.platform.learning.paths import (
     ConceptInfo,
@@ -216,6 +217,13 @@ def _put_course(c: Conn, course: CourseNode) -> None:
               " ON CONFLICT (tenant, id) DO UPDATE SET version = excluded.version,"
               " doc = excluded.doc",
               (course.tenant, course.id, course.version, course.model_dump_json()))
+
+
+def _zone_of(c: Conn, tenant: str, learner: str) -> tuple[str | None, str | None]:
+    """The learner's stored time zone and the time it is stored as of (None, None: none)."""
+    row = c.execute("SELECT zone, zone_at FROM learners WHERE tenant = ? AND id = ?",
+                    (tenant, learner)).fetchone()
+    return (None, None) if row is None else (row[0], row[1])
 
 
 def _known(c: Conn, tenant: str, ids: Sequence[str]) -> set[str]:
@@ -999,8 +1007,10 @@ class EmbeddedLearningStore:
         return [CardState.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
-                          events: Sequence[Envelope]) -> None:
+                          events: Sequence[Envelope], zone: str | None) -> None:
         def write(c: Conn) -> None:
+            if _zone_of(c, tenant, learner)[0] != zone:
+                raise StaleVersion(state.card_id)
             cur = c.execute(
                 "UPDATE card_states SET due = ?, version = ?, doc = ? WHERE tenant = ? AND"
                 " learner = ? AND card = ? AND version = ? AND removed = 0",
@@ -1014,14 +1024,19 @@ class EmbeddedLearningStore:
 
         await self.db.transaction(write)
 
-    async def reschedule_cards(self, tenant: str, learner: str,
-                               states: Sequence[CardState]) -> int:
-        stored: int = await self.db.transaction(lambda c: c.executemany(
-            "UPDATE card_states SET due = ?, doc = ? WHERE tenant = ? AND learner = ?"
-            " AND card = ? AND version = ?",
-            [(utc_iso(s.due), s.model_dump_json(), tenant, learner, s.card_id, s.version)
-             for s in states]).rowcount)
-        return stored
+    async def reschedule_cards(self, tenant: str, learner: str, states: Sequence[CardState],
+                               zone: str, zone_at: datetime) -> int:
+        def write(c: Conn) -> int:
+            if _zone_of(c, tenant, learner) != (zone, utc_iso(zone_at)) or not states:
+                return 0
+            stored: int = c.executemany(
+                "UPDATE card_states SET due = ?, doc = ? WHERE tenant = ? AND learner = ?"
+                " AND card = ? AND version = ?",
+                [(utc_iso(s.due), s.model_dump_json(), tenant, learner, s.card_id, s.version)
+                 for s in states]).rowcount
+            return stored
+
+        return await self.db.transaction(write)
 
     async def review_logs(self, tenant: str, learner: str) -> list[ReviewLog]:
         rows = await self.db.run(lambda c: c.execute(
@@ -1036,8 +1051,9 @@ class EmbeddedLearningStore:
             " ON CONFLICT (tenant, id) DO UPDATE SET fsrs = excluded.fsrs",
             (tenant, learner, json.dumps(list(parameters)))))
 
-    async def save_time_zone(self, tenant: str, learner: str, zone: str, at: datetime) -> bool:
-        def write(c: Conn) -> bool:
+    async def save_time_zone(self, tenant: str, learner: str, zone: str,
+                             at: datetime) -> ZoneSaved:
+        def write(c: Conn) -> ZoneSaved:
             cur = c.execute(
                 "INSERT INTO learners (tenant, id, zone, zone_at) SELECT ?1, ?2, ?3, ?4"
                 " WHERE NOT EXISTS (SELECT 1 FROM erased_learners WHERE tenant = ?1 AND id = ?2)"
@@ -1045,7 +1061,9 @@ class EmbeddedLearningStore:
                 " zone_at = excluded.zone_at"
                 " WHERE learners.zone_at IS NULL OR learners.zone_at < excluded.zone_at",
                 (tenant, learner, zone, utc_iso(at)))
-            return cur.rowcount > 0
+            if cur.rowcount > 0:
+                return "stored"
+            return "again" if _zone_of(c, tenant, learner) == (zone, utc_iso(at)) else "refused"
 
         return await self.db.transaction(write)
 

@@ -13,7 +13,9 @@ Writes that change edges take the tenant's `(:LearningGraph)` node's write lock 
 concurrent edges can never close a cycle together, and keep each concept's `rank` (its longest
 prerequisite chain, see `paths.py`) in the same transaction: the concept whose edges changed is
 recomputed from its prerequisites and, while ranks change, so are the concepts requiring it.
-Version-guarded writes (mastery, schedules) lock the record before they read its version. Events
+Version-guarded writes (mastery, schedules) lock the record before they read its version; those
+of a learner's schedules that hang on their time zone (reviews, moves to a new zone) lock the
+`Learner` node before (storing the zone locks it too) and read the zone after. Events
 go to the Neo4j outbox in the same transaction as the change they describe.
 """
 
@@ -52,6 +54,7 @@ from bloop.platform.learning.model import (
     Placement,
     Progress,
     ReviewLog,
+    ZoneSaved,
 )
 from bloop.platform.learning.paths import (
     ConceptInfo,
@@ -1123,13 +1126,21 @@ class Neo4jLearningStore:
         return [CardState.model_validate_json(r["doc"], context=STORED) for r in rows]
 
     async def save_review(self, tenant: str, learner: str, state: CardState, log: ReviewLog,
-                          events: Sequence[Envelope]) -> None:
+                          events: Sequence[Envelope], zone: str | None) -> None:
+        # The learner's write lock (their node made if they have none yet, undone with the
+        # transaction when the schedule is gone) comes before the zone is read, so a zone stored
+        # meanwhile is seen, or waits for this write, and before the schedule's, as in
+        # `reschedule_cards`.
         async def work(tx: Tx) -> None:
             found = await (await tx.run(
-                "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: $card})"
-                " WHERE s.removed IS NULL SET s.locked = timestamp() RETURN s.version AS v",
+                "OPTIONAL MATCH (e:ErasedLearner {tenant: $tenant, id: $learner})"
+                " WITH e WHERE e IS NULL MERGE (l:Learner {tenant: $tenant, id: $learner})"
+                " SET l._lock = true REMOVE l._lock"
+                " WITH l MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: $card})"
+                " WHERE s.removed IS NULL SET s.locked = timestamp()"
+                " RETURN s.version AS v, l.zone AS zone",
                 tenant=tenant, learner=learner, card=state.card_id)).single()
-            if found is None or found["v"] != state.version - 1:
+            if found is None or found["v"] != state.version - 1 or found["zone"] != zone:
                 raise StaleVersion(state.card_id)
             await (await tx.run(
                 "MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: $card})"
@@ -1143,16 +1154,19 @@ class Neo4jLearningStore:
 
         await self._write(work)
 
-    async def reschedule_cards(self, tenant: str, learner: str,
-                               states: Sequence[CardState]) -> int:
-        # Each schedule's write lock (taken in card order) comes before the version is read,
-        # so a review committing meanwhile is seen.
+    async def reschedule_cards(self, tenant: str, learner: str, states: Sequence[CardState],
+                               zone: str, zone_at: datetime) -> int:
+        # The learner's write lock comes before their zone is read (a newer zone's move then
+        # reads the schedules after this write), each schedule's (taken in card order) before
+        # its version is, so a review committing meanwhile is seen.
         records = await self._execute(
-            "UNWIND $states AS x"
+            "MATCH (l:Learner {tenant: $tenant, id: $learner}) SET l._lock = true REMOVE l._lock"
+            " WITH l WHERE l.zone = $zone AND l.zone_at = $zone_at"
+            " UNWIND $states AS x"
             " MATCH (s:CardSchedule {tenant: $tenant, learner: $learner, card: x.card})"
             " SET s._lock = true REMOVE s._lock WITH s, x WHERE s.version = x.version"
             " SET s.due = x.due, s.doc = x.doc RETURN count(s) AS n",
-            tenant=tenant, learner=learner,
+            tenant=tenant, learner=learner, zone=zone, zone_at=utc_iso(zone_at),
             states=[{"card": s.card_id, "due": utc_iso(s.due), "version": s.version,
                      "doc": s.model_dump_json()}
                     for s in sorted(states, key=lambda s: s.card_id)])
@@ -1170,14 +1184,21 @@ class Neo4jLearningStore:
             "MERGE (l:Learner {tenant: $tenant, id: $id}) SET l.fsrs = $p",
             tenant=tenant, id=learner, p=json.dumps(list(parameters)))
 
-    async def save_time_zone(self, tenant: str, learner: str, zone: str, at: datetime) -> bool:
+    async def save_time_zone(self, tenant: str, learner: str, zone: str,
+                             at: datetime) -> ZoneSaved:
+        # The learner's write lock comes before the stored zone's time is read, so of two at
+        # once the one told later waits and compares with the other's.
         records = await self._execute(
             "OPTIONAL MATCH (e:ErasedLearner {tenant: $tenant, id: $id}) WITH e WHERE e IS NULL"
-            " MERGE (l:Learner {tenant: $tenant, id: $id})"
-            " WITH l WHERE l.zone_at IS NULL OR l.zone_at < $at"
-            " SET l.zone = $zone, l.zone_at = $at RETURN count(l) AS n",
+            " MERGE (l:Learner {tenant: $tenant, id: $id}) SET l._lock = true REMOVE l._lock"
+            " WITH l, l.zone = $zone AND l.zone_at = $at AS again,"
+            " l.zone_at IS NULL OR l.zone_at < $at AS newer"
+            " FOREACH (_ IN CASE WHEN newer THEN [1] ELSE [] END |"
+            " SET l.zone = $zone, l.zone_at = $at)"
+            " RETURN CASE WHEN newer THEN 'stored' WHEN again THEN 'again' END AS saved",
             tenant=tenant, id=learner, zone=zone, at=utc_iso(at))
-        return bool(records and records[0]["n"])
+        saved = records[0]["saved"] if records else None
+        return "stored" if saved == "stored" else "again" if saved == "again" else "refused"
 
     async def learner_settings(self, tenant: str, learner: str) -> LearnerSettings:
         rows = await self._query(
@@ -1190,13 +1211,13 @@ class Neo4jLearningStore:
                                time_zone=None if z is None else str(z))
 
     async def erase_learner(self, tenant: str, learner: str) -> None:
-        async def work(tx: Tx) -> None:
+        async def work(tx: Tx) -> None:  # the learner's lock before the schedules', as reviews
+            await (await tx.run("MATCH (n:Learner {tenant: $tenant, id: $learner}) DETACH DELETE n",
+                                tenant=tenant, learner=learner)).consume()
             for label in PER_LEARNER:
                 await (await tx.run(
                     f"MATCH (n:{label} {{tenant: $tenant, learner: $learner}}) DETACH DELETE n",
                     tenant=tenant, learner=learner)).consume()
-            await (await tx.run("MATCH (n:Learner {tenant: $tenant, id: $learner}) DETACH DELETE n",
-                                tenant=tenant, learner=learner)).consume()
             await (await tx.run("MERGE (:ErasedLearner {tenant: $tenant, id: $learner})",
                                 tenant=tenant, learner=learner)).consume()
 
