@@ -28,7 +28,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -308,8 +308,9 @@ class Module(_Frozen):
     summary: Summary = ""
 
 
-class NewCourse(_Frozen):
-    id: Slug | None = Field(default=None, description="a slug; generated when left out")
+class CourseHead(_Frozen):
+    """A course's own fields as its author gives them (a new course's, an export's)."""
+
     title: Title
     summary: Summary = ""
     language: Language = "en"
@@ -318,9 +319,13 @@ class NewCourse(_Frozen):
     modules: Annotated[list[Module], Field(max_length=MAX_MODULES)] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _modules_once(self) -> NewCourse:
+    def _modules_once(self) -> Self:
         _check_modules(self.modules)
         return self
+
+
+class NewCourse(CourseHead):
+    id: Slug | None = Field(default=None, description="a slug; generated when left out")
 
 
 def _check_modules(modules: Sequence[Module]) -> None:

@@ -10,20 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from bloop.platform.content.model import (
-    MAX_MODULES,
-    Concept,
-    Course,
-    Language,
-    Level,
-    Module,
-    NewConcept,
-    Summary,
-    Tags,
-    Title,
-)
+from bloop.platform.content.model import Concept, Course, CourseHead, NewConcept
 from bloop.platform.content.uploads import markdown
 
 NAME = "course.yaml"
@@ -32,26 +21,19 @@ MAX_CONCEPTS = 10_000
 MAX_BYTES = 4 * 1024 * 1024
 
 
-class CourseFile(BaseModel):
+class CourseFile(CourseHead):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     format: Literal["bloop-course/1"]
-    title: Title
-    summary: Summary = ""
-    language: Language = "en"
-    level: Level = "beginner"
-    tags: Tags = Field(default_factory=list)
-    modules: Annotated[list[Module], Field(max_length=MAX_MODULES)] = Field(default_factory=list)
     concepts: Annotated[list[NewConcept], Field(max_length=MAX_CONCEPTS)] = Field(
         default_factory=list)
 
     @model_validator(mode="after")
-    def _each_once(self) -> CourseFile:
-        for kind, ids in (("module", [m.id for m in self.modules]),
-                          ("concept", [c.id for c in self.concepts])):
-            twice = sorted({i for i in ids if ids.count(i) > 1})
-            if twice:
-                raise ValueError(f"the {kind} id {twice[0]!r} appears twice")
+    def _concepts_once(self) -> CourseFile:
+        ids = [c.id for c in self.concepts]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"the concept id {twice[0]!r} appears twice")
         return self
 
 
