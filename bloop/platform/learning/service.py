@@ -1066,13 +1066,11 @@ class LearningService:
     async def set_time_zone(self, tenant: str, learner: str, zone: str, at: datetime) -> bool:
         """Keeps the learner's IANA time zone, which identity owns, for their reviews' days
         (`fsrs_review.day_due`; a zone this process's time zone data lacks counts as UTC), and
-        when it is another than the one kept, moves their cards to it (`_reschedule`). Older
-        news than what is kept, and news of an erased learner, change nothing; the news kept
-        told again (its handling failed part-way) moves the cards not moved yet. True when
-        stored."""
-        before = (await self.repo.learner_settings(tenant, learner)).time_zone
+        moves their cards to it (`_reschedule`: those already there stay), as when the news kept
+        is told again (its handling failed part-way). Older news than what is kept, and news of
+        an erased learner, change nothing. True when stored."""
         saved = await self.repo.save_time_zone(tenant, learner, zone, at)
-        if saved == "again" or (saved == "stored" and _zone(before) != _zone(zone)):
+        if saved != "refused":
             await self._reschedule(tenant, learner, zone, at)
         return saved == "stored"
 

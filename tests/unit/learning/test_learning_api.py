@@ -55,6 +55,7 @@ from bloop.platform.learning.model import (
     NewReview,
     ReviewLog,
     SchedulerParams,
+    ZoneSaved,
 )
 from bloop.platform.learning.ports import StaleVersion
 from bloop.platform.learning.service import LearningService
@@ -2395,6 +2396,33 @@ async def test_older_news_naming_the_zone_kept_reads_no_deck(
     assert decks == []
     assert not await svc.set_time_zone("acme", "u1", "Asia/Tokyo", AT + timedelta(days=2))
     assert decks == ["u1"]
+
+
+async def test_news_of_the_zone_read_before_an_older_ones_move_moves_the_cards_back(
+        running: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch) -> None:
+    """News of Tokyo (the zone kept) read the zone before older news of Paris moved the cards,
+    then was stored and, finding the zone it read its own, moved nothing: the cards stayed at
+    04:00 in Paris while the learner's zone was Tokyo."""
+    app, _ = running
+    svc = service(app)
+    repo = svc.repo
+    await _a_card_reviewed_twice(svc)
+    assert await svc.set_time_zone("acme", "u1", "Asia/Tokyo", AT + timedelta(days=1))
+    real = repo.save_time_zone
+    older: list[bool] = []
+
+    async def after_an_older_one(tenant: str, learner: str, zone: str,
+                                 at: datetime) -> ZoneSaved:
+        if zone == "Asia/Tokyo" and not older:  # Paris's news handled whole meanwhile
+            older.append(await svc.set_time_zone("acme", "u1", "Europe/Paris",
+                                                 AT + timedelta(days=2)))
+        return await real(tenant, learner, zone, at)
+
+    monkeypatch.setattr(repo, "save_time_zone", after_an_older_one)
+    assert await svc.set_time_zone("acme", "u1", "Asia/Tokyo", AT + timedelta(days=3))
+    assert older == [True]
+    [state] = await repo.card_states("acme", "u1")
+    assert state.due.astimezone(ZoneInfo("Asia/Tokyo")).time() == time(4)
 
 
 async def test_a_schedule_fit_replays_each_card_from_its_first_review(
