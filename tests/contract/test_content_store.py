@@ -156,22 +156,6 @@ async def test_a_concept_is_replaced_only_at_the_version_it_was_read(
     assert again.version == 3
 
 
-async def test_a_concept_is_deleted_only_at_the_version_named(
-        store: ContentRepository) -> None:
-    kept = Concept.create("acme", NewConcept(id="loops", name="Loops"))
-    other = Concept.create("beta", NewConcept(id="loops", name="Loops"))
-    for concept in (kept, other, Concept.create("acme", NewConcept(id="vars", name="V"))):
-        await store.add_concept(concept)
-    await forget_version(store, "acme", "vars")  # stored before versions: at 1
-    await store.replace_concept(kept.edited(ConceptEdit(name="Boucles")), expected=1)
-    assert not await store.delete_concept("acme", "loops", 1)
-    assert await store.delete_concept("acme", "vars", 1)
-    assert not await store.delete_concept("acme", "vars", 1)
-    assert not await store.delete_concept("acme", "ghost", 1)
-    assert [c.id for c in await store.list_concepts("acme")] == ["loops"]
-    assert await store.list_concepts("beta") == [other]
-
-
 async def test_of_concept_edits_at_one_version_at_once_one_stands(
         store: ContentRepository) -> None:
     """On FerretDB a replace is a read and a write: several edits made at the version they

@@ -93,10 +93,6 @@ class ContentRepository(Protocol):
         """Stores the concept's name, description and version; `Missing` when there is none,
         `StaleVersion` when `expected` is given and the stored version is another."""
 
-    async def delete_concept(self, tenant: str, concept_id: str, expected: int) -> bool:
-        """Deletes the concept if it is still at version `expected`; False when it is not (or
-        there is none)."""
-
     async def list_concepts(self, tenant: str) -> list[Concept]:
         """The tenant's concepts, ordered by id."""
 

@@ -199,11 +199,6 @@ class ContentService:
                            code="concept_exists") from None
         return concept
 
-    async def take_back_concept(self, concept: Concept) -> bool:
-        """Deletes a concept `add_concept` made (for an import that failed), unless it was
-        edited since; whether it did."""
-        return await self.repo.delete_concept(concept.tenant, concept.id, concept.version)
-
     async def concepts(self, tenant: str) -> list[Concept]:
         return await self.repo.list_concepts(tenant)
 

@@ -10,7 +10,7 @@ import json
 import time
 import zipfile
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,6 +19,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
 
+from bloop.platform.content import model as content_model
 from bloop.platform.content.model import Lesson, NewLesson, now
 from bloop.platform.content.service import ContentService
 from bloop.platform.content.uploads.export import ExportService
@@ -159,6 +160,14 @@ async def test_an_unchanged_course_exports_to_the_same_bytes(
     entry = zipfile.ZipFile(io.BytesIO(first)).getinfo("0001-one.md")
     edited = (await client.get(f"{BASE}/lessons/{made.json()['id']}")).json()["updated_at"]
     assert datetime(*entry.date_time).isoformat()[:16] == edited[:16]  # the lesson's last edit
+    # a publication's export is the same whatever the draft's head becomes
+    assert (await client.post(f"{BASE}/courses/py/publish")).status_code == 200
+    published = (await export(client, "?version=published")).content
+    edited_at = now() + timedelta(days=3)
+    monkeypatch.setattr(content_model, "now", lambda: edited_at)
+    assert (await client.patch(f"{BASE}/courses/py", json={"summary": "Later"})).status_code \
+        == 200
+    assert (await export(client, "?version=published")).content == published
 
 
 async def sixty_lessons_and_a_hook(app: FastAPI, monkeypatch: pytest.MonkeyPatch,

@@ -115,6 +115,20 @@ async def test_markdown_with_its_images_links_the_stored_media(client: httpx.Asy
     assert (r.status_code, r.content) == (200, s.png())
 
 
+async def test_an_html_link_to_a_page_the_upload_lacks_is_kept_as_written(
+        client: httpx.AsyncClient) -> None:
+    """Markdown written for a site links its pages with `<a href>`: since HTML links to media
+    are rewritten, a page the upload lacked refused the whole upload 422 `missing_file`."""
+    text = (b'# Site\n\nSee <a href="page.html">the page</a> and '
+            b'<a href="dot.png">the dot</a>.\n')
+    r = await client.post(UPLOAD, files=files(("site.md", text, "text/markdown"),
+                                              ("dot.png", s.png(), "image/png")))
+    assert r.status_code == 201, r.text
+    [lesson], [media] = r.json()["lessons"], r.json()["media"]
+    assert lesson["blocks"][0]["markdown"].endswith(
+        f'See <a href="page.html">the page</a> and <a href="{media["url"]}">the dot</a>.')
+
+
 async def test_a_zip_of_lessons_and_images(client: httpx.AsyncClient) -> None:
     pack = s.zip_of({
         "course/01-intro.md": b"# Intro\n\n![logo](img/logo.png)\n\nSee [the next one](02-loops.md).",

@@ -103,6 +103,12 @@ def test_html_links_and_autolinks_are_found_and_rewritten() -> None:
     assert "</div> <br/> <b>" in every  # tags are no links
 
 
+def test_an_attribute_ending_in_href_is_no_link() -> None:
+    body = '<a data-href="x.html" href="#top">t</a> <a data-href="y.html">u</a>'
+    assert markdown.local_links(body, "one.md") == {}
+    assert markdown.html_links('<a href="page.html">p</a> [m](m.md)') == {"page.html"}
+
+
 def test_a_target_may_hold_balanced_parentheses() -> None:
     body = "![d](img/diagram(1).png) and [w](https://en.wikipedia.org/wiki/Ada_(language))"
     assert markdown.local_links(body, "one.md") == {"img/diagram(1).png": "img/diagram(1).png"}

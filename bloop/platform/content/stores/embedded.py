@@ -157,17 +157,6 @@ class EmbeddedContentStore:
 
         await self.db.transaction(write)
 
-    async def delete_concept(self, tenant: str, concept_id: str, expected: int) -> bool:
-        def write(c: sqlite3.Connection) -> bool:
-            row = c.execute("SELECT doc FROM concepts WHERE tenant = ? AND id = ?",
-                            (tenant, concept_id)).fetchone()
-            if row is None or json.loads(row["doc"]).get("version", 1) != expected:
-                return False
-            c.execute("DELETE FROM concepts WHERE tenant = ? AND id = ?", (tenant, concept_id))
-            return True
-
-        return await self.db.transaction(write)
-
     async def list_concepts(self, tenant: str) -> list[Concept]:
         rows = await self.db.run(lambda c: c.execute(
             "SELECT doc FROM concepts WHERE tenant = ? ORDER BY id", (tenant,)).fetchall())

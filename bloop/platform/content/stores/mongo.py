@@ -182,12 +182,6 @@ class MongoContentStore:
             exists = await self.concepts.count_documents(where, limit=1)
             raise StaleVersion(concept.id) if exists else Missing(concept.id)
 
-    async def delete_concept(self, tenant: str, concept_id: str, expected: int) -> bool:
-        where: Doc = {"_id": _key(tenant, concept_id), "tenant": tenant}
-        async with self.guard.hold(self.concepts, where["_id"]):
-            result = await self.concepts.delete_one(where | _at_version(expected))
-        return result.deleted_count == 1
-
     async def list_concepts(self, tenant: str) -> list[Concept]:
         cursor = self.concepts.find({"tenant": tenant}).sort("id", ASCENDING)
         return [Concept.model_validate(_fields(d), context=STORED) async for d in cursor]

@@ -18,7 +18,7 @@ from bloop.platform.content.uploads import markdown
 NAME = "course.yaml"
 FORMAT = "bloop-course/1"
 MAX_CONCEPTS = 10_000
-MAX_BYTES = 4 * 1024 * 1024
+MAX_BYTES = 1024 * 1024
 
 
 class CourseFile(CourseHead):

@@ -250,8 +250,9 @@ class ExportService:
         concepts = await self.content.concepts_named(course.tenant, sorted(concept_ids))
         data = course_file.write_course(course, concepts, published=published).encode()
         kind = zipfile.ZIP_DEFLATED if _deflates(data) else zipfile.ZIP_STORED
-        await asyncio.to_thread(zf.writestr, _entry(course_file.NAME, course.updated_at, kind),
-                                data)
+        at = course.publication.published_at if published and course.publication else \
+            course.updated_at
+        await asyncio.to_thread(zf.writestr, _entry(course_file.NAME, at, kind), data)
 
     async def _blocks(self, tenant: str, lesson: Lesson, infos: dict[str, MediaInfo | None],
                       names: dict[str, str]) -> list[Block]:

@@ -367,7 +367,8 @@ _INLINE = re.compile(r"(!?\[[^\[\]\n]*\]\(\s*)(<[^<>\n]+>|(?:[^\s()<\n]|\([^\s()
 _DEFINITION = re.compile(r"^( {0,3}\[[^\]\n]+\]:\s*)(<[^>\n]+>|\S+)", re.MULTILINE)
 _HTML_SRC = re.compile(r"(<(?:img|audio|video|source)\b[^<>]*?\bsrc\s*=\s*[\"'])([^\"'\n]+)([\"'])",
                        re.IGNORECASE)
-_HTML_HREF = re.compile(r"(<a\b[^<>]*?\bhref\s*=\s*[\"'])([^\"'\n]+)([\"'])", re.IGNORECASE)
+_HTML_HREF = re.compile(r"(<a\b[^<>]*?(?<![\w-])href\s*=\s*[\"'])([^\"'\n]+)([\"'])",
+                        re.IGNORECASE)
 # An autolink `<scheme:…>`, or one to a media as a lesson or its export writes it (`</v1/…>`,
 # `<media/<id>/…>`); not a closing tag (`</div>`).
 _AUTOLINK = re.compile(r"(<)((?:[a-zA-Z][a-zA-Z0-9+.-]{1,31}:|/[^<>\s/]+/|media/[0-9a-f]{32}/)"
@@ -584,6 +585,12 @@ def local_links(body: str, base: str) -> dict[str, str | None]:
         if is_local(target.strip("<>")):
             found[target] = local_path(target, base)
     return found
+
+
+def html_links(body: str) -> set[str]:
+    """The targets of a body's HTML links (`<a href>`) outside code: written by hand, they may
+    name pages the upload does not hold (kept as written then)."""
+    return {body[m.start(2):m.end(2)] for m in _links(body) if m.re is _HTML_HREF}
 
 
 def has_link_definitions(body: str) -> bool:

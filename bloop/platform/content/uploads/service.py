@@ -71,8 +71,6 @@ class Lessons(Protocol):
 
     async def add_concept(self, tenant: str, new: NewConcept) -> Concept: ...
 
-    async def take_back_concept(self, concept: Concept) -> bool: ...
-
     async def add_modules(self, tenant: str, course_id: str, modules: Sequence[Module], *,
                           by: Principal | None = None) -> list[Module]: ...
 
@@ -133,7 +131,6 @@ class Carried:
 
     modules: list[Module] = field(default_factory=list)
     concepts: list[NewConcept] = field(default_factory=list)
-    made: list[Concept] = field(default_factory=list)
 
 
 SizeCheck = Callable[[int, bool], None]
@@ -322,12 +319,15 @@ class UploadService:
         inside = source[len(prefix):] if prefix else source
         parts = None if parsed.front.format is None else lesson_file.read_parts(
             parsed.body, source, parsed.body_line)
+        html = markdown.html_links(parsed.body) if parts is None else set()
         for target, named in _local_targets(parsed.body, parts, inside).items():
             if named is not None and named in entries:
                 links[target] = prefix + named
                 continue
             if named is not None and named.lower().endswith((".md", ".markdown")):
                 continue  # a link to another lesson file: left as written
+            if target in html:
+                continue  # a page of a site the lesson was written for: left as written
             where = "the upload" if not prefix else f"the archive {prefix.rstrip('/')}"
             raise markdown.InvalidLessonFile(
                 f"{source}: the link {target!r} names a file that {where} does not hold",
@@ -349,8 +349,8 @@ class UploadService:
         for entry in entries:
             key = prefix + entry.name
             if entry.name == course_file.NAME:
-                raw = await asyncio.to_thread(entry.path.read_bytes)
-                courses.append((key, course_file.read_course(raw, key)))
+                raw = await asyncio.to_thread(entry.path.read_bytes)  # parsed off the loop
+                courses.append((key, await asyncio.to_thread(course_file.read_course, raw, key)))
                 continue
             found = await self._inspect(entry.path, key, file=item.name, entry=entry.name)
             if found.kind == "archive":
@@ -498,10 +498,12 @@ class UploadService:
     async def _carry(self, tenant: str, course_id: str, carried: Carried, made: Carried,
                      by: Principal | None) -> None:
         """Creates the concepts and modules `carried` (through the content service), recording
-        in `made` those this import made, for `_undo` to take back."""
+        in `made` the modules this import added, for `_undo` to take back. The concepts stay
+        whatever follows: another author may name one as soon as it is made (and a retry
+        reuses them)."""
         for new in carried.concepts:
             try:
-                made.made.append(await self.lessons.add_concept(tenant, new))
+                await self.lessons.add_concept(tenant, new)
             except Conflict as exc:
                 if exc.code != "concept_exists":  # made meanwhile by another: theirs
                     raise
@@ -512,10 +514,9 @@ class UploadService:
     async def _undo(self, hold: ImportHold, media: list[MediaInfo], lessons: list[Lesson],
                     made: Carried | None = None) -> None:
         """Removes what a failed import wrote, and then its hold. Lessons the content service
-        cannot take back stay (logged), and so do the media, modules and concepts they show
-        or name, so no lesson is left pointing at nothing; a concept edited since it was made
-        stays too. A media that cannot be deleted keeps the hold, for the sweep to delete once
-        it expires."""
+        cannot take back stay (logged), and so do the media and modules they show or name, so
+        no lesson is left pointing at nothing; the concepts it made stay (`_carry`). A media
+        that cannot be deleted keeps the hold, for the sweep to delete once it expires."""
         tenant = hold.tenant
         kept: list[Lesson] = []
         for lesson in reversed(lessons):
@@ -526,7 +527,7 @@ class UploadService:
                 log.exception("a lesson of a failed import could not be removed",
                               extra={"tenant": tenant, "lesson": lesson.id})
         if made is not None:
-            await self._take_back(hold, made, kept)
+            await self._take_back(hold, made)
         shown = referenced_media(kept)
         left = False
         for info in media:
@@ -547,7 +548,7 @@ class UploadService:
                           "expires", extra={"tenant": tenant, "import": hold.id})
 
 
-    async def _take_back(self, hold: ImportHold, made: Carried, kept: list[Lesson]) -> None:
+    async def _take_back(self, hold: ImportHold, made: Carried) -> None:
         tenant = hold.tenant
         if made.modules:
             try:
@@ -556,14 +557,6 @@ class UploadService:
             except Exception:
                 log.exception("the modules a failed import added could not be removed",
                               extra={"tenant": tenant, "course": hold.course})
-        named = {c for x in kept for c in (*x.teaches, *x.requires)}
-        for concept in made.made:
-            try:
-                if concept.id not in named:
-                    await self.lessons.take_back_concept(concept)
-            except Exception:
-                log.exception("a concept of a failed import could not be removed",
-                              extra={"tenant": tenant, "concept": concept.id})
 
     # the sweep of imports that died part-way
 
