@@ -20,7 +20,7 @@ from bloop.platform.content.uploads.export import CourseArchive, ExportService, 
 from bloop.platform.content.uploads.form import read_files
 from bloop.platform.content.uploads.service import ImportResult, UploadService
 from bloop.platform.kit.errors import Problem
-from bloop.platform.kit.problem_docs import documented_problem
+from bloop.platform.kit.problem_docs import RETRY_AFTER, documented_problem
 
 
 async def get_uploads(request: Request) -> UploadService:
@@ -102,10 +102,10 @@ async def import_files(
           "description": "the zip; `X-Missing-Media` names media the store no longer has"},
     409: documented_problem("the draft changed during each build", 409, "course_changed",
                             "the course changed while it was exported; export it again"),
-    503: documented_problem("as many exports as the process runs at once are running (or a "
-                            "store it reads is down: `store_unavailable`)", 503,
-                            "too_many_exports", "4 course exports are running in this "
-                            "process; try again shortly")})
+    503: {**documented_problem("as many exports as the process runs at once are running (or "
+                               "a store it reads is down: `store_unavailable`)", 503,
+                               "too_many_exports", "4 course exports are running in this "
+                               "process; try again shortly"), "headers": RETRY_AFTER}})
 async def export_course(
     tenant: TenantId, course: CourseId, request: Request, exports: Exports, me: Author,
     version: Annotated[ExportVersion, Query(description=(
