@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -178,9 +180,7 @@ class KafkaEventBus:
         stopping = asyncio.ensure_future(producer.stop())
         done, _ = await asyncio.wait({stopping}, timeout=self.settings.request_timeout_ms / 1000)
         if not done:
-            # The one way to end aiokafka's wait for the batches: fail them.
-            producer._message_accumulator.fail_all(
-                KafkaTimeoutError("the producer stopped before the broker took the batch"))
+            _give_up_batches(producer)
             log.warning("Kafka producer stopped with batches unsent; they are sent again")
         with contextlib.suppress(Exception):
             await stopping
@@ -509,3 +509,26 @@ def partition_of(key: bytes | None, partitions: Sequence[int]) -> int:
             _key_hashes.clear()
         h = _key_hashes[key] = murmur2(key) & 0x7FFFFFFF
     return partitions[h % len(partitions)]
+
+
+def _give_up_batches(producer: AIOKafkaProducer) -> None:
+    """Ends aiokafka's wait for batches the broker never took by failing them, and takes the
+    errors no one waits for: the batches' own and that of the sender, which dies of them. Its
+    clean-up would fail the batches again and then trip on the transaction state an idempotent
+    producer without transactions lacks."""
+    sender = producer._sender
+    if sender.sender_task is not None and not sender.sender_task.done():
+        sender.sender_task.remove_done_callback(sender._fail_all)
+        sender.sender_task.add_done_callback(_take_error)
+    accumulator = producer._message_accumulator
+    batches = [*itertools.chain.from_iterable(accumulator._batches.values()),
+               *accumulator._pending_batches]
+    accumulator.fail_all(KafkaTimeoutError("the producer stopped before the broker took the batch"))
+    for batch in batches:
+        _take_error(batch.future)
+        _take_error(batch._drain_waiter)
+
+
+def _take_error(future: asyncio.Future[Any]) -> None:
+    if future.done() and not future.cancelled():
+        future.exception()
