@@ -67,6 +67,34 @@ async def test_a_body_that_stops_coming_is_answered_408() -> None:
     assert json.loads(sent[1]["body"])["code"] == "request_timeout"
 
 
+async def test_a_client_that_leaves_mid_body_is_counted_as_gone_not_as_a_bad_request() -> None:
+    """FastAPI reads a JSON route's body itself and answered a client gone half-way 400 "There
+    was an error parsing the body", counted as the client's fault; an upload route said 499."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/courses")
+    async def create(course: Course) -> dict[str, Any]:
+        raise AssertionError("half a body reached the route")
+
+    parts: list[Message] = [{"type": "http.request", "body": b'{"title": "Alg', "more_body": True},
+                            {"type": "http.disconnect"}]
+
+    async def leaves() -> Message:
+        return parts.pop(0)
+
+    metrics = Metrics()
+    wrapped = RequestContextMiddleware(app, lambda: metrics, 1_048_576, body_idle_s=5)
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(wrapped(scope("/courses"), leaves, send), 5)
+    assert sent[0]["status"] == 499
+    assert json.loads(sent[1]["body"])["code"] == "client_closed_request"
+
+
 async def test_once_the_response_has_started_the_body_is_no_longer_timed() -> None:
     """An app that answers without reading the body and then waits for the client to leave
     (as a streaming response does) is not cut off."""

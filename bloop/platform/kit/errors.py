@@ -257,6 +257,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI reading a JSON body
+            return await _gone(request, exc.__cause__)
         if (unread := unreadable_json(exc)) is not None:
             return await _problem(request, Invalid([{"loc": ("body",), "msg": unread,
                                                      "type": "json_invalid"}]))
