@@ -105,9 +105,8 @@ def _migrate(c: sqlite3.Connection) -> None:
         c.execute("ALTER TABLE users ADD COLUMN password_hash TEXT")
     if "announced_zone" not in columns:  # the user's time zone an event last carried
         c.execute("ALTER TABLE users ADD COLUMN announced_zone TEXT")
-    if "zone_announced" in columns:  # 1 when an event carried the zone (before the above):
-        # an earlier version's learning may have passed it by, so it is announced again
-        c.execute("ALTER TABLE users DROP COLUMN zone_announced")
+    # An earlier version's `zone_announced` flag, if there, is left unread: its processes may
+    # still run beside this one (a rolling upgrade) and write it with every zone edit.
 
 
 class EmbeddedIdentityStore:
