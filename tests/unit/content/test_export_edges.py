@@ -1,12 +1,15 @@
 """Course export at its edges: media URLs that are text, not links the export names; relative
 links an import would take for the archive's media; another tenant's media; the same bytes for
-an unchanged course; a draft edited while it is written; a client that leaves; how many exports
-a process runs at once."""
+an unchanged course; a draft edited while it is written; a client that leaves, while the zip
+is built or sent; how many exports a process builds at once, a slow reader not counted."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
+import os
 import time
 import zipfile
 from collections.abc import Sequence
@@ -18,6 +21,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from starlette.requests import Request
+from starlette.types import Message, Scope
 
 from bloop.platform.content import model as content_model
 from bloop.platform.content.model import Lesson, NewLesson, now
@@ -267,3 +271,101 @@ async def test_a_process_runs_so_many_exports_at_once(
     assert (await export(client)).status_code == 200
     assert slots.taken == slots.size - 1  # its place freed once it was sent
     assert not spool_files(app)
+
+
+def spool_open(app: FastAPI) -> list[str]:
+    """The files of the spool this process holds open, its nameless ones (`#123 (deleted)`)
+    too."""
+    spool = str(app.state.platform.settings.runtime.data_dir / "spool") + os.sep
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return [link for link in links if link.startswith(spool)]
+
+
+def export_scope(client: httpx.AsyncClient) -> Scope:
+    path = f"{BASE}/courses/py/export"
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+            "query_string": b"", "server": ("bloop.test", 80), "client": ("127.0.0.1", 5000),
+            "headers": [(b"host", b"bloop.test"),
+                        (b"authorization", client.headers["Authorization"].encode())]}
+
+
+class SlowClient:
+    """A client that takes the answer's headers and first chunk, then reads nothing more until
+    `read_on` is set, or leaves (`http.disconnect`) when `leaves`."""
+
+    def __init__(self, *, leaves: bool = False) -> None:
+        self.leaves = leaves
+        self.started = asyncio.Event()
+        self.read_on = asyncio.Event()
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        await self.started.wait()  # nothing before the first chunk: `is_disconnected` moves on
+        if self.leaves:
+            return {"type": "http.disconnect"}
+        await asyncio.Event().wait()  # still there
+        raise AssertionError("unreachable")
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+        if message["type"] == "http.response.body" and not self.started.is_set():
+            self.started.set()
+            if not self.leaves:
+                await self.read_on.wait()
+
+    def headers(self) -> dict[str, str]:
+        return {k.decode(): v.decode() for k, v in self.sent[0]["headers"]}
+
+    def body(self) -> bytes:
+        return b"".join(m["body"] for m in self.sent if m["type"] == "http.response.body")
+
+
+async def a_course_of_four_chunks(client: httpx.AsyncClient) -> None:
+    image = await upload(client, BASE, "big.png", s.png(extra=1_000_000), "image/png")
+    r = await client.post(f"{BASE}/courses/py/lessons", json={
+        "title": "One", "blocks": [{"type": "image", "media": image}]})
+    assert r.status_code == 201, r.text
+
+
+async def test_a_client_slow_to_read_its_zip_keeps_no_other_export_waiting(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export's place bounds building zips, not sending them: with one place, a client
+    that reads nothing past its first chunk leaves it free for the next export."""
+    await a_course_of_four_chunks(client)
+    slots = exports_of(app).slots
+    monkeypatch.setattr(slots, "size", 1)
+    slow = SlowClient()
+    sending = asyncio.create_task(app(export_scope(client), slow.receive, slow.send))
+    try:
+        await asyncio.wait_for(slow.started.wait(), 30)
+        assert slow.sent[0]["status"] == 200
+        assert len(spool_open(app)) == 1  # its zip, nameless, read as the client takes it
+        r = await export(client)
+        assert r.status_code == 200, r.text  # 503 too_many_exports while the first was sent
+        assert slots.taken == 0  # built: its place is free while it is sent
+        assert len(r.content) == int(r.headers["content-length"]) > 3 * 256 * 1024
+        assert not sending.done()
+        slow.read_on.set()
+        await asyncio.wait_for(sending, 30)
+    finally:
+        sending.cancel()
+    assert slow.body() == r.content  # the same bytes
+    assert int(slow.headers()["content-length"]) == len(r.content)
+    assert (slots.taken, spool_open(app), spool_files(app)) == (0, [], [])
+
+
+async def test_a_zip_whose_client_leaves_while_it_is_sent_is_removed(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    await a_course_of_four_chunks(client)
+    gone = SlowClient(leaves=True)
+    await asyncio.wait_for(app(export_scope(client), gone.receive, gone.send), 30)
+    assert gone.sent[0]["status"] == 200
+    assert 0 < len(gone.body()) < int(gone.headers()["content-length"])  # left part-way
+    assert (exports_of(app).slots.taken, spool_open(app), spool_files(app)) == (0, [], [])
+    r = await export(client)
+    assert r.status_code == 200, r.text
+    assert (exports_of(app).slots.taken, spool_open(app), spool_files(app)) == (0, [], [])

@@ -102,9 +102,9 @@ async def import_files(
           "description": "the zip; `X-Missing-Media` names media the store no longer has"},
     409: documented_problem("the draft changed during each build", 409, "course_changed",
                             "the course changed while it was exported; export it again"),
-    503: {**documented_problem("as many exports as the process runs at once are running (or "
-                               "a store it reads is down: `store_unavailable`)", 503,
-                               "too_many_exports", "4 course exports are running in this "
+    503: {**documented_problem("as many exports as the process builds at once are being built "
+                               "(or a store it reads is down: `store_unavailable`)", 503,
+                               "too_many_exports", "4 course exports are being built in this "
                                "process; try again shortly"), "headers": RETRY_AFTER}})
 async def export_course(
     tenant: TenantId, course: CourseId, request: Request, exports: Exports, me: Author,
@@ -116,9 +116,9 @@ async def export_course(
     admins only. Media the store no longer has are left out and named in
     `X-Missing-Media` (the first 100; `X-Missing-Media-Count` counts them): an import
     of the zip refuses the lessons that show them (422 `missing_file`). A draft edited while
-    it is written is written again, 409 `course_changed` after 3 tries; a process builds and
-    sends `BLOOP_UPLOAD_EXPORTS_AT_ONCE` exports at once (503 `too_many_exports` beyond), and
-    stops building one whose client left."""
+    it is written is written again, 409 `course_changed` after 3 tries; a process builds
+    `BLOOP_UPLOAD_EXPORTS_AT_ONCE` exports at once (503 `too_many_exports` beyond; a built zip
+    being sent is not counted), and stops building one whose client left."""
 
     async def checkpoint() -> None:
         if await request.is_disconnected():
@@ -135,8 +135,8 @@ async def export_course(
 
 
 class _ArchiveResponse(StreamingResponse):
-    """The zip, sent a chunk at a time; removed (its export's place freed) once sent, or once
-    sending it failed."""
+    """The zip, sent a chunk at a time with its length; removed once sent, or once sending it
+    failed (the client left)."""
 
     def __init__(self, made: CourseArchive, headers: dict[str, str]) -> None:
         super().__init__(_chunks(made), media_type="application/zip", headers=headers)

@@ -4,7 +4,8 @@
 each once. The zip is written to an unnamed file of the spool (removed when closed), so a big
 course is never held in memory: its lessons are read and written a page (50) at a time, its
 media a chunk at a time. A draft's pages are one state of it, built again when an author
-changed it meanwhile. A process builds and sends `BLOOP_UPLOAD_EXPORTS_AT_ONCE` at once.
+changed it meanwhile. A process builds `BLOOP_UPLOAD_EXPORTS_AT_ONCE` at once; a built zip
+waits in the spool for its client to read it, holding none of those places.
 
 An entry is dated by its lesson's last edit (its media's upload), so a course exported twice
 unchanged gives the same bytes."""
@@ -20,7 +21,7 @@ import unicodedata
 import zipfile
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
 from urllib.parse import unquote
@@ -57,10 +58,6 @@ async def _go_on() -> None:
     return None
 
 
-def _nothing() -> None:
-    return None
-
-
 @dataclass
 class CourseArchive:
     file: IO[bytes]
@@ -71,20 +68,15 @@ class CourseArchive:
     media: int
     missing: list[str]
     """The ids of media the lessons name that the store no longer has."""
-    release: Callable[[], None] = field(default=_nothing, repr=False)
 
     async def close(self) -> None:
-        """Removes the zip and frees its export's place; once is enough."""
-        try:
-            await asyncio.to_thread(self.file.close)
-        finally:
-            release, self.release = self.release, _nothing
-            release()
+        """Removes the zip; once is enough."""
+        await asyncio.to_thread(self.file.close)
 
 
 class Slots:
-    """How many exports a process builds and sends at once: each holds its zip in the spool
-    until it is sent."""
+    """How many exports a process builds at once (the store reads, CPU and memory a build
+    takes); sending a built zip holds no place."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -93,7 +85,7 @@ class Slots:
     def take(self) -> Callable[[], None]:
         """A place (503 `too_many_exports` when none is free), and what gives it back."""
         if self.taken >= self.size:
-            raise TooManyExports(f"{self.size} course exports are running in this process; "
+            raise TooManyExports(f"{self.size} course exports are being built in this process; "
                                  "try again shortly", headers={"Retry-After": str(RETRY_AFTER_S)})
         self.taken += 1
         given = False
@@ -165,22 +157,22 @@ class ExportService:
         who may not change the course and never read it, 403 `not_an_author` to the others.
         `checkpoint` is awaited between pages of lessons and chunks of media: what it raises
         stops the build. 409 `course_changed` when the draft changed during each of the
-        `TRIES` builds."""
+        `TRIES` builds. The export's place is freed once the zip is built: the caller sends
+        it and closes it."""
         course = await self._course(tenant, course_id, by, version)
         release = self.slots.take()
         try:
             for _ in range(TRIES - 1):
                 with contextlib.suppress(CourseChanged):
-                    return await self._build(course, version, checkpoint, release)
+                    return await self._build(course, version, checkpoint)
                 course = await self._course(tenant, course_id, by, version)
             try:
-                return await self._build(course, version, checkpoint, release)
+                return await self._build(course, version, checkpoint)
             except CourseChanged:
                 raise CourseChanged("the course changed while it was exported; export it "
                                     "again") from None
-        except BaseException:
+        finally:
             release()
-            raise
 
     async def _course(self, tenant: str, course_id: str, by: Principal,
                       version: ExportVersion) -> Course:
@@ -195,8 +187,8 @@ class ExportService:
                            code="not_published")
         return course
 
-    async def _build(self, course: Course, version: ExportVersion, checkpoint: Checkpoint,
-                     release: Callable[[], None]) -> CourseArchive:
+    async def _build(self, course: Course, version: ExportVersion,
+                     checkpoint: Checkpoint) -> CourseArchive:
         count, pages = await self.content.lesson_pages(course, drafts=version == "draft")
         self.media.spool.mkdir(parents=True, exist_ok=True)
         file = tempfile.TemporaryFile(dir=self.media.spool)  # noqa: SIM115  (handed out)
@@ -211,7 +203,7 @@ class ExportService:
             raise
         suffix = "" if version == "draft" else f"-v{course.version}"
         return CourseArchive(file=file, size=size, filename=f"{course.id}{suffix}.zip",
-                             lessons=lessons, media=media, missing=missing, release=release)
+                             lessons=lessons, media=media, missing=missing)
 
     async def _write(self, tenant: str, count: int, pages: AsyncIterator[list[Lesson]],
                      file: IO[bytes], checkpoint: Checkpoint, course: Course,

@@ -31,8 +31,9 @@ class UploadSettings(BaseSettings):
         "PDF readers at once in a process (each may take a core and its memory limit); other "
         "PDFs wait their turn"))
     exports_at_once: int = Field(default=4, ge=1, description=(
-        "course exports a process builds and sends at once (each writes its whole zip to the "
-        "spool first and keeps it until sent); 503 `too_many_exports` beyond"))
+        "course exports a process builds at once (each writes its whole zip to the spool "
+        "first; sending a built zip, kept there until sent, is not counted); 503 "
+        "`too_many_exports` beyond"))
     front_matter_max_bytes: int = Field(default=16 * 1024, ge=256)
     hold_s: float = Field(default=24 * 3600, ge=60, description=(
         "how long an import's hold on what it stores lasts: well past the longest import, since "
