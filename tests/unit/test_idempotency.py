@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope, Send
 
 from bloop.platform.app import create_app
 from bloop.platform.content.service import ContentService
@@ -290,6 +291,33 @@ async def test_a_request_sent_while_its_first_runs_is_409(
     assert done.status_code == 201
     replay = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("busy"))
     assert replay.json() == done.json()
+    assert len(await course_ids(client)) == 1
+
+
+async def test_a_request_sent_again_the_moment_its_answer_came_gets_that_answer(
+        running: Running) -> None:
+    """The answer was kept only after it was sent: a client (or another process) sending the
+    request again at once met the key still taken, 409."""
+    app, client = running
+    again: list[httpx.Response] = []
+
+    async def retried_at_its_answer(scope: Scope, receive: Receive, send: Send) -> None:
+        async def sent(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                again.append(await client.post(f"{BASE}/courses", json={"title": "A"},
+                                               headers=key("at-once")))
+            await send(message)
+
+        await app(scope, receive, sent)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=retried_at_its_answer),
+                                 base_url=str(client.base_url),
+                                 headers=client.headers) as first_client:
+        first = await first_client.post(f"{BASE}/courses", json={"title": "A"},
+                                        headers=key("at-once"))
+    assert first.status_code == 201, first.text
+    [retry] = again
+    assert (retry.status_code, retry.json()) == (201, first.json())
     assert len(await course_ids(client)) == 1
 
 

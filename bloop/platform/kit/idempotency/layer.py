@@ -199,7 +199,16 @@ class IdempotencyMiddleware:
         await self._run(pending, scope, _replay(body, receive), send)
 
     async def _run(self, pending: Pending, scope: Scope, receive: Receive, send: Send) -> None:
-        status, headers, parts, size = 0, [], [], 0
+        status, size, settled = 0, 0, False
+        headers: list[tuple[bytes, bytes]] = []
+        parts: list[bytes] = []
+
+        async def settle() -> None:
+            nonlocal settled
+            settled = True
+            kept = status < 400 and size <= MAX_KEPT_BYTES and not pending.changed_nothing
+            await self._settle(pending, encode_response(status, headers, b"".join(parts))
+                               if kept else None)
 
         async def capture(message: Message) -> None:
             nonlocal status, headers, size
@@ -209,16 +218,20 @@ class IdempotencyMiddleware:
                 size += len(message.get("body", b""))
                 if size <= MAX_KEPT_BYTES:
                     parts.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Kept before its last part goes: the request sent again once answered
+                    # finds it, not the key still taken.
+                    await settle()
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         except BaseException:
-            await self._settle(pending, None)
+            if not settled:
+                await self._settle(pending, None)
             raise
-        kept = status < 400 and size <= MAX_KEPT_BYTES and not pending.changed_nothing
-        await self._settle(pending, encode_response(status, headers, b"".join(parts))
-                           if kept else None)
+        if not settled:
+            await settle()
 
     async def _settle(self, pending: Pending, response: bytes | None) -> None:
         """Keeps the answer under the key the request took, or frees the key."""
