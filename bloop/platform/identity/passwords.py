@@ -120,7 +120,12 @@ class Hasher:
 
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
         self.hasher = hasher or PasswordHasher()
-        self._dummy = self.hasher.hash("bloop-timing-equaliser")
+        self._dummy: str | None = None  # made on the hashing threads, at its first need
+
+    def _dummy_hash(self) -> str:
+        if self._dummy is None:
+            self._dummy = self.hasher.hash("bloop-timing-equaliser")
+        return self._dummy
 
     async def _off_loop(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(_hashing_pool(), work)
@@ -133,7 +138,7 @@ class Hasher:
         unknown email takes as long as a wrong password."""
         def run() -> bool:
             try:
-                return self.hasher.verify(hashed or self._dummy, password) and hashed is not None
+                return self.hasher.verify(hashed or self._dummy_hash(), password) and hashed is not None
             except (VerificationError, InvalidHashError):
                 return False
 
