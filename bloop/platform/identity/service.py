@@ -489,23 +489,34 @@ class LoginThrottle:
     limit the sign-in is refused for `lockout_s`, before any password is checked.
 
     An account is locked for an address after `account_max_failures` from that address, and
-    for everyone only after `account_max_failures_anywhere` from all addresses together: one
-    person guessing cannot lock the owner out. An attempt is counted (for its account and
-    address) before its password is checked and forgiven when it succeeds, so guesses sent at
-    once cannot all pass the check before any of them has failed. The account-wide and the
-    address counts are failures only, once known: a classroom signing in at once behind one
-    address is not taken for an attack."""
+    for everyone else after `account_max_failures_anywhere` from all addresses together. The
+    addresses it signed in from in the last `known_address_s` are not everyone else: guessing
+    from anywhere cannot lock the owner out where they signed in before (their own address's
+    lock still holds). An attempt is counted for its account and address, and for its
+    account, before its password is checked, and forgiven when it succeeds, so guesses sent
+    at once cannot all pass the check before any of them has failed. The address count is
+    failures only, once known: a classroom signing in at once behind one address is not taken
+    for an attack."""
 
     def __init__(self, cache: Cache, settings: AuthSettings, secrets: SigningKeyStore) -> None:
         self.cache, self.settings, self.secrets = cache, settings, secrets
         self._digest_key: bytes | None = None
 
+    async def _key(self) -> bytes:
+        if self._digest_key is None:
+            self._digest_key = await self.secrets.secret(ACCOUNT_DIGEST_KEY, secrets.token_bytes(32))
+        return self._digest_key
+
     async def digest(self, tenant: str, email: str) -> str:
         """The account, or another name of a person (a provider's subject), as the security log
         names it (see `account_digest`)."""
-        if self._digest_key is None:
-            self._digest_key = await self.secrets.secret(ACCOUNT_DIGEST_KEY, secrets.token_bytes(32))
-        return account_digest(self._digest_key, tenant, email)
+        return account_digest(await self._key(), tenant, email)
+
+    async def _known(self, tenant: str, email: str, ip: str) -> str:
+        """The mark of an address the account signed in from: keyed, like `account_digest`,
+        so the cache does not tell who signs in from where."""
+        named = hmac.new(await self._key(), f"{tenant}\0{email}\0{ip}".encode(), hashlib.sha256)
+        return f"auth:known:{named.hexdigest()[:32]}"
 
     def _keys(self, tenant: str, email: str, ip: str) -> tuple[str, str, str]:
         account = f"auth:fail:acct:{tenant}:{email}"
@@ -514,42 +525,55 @@ class LoginThrottle:
     async def attempt(self, tenant: str, email: str, ip: str,
                       verify: Callable[[], Awaitable[bool]]) -> bool:
         """Runs `verify`, a password check, as one counted attempt; refuses it with 429 when the
-        account (for this address or for all) or the address is locked."""
+        account (for this address or, unless the account signed in from it, for all) or the
+        address is locked."""
         s = self.settings
         pair, account, address = self._keys(tenant, email, ip)
-        attempts, (account_failures, address_failures) = await self.cache.incr_and_get_many(
-            pair, [account, address], ttl_s=s.lockout_s)
-        retry = {"Retry-After": str(s.lockout_s)}
-        if attempts > s.account_max_failures or (
-                account_failures is not None
-                and int(account_failures) >= s.account_max_failures_anywhere):
-            if attempts <= s.account_max_failures:
-                await self.cache.incr(pair, -1, ttl_s=s.lockout_s)
-            security.warning("sign-in refused: account locked", extra={
-                "tenant": tenant, "account": await self.digest(tenant, email), "client_ip": ip})
-            raise Problem(f"too many failed sign-ins for this account: it is locked for "
-                          f"{_minutes(s.lockout_s)}; try again later or reset the password",
-                          status=429, code="account_locked", headers=retry)
-        if address_failures is not None and int(address_failures) >= s.ip_max_failures:
+        known = await self._known(tenant, email, ip)
+        attempts, (address_failures, signed_in_here) = await self.cache.incr_and_get_many(
+            pair, [address, known], ttl_s=s.lockout_s)
+        if attempts > s.account_max_failures:
+            raise await self._account_locked(tenant, email, ip)
+        anywhere = await self.cache.incr(account, 1, ttl_s=s.lockout_s)
+
+        async def forgive() -> None:
             await self.cache.incr(pair, -1, ttl_s=s.lockout_s)
+            await self.cache.incr(account, -1, ttl_s=s.lockout_s)
+
+        if anywhere > s.account_max_failures_anywhere and signed_in_here is None:
+            await forgive()
+            raise await self._account_locked(tenant, email, ip)
+        if address_failures is not None and int(address_failures) >= s.ip_max_failures:
+            await forgive()
             security.warning("sign-in refused: address locked", extra={
                 "tenant": tenant, "account": await self.digest(tenant, email), "client_ip": ip})
             raise Problem(f"too many failed sign-ins from this address: try again in "
                           f"{_minutes(s.lockout_s)}", status=429, code="too_many_attempts",
-                          headers=retry)
+                          headers={"Retry-After": str(s.lockout_s)})
         try:
             right = await verify()
         except BaseException:
-            await self.cache.incr(pair, -1, ttl_s=s.lockout_s)  # not a guess: forgiven
+            await asyncio.shield(forgive())  # not a guess
             raise
         if right:
             await self.cache.delete(pair)
+            await self.cache.incr(account, -1, ttl_s=s.lockout_s)
+            if s.known_address_s:
+                await self.cache.set(known, b"1", ttl_s=s.known_address_s)
         else:
-            await self.cache.incr(account, 1, ttl_s=s.lockout_s)
             await self.cache.incr(address, 1, ttl_s=s.lockout_s)
             security.info("sign-in refused: wrong password", extra={
                 "tenant": tenant, "account": await self.digest(tenant, email), "client_ip": ip})
         return right
+
+    async def _account_locked(self, tenant: str, email: str, ip: str) -> Problem:
+        s = self.settings
+        security.warning("sign-in refused: account locked", extra={
+            "tenant": tenant, "account": await self.digest(tenant, email), "client_ip": ip})
+        return Problem(f"too many failed sign-ins for this account: it is locked for "
+                       f"{_minutes(s.lockout_s)}; try again later or reset the password",
+                       status=429, code="account_locked",
+                       headers={"Retry-After": str(s.lockout_s)})
 
 
 def account_digest(key: bytes, tenant: str, email: str) -> str:

@@ -290,6 +290,11 @@ class AuthSettings(BaseSettings):
         "all (so that one address cannot lock anyone out, while guesses spread over many "
         "addresses are still bounded)"))
     ip_max_failures: int = Field(default=50, ge=1)
+    known_address_s: int = Field(default=30 * 86_400, ge=0, description=(
+        "how long an address an account signed in from stays known to it: a known address "
+        "is not refused by the lock of `account_max_failures_anywhere` (its own lock of "
+        "`account_max_failures` still holds), so guessing from elsewhere cannot lock the owner "
+        "out; 0 knows no address"))
     token_rate_limit: int = Field(default=300, ge=1, description=(
         "token requests (sign-ins and refreshes) and sign-ups one client address may make "
         "per `token_rate_window_s`, right or wrong: each costs a password hash"))

@@ -25,6 +25,7 @@ from bloop.platform.app import create_app
 from bloop.platform.identity.model import RefreshToken, User
 from bloop.platform.identity.service import AuthService, TokenGrant, token_hash
 from bloop.platform.kit.auth import Principal, Scope
+from bloop.platform.kit.cache import MemoryCache
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.settings import AuthSettings, RuntimeSettings, Settings
 from tests.support import PASSWORD, api_client, login, member
@@ -220,12 +221,83 @@ async def test_one_address_guessing_cannot_lock_the_owner_out(
         assert (r.status_code, r.json()["code"]) == (429, "account_locked")
         assert (await owner.post(TOKEN, data=password_form("lee@acme.dev"))).status_code == 200
         for guesser in (two, three):  # 6 failures from all addresses: locked for everyone
+            for _ in range(3):  # but where the owner signed in
+                await guesser.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
+        r = await one.post(TOKEN, data=password_form("lee@acme.dev"))
+        assert (r.status_code, r.json()["code"]) == (429, "account_locked")
+        assert (await owner.post(TOKEN, data=password_form("lee@acme.dev"))).status_code == 200
+    # `one`'s fourth and fifth tries, the last three guesses
+    assert refused(app, "account_locked", TOKEN) == 5
+
+
+async def test_guesses_from_many_addresses_do_not_lock_the_owner_out_where_they_signed_in(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Three wrong passwords from each of a few addresses locked the account for everyone, its
+    owner too, again every 15 minutes. An address the account signed in from is now let
+    through that lock (not through its own); anywhere else it holds."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    await member(app, client, "acme", ["learner"], email="kim@acme.dev")
+    async with contextlib.AsyncExitStack() as stack:
+        home, kims, fresh = [await stack.enter_async_context(from_address(app, host))
+                             for host in ("192.0.2.7", "192.0.2.50", "192.0.2.99")]
+        grant = (await home.post(TOKEN, data=password_form("lee@acme.dev"))).json()
+        assert await signs_in(kims, "kim@acme.dev", PASSWORD)
+        for n in range(4):
+            guesser = await stack.enter_async_context(from_address(app, f"10.0.0.{n}"))
             for _ in range(3):
                 await guesser.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
-        r = await owner.post(TOKEN, data=password_form("lee@acme.dev"))
+        for elsewhere in (fresh, kims):  # another account's address is not this one's
+            r = await elsewhere.post(TOKEN, data=password_form("lee@acme.dev"))
+            assert (r.status_code, r.json()["code"]) == (429, "account_locked")
+            assert r.headers["retry-after"] == "900"
+        assert await signs_in(home, "lee@acme.dev", PASSWORD)
+        r = await home.put(ME + "/password", headers=bearer(grant["access_token"]), json={
+            "current_password": PASSWORD, "new_password": NEW})
+        assert r.status_code == 204, r.text
+        for _ in range(3):  # the address's own lock holds for the owner's address too
+            r = await home.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
+            assert r.json()["code"] == "invalid_credentials"
+        r = await home.post(TOKEN, data=password_form("lee@acme.dev", NEW))
         assert (r.status_code, r.json()["code"]) == (429, "account_locked")
-    # `one`'s fourth guess, the last three guesses, the owner's last sign-in
-    assert refused(app, "account_locked", TOKEN) == 5
+    cache = auth_service(app).cache
+    assert isinstance(cache, MemoryCache)
+    marks = {k: v for k, v in cache._data.items() if k.startswith("auth:known:")}
+    assert len(marks) == 4  # each at 127.0.0.1 (`member`), lee at home, kim at hers
+    assert not any("@" in k or "192.0.2" in k for k in marks)
+    month = cache.clock() + 30 * 86_400
+    assert all(month - 60 < expires <= month for _, expires in marks.values()
+               if expires is not None)
+
+
+async def test_guesses_from_many_addresses_at_once_are_counted_before_they_are_checked(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Guesses sent at once from many addresses were all checked (the count from all addresses
+    was read before each check and added to after it); the account-wide lock of six now lets
+    six through. A right password, and a check that could not be made, take back their count."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    hasher = auth_service(app).identity.hasher
+    checking = hasher.verify
+
+    async def down(hashed: str | None, password: str) -> bool:
+        raise StoreUnavailable("sqlite", "the disk went away")
+
+    async with contextlib.AsyncExitStack() as stack:
+        owners = [await stack.enter_async_context(from_address(app, f"192.0.2.{n}"))
+                  for n in range(1, 11)]
+        guessers = [await stack.enter_async_context(from_address(app, f"10.0.0.{n}"))
+                    for n in range(1, 21)]
+        monkeypatch.setattr(hasher, "verify", down)
+        for guesser in guessers[:10]:
+            r = await guesser.post(TOKEN, data=password_form("lee@acme.dev"))
+            assert r.status_code == 503, r.text
+        monkeypatch.setattr(hasher, "verify", checking)
+        for owner in owners:
+            assert await signs_in(owner, "lee@acme.dev", PASSWORD)
+        answers = await asyncio.gather(*(
+            guesser.post(TOKEN, data=password_form("lee@acme.dev", f"guess number {n} wrong!"))
+            for n, guesser in enumerate(guessers)))
+    codes = sorted(r.json()["code"] for r in answers)
+    assert codes == ["account_locked"] * 14 + ["invalid_credentials"] * 6
 
 
 async def test_token_requests_from_one_address_are_limited_right_or_wrong(
