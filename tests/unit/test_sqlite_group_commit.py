@@ -4,6 +4,7 @@ them on a thread of their own."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
 import threading
@@ -423,3 +424,36 @@ async def test_processes_opening_a_new_file_at_once_all_open_it(tmp_path: Path) 
         finally:
             for db in dbs:
                 await db.close()
+
+
+def _modes(path: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mode & 0o777 for p in sorted(path.parent.glob(f"{path.name}*"))}
+
+
+async def test_the_files_are_readable_by_their_owner_alone(tmp_path: Path) -> None:
+    """identity.sqlite3 (signing keys, password hashes) was made 0644, and its WAL with it."""
+    made = os.umask(0o022)
+    try:
+        new = tmp_path / "new.sqlite3"
+        db = SqliteDB(new)
+        await db.transaction(lambda c: c.execute("CREATE TABLE t (x)"))
+        await db.run(lambda c: c.execute("SELECT * FROM t").fetchall())
+        assert _modes(new) == {"new.sqlite3": 0o600, "new.sqlite3-shm": 0o600,
+                               "new.sqlite3-wal": 0o600}
+        await db.close()
+
+        # Files an earlier version made, the WAL of another process still open.
+        old = tmp_path / "old.sqlite3"
+        other = sqlite3.connect(old)
+        other.execute("PRAGMA journal_mode=WAL")
+        other.execute("CREATE TABLE t (x)")
+        other.commit()
+        assert set(_modes(old).values()) == {0o644}
+        db = SqliteDB(old)
+        await db.transaction(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+        assert _modes(old) == {"old.sqlite3": 0o600, "old.sqlite3-shm": 0o600,
+                               "old.sqlite3-wal": 0o600}
+        other.close()
+        await db.close()
+    finally:
+        os.umask(made)

@@ -93,6 +93,26 @@ def file_problem(path: Path) -> str | None:
         return f"cannot be read ({exc.strerror})"
     return "is not a SQLite database" if head and head != _HEADER else None
 
+
+def owner_only(path: Path) -> None:
+    """Makes the database at `path` (signing keys, password hashes, …) and its WAL files
+    readable by their owner alone, made so or, when they exist, tightened; SQLite gives the WAL
+    and shared-memory files it makes the database's mode. What cannot be (a file of another
+    user, a read-only file system) is logged and left as it is."""
+    with contextlib.suppress(OSError):  # a database that exists; SQLite reports the others
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        try:
+            mode = file.stat().st_mode & 0o777
+            if mode & 0o077:
+                file.chmod(mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("a store file stays readable by others than its owner",
+                        extra={"path": str(file), "error": exc.strerror})
+
+
 @dataclass(slots=True)
 class _Call:
     fn: Callable[[sqlite3.Connection], Any]
@@ -156,6 +176,8 @@ class SqliteDB:
         self._answers_due = False
 
     def _connect(self) -> _Connection:
+        if not self._memory:
+            owner_only(Path(self.path))
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                factory=_Connection)
         try:
