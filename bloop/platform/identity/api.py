@@ -39,7 +39,7 @@ from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.idempotency.layer import SECRET_ANSWER
 from bloop.platform.kit.middleware import client_ip
 from bloop.platform.kit.pagination import After, Page
-from bloop.platform.kit.personal_data import PersonalDataSources
+from bloop.platform.kit.personal_data import PERSONAL_ANSWER, PersonalDataSources
 from bloop.platform.kit.problem_docs import documented_problem
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
@@ -210,7 +210,7 @@ async def register_user(tenant: TenantId, body: NewUser, service: Svc, me: Tenan
     return await service.register_user(tenant, body, by=me)
 
 
-@router.get("/{tenant}/users")
+@router.get("/{tenant}/users", dependencies=[PERSONAL_ANSWER])
 async def list_users(
     tenant: TenantId, service: Svc, _: Staff,
     after: EmailAfter = None,
@@ -220,7 +220,7 @@ async def list_users(
     return Page(items=users.items, next=users.next)
 
 
-@router.get("/{tenant}/users/{user_id}")
+@router.get("/{tenant}/users/{user_id}", dependencies=[PERSONAL_ANSWER])
 async def get_user(tenant: TenantId, user_id: UserId, service: Svc, _: Staff) -> User:
     return await service.user(tenant, user_id)
 
@@ -251,7 +251,7 @@ async def invite(tenant: TenantId, body: NewInvitation, service: Svc,
     return InvitationIssued(**PendingInvitation.of(invitation).model_dump(), token=secret)
 
 
-@router.get("/{tenant}/invitations")
+@router.get("/{tenant}/invitations", dependencies=[PERSONAL_ANSWER])
 async def list_invitations(tenant: TenantId, service: Svc, _: TenantAdmin, after: After = None,
                            limit: Annotated[int, Query(ge=1, le=500)] = 100,
                            ) -> Page[PendingInvitation]:
@@ -285,7 +285,7 @@ async def accept_invitation(tenant: TenantId, body: InvitationAcceptance, servic
     return await service.accept_invitation(tenant, body)
 
 
-@router.get("/{tenant}/me")
+@router.get("/{tenant}/me", dependencies=[PERSONAL_ANSWER])
 async def my_profile(tenant: TenantId, service: Svc, me: Self) -> User:
     return await service.user(tenant, me.user_id)
 
@@ -370,9 +370,8 @@ class ApiKeyIssued(ApiKeyView):
 
 
 @router.post("/{tenant}/api-keys", status_code=201, dependencies=[SECRET_ANSWER])
-async def create_api_key(tenant: TenantId, body: NewApiKey, keys: KeySvc, me: TenantAdmin,
-                         response: Response) -> ApiKeyIssued:
-    response.headers["Cache-Control"] = "no-store"
+async def create_api_key(tenant: TenantId, body: NewApiKey, keys: KeySvc, me: TenantAdmin
+                         ) -> ApiKeyIssued:
     key, secret = await keys.create(tenant, body, by=me)
     return ApiKeyIssued(**ApiKeyView.of(key).model_dump(), key=secret)
 

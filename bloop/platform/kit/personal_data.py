@@ -6,9 +6,24 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from fastapi import Depends
+from starlette.responses import Response
+
 ERASED_USER = "deleted-user"
 """What a deleted person's records that stay (a tenant's API keys, AI jobs, …) name instead of
 them."""
+
+
+def not_stored(response: Response) -> None:
+    """Marks an answer `Cache-Control: no-store`: no cache keeps it, the browser's own included
+    (`private` would let it write the answer to disk, for the next person at that computer)."""
+    response.headers["Cache-Control"] = "no-store"
+
+
+PERSONAL_ANSWER = Depends(not_stored)
+"""In a route's `dependencies`: its answer carries people's data (a profile, a list of users or
+of invited addresses), which no cache keeps, as a data export; they carry no validator to
+revalidate a kept copy with anyway."""
 
 PersonalData = Callable[[str, str], Awaitable[dict[str, object]]]
 """(tenant, user id) → everything one service holds about that user, as JSON-ready data."""

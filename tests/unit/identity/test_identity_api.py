@@ -606,6 +606,26 @@ async def test_a_deleted_admin_is_no_longer_named_by_what_stays(
     assert r.status_code == 201, r.text
 
 
+async def test_no_cache_keeps_an_invitation_s_token_or_people_s_data(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """The invitation's one-time token came back storable (API keys and tokens did not), and so
+    did profiles and lists of users."""
+    admin = await member(app, client, "acme", ["tenant_admin"], email="boss@acme.dev")
+    r = await client.post("/v1/tenants/acme/invitations", headers=admin,
+                          json={"email": "new@acme.dev", "roles": ["learner"]})
+    assert r.status_code == 201, r.text
+    assert r.headers["cache-control"] == "no-store"
+    r = await client.post("/v1/tenants/acme/api-keys", headers=admin,
+                          json={"name": "gradebook sync", "scopes": ["content:read"]})
+    assert (r.status_code, r.headers["cache-control"]) == (201, "no-store"), r.text
+    me = (await client.get("/v1/tenants/acme/me", headers=admin)).json()
+    for path in ("/me", "/users", f"/users/{me['id']}", "/invitations"):
+        r = await client.get(f"/v1/tenants/acme{path}", headers=admin)
+        assert (r.status_code, r.headers.get("cache-control")) == (200, "no-store"), path
+    # A tenant's name is no one's data.
+    assert "cache-control" not in (await client.get("/v1/tenants/acme", headers=admin)).headers
+
+
 async def test_a_user_exports_everything_held_about_them(
         app: FastAPI, client: httpx.AsyncClient) -> None:
     admin = await member(app, client, "acme", ["tenant_admin"], email="boss@acme.dev")

@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bloop.platform.kit.errors import BodyRefused, Problem, problem_body, problem_response
 from bloop.platform.kit.idempotency.port import KEY_PATTERN, MAX_KEY_CHARS, IdempotencyStore
 from bloop.platform.kit.middleware import paths_pattern
+from bloop.platform.kit.personal_data import not_stored
 from bloop.platform.kit.problem_docs import RETRY_AFTER, add_problem
 from bloop.platform.kit.settings import HttpSettings
 
@@ -90,14 +91,15 @@ def _reads_key(dependant: Dependant) -> bool:
                for p in dependant.header_params) or any(map(_reads_key, dependant.dependencies))
 
 
-def _answers_a_secret() -> None:
-    """Marks a route whose answer carries a secret (`SECRET_ANSWER`); does nothing itself."""
+def _answers_a_secret(response: Response) -> None:
+    """Marks a route whose answer carries a secret (`SECRET_ANSWER`)."""
+    not_stored(response)
 
 
 SECRET_ANSWER = Depends(_answers_a_secret)
 """In a route's `dependencies`: its answer carries a secret shown only once (an API key, an
-invitation's token), which is kept nowhere in the clear, so not under an Idempotency-Key
-either: the same request sent again runs again."""
+invitation's token), which is kept nowhere in the clear: not by a cache (`no-store`), nor under
+an Idempotency-Key: the same request sent again runs again."""
 
 
 def secret_answer(route: object) -> bool:
