@@ -138,7 +138,7 @@ def _run(services: list[str] | None, host: str | None, port: int | None, http_ro
     port = settings.http.port if port is None else port
     _check_listening(host, port)
     tune_for_serving()
-    serve(application, host, port, settings.http.shutdown_timeout_s)
+    serve(application, host, port, settings.http)
 
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services to run (default: all).")]

@@ -222,6 +222,38 @@ def test_a_request_read_to_its_end_keeps_its_connection(served: Process) -> None
     assert not closed
 
 
+def test_behind_a_trusted_proxy_the_sign_in_throttle_counts_each_client_apart(
+        tmp_path: Path) -> None:
+    """Behind an ingress every client had the ingress's address: five wrong passwords from one
+    of them locked the account for all the others."""
+    ingress = "127.0.0.2"  # loopback on Linux, but not an address uvicorn trusts by default
+    served = Process(["serve", "identity"], tmp_path,
+                     env={"BLOOP_HTTP_FORWARDED_ALLOW_IPS": f"{ingress},10.0.0.0/8"})
+    ada = data.PEOPLE[0]
+
+    def sign_in_through_ingress(client: str, password: str) -> httpx.Response:
+        with httpx.Client(transport=httpx.HTTPTransport(local_address=ingress)) as http:
+            return http.post(served.base + "/v1/auth/token", headers={
+                "X-Forwarded-For": client}, data={"grant_type": "password",
+                                                  "tenant": data.TENANT_ID,
+                                                  "username": ada.email, "password": password})
+
+    try:
+        for _ in range(5):
+            assert sign_in_through_ingress("203.0.113.7", "wrong").status_code == 400
+        r = sign_in_through_ingress("203.0.113.7", ada.password)
+        assert (r.status_code, r.json()["code"]) == (429, "account_locked")
+        # Naming another client does not help it: the ingress adds the address it saw.
+        r = sign_in_through_ingress("198.51.100.9, 203.0.113.7", ada.password)
+        assert (r.status_code, r.json()["code"]) == (429, "account_locked")
+        assert sign_in_through_ingress("198.51.100.9", ada.password).status_code == 200
+        assert sign_in_through_ingress("198.51.100.9, 10.1.2.3", ada.password).status_code == 200
+    finally:
+        assert served.stop() == 0
+    locks = [line for line in served.log_lines() if line.get("client_ip") == "203.0.113.7"]
+    assert locks, served.log.read_text()[-3000:]
+
+
 def bloop(served: Process, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BLOOP_")}
     env |= {"BLOOP_DATA_DIR": str(served.log.parent / "data"),

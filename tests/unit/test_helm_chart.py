@@ -4,6 +4,7 @@ identity are told where its keys are, so they start and accept identity's tokens
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import subprocess
@@ -397,3 +398,31 @@ def test_the_readme_maps_each_route_to_the_service_that_serves_it() -> None:
                 found = max((p for p in listed if path == p or path.startswith(p.rstrip("/") + "/")),
                             key=len)
                 assert listed[found] == service.name, (path, found)
+
+
+def test_pods_believe_the_client_address_the_ingress_forwards(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn believes X-Forwarded-For from loopback alone: behind the ingress every client had
+    the ingress's address, and one person's wrong passwords locked sign-ins for everyone."""
+    def trusted(*overrides: str) -> str:
+        [config] = of_kind(render(*overrides), "ConfigMap").values()
+        value: str = config["data"]["BLOOP_HTTP_FORWARDED_ALLOW_IPS"]
+        return value
+
+    default = trusted()
+    monkeypatch.setenv("BLOOP_HTTP_FORWARDED_ALLOW_IPS", default)
+    networks = [ipaddress.ip_network(p) for p in Settings().http.forwarded_allow_ips]
+
+    def is_proxy(address: str) -> bool:
+        return any(ipaddress.ip_address(address) in n for n in networks)
+
+    # Ingress controllers' pods (kind, k3s, Calico, EKS) and nodes; not the clients outside.
+    assert all(map(is_proxy, ["10.244.1.7", "10.42.0.12", "192.168.3.4", "172.20.0.9",
+                              "100.64.1.2", "127.0.0.1", "fd00::12"]))
+    assert not any(map(is_proxy, ["203.0.113.7", "8.8.8.8", "2001:db8::1"]))
+    assert trusted("--set", "trustedProxies={10.42.0.0/16}") == "10.42.0.0/16"
+    assert trusted("--set", "trustedProxies=10.42.0.0/16\\,10.43.0.0/16") == (
+        "10.42.0.0/16,10.43.0.0/16")
+    assert trusted("--set", "trustedProxies=null") == ""
+    assert trusted("--set", "settings.BLOOP_HTTP_FORWARDED_ALLOW_IPS=10.1.0.0/16") == (
+        "10.1.0.0/16")

@@ -49,6 +49,11 @@ def test_one_store_can_be_switched_alone(monkeypatch: pytest.MonkeyPatch) -> Non
     ("BLOOP_DATA_DIR", "  "),
     ("BLOOP_HTTP_CORS_ORIGINS", "https://app.example/lessons"),
     ("BLOOP_HTTP_CORS_ORIGINS", "https://app.example,app.example"),
+    # uvicorn took these for names no peer has, and trusted no proxy without a word.
+    ("BLOOP_HTTP_FORWARDED_ALLOW_IPS", "ingress.internal"),
+    ("BLOOP_HTTP_FORWARDED_ALLOW_IPS", "10.0.0.1/8"),
+    ("BLOOP_HTTP_FORWARDED_ALLOW_IPS", "10.0.0.0/33"),
+    ("BLOOP_HTTP_FORWARDED_ALLOW_IPS", "*,10.0.0.0/8"),  # uvicorn's `*` only stands alone
     ("BLOOP_AI_LINK_SECRET", ""),  # a template's empty value: links broken between processes
     ("BLOOP_AI_LINK_SECRET", "short"),
     # The stores' clients, built once the process starts, refused these with a traceback.
@@ -101,6 +106,20 @@ def test_a_store_server_address_its_client_takes_is_accepted(
         monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
     monkeypatch.setenv(var, value)
     Settings()
+
+
+@pytest.mark.parametrize(("value", "proxies"), [
+    (None, ["127.0.0.1", "::1"]),  # uvicorn's default
+    ("10.0.0.0/8, 192.168.0.0/16,::1, fc00::/7", ["10.0.0.0/8", "192.168.0.0/16", "::1",
+                                                  "fc00::/7"]),
+    ("*", ["*"]),
+    ("", []),
+])
+def test_the_proxies_whose_forwarded_addresses_are_believed(
+        monkeypatch: pytest.MonkeyPatch, value: str | None, proxies: list[str]) -> None:
+    if value is not None:
+        monkeypatch.setenv("BLOOP_HTTP_FORWARDED_ALLOW_IPS", value)
+    assert Settings().http.forwarded_allow_ips == proxies
 
 
 @pytest.mark.parametrize(("var", "value"), [

@@ -63,7 +63,8 @@ def note_access(scope: Scope, **fields: str) -> None:
 
 
 def client_ip(request: Request) -> str:
-    """The address a request came from, as the sign-in throttles count it."""
+    """The address a request came from, as the sign-in throttles count it: from a proxy of
+    `BLOOP_HTTP_FORWARDED_ALLOW_IPS`, the one its `X-Forwarded-For` names (`serving.config`)."""
     return request.client.host if request.client else "unknown"
 
 

@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bloop.platform.kit.draining import start_draining
+from bloop.platform.kit.settings import HttpSettings
 
 STARTUP_FAILURE = 3  # uvicorn's
 
@@ -26,11 +27,18 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def serve(app: FastAPI, host: str, port: int, shutdown_timeout_s: int) -> None:
+def config(app: FastAPI, host: str, port: int, http: HttpSettings) -> uvicorn.Config:
+    """uvicorn's configuration for `app`: the client of a request from one of the proxies of
+    `BLOOP_HTTP_FORWARDED_ALLOW_IPS` is the one its `X-Forwarded-For` names (uvicorn's own
+    FORWARDED_ALLOW_IPS is not read)."""
+    return uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
+                          lifespan="on", timeout_graceful_shutdown=http.shutdown_timeout_s,
+                          proxy_headers=True, forwarded_allow_ips=list(http.forwarded_allow_ips))
+
+
+def serve(app: FastAPI, host: str, port: int, http: HttpSettings) -> None:
     """As `uvicorn.run` does for one process: exits 3 when the server did not start."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=shutdown_timeout_s)
-    server = Server(config, app)
+    server = Server(config(app, host, port, http), app)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:

@@ -6,6 +6,7 @@ The defaults run every store embedded, so `bloop serve` needs no configuration a
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from functools import cached_property
@@ -102,7 +103,7 @@ class RuntimeSettings(BaseSettings):
                                  "requests")
 
 
-def _origins(value: object) -> object:
+def _comma_separated(value: object) -> object:
     return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
 
 
@@ -118,6 +119,29 @@ def _origin(value: str) -> str:
     if problem is not None:
         raise ValueError(f"{value!r} is not an origin such as https://app.example: {problem}")
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _proxy(value: str) -> str:
+    """An address or a network, as uvicorn's proxy headers middleware takes it: it would take
+    anything else for a name no peer has, and trust nobody without a word."""
+    if value == "*":
+        return value
+    try:
+        if "/" in value:
+            ipaddress.ip_network(value)
+        else:
+            ipaddress.ip_address(value)
+    except ValueError as exc:
+        why = f" ({exc})" if "/" in value else ""
+        raise ValueError(f"{value!r} is neither an IP address nor a network such as "
+                         f"10.0.0.0/8{why}") from None
+    return value
+
+
+def _any_alone(value: list[str]) -> list[str]:
+    if "*" in value and len(value) > 1:
+        raise ValueError("`*` (any peer) stands alone")
+    return value
 
 
 class HttpSettings(BaseSettings):
@@ -136,9 +160,17 @@ class HttpSettings(BaseSettings):
     """How long a POST's `Idempotency-Key` stays taken while its request runs (one whose
     process died frees it then)."""
     cors_origins: Annotated[list[Annotated[str, AfterValidator(_origin)]], NoDecode,
-                            BeforeValidator(_origins)] = Field(default_factory=list)
+                            BeforeValidator(_comma_separated)] = Field(default_factory=list)
     """Web apps on these origins (comma-separated; `*` for any) may call the API from a
     browser; none when empty."""
+    forwarded_allow_ips: Annotated[list[Annotated[str, AfterValidator(_proxy)]], NoDecode,
+                                   BeforeValidator(_comma_separated), AfterValidator(_any_alone)
+                                   ] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+    """The proxies (addresses and networks, comma-separated; none when empty) whose
+    `X-Forwarded-For` and `X-Forwarded-Proto` are believed: a request from one of them comes
+    from the rightmost address of `X-Forwarded-For` that is not one of them, which the sign-in
+    throttles count. `*` believes every peer, and the leftmost address, which the client
+    writes: only for a proxy that replaces the header."""
 
 
 class LogSettings(BaseSettings):
