@@ -67,7 +67,14 @@ graphql-core compares (its work grows with their square): at most about 15 ms of
 validation, where that course page makes about 100."""
 MAX_LESSONS = 20_000
 """Lessons one request may list (by the courses' lesson counts, as their lessons are asked
-for), about 0.3 s of work; past it, the fields listing more fail with `query_too_large`."""
+for), about 0.3 s of work without their blocks; past it, the fields listing more fail with
+`query_too_large`."""
+MAX_BLOCKS = 10_000
+"""Blocks one request may make (the lessons' own, as their `blocks` are asked for), about 0.3 s
+of work and 25 MB of answer at 2.5 KB a block: 1,250 lessons as authors typically write them,
+where the estimate of `MAX_COST` takes a course to have 10. Past it, a lesson's `blocks` fails
+with `query_too_large` (its list of lessons null): 8 aliases of a course of 1,500 lessons
+passed both limits, and made 236 MB and 5 s of work."""
 CHOICES = 4
 LIST_ITEMS = {
     ("Lesson", "blocks"): 8,
@@ -81,7 +88,7 @@ LIST_ITEMS = {
 """The items of the lists of a lesson's content as authors write them: 8 blocks, a quiz of 5
 questions (as the AI makes them unless asked otherwise), a question of 4 choices. Not their
 maxima (200 blocks, 100 questions, 30 choices), whose product no estimate could allow: what a
-request reads is held at run time to `MAX_LESSONS` lessons."""
+request reads is held at run time to `MAX_LESSONS` lessons and `MAX_BLOCKS` blocks."""
 OTHER_LIST_ITEMS = 10
 PAGE_ARGUMENTS = frozenset({"first", "limit"})
 LARGEST_PAGE = MAX_PAGE

@@ -165,6 +165,54 @@ async def test_a_request_lists_so_many_lessons_and_no_more(
             "query_too_large", 422)
 
 
+async def test_a_request_makes_so_many_blocks_and_no_more(start: Start) -> None:
+    """8 aliases of a course of 1,500 lessons (12,000 lessons, under the 20,000 a request may
+    list) made 96,000 blocks: 236 MB of answer and 5 s of the event loop, past no limit, since
+    the cost estimate takes a course to have 10 lessons of 8 blocks."""
+    text = "{ " + " ".join(
+        f'a{i}: course(tenant: "acme", id: "big") {{ lessons {{ id blocks {{ __typename }} }} }}'
+        for i in range(8)) + " }"
+    async with start(seed=False) as (app, client):
+        service = content_service(app)
+        await service.create_course("acme", NewCourse(id="big", title="Big"))
+        new = NewLesson(title="Lesson", blocks=[MarkdownBlock(markdown="Text.")] * 8)
+        for at in range(0, 1500, 500):
+            await service.add_lessons("acme", "big", [new] * 500,
+                                      ids=[f"l{n}" for n in range(at, at + 500)])
+        await service.publish("acme", "big")
+        body = await query(client, text)
+        assert body["data"] == {f"a{i}": {"lessons": None} for i in range(8)}
+        assert {(e["extensions"]["code"], e["extensions"]["status"]) for e in body["errors"]} == {
+            ("query_too_large", 422)}
+        assert "more than 10000 blocks" in body["errors"][0]["message"]
+        # the lessons themselves, without their blocks, are within the limits
+        body = await query(client, text.replace(" blocks { __typename }", ""))
+        assert "errors" not in body, body["errors"]
+        assert all(len(body["data"][f"a{i}"]["lessons"]) == 1500 for i in range(8))
+
+
+async def test_blocks_are_counted_however_their_lessons_are_asked_for(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = sum(len(x.blocks) for x in data.LESSONS)
+    lesson = 'lesson(tenant: "demo", id: "$id") { blocks { __typename } }'
+    async with start() as (app, client):
+        monkeypatch.setattr(content_graphql, "MAX_BLOCKS", blocks)
+        course = f'course(tenant: "demo", id: "{data.COURSE_ID}") {{ lessons {{ blocks {{ __typename }} }} }}'
+        body = await query(client, f"{{ {course} }}")
+        assert "errors" not in body, body["errors"]
+        body = await query(client, f"{{ a: {course} b: {course} }}")
+        assert body["data"]["a"]["lessons"] is not None
+        assert body["data"]["b"] == {"lessons": None}
+        [error] = body["errors"]
+        assert (error["path"][0], error["extensions"]["code"]) == ("b", "query_too_large")
+        # one lesson asked for again and again
+        [first] = (await content_service(app).course_detail("demo", data.COURSE_ID)).lessons[:1]
+        monkeypatch.setattr(content_graphql, "MAX_BLOCKS", len(first.blocks) * 3)
+        many = " ".join(f"a{i}: {lesson.replace('$id', first.id)}" for i in range(4))
+        body = await query(client, f"{{ {many} }}")
+        assert [body["data"][f"a{i}"] is None for i in range(4)] == [False, False, False, True]
+
+
 async def test_a_failing_field_leaves_the_other_fields_their_data(
         start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before, `courses` and learning's fields were non-null: one of them failing answered

@@ -596,6 +596,24 @@ class Lesson(_LessonRules):
         return old.model_copy(update={"version": self.version + 1, "updated_at": at or now()})
 
 
+class LessonOutline(_Frozen):
+    """A lesson listed without its content (its blocks): what a catalogue shows of it."""
+
+    id: str
+    tenant: Slug
+    course: Slug
+    position: int = 0
+    title: Title
+    estimated_minutes: Minutes
+    teaches: ConceptIds
+    requires: ConceptIds
+    tags: Tags = Field(default_factory=list)
+    language: Language | None = None
+    level: Level | None = None
+    module: Slug | None = None
+    version: int = 1
+
+
 class LearnerLesson(_Frozen):
     """A published lesson as a learner reads it: quizzes without their answers."""
 
@@ -690,6 +708,16 @@ class CourseDetail(CourseView):
 
     @classmethod
     def of(cls, view: CourseView, lessons: Sequence[Lesson]) -> CourseDetail:
+        return cls.model_validate(dict(view) | {"lessons": list(lessons)}, context=STORED)
+
+
+class CourseOutline(CourseView):
+    """A course with its lessons' outlines in order (the landing page's catalogue)."""
+
+    lessons: list[LessonOutline]
+
+    @classmethod
+    def of(cls, view: CourseView, lessons: Sequence[LessonOutline]) -> CourseOutline:
         return cls.model_validate(dict(view) | {"lessons": list(lessons)}, context=STORED)
 
 

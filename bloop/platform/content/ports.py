@@ -18,6 +18,7 @@ from bloop.platform.content.model import (
     CourseSnapshot,
     CourseStatus,
     Lesson,
+    LessonOutline,
     LessonRef,
 )
 from bloop.platform.kit.events.envelope import Envelope
@@ -244,3 +245,7 @@ class ContentRepository(Protocol):
     async def lesson_versions(self, tenant: str, refs: Sequence[LessonRef]) -> list[Lesson]:
         """The lesson snapshots `refs` name, in their order, read at once; those not stored
         are left out."""
+
+    async def lesson_outlines(self, tenant: str,
+                              refs: Sequence[LessonRef]) -> list[LessonOutline]:
+        """`lesson_versions` without their blocks, which the store leaves unread (one query)."""

@@ -42,6 +42,7 @@ from bloop.platform.content.model import (
     Course,
     CourseDetail,
     CourseEdit,
+    CourseOutline,
     CourseStatus,
     CourseView,
     FileBlock,
@@ -50,6 +51,7 @@ from bloop.platform.content.model import (
     Lesson,
     LessonAccess,
     LessonEdit,
+    LessonRef,
     Module,
     NewConcept,
     NewCourse,
@@ -695,15 +697,20 @@ class ContentService:
                                    courses: Sequence[Course]) -> dict[str, list[Lesson]]:
         """Each course's lessons as last published (deleted ones left out), in two reads: the
         ids of the lessons still there, then their published versions."""
+        refs = await self._published_refs(tenant, courses)
+        found = {x.id: x for x in await self.repo.lesson_versions(
+            tenant, [r for c in refs.values() for r in c])}
+        return {c: [found[r.id] for r in these if r.id in found] for c, these in refs.items()}
+
+    async def _published_refs(self, tenant: str,
+                              courses: Sequence[Course]) -> dict[str, list[LessonRef]]:
+        """Each course's lessons as last published that are not deleted since (one read)."""
         if not courses:
             return {}
         live = {x for found in (await self.repo.live_lesson_ids(
             tenant, [c.id for c in courses])).values() for x in found}
-        refs = [r for c in courses if c.publication is not None for r in c.publication.lessons
-                if r.id in live]
-        found = {x.id: x for x in await self.repo.lesson_versions(tenant, refs)}
-        return {c.id: [found[r.id] for r in (c.publication.lessons if c.publication else [])
-                       if r.id in found] for c in courses}
+        return {c.id: [r for r in (c.publication.lessons if c.publication else []) if r.id in live]
+                for c in courses}
 
     async def courses(self, tenant: str, status: CourseStatus | None = "published", *,
                       after: str | None = None, limit: int = 100,
@@ -740,15 +747,22 @@ class ContentService:
         return [_view(c, draft, live[c.id]) for c, draft in readable]
 
     async def published_catalogue(self, tenant: str, *, after: str | None = None,
-                                  limit: int = 20) -> Slice[CourseDetail]:
-        """Up to `limit` of the tenant's published courses with their lessons (the landing
-        page), from the cursor `after` on, in two reads of lessons whatever their number."""
+                                  limit: int = 20) -> Slice[CourseOutline]:
+        """Up to `limit` of the tenant's published courses with their lessons' outlines (the
+        landing page), from the cursor `after` on, in two reads of lessons whatever their
+        number; their blocks are never read."""
         listed = await self.courses(tenant, "published", after=after, limit=limit)
         courses = [c for c in listed.items if c.publication is not None]
-        lessons = await self.published_lessons_of(tenant, courses)
-        return Slice([CourseDetail.of(CourseView.published(c, c.publication, len(lessons[c.id])),
-                                      lessons[c.id])
-                      for c in courses if c.publication is not None], listed.next)
+        refs = await self._published_refs(tenant, courses)
+        found = {x.id: x for x in await self.repo.lesson_outlines(
+            tenant, [r for c in refs.values() for r in c])}
+        out = []
+        for c in courses:
+            lessons = [found[r.id] for r in refs[c.id] if r.id in found]
+            if c.publication is not None:
+                out.append(CourseOutline.of(
+                    CourseView.published(c, c.publication, len(lessons)), lessons))
+        return Slice(out, listed.next)
 
     # publishing
 

@@ -10,7 +10,7 @@ from html import escape
 from shlex import quote as quote_arg
 from urllib.parse import quote, urlencode
 
-from bloop.platform.content.model import CourseDetail, Lesson
+from bloop.platform.content.model import CourseOutline, LessonOutline
 from bloop.platform.demo.data import Person
 from bloop.platform.kit.auth import TOKEN_URL
 from bloop.platform.kit.favicon import DATA_URL as ICON
@@ -75,7 +75,7 @@ def _path(*segments: str) -> str:
     return "/" + "/".join(quote(s, safe="") for s in segments)
 
 
-def render(tenant: str, courses: Sequence[CourseDetail], *, with_users: bool = True,
+def render(tenant: str, courses: Sequence[CourseOutline], *, with_users: bool = True,
            accounts: Sequence[Person] = (), origin: str = "http://127.0.0.1:8000",
            paged: tuple[bool, str | None] = (False, None)) -> str:
     """`accounts`: demo people whose passwords the page may show, to sign in with at `origin`.
@@ -129,7 +129,7 @@ def _pages(later: bool, after: str | None) -> str:
             else "")
 
 
-def _course(tenant: str, course: CourseDetail) -> str:
+def _course(tenant: str, course: CourseOutline) -> str:
     href = _path("v1", "tenants", tenant, "courses", course.id)
     minutes = sum(lesson.estimated_minutes for lesson in course.lessons)
     tags = "".join(f'<span class="tag">{_e(t)}</span>' for t in course.tags)
@@ -148,7 +148,7 @@ version {course.version}
 """
 
 
-def _lesson(tenant: str, lesson: Lesson, course_language: str) -> str:
+def _lesson(tenant: str, lesson: LessonOutline, course_language: str) -> str:
     href = _path("v1", "tenants", tenant, "lessons", lesson.id)
     teaches = "".join(f'<span class="tag"><span class="sr">teaches </span>{_e(c)}</span>'
                       for c in lesson.teaches)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from bloop.platform.content.model import (
     NewLesson,
 )
 from bloop.platform.content.service import ContentService
+from bloop.platform.content.stores import embedded
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.kit.auth import SCOPES, Forbidden, Principal
 from bloop.platform.kit.errors import Conflict, NotFound, Problem, StoreUnavailable
@@ -374,12 +376,45 @@ async def test_the_catalogue_reads_lessons_in_two_reads_whatever_the_courses(
         if n != 5:
             await service.publish("acme", f"c{n}")
     await service.delete_lesson("acme", (await service.course_detail("acme", "c2")).lessons[0].id)
+    # a block no reader can parse: the catalogue, which shows none, never reads it
+    await service.repo.db.transaction(lambda c: c.execute(  # type: ignore[attr-defined]
+        "UPDATE lesson_versions SET doc = json_set(doc, '$.blocks', json('[{\"type\": \"x\"}]'))"))
     calls = count_calls(service.repo, monkeypatch)
     catalogue = (await service.published_catalogue("acme")).items
     assert [(c.id, c.lesson_count, len(c.lessons)) for c in catalogue] == [
         ("c0", 1, 1), ("c1", 2, 2), ("c2", 2, 2), ("c3", 1, 1), ("c4", 2, 2)]
-    assert calls["live_lesson_ids"] + calls["lesson_versions"] == 2
-    assert calls["lessons_of_courses"] == calls["list_lessons"] == 0  # no draft is parsed
+    assert [x.title for x in catalogue[1].lessons] == ["Lesson 1.0", "Lesson 1.1"]
+    # it parsed every block of every lesson it listed, to show their titles and minutes
+    assert calls["live_lesson_ids"] + calls["lesson_outlines"] == 2
+    assert calls["lessons_of_courses"] == calls["list_lessons"] == calls["lesson_versions"] == 0
+
+
+async def test_a_big_course_s_lessons_are_parsed_off_the_event_loop(
+        service: ContentService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its rows were read on the reader thread and parsed on the loop: 200-640 ms of it for a
+    course of 1,500 lessons, each time it was read."""
+    await service.create_course("acme", NewCourse(id="big", title="Big"))
+    for n in range(5):
+        await service.add_lesson("acme", "big", NewLesson(
+            title=f"Lesson {n}", blocks=[MarkdownBlock(markdown="Text. " * 200)]))
+    await service.publish("acme", "big")
+    parsed_on: list[int] = []
+    parse = embedded._lesson
+
+    def recorded(doc: str) -> Lesson:
+        parsed_on.append(threading.get_ident())
+        return parse(doc)
+
+    monkeypatch.setattr(embedded, "_lesson", recorded)
+    small = await service.course_detail("acme", "big")
+    assert set(parsed_on) == {threading.get_ident()}  # a few bytes: on the loop
+    parsed_on.clear()
+    monkeypatch.setattr(embedded, "PARSED_ON_LOOP", 2000)  # each lesson is 1,200 bytes or more
+    assert await service.course_detail("acme", "big") == small
+    assert len(parsed_on) == 5
+    assert threading.get_ident() not in parsed_on
+    published = await service.published_lessons_of("acme", [await service.course("acme", "big")])
+    assert published["big"] == small.lessons
 
 
 def reader(user_id: str, *roles: str) -> Principal:

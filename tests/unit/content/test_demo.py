@@ -13,8 +13,10 @@ import pytest
 from bloop.platform.app import create_app
 from bloop.platform.content.model import (
     Course,
-    CourseDetail,
+    CourseOutline,
+    CourseView,
     Lesson,
+    LessonOutline,
     MarkdownBlock,
     NewConcept,
     NewCourse,
@@ -27,6 +29,7 @@ from bloop.platform.demo import data, landing
 from bloop.platform.demo.landing import render
 from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.pagination import cursor
+from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import api_client, embedded_app, login, member
 
@@ -190,10 +193,16 @@ async def test_the_seed_leaves_a_tenant_with_courses_of_its_own_alone(
     assert await content.concepts("demo") == []
 
 
+def outline(course: Course, *lessons: Lesson) -> CourseOutline:
+    """`course` and `lessons` as the landing page gets them."""
+    return CourseOutline.of(CourseView.draft(course), [
+        LessonOutline.model_validate(x.model_dump(), context=STORED) for x in lessons])
+
+
 def test_the_landing_page_escapes_what_it_shows() -> None:
     course = Course.create("demo", NewCourse(
         id="xss", title="<script>alert(1)</script>", summary='"quoted" & <b>bold</b>'))
-    page = render("demo", [CourseDetail(**course.model_dump(), lessons=[])])
+    page = render("demo", [outline(course)])
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&quot;quoted&quot; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
@@ -206,7 +215,7 @@ def test_the_landing_page_sets_each_course_in_its_own_language_and_direction() -
     course = Course.create("demo", NewCourse(id="ar", title="مقدمة في بايثون",
                                              summary="دورة قصيرة.", language="ar"))
     lesson = Lesson.create("demo", "ar", NewLesson(title="المتغيرات والقيم", language="ar"))
-    page = render("demo", [CourseDetail(**course.model_dump(), lessons=[lesson])])
+    page = render("demo", [outline(course, lesson)])
     assert '<h2 lang="ar" dir="auto">' in page
     assert '<p lang="ar" dir="auto">دورة قصيرة.</p>' in page
     # its lessons are listed right to left, as its titles read (the list ran left to right)
@@ -221,7 +230,7 @@ def test_a_lesson_without_a_language_of_its_own_is_in_its_course_s() -> None:
     lesson = Lesson.create("demo", "ar", NewLesson(title="Supercalifragilistic" * 4,
                                                    teaches=["x"]))
     assert lesson.language is None
-    page = render("demo", [CourseDetail(**course.model_dump(), lessons=[lesson])],
+    page = render("demo", [outline(course, lesson)],
                   paged=(True, None))
     assert 'lang="None"' not in page
     assert f'<bdi lang="ar">{"Supercalifragilistic" * 4}</bdi>' in page

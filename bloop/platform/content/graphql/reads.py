@@ -20,7 +20,7 @@ from strawberry.dataloader import DataLoader
 
 from bloop.graphql.context import Context, shared
 from bloop.graphql.fields import Page, field, page_size, sized
-from bloop.graphql.limits import MAX_LESSONS
+from bloop.graphql.limits import MAX_BLOCKS, MAX_LESSONS
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
 from bloop.platform.content.api import LessonId
@@ -423,7 +423,9 @@ class Lesson:
     source: strawberry.Private[model.Lesson]
 
     @field("its content in order; a quiz without its answers, in a draft too")
-    def blocks(self) -> list[Block]:
+    def blocks(self, info: Info) -> list[Block]:
+        # Counted before they are made: what a lesson costs to answer is mostly its blocks.
+        info.context.count("blocks", len(self.source.blocks), MAX_BLOCKS)
         return [_block(self.tenant, b) for b in self.source.blocks]
 
     @field("each media file it references, by id, with a link that is its own credential, as "

@@ -8,11 +8,12 @@ lesson is not shown)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bloop.platform.content.model import (
     Concept,
@@ -20,6 +21,7 @@ from bloop.platform.content.model import (
     CourseSnapshot,
     CourseStatus,
     Lesson,
+    LessonOutline,
     LessonRef,
 )
 from bloop.platform.content.ports import (
@@ -74,6 +76,10 @@ CREATE INDEX IF NOT EXISTS courses_listed ON courses (tenant, listed_title, id);
 CREATE INDEX IF NOT EXISTS courses_status_listed ON courses (tenant, status, listed_title, id);
 """
 LIVE = "deleted = 0"
+# Lessons are parsed on the event loop up to this many bytes of JSON a read (a few ms); a read of
+# more is parsed on a thread, this many bytes at a time, so a big course never holds the loop.
+PARSED_ON_LOOP = 256 * 1024
+T = TypeVar("T")
 
 
 def _migrate(c: sqlite3.Connection) -> None:
@@ -119,6 +125,29 @@ def _merged(stored: Course, new: Course, fields: Sequence[str]) -> Course:
 
 def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
+
+
+def _lesson(doc: str) -> Lesson:
+    return Lesson.model_validate_json(doc, context=STORED)
+
+
+async def _parsed(docs: Sequence[str], parse: Callable[[str], T]) -> list[T]:
+    """Each of `docs` parsed, in order: on the loop when they are few bytes, else on a thread in
+    pieces of about `PARSED_ON_LOOP` bytes."""
+    if sum(len(d) for d in docs) <= PARSED_ON_LOOP:
+        return _each(parse, docs)
+    out: list[T] = []
+    start = size = 0
+    for n, doc in enumerate(docs, 1):
+        size += len(doc)
+        if size >= PARSED_ON_LOOP or n == len(docs):
+            out += await asyncio.to_thread(_each, parse, docs[start:n])
+            start, size = n, 0
+    return out
+
+
+def _each(parse: Callable[[str], T], docs: Sequence[str]) -> list[T]:
+    return [parse(d) for d in docs]
 
 
 class EmbeddedContentStore:
@@ -360,13 +389,13 @@ class EmbeddedContentStore:
         row = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM lessons WHERE tenant = ? AND id = ? AND {which}",  # noqa: S608
             (tenant, lesson_id)).fetchone())
-        return None if row is None else Lesson.model_validate_json(row["doc"], context=STORED)
+        return None if row is None else (await _parsed([row["doc"]], _lesson))[0]
 
     async def list_lessons(self, tenant: str, course_id: str) -> list[Lesson]:
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM lessons WHERE tenant = ? AND course = ? AND {LIVE}"  # noqa: S608
             " ORDER BY position", (tenant, course_id)).fetchall())
-        return [Lesson.model_validate_json(r["doc"], context=STORED) for r in rows]
+        return await _parsed([r["doc"] for r in rows], _lesson)
 
     async def lesson_stamps(self, tenant: str, course_id: str) -> list[tuple[str, int]]:
         rows = await self.db.run(lambda c: c.execute(
@@ -382,8 +411,7 @@ class EmbeddedContentStore:
             f"SELECT id, doc FROM lessons WHERE tenant = ? AND id IN ({_marks(wanted)})"  # noqa: S608
             f" AND {LIVE}", (tenant, *wanted)).fetchall())
         found = {r["id"]: r["doc"] for r in rows}
-        return [Lesson.model_validate_json(found[i], context=STORED) for i in lesson_ids
-                if i in found]
+        return await _parsed([found[i] for i in lesson_ids if i in found], _lesson)
 
     async def published_lesson(self, tenant: str, lesson_id: str) -> Lesson | None:
         row = await self.db.run(lambda c: c.execute(
@@ -392,7 +420,7 @@ class EmbeddedContentStore:
             " JOIN lesson_versions v ON v.tenant = p.tenant AND v.id = p.id"
             " AND v.version = p.version WHERE p.tenant = ? AND p.id = ?",
             (tenant, lesson_id)).fetchone())
-        return None if row is None else Lesson.model_validate_json(row["doc"], context=STORED)
+        return None if row is None else (await _parsed([row["doc"]], _lesson))[0]
 
     async def lessons_of_courses(self, tenant: str,
                                  course_ids: Sequence[str]) -> dict[str, list[Lesson]]:
@@ -403,8 +431,7 @@ class EmbeddedContentStore:
         rows = await self.db.run(lambda c: c.execute(
             f"SELECT doc FROM lessons WHERE tenant = ? AND course IN ({_marks(wanted)})"  # noqa: S608
             f" AND {LIVE} ORDER BY course, position", (tenant, *wanted)).fetchall())
-        for r in rows:
-            lesson = Lesson.model_validate_json(r["doc"], context=STORED)
+        for lesson in await _parsed([r["doc"] for r in rows], _lesson):
             found[lesson.course].append(lesson)
         return found
 
@@ -523,15 +550,24 @@ class EmbeddedContentStore:
         return None if row is None else CourseSnapshot.model_validate_json(row["doc"], context=STORED)
 
     async def lesson_versions(self, tenant: str, refs: Sequence[LessonRef]) -> list[Lesson]:
+        return await _parsed(await self._snapshots(tenant, refs, "v.doc"), _lesson)
+
+    async def lesson_outlines(self, tenant: str,
+                              refs: Sequence[LessonRef]) -> list[LessonOutline]:
+        docs = await self._snapshots(tenant, refs, "json_remove(v.doc, '$.blocks')")
+        return await _parsed(docs, lambda d: LessonOutline.model_validate_json(d, context=STORED))
+
+    async def _snapshots(self, tenant: str, refs: Sequence[LessonRef], doc: str) -> list[str]:
+        """The `doc` (an expression of the snapshot `v.doc`) of each lesson snapshot `refs`
+        names, in their order; those not stored are left out."""
         if not refs:
             return []
         keys = json.dumps([[r.id, r.version] for r in refs])
         # CROSS JOIN keeps this order: one primary-key search for each ref. Left to the
         # planner, SQLite scans the tenant's versions and, for each, every ref.
         rows = await self.db.run(lambda c: c.execute(
-            "SELECT v.id, v.version, v.doc FROM json_each(?) k CROSS JOIN lesson_versions v"
-            " ON v.tenant = ? AND v.id = json_extract(k.value, '$[0]')"
+            f"SELECT v.id, v.version, {doc} AS doc FROM json_each(?) k"  # noqa: S608
+            " CROSS JOIN lesson_versions v ON v.tenant = ? AND v.id = json_extract(k.value, '$[0]')"
             " AND v.version = json_extract(k.value, '$[1]')", (keys, tenant)).fetchall())
         found = {(r["id"], r["version"]): r["doc"] for r in rows}
-        return [Lesson.model_validate_json(found[(r.id, r.version)], context=STORED) for r in refs
-                if (r.id, r.version) in found]
+        return [found[(r.id, r.version)] for r in refs if (r.id, r.version) in found]

@@ -53,6 +53,7 @@ from bloop.platform.content.model import (
     CourseSnapshot,
     CourseStatus,
     Lesson,
+    LessonOutline,
     LessonRef,
 )
 from bloop.platform.content.ports import (
@@ -653,9 +654,21 @@ class MongoContentStore:
         return None if doc is None else CourseSnapshot.model_validate(_fields(doc), context=STORED)
 
     async def lesson_versions(self, tenant: str, refs: Sequence[LessonRef]) -> list[Lesson]:
+        return [Lesson.model_validate(d, context=STORED)
+                for d in await self._snapshots(tenant, refs)]
+
+    async def lesson_outlines(self, tenant: str,
+                              refs: Sequence[LessonRef]) -> list[LessonOutline]:
+        return [LessonOutline.model_validate(d, context=STORED)
+                for d in await self._snapshots(tenant, refs, {"blocks": 0})]
+
+    async def _snapshots(self, tenant: str, refs: Sequence[LessonRef],
+                         projection: Doc | None = None) -> list[Doc]:
+        """The lesson snapshots `refs` name (their fields `projection` keeps), in their order;
+        those not stored are left out."""
         if not refs:
             return []
         keys = [_key(tenant, r.id, r.version) for r in refs]
         found = {d["_id"]: d async for d in self.lesson_snapshots.find(
-            {"_id": {"$in": keys}, "tenant": tenant})}
-        return [Lesson.model_validate(_fields(found[k]), context=STORED) for k in keys if k in found]
+            {"_id": {"$in": keys}, "tenant": tenant}, projection)}
+        return [_fields(found[k]) for k in keys if k in found]
