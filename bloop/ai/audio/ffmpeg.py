@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from bloop.ai.providers.llm import ProviderError
 from bloop.ai.providers.tts import require_tool
+from bloop.platform.kit import processes
 
 log = logging.getLogger("bloop.ai.media")
 AudioFormat = Literal["opus", "mp3"]
@@ -31,15 +32,12 @@ class MediaFailed(ProviderError):
 async def ffmpeg(*args: str | Path, what: str, timeout_s: float = 600) -> None:
     """Runs `ffmpeg args` quietly, overwriting outputs; `what` names the step in errors."""
     binary = require_tool("ffmpeg")
-    proc = await asyncio.create_subprocess_exec(
-        binary, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *map(str, args),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    proc = await processes.start(binary, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+                                 *args, stderr=processes.PIPE)
     try:
         async with asyncio.timeout(timeout_s):
             _, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+    except TimeoutError:  # killed and waited for as the wait was cancelled
         raise MediaFailed(f"ffmpeg took over {timeout_s:.0f}s to {what}") from None
     if proc.returncode != 0:
         _logged("ffmpeg", what, proc.returncode, err)
@@ -50,15 +48,13 @@ async def ffmpeg(*args: str | Path, what: str, timeout_s: float = 600) -> None:
 async def ffprobe(path: Path) -> dict[str, Any]:
     """ffprobe's JSON for `path`: its format and streams."""
     binary = require_tool("ffprobe")
-    proc = await asyncio.create_subprocess_exec(
-        binary, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        _logged("ffprobe", f"read {path.name}", proc.returncode, err)
-        raise MediaFailed(f"ffprobe could not read {path.name} (exit status {proc.returncode}; "
+    done = await processes.run(binary, "-v", "error", "-print_format", "json", "-show_format",
+                               "-show_streams", path)
+    if done.returncode != 0:
+        _logged("ffprobe", f"read {path.name}", done.returncode, done.stderr)
+        raise MediaFailed(f"ffprobe could not read {path.name} (exit status {done.returncode}; "
                           "the server's log has its message)")
-    result: dict[str, Any] = json.loads(out)
+    result: dict[str, Any] = json.loads(done.stdout)
     return result
 
 

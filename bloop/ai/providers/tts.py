@@ -39,6 +39,7 @@ from bloop.ai.providers.llm import (
     redact,
     retry_after,
 )
+from bloop.platform.kit import processes
 from bloop.platform.kit.urls import HttpUrlText, url_password
 
 TtsProvider = Literal["local", "openai", "azure", "elevenlabs"]
@@ -215,9 +216,18 @@ async def per_sentence(text: str, speak: Callable[[str], Awaitable[bytes]], *, p
             spoken(len(sentence))
         return audio
 
-    audio = await asyncio.gather(*(one(s) for s in sentences))
-    return join_sentences(list(zip(sentences, audio, strict=True)), provider=provider,
-                          voice=voice)
+    calls = [asyncio.ensure_future(one(s)) for s in sentences]
+    try:
+        audio = await asyncio.gather(*calls)
+    except BaseException:  # a call failed, or the job was cancelled: stop the others too,
+        for call in calls:  # each killing its process, and wait until they have
+            if not call.cancelling():
+                call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+        raise
+    # Half a second of copying for a long lesson: on a thread, so the loop keeps serving.
+    return await asyncio.to_thread(join_sentences, list(zip(sentences, audio, strict=True)),
+                                   provider=provider, voice=voice)
 
 
 def status_error(provider: str, status: int, headers: Mapping[str, str], detail: str = "",
@@ -290,14 +300,12 @@ class EspeakTts(_Priced):
 
     async def _language_voice(self, tag: str) -> str | None:
         if tag not in self._voices:
-            proc = await asyncio.create_subprocess_exec(
-                require_tool("espeak-ng"), f"--voices={tag}", stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL)
-            out, _ = await proc.communicate()
-            if proc.returncode != 0:  # asked again next time
+            done = await processes.run(require_tool("espeak-ng"), f"--voices={tag}",
+                                       stderr=processes.DEVNULL)
+            if done.returncode != 0:  # asked again next time
                 raise ProviderUnavailable(f"espeak-ng could not list its voices for {tag!r} "
-                                          f"(exit status {proc.returncode})")
-            listed = out.decode(errors="replace").splitlines()[1:]  # a header, then a voice a line
+                                          f"(exit status {done.returncode})")
+            listed = done.stdout.decode(errors="replace").splitlines()[1:]  # a header, then a voice a line
             if len(self._voices) >= self.KEPT_LANGUAGES:
                 self._voices.clear()
             self._voices[tag] = tag if listed else None
@@ -319,13 +327,12 @@ class EspeakTts(_Priced):
 
     async def _list(self, which: str) -> frozenset[str]:
         if which not in self._listed:
-            proc = await asyncio.create_subprocess_exec(
-                require_tool("espeak-ng"), f"--voices={which}" if which else "--voices",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-            out, _ = await proc.communicate()
-            if proc.returncode != 0:
+            done = await processes.run(require_tool("espeak-ng"),
+                                       f"--voices={which}" if which else "--voices",
+                                       stderr=processes.DEVNULL)
+            if done.returncode != 0:
                 return frozenset()  # asked again next time
-            self._listed[which] = _voice_names(out.decode(errors="replace"))
+            self._listed[which] = _voice_names(done.stdout.decode(errors="replace"))
         return self._listed[which]
 
     async def synthesize(self, text: str, voice: str | None = None) -> Speech:
@@ -336,18 +343,16 @@ class EspeakTts(_Priced):
         await _check_readable(binary, chosen, text)
 
         async def speak(sentence: str) -> bytes:
-            proc = await asyncio.create_subprocess_exec(
-                binary, "-v", chosen, "-s", str(self._wpm), "--stdout", "--", sentence,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            out, err = await proc.communicate()
-            if proc.returncode != 0 or not out:
+            done = await processes.run(binary, "-v", chosen, "-s", str(self._wpm), "--stdout",
+                                       "--", sentence)
+            if done.returncode != 0 or not done.stdout:
                 log.warning("espeak-ng failed", extra={
-                    "voice": chosen, "status": proc.returncode,
-                    "stderr": err.decode(errors="replace").strip()[-2000:]})
+                    "voice": chosen, "status": done.returncode,
+                    "stderr": done.stderr.decode(errors="replace").strip()[-2000:]})
                 raise ProviderRejected(f"the local text-to-speech engine (espeak-ng) could not "
                                        f"speak with the voice {chosen!r} (exit status "
-                                       f"{proc.returncode}; the server's log has its message)")
-            return _fix_stream_wav(out)
+                                       f"{done.returncode}; the server's log has its message)")
+            return _fix_stream_wav(done.stdout)
 
         return await per_sentence(text, speak, provider=self.name, voice=chosen,
                                   concurrency=self._concurrency, spoken=self.spoken)
@@ -406,11 +411,10 @@ async def _check_readable(binary: str, voice: str, text: str) -> None:
     sample = " ".join(w for w in text.split() if _foreign(w))[:_SAMPLE_CHARS]
     if not sample:
         return
-    proc = await asyncio.create_subprocess_exec(
-        binary, "-q", "-x", "-v", voice, "--", sample, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL)
-    out, _ = await proc.communicate()
-    if proc.returncode == 0 and english_share(out.decode(errors="replace"), voice) > UNREAD_SHARE:
+    done = await processes.run(binary, "-q", "-x", "-v", voice, "--", sample,
+                               stderr=processes.DEVNULL)
+    if done.returncode == 0 and english_share(done.stdout.decode(errors="replace"),
+                                              voice) > UNREAD_SHARE:
         raise CannotRead(
             f"the local voice (espeak-ng, {voice!r}) cannot read this text: it would read many "
             "of its words as English nonsense (it cannot read Japanese kanji or Chinese). "

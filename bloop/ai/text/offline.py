@@ -7,6 +7,7 @@ would be), else the question is a blank to fill in. Everything it makes says so 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections import Counter
@@ -211,130 +212,149 @@ def _nothing(lesson: LessonText, found: list[Sentence] | None = None) -> Invalid
 
 
 class OfflineTextGenerator:
+    """Each answer is worked out on a thread: a long lesson's quiz took a quarter of a second
+    of matching, which the event loop would have waited through."""
+
     async def summary(self, lesson: LessonText, *, instructions: str = "") -> Generated[Summary]:
-        found = sentences(lesson.text)
-        if not found:
-            raise _nothing(lesson)
-        ranked = _ranked(found, key_terms(lesson, found), stopwords(lesson.language))
-        chosen = sorted(ranked[:3], key=lambda s: s.position)
-        best_per_paragraph: dict[int, Sentence] = {}
-        for s in ranked:
-            best_per_paragraph.setdefault(s.paragraph, s)
-        points = sorted(best_per_paragraph.values(), key=lambda s: s.position)[:8]
-        return Generated(Summary(summary=writing.joined([s.text for s in chosen]),
-                                 key_points=[s.text for s in points], source="offline",
-                                 note=OFFLINE_NOTE))
+        return await asyncio.to_thread(_summary, lesson)
 
     async def simpler(self, lesson: LessonText, level: Level, *,
                       instructions: str = "") -> Generated[Simplified]:
-        found = sentences(lesson.text)
-        if not found:
-            raise _nothing(lesson)
-        longest, most = {"beginner": (20, 8), "intermediate": (30, 12),
-                         "advanced": (70, 16)}[level]
-        short = [s for s in found if len(s.words) <= longest] or found
-        terms = key_terms(lesson, found)
-        chosen = sorted(_ranked(short, terms, stopwords(lesson.language))[:most],
-                        key=lambda s: s.position)
-        lines = [f"- {s.text}" for s in chosen]
-        glossary = []
-        for term in terms[:6]:
-            first = next((s for s in found if term.lower() in s.text.lower()), None)
-            if first is not None and len(first.words) <= longest + 10:
-                glossary.append(f"- **{term}**: {first.text}")
-        text = "\n".join(lines)
-        if glossary and level == "beginner":
-            text += f"\n\n{phrases(lesson.language).key_words}\n" + "\n".join(glossary)
-        return Generated(Simplified(level=level, text=text, source="offline",
-                                    note=OFFLINE_NOTE + " The sentences are the lesson's own, "
-                                    "chosen for length; they are not rewritten."))
+        return await asyncio.to_thread(_simpler, lesson, level)
 
     async def quiz(self, lesson: LessonText, count: int, *, quiz_id: str,
                    instructions: str = "") -> Generated[QuizDraft]:
-        found = sentences(lesson.text)
-        terms = key_terms(lesson, found)
-        said, stop = phrases(lesson.language), stopwords(lesson.language)
-        questions: list[dict[str, object]] = []
-        used: set[int] = set()
-        for s in _ranked(found, terms, stop):
-            if len(questions) >= count:
-                break
-            if s.position in used:
-                continue
-            for term in terms:
-                blanked = _blanked(s.text, term)
-                if blanked is None or blanked.count(BLANK) > 2 or _length(blanked) < 20:
-                    continue
-                question = self._question(len(questions) + 1, s.text, blanked, term, terms,
-                                          _related(found, s, term), said, stop)
-                if question is not None:
-                    questions.append(question)
-                    used.add(s.position)
-                    break
-        if not questions:
-            raise _nothing(lesson, found)
-        block = QuizBlock.model_validate({"id": quiz_id, "title": said.check.format(lesson.title),
-                                          "questions": questions})
-        return Generated(QuizDraft(block=block, source="offline", note=OFFLINE_NOTE))
-
-    @staticmethod
-    def _question(n: int, sentence: str, blanked: str, term: str, terms: list[str],
-                  related: set[str], said: Phrases,
-                  stop: frozenset[str]) -> dict[str, object] | None:
-        quoted = said.lesson_says.format(sentence)
-        feedback = {"correct": writing.joined([said.right, quoted]), "incorrect": quoted}
-        others = [t for t in terms if t.lower() != term.lower()
-                  and t.lower() not in sentence.lower() and _code_like(t) == _code_like(term)
-                  and _unrelated(t, term, related, stop)]
-        kind = n % 3
-        if kind == 1 and len(others) >= 1:
-            options = [term, *others[:3]]
-            options.sort(key=lambda t: (len(t) * 7 + n) % 11)
-            return {"id": f"q{n}", "type": "single_choice",
-                    "prompt": writing.joined([said.which_completes, blanked]),
-                    "feedback": feedback,
-                    "options": [{"id": f"o{i}", "text": t, "correct": t == term}
-                                for i, t in enumerate(options, 1)]}
-        wrong = n % 2 == 0
-        if kind == 2 and (others or not wrong):
-            statement = blanked.replace(BLANK, others[0] if wrong else term)
-            if wrong:
-                swapped = said.swapped.format(wrong=others[0], term=term)
-                feedback = {"correct": writing.joined([said.right, swapped, quoted]),
-                            "incorrect": writing.joined([said.wrong, swapped, quoted])}
-            return {"id": f"q{n}", "type": "true_false",
-                    "prompt": writing.joined([said.true_or_false, statement]),
-                    "answer": not wrong,
-                    "feedback": feedback}
-        return {"id": f"q{n}", "type": "short_text",
-                "prompt": writing.joined([said.fill_in, blanked]), "accepted": [term],
-                "feedback": feedback}
+        return await asyncio.to_thread(_quiz, lesson, count, quiz_id)
 
     async def flashcards(self, lesson: LessonText, count: int, *,
                          instructions: str = "") -> Generated[FlashcardSet]:
-        found = sentences(lesson.text)
-        terms = key_terms(lesson, found)
-        said = phrases(lesson.language)
-        english = primary(lesson.language) == "en"
-        made: list[Flashcard] = []
-        used: set[int] = set()
+        return await asyncio.to_thread(_flashcards, lesson, count)
+
+
+def _summary(lesson: LessonText) -> Generated[Summary]:
+    found = sentences(lesson.text)
+    if not found:
+        raise _nothing(lesson)
+    ranked = _ranked(found, key_terms(lesson, found), stopwords(lesson.language))
+    chosen = sorted(ranked[:3], key=lambda s: s.position)
+    best_per_paragraph: dict[int, Sentence] = {}
+    for s in ranked:
+        best_per_paragraph.setdefault(s.paragraph, s)
+    points = sorted(best_per_paragraph.values(), key=lambda s: s.position)[:8]
+    return Generated(Summary(summary=writing.joined([s.text for s in chosen]),
+                             key_points=[s.text for s in points], source="offline",
+                             note=OFFLINE_NOTE))
+
+
+def _simpler(lesson: LessonText, level: Level) -> Generated[Simplified]:
+    found = sentences(lesson.text)
+    if not found:
+        raise _nothing(lesson)
+    longest, most = {"beginner": (20, 8), "intermediate": (30, 12),
+                     "advanced": (70, 16)}[level]
+    short = [s for s in found if len(s.words) <= longest] or found
+    terms = key_terms(lesson, found)
+    chosen = sorted(_ranked(short, terms, stopwords(lesson.language))[:most],
+                    key=lambda s: s.position)
+    lines = [f"- {s.text}" for s in chosen]
+    glossary = []
+    for term in terms[:6]:
+        first = next((s for s in found if term.lower() in s.text.lower()), None)
+        if first is not None and len(first.words) <= longest + 10:
+            glossary.append(f"- **{term}**: {first.text}")
+    text = "\n".join(lines)
+    if glossary and level == "beginner":
+        text += f"\n\n{phrases(lesson.language).key_words}\n" + "\n".join(glossary)
+    return Generated(Simplified(level=level, text=text, source="offline",
+                                note=OFFLINE_NOTE + " The sentences are the lesson's own, "
+                                "chosen for length; they are not rewritten."))
+
+
+def _quiz(lesson: LessonText, count: int, quiz_id: str) -> Generated[QuizDraft]:
+    found = sentences(lesson.text)
+    terms = key_terms(lesson, found)
+    said, stop = phrases(lesson.language), stopwords(lesson.language)
+    questions: list[dict[str, object]] = []
+    used: set[int] = set()
+    for s in _ranked(found, terms, stop):
+        if len(questions) >= count:
+            break
+        if s.position in used:
+            continue
         for term in terms:
-            if len(made) >= count:
-                break
-            for s in found:
-                blanked = _blanked(s.text, term)
-                if s.position in used or blanked is None or blanked.count(BLANK) > 2:
-                    continue
-                asked = _definition_asked(s.text, term) if english else None
-                front = asked or writing.joined([said.complete, blanked])
-                back = s.text if asked else term
-                made.append(Flashcard(front=front, back=back,
-                                      concept_id=_concept_of(lesson, s.text)))
+            blanked = _blanked(s.text, term)
+            if blanked is None or blanked.count(BLANK) > 2 or _length(blanked) < 20:
+                continue
+            question = _question(len(questions) + 1, s.text, blanked, term, terms,
+                             _related(found, s, term), said, stop)
+            if question is not None:
+                questions.append(question)
                 used.add(s.position)
                 break
-        if not made:
-            raise _nothing(lesson, found)
-        return Generated(FlashcardSet(cards=made, source="offline", note=OFFLINE_CARDS_NOTE))
+    if not questions:
+        raise _nothing(lesson, found)
+    block = QuizBlock.model_validate({"id": quiz_id, "title": said.check.format(lesson.title),
+                                      "questions": questions})
+    return Generated(QuizDraft(block=block, source="offline", note=OFFLINE_NOTE))
+
+
+def _question(n: int, sentence: str, blanked: str, term: str, terms: list[str],
+              related: set[str], said: Phrases,
+              stop: frozenset[str]) -> dict[str, object] | None:
+    quoted = said.lesson_says.format(sentence)
+    feedback = {"correct": writing.joined([said.right, quoted]), "incorrect": quoted}
+    others = [t for t in terms if t.lower() != term.lower()
+              and t.lower() not in sentence.lower() and _code_like(t) == _code_like(term)
+              and _unrelated(t, term, related, stop)]
+    kind = n % 3
+    if kind == 1 and len(others) >= 1:
+        options = [term, *others[:3]]
+        options.sort(key=lambda t: (len(t) * 7 + n) % 11)
+        return {"id": f"q{n}", "type": "single_choice",
+                "prompt": writing.joined([said.which_completes, blanked]),
+                "feedback": feedback,
+                "options": [{"id": f"o{i}", "text": t, "correct": t == term}
+                            for i, t in enumerate(options, 1)]}
+    wrong = n % 2 == 0
+    if kind == 2 and (others or not wrong):
+        statement = blanked.replace(BLANK, others[0] if wrong else term)
+        if wrong:
+            swapped = said.swapped.format(wrong=others[0], term=term)
+            feedback = {"correct": writing.joined([said.right, swapped, quoted]),
+                        "incorrect": writing.joined([said.wrong, swapped, quoted])}
+        return {"id": f"q{n}", "type": "true_false",
+                "prompt": writing.joined([said.true_or_false, statement]),
+                "answer": not wrong,
+                "feedback": feedback}
+    return {"id": f"q{n}", "type": "short_text",
+            "prompt": writing.joined([said.fill_in, blanked]), "accepted": [term],
+            "feedback": feedback}
+
+
+def _flashcards(lesson: LessonText, count: int) -> Generated[FlashcardSet]:
+    found = sentences(lesson.text)
+    terms = key_terms(lesson, found)
+    said = phrases(lesson.language)
+    english = primary(lesson.language) == "en"
+    made: list[Flashcard] = []
+    used: set[int] = set()
+    for term in terms:
+        if len(made) >= count:
+            break
+        for s in found:
+            blanked = _blanked(s.text, term)
+            if s.position in used or blanked is None or blanked.count(BLANK) > 2:
+                continue
+            asked = _definition_asked(s.text, term) if english else None
+            front = asked or writing.joined([said.complete, blanked])
+            back = s.text if asked else term
+            made.append(Flashcard(front=front, back=back,
+                                  concept_id=_concept_of(lesson, s.text)))
+            used.add(s.position)
+            break
+    if not made:
+        raise _nothing(lesson, found)
+    return Generated(FlashcardSet(cards=made, source="offline", note=OFFLINE_CARDS_NOTE))
 
 
 def _definition_asked(sentence: str, term: str) -> str | None:

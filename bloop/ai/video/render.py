@@ -39,6 +39,7 @@ from bloop.ai.providers.tts import (
 from bloop.ai.video.fonts import require_glyphs
 from bloop.ai.video.script import VideoScript
 from bloop.ai.video.worker import RenderAnswer, RenderJob
+from bloop.platform.kit import processes
 
 log = logging.getLogger("bloop.ai.video")
 
@@ -91,8 +92,8 @@ class RenderPool:
         self._timeout_s = timeout_s
         self._log_path = log
         self._log: IO[bytes] | None = None
-        self._idle: list[asyncio.subprocess.Process] = []
-        self._all: list[asyncio.subprocess.Process] = []
+        self._idle: list[processes.Process] = []
+        self._all: list[processes.Process] = []
         self._gate = asyncio.Semaphore(size)
 
     async def __aenter__(self) -> RenderPool:
@@ -106,26 +107,22 @@ class RenderPool:
         while len(self._all) < self._size:
             self._idle.append(await self._spawn())
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
+    async def _spawn(self) -> processes.Process:
         if self._log is None and self._log_path is not None:
             self._log = self._log_path.open("ab")
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bloop.ai.video.worker", stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=self._log if self._log is not None else asyncio.subprocess.DEVNULL)
+        proc = await processes.start(
+            sys.executable, "-m", "bloop.ai.video.worker", stdin=processes.PIPE,
+            stdout=processes.PIPE, stderr=self._log)
         self._all.append(proc)
         return proc
 
     async def render(self, job: RenderJob) -> RenderAnswer:
         async with self._gate:
             proc = self._idle.pop() if self._idle else await self._spawn()
-            assert proc.stdin is not None
-            assert proc.stdout is not None
             try:
-                proc.stdin.write(job.model_dump_json().encode() + b"\n")
-                await proc.stdin.drain()
+                await proc.write(job.model_dump_json().encode() + b"\n")
                 async with asyncio.timeout(self._timeout_s):
-                    line = await proc.stdout.readline()
+                    line = await proc.readline()
             except (TimeoutError, ConnectionError) as exc:
                 await self._kill(proc)
                 what = f"took over {self._timeout_s:.0f}s" if isinstance(exc, TimeoutError) \
@@ -141,17 +138,14 @@ class RenderPool:
             self._idle.append(proc)
             return RenderAnswer.model_validate_json(line)
 
-    async def _kill(self, proc: asyncio.subprocess.Process) -> None:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
+    async def _kill(self, proc: processes.Process) -> None:
+        await proc.kill_and_wait()
         if proc in self._all:
             self._all.remove(proc)
 
     async def close(self) -> None:
         for proc in list(self._all):
-            if proc.returncode is None and proc.stdin is not None:
-                proc.stdin.close()
+            proc.close_stdin()
         for proc in list(self._all):
             try:
                 async with asyncio.timeout(5):

@@ -14,6 +14,7 @@ import pytest
 
 from bloop.platform.content.uploads import pdf
 from bloop.platform.content.uploads.settings import UploadSettings
+from bloop.platform.kit import processes
 from bloop.platform.kit.errors import Problem
 from tests.unit.content import media_samples as s
 
@@ -62,15 +63,15 @@ async def test_a_pdf_past_the_cpu_limit_is_refused(bomb: Path) -> None:
 async def test_a_cancelled_read_kills_its_reader(bomb: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     started = asyncio.Event()
-    procs: list[asyncio.subprocess.Process] = []
-    spawn = asyncio.create_subprocess_exec
+    procs: list[processes.Process] = []
+    spawn = processes.start
 
-    async def spawned(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+    async def spawned(*args: Any, **kwargs: Any) -> processes.Process:
         procs.append(await spawn(*args, **kwargs))
         started.set()
         return procs[0]
 
-    monkeypatch.setattr(asyncio, "create_subprocess_exec", spawned)
+    monkeypatch.setattr(processes, "start", spawned)
     task = asyncio.create_task(pdf.read_pdf(bomb, "bomb.pdf", UploadSettings()))
     await started.wait()
     task.cancel()
@@ -104,14 +105,14 @@ async def test_a_read_waits_for_a_free_reader_within_its_time(
     """Each reader may take a core and a gigabyte: imports at once started one each."""
     path = tmp_path / "a.pdf"
     path.write_bytes(s.pdf("Hello"))
-    spawn = asyncio.create_subprocess_exec
+    spawn = processes.start
     spawned: list[object] = []
 
-    async def counted(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+    async def counted(*args: Any, **kwargs: Any) -> processes.Process:
         spawned.append(args)
         return await spawn(*args, **kwargs)
 
-    monkeypatch.setattr(asyncio, "create_subprocess_exec", counted)
+    monkeypatch.setattr(processes, "start", counted)
     readers = asyncio.Semaphore(1)
     async with readers:  # another PDF is being read
         with pytest.raises(Problem) as caught:

@@ -17,6 +17,7 @@ from typing import Any
 
 from bloop.platform.content.uploads.markdown import escape
 from bloop.platform.content.uploads.settings import MB, UploadSettings
+from bloop.platform.kit import processes
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.text import BIDI, CONTROLS, NONCHARACTERS, visible
 
@@ -176,19 +177,13 @@ async def _run(path: Path, source: str, settings: UploadSettings) -> dict[str, A
     args = [str(path), str(settings.pdf_max_pages), str(settings.pdf_max_cpu_s),
             str(settings.pdf_max_memory_bytes)]
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", READER, *args, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        proc = await processes.start(sys.executable, "-m", READER, *args,
+                                     stdout=processes.PIPE, stderr=processes.PIPE)
     except OSError as exc:
         log.error("the PDF reader cannot start: %s", exc)
         raise PdfReaderUnavailable(f"{source}: the PDF reader cannot start; try again later",
                                    extra={"file": source}, headers=RETRY) from None
-    try:
-        out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:  # timed out, or the request was cancelled
-            proc.kill()
-            await proc.wait()
+    out, err = await proc.communicate()  # timed out or cancelled, it kills the reader
     if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
         raise PdfTooComplex(f"{source}: reading the PDF's text takes more than "
                             f"{settings.pdf_max_cpu_s} s of CPU (BLOOP_UPLOAD_PDF_MAX_CPU_S)",
