@@ -573,8 +573,9 @@ class Lesson(_LessonRules):
     @classmethod
     def create(cls, tenant: str, course: str, new: NewLesson, at: datetime | None = None) -> Lesson:
         at = at or now()
+        # `new`'s fields as they are: its blocks, checked already, are not checked again
         return cls(id=uuid.uuid4().hex, tenant=tenant, course=course, created_at=at,
-                   updated_at=at, **new.model_dump())
+                   updated_at=at, **dict(new))
 
     def edited(self, edit: LessonEdit, at: datetime | None = None) -> Lesson:
         """This lesson with `edit` applied, one version on. Raises `ValueError` when the result

@@ -76,6 +76,7 @@ from bloop.platform.kit.errors import Conflict, InvalidBody, NotFound, Problem, 
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice, every
+from bloop.platform.kit.threads import each_in_thread
 from bloop.platform.kit.turns import Turns, back_off
 
 ADMINS = frozenset({"tenant_admin", "platform_admin"})
@@ -907,8 +908,9 @@ class ContentService:
         await self._check_concepts(tenant, [c for x in new for c in (*x.teaches, *x.requires)])
         await self._check_media(tenant, [b for x in new for b in x.blocks])
         at = now()
-        lessons = [Lesson.create(tenant, course_id, x, at).model_copy(update={"id": lesson_id})
-                   for x, lesson_id in zip(new, ids, strict=True)]
+        lessons = await each_in_thread(
+            lambda pair: Lesson.create(tenant, course_id, pair[0], at).model_copy(
+                update={"id": pair[1]}), list(zip(new, ids, strict=True)))
         try:
             return await self.repo.add_lessons(lessons)
         except Missing:

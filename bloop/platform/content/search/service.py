@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from bloop.platform.content.model import now
+from bloop.platform.content.model import Course, Lesson, now
 from bloop.platform.content.search.model import (
     Filters,
     Position,
@@ -24,6 +24,7 @@ from bloop.platform.content.search.query import QuerySyntaxError, parse
 from bloop.platform.content.search.settings import SearchSettings
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import BadCursor, cursor, key_of
+from bloop.platform.kit.threads import each_in_thread
 
 log = logging.getLogger("bloop.content.search")
 BATCH = 500
@@ -44,6 +45,12 @@ def position_of(token: str, q: str, filters: Filters) -> Position:
     if fingerprint != _fingerprint(q, filters):
         raise BadCursor("the cursor belongs to another search; start again without it")
     return float(score), str(key)
+
+
+async def lesson_docs(pairs: list[tuple[Course, Lesson]]) -> list[SearchDoc]:
+    """`lesson_doc` of each lesson and its course, built in worker threads (reading every
+    block's text is too slow for the event loop)."""
+    return await each_in_thread(lambda pair: lesson_doc(*pair), pairs)
 
 
 class SearchService:
@@ -94,7 +101,8 @@ class SearchService:
             await self._drop([doc_key(tenant, "course", course_id)])
         else:
             lessons = await self.content.course_lessons(tenant, course)
-            await self._put([course_doc(course), *(lesson_doc(course, x) for x in lessons)])
+            await self._put([course_doc(course),
+                             *await lesson_docs([(course, x) for x in lessons])])
 
     async def sync_lesson(self, tenant: str, lesson_id: str) -> None:
         """Indexes the lesson as published now, or drops it when it is gone or unpublished."""
@@ -102,16 +110,16 @@ class SearchService:
 
     async def sync_lessons(self, tenant: str, lesson_ids: list[str]) -> None:
         """`sync_lesson` of each, in one write and one deletion."""
-        found: list[SearchDoc] = []
+        found: list[tuple[Course, Lesson]] = []
         gone: list[str] = []
         for lesson_id in lesson_ids:
             published = await self.content.lesson(tenant, lesson_id)
             if published is None:
                 gone.append(doc_key(tenant, "lesson", lesson_id))
             else:
-                found.append(lesson_doc(*published))
+                found.append(published)
         await self._drop(gone)
-        await self._put(found)
+        await self._put(await lesson_docs(found))
 
     def covers(self, at: datetime) -> bool:
         """True when a change made at `at` is surely in the index already: it happened well
@@ -128,7 +136,7 @@ class SearchService:
             return 0
         started, written, batch = now(), 0, list[SearchDoc]()
         async for course, lessons in self.content.catalogue():
-            batch += [course_doc(course), *(lesson_doc(course, x) for x in lessons)]
+            batch += [course_doc(course), *await lesson_docs([(course, x) for x in lessons])]
             if len(batch) >= BATCH:
                 written += await self._put(batch)
                 batch = []

@@ -42,6 +42,7 @@ from bloop.platform.kit.events.types import EventRegistry
 from bloop.platform.kit.pagination import Slice, key_of
 from bloop.platform.kit.read_back import STORED
 from bloop.platform.kit.sqlite import SqliteDB, at_once
+from bloop.platform.kit.threads import each_in_thread
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS concepts (
@@ -110,6 +111,16 @@ def _course(c: sqlite3.Connection, tenant: str, course_id: str) -> Course | None
     row = c.execute("SELECT doc FROM courses WHERE tenant = ? AND id = ?",
                     (tenant, course_id)).fetchone()
     return None if row is None else Course.model_validate_json(row["doc"], context=STORED)
+
+
+def _placed(lessons: Sequence[Lesson], at: int) -> list[tuple[Lesson, str]]:
+    """`lessons` at positions `at`, `at + 1`, …, each with the JSON it is stored as."""
+    return [_place(x, at + n) for n, x in enumerate(lessons)]
+
+
+def _place(lesson: Lesson, position: int) -> tuple[Lesson, str]:
+    placed = lesson.model_copy(update={"position": position})
+    return placed, placed.model_dump_json()
 
 
 def _put_course(c: sqlite3.Connection, course: Course) -> None:
@@ -365,21 +376,26 @@ class EmbeddedContentStore:
         if not lessons:
             return []
         first = lessons[0]
+        # Written out as JSON off the loop, where the course's lessons end now; again in the
+        # transaction, should another lesson have been added meanwhile.
+        read = await self.get_course(first.tenant, first.course)
+        at = 0 if read is None else read.next_position
+        made = await each_in_thread(lambda n: _place(lessons[n], at + n), range(len(lessons)))
 
         def write(c: sqlite3.Connection) -> list[Lesson]:
             course = _course(c, first.tenant, first.course)
             if course is None:
                 raise Missing(first.course)
-            placed = [x.model_copy(update={"position": course.next_position + n})
-                      for n, x in enumerate(lessons)]
+            placed = made if course.next_position == at else _placed(lessons,
+                                                                    course.next_position)
             _put_course(c, course.model_copy(update={
                 "lesson_count": course.lesson_count + len(placed),
                 "next_position": course.next_position + len(placed)}))
             c.executemany("INSERT INTO lessons (tenant, id, course, position, version, doc)"
                           " VALUES (?, ?, ?, ?, ?, ?)",
-                          [(x.tenant, x.id, x.course, x.position, x.version, x.model_dump_json())
-                           for x in placed])
-            return placed
+                          [(x.tenant, x.id, x.course, x.position, x.version, doc)
+                           for x, doc in placed])
+            return [x for x, _ in placed]
 
         return await self.db.transaction(write)
 

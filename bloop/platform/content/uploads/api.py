@@ -8,7 +8,7 @@ import shutil
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
@@ -21,6 +21,7 @@ from bloop.platform.content.uploads.form import read_files
 from bloop.platform.content.uploads.service import ImportResult, UploadService
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.problem_docs import RETRY_AFTER, documented_problem
+from bloop.platform.kit.threads import each_in_thread
 
 
 async def get_uploads(request: Request) -> UploadService:
@@ -63,13 +64,30 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return read
 
 
-@router.post("/uploads", status_code=201, openapi_extra={"requestBody": {"content": {
-    "multipart/form-data": {"schema": {"type": "object", "properties": {"files": {
-        "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
+async def result_json(result: ImportResult) -> bytes:
+    """`result` as FastAPI would answer it, each lesson written out in a worker thread: the
+    lessons of a big import are tens of MB of JSON, which one call would write holding the event
+    loop for a tenth of a second."""
+    rest = result.model_copy(update={"lessons": []}).model_dump_json(by_alias=True).encode()
+    head = b'{"lessons":[]'
+    if not rest.startswith(head):
+        raise AssertionError("an import's result starts with its lessons")
+    parts = [b'{"lessons":[']
+    for n, lesson in enumerate(await each_in_thread(
+            lambda x: x.model_dump_json(by_alias=True).encode(), result.lessons)):
+        parts += [b",", lesson] if n else [lesson]
+    parts += [b"]", rest[len(head):]]
+    return await asyncio.to_thread(b"".join, parts)  # copying MB off the loop too
+
+
+@router.post("/uploads", status_code=201, response_model=ImportResult, openapi_extra={
+    "requestBody": {"content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": {"files": {
+            "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
 async def import_files(
     tenant: TenantId, course: CourseId, request: Request, service: Svc, me: Author,
     content_length: Annotated[int | None, Header(ge=0)] = None,
-) -> ImportResult:
+) -> Response:
     """Imports the files into the course: Markdown with YAML front matter (a lesson), a zip of
     Markdown and images (a lesson per Markdown file, its images stored as media, an image alone
     in its paragraph an image block, and its links rewritten to them), a PDF (a lesson of its
@@ -86,15 +104,18 @@ async def import_files(
         if media_type(content_type) == "application/x-www-form-urlencoded":
             raise Problem("send the files as multipart/form-data (field `files`), not as a "
                           "URL-encoded form", status=422, code="invalid_multipart")
-        return await service.import_files(tenant, course, [], by=me)  # 422 no_files
-    body = Request(request.scope, _limited(request.receive, limit)).stream()
-    work = await asyncio.to_thread(service.workdir)
-    try:
-        files = await read_files(body, content_type, work, max_files=service.settings.max_files,
-                                 checks=service.size_check)
-        return await service.import_files(tenant, course, files, by=me, work=work)
-    finally:
-        await asyncio.to_thread(shutil.rmtree, work, True)
+        result = await service.import_files(tenant, course, [], by=me)  # 422 no_files
+    else:
+        body = Request(request.scope, _limited(request.receive, limit)).stream()
+        work = await asyncio.to_thread(service.workdir)
+        try:
+            files = await read_files(body, content_type, work,
+                                     max_files=service.settings.max_files,
+                                     checks=service.size_check)
+            result = await service.import_files(tenant, course, files, by=me, work=work)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+    return Response(await result_json(result), status_code=201, media_type="application/json")
 
 
 @router.get("/export", response_class=StreamingResponse, responses={

@@ -54,6 +54,7 @@ from bloop.platform.content.uploads.settings import UploadSettings
 from bloop.platform.kit.auth import Forbidden, Principal
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.every import Every
+from bloop.platform.kit.threads import each_in_thread
 
 log = logging.getLogger("bloop.content.uploads")
 WORDS_PER_MINUTE = 200
@@ -122,6 +123,9 @@ class Draft:
     """An exported lesson's blocks, block for block (`lesson_file.read_parts`)."""
     module: str | None = None
     """The course's module it goes in (its front matter's, when the course has it)."""
+    lesson: NewLesson | None = None
+    """The lesson it makes, checked when planned, when that names no file of the upload (the
+    lesson of one that does is made again once its media are stored)."""
 
 
 @dataclass
@@ -247,7 +251,7 @@ class UploadService:
             else:
                 assets.append(await self._asset(item.name, item.path, found))
         beside = {a.key: a.path for a in assets}
-        drafts += [await self._markdown(t.path, t.name, beside) for t in texts]
+        drafts += await each_in_thread(lambda t: self._markdown(t.path, t.name, beside), texts)
         if not assets and not drafts:
             raise Problem(f"{', '.join(names)}: nothing to import (an archive with no files in "
                           "it)", status=422, code="nothing_to_import",
@@ -273,24 +277,35 @@ class UploadService:
                 notes.append(f"{source}: the course keeps its own {', '.join(differ)} (the "
                              f"archive's course is {given.title!r})")
         stand_ins = {a.key: _stand_in(a) for a in assets}
-        for draft in drafts:
-            unknown = sorted({*draft.front.teaches, *draft.front.requires} - known)
-            if unknown:
-                raise Problem(f"{draft.source}: unknown concepts: {', '.join(unknown)}; add "
-                              "them first", status=422, code="unknown_concepts",
-                              extra={"file": draft.source, "concepts": unknown})
-            if draft.front.module is not None and draft.front.module not in modules:
-                draft.module = None
-                notes.append(f"{draft.source}: the course has no module "
-                             f"{draft.front.module!r}; the lesson is in none")
-            self._new_lesson(tenant, draft, stand_ins)
-            unused = [k for k in ("summary", "tags", "language", "level")
-                      if k in draft.front.model_fields_set and k not in NewLesson.model_fields]
-            if unused:
-                notes.append(f"{draft.source}: {', '.join(unused)} describe a course, not a "
-                             "lesson, and were not kept")
+        for said in await each_in_thread(
+                lambda d: self._check(tenant, d, known, modules, stand_ins), drafts):
+            notes += said
         await self.media.check_room(tenant, [a.digest for a in assets])
         return assets, drafts, notes, carried
+
+    def _check(self, tenant: str, draft: Draft, known: set[str], modules: list[str],
+               stand_ins: dict[str, MediaInfo]) -> list[str]:
+        """Checks the lesson `draft` makes against the tenant's `known` concepts, the course's
+        `modules` and the upload's assets as `stand_ins`; the notes it calls for."""
+        notes: list[str] = []
+        unknown = sorted({*draft.front.teaches, *draft.front.requires} - known)
+        if unknown:
+            raise Problem(f"{draft.source}: unknown concepts: {', '.join(unknown)}; add "
+                          "them first", status=422, code="unknown_concepts",
+                          extra={"file": draft.source, "concepts": unknown})
+        if draft.front.module is not None and draft.front.module not in modules:
+            draft.module = None
+            notes.append(f"{draft.source}: the course has no module "
+                         f"{draft.front.module!r}; the lesson is in none")
+        lesson = self._new_lesson(tenant, draft, stand_ins)
+        if draft.file_key is None and not draft.links:  # the same once media are stored
+            draft.lesson = lesson
+        unused = [k for k in ("summary", "tags", "language", "level")
+                  if k in draft.front.model_fields_set and k not in NewLesson.model_fields]
+        if unused:
+            notes.append(f"{draft.source}: {', '.join(unused)} describe a course, not a "
+                         "lesson, and were not kept")
+        return notes
 
     async def _inspect(self, path: Path, key: str, claimed: str | None = None,
                        **where: str) -> sniff.Sniffed:
@@ -309,9 +324,10 @@ class UploadService:
         return Asset(key=key, filename=filename, path=path, kind=found.kind,
                      digest=await asyncio.to_thread(digest))
 
-    async def _markdown(self, path: Path, source: str, entries: dict[str, Path],
-                        prefix: str = "") -> Draft:
-        raw = await asyncio.to_thread(path.read_bytes)
+    def _markdown(self, path: Path, source: str, entries: dict[str, Path],
+                  prefix: str = "") -> Draft:
+        """The lesson file at `path` read and parsed (in a worker thread: `each_in_thread`)."""
+        raw = path.read_bytes()
         text = raw.decode("utf-8-sig").replace("\f", "\n")  # a page break: a line's end
         parsed = markdown.parse_markdown(text, source,
                                          max_front_matter=self.settings.front_matter_max_bytes)
@@ -361,8 +377,9 @@ class UploadService:
             else:
                 assets.append(await self._asset(key, entry.path, found))
         media_names = {a.key[len(prefix):]: by_name[a.key[len(prefix):]] for a in assets}
-        drafts = [await self._markdown(e.path, prefix + e.name, media_names, prefix)
-                  for e in sorted(texts, key=lambda e: e.name)]
+        drafts = await each_in_thread(
+            lambda e: self._markdown(e.path, prefix + e.name, media_names, prefix),
+            sorted(texts, key=lambda e: e.name))
         return assets, drafts, courses
 
     async def _pdf(self, item: Incoming) -> Draft:
@@ -483,9 +500,10 @@ class UploadService:
                     created.append(kept.info)
             await self._carry(tenant, course_id, carried, made, by)
             if drafts:
-                lessons = await self.lessons.add_lessons(
-                    tenant, course_id, [self._new_lesson(tenant, d, stored) for d in drafts],
-                    ids=hold.lessons, by=by)
+                new = await each_in_thread(
+                    lambda d: d.lesson or self._new_lesson(tenant, d, stored), drafts)
+                lessons = await self.lessons.add_lessons(tenant, course_id, new,
+                                                         ids=hold.lessons, by=by)
             if not await self.holds.release(tenant, hold.id):
                 raise RuntimeError(f"the hold of import {hold.id} expired before it ended; "
                                    f"raise BLOOP_UPLOAD_HOLD_S above {self.settings.hold_s} s")
