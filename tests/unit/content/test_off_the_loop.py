@@ -14,7 +14,6 @@ import pytest
 from fastapi import FastAPI
 from pydantic import TypeAdapter
 
-from bloop.platform.app import create_app
 from bloop.platform.content import model
 from bloop.platform.content.media.model import Media, MediaInfo
 from bloop.platform.content.model import Course, Lesson, MarkdownBlock, NewCourse, NewLesson
@@ -27,10 +26,9 @@ from bloop.platform.content.uploads import service as uploads
 from bloop.platform.content.uploads.api import result_json
 from bloop.platform.content.uploads.service import ImportResult
 from bloop.platform.kit.events.types import registry
-from bloop.platform.kit.settings import RuntimeSettings, Settings
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.kit.threads import each_in_thread
-from tests.support import api_client, member
+from tests.support import embedded_app, member
 from tests.unit.content import media_samples as s
 
 BASE = "/v1/tenants/acme"
@@ -38,22 +36,23 @@ LESSONS = 60  # more than one piece of `each_in_thread`
 
 
 @pytest.fixture
-async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
-    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
-        monkeypatch.delenv(var, raising=False)
-    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False))
-    application = create_app(settings, services=["identity", "content"])
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(app) as c:
+async def running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                  ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    async with embedded_app(tmp_path, monkeypatch, ["identity", "content"]) as (app, c):
         c.headers.update(await member(app, c, "acme", ["educator"]))
         assert (await c.post(f"{BASE}/courses", json={"id": "py", "title": "Python"})
                 ).status_code == 201
-        yield c
+        yield app, c
+
+
+@pytest.fixture
+def app(running: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
+    return running[0]
+
+
+@pytest.fixture
+def client(running: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return running[1]
 
 
 class Calls:
