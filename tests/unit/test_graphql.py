@@ -211,6 +211,10 @@ async def test_blocks_are_counted_however_their_lessons_are_asked_for(
         many = " ".join(f"a{i}: {lesson.replace('$id', first.id)}" for i in range(4))
         body = await query(client, f"{{ {many} }}")
         assert [body["data"][f"a{i}"] is None for i in range(4)] == [False, False, False, True]
+        # media links read every block too: 100 aliases of them walked 4 million blocks
+        links = many.replace("blocks { __typename }", "mediaLinks { __typename }")
+        body = await query(client, f"{{ {links} }}")
+        assert [body["data"][f"a{i}"] is None for i in range(4)] == [False, False, False, True]
 
 
 async def test_a_failing_field_leaves_the_other_fields_their_data(

@@ -433,6 +433,7 @@ class Lesson:
            "and those whose URLs (`…/media/{id}/…`) any block's text holds (Markdown, captions, "
            "quiz prompts and choices), but a code block's")
     def media_links(self, info: Info) -> list[LessonMedia]:
+        info.context.count("blocks", len(self.source.blocks), MAX_BLOCKS)  # each one is read
         return [LessonMedia(media=m, link=_link(info, self.tenant, m))
                 for m in lesson_media(self.source, draft=self.draft)]
 
