@@ -4,14 +4,24 @@
 waits there for the child's exec, which stalls the loop for longer the more memory the server
 holds (hundreds of milliseconds at 700 MB). Here `subprocess.Popen` (vfork, then exec) runs on a
 thread of this module's own, and so does every read, write and wait on the child: the loop only
-awaits. A wait that is cancelled (its task cancelled, or its `asyncio.timeout` over) kills the
-child and reaps it before the cancellation goes on, so no child outlives what it was for.
+awaits. Each child leads a process group of its own, and a wait that is cancelled (its task
+cancelled, or its `asyncio.timeout` over) kills that whole group (the child and whatever it
+started, which may hold its pipes open) and reaps the child before the cancellation goes on, so
+no child outlives what it was for. In a group of its own a child does not get the terminal's
+Ctrl-C: the server's shutdown cancels the jobs and requests that wait for children, which kills
+them.
+
+Starts, and the reaping of a killed child, run on a small pool of their own: they take
+milliseconds, and must not queue behind the long waits (a 10-minute ffmpeg run) that fill the
+other.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +36,9 @@ Stream = int | IO[bytes] | None
 # Threads that mostly wait (for a child's output or exit), kept off the default pool that
 # `asyncio.to_thread` shares: a 10-minute ffmpeg run must not hold one of its few threads.
 PROCESS_THREADS = 64
+START_THREADS = 4
 _pool: ThreadPoolExecutor | None = None
+_start_pool: ThreadPoolExecutor | None = None
 
 
 def _threads() -> ThreadPoolExecutor:
@@ -36,9 +48,17 @@ def _threads() -> ThreadPoolExecutor:
     return _pool
 
 
+def _start_threads() -> ThreadPoolExecutor:
+    global _start_pool  # one pool for the process
+    if _start_pool is None:
+        _start_pool = ThreadPoolExecutor(START_THREADS, thread_name_prefix="bloop-process-start")
+    return _start_pool
+
+
 def _popen(args: list[str], stdin: Stream, stdout: Stream, stderr: Stream,
            env: dict[str, str] | None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env)
+    return subprocess.Popen(args, stdin=stdin, stdout=stdout, stderr=stderr, env=env,
+                            start_new_session=True)
 
 
 async def start(program: str | Path, *args: str | Path, stdin: Stream = DEVNULL,
@@ -46,8 +66,8 @@ async def start(program: str | Path, *args: str | Path, stdin: Stream = DEVNULL,
                 env: dict[str, str] | None = None) -> Process:
     """`program args` started on a thread; `PIPE`, `DEVNULL` or a file for each stream.
     Raises `OSError` when it cannot start. Cancelled while it starts, it is killed."""
-    spawning = _on_thread(lambda: _popen([str(program), *map(str, args)], stdin, stdout,
-                                         stderr, env))
+    spawning = _on_start_thread(lambda: _popen([str(program), *map(str, args)], stdin, stdout,
+                                               stderr, env))
     try:
         popen = await asyncio.shield(spawning)
     except asyncio.CancelledError:
@@ -60,7 +80,7 @@ async def start(program: str | Path, *args: str | Path, stdin: Stream = DEVNULL,
 
 def _kill_started(spawning: asyncio.Future[subprocess.Popen[bytes]]) -> None:
     if not spawning.cancelled() and spawning.exception() is None:
-        spawning.result().kill()
+        Process(spawning.result()).kill()
 
 
 @dataclass(frozen=True)
@@ -93,21 +113,30 @@ class Process:
         return self.popen.returncode
 
     def kill(self) -> None:
-        """SIGKILL, unless it has ended and been waited for already."""
-        self.popen.kill()
+        """SIGKILL to the child's process group (the child and what it started), unless the
+        child has ended and been waited for already."""
+        if self.popen.returncode is not None:
+            return  # reaped: its pid, and so its group's id, may be another's by now
+        with contextlib.suppress(ProcessLookupError):  # reaped meanwhile by another thread
+            if os.getpgid(self.pid) == self.pid:  # its own group, never the server's
+                os.killpg(self.pid, signal.SIGKILL)
+            else:
+                self.popen.kill()
 
     async def kill_and_wait(self) -> int:
         self.kill()
-        return await asyncio.shield(_on_thread(self.popen.wait))
+        return await asyncio.shield(_on_start_thread(self.popen.wait))
 
     async def _waiting(self, work: Callable[[], T]) -> T:
-        job = _on_thread(work)
+        queued = _threads().submit(work)
+        job = asyncio.wrap_future(queued)
         try:
             return await asyncio.shield(job)
         except asyncio.CancelledError:
             self.kill()
-            with contextlib.suppress(Exception):  # what a killed child said is moot
-                await job  # returns once the child is dead
+            if not queued.cancel():  # it runs: it returns once the group is dead
+                with contextlib.suppress(Exception):  # what a killed child said is moot
+                    await job
             await self.kill_and_wait()
             raise
 
@@ -142,5 +171,5 @@ class Process:
                 self.popen.stdin.close()
 
 
-def _on_thread(work: Callable[[], T]) -> asyncio.Future[T]:
-    return asyncio.get_running_loop().run_in_executor(_threads(), work)
+def _on_start_thread(work: Callable[[], T]) -> asyncio.Future[T]:
+    return asyncio.get_running_loop().run_in_executor(_start_threads(), work)

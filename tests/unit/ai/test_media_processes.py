@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -15,15 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 from bloop.ai.providers import tts as tts_module
 from bloop.ai.providers.tts import EspeakTts
 from bloop.ai.text import offline
 from bloop.ai.text.model import LessonText
 from bloop.platform.kit import processes
+from tests.support import require_tools
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                reason="espeak-ng is not installed (infra/media.sh)")
+
+@pytest.fixture
+def espeak() -> None:
+    """espeak-ng is installed (`make install`); under CI its absence fails the test."""
+    require_tools("espeak-ng")
 
 
 def children(name: str) -> list[tuple[int, str]]:
@@ -44,7 +48,7 @@ def children(name: str) -> list[tuple[int, str]]:
 
 
 async def test_espeak_is_started_on_a_thread_other_than_the_loops(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        espeak: None, monkeypatch: pytest.MonkeyPatch) -> None:
     loop_thread = threading.get_ident()
     started: list[tuple[str, int]] = []
     real = subprocess.Popen
@@ -61,9 +65,8 @@ async def test_espeak_is_started_on_a_thread_other_than_the_loops(
     assert loop_thread not in spoken
 
 
-async def test_a_cancelled_narration_leaves_no_espeak_running() -> None:
+async def test_a_cancelled_narration_leaves_no_espeak_running(espeak: None) -> None:
     """On uvloop, as `bloop serve` runs: its processes outlived their cancelled waits."""
-    uvloop = pytest.importorskip("uvloop")
     long_sentence = " ".join(["photosynthesis turns light into sugar"] * 3000) + "."
 
     async def cancelled() -> list[tuple[int, str]]:
@@ -90,7 +93,8 @@ async def test_a_process_whose_wait_times_out_is_killed_and_reaped() -> None:
     assert children("sleep") == []
 
 
-async def test_joining_the_sentences_runs_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_joining_the_sentences_runs_off_the_loop(espeak: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     threads: list[int] = []
     join = tts_module.join_sentences
 
