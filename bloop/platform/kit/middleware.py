@@ -38,6 +38,7 @@ _PAGE_HEADERS = ((b"content-security-policy", b"frame-ancestors 'none'"),
 """A page (the landing page, GraphiQL's sign-in, the API docs' Authorize) is never framed by
 another site, and GraphiQL's address, which holds the query, is not sent on."""
 _ACCESS_FIELDS = "bloop.access_fields"
+_COUNTED_STATUS = "bloop.counted_status"
 
 
 def _safety(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -60,6 +61,12 @@ def _logged(path: str | None) -> str | None:
 def note_access(scope: Scope, **fields: str) -> None:
     """Adds `fields` to the access line of the request of `scope` (each a bounded value)."""
     scope.setdefault(_ACCESS_FIELDS, {}).update(fields)
+
+
+def count_as(scope: Scope, status: int) -> None:
+    """Counts and logs the request of `scope` under `status`, not the status its answer
+    started with: an answer cut off part-way (499 when its client left or stopped reading)."""
+    scope[_COUNTED_STATUS] = status
 
 
 def client_ip(request: Request) -> str:
@@ -174,6 +181,7 @@ class RequestContextMiddleware:
                                       )(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - start
+            status = scope.get(_COUNTED_STATUS, status)
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or plain_route(scope, root_path) or "unmatched"
             method = scope.get("method", "GET")

@@ -1,7 +1,8 @@
 """Course export at its edges: media URLs that are text, not links the export names; relative
 links an import would take for the archive's media; another tenant's media; the same bytes for
 an unchanged course; a draft edited while it is written; a client that leaves, while the zip
-is built or sent; how many exports a process builds at once, a slow reader not counted."""
+is built or sent, or stops reading it; how many exports a process builds at once, a slow reader
+not counted, and how many built zips (and bytes of them) it keeps for their clients."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from bloop.platform.content.model import Lesson, NewLesson, now
 from bloop.platform.content.service import ContentService
 from bloop.platform.content.uploads.export import ExportService
 from bloop.platform.content.uploads.settings import UploadSettings
+from bloop.platform.kit.metrics import Metrics
 from tests.support import member
 from tests.unit.content import media_samples as s
 from tests.unit.content.test_export_api import (
@@ -369,3 +371,121 @@ async def test_a_zip_whose_client_leaves_while_it_is_sent_is_removed(
     r = await export(client)
     assert r.status_code == 200, r.text
     assert (exports_of(app).slots.taken, spool_open(app), spool_files(app)) == (0, [], [])
+
+
+@pytest.fixture
+def quick_to_give_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sending a zip gives up after 0.3 s without a chunk taken (set before the app is made)."""
+    monkeypatch.setenv("BLOOP_UPLOAD_EXPORT_SEND_IDLE_S", "0.3")
+
+
+def counted(app: FastAPI, status: str) -> float:
+    metrics: Metrics = app.state.platform.metrics
+    return sum(sample.value for m in metrics.registry.collect()
+               for sample in m.samples
+               if m.name == "bloop_http_requests" and sample.name.endswith("_total")
+               and sample.labels["route"].endswith("/export")
+               and sample.labels["status"] == status)
+
+
+async def test_a_client_that_stops_reading_its_zip_is_cut_off_and_the_zip_removed(
+        quick_to_give_up: None, client: httpx.AsyncClient, app: FastAPI,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A client that takes the first chunk and then nothing held its zip, its connection and
+    its place in the spool for ever; now it is cut off once it took no chunk for
+    `BLOOP_UPLOAD_EXPORT_SEND_IDLE_S`, counted 499 (its answer had started 200)."""
+    await a_course_of_four_chunks(client)
+    stalled = SlowClient()  # never reads on
+    started = time.monotonic()
+    with caplog.at_level("INFO", "bloop.content.uploads"):
+        await asyncio.wait_for(app(export_scope(client), stalled.receive, stalled.send), 10)
+    assert time.monotonic() - started < 5
+    assert stalled.sent[0]["status"] == 200
+    assert 0 < len(stalled.body()) < int(stalled.headers()["content-length"])
+    assert not any(m["type"] == "http.response.body" and not m.get("more_body", False)
+                   for m in stalled.sent)  # left unfinished: the server closes the connection
+    waiting = exports_of(app).waiting
+    assert (spool_open(app), spool_files(app), waiting.zips, waiting.bytes) == ([], [], 0, 0)
+    assert counted(app, "499") == 1
+    assert counted(app, "200") == 0
+    assert any("took no chunk of it for 0.3 s" in r.getMessage() for r in caplog.records)
+    r = await export(client)  # a reader that reads is not cut off
+    assert r.status_code == 200, r.text
+    assert len(r.content) == int(r.headers["content-length"])
+    assert counted(app, "200") == 1
+    assert UploadSettings().export_send_idle_s == 0.3
+
+
+async def test_a_client_that_leaves_part_way_is_counted_499(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    await a_course_of_four_chunks(client)
+    gone = SlowClient(leaves=True)
+    await asyncio.wait_for(app(export_scope(client), gone.receive, gone.send), 30)
+    assert (counted(app, "499"), counted(app, "200")) == (1, 0)
+    assert (exports_of(app).waiting.zips, spool_open(app)) == (0, [])
+
+
+@pytest.fixture
+def two_zips_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLOOP_UPLOAD_EXPORTS_WAITING", "2")
+
+
+async def test_a_process_keeps_so_many_zips_for_their_clients(
+        two_zips_kept: None, client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Built zips waiting for clients that do not read them filled the spool without bound:
+    now a new export is 503 `too_many_exports` while `BLOOP_UPLOAD_EXPORTS_WAITING` of them
+    wait, and is built again once one of them was sent."""
+    await a_course_of_four_chunks(client)
+    slow = [SlowClient(), SlowClient()]
+    sending = [asyncio.create_task(app(export_scope(client), c.receive, c.send)) for c in slow]
+    try:
+        for c in slow:
+            await asyncio.wait_for(c.started.wait(), 30)
+        assert exports_of(app).slots.taken == 0  # none is being built
+        assert len(spool_open(app)) == 2
+        assert spool_files(app) == []  # nameless: a process killed now leaves nothing
+        r = await export(client)
+        assert (r.status_code, r.json()["code"]) == (503, "too_many_exports")
+        assert r.json()["detail"] == ("2 course exports' zips are kept in this process for "
+                                      "their clients; try again shortly")
+        assert r.headers["retry-after"] == "10"
+        assert len(spool_open(app)) == 2  # nothing built for it
+        slow[0].read_on.set()
+        await asyncio.wait_for(sending[0], 30)
+        r = await export(client)
+        assert r.status_code == 200, r.text
+        slow[1].read_on.set()
+        await asyncio.wait_for(sending[1], 30)
+    finally:
+        for task in sending:
+            task.cancel()
+    assert slow[0].body() == slow[1].body() == r.content
+    waiting = exports_of(app).waiting
+    assert (waiting.zips, waiting.bytes, spool_open(app)) == (0, 0, [])
+    assert UploadSettings().exports_waiting == 2
+
+
+async def test_a_process_keeps_so_many_bytes_of_zips_for_their_clients(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLOOP_UPLOAD_EXPORTS_WAITING_BYTES", str(2 * 1024 * 1024))
+    assert UploadSettings().exports_waiting_bytes == 2 * 1024 * 1024
+    await a_course_of_four_chunks(client)
+    waiting = exports_of(app).waiting
+    slow = SlowClient()
+    sending = asyncio.create_task(app(export_scope(client), slow.receive, slow.send))
+    try:
+        await asyncio.wait_for(slow.started.wait(), 30)
+        size = int(slow.headers()["content-length"])
+        assert (waiting.zips, waiting.bytes) == (1, size)
+        monkeypatch.setattr(waiting, "max_bytes", size)
+        r = await export(client)
+        assert (r.status_code, r.json()["code"]) == (503, "too_many_exports")
+        assert r.json()["detail"] == ("the course exports' zips kept in this process for their "
+                                      f"clients hold {size} bytes; try again shortly")
+        monkeypatch.setattr(waiting, "max_bytes", size + 1)
+        assert (await export(client)).status_code == 200  # below it: built, beyond it meanwhile
+        slow.read_on.set()
+        await asyncio.wait_for(sending, 30)
+    finally:
+        sending.cancel()
+    assert (waiting.zips, waiting.bytes, spool_open(app)) == (0, 0, [])

@@ -4,6 +4,7 @@ lessons and media made from them, or a problem and nothing changed."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -19,7 +20,8 @@ from bloop.platform.content.media.sniff import media_type
 from bloop.platform.content.uploads.export import CourseArchive, ExportService, ExportVersion
 from bloop.platform.content.uploads.form import read_files
 from bloop.platform.content.uploads.service import ImportResult, UploadService
-from bloop.platform.kit.errors import Problem
+from bloop.platform.kit.errors import CLIENT_CLOSED, Problem
+from bloop.platform.kit.middleware import count_as
 from bloop.platform.kit.problem_docs import RETRY_AFTER, documented_problem
 from bloop.platform.kit.threads import each_in_thread
 
@@ -38,6 +40,7 @@ async def get_exports(request: Request) -> ExportService:
 
 
 Exports = Annotated[ExportService, Depends(get_exports)]
+log = logging.getLogger("bloop.content.uploads")
 MISSING_LISTED = 100
 READ_BYTES = 256 * 1024
 
@@ -123,8 +126,10 @@ async def import_files(
           "description": "the zip; `X-Missing-Media` names media the store no longer has"},
     409: documented_problem("the draft changed during each build", 409, "course_changed",
                             "the course changed while it was exported; export it again"),
-    503: {**documented_problem("as many exports as the process builds at once are being built "
-                               "(or a store it reads is down: `store_unavailable`)", 503,
+    503: {**documented_problem("as many exports as the process builds at once are being built, "
+                               "or it keeps as many zips (or bytes of them) in its spool for "
+                               "their clients as it may (or a store it reads is down: "
+                               "`store_unavailable`)", 503,
                                "too_many_exports", "4 course exports are being built in this "
                                "process; try again shortly"), "headers": RETRY_AFTER}})
 async def export_course(
@@ -139,7 +144,10 @@ async def export_course(
     of the zip refuses the lessons that show them (422 `missing_file`). A draft edited while
     it is written is written again, 409 `course_changed` after 3 tries; a process builds
     `BLOOP_UPLOAD_EXPORTS_AT_ONCE` exports at once (503 `too_many_exports` beyond; a built zip
-    being sent is not counted), and stops building one whose client left."""
+    being sent is not counted), and stops building one whose client left. It keeps
+    `BLOOP_UPLOAD_EXPORTS_WAITING` zips in its spool at once, built or being built, and
+    `BLOOP_UPLOAD_EXPORTS_WAITING_BYTES` of built ones (503 `too_many_exports` beyond). A
+    client that takes no chunk of its zip for `BLOOP_UPLOAD_EXPORT_SEND_IDLE_S` is cut off."""
 
     async def checkpoint() -> None:
         if await request.is_disconnected():
@@ -152,22 +160,50 @@ async def export_course(
     if made.missing:
         headers["X-Missing-Media"] = ", ".join(made.missing[:MISSING_LISTED])
         headers["X-Missing-Media-Count"] = str(len(made.missing))
-    return _ArchiveResponse(made, headers)
+    return _ArchiveResponse(made, headers, exports.send_idle_s)
+
+
+class _Stalled(Exception):
+    """The client took nothing of the answer for the idle time a send may wait."""
 
 
 class _ArchiveResponse(StreamingResponse):
     """The zip, sent a chunk at a time with its length; removed once sent, or once sending it
-    failed (the client left)."""
+    failed: the client left, or took no chunk for `idle_s` (the connection is then closed).
+    One not wholly sent is counted 499."""
 
-    def __init__(self, made: CourseArchive, headers: dict[str, str]) -> None:
+    def __init__(self, made: CourseArchive, headers: dict[str, str], idle_s: float) -> None:
         super().__init__(_chunks(made), media_type="application/zip", headers=headers)
-        self.made = made
+        self.made, self.idle_s = made, idle_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sent, done, stalled = 0, False, False
+
+        async def timed_send(message: Message) -> None:
+            nonlocal sent, done
+            try:
+                async with asyncio.timeout(self.idle_s):
+                    await send(message)  # waits while the client's connection is full
+            except TimeoutError:
+                raise _Stalled from None
+            if message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+                done = not message.get("more_body", False)
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, timed_send)
+        except _Stalled:
+            stalled = True  # returning unfinished makes the server close the connection
+        except ClientDisconnect:
+            pass  # a server of ASGI 2.4 sending to a connection closed
         finally:
             await self.made.close()
+        if not done:
+            count_as(scope, CLIENT_CLOSED)
+            log.info("an export's zip was not wholly sent: its client "
+                     + (f"took no chunk of it for {self.idle_s:g} s" if stalled else "left"),
+                     extra={"path": scope.get("path"), "sent_bytes": sent,
+                            "size_bytes": self.made.size})
 
 
 async def _chunks(made: CourseArchive) -> AsyncIterator[bytes]:

@@ -5,7 +5,9 @@ each once. The zip is written to an unnamed file of the spool (removed when clos
 course is never held in memory: its lessons are read and written a page (50) at a time, its
 media a chunk at a time. A draft's pages are one state of it, built again when an author
 changed it meanwhile. A process builds `BLOOP_UPLOAD_EXPORTS_AT_ONCE` at once; a built zip
-waits in the spool for its client to read it, holding none of those places.
+waits in the spool for its client to read it, holding none of those places, but one of the
+`BLOOP_UPLOAD_EXPORTS_WAITING` zips (`BLOOP_UPLOAD_EXPORTS_WAITING_BYTES`) the process keeps
+there.
 
 An entry is dated by its lesson's last edit (its media's upload), so a course exported twice
 unchanged gives the same bytes."""
@@ -21,7 +23,7 @@ import unicodedata
 import zipfile
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any, Literal
 from urllib.parse import unquote
@@ -58,6 +60,15 @@ async def _go_on() -> None:
     return None
 
 
+def _nothing() -> None:
+    return None
+
+
+def _too_many(detail: str) -> TooManyExports:
+    return TooManyExports(f"{detail}; try again shortly",
+                          headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 @dataclass
 class CourseArchive:
     file: IO[bytes]
@@ -68,10 +79,15 @@ class CourseArchive:
     media: int
     missing: list[str]
     """The ids of media the lessons name that the store no longer has."""
+    release: Callable[[], None] = field(default=_nothing, repr=False)
 
     async def close(self) -> None:
-        """Removes the zip; once is enough."""
-        await asyncio.to_thread(self.file.close)
+        """Removes the zip and frees its place in the spool; once is enough."""
+        try:
+            await asyncio.to_thread(self.file.close)
+        finally:
+            release, self.release = self.release, _nothing
+            release()
 
 
 class Slots:
@@ -85,8 +101,7 @@ class Slots:
     def take(self) -> Callable[[], None]:
         """A place (503 `too_many_exports` when none is free), and what gives it back."""
         if self.taken >= self.size:
-            raise TooManyExports(f"{self.size} course exports are being built in this process; "
-                                 "try again shortly", headers={"Retry-After": str(RETRY_AFTER_S)})
+            raise _too_many(f"{self.size} course exports are being built in this process")
         self.taken += 1
         given = False
 
@@ -97,6 +112,47 @@ class Slots:
                 self.taken -= 1
 
         return give
+
+
+class Waiting:
+    """The zips a process keeps in its spool at once, being built or built and waiting for
+    their clients (disk, and while sent a connection each), and the bytes of the built ones."""
+
+    def __init__(self, size: int, max_bytes: int) -> None:
+        self.size, self.max_bytes = size, max_bytes
+        self.zips = 0
+        self.bytes = 0
+
+    def take(self) -> Kept:
+        """A place for a zip (503 `too_many_exports` when the spool holds as many, or as many
+        bytes, as it may)."""
+        if self.zips >= self.size:
+            raise _too_many(f"{self.size} course exports' zips are kept in this process for "
+                            "their clients")
+        if self.bytes >= self.max_bytes:
+            raise _too_many(f"the course exports' zips kept in this process for their clients "
+                            f"hold {self.bytes} bytes")
+        self.zips += 1
+        return Kept(self)
+
+
+@dataclass
+class Kept:
+    """A zip's place in the spool: `hold` counts its bytes once built, `give` frees it."""
+
+    waiting: Waiting
+    size: int = 0
+    given: bool = False
+
+    def hold(self, size: int) -> None:
+        self.size = size
+        self.waiting.bytes += size
+
+    def give(self) -> None:
+        if not self.given:
+            self.given = True
+            self.waiting.zips -= 1
+            self.waiting.bytes -= self.size
 
 
 def lesson_filename(n: int, width: int, title: str) -> str:
@@ -148,7 +204,10 @@ class ExportService:
                  settings: UploadSettings | None = None) -> None:
         self.content = content
         self.media = media
-        self.slots = Slots((settings or UploadSettings()).exports_at_once)
+        settings = settings or UploadSettings()
+        self.slots = Slots(settings.exports_at_once)
+        self.waiting = Waiting(settings.exports_waiting, settings.exports_waiting_bytes)
+        self.send_idle_s = settings.export_send_idle_s
 
     async def export(self, tenant: str, course_id: str, *, by: Principal,
                      version: ExportVersion = "draft",
@@ -157,22 +216,35 @@ class ExportService:
         who may not change the course and never read it, 403 `not_an_author` to the others.
         `checkpoint` is awaited between pages of lessons and chunks of media: what it raises
         stops the build. 409 `course_changed` when the draft changed during each of the
-        `TRIES` builds. The export's place is freed once the zip is built: the caller sends
-        it and closes it."""
+        `TRIES` builds. 503 `too_many_exports` when the process builds, or keeps in its
+        spool, as many as it may. The export's place is freed once the zip is built: the
+        caller sends it and closes it, which frees its place in the spool."""
         course = await self._course(tenant, course_id, by, version)
-        release = self.slots.take()
+        kept = self.waiting.take()
         try:
-            for _ in range(TRIES - 1):
-                with contextlib.suppress(CourseChanged):
-                    return await self._build(course, version, checkpoint)
-                course = await self._course(tenant, course_id, by, version)
+            release = self.slots.take()
             try:
+                made = await self._built(tenant, course_id, by, version, course, checkpoint)
+            finally:
+                release()
+        except BaseException:
+            kept.give()
+            raise
+        kept.hold(made.size)
+        made.release = kept.give
+        return made
+
+    async def _built(self, tenant: str, course_id: str, by: Principal, version: ExportVersion,
+                     course: Course, checkpoint: Checkpoint) -> CourseArchive:
+        for _ in range(TRIES - 1):
+            with contextlib.suppress(CourseChanged):
                 return await self._build(course, version, checkpoint)
-            except CourseChanged:
-                raise CourseChanged("the course changed while it was exported; export it "
-                                    "again") from None
-        finally:
-            release()
+            course = await self._course(tenant, course_id, by, version)
+        try:
+            return await self._build(course, version, checkpoint)
+        except CourseChanged:
+            raise CourseChanged("the course changed while it was exported; export it "
+                                "again") from None
 
     async def _course(self, tenant: str, course_id: str, by: Principal,
                       version: ExportVersion) -> Course:

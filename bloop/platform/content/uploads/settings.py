@@ -34,6 +34,17 @@ class UploadSettings(BaseSettings):
         "course exports a process builds at once (each writes its whole zip to the spool "
         "first; sending a built zip, kept there until sent, is not counted); 503 "
         "`too_many_exports` beyond"))
+    exports_waiting: int = Field(default=16, ge=1, description=(
+        "course exports' zips a process keeps in its spool at once, those being built and "
+        "those built and waiting for their clients to read them; 503 `too_many_exports` "
+        "beyond"))
+    exports_waiting_bytes: int = Field(default=4 * 1024 * MB, ge=MB, description=(
+        "the bytes of the built zips a process keeps in its spool for their clients: a new "
+        "export is 503 `too_many_exports` while they hold this many (those being built may "
+        "still add theirs)"))
+    export_send_idle_s: float = Field(default=120.0, gt=0, description=(
+        "how long sending an export's zip waits for its client to take a chunk (256 KB) "
+        "before it gives up, closes the connection and removes the zip"))
     front_matter_max_bytes: int = Field(default=16 * 1024, ge=256)
     hold_s: float = Field(default=24 * 3600, ge=60, description=(
         "how long an import's hold on what it stores lasts: well past the longest import, since "
