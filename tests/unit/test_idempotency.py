@@ -7,6 +7,8 @@ sharing a data dir."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -461,3 +463,50 @@ async def test_a_graphql_operation_refused_whole_or_reading_frees_its_key(
                               headers=key("q"))
         assert r.status_code == 200, r.text
     assert await course_ids(client) == ["made"]
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+@pytest.mark.parametrize(("client_then", "status", "code"), [
+    ("leaves", 499, "client_closed_request"), ("sends-too-much", 413, "payload_too_large")])
+async def test_a_body_cut_short_is_answered_and_counted_as_without_a_key(
+        running: Running, caplog: pytest.LogCaptureFixture, keyed: bool, client_then: str,
+        status: int, code: str) -> None:
+    """With a key, the middleware reading the body ahead returned without an answer when the
+    client left: the request was logged and counted 500 under `route="unmatched"`, where one
+    without a key is 499 under its route (and its 413 was counted `unmatched` too)."""
+    app, client = running
+    path = f"{BASE}/courses"
+    headers = [(b"host", b"bloop.test"), (b"content-type", b"application/json"),
+               (b"transfer-encoding", b"chunked"),
+               *((k.lower().encode(), v.encode()) for k, v in client.headers.items()
+                 if k.lower() == "authorization"),
+               *([(b"idempotency-key", b"cut-short")] if keyed else [])]
+    asgi: Scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                   "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+                   "root_path": "", "query_string": b"", "server": ("bloop.test", 80),
+                   "client": ("127.0.0.1", 5000), "headers": headers}
+    parts: list[Message] = [
+        {"type": "http.request", "body": b'{"title": "Py', "more_body": True},
+        {"type": "http.disconnect"} if client_then == "leaves" else
+        {"type": "http.request", "body": b" " * 1_100_000, "more_body": True}]
+
+    async def receive() -> Message:
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    caplog.set_level(logging.INFO, "bloop")
+    await asyncio.wait_for(app(asgi, receive, send), 10)
+    assert sent[0]["status"] == status
+    assert json.loads(sent[1]["body"])["code"] == code
+    assert app.state.platform.metrics.registry.get_sample_value(
+        "bloop_http_requests_total",
+        {"method": "POST", "route": "/v1/tenants/{tenant}/courses", "status": str(status)}) == 1
+    [access] = [r for r in caplog.records if r.name == "bloop.http" and r.msg == "request"]
+    assert (access.__dict__["status"], access.__dict__["route"]) == (
+        status, "/v1/tenants/{tenant}/courses")
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert await course_ids(client) == []

@@ -271,13 +271,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
-        """The client left before its body was read (an upload it gave up): nothing went
-        wrong here, and no one reads the answer, counted under nginx's 499."""
-        log.info("the client went away before its request was read",
-                 extra={"path": request.url.path})
-        return problem_response(CLIENT_CLOSED, "client_closed_request",
-                                "the client closed the connection before its request was read",
-                                instance=request.url.path)
+        return client_gone_response(request.url.path)
 
     for exc_class, store in store_errors().items():
         app.add_exception_handler(exc_class, _store_down_handler(store))
@@ -311,6 +305,15 @@ def json_fault(exc: BaseException) -> str | None:
     if isinstance(exc, ValueError):  # e.g. an integer of more digits than Python converts
         return f"the JSON cannot be read: {exc}"
     return None
+
+
+def client_gone_response(path: str) -> JSONResponse:
+    """The answer to a client that left before its body was read (an upload it gave up):
+    nothing went wrong here, and no one reads the answer, counted under nginx's 499."""
+    log.info("the client went away before its request was read", extra={"path": path})
+    return problem_response(CLIENT_CLOSED, "client_closed_request",
+                            "the client closed the connection before its request was read",
+                            instance=path)
 
 
 def unexpected_response(exc: Exception, path: str, outages: StoreOutages) -> JSONResponse:

@@ -32,9 +32,16 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bloop.platform.kit.errors import BodyRefused, Problem, problem_body, problem_response
+from bloop.platform.kit.errors import (
+    BodyRefused,
+    Problem,
+    client_gone_response,
+    problem_body,
+    problem_response,
+)
 from bloop.platform.kit.idempotency.port import KEY_PATTERN, MAX_KEY_CHARS, IdempotencyStore
 from bloop.platform.kit.middleware import paths_pattern
 from bloop.platform.kit.personal_data import not_stored
@@ -187,11 +194,14 @@ class IdempotencyMiddleware:
         try:
             body = await _read_body(receive)
         except BodyRefused as exc:
+            _route_to(scope)
             await problem_response(exc.status_code, exc.code, str(exc.detail),
                                    instance=path)(scope, receive, send)
             return
-        if body is None:
-            return  # the client went away
+        if body is None:  # the client went away: 499, as a route reading the body answers
+            _route_to(scope)
+            await client_gone_response(path)(scope, receive, send)
+            return
         digest = hashlib.sha256()
         for part in (scope["method"], path, scope.get("query_string", b"").decode("latin-1")):
             digest.update(part.encode() + b"\x00")
@@ -329,6 +339,14 @@ async def _read_body(receive: Receive) -> bytes | None:
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _route_to(scope: Scope) -> None:
+    """Names in `scope` the route a request answered before routing was for, under which it is
+    counted and logged, as it is when the route answers."""
+    routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
+    scope["route"] = next((route for route in iter_route_contexts(routes)
+                           if route.matches(scope)[0] is Match.FULL), None)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
