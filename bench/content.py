@@ -102,6 +102,9 @@ class NoCache:
     async def incr(self, key: str, by: int = 1, ttl_s: float | None = None) -> int:
         return by
 
+    async def decr(self, key: str, by: int = 1) -> int:
+        return 0
+
     async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
                                 ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
         return by, [None] * len(keys)

@@ -62,6 +62,21 @@ async def test_counters(cache: Cache) -> None:
     assert await cache.get("hits") == b"5"
 
 
+async def test_a_counter_taken_from_never_goes_below_nothing(cache: Cache) -> None:
+    """A count taken back after it expired came back as -1 (a sign-in's attempt forgiven)."""
+    assert await cache.incr("hits", by=3, ttl_s=0.3) == 3
+    assert await cache.decr("hits") == 2
+    assert await cache.get("hits") == b"2"
+    await asyncio.sleep(0.45)  # it kept its expiry
+    assert await cache.get("hits") is None
+    assert await cache.decr("hits") == 0
+    assert await cache.get("hits") is None  # an absent counter is not made
+    await cache.incr("hits", by=2, ttl_s=30)
+    assert await cache.decr("hits", by=5) == 0
+    assert await cache.get("hits") is None  # removed, not left at -3
+    assert await cache.incr("hits", ttl_s=30) == 1
+
+
 async def test_ping(cache: Cache) -> None:
     await cache.ping()
 
@@ -85,6 +100,9 @@ async def test_the_cache_survives_a_server_that_lost_its_script(cache: Cache) ->
         await cache.redis.script_flush()
     await cache.set("k", b"v")
     assert await cache.incr_and_get_many("n", ["k"]) == (2, [b"v"])
+    if isinstance(cache, RedisCache):
+        await cache.redis.script_flush()
+    assert await cache.decr("n") == 1
 
 
 async def test_over_tls_or_a_unix_socket_the_cache_uses_redis_py_itself(
@@ -100,6 +118,9 @@ async def test_over_tls_or_a_unix_socket_the_cache_uses_redis_py_itself(
         assert await c.get_many(["k", "none"]) == [b"v", None]
         await client.script_flush()
         assert await c.incr_and_get_many("n", ["k"]) == (1, [b"v"])
+        await client.script_flush()
+        assert await c.decr("n") == 0
+        assert await c.get("n") is None
     finally:
         await c.delete_prefix("")
         await client.aclose()

@@ -73,6 +73,10 @@ class CountingCache:
         self.calls.append("incr")
         return await self.inner.incr(key, by, ttl_s)
 
+    async def decr(self, key: str, by: int = 1) -> int:
+        self.calls.append("decr")
+        return await self.inner.decr(key, by)
+
     async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
                                 ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
         self.calls.append("incr_and_get_many")

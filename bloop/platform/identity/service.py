@@ -74,7 +74,7 @@ from bloop.platform.kit.auth.apikeys import revoked_key_mark
 from bloop.platform.kit.auth.revocations import Revocations
 from bloop.platform.kit.auth.tokens import taken_after_expiry_s
 from bloop.platform.kit.cache import Cache
-from bloop.platform.kit.errors import Conflict, NotFound, Problem
+from bloop.platform.kit.errors import Conflict, NotFound, Problem, is_store_down
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.pagination import Slice
@@ -93,6 +93,7 @@ ACCOUNT_DIGEST_KEY = "account-digest"
 
 # Sign-in refusals an operator watches for attacks; accounts are named by a digest, not an email.
 security = logging.getLogger("bloop.security")
+log = logging.getLogger("bloop.identity")
 
 
 def token_hash(token: str) -> str:
@@ -537,8 +538,8 @@ class LoginThrottle:
         anywhere = await self.cache.incr(account, 1, ttl_s=s.lockout_s)
 
         async def forgive() -> None:
-            await self.cache.incr(pair, -1, ttl_s=s.lockout_s)
-            await self.cache.incr(account, -1, ttl_s=s.lockout_s)
+            await self.cache.decr(pair)
+            await self.cache.decr(account)
 
         if anywhere > s.account_max_failures_anywhere and signed_in_here is None:
             await forgive()
@@ -557,14 +558,27 @@ class LoginThrottle:
             raise
         if right:
             await self.cache.delete(pair)
-            await self.cache.incr(account, -1, ttl_s=s.lockout_s)
+            await self.cache.decr(account)
             if s.known_address_s:
-                await self.cache.set(known, b"1", ttl_s=s.known_address_s)
+                await self._remember(known, tenant, email, ip)
         else:
             await self.cache.incr(address, 1, ttl_s=s.lockout_s)
             security.info("sign-in refused: wrong password", extra={
                 "tenant": tenant, "account": await self.digest(tenant, email), "client_ip": ip})
         return right
+
+    async def _remember(self, known: str, tenant: str, email: str, ip: str) -> None:
+        """Marks the address as one the account signed in from, if the cache takes it: without
+        the mark, the sign-in that was right stands."""
+        try:
+            await self.cache.set(known, b"1", ttl_s=self.settings.known_address_s)
+        except Exception as exc:
+            if not is_store_down(exc):
+                raise
+            log.warning("the cache is down: an address the account signed in from is not "
+                        "remembered", extra={"tenant": tenant,
+                                             "account": await self.digest(tenant, email),
+                                             "client_ip": ip, "error": repr(exc)})
 
     async def _account_locked(self, tenant: str, email: str, ip: str) -> Problem:
         s = self.settings

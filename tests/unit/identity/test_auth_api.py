@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+import redis.exceptions
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi import FastAPI
 
@@ -298,6 +299,78 @@ async def test_guesses_from_many_addresses_at_once_are_counted_before_they_are_c
             for n, guesser in enumerate(guessers)))
     codes = sorted(r.json()["code"] for r in answers)
     assert codes == ["account_locked"] * 14 + ["invalid_credentials"] * 6
+
+
+@pytest.mark.parametrize("check", ["right", "fails"])
+async def test_a_count_that_expired_during_its_check_is_not_taken_below_nothing(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        check: str) -> None:
+    """An attempt's count is taken back once its password is right or could not be checked;
+    when the count expired meanwhile, it came back as -1: one more guess for 15 minutes."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    cache = auth_service(app).cache
+    assert isinstance(cache, MemoryCache)
+    hasher = auth_service(app).identity.hasher
+    checking = hasher.verify
+
+    async def expiring(hashed: str | None, password: str) -> bool:
+        await cache.delete_prefix("auth:fail:")  # the lockout's 15 minutes ran out
+        if check == "fails":
+            raise StoreUnavailable("sqlite", "the disk went away")
+        return await checking(hashed, password)
+
+    monkeypatch.setattr(hasher, "verify", expiring)
+    async with contextlib.AsyncExitStack() as stack:
+        home, fresh = [await stack.enter_async_context(from_address(app, host))
+                       for host in ("192.0.2.7", "192.0.2.99")]
+        r = await home.post(TOKEN, data=password_form("lee@acme.dev"))
+        assert r.status_code == (200 if check == "right" else 503), r.text
+        monkeypatch.setattr(hasher, "verify", checking)
+        assert {k: v for k, (v, _) in cache._data.items() if k.startswith("auth:fail:")} == {}
+        for _ in range(3):  # the address's lock comes at its third wrong password still
+            r = await home.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
+            assert r.json()["code"] == "invalid_credentials"
+        r = await home.post(TOKEN, data=password_form("lee@acme.dev"))
+        assert (r.status_code, r.json()["code"]) == (429, "account_locked")
+        guesser = await stack.enter_async_context(from_address(app, "10.0.0.1"))
+        for _ in range(3):  # and the account's, for everyone else, at the sixth
+            await guesser.post(TOKEN, data=password_form("lee@acme.dev", "guessing wrongly!"))
+        r = await fresh.post(TOKEN, data=password_form("lee@acme.dev"))
+        assert (r.status_code, r.json()["code"]) == (429, "account_locked")
+
+
+async def test_a_right_password_stands_when_its_address_cannot_be_remembered(
+        app: FastAPI, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Marking the address an account signed in from is for later sign-ins (see
+    `test_guesses_from_many_addresses_do_not_lock_the_owner_out_where_they_signed_in`): a cache
+    down at that moment turned the right password into an error."""
+    await member(app, client, "acme", ["learner"], email="lee@acme.dev")
+    cache = auth_service(app).cache
+    keeping = cache.set
+
+    async def down_for_marks(key: str, value: bytes, ttl_s: float | None = None) -> None:
+        if key.startswith("auth:known:"):
+            raise redis.exceptions.ConnectionError("Redis closed the connection: EOF")
+        await keeping(key, value, ttl_s)
+
+    monkeypatch.setattr(cache, "set", down_for_marks)
+    caplog.set_level(logging.WARNING, "bloop.identity")
+    async with from_address(app, "192.0.2.7") as home:
+        r = await home.post(TOKEN, data=password_form("lee@acme.dev"))
+        assert r.status_code == 200, r.text
+        grant = r.json()
+        assert (await home.get(ME, headers=bearer(grant["access_token"]))).status_code == 200
+    [warned] = [r for r in caplog.records if r.name == "bloop.identity"]
+    assert "not remembered" in warned.getMessage()
+    assert "lee@acme.dev" not in str(warned.__dict__)
+
+    async def broken(key: str, value: bytes, ttl_s: float | None = None) -> None:
+        raise RuntimeError("a bug, not an outage")
+
+    monkeypatch.setattr(cache, "set", broken)
+    r = await client.post(TOKEN, data=password_form("lee@acme.dev"))
+    assert (r.status_code, r.json()["code"]) == (500, "internal_error")
 
 
 async def test_token_requests_from_one_address_are_limited_right_or_wrong(

@@ -64,6 +64,17 @@ class MemoryCache:
         self._data[key] = (str(value).encode(), expires)
         return value
 
+    async def decr(self, key: str, by: int = 1) -> int:
+        current = self._live(key)
+        if current is None:
+            return 0
+        value = int(current) - by
+        if value <= 0:
+            del self._data[key]
+            return 0
+        self._data[key] = (str(value).encode(), self._data[key][1])
+        return value
+
     async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
                                 ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
         return await self.incr(counter, by, ttl_s), await self.get_many(keys)

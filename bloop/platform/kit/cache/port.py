@@ -24,6 +24,11 @@ class Cache(Protocol):
     async def incr(self, key: str, by: int = 1, ttl_s: float | None = None) -> int:
         """Adds to an integer counter, creating it (with `ttl_s`) when absent."""
 
+    async def decr(self, key: str, by: int = 1) -> int:
+        """Takes `by` from an integer counter, never below 0: a counter it brings to 0 or below
+        is removed, an absent one is not made, one above keeps its expiry. Returns what is
+        left."""
+
     async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
                                 ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
         """`incr(counter, by, ttl_s)` and `get_many(keys)` in one round trip, the reads after

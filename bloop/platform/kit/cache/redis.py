@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from bloop.platform.kit.cache.resp import PipelinedConnection
@@ -19,6 +20,17 @@ local out = {n}
 for i = 2, #KEYS do out[i] = redis.call('GET', KEYS[i]) end
 return out
 """
+# DECRBY, which keeps the counter's expiry, but a counter it would bring to 0 or below is
+# deleted and an absent one is not made: checked and changed as one command.
+DECR_NOT_BELOW_ZERO = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = redis.call('DECRBY', KEYS[1], ARGV[1])
+if n <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+return n
+"""
 
 
 class RedisCache:
@@ -26,6 +38,7 @@ class RedisCache:
         self.redis = redis
         self.ns = namespace + ":"
         self._incr_and_get = redis.register_script(INCR_AND_GET)
+        self._decr = redis.register_script(DECR_NOT_BELOW_ZERO)
         # The hot reads and counts take the pipelined connection; over TLS or a Unix socket,
         # redis-py's own.
         self._pipe = PipelinedConnection(redis) if PipelinedConnection.supports(redis) else None
@@ -75,18 +88,23 @@ class RedisCache:
         count, _ = await self.incr_and_get_many(key, (), by, ttl_s)
         return count
 
+    async def decr(self, key: str, by: int = 1) -> int:
+        return int(await self._run(self._decr, [self.ns + key], [by]))
+
     async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
                                 ttl_s: float | None = None) -> tuple[int, list[bytes | None]]:
         ttl_ms = 0 if ttl_s is None else max(1, int(ttl_s * 1000))
         names = [self.ns + counter, *(self.ns + k for k in keys)]
-        try:
-            reply = await self._call("EVALSHA", self._incr_and_get.sha, len(names),
-                                           *names, by, ttl_ms)
-        except NoScriptError:  # a restarted or flushed server: load the script and run it
-            reply = await self._incr_and_get(keys=names, args=[by, ttl_ms])
-        result = cast("list[int | bytes | None]", reply)
+        result = cast("list[int | bytes | None]",
+                      await self._run(self._incr_and_get, names, [by, ttl_ms]))
         # A missing key's GET is false in Lua, which keeps its place and comes back as nil.
         return int(cast(int, result[0])), [cast("bytes | None", v) for v in result[1:]]
+
+    async def _run(self, script: AsyncScript, keys: list[str], args: list[int]) -> Any:
+        try:
+            return await self._call("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:  # a restarted or flushed server: load the script and run it
+            return await script(keys=keys, args=args)
 
     async def ping(self) -> None:
         await self.redis.ping()
