@@ -22,6 +22,7 @@ from bloop.platform.kit.auth import Principal, credentials, require
 from bloop.platform.kit.errors import json_fault, problem_response, status_code_name
 from bloop.platform.kit.idempotency.layer import changed_nothing, keyed
 from bloop.platform.kit.middleware import note_access
+from bloop.platform.kit.personal_data import not_stored
 from bloop.platform.services import Service
 
 PATH = "/graphql"
@@ -29,10 +30,13 @@ PATH = "/graphql"
 
 def context_getter(names: Sequence[str]) -> Callable[..., Awaitable[Context]]:
     """Every GraphQL request needs a signed-in caller (401 otherwise, before any resolver runs);
-    each field then checks tenant, roles and scopes as its HTTP twin does."""
+    each field then checks tenant, roles and scopes as its HTTP twin does. So every answer is
+    made for a caller, and may hold people's data (`users`, a learner's `my…` fields), as
+    `PERSONAL_ANSWER`'s routes do: no cache keeps it, a query sent over GET included."""
 
-    async def get_context(request: Request,
+    async def get_context(request: Request, response: Response,
                           principal: Annotated[Principal, Depends(require())]) -> Context:
+        not_stored(response)
         mounted = {name: getattr(request.app.state, name, None) for name in names}
         return Context({name if key == "service" else f"{name}.{key}": value
                         for name, m in mounted.items() if m is not None

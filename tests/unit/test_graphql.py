@@ -575,6 +575,22 @@ async def test_a_document_of_several_operations_runs_the_one_named(start: Start)
         assert r.json() == {"data": {"a": "Query"}}
 
 
+async def test_no_cache_keeps_an_answer_as_none_keeps_people_s_data_over_http(
+        start: Start) -> None:
+    """Before, a GraphQL answer carried no Cache-Control, over GET too, which browsers and
+    proxies may keep: the tenant's users, a learner's paths and reviews, where the HTTP API's
+    `…/users` and `…/learning/me/…` answer no-store."""
+    users = '{ users(tenant: "demo", first: 5) { items { email } } }'
+    async with start() as (_, client):
+        rest = await client.get("/v1/tenants/demo/users")
+        assert rest.headers["cache-control"] == "no-store"
+        for r in (await client.post("/graphql", json={"query": users}),
+                  await client.get("/graphql", params={"query": users})):
+            assert r.status_code == 200, r.text
+            assert r.json()["data"]["users"]["items"], r.text
+            assert r.headers["cache-control"] == rest.headers["cache-control"]
+
+
 @pytest.mark.parametrize(("text", "http"), [
     ('{{ courses(tenant: "demo", after: "{}") {{ next }} }}', "/v1/tenants/demo/courses?after={}"),
     ('{{ concepts(tenant: "demo", after: "{}") {{ next }} }}',

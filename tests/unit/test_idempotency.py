@@ -420,6 +420,8 @@ async def test_graphql_takes_the_key_too(running: Running) -> None:
     assert "errors" not in first.json()
     r = await client.post("/graphql", json=body, headers=key("g"))
     assert r.json() == first.json()
+    # The replay is the answer no cache keeps, as the first (it dropped Cache-Control).
+    assert r.headers["cache-control"] == first.headers["cache-control"] == "no-store"
     assert await course_ids(client) == ["made"]
     r = await client.post("/graphql", json=graphql("{ __typename }"), headers=key("g"))
     assert r.status_code == 422

@@ -149,7 +149,7 @@ async def jwks(auth: AuthSvc) -> dict[str, Any]:
     return await auth.keys.jwks()
 
 
-@auth_router.get("/v1/auth/principal")
+@auth_router.get("/v1/auth/principal", dependencies=[PERSONAL_ANSWER])
 async def principal(me: Anyone) -> PrincipalView:
     """Who the presented credential (an access token or an API key) acts as: its tenant, roles
     and scopes. Processes that run without identity check API keys here."""

@@ -22,8 +22,8 @@ def not_stored(response: Response) -> None:
 
 PERSONAL_ANSWER = Depends(not_stored)
 """In a route's `dependencies`: its answer carries people's data (a profile, a list of users or
-of invited addresses), which no cache keeps, as a data export; they carry no validator to
-revalidate a kept copy with anyway."""
+of invited addresses, a learner's progress or quiz attempts), which no cache keeps, as a data
+export; they carry no validator to revalidate a kept copy with anyway."""
 
 PersonalData = Callable[[str, str], Awaitable[dict[str, object]]]
 """(tenant, user id) → everything one service holds about that user, as JSON-ready data."""

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 from bloop.platform.kit.auth import Principal, Role, a_person, require
 from bloop.platform.kit.errors import Invalid
 from bloop.platform.kit.pagination import After, Page
+from bloop.platform.kit.personal_data import PERSONAL_ANSWER
 from bloop.platform.kit.preconditions import version_named
 from bloop.platform.kit.times import in_utc, iso_only, plus_restored
 from bloop.platform.learning.model import (
@@ -237,7 +238,7 @@ async def enrol(tenant: TenantId, body: NewEnrolment, service: Svc, response: Re
     return enrolment
 
 
-@router.get("/me/enrolments")
+@router.get("/me/enrolments", dependencies=[PERSONAL_ANSWER])
 async def my_enrolments(tenant: TenantId, service: Svc, me: Learner, after: After = None,
                         limit: Limit = 100) -> Page[Enrolment]:
     """The learner's enrolments, oldest first, a page at a time: `next` is the cursor
@@ -264,13 +265,13 @@ async def record_progress(tenant: TenantId, lesson: RecordId, body: ProgressUpda
     return await service.record_progress(tenant, me.user_id, lesson, body)
 
 
-@router.get("/me/progress")
+@router.get("/me/progress", dependencies=[PERSONAL_ANSWER])
 async def my_progress(tenant: TenantId, service: Svc, me: Learner) -> ProgressReport:
     """Each lesson's progress, and completion per enrolled course and its modules."""
     return await service.progress_report(tenant, me.user_id)
 
 
-@router.get("/me/mastery")
+@router.get("/me/mastery", dependencies=[PERSONAL_ANSWER])
 async def my_mastery(tenant: TenantId, service: Svc, me: Learner, after: After = None,
                      limit: Limit = 100) -> Page[Mastery]:
     """The learner's mastery by concept, a page at a time: `next` is the cursor (`after`) of
@@ -279,7 +280,7 @@ async def my_mastery(tenant: TenantId, service: Svc, me: Learner, after: After =
     return Page(items=found.items, next=found.next)
 
 
-@router.get("/me/paths")
+@router.get("/me/paths", dependencies=[PERSONAL_ANSWER])
 async def my_paths(tenant: TenantId, service: Svc, me: Learner, after: After = None,
                    limit: Limit = PATHS_A_PAGE) -> Page[LearningPath]:
     """The path to each goal the learner enrolled in, in the order they enrolled, a page at a
@@ -289,7 +290,7 @@ async def my_paths(tenant: TenantId, service: Svc, me: Learner, after: After = N
     return Page(items=found.items, next=found.next)
 
 
-@router.get("/me/path")
+@router.get("/me/path", dependencies=[PERSONAL_ANSWER])
 async def my_path(tenant: TenantId, service: Svc, me: Learner,
                   course: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
                   concept: Annotated[str | None, Query(pattern=SLUG_PATTERN)] = None,
@@ -300,7 +301,7 @@ async def my_path(tenant: TenantId, service: Svc, me: Learner,
     return await service.path(tenant, me.user_id, course_id=course, concept=concept)
 
 
-@router.get("/me/next")
+@router.get("/me/next", dependencies=[PERSONAL_ANSWER])
 async def my_next(tenant: TenantId, service: Svc, me: Learner) -> NextItem:
     """A due review, else the first unblocked lesson on the learner's paths not yet completed."""
     return await service.next_item(tenant, me.user_id)
@@ -338,7 +339,7 @@ async def drop_card(tenant: TenantId, card: RecordId, service: Svc, me: Learner)
     await service.drop_card(tenant, me.user_id, card)
 
 
-@router.get("/me/reviews/due")
+@router.get("/me/reviews/due", dependencies=[PERSONAL_ANSWER])
 async def due_reviews(tenant: TenantId, service: Svc, me: Learner,
                       limit: Limit = 50,
                       at: Annotated[UtcTime | None, Query(

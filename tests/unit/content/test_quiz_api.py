@@ -156,6 +156,23 @@ async def test_learners_submit_and_read_their_own_staff_read_all(
     assert (await client.get(url, headers=other)).status_code == 403
 
 
+async def test_no_cache_keeps_a_learner_s_attempts(app: FastAPI,
+                                                  client: httpx.AsyncClient) -> None:
+    """A learner's graded answers, their own or every learner's to staff, came back with no
+    Cache-Control, storable, where identity's answers about people are no-store."""
+    lesson = await lesson_with_quiz(client)
+    ada = await member(app, client, "acme", ["learner"])
+    url = f"{BASE}/lessons/{lesson}/quizzes/check/attempts"
+    assert (await client.post(url, json={"answers": RIGHT}, headers=ada)).status_code == 201
+    for r in (await client.get(url, headers=ada),
+              await client.get(f"{BASE}/lessons/{lesson}/attempts")):
+        assert (r.status_code, r.headers.get("cache-control")) == (200, "no-store"), r.url
+        assert len(r.json()["items"]) == 1
+    # The quiz itself is no one's data.
+    r = await client.get(f"{BASE}/lessons/{lesson}/quizzes/check", headers=ada)
+    assert (r.status_code, r.headers.get("cache-control")) == (200, None)
+
+
 async def test_attempts_page_with_after_as_every_list_does(
         app: FastAPI, client: httpx.AsyncClient) -> None:
     """`after` takes the `next` of the page before, and the last page's `next` is null, also

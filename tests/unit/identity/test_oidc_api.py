@@ -862,6 +862,9 @@ async def test_an_admin_lists_and_removes_links_and_the_next_sign_in_links_again
     assert listed.status_code == 200, listed.text
     assert [(x["provider"], x["subject"], x["email"], x["user_id"]) for x in listed.json()] == [
         ("google", "old-sub", "ada@acme.dev", ada_id)]
+    # A person's accounts elsewhere, as identity's other answers about people: no cache keeps
+    # them (they came back storable).
+    assert listed.headers["cache-control"] == "no-store"
     # only a tenant admin sees or removes them
     assert (await client.get(links_url(ada_id), headers=ada)).status_code == 403
     assert (await client.delete(f"{links_url(ada_id)}/google", headers=ada)).status_code == 403

@@ -136,6 +136,8 @@ async def test_the_principal_route_answers_for_any_credential(identity: Identity
     assert r.status_code == 200, r.text
     assert (r.json()["kind"], r.json()["tenant"], r.json()["roles"]) == (
         "user", "acme", ["learner"])
+    # who a credential is (its user, session and token), as `…/me`: no cache keeps it
+    assert r.headers["cache-control"] == "no-store"
     r = await client.get("/v1/auth/principal")
     assert r.status_code == 401
     assert r.headers["content-type"] == "application/problem+json"

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from fsrs.scheduler import DEFAULT_PARAMETERS
 
 from bloop.ai.jobs.events import Card as AiCard
@@ -295,6 +296,29 @@ async def test_a_learner_follows_a_path_that_shrinks_with_mastery(running: tuple
     assert "bloop.learning.lesson.completed.v1" in types
     assert types.count("bloop.learning.concept.mastered.v1") == 2
     assert types.count("bloop.learning.path.changed.v1") >= 2
+
+
+async def test_no_cache_keeps_a_learner_s_own_reads(running: tuple[
+        FastAPI, httpx.AsyncClient]) -> None:
+    """A learner's enrolments, progress, mastery, paths and due reviews came back with no
+    Cache-Control, storable, where identity's `…/me` answers no-store."""
+    app, client = running
+    await python_course(app, client)
+    pupil = await learner(app, client)
+    r = await client.post(f"{BASE}/me/enrolments", json={"course_id": "py"}, headers=pupil)
+    assert r.status_code == 201, r.text
+    reads = sorted(str(route.path).removeprefix("/v1/tenants/{tenant}/learning")
+                   for route in iter_route_contexts(app.router.routes)
+                   if "GET" in (route.methods or ()) and "/learning/me/" in str(route.path))
+    assert reads == ["/me/enrolments", "/me/mastery", "/me/next", "/me/path", "/me/paths",
+                     "/me/progress", "/me/reviews/due"]
+    for read in reads:
+        r = await client.get(f"{BASE}{read}", params={"course": "py"} if read == "/me/path"
+                             else {}, headers=pupil)
+        assert (r.status_code, r.headers.get("cache-control")) == (200, "no-store"), read
+    # The tenant's graph is no one's data.
+    r = await client.get(f"{BASE}/concepts", headers=pupil)
+    assert (r.status_code, r.headers.get("cache-control")) == (200, None)
 
 
 async def test_graded_attempts_are_idempotent_and_order_free(running: tuple[

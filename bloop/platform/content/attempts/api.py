@@ -15,6 +15,7 @@ from bloop.platform.content.service import ETAG
 from bloop.platform.kit.auth import Principal, a_person, require
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import After, Page, Slice
+from bloop.platform.kit.personal_data import PERSONAL_ANSWER
 from bloop.platform.kit.preconditions import entity_tags, named_version
 
 MAX_SUBMISSION_BYTES = 64 * 1024
@@ -95,7 +96,7 @@ async def submit_attempt(tenant: TenantId, lesson: LessonId, quiz: QuizId,
                                 lesson_version=version)
 
 
-@router.get("/quizzes/{quiz}/attempts")
+@router.get("/quizzes/{quiz}/attempts", dependencies=[PERSONAL_ANSWER])
 async def my_attempts(tenant: TenantId, lesson: LessonId, quiz: QuizId, service: Svc,
                       me: Learner, after: After = None, limit: Limit = 100) -> Page[Attempt]:
     """The caller's own attempts at the quiz, newest first, a page at a time: `next` is the
@@ -106,7 +107,7 @@ async def my_attempts(tenant: TenantId, lesson: LessonId, quiz: QuizId, service:
                                          limit=limit))
 
 
-@router.get("/attempts")
+@router.get("/attempts", dependencies=[PERSONAL_ANSWER])
 async def lesson_attempts(
     tenant: TenantId, lesson: LessonId, service: Svc, _: Staff,
     quiz: Annotated[str | None, Query(pattern=QUIZ_ID_PATTERN)] = None,

@@ -20,6 +20,7 @@ from bloop.platform.identity.oidc.service import OidcService
 from bloop.platform.identity.service import TokenGrant
 from bloop.platform.kit.auth import Principal, require
 from bloop.platform.kit.middleware import client_ip
+from bloop.platform.kit.personal_data import PERSONAL_ANSWER
 
 TenantId = Annotated[str, Path(pattern=SLUG_PATTERN, description="the tenant's slug")]
 Name = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=40, description="the provider's name")]
@@ -62,7 +63,7 @@ async def delete_provider(tenant: TenantId, name: Name, oidc: Oidc, _: AdminWrit
     await oidc.remove(tenant, name)
 
 
-@oidc_router.get("/{tenant}/users/{user_id}/oidc-links")
+@oidc_router.get("/{tenant}/users/{user_id}/oidc-links", dependencies=[PERSONAL_ANSWER])
 async def list_links(tenant: TenantId, user_id: UserId, oidc: Oidc,
                      _: AdminRead) -> list[OidcLink]:
     """The account's links to a provider's account, made at its first sign-in through one."""

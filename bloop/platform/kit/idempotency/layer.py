@@ -54,7 +54,7 @@ _VALID_KEY = re.compile(KEY_PATTERN)
 _SCOPE = "bloop.idempotency"
 MALFORMED = "malformed"  # in the scope for a key that is no key
 KEPT_HEADERS = frozenset({b"content-type", b"location", b"content-location", b"etag",
-                          b"last-modified", b"link"})
+                          b"last-modified", b"link", b"cache-control"})
 MAX_KEPT_BYTES = 1_048_576  # a larger answer is not kept: its key is freed
 IN_USE_RETRY_S = 1
 NO_KEY = f"an {HEADER} is 1 to {MAX_KEY_CHARS} printable ASCII characters, without spaces"
