@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
+import sys
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,6 +16,7 @@ import pytest
 from fastapi import FastAPI, Request
 
 from bloop.platform.kit import serving
+from bloop.platform.kit.http_protocol import Limits
 from bloop.platform.kit.middleware import client_ip
 from bloop.platform.kit.settings import HttpSettings, read
 
@@ -80,3 +83,160 @@ async def test_a_request_through_a_trusted_proxy_comes_from_the_client_it_forwar
     if trusted is not None:
         monkeypatch.setenv("BLOOP_HTTP_FORWARDED_ALLOW_IPS", trusted)
     assert await seen(read(HttpSettings), peer, forwarded) == client
+
+
+# What comes before a request's body: uvicorn (httptools) set no time nor size to it, nor a
+# number of connections to a peer.
+
+GET = b"GET /whoami HTTP/1.1\r\nHost: bloop\r\n\r\n"
+
+
+@contextlib.asynccontextmanager
+async def raw(http: HttpSettings) -> AsyncIterator[int]:
+    async with served(whoami_app(), http) as base:
+        yield int(base.rsplit(":", 1)[1])
+
+
+async def connect(port: int, peer: str = "127.0.0.1"
+                  ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port, local_addr=(peer, 0))
+
+
+async def until_closed(reader: asyncio.StreamReader, within_s: float) -> bytes:
+    """What the server sent before it closed the connection, which it must within `within_s`."""
+    async with asyncio.timeout(within_s):
+        try:
+            return await reader.read()
+        except ConnectionResetError:
+            return b""
+
+
+async def still_open(reader: asyncio.StreamReader) -> bool:
+    try:
+        async with asyncio.timeout(0.3):
+            await reader.read(1)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout() -> None:
+    async with raw(HttpSettings(header_timeout_s=0.3)) as port:
+        reader, writer = await connect(port)
+        assert await still_open(reader)  # 0.3 s: not before its time
+        assert await until_closed(reader, 2) == b""
+        writer.close()
+
+
+async def trickled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """Starts a request and sends its headers a byte every 50 ms: what the server answered
+    before it closed the connection, within 3 s."""
+    writer.write(b"GET /whoami HTTP/1.1\r\n")
+
+    async def trickle() -> None:
+        with contextlib.suppress(ConnectionError):
+            while not writer.is_closing():
+                writer.write(b"X")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(trickle())
+    try:
+        return await until_closed(reader, 3)
+    finally:
+        task.cancel()
+        writer.close()
+
+
+async def test_headers_trickled_are_cut_off_at_the_header_timeout() -> None:
+    async with raw(HttpSettings(header_timeout_s=0.5)) as port:
+        answer = await trickled(*await connect(port))
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+
+
+async def test_the_next_request_on_a_connection_has_the_header_timeout_too() -> None:
+    async with raw(HttpSettings(header_timeout_s=0.5)) as port:
+        reader, writer = await connect(port)
+        writer.write(GET)
+        assert (await reader.readuntil(b'"127.0.0.1"')).startswith(b"HTTP/1.1 200 ")
+        answer = await trickled(reader, writer)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+
+
+@pytest.mark.parametrize("headers", [
+    b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 90) for i in range(1000)),  # 100 KB of them
+    b"Cookie: " + b"c" * 100_000 + b"\r\n",
+    b"".join(b"X-%d: v\r\n" % i for i in range(201)),  # too many
+])
+async def test_too_large_headers_get_431_and_the_connection_closed(headers: bytes) -> None:
+    async with raw(HttpSettings()) as port:
+        reader, writer = await connect(port)
+        writer.write(b"GET /whoami HTTP/1.1\r\nHost: bloop\r\n" + headers + b"\r\n")
+        answer = await until_closed(reader, 3)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+
+
+async def test_keep_alive_and_pipelined_requests_still_work() -> None:
+    post = (b"POST /whoami HTTP/1.1\r\nHost: bloop\r\nContent-Length: 70000\r\n\r\n"
+            + b"x" * 70_000)  # a body past the header limit, answered 405
+    async with raw(HttpSettings(header_timeout_s=5, max_header_bytes=8192)) as port:
+        reader, writer = await connect(port)
+        writer.write(GET)
+        first = await reader.readuntil(b'"127.0.0.1"')
+        writer.write(GET + post + GET)  # pipelined
+        rest = await reader.readuntil(b'"127.0.0.1"')
+        rest += await reader.readuntil(b"HTTP/1.1 ")
+        rest += await reader.readuntil(b'"127.0.0.1"')
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 200 ")
+    assert [a.split(b" ", 1)[0] for a in rest.split(b"HTTP/1.1 ")[1:]] == [b"200", b"405", b"200"]
+
+
+async def test_a_client_may_hold_only_so_many_connections_but_a_trusted_proxy_more() -> None:
+    http = HttpSettings(max_connections_per_client=3, forwarded_allow_ips=[INGRESS])
+    async with raw(http) as port:
+        held = [await connect(port) for _ in range(3)]
+        proxied = [await connect(port, INGRESS) for _ in range(5)]
+        reader, writer = await connect(port)
+        assert await until_closed(reader, 2) == b""
+        writer.close()
+        for reader, _ in [*held, *proxied]:
+            assert await still_open(reader)
+        for reader, writer in proxied:
+            writer.write(GET)
+            assert (await reader.readuntil(b'"127.0.0.2"')).startswith(b"HTTP/1.1 200 ")
+        held[0][1].close()
+        await held[0][1].wait_closed()
+        await asyncio.sleep(0.1)
+        reader, writer = await connect(port)  # a place freed
+        writer.write(GET)
+        assert (await reader.readuntil(b'"127.0.0.1"')).startswith(b"HTTP/1.1 200 ")
+        for _, w in [*held, *proxied, (reader, writer)]:
+            w.close()
+
+
+def test_the_trusted_proxies_connections_are_not_counted() -> None:
+    limits = Limits.of(HttpSettings(forwarded_allow_ips=["10.0.0.0/8", "::1"]))
+    assert [limits.exempts(h) for h in ("10.1.2.3", "::ffff:10.1.2.3", "::1")] == [True] * 3
+    assert [limits.exempts(h) for h in ("127.0.0.1", "2001:db8::1", "unix")] == [False] * 3
+    assert Limits.of(HttpSettings(forwarded_allow_ips=["*"])).exempts("203.0.113.7")
+    assert not Limits.of(HttpSettings(forwarded_allow_ips=[])).exempts("127.0.0.1")
+
+
+def test_without_httptools_uvicorn_chooses_its_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("httptools", "uvicorn.protocols.http.httptools_impl",
+                 "bloop.platform.kit.http_protocol"):
+        monkeypatch.setitem(sys.modules, name, None)
+    assert serving.http_protocol(HttpSettings()) == "auto"
+
+
+def test_refused_connections_are_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    limits = Limits.of(HttpSettings(max_connections_per_client=1))
+    assert limits.admit("203.0.113.7")
+    with caplog.at_level(logging.WARNING, "bloop.http"):
+        assert not any([limits.admit("203.0.113.7") for _ in range(100)])
+    assert len(caplog.records) == 1
+    limits.release("203.0.113.7")
+    assert limits.open == {}
+    assert limits.admit("203.0.113.7")

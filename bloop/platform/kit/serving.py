@@ -4,6 +4,7 @@ before it cancels them and runs the app's lifespan shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import sys
@@ -27,13 +28,26 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+def http_protocol(http: HttpSettings) -> type[asyncio.Protocol] | str:
+    """uvicorn's httptools protocol with Bloop's limits on request headers and connections per
+    client (`kit.http_protocol`); without httptools, uvicorn's choice (h11, whose
+    `h11_max_incomplete_event_size` bounds the headers, but with no header timeout)."""
+    try:
+        from bloop.platform.kit.http_protocol import protocol
+    except ImportError:
+        return "auto"
+    return protocol(http)
+
+
 def config(app: FastAPI, host: str, port: int, http: HttpSettings) -> uvicorn.Config:
     """uvicorn's configuration for `app`: the client of a request from one of the proxies of
     `BLOOP_HTTP_FORWARDED_ALLOW_IPS` is the one its `X-Forwarded-For` names (uvicorn's own
     FORWARDED_ALLOW_IPS is not read)."""
     return uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
                           lifespan="on", timeout_graceful_shutdown=http.shutdown_timeout_s,
-                          proxy_headers=True, forwarded_allow_ips=list(http.forwarded_allow_ips))
+                          proxy_headers=True, forwarded_allow_ips=list(http.forwarded_allow_ips),
+                          http=http_protocol(http),
+                          h11_max_incomplete_event_size=http.max_header_bytes)
 
 
 def serve(app: FastAPI, host: str, port: int, http: HttpSettings) -> None:

@@ -151,6 +151,14 @@ class HttpSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     body_idle_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    """How long a request's line and headers may take to arrive, from the connection's opening
+    or the end of the previous response on it; past it the connection is closed."""
+    max_header_bytes: int = Field(default=65_536, ge=8192, le=16_777_216)
+    """A request whose line and headers are larger gets 431 and its connection closed."""
+    max_connections_per_client: int = Field(default=512, ge=1)
+    """Connections one peer address may hold open (a trusted proxy's are not counted); its
+    next ones are closed at once."""
     shutdown_timeout_s: int = Field(default=20, ge=1, le=3600)
     """How long a stopping server waits for the requests in flight before it cancels them."""
     idempotency_keep_s: int = Field(default=86_400, ge=60, le=30 * 86_400)
