@@ -25,6 +25,7 @@ from bloop.platform.kit.fixed_paths import claim_fixed_paths
 from bloop.platform.kit.health import ops_router
 from bloop.platform.kit.idempotency.layer import install_idempotency
 from bloop.platform.kit.middleware import RequestContextMiddleware
+from bloop.platform.kit.openapi_doc import serve_openapi
 from bloop.platform.kit.personal_data import PersonalDataSources
 from bloop.platform.kit.problem_docs import document_problems
 from bloop.platform.kit.settings import Settings, SettingsError, unknown_names
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
     if http_routes:
         install_idempotency(app, lambda: app.state.platform.idempotency, settings.http,
                             [p for s in chosen for p in s.large_bodies])
+    serve_openapi(app)
     # The platform (and its metrics) is created by the lifespan, after the middleware.
     app.add_middleware(RequestContextMiddleware, metrics=lambda: app.state.platform.metrics,
                        max_body_bytes=settings.http.max_body_bytes,

@@ -110,3 +110,52 @@ async def test_behind_a_root_path_the_schema_and_assets_are_counted_under_their_
                                   ("GET", "/docs", 200), ("GET", "/docs/assets", 200),
                                   ("GET", "unmatched", 404)):
         assert f'method="{method}",route="{route}",status="{status}"' in counted, (method, route)
+
+
+async def test_the_schema_is_built_once_and_sent_as_built(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request re-ran the document's wrappers over the whole document and serialised it
+    again (60-100 ms on the event loop each, for anyone: the route needs no credential)."""
+    from fastapi.responses import JSONResponse
+
+    from bloop.platform.kit import union_tags
+
+    runs: list[int] = []
+    wrapped = union_tags.require_union_tags
+
+    def counted(doc: dict[str, object]) -> None:
+        runs.append(1)
+        wrapped(doc)
+
+    monkeypatch.setattr(union_tags, "require_union_tags", counted)
+    app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path)), services=["identity"],
+                     seed=False)
+    async for c in client_of(app):
+        first, second = await c.get("/openapi.json"), await c.get("/openapi.json")
+    assert len(runs) == 1
+    assert first.content == second.content == JSONResponse(app.openapi()).body
+    assert len(runs) == 1
+    assert first.headers["etag"] == second.headers["etag"]
+    assert first.headers["cache-control"] == "public, max-age=300"
+
+
+async def test_the_schema_answers_304_to_its_etag(client: httpx.AsyncClient) -> None:
+    etag = (await client.get("/openapi.json")).headers["etag"]
+    for asked in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = await client.get("/openapi.json", headers={"If-None-Match": asked})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+    changed = await client.get("/openapi.json", headers={"If-None-Match": '"other"'})
+    assert changed.status_code == 200
+    assert changed.json()["openapi"]
+
+
+async def test_behind_a_root_path_the_schema_names_it_as_its_server(tmp_path: Path) -> None:
+    app = create_app(Settings(runtime=RuntimeSettings(data_dir=tmp_path)), services=["identity"],
+                     seed=False)
+    async for c in client_of(app, root_path="/api"):
+        under = await c.get("/api/openapi.json")
+    async for c in client_of(app):
+        bare = await c.get("/openapi.json")
+    assert under.json()["servers"] == [{"url": "/api"}]
+    assert "servers" not in bare.json()
+    assert under.headers["etag"] != bare.headers["etag"]
