@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import strawberry
+from graphql import parse
 from graphql.error import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.base import get_object_definition
+from strawberry.types.graphql import OperationType
 
+from bloop.graphql.context import Context
 from bloop.graphql.errors import ProblemErrors, in_the_query
+from bloop.graphql.introspection import Introspections, introspection_only, key_of
 from bloop.graphql.limits import limits
 from bloop.graphql.operations import OneOperation
 from bloop.graphql.scalars import SCALARS
@@ -32,12 +36,33 @@ MUTATION = ("the writes of the services this process runs, each as its HTTP twin
 
 
 class Schema(strawberry.Schema):
-    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.introspections = Introspections()
+
+    async def execute(
+            self, query: str | None, variable_values: dict[str, Any] | None = None,
+            context_value: Any | None = None, root_value: Any | None = None,
+            operation_name: str | None = None,
+            allowed_operation_types: Iterable[OperationType] | None = None,
+            operation_extensions: dict[str, Any] | None = None) -> ExecutionResult:
         """Errors in the query (syntax, validation, variables) get their code here, after the
-        extensions: a syntax error is raised by the parsing extension, which no extension sees."""
-        result = await super().execute(*args, **kwargs)
+        extensions: a syntax error is raised by the parsing extension, which no extension sees.
+        An introspection-only operation answered before is answered again from `introspections`."""
+        key = None if operation_extensions else key_of(query, operation_name, variable_values)
+        allowed = allowed_operation_types is None or OperationType.QUERY in set(
+            allowed_operation_types)
+        if key is not None and allowed and (kept := self.introspections.get(key)) is not None:
+            return ExecutionResult(data=kept, errors=None)
+        result = await super().execute(query, variable_values, context_value, root_value,
+                                       operation_name, allowed_operation_types,
+                                       operation_extensions)
         if result.errors:
             result.errors = [in_the_query(e) for e in result.errors]
+        elif key is not None and query is not None and result.data is not None:
+            document = (context_value.document if isinstance(context_value, Context) else None)
+            if introspection_only(document or parse(query), operation_name):
+                self.introspections.keep(key, result.data)
         return result
 
     def process_errors(self, errors: list[GraphQLError],

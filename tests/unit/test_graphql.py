@@ -1483,3 +1483,53 @@ def test_an_exception_of_ours_before_execution_is_not_called_the_callers_fault()
     theirs = in_the_query(GraphQLError("Expected a Slug", source=source, positions=[18],
                                        original_error=ValueError("not a slug")))
     assert theirs.extensions == {"code": "validation_failed", "status": 422}
+
+
+async def test_an_introspection_asked_again_is_answered_without_running_again(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The full introspection GraphiQL sends cost about 150 ms of the event loop each time; its
+    answer is the same for every caller, so it is kept. Other operations, and introspections
+    that fail, still run (and are checked) each time."""
+    import strawberry
+
+    runs: list[str | None] = []
+    execute = strawberry.Schema.execute
+
+    async def counted(self: strawberry.Schema, query: str | None, *args: Any,
+                      **kwargs: Any) -> ExecutionResult:
+        runs.append(query)
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(strawberry.Schema, "execute", counted)
+    full = get_introspection_query(descriptions=True)
+    async with start(seed=False) as (_, client):
+        first, second = await query(client, full), await query(client, full)
+        assert "errors" not in first
+        assert first == second
+        assert runs == [full]
+        # another caller gets the same answer
+        member_headers = await member(_, client, tenant="demo", roles=("learner",))
+        r = await client.post("/graphql", json={"query": full}, headers=member_headers)
+        assert r.json() == first
+        assert runs == [full]
+        # variables are part of what is asked
+        by_name = "query ($n: String!) { __type(name: $n) { name } }"
+        assert (await query(client, by_name, n="Query"))["data"] == {"__type": {"name": "Query"}}
+        assert (await query(client, by_name, n="Nope"))["data"] == {"__type": None}
+        assert (await query(client, by_name, n="Query"))["data"] == {"__type": {"name": "Query"}}
+        assert runs.count(by_name) == 2
+        # refused each time, never kept
+        bad = "{ __schema { noSuchField } }"
+        for _i in range(2):
+            assert (await query(client, bad))["errors"]
+        assert runs.count(bad) == 2
+        # a mixed operation runs, and is measured, each time
+        mixed = "{ __typename " + " ".join(f"a{i}: __schema {{ types {{ name }} }}"
+                                           for i in range(101)) + " }"
+        for _i in range(2):
+            assert (await query(client, mixed))["errors"][0]["extensions"]["code"] == (
+                "too_many_aliases")
+        mixed_read = '{ __typename courses(tenant: "demo") { next } }'
+        for _i in range(2):
+            await query(client, mixed_read)
+        assert runs.count(mixed_read) == 2

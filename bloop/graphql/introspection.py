@@ -1,0 +1,60 @@
+"""The answers of introspection-only operations (each field at their root `__schema`, `__type` or
+`__typename`), kept: they depend on the schema only, which is the same for every caller (fields
+check the caller as they run, and introspection runs none), and the full introspection query
+GraphiQL sends costs about 150 ms of the event loop to parse, validate and run. An answer is
+kept only once the operation passed every check and ran without error, so the same document,
+operation name and variables get it again without any of that work; any other document runs as
+before."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any
+
+from graphql import DocumentNode, FieldNode, OperationType, get_operation_ast
+
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "__typename"})
+KEPT = 32
+"""Answers kept (the least recently used goes first): GraphiQL and clients send a few texts."""
+
+Key = tuple[str, str | None, str]
+
+
+def key_of(query: str | None, operation_name: str | None,
+           variables: dict[str, Any] | None) -> Key | None:
+    """What an answer is kept under; None for a document that cannot be introspection-only."""
+    if not query or "__" not in query:
+        return None
+    try:
+        given = json.dumps(variables or {}, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    return query, operation_name, given
+
+
+def introspection_only(document: DocumentNode, operation_name: str | None) -> bool:
+    operation = get_operation_ast(document, operation_name)
+    if operation is None or operation.operation != OperationType.QUERY:
+        return False
+    selections = operation.selection_set.selections
+    return all(isinstance(s, FieldNode) and s.name.value in INTROSPECTION_FIELDS
+               for s in selections)
+
+
+class Introspections:
+    def __init__(self, size: int = KEPT) -> None:
+        self.size = size
+        self.kept: OrderedDict[Key, dict[str, Any]] = OrderedDict()
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        data = self.kept.get(key)
+        if data is not None:
+            self.kept.move_to_end(key)
+        return data
+
+    def keep(self, key: Key, data: dict[str, Any]) -> None:
+        self.kept[key] = data
+        self.kept.move_to_end(key)
+        while len(self.kept) > self.size:
+            self.kept.popitem(last=False)
