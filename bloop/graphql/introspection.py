@@ -17,6 +17,9 @@ from graphql import DocumentNode, FieldNode, OperationType, get_operation_ast
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "__typename"})
 KEPT = 32
 """Answers kept (the least recently used goes first): GraphiQL and clients send a few texts."""
+KEPT_BYTES = 4_000_000
+"""Their JSON at most, in all (about 8 times that in memory): the full introspection's is 190 KB,
+a deep one within the limits about 1 MB."""
 
 Key = tuple[str, str | None, str]
 
@@ -43,18 +46,22 @@ def introspection_only(document: DocumentNode, operation_name: str | None) -> bo
 
 
 class Introspections:
-    def __init__(self, size: int = KEPT) -> None:
-        self.size = size
-        self.kept: OrderedDict[Key, dict[str, Any]] = OrderedDict()
+    def __init__(self, size: int = KEPT, budget: int = KEPT_BYTES) -> None:
+        self.size, self.budget, self.used = size, budget, 0
+        self.kept: OrderedDict[Key, tuple[dict[str, Any], int]] = OrderedDict()
 
     def get(self, key: Key) -> dict[str, Any] | None:
-        data = self.kept.get(key)
-        if data is not None:
-            self.kept.move_to_end(key)
-        return data
+        found = self.kept.get(key)
+        if found is None:
+            return None
+        self.kept.move_to_end(key)
+        return found[0]
 
     def keep(self, key: Key, data: dict[str, Any]) -> None:
-        self.kept[key] = data
-        self.kept.move_to_end(key)
-        while len(self.kept) > self.size:
-            self.kept.popitem(last=False)
+        size = len(json.dumps(data))
+        if size > self.budget or key in self.kept:
+            return
+        self.kept[key] = (data, size)
+        self.used += size
+        while len(self.kept) > self.size or self.used > self.budget:
+            self.used -= self.kept.popitem(last=False)[1][1]

@@ -1533,3 +1533,17 @@ async def test_an_introspection_asked_again_is_answered_without_running_again(
         for _i in range(2):
             await query(client, mixed_read)
         assert runs.count(mixed_read) == 2
+
+
+def test_kept_introspections_stay_within_their_count_and_bytes() -> None:
+    from bloop.graphql.introspection import Introspections
+
+    kept = Introspections(size=3, budget=100)
+    for i in range(5):
+        kept.keep((str(i), None, "{}"), {"a": "x" * 10})
+    assert [k[0] for k in kept.kept] == ["2", "3", "4"]
+    kept.keep(("big", None, "{}"), {"a": "x" * 200})
+    assert kept.get(("big", None, "{}")) is None
+    kept.keep(("half", None, "{}"), {"a": "x" * 60})
+    assert [k[0] for k in kept.kept] == ["4", "half"]
+    assert kept.used == sum(size for _, size in kept.kept.values()) <= 100
