@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
     app.add_middleware(RequestContextMiddleware, metrics=lambda: app.state.platform.metrics,
                        max_body_bytes=settings.http.max_body_bytes,
                        body_idle_s=settings.http.body_idle_timeout_s,
+                       body_min_rate=settings.http.body_min_rate_bytes_s,
                        own_limits=[p for s in chosen for p in s.large_bodies] if http_routes else [])
     if settings.http.cors_origins:
         install_cors(app, settings.http.cors_origins)

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -65,6 +65,61 @@ async def test_a_body_that_stops_coming_is_answered_408() -> None:
     assert start["status"] == 408
     assert (b"connection", b"close") in start["headers"]
     assert json.loads(sent[1]["body"])["code"] == "request_timeout"
+
+
+def dripping(every_s: float, size: int, total: int = 100) -> Receive:
+    """A client that sends `total` bytes, `size` at a time, one part every `every_s`."""
+    left = total
+
+    async def receive() -> Message:
+        nonlocal left
+        await asyncio.sleep(every_s)
+        part = min(size, left)
+        left -= part
+        return {"type": "http.request", "body": b"x" * part, "more_body": left > 0}
+
+    return receive
+
+
+async def rated_call(receive: Receive, timeout_s: float) -> list[Message]:
+    metrics = Metrics()
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/upload")
+    async def upload(request: Request) -> Response:
+        return Response(str(len(await request.body())))
+
+    wrapped = RequestContextMiddleware(app, lambda: metrics, 1_048_576, body_idle_s=0.2,
+                                       body_min_rate=50)
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(wrapped(scope("/upload"), receive, send), timeout_s)
+    return sent
+
+
+async def test_a_body_that_trickles_in_is_answered_408_after_the_first_idle_period() -> None:
+    """A byte every 0.1 s never left a gap of 0.2 s, so it was waited for as long as the client
+    liked (a connection and an upload's spool file each)."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    sent = await rated_call(dripping(0.1, 1), timeout_s=5)
+    assert sent[0]["status"] == 408
+    assert (b"connection", b"close") in sent[0]["headers"]
+    body = json.loads(sent[1]["body"])
+    assert body["code"] == "request_timeout"
+    assert "slower than 50 bytes/s" in body["detail"]
+    assert loop.time() - began < 1.0
+
+
+async def test_a_slow_but_steady_body_is_never_cut() -> None:
+    """20 bytes every 0.1 s (200 bytes/s, above the 50 asked) for 2 s: ten idle periods."""
+    sent = await rated_call(dripping(0.1, 20, total=400), timeout_s=10)
+    assert sent[0]["status"] == 200
+    assert sent[1]["body"] == b"400"
 
 
 async def test_a_client_that_leaves_mid_body_is_counted_as_gone_not_as_a_bad_request() -> None:

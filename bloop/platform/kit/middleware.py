@@ -97,13 +97,18 @@ def paths_pattern(templates: Sequence[str]) -> re.Pattern[str] | None:
 
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics], max_body_bytes: int,
-                 own_limits: Sequence[str] = (), body_idle_s: float = 30.0) -> None:
+                 own_limits: Sequence[str] = (), body_idle_s: float = 30.0,
+                 body_min_rate: float = 0.0) -> None:
         """`own_limits`: path templates (`/v1/tenants/{tenant}/media`) whose routes limit their
         request bodies themselves, so the body-size limit here leaves them alone.
         `body_idle_s`: how long a request body may go without a byte arriving before the
-        request is answered 408 (uvicorn itself waits for ever)."""
+        request is answered 408 (uvicorn itself waits for ever).
+        `body_min_rate`: bytes a second a body must average once it has been waited for
+        `body_idle_s` (0: any rate): as Apache's MinRate, each `body_min_rate` bytes received
+        buy one more second of waiting, and a body behind that is answered 408 too. Only time
+        spent waiting for the client counts, not time the app spent before reading on."""
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
-        self.body_idle_s = body_idle_s
+        self.body_idle_s, self.body_min_rate = body_idle_s, body_min_rate
         self.own_limits = paths_pattern(own_limits)
 
     @property
@@ -128,19 +133,32 @@ class RequestContextMiddleware:
         # client that declared more than it sent, take its next request for that body.
         unread = declared not in (None, b"0") or b"transfer-encoding" in headers
         answered = False  # once the response has started, a body is no longer waited for
+        waited = 0.0  # seconds spent waiting for the body's bytes
+        arrived = 0  # bytes of the body received so far
 
         async def tracked_receive() -> Message:
-            nonlocal unread
+            nonlocal unread, waited, arrived
             if not unread or answered:
                 return await receive()
+            wait_s, too_slow = self.body_idle_s, False
+            if self.body_min_rate > 0:
+                allowed = self.body_idle_s + arrived / self.body_min_rate - waited
+                if allowed < wait_s:
+                    wait_s, too_slow = max(allowed, 0.0), True
+            began = time.monotonic()
             try:
-                async with asyncio.timeout(self.body_idle_s):
+                async with asyncio.timeout(wait_s):
                     message = await receive()
             except TimeoutError:
-                raise BodyRefused(408, "request_timeout", "no part of the request body arrived"
-                                  f" for {self.body_idle_s:g} s") from None
-            if message["type"] == "http.request" and not message.get("more_body", False):
-                unread = False
+                detail = (f"the request body came slower than {self.body_min_rate:g} bytes/s"
+                          if too_slow else "no part of the request body arrived for "
+                          f"{self.body_idle_s:g} s")
+                raise BodyRefused(408, "request_timeout", detail) from None
+            waited += time.monotonic() - began
+            if message["type"] == "http.request":
+                arrived += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    unread = False
             return message
 
         async def limited_receive() -> Message:

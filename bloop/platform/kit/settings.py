@@ -159,6 +159,9 @@ class HttpSettings(BaseSettings):
     max_connections_per_client: int = Field(default=512, ge=1)
     """Connections one peer address may hold open (a trusted proxy's are not counted); its
     next ones are closed at once."""
+    body_min_rate_bytes_s: float = Field(default=500.0, ge=0)
+    """Bytes a second a request body must average once it has been waited for
+    `body_idle_timeout_s` (each this many bytes buy a further second); 0 turns it off."""
     shutdown_timeout_s: int = Field(default=20, ge=1, le=3600)
     """How long a stopping server waits for the requests in flight before it cancels them."""
     idempotency_keep_s: int = Field(default=86_400, ge=60, le=30 * 86_400)

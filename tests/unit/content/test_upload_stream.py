@@ -186,3 +186,27 @@ async def test_a_body_that_stalls_or_is_abandoned_leaves_nothing(
     assert json.loads(sent[1]["body"])["code"] == code
     assert spooled == ["part-0000"]
     assert await left(app) == ([], [], [])
+
+
+async def test_an_upload_that_trickles_in_is_refused_408_and_leaves_nothing(
+        client: httpx.AsyncClient, app: FastAPI) -> None:
+    """A byte every half idle period kept an upload (its connection and spool file) open for as
+    long as the client liked; past the first idle period it must average
+    `BLOOP_HTTP_BODY_MIN_RATE_BYTES_S` (the default, 500: the 2 KB sent first buy 4 s)."""
+    chunks = [part("a.md", s.MARKDOWN), opening("tone.wav", "audio/wav") + s.wav(seconds=0.1)]
+
+    async def receive() -> Message:
+        if chunks:
+            return {"type": "http.request", "body": chunks.pop(0), "more_body": True}
+        await asyncio.sleep(IDLE_S / 2)
+        return {"type": "http.request", "body": b"\x00", "more_body": True}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(app(scope(client.headers["Authorization"]), receive, send), 20)
+    assert sent[0]["status"] == 408
+    assert "slower than 500 bytes/s" in json.loads(sent[1]["body"])["detail"]
+    assert await left(app) == ([], [], [])
