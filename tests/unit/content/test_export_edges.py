@@ -27,8 +27,9 @@ from starlette.types import Message, Scope
 from bloop.platform.content import model as content_model
 from bloop.platform.content.model import Lesson, NewLesson, now
 from bloop.platform.content.service import ContentService
-from bloop.platform.content.uploads.export import ExportService
+from bloop.platform.content.uploads.export import ExportService, Waiting
 from bloop.platform.content.uploads.settings import UploadSettings
+from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.metrics import Metrics
 from tests.support import member
 from tests.unit.content import media_samples as s
@@ -263,7 +264,7 @@ async def test_a_process_runs_so_many_exports_at_once(
     assert UploadSettings().exports_at_once == 2
     await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": []})
     slots = exports_of(app).slots
-    taken = [slots.take() for _ in range(slots.size)]
+    taken = [slots.take(f"globex/{n}", f"t{n}") for n in range(slots.size)]
     r = await export(client)
     assert (r.status_code, r.json()["code"]) == (503, "too_many_exports")
     assert r.headers["retry-after"] == "10"
@@ -273,6 +274,53 @@ async def test_a_process_runs_so_many_exports_at_once(
     assert (await export(client)).status_code == 200
     assert slots.taken == slots.size - 1  # its place freed once it was sent
     assert not spool_files(app)
+
+
+async def test_one_tenant_never_takes_every_build(
+        client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One educator's export loops took all the builds, and another tenant's admin got 503
+    every time: one tenant takes all the builds but one."""
+    await client.post(f"{BASE}/courses/py/lessons", json={"title": "One", "blocks": []})
+    slots = exports_of(app).slots
+    two = ExportService(None, None, UploadSettings(exports_at_once=2)).slots  # type: ignore[arg-type]
+    monkeypatch.setattr(slots, "shares", two.shares)
+    give = slots.take("acme/someone-else", "acme")  # another of the tenant's exports
+    r = await export(client)
+    assert (r.status_code, r.json()["code"]) == (503, "too_many_exports")
+    assert r.json()["detail"] == ("the tenant's course exports take 1 of the 2 builds of this "
+                                  "process, as many as one tenant may; try again shortly")
+    assert r.headers["retry-after"] == "10"
+    slots.take("globex/admin", "globex")()  # another tenant still builds
+    give()
+    assert (await export(client)).status_code == 200
+
+
+def test_one_user_builds_half_and_keeps_a_quarter_one_tenant_all_but_one() -> None:
+    slots = ExportService(None, None, UploadSettings(  # type: ignore[arg-type]
+        exports_at_once=4, exports_waiting=8)).slots
+    slots.take("acme/a", "acme")
+    slots.take("acme/a", "acme")
+    with pytest.raises(Problem, match="you are building 2 course exports"):
+        slots.take("acme/a", "acme")
+    slots.take("acme/b", "acme")
+    with pytest.raises(Problem, match="take 3 of the 4 builds"):
+        slots.take("acme/c", "acme")
+    give = slots.take("globex/d", "globex")
+    with pytest.raises(Problem, match="4 course exports are being built"):
+        slots.take("initech/e", "initech")
+    give()
+    give()  # once is enough
+    slots.take("initech/e", "initech")
+    waiting = Waiting(8, 1 << 30)
+    kept = [waiting.take("acme/a", "acme") for _ in range(2)]
+    with pytest.raises(Problem, match="2 of your course exports' zips"):
+        waiting.take("acme/a", "acme")
+    kept += [waiting.take(f"acme/{n}", "acme") for n in range(5)]
+    with pytest.raises(Problem, match="7 of the tenant's course exports' zips"):
+        waiting.take("acme/z", "acme")
+    kept[0].give()
+    waiting.take("acme/a", "acme")
+    assert (waiting.zips, waiting.shares.users["acme/a"]) == (7, 2)
 
 
 def spool_open(app: FastAPI) -> list[str]:
@@ -339,7 +387,7 @@ async def test_a_client_slow_to_read_its_zip_keeps_no_other_export_waiting(
     that reads nothing past its first chunk leaves it free for the next export."""
     await a_course_of_four_chunks(client)
     slots = exports_of(app).slots
-    monkeypatch.setattr(slots, "size", 1)
+    monkeypatch.setattr(slots.shares, "size", 1)
     slow = SlowClient()
     sending = asyncio.create_task(app(export_scope(client), slow.receive, slow.send))
     try:
@@ -431,10 +479,14 @@ def two_zips_kept(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_a_process_keeps_so_many_zips_for_their_clients(
-        two_zips_kept: None, client: httpx.AsyncClient, app: FastAPI) -> None:
+        two_zips_kept: None, client: httpx.AsyncClient, app: FastAPI,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Built zips waiting for clients that do not read them filled the spool without bound:
     now a new export is 503 `too_many_exports` while `BLOOP_UPLOAD_EXPORTS_WAITING` of them
     wait, and is built again once one of them was sent."""
+    shares = exports_of(app).waiting.shares
+    monkeypatch.setattr(shares, "per_user", 2)  # one user's zips fill it (its share is 1)
+    monkeypatch.setattr(shares, "per_tenant", 2)
     await a_course_of_four_chunks(client)
     slow = [SlowClient(), SlowClient()]
     sending = [asyncio.create_task(app(export_scope(client), c.receive, c.send)) for c in slow]

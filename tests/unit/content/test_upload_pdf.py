@@ -14,6 +14,7 @@ import pytest
 
 from bloop.platform.content.uploads import pdf
 from bloop.platform.content.uploads.settings import UploadSettings
+from bloop.platform.content.uploads.shares import Queue, Shares
 from bloop.platform.kit import processes
 from bloop.platform.kit.errors import Problem
 from tests.unit.content import media_samples as s
@@ -113,12 +114,35 @@ async def test_a_read_waits_for_a_free_reader_within_its_time(
         return await spawn(*args, **kwargs)
 
     monkeypatch.setattr(processes, "start", counted)
-    readers = asyncio.Semaphore(1)
-    async with readers:  # another PDF is being read
-        with pytest.raises(Problem) as caught:
-            await pdf.read_pdf(path, "a.pdf", UploadSettings(pdf_timeout_s=0.2), readers)
-        assert (caught.value.status, caught.value.code) == (503, "pdf_reader_unavailable")
-        assert spawned == []
+    readers = Queue(Shares(1, 1, 1))
+    release = await readers.take(None, "globex")  # another PDF is being read
+    with pytest.raises(Problem) as caught:
+        await pdf.read_pdf(path, "a.pdf", UploadSettings(pdf_timeout_s=0.2), readers)
+    assert (caught.value.status, caught.value.code) == (503, "pdf_reader_unavailable")
+    assert spawned == []
+    release()
     text = await pdf.read_pdf(path, "a.pdf", UploadSettings(), readers)
     assert "Hello" in text.pages[0]
     assert len(spawned) == 1
+
+
+async def test_one_tenant_never_holds_every_reader(tmp_path: Path) -> None:
+    """Two slow PDFs of one tenant held both readers, and another tenant's one-page PDF waited
+    for them (68 s): one tenant holds all the readers but one, and waits beyond."""
+    path = tmp_path / "a.pdf"
+    path.write_bytes(s.pdf("Hello"))
+    readers = Queue(Shares(2, 2, 1))
+    slow = await readers.take(None, "acme")  # acme's crafted PDF is being read
+    with pytest.raises(Problem) as caught:  # its second waits for its first
+        await pdf.read_pdf(path, "a.pdf", UploadSettings(pdf_timeout_s=0.3), readers,
+                           tenant="acme")
+    assert (caught.value.status, caught.value.code) == (503, "pdf_reader_unavailable")
+    text = await pdf.read_pdf(path, "a.pdf", UploadSettings(), readers, tenant="globex")
+    assert "Hello" in text.pages[0]
+    queued = asyncio.create_task(pdf.read_pdf(path, "a.pdf", UploadSettings(), readers,
+                                              tenant="acme"))
+    await asyncio.sleep(0.05)
+    assert not queued.done()
+    slow()
+    assert "Hello" in (await asyncio.wait_for(queued, 30)).pages[0]
+    assert (readers.shares.taken, readers.waiters) == (0, [])

@@ -7,7 +7,8 @@ media a chunk at a time. A draft's pages are one state of it, built again when a
 changed it meanwhile. A process builds `BLOOP_UPLOAD_EXPORTS_AT_ONCE` at once; a built zip
 waits in the spool for its client to read it, holding none of those places, but one of the
 `BLOOP_UPLOAD_EXPORTS_WAITING` zips (`BLOOP_UPLOAD_EXPORTS_WAITING_BYTES`) the process keeps
-there.
+there. One user (principal) builds at most half of the builds and keeps a quarter of the zips,
+one tenant all but one of each (each at least one), so that no one shuts the others out.
 
 An entry is dated by its lesson's last edit (its media's upload), so a course exported twice
 unchanged gives the same bytes."""
@@ -36,6 +37,7 @@ from bloop.platform.content.model import Course, Lesson
 from bloop.platform.content.service import ContentService, CourseChanged
 from bloop.platform.content.uploads import course_file, lesson_file, markdown
 from bloop.platform.content.uploads.settings import UploadSettings
+from bloop.platform.content.uploads.shares import Shares, tenant_share
 from bloop.platform.kit.auth import Forbidden, Principal
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 
@@ -92,48 +94,67 @@ class CourseArchive:
 
 class Slots:
     """How many exports a process builds at once (the store reads, CPU and memory a build
-    takes); sending a built zip holds no place."""
+    takes); sending a built zip holds no place. One user builds at most half of them, one
+    tenant all but one (each at least one)."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
-        self.taken = 0
+        self.shares = Shares(size, max(1, size // 2), tenant_share(size))
 
-    def take(self) -> Callable[[], None]:
-        """A place (503 `too_many_exports` when none is free), and what gives it back."""
-        if self.taken >= self.size:
-            raise _too_many(f"{self.size} course exports are being built in this process")
-        self.taken += 1
-        given = False
+    @property
+    def size(self) -> int:
+        return self.shares.size
 
-        def give() -> None:
-            nonlocal given
-            if not given:
-                given = True
-                self.taken -= 1
+    @property
+    def taken(self) -> int:
+        return self.shares.taken
 
-        return give
+    def take(self, user: str, tenant: str) -> Callable[[], None]:
+        """A place (503 `too_many_exports` when none is free, or `user` or `tenant` holds its
+        share), and what gives it back."""
+        shares = self.shares
+        why = shares.refusal(user, tenant)
+        if why == "all":
+            raise _too_many(f"{shares.size} course exports are being built in this process")
+        if why == "user":
+            raise _too_many(f"you are building {shares.per_user} course exports in this "
+                            "process, as many as one user may at once")
+        if why == "tenant":
+            raise _too_many(f"the tenant's course exports take {shares.per_tenant} of the "
+                            f"{shares.size} builds of this process, as many as one tenant may")
+        return shares.take(user, tenant)
 
 
 class Waiting:
     """The zips a process keeps in its spool at once, being built or built and waiting for
-    their clients (disk, and while sent a connection each), and the bytes of the built ones."""
+    their clients (disk, and while sent a connection each), and the bytes of the built ones.
+    One user keeps at most a quarter of the zips, one tenant all but one (each at least one)."""
 
     def __init__(self, size: int, max_bytes: int) -> None:
+        self.shares = Shares(size, max(1, size // 4), tenant_share(size))
         self.size, self.max_bytes = size, max_bytes
-        self.zips = 0
         self.bytes = 0
 
-    def take(self) -> Kept:
+    @property
+    def zips(self) -> int:
+        return self.shares.taken
+
+    def take(self, user: str, tenant: str) -> Kept:
         """A place for a zip (503 `too_many_exports` when the spool holds as many, or as many
-        bytes, as it may)."""
-        if self.zips >= self.size:
+        bytes, as it may, or `user` or `tenant` keeps its share of the zips)."""
+        why = self.shares.refusal(user, tenant)
+        if why == "all":
             raise _too_many(f"{self.size} course exports' zips are kept in this process for "
                             "their clients")
         if self.bytes >= self.max_bytes:
             raise _too_many(f"the course exports' zips kept in this process for their clients "
                             f"hold {self.bytes} bytes")
-        self.zips += 1
-        return Kept(self)
+        if why == "user":
+            raise _too_many(f"{self.shares.per_user} of your course exports' zips are kept in "
+                            "this process, as many as one user's may be")
+        if why == "tenant":
+            raise _too_many(f"{self.shares.per_tenant} of the tenant's course exports' zips are "
+                            "kept in this process, as many as one tenant's may be")
+        return Kept(self, self.shares.take(user, tenant))
 
 
 @dataclass
@@ -141,6 +162,7 @@ class Kept:
     """A zip's place in the spool: `hold` counts its bytes once built, `give` frees it."""
 
     waiting: Waiting
+    release: Callable[[], None]
     size: int = 0
     given: bool = False
 
@@ -151,8 +173,8 @@ class Kept:
     def give(self) -> None:
         if not self.given:
             self.given = True
-            self.waiting.zips -= 1
             self.waiting.bytes -= self.size
+            self.release()
 
 
 def lesson_filename(n: int, width: int, title: str) -> str:
@@ -217,12 +239,14 @@ class ExportService:
         `checkpoint` is awaited between pages of lessons and chunks of media: what it raises
         stops the build. 409 `course_changed` when the draft changed during each of the
         `TRIES` builds. 503 `too_many_exports` when the process builds, or keeps in its
-        spool, as many as it may. The export's place is freed once the zip is built: the
-        caller sends it and closes it, which frees its place in the spool."""
+        spool, as many as it may, or as many as its share for `by` or for `tenant`. The
+        export's place is freed once the zip is built: the caller sends it and closes it,
+        which frees its place in the spool."""
         course = await self._course(tenant, course_id, by, version)
-        kept = self.waiting.take()
+        user = f"{by.tenant}/{by.user_id}"
+        kept = self.waiting.take(user, tenant)
         try:
-            release = self.slots.take()
+            release = self.slots.take(user, tenant)
             try:
                 made = await self._built(tenant, course_id, by, version, course, checkpoint)
             finally:

@@ -4,7 +4,6 @@ child process by `pdf_reader`)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -17,6 +16,7 @@ from typing import Any
 
 from bloop.platform.content.uploads.markdown import escape
 from bloop.platform.content.uploads.settings import MB, UploadSettings
+from bloop.platform.content.uploads.shares import Queue
 from bloop.platform.kit import processes
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.text import BIDI, CONTROLS, NONCHARACTERS, visible
@@ -136,17 +136,20 @@ def _paragraphs(text: str, full: int | None = None) -> str:
 
 
 async def read_pdf(path: Path, source: str, settings: UploadSettings,
-                   readers: asyncio.Semaphore | None = None) -> PdfText:
+                   readers: Queue | None = None, tenant: str = "") -> PdfText:
     """The text of the PDF at `path`, read in a child process (`pdf_reader`) held to
     `settings`' CPU time and memory. 422 `unreadable_pdf` when it cannot be parsed, is encrypted,
     or has too many pages (`pdf_too_long`), or `pdf_too_complex` past the limits (or pypdf's
     own); 503 when the
     reader cannot run or does not finish in time. With `readers`, a read waits for one of them
-    (within the same time)."""
+    within `tenant`'s share (within the same time): one tenant holds all but one of them."""
     try:
         async with asyncio.timeout(settings.pdf_timeout_s):
-            async with readers or contextlib.nullcontext():
+            release = await readers.take(None, tenant) if readers else (lambda: None)
+            try:
                 found = await _run(path, source, settings)
+            finally:
+                release()
     except TimeoutError:
         raise PdfReaderUnavailable(
             f"{source}: reading the PDF took more than {settings.pdf_timeout_s:g} s "

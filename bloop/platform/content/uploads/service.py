@@ -51,6 +51,7 @@ from bloop.platform.content.model import (
 from bloop.platform.content.uploads import archive, blocks, course_file, lesson_file, markdown, pdf
 from bloop.platform.content.uploads.holds import ImportHold, ImportHolds
 from bloop.platform.content.uploads.settings import UploadSettings
+from bloop.platform.content.uploads.shares import Queue, Shares, tenant_share
 from bloop.platform.kit.auth import Forbidden, Principal
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 from bloop.platform.kit.every import Every
@@ -172,7 +173,8 @@ class UploadService:
         self.holds = holds
         self.settings = settings or UploadSettings()
         self.clock = clock
-        self._pdf_readers = asyncio.Semaphore(self.settings.pdf_readers)
+        readers = self.settings.pdf_readers
+        self._pdf_readers = Queue(Shares(readers, readers, tenant_share(readers)))
         self.sweeper = Every("uploads:sweeper", self.sweep, self.settings.sweep_interval_s,
                              log=log, failed="could not sweep the holds of unfinished imports")
 
@@ -247,7 +249,7 @@ class UploadService:
                 courses += unpacked[2]
             elif found.kind == "pdf":
                 assets.append(await self._asset(item.name, item.path, found))
-                drafts.append(await self._pdf(item))
+                drafts.append(await self._pdf(tenant, item))
             else:
                 assets.append(await self._asset(item.name, item.path, found))
         beside = {a.key: a.path for a in assets}
@@ -382,8 +384,9 @@ class UploadService:
             sorted(texts, key=lambda e: e.name))
         return assets, drafts, courses
 
-    async def _pdf(self, item: Incoming) -> Draft:
-        text = await pdf.read_pdf(item.path, item.name, self.settings, self._pdf_readers)
+    async def _pdf(self, tenant: str, item: Incoming) -> Draft:
+        text = await pdf.read_pdf(item.path, item.name, self.settings, self._pdf_readers,
+                                  tenant=tenant)
         title = text.title or markdown.parse_markdown("", item.name).title
         return Draft(source=item.name, front=markdown.FrontMatter(),
                      title=title[:markdown.MAX_TITLE_CHARS],
