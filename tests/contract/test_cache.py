@@ -60,6 +60,8 @@ async def test_counters(cache: Cache) -> None:
     assert await cache.incr("hits", ttl_s=10) == 1
     assert await cache.incr("hits", by=4, ttl_s=10) == 5
     assert await cache.get("hits") == b"5"
+    assert await cache.incr("hits", by=-1, ttl_s=10) == 4  # a refused call given back
+    assert await cache.get("hits") == b"4"
 
 
 async def test_a_counter_taken_from_never_goes_below_nothing(cache: Cache) -> None:

@@ -143,3 +143,45 @@ async def test_calls_counted_here_in_a_window_that_ended_are_still_added() -> No
     await limiter.sync()
     assert await cache.get("rl:u:100") == b"4"
     assert await cache.get("rl:u:101") == b"1"
+
+
+async def test_refused_calls_are_not_counted() -> None:
+    """Each refused call was counted, so a client that kept calling stayed over the limit for
+    ever: its refusals now leave the count as it was."""
+    clock = Clock(6000.5)
+    cache = MemoryCache(clock=clock)
+    limiter = RateLimiter(cache, limit=3, window_s=60, clock=clock)
+    for _ in range(3):
+        assert (await limiter.hit("u")).allowed
+    for _ in range(50):
+        assert not (await limiter.hit("u")).allowed
+    assert await cache.get("rl:u:100") == b"3"
+    clock.now = 6080.5  # the next window, where the 3 weigh 2/3: 1 + 2 is within 3
+    assert (await limiter.hit("u")).allowed
+
+
+@pytest.mark.parametrize(("at", "calls", "retry_after"), [
+    # 3 calls at the start of the window: the next window's first call is let through once
+    # the 3 weigh at most 2, 20 s into it (80 s, not the 60 s to this window's end).
+    pytest.param(6000.5, [0.0] * 3, 80, id="this-window-full"),
+    # 4 calls in the previous window and 1 in this one, 15.5 s in: the next is let through
+    # once 1 + 1 + 4 * overlap is within 4, 30 s into the window: 15 s from now, not the 45 s
+    # to its end.
+    pytest.param(6075.5, [-60.0] * 4 + [0.0], 15, id="previous-window-weighs"),
+])
+async def test_retry_after_is_when_one_more_call_gets_through(
+        at: float, calls: list[float], retry_after: int) -> None:
+    clock = Clock(at)
+    limit = len([c for c in calls if c == calls[0]])
+    limiter = RateLimiter(MemoryCache(clock=clock), limit=limit, window_s=60, clock=clock)
+    for offset in calls:
+        clock.now = at + offset
+        assert (await limiter.hit("u")).allowed
+    clock.now = at
+    refused = await limiter.hit("u")
+    assert not refused.allowed
+    assert refused.reset_s == retry_after
+    clock.now = at + retry_after - 1
+    assert not (await limiter.hit("u")).allowed
+    clock.now = at + retry_after
+    assert (await limiter.hit("u")).allowed

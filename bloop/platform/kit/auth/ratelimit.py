@@ -10,7 +10,11 @@ caller's first call of a window, a call near the limit and a call beyond the loc
 added to the shared counter before they are answered. So a caller far from its limit costs no
 round trip, and near it the count is exact but for what other processes have not added yet:
 at most `local_share` of the limit each. A failed exchange puts the limiter back to counting
-every call in the cache (which then answers 503 while the cache is down) until one succeeds."""
+every call in the cache (which then answers 503 while the cache is down) until one succeeds.
+
+A refused call is given back (a second exchange, `incr` by -1): refusals do not count, so a
+caller that keeps calling gets through as its count falls. Its `Retry-After` is the time until
+the weighted count lets one more call through."""
 
 from __future__ import annotations
 
@@ -97,7 +101,7 @@ class RateLimiter:
                 tally.pending += 1
                 if self._sync is None:
                     self._sync = asyncio.create_task(self._sync_soon(), name="ratelimit-sync")
-                return self._state(estimate, now, window)
+                return self._state(tally.shared + tally.pending, tally.previous, now, window)
         return await self._exchange(who, window, now)
 
     async def _exchange(self, who: str, window: int, now: float) -> RateState:
@@ -115,6 +119,13 @@ class RateLimiter:
             raise
         self._in_step = True
         previous = int(values[0] or 0)
+        state = self._state(current, previous, now, window)
+        if not state.allowed:
+            # A refused call is not counted: the caller that keeps calling gets through once
+            # its count falls (as Retry-After says), not never.
+            current -= 1
+            with contextlib.suppress(Exception):  # refused anyway; counted when it fails
+                await self.cache.incr(self._key(who, window), -1, ttl_s=2 * self.window_s)
         tally = self._tallies.get(who)
         if tally is not None and tally.window == window:
             tally.shared, tally.previous = max(tally.shared, current), previous
@@ -124,7 +135,7 @@ class RateLimiter:
             elif tally is None and len(self._tallies) >= self.max_callers:
                 self._forget_idle()
             self._tallies[who] = _Tally(window, current, previous)
-        return self._state(current + previous * self._overlap(now, window), now, window)
+        return state
 
     def _forget_idle(self) -> None:
         for who in [w for w, t in self._tallies.items() if not t.pending]:
@@ -177,11 +188,32 @@ class RateLimiter:
     def _overlap(self, now: float, window: int) -> float:
         return 1 - (now - window * self.window_s) / self.window_s
 
-    def _state(self, estimate: float, now: float, window: int) -> RateState:
+    def _state(self, count: int, previous: int, now: float, window: int) -> RateState:
+        """The state after a call: `count` calls of this window with it, `previous` of the
+        previous one. `reset_s`: when none remain, the seconds until the weighted count lets
+        one more call through (`Retry-After`); else the end of this window."""
+        estimate = count + previous * self._overlap(now, window)
+        allowed = estimate <= self.limit
+        remaining = max(0, self.limit - math.ceil(estimate))
         into = now - window * self.window_s
-        return RateState(limit=self.limit, remaining=max(0, self.limit - math.ceil(estimate)),
-                         reset_s=max(1, math.ceil(self.window_s - into)),
-                         window_s=self.window_s, allowed=estimate <= self.limit)
+        if remaining:
+            reset_s = max(1, math.ceil(self.window_s - into))
+        else:
+            reset_s = int(self._until_one_more(count if allowed else count - 1, previous, into)) + 1
+        return RateState(limit=self.limit, remaining=remaining, reset_s=reset_s,
+                         window_s=self.window_s, allowed=allowed)
+
+    def _until_one_more(self, count: int, previous: int, into: float) -> float:
+        """Seconds from `into` this window until `count + 1 + previous * overlap` is within
+        the limit: later in this window, as the previous one's weight falls, or in the next,
+        where this window's `count` is the one that weighs."""
+        room = self.limit - count - 1  # what the previous window may still weigh
+        if room >= 0:
+            return 0.0 if previous <= room else max(
+                0.0, self.window_s * (1 - room / previous) - into)
+        room = self.limit - 1
+        later = 0.0 if count <= room else self.window_s * (1 - room / count)
+        return self.window_s - into + later
 
     @staticmethod
     def _key(who: str, window: int) -> str:
