@@ -559,17 +559,23 @@ class LoginThrottle:
         if right:
             await self.cache.delete(pair)
             await self.cache.decr(account)
-            if s.known_address_s:
-                await self._remember(known, tenant, email, ip)
+            await self._remember(known, tenant, email, ip)
         else:
             await self.cache.incr(address, 1, ttl_s=s.lockout_s)
             security.info("sign-in refused: wrong password", extra={
                 "tenant": tenant, "account": await self.digest(tenant, email), "client_ip": ip})
         return right
 
+    async def remember(self, tenant: str, email: str, ip: str) -> None:
+        """Marks the address as one the account signed in from (a sign-in through a provider,
+        which checks no password here), so guesses elsewhere do not lock the owner out there."""
+        await self._remember(await self._known(tenant, email, ip), tenant, email, ip)
+
     async def _remember(self, known: str, tenant: str, email: str, ip: str) -> None:
         """Marks the address as one the account signed in from, if the cache takes it: without
         the mark, the sign-in that was right stands."""
+        if not self.settings.known_address_s or not ip:
+            return
         try:
             await self.cache.set(known, b"1", ttl_s=self.settings.known_address_s)
         except Exception as exc:

@@ -297,6 +297,20 @@ async def test_a_first_sign_in_creates_a_learner_whose_tokens_work(
     assert await user_count(app) == before + 1
 
 
+async def test_a_provider_sign_in_remembers_its_address_for_the_account(
+        app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
+        idp: StandInProvider) -> None:
+    """A provider sign-in left no mark of its address, so guesses at the account's password
+    from elsewhere locked its owner out where they had just signed in through the provider."""
+    await configure(client, admin, "google", oidc_config(idp))
+    idp.reset(Person(email="Grace@Acme.dev", name="Grace Hopper"))
+    throttle = app.state.identity.state["auth"].throttle
+    mark = await throttle._known("acme", "grace@acme.dev", "127.0.0.1")
+    assert await throttle.cache.get(mark) is None
+    assert (await sign_in(client)).status_code == 200
+    assert await throttle.cache.get(mark) == b"1"
+
+
 async def test_a_sign_in_links_to_the_existing_account_of_that_email(
         app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str],
         idp: StandInProvider) -> None:

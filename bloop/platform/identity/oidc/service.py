@@ -186,6 +186,7 @@ class OidcService(ProviderDownloads):
                 **await self._logged(attempt), "code": refusal.code, "status": refusal.status})
             raise
         security.info("provider sign-in", extra=await self._logged(attempt))
+        await self.auth.throttle.remember(tenant, user.email, client_ip)
         return await self.auth.issue_tokens(user)
 
     async def _logged(self, attempt: Attempt) -> dict[str, str | None]:
