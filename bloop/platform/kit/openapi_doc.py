@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from bloop.platform.kit.preconditions import entity_tags
 
-CACHE_CONTROL = "public, max-age=300"
+CACHE_CONTROL = "no-cache"
 MAX_ROOT_PATHS = 8
 """Root paths (`uvicorn --root-path`, or a mount in another app) whose JSON is kept; a process
 has one, or a few."""
