@@ -14,10 +14,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from bloop.platform.kit import serving
+from bloop.platform.kit import http_protocol, serving
 from bloop.platform.kit.http_protocol import Limits
-from bloop.platform.kit.middleware import client_ip
+from bloop.platform.kit.metrics import Metrics
+from bloop.platform.kit.middleware import RequestContextMiddleware, client_ip
 from bloop.platform.kit.settings import HttpSettings, read
 
 INGRESS = "127.0.0.2"
@@ -35,7 +38,7 @@ def whoami_app() -> FastAPI:
 
 
 @contextlib.asynccontextmanager
-async def served(app: FastAPI, http: HttpSettings) -> AsyncIterator[str]:
+async def running(app: FastAPI, http: HttpSettings) -> AsyncIterator[tuple[serving.Server, int]]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     server = serving.Server(serving.config(app, "127.0.0.1", 0, http), app)
@@ -45,11 +48,17 @@ async def served(app: FastAPI, http: HttpSettings) -> AsyncIterator[str]:
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield server, sock.getsockname()[1]
     finally:
         server.should_exit = True
         await task
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def served(app: FastAPI, http: HttpSettings) -> AsyncIterator[str]:
+    async with running(app, http) as (_, port):
+        yield f"http://127.0.0.1:{port}"
 
 
 async def seen(http: HttpSettings, peer: str, forwarded: str | None) -> str:
@@ -240,3 +249,133 @@ def test_refused_connections_are_logged_once_a_minute(caplog: pytest.LogCaptureF
     limits.release("203.0.113.7")
     assert limits.open == {}
     assert limits.admit("203.0.113.7")
+
+
+# An answer its client does not take: uvicorn held it (all of it, for a single-message answer)
+# and the socket for as long as the client stayed, and `transport.close()` waited for ever.
+
+BIG = 4 * 1024 * 1024
+CHUNK = 256 * 1024
+
+
+def big_app(metrics: Metrics) -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(RequestContextMiddleware, metrics=lambda: metrics, max_body_bytes=1024)
+
+    @app.get("/big")
+    async def big() -> Response:
+        return Response(b"x" * BIG, media_type="application/octet-stream")
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(BIG // CHUNK):
+                yield b"x" * CHUNK
+        return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+    @app.get("/events")
+    async def events() -> StreamingResponse:
+        async def quiet() -> AsyncIterator[bytes]:
+            yield b"data: one\n\n"
+            await asyncio.sleep(1.0)  # idle by design: nothing waits to be sent
+            yield b"data: two\n\n"
+        return StreamingResponse(quiet(), media_type="text/event-stream")
+
+    async def unfinished(scope: Scope, receive: Receive, send: Send) -> None:
+        """As an export that gave up on its client: started, left unfinished."""
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(2 * BIG).encode())]})
+        await send({"type": "http.response.body", "body": b"x" * BIG, "more_body": True})
+
+    app.mount("/unfinished", unfinished)
+    return app
+
+
+def counted(metrics: Metrics, status: str) -> float:
+    return sum(sample.value for m in metrics.registry.collect() for sample in m.samples
+               if m.name == "bloop_http_requests" and sample.name.endswith("_total")
+               and sample.labels["status"] == status)
+
+
+def non_reader(port: int, path: str) -> socket.socket:
+    """A client that asks for `path` and never reads, with a small receive buffer."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: bloop\r\n\r\n".encode())
+    return sock
+
+
+def leftover(sock: socket.socket) -> int:
+    """What the client can still read before the end (the server aborted: reset or EOF)."""
+    sock.settimeout(2)
+    got = 0
+    with contextlib.suppress(ConnectionResetError):
+        while data := sock.recv(1 << 20):
+            got += len(data)
+    return got
+
+
+async def cut_off(server: serving.Server, port: int, path: str) -> None:
+    """A client that does not read `path` has its connection aborted within 4 s (0.5 s
+    stalled, with room for a loaded machine): the server holds it no more, and the client
+    gets no more than part of the answer before the end."""
+    sock = await asyncio.to_thread(non_reader, port, path)
+    try:
+        while not server.server_state.connections:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        async with asyncio.timeout(4):
+            while server.server_state.connections:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(leftover, sock) < BIG
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("path", ["/big", "/stream"])
+async def test_a_client_that_does_not_read_its_answer_has_its_connection_aborted(
+        path: str) -> None:
+    metrics = Metrics()
+    async with running(big_app(metrics), HttpSettings(send_idle_timeout_s=0.5)) as (server, port):
+        await cut_off(server, port, path)
+        await asyncio.sleep(0.1)
+    if path == "/stream":  # cut off part-way: a client that left
+        assert (counted(metrics, "499"), counted(metrics, "200")) == (1, 0)
+
+
+async def test_a_connection_closed_with_its_answer_unsent_is_aborted_soon(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's `transport.close()` of an answer left unfinished waits for the client to
+    read it all: one that never reads held the socket for ever."""
+    monkeypatch.setattr(http_protocol, "CLOSE_GRACE_S", 0.3, raising=False)
+    http = HttpSettings(send_idle_timeout_s=60)
+    async with running(big_app(Metrics()), http) as (server, port):
+        await cut_off(server, port, "/unfinished/zip")
+
+
+async def test_a_slow_client_that_reads_and_a_quiet_event_stream_are_not_cut_off() -> None:
+    metrics = Metrics()
+    async with running(big_app(metrics), HttpSettings(send_idle_timeout_s=0.5)) as (_, port):
+        for path in ("/big", "/stream"):
+            reader, writer = await connect(port)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: bloop\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ")
+            got = 0
+            while got < BIG:  # 4 MB at about 20 MB/s, stopping every 64 KB
+                data = await reader.read(64 * 1024)
+                assert data
+                got += len(data)
+                await asyncio.sleep(0.003)
+            writer.close()
+        reader, writer = await connect(port)
+        writer.write(b"GET /events HTTP/1.1\r\nHost: bloop\r\n\r\n")
+        assert b"data: two" in await until_closed_or(reader, b"data: two", 5)
+        writer.close()
+        await asyncio.sleep(0.1)
+    assert counted(metrics, "499") == 0
+
+
+async def until_closed_or(reader: asyncio.StreamReader, end: bytes, within_s: float) -> bytes:
+    async with asyncio.timeout(within_s):
+        return await reader.readuntil(end)

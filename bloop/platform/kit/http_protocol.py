@@ -3,26 +3,42 @@ request line and headers must arrive within a time (`BLOOP_HTTP_HEADER_TIMEOUT_S
 (`BLOOP_HTTP_MAX_HEADER_BYTES`, `MAX_HEADERS` lines), and one peer may hold only so many
 connections (`BLOOP_HTTP_MAX_CONNECTIONS_PER_CLIENT`). uvicorn starts no timer before the first
 response, and httptools keeps whatever headers come (an idle connection or a header trickled
-a byte at a time stayed open for ever; 100 MB of headers were read into memory)."""
+a byte at a time stayed open for ever; 100 MB of headers were read into memory).
+
+An answer its client does not take is given up too: the connection is aborted once what is
+waiting to be sent to it made no progress for `BLOOP_HTTP_SEND_IDLE_TIMEOUT_S` (uvicorn held
+the whole answer, however large, for as long as the client stayed connected), and a connection
+closed with some of it unsent is aborted unless it drains (uvicorn's `transport.close()` waits
+for the client to read it all, so a client that never reads held the socket for ever)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import math
+import socket
+import struct
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from bloop.platform.kit.errors import CLIENT_CLOSED
+from bloop.platform.kit.middleware import count_as
 from bloop.platform.kit.settings import HttpSettings
 
 log = logging.getLogger("bloop.http")
 
 MAX_HEADERS = 200
 WARN_EVERY_S = 60.0
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s
+CLOSE_GRACE_S = 5.0
+"""How long a closed connection's unsent answer may go without draining before the connection
+is aborted (at most the send idle timeout)."""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -36,6 +52,8 @@ class Limits:
     max_connections_per_client: int
     exempt: tuple[Network, ...] | None
     """The peers whose connections are not counted (the trusted proxies); None: every peer."""
+    send_idle_s: float = 60.0
+    """How long what waits to be sent may make no progress before the connection is aborted."""
     max_headers: int = MAX_HEADERS
     open: Counter[str] = field(default_factory=Counter)
     warned_at: float = -math.inf
@@ -46,7 +64,7 @@ class Limits:
         exempt = None if "*" in proxies else tuple(
             ipaddress.ip_network(p, strict=False) for p in proxies)
         return cls(http.header_timeout_s, http.max_header_bytes,
-                   http.max_connections_per_client, exempt)
+                   http.max_connections_per_client, exempt, http.send_idle_timeout_s)
 
     def exempts(self, host: str) -> bool:
         if self.exempt is None:
@@ -82,6 +100,30 @@ class _TooManyHeaders(Exception):
     pass
 
 
+class _WatchedTransport(asyncio.Transport):
+    """The connection's transport, whose `close()` also tells the protocol (uvloop's transports
+    take no attribute). Everything else is the transport's own bound methods: no extra call."""
+
+    _PASSED = ("write", "writelines", "is_closing", "get_extra_info", "pause_reading",
+               "resume_reading", "is_reading", "get_write_buffer_size", "abort",
+               "set_write_buffer_limits", "get_write_buffer_limits", "can_write_eof",
+               "write_eof", "set_protocol", "get_protocol")
+
+    def __init__(self, transport: asyncio.Transport, on_close: LimitedHttpToolsProtocol
+                 ) -> None:
+        super().__init__()
+        self.real, self._on_close = transport, on_close
+        for name in self._PASSED:
+            setattr(self, name, getattr(transport, name))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def close(self) -> None:
+        self.real.close()
+        self._on_close.closed()
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """The request line and headers must arrive within `header_timeout_s` of the connection's
     opening or of the end of the previous response on it (uvicorn's keep-alive timeout, 5 s
@@ -97,9 +139,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _header_count = 0
     _refusing = False
+    _stall_timer: asyncio.TimerHandle | None = None
+    _closed = False
+    _lost = False
+    _unsent = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = _WatchedTransport(transport, self)
         host = self.client[0] if self.client else None
         if host is not None and not self.limits.exempts(host):
             if not self.limits.admit(host):
@@ -109,13 +156,68 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
         self._cancel_header_timer()
+        self._cancel_stall_timer()
         self._release()
         super().connection_lost(exc)
 
     def handle_websocket_upgrade(self) -> None:
         self._release()  # the WebSocket protocol takes the connection, and its loss
+        if isinstance(self.transport, _WatchedTransport):
+            self.transport = self.transport.real
         super().handle_websocket_upgrade()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._arm_stall_timer(self.limits.send_idle_s)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel_stall_timer()
+        if self._closed:
+            self._arm_stall_timer(self._grace_s)
+
+    def closed(self) -> None:
+        """The transport was closed: what it has left to send must drain, or it is aborted."""
+        self._closed = True
+        if not self._lost:
+            self._arm_stall_timer(self._grace_s)
+
+    @property
+    def _grace_s(self) -> float:
+        return min(CLOSE_GRACE_S, self.limits.send_idle_s)
+
+    def _arm_stall_timer(self, delay_s: float) -> None:
+        self._cancel_stall_timer()
+        self._unsent = self.transport.get_write_buffer_size()
+        self._stall_timer = self.loop.call_later(delay_s, self._stalled)
+
+    def _cancel_stall_timer(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        if self._lost:
+            return
+        unsent = self.transport.get_write_buffer_size()
+        if unsent < self._unsent:  # the client took some: it reads, however slowly
+            self._arm_stall_timer(self._grace_s if self._closed else self.limits.send_idle_s)
+            return
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            count_as(cycle.scope, CLIENT_CLOSED)  # type: ignore[arg-type]
+        log.info("aborted a connection whose client took none of its answer for %g s",
+                 self._grace_s if self._closed else self.limits.send_idle_s,
+                 extra={"client": self.client[0] if self.client else None,
+                        "unsent_bytes": unsent})
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:  # a reset: the kernel drops what it holds too, not sends it on
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         if not self._in_head:

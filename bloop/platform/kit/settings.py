@@ -154,6 +154,9 @@ class HttpSettings(BaseSettings):
     header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
     """How long a request's line and headers may take to arrive, from the connection's opening
     or the end of the previous response on it; past it the connection is closed."""
+    send_idle_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    """How long an answer waiting to be sent may make no progress (its client does not read)
+    before its connection is aborted and the request counted 499."""
     max_header_bytes: int = Field(default=65_536, ge=8192, le=16_777_216)
     """A request whose line and headers are larger gets 431 and its connection closed."""
     max_connections_per_client: int = Field(default=512, ge=1)
