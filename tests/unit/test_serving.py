@@ -202,14 +202,42 @@ async def test_keep_alive_and_pipelined_requests_still_work() -> None:
     assert [a.split(b" ", 1)[0] for a in rest.split(b"HTTP/1.1 ")[1:]] == [b"200", b"405", b"200"]
 
 
+async def test_a_pipelined_request_whose_head_crosses_the_limit_is_not_taken_for_too_large(
+        ) -> None:
+    """A request ending just before the header limit and the next one's head, sent at once,
+    got a 431 in place of the first one's answer (the second head was counted as the first's)."""
+    head = b"POST /whoami HTTP/1.1\r\nHost: bloop\r\nContent-Length: %d\r\n\r\n"
+    size = 8192 - 10 - len(head % 8000)  # the request ends 10 bytes before the limit
+    post = head % size + b"x" * size
+    async with raw(HttpSettings(header_timeout_s=5, max_header_bytes=8192)) as port:
+        reader, writer = await connect(port)
+        writer.write(post + GET)
+        answers = await reader.readuntil(b"HTTP/1.1 ")
+        answers += await reader.readuntil(b'"127.0.0.1"')
+        writer.close()
+    assert [a.split(b" ", 1)[0] for a in answers.split(b"HTTP/1.1 ")[1:]] == [b"405", b"200"]
+
+
+async def test_a_head_too_large_behind_a_pipelined_request_waits_for_its_answer() -> None:
+    big = b"GET /whoami HTTP/1.1\r\nHost: bloop\r\nCookie: " + b"c" * 20_000 + b"\r\n\r\n"
+    async with raw(HttpSettings(header_timeout_s=5, max_header_bytes=8192)) as port:
+        reader, writer = await connect(port)
+        writer.write(GET + big)
+        answers = await until_closed(reader, 3)
+        writer.close()
+    assert [a.split(b" ", 1)[0] for a in answers.split(b"HTTP/1.1 ")[1:]] == [b"200", b"431"]
+
+
 async def test_a_client_may_hold_only_so_many_connections_but_a_trusted_proxy_more() -> None:
     http = HttpSettings(max_connections_per_client=3, forwarded_allow_ips=[INGRESS])
     async with raw(http) as port:
         held = [await connect(port) for _ in range(3)]
         proxied = [await connect(port, INGRESS) for _ in range(5)]
         reader, writer = await connect(port)
-        assert await until_closed(reader, 2) == b""
+        refused = await until_closed(reader, 2)
         writer.close()
+        assert refused.startswith(b"HTTP/1.1 503 ")
+        assert b"retry-after: 5\r\n" in refused
         for reader, _ in [*held, *proxied]:
             assert await still_open(reader)
         for reader, writer in proxied:

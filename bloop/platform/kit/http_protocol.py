@@ -34,6 +34,8 @@ from bloop.platform.kit.settings import HttpSettings
 log = logging.getLogger("bloop.http")
 
 MAX_HEADERS = 200
+TOO_LARGE = "Request header fields too large."
+BUSY_RETRY_AFTER_S = 5
 WARN_EVERY_S = 60.0
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s
 CLOSE_GRACE_S = 5.0
@@ -139,6 +141,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _header_count = 0
     _refusing = False
+    _refused = False
+    _completed = 0
     _stall_timer: asyncio.TimerHandle | None = None
     _closed = False
     _lost = False
@@ -150,7 +154,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         host = self.client[0] if self.client else None
         if host is not None and not self.limits.exempts(host):
             if not self.limits.admit(host):
-                transport.close()
+                self._answer(503, "Too many connections from this address; try again shortly.",
+                             b"retry-after: %d\r\n" % BUSY_RETRY_AFTER_S)
                 return
             self._counted = host
         self._arm_header_timer()
@@ -220,6 +225,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # its 431 waits for the answers before it
         if not self._in_head:
             super().data_received(data)
             return
@@ -230,13 +237,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         # Its head ends within `room` bytes, or it is too large: the rest is not parsed.
         self._head_bytes += room
+        completed = self._completed
         if room > 0:
             super().data_received(data[:room])
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._refused:
             return
-        if self._in_head:
+        if self._in_head and self._completed == completed:
             self._refuse_head()
             return
+        # A request ended within them (pipelined): the next one's head is counted on from here.
         self.data_received(data[room:])
 
     def on_message_begin(self) -> None:
@@ -257,11 +266,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_head, self._head_bytes = True, 0
+        self._completed += 1
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.timeout_keep_alive_task is not None:  # no pipelined request: one may come
+        if self._refused:
+            if not self._answering():
+                self._answer(431, TOO_LARGE)
+        elif self.timeout_keep_alive_task is not None:  # no pipelined request: one may come
             self._arm_header_timer()
 
     def send_400_response(self, msg: str) -> None:
@@ -271,8 +284,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
 
     def _refuse_head(self) -> None:
+        """431, once the answers to the requests before it on the connection are sent."""
         self._cancel_header_timer()
-        self._answer(431, "Request header fields too large.")
+        self._refused = True
+        if not self._answering():
+            self._answer(431, TOO_LARGE)
+
+    def _answering(self) -> bool:
+        return bool(self.pipeline) or (self.cycle is not None
+                                       and not self.cycle.response_complete)
 
     def _header_timeout(self) -> None:
         self._header_timer = None
@@ -283,10 +303,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
-    def _answer(self, status: int, msg: str) -> None:
+    def _answer(self, status: int, msg: str, headers: bytes = b"") -> None:
         body = msg.encode("ascii")
         self.transport.write(b"".join([
-            STATUS_LINE[status], b"content-type: text/plain; charset=utf-8\r\n",
+            STATUS_LINE[status], b"content-type: text/plain; charset=utf-8\r\n", headers,
             b"content-length: %d\r\n" % len(body), b"connection: close\r\n\r\n", body]))
         self.transport.close()
 

@@ -161,7 +161,7 @@ class HttpSettings(BaseSettings):
     """A request whose line and headers are larger gets 431 and its connection closed."""
     max_connections_per_client: int = Field(default=512, ge=1)
     """Connections one peer address may hold open (a trusted proxy's are not counted); its
-    next ones are closed at once."""
+    next ones are answered 503 and closed."""
     body_min_rate_bytes_s: float = Field(default=500.0, ge=0)
     """Bytes a second a request body must average once it has been waited for
     `body_idle_timeout_s` (each this many bytes buy a further second); 0 turns it off."""
