@@ -456,6 +456,12 @@ async def test_a_learners_path_snapshots_are_read_at_once(case: Case) -> None:
         "course:py": ["l1", "l2"], "concept:loops": []}
     assert await case.store.path_snapshots(case.tenant, "u2") == {"course:py": ["l2"]}
     assert await case.store.path_snapshots(case.other, "u1") == {}
+    # a page's goals only (a goal never announced, or someone else's, left out)
+    assert await case.store.path_snapshots(
+        case.tenant, "u1", ["concept:loops", "concept:sets", "concept:ghost"]) == {
+        "concept:loops": []}
+    assert await case.store.path_snapshots(case.tenant, "u2", ["concept:loops"]) == {}
+    assert await case.store.path_snapshots(case.tenant, "u1", []) == {}
 
 
 async def test_a_path_snapshot_is_written_over_the_one_read_while_enrolled(case: Case) -> None:

@@ -7,6 +7,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from bloop.ai.jobs.stores.embedded import EmbeddedJobStore
 from bloop.platform.identity.model import RefreshToken
 from bloop.platform.identity.stores.embedded import EmbeddedIdentityStore
@@ -14,8 +16,10 @@ from bloop.platform.kit.events.types import registry
 from bloop.platform.kit.sqlite import SqliteDB
 from bloop.platform.learning.model import (
     Card,
+    CourseNode,
     Edge,
     HeldUntil,
+    LessonNode,
     LessonVersion,
     NewCard,
     NewConcept,
@@ -23,7 +27,7 @@ from bloop.platform.learning.model import (
 )
 from bloop.platform.learning.service import LearningService
 from bloop.platform.learning.stores.embedded import EmbeddedLearningStore
-from tests.support import query_plans
+from tests.support import count_calls, query_plans
 
 T = "acme"
 AT = datetime(2026, 12, 1, tzinfo=UTC)
@@ -142,5 +146,54 @@ async def test_a_deleted_lessons_cards_are_found_along_indexes(tmp_path: Path) -
         assert any("cards_lesson" in step for step in steps), steps
         assert any("cards_held" in step for step in steps), steps
         along_indexes(await query_plans(db, lambda: retire("L2"), "card_states"))
+    finally:
+        await db.close()
+
+
+async def test_a_page_of_paths_reads_its_courses_lessons_and_snapshots_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path read its course's lessons, and the lessons teaching its concepts, through every
+    lesson of the tenant (`lessons` had no index on the course, and the planner walked
+    `teaches` by tenant), and a page of paths read the snapshots of every goal of the learner:
+    each path cost more the more courses the tenant and the learner had, not the page."""
+    db = SqliteDB(tmp_path / "learning.sqlite3")
+    store = EmbeddedLearningStore(db, registry)
+    try:
+        await store.setup()
+        service = LearningService(store)
+        for k in range(6):
+            ids = [f"c{k}-l{i}" for i in range(3)]
+            for i, lesson in enumerate(ids):
+                await store.upsert_lesson(LessonNode(
+                    id=lesson, tenant=T, course_id=f"course-{k}", position=i, title=lesson,
+                    estimated_minutes=5, teaches=[f"k{k}-{i}"] if i else [], requires=[],
+                    version=1))
+            await store.upsert_course(CourseNode(id=f"course-{k}", tenant=T, title=f"C{k}",
+                                                 version=1, lesson_ids=ids))
+            await store.add_edge(T, Edge(concept=f"k{k}-2", requires=f"k{k}-1"))
+            await service.enrol(T, "ada", NewEnrolment(course_id=f"course-{k}"))
+        await service.settled()
+        read = count_calls(store, monkeypatch)
+        snapshots: list[int] = []
+        all_snapshots = store.path_snapshots
+
+        async def path_snapshots(*args: object, **kwargs: object) -> dict[str, list[str]]:
+            found = await all_snapshots(*args, **kwargs)  # type: ignore[arg-type]
+            snapshots.append(len(found))
+            return found
+
+        monkeypatch.setattr(store, "path_snapshots", path_snapshots)
+
+        async def page() -> None:
+            assert len((await service.path_page(T, "ada", limit=2)).items) == 2
+
+        plans = await query_plans(db, page, "lessons") + await query_plans(db, page, "teaches")
+        assert read["learning_path"] == 4
+        assert snapshots == [2, 2]
+        steps = [step for plan in plans for step in plan if f" {step} ".split(" ")[2] in "lt"]
+        assert steps
+        for step in steps:
+            assert not step.startswith("SCAN"), step
+            assert not step.endswith("(tenant=?)"), "\n".join(str(p) for p in plans)
     finally:
         await db.close()

@@ -247,9 +247,10 @@ class LearningRepository(Protocol):
     async def path_snapshot(self, tenant: str, learner: str, goal: str) -> list[str] | None:
         """The lesson ids of the learner's path to `goal` when it was last announced."""
 
-    async def path_snapshots(self, tenant: str, learner: str) -> dict[str, list[str]]:
-        """`path_snapshot` of each of the learner's goals, by goal, in one read; a goal whose
-        path was never announced is left out."""
+    async def path_snapshots(self, tenant: str, learner: str,
+                             goals: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """`path_snapshot` of each of the learner's goals (those of `goals` when given), by
+        goal, in one read; a goal whose path was never announced is left out."""
 
     async def save_path_snapshot(self, tenant: str, learner: str, goal: str,
                                  lesson_ids: Sequence[str], events: Sequence[Envelope], *,

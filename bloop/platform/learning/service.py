@@ -687,7 +687,8 @@ class LearningService:
         which `until` is true is the last worked out."""
         out: list[LearningPath] = []
         announced = False
-        snapshots = await self.repo.path_snapshots(tenant, learner) if enrolments else {}
+        snapshots = await self.repo.path_snapshots(
+            tenant, learner, [e.goal for e in enrolments]) if enrolments else {}
         for e in enrolments:
             try:
                 path = await self.path(tenant, learner, course_id=e.course_id,

@@ -69,6 +69,7 @@ CREATE INDEX IF NOT EXISTS edges_up ON edges (tenant, requires, concept);
 CREATE TABLE IF NOT EXISTS lessons (
   tenant TEXT NOT NULL, id TEXT NOT NULL, course TEXT NOT NULL, version INTEGER NOT NULL,
   deleted INTEGER NOT NULL DEFAULT 0, doc TEXT NOT NULL, PRIMARY KEY (tenant, id));
+CREATE INDEX IF NOT EXISTS lessons_course ON lessons (tenant, course);
 CREATE TABLE IF NOT EXISTS teaches (
   tenant TEXT NOT NULL, lesson TEXT NOT NULL, concept TEXT NOT NULL,
   PRIMARY KEY (tenant, lesson, concept));
@@ -122,7 +123,8 @@ Conn = sqlite3.Connection
 # A learner's path (parameters: goals as JSON, tenant, learner), as `stores/neo4j.py` PLAN: each
 # unmastered concept of the closure with its shortest lesson not completed, or a completed one
 # when it has no other (`n = 1`), the lessons ordered by the deepest rank among the concepts they
-# teach, required first, shorter, by place.
+# teach, required first, shorter, by place. `teaches` is read by concept, the closure outside
+# (CROSS JOIN keeps that order): left to choose, SQLite read every `teaches` row of the tenant.
 PLAN = """
 WITH RECURSIVE
   closure(id) AS (SELECT value FROM json_each(:goals) UNION SELECT e.requires FROM edges e
@@ -144,7 +146,7 @@ WITH RECURSIVE
         EXISTS (SELECT 1 FROM courses k WHERE k.tenant = :tenant AND k.id = l.course
                 AND k.id IS NOT :course AND json_extract(k.doc, '$.archived')),
         json_extract(l.doc, '$.estimated_minutes'), json_extract(l.doc, '$.position'), l.id) AS n
-    FROM concept c JOIN teaches t ON t.tenant = :tenant AND t.concept = c.id
+    FROM concept c CROSS JOIN teaches t INDEXED BY teaches_concept ON t.tenant = :tenant AND t.concept = c.id
     JOIN lessons l ON l.tenant = :tenant AND l.id = t.lesson AND l.deleted = 0
     LEFT JOIN progress p ON p.tenant = :tenant AND p.learner = :learner AND p.lesson = l.id
     WHERE NOT c.done)
@@ -200,7 +202,8 @@ def _goals(c: Conn, tenant: str, concepts: Sequence[str], course: str | None) ->
     goals = set(_known(c, tenant, concepts))
     if course is not None:
         goals |= {r[0] for r in c.execute(
-            "SELECT t.concept FROM lessons l JOIN teaches t ON t.tenant = l.tenant"
+            "SELECT t.concept FROM lessons l INDEXED BY lessons_course CROSS JOIN teaches t"
+            " ON t.tenant = l.tenant"
             " AND t.lesson = l.id WHERE l.tenant = ? AND l.course = ? AND l.deleted = 0",
             (tenant, course))}
     return sorted(goals)
@@ -784,10 +787,12 @@ class EmbeddedLearningStore:
             (tenant, learner, goal)).fetchone())
         return None if row is None else list(json.loads(row[0]))
 
-    async def path_snapshots(self, tenant: str, learner: str) -> dict[str, list[str]]:
+    async def path_snapshots(self, tenant: str, learner: str,
+                             goals: Sequence[str] | None = None) -> dict[str, list[str]]:
         rows = await self.db.run(lambda c: c.execute(
-            "SELECT goal, lessons FROM path_snapshots WHERE tenant = ? AND learner = ?",
-            (tenant, learner)).fetchall())
+            "SELECT goal, lessons FROM path_snapshots WHERE tenant = ? AND learner = ?"
+            " AND (?3 IS NULL OR goal IN (SELECT value FROM json_each(?3)))",
+            (tenant, learner, None if goals is None else json.dumps(list(goals)))).fetchall())
         return {r["goal"]: list(json.loads(r["lessons"])) for r in rows}
 
     async def save_path_snapshot(self, tenant: str, learner: str, goal: str,

@@ -845,7 +845,15 @@ class Neo4jLearningStore:
             " RETURN s.lessons AS lessons", tenant=tenant, learner=learner, goal=goal)
         return list(rows[0]["lessons"]) if rows else None
 
-    async def path_snapshots(self, tenant: str, learner: str) -> dict[str, list[str]]:
+    async def path_snapshots(self, tenant: str, learner: str,
+                             goals: Sequence[str] | None = None) -> dict[str, list[str]]:
+        if goals is not None:
+            rows = await self._query(
+                "UNWIND $goals AS goal"
+                " MATCH (s:PathSnapshot {tenant: $tenant, learner: $learner, goal: goal})"
+                " RETURN s.goal AS goal, s.lessons AS lessons", tenant=tenant, learner=learner,
+                goals=list(dict.fromkeys(goals)))
+            return {r["goal"]: list(r["lessons"]) for r in rows}
         rows = await self._query(
             "MATCH (s:PathSnapshot {tenant: $tenant, learner: $learner})"
             " RETURN s.goal AS goal, s.lessons AS lessons", tenant=tenant, learner=learner)
