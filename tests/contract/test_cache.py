@@ -126,3 +126,68 @@ async def test_over_tls_or_a_unix_socket_the_cache_uses_redis_py_itself(
     finally:
         await c.delete_prefix("")
         await client.aclose()
+
+
+def held(cache: MemoryCache) -> int:
+    """The bytes of keys and values `cache` holds, counted afresh."""
+    return sum(len(k) + len(v) for k, (v, _) in cache._data.items())
+
+
+async def test_the_in_process_cache_is_bounded_by_bytes_least_recently_used_first() -> None:
+    """It was bounded by entries alone: 10,000 lessons' JSON of up to 1 MiB each could be
+    held, gigabytes."""
+    cache = MemoryCache(max_bytes=1600)
+    for i in range(20):
+        await cache.set(f"k{i:02}", bytes(77))  # 80 bytes with its key
+    assert cache.size == held(cache) == 1600
+    assert await cache.get("k00") is not None
+    await cache.set("k20", bytes(77))
+    assert await cache.get("k01") is None
+    assert await cache.get("k00") is not None
+    assert cache.size == held(cache) == 1600
+    await cache.set_many({"a": bytes(99), "b": bytes(99), "c": bytes(99)})
+    assert cache.size == held(cache) <= 1600
+    assert [await cache.get(k) for k in "abc"] == [bytes(99)] * 3
+
+
+async def test_a_value_over_a_sixteenth_of_the_budget_is_not_kept() -> None:
+    cache = MemoryCache(max_bytes=1600)
+    await cache.set("small", b"1")
+    await cache.set("big", b"old")
+    await cache.set("big", bytes(100))  # 103 bytes with its key, over 1600 // 16
+    assert await cache.get("big") is None  # nor is its older value left to be read
+    assert await cache.get("small") == b"1"
+    assert cache.size == held(cache) == len("small") + 1
+
+
+async def test_expired_entries_are_freed_without_being_read() -> None:
+    """An entry expired only when its key was read again, so its bytes stayed for ever."""
+    now = [0.0]
+    cache = MemoryCache(clock=lambda: now[0])
+    await cache.set_many({f"lesson:{i}": bytes(1000) for i in range(40)}, ttl_s=600)
+    await cache.set("lasting", b"1")
+    await cache.incr("hits", ttl_s=900)
+    now[0] = 601
+    await cache.incr("other")
+    await cache.set("another", b"1")  # a write frees a few (32): two are needed for 40
+    assert sorted(cache._data) == ["another", "hits", "lasting", "other"]
+    assert cache.size == held(cache)
+    now[0] = 901
+    await cache.set("lasting", b"2")
+    assert sorted(cache._data) == ["another", "lasting", "other"]
+
+
+async def test_expiries_of_keys_set_again_do_not_pile_up() -> None:
+    now = [0.0]
+    cache = MemoryCache(clock=lambda: now[0])
+    for i in range(10_000):
+        await cache.set("known", b"1", ttl_s=86_400 + i)
+        await cache.incr("count", ttl_s=60)
+        assert await cache.decr("count") == 0
+    assert len(cache._expiries) <= 4 * len(cache._data) + 1024
+    assert cache.size == held(cache)
+    now[0] = 86_400 + 10_000
+    for i in range(40):  # each write sweeps a few of the (at most 1,032) expiries held
+        await cache.set(f"x{i:02}", b"1")
+    assert "known" not in cache._data
+    assert cache.size == held(cache) == 40 * 4

@@ -51,7 +51,7 @@ async def mount(platform: Platform) -> Mounted:
     relay = platform.add_outbox(repo.outbox)
     members = TenantMembers(lambda: platform.services.get("identity"),
                             platform.settings.auth.identity_url)
-    service = ContentService(repo, on_write=relay.wake, cache=platform.cache, members=members,
+    service = ContentService(repo, on_write=relay.wake, cache=platform.copies, members=members,
                              on_cache_read=partial(platform.metrics.cache_lookup, "lessons"))
     attempts = mount_attempts(platform, service)
     media = media_state(platform, service)

@@ -101,6 +101,11 @@ class RuntimeSettings(BaseSettings):
                                  "setup (indexes, constraints) runs again when MongoDB or Neo4j "
                                  "comes back, and to log the return of a store that failed "
                                  "requests")
+    cache_memory_max_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024 * 1024, le=1 << 40, description=(
+            "the bytes (keys and values) each in-process cache may hold, when Redis is not "
+            "configured; past it the least recently used entries go, and a value over a "
+            "sixteenth of it is not kept"))
 
 
 def _comma_separated(value: object) -> object:

@@ -78,13 +78,20 @@ class Platform:
             self._probe("redis", lambda: stores.ping_redis(red))
             self._closers.append(red.aclose)
 
+        # `cache` holds state that must last its ttl (sign-in counters, rate limits, revocation
+        # marks, OIDC states); `copies` what can be read again from its store (published
+        # lessons). In process they are two caches, so a flood of large copies never pushes a
+        # counter out (which would reset it); Redis holds both under its own memory policy.
         self.cache: Cache
+        self.copies: Cache
         if self.redis is not None:
-            self.cache = redis_cache = RedisCache(self.redis)
+            self.cache = self.copies = redis_cache = RedisCache(self.redis)
             self._closers.append(redis_cache.close)
             self.auth = Auth(settings.auth, redis_cache, MirroredRevocations(redis_cache))
         else:
-            self.cache = MemoryCache()
+            max_bytes = settings.runtime.cache_memory_max_bytes
+            self.cache = MemoryCache(max_bytes=max_bytes)
+            self.copies = MemoryCache(max_bytes=max_bytes)
             self.auth = Auth(settings.auth, self.cache,
                              StoredRevocations(self.cache, self.sqlite("auth")))
         if settings.auth.jwks_url:
