@@ -39,6 +39,7 @@ from bloop.platform.kit.settings import Settings, development_credential
 from bloop.platform.kit.sqlite import SqliteDB
 
 log = logging.getLogger("bloop.wiring")
+COUNTER_ENTRIES = 500_000
 
 
 class StoreMissing(RuntimeError):
@@ -90,7 +91,9 @@ class Platform:
             self.auth = Auth(settings.auth, redis_cache, MirroredRevocations(redis_cache))
         else:
             max_bytes = settings.runtime.cache_memory_max_bytes
-            self.cache = MemoryCache(max_bytes=max_bytes)
+            # Counters are small: their bytes bound them, so an attacker spreading guesses over
+            # many addresses cannot push one out by number alone.
+            self.cache = MemoryCache(max_entries=COUNTER_ENTRIES, max_bytes=max_bytes)
             self.copies = MemoryCache(max_bytes=max_bytes)
             self.auth = Auth(settings.auth, self.cache,
                              StoredRevocations(self.cache, self.sqlite("auth")))
