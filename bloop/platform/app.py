@@ -14,7 +14,12 @@ from fastapi import FastAPI
 from bloop.platform import services as service_registry
 from bloop.platform.demo import data as demo
 from bloop.platform.demo.sign_ins import DemoSignIns
-from bloop.platform.kit.auth.deps import document_security
+from bloop.platform.kit.auth.deps import (
+    ANONYMOUS_UNCOUNTED,
+    NEVER_LIMITED,
+    PUBLIC_ROUTES,
+    document_security,
+)
 from bloop.platform.kit.cors import install_cors
 from bloop.platform.kit.docs import install_docs
 from bloop.platform.kit.draining import Draining
@@ -132,7 +137,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
             app.include_router(graphql)
         claim_fixed_paths(app)
     document_security(app)
-    document_problems(app)
+    document_problems(app, never_limited=NEVER_LIMITED)
     document_union_tags(app)
     if http_routes:
         install_idempotency(app, lambda: app.state.platform.idempotency, settings.http,
@@ -143,7 +148,10 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
                        max_body_bytes=settings.http.max_body_bytes,
                        body_idle_s=settings.http.body_idle_timeout_s,
                        body_min_rate=settings.http.body_min_rate_bytes_s,
-                       own_limits=[p for s in chosen for p in s.large_bodies] if http_routes else [])
+                       own_limits=[p for s in chosen for p in s.large_bodies] if http_routes else [],
+                       count_anonymous=lambda ip: app.state.platform.auth.count_anonymous(ip),
+                       uncounted=sorted(ANONYMOUS_UNCOUNTED),
+                       public_paths={p for _, p in PUBLIC_ROUTES if "{" not in p})
     if settings.http.cors_origins:
         install_cors(app, settings.http.cors_origins)
     return app

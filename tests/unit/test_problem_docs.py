@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from bloop.platform.app import create_app
 from bloop.platform.demo import data
+from bloop.platform.kit.auth.deps import NEVER_LIMITED
 from bloop.platform.kit.errors import PROBLEM_JSON, StoreUnavailable, install_error_handlers
 from bloop.platform.kit.problem_docs import PROBLEM, VALIDATION_PROBLEM, document_problems
 from bloop.platform.kit.settings import RuntimeSettings, Settings
@@ -64,6 +65,11 @@ def test_every_operation_documents_its_errors_as_problems() -> None:
         if path.startswith("/v1/"):
             assert problem_ref(responses["503"]) == "Problem", where
             assert "Retry-After" in responses["503"]["headers"], where
+        if path in NEVER_LIMITED:
+            assert "429" not in responses, where
+        else:  # a rate limit per caller, or per address without a credential
+            assert problem_ref(responses["429"]) == "Problem", where
+            assert "Retry-After" in responses["429"]["headers"], where
     text = json.dumps(doc)
     assert "HTTPValidationError" not in text  # FastAPI's 422 shape, which no handler sends
     assert sum(1 for _, _, op in ops if "422" in op["responses"]) > 50

@@ -95,8 +95,8 @@ class Metrics:
         )
         self.rate_limited = Counter(
             "bloop_rate_limited_total", "Requests (or GraphQL fields) refused with 429, by limit"
-            " (a rate limiter: requests, api_keys, token_requests, oidc_sign_ins; peer: another"
-            " service's 429 passed on; else the refusal's code) and route template",
+            " (a rate limiter: requests, api_keys, anonymous, token_requests, oidc_sign_ins;"
+            " peer: another service's 429 passed on; else the refusal's code) and route template",
             ["limit", "route"], registry=r,
         )
         self.cache_lookups = Counter(

@@ -1,5 +1,6 @@
-"""Request id, access log, metrics, body-size limit, body idle timeout, content-free 204s and
-the headers that keep pages from being framed or sniffed, as one pure ASGI middleware."""
+"""Request id, access log, metrics, the rate limit of requests without a credential, body-size
+limit, body idle timeout, content-free 204s and the headers that keep pages from being framed or
+sniffed, as one pure ASGI middleware."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from starlette.requests import Request
 from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bloop.platform.kit.errors import (
     BodyRefused,
+    Problem,
     problem_response,
     store_outages,
     unexpected_response,
@@ -87,6 +90,18 @@ def plain_route(scope: Scope, root_path: str) -> str | None:
     return None
 
 
+def route_template(scope: Scope) -> str:
+    """The template of the route a request is bound for, before routing has found it (FastAPI's
+    included routes as well as `plain_route`'s)."""
+    bare = {"type": "http", "path": scope.get("path", ""),
+            "root_path": scope.get("root_path", ""), "method": scope.get("method", "GET")}
+    for route in iter_route_contexts(getattr(getattr(scope.get("app"), "router", None),
+                                             "routes", ())):
+        if route.matches(bare)[0] is Match.FULL:
+            return str(route.path)
+    return plain_route(scope, scope.get("root_path", "")) or "unmatched"
+
+
 def paths_pattern(templates: Sequence[str]) -> re.Pattern[str] | None:
     """What matches the paths of the route templates (`/v1/tenants/{tenant}/media`), if any."""
     if not templates:
@@ -98,7 +113,9 @@ def paths_pattern(templates: Sequence[str]) -> re.Pattern[str] | None:
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics], max_body_bytes: int,
                  own_limits: Sequence[str] = (), body_idle_s: float = 30.0,
-                 body_min_rate: float = 0.0) -> None:
+                 body_min_rate: float = 0.0,
+                 count_anonymous: Callable[[str], Awaitable[None]] | None = None,
+                 uncounted: Sequence[str] = (), public_paths: Collection[str] = ()) -> None:
         """`own_limits`: path templates (`/v1/tenants/{tenant}/media`) whose routes limit their
         request bodies themselves, so the body-size limit here leaves them alone.
         `body_idle_s`: how long a request body may go without a byte arriving before the
@@ -106,10 +123,32 @@ class RequestContextMiddleware:
         `body_min_rate`: bytes a second a body must average once it has been waited for
         `body_idle_s` (0: any rate): as Apache's MinRate, each `body_min_rate` bytes received
         buy one more second of waiting, and a body behind that is answered 408 too. Only time
-        spent waiting for the client counts, not time the app spent before reading on."""
+        spent waiting for the client counts, not time the app spent before reading on.
+        `count_anonymous`: counts a request without a credential against its client address,
+        raising its 429 past the address's limit; a request to a path of `uncounted` (path
+        templates) is not counted, and one with a credential only when its path is one of
+        `public_paths`, which do not look at the credential (a request with a credential the
+        routes refuse is counted by `kit.auth.deps.Requirement`)."""
         self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+        self.count_anonymous = count_anonymous
+        self.uncounted = paths_pattern(uncounted)
+        self.public_paths = frozenset(public_paths)
         self.body_idle_s, self.body_min_rate = body_idle_s, body_min_rate
         self.own_limits = paths_pattern(own_limits)
+
+    async def _refused_anonymous(self, scope: Scope) -> ASGIApp | None:
+        path = scope.get("path", "")
+        if self.count_anonymous is None or (
+                self.uncounted is not None and self.uncounted.fullmatch(path)):
+            return None
+        try:
+            await self.count_anonymous(client_ip(Request(scope)))
+        except Problem as exc:
+            limit = str(getattr(exc, "limit", exc.code))
+            self.metrics().rate_limited.labels(limit, route_template(scope)).inc()
+            return problem_response(exc.status, exc.code, exc.detail, instance=path,
+                                    extra=exc.extra, headers=exc.headers)
+        return None
 
     @property
     def too_large(self) -> str:
@@ -184,6 +223,13 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            if self.count_anonymous is not None and (
+                    (b"authorization" not in headers and b"x-api-key" not in headers)
+                    or scope.get("path") in self.public_paths):
+                refused = await self._refused_anonymous(scope)
+                if refused is not None:
+                    await refused(scope, receive, send_with_id)
+                    return
             if self.own_limits is not None and self.own_limits.fullmatch(scope.get("path", "")):
                 await self.app(scope, tracked_receive, send_with_id)
                 return

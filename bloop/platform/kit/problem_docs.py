@@ -5,6 +5,7 @@ shape. FastAPI documents only a 422 of its own shape, which the handlers never s
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from fastapi import FastAPI
@@ -76,6 +77,11 @@ OTHER = ("any other error", problem_body(
     409, "stale_version", "the course 'intro' changed since that version; read it again and "
     "retry", instance=_AT, extra={"current_version": 4}))
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+RATE_LIMITED = ("more requests than the caller's rate limit lets through (per person, per API "
+                "key, or per client address without a credential); try again after "
+                "`Retry-After` seconds", problem_body(
+                    429, "rate_limited", "more than 600 requests in 60 s; slow down",
+                    instance=_AT))
 
 
 def _response(documented: tuple[str, dict[str, Any]], schema: str = "Problem",
@@ -110,7 +116,7 @@ def add_problem(responses: dict[str, Any], documented: tuple[str, dict[str, Any]
             found["headers"] = {**found.get("headers", {}), **headers}
 
 
-def _document(operation: dict[str, Any], path: str) -> None:
+def _document(operation: dict[str, Any], path: str, limited: bool) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for status, response in responses.items():  # an error a route names: still a problem
         if status[0] in "45" and "content" not in response:
@@ -127,13 +133,16 @@ def _document(operation: dict[str, Any], path: str) -> None:
     if "requestBody" in operation:
         responses.setdefault("408", _response(BODY_STALLED))
         responses.setdefault("413", _response(TOO_LARGE))
+    if limited:
+        add_problem(responses, RATE_LIMITED, headers=RETRY_AFTER)
     if path.startswith("/v1/"):
         responses.setdefault("503", _response(STORE_DOWN, headers=RETRY_AFTER))
     responses.setdefault("default", _response(OTHER))
 
 
-def document_problems(app: FastAPI) -> None:
-    """Call after every route is included and after `document_security`, whose marks this reads."""
+def document_problems(app: FastAPI, never_limited: Collection[str] = ()) -> None:
+    """Call after every route is included and after `document_security`, whose marks this reads.
+    `never_limited`: the paths no rate limit answers 429 (every other one may)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -142,7 +151,7 @@ def document_problems(app: FastAPI) -> None:
             return schema  # documented on an earlier call: FastAPI keeps the document
         for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
-                _document(operation, path)
+                _document(operation, path, path not in never_limited)
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         schemas["Problem"], schemas["ValidationProblem"] = PROBLEM, VALIDATION_PROBLEM
         for name in FASTAPI_VALIDATION:  # dropped once nothing refers to them

@@ -356,6 +356,11 @@ class AuthSettings(BaseSettings):
     api_key_rate_limit: int = Field(default=1200, ge=1,
                                     description="requests per API key per window")
     api_key_rate_window_s: int = Field(default=60, ge=1)
+    anonymous_rate_limit: int = Field(default=300, ge=1, description=(
+        "requests without a credential (the landing page, the API docs, a 401) one client "
+        "address may make per `anonymous_rate_window_s`: a class behind one NAT address "
+        "browsing the public pages stays well under it"))
+    anonymous_rate_window_s: int = Field(default=60, ge=1)
     rate_local_share: float = Field(default=0.05, ge=0, le=0.5, description=(
         "the share of a caller's limit one process may count on its own between exchanges "
         "with Redis (every `rate_sync_s`), while the caller is well under the limit: also what "

@@ -37,6 +37,7 @@ from bloop.platform.kit.auth.revocations import Revocations
 from bloop.platform.kit.auth.tokens import Forbidden, TokenVerifier, Unauthenticated
 from bloop.platform.kit.cache import Cache
 from bloop.platform.kit.idempotency.layer import claim
+from bloop.platform.kit.middleware import client_ip
 from bloop.platform.kit.settings import AuthSettings
 
 TOKEN_URL = "/v1/auth/token"  # noqa: S105  (a route, not a secret)
@@ -61,6 +62,18 @@ PUBLIC_ROUTES: frozenset[tuple[str, str]] = frozenset({
     ("GET", "/v1/tenants/{tenant}/media/{media}/signed"),  # likewise
 })
 
+NEVER_LIMITED: frozenset[str] = frozenset({
+    "/healthz", "/readyz", "/metrics",  # probes and scrapers
+    "/v1/tenants/{tenant}/ai/links/{job}/{name}",  # a signed link: its signature (one HMAC,
+    "/v1/tenants/{tenant}/media/{media}/signed",  # checked before any read) is its credential
+})
+"""Paths never answered 429 by a rate limit."""
+ANONYMOUS_UNCOUNTED: frozenset[str] = NEVER_LIMITED | {
+    TOKEN_URL, "/v1/tenants/{tenant}/signup", "/v1/tenants/{tenant}/oidc/{name}/login"}
+"""Paths the anonymous limit leaves alone: `NEVER_LIMITED`, and the sign-ins, which their
+address's own budgets limit (`token_rate_limit`, the OIDC `login_rate_limit`), so that pages
+asked from an address never keep its people from signing in."""
+
 bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False,
                               scopes={s: s for s in SCOPES})
 
@@ -79,6 +92,9 @@ class Auth:
         self.key_limiter = RateLimiter(cache, settings.api_key_rate_limit,
                                        settings.api_key_rate_window_s, local_share=share,
                                        sync_s=sync_s)
+        self.anonymous = RateLimiter(cache, settings.anonymous_rate_limit,
+                                     settings.anonymous_rate_window_s, local_share=share,
+                                     sync_s=sync_s)
         self.api_keys: ApiKeySource | None = None
 
     async def start(self) -> None:
@@ -87,7 +103,15 @@ class Auth:
     async def close(self) -> None:
         await self.limiter.close()
         await self.key_limiter.close()
+        await self.anonymous.close()
         await self.revocations.close()
+
+    async def count_anonymous(self, address: str) -> None:
+        """Counts a request without a credential, or with one refused 401, against its client
+        `address`; `RateLimited` past the address's limit."""
+        state = await self.anonymous.hit(f"anon:{address}")
+        if not state.allowed:
+            raise RateLimited(state, "anonymous")
 
     def use_api_keys(self, source: ApiKeySource) -> None:
         self.api_keys = source
@@ -126,20 +150,31 @@ class Requirement:
         scheme, _, token = (headers.get("authorization") or "").partition(" ")
         if scheme.lower() != "bearer":
             token = ""
-        if api_key is not None or (token and is_api_key(token)):
-            if api_key is not None and token:
-                raise Unauthenticated("send one credential: an `Authorization` header or an "
-                                      "`X-API-Key` header, not both", code="invalid_token")
-            principal, revocation = await auth.authenticate_key(api_key or token or "")
+        by_key = api_key is not None or bool(token and is_api_key(token))
+        revocation: list[str] = []
+        try:
+            if by_key:
+                if api_key is not None and token:
+                    raise Unauthenticated("send one credential: an `Authorization` header or "
+                                          "an `X-API-Key` header, not both", code="invalid_token")
+                principal, revocation = await auth.authenticate_key(api_key or token or "")
+            elif not token:
+                raise Unauthenticated("sign in first: this route needs an `Authorization: "
+                                      "Bearer` access token")
+            else:
+                principal = await auth.verifier.verify_signed(token)
+        except Unauthenticated:
+            # A request without these headers was counted as anonymous as it came in
+            # (`kit.middleware`); one whose credential is refused counts so here.
+            if api_key is not None or "authorization" in headers:
+                await auth.count_anonymous(client_ip(request))
+            raise
+        if by_key:
             state = await auth.key_limiter.hit(f"key:{principal.tenant}:{principal.user_id}")
             limit = "api_keys"
             if await auth.revocations.any_revoked(revocation):
                 raise Unauthenticated("the API key has been revoked", code="token_revoked")
-        elif not token:
-            raise Unauthenticated("sign in first: this route needs an `Authorization: Bearer` "
-                                  "access token")
         else:
-            principal = await auth.verifier.verify_signed(token)
             state = await auth.limiter.hit(f"user:{principal.tenant}:{principal.user_id}")
             limit = "requests"
             await auth.verifier.refuse_revoked(principal)

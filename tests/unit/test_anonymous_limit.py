@@ -1,0 +1,78 @@
+"""Requests without a credential are limited per client address (`BLOOP_AUTH_ANONYMOUS_RATE_LIMIT`):
+they were not limited at all, so one client could keep the public pages and the 401s of every
+guarded route busy as fast as it liked."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from bloop.platform.app import create_app
+from bloop.platform.kit.settings import AuthSettings, RuntimeSettings, Settings
+from tests.support import answers_documented, member
+
+LIMIT = 5
+JWKS = "/.well-known/jwks.json"
+ME = "/v1/tenants/acme/me"
+
+
+@pytest.fixture
+async def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    for var in ("BLOOP_STORE", "BLOOP_MONGO_ADAPTER", "BLOOP_KAFKA_ADAPTER", "BLOOP_REDIS_ADAPTER"):
+        monkeypatch.delenv(var, raising=False)
+    settings = Settings(runtime=RuntimeSettings(data_dir=tmp_path, seed_demo=False),
+                        auth=AuthSettings(anonymous_rate_limit=LIMIT))
+    application = create_app(settings, services=["identity"])
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def from_address(app: FastAPI, host: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(host, 4321)),
+                             base_url="http://bloop.test",
+                             event_hooks={"response": [answers_documented(app)]})
+
+
+def refused(app: FastAPI, route: str) -> float | None:
+    return app.state.platform.metrics.registry.get_sample_value(  # type: ignore[no-any-return]
+        "bloop_rate_limited_total", {"limit": "anonymous", "route": route})
+
+
+def is_limited(r: httpx.Response) -> bool:
+    if r.status_code != 429:
+        return False
+    assert r.json()["code"] == "rate_limited"
+    assert int(r.headers["retry-after"]) >= 1
+    assert r.headers["ratelimit-policy"] == f"{LIMIT};w=60"
+    return True
+
+
+async def test_one_address_without_a_credential_is_limited(app: FastAPI) -> None:
+    async with from_address(app, "192.0.2.7") as one, from_address(app, "192.0.2.8") as other:
+        signed_in = await member(app, one, "acme", ["learner"])  # a sign-in is not counted
+        for _ in range(LIMIT):
+            assert (await one.get(JWKS)).status_code == 200
+        assert is_limited(await one.get(JWKS))
+        assert is_limited(await one.get("/openapi.json"))
+        assert is_limited(await one.get(ME))  # its 401, too
+        # a credential a public route does not look at does not get past the limit
+        assert is_limited(await one.get(JWKS, headers={"Authorization": "Bearer made-up"}))
+        assert (await other.get(JWKS)).status_code == 200
+        for _ in range(3 * LIMIT):
+            assert (await one.get("/healthz")).status_code == 200
+            assert (await one.get(ME, headers=signed_in)).status_code == 200
+        assert refused(app, JWKS) == 2
+        assert refused(app, "/v1/tenants/{tenant}/me") == 1
+
+
+async def test_a_refused_credential_counts_against_its_address(app: FastAPI) -> None:
+    async with from_address(app, "192.0.2.9") as one:
+        for _ in range(LIMIT):
+            r = await one.get(ME, headers={"Authorization": "Bearer not.a.token"})
+            assert r.status_code == 401
+        assert is_limited(await one.get(ME, headers={"X-API-Key": "bloop_x_y"}))
+        assert is_limited(await one.get(JWKS))
