@@ -76,3 +76,12 @@ async def test_a_refused_credential_counts_against_its_address(app: FastAPI) -> 
             assert r.status_code == 401
         assert is_limited(await one.get(ME, headers={"X-API-Key": "bloop_x_y"}))
         assert is_limited(await one.get(JWKS))
+
+
+async def test_under_a_root_path_the_same_paths_are_counted_and_left_alone(app: FastAPI) -> None:
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.10", 4321), root_path="/api")
+    async with httpx.AsyncClient(transport=transport, base_url="http://bloop.test") as one:
+        for _ in range(LIMIT):
+            assert (await one.get(f"/api{JWKS}")).status_code == 200
+        assert is_limited(await one.get(f"/api{JWKS}", headers={"Authorization": "Bearer x"}))
+        assert (await one.get("/api/healthz")).status_code == 200

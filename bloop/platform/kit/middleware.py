@@ -90,6 +90,13 @@ def plain_route(scope: Scope, root_path: str) -> str | None:
     return None
 
 
+def route_path(scope: Scope) -> str:
+    """A request's path as its routes see it: without the root path the app is served under."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 def route_template(scope: Scope) -> str:
     """The template of the route a request is bound for, before routing has found it (FastAPI's
     included routes as well as `plain_route`'s)."""
@@ -139,7 +146,7 @@ class RequestContextMiddleware:
     async def _refused_anonymous(self, scope: Scope) -> ASGIApp | None:
         path = scope.get("path", "")
         if self.count_anonymous is None or (
-                self.uncounted is not None and self.uncounted.fullmatch(path)):
+                self.uncounted is not None and self.uncounted.fullmatch(route_path(scope))):
             return None
         try:
             await self.count_anonymous(client_ip(Request(scope)))
@@ -225,7 +232,7 @@ class RequestContextMiddleware:
         try:
             if self.count_anonymous is not None and (
                     (b"authorization" not in headers and b"x-api-key" not in headers)
-                    or scope.get("path") in self.public_paths):
+                    or route_path(scope) in self.public_paths):
                 refused = await self._refused_anonymous(scope)
                 if refused is not None:
                     await refused(scope, receive, send_with_id)
