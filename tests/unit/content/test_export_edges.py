@@ -284,6 +284,7 @@ async def test_one_tenant_never_takes_every_build(
     slots = exports_of(app).slots
     two = ExportService(None, None, UploadSettings(exports_at_once=2)).slots  # type: ignore[arg-type]
     monkeypatch.setattr(slots, "shares", two.shares)
+    slots.take("globex/admin", "globex")()  # another tenant asked for an export just now
     give = slots.take("acme/someone-else", "acme")  # another of the tenant's exports
     r = await export(client)
     assert (r.status_code, r.json()["code"]) == (503, "too_many_exports")
@@ -298,6 +299,7 @@ async def test_one_tenant_never_takes_every_build(
 def test_one_user_builds_half_and_keeps_a_quarter_one_tenant_all_but_one() -> None:
     slots = ExportService(None, None, UploadSettings(  # type: ignore[arg-type]
         exports_at_once=4, exports_waiting=8)).slots
+    slots.take("globex/d", "globex")()  # another tenant asked: the tenant's share applies
     slots.take("acme/a", "acme")
     slots.take("acme/a", "acme")
     with pytest.raises(Problem, match="you are building 2 course exports"):
@@ -312,6 +314,7 @@ def test_one_user_builds_half_and_keeps_a_quarter_one_tenant_all_but_one() -> No
     give()  # once is enough
     slots.take("initech/e", "initech")
     waiting = Waiting(8, 1 << 30)
+    waiting.take("globex/d", "globex").give()
     kept = [waiting.take("acme/a", "acme") for _ in range(2)]
     with pytest.raises(Problem, match="2 of your course exports' zips"):
         waiting.take("acme/a", "acme")
@@ -321,6 +324,39 @@ def test_one_user_builds_half_and_keeps_a_quarter_one_tenant_all_but_one() -> No
     kept[0].give()
     waiting.take("acme/a", "acme")
     assert (waiting.zips, waiting.shares.users["acme/a"]) == (7, 2)
+
+
+def test_one_tenant_alone_builds_and_keeps_every_place() -> None:
+    """A tenant built all the builds but one, and kept all the zips but one, even with no other
+    tenant asking: a single-school install built 3 exports of 4 at once (the fourth 503) and
+    kept 15 zips of 16. The tenant's share applies only while another tenant holds a place or
+    asked for one within `RECENT_S`."""
+    service = ExportService(None, None, UploadSettings(  # type: ignore[arg-type]
+        exports_at_once=4, exports_waiting=4))
+    slots, waiting = service.slots, service.waiting
+    at = [1000.0]
+    recent = slots.shares.recent
+    assert recent is waiting.shares.recent  # an export asks for both
+    recent.clock = lambda: at[0]
+    builds = [slots.take(f"school/{u}", "school") for u in ("a", "a", "b", "b")]
+    kept = [waiting.take(f"school/{u}", "school") for u in ("a", "b", "c", "d")]
+    assert (slots.taken, waiting.zips) == (4, 4)
+    with pytest.raises(Problem, match="4 course exports' zips are kept"):
+        waiting.take("globex/x", "globex")  # refused (all kept), but it asked
+    for give in builds[1:]:
+        give()
+    for k in kept[1:]:
+        k.give()
+    slots.take("school/b", "school")
+    slots.take("school/c", "school")
+    with pytest.raises(Problem, match="take 3 of the 4 builds"):
+        slots.take("school/d", "school")
+    at[0] += 59
+    with pytest.raises(Problem, match="take 3 of the 4 builds"):
+        slots.take("school/d", "school")
+    at[0] += 2  # globex asked more than a minute ago
+    slots.take("school/d", "school")
+    assert slots.taken == 4
 
 
 def spool_open(app: FastAPI) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 
 from bloop.platform.content.uploads import pdf
 from bloop.platform.content.uploads.settings import UploadSettings
-from bloop.platform.content.uploads.shares import Queue, Shares
+from bloop.platform.content.uploads.shares import Queue, Shares, tenant_share
 from bloop.platform.kit import processes
 from bloop.platform.kit.errors import Problem
 from tests.unit.content import media_samples as s
@@ -126,23 +126,57 @@ async def test_a_read_waits_for_a_free_reader_within_its_time(
     assert len(spawned) == 1
 
 
-async def test_one_tenant_never_holds_every_reader(tmp_path: Path) -> None:
-    """Two slow PDFs of one tenant held both readers, and another tenant's one-page PDF waited
-    for them (68 s): one tenant holds all the readers but one, and waits beyond."""
+async def test_one_tenant_reads_on_every_reader_while_no_other_waits(tmp_path: Path) -> None:
+    """A tenant held at most all the readers but one, even with none of another tenant's PDFs
+    waiting: a single-school install read one PDF at a time of its two readers (and the second
+    could time out with a reader idle). Beyond its share, a tenant takes a free reader while no
+    other tenant's PDF waits."""
     path = tmp_path / "a.pdf"
     path.write_bytes(s.pdf("Hello"))
-    readers = Queue(Shares(2, 2, 1))
-    slow = await readers.take(None, "acme")  # acme's crafted PDF is being read
-    with pytest.raises(Problem) as caught:  # its second waits for its first
-        await pdf.read_pdf(path, "a.pdf", UploadSettings(pdf_timeout_s=0.3), readers,
-                           tenant="acme")
-    assert (caught.value.status, caught.value.code) == (503, "pdf_reader_unavailable")
-    text = await pdf.read_pdf(path, "a.pdf", UploadSettings(), readers, tenant="globex")
+    readers = Queue(Shares(2, 2, tenant_share(2)))
+    taken = await asyncio.wait_for(asyncio.gather(
+        readers.take(None, "school"), readers.take(None, "school")), 5)
+    assert readers.shares.taken == 2
+    for give in taken:
+        give()
+    slow = await readers.take(None, "school")  # the school's slow PDF is being read
+    text = await pdf.read_pdf(path, "a.pdf", UploadSettings(pdf_timeout_s=10), readers,
+                              tenant="school")  # its second is read beside it
     assert "Hello" in text.pages[0]
-    queued = asyncio.create_task(pdf.read_pdf(path, "a.pdf", UploadSettings(), readers,
-                                              tenant="acme"))
-    await asyncio.sleep(0.05)
-    assert not queued.done()
     slow()
-    assert "Hello" in (await asyncio.wait_for(queued, 30)).pages[0]
+    assert (readers.shares.taken, readers.waiters) == (0, [])
+
+
+async def test_another_tenants_waiting_pdf_goes_before_a_tenant_beyond_its_share() -> None:
+    """Two slow PDFs of one tenant held both readers, and another tenant's one-page PDF waited
+    behind that tenant's next ones: with another tenant's PDF waiting, a free reader goes first
+    to a tenant under its share, then in turn."""
+    readers = Queue(Shares(2, 2, tenant_share(2)))
+    acme = [await asyncio.wait_for(readers.take(None, "acme"), 5) for _ in range(2)]
+    queued = [asyncio.create_task(readers.take(None, t)) for t in ("acme", "acme", "globex")]
+    await asyncio.sleep(0)
+    assert not any(q.done() for q in queued)
+    acme.pop()()  # acme holds one, its share: globex's goes first
+    await asyncio.sleep(0)
+    assert [q.done() for q in queued] == [False, False, True]
+    acme.pop()()  # none of another tenant's waits: acme's, first in, first out
+    await asyncio.sleep(0)
+    assert [q.done() for q in queued] == [True, False, True]
+    queued[2].result()()
+    await asyncio.sleep(0)
+    assert [q.done() for q in queued] == [True, True, True]
+    for q in queued[:2]:
+        q.result()()
+    assert (readers.shares.taken, readers.waiters) == (0, [])
+
+
+async def test_a_read_that_gives_up_leaves_no_place_taken() -> None:
+    readers = Queue(Shares(1, 1, 1))
+    held = await readers.take(None, "acme")
+    waiting = asyncio.create_task(readers.take(None, "globex"))
+    await asyncio.sleep(0)
+    held()  # handed to the waiter, which gives up before it runs
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
     assert (readers.shares.taken, readers.waiters) == (0, [])

@@ -8,7 +8,9 @@ changed it meanwhile. A process builds `BLOOP_UPLOAD_EXPORTS_AT_ONCE` at once; a
 waits in the spool for its client to read it, holding none of those places, but one of the
 `BLOOP_UPLOAD_EXPORTS_WAITING` zips (`BLOOP_UPLOAD_EXPORTS_WAITING_BYTES`) the process keeps
 there. One user (principal) builds at most half of the builds and keeps a quarter of the zips,
-one tenant all but one of each (each at least one), so that no one shuts the others out.
+one tenant all but one of each (each at least one), so that no one shuts the others out; the
+tenant's share is kept only while another tenant holds one of those places or asked for an
+export within the last `RECENT_S` (60) seconds, so a deployment of one tenant uses them all.
 
 An entry is dated by its lesson's last edit (its media's upload), so a course exported twice
 unchanged gives the same bytes."""
@@ -37,7 +39,7 @@ from bloop.platform.content.model import Course, Lesson
 from bloop.platform.content.service import ContentService, CourseChanged
 from bloop.platform.content.uploads import course_file, lesson_file, markdown
 from bloop.platform.content.uploads.settings import UploadSettings
-from bloop.platform.content.uploads.shares import Shares, tenant_share
+from bloop.platform.content.uploads.shares import Recent, Shares, tenant_share
 from bloop.platform.kit.auth import Forbidden, Principal
 from bloop.platform.kit.errors import Conflict, NotFound, Problem
 
@@ -95,10 +97,10 @@ class CourseArchive:
 class Slots:
     """How many exports a process builds at once (the store reads, CPU and memory a build
     takes); sending a built zip holds no place. One user builds at most half of them, one
-    tenant all but one (each at least one)."""
+    tenant all but one (each at least one) while another tenant competes (`Shares.contended`)."""
 
-    def __init__(self, size: int) -> None:
-        self.shares = Shares(size, max(1, size // 2), tenant_share(size))
+    def __init__(self, size: int, recent: Recent | None = None) -> None:
+        self.shares = Shares(size, max(1, size // 2), tenant_share(size), recent)
 
     @property
     def size(self) -> int:
@@ -112,7 +114,7 @@ class Slots:
         """A place (503 `too_many_exports` when none is free, or `user` or `tenant` holds its
         share), and what gives it back."""
         shares = self.shares
-        why = shares.refusal(user, tenant)
+        why = shares.refusal(user, tenant, shares.contended(tenant))
         if why == "all":
             raise _too_many(f"{shares.size} course exports are being built in this process")
         if why == "user":
@@ -127,10 +129,11 @@ class Slots:
 class Waiting:
     """The zips a process keeps in its spool at once, being built or built and waiting for
     their clients (disk, and while sent a connection each), and the bytes of the built ones.
-    One user keeps at most a quarter of the zips, one tenant all but one (each at least one)."""
+    One user keeps at most a quarter of the zips, one tenant all but one (each at least one)
+    while another tenant competes (`Shares.contended`)."""
 
-    def __init__(self, size: int, max_bytes: int) -> None:
-        self.shares = Shares(size, max(1, size // 4), tenant_share(size))
+    def __init__(self, size: int, max_bytes: int, recent: Recent | None = None) -> None:
+        self.shares = Shares(size, max(1, size // 4), tenant_share(size), recent)
         self.size, self.max_bytes = size, max_bytes
         self.bytes = 0
 
@@ -141,7 +144,7 @@ class Waiting:
     def take(self, user: str, tenant: str) -> Kept:
         """A place for a zip (503 `too_many_exports` when the spool holds as many, or as many
         bytes, as it may, or `user` or `tenant` keeps its share of the zips)."""
-        why = self.shares.refusal(user, tenant)
+        why = self.shares.refusal(user, tenant, self.shares.contended(tenant))
         if why == "all":
             raise _too_many(f"{self.size} course exports' zips are kept in this process for "
                             "their clients")
@@ -227,8 +230,9 @@ class ExportService:
         self.content = content
         self.media = media
         settings = settings or UploadSettings()
-        self.slots = Slots(settings.exports_at_once)
-        self.waiting = Waiting(settings.exports_waiting, settings.exports_waiting_bytes)
+        recent = Recent()  # a tenant asking for an export competes for both
+        self.slots = Slots(settings.exports_at_once, recent)
+        self.waiting = Waiting(settings.exports_waiting, settings.exports_waiting_bytes, recent)
         self.send_idle_s = settings.export_send_idle_s
 
     async def export(self, tenant: str, course_id: str, *, by: Principal,

@@ -142,7 +142,8 @@ async def read_pdf(path: Path, source: str, settings: UploadSettings,
     or has too many pages (`pdf_too_long`), or `pdf_too_complex` past the limits (or pypdf's
     own); 503 when the
     reader cannot run or does not finish in time. With `readers`, a read waits for one of them
-    within `tenant`'s share (within the same time): one tenant holds all but one of them."""
+    (within the same time), in turn, after another tenant's read when `tenant` holds all of
+    them but one (see `shares.Queue`)."""
     try:
         async with asyncio.timeout(settings.pdf_timeout_s):
             release = await readers.take(None, tenant) if readers else (lambda: None)

@@ -29,16 +29,18 @@ class UploadSettings(BaseSettings):
         "the longest wait for it, its turn and CPU time or not (a loaded machine): 503 past it"))
     pdf_readers: int = Field(default=2, ge=1, description=(
         "PDF readers at once in a process (each may take a core and its memory limit); other "
-        "PDFs wait their turn, and one tenant's hold all of them but one"))
+        "PDFs wait their turn, and one tenant's beyond all of them but one wait while another "
+        "tenant's PDF waits"))
     exports_at_once: int = Field(default=4, ge=1, description=(
         "course exports a process builds at once (each writes its whole zip to the spool "
         "first; sending a built zip, kept there until sent, is not counted); 503 "
         "`too_many_exports` beyond, or beyond a user's share (half) or a tenant's (all but "
-        "one)"))
+        "one, while another tenant builds or asked within 60 s)"))
     exports_waiting: int = Field(default=16, ge=1, description=(
         "course exports' zips a process keeps in its spool at once, those being built and "
         "those built and waiting for their clients to read them; 503 `too_many_exports` "
-        "beyond, or beyond a user's share (a quarter) or a tenant's (all but one)"))
+        "beyond, or beyond a user's share (a quarter) or a tenant's (all but one, while "
+        "another tenant keeps one or asked within 60 s)"))
     exports_waiting_bytes: int = Field(default=4 * 1024 * MB, ge=MB, description=(
         "the bytes of the built zips a process keeps in its spool for their clients: a new "
         "export is 503 `too_many_exports` while they hold this many (those being built may "
