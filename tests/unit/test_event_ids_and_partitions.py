@@ -6,13 +6,17 @@ import dataclasses
 import pickle
 import time
 import uuid
+from pathlib import Path
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
 from bloop.platform.kit.events.bus.kafka import partition_of
+from bloop.platform.kit.events.bus.port import Message
+from bloop.platform.kit.events.dedupe import SqliteProcessedEvents
 from bloop.platform.kit.events.envelope import Envelope, parse_envelope
-from bloop.platform.kit.ids import new_id
+from bloop.platform.kit.ids import id_text, new_id
+from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import PingSent
 
 
@@ -53,3 +57,30 @@ def test_a_key_goes_to_the_partition_aiokafkas_default_partitioner_picks() -> No
 
 def test_a_message_without_a_key_goes_to_some_partition() -> None:
     assert {partition_of(None, [0, 1, 2]) for _ in range(200)} <= {0, 1, 2}
+
+
+def test_an_ids_text_is_its_canonical_form() -> None:
+    ids = [new_id() for _ in range(1000)] + [uuid.uuid4(), uuid.UUID(int=0),
+                                             uuid.UUID(int=2**128 - 1)]
+    assert all(id_text(i) == str(i) for i in ids)
+
+
+def test_an_events_message_is_a_full_message_with_its_type_header() -> None:
+    made = Message.event("t", b"k", "bloop.x.y.v1", b"{}")
+    assert made == Message("t", b"k", b"{}", (("type", b"bloop.x.y.v1"),))
+    assert type(made) is Message
+    assert (made.partition, made.offset) == (0, -1)
+
+
+async def test_processed_ids_are_kept_as_the_text_earlier_versions_wrote(tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "processed.sqlite3")
+    processed = SqliteProcessedEvents(db)
+    await processed.setup()
+    old, new = new_id(), new_id()
+    await db.transaction(lambda c: c.execute(
+        "INSERT INTO processed_events (grp, id, at) VALUES ('g', ?, ?)", (str(old), time.time())))
+    await processed.mark("g", [new])
+    assert await processed.seen("g", [old, new, new_id()]) == {old, new}
+    rows = await db.run(lambda c: c.execute("SELECT id FROM processed_events").fetchall())
+    assert sorted(r[0] for r in rows) == sorted([str(old), str(new)])
+    await db.close()

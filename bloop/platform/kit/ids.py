@@ -6,19 +6,24 @@ import os
 import time
 import uuid
 
-_random = bytearray()
+import orjson
+
+_random: list[int] = []  # 74-bit draws (in 80 bits), used from the end
 _new, _set, _SAFE = object.__new__, object.__setattr__, uuid.SafeUUID.unknown
+
+
+def _draw() -> None:
+    drawn = os.urandom(65_530)
+    _random.extend([int.from_bytes(drawn[i:i + 10]) for i in range(0, 65_530, 10)])
 
 
 def new_id() -> uuid.UUID:
     """A version 7 UUID: the time in milliseconds, then 74 random bits, so later ids sort later
     and the processed-events index grows at its end. Randomness is drawn 64 KiB at a time: each
     draw lets go of the GIL, and getting it back can wait for a busy thread."""
-    global _random
-    if len(_random) < 10:
-        _random = bytearray(os.urandom(65_536))
-    rand = int.from_bytes(_random[:10])
-    del _random[:10]
+    if not _random:
+        _draw()
+    rand = _random.pop()
     ms = time.time_ns() // 1_000_000
     # What UUID(int=...) builds, without re-checking a value made in range.
     made: uuid.UUID = _new(uuid.UUID)
@@ -26,3 +31,9 @@ def new_id() -> uuid.UUID:
          | 0x2 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF)
     _set(made, "is_safe", _SAFE)
     return made
+
+
+def id_text(made: uuid.UUID) -> str:
+    """`str(made)`, the canonical lowercase hyphenated form, at a quarter of its cost: every
+    event's id is stored and looked up as text."""
+    return orjson.dumps(made)[1:-1].decode()

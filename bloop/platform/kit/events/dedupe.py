@@ -13,6 +13,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from bloop.platform.kit.ids import id_text
 from bloop.platform.kit.sqlite import SqliteDB
 
 
@@ -62,7 +63,7 @@ class SqliteProcessedEvents:
     async def seen(self, group: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         if not ids:
             return set()
-        wanted = {str(i): i for i in ids}
+        wanted = {id_text(i): i for i in ids}
 
         def q(c: sqlite3.Connection) -> set[uuid.UUID]:
             found: set[uuid.UUID] = set()
@@ -83,7 +84,7 @@ class SqliteProcessedEvents:
         now = self.clock()
         await self.db.transaction(lambda c: c.executemany(
             "INSERT OR IGNORE INTO processed_events (grp, id, at) VALUES (?, ?, ?)",
-            [(group, str(i), now) for i in ids]))
+            [(group, id_text(i), now) for i in ids]))
         if now - self._pruned_at > 3600:
             self._pruned_at = now
             await self.prune()
@@ -109,7 +110,7 @@ class RedisProcessedEvents:
         self.redis, self.ttl_s, self.prefix = redis, ttl_s, prefix
 
     def _key(self, group: str, event_id: uuid.UUID) -> str:
-        return f"{self.prefix}:{group}:{event_id}"
+        return f"{self.prefix}:{group}:{id_text(event_id)}"
 
     async def seen(self, group: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         if not ids:

@@ -42,6 +42,7 @@ from bloop.platform.kit.events.bus.port import (
     DLQ_SUFFIX,
     Message,
     Subscription,
+    new_tuple,
     record_published,
 )
 from bloop.platform.kit.events.bus.processor import EventProcessor
@@ -382,7 +383,7 @@ class KafkaEventBus:
             # Each partition's records stay in order, and the dedupe store sees one read and
             # one write for each chunk of all of them.
             await processor.process([
-                Message(r.topic, r.key, r.value, tuple(r.headers), r.partition, r.offset)
+                new_tuple(Message, (r.topic, r.key, r.value, tuple(r.headers), r.partition, r.offset))
                 for records in batches.values() for r in records], go_on=go_on, done=done)
         except BaseException:
             # Cancelled (a stop past `stop_s`) or failed: the chunk in flight is left, as its

@@ -71,7 +71,7 @@ class EventProcessor:
         message: once it refuses one, the rest of that partition's are left too, so `done` gets,
         per partition, the messages up to where its consumer may commit."""
         outcomes = [""] * len(messages)
-        seen: set[uuid.UUID] = set()
+        seen: set[int] = set()  # ids as their int: a UUID's own hash is computed in Python
         refused: set[tuple[str, int]] = set()
         start = 0
         while start < len(messages):
@@ -100,7 +100,7 @@ class EventProcessor:
         return envelope
 
     async def _chunk(self, messages: Sequence[Message], start: int, outcomes: list[str],
-                     seen: set[uuid.UUID], refused: set[tuple[str, int]],
+                     seen: set[int], refused: set[tuple[str, int]],
                      go_on: GoOn | None) -> int:
         """Handles a chunk from `start`, dead-letters and marks it; returns where it ended."""
         group = self.sub.group
@@ -108,8 +108,8 @@ class EventProcessor:
         # A partition left already needs nothing read or checked (all of them, once stopping).
         checked = [None if refused and (m.topic, m.partition) in refused else self._check(m)
                    for m in chunk]
-        seen |= await self._retrying(lambda: self.processed.seen(
-            group, [c.id for c in checked if isinstance(c, Envelope)]))
+        seen.update(i.int for i in await self._retrying(lambda: self.processed.seen(
+            group, [c.id for c in checked if isinstance(c, Envelope)])))
         handled: list[uuid.UUID] = []
         dead: list[tuple[Message, str, str, int]] = []
         until = time.monotonic() + CHUNK_S
@@ -125,7 +125,7 @@ class EventProcessor:
             elif isinstance(found, tuple):
                 dead.append((msg, *found, 0))
                 outcomes[i] = "dead_lettered"
-            elif found.id in seen:
+            elif found.id.int in seen:
                 outcomes[i] = "duplicate"
             elif i > start and time.monotonic() > until:  # handled or failed: its time ran
                 end = i
@@ -133,7 +133,7 @@ class EventProcessor:
             elif (error := await self._handle(found)) is None:
                 outcomes[i] = "ok"
                 handled.append(found.id)
-                seen.add(found.id)
+                seen.add(found.id.int)
             else:
                 outcomes[i] = "dead_lettered"
                 dead.append((msg, "handler_failed", error, self.max_attempts))

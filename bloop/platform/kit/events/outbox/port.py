@@ -10,6 +10,7 @@ from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.events.bus.port import Message
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.ids import id_text
 
 MAX_EVENT_BYTES = 900 * 1024  # Kafka's default record limit is 1 MiB; this leaves room for the rest
 
@@ -76,7 +77,7 @@ def entry_of(envelope: Envelope, registry: EventRegistry) -> dict[str, Any]:
     """The stored form of an event: its topic comes from its registered type."""
     et = registry.checked(envelope)
     return {
-        "id": str(envelope.id),
+        "id": id_text(envelope.id),
         "topic": et.topic,
         "key": envelope.subject,
         "type": envelope.type,

@@ -19,11 +19,12 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import chain
 
-from bloop.platform.kit.events.bus.port import Message
+from bloop.platform.kit.events.bus.port import Message, new_tuple
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.outbox.port import Pending, value_of
 from bloop.platform.kit.events.sqlite_lease import give_up_lease, take_lease
 from bloop.platform.kit.events.types import EventRegistry
+from bloop.platform.kit.ids import id_text
 from bloop.platform.kit.sqlite import SqliteDB
 
 MEMORY_CAP = 20_000
@@ -80,7 +81,7 @@ class SqliteOutbox:
         rows = []
         for envelope in envelopes:
             et = self.registry.checked(envelope)
-            rows.append((str(envelope.id), et.topic, envelope.subject, envelope.type,
+            rows.append((id_text(envelope.id), et.topic, envelope.subject, envelope.type,
                          value_of(envelope), now))
         if rows and not self.db.append_at_commit(self, rows, self._write):
             self._write(conn, rows)
@@ -97,7 +98,7 @@ class SqliteOutbox:
             if last is None:
                 raise RuntimeError(f"outbox {self.name}: SQLite gave no row number")
             # One statement's rows take consecutive numbers, in the order they are listed.
-            added.extend(Pending(seq, Message.event(topic, key.encode(), type_, value))
+            added.extend(new_tuple(Pending, (seq, Message.event(topic, key.encode(), type_, value)))
                          for seq, (_, topic, key, type_, value, _) in enumerate(chunk, last - len(chunk) + 1))
         return lambda: self._committed(added)
 
