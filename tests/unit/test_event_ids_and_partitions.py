@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 import time
 import uuid
@@ -57,6 +58,20 @@ def test_a_key_goes_to_the_partition_aiokafkas_default_partitioner_picks() -> No
 
 def test_a_message_without_a_key_goes_to_some_partition() -> None:
     assert {partition_of(None, [0, 1, 2]) for _ in range(200)} <= {0, 1, 2}
+
+
+def test_a_forked_child_draws_randomness_of_its_own() -> None:
+    new_id()  # the parent holds drawn randomness the child would otherwise copy
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, new_id().bytes)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child, parent = uuid.UUID(bytes=os.read(read, 16)), new_id()
+    os.close(read)
+    os.close(write)
+    assert child.int & (1 << 62) - 1 != parent.int & (1 << 62) - 1
 
 
 def test_an_ids_text_is_its_canonical_form() -> None:

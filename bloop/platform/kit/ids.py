@@ -17,13 +17,18 @@ def _draw() -> None:
     _random.extend([int.from_bytes(drawn[i:i + 10]) for i in range(0, 65_530, 10)])
 
 
+os.register_at_fork(after_in_child=_random.clear)  # a forked child draws its own
+
+
 def new_id() -> uuid.UUID:
     """A version 7 UUID: the time in milliseconds, then 74 random bits, so later ids sort later
     and the processed-events index grows at its end. Randomness is drawn 64 KiB at a time: each
     draw lets go of the GIL, and getting it back can wait for a busy thread."""
-    if not _random:
+    try:
+        rand = _random.pop()
+    except IndexError:  # used up (another thread may have taken the last between draw and pop)
         _draw()
-    rand = _random.pop()
+        rand = _random.pop()
     ms = time.time_ns() // 1_000_000
     # What UUID(int=...) builds, without re-checking a value made in range.
     made: uuid.UUID = _new(uuid.UUID)
