@@ -85,3 +85,22 @@ async def test_under_a_root_path_the_same_paths_are_counted_and_left_alone(app: 
             assert (await one.get(f"/api{JWKS}")).status_code == 200
         assert is_limited(await one.get(f"/api{JWKS}", headers={"Authorization": "Bearer x"}))
         assert (await one.get("/api/healthz")).status_code == 200
+
+
+async def test_refusals_before_routing_are_counted_under_their_route(app: FastAPI) -> None:
+    """A 429 of this limit and a 413 of a body declared too large are answered before routing
+    finds the route: they were counted under `route="unmatched"`, as `plain_route` looked only
+    at routes not included from a router."""
+    async with (from_address(app, "192.0.2.11") as one, from_address(app, "192.0.2.12") as other,
+                from_address(app, "192.0.2.13") as scraper):
+        for _ in range(LIMIT):
+            assert (await one.get(ME)).status_code == 401
+        assert is_limited(await one.get(ME))
+        r = await other.post("/v1/tenants/acme/signup", content=b"{" + b" " * 1_100_000 + b"}",
+                             headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        counted = (await scraper.get("/metrics")).text
+    assert 'route="/v1/tenants/{tenant}/me",status="401"' in counted
+    assert 'route="/v1/tenants/{tenant}/me",status="429"' in counted
+    assert 'route="/v1/tenants/{tenant}/signup",status="413"' in counted
+    assert 'route="unmatched"' not in counted

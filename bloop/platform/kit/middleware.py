@@ -97,16 +97,18 @@ def route_path(scope: Scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
-def route_template(scope: Scope) -> str:
-    """The template of the route a request is bound for, before routing has found it (FastAPI's
-    included routes as well as `plain_route`'s)."""
-    bare = {"type": "http", "path": scope.get("path", ""),
-            "root_path": scope.get("root_path", ""), "method": scope.get("method", "GET")}
+def route_template(scope: Scope, root_path: str | None = None) -> str:
+    """The template of the route a request is bound for, before routing has found it or when it
+    was answered without routing (FastAPI's included routes as well as `plain_route`'s).
+    `root_path`: the scope's as the request came in, if a mount may have lengthened it since."""
+    root = scope.get("root_path", "") if root_path is None else root_path
+    bare = {"type": "http", "path": scope.get("path", ""), "root_path": root,
+            "method": scope.get("method", "GET")}
     for route in iter_route_contexts(getattr(getattr(scope.get("app"), "router", None),
                                              "routes", ())):
         if route.matches(bare)[0] is Match.FULL:
             return str(route.path)
-    return plain_route(scope, scope.get("root_path", "")) or "unmatched"
+    return plain_route(scope, root) or "unmatched"
 
 
 def paths_pattern(templates: Sequence[str]) -> re.Pattern[str] | None:
@@ -254,7 +256,7 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - start
             status = scope.get(_COUNTED_STATUS, status)
             route: Any = scope.get("route")
-            template = getattr(route, "path", None) or plain_route(scope, root_path) or "unmatched"
+            template = getattr(route, "path", None) or route_template(scope, root_path)
             method = scope.get("method", "GET")
             counted = method if method in _METHODS else "other"
             metrics = self.metrics()
