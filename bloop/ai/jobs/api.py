@@ -60,6 +60,7 @@ from bloop.platform.kit.auth import Principal, credentials, require
 from bloop.platform.kit.draining import draining
 from bloop.platform.kit.errors import Problem
 from bloop.platform.kit.pagination import After, Page
+from bloop.platform.kit.personal_data import PERSONAL_ANSWER
 from bloop.platform.kit.problem_docs import documented_problem
 from bloop.platform.kit.ranges import Unsatisfiable
 from bloop.platform.kit.served_files import Asked, Conditions, ServedFile, serve_file
@@ -161,8 +162,9 @@ def job_access(request: Request, tenant: str, me: Principal) -> JobAccess:
 router = APIRouter(prefix="/v1/tenants/{tenant}/ai", tags=["ai"])
 
 
-@router.post("/jobs", status_code=201, responses={200: {"description": "the same request "
-                                                       "was made before: its job", "model": JobView}})
+@router.post("/jobs", status_code=201, dependencies=[PERSONAL_ANSWER],
+             responses={200: {"description": "the same request was made before: its job",
+                              "model": JobView}})
 async def request_job(
     tenant: TenantId, body: JobRequest, request: Request, response: Response, service: Svc,
     me: Author,
@@ -191,7 +193,7 @@ async def request_job(
     return JobView.of(job)
 
 
-@router.get("/jobs")
+@router.get("/jobs", dependencies=[PERSONAL_ANSWER])
 async def list_jobs(
     tenant: TenantId, request: Request, service: Svc, me: Staff,
     lesson_id: LessonFilter = None,
@@ -210,7 +212,7 @@ async def list_jobs(
     return Page(items=[JobView.of(j) for j in jobs.items], next=jobs.next)
 
 
-@router.get("/jobs/{job}")
+@router.get("/jobs/{job}", dependencies=[PERSONAL_ANSWER])
 async def get_job(tenant: TenantId, job: JobId, request: Request, service: Svc,
                   me: Staff) -> JobView:
     """The job, to whoever may read its lesson as it was (404 for anyone else)."""
@@ -218,7 +220,7 @@ async def get_job(tenant: TenantId, job: JobId, request: Request, service: Svc,
         await service.job(tenant, job)))
 
 
-@router.post("/jobs/{job}/cancel")
+@router.post("/jobs/{job}/cancel", dependencies=[PERSONAL_ANSWER])
 async def cancel_job(tenant: TenantId, job: JobId, request: Request, service: Svc,
                      me: Author) -> JobView:
     """Ends a queued job at once; a running job stops at its next step (409 once it ended).
@@ -269,7 +271,7 @@ async def job_events(tenant: TenantId, job: JobId, request: Request, service: Sv
                 del streams[caller]
 
     return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 async def _job_stream(first: Job, request: Request, service: JobService) -> AsyncIterator[str]:

@@ -1126,3 +1126,21 @@ async def test_a_new_job_names_the_provider_it_will_pay(
         assert r.status_code == 200, r.text
         r = await c.post(f"{BASE}/ai/jobs", json={"kind": "quiz", "lesson_id": les["id"]})
         assert (r.json()["cost"]["provider"], r.json()["cost"]["model"]) == ("offline", "offline")
+
+
+async def test_job_answers_are_kept_by_no_cache(client: httpx.AsyncClient) -> None:
+    """A job names who asked for it (`requested_by`) and a media job's outputs carry signed
+    links, yet its answers had no `Cache-Control` (its events `no-cache`, which stores them)."""
+    les = await lesson(client)
+    r = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
+    assert r.status_code == 201, r.text
+    job = r.json()["id"]
+    again = await client.post(f"{BASE}/ai/jobs", json={"kind": "summary", "lesson_id": les["id"]})
+    assert again.status_code == 200, again.text
+    answers = [r, again, await client.get(f"{BASE}/ai/jobs"),
+               await client.get(f"{BASE}/ai/jobs/{job}")]
+    async with client.stream("GET", f"{BASE}/ai/jobs/{job}/events", timeout=60) as events:
+        answers.append(events)
+    for answer in answers:
+        assert answer.status_code == 200 or answer is r, answer.request.url
+        assert answer.headers["cache-control"] == "no-store", answer.request.url
