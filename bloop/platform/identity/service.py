@@ -573,18 +573,20 @@ class LoginThrottle:
 
     async def _remember(self, known: str, tenant: str, email: str, ip: str) -> None:
         """Marks the address as one the account signed in from, if the cache takes it: without
-        the mark, the sign-in that was right stands."""
+        the mark, the sign-in that was right stands, whatever the cache failed with (down, out
+        of memory, a reply it could not read, a bug: an error that is no outage is logged with
+        its traceback)."""
         if not self.settings.known_address_s or not ip:
             return
         try:
             await self.cache.set(known, b"1", ttl_s=self.settings.known_address_s)
         except Exception as exc:
-            if not is_store_down(exc):
-                raise
-            log.warning("the cache is down: an address the account signed in from is not "
-                        "remembered", extra={"tenant": tenant,
-                                             "account": await self.digest(tenant, email),
-                                             "client_ip": ip, "error": repr(exc)})
+            down = is_store_down(exc)
+            log.warning("the cache %s: an address the account signed in from is not "
+                        "remembered", "is down" if down else "failed",
+                        exc_info=None if down else exc,
+                        extra={"tenant": tenant, "account": await self.digest(tenant, email),
+                               "client_ip": ip, "error": repr(exc)})
 
     async def _account_locked(self, tenant: str, email: str, ip: str) -> Problem:
         s = self.settings
