@@ -191,3 +191,25 @@ async def test_expiries_of_keys_set_again_do_not_pile_up() -> None:
         await cache.set(f"x{i:02}", b"1")
     assert "known" not in cache._data
     assert cache.size == held(cache) == 40 * 4
+
+
+async def test_expired_entries_are_freed_by_reads_and_counts_too() -> None:
+    """Only writes swept: a process that went on reading (or counting on keys it had) kept
+    every expired entry's bytes until its next write."""
+    now = [0.0]
+    cache = MemoryCache(clock=lambda: now[0])
+    await cache.set_many({f"lesson:{i}": bytes(1000) for i in range(40)}, ttl_s=600)
+    await cache.set("lasting", b"1")
+    assert await cache.incr("count") == 1
+    now[0] = 601
+    assert await cache.get("lasting") == b"1"  # a read frees a few (32): two are needed for 40
+    assert len(cache._data) == 2 + 40 - 32
+    assert await cache.get_many(["lasting"]) == [b"1"]
+    assert sorted(cache._data) == ["count", "lasting"]
+    assert cache.size == held(cache)
+    await cache.set_many({f"mark:{i}": b"1" for i in range(40)}, ttl_s=60)
+    now[0] = 662
+    assert await cache.incr("count") == 2
+    assert await cache.decr("count") == 1
+    assert sorted(cache._data) == ["count", "lasting"]
+    assert cache.size == held(cache)

@@ -1,6 +1,7 @@
 """An in-process cache: LRU-bounded by entries and by bytes, with per-key expiry on a monotonic
-clock. Expired entries are swept as the cache is written, whether they are read or not: each
-write drops a few of those whose time has passed, soonest first (a heap of expiry times)."""
+clock. Expired entries are swept as the cache is used, whether they are read or not: each
+read or write drops a few of those whose time has passed, soonest first (a heap of expiry
+times), so a process that only reads frees them too."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 LARGEST_SHARE = 16
 """A value over `max_bytes // LARGEST_SHARE` is not kept: one would push out many others."""
 SWEEP_PER_CALL = 32
-"""At most this many expired entries are dropped by one write, so none waits on a mass expiry."""
+"""At most this many expired entries are dropped by one call, so none waits on a mass expiry."""
 
 
 class MemoryCache:
@@ -30,12 +31,13 @@ class MemoryCache:
         # expiry, leaves its pair behind until the sweep reaches it or the heap is rebuilt.
         self._expiries: list[tuple[float, str]] = []
 
-    def _live(self, key: str) -> bytes | None:
+    def _live(self, key: str, now: float | None = None) -> bytes | None:
+        """The value of `key`, unless it expired (by `now`, if the clock was read already)."""
         item = self._data.get(key)
         if item is None:
             return None
         value, expires = item
-        if expires is not None and expires <= self.clock():
+        if expires is not None and expires <= (self.clock() if now is None else now):
             self._drop(key)
             return None
         self._data.move_to_end(key)
@@ -59,6 +61,17 @@ class MemoryCache:
             size -= len(oldest) + len(dropped)
         self.size = size
 
+    def _swept(self) -> float | None:
+        """Drops a few expired entries, if any is due; the clock's reading, if it was read (only
+        when an entry has a ttl)."""
+        heap = self._expiries
+        if not heap:
+            return None
+        now = self.clock()
+        if heap[0][0] <= now:
+            self._sweep(now)
+        return now
+
     def _sweep(self, now: float) -> None:
         heap = self._expiries
         for _ in range(SWEEP_PER_CALL):
@@ -70,10 +83,11 @@ class MemoryCache:
                 self._drop(key)
 
     async def get(self, key: str) -> bytes | None:
-        return self._live(key)
+        return self._live(key, self._swept())
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        return [self._live(k) for k in keys]
+        now = self._swept()
+        return [self._live(k, now) for k in keys]
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         heap = self._expiries
@@ -119,6 +133,7 @@ class MemoryCache:
             return value
         value = int(current) + by
         self._put(key, str(value).encode(), self._data[key][1])
+        self._swept()
         return value
 
     async def decr(self, key: str, by: int = 1) -> int:
@@ -130,6 +145,7 @@ class MemoryCache:
             self._drop(key)
             return 0
         self._put(key, str(value).encode(), self._data[key][1])
+        self._swept()
         return value
 
     async def incr_and_get_many(self, counter: str, keys: Sequence[str], by: int = 1,
