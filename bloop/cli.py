@@ -128,10 +128,15 @@ def _check_listening(host: str, port: int) -> None:
 def _run(services: list[str] | None, host: str | None, port: int | None, http_routes: bool) -> None:
     from bloop.platform.kit.gc_tuning import limit_malloc_arenas, tune_for_serving
     from bloop.platform.kit.logging import configure_logging
-    from bloop.platform.kit.serving import serve
+    from bloop.platform.kit.serving import HttptoolsMissing, http_protocol, serve
 
     limit_malloc_arenas()
     settings = _settings()
+    try:
+        http_protocol(settings.http)
+    except HttptoolsMissing as exc:
+        typer.echo(f"bloop: {exc}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log.level, settings.log.json_format)
     application = _create_app(settings, services, http_routes=http_routes)
     host = host or settings.http.host

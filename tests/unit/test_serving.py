@@ -261,11 +261,14 @@ def test_the_trusted_proxies_connections_are_not_counted() -> None:
     assert not Limits.of(HttpSettings(forwarded_allow_ips=[])).exempts("127.0.0.1")
 
 
-def test_without_httptools_uvicorn_chooses_its_protocol(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_httptools_nothing_is_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn then chose h11, and the header timeout, the cap of connections per client and
+    the abort of stalled sends were silently off."""
     for name in ("httptools", "uvicorn.protocols.http.httptools_impl",
                  "bloop.platform.kit.http_protocol"):
         monkeypatch.setitem(sys.modules, name, None)
-    assert serving.http_protocol(HttpSettings()) == "auto"
+    with pytest.raises(serving.HttptoolsMissing, match="BLOOP_HTTP_HEADER_TIMEOUT_S"):
+        serving.config(whoami_app(), "127.0.0.1", 0, HttpSettings())
 
 
 def test_refused_connections_are_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:

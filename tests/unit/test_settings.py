@@ -309,6 +309,25 @@ def test_an_address_that_cannot_be_listened_on_stops_start_up_in_one_line(
                            "BLOOP_HTTP_PORT or --host, --port): the host does not resolve")
 
 
+def test_without_httptools_serve_and_worker_refuse_to_start_in_one_line(tmp_path: Path) -> None:
+    """uvicorn parsed with h11 instead, with none of `kit.http_protocol`'s limits, and said
+    nothing."""
+    shadow = tmp_path / "shadow" / "httptools"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('httptools is broken here')\n")
+    with socket.socket() as taken:  # nothing is served, even when the check is missed
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for command in (["serve", "identity"], ["worker", "identity"]):
+            said = one_line(bloop(tmp_path, *command, "--port", port,
+                                  PYTHONPATH=str(shadow.parent)))
+            assert said.startswith("bloop: cannot serve without httptools (httptools is "
+                                   "broken here): uvicorn would parse with h11, without the "
+                                   "header timeout (BLOOP_HTTP_HEADER_TIMEOUT_S)"), said
+    assert not (tmp_path / "data" / "identity.sqlite3").exists(), "nothing started"
+
+
 def test_routes_without_identity_need_its_published_keys(tmp_path: Path) -> None:
     from bloop.platform.app import create_app
     from bloop.platform.kit.settings import AuthSettings, RuntimeSettings

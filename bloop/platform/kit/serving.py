@@ -28,14 +28,24 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def http_protocol(http: HttpSettings) -> type[asyncio.Protocol] | str:
-    """uvicorn's httptools protocol with Bloop's limits on request headers and connections per
-    client (`kit.http_protocol`); without httptools, uvicorn's choice (h11, whose
-    `h11_max_incomplete_event_size` bounds the headers, but with no header timeout)."""
+class HttptoolsMissing(RuntimeError):
+    """httptools cannot be imported: uvicorn would parse with h11, without Bloop's limits."""
+
+
+def http_protocol(http: HttpSettings) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol with Bloop's limits on request headers, connections per
+    client and stalled sends (`kit.http_protocol`). httptools is a dependency (of
+    `uvicorn[standard]`, with wheels wherever Bloop runs), so it missing is a broken install:
+    raises `HttptoolsMissing` rather than serve under h11 without those limits."""
     try:
         from bloop.platform.kit.http_protocol import protocol
-    except ImportError:
-        return "auto"
+    except ImportError as exc:
+        raise HttptoolsMissing(
+            f"cannot serve without httptools ({exc}): uvicorn would parse with h11, without "
+            "the header timeout (BLOOP_HTTP_HEADER_TIMEOUT_S), the cap of connections per "
+            "client (BLOOP_HTTP_MAX_CONNECTIONS_PER_CLIENT) or the abort of stalled sends "
+            "(BLOOP_HTTP_SEND_IDLE_TIMEOUT_S); install Bloop with its dependencies "
+            "(pip install -c constraints.txt .)") from exc
     return protocol(http)
 
 
