@@ -21,7 +21,7 @@ from bloop.platform.kit.errors import (
     Problem,
     StoreUnavailable,
     count_refusal,
-    store_errors,
+    down_store,
     store_outages,
     unpaired_surrogate,
 )
@@ -43,10 +43,9 @@ def _problem(exc: BaseException, outages: StoreOutages) -> Problem | None:
         return exc
     if (refused := unpaired_surrogate(exc)) is not None:
         return refused
-    for kind, store in store_errors().items():
-        if isinstance(exc, kind):
-            outages.failed(store, exc)
-            return StoreUnavailable(store)
+    if (store := down_store(exc)) is not None:
+        outages.failed(store, exc)
+        return StoreUnavailable(store)
     return None
 
 

@@ -159,6 +159,30 @@ def store_errors() -> dict[type[Exception], str]:
     }
 
 
+# Redis's error replies that say it cannot serve now, whatever was asked: over its memory
+# under `noeviction` (OOM), failing to save with stop-writes-on-bgsave-error (MISCONF), a replica
+# (READONLY), loading its data (LOADING), held by a long script (BUSY), a cluster or primary not
+# ready. Any other reply (WRONGTYPE, a script's own error) is a bug here, and stays a 500.
+REDIS_REFUSALS = frozenset({"OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "MASTERDOWN",
+                            "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN"})
+
+
+def down_store(exc: BaseException) -> str | None:
+    """The store `exc` says cannot serve (see `store_errors`, `REDIS_REFUSALS`), or None."""
+    import redis.exceptions
+
+    for kind, store in store_errors().items():
+        if isinstance(exc, kind):
+            return store
+    if isinstance(exc, (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
+                        redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)):
+        return "redis"  # redis-py's own classes for some refusals, their code cut off
+    if isinstance(exc, redis.exceptions.ResponseError) and str(exc).split(" ", 1)[0] in (
+            REDIS_REFUSALS):
+        return "redis"
+    return None
+
+
 def is_text(value: str) -> bool:
     """False for a string holding an unpaired UTF-16 surrogate (JSON's "\\ud800"), which is
     no character: no store takes it."""
@@ -192,7 +216,8 @@ def disk_unavailable(exc: BaseException) -> StoreUnavailable | None:
 
 
 def is_store_down(exc: BaseException) -> bool:
-    return isinstance(exc, (StoreUnavailable, *store_errors())) or disk_unavailable(exc) is not None
+    return (isinstance(exc, StoreUnavailable) or down_store(exc) is not None
+            or disk_unavailable(exc) is not None)
 
 
 def store_outages(app: object) -> StoreOutages:
@@ -276,6 +301,12 @@ def install_error_handlers(app: FastAPI) -> None:
     for exc_class, store in store_errors().items():
         app.add_exception_handler(exc_class, _store_down_handler(store))
 
+    import redis.exceptions
+
+    @app.exception_handler(redis.exceptions.ResponseError)
+    async def _redis_refused(request: Request, exc: Exception) -> JSONResponse:
+        return unexpected_response(exc, request.url.path, store_outages(request.app))
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return unexpected_response(exc, request.url.path, store_outages(request.app))
@@ -317,11 +348,17 @@ def client_gone_response(path: str) -> JSONResponse:
 
 
 def unexpected_response(exc: Exception, path: str, outages: StoreOutages) -> JSONResponse:
-    """The answer to an exception no handler took, logged once with its traceback (a disk
-    that refused a file, in `outages`). The 500's body names the request id, so a person's
-    report can be matched with the log."""
+    """The answer to an exception no handler took, logged once with its traceback (a store
+    that cannot serve, or a disk that refused a file: a 503, in `outages`). The 500's body
+    names the request id, so a person's report can be matched with the log."""
     if (refused := unpaired_surrogate(exc)) is not None:
         return problem_response(refused.status, refused.code, refused.detail, instance=path)
+    if (store := down_store(exc)) is not None:
+        outages.failed(store, exc, path=path)
+        unavailable = StoreUnavailable(store)
+        return problem_response(unavailable.status, unavailable.code, unavailable.detail,
+                                instance=path, extra=unavailable.extra,
+                                headers=unavailable.headers)
     if (down := disk_unavailable(exc)) is not None:
         outages.failed("disk", exc, "the disk refused a file", path=path)
         return problem_response(down.status, down.code, down.detail, instance=path,

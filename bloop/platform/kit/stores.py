@@ -65,8 +65,13 @@ async def ping_neo4j(driver: AsyncDriver) -> None:
     await driver.verify_connectivity()
 
 
+REDIS_CHECK_KEY = "bloop:readyz"
+
+
 async def ping_redis(redis: Redis) -> None:
-    await redis.ping()
+    """A write of a tiny expiring key, not a PING: a Redis that answers PING may still refuse
+    every write (out of memory under `noeviction`, MISCONF, a read-only replica)."""
+    await redis.set(REDIS_CHECK_KEY, b"1", px=10_000)
 
 
 async def ping_influx(client: InfluxDBClientAsync) -> None:
