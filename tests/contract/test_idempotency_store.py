@@ -60,6 +60,31 @@ async def test_only_an_unanswered_key_is_freed(keys: IdempotencyStore) -> None:
     assert await keys.claim("acme", "k", fp("b"), 60) == Entry(fp("b"), b"")
 
 
+async def test_a_key_is_freed_by_its_request_not_by_a_retry_of_it(
+        keys: IdempotencyStore) -> None:
+    """A request whose claim timed out frees the key, later too (the store may run the claim
+    late): only while its own claim holds it, not its retry's, of the same fingerprint."""
+    assert await keys.claim("acme", "k", fp("a"), 60, "retry") is None
+    await keys.release("acme", "k", fp("a"), "first")
+    await keys.finish("acme", "k", fp("a"), b"late", 60, "first")
+    assert await keys.claim("acme", "k", fp("a"), 60, "first") == Entry(fp("a"), None)
+    await keys.finish("acme", "k", fp("a"), b"201\n{}", 60, "retry")
+    assert await keys.claim("acme", "k", fp("a"), 60) == Entry(fp("a"), b"201\n{}")
+    assert await keys.claim("acme", "other", fp("a"), 60, "first") is None
+    await keys.release("acme", "other", fp("a"), "first")
+    assert await keys.claim("acme", "other", fp("a"), 60) is None
+
+
+def test_a_claim_without_a_token_reads_as_before() -> None:
+    """What a process of the earlier version stores and reads: `P` and the fingerprint, which
+    a token after it leaves as it was."""
+    assert Entry.decode(b"P" + fp("a").encode()) == Entry(fp("a"), None)
+    with_token = Entry(fp("a"), None, "t0k").encode()
+    assert with_token == b"P" + fp("a").encode() + b"t0k"
+    assert Entry.decode(with_token).token == "t0k"
+    assert with_token[1:65].decode() == fp("a")  # the earlier version's own decoding
+
+
 async def test_keys_expire(keys: IdempotencyStore) -> None:
     assert await keys.claim("acme", "taken", fp("a"), 0.2) is None
     assert await keys.claim("acme", "kept", fp("a"), 60) is None

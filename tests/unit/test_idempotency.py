@@ -17,12 +17,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.types import Message, Receive, Scope, Send
 
 from bloop.platform.app import create_app
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.errors import StoreUnavailable
-from bloop.platform.kit.idempotency import RedisIdempotency, SqliteIdempotency
+from bloop.platform.kit.idempotency import RedisIdempotency, SqliteIdempotency, layer
 from bloop.platform.kit.settings import RuntimeSettings, Settings
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import PASSWORD, embedded_app, eventually, login, member, require_server
@@ -512,3 +513,65 @@ async def test_a_body_cut_short_is_answered_and_counted_as_without_a_key(
         status, "/v1/tenants/{tenant}/courses")
     assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert await course_ids(client) == []
+
+
+async def test_a_key_whose_taking_timed_out_is_not_held_for_the_lock(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis ran the claim after the client gave up on it (a timeout), once or late: the key was
+    taken by no running request, and the request sent again was 409 for lock_s (300 s)."""
+    app, client = running
+    monkeypatch.setattr(layer, "AGAIN_S", 1.0)
+    store = app.state.platform.idempotency
+    taken, freed = store.claim, store.release
+    late: list[asyncio.Task[object]] = []
+
+    async def release(*args: Any) -> None:
+        await freed(*args)
+        if not late:  # the claim, carried out late: after the first release
+            late.append(asyncio.create_task(taken(*claimed)))
+
+    claimed: tuple[Any, ...] = ()
+
+    async def claim(*args: Any) -> None:
+        nonlocal claimed
+        claimed = args
+        raise RedisTimeoutError("Timeout reading from socket")
+
+    monkeypatch.setattr(store, "claim", claim)
+    monkeypatch.setattr(store, "release", release)
+    r = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
+    assert (r.status_code, r.json()["code"]) == (503, "store_unavailable")
+    monkeypatch.setattr(store, "claim", taken)
+    await eventually(lambda: asyncio.sleep(0, bool(late) and late[0].done()), timeout_s=5)
+    again = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
+    assert again.status_code == 409  # the late claim holds it, until freed again
+    await eventually(lambda: asyncio.sleep(0, not layer._LATER), timeout_s=5)
+    again = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
+    assert again.status_code == 201, again.text
+    assert len(await course_ids(client)) == 1
+
+
+async def test_an_answer_that_could_not_be_kept_is_kept_later(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keeping the answer timed out: the key stayed taken for lock_s, then the request sent
+    again ran again."""
+    app, client = running
+    monkeypatch.setattr(layer, "AGAIN_S", 0.05)
+    store = app.state.platform.idempotency
+    kept = store.finish
+    tries: list[object] = []
+
+    async def fails_once(*args: Any) -> None:
+        tries.append(args)
+        if len(tries) == 1:
+            raise RedisTimeoutError("Timeout reading from socket")
+        await kept(*args)
+
+    monkeypatch.setattr(store, "finish", fails_once)
+    first = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
+    assert first.status_code == 201
+    await eventually(lambda: asyncio.sleep(0, len(tries) == 2))
+    await asyncio.sleep(0.05)
+    again = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert await course_ids(client) == [first.json()["id"]]

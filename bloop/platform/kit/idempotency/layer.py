@@ -20,11 +20,13 @@ malformed or not, is ignored where it is not honoured (clients send it everywher
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -57,6 +59,10 @@ KEPT_HEADERS = frozenset({b"content-type", b"location", b"content-location", b"e
                           b"last-modified", b"link", b"cache-control"})
 MAX_KEPT_BYTES = 1_048_576  # a larger answer is not kept: its key is freed
 IN_USE_RETRY_S = 1
+AGAIN_S = 5.0
+"""A store that timed out may still carry out what it was sent, later (Redis, once its slow
+command is done): what failed is done once more after this long, in the background."""
+_LATER: set[asyncio.Task[None]] = set()  # the background attempts, held until they end
 NO_KEY = f"an {HEADER} is 1 to {MAX_KEY_CHARS} printable ASCII characters, without spaces"
 REUSED = f"this {HEADER} was used for a different request"
 IN_USE = f"the first request with this {HEADER} is still running; try again shortly"
@@ -125,6 +131,7 @@ class Pending:
     def __init__(self, store: IdempotencyStore, key: str, fingerprint: str, lock_s: float
                  ) -> None:
         self.store, self.key, self.fingerprint, self.lock_s = store, key, fingerprint, lock_s
+        self.token = secrets.token_hex(8)  # this request's, beside its retries' fingerprint
         self.stored_key: str | None = None  # once taken by this request
         self.tenant = ""  # the tenant it was taken within
         self.settled = False
@@ -139,7 +146,17 @@ class Pending:
         stored_key = hashlib.sha256("\x00".join((tenant or "", *caller, self.key)).encode(
             )).hexdigest()
         within = tenant if tenant is not None else next(iter(caller), "")
-        held = await self.store.claim(within, stored_key, self.fingerprint, self.lock_s)
+        try:
+            held = await self.store.claim(within, stored_key, self.fingerprint, self.lock_s,
+                                          self.token)
+        except Exception:
+            # The key may be taken all the same (a timed out claim the store ran, or runs late):
+            # freed if it is this request's, now and once more later, not held for lock_s.
+            async def release() -> None:
+                await self.store.release(within, stored_key, self.fingerprint, self.token)
+
+            _in_background(release, now=True)  # its failure: the request's 503 says it
+            raise
         if held is None:
             self.stored_key, self.tenant = stored_key, within
             return
@@ -247,17 +264,43 @@ class IdempotencyMiddleware:
 
     async def _settle(self, pending: Pending, response: bytes | None) -> None:
         """Keeps the answer under the key the request took, or frees the key."""
-        if pending.stored_key is None:
+        stored_key = pending.stored_key
+        if stored_key is None:
             return
-        try:
+
+        async def settle() -> None:
             if response is None:
-                await pending.store.release(pending.tenant, pending.stored_key,
-                                            pending.fingerprint)
+                await pending.store.release(pending.tenant, stored_key, pending.fingerprint,
+                                            pending.token)
             else:
-                await pending.store.finish(pending.tenant, pending.stored_key,
-                                           pending.fingerprint, response, self.keep_s)
-        except Exception as exc:  # the answer went out: the key stays taken until lock_s
+                await pending.store.finish(pending.tenant, stored_key, pending.fingerprint,
+                                           response, self.keep_s, pending.token)
+
+        try:
+            await settle()
+        except Exception as exc:
+            # The answer went out: tried once more later (a no-op if the first try was carried
+            # out after all), else the key stays taken until lock_s.
             log.warning("an Idempotency-Key could not be settled", extra={"error": repr(exc)})
+            _in_background(settle, failed="an Idempotency-Key could not be settled again")
+
+
+def _in_background(attempt: Callable[[], Awaitable[None]], *, now: bool = False,
+                   failed: str | None = None) -> None:
+    """Runs `attempt` (now, if `now`, and) after `AGAIN_S`, outside the request; a failure is
+    logged as `failed`, if given."""
+    async def run() -> None:
+        for wait_s in ((0.0,) if now else ()) + (AGAIN_S,):
+            await asyncio.sleep(wait_s)
+            try:
+                await attempt()
+            except Exception as exc:
+                if failed is not None:
+                    log.warning(failed, extra={"error": repr(exc)})
+
+    task = asyncio.get_running_loop().create_task(run(), name="idempotency-again")
+    _LATER.add(task)
+    task.add_done_callback(_LATER.discard)
 
 
 def install_idempotency(app: FastAPI, store: Callable[[], IdempotencyStore],

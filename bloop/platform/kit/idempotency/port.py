@@ -3,7 +3,7 @@ that request has been answered, its response. Keys come hashed (`layer.Pending.c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 KEY_PATTERN = r"^[\x21-\x7e]+$"  # what a client may send as a key: printable ASCII, no space
@@ -17,16 +17,22 @@ class Entry:
     fingerprint: str
     response: bytes | None
     """None while the request that took the key runs."""
+    token: str = field(default="", compare=False)
+    """While it runs, the request's own token (its retry, of the same fingerprint, has another):
+    after the fingerprint, where a process of the earlier version reads nothing (its own
+    entries have none)."""
 
     def encode(self) -> bytes:
         if self.response is None:
-            return _PENDING + self.fingerprint.encode()
+            return _PENDING + self.fingerprint.encode() + self.token.encode()
         return _DONE + self.fingerprint.encode() + self.response
 
     @staticmethod
     def decode(raw: bytes) -> Entry:
         fingerprint = raw[1:1 + FINGERPRINT_LEN].decode()
-        return Entry(fingerprint, None if raw[:1] == _PENDING else raw[1 + FINGERPRINT_LEN:])
+        if raw[:1] == _PENDING:
+            return Entry(fingerprint, None, raw[1 + FINGERPRINT_LEN:].decode())
+        return Entry(fingerprint, raw[1 + FINGERPRINT_LEN:])
 
 
 class IdempotencyStore(Protocol):
@@ -34,18 +40,19 @@ class IdempotencyStore(Protocol):
     kept with its tenant, so that erasing a person there drops every answer kept in it
     (`drop_tenant`): which answers are theirs or about them cannot be told apart."""
 
-    async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float
-                    ) -> Entry | None:
-        """Takes `key` for a request of `fingerprint` for `lock_s` (None), unless it is held:
-        then the entry held under it, left as it is."""
+    async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float,
+                    token: str = "") -> Entry | None:
+        """Takes `key` for a request of `fingerprint` and `token` for `lock_s` (None), unless it
+        is held: then the entry held under it, left as it is."""
 
     async def finish(self, tenant: str, key: str, fingerprint: str, response: bytes,
-                     keep_s: float) -> None:
-        """Keeps `response` under `key` for `keep_s`, when a request of `fingerprint` still
-        holds it unanswered (not once its tenant's keys were dropped)."""
+                     keep_s: float, token: str = "") -> None:
+        """Keeps `response` under `key` for `keep_s`, when the request of `fingerprint` and
+        `token` still holds it unanswered (not once its tenant's keys were dropped)."""
 
-    async def release(self, tenant: str, key: str, fingerprint: str) -> None:
-        """Frees `key` when a request of `fingerprint` still holds it unanswered."""
+    async def release(self, tenant: str, key: str, fingerprint: str, token: str = "") -> None:
+        """Frees `key` when the request of `fingerprint` and `token` still holds it
+        unanswered."""
 
     async def drop_tenant(self, tenant: str) -> None:
         """Drops every key taken within `tenant`, answered or not (and, where the store can

@@ -53,9 +53,9 @@ class RedisIdempotency:
     def _keys(self, tenant: str, key: str) -> list[str]:
         return [self.prefix + key, f"{self.prefix}tenant:{tenant}"]
 
-    async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float
-                    ) -> Entry | None:
-        pending = Entry(fingerprint, None).encode()
+    async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float,
+                    token: str = "") -> Entry | None:
+        pending = Entry(fingerprint, None, token).encode()
         for _ in range(CLAIM_TRIES):
             held = await self._claim(keys=self._keys(tenant, key),
                                      args=[key, _ms(lock_s), pending])
@@ -66,14 +66,14 @@ class RedisIdempotency:
         raise RuntimeError(f"the Idempotency-Key {key} expired {CLAIM_TRIES} times while taken")
 
     async def finish(self, tenant: str, key: str, fingerprint: str, response: bytes,
-                     keep_s: float) -> None:
+                     keep_s: float, token: str = "") -> None:
         await self._finish(keys=self._keys(tenant, key), args=[
-            key, _ms(keep_s), Entry(fingerprint, None).encode(),
+            key, _ms(keep_s), Entry(fingerprint, None, token).encode(),
             Entry(fingerprint, response).encode()])
 
-    async def release(self, tenant: str, key: str, fingerprint: str) -> None:
+    async def release(self, tenant: str, key: str, fingerprint: str, token: str = "") -> None:
         await self._release(keys=self._keys(tenant, key)[:1],
-                            args=[Entry(fingerprint, None).encode()])
+                            args=[Entry(fingerprint, None, token).encode()])
 
     async def drop_tenant(self, tenant: str) -> None:
         listed = self._keys(tenant, "")[1]

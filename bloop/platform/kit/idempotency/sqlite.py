@@ -59,8 +59,8 @@ class SqliteIdempotency:
             await self.db.run(lambda c: at_once(c, _schema))
             self._ready = True
 
-    async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float
-                    ) -> Entry | None:
+    async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float,
+                    token: str = "") -> Entry | None:
         await self._setup()
         now = self.clock()
 
@@ -71,23 +71,23 @@ class SqliteIdempotency:
                 return Entry.decode(bytes(row[0]))
             c.execute("INSERT OR REPLACE INTO idempotency_keys (tenant, key, entry, expires)"
                       " VALUES (?, ?, ?, ?)",
-                      (tenant, key, Entry(fingerprint, None).encode(), now + lock_s))
+                      (tenant, key, Entry(fingerprint, None, token).encode(), now + lock_s))
             return None
 
         return await self.db.transaction(take)
 
     async def finish(self, tenant: str, key: str, fingerprint: str, response: bytes,
-                     keep_s: float) -> None:
+                     keep_s: float, token: str = "") -> None:
         await self._setup()
-        pending = Entry(fingerprint, None).encode()
+        pending = Entry(fingerprint, None, token).encode()
         entry, expires = Entry(fingerprint, response).encode(), self.clock() + keep_s
         await self.db.transaction(lambda c: c.execute(
             "UPDATE idempotency_keys SET entry = ?, expires = ?, tenant = ? WHERE key = ?"
             " AND entry = ?", (entry, expires, tenant, key, pending)))
 
-    async def release(self, tenant: str, key: str, fingerprint: str) -> None:
+    async def release(self, tenant: str, key: str, fingerprint: str, token: str = "") -> None:
         await self._setup()
-        pending = Entry(fingerprint, None).encode()
+        pending = Entry(fingerprint, None, token).encode()
         await self.db.transaction(lambda c: c.execute(
             "DELETE FROM idempotency_keys WHERE key = ? AND entry = ?", (key, pending)))
 
