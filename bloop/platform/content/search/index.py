@@ -38,7 +38,7 @@ from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import tantivy
 
@@ -58,6 +58,7 @@ from bloop.platform.content.search.model import (
 from bloop.platform.content.search.query import ParsedQuery, QuerySyntaxError
 from bloop.platform.content.search.settings import INDEX_META as META
 from bloop.platform.content.search.snippets import Snippets, folded
+from bloop.platform.kit.errors import DISK_ERRNOS
 
 # 2: an index per tenant; CJK and Thai split into characters, words up to 255 bytes; quizzes as
 # learners see them; language tags in canonical case. 3: words keep their combining marks
@@ -76,6 +77,14 @@ BOOSTS = {"title": 3.0, "tags_text": 2.0, "body": 1.0}
 FACET_SIZES = {"language": 50, "level": 10, "tag": 50}
 Occur = tantivy.Occur
 Scored = tuple[float, tantivy.DocAddress]
+T = TypeVar("T")
+# tantivy raises an io error as a ValueError naming it: "Internal error: 'No space left on
+# device (os error 28)'", or "Failed to open file for write: 'IoError { io_error: Custom { kind:
+# StorageFull, error: PathError { path: …, err: Os { code: 28, kind: StorageFull, … } } }, …'".
+_OS_ERROR = re.compile(r"\(os error (\d+)\)|\bOs \{ code: (\d+)")
+# What adding a document raises once the writer's thread failed (writing the document store):
+# no io error named; the commit that follows fails with it.
+WRITER_KILLED = "An index writer was killed"
 
 
 # Scripts written without spaces between words. Each of their letters is a word of its own, so
@@ -141,6 +150,30 @@ async def _to_the_end(fn: Callable[..., object], *args: object) -> None:
         if not work.cancelled():
             work.exception()  # retrieved: the cancel is what the caller hears
         raise
+
+
+def disk_refusal(exc: BaseException) -> OSError | None:
+    """The OSError (a full disk, over quota, failing, read-only) that tantivy's ValueError
+    wraps, as the kit takes a disk that refused a file; None for any other error."""
+    if not isinstance(exc, ValueError):
+        return None
+    for found in _OS_ERROR.finditer(str(exc)):
+        code = int(found.group(1) or found.group(2))
+        if code in DISK_ERRNOS:
+            refused = OSError(code, os.strerror(code))
+            refused.__cause__ = exc
+            return refused
+    return None
+
+
+def _disk_told(fn: Callable[..., T], *args: object) -> T:
+    """`fn(*args)`, a disk's refusal raised as the OSError it is."""
+    try:
+        return fn(*args)
+    except ValueError as exc:
+        if (refused := disk_refusal(exc)) is None:
+            raise
+        raise refused from exc
 
 
 def _try_lock(directory: Path) -> int | None:
@@ -339,6 +372,16 @@ class TantivyIndex:
             for doc in docs:
                 writer.add_document(self._document(doc))
             writer.commit()
+        except ValueError as exc:
+            killed = WRITER_KILLED in str(exc)
+            try:
+                if killed:
+                    writer.commit()  # fails with the error that killed the writer's thread
+            except ValueError as cause:
+                raise cause from exc
+            finally:
+                writer.rollback()
+            raise
         except BaseException:
             writer.rollback()
             raise
@@ -363,12 +406,12 @@ class TantivyIndex:
     async def write(self, docs: Sequence[SearchDoc]) -> None:
         if docs:
             async with self._lock:
-                await _to_the_end(self._apply, (), docs)
+                await _to_the_end(_disk_told, self._apply, (), docs)
 
     async def delete(self, keys: Sequence[str]) -> None:
         if keys:
             async with self._lock:
-                await _to_the_end(self._apply, keys, ())
+                await _to_the_end(_disk_told, self._apply, keys, ())
 
     # -- reads ---------------------------------------------------------------------------------
     def _term(self, field: str, value: str) -> tantivy.Query:
@@ -393,7 +436,7 @@ class TantivyIndex:
         return found
 
     async def versions(self, keys: Sequence[str]) -> dict[str, Versions]:
-        return await asyncio.to_thread(self._versions, keys)
+        return await asyncio.to_thread(_disk_told, self._versions, keys)
 
     def _count(self, tenant: str | None) -> int:
         if tenant is not None:
@@ -409,7 +452,7 @@ class TantivyIndex:
         return total
 
     async def count(self, tenant: str | None = None) -> int:
-        return await asyncio.to_thread(self._count, tenant)
+        return await asyncio.to_thread(_disk_told, self._count, tenant)
 
     def _any_field(self, words: list[str]) -> tantivy.Query:
         """`words` (analysed) in the title, tags or text: one word as a term, several as a
@@ -534,8 +577,8 @@ class TantivyIndex:
 
     async def search(self, tenant: str, query: ParsedQuery, filters: Filters, *,
                      limit: int, after: Position | None, depth: int) -> Ranked:
-        return await asyncio.to_thread(self._search, tenant, query, filters, limit, after,
-                                       depth)
+        return await asyncio.to_thread(_disk_told, self._search, tenant, query, filters, limit,
+                                       after, depth)
 
     async def close(self) -> None:
         async with self._lock:  # after the write under way, whose thread is awaited to its end
