@@ -69,6 +69,7 @@ from bloop.ai.providers.llm import ProviderError, Usage, redact
 from bloop.ai.providers.tts import Tts
 from bloop.ai.text.generator import TextGenerator
 from bloop.ai.text.model import FlashcardSet, Generated
+from bloop.platform.kit.errors import disk_unavailable, is_store_down
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import type_of
 from bloop.platform.kit.settings import AiSettings
@@ -439,6 +440,10 @@ class JobRunner:
             return await self._provider_failed(job, exc.code, str(exc), exc.transient, None)
         except Exception as exc:
             await self._drop(job, stored)
+            if is_store_down(exc):  # a store or the disk down a while: tried again later
+                down = disk_unavailable(exc) or exc
+                return await self._provider_failed(job, "store_unavailable",
+                                                   f"{type(down).__name__}: {down}", True, None)
             await self._finish_failed(job, "internal_error", f"{type(exc).__name__}: {exc}",
                                       error=exc)
             return None

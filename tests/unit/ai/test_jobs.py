@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import errno
 import hashlib
 import json
 import logging
@@ -53,7 +54,7 @@ from bloop.ai.video import CodeScene, KeyPointsScene, VideoScript
 from bloop.platform.content.events import LessonDeleted
 from bloop.platform.demo import data
 from bloop.platform.identity.events import UserDeleted
-from bloop.platform.kit.errors import Conflict, Problem
+from bloop.platform.kit.errors import Conflict, Problem, StoreUnavailable
 from bloop.platform.kit.events.bus.port import Handler
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry, type_of
@@ -365,6 +366,29 @@ async def test_transient_errors_are_retried_and_recorded(rig: Rig, fake_openai: 
     assert asyncio.get_running_loop().time() - started >= 0.2, "Retry-After was honoured"
     assert done.cost.prompt_tokens == 1117, "failed calls cost nothing"
     assert len(fake_openai.requests) == 3
+
+
+@pytest.mark.ai(max_attempts=3)
+async def test_a_store_or_disk_down_a_while_is_retried_not_failed_for_good(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, a store that was down or a full disk on a job's first attempt failed it for
+    good (500-like `internal_error`), where a provider's outage is tried again."""
+    outages: list[Exception] = [StoreUnavailable("sqlite", "disk is full"),
+                                OSError(errno.ENOSPC, "No space left on device")]
+    deleted_at = rig.store.deleted_at
+
+    async def down_a_while(tenant: str, lesson_id: str) -> datetime | None:
+        if outages:
+            raise outages.pop(0)
+        return await deleted_at(tenant, lesson_id)
+
+    job = await rig.ask("flashcards", count=3)
+    monkeypatch.setattr(rig.store, "deleted_at", down_a_while)
+    done = await to_the_end(rig.runner(), job.id)
+    assert (done.status, done.attempts) == ("succeeded", 3), done.errors
+    assert [(e.code, e.transient, e.attempt) for e in done.errors] == [
+        ("store_unavailable", True, 1), ("store_unavailable", True, 2)]
+    assert "disk store is unavailable" in done.errors[1].message
 
 
 @pytest.mark.ai(max_attempts=2)
