@@ -90,12 +90,14 @@ async def test_a_full_database_answers_503_keeps_nothing_and_is_reported_down_un
     assert "full" in (await c.get("/readyz")).json()["checks"]["sqlite:content"]["error"]
 
     await cap(db, NO_LIMIT)
+    monkeypatch.setattr(sqlite_module, "ROOM_BYTES", 1 << 62)  # the disk still has no room
     r = await c.post(f"{BASE}/concepts", json={"id": refused, "name": "x" * 200})
     assert r.status_code == 201, "writes recover by themselves once there is room"
     assert (await readiness(c))[0] == 503, "one write that fits does not prove there is room"
-    monkeypatch.setattr(sqlite_module, "FAILED_DOWN_S", 0.0)
+    monkeypatch.setattr(sqlite_module, "ROOM_BYTES", 4096)
     assert await readiness(c) == (200, {"sqlite:auth": "up", "sqlite:events": "up",
-                                        "sqlite:identity": "up", "sqlite:content": "up"})
+                                        "sqlite:identity": "up", "sqlite:content": "up"}), (
+        "a write on a disk with room: up at once, not 30 s after the last failure")
 
 
 async def test_a_sign_in_on_a_full_identity_store_answers_503(

@@ -16,7 +16,8 @@ transaction or in a `run` call: a 503 with Retry-After on a route, a wait in a c
 relay, as any store that is down. What it had written is rolled back whole. So does a file SQLite
 cannot write or read (a full disk, an I/O error, a read-only or vanished file, a damaged
 database: `_unusable`), and `ping` reports the store down until FAILED_DOWN_S have passed
-without another such failure. Every other SQLite error reaches the caller as it was raised.
+without another such failure, or until a commit has written rows since on a disk with room.
+Every other SQLite error reaches the caller as it was raised.
 
 `run` calls go to a thread with a connection of its own, so a long read never holds the loop;
 each sees every transaction committed before it started. (An in-memory database is a single
@@ -62,8 +63,11 @@ LOCK_WAIT_S = 5.0  # how long a commit group waits for another process's write l
 BUSY_TIMEOUT_MS = 5000  # how long a `run` call waits for a lock held elsewhere
 # How long `ping` reports a store down after a call last failed on its file (`_unusable`). A read
 # does not see a full disk, and a commit that succeeds does not prove it has room again (an
-# update in place, a WAL that starts over needs none): the calls' failures are the signal.
+# update in place, a WAL that starts over needs none): the calls' failures are the signal. It
+# is up sooner once a commit wrote rows after the failure and its disk, writable, has ROOM_BYTES
+# free.
 FAILED_DOWN_S = 30.0
+ROOM_BYTES = 4 * 1024 * 1024
 
 
 _HEADER = b"SQLite format 3\x00"
@@ -155,6 +159,7 @@ class SqliteDB:
         # The store's name in a 503 and in /readyz (`sqlite:content` for content.sqlite3).
         self.store = "sqlite" if self._memory else f"sqlite:{Path(self.path).stem}"
         self._failed: tuple[float, str] | None = None  # when a call last met `_unusable`, why
+        self._wrote_at = 0.0  # when a commit that changed rows last succeeded
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._closed = False
@@ -272,8 +277,11 @@ class SqliteDB:
                 call.error = exc
             self._resolve(group)
             return
+        wrote = False  # a unit that changed rows and kept them
         for call in group:
+            changes = conn.total_changes
             self._run_unit(conn, call)
+            wrote = wrote or (call.error is None and conn.total_changes > changes)
             if not conn.in_transaction:
                 # SQLite rolled the whole transaction back itself (it may on a full disk or an
                 # I/O error): what the group's other units wrote is gone too.
@@ -294,6 +302,8 @@ class SqliteDB:
                     after.append(hook)
             conn.execute("COMMIT")
             self._commits += 1
+            if wrote:
+                self._wrote_at = time.monotonic()
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -447,8 +457,12 @@ class SqliteDB:
             raise StoreUnavailable(self.store, failed)
 
     def _failed_lately(self) -> str | None:
-        """Why a call last failed on the store's file, if less than FAILED_DOWN_S ago."""
+        """Why a call last failed on the store's file, if less than FAILED_DOWN_S ago and no
+        commit has written rows since on a disk with room."""
         if self._failed is None or time.monotonic() - self._failed[0] >= FAILED_DOWN_S:
+            return None
+        if self._wrote_at > self._failed[0] and _has_room(Path(self.path).parent):
+            self._failed = None
             return None
         return f"{self._failed[1]}, {time.monotonic() - self._failed[0]:.0f}s ago"
 
@@ -505,6 +519,15 @@ class SqliteDB:
                 call.future.set_exception(unavailable)
             else:
                 call.future.set_exception(call.error)
+
+
+def _has_room(directory: Path) -> bool:
+    """Whether the disk holding `directory` is writable and has ROOM_BYTES free."""
+    try:
+        disk = os.statvfs(directory)
+    except OSError:
+        return False
+    return not disk.f_flag & os.ST_RDONLY and disk.f_bavail * disk.f_frsize >= ROOM_BYTES
 
 
 def _run_outside_transaction(conn: sqlite3.Connection, call: _Call) -> None:
