@@ -64,14 +64,14 @@ async def test_a_key_is_freed_by_its_request_not_by_a_retry_of_it(
         keys: IdempotencyStore) -> None:
     """A request whose claim timed out frees the key, later too (the store may run the claim
     late): only while its own claim holds it, not its retry's, of the same fingerprint."""
-    assert await keys.claim("acme", "k", fp("a"), 60, "retry") is None
-    await keys.release("acme", "k", fp("a"), "first")
-    await keys.finish("acme", "k", fp("a"), b"late", 60, "first")
-    assert await keys.claim("acme", "k", fp("a"), 60, "first") == Entry(fp("a"), None)
-    await keys.finish("acme", "k", fp("a"), b"201\n{}", 60, "retry")
+    assert await keys.claim("acme", "k", fp("a"), 60, token="retry") is None
+    await keys.release("acme", "k", fp("a"), token="first")
+    await keys.finish("acme", "k", fp("a"), b"late", 60, token="first")
+    assert await keys.claim("acme", "k", fp("a"), 60, token="first") == Entry(fp("a"), None)
+    await keys.finish("acme", "k", fp("a"), b"201\n{}", 60, token="retry")
     assert await keys.claim("acme", "k", fp("a"), 60) == Entry(fp("a"), b"201\n{}")
-    assert await keys.claim("acme", "other", fp("a"), 60, "first") is None
-    await keys.release("acme", "other", fp("a"), "first")
+    assert await keys.claim("acme", "other", fp("a"), 60, token="first") is None
+    await keys.release("acme", "other", fp("a"), token="first")
     assert await keys.claim("acme", "other", fp("a"), 60) is None
 
 
@@ -92,6 +92,24 @@ async def test_keys_expire(keys: IdempotencyStore) -> None:
     await asyncio.sleep(0.4)
     assert await keys.claim("acme", "taken", fp("b"), 60) is None
     assert await keys.claim("acme", "kept", fp("b"), 60) is None
+
+
+async def test_a_key_neither_answered_nor_freed_within_its_lock_lapses(
+        keys: IdempotencyStore) -> None:
+    """Its process died, maybe after the route wrote: held, lapsed, for keep_s more (it expired,
+    and the request sent again ran again); a freed one is free, an answer is still kept."""
+    assert await keys.claim("acme", "died", fp("a"), 0.2, 60) is None
+    assert await keys.claim("acme", "slow", fp("a"), 0.2, 60) is None
+    assert await keys.claim("acme", "freed", fp("a"), 0.2, 60) is None
+    assert await keys.claim("acme", "died", fp("a"), 60) == Entry(fp("a"), None)
+    await asyncio.sleep(0.4)
+    lapsed = Entry(fp("a"), None, lapsed=True)
+    assert await keys.claim("acme", "died", fp("a"), 60) == lapsed
+    assert await keys.claim("acme", "died", fp("b"), 60) == lapsed
+    await keys.finish("acme", "slow", fp("a"), b"201\n{}", 60)
+    assert await keys.claim("acme", "slow", fp("a"), 60) == Entry(fp("a"), b"201\n{}")
+    await keys.release("acme", "freed", fp("a"))
+    assert await keys.claim("acme", "freed", fp("a"), 60) is None
 
 
 async def test_of_requests_at_once_one_takes_the_key(keys: IdempotencyStore) -> None:
@@ -122,6 +140,7 @@ async def test_a_tenants_keys_are_dropped_together(keys: IdempotencyStore) -> No
 
 OLD_TABLE = ("CREATE TABLE idempotency_keys (key TEXT PRIMARY KEY, entry BLOB NOT NULL,"
              " expires REAL NOT NULL) WITHOUT ROWID")
+PENDING = Entry(fp("a"), None).encode()  # as the earlier version took a key
 OLD_WRITE = "INSERT OR REPLACE INTO idempotency_keys (key, entry, expires) VALUES (?, ?, ?)"
 
 
@@ -143,6 +162,11 @@ async def test_a_file_of_the_earlier_version_is_shared_with_it(tmp_path: Path) -
         old_read = await db.run(lambda c: c.execute(
             "SELECT entry FROM idempotency_keys WHERE key = 'new'").fetchone()[0])
         assert Entry.decode(bytes(old_read)) == Entry(fp("a"), b"200\n{}")
+        # one it took and left unanswered is in use until it expires, as it was
+        await db.transaction(lambda c: c.execute(OLD_WRITE, ("running", PENDING, 9e99)))
+        assert await keys.claim("acme", "running", fp("b"), 60) == Entry(fp("a"), None)
+        await keys.finish("acme", "running", fp("a"), b"201\n{}", 60)
+        assert await keys.claim("acme", "running", fp("a"), 60) == Entry(fp("a"), b"201\n{}")
         await keys.drop_tenant("beta")
         assert await keys.claim("acme", "by-the-earlier", fp("c"), 60) is None
         assert await keys.claim("acme", "new", fp("c"), 60) == Entry(fp("a"), b"200\n{}")
@@ -165,6 +189,10 @@ async def test_redis_names_keys_as_the_earlier_version_did(tmp_path: Path) -> No
         kept = await client.get(f"{prefix}:new")
         assert isinstance(kept, bytes)
         assert Entry.decode(kept) == Entry(fp("a"), b"200\n{}")
+        await client.set(f"{prefix}:running", PENDING, px=60_000)
+        assert await keys.claim("acme", "running", fp("b"), 60) == Entry(fp("a"), None)
+        await keys.release("acme", "running", fp("a"))
+        assert await keys.claim("acme", "running", fp("b"), 60) is None
     finally:
         await client.aclose()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from bloop.platform.app import create_app
 from bloop.platform.content.service import ContentService
 from bloop.platform.kit.errors import StoreUnavailable
 from bloop.platform.kit.idempotency import RedisIdempotency, SqliteIdempotency, layer
-from bloop.platform.kit.settings import RuntimeSettings, Settings
+from bloop.platform.kit.settings import HttpSettings, RuntimeSettings, Settings
 from bloop.platform.kit.sqlite import SqliteDB
 from tests.support import PASSWORD, embedded_app, eventually, login, member, require_server
 from tests.unit.content.media_samples import png
@@ -66,6 +67,7 @@ def test_the_document_names_the_key_and_its_problems_on_each_post_that_honours_i
         responses = doc["paths"][path]["post"]["responses"]
         for status, code in (("400", "invalid_idempotency_key"),
                              ("409", "idempotency_key_in_use"),
+                             ("409", "idempotency_outcome_unknown"),
                              ("422", "idempotency_key_reused")):
             assert f"`{code}`" in responses[status]["description"], (path, status)
         assert "Retry-After" in responses["409"]["headers"], path
@@ -332,6 +334,52 @@ async def test_an_error_is_not_kept(running: Running) -> None:
     await client.post(f"{BASE}/courses", json={"id": "ghost", "title": "Now here"})
     r = await client.post(f"{BASE}/courses/ghost/lessons", json={"title": "L"},
                           headers=key("e"))
+    assert r.status_code == 201, r.text
+
+
+async def test_a_key_left_unanswered_past_its_lock_is_not_run_again(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its process died after the course was made, before the answer was kept: once the key's
+    lock lapsed, the request sent again made the course again."""
+    app, client = running
+    keys: SqliteIdempotency = app.state.platform.idempotency
+    http = HttpSettings()
+    now = [time.time()]
+    monkeypatch.setattr(keys, "clock", lambda: now[0])
+    finish = keys.finish
+
+    async def died(*args: object) -> None:
+        pass
+
+    monkeypatch.setattr(keys, "finish", died)
+    first = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("died"))
+    assert first.status_code == 201, first.text
+    monkeypatch.setattr(keys, "finish", finish)
+    r = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("died"))
+    assert r.json()["code"] == "idempotency_key_in_use"
+    now[0] += http.idempotency_lock_s + 1
+    for _ in range(2):
+        r = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("died"))
+        assert r.status_code == 409, r.text
+        assert r.json()["code"] == "idempotency_outcome_unknown"
+        assert "retry-after" not in r.headers
+    assert await course_ids(client) == [first.json()["id"]]
+    now[0] += http.idempotency_keep_s
+    r = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("died"))
+    assert r.status_code == 201, r.text  # as any key kept no longer
+
+
+async def test_a_key_freed_by_its_error_is_free_past_its_lock_too(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, client = running
+    keys: SqliteIdempotency = app.state.platform.idempotency
+    now = [time.time()]
+    monkeypatch.setattr(keys, "clock", lambda: now[0])
+    r = await client.post(f"{BASE}/courses/ghost/lessons", json={"title": "L"}, headers=key("e"))
+    assert r.status_code == 404
+    now[0] += HttpSettings().idempotency_lock_s + 1
+    await client.post(f"{BASE}/courses", json={"id": "ghost", "title": "Now here"})
+    r = await client.post(f"{BASE}/courses/ghost/lessons", json={"title": "L"}, headers=key("e"))
     assert r.status_code == 201, r.text
 
 

@@ -176,8 +176,9 @@ class HttpSettings(BaseSettings):
     """How long a POST's answer is kept under its `Idempotency-Key`, for the same request sent
     again."""
     idempotency_lock_s: int = Field(default=300, ge=1, le=86_400)
-    """How long a POST's `Idempotency-Key` stays taken while its request runs (one whose
-    process died frees it then)."""
+    """How long a POST's `Idempotency-Key` stays taken while its request runs; one neither
+    answered nor failed by then (its process died) is 409 `idempotency_outcome_unknown` for
+    `idempotency_keep_s` more, never run again."""
     cors_origins: Annotated[list[Annotated[str, AfterValidator(_origin)]], NoDecode,
                             BeforeValidator(_comma_separated)] = Field(default_factory=list)
     """Web apps on these origins (comma-separated; `*` for any) may call the API from a

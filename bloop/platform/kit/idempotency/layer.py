@@ -11,7 +11,9 @@ caller's without one, as on /graphql), whose kept answers an erasure drops. Taki
 with the same request raises `Replayed` (the stored response is sent), with another request
 422 `idempotency_key_reused`, while the first still runs 409 `idempotency_key_in_use`. An answer
 under 400 is kept for `keep_s`; an error, or an answer its route says changed nothing
-(`changed_nothing`: a GraphQL operation each of whose mutations failed), frees the key.
+(`changed_nothing`: a GraphQL operation each of whose mutations failed), frees the key. A key
+neither answered nor freed within `lock_s` (its process died after the route wrote, maybe) is
+409 `idempotency_outcome_unknown` for `keep_s` more: never run again.
 Routes without `require(...)` (signing in, signing up) and routes that read the header
 themselves (`ai/jobs`, whose key names a job for good) are left alone, as are those that limit
 their own bodies (uploads), whose body is not read ahead, and those whose answer carries a
@@ -66,6 +68,8 @@ _LATER: set[asyncio.Task[None]] = set()  # the background attempts, held until t
 NO_KEY = f"an {HEADER} is 1 to {MAX_KEY_CHARS} printable ASCII characters, without spaces"
 REUSED = f"this {HEADER} was used for a different request"
 IN_USE = f"the first request with this {HEADER} is still running; try again shortly"
+OUTCOME_UNKNOWN = (f"the first request with this {HEADER} was interrupted; whether it took effect "
+                   "is unknown: check, then send it again with a new key")
 
 
 class Replayed(Exception):
@@ -128,9 +132,10 @@ def _marked(dependant: Dependant) -> bool:
 class Pending:
     """A POST's key, until the route's caller is known and the key is taken."""
 
-    def __init__(self, store: IdempotencyStore, key: str, fingerprint: str, lock_s: float
-                 ) -> None:
+    def __init__(self, store: IdempotencyStore, key: str, fingerprint: str, lock_s: float,
+                 keep_s: float = 0.0) -> None:
         self.store, self.key, self.fingerprint, self.lock_s = store, key, fingerprint, lock_s
+        self.keep_s = keep_s
         self.token = secrets.token_hex(8)  # this request's, beside its retries' fingerprint
         self.stored_key: str | None = None  # once taken by this request
         self.tenant = ""  # the tenant it was taken within
@@ -148,7 +153,7 @@ class Pending:
         within = tenant if tenant is not None else next(iter(caller), "")
         try:
             held = await self.store.claim(within, stored_key, self.fingerprint, self.lock_s,
-                                          self.token)
+                                          self.keep_s, self.token)
         except Exception:
             # The key may be taken all the same (a timed out claim the store ran, or runs late):
             # freed if it is this request's, now and once more later, not held for lock_s.
@@ -162,6 +167,8 @@ class Pending:
             return
         if held.fingerprint != self.fingerprint:
             raise Problem(REUSED, status=422, code="idempotency_key_reused")
+        if held.lapsed:
+            raise Problem(OUTCOME_UNKNOWN, status=409, code="idempotency_outcome_unknown")
         if held.response is None:
             raise Problem(IN_USE, status=409, code="idempotency_key_in_use",
                           headers={"Retry-After": str(IN_USE_RETRY_S)})
@@ -223,7 +230,7 @@ class IdempotencyMiddleware:
         for part in (scope["method"], path, scope.get("query_string", b"").decode("latin-1")):
             digest.update(part.encode() + b"\x00")
         digest.update(body)
-        pending = Pending(self.store(), key, digest.hexdigest(), self.lock_s)
+        pending = Pending(self.store(), key, digest.hexdigest(), self.lock_s, self.keep_s)
         scope[_SCOPE] = pending
         await self._run(pending, scope, _replay(body, receive), send)
 
@@ -280,7 +287,7 @@ class IdempotencyMiddleware:
             await settle()
         except Exception as exc:
             # The answer went out: tried once more later (a no-op if the first try was carried
-            # out after all), else the key stays taken until lock_s.
+            # out after all), else the key lapses unsettled after lock_s.
             log.warning("an Idempotency-Key could not be settled", extra={"error": repr(exc)})
             _in_background(settle, failed="an Idempotency-Key could not be settled again")
 
@@ -325,6 +332,10 @@ NO_KEY_DOC = (f"`invalid_idempotency_key`: the {HEADER} is no key", problem_body
 IN_USE_DOC = (f"`idempotency_key_in_use`: the first request with this {HEADER} still runs; "
               "try again after `Retry-After` seconds", problem_body(
                   409, "idempotency_key_in_use", IN_USE, instance=_AT))
+OUTCOME_UNKNOWN_DOC = (f"`idempotency_outcome_unknown`: the first request with this {HEADER} "
+                       "was interrupted, whether it took effect is unknown; check, then send "
+                       "it again with a new key", problem_body(
+                           409, "idempotency_outcome_unknown", OUTCOME_UNKNOWN, instance=_AT))
 REUSED_DOC = (f"`idempotency_key_reused`: this {HEADER} was sent with another request",
               problem_body(422, "idempotency_key_reused", REUSED, instance=_AT))
 NOT_KEPT_PARAMETER: dict[str, Any] = {
@@ -360,6 +371,7 @@ def document_idempotency(app: FastAPI, own_limits: Sequence[str]) -> None:
                 continue
             parameters.append(KEY_PARAMETER)
             add_problem(responses, IN_USE_DOC, RETRY_AFTER)
+            add_problem(responses, OUTCOME_UNKNOWN_DOC)
             add_problem(responses, REUSED_DOC)
         return schema
 

@@ -10,6 +10,7 @@ KEY_PATTERN = r"^[\x21-\x7e]+$"  # what a client may send as a key: printable AS
 MAX_KEY_CHARS = 200
 FINGERPRINT_LEN = 64  # a sha256, in hex
 _PENDING, _DONE = b"P", b"D"
+_LOCK_UNTIL = b"/"  # in a pending entry, after its token: when its lock lapses, in ms
 
 
 @dataclass(frozen=True)
@@ -21,18 +22,29 @@ class Entry:
     """While it runs, the request's own token (its retry, of the same fingerprint, has another):
     after the fingerprint, where a process of the earlier version reads nothing (its own
     entries have none)."""
+    lapsed: bool = False
+    """Unanswered past its lock: the request that took it neither answered nor freed it (its
+    process died, its answer could not be kept), so whether it took effect is unknown."""
 
     def encode(self) -> bytes:
+        """A pending entry's is the prefix of what `claim` stores (`pending`): what `finish`
+        and `release` match."""
         if self.response is None:
             return _PENDING + self.fingerprint.encode() + self.token.encode()
         return _DONE + self.fingerprint.encode() + self.response
 
+    def pending(self, lock_until_ms: int) -> bytes:
+        return self.encode() + _LOCK_UNTIL + str(lock_until_ms).encode()
+
     @staticmethod
-    def decode(raw: bytes) -> Entry:
+    def decode(raw: bytes, now_ms: int | None = None) -> Entry:
         fingerprint = raw[1:1 + FINGERPRINT_LEN].decode()
-        if raw[:1] == _PENDING:
-            return Entry(fingerprint, None, raw[1 + FINGERPRINT_LEN:].decode())
-        return Entry(fingerprint, raw[1 + FINGERPRINT_LEN:])
+        if raw[:1] != _PENDING:
+            return Entry(fingerprint, raw[1 + FINGERPRINT_LEN:])
+        # The earlier version's pending entries end with their fingerprint: never lapsed.
+        token, _, lock_until = raw[1 + FINGERPRINT_LEN:].partition(_LOCK_UNTIL)
+        return Entry(fingerprint, None, token.decode(), lapsed=bool(lock_until)
+                     and now_ms is not None and int(lock_until) <= now_ms)
 
 
 class IdempotencyStore(Protocol):
@@ -41,9 +53,10 @@ class IdempotencyStore(Protocol):
     (`drop_tenant`): which answers are theirs or about them cannot be told apart."""
 
     async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float,
-                    token: str = "") -> Entry | None:
+                    keep_s: float = 0.0, token: str = "") -> Entry | None:
         """Takes `key` for a request of `fingerprint` and `token` for `lock_s` (None), unless it
-        is held: then the entry held under it, left as it is."""
+        is held: then the entry held under it, left as it is. Unanswered and not freed after
+        `lock_s`, the key is still held, `lapsed`, for `keep_s` more."""
 
     async def finish(self, tenant: str, key: str, fingerprint: str, response: bytes,
                      keep_s: float, token: str = "") -> None:
@@ -51,8 +64,8 @@ class IdempotencyStore(Protocol):
         `token` still holds it unanswered (not once its tenant's keys were dropped)."""
 
     async def release(self, tenant: str, key: str, fingerprint: str, token: str = "") -> None:
-        """Frees `key` when the request of `fingerprint` and `token` still holds it
-        unanswered."""
+        """Frees `key` when the request of `fingerprint` and `token` still holds it unanswered
+        (lapsed too)."""
 
     async def drop_tenant(self, tenant: str) -> None:
         """Drops every key taken within `tenant`, answered or not (and, where the store can

@@ -6,7 +6,7 @@ Those a process of the earlier version took are listed nowhere: they expire."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -21,22 +21,29 @@ redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. now)
 if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[2], ARGV[2]) end
 """
+# Takes the key for ARGV[4] ms (its pending entry, ARGV[3], ends with when that lapses) and
+# keeps it ARGV[2] ms; else answers the entry held and the time (a key expired meanwhile: none).
 CLAIM = """
-if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'PX', ARGV[2]) then
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local pending = ARGV[3] .. '/' .. string.format('%.0f', now + tonumber(ARGV[4]))
+if redis.call('SET', KEYS[1], pending, 'NX', 'PX', ARGV[2]) then
 """ + LISTED + """
   return 1
 end
-return redis.call('GET', KEYS[1])
+return {redis.call('GET', KEYS[1]), now}
 """
-FINISH = """
-if redis.call('GET', KEYS[1]) == ARGV[3] then
+# A pending entry is matched on its prefix: its fingerprint and token, not when its lock lapses.
+HELD = "local held = redis.call('GET', KEYS[1])\n"
+FINISH = HELD + """
+if held and string.sub(held, 1, #ARGV[3]) == ARGV[3] then
   redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[2])
 """ + LISTED + """
 end
 return 0
 """
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+RELEASE = HELD + """
+if held and string.sub(held, 1, #ARGV[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 CLAIM_TRIES = 3  # a key that expires between the SET and the GET is taken again
@@ -54,15 +61,16 @@ class RedisIdempotency:
         return [self.prefix + key, f"{self.prefix}tenant:{tenant}"]
 
     async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float,
-                    token: str = "") -> Entry | None:
+                    keep_s: float = 0.0, token: str = "") -> Entry | None:
         pending = Entry(fingerprint, None, token).encode()
         for _ in range(CLAIM_TRIES):
             held = await self._claim(keys=self._keys(tenant, key),
-                                     args=[key, _ms(lock_s), pending])
+                                     args=[key, _ms(lock_s + keep_s), pending, _ms(lock_s)])
             if held == 1:
                 return None
-            if held is not None:
-                return Entry.decode(cast("bytes", held))
+            entry, now_ms = cast("list[Any]", held)
+            if entry is not None:
+                return Entry.decode(cast("bytes", entry), int(now_ms))
         raise RuntimeError(f"the Idempotency-Key {key} expired {CLAIM_TRIES} times while taken")
 
     async def finish(self, tenant: str, key: str, fingerprint: str, response: bytes,

@@ -60,7 +60,7 @@ class SqliteIdempotency:
             self._ready = True
 
     async def claim(self, tenant: str, key: str, fingerprint: str, lock_s: float,
-                    token: str = "") -> Entry | None:
+                    keep_s: float = 0.0, token: str = "") -> Entry | None:
         await self._setup()
         now = self.clock()
 
@@ -68,10 +68,11 @@ class SqliteIdempotency:
             row = c.execute("SELECT entry FROM idempotency_keys WHERE key = ? AND expires > ?",
                             (key, now)).fetchone()
             if row is not None:
-                return Entry.decode(bytes(row[0]))
+                return Entry.decode(bytes(row[0]), int(now * 1000))
             c.execute("INSERT OR REPLACE INTO idempotency_keys (tenant, key, entry, expires)"
                       " VALUES (?, ?, ?, ?)",
-                      (tenant, key, Entry(fingerprint, None, token).encode(), now + lock_s))
+                      (tenant, key, Entry(fingerprint, None, token).pending(
+                          int((now + lock_s) * 1000)), now + lock_s + keep_s))
             return None
 
         return await self.db.transaction(take)
@@ -83,13 +84,14 @@ class SqliteIdempotency:
         entry, expires = Entry(fingerprint, response).encode(), self.clock() + keep_s
         await self.db.transaction(lambda c: c.execute(
             "UPDATE idempotency_keys SET entry = ?, expires = ?, tenant = ? WHERE key = ?"
-            " AND entry = ?", (entry, expires, tenant, key, pending)))
+            " AND substr(entry, 1, ?) = ?", (entry, expires, tenant, key, len(pending), pending)))
 
     async def release(self, tenant: str, key: str, fingerprint: str, token: str = "") -> None:
         await self._setup()
         pending = Entry(fingerprint, None, token).encode()
         await self.db.transaction(lambda c: c.execute(
-            "DELETE FROM idempotency_keys WHERE key = ? AND entry = ?", (key, pending)))
+            "DELETE FROM idempotency_keys WHERE key = ? AND substr(entry, 1, ?) = ?",
+            (key, len(pending), pending)))
 
     async def drop_tenant(self, tenant: str) -> None:
         await self._setup()
