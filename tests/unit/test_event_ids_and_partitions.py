@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import pickle
+import sqlite3
+import sys
 import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from bloop.platform.kit.events.bus.kafka import partition_of
@@ -98,4 +104,46 @@ async def test_processed_ids_are_kept_as_the_text_earlier_versions_wrote(tmp_pat
     assert await processed.seen("g", [old, new, new_id()]) == {old, new}
     rows = await db.run(lambda c: c.execute("SELECT id FROM processed_events").fetchall())
     assert sorted(r[0] for r in rows) == sorted([str(old), str(new)])
+    await db.close()
+
+
+def test_a_trusted_envelope_is_built_without_its_frozen_init(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("built through __init__")
+
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    made = Envelope.trusted(type_id="bloop.x.y.v1", source="s", tenant="t", subject="k",
+                            data={"a": 1}, request_id="r", time=when)
+    monkeypatch.setattr(Envelope, "__init__", refused)
+    again = Envelope.trusted(type_id="bloop.x.y.v1", source="s", tenant="t", subject="k",
+                             data={"a": 1}, request_id=None, time=when)
+    assert type(again) is Envelope
+    assert dataclasses.astuple(again)[1:] == (*dataclasses.astuple(made)[1:-1], None)
+    assert again.id != made.id
+    assert parse_envelope(again.to_bytes()) == again
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        again.tenant = "other"  # type: ignore[misc]
+
+
+async def test_transactions_of_one_turn_look_the_loop_up_once(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    looked = 0
+    get_running_loop = asyncio.get_running_loop
+
+    def counted() -> asyncio.AbstractEventLoop:
+        nonlocal looked
+        looked += sys._getframe(1).f_code.co_name == "_enqueue"
+        return get_running_loop()
+
+    db = SqliteDB(tmp_path / "turn.sqlite3")
+    await db.transaction(lambda c: c.execute("CREATE TABLE t (n INTEGER)"))
+    monkeypatch.setattr(asyncio, "get_running_loop", counted)
+
+    def insert(n: int) -> Callable[[sqlite3.Connection], int]:
+        return lambda c: c.execute("INSERT INTO t VALUES (?)", (n,)).rowcount
+
+    results = await asyncio.gather(*(db.transaction(insert(n)) for n in range(20)))
+    assert results == [1] * 20
+    assert looked == 1
+    assert await db.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 20
     await db.close()

@@ -217,11 +217,15 @@ class SqliteDB:
     # -- the writer, on the loop ------------------------------------------------------------
     def _enqueue(self, fn: Callable[[sqlite3.Connection], Any], transactional: bool) -> asyncio.Future[Any]:
         self._refuse_if_closed()
+        due = self._due
+        if due:
+            # Not the first call this turn: the loop is the first one's. (asyncio's
+            # get_running_loop makes a getpid system call each time.)
+            due.append(_Call(fn, future := due[0].future.get_loop().create_future(), transactional))
+            return future
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._due.append(_Call(fn, future, transactional))
-        if len(self._due) == 1:
-            loop.call_soon(self._run_due)
+        due.append(_Call(fn, future := loop.create_future(), transactional))
+        loop.call_soon(self._run_due)
         return future
 
     def _run_due(self) -> None:
