@@ -4,8 +4,8 @@ that is down reads `store_unavailable`, and anything else is masked as 500 `inte
 with the `request_id` (a request's first such error is logged with its traceback, the others
 counted in one line after it). A query refused by the limits (`refusal`) carries its `code`
 too; other errors in the query itself (syntax, validation, variables: those without a `path`)
-keep GraphQL's message and get 422 `validation_failed`, as the HTTP API's invalid requests
-do."""
+keep GraphQL's message, held to `MAX_MESSAGE` characters (one quotes a literal of the query
+whole), and get 422 `validation_failed`, as the HTTP API's invalid requests do."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from bloop.platform.kit.logging import request_id_var
 from bloop.platform.kit.outages import StoreOutages
 
 log = logging.getLogger("bloop.graphql")
+MAX_MESSAGE = 1_000
 
 
 def _raised_by_a_resolver(error: GraphQLError) -> bool:
@@ -67,10 +68,22 @@ def in_the_query(error: GraphQLError) -> GraphQLError:
             and not error.locations)
     if error.path is not None or "code" in (error.extensions or {}) or ours:
         return error
-    return GraphQLError(message=error.message, nodes=error.nodes, source=error.source,
-                        positions=error.positions, original_error=error.original_error,
-                        extensions={**(error.extensions or {}), "code": "validation_failed",
-                                    "status": 422})
+    found = GraphQLError(message=_bounded(error.message), original_error=error.original_error,
+                         extensions={**(error.extensions or {}), "code": "validation_failed",
+                                     "status": 422})
+    # its places as they are: graphql-core would work them out again from the text
+    found.nodes, found.source, found.positions = error.nodes, error.source, error.positions
+    found.locations = error.locations
+    return found
+
+
+def _bounded(message: str) -> str:
+    """`message`, its middle left out past `MAX_MESSAGE` characters."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    half = MAX_MESSAGE // 2
+    return (f"{message[:half]}... ({len(message) - 2 * half} characters left out) ..."
+            f"{message[-half:]}")
 
 
 def refusal(message: str, code: str, limit: int, nodes: Any = None) -> GraphQLError:

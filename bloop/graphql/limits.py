@@ -1,6 +1,7 @@
 """What one GraphQL document may ask for, checked before anything runs (graphql-core executes on
-the event loop, so one costly query would hold every other request): at most `MAX_TOKENS`
-tokens (checked as it is parsed); then, before graphql-core validates it, at most
+the event loop, so one costly query would hold every other request): at most `MAX_CHARACTERS`
+characters (checked before it is read), `MAX_TOKENS` tokens and names of at most `MAX_NAME`
+characters (checked as it is parsed); then, before graphql-core validates it, at most
 `MAX_SELECTIONS` selections and `MAX_REPEATS` pairs of repeats (see `repeats`); and, once it is
 valid and its variables are known, the operation to run, its fragments expanded, at most
 `MAX_ALIASES` aliases, `MAX_WRITES` mutations and an estimated cost of at most `MAX_COST`. Each
@@ -16,8 +17,11 @@ many times, not the work of expanding it again."""
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from graphql import (
@@ -32,27 +36,44 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     NamedTypeNode,
+    NameNode,
     NoFragmentCyclesRule,
     OperationType,
     SelectionSetNode,
+    Source,
+    SourceLocation,
     get_named_type,
     get_operation_ast,
     is_abstract_type,
-    parse,
     validate,
 )
 from graphql.error import GraphQLError, GraphQLSyntaxError
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+from graphql.language.parser import Parser, nested_too_deeply_error
 from graphql.type.definition import GraphQLInterfaceType, GraphQLObjectType
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from bloop.graphql.context import Context
 from bloop.graphql.errors import refusal
 from bloop.graphql.fields import MAX_PAGE
 from bloop.graphql.repeats import repeats
 
+MAX_CHARACTERS = 65_536
+"""Characters one document may have, comments and strings included: the tokens are counted, not
+their size, so a 1 MB name or string cost 0.4 s to read, and 1 MB of unknown names seconds of
+graphql-core's "Did you mean" suggestions. The full introspection query GraphiQL sends has about
+1,700, a course page with every block and question type about 1,300."""
 MAX_TOKENS = 5_000
+MAX_NAME = 256
+"""Characters of one name (a field's, an argument's, a type's, a variable's ...): graphql-core
+compares an unknown one with every name it could have meant, and its error quotes it."""
+MAX_ERRORS = 20
+"""Errors graphql-core's validation reports before it stops (its own default is 100): it scans
+the text from the start to the line break after each error's places, so 100 errors of two
+places each in 64 KiB of one line took 350 ms."""
 MAX_ALIASES = 100
 MAX_WRITES = 20
 """Mutation fields one operation may run (each alias one, fragments expanded): a request counts
@@ -283,22 +304,63 @@ def _definition(parent: Any, name: str) -> Any:
 
 
 class TokenLimit(SchemaExtension):
-    """Parses the document, refusing it (`query_too_long`) once it runs past `MAX_TOKENS`."""
+    """Parses the document (see `parsed`)."""
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if context.graphql_document is None and context.query:
-            try:
-                context.graphql_document = parse(context.query, max_tokens=MAX_TOKENS)
-            except GraphQLSyntaxError as error:
-                if error.description.startswith(f"Document contains more than {MAX_TOKENS} "):
-                    raise refusal(f"the query has more than {MAX_TOKENS} tokens (names, values "
-                                  "and punctuation), the most a query may have: shorten it, with "
-                                  "fragments or variables", "query_too_long", MAX_TOKENS) from None
-                raise
+            context.graphql_document = parsed(context.query)
         if isinstance(context.context, Context):
             context.context.document = context.graphql_document
         yield
+
+
+class _Source(Source):
+    """Finds a position's line by bisection: graphql-core scans the text up to the next line
+    break for each error's location, and 100 errors in 64 KiB of one line took 170 ms."""
+
+    @cached_property
+    def _breaks(self) -> list[re.Match[str]]:
+        return list(re.finditer(r"\r\n|[\n\r]", self.body))
+
+    @cached_property
+    def _starts(self) -> list[int]:
+        return [found.start() for found in self._breaks]
+
+    def get_location(self, position: int) -> SourceLocation:
+        line = bisect_left(self._starts, position)  # the breaks before it
+        start = self._breaks[line - 1].end() if line else 0
+        return SourceLocation(line + 1, position + 1 - start)
+
+
+class _Parser(Parser):
+    def parse_name(self) -> NameNode:
+        name = super().parse_name()
+        if len(name.value) > MAX_NAME:
+            raise refusal(f"the query has a name of {len(name.value)} characters (beginning "
+                          f"{name.value[:20]}...); the limit is {MAX_NAME}", "query_too_long",
+                          MAX_NAME, name)
+        return name
+
+
+def parsed(query: str) -> DocumentNode:
+    """`query` parsed; refused (`query_too_long`) past `MAX_CHARACTERS` characters (before it is
+    read), `MAX_TOKENS` tokens or a name of `MAX_NAME` characters."""
+    if len(query) > MAX_CHARACTERS:
+        raise refusal(f"the query has {len(query)} characters; the limit is {MAX_CHARACTERS}: "
+                      "shorten it, with fragments or variables", "query_too_long",
+                      MAX_CHARACTERS)
+    parser = _Parser(_Source(query), max_tokens=MAX_TOKENS)
+    try:
+        return parser.parse_document()
+    except RecursionError:
+        raise nested_too_deeply_error(parser) from None
+    except GraphQLSyntaxError as error:
+        if error.description.startswith(f"Document contains more than {MAX_TOKENS} "):
+            raise refusal(f"the query has more than {MAX_TOKENS} tokens (names, values "
+                          "and punctuation), the most a query may have: shorten it, with "
+                          "fragments or variables", "query_too_long", MAX_TOKENS) from None
+        raise
 
 
 class RepeatLimit(SchemaExtension):
@@ -310,6 +372,21 @@ class RepeatLimit(SchemaExtension):
             refused = _repeated(context.schema._schema, context.graphql_document)
             if refused:
                 context.pre_execution_errors = refused
+        yield
+
+
+class Validation(SchemaExtension):
+    """Validates the document as strawberry would, but stops at `MAX_ERRORS` errors (after the
+    other extensions' own checks, which strawberry's validation waits for too)."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if (context.graphql_document is not None and context.validation_rules
+                and context.pre_execution_errors is None):
+            context.pre_execution_errors = validate(
+                context.schema._schema, context.graphql_document,
+                (*context.validation_rules, MaybeNullValidationRule, OneOfInputValidationRule),
+                max_errors=MAX_ERRORS)
         yield
 
 

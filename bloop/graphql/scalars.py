@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import NewType
 
 import strawberry
+from graphql.pyutils import inspect
 from pydantic import TypeAdapter
 from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types.scalar import ScalarDefinition
@@ -22,7 +23,7 @@ Slug = NewType("Slug", str)
 
 def _parse_slug(value: object) -> Slug:
     if not isinstance(value, str) or not _SLUG.match(value):
-        raise ValueError(f"{value!r} is not a slug (lower-case letters, digits and inner "
+        raise ValueError(f"{inspect(value)} is not a slug (lower-case letters, digits and inner "
                          "hyphens, at most 63 characters)")
     return Slug(value)
 

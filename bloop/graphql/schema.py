@@ -23,7 +23,7 @@ from strawberry.types.graphql import OperationType
 from bloop.graphql.context import Context
 from bloop.graphql.errors import ProblemErrors, in_the_query
 from bloop.graphql.introspection import Introspections, introspection_only, key_of
-from bloop.graphql.limits import limits
+from bloop.graphql.limits import Validation, limits
 from bloop.graphql.operations import OneOperation
 from bloop.graphql.scalars import SCALARS
 from bloop.platform.services import Service
@@ -108,4 +108,4 @@ def build_schema(services: Sequence[Service]) -> Schema | None:
         return None
     return Schema(query=query, mutation=_merged("Mutation", roots(services, "Mutation"), MUTATION),
                   config=StrawberryConfig(scalar_map=SCALARS),
-                  extensions=[*limits(), OneOperation, ProblemErrors])
+                  extensions=[*limits(), OneOperation, Validation, ProblemErrors])
