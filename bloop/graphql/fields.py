@@ -1,7 +1,8 @@
 """`field`: `strawberry.field(description=...)` with a type mypy can check the resolver through;
 `Page` and `page_size`: a list field's page (`XPage` in the schema for a list of `X`) and its
 `first`, checked; `sized`: a text argument held to the length rules of its HTTP twin, and
-made what its twin makes of it."""
+made what its twin makes of it; `selected`: how many fields of some names the items of a field
+select."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any, Generic, TypeVar, cast, get_args
 
 import strawberry
 from annotated_types import MaxLen, MinLen
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, SelectionSetNode
 from graphql.error import GraphQLError
 from pydantic import AfterValidator
 from strawberry.types.field import StrawberryField
+from strawberry.types.info import Info
 
 from bloop.platform.kit.pagination import Slice
 
@@ -72,3 +75,25 @@ def sized(value: S, name: str, like: object) -> S:
         if isinstance(meta, AfterValidator):
             value = cast(Callable[[S], S], meta.func)(value)
     return value
+
+
+def selected(info: Info[Any, Any], names: frozenset[str]) -> int:
+    """How many fields of `names` each item of the field `info` resolves selects at its own
+    level (one per name or alias, as graphql runs them; fragments expanded, `@skip` and
+    `@include` not heeded), to count before the list is completed what those fields read."""
+    fragments = info._raw_info.fragments
+    keys: set[str] = set()
+
+    def walk(selections: SelectionSetNode | None) -> None:
+        for node in selections.selections if selections is not None else ():
+            if isinstance(node, FieldNode):
+                if node.name.value in names:
+                    keys.add((node.alias or node.name).value)
+            elif isinstance(node, InlineFragmentNode):
+                walk(node.selection_set)
+            elif isinstance(node, FragmentSpreadNode) and node.name.value in fragments:
+                walk(fragments[node.name.value].selection_set)
+
+    for node in info._raw_info.field_nodes:
+        walk(node.selection_set)
+    return len(keys)

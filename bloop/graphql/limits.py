@@ -86,16 +86,18 @@ MAX_REPEATS = 1_000
 """Pairs of selections of one name in one place, and of fragments spread in one place, which
 graphql-core compares (its work grows with their square): at most about 15 ms of its
 validation, where that course page makes about 100."""
-MAX_LESSONS = 20_000
+MAX_LESSONS = 1_500
 """Lessons one request may list (by the courses' lesson counts, as their lessons are asked
-for), about 0.3 s of work without their blocks; past it, the fields listing more fail with
-`query_too_large`."""
-MAX_BLOCKS = 10_000
-"""Blocks one request may make (the lessons' own, as their `blocks` are asked for), about 0.3 s
-of work and 25 MB of answer at 2.5 KB a block: 1,250 lessons as authors typically write them,
-where the estimate of `MAX_COST` takes a course to have 10. Past it, a lesson's `blocks` fails
-with `query_too_large` (its list of lessons null): 8 aliases of a course of 1,500 lessons
-passed both limits, and made 236 MB and 5 s of work."""
+for, before they are read), about 0.2 s of the event loop without their blocks (measured: 33
+lists of 595 lessons, 19,635 under the 20,000 allowed before, held it 1.7 s); past it, the
+fields listing more fail with `query_too_large`."""
+MAX_BLOCKS = 3_000
+"""Blocks one request may make, a quiz's questions and choices each counting one more (a quiz
+of 100 questions of 30 choices is as much work as 3,000 blocks): about 0.17 s of the event
+loop and 1 MB of answer, about 90 lessons of 7 blocks and a quiz of 5 questions of 4 choices
+(measured: 4,760 blocks, a quarter of them such quizzes, held it 1.5-1.8 s). A course's
+`lessons` counts what its lessons' `blocks` and `mediaLinks` will read before any is made, and
+past it fails whole with `query_too_large`; a lesson asked for alone, as its `blocks` are."""
 CHOICES = 4
 LIST_ITEMS = {
     ("Lesson", "blocks"): 8,

@@ -4,6 +4,7 @@ services and fresh DataLoaders. (A browser's GET for the page gets GraphiQL, fro
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from typing import Annotated, Any
 
 from cross_web import HTTPException
@@ -17,9 +18,15 @@ from strawberry.types import ExecutionResult
 
 from bloop.graphql import outcomes
 from bloop.graphql.context import Context
+from bloop.graphql.running import Running, TooManyRunning
 from bloop.graphql.schema import build_schema
 from bloop.platform.kit.auth import Principal, credentials, require
-from bloop.platform.kit.errors import json_fault, problem_response, status_code_name
+from bloop.platform.kit.errors import (
+    count_refusal,
+    json_fault,
+    problem_response,
+    status_code_name,
+)
 from bloop.platform.kit.idempotency.layer import changed_nothing, keyed
 from bloop.platform.kit.middleware import note_access
 from bloop.platform.kit.personal_data import not_stored
@@ -81,16 +88,27 @@ class ProblemGraphQLRouter(GraphQLRouter[Context, None]):
             changed_nothing(request.scope)
         return result
 
+    def __init__(self, *args: Any, running: Running, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.running = running
+
     # Typed Any: the base's overloads (an HTTP request or a WebSocket) do not carry over.
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         try:
-            return await super().run(request, context, root_value)
-        except HTTPException as exc:
+            with (self.running.one_more(context.principal) if isinstance(context, Context)
+                  else nullcontext()):
+                return await super().run(request, context, root_value)
+        except (HTTPException, TooManyRunning) as exc:
             if not isinstance(request, Request):
                 raise
+            status = exc.status if isinstance(exc, TooManyRunning) else exc.status_code
             found = outcomes.refused(request.app.state.platform.metrics,
-                                     status_code_name(exc.status_code))
+                                     status_code_name(status))
             note_access(request.scope, graphql=found)
+            if isinstance(exc, TooManyRunning):
+                count_refusal(request, exc)
+                return problem_response(exc.status, exc.code, exc.detail,
+                                        instance=request.url.path, headers=exc.headers)
             return _problem(request, exc)
 
 
@@ -119,13 +137,15 @@ def _problem(request: Request, exc: HTTPException) -> Response:
                             instance=request.url.path)
 
 
-def graphql_router(services: Sequence[Service]) -> GraphQLRouter[Context, None] | None:
-    """The router for the schema of `services`; None when none of them has GraphQL fields."""
+def graphql_router(services: Sequence[Service], most_running: int
+                   ) -> GraphQLRouter[Context, None] | None:
+    """The router for the schema of `services`, which lets a caller run `most_running`
+    operations at once; None when none of them has GraphQL fields."""
     schema = build_schema(services)
     if schema is None:
         return None
     router = ProblemGraphQLRouter(schema, path=PATH, context_getter=context_getter(
         [s.name for s in services]), tags=["graphql"], graphql_ide=None,
-        subscription_protocols=())
+        subscription_protocols=(), running=Running(most_running))
     router.routes[:] = [r for r in router.routes if not isinstance(r, APIWebSocketRoute)]
     return router

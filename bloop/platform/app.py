@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
         from bloop.graphql.ide import install_graphiql
         from bloop.graphql.router import PATH, graphql_router
 
-        graphql = graphql_router(chosen)
+        graphql = graphql_router(chosen, settings.http.graphql_max_concurrent_per_caller)
         if graphql is not None:
             install_graphiql(app, PATH, demo_tenant=demo.TENANT_ID if do_seed else None,
                              demo_people=app.state.demo_sign_ins)

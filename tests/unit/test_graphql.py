@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -22,6 +23,7 @@ from strawberry.types import ExecutionResult
 
 from bloop.graphql.errors import in_the_query
 from bloop.graphql.fields import MAX_PAGE
+from bloop.graphql.limits import MAX_BLOCKS, MAX_LESSONS
 from bloop.graphql.outcomes import NAME_LENGTH, OTHER, code, operation_name, outcome
 from bloop.graphql.schema import build_schema
 from bloop.platform.app import create_app
@@ -42,7 +44,7 @@ from bloop.platform.content.model import (
     NewLesson,
     VideoBlock,
 )
-from bloop.platform.content.quiz import QuizBlock
+from bloop.platform.content.quiz import Option, QuizBlock, SingleChoice
 from bloop.platform.content.service import ContentService
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
 from bloop.platform.content.wiring import SERVICE as CONTENT
@@ -165,37 +167,73 @@ async def test_a_request_lists_so_many_lessons_and_no_more(
             "query_too_large", 422)
 
 
-async def test_a_request_makes_so_many_blocks_and_no_more(start: Start) -> None:
-    """8 aliases of a course of 1,500 lessons (12,000 lessons, under the 20,000 a request may
-    list) made 96,000 blocks: 236 MB of answer and 5 s of the event loop, past no limit, since
-    the cost estimate takes a course to have 10 lessons of 8 blocks."""
+async def test_a_request_makes_so_many_blocks_and_no_more(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two aliases of a course of 595 lessons of 8 blocks (9,520 blocks, under the 10,000 a
+    request could make) held the event loop 2.5 s; 33 aliases listing its lessons (19,635, under
+    20,000) 1.7 s. A course's lessons count the blocks they will make before any is made, so a
+    list past the limit makes none."""
+    built: list[str] = []
+    block = content_graphql._block
+
+    def counted(tenant: str, b: Any) -> Any:
+        built.append(b.type)
+        return block(tenant, b)
+
+    assert (MAX_LESSONS, MAX_BLOCKS) == (1_500, 3_000)
+    monkeypatch.setattr(content_graphql, "_block", counted)
     text = "{ " + " ".join(
         f'a{i}: course(tenant: "acme", id: "big") {{ lessons {{ id blocks {{ __typename }} }} }}'
-        for i in range(8)) + " }"
+        for i in range(2)) + " }"
     async with start(seed=False) as (app, client):
         service = content_service(app)
         await service.create_course("acme", NewCourse(id="big", title="Big"))
         new = NewLesson(title="Lesson", blocks=[MarkdownBlock(markdown="Text.")] * 8)
-        for at in range(0, 1500, 500):
-            await service.add_lessons("acme", "big", [new] * 500,
-                                      ids=[f"l{n}" for n in range(at, at + 500)])
+        await service.add_lessons("acme", "big", [new] * 200, ids=[f"l{n}" for n in range(200)])
         await service.publish("acme", "big")
         body = await query(client, text)
-        assert body["data"] == {f"a{i}": {"lessons": None} for i in range(8)}
-        assert {(e["extensions"]["code"], e["extensions"]["status"]) for e in body["errors"]} == {
-            ("query_too_large", 422)}
-        assert "more than 10000 blocks" in body["errors"][0]["message"]
-        # the lessons themselves, without their blocks, are within the limits
-        body = await query(client, text.replace(" blocks { __typename }", ""))
+        assert len(body["data"]["a0"]["lessons"]) == 200
+        assert body["data"]["a1"] == {"lessons": None}
+        [error] = body["errors"]
+        assert (error["path"], error["extensions"]["code"], error["extensions"]["status"]) == (
+            ["a1", "lessons"], "query_too_large", 422)
+        assert "more than 3000 blocks" in error["message"]
+        assert len(built) == 1_600  # the first list's blocks, none of the second's
+        # 8 lists of its lessons without their blocks: 1,600 lessons
+        text = "{ " + " ".join(f'a{i}: course(tenant: "acme", id: "big") {{ lessons {{ id }} }}'
+                               for i in range(8)) + " }"
+        body = await query(client, text)
+        assert [body["data"][f"a{i}"]["lessons"] is None for i in range(8)] == [False] * 7 + [True]
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["query_too_large"]
+
+
+async def test_a_quiz_counts_its_questions_and_choices_as_blocks(start: Start) -> None:
+    """A quiz of 100 questions of 30 choices counted as one block, so 100 aliases of a lesson of
+    200 of them made 60 million choices within the limit."""
+    questions = [SingleChoice(id=f"q{n}", prompt="Which?", options=[
+        Option(id=f"o{k}", text=f"Option {k}", correct=k == 0) for k in range(30)])
+        for n in range(100)]
+    text = '{ lesson(tenant: "acme", id: "$id") { blocks { __typename } } }'
+    async with start(seed=False) as (app, client):
+        service = content_service(app)
+        await service.create_course("acme", NewCourse(id="c", title="Quizzes"))
+        [small, big] = await service.add_lessons("acme", "c", ids=["small", "big"], new=[
+            NewLesson(title="Small", blocks=[QuizBlock(id="s", title="S",
+                                                       questions=questions[:10])]),
+            NewLesson(title="Big", blocks=[QuizBlock(id="b", title="B", questions=questions)])])
+        body = await query(client, text.replace("$id", small.id))
         assert "errors" not in body, body["errors"]
-        assert all(len(body["data"][f"a{i}"]["lessons"]) == 1500 for i in range(8))
+        body = await query(client, text.replace("$id", big.id))  # 1 + 100 * 31 blocks
+        assert body["data"] == {"lesson": None}
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["query_too_large"]
 
 
 async def test_blocks_are_counted_however_their_lessons_are_asked_for(
         start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = sum(len(x.blocks) for x in data.LESSONS)
     lesson = 'lesson(tenant: "demo", id: "$id") { blocks { __typename } }'
     async with start() as (app, client):
+        stored = (await content_service(app).course_detail("demo", data.COURSE_ID)).lessons
+        blocks = sum(content_graphql._weight(x) for x in stored)
         monkeypatch.setattr(content_graphql, "MAX_BLOCKS", blocks)
         course = f'course(tenant: "demo", id: "{data.COURSE_ID}") {{ lessons {{ blocks {{ __typename }} }} }}'
         body = await query(client, f"{{ {course} }}")
@@ -206,8 +244,8 @@ async def test_blocks_are_counted_however_their_lessons_are_asked_for(
         [error] = body["errors"]
         assert (error["path"][0], error["extensions"]["code"]) == ("b", "query_too_large")
         # one lesson asked for again and again
-        [first] = (await content_service(app).course_detail("demo", data.COURSE_ID)).lessons[:1]
-        monkeypatch.setattr(content_graphql, "MAX_BLOCKS", len(first.blocks) * 3)
+        first = stored[0]
+        monkeypatch.setattr(content_graphql, "MAX_BLOCKS", content_graphql._weight(first) * 3)
         many = " ".join(f"a{i}: {lesson.replace('$id', first.id)}" for i in range(4))
         body = await query(client, f"{{ {many} }}")
         assert [body["data"][f"a{i}"] is None for i in range(4)] == [False, False, False, True]
@@ -1609,3 +1647,49 @@ def test_kept_introspections_stay_within_their_count_and_bytes() -> None:
     kept.keep(("half", None, "{}"), {"a": "x" * 60})
     assert [k[0] for k in kept.kept] == ["4", "half"]
     assert kept.used == sum(size for _, size in kept.kept.values()) <= 100
+
+
+async def test_a_caller_runs_so_many_operations_at_once_and_no_more(
+        start: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, nothing held one caller's GraphQL requests running at once: 8 of one learner,
+    each within every limit, stalled the event loop over 10 s and grew the process 150 MB."""
+    monkeypatch.setenv("BLOOP_HTTP_GRAPHQL_MAX_CONCURRENT_PER_CALLER", "2")
+    async with start(signed_in=False) as (app, client):
+        learner = await member(app, client, tenant="demo", roles=("learner",))
+        other = await member(app, client, tenant="demo", roles=("learner",))
+        service = content_service(app)
+        listed = service.readable_courses
+        release = asyncio.Event()
+        waiting = asyncio.Semaphore(0)
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            waiting.release()
+            await release.wait()
+            return await listed(*args, **kwargs)
+
+        monkeypatch.setattr(service, "readable_courses", held)
+        text = {"query": '{ courses(tenant: "demo") { items { id } } }'}
+
+        async def ask(headers: dict[str, str]) -> httpx.Response:
+            return await client.post("/graphql", json=text, headers=headers)
+
+        running = [asyncio.create_task(ask(learner)) for _ in range(2)]
+        for _ in running:
+            await waiting.acquire()
+        refused = await asyncio.wait_for(ask(learner), 10)  # before, it waited for them
+        assert (refused.status_code, refused.headers["content-type"]) == (
+            429, "application/problem+json")
+        assert refused.json()["code"] == "rate_limited"
+        assert refused.headers["Retry-After"] == "1"
+        assert "2 GraphQL requests" in refused.json()["detail"]
+        someone_else = asyncio.create_task(ask(other))  # another caller is not held by theirs
+        await waiting.acquire()
+        release.set()
+        for r in [*await asyncio.gather(*running), await someone_else]:
+            assert r.status_code == 200, r.text
+            assert "errors" not in r.json(), r.text
+        after = await ask(learner)  # their slots are free again
+        assert after.status_code == 200, after.text
+        assert "errors" not in after.json(), after.text
+        assert app.state.platform.metrics.registry.get_sample_value(
+            "bloop_rate_limited_total", {"limit": "graphql_concurrent", "route": "/graphql"}) == 1

@@ -167,6 +167,9 @@ class HttpSettings(BaseSettings):
     max_connections_per_client: int = Field(default=512, ge=1)
     """Connections one peer address may hold open (a trusted proxy's are not counted); its
     next ones are answered 503 and closed."""
+    graphql_max_concurrent_per_caller: int = Field(default=4, ge=1)
+    """GraphQL requests one caller (a person, an API key) may have running at once in a
+    process; its next ones are answered 429 with `Retry-After` until one ends."""
     body_min_rate_bytes_s: float = Field(default=500.0, ge=0)
     """Bytes a second a request body must average once it has been waited for
     `body_idle_timeout_s` (each this many bytes buy a further second); 0 turns it off."""

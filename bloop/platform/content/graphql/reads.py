@@ -19,7 +19,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from bloop.graphql.context import Context, shared
-from bloop.graphql.fields import Page, field, page_size, sized
+from bloop.graphql.fields import Page, field, page_size, selected, sized
 from bloop.graphql.limits import MAX_BLOCKS, MAX_LESSONS
 from bloop.graphql.scalars import Slug
 from bloop.platform.content import model, quiz
@@ -32,6 +32,9 @@ from bloop.platform.kit.errors import NotFound
 from bloop.platform.kit.pagination import After
 
 Info = strawberry.Info[Context, None]
+BLOCK_READS = frozenset({"blocks", "mediaLinks"})
+"""A lesson's fields that read each of its blocks."""
+BLOCKS = "blocks (a quiz's questions and choices each counting one more)"
 CourseKey = tuple[str, str]  # (tenant, course id)
 
 
@@ -382,6 +385,24 @@ def _block(tenant: str, b: model.BlockType) -> Block:
             return QuizBlock.of(b)
 
 
+def _weight(lesson: model.Lesson) -> int:
+    """What making `lesson`'s blocks costs, in blocks: a quiz's questions and choices are each
+    as much work as a block, and a quiz may have 100 questions of 30 choices."""
+    return sum(1 + sum(1 + _choices_of(q) for q in b.questions)
+               if isinstance(b, quiz.QuizBlock) else 1 for b in lesson.blocks)
+
+
+def _choices_of(question: object) -> int:
+    match question:
+        case quiz.SingleChoice() | quiz.MultipleChoice():
+            return len(question.options)
+        case quiz.Ordering():
+            return len(question.items)
+        case quiz.Matching():
+            return 2 * len(question.pairs) + len(question.distractors)
+    return 0
+
+
 # records
 
 LEVELS = "`beginner`, `intermediate` or `advanced`"
@@ -421,11 +442,14 @@ class Lesson:
     # Its blocks are made when a query asks for them: most of a lesson's cost, and lists of
     # lessons rarely want them.
     source: strawberry.Private[model.Lesson]
+    # Whether its blocks were counted already, with those of the other lessons of its list.
+    counted: strawberry.Private[bool] = False
 
     @field("its content in order; a quiz without its answers, in a draft too")
     def blocks(self, info: Info) -> list[Block]:
         # Counted before they are made: what a lesson costs to answer is mostly its blocks.
-        info.context.count("blocks", len(self.source.blocks), MAX_BLOCKS)
+        if not self.counted:
+            info.context.count(BLOCKS, _weight(self.source), MAX_BLOCKS)
         return [_block(self.tenant, b) for b in self.source.blocks]
 
     @field("each media file it references, by id, with a link that is its own credential, as "
@@ -433,19 +457,20 @@ class Lesson:
            "and those whose URLs (`…/media/{id}/…`) any block's text holds (Markdown, captions, "
            "quiz prompts and choices), but a code block's")
     def media_links(self, info: Info) -> list[LessonMedia]:
-        info.context.count("blocks", len(self.source.blocks), MAX_BLOCKS)  # each one is read
+        if not self.counted:  # each one is read
+            info.context.count(BLOCKS, _weight(self.source), MAX_BLOCKS)
         return [LessonMedia(media=m, link=_link(info, self.tenant, m))
                 for m in lesson_media(self.source, draft=self.draft)]
 
     @classmethod
-    def of(cls, lesson: model.Lesson, *, draft: bool) -> Lesson:
+    def of(cls, lesson: model.Lesson, *, draft: bool, counted: bool = False) -> Lesson:
         return cls(id=lesson.id, tenant=lesson.tenant, course_id=lesson.course,
                    module=lesson.module, position=lesson.position, title=lesson.title,
                    estimated_minutes=lesson.estimated_minutes,
                    teaches=list(lesson.teaches), requires=list(lesson.requires),
                    tags=list(lesson.tags), language=lesson.language, level=lesson.level,
                    version=lesson.version, created_at=lesson.created_at,
-                   updated_at=lesson.updated_at, draft=draft, source=lesson)
+                   updated_at=lesson.updated_at, draft=draft, source=lesson, counted=counted)
 
 
 @strawberry.type(description="a named part of a course; its lessons name it in `module`")
@@ -530,7 +555,11 @@ class Course:
             found = await shared(_drafts_loader(info).load((self.tenant, self.id)))
         else:
             found = await shared(_published_loader(info).load(self.stored))
-        return [Lesson.of(x, draft=self.draft) for x in found]
+        # The blocks they will make, counted before any is: past the limit, the whole list
+        # fails here rather than after its first lessons' blocks were made.
+        if reads := selected(info, BLOCK_READS):
+            info.context.count(BLOCKS, reads * sum(_weight(x) for x in found), MAX_BLOCKS)
+        return [Lesson.of(x, draft=self.draft, counted=True) for x in found]
 
 
 @strawberry.type(description="a concept of the tenant, which lessons teach and require")
