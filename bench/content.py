@@ -93,6 +93,10 @@ class NoCache:
     async def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> None:
         return None
 
+    async def set_if(self, key: str, value: bytes, ttl_s: float | None = None, *, guard: str,
+                     seen: bytes | None) -> bool:
+        return False
+
     async def delete(self, *keys: str) -> int:
         return 0
 

@@ -56,6 +56,23 @@ async def test_delete_by_prefix_takes_only_that_prefix(cache: Cache) -> None:
     assert await cache.get("course:c2:v1") == b"z"
 
 
+async def test_a_value_is_set_only_while_its_guard_holds_what_was_seen(cache: Cache) -> None:
+    assert await cache.set_if("copy", b"1", guard="gen", seen=None)
+    assert await cache.get("copy") == b"1"
+    await cache.set("gen", b"a")
+    assert not await cache.set_if("copy", b"2", guard="gen", seen=None)
+    assert not await cache.set_if("copy", b"2", guard="gen", seen=b"b")
+    assert await cache.get("copy") == b"1"
+    assert await cache.set_if("copy", b"3", ttl_s=0.2, guard="gen", seen=b"a")
+    assert await cache.get("copy") == b"3"
+    await cache.delete("gen")
+    assert not await cache.set_if("other", b"1", guard="gen", seen=b"a")
+    assert await cache.get("other") is None
+    await asyncio.sleep(0.35)  # the ttl was kept
+    assert await cache.get("copy") is None
+    assert await cache.set_if("copy", b"4", guard="gen", seen=b"")  # b"" is absent too
+
+
 async def test_counters(cache: Cache) -> None:
     assert await cache.incr("hits", ttl_s=10) == 1
     assert await cache.incr("hits", by=4, ttl_s=10) == 5
@@ -105,6 +122,10 @@ async def test_the_cache_survives_a_server_that_lost_its_script(cache: Cache) ->
     if isinstance(cache, RedisCache):
         await cache.redis.script_flush()
     assert await cache.decr("n") == 1
+    if isinstance(cache, RedisCache):
+        await cache.redis.script_flush()
+    assert await cache.set_if("k", b"w", guard="g", seen=None)
+    assert await cache.get("k") == b"w"
 
 
 async def test_over_tls_or_a_unix_socket_the_cache_uses_redis_py_itself(

@@ -61,6 +61,11 @@ class CountingCache:
         self.calls.append("set_many")
         await self.inner.set_many(items, ttl_s)
 
+    async def set_if(self, key: str, value: bytes, ttl_s: float | None = None, *, guard: str,
+                     seen: bytes | None) -> bool:
+        self.calls.append("set_if")
+        return await self.inner.set_if(key, value, ttl_s, guard=guard, seen=seen)
+
     async def delete(self, *keys: str) -> int:
         self.calls.append("delete")
         return await self.inner.delete(*keys)

@@ -5,7 +5,9 @@ the process (the demo seed, an import already authorised), and skips the authors
 
 Published lessons are read cache-aside: the learner's JSON of each and its ETag are kept in the
 cache until an event of its course or lesson invalidates them (consumers.py), or `cache_ttl_s`
-passes, which bounds how long a fill racing with a publication can serve the older version.
+passes. A read that fills the cache puts its copy back only if the lesson's generation in the
+cache is still the one it saw before reading the store: a write changes it before dropping the
+copy, so a read racing the write cannot put the older version back after the drop.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,6 +85,7 @@ from bloop.platform.kit.turns import Turns, back_off
 ADMINS = frozenset({"tenant_admin", "platform_admin"})
 COURSE_EDITORS = ADMINS | {"educator"}  # the roles a co-author may edit with
 CACHE_PREFIX = "content:v1:lesson:"
+GENERATION_PREFIX = "content:v1:lesson-generation:"
 EDIT_ATTEMPTS = 10
 """Tries of a write re-applied on top of racing ones before it gives up (409 busy). Writers of
 one record take turns in a process, so these are spent on writers in other processes."""
@@ -146,6 +150,11 @@ log = logging.getLogger("bloop.content")
 
 def cache_key(tenant: str, lesson_id: str) -> str:
     return f"{CACHE_PREFIX}{tenant}:{lesson_id}"
+
+
+def generation_key(tenant: str, lesson_id: str) -> str:
+    """The cache entry each drop of the lesson's copy changes first (`ContentService.forget`)."""
+    return f"{GENERATION_PREFIX}{tenant}:{lesson_id}"
 
 
 class MediaFiles(Protocol):
@@ -973,21 +982,28 @@ class ContentService:
 
     async def published_lesson(self, tenant: str, lesson_id: str) -> Rendered:
         """The learner's JSON of the published lesson and its ETag, through the cache."""
-        key = cache_key(tenant, lesson_id)
-        raw = await self.cache.get(key)
+        key, generation = cache_key(tenant, lesson_id), generation_key(tenant, lesson_id)
+        raw, seen = await self.cache.get_many([key, generation])
         self._on_cache_read(raw is not None)
         if raw is not None:
             return Rendered.unpack(raw)
         lesson = await self.lesson(tenant, lesson_id, drafts=False)
         rendered = learner_json(lesson)
-        await self.cache.set(key, rendered.pack(), ttl_s=self.cache_ttl_s)
+        await self.cache.set_if(key, rendered.pack(), ttl_s=self.cache_ttl_s,
+                                guard=generation, seen=seen)
         return rendered
 
     async def forget(self, tenant: str, lesson_ids: Iterable[str]) -> None:
-        """Drops the cached learner's JSON of these lessons."""
-        keys = sorted({cache_key(tenant, i) for i in lesson_ids})
-        if keys:
-            await self.cache.delete(*keys)
+        """Drops the cached learner's JSON of these lessons, after changing their generations:
+        a read that saw the older generation puts no copy back (`published_lesson`). A
+        generation is random and lasts as long as a copy, far longer than any read, so none
+        sees it vanish and come back as it was."""
+        ids = sorted(set(lesson_ids))
+        if ids:
+            stamp = secrets.token_bytes(8)
+            await self.cache.set_many({generation_key(tenant, i): stamp for i in ids},
+                                      ttl_s=self.cache_ttl_s)
+            await self.cache.delete(*(cache_key(tenant, i) for i in ids))
 
     async def _forget_after_write(self, tenant: str, lesson_ids: Sequence[str]) -> None:
         """`forget`, for a write that is done: with the cache down it is left to the consumer

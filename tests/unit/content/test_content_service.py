@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,15 +23,18 @@ from bloop.platform.content.model import (
     NewCourse,
     NewLesson,
 )
-from bloop.platform.content.service import ContentService
+from bloop.platform.content.service import ContentService, cache_key
 from bloop.platform.content.stores import embedded
 from bloop.platform.content.stores.embedded import EmbeddedContentStore
+from bloop.platform.kit import stores
 from bloop.platform.kit.auth import SCOPES, Forbidden, Principal
+from bloop.platform.kit.cache import RedisCache
 from bloop.platform.kit.errors import Conflict, NotFound, Problem, StoreUnavailable
 from bloop.platform.kit.events.envelope import Envelope
 from bloop.platform.kit.events.types import registry
+from bloop.platform.kit.settings import RedisSettings
 from bloop.platform.kit.sqlite import SqliteDB
-from tests.support import count_calls
+from tests.support import count_calls, require_server
 
 
 @pytest.fixture
@@ -148,6 +152,60 @@ async def test_a_publication_with_the_cache_down_is_answered_done(
         "bloop.content.course.published.v1") == 1
     with pytest.raises(StoreUnavailable):  # the consumer's forget raises, so it is retried
         await service.forget("acme", ["x"])
+
+
+@pytest.mark.parametrize("adapter", ["memory", "redis"])
+async def test_a_read_racing_a_publication_puts_no_older_copy_back(
+        service: ContentService, monkeypatch: pytest.MonkeyPatch, adapter: str) -> None:
+    """A read that missed the cache and read the lesson as published before put its copy back
+    after the publication had dropped it: the older version was served until the event's
+    consumer dropped it again."""
+    if adapter == "redis":
+        require_server("redis")
+        client = stores.redis_client(RedisSettings())
+        service.cache = RedisCache(client, namespace=f"test:{uuid.uuid4().hex[:8]}")
+    try:
+        await race_a_read_with_a_publication(service, monkeypatch)
+    finally:
+        if isinstance(service.cache, RedisCache):
+            await service.cache.delete_prefix("")
+            await client.aclose()
+
+
+async def race_a_read_with_a_publication(service: ContentService,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    lesson_id = (await course_with_lessons(service))[0]
+    await service.publish("acme", "py")
+    read_old, published = asyncio.Event(), asyncio.Event()
+    real = service.repo.published_lesson
+
+    async def racing(tenant: str, lesson: str) -> Lesson | None:
+        found = await real(tenant, lesson)
+        if not read_old.is_set():
+            read_old.set()
+            await published.wait()
+        return found
+
+    monkeypatch.setattr(service.repo, "published_lesson", racing)
+    reading = asyncio.create_task(service.published_lesson("acme", lesson_id))
+    await read_old.wait()  # the reader has the version 1 publication, not yet its copy
+    await service.edit_lesson("acme", lesson_id, LessonEdit(version=1, title="Defs"))
+    await service.publish("acme", "py")
+    published.set()
+    assert b'"Functions"' in (await reading).body
+    assert b'"Defs"' in (await service.published_lesson("acme", lesson_id)).body
+    assert b'"Defs"' in (await service.published_lesson("acme", lesson_id)).body  # its copy
+
+
+async def test_a_read_after_a_publication_still_fills_the_cache(service: ContentService) -> None:
+    lesson_id = (await course_with_lessons(service))[0]
+    await service.publish("acme", "py")
+    first = await service.published_lesson("acme", lesson_id)
+    assert await service.cache.get(cache_key("acme", lesson_id)) == first.pack()
+    await service.forget("acme", [lesson_id])
+    assert await service.cache.get(cache_key("acme", lesson_id)) is None
+    assert await service.published_lesson("acme", lesson_id) == first
+    assert await service.cache.get(cache_key("acme", lesson_id)) == first.pack()
 
 
 async def test_a_lesson_deleted_while_the_course_is_published_is_not_published(

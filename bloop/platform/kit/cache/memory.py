@@ -113,6 +113,13 @@ class MemoryCache:
         for key, value in items.items():
             await self.set(key, value, ttl_s)
 
+    async def set_if(self, key: str, value: bytes, ttl_s: float | None = None, *, guard: str,
+                     seen: bytes | None) -> bool:
+        if (self._live(guard) or b"") != (seen or b""):
+            return False
+        await self.set(key, value, ttl_s)  # awaits nothing: no other task runs in between
+        return True
+
     async def delete(self, *keys: str) -> int:
         removed = 0
         for key in keys:

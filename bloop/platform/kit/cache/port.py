@@ -15,6 +15,13 @@ class Cache(Protocol):
 
     async def set_many(self, items: Mapping[str, bytes], ttl_s: float | None = None) -> None: ...
 
+    async def set_if(self, key: str, value: bytes, ttl_s: float | None = None, *, guard: str,
+                     seen: bytes | None) -> bool:
+        """Sets `key` only while `guard` still holds `seen` (None, or b"": while it is absent),
+        checked and set as one step; whether it set. A copy read from a store is put back this
+        way, `seen` read before the store: a writer that changes `guard` after its write (then
+        drops the copy) keeps a reader's older copy out."""
+
     async def delete(self, *keys: str) -> int:
         """Removes the keys; returns how many existed."""
 

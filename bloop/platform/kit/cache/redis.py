@@ -31,6 +31,16 @@ if n <= 0 then
 end
 return n
 """
+# SET, only while KEYS[2] holds ARGV[2] ('' while it is absent), with a PX of ARGV[3] unless 0.
+SET_IF = """
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then return 0 end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+"""
 
 
 class RedisCache:
@@ -39,6 +49,7 @@ class RedisCache:
         self.ns = namespace + ":"
         self._incr_and_get = redis.register_script(INCR_AND_GET)
         self._decr = redis.register_script(DECR_NOT_BELOW_ZERO)
+        self._set_if = redis.register_script(SET_IF)
         # The hot reads and counts take the pipelined connection; over TLS or a Unix socket,
         # redis-py's own.
         self._pipe = PipelinedConnection(redis) if PipelinedConnection.supports(redis) else None
@@ -62,6 +73,12 @@ class RedisCache:
             for key, value in items.items():
                 pipe.set(self.ns + key, value, px=None if ttl_s is None else int(ttl_s * 1000))
             await pipe.execute()
+
+    async def set_if(self, key: str, value: bytes, ttl_s: float | None = None, *, guard: str,
+                     seen: bytes | None) -> bool:
+        ttl_ms = 0 if ttl_s is None else max(1, int(ttl_s * 1000))
+        return bool(await self._run(self._set_if, [self.ns + key, self.ns + guard],
+                                    [value, seen or b"", ttl_ms]))
 
     async def delete(self, *keys: str) -> int:
         if not keys:
@@ -100,7 +117,8 @@ class RedisCache:
         # A missing key's GET is false in Lua, which keeps its place and comes back as nil.
         return int(cast(int, result[0])), [cast("bytes | None", v) for v in result[1:]]
 
-    async def _run(self, script: AsyncScript, keys: list[str], args: list[int]) -> Any:
+    async def _run(self, script: AsyncScript, keys: list[str],
+                   args: Sequence[int | bytes]) -> Any:
         try:
             return await self._call("EVALSHA", script.sha, len(keys), *keys, *args)
         except NoScriptError:  # a restarted or flushed server: load the script and run it
