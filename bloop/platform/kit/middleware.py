@@ -11,7 +11,8 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import RouteContext, iter_route_contexts
+from starlette._utils import get_route_path
 from starlette.requests import Request
 from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +43,8 @@ _PAGE_HEADERS = ((b"content-security-policy", b"frame-ancestors 'none'"),
 another site, and GraphiQL's address, which holds the query, is not sent on."""
 _ACCESS_FIELDS = "bloop.access_fields"
 _COUNTED_STATUS = "bloop.counted_status"
+_EARLY_ROUTE = "bloop.early_route"
+"""The route template of a request the middleware answered itself, before routing."""
 
 
 def _safety(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -97,15 +100,48 @@ def route_path(scope: Scope) -> str:
     return path[len(root):] if root and path.startswith(root) else path
 
 
+_RouteIndex = tuple[int, list[RouteContext], "re.Pattern[str] | None"]
+_INDEX = "_bloop_route_index"
+
+
+def _route_index(router: Any) -> _RouteIndex:
+    """`router`'s routes, included ones too, and one pattern of all their paths whose match
+    names the first route the path can match (None if a route matches other than by its path
+    pattern). Built again when the number of the router's routes changes."""
+    routes = getattr(router, "routes", ())
+    index: _RouteIndex | None = getattr(router, _INDEX, None)
+    if index is not None and index[0] == len(routes):
+        return index
+    contexts = list(iter_route_contexts(routes))
+    patterns = [getattr(c, "path_regex", None) if isinstance(c.original_route, Route | Mount)
+                else None for c in contexts]
+    whole = None if any(p is None for p in patterns) else re.compile("|".join(
+        f"(?P<r{i}>{re.sub(r'[(][?]P<[^>]+>', '(?:', p.pattern)})"
+        for i, p in enumerate(patterns) if p is not None))
+    index = (len(routes), contexts, whole)
+    setattr(router, _INDEX, index)
+    return index
+
+
 def route_template(scope: Scope, root_path: str | None = None) -> str:
     """The template of the route a request is bound for, before routing has found it or when it
     was answered without routing (FastAPI's included routes as well as `plain_route`'s).
     `root_path`: the scope's as the request came in, if a mount may have lengthened it since."""
     root = scope.get("root_path", "") if root_path is None else root_path
     bare = {"type": "http", "path": scope.get("path", ""), "root_path": root,
-            "method": scope.get("method", "GET")}
-    for route in iter_route_contexts(getattr(getattr(scope.get("app"), "router", None),
-                                             "routes", ())):
+            "method": scope.get("method", "GET"), "headers": scope.get("headers", []),
+            "query_string": scope.get("query_string", b"")}  # GraphiQL's page route reads them
+    router = getattr(scope.get("app"), "router", None)
+    if router is None:
+        return "unmatched"
+    _, contexts, whole = _route_index(router)
+    first = 0
+    if whole is not None:
+        found = whole.match(get_route_path(bare))
+        if found is None or found.lastgroup is None:
+            return "unmatched"
+        first = int(found.lastgroup[1:])
+    for route in contexts[first:]:
         if route.matches(bare)[0] is Match.FULL:
             return str(route.path)
     return plain_route(scope, root) or "unmatched"
@@ -154,7 +190,8 @@ class RequestContextMiddleware:
             await self.count_anonymous(client_ip(Request(scope)))
         except Problem as exc:
             limit = str(getattr(exc, "limit", exc.code))
-            self.metrics().rate_limited.labels(limit, route_template(scope)).inc()
+            scope[_EARLY_ROUTE] = route_template(scope)
+            self.metrics().rate_limited.labels(limit, scope[_EARLY_ROUTE]).inc()
             return problem_response(exc.status, exc.code, exc.detail, instance=path,
                                     extra=exc.extra, headers=exc.headers)
         return None
@@ -243,6 +280,7 @@ class RequestContextMiddleware:
                 await self.app(scope, tracked_receive, send_with_id)
                 return
             if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+                scope[_EARLY_ROUTE] = route_template(scope)
                 await problem_response(413, "payload_too_large", self.too_large,
                                        instance=scope.get("path"))(scope, receive, send_with_id)
                 return
@@ -256,7 +294,8 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - start
             status = scope.get(_COUNTED_STATUS, status)
             route: Any = scope.get("route")
-            template = getattr(route, "path", None) or route_template(scope, root_path)
+            template = (getattr(route, "path", None) or scope.get(_EARLY_ROUTE)
+                        or plain_route(scope, root_path) or "unmatched")
             method = scope.get("method", "GET")
             counted = method if method in _METHODS else "other"
             metrics = self.metrics()
