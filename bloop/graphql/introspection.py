@@ -9,6 +9,7 @@ without any of that work; any other document runs as before."""
 from __future__ import annotations
 
 import json
+import re
 from collections import OrderedDict
 from typing import Any
 
@@ -19,6 +20,9 @@ from graphql.language import Lexer, Source, TokenKind
 from bloop.graphql.limits import MAX_CHARACTERS, MAX_NAME, MAX_TOKENS
 
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type", "__typename"})
+COSTLY = re.compile(r"__(schema|type)\b")
+"""What a document worth keeping asks for (`__typename`, which clients put in every selection, is
+cheap to answer: a document of it alone is run again)."""
 KEPT = 32
 """Answers kept (the least recently used goes first): GraphiQL and clients send a few texts."""
 KEPT_BYTES = 4_000_000
@@ -30,9 +34,9 @@ Key = tuple[str, str | None, str]
 
 def key_of(query: str | None, operation_name: str | None,
            variables: dict[str, Any] | None) -> Key | None:
-    """What an answer is kept under; None for a document that cannot be introspection-only, or
-    that parsing refuses."""
-    if not query or "__" not in query or len(query) > MAX_CHARACTERS:
+    """What an answer is kept under; None for a document that cannot be a costly introspection
+    (it names neither `__schema` nor `__type`), or that parsing refuses."""
+    if not query or len(query) > MAX_CHARACTERS or COSTLY.search(query) is None:
         return None
     try:
         given = json.dumps(variables or {}, sort_keys=True)

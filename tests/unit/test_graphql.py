@@ -1627,6 +1627,28 @@ def test_introspections_are_kept_by_their_tokens() -> None:
     assert key_of("{ __typename }" + " " * 65_536, None, None) is None
 
 
+def test_an_ordinary_query_is_not_lexed_for_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every document with `__` in it was lexed for a key, and clients put `__typename` in every
+    selection: +50% of parsing's CPU for an ordinary query (145 us to its 296)."""
+    from bloop.graphql import introspection
+
+    lexed: list[str] = []
+
+    def tokens(query: str) -> str:
+        lexed.append(query)
+        return "t"
+
+    monkeypatch.setattr(introspection, "_tokens", tokens)
+    ordinary = "{ courses { __typename id lessons { __typename title } } }"
+    assert introspection.key_of(ordinary, None, None) is None
+    assert introspection.key_of("{ __typename }", None, None) is None
+    assert lexed == []
+    for costly in ("{ __schema { types { name } } }", '{ __type(name: "Query") { name } }',
+                   "{ a: __type (name: \"Query\") { name } __typename }"):
+        assert introspection.key_of(costly, None, None) is not None
+    assert len(lexed) == 3
+
+
 def test_kept_introspections_count_their_keys_in_their_bytes() -> None:
     from bloop.graphql.introspection import Introspections
 
