@@ -39,6 +39,15 @@ REFUSALS = [
     redis.exceptions.BusyLoadingError("Redis is loading the dataset in memory"),
     redis.exceptions.ResponseError("LOADING Redis is loading the dataset in memory"),
     redis.exceptions.TimeoutError("Redis did not answer in 1.0 s"),
+    # Redis 6 wraps a refusal inside a script in its own ERR
+    redis.exceptions.ResponseError(
+        "ERR Error running script (call to f_accd034a1415abaa58fc53a320517c3ac7cad15e): "
+        "@user_script:2: @user_script: 2: -OOM command not allowed when used memory > "
+        "'maxmemory'."),
+    redis.exceptions.ResponseError(
+        "ERR Error running script (call to f_accd034a1415abaa58fc53a320517c3ac7cad15e): "
+        "@user_script:2: @user_script: 2: -READONLY You can't write against a read only "
+        "replica."),
 ]
 BUGS = [
     redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind "
@@ -46,6 +55,10 @@ BUGS = [
     redis.exceptions.ResponseError("ERR Error compiling script (new function): user_script:1: "
                                    "syntax error"),
     redis.exceptions.ResponseError("ERR wrong number of arguments for 'set' command"),
+    redis.exceptions.ResponseError(
+        "ERR Error running script (call to f_accd034a1415abaa58fc53a320517c3ac7cad15e): "
+        "@user_script:2: @user_script: 2: -WRONGTYPE Operation against a key holding the "
+        "wrong kind of value"),
 ]
 
 

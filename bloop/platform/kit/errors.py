@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -166,6 +167,10 @@ def store_errors() -> dict[type[Exception], str]:
 REDIS_REFUSALS = frozenset({"OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "MASTERDOWN",
                             "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN"})
 
+_SCRIPT_REFUSAL = re.compile(r"ERR Error running script .*?: -([A-Z]+) ")
+"""A refusal inside a script, as Redis 6 wraps it: `ERR Error running script (call to f_…):
+@user_script:2: @user_script: 2: -OOM command not allowed …`."""
+
 
 def down_store(exc: BaseException) -> str | None:
     """The store `exc` says cannot serve (see `store_errors`, `REDIS_REFUSALS`), or None."""
@@ -177,10 +182,12 @@ def down_store(exc: BaseException) -> str | None:
     if isinstance(exc, (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
                         redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError)):
         return "redis"  # redis-py's own classes for some refusals, their code cut off
-    if isinstance(exc, redis.exceptions.ResponseError) and str(exc).split(" ", 1)[0] in (
-            REDIS_REFUSALS):
-        return "redis"
-    return None
+    if not isinstance(exc, redis.exceptions.ResponseError):
+        return None
+    said = str(exc)
+    in_script = _SCRIPT_REFUSAL.match(said)
+    return "redis" if (in_script.group(1) if in_script else said.split(" ", 1)[0]) in (
+        REDIS_REFUSALS) else None
 
 
 def is_text(value: str) -> bool:
