@@ -28,7 +28,7 @@ from bloop.platform.kit.events.outbox import OutboxRelay
 from bloop.platform.kit.favicon import favicon_router
 from bloop.platform.kit.fixed_paths import claim_fixed_paths
 from bloop.platform.kit.health import ops_router
-from bloop.platform.kit.idempotency.layer import install_idempotency
+from bloop.platform.kit.idempotency.layer import install_idempotency, try_pending_once
 from bloop.platform.kit.middleware import RequestContextMiddleware
 from bloop.platform.kit.openapi_doc import serve_openapi
 from bloop.platform.kit.personal_data import PersonalDataSources
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, services: Sequence[str] | None 
         finally:
             app.state.draining.start()
             await stop_all(background)
+            await try_pending_once()  # Idempotency-Keys still to free or answer, store open
             await platform.stop_work()
             for m in reversed(mounted):
                 if m.close is not None:

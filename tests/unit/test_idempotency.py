@@ -23,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bloop.platform.app import create_app
 from bloop.platform.content.service import ContentService
-from bloop.platform.kit.errors import StoreUnavailable
+from bloop.platform.kit.errors import Problem, StoreUnavailable
 from bloop.platform.kit.idempotency import RedisIdempotency, SqliteIdempotency, layer
 from bloop.platform.kit.settings import HttpSettings, RuntimeSettings, Settings
 from bloop.platform.kit.sqlite import SqliteDB
@@ -36,6 +36,23 @@ from tests.unit.learning.test_learning_api import python_course
 BASE = "/v1/tenants/acme"
 SECRETS = {"/v1/tenants/{tenant}/api-keys", "/v1/tenants/{tenant}/invitations"}
 Running = tuple[FastAPI, httpx.AsyncClient]
+
+
+@pytest.fixture(autouse=True)
+async def no_attempts_of_another_test() -> AsyncIterator[None]:
+    """The background attempts (`layer._LATER`) are the process's: each test starts and ends
+    without any (a test waiting for them to end waited for another test's too)."""
+    await _drop_attempts()
+    yield
+    await _drop_attempts()
+
+
+async def _drop_attempts() -> None:
+    left = list(layer._LATER)
+    for task in left:
+        task.cancel()
+    await asyncio.gather(*left, return_exceptions=True)
+    layer._LATER.clear()
 
 
 @pytest.fixture
@@ -573,8 +590,11 @@ async def test_a_key_whose_taking_timed_out_is_not_held_for_the_lock(
     taken, freed = store.claim, store.release
     late: list[asyncio.Task[object]] = []
 
+    freed_after: list[float] = []
+
     async def release(*args: Any) -> None:
         await freed(*args)
+        freed_after.append(time.monotonic())
         if not late:  # the claim, carried out late: after the first release
             late.append(asyncio.create_task(taken(*claimed)))
 
@@ -593,7 +613,7 @@ async def test_a_key_whose_taking_timed_out_is_not_held_for_the_lock(
     await eventually(lambda: asyncio.sleep(0, bool(late) and late[0].done()), timeout_s=5)
     again = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
     assert again.status_code == 409  # the late claim holds it, until freed again
-    await eventually(lambda: asyncio.sleep(0, not layer._LATER), timeout_s=5)
+    await eventually(lambda: asyncio.sleep(0, len(freed_after) >= 2), timeout_s=5)
     again = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
     assert again.status_code == 201, again.text
     assert len(await course_ids(client)) == 1
@@ -620,6 +640,192 @@ async def test_an_answer_that_could_not_be_kept_is_kept_later(
     assert first.status_code == 201
     await eventually(lambda: asyncio.sleep(0, len(tries) == 2))
     await asyncio.sleep(0.05)
+    again = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert await course_ids(client) == [first.json()["id"]]
+
+
+class LostReplies:
+    """A store whose claim is carried out (at once, or `late_s` later) but whose reply is lost,
+    and whose first `failing` settles fail (the store unreachable)."""
+
+    def __init__(self, inner: SqliteIdempotency, failing: int, late_s: float = 0.0,
+                 lost: type[BaseException] = ConnectionError) -> None:
+        self.inner, self.failing, self.late_s, self.lost = inner, failing, late_s, lost
+        self.tries: list[str] = []
+        self.claimed_at = self.freed_at = 0.0  # when it took the key; freed it last
+        self.late: asyncio.Task[None] | None = None
+
+    async def claim(self, *args: Any) -> None:
+        if self.late_s:
+            self.claimed_at = float("inf")  # once carried out, late: waited for by the test
+            self.late = asyncio.create_task(self._claimed(args, self.late_s))
+        else:
+            await self._claimed(args)
+        raise self.lost("the reply was lost")
+
+    async def _claimed(self, args: tuple[Any, ...], after_s: float = 0.0) -> None:
+        await asyncio.sleep(after_s)
+        await self.inner.claim(*args)
+        self.claimed_at = time.monotonic()
+
+    def freed_since_taken(self) -> bool:
+        return self.freed_at > self.claimed_at
+
+    async def _settle(self, what: str) -> None:
+        self.tries.append(what)
+        if len(self.tries) <= self.failing:
+            raise ConnectionError("store unreachable")
+
+    async def release(self, *args: Any) -> None:
+        await self._settle("release")
+        await self.inner.release(*args)
+        self.freed_at = time.monotonic()
+
+    async def finish(self, *args: Any) -> None:
+        await self._settle("finish")
+        await self.inner.finish(*args)
+
+    async def drop_tenant(self, tenant: str) -> None:
+        await self.inner.drop_tenant(tenant)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+
+FINGERPRINT = "f" * 64
+GAVE_UP = "an Idempotency-Key whose taking failed could not be freed: given up"
+
+
+@pytest.fixture
+async def keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
+        SqliteIdempotency]:
+    monkeypatch.setattr(layer, "AGAIN_S", 0.05)
+    db = SqliteDB(tmp_path / "keys.sqlite3")
+    try:
+        yield SqliteIdempotency(db)
+    finally:
+        await _drop_attempts()
+        await db.close()
+
+
+async def _taken_again(keys: SqliteIdempotency, lock_s: float) -> bool:
+    """Whether the client's retry (another token) takes the key."""
+    retry = layer.Pending(keys, "client-key", FINGERPRINT, lock_s, 60)
+    try:
+        await retry.claim("t", ("u",), None)
+    except (Problem, layer.Replayed):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("late_s", [0.0, 0.4])
+async def test_a_key_whose_taking_failed_is_freed_while_the_store_is_down_a_while(
+        keys: SqliteIdempotency, late_s: float) -> None:
+    """The claim was carried out (or was, late) but its reply lost, and freeing the key failed
+    at once and AGAIN_S later (or the claim came later than that): the key of a request that
+    never ran was 409 idempotency_outcome_unknown for keep_s (24 h)."""
+    store = LostReplies(keys, failing=0 if late_s else 2, late_s=late_s)
+    first = layer.Pending(store, "client-key", FINGERPRINT, 1.5, 60)
+    with pytest.raises(ConnectionError):
+        await first.claim("t", ("u",), None)
+    await eventually(lambda: asyncio.sleep(0, store.freed_since_taken()), timeout_s=2)
+    assert await _taken_again(keys, 1.5)
+
+
+async def test_a_key_taken_by_a_claim_cancelled_on_the_way_is_freed(
+        keys: SqliteIdempotency) -> None:
+    """A forced shutdown cancelled the claim the store carried out: it was never freed."""
+    store = LostReplies(keys, failing=0, lost=asyncio.CancelledError)
+    first = layer.Pending(store, "client-key", FINGERPRINT, 1.5, 60)
+    with pytest.raises(asyncio.CancelledError):
+        await first.claim("t", ("u",), None)
+    await eventually(lambda: asyncio.sleep(0, store.freed_since_taken()), timeout_s=2)
+    assert await _taken_again(keys, 1.5)
+
+
+async def test_attempts_beyond_the_limit_are_tried_once_and_logged(
+        keys: SqliteIdempotency, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A long outage piles up no attempts: beyond MAX_LATER, each is tried once; giving up is
+    logged (it was not)."""
+    monkeypatch.setattr(layer, "MAX_LATER", 0)
+    store = LostReplies(keys, failing=10)
+    with pytest.raises(ConnectionError):
+        await layer.Pending(store, "client-key", FINGERPRINT, 1.0, 60).claim("t", ("u",), None)
+    await eventually(lambda: asyncio.sleep(0, not layer._LATER), timeout_s=2)
+    assert store.tries == ["release"]
+    assert GAVE_UP in caplog.messages
+
+
+async def test_giving_up_once_the_lock_lapsed_is_logged(
+        keys: SqliteIdempotency, caplog: pytest.LogCaptureFixture) -> None:
+    store = LostReplies(keys, failing=100)
+    with pytest.raises(ConnectionError):
+        await layer.Pending(store, "client-key", FINGERPRINT, 0.3, 60).claim("t", ("u",), None)
+    await eventually(lambda: asyncio.sleep(0, not layer._LATER), timeout_s=3)
+    assert 3 <= len(store.tries) < 10
+    [gave_up] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert gave_up.getMessage() == GAVE_UP
+
+
+async def test_attempts_left_at_shutdown_are_tried_once_more(
+        keys: SqliteIdempotency, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(layer, "AGAIN_S", 60.0)
+    store = LostReplies(keys, failing=1)
+    with pytest.raises(ConnectionError):
+        await layer.Pending(store, "client-key", FINGERPRINT, 1.0, 60).claim("t", ("u",), None)
+    await eventually(lambda: asyncio.sleep(0, bool(store.tries)), timeout_s=2)  # at once
+    await layer.try_pending_once(within_s=2)  # not 60 s later
+    assert store.tries == ["release", "release"]
+    assert not layer._LATER
+    assert await _taken_again(keys, 1.0)
+
+
+async def test_an_errors_key_is_freed_while_the_store_is_down_a_while(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Freeing an error's key failed twice: it was 409 (then for keep_s) though free to send."""
+    app, client = running
+    monkeypatch.setattr(layer, "AGAIN_S", 0.05)
+    store = app.state.platform.idempotency
+    freed = store.release
+    tries: list[object] = []
+
+    async def down_a_while(*args: Any) -> None:
+        tries.append(args)
+        if len(tries) <= 2:
+            raise RedisTimeoutError("Timeout reading from socket")
+        await freed(*args)
+        tries.append("freed")
+
+    monkeypatch.setattr(store, "release", down_a_while)
+    r = await client.post(f"{BASE}/courses/ghost/lessons", json={"title": "L"}, headers=key("e"))
+    assert r.status_code == 404
+    await eventually(lambda: asyncio.sleep(0, "freed" in tries), timeout_s=2)
+    await client.post(f"{BASE}/courses", json={"id": "ghost", "title": "Now here"})
+    r = await client.post(f"{BASE}/courses/ghost/lessons", json={"title": "L"}, headers=key("e"))
+    assert r.status_code == 201, r.text
+
+
+async def test_an_answer_is_kept_while_the_store_is_down_a_while(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    app, client = running
+    monkeypatch.setattr(layer, "AGAIN_S", 0.05)
+    store = app.state.platform.idempotency
+    kept = store.finish
+    tries: list[object] = []
+
+    async def down_a_while(*args: Any) -> None:
+        tries.append(args)
+        if len(tries) <= 3:
+            raise RedisTimeoutError("Timeout reading from socket")
+        await kept(*args)
+        tries.append("kept")
+
+    monkeypatch.setattr(store, "finish", down_a_while)
+    first = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
+    assert first.status_code == 201
+    await eventually(lambda: asyncio.sleep(0, "kept" in tries), timeout_s=2)
     again = await client.post(f"{BASE}/courses", json={"title": "A"}, headers=key("k"))
     assert (again.status_code, again.json()) == (201, first.json())
     assert await course_ids(client) == [first.json()["id"]]

@@ -63,8 +63,15 @@ MAX_KEPT_BYTES = 1_048_576  # a larger answer is not kept: its key is freed
 IN_USE_RETRY_S = 1
 AGAIN_S = 5.0
 """A store that timed out may still carry out what it was sent, later (Redis, once its slow
-command is done): what failed is done once more after this long, in the background."""
-_LATER: set[asyncio.Task[None]] = set()  # the background attempts, held until they end
+command is done): what failed is done again after this long, in the background, then after
+twice as long each time (at most `MAX_AGAIN_S`) until the key's lock has lapsed."""
+MAX_AGAIN_S = 60.0
+MAX_LATER = 1_000
+"""Background attempts beyond this many (a long outage) are tried once, not until the lock
+lapses."""
+LAST_TRY_S = 2.0  # at shutdown, pending attempts are tried once more within this long
+_LATER: dict[asyncio.Task[None], Callable[[], Awaitable[None]]] = {}
+"""The background attempts, held until they end, with what they try."""
 NO_KEY = f"an {HEADER} is 1 to {MAX_KEY_CHARS} printable ASCII characters, without spaces"
 REUSED = f"this {HEADER} was used for a different request"
 IN_USE = f"the first request with this {HEADER} is still running; try again shortly"
@@ -154,13 +161,15 @@ class Pending:
         try:
             held = await self.store.claim(within, stored_key, self.fingerprint, self.lock_s,
                                           self.keep_s, self.token)
-        except Exception:
+        except BaseException:
             # The key may be taken all the same (a timed out claim the store ran, or runs late):
-            # freed if it is this request's, now and once more later, not held for lock_s.
+            # freed if it is this request's, now and again until its lock lapses, rather than
+            # left unanswered (409 for lock_s + keep_s).
             async def release() -> None:
                 await self.store.release(within, stored_key, self.fingerprint, self.token)
 
-            _in_background(release, now=True)  # its failure: the request's 503 says it
+            _in_background(release, self.lock_s, "an Idempotency-Key whose taking failed "
+                           "could not be freed: given up", late=True)
             raise
         if held is None:
             self.stored_key, self.tenant = stored_key, within
@@ -286,28 +295,66 @@ class IdempotencyMiddleware:
         try:
             await settle()
         except Exception as exc:
-            # The answer went out: tried once more later (a no-op if the first try was carried
-            # out after all), else the key lapses unsettled after lock_s.
+            # The answer went out: tried again later (a no-op once a try was carried out after
+            # all), else the key lapses unsettled after lock_s.
             log.warning("an Idempotency-Key could not be settled", extra={"error": repr(exc)})
-            _in_background(settle, failed="an Idempotency-Key could not be settled again")
+            _in_background(settle, pending.lock_s,
+                           "an Idempotency-Key could not be settled: given up")
 
 
-def _in_background(attempt: Callable[[], Awaitable[None]], *, now: bool = False,
-                   failed: str | None = None) -> None:
-    """Runs `attempt` (now, if `now`, and) after `AGAIN_S`, outside the request; a failure is
-    logged as `failed`, if given."""
+def _in_background(attempt: Callable[[], Awaitable[None]], until_s: float, gave_up: str, *,
+                   late: bool = False) -> None:
+    """Runs `attempt` outside the request after `AGAIN_S`, then after twice as long each time
+    (at most `MAX_AGAIN_S`) while it fails, until `until_s` has passed and it was tried once
+    more; giving up is logged as `gave_up`. `late`: what it undoes may be carried out late (a
+    take that timed out), so it is tried at once too, and on until then even once it worked.
+    Beyond `MAX_LATER` pending attempts it is tried once."""
+    loop = asyncio.get_running_loop()
+    once = len(_LATER) >= MAX_LATER
+    if once:
+        log.warning("too many Idempotency-Keys to settle in the background: tried once",
+                    extra={"pending": len(_LATER)})
+    give_up_at = loop.time() + until_s
+
     async def run() -> None:
-        for wait_s in ((0.0,) if now else ()) + (AGAIN_S,):
+        wait_s, tries = (0.0 if late and not once else AGAIN_S), 0
+        while True:
             await asyncio.sleep(wait_s)
+            tries, last = tries + 1, once or loop.time() >= give_up_at
             try:
                 await attempt()
+                error = None
             except Exception as exc:
-                if failed is not None:
-                    log.warning(failed, extra={"error": repr(exc)})
+                error = exc
+            if last:
+                if error is not None:
+                    log.warning(gave_up, extra={"error": repr(error), "tries": tries})
+                return
+            if error is None and not late:
+                return
+            wait_s = min(max(wait_s * 2, AGAIN_S), MAX_AGAIN_S)
 
-    task = asyncio.get_running_loop().create_task(run(), name="idempotency-again")
-    _LATER.add(task)
-    task.add_done_callback(_LATER.discard)
+    task = loop.create_task(run(), name="idempotency-again")
+    _LATER[task] = attempt
+    task.add_done_callback(lambda done: _LATER.pop(done, None))
+
+
+async def try_pending_once(within_s: float = LAST_TRY_S) -> None:
+    """At shutdown, before the store closes: each background attempt still waiting is tried
+    once more, all within `within_s`, rather than dropped."""
+    attempts = list(_LATER.items())
+    for task, _ in attempts:
+        task.cancel()
+    if not attempts:
+        return
+    await asyncio.wait([task for task, _ in attempts])
+    tries = [asyncio.ensure_future(attempt()) for _, attempt in attempts]
+    done, left = await asyncio.wait(tries, timeout=within_s)
+    for task in left:
+        task.cancel()
+    failed = len(left) + sum(1 for t in done if t.exception() is not None)
+    if failed:
+        log.warning("Idempotency-Keys left unsettled at shutdown", extra={"keys": failed})
 
 
 def install_idempotency(app: FastAPI, store: Callable[[], IdempotencyStore],
