@@ -48,6 +48,11 @@ REFUSALS = [
         "ERR Error running script (call to f_accd034a1415abaa58fc53a320517c3ac7cad15e): "
         "@user_script:2: @user_script: 2: -READONLY You can't write against a read only "
         "replica."),
+    # ... as redis-py's own parser leaves it (scripts run through `register_script`): no ERR
+    redis.exceptions.ResponseError(
+        "Error running script (call to f_accd034a1415abaa58fc53a320517c3ac7cad15e): "
+        "@user_script:2: @user_script: 2: -OOM command not allowed when used memory > "
+        "'maxmemory'."),
 ]
 BUGS = [
     redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind "
@@ -57,6 +62,10 @@ BUGS = [
     redis.exceptions.ResponseError("ERR wrong number of arguments for 'set' command"),
     redis.exceptions.ResponseError(
         "ERR Error running script (call to f_accd034a1415abaa58fc53a320517c3ac7cad15e): "
+        "@user_script:2: @user_script: 2: -WRONGTYPE Operation against a key holding the "
+        "wrong kind of value"),
+    redis.exceptions.ResponseError(
+        "Error running script (call to f_accd034a1415abaa58fc53a320517c3ac7cad15e): "
         "@user_script:2: @user_script: 2: -WRONGTYPE Operation against a key holding the "
         "wrong kind of value"),
 ]

@@ -167,9 +167,10 @@ def store_errors() -> dict[type[Exception], str]:
 REDIS_REFUSALS = frozenset({"OOM", "MISCONF", "READONLY", "LOADING", "BUSY", "MASTERDOWN",
                             "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN"})
 
-_SCRIPT_REFUSAL = re.compile(r"ERR Error running script .*?: -([A-Z]+) ")
+_SCRIPT_REFUSAL = re.compile(r"(?:ERR )?Error running script .*?: -([A-Z]+)\b")
 """A refusal inside a script, as Redis 6 wraps it: `ERR Error running script (call to f_…):
-@user_script:2: @user_script: 2: -OOM command not allowed …`."""
+@user_script:2: @user_script: 2: -OOM command not allowed …` (redis-py's own parser cuts the
+`ERR ` off; the cache's pipelined connection keeps it)."""
 
 
 def down_store(exc: BaseException) -> str | None:
