@@ -997,13 +997,17 @@ class ContentService:
         """Drops the cached learner's JSON of these lessons, after changing their generations:
         a read that saw the older generation puts no copy back (`published_lesson`). A
         generation is random and lasts as long as a copy, far longer than any read, so none
-        sees it vanish and come back as it was."""
+        sees it vanish and come back as it was. The copies are dropped even when the
+        generations cannot be written (a Redis full under `noeviction` refuses them, and takes
+        deletes): a racing read's write is refused then too."""
         ids = sorted(set(lesson_ids))
         if ids:
             stamp = secrets.token_bytes(8)
-            await self.cache.set_many({generation_key(tenant, i): stamp for i in ids},
-                                      ttl_s=self.cache_ttl_s)
-            await self.cache.delete(*(cache_key(tenant, i) for i in ids))
+            try:
+                await self.cache.set_many({generation_key(tenant, i): stamp for i in ids},
+                                          ttl_s=self.cache_ttl_s)
+            finally:
+                await self.cache.delete(*(cache_key(tenant, i) for i in ids))
 
     async def _forget_after_write(self, tenant: str, lesson_ids: Sequence[str]) -> None:
         """`forget`, for a write that is done: with the cache down it is left to the consumer

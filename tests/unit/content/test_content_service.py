@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.exceptions
 
 from bloop.platform.content.model import (
     ConceptEdit,
@@ -195,6 +196,23 @@ async def race_a_read_with_a_publication(service: ContentService,
     assert b'"Functions"' in (await reading).body
     assert b'"Defs"' in (await service.published_lesson("acme", lesson_id)).body
     assert b'"Defs"' in (await service.published_lesson("acme", lesson_id)).body  # its copy
+
+
+async def test_copies_are_dropped_when_their_generations_cannot_be_written(
+        service: ContentService, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Redis full under `noeviction` refuses the generations' write but takes deletes: the
+    copies stayed, and the publication was not seen until they expired."""
+    lesson_id = (await course_with_lessons(service))[0]
+    await service.publish("acme", "py")
+    await service.published_lesson("acme", lesson_id)
+
+    async def refused(items: dict[str, bytes], ttl_s: float | None = None) -> None:
+        raise redis.exceptions.OutOfMemoryError("command not allowed when used memory")
+
+    monkeypatch.setattr(service.cache, "set_many", refused)
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        await service.forget("acme", [lesson_id])
+    assert await service.cache.get(cache_key("acme", lesson_id)) is None
 
 
 async def test_a_read_after_a_publication_still_fills_the_cache(service: ContentService) -> None:
