@@ -782,6 +782,26 @@ async def test_attempts_left_at_shutdown_are_tried_once_more(
     assert await _taken_again(keys, 1.0)
 
 
+async def test_shutdown_is_not_held_by_attempts_that_outlast_it() -> None:
+    """The last tries at shutdown waited for the attempts without a bound, and one cancelled as
+    it ran raised CancelledError there: the stores were then never closed."""
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            await asyncio.sleep(5)  # a store call that does not stop at once
+
+    async def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    layer._in_background(stubborn, 60, "given up", late=True)
+    layer._in_background(cancelled, 60, "given up", late=True)
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await layer.try_pending_once(within_s=0.2)
+    assert time.monotonic() - started < 3
+
+
 async def test_an_errors_key_is_freed_while_the_store_is_down_a_while(
         running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
     """Freeing an error's key failed twice: it was 409 (then for keep_s) though free to send."""

@@ -294,12 +294,14 @@ class IdempotencyMiddleware:
 
         try:
             await settle()
-        except Exception as exc:
+        except BaseException as exc:
             # The answer went out: tried again later (a no-op once a try was carried out after
-            # all), else the key lapses unsettled after lock_s.
+            # all), else the key lapses unsettled after lock_s. Cancelled, too.
             log.warning("an Idempotency-Key could not be settled", extra={"error": repr(exc)})
             _in_background(settle, pending.lock_s,
                            "an Idempotency-Key could not be settled: given up")
+            if not isinstance(exc, Exception):
+                raise
 
 
 def _in_background(attempt: Callable[[], Awaitable[None]], until_s: float, gave_up: str, *,
@@ -340,19 +342,23 @@ def _in_background(attempt: Callable[[], Awaitable[None]], until_s: float, gave_
 
 
 async def try_pending_once(within_s: float = LAST_TRY_S) -> None:
-    """At shutdown, before the store closes: each background attempt still waiting is tried
-    once more, all within `within_s`, rather than dropped."""
-    attempts = list(_LATER.items())
-    for task, _ in attempts:
-        task.cancel()
+    """At shutdown, before the store closes: each background attempt of this loop still
+    waiting is tried once more, all within about twice `within_s`, rather than dropped; what
+    is left is logged (nothing is raised, so the stores still close)."""
+    loop = asyncio.get_running_loop()
+    attempts = [(task, attempt) for task, attempt in _LATER.items() if task.get_loop() is loop]
     if not attempts:
         return
-    await asyncio.wait([task for task, _ in attempts])
+    for task, _ in attempts:
+        task.cancel()
+    await asyncio.wait([task for task, _ in attempts], timeout=within_s)
     tries = [asyncio.ensure_future(attempt()) for _, attempt in attempts]
     done, left = await asyncio.wait(tries, timeout=within_s)
     for task in left:
         task.cancel()
-    failed = len(left) + sum(1 for t in done if t.exception() is not None)
+    if left:
+        await asyncio.wait(left, timeout=min(within_s, 0.5))
+    failed = len(left) + sum(1 for t in done if t.cancelled() or t.exception() is not None)
     if failed:
         log.warning("Idempotency-Keys left unsettled at shutdown", extra={"keys": failed})
 
